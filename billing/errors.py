@@ -1,0 +1,30 @@
+"""The one error type for domain failures, turned into the API envelope by
+config.api.exception_handler and into form errors by the admin."""
+
+
+class BillingError(Exception):
+    """A domain rule refused the operation. Nothing was changed."""
+
+    status_code = 400
+    error_type = "invalid_request"
+
+    def __init__(self, message: str, *, fields: dict[str, list[str]] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+
+class InvalidRequest(BillingError):
+    """The input breaks a rule (400)."""
+
+
+class NotFound(BillingError):
+    status_code = 404
+    error_type = "not_found"
+
+
+class Conflict(BillingError):
+    """The input is valid but the object's state forbids it (409)."""
+
+    status_code = 409
+    error_type = "conflict"

@@ -1,0 +1,194 @@
+"""REST plumbing shared by every endpoint: strict JSON parsing, the error
+envelope, pagination, and decimal fields that read and write exact strings."""
+
+import json
+from decimal import Decimal, InvalidOperation
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, JsonResponse
+from django.views import defaults
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import exceptions, pagination, parsers, serializers, status
+from rest_framework.response import Response
+
+from billing.errors import BillingError
+from billing.money import format_decimal, format_money
+
+ERROR_TYPES = {
+    400: "invalid_request",
+    401: "authentication_failed",
+    403: "permission_denied",
+    404: "not_found",
+    405: "invalid_request",
+    406: "invalid_request",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "invalid_request",
+    429: "rate_limited",
+}
+
+
+def error_body(error_type: str, message: str, fields: dict | None = None) -> dict:
+    body = {"type": error_type, "message": message}
+    if fields:
+        body["fields"] = fields
+    return {"error": body}
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+class StrictJSONParser(parsers.JSONParser):
+    """JSON with exact decimals: 0.1 arrives as Decimal('0.1'), never a float,
+    and NaN or Infinity are refused rather than read."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            text = stream.read().decode("utf-8")
+            return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise exceptions.ParseError(f"malformed JSON: {exc}") from exc
+
+
+def flatten_errors(detail, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error detail as {dotted.path: [messages]}."""
+    out: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = "non_field_errors" if key == "non_field_errors" and not prefix else str(key)
+            out.update(flatten_errors(value, f"{prefix}{name}." if name else prefix))
+    elif (
+        isinstance(detail, list) and detail and all(not isinstance(d, dict | list) for d in detail)
+    ):
+        out[prefix.rstrip(".") or "non_field_errors"] = [str(d) for d in detail]
+    elif isinstance(detail, list):
+        for index, value in enumerate(detail):
+            if value:
+                out.update(flatten_errors(value, f"{prefix}{index}."))
+    else:
+        out[prefix.rstrip(".") or "non_field_errors"] = [str(detail)]
+    return out
+
+
+def exception_handler(exc, context):
+    """Every refusal as {"error": {"type", "message", "fields"}} with a 4xx status."""
+    if isinstance(exc, BillingError):
+        return Response(error_body(exc.error_type, exc.message, exc.fields), status=exc.status_code)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        return Response(
+            error_body("payload_too_large", "request body is too large"),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if not isinstance(exc, exceptions.APIException):
+        return None
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(int(exc.wait))
+    error_type = ERROR_TYPES.get(exc.status_code, "invalid_request")
+    if isinstance(exc, exceptions.ValidationError):
+        fields = flatten_errors(exc.detail)
+        path, messages = next(iter(fields.items()), ("request", ["is invalid"]))
+        message = f"{path}: {messages[0]}" if path != "non_field_errors" else messages[0]
+        return Response(error_body(error_type, message, fields), status=exc.status_code)
+    return Response(
+        error_body(error_type, str(exc.detail)), status=exc.status_code, headers=headers
+    )
+
+
+def handler404(request, exception=None):
+    """JSON for /api/ paths, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("not_found", f"no such path {request.path!r}"), status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request):
+    if request.path.startswith("/api/"):
+        body = error_body("server_error", "internal error; the request changed nothing")
+        return JsonResponse(body, status=500)
+    return defaults.server_error(request)
+
+
+class CursorPagination(pagination.CursorPagination):
+    """{"results": [...], "next": url|null}, stable under inserts."""
+
+    ordering = "id"
+    page_size_query_param = "limit"
+    max_page_size = 500
+
+    def get_paginated_response(self, data):
+        return Response({"results": data, "next": self.get_next_link()})
+
+    def get_paginated_response_schema(self, schema):
+        return {
+            "type": "object",
+            "properties": {
+                "results": schema,
+                "next": {"type": "string", "nullable": True, "format": "uri"},
+            },
+        }
+
+
+@extend_schema_field(
+    {"type": "string", "format": "decimal", "example": "0.05", "description": "exact decimal"}
+)
+class DecimalString(serializers.Field):
+    """A quantity or price: accepts a JSON string or number, answers a plain string.
+
+    Rejects booleans, non-finite values and numbers the ledger cannot store
+    exactly (more than 10 decimal places or 18 integer digits).
+    """
+
+    MAX_PLACES = 10
+    MAX_INTEGER_DIGITS = 18
+    default_error_messages = {
+        "invalid": "must be a number or a string holding one",
+        "non_finite": "must be a finite number",
+        "max_places": "must have at most {places} decimal places",
+        "too_large": "is too large",
+    }
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, str | int | Decimal):
+            self.fail("invalid")
+        if isinstance(data, str) and (len(data) > 64 or data.strip() != data or not data):
+            self.fail("invalid")
+        try:
+            value = Decimal(data)
+        except (InvalidOperation, ValueError):
+            self.fail("invalid")
+        if not value.is_finite():
+            self.fail("non_finite")
+        if value != 0 and value.adjusted() >= self.MAX_INTEGER_DIGITS:
+            self.fail("too_large")
+        exponent = value.normalize().as_tuple().exponent
+        if exponent < -self.MAX_PLACES:
+            self.fail("max_places", places=self.MAX_PLACES)
+        return value
+
+    def to_representation(self, value):
+        return None if value is None else format_decimal(Decimal(value))
+
+
+class MoneyString(DecimalString):
+    """An amount written with its currency's minor digits: '20.00', '500' (JPY)."""
+
+    def __init__(self, *, currency_attr: str = "currency", **kwargs):
+        self.currency_attr = currency_attr
+        super().__init__(**kwargs)
+
+    def get_attribute(self, instance):
+        value = super().get_attribute(instance)
+        return value, str(getattr(instance, self.currency_attr))
+
+    def to_representation(self, value):
+        amount, currency = value
+        return None if amount is None else format_money(Decimal(amount), currency)

@@ -1,0 +1,39 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from customers import api as customers_api
+from plans import api as plans_api
+
+api_v1 = [
+    path("meters", plans_api.MeterListApi.as_view()),
+    path("meters/<str:code>", plans_api.MeterDetailApi.as_view()),
+    path("plans", plans_api.PlanListApi.as_view()),
+    path("plans/<str:code>", plans_api.PlanDetailApi.as_view()),
+    path("plans/<str:code>/versions", plans_api.PlanVersionListApi.as_view()),
+    path("plans/<str:code>/versions/<int:number>", plans_api.PlanVersionDetailApi.as_view()),
+    path(
+        "plans/<str:code>/versions/<int:number>/publish",
+        plans_api.PlanVersionPublishApi.as_view(),
+    ),
+    path(
+        "plans/<str:code>/versions/<int:number>/archive",
+        plans_api.PlanVersionArchiveApi.as_view(),
+    ),
+    path("credit-packs", plans_api.CreditPackListApi.as_view()),
+    path("credit-packs/<str:code>", plans_api.CreditPackDetailApi.as_view()),
+    path("customers", customers_api.CustomerListApi.as_view()),
+    path("customers/<str:external_id>", customers_api.CustomerDetailApi.as_view()),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("nested_admin/", include("nested_admin.urls")),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]
+
+
+handler404 = "config.api.handler404"
+handler500 = "config.api.handler500"

@@ -1,0 +1,26 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from billing.errors import BillingError
+from customers.models import ApiKey
+from customers.services import api_key_create
+
+
+class Command(BaseCommand):
+    help = "Create an API key and print its secret once (only a hash is stored)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--name", required=True)
+        parser.add_argument(
+            "--scopes",
+            nargs="*",
+            default=None,
+            help=f"any of {', '.join(ApiKey.SCOPES)}; default all",
+        )
+
+    def handle(self, *args, name, scopes, **options):
+        try:
+            key, secret = api_key_create(name=name, scopes=scopes)
+        except BillingError as exc:
+            raise CommandError(exc.message) from exc
+        self.stderr.write(f"API key {key.name!r} with scopes {', '.join(key.scopes)}; secret:")
+        self.stdout.write(secret)

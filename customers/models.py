@@ -1,0 +1,71 @@
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+
+from billing.money import is_known_currency
+
+CODE_MAX_LENGTH = 255
+
+
+class Customer(models.Model):
+    """A customer of the AI product, addressed in the API by `external_id`."""
+
+    external_id = models.CharField(max_length=CODE_MAX_LENGTH, unique=True)
+    name = models.CharField(max_length=255)
+    email = models.EmailField(blank=True)
+    currency = models.CharField(max_length=3, help_text="ISO 4217 code, e.g. USD")
+    timezone = models.CharField(max_length=64, default="UTC")
+    address = models.JSONField(default=dict, blank=True)
+    tax_id = models.CharField(max_length=64, blank=True, default="")
+    spend_limit = models.DecimalField(
+        max_digits=28,
+        decimal_places=10,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="Most the customer may spend in one period, in its currency. Empty: no limit.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["external_id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(spend_limit__isnull=True) | models.Q(spend_limit__gte=0),
+                name="customer_spend_limit_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.external_id})"
+
+    def clean(self):
+        if self.currency and not is_known_currency(self.currency):
+            raise ValidationError({"currency": f"unknown currency {self.currency!r}"})
+
+
+class ApiKey(models.Model):
+    """A secret for the REST API. Only a SHA-256 digest of the secret is stored."""
+
+    SCOPE_EVENTS_WRITE = "events:write"
+    SCOPE_READ = "read"
+    SCOPE_ADMIN = "admin"
+    SCOPES = (SCOPE_EVENTS_WRITE, SCOPE_READ, SCOPE_ADMIN)
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, editable=False, help_text="Shown to tell keys apart.")
+    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
+    scopes = models.JSONField(default=list, help_text="Subset of events:write, read, admin.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

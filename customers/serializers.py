@@ -1,0 +1,47 @@
+from rest_framework import serializers
+
+from config.api import DecimalString, MoneyString
+from customers.models import Customer
+
+
+class CustomerSerializer(serializers.ModelSerializer):
+    external_id = serializers.CharField(max_length=255)
+    currency = serializers.CharField(max_length=8)
+    timezone = serializers.CharField(max_length=64, required=False, default="UTC")
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    address = serializers.JSONField(required=False, default=dict)
+    tax_id = serializers.CharField(max_length=64, required=False, allow_null=True, default=None)
+    spend_limit = DecimalString(required=False, allow_null=True, default=None)
+
+    class Meta:
+        model = Customer
+        fields = [
+            "external_id",
+            "name",
+            "email",
+            "currency",
+            "timezone",
+            "address",
+            "tax_id",
+            "spend_limit",
+            "created_at",
+        ]
+        read_only_fields = ["created_at"]
+
+    def to_representation(self, customer):
+        data = super().to_representation(customer)
+        data["tax_id"] = customer.tax_id or None
+        data["spend_limit"] = MoneyString(allow_null=True).to_representation(
+            (customer.spend_limit, customer.currency)
+        )
+        return data
+
+
+class CustomerUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255, required=False)
+    email = serializers.EmailField(required=False, allow_blank=True)
+    currency = serializers.CharField(max_length=8, required=False)
+    timezone = serializers.CharField(max_length=64, required=False)
+    address = serializers.JSONField(required=False)
+    tax_id = serializers.CharField(max_length=64, required=False, allow_null=True)
+    spend_limit = DecimalString(required=False, allow_null=True)

@@ -1,0 +1,142 @@
+"""Catalog endpoints: meters, plans and versions, credit packs."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api import CursorPagination
+from plans import selectors, services
+from plans.models import CreditPack, Meter, Plan, PlanVersion
+from plans.serializers import (
+    CreditPackSerializer,
+    MeterSerializer,
+    PlanCreateSerializer,
+    PlanSerializer,
+    PlanVersionSerializer,
+    VersionInputSerializer,
+)
+
+
+def paginated(view: APIView, request, queryset, serializer_class):
+    paginator = CursorPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+class MeterListApi(APIView):
+    @extend_schema(responses=MeterSerializer(many=True))
+    def get(self, request):
+        return paginated(self, request, Meter.objects.all(), MeterSerializer)
+
+    @extend_schema(request=MeterSerializer, responses={201: MeterSerializer})
+    def post(self, request):
+        serializer = MeterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        meter = services.meter_create(**serializer.validated_data)
+        return Response(MeterSerializer(meter).data, status=status.HTTP_201_CREATED)
+
+
+class MeterDetailApi(APIView):
+    @extend_schema(responses=MeterSerializer)
+    def get(self, request, code: str):
+        return Response(MeterSerializer(get_object_or_404(Meter, code=code)).data)
+
+
+class PlanListApi(APIView):
+    @extend_schema(responses=PlanSerializer(many=True))
+    def get(self, request):
+        return paginated(self, request, selectors.plan_list(), PlanSerializer)
+
+    @extend_schema(request=PlanCreateSerializer, responses={201: PlanSerializer})
+    def post(self, request):
+        serializer = PlanCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        version = services.plan_create(
+            code=data["code"],
+            name=data["name"],
+            description=data["description"],
+            version=serializer.to_spec(),
+            publish=data["publish"],
+        )
+        plan = selectors.plan_list().get(pk=version.plan_id)
+        return Response(PlanSerializer(plan).data, status=status.HTTP_201_CREATED)
+
+
+class PlanDetailApi(APIView):
+    @extend_schema(responses=PlanSerializer)
+    def get(self, request, code: str):
+        return Response(PlanSerializer(get_object_or_404(selectors.plan_list(), code=code)).data)
+
+
+def _version(code: str, number: int) -> PlanVersion:
+    return get_object_or_404(selectors.plan_versions_prefetched(), plan__code=code, number=number)
+
+
+def _version_response(version: PlanVersion, status_code: int = status.HTTP_200_OK) -> Response:
+    fresh = selectors.plan_versions_prefetched().get(pk=version.pk)
+    return Response(PlanVersionSerializer(fresh).data, status=status_code)
+
+
+class PlanVersionListApi(APIView):
+    @extend_schema(responses=PlanVersionSerializer(many=True))
+    def get(self, request, code: str):
+        plan = get_object_or_404(Plan, code=code)
+        versions = selectors.plan_versions_prefetched().filter(plan=plan)
+        return Response({"results": PlanVersionSerializer(versions, many=True).data, "next": None})
+
+    @extend_schema(request=VersionInputSerializer, responses={201: PlanVersionSerializer})
+    def post(self, request, code: str):
+        plan = get_object_or_404(Plan, code=code)
+        serializer = VersionInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        version = services.plan_version_create(plan=plan, version=serializer.to_spec())
+        return _version_response(version, status.HTTP_201_CREATED)
+
+
+class PlanVersionDetailApi(APIView):
+    @extend_schema(responses=PlanVersionSerializer)
+    def get(self, request, code: str, number: int):
+        return Response(PlanVersionSerializer(_version(code, number)).data)
+
+    @extend_schema(request=VersionInputSerializer, responses=PlanVersionSerializer)
+    def put(self, request, code: str, number: int):
+        """Replace a draft's terms and charges; 409 for a published or archived version."""
+        version = _version(code, number)
+        serializer = VersionInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        version = services.plan_version_update(version=version, spec=serializer.to_spec())
+        return _version_response(version)
+
+
+class PlanVersionPublishApi(APIView):
+    @extend_schema(request=None, responses=PlanVersionSerializer)
+    def post(self, request, code: str, number: int):
+        return _version_response(services.plan_version_publish(version=_version(code, number)))
+
+
+class PlanVersionArchiveApi(APIView):
+    @extend_schema(request=None, responses=PlanVersionSerializer)
+    def post(self, request, code: str, number: int):
+        return _version_response(services.plan_version_archive(version=_version(code, number)))
+
+
+class CreditPackListApi(APIView):
+    @extend_schema(responses=CreditPackSerializer(many=True))
+    def get(self, request):
+        return paginated(self, request, CreditPack.objects.all(), CreditPackSerializer)
+
+    @extend_schema(request=CreditPackSerializer, responses={201: CreditPackSerializer})
+    def post(self, request):
+        serializer = CreditPackSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        pack = services.credit_pack_create(**serializer.validated_data)
+        return Response(CreditPackSerializer(pack).data, status=status.HTTP_201_CREATED)
+
+
+class CreditPackDetailApi(APIView):
+    @extend_schema(responses=CreditPackSerializer)
+    def get(self, request, code: str):
+        return Response(CreditPackSerializer(get_object_or_404(CreditPack, code=code)).data)

@@ -1,0 +1,219 @@
+"""The pricing catalog: meters, plans and their versions, charges, tiers, credit packs.
+
+A published version is immutable: plans.services refuses every change to it,
+and the admin shows it read-only. New prices are a new version.
+"""
+
+from decimal import Decimal
+
+from django.db import models
+from djmoney.models.fields import MoneyField
+
+from plans.pricing import SCHEMES, PricingSpec, TierSpec
+
+AMOUNT = {"max_digits": 28, "decimal_places": 10}
+CODE_MAX_LENGTH = 64
+
+
+class Meter(models.Model):
+    COUNT = "count"
+    SUM = "sum"
+    MAX = "max"
+    UNIQUE_COUNT = "unique_count"
+    LATEST = "latest"
+    AGGREGATIONS = [
+        (COUNT, "Count of events"),
+        (SUM, "Sum of a property"),
+        (MAX, "Maximum of a property"),
+        (UNIQUE_COUNT, "Count of distinct values of a property"),
+        (LATEST, "Latest value of a property"),
+    ]
+
+    code = models.CharField(max_length=CODE_MAX_LENGTH, unique=True)
+    name = models.CharField(max_length=255)
+    event_name = models.CharField(max_length=255, db_index=True)
+    aggregation = models.CharField(max_length=16, choices=AGGREGATIONS)
+    value_property = models.CharField(max_length=255, blank=True, default="")
+    unique_property = models.CharField(max_length=255, blank=True, default="")
+    filters = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Property equals one of values, e.g. {"model": ["gpt-4o"]}.',
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Plan(models.Model):
+    code = models.CharField(max_length=CODE_MAX_LENGTH, unique=True)
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class PlanVersion(models.Model):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    ARCHIVED = "archived"
+    STATUSES = [(DRAFT, "Draft"), (PUBLISHED, "Published"), (ARCHIVED, "Archived")]
+
+    MONTH = "month"
+    QUARTER = "quarter"
+    YEAR = "year"
+    INTERVALS = [(MONTH, "Monthly"), (QUARTER, "Quarterly"), (YEAR, "Yearly")]
+
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=STATUSES, default=DRAFT, db_index=True)
+    currency = models.CharField(max_length=3)
+    interval = models.CharField(max_length=16, choices=INTERVALS, default=MONTH)
+    base_fee = models.DecimalField(**AMOUNT, default=Decimal(0), help_text="Billed in advance.")
+    seat_price = models.DecimalField(**AMOUNT, null=True, blank=True, help_text="Per seat.")
+    minimum_commitment = models.DecimalField(
+        **AMOUNT, null=True, blank=True, help_text="Per period; a true-up line tops up to it."
+    )
+    trial_days = models.PositiveIntegerField(default=0)
+    credits_per_period = models.DecimalField(
+        **AMOUNT, null=True, blank=True, help_text="Credits granted each period."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["plan__code", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "number"], name="plan_version_number_unique"),
+            models.CheckConstraint(
+                condition=models.Q(base_fee__gte=0), name="version_base_fee_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(seat_price__isnull=True) | models.Q(seat_price__gte=0),
+                name="version_seat_price_gte_0",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(minimum_commitment__isnull=True)
+                | models.Q(minimum_commitment__gte=0),
+                name="version_minimum_commitment_gte_0",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(credits_per_period__isnull=True)
+                | models.Q(credits_per_period__gte=0),
+                name="version_credits_per_period_gte_0",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan.code} v{self.number} ({self.status})"
+
+    @property
+    def is_editable(self) -> bool:
+        return self.status == self.DRAFT
+
+
+class Charge(models.Model):
+    """How one meter is charged on one version: the feature's consumption model."""
+
+    OVERAGE = "overage"
+    HARD_CAP = "hard_cap"
+    CREDITS = "credits"
+    BALANCE = "balance"
+    MODELS = [
+        (OVERAGE, "Soft cap: included units, then priced overage"),
+        (HARD_CAP, "Hard cap: included units, then blocked"),
+        (CREDITS, "Prepaid credits drawn per unit"),
+        (BALANCE, "Prepaid money balance drawn per unit"),
+    ]
+    SCHEME_CHOICES = [(s, s.replace("_", " ")) for s in SCHEMES]
+
+    version = models.ForeignKey(PlanVersion, on_delete=models.CASCADE, related_name="charges")
+    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="charges")
+    model = models.CharField(max_length=16, choices=MODELS)
+    included_units = models.DecimalField(**AMOUNT, null=True, blank=True)
+    credits_per_unit = models.DecimalField(**AMOUNT, null=True, blank=True)
+    pricing_scheme = models.CharField(max_length=16, choices=SCHEME_CHOICES, blank=True, default="")
+    unit_price = models.DecimalField(**AMOUNT, null=True, blank=True)
+    package_size = models.DecimalField(**AMOUNT, null=True, blank=True)
+    package_price = models.DecimalField(**AMOUNT, null=True, blank=True)
+
+    class Meta:
+        ordering = ["version", "id"]
+        constraints = [
+            # One consumption model per feature: one charge per meter per version.
+            models.UniqueConstraint(fields=["version", "meter"], name="charge_one_per_meter"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.meter.code}: {self.model}"
+
+    def pricing_spec(self) -> PricingSpec | None:
+        if not self.pricing_scheme:
+            return None
+        return PricingSpec(
+            scheme=self.pricing_scheme,
+            unit_price=self.unit_price,
+            package_size=self.package_size,
+            package_price=self.package_price,
+            tiers=tuple(
+                TierSpec(up_to=t.up_to, unit_price=t.unit_price, flat_fee=t.flat_fee)
+                for t in self.tiers.all()
+            ),
+        )
+
+
+class PriceTier(models.Model):
+    charge = models.ForeignKey(Charge, on_delete=models.CASCADE, related_name="tiers")
+    position = models.PositiveIntegerField(default=0)
+    up_to = models.DecimalField(
+        **AMOUNT, null=True, blank=True, help_text="Inclusive; empty for the last, open tier."
+    )
+    unit_price = models.DecimalField(**AMOUNT)
+    flat_fee = models.DecimalField(**AMOUNT, default=Decimal(0))
+
+    class Meta:
+        ordering = ["charge", "position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(unit_price__gte=0), name="tier_unit_price_gte_0"
+            ),
+            models.CheckConstraint(condition=models.Q(flat_fee__gte=0), name="tier_flat_fee_gte_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"up to {self.up_to if self.up_to is not None else '∞'} at {self.unit_price}"
+
+
+class CreditPack(models.Model):
+    """A purchasable block of credits, e.g. 100 credits for USD 99.00."""
+
+    code = models.CharField(max_length=CODE_MAX_LENGTH, unique=True)
+    name = models.CharField(max_length=255, blank=True, default="")
+    credits = models.DecimalField(**AMOUNT)
+    price = MoneyField(max_digits=19, decimal_places=4, default_currency=None)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(credits__gt=0), name="credit_pack_credits_gt_0"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(price__gte=0), name="credit_pack_price_gte_0"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code

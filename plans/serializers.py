@@ -1,0 +1,226 @@
+"""Catalog input parsing and output shapes. Serializers only parse types; the
+rules live in plans.validation and are applied by plans.services."""
+
+from decimal import Decimal
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from config.api import DecimalString, MoneyString
+from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion
+from plans.pricing import PricingSpec, TierSpec
+from plans.validation import ChargeSpec, VersionSpec
+
+MAX_CHARGES = 100
+MAX_TIERS = 100
+
+
+class MeterSerializer(serializers.ModelSerializer):
+    value_property = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, allow_null=True, default=""
+    )
+    unique_property = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, allow_null=True, default=""
+    )
+    filters = serializers.JSONField(required=False, default=dict)
+    aggregation = serializers.CharField(
+        max_length=32, help_text="count | sum | max | unique_count | latest"
+    )
+
+    class Meta:
+        model = Meter
+        fields = [
+            "code",
+            "name",
+            "event_name",
+            "aggregation",
+            "value_property",
+            "unique_property",
+            "filters",
+            "created_at",
+        ]
+        read_only_fields = ["created_at"]
+        # Uniqueness is the database's and the service's to enforce (409).
+        extra_kwargs = {"code": {"validators": []}}
+
+    def validate_value_property(self, value):
+        return value or ""
+
+    def validate_unique_property(self, value):
+        return value or ""
+
+
+class TierSerializer(serializers.Serializer):
+    up_to = DecimalString(required=False, allow_null=True, default=None)
+    unit_price = DecimalString()
+    flat_fee = DecimalString(required=False, default=None)
+
+    def to_representation(self, tier):
+        return {
+            "up_to": DecimalString().to_representation(tier.up_to),
+            "unit_price": DecimalString().to_representation(tier.unit_price),
+            "flat_fee": DecimalString().to_representation(tier.flat_fee),
+        }
+
+
+class PricingSerializer(serializers.Serializer):
+    scheme = serializers.CharField(
+        max_length=32, help_text="per_unit | package | graduated | volume"
+    )
+    unit_price = DecimalString(required=False, allow_null=True, default=None)
+    package_size = DecimalString(required=False, allow_null=True, default=None)
+    package_price = DecimalString(required=False, allow_null=True, default=None)
+    currency = serializers.CharField(required=False, allow_null=True, default=None, max_length=8)
+    tiers = serializers.ListField(
+        child=TierSerializer(), required=False, default=list, max_length=MAX_TIERS
+    )
+
+
+class ChargeSerializer(serializers.Serializer):
+    meter = serializers.CharField(max_length=255)
+    model = serializers.CharField(max_length=32, help_text="overage | hard_cap | credits | balance")
+    included_units = DecimalString(required=False, allow_null=True, default=None)
+    credits_per_unit = DecimalString(required=False, allow_null=True, default=None)
+    pricing = PricingSerializer(required=False, allow_null=True, default=None)
+
+    def to_representation(self, charge: Charge):
+        pricing = charge.pricing_spec()
+        number = DecimalString().to_representation
+        return {
+            "meter": charge.meter.code,
+            "model": charge.model,
+            "included_units": number(charge.included_units),
+            "credits_per_unit": number(charge.credits_per_unit),
+            "pricing": None
+            if pricing is None
+            else {
+                "scheme": pricing.scheme,
+                "unit_price": number(pricing.unit_price),
+                "package_size": number(pricing.package_size),
+                "package_price": number(pricing.package_price),
+                "tiers": [TierSerializer().to_representation(t) for t in pricing.tiers],
+            },
+        }
+
+
+class VersionInputSerializer(serializers.Serializer):
+    """The terms of a plan version, as POSTed to /plans and /plans/{code}/versions."""
+
+    currency = serializers.CharField(max_length=8)
+    interval = serializers.CharField(max_length=16, default="month")
+    base_fee = DecimalString(default=None)
+    seat_price = DecimalString(required=False, allow_null=True, default=None)
+    minimum_commitment = DecimalString(required=False, allow_null=True, default=None)
+    trial_days = serializers.IntegerField(required=False, default=0)
+    credits_per_period = DecimalString(required=False, allow_null=True, default=None)
+    charges = serializers.ListField(
+        child=ChargeSerializer(), required=False, default=list, max_length=MAX_CHARGES
+    )
+
+    def to_spec(self) -> VersionSpec:
+        data = self.validated_data
+        return VersionSpec(
+            currency=data["currency"],
+            interval=data["interval"],
+            base_fee=data["base_fee"] if data["base_fee"] is not None else Decimal(0),
+            seat_price=data["seat_price"],
+            minimum_commitment=data["minimum_commitment"],
+            trial_days=data["trial_days"],
+            credits_per_period=data["credits_per_period"],
+            charges=tuple(_charge_spec(c) for c in data["charges"]),
+        )
+
+
+class PlanCreateSerializer(VersionInputSerializer):
+    code = serializers.CharField(max_length=255)
+    name = serializers.CharField(max_length=255)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    publish = serializers.BooleanField(required=False, default=False)
+
+
+def _charge_spec(data: dict) -> ChargeSpec:
+    pricing = data["pricing"]
+    return ChargeSpec(
+        meter=data["meter"],
+        model=data["model"],
+        included_units=data["included_units"],
+        credits_per_unit=data["credits_per_unit"],
+        pricing=None
+        if pricing is None
+        else PricingSpec(
+            scheme=pricing["scheme"],
+            unit_price=pricing["unit_price"],
+            package_size=pricing["package_size"],
+            package_price=pricing["package_price"],
+            tiers=tuple(
+                TierSpec(
+                    up_to=t["up_to"],
+                    unit_price=t["unit_price"],
+                    flat_fee=t["flat_fee"] if t["flat_fee"] is not None else Decimal(0),
+                )
+                for t in pricing["tiers"]
+            ),
+        ),
+        pricing_currency=pricing["currency"] if pricing else None,
+    )
+
+
+class PlanVersionSerializer(serializers.ModelSerializer):
+    plan = serializers.CharField(source="plan.code")
+    base_fee = MoneyString()
+    seat_price = MoneyString(allow_null=True)
+    minimum_commitment = MoneyString(allow_null=True)
+    credits_per_period = DecimalString(allow_null=True)
+    charges = ChargeSerializer(many=True)
+
+    class Meta:
+        model = PlanVersion
+        fields = [
+            "plan",
+            "number",
+            "status",
+            "currency",
+            "interval",
+            "base_fee",
+            "seat_price",
+            "minimum_commitment",
+            "trial_days",
+            "credits_per_period",
+            "charges",
+            "created_at",
+            "published_at",
+            "archived_at",
+        ]
+
+
+class PlanSerializer(serializers.ModelSerializer):
+    versions = PlanVersionSerializer(many=True)
+    latest_published = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Plan
+        fields = ["code", "name", "description", "created_at", "latest_published", "versions"]
+
+    @extend_schema_field({"type": "integer", "nullable": True})
+    def get_latest_published(self, plan: Plan) -> int | None:
+        published = [v.number for v in plan.versions.all() if v.status == PlanVersion.PUBLISHED]
+        return max(published, default=None)
+
+
+class CreditPackSerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=255)
+    name = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    credits = DecimalString()
+    price = DecimalString()
+    currency = serializers.CharField(max_length=8)
+    active = serializers.BooleanField(read_only=True)
+
+    def to_representation(self, pack: CreditPack):
+        return {
+            "code": pack.code,
+            "name": pack.name,
+            "credits": DecimalString().to_representation(pack.credits),
+            "price": MoneyString().to_representation((pack.price.amount, str(pack.price.currency))),
+            "currency": str(pack.price.currency),
+            "active": pack.active,
+        }

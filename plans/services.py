@@ -1,0 +1,254 @@
+"""Writes to the catalog. Every function validates with plans.validation first and
+changes nothing when it refuses; a published version is never changed."""
+
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+from djmoney.money import Money
+
+from billing.errors import Conflict, InvalidRequest
+from plans import selectors
+from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion, PriceTier
+from plans.validation import (
+    FieldErrors,
+    VersionSpec,
+    check_code,
+    validate_credit_pack,
+    validate_meter,
+    validate_version,
+)
+
+METER_DEFINITION_FIELDS = (
+    "event_name",
+    "aggregation",
+    "value_property",
+    "unique_property",
+    "filters",
+)
+
+
+def meter_create(
+    *,
+    code: str,
+    name: str,
+    event_name: str,
+    aggregation: str,
+    value_property: str = "",
+    unique_property: str = "",
+    filters: dict | None = None,
+) -> Meter:
+    filters = {} if filters is None else filters
+    validate_meter(
+        code=code,
+        name=name,
+        event_name=event_name,
+        aggregation=aggregation,
+        value_property=value_property,
+        unique_property=unique_property,
+        filters=filters,
+    )
+    try:
+        with transaction.atomic():
+            return Meter.objects.create(
+                code=code,
+                name=name,
+                event_name=event_name,
+                aggregation=aggregation,
+                value_property=value_property,
+                unique_property=unique_property,
+                filters=filters,
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            f"a meter with code {code!r} already exists", fields={"code": ["already exists"]}
+        ) from exc
+
+
+def meter_update(*, meter: Meter, **changes) -> Meter:
+    """Change a meter. Its definition (what it counts) is frozen once a published
+    version charges for it: otherwise an old price would start counting new things."""
+    values = {f: getattr(meter, f) for f in ("code", "name", *METER_DEFINITION_FIELDS)}
+    values.update(changes)
+    validate_meter(**values)
+    changed_definition = [f for f in METER_DEFINITION_FIELDS if values[f] != getattr(meter, f)]
+    if values["code"] != meter.code:
+        changed_definition.append("code")
+    with transaction.atomic():
+        meter = Meter.objects.select_for_update().get(pk=meter.pk)
+        if changed_definition and selectors.meter_is_in_published_version(meter=meter):
+            raise Conflict(
+                f"meter {meter.code!r} is charged by a published version; "
+                "create a new meter instead of changing what it counts",
+                fields={f: ["cannot change once published"] for f in changed_definition},
+            )
+        for name, value in values.items():
+            setattr(meter, name, value)
+        meter.save()
+    return meter
+
+
+def plan_create(
+    *, code: str, name: str, version: VersionSpec, description: str = "", publish: bool = False
+) -> PlanVersion:
+    """Create a plan and its version 1 (draft, or published when `publish`). Atomic."""
+    errors = FieldErrors()
+    check_code(errors, "code", code)
+    if not name or not name.strip():
+        errors.add("name", "must not be blank")
+    errors.raise_if_any("invalid plan")
+    validate_version(version, known_meters=selectors.meter_codes_in(version))
+    with transaction.atomic():
+        plan, created = Plan.objects.get_or_create(
+            code=code, defaults={"name": name, "description": description}
+        )
+        if not created:
+            raise Conflict(
+                f"a plan with code {code!r} already exists; add a version instead",
+                fields={"code": ["already exists"]},
+            )
+        plan_version = _version_write(plan=plan, number=1, spec=version)
+        if publish:
+            plan_version = plan_version_publish(version=plan_version)
+    return plan_version
+
+
+def plan_version_create(*, plan: Plan, version: VersionSpec) -> PlanVersion:
+    """Add the next numbered draft version to a plan. Locks the plan row to number it."""
+    validate_version(version, known_meters=selectors.meter_codes_in(version))
+    with transaction.atomic():
+        plan = Plan.objects.select_for_update().get(pk=plan.pk)
+        _check_plan_currency(plan=plan, currency=version.currency)
+        last = plan.versions.aggregate(last=Max("number"))["last"] or 0
+        return _version_write(plan=plan, number=last + 1, spec=version)
+
+
+def plan_version_update(*, version: PlanVersion, spec: VersionSpec) -> PlanVersion:
+    """Replace a draft's terms and charges. A published or archived version is refused."""
+    validate_version(spec, known_meters=selectors.meter_codes_in(spec))
+    with transaction.atomic():
+        version = _lock_draft(version, action="change")
+        _check_plan_currency(plan=version.plan, currency=spec.currency, excluding=version)
+        version.charges.all().delete()
+        _apply_terms(version, spec)
+        version.save()
+        _write_charges(version, spec)
+    return version
+
+
+def plan_version_publish(*, version: PlanVersion) -> PlanVersion:
+    """Validate the stored draft again and publish it; from then on it never changes.
+    Existing subscribers stay on their versions (grandfathering)."""
+    with transaction.atomic():
+        version = _lock_draft(version, action="publish")
+        spec = selectors.version_spec(version=version)
+        validate_version(spec, known_meters=selectors.meter_codes_in(spec))
+        version.status = PlanVersion.PUBLISHED
+        version.published_at = timezone.now()
+        version.save(update_fields=["status", "published_at"])
+    return version
+
+
+def plan_version_archive(*, version: PlanVersion) -> PlanVersion:
+    """Stop offering a version to new subscriptions. Its subscribers keep it."""
+    with transaction.atomic():
+        version = PlanVersion.objects.select_for_update().get(pk=version.pk)
+        if version.status == PlanVersion.ARCHIVED:
+            raise Conflict(f"{version} is already archived")
+        version.status = PlanVersion.ARCHIVED
+        version.archived_at = timezone.now()
+        version.save(update_fields=["status", "archived_at"])
+    return version
+
+
+def plan_version_copy_as_draft(*, version: PlanVersion) -> PlanVersion:
+    """A new draft with the same terms and charges: the way to change a published price."""
+    return plan_version_create(plan=version.plan, version=selectors.version_spec(version=version))
+
+
+def credit_pack_create(
+    *, code: str, credits: Decimal, price: Decimal, currency: str, name: str = ""
+) -> CreditPack:
+    validate_credit_pack(code=code, credits=credits, price=price, currency=currency)
+    try:
+        with transaction.atomic():
+            return CreditPack.objects.create(
+                code=code, name=name or code, credits=credits, price=Money(price, currency)
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            f"a credit pack with code {code!r} already exists", fields={"code": ["already exists"]}
+        ) from exc
+
+
+def _lock_draft(version: PlanVersion, *, action: str) -> PlanVersion:
+    version = PlanVersion.objects.select_for_update().select_related("plan").get(pk=version.pk)
+    if version.status != PlanVersion.DRAFT:
+        raise Conflict(
+            f"cannot {action} {version.plan.code} v{version.number}: it is {version.status}; "
+            "published versions never change, create a new draft instead"
+        )
+    return version
+
+
+def _check_plan_currency(
+    *, plan: Plan, currency: str, excluding: PlanVersion | None = None
+) -> None:
+    others = plan.versions.exclude(currency=currency)
+    if excluding is not None:
+        others = others.exclude(pk=excluding.pk)
+    other = others.first()
+    if other is not None:
+        raise InvalidRequest(
+            f"plan {plan.code!r} bills in {other.currency}; a plan's versions share one currency",
+            fields={"currency": [f"must be {other.currency}, the currency of this plan"]},
+        )
+
+
+def _apply_terms(version: PlanVersion, spec: VersionSpec) -> None:
+    version.currency = spec.currency
+    version.interval = spec.interval
+    version.base_fee = spec.base_fee
+    version.seat_price = spec.seat_price
+    version.minimum_commitment = spec.minimum_commitment
+    version.trial_days = spec.trial_days
+    version.credits_per_period = spec.credits_per_period
+
+
+def _version_write(*, plan: Plan, number: int, spec: VersionSpec) -> PlanVersion:
+    version = PlanVersion(plan=plan, number=number, status=PlanVersion.DRAFT)
+    _apply_terms(version, spec)
+    version.save()
+    _write_charges(version, spec)
+    return version
+
+
+def _write_charges(version: PlanVersion, spec: VersionSpec) -> None:
+    meters = {m.code: m for m in Meter.objects.filter(code__in=[c.meter for c in spec.charges])}
+    tiers: list[PriceTier] = []
+    for charge_spec in spec.charges:
+        pricing = charge_spec.pricing
+        charge = Charge.objects.create(
+            version=version,
+            meter=meters[charge_spec.meter],
+            model=charge_spec.model,
+            included_units=charge_spec.included_units,
+            credits_per_unit=charge_spec.credits_per_unit,
+            pricing_scheme=pricing.scheme if pricing else "",
+            unit_price=pricing.unit_price if pricing else None,
+            package_size=pricing.package_size if pricing else None,
+            package_price=pricing.package_price if pricing else None,
+        )
+        if pricing:
+            tiers.extend(
+                PriceTier(
+                    charge=charge,
+                    position=position,
+                    up_to=tier.up_to,
+                    unit_price=tier.unit_price,
+                    flat_fee=tier.flat_fee,
+                )
+                for position, tier in enumerate(pricing.tiers)
+            )
+    PriceTier.objects.bulk_create(tiers)

@@ -1,0 +1,354 @@
+"""Catalog rules, in one place: the API, the admin and `plan_version_publish` all call these.
+
+Each validator takes plain values (already parsed into Decimals by a
+serializer or a form) and raises `InvalidRequest` whose `fields` maps a dotted
+path (`charges.1.pricing.tiers.0.up_to`) to its messages.
+"""
+
+import functools
+import re
+import zoneinfo
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from billing.errors import InvalidRequest
+from billing.money import currency_exponent, has_minor_unit_precision, is_known_currency
+from plans.pricing import PACKAGE, PER_UNIT, SCHEMES, TIERED_SCHEMES, PricingSpec, TierSpec
+
+MAX_PRICE_PLACES = 10
+MAX_TRIAL_DAYS = 3650
+MAX_FILTERS = 50
+CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+CODE_HELP = "1-64 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
+EXTERNAL_ID_RE = re.compile(r"^[^\s/?#%\\]{1,255}$")
+
+AGGREGATIONS = ("count", "sum", "max", "unique_count", "latest")
+VALUE_AGGREGATIONS = ("sum", "max", "latest")
+INTERVALS = ("month", "quarter", "year")
+CHARGE_MODELS = ("overage", "hard_cap", "credits", "balance")
+PRICED_MODELS = ("overage", "balance")
+
+
+@dataclass(frozen=True)
+class ChargeSpec:
+    meter: str
+    model: str
+    included_units: Decimal | None = None
+    credits_per_unit: Decimal | None = None
+    pricing: PricingSpec | None = None
+    # A currency named inside the pricing; must equal the version's.
+    pricing_currency: str | None = None
+
+
+@dataclass(frozen=True)
+class VersionSpec:
+    currency: str
+    interval: str = "month"
+    base_fee: Decimal = Decimal(0)
+    seat_price: Decimal | None = None
+    minimum_commitment: Decimal | None = None
+    trial_days: int = 0
+    credits_per_period: Decimal | None = None
+    charges: tuple[ChargeSpec, ...] = field(default_factory=tuple)
+
+
+class FieldErrors:
+    """Collects messages by dotted path, then raises them all at once."""
+
+    def __init__(self, prefix: str = ""):
+        self.prefix = prefix
+        self.errors: dict[str, list[str]] = {}
+
+    def add(self, path: str, message: str) -> None:
+        key = f"{self.prefix}{path}" if path else self.prefix.rstrip(".") or "non_field_errors"
+        self.errors.setdefault(key, []).append(message)
+
+    def raise_if_any(self, summary: str) -> None:
+        if self.errors:
+            first_path, messages = next(iter(self.errors.items()))
+            raise InvalidRequest(f"{summary}: {first_path}: {messages[0]}", fields=self.errors)
+
+
+def _places(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def check_number(
+    errors: FieldErrors,
+    path: str,
+    value: Decimal | None,
+    *,
+    required: bool = False,
+    positive: bool = False,
+    max_places: int | None = MAX_PRICE_PLACES,
+    currency: str | None = None,
+) -> None:
+    """Finite, non-negative (or positive), and not more precise than allowed."""
+    if value is None:
+        if required:
+            errors.add(path, "this field is required")
+        return
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        errors.add(path, "must be a number")
+        return
+    value = Decimal(value)
+    if not value.is_finite():
+        errors.add(path, "must be a finite number")
+    elif positive and value <= 0:
+        errors.add(path, "must be greater than zero")
+    elif value < 0:
+        errors.add(path, "must not be negative")
+    elif currency is not None and is_known_currency(currency):
+        if not has_minor_unit_precision(value, currency):
+            errors.add(
+                path,
+                f"must have at most {currency_exponent(currency)} decimal places in {currency}",
+            )
+    elif max_places is not None and _places(value) > max_places:
+        errors.add(path, f"must have at most {max_places} decimal places")
+
+
+def check_absent(errors: FieldErrors, path: str, value: object, why: str) -> None:
+    if value not in (None, "", (), [], {}):
+        errors.add(path, why)
+
+
+def check_code(errors: FieldErrors, path: str, code: object) -> None:
+    if not isinstance(code, str) or not CODE_RE.match(code):
+        errors.add(path, f"must be {CODE_HELP}")
+
+
+def check_currency(errors: FieldErrors, path: str, currency: object) -> None:
+    if not is_known_currency(currency):
+        errors.add(path, f"unknown currency {currency!r}; use an ISO 4217 code such as 'USD'")
+
+
+def check_tiers(errors: FieldErrors, path: str, tiers: tuple[TierSpec, ...]) -> None:
+    """Tiers ascending and contiguous (each starts where the last ended), the last one open."""
+    if not tiers:
+        errors.add(path, "a tiered scheme needs at least one tier")
+        return
+    previous: Decimal = Decimal(0)
+    for index, tier in enumerate(tiers):
+        tier_path = f"{path}.{index}"
+        check_number(errors, f"{tier_path}.unit_price", tier.unit_price, required=True)
+        check_number(errors, f"{tier_path}.flat_fee", tier.flat_fee)
+        is_last = index == len(tiers) - 1
+        if tier.up_to is None:
+            if not is_last:
+                errors.add(f"{tier_path}.up_to", "only the last tier may be open (up_to null)")
+            continue
+        if is_last:
+            errors.add(f"{tier_path}.up_to", "the last tier must be open: set up_to to null")
+            continue
+        before = len(errors.errors)
+        check_number(errors, f"{tier_path}.up_to", tier.up_to, positive=True)
+        if len(errors.errors) == before and tier.up_to <= previous:
+            errors.add(
+                f"{tier_path}.up_to",
+                f"tiers must ascend: up_to {tier.up_to} is not above the previous {previous}",
+            )
+        elif len(errors.errors) == before:
+            previous = tier.up_to
+
+
+def check_pricing(errors: FieldErrors, path: str, pricing: PricingSpec) -> None:
+    if pricing.scheme not in SCHEMES:
+        errors.add(f"{path}.scheme", f"must be one of {', '.join(SCHEMES)}")
+        return
+    if pricing.scheme == PER_UNIT:
+        check_number(errors, f"{path}.unit_price", pricing.unit_price, required=True)
+    else:
+        check_absent(
+            errors, f"{path}.unit_price", pricing.unit_price, "only per_unit takes unit_price"
+        )
+    if pricing.scheme == PACKAGE:
+        check_number(
+            errors, f"{path}.package_size", pricing.package_size, required=True, positive=True
+        )
+        check_number(errors, f"{path}.package_price", pricing.package_price, required=True)
+    else:
+        for name in ("package_size", "package_price"):
+            check_absent(errors, f"{path}.{name}", getattr(pricing, name), "only package takes it")
+    if pricing.scheme in TIERED_SCHEMES:
+        check_tiers(errors, f"{path}.tiers", pricing.tiers)
+    else:
+        check_absent(errors, f"{path}.tiers", pricing.tiers, "only graduated and volume take tiers")
+
+
+def check_charge(
+    errors: FieldErrors, path: str, charge: ChargeSpec, *, currency: str, known_meters: set[str]
+) -> None:
+    if charge.meter not in known_meters:
+        errors.add(f"{path}.meter", f"unknown meter {charge.meter!r}")
+    if charge.model not in CHARGE_MODELS:
+        errors.add(f"{path}.model", f"must be one of {', '.join(CHARGE_MODELS)}")
+        return
+    if charge.model in PRICED_MODELS:
+        if charge.pricing is None:
+            errors.add(f"{path}.pricing", f"a {charge.model} charge needs pricing")
+        else:
+            check_pricing(errors, f"{path}.pricing", charge.pricing)
+    else:
+        check_absent(
+            errors, f"{path}.pricing", charge.pricing, f"a {charge.model} charge has no pricing"
+        )
+    if charge.pricing_currency is not None and charge.pricing_currency != currency:
+        errors.add(
+            f"{path}.pricing.currency",
+            f"a version has one currency: {charge.pricing_currency} is not {currency}",
+        )
+    if charge.model == "credits":
+        check_number(
+            errors,
+            f"{path}.credits_per_unit",
+            charge.credits_per_unit,
+            required=True,
+            positive=True,
+        )
+    else:
+        check_absent(
+            errors,
+            f"{path}.credits_per_unit",
+            charge.credits_per_unit,
+            "only credits charges take it",
+        )
+    if charge.model == "hard_cap":
+        check_number(errors, f"{path}.included_units", charge.included_units, required=True)
+    elif charge.model == "overage":
+        check_number(errors, f"{path}.included_units", charge.included_units)
+    else:
+        check_absent(
+            errors,
+            f"{path}.included_units",
+            charge.included_units,
+            f"a {charge.model} charge draws from a wallet and has no included units",
+        )
+
+
+def validate_version(spec: VersionSpec, *, known_meters: Iterable[str]) -> None:
+    """Every rule of a plan version. Raises InvalidRequest with every problem found."""
+    errors = FieldErrors()
+    known = set(known_meters)
+    check_currency(errors, "currency", spec.currency)
+    money_currency = spec.currency if is_known_currency(spec.currency) else None
+    if spec.interval not in INTERVALS:
+        errors.add("interval", f"must be one of {', '.join(INTERVALS)}")
+    check_number(errors, "base_fee", spec.base_fee, required=True, currency=money_currency)
+    check_number(errors, "seat_price", spec.seat_price, currency=money_currency)
+    check_number(errors, "minimum_commitment", spec.minimum_commitment, currency=money_currency)
+    check_number(errors, "credits_per_period", spec.credits_per_period)
+    if isinstance(spec.trial_days, bool) or not isinstance(spec.trial_days, int):
+        errors.add("trial_days", "must be a whole number of days")
+    elif not 0 <= spec.trial_days <= MAX_TRIAL_DAYS:
+        errors.add("trial_days", f"must be between 0 and {MAX_TRIAL_DAYS}")
+    seen: dict[str, int] = {}
+    for index, charge in enumerate(spec.charges):
+        path = f"charges.{index}"
+        if charge.meter in seen:
+            errors.add(
+                f"{path}.meter",
+                f"meter {charge.meter!r} already has a charge (charges.{seen[charge.meter]}): "
+                "one consumption model per feature",
+            )
+        seen.setdefault(charge.meter, index)
+        check_charge(errors, path, charge, currency=spec.currency, known_meters=known)
+    errors.raise_if_any("invalid plan version")
+
+
+def validate_meter(
+    *,
+    code: str,
+    name: str,
+    event_name: str,
+    aggregation: str,
+    value_property: str,
+    unique_property: str,
+    filters: object,
+) -> None:
+    errors = FieldErrors()
+    check_code(errors, "code", code)
+    if not name or not name.strip():
+        errors.add("name", "must not be blank")
+    if not event_name or not event_name.strip():
+        errors.add("event_name", "must not be blank")
+    if aggregation not in AGGREGATIONS:
+        errors.add("aggregation", f"must be one of {', '.join(AGGREGATIONS)}")
+    elif aggregation in VALUE_AGGREGATIONS:
+        if not value_property:
+            errors.add("value_property", f"{aggregation} needs the property to read")
+        check_absent(errors, "unique_property", unique_property, "only unique_count takes it")
+    elif aggregation == "unique_count":
+        if not unique_property:
+            errors.add("unique_property", "unique_count needs the property whose values to count")
+        check_absent(errors, "value_property", value_property, f"{aggregation} reads no value")
+    else:
+        check_absent(errors, "value_property", value_property, "count reads no value")
+        check_absent(errors, "unique_property", unique_property, "only unique_count takes it")
+    check_filters(errors, "filters", filters)
+    errors.raise_if_any("invalid meter")
+
+
+def check_filters(errors: FieldErrors, path: str, filters: object) -> None:
+    if not isinstance(filters, Mapping):
+        errors.add(
+            path, 'must be an object of property -> list of values, e.g. {"model": ["gpt-4o"]}'
+        )
+        return
+    if len(filters) > MAX_FILTERS:
+        errors.add(path, f"at most {MAX_FILTERS} properties")
+    for key, values in filters.items():
+        if not isinstance(key, str) or not key:
+            errors.add(path, "property names must be non-empty strings")
+        elif not isinstance(values, list) or not values:
+            errors.add(f"{path}.{key}", "must be a non-empty list of values")
+        elif len(values) > MAX_FILTERS:
+            errors.add(f"{path}.{key}", f"at most {MAX_FILTERS} values")
+        elif not all(isinstance(v, str | int | Decimal | bool) for v in values):
+            errors.add(f"{path}.{key}", "values must be strings, numbers or booleans")
+
+
+def validate_credit_pack(*, code: str, credits: Decimal, price: Decimal, currency: str) -> None:
+    errors = FieldErrors()
+    check_code(errors, "code", code)
+    check_number(errors, "credits", credits, required=True, positive=True)
+    check_currency(errors, "currency", currency)
+    check_number(
+        errors,
+        "price",
+        price,
+        required=True,
+        currency=currency if is_known_currency(currency) else None,
+    )
+    errors.raise_if_any("invalid credit pack")
+
+
+def validate_customer(
+    *, external_id: str, currency: str, timezone: str, spend_limit: Decimal | None, address: object
+) -> None:
+    errors = FieldErrors()
+    if not isinstance(external_id, str) or not EXTERNAL_ID_RE.match(external_id):
+        errors.add(
+            "external_id", "must be 1-255 characters without spaces, '/', '?', '#', '%' or '\\'"
+        )
+    check_currency(errors, "currency", currency)
+    if timezone not in available_timezones():
+        errors.add(
+            "timezone", f"unknown time zone {timezone!r}; use an IANA name such as 'Europe/Paris'"
+        )
+    check_number(
+        errors,
+        "spend_limit",
+        spend_limit,
+        currency=currency if is_known_currency(currency) else None,
+    )
+    if not isinstance(address, Mapping):
+        errors.add("address", "must be an object")
+    errors.raise_if_any("invalid customer")
+
+
+@functools.cache
+def available_timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
