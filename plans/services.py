@@ -66,23 +66,27 @@ def meter_create(
         ) from exc
 
 
-def meter_update(*, meter: Meter, **changes) -> Meter:
-    """Change a meter. Its definition (what it counts) is frozen once a published
-    version charges for it: otherwise an old price would start counting new things."""
-    values = {f: getattr(meter, f) for f in ("code", "name", *METER_DEFINITION_FIELDS)}
-    values.update(changes)
+def meter_check_update(*, meter: Meter, values: dict) -> None:
+    """Refuse a change to a meter. Its definition (what it counts) is frozen once
+    a published version charges for it: otherwise an old price would start
+    counting new things."""
     validate_meter(**values)
-    changed_definition = [f for f in METER_DEFINITION_FIELDS if values[f] != getattr(meter, f)]
-    if values["code"] != meter.code:
-        changed_definition.append("code")
+    changed = [f for f in ("code", *METER_DEFINITION_FIELDS) if values[f] != getattr(meter, f)]
+    if changed and selectors.meter_is_in_published_version(meter=meter):
+        raise Conflict(
+            f"meter {meter.code!r} is charged by a published version; "
+            "create a new meter instead of changing what it counts",
+            fields={f: ["frozen: a published version charges this meter"] for f in changed},
+        )
+
+
+def meter_update(*, meter: Meter, **changes) -> Meter:
+    """Change a meter's name, or its definition while no published version uses it."""
     with transaction.atomic():
         meter = Meter.objects.select_for_update().get(pk=meter.pk)
-        if changed_definition and selectors.meter_is_in_published_version(meter=meter):
-            raise Conflict(
-                f"meter {meter.code!r} is charged by a published version; "
-                "create a new meter instead of changing what it counts",
-                fields={f: ["cannot change once published"] for f in changed_definition},
-            )
+        values = {f: getattr(meter, f) for f in ("code", "name", *METER_DEFINITION_FIELDS)}
+        values.update(changes)
+        meter_check_update(meter=meter, values=values)
         for name, value in values.items():
             setattr(meter, name, value)
         meter.save()
@@ -119,7 +123,7 @@ def plan_version_create(*, plan: Plan, version: VersionSpec) -> PlanVersion:
     validate_version(version, known_meters=selectors.meter_codes_in(version))
     with transaction.atomic():
         plan = Plan.objects.select_for_update().get(pk=plan.pk)
-        _check_plan_currency(plan=plan, currency=version.currency)
+        plan_version_check_currency(plan=plan, currency=version.currency)
         last = plan.versions.aggregate(last=Max("number"))["last"] or 0
         return _version_write(plan=plan, number=last + 1, spec=version)
 
@@ -129,7 +133,7 @@ def plan_version_update(*, version: PlanVersion, spec: VersionSpec) -> PlanVersi
     validate_version(spec, known_meters=selectors.meter_codes_in(spec))
     with transaction.atomic():
         version = _lock_draft(version, action="change")
-        _check_plan_currency(plan=version.plan, currency=spec.currency, excluding=version)
+        plan_version_check_currency(plan=version.plan, currency=spec.currency, excluding=version)
         version.charges.all().delete()
         _apply_terms(version, spec)
         version.save()
@@ -182,6 +186,26 @@ def credit_pack_create(
         ) from exc
 
 
+def credit_pack_update(*, pack: CreditPack, **changes) -> CreditPack:
+    """Change a pack for future purchases; past purchases keep what they paid."""
+    values = {
+        "code": pack.code,
+        "credits": pack.credits,
+        "price": pack.price.amount,
+        "currency": str(pack.price.currency),
+    } | changes
+    validate_credit_pack(**{k: values[k] for k in ("code", "credits", "price", "currency")})
+    with transaction.atomic():
+        pack = CreditPack.objects.select_for_update().get(pk=pack.pk)
+        pack.code = values["code"]
+        pack.credits = values["credits"]
+        pack.price = Money(values["price"], values["currency"])
+        pack.name = values.get("name", pack.name)
+        pack.active = values.get("active", pack.active)
+        pack.save()
+    return pack
+
+
 def _lock_draft(version: PlanVersion, *, action: str) -> PlanVersion:
     version = PlanVersion.objects.select_for_update().select_related("plan").get(pk=version.pk)
     if version.status != PlanVersion.DRAFT:
@@ -192,7 +216,7 @@ def _lock_draft(version: PlanVersion, *, action: str) -> PlanVersion:
     return version
 
 
-def _check_plan_currency(
+def plan_version_check_currency(
     *, plan: Plan, currency: str, excluding: PlanVersion | None = None
 ) -> None:
     others = plan.versions.exclude(currency=currency)
