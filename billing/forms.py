@@ -1,8 +1,12 @@
 """Shows a domain refusal (BillingError) as form errors in the admin."""
 
+from decimal import Decimal
+
 from django import forms
+from django.db import models
 
 from billing.errors import BillingError
+from billing.money import format_decimal, format_money
 
 
 def add_billing_error(
@@ -38,3 +42,28 @@ class ServiceValidatedForm(forms.ModelForm):
 
     def validate_domain(self, cleaned: dict) -> None:
         raise NotImplementedError
+
+
+class ExactDecimalField(forms.DecimalField):
+    """Shows a stored 19.9900000000 as 19.99: the value is exact, the trailing zeros are noise."""
+
+    def prepare_value(self, value):
+        if isinstance(value, Decimal):
+            return format_decimal(value)
+        return super().prepare_value(value)
+
+
+# For ModelAdmin.formfield_overrides: every DecimalField of an admin form.
+EXACT_DECIMALS = {models.DecimalField: {"form_class": ExactDecimalField}}
+
+
+def money_column(field: str, description: str):
+    """An admin list column showing an amount with its currency: '19.99 USD'."""
+
+    def show(admin_self, obj):
+        amount = getattr(obj, field)
+        return "—" if amount is None else f"{format_money(amount, obj.currency)} {obj.currency}"
+
+    show.short_description = description
+    show.admin_order_field = field
+    return show

@@ -3,7 +3,7 @@
 from django import forms
 from django.contrib import admin, messages
 
-from billing.forms import ServiceValidatedForm
+from billing.forms import ServiceValidatedForm, money_column
 from customers import services
 from customers.models import ApiKey, Customer
 from plans.admin import adopt
@@ -42,6 +42,8 @@ class CustomerAdmin(admin.ModelAdmin):
     list_filter = ["currency"]
     search_fields = ["external_id", "name", "email"]
     date_hierarchy = "created_at"
+
+    spend_limit_display = money_column("spend_limit", "spend limit")
 
     def get_readonly_fields(self, request, obj=None):
         # The API addresses a customer by external_id, and its money is in its currency.

@@ -11,7 +11,7 @@ from django.utils.html import format_html
 from djmoney.money import Money
 
 from billing.errors import BillingError
-from billing.forms import ServiceValidatedForm
+from billing.forms import EXACT_DECIMALS, ExactDecimalField, ServiceValidatedForm, money_column
 from plans import services
 from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion, PriceTier
 from plans.pricing import PricingSpec, TierSpec
@@ -66,6 +66,7 @@ class MeterForm(ServiceValidatedForm):
 
 @admin.register(Meter)
 class MeterAdmin(admin.ModelAdmin):
+    formfield_overrides = EXACT_DECIMALS
     form = MeterForm
     list_display = ["code", "name", "event_name", "aggregation", "value_property", "filters"]
     list_filter = ["aggregation"]
@@ -157,6 +158,7 @@ class TierForm(forms.ModelForm):
 
 
 class TierInline(FrozenWhenPublishedMixin, nested_admin.NestedTabularInline):
+    formfield_overrides = EXACT_DECIMALS
     model = PriceTier
     form = TierForm
     fields = ["up_to", "unit_price", "flat_fee"]
@@ -280,6 +282,7 @@ class ChargeFormSet(nested_admin.formsets.NestedInlineFormSet):
 
 
 class ChargeInline(FrozenWhenPublishedMixin, nested_admin.NestedStackedInline):
+    formfield_overrides = EXACT_DECIMALS
     model = Charge
     formset = ChargeFormSet
     inlines = [TierInline]
@@ -329,6 +332,7 @@ class PlanVersionForm(ServiceValidatedForm):
 
 @admin.register(PlanVersion)
 class PlanVersionAdmin(nested_admin.NestedModelAdmin):
+    formfield_overrides = EXACT_DECIMALS
     form = PlanVersionForm
     inlines = [ChargeInline]
     list_display = [
@@ -337,9 +341,9 @@ class PlanVersionAdmin(nested_admin.NestedModelAdmin):
         "status",
         "currency",
         "interval",
-        "base_fee",
-        "seat_price",
-        "minimum_commitment",
+        "base_fee_display",
+        "seat_price_display",
+        "minimum_commitment_display",
         "charge_count",
         "published_at",
     ]
@@ -349,17 +353,34 @@ class PlanVersionAdmin(nested_admin.NestedModelAdmin):
     actions = ["publish", "copy_as_draft", "archive"]
     readonly_fields = ["number", "status", "published_at", "archived_at"]
 
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        # Number and status come from the service once the version exists.
+        return fields if obj else [f for f in fields if f not in self.readonly_fields]
+
+    base_fee_display = money_column("base_fee", "base fee")
+    seat_price_display = money_column("seat_price", "seat price")
+    minimum_commitment_display = money_column("minimum_commitment", "minimum commitment")
+
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(charge_total=Count("charges"))
+
+    def get_changeform_initial_data(self, request):
+        # A new version of a plan is in the plan's currency.
+        initial = super().get_changeform_initial_data(request)
+        plan = Plan.objects.filter(pk=initial.get("plan")).first() if initial.get("plan") else None
+        latest = plan.versions.order_by("-number").first() if plan else None
+        if latest is not None:
+            initial.setdefault("currency", latest.currency)
+            initial.setdefault("interval", latest.interval)
+        return initial
 
     @admin.display(description="charges", ordering="charge_total")
     def charge_count(self, version):
         return version.charge_total
 
     def get_readonly_fields(self, request, obj=None):
-        if obj is not None:
-            return ["plan", *self.readonly_fields]
-        return self.readonly_fields
+        return ["plan", *self.readonly_fields] if obj is not None else []
 
     def has_change_permission(self, request, obj=None):
         # Published and archived versions are view-only, for everyone.
@@ -415,6 +436,9 @@ class PlanVersionAdmin(nested_admin.NestedModelAdmin):
 
 
 class CreditPackForm(ServiceValidatedForm):
+    # Not formfield_overrides: the price is a MoneyField, a DecimalField of its own kind.
+    credits = ExactDecimalField(max_digits=28, decimal_places=10)
+
     class Meta:
         model = CreditPack
         fields = ["code", "name", "credits", "price", "active"]

@@ -9,6 +9,7 @@ from decimal import Decimal
 from django.db import models
 from djmoney.models.fields import MoneyField
 
+from billing.money import format_decimal
 from plans.pricing import SCHEMES, PricingSpec, TierSpec
 
 AMOUNT = {"max_digits": 28, "decimal_places": 10}
@@ -191,7 +192,8 @@ class PriceTier(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"up to {self.up_to if self.up_to is not None else '∞'} at {self.unit_price}"
+        up_to = "∞" if self.up_to is None else format_decimal(self.up_to)
+        return f"up to {up_to} at {format_decimal(self.unit_price)}"
 
 
 class CreditPack(models.Model):
