@@ -6,6 +6,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import connection
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from drf_spectacular.utils import extend_schema_field
@@ -50,6 +51,8 @@ class StrictJSONParser(parsers.JSONParser):
             return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise exceptions.ParseError(f"malformed JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise exceptions.ParseError("malformed JSON: nested too deeply") from exc
 
 
 def flatten_errors(detail, prefix: str = "") -> dict[str, list[str]]:
@@ -137,6 +140,9 @@ class CursorPagination(pagination.CursorPagination):
         }
 
 
+SQLITE_EXACT_DIGITS = 15
+
+
 @extend_schema_field(
     {"type": "string", "format": "decimal", "example": "0.05", "description": "exact decimal"}
 )
@@ -154,6 +160,8 @@ class DecimalString(serializers.Field):
         "non_finite": "must be a finite number",
         "max_places": "must have at most {places} decimal places",
         "too_large": "is too large",
+        "too_precise": "has more than 15 significant digits, the most the embedded SQLite "
+        "database keeps exactly; run on PostgreSQL for more",
     }
 
     def to_internal_value(self, data):
@@ -169,9 +177,12 @@ class DecimalString(serializers.Field):
             self.fail("non_finite")
         if value != 0 and value.adjusted() >= self.MAX_INTEGER_DIGITS:
             self.fail("too_large")
-        exponent = value.normalize().as_tuple().exponent
-        if exponent < -self.MAX_PLACES:
+        normalized = value.normalize().as_tuple()
+        if normalized.exponent < -self.MAX_PLACES:
             self.fail("max_places", places=self.MAX_PLACES)
+        if len(normalized.digits) > SQLITE_EXACT_DIGITS and connection.vendor == "sqlite":
+            # SQLite stores decimals as floats; refuse what would not read back exactly.
+            self.fail("too_precise")
         return value
 
     def to_representation(self, value):

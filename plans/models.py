@@ -202,7 +202,7 @@ class CreditPack(models.Model):
     code = models.CharField(max_length=CODE_MAX_LENGTH, unique=True)
     name = models.CharField(max_length=255, blank=True, default="")
     credits = models.DecimalField(**AMOUNT)
-    price = MoneyField(max_digits=19, decimal_places=4, default_currency=None)
+    price = MoneyField(**AMOUNT, default_currency=None)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

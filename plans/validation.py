@@ -188,12 +188,12 @@ def check_charge(
         return
     if charge.model in PRICED_MODELS:
         if charge.pricing is None:
-            errors.add(f"{path}.pricing", f"a {charge.model} charge needs pricing")
+            errors.add(f"{path}.pricing", f"{charge.model} charges need pricing")
         else:
             check_pricing(errors, f"{path}.pricing", charge.pricing)
     else:
         check_absent(
-            errors, f"{path}.pricing", charge.pricing, f"a {charge.model} charge has no pricing"
+            errors, f"{path}.pricing", charge.pricing, f"{charge.model} charges have no pricing"
         )
     if charge.pricing_currency is not None and charge.pricing_currency != currency:
         errors.add(
@@ -224,7 +224,7 @@ def check_charge(
             errors,
             f"{path}.included_units",
             charge.included_units,
-            f"a {charge.model} charge draws from a wallet and has no included units",
+            f"{charge.model} charges draw from a wallet and have no included units",
         )
 
 

@@ -22,5 +22,5 @@ class Command(BaseCommand):
             key, secret = api_key_create(name=name, scopes=scopes)
         except BillingError as exc:
             raise CommandError(exc.message) from exc
-        self.stderr.write(f"API key {key.name!r} with scopes {', '.join(key.scopes)}; secret:")
+        self.stderr.write(f"API key {key.name!r} created, scopes: {', '.join(key.scopes)}")
         self.stdout.write(secret)
