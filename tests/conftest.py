@@ -36,3 +36,45 @@ def api(api_key_secret):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_secret}")
     return client
+
+
+@pytest.fixture
+def row_counts(db):
+    """A function returning the row count of each catalog, customer and key table,
+    to show that a refused request changed nothing."""
+    from customers.models import ApiKey, Customer
+    from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion, PriceTier
+
+    models = (Meter, Plan, PlanVersion, Charge, PriceTier, CreditPack, Customer, ApiKey)
+
+    def counts() -> dict[str, int]:
+        return {model.__name__: model.objects.count() for model in models}
+
+    return counts
+
+
+@pytest.fixture
+def catalog_meters(db):
+    """The meters of API.md's plan example: prompts, sms, agent_runs, gpt4o_input_tokens."""
+    from plans.services import meter_create
+
+    return {
+        meter.code: meter
+        for meter in (
+            meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count"),
+            meter_create(
+                code="sms", name="SMS messages", event_name="sms.sent", aggregation="count"
+            ),
+            meter_create(
+                code="agent_runs", name="Agent runs", event_name="agent.run", aggregation="count"
+            ),
+            meter_create(
+                code="gpt4o_input_tokens",
+                name="GPT-4o input tokens",
+                event_name="llm.completion",
+                aggregation="sum",
+                value_property="input_tokens",
+                filters={"model": ["gpt-4o"]},
+            ),
+        )
+    }

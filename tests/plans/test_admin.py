@@ -159,9 +159,9 @@ def test_add_draft_version_with_graduated_tiers_inline(admin_client, demo):
                     "unit_price": "0.1",
                 }
             ],
-            "a hard_cap charge has no pricing",
+            "hard_cap charges have no pricing",
         ),
-        ([{"model": "overage", "included_units": "5"}], "a overage charge needs pricing"),
+        ([{"model": "overage", "included_units": "5"}], "overage charges need pricing"),
         ([{"model": "credits"}], "this field is required"),
         (
             [{"model": "overage", "pricing_scheme": "per_unit", "unit_price": "0.12345678901"}],
@@ -317,7 +317,7 @@ def test_publish_action_validates_the_stored_draft(admin_client, demo):
     )
 
     # then
-    assert "a overage charge needs pricing" in response.content.decode()
+    assert "overage charges need pricing" in response.content.decode()
     draft.refresh_from_db()
     assert draft.status == PlanVersion.DRAFT
 

@@ -1,0 +1,522 @@
+"""plans.validation on plain values: no database. Each rule is refused with its
+dotted field path and message; valid input raises nothing."""
+
+from decimal import Decimal
+
+import pytest
+
+from billing.errors import InvalidRequest
+from plans.pricing import PricingSpec, TierSpec
+from plans.validation import (
+    ChargeSpec,
+    FieldErrors,
+    VersionSpec,
+    check_number,
+    check_tiers,
+    validate_credit_pack,
+    validate_customer,
+    validate_meter,
+    validate_version,
+)
+
+D = Decimal
+METERS = {"prompts", "sms", "agent_runs", "tokens"}
+PER_UNIT = PricingSpec(scheme="per_unit", unit_price=D("0.05"))
+
+
+def version_errors(*charges: ChargeSpec, **terms) -> dict[str, list[str]]:
+    spec = VersionSpec(**({"currency": "USD"} | terms), charges=charges)
+    with pytest.raises(InvalidRequest) as refused:
+        validate_version(spec, known_meters=METERS)
+    assert refused.value.status_code == 400
+    assert refused.value.message.startswith("invalid plan version: ")
+    return refused.value.fields
+
+
+def tier_errors(*tiers: TierSpec) -> dict[str, list[str]]:
+    errors = FieldErrors()
+    check_tiers(errors, "tiers", tiers)
+    return errors.errors
+
+
+def meter_errors(**fields) -> dict[str, list[str]]:
+    values = {
+        "code": "m",
+        "name": "M",
+        "event_name": "e",
+        "aggregation": "count",
+        "value_property": "",
+        "unique_property": "",
+        "filters": {},
+    } | fields
+    with pytest.raises(InvalidRequest) as refused:
+        validate_meter(**values)
+    assert refused.value.message.startswith("invalid meter: ")
+    return refused.value.fields
+
+
+# check_tiers
+
+
+def test_ascending_tiers_with_an_open_last_tier_are_valid():
+    assert tier_errors(TierSpec(D(100), D(1)), TierSpec(D(200), D(1)), TierSpec(None, D(1))) == {}
+    assert tier_errors(TierSpec(None, D("0.5"))) == {}
+
+
+def test_no_tiers():
+    assert tier_errors() == {"tiers": ["a tiered scheme needs at least one tier"]}
+
+
+def test_tiers_must_ascend():
+    assert tier_errors(TierSpec(D(100), D(1)), TierSpec(D(50), D(1)), TierSpec(None, D(1))) == {
+        "tiers.1.up_to": ["tiers must ascend: up_to 50 is not above the previous 100"]
+    }
+
+
+def test_equal_bounds_do_not_ascend():
+    assert tier_errors(TierSpec(D(100), D(1)), TierSpec(D(100), D(1)), TierSpec(None, D(1))) == {
+        "tiers.1.up_to": ["tiers must ascend: up_to 100 is not above the previous 100"]
+    }
+
+
+def test_descent_is_measured_from_the_last_valid_bound():
+    # tier 1 is refused; tier 2 is compared with tier 0's bound, not tier 1's
+    assert tier_errors(
+        TierSpec(D(100), D(1)),
+        TierSpec(D(-5), D(1)),
+        TierSpec(D(150), D(1)),
+        TierSpec(None, D(1)),
+    ) == {"tiers.1.up_to": ["must be greater than zero"]}
+
+
+def test_only_the_last_tier_may_be_open():
+    assert tier_errors(TierSpec(D(100), D(1)), TierSpec(None, D(1)), TierSpec(None, D(1))) == {
+        "tiers.1.up_to": ["only the last tier may be open (up_to null)"]
+    }
+
+
+def test_the_last_tier_must_be_open():
+    assert tier_errors(TierSpec(D(100), D(1)), TierSpec(D(200), D(1))) == {
+        "tiers.1.up_to": ["the last tier must be open: set up_to to null"]
+    }
+
+
+def test_a_single_closed_tier_is_refused():
+    assert tier_errors(TierSpec(D(100), D(1))) == {
+        "tiers.0.up_to": ["the last tier must be open: set up_to to null"]
+    }
+
+
+def test_first_bound_must_be_positive():
+    assert tier_errors(TierSpec(D(0), D(1)), TierSpec(None, D(1))) == {
+        "tiers.0.up_to": ["must be greater than zero"]
+    }
+
+
+def test_tier_prices_and_fees_are_checked():
+    assert tier_errors(TierSpec(D(100), D(-1), D("NaN")), TierSpec(None, D("Infinity"), D(-2))) == {
+        "tiers.0.unit_price": ["must not be negative"],
+        "tiers.0.flat_fee": ["must be a finite number"],
+        "tiers.1.unit_price": ["must be a finite number"],
+        "tiers.1.flat_fee": ["must not be negative"],
+    }
+
+
+def test_tier_without_unit_price():
+    assert tier_errors(TierSpec(None, None)) == {"tiers.0.unit_price": ["this field is required"]}
+
+
+# check_number
+
+
+@pytest.mark.parametrize(
+    ("value", "kwargs", "message"),
+    [
+        (None, {"required": True}, "this field is required"),
+        (D("NaN"), {}, "must be a finite number"),
+        (D("sNaN"), {}, "must be a finite number"),
+        (D("-Infinity"), {}, "must be a finite number"),
+        (D(-1), {}, "must not be negative"),
+        (D(0), {"positive": True}, "must be greater than zero"),
+        (D("0.00000000001"), {}, "must have at most 10 decimal places"),
+        (D("1.005"), {"currency": "USD"}, "must have at most 2 decimal places in USD"),
+        (D("1.5"), {"currency": "JPY"}, "must have at most 0 decimal places in JPY"),
+        (True, {}, "must be a number"),
+        ("1", {}, "must be a number"),
+        (1.5, {}, "must be a number"),
+    ],
+)
+def test_check_number_refuses(value, kwargs, message):
+    errors = FieldErrors()
+
+    check_number(errors, "x", value, **kwargs)
+
+    assert errors.errors == {"x": [message]}
+
+
+@pytest.mark.parametrize(
+    ("value", "kwargs"),
+    [
+        (None, {}),
+        (D(0), {}),
+        (D("-0"), {}),
+        (D("0.0000000001"), {}),
+        (D("1.500"), {"currency": "USD"}),
+        (D("100.000"), {"currency": "JPY"}),
+        (D("0.001"), {"currency": "BHD"}),
+        (7, {"positive": True}),
+    ],
+)
+def test_check_number_accepts(value, kwargs):
+    errors = FieldErrors()
+
+    check_number(errors, "x", value, **kwargs)
+
+    assert errors.errors == {}
+
+
+# validate_version
+
+
+def test_a_valid_version_raises_nothing():
+    spec = VersionSpec(
+        currency="USD",
+        base_fee=D("19.99"),
+        charges=(
+            ChargeSpec("prompts", "overage", D(200), pricing=PER_UNIT),
+            ChargeSpec("sms", "hard_cap", D(500)),
+            ChargeSpec("agent_runs", "credits", credits_per_unit=D(1)),
+            ChargeSpec("tokens", "balance", pricing=PricingSpec("per_unit", D("0.0000025"))),
+        ),
+    )
+
+    validate_version(spec, known_meters=METERS)
+
+
+def test_one_charge_per_meter():
+    assert version_errors(
+        ChargeSpec("prompts", "overage", pricing=PER_UNIT),
+        ChargeSpec("sms", "hard_cap", D(1)),
+        ChargeSpec("prompts", "credits", credits_per_unit=D(1)),
+    ) == {
+        "charges.2.meter": [
+            "meter 'prompts' already has a charge (charges.0): one consumption model per feature"
+        ]
+    }
+
+
+def test_unknown_meter():
+    assert version_errors(ChargeSpec("nope", "overage", pricing=PER_UNIT)) == {
+        "charges.0.meter": ["unknown meter 'nope'"]
+    }
+
+
+def test_tier_paths_are_nested_under_the_charge():
+    pricing = PricingSpec("volume", tiers=(TierSpec(D(10), D(1)), TierSpec(D(5), D(1))))
+
+    fields = version_errors(
+        ChargeSpec("sms", "hard_cap", D(1)), ChargeSpec("prompts", "overage", pricing=pricing)
+    )
+
+    assert fields == {
+        "charges.1.pricing.tiers.1.up_to": ["the last tier must be open: set up_to to null"]
+    }
+
+
+@pytest.mark.parametrize(
+    ("charge", "fields"),
+    [
+        (
+            ChargeSpec("agent_runs", "credits"),
+            {"charges.0.credits_per_unit": ["this field is required"]},
+        ),
+        (
+            ChargeSpec("agent_runs", "credits", credits_per_unit=D(0)),
+            {"charges.0.credits_per_unit": ["must be greater than zero"]},
+        ),
+        (
+            ChargeSpec("agent_runs", "credits", credits_per_unit=D(1), pricing=PER_UNIT),
+            {"charges.0.pricing": ["credits charges have no pricing"]},
+        ),
+        (
+            ChargeSpec("agent_runs", "credits", D(5), credits_per_unit=D(1)),
+            {
+                "charges.0.included_units": [
+                    "credits charges draw from a wallet and have no included units"
+                ]
+            },
+        ),
+        (
+            ChargeSpec("prompts", "overage", D(10)),
+            {"charges.0.pricing": ["overage charges need pricing"]},
+        ),
+        (
+            ChargeSpec("tokens", "balance"),
+            {"charges.0.pricing": ["balance charges need pricing"]},
+        ),
+        (
+            ChargeSpec("sms", "hard_cap", D(500), pricing=PER_UNIT),
+            {"charges.0.pricing": ["hard_cap charges have no pricing"]},
+        ),
+        (
+            ChargeSpec("sms", "hard_cap"),
+            {"charges.0.included_units": ["this field is required"]},
+        ),
+        (
+            ChargeSpec("sms", "hard_cap", D(-1)),
+            {"charges.0.included_units": ["must not be negative"]},
+        ),
+        (
+            ChargeSpec("prompts", "overage", pricing=PER_UNIT, credits_per_unit=D(1)),
+            {"charges.0.credits_per_unit": ["only credits charges take it"]},
+        ),
+        (
+            ChargeSpec("prompts", "soft", pricing=PER_UNIT),
+            {"charges.0.model": ["must be one of overage, hard_cap, credits, balance"]},
+        ),
+        (
+            ChargeSpec("prompts", "overage", pricing=PER_UNIT, pricing_currency="EUR"),
+            {"charges.0.pricing.currency": ["a version has one currency: EUR is not USD"]},
+        ),
+        (
+            ChargeSpec(
+                "prompts",
+                "overage",
+                pricing=PricingSpec("per_unit", D(1), tiers=(TierSpec(None, D(1)),)),
+            ),
+            {"charges.0.pricing.tiers": ["only graduated and volume take tiers"]},
+        ),
+        (
+            ChargeSpec("prompts", "overage", pricing=PricingSpec("package", package_price=D(1))),
+            {"charges.0.pricing.package_size": ["this field is required"]},
+        ),
+        (
+            ChargeSpec(
+                "prompts",
+                "overage",
+                pricing=PricingSpec("package", package_size=D(0), package_price=D(1)),
+            ),
+            {"charges.0.pricing.package_size": ["must be greater than zero"]},
+        ),
+        (
+            ChargeSpec(
+                "prompts",
+                "overage",
+                pricing=PricingSpec("package", D(1), package_size=D(10), package_price=D(1)),
+            ),
+            {"charges.0.pricing.unit_price": ["only per_unit takes unit_price"]},
+        ),
+        (
+            ChargeSpec("prompts", "overage", pricing=PricingSpec("per_unit", D(1), D(10))),
+            {"charges.0.pricing.package_size": ["only package takes it"]},
+        ),
+        (
+            ChargeSpec("prompts", "overage", pricing=PricingSpec("graduated")),
+            {"charges.0.pricing.tiers": ["a tiered scheme needs at least one tier"]},
+        ),
+        (
+            ChargeSpec("prompts", "overage", pricing=PricingSpec("flat")),
+            {"charges.0.pricing.scheme": ["must be one of per_unit, package, graduated, volume"]},
+        ),
+    ],
+)
+def test_charge_rules(charge, fields):
+    assert version_errors(charge) == fields
+
+
+@pytest.mark.parametrize(
+    ("terms", "fields"),
+    [
+        (
+            {"currency": "XYZ"},
+            {"currency": ["unknown currency 'XYZ'; use an ISO 4217 code such as 'USD'"]},
+        ),
+        (
+            {"currency": "XXX"},
+            {"currency": ["unknown currency 'XXX'; use an ISO 4217 code such as 'USD'"]},
+        ),
+        ({"interval": "week"}, {"interval": ["must be one of month, quarter, year"]}),
+        ({"base_fee": D("1.999")}, {"base_fee": ["must have at most 2 decimal places in USD"]}),
+        (
+            {"currency": "JPY", "base_fee": D("100.5")},
+            {"base_fee": ["must have at most 0 decimal places in JPY"]},
+        ),
+        ({"base_fee": None}, {"base_fee": ["this field is required"]}),
+        ({"seat_price": D(-1)}, {"seat_price": ["must not be negative"]}),
+        (
+            {"minimum_commitment": D("0.001")},
+            {"minimum_commitment": ["must have at most 2 decimal places in USD"]},
+        ),
+        ({"credits_per_period": D("NaN")}, {"credits_per_period": ["must be a finite number"]}),
+        ({"trial_days": -1}, {"trial_days": ["must be between 0 and 3650"]}),
+        ({"trial_days": True}, {"trial_days": ["must be a whole number of days"]}),
+        ({"trial_days": D(3)}, {"trial_days": ["must be a whole number of days"]}),
+    ],
+)
+def test_version_term_rules(terms, fields):
+    assert version_errors(**terms) == fields
+
+
+def test_jpy_base_fee_in_whole_yen_is_valid():
+    validate_version(VersionSpec(currency="JPY", base_fee=D(100)), known_meters=())
+
+
+def test_every_problem_is_reported_at_once():
+    fields = version_errors(
+        ChargeSpec("nope", "overage"),
+        ChargeSpec("sms", "hard_cap", pricing=PER_UNIT),
+        currency="XYZ",
+        interval="day",
+    )
+
+    assert set(fields) == {
+        "currency",
+        "interval",
+        "charges.0.meter",
+        "charges.0.pricing",
+        "charges.1.pricing",
+        "charges.1.included_units",
+    }
+
+
+# validate_meter
+
+
+def test_valid_meters_raise_nothing():
+    base = {
+        "code": "m",
+        "name": "M",
+        "event_name": "e",
+        "value_property": "",
+        "unique_property": "",
+    }
+    validate_meter(**base, aggregation="count", filters={"model": ["gpt-4o", 4, True]})
+    validate_meter(**base | {"value_property": "tokens"}, aggregation="sum", filters={})
+    validate_meter(**base | {"unique_property": "user"}, aggregation="unique_count", filters={})
+
+
+@pytest.mark.parametrize(
+    ("fields", "errors"),
+    [
+        ({"aggregation": "sum"}, {"value_property": ["sum needs the property to read"]}),
+        ({"aggregation": "max"}, {"value_property": ["max needs the property to read"]}),
+        ({"aggregation": "latest"}, {"value_property": ["latest needs the property to read"]}),
+        (
+            {"aggregation": "unique_count"},
+            {"unique_property": ["unique_count needs the property whose values to count"]},
+        ),
+        ({"value_property": "tokens"}, {"value_property": ["count reads no value"]}),
+        (
+            {"aggregation": "sum", "value_property": "t", "unique_property": "u"},
+            {"unique_property": ["only unique_count takes it"]},
+        ),
+        (
+            {"aggregation": "avg"},
+            {"aggregation": ["must be one of count, sum, max, unique_count, latest"]},
+        ),
+        (
+            {"filters": []},
+            {
+                "filters": [
+                    'must be an object of property -> list of values, e.g. {"model": ["gpt-4o"]}'
+                ]
+            },
+        ),
+        (
+            {"filters": {"model": "gpt-4o"}},
+            {"filters.model": ["must be a non-empty list of values"]},
+        ),
+        ({"filters": {"model": []}}, {"filters.model": ["must be a non-empty list of values"]}),
+        (
+            {"filters": {"model": [None]}},
+            {"filters.model": ["values must be strings, numbers or booleans"]},
+        ),
+        (
+            {"filters": {f"p{i}": ["x"] for i in range(51)}},
+            {"filters": ["at most 50 properties"]},
+        ),
+        ({"filters": {"model": list(range(51))}}, {"filters.model": ["at most 50 values"]}),
+        (
+            {"code": "has space"},
+            {
+                "code": [
+                    "must be 1-64 letters, digits, '_', '.', ':' or '-', "
+                    "starting with a letter or digit"
+                ]
+            },
+        ),
+        ({"name": " "}, {"name": ["must not be blank"]}),
+        ({"event_name": ""}, {"event_name": ["must not be blank"]}),
+    ],
+)
+def test_meter_rules(fields, errors):
+    assert meter_errors(**fields) == errors
+
+
+# validate_credit_pack and validate_customer
+
+
+def test_credit_pack_rules():
+    with pytest.raises(InvalidRequest) as refused:
+        validate_credit_pack(code="runs 100", credits=D(0), price=D("99.5"), currency="JPY")
+
+    assert refused.value.fields == {
+        "code": [
+            "must be 1-64 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
+        ],
+        "credits": ["must be greater than zero"],
+        "price": ["must have at most 0 decimal places in JPY"],
+    }
+
+
+def test_valid_credit_pack_raises_nothing():
+    validate_credit_pack(code="runs_100", credits=D(100), price=D("99.00"), currency="USD")
+
+
+@pytest.mark.parametrize(
+    ("fields", "errors"),
+    [
+        (
+            {"external_id": "acme inc"},
+            {
+                "external_id": [
+                    "must be 1-255 characters without spaces, '/', '?', '#', '%' or '\\'"
+                ]
+            },
+        ),
+        (
+            {"external_id": "a/b"},
+            {
+                "external_id": [
+                    "must be 1-255 characters without spaces, '/', '?', '#', '%' or '\\'"
+                ]
+            },
+        ),
+        (
+            {"timezone": "Mars/Base"},
+            {
+                "timezone": [
+                    "unknown time zone 'Mars/Base'; use an IANA name such as 'Europe/Paris'"
+                ]
+            },
+        ),
+        (
+            {"spend_limit": D("1.001")},
+            {"spend_limit": ["must have at most 2 decimal places in USD"]},
+        ),
+        ({"spend_limit": D(-1)}, {"spend_limit": ["must not be negative"]}),
+        ({"address": "1 Main St"}, {"address": ["must be an object"]}),
+    ],
+)
+def test_customer_rules(fields, errors):
+    values = {
+        "external_id": "acme",
+        "currency": "USD",
+        "timezone": "UTC",
+        "spend_limit": None,
+        "address": {},
+    } | fields
+    with pytest.raises(InvalidRequest) as refused:
+        validate_customer(**values)
+
+    assert refused.value.fields == errors

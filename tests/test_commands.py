@@ -1,0 +1,77 @@
+"""Management commands: `load_demo` loads the demo catalog and customers, idempotently."""
+
+from decimal import Decimal
+from io import StringIO
+
+from django.core.management import call_command
+
+from customers.models import Customer
+from customers.services import customer_create
+from plans.management.commands.load_demo import CUSTOMERS, METERS, PACKS, PLANS
+from plans.models import CreditPack, Meter, Plan, PlanVersion
+
+
+def load_demo() -> str:
+    out = StringIO()
+    call_command("load_demo", stdout=out)
+    return out.getvalue()
+
+
+def test_load_demo_creates_the_demo_catalog_and_customers(row_counts):
+    # when
+    output = load_demo()
+
+    # then
+    counts = row_counts()
+    assert counts["Meter"] == len(METERS) == 9
+    assert counts["Plan"] == len(PLANS) == 8
+    assert counts["PlanVersion"] == len(PLANS)
+    assert counts["CreditPack"] == len(PACKS) == 2
+    assert counts["Customer"] == len(CUSTOMERS) == 3
+    assert counts["ApiKey"] == 0
+    assert output.startswith("demo loaded: 22 created (meter prompts, ")
+    assert set(Plan.objects.values_list("code", flat=True)) == {code for code, _, _ in PLANS}
+    assert set(Customer.objects.values_list("external_id", "currency")) == {
+        ("acme", "USD"),
+        ("globex", "USD"),
+        ("initech", "EUR"),
+    }
+    pack = CreditPack.objects.get(code="runs_100")
+    assert (pack.price.amount, str(pack.price.currency)) == (Decimal("99.00"), "USD")
+    assert Meter.objects.get(code="gpt4o_input_tokens").filters == {"model": ["gpt-4o"]}
+
+
+def test_every_demo_plan_has_a_published_version_1(db):
+    load_demo()
+
+    for plan in Plan.objects.all():
+        versions = list(plan.versions.values_list("number", "status"))
+        assert versions == [(1, PlanVersion.PUBLISHED)], plan.code
+    assert PlanVersion.objects.get(plan__code="team_hybrid").charges.get().tiers.count() == 2
+
+
+def test_load_demo_is_idempotent(row_counts):
+    # given
+    load_demo()
+    counts = row_counts()
+    published_at = dict(PlanVersion.objects.values_list("plan__code", "published_at"))
+
+    # when
+    output = load_demo()
+
+    # then
+    assert output.strip() == "demo loaded: 0 created"
+    assert row_counts() == counts
+    assert dict(PlanVersion.objects.values_list("plan__code", "published_at")) == published_at
+
+
+def test_load_demo_leaves_existing_rows_as_they_are(row_counts):
+    # given a customer with a demo external_id already there
+    customer_create(external_id="acme", name="Our Acme", currency="USD")
+
+    # when
+    load_demo()
+
+    # then
+    assert Customer.objects.get(external_id="acme").name == "Our Acme"
+    assert row_counts()["Customer"] == 3
