@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The README's "run" command: installs requirements.lock into .venv if needed, migrates,
+# loads the demo catalog, makes sure a dev superuser and a dev API key exist, then runs
+# the web server, a Celery worker and Celery beat until Ctrl-C or SIGTERM, which stops
+# all three. If one of them dies, the others are stopped and the script exits non-zero.
+# The environment passes through: DATABASE_URL, CELERY_BROKER_URL, ... (see README.md).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/_venv.sh
+. scripts/_venv.sh
+venv_setup
+
+py=.venv/bin/python
+port=${PORT:-8000}
+base_url="http://127.0.0.1:$port"
+# The same directory settings.py uses for the SQLite file and the broker.
+var_dir=${BILLING_VAR_DIR:-var}
+log_dir="$var_dir/log"
+key_file="$var_dir/dev-api-key.txt"
+mkdir -p "$log_dir"
+
+echo "== migrating the database"
+"$py" manage.py migrate --noinput
+echo "== loading the demo catalog"
+"$py" manage.py load_demo
+
+admin_password=$("$py" manage.py ensure_dev_admin --username admin \
+    --password-file "$var_dir/admin-password.txt")
+
+# The secret is printed once by create_api_key; keep it, and make a new key only when
+# there is none yet or the saved one is unknown to this database (a reset or another DB).
+dev_key_valid() {
+    [[ -s "$key_file" ]] || return 1
+    DEV_API_KEY=$(<"$key_file") "$py" manage.py shell --no-imports -c '
+import os, sys
+from customers.selectors import api_key_for_secret
+sys.exit(api_key_for_secret(os.environ["DEV_API_KEY"]) is None)'
+}
+if ! dev_key_valid; then
+    echo "== creating the API key 'dev'"
+    (umask 077 && "$py" manage.py create_api_key --name dev >"$key_file.new")
+    mv -f -- "$key_file.new" "$key_file"
+fi
+api_key=$(<"$key_file")
+
+cat <<EOF
+
+Usage billing is starting on $base_url
+  admin:    $base_url/admin/  user admin, password ${admin_password:-(unknown, see above)}
+  API docs: $base_url/api/docs/
+  API key:  $key_file
+            curl -H "Authorization: Bearer $api_key" $base_url/api/v1/plans
+  logs:     worker $log_dir/worker.log, beat $log_dir/beat.log
+Stop with Ctrl-C.
+
+EOF
+
+# Each service runs in its own session (setsid), so that Ctrl-C reaches only this script,
+# which then stops each one and makes sure no process of their groups is left.
+pids=()
+names=()
+start() {
+    local name=$1
+    shift
+    if command -v setsid >/dev/null 2>&1; then
+        setsid "$@" &
+    else
+        "$@" &
+    fi
+    pids+=("$!")
+    names+=("$name")
+}
+
+stop_all() {
+    local pid alive
+    # SIGTERM to each main process: the worker stops its own pool after the current task.
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    # Wait for whole process groups; whatever is left after 20 s is killed.
+    for _ in {1..40}; do
+        alive=0
+        for pid in "${pids[@]}"; do
+            if kill -0 -- "-$pid" 2>/dev/null || kill -0 "$pid" 2>/dev/null; then
+                alive=1
+            fi
+        done
+        ((alive)) || break
+        sleep 0.5
+    done
+    for pid in "${pids[@]}"; do
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+}
+
+on_signal() {
+    trap '' INT TERM
+    echo
+    echo "== stopping the web server, worker and beat"
+    stop_all
+    exit "$1"
+}
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+
+start web "$py" manage.py runserver --noreload "127.0.0.1:$port"
+start worker .venv/bin/celery -A config worker -l info --concurrency 1 >>"$log_dir/worker.log" 2>&1
+start beat .venv/bin/celery -A config beat -l info >>"$log_dir/beat.log" 2>&1
+
+status=0
+wait -n || status=$?
+trap '' INT TERM
+for i in "${!pids[@]}"; do
+    if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+        echo "error: ${names[$i]} exited (status $status); stopping the others" >&2
+        if [[ ${names[$i]} != web ]]; then
+            echo "-- last lines of $log_dir/${names[$i]}.log:" >&2
+            tail -n 20 "$log_dir/${names[$i]}.log" >&2 || true
+        fi
+    fi
+done
+stop_all
+exit $((status == 0 ? 1 : status))

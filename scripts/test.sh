@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The README's "test" command: installs requirements.lock into .venv if needed, then
+# runs pytest with the arguments given (e.g. `bash scripts/test.sh -q tests/plans`).
+# SQLite by default; set DATABASE_URL=postgres://... to run the PostgreSQL tests too.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/_venv.sh
+. scripts/_venv.sh
+venv_setup
+exec .venv/bin/pytest "$@"
