@@ -2,6 +2,8 @@
 as the API); saves and actions go through plans.services. A version that is
 not a draft is read-only here: its change page is a view page."""
 
+from types import SimpleNamespace
+
 import nested_admin
 from django import forms
 from django.contrib import admin, messages
@@ -16,6 +18,7 @@ from plans import services
 from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion, PriceTier
 from plans.pricing import PricingSpec, TierSpec
 from plans.validation import (
+    VERSION_TERMS,
     ChargeSpec,
     FieldErrors,
     VersionSpec,
@@ -23,6 +26,7 @@ from plans.validation import (
     validate_credit_pack,
     validate_meter,
     validate_version,
+    version_terms_spec,
 )
 
 METER_FIELDS = ("code", "name", "event_name", "aggregation", "value_property", "unique_property")
@@ -227,16 +231,7 @@ def charge_spec(charge_form) -> ChargeSpec:
 
 
 def version_spec(version: PlanVersion, charge_formset) -> VersionSpec:
-    return VersionSpec(
-        currency=version.currency,
-        interval=version.interval,
-        base_fee=version.base_fee if version.base_fee is not None else 0,
-        seat_price=version.seat_price,
-        minimum_commitment=version.minimum_commitment,
-        trial_days=version.trial_days if version.trial_days is not None else 0,
-        credits_per_period=version.credits_per_period,
-        charges=tuple(charge_spec(f) for f in kept_forms(charge_formset)),
-    )
+    return version_terms_spec(version, (charge_spec(f) for f in kept_forms(charge_formset)))
 
 
 class ChargeFormSet(nested_admin.formsets.NestedInlineFormSet):
@@ -300,27 +295,10 @@ class ChargeInline(FrozenWhenPublishedMixin, nested_admin.NestedStackedInline):
 class PlanVersionForm(ServiceValidatedForm):
     class Meta:
         model = PlanVersion
-        fields = [
-            "plan",
-            "currency",
-            "interval",
-            "base_fee",
-            "seat_price",
-            "minimum_commitment",
-            "trial_days",
-            "credits_per_period",
-        ]
+        fields = ["plan", *VERSION_TERMS]
 
     def validate_domain(self, cleaned):
-        terms = VersionSpec(
-            currency=cleaned.get("currency") or "",
-            interval=cleaned.get("interval") or "",
-            base_fee=cleaned.get("base_fee") if cleaned.get("base_fee") is not None else 0,
-            seat_price=cleaned.get("seat_price"),
-            minimum_commitment=cleaned.get("minimum_commitment"),
-            trial_days=cleaned.get("trial_days") or 0,
-            credits_per_period=cleaned.get("credits_per_period"),
-        )
+        terms = version_terms_spec(SimpleNamespace(**cleaned))
         validate_version(terms, known_meters=())
         plan = cleaned.get("plan") or self.instance.plan
         services.plan_version_check_currency(
@@ -392,15 +370,7 @@ class PlanVersionAdmin(nested_admin.NestedModelAdmin):
     def save_model(self, request, obj, form, change):
         # Charges arrive in save_related; a new version is numbered by the service now.
         if not change:
-            terms = VersionSpec(
-                currency=obj.currency,
-                interval=obj.interval,
-                base_fee=obj.base_fee,
-                seat_price=obj.seat_price,
-                minimum_commitment=obj.minimum_commitment,
-                trial_days=obj.trial_days,
-                credits_per_period=obj.credits_per_period,
-            )
+            terms = version_terms_spec(obj)
             adopt(obj, services.plan_version_create(plan=obj.plan, version=terms))
 
     def save_related(self, request, form, formsets, change):

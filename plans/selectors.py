@@ -3,7 +3,7 @@
 from django.db.models import Prefetch, QuerySet
 
 from plans.models import Charge, Meter, Plan, PlanVersion
-from plans.validation import ChargeSpec, VersionSpec
+from plans.validation import ChargeSpec, VersionSpec, version_terms_spec
 
 
 def meter_codes_in(spec: VersionSpec) -> set[str]:
@@ -50,13 +50,4 @@ def version_spec(*, version: PlanVersion) -> VersionSpec:
         )
         for charge in version.charges.select_related("meter").prefetch_related("tiers")
     )
-    return VersionSpec(
-        currency=version.currency,
-        interval=version.interval,
-        base_fee=version.base_fee,
-        seat_price=version.seat_price,
-        minimum_commitment=version.minimum_commitment,
-        trial_days=version.trial_days,
-        credits_per_period=version.credits_per_period,
-        charges=charges,
-    )
+    return version_terms_spec(version, charges)

@@ -12,6 +12,7 @@ from billing.errors import Conflict, InvalidRequest
 from plans import selectors
 from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion, PriceTier
 from plans.validation import (
+    VERSION_TERMS,
     FieldErrors,
     VersionSpec,
     check_code,
@@ -231,13 +232,8 @@ def plan_version_check_currency(
 
 
 def _apply_terms(version: PlanVersion, spec: VersionSpec) -> None:
-    version.currency = spec.currency
-    version.interval = spec.interval
-    version.base_fee = spec.base_fee
-    version.seat_price = spec.seat_price
-    version.minimum_commitment = spec.minimum_commitment
-    version.trial_days = spec.trial_days
-    version.credits_per_period = spec.credits_per_period
+    for name in VERSION_TERMS:
+        setattr(version, name, getattr(spec, name))
 
 
 def _version_write(*, plan: Plan, number: int, spec: VersionSpec) -> PlanVersion:

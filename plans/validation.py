@@ -53,6 +53,28 @@ class VersionSpec:
     charges: tuple[ChargeSpec, ...] = field(default_factory=tuple)
 
 
+# The terms of a version besides its charges, named alike on the model and the spec.
+VERSION_TERMS = (
+    "currency",
+    "interval",
+    "base_fee",
+    "seat_price",
+    "minimum_commitment",
+    "trial_days",
+    "credits_per_period",
+)
+
+
+def version_terms_spec(source: object, charges: Iterable[ChargeSpec] = ()) -> VersionSpec:
+    """A VersionSpec from anything with the terms as attributes (a PlanVersion, a form's data)."""
+    terms = {name: getattr(source, name, None) for name in VERSION_TERMS}
+    terms["currency"] = terms["currency"] or ""
+    terms["interval"] = terms["interval"] or ""
+    terms["base_fee"] = Decimal(0) if terms["base_fee"] is None else terms["base_fee"]
+    terms["trial_days"] = 0 if terms["trial_days"] is None else terms["trial_days"]
+    return VersionSpec(**terms, charges=tuple(charges))
+
+
 class FieldErrors:
     """Collects messages by dotted path, then raises them all at once."""
 
