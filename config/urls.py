@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from billing import api as billing_api
 from customers import api as customers_api
 from plans import api as plans_api
 
@@ -24,6 +25,8 @@ api_v1 = [
     path("credit-packs/<str:code>", plans_api.CreditPackDetailApi.as_view()),
     path("customers", customers_api.CustomerListApi.as_view()),
     path("customers/<str:external_id>", customers_api.CustomerDetailApi.as_view()),
+    path("customers/<str:external_id>/usage", billing_api.UsageApi.as_view()),
+    path("events", billing_api.EventsApi.as_view()),
 ]
 
 urlpatterns = [

@@ -42,6 +42,8 @@ class Meter(models.Model):
         help_text='Property equals one of values, e.g. {"model": ["gpt-4o"]}.',
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Ingestion caches meters per process and reloads them when this moves.
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["code"]

@@ -20,6 +20,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """Ingestion caches customers and meters per process; a test's rolled-back rows
+    must not leak into the next test through them."""
+    from billing.ingestion import customer_cache
+    from billing.metering import meter_cache
+
+    customer_cache.clear()
+    meter_cache.clear()
+    yield
+    customer_cache.clear()
+    meter_cache.clear()
+
+
 @pytest.fixture
 def api_key_secret(db):
     from customers.services import api_key_create

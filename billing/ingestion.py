@@ -1,0 +1,400 @@
+"""Usage ingestion: the hot path. One validation pass over the batch, then
+set-based writes in one transaction:
+
+1. event keys and events in one statement: `INSERT ... ON CONFLICT DO NOTHING
+   RETURNING` on the keys, and only the events whose key was new;
+2. the hourly rollups of the new events, pre-aggregated here, upserted in a
+   fixed order (so concurrent batches cannot deadlock);
+3. the distinct values of unique_count meters.
+
+No ORM object per event and no serializer. PostgreSQL gets each statement once
+with arrays (`unnest`); SQLite, the embedded default, gets the same SQL through
+executemany.
+"""
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from billing.metering import Contribution, EventRejected, MeterDef, contributions, meter_cache
+from customers.models import Customer
+
+MAX_EVENTS_PER_BATCH = 1000
+MAX_ID_LENGTH = 255
+MAX_NAME_LENGTH = 255
+CUSTOMER_CACHE_SECONDS = 60
+
+
+@dataclass(slots=True)
+class Rejection:
+    index: int
+    id: str | None
+    message: str
+
+
+@dataclass(slots=True)
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PreparedEvent:
+    customer_id: int
+    event_id: str
+    event_name: str
+    timestamp: datetime
+    properties_json: str
+    contributions: list[Contribution]
+
+
+class CustomerCache:
+    """external_id -> customer id, per process. Customers are never deleted."""
+
+    def __init__(self):
+        self._ids: dict[str, tuple[int, float]] = {}
+
+    def clear(self) -> None:
+        self._ids = {}
+
+    def resolve(self, external_ids: set[str]) -> dict[str, int]:
+        now = time.monotonic()
+        found = {}
+        missing = []
+        for external_id in external_ids:
+            cached = self._ids.get(external_id)
+            if cached is not None and cached[1] > now:
+                found[external_id] = cached[0]
+            else:
+                missing.append(external_id)
+        if missing:
+            rows = Customer.objects.filter(external_id__in=missing).values_list("external_id", "id")
+            expires = now + CUSTOMER_CACHE_SECONDS
+            for external_id, customer_id in rows:
+                self._ids[external_id] = (customer_id, expires)
+                found[external_id] = customer_id
+        return found
+
+
+customer_cache = CustomerCache()
+
+
+def _decimal_marker(value):
+    if isinstance(value, Decimal):
+        return f"\x00{value}\x00"
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+_MARKED_DECIMAL = re.compile(r'"\\u0000([^"\\]*)\\u0000"')
+
+
+def properties_json(properties: dict) -> str:
+    """JSON text with decimals written as the exact numbers they were sent as."""
+    text = json.dumps(properties, default=_decimal_marker, separators=(",", ":"))
+    return _MARKED_DECIMAL.sub(r"\1", text) if "\\u0000" in text else text
+
+
+def _has_nul(value) -> bool:
+    # PostgreSQL's jsonb cannot store U+0000.
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in k or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def parse_timestamp(value: object, *, earliest: datetime, latest: datetime) -> datetime:
+    if not isinstance(value, str) or len(value) > 64:
+        raise EventRejected(
+            "timestamp must be an ISO 8601 string with an offset, e.g. 2026-11-03T10:00:00Z"
+        )
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise EventRejected(f"timestamp {value!r} is not ISO 8601") from exc
+    if moment.tzinfo is None:
+        raise EventRejected(f"timestamp {value!r} needs an offset, e.g. Z or +02:00")
+    moment = moment.astimezone(UTC)
+    if moment < earliest:
+        raise EventRejected(
+            f"timestamp {value} is older than {settings.BILLING_LATE_EVENT_DAYS} days"
+        )
+    if moment > latest:
+        raise EventRejected(
+            f"timestamp {value} is more than {settings.BILLING_FUTURE_EVENT_SECONDS} seconds ahead"
+        )
+    return moment
+
+
+def _event_id_of(raw: object) -> str | None:
+    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+        return raw["id"][:MAX_ID_LENGTH]
+    return None
+
+
+def events_prepare(
+    events: list, *, now: datetime
+) -> tuple[list[PreparedEvent], list[Rejection], int]:
+    """Validate every event once. Returns the events to store, the rejections and
+    the number of repeats of an id within this batch (duplicates)."""
+    earliest = now - timedelta(days=settings.BILLING_LATE_EVENT_DAYS)
+    latest = now + timedelta(seconds=settings.BILLING_FUTURE_EVENT_SECONDS)
+    customers = customer_cache.resolve(
+        {
+            e["customer"]
+            for e in events
+            if isinstance(e, dict) and isinstance(e.get("customer"), str)
+        }
+    )
+    meters_by_event: dict[str, list[MeterDef]] = meter_cache.by_event_name()
+    prepared: list[PreparedEvent] = []
+    rejected: list[Rejection] = []
+    seen: set[tuple[int, str]] = set()
+    repeats = 0
+    for index, raw in enumerate(events):
+        try:
+            if not isinstance(raw, dict):
+                raise EventRejected("each event must be a JSON object")
+            event_id = raw.get("id")
+            if not isinstance(event_id, str) or not event_id:
+                raise EventRejected("id must be a non-empty string")
+            if len(event_id) > MAX_ID_LENGTH:
+                raise EventRejected(f"id must be at most {MAX_ID_LENGTH} characters")
+            external_id = raw.get("customer")
+            if not isinstance(external_id, str):
+                raise EventRejected("customer must be the customer's external_id, a string")
+            customer_id = customers.get(external_id)
+            if customer_id is None:
+                raise EventRejected(f"unknown customer {external_id[:MAX_ID_LENGTH]!r}")
+            event_name = raw.get("event_name")
+            if (
+                not isinstance(event_name, str)
+                or not event_name
+                or len(event_name) > MAX_NAME_LENGTH
+            ):
+                raise EventRejected(
+                    f"event_name must be a string of 1 to {MAX_NAME_LENGTH} characters"
+                )
+            timestamp = parse_timestamp(raw.get("timestamp"), earliest=earliest, latest=latest)
+            properties = raw.get("properties", {})
+            if not isinstance(properties, dict):
+                raise EventRejected("properties must be a JSON object")
+            if "\x00" in event_id or "\x00" in event_name or _has_nul(properties):
+                raise EventRejected("text must not contain the NUL character (U+0000)")
+            meters = meters_by_event.get(event_name)
+            found = contributions(meters, properties) if meters else []
+        except EventRejected as exc:
+            rejected.append(Rejection(index, _event_id_of(raw), str(exc)))
+            continue
+        key = (customer_id, event_id)
+        if key in seen:
+            repeats += 1
+            continue
+        seen.add(key)
+        prepared.append(
+            PreparedEvent(
+                customer_id, event_id, event_name, timestamp, properties_json(properties), found
+            )
+        )
+    return prepared, rejected, repeats
+
+
+def events_ingest(*, events: list, now: datetime | None = None) -> IngestResult:
+    """Store a batch of usage events and maintain their rollups, atomically.
+
+    Idempotent per (customer, event id): an event already stored, or repeated
+    in the batch, counts as a duplicate and changes nothing, also when the
+    same batch arrives from several clients at once (the key's unique index
+    decides). Returns only after the transaction has committed.
+    """
+    if len(events) > MAX_EVENTS_PER_BATCH:
+        raise ValueError(f"at most {MAX_EVENTS_PER_BATCH} events a batch")
+    now = now or datetime.now(UTC)
+    prepared, rejected, repeats = events_prepare(events, now=now)
+    result = IngestResult(rejected=rejected, duplicates=repeats)
+    if not prepared:
+        return result
+    writer = _postgres if connection.vendor == "postgresql" else _generic
+    with transaction.atomic():
+        new = writer.insert_events(prepared, received_at=now)
+        stored = [e for e in prepared if (e.customer_id, e.event_id) in new]
+        rollups, uniques = rollup_deltas(stored)
+        if rollups:
+            writer.upsert_rollups(rollups)
+        if uniques:
+            writer.insert_uniques(uniques)
+    result.accepted = len(stored)
+    result.duplicates += len(prepared) - len(stored)
+    return result
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def rollup_deltas(events: list[PreparedEvent]) -> tuple[list[tuple], list[tuple]]:
+    """Per (customer, meter, hour): count, sum, max and latest of the new events,
+    sorted by key; and the distinct (customer, meter, hour, value) of unique counts."""
+    rollups: dict[tuple, list] = {}
+    uniques: set[tuple] = set()
+    for event in events:
+        hour = hour_of(event.timestamp)
+        for c in event.contributions:
+            key = (event.customer_id, c.meter_id, hour)
+            if c.unique is not None:
+                uniques.add((*key, c.unique))
+            row = rollups.get(key)
+            if row is None:
+                rollups[key] = [1, c.value or 0, c.value, event.timestamp, event.event_id, c.value]
+                continue
+            row[0] += 1
+            if c.value is not None:
+                row[1] += c.value
+                row[2] = c.value if row[2] is None or c.value > row[2] else row[2]
+            if (event.timestamp, event.event_id) > (row[3], row[4]):
+                row[3], row[4], row[5] = event.timestamp, event.event_id, c.value
+    rows = [(*key, *values) for key, values in sorted(rollups.items())]
+    return rows, sorted(uniques)
+
+
+ROLLUP_COLUMNS = (
+    "customer_id, meter_id, hour, event_count, value_sum, value_max, "
+    "latest_at, latest_event_id, latest_value"
+)
+_NEWER = (
+    "(billing_usagerollup.latest_at IS NULL OR (excluded.latest_at, excluded.latest_event_id) "
+    "> (billing_usagerollup.latest_at, billing_usagerollup.latest_event_id))"
+)
+ROLLUP_ON_CONFLICT = f"""
+ON CONFLICT (customer_id, meter_id, hour) DO UPDATE SET
+    event_count = billing_usagerollup.event_count + excluded.event_count,
+    value_sum = billing_usagerollup.value_sum + excluded.value_sum,
+    value_max = CASE
+        WHEN billing_usagerollup.value_max IS NULL THEN excluded.value_max
+        WHEN excluded.value_max > billing_usagerollup.value_max THEN excluded.value_max
+        ELSE billing_usagerollup.value_max END,
+    latest_value = CASE WHEN {_NEWER} THEN excluded.latest_value
+        ELSE billing_usagerollup.latest_value END,
+    latest_event_id = CASE WHEN {_NEWER} THEN excluded.latest_event_id
+        ELSE billing_usagerollup.latest_event_id END,
+    latest_at = CASE WHEN {_NEWER} THEN excluded.latest_at
+        ELSE billing_usagerollup.latest_at END
+"""
+
+
+class _postgres:
+    """Each write is one statement over arrays."""
+
+    INSERT_EVENTS = """
+    WITH batch AS (
+        SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::text[])
+            AS b(customer_id, event_id, event_name, ts, properties)
+    ), new_keys AS (
+        INSERT INTO billing_eventkey (customer_id, event_id, "timestamp")
+        SELECT customer_id, event_id, ts FROM batch ORDER BY customer_id, event_id
+        ON CONFLICT DO NOTHING
+        RETURNING customer_id, event_id
+    ), stored AS (
+        INSERT INTO billing_usageevent
+            (customer_id, event_id, event_name, "timestamp", properties, received_at)
+        SELECT b.customer_id, b.event_id, b.event_name, b.ts, b.properties::jsonb, %s
+        FROM batch b JOIN new_keys k USING (customer_id, event_id)
+    )
+    SELECT customer_id, event_id FROM new_keys
+    """
+
+    @classmethod
+    def insert_events(cls, events: list[PreparedEvent], *, received_at: datetime) -> set:
+        columns = (
+            [e.customer_id for e in events],
+            [e.event_id for e in events],
+            [e.event_name for e in events],
+            [e.timestamp for e in events],
+            [e.properties_json for e in events],
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(cls.INSERT_EVENTS, [*columns, received_at])
+            return set(cursor.fetchall())
+
+    @staticmethod
+    def upsert_rollups(rows: list[tuple]) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO billing_usagerollup ({ROLLUP_COLUMNS}) "  # noqa: S608
+                "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], "
+                "%s::bigint[], %s::numeric[], %s::numeric[], %s::timestamptz[], %s::text[], "
+                "%s::numeric[]) ORDER BY 1, 2, 3" + ROLLUP_ON_CONFLICT,
+                [list(column) for column in zip(*rows, strict=True)],
+            )
+
+    @staticmethod
+    def insert_uniques(rows: list[tuple]) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO billing_usageuniquevalue (customer_id, meter_id, hour, value) "
+                "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::text[]) "
+                "ORDER BY 1, 2, 3, 4 ON CONFLICT DO NOTHING",
+                [list(column) for column in zip(*rows, strict=True)],
+            )
+
+
+class _generic:
+    """The same writes, row by row through executemany (SQLite, the embedded default)."""
+
+    @staticmethod
+    def insert_events(events: list[PreparedEvent], *, received_at: datetime) -> set:
+        new = set()
+        with connection.cursor() as cursor:
+            for e in sorted(events, key=lambda e: (e.customer_id, e.event_id)):
+                cursor.execute(
+                    'INSERT INTO billing_eventkey (customer_id, event_id, "timestamp") '
+                    "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                    [e.customer_id, e.event_id, e.timestamp],
+                )
+                if cursor.rowcount == 1:
+                    new.add((e.customer_id, e.event_id))
+            cursor.executemany(
+                "INSERT INTO billing_usageevent "
+                '(customer_id, event_id, event_name, "timestamp", properties, received_at) '
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                [
+                    (
+                        e.customer_id,
+                        e.event_id,
+                        e.event_name,
+                        e.timestamp,
+                        e.properties_json,
+                        received_at,
+                    )
+                    for e in events
+                    if (e.customer_id, e.event_id) in new
+                ],
+            )
+        return new
+
+    @staticmethod
+    def upsert_rollups(rows: list[tuple]) -> None:
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO billing_usagerollup ({ROLLUP_COLUMNS}) "  # noqa: S608
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)" + ROLLUP_ON_CONFLICT,
+                rows,
+            )
+
+    @staticmethod
+    def insert_uniques(rows: list[tuple]) -> None:
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO billing_usageuniquevalue (customer_id, meter_id, hour, value) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                rows,
+            )

@@ -1,0 +1,177 @@
+"""What an event contributes to each meter. Ingestion (rollups) and usage reads of
+raw events both use `contributions`, so a quantity is the same whichever path
+computed it.
+
+Filters compare values as text: a property "gpt-4o" matches a filter value
+"gpt-4o", and the number 1.5 matches 1.5 or "1.5".
+"""
+
+import threading
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from django.db.models import Count, Max
+
+from plans.models import Meter
+
+MAX_INTEGER_DIGITS = 18
+MAX_PLACES = 10
+MAX_UNIQUE_VALUE_LENGTH = 512
+
+
+class EventRejected(Exception):
+    """The event cannot be metered; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class MeterDef:
+    id: int
+    code: str
+    event_name: str
+    aggregation: str
+    value_property: str
+    unique_property: str
+    # property -> the filter's values as text
+    filters: tuple[tuple[str, frozenset[str]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    meter_id: int
+    # The number the meter reads (sum, max, latest), or None for count and unique_count.
+    value: Decimal | None
+    # The distinct value for unique_count, as text.
+    unique: str | None
+
+
+def as_text(value: object) -> str | None:
+    """A scalar JSON value as the text filters and unique counts compare; None if not scalar."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Decimal | float):
+        number = Decimal(str(value)) if isinstance(value, float) else value
+        if not number.is_finite():
+            return None
+        text = format(number.normalize(), "f")
+        return "0" if text == "-0" else text
+    return None
+
+
+def as_quantity(value: object) -> Decimal:
+    """A property value a meter adds up: a JSON number or a string holding one."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | float | str):
+        raise ValueError("must be a number")
+    try:
+        number = Decimal(value) if not isinstance(value, float) else Decimal(str(value))
+    except (InvalidOperation, ValueError) as exc:
+        raise ValueError("must be a number") from exc
+    if not number.is_finite():
+        raise ValueError("must be a finite number")
+    if number < 0:
+        raise ValueError("must not be negative")
+    if number != 0 and number.adjusted() >= MAX_INTEGER_DIGITS:
+        raise ValueError("is too large")
+    if number.normalize().as_tuple().exponent < -MAX_PLACES:
+        raise ValueError(f"must have at most {MAX_PLACES} decimal places")
+    return number
+
+
+def meter_def(meter: Meter) -> MeterDef:
+    filters = tuple(
+        sorted(
+            (prop, frozenset(t for t in (as_text(v) for v in values) if t is not None))
+            for prop, values in (meter.filters or {}).items()
+        )
+    )
+    return MeterDef(
+        id=meter.id,
+        code=meter.code,
+        event_name=meter.event_name,
+        aggregation=meter.aggregation,
+        value_property=meter.value_property,
+        unique_property=meter.unique_property,
+        filters=filters,
+    )
+
+
+def contributions(meters: list[MeterDef], properties: dict) -> list[Contribution]:
+    """The contribution of an event (already known to have these meters' event name)
+    to each meter whose filters it passes. Raises EventRejected when a meter that
+    takes the event cannot read the value it needs."""
+    out = []
+    for meter in meters:
+        if any(as_text(properties.get(prop)) not in allowed for prop, allowed in meter.filters):
+            continue
+        if meter.aggregation == Meter.COUNT:
+            out.append(Contribution(meter.id, None, None))
+        elif meter.aggregation == Meter.UNIQUE_COUNT:
+            raw = properties.get(meter.unique_property)
+            text = as_text(raw) if raw is not None else None
+            if text is None or len(text) > MAX_UNIQUE_VALUE_LENGTH:
+                raise EventRejected(
+                    f"meter {meter.code!r} counts distinct values of property "
+                    f"{meter.unique_property!r}: it must be a string, number or boolean "
+                    f"of at most {MAX_UNIQUE_VALUE_LENGTH} characters"
+                )
+            out.append(Contribution(meter.id, None, text))
+        else:
+            if meter.value_property not in properties:
+                raise EventRejected(
+                    f"meter {meter.code!r} reads property {meter.value_property!r}, "
+                    "which the event does not have"
+                )
+            try:
+                value = as_quantity(properties[meter.value_property])
+            except ValueError as exc:
+                raise EventRejected(
+                    f"property {meter.value_property!r} (meter {meter.code!r}) {exc}"
+                ) from exc
+            out.append(Contribution(meter.id, value, None))
+    return out
+
+
+class MeterCache:
+    """Meters grouped by event name, per process. Reloaded when the meters table
+    changes (count, highest id, latest update), checked with one small query."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._fingerprint: tuple | None = None
+        self._by_event: dict[str, list[MeterDef]] = {}
+        self._by_id: dict[int, MeterDef] = {}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._fingerprint = None
+
+    def _refresh(self) -> None:
+        fingerprint = tuple(
+            Meter.objects.aggregate(
+                n=Count("id"), top=Max("id"), changed=Max("updated_at")
+            ).values()
+        )
+        if fingerprint == self._fingerprint:
+            return
+        by_event: dict[str, list[MeterDef]] = {}
+        by_id = {}
+        for meter in Meter.objects.order_by("id"):
+            definition = meter_def(meter)
+            by_event.setdefault(meter.event_name, []).append(definition)
+            by_id[meter.id] = definition
+        with self._lock:
+            self._by_event, self._by_id, self._fingerprint = by_event, by_id, fingerprint
+
+    def by_event_name(self) -> dict[str, list[MeterDef]]:
+        self._refresh()
+        return self._by_event
+
+    def by_id(self) -> dict[int, MeterDef]:
+        self._refresh()
+        return self._by_id
+
+
+meter_cache = MeterCache()
