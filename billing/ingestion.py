@@ -29,6 +29,8 @@ MAX_EVENTS_PER_BATCH = 1000
 MAX_ID_LENGTH = 255
 MAX_NAME_LENGTH = 255
 CUSTOMER_CACHE_SECONDS = 60
+MAX_PROPERTY_DEPTH = 32
+ZERO = Decimal(0)
 
 
 @dataclass(slots=True)
@@ -101,15 +103,24 @@ def properties_json(properties: dict) -> str:
     return _MARKED_DECIMAL.sub(r"\1", text) if "\\u0000" in text else text
 
 
-def _has_nul(value) -> bool:
-    # PostgreSQL's jsonb cannot store U+0000.
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any("\x00" in k or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+def check_properties(properties: dict) -> None:
+    """No NUL character anywhere (PostgreSQL's jsonb cannot store U+0000) and no
+    nesting deeper than MAX_PROPERTY_DEPTH. Iterative: a deep payload cannot
+    exhaust the stack."""
+    stack = [(properties, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_PROPERTY_DEPTH:
+            raise EventRejected(f"properties nest deeper than {MAX_PROPERTY_DEPTH} levels")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in key:
+                    raise EventRejected("text must not contain the NUL character (U+0000)")
+                stack.append((item, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str) and "\x00" in value:
+            raise EventRejected("text must not contain the NUL character (U+0000)")
 
 
 def parse_timestamp(value: object, *, earliest: datetime, latest: datetime) -> datetime:
@@ -123,7 +134,10 @@ def parse_timestamp(value: object, *, earliest: datetime, latest: datetime) -> d
         raise EventRejected(f"timestamp {value!r} is not ISO 8601") from exc
     if moment.tzinfo is None:
         raise EventRejected(f"timestamp {value!r} needs an offset, e.g. Z or +02:00")
-    moment = moment.astimezone(UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise EventRejected(f"timestamp {value!r} is out of range") from exc
     if moment < earliest:
         raise EventRejected(
             f"timestamp {value} is older than {settings.BILLING_LATE_EVENT_DAYS} days"
@@ -188,8 +202,9 @@ def events_prepare(
             properties = raw.get("properties", {})
             if not isinstance(properties, dict):
                 raise EventRejected("properties must be a JSON object")
-            if "\x00" in event_id or "\x00" in event_name or _has_nul(properties):
+            if "\x00" in event_id or "\x00" in event_name:
                 raise EventRejected("text must not contain the NUL character (U+0000)")
+            check_properties(properties)
             meters = meters_by_event.get(event_name)
             found = contributions(meters, properties) if meters else []
         except EventRejected as exc:
@@ -254,7 +269,9 @@ def rollup_deltas(events: list[PreparedEvent]) -> tuple[list[tuple], list[tuple]
                 uniques.add((*key, c.unique))
             row = rollups.get(key)
             if row is None:
-                rollups[key] = [1, c.value or 0, c.value, event.timestamp, event.event_id, c.value]
+                # ZERO, not 0: a numeric[] array must not mix int and Decimal.
+                value_sum = ZERO if c.value is None else c.value
+                rollups[key] = [1, value_sum, c.value, event.timestamp, event.event_id, c.value]
                 continue
             row[0] += 1
             if c.value is not None:

@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.db.models import Count, Max
 
+from billing.money import storable_exactly
 from plans.models import Meter
 
 MAX_INTEGER_DIGITS = 18
@@ -77,6 +78,11 @@ def as_quantity(value: object) -> Decimal:
         raise ValueError("is too large")
     if number.normalize().as_tuple().exponent < -MAX_PLACES:
         raise ValueError(f"must have at most {MAX_PLACES} decimal places")
+    if not storable_exactly(number):
+        raise ValueError(
+            "has more than 15 significant digits, the most the embedded SQLite "
+            "database keeps exactly; run on PostgreSQL for more"
+        )
     return number
 
 

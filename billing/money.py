@@ -7,6 +7,10 @@ half up, to the currency's minor unit (2 for USD and EUR, 0 for JPY).
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 import moneyed
+from django.db import connection
+
+# SQLite, the embedded default, stores decimals as floats: 15 significant digits.
+SQLITE_EXACT_DIGITS = 15
 
 
 def is_known_currency(code: object) -> bool:
@@ -66,3 +70,10 @@ def format_money(amount: Decimal, currency: str) -> str:
     if -normalized.as_tuple().exponent <= exponent:
         return format(amount.quantize(Decimal(1).scaleb(-exponent)), "f")
     return format(normalized, "f")
+
+
+def storable_exactly(value: Decimal) -> bool:
+    """False for a value the database in use would not store exactly (SQLite only)."""
+    if connection.vendor != "sqlite":
+        return True
+    return len(value.normalize().as_tuple().digits) <= SQLITE_EXACT_DIGITS

@@ -6,7 +6,6 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.db import connection
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from drf_spectacular.utils import extend_schema_field
@@ -14,7 +13,7 @@ from rest_framework import exceptions, pagination, parsers, serializers, status
 from rest_framework.response import Response
 
 from billing.errors import BillingError
-from billing.money import format_decimal, format_money
+from billing.money import format_decimal, format_money, storable_exactly
 
 ERROR_TYPES = {
     400: "invalid_request",
@@ -140,9 +139,6 @@ class CursorPagination(pagination.CursorPagination):
         }
 
 
-SQLITE_EXACT_DIGITS = 15
-
-
 @extend_schema_field(
     {"type": "string", "format": "decimal", "example": "0.05", "description": "exact decimal"}
 )
@@ -180,8 +176,7 @@ class DecimalString(serializers.Field):
         normalized = value.normalize().as_tuple()
         if normalized.exponent < -self.MAX_PLACES:
             self.fail("max_places", places=self.MAX_PLACES)
-        if len(normalized.digits) > SQLITE_EXACT_DIGITS and connection.vendor == "sqlite":
-            # SQLite stores decimals as floats; refuse what would not read back exactly.
+        if not storable_exactly(value):
             self.fail("too_precise")
         return value
 

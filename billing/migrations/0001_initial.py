@@ -9,6 +9,12 @@ def partition_events_table(apps, schema_editor):
     from billing.partitions import CREATE_PARTITIONED_TABLE, EVENTS_TABLE, event_partitions_ensure
 
     if schema_editor.connection.vendor == "postgresql":
+        # CreateModel's index is deferred to the migration's end; the new table has its own.
+        schema_editor.deferred_sql = [
+            sql
+            for sql in schema_editor.deferred_sql
+            if not (hasattr(sql, "references_table") and sql.references_table(EVENTS_TABLE))
+        ]
         schema_editor.execute(f"DROP TABLE {EVENTS_TABLE}")
         schema_editor.execute(CREATE_PARTITIONED_TABLE)
         event_partitions_ensure()
