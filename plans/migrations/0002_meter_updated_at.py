@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('plans', '0001_initial'),
+        ("plans", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='meter',
-            name='updated_at',
+            model_name="meter",
+            name="updated_at",
             field=models.DateTimeField(auto_now=True),
         ),
     ]
