@@ -21,7 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Gunicorn, django_setup, fresh_database, percentile
+from bench.common import (
+    Gunicorn,
+    cpu_seconds,
+    django_setup,
+    fresh_database,
+    percentile,
+    postgres_pids,
+)
 
 DB_NAME = "billing_bench_ingest"
 CLIENTS = 4
@@ -86,9 +93,9 @@ def raw_client(index, database_url, batches, barrier, results):
     with psycopg.connect(database_url) as conn:
         barrier.wait()
         started = time.perf_counter()
-        for columns in batches:
+        for document in batches:
             with conn.cursor() as cursor:
-                cursor.execute(_postgres.INSERT_EVENTS, [*columns, datetime.now(UTC)])
+                cursor.execute(_postgres.INSERT_EVENTS, [document, datetime.now(UTC)])
                 cursor.fetchall()
             conn.commit()
         results.put((index, started, time.perf_counter(), [], 0))
@@ -135,7 +142,7 @@ def main():
     from django.core.management import call_command
     from django.db import connection, connections
 
-    from billing.ingestion import events_ingest, properties_json
+    from billing.ingestion import PreparedEvent, _postgres, events_ingest
     from customers.models import Customer
     from customers.services import api_key_create
 
@@ -171,9 +178,12 @@ def main():
     connections.close_all()
     server = Gunicorn(database_url, port=PORT, workers=args.workers)
     try:
+        server_cpu, pg_cpu = cpu_seconds(server.pids()), cpu_seconds(postgres_pids())
         elapsed, latencies, accepted = run_clients(
             http_client, [(chunk, key) for chunk in per_client]
         )
+        server_cpu = cpu_seconds(server.pids()) - server_cpu
+        pg_cpu = cpu_seconds(postgres_pids()) - pg_cpu
         rss, peak = server.memory_mib()
         http_rate = accepted / elapsed
         print(
@@ -186,6 +196,11 @@ def main():
             f"p99 {percentile(latencies, 99) * 1000:.1f} ms"
         )
         print(f"  server memory (master + workers): {rss:.0f} MiB now, {peak:.0f} MiB peak")
+        batches_sent = len(batches)
+        print(
+            f"  CPU per batch: gunicorn {server_cpu / batches_sent * 1000:.1f} ms, "
+            f"PostgreSQL {pg_cpu / batches_sent * 1000:.1f} ms"
+        )
         if accepted != len(events):
             raise RuntimeError(f"accepted {accepted}, sent {len(events)}")
 
@@ -196,12 +211,18 @@ def main():
                 "billing_usageuniquevalue"
             )
         raw_batches = [
-            (
-                [ids[e["customer"]] for e in b],
-                [e["id"] for e in b],
-                [e["event_name"] for e in b],
-                [datetime.fromisoformat(e["timestamp"]) for e in b],
-                [properties_json(e["properties"]) for e in b],
+            _postgres.batch_json(
+                [
+                    PreparedEvent(
+                        ids[e["customer"]],
+                        e["id"],
+                        e["event_name"],
+                        datetime.fromisoformat(e["timestamp"]),
+                        e["properties"],
+                        [],
+                    )
+                    for e in b
+                ]
             )
             for b in batches
         ]

@@ -12,13 +12,16 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing import selectors
+from billing import selectors, services
 from billing.errors import BillingError, InvalidRequest
 from billing.ingestion import MAX_EVENTS_PER_BATCH, events_ingest
+from billing.models import Subscription
 from billing.money import format_decimal
-from billing.periods import month_start
+from billing.periods import month_start, period_containing
+from billing.serializers import SubscriptionCreateSerializer, SubscriptionSerializer
 from config.api import error_body
 from customers.models import ApiKey, Customer
+from plans.models import Plan
 
 
 class PayloadTooLarge(BillingError):
@@ -85,7 +88,8 @@ class EventsApi(APIView):
             raise PayloadTooLarge(
                 f"{len(events)} events; at most {MAX_EVENTS_PER_BATCH} a request; none stored"
             )
-        result = events_ingest(events=events)
+        # Only a \u0000 escape (JSON's \u is lowercase) puts a NUL into parsed JSON.
+        result = events_ingest(events=events, may_hold_nul=b"\\u0000" in body)
         return Response(
             {
                 "accepted": result.accepted,
@@ -118,24 +122,82 @@ def parse_time_param(request, name: str) -> datetime | None:
     return moment.astimezone(UTC)
 
 
+class SubscriptionListApi(APIView):
+    @extend_schema(request=SubscriptionCreateSerializer, responses={201: SubscriptionSerializer})
+    def post(self, request):
+        serializer = SubscriptionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        customer = Customer.objects.filter(external_id=data["customer"]).first()
+        if customer is None:
+            raise InvalidRequest(
+                f"unknown customer {data['customer']!r}", fields={"customer": ["unknown customer"]}
+            )
+        plan = Plan.objects.filter(code=data["plan"]).first()
+        if plan is None:
+            raise InvalidRequest(
+                f"unknown plan {data['plan']!r}", fields={"plan": ["unknown plan"]}
+            )
+        subscription = services.subscription_create(
+            customer=customer,
+            plan=plan,
+            start=data["start"],
+            version_number=data["version"],
+            seats=data["seats"],
+            billing_anchor=data["billing_anchor"],
+        )
+        return Response(
+            SubscriptionSerializer(_subscriptions().get(pk=subscription.pk)).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+def _subscriptions():
+    return Subscription.objects.select_related("customer", "version__plan")
+
+
+class SubscriptionDetailApi(APIView):
+    @extend_schema(responses=SubscriptionSerializer)
+    def get(self, request, subscription_id: int):
+        return Response(
+            SubscriptionSerializer(get_object_or_404(_subscriptions(), pk=subscription_id)).data
+        )
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 class UsageApi(APIView):
-    """The customer's usage per meter for a period (default: the current period)."""
+    """The customer's usage per charge for a period: the subscription's current
+    period by default, or the period containing `period_start`."""
 
     @extend_schema(
         parameters=[
             OpenApiParameter("period_start", str, description="ISO 8601; default: current period"),
-            OpenApiParameter("period_end", str, description="ISO 8601; default: a period later"),
+            OpenApiParameter("period_end", str, description="ISO 8601; default: that period's end"),
         ],
         responses=inline_serializer("Usage", {"lines": serializers.ListField()}),
     )
     def get(self, request, external_id: str):
         customer = get_object_or_404(Customer, external_id=external_id)
-        now = datetime.now(UTC)
+        subscription = selectors.subscription_live(customer_id=customer.id)
         start = parse_time_param(request, "period_start")
         end = parse_time_param(request, "period_end")
         zone = zoneinfo.ZoneInfo(customer.timezone)
+        if subscription is not None and end is None:
+            if start is None:
+                start, end = subscription.current_period_start, subscription.current_period_end
+            elif start >= subscription.started_at:
+                start, end = period_containing(
+                    subscription.started_at,
+                    zone,
+                    interval=subscription.version.interval,
+                    calendar_aligned=subscription.billing_anchor == Subscription.CALENDAR,
+                    moment=start,
+                )
         if start is None:
-            start = month_start(now.astimezone(zone))
+            start = month_start(datetime.now(UTC).astimezone(zone))
         if end is None:
             end = month_start(start.astimezone(zone), months=1)
         if end <= start:
@@ -143,27 +205,27 @@ class UsageApi(APIView):
                 "period_end must be after period_start",
                 fields={"period_end": ["must be after period_start"]},
             )
-        meters = selectors.meters_used(customer_id=customer.id, start=start, end=end)
-        quantities = selectors.usage_quantities(
-            customer_id=customer.id, meters=meters, start=start, end=end
+        lines = selectors.usage_lines(
+            customer_id=customer.id, subscription=subscription, start=start, end=end
         )
+        text = format_decimal
         return Response(
             {
-                "subscription": None,
+                "subscription": subscription.pk if subscription else None,
                 "customer": customer.external_id,
-                "period_start": start.isoformat().replace("+00:00", "Z"),
-                "period_end": end.isoformat().replace("+00:00", "Z"),
+                "period_start": iso(start),
+                "period_end": iso(end),
                 "currency": customer.currency,
                 "lines": [
                     {
-                        "meter": m.code,
-                        "aggregation": m.aggregation,
-                        "model": None,
-                        "quantity": format_decimal(quantities[m.id]),
-                        "included": None,
-                        "billable": None,
+                        "meter": line.meter,
+                        "aggregation": line.aggregation,
+                        "model": line.model,
+                        "quantity": text(line.quantity),
+                        "included": None if line.included is None else text(line.included),
+                        "billable": None if line.billable is None else text(line.billable),
                     }
-                    for m in meters
+                    for line in lines
                 ],
             }
         )

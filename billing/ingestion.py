@@ -53,7 +53,7 @@ class PreparedEvent:
     event_id: str
     event_name: str
     timestamp: datetime
-    properties_json: str
+    properties: dict
     contributions: list[Contribution]
 
 
@@ -97,16 +97,21 @@ def _decimal_marker(value):
 _MARKED_DECIMAL = re.compile(r'"\\u0000([^"\\]*)\\u0000"')
 
 
-def properties_json(properties: dict) -> str:
-    """JSON text with decimals written as the exact numbers they were sent as."""
-    text = json.dumps(properties, default=_decimal_marker, separators=(",", ":"))
+def exact_json(value) -> str:
+    """JSON text with Decimals written as the exact numbers they are (json.dumps
+    would refuse them, or lose digits through float). Properties never hold
+    U+0000 (checked at validation), so the marker cannot collide."""
+    text = json.dumps(value, default=_decimal_marker, separators=(",", ":"))
     return _MARKED_DECIMAL.sub(r"\1", text) if "\\u0000" in text else text
 
 
-def check_properties(properties: dict) -> None:
+def check_properties(properties: dict, *, may_hold_nul: bool) -> None:
     """No NUL character anywhere (PostgreSQL's jsonb cannot store U+0000) and no
-    nesting deeper than MAX_PROPERTY_DEPTH. Iterative: a deep payload cannot
-    exhaust the stack."""
+    nesting deeper than MAX_PROPERTY_DEPTH. Iterative, so a deep payload cannot
+    exhaust the stack; flat properties from a body without NULs cost nothing."""
+    nested = any(type(v) is dict or type(v) is list for v in properties.values())
+    if not may_hold_nul and not nested:
+        return
     stack = [(properties, 1)]
     while stack:
         value, depth = stack.pop()
@@ -156,7 +161,7 @@ def _event_id_of(raw: object) -> str | None:
 
 
 def events_prepare(
-    events: list, *, now: datetime
+    events: list, *, now: datetime, may_hold_nul: bool = True
 ) -> tuple[list[PreparedEvent], list[Rejection], int]:
     """Validate every event once. Returns the events to store, the rejections and
     the number of repeats of an id within this batch (duplicates)."""
@@ -202,9 +207,9 @@ def events_prepare(
             properties = raw.get("properties", {})
             if not isinstance(properties, dict):
                 raise EventRejected("properties must be a JSON object")
-            if "\x00" in event_id or "\x00" in event_name:
+            if may_hold_nul and ("\x00" in event_id or "\x00" in event_name):
                 raise EventRejected("text must not contain the NUL character (U+0000)")
-            check_properties(properties)
+            check_properties(properties, may_hold_nul=may_hold_nul)
             meters = meters_by_event.get(event_name)
             found = contributions(meters, properties) if meters else []
         except EventRejected as exc:
@@ -216,25 +221,27 @@ def events_prepare(
             continue
         seen.add(key)
         prepared.append(
-            PreparedEvent(
-                customer_id, event_id, event_name, timestamp, properties_json(properties), found
-            )
+            PreparedEvent(customer_id, event_id, event_name, timestamp, properties, found)
         )
     return prepared, rejected, repeats
 
 
-def events_ingest(*, events: list, now: datetime | None = None) -> IngestResult:
+def events_ingest(
+    *, events: list, now: datetime | None = None, may_hold_nul: bool = True
+) -> IngestResult:
     """Store a batch of usage events and maintain their rollups, atomically.
 
     Idempotent per (customer, event id): an event already stored, or repeated
     in the batch, counts as a duplicate and changes nothing, also when the
     same batch arrives from several clients at once (the key's unique index
     decides). Returns only after the transaction has committed.
+    `may_hold_nul=False` is the caller's word that the JSON it parsed had no
+    \\u0000 escape, the only way a NUL gets into parsed JSON.
     """
     if len(events) > MAX_EVENTS_PER_BATCH:
         raise ValueError(f"at most {MAX_EVENTS_PER_BATCH} events a batch")
     now = now or datetime.now(UTC)
-    prepared, rejected, repeats = events_prepare(events, now=now)
+    prepared, rejected, repeats = events_prepare(events, now=now, may_hold_nul=may_hold_nul)
     result = IngestResult(rejected=rejected, duplicates=repeats)
     if not prepared:
         return result
@@ -308,59 +315,94 @@ ON CONFLICT (customer_id, meter_id, hour) DO UPDATE SET
 """
 
 
+def _server_side_cursor():
+    """A cursor that sends parameters separately (Django's default for psycopg
+    quotes them into the SQL text, slow for a batch). Runs in Django's
+    transaction on the same connection."""
+    import psycopg
+
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
+
+
 class _postgres:
-    """Each write is one statement over arrays."""
+    """Each write is one statement over the whole batch, sent as one JSON document."""
 
     INSERT_EVENTS = """
     WITH batch AS (
-        SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::text[])
-            AS b(customer_id, event_id, event_name, ts, properties)
+        SELECT * FROM json_to_recordset(%s::json)
+            AS b(c bigint, e text, n text, t timestamptz, p jsonb)
     ), new_keys AS (
         INSERT INTO billing_eventkey (customer_id, event_id, "timestamp")
-        SELECT customer_id, event_id, ts FROM batch ORDER BY customer_id, event_id
+        SELECT c, e, t FROM batch ORDER BY c, e
         ON CONFLICT DO NOTHING
         RETURNING customer_id, event_id
-    ), stored AS (
-        INSERT INTO billing_usageevent
-            (customer_id, event_id, event_name, "timestamp", properties, received_at)
-        SELECT b.customer_id, b.event_id, b.event_name, b.ts, b.properties::jsonb, %s
-        FROM batch b JOIN new_keys k USING (customer_id, event_id)
     )
-    SELECT customer_id, event_id FROM new_keys
+    INSERT INTO billing_usageevent
+        (customer_id, event_id, event_name, "timestamp", properties, received_at)
+    SELECT b.c, b.e, b.n, b.t, b.p, %s
+    FROM batch b JOIN new_keys k ON k.customer_id = b.c AND k.event_id = b.e
+    RETURNING customer_id, event_id
     """
+
+    @staticmethod
+    def batch_json(events: list[PreparedEvent]) -> str:
+        return exact_json(
+            [
+                {
+                    "c": e.customer_id,
+                    "e": e.event_id,
+                    "n": e.event_name,
+                    "t": e.timestamp.isoformat(),
+                    "p": e.properties,
+                }
+                for e in events
+            ]
+        )
 
     @classmethod
     def insert_events(cls, events: list[PreparedEvent], *, received_at: datetime) -> set:
-        columns = (
-            [e.customer_id for e in events],
-            [e.event_id for e in events],
-            [e.event_name for e in events],
-            [e.timestamp for e in events],
-            [e.properties_json for e in events],
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(cls.INSERT_EVENTS, [*columns, received_at])
+        with _server_side_cursor() as cursor:
+            cursor.execute(cls.INSERT_EVENTS, [cls.batch_json(events), received_at])
             return set(cursor.fetchall())
 
     @staticmethod
     def upsert_rollups(rows: list[tuple]) -> None:
-        with connection.cursor() as cursor:
+        document = exact_json(
+            [
+                {
+                    "c": c,
+                    "m": m,
+                    "h": h.isoformat(),
+                    "n": n,
+                    "s": total,
+                    "x": top,
+                    "la": at.isoformat() if at else None,
+                    "le": event_id,
+                    "lv": latest,
+                }
+                for c, m, h, n, total, top, at, event_id, latest in rows
+            ]
+        )
+        with _server_side_cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO billing_usagerollup ({ROLLUP_COLUMNS}) "  # noqa: S608
-                "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], "
-                "%s::bigint[], %s::numeric[], %s::numeric[], %s::timestamptz[], %s::text[], "
-                "%s::numeric[]) ORDER BY 1, 2, 3" + ROLLUP_ON_CONFLICT,
-                [list(column) for column in zip(*rows, strict=True)],
+                "SELECT * FROM json_to_recordset(%s::json) AS r(c bigint, m bigint, "
+                "h timestamptz, n bigint, s numeric, x numeric, la timestamptz, le text, "
+                "lv numeric) ORDER BY c, m, h" + ROLLUP_ON_CONFLICT,
+                [document],
             )
 
     @staticmethod
     def insert_uniques(rows: list[tuple]) -> None:
-        with connection.cursor() as cursor:
+        document = json.dumps([[c, m, h.isoformat(), v] for c, m, h, v in rows])
+        with _server_side_cursor() as cursor:
             cursor.execute(
                 "INSERT INTO billing_usageuniquevalue (customer_id, meter_id, hour, value) "
-                "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::text[]) "
-                "ORDER BY 1, 2, 3, 4 ON CONFLICT DO NOTHING",
-                [list(column) for column in zip(*rows, strict=True)],
+                "SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::timestamptz, r->>3 "
+                "FROM json_array_elements(%s::json) AS r ORDER BY 1, 2, 3, 4 "
+                "ON CONFLICT DO NOTHING",
+                [document],
             )
 
 
@@ -389,7 +431,7 @@ class _generic:
                         e.event_id,
                         e.event_name,
                         e.timestamp,
-                        e.properties_json,
+                        exact_json(e.properties),
                         received_at,
                     )
                     for e in events

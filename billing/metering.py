@@ -18,6 +18,8 @@ from plans.models import Meter
 MAX_INTEGER_DIGITS = 18
 MAX_PLACES = 10
 MAX_UNIQUE_VALUE_LENGTH = 512
+# Below this, an integer fits every database exactly (SQLite's 15 digits included).
+SMALL_INTEGER_LIMIT = 10**15
 
 
 class EventRejected(Exception):
@@ -64,6 +66,8 @@ def as_text(value: object) -> str | None:
 
 def as_quantity(value: object) -> Decimal:
     """A property value a meter adds up: a JSON number or a string holding one."""
+    if type(value) is int and 0 <= value < SMALL_INTEGER_LIMIT:
+        return Decimal(value)  # the common case, token counts: nothing more to check
     if isinstance(value, bool) or not isinstance(value, int | Decimal | float | str):
         raise ValueError("must be a number")
     try:
@@ -110,7 +114,9 @@ def contributions(meters: list[MeterDef], properties: dict) -> list[Contribution
     takes the event cannot read the value it needs."""
     out = []
     for meter in meters:
-        if any(as_text(properties.get(prop)) not in allowed for prop, allowed in meter.filters):
+        if meter.filters and any(
+            as_text(properties.get(prop)) not in allowed for prop, allowed in meter.filters
+        ):
             continue
         if meter.aggregation == Meter.COUNT:
             out.append(Contribution(meter.id, None, None))

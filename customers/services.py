@@ -106,7 +106,12 @@ def api_key_create(*, name: str, scopes: list[str] | None = None) -> tuple[ApiKe
 
 
 def api_key_revoke(*, key: ApiKey) -> ApiKey:
+    """Revoke a key. This process refuses it at once; others within
+    customers.selectors.KEY_CACHE_SECONDS."""
+    from customers.selectors import api_key_cache_clear
+
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+    api_key_cache_clear()
     return key

@@ -26,12 +26,13 @@ def _fresh_process_caches():
     must not leak into the next test through them."""
     from billing.ingestion import customer_cache
     from billing.metering import meter_cache
+    from customers.selectors import api_key_cache_clear
 
-    customer_cache.clear()
-    meter_cache.clear()
+    for clear in (customer_cache.clear, meter_cache.clear, api_key_cache_clear):
+        clear()
     yield
-    customer_cache.clear()
-    meter_cache.clear()
+    for clear in (customer_cache.clear, meter_cache.clear, api_key_cache_clear):
+        clear()
 
 
 @pytest.fixture
