@@ -88,3 +88,90 @@ class UsageUniqueValue(models.Model):
 
     def __str__(self) -> str:
         return self.value
+
+
+class Subscription(models.Model):
+    """A customer on a plan version. At most one live (trialing or active)
+    subscription per customer: two could charge the same meter twice."""
+
+    TRIALING = "trialing"
+    ACTIVE = "active"
+    CANCELED = "canceled"
+    ENDED = "ended"
+    STATUSES = [
+        (TRIALING, "Trialing"),
+        (ACTIVE, "Active"),
+        (CANCELED, "Canceled"),
+        (ENDED, "Ended"),
+    ]
+    LIVE = (TRIALING, ACTIVE)
+
+    ANNIVERSARY = "anniversary"
+    CALENDAR = "calendar"
+    ANCHORS = [(ANNIVERSARY, "Anniversary of the start"), (CALENDAR, "Calendar month")]
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
+    version = models.ForeignKey(
+        "plans.PlanVersion", on_delete=models.PROTECT, related_name="subscriptions"
+    )
+    status = models.CharField(max_length=16, choices=STATUSES, db_index=True)
+    billing_anchor = models.CharField(max_length=16, choices=ANCHORS, default=ANNIVERSARY)
+    started_at = models.DateTimeField()
+    trial_end = models.DateTimeField(null=True, blank=True)
+    current_period_start = models.DateTimeField()
+    current_period_end = models.DateTimeField()
+    seats = models.PositiveIntegerField(default=1)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer"],
+                condition=models.Q(status__in=("trialing", "active")),
+                name="subscription_one_live_per_customer",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(current_period_end__gt=models.F("current_period_start")),
+                name="subscription_period_not_empty",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.customer_id} on {self.version_id} ({self.status})"
+
+
+class SubscriptionChange(models.Model):
+    """One row for every change to a subscription: what, when, how."""
+
+    CREATED = "created"
+    PLAN_CHANGE = "plan_change"
+    SEATS = "seats"
+    CANCEL = "cancel"
+    KINDS = [
+        (CREATED, "Created"),
+        (PLAN_CHANGE, "Plan change"),
+        (SEATS, "Seats"),
+        (CANCEL, "Cancel"),
+    ]
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="changes")
+    kind = models.CharField(max_length=16, choices=KINDS)
+    from_version = models.ForeignKey(
+        "plans.PlanVersion", on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    to_version = models.ForeignKey(
+        "plans.PlanVersion", on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    effective_at = models.DateTimeField()
+    how = models.CharField(max_length=16, blank=True, default="")
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["subscription", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.effective_at:%Y-%m-%d %H:%M}"

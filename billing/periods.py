@@ -1,6 +1,9 @@
 """Calendar arithmetic for billing periods, in the customer's time zone."""
 
+import calendar
 from datetime import UTC, datetime
+from functools import partial
+from zoneinfo import ZoneInfo
 
 
 def month_start(moment: datetime, *, months: int = 0) -> datetime:
@@ -9,3 +12,52 @@ def month_start(moment: datetime, *, months: int = 0) -> datetime:
     index = moment.year * 12 + moment.month - 1 + months
     local = datetime(index // 12, index % 12 + 1, 1, tzinfo=moment.tzinfo)
     return local.astimezone(UTC)
+
+
+INTERVAL_MONTHS = {"month": 1, "quarter": 3, "year": 12}
+
+
+def add_months_clamped(moment: datetime, months: int, *, day: int) -> datetime:
+    """`moment` moved by whole months onto `day`, clamped to the month's last day
+    (an anniversary on the 31st falls on Feb 28 and back on Mar 31), keeping the
+    local wall-clock time in `moment`'s zone."""
+    index = moment.year * 12 + moment.month - 1 + months
+    year, month = index // 12, index % 12 + 1
+    last_day = calendar.monthrange(year, month)[1]
+    return moment.replace(year=year, month=month, day=min(day, last_day))
+
+
+def period_boundary(
+    anchor: datetime, zone: ZoneInfo, *, interval: str, calendar_aligned: bool, k: int
+) -> datetime:
+    """The k-th period boundary (k = 0 is the anchor itself) of a schedule, in UTC.
+
+    Anniversary: every interval from the anchor's local date and time.
+    Calendar: the anchor, then the first of each interval's month at local midnight.
+    """
+    local = anchor.astimezone(zone)
+    if k == 0:
+        return anchor
+    step = INTERVAL_MONTHS[interval]
+    if calendar_aligned:
+        first = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        return add_months_clamped(first, k * step, day=1).astimezone(UTC)
+    return add_months_clamped(local, k * step, day=local.day).astimezone(UTC)
+
+
+def period_containing(
+    anchor: datetime, zone: ZoneInfo, *, interval: str, calendar_aligned: bool, moment: datetime
+) -> tuple[datetime, datetime]:
+    """The [start, end) period of the schedule that contains `moment` (>= anchor)."""
+    if moment < anchor:
+        raise ValueError("the moment is before the schedule starts")
+    step = INTERVAL_MONTHS[interval]
+    local_anchor, local_moment = anchor.astimezone(zone), moment.astimezone(zone)
+    months = (local_moment.year - local_anchor.year) * 12 + local_moment.month - local_anchor.month
+    k = max(0, months // step - 1)
+    boundary = partial(
+        period_boundary, anchor, zone, interval=interval, calendar_aligned=calendar_aligned
+    )
+    while boundary(k=k + 1) <= moment:
+        k += 1
+    return boundary(k=k), boundary(k=k + 1)

@@ -4,6 +4,7 @@ events, metered by the same function ingestion uses. Raw events are never
 scanned beyond those two partial hours."""
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -12,7 +13,7 @@ from django.db.models.functions import Cast
 
 from billing.ingestion import hour_of
 from billing.metering import EventRejected, MeterDef, contributions, meter_cache
-from billing.models import UsageEvent, UsageRollup, UsageUniqueValue
+from billing.models import Subscription, UsageEvent, UsageRollup, UsageUniqueValue
 from plans.models import Meter
 
 HOUR = timedelta(hours=1)
@@ -155,3 +156,66 @@ def meters_used(*, customer_id: int, start: datetime, end: datetime) -> list[Met
     )
     by_id = meter_cache.by_id()
     return sorted((by_id[i] for i in ids if i in by_id), key=lambda m: m.code)
+
+
+def subscription_live(*, customer_id: int) -> Subscription | None:
+    return (
+        Subscription.objects.select_related("version__plan", "customer")
+        .filter(customer_id=customer_id, status__in=Subscription.LIVE)
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class UsageLine:
+    meter: str
+    aggregation: str
+    model: str | None
+    quantity: Decimal
+    included: Decimal | None
+    billable: Decimal | None
+
+
+def billable_units(model: str, quantity: Decimal, included: Decimal | None) -> Decimal:
+    """Units a charge prices: past the allowance for overage, none for a hard cap
+    (never billed), all of them for wallet-drawn models."""
+    if model == "overage":
+        return max(ZERO, quantity - (included or ZERO))
+    if model == "hard_cap":
+        return ZERO
+    return quantity
+
+
+def usage_lines(
+    *, customer_id: int, subscription: Subscription | None, start: datetime, end: datetime
+) -> list[UsageLine]:
+    """One line per charge of the subscription's version; without a subscription,
+    one per meter the customer used, with no allowance."""
+    by_id = meter_cache.by_id()
+    if subscription is None:
+        meters = meters_used(customer_id=customer_id, start=start, end=end)
+        quantities = usage_quantities(customer_id=customer_id, meters=meters, start=start, end=end)
+        return [
+            UsageLine(m.code, m.aggregation, None, quantities[m.id], None, None) for m in meters
+        ]
+    charges = list(subscription.version.charges.order_by("id"))
+    meters = [by_id[c.meter_id] for c in charges if c.meter_id in by_id]
+    quantities = usage_quantities(customer_id=customer_id, meters=meters, start=start, end=end)
+    lines = []
+    for charge in charges:
+        quantity = quantities.get(charge.meter_id, ZERO)
+        included = charge.included_units if charge.model in ("overage", "hard_cap") else None
+        included = None if included is None else _exact(included)
+        if charge.model == "overage" and included is None:
+            included = ZERO
+        lines.append(
+            UsageLine(
+                by_id[charge.meter_id].code,
+                by_id[charge.meter_id].aggregation,
+                charge.model,
+                quantity,
+                included,
+                billable_units(charge.model, quantity, included),
+            )
+        )
+    return lines

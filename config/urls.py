@@ -27,6 +27,8 @@ api_v1 = [
     path("customers/<str:external_id>", customers_api.CustomerDetailApi.as_view()),
     path("customers/<str:external_id>/usage", billing_api.UsageApi.as_view()),
     path("events", billing_api.EventsApi.as_view()),
+    path("subscriptions", billing_api.SubscriptionListApi.as_view()),
+    path("subscriptions/<int:subscription_id>", billing_api.SubscriptionDetailApi.as_view()),
 ]
 
 urlpatterns = [

@@ -1,0 +1,55 @@
+from datetime import UTC, datetime
+
+from rest_framework import serializers
+
+from billing.models import Subscription
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """ISO 8601 with an offset; a time without one is refused rather than guessed."""
+
+    def to_internal_value(self, value):
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                parsed = None
+            if parsed is not None and parsed.tzinfo is None:
+                self.fail("invalid", format="ISO 8601 with an offset, e.g. 2026-11-01T00:00:00Z")
+        try:
+            return super().to_internal_value(value).astimezone(UTC)
+        except OverflowError:
+            self.fail("invalid", format="a time within range")
+
+
+class SubscriptionCreateSerializer(serializers.Serializer):
+    customer = serializers.CharField(max_length=255)
+    plan = serializers.CharField(max_length=255)
+    version = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    start = AwareDateTimeField()
+    seats = serializers.IntegerField(required=False, default=1)
+    billing_anchor = serializers.CharField(required=False, default=Subscription.ANNIVERSARY)
+
+
+class SubscriptionSerializer(serializers.ModelSerializer):
+    customer = serializers.CharField(source="customer.external_id")
+    plan = serializers.CharField(source="version.plan.code")
+    version = serializers.IntegerField(source="version.number")
+
+    class Meta:
+        model = Subscription
+        fields = [
+            "id",
+            "customer",
+            "plan",
+            "version",
+            "status",
+            "billing_anchor",
+            "started_at",
+            "trial_end",
+            "current_period_start",
+            "current_period_end",
+            "seats",
+            "canceled_at",
+            "ended_at",
+        ]

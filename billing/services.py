@@ -1,0 +1,107 @@
+"""Writes for subscriptions. Rating, period close, plan changes and cancellation
+build on these in the rating and invoicing work."""
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.db import IntegrityError, transaction
+
+from billing.errors import Conflict, InvalidRequest, NotFound
+from billing.models import Subscription, SubscriptionChange
+from billing.periods import period_boundary
+from customers.models import Customer
+from plans.models import Plan, PlanVersion
+
+MAX_SEATS = 1_000_000
+
+
+def subscription_create(
+    *,
+    customer: Customer,
+    plan: Plan,
+    start: datetime,
+    version_number: int | None = None,
+    seats: int = 1,
+    billing_anchor: str = Subscription.ANNIVERSARY,
+) -> Subscription:
+    """Subscribe a customer to a published version of a plan (the latest when
+    `version_number` is None), from `start`, which may be in the past. The first
+    period starts at `start`. Locks the customer row: a customer has at most one
+    live subscription (also enforced by a partial unique index)."""
+    if billing_anchor not in dict(Subscription.ANCHORS):
+        raise InvalidRequest(
+            f"billing_anchor must be one of {', '.join(dict(Subscription.ANCHORS))}",
+            fields={"billing_anchor": ["must be anniversary or calendar"]},
+        )
+    if isinstance(seats, bool) or not isinstance(seats, int) or not 1 <= seats <= MAX_SEATS:
+        raise InvalidRequest(
+            f"seats must be a whole number from 1 to {MAX_SEATS}",
+            fields={"seats": [f"must be from 1 to {MAX_SEATS}"]},
+        )
+    versions = plan.versions.filter(status=PlanVersion.PUBLISHED)
+    if version_number is None:
+        version = versions.order_by("-number").first()
+        if version is None:
+            raise Conflict(
+                f"plan {plan.code!r} has no published version", fields={"plan": ["not published"]}
+            )
+    else:
+        version = plan.versions.filter(number=version_number).first()
+        if version is None:
+            raise NotFound(f"plan {plan.code!r} has no version {version_number}")
+        if version.status != PlanVersion.PUBLISHED:
+            raise Conflict(
+                f"{plan.code} v{version_number} is {version.status}; only a published "
+                "version takes new subscriptions",
+                fields={"version": [f"is {version.status}"]},
+            )
+    if version.currency != customer.currency:
+        raise InvalidRequest(
+            f"plan {plan.code!r} bills in {version.currency} but customer "
+            f"{customer.external_id!r} pays in {customer.currency}",
+            fields={"plan": [f"bills in {version.currency}, not {customer.currency}"]},
+        )
+    zone = ZoneInfo(customer.timezone)
+    period_end = period_boundary(
+        start,
+        zone,
+        interval=version.interval,
+        calendar_aligned=billing_anchor == Subscription.CALENDAR,
+        k=1,
+    )
+    trialing = version.trial_days > 0
+    try:
+        with transaction.atomic():
+            Customer.objects.select_for_update().get(pk=customer.pk)
+            if Subscription.objects.filter(
+                customer=customer, status__in=Subscription.LIVE
+            ).exists():
+                raise Conflict(
+                    f"customer {customer.external_id!r} already has a live subscription; "
+                    "change its plan instead",
+                    fields={"customer": ["already subscribed"]},
+                )
+            subscription = Subscription.objects.create(
+                customer=customer,
+                version=version,
+                status=Subscription.TRIALING if trialing else Subscription.ACTIVE,
+                billing_anchor=billing_anchor,
+                started_at=start,
+                trial_end=start + timedelta(days=version.trial_days) if trialing else None,
+                current_period_start=start,
+                current_period_end=period_end,
+                seats=seats,
+            )
+            SubscriptionChange.objects.create(
+                subscription=subscription,
+                kind=SubscriptionChange.CREATED,
+                to_version=version,
+                effective_at=start,
+                details={"seats": seats, "billing_anchor": billing_anchor},
+            )
+    except IntegrityError as exc:  # a concurrent create won the partial unique index
+        raise Conflict(
+            f"customer {customer.external_id!r} already has a live subscription",
+            fields={"customer": ["already subscribed"]},
+        ) from exc
+    return subscription
