@@ -241,12 +241,15 @@ def events_ingest(
     if len(events) > MAX_EVENTS_PER_BATCH:
         raise ValueError(f"at most {MAX_EVENTS_PER_BATCH} events a batch")
     now = now or datetime.now(UTC)
-    prepared, rejected, repeats = events_prepare(events, now=now, may_hold_nul=may_hold_nul)
-    result = IngestResult(rejected=rejected, duplicates=repeats)
-    if not prepared:
-        return result
     writer = _postgres if connection.vendor == "postgresql" else _generic
     with transaction.atomic():
+        # Meters are read under the rollup lock: a rebuild of a new meter's rollups
+        # waits for this batch, and this batch sees any meter a rebuild covered.
+        rollup_lock(shared=True)
+        prepared, rejected, repeats = events_prepare(events, now=now, may_hold_nul=may_hold_nul)
+        result = IngestResult(rejected=rejected, duplicates=repeats)
+        if not prepared:
+            return result
         new = writer.insert_events(prepared, received_at=now)
         stored = [e for e in prepared if (e.customer_id, e.event_id) in new]
         rollups, uniques = rollup_deltas(stored)
@@ -257,6 +260,21 @@ def events_ingest(
     result.accepted = len(stored)
     result.duplicates += len(prepared) - len(stored)
     return result
+
+
+# An arbitrary, fixed key for PostgreSQL's advisory lock between ingestion (shared)
+# and rollup rebuilds (exclusive).
+ROLLUP_LOCK_KEY = 7_310_624_001
+
+
+def rollup_lock(*, shared: bool) -> None:
+    """Take the rollup lock for the current transaction. On SQLite a writing
+    transaction already excludes every other writer."""
+    if connection.vendor != "postgresql":
+        return
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s)", [ROLLUP_LOCK_KEY])
 
 
 def hour_of(moment: datetime) -> datetime:

@@ -52,7 +52,7 @@ def meter_create(
     )
     try:
         with transaction.atomic():
-            return Meter.objects.create(
+            meter = Meter.objects.create(
                 code=code,
                 name=name,
                 event_name=event_name,
@@ -61,6 +61,8 @@ def meter_create(
                 unique_property=unique_property,
                 filters=filters,
             )
+            _rebuild_usage_after_commit(meter)
+            return meter
     except IntegrityError as exc:
         raise Conflict(
             f"a meter with code {code!r} already exists", fields={"code": ["already exists"]}
@@ -88,10 +90,22 @@ def meter_update(*, meter: Meter, **changes) -> Meter:
         values = {f: getattr(meter, f) for f in ("code", "name", *METER_DEFINITION_FIELDS)}
         values.update(changes)
         meter_check_update(meter=meter, values=values)
+        redefined = any(values[f] != getattr(meter, f) for f in METER_DEFINITION_FIELDS)
         for name, value in values.items():
             setattr(meter, name, value)
         meter.save()
+        if redefined:
+            _rebuild_usage_after_commit(meter)
     return meter
+
+
+def _rebuild_usage_after_commit(meter: Meter) -> None:
+    """Events stored before a meter existed (or with another definition) are
+    counted again for it, by a task, once this transaction has committed."""
+    from billing.tasks import rebuild_meter_usage
+
+    meter_id = meter.pk
+    transaction.on_commit(lambda: rebuild_meter_usage.delay(meter_id))
 
 
 def plan_create(

@@ -4,6 +4,14 @@ import pytest
 from django.db import connection
 
 
+def pytest_configure(config):
+    # No worker runs under pytest: tasks run where they are sent. A test about
+    # the worker itself starts one and turns this off.
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked `postgres` need PostgreSQL; on SQLite they are skipped with the reason.
     In CI (CI=true) the database must be PostgreSQL, so none of them is skipped there."""
