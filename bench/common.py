@@ -27,6 +27,7 @@ def fresh_database(name: str) -> str:
 def django_setup(database_url: str) -> None:
     os.environ["DATABASE_URL"] = database_url
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"  # no worker beside a benchmark
+    os.environ["LOG_LEVEL"] = "WARNING"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     sys.path.insert(0, str(ROOT))
     import django

@@ -17,6 +17,7 @@ import random
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -86,17 +87,20 @@ def http_client(index, bodies, key, barrier, results):
 
 
 def raw_client(index, database_url, batches, barrier, results):
+    """Each batch: the events statement, and the rollup statement when one is given."""
     import psycopg
 
-    from billing.ingestion import _postgres
+    from billing.ingestion import ROLLUP_INSERT, _postgres
 
     with psycopg.connect(database_url) as conn:
         barrier.wait()
         started = time.perf_counter()
-        for document in batches:
+        for document, rollups in batches:
             with conn.cursor() as cursor:
                 cursor.execute(_postgres.INSERT_EVENTS, [document, datetime.now(UTC)])
                 cursor.fetchall()
+                if rollups is not None:
+                    cursor.execute(ROLLUP_INSERT, [rollups])
             conn.commit()
         results.put((index, started, time.perf_counter(), [], 0))
 
@@ -142,7 +146,8 @@ def main():
     from django.core.management import call_command
     from django.db import connection, connections
 
-    from billing.ingestion import PreparedEvent, _postgres, events_ingest
+    from billing.ingestion import PreparedEvent, _postgres, events_ingest, rollup_deltas
+    from billing.metering import contributions, meter_cache
     from customers.models import Customer
     from customers.services import api_key_create
 
@@ -204,36 +209,51 @@ def main():
         if accepted != len(events):
             raise RuntimeError(f"accepted {accepted}, sent {len(events)}")
 
-        # The raw ceiling: the same rows, the same INSERT ... ON CONFLICT, straight through psycopg.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "TRUNCATE billing_eventkey, billing_usageevent, billing_usagerollup, "
-                "billing_usageuniquevalue"
-            )
-        raw_batches = [
-            _postgres.batch_json(
-                [
-                    PreparedEvent(
-                        ids[e["customer"]],
-                        e["id"],
-                        e["event_name"],
-                        datetime.fromisoformat(e["timestamp"]),
-                        e["properties"],
-                        [],
-                    )
-                    for e in b
-                ]
-            )
-            for b in batches
+        # The raw ceiling: the same rows and statements, straight through psycopg. The
+        # target compares with the events insert alone; with the rollup upsert too, the
+        # difference left is what Django, validation and HTTP cost.
+        meters = meter_cache.by_event_name()
+
+        def truncate_usage():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "TRUNCATE billing_eventkey, billing_usageevent, billing_usagerollup, "
+                    "billing_usageuniquevalue"
+                )
+
+        prepared_batches = [
+            [
+                PreparedEvent(
+                    ids[e["customer"]],
+                    e["id"],
+                    e["event_name"],
+                    datetime.fromisoformat(e["timestamp"]),
+                    e["properties"],
+                    contributions(meters.get(e["event_name"], []), e["properties"]),
+                )
+                for e in b
+            ]
+            for b in ([json.loads(json.dumps(b), parse_float=Decimal) for b in batches])
         ]
-        connections.close_all()
-        raw_elapsed, _, _ = run_clients(
-            raw_client, [(database_url, raw_batches[i::CLIENTS]) for i in range(CLIENTS)]
+        documents = [_postgres.batch_json(b) for b in prepared_batches]
+        rollup_documents = [_postgres.rollup_json(rollup_deltas(b)[0]) for b in prepared_batches]
+        rates = {}
+        for label, with_rollups in (("insert only", False), ("insert + rollup upsert", True)):
+            truncate_usage()
+            connections.close_all()
+            work = [
+                (doc, roll if with_rollups else None)
+                for doc, roll in zip(documents, rollup_documents, strict=True)
+            ]
+            raw_elapsed, _, _ = run_clients(
+                raw_client, [(database_url, work[i::CLIENTS]) for i in range(CLIENTS)]
+            )
+            rates[label] = len(events) / raw_elapsed
+        print(
+            f"\nRaw PostgreSQL ceiling (psycopg, {CLIENTS} processes, same rows, same statements)"
         )
-        raw_rate = len(events) / raw_elapsed
-        print(f"\nRaw PostgreSQL ceiling (psycopg, {CLIENTS} processes, same rows and statement)")
-        print(f"  {len(events):,} events in {raw_elapsed:.2f} s = {raw_rate:,.0f} events/s")
-        print(f"  HTTP / raw = {http_rate / raw_rate:.2f}")
+        for label, rate in rates.items():
+            print(f"  {label}: {rate:,.0f} events/s; HTTP / raw = {http_rate / rate:.2f}")
 
         # Usage reads for a customer with args.big events in the current period.
         from billing.periods import month_start

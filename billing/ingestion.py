@@ -343,6 +343,14 @@ def _server_side_cursor():
     return psycopg.Cursor(connection.connection)
 
 
+ROLLUP_INSERT = (
+    f"INSERT INTO billing_usagerollup ({ROLLUP_COLUMNS}) "  # noqa: S608
+    "SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::timestamptz, (r->>3)::bigint, "
+    "(r->>4)::numeric, (r->>5)::numeric, (r->>6)::timestamptz, r->>7, (r->>8)::numeric "
+    "FROM json_array_elements(%s::json) AS r ORDER BY 1, 2, 3" + ROLLUP_ON_CONFLICT
+)
+
+
 class _postgres:
     """Each write is one statement over the whole batch, sent as one JSON document."""
 
@@ -385,31 +393,18 @@ class _postgres:
             return set(cursor.fetchall())
 
     @staticmethod
-    def upsert_rollups(rows: list[tuple]) -> None:
-        document = exact_json(
+    def rollup_json(rows: list[tuple]) -> str:
+        return exact_json(
             [
-                {
-                    "c": c,
-                    "m": m,
-                    "h": h.isoformat(),
-                    "n": n,
-                    "s": total,
-                    "x": top,
-                    "la": at.isoformat() if at else None,
-                    "le": event_id,
-                    "lv": latest,
-                }
-                for c, m, h, n, total, top, at, event_id, latest in rows
+                [c, m, h.isoformat(), n, total, top, at.isoformat() if at else None, eid, latest]
+                for c, m, h, n, total, top, at, eid, latest in rows
             ]
         )
+
+    @classmethod
+    def upsert_rollups(cls, rows: list[tuple]) -> None:
         with _server_side_cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO billing_usagerollup ({ROLLUP_COLUMNS}) "  # noqa: S608
-                "SELECT * FROM json_to_recordset(%s::json) AS r(c bigint, m bigint, "
-                "h timestamptz, n bigint, s numeric, x numeric, la timestamptz, le text, "
-                "lv numeric) ORDER BY c, m, h" + ROLLUP_ON_CONFLICT,
-                [document],
-            )
+            cursor.execute(ROLLUP_INSERT, [cls.rollup_json(rows)])
 
     @staticmethod
     def insert_uniques(rows: list[tuple]) -> None:
