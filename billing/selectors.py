@@ -140,13 +140,6 @@ def _exact(quantity: Decimal) -> Decimal:
     return quantity.normalize()
 
 
-def usage_quantity(*, customer_id: int, meter: Meter, start: datetime, end: datetime) -> Decimal:
-    definition = meter_cache.by_id()[meter.id]
-    return usage_quantities(customer_id=customer_id, meters=[definition], start=start, end=end)[
-        meter.id
-    ]
-
-
 def meters_used(*, customer_id: int, start: datetime, end: datetime) -> list[MeterDef]:
     """The meters the customer has usage on in [start, end) (hour precision)."""
     ids = (

@@ -15,7 +15,7 @@ from billing.ingestion import events_ingest
 from billing.metering import meter_cache
 from billing.models import EventKey, UsageEvent, UsageRollup, UsageUniqueValue
 from billing.selectors import usage_quantities
-from customers.services import api_key_create, customer_create
+from customers.services import api_key_create
 from plans.services import meter_create
 
 D = Decimal
@@ -30,16 +30,6 @@ def iso(moment: datetime) -> str:
 
 ON_POSTGRES = connection.vendor == "postgresql"
 TODAY = (NOW - timedelta(days=1), NOW + timedelta(minutes=10))
-
-
-@pytest.fixture
-def acme(db):
-    return customer_create(external_id="acme", name="Acme Inc", currency="USD")
-
-
-@pytest.fixture
-def beta(db):
-    return customer_create(external_id="beta", name="Beta LLC", currency="USD")
 
 
 @pytest.fixture

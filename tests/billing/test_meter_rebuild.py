@@ -13,7 +13,6 @@ from billing.metering import meter_cache
 from billing.models import UsageRollup
 from billing.selectors import usage_quantities
 from billing.services import meter_usage_rebuild
-from customers.services import customer_create
 from plans.models import Meter
 from plans.services import meter_create, meter_update
 
@@ -46,11 +45,6 @@ def _acme_id() -> int:
     from customers.models import Customer
 
     return Customer.objects.get(external_id="acme").id
-
-
-@pytest.fixture
-def acme(db):
-    return customer_create(external_id="acme", name="Acme", currency="USD")
 
 
 @pytest.mark.django_db

@@ -14,7 +14,6 @@ from billing.metering import as_text, meter_cache
 from billing.models import UsageEvent, UsageRollup
 from billing.money import format_decimal
 from billing.selectors import usage_quantities
-from customers.services import customer_create
 from plans.services import meter_create
 
 D = Decimal
@@ -25,16 +24,6 @@ WHOLE_HOUR = (HOUR, HOUR + timedelta(hours=1))
 INSIDE_HOUR = (HOUR + timedelta(seconds=1), HOUR + timedelta(minutes=59, seconds=59))
 ON_SQLITE = connection.vendor == "sqlite"
 ON_POSTGRES = connection.vendor == "postgresql"
-
-
-@pytest.fixture
-def acme(db):
-    return customer_create(external_id="acme", name="Acme Inc", currency="USD")
-
-
-@pytest.fixture
-def beta(db):
-    return customer_create(external_id="beta", name="Beta LLC", currency="USD")
 
 
 def at(minute: int, second: int = 0) -> str:

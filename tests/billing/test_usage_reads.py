@@ -30,16 +30,6 @@ def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-@pytest.fixture
-def acme(db):
-    return customer_create(external_id="acme", name="Acme Inc", currency="USD")
-
-
-@pytest.fixture
-def beta(db):
-    return customer_create(external_id="beta", name="Beta LLC", currency="USD")
-
-
 def ingest(events: list[dict]) -> None:
     result = events_ingest(events=events, now=NOW)
     assert result.rejected == [], result.rejected
