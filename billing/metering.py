@@ -6,6 +6,7 @@ Filters compare values as text: a property "gpt-4o" matches a filter value
 "gpt-4o", and the number 1.5 matches 1.5 or "1.5".
 """
 
+import json
 import threading
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -20,6 +21,11 @@ MAX_PLACES = 10
 MAX_UNIQUE_VALUE_LENGTH = 512
 # Below this, an integer fits every database exactly (SQLite's 15 digits included).
 SMALL_INTEGER_LIMIT = 10**15
+
+
+# One decoder for stored properties: exact decimals, built once (json.loads with
+# arguments builds a new decoder on every call).
+PROPERTIES_DECODER = json.JSONDecoder(parse_float=Decimal)
 
 
 class EventRejected(Exception):

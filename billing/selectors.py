@@ -3,7 +3,6 @@ hours come from the rollups, and the partial hours at either edge from the raw
 events, metered by the same function ingestion uses. Raw events are never
 scanned beyond those two partial hours."""
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -12,7 +11,13 @@ from django.db.models import Count, Max, Sum, TextField
 from django.db.models.functions import Cast
 
 from billing.ingestion import hour_of
-from billing.metering import EventRejected, MeterDef, contributions, meter_cache
+from billing.metering import (
+    PROPERTIES_DECODER,
+    EventRejected,
+    MeterDef,
+    contributions,
+    meter_cache,
+)
 from billing.models import Subscription, UsageEvent, UsageRollup, UsageUniqueValue
 from plans.models import Meter
 
@@ -30,12 +35,15 @@ def _edges(start: datetime, end: datetime) -> tuple[datetime, datetime, list[tup
 
 
 def _edge_contributions(customer_id: int, meters: list[MeterDef], ranges: list[tuple]):
-    """(meter_id, contribution, timestamp, event_id) of the raw events in the ranges."""
+    """(contribution, timestamp, event_id) of the raw events in the ranges. The
+    timestamp and id are read only when a `latest` meter needs them."""
     if not ranges:
         return
     by_event: dict[str, list[MeterDef]] = {}
     for meter in meters:
         by_event.setdefault(meter.event_name, []).append(meter)
+    needs_order = any(m.aggregation == Meter.LATEST for m in meters)
+    columns = ["event_name", "raw"] + (["timestamp", "event_id"] if needs_order else [])
     for range_start, range_end in ranges:
         rows = (
             UsageEvent.objects.filter(
@@ -45,14 +53,14 @@ def _edge_contributions(customer_id: int, meters: list[MeterDef], ranges: list[t
                 timestamp__lt=range_end,
             )
             .annotate(raw=Cast("properties", TextField()))
-            .values_list("event_name", "timestamp", "event_id", "raw")
+            .values_list(*columns)
         )
-        for event_name, timestamp, event_id, raw in rows:
-            properties = json.loads(raw, parse_float=Decimal)
+        for event_name, raw, *when in rows:
             try:
-                found = contributions(by_event[event_name], properties)
+                found = contributions(by_event[event_name], PROPERTIES_DECODER.decode(raw))
             except EventRejected:
                 continue  # stored events passed this check when they arrived
+            timestamp, event_id = when or (None, None)
             for contribution in found:
                 yield contribution, timestamp, event_id
 
@@ -100,7 +108,9 @@ def usage_quantities(
             sums[meter_id] += contribution.value
             if maxima[meter_id] is None or contribution.value > maxima[meter_id]:
                 maxima[meter_id] = contribution.value
-            if meter_id not in latest or (timestamp, event_id) > latest[meter_id][:2]:
+            if timestamp is not None and (
+                meter_id not in latest or (timestamp, event_id) > latest[meter_id][:2]
+            ):
                 latest[meter_id] = (timestamp, event_id, contribution.value)
 
     for meter in meters:

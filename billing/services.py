@@ -1,9 +1,7 @@
 """Writes for subscriptions and usage rollups. Rating, period close, plan changes
 and cancellation build on these in the rating and invoicing work."""
 
-import json
 from datetime import datetime, timedelta
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, connection, transaction
@@ -12,7 +10,13 @@ from django.db.models.functions import Cast
 
 from billing.errors import Conflict, InvalidRequest, NotFound
 from billing.ingestion import PreparedEvent, _generic, _postgres, rollup_deltas, rollup_lock
-from billing.metering import EventRejected, contributions, meter_cache, meter_def
+from billing.metering import (
+    PROPERTIES_DECODER,
+    EventRejected,
+    contributions,
+    meter_cache,
+    meter_def,
+)
 from billing.models import (
     Subscription,
     SubscriptionChange,
@@ -150,7 +154,7 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
         events: list[PreparedEvent] = []
         for customer_id, event_id, timestamp, raw in rows:
             try:
-                found = contributions([definition], json.loads(raw, parse_float=Decimal))
+                found = contributions([definition], PROPERTIES_DECODER.decode(raw))
             except EventRejected:
                 continue
             if found:
