@@ -1,0 +1,234 @@
+"""The rating engine: a version's terms and a period's usage become invoice lines.
+
+Pure: no database. Each line says what it is, with quantity, unit price and an
+amount computed exactly and rounded once (billing.money.quantize_money); a
+total is the sum of rounded lines. Graduated pricing gives one line per tier
+reached, so every amount can be explained line by line.
+"""
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+
+from billing.money import format_decimal, quantize_money
+from plans.pricing import GRADUATED, PACKAGE, PER_UNIT, VOLUME, PricingSpec, price_units
+from plans.validation import ChargeSpec, VersionSpec
+
+ZERO = Decimal(0)
+
+BASE_FEE = "base_fee"
+SEATS = "seats"
+USAGE = "usage"
+OVERAGE = "overage"
+MINIMUM_COMMITMENT = "minimum_commitment"
+
+
+@dataclass(frozen=True)
+class RatedLine:
+    kind: str
+    description: str
+    meter: str | None
+    quantity: Decimal
+    unit_price: Decimal | None
+    amount: Decimal
+
+
+def _line(kind, description, meter, quantity, unit_price, exact, currency) -> RatedLine:
+    return RatedLine(
+        kind, description, meter, quantity, unit_price, quantize_money(exact, currency)
+    )
+
+
+def fixed_lines(
+    version: VersionSpec, *, plan_name: str, seats: int, label: str, fraction: Decimal = Decimal(1)
+) -> list[RatedLine]:
+    """Base fee and seats for a period (billed in advance), times `fraction` of it
+    for a prorated part."""
+    lines = []
+    if version.base_fee:
+        lines.append(
+            _line(
+                BASE_FEE,
+                f"{plan_name} ({label})",
+                None,
+                fraction,
+                version.base_fee,
+                version.base_fee * fraction,
+                version.currency,
+            )
+        )
+    if version.seat_price and seats:
+        quantity = seats * fraction
+        lines.append(
+            _line(
+                SEATS,
+                f"{seats} seat{'s' if seats != 1 else ''} ({label})",
+                None,
+                quantity,
+                version.seat_price,
+                version.seat_price * quantity,
+                version.currency,
+            )
+        )
+    return lines
+
+
+def charge_lines(
+    charge: ChargeSpec, *, quantity: Decimal, meter_name: str, currency: str
+) -> list[RatedLine]:
+    """The lines of one charge for a period's quantity. Hard caps are counted at
+    zero (never billed); credit and balance charges are drawn from wallets as
+    usage happens, so they add no line here."""
+    if charge.model == "hard_cap":
+        included = charge.included_units or ZERO
+        return [
+            _line(
+                USAGE,
+                f"{meter_name} ({format_decimal(included)} included, capped)",
+                charge.meter,
+                quantity,
+                ZERO,
+                ZERO,
+                currency,
+            )
+        ]
+    if charge.model != "overage":
+        return []
+    included = charge.included_units or ZERO
+    billable = max(ZERO, quantity - included)
+    if billable == 0:
+        return []
+    description = f"{meter_name} over {format_decimal(included)} included"
+    return priced_lines(
+        charge.pricing,
+        billable,
+        kind=OVERAGE,
+        description=description,
+        meter=charge.meter,
+        currency=currency,
+    )
+
+
+def priced_lines(
+    pricing: PricingSpec, units: Decimal, *, kind: str, description: str, meter: str, currency: str
+) -> list[RatedLine]:
+    """Billable units under a pricing scheme, as explainable lines."""
+    if pricing.scheme == PER_UNIT:
+        return [
+            _line(
+                kind,
+                description,
+                meter,
+                units,
+                pricing.unit_price,
+                price_units(units, pricing),
+                currency,
+            )
+        ]
+    if pricing.scheme == PACKAGE:
+        packages = (units / pricing.package_size).to_integral_value(rounding=ROUND_CEILING)
+        size = format_decimal(pricing.package_size)
+        text = f"{description}: {format_decimal(units)} in packages of {size}"
+        return [
+            _line(
+                kind,
+                text,
+                meter,
+                packages,
+                pricing.package_price,
+                price_units(units, pricing),
+                currency,
+            )
+        ]
+    if pricing.scheme == VOLUME:
+        return [
+            _line(
+                kind,
+                description,
+                meter,
+                units,
+                _volume_tier(units, pricing).unit_price,
+                price_units(units, pricing),
+                currency,
+            )
+        ]
+    if pricing.scheme == GRADUATED:
+        return _graduated_lines(
+            pricing, units, kind=kind, description=description, meter=meter, currency=currency
+        )
+    raise ValueError(f"unknown pricing scheme {pricing.scheme!r}")
+
+
+def _volume_tier(units: Decimal, pricing: PricingSpec):
+    return next(t for t in pricing.tiers if t.up_to is None or units <= t.up_to)
+
+
+def _graduated_lines(pricing, units, *, kind, description, meter, currency) -> list[RatedLine]:
+    lines = []
+    lower = ZERO
+    for tier in pricing.tiers:
+        upper = units if tier.up_to is None else min(units, tier.up_to)
+        in_tier = upper - lower
+        if in_tier <= 0:
+            break
+        if tier.up_to is None:
+            text = f"{description}: tier above {format_decimal(lower)}"
+        else:
+            text = f"{description}: tier up to {format_decimal(tier.up_to)}"
+        lines.append(
+            _line(
+                kind,
+                text,
+                meter,
+                in_tier,
+                tier.unit_price,
+                in_tier * tier.unit_price + tier.flat_fee,
+                currency,
+            )
+        )
+        lower = upper
+        if tier.up_to is None or units <= tier.up_to:
+            break
+    return lines
+
+
+def minimum_commitment_line(
+    version: VersionSpec, *, usage_lines: list[RatedLine]
+) -> RatedLine | None:
+    """A true-up to the period's minimum commitment, counted against usage."""
+    if not version.minimum_commitment:
+        return None
+    usage_total = sum((line.amount for line in usage_lines), ZERO)
+    shortfall = version.minimum_commitment - usage_total
+    if shortfall <= 0:
+        return None
+    return _line(
+        MINIMUM_COMMITMENT,
+        f"Minimum commitment of {format_decimal(version.minimum_commitment)} {version.currency}",
+        None,
+        Decimal(1),
+        shortfall,
+        shortfall,
+        version.currency,
+    )
+
+
+def usage_and_true_up(
+    version: VersionSpec, *, quantities: dict[str, Decimal], meter_names: dict[str, str]
+) -> list[RatedLine]:
+    """The in-arrears lines of a period: each charge's usage, then the true-up."""
+    lines = []
+    for charge in version.charges:
+        lines.extend(
+            charge_lines(
+                charge,
+                quantity=quantities.get(charge.meter, ZERO),
+                meter_name=meter_names.get(charge.meter, charge.meter),
+                currency=version.currency,
+            )
+        )
+    true_up = minimum_commitment_line(version, usage_lines=lines)
+    return [*lines, true_up] if true_up else lines
+
+
+def total(lines: list[RatedLine]) -> Decimal:
+    return sum((line.amount for line in lines), ZERO)
