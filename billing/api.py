@@ -16,7 +16,7 @@ from billing import selectors, services
 from billing.errors import BillingError, InvalidRequest
 from billing.ingestion import MAX_EVENTS_PER_BATCH, events_ingest
 from billing.models import Subscription
-from billing.money import format_decimal
+from billing.money import format_decimal, format_money
 from billing.periods import month_start, period_containing
 from billing.serializers import SubscriptionCreateSerializer, SubscriptionSerializer
 from config.api import error_body
@@ -205,10 +205,21 @@ class UsageApi(APIView):
                 "period_end must be after period_start",
                 fields={"period_end": ["must be after period_start"]},
             )
-        lines = selectors.usage_lines(
-            customer_id=customer.id, subscription=subscription, start=start, end=end
-        )
         text = format_decimal
+        summary = None
+        if subscription is not None:
+            summary = selectors.usage_summary(
+                subscription=subscription, start=start, end=end, now=datetime.now(UTC)
+            )
+            lines = summary.lines
+        else:
+            lines = selectors.usage_lines(
+                customer_id=customer.id, subscription=None, start=start, end=end
+            )
+
+        def money(amount):
+            return None if amount is None else format_money(amount, customer.currency)
+
         return Response(
             {
                 "subscription": subscription.pk if subscription else None,
@@ -224,8 +235,12 @@ class UsageApi(APIView):
                         "quantity": text(line.quantity),
                         "included": None if line.included is None else text(line.included),
                         "billable": None if line.billable is None else text(line.billable),
+                        "amount": money(summary.amounts.get(line.meter)) if summary else None,
                     }
                     for line in lines
                 ],
+                "base_fee": money(summary.base_fee) if summary else None,
+                "subtotal": money(summary.subtotal) if summary else None,
+                "projected_total": money(summary.projected_total) if summary else None,
             }
         )

@@ -222,3 +222,57 @@ def usage_lines(
             )
         )
     return lines
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    lines: list[UsageLine]
+    amounts: dict[str, Decimal]  # meter code -> the period's amount so far
+    base_fee: Decimal
+    subtotal: Decimal
+    projected_total: Decimal
+
+
+# Quantities that grow with time; a max, a latest value or a distinct count does not.
+EXTRAPOLATED = (Meter.COUNT, Meter.SUM)
+
+
+def usage_summary(
+    *, subscription: Subscription, start: datetime, end: datetime, now: datetime
+) -> UsageSummary:
+    """The period's usage priced by the subscription's version: amounts so far,
+    the subtotal (fixed fees and usage so far) and the projected total (usage
+    extended linearly to the period's end, then priced, with any true-up)."""
+    from billing.rating import fixed_lines, total, usage_and_true_up
+    from plans.selectors import version_spec
+
+    version = version_spec(version=subscription.version)
+    lines = usage_lines(
+        customer_id=subscription.customer_id, subscription=subscription, start=start, end=end
+    )
+    names = {m.code: m.code for m in meter_cache.by_id().values()}
+    quantities = {line.meter: line.quantity for line in lines}
+    fixed = fixed_lines(
+        version, plan_name=subscription.version.plan.name, seats=subscription.seats, label=""
+    )
+    rated = usage_and_true_up(version, quantities=quantities, meter_names=names)
+    amounts = {
+        line.meter: sum((r.amount for r in rated if r.meter == line.meter), ZERO) for line in lines
+    }
+    usage_so_far = sum(amounts.values(), ZERO)
+    elapsed = (min(now, end) - start).total_seconds()
+    scale = Decimal(1)
+    if 0 < elapsed < (end - start).total_seconds():
+        scale = Decimal((end - start).total_seconds()) / Decimal(elapsed)
+    projected = {
+        line.meter: line.quantity * scale if line.aggregation in EXTRAPOLATED else line.quantity
+        for line in lines
+    }
+    projected_usage = usage_and_true_up(version, quantities=projected, meter_names=names)
+    return UsageSummary(
+        lines=lines,
+        amounts=amounts,
+        base_fee=version.base_fee,
+        subtotal=total(fixed) + usage_so_far,
+        projected_total=total(fixed) + total(projected_usage),
+    )

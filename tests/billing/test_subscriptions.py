@@ -249,6 +249,7 @@ def test_usage_gives_included_and_billable_units_per_charge(api, catalog):
             "quantity": "400",
             "included": "200",
             "billable": "200",
+            "amount": "10.00",
         },
         {
             "meter": "sms",
@@ -257,6 +258,7 @@ def test_usage_gives_included_and_billable_units_per_charge(api, catalog):
             "quantity": "520",
             "included": "500",
             "billable": "0",
+            "amount": "0.00",
         },
         {
             "meter": "agent_runs",
@@ -265,6 +267,7 @@ def test_usage_gives_included_and_billable_units_per_charge(api, catalog):
             "quantity": "7",
             "included": None,
             "billable": "7",
+            "amount": "0.00",
         },
     ]
 
@@ -273,9 +276,40 @@ def test_usage_within_the_allowance_bills_nothing(api, catalog):
     subscribe(api)
     post_usage(180, "prompt", 5, "p")
 
-    line = api.get("/api/v1/customers/acme/usage").json()["lines"][0]
+    body = api.get("/api/v1/customers/acme/usage").json()
+    line = body["lines"][0]
 
     assert (line["quantity"], line["included"], line["billable"]) == ("180", "200", "0")
+    assert (line["amount"], body["base_fee"], body["subtotal"]) == ("0.00", "19.99", "19.99")
+
+
+def test_usage_amounts_subtotal_and_projected_total(api, catalog):
+    # given: S1's plan, 150 prompts in the first 10 of November's 30 days
+    subscribe(api)
+    post_usage(150, "prompt", 5, "p")
+
+    # when
+    with time_machine.travel(datetime(2026, 11, 11, tzinfo=UTC), tick=False):
+        body = api.get("/api/v1/customers/acme/usage").json()
+
+    # then: none over the allowance yet; the month at this pace is 450 prompts,
+    # 250 over at 0.05 = 12.50, plus the 19.99 base fee
+    assert (body["lines"][0]["amount"], body["subtotal"]) == ("0.00", "19.99")
+    assert body["projected_total"] == "32.49"
+
+
+def test_a_past_period_projects_what_it_used(api, catalog):
+    subscribe(api, start="2026-10-15T00:00:00Z")
+    post_usage(400, "prompt", 5, "p")
+
+    with time_machine.travel(NOW, tick=False):
+        body = api.get("/api/v1/customers/acme/usage?period_start=2026-10-20T00:00:00Z").json()
+
+    assert (body["lines"][0]["amount"], body["subtotal"], body["projected_total"]) == (
+        "10.00",
+        "29.99",
+        "29.99",
+    )
 
 
 def test_period_start_selects_the_period_that_contains_it(api, catalog):

@@ -411,6 +411,7 @@ def line(meter: str, aggregation: str, quantity: str) -> dict:
         "quantity": quantity,
         "included": None,
         "billable": None,
+        "amount": None,
     }
 
 
