@@ -7,20 +7,29 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing import selectors, services
+from billing import cycle, selectors, services
 from billing.errors import BillingError, InvalidRequest
 from billing.ingestion import MAX_EVENTS_PER_BATCH, events_ingest
 from billing.models import Subscription
 from billing.money import format_decimal, format_money
 from billing.periods import month_start, period_containing
-from billing.serializers import SubscriptionCreateSerializer, SubscriptionSerializer
+from billing.serializers import (
+    CancelSerializer,
+    ChangePlanSerializer,
+    SeatsSerializer,
+    SubscriptionCreateSerializer,
+    SubscriptionSerializer,
+)
 from config.api import error_body
 from customers.models import ApiKey, Customer
+from invoices.api import invoices_query
+from invoices.serializers import InvoiceSerializer
 from plans.models import Plan
 
 
@@ -162,6 +171,71 @@ class SubscriptionDetailApi(APIView):
         return Response(
             SubscriptionSerializer(get_object_or_404(_subscriptions(), pk=subscription_id)).data
         )
+
+    @extend_schema(request=SeatsSerializer, responses=SubscriptionSerializer)
+    def patch(self, request, subscription_id: int):
+        """Change the seat count, prorated by the second on the invoice that closes the period."""
+        subscription = get_object_or_404(_subscriptions(), pk=subscription_id)
+        serializer = SeatsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        cycle.subscription_set_seats(
+            subscription=subscription, seats=data["seats"], at=data["at"] or timezone.now()
+        )
+        return Response(SubscriptionSerializer(_subscriptions().get(pk=subscription_id)).data)
+
+
+def _with_invoice(subscription_id: int, invoice) -> Response:
+    body = SubscriptionSerializer(_subscriptions().get(pk=subscription_id)).data
+    body["invoice"] = (
+        InvoiceSerializer(invoices_query().get(pk=invoice.pk)).data if invoice else None
+    )
+    return Response(body)
+
+
+class SubscriptionChangePlanApi(APIView):
+    @extend_schema(request=ChangePlanSerializer, responses=SubscriptionSerializer)
+    def post(self, request, subscription_id: int):
+        subscription = get_object_or_404(_subscriptions(), pk=subscription_id)
+        serializer = ChangePlanSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        plan = Plan.objects.filter(code=data["plan"]).first()
+        if plan is None:
+            raise InvalidRequest(
+                f"unknown plan {data['plan']!r}", fields={"plan": ["unknown plan"]}
+            )
+        versions = plan.versions.all()
+        version = (
+            versions.filter(status="published").order_by("-number").first()
+            if data["version"] is None
+            else versions.filter(number=data["version"]).first()
+        )
+        if version is None:
+            raise InvalidRequest(
+                f"plan {plan.code!r} has no such published version",
+                fields={"version": ["not found"]},
+            )
+        _, invoice = cycle.subscription_change_plan(
+            subscription=subscription,
+            version=version,
+            effective=data["effective"],
+            at=data["at"] or timezone.now(),
+        )
+        return _with_invoice(subscription_id, invoice)
+
+
+class SubscriptionCancelApi(APIView):
+    @extend_schema(request=CancelSerializer, responses=SubscriptionSerializer)
+    def post(self, request, subscription_id: int):
+        subscription = get_object_or_404(_subscriptions(), pk=subscription_id)
+        serializer = CancelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        _, invoice = cycle.subscription_cancel(
+            subscription=subscription, effective=data["effective"], at=data["at"] or timezone.now()
+        )
+        return _with_invoice(subscription_id, invoice)
 
 
 def iso(moment: datetime) -> str:

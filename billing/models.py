@@ -117,10 +117,19 @@ class Subscription(models.Model):
     status = models.CharField(max_length=16, choices=STATUSES, db_index=True)
     billing_anchor = models.CharField(max_length=16, choices=ANCHORS, default=ANNIVERSARY)
     started_at = models.DateTimeField()
+    # Periods are counted from here: the start, or the end of a trial.
+    anchor_at = models.DateTimeField()
     trial_end = models.DateTimeField(null=True, blank=True)
     current_period_start = models.DateTimeField()
     current_period_end = models.DateTimeField()
     seats = models.PositiveIntegerField(default=1)
+    # Usage before this (an immediate plan change) was billed already.
+    usage_from = models.DateTimeField(null=True, blank=True)
+    # Applied by the close at the end of the current period.
+    scheduled_version = models.ForeignKey(
+        "plans.PlanVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    cancel_at_period_end = models.BooleanField(default=False)
     canceled_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -175,3 +184,30 @@ class SubscriptionChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} at {self.effective_at:%Y-%m-%d %H:%M}"
+
+
+class BilledPeriod(models.Model):
+    """What a closed period billed for usage, per meter, so that usage arriving
+    late can be billed as the difference on a later invoice."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="billed")
+    version = models.ForeignKey("plans.PlanVersion", on_delete=models.PROTECT, related_name="+")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    # The part of the period whose usage was billed: all of it, or the part
+    # before or after an immediate plan change.
+    usage_from = models.DateTimeField()
+    usage_to = models.DateTimeField()
+    # meter code (or "minimum_commitment") -> {"quantity": "...", "amount": "..."}
+    billed = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["subscription", "period_start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "usage_from", "usage_to"], name="billed_period_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id} {self.usage_from:%Y-%m-%d}..{self.usage_to:%Y-%m-%d}"

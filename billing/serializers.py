@@ -53,3 +53,20 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "canceled_at",
             "ended_at",
         ]
+
+
+class ChangePlanSerializer(serializers.Serializer):
+    plan = serializers.CharField(max_length=255)
+    version = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    effective = serializers.ChoiceField(choices=["immediate", "period_end"])
+    at = AwareDateTimeField(required=False, allow_null=True, default=None)
+
+
+class CancelSerializer(serializers.Serializer):
+    effective = serializers.ChoiceField(choices=["immediate", "period_end"])
+    at = AwareDateTimeField(required=False, allow_null=True, default=None)
+
+
+class SeatsSerializer(serializers.Serializer):
+    seats = serializers.IntegerField(min_value=1, max_value=1_000_000)
+    at = AwareDateTimeField(required=False, allow_null=True, default=None)

@@ -8,6 +8,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
 
+from billing.cycle import subscription_start_invoice
 from billing.errors import Conflict, InvalidRequest, NotFound
 from billing.ingestion import PreparedEvent, _generic, _postgres, rollup_deltas, rollup_lock
 from billing.metering import (
@@ -42,7 +43,8 @@ def subscription_create(
 ) -> Subscription:
     """Subscribe a customer to a published version of a plan (the latest when
     `version_number` is None), from `start`, which may be in the past. The first
-    period starts at `start`. Locks the customer row: a customer has at most one
+    period starts at `start`, and its fixed fees are invoiced in advance (a draft,
+    finalized by the close). Locks the customer row: a customer has at most one
     live subscription (also enforced by a partial unique index)."""
     if billing_anchor not in dict(Subscription.ANCHORS):
         raise InvalidRequest(
@@ -77,15 +79,18 @@ def subscription_create(
             f"{customer.external_id!r} pays in {customer.currency}",
             fields={"plan": [f"bills in {version.currency}, not {customer.currency}"]},
         )
-    zone = ZoneInfo(customer.timezone)
-    period_end = period_boundary(
+    trialing = version.trial_days > 0
+    # A trial is a first period of its own, without fixed fees; periods then run
+    # from its end.
+    trial_end = start + timedelta(days=version.trial_days) if trialing else None
+    anchor = trial_end or start
+    period_end = trial_end or period_boundary(
         start,
-        zone,
+        ZoneInfo(customer.timezone),
         interval=version.interval,
         calendar_aligned=billing_anchor == Subscription.CALENDAR,
         k=1,
     )
-    trialing = version.trial_days > 0
     try:
         with transaction.atomic():
             Customer.objects.select_for_update().get(pk=customer.pk)
@@ -103,7 +108,8 @@ def subscription_create(
                 status=Subscription.TRIALING if trialing else Subscription.ACTIVE,
                 billing_anchor=billing_anchor,
                 started_at=start,
-                trial_end=start + timedelta(days=version.trial_days) if trialing else None,
+                anchor_at=anchor,
+                trial_end=trial_end,
                 current_period_start=start,
                 current_period_end=period_end,
                 seats=seats,
@@ -115,6 +121,7 @@ def subscription_create(
                 effective_at=start,
                 details={"seats": seats, "billing_anchor": billing_anchor},
             )
+            subscription_start_invoice(subscription=subscription)
     except IntegrityError as exc:  # a concurrent create won the partial unique index
         raise Conflict(
             f"customer {customer.external_id!r} already has a live subscription",

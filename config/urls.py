@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from billing import api as billing_api
 from customers import api as customers_api
+from invoices import api as invoices_api
 from plans import api as plans_api
 
 api_v1 = [
@@ -29,6 +30,14 @@ api_v1 = [
     path("events", billing_api.EventsApi.as_view()),
     path("subscriptions", billing_api.SubscriptionListApi.as_view()),
     path("subscriptions/<int:subscription_id>", billing_api.SubscriptionDetailApi.as_view()),
+    path(
+        "subscriptions/<int:subscription_id>/change-plan",
+        billing_api.SubscriptionChangePlanApi.as_view(),
+    ),
+    path("subscriptions/<int:subscription_id>/cancel", billing_api.SubscriptionCancelApi.as_view()),
+    path("invoices", invoices_api.InvoiceListApi.as_view()),
+    path("invoices/<int:invoice_id>", invoices_api.InvoiceDetailApi.as_view()),
+    path("invoices/<int:invoice_id>/void", invoices_api.InvoiceVoidApi.as_view()),
 ]
 
 urlpatterns = [

@@ -1,0 +1,595 @@
+"""The billing cycle (services): the invoice a subscription starts with, the
+period close, late usage, and the finalization of drafts.
+
+Base fee and seats are billed in advance, usage in arrears: the invoice that
+closes a period carries its usage and the next period's fixed fees. Each
+subscription's period closes in its own transaction under a row lock, and a
+unique constraint on (subscription, reason, period) makes a rerun, a resumed
+run or a concurrent run write every invoice once.
+"""
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import transaction
+
+from billing import rating
+from billing.errors import Conflict, InvalidRequest
+from billing.metering import meter_cache
+from billing.models import BilledPeriod, Subscription, SubscriptionChange
+from billing.periods import INTERVAL_MONTHS, month_start, period_containing
+from billing.selectors import usage_quantities
+from invoices.models import Invoice
+from invoices.services import LineInput, invoice_finalize, invoice_write_draft
+from plans.selectors import version_spec
+from plans.validation import VersionSpec
+
+logger = logging.getLogger(__name__)
+ZERO = Decimal(0)
+TRUE_UP = "minimum_commitment"
+
+
+@dataclass(frozen=True)
+class CloseResult:
+    periods_closed: int
+    invoices_finalized: int
+
+
+def label(start: datetime, end: datetime, zone: ZoneInfo) -> str:
+    """'Nov 2026' for a calendar month, '15 Nov 2026 to 15 Dec 2026' otherwise."""
+    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+    if month_start(local_start) == start and month_start(local_start, months=1) == end:
+        return f"{local_start:%b %Y}"
+    return f"{local_start:%d %b %Y} to {local_end:%d %b %Y}"
+
+
+def _zone(subscription: Subscription) -> ZoneInfo:
+    return ZoneInfo(subscription.customer.timezone)
+
+
+def _plan_name(version) -> str:
+    return version.plan.name
+
+
+def _lines(rated: list[rating.RatedLine], start=None, end=None) -> list[LineInput]:
+    return [
+        LineInput(r.kind, r.description, r.meter, r.quantity, r.unit_price, r.amount, start, end)
+        for r in rated
+    ]
+
+
+def first_period_fraction(subscription: Subscription, spec: VersionSpec) -> Decimal:
+    """A calendar-anchored subscription's first period is the rest of a month:
+    its fixed fees are that part of a whole period, by the second."""
+    if subscription.billing_anchor != Subscription.CALENDAR:
+        return Decimal(1)
+    zone = _zone(subscription)
+    local = subscription.current_period_start.astimezone(zone)
+    whole_start = month_start(local)
+    whole_end = month_start(local, months=INTERVAL_MONTHS[spec.interval])
+    part = subscription.current_period_end - subscription.current_period_start
+    return Decimal(part.total_seconds()) / Decimal((whole_end - whole_start).total_seconds())
+
+
+def subscription_start_invoice(*, subscription: Subscription) -> Invoice | None:
+    """The in-advance invoice of the first period: base fee and seats (prorated for
+    a partial calendar month). None during a trial, which carries no fixed fee."""
+    if subscription.status == Subscription.TRIALING:
+        return None
+    version = subscription.version
+    spec = version_spec(version=version)
+    start, end = subscription.current_period_start, subscription.current_period_end
+    fixed = rating.fixed_lines(
+        spec,
+        plan_name=_plan_name(version),
+        seats=subscription.seats,
+        label=label(start, end, _zone(subscription)),
+        fraction=first_period_fraction(subscription, spec),
+    )
+    invoice, _ = invoice_write_draft(
+        customer=subscription.customer,
+        subscription=subscription,
+        reason=Invoice.START,
+        period_start=start,
+        period_end=end,
+        lines=_lines(fixed, start, end),
+        now=start,
+    )
+    return invoice
+
+
+def _meter_names() -> dict[str, str]:
+    return {m.code: m.code for m in meter_cache.by_id().values()}
+
+
+def rate_usage(
+    *,
+    subscription: Subscription,
+    spec: VersionSpec,
+    start: datetime,
+    end: datetime,
+    usage_from: datetime,
+    usage_to: datetime | None = None,
+) -> tuple[list[rating.RatedLine], dict]:
+    """The usage lines of [usage_from, usage_to) (by default to the end) of the
+    period [start, end) at `spec`, with the minimum commitment prorated to that
+    part; and what they bill per meter."""
+    usage_to = usage_to or end
+    by_code = {m.code: m for m in meter_cache.by_id().values()}
+    meters = [by_code[c.meter] for c in spec.charges if c.meter in by_code]
+    quantities = usage_quantities(
+        customer_id=subscription.customer_id, meters=meters, start=usage_from, end=usage_to
+    )
+    by_meter = {m.code: quantities[m.id] for m in meters}
+    if spec.minimum_commitment and (usage_from > start or usage_to < end):
+        share = Decimal((usage_to - usage_from).total_seconds()) / Decimal(
+            (end - start).total_seconds()
+        )
+        spec = replace(spec, minimum_commitment=spec.minimum_commitment * share)
+    rated = rating.usage_and_true_up(spec, quantities=by_meter, meter_names=_meter_names())
+    billed: dict[str, dict] = {}
+    for charge in spec.charges:
+        amount = sum((r.amount for r in rated if r.meter == charge.meter), ZERO)
+        billable = sum(
+            (r.quantity for r in rated if r.meter == charge.meter and r.kind == "overage"), ZERO
+        )
+        billed[charge.meter] = {
+            "quantity": str(by_meter.get(charge.meter, ZERO)),
+            "billable": str(billable),
+            "amount": str(amount),
+        }
+    billed[TRUE_UP] = {"amount": str(sum((r.amount for r in rated if r.kind == TRUE_UP), ZERO))}
+    return rated, billed
+
+
+def late_usage_lines(
+    *, subscription: Subscription, before: datetime, zone: ZoneInfo
+) -> list[LineInput]:
+    """Usage that arrived after its period was billed: each recently billed
+    period is rated again and the difference billed at that period's prices.
+    Updates the periods' records so the same difference is never billed twice."""
+    horizon = before - timedelta(days=settings.BILLING_LATE_EVENT_DAYS + 1)
+    lines: list[LineInput] = []
+    periods = (
+        BilledPeriod.objects.select_for_update()
+        .filter(subscription=subscription, period_end__lte=before, period_end__gt=horizon)
+        .select_related("version__plan")
+    )
+    for billed_period in periods:
+        spec = version_spec(version=billed_period.version)
+        _, now_billed = rate_usage(
+            subscription=subscription,
+            spec=spec,
+            start=billed_period.period_start,
+            end=billed_period.period_end,
+            usage_from=billed_period.usage_from,
+            usage_to=billed_period.usage_to,
+        )
+        when = label(billed_period.period_start, billed_period.period_end, zone)
+        prices = {c.meter: c.pricing for c in spec.charges}
+        for meter, now_values in now_billed.items():
+            was = billed_period.billed.get(meter, {"amount": "0", "billable": "0"})
+            delta = Decimal(now_values["amount"]) - Decimal(was["amount"])
+            if delta == 0:
+                continue
+            units = Decimal(now_values.get("billable", "0")) - Decimal(was.get("billable", "0"))
+            pricing = prices.get(meter)
+            unit_price = pricing.unit_price if pricing and pricing.scheme == "per_unit" else None
+            what = "minimum commitment adjustment" if meter == TRUE_UP else meter
+            lines.append(
+                LineInput(
+                    "late_usage",
+                    f"Late usage for {when}: {what}",
+                    None if meter == TRUE_UP else meter,
+                    units if meter != TRUE_UP else Decimal(1),
+                    unit_price if meter != TRUE_UP else delta,
+                    delta,
+                    billed_period.period_start,
+                    billed_period.period_end,
+                )
+            )
+        if now_billed != billed_period.billed:
+            billed_period.billed = now_billed
+            billed_period.save(update_fields=["billed"])
+    return lines
+
+
+def subscription_close_period(*, subscription_id: int, as_of: datetime) -> bool:
+    """Close the subscription's current period if it ended at or before `as_of`:
+    write its draft invoice (usage in arrears, late usage, the next period's fixed
+    fees in advance), apply a change scheduled for the period's end, and advance.
+    One transaction, the subscription row locked. False when nothing was due."""
+    with transaction.atomic():
+        subscription = (
+            Subscription.objects.select_for_update(of=("self",))
+            .select_related("customer", "version__plan", "scheduled_version__plan")
+            .get(pk=subscription_id)
+        )
+        if subscription.status not in Subscription.LIVE or subscription.current_period_end > as_of:
+            return False
+        zone = _zone(subscription)
+        start, end = subscription.current_period_start, subscription.current_period_end
+        usage_from = subscription.usage_from or start
+        spec = version_spec(version=subscription.version)
+        usage, billed = rate_usage(
+            subscription=subscription, spec=spec, start=start, end=end, usage_from=usage_from
+        )
+        lines = _lines(usage, usage_from, end)
+        lines += seat_change_lines(subscription, spec)
+        lines += late_usage_lines(subscription=subscription, before=usage_from, zone=zone)
+        next_version = subscription.scheduled_version or subscription.version
+        next_spec = version_spec(version=next_version)
+        next_start, next_end = period_containing(
+            subscription.anchor_at,
+            zone,
+            interval=next_spec.interval,
+            calendar_aligned=subscription.billing_anchor == Subscription.CALENDAR,
+            moment=end,
+        )
+        if not subscription.cancel_at_period_end:
+            fixed = rating.fixed_lines(
+                next_spec,
+                plan_name=_plan_name(next_version),
+                seats=subscription.seats,
+                label=label(next_start, next_end, zone),
+            )
+            lines += _lines(fixed, next_start, next_end)
+        invoice_write_draft(
+            customer=subscription.customer,
+            subscription=subscription,
+            reason=Invoice.PERIOD,
+            period_start=start,
+            period_end=end,
+            lines=lines,
+            now=end,
+        )
+        BilledPeriod.objects.get_or_create(
+            subscription=subscription,
+            usage_from=usage_from,
+            usage_to=end,
+            defaults={
+                "version": subscription.version,
+                "period_start": start,
+                "period_end": end,
+                "billed": billed,
+            },
+        )
+        if subscription.cancel_at_period_end:
+            subscription.status = Subscription.ENDED
+            subscription.ended_at = end
+        else:
+            if subscription.status == Subscription.TRIALING:
+                subscription.status = Subscription.ACTIVE
+            subscription.version = next_version
+            subscription.current_period_start, subscription.current_period_end = (
+                next_start,
+                next_end,
+            )
+        subscription.scheduled_version = None
+        subscription.usage_from = None
+        subscription.save()
+    return True
+
+
+def drafts_finalize(*, as_of: datetime) -> int:
+    """Finalize the drafts written at least BILLING_INVOICE_GRACE_HOURS before `as_of`."""
+    cutoff = as_of - timedelta(hours=settings.BILLING_INVOICE_GRACE_HOURS)
+    finalized = 0
+    for invoice in Invoice.objects.filter(status=Invoice.DRAFT, created_at__lte=cutoff).order_by(
+        "id"
+    ):
+        try:
+            invoice_finalize(invoice=invoice, now=as_of)
+        except Conflict:  # another run finalized it first; the number stays gap-free
+            logger.info("invoice %s was finalized elsewhere", invoice.pk)
+            continue
+        finalized += 1
+    return finalized
+
+
+def periods_close(*, as_of: datetime, fail_at: int | None = None) -> CloseResult:
+    """Close every period that ended at or before `as_of`, one subscription and
+    period per transaction, then finalize drafts past their grace. Safe to run
+    any number of times, and to run again after a failure part way."""
+    closed = 0
+    while True:
+        due = list(
+            Subscription.objects.filter(status__in=Subscription.LIVE, current_period_end__lte=as_of)
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
+        if not due:
+            break
+        progressed = False
+        for subscription_id in due:
+            if subscription_close_period(subscription_id=subscription_id, as_of=as_of):
+                closed += 1
+                progressed = True
+                if fail_at is not None and closed == fail_at:
+                    raise RuntimeError(f"injected failure after {closed} closed periods")
+        if not progressed:
+            break
+    return CloseResult(closed, drafts_finalize(as_of=as_of))
+
+
+def _remaining_fraction(subscription: Subscription, at: datetime) -> Decimal:
+    start, end = subscription.current_period_start, subscription.current_period_end
+    return Decimal((end - at).total_seconds()) / Decimal((end - start).total_seconds())
+
+
+def _check_in_period(subscription: Subscription, at: datetime) -> None:
+    start = subscription.usage_from or subscription.current_period_start
+    if not start <= at < subscription.current_period_end:
+        raise InvalidRequest(
+            f"'at' must lie in the current period, from {start.isoformat()} "
+            f"to before {subscription.current_period_end.isoformat()}",
+            fields={"at": ["outside the current period"]},
+        )
+
+
+def _proration(
+    subscription: Subscription, spec: VersionSpec, *, at: datetime, kind: str, sign: int, name: str
+) -> list[LineInput]:
+    """The fixed fees of `spec` for the rest of the period from `at`, as credit
+    (sign -1) or charge (sign +1) lines, each rounded once."""
+    end = subscription.current_period_end
+    fixed = rating.fixed_lines(
+        spec,
+        plan_name=name,
+        seats=subscription.seats,
+        label=f"{at:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC",
+        fraction=_remaining_fraction(subscription, at),
+    )
+    prefix = "Unused time on " if sign < 0 else "Remaining time on "
+    return [
+        LineInput(
+            kind,
+            prefix + line.description,
+            None,
+            line.quantity,
+            line.unit_price,
+            sign * line.amount,
+            at,
+            end,
+        )
+        for line in fixed
+    ]
+
+
+def _bill_usage_until(subscription: Subscription, at: datetime) -> list[LineInput]:
+    """Bill the usage of the current period up to `at` at the current version, and
+    record it so that late usage for it is billed later."""
+    start, end = subscription.current_period_start, subscription.current_period_end
+    usage_from = subscription.usage_from or start
+    spec = version_spec(version=subscription.version)
+    usage, billed = rate_usage(
+        subscription=subscription,
+        spec=spec,
+        start=start,
+        end=end,
+        usage_from=usage_from,
+        usage_to=at,
+    )
+    BilledPeriod.objects.get_or_create(
+        subscription=subscription,
+        usage_from=usage_from,
+        usage_to=at,
+        defaults={
+            "version": subscription.version,
+            "period_start": start,
+            "period_end": end,
+            "billed": billed,
+        },
+    )
+    return _lines(usage, usage_from, at)
+
+
+def _locked(subscription: Subscription) -> Subscription:
+    return (
+        Subscription.objects.select_for_update(of=("self",))
+        .select_related("customer", "version__plan")
+        .get(pk=subscription.pk)
+    )
+
+
+def subscription_change_plan(
+    *, subscription: Subscription, version, effective: str, at: datetime
+) -> tuple[Subscription, Invoice | None]:
+    """Move a subscription to another published version.
+
+    `immediate`: an invoice now with the usage so far at the old version's
+    prices, a credit for the unused part of the old fixed fees and a charge for
+    the rest of the period on the new one, prorated by the second; the period
+    end stays. `period_end`: nothing now; the close applies it. Both leave a
+    history row. Locks the subscription row."""
+    if effective not in ("immediate", "period_end"):
+        raise InvalidRequest(
+            "effective must be immediate or period_end", fields={"effective": ["unknown"]}
+        )
+    with transaction.atomic():
+        subscription = _locked(subscription)
+        if subscription.status not in Subscription.LIVE:
+            raise Conflict(f"subscription {subscription.pk} is {subscription.status}")
+        # The version as stored now, not as the caller last saw it.
+        version = type(version).objects.select_related("plan").get(pk=version.pk)
+        if version.status != version.PUBLISHED:
+            raise Conflict(
+                f"{version.plan.code} v{version.number} is {version.status}; only a "
+                "published version takes subscribers",
+                fields={"version": [f"is {version.status}"]},
+            )
+        if version.currency != subscription.customer.currency:
+            raise InvalidRequest(
+                f"{version.plan.code} bills in {version.currency}, the customer pays in "
+                f"{subscription.customer.currency}",
+                fields={"plan": ["another currency"]},
+            )
+        old = subscription.version
+        if version.pk == old.pk and effective == "immediate":
+            raise Conflict("the subscription is on that version already")
+        change = SubscriptionChange(
+            subscription=subscription,
+            kind=SubscriptionChange.PLAN_CHANGE,
+            from_version=old,
+            to_version=version,
+            how=effective,
+        )
+        if effective == "period_end":
+            subscription.scheduled_version = version
+            subscription.save(update_fields=["scheduled_version"])
+            change.effective_at = subscription.current_period_end
+            change.save()
+            return subscription, None
+        _check_in_period(subscription, at)
+        end = subscription.current_period_end
+        lines = _bill_usage_until(subscription, at)
+        if subscription.status != Subscription.TRIALING:
+            lines += _proration(
+                subscription,
+                version_spec(version=old),
+                at=at,
+                kind="proration_credit",
+                sign=-1,
+                name=_plan_name(old),
+            )
+            lines += _proration(
+                subscription,
+                version_spec(version=version),
+                at=at,
+                kind="proration_charge",
+                sign=1,
+                name=_plan_name(version),
+            )
+        invoice, _ = invoice_write_draft(
+            customer=subscription.customer,
+            subscription=subscription,
+            reason=Invoice.PLAN_CHANGE,
+            period_start=at,
+            period_end=end,
+            lines=lines,
+            now=at,
+        )
+        subscription.version = version
+        subscription.usage_from = at
+        subscription.scheduled_version = None
+        subscription.save(update_fields=["version", "usage_from", "scheduled_version"])
+        change.effective_at = at
+        change.details = {"invoice": invoice.pk, "total": str(invoice.total)}
+        change.save()
+    return subscription, invoice
+
+
+def subscription_cancel(
+    *, subscription: Subscription, effective: str, at: datetime
+) -> tuple[Subscription, Invoice | None]:
+    """Cancel. `period_end`: the close ends it, billing the period's usage and no
+    further fees. `immediate`: an invoice now with the usage so far and a credit
+    for the unused part of the fixed fees. A history row either way."""
+    if effective not in ("immediate", "period_end"):
+        raise InvalidRequest(
+            "effective must be immediate or period_end", fields={"effective": ["unknown"]}
+        )
+    with transaction.atomic():
+        subscription = _locked(subscription)
+        if subscription.status not in Subscription.LIVE:
+            raise Conflict(f"subscription {subscription.pk} is {subscription.status}")
+        change = SubscriptionChange(
+            subscription=subscription,
+            kind=SubscriptionChange.CANCEL,
+            from_version=subscription.version,
+            how=effective,
+        )
+        if effective == "period_end":
+            subscription.cancel_at_period_end = True
+            subscription.save(update_fields=["cancel_at_period_end"])
+            change.effective_at = subscription.current_period_end
+            change.save()
+            return subscription, None
+        _check_in_period(subscription, at)
+        lines = _bill_usage_until(subscription, at)
+        if subscription.status != Subscription.TRIALING:
+            lines += _proration(
+                subscription,
+                version_spec(version=subscription.version),
+                at=at,
+                kind="proration_credit",
+                sign=-1,
+                name=_plan_name(subscription.version),
+            )
+        invoice, _ = invoice_write_draft(
+            customer=subscription.customer,
+            subscription=subscription,
+            reason=Invoice.CANCEL,
+            period_start=at,
+            period_end=subscription.current_period_end,
+            lines=lines,
+            now=at,
+        )
+        subscription.status = Subscription.CANCELED
+        subscription.canceled_at = subscription.ended_at = at
+        subscription.save(update_fields=["status", "canceled_at", "ended_at"])
+        change.effective_at = at
+        change.details = {"invoice": invoice.pk, "total": str(invoice.total)}
+        change.save()
+    return subscription, invoice
+
+
+def subscription_set_seats(*, subscription: Subscription, seats: int, at: datetime) -> Subscription:
+    """Change the seat count from `at`. The difference for the rest of the period
+    is charged or credited, prorated by the second, on the invoice that closes
+    the period; the next periods bill the new count."""
+    if isinstance(seats, bool) or not isinstance(seats, int) or not 1 <= seats <= 1_000_000:
+        raise InvalidRequest("seats must be from 1 to 1000000", fields={"seats": ["out of range"]})
+    with transaction.atomic():
+        subscription = _locked(subscription)
+        if subscription.status not in Subscription.LIVE:
+            raise Conflict(f"subscription {subscription.pk} is {subscription.status}")
+        _check_in_period(subscription, at)
+        if seats == subscription.seats:
+            return subscription
+        SubscriptionChange.objects.create(
+            subscription=subscription,
+            kind=SubscriptionChange.SEATS,
+            from_version=subscription.version,
+            to_version=subscription.version,
+            effective_at=at,
+            details={"from": subscription.seats, "to": seats},
+        )
+        subscription.seats = seats
+        subscription.save(update_fields=["seats"])
+    return subscription
+
+
+def seat_change_lines(subscription: Subscription, spec: VersionSpec) -> list[LineInput]:
+    """The prorated seat differences of the changes made during the current period."""
+    if not spec.seat_price:
+        return []
+    start, end = subscription.current_period_start, subscription.current_period_end
+    changes = SubscriptionChange.objects.filter(
+        subscription=subscription,
+        kind=SubscriptionChange.SEATS,
+        effective_at__gte=start,
+        effective_at__lt=end,
+    ).order_by("id")
+    lines = []
+    for change in changes:
+        delta = change.details["to"] - change.details["from"]
+        quantity = delta * _remaining_fraction(subscription, change.effective_at)
+        lines.append(
+            LineInput(
+                "proration_charge" if delta > 0 else "proration_credit",
+                f"Seats {change.details['from']} to {change.details['to']} from "
+                f"{change.effective_at:%Y-%m-%d %H:%M} UTC",
+                None,
+                quantity,
+                spec.seat_price,
+                rating.quantize_money(quantity * spec.seat_price, spec.currency),
+                change.effective_at,
+                end,
+            )
+        )
+    return lines

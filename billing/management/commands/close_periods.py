@@ -1,0 +1,35 @@
+from datetime import UTC, datetime
+
+from django.core.management.base import BaseCommand, CommandError
+
+from billing.cycle import periods_close
+
+
+class Command(BaseCommand):
+    help = (
+        "Close every billing period that ended at or before --as-of (default now), "
+        "then finalize drafts past their grace. Safe to run any number of times."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--as-of", help="ISO 8601 with an offset; not in the future")
+
+    def handle(self, *args, as_of=None, **options):
+        now = datetime.now(UTC)
+        if as_of is None:
+            moment = now
+        else:
+            try:
+                moment = datetime.fromisoformat(as_of)
+            except ValueError as exc:
+                raise CommandError(f"--as-of {as_of!r} is not ISO 8601") from exc
+            if moment.tzinfo is None:
+                raise CommandError("--as-of needs an offset, e.g. 2026-12-01T00:00:00Z")
+            moment = moment.astimezone(UTC)
+            if moment > now:
+                raise CommandError("--as-of is in the future: periods close only once they end")
+        result = periods_close(as_of=moment)
+        self.stdout.write(
+            f"closed {result.periods_closed} period(s), finalized "
+            f"{result.invoices_finalized} invoice(s) as of {moment.isoformat()}"
+        )

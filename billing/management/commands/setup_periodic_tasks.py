@@ -1,0 +1,21 @@
+from django.core.management.base import BaseCommand
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+# name -> (task, every N minutes). Editable afterwards in the admin (Periodic tasks).
+SCHEDULES = {
+    "Close billing periods and finalize invoices": ("billing.tasks.close_periods", 5),
+}
+
+
+class Command(BaseCommand):
+    help = "Create the periodic tasks that Celery beat runs (idempotent; edits in the admin stay)."
+
+    def handle(self, *args, **options):
+        for name, (task, minutes) in SCHEDULES.items():
+            interval, _ = IntervalSchedule.objects.get_or_create(
+                every=minutes, period=IntervalSchedule.MINUTES
+            )
+            _, created = PeriodicTask.objects.get_or_create(
+                name=name, defaults={"task": task, "interval": interval}
+            )
+            self.stdout.write(f"{'created' if created else 'kept'}: {name} ({task})")
