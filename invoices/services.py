@@ -48,24 +48,38 @@ def invoice_write_draft(
     lines: list,
     now: datetime,
 ) -> tuple[Invoice, bool]:
-    """Write a draft invoice with its lines, once per (subscription, reason,
-    period): a second call returns the first invoice and writes nothing (the
-    unique constraint decides, also between concurrent callers). Each line's
-    amount is already rounded; the total is their sum."""
+    """Write a draft invoice with its lines. A subscription's invoice is written
+    once per (subscription, reason, period): a second call returns the first and
+    writes nothing (the unique constraint decides, also between concurrent
+    callers). Each line's amount is rounded once; the total is their sum."""
     currency = customer.currency
+    details = {
+        "customer": customer,
+        "currency": currency,
+        "customer_snapshot": customer_snapshot(customer),
+        "created_at": now,
+    }
     with transaction.atomic():
-        invoice, created = Invoice.objects.get_or_create(
-            subscription=subscription,
-            reason=reason,
-            period_start=period_start,
-            period_end=period_end,
-            defaults={
-                "customer": customer,
-                "currency": currency,
-                "customer_snapshot": customer_snapshot(customer),
-                "created_at": now,
-            },
-        )
+        if subscription is None:
+            # Not tied to a subscription's period (a purchase): every call is a new invoice.
+            invoice, created = (
+                Invoice.objects.create(
+                    subscription=None,
+                    reason=reason,
+                    period_start=period_start,
+                    period_end=period_end,
+                    **details,
+                ),
+                True,
+            )
+        else:
+            invoice, created = Invoice.objects.get_or_create(
+                subscription=subscription,
+                reason=reason,
+                period_start=period_start,
+                period_end=period_end,
+                defaults=details,
+            )
         if not created:
             return invoice, False
         InvoiceLine.objects.bulk_create(

@@ -1,0 +1,176 @@
+"""The close and invoice numbering under concurrency, on PostgreSQL, and the
+close run by a real Celery worker on Redis."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from billing.cycle import periods_close
+from billing.services import subscription_create
+from customers.services import customer_create
+from invoices.models import Invoice
+from invoices.services import invoice_finalize, invoice_write_draft
+from plans.models import Plan
+from plans.services import plan_create
+from plans.validation import VersionSpec
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+OCT_1 = datetime(2026, 10, 1, tzinfo=UTC)
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def subscribers(count: int) -> None:
+    plan_create(
+        code="flat",
+        name="Flat",
+        version=VersionSpec(currency="USD", base_fee=D("9.00")),
+        publish=True,
+    )
+    plan = Plan.objects.get(code="flat")
+    for n in range(count):
+        customer = customer_create(external_id=f"c{n}", name=f"C{n}", currency="USD")
+        subscription_create(customer=customer, plan=plan, start=OCT_1)
+
+
+def in_threads(count: int, target) -> list[BaseException]:
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(count)
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            target(index)
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def assert_gap_free(prefix: str, count: int) -> None:
+    numbers = sorted(Invoice.objects.exclude(number=None).values_list("number", flat=True))
+    assert numbers == [f"{prefix}-{n:06d}" for n in range(1, count + 1)]
+
+
+def test_two_closes_at_once_write_each_invoice_once(db):
+    # given: 20 subscriptions whose October ended
+    subscribers(20)
+
+    # when: two closes start at the same moment
+    errors = in_threads(2, lambda _: periods_close(as_of=NOV_1))
+
+    # then: one closing invoice per subscription, every invoice finalized once
+    assert errors == []
+    assert Invoice.objects.filter(reason="period").count() == 20
+    assert Invoice.objects.filter(reason="period").values("subscription").distinct().count() == 20
+    assert not Invoice.objects.filter(status="draft").exists()
+    assert_gap_free("INV-2026", 40)
+
+
+def test_numbers_stay_gap_free_under_concurrent_finalization(db):
+    # given: 80 drafts
+    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    drafts = [
+        invoice_write_draft(
+            customer=customer,
+            subscription=None,
+            reason=Invoice.START,
+            period_start=OCT_1,
+            period_end=NOV_1,
+            lines=[],
+            now=OCT_1,
+        )[0]
+        for _ in range(80)
+    ]
+
+    # when: four threads finalize them, each its own share
+    def finalize(index: int) -> None:
+        for draft in drafts[index::4]:
+            invoice_finalize(invoice=draft, now=NOV_1)
+
+    errors = in_threads(4, finalize)
+
+    # then
+    assert errors == []
+    assert_gap_free("INV-2026", 80)
+
+
+def test_the_close_runs_in_a_real_celery_worker_on_redis(db):
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    if not broker.startswith("redis://"):
+        pytest.skip("needs a Redis broker (CELERY_BROKER_URL=redis://...); runs in CI")
+    from config.celery import app
+
+    # given: subscriptions whose October ended (the task closes what ended by now)
+    subscribers(3)
+    db_settings = connection.settings_dict
+    database_url = (
+        f"postgres://{db_settings['USER']}@{db_settings['HOST'] or '127.0.0.1'}:"
+        f"{db_settings['PORT'] or 5432}/{db_settings['NAME']}"
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "warning",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    app.conf.task_always_eager = False
+    try:
+        app.control.purge()
+        # when
+        from billing.tasks import close_periods
+
+        close_periods.delay()
+
+        # then: the worker wrote and finalized the invoices
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if Invoice.objects.filter(reason="period", status="finalized").count() == 3:
+                break
+            time.sleep(0.5)
+        assert Invoice.objects.filter(reason="period", status="finalized").count() == 3
+        assert broker == settings.CELERY_BROKER_URL
+    finally:
+        app.conf.task_always_eager = True
+        worker.terminate()
+        output = worker.communicate(timeout=30)[0].decode(errors="replace")
+        if Invoice.objects.filter(reason="period").count() != 3:
+            print(output)
