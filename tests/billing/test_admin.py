@@ -1,0 +1,165 @@
+"""Subscriptions and invoices in the admin: pages load; create, cancel, finalize,
+void and mark paid go through the services."""
+
+from datetime import UTC, datetime
+from decimal import Decimal as D
+
+import pytest
+
+from billing.cycle import periods_close
+from billing.models import Subscription, SubscriptionChange
+from invoices.models import CreditNote, Invoice
+from plans.models import Plan
+from plans.services import plan_create
+from plans.validation import VersionSpec
+
+pytestmark = pytest.mark.django_db
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def flat(db):
+    plan_create(
+        code="flat",
+        name="Flat",
+        version=VersionSpec(currency="USD", base_fee=D("9.00")),
+        publish=True,
+    )
+    return Plan.objects.get(code="flat")
+
+
+def test_pages_load(admin_client, acme, flat):
+    admin_client.post(
+        "/admin/billing/subscription/add/",
+        {
+            "customer": acme.pk,
+            "plan": flat.pk,
+            "start": "2026-11-01 00:00:00",
+            "seats": "1",
+            "billing_anchor": "anniversary",
+        },
+    )
+    subscription = Subscription.objects.get()
+    invoice = Invoice.objects.get()
+    for url in [
+        "/admin/billing/subscription/",
+        "/admin/billing/subscription/add/",
+        f"/admin/billing/subscription/{subscription.pk}/change/",
+        "/admin/invoices/invoice/",
+        "/admin/invoices/invoice/?status__exact=draft",
+        f"/admin/invoices/invoice/{invoice.pk}/change/",
+    ]:
+        assert admin_client.get(url).status_code == 200, url
+
+
+def test_create_a_subscription_writes_its_start_invoice(admin_client, acme, flat):
+    response = admin_client.post(
+        "/admin/billing/subscription/add/",
+        {
+            "customer": acme.pk,
+            "plan": flat.pk,
+            "start": "2026-11-01 00:00:00",
+            "seats": "1",
+            "billing_anchor": "anniversary",
+        },
+    )
+
+    assert response.status_code == 302
+    subscription = Subscription.objects.get()
+    assert subscription.current_period_end == datetime(2026, 12, 1, tzinfo=UTC)
+    assert SubscriptionChange.objects.get().kind == "created"
+    assert Invoice.objects.get().total == D("9.00")
+
+
+def test_a_refused_subscription_shows_the_reason_and_creates_nothing(admin_client, acme, flat):
+    admin_client.post(
+        "/admin/billing/subscription/add/",
+        {
+            "customer": acme.pk,
+            "plan": flat.pk,
+            "start": "2026-11-01 00:00:00",
+            "seats": "1",
+            "billing_anchor": "anniversary",
+        },
+    )
+
+    response = admin_client.post(
+        "/admin/billing/subscription/add/",
+        {
+            "customer": acme.pk,
+            "plan": flat.pk,
+            "start": "2026-11-05 00:00:00",
+            "seats": "1",
+            "billing_anchor": "anniversary",
+        },
+    )
+
+    assert "already subscribed" in response.content.decode()
+    assert Subscription.objects.count() == 1
+    assert Invoice.objects.count() == 1
+
+
+def test_invoice_actions_finalize_void_and_pay(admin_client, acme, flat):
+    admin_client.post(
+        "/admin/billing/subscription/add/",
+        {
+            "customer": acme.pk,
+            "plan": flat.pk,
+            "start": "2026-11-01 00:00:00",
+            "seats": "1",
+            "billing_anchor": "anniversary",
+        },
+    )
+    first = Invoice.objects.get()
+
+    admin_client.post(
+        "/admin/invoices/invoice/", {"action": "finalize", "_selected_action": [first.pk]}
+    )
+    first.refresh_from_db()
+    assert (first.status, first.number is not None) == ("finalized", True)
+
+    admin_client.post(
+        "/admin/invoices/invoice/", {"action": "void", "_selected_action": [first.pk]}
+    )
+    first.refresh_from_db()
+    assert first.status == "void"
+    assert CreditNote.objects.get().amount == D("9.00")
+
+    periods_close(as_of=datetime(2026, 12, 1, tzinfo=UTC))
+    second = Invoice.objects.get(reason="period")
+    admin_client.post(
+        "/admin/invoices/invoice/", {"action": "mark_paid", "_selected_action": [second.pk]}
+    )
+    second.refresh_from_db()
+    assert second.status == "paid"
+    # a finalized invoice cannot be changed or deleted in the admin
+    assert (
+        admin_client.post(
+            f"/admin/invoices/invoice/{second.pk}/delete/", {"post": "yes"}
+        ).status_code
+        == 403
+    )
+
+
+def test_cancel_at_period_end_action(admin_client, acme, flat):
+    admin_client.post(
+        "/admin/billing/subscription/add/",
+        {
+            "customer": acme.pk,
+            "plan": flat.pk,
+            "start": "2026-11-01 00:00:00",
+            "seats": "1",
+            "billing_anchor": "anniversary",
+        },
+    )
+    subscription = Subscription.objects.get()
+
+    admin_client.post(
+        "/admin/billing/subscription/",
+        {"action": "cancel_at_period_end", "_selected_action": [subscription.pk]},
+    )
+    periods_close(as_of=datetime(2026, 12, 1, tzinfo=UTC))
+
+    subscription.refresh_from_db()
+    assert subscription.status == "ended"
+    assert not Invoice.objects.get(reason="period").lines.exists()
