@@ -23,6 +23,8 @@ echo "== migrating the database"
 "$py" manage.py migrate --noinput
 echo "== loading the demo catalog"
 "$py" manage.py load_demo
+echo "== creating the periodic tasks (Celery beat)"
+"$py" manage.py setup_periodic_tasks
 
 admin_password=$("$py" manage.py ensure_dev_admin --username admin \
     --password-file "$var_dir/admin-password.txt")
