@@ -219,7 +219,7 @@ def subscription_close_period(*, subscription_id: int, as_of: datetime) -> bool:
             subscription=subscription, spec=spec, start=start, end=end, usage_from=usage_from
         )
         lines = _lines(usage, usage_from, end)
-        lines += seat_change_lines(subscription, spec)
+        lines += seat_change_lines(subscription, spec, since=usage_from, until=end)
         lines += late_usage_lines(subscription=subscription, before=usage_from, zone=zone)
         next_version = subscription.scheduled_version or subscription.version
         next_spec = version_spec(version=next_version)
@@ -321,13 +321,22 @@ def _remaining_fraction(subscription: Subscription, at: datetime) -> Decimal:
     return Decimal((end - at).total_seconds()) / Decimal((end - start).total_seconds())
 
 
-def _check_in_period(subscription: Subscription, at: datetime) -> None:
+def _check_in_period(subscription: Subscription, at: datetime, *, after_change: bool) -> None:
+    """`at` lies in what is left of the current period. An immediate change or
+    cancel (`after_change`) must come strictly after a previous immediate change:
+    two at one instant would bill the same moment twice."""
     start = subscription.usage_from or subscription.current_period_start
     if not start <= at < subscription.current_period_end:
         raise InvalidRequest(
             f"'at' must lie in the current period, from {start.isoformat()} "
             f"to before {subscription.current_period_end.isoformat()}",
             fields={"at": ["outside the current period"]},
+        )
+    if after_change and subscription.usage_from is not None and at == subscription.usage_from:
+        raise Conflict(
+            f"the subscription changed plan at {at.isoformat()} already; a further change "
+            "must come later",
+            fields={"at": ["a change happened at this moment already"]},
         )
 
 
@@ -385,7 +394,9 @@ def _bill_usage_until(subscription: Subscription, at: datetime) -> list[LineInpu
             "billed": billed,
         },
     )
-    return _lines(usage, usage_from, at)
+    return _lines(usage, usage_from, at) + seat_change_lines(
+        subscription, spec, since=usage_from, until=at
+    )
 
 
 def _locked(subscription: Subscription) -> Subscription:
@@ -444,7 +455,7 @@ def subscription_change_plan(
             change.effective_at = subscription.current_period_end
             change.save()
             return subscription, None
-        _check_in_period(subscription, at)
+        _check_in_period(subscription, at, after_change=True)
         end = subscription.current_period_end
         lines = _bill_usage_until(subscription, at)
         if subscription.status != Subscription.TRIALING:
@@ -503,13 +514,15 @@ def subscription_cancel(
             from_version=subscription.version,
             how=effective,
         )
+        if subscription.cancel_at_period_end:
+            raise Conflict(f"subscription {subscription.pk} ends with its period already")
         if effective == "period_end":
             subscription.cancel_at_period_end = True
             subscription.save(update_fields=["cancel_at_period_end"])
             change.effective_at = subscription.current_period_end
             change.save()
             return subscription, None
-        _check_in_period(subscription, at)
+        _check_in_period(subscription, at, after_change=True)
         lines = _bill_usage_until(subscription, at)
         if subscription.status != Subscription.TRIALING:
             lines += _proration(
@@ -548,7 +561,7 @@ def subscription_set_seats(*, subscription: Subscription, seats: int, at: dateti
         subscription = _locked(subscription)
         if subscription.status not in Subscription.LIVE:
             raise Conflict(f"subscription {subscription.pk} is {subscription.status}")
-        _check_in_period(subscription, at)
+        _check_in_period(subscription, at, after_change=False)
         if seats == subscription.seats:
             return subscription
         SubscriptionChange.objects.create(
@@ -564,17 +577,23 @@ def subscription_set_seats(*, subscription: Subscription, seats: int, at: dateti
     return subscription
 
 
-def seat_change_lines(subscription: Subscription, spec: VersionSpec) -> list[LineInput]:
-    """The prorated seat differences of the changes made during the current period."""
-    if not spec.seat_price:
+def seat_change_lines(
+    subscription: Subscription, spec: VersionSpec, *, since: datetime, until: datetime
+) -> list[LineInput]:
+    """The seat changes made in [since, until), each prorated from its moment to
+    the period's end at `spec`'s seat price. They are billed on the next invoice
+    written: the close, or an immediate plan change or cancel, whose credit then
+    covers the seats held for the rest of the period. None during a trial, which
+    has no fixed fees."""
+    if not spec.seat_price or subscription.status == Subscription.TRIALING:
         return []
-    start, end = subscription.current_period_start, subscription.current_period_end
     changes = SubscriptionChange.objects.filter(
         subscription=subscription,
         kind=SubscriptionChange.SEATS,
-        effective_at__gte=start,
-        effective_at__lt=end,
+        effective_at__gte=since,
+        effective_at__lt=until,
     ).order_by("id")
+    end = subscription.current_period_end
     lines = []
     for change in changes:
         delta = change.details["to"] - change.details["from"]
