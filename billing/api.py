@@ -131,6 +131,13 @@ def parse_time_param(request, name: str) -> datetime | None:
     return moment.astimezone(UTC)
 
 
+def plan_or_400(code: str) -> Plan:
+    plan = Plan.objects.filter(code=code).first()
+    if plan is None:
+        raise InvalidRequest(f"unknown plan {code!r}", fields={"plan": ["unknown plan"]})
+    return plan
+
+
 class SubscriptionListApi(APIView):
     @extend_schema(request=SubscriptionCreateSerializer, responses={201: SubscriptionSerializer})
     def post(self, request):
@@ -142,11 +149,7 @@ class SubscriptionListApi(APIView):
             raise InvalidRequest(
                 f"unknown customer {data['customer']!r}", fields={"customer": ["unknown customer"]}
             )
-        plan = Plan.objects.filter(code=data["plan"]).first()
-        if plan is None:
-            raise InvalidRequest(
-                f"unknown plan {data['plan']!r}", fields={"plan": ["unknown plan"]}
-            )
+        plan = plan_or_400(data["plan"])
         subscription = services.subscription_create(
             customer=customer,
             plan=plan,
@@ -200,11 +203,7 @@ class SubscriptionChangePlanApi(APIView):
         serializer = ChangePlanSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        plan = Plan.objects.filter(code=data["plan"]).first()
-        if plan is None:
-            raise InvalidRequest(
-                f"unknown plan {data['plan']!r}", fields={"plan": ["unknown plan"]}
-            )
+        plan = plan_or_400(data["plan"])
         versions = plan.versions.all()
         version = (
             versions.filter(status="published").order_by("-number").first()

@@ -214,12 +214,7 @@ def subscription_close_period(*, subscription_id: int, as_of: datetime) -> bool:
         zone = _zone(subscription)
         start, end = subscription.current_period_start, subscription.current_period_end
         usage_from = subscription.usage_from or start
-        spec = version_spec(version=subscription.version)
-        usage, billed = rate_usage(
-            subscription=subscription, spec=spec, start=start, end=end, usage_from=usage_from
-        )
-        lines = _lines(usage, usage_from, end)
-        lines += seat_change_lines(subscription, spec, since=usage_from, until=end)
+        lines = _bill_usage(subscription, until=end)
         lines += late_usage_lines(subscription=subscription, before=usage_from, zone=zone)
         next_version = subscription.scheduled_version or subscription.version
         next_spec = version_spec(version=next_version)
@@ -246,17 +241,6 @@ def subscription_close_period(*, subscription_id: int, as_of: datetime) -> bool:
             period_end=end,
             lines=lines,
             now=end,
-        )
-        BilledPeriod.objects.get_or_create(
-            subscription=subscription,
-            usage_from=usage_from,
-            usage_to=end,
-            defaults={
-                "version": subscription.version,
-                "period_start": start,
-                "period_end": end,
-                "billed": billed,
-            },
         )
         if subscription.cancel_at_period_end:
             subscription.status = Subscription.ENDED
@@ -369,9 +353,10 @@ def _proration(
     ]
 
 
-def _bill_usage_until(subscription: Subscription, at: datetime) -> list[LineInput]:
-    """Bill the usage of the current period up to `at` at the current version, and
-    record it so that late usage for it is billed later."""
+def _bill_usage(subscription: Subscription, *, until: datetime) -> list[LineInput]:
+    """The lines for the current period's usage (and seat changes) from where its
+    billing stands up to `until` (the period's end, or an immediate change), at
+    the current version; and a record of what they billed, for late usage."""
     start, end = subscription.current_period_start, subscription.current_period_end
     usage_from = subscription.usage_from or start
     spec = version_spec(version=subscription.version)
@@ -381,12 +366,12 @@ def _bill_usage_until(subscription: Subscription, at: datetime) -> list[LineInpu
         start=start,
         end=end,
         usage_from=usage_from,
-        usage_to=at,
+        usage_to=until,
     )
     BilledPeriod.objects.get_or_create(
         subscription=subscription,
         usage_from=usage_from,
-        usage_to=at,
+        usage_to=until,
         defaults={
             "version": subscription.version,
             "period_start": start,
@@ -394,8 +379,8 @@ def _bill_usage_until(subscription: Subscription, at: datetime) -> list[LineInpu
             "billed": billed,
         },
     )
-    return _lines(usage, usage_from, at) + seat_change_lines(
-        subscription, spec, since=usage_from, until=at
+    return _lines(usage, usage_from, until) + seat_change_lines(
+        subscription, spec, since=usage_from, until=until
     )
 
 
@@ -457,7 +442,7 @@ def subscription_change_plan(
             return subscription, None
         _check_in_period(subscription, at, after_change=True)
         end = subscription.current_period_end
-        lines = _bill_usage_until(subscription, at)
+        lines = _bill_usage(subscription, until=at)
         if subscription.status != Subscription.TRIALING:
             lines += _proration(
                 subscription,
@@ -523,7 +508,7 @@ def subscription_cancel(
             change.save()
             return subscription, None
         _check_in_period(subscription, at, after_change=True)
-        lines = _bill_usage_until(subscription, at)
+        lines = _bill_usage(subscription, until=at)
         if subscription.status != Subscription.TRIALING:
             lines += _proration(
                 subscription,
