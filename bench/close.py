@@ -1,0 +1,208 @@
+"""Period-close benchmark on PostgreSQL: N subscriptions with usage, one close of
+their ended periods, invoices per second (PDFs excluded), then the no-op rerun.
+
+    .venv/bin/python bench/close.py [--subscriptions 10000] [--events-per-customer 5]
+                                     [--profile]
+
+Needs PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432); it
+creates and drops its own database `billing_bench_close`. Prints figures only.
+"""
+
+import argparse
+import cProfile
+import os
+import pstats
+import random
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import cpu_seconds, django_setup, fresh_database, postgres_pids
+
+DB_NAME = "billing_bench_close"
+BATCH = 1000
+# Demo plans (plans/management/commands/load_demo.py), their seats, and the event
+# that feeds each one's meter.
+PLANS = [
+    ("ai_assistant", 1, "prompt"),
+    ("team_hybrid", 5, "llm.completion"),
+    ("api_commit", 1, "api.call"),
+    ("sms_starter", 1, "sms.sent"),
+]
+MODELS = ["gpt-4o", "gpt-4o-mini", "o3"]
+
+
+def make_event(
+    rng: random.Random, n: int, customer: str, event_name: str, moment: datetime
+) -> dict:
+    if event_name == "llm.completion":
+        input_tokens = rng.randint(1_000, 200_000)
+        output_tokens = rng.randint(100, 100_000)
+        properties = {
+            "model": rng.choice(MODELS),
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "total_tokens": input_tokens + output_tokens,
+        }
+    elif event_name == "sms.sent":
+        properties = {"to": f"+1555{rng.randrange(10_000_000):07d}"}
+    elif event_name == "api.call":
+        properties = {"endpoint": rng.choice(["/v1/search", "/v1/embed", "/v1/chat"])}
+    else:
+        properties = {"session": f"s{rng.randint(1, 50)}"}
+    return {
+        "id": f"evt_{n}",
+        "customer": customer,
+        "event_name": event_name,
+        "timestamp": moment.isoformat().replace("+00:00", "Z"),
+        "properties": properties,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--subscriptions", type=int, default=10_000)
+    parser.add_argument("--events-per-customer", type=int, default=5)
+    parser.add_argument(
+        "--profile", action="store_true", help="run the close under cProfile and print the top"
+    )
+    args = parser.parse_args()
+    count = args.subscriptions
+
+    database_url = fresh_database(DB_NAME)
+    django_setup(database_url)
+    from django.core.management import call_command
+    from django.db import connections
+
+    from billing.cycle import periods_close
+    from billing.ingestion import events_ingest
+    from billing.models import Subscription
+    from billing.periods import month_start
+    from billing.services import subscription_create
+    from customers.models import Customer
+    from invoices.models import Invoice
+    from plans.models import Plan
+
+    try:
+        call_command("migrate", verbosity=0)
+        call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+
+        close_at = month_start(datetime.now(UTC))  # the first of this month, 00:00 UTC
+        period_start = month_start(close_at, months=-1)  # the first of the previous month
+        plans = {p.code: p for p in Plan.objects.filter(code__in=[c for c, _, _ in PLANS])}
+
+        # Setup: customers in bulk, subscriptions (and their start invoices) one by one
+        # through the service, as the API creates them.
+        t0 = time.perf_counter()
+        customers = Customer.objects.bulk_create(
+            Customer(external_id=f"cust_{i:05d}", name=f"Customer {i}", currency="USD")
+            for i in range(count)
+        )
+        assignment = []  # (external_id, event name) per customer
+        for i, customer in enumerate(customers):
+            code, seats, event_name = PLANS[i % len(PLANS)]
+            subscription_create(
+                customer=customer, plan=plans[code], start=period_start, seats=seats
+            )
+            assignment.append((customer.external_id, event_name))
+        setup_s = time.perf_counter() - t0
+        start_invoices = Invoice.objects.filter(reason=Invoice.START).count()
+        print(
+            f"setup: {count:,} customers and {count:,} subscriptions "
+            f"({', '.join(code for code, _, _ in PLANS)}) from {period_start:%Y-%m-%d}, "
+            f"{start_invoices:,} start invoices, in {setup_s:.1f} s "
+            f"= {count / setup_s:,.0f} subscriptions/s"
+        )
+
+        # Usage in the period, ingested as late as the window allows: at the close.
+        rng = random.Random(42)
+        span = (close_at - period_start).total_seconds()
+        events = [
+            make_event(
+                rng,
+                n,
+                external_id,
+                event_name,
+                period_start + timedelta(seconds=rng.random() * span),
+            )
+            for n, (external_id, event_name) in enumerate(
+                item for item in assignment for _ in range(args.events_per_customer)
+            )
+        ]
+        t0 = time.perf_counter()
+        accepted = 0
+        for i in range(0, len(events), BATCH):
+            result = events_ingest(events=events[i : i + BATCH], now=close_at)
+            if result.rejected:
+                raise RuntimeError(result.rejected[0])
+            accepted += result.accepted
+        ingest_s = time.perf_counter() - t0
+        print(
+            f"usage: {accepted:,} events ({args.events_per_customer} per customer) in "
+            f"batches of {BATCH} in {ingest_s:.1f} s = {accepted / ingest_s:,.0f} events/s"
+        )
+
+        # The close.
+        closing_before = Invoice.objects.filter(reason=Invoice.PERIOD).count()
+        profiler = cProfile.Profile() if args.profile else None
+        own_cpu, pg_cpu = cpu_seconds([os.getpid()]), cpu_seconds(postgres_pids())
+        t0 = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        result = periods_close(as_of=close_at)
+        if profiler:
+            profiler.disable()
+        elapsed = time.perf_counter() - t0
+        own_cpu = cpu_seconds([os.getpid()]) - own_cpu
+        pg_cpu = cpu_seconds(postgres_pids()) - pg_cpu
+        closing = Invoice.objects.filter(reason=Invoice.PERIOD).count() - closing_before
+        finalized = Invoice.objects.filter(status=Invoice.FINALIZED).count()
+        advanced = Subscription.objects.filter(current_period_start=close_at).count()
+        print(f"\nclose at {close_at:%Y-%m-%d %H:%M} UTC (periods_close, PDFs excluded)")
+        print(
+            f"  subscriptions closed: {result.periods_closed:,} "
+            f"({advanced:,} now in the next period)"
+        )
+        print(
+            f"  invoices written: {closing:,} closing; finalized: {result.invoices_finalized:,} "
+            f"(start and closing drafts; {finalized:,} finalized in all)"
+        )
+        print(f"  elapsed: {elapsed:.1f} s")
+        print(
+            f"  invoices per second: {closing / elapsed:,.0f} closing invoices written, "
+            f"{result.invoices_finalized / elapsed:,.0f} invoices finalized"
+        )
+        print(
+            f"  CPU per closing invoice: Python {own_cpu / closing * 1000:.2f} ms, "
+            f"PostgreSQL {pg_cpu / closing * 1000:.2f} ms "
+            f"(wall {elapsed / closing * 1000:.2f} ms)"
+        )
+        if closing != count or result.periods_closed != count:
+            raise RuntimeError(
+                f"expected {count} closed periods, got {result.periods_closed} "
+                f"and {closing} closing invoices"
+            )
+
+        # The rerun: nothing is due any more.
+        t0 = time.perf_counter()
+        again = periods_close(as_of=close_at)
+        print(
+            f"\nrerun: closed {again.periods_closed}, finalized {again.invoices_finalized}, "
+            f"in {(time.perf_counter() - t0) * 1000:.1f} ms"
+        )
+
+        if profiler:
+            print("\nprofile of the close, by own time:")
+            pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(25)
+            print("profile of the close, by cumulative time:")
+            pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(40)
+    finally:
+        connections.close_all()
+        fresh_database(DB_NAME)  # leave an empty database
+
+
+if __name__ == "__main__":
+    main()
