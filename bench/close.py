@@ -62,10 +62,22 @@ def make_event(
     }
 
 
+def python_cpu() -> float:
+    """CPU seconds of this process and of the close processes it has waited for."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--subscriptions", type=int, default=10_000)
     parser.add_argument("--events-per-customer", type=int, default=5)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="close in this many processes (manage.py close_periods --processes; one per core)",
+    )
     parser.add_argument(
         "--profile", action="store_true", help="run the close under cProfile and print the top"
     )
@@ -148,20 +160,24 @@ def main():
         # The close.
         closing_before = Invoice.objects.filter(reason=Invoice.PERIOD).count()
         profiler = cProfile.Profile() if args.profile else None
-        own_cpu, pg_cpu = cpu_seconds([os.getpid()]), cpu_seconds(postgres_pids())
+        own_cpu, pg_cpu = python_cpu(), cpu_seconds(postgres_pids())
         t0 = time.perf_counter()
         if profiler:
             profiler.enable()
-        result = periods_close(as_of=close_at)
+        processes = 1 if profiler else args.processes
+        result = periods_close(as_of=close_at, processes=processes)
         if profiler:
             profiler.disable()
         elapsed = time.perf_counter() - t0
-        own_cpu = cpu_seconds([os.getpid()]) - own_cpu
+        own_cpu = python_cpu() - own_cpu
         pg_cpu = cpu_seconds(postgres_pids()) - pg_cpu
         closing = Invoice.objects.filter(reason=Invoice.PERIOD).count() - closing_before
         finalized = Invoice.objects.filter(status=Invoice.FINALIZED).count()
         advanced = Subscription.objects.filter(current_period_start=close_at).count()
-        print(f"\nclose at {close_at:%Y-%m-%d %H:%M} UTC (periods_close, PDFs excluded)")
+        print(
+            f"\nclose at {close_at:%Y-%m-%d %H:%M} UTC (periods_close in {processes} "
+            f"process{'es' if processes > 1 else ''}, PDFs excluded)"
+        )
         print(
             f"  subscriptions closed: {result.periods_closed:,} "
             f"({advanced:,} now in the next period)"
@@ -175,10 +191,12 @@ def main():
             f"  invoices per second: {closing / elapsed:,.0f} closing invoices written, "
             f"{result.invoices_finalized / elapsed:,.0f} invoices finalized"
         )
+        # The close processes' database backends exit with them, taking their CPU
+        # time along: PostgreSQL's share is only measured in one process.
+        pg_text = f"{pg_cpu / closing * 1000:.2f} ms" if processes == 1 else "n/a"
         print(
             f"  CPU per closing invoice: Python {own_cpu / closing * 1000:.2f} ms, "
-            f"PostgreSQL {pg_cpu / closing * 1000:.2f} ms "
-            f"(wall {elapsed / closing * 1000:.2f} ms)"
+            f"PostgreSQL {pg_text} (wall {elapsed / closing * 1000:.2f} ms)"
         )
         if closing != count or result.periods_closed != count:
             raise RuntimeError(

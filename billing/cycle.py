@@ -24,7 +24,7 @@ from billing.models import BilledPeriod, Subscription, SubscriptionChange
 from billing.periods import INTERVAL_MONTHS, month_start, period_containing
 from billing.selectors import usage_quantities
 from invoices.models import Invoice
-from invoices.services import LineInput, invoice_finalize, invoice_write_draft
+from invoices.services import LineInput, invoice_write_draft, invoices_finalize_due
 from plans.selectors import version_spec
 from plans.validation import VersionSpec
 
@@ -90,7 +90,7 @@ def subscription_start_invoice(*, subscription: Subscription) -> Invoice | None:
         label=label(start, end, _zone(subscription)),
         fraction=first_period_fraction(subscription, spec),
     )
-    invoice, _ = invoice_write_draft(
+    invoice = invoice_write_draft(
         customer=subscription.customer,
         subscription=subscription,
         reason=Invoice.START,
@@ -255,37 +255,92 @@ def subscription_close_period(*, subscription_id: int, as_of: datetime) -> bool:
             )
         subscription.scheduled_version = None
         subscription.usage_from = None
-        subscription.save()
+        subscription.save(
+            update_fields=[
+                "status",
+                "ended_at",
+                "version",
+                "current_period_start",
+                "current_period_end",
+                "scheduled_version",
+                "usage_from",
+            ]
+        )
     return True
 
 
 def drafts_finalize(*, as_of: datetime) -> int:
     """Finalize the drafts written at least BILLING_INVOICE_GRACE_HOURS before `as_of`."""
     cutoff = as_of - timedelta(hours=settings.BILLING_INVOICE_GRACE_HOURS)
-    finalized = 0
-    for invoice in Invoice.objects.filter(status=Invoice.DRAFT, created_at__lte=cutoff).order_by(
-        "id"
-    ):
-        try:
-            invoice_finalize(invoice=invoice, now=as_of)
-        except Conflict:  # another run finalized it first; the number stays gap-free
-            logger.info("invoice %s was finalized elsewhere", invoice.pk)
-            continue
-        finalized += 1
-    return finalized
+    return invoices_finalize_due(cutoff=cutoff, now=as_of)
 
 
-def periods_close(*, as_of: datetime, fail_at: int | None = None) -> CloseResult:
+def periods_close(
+    *, as_of: datetime, fail_at: int | None = None, processes: int = 1
+) -> CloseResult:
     """Close every period that ended at or before `as_of`, one subscription and
     period per transaction, then finalize drafts past their grace. Safe to run
-    any number of times, and to run again after a failure part way."""
+    any number of times, and to run again after a failure part way. With
+    `processes` > 1 the due subscriptions are shared out among that many forked
+    processes (the row locks keep them apart)."""
+    if processes > 1:
+        closed = _close_in_processes(as_of=as_of, processes=processes)
+    else:
+        with meter_cache.pinned():
+            closed = _close_due(as_of=as_of, fail_at=fail_at)
+    return CloseResult(closed, drafts_finalize(as_of=as_of))
+
+
+def due_subscription_ids(*, as_of: datetime) -> list[int]:
+    return list(
+        Subscription.objects.filter(status__in=Subscription.LIVE, current_period_end__lte=as_of)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+
+
+def subscriptions_close(*, subscription_ids: list[int], as_of: datetime) -> int:
+    """Close the ended periods of these subscriptions (all of them, however many
+    have ended). The unit of work a worker process or a Celery task takes."""
+    closed = 0
+    with meter_cache.pinned():
+        for subscription_id in subscription_ids:
+            while subscription_close_period(subscription_id=subscription_id, as_of=as_of):
+                closed += 1
+    return closed
+
+
+def _close_shard(subscription_ids: list[int], as_of: datetime, results) -> None:
+    results.put(subscriptions_close(subscription_ids=subscription_ids, as_of=as_of))
+
+
+def _close_in_processes(*, as_of: datetime, processes: int) -> int:
+    import multiprocessing
+
+    from django.db import connections
+
+    ids = due_subscription_ids(as_of=as_of)
+    connections.close_all()  # each child opens its own connection
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    children = [
+        context.Process(target=_close_shard, args=(ids[n::processes], as_of, results))
+        for n in range(processes)
+    ]
+    for child in children:
+        child.start()
+    closed = sum(results.get() for _ in children)
+    for child in children:
+        child.join()
+        if child.exitcode != 0:
+            raise RuntimeError(f"a close process failed (exit {child.exitcode}); run it again")
+    return closed
+
+
+def _close_due(*, as_of: datetime, fail_at: int | None) -> int:
     closed = 0
     while True:
-        due = list(
-            Subscription.objects.filter(status__in=Subscription.LIVE, current_period_end__lte=as_of)
-            .order_by("id")
-            .values_list("id", flat=True)
-        )
+        due = due_subscription_ids(as_of=as_of)
         if not due:
             break
         progressed = False
@@ -297,7 +352,7 @@ def periods_close(*, as_of: datetime, fail_at: int | None = None) -> CloseResult
                     raise RuntimeError(f"injected failure after {closed} closed periods")
         if not progressed:
             break
-    return CloseResult(closed, drafts_finalize(as_of=as_of))
+    return closed
 
 
 def _remaining_fraction(subscription: Subscription, at: datetime) -> Decimal:
@@ -368,16 +423,15 @@ def _bill_usage(subscription: Subscription, *, until: datetime) -> list[LineInpu
         usage_from=usage_from,
         usage_to=until,
     )
-    BilledPeriod.objects.get_or_create(
+    # Under the subscription's row lock, once per segment (a unique constraint too).
+    BilledPeriod.objects.create(
         subscription=subscription,
         usage_from=usage_from,
         usage_to=until,
-        defaults={
-            "version": subscription.version,
-            "period_start": start,
-            "period_end": end,
-            "billed": billed,
-        },
+        version=subscription.version,
+        period_start=start,
+        period_end=end,
+        billed=billed,
     )
     return _lines(usage, usage_from, until) + seat_change_lines(
         subscription, spec, since=usage_from, until=until
@@ -460,7 +514,7 @@ def subscription_change_plan(
                 sign=1,
                 name=_plan_name(version),
             )
-        invoice, _ = invoice_write_draft(
+        invoice = invoice_write_draft(
             customer=subscription.customer,
             subscription=subscription,
             reason=Invoice.PLAN_CHANGE,
@@ -518,7 +572,7 @@ def subscription_cancel(
                 sign=-1,
                 name=_plan_name(subscription.version),
             )
-        invoice, _ = invoice_write_draft(
+        invoice = invoice_write_draft(
             customer=subscription.customer,
             subscription=subscription,
             reason=Invoice.CANCEL,

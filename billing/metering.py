@@ -8,6 +8,7 @@ Filters compare values as text: a property "gpt-4o" matches a filter value
 
 import json
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -158,6 +159,7 @@ class MeterCache:
 
     def __init__(self):
         self._lock = threading.Lock()
+        self._pins = threading.local()
         self._fingerprint: tuple | None = None
         self._by_event: dict[str, list[MeterDef]] = {}
         self._by_id: dict[int, MeterDef] = {}
@@ -166,7 +168,20 @@ class MeterCache:
         with self._lock:
             self._fingerprint = None
 
+    @contextmanager
+    def pinned(self):
+        """Check once, then read the same meters until the block ends: for a run
+        that reads meters many times (the period close), not for ingestion."""
+        self._refresh()
+        self._pins.depth = getattr(self._pins, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._pins.depth -= 1
+
     def _refresh(self) -> None:
+        if getattr(self._pins, "depth", 0) and self._fingerprint is not None:
+            return
         fingerprint = tuple(
             Meter.objects.aggregate(
                 n=Count("id"), top=Max("id"), changed=Max("updated_at")

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from billing.errors import Conflict
 from billing.money import quantize_money
@@ -47,41 +47,31 @@ def invoice_write_draft(
     period_end: datetime,
     lines: list,
     now: datetime,
-) -> tuple[Invoice, bool]:
-    """Write a draft invoice with its lines. A subscription's invoice is written
-    once per (subscription, reason, period): a second call returns the first and
-    writes nothing (the unique constraint decides, also between concurrent
-    callers). Each line's amount is rounded once; the total is their sum."""
+) -> Invoice:
+    """Write a draft invoice with its lines. Callers hold the subscription's row
+    lock and move its period on in the same transaction, so an invoice is written
+    once per (subscription, reason, period); a unique constraint refuses a second
+    (the caller's transaction then fails whole). Each line's amount is rounded
+    once; the total is their sum."""
     currency = customer.currency
+    amounts = [quantize_money(line.amount, currency) for line in lines]
+    subtotal = sum(amounts, ZERO)
     details = {
         "customer": customer,
         "currency": currency,
         "customer_snapshot": customer_snapshot(customer),
         "created_at": now,
+        "subtotal": subtotal,
+        "total": subtotal,
     }
     with transaction.atomic():
-        if subscription is None:
-            # Not tied to a subscription's period (a purchase): every call is a new invoice.
-            invoice, created = (
-                Invoice.objects.create(
-                    subscription=None,
-                    reason=reason,
-                    period_start=period_start,
-                    period_end=period_end,
-                    **details,
-                ),
-                True,
-            )
-        else:
-            invoice, created = Invoice.objects.get_or_create(
-                subscription=subscription,
-                reason=reason,
-                period_start=period_start,
-                period_end=period_end,
-                defaults=details,
-            )
-        if not created:
-            return invoice, False
+        invoice = Invoice.objects.create(
+            subscription=subscription,
+            reason=reason,
+            period_start=period_start,
+            period_end=period_end,
+            **details,
+        )
         InvoiceLine.objects.bulk_create(
             InvoiceLine(
                 invoice=invoice,
@@ -91,28 +81,41 @@ def invoice_write_draft(
                 meter=line.meter or "",
                 quantity=line.quantity,
                 unit_price=line.unit_price,
-                amount=quantize_money(line.amount, currency),
+                amount=amount,
                 period_start=getattr(line, "period_start", None),
                 period_end=getattr(line, "period_end", None),
             )
-            for position, line in enumerate(lines)
+            for position, (line, amount) in enumerate(zip(lines, amounts, strict=True))
         )
-        invoice.subtotal = sum((quantize_money(line.amount, currency) for line in lines), ZERO)
-        invoice.total = invoice.subtotal - invoice.credits_applied + invoice.tax
-        invoice.save(update_fields=["subtotal", "total"])
-    return invoice, True
+    return invoice
 
 
 def _next_number(prefix: str, year: int) -> str:
-    """Take the next number of the year's sequence under its row lock. Called
-    inside the caller's transaction: a rollback gives the number back."""
+    """Take the next number of the year's sequence: one UPDATE, which locks the
+    sequence row until the caller's transaction ends, so numbers are gap-free (a
+    rollback gives them back) and never taken twice."""
     name = f"{prefix}-{year}"
-    InvoiceSequence.objects.get_or_create(name=name)
-    sequence = InvoiceSequence.objects.select_for_update().get(name=name)
-    number = sequence.next_number
-    sequence.next_number = number + 1
-    sequence.save(update_fields=["next_number"])
-    return f"{name}-{number:06d}"
+    for _ in range(2):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE invoices_invoicesequence SET next_number = next_number + 1 "
+                "WHERE name = %s RETURNING next_number - 1",
+                [name],
+            )
+            row = cursor.fetchone()
+        if row is not None:
+            return f"{name}-{row[0]:06d}"
+        InvoiceSequence.objects.get_or_create(name=name)
+    raise RuntimeError(f"sequence {name} could not be created")
+
+
+def _finalize_locked(invoice: Invoice, now: datetime) -> Invoice:
+    invoice.number = _next_number("INV", now.year)
+    invoice.status = Invoice.FINALIZED
+    invoice.finalized_at = now
+    invoice.due_at = now
+    invoice.save(update_fields=["number", "status", "finalized_at", "due_at"])
+    return invoice
 
 
 def invoice_finalize(*, invoice: Invoice, now: datetime) -> Invoice:
@@ -122,12 +125,33 @@ def invoice_finalize(*, invoice: Invoice, now: datetime) -> Invoice:
         invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
         if invoice.status != Invoice.DRAFT:
             raise Conflict(f"invoice {invoice} is {invoice.status}, not a draft")
-        invoice.number = _next_number("INV", now.year)
-        invoice.status = Invoice.FINALIZED
-        invoice.finalized_at = now
-        invoice.due_at = now
-        invoice.save(update_fields=["number", "status", "finalized_at", "due_at"])
-    return invoice
+        return _finalize_locked(invoice, now)
+
+
+FINALIZE_BATCH = 200
+
+
+def invoices_finalize_due(*, cutoff: datetime, now: datetime) -> int:
+    """Finalize every draft written at or before `cutoff`, in batches of one
+    transaction each. Drafts another run holds are skipped (it numbers them), so
+    concurrent runs neither wait on each other's drafts nor number one twice."""
+    finalized = 0
+    due = list(
+        Invoice.objects.filter(status=Invoice.DRAFT, created_at__lte=cutoff)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    for start in range(0, len(due), FINALIZE_BATCH):
+        with transaction.atomic():
+            batch = (
+                Invoice.objects.select_for_update(skip_locked=True)
+                .filter(pk__in=due[start : start + FINALIZE_BATCH], status=Invoice.DRAFT)
+                .order_by("id")
+            )
+            for invoice in batch:
+                _finalize_locked(invoice, now)
+                finalized += 1
+    return finalized
 
 
 def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> CreditNote:

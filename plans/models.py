@@ -160,18 +160,21 @@ class Charge(models.Model):
     def __str__(self) -> str:
         return f"{self.meter.code}: {self.model}"
 
-    def pricing_spec(self) -> PricingSpec | None:
+    def pricing_spec(self, tiers: tuple[TierSpec, ...] | None = None) -> PricingSpec | None:
+        """The charge's pricing; `tiers` when the caller has read them already."""
         if not self.pricing_scheme:
             return None
+        if tiers is None:
+            tiers = tuple(
+                TierSpec(up_to=t.up_to, unit_price=t.unit_price, flat_fee=t.flat_fee)
+                for t in self.tiers.all()
+            )
         return PricingSpec(
             scheme=self.pricing_scheme,
             unit_price=self.unit_price,
             package_size=self.package_size,
             package_price=self.package_price,
-            tiers=tuple(
-                TierSpec(up_to=t.up_to, unit_price=t.unit_price, flat_fee=t.flat_fee)
-                for t in self.tiers.all()
-            ),
+            tiers=tiers,
         )
 
 

@@ -2,7 +2,8 @@
 
 from django.db.models import Prefetch, QuerySet
 
-from plans.models import Charge, Meter, Plan, PlanVersion
+from plans.models import Charge, Meter, Plan, PlanVersion, PriceTier
+from plans.pricing import TierSpec
 from plans.validation import ChargeSpec, VersionSpec, version_terms_spec
 
 
@@ -39,15 +40,43 @@ def plan_version_latest_published(*, plan: Plan) -> PlanVersion | None:
 
 
 def version_spec(*, version: PlanVersion) -> VersionSpec:
-    """A version's stored terms as the plain value the validators and the rating read."""
-    charges = tuple(
-        ChargeSpec(
-            meter=charge.meter.code,
-            model=charge.model,
-            included_units=charge.included_units,
-            credits_per_unit=charge.credits_per_unit,
-            pricing=charge.pricing_spec(),
-        )
-        for charge in version.charges.select_related("meter").prefetch_related("tiers")
+    """A version's stored terms as the plain value the validators and the rating
+    read. A published or archived version never changes, so its spec is kept per
+    process; a draft is read afresh every time."""
+    if version.status != PlanVersion.DRAFT and version.pk in _frozen_specs:
+        return _frozen_specs[version.pk]
+    charges = list(
+        Charge.objects.filter(version_id=version.pk).select_related("meter").order_by("id")
     )
-    return version_terms_spec(version, charges)
+    tiers: dict[int, list[TierSpec]] = {}
+    for tier in PriceTier.objects.filter(charge__version_id=version.pk).order_by(
+        "charge_id", "position", "id"
+    ):
+        tiers.setdefault(tier.charge_id, []).append(
+            TierSpec(up_to=tier.up_to, unit_price=tier.unit_price, flat_fee=tier.flat_fee)
+        )
+    spec = version_terms_spec(
+        version,
+        (
+            ChargeSpec(
+                meter=charge.meter.code,
+                model=charge.model,
+                included_units=charge.included_units,
+                credits_per_unit=charge.credits_per_unit,
+                pricing=charge.pricing_spec(tiers=tuple(tiers.get(charge.id, ()))),
+            )
+            for charge in charges
+        ),
+    )
+    if version.status != PlanVersion.DRAFT:
+        _frozen_specs[version.pk] = spec
+    return spec
+
+
+# Specs of published and archived versions, which never change (plans.services
+# refuses every write to them).
+_frozen_specs: dict[int, VersionSpec] = {}
+
+
+def version_spec_cache_clear() -> None:
+    _frozen_specs.clear()

@@ -35,11 +35,18 @@ def _fresh_process_caches():
     from billing.ingestion import customer_cache
     from billing.metering import meter_cache
     from customers.selectors import api_key_cache_clear
+    from plans.selectors import version_spec_cache_clear
 
-    for clear in (customer_cache.clear, meter_cache.clear, api_key_cache_clear):
+    caches = (
+        customer_cache.clear,
+        meter_cache.clear,
+        api_key_cache_clear,
+        version_spec_cache_clear,
+    )
+    for clear in caches:
         clear()
     yield
-    for clear in (customer_cache.clear, meter_cache.clear, api_key_cache_clear):
+    for clear in caches:
         clear()
 
 

@@ -84,6 +84,21 @@ def test_two_closes_at_once_write_each_invoice_once(db):
     assert_gap_free("INV-2026", 40)
 
 
+def test_a_close_shared_among_processes_bills_each_period_once(db):
+    # given: 30 subscriptions whose October ended
+    subscribers(30)
+
+    # when: the close runs in three processes, and then once more
+    first = periods_close(as_of=NOV_1, processes=3)
+    again = periods_close(as_of=NOV_1, processes=3)
+
+    # then
+    assert (first.periods_closed, first.invoices_finalized) == (30, 60)
+    assert (again.periods_closed, again.invoices_finalized) == (0, 0)
+    assert Invoice.objects.filter(reason="period").values("subscription").distinct().count() == 30
+    assert_gap_free("INV-2026", 60)
+
+
 def test_numbers_stay_gap_free_under_concurrent_finalization(db):
     # given: 80 drafts
     customer = customer_create(external_id="acme", name="Acme", currency="USD")
@@ -96,7 +111,7 @@ def test_numbers_stay_gap_free_under_concurrent_finalization(db):
             period_end=NOV_1,
             lines=[],
             now=OCT_1,
-        )[0]
+        )
         for _ in range(80)
     ]
 

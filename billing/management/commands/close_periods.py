@@ -13,8 +13,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--as-of", help="ISO 8601 with an offset; not in the future")
+        parser.add_argument(
+            "--processes",
+            type=int,
+            default=1,
+            help="close in this many processes at once (about one per core)",
+        )
 
-    def handle(self, *args, as_of=None, **options):
+    def handle(self, *args, as_of=None, processes=1, **options):
+        if not 1 <= processes <= 64:
+            raise CommandError("--processes must be from 1 to 64")
         now = datetime.now(UTC)
         if as_of is None:
             moment = now
@@ -28,7 +36,7 @@ class Command(BaseCommand):
             moment = moment.astimezone(UTC)
             if moment > now:
                 raise CommandError("--as-of is in the future: periods close only once they end")
-        result = periods_close(as_of=moment)
+        result = periods_close(as_of=moment, processes=processes)
         self.stdout.write(
             f"closed {result.periods_closed} period(s), finalized "
             f"{result.invoices_finalized} invoice(s) as of {moment.isoformat()}"
