@@ -10,7 +10,7 @@ from billing import cycle, services
 from billing.errors import BillingError
 from billing.forms import add_billing_error
 from billing.models import Subscription, SubscriptionChange
-from plans.models import Plan
+from plans.models import Plan, PlanVersion
 
 
 class SubscriptionCreateForm(forms.ModelForm):
@@ -46,6 +46,59 @@ class SubscriptionCreateForm(forms.ModelForm):
             seats=cleaned["seats"],
             billing_anchor=cleaned["billing_anchor"],
         )
+
+
+class SubscriptionChangeForm(forms.ModelForm):
+    """The changes ops make to a live subscription: another version (now,
+    prorated, or at period end) and the seat count. Saved through billing.cycle."""
+
+    new_version = forms.ModelChoiceField(
+        queryset=PlanVersion.objects.filter(status=PlanVersion.PUBLISHED).select_related("plan"),
+        required=False,
+        help_text="A published version to move to; empty keeps the current one.",
+    )
+    effective = forms.ChoiceField(
+        choices=[
+            ("period_end", "At the end of the current period"),
+            ("immediate", "Now, prorated"),
+        ],
+        initial="period_end",
+    )
+    new_seats = forms.IntegerField(min_value=1, max_value=1_000_000, required=False)
+    at = forms.DateTimeField(
+        required=False, help_text="When an immediate change applies; empty: now."
+    )
+
+    class Meta:
+        model = Subscription
+        fields = []
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors:
+            try:
+                with transaction.atomic():
+                    self.apply(cleaned)
+                    raise _DryRun
+            except _DryRun:
+                pass
+            except BillingError as error:
+                add_billing_error(self, error)
+        return cleaned
+
+    def apply(self, cleaned) -> None:
+        at = cleaned.get("at") or timezone.now()
+        if cleaned.get("new_seats") and cleaned["new_seats"] != self.instance.seats:
+            cycle.subscription_set_seats(
+                subscription=self.instance, seats=cleaned["new_seats"], at=at
+            )
+        if cleaned.get("new_version"):
+            cycle.subscription_change_plan(
+                subscription=self.instance,
+                version=cleaned["new_version"],
+                effective=cleaned["effective"],
+                at=at,
+            )
 
 
 class _DryRun(Exception):
@@ -98,14 +151,14 @@ class SubscriptionAdmin(admin.ModelAdmin):
     ]
 
     def get_form(self, request, obj=None, **kwargs):
-        if obj is None:
-            kwargs["form"] = SubscriptionCreateForm
+        kwargs["form"] = SubscriptionCreateForm if obj is None else SubscriptionChangeForm
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["customer", "plan", "start", "seats", "billing_anchor"]
-        return self.readonly_fields
+        changes = ["new_version", "effective", "new_seats", "at"]
+        return [*self.readonly_fields, *(changes if obj.status in Subscription.LIVE else [])]
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is not None else []
@@ -114,10 +167,16 @@ class SubscriptionAdmin(admin.ModelAdmin):
         return self.inlines if obj is not None else []
 
     def save_model(self, request, obj, form, change):
-        obj.__dict__.update(form.create(form.cleaned_data).__dict__)
+        if change:
+            form.apply(form.cleaned_data)
+            obj.refresh_from_db()
+        else:
+            obj.__dict__.update(form.create(form.cleaned_data).__dict__)
 
     def save_related(self, request, form, formsets, change):
-        pass
+        # The history inline is read-only: its rows come from the services.
+        for formset in formsets:
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -163,3 +163,93 @@ def test_cancel_at_period_end_action(admin_client, acme, flat):
     subscription.refresh_from_db()
     assert subscription.status == "ended"
     assert not Invoice.objects.get(reason="period").lines.exists()
+
+
+def history_inline(subscription) -> dict:
+    """The management form of the read-only history inline, as the page posts it."""
+    rows = list(subscription.changes.values_list("pk", flat=True))
+    data = {
+        "changes-TOTAL_FORMS": str(len(rows)),
+        "changes-INITIAL_FORMS": str(len(rows)),
+        "changes-MIN_NUM_FORMS": "0",
+        "changes-MAX_NUM_FORMS": "1000",
+    }
+    for index, pk in enumerate(rows):
+        data[f"changes-{index}-id"] = str(pk)
+        data[f"changes-{index}-subscription"] = str(subscription.pk)
+    return data
+
+
+def test_change_plan_and_seats_from_the_subscription_page(admin_client, acme, flat):
+    # given: flat (9.00) from November 1st, and a published "big" plan at 39.00
+    plan_create(
+        code="big",
+        name="Big",
+        version=VersionSpec(currency="USD", base_fee=D("39.00")),
+        publish=True,
+    )
+    big = Plan.objects.get(code="big").versions.get()
+    admin_client.post(
+        "/admin/billing/subscription/add/",
+        {
+            "customer": acme.pk,
+            "plan": flat.pk,
+            "start": "2026-11-01 00:00:00",
+            "seats": "1",
+            "billing_anchor": "anniversary",
+        },
+    )
+    subscription = Subscription.objects.get()
+    url = f"/admin/billing/subscription/{subscription.pk}/change/"
+
+    # when: moved to big now, on the 16th
+    response = admin_client.post(
+        url,
+        {
+            "new_version": big.pk,
+            "effective": "immediate",
+            "new_seats": "",
+            "at": "2026-11-16 00:00:00",
+            **history_inline(subscription),
+        },
+    )
+
+    # then: prorated by the second, like the API
+    assert response.status_code == 302, response.content.decode()[:2000]
+    subscription.refresh_from_db()
+    assert subscription.version == big
+    change = Invoice.objects.get(reason="plan_change")
+    assert [(line.kind, line.amount) for line in change.lines.all()] == [
+        ("proration_credit", D("-4.50")),
+        ("proration_charge", D("19.50")),
+    ]
+    assert SubscriptionChange.objects.filter(kind="plan_change").count() == 1
+
+
+def test_a_refused_change_shows_the_reason_and_changes_nothing(admin_client, acme, flat):
+    admin_client.post(
+        "/admin/billing/subscription/add/",
+        {
+            "customer": acme.pk,
+            "plan": flat.pk,
+            "start": "2026-11-01 00:00:00",
+            "seats": "1",
+            "billing_anchor": "anniversary",
+        },
+    )
+    subscription = Subscription.objects.get()
+
+    response = admin_client.post(
+        f"/admin/billing/subscription/{subscription.pk}/change/",
+        {
+            "new_version": subscription.version.pk,
+            "effective": "immediate",
+            "new_seats": "",
+            "at": "2026-11-16 00:00:00",
+            **history_inline(subscription),
+        },
+    )
+
+    assert "already" in response.content.decode()
+    assert not Invoice.objects.filter(reason="plan_change").exists()
+    assert SubscriptionChange.objects.count() == 1
