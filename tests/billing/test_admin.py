@@ -17,6 +17,20 @@ pytestmark = pytest.mark.django_db
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
+def add_subscription(admin_client, customer, plan, start: str = "2026-11-01 00:00:00"):
+    """The subscription add form, as ops fills it in."""
+    return admin_client.post(
+        "/admin/billing/subscription/add/",
+        {
+            "customer": customer.pk,
+            "plan": plan.pk,
+            "start": start,
+            "seats": "1",
+            "billing_anchor": "anniversary",
+        },
+    )
+
+
 @pytest.fixture
 def flat(db):
     plan_create(
@@ -29,16 +43,7 @@ def flat(db):
 
 
 def test_pages_load(admin_client, acme, flat):
-    admin_client.post(
-        "/admin/billing/subscription/add/",
-        {
-            "customer": acme.pk,
-            "plan": flat.pk,
-            "start": "2026-11-01 00:00:00",
-            "seats": "1",
-            "billing_anchor": "anniversary",
-        },
-    )
+    add_subscription(admin_client, acme, flat)
     subscription = Subscription.objects.get()
     invoice = Invoice.objects.get()
     for url in [
@@ -53,16 +58,7 @@ def test_pages_load(admin_client, acme, flat):
 
 
 def test_create_a_subscription_writes_its_start_invoice(admin_client, acme, flat):
-    response = admin_client.post(
-        "/admin/billing/subscription/add/",
-        {
-            "customer": acme.pk,
-            "plan": flat.pk,
-            "start": "2026-11-01 00:00:00",
-            "seats": "1",
-            "billing_anchor": "anniversary",
-        },
-    )
+    response = add_subscription(admin_client, acme, flat)
 
     assert response.status_code == 302
     subscription = Subscription.objects.get()
@@ -72,27 +68,9 @@ def test_create_a_subscription_writes_its_start_invoice(admin_client, acme, flat
 
 
 def test_a_refused_subscription_shows_the_reason_and_creates_nothing(admin_client, acme, flat):
-    admin_client.post(
-        "/admin/billing/subscription/add/",
-        {
-            "customer": acme.pk,
-            "plan": flat.pk,
-            "start": "2026-11-01 00:00:00",
-            "seats": "1",
-            "billing_anchor": "anniversary",
-        },
-    )
+    add_subscription(admin_client, acme, flat)
 
-    response = admin_client.post(
-        "/admin/billing/subscription/add/",
-        {
-            "customer": acme.pk,
-            "plan": flat.pk,
-            "start": "2026-11-05 00:00:00",
-            "seats": "1",
-            "billing_anchor": "anniversary",
-        },
-    )
+    response = add_subscription(admin_client, acme, flat, start="2026-11-05 00:00:00")
 
     assert "already subscribed" in response.content.decode()
     assert Subscription.objects.count() == 1
@@ -100,16 +78,7 @@ def test_a_refused_subscription_shows_the_reason_and_creates_nothing(admin_clien
 
 
 def test_invoice_actions_finalize_void_and_pay(admin_client, acme, flat):
-    admin_client.post(
-        "/admin/billing/subscription/add/",
-        {
-            "customer": acme.pk,
-            "plan": flat.pk,
-            "start": "2026-11-01 00:00:00",
-            "seats": "1",
-            "billing_anchor": "anniversary",
-        },
-    )
+    add_subscription(admin_client, acme, flat)
     first = Invoice.objects.get()
 
     admin_client.post(
@@ -142,16 +111,7 @@ def test_invoice_actions_finalize_void_and_pay(admin_client, acme, flat):
 
 
 def test_cancel_at_period_end_action(admin_client, acme, flat):
-    admin_client.post(
-        "/admin/billing/subscription/add/",
-        {
-            "customer": acme.pk,
-            "plan": flat.pk,
-            "start": "2026-11-01 00:00:00",
-            "seats": "1",
-            "billing_anchor": "anniversary",
-        },
-    )
+    add_subscription(admin_client, acme, flat)
     subscription = Subscription.objects.get()
 
     admin_client.post(
@@ -189,16 +149,7 @@ def test_change_plan_and_seats_from_the_subscription_page(admin_client, acme, fl
         publish=True,
     )
     big = Plan.objects.get(code="big").versions.get()
-    admin_client.post(
-        "/admin/billing/subscription/add/",
-        {
-            "customer": acme.pk,
-            "plan": flat.pk,
-            "start": "2026-11-01 00:00:00",
-            "seats": "1",
-            "billing_anchor": "anniversary",
-        },
-    )
+    add_subscription(admin_client, acme, flat)
     subscription = Subscription.objects.get()
     url = f"/admin/billing/subscription/{subscription.pk}/change/"
 
@@ -227,16 +178,7 @@ def test_change_plan_and_seats_from_the_subscription_page(admin_client, acme, fl
 
 
 def test_a_refused_change_shows_the_reason_and_changes_nothing(admin_client, acme, flat):
-    admin_client.post(
-        "/admin/billing/subscription/add/",
-        {
-            "customer": acme.pk,
-            "plan": flat.pk,
-            "start": "2026-11-01 00:00:00",
-            "seats": "1",
-            "billing_anchor": "anniversary",
-        },
-    )
+    add_subscription(admin_client, acme, flat)
     subscription = Subscription.objects.get()
 
     response = admin_client.post(
