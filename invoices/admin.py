@@ -50,7 +50,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     list_select_related = ["customer"]
     date_hierarchy = "period_start"
     inlines = [InvoiceLineInline, CreditNoteInline]
-    actions = ["finalize", "void", "mark_paid"]
+    actions = ["finalize", "void", "mark_paid", "mark_uncollectible"]
     readonly_fields = [
         "customer",
         "subscription",
@@ -117,4 +117,14 @@ class InvoiceAdmin(admin.ModelAdmin):
             queryset,
             lambda i: services.invoice_mark_paid(invoice=i, reference="admin", now=now),
             "marked paid",
+        )
+
+    @admin.action(description="Mark uncollectible", permissions=["change"])
+    def mark_uncollectible(self, request, queryset):
+        now = timezone.now()
+        self._each(
+            request,
+            queryset,
+            lambda i: services.invoice_mark_uncollectible(invoice=i, now=now),
+            "marked uncollectible",
         )

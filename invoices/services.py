@@ -187,3 +187,17 @@ def invoice_mark_paid(*, invoice: Invoice, reference: str, now: datetime) -> Inv
         invoice.payment_reference = reference
         invoice.save(update_fields=["status", "paid_at", "payment_reference"])
     return invoice
+
+
+def invoice_mark_uncollectible(*, invoice: Invoice, now: datetime) -> Invoice:
+    """Give up collecting a finalized invoice (it stays numbered and can still be
+    voided with a credit note)."""
+    with transaction.atomic():
+        invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        if invoice.status != Invoice.FINALIZED:
+            raise Conflict(
+                f"invoice {invoice} is {invoice.status}; only a finalized one is uncollectible"
+            )
+        invoice.status = Invoice.UNCOLLECTIBLE
+        invoice.save(update_fields=["status"])
+    return invoice

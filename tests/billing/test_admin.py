@@ -195,3 +195,31 @@ def test_a_refused_change_shows_the_reason_and_changes_nothing(admin_client, acm
     assert "already" in response.content.decode()
     assert not Invoice.objects.filter(reason="plan_change").exists()
     assert SubscriptionChange.objects.count() == 1
+
+
+def test_an_uncollectible_invoice_can_still_be_voided(admin_client, acme, flat):
+    add_subscription(admin_client, acme, flat)
+    invoice = Invoice.objects.get()
+    admin_client.post(
+        "/admin/invoices/invoice/",
+        {"action": "mark_uncollectible", "_selected_action": [invoice.pk]},
+    )
+    invoice.refresh_from_db()
+    assert invoice.status == "draft"  # a draft is not given up on: refused, unchanged
+
+    admin_client.post(
+        "/admin/invoices/invoice/", {"action": "finalize", "_selected_action": [invoice.pk]}
+    )
+    admin_client.post(
+        "/admin/invoices/invoice/",
+        {"action": "mark_uncollectible", "_selected_action": [invoice.pk]},
+    )
+    invoice.refresh_from_db()
+    assert invoice.status == "uncollectible"
+
+    admin_client.post(
+        "/admin/invoices/invoice/", {"action": "void", "_selected_action": [invoice.pk]}
+    )
+    invoice.refresh_from_db()
+    assert invoice.status == "void"
+    assert CreditNote.objects.get(invoice=invoice).amount == D("9.00")
