@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from billing import cycle, selectors, services
 from billing.errors import BillingError, InvalidRequest
 from billing.ingestion import MAX_EVENTS_PER_BATCH, events_ingest
+from billing.metering import meter_cache
 from billing.models import Subscription
 from billing.money import format_decimal, format_money
 from billing.periods import month_start, period_containing
@@ -280,15 +281,16 @@ class UsageApi(APIView):
             )
         text = format_decimal
         summary = None
-        if subscription is not None:
-            summary = selectors.usage_summary(
-                subscription=subscription, start=start, end=end, now=datetime.now(UTC)
-            )
-            lines = summary.lines
-        else:
-            lines = selectors.usage_lines(
-                customer_id=customer.id, subscription=None, start=start, end=end
-            )
+        with meter_cache.pinned():  # one freshness check for the whole read
+            if subscription is not None:
+                summary = selectors.usage_summary(
+                    subscription=subscription, start=start, end=end, now=datetime.now(UTC)
+                )
+                lines = summary.lines
+            else:
+                lines = selectors.usage_lines(
+                    customer_id=customer.id, subscription=None, start=start, end=end
+                )
 
         def money(amount):
             return None if amount is None else format_money(amount, customer.currency)
