@@ -19,7 +19,7 @@ from billing.ingestion import MAX_EVENTS_PER_BATCH, events_ingest
 from billing.metering import meter_cache
 from billing.models import Subscription
 from billing.money import format_decimal, format_money
-from billing.periods import month_start, period_containing
+from billing.periods import month_start, parse_instant, period_containing
 from billing.serializers import (
     CancelSerializer,
     ChangePlanSerializer,
@@ -122,14 +122,11 @@ def parse_time_param(request, name: str) -> datetime | None:
     if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
+        return parse_instant(value)
+    except ValueError as exc:
         raise InvalidRequest(
             f"{name} must be ISO 8601 with an offset", fields={name: ["e.g. 2026-11-01T00:00:00Z"]}
-        )
-    return moment.astimezone(UTC)
+        ) from exc
 
 
 def plan_or_400(code: str) -> Plan:

@@ -102,10 +102,6 @@ def subscription_start_invoice(*, subscription: Subscription) -> Invoice | None:
     return invoice
 
 
-def _meter_names() -> dict[str, str]:
-    return {m.code: m.code for m in meter_cache.by_id().values()}
-
-
 def rate_usage(
     *,
     subscription: Subscription,
@@ -130,7 +126,7 @@ def rate_usage(
             (end - start).total_seconds()
         )
         spec = replace(spec, minimum_commitment=spec.minimum_commitment * share)
-    rated = rating.usage_and_true_up(spec, quantities=by_meter, meter_names=_meter_names())
+    rated = rating.usage_and_true_up(spec, quantities=by_meter)
     billed: dict[str, dict] = {}
     for charge in spec.charges:
         amount = sum((r.amount for r in rated if r.meter == charge.meter), ZERO)

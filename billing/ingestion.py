@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from billing.metering import Contribution, EventRejected, MeterDef, contributions, meter_cache
+from billing.periods import parse_instant
 from customers.models import Customer
 
 MAX_EVENTS_PER_BATCH = 1000
@@ -134,15 +135,9 @@ def parse_timestamp(value: object, *, earliest: datetime, latest: datetime) -> d
             "timestamp must be an ISO 8601 string with an offset, e.g. 2026-11-03T10:00:00Z"
         )
     try:
-        moment = datetime.fromisoformat(value)
+        moment = parse_instant(value)
     except ValueError as exc:
-        raise EventRejected(f"timestamp {value!r} is not ISO 8601") from exc
-    if moment.tzinfo is None:
-        raise EventRejected(f"timestamp {value!r} needs an offset, e.g. Z or +02:00")
-    try:
-        moment = moment.astimezone(UTC)
-    except OverflowError as exc:
-        raise EventRejected(f"timestamp {value!r} is out of range") from exc
+        raise EventRejected(f"timestamp {value!r} {exc}") from exc
     if moment < earliest:
         raise EventRejected(
             f"timestamp {value} is older than {settings.BILLING_LATE_EVENT_DAYS} days"

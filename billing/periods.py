@@ -61,3 +61,18 @@ def period_containing(
     while boundary(k=k + 1) <= moment:
         k += 1
     return boundary(k=k), boundary(k=k + 1)
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO 8601 time with an offset, in UTC. ValueError says what is wrong, as the
+    end of a sentence ("is not ISO 8601", "needs an offset, ...", "is out of range")."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError) as exc:
+        raise ValueError("is not ISO 8601") from exc
+    if moment.tzinfo is None:
+        raise ValueError("needs an offset, e.g. Z or +02:00")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("is out of range") from exc

@@ -72,6 +72,16 @@ def fixed_lines(
     return lines
 
 
+def billable_units(model: str, quantity: Decimal, included: Decimal | None) -> Decimal:
+    """Units a charge prices: past the allowance for overage, none for a hard cap
+    (never billed), all of them for wallet-drawn models."""
+    if model == "overage":
+        return max(ZERO, quantity - (included or ZERO))
+    if model == "hard_cap":
+        return ZERO
+    return quantity
+
+
 def charge_lines(
     charge: ChargeSpec, *, quantity: Decimal, meter_name: str, currency: str
 ) -> list[RatedLine]:
@@ -94,7 +104,7 @@ def charge_lines(
     if charge.model != "overage":
         return []
     included = charge.included_units or ZERO
-    billable = max(ZERO, quantity - included)
+    billable = billable_units(charge.model, quantity, included)
     if billable == 0:
         return []
     description = f"{meter_name} over {format_decimal(included)} included"
@@ -213,7 +223,10 @@ def minimum_commitment_line(
 
 
 def usage_and_true_up(
-    version: VersionSpec, *, quantities: dict[str, Decimal], meter_names: dict[str, str]
+    version: VersionSpec,
+    *,
+    quantities: dict[str, Decimal],
+    meter_names: dict[str, str] | None = None,
 ) -> list[RatedLine]:
     """The in-arrears lines of a period: each charge's usage, then the true-up."""
     lines = []
@@ -222,7 +235,7 @@ def usage_and_true_up(
             charge_lines(
                 charge,
                 quantity=quantities.get(charge.meter, ZERO),
-                meter_name=meter_names.get(charge.meter, charge.meter),
+                meter_name=(meter_names or {}).get(charge.meter, charge.meter),
                 currency=version.currency,
             )
         )

@@ -19,7 +19,9 @@ from billing.metering import (
     meter_cache,
 )
 from billing.models import Subscription, UsageEvent, UsageRollup, UsageUniqueValue
+from billing.rating import billable_units, fixed_lines, total, usage_and_true_up
 from plans.models import Meter
+from plans.selectors import version_spec
 
 HOUR = timedelta(hours=1)
 ZERO = Decimal(0)
@@ -179,16 +181,6 @@ class UsageLine:
     billable: Decimal | None
 
 
-def billable_units(model: str, quantity: Decimal, included: Decimal | None) -> Decimal:
-    """Units a charge prices: past the allowance for overage, none for a hard cap
-    (never billed), all of them for wallet-drawn models."""
-    if model == "overage":
-        return max(ZERO, quantity - (included or ZERO))
-    if model == "hard_cap":
-        return ZERO
-    return quantity
-
-
 def usage_lines(
     *, customer_id: int, subscription: Subscription | None, start: datetime, end: datetime
 ) -> list[UsageLine]:
@@ -201,20 +193,22 @@ def usage_lines(
         return [
             UsageLine(m.code, m.aggregation, None, quantities[m.id], None, None) for m in meters
         ]
-    charges = list(subscription.version.charges.order_by("id"))
-    meters = [by_id[c.meter_id] for c in charges if c.meter_id in by_id]
+    # The version's charges from its spec: cached, as a published version never changes.
+    charges = version_spec(version=subscription.version).charges
+    by_code = {m.code: m for m in by_id.values()}
+    meters = [by_code[c.meter] for c in charges if c.meter in by_code]
     quantities = usage_quantities(customer_id=customer_id, meters=meters, start=start, end=end)
     lines = []
     for charge in charges:
-        quantity = quantities.get(charge.meter_id, ZERO)
-        included = charge.included_units if charge.model in ("overage", "hard_cap") else None
-        included = None if included is None else _exact(included)
-        if charge.model == "overage" and included is None:
-            included = ZERO
+        meter = by_code[charge.meter]
+        quantity = quantities.get(meter.id, ZERO)
+        included = None
+        if charge.model in ("overage", "hard_cap"):
+            included = ZERO if charge.included_units is None else _exact(charge.included_units)
         lines.append(
             UsageLine(
-                by_id[charge.meter_id].code,
-                by_id[charge.meter_id].aggregation,
+                meter.code,
+                meter.aggregation,
                 charge.model,
                 quantity,
                 included,
@@ -243,19 +237,15 @@ def usage_summary(
     """The period's usage priced by the subscription's version: amounts so far,
     the subtotal (fixed fees and usage so far) and the projected total (usage
     extended linearly to the period's end, then priced, with any true-up)."""
-    from billing.rating import fixed_lines, total, usage_and_true_up
-    from plans.selectors import version_spec
-
     version = version_spec(version=subscription.version)
     lines = usage_lines(
         customer_id=subscription.customer_id, subscription=subscription, start=start, end=end
     )
-    names = {m.code: m.code for m in meter_cache.by_id().values()}
     quantities = {line.meter: line.quantity for line in lines}
     fixed = fixed_lines(
         version, plan_name=subscription.version.plan.name, seats=subscription.seats, label=""
     )
-    rated = usage_and_true_up(version, quantities=quantities, meter_names=names)
+    rated = usage_and_true_up(version, quantities=quantities)
     amounts = {
         line.meter: sum((r.amount for r in rated if r.meter == line.meter), ZERO) for line in lines
     }
@@ -268,7 +258,7 @@ def usage_summary(
         line.meter: line.quantity * scale if line.aggregation in EXTRAPOLATED else line.quantity
         for line in lines
     }
-    projected_usage = usage_and_true_up(version, quantities=projected, meter_names=names)
+    projected_usage = usage_and_true_up(version, quantities=projected)
     return UsageSummary(
         lines=lines,
         amounts=amounts,

@@ -1,25 +1,20 @@
-from datetime import UTC, datetime
-
 from rest_framework import serializers
 
 from billing.models import Subscription
+from billing.periods import parse_instant
 
 
 class AwareDateTimeField(serializers.DateTimeField):
     """ISO 8601 with an offset; a time without one is refused rather than guessed."""
 
     def to_internal_value(self, value):
-        if isinstance(value, str):
-            try:
-                parsed = datetime.fromisoformat(value)
-            except ValueError:
-                parsed = None
-            if parsed is not None and parsed.tzinfo is None:
-                self.fail("invalid", format="ISO 8601 with an offset, e.g. 2026-11-01T00:00:00Z")
+        expected = "ISO 8601 with an offset, e.g. 2026-11-01T00:00:00Z"
+        if not isinstance(value, str):
+            self.fail("invalid", format=expected)
         try:
-            return super().to_internal_value(value).astimezone(UTC)
-        except OverflowError:
-            self.fail("invalid", format="a time within range")
+            return parse_instant(value)
+        except ValueError:
+            self.fail("invalid", format=expected)
 
 
 class SubscriptionCreateSerializer(serializers.Serializer):

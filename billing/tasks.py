@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from celery import shared_task
 
 from billing import cycle, services
+from billing.periods import parse_instant
 
 
 @shared_task(acks_late=True)
@@ -30,6 +31,6 @@ def close_periods() -> dict:
 def close_subscriptions(subscription_ids: list[int], as_of: str) -> dict:
     """Close these subscriptions' ended periods, then finalize what is due: the
     drafts they wrote are finalized without waiting for the next beat."""
-    moment = datetime.fromisoformat(as_of)
+    moment = parse_instant(as_of)
     closed = cycle.subscriptions_close(subscription_ids=subscription_ids, as_of=moment)
     return {"closed": closed, "finalized": cycle.drafts_finalize(as_of=moment)}

@@ -3,6 +3,7 @@ from datetime import UTC, datetime
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.cycle import periods_close
+from billing.periods import parse_instant
 
 
 class Command(BaseCommand):
@@ -28,12 +29,9 @@ class Command(BaseCommand):
             moment = now
         else:
             try:
-                moment = datetime.fromisoformat(as_of)
+                moment = parse_instant(as_of)
             except ValueError as exc:
-                raise CommandError(f"--as-of {as_of!r} is not ISO 8601") from exc
-            if moment.tzinfo is None:
-                raise CommandError("--as-of needs an offset, e.g. 2026-12-01T00:00:00Z")
-            moment = moment.astimezone(UTC)
+                raise CommandError(f"--as-of {exc}") from exc
             if moment > now:
                 raise CommandError("--as-of is in the future: periods close only once they end")
         result = periods_close(as_of=moment, processes=processes)
