@@ -37,11 +37,13 @@ class Invoice(models.Model):
     PERIOD = "period"
     PLAN_CHANGE = "plan_change"
     CANCEL = "cancel"
+    PURCHASE = "purchase"
     REASONS = [
         (START, "Subscription start"),
         (PERIOD, "Period close"),
         (PLAN_CHANGE, "Plan change"),
         (CANCEL, "Cancellation"),
+        (PURCHASE, "Credit or balance purchase"),
     ]
 
     customer = models.ForeignKey(
@@ -102,6 +104,8 @@ class InvoiceLine(models.Model):
         ("minimum_commitment", "Minimum commitment true-up"),
         ("late_usage", "Late usage"),
         ("credit_pack", "Credit pack purchase"),
+        ("credits", "Credits purchase"),
+        ("top_up", "Balance top-up"),
         ("credits_applied", "Credits applied"),
         ("tax", "Tax"),
     ]
