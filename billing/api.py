@@ -13,7 +13,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing import cycle, selectors, services
+from billing import alerts, cycle, selectors, services
 from billing.errors import BillingError, InvalidRequest
 from billing.ingestion import MAX_EVENTS_PER_BATCH, events_ingest
 from billing.metering import meter_cache
@@ -32,6 +32,10 @@ from customers.models import ApiKey, Customer
 from invoices.api import invoices_query
 from invoices.serializers import InvoiceSerializer
 from plans.models import Plan
+from wallets.selectors import uncovered_totals
+from wallets.serializers import CheckSerializer
+
+ZERO = Decimal(0)
 
 
 class PayloadTooLarge(BillingError):
@@ -239,6 +243,14 @@ def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
+def _wallet_columns(line, uncovered: dict) -> dict:
+    """For a credits or balance charge: the units its wallet could not pay for
+    when they arrived (stored and counted, not paid)."""
+    if line.model not in ("credits", "balance"):
+        return {}
+    return {"uncovered": format_decimal(uncovered.get(line.meter, ZERO))}
+
+
 class UsageApi(APIView):
     """The customer's usage per charge for a period: the subscription's current
     period by default, or the period containing `period_start`."""
@@ -288,6 +300,7 @@ class UsageApi(APIView):
                 lines = selectors.usage_lines(
                     customer_id=customer.id, subscription=None, start=start, end=end
                 )
+        uncovered = uncovered_totals(customer_id=customer.id, start=start, end=end)
 
         def money(amount):
             return None if amount is None else format_money(amount, customer.currency)
@@ -301,6 +314,7 @@ class UsageApi(APIView):
                 "currency": customer.currency,
                 "lines": [
                     {
+                        **_wallet_columns(line, uncovered),
                         "meter": line.meter,
                         "aggregation": line.aggregation,
                         "model": line.model,
@@ -314,5 +328,82 @@ class UsageApi(APIView):
                 "base_fee": money(summary.base_fee) if summary else None,
                 "subtotal": money(summary.subtotal) if summary else None,
                 "projected_total": money(summary.projected_total) if summary else None,
+            }
+        )
+
+
+class CheckApi(APIView):
+    """May this customer use `quantity` units of this meter now? Answered from the
+    current period's counters and the wallets, for every consumption model and
+    the customer's spend limit. Scope `read` or `events:write` (the product asks
+    before the calls it then reports)."""
+
+    required_scopes = {"POST": (ApiKey.SCOPE_READ, ApiKey.SCOPE_EVENTS_WRITE)}
+
+    @extend_schema(
+        request=CheckSerializer,
+        responses=inline_serializer(
+            "CheckResult",
+            {
+                "allowed": serializers.BooleanField(),
+                "model": serializers.CharField(allow_null=True),
+                "reason": serializers.CharField(),
+                "used": serializers.CharField(allow_null=True),
+                "included": serializers.CharField(allow_null=True),
+                "remaining": serializers.CharField(allow_null=True),
+                "balance": serializers.CharField(allow_null=True),
+            },
+        ),
+    )
+    def post(self, request, external_id: str):
+        customer = get_object_or_404(Customer, external_id=external_id)
+        serializer = CheckSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        quantity = serializer.validated_data["quantity"]
+        if quantity is None:
+            quantity = Decimal(1)
+        if quantity <= 0:
+            raise InvalidRequest("quantity must be positive", fields={"quantity": ["must be > 0"]})
+        now = datetime.now(UTC)
+        result = selectors.usage_check(
+            customer=customer,
+            meter_code=serializer.validated_data["meter"],
+            quantity=quantity,
+            now=now,
+        )
+        if result.spend is not None and result.allowed:
+            # A soft limit allows, and tells finance once a period.
+            alerts.alert_raise(
+                customer=customer,
+                kind="spend_limit",
+                period_start=result.period_start,
+                key="spend_limit",
+                payload={
+                    "spend": format_money(result.spend, customer.currency),
+                    "spend_limit": format_money(result.spend_limit, customer.currency),
+                    "mode": "soft",
+                },
+                now=now,
+            )
+
+        def text(value):
+            return None if value is None else format_decimal(value)
+
+        balance = None
+        if result.balance is not None:
+            balance = (
+                format_money(result.balance, result.currency)
+                if result.currency
+                else format_decimal(result.balance)
+            )
+        return Response(
+            {
+                "allowed": result.allowed,
+                "model": result.model,
+                "reason": result.reason,
+                "used": text(result.used),
+                "included": text(result.included),
+                "remaining": text(result.remaining),
+                "balance": balance,
             }
         )

@@ -27,6 +27,7 @@ from invoices.models import Invoice
 from invoices.services import LineInput, invoice_write_draft, invoices_finalize_due
 from plans.selectors import version_spec
 from plans.validation import VersionSpec
+from wallets.services import period_credits_grant
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -75,13 +76,28 @@ def first_period_fraction(subscription: Subscription, spec: VersionSpec) -> Deci
     return Decimal(part.total_seconds()) / Decimal((whole_end - whole_start).total_seconds())
 
 
+def grant_period_credits(subscription: Subscription, spec: VersionSpec) -> None:
+    """The version's credits for the subscription's current period, expiring at its
+    end (once per period: see wallets.services.period_credits_grant)."""
+    if spec.credits_per_period:
+        period_credits_grant(
+            subscription=subscription,
+            credits=spec.credits_per_period,
+            period_start=subscription.current_period_start,
+            period_end=subscription.current_period_end,
+            now=subscription.current_period_start,
+        )
+
+
 def subscription_start_invoice(*, subscription: Subscription) -> Invoice | None:
     """The in-advance invoice of the first period: base fee and seats (prorated for
-    a partial calendar month). None during a trial, which carries no fixed fee."""
-    if subscription.status == Subscription.TRIALING:
-        return None
+    a partial calendar month), and the plan's credits for it. None during a
+    trial, which carries no fixed fee."""
     version = subscription.version
     spec = version_spec(version=version)
+    grant_period_credits(subscription, spec)
+    if subscription.status == Subscription.TRIALING:
+        return None
     start, end = subscription.current_period_start, subscription.current_period_end
     fixed = rating.fixed_lines(
         spec,
@@ -262,6 +278,8 @@ def subscription_close_period(*, subscription_id: int, as_of: datetime) -> bool:
                 "usage_from",
             ]
         )
+        if subscription.status in Subscription.LIVE:
+            grant_period_credits(subscription, next_spec)
     return True
 
 

@@ -28,3 +28,9 @@ class Conflict(BillingError):
 
     status_code = 409
     error_type = "conflict"
+
+
+class WebhookSignatureError(BillingError):
+    """A received webhook's Billing-Signature is missing, malformed, wrong or too old."""
+
+    status_code = 400

@@ -22,6 +22,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import connection, transaction
 
+from billing.alerts import usage_alerts_enqueue
+from billing.drawdown import usage_draw_for_events
 from billing.metering import Contribution, EventRejected, MeterDef, contributions, meter_cache
 from billing.periods import parse_instant
 from customers.models import Customer
@@ -252,6 +254,10 @@ def events_ingest(
             writer.upsert_rollups(rollups)
         if uniques:
             writer.insert_uniques(uniques)
+        metered = [e for e in stored if e.contributions]
+        if metered:
+            usage_draw_for_events(events=metered, now=now)
+            usage_alerts_enqueue(customer_ids={e.customer_id for e in metered})
     result.accepted = len(stored)
     result.duplicates += len(prepared) - len(stored)
     return result

@@ -5,8 +5,15 @@ On PostgreSQL the events table is partitioned by month (see migration 0001 and
 billing.partitions). A unique index there must include the partition key, so
 deduplication on (customer, event id) lives in EventKey, written in the same
 statement as the event.
+
+Below them: subscriptions and their history, and the alerts raised on usage with
+the webhook endpoints and deliveries that announce them.
 """
 
+import secrets
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from customers.models import Customer
@@ -211,3 +218,128 @@ class BilledPeriod(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscription_id} {self.usage_from:%Y-%m-%d}..{self.usage_to:%Y-%m-%d}"
+
+
+class Alert(models.Model):
+    """A notice to a customer that fired once: a usage threshold, a low balance, an
+    automatic top-up or the spend limit. The unique key makes it fire once per
+    period and threshold, however many checks race to raise it."""
+
+    USAGE_THRESHOLD = "usage_threshold"
+    LOW_BALANCE = "low_balance"
+    AUTO_TOP_UP = "auto_top_up"
+    SPEND_LIMIT = "spend_limit"
+    KINDS = [
+        (USAGE_THRESHOLD, "Usage threshold"),
+        (LOW_BALANCE, "Low balance"),
+        (AUTO_TOP_UP, "Auto top-up"),
+        (SPEND_LIMIT, "Spend limit"),
+    ]
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="alerts")
+    kind = models.CharField(max_length=32, choices=KINDS)
+    # The billing period the alert belongs to; the next period arms it again.
+    period_start = models.DateTimeField()
+    # What fired within the period, e.g. "prompts:75", "spend_limit", "credits".
+    key = models.CharField(max_length=255)
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "kind", "period_start", "key"], name="alert_once_per_period"
+            )
+        ]
+        indexes = [models.Index(fields=["kind", "created_at"], name="alert_kind_created")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key} ({self.customer_id}, {self.period_start:%Y-%m-%d})"
+
+    @property
+    def event_type(self) -> str:
+        return f"alert.{self.kind}"
+
+
+WEBHOOK_EVENT_TYPES = [f"alert.{kind}" for kind, _ in Alert.KINDS]
+
+
+def webhook_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+class WebhookEndpoint(models.Model):
+    """A URL that receives signed event notifications (HMAC-SHA256 with `secret`)."""
+
+    url = models.URLField(max_length=2000, help_text="http:// or https:// only.")
+    secret = models.CharField(max_length=100, default=webhook_secret, editable=False)
+    enabled = models.BooleanField(default=True)
+    event_types = models.JSONField(
+        default=list, blank=True, help_text="The event types sent here; empty: every type."
+    )
+    description = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.description or self.url
+
+    def clean(self):
+        if urlsplit(self.url).scheme not in ("http", "https"):
+            raise ValidationError({"url": "must be an http:// or https:// URL"})
+        if not isinstance(self.event_types, list) or not all(
+            isinstance(t, str) and t for t in self.event_types
+        ):
+            raise ValidationError({"event_types": "must be a list of event type names"})
+
+    def subscribes_to(self, event_type: str) -> bool:
+        return not self.event_types or event_type in self.event_types
+
+
+class WebhookDelivery(models.Model):
+    """One event sent to one endpoint, with the outcome of its attempts. `body` is
+    the JSON exactly as sent, so that its signature can be reproduced."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STATUSES = [(PENDING, "Pending"), (SUCCEEDED, "Succeeded"), (FAILED, "Failed")]
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    alert = models.ForeignKey(
+        Alert, on_delete=models.PROTECT, null=True, blank=True, related_name="deliveries"
+    )
+    event_type = models.CharField(max_length=100)
+    # The event's id in the body: the same for every endpoint and every attempt.
+    event_id = models.CharField(max_length=100)
+    body = models.TextField()
+    status = models.CharField(max_length=16, choices=STATUSES, default=PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "event_id"], name="webhook_event_once")
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="webhook_delivery_due",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id} to {self.endpoint_id} ({self.status})"

@@ -3,9 +3,10 @@ hours come from the rollups, and the partial hours at either edge from the raw
 events, metered by the same function ingestion uses. Raw events are never
 scanned beyond those two partial hours."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal, localcontext
+from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Max, Sum, TextField
 from django.db.models.functions import Cast
@@ -18,10 +19,19 @@ from billing.metering import (
     contributions,
     meter_cache,
 )
-from billing.models import Subscription, UsageEvent, UsageRollup, UsageUniqueValue
+from billing.models import (
+    Subscription,
+    UsageEvent,
+    UsageRollup,
+    UsageUniqueValue,
+    WebhookDelivery,
+)
+from billing.periods import period_containing
 from billing.rating import billable_units, fixed_lines, total, usage_and_true_up
 from plans.models import Meter
+from plans.pricing import EXACT_PRECISION, price_units
 from plans.selectors import version_spec
+from wallets import selectors as wallet_selectors
 
 HOUR = timedelta(hours=1)
 ZERO = Decimal(0)
@@ -231,6 +241,37 @@ class UsageSummary:
 EXTRAPOLATED = (Meter.COUNT, Meter.SUM)
 
 
+def period_spend(
+    *,
+    subscription: Subscription,
+    start: datetime,
+    end: datetime,
+    adding: tuple[str, Decimal] | None = None,
+) -> Decimal:
+    """What the customer spends in [start, end) of its period: fixed fees, priced
+    usage with any minimum commitment true-up (as the close would rate it), and the
+    money its prepaid balance paid for usage. With `adding` (meter, quantity): as if
+    that much more were used now."""
+    version = version_spec(version=subscription.version)
+    lines = usage_lines(
+        customer_id=subscription.customer_id, subscription=subscription, start=start, end=end
+    )
+    quantities = {line.meter: line.quantity for line in lines}
+    drawn = wallet_selectors.money_drawn(
+        customer_id=subscription.customer_id, currency=version.currency, start=start, end=end
+    )
+    if adding is not None:
+        meter, extra = adding
+        quantities[meter] = quantities.get(meter, ZERO) + extra
+        charge = next((c for c in version.charges if c.meter == meter), None)
+        if charge is not None and charge.model == "balance":
+            drawn += _marginal_cost(charge, quantities[meter] - extra, extra)
+    fixed = fixed_lines(
+        version, plan_name=subscription.version.plan.name, seats=subscription.seats, label=""
+    )
+    return total(fixed) + total(usage_and_true_up(version, quantities=quantities)) + drawn
+
+
 def usage_summary(
     *, subscription: Subscription, start: datetime, end: datetime, now: datetime
 ) -> UsageSummary:
@@ -265,4 +306,160 @@ def usage_summary(
         base_fee=version.base_fee,
         subtotal=total(fixed) + usage_so_far,
         projected_total=total(fixed) + total(projected_usage),
+    )
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The answer to "may this customer use `quantity` of this meter now?"."""
+
+    allowed: bool
+    model: str | None
+    reason: str
+    used: Decimal | None = None
+    included: Decimal | None = None
+    remaining: Decimal | None = None
+    balance: Decimal | None = None
+    currency: str | None = None
+    # Set when a soft spend limit is passed: allowed, but finance is alerted.
+    spend: Decimal | None = None
+    spend_limit: Decimal | None = None
+    subscription: Subscription | None = None
+    # The period the answer counts usage in (the one the clock is in).
+    period_start: datetime | None = None
+
+
+def _units_covered(amount: Decimal, per_unit: Decimal) -> Decimal:
+    """Units `amount` pays for at `per_unit` each, to 10 places, rounded down."""
+    return _exact((amount / per_unit).quantize(Decimal("1e-10"), rounding=ROUND_DOWN))
+
+
+def _marginal_cost(charge, used: Decimal, quantity: Decimal) -> Decimal:
+    """What `quantity` more units add to the period's amount for this charge."""
+    if charge.model == "balance":
+        return price_units(used + quantity, charge.pricing) - price_units(used, charge.pricing)
+    if charge.model != "overage":
+        return ZERO
+    included = charge.included_units or ZERO
+    before = billable_units("overage", used, included)
+    after = billable_units("overage", used + quantity, included)
+    return price_units(after, charge.pricing) - price_units(before, charge.pricing)
+
+
+def period_now(*, subscription: Subscription, now: datetime) -> tuple[datetime, datetime] | None:
+    """The [start, end) of the subscription's period that `now` falls in: the
+    current one, or, when it has ended and the close has not advanced the
+    subscription yet, the one the close will start. None when the subscription
+    ends with the period that ended (canceled at period end)."""
+    start, end = subscription.current_period_start, subscription.current_period_end
+    if now < end:
+        return start, end
+    if subscription.cancel_at_period_end:
+        return None
+    version = subscription.scheduled_version or subscription.version
+    return period_containing(
+        subscription.anchor_at,
+        ZoneInfo(subscription.customer.timezone),
+        interval=version.interval,
+        calendar_aligned=subscription.billing_anchor == Subscription.CALENDAR,
+        moment=now,
+    )
+
+
+def usage_check(*, customer, meter_code: str, quantity: Decimal, now: datetime) -> CheckResult:
+    """Answer from the current period's counters and the wallets' balances, for
+    every consumption model, then against the customer's spend limit (the
+    period's rated spend plus what this use would add). Reads only."""
+    subscription = subscription_live(customer_id=customer.pk)
+    if subscription is None:
+        return CheckResult(False, None, "no_subscription")
+    spec = version_spec(version=subscription.version)
+    charge = next((c for c in spec.charges if c.meter == meter_code), None)
+    meter = next((m for m in meter_cache.by_id().values() if m.code == meter_code), None)
+    if charge is None or meter is None:
+        return CheckResult(False, None, "meter_not_in_plan", subscription=subscription)
+    # Usage counts in the period the clock is in, also before the close has
+    # advanced the subscription past the one that ended.
+    period = period_now(subscription=subscription, now=now)
+    if period is None:
+        return CheckResult(False, None, "no_subscription")
+    start, end = period
+    used = _exact(
+        usage_quantities(customer_id=customer.pk, meters=[meter], start=start, end=end)[meter.id]
+    )
+    base = {
+        "model": charge.model,
+        "used": used,
+        "subscription": subscription,
+        "period_start": start,
+    }
+    with localcontext(prec=EXACT_PRECISION):
+        if charge.model in ("hard_cap", "overage"):
+            included = _exact(charge.included_units or ZERO)
+            remaining = max(ZERO, included - used)
+            if charge.model == "hard_cap" and used + quantity > included:
+                return CheckResult(
+                    False, reason="cap_reached", included=included, remaining=remaining, **base
+                )
+            result = CheckResult(True, reason="ok", included=included, remaining=remaining, **base)
+        elif charge.model == "credits":
+            balance = wallet_selectors.wallet_usable_balance(
+                customer_id=customer.pk, kind="credits", now=now
+            )
+            needed = quantity * charge.credits_per_unit
+            covered = balance
+            if balance < needed:
+                auto = wallet_selectors.auto_top_up_of(customer_id=customer.pk)
+                # An auto top-up buys a pack when the balance runs short.
+                covered = balance + (auto.pack.credits if auto else ZERO)
+            remaining = _units_covered(balance, charge.credits_per_unit)
+            if covered < needed:
+                return CheckResult(
+                    False,
+                    reason="insufficient_credits",
+                    remaining=remaining,
+                    balance=balance,
+                    **base,
+                )
+            result = CheckResult(True, reason="ok", remaining=remaining, balance=balance, **base)
+        else:
+            balance = wallet_selectors.wallet_usable_balance(
+                customer_id=customer.pk, kind="money", currency=spec.currency, now=now
+            )
+            cost = _marginal_cost(charge, used, quantity)
+            remaining = None
+            if charge.pricing.scheme == "per_unit" and charge.pricing.unit_price > 0:
+                remaining = _units_covered(balance, charge.pricing.unit_price)
+            money = {"balance": balance, "currency": spec.currency, "remaining": remaining}
+            if balance < cost:
+                return CheckResult(False, reason="insufficient_balance", **money, **base)
+            result = CheckResult(True, reason="ok", **money, **base)
+        if customer.spend_limit is None:
+            return result
+        spend = period_spend(
+            subscription=subscription,
+            start=start,
+            end=end,
+            adding=(meter_code, quantity),
+        )
+    if spend <= customer.spend_limit:
+        return result
+    if customer.spend_limit_mode == "soft":
+        return replace(result, spend=spend, spend_limit=customer.spend_limit)
+    return replace(
+        result,
+        allowed=False,
+        reason="spend_limit_reached",
+        spend=spend,
+        spend_limit=customer.spend_limit,
+    )
+
+
+def webhook_deliveries_due(*, before: datetime, limit: int = 1000) -> list[int]:
+    """The ids of the pending deliveries whose next attempt was due by `before`,
+    oldest first."""
+    return list(
+        WebhookDelivery.objects.filter(status=WebhookDelivery.PENDING, next_attempt_at__lte=before)
+        .order_by("next_attempt_at", "id")
+        .values_list("id", flat=True)[:limit]
     )

@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 
 from celery import shared_task
 
-from billing import cycle, services
+from billing import alerts, cycle, selectors, services, webhooks
+from billing.models import Alert, WebhookDelivery
 from billing.periods import parse_instant
 
 
@@ -34,3 +35,47 @@ def close_subscriptions(subscription_ids: list[int], as_of: str) -> dict:
     moment = parse_instant(as_of)
     closed = cycle.subscriptions_close(subscription_ids=subscription_ids, as_of=moment)
     return {"closed": closed, "finalized": cycle.drafts_finalize(as_of=moment)}
+
+
+@shared_task(acks_late=True)
+def check_usage_alerts(customer_ids: list[int]) -> int:
+    """Raise the usage alerts these customers reached (after an ingest). Idempotent."""
+    raised = alerts.usage_alerts_check(customer_ids=customer_ids, now=datetime.now(UTC))
+    return len(raised)
+
+
+# SMTPException is an OSError: a mail server that is down is tried again later.
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=60, max_retries=5)
+def send_alert_email(alert_id: int) -> bool:
+    alert = Alert.objects.select_related("customer").filter(pk=alert_id).first()
+    return alert is not None and alerts.alert_email_send(alert=alert, now=datetime.now(UTC))
+
+
+@shared_task(acks_late=True)
+def deliver_webhook(delivery_id: int) -> str | None:
+    """Make a delivery's attempt if one is due, and schedule the next after a
+    failure. Safe to run twice: a run that finds nothing due does nothing."""
+    delivery = WebhookDelivery.objects.filter(pk=delivery_id).first()
+    if delivery is None:
+        return None
+    now = datetime.now(UTC)
+    attempted = webhooks.webhook_deliver(delivery=delivery, now=now)
+    if attempted is None:
+        return None
+    if attempted.status == WebhookDelivery.PENDING:
+        # Scheduled only after an attempt, so an eager run (tests) that comes back
+        # at once finds nothing due and stops, instead of looping.
+        countdown = max(0.0, (attempted.next_attempt_at - now).total_seconds())
+        deliver_webhook.apply_async((delivery_id,), countdown=countdown)
+    return attempted.status
+
+
+@shared_task(acks_late=True)
+def retry_due_webhooks() -> int:
+    """The beat's safety net: send the pending deliveries whose attempt is overdue
+    (a retry a broker lost, a worker that died while sending)."""
+    # Past a grace, so that the countdown retry normally comes first.
+    due = selectors.webhook_deliveries_due(before=datetime.now(UTC) - webhooks.SWEEP_GRACE)
+    for delivery_id in due:
+        deliver_webhook.delay(delivery_id)
+    return len(due)

@@ -6,6 +6,7 @@ DATABASE_URL and CELERY_BROKER_URL for PostgreSQL and Redis.
 """
 
 import os
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import dj_database_url
@@ -37,6 +38,13 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None or value == "":
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_decimal_list(name: str, default: list[Decimal]) -> list[Decimal]:
+    try:
+        return [Decimal(item) for item in env_list(name, [str(d) for d in default])]
+    except InvalidOperation as exc:
+        raise ImproperlyConfigured(f"{name} must be a comma list of numbers") from exc
 
 
 DEBUG = env_bool("DEBUG", True)
@@ -129,6 +137,13 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = "media/"
+# Generated files (invoice PDFs) go to the default storage: files under MEDIA_ROOT.
+# Nothing serves MEDIA_URL: invoice PDFs are only handed out by the API and the admin.
+# Swap the backend (e.g. django-storages' S3) when the web and worker hosts differ.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["customers.auth.ApiKeyAuthentication"],
@@ -183,6 +198,44 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 BILLING_LATE_EVENT_DAYS = env_int("BILLING_LATE_EVENT_DAYS", 35)
 BILLING_FUTURE_EVENT_SECONDS = env_int("BILLING_FUTURE_EVENT_SECONDS", 300)
 BILLING_INVOICE_GRACE_HOURS = env_int("BILLING_INVOICE_GRACE_HOURS", 0)
+# How long a customer portal link works.
+BILLING_PORTAL_TTL_SECONDS = env_int("BILLING_PORTAL_TTL_SECONDS", 3600)
+# Render and store each invoice's PDF (a Celery task) once it is finalized.
+BILLING_INVOICE_PDFS = env_bool("BILLING_INVOICE_PDFS", True)
+# Who issues the invoices, as printed on them. BILLING_SELLER_ADDRESS: lines separated by "|".
+BILLING_SELLER = {
+    "name": os.environ.get("BILLING_SELLER_NAME", "Usage Billing Inc."),
+    "address": [
+        line.strip()
+        for line in os.environ.get(
+            "BILLING_SELLER_ADDRESS", "1 Example Street|Springfield, 12345|United States"
+        ).split("|")
+        if line.strip()
+    ],
+    "email": os.environ.get("BILLING_SELLER_EMAIL", "billing@example.com"),
+    "tax_id": os.environ.get("BILLING_SELLER_TAX_ID", ""),
+}
+# Percentages of a charge's included units at which a usage alert fires, for the
+# customers that set none of their own.
+BILLING_ALERT_THRESHOLDS = env_decimal_list(
+    "BILLING_ALERT_THRESHOLDS", [Decimal(50), Decimal(75), Decimal(90), Decimal(100)]
+)
+BILLING_ALERT_FROM_EMAIL = os.environ.get("BILLING_ALERT_FROM_EMAIL", "billing@localhost")
+
+# Email (alerts). Embedded and DEBUG: printed to the console; otherwise SMTP.
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = BILLING_ALERT_FROM_EMAIL
 
 # Payments: unset means payments are recorded by hand in the admin.
 STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
@@ -194,4 +247,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # PDF rendering: WeasyPrint's progress steps and fontTools' subsetting report
+    # dozens of lines per document at INFO.
+    "loggers": {
+        "weasyprint.progress": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+    },
 }

@@ -4,8 +4,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from billing import api as billing_api
 from customers import api as customers_api
+from customers import views as portal_views
 from invoices import api as invoices_api
 from plans import api as plans_api
+from wallets import api as wallets_api
 
 api_v1 = [
     path("meters", plans_api.MeterListApi.as_view()),
@@ -27,6 +29,22 @@ api_v1 = [
     path("customers", customers_api.CustomerListApi.as_view()),
     path("customers/<str:external_id>", customers_api.CustomerDetailApi.as_view()),
     path("customers/<str:external_id>/usage", billing_api.UsageApi.as_view()),
+    path(
+        "customers/<str:external_id>/portal-session",
+        customers_api.PortalSessionApi.as_view(),
+    ),
+    path("customers/<str:external_id>/check", billing_api.CheckApi.as_view()),
+    path("customers/<str:external_id>/wallets", wallets_api.WalletListApi.as_view()),
+    path("customers/<str:external_id>/wallets/credits", wallets_api.CreditsAddApi.as_view()),
+    path("customers/<str:external_id>/wallets/money", wallets_api.MoneyAddApi.as_view()),
+    path(
+        "customers/<str:external_id>/wallets/credits/auto-top-up",
+        wallets_api.AutoTopUpApi.as_view(),
+    ),
+    path(
+        "customers/<str:external_id>/wallets/<str:kind>/ledger",
+        wallets_api.LedgerApi.as_view(),
+    ),
     path("events", billing_api.EventsApi.as_view()),
     path("subscriptions", billing_api.SubscriptionListApi.as_view()),
     path("subscriptions/<int:subscription_id>", billing_api.SubscriptionDetailApi.as_view()),
@@ -37,6 +55,7 @@ api_v1 = [
     path("subscriptions/<int:subscription_id>/cancel", billing_api.SubscriptionCancelApi.as_view()),
     path("invoices", invoices_api.InvoiceListApi.as_view()),
     path("invoices/<int:invoice_id>", invoices_api.InvoiceDetailApi.as_view()),
+    path("invoices/<int:invoice_id>/pdf", invoices_api.InvoicePdfApi.as_view(), name="invoice-pdf"),
     path("invoices/<int:invoice_id>/void", invoices_api.InvoiceVoidApi.as_view()),
 ]
 
@@ -44,6 +63,12 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("nested_admin/", include("nested_admin.urls")),
     path("api/v1/", include(api_v1)),
+    path("portal/<str:token>/", portal_views.portal_page, name="portal"),
+    path(
+        "portal/<str:token>/invoices/<int:invoice_id>/pdf",
+        portal_views.portal_invoice_pdf,
+        name="portal-invoice-pdf",
+    ),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

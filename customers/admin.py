@@ -9,13 +9,27 @@ from customers.models import ApiKey, Customer
 from plans.admin import adopt
 from plans.validation import validate_customer
 
-CUSTOMER_FIELDS = ["name", "email", "timezone", "address", "tax_id", "spend_limit"]
+CUSTOMER_FIELDS = [
+    "name",
+    "email",
+    "timezone",
+    "address",
+    "tax_id",
+    "spend_limit",
+    "spend_limit_mode",
+    "alert_thresholds",
+]
 
 
 class CustomerForm(ServiceValidatedForm):
     class Meta:
         model = Customer
         fields = ["external_id", "currency", *CUSTOMER_FIELDS]
+
+    def clean_alert_thresholds(self):
+        # Left empty, the field reads as null: the customer then has no thresholds
+        # of its own and the default setting applies.
+        return self.cleaned_data.get("alert_thresholds") or []
 
     def validate_domain(self, cleaned):
         validate_customer(
@@ -37,9 +51,10 @@ class CustomerAdmin(admin.ModelAdmin):
         "currency",
         "timezone",
         "spend_limit",
+        "spend_limit_mode",
         "created_at",
     ]
-    list_filter = ["currency"]
+    list_filter = ["currency", "spend_limit_mode"]
     search_fields = ["external_id", "name", "email"]
     date_hierarchy = "created_at"
 
@@ -54,6 +69,7 @@ class CustomerAdmin(admin.ModelAdmin):
         values["address"] = values["address"] or {}
         values["tax_id"] = values["tax_id"] or ""
         values["email"] = values["email"] or ""
+        values["alert_thresholds"] = values["alert_thresholds"] or []
         if change:
             adopt(obj, services.customer_update(customer=obj, **values))
         else:

@@ -1,13 +1,17 @@
 """Customer endpoints."""
 
+from datetime import UTC, datetime
+
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from customers import services
 from customers.models import Customer
+from customers.portal import portal_session_create
 from customers.serializers import CustomerSerializer, CustomerUpdateSerializer
 from plans.api import paginated
 
@@ -41,3 +45,27 @@ class CustomerDetailApi(APIView):
         serializer.is_valid(raise_exception=True)
         customer = services.customer_update(customer=customer, **serializer.validated_data)
         return Response(CustomerSerializer(customer).data)
+
+
+class PortalSessionApi(APIView):
+    """A signed link to the customer's portal (usage, balances, invoices, PDFs), to
+    hand to the customer. It works without a login until it expires (default one
+    hour, BILLING_PORTAL_TTL_SECONDS)."""
+
+    @extend_schema(
+        request=None,
+        responses={
+            201: inline_serializer(
+                "PortalSession",
+                {"url": serializers.URLField(), "expires_at": serializers.DateTimeField()},
+            )
+        },
+    )
+    def post(self, request, external_id: str):
+        customer = get_object_or_404(Customer, external_id=external_id)
+        session = portal_session_create(customer=customer, now=datetime.now(UTC))
+        url = request.build_absolute_uri(reverse("portal", args=[session.token]))
+        return Response(
+            {"url": url, "expires_at": session.expires_at.isoformat().replace("+00:00", "Z")},
+            status=status.HTTP_201_CREATED,
+        )

@@ -61,8 +61,10 @@ class HasScope(permissions.BasePermission):
                 if request.method in permissions.SAFE_METHODS
                 else ApiKey.SCOPE_ADMIN
             )
-        if not client.has_scope(scope):
-            self.message = f"this API key lacks the {scope!r} scope"
+        # A view may accept any of several scopes (a tuple).
+        accepted = scope if isinstance(scope, tuple) else (scope,)
+        if not any(client.has_scope(s) for s in accepted):
+            self.message = f"this API key lacks the {' or '.join(map(repr, accepted))} scope"
             return False
         return True
 

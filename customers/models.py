@@ -1,3 +1,5 @@
+from decimal import Decimal, InvalidOperation
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -5,6 +7,31 @@ from django.db import models
 from billing.money import is_known_currency
 
 CODE_MAX_LENGTH = 255
+MAX_ALERT_THRESHOLD = Decimal(1000)
+
+
+def alert_threshold_errors(value: object) -> list[str]:
+    """What is wrong with a list of alert thresholds (percentages of the included
+    units): each a number above 0 and at most 1000, none twice."""
+    if not isinstance(value, list):
+        return ["must be a list of percentages, e.g. [50, 75, 90, 100]"]
+    errors, seen = [], set()
+    for item in value:
+        try:
+            if isinstance(item, bool) or not isinstance(item, int | float | Decimal):
+                raise TypeError
+            percentage = Decimal(str(item))
+            if not percentage.is_finite():
+                raise TypeError
+        except (TypeError, InvalidOperation):
+            errors.append(f"{item!r} is not a number")
+            continue
+        if not 0 < percentage <= MAX_ALERT_THRESHOLD:
+            errors.append(f"{item} must be above 0 and at most {MAX_ALERT_THRESHOLD}")
+        elif percentage in seen:
+            errors.append(f"{item} is listed twice")
+        seen.add(percentage)
+    return errors
 
 
 class Customer(models.Model):
@@ -25,6 +52,23 @@ class Customer(models.Model):
         validators=[MinValueValidator(0)],
         help_text="Most the customer may spend in one period, in its currency. Empty: no limit.",
     )
+    SPEND_LIMIT_HARD = "hard"
+    SPEND_LIMIT_SOFT = "soft"
+    SPEND_LIMIT_MODES = [
+        (SPEND_LIMIT_HARD, "Hard: refuse usage past the limit"),
+        (SPEND_LIMIT_SOFT, "Soft: allow usage past the limit, and alert"),
+    ]
+    spend_limit_mode = models.CharField(
+        max_length=8, choices=SPEND_LIMIT_MODES, default=SPEND_LIMIT_HARD
+    )
+    alert_thresholds = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=(
+            "Percentages of the included units at which a usage alert fires, e.g. "
+            "[50, 75, 90, 100]. Empty: the BILLING_ALERT_THRESHOLDS setting."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -40,8 +84,13 @@ class Customer(models.Model):
         return f"{self.name} ({self.external_id})"
 
     def clean(self):
+        errors = {}
         if self.currency and not is_known_currency(self.currency):
-            raise ValidationError({"currency": f"unknown currency {self.currency!r}"})
+            errors["currency"] = f"unknown currency {self.currency!r}"
+        if threshold_errors := alert_threshold_errors(self.alert_thresholds):
+            errors["alert_thresholds"] = threshold_errors
+        if errors:
+            raise ValidationError(errors)
 
 
 class ApiKey(models.Model):

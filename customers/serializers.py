@@ -1,5 +1,8 @@
+from decimal import Decimal
+
 from rest_framework import serializers
 
+from billing.money import format_decimal
 from config.api import DecimalString, MoneyString
 from customers.models import Customer
 
@@ -12,6 +15,12 @@ class CustomerSerializer(serializers.ModelSerializer):
     address = serializers.JSONField(required=False, default=dict)
     tax_id = serializers.CharField(max_length=64, required=False, allow_null=True, default=None)
     spend_limit = DecimalString(required=False, allow_null=True, default=None)
+    spend_limit_mode = serializers.ChoiceField(
+        choices=["hard", "soft"], required=False, default="hard"
+    )
+    alert_thresholds = serializers.ListField(
+        child=DecimalString(), required=False, default=list, max_length=20
+    )
 
     class Meta:
         model = Customer
@@ -24,6 +33,8 @@ class CustomerSerializer(serializers.ModelSerializer):
             "address",
             "tax_id",
             "spend_limit",
+            "spend_limit_mode",
+            "alert_thresholds",
             "created_at",
         ]
         read_only_fields = ["created_at"]
@@ -34,6 +45,10 @@ class CustomerSerializer(serializers.ModelSerializer):
         data["spend_limit"] = MoneyString(allow_null=True).to_representation(
             (customer.spend_limit, customer.currency)
         )
+        # Percentages of included units; empty: the default (BILLING_ALERT_THRESHOLDS).
+        data["alert_thresholds"] = [
+            format_decimal(Decimal(str(t))) for t in customer.alert_thresholds or []
+        ]
         return data
 
 
@@ -45,3 +60,5 @@ class CustomerUpdateSerializer(serializers.Serializer):
     address = serializers.JSONField(required=False)
     tax_id = serializers.CharField(max_length=64, required=False, allow_null=True)
     spend_limit = DecimalString(required=False, allow_null=True)
+    spend_limit_mode = serializers.ChoiceField(choices=["hard", "soft"], required=False)
+    alert_thresholds = serializers.ListField(child=DecimalString(), required=False, max_length=20)

@@ -8,10 +8,29 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing.errors import Conflict, InvalidRequest
-from customers.models import ApiKey, Customer
+from customers.models import ApiKey, Customer, alert_threshold_errors
 from plans.validation import validate_customer
 
 SECRET_PREFIX = "sk_"
+
+
+def validate_alert_settings(*, alert_thresholds: object, spend_limit_mode: object) -> None:
+    fields = {}
+    if errors := alert_threshold_errors(alert_thresholds):
+        fields["alert_thresholds"] = errors
+    modes = [mode for mode, _ in Customer.SPEND_LIMIT_MODES]
+    if spend_limit_mode not in modes:
+        fields["spend_limit_mode"] = [f"must be one of {', '.join(modes)}"]
+    if fields:
+        raise InvalidRequest("invalid customer", fields=fields)
+
+
+def _as_json_numbers(percentages: list) -> list:
+    # A JSONField cannot hold a Decimal: whole numbers are stored as ints.
+    return [
+        (int(p) if p == p.to_integral_value() else float(p)) if isinstance(p, Decimal) else p
+        for p in percentages
+    ]
 
 
 def customer_create(
@@ -24,8 +43,11 @@ def customer_create(
     address: dict | None = None,
     tax_id: str | None = None,
     spend_limit: Decimal | None = None,
+    spend_limit_mode: str = Customer.SPEND_LIMIT_HARD,
+    alert_thresholds: list | None = None,
 ) -> Customer:
     address = {} if address is None else address
+    alert_thresholds = [] if alert_thresholds is None else alert_thresholds
     validate_customer(
         external_id=external_id,
         currency=currency,
@@ -33,6 +55,7 @@ def customer_create(
         spend_limit=spend_limit,
         address=address,
     )
+    validate_alert_settings(alert_thresholds=alert_thresholds, spend_limit_mode=spend_limit_mode)
     try:
         with transaction.atomic():
             return Customer.objects.create(
@@ -44,6 +67,8 @@ def customer_create(
                 address=address,
                 tax_id=tax_id or "",
                 spend_limit=spend_limit,
+                spend_limit_mode=spend_limit_mode,
+                alert_thresholds=_as_json_numbers(alert_thresholds),
             )
     except IntegrityError as exc:
         raise Conflict(
@@ -59,7 +84,16 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
         raise InvalidRequest(
             "a customer's currency cannot change", fields={"currency": ["cannot change"]}
         )
-    fields = ("name", "email", "timezone", "address", "tax_id", "spend_limit")
+    fields = (
+        "name",
+        "email",
+        "timezone",
+        "address",
+        "tax_id",
+        "spend_limit",
+        "spend_limit_mode",
+        "alert_thresholds",
+    )
     unknown = set(changes) - set(fields) - {"currency"}
     if unknown:
         raise InvalidRequest(f"cannot change {', '.join(sorted(unknown))}")
@@ -71,9 +105,13 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
         spend_limit=values["spend_limit"],
         address=values["address"],
     )
+    validate_alert_settings(
+        alert_thresholds=values["alert_thresholds"], spend_limit_mode=values["spend_limit_mode"]
+    )
     with transaction.atomic():
         customer = Customer.objects.select_for_update().get(pk=customer.pk)
         values["tax_id"] = values["tax_id"] or ""
+        values["alert_thresholds"] = _as_json_numbers(values["alert_thresholds"])
         for name in fields:
             setattr(customer, name, values[name])
         customer.save()

@@ -1,13 +1,20 @@
 """Invoices in the admin: read-only once finalized (always, in fact: lines are
-written by the billing cycle); actions finalize, void with a credit note, and
-record a payment, all through invoices.services."""
+written by the billing cycle); actions finalize, void with a credit note, record
+a payment and re-render the PDF, all through invoices.services. The change page
+links to the PDF, served by an admin view."""
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.http import content_disposition_header
 
 from billing.errors import BillingError
 from billing.money import format_money
-from invoices import services
+from invoices import selectors, services
 from invoices.models import CreditNote, Invoice, InvoiceLine
 
 
@@ -50,7 +57,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     list_select_related = ["customer"]
     date_hierarchy = "period_start"
     inlines = [InvoiceLineInline, CreditNoteInline]
-    actions = ["finalize", "void", "mark_paid", "mark_uncollectible"]
+    actions = ["finalize", "void", "mark_paid", "mark_uncollectible", "rerender_pdf"]
     readonly_fields = [
         "customer",
         "subscription",
@@ -71,7 +78,52 @@ class InvoiceAdmin(admin.ModelAdmin):
         "paid_at",
         "voided_at",
         "payment_reference",
+        "pdf_download",
+        "pdf_path",
+        "pdf_sha256",
+        "pdf_rendered_at",
     ]
+
+    @admin.display(description="PDF")
+    def pdf_download(self, invoice):
+        if invoice.pk is None:
+            return "-"
+        url = reverse("admin:invoices_invoice_pdf", args=[invoice.pk])
+        if invoice.status == Invoice.DRAFT:
+            return format_html('<a href="{}">Download PDF</a> (draft, rendered now)', url)
+        if not invoice.pdf_sha256:
+            return format_html('<a href="{}">Download PDF</a> (not stored yet, rendered now)', url)
+        return format_html('<a href="{}">Download PDF</a>', url)
+
+    @admin.display(description="PDF file")
+    def pdf_path(self, invoice):
+        # The name in the storage only: nothing serves MEDIA_URL (invoices are private).
+        return invoice.pdf_file.name or "-"
+
+    def get_urls(self):
+        pdf = path(
+            "<path:object_id>/pdf/",
+            self.admin_site.admin_view(self.pdf_view),
+            name="invoices_invoice_pdf",
+        )
+        return [pdf, *super().get_urls()]
+
+    def pdf_view(self, request, object_id):
+        if not object_id.isdigit():
+            raise Http404("no such invoice")
+        invoice = get_object_or_404(Invoice, pk=object_id)
+        if not self.has_view_permission(request, invoice):
+            raise PermissionDenied
+        document = selectors.invoice_pdf(invoice=invoice)
+        return HttpResponse(
+            document.content,
+            content_type="application/pdf",
+            headers={
+                "Content-Disposition": content_disposition_header(
+                    as_attachment=True, filename=document.filename
+                )
+            },
+        )
 
     @admin.display(description="total", ordering="total")
     def total_display(self, invoice):
@@ -127,4 +179,14 @@ class InvoiceAdmin(admin.ModelAdmin):
             queryset,
             lambda i: services.invoice_mark_uncollectible(invoice=i, now=now),
             "marked uncollectible",
+        )
+
+    @admin.action(description="Re-render PDF (repair)", permissions=["change"])
+    def rerender_pdf(self, request, queryset):
+        """Queues a forced render per invoice; a draft has no stored PDF to repair."""
+        self._each(
+            request,
+            queryset,
+            lambda i: services.invoice_schedule_pdf_render(invoice=i, force=True),
+            "queued for a new PDF",
         )

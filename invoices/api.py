@@ -1,14 +1,22 @@
-"""Invoice endpoints: list, detail, void."""
+"""Invoice endpoints: list, detail, PDF, void."""
 
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import serializers
+from django.utils.http import content_disposition_header
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import negotiation, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.errors import InvalidRequest
-from invoices import services
+from invoices import selectors, services
 from invoices.models import Invoice
 from invoices.serializers import InvoiceSerializer
 from plans.api import paginated
@@ -47,6 +55,49 @@ class InvoiceDetailApi(APIView):
     @extend_schema(responses=InvoiceSerializer)
     def get(self, request, invoice_id: int):
         return Response(InvoiceSerializer(get_object_or_404(invoices_query(), pk=invoice_id)).data)
+
+
+class AnyAccept(negotiation.BaseContentNegotiation):
+    """The PDF endpoint answers a PDF whatever the client accepts, and its errors
+    in the JSON envelope: no 406 for `Accept: application/pdf`."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+
+class InvoicePdfApi(APIView):
+    content_negotiation_class = AnyAccept
+
+    @extend_schema(
+        summary="Download an invoice as PDF",
+        description=(
+            "A numbered invoice's PDF as issued: stored when the invoice is finalized "
+            "and served as stored (a void or a payment does not change it). A draft is "
+            "rendered on each request, watermarked DRAFT."
+        ),
+        responses={
+            (200, "application/pdf"): OpenApiResponse(
+                response=OpenApiTypes.BINARY,
+                description="The PDF, as an attachment named after the invoice number.",
+            )
+        },
+    )
+    def get(self, request, invoice_id: int):
+        invoice = get_object_or_404(Invoice.objects.select_related("customer"), pk=invoice_id)
+        document = selectors.invoice_pdf(invoice=invoice)
+        return HttpResponse(
+            document.content,
+            content_type="application/pdf",
+            headers={
+                "Content-Disposition": content_disposition_header(
+                    as_attachment=True, filename=document.filename
+                ),
+                "Cache-Control": "private, no-cache",
+            },
+        )
 
 
 class InvoiceVoidApi(APIView):

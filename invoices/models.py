@@ -74,6 +74,11 @@ class Invoice(models.Model):
     paid_at = models.DateTimeField(null=True, blank=True)
     voided_at = models.DateTimeField(null=True, blank=True)
     payment_reference = models.CharField(max_length=255, blank=True, default="")
+    # The PDF as issued, in the default storage; written once after finalization
+    # (again only by a forced repair). A draft has none: it is rendered on request.
+    pdf_file = models.FileField(max_length=255, blank=True, default="")
+    pdf_sha256 = models.CharField(max_length=64, blank=True, default="")
+    pdf_rendered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

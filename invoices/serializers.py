@@ -1,3 +1,4 @@
+from django.urls import reverse
 from rest_framework import serializers
 
 from billing.money import format_decimal, format_money
@@ -41,8 +42,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "credit_notes": [
                 CreditNoteSerializer(note).data for note in invoice.credit_notes.all()
             ],
-            # PDF rendering is the next piece of work: no link until it exists.
-            "pdf_url": None,
+            "pdf_url": reverse("invoice-pdf", kwargs={"invoice_id": invoice.pk}),
         }
 
     class Meta:

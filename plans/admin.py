@@ -253,7 +253,7 @@ class ChargeFormSet(nested_admin.formsets.NestedInlineFormSet):
         try:
             validate_version(
                 version_spec(self.instance, self),
-                known_meters=Meter.objects.values_list("code", flat=True),
+                known_meters=dict(Meter.objects.values_list("code", "aggregation")),
             )
         except BillingError as error:
             self._show(error, forms_kept)

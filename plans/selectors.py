@@ -7,10 +7,11 @@ from plans.pricing import TierSpec
 from plans.validation import ChargeSpec, VersionSpec, version_terms_spec
 
 
-def meter_codes_in(spec: VersionSpec) -> set[str]:
-    """The codes among a spec's charges that name existing meters."""
+def meter_codes_in(spec: VersionSpec) -> dict[str, str]:
+    """The codes among a spec's charges that name existing meters, with their
+    aggregations."""
     wanted = {c.meter for c in spec.charges}
-    return set(Meter.objects.filter(code__in=wanted).values_list("code", flat=True))
+    return dict(Meter.objects.filter(code__in=wanted).values_list("code", "aggregation"))
 
 
 def meter_is_in_published_version(*, meter: Meter) -> bool:

@@ -28,6 +28,10 @@ VALUE_AGGREGATIONS = ("sum", "max", "latest")
 INTERVALS = ("month", "quarter", "year")
 CHARGE_MODELS = ("overage", "hard_cap", "credits", "balance")
 PRICED_MODELS = ("overage", "balance")
+# Wallets are drawn event by event, so a wallet-drawn charge needs a meter whose
+# quantity is the sum of its events' units.
+DRAWN_MODELS = ("credits", "balance")
+ADDITIVE_AGGREGATIONS = ("count", "sum")
 
 
 @dataclass(frozen=True)
@@ -201,10 +205,22 @@ def check_pricing(errors: FieldErrors, path: str, pricing: PricingSpec) -> None:
 
 
 def check_charge(
-    errors: FieldErrors, path: str, charge: ChargeSpec, *, currency: str, known_meters: set[str]
+    errors: FieldErrors,
+    path: str,
+    charge: ChargeSpec,
+    *,
+    currency: str,
+    known_meters: Mapping[str, str | None],
 ) -> None:
     if charge.meter not in known_meters:
         errors.add(f"{path}.meter", f"unknown meter {charge.meter!r}")
+    aggregation = known_meters.get(charge.meter)
+    if charge.model in DRAWN_MODELS and aggregation not in (None, *ADDITIVE_AGGREGATIONS):
+        errors.add(
+            f"{path}.model",
+            f"{charge.model} charges draw a wallet per event: meter {charge.meter!r} must "
+            f"count or sum, not {aggregation}",
+        )
     if charge.model not in CHARGE_MODELS:
         errors.add(f"{path}.model", f"must be one of {', '.join(CHARGE_MODELS)}")
         return
@@ -250,10 +266,12 @@ def check_charge(
         )
 
 
-def validate_version(spec: VersionSpec, *, known_meters: Iterable[str]) -> None:
-    """Every rule of a plan version. Raises InvalidRequest with every problem found."""
+def validate_version(spec: VersionSpec, *, known_meters: Iterable[str] | Mapping[str, str]) -> None:
+    """Every rule of a plan version. Raises InvalidRequest with every problem found.
+    `known_meters` holds the existing meters' codes, or maps them to their
+    aggregations (then wallet-drawn charges are checked against them too)."""
     errors = FieldErrors()
-    known = set(known_meters)
+    known = dict(known_meters) if isinstance(known_meters, Mapping) else dict.fromkeys(known_meters)
     check_currency(errors, "currency", spec.currency)
     money_currency = spec.currency if is_known_currency(spec.currency) else None
     if spec.interval not in INTERVALS:

@@ -1,4 +1,6 @@
 import os
+import shutil
+import tempfile
 
 import pytest
 from django.db import connection
@@ -10,6 +12,14 @@ def pytest_configure(config):
     from config.celery import app
 
     app.conf.task_always_eager = True
+
+    # Files the code writes (invoice PDFs) go to a directory of this run, for the
+    # worker processes a test starts too, never to var/media.
+    from django.conf import settings
+
+    media = tempfile.mkdtemp(prefix="billing-tests-media-")
+    os.environ["MEDIA_ROOT"] = settings.MEDIA_ROOT = media
+    config.add_cleanup(lambda: shutil.rmtree(media, ignore_errors=True))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -108,3 +118,48 @@ def catalog_meters(db):
             ),
         )
     }
+
+
+CHROMIUM = "/usr/bin/chromium"
+# Screenshots and downloads of the real-browser tests, kept after the run.
+TEST_OUTPUT = os.path.join(os.path.dirname(os.path.dirname(__file__)), "test-output")
+
+
+@pytest.fixture
+def output_dir(request):
+    """A directory of this test's own under test-output/ (ignored by git)."""
+    path = os.path.join(TEST_OUTPUT, request.node.name)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def browser_page(monkeypatch):
+    """A page in Debian's Chromium driven by Playwright (never a downloaded browser).
+    Skipped with the reason where Chromium is not installed; CI installs it, so the
+    browser tests always run there."""
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is missing: CI must install Debian's chromium")
+        pytest.skip(f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; the test's own ORM
+    # calls are still synchronous, so Django's async-context guard does not apply.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        context = browser.new_context(
+            accept_downloads=True, viewport={"width": 1100, "height": 900}
+        )
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()

@@ -4,20 +4,45 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('invoices', '0001_initial'),
+        ("invoices", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='invoice',
-            name='reason',
-            field=models.CharField(choices=[('start', 'Subscription start'), ('period', 'Period close'), ('plan_change', 'Plan change'), ('cancel', 'Cancellation'), ('purchase', 'Credit or balance purchase')], max_length=16),
+            model_name="invoice",
+            name="reason",
+            field=models.CharField(
+                choices=[
+                    ("start", "Subscription start"),
+                    ("period", "Period close"),
+                    ("plan_change", "Plan change"),
+                    ("cancel", "Cancellation"),
+                    ("purchase", "Credit or balance purchase"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='invoiceline',
-            name='kind',
-            field=models.CharField(choices=[('base_fee', 'Base fee'), ('seats', 'Seats'), ('usage', 'Usage'), ('overage', 'Overage'), ('proration_credit', 'Proration credit'), ('proration_charge', 'Proration charge'), ('minimum_commitment', 'Minimum commitment true-up'), ('late_usage', 'Late usage'), ('credit_pack', 'Credit pack purchase'), ('credits', 'Credits purchase'), ('top_up', 'Balance top-up'), ('credits_applied', 'Credits applied'), ('tax', 'Tax')], max_length=32),
+            model_name="invoiceline",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("base_fee", "Base fee"),
+                    ("seats", "Seats"),
+                    ("usage", "Usage"),
+                    ("overage", "Overage"),
+                    ("proration_credit", "Proration credit"),
+                    ("proration_charge", "Proration charge"),
+                    ("minimum_commitment", "Minimum commitment true-up"),
+                    ("late_usage", "Late usage"),
+                    ("credit_pack", "Credit pack purchase"),
+                    ("credits", "Credits purchase"),
+                    ("top_up", "Balance top-up"),
+                    ("credits_applied", "Credits applied"),
+                    ("tax", "Tax"),
+                ],
+                max_length=32,
+            ),
         ),
     ]

@@ -268,6 +268,8 @@ def test_usage_gives_included_and_billable_units_per_charge(api, catalog):
             "included": None,
             "billable": "7",
             "amount": "0.00",
+            # No credits were bought: the 7 runs are stored and counted, not paid.
+            "uncovered": "7",
         },
     ]
 

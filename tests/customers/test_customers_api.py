@@ -17,6 +17,8 @@ ACME = {
     "address": {"line1": "1 Main St", "city": "Springfield", "country": "US"},
     "tax_id": "FR123456789",
     "spend_limit": "500.00",
+    "spend_limit_mode": "soft",
+    "alert_thresholds": ["80", "100"],
 }
 
 
@@ -60,6 +62,7 @@ def test_create_customer_with_every_field(api):
     assert body["created_at"]
     customer = Customer.objects.get(external_id="acme")
     assert customer.spend_limit == Decimal("500.00")
+    assert (customer.spend_limit_mode, customer.alert_thresholds) == ("soft", [80, 100])
     assert customer.timezone == "Europe/Paris"
     assert customer.address == ACME["address"]
 
@@ -280,3 +283,22 @@ def test_patch_unknown_customer_is_404(api, row_counts):
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "not_found"
     assert row_counts() == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("spend_limit_mode", "sometimes"),
+        ("alert_thresholds", ["0"]),
+        ("alert_thresholds", ["50", "50"]),
+        ("alert_thresholds", "50"),
+        ("alert_thresholds", ["abc"]),
+    ],
+)
+def test_bad_alert_settings_are_refused_and_nothing_is_stored(api, field, value):
+    response = api.post("/api/v1/customers", {**ACME, field: value}, format="json")
+
+    assert response.status_code == 400, response.content
+    fields = response.json()["error"]["fields"]
+    assert any(path.split(".")[0] == field for path in fields), fields
+    assert not Customer.objects.exists()

@@ -410,6 +410,7 @@ def test_customer_form_validates_and_currency_is_fixed(admin_client, db):
         "address": "{}",
         "tax_id": "",
         "spend_limit": "",
+        "spend_limit_mode": "hard",
     }
     response = admin_client.post("/admin/customers/customer/add/", form)
     assert "unknown time zone" in response.content.decode()

@@ -4,6 +4,8 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 # name -> (task, every N minutes). Editable afterwards in the admin (Periodic tasks).
 SCHEDULES = {
     "Close billing periods and finalize invoices": ("billing.tasks.close_periods", 5),
+    "Send overdue webhook deliveries": ("billing.tasks.retry_due_webhooks", 1),
+    "Expire credits past their expiry time": ("wallets.tasks.expire_credits", 5),
 }
 
 

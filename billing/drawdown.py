@@ -1,0 +1,152 @@
+"""Real-time wallet effects of ingestion: what each stored event costs on the
+customer's credit or money wallet under its live subscription's version, handed
+to wallets.services.usage_draw inside the ingest transaction."""
+
+from datetime import datetime
+from decimal import Decimal, localcontext
+
+from billing import selectors
+from billing.metering import MeterDef, meter_cache
+from billing.models import Subscription
+from plans.models import Charge, Meter, PlanVersion
+from plans.pricing import EXACT_PRECISION, PER_UNIT, price_units
+from plans.selectors import version_spec
+from wallets.models import Wallet
+from wallets.services import CustomerDraws, UsageDraw, usage_draw
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+DRAWN_MODELS = (Charge.CREDITS, Charge.BALANCE)
+
+
+def drawn_meter_ids() -> set[int]:
+    """Meters that some published or archived version charges from a wallet: one
+    small query a batch, so that batches touching none of them skip the rest."""
+    return set(
+        Charge.objects.filter(model__in=DRAWN_MODELS)
+        .exclude(version__status=PlanVersion.DRAFT)
+        .values_list("meter_id", flat=True)
+        .distinct()
+    )
+
+
+def units_of(meter: MeterDef, value: Decimal | None) -> Decimal:
+    """An event's units on a wallet-drawn meter: one for a count, its value for a sum
+    (catalog validation allows only these two on credits and balance charges)."""
+    return ONE if meter.aggregation == Meter.COUNT else value
+
+
+def usage_draw_for_events(*, events: list, now: datetime) -> None:
+    """Draw the wallets of the customers behind `events` (stored, not duplicate),
+    in event time order. Customers without a live subscription, or whose version
+    charges none of the events' meters from a wallet, are left alone."""
+    drawn = drawn_meter_ids()
+    if not drawn:
+        return
+    relevant = [e for e in events if any(c.meter_id in drawn for c in e.contributions)]
+    if not relevant:
+        return
+    subscriptions = {
+        s.customer_id: s
+        for s in Subscription.objects.filter(
+            customer_id__in={e.customer_id for e in relevant}, status__in=Subscription.LIVE
+        ).select_related("customer", "version")
+    }
+    meters = meter_cache.by_id()
+    by_customer: dict[int, list] = {}
+    for event in sorted(relevant, key=lambda e: (e.timestamp, e.event_id)):
+        if event.customer_id in subscriptions:
+            by_customer.setdefault(event.customer_id, []).append(event)
+    batch = []
+    for customer_id, customer_events in by_customer.items():
+        subscription = subscriptions[customer_id]
+        draws = _draws(subscription, customer_events, meters, now)
+        if draws:
+            start, _ = _period(subscription, now)
+            batch.append(
+                CustomerDraws(customer=subscription.customer, period_start=start, draws=draws)
+            )
+    usage_draw(batch=batch, now=now)
+
+
+def _period(subscription: Subscription, now: datetime) -> tuple[datetime, datetime]:
+    """The period `now` falls in (also between a period's end and its close)."""
+    period = selectors.period_now(subscription=subscription, now=now)
+    if period is None:  # ends with the period that ended: the close has not run yet
+        return subscription.current_period_start, subscription.current_period_end
+    return period
+
+
+def _draws(subscription: Subscription, events: list, meters: dict, now: datetime) -> list:
+    spec = version_spec(version=subscription.version)
+    charges = {c.meter: c for c in spec.charges if c.model in DRAWN_MODELS}
+    if not charges:
+        return []
+    currency = spec.currency
+    # Tiered and package prices depend on the period's usage so far: each event
+    # costs what it adds to the period's amount.
+    so_far = _period_usage_before(subscription, events, charges, meters, now)
+    draws = []
+    for event in events:
+        for contribution in event.contributions:
+            meter = meters.get(contribution.meter_id)
+            charge = charges.get(meter.code) if meter else None
+            if charge is None:
+                continue
+            units = units_of(meter, contribution.value)
+            if units <= 0:
+                continue
+            with localcontext(prec=EXACT_PRECISION):
+                if charge.model == Charge.CREDITS:
+                    draws.append(
+                        UsageDraw(
+                            Wallet.CREDITS, "", meter.code, units, units * charge.credits_per_unit
+                        )
+                    )
+                    continue
+                if charge.pricing.scheme == PER_UNIT:
+                    cost = units * charge.pricing.unit_price
+                else:
+                    before = so_far[meter.code]
+                    so_far[meter.code] = before + units
+                    cost = price_units(before + units, charge.pricing) - price_units(
+                        before, charge.pricing
+                    )
+            if cost > 0:
+                draws.append(UsageDraw(Wallet.MONEY, currency, meter.code, units, cost))
+    return draws
+
+
+def _period_usage_before(
+    subscription: Subscription, events: list, charges: dict, meters: dict, now: datetime
+) -> dict[str, Decimal]:
+    """For balance charges priced by tiers or packages: the period's quantity
+    before this batch (this batch's events are already in the rollups)."""
+    tiered = [
+        m
+        for m in meters.values()
+        if m.code in charges
+        and charges[m.code].model == Charge.BALANCE
+        and charges[m.code].pricing.scheme != PER_UNIT
+    ]
+    if not tiered:
+        return {}
+    start, end = _period(subscription, now)
+    after = selectors.usage_quantities(
+        customer_id=subscription.customer_id, meters=tiered, start=start, end=end
+    )
+    so_far = {}
+    for meter in tiered:
+        # The batch's events counted in `after`: those in the same range.
+        in_batch = sum(
+            (
+                units_of(meter, c.value)
+                for e in events
+                if start <= e.timestamp < end
+                for c in e.contributions
+                if c.meter_id == meter.id
+            ),
+            ZERO,
+        )
+        so_far[meter.code] = max(ZERO, after[meter.id] - in_batch)
+    return so_far

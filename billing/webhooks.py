@@ -1,0 +1,303 @@
+"""Webhooks (services): events POSTed as JSON to the endpoints that take their
+type, signed with each endpoint's secret; every attempt recorded; failures
+retried with exponential backoff, then given up and shown as failed.
+
+The signature is the header `Billing-Signature: t=<unix seconds>,v1=<hex>`,
+the hex being HMAC-SHA256(secret, f"{t}.{body}"). A receiver recomputes it over
+the raw body and refuses an old timestamp, which stops replays
+(webhook_signature_verify does exactly that).
+"""
+
+import hashlib
+import hmac
+import http.client
+import json
+import logging
+import re
+import urllib.error
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+
+from billing.errors import WebhookSignatureError
+from billing.models import Alert, WebhookDelivery, WebhookEndpoint
+from customers.models import Customer
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "Billing-Signature"
+SIGNATURE_TOLERANCE_SECONDS = 300
+TIMEOUT_SECONDS = 5
+MAX_ATTEMPTS = 8
+FIRST_RETRY = timedelta(seconds=30)
+# The beat sends what a broker lost; the countdown retry normally comes first.
+SWEEP_GRACE = timedelta(minutes=1)
+ERROR_TEXT_LIMIT = 500
+USER_AGENT = "usage-billing-webhooks/1"
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def webhook_signature(*, secret: str, timestamp: int, body: str | bytes) -> str:
+    """The hex HMAC-SHA256 of f"{timestamp}.{body}" with the secret."""
+    raw = body.encode() if isinstance(body, str) else body
+    return hmac.new(secret.encode(), b"%d." % timestamp + raw, hashlib.sha256).hexdigest()
+
+
+def webhook_signature_header(*, secret: str, body: str | bytes, now: datetime) -> str:
+    timestamp = int(now.timestamp())
+    return f"t={timestamp},v1={webhook_signature(secret=secret, timestamp=timestamp, body=body)}"
+
+
+def webhook_signature_verify(
+    *,
+    secret: str,
+    header: str | None,
+    body: str | bytes,
+    now: datetime,
+    tolerance: int = SIGNATURE_TOLERANCE_SECONDS,
+) -> None:
+    """Check a received webhook as its receiver should: the header must hold a v1
+    signature of exactly these body bytes with this secret, made within
+    `tolerance` seconds of `now`. Raises WebhookSignatureError saying which check
+    failed; returns None when the request is authentic."""
+    if not header:
+        raise WebhookSignatureError(f"no {SIGNATURE_HEADER} header")
+    timestamps, signatures = [], []
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "t":
+            timestamps.append(value)
+        elif name == "v1":
+            signatures.append(value)
+    if len(timestamps) != 1 or not _TIMESTAMP.fullmatch(timestamps[0]):
+        raise WebhookSignatureError(f"the {SIGNATURE_HEADER} header needs one t=<unix seconds>")
+    if not signatures:
+        raise WebhookSignatureError(f"the {SIGNATURE_HEADER} header has no v1 signature")
+    timestamp = int(timestamps[0])
+    expected = webhook_signature(secret=secret, timestamp=timestamp, body=body)
+    # Several v1 values are allowed, so that a receiver can roll its secret.
+    if not any(hmac.compare_digest(expected, s) for s in signatures):
+        raise WebhookSignatureError("the signature does not match the body and secret")
+    drift = int(now.timestamp()) - timestamp
+    if abs(drift) > tolerance:
+        raise WebhookSignatureError(
+            f"the signature's timestamp is {abs(drift)} seconds "
+            f"{'old' if drift > 0 else 'ahead'}, more than the {tolerance} tolerated"
+        )
+
+
+def event_body(
+    *, event_id: str, event_type: str, created: datetime, customer: Customer | None, data: dict
+) -> str:
+    """The JSON text of an event, as it is stored and sent (and signed)."""
+    return json.dumps(
+        {
+            "id": event_id,
+            "type": event_type,
+            "created": iso(created),
+            "customer": customer.external_id if customer is not None else None,
+            "data": data,
+        },
+        cls=DjangoJSONEncoder,
+        separators=(",", ":"),
+    )
+
+
+def webhook_deliveries_create(
+    *, event_type: str, event_id: str, body: str, now: datetime, alert: Alert | None = None
+) -> list[int]:
+    """One pending delivery of the event per enabled endpoint that takes its type,
+    due now; returns their ids. Idempotent per (endpoint, event id). The caller
+    sends them after commit (webhook_deliveries_enqueue)."""
+    endpoints = [
+        endpoint
+        for endpoint in WebhookEndpoint.objects.filter(enabled=True).order_by("id")
+        if endpoint.subscribes_to(event_type)
+    ]
+    if not endpoints:
+        return []
+    WebhookDelivery.objects.bulk_create(
+        [
+            WebhookDelivery(
+                endpoint=endpoint,
+                alert=alert,
+                event_type=event_type,
+                event_id=event_id,
+                body=body,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            for endpoint in endpoints
+        ],
+        ignore_conflicts=True,
+    )
+    return list(
+        WebhookDelivery.objects.filter(event_id=event_id, endpoint__in=endpoints)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+
+
+def webhook_deliveries_enqueue(*, delivery_ids: list[int]) -> None:
+    """Send these deliveries once the current transaction commits. A lost enqueue
+    is not lost work: the beat (retry_due_webhooks) finds pending deliveries."""
+    # Imported here: billing.tasks reaches billing.ingestion, which imports the
+    # alerts and so this module.
+    from billing.tasks import deliver_webhook
+
+    def enqueue():
+        for delivery_id in delivery_ids:
+            deliver_webhook.delay(delivery_id)
+
+    if delivery_ids:
+        transaction.on_commit(enqueue, robust=True)
+
+
+def webhook_event_publish(
+    *,
+    event_type: str,
+    data: dict,
+    customer: Customer | None,
+    now: datetime,
+    event_id: str | None = None,
+) -> list[int]:
+    """Announce an event that is not an alert (e.g. "invoice.finalized") to every
+    enabled endpoint that takes its type, after commit. Idempotent per event_id
+    when the caller gives one derived from its own row. Returns the delivery ids."""
+    event_id = event_id or f"evt_{uuid.uuid4().hex}"
+    body = event_body(
+        event_id=event_id, event_type=event_type, created=now, customer=customer, data=data
+    )
+    with transaction.atomic():
+        ids = webhook_deliveries_create(
+            event_type=event_type, event_id=event_id, body=body, now=now
+        )
+        webhook_deliveries_enqueue(delivery_ids=ids)
+    return ids
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """The wait after the n-th failed attempt: 30 s, 1, 2, 4, 8, 16 and 32 minutes."""
+    return FIRST_RETRY * 2 ** (attempts - 1)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A webhook goes to the URL configured, or fails: a redirect is an answer."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
+    """POST the body; the status code (None when no answer came) and what went wrong."""
+    if urlsplit(url).scheme not in ("http", "https"):
+        return None, "the URL must start with http:// or https://"
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+    try:
+        with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
+            return response.status, ""
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = exc.read(ERROR_TEXT_LIMIT).decode("utf-8", "replace").strip()
+        except (OSError, http.client.HTTPException):
+            detail = ""
+        return exc.code, f"HTTP {exc.code} {exc.reason}: {detail}".rstrip(": ")
+    except urllib.error.URLError as exc:
+        return None, f"{type(exc.reason).__name__}: {exc.reason}"[:ERROR_TEXT_LIMIT]
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT]
+
+
+def webhook_deliver(*, delivery: WebhookDelivery, now: datetime) -> WebhookDelivery | None:
+    """Make the delivery's next attempt if one is due at `now`: POST its body,
+    signed with a timestamp of `now`, and record the outcome. A 2xx answer marks
+    it succeeded; anything else is retried after `retry_delay` and marked failed
+    after MAX_ATTEMPTS attempts.
+
+    Safe to call twice and from several workers at once: the attempt is claimed
+    under a row lock by moving `next_attempt_at` on, so a concurrent call finds
+    nothing due; a succeeded or failed delivery is never sent again. Returns the
+    delivery after the attempt, or None when no attempt was due."""
+    with transaction.atomic():
+        claimed = (
+            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("endpoint")
+            .filter(pk=delivery.pk, status=WebhookDelivery.PENDING)
+            .first()
+        )
+        if claimed is None or (claimed.next_attempt_at and claimed.next_attempt_at > now):
+            return None
+        if not claimed.endpoint.enabled:
+            claimed.status = WebhookDelivery.FAILED
+            claimed.next_attempt_at = None
+            claimed.last_error = "the endpoint is disabled"
+            claimed.save(update_fields=["status", "next_attempt_at", "last_error"])
+            return claimed
+        claimed.attempts += 1
+        # A lease until the outcome is recorded: if this worker dies while
+        # sending, the beat sends the delivery again at this time.
+        claimed.next_attempt_at = now + retry_delay(claimed.attempts)
+        claimed.save(update_fields=["attempts", "next_attempt_at"])
+
+    endpoint = claimed.endpoint
+    body = claimed.body.encode()
+    status_code, error = _post(
+        endpoint.url,
+        body,
+        {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            SIGNATURE_HEADER: webhook_signature_header(secret=endpoint.secret, body=body, now=now),
+        },
+    )
+    claimed.last_status_code = status_code
+    if status_code is not None and 200 <= status_code < 300:
+        claimed.status = WebhookDelivery.SUCCEEDED
+        claimed.delivered_at = now
+        claimed.next_attempt_at = None
+        claimed.last_error = ""
+    else:
+        claimed.last_error = error or f"HTTP {status_code}"
+        if claimed.attempts >= MAX_ATTEMPTS:
+            claimed.status = WebhookDelivery.FAILED
+            claimed.next_attempt_at = None
+        logger.warning(
+            "webhook delivery %s to %s failed (attempt %s): %s",
+            claimed.pk,
+            endpoint.url,
+            claimed.attempts,
+            claimed.last_error,
+        )
+    claimed.save(
+        update_fields=[
+            "status",
+            "last_status_code",
+            "last_error",
+            "delivered_at",
+            "next_attempt_at",
+        ]
+    )
+    return claimed
+
+
+def webhook_delivery_retry(*, delivery: WebhookDelivery, now: datetime) -> bool:
+    """Send a pending or failed delivery again now (the admin's "retry now"); a
+    failed one gets one more attempt. False for one that already succeeded."""
+    with transaction.atomic():
+        updated = WebhookDelivery.objects.filter(
+            pk=delivery.pk, status__in=(WebhookDelivery.PENDING, WebhookDelivery.FAILED)
+        ).update(status=WebhookDelivery.PENDING, next_attempt_at=now)
+        if updated:
+            webhook_deliveries_enqueue(delivery_ids=[delivery.pk])
+    return bool(updated)

@@ -1,0 +1,182 @@
+"""Signed, expiring links to a customer's portal. The token carries the customer's
+id and the expiry time, signed with SECRET_KEY (django.core.signing, its own salt);
+nothing is stored, so a link cannot be revoked before it expires: keep the time
+to live short (BILLING_PORTAL_TTL_SECONDS, default one hour)."""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core import signing
+
+from billing.metering import meter_cache
+from billing.selectors import subscription_live, usage_quantities, usage_summary
+from invoices.models import Invoice
+from plans.models import Meter
+from wallets.selectors import uncovered_totals, wallet_list
+
+SALT = "customers.portal"
+
+
+class PortalTokenInvalid(Exception):
+    """Tampered with, or not a portal token at all."""
+
+
+class PortalTokenExpired(Exception):
+    """Genuine, but past its expiry."""
+
+
+@dataclass(frozen=True)
+class PortalSession:
+    token: str
+    expires_at: datetime
+
+
+def portal_session_create(*, customer, now: datetime) -> PortalSession:
+    expires_at = (now + timedelta(seconds=settings.BILLING_PORTAL_TTL_SECONDS)).replace(
+        microsecond=0
+    )
+    token = signing.dumps(
+        {"c": customer.pk, "exp": int(expires_at.timestamp())}, salt=SALT, compress=True
+    )
+    return PortalSession(token=token, expires_at=expires_at)
+
+
+def portal_customer_id(*, token: str, now: datetime) -> int:
+    """The customer a token opens. Raises PortalTokenInvalid or PortalTokenExpired."""
+    if len(token) > 500:
+        raise PortalTokenInvalid
+    try:
+        payload = signing.loads(token, salt=SALT)
+    except signing.BadSignature as exc:
+        raise PortalTokenInvalid from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("c"), int):
+        raise PortalTokenInvalid
+    expiry = payload.get("exp")
+    if not isinstance(expiry, int) or now >= datetime.fromtimestamp(expiry, UTC):
+        raise PortalTokenExpired
+    return payload["c"]
+
+
+@dataclass(frozen=True)
+class FeatureUsage:
+    meter: str
+    name: str
+    model: str | None
+    quantity: Decimal
+    included: Decimal | None
+    amount: Decimal | None
+    uncovered: Decimal | None
+    # Width of the used-vs-included bar, 0-100 (None: nothing included to compare).
+    percent: int | None
+
+
+@dataclass(frozen=True)
+class DailyChart:
+    meter: str
+    name: str
+    days: list[tuple[date, Decimal]]
+    peak: Decimal
+
+
+@dataclass(frozen=True)
+class PortalOverview:
+    customer: object
+    subscription: object | None
+    period_start: datetime | None
+    period_end: datetime | None
+    features: list[FeatureUsage]
+    subtotal: Decimal | None
+    projected_total: Decimal | None
+    wallets: list
+    charts: list[DailyChart]
+    invoices: list
+
+
+def _percent(quantity: Decimal, included: Decimal | None) -> int | None:
+    if not included:
+        return None
+    return int(min(Decimal(100), quantity * 100 / included))
+
+
+def daily_usage(
+    *, customer_id: int, meters: list, start: datetime, end: datetime, zone: ZoneInfo
+) -> dict[int, list[tuple[date, Decimal]]]:
+    """Each meter's quantity per day (in the customer's time zone) of [start, end)."""
+    out: dict[int, list[tuple[date, Decimal]]] = {m.id: [] for m in meters}
+    day = start.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    while day < end:
+        following = (day + timedelta(days=1, hours=2)).replace(hour=0)  # DST-proof
+        quantities = usage_quantities(
+            customer_id=customer_id,
+            meters=meters,
+            start=max(day, start),
+            end=min(following, end),
+        )
+        for meter in meters:
+            out[meter.id].append((day.date(), quantities[meter.id]))
+        day = following
+    return out
+
+
+def portal_overview(*, customer, now: datetime) -> PortalOverview:
+    """What the customer's portal shows: the current period's usage per feature,
+    amounts so far and projected, wallet balances, a daily usage chart of the
+    period so far, and the invoices issued (drafts are not shown)."""
+    subscription = subscription_live(customer_id=customer.pk)
+    invoices = list(
+        Invoice.objects.filter(customer=customer).exclude(status=Invoice.DRAFT).order_by("-id")
+    )
+    wallets = wallet_list(customer_id=customer.pk)
+    if subscription is None:
+        return PortalOverview(customer, None, None, None, [], None, None, wallets, [], invoices)
+    start, end = subscription.current_period_start, subscription.current_period_end
+    names = dict(Meter.objects.values_list("code", "name"))
+    with meter_cache.pinned():
+        summary = usage_summary(subscription=subscription, start=start, end=end, now=now)
+        uncovered = uncovered_totals(customer_id=customer.pk, start=start, end=end)
+        features = [
+            FeatureUsage(
+                meter=line.meter,
+                name=names.get(line.meter, line.meter),
+                model=line.model,
+                quantity=line.quantity,
+                included=line.included,
+                amount=summary.amounts.get(line.meter),
+                uncovered=uncovered.get(line.meter),
+                percent=_percent(line.quantity, line.included),
+            )
+            for line in summary.lines
+        ]
+        by_code = {m.code: m for m in meter_cache.by_id().values()}
+        charted = [by_code[f.meter] for f in features if f.meter in by_code]
+        daily = daily_usage(
+            customer_id=customer.pk,
+            meters=charted,
+            start=start,
+            end=min(end, now),
+            zone=ZoneInfo(customer.timezone),
+        )
+    charts = [
+        DailyChart(
+            meter=m.code,
+            name=names.get(m.code, m.code),
+            days=daily[m.id],
+            peak=max((q for _, q in daily[m.id]), default=Decimal(0)),
+        )
+        for m in charted
+    ]
+    return PortalOverview(
+        customer,
+        subscription,
+        start,
+        end,
+        features,
+        summary.subtotal,
+        summary.projected_total,
+        wallets,
+        charts,
+        invoices,
+    )

@@ -1,0 +1,172 @@
+"""The customer portal: server-rendered pages behind a signed, expiring link. No
+login, no external assets; a customer sees only its own data, and a tampered or
+expired link gets 403 or 410 and reveals nothing."""
+
+from datetime import UTC, datetime
+
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_GET
+
+from billing.money import format_decimal, format_money
+from customers.models import Customer
+from customers.portal import (
+    PortalTokenExpired,
+    PortalTokenInvalid,
+    portal_customer_id,
+    portal_overview,
+)
+from invoices.models import Invoice
+from invoices.selectors import invoice_pdf
+
+CHART_WIDTH = 640
+CHART_HEIGHT = 120
+
+HEADERS = {
+    # The token is in the path: never send it on as a referrer, never cache the page.
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "private, no-store",
+    "X-Robots-Tag": "noindex, nofollow",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+}
+
+
+class _Denied(Exception):
+    def __init__(self, status: int):
+        self.status = status
+
+
+def _customer(token: str) -> Customer:
+    try:
+        customer_id = portal_customer_id(token=token, now=datetime.now(UTC))
+    except PortalTokenExpired as exc:
+        raise _Denied(410) from exc
+    except PortalTokenInvalid as exc:
+        raise _Denied(403) from exc
+    customer = Customer.objects.filter(pk=customer_id).first()
+    if customer is None:
+        raise _Denied(403)
+    return customer
+
+
+def _denied(request, status: int) -> HttpResponse:
+    response = render(request, "portal/denied.html", {"status": status}, status=status)
+    for name, value in HEADERS.items():
+        response[name] = value
+    return response
+
+
+def _chart(chart) -> dict:
+    count = max(1, len(chart.days))
+    slot = CHART_WIDTH / count
+    bars = []
+    for index, (day, quantity) in enumerate(chart.days):
+        height = 0.0 if not chart.peak else float(quantity / chart.peak) * (CHART_HEIGHT - 20)
+        bars.append(
+            {
+                "x": round(index * slot + slot * 0.1, 2),
+                "y": round(CHART_HEIGHT - 16 - height, 2),
+                "width": round(slot * 0.8, 2),
+                "height": round(height, 2),
+                "label": f"{day:%b} {day.day}: {format_decimal(quantity)}",
+                "day": day.day,
+                "show_day": index % max(1, count // 10) == 0,
+                "text_x": round(index * slot + slot / 2, 2),
+            }
+        )
+    return {
+        "name": chart.name,
+        "meter": chart.meter,
+        "peak": format_decimal(chart.peak),
+        "bars": bars,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "baseline": CHART_HEIGHT - 16,
+    }
+
+
+@require_GET
+def portal_page(request, token: str):
+    try:
+        customer = _customer(token)
+    except _Denied as denied:
+        return _denied(request, denied.status)
+    overview = portal_overview(customer=customer, now=datetime.now(UTC))
+    currency = customer.currency
+
+    def money(amount):
+        return None if amount is None else format_money(amount, currency)
+
+    def wallet_balance(wallet):
+        if wallet.kind == "money":
+            return f"{format_money(wallet.balance, wallet.currency)} {wallet.currency}"
+        return f"{format_decimal(wallet.balance)} credits"
+
+    context = {
+        "customer": customer,
+        "token": token,
+        "currency": currency,
+        "overview": overview,
+        "plan": overview.subscription.version.plan.name if overview.subscription else None,
+        "features": [
+            {
+                "name": f.name,
+                "meter": f.meter,
+                "model": f.model,
+                "quantity": format_decimal(f.quantity),
+                "included": None if f.included is None else format_decimal(f.included),
+                "amount": money(f.amount),
+                "uncovered": None if f.uncovered is None else format_decimal(f.uncovered),
+                "percent": f.percent,
+                "over": f.included is not None and f.quantity > f.included,
+            }
+            for f in overview.features
+        ],
+        "subtotal": money(overview.subtotal),
+        "projected_total": money(overview.projected_total),
+        "wallets": [
+            {"kind": w.kind, "currency": w.currency, "balance": wallet_balance(w)}
+            for w in overview.wallets
+        ],
+        "charts": [_chart(c) for c in overview.charts],
+        "invoices": [
+            {
+                "id": i.pk,
+                "number": i.number,
+                "date": i.finalized_at,
+                "total": format_money(i.total, i.currency),
+                "currency": i.currency,
+                "status": i.get_status_display(),
+            }
+            for i in overview.invoices
+        ],
+    }
+    response = render(request, "portal/portal.html", context)
+    for name, value in HEADERS.items():
+        response[name] = value
+    return response
+
+
+@require_GET
+def portal_invoice_pdf(request, token: str, invoice_id: int):
+    try:
+        customer = _customer(token)
+    except _Denied as denied:
+        return _denied(request, denied.status)
+    invoice = (
+        Invoice.objects.filter(pk=invoice_id, customer=customer)
+        .exclude(status=Invoice.DRAFT)
+        .select_related("customer")
+        .first()
+    )
+    if invoice is None:
+        return _denied(request, 404)
+    document = invoice_pdf(invoice=invoice)
+    response = HttpResponse(document.content, content_type="application/pdf")
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=True, filename=document.filename
+    )
+    for name, value in HEADERS.items():
+        response[name] = value
+    return response

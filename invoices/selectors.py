@@ -1,0 +1,36 @@
+"""Reads for invoices."""
+
+import logging
+from dataclasses import dataclass
+
+from invoices.models import Invoice
+from invoices.pdf import invoice_pdf_filename, render_invoice_pdf
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InvoicePdf:
+    content: bytes
+    filename: str
+    # True when the bytes are the stored document as issued.
+    stored: bool
+
+
+def invoice_pdf(*, invoice: Invoice) -> InvoicePdf:
+    """The invoice's PDF for download: the stored one, as it is, when there is one;
+    otherwise rendered now and not stored (a draft, watermarked DRAFT, or an
+    invoice whose render task has not run yet)."""
+    filename = invoice_pdf_filename(invoice)
+    if invoice.pdf_file:
+        try:
+            with invoice.pdf_file.open("rb") as stored:
+                return InvoicePdf(stored.read(), filename, stored=True)
+        except FileNotFoundError:
+            logger.error(
+                "invoice %s: stored PDF %s is missing; rendered on the fly (repair it "
+                "with the admin's Re-render PDF)",
+                invoice,
+                invoice.pdf_file.name,
+            )
+    return InvoicePdf(render_invoice_pdf(invoice), filename, stored=False)

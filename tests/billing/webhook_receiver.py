@@ -1,0 +1,84 @@
+"""A customer's webhook receiver, for real: an HTTP server on 127.0.0.1 in a
+thread. It verifies each request's signature as a receiver should (with the
+clock the test sets), answers 400 to a bad one, and otherwise answers the
+statuses the test queued (then 200)."""
+
+import json
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from billing.errors import WebhookSignatureError
+from billing.webhooks import SIGNATURE_HEADER, webhook_signature_verify
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    answered: int
+    # None when the signature verified, else why it did not.
+    refused: str | None
+
+    @property
+    def event(self) -> dict:
+        return json.loads(self.body)
+
+
+class WebhookReceiver:
+    def __init__(self):
+        self.secret: str | None = None
+        self.now: datetime | None = None
+        self.statuses: list[int] = []
+        self.received: list[Received] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                refused = None
+                try:
+                    webhook_signature_verify(
+                        secret=receiver.secret,
+                        header=self.headers.get(SIGNATURE_HEADER),
+                        body=body,
+                        now=receiver.now,
+                    )
+                except WebhookSignatureError as error:
+                    refused = error.message
+                status = (
+                    400 if refused else (receiver.statuses.pop(0) if receiver.statuses else 200)
+                )
+                receiver.received.append(Received(dict(self.headers), body, status, refused))
+                answer = b"no" if status >= 300 else b"ok"
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/hooks"
+
+    def start(self) -> "WebhookReceiver":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def events(self) -> list[dict]:
+        """The events accepted (signature verified, answered 2xx), in order."""
+        return [r.event for r in self.received if 200 <= r.answered < 300]

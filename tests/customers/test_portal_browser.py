@@ -1,0 +1,99 @@
+"""The portal in a real browser (Debian's Chromium through Playwright): the product
+asks the API for a link, the customer opens it, reads its usage and balance, and
+downloads an invoice PDF. A screenshot is saved in the test's output directory."""
+
+import json
+import os
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+from io import BytesIO
+
+import pytest
+from pypdf import PdfReader
+
+from billing.ingestion import events_ingest
+from billing.services import subscription_create
+from customers.services import api_key_create, customer_create
+from invoices.models import Invoice
+from invoices.services import invoice_finalize
+from plans.models import CreditPack, Plan
+from plans.pricing import PricingSpec
+from plans.services import credit_pack_create, meter_create, plan_create
+from plans.validation import ChargeSpec, VersionSpec
+from wallets.services import credit_pack_purchase
+
+
+@pytest.mark.django_db(transaction=True)
+def test_customer_opens_the_portal_link_and_downloads_an_invoice(
+    live_server, browser_page, output_dir
+):
+    # given: S1's plan, 250 prompts this period, a pack of 100 credits (invoiced)
+    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
+    plan_create(
+        code="ai_assistant",
+        name="AI Assistant",
+        version=VersionSpec(
+            currency="USD",
+            base_fee=D("19.99"),
+            charges=(
+                ChargeSpec(
+                    "prompts", "overage", D(200), pricing=PricingSpec("per_unit", D("0.05"))
+                ),
+            ),
+        ),
+        publish=True,
+    )
+    credit_pack_create(code="runs_100", credits=D(100), price=D("99.00"), currency="USD")
+    acme = customer_create(external_id="acme", name="Acme Inc", currency="USD")
+    now = datetime.now(UTC)
+    start = now - timedelta(days=3)
+    subscription_create(customer=acme, plan=Plan.objects.get(code="ai_assistant"), start=start)
+    start_invoice = Invoice.objects.get(customer=acme, reason="start")
+    invoice_finalize(invoice=start_invoice, now=now)
+    events = [
+        {
+            "id": f"p{i}",
+            "customer": "acme",
+            "event_name": "prompt",
+            "timestamp": (start + timedelta(minutes=i)).isoformat(),
+        }
+        for i in range(250)
+    ]
+    assert events_ingest(events=events, now=now).accepted == 250
+    _, purchase = credit_pack_purchase(
+        customer=acme, pack=CreditPack.objects.get(code="runs_100"), now=now
+    )
+    _, secret = api_key_create(name="product")
+
+    # when: the product asks for a link
+    request = urllib.request.Request(  # noqa: S310 (the test server)
+        f"{live_server.url}/api/v1/customers/acme/portal-session",
+        method="POST",
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    with urllib.request.urlopen(request) as response:  # noqa: S310 (the test server)
+        link = json.load(response)["url"]
+
+    # then: the customer sees usage and balance
+    page = browser_page
+    page.goto(link)
+    row = page.locator('tr[data-meter="prompts"]')
+    assert row.locator("td.used").inner_text() == "250"
+    assert row.locator("td.included").inner_text() == "200"
+    assert page.locator('tr[data-wallet="credits"] td.balance').inner_text() == "100 credits"
+    assert page.locator("#subtotal").inner_text() == "22.49"
+    assert page.locator("section.chart svg rect.day").count() >= 3
+    page.screenshot(path=os.path.join(output_dir, "portal.png"), full_page=True)
+
+    # and downloads the pack's invoice as a PDF
+    invoice_row = page.locator("#invoices tr", has_text=purchase.number)
+    with page.expect_download() as download_info:
+        invoice_row.get_by_role("link", name="PDF").click()
+    download = download_info.value
+    path = os.path.join(output_dir, download.suggested_filename)
+    download.save_as(path)
+    with open(path, "rb") as handle:
+        text = "\n".join(p.extract_text() for p in PdfReader(BytesIO(handle.read())).pages)
+    assert purchase.number in text
+    assert "99.00" in text

@@ -1,0 +1,288 @@
+"""Wallets under concurrent load, for real, on PostgreSQL: threads released
+together, each on its own database connection, drawing from and buying into the
+same wallets. The wallet's row lock serializes them: balances end exact, never
+go below zero at any point of the ledger, and auto top-up buys exactly the
+packs its crossings call for, on gap-free invoice numbers."""
+
+import threading
+from datetime import UTC, datetime
+from decimal import Decimal as D
+
+import pytest
+import time_machine
+from django.db import connection
+
+from billing.ingestion import events_ingest
+from billing.models import Alert
+from customers.models import Customer
+from customers.services import customer_create
+from invoices.models import Invoice
+from plans.models import CreditPack
+from tests.wallets.support import (
+    assert_all_wallets_consistent,
+    assert_wallet_consistent,
+    repeat,
+    subscribe,
+    wallet_of,
+)
+from wallets.models import CreditBlock, LedgerEntry, UncoveredUsage
+from wallets.services import (
+    auto_top_up_set,
+    credit_pack_purchase,
+    credits_expire,
+    credits_grant,
+)
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+NOV_5 = datetime(2026, 11, 5, tzinfo=UTC)
+NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)
+BATCHES = 20
+EVENTS_PER_BATCH = 50
+
+
+def together(work, workers: int) -> list:
+    """Run work(i) for i in range(workers), each in its own thread and database
+    connection, all released at once. Re-raises the first failure."""
+    start = threading.Barrier(workers)
+    results: list = [None] * workers
+    failures: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        try:
+            start.wait(timeout=30)
+            results[i] = work(i)
+        except BaseException as exc:  # handed to the main thread
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=180)
+    assert not any(t.is_alive() for t in threads), "a worker is stuck (deadlock?)"
+    if failures:
+        raise failures[0]
+    return results
+
+
+def batch(i: int, customer: str = "acme") -> list[dict]:
+    return repeat(EVENTS_PER_BATCH, "agent.run", NOW, prefix=f"{customer}-b{i}", customer=customer)
+
+
+def ingest_batch(i: int, customer: str = "acme"):
+    result = events_ingest(events=batch(i, customer), now=NOW)
+    assert (result.accepted, result.duplicates, result.rejected) == (EVENTS_PER_BATCH, 0, [])
+    return result
+
+
+@pytest.fixture
+def acme(agents_plan):
+    """S3's plan (1 credit a run, pack runs_100 of 100 credits for 99.00), acme
+    subscribed since November 1."""
+    customer = Customer.objects.get(external_id="acme")
+    subscribe(customer, "agents", NOV_1)
+    return customer
+
+
+@pytest.fixture
+def agents_customer(transactional_db):
+    return customer_create(external_id="acme", name="Acme Inc", currency="USD")
+
+
+@pytest.fixture
+def agents_plan(agents_customer):
+    from plans.services import credit_pack_create, meter_create, plan_create
+    from plans.validation import ChargeSpec, VersionSpec
+
+    meter_create(code="agent_runs", name="Agent runs", event_name="agent.run", aggregation="count")
+    credit_pack_create(code="runs_100", credits=D(100), price=D("99.00"), currency="USD")
+    plan_create(
+        code="agents",
+        name="Agents",
+        version=VersionSpec(
+            currency="USD",
+            charges=(ChargeSpec("agent_runs", "credits", credits_per_unit=D(1)),),
+        ),
+        publish=True,
+    )
+
+
+def purchase_numbers() -> list[str]:
+    return list(
+        Invoice.objects.filter(reason=Invoice.PURCHASE)
+        .order_by("number")
+        .values_list("number", flat=True)
+    )
+
+
+def test_twenty_concurrent_batches_draw_exactly(acme):
+    credits_grant(customer=acme, credits=D(10_000), now=NOV_1)
+
+    together(ingest_batch, BATCHES)
+
+    wallet = assert_wallet_consistent(wallet_of(acme))
+    assert wallet.balance == D(9_000)
+    usage = LedgerEntry.objects.filter(wallet=wallet, kind=LedgerEntry.USAGE)
+    assert sum(e.amount for e in usage) == D(-1_000)
+    assert sum(e.quantity for e in usage) == D(1_000)
+    # One entry per batch: each batch drew its 50 credits under the lock, whole.
+    assert sorted(e.amount for e in usage) == [D(-EVENTS_PER_BATCH)] * BATCHES
+    assert UncoveredUsage.objects.count() == 0
+
+
+def test_concurrent_batches_stop_at_zero_and_record_the_shortfall(acme):
+    credits_grant(customer=acme, credits=D(500), now=NOV_1)
+
+    together(ingest_batch, BATCHES)
+
+    wallet = assert_wallet_consistent(wallet_of(acme))
+    assert wallet.balance == 0
+    uncovered = UncoveredUsage.objects.all()
+    assert sum(u.quantity for u in uncovered) == D(500)
+    assert sum(u.shortfall for u in uncovered) == D(500)
+
+
+def test_auto_top_up_under_load_buys_exactly_the_packs_the_crossings_call_for(acme):
+    """From 10,000 with threshold 9,500 and packs of 100, 1,000 one-credit runs: the
+    balance reaches 9,500 after 500 runs (a pack: 9,600), then again every 100
+    runs, at runs 600, 700, 800, 900 and 1,000: six packs, ending at 9,600,
+    whatever order the batches take the lock in."""
+    credits_grant(customer=acme, credits=D(10_000), now=NOV_1)
+    auto_top_up_set(
+        customer=acme,
+        enabled=True,
+        threshold=D(9_500),
+        pack=CreditPack.objects.get(code="runs_100"),
+    )
+
+    together(ingest_batch, BATCHES)
+
+    wallet = assert_wallet_consistent(wallet_of(acme))
+    assert wallet.balance == D(9_600)
+    top_ups = LedgerEntry.objects.filter(wallet=wallet, kind=LedgerEntry.AUTO_TOP_UP)
+    assert [e.balance_after for e in top_ups.order_by("id")] == [D(9_600)] * 6
+    assert CreditBlock.objects.filter(source=CreditBlock.AUTO_TOP_UP).count() == 6
+    invoices = Invoice.objects.filter(reason=Invoice.PURCHASE)
+    assert [i.total for i in invoices] == [D("99.00")] * 6
+    assert purchase_numbers() == [f"INV-2026-{n:06d}" for n in range(1, 7)]
+    assert UncoveredUsage.objects.count() == 0
+
+
+def test_concurrent_batches_mixing_two_customers_in_opposite_orders(acme):
+    beta = customer_create(external_id="beta", name="Beta", currency="USD")
+    subscribe(beta, "agents", NOV_1)
+    credits_grant(customer=acme, credits=D(10_000), now=NOV_1)
+    credits_grant(customer=beta, credits=D(10_000), now=NOV_1)
+
+    def mixed(i: int):
+        events = batch(i, "acme") + batch(i, "beta")
+        if i % 2:
+            events.reverse()
+        result = events_ingest(events=events, now=NOW)
+        assert result.accepted == 2 * EVENTS_PER_BATCH
+
+    together(mixed, BATCHES)
+
+    assert wallet_of(acme).balance == D(9_000)
+    assert wallet_of(beta).balance == D(9_000)
+    assert_all_wallets_consistent()
+
+
+def test_concurrent_pack_purchases_each_add_a_block(acme):
+    pack = CreditPack.objects.get(code="runs_100")
+    buyers = 12
+
+    blocks = together(
+        lambda i: credit_pack_purchase(customer=acme, pack=pack, now=NOW)[0].pk, buyers
+    )
+
+    assert len(set(blocks)) == buyers
+    wallet = assert_wallet_consistent(wallet_of(acme))
+    assert wallet.balance == D(100 * buyers)
+    assert CreditBlock.objects.filter(wallet=wallet, source=CreditBlock.PACK).count() == buyers
+    assert purchase_numbers() == [f"INV-2026-{n:06d}" for n in range(1, buyers + 1)]
+
+
+def test_purchases_and_draws_at_once(acme):
+    credits_grant(customer=acme, credits=D(1_000), now=NOV_1)
+    pack = CreditPack.objects.get(code="runs_100")
+
+    def work(i: int):
+        if i % 2:
+            return credit_pack_purchase(customer=acme, pack=pack, now=NOW)
+        return ingest_batch(i)
+
+    together(work, BATCHES)
+
+    # 1,000 + 10 packs of 100 - 10 batches of 50
+    wallet = assert_wallet_consistent(wallet_of(acme))
+    assert wallet.balance == D(1_500)
+    assert purchase_numbers() == [f"INV-2026-{n:06d}" for n in range(1, 11)]
+
+
+def test_expiry_while_batches_draw(acme):
+    """A block past its expiry is never drawn, whether the expiry task reaches it
+    before, between or after the batches."""
+    expiring, _ = credits_grant(customer=acme, credits=D(500), expires_at=NOV_5, now=NOV_1)
+    credits_grant(customer=acme, credits=D(10_000), now=NOV_1)
+
+    def work(i: int):
+        if i == 0:
+            return credits_expire(now=NOW)
+        return ingest_batch(i)
+
+    together(work, BATCHES + 1)
+
+    expiring.refresh_from_db()
+    assert (expiring.remaining, expiring.expired_at) == (0, NOW)
+    wallet = assert_wallet_consistent(wallet_of(acme))
+    assert wallet.balance == D(9_000)
+    assert LedgerEntry.objects.get(kind=LedgerEntry.EXPIRY).amount == D(-500)
+
+
+def test_concurrent_checks_past_a_soft_spend_limit_alert_once(acme, api_key_secret):
+    from rest_framework.test import APIClient
+
+    Customer.objects.filter(pk=acme.pk).update(spend_limit=D(0), spend_limit_mode="soft")
+    credits_grant(customer=acme, credits=D(10), now=NOV_1)
+    plan_with_fee(acme)
+
+    def check(_):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_secret}")
+        response = client.post(
+            "/api/v1/customers/acme/check", {"meter": "agent_runs", "quantity": 1}, format="json"
+        )
+        assert response.status_code == 200, response.content
+        return response.json()["allowed"]
+
+    with time_machine.travel(NOW, tick=False):
+        answers = together(check, 8)
+
+    assert answers == [True] * 8
+    assert Alert.objects.filter(kind="spend_limit").count() == 1
+
+
+def plan_with_fee(customer) -> None:
+    """Move the customer to a plan with a base fee, so that its spend is above 0."""
+    from billing.cycle import subscription_cancel
+    from plans.services import plan_create
+    from plans.validation import ChargeSpec, VersionSpec
+
+    plan_create(
+        code="agents_plus",
+        name="Agents plus",
+        version=VersionSpec(
+            currency="USD",
+            base_fee=D("5.00"),
+            charges=(ChargeSpec("agent_runs", "credits", credits_per_unit=D(1)),),
+        ),
+        publish=True,
+    )
+    subscription = customer.subscriptions.get()
+    subscription_cancel(subscription=subscription, effective="immediate", at=NOV_5)
+    subscribe(customer, "agents_plus", NOV_5)

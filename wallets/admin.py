@@ -1,0 +1,303 @@
+"""Wallets in the admin: balances with their blocks and ledger (read-only: every
+change goes through wallets.services), a form to grant credits, sell a pack or
+top up money, uncovered usage for finance, and the credit revenue report."""
+
+from datetime import UTC, datetime
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+
+from billing.errors import BillingError
+from billing.forms import ExactDecimalField, add_billing_error
+from billing.money import format_decimal, format_money
+from plans.models import CreditPack
+from wallets import revenue, services
+from wallets.models import AutoTopUp, CreditBlock, LedgerEntry, UncoveredUsage, Wallet
+
+
+def amount_text(wallet: Wallet, value) -> str:
+    if value is None:
+        return "-"
+    if wallet.kind == Wallet.MONEY:
+        return f"{format_money(value, wallet.currency)} {wallet.currency}"
+    return format_decimal(value)
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class BlockInline(ReadOnlyInline):
+    model = CreditBlock
+    fields = [
+        "kind",
+        "source",
+        "amount",
+        "remaining",
+        "price_paid",
+        "priority",
+        "effective_at",
+        "expires_at",
+        "expired_at",
+        "invoice",
+    ]
+    readonly_fields = fields
+    ordering = ["priority", "expires_at", "created_at", "id"]
+
+
+class LedgerInline(ReadOnlyInline):
+    model = LedgerEntry
+    fields = ["occurred_at", "kind", "amount", "balance_after", "meter", "quantity", "block"]
+    readonly_fields = fields
+    ordering = ["-id"]
+    verbose_name_plural = "ledger (newest first)"
+
+
+class AutoTopUpInline(ReadOnlyInline):
+    model = AutoTopUp
+    fields = ["enabled", "threshold", "pack", "updated_at"]
+    readonly_fields = fields
+
+
+class WalletCreateForm(forms.ModelForm):
+    class Meta:
+        model = Wallet
+        fields = ["customer", "kind", "currency", "low_balance_threshold"]
+
+    def clean(self):
+        cleaned = super().clean()
+        kind, currency = cleaned.get("kind"), (cleaned.get("currency") or "").upper()
+        customer = cleaned.get("customer")
+        if kind == Wallet.CREDITS and currency:
+            self.add_error("currency", "a credit wallet has no currency")
+        if kind == Wallet.MONEY and customer and currency != customer.currency:
+            self.add_error("currency", f"this customer pays in {customer.currency}")
+        cleaned["currency"] = currency
+        return cleaned
+
+
+class WalletOperationForm(forms.Form):
+    """One change of a wallet, made by a service."""
+
+    GRANT = "grant"
+    SELL_CREDITS = "sell_credits"
+    PACK = "pack"
+    TOP_UP = "top_up"
+
+    operation = forms.ChoiceField(
+        choices=[
+            (GRANT, "Grant promotional credits (free)"),
+            (SELL_CREDITS, "Sell credits at a price (invoiced now)"),
+            (PACK, "Sell a credit pack (invoiced now)"),
+            (TOP_UP, "Top up money (invoiced now)"),
+        ]
+    )
+    credits = ExactDecimalField(max_digits=28, decimal_places=10, required=False)
+    price = ExactDecimalField(
+        max_digits=28, decimal_places=10, required=False, help_text="For sold credits."
+    )
+    pack = forms.ModelChoiceField(queryset=CreditPack.objects.filter(active=True), required=False)
+    amount = ExactDecimalField(
+        max_digits=28, decimal_places=10, required=False, help_text="For a top-up."
+    )
+    priority = forms.IntegerField(initial=50, min_value=-1_000_000, max_value=1_000_000)
+    expires_at = forms.DateTimeField(required=False, help_text="UTC; empty: never.")
+
+    def __init__(self, *args, wallet: Wallet, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.wallet = wallet
+
+    def clean(self):
+        cleaned = super().clean()
+        operation = cleaned.get("operation")
+        needs = {
+            self.GRANT: ["credits"],
+            self.SELL_CREDITS: ["credits", "price"],
+            self.PACK: ["pack"],
+            self.TOP_UP: ["amount"],
+        }.get(operation, [])
+        for name in needs:
+            if cleaned.get(name) in (None, ""):
+                self.add_error(name, "required for this operation")
+        wanted_kind = Wallet.MONEY if operation == self.TOP_UP else Wallet.CREDITS
+        if operation and self.wallet.kind != wanted_kind:
+            self.add_error("operation", f"not for a {self.wallet.kind} wallet")
+        if not self.errors:
+            try:
+                cleaned["result"] = self.apply(cleaned)
+            except BillingError as error:
+                add_billing_error(self, error)
+        return cleaned
+
+    def apply(self, cleaned):
+        customer, now = self.wallet.customer, timezone.now()
+        operation = cleaned["operation"]
+        if operation == self.PACK:
+            return services.credit_pack_purchase(customer=customer, pack=cleaned["pack"], now=now)
+        if operation == self.TOP_UP:
+            return services.money_top_up(
+                customer=customer,
+                amount=cleaned["amount"],
+                currency=self.wallet.currency,
+                now=now,
+            )
+        return services.credits_grant(
+            customer=customer,
+            credits=cleaned["credits"],
+            kind=CreditBlock.PAID if operation == self.SELL_CREDITS else CreditBlock.PROMOTIONAL,
+            price=cleaned.get("price") if operation == self.SELL_CREDITS else None,
+            priority=cleaned["priority"],
+            expires_at=cleaned.get("expires_at"),
+            note="admin",
+            now=now,
+        )
+
+
+@admin.register(Wallet)
+class WalletAdmin(admin.ModelAdmin):
+    list_display = ["customer", "kind", "currency", "balance_display", "updated_at"]
+    list_filter = ["kind", "currency"]
+    search_fields = ["customer__external_id", "customer__name"]
+    list_select_related = ["customer"]
+    inlines = [AutoTopUpInline, BlockInline, LedgerInline]
+    change_list_template = "admin/wallets/wallet/change_list.html"
+    change_form_template = "admin/wallets/wallet/change_form.html"
+
+    @admin.display(description="balance", ordering="balance")
+    def balance_display(self, wallet):
+        return amount_text(wallet, wallet.balance)
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = WalletCreateForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["customer", "kind", "currency", "low_balance_threshold"]
+        return ["customer", "kind", "currency", "balance", "low_balance_threshold"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["customer", "kind", "currency", "balance"] if obj else []
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            # Only the alert threshold is editable here.
+            Wallet.objects.filter(pk=obj.pk).update(low_balance_threshold=obj.low_balance_threshold)
+            return
+        wallet = services.wallet_get_or_create(
+            customer=obj.customer, kind=obj.kind, currency=obj.currency
+        )
+        Wallet.objects.filter(pk=wallet.pk).update(low_balance_threshold=obj.low_balance_threshold)
+        obj.pk = wallet.pk
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        own = [
+            path(
+                "<int:wallet_id>/operation/",
+                self.admin_site.admin_view(self.operation_view),
+                name="wallets_wallet_operation",
+            ),
+            path(
+                "revenue/",
+                self.admin_site.admin_view(self.revenue_view),
+                name="wallets_wallet_revenue",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def operation_view(self, request, wallet_id: int):
+        wallet = get_object_or_404(Wallet.objects.select_related("customer"), pk=wallet_id)
+        if not self.has_change_permission(request, wallet):
+            messages.error(request, "You may not change wallets.")
+            return redirect(reverse("admin:wallets_wallet_changelist"))
+        form = WalletOperationForm(request.POST or None, wallet=wallet)
+        if request.method == "POST" and form.is_valid():
+            block, invoice = form.cleaned_data["result"]
+            done = f"Added {amount_text(wallet, block.amount)} to {wallet}"
+            if invoice is not None:
+                done += f", invoiced on {invoice.number}"
+            messages.success(request, done + ".")
+            return redirect(reverse("admin:wallets_wallet_change", args=[wallet.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Add to {wallet}",
+            "wallet": wallet,
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/wallets/wallet/operation.html", context)
+
+    def revenue_view(self, request):
+        if not self.has_view_permission(request):
+            messages.error(request, "You may not view wallets.")
+            return redirect(reverse("admin:index"))
+        rows = revenue.credit_revenue(until=datetime.now(UTC))
+        if request.GET.get("format") == "csv":
+            response = HttpResponse(revenue.credit_revenue_csv(rows), content_type="text/csv")
+            response["Content-Disposition"] = 'attachment; filename="credit-revenue.csv"'
+            return response
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Credit revenue: deferred, recognized, breakage",
+            "rows": [
+                {
+                    "month": r.month.strftime("%Y-%m"),
+                    "currency": r.currency,
+                    "values": [
+                        format_money(v, r.currency)
+                        for v in (
+                            r.deferred_opening,
+                            r.purchased,
+                            r.recognized,
+                            r.breakage,
+                            r.deferred_closing,
+                        )
+                    ],
+                }
+                for r in rows
+            ],
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/wallets/revenue.html", context)
+
+
+@admin.register(UncoveredUsage)
+class UncoveredUsageAdmin(admin.ModelAdmin):
+    list_display = ["occurred_at", "customer", "meter", "quantity", "shortfall", "wallet"]
+    list_filter = ["meter", "occurred_at"]
+    search_fields = ["customer__external_id"]
+    list_select_related = ["customer", "wallet__customer"]
+    date_hierarchy = "occurred_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(UncoveredUsageAdmin):
+    list_display = ["occurred_at", "wallet", "kind", "amount", "balance_after", "meter", "block"]
+    list_filter = ["kind", "wallet__kind", "occurred_at"]
+    search_fields = ["wallet__customer__external_id", "meter"]
+    list_select_related = ["wallet__customer"]

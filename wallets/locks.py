@@ -1,0 +1,21 @@
+"""Row locks on wallets, in one place. Every change of a balance holds its wallet's
+lock; several wallets are always locked in id order, so two transactions never
+wait on each other in a cycle."""
+
+from wallets.models import Wallet
+
+
+def wallet_lock(wallet: Wallet) -> Wallet:
+    """Lock one wallet and return it fresh from the database."""
+    return Wallet.objects.select_for_update().select_related("customer").get(pk=wallet.pk)
+
+
+def wallets_lock(*, keys: set[tuple[int, str, str]]) -> dict[tuple[int, str, str], Wallet]:
+    """Lock the wallets of (customer id, kind, currency) keys, in id order."""
+    customer_ids = {customer_id for customer_id, _, _ in keys}
+    wallets = Wallet.objects.select_for_update().filter(customer_id__in=customer_ids).order_by("pk")
+    return {
+        key: wallet
+        for wallet in wallets
+        if (key := (wallet.customer_id, wallet.kind, wallet.currency)) in keys
+    }

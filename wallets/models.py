@@ -1,0 +1,219 @@
+"""Prepaid value a customer holds: a credit wallet and money wallets.
+
+A wallet's balance is the sum of its blocks' remaining amounts; the stored
+balance is a cache of the append-only ledger, changed only under the wallet's row
+lock (wallets.services), with a CHECK constraint as the last line of defence
+against going below zero."""
+
+from django.db import models
+from django.db.models import F, Q
+
+AMOUNT = {"max_digits": 28, "decimal_places": 10}
+
+
+class Wallet(models.Model):
+    CREDITS = "credits"
+    MONEY = "money"
+    KINDS = [(CREDITS, "Credits"), (MONEY, "Money")]
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="wallets"
+    )
+    kind = models.CharField(max_length=8, choices=KINDS)
+    # Empty for the credit wallet; the ISO code of a money wallet.
+    currency = models.CharField(max_length=3, blank=True, default="")
+    balance = models.DecimalField(**AMOUNT, default=0)
+    low_balance_threshold = models.DecimalField(
+        **AMOUNT,
+        null=True,
+        blank=True,
+        help_text="Alert (once a period) when the balance falls to or below this.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["customer_id", "kind", "currency"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "kind", "currency"], name="wallet_one_per_kind_currency"
+            ),
+            models.CheckConstraint(
+                condition=Q(balance__gte=0),
+                name="wallet_balance_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=(Q(kind="credits") & Q(currency=""))
+                | (Q(kind="money") & ~Q(currency="")),
+                name="wallet_money_has_currency",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.kind == self.CREDITS:
+            return f"{self.customer.external_id}: credits"
+        return f"{self.customer.external_id}: {self.currency}"
+
+
+class CreditBlock(models.Model):
+    """A lot of credits (or money) with its own price, priority and expiry.
+    Consumption draws by priority (lowest first), then soonest expiry, then
+    oldest."""
+
+    PAID = "paid"
+    PROMOTIONAL = "promotional"
+    KINDS = [(PAID, "Paid"), (PROMOTIONAL, "Promotional")]
+
+    # Where the block came from.
+    PACK = "pack"
+    GRANT = "grant"
+    PERIOD_GRANT = "period_grant"
+    TOP_UP = "top_up"
+    AUTO_TOP_UP = "auto_top_up"
+    SOURCES = [
+        (PACK, "Credit pack purchase"),
+        (GRANT, "Grant"),
+        (PERIOD_GRANT, "Plan credits for a period"),
+        (TOP_UP, "Money top-up"),
+        (AUTO_TOP_UP, "Auto top-up"),
+    ]
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="blocks")
+    kind = models.CharField(max_length=12, choices=KINDS)
+    source = models.CharField(max_length=16, choices=SOURCES)
+    amount = models.DecimalField(**AMOUNT)
+    remaining = models.DecimalField(**AMOUNT)
+    # What the customer paid for the whole block (the cost basis for revenue
+    # recognition); zero for promotional blocks.
+    price_paid = models.DecimalField(**AMOUNT, default=0)
+    currency = models.CharField(max_length=3, blank=True, default="")
+    priority = models.IntegerField(default=50, help_text="Lower is drawn first.")
+    effective_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+    pack = models.ForeignKey(
+        "plans.CreditPack", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    invoice = models.ForeignKey(
+        "invoices.Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    subscription = models.ForeignKey(
+        "billing.Subscription",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    # For a plan's credits: the period they were granted for (one grant a period).
+    period_start = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["wallet_id", "priority", "expires_at", "created_at", "id"]
+        indexes = [
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(remaining__gt=0, expired_at__isnull=True),
+                name="block_expiring",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="block_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(remaining__gte=0) & Q(remaining__lte=F("amount")),
+                name="block_remaining_within_amount",
+            ),
+            models.CheckConstraint(condition=Q(price_paid__gte=0), name="block_price_paid"),
+            # A plan's credits are granted once per subscription period.
+            models.UniqueConstraint(
+                fields=["wallet", "subscription", "period_start"],
+                condition=Q(source="period_grant"),
+                name="block_one_period_grant",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} #{self.pk}: {self.remaining} of {self.amount}"
+
+
+class LedgerEntry(models.Model):
+    """One change of a wallet's balance. Append-only: never updated or deleted."""
+
+    PURCHASE = "purchase"
+    GRANT = "grant"
+    PERIOD_GRANT = "period_grant"
+    TOP_UP = "top_up"
+    AUTO_TOP_UP = "auto_top_up"
+    USAGE = "usage"
+    EXPIRY = "expiry"
+    KINDS = [
+        (PURCHASE, "Purchase"),
+        (GRANT, "Grant"),
+        (PERIOD_GRANT, "Plan credits"),
+        (TOP_UP, "Top-up"),
+        (AUTO_TOP_UP, "Auto top-up"),
+        (USAGE, "Usage"),
+        (EXPIRY, "Expiry"),
+    ]
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="ledger")
+    block = models.ForeignKey(
+        CreditBlock, on_delete=models.PROTECT, null=True, blank=True, related_name="entries"
+    )
+    kind = models.CharField(max_length=16, choices=KINDS)
+    amount = models.DecimalField(**AMOUNT)
+    balance_after = models.DecimalField(**AMOUNT)
+    meter = models.CharField(max_length=255, blank=True, default="")
+    # Units of the meter behind a usage entry (e.g. 80 runs for 80 credits).
+    quantity = models.DecimalField(**AMOUNT, null=True, blank=True)
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "ledger entries"
+        indexes = [models.Index(fields=["wallet", "-id"], name="ledger_wallet_newest")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} -> {self.balance_after}"
+
+
+class UncoveredUsage(models.Model):
+    """Usage a wallet could not pay for when it arrived: the events are stored and
+    counted, the balance stopped at zero, and the shortfall is kept here for
+    finance (one row per wallet, meter and ingest batch)."""
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="uncovered")
+    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="+")
+    meter = models.CharField(max_length=255)
+    quantity = models.DecimalField(**AMOUNT, help_text="Units not paid for.")
+    shortfall = models.DecimalField(**AMOUNT, help_text="Credits or money missing.")
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "uncovered usage"
+        indexes = [models.Index(fields=["customer", "occurred_at"], name="uncovered_by_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.meter}: {self.quantity} uncovered"
+
+
+class AutoTopUp(models.Model):
+    """Buy one pack when the credit balance falls to or below the threshold."""
+
+    wallet = models.OneToOneField(Wallet, on_delete=models.CASCADE, related_name="auto_top_up")
+    enabled = models.BooleanField(default=True)
+    threshold = models.DecimalField(**AMOUNT)
+    pack = models.ForeignKey("plans.CreditPack", on_delete=models.PROTECT, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "auto top-up"
+        constraints = [
+            models.CheckConstraint(condition=Q(threshold__gte=0), name="auto_top_up_threshold"),
+        ]
+
+    def __str__(self) -> str:
+        state = "on" if self.enabled else "off"
+        return f"{self.wallet}: {state}, at {self.threshold} buy {self.pack.code}"

@@ -1,0 +1,151 @@
+"""Revenue recognition for paid credits, per month and currency.
+
+A paid block's price is deferred when it is bought, recognized as its credits are
+used (at the block's price per credit) and, for what is left when it expires,
+recognized as breakage. Promotional credits cost nothing and carry no revenue.
+Each block's recognized amount is rounded on its running total (the money
+recognized up to a month's end is the used share of its price, rounded once), so
+the months of a block always add up to exactly what was paid for it."""
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.db.models import Sum
+from django.db.models.functions import TruncMonth
+
+from billing.money import format_money, quantize_money
+from wallets.models import CreditBlock, LedgerEntry
+
+ZERO = Decimal(0)
+
+
+@dataclass
+class RevenueMonth:
+    month: date
+    currency: str
+    deferred_opening: Decimal = ZERO
+    purchased: Decimal = ZERO
+    recognized: Decimal = ZERO
+    breakage: Decimal = ZERO
+
+    @property
+    def deferred_closing(self) -> Decimal:
+        return self.deferred_opening + self.purchased - self.recognized - self.breakage
+
+
+@dataclass
+class _Block:
+    price: Decimal
+    amount: Decimal
+    currency: str
+    bought: date
+    # month -> credits used / expired in it
+    used: dict[date, Decimal] = field(default_factory=dict)
+    expired: dict[date, Decimal] = field(default_factory=dict)
+
+
+def _month(moment: datetime | date) -> date:
+    return date(moment.year, moment.month, 1)
+
+
+def _next_month(month: date) -> date:
+    return date(month.year + (month.month == 12), month.month % 12 + 1, 1)
+
+
+def credit_revenue(*, until: datetime) -> list[RevenueMonth]:
+    """Deferred, recognized and breakage revenue of paid credits per month (UTC)
+    and currency, from the first purchase to the month holding `until`."""
+    blocks: dict[int, _Block] = {
+        pk: _Block(price, amount, currency, _month(created))
+        for pk, price, amount, currency, created in CreditBlock.objects.filter(
+            kind=CreditBlock.PAID, price_paid__gt=0, wallet__kind="credits", created_at__lt=until
+        ).values_list("pk", "price_paid", "amount", "currency", "created_at")
+    }
+    movements = (
+        LedgerEntry.objects.filter(
+            block_id__in=list(blocks),
+            kind__in=(LedgerEntry.USAGE, LedgerEntry.EXPIRY),
+            occurred_at__lt=until,
+        )
+        .annotate(month=TruncMonth("occurred_at"))
+        .values("block_id", "kind", "month")
+        .annotate(total=Sum("amount"))
+        .values_list("block_id", "kind", "month", "total")
+    )
+    for block_id, kind, month, total in movements:
+        target = blocks[block_id].used if kind == LedgerEntry.USAGE else blocks[block_id].expired
+        target[_month(month)] = target.get(_month(month), ZERO) - total
+
+    months: dict[tuple[date, str], RevenueMonth] = {}
+    last = _month(until)
+
+    def row(month: date, currency: str) -> RevenueMonth:
+        return months.setdefault((month, currency), RevenueMonth(month, currency))
+
+    for block in blocks.values():
+        row(block.bought, block.currency).purchased += block.price
+        consumed = ZERO
+        recognized_so_far = ZERO
+        month = block.bought
+        while month <= last:
+            consumed += block.used.get(month, ZERO)
+            recognized = quantize_money(block.price * consumed / block.amount, block.currency)
+            current = row(month, block.currency)
+            current.recognized += recognized - recognized_so_far
+            recognized_so_far = recognized
+            if block.expired.get(month):
+                # What was never used is breakage, all of it in the month it expired.
+                current.breakage += block.price - recognized_so_far
+                break
+            month = _next_month(month)
+
+    # Opening balances run on from the previous month, also across empty months.
+    result: list[RevenueMonth] = []
+    for currency in sorted({c for _, c in months}):
+        month = min(m for m, c in months if c == currency)
+        opening = ZERO
+        while month <= last:
+            current = months.get((month, currency)) or RevenueMonth(month, currency)
+            current.deferred_opening = opening
+            opening = current.deferred_closing
+            result.append(current)
+            month = _next_month(month)
+    return result
+
+
+CSV_COLUMNS = [
+    "month",
+    "currency",
+    "deferred_opening",
+    "purchased",
+    "recognized",
+    "breakage",
+    "deferred_closing",
+]
+
+
+def credit_revenue_csv(rows: list[RevenueMonth]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for r in rows:
+        writer.writerow(
+            [
+                r.month.strftime("%Y-%m"),
+                r.currency,
+                *(
+                    format_money(value, r.currency)
+                    for value in (
+                        r.deferred_opening,
+                        r.purchased,
+                        r.recognized,
+                        r.breakage,
+                        r.deferred_closing,
+                    )
+                ),
+            ]
+        )
+    return out.getvalue()

@@ -1,0 +1,99 @@
+"""Reads of wallets: balances, usable blocks, the ledger, uncovered usage."""
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import F, Q, QuerySet, Sum
+
+from wallets.models import AutoTopUp, CreditBlock, LedgerEntry, UncoveredUsage, Wallet
+
+ZERO = Decimal(0)
+
+
+def wallet_list(*, customer_id: int) -> list[Wallet]:
+    return list(Wallet.objects.filter(customer_id=customer_id).select_related("auto_top_up__pack"))
+
+
+def wallet_balance(*, customer_id: int, kind: str, currency: str = "") -> Decimal:
+    """The stored balance (zero when the customer has no such wallet yet)."""
+    balance = (
+        Wallet.objects.filter(customer_id=customer_id, kind=kind, currency=currency)
+        .values_list("balance", flat=True)
+        .first()
+    )
+    return ZERO if balance is None else balance
+
+
+def wallet_usable_balance(
+    *, customer_id: int, kind: str, currency: str = "", now: datetime
+) -> Decimal:
+    """What the wallet can pay with at `now`: the remainders of its blocks in
+    effect and not expired. The stored balance also counts blocks that take
+    effect later and blocks past their expiry that the expiry task has not
+    reached yet; draw-down takes from neither."""
+    total = (
+        CreditBlock.objects.filter(
+            wallet__customer_id=customer_id,
+            wallet__kind=kind,
+            wallet__currency=currency,
+            remaining__gt=0,
+            effective_at__lte=now,
+            expired_at__isnull=True,
+        )
+        .exclude(expires_at__lte=now)
+        .aggregate(total=Sum("remaining"))["total"]
+    )
+    return ZERO if total is None else total
+
+
+def auto_top_up_of(*, customer_id: int) -> AutoTopUp | None:
+    return (
+        AutoTopUp.objects.filter(
+            wallet__customer_id=customer_id,
+            wallet__kind=Wallet.CREDITS,
+            enabled=True,
+            pack__active=True,
+        )
+        .select_related("pack")
+        .first()
+    )
+
+
+def blocks_usable(*, wallet: Wallet, now: datetime) -> QuerySet[CreditBlock]:
+    """Blocks that can still be drawn, in draw order."""
+    return (
+        wallet.blocks.filter(remaining__gt=0, expired_at__isnull=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        # No expiry is drawn last: NULLS LAST, which SQLite does not do by default.
+        .order_by("priority", F("expires_at").asc(nulls_last=True), "created_at", "id")
+    )
+
+
+def ledger(*, wallet: Wallet) -> QuerySet[LedgerEntry]:
+    return wallet.ledger.select_related("block").order_by("-id")
+
+
+def uncovered_totals(*, customer_id: int, start: datetime, end: datetime) -> dict[str, Decimal]:
+    """Units per meter that wallets could not pay for, in [start, end)."""
+    rows = (
+        UncoveredUsage.objects.filter(
+            customer_id=customer_id, occurred_at__gte=start, occurred_at__lt=end
+        )
+        .values("meter")
+        .annotate(units=Sum("quantity"))
+        .values_list("meter", "units")
+    )
+    return dict(rows)
+
+
+def money_drawn(*, customer_id: int, currency: str, start: datetime, end: datetime) -> Decimal:
+    """Money the customer's prepaid balance paid for usage in [start, end)."""
+    drawn = LedgerEntry.objects.filter(
+        wallet__customer_id=customer_id,
+        wallet__kind=Wallet.MONEY,
+        wallet__currency=currency,
+        kind=LedgerEntry.USAGE,
+        occurred_at__gte=start,
+        occurred_at__lt=end,
+    ).aggregate(total=Sum("amount"))["total"]
+    return -drawn if drawn else ZERO

@@ -1,0 +1,147 @@
+from rest_framework import serializers
+
+from billing.money import format_decimal, format_money
+from billing.serializers import AwareDateTimeField
+from config.api import DecimalString
+from wallets.models import CreditBlock, LedgerEntry, Wallet
+
+MAX_PRIORITY = 1_000_000
+
+
+def wallet_amount(wallet: Wallet, value) -> str | None:
+    """Credits as a plain number; money with its currency's minor digits."""
+    if value is None:
+        return None
+    if wallet.kind == Wallet.MONEY:
+        return format_money(value, wallet.currency)
+    return format_decimal(value)
+
+
+class BlockSerializer(serializers.ModelSerializer):
+    amount = serializers.SerializerMethodField()
+    remaining = serializers.SerializerMethodField()
+    price_paid = serializers.SerializerMethodField()
+    currency = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CreditBlock
+        fields = [
+            "id",
+            "kind",
+            "source",
+            "amount",
+            "remaining",
+            "price_paid",
+            "currency",
+            "priority",
+            "effective_at",
+            "expires_at",
+        ]
+
+    def get_amount(self, block) -> str:
+        return wallet_amount(block.wallet, block.amount)
+
+    def get_remaining(self, block) -> str:
+        return wallet_amount(block.wallet, block.remaining)
+
+    def get_price_paid(self, block) -> str | None:
+        return format_money(block.price_paid, block.currency) if block.currency else None
+
+    def get_currency(self, block) -> str | None:
+        return block.currency or None
+
+
+class WalletSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    currency = serializers.SerializerMethodField()
+    balance = serializers.SerializerMethodField()
+    low_balance_threshold = serializers.SerializerMethodField()
+    blocks = serializers.SerializerMethodField()
+    auto_top_up = serializers.SerializerMethodField()
+
+    def get_currency(self, wallet) -> str | None:
+        return wallet.currency or None
+
+    def get_balance(self, wallet) -> str:
+        return wallet_amount(wallet, wallet.balance)
+
+    def get_low_balance_threshold(self, wallet) -> str | None:
+        return wallet_amount(wallet, wallet.low_balance_threshold)
+
+    def get_blocks(self, wallet) -> list[dict]:
+        blocks = self.context["blocks"].get(wallet.pk, [])
+        for block in blocks:
+            block.wallet = wallet
+        return BlockSerializer(blocks, many=True).data
+
+    def get_auto_top_up(self, wallet) -> dict | None:
+        setting = getattr(wallet, "auto_top_up", None) if wallet.kind == Wallet.CREDITS else None
+        if setting is None:
+            return None
+        return {
+            "enabled": setting.enabled,
+            "threshold": format_decimal(setting.threshold),
+            "pack": setting.pack.code,
+        }
+
+
+class LedgerEntrySerializer(serializers.ModelSerializer):
+    amount = serializers.SerializerMethodField()
+    balance_after = serializers.SerializerMethodField()
+    quantity = DecimalString(read_only=True)
+    block = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = LedgerEntry
+        fields = ["id", "kind", "amount", "balance_after", "block", "meter", "quantity"]
+
+    def get_amount(self, entry) -> str:
+        return wallet_amount(self.context["wallet"], entry.amount)
+
+    def get_balance_after(self, entry) -> str:
+        return wallet_amount(self.context["wallet"], entry.balance_after)
+
+    def to_representation(self, entry):
+        data = super().to_representation(entry)
+        data["occurred_at"] = entry.occurred_at.isoformat().replace("+00:00", "Z")
+        return data
+
+
+class CreditsAddSerializer(serializers.Serializer):
+    """Either a pack to buy, or credits to grant (promotional, or paid at a price)."""
+
+    pack = serializers.CharField(required=False, max_length=255)
+    credits = DecimalString(required=False)
+    kind = serializers.ChoiceField(
+        choices=[c for c, _ in CreditBlock.KINDS], required=False, default=CreditBlock.PROMOTIONAL
+    )
+    price = DecimalString(required=False, allow_null=True, default=None)
+    priority = serializers.IntegerField(
+        required=False, default=50, min_value=-MAX_PRIORITY, max_value=MAX_PRIORITY
+    )
+    effective_at = AwareDateTimeField(required=False, allow_null=True, default=None)
+    expires_at = AwareDateTimeField(required=False, allow_null=True, default=None)
+    note = serializers.CharField(required=False, default="", allow_blank=True, max_length=255)
+
+    def validate(self, data):
+        if ("pack" in data) == ("credits" in data):
+            raise serializers.ValidationError(
+                {"pack": ['give either "pack" (a purchase) or "credits" (a grant)']}
+            )
+        return data
+
+
+class MoneyAddSerializer(serializers.Serializer):
+    amount = DecimalString()
+    currency = serializers.CharField(max_length=3)
+
+
+class AutoTopUpSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField()
+    threshold = DecimalString()
+    pack = serializers.CharField(max_length=255)
+
+
+class CheckSerializer(serializers.Serializer):
+    meter = serializers.CharField(max_length=255)
+    quantity = DecimalString(required=False, default=None)

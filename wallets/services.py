@@ -1,0 +1,607 @@
+"""Writes to wallets: grants, purchases, top-ups, usage draw-down, expiry.
+
+Every balance change holds the wallet's row lock (wallets.locks), appends one
+ledger entry per block it touches with the balance after it, and keeps the
+stored balance equal to the sum of the blocks' remainders. Usage never takes a
+balance below zero: what a wallet cannot cover is recorded as uncovered usage.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+
+from billing import alerts
+from billing.errors import InvalidRequest
+from billing.money import format_decimal, format_money, quantize_money
+from customers.models import Customer
+from invoices.models import Invoice
+from invoices.services import LineInput, invoice_create_purchase
+from plans.models import CreditPack
+from wallets.locks import wallet_lock, wallets_lock
+from wallets.models import AutoTopUp, CreditBlock, LedgerEntry, UncoveredUsage, Wallet
+
+ZERO = Decimal(0)
+
+
+def wallet_get_or_create(*, customer: Customer, kind: str, currency: str = "") -> Wallet:
+    """The customer's wallet of that kind (and currency), created on first use. Two
+    callers creating it at once get the same row (the unique constraint decides)."""
+    wallets_ensure(keys={(customer.pk, kind, currency)})
+    return Wallet.objects.get(customer=customer, kind=kind, currency=currency)
+
+
+def wallets_ensure(*, keys: set[tuple[int, str, str]]) -> None:
+    """Create the missing wallets among (customer id, kind, currency) keys."""
+    Wallet.objects.bulk_create(
+        [Wallet(customer_id=c, kind=k, currency=cur) for c, k, cur in sorted(keys)],
+        ignore_conflicts=True,
+    )
+
+
+def _block_order(block: CreditBlock) -> tuple:
+    # Priority, then soonest expiry (none: last), then oldest.
+    return (
+        block.priority,
+        block.expires_at is None,
+        block.expires_at or block.created_at,
+        block.created_at,
+        block.pk,
+    )
+
+
+def _usable_blocks(wallet_ids: list[int], now: datetime) -> dict[int, list[CreditBlock]]:
+    usable: dict[int, list[CreditBlock]] = {w: [] for w in wallet_ids}
+    blocks = (
+        CreditBlock.objects.filter(
+            wallet_id__in=wallet_ids,
+            remaining__gt=0,
+            effective_at__lte=now,
+            expired_at__isnull=True,
+        )
+        .exclude(expires_at__lte=now)
+        .order_by("id")
+    )
+    for block in blocks:
+        usable[block.wallet_id].append(block)
+    for blocks_of_wallet in usable.values():
+        blocks_of_wallet.sort(key=_block_order)
+    return usable
+
+
+def _add_block(
+    wallet: Wallet,
+    *,
+    entry_kind: str,
+    now: datetime,
+    amount: Decimal,
+    kind: str,
+    source: str,
+    **fields,
+) -> CreditBlock:
+    """Add a block to a locked wallet and write its ledger entry."""
+    block = CreditBlock.objects.create(
+        wallet=wallet,
+        kind=kind,
+        source=source,
+        amount=amount,
+        remaining=amount,
+        created_at=now,
+        effective_at=fields.pop("effective_at", None) or now,
+        **fields,
+    )
+    wallet.balance += amount
+    wallet.save(update_fields=["balance", "updated_at"])
+    LedgerEntry.objects.create(
+        wallet=wallet,
+        block=block,
+        kind=entry_kind,
+        amount=amount,
+        balance_after=wallet.balance,
+        occurred_at=now,
+    )
+    return block
+
+
+def _positive(name: str, value) -> Decimal:
+    if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
+        raise InvalidRequest(f"{name} must be a positive number", fields={name: ["must be > 0"]})
+    return value
+
+
+def _check_expiry(expires_at: datetime | None, *, effective_at: datetime) -> None:
+    if expires_at is not None and expires_at <= effective_at:
+        raise InvalidRequest(
+            "expires_at must be after the block takes effect",
+            fields={"expires_at": ["must be later than effective_at (default: now)"]},
+        )
+
+
+def credits_grant(
+    *,
+    customer: Customer,
+    credits: Decimal,
+    kind: str = CreditBlock.PROMOTIONAL,
+    price: Decimal | None = None,
+    priority: int = 50,
+    effective_at: datetime | None = None,
+    expires_at: datetime | None = None,
+    note: str = "",
+    now: datetime,
+) -> tuple[CreditBlock, Invoice | None]:
+    """Add credits. Promotional credits are free; paid credits need the price the
+    customer pays for the block, which is invoiced at once (a finalized purchase
+    invoice) and becomes deferred revenue."""
+    credits = _positive("credits", credits)
+    if kind not in dict(CreditBlock.KINDS):
+        raise InvalidRequest("kind must be paid or promotional", fields={"kind": ["unknown"]})
+    if kind == CreditBlock.PROMOTIONAL and price not in (None, ZERO):
+        raise InvalidRequest(
+            "promotional credits are free", fields={"price": ["only paid credits have a price"]}
+        )
+    if kind == CreditBlock.PAID:
+        if price is None or not price.is_finite() or price < 0:
+            raise InvalidRequest(
+                "paid credits need the price paid for them",
+                fields={"price": ["required for paid credits, >= 0"]},
+            )
+        # Refused, not rounded: the invoice must say what the caller asked for.
+        if quantize_money(price, customer.currency) != price:
+            raise InvalidRequest(
+                f"price has more decimals than {customer.currency} allows",
+                fields={"price": ["too many decimal places"]},
+            )
+    effective_at = effective_at or now
+    _check_expiry(expires_at, effective_at=effective_at)
+    with transaction.atomic():
+        wallet = wallet_lock(wallet_get_or_create(customer=customer, kind=Wallet.CREDITS))
+        invoice = None
+        if price:
+            invoice = invoice_create_purchase(
+                customer=customer,
+                lines=[
+                    LineInput(
+                        kind="credits",
+                        description=f"{format_decimal(credits)} credits",
+                        meter=None,
+                        quantity=credits,
+                        unit_price=None,
+                        amount=price,
+                    )
+                ],
+                now=now,
+            )
+        block = _add_block(
+            wallet,
+            entry_kind=LedgerEntry.GRANT
+            if kind == CreditBlock.PROMOTIONAL
+            else LedgerEntry.PURCHASE,
+            now=now,
+            amount=credits,
+            kind=kind,
+            source=CreditBlock.GRANT,
+            price_paid=price or ZERO,
+            currency=customer.currency if price is not None else "",
+            priority=priority,
+            effective_at=effective_at,
+            expires_at=expires_at,
+            invoice=invoice,
+            note=note[:255],
+        )
+    return block, invoice
+
+
+def _check_pack(customer: Customer, pack: CreditPack) -> None:
+    if not pack.active:
+        raise InvalidRequest(f"credit pack {pack.code!r} is no longer sold", fields={"pack": []})
+    if str(pack.price.currency) != customer.currency:
+        raise InvalidRequest(
+            f"credit pack {pack.code!r} is priced in {pack.price.currency}; "
+            f"customer {customer.external_id!r} pays in {customer.currency}",
+            fields={"pack": ["wrong currency"]},
+        )
+
+
+def _buy_pack_locked(
+    wallet: Wallet, *, customer: Customer, pack: CreditPack, source: str, now: datetime
+) -> CreditBlock:
+    price = quantize_money(pack.price.amount, customer.currency)
+    invoice = invoice_create_purchase(
+        customer=customer,
+        lines=[
+            LineInput(
+                kind="credit_pack",
+                description=f"{pack.name or pack.code}: {format_decimal(pack.credits)} credits",
+                meter=None,
+                quantity=Decimal(1),
+                unit_price=price,
+                amount=price,
+            )
+        ],
+        now=now,
+    )
+    return _add_block(
+        wallet,
+        entry_kind=LedgerEntry.AUTO_TOP_UP
+        if source == CreditBlock.AUTO_TOP_UP
+        else LedgerEntry.PURCHASE,
+        now=now,
+        amount=pack.credits,
+        kind=CreditBlock.PAID,
+        source=source,
+        price_paid=price,
+        currency=customer.currency,
+        pack=pack,
+        invoice=invoice,
+    )
+
+
+def credit_pack_purchase(
+    *, customer: Customer, pack: CreditPack, now: datetime
+) -> tuple[CreditBlock, Invoice]:
+    """Sell a pack: a paid block of its credits and a finalized purchase invoice
+    for its price, in one transaction under the credit wallet's lock."""
+    _check_pack(customer, pack)
+    with transaction.atomic():
+        wallet = wallet_lock(wallet_get_or_create(customer=customer, kind=Wallet.CREDITS))
+        block = _buy_pack_locked(
+            wallet, customer=customer, pack=pack, source=CreditBlock.PACK, now=now
+        )
+    return block, block.invoice
+
+
+def money_top_up(
+    *, customer: Customer, amount: Decimal, currency: str, now: datetime
+) -> tuple[CreditBlock, Invoice]:
+    """Add prepaid money to the customer's money wallet, invoiced at once."""
+    amount = _positive("amount", amount)
+    if currency != customer.currency:
+        raise InvalidRequest(
+            f"customer {customer.external_id!r} pays in {customer.currency}, not {currency}",
+            fields={"currency": [f"must be {customer.currency}"]},
+        )
+    if quantize_money(amount, currency) != amount:
+        raise InvalidRequest(
+            f"amount has more decimals than {currency} allows",
+            fields={"amount": ["too many decimal places"]},
+        )
+    with transaction.atomic():
+        wallet = wallet_lock(
+            wallet_get_or_create(customer=customer, kind=Wallet.MONEY, currency=currency)
+        )
+        invoice = invoice_create_purchase(
+            customer=customer,
+            lines=[
+                LineInput(
+                    kind="top_up",
+                    description=f"Prepaid balance top-up ({currency})",
+                    meter=None,
+                    quantity=Decimal(1),
+                    unit_price=amount,
+                    amount=amount,
+                )
+            ],
+            now=now,
+        )
+        block = _add_block(
+            wallet,
+            entry_kind=LedgerEntry.TOP_UP,
+            now=now,
+            amount=amount,
+            kind=CreditBlock.PAID,
+            source=CreditBlock.TOP_UP,
+            price_paid=amount,
+            currency=currency,
+            invoice=invoice,
+        )
+    return block, invoice
+
+
+def auto_top_up_set(
+    *, customer: Customer, enabled: bool, threshold: Decimal, pack: CreditPack
+) -> AutoTopUp:
+    """Turn auto top-up on or off for the customer's credit wallet. Turning it off
+    is always possible, also when its pack is no longer sold."""
+    if not isinstance(threshold, Decimal) or not threshold.is_finite() or threshold < 0:
+        raise InvalidRequest("threshold must be a number >= 0", fields={"threshold": [">= 0"]})
+    if enabled:
+        _check_pack(customer, pack)
+    with transaction.atomic():
+        wallet = wallet_lock(wallet_get_or_create(customer=customer, kind=Wallet.CREDITS))
+        setting, _ = AutoTopUp.objects.update_or_create(
+            wallet=wallet, defaults={"enabled": enabled, "threshold": threshold, "pack": pack}
+        )
+    return setting
+
+
+def period_credits_grant(
+    *,
+    subscription,
+    credits: Decimal,
+    period_start: datetime,
+    period_end: datetime,
+    now: datetime,
+) -> CreditBlock | None:
+    """Grant a plan's credits for one period, expiring at its end. Idempotent per
+    (subscription, period): a second call grants nothing (checked under the
+    wallet's lock, and backed by a unique constraint)."""
+    customer = subscription.customer
+    with transaction.atomic():
+        wallet = wallet_lock(wallet_get_or_create(customer=customer, kind=Wallet.CREDITS))
+        if CreditBlock.objects.filter(
+            wallet=wallet,
+            source=CreditBlock.PERIOD_GRANT,
+            subscription=subscription,
+            period_start=period_start,
+        ).exists():
+            return None
+        return _add_block(
+            wallet,
+            entry_kind=LedgerEntry.PERIOD_GRANT,
+            now=now,
+            amount=credits,
+            kind=CreditBlock.PROMOTIONAL,
+            source=CreditBlock.PERIOD_GRANT,
+            subscription=subscription,
+            period_start=period_start,
+            effective_at=period_start,
+            expires_at=period_end,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UsageDraw:
+    """One event's cost on one wallet: `cost` credits or money for `units` of a meter."""
+
+    kind: str
+    currency: str
+    meter: str
+    units: Decimal
+    cost: Decimal
+
+
+@dataclass
+class CustomerDraws:
+    customer: Customer
+    # The period alerts belong to (the live subscription's current period).
+    period_start: datetime
+    draws: list[UsageDraw]
+
+
+@dataclass
+class _Drawing:
+    """One locked wallet while a batch's usage is drawn from it."""
+
+    wallet: Wallet
+    blocks: list[CreditBlock]
+    auto: AutoTopUp | None
+    entries: list[LedgerEntry] = field(default_factory=list)
+    # (block, meter) -> [amount, units] drawn since the last entry was written.
+    pending: dict[tuple[int, str], list[Decimal]] = field(default_factory=dict)
+    pending_from: Decimal = ZERO
+    uncovered: dict[str, list[Decimal]] = field(default_factory=dict)
+    touched: dict[int, CreditBlock] = field(default_factory=dict)
+    top_ups: list[CreditBlock] = field(default_factory=list)
+
+    def flush(self, now: datetime) -> None:
+        running = self.pending_from
+        for (block_id, meter), (amount, units) in self.pending.items():
+            running -= amount
+            self.entries.append(
+                LedgerEntry(
+                    wallet=self.wallet,
+                    block_id=block_id,
+                    kind=LedgerEntry.USAGE,
+                    amount=-amount,
+                    balance_after=running,
+                    meter=meter,
+                    quantity=units,
+                    occurred_at=now,
+                )
+            )
+        self.pending = {}
+        self.pending_from = self.wallet.balance
+
+    def available(self) -> Decimal:
+        """What the blocks in effect can still pay. The stored balance also counts
+        blocks that take effect later, which cannot pay now."""
+        return sum((block.remaining for block in self.blocks), ZERO)
+
+    def take(self, draw: UsageDraw) -> None:
+        wanted = draw.cost
+        for block in self.blocks:
+            if wanted <= 0:
+                break
+            taken = min(block.remaining, wanted)
+            if taken <= 0:
+                continue
+            block.remaining -= taken
+            wanted -= taken
+            self.touched[block.pk] = block
+            share = draw.units * taken / draw.cost
+            pending = self.pending.setdefault((block.pk, draw.meter), [ZERO, ZERO])
+            pending[0] += taken
+            pending[1] += share
+        self.wallet.balance -= draw.cost - wanted
+        if wanted > 0:
+            missing = self.uncovered.setdefault(draw.meter, [ZERO, ZERO])
+            missing[0] += draw.units * wanted / draw.cost
+            missing[1] += wanted
+
+    def top_up(self, customer: Customer, now: datetime) -> None:
+        self.flush(now)
+        # The purchase writes its own block and ledger entry; entries written so far
+        # go first so the ledger keeps its order.
+        LedgerEntry.objects.bulk_create(self.entries)
+        self.entries = []
+        self._save_blocks()
+        block = _buy_pack_locked(
+            self.wallet,
+            customer=customer,
+            pack=self.auto.pack,
+            source=CreditBlock.AUTO_TOP_UP,
+            now=now,
+        )
+        self.blocks.append(block)
+        self.blocks.sort(key=_block_order)
+        self.top_ups.append(block)
+        self.pending_from = self.wallet.balance
+
+    def _save_blocks(self) -> None:
+        if self.touched:
+            CreditBlock.objects.bulk_update(self.touched.values(), ["remaining"])
+            self.touched = {}
+
+    def save(self, customer: Customer, now: datetime) -> None:
+        self.flush(now)
+        LedgerEntry.objects.bulk_create(self.entries)
+        self._save_blocks()
+        self.wallet.save(update_fields=["balance", "updated_at"])
+        UncoveredUsage.objects.bulk_create(
+            UncoveredUsage(
+                wallet=self.wallet,
+                customer=customer,
+                meter=meter,
+                quantity=units,
+                shortfall=shortfall,
+                occurred_at=now,
+            )
+            for meter, (units, shortfall) in self.uncovered.items()
+        )
+
+
+def usage_draw(*, batch: list[CustomerDraws], now: datetime) -> None:
+    """Draw a batch's usage from the customers' wallets, event by event in the
+    order given, inside the caller's (the ingest) transaction.
+
+    Locks every wallet involved in id order (no deadlock between batches). A
+    wallet that cannot cover an event pays what it has and the rest is recorded
+    as uncovered usage; the balance never goes below zero. With auto top-up on,
+    one pack is bought each time the balance crosses the threshold downwards,
+    and one when an event finds the balance short, so that concurrent batches buy
+    exactly the packs their crossings call for (they are serialized by the lock).
+    Low balance and auto top-up alerts are raised once per period."""
+    keys = {(cd.customer.pk, d.kind, d.currency) for cd in batch for d in cd.draws}
+    if not keys:
+        return
+    wallets_ensure(keys=keys)
+    locked = wallets_lock(keys=keys)
+    usable = _usable_blocks([w.pk for w in locked.values()], now)
+    autos = {
+        a.wallet_id: a
+        for a in AutoTopUp.objects.filter(
+            # A pack no longer sold is not bought automatically either.
+            wallet_id__in=[w.pk for w in locked.values()],
+            enabled=True,
+            pack__active=True,
+        ).select_related("pack")
+    }
+    for customer_draws in batch:
+        customer = customer_draws.customer
+        drawings: dict[tuple, _Drawing] = {}
+        for draw in customer_draws.draws:
+            key = (customer.pk, draw.kind, draw.currency)
+            drawing = drawings.get(key)
+            if drawing is None:
+                wallet = locked[key]
+                drawing = drawings[key] = _Drawing(
+                    wallet=wallet,
+                    blocks=usable[wallet.pk],
+                    auto=autos.get(wallet.pk),
+                    pending_from=wallet.balance,
+                )
+            auto = drawing.auto
+            if auto and drawing.available() < draw.cost:
+                drawing.top_up(customer, now)
+            before = drawing.wallet.balance
+            drawing.take(draw)
+            if auto and before > auto.threshold >= drawing.wallet.balance:
+                drawing.top_up(customer, now)
+        for drawing in drawings.values():
+            drawing.save(customer, now)
+            _balance_alerts(drawing, customer, customer_draws.period_start, now)
+
+
+def _balance_alerts(
+    drawing: _Drawing, customer: Customer, period_start: datetime, now: datetime
+) -> None:
+    wallet = drawing.wallet
+    name = wallet.kind if wallet.kind == Wallet.CREDITS else f"money:{wallet.currency}"
+
+    def amount(value: Decimal) -> str:
+        # Money as money ("0.00"), credits as a plain number.
+        if wallet.kind == Wallet.MONEY:
+            return format_money(value, wallet.currency)
+        return format_decimal(value)
+
+    threshold = wallet.low_balance_threshold
+    if threshold is None:
+        threshold = ZERO
+    if wallet.balance <= threshold and not drawing.top_ups:
+        alerts.alert_raise(
+            customer=customer,
+            kind="low_balance",
+            period_start=period_start,
+            key=f"{name}:{format_decimal(threshold)}",
+            payload={
+                "wallet": wallet.kind,
+                "currency": wallet.currency or None,
+                "balance": amount(wallet.balance),
+                "threshold": amount(threshold),
+            },
+            now=now,
+        )
+    for block in drawing.top_ups:
+        alerts.alert_raise(
+            customer=customer,
+            kind="auto_top_up",
+            period_start=period_start,
+            key=f"block:{block.pk}",
+            payload={
+                "pack": block.pack.code,
+                "credits": format_decimal(block.amount),
+                "price": format_money(block.price_paid, block.currency),
+                "currency": block.currency,
+                "invoice": block.invoice.number,
+                "balance": format_decimal(wallet.balance),
+            },
+            now=now,
+        )
+
+
+def credits_expire(*, now: datetime) -> int:
+    """Expire every block whose expiry time has passed: one ledger entry of minus
+    its remainder each, under its wallet's lock. Safe to run any number of times
+    (an expired block is marked and never expires twice). Returns the number of
+    blocks expired."""
+    wallet_ids = list(
+        CreditBlock.objects.filter(expires_at__lte=now, remaining__gt=0, expired_at__isnull=True)
+        .values_list("wallet_id", flat=True)
+        .distinct()
+        .order_by("wallet_id")
+    )
+    expired = 0
+    for wallet_id in wallet_ids:
+        with transaction.atomic():
+            wallet = wallet_lock(Wallet(pk=wallet_id))
+            blocks = CreditBlock.objects.filter(
+                wallet=wallet, expires_at__lte=now, remaining__gt=0, expired_at__isnull=True
+            ).order_by("expires_at", "id")
+            for block in blocks:
+                lost = block.remaining
+                wallet.balance -= lost
+                block.remaining = ZERO
+                block.expired_at = now
+                block.save(update_fields=["remaining", "expired_at"])
+                LedgerEntry.objects.create(
+                    wallet=wallet,
+                    block=block,
+                    kind=LedgerEntry.EXPIRY,
+                    amount=-lost,
+                    balance_after=wallet.balance,
+                    occurred_at=block.expires_at,
+                )
+                expired += 1
+            wallet.save(update_fields=["balance", "updated_at"])
+    return expired

@@ -1,0 +1,13 @@
+"""Celery tasks for wallets: thin, safe to run twice."""
+
+from datetime import UTC, datetime
+
+from celery import shared_task
+
+from wallets import services
+
+
+@shared_task(acks_late=True)
+def expire_credits() -> int:
+    """The beat task: expire every block whose time has come (idempotent)."""
+    return services.credits_expire(now=datetime.now(UTC))
