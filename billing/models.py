@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from config.history import audit_history
 from customers.models import Customer
 from plans.models import Meter
 
@@ -140,6 +141,8 @@ class Subscription(models.Model):
     canceled_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    history = audit_history()
 
     class Meta:
         ordering = ["-id"]

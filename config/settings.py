@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "djmoney",
     "nested_admin",
     "django_celery_beat",
+    "simple_history",
     "customers",
     "plans",
     "billing",
@@ -87,6 +88,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Audit history: who made each change through the admin.
+    "simple_history.middleware.HistoryRequestMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

@@ -5,6 +5,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 
 from billing.money import is_known_currency
+from config.history import audit_history
 
 CODE_MAX_LENGTH = 255
 MAX_ALERT_THRESHOLD = Decimal(1000)
@@ -71,6 +72,8 @@ class Customer(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    history = audit_history()
+
     class Meta:
         ordering = ["external_id"]
         constraints = [
@@ -107,6 +110,8 @@ class ApiKey(models.Model):
     scopes = models.JSONField(default=list, help_text="Subset of events:write, read, admin.")
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    history = audit_history()
 
     class Meta:
         ordering = ["name"]

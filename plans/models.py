@@ -10,6 +10,7 @@ from django.db import models
 from djmoney.models.fields import MoneyField
 
 from billing.money import format_decimal
+from config.history import audit_history
 from plans.pricing import SCHEMES, PricingSpec, TierSpec
 
 AMOUNT = {"max_digits": 28, "decimal_places": 10}
@@ -45,6 +46,8 @@ class Meter(models.Model):
     # Ingestion caches meters per process and reloads them when this moves.
     updated_at = models.DateTimeField(auto_now=True)
 
+    history = audit_history()
+
     class Meta:
         ordering = ["code"]
 
@@ -57,6 +60,8 @@ class Plan(models.Model):
     name = models.CharField(max_length=255)
     description = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    history = audit_history()
 
     class Meta:
         ordering = ["code"]
@@ -93,6 +98,8 @@ class PlanVersion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     published_at = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)
+
+    history = audit_history()
 
     class Meta:
         ordering = ["plan__code", "number"]
@@ -150,6 +157,8 @@ class Charge(models.Model):
     package_size = models.DecimalField(**AMOUNT, null=True, blank=True)
     package_price = models.DecimalField(**AMOUNT, null=True, blank=True)
 
+    history = audit_history()
+
     class Meta:
         ordering = ["version", "id"]
         constraints = [
@@ -187,6 +196,8 @@ class PriceTier(models.Model):
     unit_price = models.DecimalField(**AMOUNT)
     flat_fee = models.DecimalField(**AMOUNT, default=Decimal(0))
 
+    history = audit_history()
+
     class Meta:
         ordering = ["charge", "position", "id"]
         constraints = [
@@ -210,6 +221,8 @@ class CreditPack(models.Model):
     price = MoneyField(**AMOUNT, default_currency=None)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    history = audit_history()
 
     class Meta:
         ordering = ["code"]

@@ -195,12 +195,13 @@ class WalletAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             # Only the alert threshold is editable here.
-            Wallet.objects.filter(pk=obj.pk).update(low_balance_threshold=obj.low_balance_threshold)
+            obj.save(update_fields=["low_balance_threshold"])
             return
         wallet = services.wallet_get_or_create(
             customer=obj.customer, kind=obj.kind, currency=obj.currency
         )
-        Wallet.objects.filter(pk=wallet.pk).update(low_balance_threshold=obj.low_balance_threshold)
+        wallet.low_balance_threshold = obj.low_balance_threshold
+        wallet.save(update_fields=["low_balance_threshold"])
         obj.pk = wallet.pk
 
     def has_delete_permission(self, request, obj=None):

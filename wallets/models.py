@@ -8,6 +8,8 @@ against going below zero."""
 from django.db import models
 from django.db.models import F, Q
 
+from config.history import audit_history
+
 AMOUNT = {"max_digits": 28, "decimal_places": 10}
 
 
@@ -31,6 +33,8 @@ class Wallet(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    history = audit_history(excluded_fields=["balance", "updated_at"])
 
     class Meta:
         ordering = ["customer_id", "kind", "currency"]
@@ -108,6 +112,8 @@ class CreditBlock(models.Model):
     period_start = models.DateTimeField(null=True, blank=True)
     note = models.CharField(max_length=255, blank=True, default="")
     created_at = models.DateTimeField()
+
+    history = audit_history()
 
     class Meta:
         ordering = ["wallet_id", "priority", "expires_at", "created_at", "id"]
@@ -207,6 +213,8 @@ class AutoTopUp(models.Model):
     threshold = models.DecimalField(**AMOUNT)
     pack = models.ForeignKey("plans.CreditPack", on_delete=models.PROTECT, related_name="+")
     updated_at = models.DateTimeField(auto_now=True)
+
+    history = audit_history()
 
     class Meta:
         verbose_name = "auto top-up"

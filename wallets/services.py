@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils import timezone
 
 from billing import alerts
 from billing.errors import InvalidRequest
@@ -38,6 +39,13 @@ def wallets_ensure(*, keys: set[tuple[int, str, str]]) -> None:
         [Wallet(customer_id=c, kind=k, currency=cur) for c, k, cur in sorted(keys)],
         ignore_conflicts=True,
     )
+
+
+def _store_balance(wallet: Wallet) -> None:
+    """Write a locked wallet's new balance. The ledger is the balance's history, so
+    this bypasses the model's audit history (kept for settings changed by people)."""
+    wallet.updated_at = timezone.now()
+    Wallet.objects.filter(pk=wallet.pk).update(balance=wallet.balance, updated_at=wallet.updated_at)
 
 
 def _block_order(block: CreditBlock) -> tuple:
@@ -92,7 +100,7 @@ def _add_block(
         **fields,
     )
     wallet.balance += amount
-    wallet.save(update_fields=["balance", "updated_at"])
+    _store_balance(wallet)
     LedgerEntry.objects.create(
         wallet=wallet,
         block=block,
@@ -457,7 +465,7 @@ class _Drawing:
         self.flush(now)
         LedgerEntry.objects.bulk_create(self.entries)
         self._save_blocks()
-        self.wallet.save(update_fields=["balance", "updated_at"])
+        _store_balance(self.wallet)
         UncoveredUsage.objects.bulk_create(
             UncoveredUsage(
                 wallet=self.wallet,
@@ -603,5 +611,5 @@ def credits_expire(*, now: datetime) -> int:
                     occurred_at=block.expires_at,
                 )
                 expired += 1
-            wallet.save(update_fields=["balance", "updated_at"])
+            _store_balance(wallet)
     return expired
