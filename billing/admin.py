@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.utils import timezone
+from simple_history.admin import SimpleHistoryAdmin
 
 from billing import cycle, services, webhooks
 from billing.errors import BillingError
@@ -125,7 +126,7 @@ class SubscriptionChangeInline(admin.TabularInline):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(SimpleHistoryAdmin):
     list_display = [
         "id",
         "customer",

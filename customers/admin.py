@@ -2,6 +2,7 @@
 
 from django import forms
 from django.contrib import admin, messages
+from simple_history.admin import SimpleHistoryAdmin
 
 from billing.forms import ServiceValidatedForm, money_column
 from customers import services
@@ -42,7 +43,7 @@ class CustomerForm(ServiceValidatedForm):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(SimpleHistoryAdmin):
     form = CustomerForm
     list_display = [
         "external_id",
@@ -98,7 +99,7 @@ class ApiKeyForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(SimpleHistoryAdmin):
     form = ApiKeyForm
     list_display = ["name", "prefix", "scopes", "created_at", "revoked_at"]
     list_filter = ["revoked_at"]

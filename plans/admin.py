@@ -11,6 +11,7 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html
 from djmoney.money import Money
+from simple_history.admin import SimpleHistoryAdmin
 
 from billing.errors import BillingError
 from billing.forms import EXACT_DECIMALS, ExactDecimalField, ServiceValidatedForm, money_column
@@ -69,7 +70,7 @@ class MeterForm(ServiceValidatedForm):
 
 
 @admin.register(Meter)
-class MeterAdmin(admin.ModelAdmin):
+class MeterAdmin(SimpleHistoryAdmin):
     formfield_overrides = EXACT_DECIMALS
     form = MeterForm
     list_display = ["code", "name", "event_name", "aggregation", "value_property", "filters"]
@@ -112,7 +113,7 @@ class VersionLinkInline(admin.TabularInline):
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(SimpleHistoryAdmin):
     form = PlanForm
     list_display = ["code", "name", "version_count", "latest_published", "add_version_link"]
     search_fields = ["code", "name"]
@@ -309,7 +310,7 @@ class PlanVersionForm(ServiceValidatedForm):
 
 
 @admin.register(PlanVersion)
-class PlanVersionAdmin(nested_admin.NestedModelAdmin):
+class PlanVersionAdmin(SimpleHistoryAdmin, nested_admin.NestedModelAdmin):
     formfield_overrides = EXACT_DECIMALS
     form = PlanVersionForm
     inlines = [ChargeInline]
@@ -424,7 +425,7 @@ class CreditPackForm(ServiceValidatedForm):
 
 
 @admin.register(CreditPack)
-class CreditPackAdmin(admin.ModelAdmin):
+class CreditPackAdmin(SimpleHistoryAdmin):
     form = CreditPackForm
     list_display = ["code", "name", "credits", "price", "active"]
     list_filter = ["active", "price_currency"]

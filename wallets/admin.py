@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from simple_history.admin import SimpleHistoryAdmin
 
 from billing.errors import BillingError
 from billing.forms import ExactDecimalField, add_billing_error
@@ -166,7 +167,7 @@ class WalletOperationForm(forms.Form):
 
 
 @admin.register(Wallet)
-class WalletAdmin(admin.ModelAdmin):
+class WalletAdmin(SimpleHistoryAdmin):
     list_display = ["customer", "kind", "currency", "balance_display", "updated_at"]
     list_filter = ["kind", "currency"]
     search_fields = ["customer__external_id", "customer__name"]
