@@ -7,6 +7,9 @@ Ingestion calls usage_alerts_enqueue inside its transaction, so this module
 imports nothing that imports billing.ingestion (selectors, tasks) at load time.
 """
 
+import math
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -112,14 +115,61 @@ def alert_event_id(alert: Alert) -> str:
     return f"evt_alert_{alert.pk}"
 
 
+class AlertCheckThrottle:
+    """Per process: how often a customer's usage thresholds are checked after
+    ingestion. A customer is checked at once at most every `interval` seconds;
+    batches in between schedule one trailing check at the end of the interval, so
+    a crossing is never missed, only reported up to `interval` seconds late. This
+    keeps a busy customer from costing a usage read per batch."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._next_check: dict[int, float] = {}
+        self._trailing: dict[int, float] = {}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._next_check.clear()
+            self._trailing.clear()
+
+    def plan(self, customer_ids, *, interval: float, now: float) -> tuple[list, dict]:
+        """The customers to check now, and {delay in whole seconds: customers}."""
+        immediate, later = [], {}
+        with self._lock:
+            if len(self._next_check) > 100_000:  # forget old entries now and then
+                self._next_check = {c: t for c, t in self._next_check.items() if t > now}
+                self._trailing = {c: t for c, t in self._trailing.items() if t > now}
+            for customer_id in sorted(customer_ids):
+                due = self._next_check.get(customer_id, 0.0)
+                if now >= due:
+                    immediate.append(customer_id)
+                    self._next_check[customer_id] = now + interval
+                elif self._trailing.get(customer_id, 0.0) < due:
+                    self._trailing[customer_id] = due
+                    later.setdefault(math.ceil(due - now), []).append(customer_id)
+        return immediate, later
+
+
+alert_check_throttle = AlertCheckThrottle()
+
+
 def usage_alerts_enqueue(*, customer_ids) -> None:
     """After the ingest transaction commits, check the usage alert thresholds of
-    these customers (a Celery task). Costs the ingest nothing but the enqueue; an
+    these customers (a Celery task), throttled per customer (AlertCheckThrottle,
+    BILLING_ALERT_CHECK_SECONDS). Costs the ingest nothing but the enqueue; an
     enqueue that fails is logged, and the customer's next batch checks again."""
     from billing.tasks import check_usage_alerts
 
-    ids = sorted(customer_ids)
-    transaction.on_commit(lambda: check_usage_alerts.delay(ids), robust=True)
+    immediate, later = alert_check_throttle.plan(
+        customer_ids, interval=settings.BILLING_ALERT_CHECK_SECONDS, now=time.monotonic()
+    )
+    if immediate:
+        transaction.on_commit(lambda: check_usage_alerts.delay(immediate), robust=True)
+    for delay, ids in later.items():
+        transaction.on_commit(
+            lambda ids=ids, delay=delay: check_usage_alerts.apply_async((ids,), countdown=delay),
+            robust=True,
+        )
 
 
 def alert_thresholds(customer: Customer) -> list[Decimal]:

@@ -223,6 +223,9 @@ BILLING_SELLER = {
 BILLING_ALERT_THRESHOLDS = env_decimal_list(
     "BILLING_ALERT_THRESHOLDS", [Decimal(50), Decimal(75), Decimal(90), Decimal(100)]
 )
+# A customer's usage thresholds are checked after ingestion at most this often
+# (seconds); a crossing in between is reported at the end of the interval.
+BILLING_ALERT_CHECK_SECONDS = env_int("BILLING_ALERT_CHECK_SECONDS", 10)
 BILLING_ALERT_FROM_EMAIL = os.environ.get("BILLING_ALERT_FROM_EMAIL", "billing@localhost")
 
 # Email (alerts). Embedded and DEBUG: printed to the console; otherwise SMTP.

@@ -39,15 +39,25 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def _alert_checks_after_every_batch(settings):
+    """Tasks run eagerly here, so a trailing (throttled) check would run at once and
+    then cover nothing later: tests check alerts after every batch. The throttle
+    has its own test."""
+    settings.BILLING_ALERT_CHECK_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def _fresh_process_caches():
     """Ingestion caches customers and meters per process; a test's rolled-back rows
     must not leak into the next test through them."""
+    from billing.alerts import alert_check_throttle
     from billing.ingestion import customer_cache
     from billing.metering import meter_cache
     from customers.selectors import api_key_cache_clear
     from plans.selectors import version_spec_cache_clear
 
     caches = (
+        alert_check_throttle.clear,
         customer_cache.clear,
         meter_cache.clear,
         api_key_cache_clear,

@@ -584,3 +584,20 @@ def test_alert_admin_pages_load(admin_client, acme):
     ]:
         assert admin_client.get(url).status_code == 200, url
     assert admin_client.get("/admin/billing/alert/add/").status_code == 403
+
+
+def test_alert_checks_are_throttled_per_customer_and_never_dropped():
+    from billing.alerts import AlertCheckThrottle
+
+    throttle = AlertCheckThrottle()
+    # The first batch of customers 1 and 2 is checked at once.
+    assert throttle.plan({1, 2}, interval=10, now=100.0) == ([1, 2], {})
+    # Within the interval: one trailing check each, at the end of the interval.
+    assert throttle.plan({1}, interval=10, now=103.5) == ([], {7: [1]})
+    assert throttle.plan({1, 2}, interval=10, now=104.0) == ([], {6: [2]})
+    # Further batches before then add nothing: the trailing check covers them.
+    assert throttle.plan({1, 2}, interval=10, now=109.0) == ([], {})
+    # After the interval, a batch is checked at once again.
+    assert throttle.plan({2, 3}, interval=10, now=110.0) == ([2, 3], {})
+    # With no interval every batch is checked at once.
+    assert throttle.plan({1}, interval=0, now=111.0) == ([1], {})
