@@ -1,10 +1,19 @@
 """Subscriptions in the admin. Created through billing.services and changed by
 the actions, which call billing.cycle, so every change leaves a history row.
-Alerts and webhook deliveries are read-only records; endpoints are edited here."""
+Bulk migration between versions: an action, a form, a preview, then a
+PlanMigration run by a task, whose page shows its progress. Alerts and webhook
+deliveries are read-only records; endpoints are edited here."""
+
+import uuid
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Count
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -14,12 +23,17 @@ from billing.forms import add_billing_error
 from billing.models import (
     WEBHOOK_EVENT_TYPES,
     Alert,
+    PlanMigration,
+    PlanMigrationItem,
     Subscription,
     SubscriptionChange,
     WebhookDelivery,
     WebhookEndpoint,
 )
+from billing.money import format_money
 from plans.models import Plan, PlanVersion
+
+MIGRATE_PERMISSION = "billing.migrate_subscription"
 
 
 class SubscriptionCreateForm(forms.ModelForm):
@@ -140,7 +154,7 @@ class SubscriptionAdmin(SimpleHistoryAdmin):
     search_fields = ["customer__external_id", "customer__name", "version__plan__code"]
     list_select_related = ["customer", "version__plan"]
     inlines = [SubscriptionChangeInline]
-    actions = ["cancel_at_period_end"]
+    actions = ["cancel_at_period_end", "migrate_to_version"]
     readonly_fields = [
         "customer",
         "version",
@@ -201,6 +215,293 @@ class SubscriptionAdmin(SimpleHistoryAdmin):
                 self.message_user(request, f"#{subscription.pk}: {error.message}", messages.ERROR)
             else:
                 self.message_user(request, f"#{subscription.pk} ends with its current period")
+
+    # Bulk migration: action -> form -> preview -> confirm -> the migration's page.
+
+    def has_migrate_permission(self, request) -> bool:
+        return request.user.has_perm(MIGRATE_PERMISSION)
+
+    @admin.action(description="Migrate to another version…", permissions=["migrate"])
+    def migrate_to_version(self, request, queryset):
+        ids = ",".join(str(pk) for pk in queryset.order_by("id").values_list("id", flat=True))
+        form = MigrationForm(initial={"subscriptions": ids})
+        return self._migration_form_page(request, form)
+
+    def get_urls(self):
+        own = [
+            path(
+                "migrate/",
+                self.admin_site.admin_view(self.migrate_view),
+                name="billing_subscription_migrate",
+            )
+        ]
+        return own + super().get_urls()
+
+    def migrate_view(self, request):
+        """The form posts here for a preview; the preview posts here to confirm."""
+        if not self.has_migrate_permission(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return redirect(reverse("admin:billing_subscription_changelist"))
+        if "confirm" not in request.POST:
+            form = MigrationForm(request.POST)
+            if not form.is_valid():
+                return self._migration_form_page(request, form)
+            return self._preview_page(request, _preview(form.cleaned_data), token=uuid.uuid4())
+        form = MigrationConfirmForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "The confirmation was incomplete; preview again.")
+            return self._migration_form_page(request, MigrationForm(request.POST))
+        token = form.cleaned_data["token"]
+        confirmed = PlanMigration.objects.filter(token=token).first()
+        if confirmed is None:
+            preview = _preview(form.cleaned_data)
+            if preview.digest != form.cleaned_data["digest"]:
+                messages.warning(
+                    request,
+                    "The figures have changed since the preview (usage, seats or "
+                    "subscriptions moved on): check them and confirm again.",
+                )
+                return self._preview_page(request, preview, token=token)
+            confirmed, created = services.plan_migration_create(
+                token=token, preview=preview, created_by=request.user
+            )
+            if created:
+                messages.success(
+                    request, f"Migration #{confirmed.pk} of {confirmed.total} subscription(s) sent."
+                )
+        else:
+            messages.info(
+                request, f"This preview was confirmed already: migration #{confirmed.pk}."
+            )
+        return redirect(reverse("admin:billing_planmigration_change", args=[confirmed.pk]))
+
+    def _migration_form_page(self, request, form):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Migrate subscriptions to another version",
+            "form": form,
+            "count": _count_ids(form),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/billing/subscription/migrate_form.html", context)
+
+    def _preview_page(self, request, preview, *, token):
+        currency = preview.version.currency
+        confirm = MigrationConfirmForm(
+            initial={
+                "subscriptions": ",".join(str(row.subscription.pk) for row in preview.rows),
+                "to_version": preview.version.pk,
+                "effective": preview.effective,
+                "at": preview.at.isoformat() if preview.at else "",
+                "token": token,
+                "digest": preview.digest,
+            }
+        )
+        immediate = preview.effective == PlanMigration.IMMEDIATE
+        names = ("usage", "credit", "charge", "total") if immediate else ("next_fees", "total")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Preview: migrate to {preview.version.plan.code} v{preview.version.number}",
+            "preview": preview,
+            "immediate": immediate,
+            "currency": currency,
+            "rows": [
+                {
+                    "subscription": row.subscription,
+                    **{name: format_money(getattr(row, name), currency) for name in names},
+                }
+                for row in preview.moving
+            ],
+            "sums": {name: format_money(preview.sum(name), currency) for name in names},
+            "skipped": preview.skipped,
+            "confirm": confirm,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/billing/subscription/migrate_preview.html", context)
+
+
+class PlanVersionChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return f"{obj.plan.code} v{obj.number}: {obj.plan.name} ({obj.currency})"
+
+
+class MigrationForm(forms.Form):
+    """Where to and when. The selected subscriptions travel as one hidden list
+    of ids: a thousand checkboxes would pass Django's limit on fields."""
+
+    subscriptions = forms.CharField(widget=forms.HiddenInput)
+    to_version = PlanVersionChoiceField(
+        queryset=PlanVersion.objects.filter(status=PlanVersion.PUBLISHED)
+        .select_related("plan")
+        .order_by("plan__code", "number"),
+        label="Target version",
+        help_text="A published version, of the same plan or another.",
+    )
+    effective = forms.ChoiceField(
+        choices=PlanMigration.EFFECTIVE,
+        initial=PlanMigration.IMMEDIATE,
+        widget=forms.RadioSelect,
+    )
+    at = forms.DateTimeField(
+        required=False,
+        label="At (UTC)",
+        help_text="For a change now: the moment it applies, within each subscription's "
+        "period. Empty: now, fixed when you preview.",
+    )
+
+    def clean_subscriptions(self) -> list[int]:
+        try:
+            ids = [int(part) for part in self.cleaned_data["subscriptions"].split(",") if part]
+        except ValueError:
+            raise ValidationError("not a list of subscription ids") from None
+        if not ids:
+            raise ValidationError("select at least one subscription")
+        return list(dict.fromkeys(ids))
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("effective") == PlanMigration.PERIOD_END:
+            cleaned["at"] = None
+        elif "at" in cleaned and cleaned["at"] is None:
+            cleaned["at"] = timezone.now().replace(microsecond=0)
+        return cleaned
+
+
+class MigrationConfirmForm(MigrationForm):
+    """The preview's hidden form: the same choices with the moment fixed, the
+    preview's fingerprint, and the token that makes a second submission of the
+    same preview the same migration."""
+
+    token = forms.UUIDField()
+    digest = forms.CharField()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.widget = forms.HiddenInput()
+
+
+def _count_ids(form: MigrationForm) -> int:
+    raw = form.data.get("subscriptions") if form.is_bound else form.initial.get("subscriptions")
+    return len([part for part in (raw or "").split(",") if part])
+
+
+def _preview(cleaned: dict) -> services.MigrationPreview:
+    subscriptions = list(
+        Subscription.objects.filter(pk__in=cleaned["subscriptions"])
+        .select_related("customer", "version__plan")
+        .order_by("id")
+    )
+    return services.plan_migration_preview(
+        subscriptions=subscriptions,
+        version=cleaned["to_version"],
+        effective=cleaned["effective"],
+        at=cleaned["at"],
+    )
+
+
+class PlanMigrationItemRow:
+    """One item as the migration's page shows it."""
+
+    def __init__(self, item: PlanMigrationItem, currency: str):
+        self.item = item
+        self.invoice_total = (
+            format_money(item.invoice.total, item.invoice.currency) if item.invoice else ""
+        )
+        self.previewed = {
+            name: format_money(value, currency)
+            for name in ("usage", "credit", "charge", "next_fees", "total")
+            if (value := getattr(item, f"preview_{name}")) is not None
+        }
+
+
+@admin.register(PlanMigration)
+class PlanMigrationAdmin(admin.ModelAdmin):
+    """A bulk migration's progress and per-subscription results. Read-only; seen
+    by whoever may migrate subscriptions."""
+
+    list_display = [
+        "id",
+        "to_version",
+        "effective",
+        "at",
+        "status",
+        "progress",
+        "created_by",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "effective"]
+    list_select_related = ["to_version__plan", "created_by"]
+    fields = [
+        "to_version",
+        "effective",
+        "at",
+        "status",
+        "progress",
+        "created_by",
+        "created_at",
+        "finished_at",
+    ]
+    readonly_fields = fields
+    change_form_template = "admin/billing/planmigration/change_form.html"
+    actions = ["run_again"]
+
+    @admin.display(description="items finished")
+    def progress(self, obj):
+        return f"{obj.done_count} of {obj.total}"
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm(MIGRATE_PERMISSION)
+
+    def has_migrate_permission(self, request) -> bool:
+        return request.user.has_perm(MIGRATE_PERMISSION)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        migration = get_object_or_404(
+            PlanMigration.objects.select_related("to_version__plan"), pk=object_id
+        )
+        items = migration.items.select_related(
+            "subscription__customer", "from_version__plan", "invoice"
+        ).order_by("id")
+        counts = dict(
+            migration.items.order_by()
+            .values("status")
+            .annotate(n=Count("id"))
+            .values_list("status", "n")
+        )
+        currency = migration.to_version.currency
+        context = {
+            "migration": migration,
+            "refreshing": migration.status in (PlanMigration.PENDING, PlanMigration.RUNNING),
+            "percent": 100 * migration.done_count // migration.total if migration.total else 100,
+            "counts": [
+                (label, counts.get(status, 0)) for status, label in PlanMigrationItem.STATUSES
+            ],
+            "items": [PlanMigrationItemRow(item, currency) for item in items],
+            "immediate": migration.effective == PlanMigration.IMMEDIATE,
+            "currency": currency,
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    @admin.action(description="Run again (items done are left alone)", permissions=["migrate"])
+    def run_again(self, request, queryset):
+        for migration in queryset:
+            services.plan_migration_rerun(migration=migration)
+        self.message_user(request, f"{len(queryset)} migration(s) sent to run again.")
 
 
 # Alerts and webhooks

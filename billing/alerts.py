@@ -31,6 +31,9 @@ ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 THRESHOLD_MODELS = ("overage", "hard_cap")
 SPEND_LIMIT_KEY = "spend_limit"
+# A Stripe charge that failed (invoices.payments): raised once per attempt. Not
+# among the model's choices, which would need a migration for a label only.
+PAYMENT_FAILED = Alert.PAYMENT_FAILED
 KINDS = {kind for kind, _ in Alert.KINDS}
 
 
@@ -383,6 +386,7 @@ def alert_email(alert: Alert) -> tuple[str, str]:
             Alert.SPEND_LIMIT: "Your spend limit is reached",
             Alert.LOW_BALANCE: "Your balance is low",
             Alert.AUTO_TOP_UP: "Your balance was topped up automatically",
+            PAYMENT_FAILED: "A payment failed",
         }.get(alert.kind, alert.kind)
         details = "\n".join(f"{name}: {value}" for name, value in sorted(data.items()))
         text = f"{subject} ({customer.name}).\n\n{details}"

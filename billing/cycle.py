@@ -9,6 +9,7 @@ run or a concurrent run write every invoice once.
 """
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -31,6 +32,7 @@ from wallets.services import period_credits_grant
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
+ONE = Decimal(1)
 TRUE_UP = "minimum_commitment"
 
 
@@ -118,6 +120,51 @@ def subscription_start_invoice(*, subscription: Subscription) -> Invoice | None:
     return invoice
 
 
+def usage_by_meter(
+    *, customer_id: int, meter_codes: Iterable[str], start: datetime, end: datetime
+) -> dict[str, Decimal]:
+    """The customer's quantity in [start, end) of each meter named (by code); a
+    code that names no meter is left out."""
+    by_code = {m.code: m for m in meter_cache.by_id().values()}
+    meters = [by_code[code] for code in dict.fromkeys(meter_codes) if code in by_code]
+    quantities = usage_quantities(customer_id=customer_id, meters=meters, start=start, end=end)
+    return {m.code: quantities[m.id] for m in meters}
+
+
+def usage_rated(
+    spec: VersionSpec, *, quantities: dict[str, Decimal], share: Decimal = ONE
+) -> list[rating.RatedLine]:
+    """Pure: the in-arrears lines of these quantities (by meter code) at `spec`,
+    with the minimum commitment counted for `share` of a period."""
+    if spec.minimum_commitment and share != ONE:
+        spec = replace(spec, minimum_commitment=spec.minimum_commitment * share)
+    return rating.usage_and_true_up(spec, quantities=quantities)
+
+
+def period_rated(
+    spec: VersionSpec,
+    *,
+    plan_name: str,
+    seats: int,
+    quantities: dict[str, Decimal],
+    label: str,
+    fraction: Decimal = ONE,
+    fixed_fees: bool = True,
+) -> list[rating.RatedLine]:
+    """Pure: all that one period at `spec` bills, whichever invoice carries it:
+    its fixed fees (in advance, on the invoice of the close before it; left out
+    with `fixed_fees` False, as in a trial) and its usage with the minimum
+    commitment true-up (in arrears, on its own close), fees and commitment for
+    `fraction` of a whole period. Proration, seat changes within the period and
+    late usage are not in it."""
+    lines = []
+    if fixed_fees:
+        lines = rating.fixed_lines(
+            spec, plan_name=plan_name, seats=seats, label=label, fraction=fraction
+        )
+    return lines + usage_rated(spec, quantities=quantities, share=fraction)
+
+
 def rate_usage(
     *,
     subscription: Subscription,
@@ -131,18 +178,18 @@ def rate_usage(
     period [start, end) at `spec`, with the minimum commitment prorated to that
     part; and what they bill per meter."""
     usage_to = usage_to or end
-    by_code = {m.code: m for m in meter_cache.by_id().values()}
-    meters = [by_code[c.meter] for c in spec.charges if c.meter in by_code]
-    quantities = usage_quantities(
-        customer_id=subscription.customer_id, meters=meters, start=usage_from, end=usage_to
+    by_meter = usage_by_meter(
+        customer_id=subscription.customer_id,
+        meter_codes=[c.meter for c in spec.charges],
+        start=usage_from,
+        end=usage_to,
     )
-    by_meter = {m.code: quantities[m.id] for m in meters}
-    if spec.minimum_commitment and (usage_from > start or usage_to < end):
+    share = ONE
+    if usage_from > start or usage_to < end:
         share = Decimal((usage_to - usage_from).total_seconds()) / Decimal(
             (end - start).total_seconds()
         )
-        spec = replace(spec, minimum_commitment=spec.minimum_commitment * share)
-    rated = rating.usage_and_true_up(spec, quantities=by_meter)
+    rated = usage_rated(spec, quantities=by_meter, share=share)
     billed: dict[str, dict] = {}
     for charge in spec.charges:
         amount = sum((r.amount for r in rated if r.meter == charge.meter), ZERO)
@@ -230,21 +277,9 @@ def subscription_close_period(*, subscription_id: int, as_of: datetime) -> bool:
         lines += late_usage_lines(subscription=subscription, before=usage_from, zone=zone)
         next_version = subscription.scheduled_version or subscription.version
         next_spec = version_spec(version=next_version)
-        next_start, next_end = period_containing(
-            subscription.anchor_at,
-            zone,
-            interval=next_spec.interval,
-            calendar_aligned=subscription.billing_anchor == Subscription.CALENDAR,
-            moment=end,
-        )
+        next_start, next_end = _next_period(subscription, next_spec)
         if not subscription.cancel_at_period_end:
-            fixed = rating.fixed_lines(
-                next_spec,
-                plan_name=_plan_name(next_version),
-                seats=subscription.seats,
-                label=label(next_start, next_end, zone),
-            )
-            lines += _lines(fixed, next_start, next_end)
+            lines += next_period_fixed_lines(subscription=subscription, version=next_version)
         invoice_write_draft(
             customer=subscription.customer,
             subscription=subscription,
@@ -281,6 +316,31 @@ def subscription_close_period(*, subscription_id: int, as_of: datetime) -> bool:
         if subscription.status in Subscription.LIVE:
             grant_period_credits(subscription, next_spec)
     return True
+
+
+def _next_period(subscription: Subscription, spec: VersionSpec) -> tuple[datetime, datetime]:
+    return period_containing(
+        subscription.anchor_at,
+        _zone(subscription),
+        interval=spec.interval,
+        calendar_aligned=subscription.billing_anchor == Subscription.CALENDAR,
+        moment=subscription.current_period_end,
+    )
+
+
+def next_period_fixed_lines(*, subscription: Subscription, version) -> list[LineInput]:
+    """The fixed fees (base fee, seats) of the period after the current one on
+    `version`, as the close bills them in advance. Reads only: a migration at
+    period end previews these."""
+    spec = version_spec(version=version)
+    start, end = _next_period(subscription, spec)
+    fixed = rating.fixed_lines(
+        spec,
+        plan_name=_plan_name(version),
+        seats=subscription.seats,
+        label=label(start, end, _zone(subscription)),
+    )
+    return _lines(fixed, start, end)
 
 
 def drafts_finalize(*, as_of: datetime) -> int:
@@ -422,10 +482,10 @@ def _proration(
     ]
 
 
-def _bill_usage(subscription: Subscription, *, until: datetime) -> list[LineInput]:
+def _usage_so_far(subscription: Subscription, *, until: datetime) -> tuple[list[LineInput], dict]:
     """The lines for the current period's usage (and seat changes) from where its
     billing stands up to `until` (the period's end, or an immediate change), at
-    the current version; and a record of what they billed, for late usage."""
+    the current version; and what they bill per meter. Reads only."""
     start, end = subscription.current_period_start, subscription.current_period_end
     usage_from = subscription.usage_from or start
     spec = version_spec(version=subscription.version)
@@ -437,19 +497,31 @@ def _bill_usage(subscription: Subscription, *, until: datetime) -> list[LineInpu
         usage_from=usage_from,
         usage_to=until,
     )
-    # Under the subscription's row lock, once per segment (a unique constraint too).
-    BilledPeriod.objects.create(
-        subscription=subscription,
-        usage_from=usage_from,
-        usage_to=until,
-        version=subscription.version,
-        period_start=start,
-        period_end=end,
-        billed=billed,
-    )
-    return _lines(usage, usage_from, until) + seat_change_lines(
+    lines = _lines(usage, usage_from, until) + seat_change_lines(
         subscription, spec, since=usage_from, until=until
     )
+    return lines, billed
+
+
+def _record_billed(subscription: Subscription, *, until: datetime, billed: dict) -> None:
+    """A record of what the usage up to `until` billed, for late usage. Under the
+    subscription's row lock, once per segment (a unique constraint too)."""
+    BilledPeriod.objects.create(
+        subscription=subscription,
+        usage_from=subscription.usage_from or subscription.current_period_start,
+        usage_to=until,
+        version=subscription.version,
+        period_start=subscription.current_period_start,
+        period_end=subscription.current_period_end,
+        billed=billed,
+    )
+
+
+def _bill_usage(subscription: Subscription, *, until: datetime) -> list[LineInput]:
+    """_usage_so_far's lines, recorded as billed."""
+    lines, billed = _usage_so_far(subscription, until=until)
+    _record_billed(subscription, until=until, billed=billed)
+    return lines
 
 
 def _locked(subscription: Subscription) -> Subscription:
@@ -460,6 +532,79 @@ def _locked(subscription: Subscription) -> Subscription:
     )
 
 
+def plan_change_check(*, subscription: Subscription, version, effective: str, at: datetime) -> None:
+    """Raise the BillingError that subscription_change_plan would refuse this change
+    with, as the subscription and version stand. Reads only."""
+    if effective not in ("immediate", "period_end"):
+        raise InvalidRequest(
+            "effective must be immediate or period_end", fields={"effective": ["unknown"]}
+        )
+    if subscription.status not in Subscription.LIVE:
+        raise Conflict(f"subscription {subscription.pk} is {subscription.status}")
+    if version.status != version.PUBLISHED:
+        raise Conflict(
+            f"{version.plan.code} v{version.number} is {version.status}; only a "
+            "published version takes subscribers",
+            fields={"version": [f"is {version.status}"]},
+        )
+    if version.currency != subscription.customer.currency:
+        raise InvalidRequest(
+            f"{version.plan.code} bills in {version.currency}, the customer pays in "
+            f"{subscription.customer.currency}",
+            fields={"plan": ["another currency"]},
+        )
+    if effective == "immediate":
+        if version.pk == subscription.version_id:
+            raise Conflict("the subscription is on that version already")
+        _check_in_period(subscription, at, after_change=True)
+
+
+@dataclass(frozen=True)
+class PlanChangeLines:
+    """What an immediate plan change invoices, in the invoice's order."""
+
+    # Usage (and seat changes) up to the change, at the old version's prices.
+    so_far: list[LineInput]
+    # The unused part of the old version's fixed fees, negative.
+    credit: list[LineInput]
+    # The new version's fixed fees for the rest of the period.
+    charge: list[LineInput]
+    # What `so_far` bills per meter, recorded for late usage.
+    billed: dict
+
+    @property
+    def lines(self) -> list[LineInput]:
+        return [*self.so_far, *self.credit, *self.charge]
+
+
+def plan_change_lines(*, subscription: Subscription, version, at: datetime) -> PlanChangeLines:
+    """The lines an immediate change of the subscription to `version` at `at`
+    invoices, for a change plan_change_check accepts. Reads only: a bulk
+    migration previews exactly what subscription_change_plan invoices."""
+    so_far, billed = _usage_so_far(subscription, until=at)
+    credit: list[LineInput] = []
+    charge: list[LineInput] = []
+    if subscription.status != Subscription.TRIALING:
+        old = subscription.version
+        credit = _proration(
+            subscription,
+            version_spec(version=old),
+            at=at,
+            kind="proration_credit",
+            sign=-1,
+            name=_plan_name(old),
+        )
+        charge = _proration(
+            subscription,
+            version_spec(version=version),
+            at=at,
+            kind="proration_charge",
+            sign=1,
+            name=_plan_name(version),
+        )
+    return PlanChangeLines(so_far, credit, charge, billed)
+
+
 def subscription_change_plan(
     *, subscription: Subscription, version, effective: str, at: datetime
 ) -> tuple[Subscription, Invoice | None]:
@@ -467,34 +612,19 @@ def subscription_change_plan(
 
     `immediate`: an invoice now with the usage so far at the old version's
     prices, a credit for the unused part of the old fixed fees and a charge for
-    the rest of the period on the new one, prorated by the second; the period
-    end stays. `period_end`: nothing now; the close applies it. Both leave a
-    history row. Locks the subscription row."""
+    the rest of the period on the new one, prorated by the second (the lines of
+    plan_change_lines); the period end stays. `period_end`: nothing now; the
+    close applies it. Both leave a history row. Locks the subscription row."""
     if effective not in ("immediate", "period_end"):
         raise InvalidRequest(
             "effective must be immediate or period_end", fields={"effective": ["unknown"]}
         )
     with transaction.atomic():
         subscription = _locked(subscription)
-        if subscription.status not in Subscription.LIVE:
-            raise Conflict(f"subscription {subscription.pk} is {subscription.status}")
         # The version as stored now, not as the caller last saw it.
         version = type(version).objects.select_related("plan").get(pk=version.pk)
-        if version.status != version.PUBLISHED:
-            raise Conflict(
-                f"{version.plan.code} v{version.number} is {version.status}; only a "
-                "published version takes subscribers",
-                fields={"version": [f"is {version.status}"]},
-            )
-        if version.currency != subscription.customer.currency:
-            raise InvalidRequest(
-                f"{version.plan.code} bills in {version.currency}, the customer pays in "
-                f"{subscription.customer.currency}",
-                fields={"plan": ["another currency"]},
-            )
+        plan_change_check(subscription=subscription, version=version, effective=effective, at=at)
         old = subscription.version
-        if version.pk == old.pk and effective == "immediate":
-            raise Conflict("the subscription is on that version already")
         change = SubscriptionChange(
             subscription=subscription,
             kind=SubscriptionChange.PLAN_CHANGE,
@@ -508,33 +638,16 @@ def subscription_change_plan(
             change.effective_at = subscription.current_period_end
             change.save()
             return subscription, None
-        _check_in_period(subscription, at, after_change=True)
         end = subscription.current_period_end
-        lines = _bill_usage(subscription, until=at)
-        if subscription.status != Subscription.TRIALING:
-            lines += _proration(
-                subscription,
-                version_spec(version=old),
-                at=at,
-                kind="proration_credit",
-                sign=-1,
-                name=_plan_name(old),
-            )
-            lines += _proration(
-                subscription,
-                version_spec(version=version),
-                at=at,
-                kind="proration_charge",
-                sign=1,
-                name=_plan_name(version),
-            )
+        planned = plan_change_lines(subscription=subscription, version=version, at=at)
+        _record_billed(subscription, until=at, billed=planned.billed)
         invoice = invoice_write_draft(
             customer=subscription.customer,
             subscription=subscription,
             reason=Invoice.PLAN_CHANGE,
             period_start=at,
             period_end=end,
-            lines=lines,
+            lines=planned.lines,
             now=at,
         )
         subscription.version = version

@@ -6,13 +6,15 @@ billing.partitions). A unique index there must include the partition key, so
 deduplication on (customer, event id) lives in EventKey, written in the same
 statement as the event.
 
-Below them: subscriptions and their history, and the alerts raised on usage with
-the webhook endpoints and deliveries that announce them.
+Below them: subscriptions and their history, the bulk migrations of subscriptions
+between versions, and the alerts raised on usage with the webhook endpoints and
+deliveries that announce them.
 """
 
 import secrets
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
@@ -21,6 +23,7 @@ from customers.models import Customer
 from plans.models import Meter
 
 QUANTITY = {"max_digits": 38, "decimal_places": 10}
+MONEY = {"max_digits": 28, "decimal_places": 10}
 
 
 class UsageEvent(models.Model):
@@ -157,6 +160,7 @@ class Subscription(models.Model):
                 name="subscription_period_not_empty",
             ),
         ]
+        permissions = [("migrate_subscription", "Can migrate subscriptions between versions")]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.customer_id} on {self.version_id} ({self.status})"
@@ -196,6 +200,85 @@ class SubscriptionChange(models.Model):
         return f"{self.kind} at {self.effective_at:%Y-%m-%d %H:%M}"
 
 
+class PlanMigration(models.Model):
+    """Ops moving a set of subscriptions to one version (now, prorated, or at
+    period end), run by a task after a preview. One per confirmed preview:
+    `token` makes a confirmation sent twice one migration."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    STATUSES = [(PENDING, "Pending"), (RUNNING, "Running"), (DONE, "Done"), (FAILED, "Failed")]
+
+    IMMEDIATE = "immediate"
+    PERIOD_END = "period_end"
+    EFFECTIVE = [(IMMEDIATE, "Now, prorated"), (PERIOD_END, "At the end of each period")]
+
+    token = models.UUIDField(unique=True, editable=False)
+    to_version = models.ForeignKey(
+        "plans.PlanVersion", on_delete=models.PROTECT, related_name="+", verbose_name="target"
+    )
+    effective = models.CharField(max_length=16, choices=EFFECTIVE)
+    # The moment of an immediate change, fixed by the preview; none at period end.
+    at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=STATUSES, default=PENDING)
+    total = models.PositiveIntegerField(default=0)
+    # Items finished, whatever their outcome (done, skipped or failed).
+    done_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"Migration #{self.pk} ({self.status})"
+
+
+class PlanMigrationItem(models.Model):
+    """One subscription of a migration, with the amounts its preview showed and
+    the invoice the change wrote. Leaves pending once."""
+
+    PENDING = "pending"
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    STATUSES = [(PENDING, "Pending"), (DONE, "Done"), (SKIPPED, "Skipped"), (FAILED, "Failed")]
+
+    migration = models.ForeignKey(PlanMigration, on_delete=models.CASCADE, related_name="items")
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="+")
+    from_version = models.ForeignKey(
+        "plans.PlanVersion", on_delete=models.PROTECT, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=STATUSES, default=PENDING)
+    message = models.CharField(max_length=500, blank=True, default="")
+    invoice = models.ForeignKey(
+        "invoices.Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # Immediate: usage so far, credit, charge; period end: the next period's fixed fees.
+    preview_usage = models.DecimalField(**MONEY, null=True, blank=True)
+    preview_credit = models.DecimalField(**MONEY, null=True, blank=True)
+    preview_charge = models.DecimalField(**MONEY, null=True, blank=True)
+    preview_next_fees = models.DecimalField(**MONEY, null=True, blank=True)
+    preview_total = models.DecimalField(**MONEY, null=True, blank=True)
+
+    class Meta:
+        ordering = ["migration", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["migration", "subscription"], name="plan_migration_item_once"
+            )
+        ]
+        indexes = [models.Index(fields=["migration", "status"], name="plan_migration_item_status")]
+
+    def __str__(self) -> str:
+        return f"#{self.subscription_id} in migration {self.migration_id} ({self.status})"
+
+
 class BilledPeriod(models.Model):
     """What a closed period billed for usage, per meter, so that usage arriving
     late can be billed as the difference on a later invoice."""
@@ -232,11 +315,13 @@ class Alert(models.Model):
     LOW_BALANCE = "low_balance"
     AUTO_TOP_UP = "auto_top_up"
     SPEND_LIMIT = "spend_limit"
+    PAYMENT_FAILED = "payment_failed"
     KINDS = [
         (USAGE_THRESHOLD, "Usage threshold"),
         (LOW_BALANCE, "Low balance"),
         (AUTO_TOP_UP, "Auto top-up"),
         (SPEND_LIMIT, "Spend limit"),
+        (PAYMENT_FAILED, "Payment failed"),
     ]
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="alerts")

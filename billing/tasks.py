@@ -79,3 +79,11 @@ def retry_due_webhooks() -> int:
     for delivery_id in due:
         deliver_webhook.delay(delivery_id)
     return len(due)
+
+
+@shared_task(acks_late=True)
+def run_plan_migration(migration_id: int) -> str | None:
+    """Apply a confirmed plan migration's items. Safe to run twice (each item is
+    applied at most once: see services.plan_migration_run)."""
+    migration = services.plan_migration_run(migration_id=migration_id, now=datetime.now(UTC))
+    return migration.status if migration else None

@@ -91,6 +91,9 @@ MIDDLEWARE = [
     # Audit history: who made each change through the admin.
     "simple_history.middleware.HistoryRequestMiddleware",
 ]
+# History pages show what changed; they never write: a "revert" would bypass the
+# services' validation (a published version, an invoice, a balance).
+SIMPLE_HISTORY_REVERT_DISABLED = True
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -247,6 +250,24 @@ DEFAULT_FROM_EMAIL = BILLING_ALERT_FROM_EMAIL
 STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
+# Each call to Stripe: connect within 5 s, an answer within this many seconds;
+# a network error or a 5xx answer is tried again this many times (never a 4xx).
+STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 20)
+STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
+# An off-session charge (an invoice, an auto top-up) that fails is tried again
+# after each of these waits (minutes): 60,1440 makes three attempts in all. Then
+# the invoice is uncollectible, the purchase failed.
+try:
+    STRIPE_PAYMENT_RETRY_MINUTES = [
+        int(minutes) for minutes in env_list("STRIPE_PAYMENT_RETRY_MINUTES", ["60", "1440"])
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        "STRIPE_PAYMENT_RETRY_MINUTES must be a comma list of whole minutes"
+    ) from exc
+# Where Stripe Checkout sends the buyer back; a request may name its own.
+STRIPE_CHECKOUT_SUCCESS_URL = os.environ.get("STRIPE_CHECKOUT_SUCCESS_URL", "")
+STRIPE_CHECKOUT_CANCEL_URL = os.environ.get("STRIPE_CHECKOUT_CANCEL_URL", "")
 
 LOGGING = {
     "version": 1,
@@ -258,5 +279,8 @@ LOGGING = {
     "loggers": {
         "weasyprint.progress": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},
+        # The stripe library logs each request at INFO; invoices.stripe_client logs
+        # the retries and invoices.payments the failures.
+        "stripe": {"level": "WARNING"},
     },
 }

@@ -3,9 +3,11 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from billing import api as billing_api
+from billing import dashboard
 from customers import api as customers_api
 from customers import views as portal_views
 from invoices import api as invoices_api
+from invoices import views as invoices_views
 from plans import api as plans_api
 from wallets import api as wallets_api
 
@@ -59,10 +61,16 @@ api_v1 = [
     path("invoices/<int:invoice_id>/void", invoices_api.InvoiceVoidApi.as_view()),
 ]
 
+# The admin's index shows billing at a glance (billing.dashboard) above the app list.
+admin.site.index_template = "admin/billing_index.html"
+
 urlpatterns = [
+    # Ahead of the admin site's own index, which it calls with the dashboard's figures.
+    path("admin/", admin.site.admin_view(dashboard.admin_index)),
     path("admin/", admin.site.urls),
     path("nested_admin/", include("nested_admin.urls")),
     path("api/v1/", include(api_v1)),
+    path("webhooks/stripe/", invoices_views.stripe_webhook, name="stripe-webhook"),
     path("portal/<str:token>/", portal_views.portal_page, name="portal"),
     path(
         "portal/<str:token>/invoices/<int:invoice_id>/pdf",

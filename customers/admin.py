@@ -1,14 +1,28 @@
-"""Customers and API keys in the admin; saves go through customers.services."""
+"""Customers and API keys in the admin; saves go through customers.services. A
+customer's page also shows its subscriptions, the current period's usage priced
+so far and projected, its wallets, and makes a fresh signed portal link."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.http import urlencode
 from simple_history.admin import SimpleHistoryAdmin
 
 from billing.forms import ServiceValidatedForm, money_column
+from billing.metering import meter_cache
+from billing.money import format_decimal, format_money
+from billing.selectors import subscription_live, usage_summary
 from customers import services
 from customers.models import ApiKey, Customer
+from customers.portal import portal_session_create
 from plans.admin import adopt
 from plans.validation import validate_customer
+from wallets.selectors import wallet_list
 
 CUSTOMER_FIELDS = [
     "name",
@@ -42,9 +56,100 @@ class CustomerForm(ServiceValidatedForm):
         )
 
 
+# Subscriptions listed on a customer's page; the subscription list has them all.
+SUBSCRIPTIONS_SHOWN = 20
+# Wallet-drawn charges have no amount on the invoice: the wallet paid as usage happened.
+DRAWN_FROM_WALLET = {"credits": "drawn from credits", "balance": "drawn from balance"}
+
+
+def _may_view(user, model: str) -> bool:
+    app_label, model_name = model.split(".")
+    return user.has_perm(f"{app_label}.view_{model_name}") or user.has_perm(
+        f"{app_label}.change_{model_name}"
+    )
+
+
+def customer_billing(*, customer: Customer, user, now) -> dict:
+    """What the customer's admin page shows besides its fields, as display values:
+    subscriptions (newest first), the live one's current period priced so far and
+    projected (billing.selectors.usage_summary, as the portal shows it), and
+    wallets. Each part only to a user who may view that model."""
+    currency = customer.currency
+    context: dict = {
+        "invoices_url": reverse("admin:invoices_invoice_changelist")
+        + "?"
+        + urlencode({"customer": customer.external_id}),
+        "may_view_invoices": _may_view(user, "invoices.invoice"),
+    }
+    if _may_view(user, "billing.subscription"):
+        rows = customer.subscriptions.select_related("version__plan").order_by("-id")
+        context["subscriptions"] = [
+            {
+                "url": reverse("admin:billing_subscription_change", args=[s.pk]),
+                "id": s.pk,
+                "plan": s.version.plan.name,
+                "plan_code": s.version.plan.code,
+                "version": s.version.number,
+                "status": s.get_status_display(),
+                "period_start": s.current_period_start,
+                "period_end": s.current_period_end,
+            }
+            for s in rows[:SUBSCRIPTIONS_SHOWN]
+        ]
+        context["subscriptions_more"] = max(0, rows.count() - SUBSCRIPTIONS_SHOWN)
+        context["subscriptions_url"] = (
+            reverse("admin:billing_subscription_changelist")
+            + "?"
+            + urlencode({"q": customer.external_id})
+        )
+        live = subscription_live(customer_id=customer.pk)
+        if live is not None:
+            with meter_cache.pinned():
+                summary = usage_summary(
+                    subscription=live,
+                    start=live.current_period_start,
+                    end=live.current_period_end,
+                    now=now,
+                )
+            context["usage"] = {
+                "subscription_id": live.pk,
+                "period_start": live.current_period_start,
+                "period_end": live.current_period_end,
+                "lines": [
+                    {
+                        "meter": line.meter,
+                        "model": line.model or "-",
+                        "quantity": format_decimal(line.quantity),
+                        "included": "-" if line.included is None else format_decimal(line.included),
+                        "billable": "-" if line.billable is None else format_decimal(line.billable),
+                        "amount": DRAWN_FROM_WALLET.get(line.model)
+                        or format_money(summary.amounts.get(line.meter, 0), currency),
+                    }
+                    for line in summary.lines
+                ],
+                "base_fee": format_money(summary.base_fee, currency),
+                "subtotal": format_money(summary.subtotal, currency),
+                "projected_total": format_money(summary.projected_total, currency),
+                "currency": currency,
+            }
+    if _may_view(user, "wallets.wallet"):
+        context["wallets"] = [
+            {
+                "url": reverse("admin:wallets_wallet_change", args=[w.pk]),
+                "kind": w.get_kind_display(),
+                "balance": f"{format_money(w.balance, w.currency)} {w.currency}"
+                if w.kind == "money"
+                else f"{format_decimal(w.balance)} credits",
+            }
+            for w in wallet_list(customer_id=customer.pk)
+        ]
+    return context
+
+
 @admin.register(Customer)
 class CustomerAdmin(SimpleHistoryAdmin):
     form = CustomerForm
+    change_form_template = "admin/customers/customer/change_form.html"
     list_display = [
         "external_id",
         "name",
@@ -64,6 +169,44 @@ class CustomerAdmin(SimpleHistoryAdmin):
     def get_readonly_fields(self, request, obj=None):
         # The API addresses a customer by external_id, and its money is in its currency.
         return ["external_id", "currency", "created_at"] if obj else []
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["billing"] = customer_billing(
+                customer=obj, user=request.user, now=timezone.now()
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self):
+        portal_link = path(
+            "<path:object_id>/portal-link/",
+            self.admin_site.admin_view(self.portal_link_view),
+            name="customers_customer_portal_link",
+        )
+        return [portal_link, *super().get_urls()]
+
+    def portal_link_view(self, request, object_id):
+        """A fresh signed link to the customer's portal, shown to copy and hand on
+        (it opens without a login until it expires). For whoever may view or change
+        customers."""
+        customer = self.get_object(request, unquote(object_id))
+        if customer is None:
+            raise Http404("no such customer")
+        if not self.has_view_permission(request, customer):
+            raise PermissionDenied
+        session = portal_session_create(customer=customer, now=timezone.now())
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Portal link for {customer.name}",
+            "opts": self.opts,
+            "original": customer,
+            "portal_url": request.build_absolute_uri(reverse("portal", args=[session.token])),
+            "expires_at": session.expires_at,
+        }
+        response = TemplateResponse(request, "admin/customers/customer/portal_link.html", context)
+        # The page holds a credential: never cached (admin_view), never a referrer.
+        response["Referrer-Policy"] = "no-referrer"
+        return response
 
     def save_model(self, request, obj, form, change):
         values = {f: form.cleaned_data.get(f) for f in CUSTOMER_FIELDS}

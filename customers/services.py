@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from billing.errors import Conflict, InvalidRequest
 from customers.models import ApiKey, Customer, alert_threshold_errors
+from invoices.payments import customer_sync_schedule
 from plans.validation import validate_customer
 
 SECRET_PREFIX = "sk_"
@@ -115,6 +116,8 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
         for name in fields:
             setattr(customer, name, values[name])
         customer.save()
+        # With Stripe: the Stripe customer gets the new details after commit.
+        customer_sync_schedule(customer=customer)
     return customer
 
 

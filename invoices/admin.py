@@ -1,7 +1,8 @@
 """Invoices in the admin: read-only once finalized (always, in fact: lines are
 written by the billing cycle); actions finalize, void with a credit note, record
 a payment and re-render the PDF, all through invoices.services. The change page
-links to the PDF, served by an admin view."""
+links to the PDF, served by an admin view. The list filters by status, period,
+customer, plan and payments past due."""
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -14,8 +15,11 @@ from django.utils.http import content_disposition_header
 
 from billing.errors import BillingError
 from billing.money import format_money
+from customers.models import Customer
 from invoices import selectors, services
 from invoices.models import CreditNote, Invoice, InvoiceLine
+from invoices.payments_admin import PaymentInline, mark_paid_with_reference
+from plans.models import Plan
 
 
 class InvoiceLineInline(admin.TabularInline):
@@ -40,6 +44,63 @@ class CreditNoteInline(admin.TabularInline):
         return False
 
 
+class CustomerFilter(admin.SimpleListFilter):
+    """By customer external id (?customer=acme, as the customer's page links).
+    The sidebar lists the first CHOICES customers with invoices by name, and the
+    one chosen; the search box finds any other."""
+
+    title = "customer"
+    parameter_name = "customer"
+    CHOICES = 50
+
+    def lookups(self, request, model_admin):
+        with_invoices = Customer.objects.filter(
+            pk__in=Invoice.objects.values("customer_id")
+        ).order_by("name", "external_id")
+        choices = list(with_invoices.values_list("external_id", "name")[: self.CHOICES])
+        chosen = self.value()
+        if chosen and chosen not in {external_id for external_id, _ in choices}:
+            choices += with_invoices.filter(external_id=chosen).values_list("external_id", "name")
+        return [(external_id, f"{name} ({external_id})") for external_id, name in choices]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(customer__external_id=self.value())
+        return queryset
+
+
+class PlanFilter(admin.SimpleListFilter):
+    """By the plan of the invoice's subscription, any version (?plan=<plan code>);
+    purchase invoices belong to no plan."""
+
+    title = "plan"
+    parameter_name = "plan"
+
+    def lookups(self, request, model_admin):
+        return list(Plan.objects.order_by("code").values_list("code", "name"))
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(subscription__version__plan__code=self.value())
+        return queryset
+
+
+class DueFilter(admin.SimpleListFilter):
+    """Finalized invoices past their due date and still unpaid (?due=past): the
+    dashboard's failed payments link here."""
+
+    title = "payment"
+    parameter_name = "due"
+
+    def lookups(self, request, model_admin):
+        return [("past", "Past due, unpaid")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "past":
+            return queryset.filter(status=Invoice.FINALIZED, due_at__lt=timezone.now())
+        return queryset
+
+
 @admin.register(Invoice)
 class InvoiceAdmin(admin.ModelAdmin):
     list_display = [
@@ -52,12 +113,27 @@ class InvoiceAdmin(admin.ModelAdmin):
         "total_display",
         "finalized_at",
     ]
-    list_filter = ["status", "reason", "currency", "period_start"]
+    list_filter = [
+        "status",
+        DueFilter,
+        "period_start",
+        CustomerFilter,
+        PlanFilter,
+        "reason",
+        "currency",
+    ]
     search_fields = ["number", "customer__external_id", "customer__name"]
     list_select_related = ["customer"]
     date_hierarchy = "period_start"
-    inlines = [InvoiceLineInline, CreditNoteInline]
-    actions = ["finalize", "void", "mark_paid", "mark_uncollectible", "rerender_pdf"]
+    inlines = [InvoiceLineInline, CreditNoteInline, PaymentInline]
+    actions = [
+        "finalize",
+        "void",
+        "mark_paid",
+        mark_paid_with_reference,
+        "mark_uncollectible",
+        "rerender_pdf",
+    ]
     readonly_fields = [
         "customer",
         "subscription",
@@ -132,6 +208,13 @@ class InvoiceAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # Nothing on an invoice is edited in a form (the actions change it): its
+        # page is a view page, and a posted change is refused.
+        if obj is not None:
+            return False
+        return super().has_change_permission(request, obj)
+
     def has_delete_permission(self, request, obj=None):
         return False
 
@@ -144,14 +227,30 @@ class InvoiceAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"{Invoice.objects.get(pk=invoice.pk)} {done}")
 
-    @admin.action(description="Finalize (number and freeze)", permissions=["change"])
+    # Each action needs its own permission (Invoice.Meta.permissions; roles: setup_roles).
+    def has_finalize_permission(self, request):
+        return request.user.has_perm("invoices.finalize_invoice")
+
+    def has_void_permission(self, request):
+        return request.user.has_perm("invoices.void_invoice")
+
+    def has_mark_paid_permission(self, request):
+        return request.user.has_perm("invoices.mark_paid_invoice")
+
+    def has_mark_uncollectible_permission(self, request):
+        return request.user.has_perm("invoices.mark_uncollectible_invoice")
+
+    def has_render_permission(self, request):
+        return request.user.has_perm("invoices.render_invoice")
+
+    @admin.action(description="Finalize (number and freeze)", permissions=["finalize"])
     def finalize(self, request, queryset):
         now = timezone.now()
         self._each(
             request, queryset, lambda i: services.invoice_finalize(invoice=i, now=now), "finalized"
         )
 
-    @admin.action(description="Void, with a credit note", permissions=["change"])
+    @admin.action(description="Void, with a credit note", permissions=["void"])
     def void(self, request, queryset):
         now = timezone.now()
         self._each(
@@ -161,7 +260,9 @@ class InvoiceAdmin(admin.ModelAdmin):
             "voided",
         )
 
-    @admin.action(description="Mark paid (payment received outside Stripe)", permissions=["change"])
+    @admin.action(
+        description="Mark paid (payment received outside Stripe)", permissions=["mark_paid"]
+    )
     def mark_paid(self, request, queryset):
         now = timezone.now()
         self._each(
@@ -171,7 +272,7 @@ class InvoiceAdmin(admin.ModelAdmin):
             "marked paid",
         )
 
-    @admin.action(description="Mark uncollectible", permissions=["change"])
+    @admin.action(description="Mark uncollectible", permissions=["mark_uncollectible"])
     def mark_uncollectible(self, request, queryset):
         now = timezone.now()
         self._each(
@@ -181,7 +282,7 @@ class InvoiceAdmin(admin.ModelAdmin):
             "marked uncollectible",
         )
 
-    @admin.action(description="Re-render PDF (repair)", permissions=["change"])
+    @admin.action(description="Re-render PDF (repair)", permissions=["render"])
     def rerender_pdf(self, request, queryset):
         """Queues a forced render per invoice; a draft has no stored PDF to repair."""
         self._each(

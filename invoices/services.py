@@ -14,6 +14,7 @@ from django.db import connection, transaction
 
 from billing.errors import Conflict
 from billing.money import quantize_money
+from invoices import payments
 from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceSequence
 from invoices.pdf import render_invoice_pdf
 
@@ -117,7 +118,7 @@ def _next_number(prefix: str, year: int) -> str:
     raise RuntimeError(f"sequence {name} could not be created")
 
 
-def _finalize_locked(invoice: Invoice, now: datetime) -> Invoice:
+def _finalize_locked(invoice: Invoice, now: datetime, *, collect: bool = True) -> Invoice:
     invoice.number = _next_number("INV", now.year)
     invoice.status = Invoice.FINALIZED
     invoice.finalized_at = now
@@ -125,17 +126,21 @@ def _finalize_locked(invoice: Invoice, now: datetime) -> Invoice:
     invoice.save(update_fields=["number", "status", "finalized_at", "due_at"])
     if settings.BILLING_INVOICE_PDFS:
         _render_pdf_after_commit(invoice.pk, force=False)
+    if collect:
+        # With Stripe: a Payment row now, the charge by a worker after commit.
+        payments.invoice_collection_schedule(invoice=invoice, now=now)
     return invoice
 
 
-def invoice_finalize(*, invoice: Invoice, now: datetime) -> Invoice:
+def invoice_finalize(*, invoice: Invoice, now: datetime, collect: bool = True) -> Invoice:
     """Finalize a draft: number it (gap-free per year, under a lock) and freeze it.
-    Finalizing an invoice that is no longer a draft is refused."""
+    Finalizing an invoice that is no longer a draft is refused. With Stripe the
+    invoice is then collected (invoices.payments), unless `collect` is off."""
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
         if invoice.status != Invoice.DRAFT:
             raise Conflict(f"invoice {invoice} is {invoice.status}, not a draft")
-        return _finalize_locked(invoice, now)
+        return _finalize_locked(invoice, now, collect=collect)
 
 
 FINALIZE_BATCH = 200
@@ -213,11 +218,14 @@ def invoice_mark_uncollectible(*, invoice: Invoice, now: datetime) -> Invoice:
     return invoice
 
 
-def invoice_create_purchase(*, customer, lines: list, now: datetime) -> Invoice:
+def invoice_create_purchase(
+    *, customer, lines: list, now: datetime, paid_reference: str = ""
+) -> Invoice:
     """Invoice a purchase (a credit pack, paid credits, a money top-up) at once: a
     finalized invoice of its own, numbered in the same sequence as period invoices.
     Runs in the caller's transaction, so a purchase that fails leaves no invoice
-    and takes no number."""
+    and takes no number. With `paid_reference` (a purchase paid through Stripe
+    before it is granted) the invoice is paid at once, with that reference."""
     with transaction.atomic():
         invoice = invoice_write_draft(
             customer=customer,
@@ -228,7 +236,10 @@ def invoice_create_purchase(*, customer, lines: list, now: datetime) -> Invoice:
             lines=lines,
             now=now,
         )
-        return invoice_finalize(invoice=invoice, now=now)
+        if not paid_reference:
+            return invoice_finalize(invoice=invoice, now=now)
+        invoice = invoice_finalize(invoice=invoice, now=now, collect=False)
+        return invoice_mark_paid(invoice=invoice, reference=paid_reference, now=now)
 
 
 # PDFs

@@ -1,10 +1,12 @@
 """Celery tasks: thin, take ids, safe to run twice."""
 
+import stripe
 from celery import shared_task
 from django.utils import timezone
 
-from invoices import services
-from invoices.models import Invoice
+from customers.models import Customer
+from invoices import payments, services, stripe_client
+from invoices.models import Invoice, Payment
 
 
 @shared_task(acks_late=True)
@@ -18,3 +20,62 @@ def render_invoice_pdf(invoice_id: int, force: bool = False) -> str | None:
         return None
     invoice = services.invoice_render_pdf(invoice=invoice, now=timezone.now(), force=force)
     return invoice.pdf_sha256
+
+
+# Payments through Stripe (invoices.payments): no-ops without STRIPE_API_KEY.
+
+
+@shared_task(acks_late=True)
+def collect_payment(payment_id: int) -> str | None:
+    """Make a payment's attempt if one is due (enqueued after the invoice's
+    finalization or the purchase commits, and again after each failure with the
+    policy's delay as countdown). Safe to run twice: a run that finds nothing due
+    does nothing. Returns the payment's status after the attempt."""
+    payment = Payment.objects.filter(pk=payment_id).first()
+    if payment is None or not payments.enabled():
+        return None
+    attempted = payments.payment_attempt(payment=payment, now=timezone.now())
+    return attempted.status if attempted is not None else None
+
+
+@shared_task(acks_late=True)
+def collect_due_payments() -> int:
+    """The beat's safety net: send the payments whose attempt is overdue (an
+    enqueue the broker lost, a worker that died during an attempt) to the workers."""
+    if not payments.enabled():
+        return 0
+    due = payments.payments_due(before=timezone.now() - payments.SWEEP_GRACE)
+    for payment_id in due:
+        collect_payment.delay(payment_id)
+    return len(due)
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=60, max_retries=5)
+def sync_stripe_customer(customer_id: int) -> str | None:
+    """Send a customer's current details to its Stripe customer (after a change).
+    Safe to run twice: the update's idempotency key names the customer's version."""
+    customer = Customer.objects.filter(pk=customer_id).first()
+    if customer is None or not payments.enabled():
+        return None
+    try:
+        return payments.stripe_customer_sync(customer=customer)
+    except stripe.StripeError as error:
+        if stripe_client.is_retryable(error):
+            # Network errors and 5xx were retried in the call already: later, then.
+            raise OSError(stripe_client.error_text(error)) from error
+        raise
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=60, max_retries=5)
+def remember_payment_method(payment_id: int) -> str | None:
+    """After a Checkout payment, make the card it saved the customer's default
+    payment method in Stripe, unless it has one. Safe to run twice."""
+    payment = Payment.objects.filter(pk=payment_id).first()
+    if payment is None or not payments.enabled():
+        return None
+    try:
+        return payments.payment_method_remember(payment=payment)
+    except stripe.StripeError as error:
+        if stripe_client.is_retryable(error):
+            raise OSError(stripe_client.error_text(error)) from error
+        raise

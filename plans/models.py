@@ -6,6 +6,7 @@ and the admin shows it read-only. New prices are a new version.
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from djmoney.models.fields import MoneyField
 
@@ -103,6 +104,11 @@ class PlanVersion(models.Model):
 
     class Meta:
         ordering = ["plan__code", "number"]
+        # Changing a version's lifecycle is not editing it: roles get these on their own.
+        permissions = [
+            ("publish_planversion", "Can publish plan versions"),
+            ("archive_planversion", "Can archive plan versions"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["plan", "number"], name="plan_version_number_unique"),
             models.CheckConstraint(
@@ -237,3 +243,80 @@ class CreditPack(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+
+class PriceSimulation(models.Model):
+    """A price simulation: customers' usage of a past period rated at their own
+    version and at another (usually draft) one (billing.simulation). It writes
+    no invoice; its rows and sums are the answer."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    STATUSES = [(PENDING, "Pending"), (RUNNING, "Running"), (DONE, "Done"), (FAILED, "Failed")]
+
+    version = models.ForeignKey(PlanVersion, on_delete=models.PROTECT, related_name="simulations")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    selection = models.CharField(max_length=500, help_text="Whom it rates, in words.")
+    # The customers to rate, fixed when the simulation is asked for.
+    customer_ids = models.JSONField(default=list)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=16, choices=STATUSES, default=PENDING, db_index=True)
+    total_customers = models.PositiveIntegerField(default=0)
+    done_count = models.PositiveIntegerField(default=0)
+    current_sum = models.DecimalField(**AMOUNT, default=Decimal(0))
+    simulated_sum = models.DecimalField(**AMOUNT, default=Decimal(0))
+    difference_sum = models.DecimalField(**AMOUNT, default=Decimal(0))
+    error = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        permissions = [("run_pricesimulation", "Can run price simulations")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(done_count__lte=models.F("total_customers")),
+                name="price_simulation_done_lte_total",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(period_end__gt=models.F("period_start")),
+                name="price_simulation_period_not_empty",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Simulation #{self.pk} of {self.version_id} ({self.status})"
+
+
+class PriceSimulationRow(models.Model):
+    """One customer's answer: the period at its own version and at the simulated one."""
+
+    simulation = models.ForeignKey(PriceSimulation, on_delete=models.CASCADE, related_name="rows")
+    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="+")
+    current_version_label = models.CharField(max_length=255)
+    current_total = models.DecimalField(**AMOUNT)
+    simulated_total = models.DecimalField(**AMOUNT)
+    difference = models.DecimalField(**AMOUNT)
+    currency = models.CharField(max_length=3)
+
+    class Meta:
+        ordering = ["simulation", "id"]
+        constraints = [
+            # A simulation run twice (a task delivered again) rates each customer once.
+            models.UniqueConstraint(
+                fields=["simulation", "customer"], name="price_simulation_row_once_per_customer"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.current_total} -> {self.simulated_total}"

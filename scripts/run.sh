@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's "run" command: installs requirements.lock into .venv if needed, migrates,
-# loads the demo catalog, makes sure a dev superuser and a dev API key exist, then runs
-# the web server, a Celery worker and Celery beat until Ctrl-C or SIGTERM, which stops
-# all three. If one of them dies, the others are stopped and the script exits non-zero.
+# sets up the admin roles, loads the demo catalog, makes sure a dev superuser and a dev
+# API key exist, then runs the web server, a Celery worker and Celery beat until Ctrl-C
+# or SIGTERM, which stops all three. If one of them dies, the others are stopped and the
+# script exits non-zero.
 # The environment passes through: DATABASE_URL, CELERY_BROKER_URL, ... (see README.md).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,6 +22,8 @@ mkdir -p "$log_dir"
 
 echo "== migrating the database"
 "$py" manage.py migrate --noinput
+echo "== setting up the admin roles (Finance, Operations, Support)"
+"$py" manage.py setup_roles
 echo "== loading the demo catalog"
 "$py" manage.py load_demo
 echo "== creating the periodic tasks (Celery beat)"

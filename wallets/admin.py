@@ -246,8 +246,9 @@ class WalletAdmin(SimpleHistoryAdmin):
         return TemplateResponse(request, "admin/wallets/wallet/operation.html", context)
 
     def revenue_view(self, request):
-        if not self.has_view_permission(request):
-            messages.error(request, "You may not view wallets.")
+        # Finance's report, not every wallet viewer's: a permission of its own.
+        if not request.user.has_perm("wallets.view_credit_revenue"):
+            messages.error(request, "You may not view the credit revenue report.")
             return redirect(reverse("admin:index"))
         rows = revenue.credit_revenue(until=datetime.now(UTC))
         if request.GET.get("format") == "csv":

@@ -3,14 +3,22 @@ money top-ups, auto top-up, and the ledger."""
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import status
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.errors import InvalidRequest
+from billing.money import format_decimal, format_money
 from config.api import CursorPagination
 from customers.models import Customer
+from invoices import payments
+from invoices.models import Purchase
 from invoices.serializers import InvoiceSerializer
 from plans.models import CreditPack
 from wallets import selectors, services
@@ -61,6 +69,91 @@ PURCHASE = inline_serializer(
 )
 
 
+class PurchaseSerializer(serializers.ModelSerializer):
+    """A purchase paid through Stripe before it is granted. `checkout_url` is the
+    Stripe Checkout page to send the buyer to (Checkout purchases); `invoice` is
+    the paid purchase invoice's id once the payment succeeded."""
+
+    pack = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    credits = serializers.SerializerMethodField()
+    amount = serializers.SerializerMethodField()
+    checkout_url = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Purchase
+        fields = [
+            "id",
+            "kind",
+            "channel",
+            "status",
+            "pack",
+            "credits",
+            "amount",
+            "currency",
+            "checkout_url",
+            "invoice",
+            "error",
+            "created_at",
+            "paid_at",
+        ]
+
+    def get_credits(self, purchase) -> str | None:
+        return None if purchase.credits is None else format_decimal(purchase.credits)
+
+    def get_amount(self, purchase) -> str:
+        return format_money(purchase.amount, purchase.currency)
+
+    def get_checkout_url(self, purchase) -> str | None:
+        return purchase.payment.checkout_url or None
+
+    def get_error(self, purchase) -> str | None:
+        return purchase.payment.last_error or None
+
+
+PENDING_PURCHASE = inline_serializer("PendingPurchase", {"purchase": PurchaseSerializer()})
+
+
+def _pending_response(purchase: Purchase) -> Response:
+    purchase = Purchase.objects.select_related("pack", "payment").get(pk=purchase.pk)
+    return Response(
+        {"purchase": PurchaseSerializer(purchase).data}, status=status.HTTP_202_ACCEPTED
+    )
+
+
+class StripeCheckoutFields(serializers.Serializer):
+    """With Stripe: `checkout` true answers a Stripe Checkout link to pay on;
+    false (the default) charges the saved payment method. Either way nothing is
+    granted until the payment succeeds (202 with the pending purchase)."""
+
+    checkout = serializers.BooleanField(required=False, default=False)
+    success_url = serializers.URLField(required=False, default="", max_length=2000)
+    cancel_url = serializers.URLField(required=False, default="", max_length=2000)
+
+
+# The request bodies keep their component names: the fields are added, not renamed.
+@extend_schema_serializer(component_name="CreditsAdd")
+class CreditsOrderSerializer(CreditsAddSerializer, StripeCheckoutFields):
+    def validate(self, data):
+        data = super().validate(data)
+        if data["checkout"] and "pack" not in data:
+            raise serializers.ValidationError({"checkout": ["Checkout sells a pack"]})
+        return data
+
+
+@extend_schema_serializer(component_name="MoneyAdd")
+class MoneyOrderSerializer(MoneyAddSerializer, StripeCheckoutFields):
+    pass
+
+
+def _checkout_needs_stripe(data: dict) -> None:
+    if data["checkout"] and not payments.enabled():
+        raise InvalidRequest(
+            "checkout needs Stripe payments (STRIPE_API_KEY)",
+            fields={"checkout": ["Stripe payments are not configured"]},
+        )
+
+
 class WalletListApi(APIView):
     @extend_schema(responses=inline_serializer("Wallets", {"results": WalletSerializer(many=True)}))
     def get(self, request, external_id: str):
@@ -69,17 +162,36 @@ class WalletListApi(APIView):
 
 
 class CreditsAddApi(APIView):
-    @extend_schema(request=CreditsAddSerializer, responses={201: PURCHASE})
+    @extend_schema(
+        request=CreditsOrderSerializer,
+        responses={201: PURCHASE, 202: PENDING_PURCHASE},
+        description=(
+            "A grant, or a sale. Without Stripe a sale is granted and invoiced at once "
+            "(201). With Stripe a pack is paid before it is granted (202 with the pending "
+            "purchase): on a Stripe Checkout page (`checkout`: true, answered with its "
+            "URL) or charged to the saved payment method."
+        ),
+    )
     def post(self, request, external_id: str):
         customer = get_object_or_404(Customer, external_id=external_id)
-        serializer = CreditsAddSerializer(data=request.data)
+        serializer = CreditsOrderSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        _checkout_needs_stripe(data)
         now = timezone.now()
         if "pack" in data:
-            block, invoice = services.credit_pack_purchase(
-                customer=customer, pack=pack_or_400(data["pack"]), now=now
-            )
+            pack = pack_or_400(data["pack"])
+            if services.paid_through_stripe(pack.price.amount):
+                purchase = services.credit_pack_order(
+                    customer=customer,
+                    pack=pack,
+                    checkout=data["checkout"],
+                    success_url=data["success_url"],
+                    cancel_url=data["cancel_url"],
+                    now=now,
+                )
+                return _pending_response(purchase)
+            block, invoice = services.credit_pack_purchase(customer=customer, pack=pack, now=now)
         else:
             block, invoice = services.credits_grant(
                 customer=customer,
@@ -96,12 +208,32 @@ class CreditsAddApi(APIView):
 
 
 class MoneyAddApi(APIView):
-    @extend_schema(request=MoneyAddSerializer, responses={201: PURCHASE})
+    @extend_schema(
+        request=MoneyOrderSerializer,
+        responses={201: PURCHASE, 202: PENDING_PURCHASE},
+        description=(
+            "A money top-up. Without Stripe it is added and invoiced at once (201); with "
+            "Stripe it is paid first (202 with the pending purchase), on a Checkout page "
+            "(`checkout`: true) or charged to the saved payment method."
+        ),
+    )
     def post(self, request, external_id: str):
         customer = get_object_or_404(Customer, external_id=external_id)
-        serializer = MoneyAddSerializer(data=request.data)
+        serializer = MoneyOrderSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        _checkout_needs_stripe(data)
+        if services.paid_through_stripe(data["amount"]):
+            purchase = services.money_top_up_order(
+                customer=customer,
+                amount=data["amount"],
+                currency=data["currency"].upper(),
+                checkout=data["checkout"],
+                success_url=data["success_url"],
+                cancel_url=data["cancel_url"],
+                now=timezone.now(),
+            )
+            return _pending_response(purchase)
         block, invoice = services.money_top_up(
             customer=customer,
             amount=data["amount"],

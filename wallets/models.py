@@ -38,6 +38,7 @@ class Wallet(models.Model):
 
     class Meta:
         ordering = ["customer_id", "kind", "currency"]
+        permissions = [("view_credit_revenue", "Can view the credit revenue report")]
         constraints = [
             models.UniqueConstraint(
                 fields=["customer", "kind", "currency"], name="wallet_one_per_kind_currency"

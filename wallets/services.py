@@ -10,14 +10,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing import alerts
 from billing.errors import InvalidRequest
+from billing.models import Subscription
 from billing.money import format_decimal, format_money, quantize_money
 from customers.models import Customer
-from invoices.models import Invoice
+from invoices import payments
+from invoices.models import Invoice, Purchase
 from invoices.services import LineInput, invoice_create_purchase
 from plans.models import CreditPack
 from wallets.locks import wallet_lock, wallets_lock
@@ -259,10 +262,7 @@ def credit_pack_purchase(
     return block, block.invoice
 
 
-def money_top_up(
-    *, customer: Customer, amount: Decimal, currency: str, now: datetime
-) -> tuple[CreditBlock, Invoice]:
-    """Add prepaid money to the customer's money wallet, invoiced at once."""
+def _check_top_up(customer: Customer, amount: Decimal, currency: str) -> Decimal:
     amount = _positive("amount", amount)
     if currency != customer.currency:
         raise InvalidRequest(
@@ -274,6 +274,14 @@ def money_top_up(
             f"amount has more decimals than {currency} allows",
             fields={"amount": ["too many decimal places"]},
         )
+    return amount
+
+
+def money_top_up(
+    *, customer: Customer, amount: Decimal, currency: str, now: datetime
+) -> tuple[CreditBlock, Invoice]:
+    """Add prepaid money to the customer's money wallet, invoiced at once."""
+    amount = _check_top_up(customer, amount, currency)
     with transaction.atomic():
         wallet = wallet_lock(
             wallet_get_or_create(customer=customer, kind=Wallet.MONEY, currency=currency)
@@ -304,6 +312,230 @@ def money_top_up(
             invoice=invoice,
         )
     return block, invoice
+
+
+# Purchases paid through Stripe before anything is granted (invoices.payments).
+
+
+def paid_through_stripe(amount: Decimal) -> bool:
+    """Whether a sale of this price is paid through Stripe before it is granted:
+    with STRIPE_API_KEY set, and something to pay."""
+    return payments.enabled() and amount.is_finite() and amount > 0
+
+
+def _checkout_urls(success_url: str, cancel_url: str) -> tuple[str, str]:
+    success_url = success_url or settings.STRIPE_CHECKOUT_SUCCESS_URL
+    if not success_url:
+        raise InvalidRequest(
+            "a Checkout purchase needs a success_url (or the STRIPE_CHECKOUT_SUCCESS_URL setting)",
+            fields={"success_url": ["required"]},
+        )
+    return success_url, cancel_url or settings.STRIPE_CHECKOUT_CANCEL_URL
+
+
+def _order(
+    *,
+    customer: Customer,
+    kind: str,
+    checkout: bool,
+    success_url: str,
+    cancel_url: str,
+    now: datetime,
+    **details,
+) -> Purchase:
+    if not payments.enabled():
+        raise InvalidRequest(
+            "paying through Stripe needs STRIPE_API_KEY; without it purchases are invoiced",
+            fields={"checkout": ["Stripe payments are not configured"]},
+        )
+    urls = _checkout_urls(success_url, cancel_url) if checkout else None
+    with transaction.atomic():
+        purchase = payments.purchase_create(
+            customer=customer,
+            kind=kind,
+            channel=Purchase.CHECKOUT if checkout else Purchase.CHARGE,
+            now=now,
+            **details,
+        )
+    if urls is not None:
+        # After the commit: a call to Stripe never runs inside a transaction.
+        purchase = payments.purchase_checkout_open(
+            purchase=purchase, success_url=urls[0], cancel_url=urls[1], now=now
+        )
+    return purchase
+
+
+def credit_pack_order(
+    *,
+    customer: Customer,
+    pack: CreditPack,
+    checkout: bool,
+    success_url: str = "",
+    cancel_url: str = "",
+    now: datetime,
+) -> Purchase:
+    """Sell a pack through Stripe: a pending purchase at the pack's price now,
+    paid on a Checkout page (`checkout`: the purchase carries its URL) or charged
+    to the saved payment method by a worker after commit. Nothing is granted
+    here: purchase_fulfil grants the credits when the payment succeeds. Opening
+    the Checkout Session calls Stripe: not inside a transaction."""
+    _check_pack(customer, pack)
+    return _order(
+        customer=customer,
+        kind=Purchase.CREDIT_PACK,
+        checkout=checkout,
+        success_url=success_url,
+        cancel_url=cancel_url,
+        now=now,
+        pack=pack,
+        credits=pack.credits,
+        amount=quantize_money(pack.price.amount, customer.currency),
+    )
+
+
+def money_top_up_order(
+    *,
+    customer: Customer,
+    amount: Decimal,
+    currency: str,
+    checkout: bool,
+    success_url: str = "",
+    cancel_url: str = "",
+    now: datetime,
+) -> Purchase:
+    """A money top-up through Stripe, as credit_pack_order sells a pack: the
+    balance grows when the payment succeeds."""
+    amount = _check_top_up(customer, amount, currency)
+    return _order(
+        customer=customer,
+        kind=Purchase.TOP_UP,
+        checkout=checkout,
+        success_url=success_url,
+        cancel_url=cancel_url,
+        now=now,
+        amount=amount,
+    )
+
+
+def auto_top_up_request(*, customer: Customer, pack: CreditPack, now: datetime) -> Purchase | None:
+    """With Stripe, in the ingest transaction under the credit wallet's lock: ask
+    for one auto top-up pack, charged to the saved payment method by a worker
+    once the transaction commits (no call to Stripe under the lock), granted when
+    the charge succeeds, tried again per the retry policy when it fails. One is
+    pending at a time per customer (checked under the lock the caller holds, and a
+    partial unique constraint): a short balance asks for nothing more until that
+    one has succeeded or failed. None when one is pending already."""
+    if Purchase.objects.filter(
+        customer=customer, channel=Purchase.AUTO_TOP_UP, status=Purchase.PENDING
+    ).exists():
+        return None
+    try:
+        with transaction.atomic():
+            return payments.purchase_create(
+                customer=customer,
+                kind=Purchase.CREDIT_PACK,
+                channel=Purchase.AUTO_TOP_UP,
+                pack=pack,
+                credits=pack.credits,
+                amount=quantize_money(pack.price.amount, customer.currency),
+                now=now,
+            )
+    except IntegrityError:
+        return None
+
+
+def _alert_period_start(customer: Customer, now: datetime) -> datetime:
+    """The current period of the customer's live subscription (alerts belong to
+    one), or `now` for a customer without one."""
+    start = (
+        Subscription.objects.filter(customer=customer, status__in=Subscription.LIVE)
+        .order_by("-current_period_start")
+        .values_list("current_period_start", flat=True)
+        .first()
+    )
+    return start or now
+
+
+def purchase_fulfil(*, purchase: Purchase, reference: str, now: datetime) -> CreditBlock:
+    """Grant what a purchase paid through Stripe buys, once: a paid block of its
+    credits (or money) at the price recorded when it was ordered, and its
+    purchase invoice, finalized and paid with `reference` (the Stripe payment).
+    Under the wallet's lock, then the purchase's; a purchase granted already
+    returns its block. Called by invoices.payments when the payment succeeds,
+    whatever the purchase's status was by then: money received is granted. An
+    auto top-up raises the auto_top_up alert.
+
+    Usage that arrived while the payment was pending stays uncovered: the grant
+    pays for what comes after it."""
+    money = purchase.kind == Purchase.TOP_UP
+    currency = purchase.currency
+    with transaction.atomic():
+        wallet = wallet_lock(
+            wallet_get_or_create(
+                customer=purchase.customer,
+                kind=Wallet.MONEY if money else Wallet.CREDITS,
+                currency=currency if money else "",
+            )
+        )
+        purchase = (
+            Purchase.objects.select_for_update(of=("self",))
+            .select_related("pack", "customer", "block")
+            .get(pk=purchase.pk)
+        )
+        if purchase.block_id is not None:
+            return purchase.block
+        customer, amount = purchase.customer, purchase.amount
+        if money:
+            line = LineInput(
+                "top_up", f"Prepaid balance top-up ({currency})", None, Decimal(1), amount, amount
+            )
+            entry_kind, source, granted = LedgerEntry.TOP_UP, CreditBlock.TOP_UP, amount
+        else:
+            pack = purchase.pack
+            description = f"{pack.name or pack.code}: {format_decimal(purchase.credits)} credits"
+            line = LineInput("credit_pack", description, None, Decimal(1), amount, amount)
+            automatic = purchase.channel == Purchase.AUTO_TOP_UP
+            entry_kind = LedgerEntry.AUTO_TOP_UP if automatic else LedgerEntry.PURCHASE
+            source = CreditBlock.AUTO_TOP_UP if automatic else CreditBlock.PACK
+            granted = purchase.credits
+        invoice = invoice_create_purchase(
+            customer=customer, lines=[line], now=now, paid_reference=reference
+        )
+        block = _add_block(
+            wallet,
+            entry_kind=entry_kind,
+            now=now,
+            amount=granted,
+            kind=CreditBlock.PAID,
+            source=source,
+            price_paid=amount,
+            currency=currency,
+            pack=purchase.pack,
+            invoice=invoice,
+        )
+        purchase.status = Purchase.PAID
+        purchase.paid_at = now
+        purchase.closed_at = None
+        purchase.block = block
+        purchase.invoice = invoice
+        purchase.save(update_fields=["status", "paid_at", "closed_at", "block", "invoice"])
+        if source == CreditBlock.AUTO_TOP_UP:
+            alerts.alert_raise(
+                customer=customer,
+                kind="auto_top_up",
+                period_start=_alert_period_start(customer, now),
+                key=f"block:{block.pk}",
+                payload={
+                    "pack": pack.code,
+                    "credits": format_decimal(block.amount),
+                    "price": format_money(block.price_paid, block.currency),
+                    "currency": block.currency,
+                    "invoice": invoice.number,
+                    "balance": format_decimal(wallet.balance),
+                },
+                now=now,
+            )
+    return block
 
 
 def auto_top_up_set(
@@ -391,6 +623,8 @@ class _Drawing:
     uncovered: dict[str, list[Decimal]] = field(default_factory=dict)
     touched: dict[int, CreditBlock] = field(default_factory=dict)
     top_ups: list[CreditBlock] = field(default_factory=list)
+    # With Stripe: this batch asked for its auto top-up pack already.
+    top_up_requested: bool = False
 
     def flush(self, now: datetime) -> None:
         running = self.pending_from
@@ -438,6 +672,15 @@ class _Drawing:
             missing[1] += wanted
 
     def top_up(self, customer: Customer, now: datetime) -> None:
+        pack = self.auto.pack
+        if paid_through_stripe(pack.price.amount):
+            # Paid before it is granted: a pending purchase, charged after the
+            # ingest commits. Meanwhile the balance is what it is (short usage
+            # stays uncovered), and one request a batch is enough.
+            if not self.top_up_requested:
+                self.top_up_requested = True
+                auto_top_up_request(customer=customer, pack=pack, now=now)
+            return
         self.flush(now)
         # The purchase writes its own block and ledger entry; entries written so far
         # go first so the ledger keeps its order.
@@ -447,7 +690,7 @@ class _Drawing:
         block = _buy_pack_locked(
             self.wallet,
             customer=customer,
-            pack=self.auto.pack,
+            pack=pack,
             source=CreditBlock.AUTO_TOP_UP,
             now=now,
         )

@@ -1,0 +1,314 @@
+"""The figures on the admin's index page: billing at a glance, read-only.
+
+A handful of aggregate queries, none per subscription, except to project usage:
+projected revenue rates each live subscription whose version prices usage
+(an overage charge) with billing.selectors.usage_summary, three or so queries
+each, so that it is computed only while there are at most
+PROJECTION_RATING_LIMIT of them. Every other subscription's projection does not
+depend on its usage and is computed once per (version, status, seats).
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from django.contrib import admin
+from django.db.models import Count, F, Min, Q, Sum
+from django.utils import timezone
+
+from billing import rating
+from billing.cycle import first_period_fraction
+from billing.metering import meter_cache
+from billing.models import Subscription
+from billing.money import format_money, quantize_money
+from billing.selectors import usage_summary
+from invoices.models import Invoice
+from plans.models import PlanVersion
+from plans.selectors import version_spec
+from wallets.revenue import credit_revenue
+
+ZERO = Decimal(0)
+
+# Subscriptions whose usage is priced are rated one by one (a few queries each);
+# beyond this many the page says so rather than take seconds to load.
+PROJECTION_RATING_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class Amount:
+    currency: str
+    amount: Decimal
+    count: int = 0
+
+    @property
+    def text(self) -> str:
+        return f"{format_money(self.amount, self.currency)} {self.currency}"
+
+
+@dataclass
+class Projection:
+    """One currency's projected revenue for the live subscriptions' current periods."""
+
+    currency: str
+    subscriptions: int = 0
+    # Fixed fees, and the true-ups of versions that price no usage: known now.
+    committed: Decimal = ZERO
+    # Projected usage (with its true-ups) of the subscriptions whose usage is priced.
+    usage: Decimal = ZERO
+    # Subscriptions whose usage is priced but was not rated (over the limit).
+    unrated: int = 0
+
+    @property
+    def total(self) -> Decimal | None:
+        return None if self.unrated else self.committed + self.usage
+
+    @property
+    def text(self) -> str:
+        if self.total is None:
+            return "-"
+        return f"{format_money(self.total, self.currency)} {self.currency}"
+
+    @property
+    def committed_text(self) -> str:
+        return f"{format_money(self.committed, self.currency)} {self.currency}"
+
+
+@dataclass(frozen=True)
+class PaymentProblem:
+    """One kind of failed payment: how many invoices, their totals per currency,
+    and the invoice list's query string that shows them."""
+
+    label: str
+    count: int
+    totals: list[Amount]
+    query: str
+
+
+@dataclass(frozen=True)
+class DeferredRevenue:
+    currency: str
+    month: date
+    amount: Decimal
+
+    @property
+    def text(self) -> str:
+        return f"{format_money(self.amount, self.currency)} {self.currency}"
+
+
+@dataclass
+class DashboardFigures:
+    now: datetime
+    month_start: datetime
+    active: int
+    trialing: int
+    billed_this_month: list[Amount]
+    projected: list[Projection]
+    # Why some usage was not projected; None when all of it was.
+    projection_note: str | None
+    drafts: int
+    oldest_draft_at: datetime | None
+    payment_problems: list[PaymentProblem]
+    # None when the viewer may not see the credit revenue report.
+    deferred_credit_revenue: list[DeferredRevenue] | None = field(default=None)
+
+
+def month_bounds(now: datetime) -> tuple[datetime, datetime]:
+    """The UTC calendar month holding `now` (the credit revenue report's months too)."""
+    now = now.astimezone(UTC)
+    start = datetime(now.year, now.month, 1, tzinfo=UTC)
+    end = datetime(now.year + (now.month == 12), now.month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+def _totals(invoices) -> list[Amount]:
+    rows = (
+        invoices.order_by()
+        .values("currency")
+        .annotate(total=Sum("total"), n=Count("id"))
+        .order_by("currency")
+        .values_list("currency", "total", "n")
+    )
+    # Rounded once more: SQLite sums decimals as floats.
+    return [Amount(c, quantize_money(total, c), n) for c, total, n in rows]
+
+
+def billed_this_month(*, now: datetime) -> list[Amount]:
+    """Totals of the invoices issued (finalized) this UTC month and not since voided
+    or given up on: finalized or paid, per currency."""
+    start, end = month_bounds(now)
+    return _totals(
+        Invoice.objects.filter(
+            status__in=(Invoice.FINALIZED, Invoice.PAID),
+            finalized_at__gte=start,
+            finalized_at__lt=end,
+        )
+    )
+
+
+def payment_problems(*, now: datetime) -> list[PaymentProblem]:
+    """Invoices whose payment failed: given up on (uncollectible), and finalized
+    ones past their due date and still unpaid."""
+    uncollectible = Invoice.objects.filter(status=Invoice.UNCOLLECTIBLE)
+    past_due = Invoice.objects.filter(status=Invoice.FINALIZED, due_at__lt=now)
+    problems = [
+        PaymentProblem(
+            "Uncollectible",
+            uncollectible.count(),
+            _totals(uncollectible),
+            "status__exact=uncollectible",
+        ),
+        PaymentProblem("Past due, unpaid", past_due.count(), _totals(past_due), "due=past"),
+    ]
+    # Stripe payment failures go here: one more PaymentProblem row (e.g. "Stripe
+    # payment failed", the count and totals of the failed attempts, and the query
+    # string of the admin list that shows them), read from the payment records.
+    return problems
+
+
+def _is_usage_priced(spec) -> bool:
+    """True when the version bills usage in arrears (an overage charge): its
+    projection depends on the usage. Hard caps are never billed and credits and
+    balance charges are paid from wallets, so without an overage charge a
+    version's projection is its fixed fees and its minimum commitment."""
+    return any(charge.model == "overage" for charge in spec.charges)
+
+
+def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
+    """Each currency's revenue for the live subscriptions' current periods, as the
+    close will bill it: fixed fees (none during a trial; a calendar month's first
+    partial period prorated), and usage extended linearly to the period's end and
+    priced with any minimum commitment true-up (usage_summary, as the portal
+    projects it). Wallet-drawn usage (credits, balance) is revenue of the purchases
+    that funded it, not projected here. A plan change within the period (prorated
+    on its own invoice) is projected at the current version for the whole period."""
+    live = Subscription.objects.filter(status__in=Subscription.LIVE)
+    groups = list(
+        live.values("version_id", "status", "seats")
+        .annotate(n=Count("id"))
+        .order_by("version_id", "status", "seats")
+        .values_list("version_id", "status", "seats", "n")
+    )
+    versions = PlanVersion.objects.select_related("plan").in_bulk({g[0] for g in groups})
+    specs = {pk: version_spec(version=version) for pk, version in versions.items()}
+    projections: dict[str, Projection] = {}
+
+    def of(currency: str) -> Projection:
+        return projections.setdefault(currency, Projection(currency))
+
+    def fixed(version_id: int, seats: int, fraction: Decimal = Decimal(1)) -> Decimal:
+        spec = specs[version_id]
+        lines = rating.fixed_lines(
+            spec, plan_name=versions[version_id].plan.name, seats=seats, label="", fraction=fraction
+        )
+        return rating.total(lines)
+
+    usage_priced: dict[str, int] = defaultdict(int)
+    for version_id, status, seats, n in groups:
+        spec = specs[version_id]
+        projection = of(spec.currency)
+        projection.subscriptions += n
+        if status != Subscription.TRIALING:
+            projection.committed += n * fixed(version_id, seats)
+        if _is_usage_priced(spec):
+            usage_priced[spec.currency] += n
+        else:
+            projection.committed += n * rating.total(rating.usage_and_true_up(spec, quantities={}))
+
+    # A calendar month's first period, when not a trial, was billed a prorated share.
+    first_partial = live.filter(
+        status=Subscription.ACTIVE,
+        billing_anchor=Subscription.CALENDAR,
+        trial_end__isnull=True,
+        current_period_start=F("started_at"),
+    ).select_related("customer")
+    for subscription in first_partial:
+        spec = specs[subscription.version_id]
+        prorated = fixed(
+            subscription.version_id,
+            subscription.seats,
+            first_period_fraction(subscription, spec),
+        )
+        of(spec.currency).committed += prorated - fixed(subscription.version_id, subscription.seats)
+
+    to_rate = sum(usage_priced.values())
+    if to_rate > PROJECTION_RATING_LIMIT:
+        for currency, n in usage_priced.items():
+            of(currency).unrated = n
+        note = (
+            f"{to_rate} subscriptions price their usage: too many to rate on a page load "
+            f"(at most {PROJECTION_RATING_LIMIT}); see the close benchmark (bench/close.py) "
+            "for rating at this scale. Shown: their fixed fees only."
+        )
+        return _sorted(projections), note
+
+    usage_priced_versions = [pk for pk, spec in specs.items() if _is_usage_priced(spec)]
+    rated = live.filter(version_id__in=usage_priced_versions).select_related("version__plan")
+    with meter_cache.pinned():
+        for subscription in rated:
+            summary = usage_summary(
+                subscription=subscription,
+                start=subscription.current_period_start,
+                end=subscription.current_period_end,
+                now=now,
+            )
+            # usage_summary's projection holds the full fixed fees; they are counted above.
+            projected_usage = summary.projected_total - fixed(
+                subscription.version_id, subscription.seats
+            )
+            of(specs[subscription.version_id].currency).usage += projected_usage
+    return _sorted(projections), None
+
+
+def _sorted(projections: dict[str, Projection]) -> list[Projection]:
+    return [projections[currency] for currency in sorted(projections)]
+
+
+def deferred_credit_revenue(*, now: datetime) -> list[DeferredRevenue]:
+    """Per currency, what paid credits still owe at the end of the latest month of
+    the credit revenue report (its deferred closing balance, up to `now`)."""
+    latest: dict[str, DeferredRevenue] = {}
+    for row in credit_revenue(until=now):
+        if row.currency not in latest or row.month > latest[row.currency].month:
+            latest[row.currency] = DeferredRevenue(row.currency, row.month, row.deferred_closing)
+    return [latest[currency] for currency in sorted(latest)]
+
+
+def dashboard_figures(*, now: datetime, with_credit_revenue: bool = True) -> DashboardFigures:
+    """Billing at a glance, at `now`. `with_credit_revenue`: also the deferred
+    credit revenue (its report reads every paid credit block)."""
+    counts = Subscription.objects.aggregate(
+        active=Count("id", filter=Q(status=Subscription.ACTIVE)),
+        trialing=Count("id", filter=Q(status=Subscription.TRIALING)),
+    )
+    drafts = Invoice.objects.filter(status=Invoice.DRAFT).aggregate(
+        n=Count("id"), oldest=Min("created_at")
+    )
+    projected, note = projected_revenue(now=now)
+    return DashboardFigures(
+        now=now,
+        month_start=month_bounds(now)[0],
+        active=counts["active"],
+        trialing=counts["trialing"],
+        billed_this_month=billed_this_month(now=now),
+        projected=projected,
+        projection_note=note,
+        drafts=drafts["n"],
+        oldest_draft_at=drafts["oldest"],
+        payment_problems=payment_problems(now=now),
+        deferred_credit_revenue=deferred_credit_revenue(now=now) if with_credit_revenue else None,
+    )
+
+
+def admin_index(request):
+    """The admin's index page with the dashboard above the app list (config/urls.py
+    routes /admin/ here, ahead of the admin site's own index). Shown to whoever may
+    view invoices; the deferred credit revenue to whoever may read its report."""
+    user = request.user
+    dashboard = None
+    if user.has_perm("invoices.view_invoice") or user.has_perm("invoices.change_invoice"):
+        dashboard = dashboard_figures(
+            now=timezone.now(),
+            with_credit_revenue=user.has_perm("wallets.view_credit_revenue"),
+        )
+    return admin.site.index(request, extra_context={"dashboard": dashboard})

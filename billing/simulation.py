@@ -1,0 +1,511 @@
+"""Price simulation (services): customers' real usage of a past period rated at
+the version each was on and at another (usually draft) version, with the
+difference per customer and in sum. It writes simulation rows, never an invoice.
+
+A customer's period is rated by billing.cycle.period_rated, the rating the close
+bills with: the base fee and seats of the period, the priced usage of each
+charge and the minimum commitment true-up, every line rounded once as on an
+invoice. Left out: proration (plan and seat changes within the period) and late
+usage. Credit and balance charges are drawn from wallets as usage happens and
+are on no invoice, so they add nothing here either.
+"""
+
+import csv
+import io
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.db.models import Prefetch, Q, QuerySet
+from django.db.models.functions import Greatest
+
+from billing import cycle, rating
+from billing.errors import InvalidRequest
+from billing.metering import meter_cache
+from billing.models import Subscription, SubscriptionChange
+from billing.money import format_money
+from billing.periods import INTERVAL_MONTHS, add_months_clamped, month_start
+from customers.models import Customer
+from plans.models import Plan, PlanVersion, PriceSimulation, PriceSimulationRow
+from plans.selectors import version_spec
+from plans.validation import VersionSpec
+
+logger = logging.getLogger(__name__)
+
+ZERO = Decimal(0)
+# Up to this many customers a simulation runs in the request; more run as a task.
+INLINE_LIMIT = 50
+# Customers rated between two progress updates (one transaction each).
+CHUNK = 25
+NO_SUBSCRIPTION = "no subscription"
+CSV_HEADER = [
+    "customer",
+    "name",
+    "current version",
+    "current total",
+    "simulated total",
+    "difference",
+    "currency",
+]
+
+
+@dataclass(frozen=True)
+class SimulatedCustomer:
+    """One customer's period at its own version and at the simulated one."""
+
+    customer_id: int
+    current_version_label: str
+    current_total: Decimal
+    simulated_total: Decimal
+    currency: str
+
+    @property
+    def difference(self) -> Decimal:
+        return self.simulated_total - self.current_total
+
+
+@dataclass(frozen=True)
+class PeriodTerms:
+    """What a subscription was on in a period, as of its start."""
+
+    version: PlanVersion
+    seats: int
+    # False when the period starts in a trial, which has no fixed fees.
+    fixed_fees: bool
+    # The version changed within the period (its usage is still rated at `version`).
+    changed: bool
+
+
+# Reads
+
+
+def period_subscriptions(
+    *,
+    customer_ids: Iterable[int] | QuerySet | None,
+    period_start: datetime,
+    period_end: datetime,
+) -> dict[int, Subscription]:
+    """Each customer's subscription in [period_start, period_end): the one started
+    last among those that overlap it, with its plan and seat changes prefetched.
+    `customer_ids` may be a query (a subquery then); None is every customer."""
+    subscriptions = (
+        Subscription.objects.filter(started_at__lt=period_end)
+        .exclude(ended_at__lte=period_start)
+        .select_related("version__plan")
+        .prefetch_related(
+            Prefetch(
+                "changes",
+                queryset=SubscriptionChange.objects.filter(
+                    kind__in=(SubscriptionChange.PLAN_CHANGE, SubscriptionChange.SEATS)
+                )
+                .select_related("from_version__plan", "to_version__plan")
+                .order_by("id"),
+            )
+        )
+        .order_by("customer_id", "started_at", "id")
+    )
+    if customer_ids is not None:
+        if not isinstance(customer_ids, QuerySet):
+            customer_ids = list(customer_ids)
+        subscriptions = subscriptions.filter(customer_id__in=customer_ids)
+    # Ordered by start: the last one of a customer wins.
+    return {subscription.customer_id: subscription for subscription in subscriptions}
+
+
+def _applied_plan_changes(changes: list[SubscriptionChange]) -> list[SubscriptionChange]:
+    """The plan changes that took effect, in the order they did. A change
+    scheduled for a period's end is dropped when a later one replaced it before
+    then: another scheduled for the same end, or an immediate change."""
+    plan_changes = [c for c in changes if c.kind == SubscriptionChange.PLAN_CHANGE]
+    applied = []
+    for change in plan_changes:
+        if change.how == "period_end" and any(
+            later.pk > change.pk
+            and (
+                (later.how == "period_end" and later.effective_at == change.effective_at)
+                or (later.how != "period_end" and later.effective_at < change.effective_at)
+            )
+            for later in plan_changes
+        ):
+            continue
+        applied.append(change)
+    return sorted(applied, key=lambda c: (c.effective_at, c.pk))
+
+
+def period_terms(
+    subscription: Subscription, *, period_start: datetime, period_end: datetime
+) -> PeriodTerms:
+    """The version and seats the subscription had when the period started (or when
+    it started, if later), from its change history."""
+    at = max(period_start, subscription.started_at)
+    changes = list(subscription.changes.all())
+    plan_changes = _applied_plan_changes(changes)
+    before = [c for c in plan_changes if c.effective_at <= at]
+    if before:
+        version = before[-1].to_version
+    elif plan_changes:
+        version = plan_changes[0].from_version
+    else:
+        version = subscription.version
+    seat_changes = sorted(
+        (c for c in changes if c.kind == SubscriptionChange.SEATS),
+        key=lambda c: (c.effective_at, c.pk),
+    )
+    seats_before = [c for c in seat_changes if c.effective_at <= at]
+    if seats_before:
+        seats = seats_before[-1].details["to"]
+    elif seat_changes:
+        seats = seat_changes[0].details["from"]
+    else:
+        seats = subscription.seats
+    trialing = subscription.trial_end is not None and subscription.trial_end > at
+    changed = any(at < c.effective_at < period_end for c in plan_changes)
+    return PeriodTerms(version=version, seats=seats, fixed_fees=not trialing, changed=changed)
+
+
+def plan_subscriber_ids(*, plan: Plan, period_start: datetime, period_end: datetime) -> list[int]:
+    """The customers whose subscription in the period was on a version of `plan`
+    when the period started, by id."""
+    candidates = (
+        Subscription.objects.filter(started_at__lt=period_end)
+        .exclude(ended_at__lte=period_start)
+        .filter(
+            Q(version__plan=plan)
+            | Q(changes__from_version__plan=plan)
+            | Q(changes__to_version__plan=plan)
+        )
+        .values_list("customer_id", flat=True)
+        .distinct()
+    )
+    subscriptions = period_subscriptions(
+        customer_ids=candidates, period_start=period_start, period_end=period_end
+    )
+    on_plan = []
+    for customer_id, subscription in subscriptions.items():
+        terms = period_terms(subscription, period_start=period_start, period_end=period_end)
+        if terms.version.plan_id == plan.pk:
+            on_plan.append(customer_id)
+    return sorted(on_plan)
+
+
+def period_fraction(*, interval: str, start: datetime, end: datetime, zone: ZoneInfo) -> Decimal:
+    """The part of one of a version's periods that [start, end) is. Whole calendar
+    months (in UTC or the customer's zone) count as months: 1 for a month on a
+    monthly version, 1/3 on a quarterly one; anything else by the second against
+    the version's period from `start`."""
+    step = INTERVAL_MONTHS[interval]
+    for z in (UTC, zone):
+        local = start.astimezone(z)
+        if month_start(local) != start:
+            continue
+        local_end = end.astimezone(z)
+        months = (local_end.year - local.year) * 12 + local_end.month - local.month
+        if months >= 1 and month_start(local, months=months) == end:
+            return Decimal(months) / Decimal(step)
+    local = start.astimezone(zone)
+    whole_end = add_months_clamped(local, step, day=local.day).astimezone(UTC)
+    return Decimal((end - start).total_seconds()) / Decimal((whole_end - start).total_seconds())
+
+
+def version_label(version: PlanVersion) -> str:
+    return f"{version.plan.code} v{version.number}"
+
+
+def _period_total(
+    spec: VersionSpec,
+    version: PlanVersion,
+    *,
+    seats: int,
+    quantities: dict[str, Decimal],
+    fixed_fees: bool,
+    period_start: datetime,
+    period_end: datetime,
+    zone: ZoneInfo,
+) -> Decimal:
+    lines = cycle.period_rated(
+        spec,
+        plan_name=version.plan.name,
+        seats=seats,
+        quantities=quantities,
+        label=cycle.label(period_start, period_end, zone),
+        fraction=period_fraction(
+            interval=spec.interval, start=period_start, end=period_end, zone=zone
+        ),
+        fixed_fees=fixed_fees,
+    )
+    return rating.total(lines)
+
+
+def _rate(
+    customer: Customer,
+    subscription: Subscription | None,
+    *,
+    version: PlanVersion,
+    spec: VersionSpec,
+    period_start: datetime,
+    period_end: datetime,
+) -> SimulatedCustomer:
+    zone = ZoneInfo(customer.timezone)
+    current, current_spec = None, None
+    seats, fixed_fees, label_text = 1, True, NO_SUBSCRIPTION
+    if subscription is not None:
+        terms = period_terms(subscription, period_start=period_start, period_end=period_end)
+        current, current_spec = terms.version, version_spec(version=terms.version)
+        seats, fixed_fees = terms.seats, terms.fixed_fees
+        label_text = version_label(current)
+        if terms.changed:
+            label_text += " (changed in the period)"
+    codes = [c.meter for c in spec.charges]
+    if current_spec is not None:
+        codes += [c.meter for c in current_spec.charges]
+    # One read of the usage, for both versions' meters.
+    quantities = cycle.usage_by_meter(
+        customer_id=customer.pk, meter_codes=codes, start=period_start, end=period_end
+    )
+    period = {
+        "seats": seats,
+        "quantities": quantities,
+        "fixed_fees": fixed_fees,
+        "period_start": period_start,
+        "period_end": period_end,
+        "zone": zone,
+    }
+    current_total = ZERO
+    if current is not None:
+        current_total = _period_total(current_spec, current, **period)
+    return SimulatedCustomer(
+        customer_id=customer.pk,
+        current_version_label=label_text,
+        current_total=current_total,
+        simulated_total=_period_total(spec, version, **period),
+        currency=spec.currency,
+    )
+
+
+def simulation_rate_customer(
+    *,
+    customer: Customer,
+    version: PlanVersion,
+    period_start: datetime,
+    period_end: datetime,
+    spec: VersionSpec | None = None,
+) -> SimulatedCustomer:
+    """The customer's usage in [period_start, period_end) rated as one period at
+    the version it was on then (billing.cycle.period_rated, as the close rates)
+    and at `version` (`spec`: its terms, when the caller has read them). A
+    customer without a subscription in the period has a current total of 0.
+    Reads only."""
+    subscription = period_subscriptions(
+        customer_ids=[customer.pk], period_start=period_start, period_end=period_end
+    ).get(customer.pk)
+    return _rate(
+        customer,
+        subscription,
+        version=version,
+        spec=spec or version_spec(version=version),
+        period_start=period_start,
+        period_end=period_end,
+    )
+
+
+def _names(customers: list[Customer], most: int = 5) -> str:
+    shown = ", ".join(c.external_id for c in customers[:most])
+    return shown + (f" and {len(customers) - most} more" if len(customers) > most else "")
+
+
+def simulation_check(
+    *,
+    version: PlanVersion,
+    period_start: datetime | None,
+    period_end: datetime | None,
+    customers: list[Customer],
+    now: datetime,
+) -> None:
+    """Raise InvalidRequest (with the fields at fault) unless this simulation can
+    run: a period that has ended, at least one customer, and customers who pay in
+    the version's currency."""
+    errors: dict[str, list[str]] = {}
+    if period_start is not None and period_end is not None:
+        if period_end <= period_start:
+            errors["period_end"] = ["must be after the start"]
+        elif period_end > now:
+            errors["period_end"] = ["must not be in the future: simulate a period that has ended"]
+    if not customers:
+        errors["customers"] = ["choose at least one customer"]
+    others = [c for c in customers if c.currency != version.currency]
+    if others:
+        errors["version"] = [
+            f"{version_label(version)} bills in {version.currency}; "
+            f"{_names(others)} pay in another currency"
+        ]
+    if errors:
+        first = next(iter(errors.items()))
+        raise InvalidRequest(f"cannot simulate: {first[0]}: {first[1][0]}", fields=errors)
+
+
+# Writes
+
+
+def simulation_request(
+    *,
+    version: PlanVersion,
+    period_start: datetime,
+    period_end: datetime,
+    customers: list[Customer],
+    selection: str,
+    user,
+    now: datetime,
+) -> PriceSimulation:
+    """Record a simulation of `customers` and run it: in this request for up to
+    INLINE_LIMIT customers, otherwise as a task enqueued when this transaction
+    commits (the page then follows its progress). Writes no invoice."""
+    simulation_check(
+        version=version,
+        period_start=period_start,
+        period_end=period_end,
+        customers=customers,
+        now=now,
+    )
+    customer_ids = sorted({c.pk for c in customers})
+    simulation = PriceSimulation.objects.create(
+        version=version,
+        period_start=period_start,
+        period_end=period_end,
+        selection=selection[:500],
+        customer_ids=customer_ids,
+        currency=version.currency,
+        total_customers=len(customer_ids),
+        created_by=user,
+        created_at=now,
+    )
+    if len(customer_ids) <= INLINE_LIMIT:
+        return simulation_run(simulation_id=simulation.pk, now=now)
+    from plans.tasks import run_price_simulation
+
+    simulation_id = simulation.pk
+    transaction.on_commit(lambda: run_price_simulation.delay(simulation_id))
+    return simulation
+
+
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def simulation_run(*, simulation_id: int, now: datetime) -> PriceSimulation:
+    """Rate the simulation's customers not rated yet, CHUNK at a time (each chunk's
+    rows and the progress in one transaction), then add up the sums and mark it
+    done. Idempotent: a second run, even at the same time, rates each customer
+    once (a unique constraint; progress and sums are counted from the rows) and
+    a finished simulation is left as it is. A failure marks it failed, with the
+    message; nothing is raised. Writes no invoice."""
+    with transaction.atomic():
+        simulation = (
+            PriceSimulation.objects.select_for_update(of=("self",))
+            .select_related("version__plan")
+            .get(pk=simulation_id)
+        )
+        if simulation.status in (PriceSimulation.DONE, PriceSimulation.FAILED):
+            return simulation
+        if simulation.status == PriceSimulation.PENDING:
+            simulation.status = PriceSimulation.RUNNING
+            simulation.save(update_fields=["status"])
+    try:
+        _rate_remaining(simulation)
+    except Exception as error:
+        logger.exception("price simulation %s failed", simulation_id)
+        return _finish(simulation_id, status=PriceSimulation.FAILED, error=str(error), now=now)
+    return _finish(simulation_id, status=PriceSimulation.DONE, error="", now=now)
+
+
+def _rate_remaining(simulation: PriceSimulation) -> None:
+    version = simulation.version
+    spec = version_spec(version=version)
+    rated = set(simulation.rows.values_list("customer_id", flat=True))
+    remaining = [i for i in simulation.customer_ids if i not in rated]
+    period = {"period_start": simulation.period_start, "period_end": simulation.period_end}
+    with meter_cache.pinned():
+        for chunk in _chunks(remaining, CHUNK):
+            customers = Customer.objects.in_bulk(chunk)
+            subscriptions = period_subscriptions(customer_ids=chunk, **period)
+            results = [
+                _rate(customers[i], subscriptions.get(i), version=version, spec=spec, **period)
+                for i in chunk
+                if i in customers
+            ]
+            with transaction.atomic():
+                PriceSimulationRow.objects.bulk_create(
+                    [
+                        PriceSimulationRow(
+                            simulation=simulation,
+                            customer_id=r.customer_id,
+                            current_version_label=r.current_version_label,
+                            current_total=r.current_total,
+                            simulated_total=r.simulated_total,
+                            difference=r.difference,
+                            currency=r.currency,
+                        )
+                        for r in results
+                    ],
+                    ignore_conflicts=True,
+                )
+                done = PriceSimulationRow.objects.filter(simulation=simulation).count()
+                PriceSimulation.objects.filter(pk=simulation.pk).update(
+                    done_count=Greatest("done_count", done)
+                )
+
+
+def _finish(simulation_id: int, *, status: str, error: str, now: datetime) -> PriceSimulation:
+    """Sums from the rows (added as Decimals, exact), progress, status. Under the row lock."""
+    with transaction.atomic():
+        simulation = (
+            PriceSimulation.objects.select_for_update(of=("self",))
+            .select_related("version__plan")
+            .get(pk=simulation_id)
+        )
+        if simulation.status in (PriceSimulation.DONE, PriceSimulation.FAILED):
+            return simulation
+        totals = list(simulation.rows.values_list("current_total", "simulated_total", "difference"))
+        simulation.current_sum = sum((t[0] for t in totals), ZERO)
+        simulation.simulated_sum = sum((t[1] for t in totals), ZERO)
+        simulation.difference_sum = sum((t[2] for t in totals), ZERO)
+        simulation.done_count = len(totals)
+        simulation.status = status
+        simulation.error = error
+        simulation.finished_at = now
+        simulation.save()
+    return simulation
+
+
+def simulation_rows(*, simulation: PriceSimulation) -> list[PriceSimulationRow]:
+    """The rows in the customers' order (by external id)."""
+    return list(simulation.rows.select_related("customer").order_by("customer__external_id", "id"))
+
+
+def simulation_csv(*, simulation: PriceSimulation) -> str:
+    """The rows as CSV, one line a customer, amounts in the currency's minor unit."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for row in simulation_rows(simulation=simulation):
+        writer.writerow(
+            [
+                _text_cell(row.customer.external_id),
+                _text_cell(row.customer.name),
+                _text_cell(row.current_version_label),
+                format_money(row.current_total, row.currency),
+                format_money(row.simulated_total, row.currency),
+                format_money(row.difference, row.currency),
+                row.currency,
+            ]
+        )
+    return out.getvalue()
+
+
+def _text_cell(text: str) -> str:
+    """A name a spreadsheet would read as a formula (=, +, -, @) is quoted as text."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text

@@ -1,0 +1,141 @@
+"""The admin's roles: groups Finance, Operations and Support with the permissions of
+their work. Give a staff user a role by adding it to one of these groups.
+
+Idempotent: each group ends with exactly the permissions listed here (one added by
+hand is removed, one missing is restored), so running it again after an upgrade
+brings the groups up to date. A permission that does not exist (its model or
+migration is not there yet) is reported on stderr and skipped.
+"""
+
+from django.contrib.auth.models import Group, Permission
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+
+def perms(model: str, *actions: str) -> list[str]:
+    """`perms("plans.meter", "add", "view")` -> ["plans.add_meter", "plans.view_meter"]."""
+    app_label, model_name = model.split(".")
+    return [f"{app_label}.{action}_{model_name}" for action in actions]
+
+
+def view(*models: str) -> list[str]:
+    return [name for model in models for name in perms(model, "view")]
+
+
+CATALOG = ("plans.meter", "plans.plan", "plans.planversion", "plans.charge", "plans.pricetier")
+CATALOG_VIEW = view(*CATALOG, "plans.creditpack")
+# A page's read-only inlines are shown to whoever may view their model.
+CUSTOMERS_VIEW = view("customers.customer")
+SUBSCRIPTIONS_VIEW = view("billing.subscription", "billing.subscriptionchange")
+INVOICES_VIEW = view(
+    "invoices.invoice", "invoices.invoiceline", "invoices.creditnote", "invoices.payment"
+)
+WALLETS_VIEW = view(
+    "wallets.wallet", "wallets.creditblock", "wallets.ledgerentry", "wallets.autotopup"
+)
+ALERTS_VIEW = view("billing.alert", "billing.webhookdelivery")
+
+FINANCE = [
+    # The catalog. Deleting a draft's charges and tiers is part of editing the draft
+    # (published versions are read-only for everyone); nothing else is deleted.
+    *[name for model in CATALOG for name in perms(model, "add", "change", "view")],
+    *perms("plans.charge", "delete"),
+    *perms("plans.pricetier", "delete"),
+    *perms("plans.creditpack", "add", "change", "view"),
+    "plans.publish_planversion",
+    "plans.archive_planversion",
+    # Price simulations (plans.PriceSimulation).
+    "plans.view_pricesimulation",
+    "plans.run_pricesimulation",
+    # Invoices and what is done to them.
+    *INVOICES_VIEW,
+    "invoices.finalize_invoice",
+    "invoices.void_invoice",
+    "invoices.mark_paid_invoice",
+    "invoices.mark_uncollectible_invoice",
+    "invoices.render_invoice",
+    # Payments through Stripe: retry or stop collecting; purchases by Checkout link.
+    *perms("invoices.payment", "change"),
+    *perms("invoices.purchase", "add", "change", "view"),
+    *view("invoices.stripeevent"),
+    # Wallets: change is granting credits, selling packs and topping up (and the
+    # low-balance threshold); add opens a wallet for a customer who has none.
+    *perms("wallets.wallet", "add", "change"),
+    *WALLETS_VIEW,
+    *view("wallets.uncoveredusage"),
+    "wallets.view_credit_revenue",
+    # API keys: Finance's alone.
+    *perms("customers.apikey", "add", "change", "view"),
+    # Webhooks: endpoints edited, deliveries retried; alerts read.
+    *perms("billing.webhookendpoint", "add", "change", "view"),
+    *perms("billing.webhookdelivery", "change"),
+    *ALERTS_VIEW,
+    *CUSTOMERS_VIEW,
+    *SUBSCRIPTIONS_VIEW,
+]
+
+OPERATIONS = [
+    *perms("customers.customer", "add", "change", "view"),
+    # Change is cancelling, changing plan and seats; migrate is the bulk migration.
+    *perms("billing.subscription", "add", "change"),
+    *SUBSCRIPTIONS_VIEW,
+    "billing.migrate_subscription",
+    *view("billing.planmigration", "billing.planmigrationitem"),
+    *WALLETS_VIEW,
+    *INVOICES_VIEW,
+    *CATALOG_VIEW,
+    *view("billing.usageevent", "billing.usagerollup", "wallets.uncoveredusage"),
+]
+
+SUPPORT = [
+    *view("invoices.purchase"),
+    *CUSTOMERS_VIEW,
+    *SUBSCRIPTIONS_VIEW,
+    *INVOICES_VIEW,
+    *WALLETS_VIEW,
+    *CATALOG_VIEW,
+    *ALERTS_VIEW,
+]
+
+ROLES: dict[str, list[str]] = {
+    "Finance": FINANCE,
+    "Operations": OPERATIONS,
+    "Support": SUPPORT,
+}
+
+
+def permissions_named(names: list[str]) -> tuple[list[Permission], list[str]]:
+    """The permissions of `app_label.codename` names, and the names not found."""
+    found, missing = [], []
+    for name in dict.fromkeys(names):
+        app_label, codename = name.split(".")
+        permission = Permission.objects.filter(
+            content_type__app_label=app_label, codename=codename
+        ).first()
+        if permission is None:
+            missing.append(name)
+        else:
+            found.append(permission)
+    return found, missing
+
+
+class Command(BaseCommand):
+    help = (
+        "Create or update the groups Finance, Operations and Support with their "
+        "permissions (idempotent; unknown permissions are reported and skipped)."
+    )
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        for role, names in ROLES.items():
+            group, created = Group.objects.get_or_create(name=role)
+            permissions, missing = permissions_named(names)
+            for name in missing:
+                self.stderr.write(
+                    f"{role}: no permission {name} (not migrated yet?); skipped",
+                    style_func=self.style.WARNING,
+                )
+            group.permissions.set(permissions)
+            self.stdout.write(
+                f"{role}: {'created' if created else 'updated'}, {len(permissions)} permission(s)"
+            )

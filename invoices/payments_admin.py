@@ -1,0 +1,402 @@
+"""Payments in the admin (imported by invoices.admin): every Stripe payment with
+its attempts and last error, the purchases waiting for their payment (and a form
+that sells a pack or a top-up through a Checkout link), the Stripe events as
+received, and the action that records a payment received outside Stripe with its
+reference. Changes go through invoices.payments, wallets.services and
+invoices.services."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from billing.errors import BillingError
+from billing.forms import ExactDecimalField
+from billing.money import format_money
+from invoices import payments, services
+from invoices.models import Payment, Purchase, StripeEvent
+from plans.models import CreditPack
+
+PAYMENT_FIELDS = [
+    "status",
+    "amount",
+    "currency",
+    "attempts",
+    "max_attempts",
+    "next_attempt_at",
+    "last_error",
+    "stripe_customer_id",
+    "stripe_payment_intent_id",
+    "stripe_checkout_session_id",
+    "checkout_url",
+    "created_at",
+    "updated_at",
+    "succeeded_at",
+]
+
+
+class PaymentInline(admin.StackedInline):
+    """On an invoice's page: its collection through Stripe, if any."""
+
+    model = Payment
+    fk_name = "invoice"
+    fields = PAYMENT_FIELDS
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = "Stripe payment"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class PaymentReferenceForm(forms.Form):
+    reference = forms.CharField(
+        max_length=255,
+        help_text="What identifies the payment: a bank transfer's reference, a cheque number.",
+    )
+
+
+@admin.action(
+    description="Mark paid, with a reference (payment received outside Stripe)",
+    permissions=["mark_paid"],
+)
+def mark_paid_with_reference(modeladmin, request, queryset):
+    """Asks for the payment's reference on a page of its own, then records it on
+    each invoice (invoice_mark_paid). With Stripe, a collection still waiting is
+    then not attempted: its payment is canceled at its next attempt."""
+    form = PaymentReferenceForm(request.POST if "apply" in request.POST else None)
+    if form.is_bound and form.is_valid():
+        now, reference = timezone.now(), form.cleaned_data["reference"]
+        for invoice in queryset:
+            try:
+                services.invoice_mark_paid(invoice=invoice, reference=reference, now=now)
+            except BillingError as error:
+                modeladmin.message_user(request, f"{invoice}: {error.message}", messages.ERROR)
+            else:
+                modeladmin.message_user(request, f"{invoice} marked paid ({reference})")
+        return None
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": "Mark paid, with a reference",
+        "opts": modeladmin.model._meta,
+        "invoices": queryset,
+        "form": form,
+        "action_name": "mark_paid_with_reference",
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/invoices/invoice/mark_paid.html", context)
+
+
+def _amount(row) -> str:
+    return f"{format_money(row.amount, row.currency)} {row.currency}"
+
+
+@admin.register(Payment)
+class PaymentAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "customer",
+        "target",
+        "amount_display",
+        "status",
+        "attempts_display",
+        "next_attempt_at",
+        "last_error_short",
+        "stripe_payment_intent_id",
+        "updated_at",
+    ]
+    list_filter = ["status", "currency", "updated_at"]
+    search_fields = [
+        "customer__external_id",
+        "invoice__number",
+        "stripe_payment_intent_id",
+        "stripe_checkout_session_id",
+        "stripe_customer_id",
+    ]
+    list_select_related = ["customer", "invoice", "purchase"]
+    fields = ["customer", "invoice", "purchase", *PAYMENT_FIELDS]
+    readonly_fields = fields
+    actions = ["retry_now", "stop_collecting"]
+
+    @admin.display(description="for")
+    def target(self, payment):
+        if payment.invoice_id is not None:
+            url = reverse("admin:invoices_invoice_change", args=[payment.invoice_id])
+            return format_html('<a href="{}">invoice {}</a>', url, payment.invoice)
+        url = reverse("admin:invoices_purchase_change", args=[payment.purchase_id])
+        return format_html('<a href="{}">purchase #{}</a>', url, payment.purchase_id)
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_display(self, payment):
+        return _amount(payment)
+
+    @admin.display(description="attempts")
+    def attempts_display(self, payment):
+        return f"{payment.attempts} of {payment.max_attempts}"
+
+    @admin.display(description="last error")
+    def last_error_short(self, payment):
+        text = payment.last_error
+        return text if len(text) <= 80 else text[:79] + "…"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        # A payment's page is a view page: only its actions change it (a saved
+        # form would write back what a worker changed meanwhile).
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(
+        description="Retry now (a failed one gets one more attempt)", permissions=["change"]
+    )
+    def retry_now(self, request, queryset):
+        now = timezone.now()
+        for payment in queryset:
+            if payments.payment_retry_now(payment=payment, now=now):
+                self.message_user(request, f"payment #{payment.pk}: attempt queued")
+            else:
+                self.message_user(
+                    request,
+                    f"payment #{payment.pk} is {payment.status}: only a pending or failed "
+                    "off-session payment is retried",
+                    messages.WARNING,
+                )
+
+    @admin.action(description="Stop collecting (cancel a pending payment)", permissions=["change"])
+    def stop_collecting(self, request, queryset):
+        now = timezone.now()
+        for payment in queryset:
+            if payments.payment_cancel(payment=payment, now=now):
+                self.message_user(request, f"payment #{payment.pk} canceled")
+            else:
+                self.message_user(
+                    request,
+                    f"payment #{payment.pk} is {payment.status}: only a pending one is canceled",
+                    messages.WARNING,
+                )
+
+
+class PurchaseOrderForm(forms.ModelForm):
+    """Sell a pack or a money top-up through Stripe: a Checkout link to send the
+    customer, or a charge of its saved payment method. Nothing is granted until
+    the payment succeeds."""
+
+    CHANNELS = [
+        (Purchase.CHECKOUT, "Stripe Checkout link (to send the customer)"),
+        (Purchase.CHARGE, "Charge the saved payment method now"),
+    ]
+
+    pack = forms.ModelChoiceField(
+        queryset=CreditPack.objects.filter(active=True),
+        required=False,
+        help_text="A credit pack; or leave empty and give an amount for a money top-up.",
+    )
+    top_up = ExactDecimalField(
+        max_digits=28,
+        decimal_places=10,
+        required=False,
+        label="Money top-up",
+        help_text="In the customer's currency.",
+    )
+    pay_by = forms.ChoiceField(choices=CHANNELS, initial=Purchase.CHECKOUT)
+    success_url = forms.URLField(
+        required=False,
+        max_length=2000,
+        assume_scheme="https",
+        help_text="Where Checkout sends the buyer back; empty: STRIPE_CHECKOUT_SUCCESS_URL.",
+    )
+
+    class Meta:
+        model = Purchase
+        fields = ["customer"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if (cleaned.get("pack") is None) == (cleaned.get("top_up") in (None, "")):
+            raise forms.ValidationError("Choose a pack, or give a money top-up amount.")
+        customer = cleaned.get("customer")
+        if customer is not None and not self.errors:
+            from wallets import services as wallet_services
+
+            checkout = cleaned["pay_by"] == Purchase.CHECKOUT
+            now = timezone.now()
+            try:
+                if cleaned.get("pack") is not None:
+                    cleaned["result"] = wallet_services.credit_pack_order(
+                        customer=customer,
+                        pack=cleaned["pack"],
+                        checkout=checkout,
+                        success_url=cleaned.get("success_url") or "",
+                        now=now,
+                    )
+                else:
+                    cleaned["result"] = wallet_services.money_top_up_order(
+                        customer=customer,
+                        amount=cleaned["top_up"],
+                        currency=customer.currency,
+                        checkout=checkout,
+                        success_url=cleaned.get("success_url") or "",
+                        now=now,
+                    )
+            except BillingError as error:
+                target = next((f for f in error.fields if f in self.fields), None)
+                self.add_error(target, error.message)
+        return cleaned
+
+
+@admin.register(Purchase)
+class PurchaseAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "customer",
+        "kind",
+        "channel",
+        "status",
+        "amount_display",
+        "pack",
+        "created_at",
+        "paid_at",
+        "checkout_link",
+    ]
+    list_filter = ["status", "kind", "channel", "created_at"]
+    search_fields = ["customer__external_id", "customer__name", "invoice__number"]
+    list_select_related = ["customer", "pack", "payment"]
+    readonly_fields = [
+        "customer",
+        "kind",
+        "channel",
+        "status",
+        "pack",
+        "credits",
+        "amount",
+        "currency",
+        "block",
+        "invoice",
+        "created_at",
+        "paid_at",
+        "closed_at",
+        "checkout_link",
+        "payment_link",
+    ]
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_display(self, purchase):
+        return _amount(purchase)
+
+    @admin.display(description="Checkout link")
+    def checkout_link(self, purchase):
+        payment = getattr(purchase, "payment", None)
+        if payment is None or not payment.checkout_url or purchase.status != Purchase.PENDING:
+            return "-"
+        return format_html('<a href="{0}">{0}</a>', payment.checkout_url)
+
+    @admin.display(description="payment")
+    def payment_link(self, purchase):
+        payment = getattr(purchase, "payment", None)
+        if payment is None:
+            return "-"
+        url = reverse("admin:invoices_payment_change", args=[payment.pk])
+        return format_html('<a href="{}">{}</a>', url, payment)
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = PurchaseOrderForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["customer", "pack", "top_up", "pay_by", "success_url"]
+        return self.readonly_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else []
+
+    def has_add_permission(self, request):
+        # Purchases are paid through Stripe; without it a sale is invoiced at once
+        # (the wallet's page, "Add credits or money").
+        return payments.enabled() and super().has_add_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        # The service wrote the purchase when the form was validated.
+        purchase = form.cleaned_data["result"]
+        obj.__dict__.update(Purchase.objects.get(pk=purchase.pk).__dict__)
+
+    def save_related(self, request, form, formsets, change):
+        pass
+
+    def response_add(self, request, obj, post_url_continue=None):
+        payment = Payment.objects.get(purchase=obj)
+        if payment.checkout_url:
+            self.message_user(
+                request,
+                format_html(
+                    'Purchase #{} waits for its payment: send the customer <a href="{}">{}</a>',
+                    obj.pk,
+                    payment.checkout_url,
+                    payment.checkout_url,
+                ),
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(
+                request,
+                f"Purchase #{obj.pk}: the saved payment method is charged ({payment.status}).",
+                messages.SUCCESS,
+            )
+        return super().response_post_save_add(request, obj)
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "type",
+        "created",
+        "received_at",
+        "deliveries",
+        "processed_at",
+        "outcome",
+        "last_error",
+    ]
+    list_filter = ["type", ("processed_at", admin.EmptyFieldListFilter), "received_at"]
+    search_fields = ["id", "type", "outcome"]
+    date_hierarchy = "received_at"
+    fields = [
+        "id",
+        "type",
+        "created",
+        "livemode",
+        "received_at",
+        "deliveries",
+        "processed_at",
+        "outcome",
+        "last_error",
+        "payload",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,40 @@
+"""Stripe's webhooks: POST /webhooks/stripe/. A plain Django view outside the API
+(Stripe signs its requests; it holds no API key and sends no CSRF token)."""
+
+import logging
+
+from django.http import JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from billing.errors import WebhookSignatureError
+from invoices import payments
+
+logger = logging.getLogger(__name__)
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request):
+    """200 once the event is processed (or was already: a repeat is harmless);
+    400 when the signature does not verify (nothing is stored); 500 when the
+    processing failed, so that Stripe delivers the event again (the error is on
+    the event in the admin)."""
+    try:
+        event, duplicate = payments.stripe_event_receive(
+            payload=request.body,
+            signature=request.headers.get("Stripe-Signature"),
+            now=timezone.now(),
+        )
+    except WebhookSignatureError as error:
+        return JsonResponse(
+            {"error": {"type": "invalid_request", "message": error.message}}, status=400
+        )
+    except Exception:
+        logger.exception("Stripe webhook: the event could not be processed")
+        return JsonResponse(
+            {"error": {"type": "server_error", "message": "the event could not be processed"}},
+            status=500,
+        )
+    return JsonResponse({"received": event.id, "duplicate": duplicate})

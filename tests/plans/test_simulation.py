@@ -1,0 +1,617 @@
+"""Price simulation: October's real usage rated at each customer's own version
+(what the close billed, to the cent) and at a draft with other prices, per
+customer and in sum; the CSV; the task for large selections; the admin's form,
+its refusals and its permission. A simulation never writes an invoice."""
+
+from datetime import UTC, datetime
+from decimal import Decimal as D
+
+import pytest
+import time_machine
+from django.contrib.auth.models import Permission, User
+
+from billing import simulation
+from billing.cycle import periods_close, subscription_change_plan
+from billing.ingestion import events_ingest
+from billing.models import BilledPeriod, Subscription
+from billing.services import subscription_create
+from customers.services import customer_create
+from invoices.models import Invoice, InvoiceLine
+from plans import tasks
+from plans.models import Plan, PlanVersion, PriceSimulation, PriceSimulationRow
+from plans.pricing import PricingSpec, TierSpec
+from plans.services import meter_create, plan_create, plan_version_create, plan_version_publish
+from plans.validation import ChargeSpec, VersionSpec
+
+pytestmark = pytest.mark.django_db
+
+OCT_1 = datetime(2026, 10, 1, tzinfo=UTC)
+OCT_10 = datetime(2026, 10, 10, 12, tzinfo=UTC)
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+# The admin's clock in these tests: October is last month.
+NOV_21 = datetime(2026, 11, 21, 12, tzinfo=UTC)
+
+# Usage of October: prompts (count) and tokens (sum), and seats.
+USAGE = {
+    "acme": {"seats": 2, "prompts": 405, "tokens": 26000},
+    "beta": {"seats": 1, "prompts": 150, "tokens": 0},
+    "gamma": {"seats": 3, "prompts": 250, "tokens": 1000},
+}
+# At v1: base fee 19.99 + seats at 5.00 + prompts over 200 at 0.05 + tokens over
+# 1000 graduated (0.001 up to 10000, then 0.0005).
+#   acme:  19.99 + 10.00 + 10.25 + (10.00 + 7.50) = 57.74
+#   beta:  19.99 +  5.00                          = 24.99
+#   gamma: 19.99 + 15.00 +  2.50                  = 37.49
+CURRENT = {"acme": D("57.74"), "beta": D("24.99"), "gamma": D("37.49")}
+# At the draft v2: base fee 24.99 + seats at 5.00 + prompts over 300 at 0.045 +
+# tokens over 1000 graduated (0.0008 up to 10000, then 0.0004), minimum commitment
+# 20.00 on usage.
+#   acme:  24.99 + 10.00 + 4.73 (4.725 rounded half up) + (8.00 + 6.00)
+#          + true-up 1.27 (20.00 - 18.73)                                = 54.99
+#   beta:  24.99 +  5.00 + true-up 20.00                                 = 49.99
+#   gamma: 24.99 + 15.00 + true-up 20.00                                 = 59.99
+SIMULATED = {"acme": D("54.99"), "beta": D("49.99"), "gamma": D("59.99")}
+DIFFERENCE = {"acme": D("-2.75"), "beta": D("25.00"), "gamma": D("22.50")}
+
+
+def graduated(*tiers) -> PricingSpec:
+    return PricingSpec(
+        "graduated", tiers=tuple(TierSpec(up_to=up_to, unit_price=D(p)) for up_to, p in tiers)
+    )
+
+
+def v1_terms() -> VersionSpec:
+    return VersionSpec(
+        currency="USD",
+        base_fee=D("19.99"),
+        seat_price=D("5.00"),
+        charges=(
+            ChargeSpec("prompts", "overage", D(200), pricing=PricingSpec("per_unit", D("0.05"))),
+            ChargeSpec(
+                "tokens",
+                "overage",
+                D(1000),
+                pricing=graduated((D(10000), "0.001"), (None, "0.0005")),
+            ),
+        ),
+    )
+
+
+def v2_terms() -> VersionSpec:
+    return VersionSpec(
+        currency="USD",
+        base_fee=D("24.99"),
+        seat_price=D("5.00"),
+        minimum_commitment=D("20.00"),
+        charges=(
+            ChargeSpec("prompts", "overage", D(300), pricing=PricingSpec("per_unit", D("0.045"))),
+            ChargeSpec(
+                "tokens",
+                "overage",
+                D(1000),
+                pricing=graduated((D(10000), "0.0008"), (None, "0.0004")),
+            ),
+        ),
+    )
+
+
+def ingest(external_id: str, *, prompts: int, tokens: int, when: datetime = OCT_10) -> None:
+    events = [
+        {
+            "id": f"{external_id}-p{i}",
+            "customer": external_id,
+            "event_name": "prompt",
+            "timestamp": when.isoformat(),
+        }
+        for i in range(prompts)
+    ]
+    if tokens:
+        events.append(
+            {
+                "id": f"{external_id}-t",
+                "customer": external_id,
+                "event_name": "llm",
+                "timestamp": when.isoformat(),
+                "properties": {"tokens": tokens},
+            }
+        )
+    result = events_ingest(events=events, now=NOV_1)
+    assert not result.rejected, result.rejected[:1]
+
+
+@pytest.fixture
+def catalog(db):
+    """ai_assistant v1 (published) and v2 (a draft with other prices)."""
+    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
+    meter_create(
+        code="tokens", name="Tokens", event_name="llm", aggregation="sum", value_property="tokens"
+    )
+    v1 = plan_create(code="ai_assistant", name="AI Assistant", version=v1_terms(), publish=True)
+    v2 = plan_version_create(plan=v1.plan, version=v2_terms())
+    return v1, v2
+
+
+@pytest.fixture
+def october(catalog):
+    """acme, beta and gamma on v1 from October 1st, with October's usage, and
+    October closed: its invoices written and finalized."""
+    plan = Plan.objects.get(code="ai_assistant")
+    customers = {}
+    for external_id, usage in USAGE.items():
+        customer = customer_create(
+            external_id=external_id, name=external_id.title() + " Inc", currency="USD"
+        )
+        subscription_create(customer=customer, plan=plan, start=OCT_1, seats=usage["seats"])
+        ingest(external_id, prompts=usage["prompts"], tokens=usage["tokens"])
+        customers[external_id] = customer
+    periods_close(as_of=NOV_1)
+    return customers
+
+
+def simulate(version: PlanVersion, customers, **kwargs) -> PriceSimulation:
+    return simulation.simulation_request(
+        version=version,
+        period_start=OCT_1,
+        period_end=NOV_1,
+        customers=list(customers),
+        selection="test",
+        user=None,
+        now=NOV_21,
+        **kwargs,
+    )
+
+
+def rows(result: PriceSimulation) -> dict[str, tuple]:
+    return {
+        row.customer.external_id: (
+            row.current_version_label,
+            row.current_total,
+            row.simulated_total,
+            row.difference,
+        )
+        for row in simulation.simulation_rows(simulation=result)
+    }
+
+
+BILLED_KINDS = ("base_fee", "seats", "usage", "overage", "minimum_commitment")
+
+
+def test_current_totals_are_what_the_close_billed_for_october(catalog, october):
+    # given: October closed; its invoice bills October's usage and November's fees
+    v1, _ = catalog
+
+    # when: October simulated at the version the customers are on
+    result = simulate(v1, october.values())
+
+    # then: each current total is the October invoice's usage and fixed part, exactly
+    assert result.status == PriceSimulation.DONE
+    for external_id, customer in october.items():
+        invoice = Invoice.objects.get(customer=customer, reason="period", period_start=OCT_1)
+        billed = sum(
+            (line.amount for line in invoice.lines.all() if line.kind in BILLED_KINDS), D(0)
+        )
+        assert billed == invoice.total == CURRENT[external_id]
+    assert {k: v[:3] for k, v in rows(result).items()} == {
+        external_id: ("ai_assistant v1", total, total) for external_id, total in CURRENT.items()
+    }
+    assert result.difference_sum == 0
+
+
+def test_a_draft_with_other_prices_gives_exact_totals_differences_and_sums(catalog, october):
+    _, v2 = catalog
+
+    result = simulate(v2, october.values())
+
+    assert rows(result) == {
+        external_id: ("ai_assistant v1", CURRENT[external_id], SIMULATED[external_id], difference)
+        for external_id, difference in DIFFERENCE.items()
+    }
+    assert (result.current_sum, result.simulated_sum, result.difference_sum) == (
+        D("120.22"),
+        D("164.97"),
+        D("44.75"),
+    )
+    assert (result.status, result.done_count, result.total_customers) == ("done", 3, 3)
+    assert result.currency == "USD"
+    assert result.finished_at == NOV_21
+
+
+def test_the_csv_has_one_exact_line_per_customer(catalog, october):
+    _, v2 = catalog
+    result = simulate(v2, october.values())
+
+    assert simulation.simulation_csv(simulation=result) == (
+        "customer,name,current version,current total,simulated total,difference,currency\n"
+        "acme,Acme Inc,ai_assistant v1,57.74,54.99,-2.75,USD\n"
+        "beta,Beta Inc,ai_assistant v1,24.99,49.99,25.00,USD\n"
+        "gamma,Gamma Inc,ai_assistant v1,37.49,59.99,22.50,USD\n"
+    )
+
+
+def test_a_simulation_writes_no_invoice(catalog, october):
+    _, v2 = catalog
+    before = (Invoice.objects.count(), InvoiceLine.objects.count(), BilledPeriod.objects.count())
+    subscriptions = list(Subscription.objects.values_list("id", "version_id", "current_period_end"))
+
+    simulate(v2, october.values())
+
+    after = (Invoice.objects.count(), InvoiceLine.objects.count(), BilledPeriod.objects.count())
+    assert after == before
+    assert (
+        list(Subscription.objects.values_list("id", "version_id", "current_period_end"))
+        == subscriptions
+    )
+
+
+def test_the_current_version_is_the_one_of_the_period_from_the_change_history(catalog):
+    # given: delta on v1, moved at October's end (scheduled) to v3, published
+    v1, _ = catalog
+    v3 = plan_version_publish(
+        version=plan_version_create(
+            plan=v1.plan,
+            version=VersionSpec(currency="USD", base_fee=D("9.99"), charges=v1_terms().charges),
+        )
+    )
+    delta = customer_create(external_id="delta", name="Delta", currency="USD")
+    subscription = subscription_create(customer=delta, plan=v1.plan, start=OCT_1, version_number=1)
+    ingest("delta", prompts=300, tokens=0)
+    subscription_change_plan(
+        subscription=subscription, version=v3, effective="period_end", at=OCT_10
+    )
+    periods_close(as_of=NOV_1)
+    subscription.refresh_from_db()
+    assert subscription.version == v3
+
+    def rate(start, end):
+        return simulation.simulation_rate_customer(
+            customer=delta, version=v1, period_start=start, period_end=end
+        )
+
+    # when / then: October was on v1 (19.99 + 5.00 seat + 100 prompts at 0.05), November on v3
+    october = rate(OCT_1, NOV_1)
+    assert (october.current_version_label, october.current_total) == ("ai_assistant v1", D("29.99"))
+    november = rate(NOV_1, DEC_1)
+    assert (november.current_version_label, november.current_total) == (
+        "ai_assistant v3",
+        D("9.99"),
+    )
+    assert (november.simulated_total, november.difference) == (D("24.99"), D("15.00"))
+
+
+def test_a_change_within_the_period_is_named_and_a_customer_without_subscription_pays_nothing(
+    catalog,
+):
+    v1, v2 = catalog
+    v3 = plan_version_publish(
+        version=plan_version_create(plan=v1.plan, version=VersionSpec(currency="USD"))
+    )
+    acme = customer_create(external_id="acme", name="Acme", currency="USD")
+    subscription = subscription_create(customer=acme, plan=v1.plan, start=OCT_1, version_number=1)
+    subscription_change_plan(
+        subscription=subscription, version=v3, effective="immediate", at=OCT_10
+    )
+    prospect = customer_create(external_id="prospect", name="Prospect", currency="USD")
+
+    changed = simulation.simulation_rate_customer(
+        customer=acme, version=v2, period_start=OCT_1, period_end=NOV_1
+    )
+    nothing = simulation.simulation_rate_customer(
+        customer=prospect, version=v2, period_start=OCT_1, period_end=NOV_1
+    )
+
+    assert (changed.current_version_label, changed.current_total) == (
+        "ai_assistant v1 (changed in the period)",
+        D("24.99"),
+    )
+    # 24.99 base fee + one seat at 5.00 + the 20.00 minimum commitment, no usage
+    assert (nothing.current_version_label, nothing.current_total, nothing.simulated_total) == (
+        "no subscription",
+        D(0),
+        D("49.99"),
+    )
+
+
+def test_a_plan_selects_the_customers_on_it_in_the_period(catalog, october):
+    other = plan_create(
+        code="other", name="Other", version=VersionSpec(currency="USD"), publish=True
+    )
+    omega = customer_create(external_id="omega", name="Omega", currency="USD")
+    subscription_create(customer=omega, plan=other.plan, start=OCT_1)
+
+    ids = simulation.plan_subscriber_ids(plan=catalog[0].plan, period_start=OCT_1, period_end=NOV_1)
+
+    assert ids == sorted(c.pk for c in october.values())
+    assert simulation.plan_subscriber_ids(
+        plan=other.plan, period_start=OCT_1, period_end=NOV_1
+    ) == [omega.pk]
+
+
+def test_period_fraction_counts_whole_months_and_else_seconds(db):
+    from zoneinfo import ZoneInfo
+
+    paris = ZoneInfo("Europe/Paris")
+    assert simulation.period_fraction(interval="month", start=OCT_1, end=NOV_1, zone=paris) == 1
+    assert simulation.period_fraction(interval="quarter", start=OCT_1, end=NOV_1, zone=paris) == D(
+        1
+    ) / D(3)
+    # October in Paris: 1 October 00:00 +02:00 to 1 November 00:00 +01:00
+    paris_october = (datetime(2026, 10, 1, tzinfo=paris), datetime(2026, 11, 1, tzinfo=paris))
+    assert (
+        simulation.period_fraction(
+            interval="month", start=paris_october[0], end=paris_october[1], zone=paris
+        )
+        == 1
+    )
+    half = datetime(2026, 10, 16, 12, tzinfo=UTC)
+    assert simulation.period_fraction(interval="month", start=OCT_1, end=half, zone=UTC) == D("0.5")
+
+
+# The task, for selections above the inline limit
+
+
+def test_a_large_selection_runs_as_a_task_to_the_end_and_twice_changes_nothing(
+    catalog, october, monkeypatch, django_capture_on_commit_callbacks
+):
+    # given: an inline limit of 2, chunks of 2
+    _, v2 = catalog
+    monkeypatch.setattr(simulation, "INLINE_LIMIT", 2)
+    monkeypatch.setattr(simulation, "CHUNK", 2)
+
+    # when: three customers
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        requested = simulate(v2, october.values())
+        assert requested.status == PriceSimulation.PENDING
+        assert requested.done_count == 0
+
+    # then: the task (eager under pytest) rated them all
+    assert len(callbacks) == 1
+    result = PriceSimulation.objects.get(pk=requested.pk)
+    assert (result.status, result.done_count, result.total_customers) == ("done", 3, 3)
+    assert result.difference_sum == D("44.75")
+    assert rows(result)["acme"][2] == D("54.99")
+
+    # and a second delivery of the task changes nothing
+    assert tasks.run_price_simulation(result.pk) == "done"
+    assert PriceSimulationRow.objects.filter(simulation=result).count() == 3
+    assert PriceSimulation.objects.get(pk=result.pk).difference_sum == D("44.75")
+
+
+def test_a_run_resumed_after_a_lost_worker_rates_only_the_customers_left(catalog, october):
+    # given: a task that died after rating acme
+    _, v2 = catalog
+    ids = sorted(c.pk for c in october.values())
+    stuck = PriceSimulation.objects.create(
+        version=v2,
+        period_start=OCT_1,
+        period_end=NOV_1,
+        selection="three",
+        customer_ids=ids,
+        currency="USD",
+        status=PriceSimulation.RUNNING,
+        total_customers=3,
+        done_count=1,
+        created_at=NOV_21,
+    )
+    PriceSimulationRow.objects.create(
+        simulation=stuck,
+        customer=october["acme"],
+        current_version_label="ai_assistant v1",
+        current_total=D("57.74"),
+        simulated_total=D("54.99"),
+        difference=D("-2.75"),
+        currency="USD",
+    )
+
+    # when
+    tasks.run_price_simulation(stuck.pk)
+
+    # then
+    stuck.refresh_from_db()
+    assert (stuck.status, stuck.done_count, stuck.difference_sum) == ("done", 3, D("44.75"))
+
+
+# The admin
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(NOV_21, tick=False):
+        yield
+
+
+def form(version, **values) -> dict:
+    return {
+        "version": version.pk,
+        "month": "2026-10",
+        "period_start": "",
+        "period_end": "",
+        "plan": "",
+        **values,
+    }
+
+
+SIMULATE = "/admin/plans/pricesimulation/simulate/"
+
+
+def test_the_simulate_page_defaults_to_last_month_and_the_version(admin_client, catalog, clock):
+    _, v2 = catalog
+
+    page = admin_client.get(f"{SIMULATE}?version={v2.pk}").content.decode()
+
+    assert 'value="2026-10"' in page
+    assert 'value="2026-10-01T00:00"' in page
+    assert 'value="2026-11-01T00:00"' in page
+    assert f'<option value="{v2.pk}" selected>' in page
+    assert "late usage" in page
+
+
+def test_simulate_a_plans_subscribers_in_the_admin(admin_client, catalog, october, clock):
+    # given
+    v1, v2 = catalog
+
+    # when
+    response = admin_client.post(SIMULATE, form(v2, plan=v1.plan.pk))
+
+    # then: the result page, its CSV and its progress
+    result = PriceSimulation.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/plans/pricesimulation/{result.pk}/result/"
+    assert result.selection == "subscribers of ai_assistant (3)"
+    assert result.created_by.username == "admin"
+    page = admin_client.get(response["Location"]).content.decode()
+    assert '<td class="difference" style="text-align:right">-2.75</td>' in page
+    assert '<th class="difference" style="text-align:right">+44.75</th>' in page
+    assert '<th class="simulated" style="text-align:right">164.97</th>' in page
+    csv = admin_client.get(f"/admin/plans/pricesimulation/{result.pk}/csv/")
+    assert csv["Content-Type"] == "text/csv; charset=utf-8"
+    assert csv.content.decode() == simulation.simulation_csv(simulation=result)
+    progress = admin_client.get(f"/admin/plans/pricesimulation/{result.pk}/progress/").json()
+    assert progress == {"status": "done", "done": 3, "total": 3}
+    listing = admin_client.get("/admin/plans/pricesimulation/").content.decode()
+    assert "+44.75 USD" in listing
+    change = admin_client.get(f"/admin/plans/pricesimulation/{result.pk}/change/")
+    assert change["Location"] == response["Location"]
+
+
+def test_simulate_chosen_customers_in_the_admin(admin_client, catalog, october, clock):
+    _, v2 = catalog
+    chosen = [october["beta"].pk, october["acme"].pk]
+
+    response = admin_client.post(SIMULATE, form(v2, customers=chosen))
+
+    assert response.status_code == 302
+    result = PriceSimulation.objects.get()
+    assert result.selection == "2 customers: acme, beta"
+    assert (result.current_sum, result.simulated_sum, result.difference_sum) == (
+        D("82.73"),
+        D("104.98"),
+        D("22.25"),
+    )
+
+
+def test_a_running_simulation_shows_a_progress_bar_that_follows_the_task(
+    admin_client, catalog, october, clock
+):
+    _, v2 = catalog
+    running = PriceSimulation.objects.create(
+        version=v2,
+        period_start=OCT_1,
+        period_end=NOV_1,
+        selection="many",
+        customer_ids=[1, 2, 3, 4],
+        currency="USD",
+        status=PriceSimulation.RUNNING,
+        total_customers=4,
+        done_count=1,
+        created_at=NOV_21,
+    )
+
+    page = admin_client.get(f"/admin/plans/pricesimulation/{running.pk}/result/").content.decode()
+
+    assert '<progress id="simulation-progress" max="4" value="1">' in page
+    assert f"/admin/plans/pricesimulation/{running.pk}/progress/" in page
+    assert 'http-equiv="refresh"' in page
+    assert "simulation-rows" not in page
+    csv = admin_client.get(f"/admin/plans/pricesimulation/{running.pk}/csv/")
+    assert csv.status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"customers": ["eur", "acme"]},
+            "ai_assistant v2 bills in USD; euro pay in another currency",
+        ),
+        ({"customers": []}, "Choose customers, or a plan for all its subscribers."),
+        ({"customers": [], "plan": "other"}, "other had no subscribers in the period."),
+        ({"customers": ["acme"], "plan": "ai"}, "Choose customers or a plan, not both."),
+        (
+            {"month": "", "period_start": "2026-10-31T00:00", "period_end": "2026-10-01T00:00"},
+            "must be after the start",
+        ),
+        ({"month": "2026-11"}, "must not be in the future: simulate a period that has ended"),
+        ({"month": "October"}, "Enter a month as YYYY-MM."),
+        ({"month": "", "period_start": "2026-10-01T00:00"}, "Give both a start and an end"),
+        ({"month": ""}, "Choose a month, or a start and an end."),
+    ],
+)
+def test_refusals_are_form_errors_and_create_nothing(
+    admin_client, catalog, october, clock, values, message
+):
+    # given
+    v1, v2 = catalog
+    euro = customer_create(external_id="euro", name="Euro", currency="EUR")
+    other = plan_create(
+        code="other", name="Other", version=VersionSpec(currency="USD"), publish=True
+    ).plan
+    names = {"eur": euro.pk, "acme": october["acme"].pk, "other": other.pk, "ai": v1.plan.pk}
+    data = form(v2, customers=[october["acme"].pk])
+    for key, value in values.items():
+        if key == "customers":
+            value = [names[v] for v in value]
+        elif key == "plan":
+            value = names[value]
+        data[key] = value
+
+    # when
+    response = admin_client.post(SIMULATE, data)
+
+    # then
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not PriceSimulation.objects.exists()
+
+
+def test_a_staff_user_without_the_permission_may_not_simulate(client, catalog, october, clock):
+    # given: staff who may view plan versions, not run simulations
+    _, v2 = catalog
+    user = User.objects.create_user("viewer", password="x", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_planversion"))
+    client.force_login(user)
+
+    # when
+    page = client.get(SIMULATE)
+    posted = client.post(SIMULATE, form(v2, customers=[october["acme"].pk]))
+    version_page = client.get(f"/admin/plans/planversion/{v2.pk}/change/").content.decode()
+    action = client.post(
+        "/admin/plans/planversion/", {"action": "simulate", "_selected_action": [v2.pk]}
+    )
+
+    # then
+    assert (page.status_code, posted.status_code) == (403, 403)
+    assert "Simulate prices" not in version_page
+    assert action.status_code == 200  # no action for this user: the list again
+    assert not PriceSimulation.objects.exists()
+    assert not PriceSimulationRow.objects.exists()
+
+
+def test_a_finance_user_may_simulate_from_a_version(client, catalog, october, clock):
+    v1, v2 = catalog
+    user = User.objects.create_user("finance", password="x", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            codename__in=["view_planversion", "run_pricesimulation", "view_customer"]
+        )
+    )
+    client.force_login(user)
+
+    version_page = client.get(f"/admin/plans/planversion/{v2.pk}/change/").content.decode()
+    action = client.post(
+        "/admin/plans/planversion/", {"action": "simulate", "_selected_action": [v2.pk]}
+    )
+    two = client.post(
+        "/admin/plans/planversion/",
+        {"action": "simulate", "_selected_action": [v1.pk, v2.pk]},
+        follow=True,
+    )
+    posted = client.post(SIMULATE, form(v2, customers=[october["acme"].pk]))
+
+    assert f'href="{SIMULATE}?version={v2.pk}"' in version_page
+    assert "Choose one version to simulate." in two.content.decode()
+    assert action["Location"] == f"{SIMULATE}?version={v2.pk}"
+    assert posted.status_code == 302
+    result = PriceSimulation.objects.get()
+    assert client.get(posted["Location"]).status_code == 200
+    assert rows(result) == {"acme": ("ai_assistant v1", D("57.74"), D("54.99"), D("-2.75"))}

@@ -1,0 +1,304 @@
+"""The admin index's billing dashboard: live subscriptions, this month's billed
+revenue, projected revenue of the current periods, drafts waiting, failed payments
+and deferred credit revenue, with the clock set to November 16th, 2026."""
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal as D
+
+import pytest
+import time_machine
+from django.contrib.auth.models import Permission, User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from billing import dashboard
+from billing.cycle import subscription_cancel
+from billing.ingestion import events_ingest
+from billing.models import Subscription
+from billing.services import subscription_create
+from customers.services import customer_create
+from invoices.models import Invoice
+from invoices.services import (
+    LineInput,
+    invoice_finalize,
+    invoice_mark_paid,
+    invoice_mark_uncollectible,
+    invoice_void,
+    invoice_write_draft,
+)
+from plans.models import Plan
+from plans.pricing import PricingSpec
+from plans.services import meter_create, plan_create
+from plans.validation import ChargeSpec, VersionSpec
+from wallets.models import CreditBlock
+from wallets.services import credits_expire, credits_grant
+
+pytestmark = pytest.mark.django_db
+
+OCT_1 = datetime(2026, 10, 1, tzinfo=UTC)
+OCT_5 = datetime(2026, 10, 5, tzinfo=UTC)
+OCT_15 = datetime(2026, 10, 15, tzinfo=UTC)
+OCT_20 = datetime(2026, 10, 20, tzinfo=UTC)
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+NOV_2 = datetime(2026, 11, 2, tzinfo=UTC)
+NOV_3 = datetime(2026, 11, 3, tzinfo=UTC)
+NOV_4 = datetime(2026, 11, 4, tzinfo=UTC)
+NOV_5 = datetime(2026, 11, 5, tzinfo=UTC)
+NOV_10 = datetime(2026, 11, 10, tzinfo=UTC)
+NOW = datetime(2026, 11, 16, tzinfo=UTC)
+
+
+def plans() -> None:
+    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
+    overage = ChargeSpec(
+        "prompts", "overage", included_units=D(200), pricing=PricingSpec("per_unit", D("0.05"))
+    )
+    for code, spec in {
+        "assistant": VersionSpec(currency="USD", base_fee=D("19.99"), charges=(overage,)),
+        "flat": VersionSpec(currency="USD", base_fee=D("9.00")),
+        "team": VersionSpec(currency="EUR", base_fee=D("10.00"), seat_price=D("5.00")),
+        "trial": VersionSpec(currency="USD", base_fee=D("50.00"), trial_days=30),
+    }.items():
+        plan_create(code=code, name=code.title(), version=spec, publish=True)
+
+
+def subscribe(external_id: str, plan: str, start: datetime, currency: str = "USD", **options):
+    customer = customer_create(external_id=external_id, name=external_id.title(), currency=currency)
+    subscription = subscription_create(
+        customer=customer, plan=Plan.objects.get(code=plan), start=start, **options
+    )
+    return customer, subscription
+
+
+def start_invoice(subscription) -> Invoice:
+    return Invoice.objects.get(subscription=subscription, reason=Invoice.START)
+
+
+def standalone(customer, amount: str, at: datetime) -> Invoice:
+    return invoice_write_draft(
+        customer=customer,
+        subscription=None,
+        reason=Invoice.PERIOD,
+        period_start=at,
+        period_end=at + timedelta(days=1),
+        lines=[LineInput("base_fee", "Extra", None, D(1), D(amount), D(amount))],
+        now=at,
+    )
+
+
+@pytest.fixture
+def book(db):
+    """At November 16th:
+
+    - acme: assistant (19.99, 200 prompts included, 0.05 over) from Nov 1, 300
+      prompts in 15 days; its start invoice finalized Nov 2, unpaid (past due);
+      99.00 of paid credits bought and paid Nov 5; a 4.00 invoice voided;
+    - beta: flat (9.00) from Nov 1, start invoice paid; 40.00 of credits bought in
+      October that expired unused Nov 10; a 7.50 invoice uncollectible; a 5.00
+      draft written Nov 3;
+    - gamma: team (EUR 10.00 + 3 seats at 5.00) from Nov 1, finalized, unpaid;
+    - delta: trial (30 days) from Nov 1: trialing;
+    - zeta: flat, calendar-anchored from Nov 10 (first period 21 of 30 days), its
+      start invoice still a draft;
+    - epsilon: flat from Oct 1, cancelled Oct 15, its invoices paid in October."""
+    plans()
+    _, subscription = subscribe("epsilon", "flat", OCT_1)
+    _, cancel_invoice = subscription_cancel(
+        subscription=subscription, effective="immediate", at=OCT_15
+    )
+    for invoice in (start_invoice(subscription), cancel_invoice):
+        invoice_finalize(invoice=invoice, now=OCT_20)
+        invoice_mark_paid(invoice=invoice, reference="bank", now=OCT_20)
+
+    acme, acme_subscription = subscribe("acme", "assistant", NOV_1)
+    beta, beta_subscription = subscribe("beta", "flat", NOV_1)
+    _, gamma_subscription = subscribe("gamma", "team", NOV_1, currency="EUR", seats=3)
+    subscribe("delta", "trial", NOV_1)
+    subscribe("zeta", "flat", NOV_10, billing_anchor=Subscription.CALENDAR)
+
+    invoice_finalize(invoice=start_invoice(acme_subscription), now=NOV_2)
+    invoice_mark_paid(
+        invoice=invoice_finalize(invoice=start_invoice(beta_subscription), now=NOV_2),
+        reference="bank",
+        now=NOV_3,
+    )
+    invoice_finalize(invoice=start_invoice(gamma_subscription), now=NOV_2)
+
+    given_up = invoice_finalize(invoice=standalone(beta, "7.50", NOV_3), now=NOV_3)
+    invoice_mark_uncollectible(invoice=given_up, now=NOV_4)
+    voided = invoice_finalize(invoice=standalone(acme, "4.00", NOV_3), now=NOV_3)
+    invoice_void(invoice=voided, reason="billed twice", now=NOV_4)
+    standalone(beta, "5.00", NOV_3)
+
+    _, october_credits = credits_grant(
+        customer=beta,
+        credits=D(50),
+        kind=CreditBlock.PAID,
+        price=D("40.00"),
+        expires_at=NOV_10,
+        now=OCT_5,
+    )
+    invoice_mark_paid(invoice=october_credits, reference="card", now=OCT_5)
+    _, november_credits = credits_grant(
+        customer=acme, credits=D(100), kind=CreditBlock.PAID, price=D("99.00"), now=NOV_5
+    )
+    invoice_mark_paid(invoice=november_credits, reference="card", now=NOV_5)
+    credits_expire(now=NOV_10)
+
+    events = [
+        {
+            "id": f"p{i}",
+            "customer": "acme",
+            "event_name": "prompt",
+            "timestamp": (NOV_1 + timedelta(days=i % 15, hours=1)).isoformat(),
+        }
+        for i in range(300)
+    ]
+    assert events_ingest(events=events, now=NOW).accepted == 300
+
+
+def amounts(rows) -> list[tuple]:
+    return [(row.currency, row.amount, row.count) for row in rows]
+
+
+def test_the_index_shows_billing_at_a_glance(admin_client, book):
+    with time_machine.travel(NOW, tick=False):
+        response = admin_client.get("/admin/")
+
+    assert response.status_code == 200
+    figures = response.context["dashboard"]
+    assert (figures.active, figures.trialing) == (4, 1)
+    # acme's start 19.99, beta's start 9.00 and acme's credits 99.00; gamma's EUR
+    # 25.00. Not: October's, the voided 4.00, the uncollectible 7.50, drafts.
+    assert amounts(figures.billed_this_month) == [
+        ("EUR", D("25.00"), 1),
+        ("USD", D("127.99"), 3),
+    ]
+    # USD: acme 19.99 + 600 prompts projected (300 in half the period), 400 over at
+    # 0.05 = 20.00; beta 9.00; zeta 9.00 x 21/30 = 6.30; delta's trial nothing.
+    # EUR: gamma 10.00 + 3 x 5.00.
+    assert [(p.currency, p.subscriptions, p.total) for p in figures.projected] == [
+        ("EUR", 1, D("25.00")),
+        ("USD", 4, D("55.29")),
+    ]
+    assert figures.projection_note is None
+    assert (figures.drafts, figures.oldest_draft_at) == (2, NOV_3)
+    problems = {p.label: (p.count, amounts(p.totals)) for p in figures.payment_problems}
+    assert problems == {
+        "Uncollectible": (1, [("USD", D("7.50"), 1)]),
+        "Past due, unpaid": (2, [("EUR", D("25.00"), 1), ("USD", D("19.99"), 1)]),
+    }
+    # October's 40.00 expired unused (breakage): what is owed is November's 99.00.
+    assert [(r.currency, r.month, r.amount) for r in figures.deferred_credit_revenue] == [
+        ("USD", date(2026, 11, 1), D("99.00"))
+    ]
+
+    html = response.content.decode()
+    for shown in [
+        '<td class="figure" id="subscriptions-active">4</td>',
+        '<td class="figure" id="subscriptions-trialing">1</td>',
+        "Billed in November 2026 (UTC)",
+        "127.99 USD",
+        "55.29 USD",
+        "25.00 EUR",
+        '<td class="figure" id="drafts-count">2</td>',
+        "2026-11-03 00:00 UTC",
+        "1; 7.50 USD",
+        "2; 25.00 EUR; 19.99 USD",
+        "USD, end of 2026-11",
+        "99.00 USD",
+        "/admin/invoices/invoice/?due=past",
+    ]:
+        assert shown in html, shown
+    # The admin's own index is still there below.
+    assert 'id="recent-actions-module"' in html
+    assert "/admin/invoices/invoice/" in html
+
+
+def test_the_failed_payments_link_lists_the_past_due_invoices(admin_client, book):
+    with time_machine.travel(NOW, tick=False):
+        response = admin_client.get("/admin/invoices/invoice/?due=past")
+
+    listed = {(i.customer.external_id, i.total) for i in response.context["cl"].result_list}
+    assert listed == {("acme", D("19.99")), ("gamma", D("25.00"))}
+
+
+def test_beyond_the_rating_limit_usage_is_not_projected(admin_client, book, monkeypatch):
+    monkeypatch.setattr(dashboard, "PROJECTION_RATING_LIMIT", 0)
+
+    with time_machine.travel(NOW, tick=False):
+        response = admin_client.get("/admin/")
+
+    figures = response.context["dashboard"]
+    usd = figures.projected[1]
+    # The fixed fees only: 19.99 + 9.00 + 6.30; acme's usage is not rated.
+    assert (usd.currency, usd.total, usd.committed, usd.unrated) == ("USD", None, D("35.29"), 1)
+    assert figures.projected[0].total == D("25.00")  # EUR prices no usage
+    assert "1 subscriptions price their usage: too many to rate" in figures.projection_note
+    html = response.content.decode()
+    assert "fixed fees 35.29 USD; usage of 1 not projected" in html
+    assert "see the close benchmark (bench/close.py)" in html
+
+
+def test_queries_do_not_grow_with_subscriptions_whose_usage_is_not_priced(book):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            dashboard.dashboard_figures(now=NOW)
+        return len(captured)
+
+    before = queries()
+    for n in range(5):
+        subscribe(f"more{n}", "flat", NOV_1)
+        subscribe(f"trial{n}", "trial", NOV_1)
+    after = queries()
+
+    assert after == before
+    figures = dashboard.dashboard_figures(now=NOW)
+    assert (figures.active, figures.trialing) == (9, 6)
+    assert figures.projected[1].total == D("55.29") + 5 * D("9.00")
+
+
+def staff(username: str, *permissions: str) -> User:
+    user = User.objects.create_user(username=username, password="x", is_staff=True)
+    for name in permissions:
+        app_label, codename = name.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return user
+
+
+def test_the_dashboard_is_for_invoice_viewers_and_credit_revenue_for_its_readers(client, book):
+    client.force_login(staff("support", "invoices.view_invoice"))
+    with time_machine.travel(NOW, tick=False):
+        response = client.get("/admin/")
+    figures = response.context["dashboard"]
+    assert figures.billed_this_month and figures.deferred_credit_revenue is None
+    assert 'id="dashboard-deferred"' not in response.content.decode()
+
+    client.force_login(staff("nobody"))
+    with time_machine.travel(NOW, tick=False):
+        response = client.get("/admin/")
+    assert response.status_code == 200
+    assert response.context["dashboard"] is None
+    assert 'id="billing-dashboard"' not in response.content.decode()
+
+
+def test_the_index_still_needs_a_staff_login(client):
+    response = client.get("/admin/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+def test_an_empty_book(admin_client):
+    with time_machine.travel(NOW, tick=False):
+        response = admin_client.get("/admin/")
+
+    figures = response.context["dashboard"]
+    assert (figures.active, figures.trialing, figures.drafts) == (0, 0, 0)
+    assert figures.billed_this_month == figures.projected == []
+    html = response.content.decode()
+    assert "No invoice issued this month." in html
+    assert "No live subscription." in html
+    assert "No paid credits yet." in html

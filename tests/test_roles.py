@@ -1,0 +1,595 @@
+"""Roles in the admin (`setup_roles`): Finance, Operations and Support each do their
+own work through the admin and nothing of the others'. Every refused request is
+checked against the exact state of the database before it."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal as D
+from io import StringIO
+
+import pytest
+import time_machine
+from django.contrib.auth.models import Group, Permission, User
+from django.core.management import call_command
+from django.test import Client
+
+from billing.models import Subscription, SubscriptionChange, WebhookEndpoint
+from billing.services import subscription_create
+from customers.management.commands import setup_roles
+from customers.models import ApiKey, Customer
+from customers.services import api_key_create
+from invoices.models import CreditNote, Invoice, InvoiceLine
+from invoices.services import invoice_finalize
+from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion, PriceTier
+from plans.services import plan_version_copy_as_draft
+from wallets.models import CreditBlock, LedgerEntry, Wallet
+from wallets.services import credits_grant
+
+pytestmark = pytest.mark.django_db
+
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+TRACKED = (
+    Customer,
+    ApiKey,
+    Meter,
+    Plan,
+    PlanVersion,
+    Charge,
+    PriceTier,
+    CreditPack,
+    Subscription,
+    SubscriptionChange,
+    Invoice,
+    InvoiceLine,
+    CreditNote,
+    Wallet,
+    CreditBlock,
+    LedgerEntry,
+    WebhookEndpoint,
+)
+
+
+def state() -> dict[str, list[dict]]:
+    """Every row of the tables a role could touch, and of their audit history."""
+    models = [*TRACKED, *(m.history.model for m in TRACKED if hasattr(m, "history"))]
+    return {m.__name__: list(m.objects.order_by("pk").values()) for m in models}
+
+
+def run_setup_roles() -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command("setup_roles", stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def group_permissions() -> dict[str, list[str]]:
+    return {
+        group.name: sorted(
+            f"{p.content_type.app_label}.{p.codename}"
+            for p in group.permissions.select_related("content_type")
+        )
+        for group in Group.objects.order_by("name")
+    }
+
+
+@pytest.fixture(autouse=True)
+def clock():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+@pytest.fixture
+def login(db):
+    """A logged-in admin client for a staff user whose only role is `role`."""
+    run_setup_roles()
+
+    def login(role: str) -> Client:
+        user = User.objects.create_user(username=role.lower(), is_staff=True)
+        user.groups.add(Group.objects.get(name=role))
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return login
+
+
+@dataclass
+class World:
+    draft: PlanVersion  # starter v2, a draft
+    subscription: Subscription  # acme on starter
+    finalized: Invoice  # acme's start invoice, finalized
+    draft_invoice: Invoice  # globex's start invoice, still a draft
+    wallet: Wallet  # acme's credit wallet, 10 credits
+    api_key: ApiKey
+
+
+@pytest.fixture
+def world(db) -> World:
+    call_command("load_demo", stdout=StringIO())
+    acme = Customer.objects.get(external_id="acme")
+    globex = Customer.objects.get(external_id="globex")
+    draft = plan_version_copy_as_draft(version=PlanVersion.objects.get(plan__code="starter"))
+    subscription = subscription_create(
+        customer=acme, plan=Plan.objects.get(code="starter"), start=NOV_1
+    )
+    finalized = invoice_finalize(invoice=Invoice.objects.get(customer=acme), now=NOV_1)
+    subscription_create(customer=globex, plan=Plan.objects.get(code="pro"), start=NOV_1)
+    block, _ = credits_grant(customer=acme, credits=D(10), now=NOV_1)
+    api_key, _ = api_key_create(name="product")
+    return World(
+        draft=draft,
+        subscription=subscription,
+        finalized=finalized,
+        draft_invoice=Invoice.objects.get(customer=globex),
+        wallet=block.wallet,
+        api_key=api_key,
+    )
+
+
+def action(client: Client, changelist: str, name: str, *pks: int):
+    return client.post(changelist, {"action": name, "_selected_action": list(pks)})
+
+
+# setup_roles
+
+
+def test_setup_roles_twice_leaves_the_same_groups_and_permissions(db):
+    run_setup_roles()
+    first = group_permissions()
+
+    run_setup_roles()
+
+    assert group_permissions() == first
+    assert list(first) == ["Finance", "Operations", "Support"]
+
+
+def test_setup_roles_puts_a_group_back_to_its_role(db):
+    # given: a permission added to Support by hand, one taken from Finance
+    run_setup_roles()
+    expected = group_permissions()
+    support, finance = Group.objects.get(name="Support"), Group.objects.get(name="Finance")
+    support.permissions.add(Permission.objects.get(codename="change_customer"))
+    finance.permissions.remove(Permission.objects.get(codename="void_invoice"))
+
+    # when
+    out, _ = run_setup_roles()
+
+    # then
+    assert group_permissions() == expected
+    assert "Support: updated" in out
+
+
+def test_every_permission_named_exists_once_migrated(db):
+    names = [name for role in setup_roles.ROLES.values() for name in role]
+
+    found, missing = setup_roles.permissions_named(names)
+
+    assert missing == []
+    assert len(found) == len(set(names))
+
+
+def test_a_permission_not_there_yet_is_reported_and_skipped(db, monkeypatch):
+    roles = {**setup_roles.ROLES, "Support": [*setup_roles.SUPPORT, "plans.run_nothing"]}
+    monkeypatch.setattr(setup_roles, "ROLES", roles)
+
+    _, err = run_setup_roles()
+
+    assert "Support: no permission plans.run_nothing (not migrated yet?); skipped" in err
+    assert group_permissions()["Support"] == sorted(set(setup_roles.SUPPORT))
+
+
+@pytest.mark.parametrize(
+    ("role", "allowed", "refused"),
+    [
+        (
+            "Finance",
+            [
+                "plans.publish_planversion",
+                "plans.change_planversion",
+                "invoices.void_invoice",
+                "customers.add_apikey",
+                "wallets.change_wallet",
+                "wallets.view_credit_revenue",
+            ],
+            [
+                "customers.change_customer",
+                "billing.add_subscription",
+                "billing.change_subscription",
+                "invoices.change_invoice",
+                "plans.delete_planversion",
+            ],
+        ),
+        (
+            "Operations",
+            [
+                "customers.add_customer",
+                "billing.add_subscription",
+                "billing.change_subscription",
+                "invoices.view_invoice",
+                "plans.view_planversion",
+            ],
+            [
+                "customers.view_apikey",
+                "plans.change_planversion",
+                "plans.publish_planversion",
+                "invoices.void_invoice",
+                "invoices.finalize_invoice",
+                "wallets.change_wallet",
+                "wallets.view_credit_revenue",
+            ],
+        ),
+        (
+            "Support",
+            [
+                "customers.view_customer",
+                "billing.view_subscription",
+                "invoices.view_invoice",
+                "wallets.view_ledgerentry",
+                "plans.view_plan",
+                "billing.view_alert",
+                "billing.view_webhookdelivery",
+            ],
+            [
+                "customers.view_apikey",
+                "customers.change_customer",
+                "billing.change_subscription",
+                "billing.view_webhookendpoint",
+                "invoices.void_invoice",
+                "wallets.view_credit_revenue",
+            ],
+        ),
+    ],
+)
+def test_permission_matrix(login, role, allowed, refused):
+    login(role)
+    user = User.objects.get(username=role.lower())
+
+    assert {name: user.has_perm(name) for name in allowed + refused} == {
+        **dict.fromkeys(allowed, True),
+        **dict.fromkeys(refused, False),
+    }
+
+
+def test_support_can_only_view_and_only_finance_has_api_keys(db):
+    run_setup_roles()
+    roles = group_permissions()
+
+    assert all(name.split(".")[1].startswith("view_") for name in roles["Support"])
+    assert [role for role, names in roles.items() if any("apikey" in n for n in names)] == [
+        "Finance"
+    ]
+
+
+def test_lifecycle_actions_need_their_own_permission_not_change(world):
+    # given: someone who may edit versions and invoices, but holds no action permission
+    user = User.objects.create_user(username="editor", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(
+            codename__in=[
+                "view_planversion",
+                "change_planversion",
+                "view_invoice",
+                "change_invoice",
+            ]
+        )
+    )
+    editor = Client()
+    editor.force_login(user)
+    before = state()
+
+    # when
+    publish = action(editor, "/admin/plans/planversion/", "publish", world.draft.pk)
+    archive = action(editor, "/admin/plans/planversion/", "archive", world.draft.pk)
+    void = action(editor, "/admin/invoices/invoice/", "void", world.finalized.pk)
+    finalize = action(editor, "/admin/invoices/invoice/", "finalize", world.draft_invoice.pk)
+
+    # then: none of these actions is offered (the changelist comes back), nothing changed
+    assert [r.status_code for r in (publish, archive, void, finalize)] == [200, 200, 200, 200]
+    assert 'value="publish"' not in publish.content.decode()
+    assert 'value="void"' not in void.content.decode()
+    assert state() == before
+
+
+# Finance
+
+
+def test_finance_publishes_voids_creates_an_api_key_and_reads_revenue(login, world):
+    finance = login("Finance")
+
+    # publishes the draft
+    action(finance, "/admin/plans/planversion/", "publish", world.draft.pk)
+    world.draft.refresh_from_db()
+    assert world.draft.status == PlanVersion.PUBLISHED
+
+    # voids the finalized invoice, with a credit note
+    action(finance, "/admin/invoices/invoice/", "void", world.finalized.pk)
+    world.finalized.refresh_from_db()
+    assert world.finalized.status == Invoice.VOID
+    assert CreditNote.objects.get(invoice=world.finalized).amount == D("20.00")
+
+    # creates an API key
+    response = finance.post(
+        "/admin/customers/apikey/add/", {"name": "finance-key", "scopes": ["read"]}
+    )
+    assert response.status_code == 302
+    assert ApiKey.objects.get(name="finance-key").scopes == ["read"]
+
+    # runs the credit revenue report (and its CSV)
+    assert finance.get("/admin/wallets/wallet/revenue/").status_code == 200
+    csv_response = finance.get("/admin/wallets/wallet/revenue/?format=csv")
+    assert csv_response["Content-Type"] == "text/csv"
+    assert "Credit revenue report" in finance.get("/admin/wallets/wallet/").content.decode()
+
+
+def test_finance_grants_credits_and_finalizes(login, world):
+    finance = login("Finance")
+
+    response = finance.post(
+        f"/admin/wallets/wallet/{world.wallet.pk}/operation/",
+        {"operation": "grant", "credits": "25", "priority": "10", "expires_at": ""},
+    )
+    action(finance, "/admin/invoices/invoice/", "finalize", world.draft_invoice.pk)
+
+    assert response.status_code == 302
+    world.wallet.refresh_from_db()
+    assert world.wallet.balance == D(35)
+    world.draft_invoice.refresh_from_db()
+    assert world.draft_invoice.status == Invoice.FINALIZED
+
+
+def test_finance_cannot_create_customers_or_subscriptions(login, world):
+    finance = login("Finance")
+    before = state()
+
+    customer = finance.post("/admin/customers/customer/add/", customer_form("umbrella"))
+    subscription = action(
+        finance, "/admin/billing/subscription/", "cancel_at_period_end", world.subscription.pk
+    )
+
+    assert customer.status_code == 403
+    assert 'value="cancel_at_period_end"' not in subscription.content.decode()
+    assert state() == before
+
+
+# Operations
+
+
+def customer_form(external_id: str) -> dict:
+    return {
+        "external_id": external_id,
+        "name": "Umbrella Corp",
+        "email": "",
+        "currency": "USD",
+        "timezone": "UTC",
+        "address": "{}",
+        "tax_id": "",
+        "spend_limit": "",
+        "spend_limit_mode": "hard",
+    }
+
+
+def test_operations_creates_a_customer_and_a_subscription_and_cancels(login, world):
+    ops = login("Operations")
+
+    # creates a customer
+    response = ops.post("/admin/customers/customer/add/", customer_form("umbrella"))
+    assert response.status_code == 302
+    umbrella = Customer.objects.get(external_id="umbrella")
+
+    # subscribes it
+    response = ops.post(
+        "/admin/billing/subscription/add/",
+        {
+            "customer": umbrella.pk,
+            "plan": Plan.objects.get(code="pro").pk,
+            "start": "2026-11-15 00:00:00",
+            "seats": "1",
+            "billing_anchor": "anniversary",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Subscription.objects.get(customer=umbrella).version.plan.code == "pro"
+
+    # cancels acme's at the end of the period
+    action(ops, "/admin/billing/subscription/", "cancel_at_period_end", world.subscription.pk)
+    world.subscription.refresh_from_db()
+    assert world.subscription.cancel_at_period_end is True
+    assert world.subscription.status in Subscription.LIVE
+
+
+def test_operations_reads_invoices_wallets_and_the_catalog(login, world):
+    ops = login("Operations")
+
+    for url in (
+        "/admin/invoices/invoice/",
+        f"/admin/invoices/invoice/{world.finalized.pk}/change/",
+        "/admin/wallets/wallet/",
+        f"/admin/wallets/wallet/{world.wallet.pk}/change/",
+        "/admin/wallets/uncoveredusage/",
+        "/admin/plans/planversion/",
+        "/admin/plans/meter/",
+    ):
+        assert ops.get(url).status_code == 200, url
+    wallets_page = ops.get("/admin/wallets/wallet/").content.decode()
+    assert "Credit revenue report" not in wallets_page
+    wallet_page = ops.get(f"/admin/wallets/wallet/{world.wallet.pk}/change/").content.decode()
+    assert "Add credits or money" not in wallet_page
+
+
+def test_operations_cannot_publish_void_or_see_api_keys_and_nothing_changes(login, world):
+    ops = login("Operations")
+    before = state()
+
+    versions = ops.get("/admin/plans/planversion/").content.decode()
+    publish = action(ops, "/admin/plans/planversion/", "publish", world.draft.pk)
+    void = action(ops, "/admin/invoices/invoice/", "void", world.finalized.pk)
+    finalize = action(ops, "/admin/invoices/invoice/", "finalize", world.draft_invoice.pk)
+    keys = ops.get("/admin/customers/apikey/")
+    key_add = ops.post("/admin/customers/apikey/add/", {"name": "ops-key", "scopes": ["read"]})
+    key_change = ops.get(f"/admin/customers/apikey/{world.api_key.pk}/change/")
+    draft_change = ops.post(f"/admin/plans/planversion/{world.draft.pk}/change/", {})
+    revenue = ops.get("/admin/wallets/wallet/revenue/")
+    grant = ops.post(
+        f"/admin/wallets/wallet/{world.wallet.pk}/operation/",
+        {"operation": "grant", "credits": "25", "priority": "10"},
+    )
+
+    assert 'value="publish"' not in versions
+    # No action of these lists is offered: the POST gets the changelist back.
+    assert (publish.status_code, void.status_code, finalize.status_code) == (200, 200, 200)
+    assert (keys.status_code, key_add.status_code, key_change.status_code) == (403, 403, 403)
+    assert draft_change.status_code == 403
+    assert (revenue.status_code, revenue["Location"]) == (302, "/admin/")
+    assert (grant.status_code, grant["Location"]) == (302, "/admin/wallets/wallet/")
+    assert state() == before
+    world.draft.refresh_from_db()
+    world.finalized.refresh_from_db()
+    assert (world.draft.status, world.finalized.status) == ("draft", "finalized")
+
+
+# Support
+
+
+SUPPORT_PAGES = [
+    "/admin/",
+    "/admin/customers/customer/",
+    "/admin/billing/subscription/",
+    "/admin/invoices/invoice/",
+    "/admin/wallets/wallet/",
+    "/admin/wallets/ledgerentry/",
+    "/admin/plans/meter/",
+    "/admin/plans/plan/",
+    "/admin/plans/planversion/",
+    "/admin/plans/creditpack/",
+    "/admin/billing/alert/",
+    "/admin/billing/webhookdelivery/",
+]
+
+
+def test_support_sees_the_changelists_and_pages(login, world):
+    support = login("Support")
+
+    for url in [
+        *SUPPORT_PAGES,
+        f"/admin/customers/customer/{world.subscription.customer_id}/change/",
+        f"/admin/billing/subscription/{world.subscription.pk}/change/",
+        f"/admin/invoices/invoice/{world.finalized.pk}/change/",
+        f"/admin/wallets/wallet/{world.wallet.pk}/change/",
+        f"/admin/plans/planversion/{world.draft.pk}/change/",
+    ]:
+        assert support.get(url).status_code == 200, url
+    invoices = support.get("/admin/invoices/invoice/").content.decode()
+    assert 'value="void"' not in invoices and 'value="finalize"' not in invoices
+
+
+def test_support_downloads_an_invoice_pdf_that_a_user_without_a_role_cannot(login, world):
+    support = login("Support")
+    nobody = Client()
+    nobody.force_login(User.objects.create_user(username="nobody", is_staff=True))
+    url = f"/admin/invoices/invoice/{world.finalized.pk}/pdf/"
+
+    assert nobody.get(url).status_code == 403
+    response = support.get(url)
+    assert (response.status_code, response["Content-Type"]) == (200, "application/pdf")
+
+
+def support_posts(world: World) -> list[tuple[str, dict, int]]:
+    """Every kind of change the admin offers, as Support might try it, and the answer:
+    403 from a form, 200 (the changelist, nothing run) for an action not offered to
+    the user, a redirect with an error from the wallet operation."""
+    customer = world.subscription.customer
+    invoice_actions = [
+        ("finalize", world.draft_invoice.pk),
+        ("void", world.finalized.pk),
+        ("mark_paid", world.finalized.pk),
+        ("mark_uncollectible", world.finalized.pk),
+        ("rerender_pdf", world.finalized.pk),
+    ]
+    version_actions = ["publish", "copy_as_draft", "archive"]
+    return [
+        ("/admin/customers/customer/add/", customer_form("umbrella"), 403),
+        (
+            f"/admin/customers/customer/{customer.pk}/change/",
+            {**customer_form("acme"), "name": "Renamed"},
+            403,
+        ),
+        (
+            "/admin/billing/subscription/add/",
+            {"customer": customer.pk, "plan": world.draft.plan_id, "start": "2026-11-15"},
+            403,
+        ),
+        (
+            f"/admin/billing/subscription/{world.subscription.pk}/change/",
+            {"new_version": "", "effective": "period_end", "new_seats": "3"},
+            403,
+        ),
+        (
+            "/admin/billing/subscription/",
+            {"action": "cancel_at_period_end", "_selected_action": [world.subscription.pk]},
+            200,
+        ),
+        *[
+            ("/admin/invoices/invoice/", {"action": name, "_selected_action": [pk]}, 200)
+            for name, pk in invoice_actions
+        ],
+        *[
+            (
+                "/admin/plans/planversion/",
+                {"action": name, "_selected_action": [world.draft.pk]},
+                200,
+            )
+            for name in version_actions
+        ],
+        (f"/admin/plans/planversion/{world.draft.pk}/change/", {"base_fee": "1.00"}, 403),
+        (f"/admin/plans/planversion/{world.draft.pk}/delete/", {"post": "yes"}, 403),
+        (
+            "/admin/plans/meter/add/",
+            {"code": "x", "name": "X", "event_name": "x", "aggregation": "count"},
+            403,
+        ),
+        (
+            f"/admin/wallets/wallet/{world.wallet.pk}/operation/",
+            {"operation": "grant", "credits": "25", "priority": "10"},
+            302,
+        ),
+        (
+            f"/admin/wallets/wallet/{world.wallet.pk}/change/",
+            {"low_balance_threshold": "5"},
+            403,
+        ),
+        ("/admin/customers/apikey/add/", {"name": "support-key", "scopes": ["read"]}, 403),
+        (
+            "/admin/customers/apikey/",
+            {"action": "revoke", "_selected_action": [world.api_key.pk]},
+            403,
+        ),
+        ("/admin/billing/webhookendpoint/add/", {"url": "https://example.com/hook"}, 403),
+    ]
+
+
+def test_support_changes_nothing(login, world):
+    support = login("Support")
+    attempts = support_posts(world)
+    before = state()
+
+    answers = [(url, data, support.post(url, data).status_code) for url, data, _ in attempts]
+
+    assert answers == attempts
+    assert state() == before
+
+
+def test_support_cannot_see_api_keys_or_webhook_endpoints(login, world):
+    support = login("Support")
+
+    for url in (
+        "/admin/customers/apikey/",
+        f"/admin/customers/apikey/{world.api_key.pk}/change/",
+        "/admin/billing/webhookendpoint/",
+        "/admin/wallets/wallet/revenue/",
+    ):
+        response = support.get(url)
+        assert response.status_code in (302, 403), url
+        if response.status_code == 302:
+            assert response["Location"] == "/admin/", url
+    assert "/admin/customers/apikey/" not in support.get("/admin/").content.decode()
