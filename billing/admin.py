@@ -19,7 +19,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from billing import cycle, services, webhooks
 from billing.errors import BillingError
-from billing.forms import add_billing_error
+from billing.forms import RecordAdmin, add_billing_error
 from billing.models import (
     WEBHOOK_EVENT_TYPES,
     Alert,
@@ -417,7 +417,7 @@ class PlanMigrationItemRow:
 
 
 @admin.register(PlanMigration)
-class PlanMigrationAdmin(admin.ModelAdmin):
+class PlanMigrationAdmin(RecordAdmin):
     """A bulk migration's progress and per-subscription results. Read-only; seen
     by whoever may migrate subscriptions."""
 
@@ -457,15 +457,6 @@ class PlanMigrationAdmin(admin.ModelAdmin):
 
     def has_migrate_permission(self, request) -> bool:
         return request.user.has_perm(MIGRATE_PERMISSION)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if not self.has_view_permission(request):
@@ -553,18 +544,12 @@ class WebhookDeliveryInline(admin.TabularInline):
         return False
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """A record written by the services: viewed, never edited here. (Change
-    permission on the list only, for the actions.)"""
-
-    def has_add_permission(self, request):
-        return False
+class ReadOnlyAdmin(RecordAdmin):
+    """A record written by the services, with actions on the list: change
+    permission on the list only, for the actions."""
 
     def has_change_permission(self, request, obj=None):
-        return obj is None and super().has_change_permission(request)
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+        return obj is None and admin.ModelAdmin.has_change_permission(self, request)
 
 
 @admin.register(Alert)

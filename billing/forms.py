@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 from django import forms
+from django.contrib import admin
 from django.db import models
 
 from billing.errors import BillingError
@@ -67,3 +68,17 @@ def money_column(field: str, description: str):
     show.short_description = description
     show.admin_order_field = field
     return show
+
+
+class RecordAdmin(admin.ModelAdmin):
+    """A record the services write (a ledger entry, a delivery, a Stripe event):
+    viewed in the admin, never added, edited or deleted there."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 from django.http import HttpResponse
 from django.shortcuts import render
-from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET
 
 from billing.money import format_decimal, format_money
@@ -18,7 +17,7 @@ from customers.portal import (
     portal_overview,
 )
 from invoices.models import Invoice
-from invoices.selectors import invoice_pdf
+from invoices.selectors import invoice_pdf_response
 
 CHART_WIDTH = 640
 CHART_HEIGHT = 120
@@ -162,11 +161,4 @@ def portal_invoice_pdf(request, token: str, invoice_id: int):
     )
     if invoice is None:
         return _denied(request, 404)
-    document = invoice_pdf(invoice=invoice)
-    response = HttpResponse(document.content, content_type="application/pdf")
-    response["Content-Disposition"] = content_disposition_header(
-        as_attachment=True, filename=document.filename
-    )
-    for name, value in HEADERS.items():
-        response[name] = value
-    return response
+    return invoice_pdf_response(invoice=invoice, headers=HEADERS)

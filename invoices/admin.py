@@ -6,12 +6,11 @@ customer, plan and payments past due."""
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.http import content_disposition_header
 
 from billing.errors import BillingError
 from billing.money import format_money
@@ -190,16 +189,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         invoice = get_object_or_404(Invoice, pk=object_id)
         if not self.has_view_permission(request, invoice):
             raise PermissionDenied
-        document = selectors.invoice_pdf(invoice=invoice)
-        return HttpResponse(
-            document.content,
-            content_type="application/pdf",
-            headers={
-                "Content-Disposition": content_disposition_header(
-                    as_attachment=True, filename=document.filename
-                )
-            },
-        )
+        return selectors.invoice_pdf_response(invoice=invoice)
 
     @admin.display(description="total", ordering="total")
     def total_display(self, invoice):

@@ -1,9 +1,7 @@
 """Invoice endpoints: list, detail, PDF, void."""
 
-from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -87,17 +85,7 @@ class InvoicePdfApi(APIView):
     )
     def get(self, request, invoice_id: int):
         invoice = get_object_or_404(Invoice.objects.select_related("customer"), pk=invoice_id)
-        document = selectors.invoice_pdf(invoice=invoice)
-        return HttpResponse(
-            document.content,
-            content_type="application/pdf",
-            headers={
-                "Content-Disposition": content_disposition_header(
-                    as_attachment=True, filename=document.filename
-                ),
-                "Cache-Control": "private, no-cache",
-            },
-        )
+        return selectors.invoice_pdf_response(invoice=invoice)
 
 
 class InvoiceVoidApi(APIView):

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from billing.errors import BillingError
-from billing.forms import ExactDecimalField
+from billing.forms import ExactDecimalField, RecordAdmin
 from billing.money import format_money
 from invoices import payments, services
 from invoices.models import Payment, Purchase, StripeEvent
@@ -364,7 +364,7 @@ class PurchaseAdmin(admin.ModelAdmin):
 
 
 @admin.register(StripeEvent)
-class StripeEventAdmin(admin.ModelAdmin):
+class StripeEventAdmin(RecordAdmin):
     list_display = [
         "id",
         "type",
@@ -391,12 +391,3 @@ class StripeEventAdmin(admin.ModelAdmin):
         "payload",
     ]
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

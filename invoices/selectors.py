@@ -3,6 +3,9 @@
 import logging
 from dataclasses import dataclass
 
+from django.http import HttpResponse
+from django.utils.http import content_disposition_header
+
 from invoices.models import Invoice
 from invoices.pdf import invoice_pdf_filename, render_invoice_pdf
 
@@ -34,3 +37,20 @@ def invoice_pdf(*, invoice: Invoice) -> InvoicePdf:
                 invoice.pdf_file.name,
             )
     return InvoicePdf(render_invoice_pdf(invoice), filename, stored=False)
+
+
+def invoice_pdf_response(*, invoice: Invoice, headers: dict | None = None) -> HttpResponse:
+    """The invoice's PDF (invoice_pdf) as a download, for the API, the admin and the
+    portal alike."""
+    document = invoice_pdf(invoice=invoice)
+    return HttpResponse(
+        document.content,
+        content_type="application/pdf",
+        headers={
+            "Content-Disposition": content_disposition_header(
+                as_attachment=True, filename=document.filename
+            ),
+            "Cache-Control": "private, no-cache",
+            **(headers or {}),
+        },
+    )

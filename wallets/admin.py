@@ -14,7 +14,7 @@ from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
 from billing.errors import BillingError
-from billing.forms import ExactDecimalField, add_billing_error
+from billing.forms import ExactDecimalField, RecordAdmin, add_billing_error
 from billing.money import format_decimal, format_money
 from plans.models import CreditPack
 from wallets import revenue, services
@@ -262,16 +262,7 @@ class WalletAdmin(SimpleHistoryAdmin):
                 {
                     "month": r.month.strftime("%Y-%m"),
                     "currency": r.currency,
-                    "values": [
-                        format_money(v, r.currency)
-                        for v in (
-                            r.deferred_opening,
-                            r.purchased,
-                            r.recognized,
-                            r.breakage,
-                            r.deferred_closing,
-                        )
-                    ],
+                    "values": r.figures(),
                 }
                 for r in rows
             ],
@@ -281,18 +272,12 @@ class WalletAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(UncoveredUsage)
-class UncoveredUsageAdmin(admin.ModelAdmin):
+class UncoveredUsageAdmin(RecordAdmin):
     list_display = ["occurred_at", "customer", "meter", "quantity", "shortfall", "wallet"]
     list_filter = ["meter", "occurred_at"]
     search_fields = ["customer__external_id"]
     list_select_related = ["customer", "wallet__customer"]
     date_hierarchy = "occurred_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -35,6 +35,19 @@ class RevenueMonth:
     def deferred_closing(self) -> Decimal:
         return self.deferred_opening + self.purchased - self.recognized - self.breakage
 
+    def figures(self) -> list[str]:
+        """The five amounts in CSV_COLUMNS order, with the currency's digits."""
+        return [
+            format_money(value, self.currency)
+            for value in (
+                self.deferred_opening,
+                self.purchased,
+                self.recognized,
+                self.breakage,
+                self.deferred_closing,
+            )
+        ]
+
 
 @dataclass
 class _Block:
@@ -132,20 +145,5 @@ def credit_revenue_csv(rows: list[RevenueMonth]) -> str:
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for r in rows:
-        writer.writerow(
-            [
-                r.month.strftime("%Y-%m"),
-                r.currency,
-                *(
-                    format_money(value, r.currency)
-                    for value in (
-                        r.deferred_opening,
-                        r.purchased,
-                        r.recognized,
-                        r.breakage,
-                        r.deferred_closing,
-                    )
-                ),
-            ]
-        )
+        writer.writerow([r.month.strftime("%Y-%m"), r.currency, *r.figures()])
     return out.getvalue()

@@ -115,6 +115,15 @@ def _add_block(
     return block
 
 
+def _check_minor_digits(name: str, amount: Decimal, currency: str) -> None:
+    # Refused, not rounded: the invoice must say what the caller asked for.
+    if quantize_money(amount, currency) != amount:
+        raise InvalidRequest(
+            f"{name} has more decimals than {currency} allows",
+            fields={name: ["too many decimal places"]},
+        )
+
+
 def _positive(name: str, value) -> Decimal:
     if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
         raise InvalidRequest(f"{name} must be a positive number", fields={name: ["must be > 0"]})
@@ -157,12 +166,7 @@ def credits_grant(
                 "paid credits need the price paid for them",
                 fields={"price": ["required for paid credits, >= 0"]},
             )
-        # Refused, not rounded: the invoice must say what the caller asked for.
-        if quantize_money(price, customer.currency) != price:
-            raise InvalidRequest(
-                f"price has more decimals than {customer.currency} allows",
-                fields={"price": ["too many decimal places"]},
-            )
+        _check_minor_digits("price", price, customer.currency)
     effective_at = effective_at or now
     _check_expiry(expires_at, effective_at=effective_at)
     with transaction.atomic():
@@ -269,11 +273,7 @@ def _check_top_up(customer: Customer, amount: Decimal, currency: str) -> Decimal
             f"customer {customer.external_id!r} pays in {customer.currency}, not {currency}",
             fields={"currency": [f"must be {customer.currency}"]},
         )
-    if quantize_money(amount, currency) != amount:
-        raise InvalidRequest(
-            f"amount has more decimals than {currency} allows",
-            fields={"amount": ["too many decimal places"]},
-        )
+    _check_minor_digits("amount", amount, currency)
     return amount
 
 
