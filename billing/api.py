@@ -356,7 +356,13 @@ class CheckApi(APIView):
         ),
     )
     def post(self, request, external_id: str):
-        customer = get_object_or_404(Customer, external_id=external_id)
+        # One query for the customer with its live subscription; a second only
+        # when there is none.
+        subscription = selectors.subscription_live_by_external_id(external_id=external_id)
+        if subscription is not None:
+            customer = subscription.customer
+        else:
+            customer = get_object_or_404(Customer, external_id=external_id)
         serializer = CheckSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         quantity = serializer.validated_data["quantity"]
@@ -367,6 +373,7 @@ class CheckApi(APIView):
         now = datetime.now(UTC)
         result = selectors.usage_check(
             customer=customer,
+            subscription=subscription,
             meter_code=serializer.validated_data["meter"],
             quantity=quantity,
             now=now,

@@ -163,6 +163,7 @@ class MeterCache:
         self._fingerprint: tuple | None = None
         self._by_event: dict[str, list[MeterDef]] = {}
         self._by_id: dict[int, MeterDef] = {}
+        self._by_code: dict[str, MeterDef] = {}
 
     def clear(self) -> None:
         with self._lock:
@@ -195,8 +196,10 @@ class MeterCache:
             definition = meter_def(meter)
             by_event.setdefault(meter.event_name, []).append(definition)
             by_id[meter.id] = definition
+        by_code = {definition.code: definition for definition in by_id.values()}
         with self._lock:
-            self._by_event, self._by_id, self._fingerprint = by_event, by_id, fingerprint
+            self._by_event, self._by_id, self._by_code = by_event, by_id, by_code
+            self._fingerprint = fingerprint
 
     def by_event_name(self) -> dict[str, list[MeterDef]]:
         self._refresh()
@@ -205,6 +208,16 @@ class MeterCache:
     def by_id(self) -> dict[int, MeterDef]:
         self._refresh()
         return self._by_id
+
+    def by_code_frozen(self, code: str) -> MeterDef | None:
+        """A meter whose definition can no longer change (a published or archived
+        version charges it), read without the freshness check when this process
+        has it already."""
+        found = self._by_code.get(code)
+        if found is None:
+            self._refresh()
+            found = self._by_code.get(code)
+        return found
 
 
 meter_cache = MeterCache()

@@ -266,9 +266,8 @@ def period_spend(
         charge = next((c for c in version.charges if c.meter == meter), None)
         if charge is not None and charge.model == "balance":
             drawn += _marginal_cost(charge, quantities[meter] - extra, extra)
-    fixed = fixed_lines(
-        version, plan_name=subscription.version.plan.name, seats=subscription.seats, label=""
-    )
+    # Only the amounts count here: no line names (and no plan to load for them).
+    fixed = fixed_lines(version, plan_name="", seats=subscription.seats, label="")
     return total(fixed) + total(usage_and_true_up(version, quantities=quantities)) + drawn
 
 
@@ -366,16 +365,61 @@ def period_now(*, subscription: Subscription, now: datetime) -> tuple[datetime, 
     )
 
 
-def usage_check(*, customer, meter_code: str, quantity: Decimal, now: datetime) -> CheckResult:
+def subscription_live_by_external_id(*, external_id: str) -> Subscription | None:
+    """The live subscription of the customer with this external_id, with its
+    customer and version: one query. (At most one is live: a partial unique
+    index, so no ordering is needed.)"""
+    found = (
+        Subscription.objects.select_related("version", "customer")
+        .only(*CHECK_FIELDS)
+        .filter(customer__external_id=external_id, status__in=Subscription.LIVE)[:1]
+    )
+    return found[0] if found else None
+
+
+# What a check reads of a subscription, its customer and its version (the check sits
+# in front of every AI call: fewer columns, less to build). Others load on access.
+CHECK_FIELDS = (
+    "id",
+    "status",
+    "seats",
+    "anchor_at",
+    "billing_anchor",
+    "current_period_start",
+    "current_period_end",
+    "cancel_at_period_end",
+    "scheduled_version_id",
+    "usage_from",
+    "customer__id",
+    "customer__external_id",
+    "customer__currency",
+    "customer__timezone",
+    "customer__spend_limit",
+    "customer__spend_limit_mode",
+    "version__id",
+    "version__status",
+    "version__interval",
+)
+
+
+def usage_check(
+    *,
+    customer,
+    subscription: Subscription | None,
+    meter_code: str,
+    quantity: Decimal,
+    now: datetime,
+) -> CheckResult:
     """Answer from the current period's counters and the wallets' balances, for
     every consumption model, then against the customer's spend limit (the
-    period's rated spend plus what this use would add). Reads only."""
-    subscription = subscription_live(customer_id=customer.pk)
+    period's rated spend plus what this use would add). `subscription` is the
+    customer's live one (subscription_live). Reads only."""
     if subscription is None:
         return CheckResult(False, None, "no_subscription")
     spec = version_spec(version=subscription.version)
     charge = next((c for c in spec.charges if c.meter == meter_code), None)
-    meter = next((m for m in meter_cache.by_id().values() if m.code == meter_code), None)
+    # A meter a published version charges is frozen: the cached definition is it.
+    meter = meter_cache.by_code_frozen(meter_code) if charge is not None else None
     if charge is None or meter is None:
         return CheckResult(False, None, "meter_not_in_plan", subscription=subscription)
     # Usage counts in the period the clock is in, also before the close has
