@@ -207,6 +207,19 @@ def credits_grant(
     return block, invoice
 
 
+def _pack_line(pack: CreditPack, credits: Decimal, price: Decimal) -> LineInput:
+    """The invoice line of a pack sold at `price`."""
+    description = f"{pack.name or pack.code}: {format_decimal(credits)} credits"
+    return LineInput("credit_pack", description, None, Decimal(1), price, price)
+
+
+def _top_up_line(currency: str, amount: Decimal) -> LineInput:
+    """The invoice line of a money top-up."""
+    return LineInput(
+        "top_up", f"Prepaid balance top-up ({currency})", None, Decimal(1), amount, amount
+    )
+
+
 def _check_pack(customer: Customer, pack: CreditPack) -> None:
     if not pack.active:
         raise InvalidRequest(f"credit pack {pack.code!r} is no longer sold", fields={"pack": []})
@@ -224,16 +237,7 @@ def _buy_pack_locked(
     price = quantize_money(pack.price.amount, customer.currency)
     invoice = invoice_create_purchase(
         customer=customer,
-        lines=[
-            LineInput(
-                kind="credit_pack",
-                description=f"{pack.name or pack.code}: {format_decimal(pack.credits)} credits",
-                meter=None,
-                quantity=Decimal(1),
-                unit_price=price,
-                amount=price,
-            )
-        ],
+        lines=[_pack_line(pack, pack.credits, price)],
         now=now,
     )
     return _add_block(
@@ -288,16 +292,7 @@ def money_top_up(
         )
         invoice = invoice_create_purchase(
             customer=customer,
-            lines=[
-                LineInput(
-                    kind="top_up",
-                    description=f"Prepaid balance top-up ({currency})",
-                    meter=None,
-                    quantity=Decimal(1),
-                    unit_price=amount,
-                    amount=amount,
-                )
-            ],
+            lines=[_top_up_line(currency, amount)],
             now=now,
         )
         block = _add_block(
@@ -486,14 +481,10 @@ def purchase_fulfil(*, purchase: Purchase, reference: str, now: datetime) -> Cre
             return purchase.block
         customer, amount = purchase.customer, purchase.amount
         if money:
-            line = LineInput(
-                "top_up", f"Prepaid balance top-up ({currency})", None, Decimal(1), amount, amount
-            )
+            line = _top_up_line(currency, amount)
             entry_kind, source, granted = LedgerEntry.TOP_UP, CreditBlock.TOP_UP, amount
         else:
-            pack = purchase.pack
-            description = f"{pack.name or pack.code}: {format_decimal(purchase.credits)} credits"
-            line = LineInput("credit_pack", description, None, Decimal(1), amount, amount)
+            line = _pack_line(purchase.pack, purchase.credits, amount)
             automatic = purchase.channel == Purchase.AUTO_TOP_UP
             entry_kind = LedgerEntry.AUTO_TOP_UP if automatic else LedgerEntry.PURCHASE
             source = CreditBlock.AUTO_TOP_UP if automatic else CreditBlock.PACK
@@ -526,7 +517,7 @@ def purchase_fulfil(*, purchase: Purchase, reference: str, now: datetime) -> Cre
                 period_start=_alert_period_start(customer, now),
                 key=f"block:{block.pk}",
                 payload={
-                    "pack": pack.code,
+                    "pack": purchase.pack.code,
                     "credits": format_decimal(block.amount),
                     "price": format_money(block.price_paid, block.currency),
                     "currency": block.currency,
