@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal, localcontext
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Max, Sum, TextField
+from django.db.models import Count, TextField
 from django.db.models.functions import Cast
 
 from billing.ingestion import hour_of
@@ -28,7 +28,9 @@ from billing.models import (
 )
 from billing.periods import period_containing
 from billing.rating import billable_units, fixed_lines, total, usage_and_true_up
-from plans.models import Meter
+from config import rawsql
+from customers.models import Customer
+from plans.models import Meter, PlanVersion
 from plans.pricing import EXACT_PRECISION, price_units
 from plans.selectors import version_spec
 from wallets import selectors as wallet_selectors
@@ -77,6 +79,19 @@ def _edge_contributions(customer_id: int, meters: list[MeterDef], ranges: list[t
                 yield contribution, timestamp, event_id
 
 
+# Per meter over whole hours: written out, as the check and the usage read run it
+# on every call (see config.rawsql).
+_ROLLUP_SUMS = (
+    "SELECT meter_id, SUM(event_count), SUM(value_sum), MAX(value_max) "
+    "FROM billing_usagerollup "
+    "WHERE customer_id = %s AND hour >= %s AND hour < %s AND meter_id IN ({meters}) "
+    "GROUP BY meter_id"
+)
+_ROLLUP_SUM_FIELDS = tuple(
+    UsageRollup._meta.get_field(name) for name in ("meter", "event_count", "value_sum", "value_max")
+)
+
+
 def usage_quantities(
     *, customer_id: int, meters: list[MeterDef], start: datetime, end: datetime
 ) -> dict[int, Decimal]:
@@ -93,17 +108,20 @@ def usage_quantities(
     uniques: dict[int, set[str]] = {m.id: set() for m in meters}
 
     if first < last:
-        rollups = UsageRollup.objects.filter(
-            customer_id=customer_id, meter_id__in=list(by_id), hour__gte=first, hour__lt=last
-        )
-        for meter_id, n, total, top in rollups.values("meter_id").values_list(
-            "meter_id", Sum("event_count"), Sum("value_sum"), Max("value_max")
+        ids = list(by_id)
+        for meter_id, n, total, top in rawsql.rows(
+            _ROLLUP_SUMS.format(meters=", ".join(["%s"] * len(ids))),
+            [customer_id, first, last, *ids],
+            _ROLLUP_SUM_FIELDS,
         ):
             counts[meter_id], sums[meter_id], maxima[meter_id] = n, total, top
         for meter in meters:
             if meter.aggregation == Meter.LATEST:
                 row = (
-                    rollups.filter(meter_id=meter.id, latest_at__isnull=False)
+                    UsageRollup.objects.filter(
+                        customer_id=customer_id, hour__gte=first, hour__lt=last
+                    )
+                    .filter(meter_id=meter.id, latest_at__isnull=False)
                     .order_by("-latest_at", "-latest_event_id")
                     .values_list("latest_at", "latest_event_id", "latest_value")
                     .first()
@@ -247,16 +265,21 @@ def period_spend(
     start: datetime,
     end: datetime,
     adding: tuple[str, Decimal] | None = None,
+    quantities: dict[str, Decimal] | None = None,
 ) -> Decimal:
     """What the customer spends in [start, end) of its period: fixed fees, priced
     usage with any minimum commitment true-up (as the close would rate it), and the
     money its prepaid balance paid for usage. With `adding` (meter, quantity): as if
-    that much more were used now."""
+    that much more were used now. `quantities` (meter code -> quantity in the range)
+    when the caller has read them already."""
     version = version_spec(version=subscription.version)
-    lines = usage_lines(
-        customer_id=subscription.customer_id, subscription=subscription, start=start, end=end
-    )
-    quantities = {line.meter: line.quantity for line in lines}
+    if quantities is None:
+        lines = usage_lines(
+            customer_id=subscription.customer_id, subscription=subscription, start=start, end=end
+        )
+        quantities = {line.meter: line.quantity for line in lines}
+    else:
+        quantities = dict(quantities)
     drawn = wallet_selectors.money_drawn(
         customer_id=subscription.customer_id, currency=version.currency, start=start, end=end
     )
@@ -365,41 +388,68 @@ def period_now(*, subscription: Subscription, now: datetime) -> tuple[datetime, 
     )
 
 
-def subscription_live_by_external_id(*, external_id: str) -> Subscription | None:
-    """The live subscription of the customer with this external_id, with its
-    customer and version: one query. (At most one is live: a partial unique
-    index, so no ordering is needed.)"""
-    found = (
-        Subscription.objects.select_related("version", "customer")
-        .only(*CHECK_FIELDS)
-        .filter(customer__external_id=external_id, status__in=Subscription.LIVE)[:1]
-    )
-    return found[0] if found else None
+def _check_fields(model, names: tuple[str, ...]) -> tuple:
+    """The fields of these attnames, in the model's order (instances are built so)."""
+    return tuple(f for f in model._meta.concrete_fields if f.attname in names)
 
 
 # What a check reads of a subscription, its customer and its version (the check sits
 # in front of every AI call: fewer columns, less to build). Others load on access.
-CHECK_FIELDS = (
-    "id",
-    "status",
-    "seats",
-    "anchor_at",
-    "billing_anchor",
-    "current_period_start",
-    "current_period_end",
-    "cancel_at_period_end",
-    "scheduled_version_id",
-    "usage_from",
-    "customer__id",
-    "customer__external_id",
-    "customer__currency",
-    "customer__timezone",
-    "customer__spend_limit",
-    "customer__spend_limit_mode",
-    "version__id",
-    "version__status",
-    "version__interval",
+_CHECK_PARTS = (
+    (
+        "s",
+        _check_fields(
+            Subscription,
+            (
+                "id",
+                "customer_id",
+                "version_id",
+                "scheduled_version_id",
+                "status",
+                "seats",
+                "anchor_at",
+                "billing_anchor",
+                "current_period_start",
+                "current_period_end",
+                "cancel_at_period_end",
+                "usage_from",
+            ),
+        ),
+    ),
+    (
+        "c",
+        _check_fields(
+            Customer,
+            ("id", "external_id", "currency", "timezone", "spend_limit", "spend_limit_mode"),
+        ),
+    ),
+    ("v", _check_fields(PlanVersion, ("id", "status", "interval"))),
 )
+_CHECK_FIELDS = tuple(f for _, fields in _CHECK_PARTS for f in fields)
+_CHECK_SQL = (
+    "SELECT "  # noqa: S608 (column names from the models; values are parameters)
+    + ", ".join(f"{alias}.{f.column}" for alias, fields in _CHECK_PARTS for f in fields)
+    + " FROM billing_subscription s"
+    + " JOIN customers_customer c ON c.id = s.customer_id"
+    + " JOIN plans_planversion v ON v.id = s.version_id"
+    + " WHERE c.external_id = %s AND s.status IN (%s, %s)"
+)
+
+
+def subscription_live_by_external_id(*, external_id: str) -> Subscription | None:
+    """The live subscription of the customer with this external_id, with its
+    customer and version: one query, written out (a check is on every AI call's
+    path). At most one is live: a partial unique index, so no ordering."""
+    found = rawsql.rows(_CHECK_SQL, [external_id, *Subscription.LIVE], _CHECK_FIELDS)
+    if not found:
+        return None
+    values = iter(found[0])
+    subscription, customer, version = (
+        rawsql.instance(fields, [next(values) for _ in fields]) for _, fields in _CHECK_PARTS
+    )
+    subscription.customer = customer
+    subscription.version = version
+    return subscription
 
 
 def usage_check(
@@ -428,9 +478,17 @@ def usage_check(
     if period is None:
         return CheckResult(False, None, "no_subscription")
     start, end = period
-    used = _exact(
-        usage_quantities(customer_id=customer.pk, meters=[meter], start=start, end=end)[meter.id]
+    meters = {meter.id: meter}
+    if customer.spend_limit is not None:
+        # The spend prices every meter the version charges: one read for them all.
+        for other in spec.charges:
+            found = meter_cache.by_code_frozen(other.meter)
+            if found is not None:
+                meters[found.id] = found
+    quantities = usage_quantities(
+        customer_id=customer.pk, meters=list(meters.values()), start=start, end=end
     )
+    used = _exact(quantities[meter.id])
     base = {
         "model": charge.model,
         "used": used,
@@ -485,6 +543,7 @@ def usage_check(
             start=start,
             end=end,
             adding=(meter_code, quantity),
+            quantities={m.code: quantities[m.id] for m in meters.values()},
         )
     if spend <= customer.spend_limit:
         return result

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from django.db.models import F, Q, QuerySet, Sum
 
+from config import rawsql
 from wallets.models import AutoTopUp, CreditBlock, LedgerEntry, UncoveredUsage, Wallet
 
 ZERO = Decimal(0)
@@ -24,6 +25,17 @@ def wallet_balance(*, customer_id: int, kind: str, currency: str = "") -> Decima
     return ZERO if balance is None else balance
 
 
+# Written out (see config.rawsql): the check reads it before every AI call. A block
+# without expiry never expires; one whose expiry has passed is no longer usable.
+_USABLE_BALANCE = (
+    "SELECT SUM(b.remaining) FROM wallets_creditblock b "
+    "JOIN wallets_wallet w ON w.id = b.wallet_id "
+    "WHERE w.customer_id = %s AND w.kind = %s AND w.currency = %s "
+    "AND b.remaining > 0 AND b.effective_at <= %s AND b.expired_at IS NULL "
+    "AND (b.expires_at IS NULL OR b.expires_at > %s)"
+)
+
+
 def wallet_usable_balance(
     *, customer_id: int, kind: str, currency: str = "", now: datetime
 ) -> Decimal:
@@ -31,17 +43,10 @@ def wallet_usable_balance(
     effect and not expired. The stored balance also counts blocks that take
     effect later and blocks past their expiry that the expiry task has not
     reached yet; draw-down takes from neither."""
-    total = (
-        CreditBlock.objects.filter(
-            wallet__customer_id=customer_id,
-            wallet__kind=kind,
-            wallet__currency=currency,
-            remaining__gt=0,
-            effective_at__lte=now,
-            expired_at__isnull=True,
-        )
-        .exclude(expires_at__lte=now)
-        .aggregate(total=Sum("remaining"))["total"]
+    ((total,),) = rawsql.rows(
+        _USABLE_BALANCE,
+        [customer_id, kind, currency, now, now],
+        (CreditBlock._meta.get_field("remaining"),),
     )
     return ZERO if total is None else total
 
@@ -86,14 +91,20 @@ def uncovered_totals(*, customer_id: int, start: datetime, end: datetime) -> dic
     return dict(rows)
 
 
+_MONEY_DRAWN = (
+    "SELECT SUM(e.amount) FROM wallets_ledgerentry e "
+    "JOIN wallets_wallet w ON w.id = e.wallet_id "
+    "WHERE w.customer_id = %s AND w.kind = %s AND w.currency = %s "
+    "AND e.kind = %s AND e.occurred_at >= %s AND e.occurred_at < %s"
+)
+
+
 def money_drawn(*, customer_id: int, currency: str, start: datetime, end: datetime) -> Decimal:
-    """Money the customer's prepaid balance paid for usage in [start, end)."""
-    drawn = LedgerEntry.objects.filter(
-        wallet__customer_id=customer_id,
-        wallet__kind=Wallet.MONEY,
-        wallet__currency=currency,
-        kind=LedgerEntry.USAGE,
-        occurred_at__gte=start,
-        occurred_at__lt=end,
-    ).aggregate(total=Sum("amount"))["total"]
+    """Money the customer's prepaid balance paid for usage in [start, end).
+    Written out (see config.rawsql): a check against a spend limit reads it."""
+    ((drawn,),) = rawsql.rows(
+        _MONEY_DRAWN,
+        [customer_id, Wallet.MONEY, currency, LedgerEntry.USAGE, start, end],
+        (LedgerEntry._meta.get_field("amount"),),
+    )
     return -drawn if drawn else ZERO
