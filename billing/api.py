@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.conf import settings
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -263,8 +264,9 @@ class UsageApi(APIView):
         responses=inline_serializer("Usage", {"lines": serializers.ListField()}),
     )
     def get(self, request, external_id: str):
-        customer = get_object_or_404(Customer, external_id=external_id)
-        subscription = selectors.subscription_live(customer_id=customer.id)
+        customer, subscription = selectors.customer_with_live_subscription(external_id=external_id)
+        if customer is None:
+            raise Http404
         start = parse_time_param(request, "period_start")
         end = parse_time_param(request, "period_end")
         zone = zoneinfo.ZoneInfo(customer.timezone)
@@ -356,13 +358,9 @@ class CheckApi(APIView):
         ),
     )
     def post(self, request, external_id: str):
-        # One query for the customer with its live subscription; a second only
-        # when there is none.
-        subscription = selectors.subscription_live_by_external_id(external_id=external_id)
-        if subscription is not None:
-            customer = subscription.customer
-        else:
-            customer = get_object_or_404(Customer, external_id=external_id)
+        customer, subscription = selectors.customer_with_live_subscription(external_id=external_id)
+        if customer is None:
+            raise Http404
         serializer = CheckSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         quantity = serializer.validated_data["quantity"]

@@ -12,9 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from django.db.models import Count, Max
-
 from billing.money import storable_exactly
+from config import rawsql
 from plans.models import Meter
 
 MAX_INTEGER_DIGITS = 18
@@ -183,10 +182,11 @@ class MeterCache:
     def _refresh(self) -> None:
         if getattr(self._pins, "depth", 0) and self._fingerprint is not None:
             return
-        fingerprint = tuple(
-            Meter.objects.aggregate(
-                n=Count("id"), top=Max("id"), changed=Max("updated_at")
-            ).values()
+        # Written out (see config.rawsql): every batch and every usage read asks.
+        (fingerprint,) = rawsql.rows(
+            "SELECT COUNT(*), MAX(id), MAX(updated_at) FROM plans_meter",
+            [],
+            tuple(Meter._meta.get_field(name) for name in ("id", "id", "updated_at")),
         )
         if fingerprint == self._fingerprint:
             return

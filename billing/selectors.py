@@ -30,7 +30,7 @@ from billing.periods import period_containing
 from billing.rating import billable_units, fixed_lines, total, usage_and_true_up
 from config import rawsql
 from customers.models import Customer
-from plans.models import Meter, PlanVersion
+from plans.models import Meter, Plan, PlanVersion
 from plans.pricing import EXACT_PRECISION, price_units
 from plans.selectors import version_spec
 from wallets import selectors as wallet_selectors
@@ -87,19 +87,53 @@ _ROLLUP_SUMS = (
     "WHERE customer_id = %s AND hour >= %s AND hour < %s AND meter_id IN ({meters}) "
     "GROUP BY meter_id"
 )
+# The same over every meter with a rollup in [hour of start, end), for a customer
+# without a subscription: the sums count whole hours only (NULL: none).
+_ROLLUP_SUMS_ANY_METER = (
+    "SELECT meter_id, SUM(CASE WHEN hour >= %s AND hour < %s THEN event_count END), "
+    "SUM(CASE WHEN hour >= %s AND hour < %s THEN value_sum END), "
+    "MAX(CASE WHEN hour >= %s AND hour < %s THEN value_max END) "
+    "FROM billing_usagerollup WHERE customer_id = %s AND hour >= %s AND hour < %s "
+    "GROUP BY meter_id"
+)
 _ROLLUP_SUM_FIELDS = tuple(
     UsageRollup._meta.get_field(name) for name in ("meter", "event_count", "value_sum", "value_max")
 )
 
 
 def usage_quantities(
-    *, customer_id: int, meters: list[MeterDef], start: datetime, end: datetime
+    *, customer_id: int, meters: list[MeterDef] | None, start: datetime, end: datetime
 ) -> dict[int, Decimal]:
-    """The exact quantity of each meter for the customer in [start, end)."""
-    quantities = dict.fromkeys((m.id for m in meters), ZERO)
-    if not meters or start >= end:
-        return quantities
+    """The exact quantity of each meter for the customer in [start, end); with
+    `meters=None`, of each meter the customer has usage on in it (to the hour)."""
+    if meters is not None and (not meters or start >= end):
+        return dict.fromkeys((m.id for m in meters), ZERO)
+    if start >= end:
+        return {}
     first, last, ranges = _edges(start, end)
+    if meters is None:
+        known = meter_cache.by_id()
+        whole_hours = [first, last] * 3
+        rows = [
+            row
+            for row in rawsql.rows(
+                _ROLLUP_SUMS_ANY_METER,
+                [*whole_hours, customer_id, hour_of(start), end],
+                _ROLLUP_SUM_FIELDS,
+            )
+            if row[0] in known
+        ]
+        meters = [known[row[0]] for row in rows]
+    elif first < last:
+        ids = [m.id for m in meters]
+        rows = rawsql.rows(
+            _ROLLUP_SUMS.format(meters=", ".join(["%s"] * len(ids))),
+            [customer_id, first, last, *ids],
+            _ROLLUP_SUM_FIELDS,
+        )
+    else:
+        rows = []
+    quantities = dict.fromkeys((m.id for m in meters), ZERO)
     by_id = {m.id: m for m in meters}
     counts: dict[int, int] = dict.fromkeys(by_id, 0)
     sums: dict[int, Decimal] = dict.fromkeys(by_id, ZERO)
@@ -107,14 +141,11 @@ def usage_quantities(
     latest: dict[int, tuple] = {}
     uniques: dict[int, set[str]] = {m.id: set() for m in meters}
 
+    for meter_id, n, value_sum, value_max in rows:
+        counts[meter_id] = n or 0
+        sums[meter_id] = ZERO if value_sum is None else value_sum
+        maxima[meter_id] = value_max
     if first < last:
-        ids = list(by_id)
-        for meter_id, n, total, top in rawsql.rows(
-            _ROLLUP_SUMS.format(meters=", ".join(["%s"] * len(ids))),
-            [customer_id, first, last, *ids],
-            _ROLLUP_SUM_FIELDS,
-        ):
-            counts[meter_id], sums[meter_id], maxima[meter_id] = n, total, top
         for meter in meters:
             if meter.aggregation == Meter.LATEST:
                 row = (
@@ -180,17 +211,6 @@ def _exact(quantity: Decimal) -> Decimal:
     return quantity.normalize()
 
 
-def meters_used(*, customer_id: int, start: datetime, end: datetime) -> list[MeterDef]:
-    """The meters the customer has usage on in [start, end) (hour precision)."""
-    ids = (
-        UsageRollup.objects.filter(customer_id=customer_id, hour__gte=hour_of(start), hour__lt=end)
-        .values_list("meter_id", flat=True)
-        .distinct()
-    )
-    by_id = meter_cache.by_id()
-    return sorted((by_id[i] for i in ids if i in by_id), key=lambda m: m.code)
-
-
 def subscription_live(*, customer_id: int) -> Subscription | None:
     return (
         Subscription.objects.select_related("version__plan", "customer")
@@ -216,8 +236,8 @@ def usage_lines(
     one per meter the customer used, with no allowance."""
     by_id = meter_cache.by_id()
     if subscription is None:
-        meters = meters_used(customer_id=customer_id, start=start, end=end)
-        quantities = usage_quantities(customer_id=customer_id, meters=meters, start=start, end=end)
+        quantities = usage_quantities(customer_id=customer_id, meters=None, start=start, end=end)
+        meters = sorted((by_id[i] for i in quantities), key=lambda m: m.code)
         return [
             UsageLine(m.code, m.aggregation, None, quantities[m.id], None, None) for m in meters
         ]
@@ -388,17 +408,25 @@ def period_now(*, subscription: Subscription, now: datetime) -> tuple[datetime, 
     )
 
 
-def _check_fields(model, names: tuple[str, ...]) -> tuple:
+def _fields(model, names: tuple[str, ...]) -> tuple:
     """The fields of these attnames, in the model's order (instances are built so)."""
     return tuple(f for f in model._meta.concrete_fields if f.attname in names)
 
 
-# What a check reads of a subscription, its customer and its version (the check sits
-# in front of every AI call: fewer columns, less to build). Others load on access.
-_CHECK_PARTS = (
+# What a check and a usage read need of a customer, its live subscription, the
+# subscription's version and plan (the check sits in front of every AI call: fewer
+# columns, less to build). Other fields load on access.
+_LIVE_PARTS = (
+    (
+        "c",
+        _fields(
+            Customer,
+            ("id", "external_id", "currency", "timezone", "spend_limit", "spend_limit_mode"),
+        ),
+    ),
     (
         "s",
-        _check_fields(
+        _fields(
             Subscription,
             (
                 "id",
@@ -407,6 +435,7 @@ _CHECK_PARTS = (
                 "scheduled_version_id",
                 "status",
                 "seats",
+                "started_at",
                 "anchor_at",
                 "billing_anchor",
                 "current_period_start",
@@ -416,40 +445,43 @@ _CHECK_PARTS = (
             ),
         ),
     ),
-    (
-        "c",
-        _check_fields(
-            Customer,
-            ("id", "external_id", "currency", "timezone", "spend_limit", "spend_limit_mode"),
-        ),
-    ),
-    ("v", _check_fields(PlanVersion, ("id", "status", "interval"))),
+    ("v", _fields(PlanVersion, ("id", "plan_id", "status", "interval"))),
+    ("p", _fields(Plan, ("id", "code", "name"))),
 )
-_CHECK_FIELDS = tuple(f for _, fields in _CHECK_PARTS for f in fields)
-_CHECK_SQL = (
+_LIVE_FIELDS = tuple(f for _, fields in _LIVE_PARTS for f in fields)
+_LIVE_SQL = (
     "SELECT "  # noqa: S608 (column names from the models; values are parameters)
-    + ", ".join(f"{alias}.{f.column}" for alias, fields in _CHECK_PARTS for f in fields)
-    + " FROM billing_subscription s"
-    + " JOIN customers_customer c ON c.id = s.customer_id"
-    + " JOIN plans_planversion v ON v.id = s.version_id"
-    + " WHERE c.external_id = %s AND s.status IN (%s, %s)"
+    + ", ".join(f"{alias}.{f.column}" for alias, fields in _LIVE_PARTS for f in fields)
+    + " FROM customers_customer c"
+    + " LEFT JOIN billing_subscription s ON s.customer_id = c.id AND s.status IN (%s, %s)"
+    + " LEFT JOIN plans_planversion v ON v.id = s.version_id"
+    + " LEFT JOIN plans_plan p ON p.id = v.plan_id"
+    + " WHERE c.external_id = %s"
 )
 
 
-def subscription_live_by_external_id(*, external_id: str) -> Subscription | None:
-    """The live subscription of the customer with this external_id, with its
-    customer and version: one query, written out (a check is on every AI call's
-    path). At most one is live: a partial unique index, so no ordering."""
-    found = rawsql.rows(_CHECK_SQL, [external_id, *Subscription.LIVE], _CHECK_FIELDS)
+def customer_with_live_subscription(
+    *, external_id: str
+) -> tuple[Customer | None, Subscription | None]:
+    """The customer with this external_id and its live subscription (with its
+    version and plan), either None when there is none: one query, written out (a
+    check is on every AI call's path). At most one subscription is live (a partial
+    unique index), so the join gives at most one row."""
+    found = rawsql.rows(_LIVE_SQL, [*Subscription.LIVE, external_id], _LIVE_FIELDS)
     if not found:
-        return None
+        return None, None
     values = iter(found[0])
-    subscription, customer, version = (
-        rawsql.instance(fields, [next(values) for _ in fields]) for _, fields in _CHECK_PARTS
+    customer, subscription, version, plan = (
+        [next(values) for _ in fields] for _, fields in _LIVE_PARTS
     )
+    customer = rawsql.instance(_LIVE_PARTS[0][1], customer)
+    if subscription[0] is None:
+        return customer, None
+    subscription = rawsql.instance(_LIVE_PARTS[1][1], subscription)
+    subscription.version = rawsql.instance(_LIVE_PARTS[2][1], version)
+    subscription.version.plan = rawsql.instance(_LIVE_PARTS[3][1], plan)
     subscription.customer = customer
-    subscription.version = version
-    return subscription
+    return customer, subscription
 
 
 def usage_check(

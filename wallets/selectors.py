@@ -3,7 +3,7 @@
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import F, Q, QuerySet, Sum
+from django.db.models import F, Q, QuerySet
 
 from config import rawsql
 from wallets.models import AutoTopUp, CreditBlock, LedgerEntry, UncoveredUsage, Wallet
@@ -79,16 +79,16 @@ def ledger(*, wallet: Wallet) -> QuerySet[LedgerEntry]:
 
 
 def uncovered_totals(*, customer_id: int, start: datetime, end: datetime) -> dict[str, Decimal]:
-    """Units per meter that wallets could not pay for, in [start, end)."""
-    rows = (
-        UncoveredUsage.objects.filter(
-            customer_id=customer_id, occurred_at__gte=start, occurred_at__lt=end
+    """Units per meter that wallets could not pay for, in [start, end). Written
+    out (see config.rawsql): every usage read asks."""
+    return dict(
+        rawsql.rows(
+            "SELECT meter, SUM(quantity) FROM wallets_uncoveredusage "
+            "WHERE customer_id = %s AND occurred_at >= %s AND occurred_at < %s GROUP BY meter",
+            [customer_id, start, end],
+            tuple(UncoveredUsage._meta.get_field(name) for name in ("meter", "quantity")),
         )
-        .values("meter")
-        .annotate(units=Sum("quantity"))
-        .values_list("meter", "units")
     )
-    return dict(rows)
 
 
 _MONEY_DRAWN = (

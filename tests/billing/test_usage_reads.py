@@ -345,10 +345,16 @@ def test_usage_quantities_equal_a_brute_force_recomputation(acme, beta, batches)
                 result = events_ingest(events=stream_chunks[index], now=NOW)
                 assert result.rejected == []
 
-    # when / then: every meter over every range equals the recomputation
+    # when / then: every meter over every range equals the recomputation, asked for
+    # by name or as "every meter with usage" (the read of a customer without a plan)
+    by_id = meter_cache.by_id()
     for start, end in generate_ranges(rng):
         expected = {spec["code"]: reference(events, spec, start, end) for spec in METERS}
         assert quantities(acme, meters, start, end) == expected, (start, end)
+        used = usage_quantities(customer_id=acme.id, meters=None, start=start, end=end)
+        found = {by_id[meter_id].code: quantity for meter_id, quantity in used.items()}
+        assert found == {code: q for code, q in expected.items() if code in found}, (start, end)
+        assert {code for code, q in expected.items() if q} <= set(found), (start, end)
     whole = {spec["code"]: reference(events, spec, START, NOW) for spec in METERS}
     assert all(whole[code] > 0 for code in whole), whole
 
