@@ -55,8 +55,14 @@ class EventKey(models.Model):
     """The (customer, event id) pairs already stored: a duplicate conflicts here."""
 
     pk = models.CompositePrimaryKey("customer_id", "event_id")
+    # The primary key leads with the customer: no index of its own (each one
+    # more is one more write per event).
     customer = models.ForeignKey(
-        Customer, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+        Customer,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
     )
     event_id = models.CharField(max_length=255)
     timestamp = models.DateTimeField()
@@ -69,10 +75,18 @@ class UsageRollup(models.Model):
     """One meter's usage for one customer in one UTC hour, maintained at ingestion."""
 
     pk = models.CompositePrimaryKey("customer_id", "meter_id", "hour")
+    # The primary key serves every read (customer first); a rebuild deletes by
+    # meter rarely enough to scan. No other index: less to write per batch.
     customer = models.ForeignKey(
-        Customer, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+        Customer,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
     )
-    meter = models.ForeignKey(Meter, on_delete=models.DO_NOTHING, db_constraint=False)
+    meter = models.ForeignKey(
+        Meter, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False
+    )
     hour = models.DateTimeField()
     event_count = models.BigIntegerField(default=0)
     value_sum = models.DecimalField(**QUANTITY, default=0)
@@ -90,10 +104,18 @@ class UsageUniqueValue(models.Model):
     """The distinct values a unique_count meter saw in one UTC hour."""
 
     pk = models.CompositePrimaryKey("customer_id", "meter_id", "hour", "value")
+    # The primary key serves every read (customer first); a rebuild deletes by
+    # meter rarely enough to scan. No other index: less to write per batch.
     customer = models.ForeignKey(
-        Customer, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+        Customer,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
     )
-    meter = models.ForeignKey(Meter, on_delete=models.DO_NOTHING, db_constraint=False)
+    meter = models.ForeignKey(
+        Meter, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False
+    )
     hour = models.DateTimeField()
     value = models.CharField(max_length=512)
 
