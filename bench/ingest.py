@@ -86,21 +86,17 @@ def http_client(index, bodies, key, barrier, results):
     results.put((index, started, time.perf_counter(), latencies, accepted))
 
 
-def raw_client(index, database_url, batches, barrier, results):
-    """Each batch: the events statement, and the rollup statement when one is given."""
+def raw_client(index, database_url, statement, documents, barrier, results):
+    """Each batch: the statement over its document, one transaction a batch."""
     import psycopg
-
-    from billing.ingestion import ROLLUP_INSERT, _postgres
 
     with psycopg.connect(database_url) as conn:
         barrier.wait()
         started = time.perf_counter()
-        for document, rollups in batches:
+        for document in documents:
             with conn.cursor() as cursor:
-                cursor.execute(_postgres.INSERT_EVENTS, [document, datetime.now(UTC)])
+                cursor.execute(statement, [document, datetime.now(UTC)])
                 cursor.fetchall()
-                if rollups is not None:
-                    cursor.execute(ROLLUP_INSERT, [rollups])
             conn.commit()
         results.put((index, started, time.perf_counter(), [], 0))
 
@@ -146,7 +142,7 @@ def main():
     from django.core.management import call_command
     from django.db import connection, connections
 
-    from billing.ingestion import PreparedEvent, _postgres, events_ingest, rollup_deltas
+    from billing.ingestion import PreparedEvent, _postgres, events_ingest
     from billing.metering import contributions, meter_cache
     from customers.models import Customer
     from customers.services import api_key_create
@@ -209,9 +205,10 @@ def main():
         if accepted != len(events):
             raise RuntimeError(f"accepted {accepted}, sent {len(events)}")
 
-        # The raw ceiling: the same rows and statements, straight through psycopg. The
-        # target compares with the events insert alone; with the rollup upsert too, the
-        # difference left is what Django, validation and HTTP cost.
+        # The raw ceiling: the same rows and statement, straight through psycopg. The
+        # target compares with the events insert alone; with the rollups too (the
+        # whole statement ingestion sends), the difference left is what Django,
+        # validation and HTTP cost.
         meters = meter_cache.by_event_name()
 
         def truncate_usage():
@@ -236,17 +233,16 @@ def main():
             for b in ([json.loads(json.dumps(b), parse_float=Decimal) for b in batches])
         ]
         documents = [_postgres.batch_json(b) for b in prepared_batches]
-        rollup_documents = [_postgres.rollup_json(rollup_deltas(b)[0]) for b in prepared_batches]
         rates = {}
-        for label, with_rollups in (("insert only", False), ("insert + rollup upsert", True)):
+        for label, statement in (
+            ("insert only", _postgres.INSERT_EVENTS),
+            ("insert + rollup upsert", _postgres.STORE),
+        ):
             truncate_usage()
             connections.close_all()
-            work = [
-                (doc, roll if with_rollups else None)
-                for doc, roll in zip(documents, rollup_documents, strict=True)
-            ]
             raw_elapsed, _, _ = run_clients(
-                raw_client, [(database_url, work[i::CLIENTS]) for i in range(CLIENTS)]
+                raw_client,
+                [(database_url, statement, documents[i::CLIENTS]) for i in range(CLIENTS)],
             )
             rates[label] = len(events) / raw_elapsed
         print(

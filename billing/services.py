@@ -23,7 +23,14 @@ from billing.cycle import (
     subscription_start_invoice,
 )
 from billing.errors import BillingError, Conflict, InvalidRequest, NotFound
-from billing.ingestion import PreparedEvent, _generic, _postgres, rollup_deltas, rollup_lock
+from billing.ingestion import (
+    PreparedEvent,
+    _generic,
+    _postgres,
+    rollup_deltas,
+    rollup_lock,
+    unique_values,
+)
 from billing.metering import (
     PROPERTIES_DECODER,
     EventRejected,
@@ -185,7 +192,7 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
             if found:
                 events.append(PreparedEvent(customer_id, event_id, "", timestamp, {}, found))
         counted = len(events)
-        rollups, uniques = rollup_deltas(events)
+        rollups, uniques = rollup_deltas(events), unique_values(events)
         for start in range(0, len(rollups), REBUILD_CHUNK):
             writer.upsert_rollups(rollups[start : start + REBUILD_CHUNK])
         for start in range(0, len(uniques), REBUILD_CHUNK):
