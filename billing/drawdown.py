@@ -8,6 +8,7 @@ from decimal import Decimal, localcontext
 from billing import selectors
 from billing.metering import MeterDef, meter_cache
 from billing.models import Subscription
+from config import rawsql
 from plans.models import Charge, Meter, PlanVersion
 from plans.pricing import EXACT_PRECISION, PER_UNIT, price_units
 from plans.selectors import version_spec
@@ -19,15 +20,38 @@ ONE = Decimal(1)
 DRAWN_MODELS = (Charge.CREDITS, Charge.BALANCE)
 
 
+# Both written out (see config.rawsql): every batch asks.
+_DRAWN_METERS = (
+    "SELECT DISTINCT ch.meter_id FROM plans_charge ch "
+    "JOIN plans_planversion v ON v.id = ch.version_id "
+    "WHERE ch.model IN (%s, %s) AND v.status <> %s"
+)
+_DRAWING_CUSTOMERS = (
+    "SELECT s.customer_id FROM billing_subscription s "
+    "WHERE s.customer_id IN ({customers}) AND s.status IN (%s, %s) AND EXISTS ("
+    "SELECT 1 FROM plans_charge ch WHERE ch.version_id = s.version_id AND ch.model IN (%s, %s))"
+)
+
+
 def drawn_meter_ids() -> set[int]:
     """Meters that some published or archived version charges from a wallet: one
     small query a batch, so that batches touching none of them skip the rest."""
-    return set(
-        Charge.objects.filter(model__in=DRAWN_MODELS)
-        .exclude(version__status=PlanVersion.DRAFT)
-        .values_list("meter_id", flat=True)
-        .distinct()
+    rows = rawsql.rows(
+        _DRAWN_METERS, [*DRAWN_MODELS, PlanVersion.DRAFT], (Charge._meta.get_field("meter"),)
     )
+    return {meter_id for (meter_id,) in rows}
+
+
+def drawing_customer_ids(customer_ids: set[int]) -> set[int]:
+    """Those of the customers whose live subscription's version charges some meter
+    from a wallet."""
+    ids = sorted(customer_ids)
+    rows = rawsql.rows(
+        _DRAWING_CUSTOMERS.format(customers=", ".join(["%s"] * len(ids))),
+        [*ids, *Subscription.LIVE, *DRAWN_MODELS],
+        (Subscription._meta.get_field("customer"),),
+    )
+    return {customer_id for (customer_id,) in rows}
 
 
 def units_of(meter: MeterDef, value: Decimal | None) -> Decimal:
@@ -46,10 +70,13 @@ def usage_draw_for_events(*, events: list, now: datetime) -> None:
     relevant = [e for e in events if any(c.meter_id in drawn for c in e.contributions)]
     if not relevant:
         return
+    drawing = drawing_customer_ids({e.customer_id for e in relevant})
+    if not drawing:
+        return
     subscriptions = {
         s.customer_id: s
         for s in Subscription.objects.filter(
-            customer_id__in={e.customer_id for e in relevant}, status__in=Subscription.LIVE
+            customer_id__in=drawing, status__in=Subscription.LIVE
         ).select_related("customer", "version")
     }
     meters = meter_cache.by_id()
