@@ -35,9 +35,16 @@ def django_setup(database_url: str) -> None:
     django.setup()
 
 
+# The server hands tasks (usage alert checks) to a broker, as in production, instead
+# of running them in the request as the benchmark process itself does.
+BROKER = os.environ.get("BENCH_BROKER", "redis://127.0.0.1:6379/14")
+
+
 def server_env(database_url: str) -> dict:
     return {
         **os.environ,
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+        "CELERY_BROKER_URL": BROKER,
         "DATABASE_URL": database_url,
         "DEBUG": "0",
         "SECRET_KEY": "benchmark-only-secret-key",
@@ -108,6 +115,16 @@ class Gunicorn:
             self.process.wait(timeout=20)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(self.process.pid, signal.SIGKILL)
+        _broker_empty()
+
+
+def _broker_empty() -> None:
+    """Drop the tasks the server queued: no worker runs beside a benchmark."""
+    from celery import Celery
+
+    with Celery(broker=BROKER).connection_for_write() as connection:
+        for queue in ("celery",):
+            connection.default_channel.queue_purge(queue)
 
 
 def percentile(values: list[float], p: float) -> float:
