@@ -51,19 +51,31 @@ class UsageEvent(models.Model):
         return f"{self.event_name} {self.event_id}"
 
 
-class EventKey(models.Model):
-    """The (customer, event id) pairs already stored: a duplicate conflicts here."""
-
-    pk = models.CompositePrimaryKey("customer_id", "event_id")
-    # The primary key leads with the customer: no index of its own (each one
-    # more is one more write per event).
-    customer = models.ForeignKey(
+# The usage tables' keys. Their primary keys lead with the customer and serve every
+# read; a meter rebuild deletes by meter rarely enough to scan. No index of their
+# own (each would be one more write per event and per rollup row) and no
+# constraint (customers and meters are never deleted).
+def _key_customer() -> models.ForeignKey:
+    return models.ForeignKey(
         Customer,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
         db_index=False,
         related_name="+",
     )
+
+
+def _key_meter() -> models.ForeignKey:
+    return models.ForeignKey(
+        Meter, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False
+    )
+
+
+class EventKey(models.Model):
+    """The (customer, event id) pairs already stored: a duplicate conflicts here."""
+
+    pk = models.CompositePrimaryKey("customer_id", "event_id")
+    customer = _key_customer()
     event_id = models.CharField(max_length=255)
     timestamp = models.DateTimeField()
 
@@ -75,18 +87,8 @@ class UsageRollup(models.Model):
     """One meter's usage for one customer in one UTC hour, maintained at ingestion."""
 
     pk = models.CompositePrimaryKey("customer_id", "meter_id", "hour")
-    # The primary key serves every read (customer first); a rebuild deletes by
-    # meter rarely enough to scan. No other index: less to write per batch.
-    customer = models.ForeignKey(
-        Customer,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
-    meter = models.ForeignKey(
-        Meter, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False
-    )
+    customer = _key_customer()
+    meter = _key_meter()
     hour = models.DateTimeField()
     event_count = models.BigIntegerField(default=0)
     value_sum = models.DecimalField(**QUANTITY, default=0)
@@ -104,18 +106,8 @@ class UsageUniqueValue(models.Model):
     """The distinct values a unique_count meter saw in one UTC hour."""
 
     pk = models.CompositePrimaryKey("customer_id", "meter_id", "hour", "value")
-    # The primary key serves every read (customer first); a rebuild deletes by
-    # meter rarely enough to scan. No other index: less to write per batch.
-    customer = models.ForeignKey(
-        Customer,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
-    meter = models.ForeignKey(
-        Meter, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False
-    )
+    customer = _key_customer()
+    meter = _key_meter()
     hour = models.DateTimeField()
     value = models.CharField(max_length=512)
 
