@@ -408,25 +408,20 @@ def period_now(*, subscription: Subscription, now: datetime) -> tuple[datetime, 
     )
 
 
-def _fields(model, names: tuple[str, ...]) -> tuple:
-    """The fields of these attnames, in the model's order (instances are built so)."""
-    return tuple(f for f in model._meta.concrete_fields if f.attname in names)
-
-
 # What a check and a usage read need of a customer, its live subscription, the
 # subscription's version and plan (the check sits in front of every AI call: fewer
 # columns, less to build). Other fields load on access.
 _LIVE_PARTS = (
     (
         "c",
-        _fields(
+        rawsql.model_fields(
             Customer,
             ("id", "external_id", "currency", "timezone", "spend_limit", "spend_limit_mode"),
         ),
     ),
     (
         "s",
-        _fields(
+        rawsql.model_fields(
             Subscription,
             (
                 "id",
@@ -445,8 +440,8 @@ _LIVE_PARTS = (
             ),
         ),
     ),
-    ("v", _fields(PlanVersion, ("id", "plan_id", "status", "interval"))),
-    ("p", _fields(Plan, ("id", "code", "name"))),
+    ("v", rawsql.model_fields(PlanVersion, ("id", "plan_id", "status", "interval"))),
+    ("p", rawsql.model_fields(Plan, ("id", "code", "name"))),
 )
 _LIVE_FIELDS = tuple(f for _, fields in _LIVE_PARTS for f in fields)
 _LIVE_SQL = (

@@ -49,6 +49,12 @@ def rows(sql: str, params: list, fields: tuple[Field, ...]) -> list[tuple]:
     return converted
 
 
+def model_fields(model: type[Model], attnames: tuple[str, ...]) -> tuple[Field, ...]:
+    """The model's fields of these attnames, in the model's order, as `instance`
+    takes them."""
+    return tuple(f for f in model._meta.concrete_fields if f.attname in attnames)
+
+
 def instance(fields: tuple[Field, ...], values) -> Model:
     """An instance of the fields' model from these of its columns (the others load
     on access, as with `.only()`); `fields` in the model's field order."""
