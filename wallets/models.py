@@ -179,7 +179,12 @@ class LedgerEntry(models.Model):
     class Meta:
         ordering = ["-id"]
         verbose_name_plural = "ledger entries"
-        indexes = [models.Index(fields=["wallet", "-id"], name="ledger_wallet_newest")]
+        indexes = [
+            models.Index(fields=["wallet", "-id"], name="ledger_wallet_newest"),
+            # The money a balance paid for usage in a period (a spend-limit check):
+            # one period's entries, not the wallet's whole history.
+            models.Index(fields=["wallet", "kind", "occurred_at"], name="ledger_wallet_kind_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount} -> {self.balance_after}"
