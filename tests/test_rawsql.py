@@ -1,0 +1,120 @@
+"""The written-out reads of the hot paths (config.rawsql): values come out of them
+exactly as the ORM gives them, on SQLite and on PostgreSQL, and the instances
+they build load any other field on access."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+
+import pytest
+
+from billing.cycle import subscription_cancel
+from billing.selectors import customer_with_live_subscription, subscription_live
+from config import rawsql
+from customers.services import customer_create
+from tests.wallets.support import build_catalog, subscribe
+from wallets.models import CreditBlock
+from wallets.selectors import money_drawn, wallet_usable_balance
+from wallets.services import credits_grant, money_top_up
+
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+NOW = datetime(2026, 11, 21, 14, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def acme(db):
+    return customer_create(
+        external_id="acme", name="Acme Inc", currency="USD", spend_limit=D("1234.56")
+    )
+
+
+def test_rows_give_what_the_orm_gives(acme):
+    # given blocks with fractional remainders and instants with microseconds
+    for credits, expires in [
+        (D("12.3456789012"), NOW + timedelta(days=3, microseconds=7)),
+        (D("0.0000000001"), None),
+    ]:
+        credits_grant(customer=acme, credits=credits, expires_at=expires, now=NOW)
+    names = ("remaining", "expires_at", "effective_at", "priority")
+    fields = tuple(CreditBlock._meta.get_field(name) for name in names)
+
+    # when
+    found = rawsql.rows(
+        "SELECT remaining, expires_at, effective_at, priority FROM wallets_creditblock "
+        "WHERE effective_at <= %s ORDER BY id",
+        [NOW],
+        fields,
+    )
+
+    # then: equal values of equal types, aware datetimes included
+    expected = list(CreditBlock.objects.order_by("id").values_list(*names))
+    assert found == expected
+    assert [tuple(map(type, row)) for row in found] == [tuple(map(type, row)) for row in expected]
+    assert found[0][0] == D("12.3456789012")
+    assert found[0][1].tzinfo is not None
+
+
+def test_the_usable_balance_and_money_drawn_sum_exactly(acme):
+    credits_grant(customer=acme, credits=D("0.1"), now=NOW)
+    credits_grant(customer=acme, credits=D("0.2"), now=NOW)
+    # a block that expired, and one that takes effect later, are not usable
+    credits_grant(customer=acme, credits=D(5), expires_at=NOW, now=NOW - timedelta(days=1))
+    credits_grant(customer=acme, credits=D(7), effective_at=NOW + timedelta(seconds=1), now=NOW)
+    money_top_up(customer=acme, amount=D("10.00"), currency="USD", now=NOW)
+
+    assert wallet_usable_balance(customer_id=acme.pk, kind="credits", now=NOW) == D("0.3")
+    assert wallet_usable_balance(customer_id=acme.pk, kind="money", currency="USD", now=NOW) == D(
+        "10.00"
+    )
+    assert money_drawn(customer_id=acme.pk, currency="USD", start=NOV_1, end=NOW) == 0
+
+
+def test_a_customer_without_a_live_subscription(acme):
+    assert customer_with_live_subscription(external_id="nobody") == (None, None)
+
+    customer, subscription = customer_with_live_subscription(external_id="acme")
+
+    assert subscription is None
+    assert (customer.pk, customer.currency, customer.spend_limit) == (acme.pk, "USD", D("1234.56"))
+    # a field the query does not read loads on access
+    assert customer.name == "Acme Inc"
+
+
+def test_a_live_subscription_with_its_version_and_plan(acme):
+    build_catalog()
+    subscribe(acme, "ai_assistant", NOV_1)
+    expected = subscription_live(customer_id=acme.pk)
+
+    customer, subscription = customer_with_live_subscription(external_id="acme")
+
+    assert subscription.pk == expected.pk
+    assert subscription.customer is customer
+    assert (
+        subscription.current_period_start,
+        subscription.current_period_end,
+        subscription.started_at,
+        subscription.cancel_at_period_end,
+        subscription.seats,
+    ) == (
+        expected.current_period_start,
+        expected.current_period_end,
+        expected.started_at,
+        expected.cancel_at_period_end,
+        expected.seats,
+    )
+    assert (subscription.version.pk, subscription.version.interval) == (
+        expected.version.pk,
+        expected.version.interval,
+    )
+    assert subscription.version.plan.name == expected.version.plan.name
+    # fields the query does not read load on access
+    assert subscription.version.base_fee == expected.version.base_fee
+
+
+def test_an_ended_subscription_is_not_live(acme):
+    build_catalog()
+    subscription = subscribe(acme, "ai_assistant", NOV_1)
+    subscription_cancel(subscription=subscription, effective="immediate", at=NOW)
+
+    customer, live = customer_with_live_subscription(external_id="acme")
+
+    assert (customer.pk, live) == (acme.pk, None)
