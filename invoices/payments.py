@@ -637,6 +637,14 @@ def payment_retry_now(*, payment: Payment, now: datetime) -> bool:
     return True
 
 
+def collection_stop(*, invoice: Invoice, reason: str, now: datetime) -> None:
+    """Cancel the invoice's payment when it waits for its next attempt (one under
+    way reports as it comes). In the caller's transaction."""
+    waiting = Payment.objects.select_for_update().filter(invoice=invoice, status=Payment.PENDING)
+    for payment in waiting:
+        _close(payment, Payment.CANCELED, error=reason, now=now)
+
+
 def payment_cancel(*, payment: Payment, now: datetime) -> bool:
     """Stop collecting: a pending payment is attempted no more (its purchase is
     canceled). False when an attempt is under way or the payment is over."""

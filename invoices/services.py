@@ -206,7 +206,9 @@ def invoice_mark_paid(*, invoice: Invoice, reference: str, now: datetime) -> Inv
 
 def invoice_mark_uncollectible(*, invoice: Invoice, now: datetime) -> Invoice:
     """Give up collecting a finalized invoice (it stays numbered and can still be
-    voided with a credit note)."""
+    voided with a credit note): a collection waiting for its next attempt is
+    canceled. An attempt already under way reports as it comes; "Retry now" on
+    the payment still collects."""
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
         if invoice.status != Invoice.FINALIZED:
@@ -215,6 +217,9 @@ def invoice_mark_uncollectible(*, invoice: Invoice, now: datetime) -> Invoice:
             )
         invoice.status = Invoice.UNCOLLECTIBLE
         invoice.save(update_fields=["status"])
+        payments.collection_stop(
+            invoice=invoice, reason="not collected: the invoice was marked uncollectible", now=now
+        )
     return invoice
 
 

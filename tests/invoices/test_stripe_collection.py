@@ -20,6 +20,7 @@ from invoices.services import (
     LineInput,
     invoice_finalize,
     invoice_mark_paid,
+    invoice_mark_uncollectible,
     invoice_write_draft,
 )
 from tests.invoices.stripe_fake import DROP, Answer, card_declined, stripe_error
@@ -246,6 +247,33 @@ def test_a_declined_charge_is_tried_again_per_the_policy_then_uncollectible(
         run_collection(payment, third + timedelta(days=7), django_capture_on_commit_callbacks)
         is None
     )
+
+
+def test_marking_an_invoice_uncollectible_stops_its_collection(
+    fake_stripe, django_capture_on_commit_callbacks
+):
+    # given: the first charge was declined, the next attempt is due in an hour
+    fake_stripe.queue("POST", "/v1/payment_intents", card_declined())
+    invoice = finalized(django_capture_on_commit_callbacks)
+    assert (invoice.payment.status, invoice.payment.attempts) == ("pending", 1)
+
+    # when: finance gives up on it before then
+    invoice_mark_uncollectible(invoice=invoice, now=DEC_2 + timedelta(minutes=5))
+
+    # then: the payment is canceled, and the due time charges nothing
+    invoice.refresh_from_db()
+    payment = invoice.payment
+    assert (invoice.status, payment.status, payment.next_attempt_at) == (
+        "uncollectible",
+        "canceled",
+        None,
+    )
+    assert payment.last_error == "not collected: the invoice was marked uncollectible"
+    assert (
+        run_collection(payment, DEC_2 + timedelta(minutes=60), django_capture_on_commit_callbacks)
+        is None
+    )
+    assert len(fake_stripe.to("POST", "/v1/payment_intents")) == 1
 
 
 def test_a_retry_from_the_admin_collects_an_uncollectible_invoice(
