@@ -10,6 +10,8 @@ Customers (demo catalog, plans/management/commands/load_demo.py):
   credits   agents, with a pack bought and usage drawn
   balance   gpt4o_prepaid, with money topped up and usage drawn
   spend     ai_assistant with a spend limit (the check also rates the period)
+  mid_hour  ai_assistant subscribed at 00:30: its period's first partial hour is read
+            from the raw events on every check
 
 Needs PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432); it creates
 its own database `billing_bench_check`. Prints figures only.
@@ -45,6 +47,9 @@ CASES = {
         {"model": "gpt-4o", "input_tokens": 10, "output_tokens": 2, "total_tokens": 12},
     ),
     "spend": ("ai_assistant", "prompts", "prompt", {}),
+    # Subscribed at 00:30: its period starts mid-hour (anniversary billing), so every
+    # check also reads that partial hour's raw events.
+    "mid_hour": ("ai_assistant", "prompts", "prompt", {}),
 }
 
 
@@ -71,7 +76,8 @@ def load(events_per_customer: int) -> str:
             currency="USD",
             spend_limit=Decimal("1000000") if name == "spend" else None,
         )
-        subscription_create(customer=customer, plan=Plan.objects.get(code=plan), start=start)
+        subscribed = start + timedelta(minutes=30) if name == "mid_hour" else start
+        subscription_create(customer=customer, plan=Plan.objects.get(code=plan), start=subscribed)
         if name == "credits":
             for _ in range(events_per_customer // 100 + 2):
                 credit_pack_purchase(
@@ -81,13 +87,13 @@ def load(events_per_customer: int) -> str:
             money_top_up(customer=customer, amount=Decimal("100000.00"), currency="USD", now=now)
         # Hard caps stay under their cap so that every check reads the counter.
         count = 400 if name == "hard_cap" else events_per_customer
-        span = (now - start).total_seconds() - 60
+        span = (now - subscribed).total_seconds() - 60
         events = [
             {
                 "id": f"{name}_{i}",
                 "customer": customer.external_id,
                 "event_name": event_name,
-                "timestamp": (start + timedelta(seconds=rng.uniform(0, span))).isoformat(),
+                "timestamp": (subscribed + timedelta(seconds=rng.uniform(0, span))).isoformat(),
                 "properties": properties,
             }
             for i in range(count)

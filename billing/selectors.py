@@ -8,8 +8,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal, localcontext
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, TextField
-from django.db.models.functions import Cast
+from django.db.models import Count
 
 from billing.ingestion import hour_of
 from billing.metering import (
@@ -48,35 +47,40 @@ def _edges(start: datetime, end: datetime) -> tuple[datetime, datetime, list[tup
     return first, last, [r for r in ((start, first), (last, end)) if r[0] < r[1]]
 
 
+# The raw events of the partial hours at a range's edges (one query for both, each
+# edge a range scan of the (customer, event name, timestamp) index):
+# written out, as a period starting mid-hour (an anniversary subscription) puts
+# one in every check and usage read.
+_EDGE_EVENTS = (
+    'SELECT event_name, CAST(properties AS TEXT), "timestamp", event_id '
+    "FROM billing_usageevent WHERE customer_id = %s AND event_name IN ({names}) "
+    'AND "timestamp" >= %s AND "timestamp" < %s'
+)
+_EDGE_FIELDS = (
+    UsageEvent._meta.get_field("event_name"),
+    None,  # the properties as JSON text, decoded exactly by PROPERTIES_DECODER
+    UsageEvent._meta.get_field("timestamp"),
+    UsageEvent._meta.get_field("event_id"),
+)
+
+
 def _edge_contributions(customer_id: int, meters: list[MeterDef], ranges: list[tuple]):
-    """(contribution, timestamp, event_id) of the raw events in the ranges. The
-    timestamp and id are read only when a `latest` meter needs them."""
+    """(contribution, timestamp, event_id) of the raw events in the ranges."""
     if not ranges:
         return
     by_event: dict[str, list[MeterDef]] = {}
     for meter in meters:
         by_event.setdefault(meter.event_name, []).append(meter)
-    needs_order = any(m.aggregation == Meter.LATEST for m in meters)
-    columns = ["event_name", "raw"] + (["timestamp", "event_id"] if needs_order else [])
-    for range_start, range_end in ranges:
-        rows = (
-            UsageEvent.objects.filter(
-                customer_id=customer_id,
-                event_name__in=list(by_event),
-                timestamp__gte=range_start,
-                timestamp__lt=range_end,
-            )
-            .annotate(raw=Cast("properties", TextField()))
-            .values_list(*columns)
-        )
-        for event_name, raw, *when in rows:
-            try:
-                found = contributions(by_event[event_name], PROPERTIES_DECODER.decode(raw))
-            except EventRejected:
-                continue  # stored events passed this check when they arrived
-            timestamp, event_id = when or (None, None)
-            for contribution in found:
-                yield contribution, timestamp, event_id
+    one = _EDGE_EVENTS.format(names=", ".join(["%s"] * len(by_event)))
+    sql = " UNION ALL ".join([one] * len(ranges))
+    params = [p for span in ranges for p in (customer_id, *by_event, *span)]
+    for event_name, raw, timestamp, event_id in rawsql.rows(sql, params, _EDGE_FIELDS):
+        try:
+            found = contributions(by_event[event_name], PROPERTIES_DECODER.decode(raw))
+        except EventRejected:
+            continue  # stored events passed this check when they arrived
+        for contribution in found:
+            yield contribution, timestamp, event_id
 
 
 # Per meter over whole hours: written out, as the check and the usage read run it

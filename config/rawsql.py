@@ -19,19 +19,23 @@ def _param(value):
 
 
 @cache
-def _converters(vendor: str, fields: tuple[Field, ...]) -> tuple:
+def _converters(vendor: str, fields: tuple[Field | None, ...]) -> tuple:
     """Per column: (expression, converters) as the ORM's compiler gets them."""
     del vendor  # part of the cache key: converters differ per backend
     columns = []
     for field in fields:
+        if field is None:
+            columns.append((None, ()))
+            continue
         column = field.get_col(field.model._meta.db_table)
         found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
         columns.append((column, tuple(found)))
     return tuple(columns)
 
 
-def rows(sql: str, params: list, fields: tuple[Field, ...]) -> list[tuple]:
-    """The rows of `sql`, whose columns hold values of `fields`, in that order."""
+def rows(sql: str, params: list, fields: tuple[Field | None, ...]) -> list[tuple]:
+    """The rows of `sql`, whose columns hold values of `fields`, in that order (None:
+    a column taken as it comes, such as text)."""
     columns = _converters(connection.vendor, fields)
     with connection.cursor() as cursor:
         cursor.execute(sql, [_param(p) for p in params])
