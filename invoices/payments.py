@@ -669,6 +669,57 @@ def payments_due(*, before: datetime) -> list[int]:
     )
 
 
+# Stripe reports a payment's outcome by webhook within seconds; one waiting longer
+# than this is asked about (a webhook endpoint down, an event never delivered).
+RECONCILE_AFTER = timedelta(hours=1)
+
+
+def payments_unsettled(*, before: datetime) -> list[int]:
+    """Payments waiting on Stripe (a Checkout page, a processing PaymentIntent)
+    with no news since `before`."""
+    return list(
+        Payment.objects.filter(status=Payment.PROCESSING, updated_at__lte=before)
+        .order_by("id")
+        .values_list("id", flat=True)[:1000]
+    )
+
+
+def payment_reconcile(*, payment_id: int, now: datetime) -> str:
+    """Ask Stripe where a payment it is processing stands, for when its webhook
+    never came, and apply the answer through the webhook's own handlers: under
+    the payment's row lock, moving it only forward, so an event delivered too
+    changes nothing twice. An answer that settles nothing yet is noted (the
+    payment is asked about again after RECONCILE_AFTER)."""
+    found = (
+        Payment.objects.filter(pk=payment_id, status=Payment.PROCESSING)
+        .values_list("stripe_checkout_session_id", "stripe_payment_intent_id")
+        .first()
+    )
+    if found is None:
+        return "nothing to do"
+    session_id, intent_id = found
+    handler, obj, state = None, None, "nothing to ask Stripe about"
+    if session_id:
+        obj = stripe_client.checkout_session_retrieve(session_id=session_id)
+        state = f"Checkout session {obj.get('status')}, {obj.get('payment_status')}"
+        if obj.get("status") == "complete":
+            handler = _on_checkout_paid
+        elif obj.get("status") == "expired":
+            handler = _on_checkout_expired
+    elif intent_id:
+        obj = stripe_client.payment_intent_retrieve(intent_id=intent_id)
+        state = f"PaymentIntent {obj.get('status')}"
+        if obj.get("status") == "succeeded":
+            handler = _on_intent_succeeded
+        elif obj.get("status") in ("requires_payment_method", "canceled"):
+            handler = _on_intent_failed
+    with transaction.atomic():
+        if handler is not None:
+            return f"{state}: {handler(obj, now)}"
+        Payment.objects.filter(pk=payment_id, status=Payment.PROCESSING).update(updated_at=now)
+    return f"{state}: still waiting"
+
+
 def payment_method_remember(*, payment: Payment) -> str:
     """After a Checkout payment, make the card it saved the Stripe customer's
     default payment method (for auto top-up and invoices), unless the customer

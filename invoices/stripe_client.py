@@ -126,6 +126,10 @@ def checkout_session_create(*, params: dict, idempotency_key: str) -> dict:
     )
 
 
+def checkout_session_retrieve(*, session_id: str) -> dict:
+    return _call("checkout session retrieve", lambda c: c.v1.checkout.sessions.retrieve(session_id))
+
+
 def webhook_event(*, payload: bytes, signature: str | None, secret: str) -> dict:
     """The event of a webhook request, once its Stripe-Signature header is checked
     by the library (stripe.Webhook.construct_event: an HMAC-SHA256 of

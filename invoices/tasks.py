@@ -50,6 +50,23 @@ def collect_due_payments() -> int:
     return len(due)
 
 
+@shared_task(acks_late=True)
+def reconcile_payments() -> int:
+    """The beat's other safety net: ask Stripe about the payments whose outcome
+    no webhook has brought within payments.RECONCILE_AFTER."""
+    if not payments.enabled():
+        return 0
+    waiting = payments.payments_unsettled(before=timezone.now() - payments.RECONCILE_AFTER)
+    for payment_id in waiting:
+        reconcile_payment.delay(payment_id)
+    return len(waiting)
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=60, max_retries=5)
+def reconcile_payment(payment_id: int) -> str:
+    return payments.payment_reconcile(payment_id=payment_id, now=timezone.now())
+
+
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=60, max_retries=5)
 def sync_stripe_customer(customer_id: int) -> str | None:
     """Send a customer's current details to its Stripe customer (after a change).

@@ -8,6 +8,7 @@ SCHEDULES = {
     "Expire credits past their expiry time": ("wallets.tasks.expire_credits", 5),
     # A no-op without STRIPE_API_KEY.
     "Send overdue Stripe payment attempts": ("invoices.tasks.collect_due_payments", 5),
+    "Ask Stripe about payments no webhook settled": ("invoices.tasks.reconcile_payments", 30),
 }
 
 
