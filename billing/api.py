@@ -15,15 +15,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing import alerts, cycle, selectors, services
-from billing.errors import BillingError, InvalidRequest
+from billing.errors import BillingError, Conflict, InvalidRequest
 from billing.ingestion import MAX_EVENTS_PER_BATCH, events_ingest
 from billing.metering import meter_cache
-from billing.models import Subscription
+from billing.models import PlanMigration, Subscription
 from billing.money import format_decimal, format_money
 from billing.periods import month_start, parse_instant, period_containing
 from billing.serializers import (
+    MAX_MIGRATION_SUBSCRIPTIONS,
     CancelSerializer,
     ChangePlanSerializer,
+    MigrationConfirmSerializer,
+    MigrationSerializer,
     SeatsSerializer,
     SubscriptionCreateSerializer,
     SubscriptionSerializer,
@@ -32,7 +35,7 @@ from config.api import error_body
 from customers.models import ApiKey, Customer
 from invoices.api import invoices_query
 from invoices.serializers import InvoiceSerializer
-from plans.models import Plan
+from plans.models import Plan, PlanVersion
 from wallets.selectors import uncovered_totals
 from wallets.serializers import CheckSerializer
 
@@ -141,6 +144,24 @@ def plan_or_400(code: str) -> Plan:
     return plan
 
 
+def target_version(plan_code: str, number: int | None) -> PlanVersion:
+    """The version a subscription moves to: the one numbered, or the plan's
+    latest published one."""
+    plan = plan_or_400(plan_code)
+    versions = plan.versions.all()
+    version = (
+        versions.filter(status=PlanVersion.PUBLISHED).order_by("-number").first()
+        if number is None
+        else versions.filter(number=number).first()
+    )
+    if version is None:
+        raise InvalidRequest(
+            f"plan {plan.code!r} has no such published version",
+            fields={"version": ["not found"]},
+        )
+    return version
+
+
 class SubscriptionListApi(APIView):
     @extend_schema(request=SubscriptionCreateSerializer, responses={201: SubscriptionSerializer})
     def post(self, request):
@@ -206,18 +227,7 @@ class SubscriptionChangePlanApi(APIView):
         serializer = ChangePlanSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        plan = plan_or_400(data["plan"])
-        versions = plan.versions.all()
-        version = (
-            versions.filter(status="published").order_by("-number").first()
-            if data["version"] is None
-            else versions.filter(number=data["version"]).first()
-        )
-        if version is None:
-            raise InvalidRequest(
-                f"plan {plan.code!r} has no such published version",
-                fields={"version": ["not found"]},
-            )
+        version = target_version(data["plan"], data["version"])
         _, invoice = cycle.subscription_change_plan(
             subscription=subscription,
             version=version,
@@ -412,3 +422,171 @@ class CheckApi(APIView):
                 "balance": balance,
             }
         )
+
+
+# Bulk migration between versions (the admin's "Migrate" action, for scripts):
+# a preview, then its confirmation, then the migration's progress.
+
+
+def _migration_subscriptions(data: dict) -> list[Subscription]:
+    found = _subscriptions().order_by("id")
+    if "subscriptions" in data:
+        ids = list(dict.fromkeys(data["subscriptions"]))
+        subscriptions = list(found.filter(pk__in=ids))
+        unknown = sorted(set(ids) - {s.pk for s in subscriptions})
+        if unknown:
+            shown = ", ".join(map(str, unknown[:10])) + (" ..." if len(unknown) > 10 else "")
+            raise InvalidRequest(
+                f"unknown subscriptions: {shown}", fields={"subscriptions": ["unknown ids"]}
+            )
+        return subscriptions
+    plan = Plan.objects.filter(code=data["from_plan"]).first()
+    if plan is None:
+        raise InvalidRequest(
+            f"unknown plan {data['from_plan']!r}", fields={"from_plan": ["unknown plan"]}
+        )
+    found = found.filter(version__plan=plan, status__in=Subscription.LIVE)
+    if data.get("from_version") is not None:
+        found = found.filter(version__number=data["from_version"])
+    subscriptions = list(found[: MAX_MIGRATION_SUBSCRIPTIONS + 1])
+    if len(subscriptions) > MAX_MIGRATION_SUBSCRIPTIONS:
+        raise InvalidRequest(
+            f"over {MAX_MIGRATION_SUBSCRIPTIONS:,} subscriptions: migrate them by id, in parts",
+            fields={"from_plan": ["too many subscriptions"]},
+        )
+    return subscriptions
+
+
+def _migration_preview(data: dict) -> services.MigrationPreview:
+    version = target_version(data["plan"], data["version"])
+    at = data["at"]
+    if data["effective"] == PlanMigration.IMMEDIATE and at is None:
+        at = timezone.now().replace(microsecond=0)  # answered, to be confirmed with it
+    return services.plan_migration_preview(
+        subscriptions=_migration_subscriptions(data),
+        version=version,
+        effective=data["effective"],
+        at=at,
+    )
+
+
+MIGRATION_AMOUNTS = {
+    PlanMigration.IMMEDIATE: ("usage", "credit", "charge", "total"),
+    PlanMigration.PERIOD_END: ("next_fees", "total"),
+}
+
+
+def _preview_body(preview: services.MigrationPreview) -> dict:
+    currency = preview.version.currency
+    names = MIGRATION_AMOUNTS[preview.effective]
+
+    def money(value):
+        return None if value is None else format_money(value, currency)
+
+    return {
+        "plan": preview.version.plan.code,
+        "version": preview.version.number,
+        "effective": preview.effective,
+        "at": iso(preview.at) if preview.at else None,
+        "currency": currency,
+        "moving": len(preview.moving),
+        "skipped": len(preview.skipped),
+        "totals": {name: money(preview.sum(name)) for name in names},
+        "rows": [
+            {
+                "subscription": row.subscription.pk,
+                "customer": row.subscription.customer.external_id,
+                "skipped": row.skipped or None,
+                **{name: money(getattr(row, name)) for name in names},
+            }
+            for row in preview.rows
+        ],
+        "digest": preview.digest,
+    }
+
+
+def _migration_body(migration: PlanMigration) -> dict:
+    currency = migration.to_version.currency
+    items = migration.items.select_related("subscription__customer").order_by("id")
+    return {
+        "id": migration.pk,
+        "plan": migration.to_version.plan.code,
+        "version": migration.to_version.number,
+        "effective": migration.effective,
+        "at": iso(migration.at) if migration.at else None,
+        "status": migration.status,
+        "total": migration.total,
+        "done": migration.done_count,
+        "created_at": iso(migration.created_at),
+        "finished_at": iso(migration.finished_at) if migration.finished_at else None,
+        "items": [
+            {
+                "subscription": item.subscription_id,
+                "customer": item.subscription.customer.external_id,
+                "status": item.status,
+                "message": item.message or None,
+                "invoice": item.invoice_id,
+                "previewed_total": None
+                if item.preview_total is None
+                else format_money(item.preview_total, currency),
+            }
+            for item in items
+        ],
+    }
+
+
+class PlanMigrationPreviewApi(APIView):
+    """What moving these subscriptions to a version would bill, per subscription,
+    without writing anything. Scope `admin`."""
+
+    @extend_schema(
+        request=MigrationSerializer,
+        responses=inline_serializer("MigrationPreview", {"rows": serializers.ListField()}),
+    )
+    def post(self, request):
+        serializer = MigrationSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(_preview_body(_migration_preview(serializer.validated_data)))
+
+
+class PlanMigrationListApi(APIView):
+    """Confirm a preview: the migration is recorded and run by a worker (202). The
+    same `token` again answers the migration it made (200); figures that changed
+    since the preview (its `digest`) answer 409. Scope `admin`."""
+
+    @extend_schema(
+        request=MigrationConfirmSerializer,
+        responses=inline_serializer("PlanMigration", {"items": serializers.ListField()}),
+    )
+    def post(self, request):
+        serializer = MigrationConfirmSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        confirmed = PlanMigration.objects.filter(token=data["token"]).first()
+        if confirmed is None:
+            preview = _migration_preview(data)
+            if preview.digest != data["digest"]:
+                raise Conflict(
+                    "the figures have changed since the preview (usage, seats or "
+                    "subscriptions moved on, or another moment): preview again"
+                )
+            confirmed, created = services.plan_migration_create(
+                token=data["token"], preview=preview
+            )
+            if created:
+                confirmed.refresh_from_db()
+                return Response(_migration_body(confirmed), status=status.HTTP_202_ACCEPTED)
+        return Response(_migration_body(confirmed))
+
+
+class PlanMigrationDetailApi(APIView):
+    """A migration's progress and per-subscription results. Scope `read`."""
+
+    @extend_schema(
+        responses=inline_serializer("PlanMigrationDetail", {"items": serializers.ListField()})
+    )
+    def get(self, request, migration_id: int):
+        migration = get_object_or_404(
+            PlanMigration.objects.select_related("to_version__plan"), pk=migration_id
+        )
+        return Response(_migration_body(migration))

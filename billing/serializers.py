@@ -65,3 +65,41 @@ class CancelSerializer(serializers.Serializer):
 class SeatsSerializer(serializers.Serializer):
     seats = serializers.IntegerField(min_value=1, max_value=1_000_000)
     at = AwareDateTimeField(required=False, allow_null=True, default=None)
+
+
+MAX_MIGRATION_SUBSCRIPTIONS = 10_000
+
+
+class MigrationSerializer(serializers.Serializer):
+    """A bulk migration: the subscriptions (by id, or every live one on a plan,
+    optionally one version of it), where to and when."""
+
+    subscriptions = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        allow_empty=False,
+        max_length=MAX_MIGRATION_SUBSCRIPTIONS,
+    )
+    from_plan = serializers.CharField(max_length=255, required=False)
+    from_version = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    plan = serializers.CharField(max_length=255)
+    version = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    effective = serializers.ChoiceField(choices=["immediate", "period_end"])
+    at = AwareDateTimeField(required=False, allow_null=True, default=None)
+
+    def validate(self, attrs):
+        if ("subscriptions" in attrs) == ("from_plan" in attrs):
+            raise serializers.ValidationError(
+                {"subscriptions": ["give either subscriptions (ids) or from_plan"]}
+            )
+        if "from_version" in attrs and "from_plan" not in attrs:
+            raise serializers.ValidationError({"from_version": ["needs from_plan"]})
+        return attrs
+
+
+class MigrationConfirmSerializer(MigrationSerializer):
+    """The previewed migration, confirmed: `token` makes a second submission the
+    same migration; `digest` names the preview whose figures were seen."""
+
+    token = serializers.UUIDField()
+    digest = serializers.CharField(max_length=64)
