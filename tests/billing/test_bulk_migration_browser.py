@@ -4,69 +4,23 @@ action, reads the preview, confirms and watches the migration finish.
 Screenshots of each page are saved in the test's output directory."""
 
 import os
-from datetime import UTC, datetime
-from decimal import Decimal as D
 from io import StringIO
 
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 
-from billing.ingestion import events_ingest
 from billing.models import PlanMigration, Subscription
-from billing.services import subscription_create
-from customers.services import customer_create
-from plans.models import Plan
-from plans.pricing import PricingSpec
-from plans.services import meter_create, plan_create
-from plans.validation import ChargeSpec, VersionSpec
-
-NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
-NOV_6 = datetime(2026, 11, 6, tzinfo=UTC)
-NOV_10 = datetime(2026, 11, 10, tzinfo=UTC)
-
-
-def plan(code: str, base_fee: str, included: int, price: str) -> None:
-    charge = ChargeSpec(
-        "prompts", "overage", D(included), pricing=PricingSpec("per_unit", D(price))
-    )
-    plan_create(
-        code=code,
-        name=code.replace("_", " ").title(),
-        version=VersionSpec(currency="USD", base_fee=D(base_fee), charges=(charge,)),
-        publish=True,
-    )
-
-
-def subscribe(name: str, start: datetime, prompts: int) -> Subscription:
-    customer = customer_create(external_id=name, name=name.title(), currency="USD")
-    subscription = subscription_create(
-        customer=customer, plan=Plan.objects.get(code="ai_assistant"), start=start
-    )
-    events = [
-        {
-            "id": f"{name}{i}",
-            "customer": name,
-            "event_name": "prompt",
-            "timestamp": NOV_10.isoformat(),
-        }
-        for i in range(prompts)
-    ]
-    assert events_ingest(events=events, now=NOV_10).accepted == prompts
-    return subscription
+from tests.billing.migration_support import migration_catalog, subscriber, three_subscribed
 
 
 @pytest.mark.django_db(transaction=True)
 def test_ops_migrates_three_subscriptions_with_a_preview(live_server, browser_page, output_dir):
     # given: S1's ai_assistant (19.99) and S10's pro (49.99); three subscribers, two
     # from November 1st and one from the 6th, with 250, 0 and 230 prompts by the 10th
-    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
-    plan("ai_assistant", "19.99", 200, "0.05")
-    plan("pro", "49.99", 1000, "0.04")
-    acme = subscribe("acme", NOV_1, 250)
-    beta = subscribe("beta", NOV_1, 0)
-    gamma = subscribe("gamma", NOV_6, 230)
-    subscribe("delta", NOV_1, 0)  # listed, not selected
+    migration_catalog()
+    acme, beta, gamma = three_subscribed()
+    subscriber("delta")  # listed, not selected
     # and ops, a staff user in the Operations role
     call_command("setup_roles", stdout=StringIO(), stderr=StringIO())
     ops = User.objects.create_user("ops", password="ops-password-1", is_staff=True)
