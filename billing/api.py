@@ -1,6 +1,5 @@
 """Usage endpoints: event ingestion and usage reads."""
 
-import json
 import zoneinfo
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,7 +15,7 @@ from rest_framework.views import APIView
 
 from billing import alerts, cycle, selectors, services
 from billing.errors import BillingError, Conflict, InvalidRequest
-from billing.ingestion import MAX_EVENTS_PER_BATCH, events_ingest
+from billing.ingestion import MAX_EVENTS_PER_BATCH, batch_parse, events_ingest
 from billing.metering import meter_cache
 from billing.models import PlanMigration, Subscription
 from billing.money import format_decimal, format_money
@@ -31,6 +30,7 @@ from billing.serializers import (
     SubscriptionCreateSerializer,
     SubscriptionSerializer,
 )
+from billing.storable import may_hold_unstorable_text
 from config.api import error_body
 from customers.models import ApiKey, Customer
 from invoices.api import invoices_query
@@ -62,10 +62,6 @@ def read_body(request, *, limit: int) -> bytes:
     return body
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
 class EventsApi(APIView):
     """POST a batch of usage events (scope events:write)."""
 
@@ -93,7 +89,7 @@ class EventsApi(APIView):
             raise exceptions.UnsupportedMediaType(content_type or "none")
         body = read_body(request, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
         try:
-            payload = json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+            payload = batch_parse(body)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise InvalidRequest(f"malformed JSON: {exc}") from exc
         if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
@@ -106,8 +102,7 @@ class EventsApi(APIView):
             raise PayloadTooLarge(
                 f"{len(events)} events; at most {MAX_EVENTS_PER_BATCH} a request; none stored"
             )
-        # Only a \u0000 escape (JSON's \u is lowercase) puts a NUL into parsed JSON.
-        result = events_ingest(events=events, may_hold_nul=b"\\u0000" in body)
+        result = events_ingest(events=events, may_hold_unstorable=may_hold_unstorable_text(body))
         return Response(
             {
                 "accepted": result.accepted,

@@ -25,6 +25,12 @@ from billing.alerts import usage_alerts_enqueue
 from billing.drawdown import usage_draw_for_events
 from billing.metering import Contribution, EventRejected, MeterDef, contributions, meter_cache
 from billing.periods import parse_instant
+from billing.storable import (
+    SURROGATE_MESSAGE,
+    number_or_marker,
+    unstorable_json_reason,
+    unstorable_text_reason,
+)
 from customers.models import Customer
 
 MAX_EVENTS_PER_BATCH = 1000
@@ -107,27 +113,44 @@ def exact_json(value) -> str:
     return _MARKED_DECIMAL.sub(r"\1", text) if "\\u0000" in text else text
 
 
-def check_properties(properties: dict, *, may_hold_nul: bool) -> None:
-    """No NUL character anywhere (PostgreSQL's jsonb cannot store U+0000) and no
-    nesting deeper than MAX_PROPERTY_DEPTH. Iterative, so a deep payload cannot
-    exhaust the stack; flat properties from a body without NULs cost nothing."""
-    nested = any(type(v) is dict or type(v) is list for v in properties.values())
-    if not may_hold_nul and not nested:
-        return
-    stack = [(properties, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_PROPERTY_DEPTH:
-            raise EventRejected(f"properties nest deeper than {MAX_PROPERTY_DEPTH} levels")
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if "\x00" in key:
-                    raise EventRejected("text must not contain the NUL character (U+0000)")
-                stack.append((item, depth + 1))
-        elif isinstance(value, list):
-            stack.extend((item, depth + 1) for item in value)
-        elif isinstance(value, str) and "\x00" in value:
-            raise EventRejected("text must not contain the NUL character (U+0000)")
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def batch_parse(body: bytes):
+    """A batch's JSON, numbers as exact Decimals. Raises ValueError (or
+    UnicodeDecodeError, RecursionError) for a body that is not JSON. A number no
+    column could hold is no such error: it parses as UNSTORABLE_NUMBER, and
+    validation rejects the event that carries it."""
+    try:
+        return json.loads(body, parse_float=number_or_marker, parse_constant=_reject_constant)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:
+        # An integer of over 4,300 digits, which Python will not read as an int.
+        return json.loads(
+            body,
+            parse_float=number_or_marker,
+            parse_int=number_or_marker,
+            parse_constant=_reject_constant,
+        )
+
+
+def _check_text(text: str) -> None:
+    reason = unstorable_text_reason(text)
+    if reason is not None:
+        raise EventRejected(reason)
+
+
+def check_properties(properties: dict, *, may_hold_unstorable: bool) -> None:
+    """The properties can be stored as they are (billing.storable): no NUL or lone
+    surrogate (looked for only when the body may hold one), no number outside a
+    column's range, nesting at most MAX_PROPERTY_DEPTH deep."""
+    reason = unstorable_json_reason(
+        properties, check_text=may_hold_unstorable, max_depth=MAX_PROPERTY_DEPTH
+    )
+    if reason is not None:
+        raise EventRejected(f"properties: {reason}")
 
 
 def parse_timestamp(value: object, *, earliest: datetime, latest: datetime) -> datetime:
@@ -151,23 +174,29 @@ def parse_timestamp(value: object, *, earliest: datetime, latest: datetime) -> d
 
 
 def _event_id_of(raw: object) -> str | None:
+    """The id to name a rejected event by; None where there is none, or where it
+    could not be written into the answer (a lone surrogate)."""
     if isinstance(raw, dict) and isinstance(raw.get("id"), str):
-        return raw["id"][:MAX_ID_LENGTH]
+        event_id = raw["id"][:MAX_ID_LENGTH]
+        return None if unstorable_text_reason(event_id) == SURROGATE_MESSAGE else event_id
     return None
 
 
 def events_prepare(
-    events: list, *, now: datetime, may_hold_nul: bool = True
+    events: list, *, now: datetime, may_hold_unstorable: bool = True
 ) -> tuple[list[PreparedEvent], list[Rejection], int]:
     """Validate every event once. Returns the events to store, the rejections and
-    the number of repeats of an id within this batch (duplicates)."""
+    the number of repeats of an id within this batch (duplicates). Whatever the
+    database could not store is rejected here, per event, before any write."""
     earliest = now - timedelta(days=settings.BILLING_LATE_EVENT_DAYS)
     latest = now + timedelta(seconds=settings.BILLING_FUTURE_EVENT_SECONDS)
     customers = customer_cache.resolve(
         {
             e["customer"]
             for e in events
-            if isinstance(e, dict) and isinstance(e.get("customer"), str)
+            if isinstance(e, dict)
+            and isinstance(e.get("customer"), str)
+            and not (may_hold_unstorable and unstorable_text_reason(e["customer"]))
         }
     )
     meters_by_event: dict[str, list[MeterDef]] = meter_cache.by_event_name()
@@ -187,6 +216,9 @@ def events_prepare(
             external_id = raw.get("customer")
             if not isinstance(external_id, str):
                 raise EventRejected("customer must be the customer's external_id, a string")
+            if may_hold_unstorable:
+                _check_text(event_id)
+                _check_text(external_id)
             customer_id = customers.get(external_id)
             if customer_id is None:
                 raise EventRejected(f"unknown customer {external_id[:MAX_ID_LENGTH]!r}")
@@ -199,13 +231,13 @@ def events_prepare(
                 raise EventRejected(
                     f"event_name must be a string of 1 to {MAX_NAME_LENGTH} characters"
                 )
+            if may_hold_unstorable:
+                _check_text(event_name)
             timestamp = parse_timestamp(raw.get("timestamp"), earliest=earliest, latest=latest)
             properties = raw.get("properties", {})
             if not isinstance(properties, dict):
                 raise EventRejected("properties must be a JSON object")
-            if may_hold_nul and ("\x00" in event_id or "\x00" in event_name):
-                raise EventRejected("text must not contain the NUL character (U+0000)")
-            check_properties(properties, may_hold_nul=may_hold_nul)
+            check_properties(properties, may_hold_unstorable=may_hold_unstorable)
             meters = meters_by_event.get(event_name)
             found = contributions(meters, properties) if meters else []
         except EventRejected as exc:
@@ -223,7 +255,7 @@ def events_prepare(
 
 
 def events_ingest(
-    *, events: list, now: datetime | None = None, may_hold_nul: bool = True
+    *, events: list, now: datetime | None = None, may_hold_unstorable: bool = True
 ) -> IngestResult:
     """Store a batch of usage events and maintain their rollups, atomically.
 
@@ -231,8 +263,8 @@ def events_ingest(
     in the batch, counts as a duplicate and changes nothing, also when the
     same batch arrives from several clients at once (the key's unique index
     decides). Returns only after the transaction has committed.
-    `may_hold_nul=False` is the caller's word that the JSON it parsed had no
-    \\u0000 escape, the only way a NUL gets into parsed JSON.
+    `may_hold_unstorable=False` is the caller's word that the JSON it parsed
+    cannot hold a NUL or a lone surrogate (billing.storable.may_hold_unstorable_text).
     """
     if len(events) > MAX_EVENTS_PER_BATCH:
         raise ValueError(f"at most {MAX_EVENTS_PER_BATCH} events a batch")
@@ -242,7 +274,9 @@ def events_ingest(
         # Meters are read under the rollup lock: a rebuild of a new meter's rollups
         # waits for this batch, and this batch sees any meter a rebuild covered.
         rollup_lock(shared=True)
-        prepared, rejected, repeats = events_prepare(events, now=now, may_hold_nul=may_hold_nul)
+        prepared, rejected, repeats = events_prepare(
+            events, now=now, may_hold_unstorable=may_hold_unstorable
+        )
         result = IngestResult(rejected=rejected, duplicates=repeats)
         if not prepared:
             return result

@@ -2,6 +2,7 @@
 envelope, pagination, and decimal fields that read and write exact strings."""
 
 import json
+import sys
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -14,6 +15,7 @@ from rest_framework.response import Response
 
 from billing.errors import BillingError
 from billing.money import format_decimal, format_money, storable_exactly
+from billing.storable import may_hold_unstorable_text, storable_json_number, unstorable_json_reason
 
 ERROR_TYPES = {
     400: "invalid_request",
@@ -40,18 +42,33 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+def _storable_number(text: str) -> Decimal:
+    number = storable_json_number(text)
+    if number is None:
+        raise ValueError(f"the number {text[:40]} is outside the range that can be stored")
+    return number
+
+
 class StrictJSONParser(parsers.JSONParser):
     """JSON with exact decimals: 0.1 arrives as Decimal('0.1'), never a float,
-    and NaN or Infinity are refused rather than read."""
+    and NaN or Infinity are refused rather than read; so are numbers and text no
+    column could store (billing.storable), whichever field holds them."""
 
     def parse(self, stream, media_type=None, parser_context=None):
+        body = stream.read()
         try:
-            text = stream.read().decode("utf-8")
-            return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+            data = json.loads(
+                body.decode("utf-8"), parse_float=_storable_number, parse_constant=_reject_constant
+            )
         except (ValueError, UnicodeDecodeError) as exc:
             raise exceptions.ParseError(f"malformed JSON: {exc}") from exc
         except RecursionError as exc:
             raise exceptions.ParseError("malformed JSON: nested too deeply") from exc
+        if may_hold_unstorable_text(body):
+            reason = unstorable_json_reason(data, check_text=True, max_depth=sys.maxsize)
+            if reason is not None:
+                raise exceptions.ParseError(f"the request body's {reason}")
+        return data
 
 
 def flatten_errors(detail, prefix: str = "") -> dict[str, list[str]]:
