@@ -499,7 +499,11 @@ class PlanMigrationAdmin(RecordAdmin):
 
 
 class WebhookEndpointForm(forms.ModelForm):
-    url = forms.URLField(max_length=2000, assume_scheme="https", help_text="http:// or https://")
+    url = forms.URLField(
+        max_length=2000,
+        assume_scheme="https",
+        help_text="https:// on a public address; checked again before every send.",
+    )
     event_types = forms.MultipleChoiceField(
         choices=[(t, t) for t in WEBHOOK_EVENT_TYPES],
         widget=forms.CheckboxSelectMultiple,

@@ -12,12 +12,12 @@ deliveries that announce them.
 """
 
 import secrets
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from billing.webhook_targets import WebhookTargetRefused, webhook_target_resolve
 from config.history import audit_history
 from customers.models import Customer
 from plans.models import Meter
@@ -375,7 +375,10 @@ def webhook_secret() -> str:
 class WebhookEndpoint(models.Model):
     """A URL that receives signed event notifications (HMAC-SHA256 with `secret`)."""
 
-    url = models.URLField(max_length=2000, help_text="http:// or https:// only.")
+    url = models.URLField(
+        max_length=2000,
+        help_text="https:// on a public address (http:// only to BILLING_WEBHOOK_ALLOWED_HOSTS).",
+    )
     secret = models.CharField(max_length=100, default=webhook_secret, editable=False)
     enabled = models.BooleanField(default=True)
     event_types = models.JSONField(
@@ -391,8 +394,13 @@ class WebhookEndpoint(models.Model):
         return self.description or self.url
 
     def clean(self):
-        if urlsplit(self.url).scheme not in ("http", "https"):
-            raise ValidationError({"url": "must be an http:// or https:// URL"})
+        # Resolves the host: a URL that reaches our own network is refused here
+        # with the reason, and checked again at every send (its DNS may change).
+        if self.url:
+            try:
+                webhook_target_resolve(url=self.url)
+            except WebhookTargetRefused as refused:
+                raise ValidationError({"url": refused.message}) from None
         if not isinstance(self.event_types, list) or not all(
             isinstance(t, str) and t for t in self.event_types
         ):

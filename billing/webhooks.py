@@ -6,6 +6,11 @@ The signature is the header `Billing-Signature: t=<unix seconds>,v1=<hex>`,
 the hex being HMAC-SHA256(secret, f"{t}.{body}"). A receiver recomputes it over
 the raw body and refuses an old timestamp, which stops replays
 (webhook_signature_verify does exactly that).
+
+A delivery goes only where billing.webhook_targets allows (https:// to public
+addresses), checked again at every attempt and sent to the addresses checked.
+An attempt that failed keeps its status code and a short fixed text, never the
+receiver's answer.
 """
 
 import hashlib
@@ -14,17 +19,17 @@ import http.client
 import json
 import logging
 import re
-import urllib.error
-import urllib.request
+import socket
+import ssl
 import uuid
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from billing.errors import WebhookSignatureError
 from billing.models import Alert, WebhookDelivery, WebhookEndpoint
+from billing.webhook_targets import WebhookTarget, WebhookTargetRefused, webhook_target_resolve
 from customers.models import Customer
 
 logger = logging.getLogger(__name__)
@@ -36,7 +41,6 @@ MAX_ATTEMPTS = 8
 FIRST_RETRY = timedelta(seconds=30)
 # The beat sends what a broker lost; the countdown retry normally comes first.
 SWEEP_GRACE = timedelta(minutes=1)
-ERROR_TEXT_LIMIT = 500
 USER_AGENT = "usage-billing-webhooks/1"
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
@@ -189,34 +193,77 @@ def retry_delay(attempts: int) -> timedelta:
     return FIRST_RETRY * 2 ** (attempts - 1)
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A webhook goes to the URL configured, or fails: a redirect is an answer."""
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """HTTP to the addresses checked, the Host header naming the URL's host."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
+    def __init__(self, target: WebhookTarget, timeout: float):
+        super().__init__(target.host, target.port, timeout=timeout)
+        self.target = target
+
+    def connect(self):
+        self.sock = _connect(self.target.addresses, self.timeout)
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to the addresses checked; the certificate is verified against the
+    URL's host, which is also the TLS server name (SNI) and the Host header."""
+
+    def __init__(self, target: WebhookTarget, timeout: float):
+        # Made per send, so that it reads the system's CA certificates as they are now.
+        self.tls = ssl.create_default_context()
+        super().__init__(target.host, target.port, timeout=timeout, context=self.tls)
+        self.target = target
+
+    def connect(self):
+        sock = _connect(self.target.addresses, self.timeout)
+        self.sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+
+
+def _connect(addresses, timeout: float) -> socket.socket:
+    """A TCP connection to the first of these resolved addresses that answers."""
+    error = OSError("no address to connect to")
+    for family, kind, proto, sockaddr in addresses:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(sockaddr)
+        except OSError as exc:
+            sock.close()
+            error = exc
+        else:
+            return sock
+    raise error
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
-    """POST the body; the status code (None when no answer came) and what went wrong."""
-    if urlsplit(url).scheme not in ("http", "https"):
-        return None, "the URL must start with http:// or https://"
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+    """POST the body; the status code (None when no answer came) and, when it
+    went wrong, one of a few fixed texts. Nothing the receiver sent is kept
+    beyond its status code: its answer, reason phrase or a garbled status line
+    could be the reply of an internal service. Redirects are not followed."""
     try:
-        with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
-            return response.status, ""
-    except urllib.error.HTTPError as exc:
-        try:
-            detail = exc.read(ERROR_TEXT_LIMIT).decode("utf-8", "replace").strip()
-        except (OSError, http.client.HTTPException):
-            detail = ""
-        return exc.code, f"HTTP {exc.code} {exc.reason}: {detail}".rstrip(": ")
-    except urllib.error.URLError as exc:
-        return None, f"{type(exc.reason).__name__}: {exc.reason}"[:ERROR_TEXT_LIMIT]
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        return None, f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT]
+        target = webhook_target_resolve(url=url)
+    except WebhookTargetRefused as refused:
+        return None, f"refused: {refused.message}"
+    connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
+    connection = connection_class(target, TIMEOUT_SECONDS)
+    try:
+        connection.request("POST", target.path, body=body, headers=headers)
+        status = connection.getresponse().status
+    except TimeoutError:
+        return None, "timed out"
+    except ssl.SSLError:
+        return None, "TLS handshake failed"
+    except OSError:
+        return None, "connection failed"
+    except http.client.InvalidURL:
+        return None, "the URL is not valid"
+    except http.client.HTTPException:
+        return None, "the receiver's answer is not HTTP"
+    finally:
+        connection.close()
+    if 200 <= status < 300:
+        return status, ""
+    return status, f"receiver answered HTTP {status}"
 
 
 def webhook_deliver(*, delivery: WebhookDelivery, now: datetime) -> WebhookDelivery | None:
@@ -268,7 +315,7 @@ def webhook_deliver(*, delivery: WebhookDelivery, now: datetime) -> WebhookDeliv
         claimed.next_attempt_at = None
         claimed.last_error = ""
     else:
-        claimed.last_error = error or f"HTTP {status_code}"
+        claimed.last_error = error
         if claimed.attempts >= MAX_ATTEMPTS:
             claimed.status = WebhookDelivery.FAILED
             claimed.next_attempt_at = None

@@ -229,6 +229,10 @@ BILLING_ALERT_THRESHOLDS = env_decimal_list(
 # A customer's usage thresholds are checked after ingestion at most this often
 # (seconds); a crossing in between is reported at the end of the interval.
 BILLING_ALERT_CHECK_SECONDS = env_int("BILLING_ALERT_CHECK_SECONDS", 10)
+# Hosts that outgoing webhooks may reach whatever their addresses, over http:// too
+# (a receiver on localhost in development, the tests' receiver). Empty in production:
+# webhooks then go only to https:// URLs whose host resolves to public addresses.
+BILLING_WEBHOOK_ALLOWED_HOSTS = env_list("BILLING_WEBHOOK_ALLOWED_HOSTS", [])
 BILLING_ALERT_FROM_EMAIL = os.environ.get("BILLING_ALERT_FROM_EMAIL", "billing@localhost")
 
 # Email (alerts). Embedded and DEBUG: printed to the console; otherwise SMTP.

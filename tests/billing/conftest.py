@@ -14,11 +14,13 @@ def beta(db):
 
 
 @pytest.fixture
-def webhook_receiver():
+def webhook_receiver(settings):
     """A real HTTP receiver on 127.0.0.1 that verifies signatures (set its `secret`
-    and `now`) and records what it received."""
+    and `now`) and records what it received. Webhooks may go to 127.0.0.1 while it
+    runs, as BILLING_WEBHOOK_ALLOWED_HOSTS allows in development."""
     from tests.billing.webhook_receiver import WebhookReceiver
 
+    settings.BILLING_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
     receiver = WebhookReceiver().start()
     yield receiver
     receiver.stop()
@@ -29,6 +31,8 @@ def endpoint(db, webhook_receiver):
     """An enabled webhook endpoint for every event type, pointing at the receiver."""
     from billing.models import WebhookEndpoint
 
-    endpoint = WebhookEndpoint.objects.create(url=webhook_receiver.url, description="tests")
+    endpoint = WebhookEndpoint(url=webhook_receiver.url, description="tests")
+    endpoint.full_clean()
+    endpoint.save()
     webhook_receiver.secret = endpoint.secret
     return endpoint

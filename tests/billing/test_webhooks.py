@@ -1,21 +1,35 @@
 """Webhooks: signatures verified as a receiver would (valid, tampered, expired),
 delivery to a real HTTP receiver, retries with backoff driven by explicit
-times, failures shown on the delivery, the beat's safety net, and the admin."""
+times, failures shown on the delivery, the beat's safety net, and the admin;
+where webhooks may go (public https:// only, at save and at send, connecting to
+the addresses checked) and that nothing a receiver answers is kept.
 
+No test asks a real DNS server: billing.webhook_targets resolves through the
+`dns` fixture, which knows the names a test gives it and IP addresses."""
+
+import importlib
+import shutil
 import socket
+import socketserver
+import ssl
+import subprocess
+import threading
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from io import StringIO
+from ipaddress import ip_address
 
 import pytest
 import time_machine
 from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
+from billing import webhook_targets, webhooks
 from billing.errors import WebhookSignatureError
 from billing.models import WebhookDelivery, WebhookEndpoint
 from billing.tasks import deliver_webhook, retry_due_webhooks
+from billing.webhook_targets import address_is_public
 from billing.webhooks import (
     SWEEP_GRACE,
     webhook_deliver,
@@ -32,8 +46,42 @@ SECRET = "whsec_test"
 BODY = '{"id":"evt_1","type":"alert.low_balance"}'
 
 
+# Resolves to nothing of ours; never connected to (every send to it is refused first).
+PUBLIC = "52.20.30.40"
+
+
 def header_at(moment: datetime, body: str = BODY, secret: str = SECRET) -> str:
     return webhook_signature_header(secret=secret, body=body, now=moment)
+
+
+class FakeDNS:
+    """The resolver of billing.webhook_targets, as a test sets it: `answers` maps a
+    name to the addresses it resolves to; an IP address resolves to itself; any
+    other name does not resolve. `questions` lists the names asked, in order."""
+
+    def __init__(self):
+        self.answers: dict[str, list[str]] = {}
+        self.questions: list[str] = []
+
+    def __call__(self, host, port, family=0, type=0, proto=0, flags=0):
+        self.questions.append(host)
+        if host not in self.answers:
+            return socket.getaddrinfo(
+                host, port, family, type, proto, flags | socket.AI_NUMERICHOST
+            )
+        return [
+            (socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (a, port, 0, 0))
+            if ip_address(a).version == 6
+            else (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (a, port))
+            for a in self.answers[host]
+        ]
+
+
+@pytest.fixture(autouse=True)
+def dns(monkeypatch) -> FakeDNS:
+    fake = FakeDNS()
+    monkeypatch.setattr(webhook_targets, "getaddrinfo", fake)
+    return fake
 
 
 # Signatures
@@ -221,7 +269,7 @@ def test_a_failing_receiver_is_retried_with_backoff_then_the_delivery_fails(
     ]
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == ("failed", 8, None)
-    assert delivery.last_error == "HTTP 500 Internal Server Error: no"
+    assert delivery.last_error == "receiver answered HTTP 500"
     assert delivery.delivered_at is None
     # a failed delivery is not sent again
     assert deliver(delivery, webhook_receiver, at + timedelta(days=1)) is None
@@ -293,7 +341,8 @@ def test_the_beat_sends_deliveries_overdue_past_the_grace(endpoint, webhook_rece
     assert (delivery.status, delivery.attempts) == ("succeeded", 2)
 
 
-def test_an_unreachable_receiver_is_a_failed_attempt(db):
+def test_an_unreachable_receiver_is_a_failed_attempt(db, settings):
+    settings.BILLING_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -303,7 +352,7 @@ def test_an_unreachable_receiver_is_a_failed_attempt(db):
     sent = webhook_deliver(delivery=delivery, now=T0)
 
     assert (sent.status, sent.attempts, sent.last_status_code) == ("pending", 1, None)
-    assert sent.last_error == "ConnectionRefusedError: [Errno 111] Connection refused"
+    assert sent.last_error == "connection failed"
 
 
 def test_a_redirect_is_not_followed(endpoint, webhook_receiver):
@@ -311,7 +360,11 @@ def test_a_redirect_is_not_followed(endpoint, webhook_receiver):
 
     sent = deliver(publish(), webhook_receiver, T0)
 
-    assert (sent.status, sent.last_status_code) == ("pending", 302)
+    assert (sent.status, sent.last_status_code, sent.last_error) == (
+        "pending",
+        302,
+        "receiver answered HTTP 302",
+    )
     assert len(webhook_receiver.received) == 1
 
 
@@ -327,16 +380,6 @@ def test_a_disabled_endpoint_is_not_sent_to(endpoint, webhook_receiver):
         "the endpoint is disabled",
     )
     assert webhook_receiver.received == []
-
-
-def test_an_endpoint_url_must_be_http(db):
-    from django.core.exceptions import ValidationError
-
-    endpoint = WebhookEndpoint(url="ftp://files.acme.test/hooks")
-    with pytest.raises(ValidationError) as refused:
-        endpoint.full_clean()
-
-    assert refused.value.message_dict == {"url": ["must be an http:// or https:// URL"]}
 
 
 def test_setup_periodic_tasks_schedules_the_webhook_safety_net(db):
@@ -372,7 +415,9 @@ def test_webhook_admin_pages_load(admin_client, endpoint, webhook_receiver):
     assert endpoint.secret in page.content.decode()
 
 
-def test_an_endpoint_is_added_in_the_admin_with_a_generated_secret(admin_client):
+def test_an_endpoint_is_added_in_the_admin_with_a_generated_secret(admin_client, dns):
+    dns.answers["hooks.acme.test"] = [PUBLIC]
+
     response = admin_client.post(
         "/admin/billing/webhookendpoint/add/",
         {
@@ -430,3 +475,394 @@ def test_retry_now_leaves_a_succeeded_delivery_alone(admin_client, endpoint, web
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("succeeded", 1)
     assert len(webhook_receiver.received) == 1
+
+
+# Where webhooks may go
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("8.8.8.8", True),
+        ("2606:4700::1111", True),
+        ("::ffff:8.8.8.8", True),
+        ("64:ff9b::808:808", True),
+        ("127.0.0.1", False),
+        ("10.0.0.1", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),
+        ("100.64.0.1", False),
+        ("0.0.0.0", False),  # noqa: S104 (an address judged, not bound)
+        ("224.0.0.1", False),
+        ("239.255.255.250", False),
+        ("240.0.0.1", False),
+        ("255.255.255.255", False),
+        ("192.0.2.1", False),
+        ("198.18.0.1", False),
+        ("::1", False),
+        ("::", False),
+        ("fc00::1", False),
+        ("fd12:3456::1", False),
+        ("fe80::1", False),
+        ("fec0::1", False),
+        ("ff02::1", False),
+        ("2001:db8::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("::ffff:10.0.0.1", False),
+        ("::ffff:169.254.169.254", False),
+        ("::10.0.0.1", False),
+        ("64:ff9b::a00:1", False),
+        ("2002:a00:1::", False),
+        ("2002:808:808::", True),
+    ],
+)
+def test_which_addresses_are_public(address, public):
+    assert address_is_public(ip_address(address)) is public
+
+
+# A URL that a saved endpoint may not have, why, and the DNS its names get.
+REFUSED_URLS = [
+    ("https://127.0.0.1/hooks", "address 127.0.0.1 is not public"),
+    ("https://10.0.0.1/hooks", "address 10.0.0.1 is not public"),
+    ("https://169.254.169.254/latest/meta-data/", "address 169.254.169.254 is not public"),
+    ("https://[::1]/hooks", "address ::1 is not public"),
+    ("https://[::ffff:10.0.0.1]/hooks", "address ::ffff:10.0.0.1 is not public"),
+    ("http://example.com/hooks", "must be an https:// URL"),
+    ("ftp://files.acme.test/hooks", "must be an https:// URL"),
+    ("https://internal.acme.test/hooks", "the host resolves to an address that is not public"),
+    ("https://mixed.acme.test/hooks", "the host resolves to an address that is not public"),
+    ("https://nowhere.acme.test/hooks", "the host does not resolve"),
+    ("https://ops:pw@hooks.acme.test/hooks", "the URL must not contain a user name or password"),
+]
+NAMES = {
+    "example.com": [PUBLIC],
+    "hooks.acme.test": [PUBLIC],
+    "internal.acme.test": ["10.1.2.3"],
+    # any address not public is enough
+    "mixed.acme.test": [PUBLIC, "192.168.1.5"],
+}
+
+
+@pytest.mark.parametrize(("url", "message"), REFUSED_URLS)
+def test_an_endpoint_to_a_url_that_is_not_public_https_is_not_valid(db, dns, url, message):
+    from django.core.exceptions import ValidationError
+
+    dns.answers.update(NAMES)
+    with pytest.raises(ValidationError) as refused:
+        WebhookEndpoint(url=url).full_clean()
+
+    assert refused.value.message_dict == {"url": [message]}
+
+
+@pytest.mark.parametrize(("url", "message"), REFUSED_URLS)
+def test_the_admin_refuses_an_endpoint_that_is_not_public_https(admin_client, dns, url, message):
+    dns.answers.update(NAMES)
+
+    response = admin_client.post(
+        "/admin/billing/webhookendpoint/add/", {"url": url, "enabled": "on"}
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {"url": [message]}
+    assert WebhookEndpoint.objects.count() == 0
+
+
+def test_a_public_https_endpoint_is_valid(db, dns):
+    dns.answers["hooks.acme.test"] = [PUBLIC, "2606:4700::1111"]
+
+    for url in [
+        "https://hooks.acme.test/billing?team=ops",
+        "https://hooks.acme.test:8443/billing",
+        f"https://{PUBLIC}/billing",
+        "https://[2606:4700::1111]/billing",
+    ]:
+        WebhookEndpoint(url=url).full_clean()
+
+
+def test_an_allowed_host_may_be_private_and_plain_http(db, dns, settings):
+    from django.core.exceptions import ValidationError
+
+    settings.BILLING_WEBHOOK_ALLOWED_HOSTS = ["Hooks.Internal.test", "[::1]"]
+    dns.answers.update({"hooks.internal.test": ["10.0.0.5"], "other.internal.test": ["10.0.0.6"]})
+
+    WebhookEndpoint(url="http://hooks.internal.test:8080/in").full_clean()
+    WebhookEndpoint(url="https://hooks.internal.test/in").full_clean()
+    WebhookEndpoint(url="http://[::1]:8000/in").full_clean()
+    with pytest.raises(ValidationError) as refused:
+        WebhookEndpoint(url="https://other.internal.test/in").full_clean()
+    assert refused.value.message_dict == {
+        "url": ["the host resolves to an address that is not public"]
+    }
+
+
+# A URL that an endpoint saved without validation has (or has now, its DNS
+# changed), and what the delivery records. "{port}" is the receiver's.
+REFUSED_AT_SEND = [
+    ("https://127.0.0.1:{port}/hooks", "refused: address 127.0.0.1 is not public"),
+    ("http://127.0.0.1:{port}/hooks", "refused: must be an https:// URL"),
+    ("https://10.0.0.1/hooks", "refused: address 10.0.0.1 is not public"),
+    ("https://169.254.169.254/latest/meta-data/", "refused: address 169.254.169.254 is not public"),
+    ("https://[::1]:{port}/hooks", "refused: address ::1 is not public"),
+    ("http://example.com/hooks", "refused: must be an https:// URL"),
+    # another spelling of 127.0.0.1, which the resolver understands
+    (
+        "https://2130706433:{port}/hooks",
+        "refused: the host resolves to an address that is not public",
+    ),
+    (
+        "https://internal.acme.test:{port}/hooks",
+        "refused: the host resolves to an address that is not public",
+    ),
+]
+
+
+@pytest.mark.parametrize(("url", "message"), REFUSED_AT_SEND)
+def test_a_delivery_to_an_address_that_is_not_public_is_refused_and_nothing_sent(
+    db, dns, settings, webhook_receiver, url, message
+):
+    # given: an endpoint written without validation, and no host allowed
+    settings.BILLING_WEBHOOK_ALLOWED_HOSTS = []
+    dns.answers.update({"example.com": [PUBLIC], "internal.acme.test": ["127.0.0.1"]})
+    WebhookEndpoint.objects.create(url=url.format(port=webhook_receiver.port))
+    delivery = publish()
+
+    # when
+    sent = deliver(delivery, webhook_receiver, T0)
+
+    # then: a failed attempt, retried later, and the receiver never reached
+    assert (sent.status, sent.attempts, sent.last_status_code, sent.last_error) == (
+        "pending",
+        1,
+        None,
+        message,
+    )
+    assert sent.next_attempt_at == T0 + timedelta(seconds=30)
+    assert webhook_receiver.connections == 0
+    assert webhook_receiver.received == []
+
+
+def test_an_endpoint_whose_dns_changed_after_it_was_saved_is_refused_at_send(
+    db, dns, settings, webhook_receiver
+):
+    # given: a valid endpoint, its name public when it was saved
+    settings.BILLING_WEBHOOK_ALLOWED_HOSTS = []
+    dns.answers["hooks.acme.test"] = [PUBLIC]
+    endpoint = WebhookEndpoint(url=f"https://hooks.acme.test:{webhook_receiver.port}/hooks")
+    endpoint.full_clean()
+    endpoint.save()
+    delivery = publish()
+
+    # when: the name now resolves to the receiver on loopback as well
+    dns.answers["hooks.acme.test"] = [PUBLIC, "127.0.0.1"]
+    sent = deliver(delivery, webhook_receiver, T0)
+
+    # then
+    assert (sent.status, sent.last_status_code, sent.last_error) == (
+        "pending",
+        None,
+        "refused: the host resolves to an address that is not public",
+    )
+    assert webhook_receiver.connections == 0
+    assert dns.questions == ["hooks.acme.test", "hooks.acme.test"]
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory) -> dict[str, str]:
+    """A CA and a certificate it signed for hooks.acme.test (openssl's command line)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command")
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "leaf.ext").write_text(
+        "subjectAltName=DNS:hooks.acme.test\n"
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature\n"
+        "extendedKeyUsage=serverAuth\n"
+        "authorityKeyIdentifier=keyid\n"
+        "subjectKeyIdentifier=hash\n"
+    )
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    ca = [
+        *("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2"),
+        *("-subj", "/CN=Webhook test CA", "-addext", "basicConstraints=critical,CA:TRUE"),
+        *("-addext", "keyUsage=critical,keyCertSign,cRLSign"),
+    ]
+    request = [
+        "req",
+        *key,
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=hooks.acme.test",
+    ]
+    leaf = [
+        *("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key"),
+        *("-set_serial", "1", "-days", "2", "-extfile", "leaf.ext", "-out", "leaf.pem"),
+    ]
+    for command in (ca, request, leaf):
+        # a fixed command line, run in the test's own folder
+        subprocess.run([openssl, *command], cwd=folder, check=True, capture_output=True)  # noqa: S603
+    return {name: str(folder / name) for name in ("ca.pem", "leaf.pem", "leaf.key")}
+
+
+@pytest.fixture
+def tls_receiver(tls_files, settings, monkeypatch):
+    """The receiver over HTTPS, with a certificate for hooks.acme.test that the
+    sender trusts (its CA in SSL_CERT_FILE, read by ssl.create_default_context)."""
+    from tests.billing.webhook_receiver import WebhookReceiver
+
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(tls_files["leaf.pem"], tls_files["leaf.key"])
+    monkeypatch.setenv("SSL_CERT_FILE", tls_files["ca.pem"])
+    receiver = WebhookReceiver(tls=tls).start()
+    yield receiver
+    receiver.stop()
+
+
+def test_an_https_delivery_goes_to_the_address_checked_under_the_urls_name(
+    db, dns, settings, tls_receiver
+):
+    # given: an allowed name (its address is loopback) that a real DNS server
+    # would not know, so that only the answer the check got can be connected to
+    settings.BILLING_WEBHOOK_ALLOWED_HOSTS = ["hooks.acme.test"]
+    dns.answers["hooks.acme.test"] = ["127.0.0.1"]
+    endpoint = WebhookEndpoint(url=f"https://hooks.acme.test:{tls_receiver.port}/hooks?v=1")
+    endpoint.full_clean()
+    endpoint.save()
+    tls_receiver.secret = endpoint.secret
+    dns.questions.clear()
+
+    sent = deliver(publish(), tls_receiver, T0)
+
+    # then: one question to DNS; the certificate verified for the name, which
+    # the request also carries as its Host
+    assert (sent.status, sent.last_status_code, sent.last_error) == ("succeeded", 200, "")
+    assert dns.questions == ["hooks.acme.test"]
+    (received,) = tls_receiver.received
+    assert received.refused is None
+    assert received.headers["Host"] == f"hooks.acme.test:{tls_receiver.port}"
+
+
+def test_a_certificate_for_another_name_fails_the_attempt(db, dns, settings, tls_receiver):
+    settings.BILLING_WEBHOOK_ALLOWED_HOSTS = ["other.acme.test"]
+    dns.answers["other.acme.test"] = ["127.0.0.1"]
+    WebhookEndpoint.objects.create(url=f"https://other.acme.test:{tls_receiver.port}/hooks")
+
+    sent = deliver(publish(), tls_receiver, T0)
+
+    assert (sent.status, sent.last_status_code, sent.last_error) == (
+        "pending",
+        None,
+        "TLS handshake failed",
+    )
+    assert tls_receiver.received == []
+
+
+# What a failed delivery keeps
+
+LEAK = "db_password=hunter2"
+
+
+def stored_text() -> str:
+    return repr(list(WebhookDelivery.objects.values())) + repr(
+        list(WebhookEndpoint.objects.values())
+    )
+
+
+def test_a_receivers_answer_is_neither_stored_nor_shown(admin_client, endpoint, webhook_receiver):
+    # given: a receiver whose error answer (reason phrase and body) holds a secret
+    webhook_receiver.statuses = [500]
+    webhook_receiver.error_text = f"internal error {LEAK}"
+    delivery = publish()
+
+    # when
+    sent = deliver(delivery, webhook_receiver, T0)
+
+    # then: its status code and a fixed text, nothing of the answer
+    assert (sent.last_status_code, sent.last_error) == (500, "receiver answered HTTP 500")
+    assert LEAK not in stored_text()
+    for url in [
+        "/admin/billing/webhookdelivery/",
+        f"/admin/billing/webhookdelivery/{delivery.pk}/change/",
+    ]:
+        page = admin_client.get(url).content.decode()
+        assert "receiver answered HTTP 500" in page, url
+        assert LEAK not in page, url
+    endpoint_page = admin_client.get(f"/admin/billing/webhookendpoint/{endpoint.pk}/change/")
+    assert endpoint_page.status_code == 200
+    assert LEAK not in endpoint_page.content.decode()
+
+
+class _NotHTTP(socketserver.BaseRequestHandler):
+    """Answers like a Redis server would to an HTTP request."""
+
+    def handle(self):
+        self.request.recv(65536)
+        self.request.sendall(f"-ERR unknown command 'POST' {LEAK}\r\n".encode())
+
+
+def test_a_service_that_does_not_speak_http_is_a_failed_attempt_that_quotes_nothing(db, settings):
+    settings.BILLING_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    with socketserver.TCPServer(("127.0.0.1", 0), _NotHTTP) as server:
+        threading.Thread(target=server.handle_request, daemon=True).start()
+        WebhookEndpoint.objects.create(url=f"http://127.0.0.1:{server.server_address[1]}/")
+
+        sent = webhook_deliver(delivery=publish(), now=T0)
+
+    assert (sent.status, sent.last_status_code, sent.last_error) == (
+        "pending",
+        None,
+        "the receiver's answer is not HTTP",
+    )
+    assert LEAK not in stored_text()
+
+
+def test_a_receiver_that_never_answers_is_timed_out(db, settings, monkeypatch):
+    settings.BILLING_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    monkeypatch.setattr(webhooks, "TIMEOUT_SECONDS", 0.2)
+    with socket.socket() as silent:  # takes connections, never reads them
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        WebhookEndpoint.objects.create(url=f"http://127.0.0.1:{silent.getsockname()[1]}/")
+
+        sent = webhook_deliver(delivery=publish(), now=T0)
+
+    assert (sent.last_status_code, sent.last_error) == (None, "timed out")
+
+
+def test_the_migration_replaces_the_errors_recorded_before_by_fixed_texts(endpoint):
+    scrub = importlib.import_module(
+        "billing.migrations.0008_webhook_public_urls"
+    ).delivery_errors_scrub
+    recorded = {
+        "evt_1": (500, f"HTTP 500 Internal Server Error: {LEAK}"),
+        "evt_2": (302, "HTTP 302 Found: moved"),
+        "evt_3": (None, f"BadStatusLine: -ERR {LEAK}"),
+        "evt_4": (None, "the endpoint is disabled"),
+        "evt_5": (200, ""),
+    }
+    for event_id, (status_code, error) in recorded.items():
+        WebhookDelivery.objects.create(
+            endpoint=endpoint,
+            event_type="invoice.finalized",
+            event_id=event_id,
+            body="{}",
+            last_status_code=status_code,
+            last_error=error,
+            created_at=T0,
+        )
+
+    from django.apps import apps
+
+    scrub(apps, None)
+
+    assert dict(WebhookDelivery.objects.values_list("event_id", "last_error")) == {
+        "evt_1": "receiver answered HTTP 500",
+        "evt_2": "receiver answered HTTP 302",
+        "evt_3": "connection failed",
+        "evt_4": "the endpoint is disabled",
+        "evt_5": "",
+    }

@@ -1,9 +1,11 @@
 """A customer's webhook receiver, for real: an HTTP server on 127.0.0.1 in a
-thread. It verifies each request's signature as a receiver should (with the
-clock the test sets), answers 400 to a bad one, and otherwise answers the
-statuses the test queued (then 200)."""
+thread (HTTPS when given a certificate). It verifies each request's signature as
+a receiver should (with the clock the test sets), answers 400 to a bad one, and
+otherwise answers the statuses the test queued (then 200). It counts the
+connections made to it, so that a test can see that nothing was."""
 
 import json
+import ssl
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,12 +28,23 @@ class Received:
         return json.loads(self.body)
 
 
+class _CountingServer(ThreadingHTTPServer):
+    connections = 0
+
+    def verify_request(self, request, client_address):
+        self.connections += 1
+        return True
+
+
 class WebhookReceiver:
-    def __init__(self):
+    def __init__(self, tls: ssl.SSLContext | None = None):
         self.secret: str | None = None
         self.now: datetime | None = None
         self.statuses: list[int] = []
+        # What an answer of 300 or more says, in its reason phrase and body.
+        self.error_text = "no"
         self.received: list[Received] = []
+        self.scheme = "https" if tls else "http"
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,8 +64,12 @@ class WebhookReceiver:
                     400 if refused else (receiver.statuses.pop(0) if receiver.statuses else 200)
                 )
                 receiver.received.append(Received(dict(self.headers), body, status, refused))
-                answer = b"no" if status >= 300 else b"ok"
-                self.send_response(status)
+                if status >= 300:
+                    answer = receiver.error_text.encode()
+                    self.send_response(status, receiver.error_text)
+                else:
+                    answer = b"ok"
+                    self.send_response(status)
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)
@@ -60,15 +77,26 @@ class WebhookReceiver:
             def log_message(self, format, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _CountingServer(("127.0.0.1", 0), Handler)
+        if tls:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
 
     @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/hooks"
+        return f"{self.scheme}://127.0.0.1:{self.port}/hooks"
+
+    @property
+    def connections(self) -> int:
+        """How many connections were made to the receiver (a TLS one once its
+        handshake succeeded)."""
+        return self.server.connections
 
     def start(self) -> "WebhookReceiver":
         self.thread.start()
