@@ -3,9 +3,11 @@ void with a credit note, payments recorded by hand, PDFs rendered and stored."""
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -169,16 +171,42 @@ def invoices_finalize_due(*, cutoff: datetime, now: datetime) -> int:
     return finalized
 
 
+@dataclass(frozen=True)
+class VoidTakeBack:
+    """How voiding an invoice of one reason takes back what the invoice granted,
+    registered by the app that granted it (wallets, for purchases: it imports this
+    module, so it registers in its AppConfig.ready).
+
+    `lock(invoice=)` runs first in the void's transaction, before the invoice's row
+    lock, so the locks come in the order the sale took them (wallet, then
+    invoice); it returns what it holds. `take_back(invoice=, held=, now=)` runs
+    once the invoice is found voidable, before the void is written, and raises
+    Conflict to refuse it."""
+
+    lock: Callable[..., Any]
+    take_back: Callable[..., None]
+
+
+# Invoice reason -> how a void of it takes back what it sold.
+VOID_TAKE_BACKS: dict[str, VoidTakeBack] = {}
+
+
 def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> CreditNote:
     """Void a finalized invoice: its number and lines stay as they were, and a
-    credit note for its total is issued."""
+    credit note for its total is issued. A purchase invoice also takes back what
+    it sold (VOID_TAKE_BACKS), in the same transaction; when that is refused
+    (part of it was used), nothing changes."""
+    take_back = VOID_TAKE_BACKS.get(invoice.reason)
     with transaction.atomic():
+        held = take_back.lock(invoice=invoice) if take_back else None
         invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
         if invoice.status not in (Invoice.FINALIZED, Invoice.UNCOLLECTIBLE):
             raise Conflict(
                 f"invoice {invoice} is {invoice.status}; only a finalized or uncollectible "
                 "invoice can be voided"
             )
+        if take_back:
+            take_back.take_back(invoice=invoice, held=held, now=now)
         invoice.status = Invoice.VOID
         invoice.voided_at = now
         invoice.save(update_fields=["status", "voided_at"])

@@ -154,6 +154,8 @@ class LedgerEntry(models.Model):
     AUTO_TOP_UP = "auto_top_up"
     USAGE = "usage"
     EXPIRY = "expiry"
+    # What a voided purchase invoice had sold, taken back out of the wallet.
+    VOID = "void"
     KINDS = [
         (PURCHASE, "Purchase"),
         (GRANT, "Grant"),
@@ -162,6 +164,7 @@ class LedgerEntry(models.Model):
         (AUTO_TOP_UP, "Auto top-up"),
         (USAGE, "Usage"),
         (EXPIRY, "Expiry"),
+        (VOID, "Purchase voided"),
     ]
 
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="ledger")

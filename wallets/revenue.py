@@ -2,7 +2,9 @@
 
 A paid block's price is deferred when it is bought, recognized as its credits are
 used (at the block's price per credit) and, for what is left when it expires,
-recognized as breakage. Promotional credits cost nothing and carry no revenue.
+recognized as breakage. A block taken back by the void of its invoice (only
+ever whole, never used) is a purchase undone: its price leaves `purchased` in
+the month of the void. Promotional credits cost nothing and carry no revenue.
 Each block's recognized amount is rounded on its running total (the money
 recognized up to a month's end is the used share of its price, rounded once), so
 the months of a block always add up to exactly what was paid for it."""
@@ -58,6 +60,7 @@ class _Block:
     # month -> credits used / expired in it
     used: dict[date, Decimal] = field(default_factory=dict)
     expired: dict[date, Decimal] = field(default_factory=dict)
+    voided: date | None = None
 
 
 def _month(moment: datetime | date) -> date:
@@ -80,7 +83,7 @@ def credit_revenue(*, until: datetime) -> list[RevenueMonth]:
     movements = (
         LedgerEntry.objects.filter(
             block_id__in=list(blocks),
-            kind__in=(LedgerEntry.USAGE, LedgerEntry.EXPIRY),
+            kind__in=(LedgerEntry.USAGE, LedgerEntry.EXPIRY, LedgerEntry.VOID),
             occurred_at__lt=until,
         )
         .annotate(month=TruncMonth("occurred_at"))
@@ -89,6 +92,9 @@ def credit_revenue(*, until: datetime) -> list[RevenueMonth]:
         .values_list("block_id", "kind", "month", "total")
     )
     for block_id, kind, month, total in movements:
+        if kind == LedgerEntry.VOID:
+            blocks[block_id].voided = _month(month)
+            continue
         target = blocks[block_id].used if kind == LedgerEntry.USAGE else blocks[block_id].expired
         target[_month(month)] = target.get(_month(month), ZERO) - total
 
@@ -109,6 +115,10 @@ def credit_revenue(*, until: datetime) -> list[RevenueMonth]:
             current = row(month, block.currency)
             current.recognized += recognized - recognized_so_far
             recognized_so_far = recognized
+            if block.voided == month:
+                # Never used (a used block cannot be voided): nothing was recognized.
+                current.purchased -= block.price
+                break
             if block.expired.get(month):
                 # What was never used is breakage, all of it in the month it expired.
                 current.breakage += block.price - recognized_so_far

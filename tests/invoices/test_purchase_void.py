@@ -1,0 +1,439 @@
+"""Voiding a purchase invoice takes back what it sold: the block of a credit pack
+or a money top-up leaves the wallet whole, with a `void` ledger entry, in the
+void's transaction. A block that was partly used (or expired) is not taken back:
+the void is refused (409, an error in the admin) and nothing changes."""
+
+import threading
+import time
+from datetime import UTC, datetime
+from decimal import Decimal as D
+
+import pytest
+import time_machine
+from django.db import connection, transaction
+
+from billing.errors import Conflict
+from customers.services import customer_create
+from invoices.models import CreditNote, Invoice
+from invoices.services import LineInput, invoice_create_purchase, invoice_mark_paid, invoice_void
+from plans.models import CreditPack
+from tests.wallets.support import (
+    assert_all_wallets_consistent,
+    build_catalog,
+    event,
+    ingest,
+    repeat,
+    state,
+    subscribe,
+    wallet_of,
+)
+from wallets.models import CreditBlock, LedgerEntry, UncoveredUsage, Wallet
+from wallets.revenue import credit_revenue
+from wallets.services import (
+    credit_pack_purchase,
+    credits_expire,
+    credits_grant,
+    money_top_up,
+)
+
+pytestmark = pytest.mark.django_db
+
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+NOV_2 = datetime(2026, 11, 2, tzinfo=UTC)
+NOV_5 = datetime(2026, 11, 5, tzinfo=UTC)
+NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)
+NOV_12 = datetime(2026, 11, 12, 9, tzinfo=UTC)
+NOV_20 = datetime(2026, 11, 20, tzinfo=UTC)
+DEC_3 = datetime(2026, 12, 3, tzinfo=UTC)
+JAN_1 = datetime(2027, 1, 1, tzinfo=UTC)
+
+CREDITS_USED = (
+    "40 of the 100 credits sold on this invoice were already used; "
+    "issue a credit note for the unused part instead"
+)
+MONEY_USED = (
+    "40.00 of the 100.00 USD topped up on this invoice were already used; "
+    "issue a credit note for the unused part instead"
+)
+
+
+@pytest.fixture
+def catalog(db):
+    """tests.wallets.support.build_catalog: runner (2 credits a run), prepaid
+    (0.0000025 a gpt-4o input token, drawn from money), pack runs_100 (100 credits
+    for 99.00)."""
+    build_catalog()
+
+
+@pytest.fixture
+def acme(catalog):
+    return customer_create(external_id="acme", name="Acme Inc", currency="USD")
+
+
+@pytest.fixture(autouse=True)
+def _wallets_stay_consistent(db):
+    """Every wallet holds its invariant after each test (stored balance = blocks =
+    ledger, no jump, never below zero)."""
+    yield
+    assert_all_wallets_consistent()
+
+
+def void(api, invoice: Invoice, at: datetime = NOV_12):
+    with time_machine.travel(at, tick=False):
+        return api.post(f"/api/v1/invoices/{invoice.pk}/void", {}, format="json")
+
+
+def refused_state(invoice: Invoice) -> dict:
+    """What a refused void must leave alone: wallets, blocks, ledger, invoices and
+    sequences (tests.wallets.support.state), the invoice itself and credit notes."""
+    row = Invoice.objects.filter(pk=invoice.pk).values("status", "voided_at").get()
+    return {**state(), "invoice": row, "credit_notes": CreditNote.objects.count()}
+
+
+def last_entry(wallet: Wallet) -> tuple:
+    entry = wallet.ledger.order_by("-id").first()
+    return entry.kind, entry.block_id, entry.amount, entry.balance_after, entry.occurred_at
+
+
+# Credit packs
+
+
+def test_voiding_an_unused_credit_pack_invoice_takes_its_credits_back(api, acme):
+    # given: 10 promotional credits, then pack runs_100 (100 credits for 99.00)
+    credits_grant(customer=acme, credits=D(10), now=NOV_2)
+    block, invoice = credit_pack_purchase(
+        customer=acme, pack=CreditPack.objects.get(code="runs_100"), now=NOV_5
+    )
+    entries = LedgerEntry.objects.count()
+
+    # when
+    response = void(api, invoice)
+
+    # then: the invoice is void with its credit note, and the wallet is back at 10
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert (body["status"], body["total"]) == ("void", "99.00")
+    assert [note["amount"] for note in body["credit_notes"]] == ["99.00"]
+    wallet = wallet_of(acme)
+    assert wallet.balance == D(10)
+    assert CreditBlock.objects.get(pk=block.pk).remaining == D(0)
+    assert LedgerEntry.objects.count() == entries + 1
+    assert last_entry(wallet) == (LedgerEntry.VOID, block.pk, D(-100), D(10), NOV_12)
+
+
+def test_voiding_a_partly_used_credit_pack_invoice_is_refused_and_changes_nothing(api, acme):
+    # given: 10 promotional credits drawn first, then 40 of the pack's 100 (25 runs
+    # at 2 credits each)
+    subscribe(acme, "runner", NOV_1)
+    credits_grant(customer=acme, credits=D(10), now=NOV_2)
+    block, invoice = credit_pack_purchase(
+        customer=acme, pack=CreditPack.objects.get(code="runs_100"), now=NOV_5
+    )
+    ingest(repeat(25, "agent.run", NOW, prefix="run"), now=NOW)
+    assert CreditBlock.objects.get(pk=block.pk).remaining == D(60)
+    before = refused_state(invoice)
+
+    # when
+    response = void(api, invoice)
+
+    # then: 409 saying how much was used; invoice, wallet, ledger, notes as they were
+    assert response.status_code == 409
+    assert response.json() == {"error": {"type": "conflict", "message": CREDITS_USED}}
+    assert refused_state(invoice) == before
+    assert before["invoice"] == {"status": Invoice.FINALIZED, "voided_at": None}
+    assert wallet_of(acme).balance == D(60)
+    assert CreditNote.objects.count() == 0
+
+
+def test_voiding_a_pack_whose_credits_expired_is_refused(acme):
+    # given: 100 paid credits for 99.00, expiring unused on Nov 20
+    _, invoice = credits_grant(
+        customer=acme,
+        credits=D(100),
+        kind=CreditBlock.PAID,
+        price=D("99.00"),
+        expires_at=NOV_20,
+        now=NOV_5,
+    )
+    credits_expire(now=NOV_20)
+    before = refused_state(invoice)
+
+    # when / then
+    with pytest.raises(Conflict) as refused:
+        invoice_void(invoice=invoice, reason="", now=DEC_3)
+    assert refused.value.message == (
+        "100 of the 100 credits sold on this invoice expired; issue a credit note instead"
+    )
+    assert refused_state(invoice) == before
+
+
+# Money top-ups
+
+
+def test_voiding_an_unused_top_up_invoice_takes_its_money_back(api, acme):
+    # given: 5.00 topped up earlier, then 100.00
+    money_top_up(customer=acme, amount=D("5.00"), currency="USD", now=NOV_2)
+    block, invoice = money_top_up(customer=acme, amount=D("100.00"), currency="USD", now=NOV_5)
+    entries = LedgerEntry.objects.count()
+
+    # when
+    response = void(api, invoice)
+
+    # then: back at 5.00, one void entry of -100.00
+    assert response.status_code == 200, response.json()
+    assert response.json()["status"] == "void"
+    assert [note["amount"] for note in response.json()["credit_notes"]] == ["100.00"]
+    wallet = wallet_of(acme, Wallet.MONEY, "USD")
+    assert wallet.balance == D("5.00")
+    assert LedgerEntry.objects.count() == entries + 1
+    assert last_entry(wallet) == (LedgerEntry.VOID, block.pk, D("-100.00"), D("5.00"), NOV_12)
+
+
+def test_voiding_a_partly_used_top_up_invoice_is_refused_and_changes_nothing(api, acme):
+    # given: 100.00 topped up, then 16,000,000 gpt-4o input tokens at 0.0000025 (40.00)
+    subscribe(acme, "prepaid", NOV_1)
+    block, invoice = money_top_up(customer=acme, amount=D("100.00"), currency="USD", now=NOV_5)
+    ingest([event("t1", "llm.completion", NOW, input_tokens=16_000_000)], now=NOW)
+    assert CreditBlock.objects.get(pk=block.pk).remaining == D("60.00")
+    before = refused_state(invoice)
+
+    # when
+    response = void(api, invoice)
+
+    # then
+    assert response.status_code == 409
+    assert response.json() == {"error": {"type": "conflict", "message": MONEY_USED}}
+    assert refused_state(invoice) == before
+    assert wallet_of(acme, Wallet.MONEY, "USD").balance == D("60.00")
+    assert CreditNote.objects.count() == 0
+
+
+# What is refused or has nothing to take back
+
+
+def test_a_second_void_is_refused_and_takes_nothing_more(api, acme):
+    money_top_up(customer=acme, amount=D("5.00"), currency="USD", now=NOV_2)
+    _, invoice = money_top_up(customer=acme, amount=D("100.00"), currency="USD", now=NOV_5)
+    assert void(api, invoice).status_code == 200
+    before = refused_state(invoice)
+
+    response = void(api, invoice, at=DEC_3)
+
+    assert response.status_code == 409
+    assert "is void" in response.json()["error"]["message"]
+    assert refused_state(invoice) == before
+    assert LedgerEntry.objects.filter(kind=LedgerEntry.VOID).count() == 1
+
+
+def test_a_paid_purchase_invoice_is_not_voided_and_keeps_what_it_sold(api, acme):
+    # A paid invoice (also a Stripe purchase's) is never voided: its status says why.
+    _, invoice = money_top_up(customer=acme, amount=D("100.00"), currency="USD", now=NOV_5)
+    invoice_mark_paid(invoice=invoice, reference="wire 118", now=NOV_5)
+    before = refused_state(invoice)
+
+    response = void(api, invoice)
+
+    assert response.status_code == 409
+    assert response.json()["error"]["message"] == (
+        f"invoice {invoice.number} is paid; only a finalized or uncollectible invoice can be voided"
+    )
+    assert refused_state(invoice) == before
+
+
+def test_a_purchase_invoice_that_granted_nothing_is_voided_with_nothing_to_take_back(acme):
+    # Every sale writes its invoice with its block; one without a block granted
+    # nothing, so its void takes nothing back.
+    invoice = invoice_create_purchase(
+        customer=acme,
+        lines=[LineInput("top_up", "Prepaid balance top-up (USD)", None, D(1), D(7), D(7))],
+        now=NOV_5,
+    )
+
+    note = invoice_void(invoice=invoice, reason="", now=NOV_12)
+
+    assert (note.amount, Invoice.objects.get(pk=invoice.pk).status) == (D(7), Invoice.VOID)
+    assert LedgerEntry.objects.count() == 0
+
+
+# The admin's void action
+
+
+def void_in_admin(admin_client, invoice: Invoice) -> list[tuple[str, str]]:
+    with time_machine.travel(NOV_12, tick=False):
+        response = admin_client.post(
+            "/admin/invoices/invoice/",
+            {"action": "void", "_selected_action": [invoice.pk]},
+            follow=True,
+        )
+    assert response.status_code == 200
+    return [(message.level_tag, message.message) for message in response.context["messages"]]
+
+
+def test_the_admin_void_action_takes_back_an_unused_pack(admin_client, acme):
+    block, invoice = credit_pack_purchase(
+        customer=acme, pack=CreditPack.objects.get(code="runs_100"), now=NOV_5
+    )
+
+    messages = void_in_admin(admin_client, invoice)
+
+    assert messages == [("info", f"{invoice.number} voided")]
+    wallet = wallet_of(acme)
+    assert wallet.balance == D(0)
+    assert last_entry(wallet) == (LedgerEntry.VOID, block.pk, D(-100), D(0), NOV_12)
+
+
+def test_the_admin_void_action_shows_the_refusal_of_a_used_top_up(admin_client, acme):
+    subscribe(acme, "prepaid", NOV_1)
+    _, invoice = money_top_up(customer=acme, amount=D("100.00"), currency="USD", now=NOV_5)
+    ingest([event("t1", "llm.completion", NOW, input_tokens=16_000_000)], now=NOW)
+    before = refused_state(invoice)
+
+    messages = void_in_admin(admin_client, invoice)
+
+    assert messages == [("error", f"{invoice.number}: {MONEY_USED}")]
+    assert refused_state(invoice) == before
+
+
+# Revenue
+
+
+def test_a_voided_pack_leaves_deferred_revenue_in_the_month_of_the_void(acme):
+    # given: pack runs_100 bought for 99.00 in November, voided in December
+    _, invoice = credit_pack_purchase(
+        customer=acme, pack=CreditPack.objects.get(code="runs_100"), now=NOV_5
+    )
+    invoice_void(invoice=invoice, reason="", now=DEC_3)
+
+    # when
+    rows = credit_revenue(until=JAN_1)
+
+    # then: (month, opening, purchased, recognized, breakage, closing)
+    assert [(r.month.month, *r.figures()) for r in rows] == [
+        (11, "0.00", "99.00", "0.00", "0.00", "99.00"),
+        (12, "99.00", "-99.00", "0.00", "0.00", "0.00"),
+        (1, "0.00", "0.00", "0.00", "0.00", "0.00"),
+    ]
+
+
+# Concurrency, for real on PostgreSQL
+
+
+def together(*work) -> list:
+    """Run each callable in its own thread and database connection, released at
+    once; returns each one's result or the Conflict it raised."""
+    start = threading.Barrier(len(work))
+    results: list = [None] * len(work)
+
+    def worker(i: int) -> None:
+        try:
+            start.wait(timeout=30)
+            results[i] = work[i]()
+        except Conflict as refused:
+            results[i] = refused
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(work))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a worker is stuck (deadlock?)"
+    return results
+
+
+def first_then_second(first, second, *, hold: float = 0.5) -> tuple:
+    """Run `first` in a transaction of its own kept open `hold` seconds after it is
+    done, and `second` (in another thread and connection) once `first` is done, so
+    that `second` meets the locks `first` holds. Returns both results (or the
+    Conflict raised)."""
+    done = threading.Event()
+    results: list = [None, None]
+
+    def run(i: int, work) -> None:
+        try:
+            if i == 0:
+                with transaction.atomic():
+                    results[0] = work()
+                    done.set()
+                    time.sleep(hold)
+            else:
+                assert done.wait(timeout=30)
+                results[1] = work()
+        except Conflict as refused:
+            results[i] = refused
+        finally:
+            done.set()
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, w)) for i, w in enumerate((first, second))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a worker is stuck (deadlock?)"
+    return tuple(results)
+
+
+@pytest.fixture
+def runner_pack(acme):
+    """acme on the runner plan (2 credits a run) with pack runs_100 as its only credits."""
+    subscribe(acme, "runner", NOV_1)
+    return credit_pack_purchase(
+        customer=acme, pack=CreditPack.objects.get(code="runs_100"), now=NOV_5
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_void_waits_for_usage_drawing_from_the_pack_then_is_refused(acme, runner_pack):
+    # given: 20 runs (40 credits) drawn from the pack, not committed yet
+    block, invoice = runner_pack
+    runs = repeat(20, "agent.run", NOW, prefix="run")
+
+    # when: the void comes meanwhile
+    _, voided = first_then_second(
+        lambda: ingest(runs, now=NOW), lambda: invoice_void(invoice=invoice, reason="", now=NOW)
+    )
+
+    # then: it waited for the wallet's lock and saw the credits used
+    assert isinstance(voided, Conflict)
+    assert voided.message == CREDITS_USED
+    assert Invoice.objects.get(pk=invoice.pk).status == Invoice.FINALIZED
+    assert (wallet_of(acme).balance, CreditNote.objects.count()) == (D(60), 0)
+    assert CreditBlock.objects.get(pk=block.pk).remaining == D(60)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_usage_waits_for_a_void_then_finds_no_credits(acme, runner_pack):
+    # given: the pack's invoice voided, not committed yet
+    block, invoice = runner_pack
+    runs = repeat(20, "agent.run", NOW, prefix="run")
+
+    # when: 20 runs arrive meanwhile
+    first_then_second(
+        lambda: invoice_void(invoice=invoice, reason="", now=NOW), lambda: ingest(runs, now=NOW)
+    )
+
+    # then: the pack went back whole, and the runs found nothing to draw
+    assert Invoice.objects.get(pk=invoice.pk).status == Invoice.VOID
+    assert (wallet_of(acme).balance, CreditNote.objects.count()) == (D(0), 1)
+    assert CreditBlock.objects.get(pk=block.pk).remaining == D(0)
+    assert UncoveredUsage.objects.get().quantity == D(20)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_voids_at_once_take_back_once(acme):
+    _, invoice = money_top_up(customer=acme, amount=D("100.00"), currency="USD", now=NOV_5)
+
+    results = together(
+        lambda: invoice_void(invoice=invoice, reason="", now=NOW),
+        lambda: invoice_void(invoice=invoice, reason="", now=NOW),
+    )
+
+    assert sorted(isinstance(r, Conflict) for r in results) == [False, True]
+    assert wallet_of(acme, Wallet.MONEY, "USD").balance == D(0)
+    assert LedgerEntry.objects.filter(kind=LedgerEntry.VOID).count() == 1
+    assert CreditNote.objects.count() == 1
