@@ -209,7 +209,9 @@ def minimum_commitment_line(
         return None
     usage_total = sum((line.amount for line in usage_lines), ZERO)
     shortfall = version.minimum_commitment - usage_total
-    if shortfall <= 0:
+    # Compared as billed: a prorated commitment less than half a cent above the
+    # usage is met, and writes no true-up line of 0.00.
+    if quantize_money(shortfall, version.currency) <= 0:
         return None
     return _line(
         MINIMUM_COMMITMENT,

@@ -1,0 +1,190 @@
+"""Safety net: a negative zero never reaches an invoice. Decimal keeps the sign of
+zero: -1 x 0.00 is -0.00, and -0.004 rounds to -0.00, which prints as "-0.00". A
+credit that rounds to nothing (a proration credit for the last second of a
+period, a seat removed a second before the end) is where one arises:
+billing.cycle._proration writes `sign * amount`. The folds that keep it out: the
+one rounding helper (billing.money.quantize_money), the one money formatter
+(format_money, and format_decimal for plain numbers), and the databases, which
+both store -0.00 as 0."""
+
+from datetime import UTC, datetime
+from decimal import Decimal as D
+
+import pytest
+import time_machine
+
+from billing.cycle import periods_close, subscription_change_plan, subscription_set_seats
+from billing.models import SubscriptionChange
+from billing.money import format_decimal, format_money, quantize_money
+from billing.services import subscription_create
+from customers.services import customer_create
+from invoices.models import Invoice
+from plans.models import Plan
+from plans.services import plan_create
+from plans.validation import VersionSpec
+
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+# One second of the month left: 20.00 x 1/2,592,000 = 0.0000077.. rounds to 0.00.
+LAST_SECOND = datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC)
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+# The helpers
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "text"),
+    [
+        (D("-0.004"), "USD", "0.00"),
+        (D("-0.00"), "USD", "0.00"),
+        (-1 * D("0.00"), "EUR", "0.00"),
+        (D("-0.4"), "JPY", "0"),
+        (D("-0.0004"), "BHD", "0.000"),
+    ],
+)
+def test_rounding_to_zero_gives_an_unsigned_zero(amount, currency, text):
+    """Rule: quantize_money never returns -0: a line amount is rounded there."""
+    rounded = quantize_money(amount, currency)
+
+    assert str(rounded) == text
+    assert not rounded.is_signed()
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "text"),
+    [
+        (D("-0.00"), "USD", "0.00"),
+        (D("-0"), "USD", "0.00"),
+        (D("-0E-10"), "USD", "0.00"),  # as a Decimal field with 10 places holds it
+        (D("-0"), "JPY", "0"),
+    ],
+)
+def test_a_negative_zero_amount_prints_as_zero(amount, currency, text):
+    """Rule: format_money, which every amount the API, the portal and the PDF show
+    goes through, prints a negative zero as 0."""
+    assert format_money(amount, currency) == text
+
+
+def test_a_negative_zero_quantity_prints_as_zero():
+    assert format_decimal(D("-0.000")) == "0"
+
+
+# Credits that round to nothing, stored and shown
+
+
+@pytest.fixture
+def starter_pro(db):
+    customer_create(external_id="acme", name="Acme Inc", currency="USD")
+    plan_create(
+        code="starter",
+        name="Starter",
+        version=VersionSpec(currency="USD", base_fee=D("20.00")),
+        publish=True,
+    )
+    plan_create(
+        code="pro",
+        name="Pro",
+        version=VersionSpec(currency="USD", base_fee=D("50.00")),
+        publish=True,
+    )
+
+
+def subscribe(plan_code: str, **kwargs):
+    from customers.models import Customer
+
+    return subscription_create(
+        customer=Customer.objects.get(external_id="acme"),
+        plan=Plan.objects.get(code=plan_code),
+        start=NOV_1,
+        **kwargs,
+    )
+
+
+def invoice_json(api, invoice: Invoice) -> dict:
+    with time_machine.travel(DEC_1, tick=False):
+        response = api.get(f"/api/v1/invoices/{invoice.pk}")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+@pytest.mark.django_db
+def test_a_proration_of_zero_is_stored_and_shown_as_zero(api, starter_pro):
+    """Rule: a plan change in the period's last second credits 0.00 and charges
+    0.00: stored as 0, shown as "0.00", never "-0.00"."""
+    # given
+    subscription = subscribe("starter")
+    pro = Plan.objects.get(code="pro").versions.get()
+
+    # when
+    _, change = subscription_change_plan(
+        subscription=subscription, version=pro, effective="immediate", at=LAST_SECOND
+    )
+
+    # then
+    stored = list(change.lines.values_list("kind", "amount"))
+    assert stored == [("proration_credit", D("0.00")), ("proration_charge", D("0.00"))]
+    assert [amount.is_signed() for _, amount in stored] == [False, False]
+    body = invoice_json(api, change)
+    assert [(line["kind"], line["amount"]) for line in body["lines"]] == [
+        ("proration_credit", "0.00"),
+        ("proration_charge", "0.00"),
+    ]
+    assert (body["subtotal"], body["total"]) == ("0.00", "0.00")
+    history = SubscriptionChange.objects.get(kind="plan_change")
+    assert history.details["total"] == "0.00"
+
+
+@pytest.mark.django_db
+def test_the_migration_preview_of_a_zero_proration_shows_zero(api, starter_pro):
+    subscription = subscribe("starter")
+
+    with time_machine.travel(LAST_SECOND, tick=False):
+        response = api.post(
+            "/api/v1/plan-migrations/preview",
+            {
+                "subscriptions": [subscription.pk],
+                "plan": "pro",
+                "effective": "immediate",
+                "at": "2026-11-30T23:59:59Z",
+            },
+            format="json",
+        )
+
+    assert response.status_code == 200, response.content
+    row = response.json()["rows"][0]
+    assert {name: row[name] for name in ("usage", "credit", "charge", "total")} == {
+        "usage": "0.00",
+        "credit": "0.00",
+        "charge": "0.00",
+        "total": "0.00",
+    }
+
+
+@pytest.mark.django_db
+def test_a_seat_credit_of_zero_is_stored_and_shown_as_zero(api, db):
+    """Rule: a seat removed in the period's last second credits 10.00 x -1/2,592,000,
+    which rounds to 0.00, not -0.00."""
+    # given
+    customer_create(external_id="acme", name="Acme Inc", currency="USD")
+    plan_create(
+        code="team",
+        name="Team",
+        version=VersionSpec(currency="USD", seat_price=D("10.00")),
+        publish=True,
+    )
+    subscription = subscribe("team", seats=3)
+
+    # when
+    subscription_set_seats(subscription=subscription, seats=2, at=LAST_SECOND)
+    periods_close(as_of=DEC_1)
+
+    # then
+    close = Invoice.objects.get(reason="period")
+    credit = close.lines.get(kind="proration_credit")
+    assert (credit.amount, credit.amount.is_signed()) == (D("0.00"), False)
+    body = invoice_json(api, close)
+    assert [(line["kind"], line["amount"]) for line in body["lines"]] == [
+        ("proration_credit", "0.00"),
+        ("seats", "20.00"),
+    ]
+    assert body["total"] == "20.00"
