@@ -8,14 +8,23 @@ from django.conf import settings
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing import alerts, cycle, selectors, services
 from billing.errors import BillingError, Conflict, InvalidRequest
-from billing.ingestion import MAX_EVENTS_PER_BATCH, batch_parse, events_ingest
+from billing.ingestion import (
+    MAX_EVENTS_PER_BATCH,
+    batch_parse,
+    events_ingest,
+)
 from billing.metering import meter_cache
 from billing.models import PlanMigration, Subscription
 from billing.money import format_decimal, format_money
@@ -24,14 +33,20 @@ from billing.serializers import (
     MAX_MIGRATION_SUBSCRIPTIONS,
     CancelSerializer,
     ChangePlanSerializer,
+    EventBatchResultSerializer,
+    EventBatchSerializer,
     MigrationConfirmSerializer,
+    MigrationPreviewSerializer,
     MigrationSerializer,
+    PlanMigrationSerializer,
     SeatsSerializer,
     SubscriptionCreateSerializer,
     SubscriptionSerializer,
+    UsageSerializer,
 )
 from billing.storable import may_hold_unstorable_text
 from config.api import error_body
+from config.schema import ErrorSerializer
 from customers.models import ApiKey, Customer
 from invoices.api import invoices_query
 from invoices.serializers import InvoiceSerializer
@@ -67,21 +82,12 @@ class EventsApi(APIView):
 
     required_scopes = {"POST": ApiKey.SCOPE_EVENTS_WRITE}
     parser_classes = []  # the body is read and parsed here, once
+    schema_may_conflict = False  # a repeated event is a duplicate, not a conflict
 
+    # Named by media type: with no parser, the schema would find no request body.
     @extend_schema(
-        request=inline_serializer(
-            "EventBatch", {"events": serializers.ListField(child=serializers.DictField())}
-        ),
-        responses={
-            202: inline_serializer(
-                "EventBatchResult",
-                {
-                    "accepted": serializers.IntegerField(),
-                    "duplicates": serializers.IntegerField(),
-                    "rejected": serializers.ListField(child=serializers.DictField()),
-                },
-            )
-        },
+        request={"application/json": EventBatchSerializer},
+        responses={202: EventBatchResultSerializer},
     )
     def post(self, request):
         content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
@@ -158,7 +164,13 @@ def target_version(plan_code: str, number: int | None) -> PlanVersion:
 
 
 class SubscriptionListApi(APIView):
-    @extend_schema(request=SubscriptionCreateSerializer, responses={201: SubscriptionSerializer})
+    @extend_schema(
+        request=SubscriptionCreateSerializer,
+        responses={
+            201: SubscriptionSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="The plan has no such version."),
+        },
+    )
     def post(self, request):
         serializer = SubscriptionCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -207,6 +219,16 @@ class SubscriptionDetailApi(APIView):
         return Response(SubscriptionSerializer(_subscriptions().get(pk=subscription_id)).data)
 
 
+class SubscriptionChangeSerializer(SubscriptionSerializer):
+    """The subscription after a plan change or a cancellation, with the invoice the
+    change wrote at once (proration, a final invoice), if any."""
+
+    invoice = InvoiceSerializer(allow_null=True, read_only=True)
+
+    class Meta(SubscriptionSerializer.Meta):
+        fields = [*SubscriptionSerializer.Meta.fields, "invoice"]
+
+
 def _with_invoice(subscription_id: int, invoice) -> Response:
     body = SubscriptionSerializer(_subscriptions().get(pk=subscription_id)).data
     body["invoice"] = (
@@ -216,7 +238,7 @@ def _with_invoice(subscription_id: int, invoice) -> Response:
 
 
 class SubscriptionChangePlanApi(APIView):
-    @extend_schema(request=ChangePlanSerializer, responses=SubscriptionSerializer)
+    @extend_schema(request=ChangePlanSerializer, responses=SubscriptionChangeSerializer)
     def post(self, request, subscription_id: int):
         subscription = get_object_or_404(_subscriptions(), pk=subscription_id)
         serializer = ChangePlanSerializer(data=request.data)
@@ -233,7 +255,7 @@ class SubscriptionChangePlanApi(APIView):
 
 
 class SubscriptionCancelApi(APIView):
-    @extend_schema(request=CancelSerializer, responses=SubscriptionSerializer)
+    @extend_schema(request=CancelSerializer, responses=SubscriptionChangeSerializer)
     def post(self, request, subscription_id: int):
         subscription = get_object_or_404(_subscriptions(), pk=subscription_id)
         serializer = CancelSerializer(data=request.data)
@@ -266,7 +288,7 @@ class UsageApi(APIView):
             OpenApiParameter("period_start", str, description="ISO 8601; default: current period"),
             OpenApiParameter("period_end", str, description="ISO 8601; default: that period's end"),
         ],
-        responses=inline_serializer("Usage", {"lines": serializers.ListField()}),
+        responses=UsageSerializer,
     )
     def get(self, request, external_id: str):
         customer, subscription = selectors.customer_with_live_subscription(external_id=external_id)
@@ -346,6 +368,7 @@ class CheckApi(APIView):
     before the calls it then reports)."""
 
     required_scopes = {"POST": (ApiKey.SCOPE_READ, ApiKey.SCOPE_EVENTS_WRITE)}
+    schema_may_conflict = False  # a question, not a write
 
     @extend_schema(
         request=CheckSerializer,
@@ -534,9 +557,11 @@ class PlanMigrationPreviewApi(APIView):
     """What moving these subscriptions to a version would bill, per subscription,
     without writing anything. Scope `admin`."""
 
+    schema_may_conflict = False
+
     @extend_schema(
         request=MigrationSerializer,
-        responses=inline_serializer("MigrationPreview", {"rows": serializers.ListField()}),
+        responses=MigrationPreviewSerializer,
     )
     def post(self, request):
         serializer = MigrationSerializer(data=request.data)
@@ -551,7 +576,10 @@ class PlanMigrationListApi(APIView):
 
     @extend_schema(
         request=MigrationConfirmSerializer,
-        responses=inline_serializer("PlanMigration", {"items": serializers.ListField()}),
+        responses={
+            202: OpenApiResponse(PlanMigrationSerializer, description="Recorded; a worker runs it"),
+            200: OpenApiResponse(PlanMigrationSerializer, description="This token's migration."),
+        },
     )
     def post(self, request):
         serializer = MigrationConfirmSerializer(data=request.data)
@@ -577,9 +605,7 @@ class PlanMigrationListApi(APIView):
 class PlanMigrationDetailApi(APIView):
     """A migration's progress and per-subscription results. Scope `read`."""
 
-    @extend_schema(
-        responses=inline_serializer("PlanMigrationDetail", {"items": serializers.ListField()})
-    )
+    @extend_schema(responses=PlanMigrationSerializer)
     def get(self, request, migration_id: int):
         migration = get_object_or_404(
             PlanMigration.objects.select_related("to_version__plan"), pk=migration_id

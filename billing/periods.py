@@ -63,6 +63,12 @@ def period_containing(
     return boundary(k=k), boundary(k=k + 1)
 
 
+# The times a request may name. Far enough inside datetime's own range (years 1 to
+# 9999) that the periods around them and their local times are datetimes too.
+EARLIEST_INSTANT = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_INSTANT = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def parse_instant(text: str) -> datetime:
     """An ISO 8601 time with an offset, in UTC. ValueError says what is wrong, as the
     end of a sentence ("is not ISO 8601", "needs an offset, ...", "is out of range")."""
@@ -73,6 +79,9 @@ def parse_instant(text: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("needs an offset, e.g. Z or +02:00")
     try:
-        return moment.astimezone(UTC)
+        moment = moment.astimezone(UTC)
     except OverflowError as exc:
         raise ValueError("is out of range") from exc
+    if not EARLIEST_INSTANT <= moment < LATEST_INSTANT:
+        raise ValueError("is out of range")
+    return moment

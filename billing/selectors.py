@@ -66,7 +66,9 @@ _EDGE_FIELDS = (
 
 def _edge_contributions(customer_id: int, meters: list[MeterDef], ranges: list[tuple]):
     """(contribution, timestamp, event_id) of the raw events in the ranges."""
-    if not ranges:
+    # No meters (a customer without a subscription or rollups): nothing to read, and
+    # `IN ()` is a syntax error on PostgreSQL.
+    if not ranges or not meters:
         return
     by_event: dict[str, list[MeterDef]] = {}
     for meter in meters:

@@ -1,7 +1,10 @@
 from rest_framework import serializers
 
+from billing.ingestion import MAX_EVENTS_PER_BATCH, MAX_ID_LENGTH, MAX_NAME_LENGTH
 from billing.models import Subscription
 from billing.periods import parse_instant
+from config.api import DecimalString
+from config.schema import ErrorDetailSerializer
 
 
 class AwareDateTimeField(serializers.DateTimeField):
@@ -103,3 +106,129 @@ class MigrationConfirmSerializer(MigrationSerializer):
 
     token = serializers.UUIDField()
     digest = serializers.CharField(max_length=64)
+
+
+# POST /events is parsed by billing.ingestion, without a serializer per event (the hot
+# path); these serializers only describe its body and answer in the OpenAPI schema.
+
+
+class EventSerializer(serializers.Serializer):
+    """One usage event. An event that breaks these rules is rejected on its own (listed
+    in `rejected`), not the batch."""
+
+    id = serializers.CharField(
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        help_text="The event's own id: a second event with the same id for the same "
+        "customer is a duplicate, counted once.",
+    )
+    customer = serializers.CharField(
+        min_length=1, max_length=MAX_ID_LENGTH, help_text="The customer's external_id."
+    )
+    event_name = serializers.CharField(min_length=1, max_length=MAX_NAME_LENGTH)
+    timestamp = serializers.DateTimeField(
+        help_text="ISO 8601 with an offset, at most BILLING_LATE_EVENT_DAYS old and "
+        "BILLING_FUTURE_EVENT_SECONDS ahead."
+    )
+    properties = serializers.DictField(
+        required=False,
+        help_text="What meters read: values, filters, unique and group-by keys.",
+    )
+
+
+class EventBatchSerializer(serializers.Serializer):
+    events = serializers.ListField(
+        child=EventSerializer(),
+        max_length=MAX_EVENTS_PER_BATCH,
+        help_text=f"At most {MAX_EVENTS_PER_BATCH} events and 1 MiB a request (413 beyond).",
+    )
+
+
+class RejectedEventSerializer(serializers.Serializer):
+    index = serializers.IntegerField(min_value=0, help_text="Its position in `events`.")
+    id = serializers.CharField(allow_null=True)
+    error = ErrorDetailSerializer()
+
+
+class EventBatchResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField(min_value=0)
+    duplicates = serializers.IntegerField(min_value=0)
+    rejected = RejectedEventSerializer(many=True)
+
+
+# The answers of the usage read and of bulk migrations, for the OpenAPI schema; the
+# views in billing.api write them.
+
+
+class UsageLineSerializer(serializers.Serializer):
+    meter = serializers.CharField()
+    aggregation = serializers.CharField()
+    model = serializers.CharField(allow_null=True, help_text="The charge's model; null: none.")
+    quantity = DecimalString()
+    included = DecimalString(allow_null=True)
+    billable = DecimalString(allow_null=True)
+    amount = DecimalString(allow_null=True)
+    uncovered = DecimalString(
+        required=False,
+        help_text="credits and balance charges: units their wallet could not pay for.",
+    )
+
+
+class UsageSerializer(serializers.Serializer):
+    subscription = serializers.IntegerField(allow_null=True)
+    customer = serializers.CharField()
+    period_start = serializers.DateTimeField()
+    period_end = serializers.DateTimeField()
+    currency = serializers.CharField()
+    lines = UsageLineSerializer(many=True)
+    base_fee = DecimalString(allow_null=True)
+    subtotal = DecimalString(allow_null=True)
+    projected_total = DecimalString(allow_null=True)
+
+
+class MigrationPreviewRowSerializer(serializers.Serializer):
+    subscription = serializers.IntegerField()
+    customer = serializers.CharField()
+    skipped = serializers.CharField(allow_null=True, help_text="Why it does not move.")
+    # immediate: usage, credit, charge, total; period_end: next_fees, total.
+    usage = DecimalString(required=False, allow_null=True)
+    credit = DecimalString(required=False, allow_null=True)
+    charge = DecimalString(required=False, allow_null=True)
+    next_fees = DecimalString(required=False, allow_null=True)
+    total = DecimalString(allow_null=True)
+
+
+class MigrationPreviewSerializer(serializers.Serializer):
+    plan = serializers.CharField()
+    version = serializers.IntegerField()
+    effective = serializers.ChoiceField(choices=["immediate", "period_end"])
+    at = serializers.DateTimeField(allow_null=True)
+    currency = serializers.CharField()
+    moving = serializers.IntegerField(min_value=0)
+    skipped = serializers.IntegerField(min_value=0)
+    totals = serializers.DictField(child=DecimalString(allow_null=True))
+    rows = MigrationPreviewRowSerializer(many=True)
+    digest = serializers.CharField(help_text="Names these figures; confirm with it.")
+
+
+class MigrationItemSerializer(serializers.Serializer):
+    subscription = serializers.IntegerField()
+    customer = serializers.CharField()
+    status = serializers.CharField()
+    message = serializers.CharField(allow_null=True)
+    invoice = serializers.IntegerField(allow_null=True)
+    previewed_total = DecimalString(allow_null=True)
+
+
+class PlanMigrationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    plan = serializers.CharField()
+    version = serializers.IntegerField()
+    effective = serializers.ChoiceField(choices=["immediate", "period_end"])
+    at = serializers.DateTimeField(allow_null=True)
+    status = serializers.CharField()
+    total = serializers.IntegerField(min_value=0)
+    done = serializers.IntegerField(min_value=0)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    items = MigrationItemSerializer(many=True)

@@ -143,6 +143,21 @@ class CursorPagination(pagination.CursorPagination):
     page_size_query_param = "limit"
     max_page_size = 500
 
+    def decode_cursor(self, request):
+        """DRF's cursor, refused (404, as DRF refuses a malformed one) when its
+        position is not a row id: ordered by id, any other text would reach the
+        database as a number and fail there."""
+        cursor = super().decode_cursor(request)
+        position = None if cursor is None else cursor.position
+        ordering = (self.ordering,) if isinstance(self.ordering, str) else self.ordering
+        if (
+            position is not None
+            and ordering[0].lstrip("-") in ("id", "pk")
+            and not (position.isascii() and position.isdigit() and len(position) <= 18)
+        ):
+            raise exceptions.NotFound(self.invalid_cursor_message)
+        return cursor
+
     def get_paginated_response(self, data):
         return Response({"results": data, "next": self.get_next_link()})
 
@@ -151,13 +166,32 @@ class CursorPagination(pagination.CursorPagination):
             "type": "object",
             "properties": {
                 "results": schema,
-                "next": {"type": "string", "nullable": True, "format": "uri"},
+                "next": {
+                    "type": "string",
+                    "nullable": True,
+                    "format": "uri",
+                    "description": "The next page, or null on the last one.",
+                },
             },
+            "required": ["results", "next"],
         }
 
 
+# What the schema promises is what to_internal_value accepts from a string (a JSON
+# number is accepted too): no blank, no spaces, no NaN or Infinity, at most 64 characters.
+DECIMAL_PATTERN = r"^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$"
+
+
 @extend_schema_field(
-    {"type": "string", "format": "decimal", "example": "0.05", "description": "exact decimal"}
+    {
+        "type": "string",
+        "format": "decimal",
+        "pattern": DECIMAL_PATTERN,
+        "minLength": 1,
+        "maxLength": 64,
+        "example": "0.05",
+        "description": "exact decimal",
+    }
 )
 class DecimalString(serializers.Field):
     """A quantity or price: accepts a JSON string or number, answers a plain string.

@@ -9,6 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import CursorPagination
 from customers import services
 from customers.models import Customer
 from customers.portal import portal_session_create
@@ -17,6 +18,8 @@ from plans.api import paginated
 
 
 class CustomerListApi(APIView):
+    pagination_class = CursorPagination
+
     @extend_schema(responses=CustomerSerializer(many=True))
     def get(self, request):
         return paginated(self, request, Customer.objects.all(), CustomerSerializer)

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.errors import InvalidRequest
+from config.api import CursorPagination
 from invoices import selectors, services
 from invoices.models import Invoice
 from invoices.serializers import InvoiceSerializer
@@ -27,6 +28,8 @@ def invoices_query():
 
 
 class InvoiceListApi(APIView):
+    pagination_class = CursorPagination
+
     @extend_schema(
         parameters=[
             OpenApiParameter("customer", str, description="external_id"),
@@ -90,7 +93,10 @@ class InvoicePdfApi(APIView):
 
 class InvoiceVoidApi(APIView):
     @extend_schema(
-        request=inline_serializer("VoidRequest", {"reason": serializers.CharField(required=False)}),
+        request=inline_serializer(
+            "InvoiceVoid",
+            {"reason": serializers.CharField(required=False, allow_blank=True, max_length=500)},
+        ),
         responses=InvoiceSerializer,
     )
     def post(self, request, invoice_id: int):

@@ -23,6 +23,7 @@ Every call that writes carries an idempotency key made of our row ids.
 """
 
 import logging
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -33,8 +34,9 @@ from django.db import transaction
 from django.db.models import F, Q
 
 from billing import alerts, webhooks
-from billing.errors import Conflict, WebhookSignatureError
+from billing.errors import Conflict, InvalidRequest, WebhookSignatureError
 from billing.money import format_decimal, format_money, to_minor_units
+from billing.storable import unstorable_json_reason
 from customers.models import Customer
 from invoices import stripe_client
 from invoices.models import Invoice, Payment, Purchase, StripeEvent
@@ -746,6 +748,56 @@ def payment_method_remember(*, payment: Payment) -> str:
 # Webhooks
 
 
+class StripeEventRefused(InvalidRequest):
+    """An authentic Stripe event that cannot be stored as sent (an id longer than
+    its column, text or a time no database holds). Nothing is stored; processing
+    it again could only fail again."""
+
+
+def _max_length(model, field: str) -> int:
+    return model._meta.get_field(field).max_length
+
+
+def _event_refusal(event: dict) -> str | None:
+    """Why a verified event cannot be stored or acted on as sent, or None: each
+    value that goes into a bounded column (the event's id; the object's id,
+    PaymentIntent and customer ids on the payment) is checked against it."""
+    reason = unstorable_json_reason(event, check_text=True, max_depth=sys.maxsize)
+    if reason is not None:
+        return reason
+    if not isinstance(event.get("type", ""), str):
+        return "type is not text"
+    created = event.get("created") or 0
+    if not isinstance(created, int | float) or isinstance(created, bool):
+        return "created is not a Unix time"
+    try:
+        datetime.fromtimestamp(int(created), UTC)
+    except (OverflowError, OSError, ValueError):
+        return "created is out of range"
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    obj = obj if isinstance(obj, dict) else {}
+    intent = obj.get("payment_intent")
+    if isinstance(intent, dict):
+        intent = intent.get("id")
+    bounded = {
+        "id": (event["id"], _max_length(StripeEvent, "id")),
+        "data.object.id": (
+            obj.get("id"),
+            min(
+                _max_length(Payment, "stripe_payment_intent_id"),
+                _max_length(Payment, "stripe_checkout_session_id"),
+            ),
+        ),
+        "data.object.payment_intent": (intent, _max_length(Payment, "stripe_payment_intent_id")),
+        "data.object.customer": (obj.get("customer"), _max_length(Payment, "stripe_customer_id")),
+    }
+    for name, (value, limit) in bounded.items():
+        if isinstance(value, str) and len(value) > limit:
+            return f"{name} is longer than {limit} characters"
+    return None
+
+
 def stripe_event_receive(
     *, payload: bytes, signature: str | None, now: datetime
 ) -> tuple[StripeEvent, bool]:
@@ -757,7 +809,8 @@ def stripe_event_receive(
     event (the admin lists it) and raised: Stripe delivers the event again.
     Returns the event and whether it had been processed already.
 
-    Raises WebhookSignatureError when the request is not authentic."""
+    Raises WebhookSignatureError when the request is not authentic, and
+    StripeEventRefused (logged) for an authentic event that cannot be stored."""
     secret = settings.STRIPE_WEBHOOK_SECRET
     if not secret:
         raise WebhookSignatureError("STRIPE_WEBHOOK_SECRET is not set: Stripe webhooks are refused")
@@ -767,6 +820,14 @@ def stripe_event_receive(
         raise WebhookSignatureError(f"Stripe signature refused: {error.user_message}") from error
     except ValueError as error:
         raise WebhookSignatureError(f"not a Stripe event: {error}") from error
+    except RecursionError as error:
+        raise WebhookSignatureError("not a Stripe event: nested too deeply") from error
+    refusal = _event_refusal(event)
+    if refusal is not None:
+        logger.warning(
+            "Stripe webhook: signed event %.80r refused, not stored: %s", event["id"], refusal
+        )
+        raise StripeEventRefused(f"the event cannot be stored: {refusal}")
     stored, created = StripeEvent.objects.get_or_create(
         id=event["id"],
         defaults={
@@ -799,9 +860,11 @@ def stripe_event_receive(
 def _payment_of(obj: dict) -> Payment | None:
     """Our payment a Stripe object is about (locked): by the payment id in its
     metadata, else by its PaymentIntent or Checkout Session id."""
-    payment_id = str((obj.get("metadata") or {}).get("payment_id", ""))
+    metadata = obj.get("metadata")
+    payment_id = str(metadata.get("payment_id", "")) if isinstance(metadata, dict) else ""
     query = Payment.objects.none()
-    if payment_id.isdigit():
+    # Our ids only: ASCII digits that fit a bigint (isdigit() also takes "²").
+    if payment_id.isascii() and payment_id.isdigit() and len(payment_id) <= 18:
         query = Payment.objects.filter(pk=int(payment_id))
     elif obj.get("object") == "payment_intent" and obj.get("id"):
         query = Payment.objects.filter(stripe_payment_intent_id=obj["id"])
@@ -915,7 +978,8 @@ HANDLERS = {
 
 def _handle(event: dict, now: datetime) -> str:
     handler = HANDLERS.get(event.get("type", ""))
-    obj = (event.get("data") or {}).get("object")
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
     if handler is None or not isinstance(obj, dict):
         return "ignored: not an event we act on"
     return handler(obj, now)

@@ -2,14 +2,65 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from billing.money import format_decimal, format_money
-from invoices.models import CreditNote, Invoice
+from config.api import DecimalString
+from invoices.models import CreditNote, Invoice, InvoiceLine
 
 
 def _money(amount, currency):
     return None if amount is None else format_money(amount, currency)
 
 
+class InvoiceLineSerializer(serializers.Serializer):
+    """An invoice line's shape (the schema's); InvoiceSerializer writes it."""
+
+    kind = serializers.ChoiceField(choices=InvoiceLine.KINDS)
+    description = serializers.CharField()
+    meter = serializers.CharField(allow_null=True)
+    quantity = DecimalString()
+    unit_price = DecimalString(allow_null=True)
+    amount = DecimalString()
+
+
+class CreditNoteSerializer(serializers.ModelSerializer):
+    number = serializers.CharField()
+    amount = DecimalString()
+    reason = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+    def to_representation(self, note: CreditNote):
+        return {
+            "number": note.number,
+            "amount": format_money(note.amount, note.invoice.currency),
+            "reason": note.reason,
+            "created_at": note.created_at,
+        }
+
+    class Meta:
+        model = CreditNote
+        fields = ["number", "amount", "reason", "created_at"]
+
+
 class InvoiceSerializer(serializers.ModelSerializer):
+    # The fields describe the answer for the OpenAPI schema; to_representation writes it.
+    id = serializers.IntegerField()
+    number = serializers.CharField(allow_null=True, help_text="Assigned at finalization.")
+    customer = serializers.CharField(help_text="The customer's external_id.")
+    subscription = serializers.IntegerField(allow_null=True)
+    reason = serializers.ChoiceField(choices=Invoice.REASONS)
+    status = serializers.ChoiceField(choices=Invoice.STATUSES)
+    currency = serializers.CharField()
+    period_start = serializers.DateTimeField()
+    period_end = serializers.DateTimeField()
+    lines = InvoiceLineSerializer(many=True)
+    subtotal = DecimalString()
+    credits_applied = DecimalString()
+    tax = DecimalString()
+    total = DecimalString()
+    customer_snapshot = serializers.DictField(help_text="The billing details as invoiced.")
+    finalized_at = serializers.DateTimeField(allow_null=True)
+    credit_notes = CreditNoteSerializer(many=True)
+    pdf_url = serializers.CharField()
+
     def to_representation(self, invoice: Invoice):
         currency = invoice.currency
         return {
@@ -47,18 +98,23 @@ class InvoiceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Invoice
-        fields = ["id"]
-
-
-class CreditNoteSerializer(serializers.ModelSerializer):
-    def to_representation(self, note: CreditNote):
-        return {
-            "number": note.number,
-            "amount": format_money(note.amount, note.invoice.currency),
-            "reason": note.reason,
-            "created_at": note.created_at,
-        }
-
-    class Meta:
-        model = CreditNote
-        fields = ["number"]
+        fields = [
+            "id",
+            "number",
+            "customer",
+            "subscription",
+            "reason",
+            "status",
+            "currency",
+            "period_start",
+            "period_end",
+            "lines",
+            "subtotal",
+            "credits_applied",
+            "tax",
+            "total",
+            "customer_snapshot",
+            "finalized_at",
+            "credit_notes",
+            "pdf_url",
+        ]

@@ -3,6 +3,7 @@
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -18,16 +19,25 @@ logger = logging.getLogger(__name__)
 @require_POST
 def stripe_webhook(request):
     """200 once the event is processed (or was already: a repeat is harmless);
-    400 when the signature does not verify (nothing is stored); 500 when the
+    400 when the signature does not verify, or a signed event cannot be stored
+    (nothing is stored); 413 for a body over DATA_UPLOAD_MAX_MEMORY_SIZE, refused
+    unread (config.middleware answers first; this holds without it); 500 when the
     processing failed, so that Stripe delivers the event again (the error is on
     the event in the admin)."""
     try:
+        payload = request.body
+    except RequestDataTooBig:
+        return JsonResponse(
+            {"error": {"type": "payload_too_large", "message": "request body is too large"}},
+            status=413,
+        )
+    try:
         event, duplicate = payments.stripe_event_receive(
-            payload=request.body,
+            payload=payload,
             signature=request.headers.get("Stripe-Signature"),
             now=timezone.now(),
         )
-    except WebhookSignatureError as error:
+    except (WebhookSignatureError, payments.StripeEventRefused) as error:
         return JsonResponse(
             {"error": {"type": "invalid_request", "message": error.message}}, status=400
         )

@@ -20,12 +20,16 @@ from plans.serializers import (
 
 
 def paginated(view: APIView, request, queryset, serializer_class):
-    paginator = CursorPagination()
+    """One page of a list view. The view names its `pagination_class`, which the
+    OpenAPI schema reads too (APIView has none of its own)."""
+    paginator = view.pagination_class()
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 
 class MeterListApi(APIView):
+    pagination_class = CursorPagination
+
     @extend_schema(responses=MeterSerializer(many=True))
     def get(self, request):
         return paginated(self, request, Meter.objects.all(), MeterSerializer)
@@ -45,6 +49,8 @@ class MeterDetailApi(APIView):
 
 
 class PlanListApi(APIView):
+    pagination_class = CursorPagination
+
     @extend_schema(responses=PlanSerializer(many=True))
     def get(self, request):
         return paginated(self, request, selectors.plan_list(), PlanSerializer)
@@ -81,11 +87,13 @@ def _version_response(version: PlanVersion, status_code: int = status.HTTP_200_O
 
 
 class PlanVersionListApi(APIView):
+    pagination_class = CursorPagination
+
     @extend_schema(responses=PlanVersionSerializer(many=True))
     def get(self, request, code: str):
         plan = get_object_or_404(Plan, code=code)
         versions = selectors.plan_versions_prefetched().filter(plan=plan)
-        return Response({"results": PlanVersionSerializer(versions, many=True).data, "next": None})
+        return paginated(self, request, versions, PlanVersionSerializer)
 
     @extend_schema(request=VersionInputSerializer, responses={201: PlanVersionSerializer})
     def post(self, request, code: str):
@@ -124,6 +132,8 @@ class PlanVersionArchiveApi(APIView):
 
 
 class CreditPackListApi(APIView):
+    pagination_class = CursorPagination
+
     @extend_schema(responses=CreditPackSerializer(many=True))
     def get(self, request):
         return paginated(self, request, CreditPack.objects.all(), CreditPackSerializer)

@@ -127,8 +127,11 @@ class StripeCheckoutFields(serializers.Serializer):
     granted until the payment succeeds (202 with the pending purchase)."""
 
     checkout = serializers.BooleanField(required=False, default=False)
-    success_url = serializers.URLField(required=False, default="", max_length=2000)
-    cancel_url = serializers.URLField(required=False, default="", max_length=2000)
+    # Blank means the same as left out: the STRIPE_CHECKOUT_*_URL settings.
+    success_url = serializers.URLField(
+        required=False, allow_blank=True, default="", max_length=2000
+    )
+    cancel_url = serializers.URLField(required=False, allow_blank=True, default="", max_length=2000)
 
 
 # The request bodies keep their component names: the fields are added, not renamed.
@@ -271,6 +274,8 @@ class LedgerApi(APIView):
     """A wallet's ledger, newest first: /wallets/credits/ledger, or
     /wallets/money/ledger (the customer's currency, or ?currency=)."""
 
+    pagination_class = LedgerPagination
+
     @extend_schema(
         parameters=[OpenApiParameter("currency", str, description="money wallets only")],
         responses=LedgerEntrySerializer(many=True),
@@ -281,7 +286,7 @@ class LedgerApi(APIView):
         if kind == Wallet.MONEY:
             currency = request.query_params.get("currency", customer.currency).upper()
         wallet = get_object_or_404(Wallet, customer=customer, kind=kind, currency=currency)
-        paginator = LedgerPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.ledger(wallet=wallet), request, view=self)
         data = LedgerEntrySerializer(page, many=True, context={"wallet": wallet}).data
         return paginator.get_paginated_response(data)

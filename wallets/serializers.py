@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.money import format_decimal, format_money
@@ -51,6 +52,12 @@ class BlockSerializer(serializers.ModelSerializer):
         return block.currency or None
 
 
+class AutoTopUpSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField()
+    threshold = DecimalString()
+    pack = serializers.CharField(max_length=255)
+
+
 class WalletSerializer(serializers.Serializer):
     kind = serializers.CharField()
     currency = serializers.SerializerMethodField()
@@ -68,12 +75,14 @@ class WalletSerializer(serializers.Serializer):
     def get_low_balance_threshold(self, wallet) -> str | None:
         return wallet_amount(wallet, wallet.low_balance_threshold)
 
+    @extend_schema_field(BlockSerializer(many=True))
     def get_blocks(self, wallet) -> list[dict]:
         blocks = self.context["blocks"].get(wallet.pk, [])
         for block in blocks:
             block.wallet = wallet
         return BlockSerializer(blocks, many=True).data
 
+    @extend_schema_field(AutoTopUpSerializer(allow_null=True))
     def get_auto_top_up(self, wallet) -> dict | None:
         setting = getattr(wallet, "auto_top_up", None) if wallet.kind == Wallet.CREDITS else None
         if setting is None:
@@ -88,7 +97,7 @@ class WalletSerializer(serializers.Serializer):
 class LedgerEntrySerializer(serializers.ModelSerializer):
     amount = serializers.SerializerMethodField()
     balance_after = serializers.SerializerMethodField()
-    quantity = DecimalString(read_only=True)
+    quantity = DecimalString(read_only=True, allow_null=True)  # null: not a usage entry
     block = serializers.PrimaryKeyRelatedField(read_only=True)
 
     class Meta:
@@ -134,12 +143,6 @@ class CreditsAddSerializer(serializers.Serializer):
 class MoneyAddSerializer(serializers.Serializer):
     amount = DecimalString()
     currency = serializers.CharField(max_length=3)
-
-
-class AutoTopUpSerializer(serializers.Serializer):
-    enabled = serializers.BooleanField()
-    threshold = DecimalString()
-    pack = serializers.CharField(max_length=255)
 
 
 class CheckSerializer(serializers.Serializer):

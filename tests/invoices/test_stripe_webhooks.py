@@ -13,7 +13,7 @@ from django.test import Client
 
 from billing.models import Alert, WebhookDelivery, WebhookEndpoint
 from customers.services import customer_create
-from invoices import payments
+from invoices import payments, stripe_client
 from invoices.models import Invoice, Payment, StripeEvent
 from invoices.services import LineInput, invoice_finalize, invoice_write_draft
 from tests.invoices.conftest import signature, stripe_event
@@ -342,3 +342,152 @@ def test_the_stripe_event_and_payment_admin_pages_load(admin_client, processing,
     for page in pages:
         assert admin_client.get(page).status_code == 200, page
     assert "pi_slow" in admin_client.get(f"/admin/invoices/invoice/{processing.pk}/change/").text
+
+
+# Bodies too large to read, and signed events that cannot be stored as sent
+
+TWO_MIB = 2 * 1024 * 1024
+
+
+def test_a_body_over_1_mib_is_a_413_before_any_signature_work(processing, deliver, monkeypatch):
+    def signature_work(**kwargs):
+        raise AssertionError("an oversized body reached the signature check")
+
+    monkeypatch.setattr(stripe_client, "webhook_event", signature_work)
+    payload = json.dumps({"id": "evt_big", "pad": "x" * TWO_MIB})
+
+    unsigned = deliver(payload, "t=1,v1=00")
+    signed = deliver(payload)
+
+    for response in (unsigned, signed):
+        assert response.status_code == 413
+        assert response.json()["error"]["type"] == "payload_too_large"
+    assert not StripeEvent.objects.exists()
+
+
+def test_the_webhook_answers_413_without_the_input_guard_middleware_too(
+    processing, deliver, settings
+):
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if not m.startswith("config.middleware")]
+
+    response = deliver(json.dumps({"pad": "x" * TWO_MIB}), "t=1,v1=00")
+
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "payload_too_large"
+    assert not StripeEvent.objects.exists()
+
+
+def checkout_completed(invoice, **fields) -> dict:
+    return {
+        "id": "cs_1",
+        "object": "checkout.session",
+        "payment_status": "paid",
+        "amount_total": 2999,
+        "currency": "usd",
+        "payment_intent": "pi_checkout",
+        "customer": "cus_1",
+        "metadata": {"payment_id": str(invoice.payment.pk)},
+        **fields,
+    }
+
+
+@pytest.mark.parametrize(
+    ("event_id", "event_type", "obj", "named"),
+    [
+        pytest.param("evt_" + "x" * 252, "payment_intent.succeeded", {}, "id", id="event-id"),
+        pytest.param(
+            "evt_1",
+            "payment_intent.succeeded",
+            {"id": "pi_" + "x" * 253},
+            "data.object.id",
+            id="intent-id",
+        ),
+        pytest.param(
+            "evt_1",
+            "checkout.session.completed",
+            {"payment_intent": "pi_" + "x" * 253},
+            "data.object.payment_intent",
+            id="checkout-intent-id",
+        ),
+        pytest.param(
+            "evt_1",
+            "checkout.session.completed",
+            {"payment_intent": {"id": "pi_" + "x" * 253, "object": "payment_intent"}},
+            "data.object.payment_intent",
+            id="checkout-expanded-intent-id",
+        ),
+        pytest.param(
+            "evt_1",
+            "checkout.session.completed",
+            {"customer": "cus_" + "x" * 252},
+            "data.object.customer",
+            id="checkout-customer-id",
+        ),
+    ],
+)
+def test_a_signed_event_with_an_id_over_its_column_is_a_400_logged_and_not_stored(
+    processing, deliver, caplog, event_id, event_type, obj, named
+):
+    base = (
+        intent(processing, event_type)
+        if event_type.startswith("payment_intent")
+        else checkout_completed(processing)
+    )
+
+    response = deliver(stripe_event(event_id, event_type, base | obj))
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request"
+    assert f"{named} is longer than 255 characters" in error["message"]
+    assert not StripeEvent.objects.exists()
+    payment = Payment.objects.get(pk=processing.payment.pk)
+    assert (payment.status, payment.stripe_payment_intent_id) == (Payment.PROCESSING, "pi_slow")
+    assert Invoice.objects.get(pk=processing.pk).status == Invoice.FINALIZED
+    (warning,) = [r for r in caplog.records if r.name == "invoices.payments"]
+    assert warning.levelname == "WARNING"
+    assert named in warning.getMessage()
+
+
+def test_an_event_id_of_exactly_255_characters_is_stored(processing, deliver):
+    event_id = "evt_" + "x" * 251
+
+    response = deliver(succeeded(processing, event_id))
+
+    assert response.status_code == 200
+    assert StripeEvent.objects.get().id == event_id
+    assert Invoice.objects.get(pk=processing.pk).status == Invoice.PAID
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda e: e["data"]["object"].update(description="a\x00b"), id="nul"),
+        pytest.param(lambda e: e["data"]["object"].update({"k\x00": 1}), id="nul-in-a-key"),
+        pytest.param(lambda e: e.update(created=10**20), id="created-out-of-range"),
+        pytest.param(lambda e: e.update(created="yesterday"), id="created-not-a-time"),
+        pytest.param(lambda e: e.update(type=["payment_intent.succeeded"]), id="type-a-list"),
+    ],
+)
+def test_a_signed_event_that_cannot_be_stored_is_a_400(processing, deliver, change):
+    event = json.loads(succeeded(processing))
+    change(event)
+
+    response = deliver(json.dumps(event))
+
+    assert response.status_code == 400
+    assert "cannot be stored" in response.json()["error"]["message"]
+    assert not StripeEvent.objects.exists()
+    assert Invoice.objects.get(pk=processing.pk).status == Invoice.FINALIZED
+
+
+@pytest.mark.parametrize("payment_id", ["²", "9" * 30, "-1", ""])
+def test_a_payment_id_that_is_not_one_of_ours_falls_back_to_the_intent_id(
+    processing, deliver, payment_id
+):
+    obj = intent(processing, "payment_intent.succeeded", metadata={"payment_id": payment_id})
+
+    response = deliver(stripe_event("evt_odd_metadata", "payment_intent.succeeded", obj))
+
+    assert response.status_code == 200
+    assert Invoice.objects.get(pk=processing.pk).status == Invoice.PAID
