@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from billing.errors import BillingError
 from billing.money import format_decimal, format_money, storable_exactly
 from billing.storable import may_hold_unstorable_text, storable_json_number, unstorable_json_reason
+from config import outage
 
 ERROR_TYPES = {
     400: "invalid_request",
@@ -92,7 +93,15 @@ def flatten_errors(detail, prefix: str = "") -> dict[str, list[str]]:
 
 
 def exception_handler(exc, context):
-    """Every refusal as {"error": {"type", "message", "fields"}} with a 4xx status."""
+    """Every refusal as {"error": {"type", "message", "fields"}} with a 4xx status;
+    a database out of reach as a 503 with Retry-After (config.outage)."""
+    if outage.database_unavailable(exc):
+        outage.log_unavailable(context["request"], exc)
+        return Response(
+            error_body("service_unavailable", outage.MESSAGE),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(outage.RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, BillingError):
         return Response(error_body(exc.error_type, exc.message, exc.fields), status=exc.status_code)
     if isinstance(exc, Http404):
@@ -130,6 +139,14 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
+    # Raised outside any view (a middleware's session or messages): a database
+    # out of reach is still a 503 (config.outage); Django logged the traceback.
+    if outage.database_unavailable(sys.exc_info()[1]):
+        if request.path.startswith("/api/"):
+            response = JsonResponse(error_body("service_unavailable", outage.MESSAGE), status=503)
+            response["Retry-After"] = str(outage.RETRY_AFTER_SECONDS)
+            return response
+        return outage.unavailable_page()
     if request.path.startswith("/api/"):
         body = error_body("server_error", "internal error; the request changed nothing")
         return JsonResponse(body, status=500)

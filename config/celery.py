@@ -1,9 +1,53 @@
 import os
 
-from celery import Celery
+from celery import Celery, Task
+from celery.utils.time import get_exponential_backoff_interval
+
+from config import outage
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-app = Celery("billing")
+
+class BillingTask(Task):
+    """Every task of the project (the app's default task class): a task that finds
+    the database out of reach (config.outage.database_unavailable: a restart, a
+    failover) is retried with exponential backoff and full jitter (a wait drawn
+    from 0 to 2, 4, 8 ... s, at most 300), up to `database_max_retries` times
+    (about 18 minutes at the most, half that on average), instead of failing and
+    losing its alert or payment. Every task is safe to run twice, so retrying
+    one that got halfway is too.
+
+    Not Celery's autoretry_for: a task that sets its own (OSError for SMTP and
+    Stripe, with a policy of its own) would replace a class-wide default. The
+    worker closes each task's connections before and after it (Celery's Django
+    fixup), so a retry connects afresh."""
+
+    database_retry_backoff = 2  # seconds before the first retry, at most; doubles
+    database_retry_backoff_max = 300
+    database_max_retries = 10
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:
+            if not outage.database_unavailable(exc):
+                raise
+            countdown = get_exponential_backoff_interval(
+                factor=self.database_retry_backoff,
+                retries=self.request.retries,
+                maximum=self.database_retry_backoff_max,
+                full_jitter=True,
+            )
+            try:
+                raise self.retry(
+                    exc=exc, countdown=countdown, max_retries=self.database_max_retries
+                ) from exc
+            finally:
+                # retry() keeps the override on the task; the task's own autoretry
+                # (OSError) must see its own max_retries again.
+                self.__dict__.pop("override_max_retries", None)
+
+
+app = Celery("billing", task_cls=BillingTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

@@ -93,6 +93,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Audit history: who made each change through the admin.
     "simple_history.middleware.HistoryRequestMiddleware",
+    # A view that lost the database (restart, failover) answers 503 with Retry-After.
+    "config.outage.DatabaseUnavailableMiddleware",
 ]
 # History pages show what changed; they never write: a "revert" would bypass the
 # services' validation (a published version, an invoice, a balance).
@@ -119,7 +121,11 @@ TEMPLATES = [
 # Database: PostgreSQL in production and CI, SQLite when nothing is set.
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # Connections live a minute; each request first checks that its connection still
+    # works (a restart drops them all), so it reconnects instead of failing.
+    DATABASES = {
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+    }
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
