@@ -6,6 +6,7 @@ DATABASE_URL and CELERY_BROKER_URL for PostgreSQL and Redis.
 """
 
 import os
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -40,6 +41,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_rate(name: str, default: str) -> tuple[int, int] | None:
+    """A rate such as `6000/min` (per `s`, `min`, `hour` or `day`) as (requests,
+    seconds); `off` as None, no limit."""
+    value = (os.environ.get(name) or default).strip().lower()
+    if value == "off":
+        return None
+    count, _, unit = value.partition("/")
+    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}.get(unit.strip()[:1])
+    if not count.strip().isdigit() or int(count) <= 0 or seconds is None:
+        raise ImproperlyConfigured(f"{name} must be like 6000/min or off, got {value!r}")
+    return int(count), seconds
+
+
 def env_decimal_list(name: str, default: list[Decimal]) -> list[Decimal]:
     try:
         return [Decimal(item) for item in env_list(name, [str(d) for d in default])]
@@ -60,6 +74,20 @@ if not DEBUG and "ALLOWED_HOSTS" not in os.environ:
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DEBUG is off")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
+# HTTPS only when DEBUG is off (`check --deploy` passes), each overridable. Behind a
+# proxy that terminates TLS, name the header it sets to "https" in SECURE_PROXY_SSL_HEADER
+# (e.g. X-Forwarded-Proto; only if the proxy always sets it), or the redirect loops.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+if os.environ.get("SECURE_PROXY_SSL_HEADER"):
+    _proxy_header = os.environ["SECURE_PROXY_SSL_HEADER"].strip().upper().replace("-", "_")
+    SECURE_PROXY_SSL_HEADER = (f"HTTP_{_proxy_header}", "https")
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+# Browsers then refuse plain http for this host (and its subdomains) for a year.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -73,6 +101,7 @@ INSTALLED_APPS = [
     "nested_admin",
     "django_celery_beat",
     "simple_history",
+    "axes",
     "customers",
     "plans",
     "billing",
@@ -95,6 +124,8 @@ MIDDLEWARE = [
     "simple_history.middleware.HistoryRequestMiddleware",
     # A view that lost the database (restart, failover) answers 503 with Retry-After.
     "config.outage.DatabaseUnavailableMiddleware",
+    # Last, as django-axes asks: turns a locked-out admin login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 # History pages show what changed; they never write: a "revert" would bypass the
 # services' validation (a published version, an invoice, a balance).
@@ -138,6 +169,26 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# django-axes first: it refuses a locked-out login before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Admin logins: after AXES_FAILURE_LIMIT failures for one username from one address
+# (AXES_LOCKOUT_PARAMETERS, groups joined by "+"), that pair is locked out for
+# AXES_COOLOFF_MINUTES (0: until `manage.py axes_reset`). Attempts are rows in the
+# database (admin: Axes). A success resets the pair's failures.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+_axes_cooloff_minutes = env_int("AXES_COOLOFF_MINUTES", 15)
+AXES_COOLOFF_TIME = timedelta(minutes=_axes_cooloff_minutes) if _axes_cooloff_minutes else None
+AXES_LOCKOUT_PARAMETERS = [
+    group if "+" not in group else group.split("+")
+    for group in env_list("AXES_LOCKOUT_PARAMETERS", ["username+ip_address"])
+]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.throttling.client_address"
+AXES_LOCKOUT_CALLABLE = "config.lockout.admin_lockout_response"
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -171,6 +222,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "config.schema.BillingAutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": None,
+    # Requests per API key (API_THROTTLE_RATE); customers.auth limits wrong keys.
+    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.ApiKeyRateThrottle"],
 }
 
 SPECTACULAR_SETTINGS = {
@@ -214,6 +267,35 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# Cache: the API's rate limits (config.throttling). Redis at CACHE_URL, or on the
+# broker's Redis when that is Redis, so that all processes share one count; otherwise
+# each process counts on its own (local memory).
+CACHE_URL = os.environ.get("CACHE_URL", "")
+if not CACHE_URL and CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CACHE_URL = CELERY_BROKER_URL
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {
+        "default": {
+            # Django's RedisCache, reusing its Redis client (config/cache.py).
+            "BACKEND": "config.cache.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "billing",
+            # Fail fast: the limits let requests through when Redis is out of reach.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+elif CACHE_URL:
+    raise ImproperlyConfigured(f"CACHE_URL must be a redis:// URL, got {CACHE_URL!r}")
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Requests per API key, and wrong keys per client address before that address is
+# refused (429) until the window ends: `6000/min`, `10/s`, `off`.
+API_THROTTLE_RATE = env_rate("API_THROTTLE_RATE", "6000/min")
+API_AUTH_FAILURE_RATE = env_rate("API_AUTH_FAILURE_RATE", "60/min")
+# Proxies in front that append the client's address to X-Forwarded-For; 0 trusts the
+# header not at all (the client is REMOTE_ADDR). For the API's limits and admin logins.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
 # Billing rules.
 BILLING_LATE_EVENT_DAYS = env_int("BILLING_LATE_EVENT_DAYS", 35)

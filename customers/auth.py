@@ -1,8 +1,10 @@
 """API key authentication and scopes for the REST API."""
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
+from config.throttling import client_address, window_count, window_hit
 from customers.models import ApiKey
 from customers.selectors import api_key_for_secret
 
@@ -23,20 +25,44 @@ class ApiClient:
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    """`Authorization: Bearer <secret>`."""
+    """`Authorization: Bearer <secret>`.
+
+    A client address whose keys failed API_AUTH_FAILURE_RATE times in the current
+    window is refused (429, Retry-After) until the window ends, whatever key it sends,
+    so that a right guess is not told apart from a wrong one and refused guesses cost
+    no database query. Each request with a key costs one cache read for this.
+    """
 
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None
+        rate = settings.API_AUTH_FAILURE_RATE
+        address = client_address(request)
+        if rate is not None:
+            limit, period = rate
+            failures, seconds_left = window_count(f"auth-failures:{address}", period)
+            if failures >= limit:
+                raise exceptions.Throttled(
+                    wait=seconds_left,
+                    detail="too many requests with a wrong API key from this address.",
+                )
         scheme, _, secret = header.partition(" ")
         secret = secret.strip()
         if scheme.lower() != "bearer" or not secret or len(secret) > 200:
+            self._count_failure(address)
             raise exceptions.AuthenticationFailed("use 'Authorization: Bearer <api key>'")
         key = api_key_for_secret(secret)
         if key is None:
+            self._count_failure(address)
             raise exceptions.AuthenticationFailed("unknown or revoked API key")
         return ApiClient(key), key
+
+    @staticmethod
+    def _count_failure(address: str) -> None:
+        rate = settings.API_AUTH_FAILURE_RATE
+        if rate is not None:
+            window_hit(f"auth-failures:{address}", rate[1])
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'

@@ -21,6 +21,11 @@ def pytest_configure(config):
     os.environ["MEDIA_ROOT"] = settings.MEDIA_ROOT = media
     config.add_cleanup(lambda: shutil.rmtree(media, ignore_errors=True))
 
+    # The API's rate limits count in the cache; tests clear it between them, so it is
+    # this process's memory, never a Redis that the settings found in CACHE_URL or
+    # CELERY_BROKER_URL (clearing that would empty its database).
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked `postgres` need PostgreSQL; on SQLite they are skipped with the reason.
@@ -49,7 +54,10 @@ def _alert_checks_after_every_batch(settings):
 @pytest.fixture(autouse=True)
 def _fresh_process_caches():
     """Ingestion caches customers and meters per process; a test's rolled-back rows
-    must not leak into the next test through them."""
+    must not leak into the next test through them, nor one test's requests count
+    against the next one's rate limits (the cache)."""
+    from django.core.cache import cache
+
     from billing.alerts import alert_check_throttle
     from billing.ingestion import customer_cache
     from billing.metering import meter_cache
@@ -62,6 +70,7 @@ def _fresh_process_caches():
         meter_cache.clear,
         api_key_cache_clear,
         version_spec_cache_clear,
+        cache.clear,
     )
     for clear in caches:
         clear()

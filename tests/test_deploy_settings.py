@@ -1,0 +1,172 @@
+"""Settings are read from the environment at import, so each case runs in a process of
+its own: production (DEBUG off) passes `check --deploy` with no warning, the embedded
+mode keeps plain http, and the cache and rate limits follow their variables."""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# Variables that would change what these processes see, whatever the test run has set.
+CLEARED = (
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "CACHE_URL",
+    "DEBUG",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_PROXY_SSL_HEADER",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "SECURE_HSTS_PRELOAD",
+    "API_THROTTLE_RATE",
+    "API_AUTH_FAILURE_RATE",
+    "AXES_FAILURE_LIMIT",
+    "AXES_COOLOFF_MINUTES",
+    "AXES_LOCKOUT_PARAMETERS",
+)
+
+
+def environment(tmp_path, **variables) -> dict:
+    env = {name: value for name, value in os.environ.items() if name not in CLEARED}
+    return {
+        **env,
+        "BILLING_VAR_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        **variables,
+    }
+
+
+def production(tmp_path, **variables) -> dict:
+    return environment(
+        tmp_path,
+        DEBUG="0",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="billing.example.com",
+        **variables,
+    )
+
+
+def python(*args: str, env: dict) -> subprocess.CompletedProcess:
+    """This interpreter with these arguments, in the project, with this environment only."""
+    command = [sys.executable, *args]
+    return subprocess.run(  # noqa: S603
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def check_deploy(env: dict) -> subprocess.CompletedProcess:
+    return python("manage.py", "check", "--deploy", "--fail-level", "WARNING", env=env)
+
+
+SHOW = """
+import json
+from config import settings as s
+c = s.CACHES["default"]
+print(json.dumps({
+    "SECURE_SSL_REDIRECT": s.SECURE_SSL_REDIRECT,
+    "SECURE_PROXY_SSL_HEADER": getattr(s, "SECURE_PROXY_SSL_HEADER", None),
+    "SESSION_COOKIE_SECURE": s.SESSION_COOKIE_SECURE,
+    "CSRF_COOKIE_SECURE": s.CSRF_COOKIE_SECURE,
+    "SECURE_HSTS_SECONDS": s.SECURE_HSTS_SECONDS,
+    "CACHE": [c["BACKEND"].rsplit(".", 1)[1], c.get("LOCATION")],
+    "API_THROTTLE_RATE": s.API_THROTTLE_RATE,
+    "API_AUTH_FAILURE_RATE": s.API_AUTH_FAILURE_RATE,
+    "AXES": [s.AXES_FAILURE_LIMIT, str(s.AXES_COOLOFF_TIME), s.AXES_LOCKOUT_PARAMETERS],
+}))
+"""
+
+
+def settings_in(env: dict) -> dict:
+    done = python("-c", SHOW, env=env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_production_settings_pass_check_deploy_with_no_warning(tmp_path):
+    # when
+    done = check_deploy(production(tmp_path))
+
+    # then
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "System check identified no issues (0 silenced)." in done.stdout
+
+
+def test_check_deploy_reports_a_setting_turned_off(tmp_path):
+    # when: the redirect turned off (a proxy that redirects itself), with nothing in its place
+    done = check_deploy(production(tmp_path, SECURE_SSL_REDIRECT="0"))
+
+    # then
+    assert done.returncode == 1
+    assert "security.W008" in done.stderr
+    assert "System check identified 1 issue (0 silenced)." in done.stderr
+
+
+def test_production_defaults_are_https_and_shared_limits(tmp_path):
+    # when: DEBUG off, Redis as the broker
+    shown = settings_in(production(tmp_path, CELERY_BROKER_URL="redis://redis-host:6379/0"))
+
+    # then
+    assert shown == {
+        "SECURE_SSL_REDIRECT": True,
+        "SECURE_PROXY_SSL_HEADER": None,
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SECURE_HSTS_SECONDS": 31536000,
+        "CACHE": ["RedisCache", "redis://redis-host:6379/0"],
+        "API_THROTTLE_RATE": [6000, 60],
+        "API_AUTH_FAILURE_RATE": [60, 60],
+        "AXES": [5, "0:15:00", [["username", "ip_address"]]],
+    }
+
+
+def test_embedded_mode_keeps_plain_http_and_local_memory(tmp_path):
+    shown = settings_in(environment(tmp_path))
+
+    assert shown["SECURE_SSL_REDIRECT"] is False
+    assert shown["SESSION_COOKIE_SECURE"] is False
+    assert shown["CSRF_COOKIE_SECURE"] is False
+    assert shown["SECURE_HSTS_SECONDS"] == 0
+    assert shown["CACHE"] == ["LocMemCache", None]
+
+
+def test_every_default_is_overridable(tmp_path):
+    # when: behind a TLS-terminating proxy, with a cache of its own and other limits
+    shown = settings_in(
+        production(
+            tmp_path,
+            SECURE_PROXY_SSL_HEADER="X-Forwarded-Proto",
+            SECURE_HSTS_SECONDS="3600",
+            CELERY_BROKER_URL="redis://redis-host:6379/0",
+            CACHE_URL="redis://cache-host:6379/2",
+            API_THROTTLE_RATE="100/s",
+            API_AUTH_FAILURE_RATE="off",
+            AXES_FAILURE_LIMIT="10",
+            AXES_COOLOFF_MINUTES="0",
+            AXES_LOCKOUT_PARAMETERS="ip_address,username",
+        )
+    )
+
+    # then
+    assert shown["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert shown["SECURE_HSTS_SECONDS"] == 3600
+    assert shown["CACHE"] == ["RedisCache", "redis://cache-host:6379/2"]
+    assert shown["API_THROTTLE_RATE"] == [100, 1]
+    assert shown["API_AUTH_FAILURE_RATE"] is None
+    assert shown["AXES"] == [10, "None", ["ip_address", "username"]]
+
+
+@pytest.mark.parametrize("rate", ["6000", "6000/fortnight", "-1/min", "many/min"])
+def test_a_malformed_rate_refuses_to_start(tmp_path, rate):
+    done = python("-c", SHOW, env=environment(tmp_path, API_THROTTLE_RATE=rate))
+
+    assert done.returncode == 1
+    assert "API_THROTTLE_RATE must be like 6000/min or off" in done.stderr

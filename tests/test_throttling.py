@@ -1,0 +1,260 @@
+"""The API's rate limits (config.throttling, customers.auth): requests per API key, and
+wrong keys per client address, both answered 429 with Retry-After in the error
+envelope; counted in the cache, never with a database query."""
+
+import logging
+import os
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import time_machine
+from django.core.cache import cache
+from django.test import override_settings
+from rest_framework.test import APIClient, APIRequestFactory
+
+from config import throttling
+from customers.auth import ApiKeyAuthentication
+from customers.models import ApiKey, Customer
+from customers.services import api_key_create
+
+# Ten seconds into a minute: the current windows end in 50 s.
+NOW = datetime(2026, 11, 10, 12, 0, 10, tzinfo=UTC)
+NEXT_MINUTE = datetime(2026, 11, 10, 12, 1, 0, tzinfo=UTC)
+ATTACKER = "203.0.113.7"
+NEIGHBOUR = "198.51.100.20"
+
+
+def client_from(address: str, secret: str, **extra) -> APIClient:
+    client = APIClient(REMOTE_ADDR=address, **extra)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+def assert_rate_limited(response, *, retry_after: str) -> str:
+    assert response.status_code == 429, response.content
+    assert response["Retry-After"] == retry_after
+    error = response.json()["error"]
+    assert error["type"] == "rate_limited"
+    return error["message"]
+
+
+@pytest.fixture
+def frozen():
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+# Wrong keys, per client address
+
+
+def test_wrong_keys_from_one_address_are_refused_after_the_limit(
+    db, frozen, api_key_secret, django_assert_num_queries
+):
+    # given: the default limit, 60 wrong keys a minute per address
+    answers = []
+
+    # when: 300 wrong keys from one address within a second
+    for _ in range(300):
+        answers.append(client_from(ATTACKER, f"bk_{uuid.uuid4().hex}").get("/api/v1/meters"))
+
+    # then: the first 60 are 401, the other 240 are 429 until the minute ends
+    assert [r.status_code for r in answers[:60]] == [401] * 60
+    assert [r.status_code for r in answers[60:]] == [429] * 240
+    message = assert_rate_limited(answers[-1], retry_after="50")
+    assert message == (
+        "too many requests with a wrong API key from this address. "
+        "Expected available in 50 seconds."
+    )
+    # and a refused request does not look the key up (nor does a right key get through
+    # from that address, which would tell a right guess from a wrong one)
+    with django_assert_num_queries(0):
+        refused = client_from(ATTACKER, api_key_secret).get("/api/v1/meters")
+    assert_rate_limited(refused, retry_after="50")
+    # and another address is not affected
+    assert client_from(NEIGHBOUR, api_key_secret).get("/api/v1/meters").status_code == 200
+    assert client_from(NEIGHBOUR, "bk_wrong").get("/api/v1/meters").status_code == 401
+
+    # when: the minute is over
+    frozen.move_to(NEXT_MINUTE)
+
+    # then: the address may try again
+    assert client_from(ATTACKER, api_key_secret).get("/api/v1/meters").status_code == 200
+    assert client_from(ATTACKER, "bk_wrong").get("/api/v1/meters").status_code == 401
+
+
+def test_malformed_authorization_headers_count_as_failures(db, frozen, settings):
+    # given
+    settings.API_AUTH_FAILURE_RATE = (3, 60)
+    client = APIClient(REMOTE_ADDR=ATTACKER, HTTP_AUTHORIZATION="Basic dXNlcjpwdw==")
+
+    # when
+    statuses = [client.get("/api/v1/meters").status_code for _ in range(4)]
+
+    # then
+    assert statuses == [401, 401, 401, 429]
+
+
+def test_requests_without_a_key_are_not_counted_as_failures(db, frozen, settings):
+    settings.API_AUTH_FAILURE_RATE = (3, 60)
+    client = APIClient(REMOTE_ADDR=ATTACKER)
+
+    statuses = [client.get("/api/v1/meters").status_code for _ in range(5)]
+
+    assert statuses == [401] * 5
+    assert cache.get(f"ratelimit:auth-failures:{ATTACKER}:{int(NOW.timestamp() // 60)}") is None
+
+
+def test_a_forged_x_forwarded_for_does_not_escape_the_limit(db, frozen, settings):
+    # given: no proxy in front (TRUSTED_PROXY_COUNT 0, the default), a limit of 3
+    settings.API_AUTH_FAILURE_RATE = (3, 60)
+
+    # when: each wrong key claims another address
+    statuses = [
+        client_from(ATTACKER, "bk_wrong", HTTP_X_FORWARDED_FOR=f"10.0.0.{n}")
+        .get("/api/v1/meters")
+        .status_code
+        for n in range(5)
+    ]
+
+    # then: they all count against the real one
+    assert statuses == [401, 401, 401, 429, 429]
+
+
+def test_behind_a_trusted_proxy_the_address_it_forwards_is_the_client(db, frozen, settings):
+    # given: one proxy in front, which appends the address it saw to X-Forwarded-For
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.API_AUTH_FAILURE_RATE = (2, 60)
+    proxy = "10.0.0.1"
+
+    def wrong_key(forwarded_for: str) -> int:
+        client = client_from(proxy, "bk_wrong", HTTP_X_FORWARDED_FOR=forwarded_for)
+        return client.get("/api/v1/meters").status_code
+
+    # when: an attacker prepends made-up addresses; a neighbour behind the same proxy
+    attacker = [wrong_key(f"192.0.2.{n}, {ATTACKER}") for n in range(3)]
+    neighbour = wrong_key(NEIGHBOUR)
+
+    # then: the attacker is counted under the address the proxy saw, not the proxy's
+    assert attacker == [401, 401, 429]
+    assert neighbour == 401
+
+
+# Requests per key
+
+
+def test_a_key_beyond_its_rate_is_refused_and_the_request_changes_nothing(
+    db, frozen, settings, api_key_secret
+):
+    # given: 5 requests a minute per key, and a second key
+    settings.API_THROTTLE_RATE = (5, 60)
+    _, other_secret = api_key_create(name="other")
+    client = client_from(ATTACKER, api_key_secret)
+    assert [client.get("/api/v1/meters").status_code for _ in range(5)] == [200] * 5
+
+    # when: the key's sixth request of the minute
+    response = client.post(
+        "/api/v1/customers",
+        {"external_id": "acme", "name": "Acme", "currency": "USD"},
+        format="json",
+    )
+
+    # then: 429 with Retry-After, in the envelope, and no customer was created
+    message = assert_rate_limited(response, retry_after="50")
+    assert message == "Request was throttled. Expected available in 50 seconds."
+    assert not Customer.objects.exists()
+    # and the other key, from the same address, is not affected
+    assert client_from(ATTACKER, other_secret).get("/api/v1/meters").status_code == 200
+
+    # when: the minute is over
+    frozen.move_to(NEXT_MINUTE)
+
+    # then
+    assert client.get("/api/v1/meters").status_code == 200
+
+
+def test_the_default_rate_is_6000_requests_a_minute_per_key(db, frozen, api_key_secret):
+    # given: 5,999 requests of this key counted this minute
+    key = ApiKey.objects.get()
+    cache.set(f"ratelimit:key:{key.pk}:{int(NOW.timestamp() // 60)}", 5999)
+    client = client_from(ATTACKER, api_key_secret)
+
+    # when / then: the 6,000th passes, the 6,001st does not
+    assert client.get("/api/v1/meters").status_code == 200
+    assert_rate_limited(client.get("/api/v1/meters"), retry_after="50")
+
+
+def test_the_limits_add_no_database_query(db, frozen, api_key_secret, django_assert_num_queries):
+    # given: the key known to this process (its cache of keys)
+    request = APIRequestFactory().get(
+        "/api/v1/meters", HTTP_AUTHORIZATION=f"Bearer {api_key_secret}"
+    )
+    authentication = ApiKeyAuthentication()
+    authentication.authenticate(request)
+
+    # when / then: authenticating (failures read) and counting the request
+    with django_assert_num_queries(0):
+        _, key = authentication.authenticate(request)
+        request.auth = key
+        assert throttling.ApiKeyRateThrottle().allow_request(request, view=None)
+
+
+def test_a_cache_out_of_reach_lets_requests_through(db, api_key_secret, caplog):
+    # given: a cache on a port nothing listens on
+    unreachable = {
+        "default": {
+            "BACKEND": "config.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+    with override_settings(CACHES=unreachable), caplog.at_level(logging.WARNING):
+        # when
+        ok = client_from(ATTACKER, api_key_secret).get("/api/v1/meters")
+        wrong = client_from(ATTACKER, "bk_wrong").get("/api/v1/meters")
+
+    # then: answered as without limits, and the failure is logged
+    assert (ok.status_code, wrong.status_code) == (200, 401)
+    assert "the cache failed" in caplog.text
+
+
+def redis_url() -> str | None:
+    for name in ("CACHE_URL", "CELERY_BROKER_URL"):
+        if os.environ.get(name, "").startswith("redis://"):
+            return os.environ[name]
+    return None
+
+
+@pytest.mark.skipif(redis_url() is None, reason="needs Redis (CACHE_URL or CELERY_BROKER_URL)")
+def test_the_counters_work_on_redis(db, frozen, settings, api_key_secret):
+    # given: the production cache (config.cache), on keys of this test's own
+    redis = {
+        "default": {
+            "BACKEND": "config.cache.RedisCache",
+            "LOCATION": redis_url(),
+            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        }
+    }
+    settings.API_THROTTLE_RATE = (3, 60)
+    settings.API_AUTH_FAILURE_RATE = (2, 60)
+    window = int(NOW.timestamp() // 60)
+    counters = [
+        f"ratelimit:key:{ApiKey.objects.get().pk}:{window}",
+        f"ratelimit:auth-failures:{NEIGHBOUR}:{window}",
+    ]
+    with override_settings(CACHES=redis):
+        # when
+        rated = [client_from(ATTACKER, api_key_secret).get("/api/v1/meters") for _ in range(4)]
+        wrong = [client_from(NEIGHBOUR, "bk_wrong").get("/api/v1/meters") for _ in range(3)]
+        client = cache._cache.get_client(write=True)
+        ttl = client.ttl(cache.make_and_validate_key(counters[0]))
+        reused = cache._cache.get_client(write=True) is client
+        cache.delete_many(counters)
+
+    # then
+    assert [r.status_code for r in rated] == [200, 200, 200, 429]
+    assert rated[-1]["Retry-After"] == "50"
+    assert [r.status_code for r in wrong] == [401, 401, 429]
+    assert 0 < ttl <= 60
+    # and config.cache builds its Redis client once, not per call
+    assert reused
