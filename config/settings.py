@@ -186,6 +186,8 @@ AXES_LOCKOUT_PARAMETERS = [
     for group in env_list("AXES_LOCKOUT_PARAMETERS", ["username+ip_address"])
 ]
 AXES_RESET_ON_SUCCESS = True
+# No banner on every manage.py command; lockouts are still logged.
+AXES_VERBOSE = False
 AXES_CLIENT_IP_CALLABLE = "config.throttling.client_address"
 AXES_LOCKOUT_CALLABLE = "config.lockout.admin_lockout_response"
 
