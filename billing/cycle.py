@@ -10,7 +10,7 @@ run or a concurrent run write every invoice once.
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -22,7 +22,7 @@ from billing import rating
 from billing.errors import Conflict, InvalidRequest
 from billing.metering import meter_cache
 from billing.models import BilledPeriod, Subscription, SubscriptionChange
-from billing.periods import INTERVAL_MONTHS, month_start, period_containing
+from billing.periods import month_start, period_containing, period_share
 from billing.selectors import usage_quantities
 from invoices.models import Invoice
 from invoices.services import LineInput, invoice_write_draft, invoices_finalize_due
@@ -66,16 +66,12 @@ def _lines(rated: list[rating.RatedLine], start=None, end=None) -> list[LineInpu
 
 
 def first_period_fraction(subscription: Subscription, spec: VersionSpec) -> Decimal:
-    """A calendar-anchored subscription's first period is the rest of a month:
-    its fixed fees are that part of a whole period, by the second."""
-    if subscription.billing_anchor != Subscription.CALENDAR:
-        return Decimal(1)
-    zone = _zone(subscription)
-    local = subscription.current_period_start.astimezone(zone)
-    whole_start = month_start(local)
-    whole_end = month_start(local, months=INTERVAL_MONTHS[spec.interval])
-    part = subscription.current_period_end - subscription.current_period_start
-    return Decimal(part.total_seconds()) / Decimal((whole_end - whole_start).total_seconds())
+    """The part of a whole period that the subscription's current period is, by
+    the second: less than 1 for a calendar-anchored subscription's first period,
+    the rest of a month (Subscription.whole_period). Its fixed fees are that part."""
+    start, end = subscription.current_period_start, subscription.current_period_end
+    whole = subscription.whole_period(start, end, interval=spec.interval)
+    return period_share(start, end, whole=whole)
 
 
 def grant_period_credits(subscription: Subscription, spec: VersionSpec) -> None:
@@ -136,9 +132,7 @@ def usage_rated(
 ) -> list[rating.RatedLine]:
     """Pure: the in-arrears lines of these quantities (by meter code) at `spec`,
     with the minimum commitment counted for `share` of a period."""
-    if spec.minimum_commitment and share != ONE:
-        spec = replace(spec, minimum_commitment=spec.minimum_commitment * share)
-    return rating.usage_and_true_up(spec, quantities=quantities)
+    return rating.usage_and_true_up(spec, quantities=quantities, share=share)
 
 
 def period_rated(
@@ -175,8 +169,10 @@ def rate_usage(
     usage_to: datetime | None = None,
 ) -> tuple[list[rating.RatedLine], dict]:
     """The usage lines of [usage_from, usage_to) (by default to the end) of the
-    period [start, end) at `spec`, with the minimum commitment prorated to that
-    part; and what they bill per meter."""
+    period [start, end) at `spec`, with the minimum commitment prorated to the
+    part of the whole period that they cover (Subscription.whole_period: a
+    calendar subscription's first period is part of a month); and what they bill
+    per meter."""
     usage_to = usage_to or end
     by_meter = usage_by_meter(
         customer_id=subscription.customer_id,
@@ -184,11 +180,8 @@ def rate_usage(
         start=usage_from,
         end=usage_to,
     )
-    share = ONE
-    if usage_from > start or usage_to < end:
-        share = Decimal((usage_to - usage_from).total_seconds()) / Decimal(
-            (end - start).total_seconds()
-        )
+    whole = subscription.whole_period(start, end, interval=spec.interval)
+    share = period_share(usage_from, usage_to, whole=whole)
     rated = usage_rated(spec, quantities=by_meter, share=share)
     billed: dict[str, dict] = {}
     for charge in spec.charges:
@@ -429,9 +422,12 @@ def _close_due(*, as_of: datetime, fail_at: int | None) -> int:
     return closed
 
 
-def _remaining_fraction(subscription: Subscription, at: datetime) -> Decimal:
+def _remaining_fraction(subscription: Subscription, spec: VersionSpec, at: datetime) -> Decimal:
+    """The part of a whole period at `spec` from `at` to the current period's end
+    (Subscription.whole_period: of a month in a calendar subscription's first)."""
     start, end = subscription.current_period_start, subscription.current_period_end
-    return Decimal((end - at).total_seconds()) / Decimal((end - start).total_seconds())
+    whole = subscription.whole_period(start, end, interval=spec.interval)
+    return period_share(at, end, whole=whole)
 
 
 def _check_in_period(subscription: Subscription, at: datetime, *, after_change: bool) -> None:
@@ -464,7 +460,7 @@ def _proration(
         plan_name=name,
         seats=subscription.seats,
         label=f"{at:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC",
-        fraction=_remaining_fraction(subscription, at),
+        fraction=_remaining_fraction(subscription, spec, at),
     )
     prefix = "Unused time on " if sign < 0 else "Remaining time on "
     return [
@@ -763,7 +759,7 @@ def seat_change_lines(
     lines = []
     for change in changes:
         delta = change.details["to"] - change.details["from"]
-        quantity = delta * _remaining_fraction(subscription, change.effective_at)
+        quantity = delta * _remaining_fraction(subscription, spec, change.effective_at)
         lines.append(
             LineInput(
                 "proration_charge" if delta > 0 else "proration_credit",

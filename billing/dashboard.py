@@ -215,7 +215,8 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
         else:
             projection.committed += n * rating.total(rating.usage_and_true_up(spec, quantities={}))
 
-    # A calendar month's first period, when not a trial, was billed a prorated share.
+    # A calendar month's first period, when not a trial, was billed a prorated share
+    # of the fixed fees, and commits to that share of the minimum commitment.
     first_partial = live.filter(
         status=Subscription.ACTIVE,
         billing_anchor=Subscription.CALENDAR,
@@ -224,12 +225,13 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
     ).select_related("customer")
     for subscription in first_partial:
         spec = specs[subscription.version_id]
-        prorated = fixed(
-            subscription.version_id,
-            subscription.seats,
-            first_period_fraction(subscription, spec),
-        )
+        share = first_period_fraction(subscription, spec)
+        prorated = fixed(subscription.version_id, subscription.seats, share)
         of(spec.currency).committed += prorated - fixed(subscription.version_id, subscription.seats)
+        if not _is_usage_priced(spec):
+            of(spec.currency).committed += rating.total(
+                rating.usage_and_true_up(spec, quantities={}, share=share)
+            ) - rating.total(rating.usage_and_true_up(spec, quantities={}))
 
     to_rate = sum(usage_priced.values())
     if to_rate > PROJECTION_RATING_LIMIT:
@@ -243,7 +245,9 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
         return _sorted(projections), note
 
     usage_priced_versions = [pk for pk, spec in specs.items() if _is_usage_priced(spec)]
-    rated = live.filter(version_id__in=usage_priced_versions).select_related("version__plan")
+    rated = live.filter(version_id__in=usage_priced_versions).select_related(
+        "customer", "version__plan"
+    )
     with meter_cache.pinned():
         for subscription in rated:
             summary = usage_summary(
@@ -252,11 +256,15 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
                 end=subscription.current_period_end,
                 now=now,
             )
-            # usage_summary's projection holds the full fixed fees; they are counted above.
+            # usage_summary's projection holds the fixed fees (for the share of a
+            # whole period the current one is); they are counted above.
+            spec = specs[subscription.version_id]
             projected_usage = summary.projected_total - fixed(
-                subscription.version_id, subscription.seats
+                subscription.version_id,
+                subscription.seats,
+                first_period_fraction(subscription, spec),
             )
-            of(specs[subscription.version_id].currency).usage += projected_usage
+            of(spec.currency).usage += projected_usage
     return _sorted(projections), None
 
 

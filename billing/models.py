@@ -12,11 +12,14 @@ deliveries that announce them.
 """
 
 import secrets
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from billing.periods import whole_period
 from billing.webhook_targets import WebhookTargetRefused, webhook_target_resolve
 from config.history import audit_history
 from customers.models import Customer
@@ -178,6 +181,23 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.customer_id} on {self.version_id} ({self.status})"
+
+    def whole_period(
+        self, start: datetime, end: datetime, *, interval: str
+    ) -> tuple[datetime, datetime]:
+        """The whole period that this subscription's period [start, end) is a part
+        of, at a version of `interval`, for every proration in it (with
+        billing.periods.period_share). A calendar subscription's first period,
+        from its start, is part of the customer's month (billing.periods.
+        whole_period); its fixed fees are billed for that share. Every other
+        period is whole, and so are those of a subscription that began with a
+        trial (periods are anchored at the trial's end, anchor_at): the close
+        bills the fees of the period after a trial whole."""
+        calendar_first = (
+            self.billing_anchor == self.CALENDAR and start == self.anchor_at == self.started_at
+        )
+        zone = ZoneInfo(self.customer.timezone) if calendar_first else UTC
+        return whole_period(start, end, zone, interval=interval, calendar_first=calendar_first)
 
 
 class SubscriptionChange(models.Model):

@@ -1,7 +1,8 @@
 """Calendar arithmetic for billing periods, in the customer's time zone."""
 
 import calendar
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import partial
 from zoneinfo import ZoneInfo
 
@@ -61,6 +62,34 @@ def period_containing(
     while boundary(k=k + 1) <= moment:
         k += 1
     return boundary(k=k), boundary(k=k + 1)
+
+
+def whole_period(
+    start: datetime, end: datetime, zone: ZoneInfo, *, interval: str, calendar_first: bool
+) -> tuple[datetime, datetime]:
+    """The whole period that the period [start, end) is a part of, for prorating
+    (period_share).
+
+    `calendar_first`: [start, end) is the first period of a calendar-aligned
+    schedule, which starts whenever the subscription does (mid-month, say), and
+    ends a whole interval after the local start of that month (period_boundary):
+    the whole one runs from that month start for `interval`. Any other period is
+    whole itself."""
+    if not calendar_first:
+        return start, end
+    local = start.astimezone(zone)
+    return month_start(local), month_start(local, months=INTERVAL_MONTHS[interval])
+
+
+def _microseconds(span: timedelta) -> int:
+    return (span.days * 86_400 + span.seconds) * 1_000_000 + span.microseconds
+
+
+def period_share(start: datetime, end: datetime, *, whole: tuple[datetime, datetime]) -> Decimal:
+    """The part of the whole period `whole` that [start, end) covers, by the second
+    (exactly: whole microseconds, one division)."""
+    whole_start, whole_end = whole
+    return Decimal(_microseconds(end - start)) / Decimal(_microseconds(whole_end - whole_start))
 
 
 # The times a request may name. Far enough inside datetime's own range (years 1 to

@@ -6,7 +6,7 @@ total is the sum of rounded lines. Graduated pricing gives one line per tier
 reached, so every amount can be explained line by line.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, Decimal
 
 from billing.money import format_decimal, quantize_money
@@ -229,8 +229,12 @@ def usage_and_true_up(
     *,
     quantities: dict[str, Decimal],
     meter_names: dict[str, str] | None = None,
+    share: Decimal = Decimal(1),
 ) -> list[RatedLine]:
-    """The in-arrears lines of a period: each charge's usage, then the true-up."""
+    """The in-arrears lines of a period: each charge's usage, then the true-up to
+    the minimum commitment counted for `share` of a whole period."""
+    if version.minimum_commitment and share != 1:
+        version = replace(version, minimum_commitment=version.minimum_commitment * share)
     lines = []
     for charge in version.charges:
         lines.extend(

@@ -25,7 +25,7 @@ from billing.models import (
     UsageUniqueValue,
     WebhookDelivery,
 )
-from billing.periods import period_containing
+from billing.periods import period_containing, period_share
 from billing.rating import billable_units, fixed_lines, total, usage_and_true_up
 from config import rawsql
 from customers.models import Customer
@@ -315,9 +315,14 @@ def period_spend(
         charge = next((c for c in version.charges if c.meter == meter), None)
         if charge is not None and charge.model == "balance":
             drawn += _marginal_cost(charge, quantities[meter] - extra, extra)
+    # Fees and commitment for the part of a whole period the range is, as the close.
+    share = period_share(
+        start, end, whole=subscription.whole_period(start, end, interval=version.interval)
+    )
     # Only the amounts count here: no line names (and no plan to load for them).
-    fixed = fixed_lines(version, plan_name="", seats=subscription.seats, label="")
-    return total(fixed) + total(usage_and_true_up(version, quantities=quantities)) + drawn
+    fixed = fixed_lines(version, plan_name="", seats=subscription.seats, label="", fraction=share)
+    usage = usage_and_true_up(version, quantities=quantities, share=share)
+    return total(fixed) + total(usage) + drawn
 
 
 def usage_summary(
@@ -325,29 +330,38 @@ def usage_summary(
 ) -> UsageSummary:
     """The period's usage priced by the subscription's version: amounts so far,
     the subtotal (fixed fees and usage so far) and the projected total (usage
-    extended linearly to the period's end, then priced, with any true-up)."""
+    extended linearly to the period's end, then priced, with any true-up). Fees
+    and commitment count for the part of a whole period [start, end) is, as the
+    close bills them (Subscription.whole_period)."""
     version = version_spec(version=subscription.version)
+    share = period_share(
+        start, end, whole=subscription.whole_period(start, end, interval=version.interval)
+    )
     lines = usage_lines(
         customer_id=subscription.customer_id, subscription=subscription, start=start, end=end
     )
     quantities = {line.meter: line.quantity for line in lines}
     fixed = fixed_lines(
-        version, plan_name=subscription.version.plan.name, seats=subscription.seats, label=""
+        version,
+        plan_name=subscription.version.plan.name,
+        seats=subscription.seats,
+        label="",
+        fraction=share,
     )
-    rated = usage_and_true_up(version, quantities=quantities)
+    rated = usage_and_true_up(version, quantities=quantities, share=share)
     amounts = {
         line.meter: sum((r.amount for r in rated if r.meter == line.meter), ZERO) for line in lines
     }
     usage_so_far = sum(amounts.values(), ZERO)
-    elapsed = (min(now, end) - start).total_seconds()
+    # The range is this many times its part gone so far (by the second).
     scale = Decimal(1)
-    if 0 < elapsed < (end - start).total_seconds():
-        scale = Decimal((end - start).total_seconds()) / Decimal(elapsed)
+    if start < now < end:
+        scale = period_share(start, end, whole=(start, now))
     projected = {
         line.meter: line.quantity * scale if line.aggregation in EXTRAPOLATED else line.quantity
         for line in lines
     }
-    projected_usage = usage_and_true_up(version, quantities=projected)
+    projected_usage = usage_and_true_up(version, quantities=projected, share=share)
     return UsageSummary(
         lines=lines,
         amounts=amounts,

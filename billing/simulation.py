@@ -28,7 +28,7 @@ from billing.errors import InvalidRequest
 from billing.metering import meter_cache
 from billing.models import Subscription, SubscriptionChange
 from billing.money import format_money
-from billing.periods import INTERVAL_MONTHS, add_months_clamped, month_start
+from billing.periods import INTERVAL_MONTHS, add_months_clamped, month_start, period_share
 from customers.models import Customer
 from plans.models import Plan, PlanVersion, PriceSimulation, PriceSimulationRow
 from plans.selectors import version_spec
@@ -192,11 +192,20 @@ def plan_subscriber_ids(*, plan: Plan, period_start: datetime, period_end: datet
     return sorted(on_plan)
 
 
-def period_fraction(*, interval: str, start: datetime, end: datetime, zone: ZoneInfo) -> Decimal:
+def period_fraction(
+    *,
+    interval: str,
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo,
+    subscription: Subscription | None = None,
+) -> Decimal:
     """The part of one of a version's periods that [start, end) is. Whole calendar
     months (in UTC or the customer's zone) count as months: 1 for a month on a
-    monthly version, 1/3 on a quarterly one; anything else by the second against
-    the version's period from `start`."""
+    monthly version, 1/3 on a quarterly one. Else by the second: from the start of
+    a calendar `subscription`'s first period, against its month (Subscription.
+    whole_period, as the close prorates it); anything else against the version's
+    period from `start`."""
     step = INTERVAL_MONTHS[interval]
     for z in (UTC, zone):
         local = start.astimezone(z)
@@ -206,9 +215,13 @@ def period_fraction(*, interval: str, start: datetime, end: datetime, zone: Zone
         months = (local_end.year - local.year) * 12 + local_end.month - local.month
         if months >= 1 and month_start(local, months=months) == end:
             return Decimal(months) / Decimal(step)
+    if subscription is not None:
+        whole = subscription.whole_period(start, end, interval=interval)
+        if whole != (start, end):
+            return period_share(start, end, whole=whole)
     local = start.astimezone(zone)
     whole_end = add_months_clamped(local, step, day=local.day).astimezone(UTC)
-    return Decimal((end - start).total_seconds()) / Decimal((whole_end - start).total_seconds())
+    return period_share(start, end, whole=(start, whole_end))
 
 
 def version_label(version: PlanVersion) -> str:
@@ -225,6 +238,7 @@ def _period_total(
     period_start: datetime,
     period_end: datetime,
     zone: ZoneInfo,
+    subscription: Subscription | None,
 ) -> Decimal:
     lines = cycle.period_rated(
         spec,
@@ -233,7 +247,11 @@ def _period_total(
         quantities=quantities,
         label=cycle.label(period_start, period_end, zone),
         fraction=period_fraction(
-            interval=spec.interval, start=period_start, end=period_end, zone=zone
+            interval=spec.interval,
+            start=period_start,
+            end=period_end,
+            zone=zone,
+            subscription=subscription,
         ),
         fixed_fees=fixed_fees,
     )
@@ -273,6 +291,7 @@ def _rate(
         "period_start": period_start,
         "period_end": period_end,
         "zone": zone,
+        "subscription": subscription,
     }
     current_total = ZERO
     if current is not None:

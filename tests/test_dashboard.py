@@ -302,3 +302,68 @@ def test_an_empty_book(admin_client):
     assert "No invoice issued this month." in html
     assert "No live subscription." in html
     assert "No paid credits yet." in html
+
+
+def test_a_first_partial_calendar_period_is_projected_as_the_close_bills_it(db):
+    """Rule: projected revenue counts a calendar subscription's first partial period
+    (Nov 16 12:00 to Dec 1, 14.5 of November's 30 days) as the close bills it, fixed
+    fees and minimum commitment for 14.5/30 of a month. At Nov 24 (7.5 of its 14.5
+    days gone):
+    - committed: 300.00 committed, 50,000 calls at 0.001 projected to 96.67, short
+      of 300.00 x 14.5/30 = 145.00: 145.00;
+    - flat_committed: 20.00 x 14.5/30 = 9.67 and 100.00 x 14.5/30 = 48.33: 58.00;
+    - metered: 20.00 x 14.5/30 = 9.67 and 100 prompts at 0.01 projected to 193.33
+      (1.93): 11.60."""
+    # given
+    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
+    meter_create(
+        code="api_calls",
+        name="API calls",
+        event_name="api.call",
+        aggregation="sum",
+        value_property="n",
+    )
+    per_unit = PricingSpec("per_unit", D("0.001"))
+    for code, spec in {
+        "committed": VersionSpec(
+            currency="USD",
+            minimum_commitment=D("300.00"),
+            charges=(ChargeSpec("api_calls", "overage", pricing=per_unit),),
+        ),
+        "flat_committed": VersionSpec(
+            currency="USD", base_fee=D("20.00"), minimum_commitment=D("100.00")
+        ),
+        "metered": VersionSpec(
+            currency="USD",
+            base_fee=D("20.00"),
+            charges=(ChargeSpec("prompts", "overage", pricing=PricingSpec("per_unit", D("0.01"))),),
+        ),
+    }.items():
+        plan_create(code=code, name=code.title(), version=spec, publish=True)
+    start = datetime(2026, 11, 16, 12, tzinfo=UTC)
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    for code in ("committed", "flat_committed", "metered"):
+        subscribe(code, code, start, billing_anchor=Subscription.CALENDAR)
+    used = datetime(2026, 11, 20, tzinfo=UTC).isoformat()
+    events = [
+        {
+            "id": "c1",
+            "customer": "committed",
+            "event_name": "api.call",
+            "timestamp": used,
+            "properties": {"n": 50_000},
+        },
+    ] + [
+        {"id": f"p{i}", "customer": "metered", "event_name": "prompt", "timestamp": used}
+        for i in range(100)
+    ]
+    assert events_ingest(events=events, now=now).accepted == 101
+
+    # when
+    projected, note = dashboard.projected_revenue(now=now)
+
+    # then
+    assert note is None
+    assert [(p.currency, p.subscriptions, p.committed, p.usage, p.total) for p in projected] == [
+        ("USD", 3, D("67.67"), D("146.93"), D("214.60"))
+    ]

@@ -9,7 +9,12 @@ numbers cannot tell a right rule from a wrong one (S10 changes plan at midnight,
   (billing.cycle.rate_usage / usage_rated), and no true-up line is written at
   exactly the commitment;
 - late usage re-rates every billed period inside the late window, not only the
-  last one, and a true-up it changes is billed (billing.cycle.late_usage_lines).
+  last one, and a true-up it changes is billed (billing.cycle.late_usage_lines);
+- a calendar subscription's first, partial period is a share of its whole month
+  for every proration in it (billing.periods.whole_period and period_share): its
+  fixed fees, a change, cancel or seat change in it, its commitment (at the close,
+  on either side of a change, and re-rated for late usage), the usage projection
+  and the spend limit.
 
 Through the services, with time set explicitly; exact amounts."""
 
@@ -17,6 +22,7 @@ from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
+import time_machine
 
 from billing.cycle import (
     periods_close,
@@ -27,6 +33,7 @@ from billing.cycle import (
 from billing.ingestion import events_ingest
 from billing.models import Subscription
 from billing.services import subscription_create
+from customers.models import Customer
 from customers.services import customer_create
 from invoices.models import Invoice
 from plans.models import Plan, PlanVersion
@@ -45,6 +52,11 @@ NOV_16_NOON = datetime(2026, 11, 16, 12, tzinfo=UTC)
 # 10.5 of 30 days gone (a share of 0.35), 19.5 left (0.65).
 NOV_11_NOON = datetime(2026, 11, 11, 12, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+DEC_3 = datetime(2026, 12, 3, tzinfo=UTC)
+JAN_1 = datetime(2027, 1, 1, tzinfo=UTC)
+# In a first calendar period from Nov 16 12:00 (14.5 of November's 30 days): 7.5
+# days gone, 7 of the month's 30 left.
+NOV_24 = datetime(2026, 11, 24, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -285,11 +297,6 @@ def test_no_true_up_line_at_exactly_a_prorated_commitment(acme, commitments):
     assert lines(change) == [("overage", D("105.00"))]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the close bills the full commitment (300.00) for a calendar "
-    "subscription's first partial period, whose fixed fees it prorates",
-)
 def test_a_first_partial_calendar_period_prorates_the_commitment(acme, commitments):
     """Rule: a partial first period commits to its share of the commitment, as its
     fixed fees are prorated (and as the price simulation rates it): from Nov 16
@@ -406,3 +413,229 @@ def test_late_usage_that_changes_a_true_up_is_billed(acme, commitments):
         ("overage", D("450.00")),
         ("minimum_commitment", D("50.00")),
     ]
+
+
+# A calendar subscription's first, partial period: a share of its whole month
+#
+# From Nov 16 12:00 to Dec 1 the period is 14.5 of November's 30 days, and its
+# fixed fees were billed for 14.5/30 of a month. Whatever prorates within it
+# counts against the month too: 7 days left at Nov 24 are 7/30 of a month, not
+# 7/14.5 (which would credit more than was paid for those days).
+
+
+def test_a_plan_change_in_a_first_partial_calendar_period_prorates_against_the_month(
+    acme, starter_pro
+):
+    """Rule: starter was billed 20.00 x 14.5/30 = 9.67 for its first period; a change
+    at Nov 24 credits its 7 unused days, -20.00 x 7/30 = -4.67 (starter kept 5.00,
+    20.00 x 7.5/30), and charges pro for them, 50.00 x 7/30 = 11.67."""
+    # given: starter, calendar-anchored from Nov 16 12:00; 100 prompts by Nov 20
+    starter, pro = starter_pro
+    subscription = subscribe(acme, starter, start=NOV_16_NOON, billing_anchor="calendar")
+    assert lines(Invoice.objects.get(reason="start")) == [("base_fee", D("9.67"))]
+    post("prompt", at=datetime(2026, 11, 20, tzinfo=UTC), now=NOV_24, count=100, prefix="p")
+
+    # when
+    _, change = subscription_change_plan(
+        subscription=subscription, version=pro, effective="immediate", at=NOV_24
+    )
+    periods_close(as_of=DEC_1)
+
+    # then: the change; the close bills December's pro base fee whole
+    assert lines(change) == [
+        ("overage", D("1.00")),
+        ("proration_credit", D("-4.67")),
+        ("proration_charge", D("11.67")),
+    ]
+    assert change.total == D("8.00")
+    assert lines(period_invoice(NOV_16_NOON)) == [("base_fee", D("50.00"))]
+
+
+def test_an_immediate_cancel_in_a_first_partial_calendar_period_credits_against_the_month(
+    acme, starter_pro
+):
+    """Rule: the unused 7 days of the 9.67 paid are 20.00 x 7/30 = 4.67."""
+    starter, _ = starter_pro
+    subscription = subscribe(acme, starter, start=NOV_16_NOON, billing_anchor="calendar")
+
+    _, cancel = subscription_cancel(subscription=subscription, effective="immediate", at=NOV_24)
+
+    assert lines(cancel) == [("proration_credit", D("-4.67"))]
+
+
+def test_a_cancel_in_a_first_partial_calendar_period_counts_the_seconds_of_a_local_month(db):
+    """Rule: against the customer's month, by the second: in New York the first
+    period (Nov 16 12:00 UTC to Dec 1 05:00 UTC) was billed 9.79 (see above); a
+    cancel at Nov 24 05:00 UTC (midnight EST) leaves 7 days, 604,800 of November's
+    2,595,600 seconds there: -20.00 x 604,800 / 2,595,600 = -4.6601.. -> -4.66."""
+    customer = customer_create(
+        external_id="acme", name="Acme Inc", currency="USD", timezone_name="America/New_York"
+    )
+    flat = plan("flat", base_fee=D("20.00"))
+    subscription = subscribe(customer, flat, start=NOV_16_NOON, billing_anchor="calendar")
+
+    _, cancel = subscription_cancel(
+        subscription=subscription,
+        effective="immediate",
+        at=datetime(2026, 11, 24, 5, tzinfo=UTC),
+    )
+
+    assert lines(cancel) == [("proration_credit", D("-4.66"))]
+
+
+def test_after_a_trial_a_calendar_period_is_prorated_against_itself(acme):
+    """Rule (as billed today): a subscription that began with a trial (Nov 2 to Nov
+    16) has its calendar periods anchored at the trial's end, and the close bills
+    the fees of [Nov 16, Dec 1) whole, 20.00; a cancel at Nov 24 credits the
+    unused 7 of those 15 days: -20.00 x 7/15 = -9.33."""
+    # given
+    trial = plan("trial", base_fee=D("20.00"), trial_days=14)
+    subscription = subscribe(
+        acme, trial, start=datetime(2026, 11, 2, tzinfo=UTC), billing_anchor="calendar"
+    )
+    periods_close(as_of=datetime(2026, 11, 16, tzinfo=UTC))
+    trial_close = Invoice.objects.get(reason="period")
+    assert lines(trial_close) == [("base_fee", D("20.00"))]
+
+    # when
+    _, cancel = subscription_cancel(subscription=subscription, effective="immediate", at=NOV_24)
+
+    # then
+    assert lines(cancel) == [("proration_credit", D("-9.33"))]
+
+
+def test_a_seat_change_in_a_first_partial_calendar_period_prorates_against_the_month(acme):
+    """Rule: one seat at 10.00 was billed 10.00 x 14.5/30 = 4.83; 2 more seats from
+    Nov 24 are 2 x 10.00 x 7/30 = 4.67 on the close, then December's 3 seats."""
+    # given
+    team = plan("team", seat_price=D("10.00"))
+    subscription = subscribe(acme, team, start=NOV_16_NOON, seats=1, billing_anchor="calendar")
+    assert lines(Invoice.objects.get(reason="start")) == [("seats", D("4.83"))]
+
+    # when
+    subscription_set_seats(subscription=subscription, seats=3, at=NOV_24)
+    periods_close(as_of=DEC_1)
+
+    # then
+    assert lines(period_invoice(NOV_16_NOON)) == [
+        ("proration_charge", D("4.67")),
+        ("seats", D("30.00")),
+    ]
+
+
+def test_a_change_in_a_first_partial_calendar_period_prorates_both_commitments_to_the_month(
+    acme, commitments
+):
+    """Rule: commit_300 from Nov 16 12:00 to Nov 24 commits to 300.00 x 7.5/30 =
+    75.00 against 50.00 of usage (true-up 25.00); commit_600 from Nov 24 to Dec 1
+    to 600.00 x 7/30 = 140.00 against 100.00 (true-up 40.00)."""
+    # given: 50,000 calls on commit_300, calendar-anchored from Nov 16 12:00
+    subscription = subscribe(
+        acme, commitments["commit_300"], start=NOV_16_NOON, billing_anchor="calendar"
+    )
+    post("api.call", at=datetime(2026, 11, 20, tzinfo=UTC), now=NOV_24, prefix="a", n=50_000)
+
+    # when: an immediate change to commit_600, 100,000 calls, the close
+    _, change = subscription_change_plan(
+        subscription=subscription,
+        version=commitments["commit_600"],
+        effective="immediate",
+        at=NOV_24,
+    )
+    post("api.call", at=datetime(2026, 11, 28, tzinfo=UTC), now=DEC_1, prefix="b", n=100_000)
+    periods_close(as_of=DEC_1)
+
+    # then
+    assert lines(change) == [("overage", D("50.00")), ("minimum_commitment", D("25.00"))]
+    assert lines(period_invoice(NOV_16_NOON)) == [
+        ("overage", D("100.00")),
+        ("minimum_commitment", D("40.00")),
+    ]
+
+
+def test_late_usage_re_rates_a_first_partial_calendar_period_against_the_month(acme, commitments):
+    """Rule: late usage re-rates the first period with its prorated commitment:
+    100.00 of usage against 145.00 was a true-up of 45.00; 60.00 of late calls
+    make it 160.00, past 145.00: +60.00 of usage and -45.00 of true-up (against
+    the whole 300.00 it would be -60.00)."""
+    # given: 100,000 calls in the first period, closed
+    subscribe(acme, commitments["commit_300"], start=NOV_16_NOON, billing_anchor="calendar")
+    post("api.call", at=datetime(2026, 11, 20, tzinfo=UTC), now=DEC_1, prefix="a", n=100_000)
+    periods_close(as_of=DEC_1)
+    assert lines(period_invoice(NOV_16_NOON)) == [
+        ("overage", D("100.00")),
+        ("minimum_commitment", D("45.00")),
+    ]
+
+    # when: on Dec 3, 60,000 calls stamped Nov 25; December has no usage
+    post("api.call", at=datetime(2026, 11, 25, tzinfo=UTC), now=DEC_3, prefix="late", n=60_000)
+    periods_close(as_of=JAN_1)
+
+    # then: December's whole commitment, and the late lines for the first period
+    assert lines(period_invoice(DEC_1)) == [
+        ("minimum_commitment", D("300.00")),
+        ("late_usage", D("60.00")),
+        ("late_usage", D("-45.00")),
+    ]
+
+
+@pytest.fixture
+def committed_with_fee(commitments):
+    """20.00 a month, API calls at 0.001, a minimum commitment of 300.00."""
+    return plan(
+        "committed_with_fee",
+        base_fee=D("20.00"),
+        minimum_commitment=D("300.00"),
+        charges=(ChargeSpec("api_calls", "overage", pricing=PricingSpec("per_unit", D("0.001"))),),
+    )
+
+
+def test_the_usage_projection_of_a_first_partial_calendar_period_prorates_fees_and_commitment(
+    api, acme, committed_with_fee
+):
+    """Rule: /usage prices the period as the close will: at Nov 24, 50,000 calls in
+    7.5 of the period's 14.5 days. Subtotal: 20.00 x 14.5/30 = 9.67 and 50.00 of
+    usage = 59.67. Projected: the calls to 96,666.67 (96.67), short of the
+    commitment's 300.00 x 14.5/30 = 145.00: 9.67 + 145.00 = 154.67."""
+    # given
+    subscribe(acme, committed_with_fee, start=NOV_16_NOON, billing_anchor="calendar")
+    post("api.call", at=datetime(2026, 11, 20, tzinfo=UTC), now=NOV_24, prefix="a", n=50_000)
+
+    # when
+    with time_machine.travel(NOV_24, tick=False):
+        response = api.get("/api/v1/customers/acme/usage")
+
+    # then
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["period_start"], body["period_end"]) == (
+        "2026-11-16T12:00:00Z",
+        "2026-12-01T00:00:00Z",
+    )
+    assert (body["subtotal"], body["projected_total"]) == ("59.67", "154.67")
+
+
+def test_the_spend_limit_counts_a_first_partial_calendar_period_s_prorated_commitment(
+    api, acme, commitments
+):
+    """Rule: the spend a limit counts is what the close will bill: in the first
+    period from Nov 16 12:00, the commitment is 145.00 (not 300.00). One more call
+    makes 145.00: within a hard limit of 200.00, beyond one of 140.00."""
+    # given
+    subscribe(acme, commitments["commit_300"], start=NOV_16_NOON, billing_anchor="calendar")
+
+    def check() -> dict:
+        with time_machine.travel(NOV_24, tick=False):
+            response = api.post(
+                "/api/v1/customers/acme/check",
+                {"meter": "api_calls", "quantity": 1},
+                format="json",
+            )
+        assert response.status_code == 200, response.content
+        return response.json()
+
+    # when / then
+    Customer.objects.filter(pk=acme.pk).update(spend_limit=D("200.00"), spend_limit_mode="hard")
+    assert (check()["allowed"], check()["reason"]) == (True, "ok")
+    Customer.objects.filter(pk=acme.pk).update(spend_limit=D("140.00"))
+    assert (check()["allowed"], check()["reason"]) == (False, "spend_limit_reached")

@@ -327,6 +327,57 @@ def test_a_plan_selects_the_customers_on_it_in_the_period(catalog, october):
     ) == [omega.pk]
 
 
+def test_a_first_partial_calendar_period_is_simulated_as_the_close_bills_it(db):
+    """Rule: the simulation and the close share the whole period a calendar
+    subscription's first partial period is a part of: its month. From Oct 31 12:00
+    the period is half a day of October's 31 (not of the 30 days to Nov 30 12:00):
+    base fee 31.00 x 0.5/31 = 0.50 on the start invoice, commitment 62.00 x 0.5/31
+    = 1.00 on the close: 1.50, simulated at its own version to the cent. At a draft
+    of 46.50 and 93.00: 0.75 + 1.50 = 2.25."""
+    # given: the first period closed
+    meter_create(code="calls", name="Calls", event_name="call", aggregation="count")
+    charge = ChargeSpec("calls", "overage", pricing=PricingSpec("per_unit", D("0.001")))
+    v1 = plan_create(
+        code="committed",
+        name="Committed",
+        version=VersionSpec(
+            currency="USD",
+            base_fee=D("31.00"),
+            minimum_commitment=D("62.00"),
+            charges=(charge,),
+        ),
+        publish=True,
+    )
+    v2 = plan_version_create(
+        plan=v1.plan,
+        version=VersionSpec(
+            currency="USD",
+            base_fee=D("46.50"),
+            minimum_commitment=D("93.00"),
+            charges=(charge,),
+        ),
+    )
+    acme = customer_create(external_id="acme", name="Acme", currency="USD")
+    start = datetime(2026, 10, 31, 12, tzinfo=UTC)
+    subscription_create(customer=acme, plan=v1.plan, start=start, billing_anchor="calendar")
+    periods_close(as_of=NOV_1)
+    billed = [
+        (line.kind, line.amount)
+        for invoice in Invoice.objects.filter(period_start=start).order_by("id")
+        for line in invoice.lines.all()
+        if line.period_start == start
+    ]
+    assert billed == [("base_fee", D("0.50")), ("minimum_commitment", D("1.00"))]
+
+    # when
+    rated = simulation.simulation_rate_customer(
+        customer=acme, version=v2, period_start=start, period_end=NOV_1
+    )
+
+    # then
+    assert (rated.current_total, rated.simulated_total) == (D("1.50"), D("2.25"))
+
+
 def test_period_fraction_counts_whole_months_and_else_seconds(db):
     from zoneinfo import ZoneInfo
 
