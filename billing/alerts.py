@@ -324,20 +324,12 @@ def _check_subscription(
                     )
                 )
     if spend is not None and spend >= customer.spend_limit:
-        payload = {
-            "spend": format_money(spend, spec.currency),
-            "spend_limit": format_money(customer.spend_limit, spec.currency),
-            "currency": spec.currency,
-            "mode": customer.spend_limit_mode,
-            **period,
-        }
         raised.append(
-            alert_raise(
+            spend_limit_alert_raise(
                 customer=customer,
-                kind=Alert.SPEND_LIMIT,
+                spend=spend,
                 period_start=window.period_start,
-                key=SPEND_LIMIT_KEY,
-                payload=payload,
+                period_end=window.period_end,
                 now=now,
             )
         )
@@ -347,6 +339,46 @@ def _check_subscription(
 
 def _threshold_key(meter: str, percentage: Decimal) -> str:
     return f"{meter}:{format_decimal(percentage)}"
+
+
+def spend_limit_payload(
+    *, customer: Customer, spend: Decimal, period_start: datetime, period_end: datetime
+) -> dict:
+    """The data of a `spend_limit` alert, whichever check found the limit passed:
+    the spend and the limit in the customer's currency (the currency of its plan,
+    which must match it), the limit's mode ("soft": usage goes on; "hard": it is
+    refused) and the period. The customer is the event's own `customer`."""
+    return {
+        "spend": format_money(spend, customer.currency),
+        "spend_limit": format_money(customer.spend_limit, customer.currency),
+        "currency": customer.currency,
+        "mode": customer.spend_limit_mode,
+        "period_start": webhooks.iso(period_start),
+        "period_end": webhooks.iso(period_end),
+    }
+
+
+def spend_limit_alert_raise(
+    *,
+    customer: Customer,
+    spend: Decimal,
+    period_start: datetime,
+    period_end: datetime,
+    now: datetime,
+) -> Alert | None:
+    """Raise the `spend_limit` alert of the period [period_start, period_end):
+    once a period (alert_raise), with spend_limit_payload. Raised by the usage
+    check after ingestion and by the check endpoint (a soft limit passed)."""
+    return alert_raise(
+        customer=customer,
+        kind=Alert.SPEND_LIMIT,
+        period_start=period_start,
+        key=SPEND_LIMIT_KEY,
+        payload=spend_limit_payload(
+            customer=customer, spend=spend, period_start=period_start, period_end=period_end
+        ),
+        now=now,
+    )
 
 
 def alert_email(alert: Alert) -> tuple[str, str]:

@@ -406,16 +406,11 @@ class CheckApi(APIView):
         )
         if result.spend is not None and result.allowed:
             # A soft limit allows, and tells finance once a period.
-            alerts.alert_raise(
+            alerts.spend_limit_alert_raise(
                 customer=customer,
-                kind="spend_limit",
+                spend=result.spend,
                 period_start=result.period_start,
-                key="spend_limit",
-                payload={
-                    "spend": format_money(result.spend, customer.currency),
-                    "spend_limit": format_money(result.spend_limit, customer.currency),
-                    "mode": "soft",
-                },
+                period_end=result.period_end,
                 now=now,
             )
 

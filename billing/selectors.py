@@ -389,6 +389,7 @@ class CheckResult:
     subscription: Subscription | None = None
     # The period the answer counts usage in (the one the clock is in).
     period_start: datetime | None = None
+    period_end: datetime | None = None
 
 
 def _units_covered(amount: Decimal, per_unit: Decimal) -> Decimal:
@@ -397,15 +398,9 @@ def _units_covered(amount: Decimal, per_unit: Decimal) -> Decimal:
 
 
 def _marginal_cost(charge, used: Decimal, quantity: Decimal) -> Decimal:
-    """What `quantity` more units add to the period's amount for this charge."""
-    if charge.model == "balance":
-        return price_units(used + quantity, charge.pricing) - price_units(used, charge.pricing)
-    if charge.model != "overage":
-        return ZERO
-    included = charge.included_units or ZERO
-    before = billable_units("overage", used, included)
-    after = billable_units("overage", used + quantity, included)
-    return price_units(after, charge.pricing) - price_units(before, charge.pricing)
+    """What `quantity` more units of a balance charge, `used` so far this period,
+    draw from the money wallet. Only balance charges draw money per unit."""
+    return price_units(used + quantity, charge.pricing) - price_units(used, charge.pricing)
 
 
 def period_now(*, subscription: Subscription, now: datetime) -> tuple[datetime, datetime] | None:
@@ -541,6 +536,7 @@ def usage_check(
         "used": used,
         "subscription": subscription,
         "period_start": start,
+        "period_end": end,
     }
     with localcontext(prec=EXACT_PRECISION):
         if charge.model in ("hard_cap", "overage"):

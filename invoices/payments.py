@@ -38,7 +38,11 @@ from billing.errors import Conflict, InvalidRequest, WebhookSignatureError
 from billing.money import format_decimal, format_money, to_minor_units
 from billing.storable import unstorable_json_reason
 from customers.models import Customer
-from invoices import stripe_client
+
+# invoices.services imports this module too (an invoice finalized is collected
+# here, an invoice paid here is recorded there); each uses the other's functions
+# only when called, so either may be imported first.
+from invoices import services, stripe_client
 from invoices.models import Invoice, Payment, Purchase, StripeEvent
 
 logger = logging.getLogger(__name__)
@@ -583,33 +587,23 @@ def _succeed(
 
 
 def _invoice_paid(payment: Payment, *, reference: str, now: datetime) -> None:
-    invoice = Invoice.objects.select_for_update().get(pk=payment.invoice_id)
-    payment.invoice = invoice
-    if invoice.status in (Invoice.FINALIZED, Invoice.UNCOLLECTIBLE):
-        invoice.status = Invoice.PAID
-        invoice.paid_at = now
-        invoice.payment_reference = reference
-        invoice.save(update_fields=["status", "paid_at", "payment_reference"])
-        webhooks.webhook_event_publish(
-            event_type="invoice.paid",
-            data={
-                "invoice": invoice.pk,
-                "number": invoice.number,
-                "total": format_money(invoice.total, invoice.currency),
-                "currency": invoice.currency,
-                "payment_reference": reference,
-            },
-            customer=payment.customer,
-            now=now,
-            event_id=f"evt_invoice_{invoice.pk}_paid",
+    """The invoice of a payment that succeeded is paid (invoice_mark_paid). One
+    that cannot be any more, paid meanwhile or voided, is left as it is: the
+    money is to be refunded, which the payment's last error says."""
+    try:
+        payment.invoice = services.invoice_mark_paid(
+            invoice=payment.invoice, reference=reference, now=now
         )
-    elif invoice.status == Invoice.PAID:
-        payment.last_error = (
-            f"paid twice: the invoice was already paid ({invoice.payment_reference}); "
-            f"refund {reference} in Stripe"
-        )
-    else:
-        payment.last_error = f"the invoice is {invoice.status}: refund {reference} in Stripe"
+    except Conflict:
+        invoice = Invoice.objects.get(pk=payment.invoice_id)
+        payment.invoice = invoice
+        if invoice.status == Invoice.PAID:
+            payment.last_error = (
+                f"paid twice: the invoice was already paid ({invoice.payment_reference}); "
+                f"refund {reference} in Stripe"
+            )
+        else:
+            payment.last_error = f"the invoice is {invoice.status}: refund {reference} in Stripe"
 
 
 # Operations (admin)

@@ -1,5 +1,6 @@
 """Writes for invoices: drafts (idempotent), finalization with gap-free numbers,
-void with a credit note, payments recorded by hand, PDFs rendered and stored."""
+void with a credit note, payments recorded (by hand or by invoices.payments) and
+announced, PDFs rendered and stored."""
 
 import hashlib
 import logging
@@ -14,8 +15,9 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
 
+from billing import webhooks
 from billing.errors import Conflict
-from billing.money import quantize_money
+from billing.money import format_money, quantize_money
 from invoices import payments
 from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceSequence
 from invoices.pdf import render_invoice_pdf
@@ -219,16 +221,50 @@ def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> CreditNote:
         )
 
 
+# An uncollectible invoice can still be paid: by a retry of its Stripe payment,
+# or by money that arrives after collecting was given up.
+PAYABLE = (Invoice.FINALIZED, Invoice.UNCOLLECTIBLE)
+
+
 def invoice_mark_paid(*, invoice: Invoice, reference: str, now: datetime) -> Invoice:
-    """Record a payment received outside Stripe."""
+    """Record the invoice paid, with what identifies the payment (`reference`).
+    Every way an invoice is paid comes here: by hand in the admin, a Stripe
+    payment that succeeded (invoices.payments), a purchase paid before it was
+    invoiced (invoice_create_purchase).
+
+    Under the invoice's row lock, a finalized or uncollectible invoice only;
+    any other is refused with Conflict and nothing changes, so paying twice
+    records and announces the first payment only. In the same transaction the
+    event `invoice.paid` is queued for the webhook endpoints that take it, sent
+    after commit; its id names the invoice, so it is queued once per endpoint."""
     with transaction.atomic():
-        invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
-        if invoice.status != Invoice.FINALIZED:
-            raise Conflict(f"invoice {invoice} is {invoice.status}; only a finalized one is paid")
+        invoice = (
+            Invoice.objects.select_for_update(of=("self",))
+            .select_related("customer")
+            .get(pk=invoice.pk)
+        )
+        if invoice.status not in PAYABLE:
+            raise Conflict(
+                f"invoice {invoice} is {invoice.status}; only a finalized or uncollectible "
+                "invoice can be paid"
+            )
         invoice.status = Invoice.PAID
         invoice.paid_at = now
         invoice.payment_reference = reference
         invoice.save(update_fields=["status", "paid_at", "payment_reference"])
+        webhooks.webhook_event_publish(
+            event_type="invoice.paid",
+            data={
+                "invoice": invoice.pk,
+                "number": invoice.number,
+                "total": format_money(invoice.total, invoice.currency),
+                "currency": invoice.currency,
+                "payment_reference": reference,
+            },
+            customer=invoice.customer,
+            now=now,
+            event_id=f"evt_invoice_{invoice.pk}_paid",
+        )
     return invoice
 
 

@@ -10,9 +10,11 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
+from billing.alerts import usage_alerts_check
 from billing.cycle import periods_close
-from billing.models import Alert
+from billing.models import Alert, WebhookDelivery, WebhookEndpoint
 from customers.models import Customer
+from customers.services import customer_create
 from invoices.models import Invoice
 from plans.models import CreditPack
 from tests.wallets.support import (
@@ -385,6 +387,17 @@ def test_no_key_is_401(catalog, acme):
 # Spend limits: the period's rated spend (the /usage subtotal) plus what this use adds
 
 
+# The spend_limit alert of a soft limit of 30.00 passed with 30.04 in November.
+SPEND_LIMIT_30_04 = {
+    "spend": "30.04",
+    "spend_limit": "30.00",
+    "currency": "USD",
+    "mode": "soft",
+    "period_start": "2026-11-01T00:00:00Z",
+    "period_end": "2026-12-01T00:00:00Z",
+}
+
+
 def limit(customer: Customer, amount: str, mode: str) -> None:
     Customer.objects.filter(pk=customer.pk).update(spend_limit=D(amount), spend_limit_mode=mode)
 
@@ -439,7 +452,7 @@ def test_a_soft_spend_limit_allows_and_alerts_once_a_period(api, catalog, acme):
     assert check(api, "prompts", 1).json() == result(True, "overage", "ok", "400", "200", "0")
     alert = Alert.objects.get()
     assert (alert.kind, alert.key, alert.period_start) == ("spend_limit", "spend_limit", NOV_1)
-    assert alert.payload == {"spend": "30.04", "spend_limit": "30.00", "mode": "soft"}
+    assert alert.payload == SPEND_LIMIT_30_04
 
     # Again, further past it: allowed, and no second alert this period.
     later = check(api, "prompts", 100, at=NOW + timedelta(days=1))
@@ -458,6 +471,43 @@ def test_a_soft_spend_limit_allows_and_alerts_once_a_period(api, catalog, acme):
         ("spend_limit", NOV_1),
         ("spend_limit", DEC_1),
     ]
+
+
+def test_the_check_and_the_usage_alerts_announce_a_spend_limit_alike(api, catalog, acme):
+    """The same situation, reached by two customers: acme's check of one more
+    prompt is what passes its limit; globex has used that prompt and its usage
+    check (after ingestion) finds the limit passed. A webhook consumer gets the
+    same data from either."""
+    # given: two customers on 19.99 with 200 prompts included, 0.05 a prompt over
+    globex = customer_create(external_id="globex", name="Globex", currency="USD")
+    for customer in (acme, globex):
+        subscribe(customer, "ai_assistant", NOV_1)
+        limit(customer, "30.00", "soft")
+    WebhookEndpoint.objects.create(
+        url="http://127.0.0.1:9/hooks", event_types=["alert.spend_limit"]
+    )
+    ingest(repeat(400, "prompt", NOW, prefix="a"), now=NOW)
+    ingest(repeat(401, "prompt", NOW, prefix="g", customer="globex"), now=NOW)
+
+    # when: 29.99 + 0.05 by each path
+    assert check(api, "prompts", 1).json()["allowed"] is True
+    usage_alerts_check(customer_ids=[globex.pk], now=NOW)
+
+    # then
+    by_check = Alert.objects.get(customer=acme)
+    # (globex's usage also passed thresholds of its included prompts)
+    by_usage = Alert.objects.get(customer=globex, kind="spend_limit")
+    for alert in (by_check, by_usage):
+        assert (alert.kind, alert.key, alert.period_start) == ("spend_limit", "spend_limit", NOV_1)
+    assert by_check.payload == by_usage.payload == SPEND_LIMIT_30_04
+    sent = {
+        body["customer"]: (body["type"], body["data"])
+        for body in (json.loads(d.body) for d in WebhookDelivery.objects.all())
+    }
+    assert sent == {
+        "acme": ("alert.spend_limit", SPEND_LIMIT_30_04),
+        "globex": ("alert.spend_limit", SPEND_LIMIT_30_04),
+    }
 
 
 def test_a_soft_spend_limit_within_the_limit_raises_nothing(api, catalog, acme):
