@@ -7,10 +7,10 @@ reached, so every amount can be explained line by line.
 """
 
 from dataclasses import dataclass, replace
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 
 from billing.money import format_decimal, quantize_money
-from plans.pricing import GRADUATED, PACKAGE, PER_UNIT, VOLUME, PricingSpec, price_units
+from plans.pricing import GRADUATED, PACKAGE, PricedPiece, PricingSpec, priced_pieces
 from plans.validation import ChargeSpec, VersionSpec
 
 ZERO = Decimal(0)
@@ -121,84 +121,34 @@ def charge_lines(
 def priced_lines(
     pricing: PricingSpec, units: Decimal, *, kind: str, description: str, meter: str, currency: str
 ) -> list[RatedLine]:
-    """Billable units under a pricing scheme, as explainable lines."""
-    if pricing.scheme == PER_UNIT:
-        return [
-            _line(
-                kind,
-                description,
-                meter,
-                units,
-                pricing.unit_price,
-                price_units(units, pricing),
-                currency,
-            )
-        ]
+    """Billable units under a pricing scheme, as explainable lines: one per piece
+    of plans.pricing's walk (one per tier reached for graduated), so that the
+    lines price exactly what price_units does, each line rounded once."""
+    return [
+        _line(
+            kind,
+            _piece_description(pricing, units, piece, description),
+            meter,
+            piece.quantity,
+            piece.unit_price,
+            piece.amount,
+            currency,
+        )
+        for piece in priced_pieces(units, pricing)
+    ]
+
+
+def _piece_description(
+    pricing: PricingSpec, units: Decimal, piece: PricedPiece, description: str
+) -> str:
     if pricing.scheme == PACKAGE:
-        packages = (units / pricing.package_size).to_integral_value(rounding=ROUND_CEILING)
         size = format_decimal(pricing.package_size)
-        text = f"{description}: {format_decimal(units)} in packages of {size}"
-        return [
-            _line(
-                kind,
-                text,
-                meter,
-                packages,
-                pricing.package_price,
-                price_units(units, pricing),
-                currency,
-            )
-        ]
-    if pricing.scheme == VOLUME:
-        return [
-            _line(
-                kind,
-                description,
-                meter,
-                units,
-                _volume_tier(units, pricing).unit_price,
-                price_units(units, pricing),
-                currency,
-            )
-        ]
+        return f"{description}: {format_decimal(units)} in packages of {size}"
+    if pricing.scheme == GRADUATED and piece.up_to is None:
+        return f"{description}: tier above {format_decimal(piece.after)}"
     if pricing.scheme == GRADUATED:
-        return _graduated_lines(
-            pricing, units, kind=kind, description=description, meter=meter, currency=currency
-        )
-    raise ValueError(f"unknown pricing scheme {pricing.scheme!r}")
-
-
-def _volume_tier(units: Decimal, pricing: PricingSpec):
-    return next(t for t in pricing.tiers if t.up_to is None or units <= t.up_to)
-
-
-def _graduated_lines(pricing, units, *, kind, description, meter, currency) -> list[RatedLine]:
-    lines = []
-    lower = ZERO
-    for tier in pricing.tiers:
-        upper = units if tier.up_to is None else min(units, tier.up_to)
-        in_tier = upper - lower
-        if in_tier <= 0:
-            break
-        if tier.up_to is None:
-            text = f"{description}: tier above {format_decimal(lower)}"
-        else:
-            text = f"{description}: tier up to {format_decimal(tier.up_to)}"
-        lines.append(
-            _line(
-                kind,
-                text,
-                meter,
-                in_tier,
-                tier.unit_price,
-                in_tier * tier.unit_price + tier.flat_fee,
-                currency,
-            )
-        )
-        lower = upper
-        if tier.up_to is None or units <= tier.up_to:
-            break
-    return lines
+        return f"{description}: tier up to {format_decimal(piece.up_to)}"
+    return description
 
 
 def minimum_commitment_line(

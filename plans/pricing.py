@@ -1,8 +1,12 @@
-"""Pricing schemes as plain values, and the one pure function that prices units.
+"""Pricing schemes as plain values, and the one walk that prices units.
 
-`price_units` returns the exact amount, unrounded: the caller rounds a line
-once with `billing.money.quantize_money`. Tiers apply to billable units (after
-included units); `up_to` is inclusive and the last tier is open (`None`).
+`priced_pieces` splits a quantity into the pieces a scheme prices it as (one for
+per_unit, package and volume, one per tier reached for graduated), each with its
+exact amount. `price_units` is their sum, unrounded: the caller rounds a line
+once with `billing.money.quantize_money`, and billing.rating writes one line per
+piece, so an amount and its lines come from the same walk. Tiers apply to
+billable units (after included units); `up_to` is inclusive and the last tier is
+open (`None`).
 """
 
 from dataclasses import dataclass, field
@@ -35,55 +39,81 @@ class PricingSpec:
     tiers: tuple[TierSpec, ...] = field(default_factory=tuple)
 
 
-def price_units(units: Decimal, pricing: PricingSpec) -> Decimal:
-    """The exact amount for `units` billable units under `pricing`.
+@dataclass(frozen=True)
+class PricedPiece:
+    """`quantity` at `unit_price`, plus a tier's flat fee: `amount`, exact.
 
-    Zero units cost nothing under every scheme, flat fees included. Assumes a
-    pricing that passed catalog validation (see plans.validation).
+    For a package the quantity is whole packages; for a graduated tier it is the
+    units in that tier, which starts after `after` units and ends at `up_to`
+    (None for the open tier).
+    """
+
+    quantity: Decimal
+    unit_price: Decimal
+    amount: Decimal
+    after: Decimal = ZERO
+    up_to: Decimal | None = None
+
+
+def price_units(units: Decimal, pricing: PricingSpec) -> Decimal:
+    """The exact amount for `units` billable units under `pricing`: the sum of
+    its priced pieces. Zero units cost nothing under every scheme, flat fees
+    included."""
+    pieces = priced_pieces(units, pricing)
+    with localcontext(prec=EXACT_PRECISION):
+        return sum((piece.amount for piece in pieces), ZERO)
+
+
+def priced_pieces(units: Decimal, pricing: PricingSpec) -> tuple[PricedPiece, ...]:
+    """The pieces `units` billable units are priced as under `pricing`, in order.
+
+    No pieces for zero units. Assumes a pricing that passed catalog validation (see
+    plans.validation).
     """
     if units < 0:
         raise ValueError("billable units cannot be negative")
     if units == 0:
-        return ZERO
+        return ()
     # Wide enough that quantities and prices of the catalog's size (18 integer
     # digits, 10 decimals) multiply and divide without any rounding.
     with localcontext(prec=EXACT_PRECISION):
-        return _price(units, pricing)
+        return _pieces(units, pricing)
 
 
-def _price(units: Decimal, pricing: PricingSpec) -> Decimal:
+def _pieces(units: Decimal, pricing: PricingSpec) -> tuple[PricedPiece, ...]:
     if pricing.scheme == PER_UNIT:
-        return units * pricing.unit_price
+        return (PricedPiece(units, pricing.unit_price, units * pricing.unit_price),)
     if pricing.scheme == PACKAGE:
         # Partial packages round up: 70,500 tokens in packages of 1,000 is 71.
         packages = (units / pricing.package_size).to_integral_value(rounding=ROUND_CEILING)
-        return packages * pricing.package_price
+        return (PricedPiece(packages, pricing.package_price, packages * pricing.package_price),)
     if pricing.scheme == GRADUATED:
         return _graduated(units, pricing.tiers)
     if pricing.scheme == VOLUME:
-        return _volume(units, pricing.tiers)
+        return (_volume(units, pricing.tiers),)
     raise ValueError(f"unknown pricing scheme {pricing.scheme!r}")
 
 
-def _graduated(units: Decimal, tiers: tuple[TierSpec, ...]) -> Decimal:
+def _graduated(units: Decimal, tiers: tuple[TierSpec, ...]) -> tuple[PricedPiece, ...]:
     """Each tier's units at that tier's price, plus the flat fee of every tier reached."""
-    total = ZERO
+    pieces = []
     lower = ZERO
     for tier in tiers:
         upper = units if tier.up_to is None else min(units, tier.up_to)
         in_tier = upper - lower
         if in_tier <= 0:
             break
-        total += in_tier * tier.unit_price + tier.flat_fee
+        amount = in_tier * tier.unit_price + tier.flat_fee
+        pieces.append(PricedPiece(in_tier, tier.unit_price, amount, lower, tier.up_to))
         lower = upper
         if tier.up_to is None or units <= tier.up_to:
             break
-    return total
+    return tuple(pieces)
 
 
-def _volume(units: Decimal, tiers: tuple[TierSpec, ...]) -> Decimal:
+def _volume(units: Decimal, tiers: tuple[TierSpec, ...]) -> PricedPiece:
     """All units at the price of the tier the total reaches, plus that tier's flat fee."""
     for tier in tiers:
         if tier.up_to is None or units <= tier.up_to:
-            return units * tier.unit_price + tier.flat_fee
+            return PricedPiece(units, tier.unit_price, units * tier.unit_price + tier.flat_fee)
     raise ValueError("tiers must end with an open tier (up_to null)")

@@ -1,7 +1,8 @@
 """Safety net for tiered prices on invoice lines. plans.pricing.price_units is the
 amount function (what the check, the draw-down and the spend limit price); the
-invoice's lines come from billing.rating, which walks the tiers again to explain
-the amount line by line. The two must agree:
+invoice's lines come from billing.rating, one line per piece of the same walk
+(plans.pricing.priced_pieces), to explain the amount line by line. The two must
+agree:
 
 - a graduated tier's flat fee is on the line of that tier (S8's tiers have none);
 - a volume tier's `up_to` is inclusive on the line too: exactly at a boundary the

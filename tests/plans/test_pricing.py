@@ -18,9 +18,11 @@ from plans.pricing import (
     PACKAGE,
     PER_UNIT,
     VOLUME,
+    PricedPiece,
     PricingSpec,
     TierSpec,
     price_units,
+    priced_pieces,
 )
 
 D = Decimal
@@ -327,6 +329,48 @@ def test_negative_units_are_refused_under_every_scheme(pricing, units):
 def test_unknown_scheme_is_refused():
     with pytest.raises(ValueError, match="unknown pricing scheme"):
         price_units(D(1), PricingSpec(scheme="stairstep", unit_price=D(1)))
+
+
+# --- Priced pieces (what billing.rating writes one line for) ---------------------
+
+
+@pytest.mark.parametrize(
+    ("pricing", "units", "expected"),
+    [
+        pytest.param(
+            package("1000", "0.03"),
+            "70500",
+            [PricedPiece(D(71), D("0.03"), D("2.13"))],
+            id="package_rounds_up",
+        ),
+        pytest.param(
+            GRADUATED_WITH_FEES,
+            "1001",
+            [
+                PricedPiece(D(100), D("0.10"), D("15.00"), D(0), D(100)),
+                PricedPiece(D(900), D("0.05"), D("47.00"), D(100), D(1000)),
+                PricedPiece(D(1), D("0.01"), D("1.01"), D(1000), None),
+            ],
+            id="graduated_one_per_tier_with_its_flat_fee",
+        ),
+        pytest.param(
+            VOLUME_WITH_FEES,
+            "1000",
+            [PricedPiece(D(1000), D("0.01"), D("11.00"))],
+            id="volume_up_to_inclusive",
+        ),
+    ],
+)
+def test_priced_pieces_are_what_price_units_adds_up(pricing, units, expected):
+    pieces = priced_pieces(D(units), pricing)
+
+    assert list(pieces) == expected
+    assert price_units(D(units), pricing) == sum(piece.amount for piece in expected)
+
+
+@pytest.mark.parametrize("pricing", ALL_SCHEMES)
+def test_zero_units_have_no_pieces(pricing):
+    assert priced_pieces(D(0), pricing) == ()
 
 
 # --- Properties -----------------------------------------------------------------
