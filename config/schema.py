@@ -2,9 +2,10 @@
 every operation documents, added here once rather than on each view.
 
 Which statuses an operation can answer follows from what the server does:
-- 400 every operation: bad input, an unknown query parameter, a NUL in a path;
+- 400 every operation: bad input, a query parameter holding text no column stores;
 - 401 and 403 every operation: no or a bad API key, a key without the scope;
-- 404 where the path names an object, and on paginated lists (a bad `cursor`);
+- 404 where the path names an object (also one holding a NUL), and on paginated
+  lists (a bad `cursor`);
 - 409 on writes (POST, PUT, PATCH, DELETE) whose view may meet a state that
   forbids them, unless the view says it cannot (`schema_may_conflict = False`);
 - 413 and 415 on operations that take a request body;
@@ -28,8 +29,9 @@ ERROR_DESCRIPTIONS = {
     "is published, the invoice is void).",
     413: "The request body is too large; nothing was stored.",
     415: "The body is not `application/json`.",
-    429: "Too many requests for this API key; retry after `Retry-After` seconds.",
-    503: "The service cannot reach its database; retry later. Nothing was changed.",
+    429: "Too many requests for this API key, or too many wrong keys from this address; "
+    "retry after `Retry-After` seconds.",
+    503: "The service cannot reach its database for a moment; retry after `Retry-After` seconds.",
 }
 
 URI_TOO_LONG = (
