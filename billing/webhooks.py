@@ -23,6 +23,7 @@ import socket
 import ssl
 import uuid
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
@@ -247,7 +248,10 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, s
     connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
     connection = connection_class(target, TIMEOUT_SECONDS)
     try:
-        connection.request("POST", target.path, body=body, headers=headers)
+        # A URL may hold text beyond ASCII (the admin's URL field takes it); the
+        # request line carries it percent-encoded, as a browser would send it.
+        path = quote(target.path, safe="/?#[]@!$&'()*+,;=:%~")
+        connection.request("POST", path, body=body, headers=headers)
         status = connection.getresponse().status
     except TimeoutError:
         return None, "timed out"
@@ -255,7 +259,8 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, s
         return None, "TLS handshake failed"
     except OSError:
         return None, "connection failed"
-    except http.client.InvalidURL:
+    except ValueError:
+        # http.client.InvalidURL, or text a request line or header cannot carry
         return None, "the URL is not valid"
     except http.client.HTTPException:
         return None, "the receiver's answer is not HTTP"

@@ -866,3 +866,15 @@ def test_the_migration_replaces_the_errors_recorded_before_by_fixed_texts(endpoi
         "evt_4": "the endpoint is disabled",
         "evt_5": "",
     }
+
+
+def test_a_url_with_text_beyond_ascii_is_sent_percent_encoded(endpoint, webhook_receiver):
+    """The admin's URL field takes "/hooks/ü"; the request line carries it as
+    /hooks/%C3%BC instead of failing the attempt with no error kept."""
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=webhook_receiver.url + "/ü")
+
+    sent = deliver(publish(), webhook_receiver, T0)
+
+    assert (sent.status, sent.last_status_code, sent.last_error) == ("succeeded", 200, "")
+    (received,) = webhook_receiver.received
+    assert received.refused is None
