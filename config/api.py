@@ -2,6 +2,7 @@
 envelope, pagination, and decimal fields that read and write exact strings."""
 
 import json
+import math
 import sys
 from decimal import Decimal, InvalidOperation
 
@@ -119,7 +120,7 @@ def exception_handler(exc, context):
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header
     if getattr(exc, "wait", None):
-        headers["Retry-After"] = str(int(exc.wait))
+        headers["Retry-After"] = str(math.ceil(exc.wait))
     error_type = ERROR_TYPES.get(exc.status_code, "invalid_request")
     if isinstance(exc, exceptions.ValidationError):
         fields = flatten_errors(exc.detail)

@@ -34,9 +34,10 @@ def client_address(request) -> str:
         for address in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
         if address.strip()
     ]
-    if not forwarded:
+    if len(forwarded) < proxies:
+        # Fewer entries than proxies: the leftmost is whatever the client sent.
         return remote
-    candidate = forwarded[-min(proxies, len(forwarded))]
+    candidate = forwarded[-proxies]
     try:
         return str(ipaddress.ip_address(candidate))
     except ValueError:

@@ -28,41 +28,42 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer <secret>`.
 
     A client address whose keys failed API_AUTH_FAILURE_RATE times in the current
-    window is refused (429, Retry-After) until the window ends, whatever key it sends,
-    so that a right guess is not told apart from a wrong one and refused guesses cost
-    no database query. Each request with a key costs one cache read for this.
+    window has its further wrong keys answered 429 (Retry-After) until the window
+    ends, instead of 401. A key that verifies is never refused: behind a shared
+    address (a NAT, a proxy) one client's bad key must not lock the others out, and
+    keys of 256 random bits are not guessed. Each request with a key costs one cache
+    read for this.
     """
 
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None
+        scheme, _, secret = header.partition(" ")
+        secret = secret.strip()
+        if scheme.lower() != "bearer" or not secret or len(secret) > 200:
+            self._refuse(request, "use 'Authorization: Bearer <api key>'")
+        key = api_key_for_secret(secret)
+        if key is None:
+            self._refuse(request, "unknown or revoked API key")
+        return ApiClient(key), key
+
+    @staticmethod
+    def _refuse(request, message: str):
+        """401, counted against the client's address; 429 once the address is past
+        API_AUTH_FAILURE_RATE in this window."""
         rate = settings.API_AUTH_FAILURE_RATE
-        address = client_address(request)
         if rate is not None:
             limit, period = rate
+            address = client_address(request)
             failures, seconds_left = window_count(f"auth-failures:{address}", period)
             if failures >= limit:
                 raise exceptions.Throttled(
                     wait=seconds_left,
                     detail="too many requests with a wrong API key from this address.",
                 )
-        scheme, _, secret = header.partition(" ")
-        secret = secret.strip()
-        if scheme.lower() != "bearer" or not secret or len(secret) > 200:
-            self._count_failure(address)
-            raise exceptions.AuthenticationFailed("use 'Authorization: Bearer <api key>'")
-        key = api_key_for_secret(secret)
-        if key is None:
-            self._count_failure(address)
-            raise exceptions.AuthenticationFailed("unknown or revoked API key")
-        return ApiClient(key), key
-
-    @staticmethod
-    def _count_failure(address: str) -> None:
-        rate = settings.API_AUTH_FAILURE_RATE
-        if rate is not None:
-            window_hit(f"auth-failures:{address}", rate[1])
+            window_hit(f"auth-failures:{address}", period)
+        raise exceptions.AuthenticationFailed(message)
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'

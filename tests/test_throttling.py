@@ -48,9 +48,7 @@ def frozen():
 # Wrong keys, per client address
 
 
-def test_wrong_keys_from_one_address_are_refused_after_the_limit(
-    db, frozen, api_key_secret, django_assert_num_queries
-):
+def test_wrong_keys_from_one_address_are_refused_after_the_limit(db, frozen, api_key_secret):
     # given: the default limit, 60 wrong keys a minute per address
     answers = []
 
@@ -66,11 +64,9 @@ def test_wrong_keys_from_one_address_are_refused_after_the_limit(
         "too many requests with a wrong API key from this address. "
         "Expected available in 50 seconds."
     )
-    # and a refused request does not look the key up (nor does a right key get through
-    # from that address, which would tell a right guess from a wrong one)
-    with django_assert_num_queries(0):
-        refused = client_from(ATTACKER, api_key_secret).get("/api/v1/meters")
-    assert_rate_limited(refused, retry_after="50")
+    # and a right key from that address still gets through (a shared address, a NAT,
+    # must not lock its other clients out)
+    assert client_from(ATTACKER, api_key_secret).get("/api/v1/meters").status_code == 200
     # and another address is not affected
     assert client_from(NEIGHBOUR, api_key_secret).get("/api/v1/meters").status_code == 200
     assert client_from(NEIGHBOUR, "bk_wrong").get("/api/v1/meters").status_code == 401
