@@ -28,6 +28,7 @@ from billing.periods import parse_instant
 from billing.storable import (
     SURROGATE_MESSAGE,
     number_or_marker,
+    reject_json_constant,
     unstorable_json_reason,
     unstorable_text_reason,
 )
@@ -113,17 +114,13 @@ def exact_json(value) -> str:
     return _MARKED_DECIMAL.sub(r"\1", text) if "\\u0000" in text else text
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
 def batch_parse(body: bytes):
     """A batch's JSON, numbers as exact Decimals. Raises ValueError (or
     UnicodeDecodeError, RecursionError) for a body that is not JSON. A number no
     column could hold is no such error: it parses as UNSTORABLE_NUMBER, and
     validation rejects the event that carries it."""
     try:
-        return json.loads(body, parse_float=number_or_marker, parse_constant=_reject_constant)
+        return json.loads(body, parse_float=number_or_marker, parse_constant=reject_json_constant)
     except json.JSONDecodeError:
         raise
     except ValueError:
@@ -132,7 +129,7 @@ def batch_parse(body: bytes):
             body,
             parse_float=number_or_marker,
             parse_int=number_or_marker,
-            parse_constant=_reject_constant,
+            parse_constant=reject_json_constant,
         )
 
 

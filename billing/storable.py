@@ -33,6 +33,11 @@ class UnstorableNumber:
 UNSTORABLE_NUMBER = UnstorableNumber()
 
 
+def reject_json_constant(name: str):
+    """json.loads' parse_constant: NaN and Infinity are no numbers JSON allows."""
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
 def storable_json_number(text: str) -> Decimal | None:
     """A JSON number's text as an exact Decimal, or None where no column could hold
     it: outside PostgreSQL's numeric range, or past what a Decimal represents (an

@@ -16,7 +16,12 @@ from rest_framework.response import Response
 
 from billing.errors import BillingError
 from billing.money import format_decimal, format_money, storable_exactly
-from billing.storable import may_hold_unstorable_text, storable_json_number, unstorable_json_reason
+from billing.storable import (
+    may_hold_unstorable_text,
+    reject_json_constant,
+    storable_json_number,
+    unstorable_json_reason,
+)
 from config import outage
 
 ERROR_TYPES = {
@@ -40,10 +45,6 @@ def error_body(error_type: str, message: str, fields: dict | None = None) -> dic
     return {"error": body}
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
 def _storable_number(text: str) -> Decimal:
     number = storable_json_number(text)
     if number is None:
@@ -60,7 +61,9 @@ class StrictJSONParser(parsers.JSONParser):
         body = stream.read()
         try:
             data = json.loads(
-                body.decode("utf-8"), parse_float=_storable_number, parse_constant=_reject_constant
+                body.decode("utf-8"),
+                parse_float=_storable_number,
+                parse_constant=reject_json_constant,
             )
         except (ValueError, UnicodeDecodeError) as exc:
             raise exceptions.ParseError(f"malformed JSON: {exc}") from exc
@@ -98,11 +101,7 @@ def exception_handler(exc, context):
     a database out of reach as a 503 with Retry-After (config.outage)."""
     if outage.database_unavailable(exc):
         outage.log_unavailable(context["request"], exc)
-        return Response(
-            error_body("service_unavailable", outage.MESSAGE),
-            status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": str(outage.RETRY_AFTER_SECONDS)},
-        )
+        return _unavailable(Response)
     if isinstance(exc, BillingError):
         return Response(error_body(exc.error_type, exc.message, exc.fields), status=exc.status_code)
     if isinstance(exc, Http404):
@@ -132,6 +131,16 @@ def exception_handler(exc, context):
     )
 
 
+def _unavailable(response_class):
+    """The API's answer while the database is out of reach (config.outage): a DRF
+    Response from the exception handler, a JsonResponse from handler500."""
+    return response_class(
+        error_body("service_unavailable", outage.MESSAGE),
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(outage.RETRY_AFTER_SECONDS)},
+    )
+
+
 def handler404(request, exception=None):
     """JSON for /api/ paths, Django's page elsewhere."""
     if request.path.startswith("/api/"):
@@ -144,9 +153,7 @@ def handler500(request):
     # out of reach is still a 503 (config.outage); Django logged the traceback.
     if outage.database_unavailable(sys.exc_info()[1]):
         if request.path.startswith("/api/"):
-            response = JsonResponse(error_body("service_unavailable", outage.MESSAGE), status=503)
-            response["Retry-After"] = str(outage.RETRY_AFTER_SECONDS)
-            return response
+            return _unavailable(JsonResponse)
         return outage.unavailable_page()
     if request.path.startswith("/api/"):
         body = error_body("server_error", "internal error; the request changed nothing")

@@ -10,6 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from billing.errors import WebhookSignatureError
+from config.api import error_body
 from invoices import payments
 
 logger = logging.getLogger(__name__)
@@ -28,8 +29,7 @@ def stripe_webhook(request):
         payload = request.body
     except RequestDataTooBig:
         return JsonResponse(
-            {"error": {"type": "payload_too_large", "message": "request body is too large"}},
-            status=413,
+            error_body("payload_too_large", "request body is too large"), status=413
         )
     try:
         event, duplicate = payments.stripe_event_receive(
@@ -38,9 +38,7 @@ def stripe_webhook(request):
             now=timezone.now(),
         )
     except (WebhookSignatureError, payments.StripeEventRefused) as error:
-        return JsonResponse(
-            {"error": {"type": "invalid_request", "message": error.message}}, status=400
-        )
+        return JsonResponse(error_body("invalid_request", error.message), status=400)
     except Exception:
         logger.exception("Stripe webhook: the event could not be processed")
         return JsonResponse(
