@@ -92,10 +92,10 @@ def main():
     from django.core.management import call_command
     from django.db import connections
 
+    from billing.core.periods import month_start
     from billing.cycle import periods_close
     from billing.ingestion import events_ingest
     from billing.models import Subscription
-    from billing.periods import month_start
     from billing.services import subscription_create
     from customers.models import Customer
     from invoices.models import Invoice

@@ -143,7 +143,7 @@ def main():
     from django.db import connection, connections
 
     from billing.ingestion import PreparedEvent, _postgres, events_ingest
-    from billing.metering import contributions, meter_cache
+    from billing.usage.metering import contributions, meter_cache
     from customers.models import Customer
     from customers.services import api_key_create
 
@@ -252,7 +252,7 @@ def main():
             print(f"  {label}: {rate:,.0f} events/s; HTTP / raw = {http_rate / rate:.2f}")
 
         # Usage reads for a customer with args.big events in the current period.
-        from billing.periods import month_start
+        from billing.core.periods import month_start
 
         Customer.objects.create(external_id="whale", name="Whale", currency="USD")
         period_start = month_start(now)

@@ -17,9 +17,10 @@ from django.urls import path, reverse
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
-from billing import cycle, services, webhooks
-from billing.errors import BillingError
-from billing.forms import RecordAdmin, add_billing_error
+from billing import cycle, services
+from billing.core.admin_forms import RecordAdmin, add_billing_error
+from billing.core.errors import BillingError
+from billing.core.money import format_money
 from billing.models import (
     WEBHOOK_EVENT_TYPES,
     Alert,
@@ -30,7 +31,7 @@ from billing.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from billing.money import format_money
+from billing.notifications import webhooks
 from plans.models import Plan, PlanVersion
 
 MIGRATE_PERMISSION = "billing.migrate_subscription"

@@ -18,17 +18,18 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing import alerts, cycle, selectors, services
-from billing.errors import BillingError, Conflict, InvalidRequest
+from billing import cycle, selectors, services
+from billing.core.errors import BillingError, Conflict, InvalidRequest
+from billing.core.money import format_decimal, format_money
+from billing.core.periods import month_start, parse_instant, period_containing
+from billing.core.storable import may_hold_unstorable_text
 from billing.ingestion import (
     MAX_EVENTS_PER_BATCH,
     batch_parse,
     events_ingest,
 )
-from billing.metering import meter_cache
 from billing.models import PlanMigration, Subscription
-from billing.money import format_decimal, format_money
-from billing.periods import month_start, parse_instant, period_containing
+from billing.notifications import alerts
 from billing.serializers import (
     MAX_MIGRATION_SUBSCRIPTIONS,
     CancelSerializer,
@@ -44,7 +45,7 @@ from billing.serializers import (
     SubscriptionSerializer,
     UsageSerializer,
 )
-from billing.storable import may_hold_unstorable_text
+from billing.usage.metering import meter_cache
 from config.api import error_body
 from config.schema import ErrorSerializer
 from customers.models import ApiKey, Customer

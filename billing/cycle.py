@@ -19,11 +19,11 @@ from django.conf import settings
 from django.db import transaction
 
 from billing import rating
-from billing.errors import Conflict, InvalidRequest
-from billing.metering import meter_cache
+from billing.core.errors import Conflict, InvalidRequest
+from billing.core.periods import month_start, period_containing, period_share
 from billing.models import BilledPeriod, Subscription, SubscriptionChange
-from billing.periods import month_start, period_containing, period_share
 from billing.selectors import usage_quantities
+from billing.usage.metering import meter_cache
 from invoices.models import Invoice
 from invoices.services import LineInput, invoice_write_draft, invoices_finalize_due
 from plans.selectors import version_spec

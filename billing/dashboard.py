@@ -18,11 +18,11 @@ from django.db.models import Count, F, Min, Q, Sum
 from django.utils import timezone
 
 from billing import rating
+from billing.core.money import format_money, quantize_money
 from billing.cycle import first_period_fraction
-from billing.metering import meter_cache
 from billing.models import Subscription
-from billing.money import format_money, quantize_money
 from billing.selectors import usage_summary
+from billing.usage.metering import meter_cache
 from invoices.models import Invoice
 from plans.models import PlanVersion
 from plans.selectors import version_spec

@@ -21,17 +21,17 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import connection, transaction
 
-from billing.alerts import usage_alerts_enqueue
-from billing.drawdown import usage_draw_for_events
-from billing.metering import Contribution, EventRejected, MeterDef, contributions, meter_cache
-from billing.periods import parse_instant
-from billing.storable import (
+from billing.core.periods import parse_instant
+from billing.core.storable import (
     SURROGATE_MESSAGE,
     number_or_marker,
     reject_json_constant,
     unstorable_json_reason,
     unstorable_text_reason,
 )
+from billing.notifications.alerts import usage_alerts_enqueue
+from billing.usage.drawdown import usage_draw_for_events
+from billing.usage.metering import Contribution, EventRejected, MeterDef, contributions, meter_cache
 from customers.models import Customer
 
 MAX_EVENTS_PER_BATCH = 1000
@@ -140,7 +140,7 @@ def _check_text(text: str) -> None:
 
 
 def check_properties(properties: dict, *, may_hold_unstorable: bool) -> None:
-    """The properties can be stored as they are (billing.storable): no NUL or lone
+    """The properties can be stored as they are (billing.core.storable): no NUL or lone
     surrogate (looked for only when the body may hold one), no number outside a
     column's range, nesting at most MAX_PROPERTY_DEPTH deep."""
     reason = unstorable_json_reason(
@@ -261,7 +261,7 @@ def events_ingest(
     same batch arrives from several clients at once (the key's unique index
     decides). Returns only after the transaction has committed.
     `may_hold_unstorable=False` is the caller's word that the JSON it parsed
-    cannot hold a NUL or a lone surrogate (billing.storable.may_hold_unstorable_text).
+    cannot hold a NUL or a lone surrogate (billing.core.storable.may_hold_unstorable_text).
     """
     if len(events) > MAX_EVENTS_PER_BATCH:
         raise ValueError(f"at most {MAX_EVENTS_PER_BATCH} events a batch")

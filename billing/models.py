@@ -2,7 +2,7 @@
 usage reads use instead of scanning raw events.
 
 On PostgreSQL the events table is partitioned by month (see migration 0001 and
-billing.partitions). A unique index there must include the partition key, so
+billing.usage.partitions). A unique index there must include the partition key, so
 deduplication on (customer, event id) lives in EventKey, written in the same
 statement as the event.
 
@@ -19,8 +19,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from billing.periods import whole_period
-from billing.webhook_targets import WebhookTargetRefused, webhook_target_resolve
+from billing.core.periods import whole_period
+from billing.notifications.webhook_targets import WebhookTargetRefused, webhook_target_resolve
 from config.history import audit_history
 from customers.models import Customer
 from plans.models import Meter
@@ -187,8 +187,8 @@ class Subscription(models.Model):
     ) -> tuple[datetime, datetime]:
         """The whole period that this subscription's period [start, end) is a part
         of, at a version of `interval`, for every proration in it (with
-        billing.periods.period_share). A calendar subscription's first period,
-        from its start, is part of the customer's month (billing.periods.
+        billing.core.periods.period_share). A calendar subscription's first period,
+        from its start, is part of the customer's month (billing.core.periods.
         whole_period); its fixed fees are billed for that share. Every other
         period is whole, and so are those of a subscription that began with a
         trial (periods are anchored at the trial's end, anchor_at): the close

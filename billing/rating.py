@@ -1,7 +1,7 @@
 """The rating engine: a version's terms and a period's usage become invoice lines.
 
 Pure: no database. Each line says what it is, with quantity, unit price and an
-amount computed exactly and rounded once (billing.money.quantize_money); a
+amount computed exactly and rounded once (billing.core.money.quantize_money); a
 total is the sum of rounded lines. Graduated pricing gives one line per tier
 reached, so every amount can be explained line by line.
 """
@@ -9,7 +9,7 @@ reached, so every amount can be explained line by line.
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from billing.money import format_decimal, quantize_money
+from billing.core.money import format_decimal, quantize_money
 from plans.pricing import GRADUATED, PACKAGE, PricedPiece, PricingSpec, priced_pieces
 from plans.validation import ChargeSpec, VersionSpec
 

@@ -10,14 +10,9 @@ from zoneinfo import ZoneInfo
 
 from django.db.models import Count
 
+from billing.core import rawsql
+from billing.core.periods import period_containing, period_share
 from billing.ingestion import hour_of
-from billing.metering import (
-    PROPERTIES_DECODER,
-    EventRejected,
-    MeterDef,
-    contributions,
-    meter_cache,
-)
 from billing.models import (
     Subscription,
     UsageEvent,
@@ -25,9 +20,14 @@ from billing.models import (
     UsageUniqueValue,
     WebhookDelivery,
 )
-from billing.periods import period_containing, period_share
 from billing.rating import billable_units, fixed_lines, total, usage_and_true_up
-from config import rawsql
+from billing.usage.metering import (
+    PROPERTIES_DECODER,
+    EventRejected,
+    MeterDef,
+    contributions,
+    meter_cache,
+)
 from customers.models import Customer
 from plans.models import Meter, Plan, PlanVersion
 from plans.pricing import EXACT_PRECISION, price_units
@@ -86,7 +86,7 @@ def _edge_contributions(customer_id: int, meters: list[MeterDef], ranges: list[t
 
 
 # Per meter over whole hours: written out, as the check and the usage read run it
-# on every call (see config.rawsql).
+# on every call (see billing.core.rawsql).
 _ROLLUP_SUMS = (
     "SELECT meter_id, SUM(event_count), SUM(value_sum), MAX(value_max) "
     "FROM billing_usagerollup "

@@ -1,8 +1,8 @@
 from rest_framework import serializers
 
+from billing.core.periods import parse_instant
 from billing.ingestion import MAX_EVENTS_PER_BATCH, MAX_ID_LENGTH, MAX_NAME_LENGTH
 from billing.models import Subscription
-from billing.periods import parse_instant
 from config.api import DecimalString
 from config.schema import ErrorDetailSerializer
 

@@ -15,6 +15,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, TextField
 from django.db.models.functions import Cast
 
+from billing.core.errors import BillingError, Conflict, InvalidRequest, NotFound
+from billing.core.money import format_money, quantize_money
+from billing.core.periods import period_boundary
 from billing.cycle import (
     next_period_fixed_lines,
     plan_change_check,
@@ -22,7 +25,6 @@ from billing.cycle import (
     subscription_change_plan,
     subscription_start_invoice,
 )
-from billing.errors import BillingError, Conflict, InvalidRequest, NotFound
 from billing.ingestion import (
     PreparedEvent,
     _generic,
@@ -30,13 +32,6 @@ from billing.ingestion import (
     rollup_deltas,
     rollup_lock,
     unique_values,
-)
-from billing.metering import (
-    PROPERTIES_DECODER,
-    EventRejected,
-    contributions,
-    meter_cache,
-    meter_def,
 )
 from billing.models import (
     PlanMigration,
@@ -47,8 +42,13 @@ from billing.models import (
     UsageRollup,
     UsageUniqueValue,
 )
-from billing.money import format_money, quantize_money
-from billing.periods import period_boundary
+from billing.usage.metering import (
+    PROPERTIES_DECODER,
+    EventRejected,
+    contributions,
+    meter_cache,
+    meter_def,
+)
 from customers.models import Customer
 from invoices.services import LineInput
 from plans.models import Meter, Plan, PlanVersion

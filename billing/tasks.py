@@ -4,9 +4,10 @@ from datetime import UTC, datetime
 
 from celery import shared_task
 
-from billing import alerts, cycle, selectors, services, webhooks
+from billing import cycle, selectors, services
+from billing.core.periods import parse_instant
 from billing.models import Alert, WebhookDelivery
-from billing.periods import parse_instant
+from billing.notifications import alerts, webhooks
 
 
 @shared_task(acks_late=True)

@@ -14,9 +14,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, pagination, parsers, serializers, status
 from rest_framework.response import Response
 
-from billing.errors import BillingError
-from billing.money import format_decimal, format_money, storable_exactly
-from billing.storable import (
+from billing.core.errors import BillingError
+from billing.core.money import format_decimal, format_money, storable_exactly
+from billing.core.storable import (
     may_hold_unstorable_text,
     reject_json_constant,
     storable_json_number,
@@ -55,7 +55,7 @@ def _storable_number(text: str) -> Decimal:
 class StrictJSONParser(parsers.JSONParser):
     """JSON with exact decimals: 0.1 arrives as Decimal('0.1'), never a float,
     and NaN or Infinity are refused rather than read; so are numbers and text no
-    column could store (billing.storable), whichever field holds them."""
+    column could store (billing.core.storable), whichever field holds them."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         body = stream.read()

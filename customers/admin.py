@@ -13,10 +13,10 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from simple_history.admin import SimpleHistoryAdmin
 
-from billing.forms import ServiceValidatedForm, money_column
-from billing.metering import meter_cache
-from billing.money import format_decimal, format_money
+from billing.core.admin_forms import ServiceValidatedForm, money_column
+from billing.core.money import format_decimal, format_money
 from billing.selectors import subscription_live, usage_summary
+from billing.usage.metering import meter_cache
 from customers import services
 from customers.models import ApiKey, Customer
 from customers.portal import portal_session_create

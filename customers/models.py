@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from billing.money import is_known_currency
+from billing.core.money import is_known_currency
 from config.history import audit_history
 
 CODE_MAX_LENGTH = 255

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
-from billing.money import format_decimal
+from billing.core.money import format_decimal
 from config.api import DecimalString, MoneyString
 from customers.models import Customer
 

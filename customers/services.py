@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from billing.errors import Conflict, InvalidRequest
+from billing.core.errors import Conflict, InvalidRequest
 from customers.models import ApiKey, Customer, alert_threshold_errors
 from invoices.payments import customer_sync_schedule
 from plans.validation import validate_customer

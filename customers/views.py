@@ -8,7 +8,7 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from billing.money import format_decimal, format_money
+from billing.core.money import format_decimal, format_money
 from customers.models import Customer
 from customers.portal import (
     PortalTokenExpired,

@@ -12,8 +12,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from billing.errors import BillingError
-from billing.money import format_money
+from billing.core.errors import BillingError
+from billing.core.money import format_money
 from customers.models import Customer
 from invoices import selectors, services
 from invoices.models import CreditNote, Invoice, InvoiceLine

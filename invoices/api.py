@@ -13,7 +13,7 @@ from rest_framework import negotiation, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.errors import InvalidRequest
+from billing.core.errors import InvalidRequest
 from config.api import CursorPagination
 from invoices import selectors, services
 from invoices.models import Invoice

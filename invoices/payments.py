@@ -33,10 +33,10 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 
-from billing import alerts, webhooks
-from billing.errors import Conflict, InvalidRequest, WebhookSignatureError
-from billing.money import format_decimal, format_money, to_minor_units
-from billing.storable import unstorable_json_reason
+from billing.core.errors import Conflict, InvalidRequest, WebhookSignatureError
+from billing.core.money import format_decimal, format_money, to_minor_units
+from billing.core.storable import unstorable_json_reason
+from billing.notifications import alerts, webhooks
 from customers.models import Customer
 
 # invoices.services imports this module too (an invoice finalized is collected

@@ -13,9 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from billing.errors import BillingError
-from billing.forms import ExactDecimalField, RecordAdmin
-from billing.money import format_money
+from billing.core.admin_forms import ExactDecimalField, RecordAdmin
+from billing.core.errors import BillingError
+from billing.core.money import format_money
 from invoices import payments, services
 from invoices.models import Payment, Purchase, StripeEvent
 from plans.models import CreditPack

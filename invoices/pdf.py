@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.conf import settings
 from django.template.loader import render_to_string
 
-from billing.money import format_decimal, format_money
+from billing.core.money import format_decimal, format_money
 from invoices.models import Invoice, InvoiceLine
 
 TEMPLATE = "invoices/invoice.html"

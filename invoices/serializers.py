@@ -1,7 +1,7 @@
 from django.urls import reverse
 from rest_framework import serializers
 
-from billing.money import format_decimal, format_money
+from billing.core.money import format_decimal, format_money
 from config.api import DecimalString
 from invoices.models import CreditNote, Invoice, InvoiceLine
 

@@ -15,9 +15,9 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
 
-from billing import webhooks
-from billing.errors import Conflict
-from billing.money import format_money, quantize_money
+from billing.core.errors import Conflict
+from billing.core.money import format_money, quantize_money
+from billing.notifications import webhooks
 from invoices import payments
 from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceSequence
 from invoices.pdf import render_invoice_pdf

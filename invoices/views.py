@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from billing.errors import WebhookSignatureError
+from billing.core.errors import WebhookSignatureError
 from config.api import error_body
 from invoices import payments
 

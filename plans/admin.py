@@ -21,17 +21,17 @@ from django.utils.html import format_html
 from djmoney.money import Money
 from simple_history.admin import SimpleHistoryAdmin
 
-from billing import simulation
-from billing.errors import BillingError
-from billing.forms import (
+from billing.core.admin_forms import (
     EXACT_DECIMALS,
     ExactDecimalField,
     ServiceValidatedForm,
     add_billing_error,
     money_column,
 )
-from billing.money import format_money
-from billing.periods import month_start
+from billing.core.errors import BillingError
+from billing.core.money import format_money
+from billing.core.periods import month_start
+from billing.simulation import engine as simulation
 from customers.models import Customer
 from plans import services
 from plans.models import (

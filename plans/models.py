@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import models
 from djmoney.models.fields import MoneyField
 
-from billing.money import format_decimal
+from billing.core.money import format_decimal
 from config.history import audit_history
 from plans.pricing import SCHEMES, PricingSpec, TierSpec
 
@@ -247,7 +247,7 @@ class CreditPack(models.Model):
 
 class PriceSimulation(models.Model):
     """A price simulation: customers' usage of a past period rated at their own
-    version and at another (usually draft) one (billing.simulation). It writes
+    version and at another (usually draft) one (billing.simulation.engine). It writes
     no invoice; its rows and sums are the answer."""
 
     PENDING = "pending"

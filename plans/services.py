@@ -8,7 +8,7 @@ from django.db.models import Max
 from django.utils import timezone
 from djmoney.money import Money
 
-from billing.errors import Conflict, InvalidRequest
+from billing.core.errors import Conflict, InvalidRequest
 from plans import selectors
 from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion, PriceTier
 from plans.validation import (

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from billing.errors import InvalidRequest
-from billing.money import currency_exponent, has_minor_unit_precision, is_known_currency
+from billing.core.errors import InvalidRequest
+from billing.core.money import currency_exponent, has_minor_unit_precision, is_known_currency
 from plans.pricing import PACKAGE, PER_UNIT, SCHEMES, TIERED_SCHEMES, PricingSpec, TierSpec
 
 MAX_PRICE_PLACES = 10

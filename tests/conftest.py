@@ -58,9 +58,9 @@ def _fresh_process_caches():
     against the next one's rate limits (the cache)."""
     from django.core.cache import cache
 
-    from billing.alerts import alert_check_throttle
     from billing.ingestion import customer_cache
-    from billing.metering import meter_cache
+    from billing.notifications.alerts import alert_check_throttle
+    from billing.usage.metering import meter_cache
     from customers.selectors import api_key_cache_clear
     from plans.selectors import version_spec_cache_clear
 

@@ -303,8 +303,8 @@ def test_a_task_with_a_statement_error_is_not_retried(flaky_expire):
 def test_a_task_keeps_its_own_retry_limit_for_other_errors(monkeypatch):
     """send_alert_email retries a mail server that is down (OSError) up to its own
     limit of 5, also right after a database retry (whose limit is 10)."""
-    from billing import alerts
     from billing.models import Alert
+    from billing.notifications import alerts
     from billing.tasks import send_alert_email
 
     acme = customer_create(external_id="acme", name="Acme", currency="USD", email="a@acme.test")

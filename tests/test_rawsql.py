@@ -1,4 +1,4 @@
-"""The written-out reads of the hot paths (config.rawsql): values come out of them
+"""The written-out reads of the hot paths (billing.core.rawsql): values come out of them
 exactly as the ORM gives them, on SQLite and on PostgreSQL, and the instances
 they build load any other field on access."""
 
@@ -7,9 +7,9 @@ from decimal import Decimal as D
 
 import pytest
 
+from billing.core import rawsql
 from billing.cycle import subscription_cancel
 from billing.selectors import customer_with_live_subscription, subscription_live
-from config import rawsql
 from customers.services import customer_create
 from tests.wallets.support import build_catalog, subscribe
 from wallets.models import CreditBlock

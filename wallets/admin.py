@@ -13,9 +13,9 @@ from django.urls import path, reverse
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
-from billing.errors import BillingError
-from billing.forms import ExactDecimalField, RecordAdmin, add_billing_error
-from billing.money import format_decimal, format_money
+from billing.core.admin_forms import ExactDecimalField, RecordAdmin, add_billing_error
+from billing.core.errors import BillingError
+from billing.core.money import format_decimal, format_money
 from plans.models import CreditPack
 from wallets import revenue, services
 from wallets.models import AutoTopUp, CreditBlock, LedgerEntry, UncoveredUsage, Wallet

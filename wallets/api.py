@@ -13,8 +13,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.errors import InvalidRequest
-from billing.money import format_decimal, format_money
+from billing.core.errors import InvalidRequest
+from billing.core.money import format_decimal, format_money
 from config.api import CursorPagination
 from customers.models import Customer
 from invoices import payments

@@ -18,7 +18,7 @@ from decimal import Decimal
 from django.db.models import Sum
 from django.db.models.functions import TruncMonth
 
-from billing.money import format_money, quantize_money
+from billing.core.money import format_money, quantize_money
 from wallets.models import CreditBlock, LedgerEntry
 
 ZERO = Decimal(0)

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from django.db.models import F, Q, QuerySet
 
-from config import rawsql
+from billing.core import rawsql
 from wallets.models import AutoTopUp, CreditBlock, LedgerEntry, UncoveredUsage, Wallet
 
 ZERO = Decimal(0)
@@ -25,7 +25,7 @@ def wallet_balance(*, customer_id: int, kind: str, currency: str = "") -> Decima
     return ZERO if balance is None else balance
 
 
-# Written out (see config.rawsql): the check reads it before every AI call. A block
+# Written out (see billing.core.rawsql): the check reads it before every AI call. A block
 # without expiry never expires; one whose expiry has passed is no longer usable.
 _USABLE_BALANCE = (
     "SELECT SUM(b.remaining) FROM wallets_creditblock b "
@@ -80,7 +80,7 @@ def ledger(*, wallet: Wallet) -> QuerySet[LedgerEntry]:
 
 def uncovered_totals(*, customer_id: int, start: datetime, end: datetime) -> dict[str, Decimal]:
     """Units per meter that wallets could not pay for, in [start, end). Written
-    out (see config.rawsql): every usage read asks."""
+    out (see billing.core.rawsql): every usage read asks."""
     return dict(
         rawsql.rows(
             "SELECT meter, SUM(quantity) FROM wallets_uncoveredusage "
@@ -101,7 +101,7 @@ _MONEY_DRAWN = (
 
 def money_drawn(*, customer_id: int, currency: str, start: datetime, end: datetime) -> Decimal:
     """Money the customer's prepaid balance paid for usage in [start, end).
-    Written out (see config.rawsql): a check against a spend limit reads it."""
+    Written out (see billing.core.rawsql): a check against a spend limit reads it."""
     ((drawn,),) = rawsql.rows(
         _MONEY_DRAWN,
         [customer_id, Wallet.MONEY, currency, LedgerEntry.USAGE, start, end],

@@ -1,7 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.money import format_decimal, format_money
+from billing.core.money import format_decimal, format_money
 from billing.serializers import AwareDateTimeField
 from config.api import DecimalString
 from wallets.models import CreditBlock, LedgerEntry, Wallet

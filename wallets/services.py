@@ -15,10 +15,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from billing import alerts
-from billing.errors import Conflict, InvalidRequest
+from billing.core.errors import Conflict, InvalidRequest
+from billing.core.money import format_decimal, format_money, quantize_money
 from billing.models import Subscription
-from billing.money import format_decimal, format_money, quantize_money
+from billing.notifications import alerts
 from customers.models import Customer
 from invoices import payments
 from invoices.models import Invoice, Purchase

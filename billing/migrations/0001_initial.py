@@ -6,7 +6,11 @@ from django.db import migrations, models
 
 def partition_events_table(apps, schema_editor):
     """On PostgreSQL, the events table (still empty) becomes one partitioned by month."""
-    from billing.partitions import CREATE_PARTITIONED_TABLE, EVENTS_TABLE, event_partitions_ensure
+    from billing.usage.partitions import (
+        CREATE_PARTITIONED_TABLE,
+        EVENTS_TABLE,
+        event_partitions_ensure,
+    )
 
     if schema_editor.connection.vendor == "postgresql":
         # CreateModel's index is deferred to the migration's end; the new table has its own.

@@ -13,12 +13,12 @@ import time_machine
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
-from billing.alerts import alert_raise, usage_alerts_check
+from billing.core.errors import InvalidRequest
 from billing.cycle import periods_close
-from billing.errors import InvalidRequest
 from billing.models import Alert, Subscription, WebhookDelivery, WebhookEndpoint
+from billing.notifications.alerts import alert_raise, usage_alerts_check
+from billing.notifications.webhooks import webhook_signature
 from billing.services import subscription_create
-from billing.webhooks import webhook_signature
 from customers.models import Customer
 from customers.services import customer_create, customer_update
 from plans.models import Plan
@@ -587,7 +587,7 @@ def test_alert_admin_pages_load(admin_client, acme):
 
 
 def test_alert_checks_are_throttled_per_customer_and_never_dropped():
-    from billing.alerts import AlertCheckThrottle
+    from billing.notifications.alerts import AlertCheckThrottle
 
     throttle = AlertCheckThrottle()
     # The first batch of customers 1 and 2 is checked at once.

@@ -14,9 +14,9 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from billing.ingestion import events_ingest, hour_of
-from billing.metering import meter_cache
 from billing.models import EventKey, UsageEvent, UsageRollup, UsageUniqueValue
 from billing.selectors import usage_quantities
+from billing.usage.metering import meter_cache
 from customers.services import customer_create
 from plans.services import meter_create
 

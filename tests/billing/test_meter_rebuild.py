@@ -9,10 +9,10 @@ import pytest
 from django.db import connection
 
 from billing.ingestion import events_ingest
-from billing.metering import meter_cache
 from billing.models import UsageRollup
 from billing.selectors import usage_quantities
 from billing.services import meter_usage_rebuild
+from billing.usage.metering import meter_cache
 from plans.models import Meter
 from plans.services import meter_create, meter_update
 

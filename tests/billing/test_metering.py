@@ -9,11 +9,11 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
+from billing.core.money import format_decimal
 from billing.ingestion import events_ingest
-from billing.metering import as_text, meter_cache
 from billing.models import UsageEvent, UsageRollup
-from billing.money import format_decimal
 from billing.selectors import usage_quantities
+from billing.usage.metering import as_text, meter_cache
 from plans.services import meter_create
 
 D = Decimal

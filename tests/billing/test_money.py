@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.money import (
+from billing.core.money import (
     currency_exponent,
     format_decimal,
     format_money,

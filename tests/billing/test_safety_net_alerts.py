@@ -2,7 +2,7 @@
 also after an immediate plan change moves the subscription's `usage_from` (usage
 counts from the change, the period and its alerts stay the same). The period an
 alert belongs to is the billing period, never the start of the usage counted
-(billing.alerts._window / _check_subscription). The check is run as the worker
+(billing.notifications.alerts._window / _check_subscription). The check is run as the worker
 runs it after each ingest (usage_alerts_check), with time set explicitly."""
 
 from datetime import UTC, datetime
@@ -10,10 +10,10 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.alerts import usage_alerts_check
 from billing.cycle import periods_close, subscription_change_plan
 from billing.ingestion import events_ingest
 from billing.models import Alert
+from billing.notifications.alerts import usage_alerts_check
 from billing.services import subscription_create
 from customers.models import Customer
 from customers.services import customer_create

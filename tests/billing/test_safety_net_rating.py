@@ -16,9 +16,9 @@ from decimal import Decimal as D
 
 import pytest
 
+from billing.core.money import quantize_money
 from billing.cycle import periods_close
 from billing.ingestion import events_ingest
-from billing.money import quantize_money
 from billing.rating import usage_and_true_up
 from billing.services import subscription_create
 from customers.services import customer_create

@@ -9,9 +9,9 @@ import pytest
 import time_machine
 from django.db import connection
 
+from billing.core.periods import period_boundary, period_containing
 from billing.ingestion import events_ingest
 from billing.models import Subscription, SubscriptionChange
-from billing.periods import period_boundary, period_containing
 from customers.services import customer_create
 from plans.models import Plan
 from plans.pricing import PricingSpec

@@ -12,8 +12,8 @@ import time_machine
 from rest_framework.test import APIClient
 
 from billing.ingestion import events_ingest
-from billing.metering import meter_cache
 from billing.selectors import usage_quantities
+from billing.usage.metering import meter_cache
 from customers.services import api_key_create, customer_create
 from plans.services import meter_create
 

@@ -4,7 +4,7 @@ times, failures shown on the delivery, the beat's safety net, and the admin;
 where webhooks may go (public https:// only, at save and at send, connecting to
 the addresses checked) and that nothing a receiver answers is kept.
 
-No test asks a real DNS server: billing.webhook_targets resolves through the
+No test asks a real DNS server: billing.notifications.webhook_targets resolves through the
 `dns` fixture, which knows the names a test gives it and IP addresses."""
 
 import importlib
@@ -25,12 +25,11 @@ import time_machine
 from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
-from billing import webhook_targets, webhooks
-from billing.errors import WebhookSignatureError
+from billing.core.errors import WebhookSignatureError
 from billing.models import WebhookDelivery, WebhookEndpoint
-from billing.tasks import deliver_webhook, retry_due_webhooks
-from billing.webhook_targets import address_is_public
-from billing.webhooks import (
+from billing.notifications import webhook_targets, webhooks
+from billing.notifications.webhook_targets import address_is_public
+from billing.notifications.webhooks import (
     SWEEP_GRACE,
     webhook_deliver,
     webhook_event_publish,
@@ -38,6 +37,7 @@ from billing.webhooks import (
     webhook_signature_header,
     webhook_signature_verify,
 )
+from billing.tasks import deliver_webhook, retry_due_webhooks
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +55,7 @@ def header_at(moment: datetime, body: str = BODY, secret: str = SECRET) -> str:
 
 
 class FakeDNS:
-    """The resolver of billing.webhook_targets, as a test sets it: `answers` maps a
+    """The resolver of billing.notifications.webhook_targets, as a test sets it: `answers` maps a
     name to the addresses it resolves to; an IP address resolves to itself; any
     other name does not resolve. `questions` lists the names asked, in order."""
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from billing.errors import WebhookSignatureError
-from billing.webhooks import SIGNATURE_HEADER, webhook_signature_verify
+from billing.core.errors import WebhookSignatureError
+from billing.notifications.webhooks import SIGNATURE_HEADER, webhook_signature_verify
 
 
 @dataclass

@@ -11,7 +11,7 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from billing.errors import Conflict
+from billing.core.errors import Conflict
 from billing.models import WebhookDelivery, WebhookEndpoint
 from customers.services import customer_create
 from invoices.models import Invoice, Payment

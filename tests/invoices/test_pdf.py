@@ -13,7 +13,7 @@ from django.core.files.storage import default_storage
 from pypdf import PdfReader
 from rest_framework.test import APIClient
 
-from billing.errors import Conflict
+from billing.core.errors import Conflict
 from customers.services import api_key_create, customer_create
 from invoices.models import Invoice
 from invoices.pdf import render_invoice_pdf

@@ -12,7 +12,7 @@ import pytest
 import time_machine
 from django.db import connection, transaction
 
-from billing.errors import Conflict
+from billing.core.errors import Conflict
 from customers.services import customer_create
 from invoices.models import CreditNote, Invoice
 from invoices.services import LineInput, invoice_create_purchase, invoice_mark_paid, invoice_void

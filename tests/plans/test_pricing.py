@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.money import quantize_money
+from billing.core.money import quantize_money
 from plans.pricing import (
     GRADUATED,
     PACKAGE,

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.forms.models import model_to_dict
 
-from billing.errors import Conflict, InvalidRequest
+from billing.core.errors import Conflict, InvalidRequest
 from plans import selectors
 from plans.models import Charge, Meter, PlanVersion, PriceTier
 from plans.pricing import PricingSpec, TierSpec

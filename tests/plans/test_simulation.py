@@ -10,11 +10,11 @@ import pytest
 import time_machine
 from django.contrib.auth.models import Permission, User
 
-from billing import simulation
 from billing.cycle import periods_close, subscription_change_plan
 from billing.ingestion import events_ingest
 from billing.models import BilledPeriod, Subscription
 from billing.services import subscription_create
+from billing.simulation import engine as simulation
 from customers.services import customer_create
 from invoices.models import Invoice, InvoiceLine
 from plans import tasks

@@ -12,11 +12,11 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 
+from billing.core.periods import month_start
 from billing.cycle import periods_close
 from billing.ingestion import events_ingest
-from billing.periods import month_start
 from billing.services import subscription_create
-from billing.simulation import simulation_run
+from billing.simulation.engine import simulation_run
 from customers.models import Customer
 from customers.services import customer_create
 from plans.models import PlanVersion, PriceSimulation

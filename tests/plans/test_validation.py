@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing.errors import InvalidRequest
+from billing.core.errors import InvalidRequest
 from plans.pricing import PricingSpec, TierSpec
 from plans.validation import (
     ChargeSpec,

@@ -10,9 +10,9 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from billing.alerts import usage_alerts_check
 from billing.cycle import periods_close
 from billing.models import Alert, WebhookDelivery, WebhookEndpoint
+from billing.notifications.alerts import usage_alerts_check
 from customers.models import Customer
 from customers.services import customer_create
 from invoices.models import Invoice

@@ -11,8 +11,8 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from billing.alerts import usage_alerts_check
 from billing.models import Alert
+from billing.notifications.alerts import usage_alerts_check
 from customers.models import Customer
 from tests.wallets.support import (
     assert_all_wallets_consistent,

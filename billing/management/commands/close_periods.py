@@ -2,8 +2,8 @@ from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
+from billing.core.periods import parse_instant
 from billing.cycle import periods_close
-from billing.periods import parse_instant
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.errors import BillingError
+from billing.core.errors import BillingError
 from customers.models import ApiKey
 from customers.services import api_key_create
 

@@ -6,8 +6,8 @@ from django import forms
 from django.contrib import admin
 from django.db import models
 
-from billing.errors import BillingError
-from billing.money import format_decimal, format_money
+from billing.core.errors import BillingError
+from billing.core.money import format_decimal, format_money
 
 
 def add_billing_error(

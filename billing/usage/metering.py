@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from billing.money import storable_exactly
-from config import rawsql
+from billing.core import rawsql
+from billing.core.money import storable_exactly
 from plans.models import Meter
 
 MAX_INTEGER_DIGITS = 18
@@ -182,7 +182,7 @@ class MeterCache:
     def _refresh(self) -> None:
         if getattr(self._pins, "depth", 0) and self._fingerprint is not None:
             return
-        # Written out (see config.rawsql): every batch and every usage read asks.
+        # Written out (see billing.core.rawsql): every batch and every usage read asks.
         (fingerprint,) = rawsql.rows(
             "SELECT COUNT(*), MAX(id), MAX(updated_at) FROM plans_meter",
             [],

@@ -24,11 +24,11 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.db.models.functions import Greatest
 
 from billing import cycle, rating
-from billing.errors import InvalidRequest
-from billing.metering import meter_cache
+from billing.core.errors import InvalidRequest
+from billing.core.money import format_money
+from billing.core.periods import INTERVAL_MONTHS, add_months_clamped, month_start, period_share
 from billing.models import Subscription, SubscriptionChange
-from billing.money import format_money
-from billing.periods import INTERVAL_MONTHS, add_months_clamped, month_start, period_share
+from billing.usage.metering import meter_cache
 from customers.models import Customer
 from plans.models import Plan, PlanVersion, PriceSimulation, PriceSimulationRow
 from plans.selectors import version_spec

@@ -18,11 +18,11 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
 
-from billing import webhooks
-from billing.errors import InvalidRequest
-from billing.metering import meter_cache
+from billing.core.errors import InvalidRequest
+from billing.core.money import format_decimal, format_money
 from billing.models import Alert, Subscription
-from billing.money import format_decimal, format_money
+from billing.notifications import webhooks
+from billing.usage.metering import meter_cache
 from customers.models import Customer
 from plans.selectors import version_spec
 from plans.validation import VersionSpec

@@ -6,9 +6,9 @@ from datetime import datetime
 from decimal import Decimal, localcontext
 
 from billing import selectors
-from billing.metering import MeterDef, meter_cache
+from billing.core import rawsql
 from billing.models import Subscription
-from config import rawsql
+from billing.usage.metering import MeterDef, meter_cache
 from plans.models import Charge, Meter, PlanVersion
 from plans.pricing import EXACT_PRECISION, PER_UNIT, price_units
 from plans.selectors import version_spec
@@ -20,7 +20,7 @@ ONE = Decimal(1)
 DRAWN_MODELS = (Charge.CREDITS, Charge.BALANCE)
 
 
-# Both written out (see config.rawsql): every batch asks.
+# Both written out (see billing.core.rawsql): every batch asks.
 _DRAWN_METERS = (
     "SELECT DISTINCT ch.meter_id FROM plans_charge ch "
     "JOIN plans_planversion v ON v.id = ch.version_id "
