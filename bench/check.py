@@ -56,8 +56,8 @@ CASES = {
 def load(events_per_customer: int) -> str:
     from django.core.management import call_command
 
-    from billing.ingestion import events_ingest
-    from billing.services import subscription_create
+    from billing.subscriptions.lifecycle import subscription_create
+    from billing.usage.ingestion import events_ingest
     from customers.services import api_key_create, customer_create
     from plans.models import CreditPack, Plan
     from wallets.services import credit_pack_purchase, money_top_up

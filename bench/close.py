@@ -93,10 +93,10 @@ def main():
     from django.db import connections
 
     from billing.core.periods import month_start
-    from billing.cycle import periods_close
-    from billing.ingestion import events_ingest
+    from billing.invoicing.close import periods_close
     from billing.models import Subscription
-    from billing.services import subscription_create
+    from billing.subscriptions.lifecycle import subscription_create
+    from billing.usage.ingestion import events_ingest
     from customers.models import Customer
     from invoices.models import Invoice
     from plans.models import Plan

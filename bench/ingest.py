@@ -142,8 +142,9 @@ def main():
     from django.core.management import call_command
     from django.db import connection, connections
 
-    from billing.ingestion import PreparedEvent, _postgres, events_ingest
+    from billing.usage.ingestion import events_ingest
     from billing.usage.metering import contributions, meter_cache
+    from billing.usage.rollups import PreparedEvent, _postgres
     from customers.models import Customer
     from customers.services import api_key_create
 

@@ -1,5 +1,5 @@
-"""Subscriptions in the admin. Created through billing.services and changed by
-the actions, which call billing.cycle, so every change leaves a history row.
+"""Subscriptions in the admin. Created through billing.subscriptions.lifecycle and changed by
+the actions, which call billing.invoicing.close, so every change leaves a history row.
 Bulk migration between versions: an action, a form, a preview, then a
 PlanMigration run by a task, whose page shows its progress. Alerts and webhook
 deliveries are read-only records; endpoints are edited here."""
@@ -17,7 +17,6 @@ from django.urls import path, reverse
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
-from billing import cycle, services
 from billing.core.admin_forms import RecordAdmin, add_billing_error
 from billing.core.errors import BillingError
 from billing.core.money import format_money
@@ -32,6 +31,7 @@ from billing.models import (
     WebhookEndpoint,
 )
 from billing.notifications import webhooks
+from billing.subscriptions import bulk_migration, lifecycle
 from plans.models import Plan, PlanVersion
 
 MIGRATE_PERMISSION = "billing.migrate_subscription"
@@ -63,7 +63,7 @@ class SubscriptionCreateForm(forms.ModelForm):
         return cleaned
 
     def create(self, cleaned) -> Subscription:
-        return services.subscription_create(
+        return lifecycle.subscription_create(
             customer=cleaned["customer"],
             plan=cleaned["plan"],
             start=cleaned["start"],
@@ -74,7 +74,7 @@ class SubscriptionCreateForm(forms.ModelForm):
 
 class SubscriptionChangeForm(forms.ModelForm):
     """The changes ops make to a live subscription: another version (now,
-    prorated, or at period end) and the seat count. Saved through billing.cycle."""
+    prorated, or at period end) and the seat count. Saved through billing.invoicing.close."""
 
     new_version = forms.ModelChoiceField(
         queryset=PlanVersion.objects.filter(status=PlanVersion.PUBLISHED).select_related("plan"),
@@ -113,11 +113,11 @@ class SubscriptionChangeForm(forms.ModelForm):
     def apply(self, cleaned) -> None:
         at = cleaned.get("at") or timezone.now()
         if cleaned.get("new_seats") and cleaned["new_seats"] != self.instance.seats:
-            cycle.subscription_set_seats(
+            lifecycle.subscription_set_seats(
                 subscription=self.instance, seats=cleaned["new_seats"], at=at
             )
         if cleaned.get("new_version"):
-            cycle.subscription_change_plan(
+            lifecycle.subscription_change_plan(
                 subscription=self.instance,
                 version=cleaned["new_version"],
                 effective=cleaned["effective"],
@@ -209,7 +209,7 @@ class SubscriptionAdmin(SimpleHistoryAdmin):
     def cancel_at_period_end(self, request, queryset):
         for subscription in queryset:
             try:
-                cycle.subscription_cancel(
+                lifecycle.subscription_cancel(
                     subscription=subscription, effective="period_end", at=timezone.now()
                 )
             except BillingError as error:
@@ -264,7 +264,7 @@ class SubscriptionAdmin(SimpleHistoryAdmin):
                     "subscriptions moved on): check them and confirm again.",
                 )
                 return self._preview_page(request, preview, token=token)
-            confirmed, created = services.plan_migration_create(
+            confirmed, created = bulk_migration.plan_migration_create(
                 token=token, preview=preview, created_by=request.user
             )
             if created:
@@ -388,13 +388,13 @@ def _count_ids(form: MigrationForm) -> int:
     return len([part for part in (raw or "").split(",") if part])
 
 
-def _preview(cleaned: dict) -> services.MigrationPreview:
+def _preview(cleaned: dict) -> bulk_migration.MigrationPreview:
     subscriptions = list(
         Subscription.objects.filter(pk__in=cleaned["subscriptions"])
         .select_related("customer", "version__plan")
         .order_by("id")
     )
-    return services.plan_migration_preview(
+    return bulk_migration.plan_migration_preview(
         subscriptions=subscriptions,
         version=cleaned["to_version"],
         effective=cleaned["effective"],
@@ -492,7 +492,7 @@ class PlanMigrationAdmin(RecordAdmin):
     @admin.action(description="Run again (items done are left alone)", permissions=["migrate"])
     def run_again(self, request, queryset):
         for migration in queryset:
-            services.plan_migration_rerun(migration=migration)
+            bulk_migration.plan_migration_rerun(migration=migration)
         self.message_user(request, f"{len(queryset)} migration(s) sent to run again.")
 
 

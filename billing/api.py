@@ -18,16 +18,10 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing import cycle, selectors, services
 from billing.core.errors import BillingError, Conflict, InvalidRequest
 from billing.core.money import format_decimal, format_money
 from billing.core.periods import month_start, parse_instant, period_containing
 from billing.core.storable import may_hold_unstorable_text
-from billing.ingestion import (
-    MAX_EVENTS_PER_BATCH,
-    batch_parse,
-    events_ingest,
-)
 from billing.models import PlanMigration, Subscription
 from billing.notifications import alerts
 from billing.serializers import (
@@ -45,6 +39,9 @@ from billing.serializers import (
     SubscriptionSerializer,
     UsageSerializer,
 )
+from billing.subscriptions import bulk_migration, lifecycle
+from billing.usage import check, reads
+from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, batch_parse, events_ingest
 from billing.usage.metering import meter_cache
 from config.api import error_body
 from config.schema import ErrorSerializer
@@ -182,7 +179,7 @@ class SubscriptionListApi(APIView):
                 f"unknown customer {data['customer']!r}", fields={"customer": ["unknown customer"]}
             )
         plan = plan_or_400(data["plan"])
-        subscription = services.subscription_create(
+        subscription = lifecycle.subscription_create(
             customer=customer,
             plan=plan,
             start=data["start"],
@@ -214,7 +211,7 @@ class SubscriptionDetailApi(APIView):
         serializer = SeatsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        cycle.subscription_set_seats(
+        lifecycle.subscription_set_seats(
             subscription=subscription, seats=data["seats"], at=data["at"] or timezone.now()
         )
         return Response(SubscriptionSerializer(_subscriptions().get(pk=subscription_id)).data)
@@ -246,7 +243,7 @@ class SubscriptionChangePlanApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         version = target_version(data["plan"], data["version"])
-        _, invoice = cycle.subscription_change_plan(
+        _, invoice = lifecycle.subscription_change_plan(
             subscription=subscription,
             version=version,
             effective=data["effective"],
@@ -262,7 +259,7 @@ class SubscriptionCancelApi(APIView):
         serializer = CancelSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        _, invoice = cycle.subscription_cancel(
+        _, invoice = lifecycle.subscription_cancel(
             subscription=subscription, effective=data["effective"], at=data["at"] or timezone.now()
         )
         return _with_invoice(subscription_id, invoice)
@@ -292,7 +289,7 @@ class UsageApi(APIView):
         responses=UsageSerializer,
     )
     def get(self, request, external_id: str):
-        customer, subscription = selectors.customer_with_live_subscription(external_id=external_id)
+        customer, subscription = check.customer_with_live_subscription(external_id=external_id)
         if customer is None:
             raise Http404
         start = parse_time_param(request, "period_start")
@@ -322,12 +319,12 @@ class UsageApi(APIView):
         summary = None
         with meter_cache.pinned():  # one freshness check for the whole read
             if subscription is not None:
-                summary = selectors.usage_summary(
+                summary = reads.usage_summary(
                     subscription=subscription, start=start, end=end, now=datetime.now(UTC)
                 )
                 lines = summary.lines
             else:
-                lines = selectors.usage_lines(
+                lines = reads.usage_lines(
                     customer_id=customer.id, subscription=None, start=start, end=end
                 )
         uncovered = uncovered_totals(customer_id=customer.id, start=start, end=end)
@@ -387,7 +384,7 @@ class CheckApi(APIView):
         ),
     )
     def post(self, request, external_id: str):
-        customer, subscription = selectors.customer_with_live_subscription(external_id=external_id)
+        customer, subscription = check.customer_with_live_subscription(external_id=external_id)
         if customer is None:
             raise Http404
         serializer = CheckSerializer(data=request.data)
@@ -398,7 +395,7 @@ class CheckApi(APIView):
         if quantity <= 0:
             raise InvalidRequest("quantity must be positive", fields={"quantity": ["must be > 0"]})
         now = datetime.now(UTC)
-        result = selectors.usage_check(
+        result = check.usage_check(
             customer=customer,
             subscription=subscription,
             meter_code=serializer.validated_data["meter"],
@@ -471,12 +468,12 @@ def _migration_subscriptions(data: dict) -> list[Subscription]:
     return subscriptions
 
 
-def _migration_preview(data: dict) -> services.MigrationPreview:
+def _migration_preview(data: dict) -> bulk_migration.MigrationPreview:
     version = target_version(data["plan"], data["version"])
     at = data["at"]
     if data["effective"] == PlanMigration.IMMEDIATE and at is None:
         at = timezone.now().replace(microsecond=0)  # answered, to be confirmed with it
-    return services.plan_migration_preview(
+    return bulk_migration.plan_migration_preview(
         subscriptions=_migration_subscriptions(data),
         version=version,
         effective=data["effective"],
@@ -490,7 +487,7 @@ MIGRATION_AMOUNTS = {
 }
 
 
-def _preview_body(preview: services.MigrationPreview) -> dict:
+def _preview_body(preview: bulk_migration.MigrationPreview) -> dict:
     currency = preview.version.currency
     names = MIGRATION_AMOUNTS[preview.effective]
 
@@ -589,7 +586,7 @@ class PlanMigrationListApi(APIView):
                     "the figures have changed since the preview (usage, seats or "
                     "subscriptions moved on, or another moment): preview again"
                 )
-            confirmed, created = services.plan_migration_create(
+            confirmed, created = bulk_migration.plan_migration_create(
                 token=data["token"], preview=preview
             )
             if created:

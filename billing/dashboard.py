@@ -2,7 +2,7 @@
 
 A handful of aggregate queries, none per subscription, except to project usage:
 projected revenue rates each live subscription whose version prices usage
-(an overage charge) with billing.selectors.usage_summary, three or so queries
+(an overage charge) with billing.usage.reads.usage_summary, three or so queries
 each, so that it is computed only while there are at most
 PROJECTION_RATING_LIMIT of them. Every other subscription's projection does not
 depend on its usage and is computed once per (version, status, seats).
@@ -17,12 +17,12 @@ from django.contrib import admin
 from django.db.models import Count, F, Min, Q, Sum
 from django.utils import timezone
 
-from billing import rating
 from billing.core.money import format_money, quantize_money
-from billing.cycle import first_period_fraction
+from billing.invoicing.period_lines import first_period_fraction
 from billing.models import Subscription
-from billing.selectors import usage_summary
+from billing.rating import lines as rating
 from billing.usage.metering import meter_cache
+from billing.usage.reads import usage_summary
 from invoices.models import Invoice
 from plans.models import PlanVersion
 from plans.selectors import version_spec

@@ -1,8 +1,8 @@
 from rest_framework import serializers
 
 from billing.core.periods import parse_instant
-from billing.ingestion import MAX_EVENTS_PER_BATCH, MAX_ID_LENGTH, MAX_NAME_LENGTH
 from billing.models import Subscription
+from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, MAX_ID_LENGTH, MAX_NAME_LENGTH
 from config.api import DecimalString
 from config.schema import ErrorDetailSerializer
 
@@ -108,7 +108,7 @@ class MigrationConfirmSerializer(MigrationSerializer):
     digest = serializers.CharField(max_length=64)
 
 
-# POST /events is parsed by billing.ingestion, without a serializer per event (the hot
+# POST /events is parsed by billing.usage.ingestion, without a serializer per event (the hot
 # path); these serializers only describe its body and answer in the OpenAPI schema.
 
 

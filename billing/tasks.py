@@ -4,15 +4,18 @@ from datetime import UTC, datetime
 
 from celery import shared_task
 
-from billing import cycle, selectors, services
 from billing.core.periods import parse_instant
+from billing.invoicing import close
 from billing.models import Alert, WebhookDelivery
 from billing.notifications import alerts, webhooks
+from billing.subscriptions import bulk_migration
+from billing.usage import alerts as usage_alerts
+from billing.usage import rebuild
 
 
 @shared_task(acks_late=True)
 def rebuild_meter_usage(meter_id: int) -> int:
-    return services.meter_usage_rebuild(meter_id=meter_id)
+    return rebuild.meter_usage_rebuild(meter_id=meter_id)
 
 
 CLOSE_CHUNK = 500
@@ -23,10 +26,10 @@ def close_periods() -> dict:
     """The beat task: share what has ended by now out to the workers, in chunks,
     and finalize the drafts past their grace. Idempotent."""
     as_of = datetime.now(UTC)
-    ids = cycle.due_subscription_ids(as_of=as_of)
+    ids = close.due_subscription_ids(as_of=as_of)
     for start in range(0, len(ids), CLOSE_CHUNK):
         close_subscriptions.delay(ids[start : start + CLOSE_CHUNK], as_of.isoformat())
-    return {"due": len(ids), "finalized": cycle.drafts_finalize(as_of=as_of)}
+    return {"due": len(ids), "finalized": close.drafts_finalize(as_of=as_of)}
 
 
 @shared_task(acks_late=True)
@@ -34,14 +37,14 @@ def close_subscriptions(subscription_ids: list[int], as_of: str) -> dict:
     """Close these subscriptions' ended periods, then finalize what is due: the
     drafts they wrote are finalized without waiting for the next beat."""
     moment = parse_instant(as_of)
-    closed = cycle.subscriptions_close(subscription_ids=subscription_ids, as_of=moment)
-    return {"closed": closed, "finalized": cycle.drafts_finalize(as_of=moment)}
+    closed = close.subscriptions_close(subscription_ids=subscription_ids, as_of=moment)
+    return {"closed": closed, "finalized": close.drafts_finalize(as_of=moment)}
 
 
 @shared_task(acks_late=True)
 def check_usage_alerts(customer_ids: list[int]) -> int:
     """Raise the usage alerts these customers reached (after an ingest). Idempotent."""
-    raised = alerts.usage_alerts_check(customer_ids=customer_ids, now=datetime.now(UTC))
+    raised = usage_alerts.usage_alerts_check(customer_ids=customer_ids, now=datetime.now(UTC))
     return len(raised)
 
 
@@ -76,7 +79,7 @@ def retry_due_webhooks() -> int:
     """The beat's safety net: send the pending deliveries whose attempt is overdue
     (a retry a broker lost, a worker that died while sending)."""
     # Past a grace, so that the countdown retry normally comes first.
-    due = selectors.webhook_deliveries_due(before=datetime.now(UTC) - webhooks.SWEEP_GRACE)
+    due = webhooks.webhook_deliveries_due(before=datetime.now(UTC) - webhooks.SWEEP_GRACE)
     for delivery_id in due:
         deliver_webhook.delay(delivery_id)
     return len(due)
@@ -86,5 +89,5 @@ def retry_due_webhooks() -> int:
 def run_plan_migration(migration_id: int) -> str | None:
     """Apply a confirmed plan migration's items. Safe to run twice (each item is
     applied at most once: see services.plan_migration_run)."""
-    migration = services.plan_migration_run(migration_id=migration_id, now=datetime.now(UTC))
+    migration = bulk_migration.plan_migration_run(migration_id=migration_id, now=datetime.now(UTC))
     return migration.status if migration else None

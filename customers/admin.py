@@ -15,8 +15,8 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from billing.core.admin_forms import ServiceValidatedForm, money_column
 from billing.core.money import format_decimal, format_money
-from billing.selectors import subscription_live, usage_summary
 from billing.usage.metering import meter_cache
+from billing.usage.reads import subscription_live, usage_summary
 from customers import services
 from customers.models import ApiKey, Customer
 from customers.portal import portal_session_create
@@ -72,7 +72,7 @@ def _may_view(user, model: str) -> bool:
 def customer_billing(*, customer: Customer, user, now) -> dict:
     """What the customer's admin page shows besides its fields, as display values:
     subscriptions (newest first), the live one's current period priced so far and
-    projected (billing.selectors.usage_summary, as the portal shows it), and
+    projected (billing.usage.reads.usage_summary, as the portal shows it), and
     wallets. Each part only to a user who may view that model."""
     currency = customer.currency
     context: dict = {

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core import signing
 
-from billing.selectors import subscription_live, usage_quantities, usage_summary
 from billing.usage.metering import meter_cache
+from billing.usage.reads import subscription_live, usage_quantities, usage_summary
 from invoices.models import Invoice
 from plans.models import Meter
 from wallets.selectors import uncovered_totals, wallet_list

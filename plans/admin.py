@@ -31,6 +31,7 @@ from billing.core.admin_forms import (
 from billing.core.errors import BillingError
 from billing.core.money import format_money
 from billing.core.periods import month_start
+from billing.rating.pricing import PricingSpec, TierSpec
 from billing.simulation import engine as simulation
 from customers.models import Customer
 from plans import services
@@ -44,7 +45,6 @@ from plans.models import (
     PriceSimulationRow,
     PriceTier,
 )
-from plans.pricing import PricingSpec, TierSpec
 from plans.validation import (
     VERSION_TERMS,
     ChargeSpec,

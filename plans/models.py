@@ -11,8 +11,8 @@ from django.db import models
 from djmoney.models.fields import MoneyField
 
 from billing.core.money import format_decimal
+from billing.rating.pricing import SCHEMES, PricingSpec, TierSpec
 from config.history import audit_history
-from plans.pricing import SCHEMES, PricingSpec, TierSpec
 
 AMOUNT = {"max_digits": 28, "decimal_places": 10}
 CODE_MAX_LENGTH = 64

@@ -2,8 +2,8 @@
 
 from django.db.models import Prefetch, QuerySet
 
+from billing.rating.pricing import TierSpec
 from plans.models import Charge, Meter, Plan, PlanVersion, PriceTier
-from plans.pricing import TierSpec
 from plans.validation import ChargeSpec, VersionSpec, version_terms_spec
 
 

@@ -6,9 +6,9 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from billing.rating.pricing import PricingSpec, TierSpec
 from config.api import DecimalString, MoneyString
 from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion
-from plans.pricing import PricingSpec, TierSpec
 from plans.validation import ChargeSpec, VersionSpec
 
 MAX_CHARGES = 100

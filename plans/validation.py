@@ -14,7 +14,14 @@ from decimal import Decimal
 
 from billing.core.errors import InvalidRequest
 from billing.core.money import currency_exponent, has_minor_unit_precision, is_known_currency
-from plans.pricing import PACKAGE, PER_UNIT, SCHEMES, TIERED_SCHEMES, PricingSpec, TierSpec
+from billing.rating.pricing import (
+    PACKAGE,
+    PER_UNIT,
+    SCHEMES,
+    TIERED_SCHEMES,
+    PricingSpec,
+    TierSpec,
+)
 
 MAX_PRICE_PLACES = 10
 MAX_TRIAL_DAYS = 3650

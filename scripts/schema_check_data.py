@@ -28,8 +28,8 @@ SUBSCRIBED_CUSTOMERS = 3
 def seed() -> None:
     from django.core.management import call_command
 
-    from billing import services
     from billing.models import PlanMigration, Subscription
+    from billing.subscriptions import bulk_migration, lifecycle
     from customers.models import Customer
     from plans.models import Plan, PlanVersion
     from plans.services import plan_version_create
@@ -47,7 +47,7 @@ def seed() -> None:
         version = published.filter(currency=customer.currency).order_by("plan__code").first()
         if version is None:
             continue
-        services.subscription_create(customer=customer, plan=version.plan, start=start)
+        lifecycle.subscription_create(customer=customer, plan=version.plan, start=start)
         subscribed += 1
     call_command("close_periods")
     # A draft version of each plan, for the operations that change drafts.
@@ -65,13 +65,13 @@ def seed() -> None:
                 .first()
             )
             if target is not None:
-                preview = services.plan_migration_preview(
+                preview = bulk_migration.plan_migration_preview(
                     subscriptions=[subscription],
                     version=target,
                     effective=PlanMigration.PERIOD_END,
                     at=None,
                 )
-                services.plan_migration_create(token=uuid.uuid4(), preview=preview)
+                bulk_migration.plan_migration_create(token=uuid.uuid4(), preview=preview)
                 break
 
 

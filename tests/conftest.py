@@ -58,8 +58,8 @@ def _fresh_process_caches():
     against the next one's rate limits (the cache)."""
     from django.core.cache import cache
 
-    from billing.ingestion import customer_cache
-    from billing.notifications.alerts import alert_check_throttle
+    from billing.usage.alerts import alert_check_throttle
+    from billing.usage.ingestion import customer_cache
     from billing.usage.metering import meter_cache
     from customers.selectors import api_key_cache_clear
     from plans.selectors import version_spec_cache_clear

@@ -12,10 +12,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from billing import dashboard
-from billing.cycle import subscription_cancel
-from billing.ingestion import events_ingest
 from billing.models import Subscription
-from billing.services import subscription_create
+from billing.rating.pricing import PricingSpec
+from billing.subscriptions.lifecycle import subscription_cancel, subscription_create
+from billing.usage.ingestion import events_ingest
 from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.services import (
@@ -27,7 +27,6 @@ from invoices.services import (
     invoice_write_draft,
 )
 from plans.models import Plan
-from plans.pricing import PricingSpec
 from plans.services import meter_create, plan_create
 from plans.validation import ChargeSpec, VersionSpec
 from wallets.models import CreditBlock

@@ -247,7 +247,7 @@ def test_a_nul_in_an_admin_changelist_search_or_filter_is_a_400(admin_client, ch
 def world(db, settings):
     """A catalog, two customers in time zones at either end of the clock, a
     subscription, credit and money wallets with ledgers, and finalized invoices."""
-    from billing.services import subscription_create
+    from billing.subscriptions.lifecycle import subscription_create
     from customers.services import customer_create
     from plans.models import Plan
     from tests.wallets.support import build_catalog

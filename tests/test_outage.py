@@ -13,6 +13,7 @@ import pytest
 from django.db import IntegrityError, InterfaceError, OperationalError, ProgrammingError, connection
 from rest_framework.test import APIClient
 
+from billing.notifications import alerts
 from config.celery import BillingTask, app
 from config.outage import RETRY_AFTER_SECONDS
 from customers.portal import portal_session_create
@@ -304,7 +305,6 @@ def test_a_task_keeps_its_own_retry_limit_for_other_errors(monkeypatch):
     """send_alert_email retries a mail server that is down (OSError) up to its own
     limit of 5, also right after a database retry (whose limit is 10)."""
     from billing.models import Alert
-    from billing.notifications import alerts
     from billing.tasks import send_alert_email
 
     acme = customer_create(external_id="acme", name="Acme", currency="USD", email="a@acme.test")
@@ -341,10 +341,10 @@ def test_a_usage_alert_whose_check_met_the_outage_is_raised_when_it_is_back(
     """The alert check an ingest enqueues fails while the database is away, and
     raises the alert (and its email) on its retry."""
     from billing.models import Alert
-    from billing.services import subscription_create
+    from billing.rating.pricing import PricingSpec
+    from billing.subscriptions.lifecycle import subscription_create
     from billing.tasks import check_usage_alerts
     from plans.models import Plan
-    from plans.pricing import PricingSpec
     from plans.services import plan_create
     from plans.validation import ChargeSpec, VersionSpec
 

@@ -172,10 +172,10 @@ def seed() -> None:
     (each with its thresholds) and an API key, which it prints."""
     from decimal import Decimal as D
 
-    from billing.services import subscription_create
+    from billing.rating.pricing import PricingSpec
+    from billing.subscriptions.lifecycle import subscription_create
     from customers.services import api_key_create, customer_create
     from plans.models import Plan
-    from plans.pricing import PricingSpec
     from plans.services import meter_create, plan_create
     from plans.validation import ChargeSpec, VersionSpec
 

@@ -8,8 +8,9 @@ from decimal import Decimal as D
 import pytest
 
 from billing.core import rawsql
-from billing.cycle import subscription_cancel
-from billing.selectors import customer_with_live_subscription, subscription_live
+from billing.subscriptions.lifecycle import subscription_cancel
+from billing.usage.check import customer_with_live_subscription
+from billing.usage.reads import subscription_live
 from customers.services import customer_create
 from tests.wallets.support import build_catalog, subscribe
 from wallets.models import CreditBlock

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from billing.models import Subscription, SubscriptionChange, WebhookEndpoint
-from billing.services import subscription_create
+from billing.subscriptions.lifecycle import subscription_create
 from customers.management.commands import setup_roles
 from customers.models import ApiKey, Customer
 from customers.services import api_key_create

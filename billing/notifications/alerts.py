@@ -1,16 +1,9 @@
-"""Alerts (services): usage thresholds, low balance, auto top-up done, spend limit
-reached. An alert fires once per customer, kind, period and key; it is announced
-by a signed webhook to each endpoint that takes its type and an email to the
-customer, both sent after commit.
+"""Alerts: usage thresholds, low balance, auto top-up done, spend limit reached,
+payment failed. An alert fires once per customer, kind, period and key; it is
+announced by a signed webhook to each endpoint that takes its type and an email
+to the customer, both sent after commit. Which alerts to raise is decided where
+the fact is known (billing.usage.alerts, wallets, invoices.payments)."""
 
-Ingestion calls usage_alerts_enqueue inside its transaction, so this module
-imports nothing that imports billing.ingestion (selectors, tasks) at load time.
-"""
-
-import math
-import threading
-import time
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -19,21 +12,19 @@ from django.core.mail import send_mail
 from django.db import connection, transaction
 
 from billing.core.errors import InvalidRequest
-from billing.core.money import format_decimal, format_money
-from billing.models import Alert, Subscription
+from billing.core.money import format_money
+from billing.models import Alert
 from billing.notifications import webhooks
-from billing.usage.metering import meter_cache
 from customers.models import Customer
-from plans.selectors import version_spec
-from plans.validation import VersionSpec
 
-ZERO = Decimal(0)
-HUNDRED = Decimal(100)
-THRESHOLD_MODELS = ("overage", "hard_cap")
 SPEND_LIMIT_KEY = "spend_limit"
+
+
 # A Stripe charge that failed (invoices.payments): raised once per attempt. Not
 # among the model's choices, which would need a migration for a label only.
 PAYMENT_FAILED = Alert.PAYMENT_FAILED
+
+
 KINDS = {kind for kind, _ in Alert.KINDS}
 
 
@@ -85,7 +76,7 @@ def alert_raise(
         payload=payload,
         created_at=now,
     )
-    # Imported here: billing.tasks reaches billing.ingestion, which imports this module.
+    # Imported here: billing.tasks reaches billing.usage.ingestion, which imports this module.
     from billing.tasks import send_alert_email
 
     with transaction.atomic():
@@ -116,229 +107,6 @@ def alert_raise(
 def alert_event_id(alert: Alert) -> str:
     """The webhook event id of an alert: the same for every endpoint and attempt."""
     return f"evt_alert_{alert.pk}"
-
-
-class AlertCheckThrottle:
-    """Per process: how often a customer's usage thresholds are checked after
-    ingestion. A customer is checked at once at most every `interval` seconds;
-    batches in between schedule one trailing check at the end of the interval, so
-    a crossing is never missed, only reported up to `interval` seconds late. This
-    keeps a busy customer from costing a usage read per batch."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._next_check: dict[int, float] = {}
-        self._trailing: dict[int, float] = {}
-
-    def clear(self) -> None:
-        with self._lock:
-            self._next_check.clear()
-            self._trailing.clear()
-
-    def plan(self, customer_ids, *, interval: float, now: float) -> tuple[list, dict]:
-        """The customers to check now, and {delay in whole seconds: customers}."""
-        immediate, later = [], {}
-        with self._lock:
-            if len(self._next_check) > 100_000:  # forget old entries now and then
-                self._next_check = {c: t for c, t in self._next_check.items() if t > now}
-                self._trailing = {c: t for c, t in self._trailing.items() if t > now}
-            for customer_id in sorted(customer_ids):
-                due = self._next_check.get(customer_id, 0.0)
-                if now >= due:
-                    immediate.append(customer_id)
-                    self._next_check[customer_id] = now + interval
-                elif self._trailing.get(customer_id, 0.0) < due:
-                    self._trailing[customer_id] = due
-                    later.setdefault(math.ceil(due - now), []).append(customer_id)
-        return immediate, later
-
-
-alert_check_throttle = AlertCheckThrottle()
-
-
-def usage_alerts_enqueue(*, customer_ids) -> None:
-    """After the ingest transaction commits, check the usage alert thresholds of
-    these customers (a Celery task), throttled per customer (AlertCheckThrottle,
-    BILLING_ALERT_CHECK_SECONDS). Costs the ingest nothing but the enqueue; an
-    enqueue that fails is logged, and the customer's next batch checks again."""
-    from billing.tasks import check_usage_alerts
-
-    immediate, later = alert_check_throttle.plan(
-        customer_ids, interval=settings.BILLING_ALERT_CHECK_SECONDS, now=time.monotonic()
-    )
-    if immediate:
-        transaction.on_commit(lambda: check_usage_alerts.delay(immediate), robust=True)
-    for delay, ids in later.items():
-        transaction.on_commit(
-            lambda ids=ids, delay=delay: check_usage_alerts.apply_async((ids,), countdown=delay),
-            robust=True,
-        )
-
-
-def alert_thresholds(customer: Customer) -> list[Decimal]:
-    """The customer's threshold percentages, or the default setting; ascending."""
-    values = customer.alert_thresholds or settings.BILLING_ALERT_THRESHOLDS
-    return sorted({Decimal(str(v)) for v in values})
-
-
-@dataclass(frozen=True)
-class _Window:
-    """The billing period a check is about, and where its usage starts counting."""
-
-    period_start: datetime
-    period_end: datetime
-    usage_from: datetime
-
-
-def _window(subscription: Subscription, now: datetime) -> _Window | None:
-    from billing import selectors  # see the module's docstring
-
-    period = selectors.period_now(subscription=subscription, now=now)
-    if period is None:
-        return None
-    start, end = period
-    usage_from = start
-    if start == subscription.current_period_start:
-        # Usage before an immediate plan change was billed on the old version.
-        usage_from = max(start, subscription.usage_from or start)
-    return _Window(start, end, usage_from)
-
-
-def usage_alerts_check(*, customer_ids, now: datetime) -> list[Alert]:
-    """Raise the usage alerts these customers have reached in their current period:
-    `usage_threshold` for each threshold percentage of an overage or hard-cap
-    charge's included units (key "<meter>:<percentage>"), and `spend_limit` when
-    the period's spend (selectors.period_spend: fixed fees, rated usage and money
-    drawn from the prepaid balance) reaches the customer's spend limit. Each fires
-    once per period; the next period arms them again. Idempotent.
-
-    Cost: three queries for all the customers (subscriptions, the alerts already
-    fired, the meters' freshness), then the usage reads of the customers that
-    still have an alert to fire; nothing for those whose alerts all fired."""
-    subscriptions = list(
-        Subscription.objects.select_related("customer", "version__plan")
-        .filter(customer_id__in=list(customer_ids), status__in=Subscription.LIVE)
-        .order_by("customer_id")
-    )
-    checks = []
-    for subscription in subscriptions:
-        spec = version_spec(version=subscription.version)
-        window = _window(subscription, now)
-        if window is not None:
-            checks.append((subscription, spec, window))
-    if not checks:
-        return []
-    fired = set(
-        Alert.objects.filter(
-            customer_id__in=[s.customer_id for s, _, _ in checks],
-            kind__in=(Alert.USAGE_THRESHOLD, Alert.SPEND_LIMIT),
-            period_start__in=list({w.period_start for _, _, w in checks}),
-        ).values_list("customer_id", "kind", "period_start", "key")
-    )
-    raised: list[Alert] = []
-    with meter_cache.pinned():
-        by_code = {m.code: m for m in meter_cache.by_id().values()}
-        for subscription, spec, window in checks:
-            raised += _check_subscription(
-                subscription,
-                spec,
-                window,
-                fired=fired,
-                by_code=by_code,
-                now=now,
-            )
-    return raised
-
-
-def _check_subscription(
-    subscription: Subscription,
-    spec: VersionSpec,
-    window: _Window,
-    *,
-    fired: set[tuple],
-    by_code: dict,
-    now: datetime,
-) -> list[Alert]:
-    from billing import selectors  # see the module's docstring
-
-    customer = subscription.customer
-
-    def unfired(kind: str, key: str) -> bool:
-        return (customer.pk, kind, window.period_start, key) not in fired
-
-    thresholds = alert_thresholds(customer)
-    charges = [
-        c
-        for c in spec.charges
-        if c.model in THRESHOLD_MODELS
-        and c.included_units
-        and c.included_units > 0
-        and c.meter in by_code
-        and any(unfired(Alert.USAGE_THRESHOLD, _threshold_key(c.meter, p)) for p in thresholds)
-    ]
-    spend_due = customer.spend_limit is not None and unfired(Alert.SPEND_LIMIT, SPEND_LIMIT_KEY)
-    if not charges and not spend_due:
-        return []
-    period = {
-        "period_start": webhooks.iso(window.period_start),
-        "period_end": webhooks.iso(window.period_end),
-    }
-    meters = [by_code[c.meter] for c in charges]
-    by_id = selectors.usage_quantities(
-        customer_id=customer.pk, meters=meters, start=window.usage_from, end=window.period_end
-    )
-    quantities = {m.code: by_id[m.id] for m in meters}
-    # What counts as spend is what the check endpoint counts (selectors.period_spend).
-    spend = (
-        selectors.period_spend(
-            subscription=subscription, start=window.usage_from, end=window.period_end
-        )
-        if spend_due
-        else None
-    )
-
-    raised = []
-    for charge in charges:
-        quantity = quantities.get(charge.meter, ZERO)
-        for percentage in thresholds:
-            if quantity * HUNDRED < charge.included_units * percentage:
-                break  # ascending: the higher ones are not reached either
-            key = _threshold_key(charge.meter, percentage)
-            if unfired(Alert.USAGE_THRESHOLD, key):
-                payload = {
-                    "meter": charge.meter,
-                    "model": charge.model,
-                    "threshold": format_decimal(percentage),
-                    "quantity": format_decimal(quantity),
-                    "included": format_decimal(charge.included_units),
-                    **period,
-                }
-                raised.append(
-                    alert_raise(
-                        customer=customer,
-                        kind=Alert.USAGE_THRESHOLD,
-                        period_start=window.period_start,
-                        key=key,
-                        payload=payload,
-                        now=now,
-                    )
-                )
-    if spend is not None and spend >= customer.spend_limit:
-        raised.append(
-            spend_limit_alert_raise(
-                customer=customer,
-                spend=spend,
-                period_start=window.period_start,
-                period_end=window.period_end,
-                now=now,
-            )
-        )
-    # None: a concurrent check raised it first.
-    return [alert for alert in raised if alert is not None]
-
-
-def _threshold_key(meter: str, percentage: Decimal) -> str:
-    return f"{meter}:{format_decimal(percentage)}"
 
 
 def spend_limit_payload(

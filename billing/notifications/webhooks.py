@@ -158,7 +158,7 @@ def webhook_deliveries_create(
 def webhook_deliveries_enqueue(*, delivery_ids: list[int]) -> None:
     """Send these deliveries once the current transaction commits. A lost enqueue
     is not lost work: the beat (retry_due_webhooks) finds pending deliveries."""
-    # Imported here: billing.tasks reaches billing.ingestion, which imports the
+    # Imported here: billing.tasks reaches billing.usage.ingestion, which imports the
     # alerts and so this module.
     from billing.tasks import deliver_webhook
 
@@ -357,3 +357,13 @@ def webhook_delivery_retry(*, delivery: WebhookDelivery, now: datetime) -> bool:
         if updated:
             webhook_deliveries_enqueue(delivery_ids=[delivery.pk])
     return bool(updated)
+
+
+def webhook_deliveries_due(*, before: datetime, limit: int = 1000) -> list[int]:
+    """The ids of the pending deliveries whose next attempt was due by `before`,
+    oldest first."""
+    return list(
+        WebhookDelivery.objects.filter(status=WebhookDelivery.PENDING, next_attempt_at__lte=before)
+        .order_by("next_attempt_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )

@@ -2,7 +2,7 @@
 the version each was on and at another (usually draft) version, with the
 difference per customer and in sum. It writes simulation rows, never an invoice.
 
-A customer's period is rated by billing.cycle.period_rated, the rating the close
+A customer's period is rated by billing.invoicing.close.period_rated, the rating the close
 bills with: the base fee and seats of the period, the priced usage of each
 charge and the minimum commitment true-up, every line rounded once as on an
 invoice. Left out: proration (plan and seat changes within the period) and late
@@ -23,11 +23,12 @@ from django.db import transaction
 from django.db.models import Prefetch, Q, QuerySet
 from django.db.models.functions import Greatest
 
-from billing import cycle, rating
 from billing.core.errors import InvalidRequest
 from billing.core.money import format_money
 from billing.core.periods import INTERVAL_MONTHS, add_months_clamped, month_start, period_share
+from billing.invoicing import period_lines
 from billing.models import Subscription, SubscriptionChange
+from billing.rating import lines as rating
 from billing.usage.metering import meter_cache
 from customers.models import Customer
 from plans.models import Plan, PlanVersion, PriceSimulation, PriceSimulationRow
@@ -240,12 +241,12 @@ def _period_total(
     zone: ZoneInfo,
     subscription: Subscription | None,
 ) -> Decimal:
-    lines = cycle.period_rated(
+    lines = period_lines.period_rated(
         spec,
         plan_name=version.plan.name,
         seats=seats,
         quantities=quantities,
-        label=cycle.label(period_start, period_end, zone),
+        label=period_lines.label(period_start, period_end, zone),
         fraction=period_fraction(
             interval=spec.interval,
             start=period_start,
@@ -281,7 +282,7 @@ def _rate(
     if current_spec is not None:
         codes += [c.meter for c in current_spec.charges]
     # One read of the usage, for both versions' meters.
-    quantities = cycle.usage_by_meter(
+    quantities = period_lines.usage_by_meter(
         customer_id=customer.pk, meter_codes=codes, start=period_start, end=period_end
     )
     period = {
@@ -314,7 +315,7 @@ def simulation_rate_customer(
     spec: VersionSpec | None = None,
 ) -> SimulatedCustomer:
     """The customer's usage in [period_start, period_end) rated as one period at
-    the version it was on then (billing.cycle.period_rated, as the close rates)
+    the version it was on then (billing.invoicing.close.period_rated, as the close rates)
     and at `version` (`spec`: its terms, when the caller has read them). A
     customer without a subscription in the period has a current total of 0.
     Reads only."""

@@ -5,12 +5,12 @@ to wallets.services.usage_draw inside the ingest transaction."""
 from datetime import datetime
 from decimal import Decimal, localcontext
 
-from billing import selectors
 from billing.core import rawsql
 from billing.models import Subscription
+from billing.rating.pricing import EXACT_PRECISION, PER_UNIT, price_units
+from billing.usage import reads
 from billing.usage.metering import MeterDef, meter_cache
 from plans.models import Charge, Meter, PlanVersion
-from plans.pricing import EXACT_PRECISION, PER_UNIT, price_units
 from plans.selectors import version_spec
 from wallets.models import Wallet
 from wallets.services import CustomerDraws, UsageDraw, usage_draw
@@ -98,7 +98,7 @@ def usage_draw_for_events(*, events: list, now: datetime) -> None:
 
 def _period(subscription: Subscription, now: datetime) -> tuple[datetime, datetime]:
     """The period `now` falls in (also between a period's end and its close)."""
-    period = selectors.period_now(subscription=subscription, now=now)
+    period = reads.period_now(subscription=subscription, now=now)
     if period is None:  # ends with the period that ended: the close has not run yet
         return subscription.current_period_start, subscription.current_period_end
     return period
@@ -159,7 +159,7 @@ def _period_usage_before(
     if not tiered:
         return {}
     start, end = _period(subscription, now)
-    after = selectors.usage_quantities(
+    after = reads.usage_quantities(
         customer_id=subscription.customer_id, meters=tiered, start=start, end=end
     )
     so_far = {}

@@ -4,18 +4,18 @@ subscribers with usage, and the state a migration may write."""
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
-from billing.ingestion import events_ingest
 from billing.models import (
     BilledPeriod,
     PlanMigrationItem,
     Subscription,
     SubscriptionChange,
 )
-from billing.services import subscription_create
+from billing.rating.pricing import PricingSpec
+from billing.subscriptions.lifecycle import subscription_create
+from billing.usage.ingestion import events_ingest
 from customers.services import customer_create
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from plans.models import Plan, PlanVersion
-from plans.pricing import PricingSpec
 from plans.services import meter_create, plan_create
 from plans.validation import ChargeSpec, VersionSpec
 

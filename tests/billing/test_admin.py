@@ -6,7 +6,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.cycle import periods_close
+from billing.invoicing.close import periods_close
 from billing.models import Subscription, SubscriptionChange
 from invoices.models import CreditNote, Invoice
 from plans.models import Plan

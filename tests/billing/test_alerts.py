@@ -14,15 +14,16 @@ from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from billing.core.errors import InvalidRequest
-from billing.cycle import periods_close
+from billing.invoicing.close import periods_close
 from billing.models import Alert, Subscription, WebhookDelivery, WebhookEndpoint
-from billing.notifications.alerts import alert_raise, usage_alerts_check
+from billing.notifications.alerts import alert_raise
 from billing.notifications.webhooks import webhook_signature
-from billing.services import subscription_create
+from billing.rating.pricing import PricingSpec
+from billing.subscriptions.lifecycle import subscription_create
+from billing.usage.alerts import usage_alerts_check
 from customers.models import Customer
 from customers.services import customer_create, customer_update
 from plans.models import Plan
-from plans.pricing import PricingSpec
 from plans.services import meter_create, plan_create
 from plans.validation import ChargeSpec, VersionSpec
 
@@ -587,7 +588,7 @@ def test_alert_admin_pages_load(admin_client, acme):
 
 
 def test_alert_checks_are_throttled_per_customer_and_never_dropped():
-    from billing.notifications.alerts import AlertCheckThrottle
+    from billing.usage.alerts import AlertCheckThrottle
 
     throttle = AlertCheckThrottle()
     # The first batch of customers 1 and 2 is checked at once.

@@ -8,14 +8,14 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from billing.cycle import periods_close, subscription_change_plan
-from billing.ingestion import events_ingest
+from billing.invoicing.close import periods_close
 from billing.models import Subscription
-from billing.services import subscription_create
+from billing.rating.pricing import PricingSpec, TierSpec
+from billing.subscriptions.lifecycle import subscription_change_plan, subscription_create
+from billing.usage.ingestion import events_ingest
 from customers.services import customer_create
 from invoices.models import Invoice
 from plans.models import Plan
-from plans.pricing import PricingSpec, TierSpec
 from plans.services import meter_create, plan_create, plan_version_create, plan_version_publish
 from plans.validation import ChargeSpec, VersionSpec
 

@@ -11,13 +11,14 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 
-from billing import services
-from billing.cycle import periods_close, subscription_cancel
+from billing.invoicing.close import periods_close
 from billing.models import (
     PlanMigration,
     PlanMigrationItem,
     SubscriptionChange,
 )
+from billing.subscriptions import bulk_migration
+from billing.subscriptions.lifecycle import subscription_cancel
 from billing.tasks import run_plan_migration
 from invoices.models import Invoice
 from plans.models import Plan
@@ -490,14 +491,14 @@ def test_a_failed_item_is_tried_again_and_done_items_are_left_alone(
 ):
     # given: the change fails unexpectedly for beta
     acme, beta, gamma = three
-    real_change = services.subscription_change_plan
+    real_change = bulk_migration.subscription_change_plan
 
     def failing_for_beta(*, subscription, **kwargs):
         if subscription.pk == beta.pk:
             raise RuntimeError("database went away")
         return real_change(subscription=subscription, **kwargs)
 
-    monkeypatch.setattr(services, "subscription_change_plan", failing_for_beta)
+    monkeypatch.setattr(bulk_migration, "subscription_change_plan", failing_for_beta)
     response = preview(admin_client, three, catalog["pro"], "immediate", "2026-11-16 00:00:00")
     confirm(admin_client, response, django_capture_on_commit_callbacks)
 
@@ -517,7 +518,7 @@ def test_a_failed_item_is_tried_again_and_done_items_are_left_alone(
     assert '<td class="status">failed</td>' in page.content.decode()
 
     # when: run again from the admin once the cause is gone
-    monkeypatch.setattr(services, "subscription_change_plan", real_change)
+    monkeypatch.setattr(bulk_migration, "subscription_change_plan", real_change)
     with django_capture_on_commit_callbacks(execute=True):
         admin_client.post(
             "/admin/billing/planmigration/",
@@ -634,9 +635,9 @@ def test_without_the_permission_nothing_is_offered_and_nothing_changes(
 
 
 def test_the_migration_pages_load_and_refresh_until_done(admin_client, three, catalog):
-    migration, _ = services.plan_migration_create(
+    migration, _ = bulk_migration.plan_migration_create(
         token=uuid.uuid4(),
-        preview=services.plan_migration_preview(
+        preview=bulk_migration.plan_migration_preview(
             subscriptions=three, version=catalog["pro"], effective="immediate", at=NOV_16
         ),
     )  # not committed, so not run
@@ -683,16 +684,16 @@ def test_two_runs_of_one_migration_at_once_apply_each_item_once(catalog, monkeyp
     # given: a confirmed migration of 12 subscriptions, not run yet
     subscriptions = [subscriber(f"c{n}") for n in range(12)]
     monkeypatch.setattr(run_plan_migration, "delay", lambda migration_id: None)
-    migration, _ = services.plan_migration_create(
+    migration, _ = bulk_migration.plan_migration_create(
         token=uuid.uuid4(),
-        preview=services.plan_migration_preview(
+        preview=bulk_migration.plan_migration_preview(
             subscriptions=subscriptions, version=catalog["pro"], effective="immediate", at=NOV_16
         ),
     )
 
     # when: two workers run it at the same moment
     errors = in_threads(
-        2, lambda: services.plan_migration_run(migration_id=migration.pk, now=DEC_1)
+        2, lambda: bulk_migration.plan_migration_run(migration_id=migration.pk, now=DEC_1)
     )
 
     # then: each subscription moved once, with one invoice of 15.00

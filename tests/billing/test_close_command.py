@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from billing.models import BilledPeriod, Subscription, SubscriptionChange
-from billing.services import subscription_create
+from billing.subscriptions.lifecycle import subscription_create
 from billing.tasks import close_periods as close_periods_task
 from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceSequence
 from plans.models import Plan

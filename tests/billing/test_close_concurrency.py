@@ -14,8 +14,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from billing.cycle import periods_close
-from billing.services import subscription_create
+from billing.invoicing.close import periods_close
+from billing.subscriptions.lifecycle import subscription_create
 from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft

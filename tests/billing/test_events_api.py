@@ -11,10 +11,10 @@ import time_machine
 from django.db import connection
 from rest_framework.test import APIClient
 
-from billing.ingestion import events_ingest
 from billing.models import EventKey, UsageEvent, UsageRollup, UsageUniqueValue
-from billing.selectors import usage_quantities
+from billing.usage.ingestion import events_ingest
 from billing.usage.metering import meter_cache
+from billing.usage.reads import usage_quantities
 from customers.services import api_key_create
 from plans.services import meter_create
 

@@ -13,10 +13,11 @@ import time_machine
 from django.db import connection
 from rest_framework.test import APIClient
 
-from billing.ingestion import events_ingest, hour_of
 from billing.models import EventKey, UsageEvent, UsageRollup, UsageUniqueValue
-from billing.selectors import usage_quantities
+from billing.usage.ingestion import events_ingest
 from billing.usage.metering import meter_cache
+from billing.usage.reads import usage_quantities
+from billing.usage.rollups import hour_of
 from customers.services import customer_create
 from plans.services import meter_create
 

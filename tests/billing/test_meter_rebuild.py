@@ -8,11 +8,11 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from billing.ingestion import events_ingest
 from billing.models import UsageRollup
-from billing.selectors import usage_quantities
-from billing.services import meter_usage_rebuild
+from billing.usage.ingestion import events_ingest
 from billing.usage.metering import meter_cache
+from billing.usage.reads import usage_quantities
+from billing.usage.rebuild import meter_usage_rebuild
 from plans.models import Meter
 from plans.services import meter_create, meter_update
 

@@ -10,10 +10,10 @@ import pytest
 from django.db import connection
 
 from billing.core.money import format_decimal
-from billing.ingestion import events_ingest
 from billing.models import UsageEvent, UsageRollup
-from billing.selectors import usage_quantities
+from billing.usage.ingestion import events_ingest
 from billing.usage.metering import as_text, meter_cache
+from billing.usage.reads import usage_quantities
 from plans.services import meter_create
 
 D = Decimal

@@ -12,8 +12,8 @@ import pytest
 import time_machine
 
 from billing.core.storable import NUMBER_MESSAGE, SURROGATE_MESSAGE
-from billing.ingestion import batch_parse
 from billing.models import EventKey, UsageEvent, UsageRollup
+from billing.usage.ingestion import batch_parse
 from plans.services import meter_create
 
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)

@@ -5,8 +5,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.rating import RatedLine, fixed_lines, total, usage_and_true_up
-from plans.pricing import PricingSpec, TierSpec
+from billing.rating.lines import RatedLine, fixed_lines, total, usage_and_true_up
+from billing.rating.pricing import PricingSpec, TierSpec
 from plans.validation import ChargeSpec, VersionSpec
 
 

@@ -10,15 +10,15 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.cycle import periods_close, subscription_change_plan
-from billing.ingestion import events_ingest
+from billing.invoicing.close import periods_close
 from billing.models import Alert
-from billing.notifications.alerts import usage_alerts_check
-from billing.services import subscription_create
+from billing.rating.pricing import PricingSpec
+from billing.subscriptions.lifecycle import subscription_change_plan, subscription_create
+from billing.usage.alerts import usage_alerts_check
+from billing.usage.ingestion import events_ingest
 from customers.models import Customer
 from customers.services import customer_create
 from plans.models import Plan
-from plans.pricing import PricingSpec
 from plans.services import meter_create, plan_create, plan_version_create, plan_version_publish
 from plans.validation import ChargeSpec, VersionSpec
 

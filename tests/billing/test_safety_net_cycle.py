@@ -3,13 +3,13 @@ numbers cannot tell a right rule from a wrong one (S10 changes plan at midnight,
 15 of 30 days left: proration by the day gives the same figures):
 
 - proration is by the second, for a calendar subscription's first partial period
-  (billing.cycle.first_period_fraction) and for an immediate plan change, cancel
-  or seat change (billing.cycle._remaining_fraction);
+  (billing.invoicing.close.first_period_fraction) and for an immediate plan change, cancel
+  or seat change (billing.invoicing.close._remaining_fraction);
 - the minimum commitment is prorated to the part of a period a version billed
-  (billing.cycle.rate_usage / usage_rated), and no true-up line is written at
+  (billing.invoicing.close.rate_usage / usage_rated), and no true-up line is written at
   exactly the commitment;
 - late usage re-rates every billed period inside the late window, not only the
-  last one, and a true-up it changes is billed (billing.cycle.late_usage_lines);
+  last one, and a true-up it changes is billed (billing.invoicing.close.late_usage_lines);
 - a calendar subscription's first, partial period is a share of its whole month
   for every proration in it (billing.core.periods.whole_period and period_share): its
   fixed fees, a change, cancel or seat change in it, its commitment (at the close,
@@ -24,20 +24,20 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from billing.cycle import (
-    periods_close,
+from billing.invoicing.close import periods_close
+from billing.models import Subscription
+from billing.rating.pricing import PricingSpec
+from billing.subscriptions.lifecycle import (
     subscription_cancel,
     subscription_change_plan,
+    subscription_create,
     subscription_set_seats,
 )
-from billing.ingestion import events_ingest
-from billing.models import Subscription
-from billing.services import subscription_create
+from billing.usage.ingestion import events_ingest
 from customers.models import Customer
 from customers.services import customer_create
 from invoices.models import Invoice
 from plans.models import Plan, PlanVersion
-from plans.pricing import PricingSpec
 from plans.services import meter_create, plan_create
 from plans.validation import ChargeSpec, VersionSpec
 

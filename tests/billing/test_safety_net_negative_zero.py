@@ -2,7 +2,7 @@
 zero: -1 x 0.00 is -0.00, and -0.004 rounds to -0.00, which prints as "-0.00". A
 credit that rounds to nothing (a proration credit for the last second of a
 period, a seat removed a second before the end) is where one arises:
-billing.cycle._proration writes `sign * amount`. The folds that keep it out: the
+billing.invoicing.close._proration writes `sign * amount`. The folds that keep it out: the
 one rounding helper (billing.core.money.quantize_money), the one money formatter
 (format_money, and format_decimal for plain numbers), and the databases, which
 both store -0.00 as 0."""
@@ -14,9 +14,13 @@ import pytest
 import time_machine
 
 from billing.core.money import format_decimal, format_money, quantize_money
-from billing.cycle import periods_close, subscription_change_plan, subscription_set_seats
+from billing.invoicing.close import periods_close
 from billing.models import SubscriptionChange
-from billing.services import subscription_create
+from billing.subscriptions.lifecycle import (
+    subscription_change_plan,
+    subscription_create,
+    subscription_set_seats,
+)
 from customers.services import customer_create
 from invoices.models import Invoice
 from plans.models import Plan

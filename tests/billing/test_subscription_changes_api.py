@@ -10,11 +10,11 @@ import pytest
 import time_machine
 from django.core.management import call_command
 
-from billing.ingestion import events_ingest
 from billing.models import BilledPeriod, Subscription, SubscriptionChange
+from billing.rating.pricing import PricingSpec
+from billing.usage.ingestion import events_ingest
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from plans.models import Plan
-from plans.pricing import PricingSpec
 from plans.services import meter_create, plan_create, plan_version_create
 from plans.validation import ChargeSpec, VersionSpec
 

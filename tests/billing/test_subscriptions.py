@@ -10,11 +10,11 @@ import time_machine
 from django.db import connection
 
 from billing.core.periods import period_boundary, period_containing
-from billing.ingestion import events_ingest
 from billing.models import Subscription, SubscriptionChange
+from billing.rating.pricing import PricingSpec
+from billing.usage.ingestion import events_ingest
 from customers.services import customer_create
 from plans.models import Plan
-from plans.pricing import PricingSpec
 from plans.services import meter_create, plan_create, plan_version_create, plan_version_publish
 from plans.validation import ChargeSpec, VersionSpec
 

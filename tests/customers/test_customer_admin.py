@@ -9,13 +9,13 @@ import pytest
 import time_machine
 from django.contrib.auth.models import Permission, User
 
-from billing.cycle import periods_close
-from billing.ingestion import events_ingest
-from billing.services import subscription_create
+from billing.invoicing.close import periods_close
+from billing.rating.pricing import PricingSpec
+from billing.subscriptions.lifecycle import subscription_create
+from billing.usage.ingestion import events_ingest
 from customers.models import Customer
 from customers.services import customer_create
 from plans.models import CreditPack, Plan
-from plans.pricing import PricingSpec
 from plans.services import credit_pack_create, meter_create, plan_create
 from plans.validation import ChargeSpec, VersionSpec
 from wallets.services import credit_pack_purchase, money_top_up

@@ -12,13 +12,13 @@ from io import BytesIO
 import pytest
 from pypdf import PdfReader
 
-from billing.ingestion import events_ingest
-from billing.services import subscription_create
+from billing.rating.pricing import PricingSpec
+from billing.subscriptions.lifecycle import subscription_create
+from billing.usage.ingestion import events_ingest
 from customers.services import api_key_create, customer_create
 from invoices.models import Invoice
 from invoices.services import invoice_finalize
 from plans.models import CreditPack, Plan
-from plans.pricing import PricingSpec
 from plans.services import credit_pack_create, meter_create, plan_create
 from plans.validation import ChargeSpec, VersionSpec
 from wallets.services import credit_pack_purchase

@@ -10,8 +10,8 @@ from html import unescape
 import pytest
 import time_machine
 
-from billing.cycle import periods_close
-from billing.services import subscription_create
+from billing.invoicing.close import periods_close
+from billing.subscriptions.lifecycle import subscription_create
 from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.services import invoice_mark_paid

@@ -9,15 +9,15 @@ import pytest
 import time_machine
 from rest_framework.test import APIClient
 
-from billing.cycle import periods_close
-from billing.ingestion import events_ingest
+from billing.invoicing.close import periods_close
 from billing.models import Subscription, SubscriptionChange
-from billing.services import subscription_create
+from billing.rating.pricing import PricingSpec
+from billing.subscriptions.lifecycle import subscription_create
+from billing.usage.ingestion import events_ingest
 from customers.services import api_key_create, customer_create
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from invoices.services import invoice_mark_paid
 from plans.models import Plan
-from plans.pricing import PricingSpec
 from plans.services import meter_create, plan_create
 from plans.validation import ChargeSpec, VersionSpec
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from billing.core.errors import InvalidRequest
-from plans.pricing import PricingSpec, TierSpec
+from billing.rating.pricing import PricingSpec, TierSpec
 from plans.validation import (
     ChargeSpec,
     FieldErrors,

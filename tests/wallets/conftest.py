@@ -3,10 +3,10 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.services import subscription_create
+from billing.rating.pricing import PricingSpec
+from billing.subscriptions.lifecycle import subscription_create
 from customers.services import customer_create
 from plans.models import Plan
-from plans.pricing import PricingSpec
 from plans.services import credit_pack_create, meter_create, plan_create
 from plans.validation import ChargeSpec, VersionSpec
 

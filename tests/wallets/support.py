@@ -7,8 +7,8 @@ from decimal import Decimal
 
 from rest_framework.test import APIClient
 
-from billing.ingestion import events_ingest
 from billing.models import Alert, EventKey, Subscription, UsageEvent, UsageRollup
+from billing.usage.ingestion import events_ingest
 from customers.models import ApiKey
 from customers.services import api_key_create, hash_secret
 from invoices.models import Invoice, InvoiceLine, InvoiceSequence
@@ -143,7 +143,7 @@ def build_catalog() -> None:
       first 1,000 at 0.01, the next 1,000 at 0.005 plus a flat 1.00, beyond at 0.001;
 
     and the packs runs_100 (100 credits for 99.00) and big_pack (1,000 for 900.00)."""
-    from plans.pricing import PricingSpec, TierSpec
+    from billing.rating.pricing import PricingSpec, TierSpec
     from plans.services import credit_pack_create, meter_create, plan_create
     from plans.validation import ChargeSpec, VersionSpec
 
@@ -218,7 +218,7 @@ def build_catalog() -> None:
 
 
 def subscribe(customer, plan_code: str, start: datetime):
-    from billing.services import subscription_create
+    from billing.subscriptions.lifecycle import subscription_create
     from plans.models import Plan
 
     return subscription_create(

@@ -8,7 +8,7 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from billing.ingestion import events_ingest
+from billing.usage.ingestion import events_ingest
 from invoices.models import Invoice
 from plans.models import CreditPack
 from tests.wallets.conftest import subscribe

@@ -10,9 +10,9 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from billing.cycle import periods_close
+from billing.invoicing.close import periods_close
 from billing.models import Alert, WebhookDelivery, WebhookEndpoint
-from billing.notifications.alerts import usage_alerts_check
+from billing.usage.alerts import usage_alerts_check
 from customers.models import Customer
 from customers.services import customer_create
 from invoices.models import Invoice
@@ -135,7 +135,7 @@ def test_the_next_period_allows_again_before_the_close_has_run(api, catalog, acm
 
 
 def test_after_a_period_that_ends_the_subscription_there_is_none(api, catalog, acme):
-    from billing.cycle import subscription_cancel
+    from billing.subscriptions.lifecycle import subscription_cancel
 
     subscription = subscribe(acme, "sms_starter", NOV_1)
     subscription_cancel(subscription=subscription, effective="period_end", at=NOW)
@@ -297,7 +297,7 @@ def test_a_meter_the_plan_does_not_charge(api, catalog, acme, meter):
 
 
 def test_an_ended_subscription_is_no_subscription(api, catalog, acme):
-    from billing.cycle import subscription_cancel
+    from billing.subscriptions.lifecycle import subscription_cancel
 
     subscription = subscribe(acme, "sms_starter", NOV_1)
     subscription_cancel(subscription=subscription, effective="immediate", at=NOW)

@@ -12,8 +12,8 @@ import pytest
 import time_machine
 from django.db import connection
 
-from billing.ingestion import events_ingest
 from billing.models import Alert
+from billing.usage.ingestion import events_ingest
 from customers.models import Customer
 from customers.services import customer_create
 from invoices.models import Invoice
@@ -269,7 +269,7 @@ def test_concurrent_checks_past_a_soft_spend_limit_alert_once(acme, api_key_secr
 
 def plan_with_fee(customer) -> None:
     """Move the customer to a plan with a base fee, so that its spend is above 0."""
-    from billing.cycle import subscription_cancel
+    from billing.subscriptions.lifecycle import subscription_cancel
     from plans.services import plan_create
     from plans.validation import ChargeSpec, VersionSpec
 

@@ -8,9 +8,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.cycle import grant_period_credits, periods_close
-from billing.ingestion import events_ingest
+from billing.invoicing.close import grant_period_credits, periods_close
 from billing.models import Subscription
+from billing.usage.ingestion import events_ingest
 from customers.services import customer_create
 from invoices.models import Invoice
 from plans.models import CreditPack
@@ -86,7 +86,7 @@ def test_a_customer_without_a_subscription_draws_nothing(catalog, acme):
 
 
 def test_an_ended_subscription_draws_nothing(catalog, acme):
-    from billing.cycle import subscription_cancel
+    from billing.subscriptions.lifecycle import subscription_cancel
 
     subscription = subscribe(acme, "runner", NOV_1)
     credits_grant(customer=acme, credits=D(10), now=NOV_1)
@@ -199,7 +199,7 @@ def test_a_batch_mixing_customers_draws_each_wallet(catalog, acme, beta):
 
 def test_one_event_draws_both_wallets(catalog, acme):
     """Two meters read the same event: runs cost credits, their tokens cost money."""
-    from plans.pricing import PricingSpec
+    from billing.rating.pricing import PricingSpec
     from plans.services import meter_create
 
     meter_create(
@@ -502,7 +502,7 @@ def test_plan_credits_each_period_once(included_credits, acme):
 
 
 def test_plan_credits_are_not_granted_after_the_subscription_ends(included_credits, acme):
-    from billing.cycle import subscription_cancel
+    from billing.subscriptions.lifecycle import subscription_cancel
 
     subscription = subscribe(acme, "included_credits", NOV_1)
     subscription_cancel(subscription=subscription, effective="period_end", at=NOV_5)

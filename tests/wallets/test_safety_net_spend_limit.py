@@ -1,5 +1,5 @@
 """Safety net for the spend limit: the period's spend counts the money the prepaid
-balance paid for usage (billing.selectors.period_spend reading
+balance paid for usage (billing.usage.reads.period_spend reading
 wallets.selectors.money_drawn), for the check endpoint and for the spend limit
 alert. A balance charge writes no invoice line, so without that money a customer
 spending only from its balance would never reach a limit. S7's plan: input tokens
@@ -12,7 +12,7 @@ import pytest
 import time_machine
 
 from billing.models import Alert
-from billing.notifications.alerts import usage_alerts_check
+from billing.usage.alerts import usage_alerts_check
 from customers.models import Customer
 from tests.wallets.support import (
     assert_all_wallets_consistent,

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.core.periods import parse_instant
-from billing.cycle import periods_close
+from billing.invoicing.close import periods_close
 
 
 class Command(BaseCommand):

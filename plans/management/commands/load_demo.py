@@ -8,10 +8,10 @@ from decimal import Decimal as D
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from billing.rating.pricing import PricingSpec, TierSpec
 from customers.models import Customer
 from customers.services import customer_create
 from plans.models import CreditPack, Meter, Plan
-from plans.pricing import PricingSpec, TierSpec
 from plans.services import credit_pack_create, meter_create, plan_create
 from plans.validation import ChargeSpec, VersionSpec
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from billing.core.money import format_decimal, quantize_money
-from plans.pricing import GRADUATED, PACKAGE, PricedPiece, PricingSpec, priced_pieces
+from billing.rating.pricing import GRADUATED, PACKAGE, PricedPiece, PricingSpec, priced_pieces
 from plans.validation import ChargeSpec, VersionSpec
 
 ZERO = Decimal(0)
@@ -122,7 +122,7 @@ def priced_lines(
     pricing: PricingSpec, units: Decimal, *, kind: str, description: str, meter: str, currency: str
 ) -> list[RatedLine]:
     """Billable units under a pricing scheme, as explainable lines: one per piece
-    of plans.pricing's walk (one per tier reached for graduated), so that the
+    of billing.rating.pricing's walk (one per tier reached for graduated), so that the
     lines price exactly what price_units does, each line rounded once."""
     return [
         _line(

@@ -3,24 +3,23 @@ hours come from the rollups, and the partial hours at either edge from the raw
 events, metered by the same function ingestion uses. Raw events are never
 scanned beyond those two partial hours."""
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_DOWN, Decimal, localcontext
+from decimal import ROUND_DOWN, Decimal
 from zoneinfo import ZoneInfo
 
 from django.db.models import Count
 
 from billing.core import rawsql
 from billing.core.periods import period_containing, period_share
-from billing.ingestion import hour_of
 from billing.models import (
     Subscription,
     UsageEvent,
     UsageRollup,
     UsageUniqueValue,
-    WebhookDelivery,
 )
-from billing.rating import billable_units, fixed_lines, total, usage_and_true_up
+from billing.rating.lines import billable_units, fixed_lines, total, usage_and_true_up
+from billing.rating.pricing import price_units
 from billing.usage.metering import (
     PROPERTIES_DECODER,
     EventRejected,
@@ -28,14 +27,15 @@ from billing.usage.metering import (
     contributions,
     meter_cache,
 )
-from customers.models import Customer
-from plans.models import Meter, Plan, PlanVersion
-from plans.pricing import EXACT_PRECISION, price_units
+from billing.usage.rollups import hour_of
+from plans.models import Meter
 from plans.selectors import version_spec
 from wallets import selectors as wallet_selectors
 
-HOUR = timedelta(hours=1)
 ZERO = Decimal(0)
+
+
+HOUR = timedelta(hours=1)
 
 
 def _edges(start: datetime, end: datetime) -> tuple[datetime, datetime, list[tuple]]:
@@ -56,6 +56,8 @@ _EDGE_EVENTS = (
     "FROM billing_usageevent WHERE customer_id = %s AND event_name IN ({names}) "
     'AND "timestamp" >= %s AND "timestamp" < %s'
 )
+
+
 _EDGE_FIELDS = (
     UsageEvent._meta.get_field("event_name"),
     None,  # the properties as JSON text, decoded exactly by PROPERTIES_DECODER
@@ -93,6 +95,8 @@ _ROLLUP_SUMS = (
     "WHERE customer_id = %s AND hour >= %s AND hour < %s AND meter_id IN ({meters}) "
     "GROUP BY meter_id"
 )
+
+
 # The same over every meter with a rollup in [hour of start, end), for a customer
 # without a subscription: the sums count whole hours only (NULL: none).
 _ROLLUP_SUMS_ANY_METER = (
@@ -102,6 +106,8 @@ _ROLLUP_SUMS_ANY_METER = (
     "FROM billing_usagerollup WHERE customer_id = %s AND hour >= %s AND hour < %s "
     "GROUP BY meter_id"
 )
+
+
 _ROLLUP_SUM_FIELDS = tuple(
     UsageRollup._meta.get_field(name) for name in ("meter", "event_count", "value_sum", "value_max")
 )
@@ -193,7 +199,7 @@ def usage_quantities(
             quantities[meter.id] = Decimal(
                 _unique_count(customer_id, meter.id, first, last, uniques[meter.id])
             )
-    return {meter_id: _exact(q) for meter_id, q in quantities.items()}
+    return {meter_id: exact_quantity(q) for meter_id, q in quantities.items()}
 
 
 def _unique_count(customer_id: int, meter_id: int, first, last, edge_values: set[str]) -> int:
@@ -210,7 +216,7 @@ def _unique_count(customer_id: int, meter_id: int, first, last, edge_values: set
     return stored.aggregate(n=Count("value", distinct=True))["n"] + len(edge_values - already)
 
 
-def _exact(quantity: Decimal) -> Decimal:
+def exact_quantity(quantity: Decimal) -> Decimal:
     # Stored quantities carry 10 decimal places; 150000.0000000000 reads as 150000.
     if quantity == quantity.to_integral_value():
         return quantity.quantize(Decimal(1))
@@ -258,7 +264,9 @@ def usage_lines(
         quantity = quantities.get(meter.id, ZERO)
         included = None
         if charge.model in ("overage", "hard_cap"):
-            included = ZERO if charge.included_units is None else _exact(charge.included_units)
+            included = (
+                ZERO if charge.included_units is None else exact_quantity(charge.included_units)
+            )
         lines.append(
             UsageLine(
                 meter.code,
@@ -314,7 +322,7 @@ def period_spend(
         quantities[meter] = quantities.get(meter, ZERO) + extra
         charge = next((c for c in version.charges if c.meter == meter), None)
         if charge is not None and charge.model == "balance":
-            drawn += _marginal_cost(charge, quantities[meter] - extra, extra)
+            drawn += marginal_cost(charge, quantities[meter] - extra, extra)
     # Fees and commitment for the part of a whole period the range is, as the close.
     share = period_share(
         start, end, whole=subscription.whole_period(start, end, interval=version.interval)
@@ -371,33 +379,12 @@ def usage_summary(
     )
 
 
-@dataclass(frozen=True)
-class CheckResult:
-    """The answer to "may this customer use `quantity` of this meter now?"."""
-
-    allowed: bool
-    model: str | None
-    reason: str
-    used: Decimal | None = None
-    included: Decimal | None = None
-    remaining: Decimal | None = None
-    balance: Decimal | None = None
-    currency: str | None = None
-    # Set when a soft spend limit is passed: allowed, but finance is alerted.
-    spend: Decimal | None = None
-    spend_limit: Decimal | None = None
-    subscription: Subscription | None = None
-    # The period the answer counts usage in (the one the clock is in).
-    period_start: datetime | None = None
-    period_end: datetime | None = None
-
-
-def _units_covered(amount: Decimal, per_unit: Decimal) -> Decimal:
+def units_covered(amount: Decimal, per_unit: Decimal) -> Decimal:
     """Units `amount` pays for at `per_unit` each, to 10 places, rounded down."""
-    return _exact((amount / per_unit).quantize(Decimal("1e-10"), rounding=ROUND_DOWN))
+    return exact_quantity((amount / per_unit).quantize(Decimal("1e-10"), rounding=ROUND_DOWN))
 
 
-def _marginal_cost(charge, used: Decimal, quantity: Decimal) -> Decimal:
+def marginal_cost(charge, used: Decimal, quantity: Decimal) -> Decimal:
     """What `quantity` more units of a balance charge, `used` so far this period,
     draw from the money wallet. Only balance charges draw money per unit."""
     return price_units(used + quantity, charge.pricing) - price_units(used, charge.pricing)
@@ -420,192 +407,4 @@ def period_now(*, subscription: Subscription, now: datetime) -> tuple[datetime, 
         interval=version.interval,
         calendar_aligned=subscription.billing_anchor == Subscription.CALENDAR,
         moment=now,
-    )
-
-
-# What a check and a usage read need of a customer, its live subscription, the
-# subscription's version and plan (the check sits in front of every AI call: fewer
-# columns, less to build). Other fields load on access.
-_LIVE_PARTS = (
-    (
-        "c",
-        rawsql.model_fields(
-            Customer,
-            ("id", "external_id", "currency", "timezone", "spend_limit", "spend_limit_mode"),
-        ),
-    ),
-    (
-        "s",
-        rawsql.model_fields(
-            Subscription,
-            (
-                "id",
-                "customer_id",
-                "version_id",
-                "scheduled_version_id",
-                "status",
-                "seats",
-                "started_at",
-                "anchor_at",
-                "billing_anchor",
-                "current_period_start",
-                "current_period_end",
-                "cancel_at_period_end",
-                "usage_from",
-            ),
-        ),
-    ),
-    ("v", rawsql.model_fields(PlanVersion, ("id", "plan_id", "status", "interval"))),
-    ("p", rawsql.model_fields(Plan, ("id", "code", "name"))),
-)
-_LIVE_FIELDS = tuple(f for _, fields in _LIVE_PARTS for f in fields)
-_LIVE_SQL = (
-    "SELECT "  # noqa: S608 (column names from the models; values are parameters)
-    + ", ".join(f"{alias}.{f.column}" for alias, fields in _LIVE_PARTS for f in fields)
-    + " FROM customers_customer c"
-    + " LEFT JOIN billing_subscription s ON s.customer_id = c.id AND s.status IN (%s, %s)"
-    + " LEFT JOIN plans_planversion v ON v.id = s.version_id"
-    + " LEFT JOIN plans_plan p ON p.id = v.plan_id"
-    + " WHERE c.external_id = %s"
-)
-
-
-def customer_with_live_subscription(
-    *, external_id: str
-) -> tuple[Customer | None, Subscription | None]:
-    """The customer with this external_id and its live subscription (with its
-    version and plan), either None when there is none: one query, written out (a
-    check is on every AI call's path). At most one subscription is live (a partial
-    unique index), so the join gives at most one row."""
-    found = rawsql.rows(_LIVE_SQL, [*Subscription.LIVE, external_id], _LIVE_FIELDS)
-    if not found:
-        return None, None
-    values = iter(found[0])
-    customer, subscription, version, plan = (
-        [next(values) for _ in fields] for _, fields in _LIVE_PARTS
-    )
-    customer = rawsql.instance(_LIVE_PARTS[0][1], customer)
-    if subscription[0] is None:
-        return customer, None
-    subscription = rawsql.instance(_LIVE_PARTS[1][1], subscription)
-    subscription.version = rawsql.instance(_LIVE_PARTS[2][1], version)
-    subscription.version.plan = rawsql.instance(_LIVE_PARTS[3][1], plan)
-    subscription.customer = customer
-    return customer, subscription
-
-
-def usage_check(
-    *,
-    customer,
-    subscription: Subscription | None,
-    meter_code: str,
-    quantity: Decimal,
-    now: datetime,
-) -> CheckResult:
-    """Answer from the current period's counters and the wallets' balances, for
-    every consumption model, then against the customer's spend limit (the
-    period's rated spend plus what this use would add). `subscription` is the
-    customer's live one (subscription_live). Reads only."""
-    if subscription is None:
-        return CheckResult(False, None, "no_subscription")
-    spec = version_spec(version=subscription.version)
-    charge = next((c for c in spec.charges if c.meter == meter_code), None)
-    # A meter a published version charges is frozen: the cached definition is it.
-    meter = meter_cache.by_code_frozen(meter_code) if charge is not None else None
-    if charge is None or meter is None:
-        return CheckResult(False, None, "meter_not_in_plan", subscription=subscription)
-    # Usage counts in the period the clock is in, also before the close has
-    # advanced the subscription past the one that ended.
-    period = period_now(subscription=subscription, now=now)
-    if period is None:
-        return CheckResult(False, None, "no_subscription")
-    start, end = period
-    meters = {meter.id: meter}
-    if customer.spend_limit is not None:
-        # The spend prices every meter the version charges: one read for them all.
-        for other in spec.charges:
-            found = meter_cache.by_code_frozen(other.meter)
-            if found is not None:
-                meters[found.id] = found
-    quantities = usage_quantities(
-        customer_id=customer.pk, meters=list(meters.values()), start=start, end=end
-    )
-    used = _exact(quantities[meter.id])
-    base = {
-        "model": charge.model,
-        "used": used,
-        "subscription": subscription,
-        "period_start": start,
-        "period_end": end,
-    }
-    with localcontext(prec=EXACT_PRECISION):
-        if charge.model in ("hard_cap", "overage"):
-            included = _exact(charge.included_units or ZERO)
-            remaining = max(ZERO, included - used)
-            if charge.model == "hard_cap" and used + quantity > included:
-                return CheckResult(
-                    False, reason="cap_reached", included=included, remaining=remaining, **base
-                )
-            result = CheckResult(True, reason="ok", included=included, remaining=remaining, **base)
-        elif charge.model == "credits":
-            balance = wallet_selectors.wallet_usable_balance(
-                customer_id=customer.pk, kind="credits", now=now
-            )
-            needed = quantity * charge.credits_per_unit
-            covered = balance
-            if balance < needed:
-                auto = wallet_selectors.auto_top_up_of(customer_id=customer.pk)
-                # An auto top-up buys a pack when the balance runs short.
-                covered = balance + (auto.pack.credits if auto else ZERO)
-            remaining = _units_covered(balance, charge.credits_per_unit)
-            if covered < needed:
-                return CheckResult(
-                    False,
-                    reason="insufficient_credits",
-                    remaining=remaining,
-                    balance=balance,
-                    **base,
-                )
-            result = CheckResult(True, reason="ok", remaining=remaining, balance=balance, **base)
-        else:
-            balance = wallet_selectors.wallet_usable_balance(
-                customer_id=customer.pk, kind="money", currency=spec.currency, now=now
-            )
-            cost = _marginal_cost(charge, used, quantity)
-            remaining = None
-            if charge.pricing.scheme == "per_unit" and charge.pricing.unit_price > 0:
-                remaining = _units_covered(balance, charge.pricing.unit_price)
-            money = {"balance": balance, "currency": spec.currency, "remaining": remaining}
-            if balance < cost:
-                return CheckResult(False, reason="insufficient_balance", **money, **base)
-            result = CheckResult(True, reason="ok", **money, **base)
-        if customer.spend_limit is None:
-            return result
-        spend = period_spend(
-            subscription=subscription,
-            start=start,
-            end=end,
-            adding=(meter_code, quantity),
-            quantities={m.code: quantities[m.id] for m in meters.values()},
-        )
-    if spend <= customer.spend_limit:
-        return result
-    if customer.spend_limit_mode == "soft":
-        return replace(result, spend=spend, spend_limit=customer.spend_limit)
-    return replace(
-        result,
-        allowed=False,
-        reason="spend_limit_reached",
-        spend=spend,
-        spend_limit=customer.spend_limit,
-    )
-
-
-def webhook_deliveries_due(*, before: datetime, limit: int = 1000) -> list[int]:
-    """The ids of the pending deliveries whose next attempt was due by `before`,
-    oldest first."""
-    return list(
-        WebhookDelivery.objects.filter(status=WebhookDelivery.PENDING, next_attempt_at__lte=before)
-        .order_by("next_attempt_at", "id")
-        .values_list("id", flat=True)[:limit]
     )

@@ -1,0 +1,229 @@
+"""The period close (services): the invoice a subscription starts with, the
+close of each period that ended, and the finalization of drafts.
+
+Base fee and seats are billed in advance, usage in arrears: the invoice that
+closes a period carries its usage and the next period's fixed fees. Each
+subscription's period closes in its own transaction under a row lock, and a
+unique constraint on (subscription, reason, period) makes a rerun, a resumed
+run or a concurrent run write every invoice once."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+
+from billing.invoicing.period_lines import (
+    bill_usage,
+    first_period_fraction,
+    label,
+    late_usage_lines,
+    line_inputs,
+    next_period,
+    next_period_fixed_lines,
+    plan_name,
+    zone_of,
+)
+from billing.models import Subscription
+from billing.rating import lines as rating
+from billing.usage.metering import meter_cache
+from invoices.models import Invoice
+from invoices.services import invoice_write_draft, invoices_finalize_due
+from plans.selectors import version_spec
+from plans.validation import VersionSpec
+from wallets.services import period_credits_grant
+
+
+@dataclass(frozen=True)
+class CloseResult:
+    periods_closed: int
+    invoices_finalized: int
+
+
+def grant_period_credits(subscription: Subscription, spec: VersionSpec) -> None:
+    """The version's credits for the subscription's current period, expiring at its
+    end (once per period: see wallets.services.period_credits_grant)."""
+    if spec.credits_per_period:
+        period_credits_grant(
+            subscription=subscription,
+            credits=spec.credits_per_period,
+            period_start=subscription.current_period_start,
+            period_end=subscription.current_period_end,
+            now=subscription.current_period_start,
+        )
+
+
+def subscription_start_invoice(*, subscription: Subscription) -> Invoice | None:
+    """The in-advance invoice of the first period: base fee and seats (prorated for
+    a partial calendar month), and the plan's credits for it. None during a
+    trial, which carries no fixed fee."""
+    version = subscription.version
+    spec = version_spec(version=version)
+    grant_period_credits(subscription, spec)
+    if subscription.status == Subscription.TRIALING:
+        return None
+    start, end = subscription.current_period_start, subscription.current_period_end
+    fixed = rating.fixed_lines(
+        spec,
+        plan_name=plan_name(version),
+        seats=subscription.seats,
+        label=label(start, end, zone_of(subscription)),
+        fraction=first_period_fraction(subscription, spec),
+    )
+    invoice = invoice_write_draft(
+        customer=subscription.customer,
+        subscription=subscription,
+        reason=Invoice.START,
+        period_start=start,
+        period_end=end,
+        lines=line_inputs(fixed, start, end),
+        now=start,
+    )
+    return invoice
+
+
+def subscription_close_period(*, subscription_id: int, as_of: datetime) -> bool:
+    """Close the subscription's current period if it ended at or before `as_of`:
+    write its draft invoice (usage in arrears, late usage, the next period's fixed
+    fees in advance), apply a change scheduled for the period's end, and advance.
+    One transaction, the subscription row locked. False when nothing was due."""
+    with transaction.atomic():
+        subscription = (
+            Subscription.objects.select_for_update(of=("self",))
+            .select_related("customer", "version__plan", "scheduled_version__plan")
+            .get(pk=subscription_id)
+        )
+        if subscription.status not in Subscription.LIVE or subscription.current_period_end > as_of:
+            return False
+        zone = zone_of(subscription)
+        start, end = subscription.current_period_start, subscription.current_period_end
+        usage_from = subscription.usage_from or start
+        lines = bill_usage(subscription, until=end)
+        lines += late_usage_lines(subscription=subscription, before=usage_from, zone=zone)
+        next_version = subscription.scheduled_version or subscription.version
+        next_spec = version_spec(version=next_version)
+        next_start, next_end = next_period(subscription, next_spec)
+        if not subscription.cancel_at_period_end:
+            lines += next_period_fixed_lines(subscription=subscription, version=next_version)
+        invoice_write_draft(
+            customer=subscription.customer,
+            subscription=subscription,
+            reason=Invoice.PERIOD,
+            period_start=start,
+            period_end=end,
+            lines=lines,
+            now=end,
+        )
+        if subscription.cancel_at_period_end:
+            subscription.status = Subscription.ENDED
+            subscription.ended_at = end
+        else:
+            if subscription.status == Subscription.TRIALING:
+                subscription.status = Subscription.ACTIVE
+            subscription.version = next_version
+            subscription.current_period_start, subscription.current_period_end = (
+                next_start,
+                next_end,
+            )
+        subscription.scheduled_version = None
+        subscription.usage_from = None
+        subscription.save(
+            update_fields=[
+                "status",
+                "ended_at",
+                "version",
+                "current_period_start",
+                "current_period_end",
+                "scheduled_version",
+                "usage_from",
+            ]
+        )
+        if subscription.status in Subscription.LIVE:
+            grant_period_credits(subscription, next_spec)
+    return True
+
+
+def drafts_finalize(*, as_of: datetime) -> int:
+    """Finalize the drafts written at least BILLING_INVOICE_GRACE_HOURS before `as_of`."""
+    cutoff = as_of - timedelta(hours=settings.BILLING_INVOICE_GRACE_HOURS)
+    return invoices_finalize_due(cutoff=cutoff, now=as_of)
+
+
+def periods_close(
+    *, as_of: datetime, fail_at: int | None = None, processes: int = 1
+) -> CloseResult:
+    """Close every period that ended at or before `as_of`, one subscription and
+    period per transaction, then finalize drafts past their grace. Safe to run
+    any number of times, and to run again after a failure part way. With
+    `processes` > 1 the due subscriptions are shared out among that many forked
+    processes (the row locks keep them apart)."""
+    if processes > 1:
+        closed = _close_in_processes(as_of=as_of, processes=processes)
+    else:
+        with meter_cache.pinned():
+            closed = _close_due(as_of=as_of, fail_at=fail_at)
+    return CloseResult(closed, drafts_finalize(as_of=as_of))
+
+
+def due_subscription_ids(*, as_of: datetime) -> list[int]:
+    return list(
+        Subscription.objects.filter(status__in=Subscription.LIVE, current_period_end__lte=as_of)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+
+
+def subscriptions_close(*, subscription_ids: list[int], as_of: datetime) -> int:
+    """Close the ended periods of these subscriptions (all of them, however many
+    have ended). The unit of work a worker process or a Celery task takes."""
+    closed = 0
+    with meter_cache.pinned():
+        for subscription_id in subscription_ids:
+            while subscription_close_period(subscription_id=subscription_id, as_of=as_of):
+                closed += 1
+    return closed
+
+
+def _close_shard(subscription_ids: list[int], as_of: datetime, results) -> None:
+    results.put(subscriptions_close(subscription_ids=subscription_ids, as_of=as_of))
+
+
+def _close_in_processes(*, as_of: datetime, processes: int) -> int:
+    import multiprocessing
+
+    from django.db import connections
+
+    ids = due_subscription_ids(as_of=as_of)
+    connections.close_all()  # each child opens its own connection
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    children = [
+        context.Process(target=_close_shard, args=(ids[n::processes], as_of, results))
+        for n in range(processes)
+    ]
+    for child in children:
+        child.start()
+    closed = sum(results.get() for _ in children)
+    for child in children:
+        child.join()
+        if child.exitcode != 0:
+            raise RuntimeError(f"a close process failed (exit {child.exitcode}); run it again")
+    return closed
+
+
+def _close_due(*, as_of: datetime, fail_at: int | None) -> int:
+    closed = 0
+    while True:
+        due = due_subscription_ids(as_of=as_of)
+        if not due:
+            break
+        progressed = False
+        for subscription_id in due:
+            if subscription_close_period(subscription_id=subscription_id, as_of=as_of):
+                closed += 1
+                progressed = True
+                if fail_at is not None and closed == fail_at:
+                    raise RuntimeError(f"injected failure after {closed} closed periods")
+        if not progressed:
+            break
+    return closed

@@ -1,0 +1,307 @@
+"""The lines of a period's invoice, and of the invoices between closes: fixed
+fees in advance (prorated for a first partial period or a seat change), usage
+in arrears with the minimum commitment true-up, late usage re-rated within the
+late window, and the usage billed so far at a plan change. Each is rated by
+billing.rating.lines and handed to invoices.services as LineInput."""
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+
+from billing.core.periods import month_start, period_containing, period_share
+from billing.models import BilledPeriod, Subscription, SubscriptionChange
+from billing.rating import lines as rating
+from billing.usage.metering import meter_cache
+from billing.usage.reads import usage_quantities
+from invoices.services import LineInput
+from plans.selectors import version_spec
+from plans.validation import VersionSpec
+
+ONE = Decimal(1)
+
+
+ZERO = Decimal(0)
+
+
+TRUE_UP = "minimum_commitment"
+
+
+def label(start: datetime, end: datetime, zone: ZoneInfo) -> str:
+    """'Nov 2026' for a calendar month, '15 Nov 2026 to 15 Dec 2026' otherwise."""
+    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+    if month_start(local_start) == start and month_start(local_start, months=1) == end:
+        return f"{local_start:%b %Y}"
+    return f"{local_start:%d %b %Y} to {local_end:%d %b %Y}"
+
+
+def zone_of(subscription: Subscription) -> ZoneInfo:
+    return ZoneInfo(subscription.customer.timezone)
+
+
+def plan_name(version) -> str:
+    return version.plan.name
+
+
+def line_inputs(rated: list[rating.RatedLine], start=None, end=None) -> list[LineInput]:
+    return [
+        LineInput(r.kind, r.description, r.meter, r.quantity, r.unit_price, r.amount, start, end)
+        for r in rated
+    ]
+
+
+def first_period_fraction(subscription: Subscription, spec: VersionSpec) -> Decimal:
+    """The part of a whole period that the subscription's current period is, by
+    the second: less than 1 for a calendar-anchored subscription's first period,
+    the rest of a month (Subscription.whole_period). Its fixed fees are that part."""
+    start, end = subscription.current_period_start, subscription.current_period_end
+    whole = subscription.whole_period(start, end, interval=spec.interval)
+    return period_share(start, end, whole=whole)
+
+
+def usage_by_meter(
+    *, customer_id: int, meter_codes: Iterable[str], start: datetime, end: datetime
+) -> dict[str, Decimal]:
+    """The customer's quantity in [start, end) of each meter named (by code); a
+    code that names no meter is left out."""
+    by_code = {m.code: m for m in meter_cache.by_id().values()}
+    meters = [by_code[code] for code in dict.fromkeys(meter_codes) if code in by_code]
+    quantities = usage_quantities(customer_id=customer_id, meters=meters, start=start, end=end)
+    return {m.code: quantities[m.id] for m in meters}
+
+
+def usage_rated(
+    spec: VersionSpec, *, quantities: dict[str, Decimal], share: Decimal = ONE
+) -> list[rating.RatedLine]:
+    """Pure: the in-arrears lines of these quantities (by meter code) at `spec`,
+    with the minimum commitment counted for `share` of a period."""
+    return rating.usage_and_true_up(spec, quantities=quantities, share=share)
+
+
+def period_rated(
+    spec: VersionSpec,
+    *,
+    plan_name: str,
+    seats: int,
+    quantities: dict[str, Decimal],
+    label: str,
+    fraction: Decimal = ONE,
+    fixed_fees: bool = True,
+) -> list[rating.RatedLine]:
+    """Pure: all that one period at `spec` bills, whichever invoice carries it:
+    its fixed fees (in advance, on the invoice of the close before it; left out
+    with `fixed_fees` False, as in a trial) and its usage with the minimum
+    commitment true-up (in arrears, on its own close), fees and commitment for
+    `fraction` of a whole period. Proration, seat changes within the period and
+    late usage are not in it."""
+    lines = []
+    if fixed_fees:
+        lines = rating.fixed_lines(
+            spec, plan_name=plan_name, seats=seats, label=label, fraction=fraction
+        )
+    return lines + usage_rated(spec, quantities=quantities, share=fraction)
+
+
+def rate_usage(
+    *,
+    subscription: Subscription,
+    spec: VersionSpec,
+    start: datetime,
+    end: datetime,
+    usage_from: datetime,
+    usage_to: datetime | None = None,
+) -> tuple[list[rating.RatedLine], dict]:
+    """The usage lines of [usage_from, usage_to) (by default to the end) of the
+    period [start, end) at `spec`, with the minimum commitment prorated to the
+    part of the whole period that they cover (Subscription.whole_period: a
+    calendar subscription's first period is part of a month); and what they bill
+    per meter."""
+    usage_to = usage_to or end
+    by_meter = usage_by_meter(
+        customer_id=subscription.customer_id,
+        meter_codes=[c.meter for c in spec.charges],
+        start=usage_from,
+        end=usage_to,
+    )
+    whole = subscription.whole_period(start, end, interval=spec.interval)
+    share = period_share(usage_from, usage_to, whole=whole)
+    rated = usage_rated(spec, quantities=by_meter, share=share)
+    billed: dict[str, dict] = {}
+    for charge in spec.charges:
+        amount = sum((r.amount for r in rated if r.meter == charge.meter), ZERO)
+        billable = sum(
+            (r.quantity for r in rated if r.meter == charge.meter and r.kind == "overage"), ZERO
+        )
+        billed[charge.meter] = {
+            "quantity": str(by_meter.get(charge.meter, ZERO)),
+            "billable": str(billable),
+            "amount": str(amount),
+        }
+    billed[TRUE_UP] = {"amount": str(sum((r.amount for r in rated if r.kind == TRUE_UP), ZERO))}
+    return rated, billed
+
+
+def late_usage_lines(
+    *, subscription: Subscription, before: datetime, zone: ZoneInfo
+) -> list[LineInput]:
+    """Usage that arrived after its period was billed: each recently billed
+    period is rated again and the difference billed at that period's prices.
+    Updates the periods' records so the same difference is never billed twice."""
+    horizon = before - timedelta(days=settings.BILLING_LATE_EVENT_DAYS + 1)
+    lines: list[LineInput] = []
+    periods = (
+        BilledPeriod.objects.select_for_update()
+        .filter(subscription=subscription, period_end__lte=before, period_end__gt=horizon)
+        .select_related("version__plan")
+    )
+    for billed_period in periods:
+        spec = version_spec(version=billed_period.version)
+        _, now_billed = rate_usage(
+            subscription=subscription,
+            spec=spec,
+            start=billed_period.period_start,
+            end=billed_period.period_end,
+            usage_from=billed_period.usage_from,
+            usage_to=billed_period.usage_to,
+        )
+        when = label(billed_period.period_start, billed_period.period_end, zone)
+        prices = {c.meter: c.pricing for c in spec.charges}
+        for meter, now_values in now_billed.items():
+            was = billed_period.billed.get(meter, {"amount": "0", "billable": "0"})
+            delta = Decimal(now_values["amount"]) - Decimal(was["amount"])
+            if delta == 0:
+                continue
+            units = Decimal(now_values.get("billable", "0")) - Decimal(was.get("billable", "0"))
+            pricing = prices.get(meter)
+            unit_price = pricing.unit_price if pricing and pricing.scheme == "per_unit" else None
+            what = "minimum commitment adjustment" if meter == TRUE_UP else meter
+            lines.append(
+                LineInput(
+                    "late_usage",
+                    f"Late usage for {when}: {what}",
+                    None if meter == TRUE_UP else meter,
+                    units if meter != TRUE_UP else Decimal(1),
+                    unit_price if meter != TRUE_UP else delta,
+                    delta,
+                    billed_period.period_start,
+                    billed_period.period_end,
+                )
+            )
+        if now_billed != billed_period.billed:
+            billed_period.billed = now_billed
+            billed_period.save(update_fields=["billed"])
+    return lines
+
+
+def next_period(subscription: Subscription, spec: VersionSpec) -> tuple[datetime, datetime]:
+    return period_containing(
+        subscription.anchor_at,
+        zone_of(subscription),
+        interval=spec.interval,
+        calendar_aligned=subscription.billing_anchor == Subscription.CALENDAR,
+        moment=subscription.current_period_end,
+    )
+
+
+def next_period_fixed_lines(*, subscription: Subscription, version) -> list[LineInput]:
+    """The fixed fees (base fee, seats) of the period after the current one on
+    `version`, as the close bills them in advance. Reads only: a migration at
+    period end previews these."""
+    spec = version_spec(version=version)
+    start, end = next_period(subscription, spec)
+    fixed = rating.fixed_lines(
+        spec,
+        plan_name=plan_name(version),
+        seats=subscription.seats,
+        label=label(start, end, zone_of(subscription)),
+    )
+    return line_inputs(fixed, start, end)
+
+
+def usage_so_far(subscription: Subscription, *, until: datetime) -> tuple[list[LineInput], dict]:
+    """The lines for the current period's usage (and seat changes) from where its
+    billing stands up to `until` (the period's end, or an immediate change), at
+    the current version; and what they bill per meter. Reads only."""
+    start, end = subscription.current_period_start, subscription.current_period_end
+    usage_from = subscription.usage_from or start
+    spec = version_spec(version=subscription.version)
+    usage, billed = rate_usage(
+        subscription=subscription,
+        spec=spec,
+        start=start,
+        end=end,
+        usage_from=usage_from,
+        usage_to=until,
+    )
+    lines = line_inputs(usage, usage_from, until) + seat_change_lines(
+        subscription, spec, since=usage_from, until=until
+    )
+    return lines, billed
+
+
+def record_billed(subscription: Subscription, *, until: datetime, billed: dict) -> None:
+    """A record of what the usage up to `until` billed, for late usage. Under the
+    subscription's row lock, once per segment (a unique constraint too)."""
+    BilledPeriod.objects.create(
+        subscription=subscription,
+        usage_from=subscription.usage_from or subscription.current_period_start,
+        usage_to=until,
+        version=subscription.version,
+        period_start=subscription.current_period_start,
+        period_end=subscription.current_period_end,
+        billed=billed,
+    )
+
+
+def bill_usage(subscription: Subscription, *, until: datetime) -> list[LineInput]:
+    """usage_so_far's lines, recorded as billed."""
+    lines, billed = usage_so_far(subscription, until=until)
+    record_billed(subscription, until=until, billed=billed)
+    return lines
+
+
+def seat_change_lines(
+    subscription: Subscription, spec: VersionSpec, *, since: datetime, until: datetime
+) -> list[LineInput]:
+    """The seat changes made in [since, until), each prorated from its moment to
+    the period's end at `spec`'s seat price. They are billed on the next invoice
+    written: the close, or an immediate plan change or cancel, whose credit then
+    covers the seats held for the rest of the period. None during a trial, which
+    has no fixed fees."""
+    if not spec.seat_price or subscription.status == Subscription.TRIALING:
+        return []
+    changes = SubscriptionChange.objects.filter(
+        subscription=subscription,
+        kind=SubscriptionChange.SEATS,
+        effective_at__gte=since,
+        effective_at__lt=until,
+    ).order_by("id")
+    end = subscription.current_period_end
+    lines = []
+    for change in changes:
+        delta = change.details["to"] - change.details["from"]
+        quantity = delta * remaining_fraction(subscription, spec, change.effective_at)
+        lines.append(
+            LineInput(
+                "proration_charge" if delta > 0 else "proration_credit",
+                f"Seats {change.details['from']} to {change.details['to']} from "
+                f"{change.effective_at:%Y-%m-%d %H:%M} UTC",
+                None,
+                quantity,
+                spec.seat_price,
+                rating.quantize_money(quantity * spec.seat_price, spec.currency),
+                change.effective_at,
+                end,
+            )
+        )
+    return lines
+
+
+def remaining_fraction(subscription: Subscription, spec: VersionSpec, at: datetime) -> Decimal:
+    """The part of a whole period at `spec` from `at` to the current period's end
+    (Subscription.whole_period: of a month in a calendar subscription's first)."""
+    start, end = subscription.current_period_start, subscription.current_period_end
+    whole = subscription.whole_period(start, end, interval=spec.interval)
+    return period_share(at, end, whole=whole)

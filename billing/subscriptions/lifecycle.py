@@ -1,0 +1,398 @@
+"""A subscription's life: create (with its start invoice), change plan (now,
+prorated, or at period end), cancel, and change seats. Each change is recorded
+as a SubscriptionChange and takes the subscription's row lock."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.db import IntegrityError, transaction
+
+from billing.core.errors import Conflict, InvalidRequest, NotFound
+from billing.core.periods import period_boundary
+from billing.invoicing.close import subscription_start_invoice
+from billing.invoicing.period_lines import (
+    bill_usage,
+    plan_name,
+    record_billed,
+    remaining_fraction,
+    usage_so_far,
+)
+from billing.models import (
+    Subscription,
+    SubscriptionChange,
+)
+from billing.rating import lines as rating
+from customers.models import Customer
+from invoices.models import Invoice
+from invoices.services import LineInput, invoice_write_draft
+from plans.models import Plan, PlanVersion
+from plans.selectors import version_spec
+from plans.validation import VersionSpec
+
+MAX_SEATS = 1_000_000
+
+
+def subscription_create(
+    *,
+    customer: Customer,
+    plan: Plan,
+    start: datetime,
+    version_number: int | None = None,
+    seats: int = 1,
+    billing_anchor: str = Subscription.ANNIVERSARY,
+) -> Subscription:
+    """Subscribe a customer to a published version of a plan (the latest when
+    `version_number` is None), from `start`, which may be in the past. The first
+    period starts at `start`, and its fixed fees are invoiced in advance (a draft,
+    finalized by the close). Locks the customer row: a customer has at most one
+    live subscription (also enforced by a partial unique index)."""
+    if billing_anchor not in dict(Subscription.ANCHORS):
+        raise InvalidRequest(
+            f"billing_anchor must be one of {', '.join(dict(Subscription.ANCHORS))}",
+            fields={"billing_anchor": ["must be anniversary or calendar"]},
+        )
+    if isinstance(seats, bool) or not isinstance(seats, int) or not 1 <= seats <= MAX_SEATS:
+        raise InvalidRequest(
+            f"seats must be a whole number from 1 to {MAX_SEATS}",
+            fields={"seats": [f"must be from 1 to {MAX_SEATS}"]},
+        )
+    versions = plan.versions.filter(status=PlanVersion.PUBLISHED)
+    if version_number is None:
+        version = versions.order_by("-number").first()
+        if version is None:
+            raise Conflict(
+                f"plan {plan.code!r} has no published version", fields={"plan": ["not published"]}
+            )
+    else:
+        version = plan.versions.filter(number=version_number).first()
+        if version is None:
+            raise NotFound(f"plan {plan.code!r} has no version {version_number}")
+        if version.status != PlanVersion.PUBLISHED:
+            raise Conflict(
+                f"{plan.code} v{version_number} is {version.status}; only a published "
+                "version takes new subscriptions",
+                fields={"version": [f"is {version.status}"]},
+            )
+    if version.currency != customer.currency:
+        raise InvalidRequest(
+            f"plan {plan.code!r} bills in {version.currency} but customer "
+            f"{customer.external_id!r} pays in {customer.currency}",
+            fields={"plan": [f"bills in {version.currency}, not {customer.currency}"]},
+        )
+    trialing = version.trial_days > 0
+    # A trial is a first period of its own, without fixed fees; periods then run
+    # from its end.
+    trial_end = start + timedelta(days=version.trial_days) if trialing else None
+    anchor = trial_end or start
+    period_end = trial_end or period_boundary(
+        start,
+        ZoneInfo(customer.timezone),
+        interval=version.interval,
+        calendar_aligned=billing_anchor == Subscription.CALENDAR,
+        k=1,
+    )
+    try:
+        with transaction.atomic():
+            Customer.objects.select_for_update().get(pk=customer.pk)
+            if Subscription.objects.filter(
+                customer=customer, status__in=Subscription.LIVE
+            ).exists():
+                raise Conflict(
+                    f"customer {customer.external_id!r} already has a live subscription; "
+                    "change its plan instead",
+                    fields={"customer": ["already subscribed"]},
+                )
+            subscription = Subscription.objects.create(
+                customer=customer,
+                version=version,
+                status=Subscription.TRIALING if trialing else Subscription.ACTIVE,
+                billing_anchor=billing_anchor,
+                started_at=start,
+                anchor_at=anchor,
+                trial_end=trial_end,
+                current_period_start=start,
+                current_period_end=period_end,
+                seats=seats,
+            )
+            SubscriptionChange.objects.create(
+                subscription=subscription,
+                kind=SubscriptionChange.CREATED,
+                to_version=version,
+                effective_at=start,
+                details={"seats": seats, "billing_anchor": billing_anchor},
+            )
+            subscription_start_invoice(subscription=subscription)
+    except IntegrityError as exc:  # a concurrent create won the partial unique index
+        raise Conflict(
+            f"customer {customer.external_id!r} already has a live subscription",
+            fields={"customer": ["already subscribed"]},
+        ) from exc
+    return subscription
+
+
+def _check_in_period(subscription: Subscription, at: datetime, *, after_change: bool) -> None:
+    """`at` lies in what is left of the current period. An immediate change or
+    cancel (`after_change`) must come strictly after a previous immediate change:
+    two at one instant would bill the same moment twice."""
+    start = subscription.usage_from or subscription.current_period_start
+    if not start <= at < subscription.current_period_end:
+        raise InvalidRequest(
+            f"'at' must lie in the current period, from {start.isoformat()} "
+            f"to before {subscription.current_period_end.isoformat()}",
+            fields={"at": ["outside the current period"]},
+        )
+    if after_change and subscription.usage_from is not None and at == subscription.usage_from:
+        raise Conflict(
+            f"the subscription changed plan at {at.isoformat()} already; a further change "
+            "must come later",
+            fields={"at": ["a change happened at this moment already"]},
+        )
+
+
+def _proration(
+    subscription: Subscription, spec: VersionSpec, *, at: datetime, kind: str, sign: int, name: str
+) -> list[LineInput]:
+    """The fixed fees of `spec` for the rest of the period from `at`, as credit
+    (sign -1) or charge (sign +1) lines, each rounded once."""
+    end = subscription.current_period_end
+    fixed = rating.fixed_lines(
+        spec,
+        plan_name=name,
+        seats=subscription.seats,
+        label=f"{at:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC",
+        fraction=remaining_fraction(subscription, spec, at),
+    )
+    prefix = "Unused time on " if sign < 0 else "Remaining time on "
+    return [
+        LineInput(
+            kind,
+            prefix + line.description,
+            None,
+            line.quantity,
+            line.unit_price,
+            sign * line.amount,
+            at,
+            end,
+        )
+        for line in fixed
+    ]
+
+
+def _locked(subscription: Subscription) -> Subscription:
+    return (
+        Subscription.objects.select_for_update(of=("self",))
+        .select_related("customer", "version__plan")
+        .get(pk=subscription.pk)
+    )
+
+
+def plan_change_check(*, subscription: Subscription, version, effective: str, at: datetime) -> None:
+    """Raise the BillingError that subscription_change_plan would refuse this change
+    with, as the subscription and version stand. Reads only."""
+    if effective not in ("immediate", "period_end"):
+        raise InvalidRequest(
+            "effective must be immediate or period_end", fields={"effective": ["unknown"]}
+        )
+    if subscription.status not in Subscription.LIVE:
+        raise Conflict(f"subscription {subscription.pk} is {subscription.status}")
+    if version.status != version.PUBLISHED:
+        raise Conflict(
+            f"{version.plan.code} v{version.number} is {version.status}; only a "
+            "published version takes subscribers",
+            fields={"version": [f"is {version.status}"]},
+        )
+    if version.currency != subscription.customer.currency:
+        raise InvalidRequest(
+            f"{version.plan.code} bills in {version.currency}, the customer pays in "
+            f"{subscription.customer.currency}",
+            fields={"plan": ["another currency"]},
+        )
+    if effective == "immediate":
+        if version.pk == subscription.version_id:
+            raise Conflict("the subscription is on that version already")
+        _check_in_period(subscription, at, after_change=True)
+
+
+@dataclass(frozen=True)
+class PlanChangeLines:
+    """What an immediate plan change invoices, in the invoice's order."""
+
+    # Usage (and seat changes) up to the change, at the old version's prices.
+    so_far: list[LineInput]
+    # The unused part of the old version's fixed fees, negative.
+    credit: list[LineInput]
+    # The new version's fixed fees for the rest of the period.
+    charge: list[LineInput]
+    # What `so_far` bills per meter, recorded for late usage.
+    billed: dict
+
+    @property
+    def lines(self) -> list[LineInput]:
+        return [*self.so_far, *self.credit, *self.charge]
+
+
+def plan_change_lines(*, subscription: Subscription, version, at: datetime) -> PlanChangeLines:
+    """The lines an immediate change of the subscription to `version` at `at`
+    invoices, for a change plan_change_check accepts. Reads only: a bulk
+    migration previews exactly what subscription_change_plan invoices."""
+    so_far, billed = usage_so_far(subscription, until=at)
+    credit: list[LineInput] = []
+    charge: list[LineInput] = []
+    if subscription.status != Subscription.TRIALING:
+        old = subscription.version
+        credit = _proration(
+            subscription,
+            version_spec(version=old),
+            at=at,
+            kind="proration_credit",
+            sign=-1,
+            name=plan_name(old),
+        )
+        charge = _proration(
+            subscription,
+            version_spec(version=version),
+            at=at,
+            kind="proration_charge",
+            sign=1,
+            name=plan_name(version),
+        )
+    return PlanChangeLines(so_far, credit, charge, billed)
+
+
+def subscription_change_plan(
+    *, subscription: Subscription, version, effective: str, at: datetime
+) -> tuple[Subscription, Invoice | None]:
+    """Move a subscription to another published version.
+
+    `immediate`: an invoice now with the usage so far at the old version's
+    prices, a credit for the unused part of the old fixed fees and a charge for
+    the rest of the period on the new one, prorated by the second (the lines of
+    plan_change_lines); the period end stays. `period_end`: nothing now; the
+    close applies it. Both leave a history row. Locks the subscription row."""
+    if effective not in ("immediate", "period_end"):
+        raise InvalidRequest(
+            "effective must be immediate or period_end", fields={"effective": ["unknown"]}
+        )
+    with transaction.atomic():
+        subscription = _locked(subscription)
+        # The version as stored now, not as the caller last saw it.
+        version = type(version).objects.select_related("plan").get(pk=version.pk)
+        plan_change_check(subscription=subscription, version=version, effective=effective, at=at)
+        old = subscription.version
+        change = SubscriptionChange(
+            subscription=subscription,
+            kind=SubscriptionChange.PLAN_CHANGE,
+            from_version=old,
+            to_version=version,
+            how=effective,
+        )
+        if effective == "period_end":
+            subscription.scheduled_version = version
+            subscription.save(update_fields=["scheduled_version"])
+            change.effective_at = subscription.current_period_end
+            change.save()
+            return subscription, None
+        end = subscription.current_period_end
+        planned = plan_change_lines(subscription=subscription, version=version, at=at)
+        record_billed(subscription, until=at, billed=planned.billed)
+        invoice = invoice_write_draft(
+            customer=subscription.customer,
+            subscription=subscription,
+            reason=Invoice.PLAN_CHANGE,
+            period_start=at,
+            period_end=end,
+            lines=planned.lines,
+            now=at,
+        )
+        subscription.version = version
+        subscription.usage_from = at
+        subscription.scheduled_version = None
+        subscription.save(update_fields=["version", "usage_from", "scheduled_version"])
+        change.effective_at = at
+        change.details = {"invoice": invoice.pk, "total": str(invoice.total)}
+        change.save()
+    return subscription, invoice
+
+
+def subscription_cancel(
+    *, subscription: Subscription, effective: str, at: datetime
+) -> tuple[Subscription, Invoice | None]:
+    """Cancel. `period_end`: the close ends it, billing the period's usage and no
+    further fees. `immediate`: an invoice now with the usage so far and a credit
+    for the unused part of the fixed fees. A history row either way."""
+    if effective not in ("immediate", "period_end"):
+        raise InvalidRequest(
+            "effective must be immediate or period_end", fields={"effective": ["unknown"]}
+        )
+    with transaction.atomic():
+        subscription = _locked(subscription)
+        if subscription.status not in Subscription.LIVE:
+            raise Conflict(f"subscription {subscription.pk} is {subscription.status}")
+        change = SubscriptionChange(
+            subscription=subscription,
+            kind=SubscriptionChange.CANCEL,
+            from_version=subscription.version,
+            how=effective,
+        )
+        if subscription.cancel_at_period_end:
+            raise Conflict(f"subscription {subscription.pk} ends with its period already")
+        if effective == "period_end":
+            subscription.cancel_at_period_end = True
+            subscription.save(update_fields=["cancel_at_period_end"])
+            change.effective_at = subscription.current_period_end
+            change.save()
+            return subscription, None
+        _check_in_period(subscription, at, after_change=True)
+        lines = bill_usage(subscription, until=at)
+        if subscription.status != Subscription.TRIALING:
+            lines += _proration(
+                subscription,
+                version_spec(version=subscription.version),
+                at=at,
+                kind="proration_credit",
+                sign=-1,
+                name=plan_name(subscription.version),
+            )
+        invoice = invoice_write_draft(
+            customer=subscription.customer,
+            subscription=subscription,
+            reason=Invoice.CANCEL,
+            period_start=at,
+            period_end=subscription.current_period_end,
+            lines=lines,
+            now=at,
+        )
+        subscription.status = Subscription.CANCELED
+        subscription.canceled_at = subscription.ended_at = at
+        subscription.save(update_fields=["status", "canceled_at", "ended_at"])
+        change.effective_at = at
+        change.details = {"invoice": invoice.pk, "total": str(invoice.total)}
+        change.save()
+    return subscription, invoice
+
+
+def subscription_set_seats(*, subscription: Subscription, seats: int, at: datetime) -> Subscription:
+    """Change the seat count from `at`. The difference for the rest of the period
+    is charged or credited, prorated by the second, on the invoice that closes
+    the period; the next periods bill the new count."""
+    if isinstance(seats, bool) or not isinstance(seats, int) or not 1 <= seats <= 1_000_000:
+        raise InvalidRequest("seats must be from 1 to 1000000", fields={"seats": ["out of range"]})
+    with transaction.atomic():
+        subscription = _locked(subscription)
+        if subscription.status not in Subscription.LIVE:
+            raise Conflict(f"subscription {subscription.pk} is {subscription.status}")
+        _check_in_period(subscription, at, after_change=False)
+        if seats == subscription.seats:
+            return subscription
+        SubscriptionChange.objects.create(
+            subscription=subscription,
+            kind=SubscriptionChange.SEATS,
+            from_version=subscription.version,
+            to_version=subscription.version,
+            effective_at=at,
+            details={"from": subscription.seats, "to": seats},
+        )
+        subscription.seats = seats
+        subscription.save(update_fields=["seats"])
+    return subscription

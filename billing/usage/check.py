@@ -1,0 +1,235 @@
+"""The check before an expensive action: may this customer use this much of
+this meter now? Reads the live subscription in one written-out query, the usage
+of its period (billing.usage.reads) and the wallets, and answers with what is
+left under the consumption model (hard cap, overage, credits, balance) and the
+spend limit. Reads only."""
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal, localcontext
+
+from billing.core import rawsql
+from billing.models import (
+    Subscription,
+)
+from billing.rating.pricing import EXACT_PRECISION
+from billing.usage.metering import (
+    meter_cache,
+)
+from billing.usage.reads import (
+    exact_quantity,
+    marginal_cost,
+    period_now,
+    period_spend,
+    units_covered,
+    usage_quantities,
+)
+from customers.models import Customer
+from plans.models import Plan, PlanVersion
+from plans.selectors import version_spec
+from wallets import selectors as wallet_selectors
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The answer to "may this customer use `quantity` of this meter now?"."""
+
+    allowed: bool
+    model: str | None
+    reason: str
+    used: Decimal | None = None
+    included: Decimal | None = None
+    remaining: Decimal | None = None
+    balance: Decimal | None = None
+    currency: str | None = None
+    # Set when a soft spend limit is passed: allowed, but finance is alerted.
+    spend: Decimal | None = None
+    spend_limit: Decimal | None = None
+    subscription: Subscription | None = None
+    # The period the answer counts usage in (the one the clock is in).
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+
+
+# What a check and a usage read need of a customer, its live subscription, the
+# subscription's version and plan (the check sits in front of every AI call: fewer
+# columns, less to build). Other fields load on access.
+_LIVE_PARTS = (
+    (
+        "c",
+        rawsql.model_fields(
+            Customer,
+            ("id", "external_id", "currency", "timezone", "spend_limit", "spend_limit_mode"),
+        ),
+    ),
+    (
+        "s",
+        rawsql.model_fields(
+            Subscription,
+            (
+                "id",
+                "customer_id",
+                "version_id",
+                "scheduled_version_id",
+                "status",
+                "seats",
+                "started_at",
+                "anchor_at",
+                "billing_anchor",
+                "current_period_start",
+                "current_period_end",
+                "cancel_at_period_end",
+                "usage_from",
+            ),
+        ),
+    ),
+    ("v", rawsql.model_fields(PlanVersion, ("id", "plan_id", "status", "interval"))),
+    ("p", rawsql.model_fields(Plan, ("id", "code", "name"))),
+)
+
+
+_LIVE_FIELDS = tuple(f for _, fields in _LIVE_PARTS for f in fields)
+
+
+_LIVE_SQL = (
+    "SELECT "  # noqa: S608 (column names from the models; values are parameters)
+    + ", ".join(f"{alias}.{f.column}" for alias, fields in _LIVE_PARTS for f in fields)
+    + " FROM customers_customer c"
+    + " LEFT JOIN billing_subscription s ON s.customer_id = c.id AND s.status IN (%s, %s)"
+    + " LEFT JOIN plans_planversion v ON v.id = s.version_id"
+    + " LEFT JOIN plans_plan p ON p.id = v.plan_id"
+    + " WHERE c.external_id = %s"
+)
+
+
+def customer_with_live_subscription(
+    *, external_id: str
+) -> tuple[Customer | None, Subscription | None]:
+    """The customer with this external_id and its live subscription (with its
+    version and plan), either None when there is none: one query, written out (a
+    check is on every AI call's path). At most one subscription is live (a partial
+    unique index), so the join gives at most one row."""
+    found = rawsql.rows(_LIVE_SQL, [*Subscription.LIVE, external_id], _LIVE_FIELDS)
+    if not found:
+        return None, None
+    values = iter(found[0])
+    customer, subscription, version, plan = (
+        [next(values) for _ in fields] for _, fields in _LIVE_PARTS
+    )
+    customer = rawsql.instance(_LIVE_PARTS[0][1], customer)
+    if subscription[0] is None:
+        return customer, None
+    subscription = rawsql.instance(_LIVE_PARTS[1][1], subscription)
+    subscription.version = rawsql.instance(_LIVE_PARTS[2][1], version)
+    subscription.version.plan = rawsql.instance(_LIVE_PARTS[3][1], plan)
+    subscription.customer = customer
+    return customer, subscription
+
+
+def usage_check(
+    *,
+    customer,
+    subscription: Subscription | None,
+    meter_code: str,
+    quantity: Decimal,
+    now: datetime,
+) -> CheckResult:
+    """Answer from the current period's counters and the wallets' balances, for
+    every consumption model, then against the customer's spend limit (the
+    period's rated spend plus what this use would add). `subscription` is the
+    customer's live one (subscription_live). Reads only."""
+    if subscription is None:
+        return CheckResult(False, None, "no_subscription")
+    spec = version_spec(version=subscription.version)
+    charge = next((c for c in spec.charges if c.meter == meter_code), None)
+    # A meter a published version charges is frozen: the cached definition is it.
+    meter = meter_cache.by_code_frozen(meter_code) if charge is not None else None
+    if charge is None or meter is None:
+        return CheckResult(False, None, "meter_not_in_plan", subscription=subscription)
+    # Usage counts in the period the clock is in, also before the close has
+    # advanced the subscription past the one that ended.
+    period = period_now(subscription=subscription, now=now)
+    if period is None:
+        return CheckResult(False, None, "no_subscription")
+    start, end = period
+    meters = {meter.id: meter}
+    if customer.spend_limit is not None:
+        # The spend prices every meter the version charges: one read for them all.
+        for other in spec.charges:
+            found = meter_cache.by_code_frozen(other.meter)
+            if found is not None:
+                meters[found.id] = found
+    quantities = usage_quantities(
+        customer_id=customer.pk, meters=list(meters.values()), start=start, end=end
+    )
+    used = exact_quantity(quantities[meter.id])
+    base = {
+        "model": charge.model,
+        "used": used,
+        "subscription": subscription,
+        "period_start": start,
+        "period_end": end,
+    }
+    with localcontext(prec=EXACT_PRECISION):
+        if charge.model in ("hard_cap", "overage"):
+            included = exact_quantity(charge.included_units or ZERO)
+            remaining = max(ZERO, included - used)
+            if charge.model == "hard_cap" and used + quantity > included:
+                return CheckResult(
+                    False, reason="cap_reached", included=included, remaining=remaining, **base
+                )
+            result = CheckResult(True, reason="ok", included=included, remaining=remaining, **base)
+        elif charge.model == "credits":
+            balance = wallet_selectors.wallet_usable_balance(
+                customer_id=customer.pk, kind="credits", now=now
+            )
+            needed = quantity * charge.credits_per_unit
+            covered = balance
+            if balance < needed:
+                auto = wallet_selectors.auto_top_up_of(customer_id=customer.pk)
+                # An auto top-up buys a pack when the balance runs short.
+                covered = balance + (auto.pack.credits if auto else ZERO)
+            remaining = units_covered(balance, charge.credits_per_unit)
+            if covered < needed:
+                return CheckResult(
+                    False,
+                    reason="insufficient_credits",
+                    remaining=remaining,
+                    balance=balance,
+                    **base,
+                )
+            result = CheckResult(True, reason="ok", remaining=remaining, balance=balance, **base)
+        else:
+            balance = wallet_selectors.wallet_usable_balance(
+                customer_id=customer.pk, kind="money", currency=spec.currency, now=now
+            )
+            cost = marginal_cost(charge, used, quantity)
+            remaining = None
+            if charge.pricing.scheme == "per_unit" and charge.pricing.unit_price > 0:
+                remaining = units_covered(balance, charge.pricing.unit_price)
+            money = {"balance": balance, "currency": spec.currency, "remaining": remaining}
+            if balance < cost:
+                return CheckResult(False, reason="insufficient_balance", **money, **base)
+            result = CheckResult(True, reason="ok", **money, **base)
+        if customer.spend_limit is None:
+            return result
+        spend = period_spend(
+            subscription=subscription,
+            start=start,
+            end=end,
+            adding=(meter_code, quantity),
+            quantities={m.code: quantities[m.id] for m in meters.values()},
+        )
+    if spend <= customer.spend_limit:
+        return result
+    if customer.spend_limit_mode == "soft":
+        return replace(result, spend=spend, spend_limit=customer.spend_limit)
+    return replace(
+        result,
+        allowed=False,
+        reason="spend_limit_reached",
+        spend=spend,
+        spend_limit=customer.spend_limit,
+    )
