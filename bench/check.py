@@ -58,9 +58,10 @@ def load(events_per_customer: int) -> str:
 
     from billing.subscriptions.lifecycle import subscription_create
     from billing.usage.ingestion import events_ingest
-    from customers.services import api_key_create, customer_create
+    from customers.api_keys import api_key_create
+    from customers.services import customer_create
     from plans.models import CreditPack, Plan
-    from wallets.services import credit_pack_purchase, money_top_up
+    from wallets.purchases import credit_pack_purchase, money_top_up
 
     call_command("migrate", verbosity=0)
     call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115

@@ -145,8 +145,8 @@ def main():
     from billing.usage.ingestion import events_ingest
     from billing.usage.metering import contributions, meter_cache
     from billing.usage.rollups import PreparedEvent, _postgres
+    from customers.api_keys import api_key_create
     from customers.models import Customer
-    from customers.services import api_key_create
 
     call_command("migrate", verbosity=0)
     call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115

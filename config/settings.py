@@ -383,7 +383,7 @@ LOGGING = {
         "weasyprint.progress": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},
         # The stripe library logs each request at INFO; invoices.stripe_client logs
-        # the retries and invoices.payments the failures.
+        # the retries and invoices.collection the failures.
         "stripe": {"level": "WARNING"},
     },
 }

@@ -17,7 +17,7 @@ from billing.core.admin_forms import ServiceValidatedForm, money_column
 from billing.core.money import format_decimal, format_money
 from billing.usage.metering import meter_cache
 from billing.usage.reads import subscription_live, usage_summary
-from customers import services
+from customers import api_keys, services
 from customers.models import ApiKey, Customer
 from customers.portal import portal_session_create
 from plans.admin import adopt
@@ -256,7 +256,7 @@ class ApiKeyAdmin(SimpleHistoryAdmin):
         if change:
             obj.save(update_fields=["name"])
             return
-        key, secret = services.api_key_create(
+        key, secret = api_keys.api_key_create(
             name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"]
         )
         adopt(obj, key)
@@ -269,5 +269,5 @@ class ApiKeyAdmin(SimpleHistoryAdmin):
     @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request, queryset):
         for key in queryset:
-            services.api_key_revoke(key=key)
+            api_keys.api_key_revoke(key=key)
         self.message_user(request, f"{queryset.count()} key(s) revoked")

@@ -72,7 +72,7 @@ class Customer(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     # The Stripe customer (cus_...) payments are collected from; created once, on
-    # first use, by invoices.payments. Empty without Stripe.
+    # first use, by invoices.collection. Empty without Stripe.
     stripe_customer_id = models.CharField(max_length=255, blank=True, default="", editable=False)
 
     history = audit_history()

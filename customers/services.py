@@ -1,18 +1,14 @@
-"""Writes for customers and API keys."""
+"""Writes for customers: create and update, validated; a change is announced to
+the apps that keep a copy of the customer's details (customers.reactions)."""
 
-import hashlib
-import secrets
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from billing.core.errors import Conflict, InvalidRequest
-from customers.models import ApiKey, Customer, alert_threshold_errors
-from invoices.payments import customer_sync_schedule
+from customers.models import Customer, alert_threshold_errors
+from customers.reactions import customer_changed
 from plans.validation import validate_customer
-
-SECRET_PREFIX = "sk_"
 
 
 def validate_alert_settings(*, alert_thresholds: object, spend_limit_mode: object) -> None:
@@ -116,43 +112,5 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
         for name in fields:
             setattr(customer, name, values[name])
         customer.save()
-        # With Stripe: the Stripe customer gets the new details after commit.
-        customer_sync_schedule(customer=customer)
+        customer_changed(customer=customer)
     return customer
-
-
-def hash_secret(secret: str) -> str:
-    # The secret carries 256 random bits, so a fast digest is safe and keeps
-    # authentication one indexed lookup on the hot path.
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def api_key_create(*, name: str, scopes: list[str] | None = None) -> tuple[ApiKey, str]:
-    """Create a key and return it with its secret; the secret is not stored and
-    cannot be shown again. No scopes given means every scope."""
-    scopes = list(ApiKey.SCOPES) if not scopes else list(dict.fromkeys(scopes))
-    unknown = [s for s in scopes if s not in ApiKey.SCOPES]
-    if unknown:
-        raise InvalidRequest(
-            f"unknown scope {unknown[0]!r}; scopes are {', '.join(ApiKey.SCOPES)}",
-            fields={"scopes": [f"unknown scope {s!r}" for s in unknown]},
-        )
-    if not name or not name.strip():
-        raise InvalidRequest("an API key needs a name", fields={"name": ["must not be blank"]})
-    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey.objects.create(
-        name=name, prefix=secret[:10], secret_hash=hash_secret(secret), scopes=scopes
-    )
-    return key, secret
-
-
-def api_key_revoke(*, key: ApiKey) -> ApiKey:
-    """Revoke a key. This process refuses it at once; others within
-    customers.selectors.KEY_CACHE_SECONDS."""
-    from customers.selectors import api_key_cache_clear
-
-    if key.revoked_at is None:
-        key.revoked_at = timezone.now()
-        key.save(update_fields=["revoked_at"])
-    api_key_cache_clear()
-    return key

@@ -15,7 +15,7 @@ from django.utils.html import format_html
 from billing.core.errors import BillingError
 from billing.core.money import format_money
 from customers.models import Customer
-from invoices import selectors, services
+from invoices import rendering, selectors, services, settlement
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from invoices.payments_admin import PaymentInline, mark_paid_with_reference
 from plans.models import Plan
@@ -258,7 +258,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         self._each(
             request,
             queryset,
-            lambda i: services.invoice_mark_paid(invoice=i, reference="admin", now=now),
+            lambda i: settlement.invoice_mark_paid(invoice=i, reference="admin", now=now),
             "marked paid",
         )
 
@@ -278,6 +278,6 @@ class InvoiceAdmin(admin.ModelAdmin):
         self._each(
             request,
             queryset,
-            lambda i: services.invoice_schedule_pdf_render(invoice=i, force=True),
+            lambda i: rendering.invoice_schedule_pdf_render(invoice=i, force=True),
             "queued for a new PDF",
         )

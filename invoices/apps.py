@@ -3,3 +3,12 @@ from django.apps import AppConfig
 
 class InvoicesConfig(AppConfig):
     name = "invoices"
+
+    def ready(self):
+        # Customers sit below invoices: with Stripe, the Stripe customer gets a
+        # customer's new details after commit, through customers.reactions.
+        from customers.reactions import CUSTOMER_CHANGED
+        from invoices.stripe_customers import customer_sync_schedule
+
+        if customer_sync_schedule not in CUSTOMER_CHANGED:
+            CUSTOMER_CHANGED.append(customer_sync_schedule)

@@ -160,7 +160,7 @@ class CreditNote(models.Model):
         return self.number
 
 
-# Payments through Stripe (invoices.payments). Without STRIPE_API_KEY these stay
+# Payments through Stripe (invoices.collection). Without STRIPE_API_KEY these stay
 # empty: payments are recorded by hand on the invoice (payment_reference).
 
 

@@ -2,7 +2,7 @@
 its attempts and last error, the purchases waiting for their payment (and a form
 that sells a pack or a top-up through a Checkout link), the Stripe events as
 received, and the action that records a payment received outside Stripe with its
-reference. Changes go through invoices.payments, wallets.services and
+reference. Changes go through invoices.collection, wallets.ledger and
 invoices.services."""
 
 from django import forms
@@ -16,9 +16,10 @@ from django.utils.html import format_html
 from billing.core.admin_forms import ExactDecimalField, RecordAdmin
 from billing.core.errors import BillingError
 from billing.core.money import format_money
-from invoices import payments, services
+from invoices import collection, settlement
 from invoices.models import Payment, Purchase, StripeEvent
 from plans.models import CreditPack
+from wallets import purchases
 
 PAYMENT_FIELDS = [
     "status",
@@ -76,7 +77,7 @@ def mark_paid_with_reference(modeladmin, request, queryset):
         now, reference = timezone.now(), form.cleaned_data["reference"]
         for invoice in queryset:
             try:
-                services.invoice_mark_paid(invoice=invoice, reference=reference, now=now)
+                settlement.invoice_mark_paid(invoice=invoice, reference=reference, now=now)
             except BillingError as error:
                 modeladmin.message_user(request, f"{invoice}: {error.message}", messages.ERROR)
             else:
@@ -163,7 +164,7 @@ class PaymentAdmin(admin.ModelAdmin):
     def retry_now(self, request, queryset):
         now = timezone.now()
         for payment in queryset:
-            if payments.payment_retry_now(payment=payment, now=now):
+            if collection.payment_retry_now(payment=payment, now=now):
                 self.message_user(request, f"payment #{payment.pk}: attempt queued")
             else:
                 self.message_user(
@@ -177,7 +178,7 @@ class PaymentAdmin(admin.ModelAdmin):
     def stop_collecting(self, request, queryset):
         now = timezone.now()
         for payment in queryset:
-            if payments.payment_cancel(payment=payment, now=now):
+            if collection.payment_cancel(payment=payment, now=now):
                 self.message_user(request, f"payment #{payment.pk} canceled")
             else:
                 self.message_user(
@@ -227,13 +228,11 @@ class PurchaseOrderForm(forms.ModelForm):
             raise forms.ValidationError("Choose a pack, or give a money top-up amount.")
         customer = cleaned.get("customer")
         if customer is not None and not self.errors:
-            from wallets import services as wallet_services
-
             checkout = cleaned["pay_by"] == Purchase.CHECKOUT
             now = timezone.now()
             try:
                 if cleaned.get("pack") is not None:
-                    cleaned["result"] = wallet_services.credit_pack_order(
+                    cleaned["result"] = purchases.credit_pack_order(
                         customer=customer,
                         pack=cleaned["pack"],
                         checkout=checkout,
@@ -241,7 +240,7 @@ class PurchaseOrderForm(forms.ModelForm):
                         now=now,
                     )
                 else:
-                    cleaned["result"] = wallet_services.money_top_up_order(
+                    cleaned["result"] = purchases.money_top_up_order(
                         customer=customer,
                         amount=cleaned["top_up"],
                         currency=customer.currency,
@@ -325,7 +324,7 @@ class PurchaseAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         # Purchases are paid through Stripe; without it a sale is invoiced at once
         # (the wallet's page, "Add credits or money").
-        return payments.enabled() and super().has_add_permission(request)
+        return collection.enabled() and super().has_add_permission(request)
 
     def has_change_permission(self, request, obj=None):
         return obj is None and super().has_change_permission(request, obj)

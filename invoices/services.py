@@ -1,28 +1,22 @@
-"""Writes for invoices: drafts (idempotent), finalization with gap-free numbers,
-void with a credit note, payments recorded (by hand or by invoices.payments) and
-announced, PDFs rendered and stored."""
+"""Writes for invoices: drafts (idempotent), finalization with gap-free numbers
+(collected through invoices.collection when Stripe is set up), void with a
+credit note (taking back what a purchase sold: invoices.reactions), and the
+invoice of a purchase."""
 
-import hashlib
-import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import connection, transaction
 
 from billing.core.errors import Conflict
-from billing.core.money import format_money, quantize_money
-from billing.notifications import webhooks
-from invoices import payments
+from billing.core.money import quantize_money
+from invoices import collection
 from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceSequence
-from invoices.pdf import render_invoice_pdf
-
-logger = logging.getLogger(__name__)
+from invoices.reactions import VOID_TAKE_BACKS
+from invoices.rendering import render_pdf_after_commit
+from invoices.settlement import invoice_mark_paid
 
 ZERO = Decimal(0)
 
@@ -129,17 +123,17 @@ def _finalize_locked(invoice: Invoice, now: datetime, *, collect: bool = True) -
     invoice.due_at = now
     invoice.save(update_fields=["number", "status", "finalized_at", "due_at"])
     if settings.BILLING_INVOICE_PDFS:
-        _render_pdf_after_commit(invoice.pk, force=False)
+        render_pdf_after_commit(invoice.pk, force=False)
     if collect:
         # With Stripe: a Payment row now, the charge by a worker after commit.
-        payments.invoice_collection_schedule(invoice=invoice, now=now)
+        collection.invoice_collection_schedule(invoice=invoice, now=now)
     return invoice
 
 
 def invoice_finalize(*, invoice: Invoice, now: datetime, collect: bool = True) -> Invoice:
     """Finalize a draft: number it (gap-free per year, under a lock) and freeze it.
     Finalizing an invoice that is no longer a draft is refused. With Stripe the
-    invoice is then collected (invoices.payments), unless `collect` is off."""
+    invoice is then collected (invoices.collection), unless `collect` is off."""
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
         if invoice.status != Invoice.DRAFT:
@@ -173,26 +167,6 @@ def invoices_finalize_due(*, cutoff: datetime, now: datetime) -> int:
     return finalized
 
 
-@dataclass(frozen=True)
-class VoidTakeBack:
-    """How voiding an invoice of one reason takes back what the invoice granted,
-    registered by the app that granted it (wallets, for purchases: it imports this
-    module, so it registers in its AppConfig.ready).
-
-    `lock(invoice=)` runs first in the void's transaction, before the invoice's row
-    lock, so the locks come in the order the sale took them (wallet, then
-    invoice); it returns what it holds. `take_back(invoice=, held=, now=)` runs
-    once the invoice is found voidable, before the void is written, and raises
-    Conflict to refuse it."""
-
-    lock: Callable[..., Any]
-    take_back: Callable[..., None]
-
-
-# Invoice reason -> how a void of it takes back what it sold.
-VOID_TAKE_BACKS: dict[str, VoidTakeBack] = {}
-
-
 def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> CreditNote:
     """Void a finalized invoice: its number and lines stay as they were, and a
     credit note for its total is issued. A purchase invoice also takes back what
@@ -221,72 +195,6 @@ def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> CreditNote:
         )
 
 
-# An uncollectible invoice can still be paid: by a retry of its Stripe payment,
-# or by money that arrives after collecting was given up.
-PAYABLE = (Invoice.FINALIZED, Invoice.UNCOLLECTIBLE)
-
-
-def invoice_mark_paid(*, invoice: Invoice, reference: str, now: datetime) -> Invoice:
-    """Record the invoice paid, with what identifies the payment (`reference`).
-    Every way an invoice is paid comes here: by hand in the admin, a Stripe
-    payment that succeeded (invoices.payments), a purchase paid before it was
-    invoiced (invoice_create_purchase).
-
-    Under the invoice's row lock, a finalized or uncollectible invoice only;
-    any other is refused with Conflict and nothing changes, so paying twice
-    records and announces the first payment only. In the same transaction the
-    event `invoice.paid` is queued for the webhook endpoints that take it, sent
-    after commit; its id names the invoice, so it is queued once per endpoint."""
-    with transaction.atomic():
-        invoice = (
-            Invoice.objects.select_for_update(of=("self",))
-            .select_related("customer")
-            .get(pk=invoice.pk)
-        )
-        if invoice.status not in PAYABLE:
-            raise Conflict(
-                f"invoice {invoice} is {invoice.status}; only a finalized or uncollectible "
-                "invoice can be paid"
-            )
-        invoice.status = Invoice.PAID
-        invoice.paid_at = now
-        invoice.payment_reference = reference
-        invoice.save(update_fields=["status", "paid_at", "payment_reference"])
-        webhooks.webhook_event_publish(
-            event_type="invoice.paid",
-            data={
-                "invoice": invoice.pk,
-                "number": invoice.number,
-                "total": format_money(invoice.total, invoice.currency),
-                "currency": invoice.currency,
-                "payment_reference": reference,
-            },
-            customer=invoice.customer,
-            now=now,
-            event_id=f"evt_invoice_{invoice.pk}_paid",
-        )
-    return invoice
-
-
-def invoice_mark_uncollectible(*, invoice: Invoice, now: datetime) -> Invoice:
-    """Give up collecting a finalized invoice (it stays numbered and can still be
-    voided with a credit note): a collection waiting for its next attempt is
-    canceled. An attempt already under way reports as it comes; "Retry now" on
-    the payment still collects."""
-    with transaction.atomic():
-        invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
-        if invoice.status != Invoice.FINALIZED:
-            raise Conflict(
-                f"invoice {invoice} is {invoice.status}; only a finalized one is uncollectible"
-            )
-        invoice.status = Invoice.UNCOLLECTIBLE
-        invoice.save(update_fields=["status"])
-        payments.collection_stop(
-            invoice=invoice, reason="not collected: the invoice was marked uncollectible", now=now
-        )
-    return invoice
-
-
 def invoice_create_purchase(
     *, customer, lines: list, now: datetime, paid_reference: str = ""
 ) -> Invoice:
@@ -311,87 +219,20 @@ def invoice_create_purchase(
         return invoice_mark_paid(invoice=invoice, reference=paid_reference, now=now)
 
 
-# PDFs
-
-
-def invoice_schedule_pdf_render(*, invoice: Invoice, force: bool = False) -> None:
-    """Have a worker render and store the invoice's PDF once the caller's
-    transaction commits (`force`: again, as a repair). A draft is refused: it has
-    no stored PDF, it is rendered on each download."""
-    if invoice.status == Invoice.DRAFT:
-        raise Conflict(f"invoice {invoice} is a draft: its PDF is rendered on each download")
-    _render_pdf_after_commit(invoice.pk, force=force)
-
-
-def _render_pdf_after_commit(invoice_id: int, *, force: bool) -> None:
-    from invoices import tasks
-
-    # robust: a broker that is down must not fail a finalization that has
-    # committed; the PDF is rendered on download meanwhile and can be repaired.
-    transaction.on_commit(
-        lambda: tasks.render_invoice_pdf.delay(invoice_id, force=force), robust=True
-    )
-
-
-def invoice_pdf_storage_name(*, invoice: Invoice, sha256: str) -> str:
-    """Where an issued PDF is stored: by sequence, named by number and content, so
-    a render of the same bytes lands on the same file and a different one never
-    overwrites it (INV-2026/INV-2026-000123-<first 16 hex digits of its SHA-256>.pdf)."""
-    sequence = invoice.number.rsplit("-", 1)[0]
-    return f"invoices/{sequence}/{invoice.number}-{sha256[:16]}.pdf"
-
-
-def invoice_render_pdf(*, invoice: Invoice, now: datetime, force: bool = False) -> Invoice:
-    """Render the PDF of a numbered invoice as it stands (normally just after its
-    finalization), store it in the default storage and record its path, SHA-256
-    and render time on the invoice.
-
-    Idempotent: an invoice whose PDF is recorded keeps it, and is returned as it
-    is, so the document as issued never changes (a void or a payment does not
-    re-render it). `force` is the repair: it renders again as the invoice stands
-    now (a VOID or PAID watermark included), writes the file if it is missing or
-    differs, and records the hash of what it rendered anew; the earlier file is
-    kept. Renders are deterministic (same invoice, same state, same bytes), so a
-    repair of an unchanged invoice lands on the same file.
-
-    Renders before taking any lock, then records under the invoice's row lock:
-    when two runs race, the first to record wins and the other stores nothing.
-    A draft is refused (it has no stored PDF)."""
-    invoice = Invoice.objects.get(pk=invoice.pk)
-    if invoice.status == Invoice.DRAFT:
-        raise Conflict(f"invoice {invoice} is a draft: its PDF is rendered on each download")
-    if invoice.pdf_sha256 and not force:
-        return invoice
-    content = render_invoice_pdf(invoice)
-    sha256 = hashlib.sha256(content).hexdigest()
+def invoice_mark_uncollectible(*, invoice: Invoice, now: datetime) -> Invoice:
+    """Give up collecting a finalized invoice (it stays numbered and can still be
+    voided with a credit note): a collection waiting for its next attempt is
+    canceled. An attempt already under way reports as it comes; "Retry now" on
+    the payment still collects."""
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
-        if invoice.pdf_sha256 and not force:
-            return invoice
-        previous = (invoice.pdf_file.name, invoice.pdf_sha256)
-        name = _store_pdf(invoice_pdf_storage_name(invoice=invoice, sha256=sha256), content)
-        invoice.pdf_file.name = name
-        invoice.pdf_sha256 = sha256
-        invoice.pdf_rendered_at = now
-        invoice.save(update_fields=["pdf_file", "pdf_sha256", "pdf_rendered_at"])
-    if previous[1] and previous != (name, sha256):
-        # The earlier file is kept: it may be what the customer was sent.
-        logger.warning(
-            "invoice %s: PDF re-rendered, %s (sha256 %s) replaces %s (sha256 %s)",
-            invoice,
-            name,
-            sha256,
-            *previous,
+        if invoice.status != Invoice.FINALIZED:
+            raise Conflict(
+                f"invoice {invoice} is {invoice.status}; only a finalized one is uncollectible"
+            )
+        invoice.status = Invoice.UNCOLLECTIBLE
+        invoice.save(update_fields=["status"])
+        collection.collection_stop(
+            invoice=invoice, reason="not collected: the invoice was marked uncollectible", now=now
         )
     return invoice
-
-
-def _store_pdf(name: str, content: bytes) -> str:
-    """Write the file unless the storage holds these very bytes under that name
-    already; a damaged file under it is replaced. Returns the name stored under."""
-    if default_storage.exists(name):
-        with default_storage.open(name, "rb") as stored:
-            if stored.read() == content:
-                return name
-        default_storage.delete(name)
-    return default_storage.save(name, ContentFile(content))

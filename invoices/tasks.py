@@ -5,7 +5,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from customers.models import Customer
-from invoices import payments, services, stripe_client
+from invoices import collection, rendering, stripe_client, stripe_customers
 from invoices.models import Invoice, Payment
 
 
@@ -18,11 +18,11 @@ def render_invoice_pdf(invoice_id: int, force: bool = False) -> str | None:
     invoice = Invoice.objects.filter(pk=invoice_id).first()
     if invoice is None or invoice.status == Invoice.DRAFT:
         return None
-    invoice = services.invoice_render_pdf(invoice=invoice, now=timezone.now(), force=force)
+    invoice = rendering.invoice_render_pdf(invoice=invoice, now=timezone.now(), force=force)
     return invoice.pdf_sha256
 
 
-# Payments through Stripe (invoices.payments): no-ops without STRIPE_API_KEY.
+# Payments through Stripe (invoices.collection): no-ops without STRIPE_API_KEY.
 
 
 @shared_task(acks_late=True)
@@ -32,9 +32,9 @@ def collect_payment(payment_id: int) -> str | None:
     policy's delay as countdown). Safe to run twice: a run that finds nothing due
     does nothing. Returns the payment's status after the attempt."""
     payment = Payment.objects.filter(pk=payment_id).first()
-    if payment is None or not payments.enabled():
+    if payment is None or not collection.enabled():
         return None
-    attempted = payments.payment_attempt(payment=payment, now=timezone.now())
+    attempted = collection.payment_attempt(payment=payment, now=timezone.now())
     return attempted.status if attempted is not None else None
 
 
@@ -42,9 +42,9 @@ def collect_payment(payment_id: int) -> str | None:
 def collect_due_payments() -> int:
     """The beat's safety net: send the payments whose attempt is overdue (an
     enqueue the broker lost, a worker that died during an attempt) to the workers."""
-    if not payments.enabled():
+    if not collection.enabled():
         return 0
-    due = payments.payments_due(before=timezone.now() - payments.SWEEP_GRACE)
+    due = collection.payments_due(before=timezone.now() - collection.SWEEP_GRACE)
     for payment_id in due:
         collect_payment.delay(payment_id)
     return len(due)
@@ -54,9 +54,9 @@ def collect_due_payments() -> int:
 def reconcile_payments() -> int:
     """The beat's other safety net: ask Stripe about the payments whose outcome
     no webhook has brought within payments.RECONCILE_AFTER."""
-    if not payments.enabled():
+    if not collection.enabled():
         return 0
-    waiting = payments.payments_unsettled(before=timezone.now() - payments.RECONCILE_AFTER)
+    waiting = collection.payments_unsettled(before=timezone.now() - collection.RECONCILE_AFTER)
     for payment_id in waiting:
         reconcile_payment.delay(payment_id)
     return len(waiting)
@@ -64,7 +64,7 @@ def reconcile_payments() -> int:
 
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=60, max_retries=5)
 def reconcile_payment(payment_id: int) -> str:
-    return payments.payment_reconcile(payment_id=payment_id, now=timezone.now())
+    return collection.payment_reconcile(payment_id=payment_id, now=timezone.now())
 
 
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=60, max_retries=5)
@@ -72,10 +72,10 @@ def sync_stripe_customer(customer_id: int) -> str | None:
     """Send a customer's current details to its Stripe customer (after a change).
     Safe to run twice: the update's idempotency key names the customer's version."""
     customer = Customer.objects.filter(pk=customer_id).first()
-    if customer is None or not payments.enabled():
+    if customer is None or not collection.enabled():
         return None
     try:
-        return payments.stripe_customer_sync(customer=customer)
+        return stripe_customers.stripe_customer_sync(customer=customer)
     except stripe.StripeError as error:
         if stripe_client.is_retryable(error):
             # Network errors and 5xx were retried in the call already: later, then.
@@ -88,10 +88,10 @@ def remember_payment_method(payment_id: int) -> str | None:
     """After a Checkout payment, make the card it saved the customer's default
     payment method in Stripe, unless it has one. Safe to run twice."""
     payment = Payment.objects.filter(pk=payment_id).first()
-    if payment is None or not payments.enabled():
+    if payment is None or not collection.enabled():
         return None
     try:
-        return payments.payment_method_remember(payment=payment)
+        return collection.payment_method_remember(payment=payment)
     except stripe.StripeError as error:
         if stripe_client.is_retryable(error):
             raise OSError(stripe_client.error_text(error)) from error

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from billing.core.errors import WebhookSignatureError
 from config.api import error_body
-from invoices import payments
+from invoices import stripe_events
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +32,12 @@ def stripe_webhook(request):
             error_body("payload_too_large", "request body is too large"), status=413
         )
     try:
-        event, duplicate = payments.stripe_event_receive(
+        event, duplicate = stripe_events.stripe_event_receive(
             payload=payload,
             signature=request.headers.get("Stripe-Signature"),
             now=timezone.now(),
         )
-    except (WebhookSignatureError, payments.StripeEventRefused) as error:
+    except (WebhookSignatureError, stripe_events.StripeEventRefused) as error:
         return JsonResponse(error_body("invalid_request", error.message), status=400)
     except Exception:
         logger.exception("Stripe webhook: the event could not be processed")

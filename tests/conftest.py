@@ -61,7 +61,7 @@ def _fresh_process_caches():
     from billing.usage.alerts import alert_check_throttle
     from billing.usage.ingestion import customer_cache
     from billing.usage.metering import meter_cache
-    from customers.selectors import api_key_cache_clear
+    from customers.api_keys import api_key_cache_clear
     from plans.selectors import version_spec_cache_clear
 
     caches = (
@@ -81,7 +81,7 @@ def _fresh_process_caches():
 
 @pytest.fixture
 def api_key_secret(db):
-    from customers.services import api_key_create
+    from customers.api_keys import api_key_create
 
     _, secret = api_key_create(name="tests")
     return secret

@@ -9,8 +9,8 @@ import pytest
 
 from customers.models import Customer
 from customers.services import customer_create
+from wallets.ledger import credits_grant
 from wallets.models import Wallet
-from wallets.services import credits_grant
 
 pytestmark = pytest.mark.django_db
 

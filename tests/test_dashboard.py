@@ -21,16 +21,16 @@ from invoices.models import Invoice
 from invoices.services import (
     LineInput,
     invoice_finalize,
-    invoice_mark_paid,
     invoice_mark_uncollectible,
     invoice_void,
     invoice_write_draft,
 )
+from invoices.settlement import invoice_mark_paid
 from plans.models import Plan
 from plans.services import meter_create, plan_create
 from plans.validation import ChargeSpec, VersionSpec
+from wallets.ledger import credits_expire, credits_grant
 from wallets.models import CreditBlock
-from wallets.services import credits_expire, credits_grant
 
 pytestmark = pytest.mark.django_db
 

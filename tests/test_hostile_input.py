@@ -251,7 +251,8 @@ def world(db, settings):
     from customers.services import customer_create
     from plans.models import Plan
     from tests.wallets.support import build_catalog
-    from wallets.services import credits_grant, money_top_up
+    from wallets.ledger import credits_grant
+    from wallets.purchases import money_top_up
 
     settings.BILLING_INVOICE_PDFS = False
     with time_machine.travel(NOW, tick=False):

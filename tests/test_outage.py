@@ -18,6 +18,7 @@ from config.celery import BillingTask, app
 from config.outage import RETRY_AFTER_SECONDS
 from customers.portal import portal_session_create
 from customers.services import customer_create
+from wallets import ledger
 
 pytestmark = pytest.mark.django_db
 
@@ -210,7 +211,6 @@ def test_every_task_of_the_project_retries_on_database_errors():
 def flaky_expire(monkeypatch):
     """wallets.tasks.expire_credits, whose service fails `failures` times with the
     error given, then answers 3; returns how often it was called."""
-    from wallets import services
 
     calls = []
 
@@ -221,7 +221,7 @@ def flaky_expire(monkeypatch):
                 raise error
             return 3
 
-        monkeypatch.setattr(services, "credits_expire", expire)
+        monkeypatch.setattr(ledger, "credits_expire", expire)
         return calls
 
     return arrange

@@ -174,7 +174,8 @@ def seed() -> None:
 
     from billing.rating.pricing import PricingSpec
     from billing.subscriptions.lifecycle import subscription_create
-    from customers.services import api_key_create, customer_create
+    from customers.api_keys import api_key_create
+    from customers.services import customer_create
     from plans.models import Plan
     from plans.services import meter_create, plan_create
     from plans.validation import ChargeSpec, VersionSpec

@@ -13,9 +13,10 @@ from billing.usage.check import customer_with_live_subscription
 from billing.usage.reads import subscription_live
 from customers.services import customer_create
 from tests.wallets.support import build_catalog, subscribe
+from wallets.ledger import credits_grant
 from wallets.models import CreditBlock
+from wallets.purchases import money_top_up
 from wallets.selectors import money_drawn, wallet_usable_balance
-from wallets.services import credits_grant, money_top_up
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 21, 14, 30, tzinfo=UTC)

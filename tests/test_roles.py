@@ -15,15 +15,15 @@ from django.test import Client
 
 from billing.models import Subscription, SubscriptionChange, WebhookEndpoint
 from billing.subscriptions.lifecycle import subscription_create
+from customers.api_keys import api_key_create
 from customers.management.commands import setup_roles
 from customers.models import ApiKey, Customer
-from customers.services import api_key_create
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from invoices.services import invoice_finalize
 from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion, PriceTier
 from plans.services import plan_version_copy_as_draft
+from wallets.ledger import credits_grant
 from wallets.models import CreditBlock, LedgerEntry, Wallet
-from wallets.services import credits_grant
 
 pytestmark = pytest.mark.django_db
 

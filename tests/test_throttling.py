@@ -14,9 +14,9 @@ from django.test import override_settings
 from rest_framework.test import APIClient, APIRequestFactory
 
 from config import throttling
+from customers.api_keys import api_key_create
 from customers.auth import ApiKeyAuthentication
 from customers.models import ApiKey, Customer
-from customers.services import api_key_create
 
 # Ten seconds into a minute: the current windows end in 50 s.
 NOW = datetime(2026, 11, 10, 12, 0, 10, tzinfo=UTC)

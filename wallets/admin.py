@@ -1,5 +1,5 @@
 """Wallets in the admin: balances with their blocks and ledger (read-only: every
-change goes through wallets.services), a form to grant credits, sell a pack or
+change goes through wallets.ledger), a form to grant credits, sell a pack or
 top up money, uncovered usage for finance, and the credit revenue report."""
 
 from datetime import UTC, datetime
@@ -17,7 +17,7 @@ from billing.core.admin_forms import ExactDecimalField, RecordAdmin, add_billing
 from billing.core.errors import BillingError
 from billing.core.money import format_decimal, format_money
 from plans.models import CreditPack
-from wallets import revenue, services
+from wallets import ledger, purchases, revenue
 from wallets.models import AutoTopUp, CreditBlock, LedgerEntry, UncoveredUsage, Wallet
 
 
@@ -146,15 +146,15 @@ class WalletOperationForm(forms.Form):
         customer, now = self.wallet.customer, timezone.now()
         operation = cleaned["operation"]
         if operation == self.PACK:
-            return services.credit_pack_purchase(customer=customer, pack=cleaned["pack"], now=now)
+            return purchases.credit_pack_purchase(customer=customer, pack=cleaned["pack"], now=now)
         if operation == self.TOP_UP:
-            return services.money_top_up(
+            return purchases.money_top_up(
                 customer=customer,
                 amount=cleaned["amount"],
                 currency=self.wallet.currency,
                 now=now,
             )
-        return services.credits_grant(
+        return ledger.credits_grant(
             customer=customer,
             credits=cleaned["credits"],
             kind=CreditBlock.PAID if operation == self.SELL_CREDITS else CreditBlock.PROMOTIONAL,
@@ -198,7 +198,7 @@ class WalletAdmin(SimpleHistoryAdmin):
             # Only the alert threshold is editable here.
             obj.save(update_fields=["low_balance_threshold"])
             return
-        wallet = services.wallet_get_or_create(
+        wallet = ledger.wallet_get_or_create(
             customer=obj.customer, kind=obj.kind, currency=obj.currency
         )
         wallet.low_balance_threshold = obj.low_balance_threshold

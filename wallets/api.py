@@ -17,11 +17,11 @@ from billing.core.errors import InvalidRequest
 from billing.core.money import format_decimal, format_money
 from config.api import CursorPagination
 from customers.models import Customer
-from invoices import payments
+from invoices import collection
 from invoices.models import Purchase
 from invoices.serializers import InvoiceSerializer
 from plans.models import CreditPack
-from wallets import selectors, services
+from wallets import ledger, purchases, selectors
 from wallets.models import Wallet
 from wallets.serializers import (
     AutoTopUpSerializer,
@@ -150,7 +150,7 @@ class MoneyOrderSerializer(MoneyAddSerializer, StripeCheckoutFields):
 
 
 def _checkout_needs_stripe(data: dict) -> None:
-    if data["checkout"] and not payments.enabled():
+    if data["checkout"] and not collection.enabled():
         raise InvalidRequest(
             "checkout needs Stripe payments (STRIPE_API_KEY)",
             fields={"checkout": ["Stripe payments are not configured"]},
@@ -184,8 +184,8 @@ class CreditsAddApi(APIView):
         now = timezone.now()
         if "pack" in data:
             pack = pack_or_400(data["pack"])
-            if services.paid_through_stripe(pack.price.amount):
-                purchase = services.credit_pack_order(
+            if purchases.paid_through_stripe(pack.price.amount):
+                purchase = purchases.credit_pack_order(
                     customer=customer,
                     pack=pack,
                     checkout=data["checkout"],
@@ -194,9 +194,9 @@ class CreditsAddApi(APIView):
                     now=now,
                 )
                 return _pending_response(purchase)
-            block, invoice = services.credit_pack_purchase(customer=customer, pack=pack, now=now)
+            block, invoice = purchases.credit_pack_purchase(customer=customer, pack=pack, now=now)
         else:
-            block, invoice = services.credits_grant(
+            block, invoice = ledger.credits_grant(
                 customer=customer,
                 credits=data["credits"],
                 kind=data["kind"],
@@ -226,8 +226,8 @@ class MoneyAddApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         _checkout_needs_stripe(data)
-        if services.paid_through_stripe(data["amount"]):
-            purchase = services.money_top_up_order(
+        if purchases.paid_through_stripe(data["amount"]):
+            purchase = purchases.money_top_up_order(
                 customer=customer,
                 amount=data["amount"],
                 currency=data["currency"].upper(),
@@ -237,7 +237,7 @@ class MoneyAddApi(APIView):
                 now=timezone.now(),
             )
             return _pending_response(purchase)
-        block, invoice = services.money_top_up(
+        block, invoice = purchases.money_top_up(
             customer=customer,
             amount=data["amount"],
             currency=data["currency"].upper(),
@@ -253,7 +253,7 @@ class AutoTopUpApi(APIView):
         serializer = AutoTopUpSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        setting = services.auto_top_up_set(
+        setting = purchases.auto_top_up_set(
             customer=customer,
             enabled=data["enabled"],
             threshold=data["threshold"],

@@ -2,7 +2,7 @@
 
 A wallet's balance is the sum of its blocks' remaining amounts; the stored
 balance is a cache of the append-only ledger, changed only under the wallet's row
-lock (wallets.services), with a CHECK constraint as the last line of defence
+lock (wallets.ledger), with a CHECK constraint as the last line of defence
 against going below zero."""
 
 from django.db import models

@@ -4,10 +4,10 @@ from datetime import UTC, datetime
 
 from celery import shared_task
 
-from wallets import services
+from wallets import ledger
 
 
 @shared_task(acks_late=True)
 def expire_credits() -> int:
     """The beat task: expire every block whose time has come (idempotent)."""
-    return services.credits_expire(now=datetime.now(UTC))
+    return ledger.credits_expire(now=datetime.now(UTC))

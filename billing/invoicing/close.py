@@ -31,7 +31,7 @@ from invoices.models import Invoice
 from invoices.services import invoice_write_draft, invoices_finalize_due
 from plans.selectors import version_spec
 from plans.validation import VersionSpec
-from wallets.services import period_credits_grant
+from wallets.ledger import period_credits_grant
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class CloseResult:
 
 def grant_period_credits(subscription: Subscription, spec: VersionSpec) -> None:
     """The version's credits for the subscription's current period, expiring at its
-    end (once per period: see wallets.services.period_credits_grant)."""
+    end (once per period: see wallets.ledger.period_credits_grant)."""
     if spec.credits_per_period:
         period_credits_grant(
             subscription=subscription,

@@ -2,7 +2,7 @@
 payment failed. An alert fires once per customer, kind, period and key; it is
 announced by a signed webhook to each endpoint that takes its type and an email
 to the customer, both sent after commit. Which alerts to raise is decided where
-the fact is known (billing.usage.alerts, wallets, invoices.payments)."""
+the fact is known (billing.usage.alerts, wallets, invoices.collection)."""
 
 from datetime import datetime
 from decimal import Decimal
@@ -20,7 +20,7 @@ from customers.models import Customer
 SPEND_LIMIT_KEY = "spend_limit"
 
 
-# A Stripe charge that failed (invoices.payments): raised once per attempt. Not
+# A Stripe charge that failed (invoices.collection): raised once per attempt. Not
 # among the model's choices, which would need a migration for a label only.
 PAYMENT_FAILED = Alert.PAYMENT_FAILED
 

@@ -1,6 +1,6 @@
 """Real-time wallet effects of ingestion: what each stored event costs on the
 customer's credit or money wallet under its live subscription's version, handed
-to wallets.services.usage_draw inside the ingest transaction."""
+to wallets.ledger.usage_draw inside the ingest transaction."""
 
 from datetime import datetime
 from decimal import Decimal, localcontext
@@ -12,8 +12,8 @@ from billing.usage import reads
 from billing.usage.metering import MeterDef, meter_cache
 from plans.models import Charge, Meter, PlanVersion
 from plans.selectors import version_spec
+from wallets.drawdown import CustomerDraws, UsageDraw, usage_draw
 from wallets.models import Wallet
-from wallets.services import CustomerDraws, UsageDraw, usage_draw
 
 ZERO = Decimal(0)
 ONE = Decimal(1)

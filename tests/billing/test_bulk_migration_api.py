@@ -11,7 +11,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from billing.models import PlanMigration, Subscription
-from customers.services import api_key_create
+from customers.api_keys import api_key_create
 from invoices.models import Invoice
 from tests.billing.migration_support import (
     billing_state,

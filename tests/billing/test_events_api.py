@@ -15,7 +15,7 @@ from billing.models import EventKey, UsageEvent, UsageRollup, UsageUniqueValue
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import meter_cache
 from billing.usage.reads import usage_quantities
-from customers.services import api_key_create
+from customers.api_keys import api_key_create
 from plans.services import meter_create
 
 D = Decimal

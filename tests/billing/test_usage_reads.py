@@ -14,7 +14,8 @@ from rest_framework.test import APIClient
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import meter_cache
 from billing.usage.reads import usage_quantities
-from customers.services import api_key_create, customer_create
+from customers.api_keys import api_key_create
+from customers.services import customer_create
 from plans.services import meter_create
 
 D = Decimal

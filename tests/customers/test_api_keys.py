@@ -8,8 +8,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
+from customers.api_keys import api_key_create, api_key_revoke
 from customers.models import ApiKey
-from customers.services import api_key_create, api_key_revoke
 from plans.models import Meter
 
 METER = {"code": "prompts", "name": "Prompts", "event_name": "prompt", "aggregation": "count"}

@@ -18,7 +18,7 @@ from customers.services import customer_create
 from plans.models import CreditPack, Plan
 from plans.services import credit_pack_create, meter_create, plan_create
 from plans.validation import ChargeSpec, VersionSpec
-from wallets.services import credit_pack_purchase, money_top_up
+from wallets.purchases import credit_pack_purchase, money_top_up
 
 pytestmark = pytest.mark.django_db
 

@@ -20,7 +20,7 @@ from invoices.models import Invoice
 from plans.models import CreditPack, Plan
 from plans.services import credit_pack_create, meter_create, plan_create
 from plans.validation import ChargeSpec, VersionSpec
-from wallets.services import credit_pack_purchase
+from wallets.purchases import credit_pack_purchase
 
 pytestmark = pytest.mark.django_db
 

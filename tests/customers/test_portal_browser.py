@@ -15,13 +15,14 @@ from pypdf import PdfReader
 from billing.rating.pricing import PricingSpec
 from billing.subscriptions.lifecycle import subscription_create
 from billing.usage.ingestion import events_ingest
-from customers.services import api_key_create, customer_create
+from customers.api_keys import api_key_create
+from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.services import invoice_finalize
 from plans.models import CreditPack, Plan
 from plans.services import credit_pack_create, meter_create, plan_create
 from plans.validation import ChargeSpec, VersionSpec
-from wallets.services import credit_pack_purchase
+from wallets.purchases import credit_pack_purchase
 
 
 @pytest.mark.django_db(transaction=True)

@@ -14,11 +14,11 @@ from billing.invoicing.close import periods_close
 from billing.subscriptions.lifecycle import subscription_create
 from customers.services import customer_create
 from invoices.models import Invoice
-from invoices.services import invoice_mark_paid
+from invoices.settlement import invoice_mark_paid
 from plans.models import Plan
 from plans.services import plan_create
 from plans.validation import VersionSpec
-from wallets.services import money_top_up
+from wallets.purchases import money_top_up
 
 pytestmark = pytest.mark.django_db
 

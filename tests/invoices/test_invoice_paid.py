@@ -19,11 +19,11 @@ from invoices.services import (
     LineInput,
     invoice_create_purchase,
     invoice_finalize,
-    invoice_mark_paid,
     invoice_mark_uncollectible,
     invoice_void,
     invoice_write_draft,
 )
+from invoices.settlement import invoice_mark_paid
 from tests.invoices.conftest import stripe_event
 from tests.invoices.stripe_fake import Answer
 

@@ -14,9 +14,10 @@ from billing.models import Subscription, SubscriptionChange
 from billing.rating.pricing import PricingSpec
 from billing.subscriptions.lifecycle import subscription_create
 from billing.usage.ingestion import events_ingest
-from customers.services import api_key_create, customer_create
+from customers.api_keys import api_key_create
+from customers.services import customer_create
 from invoices.models import CreditNote, Invoice, InvoiceLine
-from invoices.services import invoice_mark_paid
+from invoices.settlement import invoice_mark_paid
 from plans.models import Plan
 from plans.services import meter_create, plan_create
 from plans.validation import ChargeSpec, VersionSpec

@@ -14,18 +14,19 @@ from pypdf import PdfReader
 from rest_framework.test import APIClient
 
 from billing.core.errors import Conflict
-from customers.services import api_key_create, customer_create
+from customers.api_keys import api_key_create
+from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.pdf import render_invoice_pdf
+from invoices.rendering import invoice_render_pdf
 from invoices.services import (
     LineInput,
     invoice_finalize,
-    invoice_mark_paid,
-    invoice_render_pdf,
     invoice_void,
     invoice_write_draft,
     invoices_finalize_due,
 )
+from invoices.settlement import invoice_mark_paid
 from invoices.tasks import render_invoice_pdf as render_task
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,8 @@ from django.db import connection, transaction
 from billing.core.errors import Conflict
 from customers.services import customer_create
 from invoices.models import CreditNote, Invoice
-from invoices.services import LineInput, invoice_create_purchase, invoice_mark_paid, invoice_void
+from invoices.services import LineInput, invoice_create_purchase, invoice_void
+from invoices.settlement import invoice_mark_paid
 from plans.models import CreditPack
 from tests.wallets.support import (
     assert_all_wallets_consistent,
@@ -27,14 +28,10 @@ from tests.wallets.support import (
     subscribe,
     wallet_of,
 )
+from wallets.ledger import credits_expire, credits_grant
 from wallets.models import CreditBlock, LedgerEntry, UncoveredUsage, Wallet
+from wallets.purchases import credit_pack_purchase, money_top_up
 from wallets.revenue import credit_revenue
-from wallets.services import (
-    credit_pack_purchase,
-    credits_expire,
-    credits_grant,
-    money_top_up,
-)
 
 pytestmark = pytest.mark.django_db
 

@@ -14,15 +14,15 @@ import time_machine
 
 from billing.models import Alert
 from customers.services import customer_create, customer_update
-from invoices import payments, stripe_client, tasks
+from invoices import collection, stripe_client, tasks
 from invoices.models import Invoice, Payment
 from invoices.services import (
     LineInput,
     invoice_finalize,
-    invoice_mark_paid,
     invoice_mark_uncollectible,
     invoice_write_draft,
 )
+from invoices.settlement import invoice_mark_paid
 from tests.invoices.stripe_fake import DROP, Answer, card_declined, stripe_error
 
 pytestmark = pytest.mark.django_db
@@ -288,7 +288,7 @@ def test_a_retry_from_the_admin_collects_an_uncollectible_invoice(
         time_machine.travel(DEC_2 + timedelta(days=1), tick=False),
         django_capture_on_commit_callbacks(execute=True),
     ):
-        assert payments.payment_retry_now(payment=invoice.payment, now=DEC_2 + timedelta(days=1))
+        assert collection.payment_retry_now(payment=invoice.payment, now=DEC_2 + timedelta(days=1))
 
     invoice.refresh_from_db()
     assert (invoice.status, invoice.payment.status, invoice.payment.attempts) == (
@@ -439,21 +439,21 @@ def test_an_attempt_whose_worker_died_is_made_again_with_the_same_key(
 ):
     # given: the worker dies once the PaymentIntent is created, before recording it
     invoice = finalized(django_capture_on_commit_callbacks, execute=False)
-    real_charge = payments._charge
+    real_charge = collection._charge
 
     def dies(payment):
         real_charge(payment)
         raise SystemExit("worker killed")
 
-    monkeypatch.setattr(payments, "_charge", dies)
+    monkeypatch.setattr(collection, "_charge", dies)
     with pytest.raises(SystemExit), time_machine.travel(DEC_2, tick=False):
         tasks.collect_payment(invoice.payment.pk)
-    monkeypatch.setattr(payments, "_charge", real_charge)
+    monkeypatch.setattr(collection, "_charge", real_charge)
     payment = Payment.objects.get(pk=invoice.payment.pk)
     assert (payment.status, payment.attempts) == ("attempting", 1)
 
     # when: its lease runs out and the beat sends it again
-    later = DEC_2 + payments.ATTEMPT_LEASE + payments.SWEEP_GRACE
+    later = DEC_2 + collection.ATTEMPT_LEASE + collection.SWEEP_GRACE
     with time_machine.travel(later, tick=False), django_capture_on_commit_callbacks(execute=True):
         tasks.collect_due_payments()
 

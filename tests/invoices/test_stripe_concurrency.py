@@ -10,7 +10,7 @@ import pytest
 from django.db import close_old_connections, connection, transaction
 
 from customers.services import customer_create
-from invoices import payments
+from invoices import checkout, stripe_events
 from invoices.models import Invoice, Purchase, StripeEvent
 from plans.services import credit_pack_create
 from tests.invoices.conftest import signature, stripe_event
@@ -51,7 +51,7 @@ def pending_checkout(fake_stripe):
     acme = customer_create(external_id="acme", name="Acme Inc", currency="USD")
     pack = credit_pack_create(code="runs_100", credits=D(100), price=D("99.00"), currency="USD")
     with transaction.atomic():
-        purchase = payments.purchase_create(
+        purchase = checkout.purchase_create(
             customer=acme,
             kind=Purchase.CREDIT_PACK,
             channel=Purchase.CHECKOUT,
@@ -64,7 +64,7 @@ def pending_checkout(fake_stripe):
 
 
 def receive(payload: str):
-    return lambda: payments.stripe_event_receive(
+    return lambda: stripe_events.stripe_event_receive(
         payload=payload.encode(), signature=signature(payload), now=NOW
     )
 

@@ -27,8 +27,9 @@ from tests.wallets.support import (
     subscribe,
     wallet_of,
 )
+from wallets.ledger import credits_grant
 from wallets.models import CreditBlock, LedgerEntry, UncoveredUsage, Wallet
-from wallets.services import auto_top_up_set, credits_grant
+from wallets.purchases import auto_top_up_set
 
 pytestmark = pytest.mark.django_db
 

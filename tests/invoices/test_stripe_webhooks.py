@@ -13,7 +13,7 @@ from django.test import Client
 
 from billing.models import Alert, WebhookDelivery, WebhookEndpoint
 from customers.services import customer_create
-from invoices import payments, stripe_client
+from invoices import stripe_client, stripe_events
 from invoices.models import Invoice, Payment, StripeEvent
 from invoices.services import LineInput, invoice_finalize, invoice_write_draft
 from tests.invoices.conftest import signature, stripe_event
@@ -306,7 +306,7 @@ def test_an_event_that_fails_to_process_is_recorded_and_processed_when_stripe_se
     def broken(obj, now):
         raise RuntimeError("database went away")
 
-    monkeypatch.setitem(payments.HANDLERS, "payment_intent.succeeded", broken)
+    monkeypatch.setitem(stripe_events.HANDLERS, "payment_intent.succeeded", broken)
     payload = succeeded(processing)
 
     response = deliver(payload)
@@ -444,7 +444,7 @@ def test_a_signed_event_with_an_id_over_its_column_is_a_400_logged_and_not_store
     payment = Payment.objects.get(pk=processing.payment.pk)
     assert (payment.status, payment.stripe_payment_intent_id) == (Payment.PROCESSING, "pi_slow")
     assert Invoice.objects.get(pk=processing.pk).status == Invoice.FINALIZED
-    (warning,) = [r for r in caplog.records if r.name == "invoices.payments"]
+    (warning,) = [r for r in caplog.records if r.name == "invoices.collection"]
     assert warning.levelname == "WARNING"
     assert named in warning.getMessage()
 

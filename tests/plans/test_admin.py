@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 
+from customers.api_keys import hash_secret
 from customers.models import ApiKey, Customer
-from customers.services import hash_secret
 from plans.models import Charge, Meter, Plan, PlanVersion, PriceTier
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,8 @@ from rest_framework.test import APIClient
 
 from billing.models import Alert, EventKey, Subscription, UsageEvent, UsageRollup
 from billing.usage.ingestion import events_ingest
+from customers.api_keys import api_key_create, hash_secret
 from customers.models import ApiKey
-from customers.services import api_key_create, hash_secret
 from invoices.models import Invoice, InvoiceLine, InvoiceSequence
 from wallets.models import AutoTopUp, CreditBlock, LedgerEntry, UncoveredUsage, Wallet
 

@@ -12,9 +12,10 @@ from billing.usage.ingestion import events_ingest
 from invoices.models import Invoice
 from plans.models import CreditPack
 from tests.wallets.conftest import subscribe
+from wallets.ledger import credits_expire, credits_grant
 from wallets.models import LedgerEntry, Wallet
+from wallets.purchases import credit_pack_purchase
 from wallets.revenue import credit_revenue, credit_revenue_csv
-from wallets.services import credit_pack_purchase, credits_expire, credits_grant
 
 pytestmark = pytest.mark.django_db
 

@@ -26,8 +26,9 @@ from tests.wallets.support import (
     state,
     subscribe,
 )
+from wallets.ledger import credits_grant
 from wallets.models import Wallet
-from wallets.services import auto_top_up_set, credits_grant, money_top_up
+from wallets.purchases import auto_top_up_set, money_top_up
 
 pytestmark = pytest.mark.django_db
 

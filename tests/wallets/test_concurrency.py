@@ -25,13 +25,9 @@ from tests.wallets.support import (
     subscribe,
     wallet_of,
 )
+from wallets.ledger import credits_expire, credits_grant
 from wallets.models import CreditBlock, LedgerEntry, UncoveredUsage
-from wallets.services import (
-    auto_top_up_set,
-    credit_pack_purchase,
-    credits_expire,
-    credits_grant,
-)
+from wallets.purchases import auto_top_up_set, credit_pack_purchase
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -26,15 +26,9 @@ from tests.wallets.support import (
     subscribe,
     wallet_of,
 )
+from wallets.ledger import credits_expire, credits_grant, period_credits_grant
 from wallets.models import CreditBlock, LedgerEntry, UncoveredUsage, Wallet
-from wallets.services import (
-    auto_top_up_set,
-    credit_pack_purchase,
-    credits_expire,
-    credits_grant,
-    money_top_up,
-    period_credits_grant,
-)
+from wallets.purchases import auto_top_up_set, credit_pack_purchase, money_top_up
 
 pytestmark = pytest.mark.django_db
 

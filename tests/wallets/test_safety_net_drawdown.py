@@ -2,7 +2,7 @@
 (S15's blocks expire in the order of their priority):
 
 - blocks are drawn by priority first, soonest expiry only within a priority
-  (wallets.services._block_order for the draw-down, wallets.selectors.blocks_usable
+  (wallets.ledger._block_order for the draw-down, wallets.selectors.blocks_usable
   for the order the wallet endpoint shows);
 - a block is not usable at its exact expiry instant (`expires_at <= now` is
   expired), for the draw-down, the check and the wallet endpoint, and the expiry
@@ -24,8 +24,8 @@ from tests.wallets.support import (
     subscribe,
     wallet_of,
 )
+from wallets.ledger import credits_expire, credits_grant
 from wallets.models import CreditBlock, LedgerEntry, UncoveredUsage
-from wallets.services import credits_expire, credits_grant
 
 pytestmark = pytest.mark.django_db
 

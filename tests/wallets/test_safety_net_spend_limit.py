@@ -22,7 +22,7 @@ from tests.wallets.support import (
     subscribe,
     wallet_of,
 )
-from wallets.services import money_top_up
+from wallets.purchases import money_top_up
 
 pytestmark = pytest.mark.django_db
 

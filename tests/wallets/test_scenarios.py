@@ -10,8 +10,8 @@ import time_machine
 from billing.usage.ingestion import events_ingest
 from invoices.models import Invoice
 from tests.wallets.conftest import subscribe
+from wallets.ledger import credits_expire, credits_grant
 from wallets.models import CreditBlock, LedgerEntry, UncoveredUsage, Wallet
-from wallets.services import credits_expire, credits_grant
 
 pytestmark = pytest.mark.django_db
 

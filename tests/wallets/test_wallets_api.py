@@ -24,8 +24,9 @@ from tests.wallets.support import (
     subscribe,
     wallet_of,
 )
+from wallets.ledger import credits_grant
 from wallets.models import AutoTopUp, CreditBlock, LedgerEntry
-from wallets.services import credits_grant, money_top_up
+from wallets.purchases import money_top_up
 
 pytestmark = pytest.mark.django_db
 
@@ -135,7 +136,7 @@ def test_both_wallets_with_their_blocks_in_draw_order(api, catalog, acme):
 
 
 def test_spent_and_expired_blocks_are_not_listed(api, catalog, acme):
-    from wallets.services import credits_expire
+    from wallets.ledger import credits_expire
 
     credits_grant(customer=acme, credits=D(10), expires_at=NOV_30, now=NOV_1)
     kept, _ = credits_grant(customer=acme, credits=D(20), now=NOV_1)

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.core.errors import BillingError
+from customers.api_keys import api_key_create
 from customers.models import ApiKey
-from customers.services import api_key_create
 
 
 class Command(BaseCommand):

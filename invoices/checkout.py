@@ -1,0 +1,132 @@
+"""Purchases paid through Stripe: a purchase of credits or money grants nothing
+until it is paid, through a Stripe Checkout link, or by charging the saved
+payment method off-session (a purchase "charged at once", an auto top-up)."""
+
+from datetime import datetime
+from decimal import Decimal
+
+import stripe
+from django.db import transaction
+
+from billing.core.money import to_minor_units
+from customers.models import Customer
+
+# invoices.services imports this module too (an invoice finalized is collected
+# here, an invoice paid here is recorded there); each uses the other's functions
+# only when called, so either may be imported first.
+from invoices import stripe_client
+from invoices.collection import (
+    PaymentFailed,
+    attempt_after_commit,
+    payment_close,
+    payment_lock,
+    payment_save,
+    policy_attempts,
+    purchase_description,
+)
+from invoices.models import Payment, Purchase
+from invoices.stripe_customers import stripe_customer_ensure
+
+
+def purchase_create(
+    *,
+    customer: Customer,
+    kind: str,
+    channel: str,
+    amount: Decimal,
+    pack=None,
+    credits: Decimal | None = None,
+    now: datetime,
+) -> Purchase:
+    """Record a pending purchase and its payment, in the caller's transaction.
+    An off-session one (charged at once, or an auto top-up) is attempted by a
+    worker once the transaction commits; a Checkout one waits for
+    purchase_checkout_open. Only an auto top-up is tried again after a failure."""
+    purchase = Purchase.objects.create(
+        customer=customer,
+        kind=kind,
+        channel=channel,
+        pack=pack,
+        credits=credits,
+        amount=amount,
+        currency=customer.currency,
+        created_at=now,
+    )
+    payment = Payment.objects.create(
+        customer=customer,
+        purchase=purchase,
+        amount=amount,
+        currency=customer.currency,
+        # A Checkout payment is the buyer's to make: nothing is attempted here.
+        status=Payment.PROCESSING if channel == Purchase.CHECKOUT else Payment.PENDING,
+        max_attempts=policy_attempts() if channel == Purchase.AUTO_TOP_UP else 1,
+        created_at=now,
+        updated_at=now,
+    )
+    if channel != Purchase.CHECKOUT:
+        attempt_after_commit(payment.pk)
+    return purchase
+
+
+def purchase_checkout_open(
+    *, purchase: Purchase, success_url: str, cancel_url: str, now: datetime
+) -> Purchase:
+    """Open a Stripe Checkout Session for a pending Checkout purchase and record
+    its id and URL (idempotency key purchase-<id>-checkout). The card is saved on
+    the Stripe customer for later off-session charges. When Stripe refuses or
+    cannot be reached, the purchase is failed and PaymentFailed raised. Makes
+    network calls: never call it inside a transaction."""
+    payment = Payment.objects.select_related("purchase__pack", "customer").get(purchase=purchase)
+    purchase = payment.purchase
+    metadata = {"purchase_id": str(purchase.pk), "payment_id": str(payment.pk)}
+    description = purchase_description(purchase)
+    stripe_customer_id = ""
+    try:
+        stripe_customer_id = stripe_customer_ensure(customer=payment.customer)
+        params = {
+            "mode": "payment",
+            "customer": stripe_customer_id,
+            "client_reference_id": str(purchase.pk),
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": purchase.currency.lower(),
+                        "unit_amount": to_minor_units(purchase.amount, purchase.currency),
+                        "product_data": {"name": description},
+                    },
+                }
+            ],
+            "payment_intent_data": {
+                "setup_future_usage": "off_session",
+                "description": description,
+                "metadata": metadata,
+            },
+            "metadata": metadata,
+            "success_url": success_url,
+        }
+        if cancel_url:
+            params["cancel_url"] = cancel_url
+        session = stripe_client.checkout_session_create(
+            params=params, idempotency_key=f"purchase-{purchase.pk}-checkout"
+        )
+    except stripe.StripeError as error:
+        text = stripe_client.error_text(error)
+        with transaction.atomic():
+            locked = payment_lock(payment.pk)
+            locked.attempts = 1
+            locked.stripe_customer_id = stripe_customer_id
+            if locked.status == Payment.PROCESSING:
+                payment_close(locked, Payment.FAILED, error=text, now=now)
+            else:
+                payment_save(locked, now)
+        raise PaymentFailed(f"Stripe Checkout could not be opened: {text}") from error
+    with transaction.atomic():
+        locked = payment_lock(payment.pk)
+        # Recorded whatever happened meanwhile: the webhook may have come first.
+        locked.attempts = max(locked.attempts, 1)
+        locked.stripe_customer_id = stripe_customer_id
+        locked.stripe_checkout_session_id = session["id"]
+        locked.checkout_url = session.get("url") or ""
+        payment_save(locked, now)
+    return Purchase.objects.get(pk=purchase.pk)

@@ -1,0 +1,57 @@
+"""Invoices paid: by hand, with a reference, or by a payment that succeeded
+(invoices.collection); always announced as `invoice.paid`."""
+
+from datetime import datetime
+
+from django.db import transaction
+
+from billing.core.errors import Conflict
+from billing.core.money import format_money
+from billing.notifications import webhooks
+from invoices.models import Invoice
+
+# An uncollectible invoice can still be paid: by a retry of its Stripe payment,
+# or by money that arrives after collecting was given up.
+PAYABLE = (Invoice.FINALIZED, Invoice.UNCOLLECTIBLE)
+
+
+def invoice_mark_paid(*, invoice: Invoice, reference: str, now: datetime) -> Invoice:
+    """Record the invoice paid, with what identifies the payment (`reference`).
+    Every way an invoice is paid comes here: by hand in the admin, a Stripe
+    payment that succeeded (invoices.collection), a purchase paid before it was
+    invoiced (invoice_create_purchase).
+
+    Under the invoice's row lock, a finalized or uncollectible invoice only;
+    any other is refused with Conflict and nothing changes, so paying twice
+    records and announces the first payment only. In the same transaction the
+    event `invoice.paid` is queued for the webhook endpoints that take it, sent
+    after commit; its id names the invoice, so it is queued once per endpoint."""
+    with transaction.atomic():
+        invoice = (
+            Invoice.objects.select_for_update(of=("self",))
+            .select_related("customer")
+            .get(pk=invoice.pk)
+        )
+        if invoice.status not in PAYABLE:
+            raise Conflict(
+                f"invoice {invoice} is {invoice.status}; only a finalized or uncollectible "
+                "invoice can be paid"
+            )
+        invoice.status = Invoice.PAID
+        invoice.paid_at = now
+        invoice.payment_reference = reference
+        invoice.save(update_fields=["status", "paid_at", "payment_reference"])
+        webhooks.webhook_event_publish(
+            event_type="invoice.paid",
+            data={
+                "invoice": invoice.pk,
+                "number": invoice.number,
+                "total": format_money(invoice.total, invoice.currency),
+                "currency": invoice.currency,
+                "payment_reference": reference,
+            },
+            customer=invoice.customer,
+            now=now,
+            event_id=f"evt_invoice_{invoice.pk}_paid",
+        )
+    return invoice

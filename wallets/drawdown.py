@@ -1,0 +1,255 @@
+"""Usage drawn from prepaid credits and money balances, at ingestion.
+
+Usage never takes a balance below zero: what a wallet cannot cover is recorded
+as uncovered usage. A balance that falls under its threshold raises its alert
+and, where set, buys the auto top-up (wallets.purchases)."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from billing.core.money import format_decimal, format_money
+from billing.notifications import alerts
+from customers.models import Customer
+from wallets.ledger import (
+    block_order,
+    store_balance,
+    usable_blocks,
+    wallets_ensure,
+)
+from wallets.locks import wallets_lock
+from wallets.models import AutoTopUp, CreditBlock, LedgerEntry, UncoveredUsage, Wallet
+from wallets.purchases import auto_top_up_request, buy_pack_locked, paid_through_stripe
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageDraw:
+    """One event's cost on one wallet: `cost` credits or money for `units` of a meter."""
+
+    kind: str
+    currency: str
+    meter: str
+    units: Decimal
+    cost: Decimal
+
+
+@dataclass
+class CustomerDraws:
+    customer: Customer
+    # The period alerts belong to (the live subscription's current period).
+    period_start: datetime
+    draws: list[UsageDraw]
+
+
+@dataclass
+class _Drawing:
+    """One locked wallet while a batch's usage is drawn from it."""
+
+    wallet: Wallet
+    blocks: list[CreditBlock]
+    auto: AutoTopUp | None
+    entries: list[LedgerEntry] = field(default_factory=list)
+    # (block, meter) -> [amount, units] drawn since the last entry was written.
+    pending: dict[tuple[int, str], list[Decimal]] = field(default_factory=dict)
+    pending_from: Decimal = ZERO
+    uncovered: dict[str, list[Decimal]] = field(default_factory=dict)
+    touched: dict[int, CreditBlock] = field(default_factory=dict)
+    top_ups: list[CreditBlock] = field(default_factory=list)
+    # With Stripe: this batch asked for its auto top-up pack already.
+    top_up_requested: bool = False
+
+    def flush(self, now: datetime) -> None:
+        running = self.pending_from
+        for (block_id, meter), (amount, units) in self.pending.items():
+            running -= amount
+            self.entries.append(
+                LedgerEntry(
+                    wallet=self.wallet,
+                    block_id=block_id,
+                    kind=LedgerEntry.USAGE,
+                    amount=-amount,
+                    balance_after=running,
+                    meter=meter,
+                    quantity=units,
+                    occurred_at=now,
+                )
+            )
+        self.pending = {}
+        self.pending_from = self.wallet.balance
+
+    def available(self) -> Decimal:
+        """What the blocks in effect can still pay. The stored balance also counts
+        blocks that take effect later, which cannot pay now."""
+        return sum((block.remaining for block in self.blocks), ZERO)
+
+    def take(self, draw: UsageDraw) -> None:
+        wanted = draw.cost
+        for block in self.blocks:
+            if wanted <= 0:
+                break
+            taken = min(block.remaining, wanted)
+            if taken <= 0:
+                continue
+            block.remaining -= taken
+            wanted -= taken
+            self.touched[block.pk] = block
+            share = draw.units * taken / draw.cost
+            pending = self.pending.setdefault((block.pk, draw.meter), [ZERO, ZERO])
+            pending[0] += taken
+            pending[1] += share
+        self.wallet.balance -= draw.cost - wanted
+        if wanted > 0:
+            missing = self.uncovered.setdefault(draw.meter, [ZERO, ZERO])
+            missing[0] += draw.units * wanted / draw.cost
+            missing[1] += wanted
+
+    def top_up(self, customer: Customer, now: datetime) -> None:
+        pack = self.auto.pack
+        if paid_through_stripe(pack.price.amount):
+            # Paid before it is granted: a pending purchase, charged after the
+            # ingest commits. Meanwhile the balance is what it is (short usage
+            # stays uncovered), and one request a batch is enough.
+            if not self.top_up_requested:
+                self.top_up_requested = True
+                auto_top_up_request(customer=customer, pack=pack, now=now)
+            return
+        self.flush(now)
+        # The purchase writes its own block and ledger entry; entries written so far
+        # go first so the ledger keeps its order.
+        LedgerEntry.objects.bulk_create(self.entries)
+        self.entries = []
+        self._save_blocks()
+        block = buy_pack_locked(
+            self.wallet,
+            customer=customer,
+            pack=pack,
+            source=CreditBlock.AUTO_TOP_UP,
+            now=now,
+        )
+        self.blocks.append(block)
+        self.blocks.sort(key=block_order)
+        self.top_ups.append(block)
+        self.pending_from = self.wallet.balance
+
+    def _save_blocks(self) -> None:
+        if self.touched:
+            CreditBlock.objects.bulk_update(self.touched.values(), ["remaining"])
+            self.touched = {}
+
+    def save(self, customer: Customer, now: datetime) -> None:
+        self.flush(now)
+        LedgerEntry.objects.bulk_create(self.entries)
+        self._save_blocks()
+        store_balance(self.wallet)
+        UncoveredUsage.objects.bulk_create(
+            UncoveredUsage(
+                wallet=self.wallet,
+                customer=customer,
+                meter=meter,
+                quantity=units,
+                shortfall=shortfall,
+                occurred_at=now,
+            )
+            for meter, (units, shortfall) in self.uncovered.items()
+        )
+
+
+def usage_draw(*, batch: list[CustomerDraws], now: datetime) -> None:
+    """Draw a batch's usage from the customers' wallets, event by event in the
+    order given, inside the caller's (the ingest) transaction.
+
+    Locks every wallet involved in id order (no deadlock between batches). A
+    wallet that cannot cover an event pays what it has and the rest is recorded
+    as uncovered usage; the balance never goes below zero. With auto top-up on,
+    one pack is bought each time the balance crosses the threshold downwards,
+    and one when an event finds the balance short, so that concurrent batches buy
+    exactly the packs their crossings call for (they are serialized by the lock).
+    Low balance and auto top-up alerts are raised once per period."""
+    keys = {(cd.customer.pk, d.kind, d.currency) for cd in batch for d in cd.draws}
+    if not keys:
+        return
+    wallets_ensure(keys=keys)
+    locked = wallets_lock(keys=keys)
+    usable = usable_blocks([w.pk for w in locked.values()], now)
+    autos = {
+        a.wallet_id: a
+        for a in AutoTopUp.objects.filter(
+            # A pack no longer sold is not bought automatically either.
+            wallet_id__in=[w.pk for w in locked.values()],
+            enabled=True,
+            pack__active=True,
+        ).select_related("pack")
+    }
+    for customer_draws in batch:
+        customer = customer_draws.customer
+        drawings: dict[tuple, _Drawing] = {}
+        for draw in customer_draws.draws:
+            key = (customer.pk, draw.kind, draw.currency)
+            drawing = drawings.get(key)
+            if drawing is None:
+                wallet = locked[key]
+                drawing = drawings[key] = _Drawing(
+                    wallet=wallet,
+                    blocks=usable[wallet.pk],
+                    auto=autos.get(wallet.pk),
+                    pending_from=wallet.balance,
+                )
+            auto = drawing.auto
+            if auto and drawing.available() < draw.cost:
+                drawing.top_up(customer, now)
+            before = drawing.wallet.balance
+            drawing.take(draw)
+            if auto and before > auto.threshold >= drawing.wallet.balance:
+                drawing.top_up(customer, now)
+        for drawing in drawings.values():
+            drawing.save(customer, now)
+            _balance_alerts(drawing, customer, customer_draws.period_start, now)
+
+
+def _balance_alerts(
+    drawing: _Drawing, customer: Customer, period_start: datetime, now: datetime
+) -> None:
+    wallet = drawing.wallet
+    name = wallet.kind if wallet.kind == Wallet.CREDITS else f"money:{wallet.currency}"
+
+    def amount(value: Decimal) -> str:
+        # Money as money ("0.00"), credits as a plain number.
+        if wallet.kind == Wallet.MONEY:
+            return format_money(value, wallet.currency)
+        return format_decimal(value)
+
+    threshold = wallet.low_balance_threshold
+    if threshold is None:
+        threshold = ZERO
+    if wallet.balance <= threshold and not drawing.top_ups:
+        alerts.alert_raise(
+            customer=customer,
+            kind="low_balance",
+            period_start=period_start,
+            key=f"{name}:{format_decimal(threshold)}",
+            payload={
+                "wallet": wallet.kind,
+                "currency": wallet.currency or None,
+                "balance": amount(wallet.balance),
+                "threshold": amount(threshold),
+            },
+            now=now,
+        )
+    for block in drawing.top_ups:
+        alerts.alert_raise(
+            customer=customer,
+            kind="auto_top_up",
+            period_start=period_start,
+            key=f"block:{block.pk}",
+            payload={
+                "pack": block.pack.code,
+                "credits": format_decimal(block.amount),
+                "price": format_money(block.price_paid, block.currency),
+                "currency": block.currency,
+                "invoice": block.invoice.number,
+                "balance": format_decimal(wallet.balance),
+            },
+            now=now,
+        )

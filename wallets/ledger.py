@@ -1,0 +1,285 @@
+"""The wallet ledger: wallets, credit blocks and their grants, balances and
+expiry.
+
+Every balance change holds the wallet's row lock (wallets.locks), appends one
+ledger entry per block it touches with the balance after it, and keeps the
+stored balance equal to the sum of the blocks' remainders."""
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.core.errors import InvalidRequest
+from billing.core.money import format_decimal, quantize_money
+from billing.models import Subscription
+from customers.models import Customer
+from invoices.models import Invoice
+from invoices.services import LineInput, invoice_create_purchase
+from wallets.locks import wallet_lock
+from wallets.models import CreditBlock, LedgerEntry, Wallet
+
+ZERO = Decimal(0)
+
+
+def wallet_get_or_create(*, customer: Customer, kind: str, currency: str = "") -> Wallet:
+    """The customer's wallet of that kind (and currency), created on first use. Two
+    callers creating it at once get the same row (the unique constraint decides)."""
+    wallets_ensure(keys={(customer.pk, kind, currency)})
+    return Wallet.objects.get(customer=customer, kind=kind, currency=currency)
+
+
+def wallets_ensure(*, keys: set[tuple[int, str, str]]) -> None:
+    """Create the missing wallets among (customer id, kind, currency) keys."""
+    Wallet.objects.bulk_create(
+        [Wallet(customer_id=c, kind=k, currency=cur) for c, k, cur in sorted(keys)],
+        ignore_conflicts=True,
+    )
+
+
+def store_balance(wallet: Wallet) -> None:
+    """Write a locked wallet's new balance. The ledger is the balance's history, so
+    this bypasses the model's audit history (kept for settings changed by people)."""
+    wallet.updated_at = timezone.now()
+    Wallet.objects.filter(pk=wallet.pk).update(balance=wallet.balance, updated_at=wallet.updated_at)
+
+
+def block_order(block: CreditBlock) -> tuple:
+    # Priority, then soonest expiry (none: last), then oldest.
+    return (
+        block.priority,
+        block.expires_at is None,
+        block.expires_at or block.created_at,
+        block.created_at,
+        block.pk,
+    )
+
+
+def usable_blocks(wallet_ids: list[int], now: datetime) -> dict[int, list[CreditBlock]]:
+    usable: dict[int, list[CreditBlock]] = {w: [] for w in wallet_ids}
+    blocks = (
+        CreditBlock.objects.filter(
+            wallet_id__in=wallet_ids,
+            remaining__gt=0,
+            effective_at__lte=now,
+            expired_at__isnull=True,
+        )
+        .exclude(expires_at__lte=now)
+        .order_by("id")
+    )
+    for block in blocks:
+        usable[block.wallet_id].append(block)
+    for blocks_of_wallet in usable.values():
+        blocks_of_wallet.sort(key=block_order)
+    return usable
+
+
+def add_block(
+    wallet: Wallet,
+    *,
+    entry_kind: str,
+    now: datetime,
+    amount: Decimal,
+    kind: str,
+    source: str,
+    **fields,
+) -> CreditBlock:
+    """Add a block to a locked wallet and write its ledger entry."""
+    block = CreditBlock.objects.create(
+        wallet=wallet,
+        kind=kind,
+        source=source,
+        amount=amount,
+        remaining=amount,
+        created_at=now,
+        effective_at=fields.pop("effective_at", None) or now,
+        **fields,
+    )
+    wallet.balance += amount
+    store_balance(wallet)
+    LedgerEntry.objects.create(
+        wallet=wallet,
+        block=block,
+        kind=entry_kind,
+        amount=amount,
+        balance_after=wallet.balance,
+        occurred_at=now,
+    )
+    return block
+
+
+def check_minor_digits(name: str, amount: Decimal, currency: str) -> None:
+    # Refused, not rounded: the invoice must say what the caller asked for.
+    if quantize_money(amount, currency) != amount:
+        raise InvalidRequest(
+            f"{name} has more decimals than {currency} allows",
+            fields={name: ["too many decimal places"]},
+        )
+
+
+def positive(name: str, value) -> Decimal:
+    if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
+        raise InvalidRequest(f"{name} must be a positive number", fields={name: ["must be > 0"]})
+    return value
+
+
+def check_expiry(expires_at: datetime | None, *, effective_at: datetime) -> None:
+    if expires_at is not None and expires_at <= effective_at:
+        raise InvalidRequest(
+            "expires_at must be after the block takes effect",
+            fields={"expires_at": ["must be later than effective_at (default: now)"]},
+        )
+
+
+def credits_grant(
+    *,
+    customer: Customer,
+    credits: Decimal,
+    kind: str = CreditBlock.PROMOTIONAL,
+    price: Decimal | None = None,
+    priority: int = 50,
+    effective_at: datetime | None = None,
+    expires_at: datetime | None = None,
+    note: str = "",
+    now: datetime,
+) -> tuple[CreditBlock, Invoice | None]:
+    """Add credits. Promotional credits are free; paid credits need the price the
+    customer pays for the block, which is invoiced at once (a finalized purchase
+    invoice) and becomes deferred revenue."""
+    credits = positive("credits", credits)
+    if kind not in dict(CreditBlock.KINDS):
+        raise InvalidRequest("kind must be paid or promotional", fields={"kind": ["unknown"]})
+    if kind == CreditBlock.PROMOTIONAL and price not in (None, ZERO):
+        raise InvalidRequest(
+            "promotional credits are free", fields={"price": ["only paid credits have a price"]}
+        )
+    if kind == CreditBlock.PAID:
+        if price is None or not price.is_finite() or price < 0:
+            raise InvalidRequest(
+                "paid credits need the price paid for them",
+                fields={"price": ["required for paid credits, >= 0"]},
+            )
+        check_minor_digits("price", price, customer.currency)
+    effective_at = effective_at or now
+    check_expiry(expires_at, effective_at=effective_at)
+    with transaction.atomic():
+        wallet = wallet_lock(wallet_get_or_create(customer=customer, kind=Wallet.CREDITS))
+        invoice = None
+        if price:
+            invoice = invoice_create_purchase(
+                customer=customer,
+                lines=[
+                    LineInput(
+                        kind="credits",
+                        description=f"{format_decimal(credits)} credits",
+                        meter=None,
+                        quantity=credits,
+                        unit_price=None,
+                        amount=price,
+                    )
+                ],
+                now=now,
+            )
+        block = add_block(
+            wallet,
+            entry_kind=LedgerEntry.GRANT
+            if kind == CreditBlock.PROMOTIONAL
+            else LedgerEntry.PURCHASE,
+            now=now,
+            amount=credits,
+            kind=kind,
+            source=CreditBlock.GRANT,
+            price_paid=price or ZERO,
+            currency=customer.currency if price is not None else "",
+            priority=priority,
+            effective_at=effective_at,
+            expires_at=expires_at,
+            invoice=invoice,
+            note=note[:255],
+        )
+    return block, invoice
+
+
+def period_credits_grant(
+    *,
+    subscription,
+    credits: Decimal,
+    period_start: datetime,
+    period_end: datetime,
+    now: datetime,
+) -> CreditBlock | None:
+    """Grant a plan's credits for one period, expiring at its end. Idempotent per
+    (subscription, period): a second call grants nothing (checked under the
+    wallet's lock, and backed by a unique constraint)."""
+    customer = subscription.customer
+    with transaction.atomic():
+        wallet = wallet_lock(wallet_get_or_create(customer=customer, kind=Wallet.CREDITS))
+        if CreditBlock.objects.filter(
+            wallet=wallet,
+            source=CreditBlock.PERIOD_GRANT,
+            subscription=subscription,
+            period_start=period_start,
+        ).exists():
+            return None
+        return add_block(
+            wallet,
+            entry_kind=LedgerEntry.PERIOD_GRANT,
+            now=now,
+            amount=credits,
+            kind=CreditBlock.PROMOTIONAL,
+            source=CreditBlock.PERIOD_GRANT,
+            subscription=subscription,
+            period_start=period_start,
+            effective_at=period_start,
+            expires_at=period_end,
+        )
+
+
+def credits_expire(*, now: datetime) -> int:
+    """Expire every block whose expiry time has passed: one ledger entry of minus
+    its remainder each, under its wallet's lock. Safe to run any number of times
+    (an expired block is marked and never expires twice). Returns the number of
+    blocks expired."""
+    wallet_ids = list(
+        CreditBlock.objects.filter(expires_at__lte=now, remaining__gt=0, expired_at__isnull=True)
+        .values_list("wallet_id", flat=True)
+        .distinct()
+        .order_by("wallet_id")
+    )
+    expired = 0
+    for wallet_id in wallet_ids:
+        with transaction.atomic():
+            wallet = wallet_lock(Wallet(pk=wallet_id))
+            blocks = CreditBlock.objects.filter(
+                wallet=wallet, expires_at__lte=now, remaining__gt=0, expired_at__isnull=True
+            ).order_by("expires_at", "id")
+            for block in blocks:
+                lost = block.remaining
+                wallet.balance -= lost
+                block.remaining = ZERO
+                block.expired_at = now
+                block.save(update_fields=["remaining", "expired_at"])
+                LedgerEntry.objects.create(
+                    wallet=wallet,
+                    block=block,
+                    kind=LedgerEntry.EXPIRY,
+                    amount=-lost,
+                    balance_after=wallet.balance,
+                    occurred_at=block.expires_at,
+                )
+                expired += 1
+            store_balance(wallet)
+    return expired
+
+
+def alert_period_start(customer: Customer, now: datetime) -> datetime:
+    """The current period of the customer's live subscription (alerts belong to
+    one), or `now` for a customer without one."""
+    start = (
+        Subscription.objects.filter(customer=customer, status__in=Subscription.LIVE)
+        .order_by("-current_period_start")
+        .values_list("current_period_start", flat=True)
+        .first()
+    )
+    return start or now

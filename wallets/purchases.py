@@ -1,0 +1,417 @@
+"""Purchases of credit packs and money top-ups: granted at once (paid by hand),
+or ordered and granted when Stripe reports them paid (purchase_fulfil, through
+invoices.reactions); auto top-ups; and a purchase's void, which takes back what
+it sold unless part of it was used."""
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+
+from billing.core.errors import Conflict, InvalidRequest
+from billing.core.money import format_decimal, format_money, quantize_money
+from billing.notifications import alerts
+from customers.models import Customer
+from invoices import checkout, collection
+from invoices.models import Invoice, Purchase
+from invoices.services import LineInput, invoice_create_purchase
+from plans.models import CreditPack
+from wallets.ledger import (
+    add_block,
+    alert_period_start,
+    check_minor_digits,
+    positive,
+    store_balance,
+    wallet_get_or_create,
+)
+from wallets.locks import wallet_lock
+from wallets.models import AutoTopUp, CreditBlock, LedgerEntry, Wallet
+
+ZERO = Decimal(0)
+
+
+def _pack_line(pack: CreditPack, credits: Decimal, price: Decimal) -> LineInput:
+    """The invoice line of a pack sold at `price`."""
+    description = f"{pack.name or pack.code}: {format_decimal(credits)} credits"
+    return LineInput("credit_pack", description, None, Decimal(1), price, price)
+
+
+def _top_up_line(currency: str, amount: Decimal) -> LineInput:
+    """The invoice line of a money top-up."""
+    return LineInput(
+        "top_up", f"Prepaid balance top-up ({currency})", None, Decimal(1), amount, amount
+    )
+
+
+def _check_pack(customer: Customer, pack: CreditPack) -> None:
+    if not pack.active:
+        raise InvalidRequest(f"credit pack {pack.code!r} is no longer sold", fields={"pack": []})
+    if str(pack.price.currency) != customer.currency:
+        raise InvalidRequest(
+            f"credit pack {pack.code!r} is priced in {pack.price.currency}; "
+            f"customer {customer.external_id!r} pays in {customer.currency}",
+            fields={"pack": ["wrong currency"]},
+        )
+
+
+def buy_pack_locked(
+    wallet: Wallet, *, customer: Customer, pack: CreditPack, source: str, now: datetime
+) -> CreditBlock:
+    price = quantize_money(pack.price.amount, customer.currency)
+    invoice = invoice_create_purchase(
+        customer=customer,
+        lines=[_pack_line(pack, pack.credits, price)],
+        now=now,
+    )
+    return add_block(
+        wallet,
+        entry_kind=LedgerEntry.AUTO_TOP_UP
+        if source == CreditBlock.AUTO_TOP_UP
+        else LedgerEntry.PURCHASE,
+        now=now,
+        amount=pack.credits,
+        kind=CreditBlock.PAID,
+        source=source,
+        price_paid=price,
+        currency=customer.currency,
+        pack=pack,
+        invoice=invoice,
+    )
+
+
+def credit_pack_purchase(
+    *, customer: Customer, pack: CreditPack, now: datetime
+) -> tuple[CreditBlock, Invoice]:
+    """Sell a pack: a paid block of its credits and a finalized purchase invoice
+    for its price, in one transaction under the credit wallet's lock."""
+    _check_pack(customer, pack)
+    with transaction.atomic():
+        wallet = wallet_lock(wallet_get_or_create(customer=customer, kind=Wallet.CREDITS))
+        block = buy_pack_locked(
+            wallet, customer=customer, pack=pack, source=CreditBlock.PACK, now=now
+        )
+    return block, block.invoice
+
+
+def _check_top_up(customer: Customer, amount: Decimal, currency: str) -> Decimal:
+    amount = positive("amount", amount)
+    if currency != customer.currency:
+        raise InvalidRequest(
+            f"customer {customer.external_id!r} pays in {customer.currency}, not {currency}",
+            fields={"currency": [f"must be {customer.currency}"]},
+        )
+    check_minor_digits("amount", amount, currency)
+    return amount
+
+
+def money_top_up(
+    *, customer: Customer, amount: Decimal, currency: str, now: datetime
+) -> tuple[CreditBlock, Invoice]:
+    """Add prepaid money to the customer's money wallet, invoiced at once."""
+    amount = _check_top_up(customer, amount, currency)
+    with transaction.atomic():
+        wallet = wallet_lock(
+            wallet_get_or_create(customer=customer, kind=Wallet.MONEY, currency=currency)
+        )
+        invoice = invoice_create_purchase(
+            customer=customer,
+            lines=[_top_up_line(currency, amount)],
+            now=now,
+        )
+        block = add_block(
+            wallet,
+            entry_kind=LedgerEntry.TOP_UP,
+            now=now,
+            amount=amount,
+            kind=CreditBlock.PAID,
+            source=CreditBlock.TOP_UP,
+            price_paid=amount,
+            currency=currency,
+            invoice=invoice,
+        )
+    return block, invoice
+
+
+def purchase_void_lock(*, invoice: Invoice) -> dict[int, Wallet]:
+    """Lock the wallets holding the blocks a purchase invoice sold (one, as sold
+    today), in id order, before the void locks the invoice: the order the sale
+    took its locks in. A block's wallet and invoice never change, so they are read
+    before the lock."""
+    wallet_ids = sorted(
+        set(CreditBlock.objects.filter(invoice=invoice).values_list("wallet_id", flat=True))
+    )
+    return {wallet_id: wallet_lock(Wallet(pk=wallet_id)) for wallet_id in wallet_ids}
+
+
+def _used_message(block: CreditBlock, wallet: Wallet) -> str:
+    """Why a sold block cannot be taken back whole: how much of it was used (or
+    expired), in the wallet's terms."""
+    money = wallet.kind == Wallet.MONEY
+
+    def amount(value: Decimal) -> str:
+        return format_money(value, wallet.currency) if money else format_decimal(value)
+
+    expiries = LedgerEntry.objects.filter(block=block, kind=LedgerEntry.EXPIRY)
+    expired = -(expiries.aggregate(total=Sum("amount"))["total"] or ZERO)
+    used = block.amount - block.remaining - expired
+    what = f"{wallet.currency} topped up" if money else "credits sold"
+    sold = f"{amount(block.amount)} {what} on this invoice"
+    if not used:
+        return f"{amount(expired)} of the {sold} expired; issue a credit note instead"
+    gone = f"{amount(used)} of the {sold} were already used"
+    if expired:
+        gone += f" and {amount(expired)} expired"
+    return f"{gone}; issue a credit note for the unused part instead"
+
+
+def purchase_void_take_back(*, invoice: Invoice, held: dict[int, Wallet], now: datetime) -> None:
+    """Take back what a purchase invoice being voided sold, under its wallets'
+    locks (purchase_void_lock) and the invoice's, in the void's transaction: each
+    block leaves its wallet whole, with a `void` ledger entry of minus its amount
+    and the balance after it. Refused (Conflict, nothing written) when any of it
+    was used or expired: the customer keeps what they used, and a credit note
+    for the unused part is the correction. An invoice that granted nothing (no
+    block links to it) has nothing to take back."""
+    blocks = list(CreditBlock.objects.filter(invoice=invoice).order_by("id"))
+    for block in blocks:
+        if block.remaining != block.amount:
+            raise Conflict(_used_message(block, held[block.wallet_id]))
+    for block in blocks:
+        wallet = held[block.wallet_id]
+        taken = block.remaining
+        block.remaining = ZERO
+        block.save(update_fields=["remaining"])
+        wallet.balance -= taken
+        store_balance(wallet)
+        LedgerEntry.objects.create(
+            wallet=wallet,
+            block=block,
+            kind=LedgerEntry.VOID,
+            amount=-taken,
+            balance_after=wallet.balance,
+            occurred_at=now,
+        )
+
+
+def paid_through_stripe(amount: Decimal) -> bool:
+    """Whether a sale of this price is paid through Stripe before it is granted:
+    with STRIPE_API_KEY set, and something to pay."""
+    return collection.enabled() and amount.is_finite() and amount > 0
+
+
+def _checkout_urls(success_url: str, cancel_url: str) -> tuple[str, str]:
+    success_url = success_url or settings.STRIPE_CHECKOUT_SUCCESS_URL
+    if not success_url:
+        raise InvalidRequest(
+            "a Checkout purchase needs a success_url (or the STRIPE_CHECKOUT_SUCCESS_URL setting)",
+            fields={"success_url": ["required"]},
+        )
+    return success_url, cancel_url or settings.STRIPE_CHECKOUT_CANCEL_URL
+
+
+def _order(
+    *,
+    customer: Customer,
+    kind: str,
+    checkout: bool,
+    success_url: str,
+    cancel_url: str,
+    now: datetime,
+    **details,
+) -> Purchase:
+    if not collection.enabled():
+        raise InvalidRequest(
+            "paying through Stripe needs STRIPE_API_KEY; without it purchases are invoiced",
+            fields={"checkout": ["Stripe payments are not configured"]},
+        )
+    urls = _checkout_urls(success_url, cancel_url) if checkout else None
+    with transaction.atomic():
+        purchase = checkout.purchase_create(
+            customer=customer,
+            kind=kind,
+            channel=Purchase.CHECKOUT if checkout else Purchase.CHARGE,
+            now=now,
+            **details,
+        )
+    if urls is not None:
+        # After the commit: a call to Stripe never runs inside a transaction.
+        purchase = checkout.purchase_checkout_open(
+            purchase=purchase, success_url=urls[0], cancel_url=urls[1], now=now
+        )
+    return purchase
+
+
+def credit_pack_order(
+    *,
+    customer: Customer,
+    pack: CreditPack,
+    checkout: bool,
+    success_url: str = "",
+    cancel_url: str = "",
+    now: datetime,
+) -> Purchase:
+    """Sell a pack through Stripe: a pending purchase at the pack's price now,
+    paid on a Checkout page (`checkout`: the purchase carries its URL) or charged
+    to the saved payment method by a worker after commit. Nothing is granted
+    here: purchase_fulfil grants the credits when the payment succeeds. Opening
+    the Checkout Session calls Stripe: not inside a transaction."""
+    _check_pack(customer, pack)
+    return _order(
+        customer=customer,
+        kind=Purchase.CREDIT_PACK,
+        checkout=checkout,
+        success_url=success_url,
+        cancel_url=cancel_url,
+        now=now,
+        pack=pack,
+        credits=pack.credits,
+        amount=quantize_money(pack.price.amount, customer.currency),
+    )
+
+
+def money_top_up_order(
+    *,
+    customer: Customer,
+    amount: Decimal,
+    currency: str,
+    checkout: bool,
+    success_url: str = "",
+    cancel_url: str = "",
+    now: datetime,
+) -> Purchase:
+    """A money top-up through Stripe, as credit_pack_order sells a pack: the
+    balance grows when the payment succeeds."""
+    amount = _check_top_up(customer, amount, currency)
+    return _order(
+        customer=customer,
+        kind=Purchase.TOP_UP,
+        checkout=checkout,
+        success_url=success_url,
+        cancel_url=cancel_url,
+        now=now,
+        amount=amount,
+    )
+
+
+def auto_top_up_request(*, customer: Customer, pack: CreditPack, now: datetime) -> Purchase | None:
+    """With Stripe, in the ingest transaction under the credit wallet's lock: ask
+    for one auto top-up pack, charged to the saved payment method by a worker
+    once the transaction commits (no call to Stripe under the lock), granted when
+    the charge succeeds, tried again per the retry policy when it fails. One is
+    pending at a time per customer (checked under the lock the caller holds, and a
+    partial unique constraint): a short balance asks for nothing more until that
+    one has succeeded or failed. None when one is pending already."""
+    if Purchase.objects.filter(
+        customer=customer, channel=Purchase.AUTO_TOP_UP, status=Purchase.PENDING
+    ).exists():
+        return None
+    try:
+        with transaction.atomic():
+            return checkout.purchase_create(
+                customer=customer,
+                kind=Purchase.CREDIT_PACK,
+                channel=Purchase.AUTO_TOP_UP,
+                pack=pack,
+                credits=pack.credits,
+                amount=quantize_money(pack.price.amount, customer.currency),
+                now=now,
+            )
+    except IntegrityError:
+        return None
+
+
+def purchase_fulfil(*, purchase: Purchase, reference: str, now: datetime) -> CreditBlock:
+    """Grant what a purchase paid through Stripe buys, once: a paid block of its
+    credits (or money) at the price recorded when it was ordered, and its
+    purchase invoice, finalized and paid with `reference` (the Stripe payment).
+    Under the wallet's lock, then the purchase's; a purchase granted already
+    returns its block. Called by invoices.collection when the payment succeeds,
+    whatever the purchase's status was by then: money received is granted. An
+    auto top-up raises the auto_top_up alert.
+
+    Usage that arrived while the payment was pending stays uncovered: the grant
+    pays for what comes after it."""
+    money = purchase.kind == Purchase.TOP_UP
+    currency = purchase.currency
+    with transaction.atomic():
+        wallet = wallet_lock(
+            wallet_get_or_create(
+                customer=purchase.customer,
+                kind=Wallet.MONEY if money else Wallet.CREDITS,
+                currency=currency if money else "",
+            )
+        )
+        purchase = (
+            Purchase.objects.select_for_update(of=("self",))
+            .select_related("pack", "customer", "block")
+            .get(pk=purchase.pk)
+        )
+        if purchase.block_id is not None:
+            return purchase.block
+        customer, amount = purchase.customer, purchase.amount
+        if money:
+            line = _top_up_line(currency, amount)
+            entry_kind, source, granted = LedgerEntry.TOP_UP, CreditBlock.TOP_UP, amount
+        else:
+            line = _pack_line(purchase.pack, purchase.credits, amount)
+            automatic = purchase.channel == Purchase.AUTO_TOP_UP
+            entry_kind = LedgerEntry.AUTO_TOP_UP if automatic else LedgerEntry.PURCHASE
+            source = CreditBlock.AUTO_TOP_UP if automatic else CreditBlock.PACK
+            granted = purchase.credits
+        invoice = invoice_create_purchase(
+            customer=customer, lines=[line], now=now, paid_reference=reference
+        )
+        block = add_block(
+            wallet,
+            entry_kind=entry_kind,
+            now=now,
+            amount=granted,
+            kind=CreditBlock.PAID,
+            source=source,
+            price_paid=amount,
+            currency=currency,
+            pack=purchase.pack,
+            invoice=invoice,
+        )
+        purchase.status = Purchase.PAID
+        purchase.paid_at = now
+        purchase.closed_at = None
+        purchase.block = block
+        purchase.invoice = invoice
+        purchase.save(update_fields=["status", "paid_at", "closed_at", "block", "invoice"])
+        if source == CreditBlock.AUTO_TOP_UP:
+            alerts.alert_raise(
+                customer=customer,
+                kind="auto_top_up",
+                period_start=alert_period_start(customer, now),
+                key=f"block:{block.pk}",
+                payload={
+                    "pack": purchase.pack.code,
+                    "credits": format_decimal(block.amount),
+                    "price": format_money(block.price_paid, block.currency),
+                    "currency": block.currency,
+                    "invoice": invoice.number,
+                    "balance": format_decimal(wallet.balance),
+                },
+                now=now,
+            )
+    return block
+
+
+def auto_top_up_set(
+    *, customer: Customer, enabled: bool, threshold: Decimal, pack: CreditPack
+) -> AutoTopUp:
+    """Turn auto top-up on or off for the customer's credit wallet. Turning it off
+    is always possible, also when its pack is no longer sold."""
+    if not isinstance(threshold, Decimal) or not threshold.is_finite() or threshold < 0:
+        raise InvalidRequest("threshold must be a number >= 0", fields={"threshold": [">= 0"]})
+    if enabled:
+        _check_pack(customer, pack)
+    with transaction.atomic():
+        wallet = wallet_lock(wallet_get_or_create(customer=customer, kind=Wallet.CREDITS))
+        setting, _ = AutoTopUp.objects.update_or_create(
+            wallet=wallet, defaults={"enabled": enabled, "threshold": threshold, "pack": pack}
+        )
+    return setting
