@@ -20,7 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from billing.core.periods import whole_period
-from billing.notifications.webhook_targets import WebhookTargetRefused, webhook_target_resolve
+from billing.core.webhook_targets import WebhookTargetRefused, webhook_target_resolve
 from config.history import audit_history
 from customers.models import Customer
 from plans.models import Meter

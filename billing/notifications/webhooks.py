@@ -7,7 +7,7 @@ the hex being HMAC-SHA256(secret, f"{t}.{body}"). A receiver recomputes it over
 the raw body and refuses an old timestamp, which stops replays
 (webhook_signature_verify does exactly that).
 
-A delivery goes only where billing.notifications.webhook_targets allows (https:// to public
+A delivery goes only where billing.core.webhook_targets allows (https:// to public
 addresses), checked again at every attempt and sent to the addresses checked.
 An attempt that failed keeps its status code and a short fixed text, never the
 receiver's answer.
@@ -29,12 +29,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from billing.core.errors import WebhookSignatureError
+from billing.core.webhook_targets import WebhookTarget, WebhookTargetRefused, webhook_target_resolve
 from billing.models import Alert, WebhookDelivery, WebhookEndpoint
-from billing.notifications.webhook_targets import (
-    WebhookTarget,
-    WebhookTargetRefused,
-    webhook_target_resolve,
-)
 from customers.models import Customer
 
 logger = logging.getLogger(__name__)

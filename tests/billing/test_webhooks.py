@@ -4,7 +4,7 @@ times, failures shown on the delivery, the beat's safety net, and the admin;
 where webhooks may go (public https:// only, at save and at send, connecting to
 the addresses checked) and that nothing a receiver answers is kept.
 
-No test asks a real DNS server: billing.notifications.webhook_targets resolves through the
+No test asks a real DNS server: billing.core.webhook_targets resolves through the
 `dns` fixture, which knows the names a test gives it and IP addresses."""
 
 import importlib
@@ -25,10 +25,11 @@ import time_machine
 from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
+from billing.core import webhook_targets
 from billing.core.errors import WebhookSignatureError
+from billing.core.webhook_targets import address_is_public
 from billing.models import WebhookDelivery, WebhookEndpoint
-from billing.notifications import webhook_targets, webhooks
-from billing.notifications.webhook_targets import address_is_public
+from billing.notifications import webhooks
 from billing.notifications.webhooks import (
     SWEEP_GRACE,
     webhook_deliver,
@@ -55,7 +56,7 @@ def header_at(moment: datetime, body: str = BODY, secret: str = SECRET) -> str:
 
 
 class FakeDNS:
-    """The resolver of billing.notifications.webhook_targets, as a test sets it: `answers` maps a
+    """The resolver of billing.core.webhook_targets, as a test sets it: `answers` maps a
     name to the addresses it resolves to; an IP address resolves to itself; any
     other name does not resolve. `questions` lists the names asked, in order."""
 
