@@ -2,8 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from billing import api as billing_api
 from billing import dashboard
+from billing.api import events, plan_migrations, subscriptions, usage
 from customers import api as customers_api
 from customers import views as portal_views
 from invoices import api as invoices_api
@@ -30,12 +30,12 @@ api_v1 = [
     path("credit-packs/<str:code>", plans_api.CreditPackDetailApi.as_view()),
     path("customers", customers_api.CustomerListApi.as_view()),
     path("customers/<str:external_id>", customers_api.CustomerDetailApi.as_view()),
-    path("customers/<str:external_id>/usage", billing_api.UsageApi.as_view()),
+    path("customers/<str:external_id>/usage", usage.UsageApi.as_view()),
     path(
         "customers/<str:external_id>/portal-session",
         customers_api.PortalSessionApi.as_view(),
     ),
-    path("customers/<str:external_id>/check", billing_api.CheckApi.as_view()),
+    path("customers/<str:external_id>/check", usage.CheckApi.as_view()),
     path("customers/<str:external_id>/wallets", wallets_api.WalletListApi.as_view()),
     path("customers/<str:external_id>/wallets/credits", wallets_api.CreditsAddApi.as_view()),
     path("customers/<str:external_id>/wallets/money", wallets_api.MoneyAddApi.as_view()),
@@ -47,17 +47,19 @@ api_v1 = [
         "customers/<str:external_id>/wallets/<str:kind>/ledger",
         wallets_api.LedgerApi.as_view(),
     ),
-    path("events", billing_api.EventsApi.as_view()),
-    path("subscriptions", billing_api.SubscriptionListApi.as_view()),
-    path("subscriptions/<int:subscription_id>", billing_api.SubscriptionDetailApi.as_view()),
+    path("events", events.EventsApi.as_view()),
+    path("subscriptions", subscriptions.SubscriptionListApi.as_view()),
+    path("subscriptions/<int:subscription_id>", subscriptions.SubscriptionDetailApi.as_view()),
     path(
         "subscriptions/<int:subscription_id>/change-plan",
-        billing_api.SubscriptionChangePlanApi.as_view(),
+        subscriptions.SubscriptionChangePlanApi.as_view(),
     ),
-    path("subscriptions/<int:subscription_id>/cancel", billing_api.SubscriptionCancelApi.as_view()),
-    path("plan-migrations", billing_api.PlanMigrationListApi.as_view()),
-    path("plan-migrations/preview", billing_api.PlanMigrationPreviewApi.as_view()),
-    path("plan-migrations/<int:migration_id>", billing_api.PlanMigrationDetailApi.as_view()),
+    path(
+        "subscriptions/<int:subscription_id>/cancel", subscriptions.SubscriptionCancelApi.as_view()
+    ),
+    path("plan-migrations", plan_migrations.PlanMigrationListApi.as_view()),
+    path("plan-migrations/preview", plan_migrations.PlanMigrationPreviewApi.as_view()),
+    path("plan-migrations/<int:migration_id>", plan_migrations.PlanMigrationDetailApi.as_view()),
     path("invoices", invoices_api.InvoiceListApi.as_view()),
     path("invoices/<int:invoice_id>", invoices_api.InvoiceDetailApi.as_view()),
     path("invoices/<int:invoice_id>/pdf", invoices_api.InvoicePdfApi.as_view(), name="invoice-pdf"),

@@ -29,6 +29,7 @@ from django.db.models import Q
 
 from billing.core.errors import Conflict
 from billing.core.money import format_decimal, format_money, to_minor_units
+from billing.core.periods import iso
 from billing.notifications import alerts, webhooks
 
 # invoices.services imports this module too (an invoice finalized is collected
@@ -318,7 +319,7 @@ def payment_fail(payment: Payment, *, error: str, now: datetime) -> None:
             "currency": payment.currency,
             "attempt": payment.attempts,
             "attempts": payment.max_attempts,
-            "next_attempt_at": webhooks.iso(payment.next_attempt_at) if retry else None,
+            "next_attempt_at": iso(payment.next_attempt_at) if retry else None,
             "error": error,
         },
         now=now,

@@ -114,3 +114,8 @@ def parse_instant(text: str) -> datetime:
     if not EARLIEST_INSTANT <= moment < LATEST_INSTANT:
         raise ValueError("is out of range")
     return moment
+
+
+def iso(moment: datetime) -> str:
+    """An instant as the API and webhooks write it: ISO 8601 in UTC, with "Z"."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

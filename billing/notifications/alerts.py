@@ -13,6 +13,7 @@ from django.db import connection, transaction
 
 from billing.core.errors import InvalidRequest
 from billing.core.money import format_money
+from billing.core.periods import iso
 from billing.models import Alert
 from billing.notifications import webhooks
 from customers.models import Customer
@@ -121,8 +122,8 @@ def spend_limit_payload(
         "spend_limit": format_money(customer.spend_limit, customer.currency),
         "currency": customer.currency,
         "mode": customer.spend_limit_mode,
-        "period_start": webhooks.iso(period_start),
-        "period_end": webhooks.iso(period_end),
+        "period_start": iso(period_start),
+        "period_end": iso(period_end),
     }
 
 

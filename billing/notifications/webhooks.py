@@ -22,13 +22,14 @@ import re
 import socket
 import ssl
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from billing.core.errors import WebhookSignatureError
+from billing.core.periods import iso
 from billing.core.webhook_targets import WebhookTarget, WebhookTargetRefused, webhook_target_resolve
 from billing.models import Alert, WebhookDelivery, WebhookEndpoint
 from customers.models import Customer
@@ -44,10 +45,6 @@ FIRST_RETRY = timedelta(seconds=30)
 SWEEP_GRACE = timedelta(minutes=1)
 USER_AGENT = "usage-billing-webhooks/1"
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def webhook_signature(*, secret: str, timestamp: int, body: str | bytes) -> str:

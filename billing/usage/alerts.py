@@ -17,8 +17,8 @@ from django.conf import settings
 from django.db import transaction
 
 from billing.core.money import format_decimal
+from billing.core.periods import iso
 from billing.models import Alert, Subscription
-from billing.notifications import webhooks
 from billing.notifications.alerts import SPEND_LIMIT_KEY, alert_raise, spend_limit_alert_raise
 from billing.usage.metering import meter_cache
 from customers.models import Customer
@@ -196,8 +196,8 @@ def _check_subscription(
     if not charges and not spend_due:
         return []
     period = {
-        "period_start": webhooks.iso(window.period_start),
-        "period_end": webhooks.iso(window.period_end),
+        "period_start": iso(window.period_start),
+        "period_end": iso(window.period_end),
     }
     meters = [by_code[c.meter] for c in charges]
     by_id = reads.usage_quantities(

@@ -1,0 +1,160 @@
+"""Usage endpoints: event ingestion and usage reads."""
+
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+)
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.core.errors import InvalidRequest
+from billing.models import Subscription
+from billing.serializers import (
+    CancelSerializer,
+    ChangePlanSerializer,
+    SeatsSerializer,
+    SubscriptionCreateSerializer,
+    SubscriptionSerializer,
+)
+from billing.subscriptions import lifecycle
+from config.schema import ErrorSerializer
+from customers.models import Customer
+from invoices.api import invoices_query
+from invoices.serializers import InvoiceSerializer
+from plans.models import Plan, PlanVersion
+
+
+def plan_or_400(code: str) -> Plan:
+    plan = Plan.objects.filter(code=code).first()
+    if plan is None:
+        raise InvalidRequest(f"unknown plan {code!r}", fields={"plan": ["unknown plan"]})
+    return plan
+
+
+def target_version(plan_code: str, number: int | None) -> PlanVersion:
+    """The version a subscription moves to: the one numbered, or the plan's
+    latest published one."""
+    plan = plan_or_400(plan_code)
+    versions = plan.versions.all()
+    version = (
+        versions.filter(status=PlanVersion.PUBLISHED).order_by("-number").first()
+        if number is None
+        else versions.filter(number=number).first()
+    )
+    if version is None:
+        raise InvalidRequest(
+            f"plan {plan.code!r} has no such published version",
+            fields={"version": ["not found"]},
+        )
+    return version
+
+
+class SubscriptionListApi(APIView):
+    @extend_schema(
+        request=SubscriptionCreateSerializer,
+        responses={
+            201: SubscriptionSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="The plan has no such version."),
+        },
+    )
+    def post(self, request):
+        serializer = SubscriptionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        customer = Customer.objects.filter(external_id=data["customer"]).first()
+        if customer is None:
+            raise InvalidRequest(
+                f"unknown customer {data['customer']!r}", fields={"customer": ["unknown customer"]}
+            )
+        plan = plan_or_400(data["plan"])
+        subscription = lifecycle.subscription_create(
+            customer=customer,
+            plan=plan,
+            start=data["start"],
+            version_number=data["version"],
+            seats=data["seats"],
+            billing_anchor=data["billing_anchor"],
+        )
+        return Response(
+            SubscriptionSerializer(subscriptions_with_plans().get(pk=subscription.pk)).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+def subscriptions_with_plans():
+    return Subscription.objects.select_related("customer", "version__plan")
+
+
+class SubscriptionDetailApi(APIView):
+    @extend_schema(responses=SubscriptionSerializer)
+    def get(self, request, subscription_id: int):
+        return Response(
+            SubscriptionSerializer(
+                get_object_or_404(subscriptions_with_plans(), pk=subscription_id)
+            ).data
+        )
+
+    @extend_schema(request=SeatsSerializer, responses=SubscriptionSerializer)
+    def patch(self, request, subscription_id: int):
+        """Change the seat count, prorated by the second on the invoice that closes the period."""
+        subscription = get_object_or_404(subscriptions_with_plans(), pk=subscription_id)
+        serializer = SeatsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        lifecycle.subscription_set_seats(
+            subscription=subscription, seats=data["seats"], at=data["at"] or timezone.now()
+        )
+        return Response(
+            SubscriptionSerializer(subscriptions_with_plans().get(pk=subscription_id)).data
+        )
+
+
+class SubscriptionChangeSerializer(SubscriptionSerializer):
+    """The subscription after a plan change or a cancellation, with the invoice the
+    change wrote at once (proration, a final invoice), if any."""
+
+    invoice = InvoiceSerializer(allow_null=True, read_only=True)
+
+    class Meta(SubscriptionSerializer.Meta):
+        fields = [*SubscriptionSerializer.Meta.fields, "invoice"]
+
+
+def _with_invoice(subscription_id: int, invoice) -> Response:
+    body = SubscriptionSerializer(subscriptions_with_plans().get(pk=subscription_id)).data
+    body["invoice"] = (
+        InvoiceSerializer(invoices_query().get(pk=invoice.pk)).data if invoice else None
+    )
+    return Response(body)
+
+
+class SubscriptionChangePlanApi(APIView):
+    @extend_schema(request=ChangePlanSerializer, responses=SubscriptionChangeSerializer)
+    def post(self, request, subscription_id: int):
+        subscription = get_object_or_404(subscriptions_with_plans(), pk=subscription_id)
+        serializer = ChangePlanSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        version = target_version(data["plan"], data["version"])
+        _, invoice = lifecycle.subscription_change_plan(
+            subscription=subscription,
+            version=version,
+            effective=data["effective"],
+            at=data["at"] or timezone.now(),
+        )
+        return _with_invoice(subscription_id, invoice)
+
+
+class SubscriptionCancelApi(APIView):
+    @extend_schema(request=CancelSerializer, responses=SubscriptionChangeSerializer)
+    def post(self, request, subscription_id: int):
+        subscription = get_object_or_404(subscriptions_with_plans(), pk=subscription_id)
+        serializer = CancelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        _, invoice = lifecycle.subscription_cancel(
+            subscription=subscription, effective=data["effective"], at=data["at"] or timezone.now()
+        )
+        return _with_invoice(subscription_id, invoice)

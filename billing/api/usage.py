@@ -1,0 +1,209 @@
+"""Usage endpoints: event ingestion and usage reads."""
+
+import zoneinfo
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django.http import Http404
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.core.errors import InvalidRequest
+from billing.core.money import format_decimal, format_money
+from billing.core.periods import iso, month_start, parse_instant, period_containing
+from billing.models import Subscription
+from billing.notifications import alerts
+from billing.serializers import (
+    UsageSerializer,
+)
+from billing.usage import check, reads
+from billing.usage.metering import meter_cache
+from customers.models import ApiKey
+from wallets.selectors import uncovered_totals
+from wallets.serializers import CheckSerializer
+
+ZERO = Decimal(0)
+
+
+def parse_time_param(request, name: str) -> datetime | None:
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise InvalidRequest(
+            f"{name} must be ISO 8601 with an offset", fields={name: ["e.g. 2026-11-01T00:00:00Z"]}
+        ) from exc
+
+
+def _wallet_columns(line, uncovered: dict) -> dict:
+    """For a credits or balance charge: the units its wallet could not pay for
+    when they arrived (stored and counted, not paid)."""
+    if line.model not in ("credits", "balance"):
+        return {}
+    return {"uncovered": format_decimal(uncovered.get(line.meter, ZERO))}
+
+
+class UsageApi(APIView):
+    """The customer's usage per charge for a period: the subscription's current
+    period by default, or the period containing `period_start`."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("period_start", str, description="ISO 8601; default: current period"),
+            OpenApiParameter("period_end", str, description="ISO 8601; default: that period's end"),
+        ],
+        responses=UsageSerializer,
+    )
+    def get(self, request, external_id: str):
+        customer, subscription = check.customer_with_live_subscription(external_id=external_id)
+        if customer is None:
+            raise Http404
+        start = parse_time_param(request, "period_start")
+        end = parse_time_param(request, "period_end")
+        zone = zoneinfo.ZoneInfo(customer.timezone)
+        if subscription is not None and end is None:
+            if start is None:
+                start, end = subscription.current_period_start, subscription.current_period_end
+            elif start >= subscription.started_at:
+                start, end = period_containing(
+                    subscription.started_at,
+                    zone,
+                    interval=subscription.version.interval,
+                    calendar_aligned=subscription.billing_anchor == Subscription.CALENDAR,
+                    moment=start,
+                )
+        if start is None:
+            start = month_start(datetime.now(UTC).astimezone(zone))
+        if end is None:
+            end = month_start(start.astimezone(zone), months=1)
+        if end <= start:
+            raise InvalidRequest(
+                "period_end must be after period_start",
+                fields={"period_end": ["must be after period_start"]},
+            )
+        text = format_decimal
+        summary = None
+        with meter_cache.pinned():  # one freshness check for the whole read
+            if subscription is not None:
+                summary = reads.usage_summary(
+                    subscription=subscription, start=start, end=end, now=datetime.now(UTC)
+                )
+                lines = summary.lines
+            else:
+                lines = reads.usage_lines(
+                    customer_id=customer.id, subscription=None, start=start, end=end
+                )
+        uncovered = uncovered_totals(customer_id=customer.id, start=start, end=end)
+
+        def money(amount):
+            return None if amount is None else format_money(amount, customer.currency)
+
+        return Response(
+            {
+                "subscription": subscription.pk if subscription else None,
+                "customer": customer.external_id,
+                "period_start": iso(start),
+                "period_end": iso(end),
+                "currency": customer.currency,
+                "lines": [
+                    {
+                        **_wallet_columns(line, uncovered),
+                        "meter": line.meter,
+                        "aggregation": line.aggregation,
+                        "model": line.model,
+                        "quantity": text(line.quantity),
+                        "included": None if line.included is None else text(line.included),
+                        "billable": None if line.billable is None else text(line.billable),
+                        "amount": money(summary.amounts.get(line.meter)) if summary else None,
+                    }
+                    for line in lines
+                ],
+                "base_fee": money(summary.base_fee) if summary else None,
+                "subtotal": money(summary.subtotal) if summary else None,
+                "projected_total": money(summary.projected_total) if summary else None,
+            }
+        )
+
+
+class CheckApi(APIView):
+    """May this customer use `quantity` units of this meter now? Answered from the
+    current period's counters and the wallets, for every consumption model and
+    the customer's spend limit. Scope `read` or `events:write` (the product asks
+    before the calls it then reports)."""
+
+    required_scopes = {"POST": (ApiKey.SCOPE_READ, ApiKey.SCOPE_EVENTS_WRITE)}
+    schema_may_conflict = False  # a question, not a write
+
+    @extend_schema(
+        request=CheckSerializer,
+        responses=inline_serializer(
+            "CheckResult",
+            {
+                "allowed": serializers.BooleanField(),
+                "model": serializers.CharField(allow_null=True),
+                "reason": serializers.CharField(),
+                "used": serializers.CharField(allow_null=True),
+                "included": serializers.CharField(allow_null=True),
+                "remaining": serializers.CharField(allow_null=True),
+                "balance": serializers.CharField(allow_null=True),
+            },
+        ),
+    )
+    def post(self, request, external_id: str):
+        customer, subscription = check.customer_with_live_subscription(external_id=external_id)
+        if customer is None:
+            raise Http404
+        serializer = CheckSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        quantity = serializer.validated_data["quantity"]
+        if quantity is None:
+            quantity = Decimal(1)
+        if quantity <= 0:
+            raise InvalidRequest("quantity must be positive", fields={"quantity": ["must be > 0"]})
+        now = datetime.now(UTC)
+        result = check.usage_check(
+            customer=customer,
+            subscription=subscription,
+            meter_code=serializer.validated_data["meter"],
+            quantity=quantity,
+            now=now,
+        )
+        if result.spend is not None and result.allowed:
+            # A soft limit allows, and tells finance once a period.
+            alerts.spend_limit_alert_raise(
+                customer=customer,
+                spend=result.spend,
+                period_start=result.period_start,
+                period_end=result.period_end,
+                now=now,
+            )
+
+        def text(value):
+            return None if value is None else format_decimal(value)
+
+        balance = None
+        if result.balance is not None:
+            balance = (
+                format_money(result.balance, result.currency)
+                if result.currency
+                else format_decimal(result.balance)
+            )
+        return Response(
+            {
+                "allowed": result.allowed,
+                "model": result.model,
+                "reason": result.reason,
+                "used": text(result.used),
+                "included": text(result.included),
+                "remaining": text(result.remaining),
+                "balance": balance,
+            }
+        )
