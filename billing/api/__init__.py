@@ -1,0 +1,1 @@
+"""The billing API: events, subscriptions, usage and the check, plan migrations."""

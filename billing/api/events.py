@@ -1,4 +1,4 @@
-"""Usage endpoints: event ingestion and usage reads."""
+"""POST /api/v1/events: a batch of usage events."""
 
 from django.conf import settings
 from drf_spectacular.utils import (

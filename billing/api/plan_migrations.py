@@ -1,4 +1,4 @@
-"""Usage endpoints: event ingestion and usage reads."""
+"""Bulk plan migrations: preview, create, list, read."""
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone

@@ -1,4 +1,4 @@
-"""Usage endpoints: event ingestion and usage reads."""
+"""Subscriptions: create, list, read, change seats, change plan, cancel."""
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone

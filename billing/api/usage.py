@@ -1,4 +1,4 @@
-"""Usage endpoints: event ingestion and usage reads."""
+"""A customer's usage of the current period, and the check before an action."""
 
 import zoneinfo
 from datetime import UTC, datetime

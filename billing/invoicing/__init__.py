@@ -1,0 +1,1 @@
+"""The period close and the lines of a period's invoices."""

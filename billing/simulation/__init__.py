@@ -1,0 +1,1 @@
+"""Price simulation: a draft version rated on a past period's real usage."""

@@ -1,0 +1,1 @@
+"""Subscriptions: create, change plan, cancel, seats, bulk migration."""
