@@ -9,7 +9,6 @@ import uuid
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -51,13 +50,14 @@ class SubscriptionCreateForm(forms.ModelForm):
         cleaned = super().clean()
         if not self.errors:
             try:
-                # The service is the validator: run it, then undo it. save_model
-                # creates the subscription once the whole page is valid.
-                with transaction.atomic():
-                    self.create(cleaned)
-                    raise _DryRun
-            except _DryRun:
-                pass
+                # Checked only: save_model creates the subscription once the
+                # whole page is valid.
+                lifecycle.subscription_create_check(
+                    customer=cleaned["customer"],
+                    plan=cleaned["plan"],
+                    seats=cleaned["seats"],
+                    billing_anchor=cleaned["billing_anchor"],
+                )
             except BillingError as error:
                 add_billing_error(self, error)
         return cleaned
@@ -101,14 +101,25 @@ class SubscriptionChangeForm(forms.ModelForm):
         cleaned = super().clean()
         if not self.errors:
             try:
-                with transaction.atomic():
-                    self.apply(cleaned)
-                    raise _DryRun
-            except _DryRun:
-                pass
+                self.check(cleaned)
             except BillingError as error:
                 add_billing_error(self, error)
         return cleaned
+
+    def check(self, cleaned) -> None:
+        """What apply() would refuse, found without writing anything."""
+        at = cleaned.get("at") or timezone.now()
+        if cleaned.get("new_seats") and cleaned["new_seats"] != self.instance.seats:
+            lifecycle.seats_change_check(
+                subscription=self.instance, seats=cleaned["new_seats"], at=at
+            )
+        if cleaned.get("new_version"):
+            lifecycle.plan_change_check(
+                subscription=self.instance,
+                version=cleaned["new_version"],
+                effective=cleaned["effective"],
+                at=at,
+            )
 
     def apply(self, cleaned) -> None:
         at = cleaned.get("at") or timezone.now()
@@ -123,10 +134,6 @@ class SubscriptionChangeForm(forms.ModelForm):
                 effective=cleaned["effective"],
                 at=at,
             )
-
-
-class _DryRun(Exception):
-    """Rolls back a service call made only to validate."""
 
 
 class SubscriptionChangeInline(admin.TabularInline):

@@ -33,30 +33,23 @@ from plans.validation import VersionSpec
 MAX_SEATS = 1_000_000
 
 
-def subscription_create(
+def subscription_create_check(
     *,
     customer: Customer,
     plan: Plan,
-    start: datetime,
     version_number: int | None = None,
     seats: int = 1,
     billing_anchor: str = Subscription.ANNIVERSARY,
-) -> Subscription:
-    """Subscribe a customer to a published version of a plan (the latest when
-    `version_number` is None), from `start`, which may be in the past. The first
-    period starts at `start`, and its fixed fees are invoiced in advance (a draft,
-    finalized by the close). Locks the customer row: a customer has at most one
-    live subscription (also enforced by a partial unique index)."""
+) -> PlanVersion:
+    """Raise the BillingError subscription_create would refuse these terms with,
+    as the catalog and the customer stand; else the version it would subscribe
+    to. Reads only: the admin's form validates with it."""
     if billing_anchor not in dict(Subscription.ANCHORS):
         raise InvalidRequest(
             f"billing_anchor must be one of {', '.join(dict(Subscription.ANCHORS))}",
             fields={"billing_anchor": ["must be anniversary or calendar"]},
         )
-    if isinstance(seats, bool) or not isinstance(seats, int) or not 1 <= seats <= MAX_SEATS:
-        raise InvalidRequest(
-            f"seats must be a whole number from 1 to {MAX_SEATS}",
-            fields={"seats": [f"must be from 1 to {MAX_SEATS}"]},
-        )
+    _check_seats(seats)
     versions = plan.versions.filter(status=PlanVersion.PUBLISHED)
     if version_number is None:
         version = versions.order_by("-number").first()
@@ -80,6 +73,48 @@ def subscription_create(
             f"{customer.external_id!r} pays in {customer.currency}",
             fields={"plan": [f"bills in {version.currency}, not {customer.currency}"]},
         )
+    _check_not_subscribed(customer)
+    return version
+
+
+def _check_seats(seats: int) -> None:
+    if isinstance(seats, bool) or not isinstance(seats, int) or not 1 <= seats <= MAX_SEATS:
+        raise InvalidRequest(
+            f"seats must be a whole number from 1 to {MAX_SEATS}",
+            fields={"seats": [f"must be from 1 to {MAX_SEATS}"]},
+        )
+
+
+def _check_not_subscribed(customer: Customer) -> None:
+    if Subscription.objects.filter(customer=customer, status__in=Subscription.LIVE).exists():
+        raise Conflict(
+            f"customer {customer.external_id!r} already has a live subscription; "
+            "change its plan instead",
+            fields={"customer": ["already subscribed"]},
+        )
+
+
+def subscription_create(
+    *,
+    customer: Customer,
+    plan: Plan,
+    start: datetime,
+    version_number: int | None = None,
+    seats: int = 1,
+    billing_anchor: str = Subscription.ANNIVERSARY,
+) -> Subscription:
+    """Subscribe a customer to a published version of a plan (the latest when
+    `version_number` is None), from `start`, which may be in the past. The first
+    period starts at `start`, and its fixed fees are invoiced in advance (a draft,
+    finalized by the close). Locks the customer row: a customer has at most one
+    live subscription (also enforced by a partial unique index)."""
+    version = subscription_create_check(
+        customer=customer,
+        plan=plan,
+        version_number=version_number,
+        seats=seats,
+        billing_anchor=billing_anchor,
+    )
     trialing = version.trial_days > 0
     # A trial is a first period of its own, without fixed fees; periods then run
     # from its end.
@@ -95,14 +130,7 @@ def subscription_create(
     try:
         with transaction.atomic():
             Customer.objects.select_for_update().get(pk=customer.pk)
-            if Subscription.objects.filter(
-                customer=customer, status__in=Subscription.LIVE
-            ).exists():
-                raise Conflict(
-                    f"customer {customer.external_id!r} already has a live subscription; "
-                    "change its plan instead",
-                    fields={"customer": ["already subscribed"]},
-                )
+            _check_not_subscribed(customer)
             subscription = Subscription.objects.create(
                 customer=customer,
                 version=version,
@@ -372,17 +400,23 @@ def subscription_cancel(
     return subscription, invoice
 
 
+def seats_change_check(*, subscription: Subscription, seats: int, at: datetime) -> None:
+    """Raise the BillingError subscription_set_seats would refuse this change
+    with, as the subscription stands. Reads only."""
+    _check_seats(seats)
+    if subscription.status not in Subscription.LIVE:
+        raise Conflict(f"subscription {subscription.pk} is {subscription.status}")
+    _check_in_period(subscription, at, after_change=False)
+
+
 def subscription_set_seats(*, subscription: Subscription, seats: int, at: datetime) -> Subscription:
     """Change the seat count from `at`. The difference for the rest of the period
     is charged or credited, prorated by the second, on the invoice that closes
     the period; the next periods bill the new count."""
-    if isinstance(seats, bool) or not isinstance(seats, int) or not 1 <= seats <= 1_000_000:
-        raise InvalidRequest("seats must be from 1 to 1000000", fields={"seats": ["out of range"]})
+    _check_seats(seats)
     with transaction.atomic():
         subscription = _locked(subscription)
-        if subscription.status not in Subscription.LIVE:
-            raise Conflict(f"subscription {subscription.pk} is {subscription.status}")
-        _check_in_period(subscription, at, after_change=False)
+        seats_change_check(subscription=subscription, seats=seats, at=at)
         if seats == subscription.seats:
             return subscription
         SubscriptionChange.objects.create(

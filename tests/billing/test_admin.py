@@ -223,3 +223,53 @@ def test_an_uncollectible_invoice_can_still_be_voided(admin_client, acme, flat):
     invoice.refresh_from_db()
     assert invoice.status == "void"
     assert CreditNote.objects.get(invoice=invoice).amount == D("9.00")
+
+
+def counting(monkeypatch, module, name: str) -> list:
+    """Count the calls of module.name, still calling it."""
+    calls = []
+    real = getattr(module, name)
+
+    def counted(**kwargs):
+        calls.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def test_each_admin_save_runs_the_writing_service_once(admin_client, acme, flat, monkeypatch):
+    """The forms validate with the check-only functions; the writing service runs
+    once, when the page saves (it used to run in clean() too, rolled back)."""
+    from billing.subscriptions import lifecycle
+
+    plan_create(
+        code="big",
+        name="Big",
+        version=VersionSpec(currency="USD", base_fee=D("39.00")),
+        publish=True,
+    )
+    big = Plan.objects.get(code="big").versions.get()
+    creates = counting(monkeypatch, lifecycle, "subscription_create")
+    changes = counting(monkeypatch, lifecycle, "subscription_change_plan")
+    seats = counting(monkeypatch, lifecycle, "subscription_set_seats")
+
+    # when: created, then moved to big with 3 seats
+    assert add_subscription(admin_client, acme, flat).status_code == 302
+    subscription = Subscription.objects.get()
+    response = admin_client.post(
+        f"/admin/billing/subscription/{subscription.pk}/change/",
+        {
+            "new_version": big.pk,
+            "effective": "immediate",
+            "new_seats": "3",
+            "at": "2026-11-16 00:00:00",
+            **history_inline(subscription),
+        },
+    )
+
+    # then
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert (len(creates), len(changes), len(seats)) == (1, 1, 1)
+    subscription.refresh_from_db()
+    assert (subscription.version, subscription.seats) == (big, 3)
