@@ -4,6 +4,8 @@ the next invoice (late usage) or a credit note."""
 
 from django.db import models
 
+from billing.core.vocabulary import LineKind
+
 AMOUNT = {"max_digits": 28, "decimal_places": 10}
 
 
@@ -107,25 +109,9 @@ class Invoice(models.Model):
 
 
 class InvoiceLine(models.Model):
-    KINDS = [
-        ("base_fee", "Base fee"),
-        ("seats", "Seats"),
-        ("usage", "Usage"),
-        ("overage", "Overage"),
-        ("proration_credit", "Proration credit"),
-        ("proration_charge", "Proration charge"),
-        ("minimum_commitment", "Minimum commitment true-up"),
-        ("late_usage", "Late usage"),
-        ("credit_pack", "Credit pack purchase"),
-        ("credits", "Credits purchase"),
-        ("top_up", "Balance top-up"),
-        ("credits_applied", "Credits applied"),
-        ("tax", "Tax"),
-    ]
-
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
     position = models.PositiveIntegerField()
-    kind = models.CharField(max_length=32, choices=KINDS)
+    kind = models.CharField(max_length=32, choices=LineKind.choices)
     description = models.CharField(max_length=500)
     meter = models.CharField(max_length=64, blank=True, default="")
     quantity = models.DecimalField(**AMOUNT)

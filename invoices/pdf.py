@@ -34,14 +34,15 @@ from django.conf import settings
 from django.template.loader import render_to_string
 
 from billing.core.money import format_decimal, format_money
+from billing.core.vocabulary import LineKind
 from invoices.models import Invoice, InvoiceLine
 
 TEMPLATE = "invoices/invoice.html"
 STYLESHEET = "invoices/invoice.css"
 
 WATERMARKS = {Invoice.DRAFT: "DRAFT", Invoice.PAID: "PAID", Invoice.VOID: "VOID"}
-KIND_LABELS = dict(InvoiceLine.KINDS)
-KIND_ORDER = {kind: index for index, (kind, _) in enumerate(InvoiceLine.KINDS)}
+KIND_LABELS = dict(LineKind.choices)
+KIND_ORDER = {kind: index for index, (kind, _) in enumerate(LineKind.choices)}
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 ADDRESS_KEYS = ("line1", "line2", "line3", "postal_code", "city", "state", "country")
 

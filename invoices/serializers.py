@@ -2,8 +2,9 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from billing.core.money import format_decimal, format_money
+from billing.core.vocabulary import LineKind
 from config.api import DecimalString
-from invoices.models import CreditNote, Invoice, InvoiceLine
+from invoices.models import CreditNote, Invoice
 
 
 def _money(amount, currency):
@@ -13,7 +14,7 @@ def _money(amount, currency):
 class InvoiceLineSerializer(serializers.Serializer):
     """An invoice line's shape (the schema's); InvoiceSerializer writes it."""
 
-    kind = serializers.ChoiceField(choices=InvoiceLine.KINDS)
+    kind = serializers.ChoiceField(choices=LineKind.choices)
     description = serializers.CharField()
     meter = serializers.CharField(allow_null=True)
     quantity = DecimalString()

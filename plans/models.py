@@ -11,6 +11,7 @@ from django.db import models
 from djmoney.models.fields import MoneyField
 
 from billing.core.money import format_decimal
+from billing.core.vocabulary import ConsumptionModel
 from billing.rating.pricing import SCHEMES, PricingSpec, TierSpec
 from config.history import audit_history
 
@@ -141,21 +142,11 @@ class PlanVersion(models.Model):
 class Charge(models.Model):
     """How one meter is charged on one version: the feature's consumption model."""
 
-    OVERAGE = "overage"
-    HARD_CAP = "hard_cap"
-    CREDITS = "credits"
-    BALANCE = "balance"
-    MODELS = [
-        (OVERAGE, "Soft cap: included units, then priced overage"),
-        (HARD_CAP, "Hard cap: included units, then blocked"),
-        (CREDITS, "Prepaid credits drawn per unit"),
-        (BALANCE, "Prepaid money balance drawn per unit"),
-    ]
     SCHEME_CHOICES = [(s, s.replace("_", " ")) for s in SCHEMES]
 
     version = models.ForeignKey(PlanVersion, on_delete=models.CASCADE, related_name="charges")
     meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="charges")
-    model = models.CharField(max_length=16, choices=MODELS)
+    model = models.CharField(max_length=16, choices=ConsumptionModel.choices)
     included_units = models.DecimalField(**AMOUNT, null=True, blank=True)
     credits_per_unit = models.DecimalField(**AMOUNT, null=True, blank=True)
     pricing_scheme = models.CharField(max_length=16, choices=SCHEME_CHOICES, blank=True, default="")

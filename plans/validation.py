@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from billing.core.errors import InvalidRequest
 from billing.core.money import currency_exponent, has_minor_unit_precision, is_known_currency
+from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel
 from billing.rating.pricing import (
     PACKAGE,
     PER_UNIT,
@@ -33,11 +34,9 @@ EXTERNAL_ID_RE = re.compile(r"^[^\s/?#%\\]{1,255}$")
 AGGREGATIONS = ("count", "sum", "max", "unique_count", "latest")
 VALUE_AGGREGATIONS = ("sum", "max", "latest")
 INTERVALS = ("month", "quarter", "year")
-CHARGE_MODELS = ("overage", "hard_cap", "credits", "balance")
 PRICED_MODELS = ("overage", "balance")
 # Wallets are drawn event by event, so a wallet-drawn charge needs a meter whose
 # quantity is the sum of its events' units.
-DRAWN_MODELS = ("credits", "balance")
 ADDITIVE_AGGREGATIONS = ("count", "sum")
 
 
@@ -228,8 +227,8 @@ def check_charge(
             f"{charge.model} charges draw a wallet per event: meter {charge.meter!r} must "
             f"count or sum, not {aggregation}",
         )
-    if charge.model not in CHARGE_MODELS:
-        errors.add(f"{path}.model", f"must be one of {', '.join(CHARGE_MODELS)}")
+    if charge.model not in ConsumptionModel.values:
+        errors.add(f"{path}.model", f"must be one of {', '.join(ConsumptionModel.values)}")
         return
     if charge.model in PRICED_MODELS:
         if charge.pricing is None:
@@ -260,7 +259,7 @@ def check_charge(
             charge.credits_per_unit,
             "only credits charges take it",
         )
-    if charge.model == "hard_cap":
+    if charge.model == ConsumptionModel.HARD_CAP:
         check_number(errors, f"{path}.included_units", charge.included_units, required=True)
     elif charge.model == "overage":
         check_number(errors, f"{path}.included_units", charge.included_units)

@@ -12,6 +12,7 @@ from django.db.models import Sum
 
 from billing.core.errors import Conflict, InvalidRequest
 from billing.core.money import format_decimal, format_money, quantize_money
+from billing.core.vocabulary import LineKind
 from billing.notifications import alerts
 from customers.models import Customer
 from invoices import checkout, collection
@@ -35,13 +36,13 @@ ZERO = Decimal(0)
 def _pack_line(pack: CreditPack, credits: Decimal, price: Decimal) -> LineInput:
     """The invoice line of a pack sold at `price`."""
     description = f"{pack.name or pack.code}: {format_decimal(credits)} credits"
-    return LineInput("credit_pack", description, None, Decimal(1), price, price)
+    return LineInput(LineKind.CREDIT_PACK, description, None, Decimal(1), price, price)
 
 
 def _top_up_line(currency: str, amount: Decimal) -> LineInput:
     """The invoice line of a money top-up."""
     return LineInput(
-        "top_up", f"Prepaid balance top-up ({currency})", None, Decimal(1), amount, amount
+        LineKind.TOP_UP, f"Prepaid balance top-up ({currency})", None, Decimal(1), amount, amount
     )
 
 

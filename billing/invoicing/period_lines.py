@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 
 from billing.core.periods import month_start, period_containing, period_share
+from billing.core.vocabulary import LineKind
 from billing.models import BilledPeriod, Subscription, SubscriptionChange
 from billing.rating import lines as rating
 from billing.usage.metering import meter_cache
@@ -24,9 +25,6 @@ ONE = Decimal(1)
 
 
 ZERO = Decimal(0)
-
-
-TRUE_UP = "minimum_commitment"
 
 
 def label(start: datetime, end: datetime, zone: ZoneInfo) -> str:
@@ -139,7 +137,9 @@ def rate_usage(
             "billable": str(billable),
             "amount": str(amount),
         }
-    billed[TRUE_UP] = {"amount": str(sum((r.amount for r in rated if r.kind == TRUE_UP), ZERO))}
+    billed[LineKind.MINIMUM_COMMITMENT] = {
+        "amount": str(sum((r.amount for r in rated if r.kind == LineKind.MINIMUM_COMMITMENT), ZERO))
+    }
     return rated, billed
 
 
@@ -176,14 +176,16 @@ def late_usage_lines(
             units = Decimal(now_values.get("billable", "0")) - Decimal(was.get("billable", "0"))
             pricing = prices.get(meter)
             unit_price = pricing.unit_price if pricing and pricing.scheme == "per_unit" else None
-            what = "minimum commitment adjustment" if meter == TRUE_UP else meter
+            what = (
+                "minimum commitment adjustment" if meter == LineKind.MINIMUM_COMMITMENT else meter
+            )
             lines.append(
                 LineInput(
-                    "late_usage",
+                    LineKind.LATE_USAGE,
                     f"Late usage for {when}: {what}",
-                    None if meter == TRUE_UP else meter,
-                    units if meter != TRUE_UP else Decimal(1),
-                    unit_price if meter != TRUE_UP else delta,
+                    None if meter == LineKind.MINIMUM_COMMITMENT else meter,
+                    units if meter != LineKind.MINIMUM_COMMITMENT else Decimal(1),
+                    unit_price if meter != LineKind.MINIMUM_COMMITMENT else delta,
                     delta,
                     billed_period.period_start,
                     billed_period.period_end,
@@ -285,7 +287,7 @@ def seat_change_lines(
         quantity = delta * remaining_fraction(subscription, spec, change.effective_at)
         lines.append(
             LineInput(
-                "proration_charge" if delta > 0 else "proration_credit",
+                LineKind.PRORATION_CHARGE if delta > 0 else LineKind.PRORATION_CREDIT,
                 f"Seats {change.details['from']} to {change.details['to']} from "
                 f"{change.effective_at:%Y-%m-%d %H:%M} UTC",
                 None,

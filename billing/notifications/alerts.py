@@ -14,6 +14,7 @@ from django.db import connection, transaction
 from billing.core.errors import InvalidRequest
 from billing.core.money import format_money
 from billing.core.periods import iso
+from billing.core.vocabulary import ConsumptionModel
 from billing.models import Alert
 from billing.notifications import webhooks
 from customers.models import Customer
@@ -160,7 +161,7 @@ def alert_email(alert: Alert) -> tuple[str, str]:
     if alert.kind == Alert.USAGE_THRESHOLD and {"meter", "threshold"} <= data.keys():
         beyond = (
             "Usage beyond the included units is refused until the next period."
-            if data.get("model") == "hard_cap"
+            if data.get("model") == ConsumptionModel.HARD_CAP
             else "Usage beyond the included units is billed at your plan's prices."
         )
         subject = f"You have used {data['threshold']}% of your included {data['meter']}"

@@ -10,16 +10,11 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from billing.core.money import format_decimal, quantize_money
+from billing.core.vocabulary import ConsumptionModel, LineKind
 from billing.rating.pricing import GRADUATED, PACKAGE, PricedPiece, PricingSpec, priced_pieces
 from plans.validation import ChargeSpec, VersionSpec
 
 ZERO = Decimal(0)
-
-BASE_FEE = "base_fee"
-SEATS = "seats"
-USAGE = "usage"
-OVERAGE = "overage"
-MINIMUM_COMMITMENT = "minimum_commitment"
 
 
 @dataclass(frozen=True)
@@ -47,7 +42,7 @@ def fixed_lines(
     if version.base_fee:
         lines.append(
             _line(
-                BASE_FEE,
+                LineKind.BASE_FEE,
                 f"{plan_name} ({label})",
                 None,
                 fraction,
@@ -60,7 +55,7 @@ def fixed_lines(
         quantity = seats * fraction
         lines.append(
             _line(
-                SEATS,
+                LineKind.SEATS,
                 f"{seats} seat{'s' if seats != 1 else ''} ({label})",
                 None,
                 quantity,
@@ -77,7 +72,7 @@ def billable_units(model: str, quantity: Decimal, included: Decimal | None) -> D
     (never billed), all of them for wallet-drawn models."""
     if model == "overage":
         return max(ZERO, quantity - (included or ZERO))
-    if model == "hard_cap":
+    if model == ConsumptionModel.HARD_CAP:
         return ZERO
     return quantity
 
@@ -88,11 +83,11 @@ def charge_lines(
     """The lines of one charge for a period's quantity. Hard caps are counted at
     zero (never billed); credit and balance charges are drawn from wallets as
     usage happens, so they add no line here."""
-    if charge.model == "hard_cap":
+    if charge.model == ConsumptionModel.HARD_CAP:
         included = charge.included_units or ZERO
         return [
             _line(
-                USAGE,
+                LineKind.USAGE,
                 f"{meter_name} ({format_decimal(included)} included, capped)",
                 charge.meter,
                 quantity,
@@ -111,7 +106,7 @@ def charge_lines(
     return priced_lines(
         charge.pricing,
         billable,
-        kind=OVERAGE,
+        kind=LineKind.OVERAGE,
         description=description,
         meter=charge.meter,
         currency=currency,
@@ -164,7 +159,7 @@ def minimum_commitment_line(
     if quantize_money(shortfall, version.currency) <= 0:
         return None
     return _line(
-        MINIMUM_COMMITMENT,
+        LineKind.MINIMUM_COMMITMENT,
         f"Minimum commitment of {format_decimal(version.minimum_commitment)} {version.currency}",
         None,
         Decimal(1),

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 
 from billing.core.errors import Conflict, InvalidRequest, NotFound
 from billing.core.periods import period_boundary
+from billing.core.vocabulary import LineKind
 from billing.invoicing.close import subscription_start_invoice
 from billing.invoicing.period_lines import (
     bill_usage,
@@ -273,7 +274,7 @@ def plan_change_lines(*, subscription: Subscription, version, at: datetime) -> P
             subscription,
             version_spec(version=old),
             at=at,
-            kind="proration_credit",
+            kind=LineKind.PRORATION_CREDIT,
             sign=-1,
             name=plan_name(old),
         )
@@ -281,7 +282,7 @@ def plan_change_lines(*, subscription: Subscription, version, at: datetime) -> P
             subscription,
             version_spec(version=version),
             at=at,
-            kind="proration_charge",
+            kind=LineKind.PRORATION_CHARGE,
             sign=1,
             name=plan_name(version),
         )
@@ -378,7 +379,7 @@ def subscription_cancel(
                 subscription,
                 version_spec(version=subscription.version),
                 at=at,
-                kind="proration_credit",
+                kind=LineKind.PRORATION_CREDIT,
                 sign=-1,
                 name=plan_name(subscription.version),
             )

@@ -18,6 +18,7 @@ from django.db import transaction
 
 from billing.core.money import format_decimal
 from billing.core.periods import iso
+from billing.core.vocabulary import ALLOWANCE_MODELS
 from billing.models import Alert, Subscription
 from billing.notifications.alerts import SPEND_LIMIT_KEY, alert_raise, spend_limit_alert_raise
 from billing.usage.metering import meter_cache
@@ -29,9 +30,6 @@ HUNDRED = Decimal(100)
 
 
 ZERO = Decimal(0)
-
-
-THRESHOLD_MODELS = ("overage", "hard_cap")
 
 
 class AlertCheckThrottle:
@@ -186,7 +184,7 @@ def _check_subscription(
     charges = [
         c
         for c in spec.charges
-        if c.model in THRESHOLD_MODELS
+        if c.model in ALLOWANCE_MODELS
         and c.included_units
         and c.included_units > 0
         and c.meter in by_code

@@ -9,6 +9,7 @@ from datetime import datetime
 from decimal import Decimal, localcontext
 
 from billing.core import rawsql
+from billing.core.vocabulary import ALLOWANCE_MODELS, ConsumptionModel
 from billing.models import (
     Subscription,
 )
@@ -173,10 +174,10 @@ def usage_check(
         "period_end": end,
     }
     with localcontext(prec=EXACT_PRECISION):
-        if charge.model in ("hard_cap", "overage"):
+        if charge.model in ALLOWANCE_MODELS:
             included = exact_quantity(charge.included_units or ZERO)
             remaining = max(ZERO, included - used)
-            if charge.model == "hard_cap" and used + quantity > included:
+            if charge.model == ConsumptionModel.HARD_CAP and used + quantity > included:
                 return CheckResult(
                     False, reason="cap_reached", included=included, remaining=remaining, **base
                 )

@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal, localcontext
 
 from billing.core import rawsql
+from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel
 from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION, PER_UNIT, price_units
 from billing.usage import reads
@@ -17,7 +18,6 @@ from wallets.models import Wallet
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
-DRAWN_MODELS = (Charge.CREDITS, Charge.BALANCE)
 
 
 # Both written out (see billing.core.rawsql): every batch asks.
@@ -124,7 +124,7 @@ def _draws(subscription: Subscription, events: list, meters: dict, now: datetime
             if units <= 0:
                 continue
             with localcontext(prec=EXACT_PRECISION):
-                if charge.model == Charge.CREDITS:
+                if charge.model == ConsumptionModel.CREDITS:
                     draws.append(
                         UsageDraw(
                             Wallet.CREDITS, "", meter.code, units, units * charge.credits_per_unit
@@ -153,7 +153,7 @@ def _period_usage_before(
         m
         for m in meters.values()
         if m.code in charges
-        and charges[m.code].model == Charge.BALANCE
+        and charges[m.code].model == ConsumptionModel.BALANCE
         and charges[m.code].pricing.scheme != PER_UNIT
     ]
     if not tiered:

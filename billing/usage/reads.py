@@ -12,6 +12,7 @@ from django.db.models import Count
 
 from billing.core import rawsql
 from billing.core.periods import period_containing, period_share
+from billing.core.vocabulary import ALLOWANCE_MODELS
 from billing.models import (
     Subscription,
     UsageEvent,
@@ -263,7 +264,7 @@ def usage_lines(
         meter = by_code[charge.meter]
         quantity = quantities.get(meter.id, ZERO)
         included = None
-        if charge.model in ("overage", "hard_cap"):
+        if charge.model in ALLOWANCE_MODELS:
             included = (
                 ZERO if charge.included_units is None else exact_quantity(charge.included_units)
             )

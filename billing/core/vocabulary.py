@@ -1,0 +1,37 @@
+"""The words of the domain that several apps store and compare: each consumption
+model of a charge and each kind of invoice line, defined once."""
+
+from django.db import models
+
+
+class ConsumptionModel(models.TextChoices):
+    """How a metered feature is consumed: one model per charge."""
+
+    OVERAGE = "overage", "Soft cap: included units, then priced overage"
+    HARD_CAP = "hard_cap", "Hard cap: included units, then blocked"
+    CREDITS = "credits", "Prepaid credits drawn per unit"
+    BALANCE = "balance", "Prepaid money balance drawn per unit"
+
+
+# Metered against an included allowance (usage alerts, the check's "remaining").
+ALLOWANCE_MODELS = (ConsumptionModel.OVERAGE.value, ConsumptionModel.HARD_CAP.value)
+# Drawn from a wallet at ingestion.
+DRAWN_MODELS = (ConsumptionModel.CREDITS.value, ConsumptionModel.BALANCE.value)
+
+
+class LineKind(models.TextChoices):
+    """What an invoice line bills, in the order an invoice lists them."""
+
+    BASE_FEE = "base_fee", "Base fee"
+    SEATS = "seats", "Seats"
+    USAGE = "usage", "Usage"
+    OVERAGE = "overage", "Overage"
+    PRORATION_CREDIT = "proration_credit", "Proration credit"
+    PRORATION_CHARGE = "proration_charge", "Proration charge"
+    MINIMUM_COMMITMENT = "minimum_commitment", "Minimum commitment true-up"
+    LATE_USAGE = "late_usage", "Late usage"
+    CREDIT_PACK = "credit_pack", "Credit pack purchase"
+    CREDITS = "credits", "Credits purchase"
+    TOP_UP = "top_up", "Balance top-up"
+    CREDITS_APPLIED = "credits_applied", "Credits applied"
+    TAX = "tax", "Tax"
