@@ -5,7 +5,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from customers.models import Customer
-from invoices import collection, rendering, stripe_client, stripe_customers
+from invoices import collection, rendering, stripe_client, stripe_customers, stripe_events
 from invoices.models import Invoice, Payment
 
 
@@ -56,7 +56,9 @@ def reconcile_payments() -> int:
     no webhook has brought within payments.RECONCILE_AFTER."""
     if not collection.enabled():
         return 0
-    waiting = collection.payments_unsettled(before=timezone.now() - collection.RECONCILE_AFTER)
+    waiting = stripe_events.payments_unsettled(
+        before=timezone.now() - stripe_events.RECONCILE_AFTER
+    )
     for payment_id in waiting:
         reconcile_payment.delay(payment_id)
     return len(waiting)
@@ -64,7 +66,7 @@ def reconcile_payments() -> int:
 
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=60, max_retries=5)
 def reconcile_payment(payment_id: int) -> str:
-    return collection.payment_reconcile(payment_id=payment_id, now=timezone.now())
+    return stripe_events.payment_reconcile(payment_id=payment_id, now=timezone.now())
 
 
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=60, max_retries=5)

@@ -15,7 +15,8 @@ from billing.core.money import format_decimal, format_money, quantize_money
 from billing.core.vocabulary import LineKind
 from billing.notifications import alerts
 from customers.models import Customer
-from invoices import checkout, collection
+from invoices import checkout as stripe_checkout
+from invoices import collection
 from invoices.models import Invoice, Purchase
 from invoices.services import LineInput, invoice_create_purchase
 from plans.models import CreditPack
@@ -229,7 +230,7 @@ def _order(
         )
     urls = _checkout_urls(success_url, cancel_url) if checkout else None
     with transaction.atomic():
-        purchase = checkout.purchase_create(
+        purchase = stripe_checkout.purchase_create(
             customer=customer,
             kind=kind,
             channel=Purchase.CHECKOUT if checkout else Purchase.CHARGE,
@@ -238,7 +239,7 @@ def _order(
         )
     if urls is not None:
         # After the commit: a call to Stripe never runs inside a transaction.
-        purchase = checkout.purchase_checkout_open(
+        purchase = stripe_checkout.purchase_checkout_open(
             purchase=purchase, success_url=urls[0], cancel_url=urls[1], now=now
         )
     return purchase
@@ -310,7 +311,7 @@ def auto_top_up_request(*, customer: Customer, pack: CreditPack, now: datetime) 
         return None
     try:
         with transaction.atomic():
-            return checkout.purchase_create(
+            return stripe_checkout.purchase_create(
                 customer=customer,
                 kind=Purchase.CREDIT_PACK,
                 channel=Purchase.AUTO_TOP_UP,

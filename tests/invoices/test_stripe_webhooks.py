@@ -444,7 +444,7 @@ def test_a_signed_event_with_an_id_over_its_column_is_a_400_logged_and_not_store
     payment = Payment.objects.get(pk=processing.payment.pk)
     assert (payment.status, payment.stripe_payment_intent_id) == (Payment.PROCESSING, "pi_slow")
     assert Invoice.objects.get(pk=processing.pk).status == Invoice.FINALIZED
-    (warning,) = [r for r in caplog.records if r.name == "invoices.collection"]
+    (warning,) = [r for r in caplog.records if r.name == "invoices.stripe_events"]
     assert warning.levelname == "WARNING"
     assert named in warning.getMessage()
 
