@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.api.subscriptions import subscriptions_with_plans, target_version
-from billing.core.errors import Conflict, InvalidRequest
+from billing.core.errors import InvalidRequest
 from billing.core.money import format_money
 from billing.core.periods import iso
 from billing.models import PlanMigration, Subscription
@@ -165,20 +165,12 @@ class PlanMigrationListApi(APIView):
         serializer = MigrationConfirmSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        confirmed = PlanMigration.objects.filter(token=data["token"]).first()
-        if confirmed is None:
-            preview = _migration_preview(data)
-            if preview.digest != data["digest"]:
-                raise Conflict(
-                    "the figures have changed since the preview (usage, seats or "
-                    "subscriptions moved on, or another moment): preview again"
-                )
-            confirmed, created = bulk_migration.plan_migration_create(
-                token=data["token"], preview=preview
-            )
-            if created:
-                confirmed.refresh_from_db()
-                return Response(_migration_body(confirmed), status=status.HTTP_202_ACCEPTED)
+        confirmed, created = bulk_migration.plan_migration_confirm(
+            token=data["token"], digest=data["digest"], preview=lambda: _migration_preview(data)
+        )
+        if created:
+            confirmed.refresh_from_db()
+            return Response(_migration_body(confirmed), status=status.HTTP_202_ACCEPTED)
         return Response(_migration_body(confirmed))
 
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -13,7 +14,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import F
 
-from billing.core.errors import BillingError, InvalidRequest
+from billing.core.errors import BillingError, Conflict, InvalidRequest
 from billing.core.money import format_money, quantize_money
 from billing.invoicing.period_lines import next_period_fixed_lines
 from billing.models import (
@@ -162,6 +163,39 @@ def _migration_row(
         )
     fixed = next_period_fixed_lines(subscription=subscription, version=version)
     return MigrationRow(subscription, next_fees=_rounded(fixed, currency), lines=tuple(fixed))
+
+
+class PreviewChanged(Conflict):
+    """The figures moved since the preview that was confirmed (usage, seats,
+    subscriptions, or another moment); `preview` is the new one."""
+
+    def __init__(self, preview: MigrationPreview):
+        super().__init__(
+            "the figures have changed since the preview (usage, seats or subscriptions "
+            "moved on, or another moment): preview again"
+        )
+        self.preview = preview
+
+
+def plan_migration_confirm(
+    *,
+    token: uuid.UUID,
+    digest: str,
+    preview: Callable[[], MigrationPreview],
+    created_by=None,
+) -> tuple[PlanMigration, bool]:
+    """Confirm the preview whose figures had `digest`: the API's and the admin's
+    one confirmation. The same `token` again answers the migration it made
+    (created False) without previewing again; otherwise `preview()` is made anew
+    and, when its figures differ from those seen, PreviewChanged is raised with
+    it, and nothing is recorded."""
+    confirmed = PlanMigration.objects.filter(token=token).first()
+    if confirmed is not None:
+        return confirmed, False
+    current = preview()
+    if current.digest != digest:
+        raise PreviewChanged(current)
+    return plan_migration_create(token=token, preview=current, created_by=created_by)
 
 
 def plan_migration_create(

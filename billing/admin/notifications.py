@@ -1,0 +1,138 @@
+"""Alerts and webhook deliveries in the admin (read-only records); webhook
+endpoints are edited here."""
+
+from django import forms
+from django.contrib import admin
+from django.utils import timezone
+
+from billing.core.admin_forms import RecordAdmin
+from billing.models import (
+    WEBHOOK_EVENT_TYPES,
+    Alert,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from billing.notifications import webhooks
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    url = forms.URLField(
+        max_length=2000,
+        assume_scheme="https",
+        help_text="https:// on a public address; checked again before every send.",
+    )
+    event_types = forms.MultipleChoiceField(
+        choices=[(t, t) for t in WEBHOOK_EVENT_TYPES],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="None ticked: every event type, including ones added later.",
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["url", "description", "enabled", "event_types"]
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    form = WebhookEndpointForm
+    list_display = ["url", "description", "enabled", "event_types_display", "created_at"]
+    list_filter = ["enabled"]
+    search_fields = ["url", "description"]
+
+    @admin.display(description="event types")
+    def event_types_display(self, obj):
+        return ", ".join(obj.event_types) or "all"
+
+    def get_fields(self, request, obj=None):
+        fields = ["url", "description", "enabled", "event_types"]
+        # The secret exists once the endpoint is saved; the receiver needs it to verify.
+        return [*fields, "secret", "created_at"] if obj else fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["secret", "created_at"] if obj else []
+
+
+class WebhookDeliveryInline(admin.TabularInline):
+    model = WebhookDelivery
+    fields = ["endpoint", "status", "attempts", "last_status_code", "last_error", "delivered_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyAdmin(RecordAdmin):
+    """A record written by the services, with actions on the list: change
+    permission on the list only, for the actions."""
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and admin.ModelAdmin.has_change_permission(self, request)
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "customer", "kind", "key", "period_start", "emailed_at"]
+    list_filter = ["kind", ("customer", admin.RelatedOnlyFieldListFilter), "period_start"]
+    search_fields = ["customer__external_id", "customer__name", "key"]
+    list_select_related = ["customer"]
+    date_hierarchy = "created_at"
+    fields = ["customer", "kind", "key", "period_start", "payload", "created_at", "emailed_at"]
+    readonly_fields = fields
+    inlines = [WebhookDeliveryInline]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "event_type",
+        "endpoint",
+        "status",
+        "attempts",
+        "last_status_code",
+        "last_error_short",
+        "next_attempt_at",
+        "delivered_at",
+        "created_at",
+    ]
+    list_filter = ["status", "event_type", "endpoint"]
+    search_fields = ["event_id", "alert__customer__external_id", "endpoint__url"]
+    list_select_related = ["endpoint"]
+    date_hierarchy = "created_at"
+    fields = [
+        "endpoint",
+        "alert",
+        "event_type",
+        "event_id",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_status_code",
+        "last_error",
+        "delivered_at",
+        "created_at",
+        "body",
+    ]
+    readonly_fields = fields
+    actions = ["retry_now"]
+
+    @admin.display(description="last error")
+    def last_error_short(self, obj):
+        return obj.last_error if len(obj.last_error) <= 80 else obj.last_error[:79] + "…"
+
+    @admin.action(description="Retry now", permissions=["change"])
+    def retry_now(self, request, queryset):
+        now = timezone.now()
+        retried = sum(
+            webhooks.webhook_delivery_retry(delivery=delivery, now=now) for delivery in queryset
+        )
+        skipped = len(queryset) - retried
+        self.message_user(
+            request,
+            f"{retried} delivery(ies) sent again"
+            + (f"; {skipped} already succeeded, left alone" if skipped else ""),
+        )

@@ -1,0 +1,329 @@
+"""Subscriptions in the admin: created through billing.subscriptions.lifecycle
+and changed from their page or by the actions, so every change leaves a history
+row; the forms validate with the check-only functions and the save runs the
+service once. The bulk migration action: a form, a preview, a confirmation."""
+
+import uuid
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from simple_history.admin import SimpleHistoryAdmin
+
+from billing.admin.plan_migrations import (
+    MIGRATE_PERMISSION,
+    MigrationConfirmForm,
+    MigrationForm,
+    migration_count_ids,
+    migration_preview,
+)
+from billing.core.admin_forms import add_billing_error
+from billing.core.errors import BillingError
+from billing.core.money import format_money
+from billing.models import (
+    PlanMigration,
+    Subscription,
+    SubscriptionChange,
+)
+from billing.subscriptions import bulk_migration, lifecycle
+from plans.models import Plan, PlanVersion
+
+
+class SubscriptionCreateForm(forms.ModelForm):
+    plan = forms.ModelChoiceField(
+        queryset=Plan.objects.all(), help_text="Its latest published version."
+    )
+    start = forms.DateTimeField(help_text="May be in the past; UTC.")
+
+    class Meta:
+        model = Subscription
+        fields = ["customer", "seats", "billing_anchor"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors:
+            try:
+                # Checked only: save_model creates the subscription once the
+                # whole page is valid.
+                lifecycle.subscription_create_check(
+                    customer=cleaned["customer"],
+                    plan=cleaned["plan"],
+                    seats=cleaned["seats"],
+                    billing_anchor=cleaned["billing_anchor"],
+                )
+            except BillingError as error:
+                add_billing_error(self, error)
+        return cleaned
+
+    def create(self, cleaned) -> Subscription:
+        return lifecycle.subscription_create(
+            customer=cleaned["customer"],
+            plan=cleaned["plan"],
+            start=cleaned["start"],
+            seats=cleaned["seats"],
+            billing_anchor=cleaned["billing_anchor"],
+        )
+
+
+class SubscriptionChangeForm(forms.ModelForm):
+    """The changes ops make to a live subscription: another version (now,
+    prorated, or at period end) and the seat count. Saved through billing.invoicing.close."""
+
+    new_version = forms.ModelChoiceField(
+        queryset=PlanVersion.objects.filter(status=PlanVersion.PUBLISHED).select_related("plan"),
+        required=False,
+        help_text="A published version to move to; empty keeps the current one.",
+    )
+    effective = forms.ChoiceField(
+        choices=[
+            ("period_end", "At the end of the current period"),
+            ("immediate", "Now, prorated"),
+        ],
+        initial="period_end",
+    )
+    new_seats = forms.IntegerField(min_value=1, max_value=1_000_000, required=False)
+    at = forms.DateTimeField(
+        required=False, help_text="When an immediate change applies; empty: now."
+    )
+
+    class Meta:
+        model = Subscription
+        fields = []
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors:
+            try:
+                self.check(cleaned)
+            except BillingError as error:
+                add_billing_error(self, error)
+        return cleaned
+
+    def check(self, cleaned) -> None:
+        """What apply() would refuse, found without writing anything."""
+        at = cleaned.get("at") or timezone.now()
+        if cleaned.get("new_seats") and cleaned["new_seats"] != self.instance.seats:
+            lifecycle.seats_change_check(
+                subscription=self.instance, seats=cleaned["new_seats"], at=at
+            )
+        if cleaned.get("new_version"):
+            lifecycle.plan_change_check(
+                subscription=self.instance,
+                version=cleaned["new_version"],
+                effective=cleaned["effective"],
+                at=at,
+            )
+
+    def apply(self, cleaned) -> None:
+        at = cleaned.get("at") or timezone.now()
+        if cleaned.get("new_seats") and cleaned["new_seats"] != self.instance.seats:
+            lifecycle.subscription_set_seats(
+                subscription=self.instance, seats=cleaned["new_seats"], at=at
+            )
+        if cleaned.get("new_version"):
+            lifecycle.subscription_change_plan(
+                subscription=self.instance,
+                version=cleaned["new_version"],
+                effective=cleaned["effective"],
+                at=at,
+            )
+
+
+class SubscriptionChangeInline(admin.TabularInline):
+    model = SubscriptionChange
+    fields = ["kind", "from_version", "to_version", "effective_at", "how", "details", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(SimpleHistoryAdmin):
+    list_display = [
+        "id",
+        "customer",
+        "version",
+        "status",
+        "seats",
+        "current_period_start",
+        "current_period_end",
+    ]
+    list_filter = ["status", "billing_anchor", "version__plan"]
+    search_fields = ["customer__external_id", "customer__name", "version__plan__code"]
+    list_select_related = ["customer", "version__plan"]
+    inlines = [SubscriptionChangeInline]
+    actions = ["cancel_at_period_end", "migrate_to_version"]
+    readonly_fields = [
+        "customer",
+        "version",
+        "status",
+        "billing_anchor",
+        "started_at",
+        "anchor_at",
+        "trial_end",
+        "current_period_start",
+        "current_period_end",
+        "seats",
+        "usage_from",
+        "scheduled_version",
+        "cancel_at_period_end",
+        "canceled_at",
+        "ended_at",
+    ]
+
+    def get_form(self, request, obj=None, **kwargs):
+        kwargs["form"] = SubscriptionCreateForm if obj is None else SubscriptionChangeForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["customer", "plan", "start", "seats", "billing_anchor"]
+        changes = ["new_version", "effective", "new_seats", "at"]
+        return [*self.readonly_fields, *(changes if obj.status in Subscription.LIVE else [])]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else []
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            form.apply(form.cleaned_data)
+            obj.refresh_from_db()
+        else:
+            obj.__dict__.update(form.create(form.cleaned_data).__dict__)
+
+    def save_related(self, request, form, formsets, change):
+        # The history inline is read-only: its rows come from the services.
+        for formset in formsets:
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Cancel at the end of the current period", permissions=["change"])
+    def cancel_at_period_end(self, request, queryset):
+        for subscription in queryset:
+            try:
+                lifecycle.subscription_cancel(
+                    subscription=subscription, effective="period_end", at=timezone.now()
+                )
+            except BillingError as error:
+                self.message_user(request, f"#{subscription.pk}: {error.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"#{subscription.pk} ends with its current period")
+
+    # Bulk migration: action -> form -> preview -> confirm -> the migration's page.
+
+    def has_migrate_permission(self, request) -> bool:
+        return request.user.has_perm(MIGRATE_PERMISSION)
+
+    @admin.action(description="Migrate to another version…", permissions=["migrate"])
+    def migrate_to_version(self, request, queryset):
+        ids = ",".join(str(pk) for pk in queryset.order_by("id").values_list("id", flat=True))
+        form = MigrationForm(initial={"subscriptions": ids})
+        return self._migration_form_page(request, form)
+
+    def get_urls(self):
+        own = [
+            path(
+                "migrate/",
+                self.admin_site.admin_view(self.migrate_view),
+                name="billing_subscription_migrate",
+            )
+        ]
+        return own + super().get_urls()
+
+    def migrate_view(self, request):
+        """The form posts here for a preview; the preview posts here to confirm."""
+        if not self.has_migrate_permission(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return redirect(reverse("admin:billing_subscription_changelist"))
+        if "confirm" not in request.POST:
+            form = MigrationForm(request.POST)
+            if not form.is_valid():
+                return self._migration_form_page(request, form)
+            return self._preview_page(
+                request, migration_preview(form.cleaned_data), token=uuid.uuid4()
+            )
+        form = MigrationConfirmForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "The confirmation was incomplete; preview again.")
+            return self._migration_form_page(request, MigrationForm(request.POST))
+        token = form.cleaned_data["token"]
+        try:
+            confirmed, created = bulk_migration.plan_migration_confirm(
+                token=token,
+                digest=form.cleaned_data["digest"],
+                preview=lambda: migration_preview(form.cleaned_data),
+                created_by=request.user,
+            )
+        except bulk_migration.PreviewChanged as changed:
+            messages.warning(
+                request,
+                "The figures have changed since the preview (usage, seats or "
+                "subscriptions moved on): check them and confirm again.",
+            )
+            return self._preview_page(request, changed.preview, token=token)
+        if created:
+            messages.success(
+                request, f"Migration #{confirmed.pk} of {confirmed.total} subscription(s) sent."
+            )
+        else:
+            messages.info(
+                request, f"This preview was confirmed already: migration #{confirmed.pk}."
+            )
+        return redirect(reverse("admin:billing_planmigration_change", args=[confirmed.pk]))
+
+    def _migration_form_page(self, request, form):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Migrate subscriptions to another version",
+            "form": form,
+            "count": migration_count_ids(form),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/billing/subscription/migrate_form.html", context)
+
+    def _preview_page(self, request, preview, *, token):
+        currency = preview.version.currency
+        confirm = MigrationConfirmForm(
+            initial={
+                "subscriptions": ",".join(str(row.subscription.pk) for row in preview.rows),
+                "to_version": preview.version.pk,
+                "effective": preview.effective,
+                "at": preview.at.isoformat() if preview.at else "",
+                "token": token,
+                "digest": preview.digest,
+            }
+        )
+        immediate = preview.effective == PlanMigration.IMMEDIATE
+        names = ("usage", "credit", "charge", "total") if immediate else ("next_fees", "total")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Preview: migrate to {preview.version.plan.code} v{preview.version.number}",
+            "preview": preview,
+            "immediate": immediate,
+            "currency": currency,
+            "rows": [
+                {
+                    "subscription": row.subscription,
+                    **{name: format_money(getattr(row, name), currency) for name in names},
+                }
+                for row in preview.moving
+            ],
+            "sums": {name: format_money(preview.sum(name), currency) for name in names},
+            "skipped": preview.skipped,
+            "confirm": confirm,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/billing/subscription/migrate_preview.html", context)
