@@ -2,20 +2,13 @@
 as the API); saves and actions go through plans.services. A version that is
 not a draft is read-only here: its change page is a view page."""
 
-from datetime import UTC, datetime
-from decimal import Decimal
 from types import SimpleNamespace
 
 import nested_admin
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.widgets import AutocompleteSelectMultiple
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect
-from django.template.response import TemplateResponse
-from django.urls import path as url_path
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html
 from djmoney.money import Money
@@ -25,15 +18,11 @@ from billing.core.admin_forms import (
     EXACT_DECIMALS,
     ExactDecimalField,
     ServiceValidatedForm,
-    add_billing_error,
     money_column,
 )
 from billing.core.errors import BillingError
-from billing.core.money import format_money
-from billing.core.periods import month_start
 from billing.rating.pricing import PricingSpec, TierSpec
-from billing.simulation import engine as simulation
-from customers.models import Customer
+from billing.simulation.admin import RUN_SIMULATIONS
 from plans import services
 from plans.models import (
     Charge,
@@ -41,8 +30,6 @@ from plans.models import (
     Meter,
     Plan,
     PlanVersion,
-    PriceSimulation,
-    PriceSimulationRow,
     PriceTier,
 )
 from plans.validation import (
@@ -78,9 +65,6 @@ def is_frozen(obj) -> bool:
     return version is not None and version.pk is not None and version.status != PlanVersion.DRAFT
 
 
-# Meters
-
-
 class MeterForm(ServiceValidatedForm):
     class Meta:
         model = Meter
@@ -111,9 +95,6 @@ class MeterAdmin(SimpleHistoryAdmin):
             adopt(obj, services.meter_update(meter=obj, **values))
         else:
             adopt(obj, services.meter_create(**values))
-
-
-# Plans and versions
 
 
 class PlanForm(ServiceValidatedForm):
@@ -449,9 +430,6 @@ class PlanVersionAdmin(SimpleHistoryAdmin, nested_admin.NestedModelAdmin):
         return redirect(f"{url}?version={versions[0].pk}")
 
 
-# Credit packs
-
-
 class CreditPackForm(ServiceValidatedForm):
     # Not formfield_overrides: the price is a MoneyField, a DecimalField of its own kind.
     credits = ExactDecimalField(max_digits=28, decimal_places=10)
@@ -490,318 +468,3 @@ class CreditPackAdmin(SimpleHistoryAdmin):
             adopt(obj, services.credit_pack_update(pack=obj, active=data["active"], **values))
         else:
             adopt(obj, services.credit_pack_create(**values))
-
-
-# Price simulations
-
-RUN_SIMULATIONS = "plans.run_pricesimulation"
-# What an <input type="datetime-local"> sends and shows.
-LOCAL_INPUT = "%Y-%m-%dT%H:%M"
-
-
-def last_month(now: datetime) -> tuple[datetime, datetime]:
-    """The calendar month (UTC) before the one `now` is in, as [start, end)."""
-    start = month_start(now.astimezone(UTC), months=-1)
-    return start, month_start(start, months=1)
-
-
-def signed_money(amount: Decimal, currency: str) -> str:
-    return ("+" if amount > 0 else "") + format_money(amount, currency)
-
-
-class SimulationForm(forms.Form):
-    version = forms.ModelChoiceField(
-        queryset=PlanVersion.objects.select_related("plan"),
-        help_text="The prices to rate the usage at: usually a draft.",
-    )
-    month = forms.CharField(
-        required=False,
-        label="Month (UTC)",
-        widget=forms.TextInput(attrs={"type": "month"}),
-        help_text="Sets the start and end to this calendar month.",
-    )
-    period_start = forms.DateTimeField(
-        required=False,
-        label="Start (UTC)",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_INPUT),
-        help_text="Included. With the end, it wins over the month.",
-    )
-    period_end = forms.DateTimeField(
-        required=False,
-        label="End (UTC)",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_INPUT),
-        help_text="Excluded.",
-    )
-    customers = forms.ModelMultipleChoiceField(
-        queryset=Customer.objects.order_by("external_id"), required=False
-    )
-    plan = forms.ModelChoiceField(
-        queryset=Plan.objects.all(),
-        required=False,
-        label="or all subscribers of",
-        help_text="Every customer on a version of this plan when the period started.",
-    )
-
-    def __init__(self, *args, admin_site, now: datetime, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.now = now
-        # Searched as the customer list is (its search fields), not listed whole.
-        customers = self.fields["customers"]
-        customers.widget = AutocompleteSelectMultiple(
-            PriceSimulationRow._meta.get_field("customer"), admin_site
-        )
-        customers.widget.choices = customers.choices
-
-    def clean_month(self):
-        text = (self.cleaned_data.get("month") or "").strip()
-        if not text:
-            return None
-        try:
-            first = datetime.strptime(text, "%Y-%m").replace(tzinfo=UTC)
-        except ValueError:
-            raise forms.ValidationError("Enter a month as YYYY-MM.") from None
-        return first
-
-    def _period(self, cleaned) -> tuple[datetime, datetime] | None:
-        start, end, month = (cleaned.get(f) for f in ("period_start", "period_end", "month"))
-        if any(f in self.errors for f in ("period_start", "period_end", "month")):
-            return None
-        if start is None and end is None:
-            if month is None:
-                self.add_error("month", "Choose a month, or a start and an end.")
-                return None
-            return month, month_start(month, months=1)
-        if start is None or end is None:
-            missing = "period_start" if start is None else "period_end"
-            self.add_error(missing, "Give both a start and an end, or neither and a month.")
-            return None
-        return start, end
-
-    def _customers(self, cleaned) -> tuple[list[Customer], str] | None:
-        chosen, plan = list(cleaned.get("customers") or []), cleaned.get("plan")
-        if chosen and plan is not None:
-            self.add_error(None, "Choose customers or a plan, not both.")
-            return None
-        if plan is not None:
-            period = cleaned.get("period")
-            if period is None:
-                return None
-            ids = simulation.plan_subscriber_ids(
-                plan=plan, period_start=period[0], period_end=period[1]
-            )
-            if not ids:
-                self.add_error("plan", f"{plan.code} had no subscribers in the period.")
-                return None
-            return (
-                list(Customer.objects.filter(pk__in=ids).order_by("external_id")),
-                f"subscribers of {plan.code} ({len(ids)})",
-            )
-        if not chosen:
-            self.add_error("customers", "Choose customers, or a plan for all its subscribers.")
-            return None
-        names = ", ".join(c.external_id for c in chosen[:5])
-        more = f" and {len(chosen) - 5} more" if len(chosen) > 5 else ""
-        plural = "s" if len(chosen) != 1 else ""
-        return chosen, f"{len(chosen)} customer{plural}: {names}{more}"
-
-    def clean(self):
-        cleaned = super().clean()
-        cleaned["period"] = self._period(cleaned)
-        selection = self._customers(cleaned)
-        version, period = cleaned.get("version"), cleaned["period"]
-        if selection is None or version is None or period is None:
-            return cleaned
-        cleaned["customers"], cleaned["selection"] = selection
-        try:
-            simulation.simulation_check(
-                version=version,
-                period_start=period[0],
-                period_end=period[1],
-                customers=selection[0],
-                now=self.now,
-            )
-        except BillingError as error:
-            self.show(error)
-        return cleaned
-
-    def show(self, error: BillingError) -> None:
-        selection_field = "plan" if self.cleaned_data.get("plan") else "customers"
-        add_billing_error(self, error, {"customers": selection_field})
-
-
-@admin.register(PriceSimulation)
-class PriceSimulationAdmin(admin.ModelAdmin):
-    """Simulations are asked for on the Simulate page and read on their result
-    page; the list is their history. Running one needs plans.run_pricesimulation."""
-
-    list_display = [
-        "id",
-        "version",
-        "period",
-        "selection",
-        "status",
-        "progress",
-        "difference_sum_display",
-        "created_by",
-        "created_at",
-    ]
-    list_filter = ["status"]
-    list_select_related = ["version__plan", "created_by"]
-
-    def has_run_permission(self, request) -> bool:
-        return request.user.has_perm(RUN_SIMULATIONS)
-
-    def has_view_permission(self, request, obj=None):
-        return super().has_view_permission(request, obj) or self.has_run_permission(request)
-
-    def has_add_permission(self, request):
-        return False  # the Simulate page asks for one
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    @admin.display(description="period")
-    def period(self, obj):
-        return f"{obj.period_start:%Y-%m-%d %H:%M} to {obj.period_end:%Y-%m-%d %H:%M} UTC"
-
-    @admin.display(description="customers")
-    def progress(self, obj):
-        return f"{obj.done_count} of {obj.total_customers}"
-
-    @admin.display(description="difference", ordering="difference_sum")
-    def difference_sum_display(self, obj):
-        if obj.status != PriceSimulation.DONE:
-            return "—"
-        return f"{signed_money(obj.difference_sum, obj.currency)} {obj.currency}"
-
-    def get_urls(self):
-        own = [
-            url_path(
-                "simulate/",
-                self.admin_site.admin_view(self.simulate_view),
-                name="plans_pricesimulation_simulate",
-            ),
-            url_path(
-                "<int:simulation_id>/result/",
-                self.admin_site.admin_view(self.result_view),
-                name="plans_pricesimulation_result",
-            ),
-            url_path(
-                "<int:simulation_id>/csv/",
-                self.admin_site.admin_view(self.csv_view),
-                name="plans_pricesimulation_csv",
-            ),
-            url_path(
-                "<int:simulation_id>/progress/",
-                self.admin_site.admin_view(self.progress_view),
-                name="plans_pricesimulation_progress",
-            ),
-        ]
-        return own + super().get_urls()
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        return redirect(reverse("admin:plans_pricesimulation_result", args=[object_id]))
-
-    def _context(self, request, title: str, **values) -> dict:
-        return {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "opts": self.model._meta,
-            **values,
-        }
-
-    def simulate_view(self, request):
-        if not self.has_run_permission(request):
-            raise PermissionDenied
-        now = datetime.now(UTC)
-        start, end = last_month(now)
-        initial = {
-            "month": f"{start:%Y-%m}",
-            "period_start": start,
-            "period_end": end,
-            "version": request.GET.get("version"),
-        }
-        form = SimulationForm(
-            request.POST or None, initial=initial, admin_site=self.admin_site, now=now
-        )
-        if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            try:
-                done = simulation.simulation_request(
-                    version=data["version"],
-                    period_start=data["period"][0],
-                    period_end=data["period"][1],
-                    customers=data["customers"],
-                    selection=data["selection"],
-                    user=request.user,
-                    now=now,
-                )
-            except BillingError as error:
-                form.show(error)
-            else:
-                return redirect(reverse("admin:plans_pricesimulation_result", args=[done.pk]))
-        context = self._context(
-            request,
-            "Simulate prices on past usage",
-            form=form,
-            media=self.media + form.media,
-            inline_limit=simulation.INLINE_LIMIT,
-        )
-        return TemplateResponse(request, "admin/plans/pricesimulation/simulate.html", context)
-
-    def _simulation(self, request, simulation_id: int) -> PriceSimulation:
-        found = get_object_or_404(
-            PriceSimulation.objects.select_related("version__plan", "created_by"),
-            pk=simulation_id,
-        )
-        if not self.has_view_permission(request, found):
-            raise PermissionDenied
-        return found
-
-    def result_view(self, request, simulation_id: int):
-        found = self._simulation(request, simulation_id)
-        currency = found.currency
-        rows = []
-        if found.status == PriceSimulation.DONE:
-            rows = [
-                {
-                    "customer": row.customer,
-                    "version": row.current_version_label,
-                    "current": format_money(row.current_total, currency),
-                    "simulated": format_money(row.simulated_total, currency),
-                    "difference": signed_money(row.difference, currency),
-                }
-                for row in simulation.simulation_rows(simulation=found)
-            ]
-        sums = {
-            "current": format_money(found.current_sum, currency),
-            "simulated": format_money(found.simulated_sum, currency),
-            "difference": signed_money(found.difference_sum, currency),
-        }
-        context = self._context(
-            request,
-            f"Price simulation #{found.pk}: {simulation.version_label(found.version)}",
-            simulation=found,
-            version_label=simulation.version_label(found.version),
-            running=found.status in (PriceSimulation.PENDING, PriceSimulation.RUNNING),
-            rows=rows,
-            sums=sums,
-        )
-        return TemplateResponse(request, "admin/plans/pricesimulation/result.html", context)
-
-    def csv_view(self, request, simulation_id: int):
-        found = self._simulation(request, simulation_id)
-        if found.status != PriceSimulation.DONE:
-            messages.error(request, "The simulation has not finished: no CSV yet.")
-            return redirect(reverse("admin:plans_pricesimulation_result", args=[found.pk]))
-        response = HttpResponse(
-            simulation.simulation_csv(simulation=found), content_type="text/csv; charset=utf-8"
-        )
-        response["Content-Disposition"] = f'attachment; filename="price-simulation-{found.pk}.csv"'
-        return response
-
-    def progress_view(self, request, simulation_id: int):
-        found = self._simulation(request, simulation_id)
-        return JsonResponse(
-            {"status": found.status, "done": found.done_count, "total": found.total_customers}
-        )
