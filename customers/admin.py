@@ -15,8 +15,8 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from billing.core.admin_forms import ServiceValidatedForm, money_column
 from billing.core.money import format_decimal, format_money
-from billing.usage.metering import meter_cache
-from billing.usage.reads import subscription_live, usage_summary
+from billing.usage.reads import subscription_live
+from billing.usage.summary import period_usage, usage_body
 from customers import api_keys, services
 from customers.models import ApiKey, Customer
 from customers.portal import portal_session_create
@@ -72,9 +72,8 @@ def _may_view(user, model: str) -> bool:
 def customer_billing(*, customer: Customer, user, now) -> dict:
     """What the customer's admin page shows besides its fields, as display values:
     subscriptions (newest first), the live one's current period priced so far and
-    projected (billing.usage.reads.usage_summary, as the portal shows it), and
+    projected (billing.usage.summary: the API's usage body), and
     wallets. Each part only to a user who may view that model."""
-    currency = customer.currency
     context: dict = {
         "invoices_url": reverse("admin:invoices_invoice_changelist")
         + "?"
@@ -104,33 +103,21 @@ def customer_billing(*, customer: Customer, user, now) -> dict:
         )
         live = subscription_live(customer_id=customer.pk)
         if live is not None:
-            with meter_cache.pinned():
-                summary = usage_summary(
+            usage = usage_body(
+                period_usage(
+                    customer=customer,
                     subscription=live,
                     start=live.current_period_start,
                     end=live.current_period_end,
                     now=now,
                 )
-            context["usage"] = {
-                "subscription_id": live.pk,
+            )
+            for line in usage["lines"]:
+                if line["model"] in DRAWN_FROM_WALLET:
+                    line["amount"] = DRAWN_FROM_WALLET[line["model"]]
+            context["usage"] = usage | {
                 "period_start": live.current_period_start,
                 "period_end": live.current_period_end,
-                "lines": [
-                    {
-                        "meter": line.meter,
-                        "model": line.model or "-",
-                        "quantity": format_decimal(line.quantity),
-                        "included": "-" if line.included is None else format_decimal(line.included),
-                        "billable": "-" if line.billable is None else format_decimal(line.billable),
-                        "amount": DRAWN_FROM_WALLET.get(line.model)
-                        or format_money(summary.amounts.get(line.meter, 0), currency),
-                    }
-                    for line in summary.lines
-                ],
-                "base_fee": format_money(summary.base_fee, currency),
-                "subtotal": format_money(summary.subtotal, currency),
-                "projected_total": format_money(summary.projected_total, currency),
-                "currency": currency,
             }
     if _may_view(user, "wallets.wallet"):
         context["wallets"] = [

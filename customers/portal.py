@@ -12,10 +12,11 @@ from django.conf import settings
 from django.core import signing
 
 from billing.usage.metering import meter_cache
-from billing.usage.reads import subscription_live, usage_quantities, usage_summary
+from billing.usage.reads import subscription_live, usage_quantities
+from billing.usage.summary import period_usage
 from invoices.models import Invoice
 from plans.models import Meter
-from wallets.selectors import uncovered_totals, wallet_list
+from wallets.selectors import wallet_list
 
 SALT = "customers.portal"
 
@@ -134,22 +135,24 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
         return PortalOverview(customer, None, None, None, [], None, None, wallets, [], invoices)
     start, end = subscription.current_period_start, subscription.current_period_end
     names = dict(Meter.objects.values_list("code", "name"))
+    usage = period_usage(
+        customer=customer, subscription=subscription, start=start, end=end, now=now
+    )
+    summary = usage.summary
+    features = [
+        FeatureUsage(
+            meter=row.line.meter,
+            name=names.get(row.line.meter, row.line.meter),
+            model=row.line.model,
+            quantity=row.line.quantity,
+            included=row.line.included,
+            amount=row.amount,
+            uncovered=row.uncovered,
+            percent=_percent(row.line.quantity, row.line.included),
+        )
+        for row in usage.lines
+    ]
     with meter_cache.pinned():
-        summary = usage_summary(subscription=subscription, start=start, end=end, now=now)
-        uncovered = uncovered_totals(customer_id=customer.pk, start=start, end=end)
-        features = [
-            FeatureUsage(
-                meter=line.meter,
-                name=names.get(line.meter, line.meter),
-                model=line.model,
-                quantity=line.quantity,
-                included=line.included,
-                amount=summary.amounts.get(line.meter),
-                uncovered=uncovered.get(line.meter),
-                percent=_percent(line.quantity, line.included),
-            )
-            for line in summary.lines
-        ]
         by_code = {m.code: m for m in meter_cache.by_id().values()}
         charted = [by_code[f.meter] for f in features if f.meter in by_code]
         daily = daily_usage(

@@ -16,16 +16,15 @@ from rest_framework.views import APIView
 
 from billing.core.errors import InvalidRequest
 from billing.core.money import format_decimal, format_money
-from billing.core.periods import iso, month_start, parse_instant, period_containing
+from billing.core.periods import month_start, parse_instant, period_containing
 from billing.models import Subscription
 from billing.notifications import alerts
 from billing.serializers import (
     UsageSerializer,
 )
-from billing.usage import check, reads
-from billing.usage.metering import meter_cache
+from billing.usage import check
+from billing.usage.summary import period_usage, usage_body
 from customers.models import ApiKey
-from wallets.selectors import uncovered_totals
 from wallets.serializers import CheckSerializer
 
 ZERO = Decimal(0)
@@ -41,14 +40,6 @@ def parse_time_param(request, name: str) -> datetime | None:
         raise InvalidRequest(
             f"{name} must be ISO 8601 with an offset", fields={name: ["e.g. 2026-11-01T00:00:00Z"]}
         ) from exc
-
-
-def _wallet_columns(line, uncovered: dict) -> dict:
-    """For a credits or balance charge: the units its wallet could not pay for
-    when they arrived (stored and counted, not paid)."""
-    if line.model not in ("credits", "balance"):
-        return {}
-    return {"uncovered": format_decimal(uncovered.get(line.meter, ZERO))}
 
 
 class UsageApi(APIView):
@@ -89,48 +80,14 @@ class UsageApi(APIView):
                 "period_end must be after period_start",
                 fields={"period_end": ["must be after period_start"]},
             )
-        text = format_decimal
-        summary = None
-        with meter_cache.pinned():  # one freshness check for the whole read
-            if subscription is not None:
-                summary = reads.usage_summary(
-                    subscription=subscription, start=start, end=end, now=datetime.now(UTC)
-                )
-                lines = summary.lines
-            else:
-                lines = reads.usage_lines(
-                    customer_id=customer.id, subscription=None, start=start, end=end
-                )
-        uncovered = uncovered_totals(customer_id=customer.id, start=start, end=end)
-
-        def money(amount):
-            return None if amount is None else format_money(amount, customer.currency)
-
-        return Response(
-            {
-                "subscription": subscription.pk if subscription else None,
-                "customer": customer.external_id,
-                "period_start": iso(start),
-                "period_end": iso(end),
-                "currency": customer.currency,
-                "lines": [
-                    {
-                        **_wallet_columns(line, uncovered),
-                        "meter": line.meter,
-                        "aggregation": line.aggregation,
-                        "model": line.model,
-                        "quantity": text(line.quantity),
-                        "included": None if line.included is None else text(line.included),
-                        "billable": None if line.billable is None else text(line.billable),
-                        "amount": money(summary.amounts.get(line.meter)) if summary else None,
-                    }
-                    for line in lines
-                ],
-                "base_fee": money(summary.base_fee) if summary else None,
-                "subtotal": money(summary.subtotal) if summary else None,
-                "projected_total": money(summary.projected_total) if summary else None,
-            }
+        usage = period_usage(
+            customer=customer,
+            subscription=subscription,
+            start=start,
+            end=end,
+            now=datetime.now(UTC),
         )
+        return Response(usage_body(usage))
 
 
 class CheckApi(APIView):

@@ -83,9 +83,11 @@ def test_the_page_shows_subscriptions_usage_and_wallets(admin_client, acme):
     ]
     usage = billing["usage"]
     assert (usage["period_start"], usage["period_end"]) == (NOV_1, DEC_1)
+    # The API's usage body, shown as it is (billing.usage.summary).
     assert usage["lines"] == [
         {
             "meter": "prompts",
+            "aggregation": "count",
             "model": "overage",
             "quantity": "250",
             "included": "200",

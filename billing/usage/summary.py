@@ -1,0 +1,99 @@
+"""A period's usage in one shape: the lines with their amounts so far and, for a
+wallet-drawn charge, the units its wallet could not pay for; and the body
+`GET /customers/{id}/usage` answers with, which the admin's customer page shows
+as it is. The portal shows the same lines."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from billing.core.money import format_decimal, format_money
+from billing.core.periods import iso
+from billing.core.vocabulary import DRAWN_MODELS
+from billing.usage import reads
+from billing.usage.metering import meter_cache
+from billing.usage.reads import UsageLine, UsageSummary
+from wallets.selectors import uncovered_totals
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class SummaryLine:
+    line: UsageLine
+    # The period's amount so far; None without a subscription or for a charge
+    # drawn from a wallet (the wallet paid as usage happened).
+    amount: Decimal | None
+    # A wallet-drawn charge only: units stored and counted, not paid for.
+    uncovered: Decimal | None
+
+
+@dataclass(frozen=True)
+class PeriodUsage:
+    customer: object
+    subscription: object | None
+    start: datetime
+    end: datetime
+    lines: list[SummaryLine]
+    # None without a subscription: quantities only.
+    summary: UsageSummary | None
+
+
+def period_usage(*, customer, subscription, start: datetime, end: datetime, now: datetime):
+    """The customer's usage of [start, end): with a subscription, rated at its
+    version (amounts so far and projected); without one, quantities only."""
+    summary = None
+    with meter_cache.pinned():  # one freshness check for the whole read
+        if subscription is not None:
+            summary = reads.usage_summary(subscription=subscription, start=start, end=end, now=now)
+            lines = summary.lines
+        else:
+            lines = reads.usage_lines(
+                customer_id=customer.pk, subscription=None, start=start, end=end
+            )
+        uncovered = uncovered_totals(customer_id=customer.pk, start=start, end=end)
+    rows = [
+        SummaryLine(
+            line=line,
+            amount=summary.amounts.get(line.meter) if summary else None,
+            uncovered=uncovered.get(line.meter, ZERO) if line.model in DRAWN_MODELS else None,
+        )
+        for line in lines
+    ]
+    return PeriodUsage(customer, subscription, start, end, rows, summary)
+
+
+def usage_body(usage: PeriodUsage) -> dict:
+    """The usage as the API answers it: quantities exact, money in the
+    customer's currency."""
+    customer, subscription, summary = usage.customer, usage.subscription, usage.summary
+
+    def money(amount: Decimal | None) -> str | None:
+        return None if amount is None else format_money(amount, customer.currency)
+
+    def number(value: Decimal | None) -> str | None:
+        return None if value is None else format_decimal(value)
+
+    return {
+        "subscription": subscription.pk if subscription else None,
+        "customer": customer.external_id,
+        "period_start": iso(usage.start),
+        "period_end": iso(usage.end),
+        "currency": customer.currency,
+        "lines": [
+            {
+                **({} if row.uncovered is None else {"uncovered": number(row.uncovered)}),
+                "meter": row.line.meter,
+                "aggregation": row.line.aggregation,
+                "model": row.line.model,
+                "quantity": number(row.line.quantity),
+                "included": number(row.line.included),
+                "billable": number(row.line.billable),
+                "amount": money(row.amount),
+            }
+            for row in usage.lines
+        ],
+        "base_fee": money(summary.base_fee) if summary else None,
+        "subtotal": money(summary.subtotal) if summary else None,
+        "projected_total": money(summary.projected_total) if summary else None,
+    }
