@@ -81,10 +81,9 @@ def _fresh_process_caches():
 
 @pytest.fixture
 def api_key_secret(db):
-    from customers.api_keys import api_key_create
+    from tests.factories import ApiKeyFactory
 
-    _, secret = api_key_create(name="tests")
-    return secret
+    return ApiKeyFactory(name="tests").secret
 
 
 @pytest.fixture
@@ -115,26 +114,15 @@ def row_counts(db):
 @pytest.fixture
 def catalog_meters(db):
     """The meters of API.md's plan example: prompts, sms, agent_runs, gpt4o_input_tokens."""
-    from plans.services import meter_create
+    from tests.factories import MeterFactory, gpt4o_tokens_meter, prompts_meter
 
     return {
         meter.code: meter
         for meter in (
-            meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count"),
-            meter_create(
-                code="sms", name="SMS messages", event_name="sms.sent", aggregation="count"
-            ),
-            meter_create(
-                code="agent_runs", name="Agent runs", event_name="agent.run", aggregation="count"
-            ),
-            meter_create(
-                code="gpt4o_input_tokens",
-                name="GPT-4o input tokens",
-                event_name="llm.completion",
-                aggregation="sum",
-                value_property="input_tokens",
-                filters={"model": ["gpt-4o"]},
-            ),
+            prompts_meter(),
+            MeterFactory(code="sms", name="SMS messages", event_name="sms.sent"),
+            MeterFactory(code="agent_runs", event_name="agent.run"),
+            gpt4o_tokens_meter("input", filters={"model": ["gpt-4o"]}),
         )
     }
 

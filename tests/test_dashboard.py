@@ -13,10 +13,8 @@ from django.test.utils import CaptureQueriesContext
 
 from billing import dashboard
 from billing.models import Subscription
-from billing.rating.pricing import PricingSpec
-from billing.subscriptions.lifecycle import subscription_cancel, subscription_create
+from billing.subscriptions.lifecycle import subscription_cancel
 from billing.usage.ingestion import events_ingest
-from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.services import (
     LineInput,
@@ -26,9 +24,15 @@ from invoices.services import (
     invoice_write_draft,
 )
 from invoices.settlement import invoice_mark_paid
-from plans.models import Plan
-from plans.services import meter_create, plan_create
-from plans.validation import ChargeSpec, VersionSpec
+from plans.validation import ChargeSpec
+from tests.factories import (
+    MeterFactory,
+    SubscriptionFactory,
+    overage,
+    per_unit,
+    prompts_meter,
+    published_version,
+)
 from wallets.ledger import credits_expire, credits_grant
 from wallets.models import CreditBlock
 
@@ -48,25 +52,23 @@ NOW = datetime(2026, 11, 16, tzinfo=UTC)
 
 
 def plans() -> None:
-    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
-    overage = ChargeSpec(
-        "prompts", "overage", included_units=D(200), pricing=PricingSpec("per_unit", D("0.05"))
-    )
-    for code, spec in {
-        "assistant": VersionSpec(currency="USD", base_fee=D("19.99"), charges=(overage,)),
-        "flat": VersionSpec(currency="USD", base_fee=D("9.00")),
-        "team": VersionSpec(currency="EUR", base_fee=D("10.00"), seat_price=D("5.00")),
-        "trial": VersionSpec(currency="USD", base_fee=D("50.00"), trial_days=30),
-    }.items():
-        plan_create(code=code, name=code.title(), version=spec, publish=True)
+    prompts_meter()
+    published_version("assistant", base_fee=D("19.99"), charges=(overage("prompts", 200, "0.05"),))
+    published_version("flat", base_fee=D("9.00"))
+    published_version("team", currency="EUR", base_fee=D("10.00"), seat_price=D("5.00"))
+    published_version("trial", base_fee=D("50.00"), trial_days=30)
 
 
 def subscribe(external_id: str, plan: str, start: datetime, currency: str = "USD", **options):
-    customer = customer_create(external_id=external_id, name=external_id.title(), currency=currency)
-    subscription = subscription_create(
-        customer=customer, plan=Plan.objects.get(code=plan), start=start, **options
+    subscription = SubscriptionFactory(
+        customer__external_id=external_id,
+        customer__name=external_id.title(),
+        customer__currency=currency,
+        plan=plan,
+        start=start,
+        **options,
     )
-    return customer, subscription
+    return subscription.customer, subscription
 
 
 def start_invoice(subscription) -> Invoice:
@@ -314,31 +316,25 @@ def test_a_first_partial_calendar_period_is_projected_as_the_close_bills_it(db):
     - metered: 20.00 x 14.5/30 = 9.67 and 100 prompts at 0.01 projected to 193.33
       (1.93): 11.60."""
     # given
-    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
-    meter_create(
+    prompts_meter()
+    MeterFactory(
         code="api_calls",
         name="API calls",
         event_name="api.call",
         aggregation="sum",
         value_property="n",
     )
-    per_unit = PricingSpec("per_unit", D("0.001"))
-    for code, spec in {
-        "committed": VersionSpec(
-            currency="USD",
-            minimum_commitment=D("300.00"),
-            charges=(ChargeSpec("api_calls", "overage", pricing=per_unit),),
-        ),
-        "flat_committed": VersionSpec(
-            currency="USD", base_fee=D("20.00"), minimum_commitment=D("100.00")
-        ),
-        "metered": VersionSpec(
-            currency="USD",
-            base_fee=D("20.00"),
-            charges=(ChargeSpec("prompts", "overage", pricing=PricingSpec("per_unit", D("0.01"))),),
-        ),
-    }.items():
-        plan_create(code=code, name=code.title(), version=spec, publish=True)
+    published_version(
+        "committed",
+        minimum_commitment=D("300.00"),
+        charges=(ChargeSpec("api_calls", "overage", pricing=per_unit("0.001")),),
+    )
+    published_version("flat_committed", base_fee=D("20.00"), minimum_commitment=D("100.00"))
+    published_version(
+        "metered",
+        base_fee=D("20.00"),
+        charges=(ChargeSpec("prompts", "overage", pricing=per_unit("0.01")),),
+    )
     start = datetime(2026, 11, 16, 12, tzinfo=UTC)
     now = datetime(2026, 11, 24, tzinfo=UTC)
     for code in ("committed", "flat_committed", "metered"):

@@ -12,7 +12,8 @@ from billing.subscriptions.lifecycle import subscription_cancel
 from billing.usage.check import customer_with_live_subscription
 from billing.usage.reads import subscription_live
 from customers.services import customer_create
-from tests.wallets.support import build_catalog, subscribe
+from tests.factories import subscribe
+from tests.wallets.support import build_catalog
 from wallets.ledger import credits_grant
 from wallets.models import CreditBlock
 from wallets.purchases import money_top_up

@@ -71,7 +71,8 @@ class SubscriptionCreateForm(forms.ModelForm):
 
 class SubscriptionChangeForm(forms.ModelForm):
     """The changes ops make to a live subscription: another version (now,
-    prorated, or at period end) and the seat count. Saved through billing.invoicing.close."""
+    prorated, or at period end) and the seat count. Saved through
+    billing.subscriptions.lifecycle."""
 
     new_version = forms.ModelChoiceField(
         queryset=PlanVersion.objects.filter(status=PlanVersion.PUBLISHED).select_related("plan"),

@@ -2,7 +2,7 @@
 the version each was on and at another (usually draft) version, with the
 difference per customer and in sum. It writes simulation rows, never an invoice.
 
-A customer's period is rated by billing.invoicing.close.period_rated, the rating the close
+A customer's period is rated by billing.invoicing.period_lines.period_rated, the rating the close
 bills with: the base fee and seats of the period, the priced usage of each
 charge and the minimum commitment true-up, every line rounded once as on an
 invoice. Left out: proration (plan and seat changes within the period) and late
@@ -315,7 +315,7 @@ def simulation_rate_customer(
     spec: VersionSpec | None = None,
 ) -> SimulatedCustomer:
     """The customer's usage in [period_start, period_end) rated as one period at
-    the version it was on then (billing.invoicing.close.period_rated, as the close rates)
+    the version it was on then (billing.invoicing.period_lines.period_rated, as the close rates)
     and at `version` (`spec`: its terms, when the caller has read them). A
     customer without a subscription in the period has a current total of 0.
     Reads only."""

@@ -1,16 +1,16 @@
 import pytest
 
-from customers.services import customer_create
+from tests.factories import CustomerFactory
 
 
 @pytest.fixture
 def acme(db):
-    return customer_create(external_id="acme", name="Acme Inc", currency="USD")
+    return CustomerFactory(external_id="acme")
 
 
 @pytest.fixture
 def beta(db):
-    return customer_create(external_id="beta", name="Beta LLC", currency="USD")
+    return CustomerFactory(external_id="beta", name="Beta LLC")
 
 
 @pytest.fixture

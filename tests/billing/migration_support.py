@@ -10,14 +10,11 @@ from billing.models import (
     Subscription,
     SubscriptionChange,
 )
-from billing.rating.pricing import PricingSpec
-from billing.subscriptions.lifecycle import subscription_create
 from billing.usage.ingestion import events_ingest
-from customers.services import customer_create
 from invoices.models import CreditNote, Invoice, InvoiceLine
-from plans.models import Plan, PlanVersion
-from plans.services import meter_create, plan_create
-from plans.validation import ChargeSpec, VersionSpec
+from plans.models import PlanVersion
+from plans.validation import ChargeSpec
+from tests.factories import CustomerFactory, overage, prompts_meter, published_version, subscribe
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 NOV_6 = datetime(2026, 11, 6, tzinfo=UTC)
@@ -25,39 +22,25 @@ NOV_10 = datetime(2026, 11, 10, tzinfo=UTC)
 
 
 def prompts_over(included: int, price: str) -> tuple[ChargeSpec, ...]:
-    return (
-        ChargeSpec("prompts", "overage", D(included), pricing=PricingSpec("per_unit", D(price))),
-    )
-
-
-def published(code: str, currency: str = "USD", **terms) -> PlanVersion:
-    plan_create(
-        code=code,
-        name=code.replace("_", " ").title(),
-        version=VersionSpec(currency=currency, **terms),
-        publish=True,
-    )
-    return Plan.objects.get(code=code).versions.get()
+    return (overage("prompts", included, price),)
 
 
 def migration_catalog() -> dict[str, PlanVersion]:
     """S1's ai_assistant (19.99, 200 prompts included, then 0.05) and S10's upgrade
     to pro at 49.99 (1,000 included, then 0.04); a plan in EUR."""
-    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
+    prompts_meter()
     return {
-        "ai_assistant": published(
+        "ai_assistant": published_version(
             "ai_assistant", base_fee=D("19.99"), charges=prompts_over(200, "0.05")
         ),
-        "pro": published("pro", base_fee=D("49.99"), charges=prompts_over(1000, "0.04")),
-        "euro": published("euro", currency="EUR", base_fee=D("19.99")),
+        "pro": published_version("pro", base_fee=D("49.99"), charges=prompts_over(1000, "0.04")),
+        "euro": published_version("euro", currency="EUR", base_fee=D("19.99")),
     }
 
 
 def subscriber(name: str, plan: str = "ai_assistant", *, start=NOV_1, currency="USD", seats=1):
-    customer = customer_create(external_id=name, name=name.title(), currency=currency)
-    return subscription_create(
-        customer=customer, plan=Plan.objects.get(code=plan), start=start, seats=seats
-    )
+    customer = CustomerFactory(external_id=name, name=name.title(), currency=currency)
+    return subscribe(customer, plan, start, seats=seats)
 
 
 def prompts(customer: str, count: int, *, day: datetime = NOV_10) -> None:

@@ -18,14 +18,18 @@ from billing.invoicing.close import periods_close
 from billing.models import Alert, Subscription, WebhookDelivery, WebhookEndpoint
 from billing.notifications.alerts import alert_raise
 from billing.notifications.webhooks import webhook_signature
-from billing.rating.pricing import PricingSpec
-from billing.subscriptions.lifecycle import subscription_create
 from billing.usage.alerts import usage_alerts_check
 from customers.models import Customer
-from customers.services import customer_create, customer_update
-from plans.models import Plan
-from plans.services import meter_create, plan_create
-from plans.validation import ChargeSpec, VersionSpec
+from customers.services import customer_update
+from tests.factories import (
+    CustomerFactory,
+    MeterFactory,
+    ai_assistant_plan,
+    credits,
+    hard_cap,
+    prompts_meter,
+    subscribe,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -43,43 +47,22 @@ def iso(moment: datetime) -> str:
 
 @pytest.fixture
 def acme(db):
-    return customer_create(
-        external_id="acme", name="Acme Inc", currency="USD", email="billing@acme.test"
-    )
+    return CustomerFactory(external_id="acme", email="billing@acme.test")
 
 
 @pytest.fixture
 def ai_assistant(db):
     """S1's plan: 19.99 a month, 200 prompts included, 0.05 a prompt beyond; and
     100 SMS under a hard cap, 50 agent runs on credits (no allowance: no alert)."""
-    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
-    meter_create(code="sms", name="SMS", event_name="sms.sent", aggregation="count")
-    meter_create(code="agent_runs", name="Agent runs", event_name="agent.run", aggregation="count")
-    plan_create(
-        code="ai_assistant",
-        name="AI Assistant",
-        version=VersionSpec(
-            currency="USD",
-            base_fee=D("19.99"),
-            charges=(
-                ChargeSpec(
-                    "prompts",
-                    "overage",
-                    D(200),
-                    pricing=PricingSpec("per_unit", unit_price=D("0.05")),
-                ),
-                ChargeSpec("sms", "hard_cap", D(100)),
-                ChargeSpec("agent_runs", "credits", credits_per_unit=D(1)),
-            ),
-        ),
-        publish=True,
-    )
-    return Plan.objects.get(code="ai_assistant")
+    prompts_meter()
+    MeterFactory(code="sms", name="SMS", event_name="sms.sent")
+    MeterFactory(code="agent_runs", event_name="agent.run")
+    return ai_assistant_plan(hard_cap("sms", 100), credits("agent_runs", 1))
 
 
 @pytest.fixture
 def subscribed(acme, ai_assistant):
-    return subscription_create(customer=acme, plan=ai_assistant, start=NOV_1)
+    return subscribe(acme, ai_assistant)
 
 
 class Poster:
@@ -428,7 +411,7 @@ def test_alerts_go_to_the_enabled_endpoints_that_take_their_type(acme):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_raises_record_one_alert(transactional_db):
-    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    customer = CustomerFactory(external_id="acme", name="Acme")
     WebhookEndpoint.objects.create(url="http://127.0.0.1:9/hooks")
     threads = 8
     barrier = threading.Barrier(threads)
@@ -461,8 +444,8 @@ def test_concurrent_raises_record_one_alert(transactional_db):
 def test_customers_whose_alerts_all_fired_cost_no_usage_reads(ai_assistant):
     customers = []
     for n in range(5):
-        customer = customer_create(external_id=f"c{n}", name=f"C{n}", currency="USD")
-        subscription_create(customer=customer, plan=ai_assistant, start=NOV_1)
+        customer = CustomerFactory(external_id=f"c{n}", name=f"C{n}")
+        subscribe(customer, ai_assistant)
         for key in ("prompts", "sms"):
             for pct in (50, 75, 90, 100):
                 alert_raise(

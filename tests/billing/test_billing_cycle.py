@@ -11,44 +11,28 @@ import time_machine
 from billing.invoicing.close import periods_close
 from billing.models import Subscription
 from billing.rating.pricing import PricingSpec, TierSpec
-from billing.subscriptions.lifecycle import subscription_change_plan, subscription_create
+from billing.subscriptions.lifecycle import subscription_change_plan
 from billing.usage.ingestion import events_ingest
-from customers.services import customer_create
 from invoices.models import Invoice
 from plans.models import Plan
-from plans.services import meter_create, plan_create, plan_version_create, plan_version_publish
-from plans.validation import ChargeSpec, VersionSpec
+from plans.validation import ChargeSpec
+from tests.factories import (
+    CustomerFactory,
+    MeterFactory,
+    PlanVersionFactory,
+    ai_assistant_plan,
+    hard_cap,
+    overage,
+    per_unit,
+    prompts_meter,
+    published_version,
+    subscribe,
+)
 
 pytestmark = pytest.mark.django_db
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
-
-
-def per_unit(price: str) -> PricingSpec:
-    return PricingSpec("per_unit", unit_price=D(price))
-
-
-@pytest.fixture
-def acme(db):
-    return customer_create(external_id="acme", name="Acme Inc", currency="USD")
-
-
-def plan(code: str, **terms) -> Plan:
-    charges = terms.pop("charges", ())
-    plan_create(
-        code=code,
-        name=code.replace("_", " ").title(),
-        version=VersionSpec(currency="USD", charges=charges, **terms),
-        publish=True,
-    )
-    return Plan.objects.get(code=code)
-
-
-def meter(code: str, event_name: str, aggregation: str = "count", prop: str = ""):
-    return meter_create(
-        code=code, name=code, event_name=event_name, aggregation=aggregation, value_property=prop
-    )
 
 
 def usage(event_name: str, count: int, *, day: datetime, prefix: str, now: datetime, **props):
@@ -75,23 +59,13 @@ def invoice(reason: str, **filters) -> Invoice:
     return Invoice.objects.get(reason=reason, **filters)
 
 
-def subscribe(customer, code: str, start: datetime = NOV_1, **kwargs) -> Subscription:
-    return subscription_create(
-        customer=customer, plan=Plan.objects.get(code=code), start=start, **kwargs
-    )
-
-
 # S1
 
 
 @pytest.fixture
 def ai_assistant(db):
-    meter("prompts", "prompt")
-    return plan(
-        "ai_assistant",
-        base_fee=D("19.99"),
-        charges=(ChargeSpec("prompts", "overage", D(200), pricing=per_unit("0.05")),),
-    )
+    prompts_meter()
+    return ai_assistant_plan(name="Ai Assistant")
 
 
 @pytest.mark.parametrize(
@@ -132,8 +106,7 @@ def test_closing_twice_writes_the_same_invoices(acme, ai_assistant):
 def test_a_close_that_fails_part_way_and_runs_again_bills_each_period_once(ai_assistant):
     # given: five customers, the close failing after the third subscription
     for n in range(5):
-        customer = customer_create(external_id=f"c{n}", name=f"C{n}", currency="USD")
-        subscribe(customer, "ai_assistant")
+        subscribe(CustomerFactory(external_id=f"c{n}", name=f"C{n}"), "ai_assistant")
     with pytest.raises(RuntimeError, match="injected"):
         periods_close(as_of=DEC_1, fail_at=3)
     assert Invoice.objects.filter(reason="period").count() == 3
@@ -173,8 +146,8 @@ def test_a_close_months_late_catches_up_period_by_period(acme, ai_assistant):
 
 
 def test_s2_hard_cap_bills_the_fee_whatever_the_count(acme):
-    meter("sms", "sms.sent")
-    plan("sms_starter", base_fee=D("9.99"), charges=(ChargeSpec("sms", "hard_cap", D(500)),))
+    MeterFactory(code="sms", name="sms", event_name="sms.sent")
+    published_version("sms_starter", base_fee=D("9.99"), charges=(hard_cap("sms", 500),))
     subscribe(acme, "sms_starter")
     usage("sms.sent", 650, day=datetime(2026, 11, 12, tzinfo=UTC), prefix="s", now=DEC_1)
 
@@ -295,8 +268,10 @@ def test_s2_hard_cap_bills_the_fee_whatever_the_count(acme):
 def test_usage_scenarios_on_the_closing_invoice(
     acme, terms, tokens, seats, usage_lines, month_total
 ):
-    meter("tokens", "llm", "sum", "tokens")
-    plan("tokens_plan", **terms)
+    MeterFactory(
+        code="tokens", name="tokens", event_name="llm", aggregation="sum", value_property="tokens"
+    )
+    published_version("tokens_plan", **terms)
     subscribe(acme, "tokens_plan", seats=seats)
     usage("llm", 1, day=datetime(2026, 11, 20, tzinfo=UTC), prefix="t", now=DEC_1, tokens=tokens)
 
@@ -318,8 +293,14 @@ def test_usage_scenarios_on_the_closing_invoice(
     ],
 )
 def test_s9_minimum_commitment(acme, calls, expected):
-    meter("api_calls", "api.call", "sum", "n")
-    plan(
+    MeterFactory(
+        code="api_calls",
+        name="api_calls",
+        event_name="api.call",
+        aggregation="sum",
+        value_property="n",
+    )
+    published_version(
         "api_commit",
         minimum_commitment=D("500.00"),
         charges=(ChargeSpec("api_calls", "overage", pricing=per_unit("0.001")),),
@@ -338,16 +319,16 @@ def test_s9_minimum_commitment(acme, calls, expected):
 
 @pytest.fixture
 def starter_pro(db):
-    meter("prompts", "prompt")
-    plan(
+    MeterFactory(code="prompts", name="prompts", event_name="prompt")
+    published_version(
         "starter",
         base_fee=D("20.00"),
-        charges=(ChargeSpec("prompts", "overage", D(0), pricing=per_unit("0.01")),),
+        charges=(overage("prompts", 0, "0.01"),),
     )
-    plan(
+    published_version(
         "pro",
         base_fee=D("50.00"),
-        charges=(ChargeSpec("prompts", "overage", D(0), pricing=per_unit("0.005")),),
+        charges=(overage("prompts", 0, "0.005"),),
     )
 
 
@@ -400,14 +381,13 @@ def test_s10_change_at_period_end_changes_nothing_now(acme, starter_pro):
 
 def test_s11_grandfathering_and_migration_at_period_end(ai_assistant):
     # given: two subscribers on v1 at 19.99; v2 at 24.99 published
-    old_a = subscribe(customer_create(external_id="a", name="A", currency="USD"), "ai_assistant")
-    subscribe(customer_create(external_id="b", name="B", currency="USD"), "ai_assistant")
+    old_a = subscribe(CustomerFactory(external_id="a", name="A"), "ai_assistant")
+    subscribe(CustomerFactory(external_id="b", name="B"), "ai_assistant")
     plan_ = Plan.objects.get(code="ai_assistant")
-    v2 = plan_version_create(plan=plan_, version=VersionSpec(currency="USD", base_fee=D("24.99")))
-    plan_version_publish(version=v2)
+    v2 = PlanVersionFactory(plan=plan_, base_fee=D("24.99"))
 
     # when: a new subscriber, and one old one migrated at period end
-    new = subscribe(customer_create(external_id="c", name="C", currency="USD"), "ai_assistant")
+    new = subscribe(CustomerFactory(external_id="c", name="C"), "ai_assistant")
     subscription_change_plan(subscription=old_a, version=v2, effective="period_end", at=NOV_1)
     periods_close(as_of=DEC_1)
 
@@ -478,7 +458,7 @@ def test_s16_void_and_credit(acme, ai_assistant, api):
     assert body["credit_notes"][0]["amount"] == "29.99"
     assert body["lines"][0]["amount"] == "10.00"
     # the next invoice takes the next number of the year's sequence
-    other = customer_create(external_id="other", name="Other", currency="USD")
+    other = CustomerFactory(external_id="other", name="Other")
     december_2 = datetime(2026, 12, 2, tzinfo=UTC)
     subscribe(other, "ai_assistant", start=december_2)
     periods_close(as_of=december_2)

@@ -21,19 +21,17 @@ from billing.subscriptions import bulk_migration
 from billing.subscriptions.lifecycle import subscription_cancel
 from billing.tasks import run_plan_migration
 from invoices.models import Invoice
-from plans.models import Plan
-from plans.services import plan_version_create, plan_version_publish
-from plans.validation import VersionSpec
+from plans.models import Plan, PlanVersion
 from tests.billing.migration_support import (
     billing_state,
     line_sums,
     migration_catalog,
     prompts,
     prompts_over,
-    published,
     subscriber,
     three_subscribed,
 )
+from tests.factories import PlanVersionFactory, published_version
 
 pytestmark = pytest.mark.django_db
 
@@ -244,11 +242,11 @@ def test_a_migration_at_period_end_bills_the_previewed_fee_at_the_close(
     # given: S11: a fourth subscriber on version 1, then version 2 at 24.99 published
     acme, beta, gamma = three
     delta = subscriber("delta")
-    v2 = plan_version_create(
+    v2 = PlanVersionFactory(
         plan=Plan.objects.get(code="ai_assistant"),
-        version=VersionSpec(currency="USD", base_fee=D("24.99"), charges=prompts_over(200, "0.05")),
+        base_fee=D("24.99"),
+        charges=prompts_over(200, "0.05"),
     )
-    v2 = plan_version_publish(version=v2)
     before = billing_state()
 
     # when: the three are previewed moving to version 2 at the end of their periods
@@ -306,14 +304,9 @@ def test_the_next_fees_at_period_end_include_the_seats(
     admin_client, catalog, django_capture_on_commit_callbacks
 ):
     # given: 3 seats at 10.00; version 2 has a base fee of 5.00 and seats at 12.00
-    team = published("team", seat_price=D("10.00"))
+    team = published_version("team", seat_price=D("10.00"))
     subscription = subscriber("acme", "team", seats=3)
-    team_v2 = plan_version_publish(
-        version=plan_version_create(
-            plan=team.plan,
-            version=VersionSpec(currency="USD", base_fee=D("5.00"), seat_price=D("12.00")),
-        )
-    )
+    team_v2 = PlanVersionFactory(plan=team.plan, base_fee=D("5.00"), seat_price=D("12.00"))
 
     response = preview(admin_client, [subscription], team_v2, "period_end")
     confirm(admin_client, response, django_capture_on_commit_callbacks)
@@ -393,8 +386,8 @@ def test_a_moment_outside_a_period_skips_that_subscription(admin_client, three, 
 
 
 def test_a_draft_target_is_not_offered(admin_client, three, catalog):
-    draft = plan_version_create(
-        plan=catalog["pro"].plan, version=VersionSpec(currency="USD", base_fee=D("60.00"))
+    draft = PlanVersionFactory(
+        plan=catalog["pro"].plan, base_fee=D("60.00"), status=PlanVersion.DRAFT
     )
 
     response = open_form(admin_client, three)

@@ -11,12 +11,9 @@ from django.core.management import CommandError, call_command
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from billing.models import BilledPeriod, Subscription, SubscriptionChange
-from billing.subscriptions.lifecycle import subscription_create
 from billing.tasks import close_periods as close_periods_task
 from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceSequence
-from plans.models import Plan
-from plans.services import plan_create
-from plans.validation import VersionSpec
+from tests.factories import PlanFactory, subscribe
 
 pytestmark = pytest.mark.django_db
 
@@ -28,13 +25,7 @@ TASK_NAME = "Close billing periods and finalize invoices"
 @pytest.fixture
 def subscribed(acme):
     """acme on a flat 20.00 a month from November 1st: a draft start invoice."""
-    plan_create(
-        code="flat",
-        name="Flat",
-        version=VersionSpec(currency="USD", base_fee=D("20.00")),
-        publish=True,
-    )
-    return subscription_create(customer=acme, plan=Plan.objects.get(code="flat"), start=NOV_1)
+    return subscribe(acme, PlanFactory(code="flat", version__base_fee=D("20.00")), NOV_1)
 
 
 def close(*args: str, now: datetime) -> str:

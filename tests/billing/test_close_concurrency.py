@@ -15,13 +15,9 @@ from django.conf import settings
 from django.db import connection
 
 from billing.invoicing.close import periods_close
-from billing.subscriptions.lifecycle import subscription_create
-from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
-from plans.models import Plan
-from plans.services import plan_create
-from plans.validation import VersionSpec
+from tests.factories import CustomerFactory, PlanFactory, subscribe
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -31,16 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def subscribers(count: int) -> None:
-    plan_create(
-        code="flat",
-        name="Flat",
-        version=VersionSpec(currency="USD", base_fee=D("9.00")),
-        publish=True,
-    )
-    plan = Plan.objects.get(code="flat")
+    plan = PlanFactory(code="flat", version__base_fee=D("9.00"))
     for n in range(count):
-        customer = customer_create(external_id=f"c{n}", name=f"C{n}", currency="USD")
-        subscription_create(customer=customer, plan=plan, start=OCT_1)
+        subscribe(CustomerFactory(external_id=f"c{n}", name=f"C{n}"), plan, OCT_1)
 
 
 def in_threads(count: int, target) -> list[BaseException]:
@@ -101,7 +90,7 @@ def test_a_close_shared_among_processes_bills_each_period_once(db):
 
 def test_numbers_stay_gap_free_under_concurrent_finalization(db):
     # given: 80 drafts
-    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    customer = CustomerFactory(external_id="acme", name="Acme")
     drafts = [
         invoice_write_draft(
             customer=customer,

@@ -2,7 +2,7 @@
 also after an immediate plan change moves the subscription's `usage_from` (usage
 counts from the change, the period and its alerts stay the same). The period an
 alert belongs to is the billing period, never the start of the usage counted
-(billing.notifications.alerts._window / _check_subscription). The check is run as the worker
+(billing.usage.alerts._window / _check_subscription). The check is run as the worker
 runs it after each ingest (usage_alerts_check), with time set explicitly."""
 
 from datetime import UTC, datetime
@@ -12,15 +12,18 @@ import pytest
 
 from billing.invoicing.close import periods_close
 from billing.models import Alert
-from billing.rating.pricing import PricingSpec
-from billing.subscriptions.lifecycle import subscription_change_plan, subscription_create
+from billing.subscriptions.lifecycle import subscription_change_plan
 from billing.usage.alerts import usage_alerts_check
 from billing.usage.ingestion import events_ingest
 from customers.models import Customer
-from customers.services import customer_create
-from plans.models import Plan
-from plans.services import meter_create, plan_create, plan_version_create, plan_version_publish
-from plans.validation import ChargeSpec, VersionSpec
+from tests.factories import (
+    CustomerFactory,
+    PlanVersionFactory,
+    ai_assistant_plan,
+    overage,
+    prompts_meter,
+    subscribe,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -33,30 +36,19 @@ DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 DEC_5 = datetime(2026, 12, 5, tzinfo=UTC)
 
 
-def terms(base_fee: str) -> VersionSpec:
-    """S1's terms: 200 prompts included, 0.05 a prompt beyond."""
-    return VersionSpec(
-        currency="USD",
-        base_fee=D(base_fee),
-        charges=(
-            ChargeSpec("prompts", "overage", D(200), pricing=PricingSpec("per_unit", D("0.05"))),
-        ),
-    )
-
-
 @pytest.fixture
 def changed_plan_on_the_10th(db):
     """acme on ai_assistant v1 (19.99) from November 1st with 120 prompts by the 5th
     (60%: the 50% alert fired), moved at once to v2 (24.99) on the 10th."""
-    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
-    plan_create(code="ai_assistant", name="AI Assistant", version=terms("19.99"), publish=True)
-    plan = Plan.objects.get(code="ai_assistant")
-    acme = customer_create(external_id="acme", name="Acme Inc", currency="USD")
-    subscription = subscription_create(customer=acme, plan=plan, start=NOV_1)
+    prompts_meter()
+    plan = ai_assistant_plan()
+    acme = CustomerFactory(external_id="acme")
+    subscription = subscribe(acme, plan)
     prompts(120, at=NOV_5, prefix="a")
     assert fired(NOV_5) == [("prompts:50", NOV_1, "120")]
-    v2 = plan_version_create(plan=plan, version=terms("24.99"))
-    plan_version_publish(version=v2)
+    v2 = PlanVersionFactory(
+        plan=plan, base_fee=D("24.99"), charges=(overage("prompts", 200, "0.05"),)
+    )
     subscription_change_plan(
         subscription=subscription, version=v2, effective="immediate", at=NOV_10
     )

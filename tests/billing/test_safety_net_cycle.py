@@ -3,13 +3,13 @@ numbers cannot tell a right rule from a wrong one (S10 changes plan at midnight,
 15 of 30 days left: proration by the day gives the same figures):
 
 - proration is by the second, for a calendar subscription's first partial period
-  (billing.invoicing.close.first_period_fraction) and for an immediate plan change, cancel
-  or seat change (billing.invoicing.close._remaining_fraction);
+  (billing.invoicing.period_lines.first_period_fraction) and for an immediate plan change, cancel
+  or seat change (billing.invoicing.period_lines.remaining_fraction);
 - the minimum commitment is prorated to the part of a period a version billed
-  (billing.invoicing.close.rate_usage / usage_rated), and no true-up line is written at
+  (billing.invoicing.period_lines.rate_usage / usage_rated), and no true-up line is written at
   exactly the commitment;
 - late usage re-rates every billed period inside the late window, not only the
-  last one, and a true-up it changes is billed (billing.invoicing.close.late_usage_lines);
+  last one, and a true-up it changes is billed (billing.invoicing.period_lines.late_usage_lines);
 - a calendar subscription's first, partial period is a share of its whole month
   for every proration in it (billing.core.periods.whole_period and period_share): its
   fixed fees, a change, cancel or seat change in it, its commitment (at the close,
@@ -25,21 +25,25 @@ import pytest
 import time_machine
 
 from billing.invoicing.close import periods_close
-from billing.models import Subscription
-from billing.rating.pricing import PricingSpec
 from billing.subscriptions.lifecycle import (
     subscription_cancel,
     subscription_change_plan,
-    subscription_create,
     subscription_set_seats,
 )
 from billing.usage.ingestion import events_ingest
 from customers.models import Customer
-from customers.services import customer_create
 from invoices.models import Invoice
-from plans.models import Plan, PlanVersion
-from plans.services import meter_create, plan_create
-from plans.validation import ChargeSpec, VersionSpec
+from plans.models import PlanVersion
+from plans.validation import ChargeSpec
+from tests.factories import (
+    CustomerFactory,
+    MeterFactory,
+    overage,
+    per_unit,
+    prompts_meter,
+    published_version,
+    subscribe,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -57,27 +61,6 @@ JAN_1 = datetime(2027, 1, 1, tzinfo=UTC)
 # In a first calendar period from Nov 16 12:00 (14.5 of November's 30 days): 7.5
 # days gone, 7 of the month's 30 left.
 NOV_24 = datetime(2026, 11, 24, tzinfo=UTC)
-
-
-@pytest.fixture
-def acme(db):
-    return customer_create(external_id="acme", name="Acme Inc", currency="USD")
-
-
-def plan(code: str, **terms) -> PlanVersion:
-    """A published USD plan of these terms; its version."""
-    charges = terms.pop("charges", ())
-    plan_create(
-        code=code,
-        name=code.replace("_", " ").title(),
-        version=VersionSpec(currency="USD", charges=charges, **terms),
-        publish=True,
-    )
-    return Plan.objects.get(code=code).versions.get()
-
-
-def subscribe(customer, version: PlanVersion, start: datetime = NOV_1, **kwargs) -> Subscription:
-    return subscription_create(customer=customer, plan=version.plan, start=start, **kwargs)
 
 
 def post(event_name: str, *, at: datetime, now: datetime, count: int = 1, prefix: str, **props):
@@ -111,7 +94,7 @@ def test_a_first_partial_calendar_period_is_prorated_by_the_second(acme):
     part of the month it covers, by the second: from Nov 16 12:00, 14.5 of 30
     days: 20.00 x 14.5/30 = 9.666.. -> 9.67, two seats at 10.00 the same."""
     # given
-    team = plan("team", base_fee=D("20.00"), seat_price=D("10.00"))
+    team = published_version("team", base_fee=D("20.00"), seat_price=D("10.00"))
 
     # when
     subscribe(acme, team, start=NOV_16_NOON, seats=2, billing_anchor="calendar")
@@ -129,10 +112,8 @@ def test_a_first_partial_calendar_period_counts_the_seconds_of_a_local_month(db)
     from Nov 16 12:00 UTC 14 days 17 hours are left: 20.00 x 1,270,800 / 2,595,600
     = 9.7919.. -> 9.79."""
     # given
-    customer = customer_create(
-        external_id="acme", name="Acme Inc", currency="USD", timezone_name="America/New_York"
-    )
-    flat = plan("flat", base_fee=D("20.00"))
+    customer = CustomerFactory(external_id="acme", timezone_name="America/New_York")
+    flat = published_version("flat", base_fee=D("20.00"))
 
     # when
     subscribe(customer, flat, start=NOV_16_NOON, billing_anchor="calendar")
@@ -146,15 +127,13 @@ def test_a_first_partial_calendar_period_counts_the_seconds_of_a_local_month(db)
 @pytest.fixture
 def starter_pro(db):
     """S10's plans: starter 20.00 a month, pro 50.00; prompts at 0.01 on starter."""
-    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
-    starter = plan(
+    prompts_meter()
+    starter = published_version(
         "starter",
         base_fee=D("20.00"),
-        charges=(
-            ChargeSpec("prompts", "overage", D(0), pricing=PricingSpec("per_unit", D("0.01"))),
-        ),
+        charges=(overage("prompts", 0, "0.01"),),
     )
-    return starter, plan("pro", base_fee=D("50.00"))
+    return starter, published_version("pro", base_fee=D("50.00"))
 
 
 def test_a_plan_change_is_prorated_by_the_second(acme, starter_pro):
@@ -195,7 +174,7 @@ def test_a_seat_change_is_prorated_by_the_second(acme):
     """Rule: seats added mid-period are charged from their moment to the period's
     end, by the second: 2 more seats at 10.00 for 14.5 of 30 days = 9.67."""
     # given
-    team = plan("team", seat_price=D("10.00"))
+    team = published_version("team", seat_price=D("10.00"))
     subscription = subscribe(acme, team, seats=1)
 
     # when
@@ -216,7 +195,7 @@ def test_a_seat_change_is_prorated_by_the_second(acme):
 def commitments(db):
     """API calls at 0.001 each (a sum of `n`), no base fee: commit_300 commits to
     300.00 a month, commit_600 to 600.00, commit_500 (S9) to 500.00."""
-    meter_create(
+    MeterFactory(
         code="api_calls",
         name="API calls",
         event_name="api.call",
@@ -225,12 +204,10 @@ def commitments(db):
     )
 
     def committed(code: str, amount: str) -> PlanVersion:
-        return plan(
+        return published_version(
             code,
             minimum_commitment=D(amount),
-            charges=(
-                ChargeSpec("api_calls", "overage", pricing=PricingSpec("per_unit", D("0.001"))),
-            ),
+            charges=(ChargeSpec("api_calls", "overage", pricing=per_unit("0.001")),),
         )
 
     return {
@@ -311,19 +288,19 @@ def test_a_first_partial_calendar_period_prorates_the_commitment(acme, commitmen
 def test_no_zero_true_up_line_when_the_prorated_commitment_rounds_to_the_usage(acme):
     """Rule: no true-up line of 0.00: 300.01 x 0.35 = 105.0035 is 105.00 to the
     cent, which 105,000 calls (105.00) meet."""
-    meter_create(
+    MeterFactory(
         code="api_calls",
         name="API calls",
         event_name="api.call",
         aggregation="sum",
         value_property="n",
     )
-    odd = plan(
+    odd = published_version(
         "commit_300_01",
         minimum_commitment=D("300.01"),
-        charges=(ChargeSpec("api_calls", "overage", pricing=PricingSpec("per_unit", D("0.001"))),),
+        charges=(ChargeSpec("api_calls", "overage", pricing=per_unit("0.001")),),
     )
-    other = plan("other", base_fee=D("1.00"))
+    other = published_version("other", base_fee=D("1.00"))
     subscription = subscribe(acme, odd)
     post("api.call", at=datetime(2026, 11, 5, tzinfo=UTC), now=NOV_11_NOON, prefix="a", n=105_000)
 
@@ -340,13 +317,11 @@ def test_no_zero_true_up_line_when_the_prorated_commitment_rounds_to_the_usage(a
 @pytest.fixture
 def ai_assistant(db):
     """S1's plan: 19.99 a month, 200 prompts included, 0.05 a prompt beyond."""
-    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
-    return plan(
+    prompts_meter()
+    return published_version(
         "ai_assistant",
         base_fee=D("19.99"),
-        charges=(
-            ChargeSpec("prompts", "overage", D(200), pricing=PricingSpec("per_unit", D("0.05"))),
-        ),
+        charges=(overage("prompts", 200, "0.05"),),
     )
 
 
@@ -468,10 +443,8 @@ def test_a_cancel_in_a_first_partial_calendar_period_counts_the_seconds_of_a_loc
     period (Nov 16 12:00 UTC to Dec 1 05:00 UTC) was billed 9.79 (see above); a
     cancel at Nov 24 05:00 UTC (midnight EST) leaves 7 days, 604,800 of November's
     2,595,600 seconds there: -20.00 x 604,800 / 2,595,600 = -4.6601.. -> -4.66."""
-    customer = customer_create(
-        external_id="acme", name="Acme Inc", currency="USD", timezone_name="America/New_York"
-    )
-    flat = plan("flat", base_fee=D("20.00"))
+    customer = CustomerFactory(external_id="acme", timezone_name="America/New_York")
+    flat = published_version("flat", base_fee=D("20.00"))
     subscription = subscribe(customer, flat, start=NOV_16_NOON, billing_anchor="calendar")
 
     _, cancel = subscription_cancel(
@@ -489,7 +462,7 @@ def test_after_a_trial_a_calendar_period_is_prorated_against_itself(acme):
     the fees of [Nov 16, Dec 1) whole, 20.00; a cancel at Nov 24 credits the
     unused 7 of those 15 days: -20.00 x 7/15 = -9.33."""
     # given
-    trial = plan("trial", base_fee=D("20.00"), trial_days=14)
+    trial = published_version("trial", base_fee=D("20.00"), trial_days=14)
     subscription = subscribe(
         acme, trial, start=datetime(2026, 11, 2, tzinfo=UTC), billing_anchor="calendar"
     )
@@ -508,7 +481,7 @@ def test_a_seat_change_in_a_first_partial_calendar_period_prorates_against_the_m
     """Rule: one seat at 10.00 was billed 10.00 x 14.5/30 = 4.83; 2 more seats from
     Nov 24 are 2 x 10.00 x 7/30 = 4.67 on the close, then December's 3 seats."""
     # given
-    team = plan("team", seat_price=D("10.00"))
+    team = published_version("team", seat_price=D("10.00"))
     subscription = subscribe(acme, team, start=NOV_16_NOON, seats=1, billing_anchor="calendar")
     assert lines(Invoice.objects.get(reason="start")) == [("seats", D("4.83"))]
 
@@ -582,11 +555,11 @@ def test_late_usage_re_rates_a_first_partial_calendar_period_against_the_month(a
 @pytest.fixture
 def committed_with_fee(commitments):
     """20.00 a month, API calls at 0.001, a minimum commitment of 300.00."""
-    return plan(
+    return published_version(
         "committed_with_fee",
         base_fee=D("20.00"),
         minimum_commitment=D("300.00"),
-        charges=(ChargeSpec("api_calls", "overage", pricing=PricingSpec("per_unit", D("0.001"))),),
+        charges=(ChargeSpec("api_calls", "overage", pricing=per_unit("0.001")),),
     )
 
 

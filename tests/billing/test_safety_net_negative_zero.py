@@ -2,7 +2,7 @@
 zero: -1 x 0.00 is -0.00, and -0.004 rounds to -0.00, which prints as "-0.00". A
 credit that rounds to nothing (a proration credit for the last second of a
 period, a seat removed a second before the end) is where one arises:
-billing.invoicing.close._proration writes `sign * amount`. The folds that keep it out: the
+billing.subscriptions.lifecycle._proration writes `sign * amount`. The folds that keep it out: the
 one rounding helper (billing.core.money.quantize_money), the one money formatter
 (format_money, and format_decimal for plain numbers), and the databases, which
 both store -0.00 as 0."""
@@ -18,16 +18,12 @@ from billing.invoicing.close import periods_close
 from billing.models import SubscriptionChange
 from billing.subscriptions.lifecycle import (
     subscription_change_plan,
-    subscription_create,
     subscription_set_seats,
 )
-from customers.services import customer_create
 from invoices.models import Invoice
 from plans.models import Plan
-from plans.services import plan_create
-from plans.validation import VersionSpec
+from tests.factories import PlanFactory, subscribe
 
-NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 # One second of the month left: 20.00 x 1/2,592,000 = 0.0000077.. rounds to 0.00.
 LAST_SECOND = datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -77,31 +73,9 @@ def test_a_negative_zero_quantity_prints_as_zero():
 
 
 @pytest.fixture
-def starter_pro(db):
-    customer_create(external_id="acme", name="Acme Inc", currency="USD")
-    plan_create(
-        code="starter",
-        name="Starter",
-        version=VersionSpec(currency="USD", base_fee=D("20.00")),
-        publish=True,
-    )
-    plan_create(
-        code="pro",
-        name="Pro",
-        version=VersionSpec(currency="USD", base_fee=D("50.00")),
-        publish=True,
-    )
-
-
-def subscribe(plan_code: str, **kwargs):
-    from customers.models import Customer
-
-    return subscription_create(
-        customer=Customer.objects.get(external_id="acme"),
-        plan=Plan.objects.get(code=plan_code),
-        start=NOV_1,
-        **kwargs,
-    )
+def starter_pro(acme):
+    PlanFactory(code="starter", version__base_fee=D("20.00"))
+    PlanFactory(code="pro", version__base_fee=D("50.00"))
 
 
 def invoice_json(api, invoice: Invoice) -> dict:
@@ -112,11 +86,11 @@ def invoice_json(api, invoice: Invoice) -> dict:
 
 
 @pytest.mark.django_db
-def test_a_proration_of_zero_is_stored_and_shown_as_zero(api, starter_pro):
+def test_a_proration_of_zero_is_stored_and_shown_as_zero(api, acme, starter_pro):
     """Rule: a plan change in the period's last second credits 0.00 and charges
     0.00: stored as 0, shown as "0.00", never "-0.00"."""
     # given
-    subscription = subscribe("starter")
+    subscription = subscribe(acme, "starter")
     pro = Plan.objects.get(code="pro").versions.get()
 
     # when
@@ -139,8 +113,8 @@ def test_a_proration_of_zero_is_stored_and_shown_as_zero(api, starter_pro):
 
 
 @pytest.mark.django_db
-def test_the_migration_preview_of_a_zero_proration_shows_zero(api, starter_pro):
-    subscription = subscribe("starter")
+def test_the_migration_preview_of_a_zero_proration_shows_zero(api, acme, starter_pro):
+    subscription = subscribe(acme, "starter")
 
     with time_machine.travel(LAST_SECOND, tick=False):
         response = api.post(
@@ -165,18 +139,12 @@ def test_the_migration_preview_of_a_zero_proration_shows_zero(api, starter_pro):
 
 
 @pytest.mark.django_db
-def test_a_seat_credit_of_zero_is_stored_and_shown_as_zero(api, db):
+def test_a_seat_credit_of_zero_is_stored_and_shown_as_zero(api, acme):
     """Rule: a seat removed in the period's last second credits 10.00 x -1/2,592,000,
     which rounds to 0.00, not -0.00."""
     # given
-    customer_create(external_id="acme", name="Acme Inc", currency="USD")
-    plan_create(
-        code="team",
-        name="Team",
-        version=VersionSpec(currency="USD", seat_price=D("10.00")),
-        publish=True,
-    )
-    subscription = subscribe("team", seats=3)
+    PlanFactory(code="team", version__seat_price=D("10.00"))
+    subscription = subscribe(acme, "team", seats=3)
 
     # when
     subscription_set_seats(subscription=subscription, seats=2, at=LAST_SECOND)

@@ -20,15 +20,11 @@ from billing.core.money import quantize_money
 from billing.invoicing.close import periods_close
 from billing.rating.lines import usage_and_true_up
 from billing.rating.pricing import GRADUATED, VOLUME, PricingSpec, TierSpec, price_units
-from billing.subscriptions.lifecycle import subscription_create
 from billing.usage.ingestion import events_ingest
-from customers.services import customer_create
 from invoices.models import Invoice
-from plans.models import Plan
-from plans.services import meter_create, plan_create
 from plans.validation import ChargeSpec, VersionSpec
+from tests.factories import CustomerFactory, MeterFactory, PlanFactory, subscribe
 
-NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 
 # Graduated: the first 100 at 0.10 plus 5.00, up to 1,000 at 0.05 plus 2.00, beyond
@@ -124,14 +120,13 @@ def test_a_volume_line_shows_the_tier_its_total_reaches_up_to_inclusive(units, u
 @pytest.fixture
 def subscribe_to(db):
     """Subscribe acme from November 1st to a plan of `runs` (a sum of `n`) priced so."""
-    meter_create(code="runs", name="Runs", event_name="run", aggregation="sum", value_property="n")
-    acme = customer_create(external_id="acme", name="Acme Inc", currency="USD")
+    MeterFactory(code="runs", event_name="run", aggregation="sum", value_property="n")
+    acme = CustomerFactory(external_id="acme")
 
-    def subscribe(pricing: PricingSpec) -> None:
-        plan_create(code="runs", name="Runs", version=version(pricing), publish=True)
-        subscription_create(customer=acme, plan=Plan.objects.get(code="runs"), start=NOV_1)
+    def subscribe_to_runs(pricing: PricingSpec) -> None:
+        subscribe(acme, PlanFactory(code="runs", version__charges=version(pricing).charges))
 
-    return subscribe
+    return subscribe_to_runs
 
 
 def close_with_runs(count: int) -> Invoice:

@@ -11,12 +11,11 @@ import time_machine
 from django.core.management import call_command
 
 from billing.models import BilledPeriod, Subscription, SubscriptionChange
-from billing.rating.pricing import PricingSpec
 from billing.usage.ingestion import events_ingest
 from invoices.models import CreditNote, Invoice, InvoiceLine
-from plans.models import Plan
-from plans.services import meter_create, plan_create, plan_version_create
-from plans.validation import ChargeSpec, VersionSpec
+from plans.models import PlanVersion
+from plans.validation import ChargeSpec
+from tests.factories import PlanVersionFactory, overage, prompts_meter, published_version
 
 pytestmark = pytest.mark.django_db
 
@@ -25,33 +24,22 @@ NOV_16 = datetime(2026, 11, 16, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 
 
-def plan(code: str, currency: str = "USD", **terms) -> None:
-    plan_create(
-        code=code,
-        name=code.replace("_", " ").title(),
-        version=VersionSpec(currency=currency, **terms),
-        publish=True,
-    )
-
-
 def prompts_at(price: str) -> tuple[ChargeSpec, ...]:
-    return (ChargeSpec("prompts", "overage", D(0), pricing=PricingSpec("per_unit", D(price))),)
+    return (overage("prompts", 0, price),)
 
 
 @pytest.fixture
 def catalog(acme):
     """S10's plans (starter 20.00, pro 50.00 a month; prompts at 0.01 and 0.005),
     a draft version 2 of pro, a plan in EUR and a plan priced per seat."""
-    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
-    plan("starter", base_fee=D("20.00"), charges=prompts_at("0.01"))
-    plan("pro", base_fee=D("50.00"), charges=prompts_at("0.005"))
-    plan_version_create(
-        plan=Plan.objects.get(code="pro"), version=VersionSpec(currency="USD", base_fee=D("60.00"))
-    )
-    plan("euro_pro", currency="EUR", base_fee=D("50.00"))
-    plan("team", seat_price=D("10.00"))
-    plan("team_trial", seat_price=D("10.00"), trial_days=14)
-    plan("team_plus", seat_price=D("20.00"))
+    prompts_meter()
+    published_version("starter", base_fee=D("20.00"), charges=prompts_at("0.01"))
+    pro = published_version("pro", base_fee=D("50.00"), charges=prompts_at("0.005"))
+    PlanVersionFactory(plan=pro.plan, base_fee=D("60.00"), status=PlanVersion.DRAFT)
+    published_version("euro_pro", currency="EUR", base_fee=D("50.00"))
+    published_version("team", seat_price=D("10.00"))
+    published_version("team_trial", seat_price=D("10.00"), trial_days=14)
+    published_version("team_plus", seat_price=D("20.00"))
 
 
 def subscribe(api, plan_code: str = "starter", **body) -> dict:

@@ -11,12 +11,19 @@ from django.db import connection
 
 from billing.core.periods import period_boundary, period_containing
 from billing.models import Subscription, SubscriptionChange
-from billing.rating.pricing import PricingSpec
 from billing.usage.ingestion import events_ingest
-from customers.services import customer_create
-from plans.models import Plan
-from plans.services import meter_create, plan_create, plan_version_create, plan_version_publish
-from plans.validation import ChargeSpec, VersionSpec
+from plans.models import Plan, PlanVersion
+from plans.services import plan_version_publish
+from tests.factories import (
+    CustomerFactory,
+    MeterFactory,
+    PlanFactory,
+    PlanVersionFactory,
+    ai_assistant_plan,
+    credits,
+    hard_cap,
+    prompts_meter,
+)
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
@@ -24,30 +31,12 @@ NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
 
 @pytest.fixture
 def catalog(db):
-    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
-    meter_create(code="sms", name="SMS", event_name="sms.sent", aggregation="count")
-    meter_create(code="agent_runs", name="Runs", event_name="agent.run", aggregation="count")
-    plan_create(
-        code="ai_assistant",
-        name="AI Assistant",
-        version=VersionSpec(
-            currency="USD",
-            base_fee=Decimal("19.99"),
-            charges=(
-                ChargeSpec(
-                    "prompts",
-                    "overage",
-                    Decimal(200),
-                    pricing=PricingSpec("per_unit", unit_price=Decimal("0.05")),
-                ),
-                ChargeSpec("sms", "hard_cap", Decimal(500)),
-                ChargeSpec("agent_runs", "credits", credits_per_unit=Decimal(1)),
-            ),
-        ),
-        publish=True,
-    )
-    customer_create(external_id="acme", name="Acme", currency="USD")
-    customer_create(
+    prompts_meter()
+    MeterFactory(code="sms", name="SMS", event_name="sms.sent")
+    MeterFactory(code="agent_runs", name="Runs", event_name="agent.run")
+    ai_assistant_plan(hard_cap("sms", 500), credits("agent_runs", 1))
+    CustomerFactory(external_id="acme", name="Acme")
+    CustomerFactory(
         external_id="euro", name="Euro GmbH", currency="EUR", timezone_name="Europe/Berlin"
     )
 
@@ -93,11 +82,8 @@ def test_backdated_anniversary_on_the_31st_is_clamped(api, catalog):
 
 def test_calendar_anchor_ends_the_first_period_at_local_midnight(api, catalog):
     Plan.objects.get(code="ai_assistant")
-    plan_create(
-        code="euro_plan",
-        name="Euro",
-        version=VersionSpec(currency="EUR", base_fee=Decimal("10.00")),
-        publish=True,
+    PlanFactory(
+        code="euro_plan", name="Euro", version__currency="EUR", version__base_fee=Decimal("10.00")
     )
 
     response = subscribe(
@@ -113,11 +99,11 @@ def test_calendar_anchor_ends_the_first_period_at_local_midnight(api, catalog):
 
 
 def test_trial_days_start_a_trialing_subscription(api, catalog):
-    plan_create(
+    PlanFactory(
         code="trial_plan",
         name="Trial",
-        version=VersionSpec(currency="USD", base_fee=Decimal("5.00"), trial_days=14),
-        publish=True,
+        version__base_fee=Decimal("5.00"),
+        version__trial_days=14,
     )
 
     body = subscribe(api, plan="trial_plan").json()
@@ -128,13 +114,11 @@ def test_trial_days_start_a_trialing_subscription(api, catalog):
 
 def test_new_subscriptions_get_the_latest_published_version(api, catalog):
     plan = Plan.objects.get(code="ai_assistant")
-    draft = plan_version_create(
-        plan=plan, version=VersionSpec(currency="USD", base_fee=Decimal("24.99"))
-    )
+    draft = PlanVersionFactory(plan=plan, base_fee=Decimal("24.99"), status=PlanVersion.DRAFT)
     assert subscribe(api, customer="acme").json()["version"] == 1  # a draft is not offered
 
     plan_version_publish(version=draft)
-    customer_create(external_id="later", name="Later", currency="USD")
+    CustomerFactory(external_id="later", name="Later")
 
     assert subscribe(api, customer="later").json()["version"] == 2
     assert Subscription.objects.get(customer__external_id="acme").version.number == 1
@@ -165,9 +149,10 @@ def test_refused_subscriptions_create_nothing(api, catalog, body, status, field)
 
 
 def test_a_draft_version_takes_no_subscription(api, catalog):
-    plan_version_create(
+    PlanVersionFactory(
         plan=Plan.objects.get(code="ai_assistant"),
-        version=VersionSpec(currency="USD", base_fee=Decimal("1.00")),
+        base_fee=Decimal("1.00"),
+        status=PlanVersion.DRAFT,
     )
 
     response = subscribe(api, version=2)

@@ -10,14 +10,15 @@ import time_machine
 from django.contrib.auth.models import Permission, User
 
 from billing.invoicing.close import periods_close
-from billing.rating.pricing import PricingSpec
-from billing.subscriptions.lifecycle import subscription_create
 from billing.usage.ingestion import events_ingest
 from customers.models import Customer
-from customers.services import customer_create
-from plans.models import CreditPack, Plan
-from plans.services import credit_pack_create, meter_create, plan_create
-from plans.validation import ChargeSpec, VersionSpec
+from tests.factories import (
+    CustomerFactory,
+    ai_assistant_plan,
+    prompts_meter,
+    runs_100_pack,
+    subscribe,
+)
 from wallets.purchases import credit_pack_purchase, money_top_up
 
 pytestmark = pytest.mark.django_db
@@ -33,24 +34,11 @@ def acme(db) -> Customer:
     """The portal tests' acme: AI Assistant (19.99, 200 prompts included, 0.05
     over) since October, 250 prompts in the first 10 days of November, a pack of
     100 credits and 20.00 of prepaid balance."""
-    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
-    plan_create(
-        code="ai_assistant",
-        name="AI Assistant",
-        version=VersionSpec(
-            currency="USD",
-            base_fee=D("19.99"),
-            charges=(
-                ChargeSpec(
-                    "prompts", "overage", D(200), pricing=PricingSpec("per_unit", D("0.05"))
-                ),
-            ),
-        ),
-        publish=True,
-    )
-    credit_pack_create(code="runs_100", credits=D(100), price=D("99.00"), currency="USD")
-    acme = customer_create(external_id="acme", name="Acme Inc", currency="USD")
-    subscription_create(customer=acme, plan=Plan.objects.get(code="ai_assistant"), start=OCT_1)
+    prompts_meter()
+    plan = ai_assistant_plan()
+    pack = runs_100_pack()
+    acme = CustomerFactory(external_id="acme")
+    subscribe(acme, plan, OCT_1)
     periods_close(as_of=NOV_1)
     events = [
         {
@@ -62,7 +50,7 @@ def acme(db) -> Customer:
         for i in range(250)
     ]
     assert events_ingest(events=events, now=NOV_11).accepted == 250
-    credit_pack_purchase(customer=acme, pack=CreditPack.objects.get(code="runs_100"), now=NOV_11)
+    credit_pack_purchase(customer=acme, pack=pack, now=NOV_11)
     money_top_up(customer=acme, amount=D("20.00"), currency="USD", now=NOV_11)
     return acme
 
@@ -125,7 +113,7 @@ def test_the_page_shows_subscriptions_usage_and_wallets(admin_client, acme):
 
 
 def test_a_customer_without_a_subscription(admin_client, db):
-    customer = customer_create(external_id="new", name="New Co", currency="EUR")
+    customer = CustomerFactory(external_id="new", name="New Co", currency="EUR")
 
     response = page(admin_client, customer)
 

@@ -4,22 +4,22 @@ projected, a daily chart, invoices with PDFs), and what a tampered, expired or
 other customer's link gets: 403, 410 or 404, and nothing of the customer's."""
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal as D
 
 import pytest
 import time_machine
 from django.core import signing
 
 from billing.invoicing.close import periods_close
-from billing.rating.pricing import PricingSpec
-from billing.subscriptions.lifecycle import subscription_create
 from billing.usage.ingestion import events_ingest
 from customers.portal import SALT, portal_session_create
-from customers.services import customer_create
 from invoices.models import Invoice
-from plans.models import CreditPack, Plan
-from plans.services import credit_pack_create, meter_create, plan_create
-from plans.validation import ChargeSpec, VersionSpec
+from tests.factories import (
+    CustomerFactory,
+    ai_assistant_plan,
+    prompts_meter,
+    runs_100_pack,
+    subscribe,
+)
 from wallets.purchases import credit_pack_purchase
 
 pytestmark = pytest.mark.django_db
@@ -33,27 +33,13 @@ NOV_11 = datetime(2026, 11, 11, tzinfo=UTC)
 def setup(db):
     """S1's plan for acme with an October invoice, 250 prompts in November so far,
     and a pack of credits; beta is another customer with its own invoice."""
-    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
-    plan_create(
-        code="ai_assistant",
-        name="AI Assistant",
-        version=VersionSpec(
-            currency="USD",
-            base_fee=D("19.99"),
-            charges=(
-                ChargeSpec(
-                    "prompts", "overage", D(200), pricing=PricingSpec("per_unit", D("0.05"))
-                ),
-            ),
-        ),
-        publish=True,
-    )
-    credit_pack_create(code="runs_100", credits=D(100), price=D("99.00"), currency="USD")
-    plan = Plan.objects.get(code="ai_assistant")
-    acme = customer_create(external_id="acme", name="Acme Inc", currency="USD")
-    beta = customer_create(external_id="beta", name="Beta LLC", currency="USD")
+    prompts_meter()
+    plan = ai_assistant_plan()
+    pack = runs_100_pack()
+    acme = CustomerFactory(external_id="acme")
+    beta = CustomerFactory(external_id="beta", name="Beta LLC")
     for customer in (acme, beta):
-        subscription_create(customer=customer, plan=plan, start=OCT_1)
+        subscribe(customer, plan, OCT_1)
     periods_close(as_of=NOV_1)
     events = [
         {
@@ -65,7 +51,7 @@ def setup(db):
         for i in range(250)
     ]
     assert events_ingest(events=events, now=NOV_11).accepted == 250
-    credit_pack_purchase(customer=acme, pack=CreditPack.objects.get(code="runs_100"), now=NOV_11)
+    credit_pack_purchase(customer=acme, pack=pack, now=NOV_11)
     return acme, beta
 
 

@@ -6,22 +6,22 @@ import json
 import os
 import urllib.request
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal as D
 from io import BytesIO
 
 import pytest
 from pypdf import PdfReader
 
-from billing.rating.pricing import PricingSpec
-from billing.subscriptions.lifecycle import subscription_create
 from billing.usage.ingestion import events_ingest
-from customers.api_keys import api_key_create
-from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.services import invoice_finalize
-from plans.models import CreditPack, Plan
-from plans.services import credit_pack_create, meter_create, plan_create
-from plans.validation import ChargeSpec, VersionSpec
+from tests.factories import (
+    ApiKeyFactory,
+    CustomerFactory,
+    ai_assistant_plan,
+    prompts_meter,
+    runs_100_pack,
+    subscribe,
+)
 from wallets.purchases import credit_pack_purchase
 
 
@@ -30,26 +30,13 @@ def test_customer_opens_the_portal_link_and_downloads_an_invoice(
     live_server, browser_page, output_dir
 ):
     # given: S1's plan, 250 prompts this period, a pack of 100 credits (invoiced)
-    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
-    plan_create(
-        code="ai_assistant",
-        name="AI Assistant",
-        version=VersionSpec(
-            currency="USD",
-            base_fee=D("19.99"),
-            charges=(
-                ChargeSpec(
-                    "prompts", "overage", D(200), pricing=PricingSpec("per_unit", D("0.05"))
-                ),
-            ),
-        ),
-        publish=True,
-    )
-    credit_pack_create(code="runs_100", credits=D(100), price=D("99.00"), currency="USD")
-    acme = customer_create(external_id="acme", name="Acme Inc", currency="USD")
+    prompts_meter()
+    plan = ai_assistant_plan()
+    pack = runs_100_pack()
+    acme = CustomerFactory(external_id="acme")
     now = datetime.now(UTC)
     start = now - timedelta(days=3)
-    subscription_create(customer=acme, plan=Plan.objects.get(code="ai_assistant"), start=start)
+    subscribe(acme, plan, start)
     start_invoice = Invoice.objects.get(customer=acme, reason="start")
     invoice_finalize(invoice=start_invoice, now=now)
     events = [
@@ -62,10 +49,8 @@ def test_customer_opens_the_portal_link_and_downloads_an_invoice(
         for i in range(250)
     ]
     assert events_ingest(events=events, now=now).accepted == 250
-    _, purchase = credit_pack_purchase(
-        customer=acme, pack=CreditPack.objects.get(code="runs_100"), now=now
-    )
-    _, secret = api_key_create(name="product")
+    _, purchase = credit_pack_purchase(customer=acme, pack=pack, now=now)
+    secret = ApiKeyFactory(name="product").secret
 
     # when: the product asks for a link
     request = urllib.request.Request(  # noqa: S310 (the test server)

@@ -3,7 +3,6 @@ scopes; and invoice and credit note numbers, gap-free per year in the order of
 finalization. Time is set explicitly; a refused request changes nothing."""
 
 from datetime import UTC, datetime
-from decimal import Decimal as D
 
 import pytest
 import time_machine
@@ -11,16 +10,10 @@ from rest_framework.test import APIClient
 
 from billing.invoicing.close import periods_close
 from billing.models import Subscription, SubscriptionChange
-from billing.rating.pricing import PricingSpec
-from billing.subscriptions.lifecycle import subscription_create
 from billing.usage.ingestion import events_ingest
-from customers.api_keys import api_key_create
-from customers.services import customer_create
 from invoices.models import CreditNote, Invoice, InvoiceLine
-from invoices.settlement import invoice_mark_paid
-from plans.models import Plan
-from plans.services import meter_create, plan_create
-from plans.validation import ChargeSpec, VersionSpec
+from invoices.services import invoice_mark_paid
+from tests.factories import SubscriptionFactory, ai_assistant_plan, api_client, prompts_meter
 
 pytestmark = pytest.mark.django_db
 
@@ -32,30 +25,16 @@ DEC_2 = datetime(2026, 12, 2, tzinfo=UTC)
 @pytest.fixture
 def ai_assistant(db):
     """S1's plan: 19.99 a month, 200 prompts included, 0.05 a prompt over."""
-    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
-    plan_create(
-        code="ai_assistant",
-        name="AI Assistant",
-        version=VersionSpec(
-            currency="USD",
-            base_fee=D("19.99"),
-            charges=(
-                ChargeSpec(
-                    "prompts", "overage", D(200), pricing=PricingSpec("per_unit", D("0.05"))
-                ),
-            ),
-        ),
-        publish=True,
-    )
-
-
-def customer(external_id: str):
-    return customer_create(external_id=external_id, name=external_id.title(), currency="USD")
+    prompts_meter()
+    ai_assistant_plan()
 
 
 def subscribe(external_id: str, start: datetime = NOV_1) -> Subscription:
-    return subscription_create(
-        customer=customer(external_id), plan=Plan.objects.get(code="ai_assistant"), start=start
+    return SubscriptionFactory(
+        customer__external_id=external_id,
+        customer__name=external_id.title(),
+        plan="ai_assistant",
+        start=start,
     )
 
 
@@ -70,13 +49,6 @@ def prompts(external_id: str, count: int, *, day: datetime) -> None:
         for i in range(count)
     ]
     assert not events_ingest(events=events, now=day).rejected
-
-
-def client(*scopes: str) -> APIClient:
-    _, secret = api_key_create(name="-".join(scopes), scopes=list(scopes))
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    return api
 
 
 def invoice_state() -> dict:
@@ -360,7 +332,7 @@ def test_a_bad_void_reason_is_refused(api, closed_november, body):
 
 
 def test_a_read_only_key_reads_invoices_but_cannot_void_them(closed_november):
-    reader = client("read")
+    reader = api_client("read")
     invoice = closed_november["acme", "start"]
     before = invoice_state()
 
@@ -380,7 +352,7 @@ def test_an_events_key_cannot_read_invoices_and_no_key_is_unauthenticated(closed
     invoice = closed_november["acme", "start"]
     before = invoice_state()
 
-    events_only = client("events:write").get(f"/api/v1/invoices/{invoice.pk}")
+    events_only = api_client("events:write").get(f"/api/v1/invoices/{invoice.pk}")
     anonymous = APIClient().post(f"/api/v1/invoices/{invoice.pk}/void")
 
     assert events_only.status_code == 403

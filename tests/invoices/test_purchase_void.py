@@ -18,6 +18,7 @@ from invoices.models import CreditNote, Invoice
 from invoices.services import LineInput, invoice_create_purchase, invoice_void
 from invoices.settlement import invoice_mark_paid
 from plans.models import CreditPack
+from tests.factories import subscribe
 from tests.wallets.support import (
     assert_all_wallets_consistent,
     build_catalog,
@@ -25,7 +26,6 @@ from tests.wallets.support import (
     ingest,
     repeat,
     state,
-    subscribe,
     wallet_of,
 )
 from wallets.ledger import credits_expire, credits_grant

@@ -16,6 +16,7 @@ from invoices import tasks
 from invoices.models import Invoice, Payment, Purchase, StripeEvent
 from plans.models import CreditPack
 from plans.services import credit_pack_create
+from tests.factories import subscribe
 from tests.invoices.conftest import stripe_event
 from tests.invoices.stripe_fake import card_declined, stripe_error
 from tests.wallets.support import (
@@ -24,7 +25,6 @@ from tests.wallets.support import (
     ingest,
     repeat,
     state,
-    subscribe,
     wallet_of,
 )
 from wallets.ledger import credits_grant

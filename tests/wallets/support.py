@@ -8,13 +8,36 @@ from decimal import Decimal
 from rest_framework.test import APIClient
 
 from billing.models import Alert, EventKey, Subscription, UsageEvent, UsageRollup
+from billing.rating.pricing import PricingSpec, TierSpec
 from billing.usage.ingestion import events_ingest
-from customers.api_keys import api_key_create, hash_secret
+from customers.api_keys import hash_secret
 from customers.models import ApiKey
 from invoices.models import Invoice, InvoiceLine, InvoiceSequence
+from plans.validation import ChargeSpec
+from tests.factories import (
+    CreditPackFactory,
+    MeterFactory,
+    api_client,
+    balance,
+    credits,
+    gpt4o_tokens_meter,
+    hard_cap,
+    overage,
+    prompts_meter,
+    published_version,
+    runs_100_pack,
+)
 from wallets.models import AutoTopUp, CreditBlock, LedgerEntry, UncoveredUsage, Wallet
 
 ZERO = Decimal(0)
+GRADUATED = PricingSpec(
+    "graduated",
+    tiers=(
+        TierSpec(Decimal(1000), Decimal("0.01")),
+        TierSpec(Decimal(2000), Decimal("0.005"), Decimal("1.00")),
+        TierSpec(None, Decimal("0.001")),
+    ),
+)
 
 
 def iso(moment: datetime) -> str:
@@ -88,13 +111,12 @@ def repeat(count: int, event_name: str, at: datetime, *, prefix: str, customer: 
 def client(*scopes: str) -> APIClient:
     """An API client whose key holds exactly these scopes (none: a key with no scope)."""
     if scopes:
-        _, secret = api_key_create(name="-".join(scopes), scopes=list(scopes))
-    else:
-        # api_key_create reads no scopes as all of them; the admin can save an empty list.
-        secret = "sk_test_no_scope"
-        ApiKey.objects.create(
-            name="none", prefix=secret[:10], secret_hash=hash_secret(secret), scopes=[]
-        )
+        return api_client(*scopes)
+    # api_key_create reads no scopes as all of them; the admin can save an empty list.
+    secret = "sk_test_no_scope"
+    ApiKey.objects.create(
+        name="none", prefix=secret[:10], secret_hash=hash_secret(secret), scopes=[]
+    )
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     return api
@@ -143,84 +165,17 @@ def build_catalog() -> None:
       first 1,000 at 0.01, the next 1,000 at 0.005 plus a flat 1.00, beyond at 0.001;
 
     and the packs runs_100 (100 credits for 99.00) and big_pack (1,000 for 900.00)."""
-    from billing.rating.pricing import PricingSpec, TierSpec
-    from plans.services import credit_pack_create, meter_create, plan_create
-    from plans.validation import ChargeSpec, VersionSpec
-
-    D = Decimal
-    meter_create(code="sms", name="SMS messages", event_name="sms.sent", aggregation="count")
-    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
-    meter_create(code="agent_runs", name="Agent runs", event_name="agent.run", aggregation="count")
-    meter_create(
-        code="gpt4o_input_tokens",
-        name="GPT-4o input tokens",
-        event_name="llm.completion",
-        aggregation="sum",
-        value_property="input_tokens",
+    MeterFactory(code="sms", name="SMS messages", event_name="sms.sent")
+    prompts_meter()
+    MeterFactory(code="agent_runs", event_name="agent.run")
+    gpt4o_tokens_meter("input")
+    MeterFactory(code="tokens", aggregation="sum", value_property="n")
+    runs_100_pack()
+    CreditPackFactory(code="big_pack", credits=Decimal(1000), price=Decimal("900.00"))
+    published_version("sms_starter", base_fee=Decimal("9.99"), charges=(hard_cap("sms", 500),))
+    published_version(
+        "ai_assistant", base_fee=Decimal("19.99"), charges=(overage("prompts", 200, "0.05"),)
     )
-    meter_create(
-        code="tokens", name="Tokens", event_name="tokens", aggregation="sum", value_property="n"
-    )
-    credit_pack_create(code="runs_100", credits=D(100), price=D("99.00"), currency="USD")
-    credit_pack_create(code="big_pack", credits=D(1000), price=D("900.00"), currency="USD")
-    plans = {
-        "sms_starter": VersionSpec(
-            currency="USD",
-            base_fee=D("9.99"),
-            charges=(ChargeSpec("sms", "hard_cap", included_units=D(500)),),
-        ),
-        "ai_assistant": VersionSpec(
-            currency="USD",
-            base_fee=D("19.99"),
-            charges=(
-                ChargeSpec(
-                    "prompts",
-                    "overage",
-                    included_units=D(200),
-                    pricing=PricingSpec("per_unit", D("0.05")),
-                ),
-            ),
-        ),
-        "runner": VersionSpec(
-            currency="USD",
-            charges=(ChargeSpec("agent_runs", "credits", credits_per_unit=D(2)),),
-        ),
-        "prepaid": VersionSpec(
-            currency="USD",
-            charges=(
-                ChargeSpec(
-                    "gpt4o_input_tokens",
-                    "balance",
-                    pricing=PricingSpec("per_unit", D("0.0000025")),
-                ),
-            ),
-        ),
-        "graduated": VersionSpec(
-            currency="USD",
-            charges=(
-                ChargeSpec(
-                    "tokens",
-                    "balance",
-                    pricing=PricingSpec(
-                        "graduated",
-                        tiers=(
-                            TierSpec(D(1000), D("0.01")),
-                            TierSpec(D(2000), D("0.005"), D("1.00")),
-                            TierSpec(None, D("0.001")),
-                        ),
-                    ),
-                ),
-            ),
-        ),
-    }
-    for code, spec in plans.items():
-        plan_create(code=code, name=code.replace("_", " ").title(), version=spec, publish=True)
-
-
-def subscribe(customer, plan_code: str, start: datetime):
-    from billing.subscriptions.lifecycle import subscription_create
-    from plans.models import Plan
-
-    return subscription_create(
-        customer=customer, plan=Plan.objects.get(code=plan_code), start=start
-    )
+    published_version("runner", charges=(credits("agent_runs", 2),))
+    published_version("prepaid", charges=(balance("gpt4o_input_tokens", "0.0000025"),))
+    published_version("graduated", charges=(ChargeSpec("tokens", "balance", pricing=GRADUATED),))

@@ -11,7 +11,7 @@ import time_machine
 from billing.usage.ingestion import events_ingest
 from invoices.models import Invoice
 from plans.models import CreditPack
-from tests.wallets.conftest import subscribe
+from tests.factories import subscribe
 from wallets.ledger import credits_expire, credits_grant
 from wallets.models import LedgerEntry, Wallet
 from wallets.purchases import credit_pack_purchase

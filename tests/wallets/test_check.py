@@ -17,6 +17,7 @@ from customers.models import Customer
 from customers.services import customer_create
 from invoices.models import Invoice
 from plans.models import CreditPack
+from tests.factories import subscribe
 from tests.wallets.support import (
     assert_all_wallets_consistent,
     client,
@@ -24,7 +25,6 @@ from tests.wallets.support import (
     ingest,
     repeat,
     state,
-    subscribe,
 )
 from wallets.ledger import credits_grant
 from wallets.models import Wallet

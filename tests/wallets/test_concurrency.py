@@ -15,14 +15,13 @@ from django.db import connection
 from billing.models import Alert
 from billing.usage.ingestion import events_ingest
 from customers.models import Customer
-from customers.services import customer_create
 from invoices.models import Invoice
 from plans.models import CreditPack
+from tests.factories import CustomerFactory, PlanFactory, agents_catalog, credits, subscribe
 from tests.wallets.support import (
     assert_all_wallets_consistent,
     assert_wallet_consistent,
     repeat,
-    subscribe,
     wallet_of,
 )
 from wallets.ledger import credits_expire, credits_grant
@@ -86,25 +85,12 @@ def acme(agents_plan):
 
 @pytest.fixture
 def agents_customer(transactional_db):
-    return customer_create(external_id="acme", name="Acme Inc", currency="USD")
+    return CustomerFactory(external_id="acme")
 
 
 @pytest.fixture
 def agents_plan(agents_customer):
-    from plans.services import credit_pack_create, meter_create, plan_create
-    from plans.validation import ChargeSpec, VersionSpec
-
-    meter_create(code="agent_runs", name="Agent runs", event_name="agent.run", aggregation="count")
-    credit_pack_create(code="runs_100", credits=D(100), price=D("99.00"), currency="USD")
-    plan_create(
-        code="agents",
-        name="Agents",
-        version=VersionSpec(
-            currency="USD",
-            charges=(ChargeSpec("agent_runs", "credits", credits_per_unit=D(1)),),
-        ),
-        publish=True,
-    )
+    return agents_catalog()
 
 
 def purchase_numbers() -> list[str]:
@@ -169,7 +155,7 @@ def test_auto_top_up_under_load_buys_exactly_the_packs_the_crossings_call_for(ac
 
 
 def test_concurrent_batches_mixing_two_customers_in_opposite_orders(acme):
-    beta = customer_create(external_id="beta", name="Beta", currency="USD")
+    beta = CustomerFactory(external_id="beta", name="Beta")
     subscribe(beta, "agents", NOV_1)
     credits_grant(customer=acme, credits=D(10_000), now=NOV_1)
     credits_grant(customer=beta, credits=D(10_000), now=NOV_1)
@@ -266,18 +252,12 @@ def test_concurrent_checks_past_a_soft_spend_limit_alert_once(acme, api_key_secr
 def plan_with_fee(customer) -> None:
     """Move the customer to a plan with a base fee, so that its spend is above 0."""
     from billing.subscriptions.lifecycle import subscription_cancel
-    from plans.services import plan_create
-    from plans.validation import ChargeSpec, VersionSpec
 
-    plan_create(
+    PlanFactory(
         code="agents_plus",
         name="Agents plus",
-        version=VersionSpec(
-            currency="USD",
-            base_fee=D("5.00"),
-            charges=(ChargeSpec("agent_runs", "credits", credits_per_unit=D(1)),),
-        ),
-        publish=True,
+        version__base_fee=D("5.00"),
+        version__charges=(credits("agent_runs", 1),),
     )
     subscription = customer.subscriptions.get()
     subscription_cancel(subscription=subscription, effective="immediate", at=NOV_5)

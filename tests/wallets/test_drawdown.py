@@ -11,19 +11,24 @@ import pytest
 from billing.invoicing.close import grant_period_credits, periods_close
 from billing.models import Subscription
 from billing.usage.ingestion import events_ingest
-from customers.services import customer_create
 from invoices.models import Invoice
 from plans.models import CreditPack
 from plans.selectors import version_spec
-from plans.services import credit_pack_update, plan_create
-from plans.validation import ChargeSpec, VersionSpec
+from plans.services import credit_pack_update
+from tests.factories import (
+    CustomerFactory,
+    MeterFactory,
+    balance,
+    credits,
+    published_version,
+    subscribe,
+)
 from tests.wallets.support import (
     assert_all_wallets_consistent,
     assert_wallet_consistent,
     event,
     ingest,
     repeat,
-    subscribe,
     wallet_of,
 )
 from wallets.ledger import credits_expire, credits_grant, period_credits_grant
@@ -44,7 +49,7 @@ JAN_1 = datetime(2027, 1, 1, tzinfo=UTC)
 
 @pytest.fixture
 def beta(db):
-    return customer_create(external_id="beta", name="Beta LLC", currency="USD")
+    return CustomerFactory(external_id="beta", name="Beta LLC")
 
 
 def usage_entries(wallet: Wallet) -> list[tuple]:
@@ -158,7 +163,7 @@ def test_a_rejected_event_draws_nothing(catalog, acme):
 
 
 def test_a_batch_mixing_customers_draws_each_wallet(catalog, acme, beta):
-    gamma = customer_create(external_id="gamma", name="Gamma", currency="USD")
+    gamma = CustomerFactory(external_id="gamma", name="Gamma")
     subscribe(acme, "runner", NOV_1)
     subscribe(beta, "prepaid", NOV_1)
     subscribe(gamma, "runner", NOV_1)
@@ -193,27 +198,11 @@ def test_a_batch_mixing_customers_draws_each_wallet(catalog, acme, beta):
 
 def test_one_event_draws_both_wallets(catalog, acme):
     """Two meters read the same event: runs cost credits, their tokens cost money."""
-    from billing.rating.pricing import PricingSpec
-    from plans.services import meter_create
-
-    meter_create(
-        code="agent_tokens",
-        name="Agent tokens",
-        event_name="agent.run",
-        aggregation="sum",
-        value_property="tokens",
+    MeterFactory(
+        code="agent_tokens", event_name="agent.run", aggregation="sum", value_property="tokens"
     )
-    plan_create(
-        code="hybrid",
-        name="Hybrid",
-        version=VersionSpec(
-            currency="USD",
-            charges=(
-                ChargeSpec("agent_runs", "credits", credits_per_unit=D(2)),
-                ChargeSpec("agent_tokens", "balance", pricing=PricingSpec("per_unit", D("0.0001"))),
-            ),
-        ),
-        publish=True,
+    published_version(
+        "hybrid", charges=(credits("agent_runs", 2), balance("agent_tokens", "0.0001"))
     )
     subscribe(acme, "hybrid", NOV_1)
     credits_grant(customer=acme, credits=D(10), now=NOV_1)
@@ -432,15 +421,8 @@ def test_a_paid_block_expires_with_its_remainder(catalog, acme):
 @pytest.fixture
 def included_credits(catalog):
     """No base fee, 1,000 credits granted each month, 2 credits a run."""
-    plan_create(
-        code="included_credits",
-        name="Included credits",
-        version=VersionSpec(
-            currency="USD",
-            credits_per_period=D(1000),
-            charges=(ChargeSpec("agent_runs", "credits", credits_per_unit=D(2)),),
-        ),
-        publish=True,
+    published_version(
+        "included_credits", credits_per_period=D(1000), charges=(credits("agent_runs", 2),)
     )
 
 
@@ -575,14 +557,7 @@ def test_an_event_larger_than_a_pack(catalog, acme):
     it can and 50 go uncovered; the balance then crossed the threshold on the way
     down, which buys one more pack. One pack per short event and one per crossing,
     never a loop."""
-    plan_create(
-        code="token_credits",
-        name="Token credits",
-        version=VersionSpec(
-            currency="USD", charges=(ChargeSpec("tokens", "credits", credits_per_unit=D(1)),)
-        ),
-        publish=True,
-    )
+    published_version("token_credits", charges=(credits("tokens", 1),))
     subscribe(acme, "token_credits", NOV_1)
     auto(acme, 20)
 

@@ -16,12 +16,12 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
+from tests.factories import subscribe
 from tests.wallets.support import (
     assert_wallet_consistent,
     ingest,
     repeat,
     state,
-    subscribe,
     wallet_of,
 )
 from wallets.ledger import credits_expire, credits_grant

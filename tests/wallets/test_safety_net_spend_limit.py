@@ -14,12 +14,12 @@ import time_machine
 from billing.models import Alert
 from billing.usage.alerts import usage_alerts_check
 from customers.models import Customer
+from tests.factories import subscribe
 from tests.wallets.support import (
     assert_all_wallets_consistent,
     event,
     ingest,
     state,
-    subscribe,
     wallet_of,
 )
 from wallets.purchases import money_top_up

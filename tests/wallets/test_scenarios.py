@@ -9,7 +9,7 @@ import time_machine
 
 from billing.usage.ingestion import events_ingest
 from invoices.models import Invoice
-from tests.wallets.conftest import subscribe
+from tests.factories import subscribe
 from wallets.ledger import credits_expire, credits_grant
 from wallets.models import CreditBlock, LedgerEntry, UncoveredUsage, Wallet
 

@@ -13,6 +13,7 @@ from customers.services import customer_create
 from invoices.models import Invoice, InvoiceSequence
 from plans.models import CreditPack
 from plans.services import credit_pack_create, credit_pack_update
+from tests.factories import subscribe
 from tests.wallets.support import (
     assert_all_wallets_consistent,
     client,
@@ -21,7 +22,6 @@ from tests.wallets.support import (
     iso,
     repeat,
     state,
-    subscribe,
     wallet_of,
 )
 from wallets.ledger import credits_grant
