@@ -349,3 +349,7 @@ def _renderer() -> _Renderer:
 # Dropped before the interpreter tears modules down, which WeasyPrint's font
 # configuration would otherwise complain about on its way out.
 atexit.register(_renderer.cache_clear)
+
+
+def renderer_cache_clear() -> None:
+    _renderer.cache_clear()

@@ -173,3 +173,7 @@ def error_payment_intent_id(error: stripe.StripeError) -> str:
     if isinstance(intent, dict):
         return str(intent.get("id") or "")
     return ""
+
+
+def client_cache_clear() -> None:
+    _client.cache_clear()

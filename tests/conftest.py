@@ -58,25 +58,13 @@ def _fresh_process_caches():
     against the next one's rate limits (the cache)."""
     from django.core.cache import cache
 
-    from billing.usage.alerts import alert_check_throttle
-    from billing.usage.ingestion import customer_cache
-    from billing.usage.metering import meter_cache
-    from customers.api_keys import api_key_cache_clear
-    from plans.selectors import version_spec_cache_clear
+    from config.process_caches import process_caches_clear
 
-    caches = (
-        alert_check_throttle.clear,
-        customer_cache.clear,
-        meter_cache.clear,
-        api_key_cache_clear,
-        version_spec_cache_clear,
-        cache.clear,
-    )
-    for clear in caches:
-        clear()
+    process_caches_clear()
+    cache.clear()
     yield
-    for clear in caches:
-        clear()
+    process_caches_clear()
+    cache.clear()
 
 
 @pytest.fixture

@@ -121,3 +121,23 @@ def test_an_ended_subscription_is_not_live(acme):
     customer, live = customer_with_live_subscription(external_id="acme")
 
     assert (customer.pk, live) == (acme.pk, None)
+
+
+def test_every_process_cache_is_listed_and_cleared():
+    """config.process_caches lists each cache a process keeps; clearing them all
+    empties the ones that hold rows."""
+    from billing.usage.ingestion import customer_cache
+    from billing.usage.metering import meter_cache
+    from config.process_caches import PROCESS_CACHES, process_caches_clear
+    from customers import api_keys
+
+    names = [c.name for c in PROCESS_CACHES]
+    assert len(names) == len(set(names)) == 9
+    meter_cache.by_id()
+    api_keys._key_cache["digest"] = (None, 0.0)
+    customer_cache._ids["acme"] = (1, 0.0)
+
+    process_caches_clear()
+
+    assert api_keys._key_cache == {}
+    assert customer_cache._ids == {}

@@ -64,3 +64,7 @@ def instance(fields: tuple[Field, ...], values) -> Model:
     on access, as with `.only()`); `fields` in the model's field order."""
     model = fields[0].model
     return model.from_db(connection.alias, tuple(f.attname for f in fields), values)
+
+
+def converters_cache_clear() -> None:
+    _converters.cache_clear()

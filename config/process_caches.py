@@ -1,0 +1,56 @@
+"""Every cache a process keeps in memory, in one list, and the one way to clear
+them all: between tests, or after rows were changed behind the services' back.
+
+The first five hold rows and may go stale, each within its own bound; the rest
+hold what never changes while the process runs (column converters, the time zone
+list, Stripe clients per key, the PDF renderer) and are listed so that nothing
+is missed."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from billing.core import rawsql
+from billing.usage.alerts import alert_check_throttle
+from billing.usage.ingestion import customer_cache
+from billing.usage.metering import meter_cache
+from customers.api_keys import api_key_cache_clear
+from invoices import pdf, stripe_client
+from plans import validation
+from plans.selectors import version_spec_cache_clear
+
+
+@dataclass(frozen=True)
+class ProcessCache:
+    name: str
+    holds: str
+    clear: Callable[[], None]
+
+
+PROCESS_CACHES = (
+    ProcessCache("meters", "meter definitions, checked for changes once a read", meter_cache.clear),
+    ProcessCache("customers", "customer ids by external id, for ingestion", customer_cache.clear),
+    ProcessCache(
+        "alert checks",
+        "when each customer's usage alerts were last checked",
+        alert_check_throttle.clear,
+    ),
+    ProcessCache("API keys", "keys by secret digest, KEY_CACHE_SECONDS", api_key_cache_clear),
+    ProcessCache("version specs", "published versions' specs (frozen)", version_spec_cache_clear),
+    ProcessCache(
+        "SQL converters", "the ORM's converters per column", rawsql.converters_cache_clear
+    ),
+    ProcessCache(
+        "time zones",
+        "the names of the known time zones",
+        validation.available_timezones.cache_clear,
+    ),
+    ProcessCache(
+        "Stripe clients", "one client per API key and base", stripe_client.client_cache_clear
+    ),
+    ProcessCache("PDF renderer", "fonts and the stylesheet", pdf.renderer_cache_clear),
+)
+
+
+def process_caches_clear() -> None:
+    for cache in PROCESS_CACHES:
+        cache.clear()
