@@ -19,13 +19,14 @@ import factory
 from factory.django import DjangoModelFactory
 from rest_framework.test import APIClient
 
+from billing.core.vocabulary import ConsumptionModel
 from billing.models import Subscription
 from billing.rating.pricing import PricingSpec
 from billing.subscriptions.lifecycle import subscription_create
 from customers.api_keys import api_key_create
 from customers.models import ApiKey, Customer
 from customers.services import customer_create
-from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion
+from plans.models import CreditPack, Meter, Plan, PlanVersion
 from plans.services import (
     credit_pack_create,
     meter_create,
@@ -170,19 +171,19 @@ def per_unit(price: str) -> PricingSpec:
 
 
 def overage(meter: str, included: int, price: str) -> ChargeSpec:
-    return ChargeSpec(meter, Charge.OVERAGE, D(included), pricing=per_unit(price))
+    return ChargeSpec(meter, ConsumptionModel.OVERAGE, D(included), pricing=per_unit(price))
 
 
 def hard_cap(meter: str, included: int) -> ChargeSpec:
-    return ChargeSpec(meter, Charge.HARD_CAP, D(included))
+    return ChargeSpec(meter, ConsumptionModel.HARD_CAP, D(included))
 
 
 def credits(meter: str, per_unit_credits: int) -> ChargeSpec:
-    return ChargeSpec(meter, Charge.CREDITS, credits_per_unit=D(per_unit_credits))
+    return ChargeSpec(meter, ConsumptionModel.CREDITS, credits_per_unit=D(per_unit_credits))
 
 
 def balance(meter: str, price: str) -> ChargeSpec:
-    return ChargeSpec(meter, Charge.BALANCE, pricing=per_unit(price))
+    return ChargeSpec(meter, ConsumptionModel.BALANCE, pricing=per_unit(price))
 
 
 def prompts_meter() -> Meter:

@@ -123,6 +123,7 @@ def test_an_ended_subscription_is_not_live(acme):
     assert (customer.pk, live) == (acme.pk, None)
 
 
+@pytest.mark.django_db
 def test_every_process_cache_is_listed_and_cleared():
     """config.process_caches lists each cache a process keeps; clearing them all
     empties the ones that hold rows."""
