@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 
 from billing.core.errors import Conflict, InvalidRequest
+from customers.locks import customer_lock
 from customers.models import Customer, alert_threshold_errors
 from customers.reactions import customer_changed
 from plans.validation import validate_customer
@@ -106,7 +107,7 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
         alert_thresholds=values["alert_thresholds"], spend_limit_mode=values["spend_limit_mode"]
     )
     with transaction.atomic():
-        customer = Customer.objects.select_for_update().get(pk=customer.pk)
+        customer = customer_lock(customer.pk)
         values["tax_id"] = values["tax_id"] or ""
         values["alert_thresholds"] = _as_json_numbers(values["alert_thresholds"])
         for name in fields:

@@ -19,11 +19,11 @@ from invoices.collection import (
     PaymentFailed,
     attempt_after_commit,
     payment_close,
-    payment_lock,
     payment_save,
     policy_attempts,
     purchase_description,
 )
+from invoices.locks import payment_lock
 from invoices.models import Payment, Purchase
 from invoices.stripe_customers import stripe_customer_ensure
 

@@ -36,6 +36,7 @@ from billing.notifications import alerts, webhooks
 # here, an invoice paid here is recorded there); each uses the other's functions
 # only when called, so either may be imported first.
 from invoices import reactions, settlement, stripe_client
+from invoices.locks import payment_lock, payment_to_attempt_lock, waiting_payments_lock
 from invoices.models import Invoice, Payment, Purchase
 from invoices.stripe_customers import stripe_customer_ensure
 
@@ -101,14 +102,6 @@ def attempt_after_commit(payment_id: int, countdown: float = 0) -> None:
     )
 
 
-def payment_lock(payment_id: int) -> Payment:
-    return (
-        Payment.objects.select_for_update(of=("self",))
-        .select_related("invoice", "purchase__pack", "customer")
-        .get(pk=payment_id)
-    )
-
-
 def payment_save(payment: Payment, now: datetime) -> None:
     payment.updated_at = now
     payment.save()
@@ -127,12 +120,7 @@ def _not_collectable(payment: Payment) -> str:
 
 def _claim(payment_id: int, now: datetime) -> Payment | None:
     with transaction.atomic():
-        payment = (
-            Payment.objects.select_for_update(of=("self",))
-            .select_related("invoice", "purchase__pack", "customer")
-            .filter(pk=payment_id, status__in=(Payment.PENDING, Payment.ATTEMPTING))
-            .first()
-        )
+        payment = payment_to_attempt_lock(payment_id)
         if payment is None or (payment.next_attempt_at and payment.next_attempt_at > now):
             return None
         if payment.purchase_id and payment.purchase.channel == Purchase.CHECKOUT:
@@ -427,7 +415,7 @@ def payment_retry_now(*, payment: Payment, now: datetime) -> bool:
 def collection_stop(*, invoice: Invoice, reason: str, now: datetime) -> None:
     """Cancel the invoice's payment when it waits for its next attempt (one under
     way reports as it comes). In the caller's transaction."""
-    waiting = Payment.objects.select_for_update().filter(invoice=invoice, status=Payment.PENDING)
+    waiting = waiting_payments_lock(invoice)
     for payment in waiting:
         payment_close(payment, Payment.CANCELED, error=reason, now=now)
 

@@ -10,6 +10,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from billing.core.errors import Conflict
+from invoices.locks import invoice_lock
 from invoices.models import Invoice
 from invoices.pdf import render_invoice_pdf
 
@@ -67,7 +68,7 @@ def invoice_render_pdf(*, invoice: Invoice, now: datetime, force: bool = False) 
     content = render_invoice_pdf(invoice)
     sha256 = hashlib.sha256(content).hexdigest()
     with transaction.atomic():
-        invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        invoice = invoice_lock(invoice.pk)
         if invoice.pdf_sha256 and not force:
             return invoice
         previous = (invoice.pdf_file.name, invoice.pdf_sha256)

@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from billing.core.errors import Conflict
 from billing.core.money import quantize_money
 from invoices import collection
+from invoices.locks import draft_invoices_claim, invoice_lock
 from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceSequence
 from invoices.reactions import VOID_TAKE_BACKS
 from invoices.rendering import render_pdf_after_commit
@@ -135,7 +136,7 @@ def invoice_finalize(*, invoice: Invoice, now: datetime, collect: bool = True) -
     Finalizing an invoice that is no longer a draft is refused. With Stripe the
     invoice is then collected (invoices.collection), unless `collect` is off."""
     with transaction.atomic():
-        invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        invoice = invoice_lock(invoice.pk)
         if invoice.status != Invoice.DRAFT:
             raise Conflict(f"invoice {invoice} is {invoice.status}, not a draft")
         return _finalize_locked(invoice, now, collect=collect)
@@ -156,11 +157,7 @@ def invoices_finalize_due(*, cutoff: datetime, now: datetime) -> int:
     )
     for start in range(0, len(due), FINALIZE_BATCH):
         with transaction.atomic():
-            batch = (
-                Invoice.objects.select_for_update(skip_locked=True)
-                .filter(pk__in=due[start : start + FINALIZE_BATCH], status=Invoice.DRAFT)
-                .order_by("id")
-            )
+            batch = draft_invoices_claim(due[start : start + FINALIZE_BATCH])
             for invoice in batch:
                 _finalize_locked(invoice, now)
                 finalized += 1
@@ -175,7 +172,7 @@ def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> CreditNote:
     take_back = VOID_TAKE_BACKS.get(invoice.reason)
     with transaction.atomic():
         held = take_back.lock(invoice=invoice) if take_back else None
-        invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        invoice = invoice_lock(invoice.pk)
         if invoice.status not in (Invoice.FINALIZED, Invoice.UNCOLLECTIBLE):
             raise Conflict(
                 f"invoice {invoice} is {invoice.status}; only a finalized or uncollectible "
@@ -225,7 +222,7 @@ def invoice_mark_uncollectible(*, invoice: Invoice, now: datetime) -> Invoice:
     canceled. An attempt already under way reports as it comes; "Retry now" on
     the payment still collects."""
     with transaction.atomic():
-        invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        invoice = invoice_lock(invoice.pk)
         if invoice.status != Invoice.FINALIZED:
             raise Conflict(
                 f"invoice {invoice} is {invoice.status}; only a finalized one is uncollectible"

@@ -8,6 +8,7 @@ from django.db import transaction
 from billing.core.errors import Conflict
 from billing.core.money import format_money
 from billing.notifications import webhooks
+from invoices.locks import invoice_lock
 from invoices.models import Invoice
 
 # An uncollectible invoice can still be paid: by a retry of its Stripe payment,
@@ -27,11 +28,7 @@ def invoice_mark_paid(*, invoice: Invoice, reference: str, now: datetime) -> Inv
     event `invoice.paid` is queued for the webhook endpoints that take it, sent
     after commit; its id names the invoice, so it is queued once per endpoint."""
     with transaction.atomic():
-        invoice = (
-            Invoice.objects.select_for_update(of=("self",))
-            .select_related("customer")
-            .get(pk=invoice.pk)
-        )
+        invoice = invoice_lock(invoice.pk)
         if invoice.status not in PAYABLE:
             raise Conflict(
                 f"invoice {invoice} is {invoice.status}; only a finalized or uncollectible "

@@ -22,10 +22,10 @@ from invoices import stripe_client
 from invoices.collection import (
     payment_close,
     payment_fail,
-    payment_lock,
     payment_save,
     payment_succeed,
 )
+from invoices.locks import payment_lock, stripe_event_lock
 from invoices.models import Payment, Purchase, StripeEvent
 
 logger = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ def stripe_event_receive(
         StripeEvent.objects.filter(pk=stored.pk).update(deliveries=F("deliveries") + 1)
     try:
         with transaction.atomic():
-            locked = StripeEvent.objects.select_for_update().get(pk=stored.pk)
+            locked = stripe_event_lock(stored.pk)
             if locked.processed_at is not None:
                 return locked, True
             locked.outcome = _handle(event, now)[:500]

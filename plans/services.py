@@ -10,6 +10,7 @@ from djmoney.money import Money
 
 from billing.core.errors import Conflict, InvalidRequest
 from plans import selectors
+from plans.locks import credit_pack_lock, meter_lock, plan_lock, plan_version_lock
 from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion, PriceTier
 from plans.validation import (
     VERSION_TERMS,
@@ -86,7 +87,7 @@ def meter_check_update(*, meter: Meter, values: dict) -> None:
 def meter_update(*, meter: Meter, **changes) -> Meter:
     """Change a meter's name, or its definition while no published version uses it."""
     with transaction.atomic():
-        meter = Meter.objects.select_for_update().get(pk=meter.pk)
+        meter = meter_lock(meter.pk)
         values = {f: getattr(meter, f) for f in ("code", "name", *METER_DEFINITION_FIELDS)}
         values.update(changes)
         meter_check_update(meter=meter, values=values)
@@ -137,7 +138,7 @@ def plan_version_create(*, plan: Plan, version: VersionSpec) -> PlanVersion:
     """Add the next numbered draft version to a plan. Locks the plan row to number it."""
     validate_version(version, known_meters=selectors.meter_codes_in(version))
     with transaction.atomic():
-        plan = Plan.objects.select_for_update().get(pk=plan.pk)
+        plan = plan_lock(plan.pk)
         plan_version_check_currency(plan=plan, currency=version.currency)
         last = plan.versions.aggregate(last=Max("number"))["last"] or 0
         return _version_write(plan=plan, number=last + 1, spec=version)
@@ -172,7 +173,7 @@ def plan_version_publish(*, version: PlanVersion) -> PlanVersion:
 def plan_version_archive(*, version: PlanVersion) -> PlanVersion:
     """Stop offering a version to new subscriptions. Its subscribers keep it."""
     with transaction.atomic():
-        version = PlanVersion.objects.select_for_update().get(pk=version.pk)
+        version = plan_version_lock(version.pk)
         if version.status == PlanVersion.ARCHIVED:
             raise Conflict(f"{version} is already archived")
         version.status = PlanVersion.ARCHIVED
@@ -211,7 +212,7 @@ def credit_pack_update(*, pack: CreditPack, **changes) -> CreditPack:
     } | changes
     validate_credit_pack(**{k: values[k] for k in ("code", "credits", "price", "currency")})
     with transaction.atomic():
-        pack = CreditPack.objects.select_for_update().get(pk=pack.pk)
+        pack = credit_pack_lock(pack.pk)
         pack.code = values["code"]
         pack.credits = values["credits"]
         pack.price = Money(values["price"], values["currency"])
@@ -222,7 +223,7 @@ def credit_pack_update(*, pack: CreditPack, **changes) -> CreditPack:
 
 
 def _lock_draft(version: PlanVersion, *, action: str) -> PlanVersion:
-    version = PlanVersion.objects.select_for_update().select_related("plan").get(pk=version.pk)
+    version = plan_version_lock(version.pk)
     if version.status != PlanVersion.DRAFT:
         raise Conflict(
             f"cannot {action} {version.plan.code} v{version.number}: it is {version.status}; "

@@ -2,6 +2,7 @@
 lock; several wallets are always locked in id order, so two transactions never
 wait on each other in a cycle."""
 
+from invoices.models import Purchase
 from wallets.models import Wallet
 
 
@@ -19,3 +20,12 @@ def wallets_lock(*, keys: set[tuple[int, str, str]]) -> dict[tuple[int, str, str
         for wallet in wallets
         if (key := (wallet.customer_id, wallet.kind, wallet.currency)) in keys
     }
+
+
+def purchase_lock(purchase_id: int) -> Purchase:
+    """Lock one purchase (not the rows it joins) and return it fresh."""
+    return (
+        Purchase.objects.select_for_update(of=("self",))
+        .select_related("pack", "customer", "block")
+        .get(pk=purchase_id)
+    )

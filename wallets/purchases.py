@@ -28,7 +28,7 @@ from wallets.ledger import (
     store_balance,
     wallet_get_or_create,
 )
-from wallets.locks import wallet_lock
+from wallets.locks import purchase_lock, wallet_lock
 from wallets.models import AutoTopUp, CreditBlock, LedgerEntry, Wallet
 
 ZERO = Decimal(0)
@@ -345,11 +345,7 @@ def purchase_fulfil(*, purchase: Purchase, reference: str, now: datetime) -> Cre
                 currency=currency if money else "",
             )
         )
-        purchase = (
-            Purchase.objects.select_for_update(of=("self",))
-            .select_related("pack", "customer", "block")
-            .get(pk=purchase.pk)
-        )
+        purchase = purchase_lock(purchase.pk)
         if purchase.block_id is not None:
             return purchase.block
         customer, amount = purchase.customer, purchase.amount

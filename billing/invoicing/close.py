@@ -24,6 +24,7 @@ from billing.invoicing.period_lines import (
     plan_name,
     zone_of,
 )
+from billing.locks import subscription_lock
 from billing.models import Subscription
 from billing.rating import lines as rating
 from billing.usage.metering import meter_cache
@@ -88,11 +89,7 @@ def subscription_close_period(*, subscription_id: int, as_of: datetime) -> bool:
     fees in advance), apply a change scheduled for the period's end, and advance.
     One transaction, the subscription row locked. False when nothing was due."""
     with transaction.atomic():
-        subscription = (
-            Subscription.objects.select_for_update(of=("self",))
-            .select_related("customer", "version__plan", "scheduled_version__plan")
-            .get(pk=subscription_id)
-        )
+        subscription = subscription_lock(subscription_id)
         if subscription.status not in Subscription.LIVE or subscription.current_period_end > as_of:
             return False
         zone = zone_of(subscription)

@@ -13,6 +13,7 @@ from django.conf import settings
 
 from billing.core.periods import month_start, period_containing, period_share
 from billing.core.vocabulary import LineKind
+from billing.locks import billed_periods_lock
 from billing.models import BilledPeriod, Subscription, SubscriptionChange
 from billing.rating import lines as rating
 from billing.usage.metering import meter_cache
@@ -151,11 +152,7 @@ def late_usage_lines(
     Updates the periods' records so the same difference is never billed twice."""
     horizon = before - timedelta(days=settings.BILLING_LATE_EVENT_DAYS + 1)
     lines: list[LineInput] = []
-    periods = (
-        BilledPeriod.objects.select_for_update()
-        .filter(subscription=subscription, period_end__lte=before, period_end__gt=horizon)
-        .select_related("version__plan")
-    )
+    periods = billed_periods_lock(subscription=subscription, ended_after=horizon, ended_by=before)
     for billed_period in periods:
         spec = version_spec(version=billed_period.version)
         _, now_billed = rate_usage(

@@ -31,6 +31,7 @@ from django.db import transaction
 from billing.core.errors import WebhookSignatureError
 from billing.core.periods import iso
 from billing.core.webhook_targets import WebhookTarget, WebhookTargetRefused, webhook_target_resolve
+from billing.locks import webhook_delivery_claim
 from billing.models import Alert, WebhookDelivery, WebhookEndpoint
 from customers.models import Customer
 
@@ -279,12 +280,7 @@ def webhook_deliver(*, delivery: WebhookDelivery, now: datetime) -> WebhookDeliv
     nothing due; a succeeded or failed delivery is never sent again. Returns the
     delivery after the attempt, or None when no attempt was due."""
     with transaction.atomic():
-        claimed = (
-            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("endpoint")
-            .filter(pk=delivery.pk, status=WebhookDelivery.PENDING)
-            .first()
-        )
+        claimed = webhook_delivery_claim(delivery.pk)
         if claimed is None or (claimed.next_attempt_at and claimed.next_attempt_at > now):
             return None
         if not claimed.endpoint.enabled:

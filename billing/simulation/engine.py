@@ -31,6 +31,7 @@ from billing.models import Subscription, SubscriptionChange
 from billing.rating import lines as rating
 from billing.usage.metering import meter_cache
 from customers.models import Customer
+from plans.locks import price_simulation_lock
 from plans.models import Plan, PlanVersion, PriceSimulation, PriceSimulationRow
 from plans.selectors import version_spec
 from plans.validation import VersionSpec
@@ -424,11 +425,7 @@ def simulation_run(*, simulation_id: int, now: datetime) -> PriceSimulation:
     a finished simulation is left as it is. A failure marks it failed, with the
     message; nothing is raised. Writes no invoice."""
     with transaction.atomic():
-        simulation = (
-            PriceSimulation.objects.select_for_update(of=("self",))
-            .select_related("version__plan")
-            .get(pk=simulation_id)
-        )
+        simulation = price_simulation_lock(simulation_id)
         if simulation.status in (PriceSimulation.DONE, PriceSimulation.FAILED):
             return simulation
         if simulation.status == PriceSimulation.PENDING:
@@ -482,11 +479,7 @@ def _rate_remaining(simulation: PriceSimulation) -> None:
 def _finish(simulation_id: int, *, status: str, error: str, now: datetime) -> PriceSimulation:
     """Sums from the rows (added as Decimals, exact), progress, status. Under the row lock."""
     with transaction.atomic():
-        simulation = (
-            PriceSimulation.objects.select_for_update(of=("self",))
-            .select_related("version__plan")
-            .get(pk=simulation_id)
-        )
+        simulation = price_simulation_lock(simulation_id)
         if simulation.status in (PriceSimulation.DONE, PriceSimulation.FAILED):
             return simulation
         totals = list(simulation.rows.values_list("current_total", "simulated_total", "difference"))

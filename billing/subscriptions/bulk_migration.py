@@ -17,6 +17,7 @@ from django.db.models import F
 from billing.core.errors import BillingError, Conflict, InvalidRequest
 from billing.core.money import format_money, quantize_money
 from billing.invoicing.period_lines import next_period_fixed_lines
+from billing.locks import plan_migration_item_lock, plan_migration_lock, subscription_lock
 from billing.models import (
     PlanMigration,
     PlanMigrationItem,
@@ -274,7 +275,7 @@ def plan_migration_run(*, migration_id: int, now: datetime) -> PlanMigration | N
         for item_id in list(to_run):
             _plan_migration_item_run(migration, item_id)
     with transaction.atomic():
-        migration = PlanMigration.objects.select_for_update().get(pk=migration_id)
+        migration = plan_migration_lock(migration_id)
         items = migration.items.all()
         if items.filter(status=PlanMigrationItem.PENDING).exists():
             return migration  # another run is at it and finishes the migration
@@ -289,15 +290,11 @@ def plan_migration_run(*, migration_id: int, now: datetime) -> PlanMigration | N
 
 def _plan_migration_item_run(migration: PlanMigration, item_id: int) -> None:
     with transaction.atomic():
-        item = PlanMigrationItem.objects.select_for_update().get(pk=item_id)
+        item = plan_migration_item_lock(item_id)
         if item.status not in (PlanMigrationItem.PENDING, PlanMigrationItem.FAILED):
             return
         first_try = item.status == PlanMigrationItem.PENDING
-        subscription = (
-            Subscription.objects.select_for_update(of=("self",))
-            .select_related("customer", "version__plan")
-            .get(pk=item.subscription_id)
-        )
+        subscription = subscription_lock(item.subscription_id)
         version = PlanVersion.objects.select_related("plan").get(pk=migration.to_version_id)
         item.invoice = None
         item.message = plan_migration_refusal(

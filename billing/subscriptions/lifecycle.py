@@ -19,11 +19,13 @@ from billing.invoicing.period_lines import (
     remaining_fraction,
     usage_so_far,
 )
+from billing.locks import subscription_lock
 from billing.models import (
     Subscription,
     SubscriptionChange,
 )
 from billing.rating import lines as rating
+from customers.locks import customer_lock
 from customers.models import Customer
 from invoices.models import Invoice
 from invoices.services import LineInput, invoice_write_draft
@@ -130,7 +132,7 @@ def subscription_create(
     )
     try:
         with transaction.atomic():
-            Customer.objects.select_for_update().get(pk=customer.pk)
+            customer_lock(customer.pk)
             _check_not_subscribed(customer)
             subscription = Subscription.objects.create(
                 customer=customer,
@@ -206,14 +208,6 @@ def _proration(
         )
         for line in fixed
     ]
-
-
-def _locked(subscription: Subscription) -> Subscription:
-    return (
-        Subscription.objects.select_for_update(of=("self",))
-        .select_related("customer", "version__plan")
-        .get(pk=subscription.pk)
-    )
 
 
 def plan_change_check(*, subscription: Subscription, version, effective: str, at: datetime) -> None:
@@ -304,7 +298,7 @@ def subscription_change_plan(
             "effective must be immediate or period_end", fields={"effective": ["unknown"]}
         )
     with transaction.atomic():
-        subscription = _locked(subscription)
+        subscription = subscription_lock(subscription.pk)
         # The version as stored now, not as the caller last saw it.
         version = type(version).objects.select_related("plan").get(pk=version.pk)
         plan_change_check(subscription=subscription, version=version, effective=effective, at=at)
@@ -355,7 +349,7 @@ def subscription_cancel(
             "effective must be immediate or period_end", fields={"effective": ["unknown"]}
         )
     with transaction.atomic():
-        subscription = _locked(subscription)
+        subscription = subscription_lock(subscription.pk)
         if subscription.status not in Subscription.LIVE:
             raise Conflict(f"subscription {subscription.pk} is {subscription.status}")
         change = SubscriptionChange(
@@ -416,7 +410,7 @@ def subscription_set_seats(*, subscription: Subscription, seats: int, at: dateti
     the period; the next periods bill the new count."""
     _check_seats(seats)
     with transaction.atomic():
-        subscription = _locked(subscription)
+        subscription = subscription_lock(subscription.pk)
         seats_change_check(subscription=subscription, seats=seats, at=at)
         if seats == subscription.seats:
             return subscription

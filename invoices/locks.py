@@ -1,0 +1,55 @@
+"""Row locks on invoices, payments and received Stripe events, in one place.
+An invoice's lock comes after its subscription's (billing.locks) and before any
+wallet's (wallets.locks), except a purchase's void, which takes its wallets
+first, the order the sale took them; several rows in primary-key order."""
+
+from invoices.models import Invoice, Payment, StripeEvent
+
+
+def invoice_lock(invoice_id: int) -> Invoice:
+    """Lock one invoice (not the rows it joins) and return it fresh."""
+    return (
+        Invoice.objects.select_for_update(of=("self",))
+        .select_related("customer")
+        .get(pk=invoice_id)
+    )
+
+
+def draft_invoices_claim(invoice_ids: list[int]) -> list[Invoice]:
+    """Lock the drafts among these invoices that no other transaction holds."""
+    return list(
+        Invoice.objects.select_for_update(skip_locked=True)
+        .filter(pk__in=invoice_ids, status=Invoice.DRAFT)
+        .order_by("pk")
+    )
+
+
+def payment_lock(payment_id: int) -> Payment:
+    return (
+        Payment.objects.select_for_update(of=("self",))
+        .select_related("invoice", "purchase__pack", "customer")
+        .get(pk=payment_id)
+    )
+
+
+def payment_to_attempt_lock(payment_id: int) -> Payment | None:
+    """Lock the payment if it is still pending or being attempted, else None."""
+    return (
+        Payment.objects.select_for_update(of=("self",))
+        .select_related("invoice", "purchase__pack", "customer")
+        .filter(pk=payment_id, status__in=(Payment.PENDING, Payment.ATTEMPTING))
+        .first()
+    )
+
+
+def waiting_payments_lock(invoice: Invoice) -> list[Payment]:
+    """Lock the invoice's payments that wait for their next attempt."""
+    return list(
+        Payment.objects.select_for_update()
+        .filter(invoice=invoice, status=Payment.PENDING)
+        .order_by("pk")
+    )
+
+
+def stripe_event_lock(event_pk: int) -> StripeEvent:
+    return StripeEvent.objects.select_for_update().get(pk=event_pk)
