@@ -38,7 +38,7 @@ CITIES = [("10115", "Berlin", "Germany"), ("75001", "Paris", "France"), ("94107"
 
 def invoice_lines(n: int) -> list:
     """A team plan's month: base fee, seats, token and request usage, an overage."""
-    from invoices.services import LineInput
+    from billing.rating.lines import LineInput
 
     seats = 3 + n % 7
     tokens_in = Decimal(1_000_000 + 7_919 * n)

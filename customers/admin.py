@@ -18,22 +18,13 @@ from billing.core.money import format_decimal, format_money
 from billing.usage.reads import subscription_live
 from billing.usage.summary import period_usage, usage_body
 from customers import api_keys, services
-from customers.models import ApiKey, Customer
+from customers.models import CUSTOMER_DETAILS, ApiKey, Customer
 from customers.portal import portal_session_create
 from plans.admin import adopt
 from plans.validation import validate_customer
 from wallets.selectors import wallet_list
 
-CUSTOMER_FIELDS = [
-    "name",
-    "email",
-    "timezone",
-    "address",
-    "tax_id",
-    "spend_limit",
-    "spend_limit_mode",
-    "alert_thresholds",
-]
+CUSTOMER_FIELDS = list(CUSTOMER_DETAILS)
 
 
 class CustomerForm(ServiceValidatedForm):

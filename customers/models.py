@@ -35,6 +35,19 @@ def alert_threshold_errors(value: object) -> list[str]:
     return errors
 
 
+# What may change on a customer after it is created (its currency may not).
+CUSTOMER_DETAILS = (
+    "name",
+    "email",
+    "timezone",
+    "address",
+    "tax_id",
+    "spend_limit",
+    "spend_limit_mode",
+    "alert_thresholds",
+)
+
+
 class Customer(models.Model):
     """A customer of the AI product, addressed in the API by `external_id`."""
 

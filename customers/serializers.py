@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from billing.core.money import format_decimal
 from config.api import DecimalString, MoneyString
-from customers.models import Customer
+from customers.models import CUSTOMER_DETAILS, Customer
 
 
 class CustomerSerializer(serializers.ModelSerializer):
@@ -24,19 +24,7 @@ class CustomerSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Customer
-        fields = [
-            "external_id",
-            "name",
-            "email",
-            "currency",
-            "timezone",
-            "address",
-            "tax_id",
-            "spend_limit",
-            "spend_limit_mode",
-            "alert_thresholds",
-            "created_at",
-        ]
+        fields = ["external_id", "currency", *CUSTOMER_DETAILS, "created_at"]
         read_only_fields = ["created_at"]
 
     def to_representation(self, customer):

@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 
 from billing.core.errors import Conflict, InvalidRequest
 from customers.locks import customer_lock
-from customers.models import Customer, alert_threshold_errors
+from customers.models import CUSTOMER_DETAILS, Customer, alert_threshold_errors
 from customers.reactions import customer_changed
 from plans.validation import validate_customer
 
@@ -82,16 +82,7 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
         raise InvalidRequest(
             "a customer's currency cannot change", fields={"currency": ["cannot change"]}
         )
-    fields = (
-        "name",
-        "email",
-        "timezone",
-        "address",
-        "tax_id",
-        "spend_limit",
-        "spend_limit_mode",
-        "alert_thresholds",
-    )
+    fields = CUSTOMER_DETAILS
     unknown = set(changes) - set(fields) - {"currency"}
     if unknown:
         raise InvalidRequest(f"cannot change {', '.join(sorted(unknown))}")

@@ -3,7 +3,6 @@
 credit note (taking back what a purchase sold: invoices.reactions), and the
 invoice of a purchase."""
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -20,18 +19,6 @@ from invoices.rendering import render_pdf_after_commit
 from invoices.settlement import invoice_mark_paid
 
 ZERO = Decimal(0)
-
-
-@dataclass(frozen=True)
-class LineInput:
-    kind: str
-    description: str
-    meter: str | None
-    quantity: Decimal
-    unit_price: Decimal | None
-    amount: Decimal
-    period_start: datetime | None = None
-    period_end: datetime | None = None
 
 
 def customer_snapshot(customer) -> dict:

@@ -41,27 +41,19 @@ def meter_create(
     unique_property: str = "",
     filters: dict | None = None,
 ) -> Meter:
-    filters = {} if filters is None else filters
-    validate_meter(
-        code=code,
-        name=name,
-        event_name=event_name,
-        aggregation=aggregation,
-        value_property=value_property,
-        unique_property=unique_property,
-        filters=filters,
-    )
+    definition = {
+        "code": code,
+        "name": name,
+        "event_name": event_name,
+        "aggregation": aggregation,
+        "value_property": value_property,
+        "unique_property": unique_property,
+        "filters": {} if filters is None else filters,
+    }
+    validate_meter(**definition)
     try:
         with transaction.atomic():
-            meter = Meter.objects.create(
-                code=code,
-                name=name,
-                event_name=event_name,
-                aggregation=aggregation,
-                value_property=value_property,
-                unique_property=unique_property,
-                filters=filters,
-            )
+            meter = Meter.objects.create(**definition)
             _rebuild_usage_after_commit(meter)
             return meter
     except IntegrityError as exc:

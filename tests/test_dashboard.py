@@ -13,11 +13,11 @@ from django.test.utils import CaptureQueriesContext
 
 from billing import dashboard
 from billing.models import Subscription
+from billing.rating.lines import LineInput
 from billing.subscriptions.lifecycle import subscription_cancel
 from billing.usage.ingestion import events_ingest
 from invoices.models import Invoice
 from invoices.services import (
-    LineInput,
     invoice_finalize,
     invoice_mark_uncollectible,
     invoice_void,

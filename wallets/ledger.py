@@ -14,9 +14,10 @@ from django.utils import timezone
 from billing.core.errors import InvalidRequest
 from billing.core.money import format_decimal, quantize_money
 from billing.models import Subscription
+from billing.rating.lines import LineInput
 from customers.models import Customer
 from invoices.models import Invoice
-from invoices.services import LineInput, invoice_create_purchase
+from invoices.services import invoice_create_purchase
 from wallets.locks import wallet_lock
 from wallets.models import CreditBlock, LedgerEntry, Wallet
 

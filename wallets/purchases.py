@@ -14,11 +14,12 @@ from billing.core.errors import Conflict, InvalidRequest
 from billing.core.money import format_decimal, format_money, quantize_money
 from billing.core.vocabulary import LineKind
 from billing.notifications import alerts
+from billing.rating.lines import LineInput
 from customers.models import Customer
 from invoices import checkout as stripe_checkout
 from invoices import collection
 from invoices.models import Invoice, Purchase
-from invoices.services import LineInput, invoice_create_purchase
+from invoices.services import invoice_create_purchase
 from plans.models import CreditPack
 from wallets.ledger import (
     add_block,

@@ -121,19 +121,6 @@ class PlanMigrationAdmin(RecordAdmin):
     """A bulk migration's progress and per-subscription results. Read-only; seen
     by whoever may migrate subscriptions."""
 
-    list_display = [
-        "id",
-        "to_version",
-        "effective",
-        "at",
-        "status",
-        "progress",
-        "created_by",
-        "created_at",
-        "finished_at",
-    ]
-    list_filter = ["status", "effective"]
-    list_select_related = ["to_version__plan", "created_by"]
     fields = [
         "to_version",
         "effective",
@@ -144,6 +131,9 @@ class PlanMigrationAdmin(RecordAdmin):
         "created_at",
         "finished_at",
     ]
+    list_display = ["id", *fields]
+    list_filter = ["status", "effective"]
+    list_select_related = ["to_version__plan", "created_by"]
     readonly_fields = fields
     change_form_template = "admin/billing/planmigration/change_form.html"
     actions = ["run_again"]

@@ -106,27 +106,23 @@ class SubscriptionChangeForm(forms.ModelForm):
 
     def check(self, cleaned) -> None:
         """What apply() would refuse, found without writing anything."""
-        at = cleaned.get("at") or timezone.now()
-        if cleaned.get("new_seats") and cleaned["new_seats"] != self.instance.seats:
-            lifecycle.seats_change_check(
-                subscription=self.instance, seats=cleaned["new_seats"], at=at
-            )
-        if cleaned.get("new_version"):
-            lifecycle.plan_change_check(
-                subscription=self.instance,
-                version=cleaned["new_version"],
-                effective=cleaned["effective"],
-                at=at,
-            )
+        self._each_change(
+            cleaned, seats=lifecycle.seats_change_check, plan=lifecycle.plan_change_check
+        )
 
     def apply(self, cleaned) -> None:
+        self._each_change(
+            cleaned, seats=lifecycle.subscription_set_seats, plan=lifecycle.subscription_change_plan
+        )
+
+    def _each_change(self, cleaned, *, seats, plan) -> None:
+        """Call `seats` for a new seat count and `plan` for a new version, in that
+        order, with the same arguments whether checking or applying."""
         at = cleaned.get("at") or timezone.now()
         if cleaned.get("new_seats") and cleaned["new_seats"] != self.instance.seats:
-            lifecycle.subscription_set_seats(
-                subscription=self.instance, seats=cleaned["new_seats"], at=at
-            )
+            seats(subscription=self.instance, seats=cleaned["new_seats"], at=at)
         if cleaned.get("new_version"):
-            lifecycle.subscription_change_plan(
+            plan(
                 subscription=self.instance,
                 version=cleaned["new_version"],
                 effective=cleaned["effective"],

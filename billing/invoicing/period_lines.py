@@ -5,6 +5,7 @@ late window, and the usage billed so far at a plan change. Each is rated by
 billing.rating.lines and handed to invoices.services as LineInput."""
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -16,9 +17,9 @@ from billing.core.vocabulary import LineKind
 from billing.locks import billed_periods_lock
 from billing.models import BilledPeriod, Subscription, SubscriptionChange
 from billing.rating import lines as rating
+from billing.rating.lines import LineInput
 from billing.usage.metering import meter_cache
 from billing.usage.reads import usage_quantities
-from invoices.services import LineInput
 from plans.selectors import version_spec
 from plans.validation import VersionSpec
 
@@ -44,11 +45,9 @@ def plan_name(version) -> str:
     return version.plan.name
 
 
-def line_inputs(rated: list[rating.RatedLine], start=None, end=None) -> list[LineInput]:
-    return [
-        LineInput(r.kind, r.description, r.meter, r.quantity, r.unit_price, r.amount, start, end)
-        for r in rated
-    ]
+def line_inputs(rated: list[LineInput], start=None, end=None) -> list[LineInput]:
+    """The rated lines, for the service period [start, end)."""
+    return [replace(r, period_start=start, period_end=end) for r in rated]
 
 
 def first_period_fraction(subscription: Subscription, spec: VersionSpec) -> Decimal:
@@ -73,7 +72,7 @@ def usage_by_meter(
 
 def usage_rated(
     spec: VersionSpec, *, quantities: dict[str, Decimal], share: Decimal = ONE
-) -> list[rating.RatedLine]:
+) -> list[rating.LineInput]:
     """Pure: the in-arrears lines of these quantities (by meter code) at `spec`,
     with the minimum commitment counted for `share` of a period."""
     return rating.usage_and_true_up(spec, quantities=quantities, share=share)
@@ -88,7 +87,7 @@ def period_rated(
     label: str,
     fraction: Decimal = ONE,
     fixed_fees: bool = True,
-) -> list[rating.RatedLine]:
+) -> list[rating.LineInput]:
     """Pure: all that one period at `spec` bills, whichever invoice carries it:
     its fixed fees (in advance, on the invoice of the close before it; left out
     with `fixed_fees` False, as in a trial) and its usage with the minimum
@@ -111,7 +110,7 @@ def rate_usage(
     end: datetime,
     usage_from: datetime,
     usage_to: datetime | None = None,
-) -> tuple[list[rating.RatedLine], dict]:
+) -> tuple[list[rating.LineInput], dict]:
     """The usage lines of [usage_from, usage_to) (by default to the end) of the
     period [start, end) at `spec`, with the minimum commitment prorated to the
     part of the whole period that they cover (Subscription.whole_period: a

@@ -7,6 +7,7 @@ reached, so every amount can be explained line by line.
 """
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 
 from billing.core.money import format_decimal, quantize_money
@@ -18,24 +19,31 @@ ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
-class RatedLine:
+class LineInput:
+    """A line before it is written on an invoice: what rating yields, and what
+    every invoice (a period's, a plan change's, a purchase's) is assembled from.
+    `amount` is rounded to the currency; the service period is set by the
+    invoice that carries the line."""
+
     kind: str
     description: str
     meter: str | None
     quantity: Decimal
     unit_price: Decimal | None
     amount: Decimal
+    period_start: datetime | None = None
+    period_end: datetime | None = None
 
 
-def _line(kind, description, meter, quantity, unit_price, exact, currency) -> RatedLine:
-    return RatedLine(
+def _line(kind, description, meter, quantity, unit_price, exact, currency) -> LineInput:
+    return LineInput(
         kind, description, meter, quantity, unit_price, quantize_money(exact, currency)
     )
 
 
 def fixed_lines(
     version: VersionSpec, *, plan_name: str, seats: int, label: str, fraction: Decimal = Decimal(1)
-) -> list[RatedLine]:
+) -> list[LineInput]:
     """Base fee and seats for a period (billed in advance), times `fraction` of it
     for a prorated part."""
     lines = []
@@ -79,7 +87,7 @@ def billable_units(model: str, quantity: Decimal, included: Decimal | None) -> D
 
 def charge_lines(
     charge: ChargeSpec, *, quantity: Decimal, meter_name: str, currency: str
-) -> list[RatedLine]:
+) -> list[LineInput]:
     """The lines of one charge for a period's quantity. Hard caps are counted at
     zero (never billed); credit and balance charges are drawn from wallets as
     usage happens, so they add no line here."""
@@ -115,7 +123,7 @@ def charge_lines(
 
 def priced_lines(
     pricing: PricingSpec, units: Decimal, *, kind: str, description: str, meter: str, currency: str
-) -> list[RatedLine]:
+) -> list[LineInput]:
     """Billable units under a pricing scheme, as explainable lines: one per piece
     of billing.rating.pricing's walk (one per tier reached for graduated), so that the
     lines price exactly what price_units does, each line rounded once."""
@@ -147,8 +155,8 @@ def _piece_description(
 
 
 def minimum_commitment_line(
-    version: VersionSpec, *, usage_lines: list[RatedLine]
-) -> RatedLine | None:
+    version: VersionSpec, *, usage_lines: list[LineInput]
+) -> LineInput | None:
     """A true-up to the period's minimum commitment, counted against usage."""
     if not version.minimum_commitment:
         return None
@@ -175,7 +183,7 @@ def usage_and_true_up(
     quantities: dict[str, Decimal],
     meter_names: dict[str, str] | None = None,
     share: Decimal = Decimal(1),
-) -> list[RatedLine]:
+) -> list[LineInput]:
     """The in-arrears lines of a period: each charge's usage, then the true-up to
     the minimum commitment counted for `share` of a whole period."""
     if version.minimum_commitment and share != 1:
@@ -194,5 +202,5 @@ def usage_and_true_up(
     return [*lines, true_up] if true_up else lines
 
 
-def total(lines: list[RatedLine]) -> Decimal:
+def total(lines: list[LineInput]) -> Decimal:
     return sum((line.amount for line in lines), ZERO)

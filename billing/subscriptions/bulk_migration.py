@@ -23,6 +23,7 @@ from billing.models import (
     PlanMigrationItem,
     Subscription,
 )
+from billing.rating.lines import LineInput
 from billing.subscriptions.lifecycle import (
     plan_change_check,
     plan_change_lines,
@@ -31,7 +32,6 @@ from billing.subscriptions.lifecycle import (
 from billing.usage.metering import (
     meter_cache,
 )
-from invoices.services import LineInput
 from plans.models import PlanVersion
 
 logger = logging.getLogger(__name__)

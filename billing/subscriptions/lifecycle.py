@@ -25,10 +25,11 @@ from billing.models import (
     SubscriptionChange,
 )
 from billing.rating import lines as rating
+from billing.rating.lines import LineInput
 from customers.locks import customer_lock
 from customers.models import Customer
 from invoices.models import Invoice
-from invoices.services import LineInput, invoice_write_draft
+from invoices.services import invoice_write_draft
 from plans.models import Plan, PlanVersion
 from plans.selectors import version_spec
 from plans.validation import VersionSpec

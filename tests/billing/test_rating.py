@@ -5,7 +5,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.rating.lines import RatedLine, fixed_lines, total, usage_and_true_up
+from billing.rating.lines import LineInput, fixed_lines, total, usage_and_true_up
 from billing.rating.pricing import PricingSpec, TierSpec
 from plans.validation import ChargeSpec, VersionSpec
 
@@ -14,7 +14,7 @@ def per_unit(price: str) -> PricingSpec:
     return PricingSpec("per_unit", unit_price=D(price))
 
 
-def month(version: VersionSpec, usage: dict[str, int], *, seats: int = 1) -> list[RatedLine]:
+def month(version: VersionSpec, usage: dict[str, int], *, seats: int = 1) -> list[LineInput]:
     fixed = fixed_lines(version, plan_name="Plan", seats=seats, label="Nov 2026")
     quantities = {meter: D(n) for meter, n in usage.items()}
     return fixed + usage_and_true_up(version, quantities=quantities, meter_names={})

@@ -13,10 +13,10 @@ import time_machine
 
 from billing.core.errors import Conflict
 from billing.models import WebhookDelivery, WebhookEndpoint
+from billing.rating.lines import LineInput
 from customers.services import customer_create
 from invoices.models import Invoice, Payment
 from invoices.services import (
-    LineInput,
     invoice_create_purchase,
     invoice_finalize,
     invoice_mark_uncollectible,

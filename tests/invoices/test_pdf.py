@@ -14,13 +14,13 @@ from pypdf import PdfReader
 from rest_framework.test import APIClient
 
 from billing.core.errors import Conflict
+from billing.rating.lines import LineInput
 from customers.api_keys import api_key_create
 from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.pdf import render_invoice_pdf
 from invoices.rendering import invoice_render_pdf
 from invoices.services import (
-    LineInput,
     invoice_finalize,
     invoice_void,
     invoice_write_draft,

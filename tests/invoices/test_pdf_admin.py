@@ -10,9 +10,10 @@ import time_machine
 from django.core.files.storage import default_storage
 from pypdf import PdfReader
 
+from billing.rating.lines import LineInput
 from customers.services import customer_create
 from invoices.models import Invoice
-from invoices.services import LineInput, invoice_finalize, invoice_void, invoice_write_draft
+from invoices.services import invoice_finalize, invoice_void, invoice_write_draft
 
 pytestmark = pytest.mark.django_db
 

@@ -13,9 +13,10 @@ import time_machine
 from django.db import connection, transaction
 
 from billing.core.errors import Conflict
+from billing.rating.lines import LineInput
 from customers.services import customer_create
 from invoices.models import CreditNote, Invoice
-from invoices.services import LineInput, invoice_create_purchase, invoice_void
+from invoices.services import invoice_create_purchase, invoice_void
 from invoices.settlement import invoice_mark_paid
 from plans.models import CreditPack
 from tests.factories import subscribe

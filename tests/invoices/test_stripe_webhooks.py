@@ -12,10 +12,11 @@ import time_machine
 from django.test import Client
 
 from billing.models import Alert, WebhookDelivery, WebhookEndpoint
+from billing.rating.lines import LineInput
 from customers.services import customer_create
 from invoices import stripe_client, stripe_events
 from invoices.models import Invoice, Payment, StripeEvent
-from invoices.services import LineInput, invoice_finalize, invoice_write_draft
+from invoices.services import invoice_finalize, invoice_write_draft
 from tests.invoices.conftest import signature, stripe_event
 from tests.invoices.stripe_fake import Answer
 
