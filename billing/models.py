@@ -385,7 +385,10 @@ class Alert(models.Model):
         return f"alert.{self.kind}"
 
 
-WEBHOOK_EVENT_TYPES = [f"alert.{kind}" for kind, _ in Alert.KINDS]
+INVOICE_PAID = "invoice.paid"
+PURCHASE_PAID = "purchase.paid"
+# Every event a webhook endpoint can subscribe to, in one list.
+WEBHOOK_EVENT_TYPES = [f"alert.{kind}" for kind, _ in Alert.KINDS] + [INVOICE_PAID, PURCHASE_PAID]
 
 
 def webhook_secret() -> str:

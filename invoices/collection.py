@@ -30,6 +30,7 @@ from django.db.models import Q
 from billing.core.errors import Conflict
 from billing.core.money import format_decimal, format_money, to_minor_units
 from billing.core.periods import iso
+from billing.models import PURCHASE_PAID
 from billing.notifications import alerts, webhooks
 
 # invoices.services imports this module too (an invoice finalized is collected
@@ -351,7 +352,7 @@ def payment_succeed(
         payment.purchase.refresh_from_db()
         purchase = payment.purchase
         webhooks.webhook_event_publish(
-            event_type="purchase.paid",
+            event_type=PURCHASE_PAID,
             data={
                 "purchase": purchase.pk,
                 "kind": purchase.kind,

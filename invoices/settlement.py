@@ -7,6 +7,7 @@ from django.db import transaction
 
 from billing.core.errors import Conflict
 from billing.core.money import format_money
+from billing.models import INVOICE_PAID
 from billing.notifications import webhooks
 from invoices.locks import invoice_lock
 from invoices.models import Invoice
@@ -39,7 +40,7 @@ def invoice_mark_paid(*, invoice: Invoice, reference: str, now: datetime) -> Inv
         invoice.payment_reference = reference
         invoice.save(update_fields=["status", "paid_at", "payment_reference"])
         webhooks.webhook_event_publish(
-            event_type="invoice.paid",
+            event_type=INVOICE_PAID,
             data={
                 "invoice": invoice.pk,
                 "number": invoice.number,

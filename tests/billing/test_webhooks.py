@@ -439,6 +439,26 @@ def test_an_endpoint_is_added_in_the_admin_with_a_generated_secret(admin_client,
     assert endpoint.secret.startswith("whsec_") and len(endpoint.secret) == 49
 
 
+def test_an_endpoint_can_take_only_the_paid_invoices_and_purchases(admin_client, dns):
+    """Every published event type is offered in the admin, not only the alerts."""
+    dns.answers["hooks.acme.test"] = [PUBLIC]
+
+    response = admin_client.post(
+        "/admin/billing/webhookendpoint/add/",
+        {
+            "url": "https://hooks.acme.test/paid",
+            "enabled": "on",
+            "event_types": ["invoice.paid", "purchase.paid"],
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    endpoint = WebhookEndpoint.objects.get()
+    assert endpoint.event_types == ["invoice.paid", "purchase.paid"]
+    assert endpoint.subscribes_to("invoice.paid")
+    assert not endpoint.subscribes_to("alert.usage_threshold")
+
+
 def test_retry_now_sends_a_failed_delivery_again(
     admin_client, endpoint, webhook_receiver, django_capture_on_commit_callbacks
 ):
