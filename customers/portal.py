@@ -147,7 +147,7 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
             quantity=row.line.quantity,
             included=row.line.included,
             amount=row.amount,
-            uncovered=row.uncovered,
+            uncovered=row.uncovered or None,  # mentioned only when there is some
             percent=_percent(row.line.quantity, row.line.included),
         )
         for row in usage.lines

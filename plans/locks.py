@@ -13,8 +13,12 @@ def plan_lock(plan_id: int) -> Plan:
     return Plan.objects.select_for_update().get(pk=plan_id)
 
 
-def plan_version_lock(version_id: int) -> PlanVersion:
-    return PlanVersion.objects.select_for_update().select_related("plan").get(pk=version_id)
+def plan_version_lock(version_id: int, *, with_plan: bool = False) -> PlanVersion:
+    """Lock a version; `with_plan` locks its plan too (a draft's edits and its
+    publishing), otherwise the plan row is read, not held."""
+    versions = PlanVersion.objects.select_related("plan")
+    locked = versions.select_for_update() if with_plan else versions.select_for_update(of=("self",))
+    return locked.get(pk=version_id)
 
 
 def credit_pack_lock(pack_id: int) -> CreditPack:

@@ -215,7 +215,7 @@ def credit_pack_update(*, pack: CreditPack, **changes) -> CreditPack:
 
 
 def _lock_draft(version: PlanVersion, *, action: str) -> PlanVersion:
-    version = plan_version_lock(version.pk)
+    version = plan_version_lock(version.pk, with_plan=True)
     if version.status != PlanVersion.DRAFT:
         raise Conflict(
             f"cannot {action} {version.plan.code} v{version.number}: it is {version.status}; "

@@ -13,8 +13,10 @@ from billing.invoicing.close import periods_close
 from billing.usage.ingestion import events_ingest
 from customers.portal import SALT, portal_session_create
 from invoices.models import Invoice
+from plans.models import CreditPack
 from tests.factories import (
     CustomerFactory,
+    agents_catalog,
     ai_assistant_plan,
     prompts_meter,
     runs_100_pack,
@@ -153,3 +155,28 @@ def test_a_token_signed_for_something_else_is_refused(client, setup):
     other = signing.dumps({"c": acme.pk, "exp": 2_000_000_000}, salt="another.purpose")
     with time_machine.travel(NOV_11, tick=False):
         assert client.get(f"/portal/{other}/").status_code == 403
+
+
+def test_a_credits_feature_fully_covered_says_nothing_about_uncovered_usage(client, db):
+    """Only usage a wallet could not pay for is mentioned; none here."""
+    agents = agents_catalog()
+    acme = CustomerFactory(external_id="acme")
+    subscribe(acme, agents.plan, NOV_1)
+    credit_pack_purchase(customer=acme, pack=CreditPack.objects.get(code="runs_100"), now=NOV_1)
+    runs = [
+        {
+            "id": f"r{i}",
+            "customer": "acme",
+            "event_name": "agent.run",
+            "timestamp": "2026-11-02T00:00:00Z",
+        }
+        for i in range(3)
+    ]
+    assert events_ingest(events=runs, now=NOV_11).accepted == 3
+
+    with time_machine.travel(NOV_11, tick=False):
+        response = client.get(portal_url(acme))
+
+    feature = response.context["features"][0]
+    assert (feature["quantity"], feature["uncovered"]) == ("3", None)
+    assert "not covered" not in response.content.decode()
