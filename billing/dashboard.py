@@ -23,6 +23,7 @@ from billing.models import Subscription
 from billing.rating import lines as rating
 from billing.usage.metering import meter_cache
 from billing.usage.reads import usage_summary
+from invoices import selectors as invoice_selectors
 from invoices.models import Invoice
 from plans.models import PlanVersion
 from plans.selectors import version_spec
@@ -150,7 +151,7 @@ def payment_problems(*, now: datetime) -> list[PaymentProblem]:
     """Invoices whose payment failed: given up on (uncollectible), and finalized
     ones past their due date and still unpaid."""
     uncollectible = Invoice.objects.filter(status=Invoice.UNCOLLECTIBLE)
-    past_due = Invoice.objects.filter(status=Invoice.FINALIZED, due_at__lt=now)
+    past_due = invoice_selectors.past_due(Invoice.objects.all(), now=now)
     problems = [
         PaymentProblem(
             "Uncollectible",

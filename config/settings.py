@@ -303,6 +303,12 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 BILLING_LATE_EVENT_DAYS = env_int("BILLING_LATE_EVENT_DAYS", 35)
 BILLING_FUTURE_EVENT_SECONDS = env_int("BILLING_FUTURE_EVENT_SECONDS", 300)
 BILLING_INVOICE_GRACE_HOURS = env_int("BILLING_INVOICE_GRACE_HOURS", 0)
+# Days from finalization to an invoice's due date, unless the customer has its own.
+BILLING_PAYMENT_TERMS_DAYS = env_int("BILLING_PAYMENT_TERMS_DAYS", 30)
+if not 0 <= BILLING_PAYMENT_TERMS_DAYS <= 365:
+    raise ImproperlyConfigured(
+        f"BILLING_PAYMENT_TERMS_DAYS must be from 0 to 365, got {BILLING_PAYMENT_TERMS_DAYS}"
+    )
 # How long a customer portal link works.
 BILLING_PORTAL_TTL_SECONDS = env_int("BILLING_PORTAL_TTL_SECONDS", 3600)
 # Render and store each invoice's PDF (a Celery task) once it is finalized.

@@ -64,6 +64,7 @@ api_v1 = [
     path("invoices/<int:invoice_id>", invoices_api.InvoiceDetailApi.as_view()),
     path("invoices/<int:invoice_id>/pdf", invoices_api.InvoicePdfApi.as_view(), name="invoice-pdf"),
     path("invoices/<int:invoice_id>/void", invoices_api.InvoiceVoidApi.as_view()),
+    path("invoices/<int:invoice_id>/pay", invoices_api.InvoicePayApi.as_view()),
 ]
 
 # The admin's index shows billing at a glance (billing.dashboard) above the app list.

@@ -45,6 +45,11 @@ class CustomerForm(ServiceValidatedForm):
             spend_limit=cleaned.get("spend_limit"),
             address=cleaned.get("address") if cleaned.get("address") is not None else {},
         )
+        services.validate_customer_settings(
+            alert_thresholds=cleaned.get("alert_thresholds") or [],
+            spend_limit_mode=cleaned.get("spend_limit_mode"),
+            payment_terms_days=cleaned.get("payment_terms_days"),
+        )
 
 
 # Subscriptions listed on a customer's page; the subscription list has them all.

@@ -1,5 +1,6 @@
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -45,7 +46,21 @@ CUSTOMER_DETAILS = (
     "spend_limit",
     "spend_limit_mode",
     "alert_thresholds",
+    "payment_terms_days",
 )
+MAX_PAYMENT_TERMS_DAYS = 365
+
+
+def payment_terms_errors(value: object) -> list[str]:
+    """What is wrong with a customer's payment terms: None (the default,
+    BILLING_PAYMENT_TERMS_DAYS) or a whole number of days from 0 to 365."""
+    if value is None:
+        return []
+    if isinstance(value, bool) or not isinstance(value, int):
+        return ["must be a whole number of days"]
+    if not 0 <= value <= MAX_PAYMENT_TERMS_DAYS:
+        return [f"must be from 0 to {MAX_PAYMENT_TERMS_DAYS} days"]
+    return []
 
 
 class Customer(models.Model):
@@ -75,6 +90,14 @@ class Customer(models.Model):
     spend_limit_mode = models.CharField(
         max_length=8, choices=SPEND_LIMIT_MODES, default=SPEND_LIMIT_HARD
     )
+    payment_terms_days = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text=(
+            "Days from an invoice's finalization to its due date; 0: due at once. "
+            "Empty: the default, BILLING_PAYMENT_TERMS_DAYS."
+        ),
+    )
     alert_thresholds = models.JSONField(
         default=list,
         blank=True,
@@ -101,6 +124,13 @@ class Customer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.external_id})"
+
+    @property
+    def payment_terms(self) -> int:
+        """Days from an invoice's finalization to its due date."""
+        if self.payment_terms_days is None:
+            return settings.BILLING_PAYMENT_TERMS_DAYS
+        return self.payment_terms_days
 
     def clean(self):
         errors = {}

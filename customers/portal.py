@@ -128,7 +128,10 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
     period so far, and the invoices issued (drafts are not shown)."""
     subscription = subscription_live(customer_id=customer.pk)
     invoices = list(
-        Invoice.objects.filter(customer=customer).exclude(status=Invoice.DRAFT).order_by("-id")
+        Invoice.objects.filter(customer=customer)
+        .exclude(status=Invoice.DRAFT)
+        .prefetch_related("credit_notes")
+        .order_by("-id")
     )
     wallets = wallet_list(customer_id=customer.pk)
     if subscription is None:

@@ -4,7 +4,18 @@ from rest_framework import serializers
 
 from billing.core.money import format_decimal
 from config.api import DecimalString, MoneyString
-from customers.models import CUSTOMER_DETAILS, Customer
+from customers.models import CUSTOMER_DETAILS, MAX_PAYMENT_TERMS_DAYS, Customer
+
+
+def payment_terms_field(**default) -> serializers.IntegerField:
+    return serializers.IntegerField(
+        min_value=0,
+        max_value=MAX_PAYMENT_TERMS_DAYS,
+        required=False,
+        allow_null=True,
+        help_text="Days from finalization to the due date; null: BILLING_PAYMENT_TERMS_DAYS.",
+        **default,
+    )
 
 
 class CustomerSerializer(serializers.ModelSerializer):
@@ -21,6 +32,7 @@ class CustomerSerializer(serializers.ModelSerializer):
     alert_thresholds = serializers.ListField(
         child=DecimalString(), required=False, default=list, max_length=20
     )
+    payment_terms_days = payment_terms_field(default=None)
 
     class Meta:
         model = Customer
@@ -34,6 +46,8 @@ class CustomerSerializer(serializers.ModelSerializer):
             (customer.spend_limit, customer.currency)
         )
         # Percentages of included units; empty: the default (BILLING_ALERT_THRESHOLDS).
+        # Without terms of its own, the default's (BILLING_PAYMENT_TERMS_DAYS).
+        data["payment_terms_days"] = customer.payment_terms
         data["alert_thresholds"] = [
             format_decimal(Decimal(str(t))) for t in customer.alert_thresholds or []
         ]
@@ -50,3 +64,4 @@ class CustomerUpdateSerializer(serializers.Serializer):
     spend_limit = DecimalString(required=False, allow_null=True)
     spend_limit_mode = serializers.ChoiceField(choices=["hard", "soft"], required=False)
     alert_thresholds = serializers.ListField(child=DecimalString(), required=False, max_length=20)
+    payment_terms_days = payment_terms_field()

@@ -7,13 +7,23 @@ from django.db import IntegrityError, transaction
 
 from billing.core.errors import Conflict, InvalidRequest
 from customers.locks import customer_lock
-from customers.models import CUSTOMER_DETAILS, Customer, alert_threshold_errors
+from customers.models import (
+    CUSTOMER_DETAILS,
+    Customer,
+    alert_threshold_errors,
+    payment_terms_errors,
+)
 from customers.reactions import customer_changed
 from plans.validation import validate_customer
 
 
-def validate_alert_settings(*, alert_thresholds: object, spend_limit_mode: object) -> None:
+def validate_customer_settings(
+    *, alert_thresholds: object, spend_limit_mode: object, payment_terms_days: object
+) -> None:
+    """The customer's own settings: alert thresholds, spend limit mode, payment terms."""
     fields = {}
+    if errors := payment_terms_errors(payment_terms_days):
+        fields["payment_terms_days"] = errors
     if errors := alert_threshold_errors(alert_thresholds):
         fields["alert_thresholds"] = errors
     modes = [mode for mode, _ in Customer.SPEND_LIMIT_MODES]
@@ -43,6 +53,7 @@ def customer_create(
     spend_limit: Decimal | None = None,
     spend_limit_mode: str = Customer.SPEND_LIMIT_HARD,
     alert_thresholds: list | None = None,
+    payment_terms_days: int | None = None,
 ) -> Customer:
     address = {} if address is None else address
     alert_thresholds = [] if alert_thresholds is None else alert_thresholds
@@ -53,7 +64,11 @@ def customer_create(
         spend_limit=spend_limit,
         address=address,
     )
-    validate_alert_settings(alert_thresholds=alert_thresholds, spend_limit_mode=spend_limit_mode)
+    validate_customer_settings(
+        alert_thresholds=alert_thresholds,
+        spend_limit_mode=spend_limit_mode,
+        payment_terms_days=payment_terms_days,
+    )
     try:
         with transaction.atomic():
             return Customer.objects.create(
@@ -67,6 +82,7 @@ def customer_create(
                 spend_limit=spend_limit,
                 spend_limit_mode=spend_limit_mode,
                 alert_thresholds=_as_json_numbers(alert_thresholds),
+                payment_terms_days=payment_terms_days,
             )
     except IntegrityError as exc:
         raise Conflict(
@@ -94,8 +110,10 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
         spend_limit=values["spend_limit"],
         address=values["address"],
     )
-    validate_alert_settings(
-        alert_thresholds=values["alert_thresholds"], spend_limit_mode=values["spend_limit_mode"]
+    validate_customer_settings(
+        alert_thresholds=values["alert_thresholds"],
+        spend_limit_mode=values["spend_limit_mode"],
+        payment_terms_days=values["payment_terms_days"],
     )
     with transaction.atomic():
         customer = customer_lock(customer.pk)

@@ -17,7 +17,7 @@ from customers.portal import (
     portal_overview,
 )
 from invoices.models import Invoice
-from invoices.selectors import invoice_pdf_response
+from invoices.selectors import invoice_pdf_response, past_due
 
 CHART_WIDTH = 640
 CHART_HEIGHT = 120
@@ -91,8 +91,12 @@ def portal_page(request, token: str):
         customer = _customer(token)
     except _Denied as denied:
         return _denied(request, denied.status)
-    overview = portal_overview(customer=customer, now=datetime.now(UTC))
+    now = datetime.now(UTC)
+    overview = portal_overview(customer=customer, now=now)
     currency = customer.currency
+    overdue = set(
+        past_due(Invoice.objects.filter(customer=customer), now=now).values_list("pk", flat=True)
+    )
 
     def money(amount):
         return None if amount is None else format_money(amount, currency)
@@ -134,9 +138,11 @@ def portal_page(request, token: str):
                 "id": i.pk,
                 "number": i.number,
                 "date": i.finalized_at,
+                "due": i.due_at,
                 "total": format_money(i.total, i.currency),
+                "amount_due": format_money(i.amount_due, i.currency),
                 "currency": i.currency,
-                "status": i.get_status_display(),
+                "status": "Past due" if i.pk in overdue else i.get_status_display(),
             }
             for i in overview.invoices
         ],

@@ -96,7 +96,7 @@ class DueFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "past":
-            return queryset.filter(status=Invoice.FINALIZED, due_at__lt=timezone.now())
+            return selectors.past_due(queryset, now=timezone.now())
         return queryset
 
 
@@ -111,6 +111,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         "period_end",
         "total_display",
         "finalized_at",
+        "due_at",
     ]
     list_filter = [
         "status",
@@ -147,6 +148,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         "credits_applied",
         "tax",
         "total",
+        "amount_due_display",
         "created_at",
         "finalized_at",
         "due_at",
@@ -194,6 +196,10 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.display(description="total", ordering="total")
     def total_display(self, invoice):
         return f"{format_money(invoice.total, invoice.currency)} {invoice.currency}"
+
+    @admin.display(description="amount due")
+    def amount_due_display(self, invoice):
+        return f"{format_money(invoice.amount_due, invoice.currency)} {invoice.currency}"
 
     def has_add_permission(self, request):
         return False

@@ -1,4 +1,4 @@
-"""Invoice endpoints: list, detail, PDF, void."""
+"""Invoice endpoints: list, detail, PDF, void, pay."""
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -14,8 +14,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.core.errors import InvalidRequest
+from billing.serializers import AwareDateTimeField
 from config.api import CursorPagination
-from invoices import selectors, services
+from invoices import selectors, services, settlement
 from invoices.models import Invoice
 from invoices.serializers import InvoiceSerializer
 from plans.api import paginated
@@ -34,6 +35,11 @@ class InvoiceListApi(APIView):
         parameters=[
             OpenApiParameter("customer", str, description="external_id"),
             OpenApiParameter("status", str, description="draft|finalized|paid|void|uncollectible"),
+            OpenApiParameter(
+                "past_due",
+                bool,
+                description="true: finalized, due date passed, something left to pay",
+            ),
         ],
         responses=InvoiceSerializer(many=True),
     )
@@ -49,6 +55,14 @@ class InvoiceListApi(APIView):
                     f"unknown status {wanted!r}", fields={"status": ["unknown status"]}
                 )
             query = query.filter(status=wanted)
+        past_due = request.query_params.get("past_due")
+        if past_due is not None:
+            if past_due not in ("true", "false"):
+                raise InvalidRequest(
+                    "past_due must be true or false", fields={"past_due": ["true or false"]}
+                )
+            overdue = selectors.past_due(query, now=timezone.now())
+            query = overdue if past_due == "true" else query.exclude(pk__in=overdue.values("pk"))
         return paginated(self, request, query, InvoiceSerializer)
 
 
@@ -107,4 +121,38 @@ class InvoiceVoidApi(APIView):
                 "reason must be text", fields={"reason": ["at most 500 characters"]}
             )
         services.invoice_void(invoice=invoice, reason=reason, now=timezone.now())
+        return Response(InvoiceSerializer(invoices_query().get(pk=invoice_id)).data)
+
+
+class InvoicePaySerializer(serializers.Serializer):
+    reference = serializers.CharField(
+        max_length=255, help_text="What identifies the payment, e.g. the bank transfer's."
+    )
+    paid_at = AwareDateTimeField(
+        required=False, allow_null=True, default=None, help_text="Default: now."
+    )
+
+
+class InvoicePayApi(APIView):
+    """Record a payment made outside Stripe (a bank transfer): the invoice becomes
+    `paid` with that reference, and `invoice.paid` is published. 409 for a draft,
+    void or already paid invoice. Scope `admin`."""
+
+    @extend_schema(request=InvoicePaySerializer, responses=InvoiceSerializer)
+    def post(self, request, invoice_id: int):
+        invoice = get_object_or_404(Invoice, pk=invoice_id)
+        serializer = InvoicePaySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        now = timezone.now()
+        paid_at = serializer.validated_data["paid_at"] or now
+        if paid_at > now:
+            raise InvalidRequest(
+                "paid_at must not be in the future", fields={"paid_at": ["in the future"]}
+            )
+        settlement.invoice_mark_paid(
+            invoice=invoice,
+            reference=serializer.validated_data["reference"],
+            now=now,
+            paid_at=paid_at,
+        )
         return Response(InvoiceSerializer(invoices_query().get(pk=invoice_id)).data)

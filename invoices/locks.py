@@ -18,7 +18,8 @@ def invoice_lock(invoice_id: int) -> Invoice:
 def draft_invoices_claim(invoice_ids: list[int]) -> list[Invoice]:
     """Lock the drafts among these invoices that no other transaction holds."""
     return list(
-        Invoice.objects.select_for_update(skip_locked=True)
+        Invoice.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("customer")
         .filter(pk__in=invoice_ids, status=Invoice.DRAFT)
         .order_by("pk")
     )

@@ -2,6 +2,8 @@
 paid, voided with a credit note, or marked uncollectible, and corrections go on
 the next invoice (late usage) or a credit note."""
 
+from decimal import Decimal
+
 from django.db import models
 
 from billing.core.vocabulary import LineKind
@@ -106,6 +108,15 @@ class Invoice(models.Model):
 
     def __str__(self) -> str:
         return self.number or f"draft #{self.pk}"
+
+    @property
+    def amount_due(self) -> Decimal:
+        """What is left to pay: the total less credits applied and credit notes;
+        nothing once paid or void. A draft's is its total."""
+        if self.status in (self.PAID, self.VOID):
+            return Decimal(0)
+        credited = sum((note.amount for note in self.credit_notes.all()), Decimal(0))
+        return max(Decimal(0), self.total - self.credits_applied - credited)
 
 
 class InvoiceLine(models.Model):

@@ -2,7 +2,9 @@
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
+from django.db.models import F, QuerySet
 from django.http import HttpResponse
 from django.utils.http import content_disposition_header
 
@@ -10,6 +12,12 @@ from invoices.models import Invoice
 from invoices.pdf import invoice_pdf_filename, render_invoice_pdf
 
 logger = logging.getLogger(__name__)
+
+
+def past_due(invoices: QuerySet, *, now: datetime) -> QuerySet:
+    """The finalized invoices whose due date has passed with something still to pay:
+    the dashboard's "past due", the admin's filter and the API's ?past_due=true."""
+    return invoices.filter(status=Invoice.FINALIZED, due_at__lt=now, total__gt=F("credits_applied"))
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,15 @@ class InvoiceSerializer(serializers.ModelSerializer):
     total = DecimalString()
     customer_snapshot = serializers.DictField(help_text="The billing details as invoiced.")
     finalized_at = serializers.DateTimeField(allow_null=True)
+    issued_at = serializers.DateTimeField(allow_null=True, help_text="When it was finalized.")
+    due_at = serializers.DateTimeField(
+        allow_null=True, help_text="Issued plus the customer's payment terms."
+    )
+    paid_at = serializers.DateTimeField(allow_null=True)
+    payment_reference = serializers.CharField(allow_null=True)
+    amount_due = DecimalString(
+        help_text="The total less credits applied and credit notes; 0 once paid or void."
+    )
     credit_notes = CreditNoteSerializer(many=True)
     pdf_url = serializers.CharField()
 
@@ -91,6 +100,11 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "total": format_money(invoice.total, currency),
             "customer_snapshot": invoice.customer_snapshot,
             "finalized_at": invoice.finalized_at,
+            "issued_at": invoice.finalized_at,
+            "due_at": invoice.due_at,
+            "paid_at": invoice.paid_at,
+            "payment_reference": invoice.payment_reference or None,
+            "amount_due": format_money(invoice.amount_due, currency),
             "credit_notes": [
                 CreditNoteSerializer(note).data for note in invoice.credit_notes.all()
             ],
@@ -116,6 +130,11 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "total",
             "customer_snapshot",
             "finalized_at",
+            "issued_at",
+            "due_at",
+            "paid_at",
+            "payment_reference",
+            "amount_due",
             "credit_notes",
             "pdf_url",
         ]

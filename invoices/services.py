@@ -3,7 +3,7 @@
 credit note (taking back what a purchase sold: invoices.reactions), and the
 invoice of a purchase."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -108,7 +108,8 @@ def _finalize_locked(invoice: Invoice, now: datetime, *, collect: bool = True) -
     invoice.number = _next_number("INV", now.year)
     invoice.status = Invoice.FINALIZED
     invoice.finalized_at = now
-    invoice.due_at = now
+    # Due after the customer's payment terms (its own, or BILLING_PAYMENT_TERMS_DAYS).
+    invoice.due_at = now + timedelta(days=invoice.customer.payment_terms)
     invoice.save(update_fields=["number", "status", "finalized_at", "due_at"])
     if settings.BILLING_INVOICE_PDFS:
         render_pdf_after_commit(invoice.pk, force=False)

@@ -17,11 +17,14 @@ from invoices.models import Invoice
 PAYABLE = (Invoice.FINALIZED, Invoice.UNCOLLECTIBLE)
 
 
-def invoice_mark_paid(*, invoice: Invoice, reference: str, now: datetime) -> Invoice:
+def invoice_mark_paid(
+    *, invoice: Invoice, reference: str, now: datetime, paid_at: datetime | None = None
+) -> Invoice:
     """Record the invoice paid, with what identifies the payment (`reference`).
     Every way an invoice is paid comes here: by hand in the admin, a Stripe
     payment that succeeded (invoices.collection), a purchase paid before it was
-    invoiced (invoice_create_purchase).
+    invoiced (invoice_create_purchase), a bank transfer recorded through the API
+    (`paid_at`: when the money arrived; default `now`).
 
     Under the invoice's row lock, a finalized or uncollectible invoice only;
     any other is refused with Conflict and nothing changes, so paying twice
@@ -36,7 +39,7 @@ def invoice_mark_paid(*, invoice: Invoice, reference: str, now: datetime) -> Inv
                 "invoice can be paid"
             )
         invoice.status = Invoice.PAID
-        invoice.paid_at = now
+        invoice.paid_at = paid_at or now
         invoice.payment_reference = reference
         invoice.save(update_fields=["status", "paid_at", "payment_reference"])
         webhooks.webhook_event_publish(

@@ -88,8 +88,8 @@ def standalone(customer, amount: str, at: datetime) -> Invoice:
 
 
 @pytest.fixture
-def book(db):
-    """At November 16th:
+def book(db, settings):
+    """At November 16th, every invoice due on receipt (payment terms 0):
 
     - acme: assistant (19.99, 200 prompts included, 0.05 over) from Nov 1, 300
       prompts in 15 days; its start invoice finalized Nov 2, unpaid (past due);
@@ -102,6 +102,7 @@ def book(db):
     - zeta: flat, calendar-anchored from Nov 10 (first period 21 of 30 days), its
       start invoice still a draft;
     - epsilon: flat from Oct 1, cancelled Oct 15, its invoices paid in October."""
+    settings.BILLING_PAYMENT_TERMS_DAYS = 0
     plans()
     _, subscription = subscribe("epsilon", "flat", OCT_1)
     _, cancel_invoice = subscription_cancel(

@@ -19,6 +19,7 @@ ACME = {
     "spend_limit": "500.00",
     "spend_limit_mode": "soft",
     "alert_thresholds": ["80", "100"],
+    "payment_terms_days": 14,
 }
 
 

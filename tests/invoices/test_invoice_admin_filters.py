@@ -155,7 +155,12 @@ def test_plan_filter(admin_client, invoices, query, expected):
     assert listed(admin_client, query) == expected
 
 
-def test_past_due_filter(admin_client, invoices):
+@pytest.fixture
+def due_on_receipt(settings):
+    settings.BILLING_PAYMENT_TERMS_DAYS = 0
+
+
+def test_past_due_filter(admin_client, due_on_receipt, invoices):
     # Finalized on November 1st, due on receipt, unpaid on the 16th.
     assert listed(admin_client, "due=past") == {"acme_period", "beta_start", "beta_period"}
 

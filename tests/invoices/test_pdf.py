@@ -175,7 +175,7 @@ def test_the_pdf_has_the_number_lines_by_kind_and_the_totals(finalize):
         "Tax ID US-987",
         "Invoice number INV-2026-000001",
         "Issue date 2 Dec 2026",
-        "Due date 2 Dec 2026",
+        "Due date 1 Jan 2027",  # 30 days' terms (BILLING_PAYMENT_TERMS_DAYS)
         "Period 1 Nov 2026 \N{EN DASH} 30 Nov 2026",
         "Customer acme",
         "Status Finalized",
