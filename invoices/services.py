@@ -171,6 +171,9 @@ def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> CreditNote:
         invoice.status = Invoice.VOID
         invoice.voided_at = now
         invoice.save(update_fields=["status", "voided_at"])
+        if settings.BILLING_INVOICE_PDFS:
+            # Its PDF says VOID from now on; the one first issued stays stored.
+            render_pdf_after_commit(invoice.pk, force=True)
         return CreditNote.objects.create(
             invoice=invoice,
             number=_next_number("CN", now.year),

@@ -381,23 +381,34 @@ def test_the_task_skips_a_draft_and_an_unknown_invoice():
     assert stored_names() == []
 
 
-def test_a_void_keeps_the_pdf_as_issued(finalize):
+def test_a_void_renders_the_pdf_again_marked_void_and_keeps_the_one_issued(
+    finalize, django_capture_on_commit_callbacks
+):
     invoice = finalize(draft(USD_LINES))
     issued = stored(invoice)
-    before = (invoice.pdf_file.name, invoice.pdf_sha256, invoice.pdf_rendered_at)
+    issued_name = invoice.pdf_file.name
 
-    # when: voided, then the task runs again (a redelivery)
-    invoice_void(invoice=invoice, reason="billed twice", now=DEC_5)
+    # when: voided (its commit enqueues a forced render), then the task runs
+    # again (a redelivery), which changes nothing more
+    with (
+        time_machine.travel(DEC_5, tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        invoice_void(invoice=invoice, reason="billed twice", now=DEC_5)
+    invoice.refresh_from_db()
+    after_void = (invoice.pdf_file.name, invoice.pdf_sha256)
     render_task.delay(invoice.pk).get()
 
-    # then: the same file, bytes and hash; no VOID watermark was added
+    # then: the PDF served says VOID and "Status Void"; the issued file is still stored
     invoice.refresh_from_db()
     assert invoice.status == Invoice.VOID
-    assert (invoice.pdf_file.name, invoice.pdf_sha256, invoice.pdf_rendered_at) == before
-    assert stored(invoice) == issued
-    assert "VOID" not in pages(issued)[0]
+    assert (invoice.pdf_file.name, invoice.pdf_sha256) == after_void
+    assert invoice.pdf_file.name != issued_name
     response = client("read").get(f"/api/v1/invoices/{invoice.pk}/pdf")
-    assert response.content == issued
+    [text] = pages(response.content)
+    assert "VOID" in text and "Status Void" in text
+    assert "VOID" not in pages(issued)[0]
+    assert issued_name.rsplit("/", 1)[1] in stored_names()
 
 
 def test_a_forced_render_of_an_unchanged_invoice_records_the_same_file_anew(finalize):
