@@ -4,12 +4,12 @@ from datetime import UTC, datetime
 
 from celery import shared_task
 
-from billing.simulation import engine as simulation
+from billing.simulation import engine
 
 
 @shared_task(acks_late=True)
 def run_price_simulation(simulation_id: int) -> str:
     """Rate a price simulation's customers (billing.simulation.engine.simulation_run). A
     delivery twice, or a run resumed after a lost worker, rates each customer once."""
-    done = simulation.simulation_run(simulation_id=simulation_id, now=datetime.now(UTC))
+    done = engine.simulation_run(simulation_id=simulation_id, now=datetime.now(UTC))
     return done.status

@@ -21,7 +21,7 @@ from billing.core.admin_forms import (
 from billing.core.errors import BillingError
 from billing.core.money import format_money
 from billing.core.periods import month_start
-from billing.simulation import engine as simulation
+from billing.simulation import engine, report
 from customers.models import Customer
 from plans.models import (
     Plan,
@@ -124,7 +124,7 @@ class SimulationForm(forms.Form):
             period = cleaned.get("period")
             if period is None:
                 return None
-            ids = simulation.plan_subscriber_ids(
+            ids = engine.plan_subscriber_ids(
                 plan=plan, period_start=period[0], period_end=period[1]
             )
             if not ids:
@@ -151,7 +151,7 @@ class SimulationForm(forms.Form):
             return cleaned
         cleaned["customers"], cleaned["selection"] = selection
         try:
-            simulation.simulation_check(
+            engine.simulation_check(
                 version=version,
                 period_start=period[0],
                 period_end=period[1],
@@ -265,7 +265,7 @@ class PriceSimulationAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                done = simulation.simulation_request(
+                done = engine.simulation_request(
                     version=data["version"],
                     period_start=data["period"][0],
                     period_end=data["period"][1],
@@ -283,7 +283,7 @@ class PriceSimulationAdmin(admin.ModelAdmin):
             "Simulate prices on past usage",
             form=form,
             media=self.media + form.media,
-            inline_limit=simulation.INLINE_LIMIT,
+            inline_limit=engine.INLINE_LIMIT,
         )
         return TemplateResponse(request, "admin/plans/pricesimulation/simulate.html", context)
 
@@ -309,7 +309,7 @@ class PriceSimulationAdmin(admin.ModelAdmin):
                     "simulated": format_money(row.simulated_total, currency),
                     "difference": signed_money(row.difference, currency),
                 }
-                for row in simulation.simulation_rows(simulation=found)
+                for row in report.simulation_rows(simulation=found)
             ]
         sums = {
             "current": format_money(found.current_sum, currency),
@@ -318,9 +318,9 @@ class PriceSimulationAdmin(admin.ModelAdmin):
         }
         context = self._context(
             request,
-            f"Price simulation #{found.pk}: {simulation.version_label(found.version)}",
+            f"Price simulation #{found.pk}: {engine.version_label(found.version)}",
             simulation=found,
-            version_label=simulation.version_label(found.version),
+            version_label=engine.version_label(found.version),
             running=found.status in (PriceSimulation.PENDING, PriceSimulation.RUNNING),
             rows=rows,
             sums=sums,
@@ -333,7 +333,7 @@ class PriceSimulationAdmin(admin.ModelAdmin):
             messages.error(request, "The simulation has not finished: no CSV yet.")
             return redirect(reverse("admin:plans_pricesimulation_result", args=[found.pk]))
         response = HttpResponse(
-            simulation.simulation_csv(simulation=found), content_type="text/csv; charset=utf-8"
+            report.simulation_csv(simulation=found), content_type="text/csv; charset=utf-8"
         )
         response["Content-Disposition"] = f'attachment; filename="price-simulation-{found.pk}.csv"'
         return response

@@ -10,8 +10,6 @@ usage. Credit and balance charges are drawn from wallets as usage happens and
 are on no invoice, so they add nothing here either.
 """
 
-import csv
-import io
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -24,7 +22,6 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.db.models.functions import Greatest
 
 from billing.core.errors import InvalidRequest
-from billing.core.money import format_money
 from billing.core.periods import INTERVAL_MONTHS, add_months_clamped, month_start, period_share
 from billing.invoicing import period_lines
 from billing.models import Subscription, SubscriptionChange
@@ -36,23 +33,21 @@ from plans.models import Plan, PlanVersion, PriceSimulation, PriceSimulationRow
 from plans.selectors import version_spec
 from plans.validation import VersionSpec
 
+ZERO = Decimal(0)
+
+
 logger = logging.getLogger(__name__)
 
-ZERO = Decimal(0)
+
 # Up to this many customers a simulation runs in the request; more run as a task.
 INLINE_LIMIT = 50
+
+
 # Customers rated between two progress updates (one transaction each).
 CHUNK = 25
+
+
 NO_SUBSCRIPTION = "no subscription"
-CSV_HEADER = [
-    "customer",
-    "name",
-    "current version",
-    "current total",
-    "simulated total",
-    "difference",
-    "currency",
-]
 
 
 @dataclass(frozen=True)
@@ -80,9 +75,6 @@ class PeriodTerms:
     fixed_fees: bool
     # The version changed within the period (its usage is still rated at `version`).
     changed: bool
-
-
-# Reads
 
 
 def period_subscriptions(
@@ -368,9 +360,6 @@ def simulation_check(
         raise InvalidRequest(f"cannot simulate: {first[0]}: {first[1][0]}", fields=errors)
 
 
-# Writes
-
-
 def simulation_request(
     *,
     version: PlanVersion,
@@ -492,33 +481,3 @@ def _finish(simulation_id: int, *, status: str, error: str, now: datetime) -> Pr
         simulation.finished_at = now
         simulation.save()
     return simulation
-
-
-def simulation_rows(*, simulation: PriceSimulation) -> list[PriceSimulationRow]:
-    """The rows in the customers' order (by external id)."""
-    return list(simulation.rows.select_related("customer").order_by("customer__external_id", "id"))
-
-
-def simulation_csv(*, simulation: PriceSimulation) -> str:
-    """The rows as CSV, one line a customer, amounts in the currency's minor unit."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
-    for row in simulation_rows(simulation=simulation):
-        writer.writerow(
-            [
-                _text_cell(row.customer.external_id),
-                _text_cell(row.customer.name),
-                _text_cell(row.current_version_label),
-                format_money(row.current_total, row.currency),
-                format_money(row.simulated_total, row.currency),
-                format_money(row.difference, row.currency),
-                row.currency,
-            ]
-        )
-    return out.getvalue()
-
-
-def _text_cell(text: str) -> str:
-    """A name a spreadsheet would read as a formula (=, +, -, @) is quoted as text."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text

@@ -13,7 +13,7 @@ from django.contrib.auth.models import Permission, User
 from billing.invoicing.close import periods_close
 from billing.models import BilledPeriod, Subscription
 from billing.rating.pricing import PricingSpec, TierSpec
-from billing.simulation import engine as simulation
+from billing.simulation import engine, report
 from billing.subscriptions.lifecycle import subscription_change_plan, subscription_create
 from billing.usage.ingestion import events_ingest
 from customers.services import customer_create
@@ -150,7 +150,7 @@ def october(catalog):
 
 
 def simulate(version: PlanVersion, customers, **kwargs) -> PriceSimulation:
-    return simulation.simulation_request(
+    return engine.simulation_request(
         version=version,
         period_start=OCT_1,
         period_end=NOV_1,
@@ -170,7 +170,7 @@ def rows(result: PriceSimulation) -> dict[str, tuple]:
             row.simulated_total,
             row.difference,
         )
-        for row in simulation.simulation_rows(simulation=result)
+        for row in report.simulation_rows(simulation=result)
     }
 
 
@@ -221,7 +221,7 @@ def test_the_csv_has_one_exact_line_per_customer(catalog, october):
     _, v2 = catalog
     result = simulate(v2, october.values())
 
-    assert simulation.simulation_csv(simulation=result) == (
+    assert report.simulation_csv(simulation=result) == (
         "customer,name,current version,current total,simulated total,difference,currency\n"
         "acme,Acme Inc,ai_assistant v1,57.74,54.99,-2.75,USD\n"
         "beta,Beta Inc,ai_assistant v1,24.99,49.99,25.00,USD\n"
@@ -264,7 +264,7 @@ def test_the_current_version_is_the_one_of_the_period_from_the_change_history(ca
     assert subscription.version == v3
 
     def rate(start, end):
-        return simulation.simulation_rate_customer(
+        return engine.simulation_rate_customer(
             customer=delta, version=v1, period_start=start, period_end=end
         )
 
@@ -293,10 +293,10 @@ def test_a_change_within_the_period_is_named_and_a_customer_without_subscription
     )
     prospect = customer_create(external_id="prospect", name="Prospect", currency="USD")
 
-    changed = simulation.simulation_rate_customer(
+    changed = engine.simulation_rate_customer(
         customer=acme, version=v2, period_start=OCT_1, period_end=NOV_1
     )
-    nothing = simulation.simulation_rate_customer(
+    nothing = engine.simulation_rate_customer(
         customer=prospect, version=v2, period_start=OCT_1, period_end=NOV_1
     )
 
@@ -319,12 +319,12 @@ def test_a_plan_selects_the_customers_on_it_in_the_period(catalog, october):
     omega = customer_create(external_id="omega", name="Omega", currency="USD")
     subscription_create(customer=omega, plan=other.plan, start=OCT_1)
 
-    ids = simulation.plan_subscriber_ids(plan=catalog[0].plan, period_start=OCT_1, period_end=NOV_1)
+    ids = engine.plan_subscriber_ids(plan=catalog[0].plan, period_start=OCT_1, period_end=NOV_1)
 
     assert ids == sorted(c.pk for c in october.values())
-    assert simulation.plan_subscriber_ids(
-        plan=other.plan, period_start=OCT_1, period_end=NOV_1
-    ) == [omega.pk]
+    assert engine.plan_subscriber_ids(plan=other.plan, period_start=OCT_1, period_end=NOV_1) == [
+        omega.pk
+    ]
 
 
 def test_a_first_partial_calendar_period_is_simulated_as_the_close_bills_it(db):
@@ -370,7 +370,7 @@ def test_a_first_partial_calendar_period_is_simulated_as_the_close_bills_it(db):
     assert billed == [("base_fee", D("0.50")), ("minimum_commitment", D("1.00"))]
 
     # when
-    rated = simulation.simulation_rate_customer(
+    rated = engine.simulation_rate_customer(
         customer=acme, version=v2, period_start=start, period_end=NOV_1
     )
 
@@ -382,20 +382,20 @@ def test_period_fraction_counts_whole_months_and_else_seconds(db):
     from zoneinfo import ZoneInfo
 
     paris = ZoneInfo("Europe/Paris")
-    assert simulation.period_fraction(interval="month", start=OCT_1, end=NOV_1, zone=paris) == 1
-    assert simulation.period_fraction(interval="quarter", start=OCT_1, end=NOV_1, zone=paris) == D(
+    assert engine.period_fraction(interval="month", start=OCT_1, end=NOV_1, zone=paris) == 1
+    assert engine.period_fraction(interval="quarter", start=OCT_1, end=NOV_1, zone=paris) == D(
         1
     ) / D(3)
     # October in Paris: 1 October 00:00 +02:00 to 1 November 00:00 +01:00
     paris_october = (datetime(2026, 10, 1, tzinfo=paris), datetime(2026, 11, 1, tzinfo=paris))
     assert (
-        simulation.period_fraction(
+        engine.period_fraction(
             interval="month", start=paris_october[0], end=paris_october[1], zone=paris
         )
         == 1
     )
     half = datetime(2026, 10, 16, 12, tzinfo=UTC)
-    assert simulation.period_fraction(interval="month", start=OCT_1, end=half, zone=UTC) == D("0.5")
+    assert engine.period_fraction(interval="month", start=OCT_1, end=half, zone=UTC) == D("0.5")
 
 
 # The task, for selections above the inline limit
@@ -406,8 +406,8 @@ def test_a_large_selection_runs_as_a_task_to_the_end_and_twice_changes_nothing(
 ):
     # given: an inline limit of 2, chunks of 2
     _, v2 = catalog
-    monkeypatch.setattr(simulation, "INLINE_LIMIT", 2)
-    monkeypatch.setattr(simulation, "CHUNK", 2)
+    monkeypatch.setattr(engine, "INLINE_LIMIT", 2)
+    monkeypatch.setattr(engine, "CHUNK", 2)
 
     # when: three customers
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
@@ -516,7 +516,7 @@ def test_simulate_a_plans_subscribers_in_the_admin(admin_client, catalog, octobe
     assert '<th class="simulated" style="text-align:right">164.97</th>' in page
     csv = admin_client.get(f"/admin/plans/pricesimulation/{result.pk}/csv/")
     assert csv["Content-Type"] == "text/csv; charset=utf-8"
-    assert csv.content.decode() == simulation.simulation_csv(simulation=result)
+    assert csv.content.decode() == report.simulation_csv(simulation=result)
     progress = admin_client.get(f"/admin/plans/pricesimulation/{result.pk}/progress/").json()
     assert progress == {"status": "done", "done": 3, "total": 3}
     listing = admin_client.get("/admin/plans/pricesimulation/").content.decode()
