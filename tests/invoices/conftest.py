@@ -3,8 +3,16 @@ import hmac
 import json
 import socket
 import time
+from datetime import UTC, datetime
+from decimal import Decimal as D
 
 import pytest
+import time_machine
+
+from billing.rating.lines import LineInput
+from customers.services import customer_create
+from invoices.models import Invoice
+from invoices.services import invoice_finalize, invoice_write_draft
 
 WEBHOOK_SECRET = "whsec_test_secret"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -81,3 +89,30 @@ def deliver(client):
         )
 
     return post
+
+
+DECEMBER_LINES = [
+    LineInput("base_fee", "AI Assistant (Dec 2026)", None, D(1), D("29.99"), D("29.99"))
+]
+
+
+def acme_december_invoice(capture) -> Invoice:
+    """Acme's December invoice of 29.99, finalized on Dec 2 09:00 with what its
+    commit enqueues run by `capture` (django_capture_on_commit_callbacks; with
+    Stripe: the charge)."""
+    acme = customer_create(
+        external_id="acme", name="Acme Inc", currency="USD", email="billing@acme.test"
+    )
+    draft = invoice_write_draft(
+        customer=acme,
+        subscription=None,
+        reason=Invoice.PERIOD,
+        period_start=datetime(2026, 11, 1, tzinfo=UTC),
+        period_end=datetime(2026, 12, 1, tzinfo=UTC),
+        lines=DECEMBER_LINES,
+        now=datetime(2026, 12, 1, tzinfo=UTC),
+    )
+    finalized_at = datetime(2026, 12, 2, 9, tzinfo=UTC)
+    with time_machine.travel(finalized_at, tick=False), capture(execute=True):
+        invoice_finalize(invoice=draft, now=finalized_at)
+    return Invoice.objects.get(pk=draft.pk)

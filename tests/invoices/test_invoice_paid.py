@@ -6,25 +6,20 @@ exactly once, and paying an invoice twice announces the first payment only."""
 
 import json
 from datetime import UTC, datetime
-from decimal import Decimal as D
 
 import pytest
-import time_machine
 
 from billing.core.errors import Conflict
 from billing.models import WebhookDelivery, WebhookEndpoint
-from billing.rating.lines import LineInput
 from customers.services import customer_create
 from invoices.models import Invoice, Payment
 from invoices.services import (
     invoice_create_purchase,
-    invoice_finalize,
     invoice_mark_uncollectible,
     invoice_void,
-    invoice_write_draft,
 )
 from invoices.settlement import invoice_mark_paid
-from tests.invoices.conftest import stripe_event
+from tests.invoices.conftest import DECEMBER_LINES, acme_december_invoice, stripe_event
 from tests.invoices.stripe_fake import Answer
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +28,6 @@ NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 DEC_2 = datetime(2026, 12, 2, 9, tzinfo=UTC)
 DEC_3 = datetime(2026, 12, 3, 9, tzinfo=UTC)
-LINES = [LineInput("base_fee", "AI Assistant (Dec 2026)", None, D(1), D("29.99"), D("29.99"))]
 
 
 @pytest.fixture
@@ -49,26 +43,6 @@ def endpoint(db):
 def without_stripe(settings, no_network):
     settings.STRIPE_API_KEY = ""
     settings.BILLING_INVOICE_PDFS = False
-
-
-def finalized(capture) -> Invoice:
-    """Acme's December invoice of 29.99, finalized on Dec 2 with what its commit
-    enqueues run (with Stripe: the charge)."""
-    acme = customer_create(
-        external_id="acme", name="Acme Inc", currency="USD", email="billing@acme.test"
-    )
-    draft = invoice_write_draft(
-        customer=acme,
-        subscription=None,
-        reason=Invoice.PERIOD,
-        period_start=NOV_1,
-        period_end=DEC_1,
-        lines=LINES,
-        now=DEC_1,
-    )
-    with time_machine.travel(DEC_2, tick=False), capture(execute=True):
-        invoice_finalize(invoice=draft, now=DEC_2)
-    return Invoice.objects.get(pk=draft.pk)
 
 
 def paid_announcements() -> list[tuple[str, dict]]:
@@ -119,7 +93,7 @@ def processing(fake_stripe, django_capture_on_commit_callbacks):
         "/v1/payment_intents",
         Answer(body={"id": "pi_slow", "object": "payment_intent", "status": "processing"}),
     )
-    invoice = finalized(django_capture_on_commit_callbacks)
+    invoice = acme_december_invoice(django_capture_on_commit_callbacks)
     assert (invoice.status, invoice.payment.status) == ("finalized", "processing")
     return invoice
 
@@ -130,7 +104,7 @@ def processing(fake_stripe, django_capture_on_commit_callbacks):
 def test_the_admins_mark_paid_announces_the_invoice_paid(
     admin_client, endpoint, without_stripe, django_capture_on_commit_callbacks
 ):
-    invoice = finalized(django_capture_on_commit_callbacks)
+    invoice = acme_december_invoice(django_capture_on_commit_callbacks)
 
     admin_client.post(
         "/admin/invoices/invoice/", {"action": "mark_paid", "_selected_action": [invoice.pk]}
@@ -143,7 +117,7 @@ def test_the_admins_mark_paid_announces_the_invoice_paid(
 def test_the_admins_mark_paid_with_a_reference_announces_the_invoice_paid(
     admin_client, endpoint, without_stripe, django_capture_on_commit_callbacks
 ):
-    invoice = finalized(django_capture_on_commit_callbacks)
+    invoice = acme_december_invoice(django_capture_on_commit_callbacks)
 
     admin_client.post(
         "/admin/invoices/invoice/",
@@ -163,7 +137,7 @@ def test_a_stripe_charge_that_succeeds_at_once_announces_the_invoice_paid(
     endpoint, fake_stripe, django_capture_on_commit_callbacks
 ):
     # when: finalizing enqueues the charge, which the fake Stripe confirms
-    invoice = finalized(django_capture_on_commit_callbacks)
+    invoice = acme_december_invoice(django_capture_on_commit_callbacks)
 
     # then
     assert (invoice.status, invoice.payment.status) == ("paid", "succeeded")
@@ -184,7 +158,7 @@ def test_a_purchase_paid_through_stripe_announces_its_invoice_paid(endpoint, wit
     acme = customer_create(external_id="acme", name="Acme Inc", currency="USD")
 
     invoice = invoice_create_purchase(
-        customer=acme, lines=LINES, now=DEC_2, paid_reference="pi_checkout"
+        customer=acme, lines=DECEMBER_LINES, now=DEC_2, paid_reference="pi_checkout"
     )
 
     assert (invoice.status, invoice.payment_reference) == ("paid", "pi_checkout")
@@ -197,7 +171,7 @@ def test_a_purchase_paid_through_stripe_announces_its_invoice_paid(endpoint, wit
 def test_marking_an_invoice_paid_twice_is_refused_and_announced_once(
     endpoint, without_stripe, django_capture_on_commit_callbacks
 ):
-    invoice = finalized(django_capture_on_commit_callbacks)
+    invoice = acme_december_invoice(django_capture_on_commit_callbacks)
     invoice_mark_paid(invoice=invoice, reference="wire 42", now=DEC_2)
 
     with pytest.raises(Conflict) as refused:
@@ -238,7 +212,7 @@ def test_an_uncollectible_invoice_is_paid_by_hand_as_stripe_would(
 ):
     """Money that arrives after collecting was given up is recorded, as a retry of
     the Stripe payment would record it."""
-    invoice = finalized(django_capture_on_commit_callbacks)
+    invoice = acme_december_invoice(django_capture_on_commit_callbacks)
     invoice_mark_uncollectible(invoice=invoice, now=DEC_2)
 
     invoice_mark_paid(invoice=invoice, reference="wire 42", now=DEC_3)
@@ -251,7 +225,7 @@ def test_an_uncollectible_invoice_is_paid_by_hand_as_stripe_would(
 def test_a_void_invoice_is_not_paid_nor_announced(
     endpoint, without_stripe, django_capture_on_commit_callbacks
 ):
-    invoice = finalized(django_capture_on_commit_callbacks)
+    invoice = acme_december_invoice(django_capture_on_commit_callbacks)
     invoice_void(invoice=invoice, reason="issued in error", now=DEC_2)
 
     with pytest.raises(Conflict):

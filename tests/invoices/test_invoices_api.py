@@ -12,7 +12,7 @@ from billing.invoicing.close import periods_close
 from billing.models import Subscription, SubscriptionChange
 from billing.usage.ingestion import events_ingest
 from invoices.models import CreditNote, Invoice, InvoiceLine
-from invoices.services import invoice_mark_paid
+from invoices.settlement import invoice_mark_paid
 from tests.factories import SubscriptionFactory, ai_assistant_plan, api_client, prompts_meter
 
 pytestmark = pytest.mark.django_db

@@ -5,19 +5,15 @@ out-of-order and repeated deliveries harmless, failures recorded."""
 import json
 import time
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal as D
 
 import pytest
 import time_machine
 from django.test import Client
 
 from billing.models import Alert, WebhookDelivery, WebhookEndpoint
-from billing.rating.lines import LineInput
-from customers.services import customer_create
 from invoices import stripe_client, stripe_events
 from invoices.models import Invoice, Payment, StripeEvent
-from invoices.services import invoice_finalize, invoice_write_draft
-from tests.invoices.conftest import signature, stripe_event
+from tests.invoices.conftest import acme_december_invoice, signature, stripe_event
 from tests.invoices.stripe_fake import Answer
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +21,6 @@ pytestmark = pytest.mark.django_db
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 DEC_2 = datetime(2026, 12, 2, 9, tzinfo=UTC)
-LINES = [LineInput("base_fee", "AI Assistant (Dec 2026)", None, D(1), D("29.99"), D("29.99"))]
 
 
 @pytest.fixture
@@ -37,21 +32,7 @@ def processing(fake_stripe, django_capture_on_commit_callbacks):
         "/v1/payment_intents",
         Answer(body={"id": "pi_slow", "object": "payment_intent", "status": "processing"}),
     )
-    acme = customer_create(
-        external_id="acme", name="Acme Inc", currency="USD", email="billing@acme.test"
-    )
-    draft = invoice_write_draft(
-        customer=acme,
-        subscription=None,
-        reason=Invoice.PERIOD,
-        period_start=NOV_1,
-        period_end=DEC_1,
-        lines=LINES,
-        now=DEC_1,
-    )
-    with time_machine.travel(DEC_2, tick=False), django_capture_on_commit_callbacks(execute=True):
-        invoice_finalize(invoice=draft, now=DEC_2)
-    invoice = Invoice.objects.get(pk=draft.pk)
+    invoice = acme_december_invoice(django_capture_on_commit_callbacks)
     assert (invoice.status, invoice.payment.status) == ("finalized", "processing")
     return invoice
 
