@@ -28,6 +28,8 @@ api_v1 = [
     ),
     path("credit-packs", plans_api.CreditPackListApi.as_view()),
     path("credit-packs/<str:code>", plans_api.CreditPackDetailApi.as_view()),
+    path("tax-rates", plans_api.TaxRateListApi.as_view()),
+    path("tax-rates/<str:code>", plans_api.TaxRateDetailApi.as_view()),
     path("customers", customers_api.CustomerListApi.as_view()),
     path("customers/<str:external_id>", customers_api.CustomerDetailApi.as_view()),
     path("customers/<str:external_id>/usage", usage.UsageApi.as_view()),

@@ -21,6 +21,7 @@ from customers import api_keys, services
 from customers.models import CUSTOMER_DETAILS, ApiKey, Customer
 from customers.portal import portal_session_create
 from plans.admin import adopt
+from plans.models import TaxRate
 from plans.validation import validate_customer
 from wallets.selectors import wallet_list
 
@@ -28,9 +29,19 @@ CUSTOMER_FIELDS = list(CUSTOMER_DETAILS)
 
 
 class CustomerForm(ServiceValidatedForm):
+    tax_rates = forms.ModelMultipleChoiceField(
+        queryset=TaxRate.objects.filter(active=True),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Charged on the customer's invoices. None: the rates marked default.",
+    )
+
     class Meta:
         model = Customer
-        fields = ["external_id", "currency", *CUSTOMER_FIELDS]
+        fields = ["external_id", "currency", *CUSTOMER_FIELDS, "tax_rates"]
+
+    def clean_invoice_emails(self):
+        return self.cleaned_data.get("invoice_emails") or []
 
     def clean_alert_thresholds(self):
         # Left empty, the field reads as null: the customer then has no thresholds
@@ -49,6 +60,9 @@ class CustomerForm(ServiceValidatedForm):
             alert_thresholds=cleaned.get("alert_thresholds") or [],
             spend_limit_mode=cleaned.get("spend_limit_mode"),
             payment_terms_days=cleaned.get("payment_terms_days"),
+            locale=cleaned.get("locale"),
+            tax_exempt=cleaned.get("tax_exempt"),
+            invoice_emails=cleaned.get("invoice_emails") or [],
         )
 
 
@@ -197,6 +211,8 @@ class CustomerAdmin(SimpleHistoryAdmin):
         values["tax_id"] = values["tax_id"] or ""
         values["email"] = values["email"] or ""
         values["alert_thresholds"] = values["alert_thresholds"] or []
+        values["invoice_emails"] = values["invoice_emails"] or []
+        values["tax_rates"] = [rate.code for rate in form.cleaned_data.get("tax_rates") or []]
         if change:
             adopt(obj, services.customer_update(customer=obj, **values))
         else:

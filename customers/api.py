@@ -22,7 +22,9 @@ class CustomerListApi(APIView):
 
     @extend_schema(responses=CustomerSerializer(many=True))
     def get(self, request):
-        return paginated(self, request, Customer.objects.all(), CustomerSerializer)
+        return paginated(
+            self, request, Customer.objects.prefetch_related("tax_rates"), CustomerSerializer
+        )
 
     @extend_schema(request=CustomerSerializer, responses={201: CustomerSerializer})
     def post(self, request):

@@ -2,7 +2,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MinValueValidator, validate_email
 from django.db import models
 
 from billing.core.money import is_known_currency
@@ -47,8 +47,33 @@ CUSTOMER_DETAILS = (
     "spend_limit_mode",
     "alert_thresholds",
     "payment_terms_days",
+    "locale",
+    "tax_exempt",
+    "invoice_emails",
 )
 MAX_PAYMENT_TERMS_DAYS = 365
+MAX_INVOICE_EMAILS = 10
+
+# The languages invoices, credit notes and their emails are written in.
+LOCALES = [("en", "English"), ("fr", "Français"), ("de", "Deutsch")]
+
+
+def invoice_emails_errors(value: object) -> list[str]:
+    """What is wrong with the addresses invoices are emailed to: a list of at most
+    MAX_INVOICE_EMAILS distinct email addresses."""
+    if not isinstance(value, list):
+        return ["must be a list of email addresses"]
+    if len(value) > MAX_INVOICE_EMAILS:
+        return [f"at most {MAX_INVOICE_EMAILS} addresses"]
+    errors = []
+    for address in value:
+        try:
+            validate_email(address)
+        except ValidationError:
+            errors.append(f"{address!r} is not an email address")
+    if len({str(address).lower() for address in value}) != len(value):
+        errors.append("an address is listed twice")
+    return errors
 
 
 def payment_terms_errors(value: object) -> list[str]:
@@ -97,6 +122,32 @@ class Customer(models.Model):
             "Days from an invoice's finalization to its due date; 0: due at once. "
             "Empty: the default, BILLING_PAYMENT_TERMS_DAYS."
         ),
+    )
+    locale = models.CharField(
+        max_length=8,
+        choices=LOCALES,
+        default="en",
+        help_text="The language of the customer's invoices, credit notes and their emails.",
+    )
+    TAX_NONE = "none"
+    TAX_EXEMPT = "exempt"
+    TAX_REVERSE_CHARGE = "reverse_charge"
+    TAX_EXEMPTIONS = [
+        (TAX_NONE, "Taxed"),
+        (TAX_EXEMPT, "Exempt: no tax"),
+        (TAX_REVERSE_CHARGE, "Reverse charge: no tax, the customer accounts for it"),
+    ]
+    tax_exempt = models.CharField(max_length=16, choices=TAX_EXEMPTIONS, default=TAX_NONE)
+    tax_rates = models.ManyToManyField(
+        "plans.TaxRate",
+        blank=True,
+        related_name="customers",
+        help_text="Charged on the customer's invoices. None: the rates marked default.",
+    )
+    invoice_emails = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Where finalized invoices and credit notes are emailed, e.g. ["ap@acme.test"].',
     )
     alert_thresholds = models.JSONField(
         default=list,

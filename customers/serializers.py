@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from billing.core.money import format_decimal
 from config.api import DecimalString, MoneyString
-from customers.models import CUSTOMER_DETAILS, MAX_PAYMENT_TERMS_DAYS, Customer
+from customers.models import CUSTOMER_DETAILS, LOCALES, MAX_PAYMENT_TERMS_DAYS, Customer
 
 
 def payment_terms_field(**default) -> serializers.IntegerField:
@@ -33,10 +33,25 @@ class CustomerSerializer(serializers.ModelSerializer):
         child=DecimalString(), required=False, default=list, max_length=20
     )
     payment_terms_days = payment_terms_field(default=None)
+    locale = serializers.ChoiceField(choices=LOCALES, required=False, default="en")
+    tax_exempt = serializers.ChoiceField(
+        choices=Customer.TAX_EXEMPTIONS, required=False, default=Customer.TAX_NONE
+    )
+    tax_rates = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        default=list,
+        max_length=10,
+        write_only=True,
+        help_text="Codes of the customer's tax rates; empty: the rates marked default.",
+    )
+    invoice_emails = serializers.ListField(
+        child=serializers.CharField(max_length=254), required=False, default=list, max_length=10
+    )
 
     class Meta:
         model = Customer
-        fields = ["external_id", "currency", *CUSTOMER_DETAILS, "created_at"]
+        fields = ["external_id", "currency", *CUSTOMER_DETAILS, "tax_rates", "created_at"]
         read_only_fields = ["created_at"]
 
     def to_representation(self, customer):
@@ -48,6 +63,7 @@ class CustomerSerializer(serializers.ModelSerializer):
         # Percentages of included units; empty: the default (BILLING_ALERT_THRESHOLDS).
         # Without terms of its own, the default's (BILLING_PAYMENT_TERMS_DAYS).
         data["payment_terms_days"] = customer.payment_terms
+        data["tax_rates"] = [rate.code for rate in customer.tax_rates.all()]
         data["alert_thresholds"] = [
             format_decimal(Decimal(str(t))) for t in customer.alert_thresholds or []
         ]
@@ -65,3 +81,11 @@ class CustomerUpdateSerializer(serializers.Serializer):
     spend_limit_mode = serializers.ChoiceField(choices=["hard", "soft"], required=False)
     alert_thresholds = serializers.ListField(child=DecimalString(), required=False, max_length=20)
     payment_terms_days = payment_terms_field()
+    locale = serializers.ChoiceField(choices=LOCALES, required=False)
+    tax_exempt = serializers.ChoiceField(choices=Customer.TAX_EXEMPTIONS, required=False)
+    tax_rates = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=10
+    )
+    invoice_emails = serializers.ListField(
+        child=serializers.CharField(max_length=254), required=False, max_length=10
+    )

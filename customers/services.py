@@ -9,19 +9,36 @@ from billing.core.errors import Conflict, InvalidRequest
 from customers.locks import customer_lock
 from customers.models import (
     CUSTOMER_DETAILS,
+    LOCALES,
     Customer,
     alert_threshold_errors,
+    invoice_emails_errors,
     payment_terms_errors,
 )
 from customers.reactions import customer_changed
+from plans.models import TaxRate
 from plans.validation import validate_customer
 
 
 def validate_customer_settings(
-    *, alert_thresholds: object, spend_limit_mode: object, payment_terms_days: object
+    *,
+    alert_thresholds: object,
+    spend_limit_mode: object,
+    payment_terms_days: object,
+    locale: object = "en",
+    tax_exempt: object = Customer.TAX_NONE,
+    invoice_emails: object = None,
 ) -> None:
-    """The customer's own settings: alert thresholds, spend limit mode, payment terms."""
+    """The customer's own settings: alert thresholds, spend limit mode, payment
+    terms, the invoices' language, tax exemption and recipients."""
     fields = {}
+    if locale not in dict(LOCALES):
+        fields["locale"] = [f"must be one of {', '.join(dict(LOCALES))}"]
+    exemptions = [value for value, _ in Customer.TAX_EXEMPTIONS]
+    if tax_exempt not in exemptions:
+        fields["tax_exempt"] = [f"must be one of {', '.join(exemptions)}"]
+    if errors := invoice_emails_errors([] if invoice_emails is None else invoice_emails):
+        fields["invoice_emails"] = errors
     if errors := payment_terms_errors(payment_terms_days):
         fields["payment_terms_days"] = errors
     if errors := alert_threshold_errors(alert_thresholds):
@@ -31,6 +48,26 @@ def validate_customer_settings(
         fields["spend_limit_mode"] = [f"must be one of {', '.join(modes)}"]
     if fields:
         raise InvalidRequest("invalid customer", fields=fields)
+
+
+def tax_rates_by_code(codes: object) -> list[TaxRate]:
+    """The active tax rates with these codes, in the order given; 400 for an
+    unknown or archived code."""
+    if not isinstance(codes, list | tuple) or not all(isinstance(c, str) for c in codes):
+        raise InvalidRequest("invalid customer", fields={"tax_rates": ["must be a list of codes"]})
+    rates = {rate.code: rate for rate in TaxRate.objects.filter(code__in=codes)}
+    errors = [
+        f"unknown tax rate {code!r}" if code not in rates else f"tax rate {code!r} is archived"
+        for code in codes
+        if code not in rates or not rates[code].active
+    ]
+    if len(set(codes)) != len(codes):
+        errors.append("a tax rate is listed twice")
+    if errors:
+        raise InvalidRequest(
+            f"invalid customer: tax_rates: {errors[0]}", fields={"tax_rates": errors}
+        )
+    return [rates[code] for code in codes]
 
 
 def _as_json_numbers(percentages: list) -> list:
@@ -54,8 +91,13 @@ def customer_create(
     spend_limit_mode: str = Customer.SPEND_LIMIT_HARD,
     alert_thresholds: list | None = None,
     payment_terms_days: int | None = None,
+    locale: str = "en",
+    tax_exempt: str = Customer.TAX_NONE,
+    tax_rates: list[str] | None = None,
+    invoice_emails: list[str] | None = None,
 ) -> Customer:
     address = {} if address is None else address
+    invoice_emails = [] if invoice_emails is None else invoice_emails
     alert_thresholds = [] if alert_thresholds is None else alert_thresholds
     validate_customer(
         external_id=external_id,
@@ -68,10 +110,14 @@ def customer_create(
         alert_thresholds=alert_thresholds,
         spend_limit_mode=spend_limit_mode,
         payment_terms_days=payment_terms_days,
+        locale=locale,
+        tax_exempt=tax_exempt,
+        invoice_emails=invoice_emails,
     )
+    rates = tax_rates_by_code(tax_rates or [])
     try:
         with transaction.atomic():
-            return Customer.objects.create(
+            customer = Customer.objects.create(
                 external_id=external_id,
                 name=name,
                 email=email,
@@ -83,7 +129,12 @@ def customer_create(
                 spend_limit_mode=spend_limit_mode,
                 alert_thresholds=_as_json_numbers(alert_thresholds),
                 payment_terms_days=payment_terms_days,
+                locale=locale,
+                tax_exempt=tax_exempt,
+                invoice_emails=invoice_emails,
             )
+            customer.tax_rates.set(rates)
+            return customer
     except IntegrityError as exc:
         raise Conflict(
             f"a customer with external_id {external_id!r} already exists",
@@ -99,6 +150,7 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
             "a customer's currency cannot change", fields={"currency": ["cannot change"]}
         )
     fields = CUSTOMER_DETAILS
+    tax_rate_codes = changes.pop("tax_rates", None)
     unknown = set(changes) - set(fields) - {"currency"}
     if unknown:
         raise InvalidRequest(f"cannot change {', '.join(sorted(unknown))}")
@@ -114,7 +166,11 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
         alert_thresholds=values["alert_thresholds"],
         spend_limit_mode=values["spend_limit_mode"],
         payment_terms_days=values["payment_terms_days"],
+        locale=values["locale"],
+        tax_exempt=values["tax_exempt"],
+        invoice_emails=values["invoice_emails"],
     )
+    rates = None if tax_rate_codes is None else tax_rates_by_code(tax_rate_codes)
     with transaction.atomic():
         customer = customer_lock(customer.pk)
         values["tax_id"] = values["tax_id"] or ""
@@ -122,5 +178,7 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
         for name in fields:
             setattr(customer, name, values[name])
         customer.save()
+        if rates is not None:
+            customer.tax_rates.set(rates)
         customer_changed(customer=customer)
     return customer

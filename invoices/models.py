@@ -69,9 +69,14 @@ class Invoice(models.Model):
     # The customer's billing details when the invoice was written.
     customer_snapshot = models.JSONField(default=dict)
     subtotal = models.DecimalField(**AMOUNT, default=0)
-    credits_applied = models.DecimalField(**AMOUNT, default=0)
+    # Discounts (coupons) taken off the subtotal before tax; total = subtotal - discount + tax.
+    discount = models.DecimalField(**AMOUNT, default=0)
     tax = models.DecimalField(**AMOUNT, default=0)
     total = models.DecimalField(**AMOUNT, default=0)
+    # The customer's credit balance spent on the invoice when it was finalized.
+    credits_applied = models.DecimalField(**AMOUNT, default=0)
+    # The sum of its credit notes' totals.
+    credited = models.DecimalField(**AMOUNT, default=0)
     created_at = models.DateTimeField()
     finalized_at = models.DateTimeField(null=True, blank=True)
     due_at = models.DateTimeField(null=True, blank=True)
@@ -115,8 +120,11 @@ class Invoice(models.Model):
         nothing once paid or void. A draft's is its total."""
         if self.status in (self.PAID, self.VOID):
             return Decimal(0)
-        credited = sum((note.amount for note in self.credit_notes.all()), Decimal(0))
-        return max(Decimal(0), self.total - self.credits_applied - credited)
+        return max(Decimal(0), self.total - self.credits_applied - self.credited)
+
+    @property
+    def taxable_amount(self) -> Decimal:
+        return self.subtotal - self.discount
 
 
 class InvoiceLine(models.Model):
@@ -139,6 +147,33 @@ class InvoiceLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.amount}"
+
+
+class InvoiceTaxLine(models.Model):
+    """The tax at one rate on an invoice, as charged: the rate's terms are copied,
+    and the rate itself can never change or go once it taxed an invoice."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="tax_lines")
+    position = models.PositiveSmallIntegerField()
+    tax_rate = models.ForeignKey(
+        "plans.TaxRate", on_delete=models.PROTECT, related_name="invoice_tax_lines"
+    )
+    code = models.CharField(max_length=64)
+    name = models.CharField(max_length=100)
+    percentage = models.DecimalField(max_digits=7, decimal_places=4)
+    taxable_amount = models.DecimalField(**AMOUNT)
+    amount = models.DecimalField(**AMOUNT)
+
+    class Meta:
+        ordering = ["invoice", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["invoice", "position"], name="invoice_tax_line_position"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.percentage} %: {self.amount}"
 
 
 class CreditNote(models.Model):

@@ -17,7 +17,9 @@ logger = logging.getLogger(__name__)
 def past_due(invoices: QuerySet, *, now: datetime) -> QuerySet:
     """The finalized invoices whose due date has passed with something still to pay:
     the dashboard's "past due", the admin's filter and the API's ?past_due=true."""
-    return invoices.filter(status=Invoice.FINALIZED, due_at__lt=now, total__gt=F("credits_applied"))
+    return invoices.filter(
+        status=Invoice.FINALIZED, due_at__lt=now, total__gt=F("credits_applied") + F("credited")
+    )
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 from django.urls import reverse
 from rest_framework import serializers
 
-from billing.core.money import format_decimal, format_money
+from billing.core.money import format_decimal, format_money, format_percentage
 from billing.core.vocabulary import LineKind
 from config.api import DecimalString
 from invoices.models import CreditNote, Invoice
@@ -14,12 +14,32 @@ def _money(amount, currency):
 class InvoiceLineSerializer(serializers.Serializer):
     """An invoice line's shape (the schema's); InvoiceSerializer writes it."""
 
+    id = serializers.IntegerField(help_text="What a credit note's line names.")
     kind = serializers.ChoiceField(choices=LineKind.choices)
     description = serializers.CharField()
     meter = serializers.CharField(allow_null=True)
     quantity = DecimalString()
     unit_price = DecimalString(allow_null=True)
     amount = DecimalString()
+
+
+class TaxLineSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    percentage = DecimalString()
+    taxable_amount = DecimalString()
+    amount = DecimalString()
+
+
+def tax_line_data(line, currency: str) -> dict:
+    """A tax line (an invoice's or a credit note's) as the API shows it."""
+    return {
+        "code": line.code,
+        "name": line.name,
+        "percentage": format_percentage(line.percentage),
+        "taxable_amount": format_money(line.taxable_amount, currency),
+        "amount": format_money(line.amount, currency),
+    }
 
 
 class CreditNoteSerializer(serializers.ModelSerializer):
@@ -54,9 +74,14 @@ class InvoiceSerializer(serializers.ModelSerializer):
     period_end = serializers.DateTimeField()
     lines = InvoiceLineSerializer(many=True)
     subtotal = DecimalString()
-    credits_applied = DecimalString()
+    discount = DecimalString(help_text="Taken off the subtotal before tax.")
+    tax_lines = TaxLineSerializer(many=True)
+    credits_applied = DecimalString(
+        help_text="The customer's credit balance spent on it at finalization."
+    )
     tax = DecimalString()
-    total = DecimalString()
+    total = DecimalString(help_text="subtotal - discount + tax")
+    amount_credited = DecimalString(help_text="The sum of its credit notes.")
     customer_snapshot = serializers.DictField(help_text="The billing details as invoiced.")
     finalized_at = serializers.DateTimeField(allow_null=True)
     issued_at = serializers.DateTimeField(allow_null=True, help_text="When it was finalized.")
@@ -85,6 +110,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "period_end": invoice.period_end.isoformat().replace("+00:00", "Z"),
             "lines": [
                 {
+                    "id": line.pk,
                     "kind": line.kind,
                     "description": line.description,
                     "meter": line.meter or None,
@@ -95,9 +121,12 @@ class InvoiceSerializer(serializers.ModelSerializer):
                 for line in invoice.lines.all()
             ],
             "subtotal": format_money(invoice.subtotal, currency),
+            "discount": format_money(invoice.discount, currency),
+            "tax_lines": [tax_line_data(line, currency) for line in invoice.tax_lines.all()],
             "credits_applied": format_money(invoice.credits_applied, currency),
             "tax": format_money(invoice.tax, currency),
             "total": format_money(invoice.total, currency),
+            "amount_credited": format_money(invoice.credited, currency),
             "customer_snapshot": invoice.customer_snapshot,
             "finalized_at": invoice.finalized_at,
             "issued_at": invoice.finalized_at,
@@ -125,9 +154,12 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "period_end",
             "lines",
             "subtotal",
+            "discount",
+            "tax_lines",
             "credits_applied",
             "tax",
             "total",
+            "amount_credited",
             "customer_snapshot",
             "finalized_at",
             "issued_at",

@@ -13,10 +13,11 @@ from billing.core.errors import Conflict
 from billing.core.money import quantize_money
 from invoices import collection
 from invoices.locks import draft_invoices_claim, invoice_lock
-from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceSequence
+from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceSequence, InvoiceTaxLine
 from invoices.reactions import VOID_TAKE_BACKS
 from invoices.rendering import render_pdf_after_commit
 from invoices.settlement import invoice_mark_paid
+from invoices.taxes import customer_tax_rates, tax_lines
 
 ZERO = Decimal(0)
 
@@ -30,6 +31,8 @@ def customer_snapshot(customer) -> dict:
         "tax_id": customer.tax_id or None,
         "currency": customer.currency,
         "timezone": customer.timezone,
+        "locale": customer.locale,
+        "tax_exempt": customer.tax_exempt,
     }
 
 
@@ -51,13 +54,16 @@ def invoice_write_draft(
     currency = customer.currency
     amounts = [quantize_money(line.amount, currency) for line in lines]
     subtotal = sum(amounts, ZERO)
+    taxes = tax_lines(rates=customer_tax_rates(customer), taxable=subtotal, currency=currency)
+    tax = sum((line.amount for line in taxes), ZERO)
     details = {
         "customer": customer,
         "currency": currency,
         "customer_snapshot": customer_snapshot(customer),
         "created_at": now,
         "subtotal": subtotal,
-        "total": subtotal,
+        "tax": tax,
+        "total": subtotal + tax,
     }
     with transaction.atomic():
         invoice = Invoice.objects.create(
@@ -81,6 +87,19 @@ def invoice_write_draft(
                 period_end=getattr(line, "period_end", None),
             )
             for position, (line, amount) in enumerate(zip(lines, amounts, strict=True))
+        )
+        InvoiceTaxLine.objects.bulk_create(
+            InvoiceTaxLine(
+                invoice=invoice,
+                position=position,
+                tax_rate=line.rate,
+                code=line.rate.code,
+                name=line.rate.name,
+                percentage=line.rate.percentage,
+                taxable_amount=line.taxable_amount,
+                amount=line.amount,
+            )
+            for position, line in enumerate(taxes)
         )
     return invoice
 
@@ -170,7 +189,8 @@ def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> CreditNote:
             take_back.take_back(invoice=invoice, held=held, now=now)
         invoice.status = Invoice.VOID
         invoice.voided_at = now
-        invoice.save(update_fields=["status", "voided_at"])
+        invoice.credited = invoice.total
+        invoice.save(update_fields=["status", "voided_at", "credited"])
         if settings.BILLING_INVOICE_PDFS:
             # Its PDF says VOID from now on; the one first issued stays stored.
             render_pdf_after_commit(invoice.pk, force=True)

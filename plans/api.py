@@ -8,13 +8,15 @@ from rest_framework.views import APIView
 
 from config.api import CursorPagination
 from plans import selectors, services
-from plans.models import CreditPack, Meter, Plan, PlanVersion
+from plans.models import CreditPack, Meter, Plan, PlanVersion, TaxRate
 from plans.serializers import (
     CreditPackSerializer,
     MeterSerializer,
     PlanCreateSerializer,
     PlanSerializer,
     PlanVersionSerializer,
+    TaxRateSerializer,
+    TaxRateUpdateSerializer,
     VersionInputSerializer,
 )
 
@@ -150,3 +152,43 @@ class CreditPackDetailApi(APIView):
     @extend_schema(responses=CreditPackSerializer)
     def get(self, request, code: str):
         return Response(CreditPackSerializer(get_object_or_404(CreditPack, code=code)).data)
+
+
+def _tax_rate_values(data: dict) -> dict:
+    values = dict(data)
+    if "default" in values:
+        values["is_default"] = values.pop("default")
+    if "country" in values:
+        values["country"] = values["country"] or ""
+    return values
+
+
+class TaxRateListApi(APIView):
+    pagination_class = CursorPagination
+
+    @extend_schema(responses=TaxRateSerializer(many=True))
+    def get(self, request):
+        return paginated(self, request, TaxRate.objects.all(), TaxRateSerializer)
+
+    @extend_schema(request=TaxRateSerializer, responses={201: TaxRateSerializer})
+    def post(self, request):
+        serializer = TaxRateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        rate = services.tax_rate_create(**_tax_rate_values(serializer.validated_data))
+        return Response(TaxRateSerializer(rate).data, status=status.HTTP_201_CREATED)
+
+
+class TaxRateDetailApi(APIView):
+    @extend_schema(responses=TaxRateSerializer)
+    def get(self, request, code: str):
+        return Response(TaxRateSerializer(get_object_or_404(TaxRate, code=code)).data)
+
+    @extend_schema(request=TaxRateUpdateSerializer, responses=TaxRateSerializer)
+    def patch(self, request, code: str):
+        serializer = TaxRateUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        rate = services.tax_rate_update(
+            rate=get_object_or_404(TaxRate, code=code),
+            **_tax_rate_values(serializer.validated_data),
+        )
+        return Response(TaxRateSerializer(rate).data)

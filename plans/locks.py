@@ -2,7 +2,7 @@
 or a credit pack holds its row, and a new version holds its plan (numbering).
 Price simulations are claimed under their row lock too."""
 
-from plans.models import CreditPack, Meter, Plan, PlanVersion, PriceSimulation
+from plans.models import CreditPack, Meter, Plan, PlanVersion, PriceSimulation, TaxRate
 
 
 def meter_lock(meter_id: int) -> Meter:
@@ -31,3 +31,7 @@ def price_simulation_lock(simulation_id: int) -> PriceSimulation:
         .select_related("version__plan")
         .get(pk=simulation_id)
     )
+
+
+def tax_rate_lock(rate_id: int) -> TaxRate:
+    return TaxRate.objects.select_for_update().get(pk=rate_id)

@@ -236,6 +236,48 @@ class CreditPack(models.Model):
         return self.code
 
 
+class TaxRate(models.Model):
+    """A tax rate finance charges on invoices, e.g. TVA 20 % for France. Once an
+    invoice was taxed at it, it is never changed or deleted, only archived
+    (`active` off): the invoice keeps what it charged."""
+
+    code = models.CharField(max_length=CODE_MAX_LENGTH, unique=True)
+    name = models.CharField(max_length=100, help_text="Printed on invoices, e.g. 'TVA' or 'VAT'.")
+    percentage = models.DecimalField(
+        max_digits=7, decimal_places=4, help_text="e.g. 20 for 20 %; from 0 to 100."
+    )
+    country = models.CharField(
+        max_length=2,
+        blank=True,
+        default="",
+        help_text=(
+            "ISO 3166-1 alpha-2 code. A default rate with a country applies only to "
+            "customers whose address is in that country; empty: every customer."
+        ),
+    )
+    is_default = models.BooleanField(
+        "default",
+        default=False,
+        help_text="Charged to every customer without tax rates of its own.",
+    )
+    active = models.BooleanField(default=True, help_text="Off: archived, charged no more.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(percentage__gte=0, percentage__lte=100),
+                name="tax_rate_percentage_0_100",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {format_decimal(self.percentage)} % ({self.code})"
+
+
 class PriceSimulation(models.Model):
     """A price simulation: customers' usage of a past period rated at their own
     version and at another (usually draft) one (billing.simulation.engine). It writes

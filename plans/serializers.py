@@ -6,9 +6,10 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from billing.core.money import format_percentage
 from billing.rating.pricing import PricingSpec, TierSpec
 from config.api import DecimalString, MoneyString
-from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion
+from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion, TaxRate
 from plans.validation import ChargeSpec, VersionSpec
 
 MAX_CHARGES = 100
@@ -224,3 +225,32 @@ class CreditPackSerializer(serializers.Serializer):
             "currency": str(pack.price.currency),
             "active": pack.active,
         }
+
+
+class TaxRateSerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=64)
+    name = serializers.CharField(max_length=100)
+    percentage = DecimalString(help_text='e.g. "20.00" for 20 %')
+    country = serializers.CharField(
+        max_length=2, required=False, allow_blank=True, allow_null=True, default=""
+    )
+    default = serializers.BooleanField(required=False, default=False)
+    active = serializers.BooleanField(required=False, default=True)
+
+    def to_representation(self, rate: TaxRate):
+        return {
+            "code": rate.code,
+            "name": rate.name,
+            "percentage": format_percentage(rate.percentage),
+            "country": rate.country or None,
+            "default": rate.is_default,
+            "active": rate.active,
+        }
+
+
+class TaxRateUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False)
+    percentage = DecimalString(required=False)
+    country = serializers.CharField(max_length=2, required=False, allow_blank=True, allow_null=True)
+    default = serializers.BooleanField(required=False)
+    active = serializers.BooleanField(required=False)

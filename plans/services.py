@@ -10,8 +10,8 @@ from djmoney.money import Money
 
 from billing.core.errors import Conflict, InvalidRequest
 from plans import selectors
-from plans.locks import credit_pack_lock, meter_lock, plan_lock, plan_version_lock
-from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion, PriceTier
+from plans.locks import credit_pack_lock, meter_lock, plan_lock, plan_version_lock, tax_rate_lock
+from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion, PriceTier, TaxRate
 from plans.validation import (
     VERSION_TERMS,
     FieldErrors,
@@ -19,6 +19,7 @@ from plans.validation import (
     check_code,
     validate_credit_pack,
     validate_meter,
+    validate_tax_rate,
     validate_version,
 )
 
@@ -212,6 +213,79 @@ def credit_pack_update(*, pack: CreditPack, **changes) -> CreditPack:
         pack.active = values.get("active", pack.active)
         pack.save()
     return pack
+
+
+TAX_RATE_TERMS = ("code", "name", "percentage", "country")
+
+
+def tax_rate_create(
+    *,
+    code: str,
+    name: str,
+    percentage: Decimal,
+    country: str = "",
+    is_default: bool = False,
+    active: bool = True,
+) -> TaxRate:
+    country = country or ""
+    validate_tax_rate(code=code, name=name, percentage=percentage, country=country)
+    try:
+        with transaction.atomic():
+            return TaxRate.objects.create(
+                code=code,
+                name=name.strip(),
+                percentage=percentage,
+                country=country,
+                is_default=is_default,
+                active=active,
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            f"a tax rate with code {code!r} already exists", fields={"code": ["already exists"]}
+        ) from exc
+
+
+def tax_rate_in_use(rate: TaxRate) -> bool:
+    """Whether an invoice was taxed at the rate: its terms are then frozen."""
+    return rate.invoice_tax_lines.exists()
+
+
+def tax_rate_update(*, rate: TaxRate, **changes) -> TaxRate:
+    """Change a tax rate. Once an invoice was taxed at it, only `active` and
+    `is_default` may change: archive it and create another for a new percentage."""
+    unknown = set(changes) - {*TAX_RATE_TERMS, "is_default", "active"}
+    if unknown:
+        raise InvalidRequest(f"cannot change {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        rate = tax_rate_lock(rate.pk)
+        values = {name: getattr(rate, name) for name in TAX_RATE_TERMS} | {
+            name: value for name, value in changes.items() if name in TAX_RATE_TERMS
+        }
+        values["country"] = values["country"] or ""
+        changed = [name for name in TAX_RATE_TERMS if values[name] != getattr(rate, name)]
+        if changed and tax_rate_in_use(rate):
+            raise Conflict(
+                f"tax rate {rate.code} has taxed invoices: its {', '.join(changed)} cannot "
+                "change; archive it (active: false) and create a new rate",
+                fields={name: ["cannot change once invoices were taxed at it"] for name in changed},
+            )
+        validate_tax_rate(**values)
+        for name, value in values.items():
+            setattr(rate, name, value)
+        rate.is_default = changes.get("is_default", rate.is_default)
+        rate.active = changes.get("active", rate.active)
+        rate.save()
+    return rate
+
+
+def tax_rate_delete(*, rate: TaxRate) -> None:
+    with transaction.atomic():
+        rate = tax_rate_lock(rate.pk)
+        if tax_rate_in_use(rate):
+            raise Conflict(
+                f"tax rate {rate.code} has taxed invoices: archive it (active: false) instead"
+            )
+        rate.delete()
 
 
 def _lock_draft(version: PlanVersion, *, action: str) -> PlanVersion:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from billing.core.countries import is_country_code
 from billing.core.errors import InvalidRequest
 from billing.core.money import currency_exponent, has_minor_unit_precision, is_known_currency
 from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel
@@ -390,9 +391,54 @@ def validate_customer(
         spend_limit,
         currency=currency if is_known_currency(currency) else None,
     )
-    if not isinstance(address, Mapping):
-        errors.add("address", "must be an object")
+    check_address(errors, "address", address)
     errors.raise_if_any("invalid customer")
+
+
+ADDRESS_KEYS = ("line1", "line2", "city", "state", "postal_code", "country")
+ADDRESS_MAX_LENGTH = 200
+
+
+def check_address(errors: FieldErrors, path: str, address: object) -> None:
+    """A postal address: an object of these keys only (ADDRESS_KEYS), each a string
+    or null, `country` an ISO 3166-1 alpha-2 code such as 'FR'."""
+    if not isinstance(address, Mapping):
+        errors.add(path, f"must be an object with the keys {', '.join(ADDRESS_KEYS)}")
+        return
+    for key in sorted(set(address) - set(ADDRESS_KEYS), key=str):
+        errors.add(f"{path}.{key}", f"unknown key; an address has {', '.join(ADDRESS_KEYS)}")
+    for key in ADDRESS_KEYS:
+        value = address.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            errors.add(f"{path}.{key}", "must be a string or null")
+        elif len(value) > ADDRESS_MAX_LENGTH:
+            errors.add(f"{path}.{key}", f"must be at most {ADDRESS_MAX_LENGTH} characters")
+        elif key == "country" and not is_country_code(value):
+            errors.add(
+                f"{path}.{key}", f"unknown country {value!r}; use an ISO 3166-1 code such as 'FR'"
+            )
+
+
+MAX_TAX_PERCENTAGE = Decimal(100)
+
+
+def validate_tax_rate(*, code: object, name: object, percentage: object, country: object) -> None:
+    errors = FieldErrors()
+    check_code(errors, "code", code)
+    if not isinstance(name, str) or not name.strip():
+        errors.add("name", "must not be empty")
+    check_number(errors, "percentage", percentage, required=True, max_places=4)
+    if (
+        isinstance(percentage, Decimal)
+        and percentage.is_finite()
+        and percentage > MAX_TAX_PERCENTAGE
+    ):
+        errors.add("percentage", f"must be at most {MAX_TAX_PERCENTAGE}")
+    if country not in ("", None) and not is_country_code(country):
+        errors.add("country", f"unknown country {country!r}; use an ISO 3166-1 code such as 'FR'")
+    errors.raise_if_any("invalid tax rate")
 
 
 @functools.cache

@@ -77,3 +77,10 @@ def storable_exactly(value: Decimal) -> bool:
     if connection.vendor != "sqlite":
         return True
     return len(value.normalize().as_tuple().digits) <= SQLITE_EXACT_DIGITS
+
+
+def format_percentage(value: Decimal) -> str:
+    """A percentage with at least two decimal places: 20 -> "20.00", 8.875 -> "8.875"."""
+    text = format(Decimal(value).normalize(), "f")
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"

@@ -508,6 +508,8 @@ def customer_form(**changes) -> dict:
         "spend_limit": "",
         "spend_limit_mode": "hard",
         "alert_thresholds": "",
+        "locale": "en",
+        "tax_exempt": "none",
         **changes,
     }
 

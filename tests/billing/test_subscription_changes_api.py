@@ -24,6 +24,10 @@ NOV_16 = datetime(2026, 11, 16, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 
 
+def without_ids(lines: list[dict]) -> list[dict]:
+    return [{key: value for key, value in line.items() if key != "id"} for line in lines]
+
+
 def prompts_at(price: str) -> tuple[ChargeSpec, ...]:
     return (overage("prompts", 0, price),)
 
@@ -157,7 +161,7 @@ def test_s10_immediate_upgrade_answers_the_subscription_and_its_proration_invoic
     )
     # and the invoice credits unused starter time and charges the rest of the period on pro
     invoice = body["invoice"]
-    assert invoice["lines"] == [
+    assert without_ids(invoice["lines"]) == [
         {
             "kind": "proration_credit",
             "description": "Unused time on Starter (2026-11-16 00:00 to 2026-12-01 00:00 UTC)",
@@ -524,7 +528,7 @@ def test_added_seats_are_prorated_on_the_invoice_that_closes_the_period(api, cat
 
     # then: 3 seats x 10.00 x 15/30, and December's 5 seats in advance
     body = invoice_body(api, closing_invoice())
-    assert body["lines"] == [
+    assert without_ids(body["lines"]) == [
         {
             "kind": "proration_charge",
             "description": "Seats 2 to 5 from 2026-11-16 00:00 UTC",

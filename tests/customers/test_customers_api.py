@@ -20,6 +20,10 @@ ACME = {
     "spend_limit_mode": "soft",
     "alert_thresholds": ["80", "100"],
     "payment_terms_days": 14,
+    "locale": "fr",
+    "tax_exempt": "reverse_charge",
+    "invoice_emails": ["ap@acme.test"],
+    "tax_rates": [],
 }
 
 

@@ -411,6 +411,8 @@ def test_customer_form_validates_and_currency_is_fixed(admin_client, db):
         "tax_id": "",
         "spend_limit": "",
         "spend_limit_mode": "hard",
+        "locale": "en",
+        "tax_exempt": "none",
     }
     response = admin_client.post("/admin/customers/customer/add/", form)
     assert "unknown time zone" in response.content.decode()

@@ -505,7 +505,25 @@ def test_valid_credit_pack_raises_nothing():
             {"spend_limit": ["must have at most 2 decimal places in USD"]},
         ),
         ({"spend_limit": D(-1)}, {"spend_limit": ["must not be negative"]}),
-        ({"address": "1 Main St"}, {"address": ["must be an object"]}),
+        (
+            {"address": "1 Main St"},
+            {
+                "address": [
+                    "must be an object with the keys "
+                    "line1, line2, city, state, postal_code, country"
+                ]
+            },
+        ),
+        (
+            {"address": {"street": "1 Main St", "country": "XX", "city": 7}},
+            {
+                "address.street": [
+                    "unknown key; an address has line1, line2, city, state, postal_code, country"
+                ],
+                "address.city": ["must be a string or null"],
+                "address.country": ["unknown country 'XX'; use an ISO 3166-1 code such as 'FR'"],
+            },
+        ),
     ],
 )
 def test_customer_rules(fields, errors):
