@@ -40,6 +40,19 @@ class CustomerForm(ServiceValidatedForm):
         model = Customer
         fields = ["external_id", "currency", *CUSTOMER_FIELDS, "tax_rates"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Left out of a post, they keep their defaults (English, taxed).
+        for name in ("locale", "tax_exempt"):
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def clean_locale(self):
+        return self.cleaned_data.get("locale") or self.instance.locale or "en"
+
+    def clean_tax_exempt(self):
+        return self.cleaned_data.get("tax_exempt") or self.instance.tax_exempt or "none"
+
     def clean_invoice_emails(self):
         return self.cleaned_data.get("invoice_emails") or []
 

@@ -34,7 +34,7 @@ class InvoiceLineInline(admin.TabularInline):
 
 class CreditNoteInline(admin.TabularInline):
     model = CreditNote
-    fields = ["number", "amount", "reason", "created_at"]
+    fields = ["number", "reason", "memo", "total", "created_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -24,7 +24,7 @@ from plans.api import paginated
 
 def invoices_query():
     return Invoice.objects.select_related("customer").prefetch_related(
-        "lines", "tax_lines", "credit_notes__invoice"
+        "lines", "tax_lines", "credit_notes"
     )
 
 

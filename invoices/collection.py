@@ -74,13 +74,13 @@ def invoice_collection_schedule(*, invoice: Invoice, now: datetime) -> Payment |
     """Collect a just finalized invoice through Stripe: its Payment row, in the
     finalizing transaction, and an attempt by a worker once that commits. Nothing
     without Stripe, or for an invoice of zero or less (nothing to collect)."""
-    if not enabled() or invoice.total <= 0:
+    if not enabled() or invoice.amount_due <= 0:
         return None
     payment, created = Payment.objects.get_or_create(
         invoice=invoice,
         defaults={
             "customer_id": invoice.customer_id,
-            "amount": invoice.total,
+            "amount": invoice.amount_due,
             "currency": invoice.currency,
             "max_attempts": policy_attempts(),
             "created_at": now,
@@ -411,6 +411,27 @@ def payment_retry_now(*, payment: Payment, now: datetime) -> bool:
         payment_save(locked, now)
         attempt_after_commit(locked.pk)
     return True
+
+
+def collection_amount_changed(*, invoice: Invoice, now: datetime) -> None:
+    """A credit note lowered the invoice's amount due: a payment waiting for its
+    next attempt asks for the new amount, or is canceled when nothing is left.
+    While an attempt is under way or Stripe is settling one, the amount is not
+    known to be collectable: refused (Conflict), nothing changes. In the
+    caller's transaction."""
+    under_way = Payment.objects.filter(
+        invoice=invoice, status__in=(Payment.ATTEMPTING, Payment.PROCESSING)
+    )
+    if under_way.exists():
+        raise Conflict(
+            f"a payment of invoice {invoice} is under way at Stripe; credit it once it settles"
+        )
+    for payment in waiting_payments_lock(invoice):
+        if invoice.amount_due <= 0:
+            payment_close(payment, Payment.CANCELED, error="nothing left to pay", now=now)
+        else:
+            payment.amount = invoice.amount_due
+            payment_save(payment, now)
 
 
 def collection_stop(*, invoice: Invoice, reason: str, now: datetime) -> None:

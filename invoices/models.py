@@ -177,19 +177,119 @@ class InvoiceTaxLine(models.Model):
 
 
 class CreditNote(models.Model):
-    """Money given back against a finalized invoice, e.g. when it is voided."""
+    """Money given back against a finalized invoice: for some of its lines, or for
+    all of it when the invoice is voided. Numbered in its own gap-free sequence
+    (CN-2026-000001). On an unpaid invoice it lowers what is due; on a paid one its
+    total goes to the customer's credit balance (or back to the card)."""
+
+    DUPLICATE = "duplicate"
+    PRODUCT_UNSATISFACTORY = "product_unsatisfactory"
+    ORDER_CHANGE = "order_change"
+    OTHER = "other"
+    REASONS = [
+        (DUPLICATE, "Duplicate charge"),
+        (PRODUCT_UNSATISFACTORY, "Product unsatisfactory"),
+        (ORDER_CHANGE, "Order change"),
+        (OTHER, "Other"),
+    ]
+
+    # Where its total went.
+    TO_AMOUNT_DUE = "amount_due"
+    TO_CREDIT_BALANCE = "credit_balance"
+    TO_REFUND = "refund"
+    DESTINATIONS = [
+        (TO_AMOUNT_DUE, "Lowered the invoice's amount due"),
+        (TO_CREDIT_BALANCE, "Added to the customer's credit balance"),
+        (TO_REFUND, "Refunded"),
+    ]
 
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="credit_notes"
+    )
     number = models.CharField(max_length=32, unique=True)
+    reason = models.CharField(max_length=32, choices=REASONS, default=OTHER)
+    memo = models.CharField(max_length=500, blank=True, default="")
+    currency = models.CharField(max_length=3)
+    subtotal = models.DecimalField(**AMOUNT, default=0)
+    tax = models.DecimalField(**AMOUNT, default=0)
+    total = models.DecimalField(**AMOUNT)
+    # The tax credited per rate: [{code, name, percentage, taxable_amount, amount}].
+    tax_lines = models.JSONField(default=list, blank=True)
+    # Of its total: what lowered the invoice's amount due, and what went to the
+    # credit balance or back to the card (paid_back).
+    to_amount_due = models.DecimalField(**AMOUNT, default=0)
+    paid_back = models.DecimalField(**AMOUNT, default=0)
+    paid_back_to = models.CharField(max_length=16, choices=DESTINATIONS, blank=True, default="")
+    voids_invoice = models.BooleanField(default=False)
+    created_at = models.DateTimeField(help_text="When it was issued.")
+    pdf_file = models.FileField(max_length=255, blank=True, default="")
+    pdf_sha256 = models.CharField(max_length=64, blank=True, default="")
+    pdf_rendered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        permissions = [("issue_creditnote", "Can issue credit notes")]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class CreditNoteLine(models.Model):
+    """The part of one invoice line a credit note gives back (before tax)."""
+
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField()
+    invoice_line = models.ForeignKey(
+        InvoiceLine, on_delete=models.PROTECT, related_name="credit_note_lines"
+    )
+    description = models.CharField(max_length=500)
     amount = models.DecimalField(**AMOUNT)
-    reason = models.CharField(max_length=500)
+
+    class Meta:
+        ordering = ["credit_note", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["credit_note", "position"], name="credit_note_line_position"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.description}: {self.amount}"
+
+
+class CreditBalanceEntry(models.Model):
+    """A movement of a customer's credit balance (money it is owed, in its
+    currency): a credit note on a paid invoice adds to it, an invoice finalized
+    spends it (credits_applied). The balance is the sum of its entries."""
+
+    CREDIT_NOTE = "credit_note"
+    APPLIED = "applied"
+    KINDS = [
+        (CREDIT_NOTE, "Credit note on a paid invoice"),
+        (APPLIED, "Applied to an invoice"),
+    ]
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="credit_balance_entries"
+    )
+    kind = models.CharField(max_length=16, choices=KINDS)
+    amount = models.DecimalField(**AMOUNT, help_text="Positive: added; negative: spent.")
+    currency = models.CharField(max_length=3)
+    credit_note = models.OneToOneField(
+        CreditNote, on_delete=models.PROTECT, null=True, blank=True, related_name="balance_entry"
+    )
+    invoice = models.OneToOneField(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="balance_entry"
+    )
     created_at = models.DateTimeField()
 
     class Meta:
         ordering = ["-id"]
+        verbose_name_plural = "credit balance entries"
 
     def __str__(self) -> str:
-        return self.number
+        return f"{self.get_kind_display()}: {self.amount} {self.currency}"
 
 
 # Payments through Stripe (invoices.collection). Without STRIPE_API_KEY these stay

@@ -42,23 +42,25 @@ def tax_line_data(line, currency: str) -> dict:
     }
 
 
-class CreditNoteSerializer(serializers.ModelSerializer):
+class InvoiceCreditNoteSerializer(serializers.Serializer):
+    """A credit note as an invoice lists it (v1's shape, and its id): `reason` is
+    the memo written with it, e.g. the void's reason. The credit note itself is
+    at /api/v1/credit-notes/{id}."""
+
+    id = serializers.IntegerField()
     number = serializers.CharField()
-    amount = DecimalString()
+    amount = DecimalString(help_text="Its total.")
     reason = serializers.CharField()
     created_at = serializers.DateTimeField()
 
     def to_representation(self, note: CreditNote):
         return {
+            "id": note.pk,
             "number": note.number,
-            "amount": format_money(note.amount, note.invoice.currency),
-            "reason": note.reason,
+            "amount": format_money(note.total, note.currency),
+            "reason": note.memo,
             "created_at": note.created_at,
         }
-
-    class Meta:
-        model = CreditNote
-        fields = ["number", "amount", "reason", "created_at"]
 
 
 class InvoiceSerializer(serializers.ModelSerializer):
@@ -93,7 +95,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
     amount_due = DecimalString(
         help_text="The total less credits applied and credit notes; 0 once paid or void."
     )
-    credit_notes = CreditNoteSerializer(many=True)
+    credit_notes = InvoiceCreditNoteSerializer(many=True)
     pdf_url = serializers.CharField()
 
     def to_representation(self, invoice: Invoice):
@@ -135,7 +137,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "payment_reference": invoice.payment_reference or None,
             "amount_due": format_money(invoice.amount_due, currency),
             "credit_notes": [
-                CreditNoteSerializer(note).data for note in invoice.credit_notes.all()
+                InvoiceCreditNoteSerializer(note).data for note in invoice.credit_notes.all()
             ],
             "pdf_url": reverse("invoice-pdf", kwargs={"invoice_id": invoice.pk}),
         }

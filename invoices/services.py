@@ -7,19 +7,23 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
 from billing.core.errors import Conflict
 from billing.core.money import quantize_money
 from invoices import collection
+from invoices.credit_notes import credit_balance_apply, credit_note_for_void
 from invoices.locks import draft_invoices_claim, invoice_lock
-from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceSequence, InvoiceTaxLine
+from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceTaxLine
 from invoices.reactions import VOID_TAKE_BACKS
 from invoices.rendering import render_pdf_after_commit
+from invoices.sequences import next_number
 from invoices.settlement import invoice_mark_paid
 from invoices.taxes import customer_tax_rates, tax_lines
 
 ZERO = Decimal(0)
+# The payment reference of an invoice the customer's credit balance paid whole.
+CREDIT_BALANCE_REFERENCE = "credit balance"
 
 
 def customer_snapshot(customer) -> dict:
@@ -104,32 +108,18 @@ def invoice_write_draft(
     return invoice
 
 
-def _next_number(prefix: str, year: int) -> str:
-    """Take the next number of the year's sequence: one UPDATE, which locks the
-    sequence row until the caller's transaction ends, so numbers are gap-free (a
-    rollback gives them back) and never taken twice."""
-    name = f"{prefix}-{year}"
-    for _ in range(2):
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE invoices_invoicesequence SET next_number = next_number + 1 "
-                "WHERE name = %s RETURNING next_number - 1",
-                [name],
-            )
-            row = cursor.fetchone()
-        if row is not None:
-            return f"{name}-{row[0]:06d}"
-        InvoiceSequence.objects.get_or_create(name=name)
-    raise RuntimeError(f"sequence {name} could not be created")
-
-
 def _finalize_locked(invoice: Invoice, now: datetime, *, collect: bool = True) -> Invoice:
-    invoice.number = _next_number("INV", now.year)
+    invoice.number = next_number("INV", now.year)
     invoice.status = Invoice.FINALIZED
     invoice.finalized_at = now
     # Due after the customer's payment terms (its own, or BILLING_PAYMENT_TERMS_DAYS).
     invoice.due_at = now + timedelta(days=invoice.customer.payment_terms)
     invoice.save(update_fields=["number", "status", "finalized_at", "due_at"])
+    # The customer's credit balance pays what it can; an invoice it pays whole is paid.
+    applied = credit_balance_apply(invoice=invoice, now=now)
+    if applied > 0 and invoice.amount_due == 0:
+        invoice = invoice_mark_paid(invoice=invoice, reference=CREDIT_BALANCE_REFERENCE, now=now)
+        collect = False
     if settings.BILLING_INVOICE_PDFS:
         render_pdf_after_commit(invoice.pk, force=False)
     if collect:
@@ -173,7 +163,8 @@ def invoices_finalize_due(*, cutoff: datetime, now: datetime) -> int:
 
 def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> CreditNote:
     """Void a finalized invoice: its number and lines stay as they were, and a
-    credit note for its total is issued. A purchase invoice also takes back what
+    credit note is issued for all that is left uncredited (what the customer's
+    credit balance paid of it goes back to the balance). A purchase invoice also takes back what
     it sold (VOID_TAKE_BACKS), in the same transaction; when that is refused
     (part of it was used), nothing changes."""
     take_back = VOID_TAKE_BACKS.get(invoice.reason)
@@ -187,20 +178,19 @@ def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> CreditNote:
             )
         if take_back:
             take_back.take_back(invoice=invoice, held=held, now=now)
+        note = credit_note_for_void(
+            invoice=invoice, memo=reason or f"void of {invoice.number}", now=now
+        )
         invoice.status = Invoice.VOID
         invoice.voided_at = now
-        invoice.credited = invoice.total
-        invoice.save(update_fields=["status", "voided_at", "credited"])
+        invoice.save(update_fields=["status", "voided_at"])
+        collection.collection_stop(
+            invoice=invoice, reason="not collected: the invoice was voided", now=now
+        )
         if settings.BILLING_INVOICE_PDFS:
             # Its PDF says VOID from now on; the one first issued stays stored.
             render_pdf_after_commit(invoice.pk, force=True)
-        return CreditNote.objects.create(
-            invoice=invoice,
-            number=_next_number("CN", now.year),
-            amount=invoice.total,
-            reason=reason or f"void of {invoice.number}",
-            created_at=now,
-        )
+        return note
 
 
 def invoice_create_purchase(

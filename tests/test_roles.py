@@ -306,7 +306,7 @@ def test_finance_publishes_voids_creates_an_api_key_and_reads_revenue(login, wor
     action(finance, "/admin/invoices/invoice/", "void", world.finalized.pk)
     world.finalized.refresh_from_db()
     assert world.finalized.status == Invoice.VOID
-    assert CreditNote.objects.get(invoice=world.finalized).amount == D("20.00")
+    assert CreditNote.objects.get(invoice=world.finalized).total == D("20.00")
 
     # creates an API key
     response = finance.post(

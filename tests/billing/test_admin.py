@@ -92,7 +92,7 @@ def test_invoice_actions_finalize_void_and_pay(admin_client, acme, flat):
     )
     first.refresh_from_db()
     assert first.status == "void"
-    assert CreditNote.objects.get().amount == D("9.00")
+    assert CreditNote.objects.get().total == D("9.00")
 
     periods_close(as_of=datetime(2026, 12, 1, tzinfo=UTC))
     second = Invoice.objects.get(reason="period")
@@ -222,7 +222,7 @@ def test_an_uncollectible_invoice_can_still_be_voided(admin_client, acme, flat):
     )
     invoice.refresh_from_db()
     assert invoice.status == "void"
-    assert CreditNote.objects.get(invoice=invoice).amount == D("9.00")
+    assert CreditNote.objects.get(invoice=invoice).total == D("9.00")
 
 
 def counting(monkeypatch, module, name: str) -> list:

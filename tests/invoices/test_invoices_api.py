@@ -65,7 +65,7 @@ def invoice_state() -> dict:
             )
         ),
         "lines": list(InvoiceLine.objects.order_by("id").values_list("invoice", "kind", "amount")),
-        "credit_notes": list(CreditNote.objects.order_by("id").values_list("number", "amount")),
+        "credit_notes": list(CreditNote.objects.order_by("id").values_list("number", "total")),
     }
 
 
@@ -256,8 +256,10 @@ def test_voiding_a_finalized_invoice_issues_a_credit_note_for_its_total(api, clo
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["status"] == "void"
+    note = CreditNote.objects.get()
     assert body["credit_notes"] == [
         {
+            "id": note.pk,
             "number": "CN-2026-000001",
             "amount": "29.99",
             "reason": "billed twice",

@@ -249,7 +249,7 @@ def test_a_purchase_invoice_that_granted_nothing_is_voided_with_nothing_to_take_
 
     note = invoice_void(invoice=invoice, reason="", now=NOV_12)
 
-    assert (note.amount, Invoice.objects.get(pk=invoice.pk).status) == (D(7), Invoice.VOID)
+    assert (note.total, Invoice.objects.get(pk=invoice.pk).status) == (D(7), Invoice.VOID)
     assert LedgerEntry.objects.count() == 0
 
 

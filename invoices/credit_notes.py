@@ -1,0 +1,266 @@
+"""Credit notes and the customer's credit balance.
+
+A credit note gives back part of a finalized invoice: chosen lines, each at most
+what is left uncredited on it, with the invoice's tax credited in proportion;
+voiding an invoice issues one for everything left. Credit notes are numbered in
+their own gap-free sequence (CN-2026-000001). Its total first lowers what the
+invoice still has due; the rest (the invoice was paid, or paid from the credit
+balance) goes to the customer's credit balance, which pays its next invoices
+when they are finalized (credits_applied).
+
+Locks: the invoice's row, then the customer's (invoices.services finalizes in
+the same order)."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Sum
+
+from billing.core.errors import InvalidRequest
+from billing.core.money import has_minor_unit_precision, quantize_money
+from customers.locks import customer_lock
+from invoices import collection
+from invoices.locks import invoice_lock
+from invoices.models import CreditBalanceEntry, CreditNote, CreditNoteLine, Invoice, InvoiceLine
+from invoices.sequences import next_number
+
+ZERO = Decimal(0)
+CREDITABLE = (Invoice.FINALIZED, Invoice.UNCOLLECTIBLE, Invoice.PAID)
+MAX_LINES = 500
+
+
+@dataclass(frozen=True)
+class CreditLineInput:
+    invoice_line: int
+    amount: Decimal
+
+
+def credit_balance(customer) -> Decimal:
+    """What the customer is owed, in its currency: the sum of its balance entries."""
+    total = customer.credit_balance_entries.aggregate(total=Sum("amount"))["total"]
+    return ZERO if total is None else total
+
+
+def credited_by_line(invoice: Invoice) -> dict[int, Decimal]:
+    """Invoice line id -> the amount its credit notes gave back so far."""
+    rows = (
+        CreditNoteLine.objects.filter(credit_note__invoice=invoice)
+        .values("invoice_line_id")
+        .annotate(total=Sum("amount"))
+    )
+    return {row["invoice_line_id"]: row["total"] for row in rows}
+
+
+def _credited_tax(invoice: Invoice) -> dict[str, Decimal]:
+    credited: dict[str, Decimal] = {}
+    for note in invoice.credit_notes.all():
+        for line in note.tax_lines:
+            credited[line["code"]] = credited.get(line["code"], ZERO) + Decimal(line["amount"])
+    return credited
+
+
+def _tax_credit(invoice: Invoice, credited_before: Decimal, credited_after: Decimal) -> list[dict]:
+    """The tax credited per rate by a note that takes the invoice's credited
+    taxable amount from `credited_before` to `credited_after`: each rate's tax in
+    proportion to what is credited, rounded on the running total, so that notes
+    never credit more tax than was charged and crediting everything gives back
+    exactly the tax charged."""
+    taxable = invoice.taxable_amount
+    if taxable == 0:
+        return []
+    already = _credited_tax(invoice)
+    lines = []
+    for tax_line in invoice.tax_lines.all():
+        if credited_after == taxable:
+            running = tax_line.amount
+        else:
+            running = quantize_money(tax_line.amount * credited_after / taxable, invoice.currency)
+        amount = running - already.get(tax_line.code, ZERO)
+        lines.append(
+            {
+                "code": tax_line.code,
+                "name": tax_line.name,
+                "percentage": str(tax_line.percentage),
+                "taxable_amount": str(
+                    quantize_money(credited_after - credited_before, invoice.currency)
+                ),
+                "amount": str(quantize_money(amount, invoice.currency)),
+            }
+        )
+    return lines
+
+
+def _check_lines(
+    invoice: Invoice, lines: list[CreditLineInput]
+) -> list[tuple[InvoiceLine, Decimal]]:
+    """The invoice lines credited and their amounts; 400 for a line of another
+    invoice, one listed twice, an amount not above zero, finer than the currency's
+    minor unit, or above what is left uncredited on the line."""
+    if not lines:
+        raise InvalidRequest("a credit note needs at least one line", fields={"lines": ["empty"]})
+    if len(lines) > MAX_LINES:
+        raise InvalidRequest(f"at most {MAX_LINES} lines", fields={"lines": ["too many"]})
+    by_id = {line.pk: line for line in invoice.lines.all()}
+    credited = credited_by_line(invoice)
+    errors: dict[str, list[str]] = {}
+    seen: set[int] = set()
+    chosen = []
+    for index, line in enumerate(lines):
+        path = f"lines.{index}"
+        invoice_line = by_id.get(line.invoice_line)
+        if invoice_line is None:
+            errors[f"{path}.invoice_line"] = [f"invoice {invoice} has no line {line.invoice_line}"]
+            continue
+        if line.invoice_line in seen:
+            errors[f"{path}.invoice_line"] = ["listed twice"]
+            continue
+        seen.add(line.invoice_line)
+        left = invoice_line.amount - credited.get(invoice_line.pk, ZERO)
+        amount = line.amount
+        if not amount.is_finite() or amount <= 0:
+            errors[f"{path}.amount"] = ["must be greater than zero"]
+        elif not has_minor_unit_precision(amount, invoice.currency):
+            errors[f"{path}.amount"] = [f"must be whole in {invoice.currency}'s minor unit"]
+        elif amount > left:
+            errors[f"{path}.amount"] = [
+                f"at most {quantize_money(max(left, ZERO), invoice.currency)} is left to credit "
+                "on this line"
+            ]
+        else:
+            chosen.append((invoice_line, amount))
+    if errors:
+        first = next(iter(errors))
+        raise InvalidRequest(f"invalid credit note: {first}: {errors[first][0]}", fields=errors)
+    return chosen
+
+
+def credit_note_issue(
+    *,
+    invoice: Invoice,
+    lines: list[CreditLineInput],
+    reason: str,
+    memo: str = "",
+    now: datetime,
+) -> CreditNote:
+    """Issue a credit note for part of a finalized (or paid, or uncollectible)
+    invoice: 400 for a draft or void invoice and for lines it cannot credit;
+    nothing changes when it is refused."""
+    if reason not in dict(CreditNote.REASONS):
+        raise InvalidRequest(
+            f"unknown reason {reason!r}",
+            fields={"reason": [f"must be one of {', '.join(dict(CreditNote.REASONS))}"]},
+        )
+    with transaction.atomic():
+        invoice = invoice_lock(invoice.pk)
+        if invoice.status not in CREDITABLE:
+            raise InvalidRequest(
+                f"invoice {invoice} is {invoice.status}; only a finalized, paid or uncollectible "
+                "invoice can be credited",
+                fields={"invoice": [f"is {invoice.status}"]},
+            )
+        chosen = _check_lines(invoice, lines)
+        return _issue(invoice, chosen, reason=reason, memo=memo, voids=False, now=now)
+
+
+def credit_note_for_void(*, invoice: Invoice, memo: str, now: datetime) -> CreditNote:
+    """The credit note of a void: everything left uncredited on every line
+    (negative lines too, so that it credits exactly what the invoice still
+    charges). The caller holds the invoice's lock and changes its status."""
+    credited = credited_by_line(invoice)
+    chosen = [
+        (line, line.amount - credited.get(line.pk, ZERO))
+        for line in invoice.lines.all()
+        if line.amount - credited.get(line.pk, ZERO) != 0
+    ]
+    return _issue(invoice, chosen, reason=CreditNote.OTHER, memo=memo, voids=True, now=now)
+
+
+def _issue(
+    invoice: Invoice,
+    chosen: list[tuple[InvoiceLine, Decimal]],
+    *,
+    reason: str,
+    memo: str,
+    voids: bool,
+    now: datetime,
+) -> CreditNote:
+    currency = invoice.currency
+    subtotal = sum((amount for _, amount in chosen), ZERO)
+    credited_before = sum(credited_by_line(invoice).values(), ZERO)
+    taxes = _tax_credit(invoice, credited_before, credited_before + subtotal)
+    tax = sum((Decimal(line["amount"]) for line in taxes), ZERO)
+    total = subtotal + tax
+    # What the invoice still has due takes the credit first; the rest was paid
+    # (by card, transfer or credit balance) and goes to the credit balance.
+    to_amount_due = min(max(total, ZERO), invoice.amount_due)
+    paid_back = total - to_amount_due
+    note = CreditNote.objects.create(
+        invoice=invoice,
+        customer_id=invoice.customer_id,
+        number=next_number("CN", now.year),
+        reason=reason,
+        memo=memo[:500],
+        currency=currency,
+        subtotal=subtotal,
+        tax=tax,
+        total=total,
+        tax_lines=taxes,
+        to_amount_due=to_amount_due,
+        paid_back=paid_back,
+        paid_back_to=CreditNote.TO_CREDIT_BALANCE if paid_back > 0 else CreditNote.TO_AMOUNT_DUE,
+        voids_invoice=voids,
+        created_at=now,
+    )
+    CreditNoteLine.objects.bulk_create(
+        CreditNoteLine(
+            credit_note=note,
+            position=position,
+            invoice_line=line,
+            description=line.description,
+            amount=amount,
+        )
+        for position, (line, amount) in enumerate(chosen)
+    )
+    invoice.credited += total
+    invoice.save(update_fields=["credited"])
+    if paid_back > 0:
+        customer_lock(invoice.customer_id)
+        CreditBalanceEntry.objects.create(
+            customer_id=invoice.customer_id,
+            kind=CreditBalanceEntry.CREDIT_NOTE,
+            amount=paid_back,
+            currency=currency,
+            credit_note=note,
+            created_at=now,
+        )
+    if to_amount_due > 0 and invoice.status != Invoice.VOID and not voids:
+        # A payment waiting at Stripe is asked for the new amount due, or canceled.
+        collection.collection_amount_changed(invoice=invoice, now=now)
+    return note
+
+
+def credit_balance_apply(*, invoice: Invoice, now: datetime) -> Decimal:
+    """Pay what the customer's credit balance can of an invoice being finalized
+    (its credits_applied). The caller holds the invoice's lock."""
+    entries = CreditBalanceEntry.objects.filter(customer_id=invoice.customer_id)
+    # Most customers never had a balance: no lock taken for them.
+    if invoice.total <= 0 or not entries.exists():
+        return ZERO
+    customer_lock(invoice.customer_id)
+    balance = credit_balance(invoice.customer)
+    applied = min(balance, invoice.total)
+    if applied <= 0:
+        return ZERO
+    CreditBalanceEntry.objects.create(
+        customer_id=invoice.customer_id,
+        kind=CreditBalanceEntry.APPLIED,
+        amount=-applied,
+        currency=invoice.currency,
+        invoice=invoice,
+        created_at=now,
+    )
+    invoice.credits_applied = applied
+    invoice.save(update_fields=["credits_applied"])
+    return applied
