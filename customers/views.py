@@ -3,16 +3,20 @@ login, no external assets; a customer sees only its own data, and a tampered or
 expired link gets 403 or 410 and reveals nothing."""
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
+from billing.core import wording
 from billing.core.money import format_decimal, format_money
 from customers.models import Customer
 from customers.portal import (
     PortalTokenExpired,
     PortalTokenInvalid,
+    invoice_zone,
     portal_customer_id,
     portal_overview,
 )
@@ -68,7 +72,9 @@ def _chart(chart) -> dict:
                 "y": round(CHART_HEIGHT - 16 - height, 2),
                 "width": round(slot * 0.8, 2),
                 "height": round(height, 2),
-                "label": f"{day:%b} {day.day}: {format_decimal(quantity)}",
+                "label": _("{day}: {quantity}").format(
+                    day=wording.day(day), quantity=wording.quantity(quantity)
+                ),
                 "day": day.day,
                 "show_day": index % max(1, count // 10) == 0,
                 "text_x": round(index * slot + slot / 2, 2),
@@ -101,6 +107,17 @@ def portal_page(request, token: str):
     def money(amount):
         return None if amount is None else format_money(amount, currency)
 
+    zone = ZoneInfo(customer.timezone)
+
+    def invoice_day(invoice, moment):
+        """As the invoice's PDF prints it: in the zone the invoice was issued in,
+        named when it is not the one the page is in."""
+        if moment is None:
+            return ""
+        issued_in = invoice_zone(invoice)
+        text = wording.day(moment, issued_in)
+        return text if issued_in == zone else wording.in_zone(text, issued_in)
+
     def wallet_balance(wallet):
         if wallet.kind == "money":
             return f"{format_money(wallet.balance, wallet.currency)} {wallet.currency}"
@@ -112,6 +129,14 @@ def portal_page(request, token: str):
         "currency": currency,
         "overview": overview,
         "plan": overview.subscription.version.plan.name if overview.subscription else None,
+        "zone": str(zone),
+        "period": (
+            wording.in_zone(
+                wording.date_range(overview.period_start, overview.period_end, zone), zone
+            )
+            if overview.subscription
+            else None
+        ),
         "features": [
             {
                 "name": f.name,
@@ -137,8 +162,8 @@ def portal_page(request, token: str):
             {
                 "id": i.pk,
                 "number": i.number,
-                "date": i.finalized_at,
-                "due": i.due_at,
+                "date": invoice_day(i, i.finalized_at),
+                "due": invoice_day(i, i.due_at),
                 "total": format_money(i.total, i.currency),
                 "amount_due": format_money(i.amount_due, i.currency),
                 "currency": i.currency,

@@ -10,9 +10,11 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from billing.core import wording
 from billing.core.errors import InvalidRequest
-from billing.core.money import format_decimal, quantize_money
+from billing.core.money import quantize_money
 from billing.models import Subscription
 from billing.rating.lines import LineInput
 from customers.models import Customer
@@ -133,6 +135,12 @@ def check_expiry(expires_at: datetime | None, *, effective_at: datetime) -> None
         )
 
 
+def credits_description(customer: Customer, credits: Decimal) -> str:
+    """'1,000 credits', in the customer's language."""
+    with wording.in_customer_language(customer.locale):
+        return _("{credits} credits").format(credits=wording.quantity(credits))
+
+
 def credits_grant(
     *,
     customer: Customer,
@@ -173,7 +181,7 @@ def credits_grant(
                 lines=[
                     LineInput(
                         kind="credits",
-                        description=f"{format_decimal(credits)} credits",
+                        description=credits_description(customer, credits),
                         meter=None,
                         quantity=credits,
                         unit_price=None,

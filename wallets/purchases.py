@@ -9,7 +9,9 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
+from django.utils.translation import gettext as _
 
+from billing.core import wording
 from billing.core.errors import Conflict, InvalidRequest
 from billing.core.money import format_decimal, format_money, quantize_money
 from billing.core.vocabulary import LineKind
@@ -35,17 +37,20 @@ from wallets.models import AutoTopUp, CreditBlock, LedgerEntry, Wallet
 ZERO = Decimal(0)
 
 
-def _pack_line(pack: CreditPack, credits: Decimal, price: Decimal) -> LineInput:
-    """The invoice line of a pack sold at `price`."""
-    description = f"{pack.name or pack.code}: {format_decimal(credits)} credits"
+def _pack_line(customer: Customer, pack: CreditPack, credits: Decimal, price: Decimal) -> LineInput:
+    """The invoice line of a pack sold at `price`, in the customer's language."""
+    with wording.in_customer_language(customer.locale):
+        description = _("{pack}: {credits} credits").format(
+            pack=pack.name or pack.code, credits=wording.quantity(credits)
+        )
     return LineInput(LineKind.CREDIT_PACK, description, None, Decimal(1), price, price)
 
 
-def _top_up_line(currency: str, amount: Decimal) -> LineInput:
-    """The invoice line of a money top-up."""
-    return LineInput(
-        LineKind.TOP_UP, f"Prepaid balance top-up ({currency})", None, Decimal(1), amount, amount
-    )
+def _top_up_line(customer: Customer, currency: str, amount: Decimal) -> LineInput:
+    """The invoice line of a money top-up, in the customer's language."""
+    with wording.in_customer_language(customer.locale):
+        description = _("Prepaid balance top-up ({currency})").format(currency=currency)
+    return LineInput(LineKind.TOP_UP, description, None, Decimal(1), amount, amount)
 
 
 def _check_pack(customer: Customer, pack: CreditPack) -> None:
@@ -65,7 +70,7 @@ def buy_pack_locked(
     price = quantize_money(pack.price.amount, customer.currency)
     invoice = invoice_create_purchase(
         customer=customer,
-        lines=[_pack_line(pack, pack.credits, price)],
+        lines=[_pack_line(customer, pack, pack.credits, price)],
         now=now,
     )
     return add_block(
@@ -120,7 +125,7 @@ def money_top_up(
         )
         invoice = invoice_create_purchase(
             customer=customer,
-            lines=[_top_up_line(currency, amount)],
+            lines=[_top_up_line(customer, currency, amount)],
             now=now,
         )
         block = add_block(
@@ -351,10 +356,10 @@ def purchase_fulfil(*, purchase: Purchase, reference: str, now: datetime) -> Cre
             return purchase.block
         customer, amount = purchase.customer, purchase.amount
         if money:
-            line = _top_up_line(currency, amount)
+            line = _top_up_line(customer, currency, amount)
             entry_kind, source, granted = LedgerEntry.TOP_UP, CreditBlock.TOP_UP, amount
         else:
-            line = _pack_line(purchase.pack, purchase.credits, amount)
+            line = _pack_line(customer, purchase.pack, purchase.credits, amount)
             automatic = purchase.channel == Purchase.AUTO_TOP_UP
             entry_kind = LedgerEntry.AUTO_TOP_UP if automatic else LedgerEntry.PURCHASE
             source = CreditBlock.AUTO_TOP_UP if automatic else CreditBlock.PACK

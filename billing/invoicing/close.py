@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 
+from billing.core import wording
 from billing.invoicing.period_lines import (
     bill_usage,
     first_period_fraction,
@@ -64,13 +65,14 @@ def subscription_start_invoice(*, subscription: Subscription) -> Invoice | None:
     if subscription.status == Subscription.TRIALING:
         return None
     start, end = subscription.current_period_start, subscription.current_period_end
-    fixed = rating.fixed_lines(
-        spec,
-        plan_name=plan_name(version),
-        seats=subscription.seats,
-        label=label(start, end, zone_of(subscription)),
-        fraction=first_period_fraction(subscription, spec),
-    )
+    with wording.in_customer_language(subscription.customer.locale):
+        fixed = rating.fixed_lines(
+            spec,
+            plan_name=plan_name(version),
+            seats=subscription.seats,
+            label=label(start, end, zone_of(subscription)),
+            fraction=first_period_fraction(subscription, spec),
+        )
     invoice = invoice_write_draft(
         customer=subscription.customer,
         subscription=subscription,
@@ -95,13 +97,14 @@ def subscription_close_period(*, subscription_id: int, as_of: datetime) -> bool:
         zone = zone_of(subscription)
         start, end = subscription.current_period_start, subscription.current_period_end
         usage_from = subscription.usage_from or start
-        lines = bill_usage(subscription, until=end)
-        lines += late_usage_lines(subscription=subscription, before=usage_from, zone=zone)
         next_version = subscription.scheduled_version or subscription.version
         next_spec = version_spec(version=next_version)
         next_start, next_end = next_period(subscription, next_spec)
-        if not subscription.cancel_at_period_end:
-            lines += next_period_fixed_lines(subscription=subscription, version=next_version)
+        with wording.in_customer_language(subscription.customer.locale):
+            lines = bill_usage(subscription, until=end)
+            lines += late_usage_lines(subscription=subscription, before=usage_from, zone=zone)
+            if not subscription.cancel_at_period_end:
+                lines += next_period_fixed_lines(subscription=subscription, version=next_version)
         invoice_write_draft(
             customer=subscription.customer,
             subscription=subscription,

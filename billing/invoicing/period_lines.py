@@ -11,8 +11,10 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
-from billing.core.periods import month_start, period_containing, period_share
+from billing.core import wording
+from billing.core.periods import period_containing, period_share
 from billing.core.vocabulary import LineKind
 from billing.locks import billed_periods_lock
 from billing.models import BilledPeriod, Subscription, SubscriptionChange
@@ -30,11 +32,8 @@ ZERO = Decimal(0)
 
 
 def label(start: datetime, end: datetime, zone: ZoneInfo) -> str:
-    """'Nov 2026' for a calendar month, '15 Nov 2026 to 15 Dec 2026' otherwise."""
-    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
-    if month_start(local_start) == start and month_start(local_start, months=1) == end:
-        return f"{local_start:%b %Y}"
-    return f"{local_start:%d %b %Y} to {local_end:%d %b %Y}"
+    """'Nov 2026' for a calendar month, '15 Nov - 14 Dec 2026' otherwise (wording.period)."""
+    return wording.period(start, end, zone)
 
 
 def zone_of(subscription: Subscription) -> ZoneInfo:
@@ -43,6 +42,12 @@ def zone_of(subscription: Subscription) -> ZoneInfo:
 
 def plan_name(version) -> str:
     return version.plan.name
+
+
+def version_name(version) -> str:
+    """The plan with its version, 'Chat Growth (v2)': where two versions of a plan
+    meet on one invoice (a plan change), each side says which it is."""
+    return _("{plan} (v{number})").format(plan=version.plan.name, number=version.number)
 
 
 def line_inputs(rated: list[LineInput], start=None, end=None) -> list[LineInput]:
@@ -59,6 +64,15 @@ def first_period_fraction(subscription: Subscription, spec: VersionSpec) -> Deci
     return period_share(start, end, whole=whole)
 
 
+def meter_names(meter_codes: Iterable[str]) -> dict[str, str]:
+    """What invoices call each meter named (by code): its name, else its code."""
+    by_code = {m.code: m for m in meter_cache.by_id().values()}
+    return {
+        code: (by_code[code].name or code) if code in by_code else code
+        for code in dict.fromkeys(meter_codes)
+    }
+
+
 def usage_by_meter(
     *, customer_id: int, meter_codes: Iterable[str], start: datetime, end: datetime
 ) -> dict[str, Decimal]:
@@ -71,11 +85,18 @@ def usage_by_meter(
 
 
 def usage_rated(
-    spec: VersionSpec, *, quantities: dict[str, Decimal], share: Decimal = ONE
+    spec: VersionSpec,
+    *,
+    quantities: dict[str, Decimal],
+    share: Decimal = ONE,
+    meter_names: dict[str, str] | None = None,
 ) -> list[rating.LineInput]:
     """Pure: the in-arrears lines of these quantities (by meter code) at `spec`,
-    with the minimum commitment counted for `share` of a period."""
-    return rating.usage_and_true_up(spec, quantities=quantities, share=share)
+    with the minimum commitment counted for `share` of a period; lines name each
+    meter by `meter_names` (by code), else by its code."""
+    return rating.usage_and_true_up(
+        spec, quantities=quantities, share=share, meter_names=meter_names
+    )
 
 
 def period_rated(
@@ -125,7 +146,8 @@ def rate_usage(
     )
     whole = subscription.whole_period(start, end, interval=spec.interval)
     share = period_share(usage_from, usage_to, whole=whole)
-    rated = usage_rated(spec, quantities=by_meter, share=share)
+    names = meter_names(c.meter for c in spec.charges)
+    rated = usage_rated(spec, quantities=by_meter, share=share, meter_names=names)
     billed: dict[str, dict] = {}
     for charge in spec.charges:
         amount = sum((r.amount for r in rated if r.meter == charge.meter), ZERO)
@@ -150,11 +172,12 @@ def late_usage_lines(
     period is rated again and the difference billed at that period's prices.
     Updates the periods' records so the same difference is never billed twice."""
     horizon = before - timedelta(days=settings.BILLING_LATE_EVENT_DAYS + 1)
+    names = meter_names(m.code for m in meter_cache.by_id().values())
     lines: list[LineInput] = []
     periods = billed_periods_lock(subscription=subscription, ended_after=horizon, ended_by=before)
     for billed_period in periods:
         spec = version_spec(version=billed_period.version)
-        _, now_billed = rate_usage(
+        _rated, now_billed = rate_usage(
             subscription=subscription,
             spec=spec,
             start=billed_period.period_start,
@@ -173,12 +196,14 @@ def late_usage_lines(
             pricing = prices.get(meter)
             unit_price = pricing.unit_price if pricing and pricing.scheme == "per_unit" else None
             what = (
-                "minimum commitment adjustment" if meter == LineKind.MINIMUM_COMMITMENT else meter
+                _("minimum commitment adjustment")
+                if meter == LineKind.MINIMUM_COMMITMENT
+                else names.get(meter, meter)
             )
             lines.append(
                 LineInput(
                     LineKind.LATE_USAGE,
-                    f"Late usage for {when}: {what}",
+                    _("Late usage for {period}: {charge}").format(period=when, charge=what),
                     None if meter == LineKind.MINIMUM_COMMITMENT else meter,
                     units if meter != LineKind.MINIMUM_COMMITMENT else Decimal(1),
                     unit_price if meter != LineKind.MINIMUM_COMMITMENT else delta,
@@ -209,9 +234,13 @@ def next_period_fixed_lines(*, subscription: Subscription, version) -> list[Line
     period end previews these."""
     spec = version_spec(version=version)
     start, end = next_period(subscription, spec)
+    # The period's invoice carries the version being left too (its usage): the
+    # fees of another version of the same plan say which version they are.
+    current = subscription.version
+    versions_meet = version.pk != current.pk and version.plan_id == current.plan_id
     fixed = rating.fixed_lines(
         spec,
-        plan_name=plan_name(version),
+        plan_name=version_name(version) if versions_meet else plan_name(version),
         seats=subscription.seats,
         label=label(start, end, zone_of(subscription)),
     )
@@ -284,8 +313,11 @@ def seat_change_lines(
         lines.append(
             LineInput(
                 LineKind.PRORATION_CHARGE if delta > 0 else LineKind.PRORATION_CREDIT,
-                f"Seats {change.details['from']} to {change.details['to']} from "
-                f"{change.effective_at:%Y-%m-%d %H:%M} UTC",
+                _("Seats {old} to {new}, {days}").format(
+                    old=wording.quantity(change.details["from"]),
+                    new=wording.quantity(change.details["to"]),
+                    days=proration_text(subscription, spec, change.effective_at),
+                ),
                 None,
                 quantity,
                 spec.seat_price,
@@ -295,6 +327,14 @@ def seat_change_lines(
             )
         )
     return lines
+
+
+def proration_text(subscription: Subscription, spec: VersionSpec, at: datetime) -> str:
+    """What remaining_fraction prorates, as days in the customer's time zone:
+    '15 of 30 days (16 Nov - 30 Nov 2026)'."""
+    start, end = subscription.current_period_start, subscription.current_period_end
+    whole = subscription.whole_period(start, end, interval=spec.interval)
+    return wording.proration(at, end, whole=whole, zone=zone_of(subscription))
 
 
 def remaining_fraction(subscription: Subscription, spec: VersionSpec, at: datetime) -> Decimal:

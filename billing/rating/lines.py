@@ -10,7 +10,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
-from billing.core.money import format_decimal, quantize_money
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from billing.core import wording
+from billing.core.money import currency_exponent, quantize_money
 from billing.core.vocabulary import ConsumptionModel, LineKind
 from billing.rating.pricing import GRADUATED, PACKAGE, PricedPiece, PricingSpec, priced_pieces
 from plans.validation import ChargeSpec, VersionSpec
@@ -51,7 +55,7 @@ def fixed_lines(
         lines.append(
             _line(
                 LineKind.BASE_FEE,
-                f"{plan_name} ({label})",
+                base_fee_description(plan_name, label),
                 None,
                 fraction,
                 version.base_fee,
@@ -64,7 +68,7 @@ def fixed_lines(
         lines.append(
             _line(
                 LineKind.SEATS,
-                f"{seats} seat{'s' if seats != 1 else ''} ({label})",
+                seats_description(seats, label),
                 None,
                 quantity,
                 version.seat_price,
@@ -73,6 +77,18 @@ def fixed_lines(
             )
         )
     return lines
+
+
+def base_fee_description(plan_name: str, label: str) -> str:
+    """'AI Assistant (Dec 2026)'."""
+    return _("{plan} ({period})").format(plan=plan_name, period=label)
+
+
+def seats_description(seats: int, label: str) -> str:
+    """'5 seats (Dec 2026)'."""
+    return ngettext("{count} seat ({period})", "{count} seats ({period})", seats).format(
+        count=wording.quantity(seats), period=label
+    )
 
 
 def billable_units(model: str, quantity: Decimal, included: Decimal | None) -> Decimal:
@@ -96,7 +112,9 @@ def charge_lines(
         return [
             _line(
                 LineKind.USAGE,
-                f"{meter_name} ({format_decimal(included)} included, capped)",
+                _("{meter} ({included} included, capped)").format(
+                    meter=meter_name, included=wording.quantity(included)
+                ),
                 charge.meter,
                 quantity,
                 ZERO,
@@ -110,7 +128,9 @@ def charge_lines(
     billable = billable_units(charge.model, quantity, included)
     if billable == 0:
         return []
-    description = f"{meter_name} over {format_decimal(included)} included"
+    description = _("{meter} over {included} included").format(
+        meter=meter_name, included=wording.quantity(included)
+    )
     return priced_lines(
         charge.pricing,
         billable,
@@ -145,12 +165,19 @@ def _piece_description(
     pricing: PricingSpec, units: Decimal, piece: PricedPiece, description: str
 ) -> str:
     if pricing.scheme == PACKAGE:
-        size = format_decimal(pricing.package_size)
-        return f"{description}: {format_decimal(units)} in packages of {size}"
+        return _("{charge}: {units} in packages of {size}").format(
+            charge=description,
+            units=wording.quantity(units),
+            size=wording.quantity(pricing.package_size),
+        )
     if pricing.scheme == GRADUATED and piece.up_to is None:
-        return f"{description}: tier above {format_decimal(piece.after)}"
+        return _("{charge}: tier above {bound}").format(
+            charge=description, bound=wording.quantity(piece.after)
+        )
     if pricing.scheme == GRADUATED:
-        return f"{description}: tier up to {format_decimal(piece.up_to)}"
+        return _("{charge}: tier up to {bound}").format(
+            charge=description, bound=wording.quantity(piece.up_to)
+        )
     return description
 
 
@@ -168,7 +195,14 @@ def minimum_commitment_line(
         return None
     return _line(
         LineKind.MINIMUM_COMMITMENT,
-        f"Minimum commitment of {format_decimal(version.minimum_commitment)} {version.currency}",
+        _("Minimum commitment of {amount} {currency}").format(
+            # A prorated commitment is named as billed, to the cent.
+            amount=wording.money(
+                quantize_money(version.minimum_commitment, version.currency),
+                currency_exponent(version.currency),
+            ),
+            currency=version.currency,
+        ),
         None,
         Decimal(1),
         shortfall,

@@ -7,17 +7,21 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
+from billing.core import wording
 from billing.core.errors import Conflict, InvalidRequest, NotFound
 from billing.core.periods import period_boundary
 from billing.core.vocabulary import LineKind
 from billing.invoicing.close import subscription_start_invoice
 from billing.invoicing.period_lines import (
     bill_usage,
-    plan_name,
+    proration_text,
     record_billed,
     remaining_fraction,
     usage_so_far,
+    version_name,
 )
 from billing.locks import subscription_lock
 from billing.models import (
@@ -182,24 +186,53 @@ def _check_in_period(subscription: Subscription, at: datetime, *, after_change: 
         )
 
 
+def _proration_description(*, fee_kind: str, sign: int, name: str, seats: int, days: str) -> str:
+    """'Unused time on Chat Growth (v1), 15 of 30 days (16 Nov - 30 Nov 2026)', or
+    the same for the seats of that version."""
+    if fee_kind == LineKind.SEATS:
+        if sign < 0:
+            text = ngettext(
+                "Unused time on {count} seat of {plan}, {days}",
+                "Unused time on {count} seats of {plan}, {days}",
+                seats,
+            )
+        else:
+            text = ngettext(
+                "Remaining time on {count} seat of {plan}, {days}",
+                "Remaining time on {count} seats of {plan}, {days}",
+                seats,
+            )
+        return text.format(count=wording.quantity(seats), plan=name, days=days)
+    if sign < 0:
+        return _("Unused time on {plan}, {days}").format(plan=name, days=days)
+    return _("Remaining time on {plan}, {days}").format(plan=name, days=days)
+
+
 def _proration(
-    subscription: Subscription, spec: VersionSpec, *, at: datetime, kind: str, sign: int, name: str
+    subscription: Subscription, spec: VersionSpec, *, at: datetime, kind: str, sign: int, version
 ) -> list[LineInput]:
-    """The fixed fees of `spec` for the rest of the period from `at`, as credit
-    (sign -1) or charge (sign +1) lines, each rounded once."""
+    """The fixed fees of `spec` (of `version`) for the rest of the period from
+    `at`, as credit (sign -1) or charge (sign +1) lines, each rounded once. Each
+    names the plan's version: a plan change puts two on one invoice."""
     end = subscription.current_period_end
     fixed = rating.fixed_lines(
         spec,
-        plan_name=name,
+        plan_name=version.plan.name,
         seats=subscription.seats,
-        label=f"{at:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC",
+        label="",
         fraction=remaining_fraction(subscription, spec, at),
     )
-    prefix = "Unused time on " if sign < 0 else "Remaining time on "
+    days = proration_text(subscription, spec, at)
     return [
         LineInput(
             kind,
-            prefix + line.description,
+            _proration_description(
+                fee_kind=line.kind,
+                sign=sign,
+                name=version_name(version),
+                seats=subscription.seats,
+                days=days,
+            ),
             None,
             line.quantity,
             line.unit_price,
@@ -260,27 +293,28 @@ def plan_change_lines(*, subscription: Subscription, version, at: datetime) -> P
     """The lines an immediate change of the subscription to `version` at `at`
     invoices, for a change plan_change_check accepts. Reads only: a bulk
     migration previews exactly what subscription_change_plan invoices."""
-    so_far, billed = usage_so_far(subscription, until=at)
-    credit: list[LineInput] = []
-    charge: list[LineInput] = []
-    if subscription.status != Subscription.TRIALING:
-        old = subscription.version
-        credit = _proration(
-            subscription,
-            version_spec(version=old),
-            at=at,
-            kind=LineKind.PRORATION_CREDIT,
-            sign=-1,
-            name=plan_name(old),
-        )
-        charge = _proration(
-            subscription,
-            version_spec(version=version),
-            at=at,
-            kind=LineKind.PRORATION_CHARGE,
-            sign=1,
-            name=plan_name(version),
-        )
+    with wording.in_customer_language(subscription.customer.locale):
+        so_far, billed = usage_so_far(subscription, until=at)
+        credit: list[LineInput] = []
+        charge: list[LineInput] = []
+        if subscription.status != Subscription.TRIALING:
+            old = subscription.version
+            credit = _proration(
+                subscription,
+                version_spec(version=old),
+                at=at,
+                kind=LineKind.PRORATION_CREDIT,
+                sign=-1,
+                version=old,
+            )
+            charge = _proration(
+                subscription,
+                version_spec(version=version),
+                at=at,
+                kind=LineKind.PRORATION_CHARGE,
+                sign=1,
+                version=version,
+            )
     return PlanChangeLines(so_far, credit, charge, billed)
 
 
@@ -368,16 +402,17 @@ def subscription_cancel(
             change.save()
             return subscription, None
         _check_in_period(subscription, at, after_change=True)
-        lines = bill_usage(subscription, until=at)
-        if subscription.status != Subscription.TRIALING:
-            lines += _proration(
-                subscription,
-                version_spec(version=subscription.version),
-                at=at,
-                kind=LineKind.PRORATION_CREDIT,
-                sign=-1,
-                name=plan_name(subscription.version),
-            )
+        with wording.in_customer_language(subscription.customer.locale):
+            lines = bill_usage(subscription, until=at)
+            if subscription.status != Subscription.TRIALING:
+                lines += _proration(
+                    subscription,
+                    version_spec(version=subscription.version),
+                    at=at,
+                    kind=LineKind.PRORATION_CREDIT,
+                    sign=-1,
+                    version=subscription.version,
+                )
         invoice = invoice_write_draft(
             customer=subscription.customer,
             subscription=subscription,

@@ -42,6 +42,8 @@ class MeterDef:
     unique_property: str
     # property -> the filter's values as text
     filters: tuple[tuple[str, frozenset[str]], ...]
+    # What invoices and the portal call it.
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,7 @@ def meter_def(meter: Meter) -> MeterDef:
         value_property=meter.value_property,
         unique_property=meter.unique_property,
         filters=filters,
+        name=meter.name,
     )
 
 

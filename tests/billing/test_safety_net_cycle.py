@@ -346,8 +346,8 @@ def test_late_usage_re_rates_every_billed_period_in_the_late_window(acme, ai_ass
     # then: a late line for each period, at its prices; their invoices unchanged
     late = period_invoice(NOV_1).lines.filter(kind="late_usage").order_by("period_start")
     assert [(line.description, line.quantity, line.amount) for line in late] == [
-        ("Late usage for Sep 2026: prompts", D(10), D("0.50")),
-        ("Late usage for Oct 2026: prompts", D(10), D("0.50")),
+        ("Late usage for Sep 2026: Prompts", D(10), D("0.50")),
+        ("Late usage for Oct 2026: Prompts", D(10), D("0.50")),
     ]
     assert {
         i.pk: (i.status, i.total)

@@ -164,7 +164,7 @@ def test_s10_immediate_upgrade_answers_the_subscription_and_its_proration_invoic
     assert without_ids(invoice["lines"]) == [
         {
             "kind": "proration_credit",
-            "description": "Unused time on Starter (2026-11-16 00:00 to 2026-12-01 00:00 UTC)",
+            "description": "Unused time on Starter (v1), 15 of 30 days (16 Nov \u2013 30 Nov 2026)",
             "meter": None,
             "quantity": "0.5",
             "unit_price": "20.00",
@@ -172,7 +172,7 @@ def test_s10_immediate_upgrade_answers_the_subscription_and_its_proration_invoic
         },
         {
             "kind": "proration_charge",
-            "description": "Remaining time on Pro (2026-11-16 00:00 to 2026-12-01 00:00 UTC)",
+            "description": "Remaining time on Pro (v1), 15 of 30 days (16 Nov \u2013 30 Nov 2026)",
             "meter": None,
             "quantity": "0.5",
             "unit_price": "50.00",
@@ -206,7 +206,7 @@ def test_s10_immediate_upgrade_answers_the_subscription_and_its_proration_invoic
     assert output.startswith("closed 1 period(s), finalized 3 invoice(s)")
     december = invoice_body(api, closing_invoice())
     assert [(line["kind"], line["description"], line["amount"]) for line in december["lines"]] == [
-        ("overage", "prompts over 0 included", "1.00"),
+        ("overage", "Prompts over 0 included", "1.00"),
         ("base_fee", "Pro (Dec 2026)", "50.00"),
     ]
     assert december["total"] == "51.00"
@@ -531,7 +531,7 @@ def test_added_seats_are_prorated_on_the_invoice_that_closes_the_period(api, cat
     assert without_ids(body["lines"]) == [
         {
             "kind": "proration_charge",
-            "description": "Seats 2 to 5 from 2026-11-16 00:00 UTC",
+            "description": "Seats 2 to 5, 15 of 30 days (16 Nov \u2013 30 Nov 2026)",
             "meter": None,
             "quantity": "1.5",
             "unit_price": "10.00",

@@ -92,7 +92,7 @@ def test_portal_shows_usage_balances_spend_chart_and_invoices(client, setup):
     )
     assert [w["balance"] for w in response.context["wallets"]] == ["100 credits"]
     chart = response.context["charts"][0]
-    assert [bar["label"] for bar in chart["bars"]][:2] == ["Nov 1: 25", "Nov 2: 25"]
+    assert [bar["label"] for bar in chart["bars"]][:2] == ["1 Nov 2026: 25", "2 Nov 2026: 25"]
     assert len(chart["bars"]) == 10  # Nov 1 to Nov 10: the period so far
     invoices = response.context["invoices"]
     assert {i["number"] for i in invoices} == set(

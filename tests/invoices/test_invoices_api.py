@@ -201,7 +201,7 @@ def test_an_invoice_has_its_lines_and_totals(api, closed_november):
     assert body["lines"] == [
         {
             "kind": "overage",
-            "description": "prompts over 200 included",
+            "description": "Prompts over 200 included",
             "meter": "prompts",
             "quantity": "200",
             "unit_price": "0.05",
