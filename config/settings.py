@@ -200,6 +200,9 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# The project's own catalogs (invoices and credit notes in French and German): the
+# .po files are committed, the .mo files are compiled by scripts/compilemessages.py.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
@@ -240,7 +243,11 @@ SPECTACULAR_SETTINGS = {
     # what it is answered.
     "COMPONENT_SPLIT_REQUEST": True,
     # Named where several components share one choice set.
-    "ENUM_NAME_OVERRIDES": {"SubscriptionStatusEnum": "billing.models.Subscription.STATUSES"},
+    "ENUM_NAME_OVERRIDES": {
+        "SubscriptionStatusEnum": "billing.models.Subscription.STATUSES",
+        "InvoiceReasonEnum": "invoices.models.Invoice.REASONS",
+        "CreditNoteReasonEnum": "invoices.models.CreditNote.REASONS",
+    },
 }
 
 # Request bodies: the events endpoint takes up to 1 MiB.
@@ -325,6 +332,15 @@ BILLING_SELLER = {
     ],
     "email": os.environ.get("BILLING_SELLER_EMAIL", "billing@example.com"),
     "tax_id": os.environ.get("BILLING_SELLER_TAX_ID", ""),
+    # ISO 3166-1 alpha-2: a customer in another country gets its country printed.
+    "country": os.environ.get("BILLING_SELLER_COUNTRY", "US").strip().upper(),
+    # Where customers pay by transfer, printed on every invoice (empty: not printed).
+    "bank": {
+        "bank_name": os.environ.get("BILLING_SELLER_BANK_NAME", ""),
+        "iban": os.environ.get("BILLING_SELLER_IBAN", ""),
+        "bic": os.environ.get("BILLING_SELLER_BIC", ""),
+    },
+    "payment_instructions": os.environ.get("BILLING_SELLER_PAYMENT_INSTRUCTIONS", ""),
 }
 # Percentages of a charge's included units at which a usage alert fires, for the
 # customers that set none of their own.
@@ -340,20 +356,41 @@ BILLING_ALERT_CHECK_SECONDS = env_int("BILLING_ALERT_CHECK_SECONDS", 10)
 BILLING_WEBHOOK_ALLOWED_HOSTS = env_list("BILLING_WEBHOOK_ALLOWED_HOSTS", [])
 BILLING_ALERT_FROM_EMAIL = os.environ.get("BILLING_ALERT_FROM_EMAIL", "billing@localhost")
 
-# Email (alerts). Embedded and DEBUG: printed to the console; otherwise SMTP.
+# Email (alerts, invoices and credit notes). Embedded and DEBUG: printed to the
+# console; otherwise SMTP, so that an email recorded "sent" has left the machine
+# (without a mail server an invoice email is recorded failed, in the admin).
+# EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend keeps them as
+# files under EMAIL_FILE_PATH instead.
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",
     "django.core.mail.backends.console.EmailBackend"
     if DEBUG
     else "django.core.mail.backends.smtp.EmailBackend",
 )
+EMAIL_FILE_PATH = Path(os.environ.get("EMAIL_FILE_PATH", VAR_DIR / "mail"))
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
-DEFAULT_FROM_EMAIL = BILLING_ALERT_FROM_EMAIL
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", BILLING_ALERT_FROM_EMAIL)
+# Email each invoice and credit note (its PDF attached) to the customer once it is
+# issued (a Celery task), from this address; replies go to BILLING_SELLER's email.
+BILLING_INVOICE_EMAILS = env_bool("BILLING_INVOICE_EMAILS", True)
+BILLING_INVOICE_FROM_EMAIL = os.environ.get("BILLING_INVOICE_FROM_EMAIL", DEFAULT_FROM_EMAIL)
+# An invoice email the mail server refused or could not take is sent again after
+# each of these waits (minutes): 1,5,30,120 makes five attempts in all, then it
+# is recorded failed (the admin's "Send again" tries once more).
+try:
+    BILLING_INVOICE_EMAIL_RETRY_MINUTES = [
+        int(minutes)
+        for minutes in env_list("BILLING_INVOICE_EMAIL_RETRY_MINUTES", ["1", "5", "30", "120"])
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        "BILLING_INVOICE_EMAIL_RETRY_MINUTES must be a comma list of whole minutes"
+    ) from exc
 
 # Payments: unset means payments are recorded by hand in the admin.
 STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")

@@ -67,6 +67,14 @@ api_v1 = [
     path("invoices/<int:invoice_id>/pdf", invoices_api.InvoicePdfApi.as_view(), name="invoice-pdf"),
     path("invoices/<int:invoice_id>/void", invoices_api.InvoiceVoidApi.as_view()),
     path("invoices/<int:invoice_id>/pay", invoices_api.InvoicePayApi.as_view()),
+    path("invoices/<int:invoice_id>/credit-notes", invoices_api.InvoiceCreditNotesApi.as_view()),
+    path("credit-notes", invoices_api.CreditNoteListApi.as_view()),
+    path("credit-notes/<int:credit_note_id>", invoices_api.CreditNoteDetailApi.as_view()),
+    path(
+        "credit-notes/<int:credit_note_id>/pdf",
+        invoices_api.CreditNotePdfApi.as_view(),
+        name="credit-note-pdf",
+    ),
 ]
 
 # The admin's index shows billing at a glance (billing.dashboard) above the app list.
@@ -84,6 +92,11 @@ urlpatterns = [
         "portal/<str:token>/invoices/<int:invoice_id>/pdf",
         portal_views.portal_invoice_pdf,
         name="portal-invoice-pdf",
+    ),
+    path(
+        "portal/<str:token>/credit-notes/<int:credit_note_id>/pdf",
+        portal_views.portal_credit_note_pdf,
+        name="portal-credit-note-pdf",
     ),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -1,10 +1,12 @@
 from decimal import Decimal
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.core.money import format_decimal
+from billing.core.money import format_decimal, format_money
 from config.api import DecimalString, MoneyString
 from customers.models import CUSTOMER_DETAILS, LOCALES, MAX_PAYMENT_TERMS_DAYS, Customer
+from invoices.credit_balance import credit_balance
 
 
 def payment_terms_field(**default) -> serializers.IntegerField:
@@ -49,10 +51,25 @@ class CustomerSerializer(serializers.ModelSerializer):
         child=serializers.CharField(max_length=254), required=False, default=list, max_length=10
     )
 
+    credit_balance = serializers.SerializerMethodField(
+        help_text="Owed to the customer (credit notes on paid invoices); pays its next invoices."
+    )
+
     class Meta:
         model = Customer
-        fields = ["external_id", "currency", *CUSTOMER_DETAILS, "tax_rates", "created_at"]
+        fields = [
+            "external_id",
+            "currency",
+            *CUSTOMER_DETAILS,
+            "tax_rates",
+            "credit_balance",
+            "created_at",
+        ]
         read_only_fields = ["created_at"]
+
+    @extend_schema_field({"type": "string", "example": "12.00"})
+    def get_credit_balance(self, customer) -> str:
+        return format_money(credit_balance(customer), customer.currency)
 
     def to_representation(self, customer):
         data = super().to_representation(customer)

@@ -20,8 +20,9 @@ from customers.portal import (
     portal_customer_id,
     portal_overview,
 )
-from invoices.models import Invoice
-from invoices.selectors import invoice_pdf_response, past_due
+from invoices.credit_balance import credit_balance
+from invoices.models import CreditNote, Invoice
+from invoices.selectors import credit_note_pdf_response, invoice_pdf_response, past_due
 
 CHART_WIDTH = 640
 CHART_HEIGHT = 120
@@ -107,6 +108,8 @@ def portal_page(request, token: str):
     def money(amount):
         return None if amount is None else format_money(amount, currency)
 
+    balance = credit_balance(customer)
+
     zone = ZoneInfo(customer.timezone)
 
     def invoice_day(invoice, moment):
@@ -171,6 +174,19 @@ def portal_page(request, token: str):
             }
             for i in overview.invoices
         ],
+        "credit_notes": [
+            {
+                "id": note.pk,
+                "number": note.number,
+                "date": invoice_day(i, note.created_at),
+                "invoice": i.number,
+                "total": format_money(note.total, note.currency),
+                "currency": note.currency,
+            }
+            for i in overview.invoices
+            for note in i.credit_notes.all()
+        ],
+        "credit_balance": money(balance) if balance else None,
     }
     response = render(request, "portal/portal.html", context)
     for name, value in HEADERS.items():
@@ -193,3 +209,19 @@ def portal_invoice_pdf(request, token: str, invoice_id: int):
     if invoice is None:
         return _denied(request, 404)
     return invoice_pdf_response(invoice=invoice, headers=HEADERS)
+
+
+@require_GET
+def portal_credit_note_pdf(request, token: str, credit_note_id: int):
+    try:
+        customer = _customer(token)
+    except _Denied as denied:
+        return _denied(request, denied.status)
+    note = (
+        CreditNote.objects.filter(pk=credit_note_id, customer=customer)
+        .select_related("invoice", "customer")
+        .first()
+    )
+    if note is None:
+        return _denied(request, 404)
+    return credit_note_pdf_response(credit_note=note, headers=HEADERS)

@@ -13,9 +13,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from billing.core.errors import BillingError
-from billing.core.money import format_money
+from billing.core.money import format_decimal, format_money
 from customers.models import Customer
-from invoices import rendering, selectors, services, settlement
+from invoices import credit_notes, rendering, selectors, services, settlement
+from invoices.credit_notes_admin import CreditNoteAdminViews, void_with_confirmation
+from invoices.emails_admin import DocumentEmailInline
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from invoices.payments_admin import PaymentInline, mark_paid_with_reference
 from plans.models import Plan
@@ -34,8 +36,14 @@ class InvoiceLineInline(admin.TabularInline):
 
 class CreditNoteInline(admin.TabularInline):
     model = CreditNote
-    fields = ["number", "reason", "memo", "total", "created_at"]
+    fields = ["note_link", "reason", "memo", "total", "created_at"]
     readonly_fields = fields
+
+    @admin.display(description="credit note")
+    def note_link(self, note):
+        url = reverse("admin:invoices_creditnote_change", args=[note.pk])
+        return format_html('<a href="{}">{}</a>', url, note.number)
+
     extra = 0
     can_delete = False
 
@@ -101,7 +109,7 @@ class DueFilter(admin.SimpleListFilter):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(CreditNoteAdminViews, admin.ModelAdmin):
     list_display = [
         "__str__",
         "customer",
@@ -125,7 +133,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     search_fields = ["number", "customer__external_id", "customer__name"]
     list_select_related = ["customer"]
     date_hierarchy = "period_start"
-    inlines = [InvoiceLineInline, CreditNoteInline, PaymentInline]
+    inlines = [InvoiceLineInline, CreditNoteInline, PaymentInline, DocumentEmailInline]
     actions = [
         "finalize",
         "void",
@@ -145,9 +153,12 @@ class InvoiceAdmin(admin.ModelAdmin):
         "period_end",
         "customer_snapshot",
         "subtotal",
-        "credits_applied",
+        "discount",
+        "tax_lines_display",
         "tax",
         "total",
+        "credits_applied",
+        "credited",
         "amount_due_display",
         "created_at",
         "finalized_at",
@@ -183,7 +194,19 @@ class InvoiceAdmin(admin.ModelAdmin):
             self.admin_site.admin_view(self.pdf_view),
             name="invoices_invoice_pdf",
         )
-        return [pdf, *super().get_urls()]
+        return [pdf, *self.credit_note_urls(), *super().get_urls()]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            user = request.user
+            context["may_void"] = obj.status in (
+                Invoice.FINALIZED,
+                Invoice.UNCOLLECTIBLE,
+            ) and user.has_perm("invoices.void_invoice")
+            context["may_credit"] = obj.status in credit_notes.CREDITABLE and user.has_perm(
+                "invoices.issue_creditnote"
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def pdf_view(self, request, object_id):
         if not object_id.isdigit():
@@ -196,6 +219,21 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.display(description="total", ordering="total")
     def total_display(self, invoice):
         return f"{format_money(invoice.total, invoice.currency)} {invoice.currency}"
+
+    @admin.display(description="tax lines")
+    def tax_lines_display(self, invoice):
+        lines = [
+            f"{line.name} {format_decimal(line.percentage)} % on "
+            f"{format_money(line.taxable_amount, invoice.currency)}: "
+            f"{format_money(line.amount, invoice.currency)} {invoice.currency}"
+            for line in invoice.tax_lines.all()
+        ]
+        if lines:
+            return "; ".join(lines)
+        exempt = (invoice.customer_snapshot or {}).get("tax_exempt")
+        return {"reverse_charge": "none (reverse charge)", "exempt": "none (exempt)"}.get(
+            exempt, "none"
+        )
 
     @admin.display(description="amount due")
     def amount_due_display(self, invoice):
@@ -246,15 +284,9 @@ class InvoiceAdmin(admin.ModelAdmin):
             request, queryset, lambda i: services.invoice_finalize(invoice=i, now=now), "finalized"
         )
 
-    @admin.action(description="Void, with a credit note", permissions=["void"])
+    @admin.action(description="Void, with a credit note…", permissions=["void"])
     def void(self, request, queryset):
-        now = timezone.now()
-        self._each(
-            request,
-            queryset,
-            lambda i: services.invoice_void(invoice=i, reason="voided in the admin", now=now),
-            "voided",
-        )
+        return void_with_confirmation(self, request, queryset)
 
     @admin.action(
         description="Mark paid (payment received outside Stripe)", permissions=["mark_paid"]

@@ -1,4 +1,4 @@
-"""Invoice endpoints: list, detail, PDF, void, pay."""
+"""Invoice endpoints: list, detail, PDF, void, pay; credit notes."""
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -16,9 +16,13 @@ from rest_framework.views import APIView
 from billing.core.errors import InvalidRequest
 from billing.serializers import AwareDateTimeField
 from config.api import CursorPagination
-from invoices import selectors, services, settlement
-from invoices.models import Invoice
-from invoices.serializers import InvoiceSerializer
+from invoices import credit_notes, selectors, services, settlement
+from invoices.models import CreditNote, Invoice
+from invoices.serializers import (
+    CreditNoteCreateSerializer,
+    CreditNoteSerializer,
+    InvoiceSerializer,
+)
 from plans.api import paginated
 
 
@@ -156,3 +160,82 @@ class InvoicePayApi(APIView):
             paid_at=paid_at,
         )
         return Response(InvoiceSerializer(invoices_query().get(pk=invoice_id)).data)
+
+
+def credit_notes_query():
+    return CreditNote.objects.select_related("customer", "invoice").prefetch_related("lines")
+
+
+class InvoiceCreditNotesApi(APIView):
+    """Credit part of a finalized invoice: chosen lines, each at most what is left
+    uncredited on it, tax credited in proportion. On an unpaid invoice it lowers
+    the amount due; the rest goes to the customer's credit balance, which pays its
+    next invoices. 400 for more than is left, a draft or a void invoice."""
+
+    @extend_schema(request=CreditNoteCreateSerializer, responses={201: CreditNoteSerializer})
+    def post(self, request, invoice_id: int):
+        invoice = get_object_or_404(Invoice, pk=invoice_id)
+        serializer = CreditNoteCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        note = credit_notes.credit_note_issue(
+            invoice=invoice,
+            lines=[
+                credit_notes.CreditLineInput(line["invoice_line"], line["amount"])
+                for line in data["lines"]
+            ],
+            reason=data["reason"],
+            memo=data["memo"],
+            refund=data["refund"],
+            now=timezone.now(),
+        )
+        return Response(CreditNoteSerializer(credit_notes_query().get(pk=note.pk)).data, status=201)
+
+
+class CreditNoteListApi(APIView):
+    pagination_class = CursorPagination
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("customer", str, description="external_id"),
+            OpenApiParameter("invoice", int, description="the invoice's id"),
+        ],
+        responses=CreditNoteSerializer(many=True),
+    )
+    def get(self, request):
+        query = credit_notes_query()
+        customer = request.query_params.get("customer")
+        if customer is not None:
+            query = query.filter(customer__external_id=customer)
+        invoice = request.query_params.get("invoice")
+        if invoice is not None:
+            if not invoice.isdigit() or len(invoice) > 18:
+                raise InvalidRequest(
+                    "invoice must be an invoice id", fields={"invoice": ["not an id"]}
+                )
+            query = query.filter(invoice_id=int(invoice))
+        return paginated(self, request, query, CreditNoteSerializer)
+
+
+class CreditNoteDetailApi(APIView):
+    @extend_schema(responses=CreditNoteSerializer)
+    def get(self, request, credit_note_id: int):
+        note = get_object_or_404(credit_notes_query(), pk=credit_note_id)
+        return Response(CreditNoteSerializer(note).data)
+
+
+class CreditNotePdfApi(APIView):
+    content_negotiation_class = AnyAccept
+
+    @extend_schema(
+        summary="Download a credit note as PDF",
+        responses={
+            (200, "application/pdf"): OpenApiResponse(
+                response=OpenApiTypes.BINARY,
+                description="The PDF, as an attachment named after the credit note number.",
+            )
+        },
+    )
+    def get(self, request, credit_note_id: int):
+        note = get_object_or_404(credit_notes_query(), pk=credit_note_id)
+        return selectors.credit_note_pdf_response(credit_note=note)

@@ -15,15 +15,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
 
 from billing.core.errors import InvalidRequest
 from billing.core.money import has_minor_unit_precision, quantize_money
-from customers.locks import customer_lock
-from invoices import collection
+from invoices import collection, emails, refunds
+from invoices.credit_balance import credit_balance_add
 from invoices.locks import invoice_lock
-from invoices.models import CreditBalanceEntry, CreditNote, CreditNoteLine, Invoice, InvoiceLine
+from invoices.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
+from invoices.rendering import credit_note_schedule_pdf_render
 from invoices.sequences import next_number
 
 ZERO = Decimal(0)
@@ -35,12 +37,6 @@ MAX_LINES = 500
 class CreditLineInput:
     invoice_line: int
     amount: Decimal
-
-
-def credit_balance(customer) -> Decimal:
-    """What the customer is owed, in its currency: the sum of its balance entries."""
-    total = customer.credit_balance_entries.aggregate(total=Sum("amount"))["total"]
-    return ZERO if total is None else total
 
 
 def credited_by_line(invoice: Invoice) -> dict[int, Decimal]:
@@ -136,57 +132,23 @@ def _check_lines(
     return chosen
 
 
-def credit_note_issue(
-    *,
-    invoice: Invoice,
-    lines: list[CreditLineInput],
-    reason: str,
-    memo: str = "",
-    now: datetime,
-) -> CreditNote:
-    """Issue a credit note for part of a finalized (or paid, or uncollectible)
-    invoice: 400 for a draft or void invoice and for lines it cannot credit;
-    nothing changes when it is refused."""
-    if reason not in dict(CreditNote.REASONS):
-        raise InvalidRequest(
-            f"unknown reason {reason!r}",
-            fields={"reason": [f"must be one of {', '.join(dict(CreditNote.REASONS))}"]},
-        )
-    with transaction.atomic():
-        invoice = invoice_lock(invoice.pk)
-        if invoice.status not in CREDITABLE:
-            raise InvalidRequest(
-                f"invoice {invoice} is {invoice.status}; only a finalized, paid or uncollectible "
-                "invoice can be credited",
-                fields={"invoice": [f"is {invoice.status}"]},
-            )
-        chosen = _check_lines(invoice, lines)
-        return _issue(invoice, chosen, reason=reason, memo=memo, voids=False, now=now)
+@dataclass(frozen=True)
+class CreditNotePreview:
+    """A credit note as it would be issued: its lines, tax per rate, total, and
+    where the total goes (the invoice's amount due first, the rest to the
+    customer's credit balance)."""
+
+    invoice: Invoice
+    lines: list[tuple[InvoiceLine, Decimal]]
+    subtotal: Decimal
+    tax_lines: list[dict]
+    tax: Decimal
+    total: Decimal
+    to_amount_due: Decimal
+    to_credit_balance: Decimal
 
 
-def credit_note_for_void(*, invoice: Invoice, memo: str, now: datetime) -> CreditNote:
-    """The credit note of a void: everything left uncredited on every line
-    (negative lines too, so that it credits exactly what the invoice still
-    charges). The caller holds the invoice's lock and changes its status."""
-    credited = credited_by_line(invoice)
-    chosen = [
-        (line, line.amount - credited.get(line.pk, ZERO))
-        for line in invoice.lines.all()
-        if line.amount - credited.get(line.pk, ZERO) != 0
-    ]
-    return _issue(invoice, chosen, reason=CreditNote.OTHER, memo=memo, voids=True, now=now)
-
-
-def _issue(
-    invoice: Invoice,
-    chosen: list[tuple[InvoiceLine, Decimal]],
-    *,
-    reason: str,
-    memo: str,
-    voids: bool,
-    now: datetime,
-) -> CreditNote:
-    currency = invoice.currency
+def _preview(invoice: Invoice, chosen: list[tuple[InvoiceLine, Decimal]]) -> CreditNotePreview:
     subtotal = sum((amount for _, amount in chosen), ZERO)
     credited_before = sum(credited_by_line(invoice).values(), ZERO)
     taxes = _tax_credit(invoice, credited_before, credited_before + subtotal)
@@ -195,7 +157,98 @@ def _issue(
     # What the invoice still has due takes the credit first; the rest was paid
     # (by card, transfer or credit balance) and goes to the credit balance.
     to_amount_due = min(max(total, ZERO), invoice.amount_due)
-    paid_back = total - to_amount_due
+    return CreditNotePreview(
+        invoice, chosen, subtotal, taxes, tax, total, to_amount_due, total - to_amount_due
+    )
+
+
+def _check_creditable(invoice: Invoice) -> None:
+    if invoice.status not in CREDITABLE:
+        raise InvalidRequest(
+            f"invoice {invoice} is {invoice.status}; only a finalized, paid or uncollectible "
+            "invoice can be credited",
+            fields={"invoice": [f"is {invoice.status}"]},
+        )
+
+
+def _check_reason(reason: str) -> None:
+    if reason not in dict(CreditNote.REASONS):
+        raise InvalidRequest(
+            f"unknown reason {reason!r}",
+            fields={"reason": [f"must be one of {', '.join(dict(CreditNote.REASONS))}"]},
+        )
+
+
+def credit_note_preview(*, invoice: Invoice, lines: list[CreditLineInput]) -> CreditNotePreview:
+    """What credit_note_issue would issue now, refused the same way. Reads only."""
+    _check_creditable(invoice)
+    return _preview(invoice, _check_lines(invoice, lines))
+
+
+def void_preview(invoice: Invoice) -> CreditNotePreview:
+    """The credit note voiding the invoice would issue: all that is left
+    uncredited on every line (negative lines too, so that it credits exactly
+    what the invoice still charges). Reads only."""
+    credited = credited_by_line(invoice)
+    chosen = [
+        (line, line.amount - credited.get(line.pk, ZERO))
+        for line in invoice.lines.all()
+        if line.amount - credited.get(line.pk, ZERO) != 0
+    ]
+    return _preview(invoice, chosen)
+
+
+def credit_note_issue(
+    *,
+    invoice: Invoice,
+    lines: list[CreditLineInput],
+    reason: str,
+    memo: str = "",
+    refund: bool = False,
+    now: datetime,
+) -> CreditNote:
+    """Issue a credit note for part of a finalized (or paid, or uncollectible)
+    invoice: 400 for a draft or void invoice and for lines it cannot credit;
+    nothing changes when it is refused. With `refund`, what was paid goes back
+    to the card through Stripe (invoices.refunds) rather than to the credit
+    balance: for an invoice Stripe collected only."""
+    _check_reason(reason)
+    with transaction.atomic():
+        invoice = invoice_lock(invoice.pk)
+        preview = credit_note_preview(invoice=invoice, lines=lines)
+        if refund:
+            refunds.refund_check(invoice=invoice)
+        note = _issue(preview, reason=reason, memo=memo, voids=False, now=now, refund=refund)
+        # Sent to the customer's invoice addresses once this commits.
+        emails.document_email_schedule(credit_note=note, now=now)
+        return note
+
+
+def credit_note_for_void(*, invoice: Invoice, memo: str, now: datetime) -> CreditNote:
+    """The credit note of a void (void_preview). The caller holds the invoice's
+    lock and changes its status."""
+    return _issue(void_preview(invoice), reason=CreditNote.OTHER, memo=memo, voids=True, now=now)
+
+
+def _issue(
+    preview: CreditNotePreview,
+    *,
+    reason: str,
+    memo: str,
+    voids: bool,
+    now: datetime,
+    refund: bool = False,
+) -> CreditNote:
+    invoice = preview.invoice
+    currency = invoice.currency
+    paid_back = preview.to_credit_balance
+    refunded = refund and paid_back > 0
+    if refunded:
+        destination = CreditNote.TO_REFUND
+    elif paid_back > 0:
+        destination = CreditNote.TO_CREDIT_BALANCE
+    else:
+        destination = CreditNote.TO_AMOUNT_DUE
     note = CreditNote.objects.create(
         invoice=invoice,
         customer_id=invoice.customer_id,
@@ -203,13 +256,14 @@ def _issue(
         reason=reason,
         memo=memo[:500],
         currency=currency,
-        subtotal=subtotal,
-        tax=tax,
-        total=total,
-        tax_lines=taxes,
-        to_amount_due=to_amount_due,
+        subtotal=preview.subtotal,
+        tax=preview.tax,
+        total=preview.total,
+        tax_lines=preview.tax_lines,
+        to_amount_due=preview.to_amount_due,
         paid_back=paid_back,
-        paid_back_to=CreditNote.TO_CREDIT_BALANCE if paid_back > 0 else CreditNote.TO_AMOUNT_DUE,
+        paid_back_to=destination,
+        refund_status=CreditNote.REFUND_PENDING if refunded else "",
         voids_invoice=voids,
         created_at=now,
     )
@@ -221,46 +275,18 @@ def _issue(
             description=line.description,
             amount=amount,
         )
-        for position, (line, amount) in enumerate(chosen)
+        for position, (line, amount) in enumerate(preview.lines)
     )
-    invoice.credited += total
+    invoice.credited += preview.total
     invoice.save(update_fields=["credited"])
-    if paid_back > 0:
-        customer_lock(invoice.customer_id)
-        CreditBalanceEntry.objects.create(
-            customer_id=invoice.customer_id,
-            kind=CreditBalanceEntry.CREDIT_NOTE,
-            amount=paid_back,
-            currency=currency,
-            credit_note=note,
-            created_at=now,
-        )
-    if to_amount_due > 0 and invoice.status != Invoice.VOID and not voids:
+    if refunded:
+        refunds.refund_after_commit(note.pk)
+    elif paid_back > 0:
+        credit_balance_add(note=note, amount=paid_back, now=now)
+    if preview.to_amount_due > 0 and not voids:
         # A payment waiting at Stripe is asked for the new amount due, or canceled.
         collection.collection_amount_changed(invoice=invoice, now=now)
+    if settings.BILLING_INVOICE_PDFS:
+        # Its PDF, stored like an invoice's, once the note is committed.
+        credit_note_schedule_pdf_render(credit_note=note)
     return note
-
-
-def credit_balance_apply(*, invoice: Invoice, now: datetime) -> Decimal:
-    """Pay what the customer's credit balance can of an invoice being finalized
-    (its credits_applied). The caller holds the invoice's lock."""
-    entries = CreditBalanceEntry.objects.filter(customer_id=invoice.customer_id)
-    # Most customers never had a balance: no lock taken for them.
-    if invoice.total <= 0 or not entries.exists():
-        return ZERO
-    customer_lock(invoice.customer_id)
-    balance = credit_balance(invoice.customer)
-    applied = min(balance, invoice.total)
-    if applied <= 0:
-        return ZERO
-    CreditBalanceEntry.objects.create(
-        customer_id=invoice.customer_id,
-        kind=CreditBalanceEntry.APPLIED,
-        amount=-applied,
-        currency=invoice.currency,
-        invoice=invoice,
-        created_at=now,
-    )
-    invoice.credits_applied = applied
-    invoice.save(update_fields=["credits_applied"])
-    return applied

@@ -1,9 +1,10 @@
-"""Row locks on invoices, payments and received Stripe events, in one place.
-An invoice's lock comes after its subscription's (billing.locks) and before any
-wallet's (wallets.locks), except a purchase's void, which takes its wallets
-first, the order the sale took them; several rows in primary-key order."""
+"""Row locks on invoices, payments, document emails and received Stripe events,
+in one place. An invoice's lock comes after its subscription's (billing.locks)
+and before any wallet's (wallets.locks), except a purchase's void, which takes
+its wallets first, the order the sale took them; several rows in primary-key
+order."""
 
-from invoices.models import Invoice, Payment, StripeEvent
+from invoices.models import CreditNote, DocumentEmail, Invoice, Payment, StripeEvent
 
 
 def invoice_lock(invoice_id: int) -> Invoice:
@@ -12,6 +13,15 @@ def invoice_lock(invoice_id: int) -> Invoice:
         Invoice.objects.select_for_update(of=("self",))
         .select_related("customer")
         .get(pk=invoice_id)
+    )
+
+
+def credit_note_lock(credit_note_id: int) -> CreditNote:
+    """Lock one credit note (to record its PDF) and return it fresh."""
+    return (
+        CreditNote.objects.select_for_update(of=("self",))
+        .select_related("invoice")
+        .get(pk=credit_note_id)
     )
 
 
@@ -54,3 +64,12 @@ def waiting_payments_lock(invoice: Invoice) -> list[Payment]:
 
 def stripe_event_lock(event_pk: int) -> StripeEvent:
     return StripeEvent.objects.select_for_update().get(pk=event_pk)
+
+
+def document_email_lock(email_id: int) -> DocumentEmail:
+    """Lock one document email and return it fresh, with its document."""
+    return (
+        DocumentEmail.objects.select_for_update(of=("self",))
+        .select_related("invoice__customer", "credit_note__customer", "credit_note__invoice")
+        .get(pk=email_id)
+    )

@@ -222,6 +222,19 @@ class CreditNote(models.Model):
     paid_back = models.DecimalField(**AMOUNT, default=0)
     paid_back_to = models.CharField(max_length=16, choices=DESTINATIONS, blank=True, default="")
     voids_invoice = models.BooleanField(default=False)
+    # A refund to the card through Stripe (paid_back_to "refund"): pending until
+    # Stripe answers; a refund Stripe refuses goes to the credit balance instead.
+    REFUND_PENDING = "pending"
+    REFUND_SUCCEEDED = "succeeded"
+    REFUND_FAILED = "failed"
+    REFUND_STATUSES = [
+        (REFUND_PENDING, "Pending at Stripe"),
+        (REFUND_SUCCEEDED, "Refunded"),
+        (REFUND_FAILED, "Refused by Stripe: credited to the balance instead"),
+    ]
+    refund_status = models.CharField(max_length=16, choices=REFUND_STATUSES, blank=True, default="")
+    stripe_refund_id = models.CharField(max_length=255, blank=True, default="")
+    refund_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(help_text="When it was issued.")
     pdf_file = models.FileField(max_length=255, blank=True, default="")
     pdf_sha256 = models.CharField(max_length=64, blank=True, default="")
@@ -290,6 +303,61 @@ class CreditBalanceEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.amount} {self.currency}"
+
+
+class DocumentEmail(models.Model):
+    """An invoice or a credit note emailed to its customer, its PDF attached: one
+    row per document, written when the document is issued (invoices.emails), so
+    that issuing or scheduling it twice sends it once. `pending` waits for its
+    next attempt (at next_attempt_at; while an attempt is under way that is its
+    lease: an attempt whose worker died is made again)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    STATUSES = [(PENDING, "Pending"), (SENT, "Sent"), (FAILED, "Failed")]
+
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="emails"
+    )
+    credit_note = models.ForeignKey(
+        CreditNote, on_delete=models.PROTECT, null=True, blank=True, related_name="emails"
+    )
+    recipients = models.JSONField(default=list)
+    subject = models.CharField(max_length=500)
+    status = models.CharField(max_length=16, choices=STATUSES, default=PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(invoice__isnull=False, credit_note__isnull=True)
+                | models.Q(invoice__isnull=True, credit_note__isnull=False),
+                name="document_email_for_invoice_or_credit_note",
+            ),
+            models.UniqueConstraint(
+                fields=["invoice"],
+                condition=models.Q(invoice__isnull=False),
+                name="document_email_once_per_invoice",
+            ),
+            models.UniqueConstraint(
+                fields=["credit_note"],
+                condition=models.Q(credit_note__isnull=False),
+                name="document_email_once_per_credit_note",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"email of {self.document} ({self.status})"
+
+    @property
+    def document(self) -> "Invoice | CreditNote":
+        return self.invoice if self.invoice_id is not None else self.credit_note
 
 
 # Payments through Stripe (invoices.collection). Without STRIPE_API_KEY these stay

@@ -1,4 +1,8 @@
-"""Invoice PDFs: templates/invoices/invoice.html, laid out by WeasyPrint.
+"""Invoice and credit note PDFs: templates/invoices/invoice.html and
+credit_note.html (both extend document.html), laid out by WeasyPrint, in the
+customer's language (its snapshot's "locale": en, fr or de, through Django's
+translation catalogs under locale/) with numbers and dates written the way that
+language writes them (billing.core.l10n).
 
 Each process keeps one renderer: the stylesheet parsed once, one
 FontConfiguration, and one font, the system's DejaVu Sans, so that a document
@@ -9,8 +13,8 @@ without hinting, kerning or shaping tables, which makes each document's subset
 several times quicker; other characters fall back to the full system fonts. A
 document loads nothing but that local font file.
 
-The same invoice in the same state renders to the same bytes on the same
-system: the PDF's dates come from the invoice, and subset fonts are stamped
+The same document in the same state renders to the same bytes on the same
+system: the PDF's dates come from the document, and subset fonts are stamped
 with a fixed time.
 """
 
@@ -18,6 +22,7 @@ import atexit
 import functools
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,19 +37,45 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
-from billing.core.money import format_decimal, format_money
+from billing.core import l10n
 from billing.core.vocabulary import LineKind
-from invoices.models import Invoice, InvoiceLine
+from invoices.models import CreditNote, Invoice, InvoiceLine
 
-TEMPLATE = "invoices/invoice.html"
+INVOICE_TEMPLATE = "invoices/invoice.html"
+CREDIT_NOTE_TEMPLATE = "invoices/credit_note.html"
 STYLESHEET = "invoices/invoice.css"
 
-WATERMARKS = {Invoice.DRAFT: "DRAFT", Invoice.PAID: "PAID", Invoice.VOID: "VOID"}
+# What a reader is told of the invoice's state: across the page, and in its facts.
+WATERMARKS = {
+    Invoice.DRAFT: pgettext_lazy("watermark", "DRAFT"),
+    Invoice.PAID: pgettext_lazy("watermark", "PAID"),
+    Invoice.VOID: pgettext_lazy("watermark", "VOID"),
+}
+STATUS_LABELS = {
+    Invoice.DRAFT: pgettext_lazy("invoice status", "Draft"),
+    Invoice.FINALIZED: pgettext_lazy("invoice status", "Finalized"),
+    Invoice.PAID: pgettext_lazy("invoice status", "Paid"),
+    Invoice.VOID: pgettext_lazy("invoice status", "Void"),
+    Invoice.UNCOLLECTIBLE: pgettext_lazy("invoice status", "Uncollectible"),
+}
+REASON_LABELS = {
+    CreditNote.DUPLICATE: gettext_lazy("Duplicate charge"),
+    CreditNote.PRODUCT_UNSATISFACTORY: gettext_lazy("Product unsatisfactory"),
+    CreditNote.ORDER_CHANGE: gettext_lazy("Order change"),
+    CreditNote.OTHER: gettext_lazy("Other"),
+}
 KIND_LABELS = dict(LineKind.choices)
-KIND_ORDER = {kind: index for index, (kind, _) in enumerate(LineKind.choices)}
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+KIND_ORDER = {kind: index for index, (kind, _label) in enumerate(LineKind.choices)}
 ADDRESS_KEYS = ("line1", "line2", "line3", "postal_code", "city", "state", "country")
+# Where the city, the state and the postal code go, by country.
+CITY_STATE_ZIP = frozenset({"US", "CA", "AU"})
+CITY_THEN_POSTCODE = frozenset({"GB", "IE"})
+REVERSE_CHARGE = "reverse_charge"
+EXEMPT = "exempt"
 
 # What the trimmed invoice font keeps: Latin-1 and Latin Extended-A (most European
 # names and addresses), Romanian's comma-below letters, punctuation, currency and
@@ -84,80 +115,346 @@ class PdfLineGroup:
     subtotal: str | None
 
 
+@dataclass(frozen=True)
+class PdfRow:
+    """A labelled value: a fact of the document (number, dates) or a totals row."""
+
+    label: str
+    value: str
+    css: str = ""
+
+
 def invoice_pdf_filename(invoice: Invoice) -> str:
     """The name a download is offered under: the number, or draft-<id>."""
     return f"{invoice.number}.pdf" if invoice.number else f"draft-{invoice.pk}.pdf"
 
 
+def credit_note_pdf_filename(note: CreditNote) -> str:
+    return f"{note.number}.pdf"
+
+
 def render_invoice_pdf(invoice: Invoice) -> bytes:
     """The invoice as a PDF, as it stands now (watermarked DRAFT, PAID or VOID by
-    its status). Reads the invoice's lines; writes nothing."""
-    html = render_to_string(TEMPLATE, invoice_pdf_context(invoice))
+    its status), in the customer's language. Reads the invoice's lines; writes
+    nothing."""
+    locale = invoice_locale(invoice)
+    with translation.override(locale):
+        html = render_to_string(INVOICE_TEMPLATE, invoice_pdf_context(invoice))
     return _renderer().write_pdf(html)
 
 
-def invoice_pdf_context(invoice: Invoice) -> dict:
-    currency = invoice.currency
+def render_credit_note_pdf(note: CreditNote) -> bytes:
+    """The credit note as a PDF, in the language of the invoice it credits. Writes
+    nothing."""
+    locale = invoice_locale(note.invoice)
+    with translation.override(locale):
+        html = render_to_string(CREDIT_NOTE_TEMPLATE, credit_note_pdf_context(note))
+    return _renderer().write_pdf(html)
+
+
+def invoice_locale(invoice: Invoice) -> str:
+    """The language of an invoice's documents: its customer's as invoiced."""
+    return l10n.document_locale((invoice.customer_snapshot or {}).get("locale"))
+
+
+class _Writer:
+    """Writes amounts, numbers and dates for one document: its currency, the
+    customer's language and time zone."""
+
+    def __init__(self, invoice: Invoice, currency: str):
+        snapshot = invoice.customer_snapshot or {}
+        self.locale = l10n.document_locale(snapshot.get("locale"))
+        self.zone = _zone(snapshot.get("timezone"))
+        self.currency = currency
+
+    def money(self, amount: Decimal | None) -> str:
+        # Decimal(): a model's defaults (0) are ints until it is read back.
+        if amount is None:
+            return ""
+        return l10n.format_amount(Decimal(amount), self.currency, locale=self.locale)
+
+    def number(self, value: Decimal) -> str:
+        return l10n.format_number(Decimal(value), locale=self.locale)
+
+    def percent(self, value: Decimal | str) -> str:
+        return l10n.format_percent(Decimal(value), locale=self.locale)
+
+    def date(self, moment: datetime | None) -> str:
+        return l10n.format_date(moment, self.zone, locale=self.locale)
+
+    def period(self, start: datetime, end: datetime) -> str:
+        """A period's first and last day in the customer's time zone; its end is
+        exclusive (a November ends on December 1st, 00:00), so the last day is the
+        one before it."""
+        if end <= start:
+            return self.date(start)
+        return f"{self.date(start)} \N{EN DASH} {self.date(end - timedelta(microseconds=1))}"
+
+    def tax_row(self, name: str, percentage, taxable, amount) -> PdfRow:
+        label = _("%(name)s %(percentage)s on %(taxable_amount)s") % {
+            "name": name,
+            "percentage": self.percent(percentage),
+            "taxable_amount": self.money(Decimal(taxable)),
+        }
+        return PdfRow(label, self.money(Decimal(amount)), "tax-line")
+
+
+def _parties(invoice: Invoice, locale: str) -> dict:
     snapshot = invoice.customer_snapshot or {}
-    zone = _zone(snapshot.get("timezone"))
+    seller = settings.BILLING_SELLER
+    home = str(seller.get("country") or "").upper()
+    bank = seller.get("bank") or {}
+    return {
+        "seller": {
+            "name": seller.get("name") or "",
+            "address": postal_address(seller.get("address"), locale=locale, home_country=home),
+            "email": seller.get("email") or "",
+            "tax_id": seller.get("tax_id") or "",
+            "bank": {key: bank.get(key) or "" for key in ("bank_name", "iban", "bic")},
+            "payment_instructions": seller.get("payment_instructions") or "",
+        },
+        "customer": {
+            "name": snapshot.get("name") or "",
+            "external_id": snapshot.get("external_id") or "",
+            "email": snapshot.get("email") or "",
+            "address": postal_address(snapshot.get("address"), locale=locale, home_country=home),
+            "tax_id": snapshot.get("tax_id") or "",
+        },
+        "lang": locale,
+        "page_counter": _page_counter_css(),
+    }
+
+
+def _page_counter_css() -> str:
+    """The page footer's CSS content in the document's language: the words are
+    quoted, the page numbers are counters, in the order the language puts them."""
+    parts = []
+    for piece in re.split(r"(\{pages?\})", _("Page {page} of {pages}")):
+        if piece in ("{page}", "{pages}"):
+            parts.append(f"counter({piece[1:-1]})")
+        elif piece:
+            parts.append('"' + piece.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return " ".join(parts)
+
+
+def _tax_mentions(invoice: Invoice) -> list[str]:
+    exemption = (invoice.customer_snapshot or {}).get("tax_exempt")
+    if exemption == REVERSE_CHARGE:
+        return [
+            _(
+                "Reverse charge: VAT to be accounted for by the recipient "
+                "(Article 196 of Council Directive 2006/112/EC)."
+            )
+        ]
+    if exemption == EXEMPT:
+        return [_("Exempt from tax: no tax is charged on this invoice.")]
+    return []
+
+
+def invoice_pdf_context(invoice: Invoice) -> dict:
+    """What the invoice template prints; call it under the document's language."""
+    currency = invoice.currency
+    write = _Writer(invoice, currency)
     invoice_period = (invoice.period_start, invoice.period_end)
     groups: dict[str, list[InvoiceLine]] = {}
     for line in sorted(invoice.lines.all(), key=lambda line: line.position):
         groups.setdefault(line.kind, []).append(line)
     changed = [moment for moment in (invoice.paid_at, invoice.voided_at) if moment is not None]
     issued = invoice.finalized_at or invoice.created_at
+    notes = list(_tax_mentions(invoice))
+    if invoice.paid_at is not None:
+        notes.append(_("Paid on %(date)s.") % {"date": write.date(invoice.paid_at)})
+    if invoice.voided_at is not None:
+        notes.append(
+            _("Voided on %(date)s; a credit note cancels this invoice.")
+            % {"date": write.date(invoice.voided_at)}
+        )
+    credit_notes = list(invoice.credit_notes.order_by("pk")) if invoice.pk else []
+    for note in credit_notes:
+        notes.append(
+            _("Credit note %(number)s of %(date)s: %(amount)s %(currency)s.")
+            % {
+                "number": note.number,
+                "date": write.date(note.created_at),
+                "amount": write.money(note.total),
+                "currency": currency,
+            }
+        )
     return {
-        "seller": settings.BILLING_SELLER,
-        "customer": {
-            "name": snapshot.get("name") or "",
-            "external_id": snapshot.get("external_id") or "",
-            "email": snapshot.get("email") or "",
-            "address": address_lines(snapshot.get("address")),
-            "tax_id": snapshot.get("tax_id") or "",
-        },
+        **_parties(invoice, write.locale),
+        "document_title": _("Invoice"),
+        "title": (
+            _("Invoice %(number)s") % {"number": invoice.number}
+            if invoice.number
+            else _("Invoice (draft)")
+        ),
         "number": invoice.number or "",
-        "status": invoice.get_status_display(),
-        "watermark": WATERMARKS.get(invoice.status, ""),
+        "status": str(STATUS_LABELS.get(invoice.status, invoice.status)),
+        "status_code": invoice.status,
+        "watermark": str(WATERMARKS.get(invoice.status, "")),
         "currency": currency,
-        "issue_date": _date(invoice.finalized_at, zone),
-        "due_date": _date(invoice.due_at, zone),
-        "paid_date": _date(invoice.paid_at, zone),
-        "void_date": _date(invoice.voided_at, zone),
-        "period": _period(invoice.period_start, invoice.period_end, zone),
+        "facts": _invoice_facts(invoice, write),
         "groups": [
             PdfLineGroup(
-                label=KIND_LABELS.get(kind, kind),
+                label=str(KIND_LABELS.get(kind, kind)),
                 lines=[
                     PdfLine(
                         description=line.description,
-                        period=_line_period(line, invoice_period, zone),
-                        quantity=group_thousands(format_decimal(line.quantity)),
-                        unit_price=_money(line.unit_price, currency),
-                        amount=_money(line.amount, currency),
+                        period=_line_period(line, invoice_period, write),
+                        quantity=write.number(line.quantity),
+                        unit_price=write.money(line.unit_price),
+                        amount=write.money(line.amount),
                     )
                     for line in lines
                 ],
                 subtotal=(
-                    _money(sum((line.amount for line in lines), Decimal(0)), currency)
+                    write.money(sum((line.amount for line in lines), Decimal(0)))
                     if len(lines) > 1
                     else None
                 ),
             )
             for kind, lines in sorted(groups.items(), key=lambda item: _kind_rank(item[0]))
         ],
-        "subtotal": _money(invoice.subtotal, currency),
-        "credits_applied": _money(invoice.credits_applied, currency),
-        "tax": _money(invoice.tax, currency),
-        "total": _money(invoice.total, currency),
+        "totals": _invoice_totals(invoice, write),
+        "notes": notes,
+        # Bank details and instructions where something is still to pay.
+        "payable": invoice.status in (Invoice.DRAFT, Invoice.FINALIZED),
+        "payment_reference": invoice.number or "",
         # The document's dates, for its metadata: issued, and last changed in status.
         "created": _w3c(issued),
         "modified": _w3c(max([issued, *changed])),
     }
 
 
-def address_lines(address: object) -> list[str]:
-    """A customer's address (free-form JSON) as printed lines: the usual keys in
-    postal order, postal code and city on one line, then any other values."""
+def _invoice_facts(invoice: Invoice, write: _Writer) -> list[PdfRow]:
+    dash = "\N{EM DASH}"
+    facts = [
+        PdfRow(_("Invoice number"), invoice.number or dash),
+        PdfRow(_("Issue date"), write.date(invoice.finalized_at) or dash),
+        PdfRow(_("Due date"), write.date(invoice.due_at) or dash),
+    ]
+    if invoice.finalized_at is not None and invoice.due_at is not None:
+        days = round((invoice.due_at - invoice.finalized_at) / timedelta(days=1))
+        terms = (
+            _("Due on receipt")
+            if days <= 0
+            else translation.ngettext("%(days)d day", "%(days)d days", days) % {"days": days}
+        )
+        facts.append(PdfRow(_("Payment terms"), terms))
+    facts.append(PdfRow(_("Period"), write.period(invoice.period_start, invoice.period_end)))
+    external_id = (invoice.customer_snapshot or {}).get("external_id")
+    if external_id:
+        facts.append(PdfRow(_("Customer"), external_id))
+    facts.append(PdfRow(_("Status"), str(STATUS_LABELS.get(invoice.status, invoice.status))))
+    if invoice.payment_reference and invoice.status == Invoice.PAID:
+        facts.append(PdfRow(_("Payment reference"), invoice.payment_reference))
+    return facts
+
+
+def _invoice_totals(invoice: Invoice, write: _Writer) -> list[PdfRow]:
+    currency = invoice.currency
+    rows = [PdfRow(_("Subtotal"), write.money(invoice.subtotal))]
+    if invoice.discount:
+        rows.append(PdfRow(_("Discount"), write.money(-Decimal(invoice.discount))))
+    tax_lines = list(invoice.tax_lines.all()) if invoice.pk else []
+    for line in tax_lines:
+        rows.append(write.tax_row(line.name, line.percentage, line.taxable_amount, line.amount))
+    rows.append(PdfRow(_("Tax"), write.money(invoice.tax)))
+    rows.append(
+        PdfRow(
+            _("Total %(currency)s") % {"currency": currency}, write.money(invoice.total), "total"
+        )
+    )
+    if invoice.credits_applied:
+        rows.append(PdfRow(_("Credits applied"), write.money(-Decimal(invoice.credits_applied))))
+    if invoice.credited:
+        rows.append(PdfRow(_("Amount credited"), write.money(-Decimal(invoice.credited))))
+    if invoice.status == Invoice.PAID and invoice.amount_due == 0:
+        paid = Decimal(invoice.total) - Decimal(invoice.credits_applied) - invoice.credited
+        if paid > 0:
+            rows.append(PdfRow(_("Amount paid"), write.money(-paid)))
+    rows.append(
+        PdfRow(
+            _("Amount due %(currency)s") % {"currency": currency},
+            write.money(invoice.amount_due),
+            "amount-due",
+        )
+    )
+    return rows
+
+
+def credit_note_pdf_context(note: CreditNote) -> dict:
+    """What the credit note template prints; call it under the document's language."""
+    invoice = note.invoice
+    currency = note.currency
+    write = _Writer(invoice, currency)
+    rows = [PdfRow(_("Subtotal"), write.money(note.subtotal))]
+    for line in note.tax_lines:
+        rows.append(
+            write.tax_row(line["name"], line["percentage"], line["taxable_amount"], line["amount"])
+        )
+    rows.append(PdfRow(_("Tax"), write.money(note.tax)))
+    rows.append(
+        PdfRow(_("Total %(currency)s") % {"currency": currency}, write.money(note.total), "total")
+    )
+    dash = "\N{EM DASH}"
+    facts = [
+        PdfRow(_("Credit note number"), note.number),
+        PdfRow(_("Issue date"), write.date(note.created_at)),
+        PdfRow(_("Credited invoice"), invoice.number or dash),
+        PdfRow(_("Invoice date"), write.date(invoice.finalized_at) or dash),
+        PdfRow(_("Reason"), str(REASON_LABELS.get(note.reason, note.reason))),
+    ]
+    external_id = (invoice.customer_snapshot or {}).get("external_id")
+    if external_id:
+        facts.append(PdfRow(_("Customer"), external_id))
+    values = {"invoice": invoice.number or "", "currency": currency}
+    destinations = []
+    if note.to_amount_due:
+        destinations.append(
+            _("%(amount)s %(currency)s lowers the amount due on invoice %(invoice)s.")
+            % {**values, "amount": write.money(note.to_amount_due)}
+        )
+    if note.paid_back:
+        if note.paid_back_to == CreditNote.TO_REFUND:
+            text = _("%(amount)s %(currency)s is refunded to your payment method.")
+        else:
+            text = _(
+                "%(amount)s %(currency)s is added to your credit balance, which pays your "
+                "next invoices."
+            )
+        destinations.append(text % {**values, "amount": write.money(note.paid_back)})
+    notes = list(destinations)
+    if note.voids_invoice:
+        notes.append(_("This credit note cancels invoice %(invoice)s in full.") % values)
+    notes.extend(_tax_mentions(invoice))
+    return {
+        **_parties(invoice, write.locale),
+        "document_title": _("Credit note"),
+        "title": _("Credit note %(number)s") % {"number": note.number},
+        "number": note.number,
+        "watermark": "",
+        "currency": currency,
+        "facts": facts,
+        "memo": note.memo,
+        "lines": [PdfRow(line.description, write.money(line.amount)) for line in note.lines.all()],
+        "totals": rows,
+        "notes": notes,
+        "payable": False,
+        "created": _w3c(note.created_at),
+        "modified": _w3c(note.created_at),
+    }
+
+
+def postal_address(address: object, *, locale: str, home_country: str = "") -> list[str]:
+    """An address as printed on an envelope, laid out by its country: US "Seattle,
+    WA 98101"; GB the town, then the postcode on a line of its own; France, Germany
+    and most others "75001 Paris". The country's name (in the document's language)
+    ends an address in a country other than `home_country` (the seller's).
+
+    Takes the structured address (line1, line2, city, state, postal_code, country)
+    and the older free-form shapes: lines in a string or a list, or a dict with
+    other keys, whose values follow in their order."""
     if isinstance(address, str):
         return [line.strip() for line in address.splitlines() if line.strip()]
     if isinstance(address, list):
@@ -165,23 +462,21 @@ def address_lines(address: object) -> list[str]:
     if not isinstance(address, dict):
         return []
     values = {key: str(value).strip() for key, value in address.items() if value not in (None, "")}
+    country = values.get("country", "")
+    code = country.upper()
+    city, state, postal_code = (values.get(key, "") for key in ("city", "state", "postal_code"))
     lines = [values[key] for key in ("line1", "line2", "line3") if values.get(key)]
-    city = " ".join(values[key] for key in ("postal_code", "city") if values.get(key))
-    lines += [text for text in (city, values.get("state"), values.get("country")) if text]
-    lines += [value for key, value in values.items() if key not in ADDRESS_KEYS and value]
-    return lines
-
-
-def group_thousands(text: str) -> str:
-    """'-1234567.50' -> '-1,234,567.50'; the digits after the point are kept as they are."""
-    sign = "-" if text.startswith("-") else ""
-    whole, point, fraction = text.removeprefix("-").partition(".")
-    return f"{sign}{int(whole):,}{point}{fraction}"
-
-
-def _money(amount: Decimal | None, currency: str) -> str:
-    # Decimal(): a model's defaults (0) are ints until it is read back.
-    return "" if amount is None else group_thousands(format_money(Decimal(amount), currency))
+    if code in CITY_STATE_ZIP:
+        region = " ".join(text for text in (state, postal_code) if text)
+        lines.append(", ".join(text for text in (city, region) if text))
+    elif code in CITY_THEN_POSTCODE:
+        lines += [city, state, postal_code]
+    else:
+        lines += [" ".join(text for text in (postal_code, city) if text), state]
+    if country and code != home_country.upper():
+        lines.append(l10n.country_name(code, locale=locale) if len(code) == 2 else country)
+    lines += [value for key, value in values.items() if key not in ADDRESS_KEYS]
+    return [line for line in lines if line]
 
 
 def _kind_rank(kind: str) -> tuple[int, str]:
@@ -195,28 +490,12 @@ def _zone(name: object) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def _date(moment: datetime | None, zone: ZoneInfo) -> str:
-    if moment is None:
-        return ""
-    local = moment.astimezone(zone)
-    return f"{local.day} {MONTHS[local.month - 1]} {local.year}"
-
-
-def _period(start: datetime, end: datetime, zone: ZoneInfo) -> str:
-    """A period's first and last day in the customer's time zone; its end is
-    exclusive (a November ends on December 1st, 00:00), so the last day is the one
-    before it."""
-    if end <= start:
-        return _date(start, zone)
-    return f"{_date(start, zone)} \N{EN DASH} {_date(end - timedelta(microseconds=1), zone)}"
-
-
-def _line_period(line: InvoiceLine, invoice_period: tuple, zone: ZoneInfo) -> str:
+def _line_period(line: InvoiceLine, invoice_period: tuple, write: _Writer) -> str:
     if line.period_start is None or line.period_end is None:
         return ""
     if (line.period_start, line.period_end) == invoice_period:
         return ""
-    return _period(line.period_start, line.period_end, zone)
+    return write.period(line.period_start, line.period_end)
 
 
 def _w3c(moment: datetime) -> str:

@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from django.urls import reverse
 from rest_framework import serializers
 
@@ -172,3 +174,103 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "credit_notes",
             "pdf_url",
         ]
+
+
+class CreditNoteLineInputSerializer(serializers.Serializer):
+    invoice_line = serializers.IntegerField(min_value=1, help_text="An invoice line's id.")
+    amount = DecimalString(help_text="Before tax; at most what is left uncredited on the line.")
+
+
+class CreditNoteCreateSerializer(serializers.Serializer):
+    reason = serializers.ChoiceField(choices=CreditNote.REASONS)
+    memo = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    lines = CreditNoteLineInputSerializer(many=True, allow_empty=False, max_length=500)
+    refund = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=(
+            "For an invoice Stripe collected: what was paid goes back to the card "
+            "instead of the credit balance."
+        ),
+    )
+
+
+class CreditNoteLineSerializer(serializers.Serializer):
+    invoice_line = serializers.IntegerField()
+    description = serializers.CharField()
+    amount = DecimalString()
+
+
+class CreditNoteSerializer(serializers.Serializer):
+    # The fields describe the answer for the OpenAPI schema; to_representation writes it.
+    id = serializers.IntegerField()
+    number = serializers.CharField()
+    invoice = serializers.IntegerField()
+    invoice_number = serializers.CharField()
+    customer = serializers.CharField(help_text="The customer's external_id.")
+    reason = serializers.ChoiceField(choices=CreditNote.REASONS)
+    memo = serializers.CharField()
+    currency = serializers.CharField()
+    lines = CreditNoteLineSerializer(many=True)
+    subtotal = DecimalString()
+    tax_lines = TaxLineSerializer(many=True)
+    tax = DecimalString()
+    total = DecimalString()
+    to_amount_due = DecimalString(help_text="Of the total, what lowered the invoice's amount due.")
+    to_credit_balance = DecimalString(help_text="Of the total, what went to the credit balance.")
+    to_refund = DecimalString(
+        help_text="Of the total, what is refunded to the card through Stripe."
+    )
+    refund_status = serializers.ChoiceField(
+        choices=CreditNote.REFUND_STATUSES, allow_null=True, help_text="null: no refund."
+    )
+    voids_invoice = serializers.BooleanField()
+    issued_at = serializers.DateTimeField()
+    pdf_url = serializers.CharField()
+
+    def to_representation(self, note: CreditNote):
+        currency = note.currency
+        return {
+            "id": note.pk,
+            "number": note.number,
+            "invoice": note.invoice_id,
+            "invoice_number": note.invoice.number,
+            "customer": note.customer.external_id,
+            "reason": note.reason,
+            "memo": note.memo,
+            "currency": currency,
+            "lines": [
+                {
+                    "invoice_line": line.invoice_line_id,
+                    "description": line.description,
+                    "amount": format_money(line.amount, currency),
+                }
+                for line in note.lines.all()
+            ],
+            "subtotal": format_money(note.subtotal, currency),
+            "tax_lines": [
+                {
+                    "code": line["code"],
+                    "name": line["name"],
+                    "percentage": format_percentage(Decimal(line["percentage"])),
+                    "taxable_amount": format_money(Decimal(line["taxable_amount"]), currency),
+                    "amount": format_money(Decimal(line["amount"]), currency),
+                }
+                for line in note.tax_lines
+            ],
+            "tax": format_money(note.tax, currency),
+            "total": format_money(note.total, currency),
+            "to_amount_due": format_money(note.to_amount_due, currency),
+            "to_credit_balance": format_money(
+                note.paid_back if note.paid_back_to == CreditNote.TO_CREDIT_BALANCE else Decimal(0),
+                currency,
+            ),
+            "to_refund": format_money(
+                note.paid_back if note.paid_back_to == CreditNote.TO_REFUND else Decimal(0),
+                currency,
+            ),
+            "refund_status": note.refund_status or None,
+            "voids_invoice": note.voids_invoice,
+            "issued_at": note.created_at,
+            "pdf_url": reverse("credit-note-pdf", kwargs={"credit_note_id": note.pk}),
+        }

@@ -1,7 +1,8 @@
 """Writes for invoices: drafts (idempotent), finalization with gap-free numbers
 (collected through invoices.collection when Stripe is set up), void with a
 credit note (taking back what a purchase sold: invoices.reactions), and the
-invoice of a purchase."""
+invoice of a purchase. Each invoice and credit note issued here is emailed to
+the customer (invoices.emails)."""
 
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -11,8 +12,9 @@ from django.db import transaction
 
 from billing.core.errors import Conflict
 from billing.core.money import quantize_money
-from invoices import collection
-from invoices.credit_notes import credit_balance_apply, credit_note_for_void
+from invoices import collection, emails
+from invoices.credit_balance import credit_balance_apply
+from invoices.credit_notes import credit_note_for_void
 from invoices.locks import draft_invoices_claim, invoice_lock
 from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceTaxLine
 from invoices.reactions import VOID_TAKE_BACKS
@@ -122,6 +124,8 @@ def _finalize_locked(invoice: Invoice, now: datetime, *, collect: bool = True) -
         collect = False
     if settings.BILLING_INVOICE_PDFS:
         render_pdf_after_commit(invoice.pk, force=False)
+    # Emailed to the customer, the PDF attached, once this commits.
+    emails.document_email_schedule(invoice=invoice, now=now)
     if collect:
         # With Stripe: a Payment row now, the charge by a worker after commit.
         collection.invoice_collection_schedule(invoice=invoice, now=now)
@@ -181,6 +185,7 @@ def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> CreditNote:
         note = credit_note_for_void(
             invoice=invoice, memo=reason or f"void of {invoice.number}", now=now
         )
+        emails.document_email_schedule(credit_note=note, now=now)
         invoice.status = Invoice.VOID
         invoice.voided_at = now
         invoice.save(update_fields=["status", "voided_at"])

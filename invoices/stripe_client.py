@@ -119,6 +119,13 @@ def payment_intent_retrieve(*, intent_id: str) -> dict:
     return _call("payment intent retrieve", lambda c: c.v1.payment_intents.retrieve(intent_id))
 
 
+def refund_create(*, params: dict, idempotency_key: str) -> dict:
+    return _call(
+        "refund create",
+        lambda c: c.v1.refunds.create(params, {"idempotency_key": idempotency_key}),
+    )
+
+
 def checkout_session_create(*, params: dict, idempotency_key: str) -> dict:
     return _call(
         "checkout session create",

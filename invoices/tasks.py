@@ -5,8 +5,16 @@ from celery import shared_task
 from django.utils import timezone
 
 from customers.models import Customer
-from invoices import collection, rendering, stripe_client, stripe_customers, stripe_events
-from invoices.models import Invoice, Payment
+from invoices import (
+    collection,
+    emails,
+    refunds,
+    rendering,
+    stripe_client,
+    stripe_customers,
+    stripe_events,
+)
+from invoices.models import CreditNote, DocumentEmail, Invoice, Payment
 
 
 @shared_task(acks_late=True)
@@ -20,6 +28,50 @@ def render_invoice_pdf(invoice_id: int, force: bool = False) -> str | None:
         return None
     invoice = rendering.invoice_render_pdf(invoice=invoice, now=timezone.now(), force=force)
     return invoice.pdf_sha256
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def send_document_email(self, email_id: int) -> str | None:
+    """Email an invoice or a credit note to its customer (enqueued when it is
+    issued, by the admin's "Send again" and by the beat). A mail server that
+    fails gets the same task again after the policy's wait; the row counts the
+    attempts and records the last error, so the retries stop there. Safe to run
+    twice: a run that finds nothing due sends nothing. Returns the email's status
+    after the attempt, or None when nothing was due."""
+    email = DocumentEmail.objects.filter(pk=email_id).first()
+    if email is None:
+        return None
+    now = timezone.now()
+    attempted = emails.document_email_send(email=email, now=now)
+    if attempted is None:
+        return None
+    if attempted.status == DocumentEmail.PENDING and attempted.next_attempt_at is not None:
+        wait = (attempted.next_attempt_at - now).total_seconds()
+        raise self.retry(countdown=max(0.0, wait))
+    return attempted.status
+
+
+@shared_task(acks_late=True)
+def send_due_document_emails() -> int:
+    """The beat's safety net: send the invoice and credit note emails left pending
+    past their time (an enqueue the broker lost, a worker that died while
+    sending) to the workers again."""
+    due = emails.document_emails_due(before=timezone.now() - emails.SWEEP_GRACE)
+    for email_id in due:
+        send_document_email.delay(email_id)
+    return len(due)
+
+
+@shared_task(acks_late=True)
+def render_credit_note_pdf(credit_note_id: int, force: bool = False) -> str | None:
+    """Render and store a credit note's PDF (enqueued when it is issued). Run
+    twice, the second run finds the PDF recorded and does nothing. Returns the
+    PDF's SHA-256, or None for a credit note that is gone."""
+    note = CreditNote.objects.filter(pk=credit_note_id).first()
+    if note is None:
+        return None
+    note = rendering.credit_note_render_pdf(credit_note=note, now=timezone.now(), force=force)
+    return note.pdf_sha256
 
 
 # Payments through Stripe (invoices.collection): no-ops without STRIPE_API_KEY.
@@ -98,3 +150,19 @@ def remember_payment_method(payment_id: int) -> str | None:
         if stripe_client.is_retryable(error):
             raise OSError(stripe_client.error_text(error)) from error
         raise
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=60, max_retries=5)
+def refund_credit_note(credit_note_id: int) -> str:
+    """Ask Stripe for a credit note's refund (enqueued when it is issued). Safe to
+    run twice: the refund's idempotency key names the credit note."""
+    return refunds.refund_attempt(note_id=credit_note_id, now=timezone.now())
+
+
+@shared_task(acks_late=True)
+def refund_due_credit_notes() -> int:
+    """The beat's safety net: refunds still pending (a lost enqueue, retries spent)."""
+    due = refunds.refunds_due(before=timezone.now() - refunds.REFUND_SWEEP_AFTER)
+    for note_id in due:
+        refund_credit_note.delay(note_id)
+    return len(due)

@@ -12,6 +12,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 venv_setup
 
 py=.venv/bin/python
+# The translation catalogs (.mo) are build output: compiled from the .po files.
+"$py" scripts/compilemessages.py
 port=${PORT:-8000}
 base_url="http://127.0.0.1:$port"
 # The same directory settings.py uses for the SQLite file and the broker.

@@ -7,4 +7,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/_venv.sh
 . scripts/_venv.sh
 venv_setup
+# The translation catalogs (.mo) are build output: compiled from the .po files.
+.venv/bin/python scripts/compilemessages.py
 exec .venv/bin/pytest "$@"

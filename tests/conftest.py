@@ -7,6 +7,16 @@ from django.db import connection
 
 
 def pytest_configure(config):
+    # The translation catalogs are build output (scripts/compilemessages.py, which
+    # scripts/test.sh runs too): compiled here as well, so that a bare `pytest`
+    # renders French and German invoices. Writes only a .mo whose .po changed.
+    import runpy
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    compiler = runpy.run_path(str(root / "scripts" / "compilemessages.py"))
+    compiler["compile_all"]([root / "locale"])
+
     # No worker runs under pytest: tasks run where they are sent. A test about
     # the worker itself starts one and turns this off.
     from config.celery import app
@@ -89,9 +99,9 @@ def row_counts(db):
     """A function returning the row count of each catalog, customer and key table,
     to show that a refused request changed nothing."""
     from customers.models import ApiKey, Customer
-    from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion, PriceTier
+    from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion, PriceTier, TaxRate
 
-    models = (Meter, Plan, PlanVersion, Charge, PriceTier, CreditPack, Customer, ApiKey)
+    models = (Meter, Plan, PlanVersion, Charge, PriceTier, CreditPack, TaxRate, Customer, ApiKey)
 
     def counts() -> dict[str, int]:
         return {model.__name__: model.objects.count() for model in models}

@@ -7,7 +7,7 @@ from django.core.management import call_command
 
 from customers.models import Customer
 from customers.services import customer_create
-from plans.management.commands.load_demo import CUSTOMERS, METERS, PACKS, PLANS
+from plans.management.commands.load_demo import CUSTOMERS, METERS, PACKS, PLANS, TAX_RATES
 from plans.models import CreditPack, Meter, Plan, PlanVersion
 
 
@@ -29,7 +29,8 @@ def test_load_demo_creates_the_demo_catalog_and_customers(row_counts):
     assert counts["CreditPack"] == len(PACKS) == 2
     assert counts["Customer"] == len(CUSTOMERS) == 3
     assert counts["ApiKey"] == 0
-    assert output.startswith("demo loaded: 22 created (meter prompts, ")
+    assert counts["TaxRate"] == len(TAX_RATES) == 2
+    assert output.startswith("demo loaded: 24 created (meter prompts, ")
     assert set(Plan.objects.values_list("code", flat=True)) == {code for code, _, _ in PLANS}
     assert set(Customer.objects.values_list("external_id", "currency")) == {
         ("acme", "USD"),

@@ -128,7 +128,8 @@ def world(db) -> World:
 
 
 def action(client: Client, changelist: str, name: str, *pks: int):
-    return client.post(changelist, {"action": name, "_selected_action": list(pks)})
+    """Run an admin action; an action behind a confirmation page (void) is confirmed."""
+    return client.post(changelist, {"action": name, "_selected_action": list(pks), "confirm": "1"})
 
 
 # setup_roles

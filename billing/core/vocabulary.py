@@ -2,6 +2,7 @@
 model of a charge and each kind of invoice line, defined once."""
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class ConsumptionModel(models.TextChoices):
@@ -22,16 +23,16 @@ DRAWN_MODELS = (ConsumptionModel.CREDITS.value, ConsumptionModel.BALANCE.value)
 class LineKind(models.TextChoices):
     """What an invoice line bills, in the order an invoice lists them."""
 
-    BASE_FEE = "base_fee", "Base fee"
-    SEATS = "seats", "Seats"
-    USAGE = "usage", "Usage"
-    OVERAGE = "overage", "Overage"
-    PRORATION_CREDIT = "proration_credit", "Proration credit"
-    PRORATION_CHARGE = "proration_charge", "Proration charge"
-    MINIMUM_COMMITMENT = "minimum_commitment", "Minimum commitment true-up"
-    LATE_USAGE = "late_usage", "Late usage"
-    CREDIT_PACK = "credit_pack", "Credit pack purchase"
-    CREDITS = "credits", "Credits purchase"
-    TOP_UP = "top_up", "Balance top-up"
-    CREDITS_APPLIED = "credits_applied", "Credits applied"
-    TAX = "tax", "Tax"
+    BASE_FEE = "base_fee", _("Base fee")
+    SEATS = "seats", _("Seats")
+    USAGE = "usage", _("Usage")
+    OVERAGE = "overage", _("Overage")
+    PRORATION_CREDIT = "proration_credit", _("Proration credit")
+    PRORATION_CHARGE = "proration_charge", _("Proration charge")
+    MINIMUM_COMMITMENT = "minimum_commitment", _("Minimum commitment true-up")
+    LATE_USAGE = "late_usage", _("Late usage")
+    CREDIT_PACK = "credit_pack", _("Credit pack purchase")
+    CREDITS = "credits", _("Credits purchase")
+    TOP_UP = "top_up", _("Balance top-up")
+    CREDITS_APPLIED = "credits_applied", _("Credits applied")
+    TAX = "tax", _("Tax")

@@ -72,7 +72,7 @@ def day_range(first: date, last: date) -> str:
         text = dateformat.format(first, pgettext("a day in a range, its year follows", "j M"))
     else:
         text = day(first)
-    return _("{first} \u2013 {last}").format(first=text, last=day(last))
+    return _("{first} – {last}").format(first=text, last=day(last))  # noqa: RUF001 (a date range takes an en dash)
 
 
 def date_range(start: datetime, end: datetime, zone: ZoneInfo) -> str:

@@ -88,7 +88,8 @@ def test_invoice_actions_finalize_void_and_pay(admin_client, acme, flat):
     assert (first.status, first.number is not None) == ("finalized", True)
 
     admin_client.post(
-        "/admin/invoices/invoice/", {"action": "void", "_selected_action": [first.pk]}
+        "/admin/invoices/invoice/",
+        {"action": "void", "_selected_action": [first.pk], "confirm": "1"},
     )
     first.refresh_from_db()
     assert first.status == "void"
@@ -218,7 +219,8 @@ def test_an_uncollectible_invoice_can_still_be_voided(admin_client, acme, flat):
     assert invoice.status == "uncollectible"
 
     admin_client.post(
-        "/admin/invoices/invoice/", {"action": "void", "_selected_action": [invoice.pk]}
+        "/admin/invoices/invoice/",
+        {"action": "void", "_selected_action": [invoice.pk], "confirm": "1"},
     )
     invoice.refresh_from_db()
     assert invoice.status == "void"

@@ -5,11 +5,13 @@ before: only the words change."""
 
 from datetime import UTC, datetime
 from decimal import Decimal as D
+from io import BytesIO
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
 from django.utils import translation
+from pypdf import PdfReader
 
 from billing.core import wording
 from billing.invoicing.close import periods_close
@@ -18,7 +20,7 @@ from billing.rating.pricing import GRADUATED, PricingSpec, TierSpec
 from billing.subscriptions.lifecycle import subscription_change_plan
 from customers.portal import portal_session_create
 from invoices.models import Invoice
-from invoices.pdf import invoice_pdf_context
+from invoices.pdf import render_invoice_pdf
 from plans.validation import ChargeSpec
 from tests.factories import (
     CustomerFactory,
@@ -113,7 +115,7 @@ def test_usage_lines_are_written_in_the_language_given():
             llm_tokens_charge(), quantity=D(200_000), meter_name="LLM tokens", currency="USD"
         )
     assert [line.description for line in lines] == [
-        "LLM tokens over 100.000 included: tier up to 1.000.000"
+        "LLM tokens über 100.000 inklusive: Stufe bis 1.000.000"
     ]
 
 
@@ -175,9 +177,9 @@ def test_a_french_customers_lines_are_written_under_its_locale():
     subscribe(customer, team, datetime(2026, 10, 31, 23, tzinfo=UTC), seats=1200)
 
     start = Invoice.objects.get(customer=customer, reason=Invoice.START)
-    # 1 Nov 00:00 in Paris: a calendar month there. No French catalog yet, so the
-    # words are English; the number is grouped the French way.
-    assert [line.description for line in start.lines.all()] == ["1\xa0200 seats (Nov 2026)"]
+    # 1 Nov 00:00 in Paris: a calendar month there. In French, the number grouped
+    # the French way.
+    assert [line.description for line in start.lines.all()] == ["1\xa0200 utilisateurs (Nov 2026)"]
     assert start.total == D("1200.00")
 
 
@@ -202,7 +204,9 @@ def test_the_portal_reads_dates_in_the_customers_zone_as_the_pdf_prints_them(cli
     assert response.status_code == 200
     assert response.context["period"] == "20 Oct \u2013 19 Nov 2026 (America/New_York)"
     [row] = response.context["invoices"]
-    assert row["date"] == invoice_pdf_context(invoice)["issue_date"] == "21 Oct 2026"
+    assert row["date"] == "21 Oct 2026"
+    reader = PdfReader(BytesIO(render_invoice_pdf(invoice)))
+    assert "Issue date 21 Oct 2026" in " ".join(reader.pages[0].extract_text().split())
     html = response.content.decode()
     assert "current period 20 Oct \u2013 19 Nov 2026 (America/New_York)" in html
     assert "Dates in America/New_York." in html

@@ -63,7 +63,8 @@ def test_create_customer_with_every_field(api):
     # then
     assert response.status_code == 201
     body = response.json()
-    assert {k: v for k, v in body.items() if k != "created_at"} == ACME
+    assert {k: v for k, v in body.items() if k not in ("created_at", "credit_balance")} == ACME
+    assert body["credit_balance"] == "0.00"
     assert body["created_at"]
     customer = Customer.objects.get(external_id="acme")
     assert customer.spend_limit == Decimal("500.00")

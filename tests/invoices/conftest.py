@@ -49,6 +49,7 @@ def fake_stripe(settings, monkeypatch, no_network):
     settings.STRIPE_CHECKOUT_SUCCESS_URL = "https://app.example.test/paid"
     settings.STRIPE_CHECKOUT_CANCEL_URL = ""
     settings.BILLING_INVOICE_PDFS = False
+    settings.BILLING_INVOICE_EMAILS = False
     monkeypatch.setattr(stripe_client, "RETRY_DELAY_SECONDS", 0)
     yield fake
     fake.stop()

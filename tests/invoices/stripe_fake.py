@@ -195,6 +195,16 @@ class FakeStripe:
                     "payment_method": "pm_saved_by_checkout",
                 }
             )
+        if request.method == "POST" and path == "/v1/refunds":
+            return Answer(
+                body={
+                    "id": self._next_id("re"),
+                    "object": "refund",
+                    "status": "succeeded",
+                    "amount": int(form["amount"]),
+                    "payment_intent": form["payment_intent"],
+                }
+            )
         if request.method == "POST" and path == "/v1/checkout/sessions":
             session_id = self._next_id("cs")
             return Answer(

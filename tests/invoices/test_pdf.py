@@ -156,10 +156,10 @@ def test_the_pdf_has_the_number_lines_by_kind_and_the_totals(finalize):
         "Overage",
         "prompts over 200 included 200 0.05 10.00",
         "Subtotal 36.12",
-        "Credits applied 0.00",
         "Tax 0.00",
+        "Total USD 36.12",
     ]
-    assert text[start + 12] == "Total USD 36.12"
+    assert text[start + 12] == "Amount due USD 36.12"
     assert invoice.total == D("36.12")
     # and the seller, the customer's snapshot, the number and the dates
     for expected in [
@@ -177,8 +177,10 @@ def test_the_pdf_has_the_number_lines_by_kind_and_the_totals(finalize):
         "Issue date 2 Dec 2026",
         "Due date 1 Jan 2027",  # 30 days' terms (BILLING_PAYMENT_TERMS_DAYS)
         "Period 1 Nov 2026 \N{EN DASH} 30 Nov 2026",
+        "Payment terms 30 days",
         "Customer acme",
         "Status Finalized",
+        "Please quote INV-2026-000001 with your payment.",
         "INV-2026-000001 Page 1 of 1",
     ]:
         assert expected in text, expected
@@ -267,11 +269,12 @@ def test_a_jpy_invoice_has_no_decimals(finalize):
         "Searches 333 1.5 500",
         "Usage subtotal 1,700",
         "Subtotal 6,700",
-        "Credits applied 0",
         "Tax 0",
         "Total JPY 6,700",
-        "Amounts in JPY. Questions about this invoice: invoices@example.test.",
+        "Amount due JPY 6,700",
+        "PAYMENT",
     ]
+    assert "Amounts in JPY. Questions about this document: invoices@example.test." in text
     assert invoice.total == D(6700)
 
 
@@ -285,17 +288,20 @@ def test_a_long_invoice_runs_onto_more_pages_with_the_header_repeated(finalize):
 
     text = pages(stored(invoice))
 
-    # then: several pages, each with the table header, the number and its page number
+    # then: several pages, each with the number and its page number, and the table
+    # header on each page the lines run onto (the payment details may end on a page
+    # of their own)
     assert len(text) > 1
     for number, page in enumerate(text, start=1):
-        assert HEADER in page, number
+        assert HEADER in page or not any(line.startswith("Usage line") for line in page), number
         assert f"INV-2026-000001 Page {number} of {len(text)}" in page
     assert text[1][0] == HEADER
     # every line once, in order, and the totals on the last page
     rows = [line for page in text for line in page if line.startswith("Usage line")]
     assert rows == [f"Usage line {n:03d} 1 0.10 0.10" for n in range(1, 121)]
-    assert "Total USD 12.00" in text[-1]
-    assert "Total USD 12.00" not in text[0]
+    totals = [number for number, page in enumerate(text) if "Total USD 12.00" in page]
+    assert totals == [len(text) - 1] or totals == [len(text) - 2]
+    assert "Amounts in USD. Questions about this document: invoices@example.test." in text[-1]
 
 
 def test_paid_and_void_invoices_are_watermarked_when_rendered(finalize):
@@ -333,7 +339,10 @@ def test_finalizing_renders_and_stores_the_pdf(finalize):
     assert metadata.title == "Invoice INV-2026-000001"
 
 
-def test_the_finalize_run_of_the_close_renders_each_invoice(django_capture_on_commit_callbacks):
+def test_the_finalize_run_of_the_close_renders_each_invoice(
+    settings, django_capture_on_commit_callbacks
+):
+    settings.BILLING_INVOICE_EMAILS = False
     first, second = draft(USD_LINES), draft(USD_LINES, owner=customer("beta"))
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
@@ -350,6 +359,7 @@ def test_the_finalize_run_of_the_close_renders_each_invoice(django_capture_on_co
 
 def test_no_render_is_queued_when_pdfs_are_off(settings, django_capture_on_commit_callbacks):
     settings.BILLING_INVOICE_PDFS = False
+    settings.BILLING_INVOICE_EMAILS = False
     invoice = draft(USD_LINES)
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:

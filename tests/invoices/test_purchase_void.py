@@ -260,7 +260,7 @@ def void_in_admin(admin_client, invoice: Invoice) -> list[tuple[str, str]]:
     with time_machine.travel(NOV_12, tick=False):
         response = admin_client.post(
             "/admin/invoices/invoice/",
-            {"action": "void", "_selected_action": [invoice.pk]},
+            {"action": "void", "_selected_action": [invoice.pk], "confirm": "1"},
             follow=True,
         )
     assert response.status_code == 200
@@ -274,7 +274,9 @@ def test_the_admin_void_action_takes_back_an_unused_pack(admin_client, acme):
 
     messages = void_in_admin(admin_client, invoice)
 
-    assert messages == [("info", f"{invoice.number} voided")]
+    assert messages == [
+        ("info", f"{invoice.number} voided; credit note CN-2026-000001 of 99.00 USD issued")
+    ]
     wallet = wallet_of(acme)
     assert wallet.balance == D(0)
     assert last_entry(wallet) == (LedgerEntry.VOID, block.pk, D(-100), D(0), NOV_12)

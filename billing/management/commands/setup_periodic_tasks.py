@@ -9,6 +9,14 @@ SCHEDULES = {
     # A no-op without STRIPE_API_KEY.
     "Send overdue Stripe payment attempts": ("invoices.tasks.collect_due_payments", 5),
     "Ask Stripe about payments no webhook settled": ("invoices.tasks.reconcile_payments", 30),
+    "Send credit note refunds left pending to Stripe": (
+        "invoices.tasks.refund_due_credit_notes",
+        10,
+    ),
+    "Send invoice and credit note emails left pending": (
+        "invoices.tasks.send_due_document_emails",
+        5,
+    ),
 }
 
 

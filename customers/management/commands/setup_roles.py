@@ -23,12 +23,18 @@ def view(*models: str) -> list[str]:
 
 
 CATALOG = ("plans.meter", "plans.plan", "plans.planversion", "plans.charge", "plans.pricetier")
-CATALOG_VIEW = view(*CATALOG, "plans.creditpack")
+CATALOG_VIEW = view(*CATALOG, "plans.creditpack", "plans.taxrate")
 # A page's read-only inlines are shown to whoever may view their model.
 CUSTOMERS_VIEW = view("customers.customer")
 SUBSCRIPTIONS_VIEW = view("billing.subscription", "billing.subscriptionchange")
 INVOICES_VIEW = view(
-    "invoices.invoice", "invoices.invoiceline", "invoices.creditnote", "invoices.payment"
+    "invoices.invoice",
+    "invoices.invoiceline",
+    "invoices.invoicetaxline",
+    "invoices.creditnote",
+    "invoices.creditnoteline",
+    "invoices.creditbalanceentry",
+    "invoices.payment",
 )
 WALLETS_VIEW = view(
     "wallets.wallet", "wallets.creditblock", "wallets.ledgerentry", "wallets.autotopup"
@@ -42,6 +48,8 @@ FINANCE = [
     *perms("plans.charge", "delete"),
     *perms("plans.pricetier", "delete"),
     *perms("plans.creditpack", "add", "change", "view"),
+    # Tax rates: archived (changed), never deleted once used (the admin refuses).
+    *perms("plans.taxrate", "add", "change", "view", "delete"),
     "plans.publish_planversion",
     "plans.archive_planversion",
     # Price simulations (plans.PriceSimulation).
@@ -51,6 +59,7 @@ FINANCE = [
     *INVOICES_VIEW,
     "invoices.finalize_invoice",
     "invoices.void_invoice",
+    "invoices.issue_creditnote",
     "invoices.mark_paid_invoice",
     "invoices.mark_uncollectible_invoice",
     "invoices.render_invoice",

@@ -11,8 +11,8 @@ from django.db import transaction
 from billing.rating.pricing import PricingSpec, TierSpec
 from customers.models import Customer
 from customers.services import customer_create
-from plans.models import CreditPack, Meter, Plan
-from plans.services import credit_pack_create, meter_create, plan_create
+from plans.models import CreditPack, Meter, Plan, TaxRate
+from plans.services import credit_pack_create, meter_create, plan_create, tax_rate_create
 from plans.validation import ChargeSpec, VersionSpec
 
 METERS = [
@@ -134,15 +134,54 @@ PACKS = [
     ("credits_500k", "500,000 credits", D(500_000), D("50.00"), "USD"),
 ]
 
+# code, name, percentage, country: default rates, each for customers in its country.
+TAX_RATES = [
+    ("de_vat", "MwSt.", D("19"), "DE"),
+    ("fr_vat", "TVA", D("20"), "FR"),
+]
+
 CUSTOMERS = [
     ("acme", "Acme Inc", "billing@acme.test", "USD", "UTC"),
     ("globex", "Globex Corporation", "ap@globex.test", "USD", "America/New_York"),
     ("initech", "Initech GmbH", "finance@initech.test", "EUR", "Europe/Berlin"),
 ]
+# Each customer's billing details: address, language, tax id.
+CUSTOMER_DETAILS = {
+    "acme": {
+        "address": {
+            "line1": "42 Harbour Road",
+            "city": "Seattle",
+            "state": "WA",
+            "postal_code": "98101",
+            "country": "US",
+        },
+    },
+    "globex": {
+        "address": {
+            "line1": "1 Globex Plaza",
+            "city": "New York",
+            "state": "NY",
+            "postal_code": "10001",
+            "country": "US",
+        },
+    },
+    "initech": {
+        "address": {
+            "line1": "Friedrichstraße 100",
+            "city": "Berlin",
+            "postal_code": "10117",
+            "country": "DE",
+        },
+        "locale": "de",
+        "tax_id": "DE123456789",
+    },
+}
 
 
 class Command(BaseCommand):
-    help = "Load the demo catalog (meters, plans, credit packs) and customers. Idempotent."
+    help = (
+        "Load the demo catalog (meters, plans, credit packs, tax rates) and customers. Idempotent."
+    )
 
     @transaction.atomic
     def handle(self, *args, **options):
@@ -168,6 +207,12 @@ class Command(BaseCommand):
                     code=code, name=name, credits=credits, price=price, currency=currency
                 )
                 created.append(f"credit pack {code}")
+        for code, name, percentage, country in TAX_RATES:
+            if not TaxRate.objects.filter(code=code).exists():
+                tax_rate_create(
+                    code=code, name=name, percentage=percentage, country=country, is_default=True
+                )
+                created.append(f"tax rate {code}")
         for external_id, name, email, currency, tz in CUSTOMERS:
             if not Customer.objects.filter(external_id=external_id).exists():
                 customer_create(
@@ -176,6 +221,7 @@ class Command(BaseCommand):
                     email=email,
                     currency=currency,
                     timezone_name=tz,
+                    **CUSTOMER_DETAILS.get(external_id, {}),
                 )
                 created.append(f"customer {external_id}")
         self.stdout.write(

@@ -1,0 +1,60 @@
+"""A customer's credit balance: money it is owed, in its currency, from credit
+notes on paid invoices (invoices.credit_notes) or refunds Stripe refused
+(invoices.refunds); it pays the customer's next invoices when they are
+finalized (their credits_applied). The balance is the sum of its entries; a
+change holds the customer's row lock."""
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Sum
+
+from customers.locks import customer_lock
+from invoices.models import CreditBalanceEntry, CreditNote, Invoice
+
+ZERO = Decimal(0)
+
+
+def credit_balance(customer) -> Decimal:
+    """What the customer is owed, in its currency: the sum of its balance entries."""
+    total = customer.credit_balance_entries.aggregate(total=Sum("amount"))["total"]
+    return ZERO if total is None else total
+
+
+def credit_balance_add(*, note: CreditNote, amount: Decimal, now: datetime) -> None:
+    """Put what a credit note gives back of a paid invoice in the customer's
+    credit balance."""
+    customer_lock(note.customer_id)
+    CreditBalanceEntry.objects.create(
+        customer_id=note.customer_id,
+        kind=CreditBalanceEntry.CREDIT_NOTE,
+        amount=amount,
+        currency=note.currency,
+        credit_note=note,
+        created_at=now,
+    )
+
+
+def credit_balance_apply(*, invoice: Invoice, now: datetime) -> Decimal:
+    """Pay what the customer's credit balance can of an invoice being finalized
+    (its credits_applied). The caller holds the invoice's lock."""
+    entries = CreditBalanceEntry.objects.filter(customer_id=invoice.customer_id)
+    # Most customers never had a balance: no lock taken for them.
+    if invoice.total <= 0 or not entries.exists():
+        return ZERO
+    customer_lock(invoice.customer_id)
+    balance = credit_balance(invoice.customer)
+    applied = min(balance, invoice.total)
+    if applied <= 0:
+        return ZERO
+    CreditBalanceEntry.objects.create(
+        customer_id=invoice.customer_id,
+        kind=CreditBalanceEntry.APPLIED,
+        amount=-applied,
+        currency=invoice.currency,
+        invoice=invoice,
+        created_at=now,
+    )
+    invoice.credits_applied = applied
+    invoice.save(update_fields=["credits_applied"])
+    return applied

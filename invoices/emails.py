@@ -1,0 +1,311 @@
+"""Invoices and credit notes emailed to their customers, the PDF attached (services).
+
+- When a document is issued, document_email_schedule writes its DocumentEmail row
+  in the issuing transaction (one per document: a unique constraint) and a worker
+  sends it once that commits (tasks.send_document_email).
+- Sent to the customer's `invoice_emails`, or to its `email` when it lists none;
+  a customer with neither gets no email and no row.
+- An attempt is claimed under the row's lock and committed before the mail server
+  is called (no network call inside a transaction): two workers never send it at
+  once, and one that died mid-attempt leaves a claim that runs out (SEND_LEASE),
+  after which the beat (tasks.send_due_document_emails) sends it again.
+- A mail server that refuses or cannot be reached (SMTPException is an OSError)
+  is tried again after each wait of BILLING_INVOICE_EMAIL_RETRY_MINUTES, then the
+  email is recorded failed; the admin's "Send again" makes one more attempt.
+- Subject and body are in the customer's locale (gettext), amounts and dates
+  formatted for it, dates in its time zone.
+
+BILLING_INVOICE_EMAILS off: nothing is scheduled (emails already scheduled are
+still sent)."""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.db import transaction
+from django.db.models import Q
+from django.utils import formats, timezone, translation
+from django.utils.translation import gettext as _
+
+from billing.core.money import quantize_money
+from invoices import selectors
+from invoices.locks import document_email_lock
+from invoices.models import CreditNote, DocumentEmail, Invoice
+
+logger = logging.getLogger(__name__)
+
+# How long an attempt may take before the beat makes it again.
+SEND_LEASE = timedelta(minutes=10)
+# The beat leaves a pending email this long to the task enqueued for it.
+SWEEP_GRACE = timedelta(minutes=2)
+
+
+def document_recipients(customer) -> list[str]:
+    """Where the customer's invoices and credit notes go: its invoice_emails, else
+    its email, else nowhere."""
+    listed = [address for address in (customer.invoice_emails or []) if address]
+    if listed:
+        return listed
+    return [customer.email] if customer.email else []
+
+
+def document_email_schedule(
+    *,
+    invoice: Invoice | None = None,
+    credit_note: CreditNote | None = None,
+    now: datetime,
+) -> DocumentEmail | None:
+    """Have the issued invoice or credit note (one of the two) emailed to its
+    customer once the caller's transaction commits. Idempotent: a document has
+    one email (a unique constraint), so scheduling it again returns that one and
+    sends nothing more. None when BILLING_INVOICE_EMAILS is off or the customer
+    has no address. Runs in the caller's transaction (the credit-note API calls
+    it in the one that issues the note)."""
+    if (invoice is None) == (credit_note is None):
+        raise ValueError("an email is for one invoice or one credit note")
+    if not settings.BILLING_INVOICE_EMAILS:
+        return None
+    document = invoice if invoice is not None else credit_note
+    recipients = document_recipients(document.customer)
+    if not recipients:
+        return None
+    email, created = DocumentEmail.objects.get_or_create(
+        invoice=invoice,
+        credit_note=credit_note,
+        defaults={
+            "recipients": recipients,
+            "subject": document_email_subject(document),
+            "created_at": now,
+        },
+    )
+    if created:
+        send_after_commit(email.pk)
+    return email
+
+
+def send_after_commit(email_id: int, countdown: float = 0) -> None:
+    from invoices import tasks
+
+    # robust: a broker that is down must not undo the commit; the beat
+    # (send_due_document_emails) finds the email pending.
+    transaction.on_commit(
+        lambda: tasks.send_document_email.apply_async((email_id,), countdown=countdown),
+        robust=True,
+    )
+
+
+def _seller() -> str:
+    return settings.BILLING_SELLER["name"]
+
+
+def document_email_subject(document: Invoice | CreditNote) -> str:
+    """The subject, in the customer's locale."""
+    with translation.override(document.customer.locale):
+        if isinstance(document, CreditNote):
+            return _("Credit note %(number)s from %(seller)s") % {
+                "number": document.number,
+                "seller": _seller(),
+            }
+        return _("Invoice %(number)s from %(seller)s") % {
+            "number": document.number,
+            "seller": _seller(),
+        }
+
+
+def _amount(amount, currency: str) -> str:
+    """An amount as the active locale writes it, with its currency: '1,234.50 EUR'."""
+    value = quantize_money(amount, currency)
+    places = max(0, -value.as_tuple().exponent)
+    text = formats.number_format(value, places, use_l10n=True, force_grouping=True)
+    return f"{text} {currency}"
+
+
+def _date(moment: datetime, customer) -> str:
+    """A date as the active locale writes it, in the customer's time zone."""
+    local = timezone.localtime(moment, ZoneInfo(customer.timezone or "UTC"))
+    return formats.date_format(local.date(), "DATE_FORMAT", use_l10n=True)
+
+
+def document_email_body(document: Invoice | CreditNote) -> str:
+    """The text of the email, in the customer's locale, its dates in the
+    customer's time zone (named)."""
+    customer = document.customer
+    with translation.override(customer.locale):
+        lines = [_("Hello %(name)s,") % {"name": customer.name}, ""]
+        if isinstance(document, CreditNote):
+            lines.append(
+                _("Please find attached credit note %(number)s for invoice %(invoice)s.")
+                % {"number": document.number, "invoice": document.invoice.number}
+            )
+            lines.append(
+                _("Amount credited: %(amount)s")
+                % {"amount": _amount(document.total, document.currency)}
+            )
+        else:
+            lines.append(
+                _("Please find attached invoice %(number)s.") % {"number": document.number}
+            )
+            due = document.amount_due
+            if due > 0:
+                lines.append(
+                    _("Amount due: %(amount)s") % {"amount": _amount(due, document.currency)}
+                )
+                if document.due_at is not None:
+                    lines.append(
+                        _("Due date: %(date)s (%(time_zone)s)")
+                        % {
+                            "date": _date(document.due_at, customer),
+                            "time_zone": customer.timezone or "UTC",
+                        }
+                    )
+            else:
+                lines.append(_("Nothing is left to pay on this invoice."))
+        lines += [
+            "",
+            _("Your invoices and credit notes can also be downloaded from your billing portal."),
+            "",
+            _("Kind regards,"),
+            _seller(),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    content: bytes
+    filename: str
+
+
+def _attachment(email: DocumentEmail) -> Attachment:
+    """The document's PDF as stored (rendered now if its render has not run yet)."""
+    if email.credit_note_id is not None:
+        document = selectors.credit_note_pdf(credit_note=email.credit_note)
+    else:
+        document = selectors.invoice_pdf(invoice=email.invoice)
+    return Attachment(document.content, document.filename)
+
+
+def _message(email: DocumentEmail, attachment: Attachment) -> EmailMessage:
+    reply_to = settings.BILLING_SELLER.get("email")
+    message = EmailMessage(
+        subject=email.subject,
+        body=document_email_body(email.document),
+        from_email=settings.BILLING_INVOICE_FROM_EMAIL,
+        to=email.recipients,
+        reply_to=[reply_to] if reply_to else None,
+    )
+    message.attach(attachment.filename, attachment.content, "application/pdf")
+    return message
+
+
+def retry_delays() -> list[timedelta]:
+    return [timedelta(minutes=m) for m in settings.BILLING_INVOICE_EMAIL_RETRY_MINUTES]
+
+
+def policy_attempts() -> int:
+    """Attempts an email gets: the first, then one per retry delay."""
+    return 1 + len(settings.BILLING_INVOICE_EMAIL_RETRY_MINUTES)
+
+
+def _claim(email_id: int, now: datetime) -> DocumentEmail | None:
+    with transaction.atomic():
+        email = document_email_lock(email_id)
+        if email.status != DocumentEmail.PENDING:
+            return None
+        if email.next_attempt_at is not None and email.next_attempt_at > now:
+            return None
+        email.attempts += 1
+        email.next_attempt_at = now + SEND_LEASE
+        email.save(update_fields=["attempts", "next_attempt_at"])
+        return email
+
+
+def _record(claimed: DocumentEmail, **fields) -> DocumentEmail:
+    """Record an attempt's outcome, unless the attempt was taken over meanwhile
+    (its lease ran out and another worker claimed it)."""
+    DocumentEmail.objects.filter(
+        pk=claimed.pk, status=DocumentEmail.PENDING, attempts=claimed.attempts
+    ).update(**fields)
+    return DocumentEmail.objects.get(pk=claimed.pk)
+
+
+def document_email_send(*, email: DocumentEmail, now: datetime) -> DocumentEmail | None:
+    """Make the email's next attempt if one is due at `now`, and record how it
+    went: sent; pending again, for the next attempt after the policy's wait, when
+    the mail server failed; failed when the attempts are spent, or for a credit
+    note whose PDF cannot be made yet.
+
+    Safe to run twice and from several workers at once: the attempt is claimed
+    under the row lock, so one makes it; a sent or failed email is not sent again.
+    Returns the email after the attempt, or None when nothing was due."""
+    claimed = _claim(email.pk, now)
+    if claimed is None:
+        return None
+    try:
+        _message(claimed, _attachment(claimed)).send()
+    except OSError as error:
+        return _failed_attempt(claimed, error=f"{type(error).__name__}: {error}", now=now)
+    except Exception as error:
+        # Not the mail server: the claim stays and runs out, then the beat makes
+        # the attempt again. Shown in the admin meanwhile.
+        DocumentEmail.objects.filter(pk=claimed.pk).update(
+            last_error=f"{type(error).__name__}: {error}"[:2000]
+        )
+        raise
+    return _record(
+        claimed, status=DocumentEmail.SENT, sent_at=now, next_attempt_at=None, last_error=""
+    )
+
+
+def _failed_attempt(claimed: DocumentEmail, *, error: str, now: datetime) -> DocumentEmail:
+    logger.warning(
+        "email %s of %s (attempt %s of %s) failed: %s",
+        claimed.pk,
+        claimed.document,
+        claimed.attempts,
+        policy_attempts(),
+        error,
+    )
+    if claimed.attempts < policy_attempts():
+        delays = retry_delays()
+        delay = delays[min(claimed.attempts, len(delays)) - 1]
+        return _record(claimed, next_attempt_at=now + delay, last_error=error[:2000])
+    return _record(
+        claimed, status=DocumentEmail.FAILED, next_attempt_at=None, last_error=error[:2000]
+    )
+
+
+def document_email_send_again(*, email: DocumentEmail, now: datetime) -> bool:
+    """One more attempt at a failed email, to the customer's addresses as they
+    are now (corrected since, perhaps), once the caller's transaction commits.
+    False for an email that has not failed, or a customer left without an
+    address (nothing changes)."""
+    with transaction.atomic():
+        locked = document_email_lock(email.pk)
+        if locked.status != DocumentEmail.FAILED:
+            return False
+        recipients = document_recipients(locked.document.customer)
+        if not recipients:
+            return False
+        locked.status = DocumentEmail.PENDING
+        locked.recipients = recipients
+        locked.next_attempt_at = None
+        locked.save(update_fields=["status", "recipients", "next_attempt_at"])
+        send_after_commit(locked.pk)
+    return True
+
+
+def document_emails_due(*, before: datetime) -> list[int]:
+    """Pending emails whose attempt is overdue (an enqueue the broker lost, a
+    worker that died during an attempt): the beat sends them to the workers again."""
+    return list(
+        DocumentEmail.objects.filter(status=DocumentEmail.PENDING)
+        .filter(
+            Q(next_attempt_at__lte=before) | Q(next_attempt_at__isnull=True, created_at__lte=before)
+        )
+        .order_by("id")
+        .values_list("id", flat=True)[:1000]
+    )

@@ -1,0 +1,109 @@
+"""Refunds through Stripe: what a credit note gives back of an invoice Stripe
+collected, back to the card instead of into the credit balance.
+
+The credit note is written first, its refund `pending`; a worker asks Stripe
+after commit, with an idempotency key naming the credit note, so asking twice
+refunds once. A refund Stripe refuses (the charge is disputed, too old, ...)
+is not lost: the amount goes to the customer's credit balance and the credit
+note says so. Network errors and 5xx are retried; the beat's sweep sends refunds
+still pending after REFUND_SWEEP_AFTER to the workers again."""
+
+import logging
+from datetime import datetime, timedelta
+
+import stripe
+from django.db import transaction
+
+from billing.core.errors import InvalidRequest
+from billing.core.money import to_minor_units
+from invoices import stripe_client
+from invoices.credit_balance import credit_balance_add
+from invoices.locks import credit_note_lock
+from invoices.models import CreditNote, Invoice, Payment
+
+logger = logging.getLogger(__name__)
+
+REFUND_SWEEP_AFTER = timedelta(minutes=10)
+
+
+def stripe_payment(invoice: Invoice) -> Payment | None:
+    """The Stripe payment that paid the invoice, if Stripe collected it."""
+    payment = Payment.objects.filter(invoice=invoice, status=Payment.SUCCEEDED).first()
+    if payment is None or not payment.stripe_payment_intent_id:
+        return None
+    return payment
+
+
+def refund_check(*, invoice: Invoice) -> None:
+    """400 unless the invoice was paid through Stripe (a refund goes back the
+    way the money came)."""
+    if invoice.status != Invoice.PAID or stripe_payment(invoice) is None:
+        raise InvalidRequest(
+            f"invoice {invoice} was not paid through Stripe: nothing to refund to a card; "
+            "leave refund off to credit the customer's balance",
+            fields={"refund": ["the invoice was not paid through Stripe"]},
+        )
+
+
+def refund_after_commit(note_id: int) -> None:
+    from invoices import tasks
+
+    transaction.on_commit(lambda: tasks.refund_credit_note.delay(note_id), robust=True)
+
+
+def refund_attempt(*, note_id: int, now: datetime) -> str:
+    """Ask Stripe for a pending refund; record what it answered. Raises OSError
+    for an error worth trying again (the task retries)."""
+    note = CreditNote.objects.select_related("invoice").get(pk=note_id)
+    if note.refund_status != CreditNote.REFUND_PENDING:
+        return note.refund_status
+    payment = stripe_payment(note.invoice)
+    try:
+        if payment is None:
+            raise InvalidRequest("the invoice's Stripe payment is gone")
+        refund = stripe_client.refund_create(
+            params={
+                "payment_intent": payment.stripe_payment_intent_id,
+                "amount": to_minor_units(note.paid_back, note.currency),
+                "metadata": {"credit_note": note.number, "invoice": note.invoice.number},
+            },
+            idempotency_key=f"credit-note-{note.pk}-refund",
+        )
+    except stripe.StripeError as error:
+        if stripe_client.is_retryable(error):
+            raise OSError(stripe_client.error_text(error)) from error
+        return _refused(note_id, stripe_client.error_text(error), now)
+    except InvalidRequest as error:
+        return _refused(note_id, error.message, now)
+    with transaction.atomic():
+        note = credit_note_lock(note_id)
+        if note.refund_status == CreditNote.REFUND_PENDING:
+            note.refund_status = CreditNote.REFUND_SUCCEEDED
+            note.stripe_refund_id = refund.get("id", "")
+            note.refund_error = ""
+            note.save(update_fields=["refund_status", "stripe_refund_id", "refund_error"])
+    return note.refund_status
+
+
+def _refused(note_id: int, error: str, now: datetime) -> str:
+    """Stripe refused the refund: the amount goes to the credit balance instead."""
+    with transaction.atomic():
+        note = credit_note_lock(note_id)
+        if note.refund_status != CreditNote.REFUND_PENDING:
+            return note.refund_status
+        logger.warning("refund of credit note %s refused: %s", note.number, error)
+        note.refund_status = CreditNote.REFUND_FAILED
+        note.refund_error = error[:2000]
+        note.paid_back_to = CreditNote.TO_CREDIT_BALANCE
+        note.save(update_fields=["refund_status", "refund_error", "paid_back_to"])
+        credit_balance_add(note=note, amount=note.paid_back, now=now)
+    return note.refund_status
+
+
+def refunds_due(*, before: datetime) -> list[int]:
+    """Refunds still pending from before `before`: a lost enqueue, retries spent."""
+    return list(
+        CreditNote.objects.filter(refund_status=CreditNote.REFUND_PENDING, created_at__lte=before)
+        .order_by("id")
+        .values_list("id", flat=True)[:1000]
+    )

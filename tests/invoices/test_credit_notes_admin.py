@@ -1,0 +1,108 @@
+"""Credit notes in the admin: void and a partial credit note each go through a
+page that says what will happen; nothing changes until it is confirmed."""
+
+from datetime import UTC, datetime
+from decimal import Decimal as D
+
+import pytest
+
+from billing.rating.lines import LineInput
+from invoices.models import CreditNote, Invoice
+from invoices.services import invoice_finalize, invoice_write_draft
+from plans.services import tax_rate_create
+from tests.factories import CustomerFactory
+
+pytestmark = pytest.mark.django_db
+
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+LIST = "/admin/invoices/invoice/"
+
+
+@pytest.fixture
+def invoice(db) -> Invoice:
+    tax_rate_create(code="vat", name="VAT", percentage=D("20"), is_default=True)
+    customer = CustomerFactory(external_id="acme", name="Acme Inc", currency="EUR")
+    draft = invoice_write_draft(
+        customer=customer,
+        subscription=None,
+        reason=Invoice.PERIOD,
+        period_start=NOV_1,
+        period_end=DEC_1,
+        lines=[
+            LineInput("base_fee", "Chat Growth (Nov 2026)", None, D(1), D("20.00"), D("20.00")),
+            LineInput("overage", "LLM tokens", "llm", D(1000), D("0.0101"), D("10.10")),
+        ],
+        now=DEC_1,
+    )
+    return invoice_finalize(invoice=draft, now=DEC_1, collect=False)
+
+
+def test_void_asks_first_and_says_what_will_happen(admin_client, invoice):
+    # when: the action is chosen
+    page = admin_client.post(LIST, {"action": "void", "_selected_action": [invoice.pk]})
+
+    # then: a confirmation page, and nothing voided yet
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert "Voiding cannot be undone" in text
+    assert "1 invoice of 1 customer will be void" in text
+    assert "36.12 EUR" in text
+    assert Invoice.objects.get(pk=invoice.pk).status == Invoice.FINALIZED
+    assert not CreditNote.objects.exists()
+
+    # when: confirmed from the invoice's own page, with a reason
+    response = admin_client.post(
+        f"{LIST}{invoice.pk}/void/", {"confirm": "1", "memo": "billed twice"}
+    )
+
+    # then: void, and the credit note's page is shown
+    note = CreditNote.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/invoices/creditnote/{note.pk}/change/"
+    assert (note.total, note.memo, note.voids_invoice) == (D("36.12"), "billed twice", True)
+    assert Invoice.objects.get(pk=invoice.pk).status == Invoice.VOID
+    assert "Download PDF" in admin_client.get(response["Location"]).content.decode()
+
+
+def test_a_partial_credit_note_is_previewed_then_issued(admin_client, invoice):
+    overage = invoice.lines.get(kind="overage")
+    url = f"{LIST}{invoice.pk}/credit-note/"
+    assert "Issue credit note…" in admin_client.get(f"{LIST}{invoice.pk}/change/").content.decode()
+
+    # when: 10.10 typed on the overage line
+    form = {"reason": "product_unsatisfactory", "memo": "outage", f"line_{overage.pk}": "10.10"}
+    preview = admin_client.post(url, form)
+
+    # then: the credit note as it will be, nothing issued
+    text = preview.content.decode()
+    assert "The credit note, as it will be issued" in text
+    assert "VAT 20 %" in text and "2.02 EUR" in text and "12.12 EUR" in text
+    assert not CreditNote.objects.exists()
+
+    # when: confirmed
+    response = admin_client.post(url, {**form, "confirm": "1"})
+
+    # then
+    note = CreditNote.objects.get()
+    assert response["Location"] == f"/admin/invoices/creditnote/{note.pk}/change/"
+    assert (note.subtotal, note.tax, note.total, note.reason) == (
+        D("10.10"),
+        D("2.02"),
+        D("12.12"),
+        "product_unsatisfactory",
+    )
+    assert Invoice.objects.get(pk=invoice.pk).amount_due == D("24.00")
+
+
+def test_a_credit_above_what_is_left_is_refused_on_the_page(admin_client, invoice):
+    overage = invoice.lines.get(kind="overage")
+
+    response = admin_client.post(
+        f"{LIST}{invoice.pk}/credit-note/",
+        {"reason": "other", f"line_{overage.pk}": "10.11", "confirm": "1"},
+    )
+
+    assert response.status_code == 200
+    assert "at most 10.10 is left to credit on this line" in response.content.decode()
+    assert not CreditNote.objects.exists()

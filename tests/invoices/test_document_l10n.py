@@ -1,0 +1,277 @@
+"""What the invoice PDFs' words and numbers are made of: the locale rule for
+amounts, numbers, percentages and dates (billing.core.l10n), addresses laid out
+by country (invoices.pdf.postal_address), and the translation catalogs: complete,
+their placeholders kept, and compiled by scripts/compilemessages.py into .mo
+files that gettext reads exactly as GNU msgfmt's."""
+
+import gettext
+import importlib.util
+import re
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from decimal import Decimal as D
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from billing.core.l10n import (
+    document_locale,
+    format_amount,
+    format_date,
+    format_money_text,
+    format_number,
+    format_percent,
+)
+from invoices.pdf import postal_address
+
+ROOT = Path(__file__).resolve().parents[2]
+NBSP = "\N{NO-BREAK SPACE}"
+
+
+def _compiler():
+    spec = importlib.util.spec_from_file_location(
+        "compilemessages", ROOT / "scripts" / "compilemessages.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+compilemessages = _compiler()
+
+
+# numbers, amounts, dates
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [("en", "1,234.50"), ("fr", f"1{NBSP}234,50"), ("de", "1.234,50"), ("it", "1,234.50")],
+)
+def test_an_amount_is_grouped_and_pointed_as_the_language_writes_it(locale, expected):
+    assert format_amount(D("1234.5"), "EUR", locale=locale) == expected
+
+
+def test_amounts_keep_their_currencys_digits_and_their_sign():
+    assert format_amount(D("-1234567.5"), "USD", locale="de") == "-1.234.567,50"
+    assert format_amount(D(6700), "JPY", locale="fr") == f"6{NBSP}700"
+    assert format_amount(D("0.0000025"), "USD", locale="fr") == "0,0000025"
+    assert format_amount(D("-0.00"), "USD", locale="en") == "0.00"
+    assert format_money_text(D("1234.5"), "USD", locale="en") == f"1,234.50{NBSP}USD"
+
+
+def test_numbers_and_percentages():
+    assert format_number(D("13800000.000"), locale="en") == "13,800,000"
+    assert format_number(D("0.05000"), locale="de") == "0,05"
+    assert format_percent(D("20.00"), locale="en") == "20%"
+    assert format_percent(D("5.5000"), locale="fr") == f"5,5{NBSP}%"
+    assert format_percent(D("19"), locale="de") == f"19{NBSP}%"
+
+
+def test_a_date_is_the_customers_day_in_its_language():
+    # 00:30 UTC on Dec 1st is still November 30th in Los Angeles
+    moment = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
+    los_angeles = ZoneInfo("America/Los_Angeles")
+
+    assert format_date(moment, los_angeles, locale="en") == "30 Nov 2026"
+    assert format_date(moment, los_angeles, locale="fr") == "30/11/2026"
+    assert format_date(moment, ZoneInfo("Europe/Berlin"), locale="de") == "01.12.2026"
+    assert format_date(None, los_angeles, locale="en") == ""
+
+
+def test_the_document_language_falls_back_to_english():
+    assert [document_locale(value) for value in ("fr", "de-AT", "FR_ca", "es", None, 3)] == [
+        "fr",
+        "de",
+        "fr",
+        "en",
+        "en",
+        "en",
+    ]
+
+
+# addresses
+
+
+@pytest.mark.parametrize(
+    ("address", "locale", "expected"),
+    [
+        (
+            {
+                "line1": "42 Harbour Road",
+                "line2": None,
+                "city": "Seattle",
+                "state": "WA",
+                "postal_code": "98101",
+                "country": "US",
+            },
+            "en",
+            ["42 Harbour Road", "Seattle, WA 98101"],
+        ),
+        (
+            {
+                "line1": "10 Downing Street",
+                "city": "London",
+                "postal_code": "SW1A 2AA",
+                "country": "GB",
+            },
+            "en",
+            ["10 Downing Street", "London", "SW1A 2AA", "United Kingdom"],
+        ),
+        (
+            {"line1": "12 rue de Rivoli", "city": "Paris", "postal_code": "75001", "country": "FR"},
+            "fr",
+            ["12 rue de Rivoli", "75001 Paris", "France"],
+        ),
+        (
+            {"line1": "Hauptstraße 1", "city": "Berlin", "postal_code": "10115", "country": "DE"},
+            "fr",
+            ["Hauptstraße 1", "10115 Berlin", "Allemagne"],
+        ),
+        (
+            {"line1": "Hauptstraße 1", "city": "Berlin", "postal_code": "10115", "country": "DE"},
+            "de",
+            ["Hauptstraße 1", "10115 Berlin", "Deutschland"],
+        ),
+        # the older shapes: free-form keys, lines in a string or a list
+        (
+            {
+                "line1": "42 Main Street",
+                "postal_code": "94107",
+                "city": "San Francisco",
+                "attention": "Accounts payable",
+            },
+            "en",
+            ["42 Main Street", "94107 San Francisco", "Accounts payable"],
+        ),
+        (
+            "1 Example Street\nSpringfield, 12345\n",
+            "en",
+            ["1 Example Street", "Springfield, 12345"],
+        ),
+        (["Hauptstraße 1", " ", "10115 Berlin"], "de", ["Hauptstraße 1", "10115 Berlin"]),
+        (None, "en", []),
+    ],
+)
+def test_an_address_is_laid_out_by_its_country(address, locale, expected):
+    assert postal_address(address, locale=locale, home_country="US") == expected
+
+
+def test_an_address_in_the_sellers_country_has_no_country_line():
+    address = {"line1": "Hauptstraße 1", "city": "Berlin", "postal_code": "10115", "country": "DE"}
+
+    assert postal_address(address, locale="de", home_country="DE") == [
+        "Hauptstraße 1",
+        "10115 Berlin",
+    ]
+
+
+# the catalogs and their compiler
+
+CATALOGS = sorted((ROOT / "locale").glob("*/LC_MESSAGES/django.po"))
+PLACEHOLDER = re.compile(r"%\(\w+\)[sd]|\{\w+\}")
+
+
+def test_french_and_german_catalogs_exist():
+    assert [path.parts[-3] for path in CATALOGS] == ["de", "fr"]
+
+
+@pytest.mark.parametrize("path", CATALOGS, ids=lambda path: path.parts[-3])
+def test_every_string_is_translated_with_its_placeholders(path):
+    entries = compilemessages.parse_po(path.read_text(encoding="utf-8"), str(path))
+    messages = [entry for entry in entries if entry["msgid"]]
+
+    assert len(messages) > 50
+    for entry in messages:
+        assert all(entry["msgstr"]) and not entry["fuzzy"], entry["msgid"]
+        expected = sorted(PLACEHOLDER.findall(entry["msgid"]))
+        for form in entry["msgstr"]:
+            assert sorted(PLACEHOLDER.findall(form)) == expected, (entry["msgid"], form)
+
+
+def test_the_compiled_catalog_reads_as_gettexts(tmp_path):
+    po = tmp_path / "fr" / "LC_MESSAGES" / "django.po"
+    po.parent.mkdir(parents=True)
+    po.write_text(
+        "\n".join(
+            [
+                'msgid ""',
+                'msgstr ""',
+                '"Content-Type: text/plain; charset=UTF-8\\n"',
+                '"Plural-Forms: nplurals=2; plural=(n > 1);\\n"',
+                "",
+                "# a comment",
+                'msgid "Invoice"',
+                'msgstr "Facture"',
+                "",
+                'msgctxt "watermark"',
+                'msgid "VOID"',
+                'msgstr "ANNUL\u00c9E"',
+                "",
+                'msgid "%(days)d day"',
+                'msgid_plural "%(days)d days"',
+                'msgstr[0] "%(days)d jour"',
+                'msgstr[1] "%(days)d jours"',
+                "",
+                'msgid ""',
+                '"A long "',
+                '"\\"quoted\\" one"',
+                'msgstr "Une longue "',
+                '"\\"citée\\""',
+                "",
+                "#, fuzzy",
+                'msgid "Unsure"',
+                'msgstr "Incertain"',
+                "",
+                'msgid "Untranslated"',
+                'msgstr ""',
+                "",
+            ]
+        ),
+        encoding="utf-8",
+    )
+
+    assert compilemessages.compile_all([tmp_path]) == [po.with_suffix(".mo")]
+    # unchanged: not written again
+    assert compilemessages.compile_all([tmp_path]) == []
+
+    with po.with_suffix(".mo").open("rb") as mo:
+        catalog = gettext.GNUTranslations(mo)
+    assert catalog.gettext("Invoice") == "Facture"
+    assert catalog.pgettext("watermark", "VOID") == "ANNULÉE"
+    assert [catalog.ngettext("%(days)d day", "%(days)d days", n) for n in (1, 2)] == [
+        "%(days)d jour",
+        "%(days)d jours",
+    ]
+    assert catalog.gettext('A long "quoted" one') == 'Une longue "citée"'
+    assert catalog.gettext("Unsure") == "Unsure"
+    assert catalog.gettext("Untranslated") == "Untranslated"
+
+
+@pytest.mark.skipif(shutil.which("msgfmt") is None, reason="GNU gettext's msgfmt not installed")
+@pytest.mark.parametrize("path", CATALOGS, ids=lambda path: path.parts[-3])
+def test_the_project_catalogs_compile_as_gnu_msgfmt_compiles_them(path, tmp_path):
+    ours = compilemessages.mo_bytes(
+        compilemessages.parse_po(path.read_text(encoding="utf-8"), str(path))
+    )
+    msgfmt = shutil.which("msgfmt")
+    subprocess.run(  # noqa: S603 (our own catalog, GNU's msgfmt)
+        [msgfmt, "--check-format", "-o", str(tmp_path / "gnu.mo"), str(path)], check=True
+    )
+
+    with (tmp_path / "gnu.mo").open("rb") as gnu:
+        expected = gettext.GNUTranslations(gnu)._catalog
+    (tmp_path / "ours.mo").write_bytes(ours)
+    with (tmp_path / "ours.mo").open("rb") as mine:
+        assert gettext.GNUTranslations(mine)._catalog == expected
+
+
+def test_a_broken_catalog_is_refused_with_its_line(tmp_path):
+    po = tmp_path / "de" / "LC_MESSAGES" / "django.po"
+    po.parent.mkdir(parents=True)
+    po.write_text('msgid "Invoice"\nmsgstr Rechnung\n', encoding="utf-8")
+
+    with pytest.raises(compilemessages.PoError, match=r"django.po:2: expected a quoted string"):
+        compilemessages.compile_all([tmp_path])
+    assert not po.with_suffix(".mo").exists()

@@ -1,0 +1,343 @@
+"""Invoices and credit notes emailed to the customer on issue (invoices.emails):
+to its invoice_emails (else its email), the PDF attached, once per document,
+retried while the mail server fails, in the customer's language, in the admin."""
+
+import socket
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+from io import BytesIO, StringIO
+
+import pytest
+import time_machine
+from django.core.management import call_command
+from pypdf import PdfReader
+
+from billing.rating.lines import LineInput
+from customers.services import customer_create
+from invoices import emails, tasks
+from invoices.models import DocumentEmail, Invoice
+from invoices.services import invoice_finalize, invoice_void, invoice_write_draft
+
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+# 03:00 UTC: due 30 days later, on Jan 1 03:00 UTC, which is Dec 31 in Seattle.
+DEC_2 = datetime(2026, 12, 2, 3, tzinfo=UTC)
+LINES = [LineInput("base_fee", "AI Assistant (Dec 2026)", None, D(1), D("29.99"), D("29.99"))]
+SUBJECT = "Invoice INV-2026-000001 from Usage Billing Inc."
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _emails_on(settings):
+    settings.BILLING_INVOICE_EMAILS = True
+    settings.BILLING_INVOICE_FROM_EMAIL = "invoices@seller.test"
+    settings.BILLING_INVOICE_EMAIL_RETRY_MINUTES = [1, 5]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+
+def customer(**details):
+    fields = {
+        "external_id": "acme",
+        "name": "Acme Inc",
+        "currency": "USD",
+        "email": "billing@acme.test",
+        "timezone_name": "America/Los_Angeles",
+        "invoice_emails": ["ap@acme.test", "cfo@acme.test"],
+    } | details
+    return customer_create(**fields)
+
+
+def draft(owner) -> Invoice:
+    return invoice_write_draft(
+        customer=owner,
+        subscription=None,
+        reason=Invoice.PERIOD,
+        period_start=datetime(2026, 11, 1, tzinfo=UTC),
+        period_end=DEC_1,
+        lines=LINES,
+        now=DEC_1,
+    )
+
+
+def finalize(invoice: Invoice, capture, *, execute: bool = True) -> Invoice:
+    """Finalized at DEC_2, with what its commit enqueues run (or, `execute` off,
+    lost, as by a broker that was down)."""
+    with time_machine.travel(DEC_2, tick=False), capture(execute=execute):
+        invoice_finalize(invoice=invoice, now=DEC_2)
+    return Invoice.objects.get(pk=invoice.pk)
+
+
+def run_at(at: datetime, capture, task, *args):
+    """A worker's task at `at`, with what it enqueues on commit."""
+    with time_machine.travel(at, tick=False), capture(execute=True):
+        return task.delay(*args)
+
+
+def pdf_text(content: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(BytesIO(content)).pages)
+
+
+def closed_port() -> int:
+    """A port on this host where nothing listens (a mail server that is down)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_finalizing_emails_the_pdf_to_the_invoice_addresses(
+    django_capture_on_commit_callbacks, mailoutbox
+):
+    # given
+    invoice = draft(customer())
+
+    # when
+    invoice = finalize(invoice, django_capture_on_commit_callbacks)
+
+    # then: one email, to the invoice addresses (not the customer's own email)
+    (message,) = mailoutbox
+    assert message.to == ["ap@acme.test", "cfo@acme.test"]
+    assert message.subject == SUBJECT
+    assert message.from_email == "invoices@seller.test"
+    assert message.reply_to == ["billing@example.com"]
+    assert message.body == (
+        "Hello Acme Inc,\n"
+        "\n"
+        "Please find attached invoice INV-2026-000001.\n"
+        "Amount due: 29.99 USD\n"
+        "Due date: Dec. 31, 2026 (America/Los_Angeles)\n"
+        "\n"
+        "Your invoices and credit notes can also be downloaded from your billing portal.\n"
+        "\n"
+        "Kind regards,\n"
+        "Usage Billing Inc.\n"
+    )
+    # the PDF as stored when it was issued
+    ((filename, content, mimetype),) = message.attachments
+    assert (filename, mimetype) == ("INV-2026-000001.pdf", "application/pdf")
+    with invoice.pdf_file.open("rb") as stored:
+        assert content == stored.read()
+    assert "INV-2026-000001" in pdf_text(content)
+    email = DocumentEmail.objects.get()
+    assert (email.invoice_id, email.credit_note_id, email.status) == (invoice.pk, None, "sent")
+    assert (email.attempts, email.sent_at, email.next_attempt_at) == (1, DEC_2, None)
+    assert (email.recipients, email.subject, email.last_error) == (
+        ["ap@acme.test", "cfo@acme.test"],
+        SUBJECT,
+        "",
+    )
+
+
+def test_without_invoice_addresses_the_customers_email_gets_it(
+    django_capture_on_commit_callbacks, mailoutbox
+):
+    invoice = finalize(draft(customer(invoice_emails=[])), django_capture_on_commit_callbacks)
+
+    assert [(m.to, m.subject) for m in mailoutbox] == [(["billing@acme.test"], SUBJECT)]
+    assert DocumentEmail.objects.get().invoice_id == invoice.pk
+
+
+def test_a_customer_without_any_address_gets_nothing_and_nothing_is_recorded(
+    django_capture_on_commit_callbacks, mailoutbox
+):
+    finalize(draft(customer(invoice_emails=[], email="")), django_capture_on_commit_callbacks)
+
+    assert mailoutbox == []
+    assert not DocumentEmail.objects.exists()
+
+
+def test_nothing_is_emailed_when_invoice_emails_are_off(
+    settings, django_capture_on_commit_callbacks, mailoutbox
+):
+    settings.BILLING_INVOICE_EMAILS = False
+
+    finalize(draft(customer()), django_capture_on_commit_callbacks)
+
+    assert mailoutbox == []
+    assert not DocumentEmail.objects.exists()
+
+
+def test_a_french_customer_gets_it_in_french(django_capture_on_commit_callbacks, mailoutbox):
+    # given: a French customer billed in euros
+    owner = customer(locale="fr", currency="EUR", timezone_name="America/Los_Angeles")
+
+    finalize(draft(owner), django_capture_on_commit_callbacks)
+
+    (message,) = mailoutbox
+    assert message.subject == "Facture INV-2026-000001 de Usage Billing Inc."
+    assert message.body.startswith("Bonjour ")
+    assert "Veuillez trouver ci-joint la facture INV-2026-000001." in message.body
+    # the amount and the date as French writes them (Django's own French formats),
+    # the date in the customer's time zone
+    assert "29,99 EUR" in message.body
+    assert "31 décembre 2026 (America/Los_Angeles)" in message.body
+
+
+def test_scheduling_twice_sends_once(django_capture_on_commit_callbacks, mailoutbox):
+    invoice = finalize(draft(customer()), django_capture_on_commit_callbacks)
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        again = emails.document_email_schedule(invoice=invoice, now=DEC_2 + timedelta(hours=1))
+
+    assert callbacks == []
+    assert again == DocumentEmail.objects.get()
+    # the task delivered twice (at least once) sends nothing more
+    run_at(
+        DEC_2 + timedelta(hours=1),
+        django_capture_on_commit_callbacks,
+        tasks.send_document_email,
+        again.pk,
+    )
+    assert len(mailoutbox) == 1
+    assert DocumentEmail.objects.get().attempts == 1
+
+
+def test_the_beat_sends_an_email_whose_enqueue_was_lost(
+    django_capture_on_commit_callbacks, mailoutbox
+):
+    # given: the broker was down when the invoice was finalized
+    finalize(draft(customer()), django_capture_on_commit_callbacks, execute=False)
+    email = DocumentEmail.objects.get()
+    assert (email.status, email.attempts) == ("pending", 0)
+
+    # within the grace the beat leaves it to the task enqueued for it
+    soon = DEC_2 + emails.SWEEP_GRACE - timedelta(seconds=1)
+    assert (
+        run_at(soon, django_capture_on_commit_callbacks, tasks.send_due_document_emails).get() == 0
+    )
+    assert mailoutbox == []
+
+    later = DEC_2 + emails.SWEEP_GRACE
+    assert (
+        run_at(later, django_capture_on_commit_callbacks, tasks.send_due_document_emails).get() == 1
+    )
+    assert [m.subject for m in mailoutbox] == [SUBJECT]
+    # and once sent, never again
+    assert (
+        run_at(later, django_capture_on_commit_callbacks, tasks.send_due_document_emails).get() == 0
+    )
+    assert len(mailoutbox) == 1
+
+
+def test_a_mail_server_that_is_down_is_tried_again_then_the_email_is_failed(
+    settings, django_capture_on_commit_callbacks, mailoutbox, admin_client
+):
+    # given: SMTP to a port where nothing listens; two retries, after 1 and 5 minutes
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = closed_port()
+    settings.EMAIL_TIMEOUT = 2
+
+    # when: finalized (the first attempt)
+    finalize(draft(customer()), django_capture_on_commit_callbacks)
+
+    # then: it failed and waits a minute
+    email = DocumentEmail.objects.get()
+    assert (email.status, email.attempts, email.next_attempt_at) == (
+        "pending",
+        1,
+        DEC_2 + timedelta(minutes=1),
+    )
+    assert email.last_error.startswith("ConnectionRefusedError")
+
+    # not before it is due: the task (retried at once by the eager runner, or
+    # delivered twice) makes no attempt
+    send = tasks.send_document_email
+    run_at(DEC_2 + timedelta(seconds=59), django_capture_on_commit_callbacks, send, email.pk)
+    email.refresh_from_db()
+    assert email.attempts == 1
+
+    second = DEC_2 + timedelta(minutes=1)
+    run_at(second, django_capture_on_commit_callbacks, send, email.pk)
+    email.refresh_from_db()
+    assert (email.status, email.attempts, email.next_attempt_at) == (
+        "pending",
+        2,
+        second + timedelta(minutes=5),
+    )
+
+    third = second + timedelta(minutes=5)
+    run_at(third, django_capture_on_commit_callbacks, send, email.pk)
+    email.refresh_from_db()
+    assert (email.status, email.attempts, email.next_attempt_at) == ("failed", 3, None)
+    assert email.last_error.startswith("ConnectionRefusedError")
+    assert mailoutbox == []
+    # and nothing more is attempted, by the task or the beat
+    run_at(third + timedelta(days=1), django_capture_on_commit_callbacks, send, email.pk)
+    beat = tasks.send_due_document_emails
+    assert run_at(third + timedelta(days=1), django_capture_on_commit_callbacks, beat).get() == 0
+    email.refresh_from_db()
+    assert email.attempts == 3
+
+    # shown in the admin, with its error
+    listing = admin_client.get("/admin/invoices/documentemail/?status__exact=failed")
+    assert listing.status_code == 200
+    assert "ConnectionRefusedError" in listing.text
+    assert "ap@acme.test, cfo@acme.test" in listing.text
+    page = admin_client.get(f"/admin/invoices/invoice/{email.invoice_id}/change/")
+    assert page.status_code == 200
+    assert "ConnectionRefusedError" in page.text
+
+    # "Send again" once the mail server is back
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(
+            "/admin/invoices/documentemail/",
+            {"action": "send_again", "_selected_action": [email.pk]},
+        )
+    email.refresh_from_db()
+    assert (email.status, email.attempts, email.last_error) == ("sent", 4, "")
+    assert [m.to for m in mailoutbox] == [["ap@acme.test", "cfo@acme.test"]]
+
+
+def test_send_again_refuses_an_email_that_did_not_fail(
+    django_capture_on_commit_callbacks, mailoutbox
+):
+    finalize(draft(customer()), django_capture_on_commit_callbacks)
+    email = DocumentEmail.objects.get()
+
+    assert emails.document_email_send_again(email=email, now=DEC_2) is False
+
+    email.refresh_from_db()
+    assert (email.status, email.attempts) == ("sent", 1)
+    assert len(mailoutbox) == 1
+
+
+def test_a_voided_invoices_credit_note_is_emailed_with_its_pdf(
+    django_capture_on_commit_callbacks, mailoutbox
+):
+    invoice = finalize(draft(customer()), django_capture_on_commit_callbacks)
+
+    with time_machine.travel(DEC_2, tick=False), django_capture_on_commit_callbacks(execute=True):
+        note = invoice_void(invoice=invoice, reason="", now=DEC_2)
+
+    message = mailoutbox[-1]
+    assert message.to == ["ap@acme.test", "cfo@acme.test"]
+    assert message.subject == f"Credit note {note.number} from Usage Billing Inc."
+    assert f"Please find attached credit note {note.number} for invoice INV-2026-000001." in (
+        message.body
+    )
+    assert "Amount credited: 29.99 USD" in message.body
+    ((filename, content, mimetype),) = message.attachments
+    assert (filename, mimetype) == ("CN-2026-000001.pdf", "application/pdf")
+    text = " ".join(page.extract_text() for page in PdfReader(BytesIO(content)).pages)
+    assert "CN-2026-000001" in text and "INV-2026-000001" in text
+    sent = DocumentEmail.objects.get(credit_note=note)
+    assert (sent.status, sent.invoice_id) == ("sent", None)
+
+
+def test_an_email_is_for_one_document():
+    with pytest.raises(ValueError):
+        emails.document_email_schedule(now=DEC_2)
+
+
+def test_setup_periodic_tasks_schedules_the_email_safety_net(db):
+    from django_celery_beat.models import PeriodicTask
+
+    call_command("setup_periodic_tasks", stdout=StringIO())
+
+    task = PeriodicTask.objects.get(name="Send invoice and credit note emails left pending")
+    assert (task.task, task.interval.every, task.interval.period) == (
+        "invoices.tasks.send_due_document_emails",
+        5,
+        "minutes",
+    )
