@@ -6,7 +6,7 @@ to live short (BILLING_PORTAL_TTL_SECONDS, default one hour)."""
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core import signing
@@ -94,17 +94,6 @@ class PortalOverview:
     wallets: list
     charts: list[DailyChart]
     invoices: list
-
-
-def invoice_zone(invoice) -> ZoneInfo:
-    """The time zone an invoice's dates are read in, as its PDF reads them
-    (invoices.pdf): the customer's when the invoice was written (its snapshot),
-    UTC for a snapshot without one, so both print the same days."""
-    name = (invoice.customer_snapshot or {}).get("timezone")
-    try:
-        return ZoneInfo(name) if isinstance(name, str) and name else ZoneInfo("UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def _percent(quantity: Decimal, included: Decimal | None) -> int | None:

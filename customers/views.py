@@ -16,12 +16,12 @@ from customers.models import Customer
 from customers.portal import (
     PortalTokenExpired,
     PortalTokenInvalid,
-    invoice_zone,
     portal_customer_id,
     portal_overview,
 )
 from invoices.credit_balance import credit_balance
 from invoices.models import CreditNote, Invoice
+from invoices.pdf import invoice_zone
 from invoices.selectors import credit_note_pdf_response, invoice_pdf_response, past_due
 
 CHART_WIDTH = 640
@@ -194,34 +194,43 @@ def portal_page(request, token: str):
     return response
 
 
-@require_GET
-def portal_invoice_pdf(request, token: str, invoice_id: int):
+def _portal_download(request, token: str, documents, respond):
+    """A document of the portal's customer as a download: `documents(customer)`
+    finds it (None: 404), `respond(document)` answers it."""
     try:
         customer = _customer(token)
     except _Denied as denied:
         return _denied(request, denied.status)
-    invoice = (
-        Invoice.objects.filter(pk=invoice_id, customer=customer)
-        .exclude(status=Invoice.DRAFT)
-        .select_related("customer")
-        .first()
-    )
-    if invoice is None:
+    document = documents(customer)
+    if document is None:
         return _denied(request, 404)
-    return invoice_pdf_response(invoice=invoice, headers=HEADERS)
+    return respond(document)
+
+
+@require_GET
+def portal_invoice_pdf(request, token: str, invoice_id: int):
+    return _portal_download(
+        request,
+        token,
+        lambda customer: (
+            Invoice.objects.filter(pk=invoice_id, customer=customer)
+            .exclude(status=Invoice.DRAFT)
+            .select_related("customer")
+            .first()
+        ),
+        lambda invoice: invoice_pdf_response(invoice=invoice, headers=HEADERS),
+    )
 
 
 @require_GET
 def portal_credit_note_pdf(request, token: str, credit_note_id: int):
-    try:
-        customer = _customer(token)
-    except _Denied as denied:
-        return _denied(request, denied.status)
-    note = (
-        CreditNote.objects.filter(pk=credit_note_id, customer=customer)
-        .select_related("invoice", "customer")
-        .first()
+    return _portal_download(
+        request,
+        token,
+        lambda customer: (
+            CreditNote.objects.filter(pk=credit_note_id, customer=customer)
+            .select_related("invoice", "customer")
+            .first()
+        ),
+        lambda note: credit_note_pdf_response(credit_note=note, headers=HEADERS),
     )
-    if note is None:
-        return _denied(request, 404)
-    return credit_note_pdf_response(credit_note=note, headers=HEADERS)

@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from billing.core import wording
 from billing.core.errors import BillingError
 from billing.core.money import format_decimal, format_money
 from customers.models import Customer
@@ -20,6 +21,7 @@ from invoices.credit_notes_admin import CreditNoteAdminViews, void_with_confirma
 from invoices.emails_admin import DocumentEmailInline
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from invoices.payments_admin import PaymentInline, mark_paid_with_reference
+from invoices.pdf import invoice_zone
 from plans.models import Plan
 
 
@@ -115,11 +117,10 @@ class InvoiceAdmin(CreditNoteAdminViews, admin.ModelAdmin):
         "customer",
         "reason",
         "status",
-        "period_start",
-        "period_end",
+        "period_display",
         "total_display",
-        "finalized_at",
-        "due_at",
+        "issued_display",
+        "due_display",
     ]
     list_filter = [
         "status",
@@ -149,8 +150,7 @@ class InvoiceAdmin(CreditNoteAdminViews, admin.ModelAdmin):
         "status",
         "number",
         "currency",
-        "period_start",
-        "period_end",
+        "period_display",
         "customer_snapshot",
         "subtotal",
         "discount",
@@ -160,11 +160,11 @@ class InvoiceAdmin(CreditNoteAdminViews, admin.ModelAdmin):
         "credits_applied",
         "credited",
         "amount_due_display",
-        "created_at",
-        "finalized_at",
-        "due_at",
-        "paid_at",
-        "voided_at",
+        "created_display",
+        "issued_display",
+        "due_display",
+        "paid_display",
+        "voided_display",
         "payment_reference",
         "pdf_download",
         "pdf_path",
@@ -219,6 +219,42 @@ class InvoiceAdmin(CreditNoteAdminViews, admin.ModelAdmin):
     @admin.display(description="total", ordering="total")
     def total_display(self, invoice):
         return f"{format_money(invoice.total, invoice.currency)} {invoice.currency}"
+
+    # Dates as the customer reads them (its PDF, its portal): in its time zone, named.
+
+    @admin.display(description="period", ordering="period_start")
+    def period_display(self, invoice):
+        zone = invoice_zone(invoice)
+        return wording.in_zone(
+            wording.date_range(invoice.period_start, invoice.period_end, zone), zone
+        )
+
+    def _moment(self, invoice, moment):
+        if moment is None:
+            return "-"
+        zone = invoice_zone(invoice)
+        local = moment.astimezone(zone)
+        return wording.in_zone(f"{wording.day(local.date())}, {local:%H:%M}", zone)
+
+    @admin.display(description="created", ordering="created_at")
+    def created_display(self, invoice):
+        return self._moment(invoice, invoice.created_at)
+
+    @admin.display(description="issued", ordering="finalized_at")
+    def issued_display(self, invoice):
+        return self._moment(invoice, invoice.finalized_at)
+
+    @admin.display(description="due", ordering="due_at")
+    def due_display(self, invoice):
+        return self._moment(invoice, invoice.due_at)
+
+    @admin.display(description="paid", ordering="paid_at")
+    def paid_display(self, invoice):
+        return self._moment(invoice, invoice.paid_at)
+
+    @admin.display(description="voided", ordering="voided_at")
+    def voided_display(self, invoice):
+        return self._moment(invoice, invoice.voided_at)
 
     @admin.display(description="tax lines")
     def tax_lines_display(self, invoice):

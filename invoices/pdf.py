@@ -164,7 +164,7 @@ class _Writer:
     def __init__(self, invoice: Invoice, currency: str):
         snapshot = invoice.customer_snapshot or {}
         self.locale = l10n.document_locale(snapshot.get("locale"))
-        self.zone = _zone(snapshot.get("timezone"))
+        self.zone = invoice_zone(invoice)
         self.currency = currency
 
     def money(self, amount: Decimal | None) -> str:
@@ -483,7 +483,11 @@ def _kind_rank(kind: str) -> tuple[int, str]:
     return KIND_ORDER.get(kind, len(KIND_ORDER)), kind
 
 
-def _zone(name: object) -> ZoneInfo:
+def invoice_zone(invoice: Invoice) -> ZoneInfo:
+    """The time zone an invoice's dates are read in, wherever they are shown (its
+    PDF, the portal, the admin): the customer's when the invoice was written (its
+    snapshot), UTC for a snapshot without one, so that all print the same days."""
+    name = (invoice.customer_snapshot or {}).get("timezone")
     try:
         return ZoneInfo(name) if isinstance(name, str) and name else ZoneInfo("UTC")
     except (ZoneInfoNotFoundError, ValueError):
