@@ -1,5 +1,6 @@
-"""Row locks on customers, in one place. A customer's lock comes first in any
-transaction that takes several (then its subscription: billing.locks)."""
+"""Row locks on customers, in one place. A customer's lock comes before its
+subscription's (billing.locks) and its wallets'; an invoice's lock comes before its
+customer's (the credit balance: invoices.credit_balance)."""
 
 from customers.models import Customer
 

@@ -37,7 +37,12 @@ from billing.notifications import alerts, webhooks
 # here, an invoice paid here is recorded there); each uses the other's functions
 # only when called, so either may be imported first.
 from invoices import reactions, settlement, stripe_client
-from invoices.locks import payment_lock, payment_to_attempt_lock, waiting_payments_lock
+from invoices.locks import (
+    open_payments_lock,
+    payment_lock,
+    payment_to_attempt_lock,
+    waiting_payments_lock,
+)
 from invoices.models import Invoice, Payment, Purchase
 from invoices.stripe_customers import stripe_customer_ensure
 
@@ -419,14 +424,13 @@ def collection_amount_changed(*, invoice: Invoice, now: datetime) -> None:
     While an attempt is under way or Stripe is settling one, the amount is not
     known to be collectable: refused (Conflict), nothing changes. In the
     caller's transaction."""
-    under_way = Payment.objects.filter(
-        invoice=invoice, status__in=(Payment.ATTEMPTING, Payment.PROCESSING)
-    )
-    if under_way.exists():
+    # Locked first, then looked at: an attempt cannot start in between.
+    open_payments = open_payments_lock(invoice)
+    if any(payment.status != Payment.PENDING for payment in open_payments):
         raise Conflict(
             f"a payment of invoice {invoice} is under way at Stripe; credit it once it settles"
         )
-    for payment in waiting_payments_lock(invoice):
+    for payment in open_payments:
         if invoice.amount_due <= 0:
             payment_close(payment, Payment.CANCELED, error="nothing left to pay", now=now)
         else:

@@ -182,7 +182,18 @@ def _check_reason(reason: str) -> None:
 def credit_note_preview(*, invoice: Invoice, lines: list[CreditLineInput]) -> CreditNotePreview:
     """What credit_note_issue would issue now, refused the same way. Reads only."""
     _check_creditable(invoice)
-    return _preview(invoice, _check_lines(invoice, lines))
+    chosen = _check_lines(invoice, lines)
+    # An invoice with negative lines (a plan change's proration credit) charges
+    # less than its positive lines: never credit more than it charges in all.
+    left = invoice.taxable_amount - sum(credited_by_line(invoice).values(), ZERO)
+    asked = sum((amount for _, amount in chosen), ZERO)
+    if asked > left:
+        most = quantize_money(max(left, ZERO), invoice.currency)
+        raise InvalidRequest(
+            f"invalid credit note: the invoice has {most} left to credit in all (before tax)",
+            fields={"lines": [f"at most {most} in all"]},
+        )
+    return _preview(invoice, chosen)
 
 
 def void_preview(invoice: Invoice) -> CreditNotePreview:
@@ -217,7 +228,7 @@ def credit_note_issue(
         invoice = invoice_lock(invoice.pk)
         preview = credit_note_preview(invoice=invoice, lines=lines)
         if refund:
-            refunds.refund_check(invoice=invoice)
+            refunds.refund_check(invoice=invoice, amount=preview.to_credit_balance)
         note = _issue(preview, reason=reason, memo=memo, voids=False, now=now, refund=refund)
         # Sent to the customer's invoice addresses once this commits.
         emails.document_email_schedule(credit_note=note, now=now)

@@ -163,6 +163,7 @@ def credit_note_view(modeladmin, request, invoice: Invoice):
         "currency": invoice.currency,
         "amount_due": money(invoice.amount_due, invoice.currency),
         "total": money(invoice.total, invoice.currency),
+        "credited": str(invoice.credited),
     }
     if form.is_bound and form.is_valid():
         try:
@@ -170,7 +171,13 @@ def credit_note_view(modeladmin, request, invoice: Invoice):
         except BillingError as error:
             context["error"] = error.message
         else:
-            if "confirm" in request.POST:
+            if "confirm" in request.POST and request.POST.get("credited") != str(invoice.credited):
+                # The invoice was credited since the preview (another note, a double
+                # submit): the preview no longer says what would happen.
+                context["error"] = (
+                    f"{invoice} was credited since this preview: check the amounts again"
+                )
+            elif "confirm" in request.POST:
                 try:
                     note = credit_notes.credit_note_issue(
                         invoice=invoice,

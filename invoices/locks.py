@@ -53,6 +53,15 @@ def payment_to_attempt_lock(payment_id: int) -> Payment | None:
     )
 
 
+def open_payments_lock(invoice: Invoice) -> list[Payment]:
+    """Lock the invoice's payments not over yet (waiting, attempting, at Stripe)."""
+    return list(
+        Payment.objects.select_for_update()
+        .filter(invoice=invoice, status__in=Payment.OPEN)
+        .order_by("pk")
+    )
+
+
 def waiting_payments_lock(invoice: Invoice) -> list[Payment]:
     """Lock the invoice's payments that wait for their next attempt."""
     return list(

@@ -10,12 +10,14 @@ still pending after REFUND_SWEEP_AFTER to the workers again."""
 
 import logging
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 import stripe
 from django.db import transaction
+from django.db.models import Sum
 
 from billing.core.errors import InvalidRequest
-from billing.core.money import to_minor_units
+from billing.core.money import quantize_money, to_minor_units
 from invoices import stripe_client
 from invoices.credit_balance import credit_balance_add
 from invoices.locks import credit_note_lock
@@ -34,14 +36,28 @@ def stripe_payment(invoice: Invoice) -> Payment | None:
     return payment
 
 
-def refund_check(*, invoice: Invoice) -> None:
+def refund_check(*, invoice: Invoice, amount: Decimal) -> None:
     """400 unless the invoice was paid through Stripe (a refund goes back the
-    way the money came)."""
-    if invoice.status != Invoice.PAID or stripe_payment(invoice) is None:
+    way the money came) and `amount` is at most what the card paid, less what
+    was refunded of it already."""
+    payment = stripe_payment(invoice) if invoice.status == Invoice.PAID else None
+    if payment is None:
         raise InvalidRequest(
             f"invoice {invoice} was not paid through Stripe: nothing to refund to a card; "
             "leave refund off to credit the customer's balance",
             fields={"refund": ["the invoice was not paid through Stripe"]},
+        )
+    refunded = invoice.credit_notes.filter(
+        paid_back_to=CreditNote.TO_REFUND,
+        refund_status__in=(CreditNote.REFUND_PENDING, CreditNote.REFUND_SUCCEEDED),
+    ).aggregate(total=Sum("paid_back"))["total"] or Decimal(0)
+    refundable = payment.amount - refunded
+    if amount > refundable:
+        raise InvalidRequest(
+            f"at most {quantize_money(refundable, invoice.currency)} can go back to the card "
+            f"(the card paid {quantize_money(payment.amount, invoice.currency)} of invoice "
+            f"{invoice}); leave refund off to credit the customer's balance",
+            fields={"refund": [f"at most {quantize_money(refundable, invoice.currency)}"]},
         )
 
 
@@ -70,11 +86,15 @@ def refund_attempt(*, note_id: int, now: datetime) -> str:
             idempotency_key=f"credit-note-{note.pk}-refund",
         )
     except stripe.StripeError as error:
-        if stripe_client.is_retryable(error):
+        # 409: the same refund is being asked for by another run (its idempotency
+        # key is in use); 429: too many requests. Both are asked again later.
+        if stripe_client.is_retryable(error) or error.http_status in (409, 429):
             raise OSError(stripe_client.error_text(error)) from error
         return _refused(note_id, stripe_client.error_text(error), now)
     except InvalidRequest as error:
         return _refused(note_id, error.message, now)
+    if refund.get("status") not in ("succeeded", "pending"):
+        return _refused(note_id, f"Stripe answered the refund {refund.get('status')}", now)
     with transaction.atomic():
         note = credit_note_lock(note_id)
         if note.refund_status == CreditNote.REFUND_PENDING:

@@ -44,27 +44,6 @@ def tax_line_data(line, currency: str) -> dict:
     }
 
 
-class InvoiceCreditNoteSerializer(serializers.Serializer):
-    """A credit note as an invoice lists it (v1's shape, and its id): `reason` is
-    the memo written with it, e.g. the void's reason. The credit note itself is
-    at /api/v1/credit-notes/{id}."""
-
-    id = serializers.IntegerField()
-    number = serializers.CharField()
-    amount = DecimalString(help_text="Its total.")
-    reason = serializers.CharField()
-    created_at = serializers.DateTimeField()
-
-    def to_representation(self, note: CreditNote):
-        return {
-            "id": note.pk,
-            "number": note.number,
-            "amount": format_money(note.total, note.currency),
-            "reason": note.memo,
-            "created_at": note.created_at,
-        }
-
-
 class InvoiceSerializer(serializers.ModelSerializer):
     # The fields describe the answer for the OpenAPI schema; to_representation writes it.
     id = serializers.IntegerField()
@@ -97,7 +76,10 @@ class InvoiceSerializer(serializers.ModelSerializer):
     amount_due = DecimalString(
         help_text="The total less credits applied and credit notes; 0 once paid or void."
     )
-    credit_notes = InvoiceCreditNoteSerializer(many=True)
+    credit_notes = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Its credit notes' ids, oldest first (GET /api/v1/credit-notes/{id}).",
+    )
     pdf_url = serializers.CharField()
 
     def to_representation(self, invoice: Invoice):
@@ -138,9 +120,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "paid_at": invoice.paid_at,
             "payment_reference": invoice.payment_reference or None,
             "amount_due": format_money(invoice.amount_due, currency),
-            "credit_notes": [
-                InvoiceCreditNoteSerializer(note).data for note in invoice.credit_notes.all()
-            ],
+            "credit_notes": sorted(note.pk for note in invoice.credit_notes.all()),
             "pdf_url": reverse("invoice-pdf", kwargs={"invoice_id": invoice.pk}),
         }
 

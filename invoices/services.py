@@ -51,6 +51,7 @@ def invoice_write_draft(
     period_end: datetime,
     lines: list,
     now: datetime,
+    taxed: bool = True,
 ) -> Invoice:
     """Write a draft invoice with its lines. Callers hold the subscription's row
     lock and move its period on in the same transaction, so an invoice is written
@@ -60,7 +61,8 @@ def invoice_write_draft(
     currency = customer.currency
     amounts = [quantize_money(line.amount, currency) for line in lines]
     subtotal = sum(amounts, ZERO)
-    taxes = tax_lines(rates=customer_tax_rates(customer), taxable=subtotal, currency=currency)
+    rates = customer_tax_rates(customer) if taxed else []
+    taxes = tax_lines(rates=rates, taxable=subtotal, currency=currency)
     tax = sum((line.amount for line in taxes), ZERO)
     details = {
         "customer": customer,
@@ -117,8 +119,11 @@ def _finalize_locked(invoice: Invoice, now: datetime, *, collect: bool = True) -
     # Due after the customer's payment terms (its own, or BILLING_PAYMENT_TERMS_DAYS).
     invoice.due_at = now + timedelta(days=invoice.customer.payment_terms)
     invoice.save(update_fields=["number", "status", "finalized_at", "due_at"])
-    # The customer's credit balance pays what it can; an invoice it pays whole is paid.
-    applied = credit_balance_apply(invoice=invoice, now=now)
+    # The customer's credit balance pays what it can of what it is billed (not a
+    # purchase: that is paid as it is bought); an invoice it pays whole is paid.
+    applied = ZERO
+    if invoice.reason != Invoice.PURCHASE:
+        applied = credit_balance_apply(invoice=invoice, now=now)
     if applied > 0 and invoice.amount_due == 0:
         invoice = invoice_mark_paid(invoice=invoice, reference=CREDIT_BALANCE_REFERENCE, now=now)
         collect = False
@@ -159,7 +164,8 @@ def invoices_finalize_due(*, cutoff: datetime, now: datetime) -> int:
     for start in range(0, len(due), FINALIZE_BATCH):
         with transaction.atomic():
             batch = draft_invoices_claim(due[start : start + FINALIZE_BATCH])
-            for invoice in batch:
+            # Customers' rows (their credit balance) are locked in one order by every run.
+            for invoice in sorted(batch, key=lambda invoice: (invoice.customer_id, invoice.pk)):
                 _finalize_locked(invoice, now)
                 finalized += 1
     return finalized
@@ -205,7 +211,9 @@ def invoice_create_purchase(
     finalized invoice of its own, numbered in the same sequence as period invoices.
     Runs in the caller's transaction, so a purchase that fails leaves no invoice
     and takes no number. With `paid_reference` (a purchase paid through Stripe
-    before it is granted) the invoice is paid at once, with that reference."""
+    before it is granted) the invoice is paid at once, with that reference; it
+    records what Stripe collected, which carried no tax (Checkout and the saved
+    card are charged the purchase's amount), so it is written untaxed."""
     with transaction.atomic():
         invoice = invoice_write_draft(
             customer=customer,
@@ -215,6 +223,7 @@ def invoice_create_purchase(
             period_end=now,
             lines=lines,
             now=now,
+            taxed=not paid_reference,
         )
         if not paid_reference:
             return invoice_finalize(invoice=invoice, now=now)

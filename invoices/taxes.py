@@ -28,7 +28,7 @@ def customer_tax_rates(customer) -> list[TaxRate]:
     if customer.tax_exempt != customer.TAX_NONE:
         return []
     own = [rate for rate in customer.tax_rates.all() if rate.active]
-    if own or customer.tax_rates.exists():
+    if own:
         return own
     country = (customer.address or {}).get("country") or ""
     return [

@@ -480,6 +480,8 @@ class TaxRateForm(ServiceValidatedForm):
         help_texts = {"percentage": "e.g. 20 for 20 %; frozen once an invoice is taxed at it."}
 
     def validate_domain(self, cleaned):
+        if self.instance.pk and self.instance.active and not cleaned.get("active"):
+            services.tax_rate_archive_check(rate=self.instance)
         if self.instance.pk and services.tax_rate_in_use(self.instance):
             return
         validate_tax_rate(

@@ -250,6 +250,18 @@ def tax_rate_in_use(rate: TaxRate) -> bool:
     return rate.invoice_tax_lines.exists()
 
 
+def tax_rate_archive_check(*, rate: TaxRate) -> None:
+    """A rate customers are given as their own is not archived under them (they
+    would silently be taxed otherwise): 409 until they have another."""
+    charged_to = rate.customers.count()
+    if charged_to:
+        raise Conflict(
+            f"tax rate {rate.code} is charged to {charged_to} customer(s) as their own rate: "
+            "give them another rate before archiving it",
+            fields={"active": [f"charged to {charged_to} customer(s)"]},
+        )
+
+
 def tax_rate_update(*, rate: TaxRate, **changes) -> TaxRate:
     """Change a tax rate. Once an invoice was taxed at it, only `active` and
     `is_default` may change: archive it and create another for a new percentage."""
@@ -269,6 +281,8 @@ def tax_rate_update(*, rate: TaxRate, **changes) -> TaxRate:
                 "change; archive it (active: false) and create a new rate",
                 fields={name: ["cannot change once invoices were taxed at it"] for name in changed},
             )
+        if changes.get("active") is False and rate.active:
+            tax_rate_archive_check(rate=rate)
         validate_tax_rate(**values)
         for name, value in values.items():
             setattr(rate, name, value)

@@ -455,7 +455,8 @@ def test_s16_void_and_credit(acme, ai_assistant, api):
     # then
     body = response.json()
     assert (response.status_code, body["status"], body["number"]) == (200, "void", number)
-    assert body["credit_notes"][0]["amount"] == "29.99"
+    note = api.get(f"/api/v1/credit-notes/{body['credit_notes'][0]}").json()
+    assert note["total"] == "29.99"
     assert body["lines"][0]["amount"] == "10.00"
     # the next invoice takes the next number of the year's sequence
     other = CustomerFactory(external_id="other", name="Other")
@@ -465,5 +466,5 @@ def test_s16_void_and_credit(acme, ai_assistant, api):
     newest = invoice("start", customer=other)
     assert newest.number == f"INV-2026-{int(number.rsplit('-', 1)[1]) + 1:06d}"
     # a credit note has a sequence of its own, and voiding twice is refused
-    assert body["credit_notes"][0]["number"] == "CN-2026-000001"
+    assert note["number"] == "CN-2026-000001"
     assert api.post(f"/api/v1/invoices/{close.pk}/void", {}, format="json").status_code == 409

@@ -12,7 +12,12 @@ from billing.rating.lines import LineInput
 from invoices.credit_balance import credit_balance
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditBalanceEntry, CreditNote, Invoice
-from invoices.services import invoice_finalize, invoice_void, invoice_write_draft
+from invoices.services import (
+    invoice_create_purchase,
+    invoice_finalize,
+    invoice_void,
+    invoice_write_draft,
+)
 from invoices.settlement import invoice_mark_paid
 from plans.services import tax_rate_create
 from tests.factories import CustomerFactory, api_client
@@ -114,7 +119,7 @@ def test_a_partial_credit_note_credits_one_line_with_its_tax(api, customer):
         "6.00",
         "30.12",
     )
-    assert [n["number"] for n in body["credit_notes"]] == ["CN-2026-000001"]
+    assert body["credit_notes"] == [note["id"]]
 
     # and: crediting all that is left gives back exactly the tax charged
     response = api.post(
@@ -184,6 +189,55 @@ def test_more_than_is_left_or_a_bad_line_is_refused_and_changes_nothing(
     assert response.status_code == 400, response.content
     assert field in response.json()["error"]["fields"], response.json()
     assert state() == before
+
+
+def test_an_invoice_with_a_negative_line_is_never_credited_more_than_it_charges(api, customer):
+    # given: a plan change's invoice, +100.00 and -60.00: 40.00 + VAT = 48.00
+    invoice = invoice_for(customer, "100.00", "-60.00")
+    charge, _ = line_ids(invoice)
+    before = state()
+
+    # when: the whole 100.00 line is credited
+    response = api.post(
+        f"/api/v1/invoices/{invoice.pk}/credit-notes",
+        {"reason": "other", "lines": [{"invoice_line": charge, "amount": "100.00"}]},
+        format="json",
+    )
+
+    # then: refused, the invoice charges 40.00 in all; 40.00 is accepted
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"lines": ["at most 40.00 in all"]}
+    assert state() == before
+    response = api.post(
+        f"/api/v1/invoices/{invoice.pk}/credit-notes",
+        {"reason": "other", "lines": [{"invoice_line": charge, "amount": "40.00"}]},
+        format="json",
+    )
+    assert (response.status_code, response.json()["total"]) == (201, "48.00")
+    assert Invoice.objects.get(pk=invoice.pk).amount_due == 0
+
+
+def test_a_purchase_paid_through_stripe_keeps_the_credit_balance_and_carries_no_tax(customer):
+    paid = invoice_for(customer, "10.00")
+    invoice_mark_paid(invoice=paid, reference="wire", now=DEC_1)
+    credit_note_issue(
+        invoice=paid,
+        lines=[CreditLineInput(line_ids(paid)[0], D("10.00"))],
+        reason="duplicate",
+        now=DEC_1,
+    )
+    assert credit_balance(customer) == D("12.00")
+
+    purchase = invoice_create_purchase(
+        customer=customer,
+        lines=[LineInput("credit_pack", "100 credits", None, D(1), D("50.00"), D("50.00"))],
+        now=DEC_1,
+        paid_reference="pi_123",
+    )
+
+    assert (purchase.status, purchase.payment_reference) == (Invoice.PAID, "pi_123")
+    assert (purchase.total, purchase.tax, purchase.credits_applied) == (D("50.00"), 0, 0)
+    assert credit_balance(customer) == D("12.00")
 
 
 def test_draft_and_void_invoices_cannot_be_credited(api, customer):

@@ -1,6 +1,7 @@
 """Credit notes in the admin: void and a partial credit note each go through a
 page that says what will happen; nothing changes until it is confirmed."""
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
@@ -70,29 +71,35 @@ def test_a_partial_credit_note_is_previewed_then_issued(admin_client, invoice):
     url = f"{LIST}{invoice.pk}/credit-note/"
     assert "Issue credit note…" in admin_client.get(f"{LIST}{invoice.pk}/change/").content.decode()
 
-    # when: 10.10 typed on the overage line
-    form = {"reason": "product_unsatisfactory", "memo": "outage", f"line_{overage.pk}": "10.10"}
+    # when: 5.00 typed on the overage line
+    form = {"reason": "product_unsatisfactory", "memo": "outage", f"line_{overage.pk}": "5.00"}
     preview = admin_client.post(url, form)
 
     # then: the credit note as it will be, nothing issued
     text = preview.content.decode()
     assert "The credit note, as it will be issued" in text
-    assert "VAT 20 %" in text and "2.02 EUR" in text and "12.12 EUR" in text
+    assert "VAT 20 %" in text and "1.00 EUR" in text and "6.00 EUR" in text
     assert not CreditNote.objects.exists()
 
-    # when: confirmed
-    response = admin_client.post(url, {**form, "confirm": "1"})
+    # when: confirmed (the preview's token says what the invoice was credited then)
+    token = re.search(r'name="credited" value="([^"]*)"', text).group(1)
+    response = admin_client.post(url, {**form, "confirm": "1", "credited": token})
 
     # then
     note = CreditNote.objects.get()
     assert response["Location"] == f"/admin/invoices/creditnote/{note.pk}/change/"
     assert (note.subtotal, note.tax, note.total, note.reason) == (
-        D("10.10"),
-        D("2.02"),
-        D("12.12"),
+        D("5.00"),
+        D("1.00"),
+        D("6.00"),
         "product_unsatisfactory",
     )
-    assert Invoice.objects.get(pk=invoice.pk).amount_due == D("24.00")
+    assert Invoice.objects.get(pk=invoice.pk).amount_due == D("30.12")
+
+    # and: the same confirmation sent again (a double click) issues nothing more
+    again = admin_client.post(url, {**form, "confirm": "1", "credited": token})
+    assert "was credited since this preview" in again.content.decode()
+    assert CreditNote.objects.count() == 1
 
 
 def test_a_credit_above_what_is_left_is_refused_on_the_page(admin_client, invoice):

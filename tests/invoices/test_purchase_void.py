@@ -111,7 +111,7 @@ def test_voiding_an_unused_credit_pack_invoice_takes_its_credits_back(api, acme)
     assert response.status_code == 200, response.json()
     body = response.json()
     assert (body["status"], body["total"]) == ("void", "99.00")
-    assert [note["amount"] for note in body["credit_notes"]] == ["99.00"]
+    assert [CreditNote.objects.get(pk=n).total for n in body["credit_notes"]] == [D("99.00")]
     wallet = wallet_of(acme)
     assert wallet.balance == D(10)
     assert CreditBlock.objects.get(pk=block.pk).remaining == D(0)
@@ -180,7 +180,8 @@ def test_voiding_an_unused_top_up_invoice_takes_its_money_back(api, acme):
     # then: back at 5.00, one void entry of -100.00
     assert response.status_code == 200, response.json()
     assert response.json()["status"] == "void"
-    assert [note["amount"] for note in response.json()["credit_notes"]] == ["100.00"]
+    notes = response.json()["credit_notes"]
+    assert [CreditNote.objects.get(pk=n).total for n in notes] == [D("100.00")]
     wallet = wallet_of(acme, Wallet.MONEY, "USD")
     assert wallet.balance == D("5.00")
     assert LedgerEntry.objects.count() == entries + 1

@@ -224,3 +224,14 @@ def test_a_customer_is_given_its_rates_by_code(api):
         assert response.status_code == 400
         assert response.json()["error"]["fields"] == {"tax_rates": [message]}
     assert api.get("/api/v1/customers/paris").json()["tax_rates"] == ["fr_vat"]
+
+
+def test_a_rate_customers_are_given_is_not_archived_under_them(api):
+    tax_rate_create(code="fr_vat", name="TVA", percentage=D("20"), country="FR")
+    CustomerFactory(external_id="paris", tax_rates=["fr_vat"])
+
+    response = api.patch("/api/v1/tax-rates/fr_vat", {"active": False}, format="json")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["fields"] == {"active": ["charged to 1 customer(s)"]}
+    assert TaxRate.objects.get(code="fr_vat").active is True
