@@ -158,7 +158,7 @@ EXPECTED = {
     ],
     "de": [
         "Rechnung",
-        "Rechnungsdatum 02.12.2026",
+        "Ausstellungsdatum 02.12.2026",
         "Fälligkeitsdatum 01.01.2027",
         "Zahlungsbedingungen 30 Tage",
         "Zeitraum 01.11.2026 \N{EN DASH} 30.11.2026",
