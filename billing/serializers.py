@@ -179,6 +179,15 @@ class UsageSerializer(serializers.Serializer):
     customer = serializers.CharField()
     period_start = serializers.DateTimeField()
     period_end = serializers.DateTimeField()
+    usage_from = serializers.DateTimeField(
+        help_text=(
+            "Where the lines' usage starts: the period's start, or an immediate plan change "
+            "in it (the usage before is on that change's invoice)."
+        )
+    )
+    invoiced = DecimalString(
+        allow_null=True, help_text="The period's usage invoiced already (before usage_from)."
+    )
     currency = serializers.CharField()
     lines = UsageLineSerializer(many=True)
     base_fee = DecimalString(allow_null=True)

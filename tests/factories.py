@@ -166,6 +166,15 @@ def api_client(*scopes: str) -> APIClient:
     return client
 
 
+# The check's answer as API v1 documents it; its later fields (message, period) are
+# asserted by the tests about them.
+CHECK_V1_FIELDS = ("allowed", "model", "reason", "used", "included", "remaining", "balance")
+
+
+def check_v1(body: dict) -> dict:
+    return {name: body[name] for name in CHECK_V1_FIELDS if name in body}
+
+
 def per_unit(price: str) -> PricingSpec:
     return PricingSpec("per_unit", unit_price=D(price))
 

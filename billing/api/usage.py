@@ -16,13 +16,13 @@ from rest_framework.views import APIView
 
 from billing.core.errors import InvalidRequest
 from billing.core.money import format_decimal, format_money
-from billing.core.periods import month_start, parse_instant, period_containing
+from billing.core.periods import iso, month_start, parse_instant, period_containing
 from billing.models import Subscription
 from billing.notifications import alerts
 from billing.serializers import (
     UsageSerializer,
 )
-from billing.usage import check
+from billing.usage import check, reads
 from billing.usage.summary import period_usage, usage_body
 from customers.models import ApiKey
 from wallets.serializers import CheckSerializer
@@ -42,6 +42,10 @@ def parse_time_param(request, name: str) -> datetime | None:
         ) from exc
 
 
+# What GET /usage takes; any other query parameter is a 400 (not silently ignored).
+USAGE_PARAMS = frozenset({"period_start", "period_end"})
+
+
 class UsageApi(APIView):
     """The customer's usage per charge for a period: the subscription's current
     period by default, or the period containing `period_start`."""
@@ -54,6 +58,15 @@ class UsageApi(APIView):
         responses=UsageSerializer,
     )
     def get(self, request, external_id: str):
+        unknown = sorted(set(request.query_params) - USAGE_PARAMS)
+        if unknown:
+            raise InvalidRequest(
+                f"unknown query parameter {unknown[0]!r}; /usage takes "
+                f"{', '.join(sorted(USAGE_PARAMS))}",
+                fields={
+                    name: [f"not one of {', '.join(sorted(USAGE_PARAMS))}"] for name in unknown
+                },
+            )
         customer, subscription = check.customer_with_live_subscription(external_id=external_id)
         if customer is None:
             raise Http404
@@ -62,7 +75,12 @@ class UsageApi(APIView):
         zone = zoneinfo.ZoneInfo(customer.timezone)
         if subscription is not None and end is None:
             if start is None:
-                start, end = subscription.current_period_start, subscription.current_period_end
+                # The period the clock is in, as /check and the alerts count it: the
+                # current one, or after its end and before its close, the next.
+                start, end = reads.period_now(subscription=subscription, now=datetime.now(UTC)) or (
+                    subscription.current_period_start,
+                    subscription.current_period_end,
+                )
             elif start >= subscription.started_at:
                 start, end = period_containing(
                     subscription.started_at,
@@ -111,6 +129,9 @@ class CheckApi(APIView):
                 "included": serializers.CharField(allow_null=True),
                 "remaining": serializers.CharField(allow_null=True),
                 "balance": serializers.CharField(allow_null=True),
+                "message": serializers.CharField(help_text="The reason, in words."),
+                "period_start": serializers.DateTimeField(allow_null=True),
+                "period_end": serializers.DateTimeField(allow_null=True),
             },
         ),
     )
@@ -158,9 +179,15 @@ class CheckApi(APIView):
                 "allowed": result.allowed,
                 "model": result.model,
                 "reason": result.reason,
+                "message": check.check_message(
+                    result, meter_code=serializer.validated_data["meter"]
+                ),
                 "used": text(result.used),
                 "included": text(result.included),
                 "remaining": text(result.remaining),
                 "balance": balance,
+                # The period the answer counts usage in (the one the clock is in).
+                "period_start": iso(result.period_start) if result.period_start else None,
+                "period_end": iso(result.period_end) if result.period_end else None,
             }
         )

@@ -6,11 +6,13 @@ the fact is known (billing.usage.alerts, wallets, invoices.collection)."""
 
 from datetime import datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
 
+from billing.core import wording
 from billing.core.errors import InvalidRequest
 from billing.core.money import format_money
 from billing.core.periods import iso
@@ -59,10 +61,13 @@ def alert_raise(
     key: str,
     payload: dict,
     now: datetime,
+    announce: bool = True,
 ) -> Alert | None:
     """Record an alert and announce it, once: None when (customer, kind,
-    period_start, key) fired already. The database decides (the unique key and
-    ON CONFLICT DO NOTHING), so concurrent callers raise it once between them.
+    period_start, key) fired already. Without `announce` it is recorded only
+    (a lower threshold passed with a higher one, which alone is announced). The
+    database decides (the unique key and ON CONFLICT DO NOTHING), so concurrent
+    callers raise it once between them.
 
     In the same transaction: one pending webhook delivery of `alert.<kind>` per
     enabled endpoint that takes it. After commit: the deliveries are sent and the
@@ -86,6 +91,8 @@ def alert_raise(
         if alert.pk is None:
             return None
         alert._state.adding, alert._state.db = False, connection.alias
+        if not announce:
+            return alert
         delivery_ids = webhooks.webhook_deliveries_create(
             event_type=alert.event_type,
             event_id=alert_event_id(alert),
@@ -111,6 +118,23 @@ def alert_event_id(alert: Alert) -> str:
     return f"evt_alert_{alert.pk}"
 
 
+def alert_period(*, customer: Customer, start: datetime, end: datetime) -> dict:
+    """The period an alert is about: its instants, and its days in the customer's
+    time zone as people read them ("1 Nov - 30 Nov 2026 (Europe/Paris)"). One
+    builder for every alert's payload."""
+    zone = customer_zone(customer)
+    with wording.in_customer_language(customer.locale):
+        text = wording.in_zone(wording.date_range(start, end, zone), zone)
+    return {"period_start": iso(start), "period_end": iso(end), "period": text}
+
+
+def customer_zone(customer: Customer) -> ZoneInfo:
+    try:
+        return ZoneInfo(customer.timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
 def spend_limit_payload(
     *, customer: Customer, spend: Decimal, period_start: datetime, period_end: datetime
 ) -> dict:
@@ -123,8 +147,7 @@ def spend_limit_payload(
         "spend_limit": format_money(customer.spend_limit, customer.currency),
         "currency": customer.currency,
         "mode": customer.spend_limit_mode,
-        "period_start": iso(period_start),
-        "period_end": iso(period_end),
+        **alert_period(customer=customer, start=period_start, end=period_end),
     }
 
 
@@ -156,7 +179,9 @@ def alert_email(alert: Alert) -> tuple[str, str]:
     leniently: other apps raise alerts with payloads of their own."""
     customer, data = alert.customer, alert.payload
     period = ""
-    if data.get("period_start") and data.get("period_end"):
+    if data.get("period"):
+        period = f" in the period {data['period']}"
+    elif data.get("period_start") and data.get("period_end"):
         period = f" in the period from {data['period_start'][:10]} to {data['period_end'][:10]}"
     if alert.kind == Alert.USAGE_THRESHOLD and {"meter", "threshold"} <= data.keys():
         beyond = (
@@ -164,11 +189,12 @@ def alert_email(alert: Alert) -> tuple[str, str]:
             if data.get("model") == ConsumptionModel.HARD_CAP
             else "Usage beyond the included units is billed at your plan's prices."
         )
-        subject = f"You have used {data['threshold']}% of your included {data['meter']}"
+        name = data.get("meter_name") or data["meter"]
+        percentage = data.get("percentage") or data["threshold"]
+        subject = f"You have used {percentage}% of your included {name}"
         text = (
-            f"{customer.name} has used {data.get('quantity', '?')} of the "
-            f"{data.get('included', '?')} {data['meter']} included{period} "
-            f"({data['threshold']}%).\n\n{beyond}"
+            f"{customer.name} has used {_grouped(data.get('quantity'))} of the "
+            f"{_grouped(data.get('included'))} {name} included{period}: {percentage}%.\n\n{beyond}"
         )
     elif alert.kind == Alert.SPEND_LIMIT and {"spend", "spend_limit"} <= data.keys():
         currency = data.get("currency") or customer.currency
@@ -193,6 +219,14 @@ def alert_email(alert: Alert) -> tuple[str, str]:
         details = "\n".join(f"{name}: {value}" for name, value in sorted(data.items()))
         text = f"{subject} ({customer.name}).\n\n{details}"
     return subject, f"Hello,\n\n{text}\n"
+
+
+def _grouped(number: object) -> str:
+    """A payload's quantity with thousands separators: '250000' -> '250,000'."""
+    try:
+        return wording.quantity(Decimal(str(number)))
+    except (ArithmeticError, ValueError):
+        return "?"
 
 
 def alert_email_send(*, alert: Alert, now: datetime) -> bool:

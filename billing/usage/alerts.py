@@ -11,16 +11,20 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from django.conf import settings
 from django.db import transaction
 
 from billing.core.money import format_decimal
-from billing.core.periods import iso
 from billing.core.vocabulary import ALLOWANCE_MODELS
 from billing.models import Alert, Subscription
-from billing.notifications.alerts import SPEND_LIMIT_KEY, alert_raise, spend_limit_alert_raise
+from billing.notifications.alerts import (
+    SPEND_LIMIT_KEY,
+    alert_period,
+    alert_raise,
+    spend_limit_alert_raise,
+)
 from billing.usage.metering import meter_cache
 from customers.models import Customer
 from plans.selectors import version_spec
@@ -193,10 +197,6 @@ def _check_subscription(
     spend_due = customer.spend_limit is not None and unfired(Alert.SPEND_LIMIT, SPEND_LIMIT_KEY)
     if not charges and not spend_due:
         return []
-    period = {
-        "period_start": iso(window.period_start),
-        "period_end": iso(window.period_end),
-    }
     meters = [by_code[c.meter] for c in charges]
     by_id = reads.usage_quantities(
         customer_id=customer.pk, meters=meters, start=window.usage_from, end=window.period_end
@@ -214,29 +214,42 @@ def _check_subscription(
     raised = []
     for charge in charges:
         quantity = quantities.get(charge.meter, ZERO)
-        for percentage in thresholds:
-            if quantity * HUNDRED < charge.included_units * percentage:
-                break  # ascending: the higher ones are not reached either
-            key = _threshold_key(charge.meter, percentage)
-            if unfired(Alert.USAGE_THRESHOLD, key):
-                payload = {
-                    "meter": charge.meter,
-                    "model": charge.model,
-                    "threshold": format_decimal(percentage),
-                    "quantity": format_decimal(quantity),
-                    "included": format_decimal(charge.included_units),
-                    **period,
-                }
-                raised.append(
-                    alert_raise(
-                        customer=customer,
-                        kind=Alert.USAGE_THRESHOLD,
-                        period_start=window.period_start,
-                        key=key,
-                        payload=payload,
-                        now=now,
-                    )
-                )
+        crossed = [
+            percentage
+            for percentage in thresholds
+            if quantity * HUNDRED >= charge.included_units * percentage
+            and unfired(Alert.USAGE_THRESHOLD, _threshold_key(charge.meter, percentage))
+        ]
+        if not crossed:
+            continue
+        # One alert for one crossing, however many thresholds it passed: the
+        # highest is announced with the true percentage; the lower ones are
+        # recorded with it, so that none fires later in the period.
+        highest = crossed[-1]
+        payload = usage_threshold_payload(
+            customer=customer,
+            meter=by_code[charge.meter],
+            model=charge.model,
+            threshold=highest,
+            quantity=quantity,
+            included=charge.included_units,
+            period_start=window.period_start,
+            period_end=window.period_end,
+        )
+        for percentage in crossed:
+            alert = alert_raise(
+                customer=customer,
+                kind=Alert.USAGE_THRESHOLD,
+                period_start=window.period_start,
+                key=_threshold_key(charge.meter, percentage),
+                payload={**payload, "threshold": format_decimal(percentage)}
+                if percentage != highest
+                else payload,
+                now=now,
+                announce=percentage == highest,
+            )
+            if percentage == highest:
+                raised.append(alert)
     if spend is not None and spend >= customer.spend_limit:
         raised.append(
             spend_limit_alert_raise(
@@ -249,6 +262,32 @@ def _check_subscription(
         )
     # None: a concurrent check raised it first.
     return [alert for alert in raised if alert is not None]
+
+
+def usage_threshold_payload(
+    *,
+    customer: Customer,
+    meter,
+    model: str,
+    threshold: Decimal,
+    quantity: Decimal,
+    included: Decimal,
+    period_start: datetime,
+    period_end: datetime,
+) -> dict:
+    """The data of a `usage_threshold` alert: the meter (code and name), the
+    threshold crossed, the true percentage of the included units used (whole,
+    rounded down: never more than was used), and the period."""
+    return {
+        "meter": meter.code,
+        "meter_name": meter.name or meter.code,
+        "model": model,
+        "threshold": format_decimal(threshold),
+        "percentage": format_decimal((quantity * HUNDRED / included).to_integral_value(ROUND_DOWN)),
+        "quantity": format_decimal(quantity),
+        "included": format_decimal(included),
+        **alert_period(customer=customer, start=period_start, end=period_end),
+    }
 
 
 def _threshold_key(meter: str, percentage: Decimal) -> str:

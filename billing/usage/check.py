@@ -26,7 +26,7 @@ from billing.usage.reads import (
     usage_quantities,
 )
 from customers.models import Customer
-from plans.models import Plan, PlanVersion
+from plans.models import Meter, Plan, PlanVersion
 from plans.selectors import version_spec
 from wallets import selectors as wallet_selectors
 
@@ -52,6 +52,29 @@ class CheckResult:
     # The period the answer counts usage in (the one the clock is in).
     period_start: datetime | None = None
     period_end: datetime | None = None
+
+
+REASON_MESSAGES = {
+    "ok": "allowed",
+    "cap_reached": "the included units of this period are used up",
+    "insufficient_credits": "the credit wallet cannot pay for this usage",
+    "insufficient_balance": "the prepaid balance cannot pay for this usage",
+    "spend_limit_reached": "the customer's spend limit for this period is reached",
+    "no_subscription": "the customer has no live subscription",
+}
+
+
+def check_message(result: CheckResult, *, meter_code: str) -> str:
+    """The reason of a check in words; for a meter the plan does not charge, whether
+    the meter exists at all (a typo in the product's code) or the plan lacks it."""
+    if result.reason != "meter_not_in_plan":
+        return REASON_MESSAGES.get(result.reason, result.reason)
+    version = result.subscription.version if result.subscription is not None else None
+    if not Meter.objects.filter(code=meter_code).exists():
+        return f"there is no meter {meter_code!r}"
+    if version is None:
+        return f"meter {meter_code!r} is not charged by the customer's plan"
+    return f"meter {meter_code!r} is not charged by {version.plan.name} v{version.number}"
 
 
 # What a check and a usage read need of a customer, its live subscription, the

@@ -14,6 +14,7 @@ from billing.core import rawsql
 from billing.core.periods import period_containing, period_share
 from billing.core.vocabulary import ALLOWANCE_MODELS
 from billing.models import (
+    BilledPeriod,
     Subscription,
     UsageEvent,
     UsageRollup,
@@ -283,11 +284,15 @@ def usage_lines(
 
 @dataclass(frozen=True)
 class UsageSummary:
-    lines: list[UsageLine]
-    amounts: dict[str, Decimal]  # meter code -> the period's amount so far
+    lines: list[UsageLine]  # the usage not invoiced yet: from usage_from
+    amounts: dict[str, Decimal]  # meter code -> what the close will bill for it
     base_fee: Decimal
     subtotal: Decimal
     projected_total: Decimal
+    # Where the usage not invoiced starts: the period's start, or an immediate
+    # plan change in it; and the period's usage invoiced before then.
+    usage_from: datetime | None = None
+    invoiced: Decimal = Decimal(0)
 
 
 # Quantities that grow with time; a max, a latest value or a distinct count does not.
@@ -337,35 +342,61 @@ def period_spend(
 def usage_summary(
     *, subscription: Subscription, start: datetime, end: datetime, now: datetime
 ) -> UsageSummary:
-    """The period's usage priced by the subscription's version: amounts so far,
-    the subtotal (fixed fees and usage so far) and the projected total (usage
-    extended linearly to the period's end, then priced, with any true-up). Fees
-    and commitment count for the part of a whole period [start, end) is, as the
-    close bills them (Subscription.whole_period)."""
+    """The period's usage priced by the subscription's version, as the close will
+    bill it: the lines and amounts of the usage not invoiced yet (since an
+    immediate plan change, when one was made in the period: the usage before it
+    is on the plan-change invoice); the subtotal (the period's fixed fees and all
+    its usage so far, invoiced or not) and the projected total (the usage not
+    invoiced extended linearly to the period's end, then priced, with any
+    true-up). Fees and commitment count for the part of a whole period [start,
+    end) is, as the close bills them (Subscription.whole_period)."""
     version = version_spec(version=subscription.version)
-    share = period_share(
-        start, end, whole=subscription.whole_period(start, end, interval=version.interval)
+    whole = subscription.whole_period(start, end, interval=version.interval)
+    current = (start, end) == (subscription.current_period_start, subscription.current_period_end)
+    usage_from = subscription.usage_from if current and subscription.usage_from else start
+    # The period's earlier parts, billed on a plan-change invoice at their version.
+    earlier = list(
+        BilledPeriod.objects.filter(
+            subscription=subscription, period_start=start, period_end=end, usage_to__lte=usage_from
+        ).select_related("version__plan")
+        if usage_from > start
+        else []
     )
     lines = usage_lines(
-        customer_id=subscription.customer_id, subscription=subscription, start=start, end=end
+        customer_id=subscription.customer_id, subscription=subscription, start=usage_from, end=end
     )
     quantities = {line.meter: line.quantity for line in lines}
-    fixed = fixed_lines(
-        version,
-        plan_name=subscription.version.plan.name,
-        seats=subscription.seats,
-        label="",
-        fraction=share,
+    share = period_share(usage_from, end, whole=whole)
+    fixed = total(
+        fixed_lines(
+            version,
+            plan_name=subscription.version.plan.name,
+            seats=subscription.seats,
+            label="",
+            fraction=share,
+        )
     )
+    invoiced = ZERO
+    for part in earlier:
+        fixed += total(
+            fixed_lines(
+                version_spec(version=part.version),
+                plan_name=part.version.plan.name,
+                seats=subscription.seats,
+                label="",
+                fraction=period_share(part.usage_from, part.usage_to, whole=whole),
+            )
+        )
+        invoiced += sum((Decimal(billed["amount"]) for billed in part.billed.values()), ZERO)
     rated = usage_and_true_up(version, quantities=quantities, share=share)
     amounts = {
         line.meter: sum((r.amount for r in rated if r.meter == line.meter), ZERO) for line in lines
     }
-    usage_so_far = sum(amounts.values(), ZERO)
-    # The range is this many times its part gone so far (by the second).
+    usage_not_invoiced = sum(amounts.values(), ZERO)
+    # What is counted is this many times its part gone so far (by the second).
     scale = Decimal(1)
-    if start < now < end:
-        scale = period_share(start, end, whole=(start, now))
+    if usage_from < now < end:
+        scale = period_share(usage_from, end, whole=(usage_from, now))
     projected = {
         line.meter: line.quantity * scale if line.aggregation in EXTRAPOLATED else line.quantity
         for line in lines
@@ -375,8 +406,10 @@ def usage_summary(
         lines=lines,
         amounts=amounts,
         base_fee=version.base_fee,
-        subtotal=total(fixed) + usage_so_far,
-        projected_total=total(fixed) + total(projected_usage),
+        subtotal=fixed + invoiced + usage_not_invoiced,
+        projected_total=fixed + invoiced + total(projected_usage),
+        usage_from=usage_from,
+        invoiced=invoiced,
     )
 
 

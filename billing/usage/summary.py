@@ -79,6 +79,12 @@ def usage_body(usage: PeriodUsage) -> dict:
         "customer": customer.external_id,
         "period_start": iso(usage.start),
         "period_end": iso(usage.end),
+        # The lines count the usage not invoiced yet: from here (an immediate
+        # plan change in the period), the earlier usage being on its invoice.
+        "usage_from": iso(summary.usage_from)
+        if summary and summary.usage_from
+        else iso(usage.start),
+        "invoiced": money(summary.invoiced) if summary else None,
         "currency": customer.currency,
         "lines": [
             {

@@ -37,8 +37,17 @@ NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 NOV_10 = datetime(2026, 11, 10, 12, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 JAN_1 = datetime(2027, 1, 1, tzinfo=UTC)
-NOVEMBER = {"period_start": "2026-11-01T00:00:00Z", "period_end": "2026-12-01T00:00:00Z"}
-DECEMBER = {"period_start": "2026-12-01T00:00:00Z", "period_end": "2027-01-01T00:00:00Z"}
+# A period as an alert states it: its instants, and its days in the customer's zone.
+NOVEMBER = {
+    "period_start": "2026-11-01T00:00:00Z",
+    "period_end": "2026-12-01T00:00:00Z",
+    "period": "1 Nov \u2013 30 Nov 2026 (UTC)",
+}
+DECEMBER = {
+    "period_start": "2026-12-01T00:00:00Z",
+    "period_end": "2027-01-01T00:00:00Z",
+    "period": "1 Dec \u2013 31 Dec 2026 (UTC)",
+}
 
 
 def iso(moment: datetime) -> str:
@@ -101,11 +110,15 @@ def keys(**filters) -> list[str]:
     return [a.key for a in Alert.objects.filter(**filters).order_by("id")]
 
 
-def threshold_data(threshold: str, quantity: str, period=NOVEMBER, meter="prompts") -> dict:
+def threshold_data(
+    threshold: str, quantity: str, period=NOVEMBER, meter="prompts", percentage=None
+) -> dict:
     return {
         "meter": meter,
+        "meter_name": "Prompts" if meter == "prompts" else "SMS",
         "model": "overage" if meter == "prompts" else "hard_cap",
         "threshold": threshold,
+        "percentage": percentage or threshold,
         "quantity": quantity,
         "included": "200" if meter == "prompts" else "100",
         **period,
@@ -174,15 +187,15 @@ def test_s12_each_threshold_fires_once_with_a_signed_webhook_and_an_email(
     # one email each, to the customer
     assert [(m.subject, m.to, m.from_email) for m in mailoutbox] == [
         (
-            f"You have used {pct}% of your included prompts",
+            f"You have used {pct}% of your included Prompts",
             ["billing@acme.test"],
             "billing@localhost",
         )
         for pct in (50, 75, 90, 100)
     ]
     assert mailoutbox[0].body == (
-        "Hello,\n\nAcme Inc has used 100 of the 200 prompts included in the period from "
-        "2026-11-01 to 2026-12-01 (50%).\n\n"
+        "Hello,\n\nAcme Inc has used 100 of the 200 Prompts included in the period "
+        "1 Nov \u2013 30 Nov 2026 (UTC): 50%.\n\n"
         "Usage beyond the included units is billed at your plan's prices.\n"
     )
     assert [a.emailed_at for a in Alert.objects.order_by("id")] == [at for _, at, _ in fired]
@@ -200,14 +213,17 @@ def test_s12_the_next_period_arms_the_alerts_again(
     poster.post(99, now=DEC_1 + timedelta(days=2))
     poster.post(60, now=DEC_1 + timedelta(days=3))
 
-    # then: December's 50% and 75% fire, in December's period
+    # then: December's 50% and 75% fire, in December's period, announced as one
+    # alert (one batch crossed both): 75%, at the true 79%
     assert keys(period_start=DEC_1) == ["prompts:50", "prompts:75"]
     assert [a.payload for a in Alert.objects.filter(period_start=DEC_1).order_by("id")] == [
-        threshold_data("50", "159", DECEMBER),
-        threshold_data("75", "159", DECEMBER),
+        threshold_data("50", "159", DECEMBER, percentage="79"),
+        threshold_data("75", "159", DECEMBER, percentage="79"),
     ]
     assert keys(period_start=NOV_1) == ["prompts:50", "prompts:75", "prompts:90", "prompts:100"]
-    assert len(webhook_receiver.events) == len(mailoutbox) == 6
+    # one message for November's one crossing (250 prompts: 125%), one for December's
+    assert [e["data"]["percentage"] for e in webhook_receiver.events] == ["125", "79"]
+    assert len(mailoutbox) == 2
 
 
 def test_a_period_the_close_has_not_reached_yet_is_armed_too(subscribed, poster):
@@ -222,11 +238,22 @@ def test_a_period_the_close_has_not_reached_yet_is_armed_too(subscribed, poster)
     assert Alert.objects.get(period_start=DEC_1).payload == threshold_data("50", "100", DECEMBER)
 
 
-def test_one_batch_over_several_thresholds_fires_each_in_order(subscribed, endpoint, poster):
+def test_one_batch_over_several_thresholds_sends_one_alert_with_the_true_percentage(
+    subscribed, endpoint, poster, mailoutbox
+):
+    # when: 185 of 200 prompts in one batch, past 50, 75 and 90%
     poster.post(185, now=NOV_10)
 
+    # then: each threshold is recorded (none fires later this period), one is told:
+    # the highest, 90%, with the true percentage, 92
     assert keys() == ["prompts:50", "prompts:75", "prompts:90"]
-    assert [e["data"]["threshold"] for e in poster.receiver.events] == ["50", "75", "90"]
+    assert [(e["data"]["threshold"], e["data"]["percentage"]) for e in poster.receiver.events] == [
+        ("90", "92")
+    ]
+    assert [m.subject for m in mailoutbox] == ["You have used 92% of your included Prompts"]
+    assert "has used 185 of the 200 Prompts included in the period" in mailoutbox[0].body
+    poster.post(1, now=NOV_10 + timedelta(minutes=1))
+    assert len(poster.receiver.events) == 1
 
 
 def test_hard_cap_charges_alert_and_charges_without_allowance_do_not(subscribed, poster):
@@ -236,7 +263,7 @@ def test_hard_cap_charges_alert_and_charges_without_allowance_do_not(subscribed,
     assert [
         (a.key, a.payload) for a in Alert.objects.filter(kind="usage_threshold").order_by("id")
     ] == [
-        ("sms:50", threshold_data("50", "75", meter="sms")),
+        ("sms:50", threshold_data("50", "75", meter="sms", percentage="75")),
         ("sms:75", threshold_data("75", "75", meter="sms")),
     ]
 
@@ -305,7 +332,7 @@ def test_a_soft_spend_limit_alert_fires_once_a_period(
     ]
     assert [m.subject for m in mailoutbox] == ["Your spend limit is reached"]
     assert mailoutbox[0].body == (
-        "Hello,\n\nAcme Inc has spent 25.04 USD in the period from 2026-11-01 to 2026-12-01, "
+        "Hello,\n\nAcme Inc has spent 25.04 USD in the period 1 Nov \u2013 30 Nov 2026 (UTC), "
         "reaching its spend limit of 25.00 USD.\n\nUsage continues and is billed.\n"
     )
 

@@ -17,7 +17,7 @@ from customers.models import Customer
 from customers.services import customer_create
 from invoices.models import Invoice
 from plans.models import CreditPack
-from tests.factories import subscribe
+from tests.factories import check_v1, subscribe
 from tests.wallets.support import (
     assert_all_wallets_consistent,
     client,
@@ -53,7 +53,7 @@ def answer(api, meter: str, quantity=1, *, at: datetime = NOW) -> dict:
     assert response.status_code == 200, response.content
     # A check only reads.
     assert state() == before
-    return response.json()
+    return check_v1(response.json())
 
 
 def result(allowed, model, reason, used=None, included=None, remaining=None, balance=None):
@@ -153,7 +153,7 @@ def test_a_soft_limit_alert_before_the_close_belongs_to_the_new_period(api, cata
     # In December, before the close: 201 prompts are 19.99 + 0.05 = 20.04.
     response = check(api, "prompts", 201, at=DEC_1 + timedelta(minutes=5))
 
-    assert response.json() == result(True, "overage", "ok", "0", "200", "200")
+    assert check_v1(response.json()) == result(True, "overage", "ok", "0", "200", "200")
     assert list(Alert.objects.values_list("kind", "period_start")) == [("spend_limit", DEC_1)]
 
 
@@ -312,7 +312,7 @@ def test_quantity_defaults_to_one(api, catalog, acme):
     ingest(repeat(499, "sms.sent", NOW, prefix="a"), now=NOW)
     with time_machine.travel(NOW, tick=False):
         response = api.post(URL, {"meter": "sms"}, format="json")
-    assert response.json() == result(True, "hard_cap", "ok", "499", "500", "1")
+    assert check_v1(response.json()) == result(True, "hard_cap", "ok", "499", "500", "1")
 
 
 # Refusals
@@ -396,6 +396,7 @@ SPEND_LIMIT_30_04 = {
     "mode": "soft",
     "period_start": "2026-11-01T00:00:00Z",
     "period_end": "2026-12-01T00:00:00Z",
+    "period": "1 Nov \u2013 30 Nov 2026 (UTC)",
 }
 
 
@@ -450,14 +451,16 @@ def test_a_soft_spend_limit_allows_and_alerts_once_a_period(api, catalog, acme):
     ingest(repeat(400, "prompt", NOW, prefix="p"), now=NOW)
 
     # 29.99 + 0.05 = 30.04 passes 30.00: allowed, and finance is alerted.
-    assert check(api, "prompts", 1).json() == result(True, "overage", "ok", "400", "200", "0")
+    assert check_v1(check(api, "prompts", 1).json()) == result(
+        True, "overage", "ok", "400", "200", "0"
+    )
     alert = Alert.objects.get()
     assert (alert.kind, alert.key, alert.period_start) == ("spend_limit", "spend_limit", NOV_1)
     assert alert.payload == SPEND_LIMIT_30_04
 
     # Again, further past it: allowed, and no second alert this period.
     later = check(api, "prompts", 100, at=NOW + timedelta(days=1))
-    assert later.json() == result(True, "overage", "ok", "400", "200", "0")
+    assert check_v1(later.json()) == result(True, "overage", "ok", "400", "200", "0")
     assert Alert.objects.count() == 1
 
     # December arms it again.

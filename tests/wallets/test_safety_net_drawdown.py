@@ -16,7 +16,7 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 
-from tests.factories import subscribe
+from tests.factories import check_v1, subscribe
 from tests.wallets.support import (
     assert_wallet_consistent,
     ingest,
@@ -172,7 +172,7 @@ def test_the_check_does_not_count_a_block_at_its_expiry_instant(api, catalog, ac
             )
         assert response.status_code == 200, response.content
         assert state() == before
-        return response.json()
+        return check_v1(response.json())
 
     assert check(NOW - ONE_SECOND) == {
         "allowed": True,

@@ -14,7 +14,7 @@ import time_machine
 from billing.models import Alert
 from billing.usage.alerts import usage_alerts_check
 from customers.models import Customer
-from tests.factories import subscribe
+from tests.factories import check_v1, subscribe
 from tests.wallets.support import (
     assert_all_wallets_consistent,
     event,
@@ -44,7 +44,7 @@ def check(api, quantity: int) -> dict:
         )
     assert response.status_code == 200, response.content
     assert state() == before
-    return response.json()
+    return check_v1(response.json())
 
 
 @pytest.fixture
@@ -108,4 +108,5 @@ def test_a_soft_spend_limit_reached_by_money_drawn_alerts(api, drawn_2_50):
         "mode": "soft",
         "period_start": "2026-11-01T00:00:00Z",
         "period_end": "2026-12-01T00:00:00Z",
+        "period": "1 Nov \u2013 30 Nov 2026 (UTC)",
     }

@@ -9,7 +9,7 @@ import time_machine
 
 from billing.usage.ingestion import events_ingest
 from invoices.models import Invoice
-from tests.factories import subscribe
+from tests.factories import check_v1, subscribe
 from wallets.ledger import credits_expire, credits_grant
 from wallets.models import CreditBlock, LedgerEntry, UncoveredUsage, Wallet
 
@@ -107,9 +107,13 @@ def test_s3_without_auto_top_up_the_balance_stops_at_zero(api, acme, agents_plan
         D(3),
     )
     with time_machine.travel(NOW, tick=False):
-        check = api.post(
-            "/api/v1/customers/acme/check", {"meter": "agent_runs", "quantity": 1}, format="json"
-        ).json()
+        check = check_v1(
+            api.post(
+                "/api/v1/customers/acme/check",
+                {"meter": "agent_runs", "quantity": 1},
+                format="json",
+            ).json()
+        )
         usage = api.get("/api/v1/customers/acme/usage").json()
     assert check == {
         "allowed": False,
