@@ -396,4 +396,4 @@ def test_a_usage_alert_whose_check_met_the_outage_is_raised_when_it_is_back(
     assert (result.state, result.result) == ("SUCCESS", 1)
     assert len(failures) == 2
     assert list(Alert.objects.values_list("key", flat=True)) == ["prompts:50"]
-    assert [m.subject for m in mailoutbox] == ["You have used 50% of your included prompts"]
+    assert [m.subject for m in mailoutbox] == ["You have used 50% of your included Prompts"]
