@@ -395,6 +395,26 @@ def webhook_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
+class AlertTeamRecipient(models.Model):
+    """One of the seller's own people, emailed a copy of the customers' alerts of
+    the kinds chosen (an account owner who wants to know when a customer nears its
+    cap or its spend limit)."""
+
+    email = models.EmailField(unique=True)
+    kinds = models.JSONField(
+        default=list, blank=True, help_text="The alert kinds copied to this address."
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["email"]
+        verbose_name = "alert recipient on the team"
+
+    def __str__(self) -> str:
+        return self.email
+
+
 class WebhookEndpoint(models.Model):
     """A URL that receives signed event notifications (HMAC-SHA256 with `secret`)."""
 

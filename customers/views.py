@@ -3,6 +3,7 @@ login, no external assets; a customer sees only its own data, and a tampered or
 expired link gets 403 or 410 and reveals nothing."""
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.http import HttpResponse
@@ -12,6 +13,7 @@ from django.views.decorators.http import require_GET
 
 from billing.core import wording
 from billing.core.money import format_decimal, format_money
+from billing.models import Alert
 from customers.models import Customer
 from customers.portal import (
     PortalTokenExpired,
@@ -109,6 +111,16 @@ def portal_page(request, token: str):
         return None if amount is None else format_money(amount, currency)
 
     balance = credit_balance(customer)
+    # The usage thresholds crossed this period, per meter ("50%, 75%").
+    crossed: dict[str, list[str]] = {}
+    if overview.period_start is not None:
+        for payload in Alert.objects.filter(
+            customer=customer, kind=Alert.USAGE_THRESHOLD, period_start=overview.period_start
+        ).values_list("payload", flat=True):
+            if payload.get("meter") and payload.get("threshold"):
+                crossed.setdefault(payload["meter"], []).append(payload["threshold"])
+        for meter, values in crossed.items():
+            crossed[meter] = [f"{v}%" for v in sorted(values, key=Decimal)]
 
     zone = ZoneInfo(customer.timezone)
 
@@ -151,6 +163,7 @@ def portal_page(request, token: str):
                 "uncovered": None if f.uncovered is None else format_decimal(f.uncovered),
                 "percent": f.percent,
                 "over": f.included is not None and f.quantity > f.included,
+                "thresholds": crossed.get(f.meter, []),
             }
             for f in overview.features
         ],

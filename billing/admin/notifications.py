@@ -9,6 +9,7 @@ from billing.core.admin_forms import RecordAdmin
 from billing.models import (
     WEBHOOK_EVENT_TYPES,
     Alert,
+    AlertTeamRecipient,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -51,6 +52,34 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ["secret", "created_at"] if obj else []
+
+
+class AlertTeamRecipientForm(forms.ModelForm):
+    kinds = forms.MultipleChoiceField(
+        choices=Alert.KINDS,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="The customers' alerts this address gets a copy of.",
+    )
+
+    class Meta:
+        model = AlertTeamRecipient
+        fields = ["email", "kinds", "active"]
+
+
+@admin.register(AlertTeamRecipient)
+class AlertTeamRecipientAdmin(admin.ModelAdmin):
+    """The seller's own people who get a copy of customers' alerts, per kind."""
+
+    form = AlertTeamRecipientForm
+    list_display = ["email", "kinds_display", "active"]
+    list_filter = ["active"]
+    search_fields = ["email"]
+
+    @admin.display(description="alert kinds")
+    def kinds_display(self, obj):
+        labels = dict(Alert.KINDS)
+        return ", ".join(labels.get(kind, kind) for kind in obj.kinds) or "none"
 
 
 class WebhookDeliveryInline(admin.TabularInline):

@@ -17,7 +17,7 @@ from billing.core.errors import InvalidRequest
 from billing.core.money import format_money
 from billing.core.periods import iso
 from billing.core.vocabulary import ConsumptionModel
-from billing.models import Alert
+from billing.models import Alert, AlertTeamRecipient
 from billing.notifications import webhooks
 from customers.models import Customer
 
@@ -107,7 +107,7 @@ def alert_raise(
             alert=alert,
         )
         webhooks.webhook_deliveries_enqueue(delivery_ids=delivery_ids)
-        if customer.email:
+        if customer.email or team_recipients(kind):
             alert_id = alert.pk
             transaction.on_commit(lambda: send_alert_email.delay(alert_id), robust=True)
     return alert
@@ -229,14 +229,37 @@ def _grouped(number: object) -> str:
         return "?"
 
 
+def team_recipients(kind: str) -> list[str]:
+    """The seller's own addresses that take a copy of alerts of this kind."""
+    return [
+        recipient.email
+        for recipient in AlertTeamRecipient.objects.filter(active=True)
+        if kind in (recipient.kinds or [])
+    ]
+
+
 def alert_email_send(*, alert: Alert, now: datetime) -> bool:
-    """Email the alert to its customer, unless it was emailed already or the
-    customer has no address; True when sent. Safe to run twice in a row; two runs
-    at the same moment may both send (an alert email is at least once)."""
+    """Email the alert to its customer, and a copy to the seller's team addresses
+    that take its kind (AlertTeamRecipient), unless it was emailed already or has
+    nobody to go to; True when sent. Safe to run twice in a row; two runs at the
+    same moment may both send (an alert email is at least once)."""
     customer = alert.customer
-    if not customer.email or Alert.objects.filter(pk=alert.pk, emailed_at__isnull=False).exists():
+    team = team_recipients(alert.kind)
+    if (
+        not (customer.email or team)
+        or Alert.objects.filter(pk=alert.pk, emailed_at__isnull=False).exists()
+    ):
         return False
     subject, text = alert_email(alert)
-    send_mail(subject, text, settings.BILLING_ALERT_FROM_EMAIL, [customer.email])
+    if customer.email:
+        send_mail(subject, text, settings.BILLING_ALERT_FROM_EMAIL, [customer.email])
+    if team:
+        # The team's copy says whose alert it is.
+        send_mail(
+            f"[{customer.name}] {subject}",
+            text,
+            settings.BILLING_ALERT_FROM_EMAIL,
+            team,
+        )
     Alert.objects.filter(pk=alert.pk, emailed_at__isnull=True).update(emailed_at=now)
     return True

@@ -242,9 +242,13 @@ def _check_subscription(
                 kind=Alert.USAGE_THRESHOLD,
                 period_start=window.period_start,
                 key=_threshold_key(charge.meter, percentage),
-                payload={**payload, "threshold": format_decimal(percentage)}
-                if percentage != highest
-                else payload,
+                payload=payload
+                if percentage == highest
+                else {
+                    **payload,
+                    "threshold": format_decimal(percentage),
+                    "announced_with": _threshold_key(charge.meter, highest),
+                },
                 now=now,
                 announce=percentage == highest,
             )

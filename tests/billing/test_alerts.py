@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from billing.core.errors import InvalidRequest
 from billing.invoicing.close import periods_close
-from billing.models import Alert, Subscription, WebhookDelivery, WebhookEndpoint
+from billing.models import Alert, AlertTeamRecipient, Subscription, WebhookDelivery, WebhookEndpoint
 from billing.notifications.alerts import alert_raise
 from billing.notifications.webhooks import webhook_signature
 from billing.usage.alerts import usage_alerts_check
@@ -217,7 +217,7 @@ def test_s12_the_next_period_arms_the_alerts_again(
     # alert (one batch crossed both): 75%, at the true 79%
     assert keys(period_start=DEC_1) == ["prompts:50", "prompts:75"]
     assert [a.payload for a in Alert.objects.filter(period_start=DEC_1).order_by("id")] == [
-        threshold_data("50", "159", DECEMBER, percentage="79"),
+        {**threshold_data("50", "159", DECEMBER, percentage="79"), "announced_with": "prompts:75"},
         threshold_data("75", "159", DECEMBER, percentage="79"),
     ]
     assert keys(period_start=NOV_1) == ["prompts:50", "prompts:75", "prompts:90", "prompts:100"]
@@ -263,7 +263,13 @@ def test_hard_cap_charges_alert_and_charges_without_allowance_do_not(subscribed,
     assert [
         (a.key, a.payload) for a in Alert.objects.filter(kind="usage_threshold").order_by("id")
     ] == [
-        ("sms:50", threshold_data("50", "75", meter="sms", percentage="75")),
+        (
+            "sms:50",
+            {
+                **threshold_data("50", "75", meter="sms", percentage="75"),
+                "announced_with": "sms:75",
+            },
+        ),
         ("sms:75", threshold_data("75", "75", meter="sms")),
     ]
 
@@ -614,3 +620,19 @@ def test_alert_checks_are_throttled_per_customer_and_never_dropped():
     assert throttle.plan({2, 3}, interval=10, now=110.0) == ([2, 3], {})
     # With no interval every batch is checked at once.
     assert throttle.plan({1}, interval=0, now=111.0) == ([1], {})
+
+
+def test_the_sellers_team_gets_a_copy_of_the_kinds_it_chose(subscribed, poster, mailoutbox):
+    # given: the account owner takes usage thresholds, finance only spend limits
+    AlertTeamRecipient.objects.create(email="owner@seller.test", kinds=["usage_threshold"])
+    AlertTeamRecipient.objects.create(email="finance@seller.test", kinds=["spend_limit"])
+
+    # when: acme passes 50% of its prompts
+    poster.post(100, now=NOV_10)
+
+    # then: acme is told, and the owner gets a copy naming acme
+    assert [(m.to, m.subject) for m in mailoutbox] == [
+        (["billing@acme.test"], "You have used 50% of your included Prompts"),
+        (["owner@seller.test"], "[Acme Inc] You have used 50% of your included Prompts"),
+    ]
+    assert mailoutbox[0].body == mailoutbox[1].body

@@ -11,6 +11,7 @@ import time_machine
 
 from billing.invoicing.close import periods_close
 from billing.subscriptions.lifecycle import subscription_change_plan
+from billing.usage.alerts import usage_alerts_check
 from billing.usage.ingestion import events_ingest
 from customers.portal import portal_session_create
 from invoices.models import Invoice
@@ -175,3 +176,27 @@ def test_check_says_whether_a_meter_not_in_the_plan_exists_at_all():
     )
     assert ask("sms")["message"] == "meter 'sms' is not charged by Basic v1"
     assert (ask("prompts")["reason"], ask("prompts")["message"]) == ("ok", "allowed")
+
+
+def test_the_portal_shows_the_thresholds_passed_this_period(client):
+    MeterFactory(code="prompts", name="Prompts", event_name="prompt")
+    version = published_version(
+        "basic", base_fee=D("10.00"), charges=(overage("prompts", 200, "0.05"),)
+    )
+    acme = CustomerFactory(external_id="acme")
+    subscribe(acme, version, NOV_1)
+    at = datetime(2026, 11, 10, tzinfo=UTC)
+    events = [
+        {"id": f"p-{i}", "customer": "acme", "event_name": "prompt", "timestamp": at.isoformat()}
+        for i in range(160)
+    ]
+    assert events_ingest(events=events, now=at).accepted == 160
+    usage_alerts_check(customer_ids=[acme.pk], now=at)
+
+    token = portal_session_create(customer=acme, now=at).token
+    with time_machine.travel(at, tick=False):
+        page = client.get(f"/portal/{token}/")
+
+    (feature,) = page.context["features"]
+    assert feature["thresholds"] == ["50%", "75%"]
+    assert "Thresholds passed: 50%, 75% of included" in page.content.decode()

@@ -77,6 +77,7 @@ FINANCE = [
     *perms("customers.apikey", "add", "change", "view"),
     # Webhooks: endpoints edited, deliveries retried; alerts read.
     *perms("billing.webhookendpoint", "add", "change", "view"),
+    *perms("billing.alertteamrecipient", "add", "change", "view", "delete"),
     *perms("billing.webhookdelivery", "change"),
     *ALERTS_VIEW,
     *CUSTOMERS_VIEW,
