@@ -117,3 +117,29 @@ def acme_december_invoice(capture) -> Invoice:
     with time_machine.travel(finalized_at, tick=False), capture(execute=True):
         invoice_finalize(invoice=draft, now=finalized_at)
     return Invoice.objects.get(pk=draft.pk)
+
+
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def base_fee_lines(*amounts: str) -> list[LineInput]:
+    return [
+        LineInput("base_fee", f"Line {index}", None, D(1), D(amount), D(amount))
+        for index, amount in enumerate(amounts, start=1)
+    ]
+
+
+def finalized_invoice(customer, lines: list, *, start=NOV_1, end=DEC_1) -> Invoice:
+    """A period invoice of these lines for [start, end), written and finalized at
+    its end (not collected)."""
+    draft = invoice_write_draft(
+        customer=customer,
+        subscription=None,
+        reason=Invoice.PERIOD,
+        period_start=start,
+        period_end=end,
+        lines=lines,
+        now=end,
+    )
+    return invoice_finalize(invoice=draft, now=end, collect=False)

@@ -14,14 +14,13 @@ from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditBalanceEntry, CreditNote, Invoice
 from invoices.services import (
     invoice_create_purchase,
-    invoice_finalize,
     invoice_void,
     invoice_write_draft,
 )
 from invoices.settlement import invoice_mark_paid
 from plans.services import tax_rate_create
 from tests.factories import CustomerFactory, api_client
-from tests.invoices.conftest import acme_december_invoice
+from tests.invoices.conftest import acme_december_invoice, base_fee_lines, finalized_invoice
 from tests.invoices.stripe_fake import Answer
 
 pytestmark = pytest.mark.django_db
@@ -40,23 +39,6 @@ def api():
 def customer(db):
     tax_rate_create(code="vat", name="VAT", percentage=D("20"), is_default=True)
     return CustomerFactory(external_id="acme", currency="EUR")
-
-
-def invoice_for(customer, *amounts: str, start=NOV_1, end=DEC_1) -> Invoice:
-    lines = [
-        LineInput("base_fee", f"Line {index}", None, D(1), D(amount), D(amount))
-        for index, amount in enumerate(amounts, start=1)
-    ]
-    draft = invoice_write_draft(
-        customer=customer,
-        subscription=None,
-        reason=Invoice.PERIOD,
-        period_start=start,
-        period_end=end,
-        lines=lines,
-        now=end,
-    )
-    return invoice_finalize(invoice=draft, now=end, collect=False)
 
 
 def line_ids(invoice: Invoice) -> list[int]:
@@ -461,3 +443,7 @@ def test_no_refund_for_an_invoice_stripe_did_not_collect(api, customer):
         "refund": ["the invoice was not paid through Stripe"]
     }
     assert state() == before
+
+
+def invoice_for(customer, *amounts: str, start=NOV_1, end=DEC_1) -> Invoice:
+    return finalized_invoice(customer, base_fee_lines(*amounts), start=start, end=end)

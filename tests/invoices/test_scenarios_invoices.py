@@ -23,6 +23,7 @@ from tests.factories import (
     published_version,
     subscribe,
 )
+from tests.invoices.conftest import finalized_invoice
 
 pytestmark = pytest.mark.django_db
 
@@ -144,19 +145,6 @@ def test_s18_tax_per_rate_rounded_once_per_rate(api):
 # S19 Partial credit note, then the credit balance
 
 
-def s19_invoice(customer, *, start: datetime, end: datetime, lines: list) -> Invoice:
-    draft = invoice_write_draft(
-        customer=customer,
-        subscription=None,
-        reason=Invoice.PERIOD,
-        period_start=start,
-        period_end=end,
-        lines=lines,
-        now=end,
-    )
-    return invoice_finalize(invoice=draft, now=end, collect=False)
-
-
 def test_s19_partial_credit_note_then_the_credit_balance(api):
     # given: base fee 50.00 and a usage line of 10.00, VAT 20 %
     tax_rate_create(code="vat", name="VAT", percentage=D("20"), is_default=True)
@@ -166,7 +154,7 @@ def test_s19_partial_credit_note_then_the_credit_balance(api):
         LineInput("base_fee", "Pro (Nov 2026)", None, D(1), D("50.00"), D("50.00")),
         LineInput("overage", "Runs", "runs", D(100), D("0.10"), D("10.00")),
     ]
-    invoice = s19_invoice(customer, start=NOV_1, end=DEC_1, lines=lines)
+    invoice = finalized_invoice(customer, lines)
     body = api.get(f"/api/v1/invoices/{invoice.pk}").json()
     assert (body["subtotal"], body["tax"], body["total"]) == ("60.00", "12.00", "72.00")
     usage_line = body["lines"][1]["id"]
@@ -196,14 +184,14 @@ def test_s19_partial_credit_note_then_the_credit_balance(api):
 
     # had it been paid: the same credit goes to the credit balance, and the next
     # invoice of 30.00 (25.00 + VAT) shows credits_applied 12.00, amount_due 18.00
-    paid = s19_invoice(CustomerFactory(external_id="beta"), start=NOV_1, end=DEC_1, lines=lines)
+    paid = finalized_invoice(CustomerFactory(external_id="beta"), lines)
     invoice_mark_paid(invoice=paid, reference="wire 2026-118", now=DEC_1)
     paid_usage_line = paid.lines.get(kind="overage").pk
     credit["lines"][0]["invoice_line"] = paid_usage_line
     note = api.post(f"/api/v1/invoices/{paid.pk}/credit-notes", credit, format="json")
     assert note.json()["to_credit_balance"] == "12.00"
     assert api.get("/api/v1/customers/beta").json()["credit_balance"] == "12.00"
-    following = s19_invoice(
+    following = finalized_invoice(
         paid.customer,
         start=DEC_1,
         end=datetime(2027, 1, 1, tzinfo=UTC),

@@ -7,12 +7,11 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.rating.lines import LineInput
 from invoices.models import Invoice
-from invoices.services import invoice_finalize, invoice_write_draft
 from plans.models import TaxRate
 from plans.services import tax_rate_create
 from tests.factories import CustomerFactory, api_client
+from tests.invoices.conftest import base_fee_lines, finalized_invoice
 
 pytestmark = pytest.mark.django_db
 
@@ -23,24 +22,6 @@ DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 @pytest.fixture
 def api():
     return api_client("read", "admin")
-
-
-def invoice_for(customer, *amounts: str) -> Invoice:
-    """A finalized period invoice of these base-fee lines."""
-    lines = [
-        LineInput("base_fee", f"Line {index}", None, D(1), D(amount), D(amount))
-        for index, amount in enumerate(amounts, start=1)
-    ]
-    draft = invoice_write_draft(
-        customer=customer,
-        subscription=None,
-        reason=Invoice.PERIOD,
-        period_start=NOV_1,
-        period_end=DEC_1,
-        lines=lines,
-        now=DEC_1,
-    )
-    return invoice_finalize(invoice=draft, now=DEC_1, collect=False)
 
 
 # Tax on invoices
@@ -235,3 +216,8 @@ def test_a_rate_customers_are_given_is_not_archived_under_them(api):
     assert response.status_code == 409
     assert response.json()["error"]["fields"] == {"active": ["charged to 1 customer(s)"]}
     assert TaxRate.objects.get(code="fr_vat").active is True
+
+
+def invoice_for(customer, *amounts: str) -> Invoice:
+    """A finalized period invoice of these base-fee lines."""
+    return finalized_invoice(customer, base_fee_lines(*amounts))
