@@ -26,6 +26,7 @@ from invoices.collection import (
 from invoices.locks import payment_lock
 from invoices.models import Payment, Purchase
 from invoices.stripe_customers import stripe_customer_ensure
+from invoices.taxes import customer_tax_rates, tax_lines
 
 
 def purchase_create(
@@ -42,6 +43,15 @@ def purchase_create(
     An off-session one (charged at once, or an auto top-up) is attempted by a
     worker once the transaction commits; a Checkout one waits for
     purchase_checkout_open. Only an auto top-up is tried again after a failure."""
+    # Tax at the customer's rates now, collected with the price.
+    rates = customer_tax_rates(customer)
+    tax = sum(
+        (
+            line.amount
+            for line in tax_lines(rates=rates, taxable=amount, currency=customer.currency)
+        ),
+        Decimal(0),
+    )
     purchase = Purchase.objects.create(
         customer=customer,
         kind=kind,
@@ -49,13 +59,15 @@ def purchase_create(
         pack=pack,
         credits=credits,
         amount=amount,
+        tax=tax,
+        tax_rate_codes=[rate.code for rate in rates],
         currency=customer.currency,
         created_at=now,
     )
     payment = Payment.objects.create(
         customer=customer,
         purchase=purchase,
-        amount=amount,
+        amount=amount + tax,
         currency=customer.currency,
         # A Checkout payment is the buyer's to make: nothing is attempted here.
         status=Payment.PROCESSING if channel == Purchase.CHECKOUT else Payment.PENDING,
@@ -92,7 +104,9 @@ def purchase_checkout_open(
                     "quantity": 1,
                     "price_data": {
                         "currency": purchase.currency.lower(),
-                        "unit_amount": to_minor_units(purchase.amount, purchase.currency),
+                        "unit_amount": to_minor_units(
+                            purchase.amount + purchase.tax, purchase.currency
+                        ),
                         "product_data": {"name": description},
                     },
                 }

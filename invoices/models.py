@@ -405,6 +405,10 @@ class Purchase(models.Model):
     # What a pack grants, as sold (a later change of the pack does not apply).
     credits = models.DecimalField(**AMOUNT, null=True, blank=True)
     amount = models.DecimalField(**AMOUNT)
+    # The tax charged on it with its amount (Stripe collects amount + tax), at the
+    # customer's rates when it was ordered; its invoice is taxed at those rates.
+    tax = models.DecimalField(**AMOUNT, default=0)
+    tax_rate_codes = models.JSONField(default=list, blank=True)
     currency = models.CharField(max_length=3)
     # Written when the payment succeeds.
     block = models.OneToOneField(

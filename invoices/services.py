@@ -51,7 +51,7 @@ def invoice_write_draft(
     period_end: datetime,
     lines: list,
     now: datetime,
-    taxed: bool = True,
+    tax_rates: list | None = None,
 ) -> Invoice:
     """Write a draft invoice with its lines. Callers hold the subscription's row
     lock and move its period on in the same transaction, so an invoice is written
@@ -61,7 +61,9 @@ def invoice_write_draft(
     currency = customer.currency
     amounts = [quantize_money(line.amount, currency) for line in lines]
     subtotal = sum(amounts, ZERO)
-    rates = customer_tax_rates(customer) if taxed else []
+    # The customer's rates now, unless the caller names the ones a sale was
+    # priced with (a purchase paid through Stripe: tax charged at its order).
+    rates = customer_tax_rates(customer) if tax_rates is None else tax_rates
     taxes = tax_lines(rates=rates, taxable=subtotal, currency=currency)
     tax = sum((line.amount for line in taxes), ZERO)
     details = {
@@ -205,15 +207,20 @@ def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> CreditNote:
 
 
 def invoice_create_purchase(
-    *, customer, lines: list, now: datetime, paid_reference: str = ""
+    *,
+    customer,
+    lines: list,
+    now: datetime,
+    paid_reference: str = "",
+    tax_rates: list | None = None,
 ) -> Invoice:
     """Invoice a purchase (a credit pack, paid credits, a money top-up) at once: a
     finalized invoice of its own, numbered in the same sequence as period invoices.
     Runs in the caller's transaction, so a purchase that fails leaves no invoice
     and takes no number. With `paid_reference` (a purchase paid through Stripe
-    before it is granted) the invoice is paid at once, with that reference; it
-    records what Stripe collected, which carried no tax (Checkout and the saved
-    card are charged the purchase's amount), so it is written untaxed."""
+    before it is granted) the invoice is paid at once, with that reference, taxed
+    at `tax_rates`: the rates its price and tax were charged with when it was
+    ordered, so that the invoice's total is what Stripe collected."""
     with transaction.atomic():
         invoice = invoice_write_draft(
             customer=customer,
@@ -223,7 +230,7 @@ def invoice_create_purchase(
             period_end=now,
             lines=lines,
             now=now,
-            taxed=not paid_reference,
+            tax_rates=tax_rates,
         )
         if not paid_reference:
             return invoice_finalize(invoice=invoice, now=now)

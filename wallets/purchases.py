@@ -22,7 +22,7 @@ from invoices import checkout as stripe_checkout
 from invoices import collection
 from invoices.models import Invoice, Purchase
 from invoices.services import invoice_create_purchase
-from plans.models import CreditPack
+from plans.models import CreditPack, TaxRate
 from wallets.ledger import (
     add_block,
     alert_period_start,
@@ -365,7 +365,11 @@ def purchase_fulfil(*, purchase: Purchase, reference: str, now: datetime) -> Cre
             source = CreditBlock.AUTO_TOP_UP if automatic else CreditBlock.PACK
             granted = purchase.credits
         invoice = invoice_create_purchase(
-            customer=customer, lines=[line], now=now, paid_reference=reference
+            customer=customer,
+            lines=[line],
+            now=now,
+            paid_reference=reference,
+            tax_rates=list(TaxRate.objects.filter(code__in=purchase.tax_rate_codes)),
         )
         block = add_block(
             wallet,

@@ -18,6 +18,7 @@ from invoices.services import (
     invoice_write_draft,
 )
 from invoices.settlement import invoice_mark_paid
+from plans.models import TaxRate
 from plans.services import tax_rate_create
 from tests.factories import CustomerFactory, api_client
 from tests.invoices.conftest import acme_december_invoice, base_fee_lines, finalized_invoice
@@ -199,7 +200,7 @@ def test_an_invoice_with_a_negative_line_is_never_credited_more_than_it_charges(
     assert Invoice.objects.get(pk=invoice.pk).amount_due == 0
 
 
-def test_a_purchase_paid_through_stripe_keeps_the_credit_balance_and_carries_no_tax(customer):
+def test_a_purchase_paid_through_stripe_keeps_the_credit_balance(customer):
     paid = invoice_for(customer, "10.00")
     invoice_mark_paid(invoice=paid, reference="wire", now=DEC_1)
     credit_note_issue(
@@ -215,10 +216,12 @@ def test_a_purchase_paid_through_stripe_keeps_the_credit_balance_and_carries_no_
         lines=[LineInput("credit_pack", "100 credits", None, D(1), D("50.00"), D("50.00"))],
         now=DEC_1,
         paid_reference="pi_123",
+        tax_rates=list(TaxRate.objects.filter(code="vat")),
     )
 
+    # paid by the card (50.00 + VAT collected at checkout), not from the balance
     assert (purchase.status, purchase.payment_reference) == (Invoice.PAID, "pi_123")
-    assert (purchase.total, purchase.tax, purchase.credits_applied) == (D("50.00"), 0, 0)
+    assert (purchase.total, purchase.tax, purchase.credits_applied) == (D("60.00"), D("10.00"), 0)
     assert credit_balance(customer) == D("12.00")
 
 

@@ -15,7 +15,7 @@ from customers.services import customer_create
 from invoices import tasks
 from invoices.models import Invoice, Payment, Purchase, StripeEvent
 from plans.models import CreditPack
-from plans.services import credit_pack_create
+from plans.services import credit_pack_create, tax_rate_create
 from tests.factories import subscribe
 from tests.invoices.conftest import stripe_event
 from tests.invoices.stripe_fake import card_declined, stripe_error
@@ -178,6 +178,44 @@ def test_a_pack_bought_on_a_checkout_page_is_granted_when_paid(
     ]
     assert remember[2].form == {"invoice_settings[default_payment_method]": "pm_saved_by_checkout"}
     assert remember[2].idempotency_key == f"payment-{purchase.payment.pk}-default-method"
+
+
+def test_a_taxed_customer_pays_the_tax_at_checkout_and_its_invoice_says_so(
+    api, acme, catalog, fake_stripe, deliver, django_capture_on_commit_callbacks
+):
+    # given: acme is charged a VAT of 20 %
+    tax_rate_create(code="vat", name="VAT", percentage=D("20"), is_default=True)
+
+    # when: it buys the 99.00 pack on a Checkout page, and pays
+    response = post(
+        api,
+        django_capture_on_commit_callbacks,
+        "/credits",
+        {"pack": "runs_100", "checkout": True, "cancel_url": "https://app.example.test/shop"},
+    )
+    assert response.status_code == 202, response.content
+    purchase = Purchase.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver(
+            stripe_event(
+                "evt_paid",
+                "checkout.session.completed",
+                completed(purchase, amount=11880, currency="usd"),
+            )
+        )
+
+    # then: Stripe was asked for 99.00 + 19.80, and the paid invoice totals what it collected
+    session = fake_stripe.to("POST", "/v1/checkout/sessions")[0]
+    assert session.form["line_items[0][price_data][unit_amount]"] == "11880"
+    assert Payment.objects.get(purchase=purchase).amount == D("118.80")
+    invoice = Purchase.objects.get().invoice
+    assert (invoice.status, invoice.subtotal, invoice.tax, invoice.total) == (
+        "paid",
+        D("99.00"),
+        D("19.80"),
+        D("118.80"),
+    )
+    assert [(t.code, t.amount) for t in invoice.tax_lines.all()] == [("vat", D("19.80"))]
 
 
 def test_a_replayed_checkout_completion_grants_once(
