@@ -27,6 +27,7 @@ from invoices.locks import invoice_lock
 from invoices.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from invoices.rendering import credit_note_schedule_pdf_render
 from invoices.sequences import next_number
+from invoices.taxes import TaxLine, tax_lines_read
 
 ZERO = Decimal(0)
 CREDITABLE = (Invoice.FINALIZED, Invoice.UNCOLLECTIBLE, Invoice.PAID)
@@ -52,12 +53,14 @@ def credited_by_line(invoice: Invoice) -> dict[int, Decimal]:
 def _credited_tax(invoice: Invoice) -> dict[str, Decimal]:
     credited: dict[str, Decimal] = {}
     for note in invoice.credit_notes.all():
-        for line in note.tax_lines:
-            credited[line["code"]] = credited.get(line["code"], ZERO) + Decimal(line["amount"])
+        for line in tax_lines_read(note.tax_lines):
+            credited[line.code] = credited.get(line.code, ZERO) + line.amount
     return credited
 
 
-def _tax_credit(invoice: Invoice, credited_before: Decimal, credited_after: Decimal) -> list[dict]:
+def _tax_credit(
+    invoice: Invoice, credited_before: Decimal, credited_after: Decimal
+) -> list[TaxLine]:
     """The tax credited per rate by a note that takes the invoice's credited
     taxable amount from `credited_before` to `credited_after`: each rate's tax in
     proportion to what is credited, rounded on the running total, so that notes
@@ -67,29 +70,27 @@ def _tax_credit(invoice: Invoice, credited_before: Decimal, credited_after: Deci
     if taxable == 0:
         return []
     already = _credited_tax(invoice)
+    currency = invoice.currency
     lines = []
     for tax_line in invoice.tax_lines.all():
         if credited_after == taxable:
             running = tax_line.amount
         else:
-            running = quantize_money(tax_line.amount * credited_after / taxable, invoice.currency)
-        amount = running - already.get(tax_line.code, ZERO)
+            running = quantize_money(tax_line.amount * credited_after / taxable, currency)
         lines.append(
-            {
-                "code": tax_line.code,
-                "name": tax_line.name,
-                "percentage": str(tax_line.percentage),
-                "taxable_amount": str(
-                    quantize_money(credited_after - credited_before, invoice.currency)
-                ),
-                "amount": str(quantize_money(amount, invoice.currency)),
-            }
+            TaxLine(
+                tax_line.code,
+                tax_line.name,
+                tax_line.percentage,
+                quantize_money(credited_after - credited_before, currency),
+                quantize_money(running - already.get(tax_line.code, ZERO), currency),
+            )
         )
     return lines
 
 
 def _check_lines(
-    invoice: Invoice, lines: list[CreditLineInput]
+    invoice: Invoice, lines: list[CreditLineInput], credited: dict[int, Decimal]
 ) -> list[tuple[InvoiceLine, Decimal]]:
     """The invoice lines credited and their amounts; 400 for a line of another
     invoice, one listed twice, an amount not above zero, finer than the currency's
@@ -99,7 +100,6 @@ def _check_lines(
     if len(lines) > MAX_LINES:
         raise InvalidRequest(f"at most {MAX_LINES} lines", fields={"lines": ["too many"]})
     by_id = {line.pk: line for line in invoice.lines.all()}
-    credited = credited_by_line(invoice)
     errors: dict[str, list[str]] = {}
     seen: set[int] = set()
     chosen = []
@@ -141,18 +141,21 @@ class CreditNotePreview:
     invoice: Invoice
     lines: list[tuple[InvoiceLine, Decimal]]
     subtotal: Decimal
-    tax_lines: list[dict]
+    tax_lines: list[TaxLine]
     tax: Decimal
     total: Decimal
     to_amount_due: Decimal
     to_credit_balance: Decimal
 
 
-def _preview(invoice: Invoice, chosen: list[tuple[InvoiceLine, Decimal]]) -> CreditNotePreview:
+def _preview(
+    invoice: Invoice, chosen: list[tuple[InvoiceLine, Decimal]], credited: dict[int, Decimal]
+) -> CreditNotePreview:
+    """`credited`: what the invoice's credit notes gave back so far, per line."""
     subtotal = sum((amount for _, amount in chosen), ZERO)
-    credited_before = sum(credited_by_line(invoice).values(), ZERO)
+    credited_before = sum(credited.values(), ZERO)
     taxes = _tax_credit(invoice, credited_before, credited_before + subtotal)
-    tax = sum((Decimal(line["amount"]) for line in taxes), ZERO)
+    tax = sum((line.amount for line in taxes), ZERO)
     total = subtotal + tax
     # What the invoice still has due takes the credit first; the rest was paid
     # (by card, transfer or credit balance) and goes to the credit balance.
@@ -182,10 +185,11 @@ def _check_reason(reason: str) -> None:
 def credit_note_preview(*, invoice: Invoice, lines: list[CreditLineInput]) -> CreditNotePreview:
     """What credit_note_issue would issue now, refused the same way. Reads only."""
     _check_creditable(invoice)
-    chosen = _check_lines(invoice, lines)
+    credited = credited_by_line(invoice)
+    chosen = _check_lines(invoice, lines, credited)
     # An invoice with negative lines (a plan change's proration credit) charges
     # less than its positive lines: never credit more than it charges in all.
-    left = invoice.taxable_amount - sum(credited_by_line(invoice).values(), ZERO)
+    left = invoice.taxable_amount - sum(credited.values(), ZERO)
     asked = sum((amount for _, amount in chosen), ZERO)
     if asked > left:
         most = quantize_money(max(left, ZERO), invoice.currency)
@@ -193,7 +197,7 @@ def credit_note_preview(*, invoice: Invoice, lines: list[CreditLineInput]) -> Cr
             f"invalid credit note: the invoice has {most} left to credit in all (before tax)",
             fields={"lines": [f"at most {most} in all"]},
         )
-    return _preview(invoice, chosen)
+    return _preview(invoice, chosen, credited)
 
 
 def void_preview(invoice: Invoice) -> CreditNotePreview:
@@ -201,12 +205,8 @@ def void_preview(invoice: Invoice) -> CreditNotePreview:
     uncredited on every line (negative lines too, so that it credits exactly
     what the invoice still charges). Reads only."""
     credited = credited_by_line(invoice)
-    chosen = [
-        (line, line.amount - credited.get(line.pk, ZERO))
-        for line in invoice.lines.all()
-        if line.amount - credited.get(line.pk, ZERO) != 0
-    ]
-    return _preview(invoice, chosen)
+    left = [(line, line.amount - credited.get(line.pk, ZERO)) for line in invoice.lines.all()]
+    return _preview(invoice, [(line, amount) for line, amount in left if amount != 0], credited)
 
 
 def credit_note_issue(
@@ -270,7 +270,7 @@ def _issue(
         subtotal=preview.subtotal,
         tax=preview.tax,
         total=preview.total,
-        tax_lines=preview.tax_lines,
+        tax_lines=[line.record() for line in preview.tax_lines],
         to_amount_due=preview.to_amount_due,
         paid_back=paid_back,
         paid_back_to=destination,

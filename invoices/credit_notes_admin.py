@@ -20,6 +20,7 @@ from billing.core.errors import BillingError
 from billing.core.money import format_money
 from invoices import credit_notes, refunds, selectors, services
 from invoices.models import CreditNote, CreditNoteLine, Invoice
+from invoices.taxes import tax_label, tax_lines_read
 
 VOID_TEMPLATE = "admin/invoices/invoice/void_confirm.html"
 CREDIT_NOTE_TEMPLATE = "admin/invoices/invoice/credit_note_form.html"
@@ -204,10 +205,7 @@ def credit_note_view(modeladmin, request, invoice: Invoice):
                     ],
                     "subtotal": money(preview.subtotal, invoice.currency),
                     "tax_lines": [
-                        (
-                            f"{tax['name']} {tax['percentage'].rstrip('0').rstrip('.')} %",
-                            money(Decimal(tax["amount"]), invoice.currency),
-                        )
+                        (tax_label(tax), money(tax.amount, invoice.currency))
                         for tax in preview.tax_lines
                     ],
                     "total": money(preview.total, invoice.currency),
@@ -310,9 +308,8 @@ class CreditNoteAdmin(admin.ModelAdmin):
     @admin.display(description="tax")
     def tax_display(self, note):
         parts = [
-            f"{tax['name']} {tax['percentage'].rstrip('0').rstrip('.')} %: "
-            f"{money(Decimal(tax['amount']), note.currency)}"
-            for tax in note.tax_lines
+            f"{tax_label(tax)}: {money(tax.amount, note.currency)}"
+            for tax in tax_lines_read(note.tax_lines)
         ]
         return "; ".join(parts) or money(note.tax, note.currency)
 

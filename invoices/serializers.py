@@ -7,6 +7,7 @@ from billing.core.money import format_decimal, format_money, format_percentage
 from billing.core.vocabulary import LineKind
 from config.api import DecimalString
 from invoices.models import CreditNote, Invoice
+from invoices.taxes import tax_lines_read
 
 
 def _money(amount, currency):
@@ -228,16 +229,7 @@ class CreditNoteSerializer(serializers.Serializer):
                 for line in note.lines.all()
             ],
             "subtotal": format_money(note.subtotal, currency),
-            "tax_lines": [
-                {
-                    "code": line["code"],
-                    "name": line["name"],
-                    "percentage": format_percentage(Decimal(line["percentage"])),
-                    "taxable_amount": format_money(Decimal(line["taxable_amount"]), currency),
-                    "amount": format_money(Decimal(line["amount"]), currency),
-                }
-                for line in note.tax_lines
-            ],
+            "tax_lines": [tax_line_data(line, currency) for line in tax_lines_read(note.tax_lines)],
             "tax": format_money(note.tax, currency),
             "total": format_money(note.total, currency),
             "to_amount_due": format_money(note.to_amount_due, currency),

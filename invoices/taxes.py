@@ -8,7 +8,7 @@ itself), is charged none."""
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing.core.money import quantize_money
+from billing.core.money import format_decimal, quantize_money
 from plans.models import TaxRate
 
 HUNDRED = Decimal(100)
@@ -19,6 +19,47 @@ class TaxLineInput:
     rate: TaxRate
     taxable_amount: Decimal
     amount: Decimal
+
+
+@dataclass(frozen=True)
+class TaxLine:
+    """Tax charged (an invoice's InvoiceTaxLine) or credited (a credit note's) at
+    one rate, its terms as they were then."""
+
+    code: str
+    name: str
+    percentage: Decimal
+    taxable_amount: Decimal
+    amount: Decimal
+
+    def record(self) -> dict:
+        """As a credit note stores it (JSON: numbers as strings)."""
+        return {
+            "code": self.code,
+            "name": self.name,
+            "percentage": str(self.percentage),
+            "taxable_amount": str(self.taxable_amount),
+            "amount": str(self.amount),
+        }
+
+
+def tax_lines_read(records: list[dict]) -> list[TaxLine]:
+    """A credit note's stored tax lines (TaxLine.record) as TaxLines."""
+    return [
+        TaxLine(
+            record["code"],
+            record["name"],
+            Decimal(record["percentage"]),
+            Decimal(record["taxable_amount"]),
+            Decimal(record["amount"]),
+        )
+        for record in records
+    ]
+
+
+def tax_label(line) -> str:
+    """'VAT 20 %': a tax line's rate as the admin names it."""
+    return f"{line.name} {format_decimal(line.percentage)} %"
 
 
 def customer_tax_rates(customer) -> list[TaxRate]:

@@ -6,7 +6,7 @@ the fact is known (billing.usage.alerts, wallets, invoices.collection)."""
 
 from datetime import datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -122,17 +122,10 @@ def alert_period(*, customer: Customer, start: datetime, end: datetime) -> dict:
     """The period an alert is about: its instants, and its days in the customer's
     time zone as people read them ("1 Nov - 30 Nov 2026 (Europe/Paris)"). One
     builder for every alert's payload."""
-    zone = customer_zone(customer)
+    zone = ZoneInfo(customer.timezone)  # validated when the customer is saved
     with wording.in_customer_language(customer.locale):
         text = wording.in_zone(wording.date_range(start, end, zone), zone)
     return {"period_start": iso(start), "period_end": iso(end), "period": text}
-
-
-def customer_zone(customer: Customer) -> ZoneInfo:
-    try:
-        return ZoneInfo(customer.timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def spend_limit_payload(
