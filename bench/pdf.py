@@ -253,7 +253,8 @@ def main():
     from django.core.management import call_command
     from django.db import connections
 
-    from invoices.pdf import render_invoice_pdf, subsets_with_harfbuzz
+    from invoices.pdf import render_invoice_pdf
+    from invoices.pdf_renderer import subsets_with_harfbuzz
     from invoices.tasks import render_invoice_pdf as render_task
 
     if args.fonttools_subset:

@@ -14,7 +14,7 @@ from billing.usage.alerts import alert_check_throttle
 from billing.usage.ingestion import customer_cache
 from billing.usage.metering import meter_cache
 from customers.api_keys import api_key_cache_clear
-from invoices import pdf, stripe_client
+from invoices import pdf_renderer, stripe_client
 from plans import validation
 from plans.selectors import version_spec_cache_clear
 
@@ -47,7 +47,7 @@ PROCESS_CACHES = (
     ProcessCache(
         "Stripe clients", "one client per API key and base", stripe_client.client_cache_clear
     ),
-    ProcessCache("PDF renderer", "fonts and the stylesheet", pdf.renderer_cache_clear),
+    ProcessCache("PDF renderer", "fonts and the stylesheet", pdf_renderer.renderer_cache_clear),
 )
 
 

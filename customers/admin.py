@@ -13,14 +13,13 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from simple_history.admin import SimpleHistoryAdmin
 
-from billing.core.admin_forms import ServiceValidatedForm, money_column
+from billing.core.admin_forms import ServiceValidatedForm, adopt, money_column
 from billing.core.money import format_decimal, format_money
 from billing.usage.reads import subscription_live
 from billing.usage.summary import period_usage, usage_body
 from customers import api_keys, services
 from customers.models import CUSTOMER_DETAILS, ApiKey, Customer
 from customers.portal import portal_session_create
-from plans.admin import adopt
 from plans.models import TaxRate
 from plans.validation import validate_customer
 from wallets.selectors import wallet_list

@@ -4,35 +4,15 @@ customer's language (its snapshot's "locale": en, fr or de, through Django's
 translation catalogs under locale/) with numbers and dates written the way that
 language writes them (billing.core.l10n).
 
-Each process keeps one renderer: the stylesheet parsed once, one
-FontConfiguration, and one font, the system's DejaVu Sans, so that a document
-embeds a single font subset. Most of a render's time is font work where
-WeasyPrint subsets with fontTools (no libharfbuzz-subset installed): there the
-font is first trimmed, once per process, to the characters most invoices use,
-without hinting, kerning or shaping tables, which makes each document's subset
-several times quicker; other characters fall back to the full system fonts. A
-document loads nothing but that local font file.
-
+They are written to PDF by invoices.pdf_renderer (one renderer per process).
 The same document in the same state renders to the same bytes on the same
-system: the PDF's dates come from the document, and subset fonts are stamped
-with a fixed time.
+system: the PDF's dates come from the document.
 """
 
-import atexit
-import functools
-import logging
-import os
 import re
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from io import BytesIO
-from pathlib import Path
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
@@ -44,10 +24,11 @@ from django.utils.translation import gettext_lazy, pgettext_lazy
 from billing.core import l10n
 from billing.core.vocabulary import LineKind
 from invoices.models import CreditNote, Invoice, InvoiceLine
+from invoices.pdf_renderer import renderer
+from invoices.taxes import tax_lines_read
 
 INVOICE_TEMPLATE = "invoices/invoice.html"
 CREDIT_NOTE_TEMPLATE = "invoices/credit_note.html"
-STYLESHEET = "invoices/invoice.css"
 
 # What a reader is told of the invoice's state: across the page, and in its facts.
 WATERMARKS = {
@@ -76,26 +57,6 @@ CITY_STATE_ZIP = frozenset({"US", "CA", "AU"})
 CITY_THEN_POSTCODE = frozenset({"GB", "IE"})
 REVERSE_CHARGE = "reverse_charge"
 EXEMPT = "exempt"
-
-# What the trimmed invoice font keeps: Latin-1 and Latin Extended-A (most European
-# names and addresses), Romanian's comma-below letters, punctuation, currency and
-# a few symbols. Every glyph kept costs time in each document's font subset; other
-# characters (Greek, Cyrillic, ...) are drawn from the full system fonts.
-FONT_RANGES = (
-    (0x0020, 0x007E),
-    (0x00A0, 0x017F),
-    (0x0218, 0x021B),
-    (0x2000, 0x206F),
-    (0x20A0, 0x20CF),
-    (0x2116, 0x2116),
-    (0x2122, 0x2122),
-    (0x2190, 0x2193),
-    (0x2212, 0x2212),
-)
-FONT_DROPPED_TABLES = ("GSUB", "GPOS", "GDEF", "kern", "MATH", "FFTM", "hdmx", "LTSH", "VDMX")
-# fontTools stamps every font it writes (WeasyPrint's per-document subsets too)
-# with the current time unless SOURCE_DATE_EPOCH says otherwise: 2000-01-01.
-FONT_TIMESTAMP = "946684800"
 
 
 @dataclass(frozen=True)
@@ -140,7 +101,7 @@ def render_invoice_pdf(invoice: Invoice) -> bytes:
     locale = invoice_locale(invoice)
     with translation.override(locale):
         html = render_to_string(INVOICE_TEMPLATE, invoice_pdf_context(invoice))
-    return _renderer().write_pdf(html)
+    return renderer().write_pdf(html)
 
 
 def render_credit_note_pdf(note: CreditNote) -> bytes:
@@ -149,7 +110,7 @@ def render_credit_note_pdf(note: CreditNote) -> bytes:
     locale = invoice_locale(note.invoice)
     with translation.override(locale):
         html = render_to_string(CREDIT_NOTE_TEMPLATE, credit_note_pdf_context(note))
-    return _renderer().write_pdf(html)
+    return renderer().write_pdf(html)
 
 
 def invoice_locale(invoice: Invoice) -> str:
@@ -190,13 +151,14 @@ class _Writer:
             return self.date(start)
         return f"{self.date(start)} \N{EN DASH} {self.date(end - timedelta(microseconds=1))}"
 
-    def tax_row(self, name: str, percentage, taxable, amount) -> PdfRow:
+    def tax_row(self, line) -> PdfRow:
+        """A tax line (an InvoiceTaxLine or a TaxLine): its rate, base and amount."""
         label = _("%(name)s %(percentage)s on %(taxable_amount)s") % {
-            "name": name,
-            "percentage": self.percent(percentage),
-            "taxable_amount": self.money(Decimal(taxable)),
+            "name": line.name,
+            "percentage": self.percent(line.percentage),
+            "taxable_amount": self.money(Decimal(line.taxable_amount)),
         }
-        return PdfRow(label, self.money(Decimal(amount)), "tax-line")
+        return PdfRow(label, self.money(Decimal(line.amount)), "tax-line")
 
 
 def _parties(invoice: Invoice, locale: str) -> dict:
@@ -358,7 +320,7 @@ def _invoice_totals(invoice: Invoice, write: _Writer) -> list[PdfRow]:
         rows.append(PdfRow(_("Discount"), write.money(-Decimal(invoice.discount))))
     tax_lines = list(invoice.tax_lines.all()) if invoice.pk else []
     for line in tax_lines:
-        rows.append(write.tax_row(line.name, line.percentage, line.taxable_amount, line.amount))
+        rows.append(write.tax_row(line))
     rows.append(PdfRow(_("Tax"), write.money(invoice.tax)))
     rows.append(
         PdfRow(
@@ -389,10 +351,8 @@ def credit_note_pdf_context(note: CreditNote) -> dict:
     currency = note.currency
     write = _Writer(invoice, currency)
     rows = [PdfRow(_("Subtotal"), write.money(note.subtotal))]
-    for line in note.tax_lines:
-        rows.append(
-            write.tax_row(line["name"], line["percentage"], line["taxable_amount"], line["amount"])
-        )
+    for line in tax_lines_read(note.tax_lines):
+        rows.append(write.tax_row(line))
     rows.append(PdfRow(_("Tax"), write.money(note.tax)))
     rows.append(
         PdfRow(_("Total %(currency)s") % {"currency": currency}, write.money(note.total), "total")
@@ -504,135 +464,3 @@ def _line_period(line: InvoiceLine, invoice_period: tuple, write: _Writer) -> st
 
 def _w3c(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-# The renderer: one per process, built on first use.
-
-
-def _trimmed_font(data: bytes) -> bytes:
-    """The font without what invoices do not need (see the module docstring), or
-    the font as it is when fontTools cannot read it."""
-    from fontTools import subset
-    from fontTools.ttLib import TTFont, TTLibError
-
-    options = subset.Options(
-        layout_features=[],
-        hinting=False,
-        notdef_outline=True,
-        glyph_names=False,
-        name_IDs=["*"],
-        name_languages=["*"],
-    )
-    options.drop_tables += list(FONT_DROPPED_TABLES)
-    try:
-        font = TTFont(BytesIO(data), recalcTimestamp=False)
-        subsetter = subset.Subsetter(options)
-        subsetter.populate(
-            unicodes=[code for first, last in FONT_RANGES for code in range(first, last + 1)]
-        )
-        subsetter.subset(font)
-        trimmed = BytesIO()
-        font.save(trimmed)
-    except (TTLibError, OSError, AssertionError):
-        return data
-    return trimmed.getvalue()
-
-
-@contextmanager
-def _fixed_font_timestamps() -> Iterator[None]:
-    previous = os.environ.get("SOURCE_DATE_EPOCH")
-    os.environ["SOURCE_DATE_EPOCH"] = FONT_TIMESTAMP
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ["SOURCE_DATE_EPOCH"]
-        else:
-            os.environ["SOURCE_DATE_EPOCH"] = previous
-
-
-class _SayOnce(logging.Filter):
-    """Lets a message through once per process (WeasyPrint repeats some for every
-    document)."""
-
-    def __init__(self, prefix: str):
-        super().__init__()
-        self.prefix = prefix
-        self.said = False
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not str(record.msg).startswith(self.prefix):
-            return True
-        said, self.said = self.said, True
-        return not said
-
-
-def subsets_with_harfbuzz() -> bool:
-    """Whether WeasyPrint subsets each document's fonts with HarfBuzz (when
-    libharfbuzz-subset is installed: fast) rather than fontTools (slow on a big
-    font such as DejaVu Sans: about 130 ms a document)."""
-    from weasyprint.pdf import fonts
-
-    return bool(fonts.harfbuzz_subset) and fonts.harfbuzz.hb_version_atleast(4, 1, 0)
-
-
-class _Renderer:
-    def __init__(self):
-        from weasyprint import CSS
-        from weasyprint.text.fonts import FontConfiguration
-        from weasyprint.urls import URLFetcher, URLFetcherResponse
-
-        # The font is only trimmed for fontTools; HarfBuzz subsets the full font
-        # (kerning and all its scripts included) as fast.
-        self.trims_font = trims_font = not subsets_with_harfbuzz()
-        fonts: dict[str, bytes] = {}
-
-        class LocalFontsOnly(URLFetcher):
-            """Serves the local font files the stylesheet names and refuses every
-            other URL: an invoice loads no external resource."""
-
-            def fetch(self, url, headers=None):
-                parts = urlsplit(url)
-                path = url2pathname(parts.path)
-                if parts.scheme != "file" or not path.lower().endswith((".ttf", ".otf")):
-                    raise ValueError(f"invoice PDFs load nothing from {url!r}")
-                if path not in fonts:
-                    content = Path(path).read_bytes()
-                    fonts[path] = _trimmed_font(content) if trims_font else content
-                return URLFetcherResponse(url, fonts[path], {"Content-Type": "font/ttf"})
-
-        self.fetcher = LocalFontsOnly()
-        self.font_config = FontConfiguration()
-        self.stylesheet = CSS(
-            string=render_to_string(STYLESHEET),
-            font_config=self.font_config,
-            url_fetcher=self.fetcher,
-        )
-        # WeasyPrint's objects are not meant to be shared between threads; renders
-        # in one process take turns (Celery's prefork and gunicorn's sync workers
-        # run one at a time anyway).
-        self.lock = threading.Lock()
-        # Without libharfbuzz-subset, WeasyPrint warns on every document; once is enough.
-        logging.getLogger("weasyprint").addFilter(_SayOnce("Using fontTools instead of"))
-
-    def write_pdf(self, html: str) -> bytes:
-        from weasyprint import HTML
-
-        with self.lock, _fixed_font_timestamps():
-            return HTML(string=html, url_fetcher=self.fetcher).write_pdf(
-                stylesheets=[self.stylesheet], font_config=self.font_config
-            )
-
-
-@functools.cache
-def _renderer() -> _Renderer:
-    return _Renderer()
-
-
-# Dropped before the interpreter tears modules down, which WeasyPrint's font
-# configuration would otherwise complain about on its way out.
-atexit.register(_renderer.cache_clear)
-
-
-def renderer_cache_clear() -> None:
-    _renderer.cache_clear()

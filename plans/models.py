@@ -10,12 +10,11 @@ from django.conf import settings
 from django.db import models
 from djmoney.models.fields import MoneyField
 
-from billing.core.money import format_decimal
+from billing.core.money import AMOUNT, format_decimal
 from billing.core.vocabulary import ConsumptionModel
 from billing.rating.pricing import SCHEMES, PricingSpec, TierSpec
 from config.history import audit_history
 
-AMOUNT = {"max_digits": 28, "decimal_places": 10}
 CODE_MAX_LENGTH = 64
 
 

@@ -8,9 +8,8 @@ against going below zero."""
 from django.db import models
 from django.db.models import F, Q
 
+from billing.core.money import AMOUNT
 from config.history import audit_history
-
-AMOUNT = {"max_digits": 28, "decimal_places": 10}
 
 
 class Wallet(models.Model):

@@ -82,3 +82,8 @@ class RecordAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def adopt(obj, created) -> None:
+    """Make the admin's unsaved object the row a service just created."""
+    obj.__dict__.update(created.__dict__)

@@ -9,6 +9,9 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 import moneyed
 from django.db import connection
 
+# How every amount and quantity is stored: exact, 18 integer digits, 10 decimals.
+AMOUNT = {"max_digits": 28, "decimal_places": 10}
+
 # SQLite, the embedded default, stores decimals as floats: 15 significant digits.
 SQLITE_EXACT_DIGITS = 15
 

@@ -216,12 +216,12 @@ def fonttools_subsets(monkeypatch):
     for which the renderer trims its font."""
     from weasyprint.pdf import fonts
 
-    from invoices import pdf
+    from invoices import pdf_renderer
 
     monkeypatch.setattr(fonts, "harfbuzz_subset", None)
-    pdf._renderer.cache_clear()
+    pdf_renderer.renderer.cache_clear()
     yield
-    pdf._renderer.cache_clear()
+    pdf_renderer.renderer.cache_clear()
 
 
 def embedded_fonts(content: bytes) -> list[str]:
@@ -232,7 +232,7 @@ def embedded_fonts(content: bytes) -> list[str]:
 
 
 def test_with_fonttools_the_trimmed_font_falls_back_for_other_scripts(fonttools_subsets):
-    from invoices import pdf
+    from invoices import pdf_renderer
 
     latin = draft(USD_LINES)
     greek = draft(USD_LINES, owner=customer("beta"))
@@ -241,7 +241,7 @@ def test_with_fonttools_the_trimmed_font_falls_back_for_other_scripts(fonttools_
     latin_pdf = render_invoice_pdf(latin)
     greek_pdf = render_invoice_pdf(Invoice.objects.get(pk=greek.pk))
 
-    assert pdf._renderer().trims_font
+    assert pdf_renderer.renderer().trims_font
     assert embedded_fonts(latin_pdf) == ["Invoice-Sans"]
     assert embedded_fonts(greek_pdf) == ["DejaVu-Sans", "Invoice-Sans"]
     assert "Ωmega ЖЛФ" in pages(greek_pdf)[0]

@@ -1,0 +1,187 @@
+"""Payments through Stripe (invoices.collection): purchases of credits or prepaid
+money, the payments collecting invoices and purchases, and Stripe's webhook
+events. Without STRIPE_API_KEY these stay empty: payments are recorded by hand on
+the invoice (payment_reference). Part of the invoices app's models (imported by
+invoices.models)."""
+
+from django.db import models
+
+from billing.core.money import AMOUNT
+
+
+class Purchase(models.Model):
+    """Credits or prepaid money bought through Stripe. Nothing is granted while it
+    is pending: the block and its (paid) purchase invoice are written when the
+    payment succeeds, at the price recorded here when it was ordered."""
+
+    CREDIT_PACK = "credit_pack"
+    TOP_UP = "top_up"
+    KINDS = [(CREDIT_PACK, "Credit pack"), (TOP_UP, "Money top-up")]
+
+    CHECKOUT = "checkout"
+    CHARGE = "charge"
+    AUTO_TOP_UP = "auto_top_up"
+    CHANNELS = [
+        (CHECKOUT, "Stripe Checkout link"),
+        (CHARGE, "Saved payment method, charged at once"),
+        (AUTO_TOP_UP, "Auto top-up, saved payment method"),
+    ]
+
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    STATUSES = [
+        (PENDING, "Pending payment"),
+        (PAID, "Paid and granted"),
+        (FAILED, "Payment failed"),
+        (CANCELED, "Canceled"),
+    ]
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="purchases"
+    )
+    kind = models.CharField(max_length=16, choices=KINDS)
+    channel = models.CharField(max_length=16, choices=CHANNELS)
+    status = models.CharField(max_length=16, choices=STATUSES, default=PENDING, db_index=True)
+    pack = models.ForeignKey(
+        "plans.CreditPack", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # What a pack grants, as sold (a later change of the pack does not apply).
+    credits = models.DecimalField(**AMOUNT, null=True, blank=True)
+    amount = models.DecimalField(**AMOUNT)
+    # The tax charged on it with its amount (Stripe collects amount + tax), at the
+    # customer's rates when it was ordered; its invoice is taxed at those rates.
+    tax = models.DecimalField(**AMOUNT, default=0)
+    tax_rate_codes = models.JSONField(default=list, blank=True)
+    currency = models.CharField(max_length=3)
+    # Written when the payment succeeds.
+    block = models.OneToOneField(
+        "wallets.CreditBlock",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="purchase",
+    )
+    invoice = models.OneToOneField(
+        "invoices.Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="purchase"
+    )
+    created_at = models.DateTimeField()
+    paid_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it failed or was canceled."
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="purchase_amount"),
+            # Auto top-up asks for one pack at a time: the next waits for its outcome.
+            models.UniqueConstraint(
+                fields=["customer"],
+                condition=models.Q(channel="auto_top_up", status="pending"),
+                name="purchase_one_pending_auto_top_up",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"purchase #{self.pk} ({self.get_kind_display()}, {self.status})"
+
+
+class Payment(models.Model):
+    """Money collected through Stripe for one finalized invoice or one purchase:
+    Stripe's ids, the attempts made and the last error, so that every failure
+    shows in the admin.
+
+    `pending` waits for its next attempt (at next_attempt_at); `attempting` has an
+    attempt under way (next_attempt_at is then its lease: an attempt whose worker
+    died is made again, with the same idempotency key); `processing` waits for
+    Stripe's webhook (a Checkout link, or a payment Stripe has not settled yet)."""
+
+    PENDING = "pending"
+    ATTEMPTING = "attempting"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    STATUSES = [
+        (PENDING, "Pending"),
+        (ATTEMPTING, "Attempt under way"),
+        (PROCESSING, "Processing at Stripe"),
+        (SUCCEEDED, "Succeeded"),
+        (FAILED, "Failed"),
+        (CANCELED, "Canceled"),
+    ]
+    OPEN = (PENDING, ATTEMPTING, PROCESSING)
+
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="payments"
+    )
+    invoice = models.OneToOneField(
+        "invoices.Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="payment"
+    )
+    purchase = models.OneToOneField(
+        Purchase, on_delete=models.PROTECT, null=True, blank=True, related_name="payment"
+    )
+    amount = models.DecimalField(**AMOUNT)
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=16, choices=STATUSES, default=PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=1)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    stripe_customer_id = models.CharField(max_length=255, blank=True, default="")
+    stripe_payment_intent_id = models.CharField(
+        max_length=255, blank=True, default="", db_index=True
+    )
+    stripe_checkout_session_id = models.CharField(max_length=255, blank=True, default="")
+    checkout_url = models.URLField(max_length=2000, blank=True, default="")
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(invoice__isnull=False, purchase__isnull=True)
+                | models.Q(invoice__isnull=True, purchase__isnull=False),
+                name="payment_for_invoice_or_purchase",
+            ),
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="payment_amount"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status__in=["pending", "attempting"]),
+                name="payment_due",
+            )
+        ]
+
+    def __str__(self) -> str:
+        target = f"invoice {self.invoice}" if self.invoice_id else f"purchase #{self.purchase_id}"
+        return f"payment #{self.pk} for {target} ({self.status})"
+
+
+class StripeEvent(models.Model):
+    """A Stripe webhook event, stored by its id before it is processed: however
+    often Stripe delivers it, and in whatever order, it is processed once."""
+
+    id = models.CharField(max_length=255, primary_key=True)
+    type = models.CharField(max_length=100, db_index=True)
+    # When Stripe created the event.
+    created = models.DateTimeField()
+    livemode = models.BooleanField(default=False)
+    payload = models.JSONField()
+    received_at = models.DateTimeField()
+    deliveries = models.PositiveIntegerField(default=1, help_text="How often Stripe sent it.")
+    processed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=500, blank=True, default="")
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name = "Stripe event"
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id}"

@@ -1,0 +1,180 @@
+"""The PDF renderer: WeasyPrint, one per process, built on first use.
+
+Each process keeps one renderer: the stylesheet parsed once, one
+FontConfiguration, and one font, the system's DejaVu Sans, so that a document
+embeds a single font subset. Most of a render's time is font work where
+WeasyPrint subsets with fontTools (no libharfbuzz-subset installed): there the
+font is first trimmed, once per process, to the characters most invoices use,
+without hinting, kerning or shaping tables, which makes each document's subset
+several times quicker; other characters fall back to the full system fonts. A
+document loads nothing but that local font file, and subset fonts are stamped
+with a fixed time, so the same HTML renders to the same bytes.
+"""
+
+import atexit
+import functools
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from io import BytesIO
+from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+from django.template.loader import render_to_string
+
+STYLESHEET = "invoices/invoice.css"
+
+# What the trimmed invoice font keeps: Latin-1 and Latin Extended-A (most European
+# names and addresses), Romanian's comma-below letters, punctuation, currency and
+# a few symbols. Every glyph kept costs time in each document's font subset; other
+# characters (Greek, Cyrillic, ...) are drawn from the full system fonts.
+FONT_RANGES = (
+    (0x0020, 0x007E),
+    (0x00A0, 0x017F),
+    (0x0218, 0x021B),
+    (0x2000, 0x206F),
+    (0x20A0, 0x20CF),
+    (0x2116, 0x2116),
+    (0x2122, 0x2122),
+    (0x2190, 0x2193),
+    (0x2212, 0x2212),
+)
+FONT_DROPPED_TABLES = ("GSUB", "GPOS", "GDEF", "kern", "MATH", "FFTM", "hdmx", "LTSH", "VDMX")
+# fontTools stamps every font it writes (WeasyPrint's per-document subsets too)
+# with the current time unless SOURCE_DATE_EPOCH says otherwise: 2000-01-01.
+FONT_TIMESTAMP = "946684800"
+
+
+# The renderer: one per process, built on first use.
+
+
+def _trimmed_font(data: bytes) -> bytes:
+    """The font without what invoices do not need (see the module docstring), or
+    the font as it is when fontTools cannot read it."""
+    from fontTools import subset
+    from fontTools.ttLib import TTFont, TTLibError
+
+    options = subset.Options(
+        layout_features=[],
+        hinting=False,
+        notdef_outline=True,
+        glyph_names=False,
+        name_IDs=["*"],
+        name_languages=["*"],
+    )
+    options.drop_tables += list(FONT_DROPPED_TABLES)
+    try:
+        font = TTFont(BytesIO(data), recalcTimestamp=False)
+        subsetter = subset.Subsetter(options)
+        subsetter.populate(
+            unicodes=[code for first, last in FONT_RANGES for code in range(first, last + 1)]
+        )
+        subsetter.subset(font)
+        trimmed = BytesIO()
+        font.save(trimmed)
+    except (TTLibError, OSError, AssertionError):
+        return data
+    return trimmed.getvalue()
+
+
+@contextmanager
+def _fixed_font_timestamps() -> Iterator[None]:
+    previous = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = FONT_TIMESTAMP
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["SOURCE_DATE_EPOCH"]
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = previous
+
+
+class _SayOnce(logging.Filter):
+    """Lets a message through once per process (WeasyPrint repeats some for every
+    document)."""
+
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+        self.said = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith(self.prefix):
+            return True
+        said, self.said = self.said, True
+        return not said
+
+
+def subsets_with_harfbuzz() -> bool:
+    """Whether WeasyPrint subsets each document's fonts with HarfBuzz (when
+    libharfbuzz-subset is installed: fast) rather than fontTools (slow on a big
+    font such as DejaVu Sans: about 130 ms a document)."""
+    from weasyprint.pdf import fonts
+
+    return bool(fonts.harfbuzz_subset) and fonts.harfbuzz.hb_version_atleast(4, 1, 0)
+
+
+class _Renderer:
+    def __init__(self):
+        from weasyprint import CSS
+        from weasyprint.text.fonts import FontConfiguration
+        from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+        # The font is only trimmed for fontTools; HarfBuzz subsets the full font
+        # (kerning and all its scripts included) as fast.
+        self.trims_font = trims_font = not subsets_with_harfbuzz()
+        fonts: dict[str, bytes] = {}
+
+        class LocalFontsOnly(URLFetcher):
+            """Serves the local font files the stylesheet names and refuses every
+            other URL: an invoice loads no external resource."""
+
+            def fetch(self, url, headers=None):
+                parts = urlsplit(url)
+                path = url2pathname(parts.path)
+                if parts.scheme != "file" or not path.lower().endswith((".ttf", ".otf")):
+                    raise ValueError(f"invoice PDFs load nothing from {url!r}")
+                if path not in fonts:
+                    content = Path(path).read_bytes()
+                    fonts[path] = _trimmed_font(content) if trims_font else content
+                return URLFetcherResponse(url, fonts[path], {"Content-Type": "font/ttf"})
+
+        self.fetcher = LocalFontsOnly()
+        self.font_config = FontConfiguration()
+        self.stylesheet = CSS(
+            string=render_to_string(STYLESHEET),
+            font_config=self.font_config,
+            url_fetcher=self.fetcher,
+        )
+        # WeasyPrint's objects are not meant to be shared between threads; renders
+        # in one process take turns (Celery's prefork and gunicorn's sync workers
+        # run one at a time anyway).
+        self.lock = threading.Lock()
+        # Without libharfbuzz-subset, WeasyPrint warns on every document; once is enough.
+        logging.getLogger("weasyprint").addFilter(_SayOnce("Using fontTools instead of"))
+
+    def write_pdf(self, html: str) -> bytes:
+        from weasyprint import HTML
+
+        with self.lock, _fixed_font_timestamps():
+            return HTML(string=html, url_fetcher=self.fetcher).write_pdf(
+                stylesheets=[self.stylesheet], font_config=self.font_config
+            )
+
+
+@functools.cache
+def renderer() -> _Renderer:
+    return _Renderer()
+
+
+# Dropped before the interpreter tears modules down, which WeasyPrint's font
+# configuration would otherwise complain about on its way out.
+atexit.register(renderer.cache_clear)
+
+
+def renderer_cache_clear() -> None:
+    renderer.cache_clear()

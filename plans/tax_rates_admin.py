@@ -1,0 +1,70 @@
+"""Tax rates in the admin. A rate that taxed an invoice keeps its terms: only
+archiving it (active off) or its default flag may change, and it is never
+deleted; a rate customers hold is not archived under them."""
+
+from django.contrib import admin
+from simple_history.admin import SimpleHistoryAdmin
+
+from billing.core.admin_forms import ServiceValidatedForm, adopt
+from billing.core.money import format_decimal
+from plans import services
+from plans.models import TaxRate
+from plans.validation import validate_tax_rate
+
+
+class TaxRateForm(ServiceValidatedForm):
+    class Meta:
+        model = TaxRate
+        fields = ["code", "name", "percentage", "country", "is_default", "active"]
+        help_texts = {"percentage": "e.g. 20 for 20 %; frozen once an invoice is taxed at it."}
+
+    def validate_domain(self, cleaned):
+        if self.instance.pk and self.instance.active and not cleaned.get("active"):
+            services.tax_rate_archive_check(rate=self.instance)
+        if self.instance.pk and services.tax_rate_in_use(self.instance):
+            return
+        validate_tax_rate(
+            code=cleaned.get("code"),
+            name=cleaned.get("name") or "",
+            percentage=cleaned.get("percentage"),
+            country=cleaned.get("country") or "",
+        )
+
+
+@admin.register(TaxRate)
+class TaxRateAdmin(SimpleHistoryAdmin):
+    """Tax rates. A rate that taxed an invoice keeps its terms: only archiving it
+    (active off) or its default flag may change; it is never deleted."""
+
+    form = TaxRateForm
+    list_display = ["code", "name", "percentage_display", "country", "is_default", "active"]
+    list_filter = ["active", "is_default", "country"]
+    search_fields = ["code", "name"]
+
+    @admin.display(description="percentage", ordering="percentage")
+    def percentage_display(self, rate: TaxRate) -> str:
+        return f"{format_decimal(rate.percentage)} %"
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and services.tax_rate_in_use(obj):
+            return ["code", "name", "percentage", "country"]
+        return []
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and services.tax_rate_in_use(obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        flags = {"is_default": data["is_default"], "active": data["active"]}
+        terms = {
+            name: data[name] for name in ("code", "name", "percentage", "country") if name in data
+        }
+        if change:
+            adopt(obj, services.tax_rate_update(rate=obj, **terms, **flags))
+        else:
+            adopt(obj, services.tax_rate_create(**terms, **flags))
+
+    def delete_model(self, request, obj):
+        services.tax_rate_delete(rate=obj)
