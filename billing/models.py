@@ -496,3 +496,7 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id} to {self.endpoint_id} ({self.status})"
+
+
+# Progressive billing's record, in a module of its own (this one is long enough).
+from billing.threshold_models import ThresholdBilling  # noqa: E402, F401

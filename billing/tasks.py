@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from celery import shared_task
 
 from billing.core.periods import parse_instant
-from billing.invoicing import close
+from billing.invoicing import close, progressive
 from billing.models import Alert, WebhookDelivery
 from billing.notifications import alerts, webhooks
 from billing.subscriptions import bulk_migration
@@ -43,8 +43,11 @@ def close_subscriptions(subscription_ids: list[int], as_of: str) -> dict:
 
 @shared_task(acks_late=True)
 def check_usage_alerts(customer_ids: list[int]) -> int:
-    """Raise the usage alerts these customers reached (after an ingest). Idempotent."""
-    raised = usage_alerts.usage_alerts_check(customer_ids=customer_ids, now=datetime.now(UTC))
+    """After an ingest: raise the usage alerts these customers reached, and write
+    the threshold invoices their usage reached (progressive billing). Idempotent."""
+    now = datetime.now(UTC)
+    raised = usage_alerts.usage_alerts_check(customer_ids=customer_ids, now=now)
+    progressive.threshold_invoices_write(customer_ids=customer_ids, now=now)
     return len(raised)
 
 

@@ -2,6 +2,8 @@
 customer's page also shows its subscriptions, the current period's usage priced
 so far and projected, its wallets, and makes a fresh signed portal link."""
 
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -136,7 +138,14 @@ def customer_billing(*, customer: Customer, user, now) -> dict:
             )
             for line in usage["lines"]:
                 if line["model"] in DRAWN_FROM_WALLET:
-                    line["amount"] = DRAWN_FROM_WALLET[line["model"]]
+                    drawn = DRAWN_FROM_WALLET[line["model"]]
+                    # A charge that bills when its wallet runs dry bills the uncovered units.
+                    billed = line["amount"] and Decimal(line["amount"])
+                    line["amount"] = (
+                        f"{drawn}; {line['amount']} for {line['uncovered']} uncovered"
+                        if billed
+                        else drawn
+                    )
             context["usage"] = usage | {
                 "period_start": live.current_period_start,
                 "period_end": live.current_period_end,

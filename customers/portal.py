@@ -16,6 +16,7 @@ from billing.usage.reads import subscription_live, usage_quantities
 from billing.usage.summary import period_usage
 from invoices.models import Invoice
 from plans.models import Meter
+from plans.selectors import version_spec
 from wallets.selectors import wallet_list
 
 SALT = "customers.portal"
@@ -70,6 +71,8 @@ class FeatureUsage:
     included: Decimal | None
     amount: Decimal | None
     uncovered: Decimal | None
+    # The uncovered usage is billed at the close (when_exhausted "bill"), not refused.
+    uncovered_billed: bool
     # Width of the used-vs-included bar, 0-100 (None: nothing included to compare).
     percent: int | None
 
@@ -91,6 +94,9 @@ class PortalOverview:
     features: list[FeatureUsage]
     subtotal: Decimal | None
     projected_total: Decimal | None
+    # Of the subtotal, what the period's earlier invoices billed already (a plan
+    # change, threshold invoices).
+    invoiced: Decimal | None
     wallets: list
     charts: list[DailyChart]
     invoices: list
@@ -135,13 +141,18 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
     )
     wallets = wallet_list(customer_id=customer.pk)
     if subscription is None:
-        return PortalOverview(customer, None, None, None, [], None, None, wallets, [], invoices)
+        return PortalOverview(
+            customer, None, None, None, [], None, None, None, wallets, [], invoices
+        )
     start, end = subscription.current_period_start, subscription.current_period_end
     names = dict(Meter.objects.values_list("code", "name"))
     usage = period_usage(
         customer=customer, subscription=subscription, start=start, end=end, now=now
     )
     summary = usage.summary
+    billing_uncovered = {
+        c.meter for c in version_spec(version=subscription.version).charges if c.bills_uncovered
+    }
     features = [
         FeatureUsage(
             meter=row.line.meter,
@@ -151,6 +162,7 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
             included=row.line.included,
             amount=row.amount,
             uncovered=row.uncovered or None,  # mentioned only when there is some
+            uncovered_billed=row.line.meter in billing_uncovered,
             percent=_percent(row.line.quantity, row.line.included),
         )
         for row in usage.lines
@@ -182,6 +194,7 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
         features,
         summary.subtotal,
         summary.projected_total,
+        summary.invoiced,
         wallets,
         charts,
         invoices,

@@ -43,6 +43,17 @@ class _Denied(Exception):
         self.status = status
 
 
+# What each invoice is for, as the portal's invoice list says it.
+INVOICE_REASONS = {
+    "start": "Subscription start",
+    "period": "Period",
+    "plan_change": "Plan change",
+    "cancel": "Cancellation",
+    "purchase": "Purchase",
+    "threshold": "Usage threshold reached",
+}
+
+
 def _customer(token: str) -> Customer:
     try:
         customer_id = portal_customer_id(token=token, now=datetime.now(UTC))
@@ -161,6 +172,7 @@ def portal_page(request, token: str):
                 "included": None if f.included is None else format_decimal(f.included),
                 "amount": money(f.amount),
                 "uncovered": None if f.uncovered is None else format_decimal(f.uncovered),
+                "uncovered_billed": f.uncovered_billed,
                 "percent": f.percent,
                 "over": f.included is not None and f.quantity > f.included,
                 "thresholds": crossed.get(f.meter, []),
@@ -168,6 +180,7 @@ def portal_page(request, token: str):
             for f in overview.features
         ],
         "subtotal": money(overview.subtotal),
+        "invoiced": money(overview.invoiced) if overview.invoiced else None,
         "projected_total": money(overview.projected_total),
         "wallets": [
             {"kind": w.kind, "currency": w.currency, "balance": wallet_balance(w)}
@@ -184,6 +197,7 @@ def portal_page(request, token: str):
                 "amount_due": format_money(i.amount_due, i.currency),
                 "currency": i.currency,
                 "status": "Past due" if i.pk in overdue else i.get_status_display(),
+                "reason": INVOICE_REASONS.get(i.reason, i.get_reason_display()),
             }
             for i in overview.invoices
         ],

@@ -41,12 +41,14 @@ class Invoice(models.Model):
     PLAN_CHANGE = "plan_change"
     CANCEL = "cancel"
     PURCHASE = "purchase"
+    THRESHOLD = "threshold"
     REASONS = [
         (START, "Subscription start"),
         (PERIOD, "Period close"),
         (PLAN_CHANGE, "Plan change"),
         (CANCEL, "Cancellation"),
         (PURCHASE, "Credit or balance purchase"),
+        (THRESHOLD, "Usage threshold reached (progressive billing)"),
     ]
 
     customer = models.ForeignKey(

@@ -181,6 +181,7 @@ CHARGE_FIELD_FOR = {
     "model": "model",
     "included_units": "included_units",
     "credits_per_unit": "credits_per_unit",
+    "when_exhausted": "when_exhausted",
     "pricing": "pricing_scheme",
     "pricing.scheme": "pricing_scheme",
     "pricing.tiers": "pricing_scheme",
@@ -231,6 +232,7 @@ def charge_spec(charge_form) -> ChargeSpec:
         model=data.get("model") or "",
         included_units=data.get("included_units"),
         credits_per_unit=data.get("credits_per_unit"),
+        when_exhausted=data.get("when_exhausted") or "block",
         pricing=pricing,
     )
 
@@ -289,9 +291,17 @@ class ChargeInline(FrozenWhenPublishedMixin, nested_admin.NestedStackedInline):
     extra = 0
     autocomplete_fields = ["meter"]
     fieldsets = [
-        (None, {"fields": [("meter", "model"), ("included_units", "credits_per_unit")]}),
         (
-            "Pricing (overage and balance charges)",
+            None,
+            {
+                "fields": [
+                    ("meter", "model"),
+                    ("included_units", "credits_per_unit", "when_exhausted"),
+                ]
+            },
+        ),
+        (
+            "Pricing (overage and balance charges; credits charges that bill when exhausted)",
             {"fields": ["pricing_scheme", ("unit_price", "package_size", "package_price")]},
         ),
     ]

@@ -11,7 +11,7 @@ from django.db import models
 from djmoney.models.fields import MoneyField
 
 from billing.core.money import AMOUNT, format_decimal
-from billing.core.vocabulary import ConsumptionModel
+from billing.core.vocabulary import ConsumptionModel, WhenExhausted
 from billing.rating.pricing import SCHEMES, PricingSpec, TierSpec
 from config.history import audit_history
 
@@ -93,6 +93,13 @@ class PlanVersion(models.Model):
         **AMOUNT, null=True, blank=True, help_text="Per period; a true-up line tops up to it."
     )
     trial_days = models.PositiveIntegerField(default=0)
+    progressive_billing_threshold = models.DecimalField(
+        **AMOUNT,
+        null=True,
+        blank=True,
+        help_text="When a period's usage not yet invoiced reaches this amount, a threshold "
+        "invoice bills it at once; the period's close bills the rest.",
+    )
     credits_per_period = models.DecimalField(
         **AMOUNT, null=True, blank=True, help_text="Credits granted each period."
     )
@@ -124,6 +131,11 @@ class PlanVersion(models.Model):
                 name="version_minimum_commitment_gte_0",
             ),
             models.CheckConstraint(
+                condition=models.Q(progressive_billing_threshold__isnull=True)
+                | models.Q(progressive_billing_threshold__gt=0),
+                name="version_progressive_billing_threshold_gt_0",
+            ),
+            models.CheckConstraint(
                 condition=models.Q(credits_per_period__isnull=True)
                 | models.Q(credits_per_period__gte=0),
                 name="version_credits_per_period_gte_0",
@@ -148,6 +160,13 @@ class Charge(models.Model):
     model = models.CharField(max_length=16, choices=ConsumptionModel.choices)
     included_units = models.DecimalField(**AMOUNT, null=True, blank=True)
     credits_per_unit = models.DecimalField(**AMOUNT, null=True, blank=True)
+    when_exhausted = models.CharField(
+        max_length=8,
+        choices=WhenExhausted.choices,
+        default=WhenExhausted.BLOCK,
+        help_text="Credits and balance charges: what happens to usage the wallet cannot pay "
+        "for. A credits charge that bills needs pricing: the money price of such a unit.",
+    )
     pricing_scheme = models.CharField(max_length=16, choices=SCHEME_CHOICES, blank=True, default="")
     unit_price = models.DecimalField(**AMOUNT, null=True, blank=True)
     package_size = models.DecimalField(**AMOUNT, null=True, blank=True)

@@ -64,6 +64,7 @@ def version_spec(*, version: PlanVersion) -> VersionSpec:
                 model=charge.model,
                 included_units=charge.included_units,
                 credits_per_unit=charge.credits_per_unit,
+                when_exhausted=charge.when_exhausted,
                 pricing=charge.pricing_spec(tiers=tuple(tiers.get(charge.id, ()))),
             )
             for charge in charges

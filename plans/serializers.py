@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.core.money import format_percentage
+from billing.core.vocabulary import DRAWN_MODELS
 from billing.rating.pricing import PricingSpec, TierSpec
 from config.api import DecimalString, MoneyString
 from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion, TaxRate
@@ -82,6 +83,13 @@ class ChargeSerializer(serializers.Serializer):
     model = serializers.CharField(max_length=32, help_text="overage | hard_cap | credits | balance")
     included_units = DecimalString(required=False, allow_null=True, default=None)
     credits_per_unit = DecimalString(required=False, allow_null=True, default=None)
+    when_exhausted = serializers.CharField(
+        max_length=16,
+        required=False,
+        default="block",
+        help_text="credits and balance charges: block | bill (usage the wallet cannot pay for "
+        "is billed at the close, at the charge's pricing)",
+    )
     pricing = PricingSerializer(required=False, allow_null=True, default=None)
 
     def to_representation(self, charge: Charge):
@@ -92,6 +100,8 @@ class ChargeSerializer(serializers.Serializer):
             "model": charge.model,
             "included_units": number(charge.included_units),
             "credits_per_unit": number(charge.credits_per_unit),
+            # Only wallet-drawn charges run dry.
+            "when_exhausted": charge.when_exhausted if charge.model in DRAWN_MODELS else None,
             "pricing": None
             if pricing is None
             else {
@@ -114,6 +124,13 @@ class VersionInputSerializer(serializers.Serializer):
     minimum_commitment = DecimalString(required=False, allow_null=True, default=None)
     trial_days = serializers.IntegerField(required=False, default=0)
     credits_per_period = DecimalString(required=False, allow_null=True, default=None)
+    progressive_billing_threshold = DecimalString(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="usage not yet invoiced in a period that is billed at once, on a threshold "
+        "invoice",
+    )
     charges = serializers.ListField(
         child=ChargeSerializer(), required=False, default=list, max_length=MAX_CHARGES
     )
@@ -128,6 +145,7 @@ class VersionInputSerializer(serializers.Serializer):
             minimum_commitment=data["minimum_commitment"],
             trial_days=data["trial_days"],
             credits_per_period=data["credits_per_period"],
+            progressive_billing_threshold=data["progressive_billing_threshold"],
             charges=tuple(_charge_spec(c) for c in data["charges"]),
         )
 
@@ -146,6 +164,7 @@ def _charge_spec(data: dict) -> ChargeSpec:
         model=data["model"],
         included_units=data["included_units"],
         credits_per_unit=data["credits_per_unit"],
+        when_exhausted=data["when_exhausted"],
         pricing=None
         if pricing is None
         else PricingSpec(
@@ -172,6 +191,7 @@ class PlanVersionSerializer(serializers.ModelSerializer):
     seat_price = MoneyString(allow_null=True)
     minimum_commitment = MoneyString(allow_null=True)
     credits_per_period = DecimalString(allow_null=True)
+    progressive_billing_threshold = MoneyString(allow_null=True)
     charges = ChargeSerializer(many=True)
 
     class Meta:
@@ -187,6 +207,7 @@ class PlanVersionSerializer(serializers.ModelSerializer):
             "minimum_commitment",
             "trial_days",
             "credits_per_period",
+            "progressive_billing_threshold",
             "charges",
             "created_at",
             "published_at",

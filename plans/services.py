@@ -350,6 +350,7 @@ def _write_charges(version: PlanVersion, spec: VersionSpec) -> None:
             model=charge_spec.model,
             included_units=charge_spec.included_units,
             credits_per_unit=charge_spec.credits_per_unit,
+            when_exhausted=charge_spec.when_exhausted,
             pricing_scheme=pricing.scheme if pricing else "",
             unit_price=pricing.unit_price if pricing else None,
             package_size=pricing.package_size if pricing else None,

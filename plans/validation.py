@@ -15,7 +15,7 @@ from decimal import Decimal
 from billing.core.countries import is_country_code
 from billing.core.errors import InvalidRequest
 from billing.core.money import currency_exponent, has_minor_unit_precision, is_known_currency
-from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel
+from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, WhenExhausted
 from billing.rating.pricing import (
     PACKAGE,
     PER_UNIT,
@@ -50,6 +50,13 @@ class ChargeSpec:
     pricing: PricingSpec | None = None
     # A currency named inside the pricing; must equal the version's.
     pricing_currency: str | None = None
+    # Credits and balance charges: "block" or "bill" (WhenExhausted).
+    when_exhausted: str = WhenExhausted.BLOCK.value
+
+    @property
+    def bills_uncovered(self) -> bool:
+        """Usage its wallet cannot pay for is billed at the close (not refused)."""
+        return self.model in DRAWN_MODELS and self.when_exhausted == WhenExhausted.BILL
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,8 @@ class VersionSpec:
     trial_days: int = 0
     credits_per_period: Decimal | None = None
     charges: tuple[ChargeSpec, ...] = field(default_factory=tuple)
+    # A threshold invoice bills the period's usage once it is this much (progressive billing).
+    progressive_billing_threshold: Decimal | None = None
 
 
 # The terms of a version besides its charges, named alike on the model and the spec.
@@ -73,6 +82,7 @@ VERSION_TERMS = (
     "minimum_commitment",
     "trial_days",
     "credits_per_period",
+    "progressive_billing_threshold",
 )
 
 
@@ -231,14 +241,32 @@ def check_charge(
     if charge.model not in ConsumptionModel.values:
         errors.add(f"{path}.model", f"must be one of {', '.join(ConsumptionModel.values)}")
         return
-    if charge.model in PRICED_MODELS:
+    if charge.when_exhausted not in WhenExhausted.values:
+        errors.add(f"{path}.when_exhausted", f"must be one of {', '.join(WhenExhausted.values)}")
+    elif charge.model not in DRAWN_MODELS and charge.when_exhausted != WhenExhausted.BLOCK:
+        errors.add(
+            f"{path}.when_exhausted",
+            f"only credits and balance charges take it: {charge.model} charges have no wallet",
+        )
+    if charge.model in PRICED_MODELS or charge.bills_uncovered:
         if charge.pricing is None:
-            errors.add(f"{path}.pricing", f"{charge.model} charges need pricing")
+            errors.add(
+                f"{path}.pricing",
+                "credits charges that bill when exhausted need pricing: the money price "
+                "of a unit no credit covers"
+                if charge.bills_uncovered and charge.model == ConsumptionModel.CREDITS
+                else f"{charge.model} charges need pricing",
+            )
         else:
             check_pricing(errors, f"{path}.pricing", charge.pricing)
     else:
         check_absent(
-            errors, f"{path}.pricing", charge.pricing, f"{charge.model} charges have no pricing"
+            errors,
+            f"{path}.pricing",
+            charge.pricing,
+            "credits charges have no pricing unless they bill when exhausted"
+            if charge.model == ConsumptionModel.CREDITS
+            else f"{charge.model} charges have no pricing",
         )
     if charge.pricing_currency is not None and charge.pricing_currency != currency:
         errors.add(
@@ -287,6 +315,13 @@ def validate_version(spec: VersionSpec, *, known_meters: Iterable[str] | Mapping
     check_number(errors, "seat_price", spec.seat_price, currency=money_currency)
     check_number(errors, "minimum_commitment", spec.minimum_commitment, currency=money_currency)
     check_number(errors, "credits_per_period", spec.credits_per_period)
+    check_number(
+        errors,
+        "progressive_billing_threshold",
+        spec.progressive_billing_threshold,
+        positive=True,
+        currency=money_currency,
+    )
     if isinstance(spec.trial_days, bool) or not isinstance(spec.trial_days, int):
         errors.add("trial_days", "must be a whole number of days")
     elif not 0 <= spec.trial_days <= MAX_TRIAL_DAYS:

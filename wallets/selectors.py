@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.db.models import F, Q, QuerySet
 
 from billing.core import rawsql
+from billing.rating.lines import Uncovered
 from wallets.models import AutoTopUp, CreditBlock, LedgerEntry, UncoveredUsage, Wallet
 
 ZERO = Decimal(0)
@@ -78,17 +79,33 @@ def ledger(*, wallet: Wallet) -> QuerySet[LedgerEntry]:
     return wallet.ledger.select_related("block").order_by("-id")
 
 
-def uncovered_totals(*, customer_id: int, start: datetime, end: datetime) -> dict[str, Decimal]:
-    """Units per meter that wallets could not pay for, in [start, end). Written
-    out (see billing.core.rawsql): every usage read asks."""
-    return dict(
-        rawsql.rows(
-            "SELECT meter, SUM(quantity) FROM wallets_uncoveredusage "
-            "WHERE customer_id = %s AND occurred_at >= %s AND occurred_at < %s GROUP BY meter",
-            [customer_id, start, end],
-            tuple(UncoveredUsage._meta.get_field(name) for name in ("meter", "quantity")),
-        )
+_UNCOVERED = (
+    "SELECT u.meter, w.kind, w.currency, SUM(u.quantity), SUM(u.shortfall) "
+    "FROM wallets_uncoveredusage u JOIN wallets_wallet w ON w.id = u.wallet_id "
+    "WHERE u.customer_id = %s AND u.occurred_at >= %s AND u.occurred_at < %s "
+    "GROUP BY u.meter, w.kind, w.currency"
+)
+
+
+def uncovered_totals(
+    *, customer_id: int, start: datetime, end: datetime
+) -> dict[tuple[str, str, str], Uncovered]:
+    """What wallets could not pay for in [start, end), by (meter code, wallet kind,
+    wallet currency): units and shortfall. Written out (see billing.core.rawsql):
+    every usage read asks."""
+    fields = (
+        UncoveredUsage._meta.get_field("meter"),
+        Wallet._meta.get_field("kind"),
+        Wallet._meta.get_field("currency"),
+        UncoveredUsage._meta.get_field("quantity"),
+        UncoveredUsage._meta.get_field("shortfall"),
     )
+    return {
+        (meter, kind, currency): Uncovered(units=units, shortfall=shortfall)
+        for meter, kind, currency, units, shortfall in rawsql.rows(
+            _UNCOVERED, [customer_id, start, end], fields
+        )
+    }
 
 
 _MONEY_DRAWN = (

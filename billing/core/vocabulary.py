@@ -20,6 +20,13 @@ ALLOWANCE_MODELS = (ConsumptionModel.OVERAGE.value, ConsumptionModel.HARD_CAP.va
 DRAWN_MODELS = (ConsumptionModel.CREDITS.value, ConsumptionModel.BALANCE.value)
 
 
+class WhenExhausted(models.TextChoices):
+    """What a wallet-drawn charge does with usage its wallet cannot pay for."""
+
+    BLOCK = "block", "Block: the check refuses usage the wallet cannot pay for"
+    BILL = "bill", "Bill: usage the wallet cannot pay for is invoiced at the close"
+
+
 class LineKind(models.TextChoices):
     """What an invoice line bills, in the order an invoice lists them."""
 
@@ -30,7 +37,9 @@ class LineKind(models.TextChoices):
     PRORATION_CREDIT = "proration_credit", _("Proration credit")
     PRORATION_CHARGE = "proration_charge", _("Proration charge")
     MINIMUM_COMMITMENT = "minimum_commitment", _("Minimum commitment true-up")
+    UNCOVERED_USAGE = "uncovered_usage", _("Usage not covered by the wallet")
     LATE_USAGE = "late_usage", _("Late usage")
+    USAGE_INVOICED = "usage_invoiced", _("Usage invoiced earlier")
     CREDIT_PACK = "credit_pack", _("Credit pack purchase")
     CREDITS = "credits", _("Credits purchase")
     TOP_UP = "top_up", _("Balance top-up")

@@ -20,8 +20,9 @@ from billing.locks import billed_periods_lock
 from billing.models import BilledPeriod, Subscription, SubscriptionChange
 from billing.rating import lines as rating
 from billing.rating.lines import LineInput
+from billing.usage.billed_parts import ThresholdBilled, threshold_billed
 from billing.usage.metering import meter_cache
-from billing.usage.reads import usage_quantities
+from billing.usage.reads import uncovered_usage, usage_quantities
 from plans.selectors import version_spec
 from plans.validation import VersionSpec
 
@@ -90,12 +91,14 @@ def usage_rated(
     quantities: dict[str, Decimal],
     share: Decimal = ONE,
     meter_names: dict[str, str] | None = None,
+    uncovered: dict[str, rating.Uncovered] | None = None,
 ) -> list[rating.LineInput]:
     """Pure: the in-arrears lines of these quantities (by meter code) at `spec`,
     with the minimum commitment counted for `share` of a period; lines name each
-    meter by `meter_names` (by code), else by its code."""
+    meter by `meter_names` (by code), else by its code. `uncovered`: what wallets
+    could not pay for, billed by charges that bill when exhausted."""
     return rating.usage_and_true_up(
-        spec, quantities=quantities, share=share, meter_names=meter_names
+        spec, quantities=quantities, share=share, meter_names=meter_names, uncovered=uncovered
     )
 
 
@@ -144,10 +147,15 @@ def rate_usage(
         start=usage_from,
         end=usage_to,
     )
+    uncovered = uncovered_usage(
+        customer_id=subscription.customer_id, spec=spec, start=usage_from, end=usage_to
+    )
     whole = subscription.whole_period(start, end, interval=spec.interval)
     share = period_share(usage_from, usage_to, whole=whole)
     names = meter_names(c.meter for c in spec.charges)
-    rated = usage_rated(spec, quantities=by_meter, share=share, meter_names=names)
+    rated = usage_rated(
+        spec, quantities=by_meter, share=share, meter_names=names, uncovered=uncovered
+    )
     billed: dict[str, dict] = {}
     for charge in spec.charges:
         amount = sum((r.amount for r in rated if r.meter == charge.meter), ZERO)
@@ -250,7 +258,8 @@ def next_period_fixed_lines(*, subscription: Subscription, version) -> list[Line
 def usage_so_far(subscription: Subscription, *, until: datetime) -> tuple[list[LineInput], dict]:
     """The lines for the current period's usage (and seat changes) from where its
     billing stands up to `until` (the period's end, or an immediate change), at
-    the current version; and what they bill per meter. Reads only."""
+    the current version, less what its threshold invoices billed; and what the
+    usage bills per meter, threshold invoices included. Reads only."""
     start, end = subscription.current_period_start, subscription.current_period_end
     usage_from = subscription.usage_from or start
     spec = version_spec(version=subscription.version)
@@ -265,7 +274,29 @@ def usage_so_far(subscription: Subscription, *, until: datetime) -> tuple[list[L
     lines = line_inputs(usage, usage_from, until) + seat_change_lines(
         subscription, spec, since=usage_from, until=until
     )
-    return lines, billed
+    on_thresholds = threshold_billed(
+        subscription=subscription, period_start=start, usage_from=usage_from
+    )
+    return lines + usage_invoiced_lines(on_thresholds), billed
+
+
+def usage_invoiced_lines(on_thresholds: ThresholdBilled) -> list[LineInput]:
+    """One line per threshold invoice of the part of a period, taking off the
+    usage it billed: the invoice after it rates the part's whole usage (its
+    tiers go on where they were) and bills the rest."""
+    return [
+        LineInput(
+            LineKind.USAGE_INVOICED,
+            _("Usage invoiced on {number}").format(number=record.invoice.number),
+            None,
+            ONE,
+            -record.amount,
+            -record.amount,
+            record.usage_from,
+            record.created_at,
+        )
+        for record in on_thresholds.records
+    ]
 
 
 def record_billed(subscription: Subscription, *, until: datetime, billed: dict) -> None:

@@ -15,8 +15,15 @@ from django.utils.translation import ngettext
 
 from billing.core import wording
 from billing.core.money import currency_exponent, quantize_money
-from billing.core.vocabulary import ConsumptionModel, LineKind
-from billing.rating.pricing import GRADUATED, PACKAGE, PricedPiece, PricingSpec, priced_pieces
+from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, LineKind
+from billing.rating.pricing import (
+    GRADUATED,
+    PACKAGE,
+    PER_UNIT,
+    PricedPiece,
+    PricingSpec,
+    priced_pieces,
+)
 from plans.validation import ChargeSpec, VersionSpec
 
 ZERO = Decimal(0)
@@ -101,12 +108,62 @@ def billable_units(model: str, quantity: Decimal, included: Decimal | None) -> D
     return quantity
 
 
+@dataclass(frozen=True)
+class Uncovered:
+    """Usage of a wallet-drawn charge that its wallet could not pay for: the
+    units, and the credits or money missing (wallets.drawdown records both)."""
+
+    units: Decimal
+    shortfall: Decimal
+
+
+def uncovered_lines(
+    charge: ChargeSpec, uncovered: Uncovered | None, *, meter_name: str, currency: str
+) -> list[LineInput]:
+    """What a charge that bills when its wallet runs dry (ChargeSpec.bills_uncovered)
+    invoices for the usage its wallet could not pay for: a credits charge prices
+    those units at its pricing; a balance charge bills the money its balance
+    lacked, which is what its pricing asked of those units as they arrived (a tier
+    walk continues over the period's usage, covered or not)."""
+    if not charge.bills_uncovered or uncovered is None or uncovered.units <= 0:
+        return []
+    if charge.model == ConsumptionModel.CREDITS:
+        return priced_lines(
+            charge.pricing,
+            uncovered.units,
+            kind=LineKind.UNCOVERED_USAGE,
+            description=_("{meter} not covered by credits").format(meter=meter_name),
+            meter=charge.meter,
+            currency=currency,
+        )
+    unit_price = charge.pricing.unit_price if charge.pricing.scheme == PER_UNIT else None
+    return [
+        _line(
+            LineKind.UNCOVERED_USAGE,
+            _("{meter} not covered by the prepaid balance").format(meter=meter_name),
+            charge.meter,
+            uncovered.units,
+            unit_price,
+            uncovered.shortfall,
+            currency,
+        )
+    ]
+
+
 def charge_lines(
-    charge: ChargeSpec, *, quantity: Decimal, meter_name: str, currency: str
+    charge: ChargeSpec,
+    *,
+    quantity: Decimal,
+    meter_name: str,
+    currency: str,
+    uncovered: Uncovered | None = None,
 ) -> list[LineInput]:
     """The lines of one charge for a period's quantity. Hard caps are counted at
     zero (never billed); credit and balance charges are drawn from wallets as
-    usage happens, so they add no line here."""
+    usage happens, so they add no line here, except for the usage their wallet
+    could not pay for when they bill it (uncovered_lines)."""
+    if charge.model in DRAWN_MODELS:
+        return uncovered_lines(charge, uncovered, meter_name=meter_name, currency=currency)
     if charge.model == ConsumptionModel.HARD_CAP:
         included = charge.included_units or ZERO
         return [
@@ -217,9 +274,11 @@ def usage_and_true_up(
     quantities: dict[str, Decimal],
     meter_names: dict[str, str] | None = None,
     share: Decimal = Decimal(1),
+    uncovered: dict[str, Uncovered] | None = None,
 ) -> list[LineInput]:
-    """The in-arrears lines of a period: each charge's usage, then the true-up to
-    the minimum commitment counted for `share` of a whole period."""
+    """The in-arrears lines of a period: each charge's usage (with `uncovered`, by
+    meter code, what wallets could not pay for), then the true-up to the minimum
+    commitment counted for `share` of a whole period."""
     if version.minimum_commitment and share != 1:
         version = replace(version, minimum_commitment=version.minimum_commitment * share)
     lines = []
@@ -230,6 +289,7 @@ def usage_and_true_up(
                 quantity=quantities.get(charge.meter, ZERO),
                 meter_name=(meter_names or {}).get(charge.meter, charge.meter),
                 currency=version.currency,
+                uncovered=(uncovered or {}).get(charge.meter),
             )
         )
     true_up = minimum_commitment_line(version, usage_lines=lines)

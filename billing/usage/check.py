@@ -52,6 +52,9 @@ class CheckResult:
     # The period the answer counts usage in (the one the clock is in).
     period_start: datetime | None = None
     period_end: datetime | None = None
+    # Allowed although the wallet cannot pay for all of it: the charge bills the
+    # rest at the close (when_exhausted "bill").
+    billed_when_exhausted: bool = False
 
 
 REASON_MESSAGES = {
@@ -67,6 +70,8 @@ REASON_MESSAGES = {
 def check_message(result: CheckResult, *, meter_code: str) -> str:
     """The reason of a check in words; for a meter the plan does not charge, whether
     the meter exists at all (a typo in the product's code) or the plan lacks it."""
+    if result.billed_when_exhausted:
+        return "allowed: what the wallet cannot pay for is billed on the period's invoice"
     if result.reason != "meter_not_in_plan":
         return REASON_MESSAGES.get(result.reason, result.reason)
     version = result.subscription.version if result.subscription is not None else None
@@ -216,7 +221,8 @@ def usage_check(
                 # An auto top-up buys a pack when the balance runs short.
                 covered = balance + (auto.pack.credits if auto else ZERO)
             remaining = units_covered(balance, charge.credits_per_unit)
-            if covered < needed:
+            short = covered < needed
+            if short and not charge.bills_uncovered:
                 return CheckResult(
                     False,
                     reason="insufficient_credits",
@@ -224,7 +230,14 @@ def usage_check(
                     balance=balance,
                     **base,
                 )
-            result = CheckResult(True, reason="ok", remaining=remaining, balance=balance, **base)
+            result = CheckResult(
+                True,
+                reason="ok",
+                remaining=remaining,
+                balance=balance,
+                billed_when_exhausted=short,
+                **base,
+            )
         else:
             balance = wallet_selectors.wallet_usable_balance(
                 customer_id=customer.pk, kind="money", currency=spec.currency, now=now
@@ -234,9 +247,10 @@ def usage_check(
             if charge.pricing.scheme == "per_unit" and charge.pricing.unit_price > 0:
                 remaining = units_covered(balance, charge.pricing.unit_price)
             money = {"balance": balance, "currency": spec.currency, "remaining": remaining}
-            if balance < cost:
+            short = balance < cost
+            if short and not charge.bills_uncovered:
                 return CheckResult(False, reason="insufficient_balance", **money, **base)
-            result = CheckResult(True, reason="ok", **money, **base)
+            result = CheckResult(True, reason="ok", billed_when_exhausted=short, **money, **base)
         if customer.spend_limit is None:
             return result
         spend = period_spend(

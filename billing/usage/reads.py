@@ -12,16 +12,22 @@ from django.db.models import Count
 
 from billing.core import rawsql
 from billing.core.periods import period_containing, period_share
-from billing.core.vocabulary import ALLOWANCE_MODELS
+from billing.core.vocabulary import ALLOWANCE_MODELS, DRAWN_MODELS, ConsumptionModel
 from billing.models import (
-    BilledPeriod,
     Subscription,
     UsageEvent,
     UsageRollup,
     UsageUniqueValue,
 )
-from billing.rating.lines import billable_units, fixed_lines, total, usage_and_true_up
+from billing.rating.lines import (
+    Uncovered,
+    billable_units,
+    fixed_lines,
+    total,
+    usage_and_true_up,
+)
 from billing.rating.pricing import price_units
+from billing.usage.billed_parts import earlier_parts, threshold_billed
 from billing.usage.metering import (
     PROPERTIES_DECODER,
     EventRejected,
@@ -32,7 +38,9 @@ from billing.usage.metering import (
 from billing.usage.rollups import hour_of
 from plans.models import Meter
 from plans.selectors import version_spec
+from plans.validation import VersionSpec
 from wallets import selectors as wallet_selectors
+from wallets.models import Wallet
 
 ZERO = Decimal(0)
 
@@ -282,6 +290,27 @@ def usage_lines(
     return lines
 
 
+def uncovered_usage(
+    *, customer_id: int, spec: VersionSpec, start: datetime, end: datetime
+) -> dict[str, Uncovered]:
+    """What the wallets of `spec`'s credits and balance charges could not pay for
+    in [start, end), by meter code: the credit wallet's for a credits charge, the
+    money wallet in the version's currency for a balance charge."""
+    drawn = [c for c in spec.charges if c.model in DRAWN_MODELS]
+    if not drawn:
+        return {}
+    totals = wallet_selectors.uncovered_totals(customer_id=customer_id, start=start, end=end)
+    found = {}
+    for charge in drawn:
+        if charge.model == ConsumptionModel.CREDITS:
+            key = (charge.meter, Wallet.CREDITS, "")
+        else:
+            key = (charge.meter, Wallet.MONEY, spec.currency)
+        if key in totals:
+            found[charge.meter] = totals[key]
+    return found
+
+
 @dataclass(frozen=True)
 class UsageSummary:
     lines: list[UsageLine]  # the usage not invoiced yet: from usage_from
@@ -290,9 +319,13 @@ class UsageSummary:
     subtotal: Decimal
     projected_total: Decimal
     # Where the usage not invoiced starts: the period's start, or an immediate
-    # plan change in it; and the period's usage invoiced before then.
+    # plan change in it; and the period's usage invoiced already: before then,
+    # and on threshold invoices since (`amounts` are net of these).
     usage_from: datetime | None = None
     invoiced: Decimal = Decimal(0)
+    # Credits and balance charges: what their wallets could not pay for (billed
+    # at the close by a charge that bills when exhausted), by meter code.
+    uncovered: dict[str, Uncovered] | None = None
 
 
 # Quantities that grow with time; a max, a latest value or a distinct count does not.
@@ -323,6 +356,9 @@ def period_spend(
     drawn = wallet_selectors.money_drawn(
         customer_id=subscription.customer_id, currency=version.currency, start=start, end=end
     )
+    uncovered = uncovered_usage(
+        customer_id=subscription.customer_id, spec=version, start=start, end=end
+    )
     if adding is not None:
         meter, extra = adding
         quantities[meter] = quantities.get(meter, ZERO) + extra
@@ -335,7 +371,7 @@ def period_spend(
     )
     # Only the amounts count here: no line names (and no plan to load for them).
     fixed = fixed_lines(version, plan_name="", seats=subscription.seats, label="", fraction=share)
-    usage = usage_and_true_up(version, quantities=quantities, share=share)
+    usage = usage_and_true_up(version, quantities=quantities, share=share, uncovered=uncovered)
     return total(fixed) + total(usage) + drawn
 
 
@@ -345,7 +381,8 @@ def usage_summary(
     """The period's usage priced by the subscription's version, as the close will
     bill it: the lines and amounts of the usage not invoiced yet (since an
     immediate plan change, when one was made in the period: the usage before it
-    is on the plan-change invoice); the subtotal (the period's fixed fees and all
+    is on the plan-change invoice; less what threshold invoices billed since);
+    the subtotal (the period's fixed fees and all
     its usage so far, invoiced or not) and the projected total (the usage not
     invoiced extended linearly to the period's end, then priced, with any
     true-up). Fees and commitment count for the part of a whole period [start,
@@ -355,12 +392,10 @@ def usage_summary(
     current = (start, end) == (subscription.current_period_start, subscription.current_period_end)
     usage_from = subscription.usage_from if current and subscription.usage_from else start
     # The period's earlier parts, billed on a plan-change invoice at their version.
-    earlier = list(
-        BilledPeriod.objects.filter(
-            subscription=subscription, period_start=start, period_end=end, usage_to__lte=usage_from
-        ).select_related("version__plan")
-        if usage_from > start
-        else []
+    earlier = earlier_parts(subscription=subscription, start=start, end=end, usage_from=usage_from)
+    # And the part under way's threshold invoices (progressive billing).
+    thresholds = threshold_billed(
+        subscription=subscription, period_start=start, usage_from=usage_from
     )
     lines = usage_lines(
         customer_id=subscription.customer_id, subscription=subscription, start=usage_from, end=end
@@ -376,7 +411,7 @@ def usage_summary(
             fraction=share,
         )
     )
-    invoiced = ZERO
+    earlier_invoiced = ZERO
     for part in earlier:
         fixed += total(
             fixed_lines(
@@ -387,12 +422,21 @@ def usage_summary(
                 fraction=period_share(part.usage_from, part.usage_to, whole=whole),
             )
         )
-        invoiced += sum((Decimal(billed["amount"]) for billed in part.billed.values()), ZERO)
-    rated = usage_and_true_up(version, quantities=quantities, share=share)
+        earlier_invoiced += sum(
+            (Decimal(billed["amount"]) for billed in part.billed.values()), ZERO
+        )
+    uncovered = uncovered_usage(
+        customer_id=subscription.customer_id, spec=version, start=usage_from, end=end
+    )
+    rated = usage_and_true_up(version, quantities=quantities, share=share, uncovered=uncovered)
+    on_thresholds = thresholds.by_meter
     amounts = {
-        line.meter: sum((r.amount for r in rated if r.meter == line.meter), ZERO) for line in lines
+        line.meter: sum((r.amount for r in rated if r.meter == line.meter), ZERO)
+        - on_thresholds.get(line.meter, ZERO)
+        for line in lines
     }
     usage_not_invoiced = sum(amounts.values(), ZERO)
+    invoiced = earlier_invoiced + thresholds.total
     # What is counted is this many times its part gone so far (by the second).
     scale = Decimal(1)
     if usage_from < now < end:
@@ -401,15 +445,21 @@ def usage_summary(
         line.meter: line.quantity * scale if line.aggregation in EXTRAPOLATED else line.quantity
         for line in lines
     }
-    projected_usage = usage_and_true_up(version, quantities=projected, share=share)
+    # Usage its wallet could not pay for is counted as it stands: the wallet
+    # may be topped up before the rest of the period.
+    projected_usage = usage_and_true_up(
+        version, quantities=projected, share=share, uncovered=uncovered
+    )
     return UsageSummary(
         lines=lines,
         amounts=amounts,
         base_fee=version.base_fee,
         subtotal=fixed + invoiced + usage_not_invoiced,
-        projected_total=fixed + invoiced + total(projected_usage),
+        # The projection prices the part's whole usage, its threshold invoices' too.
+        projected_total=fixed + earlier_invoiced + total(projected_usage),
         usage_from=usage_from,
         invoiced=invoiced,
+        uncovered=uncovered,
     )
 
 

@@ -13,7 +13,6 @@ from billing.core.vocabulary import DRAWN_MODELS
 from billing.usage import reads
 from billing.usage.metering import meter_cache
 from billing.usage.reads import UsageLine, UsageSummary
-from wallets.selectors import uncovered_totals
 
 ZERO = Decimal(0)
 
@@ -51,12 +50,14 @@ def period_usage(*, customer, subscription, start: datetime, end: datetime, now:
             lines = reads.usage_lines(
                 customer_id=customer.pk, subscription=None, start=start, end=end
             )
-        uncovered = uncovered_totals(customer_id=customer.pk, start=start, end=end)
+    uncovered = (summary.uncovered if summary else None) or {}
     rows = [
         SummaryLine(
             line=line,
             amount=summary.amounts.get(line.meter) if summary else None,
-            uncovered=uncovered.get(line.meter, ZERO) if line.model in DRAWN_MODELS else None,
+            uncovered=(uncovered[line.meter].units if line.meter in uncovered else ZERO)
+            if line.model in DRAWN_MODELS
+            else None,
         )
         for line in lines
     ]

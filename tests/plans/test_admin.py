@@ -48,6 +48,8 @@ def version_post(plan: Plan, charges: list[dict], **terms) -> dict:
             "package_price",
         ]:
             data[f"charges-{i}-{field}"] = charge.get(field, "")
+        # The select's initial choice, as the browser posts it.
+        data[f"charges-{i}-when_exhausted"] = charge.get("when_exhausted", "block")
         data[f"charges-{i}-tiers-TOTAL_FORMS"] = str(len(tiers))
         data[f"charges-{i}-tiers-INITIAL_FORMS"] = "0"
         data[f"charges-{i}-tiers-MIN_NUM_FORMS"] = "0"

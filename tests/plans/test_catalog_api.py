@@ -384,10 +384,12 @@ def test_create_plan_with_the_api_md_example(api, catalog_meters):
     assert version["minimum_commitment"] is None
     assert version["trial_days"] == 0
     assert version["credits_per_period"] is None
+    assert version["progressive_billing_threshold"] is None
     assert version["charges"] == [
         {
             "meter": "prompts",
             "model": "overage",
+            "when_exhausted": None,
             "included_units": "200",
             "credits_per_unit": None,
             "pricing": {
@@ -401,6 +403,7 @@ def test_create_plan_with_the_api_md_example(api, catalog_meters):
         {
             "meter": "sms",
             "model": "hard_cap",
+            "when_exhausted": None,
             "included_units": "500",
             "credits_per_unit": None,
             "pricing": None,
@@ -408,6 +411,7 @@ def test_create_plan_with_the_api_md_example(api, catalog_meters):
         {
             "meter": "agent_runs",
             "model": "credits",
+            "when_exhausted": "block",
             "included_units": None,
             "credits_per_unit": "1",
             "pricing": None,
@@ -415,6 +419,7 @@ def test_create_plan_with_the_api_md_example(api, catalog_meters):
         {
             "meter": "gpt4o_input_tokens",
             "model": "balance",
+            "when_exhausted": "block",
             "included_units": None,
             "credits_per_unit": None,
             "pricing": {

@@ -236,7 +236,11 @@ def test_tier_paths_are_nested_under_the_charge():
         ),
         (
             ChargeSpec("agent_runs", "credits", credits_per_unit=D(1), pricing=PER_UNIT),
-            {"charges.0.pricing": ["credits charges have no pricing"]},
+            {
+                "charges.0.pricing": [
+                    "credits charges have no pricing unless they bill when exhausted"
+                ]
+            },
         ),
         (
             ChargeSpec("agent_runs", "credits", D(5), credits_per_unit=D(1)),

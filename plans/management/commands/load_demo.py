@@ -122,6 +122,8 @@ PLANS = [
         VersionSpec(
             currency="USD",
             minimum_commitment=D("500.00"),
+            # Billed as it goes: a threshold invoice each time 250.00 of calls is not invoiced.
+            progressive_billing_threshold=D("250.00"),
             charges=(ChargeSpec("api_calls", "overage", D(0), pricing=per_unit("0.001")),),
         ),
     ),

@@ -1,0 +1,125 @@
+"""Progressive billing: when the usage of a period not yet invoiced reaches the
+version's `progressive_billing_threshold`, a threshold invoice bills it at once
+(finalized, taxed and collected like any other), so that a heavy user never
+runs up a large unpaid amount before the close.
+
+Each threshold invoice rates the whole usage of the part of the period under
+way (from its start, or from an immediate plan change) as the close would, and
+takes off what the part's earlier threshold invoices billed: graduated tiers go
+on across them, and the period's invoices together bill exactly what one
+closing invoice would have. Checked after each ingest commits (billing.tasks),
+one subscription at a time under its row lock, so that concurrent batches write
+one invoice per crossing."""
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+
+from billing.core import wording
+from billing.core.vocabulary import LineKind
+from billing.invoicing.period_lines import line_inputs, rate_usage, usage_invoiced_lines
+from billing.locks import subscription_lock
+from billing.models import Subscription, ThresholdBilling
+from billing.rating import lines as rating
+from billing.usage.billed_parts import threshold_billed
+from invoices.models import Invoice
+from invoices.services import invoice_finalize, invoice_write_draft
+from plans.selectors import version_spec
+
+ZERO = Decimal(0)
+
+
+def _usage_due(subscription: Subscription, now: datetime):
+    """The part under way's usage rated up to `now` (no minimum commitment: the
+    close settles that), what its threshold invoices billed, and the rest; None
+    when the subscription has no threshold or no part under way."""
+    spec = version_spec(version=subscription.version)
+    threshold = spec.progressive_billing_threshold
+    start, end = subscription.current_period_start, subscription.current_period_end
+    usage_from = subscription.usage_from or start
+    if not threshold or subscription.status not in Subscription.LIVE:
+        return None
+    # Between a period's end and its close, the close bills what is left.
+    if not usage_from < now < end:
+        return None
+    rated, _billed = rate_usage(
+        subscription=subscription,
+        spec=spec,
+        start=start,
+        end=end,
+        usage_from=usage_from,
+        usage_to=now,
+    )
+    usage = [line for line in rated if line.kind != LineKind.MINIMUM_COMMITMENT]
+    before = threshold_billed(subscription=subscription, period_start=start, usage_from=usage_from)
+    due = rating.total(usage) - before.total
+    return spec, usage, before, due
+
+
+def threshold_invoice_write(*, subscription_id: int, now: datetime) -> Invoice | None:
+    """Write, finalize and collect the subscription's threshold invoice if its
+    usage not yet invoiced has reached the threshold; None otherwise. Rates once
+    without a lock (most checks stop there), then again under the subscription's
+    row lock before writing, so a crossing is billed once whoever checks it."""
+    subscription = Subscription.objects.select_related("customer", "version__plan").get(
+        pk=subscription_id
+    )
+    found = _usage_due(subscription, now)
+    if found is None or found[3] < found[0].progressive_billing_threshold:
+        return None
+    with transaction.atomic():
+        subscription = subscription_lock(subscription_id)
+        with wording.in_customer_language(subscription.customer.locale):
+            found = _usage_due(subscription, now)
+            if found is None:
+                return None
+            spec, usage, before, due = found
+            if due < spec.progressive_billing_threshold:
+                return None
+            usage_from = subscription.usage_from or subscription.current_period_start
+            lines = line_inputs(usage, usage_from, now) + usage_invoiced_lines(before)
+        invoice = invoice_write_draft(
+            customer=subscription.customer,
+            subscription=subscription,
+            reason=Invoice.THRESHOLD,
+            period_start=usage_from,
+            period_end=now,
+            lines=lines,
+            now=now,
+        )
+        # What this invoice bills of each meter: the meter's usage so far less what
+        # the part's earlier threshold invoices billed of it.
+        billed = {meter: -amount for meter, amount in before.by_meter.items()}
+        for line in usage:
+            billed[line.meter] = billed.get(line.meter, ZERO) + line.amount
+        ThresholdBilling.objects.create(
+            subscription=subscription,
+            invoice=invoice,
+            period_start=subscription.current_period_start,
+            usage_from=usage_from,
+            amount=invoice.subtotal,
+            billed={meter: str(amount) for meter, amount in billed.items()},
+            created_at=now,
+        )
+        return invoice_finalize(invoice=invoice, now=now)
+
+
+def threshold_invoices_write(*, customer_ids, now: datetime) -> list[Invoice]:
+    """The threshold invoices these customers' usage has reached (after an
+    ingest). One query when none of their versions bills progressively."""
+    subscription_ids = list(
+        Subscription.objects.filter(
+            customer_id__in=list(customer_ids),
+            status__in=Subscription.LIVE,
+            version__progressive_billing_threshold__isnull=False,
+        )
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    written = []
+    for subscription_id in subscription_ids:
+        invoice = threshold_invoice_write(subscription_id=subscription_id, now=now)
+        if invoice is not None:
+            written.append(invoice)
+    return written

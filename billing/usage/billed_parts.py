@@ -1,0 +1,66 @@
+"""What a period has billed for its usage already, part by part: the parts
+before an immediate plan change (BilledPeriod, on the plan-change invoice) and
+the threshold invoices of the part under way (ThresholdBilling). The usage
+reads subtract them, and the invoice that closes a part deducts its threshold
+invoices."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from billing.models import BilledPeriod, Subscription, ThresholdBilling
+from invoices.models import Invoice
+
+ZERO = Decimal(0)
+
+
+def earlier_parts(
+    *, subscription: Subscription, start: datetime, end: datetime, usage_from: datetime
+) -> list[BilledPeriod]:
+    """The parts of the period [start, end) billed before `usage_from` (an
+    immediate plan change), each at its version."""
+    if usage_from <= start:
+        return []
+    return list(
+        BilledPeriod.objects.filter(
+            subscription=subscription, period_start=start, period_end=end, usage_to__lte=usage_from
+        ).select_related("version__plan")
+    )
+
+
+@dataclass(frozen=True)
+class ThresholdBilled:
+    """The threshold invoices of one part of a period that stand (not void),
+    oldest first, and what they billed between them: in all, and by meter code."""
+
+    records: list[ThresholdBilling] = field(default_factory=list)
+
+    @property
+    def total(self) -> Decimal:
+        return sum((record.amount for record in self.records), ZERO)
+
+    @property
+    def by_meter(self) -> dict[str, Decimal]:
+        billed: dict[str, Decimal] = {}
+        for record in self.records:
+            for meter, amount in record.billed.items():
+                billed[meter] = billed.get(meter, ZERO) + Decimal(amount)
+        return billed
+
+
+def threshold_billed(
+    *, subscription: Subscription, period_start: datetime, usage_from: datetime
+) -> ThresholdBilled:
+    """What the threshold invoices of the part of the period that starts at
+    `usage_from` have billed. A voided one bills nothing: its usage is billed
+    again by the next threshold invoice or the close."""
+    return ThresholdBilled(
+        list(
+            ThresholdBilling.objects.filter(
+                subscription=subscription, period_start=period_start, usage_from=usage_from
+            )
+            .exclude(invoice__status=Invoice.VOID)
+            .select_related("invoice")
+            .order_by("id")
+        )
+    )
