@@ -2,10 +2,11 @@
 
 A handful of aggregate queries, none per subscription, except to project usage:
 projected revenue rates each live subscription whose version prices usage
-(an overage charge) with billing.usage.reads.usage_summary, three or so queries
-each, so that it is computed only while there are at most
-PROJECTION_RATING_LIMIT of them. Every other subscription's projection does not
-depend on its usage and is computed once per (version, status, seats).
+(an overage charge) or whose plan changed immediately in its period with
+billing.usage.priced.usage_summary, three or so queries each, so that it is
+computed only while there are at most PROJECTION_RATING_LIMIT of them. Every
+other subscription's projection does not depend on its usage and is computed
+once per (version, status, seats).
 """
 
 from collections import defaultdict
@@ -22,7 +23,7 @@ from billing.invoicing.period_lines import first_period_fraction
 from billing.models import Subscription
 from billing.rating import lines as rating
 from billing.usage.metering import meter_cache
-from billing.usage.reads import usage_summary
+from billing.usage.priced import usage_summary
 from invoices import selectors as invoice_selectors
 from invoices.models import Invoice
 from plans.models import PlanVersion
@@ -53,7 +54,8 @@ class Projection:
 
     currency: str
     subscriptions: int = 0
-    # Fixed fees, and the true-ups of versions that price no usage: known now.
+    # Fixed fees, usage billed on a plan-change invoice in the period, and the
+    # true-ups of versions that price no usage: known now.
     committed: Decimal = ZERO
     # Projected usage (with its true-ups) of the subscriptions whose usage is priced.
     usage: Decimal = ZERO
@@ -175,20 +177,31 @@ def _is_usage_priced(spec) -> bool:
     return any(charge.model == "overage" for charge in spec.charges)
 
 
+# An immediate plan change in the current period: the usage since it is rated at
+# the new version, the part before it was billed on the plan-change invoice.
+PLAN_CHANGED = Q(usage_from__gt=F("current_period_start"))
+
+
 def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
     """Each currency's revenue for the live subscriptions' current periods, as the
     close will bill it: fixed fees (none during a trial; a calendar month's first
     partial period prorated), and usage extended linearly to the period's end and
-    priced with any minimum commitment true-up (usage_summary, as the portal
-    projects it). Wallet-drawn usage (credits, balance) is revenue of the purchases
-    that funded it, not projected here. A plan change within the period (prorated
-    on its own invoice) is projected at the current version for the whole period."""
+    priced with any minimum commitment true-up. Wallet-drawn usage (credits,
+    balance) is revenue of the purchases that funded it, not projected here.
+
+    A subscription whose version prices usage, or whose plan changed immediately
+    in the period, is projected one by one at what usage_summary projects for it,
+    the figure /usage and the portal show:
+    after a plan change, the part of the period before it at the earlier
+    version's fees and invoiced usage, and the usage since it at the current
+    version's prices. Every other subscription's projection does not depend on
+    its usage and is counted once per (version, status, seats)."""
     live = Subscription.objects.filter(status__in=Subscription.LIVE)
     groups = list(
         live.values("version_id", "status", "seats")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("id"), changed=Count("id", filter=PLAN_CHANGED))
         .order_by("version_id", "status", "seats")
-        .values_list("version_id", "status", "seats", "n")
+        .values_list("version_id", "status", "seats", "n", "changed")
     )
     versions = PlanVersion.objects.select_related("plan").in_bulk({g[0] for g in groups})
     specs = {pk: version_spec(version=version) for pk, version in versions.items()}
@@ -204,18 +217,28 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
         )
         return rating.total(lines)
 
-    usage_priced: dict[str, int] = defaultdict(int)
-    for version_id, status, seats, n in groups:
+    to_rate: dict[str, int] = defaultdict(int)
+    for version_id, _, _, n, changed in groups:
+        spec = specs[version_id]
+        to_rate[spec.currency] += n if _is_usage_priced(spec) else changed
+    rate_each = sum(to_rate.values()) <= PROJECTION_RATING_LIMIT
+
+    for version_id, status, seats, n, changed in groups:
         spec = specs[version_id]
         projection = of(spec.currency)
         projection.subscriptions += n
+        # Those rated one by one are counted there; unrated, by their fixed fees here.
+        grouped = n
+        if rate_each:
+            grouped -= n if _is_usage_priced(spec) else changed
         if status != Subscription.TRIALING:
-            projection.committed += n * fixed(version_id, seats)
-        if _is_usage_priced(spec):
-            usage_priced[spec.currency] += n
-        else:
-            projection.committed += n * rating.total(rating.usage_and_true_up(spec, quantities={}))
+            projection.committed += grouped * fixed(version_id, seats)
+        if not _is_usage_priced(spec):
+            projection.committed += grouped * rating.total(
+                rating.usage_and_true_up(spec, quantities={})
+            )
 
+    usage_priced_versions = [pk for pk, spec in specs.items() if _is_usage_priced(spec)]
     # A calendar month's first period, when not a trial, was billed a prorated share
     # of the fixed fees, and commits to that share of the minimum commitment.
     first_partial = live.filter(
@@ -224,6 +247,10 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
         trial_end__isnull=True,
         current_period_start=F("started_at"),
     ).select_related("customer")
+    if rate_each:
+        first_partial = first_partial.exclude(version_id__in=usage_priced_versions).exclude(
+            PLAN_CHANGED
+        )
     for subscription in first_partial:
         spec = specs[subscription.version_id]
         share = first_period_fraction(subscription, spec)
@@ -234,19 +261,18 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
                 rating.usage_and_true_up(spec, quantities={}, share=share)
             ) - rating.total(rating.usage_and_true_up(spec, quantities={}))
 
-    to_rate = sum(usage_priced.values())
-    if to_rate > PROJECTION_RATING_LIMIT:
-        for currency, n in usage_priced.items():
+    if not rate_each:
+        for currency, n in to_rate.items():
             of(currency).unrated = n
         note = (
-            f"{to_rate} subscriptions price their usage: too many to rate on a page load "
-            f"(at most {PROJECTION_RATING_LIMIT}); see the close benchmark (bench/close.py) "
-            "for rating at this scale. Shown: their fixed fees only."
+            f"{sum(to_rate.values())} subscriptions price their usage or changed plan in "
+            f"their period: too many to rate on a page load (at most "
+            f"{PROJECTION_RATING_LIMIT}); see the close benchmark (bench/close.py) for "
+            "rating at this scale. Shown: their fixed fees only."
         )
         return _sorted(projections), note
 
-    usage_priced_versions = [pk for pk, spec in specs.items() if _is_usage_priced(spec)]
-    rated = live.filter(version_id__in=usage_priced_versions).select_related(
+    rated = live.filter(Q(version_id__in=usage_priced_versions) | PLAN_CHANGED).select_related(
         "customer", "version__plan"
     )
     with meter_cache.pinned():
@@ -257,15 +283,15 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
                 end=subscription.current_period_end,
                 now=now,
             )
-            # usage_summary's projection holds the fixed fees (for the share of a
-            # whole period the current one is); they are counted above.
             spec = specs[subscription.version_id]
-            projected_usage = summary.projected_total - fixed(
-                subscription.version_id,
-                subscription.seats,
-                first_period_fraction(subscription, spec),
-            )
-            of(spec.currency).usage += projected_usage
+            projection = of(spec.currency)
+            projected = summary.projected_total
+            if _is_usage_priced(spec):
+                known = summary.fixed + summary.invoiced
+                projection.committed += known
+                projection.usage += projected - known
+            else:
+                projection.committed += projected
     return _sorted(projections), None
 
 

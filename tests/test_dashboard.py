@@ -14,8 +14,9 @@ from django.test.utils import CaptureQueriesContext
 from billing import dashboard
 from billing.models import Subscription
 from billing.rating.lines import LineInput
-from billing.subscriptions.lifecycle import subscription_cancel
+from billing.subscriptions.lifecycle import subscription_cancel, subscription_change_plan
 from billing.usage.ingestion import events_ingest
+from customers.portal import portal_session_create
 from invoices.models import Invoice
 from invoices.services import (
     invoice_finalize,
@@ -25,9 +26,14 @@ from invoices.services import (
 )
 from invoices.settlement import invoice_mark_paid
 from plans.validation import ChargeSpec
+from tests.billing.test_mid_period_usage import NOV_16, NOV_25, tokens
 from tests.factories import (
+    CustomerFactory,
     MeterFactory,
+    PlanVersionFactory,
     SubscriptionFactory,
+    api_client,
+    gpt4o_tokens_meter,
     overage,
     per_unit,
     prompts_meter,
@@ -236,7 +242,10 @@ def test_beyond_the_rating_limit_usage_is_not_projected(admin_client, book, monk
     # The fixed fees only: 19.99 + 9.00 + 6.30; acme's usage is not rated.
     assert (usd.currency, usd.total, usd.committed, usd.unrated) == ("USD", None, D("35.29"), 1)
     assert figures.projected[0].total == D("25.00")  # EUR prices no usage
-    assert "1 subscriptions price their usage: too many to rate" in figures.projection_note
+    assert (
+        "1 subscriptions price their usage or changed plan in their period: too many to rate"
+        in figures.projection_note
+    )
     html = response.content.decode()
     assert "fixed fees 35.29 USD; usage of 1 not projected" in html
     assert "see the close benchmark (bench/close.py)" in html
@@ -363,3 +372,52 @@ def test_a_first_partial_calendar_period_is_projected_as_the_close_bills_it(db):
     assert [(p.currency, p.subscriptions, p.committed, p.usage, p.total) for p in projected] == [
         ("USD", 3, D("67.67"), D("146.93"), D("214.60"))
     ]
+
+
+def test_after_an_immediate_plan_change_the_projection_is_the_one_usage_reads(client):
+    """Rule: one projection formula, one figure. As in
+    tests.billing.test_mid_period_usage, acme moves on 16 Nov from chat v1 (30.00,
+    100,000 tokens included, 0.00002 beyond; 300,000 used) to v2 (45.00, 0.00001
+    beyond), then uses 250,000. At 25 Nov its projection is the one /usage and the
+    portal show: the fees of v1's 15 days (15.00) and v2's (22.50), the 4.00 of
+    usage on the plan-change invoice, and the usage since the change at v2: 250,000
+    in 9 of its 15 days, 416,666.67 projected, 316,666.67 beyond at 0.00001 = 3.17;
+    44.67. globex moves the same day from a flat plan of EUR 9.00 to 12.00, which
+    prices no usage: 4.50 + 6.00 = 10.50, not a whole period at 12.00."""
+    # given
+    gpt4o_tokens_meter("input")
+    chat = published_version(
+        "chat", base_fee=D("30.00"), charges=(overage("gpt4o_input_tokens", 100_000, "0.00002"),)
+    )
+    chat_v2 = PlanVersionFactory(
+        plan=chat.plan,
+        base_fee=D("45.00"),
+        charges=(overage("gpt4o_input_tokens", 100_000, "0.00001"),),
+    )
+    flat = published_version("flat_eur", currency="EUR", base_fee=D("9.00"))
+    flat_v2 = PlanVersionFactory(plan=flat.plan, currency="EUR", base_fee=D("12.00"))
+    acme = CustomerFactory(external_id="acme")
+    globex = CustomerFactory(external_id="globex", currency="EUR")
+    on_chat = SubscriptionFactory(customer=acme, plan=chat, start=NOV_1)
+    on_flat = SubscriptionFactory(customer=globex, plan=flat, start=NOV_1)
+    tokens("acme", 300_000, NOV_5, "before")
+    for subscription, version in ((on_chat, chat_v2), (on_flat, flat_v2)):
+        subscription_change_plan(
+            subscription=subscription, version=version, effective="immediate", at=NOV_16
+        )
+    tokens("acme", 250_000, datetime(2026, 11, 20, tzinfo=UTC), "after")
+
+    # when
+    projected, note = dashboard.projected_revenue(now=NOV_25)
+    with time_machine.travel(NOV_25, tick=False):
+        usage = api_client("read").get("/api/v1/customers/acme/usage").json()
+        token = portal_session_create(customer=acme, now=NOV_25).token
+        portal = client.get(f"/portal/{token}/").context
+
+    # then
+    assert note is None
+    assert [(p.currency, p.subscriptions, p.committed, p.usage, p.total) for p in projected] == [
+        ("EUR", 1, D("10.50"), D(0), D("10.50")),
+        ("USD", 1, D("41.50"), D("3.17"), D("44.67")),
+    ]
+    assert usage["projected_total"] == portal["projected_total"] == "44.67"

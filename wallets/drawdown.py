@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from billing.core.money import format_decimal, format_money
-from billing.notifications import alerts
 from customers.models import Customer
+from wallets.alerts import auto_top_up_alert_raise, low_balance_alert_raise
 from wallets.ledger import (
     block_order,
     store_balance,
@@ -38,8 +37,9 @@ class UsageDraw:
 @dataclass
 class CustomerDraws:
     customer: Customer
-    # The period alerts belong to (the live subscription's current period).
+    # The period [start, end) alerts belong to (the live subscription's current period).
     period_start: datetime
+    period_end: datetime
     draws: list[UsageDraw]
 
 
@@ -203,53 +203,15 @@ def usage_draw(*, batch: list[CustomerDraws], now: datetime) -> None:
             drawing.take(draw)
             if auto and before > auto.threshold >= drawing.wallet.balance:
                 drawing.top_up(customer, now)
+        period = (customer_draws.period_start, customer_draws.period_end)
         for drawing in drawings.values():
             drawing.save(customer, now)
-            _balance_alerts(drawing, customer, customer_draws.period_start, now)
-
-
-def _balance_alerts(
-    drawing: _Drawing, customer: Customer, period_start: datetime, now: datetime
-) -> None:
-    wallet = drawing.wallet
-    name = wallet.kind if wallet.kind == Wallet.CREDITS else f"money:{wallet.currency}"
-
-    def amount(value: Decimal) -> str:
-        # Money as money ("0.00"), credits as a plain number.
-        if wallet.kind == Wallet.MONEY:
-            return format_money(value, wallet.currency)
-        return format_decimal(value)
-
-    threshold = wallet.low_balance_threshold
-    if threshold is None:
-        threshold = ZERO
-    if wallet.balance <= threshold and not drawing.top_ups:
-        alerts.alert_raise(
-            customer=customer,
-            kind="low_balance",
-            period_start=period_start,
-            key=f"{name}:{format_decimal(threshold)}",
-            payload={
-                "wallet": wallet.kind,
-                "currency": wallet.currency or None,
-                "balance": amount(wallet.balance),
-                "threshold": amount(threshold),
-            },
-            now=now,
-        )
-    for block in drawing.top_ups:
-        alerts.alert_raise(
-            customer=customer,
-            kind="auto_top_up",
-            period_start=period_start,
-            key=f"block:{block.pk}",
-            payload={
-                "pack": block.pack.code,
-                "credits": format_decimal(block.amount),
-                "price": format_money(block.price_paid, block.currency),
-                "currency": block.currency,
-                "invoice": block.invoice.number,
-                "balance": format_decimal(wallet.balance),
-            },
-            now=now,
-        )
+            # A pack bought in the batch tells the balance it left: no low balance alert.
+            if not drawing.top_ups:
+                low_balance_alert_raise(
+                    wallet=drawing.wallet, customer=customer, period=period, now=now
+                )
+            for block in drawing.top_ups:
+                auto_top_up_alert_raise(
+                    block=block, wallet=drawing.wallet, customer=customer, period=period, now=now
+                )

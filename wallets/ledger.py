@@ -15,7 +15,6 @@ from django.utils.translation import gettext as _
 from billing.core import wording
 from billing.core.errors import InvalidRequest
 from billing.core.money import quantize_money
-from billing.models import Subscription
 from billing.rating.lines import LineInput
 from customers.models import Customer
 from invoices.models import Invoice
@@ -280,15 +279,3 @@ def credits_expire(*, now: datetime) -> int:
                 expired += 1
             store_balance(wallet)
     return expired
-
-
-def alert_period_start(customer: Customer, now: datetime) -> datetime:
-    """The current period of the customer's live subscription (alerts belong to
-    one), or `now` for a customer without one."""
-    start = (
-        Subscription.objects.filter(customer=customer, status__in=Subscription.LIVE)
-        .order_by("-current_period_start")
-        .values_list("current_period_start", flat=True)
-        .first()
-    )
-    return start or now

@@ -15,7 +15,6 @@ from billing.core import wording
 from billing.core.errors import Conflict, InvalidRequest
 from billing.core.money import format_decimal, format_money, quantize_money
 from billing.core.vocabulary import LineKind
-from billing.notifications import alerts
 from billing.rating.lines import LineInput
 from customers.models import Customer
 from invoices import checkout as stripe_checkout
@@ -23,9 +22,9 @@ from invoices import collection
 from invoices.models import Invoice, Purchase
 from invoices.services import invoice_create_purchase
 from plans.models import CreditPack, TaxRate
+from wallets.alerts import alert_period_bounds, auto_top_up_alert_raise
 from wallets.ledger import (
     add_block,
-    alert_period_start,
     check_minor_digits,
     positive,
     store_balance,
@@ -390,19 +389,11 @@ def purchase_fulfil(*, purchase: Purchase, reference: str, now: datetime) -> Cre
         purchase.invoice = invoice
         purchase.save(update_fields=["status", "paid_at", "closed_at", "block", "invoice"])
         if source == CreditBlock.AUTO_TOP_UP:
-            alerts.alert_raise(
+            auto_top_up_alert_raise(
+                block=block,
+                wallet=wallet,
                 customer=customer,
-                kind="auto_top_up",
-                period_start=alert_period_start(customer, now),
-                key=f"block:{block.pk}",
-                payload={
-                    "pack": purchase.pack.code,
-                    "credits": format_decimal(block.amount),
-                    "price": format_money(block.price_paid, block.currency),
-                    "currency": block.currency,
-                    "invoice": invoice.number,
-                    "balance": format_decimal(wallet.balance),
-                },
+                period=alert_period_bounds(customer, now),
                 now=now,
             )
     return block

@@ -22,7 +22,8 @@ from billing.rating import lines as rating
 from billing.rating.lines import LineInput
 from billing.usage.billed_parts import ThresholdBilled, threshold_billed
 from billing.usage.metering import meter_cache
-from billing.usage.reads import uncovered_usage, usage_quantities
+from billing.usage.priced import uncovered_usage
+from billing.usage.reads import usage_quantities
 from plans.selectors import version_spec
 from plans.validation import VersionSpec
 

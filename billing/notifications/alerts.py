@@ -120,12 +120,22 @@ def alert_event_id(alert: Alert) -> str:
 
 def alert_period(*, customer: Customer, start: datetime, end: datetime) -> dict:
     """The period an alert is about: its instants, and its days in the customer's
-    time zone as people read them ("1 Nov - 30 Nov 2026 (Europe/Paris)"). One
-    builder for every alert's payload."""
+    time zone as people read them ("1 Nov - 30 Nov 2026 (Europe/Paris)")."""
     zone = ZoneInfo(customer.timezone)  # validated when the customer is saved
     with wording.in_customer_language(customer.locale):
         text = wording.in_zone(wording.date_range(start, end, zone), zone)
     return {"period_start": iso(start), "period_end": iso(end), "period": text}
+
+
+def alert_payload(
+    *, customer: Customer, period_start: datetime, period_end: datetime, **facts
+) -> dict:
+    """The data of an alert about a period, as its webhook and email read it: the
+    facts of its kind (JSON: amounts and quantities as strings, money in the
+    currency the facts name), and the period [period_start, period_end) in the
+    customer's time zone (alert_period). The one builder of the payloads of usage
+    threshold, spend limit, low balance and auto top-up alerts."""
+    return {**facts, **alert_period(customer=customer, start=period_start, end=period_end)}
 
 
 def spend_limit_payload(
@@ -135,13 +145,15 @@ def spend_limit_payload(
     the spend and the limit in the customer's currency (the currency of its plan,
     which must match it), the limit's mode ("soft": usage goes on; "hard": it is
     refused) and the period. The customer is the event's own `customer`."""
-    return {
-        "spend": format_money(spend, customer.currency),
-        "spend_limit": format_money(customer.spend_limit, customer.currency),
-        "currency": customer.currency,
-        "mode": customer.spend_limit_mode,
-        **alert_period(customer=customer, start=period_start, end=period_end),
-    }
+    return alert_payload(
+        customer=customer,
+        period_start=period_start,
+        period_end=period_end,
+        spend=format_money(spend, customer.currency),
+        spend_limit=format_money(customer.spend_limit, customer.currency),
+        currency=customer.currency,
+        mode=customer.spend_limit_mode,
+    )
 
 
 def spend_limit_alert_raise(
@@ -167,51 +179,124 @@ def spend_limit_alert_raise(
     )
 
 
+SUBJECTS = {
+    Alert.USAGE_THRESHOLD: "A usage threshold is reached",
+    Alert.SPEND_LIMIT: "Your spend limit is reached",
+    Alert.LOW_BALANCE: "Your balance is low",
+    Alert.AUTO_TOP_UP: "Your balance was topped up automatically",
+    PAYMENT_FAILED: "A payment failed",
+}
+
+
 def alert_email(alert: Alert) -> tuple[str, str]:
-    """The subject and plain-text body of an alert's email. Reads the payload
-    leniently: other apps raise alerts with payloads of their own."""
+    """The subject and plain-text body of an alert's email: a sentence per kind,
+    with the period in the customer's time zone. Reads the payload leniently
+    (rows raised before a key existed lack it): a payload without the facts its
+    sentence needs is listed as it is."""
     customer, data = alert.customer, alert.payload
     period = ""
     if data.get("period"):
         period = f" in the period {data['period']}"
     elif data.get("period_start") and data.get("period_end"):
         period = f" in the period from {data['period_start'][:10]} to {data['period_end'][:10]}"
-    if alert.kind == Alert.USAGE_THRESHOLD and {"meter", "threshold"} <= data.keys():
-        beyond = (
-            "Usage beyond the included units is refused until the next period."
-            if data.get("model") == ConsumptionModel.HARD_CAP
-            else "Usage beyond the included units is billed at your plan's prices."
-        )
-        name = data.get("meter_name") or data["meter"]
-        percentage = data.get("percentage") or data["threshold"]
-        subject = f"You have used {percentage}% of your included {name}"
-        text = (
-            f"{customer.name} has used {_grouped(data.get('quantity'))} of the "
-            f"{_grouped(data.get('included'))} {name} included{period}: {percentage}%.\n\n{beyond}"
-        )
-    elif alert.kind == Alert.SPEND_LIMIT and {"spend", "spend_limit"} <= data.keys():
-        currency = data.get("currency") or customer.currency
-        beyond = (
-            "Usage continues and is billed."
-            if data.get("mode", customer.spend_limit_mode) == Customer.SPEND_LIMIT_SOFT
-            else "Further usage is refused until the next period."
-        )
-        subject = "Your spend limit is reached"
-        text = (
-            f"{customer.name} has spent {data['spend']} {currency}{period}, reaching "
-            f"its spend limit of {data['spend_limit']} {currency}.\n\n{beyond}"
-        )
-    else:
-        subject = {
-            Alert.USAGE_THRESHOLD: "A usage threshold is reached",
-            Alert.SPEND_LIMIT: "Your spend limit is reached",
-            Alert.LOW_BALANCE: "Your balance is low",
-            Alert.AUTO_TOP_UP: "Your balance was topped up automatically",
-            PAYMENT_FAILED: "A payment failed",
-        }.get(alert.kind, alert.kind)
+    write = _SENTENCES.get(alert.kind)
+    written = write(customer, data, period) if write else None
+    if written is None:
+        subject = SUBJECTS.get(alert.kind, alert.kind)
         details = "\n".join(f"{name}: {value}" for name, value in sorted(data.items()))
-        text = f"{subject} ({customer.name}).\n\n{details}"
+        written = subject, f"{subject} ({customer.name}).\n\n{details}"
+    subject, text = written
     return subject, f"Hello,\n\n{text}\n"
+
+
+def _usage_threshold_email(customer: Customer, data: dict, period: str) -> tuple[str, str] | None:
+    if not {"meter", "threshold"} <= data.keys():
+        return None
+    beyond = (
+        "Usage beyond the included units is refused until the next period."
+        if data.get("model") == ConsumptionModel.HARD_CAP
+        else "Usage beyond the included units is billed at your plan's prices."
+    )
+    name = data.get("meter_name") or data["meter"]
+    percentage = data.get("percentage") or data["threshold"]
+    return (
+        f"You have used {percentage}% of your included {name}",
+        f"{customer.name} has used {_grouped(data.get('quantity'))} of the "
+        f"{_grouped(data.get('included'))} {name} included{period}: {percentage}%.\n\n{beyond}",
+    )
+
+
+def _spend_limit_email(customer: Customer, data: dict, period: str) -> tuple[str, str] | None:
+    if not {"spend", "spend_limit"} <= data.keys():
+        return None
+    currency = data.get("currency") or customer.currency
+    beyond = (
+        "Usage continues and is billed."
+        if data.get("mode", customer.spend_limit_mode) == Customer.SPEND_LIMIT_SOFT
+        else "Further usage is refused until the next period."
+    )
+    return (
+        SUBJECTS[Alert.SPEND_LIMIT],
+        f"{customer.name} has spent {data['spend']} {currency}{period}, reaching "
+        f"its spend limit of {data['spend_limit']} {currency}.\n\n{beyond}",
+    )
+
+
+def _low_balance_email(customer: Customer, data: dict, period: str) -> tuple[str, str] | None:
+    if not {"balance", "threshold"} <= data.keys():
+        return None
+    if data.get("wallet") == "money":
+        unit = f" {data.get('currency') or customer.currency}"
+        wallet, advice = "balance", "Top up the balance to keep your usage paid for."
+    else:
+        unit = ""
+        wallet, advice = "credits balance", "Buy credits to keep your usage paid for."
+    return (
+        SUBJECTS[Alert.LOW_BALANCE],
+        f"{customer.name}'s prepaid {wallet} is {data['balance']}{unit} (at or below the "
+        f"{data['threshold']}{unit} threshold){period}.\n\n{advice}",
+    )
+
+
+def _auto_top_up_email(customer: Customer, data: dict, period: str) -> tuple[str, str] | None:
+    if not {"pack", "credits", "price"} <= data.keys():
+        return None
+    currency = data.get("currency") or customer.currency
+    invoice = f" (invoice {data['invoice']})" if data.get("invoice") else ""
+    balance = f"; the credits balance is now {data['balance']}" if data.get("balance") else ""
+    return (
+        SUBJECTS[Alert.AUTO_TOP_UP],
+        f"{customer.name}'s auto top-up bought a pack of {data['credits']} credits "
+        f"({data['pack']}) for {data['price']} {currency}{invoice}{period}{balance}.",
+    )
+
+
+def _payment_failed_email(customer: Customer, data: dict, period: str) -> tuple[str, str] | None:
+    if not {"amount", "attempt"} <= data.keys():
+        return None
+    currency = data.get("currency") or customer.currency
+    what = f"invoice {data['invoice']}" if data.get("invoice") else "a purchase"
+    attempts = f" of {data['attempts']}" if data.get("attempts") else ""
+    error = f"\n\nReason: {data['error']}" if data.get("error") else ""
+    then = (
+        f"It will be tried again at {data['next_attempt_at']}."
+        if data.get("next_attempt_at")
+        else "It will not be tried again."
+    )
+    return (
+        SUBJECTS[PAYMENT_FAILED],
+        f"The payment of {data['amount']} {currency} for {what}{period} failed "
+        f"(attempt {data['attempt']}{attempts}).{error}\n\n{then}",
+    )
+
+
+_SENTENCES = {
+    Alert.USAGE_THRESHOLD: _usage_threshold_email,
+    Alert.SPEND_LIMIT: _spend_limit_email,
+    Alert.LOW_BALANCE: _low_balance_email,
+    Alert.AUTO_TOP_UP: _auto_top_up_email,
+    PAYMENT_FAILED: _payment_failed_email,
+}
 
 
 def _grouped(number: object) -> str:

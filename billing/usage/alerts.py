@@ -21,7 +21,7 @@ from billing.core.vocabulary import ALLOWANCE_MODELS
 from billing.models import Alert, Subscription
 from billing.notifications.alerts import (
     SPEND_LIMIT_KEY,
-    alert_period,
+    alert_payload,
     alert_raise,
     spend_limit_alert_raise,
 )
@@ -126,7 +126,7 @@ def usage_alerts_check(*, customer_ids, now: datetime) -> list[Alert]:
     """Raise the usage alerts these customers have reached in their current period:
     `usage_threshold` for each threshold percentage of an overage or hard-cap
     charge's included units (key "<meter>:<percentage>"), and `spend_limit` when
-    the period's spend (selectors.period_spend: fixed fees, rated usage and money
+    the period's spend (billing.usage.priced.period_spend: fixed fees, rated usage and money
     drawn from the prepaid balance) reaches the customer's spend limit. Each fires
     once per period; the next period arms them again. Idempotent.
 
@@ -177,7 +177,7 @@ def _check_subscription(
     by_code: dict,
     now: datetime,
 ) -> list[Alert]:
-    from billing.usage import reads
+    from billing.usage import priced, reads
 
     customer = subscription.customer
 
@@ -202,9 +202,9 @@ def _check_subscription(
         customer_id=customer.pk, meters=meters, start=window.usage_from, end=window.period_end
     )
     quantities = {m.code: by_id[m.id] for m in meters}
-    # What counts as spend is what the check endpoint counts (selectors.period_spend).
+    # What counts as spend is what the check endpoint counts (billing.usage.priced.period_spend).
     spend = (
-        reads.period_spend(
+        priced.period_spend(
             subscription=subscription, start=window.usage_from, end=window.period_end
         )
         if spend_due
@@ -282,16 +282,18 @@ def usage_threshold_payload(
     """The data of a `usage_threshold` alert: the meter (code and name), the
     threshold crossed, the true percentage of the included units used (whole,
     rounded down: never more than was used), and the period."""
-    return {
-        "meter": meter.code,
-        "meter_name": meter.name or meter.code,
-        "model": model,
-        "threshold": format_decimal(threshold),
-        "percentage": format_decimal((quantity * HUNDRED / included).to_integral_value(ROUND_DOWN)),
-        "quantity": format_decimal(quantity),
-        "included": format_decimal(included),
-        **alert_period(customer=customer, start=period_start, end=period_end),
-    }
+    return alert_payload(
+        customer=customer,
+        period_start=period_start,
+        period_end=period_end,
+        meter=meter.code,
+        meter_name=meter.name or meter.code,
+        model=model,
+        threshold=format_decimal(threshold),
+        percentage=format_decimal((quantity * HUNDRED / included).to_integral_value(ROUND_DOWN)),
+        quantity=format_decimal(quantity),
+        included=format_decimal(included),
+    )
 
 
 def _threshold_key(meter: str, percentage: Decimal) -> str:

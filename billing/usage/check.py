@@ -17,11 +17,10 @@ from billing.rating.pricing import EXACT_PRECISION
 from billing.usage.metering import (
     meter_cache,
 )
+from billing.usage.priced import marginal_cost, period_spend
 from billing.usage.reads import (
     exact_quantity,
-    marginal_cost,
     period_now,
-    period_spend,
     units_covered,
     usage_quantities,
 )

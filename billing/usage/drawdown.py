@@ -89,9 +89,11 @@ def usage_draw_for_events(*, events: list, now: datetime) -> None:
         subscription = subscriptions[customer_id]
         draws = _draws(subscription, customer_events, meters, now)
         if draws:
-            start, _ = _period(subscription, now)
+            start, end = _period(subscription, now)
             batch.append(
-                CustomerDraws(customer=subscription.customer, period_start=start, draws=draws)
+                CustomerDraws(
+                    customer=subscription.customer, period_start=start, period_end=end, draws=draws
+                )
             )
     usage_draw(batch=batch, now=now)
 

@@ -12,7 +12,8 @@ from billing.core.periods import iso
 from billing.core.vocabulary import DRAWN_MODELS
 from billing.usage import reads
 from billing.usage.metering import meter_cache
-from billing.usage.reads import UsageLine, UsageSummary
+from billing.usage.priced import UsageSummary, usage_summary
+from billing.usage.reads import UsageLine
 
 ZERO = Decimal(0)
 
@@ -44,7 +45,7 @@ def period_usage(*, customer, subscription, start: datetime, end: datetime, now:
     summary = None
     with meter_cache.pinned():  # one freshness check for the whole read
         if subscription is not None:
-            summary = reads.usage_summary(subscription=subscription, start=start, end=end, now=now)
+            summary = usage_summary(subscription=subscription, start=start, end=end, now=now)
             lines = summary.lines
         else:
             lines = reads.usage_lines(

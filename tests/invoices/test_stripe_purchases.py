@@ -613,11 +613,19 @@ def test_auto_top_up_charges_after_the_ingest_commits_and_grants_when_paid(
     assert wallet_of(runner).balance == 110
     assert wallet_of(runner).ledger.order_by("-id").first().kind == "auto_top_up"
     alert = Alert.objects.get(kind="auto_top_up")
-    assert (alert.key, alert.payload["invoice"], alert.payload["balance"]) == (
-        f"block:{block.pk}",
-        purchase.invoice.number,
-        "110",
-    )
+    assert (alert.key, alert.period_start) == (f"block:{block.pk}", NOV_1)
+    # As when a pack is paid at ingestion (wallets.alerts), with the period.
+    assert alert.payload == {
+        "pack": "runs_100",
+        "credits": "100",
+        "price": "99.00",
+        "currency": "USD",
+        "invoice": purchase.invoice.number,
+        "balance": "110",
+        "period_start": "2026-11-01T00:00:00Z",
+        "period_end": "2026-12-01T00:00:00Z",
+        "period": "1 Nov \u2013 30 Nov 2026 (UTC)",
+    }
     assert purchase.invoice.status == "paid"
 
 
@@ -676,7 +684,12 @@ def test_a_failed_auto_top_up_grants_nothing_alerts_and_is_retried_then_fails(
         1,
         3,
     )
-    assert "A payment failed" in [m.subject for m in mailoutbox]
+    (message,) = [m for m in mailoutbox if m.subject == "A payment failed"]
+    assert message.body == (
+        "Hello,\n\nThe payment of 99.00 USD for a purchase failed (attempt 1 of 3).\n\n"
+        "Reason: CardError HTTP 402 card_declined insufficient_funds: "
+        "Your card has insufficient funds.\n\nIt will be tried again at 2026-11-10T13:00:00Z.\n"
+    )
 
     # while it waits, more usage asks for no second pack
     with (

@@ -45,6 +45,12 @@ DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 DEC_15 = datetime(2026, 12, 15, tzinfo=UTC)
 DEC_31 = datetime(2026, 12, 31, tzinfo=UTC)
 JAN_1 = datetime(2027, 1, 1, tzinfo=UTC)
+# November as an alert states it: its instants, and its days in the customer's zone.
+NOVEMBER = {
+    "period_start": "2026-11-01T00:00:00Z",
+    "period_end": "2026-12-01T00:00:00Z",
+    "period": "1 Nov \u2013 30 Nov 2026 (UTC)",
+}
 
 
 @pytest.fixture
@@ -246,6 +252,7 @@ def test_money_short_for_an_event_records_the_shortfall(api, catalog, acme):
         "currency": "USD",
         "balance": "0.00",
         "threshold": "0.00",
+        **NOVEMBER,
     }
     assert_all_wallets_consistent()
 
@@ -645,4 +652,5 @@ def test_the_auto_top_up_alert_names_its_invoice(catalog, acme):
         "currency": "USD",
         "invoice": "INV-2026-000001",
         "balance": "98",
+        **NOVEMBER,
     }

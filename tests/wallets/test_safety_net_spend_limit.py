@@ -1,5 +1,5 @@
 """Safety net for the spend limit: the period's spend counts the money the prepaid
-balance paid for usage (billing.usage.reads.period_spend reading
+balance paid for usage (billing.usage.priced.period_spend reading
 wallets.selectors.money_drawn), for the check endpoint and for the spend limit
 alert. A balance charge writes no invoice line, so without that money a customer
 spending only from its balance would never reach a limit. S7's plan: input tokens
