@@ -3,3 +3,15 @@ from django.apps import AppConfig
 
 class BillingConfig(AppConfig):
     name = "billing"
+
+    def ready(self):
+        # Invoices sit below billing: what voiding a threshold invoice must check
+        # (that its usage can still be billed again) is registered with
+        # invoices.reactions here.
+        from billing.invoicing.progressive import threshold_void_check, threshold_void_lock
+        from invoices.models import Invoice
+        from invoices.reactions import VOID_TAKE_BACKS, VoidTakeBack
+
+        VOID_TAKE_BACKS[Invoice.THRESHOLD] = VoidTakeBack(
+            lock=threshold_void_lock, take_back=threshold_void_check
+        )

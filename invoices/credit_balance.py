@@ -1,8 +1,8 @@
 """A customer's credit balance: money it is owed, in its currency, from credit
-notes on paid invoices (invoices.credit_notes) or refunds Stripe refused
-(invoices.refunds); it pays the customer's next invoices when they are
-finalized (their credits_applied). The balance is the sum of its entries; a
-change holds the customer's row lock."""
+notes on paid invoices (invoices.credit_notes), refunds Stripe refused
+(invoices.refunds) or invoices whose total is below zero; it pays the
+customer's next invoices when they are finalized (their credits_applied). The
+balance is the sum of its entries; a change holds the customer's row lock."""
 
 from datetime import datetime
 from decimal import Decimal
@@ -33,6 +33,26 @@ def credit_balance_add(*, note: CreditNote, amount: Decimal, now: datetime) -> N
         credit_note=note,
         created_at=now,
     )
+
+
+def credit_balance_from_negative_invoice(*, invoice: Invoice, now: datetime) -> Decimal:
+    """An invoice finalized with a total below zero (a downgrade's or a cancel's
+    credit larger than what it charges, or usage billed earlier on threshold
+    invoices that now rates lower) owes the customer that much: it goes to the
+    credit balance, which pays the next invoices. The caller holds the invoice's
+    lock."""
+    if invoice.total >= 0:
+        return ZERO
+    customer_lock(invoice.customer_id)
+    CreditBalanceEntry.objects.create(
+        customer_id=invoice.customer_id,
+        kind=CreditBalanceEntry.NEGATIVE_INVOICE,
+        amount=-invoice.total,
+        currency=invoice.currency,
+        invoice=invoice,
+        created_at=now,
+    )
+    return -invoice.total
 
 
 def credit_balance_apply(*, invoice: Invoice, now: datetime) -> Decimal:

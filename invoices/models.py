@@ -274,14 +274,17 @@ class CreditNoteLine(models.Model):
 
 class CreditBalanceEntry(models.Model):
     """A movement of a customer's credit balance (money it is owed, in its
-    currency): a credit note on a paid invoice adds to it, an invoice finalized
-    spends it (credits_applied). The balance is the sum of its entries."""
+    currency): a credit note on a paid invoice, or an invoice finalized with a
+    total below zero, adds to it; an invoice finalized spends it
+    (credits_applied). The balance is the sum of its entries."""
 
     CREDIT_NOTE = "credit_note"
     APPLIED = "applied"
+    NEGATIVE_INVOICE = "negative_invoice"
     KINDS = [
         (CREDIT_NOTE, "Credit note on a paid invoice"),
         (APPLIED, "Applied to an invoice"),
+        (NEGATIVE_INVOICE, "Invoice whose total is below zero"),
     ]
 
     customer = models.ForeignKey(

@@ -13,7 +13,7 @@ from django.db import transaction
 from billing.core.errors import Conflict
 from billing.core.money import quantize_money
 from invoices import collection, emails
-from invoices.credit_balance import credit_balance_apply
+from invoices.credit_balance import credit_balance_apply, credit_balance_from_negative_invoice
 from invoices.credit_notes import credit_note_for_void
 from invoices.locks import draft_invoices_claim, invoice_lock
 from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceTaxLine
@@ -126,6 +126,8 @@ def _finalize_locked(invoice: Invoice, now: datetime, *, collect: bool = True) -
     applied = ZERO
     if invoice.reason != Invoice.PURCHASE:
         applied = credit_balance_apply(invoice=invoice, now=now)
+        # What an invoice below zero owes the customer pays its next invoices.
+        credit_balance_from_negative_invoice(invoice=invoice, now=now)
     if applied > 0 and invoice.amount_due == 0:
         invoice = invoice_mark_paid(invoice=invoice, reference=CREDIT_BALANCE_REFERENCE, now=now)
         collect = False

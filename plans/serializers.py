@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.core.money import format_percentage
-from billing.core.vocabulary import DRAWN_MODELS
+from billing.core.vocabulary import DRAWN_MODELS, WhenExhausted
 from billing.rating.pricing import PricingSpec, TierSpec
 from config.api import DecimalString, MoneyString
 from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion, TaxRate
@@ -83,12 +83,13 @@ class ChargeSerializer(serializers.Serializer):
     model = serializers.CharField(max_length=32, help_text="overage | hard_cap | credits | balance")
     included_units = DecimalString(required=False, allow_null=True, default=None)
     credits_per_unit = DecimalString(required=False, allow_null=True, default=None)
-    when_exhausted = serializers.CharField(
-        max_length=16,
+    when_exhausted = serializers.ChoiceField(
+        choices=WhenExhausted.values,
         required=False,
-        default="block",
+        allow_null=True,
+        default=WhenExhausted.BLOCK.value,
         help_text="credits and balance charges: block | bill (usage the wallet cannot pay for "
-        "is billed at the close, at the charge's pricing)",
+        "is billed at the close, at the charge's pricing); null (other charges) is block",
     )
     pricing = PricingSerializer(required=False, allow_null=True, default=None)
 
@@ -164,7 +165,7 @@ def _charge_spec(data: dict) -> ChargeSpec:
         model=data["model"],
         included_units=data["included_units"],
         credits_per_unit=data["credits_per_unit"],
-        when_exhausted=data["when_exhausted"],
+        when_exhausted=data["when_exhausted"] or WhenExhausted.BLOCK.value,
         pricing=None
         if pricing is None
         else PricingSpec(

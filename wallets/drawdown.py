@@ -25,13 +25,17 @@ ZERO = Decimal(0)
 
 @dataclass(frozen=True, slots=True)
 class UsageDraw:
-    """One event's cost on one wallet: `cost` credits or money for `units` of a meter."""
+    """One event's cost on one wallet: `cost` credits or money for `units` of a
+    meter; what the wallet cannot pay is recorded as uncovered usage of the
+    moment `at` (in the same part of the same period as the event, so that it
+    is billed, or re-billed as late usage, with the usage it belongs to)."""
 
     kind: str
     currency: str
     meter: str
     units: Decimal
     cost: Decimal
+    at: datetime
 
 
 @dataclass
@@ -54,7 +58,8 @@ class _Drawing:
     # (block, meter) -> [amount, units] drawn since the last entry was written.
     pending: dict[tuple[int, str], list[Decimal]] = field(default_factory=dict)
     pending_from: Decimal = ZERO
-    uncovered: dict[str, list[Decimal]] = field(default_factory=dict)
+    # (meter, at) -> [units, shortfall]
+    uncovered: dict[tuple[str, datetime], list[Decimal]] = field(default_factory=dict)
     touched: dict[int, CreditBlock] = field(default_factory=dict)
     top_ups: list[CreditBlock] = field(default_factory=list)
     # With Stripe: this batch asked for its auto top-up pack already.
@@ -101,7 +106,7 @@ class _Drawing:
             pending[1] += share
         self.wallet.balance -= draw.cost - wanted
         if wanted > 0:
-            missing = self.uncovered.setdefault(draw.meter, [ZERO, ZERO])
+            missing = self.uncovered.setdefault((draw.meter, draw.at), [ZERO, ZERO])
             missing[0] += draw.units * wanted / draw.cost
             missing[1] += wanted
 
@@ -150,9 +155,9 @@ class _Drawing:
                 meter=meter,
                 quantity=units,
                 shortfall=shortfall,
-                occurred_at=now,
+                occurred_at=at,
             )
-            for meter, (units, shortfall) in self.uncovered.items()
+            for (meter, at), (units, shortfall) in self.uncovered.items()
         )
 
 

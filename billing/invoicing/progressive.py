@@ -17,10 +17,11 @@ from decimal import Decimal
 from django.db import transaction
 
 from billing.core import wording
+from billing.core.errors import Conflict
 from billing.core.vocabulary import LineKind
 from billing.invoicing.period_lines import line_inputs, rate_usage, usage_invoiced_lines
 from billing.locks import subscription_lock
-from billing.models import Subscription, ThresholdBilling
+from billing.models import BilledPeriod, Subscription, ThresholdBilling
 from billing.rating import lines as rating
 from billing.usage.billed_parts import threshold_billed
 from invoices.models import Invoice
@@ -123,3 +124,29 @@ def threshold_invoices_write(*, customer_ids, now: datetime) -> list[Invoice]:
         if invoice is not None:
             written.append(invoice)
     return written
+
+
+def threshold_void_lock(*, invoice: Invoice) -> Subscription:
+    """A void of a threshold invoice holds its subscription's row lock first, as
+    the writers of the invoices that deduct it do (a threshold invoice, the close,
+    a plan change)."""
+    return subscription_lock(invoice.subscription_id)
+
+
+def threshold_void_check(*, invoice: Invoice, held: Subscription, now: datetime) -> None:
+    """A voided threshold invoice bills nothing: the next invoice of its part of
+    the period bills its usage again. Once that part is closed (its closing or
+    plan-change invoice deducted it), no invoice is left to: the void is refused,
+    and a credit note (which gives the amount back) is the way."""
+    record = ThresholdBilling.objects.get(invoice=invoice)
+    closed = BilledPeriod.objects.filter(
+        subscription_id=record.subscription_id,
+        period_start=record.period_start,
+        usage_from=record.usage_from,
+    ).first()
+    if closed is not None:
+        raise Conflict(
+            f"the usage billed on {invoice.number} was deducted by the invoice that closed "
+            f"its period (usage to {closed.usage_to.isoformat()}); voiding it would leave that "
+            "usage unbilled: issue a credit note instead"
+        )

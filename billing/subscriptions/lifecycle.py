@@ -30,6 +30,7 @@ from billing.models import (
 )
 from billing.rating import lines as rating
 from billing.rating.lines import LineInput
+from billing.usage.billed_parts import threshold_billed
 from customers.locks import customer_lock
 from customers.models import Customer
 from invoices.models import Invoice
@@ -184,6 +185,21 @@ def _check_in_period(subscription: Subscription, at: datetime, *, after_change: 
             "must come later",
             fields={"at": ["a change happened at this moment already"]},
         )
+    if after_change:
+        # The usage up to a threshold invoice is billed: a change before it would
+        # bill that usage at a version it was not used on.
+        billed = threshold_billed(
+            subscription=subscription,
+            period_start=subscription.current_period_start,
+            usage_from=start,
+        )
+        if billed.records and at < billed.records[-1].created_at:
+            last = billed.records[-1]
+            raise InvalidRequest(
+                f"'at' must not come before {last.created_at.isoformat()}: the usage up to "
+                f"then is billed on threshold invoice {last.invoice.number}",
+                fields={"at": ["before the usage billed on a threshold invoice"]},
+            )
 
 
 def _proration_description(*, fee_kind: str, sign: int, name: str, seats: int, days: str) -> str:

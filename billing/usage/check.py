@@ -200,6 +200,7 @@ def usage_check(
         "period_start": start,
         "period_end": end,
     }
+    uncovered_units = ZERO
     with localcontext(prec=EXACT_PRECISION):
         if charge.model in ALLOWANCE_MODELS:
             included = exact_quantity(charge.included_units or ZERO)
@@ -221,6 +222,8 @@ def usage_check(
                 covered = balance + (auto.pack.credits if auto else ZERO)
             remaining = units_covered(balance, charge.credits_per_unit)
             short = covered < needed
+            # Billed at the close when the charge bills what the wallet cannot pay.
+            uncovered_units = (needed - covered) / charge.credits_per_unit if short else ZERO
             if short and not charge.bills_uncovered:
                 return CheckResult(
                     False,
@@ -257,6 +260,7 @@ def usage_check(
             start=start,
             end=end,
             adding=(meter_code, quantity),
+            adding_uncovered=uncovered_units,
             quantities={m.code: quantities[m.id] for m in meters.values()},
         )
     if spend <= customer.spend_limit:

@@ -11,6 +11,7 @@ from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION, PER_UNIT, price_units
 from billing.usage import reads
 from billing.usage.metering import MeterDef, meter_cache
+from billing.usage.rollups import hour_of
 from plans.models import Charge, Meter, PlanVersion
 from plans.selectors import version_spec
 from wallets.drawdown import CustomerDraws, UsageDraw, usage_draw
@@ -106,6 +107,23 @@ def _period(subscription: Subscription, now: datetime) -> tuple[datetime, dateti
     return period
 
 
+def uncovered_at(subscription: Subscription, timestamp: datetime) -> datetime:
+    """When an event's uncovered units are dated: the start of its hour, or the
+    start of the part of the period it falls in when that is later (a period or
+    an immediate plan change starting mid-hour), so that one batch writes one row
+    per meter and hour, each in the part of the period of its events. An event
+    before the current period (late) keeps its own time: the boundaries of the
+    period it belongs to are not at hand."""
+    if timestamp < subscription.current_period_start:
+        return timestamp
+    bounds = (
+        subscription.current_period_start,
+        subscription.usage_from or subscription.current_period_start,
+        subscription.current_period_end,
+    )
+    return max([hour_of(timestamp), *(b for b in bounds if b <= timestamp)])
+
+
 def _draws(subscription: Subscription, events: list, meters: dict, now: datetime) -> list:
     spec = version_spec(version=subscription.version)
     charges = {c.meter: c for c in spec.charges if c.model in DRAWN_MODELS}
@@ -117,6 +135,7 @@ def _draws(subscription: Subscription, events: list, meters: dict, now: datetime
     so_far = _period_usage_before(subscription, events, charges, meters, now)
     draws = []
     for event in events:
+        at = uncovered_at(subscription, event.timestamp)
         for contribution in event.contributions:
             meter = meters.get(contribution.meter_id)
             charge = charges.get(meter.code) if meter else None
@@ -129,7 +148,12 @@ def _draws(subscription: Subscription, events: list, meters: dict, now: datetime
                 if charge.model == ConsumptionModel.CREDITS:
                     draws.append(
                         UsageDraw(
-                            Wallet.CREDITS, "", meter.code, units, units * charge.credits_per_unit
+                            Wallet.CREDITS,
+                            "",
+                            meter.code,
+                            units,
+                            units * charge.credits_per_unit,
+                            at,
                         )
                     )
                     continue
@@ -142,7 +166,7 @@ def _draws(subscription: Subscription, events: list, meters: dict, now: datetime
                         before, charge.pricing
                     )
             if cost > 0:
-                draws.append(UsageDraw(Wallet.MONEY, currency, meter.code, units, cost))
+                draws.append(UsageDraw(Wallet.MONEY, currency, meter.code, units, cost, at))
     return draws
 
 

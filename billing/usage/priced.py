@@ -75,13 +75,16 @@ def period_spend(
     start: datetime,
     end: datetime,
     adding: tuple[str, Decimal] | None = None,
+    adding_uncovered: Decimal = ZERO,
     quantities: dict[str, Decimal] | None = None,
 ) -> Decimal:
     """What the customer spends in [start, end) of its period: fixed fees, priced
-    usage with any minimum commitment true-up (as the close would rate it), and the
-    money its prepaid balance paid for usage. With `adding` (meter, quantity): as if
-    that much more were used now. `quantities` (meter code -> quantity in the range)
-    when the caller has read them already."""
+    usage with any minimum commitment true-up (as the close would rate it), the
+    money its prepaid balance paid for usage, and the usage wallets could not pay
+    for that the close bills. With `adding` (meter, quantity): as if that much
+    more were used now, `adding_uncovered` units of it beyond what a credit
+    wallet that bills when exhausted can pay. `quantities` (meter code ->
+    quantity in the range) when the caller has read them already."""
     version = version_spec(version=subscription.version)
     if quantities is None:
         lines = usage_lines(
@@ -102,6 +105,9 @@ def period_spend(
         charge = next((c for c in version.charges if c.meter == meter), None)
         if charge is not None and charge.model == "balance":
             drawn += marginal_cost(charge, quantities[meter] - extra, extra)
+        if charge is not None and charge.bills_uncovered and adding_uncovered > 0:
+            was = uncovered.get(meter, Uncovered(ZERO, ZERO))
+            uncovered[meter] = Uncovered(was.units + adding_uncovered, was.shortfall)
     # Fees and commitment for the part of a whole period the range is, as the close.
     share = period_share(
         start, end, whole=subscription.whole_period(start, end, interval=version.interval)

@@ -328,3 +328,72 @@ def test_the_admin_customer_page_shows_the_usage_invoiced_on_threshold_invoices(
         "11.00",
     )
     assert 'id="usage-invoiced">11.00<' in page.content.decode()
+
+
+def test_usage_that_rates_lower_than_its_threshold_invoices_goes_to_the_credit_balance(
+    api, acme, runs_meter, runs
+):
+    # given: volume tiers (every run at 0.10 up to 100, every run at 0.05 beyond)
+    volume = PricingSpec("volume", tiers=(TierSpec(D(100), D("0.10")), TierSpec(None, D("0.05"))))
+    published_version(
+        "agents", progressive_billing_threshold=D("5.00"), charges=(runs_charge(volume),)
+    )
+    subscribe(acme, "agents")
+    runs.post(60, at=NOV_10)
+    (first,) = threshold_invoices()
+    assert first.subtotal == D("6.00")
+
+    # when: 41 more runs: 101 runs rate at 5.05, less than the 6.00 billed
+    runs.post(41, at=NOV_10 + timedelta(hours=1))
+    periods_close(as_of=DEC_1)
+
+    # then: the closing invoice is -0.95, and that goes to the credit balance
+    closing = Invoice.objects.get(reason=Invoice.PERIOD)
+    assert line_rows(closing) == [
+        ("overage", "Agent runs over 0 included", D(101), D("0.05"), D("5.05")),
+        ("usage_invoiced", f"Usage invoiced on {first.number}", D(1), D("-6.00"), D("-6.00")),
+    ]
+    assert (closing.total, closing.amount_due) == (D("-0.95"), D(0))
+    assert api.get("/api/v1/customers/acme").json()["credit_balance"] == "0.95"
+
+
+def test_an_immediate_change_before_a_threshold_invoice_s_usage_is_refused(
+    api, acme, runs_meter, runs
+):
+    published_version("agents", progressive_billing_threshold=D("5.00"), charges=(runs_charge(),))
+    subscription = subscribe(acme, "agents")
+    runs.post(60, at=NOV_10)
+    (first,) = threshold_invoices()
+
+    with time_machine.travel(NOV_10 + timedelta(hours=1), tick=False):
+        response = api.post(
+            f"/api/v1/subscriptions/{subscription.pk}/cancel",
+            {"effective": "immediate", "at": "2026-11-05T00:00:00Z"},
+            format="json",
+        )
+
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["message"] == (
+        "'at' must not come before 2026-11-10T12:00:00+00:00: the usage up to then is billed "
+        f"on threshold invoice {first.number}"
+    )
+    subscription.refresh_from_db()
+    assert subscription.status == "active"
+
+
+def test_a_threshold_invoice_cannot_be_voided_once_the_close_deducted_it(
+    api, acme, runs_meter, runs
+):
+    published_version("agents", progressive_billing_threshold=D("5.00"), charges=(runs_charge(),))
+    subscribe(acme, "agents")
+    runs.post(100, at=NOV_10)
+    (first,) = threshold_invoices()
+    periods_close(as_of=DEC_1)
+
+    with time_machine.travel(DEC_1 + timedelta(hours=1), tick=False):
+        response = api.post(f"/api/v1/invoices/{first.pk}/void", {}, format="json")
+
+    assert response.status_code == 409, response.content
+    assert "issue a credit note instead" in response.json()["error"]["message"]
+    first.refresh_from_db()
+    assert first.status == Invoice.FINALIZED

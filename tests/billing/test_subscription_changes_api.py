@@ -355,6 +355,17 @@ def test_two_immediate_changes_bill_each_change(api, catalog):
     ]
     assert body["invoice"]["total"] == "-10.00"
 
+    # and what that invoice owes the customer, once finalized, pays the next one
+    close(DEC_1)
+    credit = Invoice.objects.get(pk=body["invoice"]["id"])
+    assert credit.balance_entry.amount == D("10.00")
+    period = Invoice.objects.get(reason="period")
+    assert (period.total, period.credits_applied, period.amount_due) == (
+        D("20.00"),
+        D("10.00"),
+        D("10.00"),
+    )
+
 
 def test_a_second_immediate_change_at_the_same_time_is_billed_or_refused(api, catalog):
     # given: starter to pro at 2026-11-16T00:00:00Z (credit -10.00, charge 25.00)

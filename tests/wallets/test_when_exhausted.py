@@ -236,3 +236,57 @@ def test_the_api_takes_and_shows_when_exhausted(api):
     )
     assert response.status_code == 400
     assert "charges.0.when_exhausted" in response.json()["error"]["fields"]
+
+
+def test_a_hard_spend_limit_counts_what_a_dry_credit_wallet_would_bill(api, acme):
+    # given: no credits, 0.50 a run not covered, a hard spend limit of 10.00
+    MeterFactory(code="agent_runs", name="Agent runs", event_name="agent.run")
+    published_version("agents", charges=(agent_runs("bill", per_unit("0.50")),))
+    subscribe(acme, "agents")
+    type(acme).objects.filter(pk=acme.pk).update(spend_limit=D("10.00"), spend_limit_mode="hard")
+
+    def ask(quantity: int) -> dict:
+        with time_machine.travel(NOW, tick=False):
+            return api.post(
+                "/api/v1/customers/acme/check",
+                {"meter": "agent_runs", "quantity": quantity},
+                format="json",
+            ).json()
+
+    # then: 20 runs (10.00) fit the limit, 21 (10.50) do not
+    assert ask(20)["allowed"] is True
+    refused = ask(21)
+    assert (refused["allowed"], refused["reason"]) == (False, "spend_limit_reached")
+
+
+def test_uncovered_usage_of_a_late_event_is_billed_with_the_period_it_belongs_to(api, acme):
+    # given: November's 100 credits ran dry after 100 of 120 runs; closed on 1 Dec
+    MeterFactory(code="agent_runs", name="Agent runs", event_name="agent.run")
+    published_version("agents", charges=(agent_runs("bill", per_unit("0.50")),))
+    subscribe(acme, "agents")
+    credits_grant(customer=acme, credits=D(100), now=NOW)
+    runs(120, prefix="a")
+    periods_close(as_of=DEC_1)
+    november = Invoice.objects.get(customer=acme, reason=Invoice.PERIOD)
+    assert [(x.kind, x.quantity, x.amount) for x in november.lines.all()] == [
+        ("uncovered_usage", D(20), D("10.00"))
+    ]
+
+    # when: 10 runs of 20 Nov arrive on 3 Dec, the wallet still dry
+    late = [
+        {
+            "id": f"late-{i}",
+            "customer": "acme",
+            "event_name": "agent.run",
+            "timestamp": "2026-11-20T10:30:00Z",
+        }
+        for i in range(10)
+    ]
+    assert events_ingest(events=late, now=datetime(2026, 12, 3, tzinfo=UTC)).accepted == 10
+    periods_close(as_of=datetime(2027, 1, 1, tzinfo=UTC))
+
+    # then: December's close bills them as November's late usage, at its price
+    december = Invoice.objects.get(customer=acme, reason=Invoice.PERIOD, period_start=DEC_1)
+    assert [(x.kind, x.description, x.amount) for x in december.lines.all()] == [
+        ("late_usage", "Late usage for Nov 2026: Agent runs", D("5.00"))
+    ]
