@@ -112,19 +112,21 @@ def period_rated(
     label: str,
     fraction: Decimal = ONE,
     fixed_fees: bool = True,
+    uncovered: dict[str, rating.Uncovered] | None = None,
 ) -> list[rating.LineInput]:
     """Pure: all that one period at `spec` bills, whichever invoice carries it:
     its fixed fees (in advance, on the invoice of the close before it; left out
     with `fixed_fees` False, as in a trial) and its usage with the minimum
-    commitment true-up (in arrears, on its own close), fees and commitment for
-    `fraction` of a whole period. Proration, seat changes within the period and
+    commitment true-up (in arrears, on its own close) and what wallets could not
+    pay for (`uncovered`, billed by charges that bill when exhausted), fees and
+    commitment for `fraction` of a whole period. Proration, seat changes within the period and
     late usage are not in it."""
     lines = []
     if fixed_fees:
         lines = rating.fixed_lines(
             spec, plan_name=plan_name, seats=seats, label=label, fraction=fraction
         )
-    return lines + usage_rated(spec, quantities=quantities, share=fraction)
+    return lines + usage_rated(spec, quantities=quantities, share=fraction, uncovered=uncovered)
 
 
 def rate_usage(

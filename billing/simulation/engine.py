@@ -7,7 +7,9 @@ bills with: the base fee and seats of the period, the priced usage of each
 charge and the minimum commitment true-up, every line rounded once as on an
 invoice. Left out: proration (plan and seat changes within the period) and late
 usage. Credit and balance charges are drawn from wallets as usage happens and
-are on no invoice, so they add nothing here either.
+are on no invoice, so they add nothing here, except the usage the customer's
+wallets could not pay for in the period, which a charge that bills when its
+wallet runs dry bills at its pricing.
 """
 
 import logging
@@ -27,6 +29,7 @@ from billing.invoicing import period_lines
 from billing.models import Subscription, SubscriptionChange
 from billing.rating import lines as rating
 from billing.usage.metering import meter_cache
+from billing.usage.priced import uncovered_usage
 from customers.models import Customer
 from plans.locks import price_simulation_lock
 from plans.models import Plan, PlanVersion, PriceSimulation, PriceSimulationRow
@@ -233,7 +236,13 @@ def _period_total(
     period_end: datetime,
     zone: ZoneInfo,
     subscription: Subscription | None,
+    customer_id: int,
 ) -> Decimal:
+    # What the customer's wallets could not pay for in the period, billed by the
+    # version's charges that bill when exhausted.
+    uncovered = uncovered_usage(
+        customer_id=customer_id, spec=spec, start=period_start, end=period_end
+    )
     lines = period_lines.period_rated(
         spec,
         plan_name=version.plan.name,
@@ -248,6 +257,7 @@ def _period_total(
             subscription=subscription,
         ),
         fixed_fees=fixed_fees,
+        uncovered=uncovered,
     )
     return rating.total(lines)
 
@@ -286,6 +296,7 @@ def _rate(
         "period_end": period_end,
         "zone": zone,
         "subscription": subscription,
+        "customer_id": customer.pk,
     }
     current_total = ZERO
     if current is not None:

@@ -10,12 +10,15 @@ import time_machine
 
 from billing.core.errors import InvalidRequest
 from billing.invoicing.close import periods_close
+from billing.simulation.engine import simulation_rate_customer
 from billing.usage.ingestion import events_ingest
 from customers.portal import portal_session_create
 from invoices.models import Invoice
+from plans.models import PlanVersion
 from plans.validation import ChargeSpec, VersionSpec, validate_version
 from tests.factories import (
     MeterFactory,
+    PlanVersionFactory,
     check_v1,
     per_unit,
     published_version,
@@ -290,3 +293,28 @@ def test_uncovered_usage_of_a_late_event_is_billed_with_the_period_it_belongs_to
     assert [(x.kind, x.description, x.amount) for x in december.lines.all()] == [
         ("late_usage", "Late usage for Nov 2026: Agent runs", D("5.00"))
     ]
+
+
+def test_a_simulation_of_a_draft_that_bills_when_dry_prices_the_uncovered_runs(acme):
+    # given: on a blocking plan in November, 30 of 130 runs were not covered
+    MeterFactory(code="agent_runs", name="Agent runs", event_name="agent.run")
+    version = published_version("agents", charges=(agent_runs("block"),))
+    subscribe(acme, "agents")
+    credits_grant(customer=acme, credits=D(100), now=NOW)
+    runs(130, prefix="a")
+    draft = PlanVersionFactory(
+        plan=version.plan,
+        status=PlanVersion.DRAFT,
+        charges=(agent_runs("bill", per_unit("0.50")),),
+    )
+
+    # when: the draft that bills them at 0.50 a run is simulated on November
+    rated = simulation_rate_customer(
+        customer=acme,
+        version=draft,
+        period_start=datetime(2026, 11, 1, tzinfo=UTC),
+        period_end=DEC_1,
+    )
+
+    # then: today nothing is billed; the draft would bill 30 x 0.50
+    assert (rated.current_total, rated.simulated_total) == (D("0.00"), D("15.00"))
