@@ -11,6 +11,7 @@ closing invoice would have. Checked after each ingest commits (billing.tasks),
 one subscription at a time under its row lock, so that concurrent batches write
 one invoice per crossing."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -23,7 +24,7 @@ from billing.invoicing.period_lines import line_inputs, rate_usage, usage_invoic
 from billing.locks import subscription_lock
 from billing.models import BilledPeriod, Subscription, ThresholdBilling
 from billing.rating import lines as rating
-from billing.usage.billed_parts import threshold_billed
+from billing.usage.billed_parts import ThresholdBilled, threshold_billed
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
 from plans.selectors import version_spec
@@ -31,10 +32,26 @@ from plans.selectors import version_spec
 ZERO = Decimal(0)
 
 
-def _usage_due(subscription: Subscription, now: datetime):
-    """The part under way's usage rated up to `now` (no minimum commitment: the
-    close settles that), what its threshold invoices billed, and the rest; None
-    when the subscription has no threshold or no part under way."""
+@dataclass(frozen=True)
+class _UsageDue:
+    """The part of the period under way: its usage rated up to now (no minimum
+    commitment: the close settles that), what its threshold invoices billed, and
+    the rest, `due`."""
+
+    usage_from: datetime
+    usage: list[rating.LineInput]
+    before: ThresholdBilled
+    due: Decimal
+    threshold: Decimal
+
+    @property
+    def reached(self) -> bool:
+        return self.due >= self.threshold
+
+
+def _usage_due(subscription: Subscription, now: datetime) -> _UsageDue | None:
+    """What the part of the period under way has not invoiced yet; None when the
+    subscription has no threshold or no part under way."""
     spec = version_spec(version=subscription.version)
     threshold = spec.progressive_billing_threshold
     start, end = subscription.current_period_start, subscription.current_period_end
@@ -54,8 +71,7 @@ def _usage_due(subscription: Subscription, now: datetime):
     )
     usage = [line for line in rated if line.kind != LineKind.MINIMUM_COMMITMENT]
     before = threshold_billed(subscription=subscription, period_start=start, usage_from=usage_from)
-    due = rating.total(usage) - before.total
-    return spec, usage, before, due
+    return _UsageDue(usage_from, usage, before, rating.total(usage) - before.total, threshold)
 
 
 def threshold_invoice_write(*, subscription_id: int, now: datetime) -> Invoice | None:
@@ -67,18 +83,15 @@ def threshold_invoice_write(*, subscription_id: int, now: datetime) -> Invoice |
         pk=subscription_id
     )
     found = _usage_due(subscription, now)
-    if found is None or found[3] < found[0].progressive_billing_threshold:
+    if found is None or not found.reached:
         return None
     with transaction.atomic():
         subscription = subscription_lock(subscription_id)
         with wording.in_customer_language(subscription.customer.locale):
             found = _usage_due(subscription, now)
-            if found is None:
+            if found is None or not found.reached:
                 return None
-            spec, usage, before, due = found
-            if due < spec.progressive_billing_threshold:
-                return None
-            usage_from = subscription.usage_from or subscription.current_period_start
+            usage_from, usage, before = found.usage_from, found.usage, found.before
             lines = line_inputs(usage, usage_from, now) + usage_invoiced_lines(before)
         invoice = invoice_write_draft(
             customer=subscription.customer,
