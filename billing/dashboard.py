@@ -2,8 +2,8 @@
 
 A handful of aggregate queries, none per subscription, except to project usage:
 projected revenue rates each live subscription whose version prices usage
-(an overage charge) or whose plan changed immediately in its period with
-billing.usage.priced.usage_summary, three or so queries each, so that it is
+(an overage charge), whose plan changed immediately in its period or that has
+a deal, with billing.usage.priced.usage_summary, three or so queries each, so that it is
 computed only while there are at most PROJECTION_RATING_LIMIT of them. Every
 other subscription's projection does not depend on its usage and is computed
 once per (version, status, seats).
@@ -179,7 +179,8 @@ def _is_usage_priced(spec) -> bool:
 
 # An immediate plan change in the current period: the usage since it is rated at
 # the new version, the part before it was billed on the plan-change invoice.
-PLAN_CHANGED = Q(usage_from__gt=F("current_period_start"))
+# A deal (overrides of the version's terms) is the subscription's own: rated alone too.
+RATED_ALONE = Q(usage_from__gt=F("current_period_start")) | ~Q(overrides={})
 
 
 def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
@@ -189,8 +190,8 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
     priced with any minimum commitment true-up. Wallet-drawn usage (credits,
     balance) is revenue of the purchases that funded it, not projected here.
 
-    A subscription whose version prices usage, or whose plan changed immediately
-    in the period, is projected one by one at what usage_summary projects for it,
+    A subscription whose version prices usage, whose plan changed immediately
+    in the period or that has a deal, is projected one by one at what usage_summary projects for it,
     the figure /usage and the portal show:
     after a plan change, the part of the period before it at the earlier
     version's fees and invoiced usage, and the usage since it at the current
@@ -199,7 +200,7 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
     live = Subscription.objects.filter(status__in=Subscription.LIVE)
     groups = list(
         live.values("version_id", "status", "seats")
-        .annotate(n=Count("id"), changed=Count("id", filter=PLAN_CHANGED))
+        .annotate(n=Count("id"), changed=Count("id", filter=RATED_ALONE))
         .order_by("version_id", "status", "seats")
         .values_list("version_id", "status", "seats", "n", "changed")
     )
@@ -249,7 +250,7 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
     ).select_related("customer")
     if rate_each:
         first_partial = first_partial.exclude(version_id__in=usage_priced_versions).exclude(
-            PLAN_CHANGED
+            RATED_ALONE
         )
     for subscription in first_partial:
         spec = specs[subscription.version_id]
@@ -272,7 +273,7 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
         )
         return _sorted(projections), note
 
-    rated = live.filter(Q(version_id__in=usage_priced_versions) | PLAN_CHANGED).select_related(
+    rated = live.filter(Q(version_id__in=usage_priced_versions) | RATED_ALONE).select_related(
         "customer", "version__plan"
     )
     with meter_cache.pinned():

@@ -158,6 +158,10 @@ class Subscription(models.Model):
         "plans.PlanVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     cancel_at_period_end = models.BooleanField(default=False)
+    # A deal: the version's terms this subscription replaces (plans.overrides), and
+    # those that replace them from the next period (None: no change then).
+    overrides = models.JSONField(default=dict, blank=True)
+    next_overrides = models.JSONField(null=True, blank=True)
     canceled_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -311,33 +315,6 @@ class PlanMigrationItem(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.subscription_id} in migration {self.migration_id} ({self.status})"
-
-
-class BilledPeriod(models.Model):
-    """What a closed period billed for usage, per meter, so that usage arriving
-    late can be billed as the difference on a later invoice."""
-
-    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="billed")
-    version = models.ForeignKey("plans.PlanVersion", on_delete=models.PROTECT, related_name="+")
-    period_start = models.DateTimeField()
-    period_end = models.DateTimeField()
-    # The part of the period whose usage was billed: all of it, or the part
-    # before or after an immediate plan change.
-    usage_from = models.DateTimeField()
-    usage_to = models.DateTimeField()
-    # meter code (or "minimum_commitment") -> {"quantity": "...", "amount": "..."}
-    billed = models.JSONField(default=dict)
-
-    class Meta:
-        ordering = ["subscription", "period_start"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["subscription", "usage_from", "usage_to"], name="billed_period_once"
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.subscription_id} {self.usage_from:%Y-%m-%d}..{self.usage_to:%Y-%m-%d}"
 
 
 class Alert(models.Model):
@@ -498,5 +475,5 @@ class WebhookDelivery(models.Model):
         return f"{self.event_type} {self.event_id} to {self.endpoint_id} ({self.status})"
 
 
-# Progressive billing's record, in a module of its own (this one is long enough).
-from billing.threshold_models import ThresholdBilling  # noqa: E402, F401
+# The records of what was billed, in a module of their own (this one is long enough).
+from billing.billed_models import BilledPeriod, ThresholdBilling  # noqa: E402, F401

@@ -5,6 +5,7 @@ from billing.models import Subscription
 from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, MAX_ID_LENGTH, MAX_NAME_LENGTH
 from config.api import DecimalString
 from config.schema import ErrorDetailSerializer
+from plans.serializers import OverridesSerializer
 
 
 class AwareDateTimeField(serializers.DateTimeField):
@@ -27,12 +28,25 @@ class SubscriptionCreateSerializer(serializers.Serializer):
     start = AwareDateTimeField()
     seats = serializers.IntegerField(required=False, default=1)
     billing_anchor = serializers.CharField(required=False, default=Subscription.ANNIVERSARY)
+    overrides = OverridesSerializer(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="A deal: the version's terms this subscription replaces, from its start.",
+    )
 
 
 class SubscriptionSerializer(serializers.ModelSerializer):
     customer = serializers.CharField(source="customer.external_id")
     plan = serializers.CharField(source="version.plan.code")
     version = serializers.IntegerField(source="version.number")
+    overrides = OverridesSerializer(read_only=True, help_text="The deal in force: {} for none.")
+    overrides_next_period = OverridesSerializer(
+        source="next_overrides",
+        read_only=True,
+        allow_null=True,
+        help_text="The deal from the next period, when it changes then; null: no change.",
+    )
 
     class Meta:
         model = Subscription
@@ -48,6 +62,8 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "current_period_start",
             "current_period_end",
             "seats",
+            "overrides",
+            "overrides_next_period",
             "canceled_at",
             "ended_at",
         ]
@@ -58,6 +74,12 @@ class ChangePlanSerializer(serializers.Serializer):
     version = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
     effective = serializers.ChoiceField(choices=["immediate", "period_end"])
     at = AwareDateTimeField(required=False, allow_null=True, default=None)
+    overrides = OverridesSerializer(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The deal on the new version; a plan change drops the current one otherwise.",
+    )
 
 
 class CancelSerializer(serializers.Serializer):
@@ -68,6 +90,22 @@ class CancelSerializer(serializers.Serializer):
 class SeatsSerializer(serializers.Serializer):
     seats = serializers.IntegerField(min_value=1, max_value=1_000_000)
     at = AwareDateTimeField(required=False, allow_null=True, default=None)
+
+
+class SubscriptionPatchSerializer(SeatsSerializer):
+    """Seats (from `at`) and/or the deal (from the next period)."""
+
+    seats = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
+    overrides = OverridesSerializer(
+        required=False,
+        allow_null=True,
+        help_text="The deal from the next period ({} or null: none then).",
+    )
+
+    def validate(self, attrs):
+        if "seats" not in attrs and "overrides" not in attrs:
+            raise serializers.ValidationError({"seats": ["give seats and/or overrides"]})
+        return attrs
 
 
 MAX_MIGRATION_SUBSCRIPTIONS = 10_000

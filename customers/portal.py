@@ -16,7 +16,7 @@ from billing.usage.reads import subscription_live, usage_quantities
 from billing.usage.summary import period_usage
 from invoices.models import Invoice
 from plans.models import Meter
-from plans.selectors import version_spec
+from plans.overrides import subscription_spec
 from wallets.selectors import wallet_list
 
 SALT = "customers.portal"
@@ -151,7 +151,7 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
     )
     summary = usage.summary
     billing_uncovered = {
-        c.meter for c in version_spec(version=subscription.version).charges if c.bills_uncovered
+        c.meter for c in subscription_spec(subscription).charges if c.bills_uncovered
     }
     features = [
         FeatureUsage(

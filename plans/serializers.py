@@ -11,6 +11,7 @@ from billing.core.vocabulary import DRAWN_MODELS, WhenExhausted
 from billing.rating.pricing import PricingSpec, TierSpec
 from config.api import DecimalString, MoneyString
 from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion, TaxRate
+from plans.overrides import TERMS, ChargeOverride, Overrides
 from plans.validation import ChargeSpec, VersionSpec
 
 MAX_CHARGES = 100
@@ -166,24 +167,68 @@ def _charge_spec(data: dict) -> ChargeSpec:
         included_units=data["included_units"],
         credits_per_unit=data["credits_per_unit"],
         when_exhausted=data["when_exhausted"] or WhenExhausted.BLOCK.value,
-        pricing=None
-        if pricing is None
-        else PricingSpec(
-            scheme=pricing["scheme"],
-            unit_price=pricing["unit_price"],
-            package_size=pricing["package_size"],
-            package_price=pricing["package_price"],
-            tiers=tuple(
-                TierSpec(
-                    up_to=t["up_to"],
-                    unit_price=t["unit_price"],
-                    flat_fee=t["flat_fee"] if t["flat_fee"] is not None else Decimal(0),
-                )
-                for t in pricing["tiers"]
-            ),
-        ),
+        pricing=pricing_spec(pricing),
         pricing_currency=pricing["currency"] if pricing else None,
     )
+
+
+def pricing_spec(pricing: dict | None) -> PricingSpec | None:
+    """A PricingSerializer's validated data as the catalog's value."""
+    if pricing is None:
+        return None
+    return PricingSpec(
+        scheme=pricing["scheme"],
+        unit_price=pricing["unit_price"],
+        package_size=pricing["package_size"],
+        package_price=pricing["package_price"],
+        tiers=tuple(
+            TierSpec(
+                up_to=t["up_to"],
+                unit_price=t["unit_price"],
+                flat_fee=t["flat_fee"] if t["flat_fee"] is not None else Decimal(0),
+            )
+            for t in pricing["tiers"]
+        ),
+    )
+
+
+class ChargeOverrideSerializer(serializers.Serializer):
+    meter = serializers.CharField(max_length=255)
+    included_units = DecimalString(required=False, allow_null=True, default=None)
+    pricing = PricingSerializer(required=False, allow_null=True, default=None)
+
+
+class OverridesSerializer(serializers.Serializer):
+    """A deal: the version's terms a subscription replaces (null or absent: the
+    version's own)."""
+
+    base_fee = DecimalString(required=False, allow_null=True, default=None)
+    seat_price = DecimalString(required=False, allow_null=True, default=None)
+    minimum_commitment = DecimalString(required=False, allow_null=True, default=None)
+    progressive_billing_threshold = DecimalString(required=False, allow_null=True, default=None)
+    charges = serializers.ListField(
+        child=ChargeOverrideSerializer(), required=False, default=list, max_length=MAX_CHARGES
+    )
+
+    def to_representation(self, stored: dict) -> dict:
+        return stored
+
+    @staticmethod
+    def overrides(data: dict | None) -> Overrides | None:
+        """Validated data as the catalog's value (None: none given)."""
+        if data is None:
+            return None
+        return Overrides(
+            **{name: data[name] for name in TERMS},
+            charges=tuple(
+                ChargeOverride(
+                    meter=charge["meter"],
+                    included_units=charge["included_units"],
+                    pricing=pricing_spec(charge["pricing"]),
+                )
+                for charge in data["charges"]
+            ),
+        )
 
 
 class PlanVersionSerializer(serializers.ModelSerializer):

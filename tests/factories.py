@@ -234,3 +234,11 @@ def agents_catalog() -> PlanVersion:
     MeterFactory(code="agent_runs", event_name="agent.run")
     runs_100_pack()
     return published_version("agents", charges=(credits("agent_runs", 1),))
+
+
+def overrides_plan(*more_charges: ChargeSpec) -> PlanVersion:
+    """S21's plan `assistant`: 19.99 a month, 200 prompts included, 0.05 a prompt
+    beyond, then `more_charges`. Its meters must exist."""
+    return published_version(
+        "assistant", base_fee=D("19.99"), charges=(overage("prompts", 200, "0.05"), *more_charges)
+    )

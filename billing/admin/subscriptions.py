@@ -14,6 +14,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
+from billing.admin.deals import DealFields, deal_from, deal_setup, deal_text
 from billing.admin.plan_migrations import (
     MIGRATE_PERMISSION,
     MigrationConfirmForm,
@@ -29,7 +30,7 @@ from billing.models import (
     Subscription,
     SubscriptionChange,
 )
-from billing.subscriptions import bulk_migration, lifecycle
+from billing.subscriptions import bulk_migration, deals, lifecycle
 from plans.models import Plan, PlanVersion
 
 
@@ -69,10 +70,15 @@ class SubscriptionCreateForm(forms.ModelForm):
         )
 
 
-class SubscriptionChangeForm(forms.ModelForm):
+class SubscriptionChangeForm(DealFields, forms.ModelForm):
     """The changes ops make to a live subscription: another version (now,
-    prorated, or at period end) and the seat count. Saved through
-    billing.subscriptions.lifecycle."""
+    prorated, or at period end) and the seat count, and finance's deal from the
+    next period. Saved through billing.subscriptions.lifecycle and deals."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            deal_setup(self, self.instance)
 
     new_version = forms.ModelChoiceField(
         queryset=PlanVersion.objects.filter(status=PlanVersion.PUBLISHED).select_related("plan"),
@@ -114,11 +120,22 @@ class SubscriptionChangeForm(forms.ModelForm):
         self._each_change(
             cleaned, seats=lifecycle.subscription_set_seats, plan=lifecycle.subscription_change_plan
         )
+        if self.deal_changed():
+            deals.subscription_set_overrides(
+                subscription=self.instance, overrides=deal_from(cleaned)
+            )
+
+    def deal_changed(self) -> bool:
+        return any(name in self.changed_data for name in DealFields.FIELDS)
 
     def _each_change(self, cleaned, *, seats, plan) -> None:
         """Call `seats` for a new seat count and `plan` for a new version, in that
         order, with the same arguments whether checking or applying."""
         at = cleaned.get("at") or timezone.now()
+        if self.deal_changed():
+            version = cleaned.get("new_version") or self.instance.version
+            # The deal is checked against the version it will apply to.
+            deals.overrides_check(version=version, overrides=deal_from(cleaned))
         if cleaned.get("new_seats") and cleaned["new_seats"] != self.instance.seats:
             seats(subscription=self.instance, seats=cleaned["new_seats"], at=at)
         if cleaned.get("new_version"):
@@ -147,6 +164,7 @@ class SubscriptionAdmin(SimpleHistoryAdmin):
         "id",
         "customer",
         "version",
+        "deal_badge",
         "status",
         "seats",
         "current_period_start",
@@ -170,10 +188,27 @@ class SubscriptionAdmin(SimpleHistoryAdmin):
         "seats",
         "usage_from",
         "scheduled_version",
+        "deal",
+        "deal_next_period",
         "cancel_at_period_end",
         "canceled_at",
         "ended_at",
     ]
+
+    @admin.display(description="deal")
+    def deal_badge(self, obj: Subscription) -> str:
+        return "deal" if obj.overrides else ""
+
+    @admin.display(description="Deal (overrides of the plan)")
+    def deal(self, obj: Subscription) -> str:
+        return deal_text(obj.overrides, obj.version) or "-"
+
+    @admin.display(description="Deal from the next period")
+    def deal_next_period(self, obj: Subscription) -> str:
+        if obj.next_overrides is None:
+            return "unchanged"
+        version = obj.scheduled_version or obj.version
+        return deal_text(obj.next_overrides, version) or "none"
 
     def get_form(self, request, obj=None, **kwargs):
         kwargs["form"] = SubscriptionCreateForm if obj is None else SubscriptionChangeForm
@@ -182,7 +217,7 @@ class SubscriptionAdmin(SimpleHistoryAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["customer", "plan", "start", "seats", "billing_anchor"]
-        changes = ["new_version", "effective", "new_seats", "at"]
+        changes = ["new_version", "effective", "new_seats", "at", *DealFields.FIELDS]
         return [*self.readonly_fields, *(changes if obj.status in Subscription.LIVE else [])]
 
     def get_readonly_fields(self, request, obj=None):

@@ -1,5 +1,6 @@
 """Subscriptions: create, list, read, change seats, change plan, cancel."""
 
+from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import (
@@ -15,16 +16,17 @@ from billing.models import Subscription
 from billing.serializers import (
     CancelSerializer,
     ChangePlanSerializer,
-    SeatsSerializer,
     SubscriptionCreateSerializer,
+    SubscriptionPatchSerializer,
     SubscriptionSerializer,
 )
-from billing.subscriptions import lifecycle
+from billing.subscriptions import deals, lifecycle
 from config.schema import ErrorSerializer
 from customers.models import Customer
 from invoices.api import invoices_query
 from invoices.serializers import InvoiceSerializer
 from plans.models import Plan, PlanVersion
+from plans.serializers import OverridesSerializer
 
 
 def plan_or_400(code: str) -> Plan:
@@ -77,6 +79,7 @@ class SubscriptionListApi(APIView):
             version_number=data["version"],
             seats=data["seats"],
             billing_anchor=data["billing_anchor"],
+            overrides=OverridesSerializer.overrides(data["overrides"]),
         )
         return Response(
             SubscriptionSerializer(subscriptions_with_plans().get(pk=subscription.pk)).data,
@@ -97,16 +100,24 @@ class SubscriptionDetailApi(APIView):
             ).data
         )
 
-    @extend_schema(request=SeatsSerializer, responses=SubscriptionSerializer)
+    @extend_schema(request=SubscriptionPatchSerializer, responses=SubscriptionSerializer)
     def patch(self, request, subscription_id: int):
-        """Change the seat count, prorated by the second on the invoice that closes the period."""
+        """Change the seat count, prorated by the second on the invoice that closes the
+        period, and/or the deal (overrides) from the next period. Both or neither."""
         subscription = get_object_or_404(subscriptions_with_plans(), pk=subscription_id)
-        serializer = SeatsSerializer(data=request.data)
+        serializer = SubscriptionPatchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        lifecycle.subscription_set_seats(
-            subscription=subscription, seats=data["seats"], at=data["at"] or timezone.now()
-        )
+        with transaction.atomic():
+            if "overrides" in data:
+                deals.subscription_set_overrides(
+                    subscription=subscription,
+                    overrides=OverridesSerializer.overrides(data["overrides"]),
+                )
+            if "seats" in data:
+                lifecycle.subscription_set_seats(
+                    subscription=subscription, seats=data["seats"], at=data["at"] or timezone.now()
+                )
         return Response(
             SubscriptionSerializer(subscriptions_with_plans().get(pk=subscription_id)).data
         )
@@ -143,6 +154,7 @@ class SubscriptionChangePlanApi(APIView):
             version=version,
             effective=data["effective"],
             at=data["at"] or timezone.now(),
+            overrides=OverridesSerializer.overrides(data["overrides"]),
         )
         return _with_invoice(subscription_id, invoice)
 

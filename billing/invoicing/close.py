@@ -22,6 +22,7 @@ from billing.invoicing.period_lines import (
     line_inputs,
     next_period,
     next_period_fixed_lines,
+    overrides_next,
     plan_name,
     zone_of,
 )
@@ -31,7 +32,7 @@ from billing.rating import lines as rating
 from billing.usage.metering import meter_cache
 from invoices.models import Invoice
 from invoices.services import invoice_write_draft, invoices_finalize_due
-from plans.selectors import version_spec
+from plans.overrides import subscription_spec, terms_spec
 from plans.validation import VersionSpec
 from wallets.ledger import period_credits_grant
 
@@ -60,7 +61,7 @@ def subscription_start_invoice(*, subscription: Subscription) -> Invoice | None:
     a partial calendar month), and the plan's credits for it. None during a
     trial, which carries no fixed fee."""
     version = subscription.version
-    spec = version_spec(version=version)
+    spec = subscription_spec(subscription)
     grant_period_credits(subscription, spec)
     if subscription.status == Subscription.TRIALING:
         return None
@@ -98,7 +99,8 @@ def subscription_close_period(*, subscription_id: int, as_of: datetime) -> bool:
         start, end = subscription.current_period_start, subscription.current_period_end
         usage_from = subscription.usage_from or start
         next_version = subscription.scheduled_version or subscription.version
-        next_spec = version_spec(version=next_version)
+        next_overrides = overrides_next(subscription, next_version)
+        next_spec = terms_spec(version=next_version, overrides=next_overrides)
         next_start, next_end = next_period(subscription, next_spec)
         with wording.in_customer_language(subscription.customer.locale):
             lines = bill_usage(subscription, until=end)
@@ -121,17 +123,21 @@ def subscription_close_period(*, subscription_id: int, as_of: datetime) -> bool:
             if subscription.status == Subscription.TRIALING:
                 subscription.status = Subscription.ACTIVE
             subscription.version = next_version
+            subscription.overrides = next_overrides
             subscription.current_period_start, subscription.current_period_end = (
                 next_start,
                 next_end,
             )
         subscription.scheduled_version = None
+        subscription.next_overrides = None
         subscription.usage_from = None
         subscription.save(
             update_fields=[
                 "status",
                 "ended_at",
                 "version",
+                "overrides",
+                "next_overrides",
                 "current_period_start",
                 "current_period_end",
                 "scheduled_version",

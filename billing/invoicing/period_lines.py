@@ -24,7 +24,7 @@ from billing.usage.billed_parts import ThresholdBilled, threshold_billed
 from billing.usage.metering import meter_cache
 from billing.usage.priced import uncovered_usage
 from billing.usage.reads import usage_quantities
-from plans.selectors import version_spec
+from plans.overrides import subscription_spec, terms_spec
 from plans.validation import VersionSpec
 
 ONE = Decimal(1)
@@ -187,7 +187,7 @@ def late_usage_lines(
     lines: list[LineInput] = []
     periods = billed_periods_lock(subscription=subscription, ended_after=horizon, ended_by=before)
     for billed_period in periods:
-        spec = version_spec(version=billed_period.version)
+        spec = terms_spec(version=billed_period.version, overrides=billed_period.overrides)
         _rated, now_billed = rate_usage(
             subscription=subscription,
             spec=spec,
@@ -229,6 +229,16 @@ def late_usage_lines(
     return lines
 
 
+def overrides_next(subscription: Subscription, version) -> dict:
+    """The overrides of the subscription's next period on `version`: those set
+    for it, else the current ones while the version stays; a move to another
+    version drops them unless it repeats them (it sets those for the next
+    period)."""
+    if subscription.next_overrides is not None:
+        return subscription.next_overrides
+    return subscription.overrides if version.pk == subscription.version_id else {}
+
+
 def next_period(subscription: Subscription, spec: VersionSpec) -> tuple[datetime, datetime]:
     return period_containing(
         subscription.anchor_at,
@@ -243,7 +253,7 @@ def next_period_fixed_lines(*, subscription: Subscription, version) -> list[Line
     """The fixed fees (base fee, seats) of the period after the current one on
     `version`, as the close bills them in advance. Reads only: a migration at
     period end previews these."""
-    spec = version_spec(version=version)
+    spec = terms_spec(version=version, overrides=overrides_next(subscription, version))
     start, end = next_period(subscription, spec)
     # The period's invoice carries the version being left too (its usage): the
     # fees of another version of the same plan say which version they are.
@@ -265,7 +275,7 @@ def usage_so_far(subscription: Subscription, *, until: datetime) -> tuple[list[L
     usage bills per meter, threshold invoices included. Reads only."""
     start, end = subscription.current_period_start, subscription.current_period_end
     usage_from = subscription.usage_from or start
-    spec = version_spec(version=subscription.version)
+    spec = subscription_spec(subscription)
     usage, billed = rate_usage(
         subscription=subscription,
         spec=spec,
@@ -313,6 +323,7 @@ def record_billed(subscription: Subscription, *, until: datetime, billed: dict) 
         period_start=subscription.current_period_start,
         period_end=subscription.current_period_end,
         billed=billed,
+        overrides=subscription.overrides,
     )
 
 

@@ -27,7 +27,7 @@ from billing.rating import lines as rating
 from billing.usage.billed_parts import ThresholdBilled, threshold_billed
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
-from plans.selectors import version_spec
+from plans.overrides import subscription_spec
 
 ZERO = Decimal(0)
 
@@ -52,7 +52,7 @@ class _UsageDue:
 def _usage_due(subscription: Subscription, now: datetime) -> _UsageDue | None:
     """What the part of the period under way has not invoiced yet; None when the
     subscription has no threshold or no part under way."""
-    spec = version_spec(version=subscription.version)
+    spec = subscription_spec(subscription)
     threshold = spec.progressive_billing_threshold
     start, end = subscription.current_period_start, subscription.current_period_end
     usage_from = subscription.usage_from or start

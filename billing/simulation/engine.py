@@ -33,6 +33,7 @@ from billing.usage.priced import uncovered_usage
 from customers.models import Customer
 from plans.locks import price_simulation_lock
 from plans.models import Plan, PlanVersion, PriceSimulation, PriceSimulationRow
+from plans.overrides import deal_specs
 from plans.selectors import version_spec
 from plans.validation import VersionSpec
 
@@ -281,6 +282,10 @@ def _rate(
         label_text = version_label(current)
         if terms.changed:
             label_text += " (changed in the period)"
+        if subscription.overrides and current.pk == subscription.version_id:
+            # The customer's deal, on what it was billed and on the draft.
+            current_spec, spec = deal_specs(current_spec, spec, subscription.overrides)
+            label_text += " with a deal"
     codes = [c.meter for c in spec.charges]
     if current_spec is not None:
         codes += [c.meter for c in current_spec.charges]

@@ -30,13 +30,14 @@ from billing.models import (
 )
 from billing.rating import lines as rating
 from billing.rating.lines import LineInput
+from billing.subscriptions.deals import overrides_check
 from billing.usage.billed_parts import threshold_billed
 from customers.locks import customer_lock
 from customers.models import Customer
 from invoices.models import Invoice
 from invoices.services import invoice_write_draft
 from plans.models import Plan, PlanVersion
-from plans.selectors import version_spec
+from plans.overrides import Overrides, subscription_spec, terms_spec
 from plans.validation import VersionSpec
 
 MAX_SEATS = 1_000_000
@@ -111,11 +112,13 @@ def subscription_create(
     version_number: int | None = None,
     seats: int = 1,
     billing_anchor: str = Subscription.ANNIVERSARY,
+    overrides: Overrides | None = None,
 ) -> Subscription:
     """Subscribe a customer to a published version of a plan (the latest when
-    `version_number` is None), from `start`, which may be in the past. The first
-    period starts at `start`, and its fixed fees are invoiced in advance (a draft,
-    finalized by the close). Locks the customer row: a customer has at most one
+    `version_number` is None), from `start`, which may be in the past, with the
+    deal's `overrides` of its terms from the start. The first period starts at
+    `start`, and its fixed fees are invoiced in advance (a draft, finalized by
+    the close). Locks the customer row: a customer has at most one
     live subscription (also enforced by a partial unique index)."""
     version = subscription_create_check(
         customer=customer,
@@ -124,6 +127,7 @@ def subscription_create(
         seats=seats,
         billing_anchor=billing_anchor,
     )
+    stored_overrides = overrides_check(version=version, overrides=overrides)
     trialing = version.trial_days > 0
     # A trial is a first period of its own, without fixed fees; periods then run
     # from its end.
@@ -151,6 +155,7 @@ def subscription_create(
                 current_period_start=start,
                 current_period_end=period_end,
                 seats=seats,
+                overrides=stored_overrides,
             )
             SubscriptionChange.objects.create(
                 subscription=subscription,
@@ -305,9 +310,12 @@ class PlanChangeLines:
         return [*self.so_far, *self.credit, *self.charge]
 
 
-def plan_change_lines(*, subscription: Subscription, version, at: datetime) -> PlanChangeLines:
-    """The lines an immediate change of the subscription to `version` at `at`
-    invoices, for a change plan_change_check accepts. Reads only: a bulk
+def plan_change_lines(
+    *, subscription: Subscription, version, at: datetime, overrides: dict | None = None
+) -> PlanChangeLines:
+    """The lines an immediate change of the subscription to `version` (with the
+    stored `overrides` it repeats; none by default: a plan change drops them) at
+    `at` invoices, for a change plan_change_check accepts. Reads only: a bulk
     migration previews exactly what subscription_change_plan invoices."""
     with wording.in_customer_language(subscription.customer.locale):
         so_far, billed = usage_so_far(subscription, until=at)
@@ -317,7 +325,7 @@ def plan_change_lines(*, subscription: Subscription, version, at: datetime) -> P
             old = subscription.version
             credit = _proration(
                 subscription,
-                version_spec(version=old),
+                subscription_spec(subscription),
                 at=at,
                 kind=LineKind.PRORATION_CREDIT,
                 sign=-1,
@@ -325,7 +333,7 @@ def plan_change_lines(*, subscription: Subscription, version, at: datetime) -> P
             )
             charge = _proration(
                 subscription,
-                version_spec(version=version),
+                terms_spec(version=version, overrides=overrides),
                 at=at,
                 kind=LineKind.PRORATION_CHARGE,
                 sign=1,
@@ -335,9 +343,15 @@ def plan_change_lines(*, subscription: Subscription, version, at: datetime) -> P
 
 
 def subscription_change_plan(
-    *, subscription: Subscription, version, effective: str, at: datetime
+    *,
+    subscription: Subscription,
+    version,
+    effective: str,
+    at: datetime,
+    overrides: Overrides | None = None,
 ) -> tuple[Subscription, Invoice | None]:
-    """Move a subscription to another published version.
+    """Move a subscription to another published version, dropping its overrides
+    unless `overrides` repeats them (against the new version).
 
     `immediate`: an invoice now with the usage so far at the old version's
     prices, a credit for the unused part of the old fixed fees and a charge for
@@ -353,6 +367,7 @@ def subscription_change_plan(
         # The version as stored now, not as the caller last saw it.
         version = type(version).objects.select_related("plan").get(pk=version.pk)
         plan_change_check(subscription=subscription, version=version, effective=effective, at=at)
+        stored_overrides = overrides_check(version=version, overrides=overrides)
         old = subscription.version
         change = SubscriptionChange(
             subscription=subscription,
@@ -363,12 +378,15 @@ def subscription_change_plan(
         )
         if effective == "period_end":
             subscription.scheduled_version = version
-            subscription.save(update_fields=["scheduled_version"])
+            subscription.next_overrides = stored_overrides
+            subscription.save(update_fields=["scheduled_version", "next_overrides"])
             change.effective_at = subscription.current_period_end
             change.save()
             return subscription, None
         end = subscription.current_period_end
-        planned = plan_change_lines(subscription=subscription, version=version, at=at)
+        planned = plan_change_lines(
+            subscription=subscription, version=version, at=at, overrides=stored_overrides
+        )
         record_billed(subscription, until=at, billed=planned.billed)
         invoice = invoice_write_draft(
             customer=subscription.customer,
@@ -380,9 +398,11 @@ def subscription_change_plan(
             now=at,
         )
         subscription.version = version
+        subscription.overrides, subscription.next_overrides = stored_overrides, None
         subscription.usage_from = at
         subscription.scheduled_version = None
-        subscription.save(update_fields=["version", "usage_from", "scheduled_version"])
+        changed = ["version", "overrides", "next_overrides", "usage_from", "scheduled_version"]
+        subscription.save(update_fields=changed)
         change.effective_at = at
         change.details = {"invoice": invoice.pk, "total": str(invoice.total)}
         change.save()
@@ -423,7 +443,7 @@ def subscription_cancel(
             if subscription.status != Subscription.TRIALING:
                 lines += _proration(
                     subscription,
-                    version_spec(version=subscription.version),
+                    subscription_spec(subscription),
                     at=at,
                     kind=LineKind.PRORATION_CREDIT,
                     sign=-1,

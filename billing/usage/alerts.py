@@ -27,7 +27,7 @@ from billing.notifications.alerts import (
 )
 from billing.usage.metering import meter_cache
 from customers.models import Customer
-from plans.selectors import version_spec
+from plans.overrides import subscription_spec
 from plans.validation import VersionSpec
 
 HUNDRED = Decimal(100)
@@ -140,7 +140,7 @@ def usage_alerts_check(*, customer_ids, now: datetime) -> list[Alert]:
     )
     checks = []
     for subscription in subscriptions:
-        spec = version_spec(version=subscription.version)
+        spec = subscription_spec(subscription)
         window = _window(subscription, now)
         if window is not None:
             checks.append((subscription, spec, window))

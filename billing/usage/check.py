@@ -26,7 +26,7 @@ from billing.usage.reads import (
 )
 from customers.models import Customer
 from plans.models import Meter, Plan, PlanVersion
-from plans.selectors import version_spec
+from plans.overrides import subscription_spec
 from wallets import selectors as wallet_selectors
 
 ZERO = Decimal(0)
@@ -170,7 +170,7 @@ def usage_check(
     customer's live one (subscription_live). Reads only."""
     if subscription is None:
         return CheckResult(False, None, "no_subscription")
-    spec = version_spec(version=subscription.version)
+    spec = subscription_spec(subscription)
     charge = next((c for c in spec.charges if c.meter == meter_code), None)
     # A meter a published version charges is frozen: the cached definition is it.
     meter = meter_cache.by_code_frozen(meter_code) if charge is not None else None

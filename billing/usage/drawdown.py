@@ -13,7 +13,7 @@ from billing.usage import reads
 from billing.usage.metering import MeterDef, meter_cache
 from billing.usage.rollups import hour_of
 from plans.models import Charge, Meter, PlanVersion
-from plans.selectors import version_spec
+from plans.overrides import subscription_spec
 from wallets.drawdown import CustomerDraws, UsageDraw, usage_draw
 from wallets.models import Wallet
 
@@ -125,7 +125,7 @@ def uncovered_at(subscription: Subscription, timestamp: datetime) -> datetime:
 
 
 def _draws(subscription: Subscription, events: list, meters: dict, now: datetime) -> list:
-    spec = version_spec(version=subscription.version)
+    spec = subscription_spec(subscription)
     charges = {c.meter: c for c in spec.charges if c.model in DRAWN_MODELS}
     if not charges:
         return []

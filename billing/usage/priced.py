@@ -16,7 +16,7 @@ from billing.rating.pricing import price_units
 from billing.usage.billed_parts import earlier_parts, threshold_billed
 from billing.usage.reads import UsageLine, usage_lines
 from plans.models import Meter
-from plans.selectors import version_spec
+from plans.overrides import subscription_spec, terms_spec
 from plans.validation import VersionSpec
 from wallets import selectors as wallet_selectors
 from wallets.models import Wallet
@@ -85,7 +85,7 @@ def period_spend(
     more were used now, `adding_uncovered` units of it beyond what a credit
     wallet that bills when exhausted can pay. `quantities` (meter code ->
     quantity in the range) when the caller has read them already."""
-    version = version_spec(version=subscription.version)
+    version = subscription_spec(subscription)
     if quantities is None:
         lines = usage_lines(
             customer_id=subscription.customer_id, subscription=subscription, start=start, end=end
@@ -130,7 +130,7 @@ def usage_summary(
     invoiced extended linearly to the period's end, then priced, with any
     true-up). Fees and commitment count for the part of a whole period [start,
     end) is, as the close bills them (Subscription.whole_period)."""
-    version = version_spec(version=subscription.version)
+    version = subscription_spec(subscription)
     whole = subscription.whole_period(start, end, interval=version.interval)
     current = (start, end) == (subscription.current_period_start, subscription.current_period_end)
     usage_from = subscription.usage_from if current and subscription.usage_from else start
@@ -164,7 +164,7 @@ def usage_summary(
     for part in earlier:
         fixed += total(
             fixed_lines(
-                version_spec(version=part.version),
+                terms_spec(version=part.version, overrides=part.overrides),
                 plan_name=part.version.plan.name,
                 seats=subscription.seats,
                 label="",

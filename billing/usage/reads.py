@@ -29,7 +29,7 @@ from billing.usage.metering import (
 )
 from billing.usage.rollups import hour_of
 from plans.models import Meter
-from plans.selectors import version_spec
+from plans.overrides import subscription_spec
 
 ZERO = Decimal(0)
 
@@ -253,7 +253,7 @@ def usage_lines(
             UsageLine(m.code, m.aggregation, None, quantities[m.id], None, None) for m in meters
         ]
     # The version's charges from its spec: cached, as a published version never changes.
-    charges = version_spec(version=subscription.version).charges
+    charges = subscription_spec(subscription).charges
     by_code = {m.code: m for m in by_id.values()}
     meters = [by_code[c.meter] for c in charges if c.meter in by_code]
     quantities = usage_quantities(customer_id=customer_id, meters=meters, start=start, end=end)

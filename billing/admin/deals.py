@@ -1,0 +1,132 @@
+"""A subscription's deal in the admin: what it overrides of its version, in
+words beside the version's own values, and the fields finance sets it with
+(from the next period, through billing.subscriptions.deals)."""
+
+from decimal import Decimal
+
+from django import forms
+
+from billing.core import wording
+from billing.core.vocabulary import ALLOWANCE_MODELS
+from billing.models import Subscription
+from billing.rating.pricing import PER_UNIT, PricingSpec
+from plans.overrides import ChargeOverride, Overrides, overrides_from_json
+from plans.selectors import version_spec
+
+
+def _money(value: Decimal | None) -> str:
+    return "none" if value is None else f"{value:.2f}"
+
+
+def deal_text(stored: dict | None, version) -> str:
+    """'Base fee 99.00 (plan: 19.99); prompts: 1,000 included (plan: 200), 0.02 a
+    unit (plan: 0.05)'. Empty without overrides."""
+    overrides = overrides_from_json(stored)
+    if not overrides:
+        return ""
+    spec = version_spec(version=version)
+    parts = []
+    for name in ("base_fee", "seat_price", "minimum_commitment", "progressive_billing_threshold"):
+        value = getattr(overrides, name)
+        if value is not None:
+            label = name.replace("_", " ").capitalize()
+            parts.append(f"{label} {_money(value)} (plan: {_money(getattr(spec, name))})")
+    charges = {charge.meter: charge for charge in spec.charges}
+    for override in overrides.charges:
+        charge = charges.get(override.meter)
+        said = []
+        if override.included_units is not None:
+            plan_units = wording.quantity(charge.included_units or 0) if charge else "-"
+            said.append(
+                f"{wording.quantity(override.included_units)} included (plan: {plan_units})"
+            )
+        if override.pricing is not None:
+            said.append(
+                f"{_pricing(override.pricing)} (plan: {_pricing(charge and charge.pricing)})"
+            )
+        parts.append(f"{override.meter}: {', '.join(said)}")
+    return "; ".join(parts)
+
+
+def _pricing(pricing: PricingSpec | None) -> str:
+    if pricing is None:
+        return "-"
+    if pricing.scheme == PER_UNIT:
+        return f"{pricing.unit_price.normalize():f} a unit"
+    return f"{pricing.scheme} pricing"
+
+
+class DealFields(forms.Form):
+    """The deal's fields on a subscription's change form: each empty keeps the
+    version's value. One charge's included units and per-unit price at a time."""
+
+    deal_base_fee = forms.DecimalField(required=False, label="Deal: base fee")
+    deal_seat_price = forms.DecimalField(required=False, label="Deal: seat price")
+    deal_minimum_commitment = forms.DecimalField(required=False, label="Deal: minimum commitment")
+    deal_threshold = forms.DecimalField(required=False, label="Deal: progressive billing threshold")
+    deal_meter = forms.ChoiceField(required=False, label="Deal: charge")
+    deal_included_units = forms.DecimalField(required=False, label="Deal: included units")
+    deal_unit_price = forms.DecimalField(
+        required=False,
+        label="Deal: price a unit beyond",
+        help_text="The deal applies from the next period; empty fields keep the plan's values.",
+    )
+
+    FIELDS = [
+        "deal_base_fee",
+        "deal_seat_price",
+        "deal_minimum_commitment",
+        "deal_threshold",
+        "deal_meter",
+        "deal_included_units",
+        "deal_unit_price",
+    ]
+
+
+def deal_setup(form, subscription: Subscription) -> None:
+    """Offer the subscription's metered charges and show the deal in force next."""
+    version = subscription.scheduled_version or subscription.version
+    charges = [c for c in version_spec(version=version).charges if c.model in ALLOWANCE_MODELS]
+    form.fields["deal_meter"].choices = [("", "-")] + [(c.meter, c.meter) for c in charges]
+    stored = (
+        subscription.next_overrides
+        if subscription.next_overrides is not None
+        else subscription.overrides
+    )
+    overrides = overrides_from_json(stored)
+    form.initial.update(
+        deal_base_fee=overrides.base_fee,
+        deal_seat_price=overrides.seat_price,
+        deal_minimum_commitment=overrides.minimum_commitment,
+        deal_threshold=overrides.progressive_billing_threshold,
+    )
+    if overrides.charges:
+        charge = overrides.charges[0]
+        form.initial.update(
+            deal_meter=charge.meter,
+            deal_included_units=charge.included_units,
+            deal_unit_price=charge.pricing.unit_price
+            if charge.pricing and charge.pricing.scheme == PER_UNIT
+            else None,
+        )
+
+
+def deal_from(cleaned: dict) -> Overrides:
+    """The deal the fields describe."""
+    charges = ()
+    if cleaned.get("deal_meter"):
+        price = cleaned.get("deal_unit_price")
+        charges = (
+            ChargeOverride(
+                meter=cleaned["deal_meter"],
+                included_units=cleaned.get("deal_included_units"),
+                pricing=None if price is None else PricingSpec(PER_UNIT, unit_price=price),
+            ),
+        )
+    return Overrides(
+        base_fee=cleaned.get("deal_base_fee"),
+        seat_price=cleaned.get("deal_seat_price"),
+        minimum_commitment=cleaned.get("deal_minimum_commitment"),
+        progressive_billing_threshold=cleaned.get("deal_threshold"),
+        charges=charges,
+    )

@@ -1,0 +1,213 @@
+"""Per-subscription overrides of a version's terms (a negotiated deal): a base
+fee, seat price, minimum commitment or progressive billing threshold of its
+own, and per charge its included units and pricing, without copying the plan.
+
+An override replaces those fields of the version (or of the version's charge
+for that meter: same meter, same model); fields not given keep the version's
+value, so a later version of the plan still reaches the rest. The merged terms
+are validated as the catalog is (plans.validation), and every reader of a
+subscription's terms reads the merged spec (subscription_spec)."""
+
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from billing.core.errors import InvalidRequest
+from billing.core.vocabulary import ALLOWANCE_MODELS
+from billing.rating.pricing import PricingSpec, TierSpec
+from plans.selectors import version_spec
+from plans.validation import FieldErrors, VersionSpec, validate_version
+
+# The version's terms an override may replace.
+TERMS = ("base_fee", "seat_price", "minimum_commitment", "progressive_billing_threshold")
+
+
+@dataclass(frozen=True)
+class ChargeOverride:
+    meter: str
+    included_units: Decimal | None = None
+    pricing: PricingSpec | None = None
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What a subscription's deal replaces; None: the version's value."""
+
+    base_fee: Decimal | None = None
+    seat_price: Decimal | None = None
+    minimum_commitment: Decimal | None = None
+    progressive_billing_threshold: Decimal | None = None
+    charges: tuple[ChargeOverride, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.charges) or any(getattr(self, name) is not None for name in TERMS)
+
+
+def overrides_apply(spec: VersionSpec, overrides: Overrides) -> VersionSpec:
+    """The version's terms with the overrides in place of its own. Pure."""
+    if not overrides:
+        return spec
+    terms = {
+        name: getattr(overrides, name) for name in TERMS if getattr(overrides, name) is not None
+    }
+    by_meter = {charge.meter: charge for charge in overrides.charges}
+    charges = []
+    for charge in spec.charges:
+        override = by_meter.get(charge.meter)
+        if override is not None:
+            if override.included_units is not None:
+                charge = replace(charge, included_units=override.included_units)
+            if override.pricing is not None:
+                charge = replace(charge, pricing=override.pricing)
+        charges.append(charge)
+    return replace(spec, **terms, charges=tuple(charges))
+
+
+def overrides_validate(spec: VersionSpec, overrides: Overrides, *, known_meters) -> None:
+    """Raise InvalidRequest (paths under `overrides.`) unless the overrides fit the
+    version: each charge override names a meter the version charges, once, with
+    included units only for overage and hard-cap charges, and the merged terms
+    pass the catalog's validation."""
+    errors = FieldErrors("overrides.")
+    charged = {charge.meter: charge for charge in spec.charges}
+    seen: set[str] = set()
+    for index, override in enumerate(overrides.charges):
+        path = f"charges.{index}"
+        charge = charged.get(override.meter)
+        if charge is None:
+            errors.add(f"{path}.meter", f"the version has no charge for meter {override.meter!r}")
+            continue
+        if override.meter in seen:
+            errors.add(f"{path}.meter", f"meter {override.meter!r} is overridden twice")
+        seen.add(override.meter)
+        if override.included_units is not None and charge.model not in ALLOWANCE_MODELS:
+            errors.add(
+                f"{path}.included_units",
+                f"{charge.model} charges have no included units to override",
+            )
+    errors.raise_if_any("invalid overrides")
+    merged = overrides_apply(spec, overrides)
+    try:
+        validate_version(merged, known_meters=known_meters)
+    except InvalidRequest as error:
+        # The merged version's paths, told as the overrides' own.
+        index_of = {o.meter: i for i, o in enumerate(overrides.charges)}
+        fields: dict[str, list[str]] = {}
+        for path, texts in error.fields.items():
+            parts = path.split(".")
+            if parts[0] == "charges" and len(parts) > 1 and parts[1].isdigit():
+                meter = merged.charges[int(parts[1])].meter
+                parts[1] = str(index_of.get(meter, parts[1]))
+            fields.setdefault("overrides." + ".".join(parts), []).extend(texts)
+        first, texts = next(iter(fields.items()))
+        raise InvalidRequest(f"invalid overrides: {first}: {texts[0]}", fields=fields) from None
+
+
+def _number(value: Decimal | None) -> str | None:
+    """As given, in plain notation: '99.00' stays '99.00'."""
+    return None if value is None else format(value, "f")
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def pricing_to_json(pricing: PricingSpec) -> dict:
+    return {
+        "scheme": pricing.scheme,
+        "unit_price": _number(pricing.unit_price),
+        "package_size": _number(pricing.package_size),
+        "package_price": _number(pricing.package_price),
+        "tiers": [
+            {
+                "up_to": _number(tier.up_to),
+                "unit_price": _number(tier.unit_price),
+                "flat_fee": _number(tier.flat_fee),
+            }
+            for tier in pricing.tiers
+        ],
+    }
+
+
+def _pricing_from_json(data: dict) -> PricingSpec:
+    return PricingSpec(
+        scheme=data["scheme"],
+        unit_price=_decimal(data.get("unit_price")),
+        package_size=_decimal(data.get("package_size")),
+        package_price=_decimal(data.get("package_price")),
+        tiers=tuple(
+            TierSpec(
+                up_to=_decimal(tier.get("up_to")),
+                unit_price=_decimal(tier["unit_price"]),
+                flat_fee=_decimal(tier.get("flat_fee")) or Decimal(0),
+            )
+            for tier in data.get("tiers", ())
+        ),
+    )
+
+
+def overrides_to_json(overrides: Overrides) -> dict:
+    """As a subscription stores them and the API shows them: only what is given."""
+    stored: dict = {
+        name: _number(getattr(overrides, name))
+        for name in TERMS
+        if getattr(overrides, name) is not None
+    }
+    if overrides.charges:
+        stored["charges"] = [
+            {
+                "meter": charge.meter,
+                **(
+                    {}
+                    if charge.included_units is None
+                    else {"included_units": _number(charge.included_units)}
+                ),
+                **({} if charge.pricing is None else {"pricing": pricing_to_json(charge.pricing)}),
+            }
+            for charge in overrides.charges
+        ]
+    return stored
+
+
+def overrides_from_json(stored: dict | None) -> Overrides:
+    if not stored:
+        return Overrides()
+    return Overrides(
+        **{name: _decimal(stored.get(name)) for name in TERMS},
+        charges=tuple(
+            ChargeOverride(
+                meter=charge["meter"],
+                included_units=_decimal(charge.get("included_units")),
+                pricing=_pricing_from_json(charge["pricing"]) if charge.get("pricing") else None,
+            )
+            for charge in stored.get("charges", ())
+        ),
+    )
+
+
+def terms_spec(*, version, overrides: dict | None) -> VersionSpec:
+    """A version's terms with stored overrides applied (a subscription's, or a
+    billed period's)."""
+    spec = version_spec(version=version)
+    return overrides_apply(spec, overrides_from_json(overrides)) if overrides else spec
+
+
+def subscription_spec(subscription) -> VersionSpec:
+    """The terms a subscription is billed on: its version's, with its overrides."""
+    return terms_spec(version=subscription.version, overrides=subscription.overrides)
+
+
+def deal_specs(current: VersionSpec, draft: VersionSpec, stored: dict):
+    """The current version's and the draft's terms for a customer with a deal:
+    its overrides of the terms, and of each charge the draft still has with the
+    same consumption model (the others are the draft's own). Pure."""
+    overrides = overrides_from_json(stored)
+    models = {charge.meter: charge.model for charge in current.charges}
+    kept = tuple(
+        override
+        for override in overrides.charges
+        if any(c.meter == override.meter and c.model == models.get(c.meter) for c in draft.charges)
+    )
+    return (
+        overrides_apply(current, overrides),
+        overrides_apply(draft, replace(overrides, charges=kept)),
+    )

@@ -1,0 +1,247 @@
+"""Deals (SCENARIOS.md S21, the override half): a subscription's overrides of
+its version's terms, from the API to the invoice, /usage, the check, a
+simulation of a draft and a plan change. Exact amounts."""
+
+from datetime import UTC, datetime
+from decimal import Decimal as D
+
+import pytest
+import time_machine
+
+from billing.invoicing.close import periods_close
+from billing.models import Subscription
+from billing.simulation.engine import simulation_rate_customer
+from billing.usage.ingestion import events_ingest
+from invoices.models import Invoice
+from plans.models import PlanVersion
+from tests.factories import (
+    MeterFactory,
+    PlanVersionFactory,
+    check_v1,
+    credits,
+    overage,
+    overrides_plan,
+)
+
+pytestmark = pytest.mark.django_db
+
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+NOV_20 = datetime(2026, 11, 20, tzinfo=UTC)
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+ENTERPRISE = {
+    "base_fee": "99.00",
+    "charges": [
+        {
+            "meter": "prompts",
+            "included_units": "1000",
+            "pricing": {"scheme": "per_unit", "unit_price": "0.02"},
+        }
+    ],
+}
+
+
+@pytest.fixture
+def plan(db):
+    """S21's plan: 19.99, 200 prompts included, 0.05 beyond."""
+    MeterFactory(code="prompts", name="Prompts", event_name="prompt")
+    MeterFactory(code="agent_runs", name="Agent runs", event_name="agent.run")
+    return overrides_plan(credits("agent_runs", 1))
+
+
+def subscribe(api, **body) -> dict:
+    response = api.post(
+        "/api/v1/subscriptions",
+        {"customer": "acme", "plan": "assistant", "start": NOV_1.isoformat(), **body},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def prompts(count: int, at: datetime = NOV_20) -> None:
+    events = [
+        {
+            "id": f"p{at:%d}-{i}",
+            "customer": "acme",
+            "event_name": "prompt",
+            "timestamp": at.isoformat(),
+        }
+        for i in range(count)
+    ]
+    for first in range(0, count, 1000):
+        assert events_ingest(events=events[first : first + 1000], now=at).rejected == []
+
+
+def lines(invoice: Invoice) -> list[tuple]:
+    return [
+        (x.kind, x.description, x.quantity, x.unit_price, x.amount) for x in invoice.lines.all()
+    ]
+
+
+def test_s21_an_enterprise_override_is_billed_for_a_month(api, acme, plan):
+    # given: base 99.00, 1,000 prompts included, 0.02 beyond, from the start
+    body = subscribe(api, overrides=ENTERPRISE)
+    assert body["overrides"] == ENTERPRISE | {
+        "charges": [
+            {
+                "meter": "prompts",
+                "included_units": "1000",
+                "pricing": {
+                    "scheme": "per_unit",
+                    "unit_price": "0.02",
+                    "package_size": None,
+                    "package_price": None,
+                    "tiers": [],
+                },
+            }
+        ]
+    }
+
+    # when: 1,500 prompts in November
+    prompts(1500)
+
+    # then: /usage and the check read the deal
+    with time_machine.travel(NOV_20, tick=False):
+        usage = api.get("/api/v1/customers/acme/usage").json()
+        check = check_v1(
+            api.post(
+                "/api/v1/customers/acme/check", {"meter": "prompts", "quantity": 1}, format="json"
+            ).json()
+        )
+    (line, _runs) = usage["lines"]
+    assert (line["included"], line["billable"], line["amount"]) == ("1000", "500", "10.00")
+    assert (usage["base_fee"], usage["subtotal"]) == ("99.00", "109.00")
+    assert (check["included"], check["remaining"]) == ("1000", "0")
+
+    # and the month costs 99.00 in advance and 500 x 0.02 = 10.00 at the close
+    periods_close(as_of=DEC_1)
+    start = Invoice.objects.get(reason=Invoice.START)
+    assert lines(start) == [("base_fee", "Assistant (Nov 2026)", D(1), D("99.00"), D("99.00"))]
+    closing = Invoice.objects.get(reason=Invoice.PERIOD)
+    assert lines(closing)[0] == (
+        "overage",
+        "Prompts over 1,000 included",
+        D(500),
+        D("0.02"),
+        D("10.00"),
+    )
+    assert start.subtotal + lines(closing)[0][4] == D("109.00")
+
+
+def test_a_change_of_the_deal_applies_from_the_next_period(api, acme, plan):
+    body = subscribe(api)
+    with time_machine.travel(NOV_20, tick=False):
+        response = api.patch(
+            f"/api/v1/subscriptions/{body['id']}",
+            {"overrides": {"base_fee": "79.00"}},
+            format="json",
+        )
+    assert response.status_code == 200, response.content
+    assert (response.json()["overrides"], response.json()["overrides_next_period"]) == (
+        {},
+        {"base_fee": "79.00"},
+    )
+
+    periods_close(as_of=DEC_1)
+
+    closing = Invoice.objects.get(reason=Invoice.PERIOD)
+    assert [(x.kind, x.amount) for x in closing.lines.all()] == [("base_fee", D("79.00"))]
+    subscription = Subscription.objects.get()
+    assert (subscription.overrides, subscription.next_overrides) == ({"base_fee": "79.00"}, None)
+    # The history records the change.
+    assert [h.next_overrides for h in subscription.history.order_by("history_id")][-2:] == [
+        {"base_fee": "79.00"},
+        None,
+    ]
+
+
+def test_a_plan_change_drops_the_deal_unless_it_repeats_it(api, acme, plan):
+    body = subscribe(api, overrides=ENTERPRISE)
+    PlanVersionFactory(
+        plan=plan.plan, base_fee=D("29.99"), charges=(overage("prompts", 300, "0.04"),)
+    )
+    url = f"/api/v1/subscriptions/{body['id']}/change-plan"
+    with time_machine.travel(NOV_20, tick=False):
+        dropped = api.post(url, {"plan": "assistant", "effective": "period_end"}, format="json")
+    assert dropped.json()["overrides_next_period"] == {}
+
+    with time_machine.travel(NOV_20, tick=False):
+        repeated = api.post(
+            url,
+            {
+                "plan": "assistant",
+                "effective": "period_end",
+                "overrides": {"base_fee": "89.00"},
+            },
+            format="json",
+        )
+    assert repeated.json()["overrides_next_period"] == {"base_fee": "89.00"}
+    periods_close(as_of=DEC_1)
+    closing = Invoice.objects.get(reason=Invoice.PERIOD)
+    assert [(x.kind, x.amount) for x in closing.lines.all()][-1] == ("base_fee", D("89.00"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "path", "message"),
+    [
+        (
+            {"charges": [{"meter": "sms", "included_units": "5"}]},
+            "overrides.charges.0.meter",
+            "the version has no charge for meter 'sms'",
+        ),
+        (
+            {"charges": [{"meter": "agent_runs", "included_units": "5"}]},
+            "overrides.charges.0.included_units",
+            "credits charges have no included units to override",
+        ),
+        ({"base_fee": "-1"}, "overrides.base_fee", "must not be negative"),
+        ({"base_fee": "1.001"}, "overrides.base_fee", None),
+        (
+            {"charges": [{"meter": "prompts", "pricing": {"scheme": "per_unit"}}]},
+            "overrides.charges.0.pricing.unit_price",
+            "this field is required",
+        ),
+        ({"base_fee": "NaN"}, "overrides.base_fee", None),
+        ({"charges": "prompts"}, "overrides.charges", None),
+    ],
+)
+def test_bad_overrides_are_refused_and_change_nothing(api, acme, plan, overrides, path, message):
+    response = api.post(
+        "/api/v1/subscriptions",
+        {
+            "customer": "acme",
+            "plan": "assistant",
+            "start": NOV_1.isoformat(),
+            "overrides": overrides,
+        },
+        format="json",
+    )
+
+    assert response.status_code == 400, response.content
+    fields = response.json()["error"]["fields"]
+    assert path in fields, fields
+    if message is not None:
+        assert fields[path] == [message]
+    assert not Subscription.objects.exists()
+    assert not Invoice.objects.exists()
+
+
+def test_a_draft_simulated_for_a_customer_with_a_deal_keeps_the_deal(api, acme, plan):
+    # given: the enterprise deal and 1,500 prompts in November
+    subscribe(api, overrides=ENTERPRISE)
+    prompts(1500)
+    draft = PlanVersionFactory(
+        plan=plan.plan,
+        status=PlanVersion.DRAFT,
+        base_fee=D("24.99"),
+        charges=(overage("prompts", 100, "0.04"),),
+    )
+
+    # when: the draft is simulated on November
+    rated = simulation_rate_customer(
+        customer=acme, version=draft, period_start=NOV_1, period_end=DEC_1
+    )
+
+    # then: the deal holds on both (base 99.00, 1,000 included at 0.02)
+    assert (rated.current_total, rated.simulated_total) == (D("109.00"), D("109.00"))
+    assert rated.current_version_label.endswith("with a deal")
