@@ -237,6 +237,9 @@ class MigrationPreviewRowSerializer(serializers.Serializer):
     subscription = serializers.IntegerField()
     customer = serializers.CharField()
     skipped = serializers.CharField(allow_null=True, help_text="Why it does not move.")
+    drops_deal = serializers.BooleanField(
+        help_text="The subscription has a deal (overrides) that the move drops."
+    )
     # immediate: usage, credit, charge, total; period_end: next_fees, total.
     usage = DecimalString(required=False, allow_null=True)
     credit = DecimalString(required=False, allow_null=True)

@@ -95,6 +95,7 @@ def _preview_body(preview: bulk_migration.MigrationPreview) -> dict:
                 "subscription": row.subscription.pk,
                 "customer": row.subscription.customer.external_id,
                 "skipped": row.skipped or None,
+                "drops_deal": row.drops_deal,
                 **{name: money(getattr(row, name)) for name in names},
             }
             for row in preview.rows

@@ -234,6 +234,8 @@ def overrides_next(subscription: Subscription, version) -> dict:
     for it, else the current ones while the version stays; a move to another
     version drops them unless it repeats them (it sets those for the next
     period)."""
+    if version.pk != (subscription.scheduled_version_id or subscription.version_id):
+        return {}  # a preview of a move elsewhere
     if subscription.next_overrides is not None:
         return subscription.next_overrides
     return subscription.overrides if version.pk == subscription.version_id else {}

@@ -53,6 +53,13 @@ class MigrationRow:
     lines: tuple[LineInput, ...] = ()
 
     @property
+    def drops_deal(self) -> bool:
+        """The subscription has a deal (overrides) that the move drops."""
+        return not self.skipped and bool(
+            self.subscription.overrides or self.subscription.next_overrides
+        )
+
+    @property
     def total(self) -> Decimal | None:
         if self.skipped:
             return None

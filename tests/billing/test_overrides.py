@@ -245,3 +245,37 @@ def test_a_draft_simulated_for_a_customer_with_a_deal_keeps_the_deal(api, acme, 
     # then: the deal holds on both (base 99.00, 1,000 included at 0.02)
     assert (rated.current_total, rated.simulated_total) == (D("109.00"), D("109.00"))
     assert rated.current_version_label.endswith("with a deal")
+
+
+def test_a_bulk_migration_preview_bills_the_deal_so_far_and_says_it_is_dropped(api, acme, plan):
+    # given: the enterprise deal and 1,500 prompts by 20 Nov; v2 at 29.99, 300 included
+    body = subscribe(api, overrides=ENTERPRISE)
+    prompts(1500)
+    PlanVersionFactory(
+        plan=plan.plan, base_fee=D("29.99"), charges=(overage("prompts", 300, "0.04"),)
+    )
+
+    # when: a move to v2 on 21 Nov 00:00 is previewed (10 of 30 days left)
+    with time_machine.travel(NOV_20, tick=False):
+        response = api.post(
+            "/api/v1/plan-migrations/preview",
+            {
+                "subscriptions": [body["id"]],
+                "plan": "assistant",
+                "version": 2,
+                "effective": "immediate",
+                "at": "2026-11-21T00:00:00Z",
+            },
+            format="json",
+        )
+
+    # then: the usage so far at the deal's prices (500 x 0.02), the deal's base fee
+    # credited (99.00 x 10/30) and v2's charged without it (29.99 x 10/30)
+    assert response.status_code == 200, response.content
+    (row,) = response.json()["rows"]
+    assert (row["drops_deal"], row["usage"], row["credit"], row["charge"]) == (
+        True,
+        "10.00",
+        "-33.00",
+        "10.00",
+    )
