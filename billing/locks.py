@@ -1,10 +1,10 @@
 """Row locks on subscriptions and what belongs to them, in one place.
 
 The order, whenever a transaction takes several locks: the customer
-(customers.locks), its subscription, the subscription's billed periods, the
-invoices it writes (invoices.locks), then wallets (wallets.locks); several rows
-of one table in primary-key order. Bulk migrations lock their migration, then
-one item, then that item's subscription."""
+(customers.locks), its subscription, a coupon it redeems (plans.locks), the
+subscription's billed periods, the invoices it writes (invoices.locks), then
+wallets (wallets.locks); several rows of one table in primary-key order. Bulk
+migrations lock their migration, then one item, then that item's subscription."""
 
 from datetime import datetime
 

@@ -475,5 +475,6 @@ class WebhookDelivery(models.Model):
         return f"{self.event_type} {self.event_id} to {self.endpoint_id} ({self.status})"
 
 
-# The records of what was billed, in a module of their own (this one is long enough).
+# The records of what was billed and coupons' discounts, in modules of their own.
 from billing.billed_models import BilledPeriod, ThresholdBilling  # noqa: E402, F401
+from billing.discount_models import Discount  # noqa: E402, F401

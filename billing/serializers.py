@@ -1,24 +1,13 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.core.periods import parse_instant
-from billing.models import Subscription
+from billing.core.money import format_money, format_percentage
+from billing.core.vocabulary import CouponDuration
+from billing.models import Discount, Subscription
 from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, MAX_ID_LENGTH, MAX_NAME_LENGTH
-from config.api import DecimalString
+from config.api import AwareDateTimeField, DecimalString
 from config.schema import ErrorDetailSerializer
 from plans.serializers import OverridesSerializer
-
-
-class AwareDateTimeField(serializers.DateTimeField):
-    """ISO 8601 with an offset; a time without one is refused rather than guessed."""
-
-    def to_internal_value(self, value):
-        expected = "ISO 8601 with an offset, e.g. 2026-11-01T00:00:00Z"
-        if not isinstance(value, str):
-            self.fail("invalid", format=expected)
-        try:
-            return parse_instant(value)
-        except ValueError:
-            self.fail("invalid", format=expected)
 
 
 class SubscriptionCreateSerializer(serializers.Serializer):
@@ -36,6 +25,46 @@ class SubscriptionCreateSerializer(serializers.Serializer):
     )
 
 
+class DiscountSerializer(serializers.Serializer):
+    """A coupon redeemed on a subscription, as it runs."""
+
+    coupon = serializers.CharField()
+    name = serializers.CharField()
+    percent_off = DecimalString(allow_null=True)
+    amount_off = DecimalString(allow_null=True)
+    currency = serializers.CharField(allow_null=True)
+    duration = serializers.ChoiceField(choices=CouponDuration.values)
+    periods_applied = serializers.IntegerField(
+        min_value=0, help_text="Period invoices it discounted so far."
+    )
+    periods_left = serializers.IntegerField(
+        allow_null=True, help_text="Period invoices it still discounts; null: forever."
+    )
+    created_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField(allow_null=True)
+
+    def to_representation(self, discount: Discount):
+        coupon = discount.coupon
+        percent_off, amount_off = coupon.percent_off, coupon.amount_off
+        when = serializers.DateTimeField().to_representation
+        return {
+            "coupon": coupon.code,
+            "name": coupon.name,
+            "percent_off": None if percent_off is None else format_percentage(percent_off),
+            "amount_off": None if amount_off is None else format_money(amount_off, coupon.currency),
+            "currency": coupon.currency or None,
+            "duration": coupon.duration,
+            "periods_applied": discount.periods_applied,
+            "periods_left": discount.periods_left,
+            "created_at": when(discount.created_at),
+            "ended_at": when(discount.ended_at) if discount.ended_at else None,
+        }
+
+
+class DiscountCreateSerializer(serializers.Serializer):
+    coupon = serializers.CharField(max_length=255, help_text="The coupon's code.")
+
+
 class SubscriptionSerializer(serializers.ModelSerializer):
     customer = serializers.CharField(source="customer.external_id")
     plan = serializers.CharField(source="version.plan.code")
@@ -46,6 +75,9 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         read_only=True,
         allow_null=True,
         help_text="The deal from the next period, when it changes then; null: no change.",
+    )
+    discount = serializers.SerializerMethodField(
+        help_text="The coupon discounting its period invoices; null: none."
     )
 
     class Meta:
@@ -66,7 +98,15 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "overrides_next_period",
             "canceled_at",
             "ended_at",
+            "discount",
         ]
+
+    @extend_schema_field(DiscountSerializer(allow_null=True))
+    def get_discount(self, subscription: Subscription) -> dict | None:
+        discount = (
+            subscription.discounts.select_related("coupon").filter(ended_at__isnull=True).first()
+        )
+        return None if discount is None else DiscountSerializer(discount).data
 
 
 class ChangePlanSerializer(serializers.Serializer):

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 
 from billing.core.errors import BillingError
 from billing.core.money import format_decimal, format_money, storable_exactly
+from billing.core.periods import parse_instant
 from billing.core.storable import (
     may_hold_unstorable_text,
     reject_json_constant,
@@ -274,3 +275,16 @@ class MoneyString(DecimalString):
     def to_representation(self, value):
         amount, currency = value
         return None if amount is None else format_money(Decimal(amount), currency)
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """ISO 8601 with an offset; a time without one is refused rather than guessed."""
+
+    def to_internal_value(self, value):
+        expected = "ISO 8601 with an offset, e.g. 2026-11-01T00:00:00Z"
+        if not isinstance(value, str):
+            self.fail("invalid", format=expected)
+        try:
+            return parse_instant(value)
+        except ValueError:
+            self.fail("invalid", format=expected)

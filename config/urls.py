@@ -30,6 +30,8 @@ api_v1 = [
     path("credit-packs/<str:code>", plans_api.CreditPackDetailApi.as_view()),
     path("tax-rates", plans_api.TaxRateListApi.as_view()),
     path("tax-rates/<str:code>", plans_api.TaxRateDetailApi.as_view()),
+    path("coupons", plans_api.CouponListApi.as_view()),
+    path("coupons/<str:code>", plans_api.CouponDetailApi.as_view()),
     path("customers", customers_api.CustomerListApi.as_view()),
     path("customers/<str:external_id>", customers_api.CustomerDetailApi.as_view()),
     path("customers/<str:external_id>/usage", usage.UsageApi.as_view()),
@@ -58,6 +60,10 @@ api_v1 = [
     ),
     path(
         "subscriptions/<int:subscription_id>/cancel", subscriptions.SubscriptionCancelApi.as_view()
+    ),
+    path(
+        "subscriptions/<int:subscription_id>/discounts",
+        subscriptions.SubscriptionDiscountsApi.as_view(),
     ),
     path("plan-migrations", plan_migrations.PlanMigrationListApi.as_view()),
     path("plan-migrations/preview", plan_migrations.PlanMigrationPreviewApi.as_view()),

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET
 
 from billing.core import wording
 from billing.core.money import format_decimal, format_money
+from billing.invoicing.discounts import running_discount
 from billing.models import Alert
 from customers.models import Customer
 from customers.portal import (
@@ -105,6 +106,19 @@ def _chart(chart) -> dict:
     }
 
 
+def _discount(subscription) -> dict | None:
+    """The coupon discounting the subscription's period invoices, and for how long."""
+    discount = running_discount(subscription) if subscription is not None else None
+    if discount is None:
+        return None
+    coupon = discount.coupon
+    if coupon.percent_off is not None:
+        off = f"{format_decimal(coupon.percent_off)}%"
+    else:
+        off = f"{format_money(coupon.amount_off, coupon.currency)} {coupon.currency}"
+    return {"name": coupon.name, "off": off, "periods_left": discount.periods_left}
+
+
 @require_GET
 def portal_page(request, token: str):
     try:
@@ -179,6 +193,7 @@ def portal_page(request, token: str):
             }
             for f in overview.features
         ],
+        "discount": _discount(overview.subscription),
         "subtotal": money(overview.subtotal),
         "invoiced": money(overview.invoiced) if overview.invoiced else None,
         "projected_total": money(overview.projected_total),

@@ -14,8 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.core.errors import InvalidRequest
-from billing.serializers import AwareDateTimeField
-from config.api import CursorPagination
+from config.api import AwareDateTimeField, CursorPagination
 from invoices import credit_notes, selectors, services, settlement
 from invoices.models import CreditNote, Invoice
 from invoices.serializers import (

@@ -12,6 +12,7 @@ from django.db import transaction
 
 from billing.core.errors import Conflict
 from billing.core.money import quantize_money
+from billing.core.vocabulary import LineKind
 from invoices import collection, emails
 from invoices.credit_balance import credit_balance_apply, credit_balance_from_negative_invoice
 from invoices.credit_notes import credit_note_for_void
@@ -57,14 +58,19 @@ def invoice_write_draft(
     lock and move its period on in the same transaction, so an invoice is written
     once per (subscription, reason, period); a unique constraint refuses a second
     (the caller's transaction then fails whole). Each line's amount is rounded
-    once; the total is their sum."""
+    once; the total is their sum: the subtotal (every line but the discount
+    lines), less the discount (those lines, negated), plus the tax on the two."""
     currency = customer.currency
     amounts = [quantize_money(line.amount, currency) for line in lines]
-    subtotal = sum(amounts, ZERO)
+    # Discount lines (negative) are the invoice's discount, not part of its
+    # subtotal: tax is on what is left, and total = subtotal - discount + tax.
+    discounted = [line.kind == LineKind.DISCOUNT for line in lines]
+    subtotal = sum((a for a, off in zip(amounts, discounted, strict=True) if not off), ZERO)
+    discount = ZERO - sum((a for a, off in zip(amounts, discounted, strict=True) if off), ZERO)
     # The customer's rates now, unless the caller names the ones a sale was
     # priced with (a purchase paid through Stripe: tax charged at its order).
     rates = customer_tax_rates(customer) if tax_rates is None else tax_rates
-    taxes = tax_lines(rates=rates, taxable=subtotal, currency=currency)
+    taxes = tax_lines(rates=rates, taxable=subtotal - discount, currency=currency)
     tax = sum((line.amount for line in taxes), ZERO)
     details = {
         "customer": customer,
@@ -72,8 +78,9 @@ def invoice_write_draft(
         "customer_snapshot": customer_snapshot(customer),
         "created_at": now,
         "subtotal": subtotal,
+        "discount": discount,
         "tax": tax,
-        "total": subtotal + tax,
+        "total": subtotal - discount + tax,
     }
     with transaction.atomic():
         invoice = Invoice.objects.create(

@@ -477,4 +477,4 @@ class CreditPackAdmin(SimpleHistoryAdmin):
 
 
 # Registered with the admin site by being imported.
-from plans import tax_rates_admin  # noqa: E402, F401
+from plans import coupons_admin, tax_rates_admin  # noqa: E402, F401

@@ -7,9 +7,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import CursorPagination
-from plans import selectors, services
-from plans.models import CreditPack, Meter, Plan, PlanVersion, TaxRate
+from plans import coupons, selectors, services
+from plans.models import Coupon, CreditPack, Meter, Plan, PlanVersion, TaxRate
 from plans.serializers import (
+    CouponSerializer,
+    CouponUpdateSerializer,
     CreditPackSerializer,
     MeterSerializer,
     PlanCreateSerializer,
@@ -192,3 +194,34 @@ class TaxRateDetailApi(APIView):
             **_tax_rate_values(serializer.validated_data),
         )
         return Response(TaxRateSerializer(rate).data)
+
+
+class CouponListApi(APIView):
+    pagination_class = CursorPagination
+
+    @extend_schema(responses=CouponSerializer(many=True))
+    def get(self, request):
+        return paginated(self, request, Coupon.objects.all(), CouponSerializer)
+
+    @extend_schema(request=CouponSerializer, responses={201: CouponSerializer})
+    def post(self, request):
+        serializer = CouponSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        coupon = coupons.coupon_create(**serializer.validated_data)
+        return Response(CouponSerializer(coupon).data, status=status.HTTP_201_CREATED)
+
+
+class CouponDetailApi(APIView):
+    @extend_schema(responses=CouponSerializer)
+    def get(self, request, code: str):
+        return Response(CouponSerializer(get_object_or_404(Coupon, code=code)).data)
+
+    @extend_schema(request=CouponUpdateSerializer, responses=CouponSerializer)
+    def patch(self, request, code: str):
+        """Rename or archive (active false) a coupon; its terms never change."""
+        serializer = CouponUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        coupon = coupons.coupon_update(
+            coupon=get_object_or_404(Coupon, code=code), **serializer.validated_data
+        )
+        return Response(CouponSerializer(coupon).data)

@@ -1,8 +1,9 @@
 """Row locks on the catalog, in one place: a write to a meter, a plan, a version
 or a credit pack holds its row, and a new version holds its plan (numbering).
-Price simulations are claimed under their row lock too."""
+Price simulations are claimed under their row lock too. A coupon is redeemed
+under its row lock (taken after the subscription's: billing.locks)."""
 
-from plans.models import CreditPack, Meter, Plan, PlanVersion, PriceSimulation, TaxRate
+from plans.models import Coupon, CreditPack, Meter, Plan, PlanVersion, PriceSimulation, TaxRate
 
 
 def meter_lock(meter_id: int) -> Meter:
@@ -35,3 +36,7 @@ def price_simulation_lock(simulation_id: int) -> PriceSimulation:
 
 def tax_rate_lock(rate_id: int) -> TaxRate:
     return TaxRate.objects.select_for_update().get(pk=rate_id)
+
+
+def coupon_lock(coupon_id: int) -> Coupon:
+    return Coupon.objects.select_for_update().get(pk=coupon_id)

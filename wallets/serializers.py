@@ -2,8 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.core.money import format_decimal, format_money
-from billing.serializers import AwareDateTimeField
-from config.api import DecimalString
+from config.api import AwareDateTimeField, DecimalString
 from wallets.models import CreditBlock, LedgerEntry, Wallet
 
 MAX_PRIORITY = 1_000_000

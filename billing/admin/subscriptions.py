@@ -15,6 +15,7 @@ from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
 from billing.admin.deals import DealFields, deal_from, deal_setup, deal_text
+from billing.admin.discounts import discount_summary
 from billing.admin.plan_migrations import (
     MIGRATE_PERMISSION,
     MigrationConfirmForm,
@@ -186,6 +187,7 @@ class SubscriptionAdmin(SimpleHistoryAdmin):
         "current_period_start",
         "current_period_end",
         "seats",
+        "discount",
         "usage_from",
         "scheduled_version",
         "deal",
@@ -240,6 +242,10 @@ class SubscriptionAdmin(SimpleHistoryAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="discount (coupon)")
+    def discount(self, subscription: Subscription) -> str:
+        return discount_summary(subscription)
 
     @admin.action(description="Cancel at the end of the current period", permissions=["change"])
     def cancel_at_period_end(self, request, queryset):

@@ -1,4 +1,4 @@
-"""Subscriptions: create, list, read, change seats, change plan, cancel."""
+"""Subscriptions: create, list, read, change seats, change plan, cancel, redeem a coupon."""
 
 from django.db import transaction
 from django.shortcuts import get_object_or_404
@@ -16,11 +16,13 @@ from billing.models import Subscription
 from billing.serializers import (
     CancelSerializer,
     ChangePlanSerializer,
+    DiscountCreateSerializer,
+    DiscountSerializer,
     SubscriptionCreateSerializer,
     SubscriptionPatchSerializer,
     SubscriptionSerializer,
 )
-from billing.subscriptions import deals, lifecycle
+from billing.subscriptions import deals, discounts, lifecycle
 from config.schema import ErrorSerializer
 from customers.models import Customer
 from invoices.api import invoices_query
@@ -170,3 +172,29 @@ class SubscriptionCancelApi(APIView):
             subscription=subscription, effective=data["effective"], at=data["at"] or timezone.now()
         )
         return _with_invoice(subscription_id, invoice)
+
+
+class SubscriptionDiscountsApi(APIView):
+    @extend_schema(
+        request=DiscountCreateSerializer,
+        responses={
+            201: DiscountSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="Unknown coupon."),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The coupon is archived, past its redeem_by, at its redemption "
+                "limit or off in another currency, or the subscription has a discount running "
+                "or is not live. Nothing changed.",
+            ),
+        },
+    )
+    def post(self, request, subscription_id: int):
+        """Redeem a coupon: a discount on the subscription's next period invoices."""
+        subscription = get_object_or_404(Subscription, pk=subscription_id)
+        serializer = DiscountCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        coupon = discounts.coupon_or_400(serializer.validated_data["coupon"])
+        discount = discounts.discount_redeem(
+            subscription=subscription, coupon=coupon, now=timezone.now()
+        )
+        return Response(DiscountSerializer(discount).data, status=status.HTTP_201_CREATED)

@@ -44,4 +44,13 @@ class LineKind(models.TextChoices):
     CREDITS = "credits", _("Credits purchase")
     TOP_UP = "top_up", _("Balance top-up")
     CREDITS_APPLIED = "credits_applied", _("Credits applied")
+    DISCOUNT = "discount", _("Discount")
     TAX = "tax", _("Tax")
+
+
+class CouponDuration(models.TextChoices):
+    """How many period invoices a coupon's discount applies to."""
+
+    ONCE = "once", "Once: the next period invoice"
+    REPEATING = "repeating", "Repeating: the next N period invoices"
+    FOREVER = "forever", "Forever: every period invoice"

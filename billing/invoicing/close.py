@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 
 from billing.core import wording
+from billing.invoicing.discounts import discounts_end, period_discount_lines
 from billing.invoicing.period_lines import (
     bill_usage,
     first_period_fraction,
@@ -89,7 +90,8 @@ def subscription_start_invoice(*, subscription: Subscription) -> Invoice | None:
 def subscription_close_period(*, subscription_id: int, as_of: datetime) -> bool:
     """Close the subscription's current period if it ended at or before `as_of`:
     write its draft invoice (usage in arrears, late usage, the next period's fixed
-    fees in advance), apply a change scheduled for the period's end, and advance.
+    fees in advance, then a running discount's line: billing.invoicing.discounts),
+    apply a change scheduled for the period's end, and advance.
     One transaction, the subscription row locked. False when nothing was due."""
     with transaction.atomic():
         subscription = subscription_lock(subscription_id)
@@ -107,6 +109,13 @@ def subscription_close_period(*, subscription_id: int, as_of: datetime) -> bool:
             lines += late_usage_lines(subscription=subscription, before=usage_from, zone=zone)
             if not subscription.cancel_at_period_end:
                 lines += next_period_fixed_lines(subscription=subscription, version=next_version)
+            # Then the discount, before tax (invoice_write_draft taxes what is left).
+            lines += period_discount_lines(
+                subscription=subscription,
+                lines=lines,
+                currency=subscription.customer.currency,
+                at=end,
+            )
         invoice_write_draft(
             customer=subscription.customer,
             subscription=subscription,
@@ -119,6 +128,7 @@ def subscription_close_period(*, subscription_id: int, as_of: datetime) -> bool:
         if subscription.cancel_at_period_end:
             subscription.status = Subscription.ENDED
             subscription.ended_at = end
+            discounts_end(subscription=subscription, at=end)
         else:
             if subscription.status == Subscription.TRIALING:
                 subscription.status = Subscription.ACTIVE

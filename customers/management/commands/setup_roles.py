@@ -23,10 +23,10 @@ def view(*models: str) -> list[str]:
 
 
 CATALOG = ("plans.meter", "plans.plan", "plans.planversion", "plans.charge", "plans.pricetier")
-CATALOG_VIEW = view(*CATALOG, "plans.creditpack", "plans.taxrate")
+CATALOG_VIEW = view(*CATALOG, "plans.creditpack", "plans.taxrate", "plans.coupon")
 # A page's read-only inlines are shown to whoever may view their model.
 CUSTOMERS_VIEW = view("customers.customer")
-SUBSCRIPTIONS_VIEW = view("billing.subscription", "billing.subscriptionchange")
+SUBSCRIPTIONS_VIEW = view("billing.subscription", "billing.subscriptionchange", "billing.discount")
 INVOICES_VIEW = view(
     "invoices.invoice",
     "invoices.invoiceline",
@@ -50,6 +50,8 @@ FINANCE = [
     *perms("plans.creditpack", "add", "change", "view"),
     # Tax rates: archived (changed), never deleted once used (the admin refuses).
     *perms("plans.taxrate", "add", "change", "view", "delete"),
+    # Coupons: archived (changed), never deleted once redeemed (the admin refuses).
+    *perms("plans.coupon", "add", "change", "view", "delete"),
     "plans.publish_planversion",
     "plans.archive_planversion",
     # Price simulations (plans.PriceSimulation).

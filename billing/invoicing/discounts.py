@@ -1,0 +1,94 @@
+"""The close's discount step: after usage and the true-up, before tax (which
+invoices.services computes on the subtotal less the discount). A subscription's
+running discount takes `percent_off` of the period invoice's subtotal, rounded
+half up once to the currency's minor unit, or its `amount_off` capped at the
+subtotal, as one line of kind `discount` with a negative amount: never below
+zero, and nothing off a subtotal at or below zero. Only period invoices are
+discounted: not the start, plan-change, cancel, purchase or threshold ones.
+
+The caller (the close) holds the subscription's row lock; every write to a
+discount happens under it (billing.subscriptions.discounts takes it too)."""
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+from billing.core import l10n
+from billing.core.money import quantize_money
+from billing.core.vocabulary import LineKind
+from billing.models import Discount, Subscription
+from billing.rating.lines import LineInput
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+
+
+def running_discount(subscription: Subscription) -> Discount | None:
+    """The subscription's discount still running, with its coupon (at most one)."""
+    return (
+        Discount.objects.select_related("coupon")
+        .filter(subscription=subscription, ended_at__isnull=True)
+        .first()
+    )
+
+
+def discount_amount(discount: Discount, *, subtotal: Decimal, currency: str) -> Decimal:
+    """What the discount takes off an invoice of this subtotal (rounded lines'
+    sum): positive, at most the subtotal; zero for a subtotal at or below zero,
+    and for an amount off in another currency (redemption refuses one)."""
+    coupon = discount.coupon
+    if subtotal <= 0:
+        return ZERO
+    if coupon.is_percent:
+        return min(subtotal, quantize_money(subtotal * coupon.percent_off / HUNDRED, currency))
+    if coupon.currency != currency:
+        return ZERO
+    return min(subtotal, coupon.amount_off)
+
+
+def _description(discount: Discount, currency: str) -> str:
+    coupon = discount.coupon
+    locale = translation.get_language()
+    if coupon.is_percent:
+        off = l10n.format_percent(coupon.percent_off, locale=locale)
+    else:
+        off = l10n.format_money_text(coupon.amount_off, currency, locale=locale)
+    return _("%(coupon)s: %(off)s off") % {"coupon": coupon.name, "off": off}
+
+
+def period_discount_lines(
+    *, subscription: Subscription, lines: list[LineInput], currency: str, at: datetime
+) -> list[LineInput]:
+    """The discount line of the period invoice made of `lines`, and one period of
+    the running discount used (whether or not the subtotal left anything to take
+    off): a discount with no period left is ended at `at`. [] without one."""
+    discount = running_discount(subscription)
+    if discount is None:
+        return []
+    subtotal = sum((quantize_money(line.amount, currency) for line in lines), ZERO)
+    amount = discount_amount(discount, subtotal=subtotal, currency=currency)
+    discount.periods_applied += 1
+    if discount.periods_left is not None:
+        discount.periods_left -= 1
+        if discount.periods_left == 0:
+            discount.ended_at = at
+    discount.save(update_fields=["periods_applied", "periods_left", "ended_at"])
+    if amount <= 0:
+        return []
+    return [
+        LineInput(
+            kind=LineKind.DISCOUNT,
+            description=_description(discount, currency),
+            meter=None,
+            quantity=Decimal(1),
+            unit_price=None,
+            amount=-amount,
+        )
+    ]
+
+
+def discounts_end(*, subscription: Subscription, at: datetime) -> None:
+    """End the subscription's running discount: the subscription ended."""
+    Discount.objects.filter(subscription=subscription, ended_at__isnull=True).update(ended_at=at)
