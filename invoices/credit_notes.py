@@ -30,6 +30,7 @@ from invoices.sequences import next_number
 from invoices.taxes import TaxLine, tax_lines_read
 
 ZERO = Decimal(0)
+ONE = Decimal(1)
 CREDITABLE = (Invoice.FINALIZED, Invoice.UNCOLLECTIBLE, Invoice.PAID)
 MAX_LINES = 500
 
@@ -94,12 +95,18 @@ def _check_lines(
 ) -> list[tuple[InvoiceLine, Decimal]]:
     """The invoice lines credited and their amounts; 400 for a line of another
     invoice, one listed twice, an amount not above zero, finer than the currency's
-    minor unit, or above what is left uncredited on the line."""
+    minor unit, or above what is left uncredited on the line (of its share after
+    the invoice's discount)."""
     if not lines:
         raise InvalidRequest("a credit note needs at least one line", fields={"lines": ["empty"]})
     if len(lines) > MAX_LINES:
         raise InvalidRequest(f"at most {MAX_LINES} lines", fields={"lines": ["too many"]})
     by_id = {line.pk: line for line in invoice.lines.all()}
+    # A discounted invoice charged each line its share of what is left after the
+    # discount: no more than that share of a line is credited.
+    share = ONE
+    if invoice.discount and invoice.subtotal > 0:
+        share = invoice.taxable_amount / invoice.subtotal
     errors: dict[str, list[str]] = {}
     seen: set[int] = set()
     chosen = []
@@ -113,7 +120,10 @@ def _check_lines(
             errors[f"{path}.invoice_line"] = ["listed twice"]
             continue
         seen.add(line.invoice_line)
-        left = invoice_line.amount - credited.get(invoice_line.pk, ZERO)
+        charged = invoice_line.amount
+        if share != ONE and charged > 0:
+            charged = quantize_money(charged * share, invoice.currency)
+        left = charged - credited.get(invoice_line.pk, ZERO)
         amount = line.amount
         if not amount.is_finite() or amount <= 0:
             errors[f"{path}.amount"] = ["must be greater than zero"]

@@ -199,7 +199,8 @@ def subscription_spec(subscription) -> VersionSpec:
 def deal_specs(current: VersionSpec, draft: VersionSpec, stored: dict):
     """The current version's and the draft's terms for a customer with a deal:
     its overrides of the terms, and of each charge the draft still has with the
-    same consumption model (the others are the draft's own). Pure."""
+    same consumption model (the others are the draft's own); and the meters whose
+    override the draft could not keep. Pure."""
     overrides = overrides_from_json(stored)
     models = {charge.meter: charge.model for charge in current.charges}
     kept = tuple(
@@ -207,7 +208,9 @@ def deal_specs(current: VersionSpec, draft: VersionSpec, stored: dict):
         for override in overrides.charges
         if any(c.meter == override.meter and c.model == models.get(c.meter) for c in draft.charges)
     )
+    dropped = [o.meter for o in overrides.charges if o not in kept]
     return (
         overrides_apply(current, overrides),
         overrides_apply(draft, replace(overrides, charges=kept)),
+        dropped,
     )

@@ -83,23 +83,20 @@ class DealFields(forms.Form):
     ]
 
 
+def stored_deal(subscription: Subscription) -> dict:
+    """The deal of the subscription's next period, as stored."""
+    if subscription.next_overrides is not None:
+        return subscription.next_overrides
+    return subscription.overrides
+
+
 def deal_setup(form, subscription: Subscription) -> None:
     """Offer the subscription's metered charges and show the deal in force next."""
     version = subscription.scheduled_version or subscription.version
     charges = [c for c in version_spec(version=version).charges if c.model in ALLOWANCE_MODELS]
     form.fields["deal_meter"].choices = [("", "-")] + [(c.meter, c.meter) for c in charges]
-    stored = (
-        subscription.next_overrides
-        if subscription.next_overrides is not None
-        else subscription.overrides
-    )
-    overrides = overrides_from_json(stored)
-    form.initial.update(
-        deal_base_fee=overrides.base_fee,
-        deal_seat_price=overrides.seat_price,
-        deal_minimum_commitment=overrides.minimum_commitment,
-        deal_threshold=overrides.progressive_billing_threshold,
-    )
+    overrides = overrides_from_json(stored_deal(subscription))
+    form.initial.update({field: getattr(overrides, name) for field, name in TERM_FIELDS.items()})
     if overrides.charges:
         charge = overrides.charges[0]
         form.initial.update(
@@ -111,22 +108,37 @@ def deal_setup(form, subscription: Subscription) -> None:
         )
 
 
-def deal_from(cleaned: dict) -> Overrides:
-    """The deal the fields describe."""
-    charges = ()
-    if cleaned.get("deal_meter"):
-        price = cleaned.get("deal_unit_price")
-        charges = (
-            ChargeOverride(
-                meter=cleaned["deal_meter"],
-                included_units=cleaned.get("deal_included_units"),
-                pricing=None if price is None else PricingSpec(PER_UNIT, unit_price=price),
-            ),
-        )
-    return Overrides(
-        base_fee=cleaned.get("deal_base_fee"),
-        seat_price=cleaned.get("deal_seat_price"),
-        minimum_commitment=cleaned.get("deal_minimum_commitment"),
-        progressive_billing_threshold=cleaned.get("deal_threshold"),
-        charges=charges,
-    )
+# The form's field of each of the version's terms a deal replaces.
+TERM_FIELDS = {
+    "deal_base_fee": "base_fee",
+    "deal_seat_price": "seat_price",
+    "deal_minimum_commitment": "minimum_commitment",
+    "deal_threshold": "progressive_billing_threshold",
+}
+CHARGE_FIELDS = {"deal_meter", "deal_included_units", "deal_unit_price"}
+
+
+def deal_from(cleaned: dict, *, stored: dict, changed) -> Overrides:
+    """The stored deal with what the form changed: each term changed (emptied:
+    the plan's value again), and the chosen charge's included units and per-unit
+    price; the deal's other charges, and a pricing the form cannot show, stay."""
+    current = overrides_from_json(stored)
+    terms = {name: getattr(current, name) for name in TERM_FIELDS.values()}
+    for field, name in TERM_FIELDS.items():
+        if field in changed:
+            terms[name] = cleaned.get(field)
+    charges = list(current.charges)
+    meter = cleaned.get("deal_meter")
+    if meter and CHARGE_FIELDS & set(changed):
+        old = next((c for c in charges if c.meter == meter), None)
+        included = old.included_units if old else None
+        pricing = old.pricing if old else None
+        if "deal_included_units" in changed or old is None:
+            included = cleaned.get("deal_included_units")
+        if "deal_unit_price" in changed or old is None:
+            price = cleaned.get("deal_unit_price")
+            pricing = None if price is None else PricingSpec(PER_UNIT, unit_price=price)
+        new = ChargeOverride(meter=meter, included_units=included, pricing=pricing)
+        charges = [new if c.meter == meter else c for c in charges] if old else [*charges, new]
+    kept = tuple(c for c in charges if c.included_units is not None or c.pricing is not None)
+    return Overrides(**terms, charges=kept)

@@ -14,7 +14,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
-from billing.admin.deals import DealFields, deal_from, deal_setup, deal_text
+from billing.admin.deals import DealFields, deal_from, deal_setup, deal_text, stored_deal
 from billing.admin.discounts import discount_summary
 from billing.admin.plan_migrations import (
     MIGRATE_PERMISSION,
@@ -122,9 +122,10 @@ class SubscriptionChangeForm(DealFields, forms.ModelForm):
             cleaned, seats=lifecycle.subscription_set_seats, plan=lifecycle.subscription_change_plan
         )
         if self.deal_changed():
-            deals.subscription_set_overrides(
-                subscription=self.instance, overrides=deal_from(cleaned)
-            )
+            # As stored now: a plan change just made may have dropped the deal.
+            fresh = Subscription.objects.get(pk=self.instance.pk)
+            deal = deal_from(cleaned, stored=stored_deal(fresh), changed=self.changed_data)
+            deals.subscription_set_overrides(subscription=fresh, overrides=deal)
 
     def deal_changed(self) -> bool:
         return any(name in self.changed_data for name in DealFields.FIELDS)
@@ -136,7 +137,8 @@ class SubscriptionChangeForm(DealFields, forms.ModelForm):
         if self.deal_changed():
             version = cleaned.get("new_version") or self.instance.version
             # The deal is checked against the version it will apply to.
-            deals.overrides_check(version=version, overrides=deal_from(cleaned))
+            deal = deal_from(cleaned, stored=stored_deal(self.instance), changed=self.changed_data)
+            deals.overrides_check(version=version, overrides=deal)
         if cleaned.get("new_seats") and cleaned["new_seats"] != self.instance.seats:
             seats(subscription=self.instance, seats=cleaned["new_seats"], at=at)
         if cleaned.get("new_version"):

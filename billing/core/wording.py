@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext, pgettext
 
 from billing.core.periods import month_start
+from billing.core.vocabulary import LineKind
 
 LANGUAGES = ("en", "fr", "de")
 
@@ -110,3 +111,25 @@ def proration(start: datetime, end: datetime, *, whole: tuple[datetime, datetime
     ).format(
         days=quantity(days), whole_days=quantity(whole_days), dates=date_range(start, end, zone)
     )
+
+
+def proration_description(*, fee_kind: str, sign: int, name: str, seats: int, days: str) -> str:
+    """'Unused time on Chat Growth (v1), 15 of 30 days (16 Nov - 30 Nov 2026)', or
+    the same for the seats of that version."""
+    if fee_kind == LineKind.SEATS:
+        if sign < 0:
+            text = ngettext(
+                "Unused time on {count} seat of {plan}, {days}",
+                "Unused time on {count} seats of {plan}, {days}",
+                seats,
+            )
+        else:
+            text = ngettext(
+                "Remaining time on {count} seat of {plan}, {days}",
+                "Remaining time on {count} seats of {plan}, {days}",
+                seats,
+            )
+        return text.format(count=quantity(seats), plan=name, days=days)
+    if sign < 0:
+        return _("Unused time on {plan}, {days}").format(plan=name, days=days)
+    return _("Remaining time on {plan}, {days}").format(plan=name, days=days)

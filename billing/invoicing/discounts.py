@@ -23,6 +23,7 @@ from billing.rating.lines import LineInput
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
+USAGE_INVOICED = LineKind.USAGE_INVOICED
 
 
 def running_discount(subscription: Subscription) -> Discount | None:
@@ -34,18 +35,27 @@ def running_discount(subscription: Subscription) -> Discount | None:
     )
 
 
-def discount_amount(discount: Discount, *, subtotal: Decimal, currency: str) -> Decimal:
+def discount_amount(
+    discount: Discount, *, subtotal: Decimal, currency: str, billed_earlier: Decimal = ZERO
+) -> Decimal:
     """What the discount takes off an invoice of this subtotal (rounded lines'
     sum): positive, at most the subtotal; zero for a subtotal at or below zero,
-    and for an amount off in another currency (redemption refuses one)."""
+    and for an amount off in another currency (redemption refuses one).
+
+    With threshold invoices in the period (never discounted themselves), the
+    discount is of the period's whole amount, `billed_earlier` included, and at
+    most that: the period's invoices together are discounted as one closing
+    invoice would be, and the closing one may fall below zero (what it owes then
+    goes to the customer's credit balance)."""
     coupon = discount.coupon
-    if subtotal <= 0:
+    whole = subtotal + billed_earlier
+    if whole <= 0:
         return ZERO
     if coupon.is_percent:
-        return min(subtotal, quantize_money(subtotal * coupon.percent_off / HUNDRED, currency))
+        return min(whole, quantize_money(whole * coupon.percent_off / HUNDRED, currency))
     if coupon.currency != currency:
         return ZERO
-    return min(subtotal, coupon.amount_off)
+    return min(whole, coupon.amount_off)
 
 
 def _description(discount: Discount, currency: str) -> str:
@@ -68,7 +78,13 @@ def period_discount_lines(
     if discount is None:
         return []
     subtotal = sum((quantize_money(line.amount, currency) for line in lines), ZERO)
-    amount = discount_amount(discount, subtotal=subtotal, currency=currency)
+    billed_earlier = -sum(
+        (quantize_money(line.amount, currency) for line in lines if line.kind == USAGE_INVOICED),
+        ZERO,
+    )
+    amount = discount_amount(
+        discount, subtotal=subtotal, currency=currency, billed_earlier=billed_earlier
+    )
     discount.periods_applied += 1
     if discount.periods_left is not None:
         discount.periods_left -= 1

@@ -7,9 +7,8 @@ bills with: the base fee and seats of the period, the priced usage of each
 charge and the minimum commitment true-up, every line rounded once as on an
 invoice. Left out: proration (plan and seat changes within the period) and late
 usage. Credit and balance charges are drawn from wallets as usage happens and
-are on no invoice, so they add nothing here, except the usage the customer's
-wallets could not pay for in the period, which a charge that bills when its
-wallet runs dry bills at its pricing.
+are on no invoice, so they add nothing here, except what a charge that bills
+when its wallet runs dry bills for the usage the wallet could not pay for.
 """
 
 import logging
@@ -28,6 +27,7 @@ from billing.core.periods import INTERVAL_MONTHS, add_months_clamped, month_star
 from billing.invoicing import period_lines
 from billing.models import Subscription, SubscriptionChange
 from billing.rating import lines as rating
+from billing.usage.billed_parts import overrides_billed
 from billing.usage.metering import meter_cache
 from billing.usage.priced import uncovered_usage
 from customers.models import Customer
@@ -282,10 +282,10 @@ def _rate(
         label_text = version_label(current)
         if terms.changed:
             label_text += " (changed in the period)"
-        if subscription.overrides and current.pk == subscription.version_id:
-            # The customer's deal, on what it was billed and on the draft.
-            current_spec, spec = deal_specs(current_spec, spec, subscription.overrides)
-            label_text += " with a deal"
+        deal = overrides_billed(subscription, period_start=period_start, version=current)
+        if deal:  # the customer's deal, on what it was billed and on the draft
+            current_spec, spec, dropped = deal_specs(current_spec, spec, deal)
+            label_text += " with a deal" + (f" (not on {', '.join(dropped)})" if dropped else "")
     codes = [c.meter for c in spec.charges]
     if current_spec is not None:
         codes += [c.meter for c in current_spec.charges]

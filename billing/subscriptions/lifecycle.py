@@ -7,14 +7,13 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
-from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from billing.core import wording
 from billing.core.errors import Conflict, InvalidRequest, NotFound
 from billing.core.periods import period_boundary
 from billing.core.vocabulary import LineKind
 from billing.invoicing.close import subscription_start_invoice
+from billing.invoicing.discounts import discounts_end
 from billing.invoicing.period_lines import (
     bill_usage,
     proration_text,
@@ -207,28 +206,6 @@ def _check_in_period(subscription: Subscription, at: datetime, *, after_change: 
             )
 
 
-def _proration_description(*, fee_kind: str, sign: int, name: str, seats: int, days: str) -> str:
-    """'Unused time on Chat Growth (v1), 15 of 30 days (16 Nov - 30 Nov 2026)', or
-    the same for the seats of that version."""
-    if fee_kind == LineKind.SEATS:
-        if sign < 0:
-            text = ngettext(
-                "Unused time on {count} seat of {plan}, {days}",
-                "Unused time on {count} seats of {plan}, {days}",
-                seats,
-            )
-        else:
-            text = ngettext(
-                "Remaining time on {count} seat of {plan}, {days}",
-                "Remaining time on {count} seats of {plan}, {days}",
-                seats,
-            )
-        return text.format(count=wording.quantity(seats), plan=name, days=days)
-    if sign < 0:
-        return _("Unused time on {plan}, {days}").format(plan=name, days=days)
-    return _("Remaining time on {plan}, {days}").format(plan=name, days=days)
-
-
 def _proration(
     subscription: Subscription, spec: VersionSpec, *, at: datetime, kind: str, sign: int, version
 ) -> list[LineInput]:
@@ -247,7 +224,7 @@ def _proration(
     return [
         LineInput(
             kind,
-            _proration_description(
+            wording.proration_description(
                 fee_kind=line.kind,
                 sign=sign,
                 name=version_name(version),
@@ -461,8 +438,11 @@ def subscription_cancel(
         subscription.status = Subscription.CANCELED
         subscription.canceled_at = subscription.ended_at = at
         subscription.save(update_fields=["status", "canceled_at", "ended_at"])
-        change.effective_at = at
-        change.details = {"invoice": invoice.pk, "total": str(invoice.total)}
+        discounts_end(subscription=subscription, at=at)  # nothing left to discount
+        change.effective_at, change.details = (
+            at,
+            {"invoice": invoice.pk, "total": str(invoice.total)},
+        )
         change.save()
     return subscription, invoice
 

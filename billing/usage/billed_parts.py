@@ -28,6 +28,23 @@ def earlier_parts(
     )
 
 
+def overrides_billed(subscription: Subscription, *, period_start: datetime, version) -> dict:
+    """The deal (overrides) a period of the subscription on `version` was billed
+    on: as its close recorded it, else (a period not closed yet) the current one
+    while the version is the current one."""
+    recorded = (
+        BilledPeriod.objects.filter(
+            subscription=subscription, period_start=period_start, version=version
+        )
+        .order_by("-usage_to")
+        .values_list("overrides", flat=True)
+        .first()
+    )
+    if recorded is not None:
+        return recorded
+    return subscription.overrides if version.pk == subscription.version_id else {}
+
+
 @dataclass(frozen=True)
 class ThresholdBilled:
     """The threshold invoices of one part of a period that stand (not void),

@@ -14,11 +14,13 @@ from billing.simulation.engine import simulation_rate_customer
 from billing.usage.ingestion import events_ingest
 from invoices.models import Invoice
 from plans.models import PlanVersion
+from tests.billing.test_admin import history_inline
 from tests.factories import (
     MeterFactory,
     PlanVersionFactory,
     check_v1,
     credits,
+    hard_cap,
     overage,
     overrides_plan,
 )
@@ -279,3 +281,120 @@ def test_a_bulk_migration_preview_bills_the_deal_so_far_and_says_it_is_dropped(a
         "-33.00",
         "10.00",
     )
+
+
+def test_a_simulation_rates_a_past_period_on_its_deal_and_says_what_the_draft_drops(
+    api, acme, plan
+):
+    # given: the enterprise deal in November, a cheaper deal from December
+    body = subscribe(api, overrides=ENTERPRISE)
+    prompts(1500)
+    with time_machine.travel(NOV_20, tick=False):
+        api.patch(
+            f"/api/v1/subscriptions/{body['id']}",
+            {"overrides": {"base_fee": "10.00"}},
+            format="json",
+        )
+    periods_close(as_of=DEC_1)
+    # and a draft that caps prompts (another model: the deal's prompts part cannot hold)
+    draft = PlanVersionFactory(
+        plan=plan.plan,
+        status=PlanVersion.DRAFT,
+        base_fee=D("24.99"),
+        charges=(hard_cap("prompts", 1000),),
+    )
+
+    # when: November is simulated
+    rated = simulation_rate_customer(
+        customer=acme, version=draft, period_start=NOV_1, period_end=DEC_1
+    )
+
+    # then: November at its own deal (99.00 + 10.00), the draft with the deal's base fee
+    assert (rated.current_total, rated.simulated_total) == (D("109.00"), D("99.00"))
+    assert rated.current_version_label == "assistant v1 with a deal (not on prompts)"
+
+
+def test_an_immediate_cancel_ends_a_running_discount(api, acme, plan):
+    body = subscribe(api)
+    api.post(
+        "/api/v1/coupons",
+        {"code": "LAUNCH20", "name": "Launch 20%", "percent_off": "20", "duration": "forever"},
+        format="json",
+    )
+    with time_machine.travel(NOV_20, tick=False):
+        redeemed = api.post(
+            f"/api/v1/subscriptions/{body['id']}/discounts", {"coupon": "LAUNCH20"}, format="json"
+        )
+        assert redeemed.status_code == 201, redeemed.content
+        canceled = api.post(
+            f"/api/v1/subscriptions/{body['id']}/cancel", {"effective": "immediate"}, format="json"
+        )
+
+    assert canceled.status_code == 200, canceled.content
+    assert canceled.json()["discount"] is None
+
+
+def test_the_admin_changes_one_field_of_a_deal_and_keeps_the_rest(admin_client, api, acme, plan):
+    # given: a deal set through the API with a graduated price (the form shows per-unit only)
+    graduated = {
+        "scheme": "graduated",
+        "tiers": [{"up_to": "5000", "unit_price": "0.02"}, {"up_to": None, "unit_price": "0.01"}],
+    }
+    deal = {
+        "base_fee": "99.00",
+        "charges": [{"meter": "prompts", "included_units": "1000", "pricing": graduated}],
+    }
+    body = subscribe(api, overrides=deal)
+    url = f"/admin/billing/subscription/{body['id']}/change/"
+    form = admin_client.get(url).context["adminform"].form
+    data = {name: form[name].value() or "" for name in form.fields}
+    data |= history_inline(Subscription.objects.get())
+
+    # when: finance changes the base fee only
+    data |= {"deal_base_fee": "89.00", "effective": "period_end"}
+    response = admin_client.post(url, data)
+
+    # then: the next period's deal has the new base fee and the same charge
+    assert response.status_code == 302, response.context["errors"]
+    subscription = Subscription.objects.get()
+    assert subscription.next_overrides["base_fee"] == "89.00"
+    assert subscription.next_overrides["charges"] == subscription.overrides["charges"]
+
+
+def test_a_line_of_a_discounted_invoice_is_credited_at_most_its_share_after_the_discount(
+    api, acme, plan
+):
+    # given: a period invoice of 19.99 + 15.00 of prompts with 50% off, once
+    body = subscribe(api)
+    api.post(
+        "/api/v1/coupons",
+        {"code": "HALF", "name": "Half", "percent_off": "50", "duration": "once"},
+        format="json",
+    )
+    with time_machine.travel(NOV_20, tick=False):
+        api.post(f"/api/v1/subscriptions/{body['id']}/discounts", {"coupon": "HALF"}, format="json")
+    prompts(500)
+    periods_close(as_of=DEC_1)
+    invoice = Invoice.objects.get(reason=Invoice.PERIOD)
+    usage = invoice.lines.get(kind="overage")
+    assert (usage.amount, invoice.subtotal, invoice.discount, invoice.total) == (
+        D("15.00"),
+        D("34.99"),
+        D("17.50"),
+        D("17.49"),
+    )
+
+    def credit(amount: str):
+        return api.post(
+            f"/api/v1/invoices/{invoice.pk}/credit-notes",
+            {"reason": "other", "lines": [{"invoice_line": usage.pk, "amount": amount}]},
+            format="json",
+        )
+
+    # then: the prompts' 15.00 were charged 7.50 after the discount: no more is credited
+    refused = credit("15.00")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["fields"]["lines.0.amount"] == [
+        "at most 7.50 is left to credit on this line"
+    ]
+    assert credit("7.50").status_code == 201

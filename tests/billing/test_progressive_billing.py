@@ -16,11 +16,13 @@ from hypothesis import strategies as st
 from billing.invoicing.close import periods_close
 from billing.rating.lines import total, usage_and_true_up
 from billing.rating.pricing import PricingSpec, TierSpec
+from billing.subscriptions.discounts import discount_redeem
 from billing.subscriptions.lifecycle import subscription_change_plan
 from customers.portal import portal_session_create
 from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.services import invoice_void
+from plans.coupons import coupon_create
 from plans.services import tax_rate_create
 from plans.validation import ChargeSpec, VersionSpec
 from tests.factories import MeterFactory, PlanVersionFactory, published_version, subscribe
@@ -397,3 +399,37 @@ def test_a_threshold_invoice_cannot_be_voided_once_the_close_deducted_it(
     assert "issue a credit note instead" in response.json()["error"]["message"]
     first.refresh_from_db()
     assert first.status == Invoice.FINALIZED
+
+
+def test_a_coupon_discounts_the_period_s_invoices_together_as_one_closing_invoice(
+    api, acme, runs_meter, runs
+):
+    # given: 1.00 a run, a threshold of 50.00, and a 20% coupon for ever
+    published_version(
+        "agents",
+        progressive_billing_threshold=D("50.00"),
+        charges=(runs_charge(PricingSpec("per_unit", unit_price=D("1.00"))),),
+    )
+    subscription = subscribe(acme, "agents")
+    coupon = coupon_create(
+        code="LOYAL20", name="Loyal 20%", percent_off=D("20"), duration="forever"
+    )
+    discount_redeem(subscription=subscription, coupon=coupon, now=NOV_10)
+
+    # when: 60 runs (a threshold invoice of 60.00, not discounted), 10 more, the close
+    runs.post(60, at=NOV_10)
+    runs.post(10, at=NOV_10 + timedelta(hours=1))
+    periods_close(as_of=DEC_1)
+
+    # then: 20% of the period's 70.00 is taken off the closing invoice: 10.00 - 14.00,
+    # and the 4.00 below zero goes to the credit balance; together 56.00 = 70.00 - 14.00
+    (first,) = threshold_invoices()
+    closing = Invoice.objects.get(reason=Invoice.PERIOD)
+    assert (first.total, closing.subtotal, closing.discount, closing.total) == (
+        D("60.00"),
+        D("10.00"),
+        D("14.00"),
+        D("-4.00"),
+    )
+    assert first.total + closing.total == D("56.00")
+    assert api.get("/api/v1/customers/acme").json()["credit_balance"] == "4.00"
