@@ -248,8 +248,14 @@ class DecimalString(serializers.Field):
             self.fail("invalid")
         if not value.is_finite():
             self.fail("non_finite")
+        if value == 0:
+            value = Decimal(0)  # "0e-99999999" is zero, not an exponent to store
         if value != 0 and value.adjusted() >= self.MAX_INTEGER_DIGITS:
             self.fail("too_large")
+        # A digit beyond the last place; normalize() would round a tiny value
+        # (2.1e-991779300462) to zero first and let it through.
+        if value != 0 and value.adjusted() < -self.MAX_PLACES:
+            self.fail("max_places", places=self.MAX_PLACES)
         normalized = value.normalize().as_tuple()
         if normalized.exponent < -self.MAX_PLACES:
             self.fail("max_places", places=self.MAX_PLACES)

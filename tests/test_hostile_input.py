@@ -506,3 +506,26 @@ def test_a_session_cookie_holding_a_nul_is_ignored():
 
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+@pytest.mark.parametrize("value", ["+2.1e-991779300462", "91.e-43057253", "1e-11"])
+def test_a_number_with_a_digit_past_ten_places_is_a_400_however_tiny(api, value):
+    # Found by schemathesis: normalize() rounds 2.1e-991779300462 to zero, and
+    # PostgreSQL then refused to store it (a 500).
+    body = {"code": "tiny", "name": "Tiny", "percentage": value, "country": "FR"}
+    response = api.post("/api/v1/tax-rates", body, format="json")
+
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["fields"]["percentage"] == [
+        "must have at most 10 decimal places"
+    ]
+
+
+def test_zero_with_a_huge_exponent_is_zero(api):
+    from plans.models import TaxRate
+
+    body = {"code": "zero", "name": "Zero", "percentage": "0e-99999999", "country": "FR"}
+    response = api.post("/api/v1/tax-rates", body, format="json")
+
+    assert response.status_code == 201, response.content
+    assert TaxRate.objects.get(code="zero").percentage == 0
