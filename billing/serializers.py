@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from billing.core.money import format_money, format_percentage
 from billing.core.vocabulary import CouponDuration
+from billing.invoicing.discounts import running_discount
 from billing.models import Discount, Subscription
 from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, MAX_ID_LENGTH, MAX_NAME_LENGTH
 from config.api import AwareDateTimeField, DecimalString
@@ -103,9 +104,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(DiscountSerializer(allow_null=True))
     def get_discount(self, subscription: Subscription) -> dict | None:
-        discount = (
-            subscription.discounts.select_related("coupon").filter(ended_at__isnull=True).first()
-        )
+        discount = running_discount(subscription)
         return None if discount is None else DiscountSerializer(discount).data
 
 

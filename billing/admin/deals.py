@@ -7,15 +7,12 @@ from decimal import Decimal
 from django import forms
 
 from billing.core import wording
+from billing.core.money import format_money
 from billing.core.vocabulary import ALLOWANCE_MODELS
 from billing.models import Subscription
 from billing.rating.pricing import PER_UNIT, PricingSpec
 from plans.overrides import ChargeOverride, Overrides, overrides_from_json
 from plans.selectors import version_spec
-
-
-def _money(value: Decimal | None) -> str:
-    return "none" if value is None else f"{value:.2f}"
 
 
 def deal_text(stored: dict | None, version) -> str:
@@ -25,12 +22,16 @@ def deal_text(stored: dict | None, version) -> str:
     if not overrides:
         return ""
     spec = version_spec(version=version)
+
+    def money(value: Decimal | None) -> str:
+        return "none" if value is None else format_money(value, spec.currency)
+
     parts = []
     for name in ("base_fee", "seat_price", "minimum_commitment", "progressive_billing_threshold"):
         value = getattr(overrides, name)
         if value is not None:
             label = name.replace("_", " ").capitalize()
-            parts.append(f"{label} {_money(value)} (plan: {_money(getattr(spec, name))})")
+            parts.append(f"{label} {money(value)} (plan: {money(getattr(spec, name))})")
     charges = {charge.meter: charge for charge in spec.charges}
     for override in overrides.charges:
         charge = charges.get(override.meter)

@@ -74,19 +74,17 @@ def _usage_due(subscription: Subscription, now: datetime) -> _UsageDue | None:
     return _UsageDue(usage_from, usage, before, rating.total(usage) - before.total, threshold)
 
 
-def threshold_invoice_write(*, subscription_id: int, now: datetime) -> Invoice | None:
+def threshold_invoice_write(*, subscription: Subscription, now: datetime) -> Invoice | None:
     """Write, finalize and collect the subscription's threshold invoice if its
     usage not yet invoiced has reached the threshold; None otherwise. Rates once
-    without a lock (most checks stop there), then again under the subscription's
-    row lock before writing, so a crossing is billed once whoever checks it."""
-    subscription = Subscription.objects.select_related("customer", "version__plan").get(
-        pk=subscription_id
-    )
+    as read, without a lock (most checks stop there), then again under the
+    subscription's row lock before writing, so a crossing is billed once whoever
+    checks it."""
     found = _usage_due(subscription, now)
     if found is None or not found.reached:
         return None
     with transaction.atomic():
-        subscription = subscription_lock(subscription_id)
+        subscription = subscription_lock(subscription.pk)
         with wording.in_customer_language(subscription.customer.locale):
             found = _usage_due(subscription, now)
             if found is None or not found.reached:
@@ -122,18 +120,14 @@ def threshold_invoice_write(*, subscription_id: int, now: datetime) -> Invoice |
 def threshold_invoices_write(*, customer_ids, now: datetime) -> list[Invoice]:
     """The threshold invoices these customers' usage has reached (after an
     ingest). One query when none of their versions bills progressively."""
-    subscription_ids = list(
-        Subscription.objects.filter(
-            customer_id__in=list(customer_ids),
-            status__in=Subscription.LIVE,
-            version__progressive_billing_threshold__isnull=False,
-        )
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
+    subscriptions = Subscription.objects.filter(
+        customer_id__in=list(customer_ids),
+        status__in=Subscription.LIVE,
+        version__progressive_billing_threshold__isnull=False,
+    ).select_related("customer", "version__plan")
     written = []
-    for subscription_id in subscription_ids:
-        invoice = threshold_invoice_write(subscription_id=subscription_id, now=now)
+    for subscription in subscriptions.order_by("id"):
+        invoice = threshold_invoice_write(subscription=subscription, now=now)
         if invoice is not None:
             written.append(invoice)
     return written

@@ -8,9 +8,8 @@ from django.db import transaction
 from billing.core.errors import Conflict
 from billing.locks import subscription_lock
 from billing.models import Subscription
-from plans.models import Meter
 from plans.overrides import Overrides, overrides_to_json, overrides_validate
-from plans.selectors import version_spec
+from plans.selectors import meter_codes_in, version_spec
 
 
 def overrides_check(*, version, overrides: Overrides | None) -> dict:
@@ -18,11 +17,8 @@ def overrides_check(*, version, overrides: Overrides | None) -> dict:
     raises InvalidRequest otherwise. Reads only."""
     if not overrides:
         return {}
-    overrides_validate(
-        version_spec(version=version),
-        overrides,
-        known_meters=dict(Meter.objects.values_list("code", "aggregation")),
-    )
+    spec = version_spec(version=version)
+    overrides_validate(spec, overrides, known_meters=meter_codes_in(spec))
     return overrides_to_json(overrides)
 
 

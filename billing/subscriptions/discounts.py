@@ -11,6 +11,7 @@ from django.db import transaction
 
 from billing.core.errors import Conflict, InvalidRequest
 from billing.core.vocabulary import CouponDuration
+from billing.invoicing.discounts import running_discount
 from billing.locks import subscription_lock
 from billing.models import Discount, Subscription
 from plans.locks import coupon_lock
@@ -44,7 +45,7 @@ def redeem_check(*, subscription: Subscription, coupon: Coupon, now: datetime) -
     Reads only; discount_redeem calls it with both rows locked."""
     if subscription.status not in Subscription.LIVE:
         raise Conflict(f"subscription {subscription.pk} is {subscription.status}")
-    if subscription.discounts.filter(ended_at__isnull=True).exists():
+    if running_discount(subscription) is not None:
         raise Conflict(
             f"subscription {subscription.pk} already has a discount running; "
             "one discount at a time",
