@@ -16,6 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Q
 
 from billing.core import wording
 from billing.core.errors import Conflict
@@ -119,12 +120,16 @@ def threshold_invoice_write(*, subscription: Subscription, now: datetime) -> Inv
 
 def threshold_invoices_write(*, customer_ids, now: datetime) -> list[Invoice]:
     """The threshold invoices these customers' usage has reached (after an
-    ingest). One query when none of their versions bills progressively."""
-    subscriptions = Subscription.objects.filter(
-        customer_id__in=list(customer_ids),
-        status__in=Subscription.LIVE,
-        version__progressive_billing_threshold__isnull=False,
-    ).select_related("customer", "version__plan")
+    ingest). One query when none of them bills progressively."""
+    # The threshold is the version's, or a deal's own (plans.overrides).
+    thresholded = Q(version__progressive_billing_threshold__isnull=False) | Q(
+        overrides__has_key="progressive_billing_threshold"
+    )
+    subscriptions = (
+        Subscription.objects.filter(customer_id__in=list(customer_ids))
+        .filter(thresholded, status__in=Subscription.LIVE)
+        .select_related("customer", "version__plan")
+    )
     written = []
     for subscription in subscriptions.order_by("id"):
         invoice = threshold_invoice_write(subscription=subscription, now=now)

@@ -433,3 +433,28 @@ def test_a_coupon_discounts_the_period_s_invoices_together_as_one_closing_invoic
     )
     assert first.total + closing.total == D("56.00")
     assert api.get("/api/v1/customers/acme").json()["credit_balance"] == "4.00"
+
+
+def test_a_deal_s_own_threshold_bills_progressively_on_a_version_without_one(
+    api, acme, runs_meter, runs
+):
+    # given: a version without a threshold, and a deal with one of 5.00
+    published_version("agents", charges=(runs_charge(),))
+    response = api.post(
+        "/api/v1/subscriptions",
+        {
+            "customer": "acme",
+            "plan": "agents",
+            "start": "2026-11-01T00:00:00Z",
+            "overrides": {"progressive_billing_threshold": "5.00"},
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+
+    # when: 60 runs (6.00)
+    runs.post(60, at=NOV_10)
+
+    # then: a threshold invoice bills them
+    (invoice,) = threshold_invoices()
+    assert invoice.subtotal == D("6.00")
