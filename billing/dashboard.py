@@ -3,7 +3,8 @@
 A handful of aggregate queries, none per subscription, except to project usage:
 projected revenue rates each live subscription whose version prices usage
 (an overage charge), whose plan changed immediately in its period or that has
-a deal, with billing.usage.priced.usage_summary, three or so queries each, so that it is
+a deal or a running discount, with billing.usage.priced.usage_summary, three or
+so queries each, so that it is
 computed only while there are at most PROJECTION_RATING_LIMIT of them. Every
 other subscription's projection does not depend on its usage and is computed
 once per (version, status, seats).
@@ -15,12 +16,12 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from django.contrib import admin
-from django.db.models import Count, F, Min, Q, Sum
+from django.db.models import Count, Exists, F, Min, OuterRef, Q, Sum
 from django.utils import timezone
 
 from billing.core.money import format_money, quantize_money
 from billing.invoicing.period_lines import first_period_fraction
-from billing.models import Subscription
+from billing.models import Discount, Subscription
 from billing.rating import lines as rating
 from billing.usage.metering import meter_cache
 from billing.usage.priced import usage_summary
@@ -61,10 +62,17 @@ class Projection:
     usage: Decimal = ZERO
     # Subscriptions whose usage is priced but was not rated (over the limit).
     unrated: int = 0
+    # What running discounts (coupons) will take off the closing invoices.
+    discounts: Decimal = ZERO
 
     @property
     def total(self) -> Decimal | None:
-        return None if self.unrated else self.committed + self.usage
+        """After discounts, before tax."""
+        return None if self.unrated else self.committed + self.usage - self.discounts
+
+    @property
+    def discounts_text(self) -> str:
+        return f"{format_money(self.discounts, self.currency)} {self.currency}"
 
     @property
     def text(self) -> str:
@@ -179,8 +187,13 @@ def _is_usage_priced(spec) -> bool:
 
 # An immediate plan change in the current period: the usage since it is rated at
 # the new version, the part before it was billed on the plan-change invoice.
-# A deal (overrides of the version's terms) is the subscription's own: rated alone too.
-RATED_ALONE = Q(usage_from__gt=F("current_period_start")) | ~Q(overrides={})
+# A deal (overrides of the version's terms) is the subscription's own, and so is a
+# running discount (a coupon): rated alone too.
+RATED_ALONE = (
+    Q(usage_from__gt=F("current_period_start"))
+    | ~Q(overrides={})
+    | Q(Exists(Discount.objects.filter(subscription=OuterRef("pk"), ended_at__isnull=True)))
+)
 
 
 def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
@@ -191,8 +204,9 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
     balance) is revenue of the purchases that funded it, not projected here.
 
     A subscription whose version prices usage, whose plan changed immediately
-    in the period or that has a deal, is projected one by one at what usage_summary projects for it,
-    the figure /usage and the portal show:
+    in the period, or that has a deal or a running discount, is projected one by
+    one at what usage_summary projects for it (less its projected discount),
+    the figures /usage and the portal show:
     after a plan change, the part of the period before it at the earlier
     version's fees and invoiced usage, and the usage since it at the current
     version's prices. Every other subscription's projection does not depend on
@@ -266,8 +280,8 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
         for currency, n in to_rate.items():
             of(currency).unrated = n
         note = (
-            f"{sum(to_rate.values())} subscriptions price their usage or changed plan in "
-            f"their period: too many to rate on a page load (at most "
+            f"{sum(to_rate.values())} subscriptions price their usage, changed plan in "
+            f"their period or have a deal or a discount: too many to rate on a page load (at most "
             f"{PROJECTION_RATING_LIMIT}); see the close benchmark (bench/close.py) for "
             "rating at this scale. Shown: their fixed fees only."
         )
@@ -287,6 +301,7 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
             spec = specs[subscription.version_id]
             projection = of(spec.currency)
             projected = summary.projected_total
+            projection.discounts += summary.projected_discount
             if _is_usage_priced(spec):
                 known = summary.fixed + summary.invoiced
                 projection.committed += known

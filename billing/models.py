@@ -181,7 +181,10 @@ class Subscription(models.Model):
                 name="subscription_period_not_empty",
             ),
         ]
-        permissions = [("migrate_subscription", "Can migrate subscriptions between versions")]
+        permissions = [
+            ("migrate_subscription", "Can migrate subscriptions between versions"),
+            ("set_deal_subscription", "Can set a subscription's deal and discount"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.customer_id} on {self.version_id} ({self.status})"

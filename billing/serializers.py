@@ -3,8 +3,8 @@ from rest_framework import serializers
 
 from billing.core.money import format_money, format_percentage
 from billing.core.vocabulary import CouponDuration
-from billing.invoicing.discounts import running_discount
 from billing.models import Discount, Subscription
+from billing.rating.discounts import running_discount
 from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, MAX_ID_LENGTH, MAX_NAME_LENGTH
 from config.api import AwareDateTimeField, DecimalString
 from config.schema import ErrorDetailSerializer
@@ -269,7 +269,16 @@ class UsageSerializer(serializers.Serializer):
     lines = UsageLineSerializer(many=True)
     base_fee = DecimalString(allow_null=True)
     subtotal = DecimalString(allow_null=True)
-    projected_total = DecimalString(allow_null=True)
+    projected_total = DecimalString(
+        allow_null=True,
+        help_text="The period's fees and usage so far extended to its end, before discount "
+        "and tax.",
+    )
+    projected_discount = DecimalString(
+        allow_null=True,
+        help_text="What the running discount (a coupon) will take off the invoice closing "
+        "the current period, estimated on projected_total; 0.00 without one.",
+    )
 
 
 class MigrationPreviewRowSerializer(serializers.Serializer):

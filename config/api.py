@@ -294,3 +294,15 @@ class AwareDateTimeField(serializers.DateTimeField):
             return parse_instant(value)
         except ValueError:
             self.fail("invalid", format=expected)
+
+
+class NoUnknownKeys:
+    """A serializer mixin: a key the serializer does not know is a 400 naming it,
+    not silently ignored (a typo in a deal would otherwise bill the plan's price)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(str(key) for key in data if key not in self.fields)
+            if unknown:
+                raise serializers.ValidationError({key: ["unknown field"] for key in unknown})
+        return super().to_internal_value(data)

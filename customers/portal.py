@@ -100,6 +100,8 @@ class PortalOverview:
     wallets: list
     charts: list[DailyChart]
     invoices: list
+    # What a running discount will take off the invoice closing the period.
+    projected_discount: Decimal = Decimal(0)
 
 
 def _percent(quantity: Decimal, included: Decimal | None) -> int | None:
@@ -198,4 +200,5 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
         wallets,
         charts,
         invoices,
+        summary.projected_discount,
     )

@@ -13,8 +13,8 @@ from django.views.decorators.http import require_GET
 
 from billing.core import wording
 from billing.core.money import format_decimal, format_money
-from billing.invoicing.discounts import running_discount
 from billing.models import Alert
+from billing.rating.discounts import running_discount
 from customers.models import Customer
 from customers.portal import (
     PortalTokenExpired,
@@ -197,6 +197,9 @@ def portal_page(request, token: str):
         "subtotal": money(overview.subtotal),
         "invoiced": money(overview.invoiced) if overview.invoiced else None,
         "projected_total": money(overview.projected_total),
+        "projected_after_discount": money(overview.projected_total - overview.projected_discount)
+        if overview.projected_discount
+        else None,
         "wallets": [
             {"kind": w.kind, "currency": w.currency, "balance": wallet_balance(w)}
             for w in overview.wallets

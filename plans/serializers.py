@@ -9,7 +9,7 @@ from rest_framework import serializers
 from billing.core.money import format_money, format_percentage
 from billing.core.vocabulary import DRAWN_MODELS, CouponDuration, WhenExhausted
 from billing.rating.pricing import PricingSpec, TierSpec
-from config.api import AwareDateTimeField, DecimalString, MoneyString
+from config.api import AwareDateTimeField, DecimalString, MoneyString, NoUnknownKeys
 from plans.models import Charge, Coupon, CreditPack, Meter, Plan, PlanVersion, TaxRate
 from plans.overrides import TERMS, ChargeOverride, Overrides
 from plans.validation import ChargeSpec, VersionSpec
@@ -192,13 +192,13 @@ def pricing_spec(pricing: dict | None) -> PricingSpec | None:
     )
 
 
-class ChargeOverrideSerializer(serializers.Serializer):
+class ChargeOverrideSerializer(NoUnknownKeys, serializers.Serializer):
     meter = serializers.CharField(max_length=255)
     included_units = DecimalString(required=False, allow_null=True, default=None)
     pricing = PricingSerializer(required=False, allow_null=True, default=None)
 
 
-class OverridesSerializer(serializers.Serializer):
+class OverridesSerializer(NoUnknownKeys, serializers.Serializer):
     """A deal: the version's terms a subscription replaces (null or absent: the
     version's own)."""
 

@@ -243,8 +243,8 @@ def test_beyond_the_rating_limit_usage_is_not_projected(admin_client, book, monk
     assert (usd.currency, usd.total, usd.committed, usd.unrated) == ("USD", None, D("35.29"), 1)
     assert figures.projected[0].total == D("25.00")  # EUR prices no usage
     assert (
-        "1 subscriptions price their usage or changed plan in their period: too many to rate"
-        in figures.projection_note
+        "1 subscriptions price their usage, changed plan in their period or have a deal or a "
+        "discount: too many to rate" in figures.projection_note
     )
     html = response.content.decode()
     assert "fixed fees 35.29 USD; usage of 1 not projected" in html

@@ -1,9 +1,15 @@
-"""A subscription's running discount, in words, for its admin page (redeemed
-through the API, billing.subscriptions.discounts, and used by the close)."""
+"""A subscription's discount in the admin: the running one in words, and the
+fields finance redeems a coupon or ends the discount with (through
+billing.subscriptions.discounts, as the API does)."""
 
-from billing.invoicing.discounts import running_discount
+from django import forms
+from django.utils import timezone
+
 from billing.models import Subscription
+from billing.rating.discounts import running_discount
+from billing.subscriptions import discounts
 from plans.coupons_admin import coupon_off
+from plans.models import Coupon
 
 
 def discount_summary(subscription: Subscription) -> str:
@@ -18,3 +24,43 @@ def discount_summary(subscription: Subscription) -> str:
     else:
         left = f"{periods} period invoice{'' if periods == 1 else 's'} left"
     return f"{coupon.name} ({coupon.code}): {coupon_off(coupon)} off, {left}"
+
+
+class DiscountFields(forms.Form):
+    """End the running discount, redeem a coupon, or both (the end first)."""
+
+    end_discount = forms.BooleanField(
+        required=False,
+        label="End the running discount now",
+        help_text="Period invoices written from now on are not discounted.",
+    )
+    coupon = forms.ModelChoiceField(
+        queryset=Coupon.objects.filter(active=True).order_by("code"),
+        to_field_name="code",
+        required=False,
+        label="Redeem a coupon",
+        help_text="A discount on the next period invoices the close writes, before tax.",
+    )
+
+    FIELDS = ["end_discount", "coupon"]
+
+    def discount_check(self, subscription: Subscription, cleaned: dict) -> None:
+        """What discount_apply would refuse (BillingError), found without writing."""
+        if cleaned.get("end_discount") and running_discount(subscription) is None:
+            self.add_error("end_discount", "The subscription has no discount running.")
+            return
+        if cleaned.get("coupon"):
+            discounts.redeem_check(
+                subscription=subscription,
+                coupon=cleaned["coupon"],
+                now=timezone.now(),
+                replacing=bool(cleaned.get("end_discount")),
+            )
+
+    def discount_apply(self, subscription: Subscription, cleaned: dict) -> None:
+        """End, then redeem (the admin's save is one transaction: both or neither)."""
+        now = timezone.now()
+        if cleaned.get("end_discount"):
+            discounts.discount_end(subscription=subscription, at=now)
+        if cleaned.get("coupon"):
+            discounts.discount_redeem(subscription=subscription, coupon=cleaned["coupon"], now=now)

@@ -15,7 +15,7 @@ from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
 from billing.admin.deals import DealFields, deal_from, deal_setup, deal_text, stored_deal
-from billing.admin.discounts import discount_summary
+from billing.admin.discounts import DiscountFields, discount_summary
 from billing.admin.plan_migrations import (
     MIGRATE_PERMISSION,
     MigrationConfirmForm,
@@ -71,14 +71,29 @@ class SubscriptionCreateForm(forms.ModelForm):
         )
 
 
-class SubscriptionChangeForm(DealFields, forms.ModelForm):
+# Finance's permission for a subscription's deal and discount (ops change the
+# plan and seats with change_subscription).
+DEAL_PERMISSION = "billing.set_deal_subscription"
+OPS_CHANGES = ["new_version", "effective", "new_seats", "at"]
+
+
+class SubscriptionChangeForm(DealFields, DiscountFields, forms.ModelForm):
     """The changes ops make to a live subscription: another version (now,
-    prorated, or at period end) and the seat count, and finance's deal from the
-    next period. Saved through billing.subscriptions.lifecycle and deals."""
+    prorated, or at period end) and the seat count; and finance's: the deal from
+    the next period, and the discount. Saved through billing.subscriptions
+    (lifecycle, deals, discounts). The admin gives each user the fields of their
+    permissions only."""
+
+    # The fields the page shows (set by the admin per user); the others are dropped
+    # so that one the user cannot see is never validated.
+    shown: frozenset[str] | None = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk is not None:
+        if self.shown is not None:
+            for name in [name for name in self.fields if name not in self.shown]:
+                del self.fields[name]
+        if self.instance.pk is not None and "deal_meter" in self.fields:
             deal_setup(self, self.instance)
 
     new_version = forms.ModelChoiceField(
@@ -116,11 +131,13 @@ class SubscriptionChangeForm(DealFields, forms.ModelForm):
         self._each_change(
             cleaned, seats=lifecycle.seats_change_check, plan=lifecycle.plan_change_check
         )
+        self.discount_check(self.instance, cleaned)
 
     def apply(self, cleaned) -> None:
         self._each_change(
             cleaned, seats=lifecycle.subscription_set_seats, plan=lifecycle.subscription_change_plan
         )
+        self.discount_apply(self.instance, cleaned)
         if self.deal_changed():
             # As stored now: a plan change just made may have dropped the deal.
             fresh = Subscription.objects.get(pk=self.instance.pk)
@@ -216,13 +233,26 @@ class SubscriptionAdmin(SimpleHistoryAdmin):
 
     def get_form(self, request, obj=None, **kwargs):
         kwargs["form"] = SubscriptionCreateForm if obj is None else SubscriptionChangeForm
-        return super().get_form(request, obj, **kwargs)
+        form = super().get_form(request, obj, **kwargs)
+        if obj is not None:
+            form.shown = frozenset(self.get_fields(request, obj))
+        return form
 
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["customer", "plan", "start", "seats", "billing_anchor"]
-        changes = ["new_version", "effective", "new_seats", "at", *DealFields.FIELDS]
-        return [*self.readonly_fields, *(changes if obj.status in Subscription.LIVE else [])]
+        if obj.status not in Subscription.LIVE:
+            return self.readonly_fields
+        changes = []
+        if super().has_change_permission(request, obj):
+            changes += OPS_CHANGES
+        if request.user.has_perm(DEAL_PERMISSION):
+            changes += [*DealFields.FIELDS, *DiscountFields.FIELDS]
+        return [*self.readonly_fields, *changes]
+
+    def has_change_permission(self, request, obj=None):
+        """Ops change the plan and seats; finance the deal and discount."""
+        return super().has_change_permission(request, obj) or request.user.has_perm(DEAL_PERMISSION)
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is not None else []
@@ -249,7 +279,10 @@ class SubscriptionAdmin(SimpleHistoryAdmin):
     def discount(self, subscription: Subscription) -> str:
         return discount_summary(subscription)
 
-    @admin.action(description="Cancel at the end of the current period", permissions=["change"])
+    def has_cancel_permission(self, request) -> bool:
+        return super().has_change_permission(request)
+
+    @admin.action(description="Cancel at the end of the current period", permissions=["cancel"])
     def cancel_at_period_end(self, request, queryset):
         for subscription in queryset:
             try:

@@ -198,3 +198,19 @@ class SubscriptionDiscountsApi(APIView):
             subscription=subscription, coupon=coupon, now=timezone.now()
         )
         return Response(DiscountSerializer(discount).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: DiscountSerializer,
+            409: OpenApiResponse(
+                ErrorSerializer, description="The subscription has no discount running."
+            ),
+        },
+    )
+    def delete(self, request, subscription_id: int):
+        """End the running discount now: the period invoices the close writes from
+        now on are not discounted. Answers the ended discount."""
+        subscription = get_object_or_404(Subscription, pk=subscription_id)
+        discount = discounts.discount_end(subscription=subscription, at=timezone.now())
+        return Response(DiscountSerializer(discount).data)

@@ -19,43 +19,11 @@ from billing.core import l10n
 from billing.core.money import quantize_money
 from billing.core.vocabulary import LineKind
 from billing.models import Discount, Subscription
+from billing.rating.discounts import discount_amount, running_discount
 from billing.rating.lines import LineInput
 
 ZERO = Decimal(0)
-HUNDRED = Decimal(100)
 USAGE_INVOICED = LineKind.USAGE_INVOICED
-
-
-def running_discount(subscription: Subscription) -> Discount | None:
-    """The subscription's discount still running, with its coupon (at most one)."""
-    return (
-        Discount.objects.select_related("coupon")
-        .filter(subscription=subscription, ended_at__isnull=True)
-        .first()
-    )
-
-
-def discount_amount(
-    discount: Discount, *, subtotal: Decimal, currency: str, billed_earlier: Decimal = ZERO
-) -> Decimal:
-    """What the discount takes off an invoice of this subtotal (rounded lines'
-    sum): positive, at most the subtotal; zero for a subtotal at or below zero,
-    and for an amount off in another currency (redemption refuses one).
-
-    With threshold invoices in the period (never discounted themselves), the
-    discount is of the period's whole amount, `billed_earlier` included, and at
-    most that: the period's invoices together are discounted as one closing
-    invoice would be, and the closing one may fall below zero (what it owes then
-    goes to the customer's credit balance)."""
-    coupon = discount.coupon
-    whole = subtotal + billed_earlier
-    if whole <= 0:
-        return ZERO
-    if coupon.is_percent:
-        return min(whole, quantize_money(whole * coupon.percent_off / HUNDRED, currency))
-    if coupon.currency != currency:
-        return ZERO
-    return min(whole, coupon.amount_off)
 
 
 def _description(discount: Discount, currency: str) -> str:

@@ -11,9 +11,9 @@ from django.db import transaction
 
 from billing.core.errors import Conflict, InvalidRequest
 from billing.core.vocabulary import CouponDuration
-from billing.invoicing.discounts import running_discount
 from billing.locks import subscription_lock
 from billing.models import Discount, Subscription
+from billing.rating.discounts import running_discount
 from plans.locks import coupon_lock
 from plans.models import Coupon
 
@@ -40,12 +40,15 @@ def _currencies(subscription: Subscription) -> set[str]:
     return {subscription.customer.currency} & {subscription.version.currency}
 
 
-def redeem_check(*, subscription: Subscription, coupon: Coupon, now: datetime) -> None:
+def redeem_check(
+    *, subscription: Subscription, coupon: Coupon, now: datetime, replacing: bool = False
+) -> None:
     """Raise the Conflict (409) redeeming the coupon on the subscription meets now.
-    Reads only; discount_redeem calls it with both rows locked."""
+    Reads only; discount_redeem calls it with both rows locked. `replacing`: the
+    running discount is ended first (the admin's end-and-redeem)."""
     if subscription.status not in Subscription.LIVE:
         raise Conflict(f"subscription {subscription.pk} is {subscription.status}")
-    if running_discount(subscription) is not None:
+    if not replacing and running_discount(subscription) is not None:
         raise Conflict(
             f"subscription {subscription.pk} already has a discount running; "
             "one discount at a time",
@@ -82,3 +85,17 @@ def discount_redeem(*, subscription: Subscription, coupon: Coupon, now: datetime
         return Discount.objects.create(
             subscription=subscription, coupon=coupon, periods_left=_periods(coupon), created_at=now
         )
+
+
+def discount_end(*, subscription: Subscription, at: datetime) -> Discount:
+    """End the subscription's running discount at `at`: the period invoices the
+    close writes from then on are not discounted (one written already keeps its
+    discount). Under the subscription's row lock; 409 without a running one."""
+    with transaction.atomic():
+        subscription = subscription_lock(subscription.pk)
+        discount = running_discount(subscription)
+        if discount is None:
+            raise Conflict(f"subscription {subscription.pk} has no discount running")
+        discount.ended_at = at
+        discount.save(update_fields=["ended_at"])
+        return discount

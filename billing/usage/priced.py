@@ -11,6 +11,7 @@ from decimal import Decimal
 from billing.core.periods import period_share
 from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel
 from billing.models import Subscription
+from billing.rating.discounts import discount_amount, running_discount
 from billing.rating.lines import Uncovered, fixed_lines, total, usage_and_true_up
 from billing.rating.pricing import price_units
 from billing.usage.billed_parts import earlier_parts, threshold_billed
@@ -63,6 +64,11 @@ class UsageSummary:
     # The period's fixed fees in subtotal and projected_total (its parts before
     # an immediate plan change at their own version).
     fixed: Decimal = Decimal(0)
+    # What the running discount (a coupon) will take off the invoice that closes
+    # the current period, estimated on projected_total: the close applies it to
+    # that invoice's usage and the next period's fees. Zero without one, and for
+    # a past period (its invoice shows its discount).
+    projected_discount: Decimal = Decimal(0)
 
 
 # Quantities that grow with time; a max, a latest value or a distinct count does not.
@@ -125,11 +131,12 @@ def usage_summary(
     bill it: the lines and amounts of the usage not invoiced yet (since an
     immediate plan change, when one was made in the period: the usage before it
     is on the plan-change invoice; less what threshold invoices billed since);
-    the subtotal (the period's fixed fees and all
-    its usage so far, invoiced or not) and the projected total (the usage not
-    invoiced extended linearly to the period's end, then priced, with any
-    true-up). Fees and commitment count for the part of a whole period [start,
-    end) is, as the close bills them (Subscription.whole_period)."""
+    the subtotal (the period's fixed fees and all its usage so far, invoiced or
+    not) and the projected total (the usage not invoiced extended linearly to
+    the period's end, then priced, with any true-up), and what a running
+    discount will take off it. Fees and commitment count for the part of a
+    whole period [start, end) is, as the close bills them
+    (Subscription.whole_period)."""
     version = subscription_spec(subscription)
     whole = subscription.whole_period(start, end, interval=version.interval)
     current = (start, end) == (subscription.current_period_start, subscription.current_period_end)
@@ -199,17 +206,24 @@ def usage_summary(
     projected_usage = usage_and_true_up(
         version, quantities=projected, share=share, uncovered=uncovered
     )
+    projected_total = fixed + earlier_invoiced + total(projected_usage)
+    discount = running_discount(subscription) if current else None
     return UsageSummary(
         lines=lines,
         amounts=amounts,
         base_fee=version.base_fee,
         subtotal=fixed + invoiced + usage_not_invoiced,
         # The projection prices the part's whole usage, its threshold invoices' too.
-        projected_total=fixed + earlier_invoiced + total(projected_usage),
+        projected_total=projected_total,
         usage_from=usage_from,
         invoiced=invoiced,
         uncovered=uncovered,
         fixed=fixed,
+        projected_discount=ZERO
+        if discount is None
+        else discount_amount(
+            discount, subtotal=projected_total - earlier_invoiced, currency=version.currency
+        ),
     )
 
 

@@ -104,4 +104,7 @@ def usage_body(usage: PeriodUsage) -> dict:
         "base_fee": money(summary.base_fee) if summary else None,
         "subtotal": money(summary.subtotal) if summary else None,
         "projected_total": money(summary.projected_total) if summary else None,
+        # What a running discount (coupon) will take off the invoice closing the
+        # period, estimated on projected_total; "0.00" without one.
+        "projected_discount": money(summary.projected_discount) if summary else None,
     }

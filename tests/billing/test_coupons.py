@@ -11,8 +11,8 @@ import time_machine
 
 from billing.core.vocabulary import CouponDuration
 from billing.invoicing.close import periods_close
-from billing.invoicing.discounts import discount_amount
 from billing.models import Discount, Subscription
+from billing.rating.discounts import discount_amount
 from billing.rating.pricing import PricingSpec, TierSpec
 from billing.subscriptions.discounts import discount_redeem
 from billing.subscriptions.lifecycle import subscription_cancel, subscription_change_plan

@@ -205,6 +205,12 @@ def test_a_plan_change_drops_the_deal_unless_it_repeats_it(api, acme, plan):
         ),
         ({"base_fee": "NaN"}, "overrides.base_fee", None),
         ({"charges": "prompts"}, "overrides.charges", None),
+        ({"base_fees": "9.00"}, "overrides.base_fees", "unknown field"),
+        (
+            {"charges": [{"meter": "prompts", "included": "5"}]},
+            "overrides.charges.0.included",
+            "unknown field",
+        ),
     ],
 )
 def test_bad_overrides_are_refused_and_change_nothing(api, acme, plan, overrides, path, message):

@@ -84,6 +84,8 @@ FINANCE = [
     *ALERTS_VIEW,
     *CUSTOMERS_VIEW,
     *SUBSCRIPTIONS_VIEW,
+    # Deals (overrides of a plan for one subscription) and coupons redeemed on one.
+    "billing.set_deal_subscription",
 ]
 
 OPERATIONS = [

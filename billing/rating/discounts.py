@@ -1,0 +1,44 @@
+"""What a coupon takes off (the rule, once): a percent of the amount rounded
+half up once to the currency's minor unit, or an amount off in the same
+currency, never more than the amount. The close writes it as a discount line
+(billing.invoicing.discounts); usage reads project it (billing.usage.priced)."""
+
+from decimal import Decimal
+
+from billing.core.money import quantize_money
+from billing.models import Discount, Subscription
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+
+
+def running_discount(subscription: Subscription) -> Discount | None:
+    """The subscription's discount still running, with its coupon (at most one)."""
+    return (
+        Discount.objects.select_related("coupon")
+        .filter(subscription=subscription, ended_at__isnull=True)
+        .first()
+    )
+
+
+def discount_amount(
+    discount: Discount, *, subtotal: Decimal, currency: str, billed_earlier: Decimal = ZERO
+) -> Decimal:
+    """What the discount takes off an invoice of this subtotal (rounded lines'
+    sum): positive, at most the subtotal; zero for a subtotal at or below zero,
+    and for an amount off in another currency (redemption refuses one).
+
+    With threshold invoices in the period (never discounted themselves), the
+    discount is of the period's whole amount, `billed_earlier` included, and at
+    most that: the period's invoices together are discounted as one closing
+    invoice would be, and the closing one may fall below zero (what it owes then
+    goes to the customer's credit balance)."""
+    coupon = discount.coupon
+    whole = subtotal + billed_earlier
+    if whole <= 0:
+        return ZERO
+    if coupon.is_percent:
+        return min(whole, quantize_money(whole * coupon.percent_off / HUNDRED, currency))
+    if coupon.currency != currency:
+        return ZERO
+    return min(whole, coupon.amount_off)

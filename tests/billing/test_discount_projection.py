@@ -1,0 +1,175 @@
+"""A running discount in the mid-period figures (issue 17): /usage, the portal and
+the dashboard's projected revenue state what the close will bill after it, and
+the discount the close then writes is the one projected; ending a discount
+early (DELETE /subscriptions/{id}/discounts) stops both."""
+
+from datetime import UTC, datetime
+from decimal import Decimal as D
+
+import pytest
+import time_machine
+
+from billing import dashboard
+from billing.core.vocabulary import CouponDuration
+from billing.invoicing.close import periods_close
+from billing.models import Discount
+from billing.usage.ingestion import events_ingest
+from customers.portal import portal_session_create
+from invoices.models import Invoice
+from plans.coupons import coupon_create
+from plans.models import Coupon, Meter
+from tests.factories import (
+    CustomerFactory,
+    MeterFactory,
+    api_client,
+    overage,
+    published_version,
+    subscribe,
+)
+
+pytestmark = pytest.mark.django_db
+
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+NOV_15 = datetime(2026, 11, 15, tzinfo=UTC)
+NOV_16 = datetime(2026, 11, 16, tzinfo=UTC)
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def api():
+    return api_client("read", "admin")
+
+
+@pytest.fixture
+def acme(db):
+    """A 50.00 plan with prompts at 0.10 beyond 100 included; acme on it from
+    November 1st, 400 prompts in the first half of the month (30 days)."""
+    MeterFactory(code="prompts", aggregation=Meter.SUM, value_property="n")
+    published_version(
+        "pro",
+        base_fee=D("50.00"),
+        charges=(overage("prompts", 100, "0.10"),),
+    )
+    subscription = subscribe(CustomerFactory(external_id="acme"), "pro")
+    result = events_ingest(
+        events=[
+            {
+                "id": "e1",
+                "customer": "acme",
+                "event_name": "prompts",
+                "timestamp": "2026-11-10T00:00:00Z",
+                "properties": {"n": 400},
+            }
+        ],
+        now=NOV_15,
+    )
+    assert not result.rejected
+    return subscription
+
+
+def coupon(code: str, **terms):
+    defaults = {"name": code, "duration": CouponDuration.FOREVER}
+    return coupon_create(code=code, **{**defaults, **terms})
+
+
+def figures_on(api, client, customer, at: datetime) -> tuple[str, str, str | None, D]:
+    """(projected_total, projected_discount) from /usage, the portal's figure
+    after the discount, and the dashboard's projected USD revenue."""
+    with time_machine.travel(at, tick=False):
+        usage = api.get("/api/v1/customers/acme/usage").json()
+        token = portal_session_create(customer=customer, now=at).token
+        page = client.get(f"/portal/{token}/")
+    projected, _ = dashboard.projected_revenue(now=at)
+    (usd,) = projected
+    return (
+        usage["projected_total"],
+        usage["projected_discount"],
+        page.context["projected_after_discount"],
+        usd.total,
+    )
+
+
+def test_a_percent_discount_is_projected_as_the_close_then_writes_it(api, client, acme):
+    """By 16 Nov, 400 prompts in 15 of 30 days project to 800: 700 beyond at 0.10
+    = 70.00, with the 50.00 fee 120.00. 20% off: 24.00, so 96.00 after it. The
+    close bills November's actual usage (300 beyond: 30.00) and December's fee
+    (50.00): 80.00, of which 20% is 16.00 off: the estimate's rule, on the
+    amounts the close knows."""
+    # given
+    coupon("LAUNCH20", percent_off=D("20"))
+    with time_machine.travel(NOV_15, tick=False):
+        assert (
+            api.post(
+                f"/api/v1/subscriptions/{acme.pk}/discounts", {"coupon": "LAUNCH20"}, format="json"
+            ).status_code
+            == 201
+        )
+
+    # when
+    seen = figures_on(api, client, acme.customer, NOV_16)
+
+    # then
+    assert seen == ("120.00", "24.00", "96.00", D("96.00"))
+    (usd,) = dashboard.projected_revenue(now=NOV_16)[0]
+    assert usd.discounts == D("24.00")
+
+    # when: the close
+    periods_close(as_of=DEC_1)
+
+    # then
+    invoice = Invoice.objects.get(subscription=acme, reason="period", period_start=NOV_1)
+    assert (invoice.subtotal, invoice.discount, invoice.total) == (
+        D("80.00"),
+        D("16.00"),
+        D("64.00"),
+    )
+
+
+def test_an_amount_off_larger_than_the_projection_projects_zero(api, client, acme):
+    # given
+    coupon("BIG", amount_off=D("500.00"), currency="USD")
+    with time_machine.travel(NOV_15, tick=False):
+        api.post(f"/api/v1/subscriptions/{acme.pk}/discounts", {"coupon": "BIG"}, format="json")
+
+    # when / then: never below zero
+    assert figures_on(api, client, acme.customer, NOV_16) == ("120.00", "120.00", "0.00", D("0.00"))
+
+
+def test_without_a_discount_nothing_is_projected_off(api, client, acme):
+    assert figures_on(api, client, acme.customer, NOV_16) == ("120.00", "0.00", None, D("120.00"))
+
+
+def test_ending_a_discount_early_stops_it_from_now(api, client, acme):
+    # given
+    coupon("LAUNCH20", percent_off=D("20"))
+    with time_machine.travel(NOV_15, tick=False):
+        api.post(
+            f"/api/v1/subscriptions/{acme.pk}/discounts", {"coupon": "LAUNCH20"}, format="json"
+        )
+
+    # when
+    with time_machine.travel(NOV_16, tick=False):
+        ended = api.delete(f"/api/v1/subscriptions/{acme.pk}/discounts")
+        again = api.delete(f"/api/v1/subscriptions/{acme.pk}/discounts")
+        shown = api.get(f"/api/v1/subscriptions/{acme.pk}").json()["discount"]
+
+    # then: ended now, the figures without it, a second end refused
+    assert ended.status_code == 200, ended.content
+    assert (ended.json()["coupon"], ended.json()["ended_at"]) == (
+        "LAUNCH20",
+        "2026-11-16T00:00:00Z",
+    )
+    assert again.status_code == 409
+    assert "no discount running" in again.json()["error"]["message"]
+    assert shown is None
+    assert figures_on(api, client, acme.customer, NOV_16) == ("120.00", "0.00", None, D("120.00"))
+    # the coupon counts its redemption still; the close takes nothing off
+    assert Coupon.objects.get(code="LAUNCH20").times_redeemed == 1
+    periods_close(as_of=DEC_1)
+    invoice = Invoice.objects.get(subscription=acme, reason="period", period_start=NOV_1)
+    assert (invoice.subtotal, invoice.discount) == (D("80.00"), D("0.00"))
+    assert Discount.objects.get(subscription=acme).periods_applied == 0
+
+
+def test_ending_a_discount_of_an_unknown_subscription_is_404(api, db):
+    assert api.delete("/api/v1/subscriptions/999999/discounts").status_code == 404
