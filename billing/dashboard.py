@@ -20,6 +20,7 @@ from django.db.models import Count, Exists, F, Min, OuterRef, Q, Sum
 from django.utils import timezone
 
 from billing.core.money import format_money, quantize_money
+from billing.invoicing.discounts import projected_discount
 from billing.invoicing.period_lines import first_period_fraction
 from billing.models import Discount, Subscription
 from billing.rating import lines as rating
@@ -301,7 +302,9 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
             spec = specs[subscription.version_id]
             projection = of(spec.currency)
             projected = summary.projected_total
-            projection.discounts += summary.projected_discount
+            projection.discounts += projected_discount(
+                subscription=subscription, summary=summary, start=subscription.current_period_start
+            )
             if _is_usage_priced(spec):
                 known = summary.fixed + summary.invoiced
                 projection.committed += known

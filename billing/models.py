@@ -367,8 +367,13 @@ class Alert(models.Model):
 
 INVOICE_PAID = "invoice.paid"
 PURCHASE_PAID = "purchase.paid"
+ENTITLEMENTS_CHANGED = "subscription.entitlements_changed"
 # Every event a webhook endpoint can subscribe to, in one list.
-WEBHOOK_EVENT_TYPES = [f"alert.{kind}" for kind, _ in Alert.KINDS] + [INVOICE_PAID, PURCHASE_PAID]
+WEBHOOK_EVENT_TYPES = [f"alert.{kind}" for kind, _ in Alert.KINDS] + [
+    INVOICE_PAID,
+    PURCHASE_PAID,
+    ENTITLEMENTS_CHANGED,
+]
 
 
 def webhook_secret() -> str:

@@ -247,6 +247,7 @@ SPECTACULAR_SETTINGS = {
         "SubscriptionStatusEnum": "billing.models.Subscription.STATUSES",
         "InvoiceReasonEnum": "invoices.models.Invoice.REASONS",
         "CreditNoteReasonEnum": "invoices.models.CreditNote.REASONS",
+        "FeatureKindEnum": "billing.core.vocabulary.FeatureKind",
     },
 }
 

@@ -3,12 +3,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from billing import dashboard
-from billing.api import events, plan_migrations, subscriptions, usage
+from billing.api import entitlements, events, plan_migrations, subscriptions, usage
 from customers import api as customers_api
 from customers import views as portal_views
 from invoices import api as invoices_api
 from invoices import views as invoices_views
 from plans import api as plans_api
+from plans import features_api
 from wallets import api as wallets_api
 
 api_v1 = [
@@ -32,6 +33,8 @@ api_v1 = [
     path("tax-rates/<str:code>", plans_api.TaxRateDetailApi.as_view()),
     path("coupons", plans_api.CouponListApi.as_view()),
     path("coupons/<str:code>", plans_api.CouponDetailApi.as_view()),
+    path("features", features_api.FeatureListApi.as_view()),
+    path("features/<str:code>", features_api.FeatureDetailApi.as_view()),
     path("customers", customers_api.CustomerListApi.as_view()),
     path("customers/<str:external_id>", customers_api.CustomerDetailApi.as_view()),
     path("customers/<str:external_id>/usage", usage.UsageApi.as_view()),
@@ -40,6 +43,7 @@ api_v1 = [
         customers_api.PortalSessionApi.as_view(),
     ),
     path("customers/<str:external_id>/check", usage.CheckApi.as_view()),
+    path("customers/<str:external_id>/entitlements", entitlements.EntitlementsApi.as_view()),
     path("customers/<str:external_id>/wallets", wallets_api.WalletListApi.as_view()),
     path("customers/<str:external_id>/wallets/credits", wallets_api.CreditsAddApi.as_view()),
     path("customers/<str:external_id>/wallets/money", wallets_api.MoneyAddApi.as_view()),

@@ -17,6 +17,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from billing.core.admin_forms import ServiceValidatedForm, adopt, money_column
 from billing.core.money import format_decimal, format_money
+from billing.invoicing.discounts import usage_discounted
 from billing.usage.reads import subscription_live
 from billing.usage.summary import period_usage, usage_body
 from customers import api_keys, services
@@ -128,12 +129,14 @@ def customer_billing(*, customer: Customer, user, now) -> dict:
         live = subscription_live(customer_id=customer.pk)
         if live is not None:
             usage = usage_body(
-                period_usage(
-                    customer=customer,
-                    subscription=live,
-                    start=live.current_period_start,
-                    end=live.current_period_end,
-                    now=now,
+                usage_discounted(
+                    period_usage(
+                        customer=customer,
+                        subscription=live,
+                        start=live.current_period_start,
+                        end=live.current_period_end,
+                        now=now,
+                    )
                 )
             )
             for line in usage["lines"]:
@@ -149,6 +152,7 @@ def customer_billing(*, customer: Customer, user, now) -> dict:
             context["usage"] = usage | {
                 "period_start": live.current_period_start,
                 "period_end": live.current_period_end,
+                "discounted": Decimal(usage["projected_discount"]) > 0,
             }
     if _may_view(user, "wallets.wallet"):
         context["wallets"] = [

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core import signing
 
+from billing.invoicing.discounts import usage_discounted
 from billing.usage.metering import meter_cache
 from billing.usage.reads import subscription_live, usage_quantities
 from billing.usage.summary import period_usage
@@ -148,8 +149,8 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
         )
     start, end = subscription.current_period_start, subscription.current_period_end
     names = dict(Meter.objects.values_list("code", "name"))
-    usage = period_usage(
-        customer=customer, subscription=subscription, start=start, end=end, now=now
+    usage = usage_discounted(
+        period_usage(customer=customer, subscription=subscription, start=start, end=end, now=now)
     )
     summary = usage.summary
     billing_uncovered = {
@@ -200,5 +201,5 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
         wallets,
         charts,
         invoices,
-        summary.projected_discount,
+        usage.projected_discount,
     )

@@ -434,3 +434,7 @@ class PriceSimulationRow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id}: {self.current_total} -> {self.simulated_total}"
+
+
+# Features a plan grants (entitlements), in a module of their own.
+from plans.feature_models import Feature, VersionFeature  # noqa: E402, F401

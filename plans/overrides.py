@@ -14,6 +14,7 @@ from decimal import Decimal
 from billing.core.errors import InvalidRequest
 from billing.core.vocabulary import ALLOWANCE_MODELS
 from billing.rating.pricing import PricingSpec, TierSpec
+from plans.feature_grants import FeatureGrant, check_grants, value_to_json
 from plans.selectors import version_spec
 from plans.validation import FieldErrors, VersionSpec, validate_version
 
@@ -37,9 +38,15 @@ class Overrides:
     minimum_commitment: Decimal | None = None
     progressive_billing_threshold: Decimal | None = None
     charges: tuple[ChargeOverride, ...] = ()
+    # Features granted, given another value, or (value None) revoked.
+    features: tuple[FeatureGrant, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.charges) or any(getattr(self, name) is not None for name in TERMS)
+        return (
+            bool(self.charges)
+            or bool(self.features)
+            or any(getattr(self, name) is not None for name in TERMS)
+        )
 
 
 def overrides_apply(spec: VersionSpec, overrides: Overrides) -> VersionSpec:
@@ -59,15 +66,36 @@ def overrides_apply(spec: VersionSpec, overrides: Overrides) -> VersionSpec:
             if override.pricing is not None:
                 charge = replace(charge, pricing=override.pricing)
         charges.append(charge)
-    return replace(spec, **terms, charges=tuple(charges))
+    features = spec.features
+    if overrides.features:
+        merged = {grant.feature: grant.value for grant in spec.features}
+        for grant in overrides.features:
+            merged[grant.feature] = grant.value
+        features = tuple(
+            FeatureGrant(code, value) for code, value in sorted(merged.items()) if value is not None
+        )
+    return replace(spec, **terms, charges=tuple(charges), features=features)
 
 
-def overrides_validate(spec: VersionSpec, overrides: Overrides, *, known_meters) -> None:
+def overrides_validate(
+    spec: VersionSpec, overrides: Overrides, *, known_meters, known_features=None
+) -> None:
     """Raise InvalidRequest (paths under `overrides.`) unless the overrides fit the
     version: each charge override names a meter the version charges, once, with
-    included units only for overage and hard-cap charges, and the merged terms
-    pass the catalog's validation."""
+    included units only for overage and hard-cap charges; each feature is a
+    known one with a value of its kind, or null to revoke one the version
+    grants; and the merged terms pass the catalog's validation."""
     errors = FieldErrors("overrides.")
+    known_features = known_features or {}
+    check_grants(errors.add, overrides.features, known=known_features, revocable=True)
+    granted_now = {grant.feature for grant in spec.features}
+    for index, grant in enumerate(overrides.features):
+        revoking = grant.value is None and grant.feature in known_features
+        if revoking and grant.feature not in granted_now:
+            errors.add(
+                f"features.{index}.value",
+                f"the version does not grant {grant.feature!r}: nothing to revoke",
+            )
     charged = {charge.meter: charge for charge in spec.charges}
     seen: set[str] = set()
     for index, override in enumerate(overrides.charges):
@@ -87,7 +115,8 @@ def overrides_validate(spec: VersionSpec, overrides: Overrides, *, known_meters)
     errors.raise_if_any("invalid overrides")
     merged = overrides_apply(spec, overrides)
     try:
-        validate_version(merged, known_meters=known_meters)
+        # The features were checked above, against the overrides' own paths.
+        validate_version(replace(merged, features=()), known_meters=known_meters)
     except InvalidRequest as error:
         # The merged version's paths, told as the overrides' own.
         index_of = {o.meter: i for i, o in enumerate(overrides.charges)}
@@ -165,6 +194,11 @@ def overrides_to_json(overrides: Overrides) -> dict:
             }
             for charge in overrides.charges
         ]
+    if overrides.features:
+        stored["features"] = [
+            {"feature": grant.feature, "value": value_to_json(grant.value)}
+            for grant in overrides.features
+        ]
     return stored
 
 
@@ -181,7 +215,15 @@ def overrides_from_json(stored: dict | None) -> Overrides:
             )
             for charge in stored.get("charges", ())
         ),
+        features=tuple(
+            FeatureGrant(item["feature"], _grant_value(item["value"]))
+            for item in stored.get("features", ())
+        ),
     )
+
+
+def _grant_value(value: object) -> object:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def terms_spec(*, version, overrides: dict | None) -> VersionSpec:

@@ -3,7 +3,8 @@
 from django.db.models import Prefetch, QuerySet
 
 from billing.rating.pricing import TierSpec
-from plans.models import Charge, Meter, Plan, PlanVersion, PriceTier
+from plans.feature_grants import FeatureGrant
+from plans.models import Charge, Feature, Meter, Plan, PlanVersion, PriceTier, VersionFeature
 from plans.validation import ChargeSpec, VersionSpec, version_terms_spec
 
 
@@ -14,6 +15,15 @@ def meter_codes_in(spec: VersionSpec) -> dict[str, str]:
     return dict(Meter.objects.filter(code__in=wanted).values_list("code", "aggregation"))
 
 
+def feature_kinds_in(spec) -> dict[str, str]:
+    """The codes among a spec's (or a deal's) feature grants that name existing
+    features, with their kinds."""
+    wanted = {grant.feature for grant in spec.features}
+    if not wanted:
+        return {}
+    return dict(Feature.objects.filter(code__in=wanted).values_list("code", "kind"))
+
+
 def meter_is_in_published_version(*, meter: Meter) -> bool:
     return Charge.objects.filter(meter=meter).exclude(version__status=PlanVersion.DRAFT).exists()
 
@@ -22,7 +32,8 @@ def plan_versions_prefetched() -> QuerySet[PlanVersion]:
     return PlanVersion.objects.select_related("plan").prefetch_related(
         Prefetch(
             "charges", queryset=Charge.objects.select_related("meter").prefetch_related("tiers")
-        )
+        ),
+        Prefetch("features", queryset=VersionFeature.objects.select_related("feature")),
     )
 
 
@@ -68,6 +79,12 @@ def version_spec(*, version: PlanVersion) -> VersionSpec:
                 pricing=charge.pricing_spec(tiers=tuple(tiers.get(charge.id, ()))),
             )
             for charge in charges
+        ),
+        (
+            FeatureGrant(code, tuple(value) if isinstance(value, list) else value)
+            for code, value in VersionFeature.objects.filter(version_id=version.pk)
+            .order_by("feature__code")
+            .values_list("feature__code", "value")
         ),
     )
     if version.status != PlanVersion.DRAFT:

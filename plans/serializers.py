@@ -10,6 +10,7 @@ from billing.core.money import format_money, format_percentage
 from billing.core.vocabulary import DRAWN_MODELS, CouponDuration, WhenExhausted
 from billing.rating.pricing import PricingSpec, TierSpec
 from config.api import AwareDateTimeField, DecimalString, MoneyString, NoUnknownKeys
+from plans.feature_serializers import FeatureGrantSerializer, grants_field, grants_from
 from plans.models import Charge, Coupon, CreditPack, Meter, Plan, PlanVersion, TaxRate
 from plans.overrides import TERMS, ChargeOverride, Overrides
 from plans.validation import ChargeSpec, VersionSpec
@@ -53,7 +54,7 @@ class MeterSerializer(serializers.ModelSerializer):
         return value or ""
 
 
-class TierSerializer(serializers.Serializer):
+class TierSerializer(NoUnknownKeys, serializers.Serializer):
     up_to = DecimalString(required=False, allow_null=True, default=None)
     unit_price = DecimalString()
     flat_fee = DecimalString(required=False, default=None)
@@ -66,7 +67,7 @@ class TierSerializer(serializers.Serializer):
         }
 
 
-class PricingSerializer(serializers.Serializer):
+class PricingSerializer(NoUnknownKeys, serializers.Serializer):
     scheme = serializers.CharField(
         max_length=32, help_text="per_unit | package | graduated | volume"
     )
@@ -136,6 +137,7 @@ class VersionInputSerializer(serializers.Serializer):
     charges = serializers.ListField(
         child=ChargeSerializer(), required=False, default=list, max_length=MAX_CHARGES
     )
+    features = grants_field()
 
     def to_spec(self) -> VersionSpec:
         data = self.validated_data
@@ -149,6 +151,7 @@ class VersionInputSerializer(serializers.Serializer):
             credits_per_period=data["credits_per_period"],
             progressive_billing_threshold=data["progressive_billing_threshold"],
             charges=tuple(_charge_spec(c) for c in data["charges"]),
+            features=grants_from(data["features"]),
         )
 
 
@@ -209,6 +212,10 @@ class OverridesSerializer(NoUnknownKeys, serializers.Serializer):
     charges = serializers.ListField(
         child=ChargeOverrideSerializer(), required=False, default=list, max_length=MAX_CHARGES
     )
+    features = grants_field(
+        revocable=True,
+        help_text="Features granted, changed or (value null) revoked for this subscription.",
+    )
 
     def to_representation(self, stored: dict) -> dict:
         return stored
@@ -228,6 +235,7 @@ class OverridesSerializer(NoUnknownKeys, serializers.Serializer):
                 )
                 for charge in data["charges"]
             ),
+            features=grants_from(data["features"]),
         )
 
 
@@ -239,6 +247,7 @@ class PlanVersionSerializer(serializers.ModelSerializer):
     credits_per_period = DecimalString(allow_null=True)
     progressive_billing_threshold = MoneyString(allow_null=True)
     charges = ChargeSerializer(many=True)
+    features = serializers.SerializerMethodField()
 
     class Meta:
         model = PlanVersion
@@ -255,9 +264,17 @@ class PlanVersionSerializer(serializers.ModelSerializer):
             "credits_per_period",
             "progressive_billing_threshold",
             "charges",
+            "features",
             "created_at",
             "published_at",
             "archived_at",
+        ]
+
+    @extend_schema_field(FeatureGrantSerializer(many=True))
+    def get_features(self, version: PlanVersion) -> list[dict]:
+        return [
+            {"feature": grant.feature.code, "value": grant.value}
+            for grant in sorted(version.features.all(), key=lambda g: g.feature.code)
         ]
 
 

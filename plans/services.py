@@ -10,8 +10,19 @@ from djmoney.money import Money
 
 from billing.core.errors import Conflict, InvalidRequest
 from plans import selectors
+from plans.feature_grants import feature_value, value_to_json
 from plans.locks import credit_pack_lock, meter_lock, plan_lock, plan_version_lock, tax_rate_lock
-from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion, PriceTier, TaxRate
+from plans.models import (
+    Charge,
+    CreditPack,
+    Feature,
+    Meter,
+    Plan,
+    PlanVersion,
+    PriceTier,
+    TaxRate,
+    VersionFeature,
+)
 from plans.validation import (
     VERSION_TERMS,
     FieldErrors,
@@ -111,7 +122,11 @@ def plan_create(
     if not name or not name.strip():
         errors.add("name", "must not be blank")
     errors.raise_if_any("invalid plan")
-    validate_version(version, known_meters=selectors.meter_codes_in(version))
+    validate_version(
+        version,
+        known_meters=selectors.meter_codes_in(version),
+        known_features=selectors.feature_kinds_in(version),
+    )
     with transaction.atomic():
         plan, created = Plan.objects.get_or_create(
             code=code, defaults={"name": name, "description": description}
@@ -129,7 +144,11 @@ def plan_create(
 
 def plan_version_create(*, plan: Plan, version: VersionSpec) -> PlanVersion:
     """Add the next numbered draft version to a plan. Locks the plan row to number it."""
-    validate_version(version, known_meters=selectors.meter_codes_in(version))
+    validate_version(
+        version,
+        known_meters=selectors.meter_codes_in(version),
+        known_features=selectors.feature_kinds_in(version),
+    )
     with transaction.atomic():
         plan = plan_lock(plan.pk)
         plan_version_check_currency(plan=plan, currency=version.currency)
@@ -139,14 +158,20 @@ def plan_version_create(*, plan: Plan, version: VersionSpec) -> PlanVersion:
 
 def plan_version_update(*, version: PlanVersion, spec: VersionSpec) -> PlanVersion:
     """Replace a draft's terms and charges. A published or archived version is refused."""
-    validate_version(spec, known_meters=selectors.meter_codes_in(spec))
+    validate_version(
+        spec,
+        known_meters=selectors.meter_codes_in(spec),
+        known_features=selectors.feature_kinds_in(spec),
+    )
     with transaction.atomic():
         version = _lock_draft(version, action="change")
         plan_version_check_currency(plan=version.plan, currency=spec.currency, excluding=version)
         version.charges.all().delete()
+        version.features.all().delete()
         _apply_terms(version, spec)
         version.save()
         _write_charges(version, spec)
+        _write_features(version, spec)
     return version
 
 
@@ -156,7 +181,11 @@ def plan_version_publish(*, version: PlanVersion) -> PlanVersion:
     with transaction.atomic():
         version = _lock_draft(version, action="publish")
         spec = selectors.version_spec(version=version)
-        validate_version(spec, known_meters=selectors.meter_codes_in(spec))
+        validate_version(
+            spec,
+            known_meters=selectors.meter_codes_in(spec),
+            known_features=selectors.feature_kinds_in(spec),
+        )
         version.status = PlanVersion.PUBLISHED
         version.published_at = timezone.now()
         version.save(update_fields=["status", "published_at"])
@@ -336,6 +365,7 @@ def _version_write(*, plan: Plan, number: int, spec: VersionSpec) -> PlanVersion
     _apply_terms(version, spec)
     version.save()
     _write_charges(version, spec)
+    _write_features(version, spec)
     return version
 
 
@@ -368,3 +398,16 @@ def _write_charges(version: PlanVersion, spec: VersionSpec) -> None:
                 for position, tier in enumerate(pricing.tiers)
             )
     PriceTier.objects.bulk_create(tiers)
+
+
+def _write_features(version: PlanVersion, spec: VersionSpec) -> None:
+    """The version's feature grants, values normalized by their features' kinds."""
+    features = Feature.objects.in_bulk([g.feature for g in spec.features], field_name="code")
+    VersionFeature.objects.bulk_create(
+        VersionFeature(
+            version=version,
+            feature=features[grant.feature],
+            value=value_to_json(feature_value(features[grant.feature].kind, grant.value)),
+        )
+        for grant in spec.features
+    )

@@ -24,6 +24,7 @@ from billing.rating.pricing import (
     PricingSpec,
     TierSpec,
 )
+from plans.feature_grants import FeatureGrant, check_grants
 
 MAX_PRICE_PLACES = 10
 MAX_TRIAL_DAYS = 3650
@@ -71,6 +72,8 @@ class VersionSpec:
     charges: tuple[ChargeSpec, ...] = field(default_factory=tuple)
     # A threshold invoice bills the period's usage once it is this much (progressive billing).
     progressive_billing_threshold: Decimal | None = None
+    # The features the version grants (entitlements), values normalized.
+    features: tuple[FeatureGrant, ...] = field(default_factory=tuple)
 
 
 # The terms of a version besides its charges, named alike on the model and the spec.
@@ -86,14 +89,16 @@ VERSION_TERMS = (
 )
 
 
-def version_terms_spec(source: object, charges: Iterable[ChargeSpec] = ()) -> VersionSpec:
+def version_terms_spec(
+    source: object, charges: Iterable[ChargeSpec] = (), features: Iterable[FeatureGrant] = ()
+) -> VersionSpec:
     """A VersionSpec from anything with the terms as attributes (a PlanVersion, a form's data)."""
     terms = {name: getattr(source, name, None) for name in VERSION_TERMS}
     terms["currency"] = terms["currency"] or ""
     terms["interval"] = terms["interval"] or ""
     terms["base_fee"] = Decimal(0) if terms["base_fee"] is None else terms["base_fee"]
     terms["trial_days"] = 0 if terms["trial_days"] is None else terms["trial_days"]
-    return VersionSpec(**terms, charges=tuple(charges))
+    return VersionSpec(**terms, charges=tuple(charges), features=tuple(features))
 
 
 class FieldErrors:
@@ -301,10 +306,16 @@ def check_charge(
         )
 
 
-def validate_version(spec: VersionSpec, *, known_meters: Iterable[str] | Mapping[str, str]) -> None:
+def validate_version(
+    spec: VersionSpec,
+    *,
+    known_meters: Iterable[str] | Mapping[str, str],
+    known_features: Mapping[str, str] | None = None,
+) -> None:
     """Every rule of a plan version. Raises InvalidRequest with every problem found.
     `known_meters` holds the existing meters' codes, or maps them to their
-    aggregations (then wallet-drawn charges are checked against them too)."""
+    aggregations (then wallet-drawn charges are checked against them too);
+    `known_features` maps the existing features' codes to their kinds."""
     errors = FieldErrors()
     known = dict(known_meters) if isinstance(known_meters, Mapping) else dict.fromkeys(known_meters)
     check_currency(errors, "currency", spec.currency)
@@ -337,6 +348,7 @@ def validate_version(spec: VersionSpec, *, known_meters: Iterable[str] | Mapping
             )
         seen.setdefault(charge.meter, index)
         check_charge(errors, path, charge, currency=spec.currency, known_meters=known)
+    check_grants(errors.add, spec.features, known=known_features or {})
     errors.raise_if_any("invalid plan version")
 
 

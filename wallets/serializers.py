@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.core.money import format_decimal, format_money
-from config.api import AwareDateTimeField, DecimalString
+from config.api import AwareDateTimeField, DecimalString, StrictCharField
 from wallets.models import CreditBlock, LedgerEntry, Wallet
 
 MAX_PRIORITY = 1_000_000
@@ -145,5 +145,17 @@ class MoneyAddSerializer(serializers.Serializer):
 
 
 class CheckSerializer(serializers.Serializer):
-    meter = serializers.CharField(max_length=255)
+    """A meter (with a quantity, 1 by default) or a feature: exactly one."""
+
+    meter = serializers.CharField(max_length=255, required=False)
+    feature = StrictCharField(max_length=255, required=False)
     quantity = DecimalString(required=False, default=None)
+
+    def validate(self, attrs):
+        if ("meter" in attrs) == ("feature" in attrs):
+            raise serializers.ValidationError(
+                {"meter": ["give a meter (with a quantity) or a feature, one of them"]}
+            )
+        if "feature" in attrs and attrs["quantity"] is not None:
+            raise serializers.ValidationError({"quantity": ["a feature check takes no quantity"]})
+        return attrs

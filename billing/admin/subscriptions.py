@@ -252,7 +252,9 @@ class SubscriptionAdmin(SimpleHistoryAdmin):
 
     def has_change_permission(self, request, obj=None):
         """Ops change the plan and seats; finance the deal and discount."""
-        return super().has_change_permission(request, obj) or request.user.has_perm(DEAL_PERMISSION)
+        if super().has_change_permission(request, obj):
+            return True
+        return request.user.has_perm(DEAL_PERMISSION) and self.has_view_permission(request, obj)
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is not None else []

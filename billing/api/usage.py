@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from billing.core.errors import InvalidRequest
 from billing.core.money import format_decimal, format_money
 from billing.core.periods import iso, month_start, parse_instant, period_containing
+from billing.invoicing.discounts import usage_discounted
 from billing.models import Subscription
 from billing.notifications import alerts
 from billing.serializers import (
@@ -105,7 +106,7 @@ class UsageApi(APIView):
             end=end,
             now=datetime.now(UTC),
         )
-        return Response(usage_body(usage))
+        return Response(usage_body(usage_discounted(usage)))
 
 
 class CheckApi(APIView):
@@ -132,15 +133,37 @@ class CheckApi(APIView):
                 "message": serializers.CharField(help_text="The reason, in words."),
                 "period_start": serializers.DateTimeField(allow_null=True),
                 "period_end": serializers.DateTimeField(allow_null=True),
+                "value": serializers.JSONField(
+                    required=False,
+                    help_text="A feature check only: the value granted (true, a number, a "
+                    "text, a list of texts); null when not granted.",
+                ),
             },
         ),
     )
     def post(self, request, external_id: str):
+        """Reasons: ok, cap_reached, insufficient_credits, insufficient_balance,
+        spend_limit_reached, no_subscription, meter_not_in_plan, and for a feature
+        (`{"feature": "sso"}`) feature_not_in_plan."""
         customer, subscription = check.customer_with_live_subscription(external_id=external_id)
         if customer is None:
             raise Http404
         serializer = CheckSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        if "feature" in serializer.validated_data:
+            result = check.feature_check(
+                subscription=subscription, feature_code=serializer.validated_data["feature"]
+            )
+            return Response(
+                {
+                    "allowed": result.allowed,
+                    "reason": result.reason,
+                    "message": check.feature_message(
+                        result, feature_code=serializer.validated_data["feature"]
+                    ),
+                    "value": result.value,
+                }
+            )
         quantity = serializer.validated_data["quantity"]
         if quantity is None:
             quantity = Decimal(1)

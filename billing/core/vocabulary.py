@@ -48,6 +48,13 @@ class LineKind(models.TextChoices):
     TAX = "tax", _("Tax")
 
 
+class FeatureKind(models.TextChoices):
+    """What a plan grants of a feature: on or off, or a value (a limit, a list)."""
+
+    BOOLEAN = "boolean", "Boolean: granted or not"
+    CONFIG = "config", "Config: a number, a text or a list of texts"
+
+
 class CouponDuration(models.TextChoices):
     """How many period invoices a coupon's discount applies to."""
 

@@ -29,6 +29,7 @@ from billing.invoicing.period_lines import (
 )
 from billing.locks import subscription_lock
 from billing.models import Subscription
+from billing.notifications.entitlements import entitlements_announce, entitlements_of
 from billing.rating import lines as rating
 from billing.usage.metering import meter_cache
 from invoices.models import Invoice
@@ -98,6 +99,7 @@ def subscription_close_period(*, subscription_id: int, as_of: datetime) -> bool:
         if subscription.status not in Subscription.LIVE or subscription.current_period_end > as_of:
             return False
         zone = zone_of(subscription)
+        before = entitlements_of(subscription)
         start, end = subscription.current_period_start, subscription.current_period_end
         usage_from = subscription.usage_from or start
         next_version = subscription.scheduled_version or subscription.version
@@ -156,6 +158,8 @@ def subscription_close_period(*, subscription_id: int, as_of: datetime) -> bool:
         )
         if subscription.status in Subscription.LIVE:
             grant_period_credits(subscription, next_spec)
+        reason = "period_start" if subscription.status in Subscription.LIVE else "ended"
+        entitlements_announce(subscription=subscription, before=before, reason=reason, now=end)
     return True
 
 

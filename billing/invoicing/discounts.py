@@ -9,6 +9,7 @@ discounted: not the start, plan-change, cancel, purchase or threshold ones.
 The caller (the close) holds the subscription's row lock; every write to a
 discount happens under it (billing.subscriptions.discounts takes it too)."""
 
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -18,9 +19,12 @@ from django.utils.translation import gettext as _
 from billing.core import l10n
 from billing.core.money import quantize_money
 from billing.core.vocabulary import LineKind
+from billing.invoicing.period_lines import next_period_fixed_lines
 from billing.models import Discount, Subscription
 from billing.rating.discounts import discount_amount, running_discount
 from billing.rating.lines import LineInput
+from billing.usage.priced import UsageSummary
+from billing.usage.summary import PeriodUsage
 
 ZERO = Decimal(0)
 USAGE_INVOICED = LineKind.USAGE_INVOICED
@@ -76,3 +80,47 @@ def period_discount_lines(
 def discounts_end(*, subscription: Subscription, at: datetime) -> None:
     """End the subscription's running discount: the subscription ended."""
     Discount.objects.filter(subscription=subscription, ended_at__isnull=True).update(ended_at=at)
+
+
+def projected_discount(
+    *, subscription: Subscription, summary: UsageSummary, start: datetime
+) -> Decimal:
+    """What the running discount will take off the invoice closing the current
+    period, as the close will compute it: on the period's projected usage (its
+    threshold invoices' part included) and the next period's fixed fees, none
+    when the subscription ends with the period. Zero for another period than
+    the current one, and without a running discount."""
+    if start != subscription.current_period_start:
+        return ZERO
+    discount = running_discount(subscription)
+    if discount is None:
+        return ZERO
+    currency = subscription.customer.currency
+    fees = ZERO
+    if not subscription.cancel_at_period_end:
+        version = subscription.scheduled_version or subscription.version
+        fees = sum(
+            (
+                quantize_money(line.amount, currency)
+                for line in next_period_fixed_lines(subscription=subscription, version=version)
+            ),
+            ZERO,
+        )
+    return discount_amount(
+        discount,
+        subtotal=quantize_money(summary.projected_usage, currency) + fees,
+        currency=currency,
+    )
+
+
+def usage_discounted(usage: PeriodUsage) -> PeriodUsage:
+    """The period's usage with its projected discount (/usage, the admin's
+    customer page, the portal)."""
+    if usage.summary is None or usage.subscription is None:
+        return usage
+    return replace(
+        usage,
+        projected_discount=projected_discount(
+            subscription=usage.subscription, summary=usage.summary, start=usage.start
+        ),
+    )

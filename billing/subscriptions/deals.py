@@ -9,7 +9,7 @@ from billing.core.errors import Conflict
 from billing.locks import subscription_lock
 from billing.models import Subscription
 from plans.overrides import Overrides, overrides_to_json, overrides_validate
-from plans.selectors import meter_codes_in, version_spec
+from plans.selectors import feature_kinds_in, meter_codes_in, version_spec
 
 
 def overrides_check(*, version, overrides: Overrides | None) -> dict:
@@ -18,7 +18,12 @@ def overrides_check(*, version, overrides: Overrides | None) -> dict:
     if not overrides:
         return {}
     spec = version_spec(version=version)
-    overrides_validate(spec, overrides, known_meters=meter_codes_in(spec))
+    overrides_validate(
+        spec,
+        overrides,
+        known_meters=meter_codes_in(spec),
+        known_features=feature_kinds_in(overrides),
+    )
     return overrides_to_json(overrides)
 
 

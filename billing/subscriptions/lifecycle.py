@@ -27,6 +27,7 @@ from billing.models import (
     Subscription,
     SubscriptionChange,
 )
+from billing.notifications.entitlements import entitlements_announce, entitlements_of
 from billing.rating import lines as rating
 from billing.rating.lines import LineInput
 from billing.subscriptions.deals import overrides_check
@@ -361,6 +362,7 @@ def subscription_change_plan(
             change.save()
             return subscription, None
         end = subscription.current_period_end
+        before = entitlements_of(subscription)
         planned = plan_change_lines(
             subscription=subscription, version=version, at=at, overrides=stored_overrides
         )
@@ -383,6 +385,9 @@ def subscription_change_plan(
         change.effective_at = at
         change.details = {"invoice": invoice.pk, "total": str(invoice.total)}
         change.save()
+        entitlements_announce(
+            subscription=subscription, before=before, reason="plan_change", now=at
+        )
     return subscription, invoice
 
 
@@ -415,6 +420,7 @@ def subscription_cancel(
             change.save()
             return subscription, None
         _check_in_period(subscription, at, after_change=True)
+        before = entitlements_of(subscription)
         with wording.in_customer_language(subscription.customer.locale):
             lines = bill_usage(subscription, until=at)
             if subscription.status != Subscription.TRIALING:
@@ -444,6 +450,7 @@ def subscription_cancel(
             {"invoice": invoice.pk, "total": str(invoice.total)},
         )
         change.save()
+        entitlements_announce(subscription=subscription, before=before, reason="ended", now=at)
     return subscription, invoice
 
 

@@ -25,7 +25,8 @@ from billing.usage.reads import (
     usage_quantities,
 )
 from customers.models import Customer
-from plans.models import Meter, Plan, PlanVersion
+from plans.feature_grants import granted
+from plans.models import Feature, Meter, Plan, PlanVersion
 from plans.overrides import subscription_spec
 from wallets import selectors as wallet_selectors
 
@@ -54,6 +55,8 @@ class CheckResult:
     # Allowed although the wallet cannot pay for all of it: the charge bills the
     # rest at the close (when_exhausted "bill").
     billed_when_exhausted: bool = False
+    # A feature check: the value the plan (or the deal) grants; None: not granted.
+    value: object = None
 
 
 REASON_MESSAGES = {
@@ -63,6 +66,7 @@ REASON_MESSAGES = {
     "insufficient_balance": "the prepaid balance cannot pay for this usage",
     "spend_limit_reached": "the customer's spend limit for this period is reached",
     "no_subscription": "the customer has no live subscription",
+    "feature_not_in_plan": "the customer's plan does not grant this feature",
 }
 
 
@@ -110,6 +114,7 @@ _LIVE_PARTS = (
                 "current_period_end",
                 "cancel_at_period_end",
                 "usage_from",
+                "overrides",
             ),
         ),
     ),
@@ -193,66 +198,24 @@ def usage_check(
         customer_id=customer.pk, meters=list(meters.values()), start=start, end=end
     )
     used = exact_quantity(quantities[meter.id])
-    base = {
-        "model": charge.model,
-        "used": used,
-        "subscription": subscription,
-        "period_start": start,
-        "period_end": end,
-    }
-    uncovered_units = ZERO
     with localcontext(prec=EXACT_PRECISION):
-        if charge.model in ALLOWANCE_MODELS:
-            included = exact_quantity(charge.included_units or ZERO)
-            remaining = max(ZERO, included - used)
-            if charge.model == ConsumptionModel.HARD_CAP and used + quantity > included:
-                return CheckResult(
-                    False, reason="cap_reached", included=included, remaining=remaining, **base
-                )
-            result = CheckResult(True, reason="ok", included=included, remaining=remaining, **base)
-        elif charge.model == "credits":
-            balance = wallet_selectors.wallet_usable_balance(
-                customer_id=customer.pk, kind="credits", now=now
-            )
-            needed = quantity * charge.credits_per_unit
-            covered = balance
-            if balance < needed:
-                auto = wallet_selectors.auto_top_up_of(customer_id=customer.pk)
-                # An auto top-up buys a pack when the balance runs short.
-                covered = balance + (auto.pack.credits if auto else ZERO)
-            remaining = units_covered(balance, charge.credits_per_unit)
-            short = covered < needed
-            # Billed at the close when the charge bills what the wallet cannot pay.
-            uncovered_units = (needed - covered) / charge.credits_per_unit if short else ZERO
-            if short and not charge.bills_uncovered:
-                return CheckResult(
-                    False,
-                    reason="insufficient_credits",
-                    remaining=remaining,
-                    balance=balance,
-                    **base,
-                )
-            result = CheckResult(
-                True,
-                reason="ok",
-                remaining=remaining,
-                balance=balance,
-                billed_when_exhausted=short,
-                **base,
-            )
-        else:
-            balance = wallet_selectors.wallet_usable_balance(
-                customer_id=customer.pk, kind="money", currency=spec.currency, now=now
-            )
-            cost = marginal_cost(charge, used, quantity)
-            remaining = None
-            if charge.pricing.scheme == "per_unit" and charge.pricing.unit_price > 0:
-                remaining = units_covered(balance, charge.pricing.unit_price)
-            money = {"balance": balance, "currency": spec.currency, "remaining": remaining}
-            short = balance < cost
-            if short and not charge.bills_uncovered:
-                return CheckResult(False, reason="insufficient_balance", **money, **base)
-            result = CheckResult(True, reason="ok", billed_when_exhausted=short, **money, **base)
+        result, uncovered_units = charge_standing(
+            customer=customer,
+            spec=spec,
+            charge=charge,
+            used=used,
+            quantity=quantity,
+            now=now,
+            base={
+                "model": charge.model,
+                "used": used,
+                "subscription": subscription,
+                "period_start": start,
+                "period_end": end,
+            },
+        )
+        if not result.allowed:
+            return result
         if customer.spend_limit is None:
             return result
         spend = period_spend(
@@ -274,3 +237,99 @@ def usage_check(
         spend=spend,
         spend_limit=customer.spend_limit,
     )
+
+
+def charge_standing(
+    *, customer, spec, charge, used: Decimal, quantity: Decimal, now: datetime, base: dict
+) -> tuple[CheckResult, Decimal]:
+    """Whether `quantity` more of the charge's meter, `used` so far this period,
+    fits its consumption model (the spend limit aside), with what is included,
+    remaining and the wallet's balance; and the units of it a wallet that bills
+    when exhausted cannot pay for. `check` asks with the quantity asked for, the
+    entitlements read with zero. Reads only."""
+    uncovered_units = ZERO
+    if charge.model in ALLOWANCE_MODELS:
+        included = exact_quantity(charge.included_units or ZERO)
+        remaining = max(ZERO, included - used)
+        if charge.model == ConsumptionModel.HARD_CAP and used + quantity > included:
+            refused = CheckResult(
+                False, reason="cap_reached", included=included, remaining=remaining, **base
+            )
+            return refused, ZERO
+        return CheckResult(True, reason="ok", included=included, remaining=remaining, **base), ZERO
+    elif charge.model == "credits":
+        balance = wallet_selectors.wallet_usable_balance(
+            customer_id=customer.pk, kind="credits", now=now
+        )
+        needed = quantity * charge.credits_per_unit
+        covered = balance
+        if balance < needed:
+            auto = wallet_selectors.auto_top_up_of(customer_id=customer.pk)
+            # An auto top-up buys a pack when the balance runs short.
+            covered = balance + (auto.pack.credits if auto else ZERO)
+        remaining = units_covered(balance, charge.credits_per_unit)
+        short = covered < needed
+        # Billed at the close when the charge bills what the wallet cannot pay.
+        uncovered_units = (needed - covered) / charge.credits_per_unit if short else ZERO
+        if short and not charge.bills_uncovered:
+            refused = CheckResult(
+                False,
+                reason="insufficient_credits",
+                remaining=remaining,
+                balance=balance,
+                **base,
+            )
+            return refused, ZERO
+        result = CheckResult(
+            True,
+            reason="ok",
+            remaining=remaining,
+            balance=balance,
+            billed_when_exhausted=short,
+            **base,
+        )
+    else:
+        balance = wallet_selectors.wallet_usable_balance(
+            customer_id=customer.pk, kind="money", currency=spec.currency, now=now
+        )
+        cost = marginal_cost(charge, used, quantity)
+        remaining = None
+        if charge.pricing.scheme == "per_unit" and charge.pricing.unit_price > 0:
+            remaining = units_covered(balance, charge.pricing.unit_price)
+        money = {"balance": balance, "currency": spec.currency, "remaining": remaining}
+        short = balance < cost
+        if short and not charge.bills_uncovered:
+            return CheckResult(False, reason="insufficient_balance", **money, **base), ZERO
+        result = CheckResult(True, reason="ok", billed_when_exhausted=short, **money, **base)
+    return result, uncovered_units
+
+
+def feature_check(*, subscription: Subscription | None, feature_code: str) -> CheckResult:
+    """May this customer use this feature? Allowed when its plan (with the deal's
+    overrides) grants it with any value but false; the value is in the answer
+    (a config feature's limit or list). Reads only: the spec is cached."""
+    if subscription is None:
+        return CheckResult(False, None, "no_subscription")
+    grants = granted(subscription_spec(subscription).features)
+    value = grants.get(feature_code)
+    allowed = feature_code in grants and value is not False
+    return CheckResult(
+        allowed,
+        None,
+        "ok" if allowed else "feature_not_in_plan",
+        subscription=subscription,
+        value=value,
+    )
+
+
+def feature_message(result: CheckResult, *, feature_code: str) -> str:
+    """A feature check's reason in words; a refusal says whether the feature
+    exists at all (a typo in the product's code) or the plan does not grant it."""
+    if (
+        result.reason == "feature_not_in_plan"
+        and not Feature.objects.filter(code=feature_code).exists()
+    ):
+        return f"there is no feature {feature_code!r}"
+    if result.reason == "feature_not_in_plan" and result.value is False:
+        return f"the customer's plan grants {feature_code!r} as false"
+    return REASON_MESSAGES.get(result.reason, result.reason)

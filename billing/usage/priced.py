@@ -11,7 +11,6 @@ from decimal import Decimal
 from billing.core.periods import period_share
 from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel
 from billing.models import Subscription
-from billing.rating.discounts import discount_amount, running_discount
 from billing.rating.lines import Uncovered, fixed_lines, total, usage_and_true_up
 from billing.rating.pricing import price_units
 from billing.usage.billed_parts import earlier_parts, threshold_billed
@@ -64,11 +63,11 @@ class UsageSummary:
     # The period's fixed fees in subtotal and projected_total (its parts before
     # an immediate plan change at their own version).
     fixed: Decimal = Decimal(0)
-    # What the running discount (a coupon) will take off the invoice that closes
-    # the current period, estimated on projected_total: the close applies it to
-    # that invoice's usage and the next period's fees. Zero without one, and for
-    # a past period (its invoice shows its discount).
-    projected_discount: Decimal = Decimal(0)
+    # The usage part of projected_total: the part under way's usage (its
+    # threshold invoices' too) extended to the period's end, priced with any
+    # true-up. A running discount is taken off it and the next period's fees
+    # (billing.invoicing.discounts.projected_discount).
+    projected_usage: Decimal = Decimal(0)
 
 
 # Quantities that grow with time; a max, a latest value or a distinct count does not.
@@ -133,9 +132,8 @@ def usage_summary(
     is on the plan-change invoice; less what threshold invoices billed since);
     the subtotal (the period's fixed fees and all its usage so far, invoiced or
     not) and the projected total (the usage not invoiced extended linearly to
-    the period's end, then priced, with any true-up), and what a running
-    discount will take off it. Fees and commitment count for the part of a
-    whole period [start, end) is, as the close bills them
+    the period's end, then priced, with any true-up). Fees and commitment count
+    for the part of a whole period [start, end) is, as the close bills them
     (Subscription.whole_period)."""
     version = subscription_spec(subscription)
     whole = subscription.whole_period(start, end, interval=version.interval)
@@ -206,24 +204,18 @@ def usage_summary(
     projected_usage = usage_and_true_up(
         version, quantities=projected, share=share, uncovered=uncovered
     )
-    projected_total = fixed + earlier_invoiced + total(projected_usage)
-    discount = running_discount(subscription) if current else None
     return UsageSummary(
         lines=lines,
         amounts=amounts,
         base_fee=version.base_fee,
         subtotal=fixed + invoiced + usage_not_invoiced,
         # The projection prices the part's whole usage, its threshold invoices' too.
-        projected_total=projected_total,
+        projected_total=fixed + earlier_invoiced + total(projected_usage),
         usage_from=usage_from,
         invoiced=invoiced,
         uncovered=uncovered,
         fixed=fixed,
-        projected_discount=ZERO
-        if discount is None
-        else discount_amount(
-            discount, subtotal=projected_total - earlier_invoiced, currency=version.currency
-        ),
+        projected_usage=total(projected_usage),
     )
 
 

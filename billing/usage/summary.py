@@ -37,6 +37,9 @@ class PeriodUsage:
     lines: list[SummaryLine]
     # None without a subscription: quantities only.
     summary: UsageSummary | None
+    # What a running discount will take off the invoice closing the period
+    # (billing.invoicing.discounts.usage_discounted sets it).
+    projected_discount: Decimal = ZERO
 
 
 def period_usage(*, customer, subscription, start: datetime, end: datetime, now: datetime):
@@ -106,5 +109,5 @@ def usage_body(usage: PeriodUsage) -> dict:
         "projected_total": money(summary.projected_total) if summary else None,
         # What a running discount (coupon) will take off the invoice closing the
         # period, estimated on projected_total; "0.00" without one.
-        "projected_discount": money(summary.projected_discount) if summary else None,
+        "projected_discount": money(usage.projected_discount) if summary else None,
     }

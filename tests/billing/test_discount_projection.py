@@ -13,11 +13,13 @@ from billing import dashboard
 from billing.core.vocabulary import CouponDuration
 from billing.invoicing.close import periods_close
 from billing.models import Discount
+from billing.subscriptions.discounts import discount_redeem
+from billing.subscriptions.lifecycle import subscription_cancel, subscription_change_plan
 from billing.usage.ingestion import events_ingest
 from customers.portal import portal_session_create
 from invoices.models import Invoice
 from plans.coupons import coupon_create
-from plans.models import Coupon, Meter
+from plans.models import Coupon, Meter, PlanVersion
 from tests.factories import (
     CustomerFactory,
     MeterFactory,
@@ -91,10 +93,11 @@ def figures_on(api, client, customer, at: datetime) -> tuple[str, str, str | Non
 
 def test_a_percent_discount_is_projected_as_the_close_then_writes_it(api, client, acme):
     """By 16 Nov, 400 prompts in 15 of 30 days project to 800: 700 beyond at 0.10
-    = 70.00, with the 50.00 fee 120.00. 20% off: 24.00, so 96.00 after it. The
-    close bills November's actual usage (300 beyond: 30.00) and December's fee
-    (50.00): 80.00, of which 20% is 16.00 off: the estimate's rule, on the
-    amounts the close knows."""
+    = 70.00, with the 50.00 fee 120.00. The invoice closing November will carry
+    that usage and December's 50.00 fee: 20% of 120.00 is 24.00 off, 96.00 after
+    it. The close then bills November's actual usage (300 beyond: 30.00) and
+    December's fee: 80.00, of which 20% is 16.00 off: the projection's rule, on
+    the amounts the close knows."""
     # given
     coupon("LAUNCH20", percent_off=D("20"))
     with time_machine.travel(NOV_15, tick=False):
@@ -173,3 +176,75 @@ def test_ending_a_discount_early_stops_it_from_now(api, client, acme):
 
 def test_ending_a_discount_of_an_unknown_subscription_is_404(api, db):
     assert api.delete("/api/v1/subscriptions/999999/discounts").status_code == 404
+
+
+def close_discount(subscription) -> D:
+    periods_close(as_of=DEC_1)
+    return Invoice.objects.get(
+        subscription=subscription, reason="period", period_start=NOV_1
+    ).discount
+
+
+@pytest.fixture
+def flat(db):
+    """A 50.00 plan without usage, a 100.00 one, and 20% off forever."""
+    published_version("flat", base_fee=D("50.00"))
+    published_version("big", base_fee=D("100.00"))
+    published_version("trial", base_fee=D("50.00"), trial_days=30)
+    coupon("LAUNCH20", percent_off=D("20"))
+
+
+def redeem(subscription) -> None:
+    discount_redeem(
+        subscription=subscription, coupon=Coupon.objects.get(code="LAUNCH20"), now=NOV_15
+    )
+
+
+def projected(api) -> str:
+    with time_machine.travel(NOV_16, tick=False):
+        return api.get("/api/v1/customers/acme/usage").json()["projected_discount"]
+
+
+def test_a_subscription_ending_with_its_period_projects_no_fees_to_discount(api, flat):
+    subscription = subscribe(CustomerFactory(external_id="acme"), "flat")
+    redeem(subscription)
+    subscription_cancel(subscription=subscription, effective="period_end", at=NOV_15)
+
+    assert projected(api) == "0.00"
+    assert close_discount(subscription) == D("0.00")
+
+
+def test_a_trial_projects_the_discount_of_the_next_periods_fees(api, flat):
+    subscription = subscribe(CustomerFactory(external_id="acme"), "trial")
+    redeem(subscription)
+
+    assert projected(api) == "10.00"
+    assert close_discount(subscription) == D("10.00")
+
+
+def test_a_change_at_period_end_projects_the_new_versions_fees(api, flat):
+    subscription = subscribe(CustomerFactory(external_id="acme"), "flat")
+    redeem(subscription)
+    subscription_change_plan(
+        subscription=subscription,
+        version=PlanVersion.objects.get(plan__code="big"),
+        effective="period_end",
+        at=NOV_15,
+    )
+
+    assert projected(api) == "20.00"
+    assert close_discount(subscription) == D("20.00")
+
+
+def test_after_an_immediate_change_the_projection_is_on_the_new_fees(api, flat):
+    subscription = subscribe(CustomerFactory(external_id="acme"), "flat")
+    redeem(subscription)
+    subscription_change_plan(
+        subscription=subscription,
+        version=PlanVersion.objects.get(plan__code="big"),
+        effective="immediate",
+        at=NOV_15,
+    )
+
+    assert projected(api) == "20.00"
+    assert close_discount(subscription) == D("20.00")

@@ -207,6 +207,36 @@ def test_a_plan_change_drops_the_deal_unless_it_repeats_it(api, acme, plan):
         ({"charges": "prompts"}, "overrides.charges", None),
         ({"base_fees": "9.00"}, "overrides.base_fees", "unknown field"),
         (
+            {
+                "charges": [
+                    {
+                        "meter": "prompts",
+                        "pricing": {
+                            "scheme": "graduated",
+                            "tiers": [
+                                {"up_to": "1000", "unit_price": "0", "flat_fees": "500"},
+                                {"up_to": None, "unit_price": "0.02"},
+                            ],
+                        },
+                    }
+                ]
+            },
+            "overrides.charges.0.pricing.tiers.0.flat_fees",
+            "unknown field",
+        ),
+        (
+            {
+                "charges": [
+                    {
+                        "meter": "prompts",
+                        "pricing": {"scheme": "per_unit", "unit_price": "1", "unit_prices": "2"},
+                    }
+                ]
+            },
+            "overrides.charges.0.pricing.unit_prices",
+            "unknown field",
+        ),
+        (
             {"charges": [{"meter": "prompts", "included": "5"}]},
             "overrides.charges.0.included",
             "unknown field",

@@ -1,0 +1,95 @@
+"""GET /customers/{external_id}/entitlements: the one answer a product caches to
+gate its UI (billing.usage.entitlements)."""
+
+from datetime import UTC, datetime
+
+from django.http import Http404
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.core.money import format_decimal, format_money
+from billing.core.periods import iso
+from billing.usage import check
+from billing.usage.entitlements import customer_entitlements
+from customers.models import ApiKey
+
+METER_ENTITLEMENT = inline_serializer(
+    "MeterEntitlement",
+    {
+        "model": serializers.CharField(),
+        "included": serializers.CharField(allow_null=True),
+        "used": serializers.CharField(),
+        "remaining": serializers.CharField(allow_null=True),
+        "balance": serializers.CharField(
+            allow_null=True, help_text="Credits and balance charges: the wallet's balance."
+        ),
+        "allowed": serializers.BooleanField(
+            help_text="Whether one more unit would be allowed by the consumption model "
+            "(the spend limit aside: ask check with the quantity)."
+        ),
+    },
+)
+
+
+def _number(value) -> str | None:
+    return None if value is None else format_decimal(value)
+
+
+class EntitlementsApi(APIView):
+    """Every feature the customer's plan (with its deal) grants, with its value,
+    and every metered feature with its model, included, used and remaining in the
+    period the clock is in: the reads of `check`. A customer without a live
+    subscription is entitled to nothing. Scope `read` or `events:write`, as check."""
+
+    required_scopes = {"GET": (ApiKey.SCOPE_READ, ApiKey.SCOPE_EVENTS_WRITE)}
+
+    @extend_schema(
+        responses=inline_serializer(
+            "Entitlements",
+            {
+                "subscription": serializers.IntegerField(allow_null=True),
+                "customer": serializers.CharField(),
+                "features": serializers.DictField(child=serializers.JSONField()),
+                "meters": serializers.DictField(child=METER_ENTITLEMENT),
+                "period_start": serializers.DateTimeField(allow_null=True),
+                "period_end": serializers.DateTimeField(allow_null=True),
+            },
+        )
+    )
+    def get(self, request, external_id: str):
+        customer, subscription = check.customer_with_live_subscription(external_id=external_id)
+        if customer is None:
+            raise Http404
+        found = customer_entitlements(
+            customer=customer, subscription=subscription, now=datetime.now(UTC)
+        )
+
+        def balance(standing) -> str | None:
+            if standing.balance is None:
+                return None
+            if standing.currency:
+                return format_money(standing.balance, standing.currency)
+            return format_decimal(standing.balance)
+
+        return Response(
+            {
+                "subscription": subscription.pk if subscription else None,
+                "customer": customer.external_id,
+                "features": found.features,
+                "meters": {
+                    code: {
+                        "model": standing.model,
+                        "included": _number(standing.included),
+                        "used": _number(standing.used),
+                        "remaining": _number(standing.remaining),
+                        "balance": balance(standing),
+                        "allowed": standing.allowed,
+                    }
+                    for code, standing in found.meters.items()
+                },
+                "period_start": iso(found.period_start) if found.period_start else None,
+                "period_end": iso(found.period_end) if found.period_end else None,
+            }
+        )

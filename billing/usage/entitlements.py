@@ -1,0 +1,70 @@
+"""What a customer is entitled to now, in one read: the features its plan (with
+its deal) grants, and per metered feature its consumption model, what is
+included, used and remaining, from the same reads and rules as `check`
+(billing.usage.check.charge_standing with nothing more asked)."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, localcontext
+
+from billing.models import Subscription
+from billing.rating.pricing import EXACT_PRECISION
+from billing.usage.check import CheckResult, charge_standing
+from billing.usage.metering import meter_cache
+from billing.usage.reads import exact_quantity, period_now, usage_quantities
+from plans.feature_grants import granted
+from plans.overrides import subscription_spec
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Entitlements:
+    subscription: Subscription | None
+    features: dict[str, object]  # feature code -> value granted
+    meters: dict[str, CheckResult]  # meter code -> its standing, nothing more asked
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+
+
+def customer_entitlements(
+    *, customer, subscription: Subscription | None, now: datetime
+) -> Entitlements:
+    """The customer's entitlements at `now`; none without a live subscription."""
+    if subscription is None:
+        return Entitlements(None, {}, {})
+    spec = subscription_spec(subscription)
+    features = granted(spec.features)
+    period = period_now(subscription=subscription, now=now)
+    if period is None:
+        return Entitlements(subscription, features, {})
+    start, end = period
+    metered = [
+        (charge, meter)
+        for charge in spec.charges
+        if (meter := meter_cache.by_code_frozen(charge.meter)) is not None
+    ]
+    quantities = usage_quantities(
+        customer_id=customer.pk, meters=[meter for _, meter in metered], start=start, end=end
+    )
+    meters = {}
+    with localcontext(prec=EXACT_PRECISION):
+        for charge, meter in metered:
+            used = exact_quantity(quantities[meter.id])
+            standing, _ = charge_standing(
+                customer=customer,
+                spec=spec,
+                charge=charge,
+                used=used,
+                quantity=ZERO,
+                now=now,
+                base={
+                    "model": charge.model,
+                    "used": used,
+                    "subscription": subscription,
+                    "period_start": start,
+                    "period_end": end,
+                },
+            )
+            meters[charge.meter] = standing
+    return Entitlements(subscription, features, meters, start, end)

@@ -1,0 +1,53 @@
+"""Features a plan grants (entitlements): catalog rows finance edits, and the
+value each plan version grants of them. A published version's grants are
+frozen with the rest of its terms (plans.services refuses every write)."""
+
+from django.db import models
+
+from billing.core.vocabulary import FeatureKind
+from config.history import audit_history
+
+CODE_MAX_LENGTH = 64
+
+
+class Feature(models.Model):
+    """A capability the product gates by plan: `boolean` (SSO: on or off) or
+    `config` (a value: a projects limit, the models one may call)."""
+
+    code = models.CharField(max_length=CODE_MAX_LENGTH, unique=True)
+    name = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16, choices=FeatureKind.choices)
+    description = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class VersionFeature(models.Model):
+    """A feature a plan version grants, with its value: true or false for a
+    boolean feature; a number, a text or a list of texts for a config one."""
+
+    version = models.ForeignKey(
+        "plans.PlanVersion", on_delete=models.CASCADE, related_name="features"
+    )
+    feature = models.ForeignKey(Feature, on_delete=models.PROTECT, related_name="grants")
+    value = models.JSONField()
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["version", "feature__code"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "feature"], name="version_feature_one_per_feature"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.feature.code}: {self.value}"

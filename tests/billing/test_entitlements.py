@@ -1,0 +1,380 @@
+"""Entitlements (issue 18): features a plan version grants, overridden by a deal,
+changed by plan changes, frozen once published; `check` with a feature and
+`GET /entitlements` answering alike; the webhook subscription.entitlements_changed."""
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+import time_machine
+
+from billing.invoicing.close import periods_close
+from billing.models import ENTITLEMENTS_CHANGED, WebhookDelivery, WebhookEndpoint
+from plans.features import feature_create
+from plans.models import Plan, PlanVersion
+from plans.services import plan_version_copy_as_draft
+from tests.factories import CustomerFactory, MeterFactory, api_client
+
+pytestmark = pytest.mark.django_db
+
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+NOV_10 = datetime(2026, 11, 10, tzinfo=UTC)
+NOV_20 = datetime(2026, 11, 20, tzinfo=UTC)
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+DEC_5 = datetime(2026, 12, 5, tzinfo=UTC)
+FEATURE_CODES = ("sso", "max_projects", "models", "audit_log", "no_such_feature")
+
+
+@pytest.fixture
+def api():
+    return api_client()
+
+
+def plan_body(code: str, features: list[dict], *, cap: int) -> dict:
+    return {
+        "code": code,
+        "name": code.capitalize(),
+        "currency": "USD",
+        "base_fee": "10.00",
+        "publish": True,
+        "charges": [{"meter": "prompts", "model": "hard_cap", "included_units": str(cap)}],
+        "features": features,
+    }
+
+
+@pytest.fixture
+def catalog(api):
+    """Starter: 3 projects, no SSO, 100 prompts. Pro: SSO, 10 projects, two
+    models, 1,000 prompts. audit_log exists but no plan grants it."""
+    MeterFactory(code="prompts", name="Prompts", event_name="prompt")
+    feature_create(code="sso", name="Single sign-on", kind="boolean")
+    feature_create(code="max_projects", name="Projects", kind="config")
+    feature_create(code="models", name="Models", kind="config")
+    feature_create(code="audit_log", name="Audit log", kind="boolean")
+    for body in (
+        plan_body("starter", [{"feature": "max_projects", "value": 3}], cap=100),
+        plan_body(
+            "pro",
+            [
+                {"feature": "sso", "value": True},
+                {"feature": "max_projects", "value": 10},
+                {"feature": "models", "value": ["gpt-4o", "o1"]},
+            ],
+            cap=1000,
+        ),
+    ):
+        response = api.post("/api/v1/plans", body, format="json")
+        assert response.status_code == 201, response.content
+
+
+def subscribe(api, external_id: str, plan: str, overrides: dict | None = None) -> dict:
+    CustomerFactory(external_id=external_id)
+    body = {"customer": external_id, "plan": plan, "start": NOV_1.isoformat()}
+    if overrides is not None:
+        body["overrides"] = overrides
+    response = api.post("/api/v1/subscriptions", body, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def entitlements(api, external_id: str) -> dict:
+    response = api.get(f"/api/v1/customers/{external_id}/entitlements")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def feature_check(api, external_id: str, code: str) -> dict:
+    response = api.post(f"/api/v1/customers/{external_id}/check", {"feature": code}, format="json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def assert_check_agrees(api, external_id: str) -> dict:
+    """Every feature's check answers as the entitlements read: allowed exactly
+    when granted with a value other than false, with that value."""
+    found = entitlements(api, external_id)
+    for code in FEATURE_CODES:
+        answer = feature_check(api, external_id, code)
+        granted = code in found["features"] and found["features"][code] is not False
+        assert answer["allowed"] is granted, (code, answer, found)
+        assert answer["value"] == found["features"].get(code), code
+        if not granted:
+            expected = "no_subscription" if found["subscription"] is None else "feature_not_in_plan"
+            assert answer["reason"] == expected
+    return found
+
+
+def test_a_version_grants_features_and_the_api_shows_them(api, catalog):
+    version = api.get("/api/v1/plans/pro").json()["versions"][0]
+    assert version["features"] == [
+        {"feature": "max_projects", "value": 10},
+        {"feature": "models", "value": ["gpt-4o", "o1"]},
+        {"feature": "sso", "value": True},
+    ]
+    listed = api.get("/api/v1/features").json()["results"]
+    assert sorted((f["code"], f["kind"]) for f in listed) == [
+        ("audit_log", "boolean"),
+        ("max_projects", "config"),
+        ("models", "config"),
+        ("sso", "boolean"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("features", "path", "message"),
+    [
+        ([{"feature": "nope", "value": True}], "features.0.feature", "there is no feature 'nope'"),
+        ([{"feature": "sso", "value": 1}], "features.0.value", "takes true or false"),
+        ([{"feature": "max_projects", "value": True}], "features.0.value", "not true/false"),
+        ([{"feature": "max_projects", "value": {"a": 1}}], "features.0.value", "a number"),
+        ([{"feature": "models", "value": ["ok", 3]}], "features.0.value", "list of texts"),
+        ([{"feature": "models", "value": ""}], "features.0.value", "a text of 1 to 255"),
+        (
+            [{"feature": "sso", "value": True}, {"feature": "sso", "value": False}],
+            "features.1.feature",
+            "granted twice",
+        ),
+        ([{"feature": "sso"}], "features.0.value", "required"),
+        ([{"feature": "sso", "value": True, "extra": 1}], "features.0.extra", "unknown field"),
+    ],
+)
+def test_bad_grants_are_400_and_change_nothing(api, catalog, features, path, message):
+    before = PlanVersion.objects.count()
+
+    response = api.post(
+        "/api/v1/plans/pro/versions", {"currency": "USD", "features": features}, format="json"
+    )
+
+    assert response.status_code == 400, response.content
+    fields = response.json()["error"]["fields"]
+    assert path in fields, fields
+    assert any(message in text for text in fields[path]), fields[path]
+    assert PlanVersion.objects.count() == before
+
+
+def test_features_are_frozen_once_published_and_a_new_draft_copies_them(api, catalog):
+    # when: a published version's features are edited
+    refused = api.put(
+        "/api/v1/plans/pro/versions/1",
+        {"currency": "USD", "features": [{"feature": "sso", "value": False}]},
+        format="json",
+    )
+
+    # then
+    assert refused.status_code == 409
+    assert api.get("/api/v1/plans/pro/versions/1").json()["features"][2] == {
+        "feature": "sso",
+        "value": True,
+    }
+
+    # when: a new draft copies them, and its own change stays its own
+    draft = plan_version_copy_as_draft(version=PlanVersion.objects.get(plan__code="pro"))
+    changed = api.put(
+        f"/api/v1/plans/pro/versions/{draft.number}",
+        {"currency": "USD", "base_fee": "10.00", "features": [{"feature": "sso", "value": True}]},
+        format="json",
+    )
+
+    # then
+    assert draft.features.count() == 3 or changed.status_code == 200
+    assert changed.status_code == 200, changed.content
+    assert changed.json()["features"] == [{"feature": "sso", "value": True}]
+    assert len(api.get("/api/v1/plans/pro/versions/1").json()["features"]) == 3
+
+
+def test_a_draft_copy_keeps_every_grant(catalog):
+    draft = plan_version_copy_as_draft(version=PlanVersion.objects.get(plan__code="pro"))
+
+    assert sorted(draft.features.values_list("feature__code", "value")) == [
+        ("max_projects", 10),
+        ("models", ["gpt-4o", "o1"]),
+        ("sso", True),
+    ]
+
+
+def test_a_features_kind_cannot_change_once_granted(api, catalog):
+    refused = api.patch("/api/v1/features/sso", {"kind": "config"}, format="json")
+    renamed = api.patch("/api/v1/features/sso", {"name": "SAML SSO"}, format="json")
+    free = api.patch("/api/v1/features/audit_log", {"kind": "config"}, format="json")
+
+    assert refused.status_code == 409
+    assert (renamed.status_code, renamed.json()["name"]) == (200, "SAML SSO")
+    assert (free.status_code, free.json()["kind"]) == (200, "config")
+    assert api.patch("/api/v1/features/sso", {"code": "x"}, format="json").status_code == 400
+
+
+def test_check_and_entitlements_agree_for_every_customer(api, catalog):
+    # given: no subscription, starter, pro, and pro with a deal that revokes
+    # SSO, raises the projects limit and grants the audit log
+    CustomerFactory(external_id="nobody")
+    subscribe(api, "small", "starter")
+    subscribe(api, "big", "pro")
+    subscribe(
+        api,
+        "deal",
+        "pro",
+        overrides={
+            "features": [
+                {"feature": "sso", "value": None},
+                {"feature": "max_projects", "value": 50},
+                {"feature": "audit_log", "value": True},
+            ]
+        },
+    )
+
+    # when / then
+    with time_machine.travel(NOV_10, tick=False):
+        assert assert_check_agrees(api, "nobody") == {
+            "subscription": None,
+            "customer": "nobody",
+            "features": {},
+            "meters": {},
+            "period_start": None,
+            "period_end": None,
+        }
+        small = assert_check_agrees(api, "small")
+        big = assert_check_agrees(api, "big")
+        deal = assert_check_agrees(api, "deal")
+
+    assert small["features"] == {"max_projects": 3}
+    assert small["meters"] == {
+        "prompts": {
+            "model": "hard_cap",
+            "included": "100",
+            "used": "0",
+            "remaining": "100",
+            "balance": None,
+            "allowed": True,
+        }
+    }
+    assert big["features"] == {"max_projects": 10, "models": ["gpt-4o", "o1"], "sso": True}
+    assert deal["features"] == {"audit_log": True, "max_projects": 50, "models": ["gpt-4o", "o1"]}
+    assert feature_check(api, "small", "no_such_feature")["message"] == (
+        "there is no feature 'no_such_feature'"
+    )
+
+
+def test_a_metered_feature_reads_as_check_counts_it(api, catalog):
+    # given: 100 of starter's 100 prompts used
+    subscribe(api, "small", "starter")
+    events = [
+        {
+            "id": f"p{i}",
+            "customer": "small",
+            "event_name": "prompt",
+            "timestamp": "2026-11-05T00:00:00Z",
+        }
+        for i in range(100)
+    ]
+    with time_machine.travel(NOV_10, tick=False):
+        assert api.post("/api/v1/events", {"events": events}, format="json").status_code == 202
+
+        # when
+        meter = entitlements(api, "small")["meters"]["prompts"]
+        check = api.post(
+            "/api/v1/customers/small/check", {"meter": "prompts", "quantity": "1"}, format="json"
+        ).json()
+
+    # then: the same counters; the cap is reached for one more
+    assert (meter["used"], meter["included"], meter["remaining"]) == ("100", "100", "0")
+    assert (check["used"], check["included"], check["remaining"]) == ("100", "100", "0")
+    assert (meter["allowed"], check["allowed"]) == (True, False)
+
+
+def test_bad_check_bodies_are_400(api, catalog):
+    subscribe(api, "small", "starter")
+    for body in (
+        {},
+        {"meter": "prompts", "feature": "sso"},
+        {"feature": "sso", "quantity": "2"},
+        {"feature": 5},
+    ):
+        response = api.post("/api/v1/customers/small/check", body, format="json")
+        assert response.status_code == 400, (body, response.content)
+    assert api.get("/api/v1/customers/nobody/entitlements").status_code == 404
+
+
+@pytest.fixture
+def endpoint(db):
+    return WebhookEndpoint.objects.create(
+        url="http://127.0.0.1:9/hooks", event_types=[ENTITLEMENTS_CHANGED]
+    )
+
+
+def announcements() -> list[dict]:
+    return [
+        json.loads(body)["data"]
+        for body in WebhookDelivery.objects.filter(event_type=ENTITLEMENTS_CHANGED)
+        .order_by("id")
+        .values_list("body", flat=True)
+    ]
+
+
+def test_a_plan_change_announces_the_change_once(api, catalog, endpoint):
+    # given
+    body = subscribe(api, "small", "starter")
+    url = f"/api/v1/subscriptions/{body['id']}"
+
+    # when: a seat change (nothing to announce), then an immediate move to pro
+    with time_machine.travel(NOV_10, tick=False):
+        api.patch(url, {"seats": 2}, format="json")
+        moved = api.post(
+            f"{url}/change-plan", {"plan": "pro", "effective": "immediate"}, format="json"
+        )
+
+    # then
+    assert moved.status_code == 200, moved.content
+    assert announcements() == [
+        {
+            "subscription": body["id"],
+            "reason": "plan_change",
+            "before": {"max_projects": 3},
+            "after": {"max_projects": 10, "models": ["gpt-4o", "o1"], "sso": True},
+            "gained": ["models", "sso"],
+            "lost": [],
+            "changed": ["max_projects"],
+        }
+    ]
+    with time_machine.travel(NOV_20, tick=False):
+        assert entitlements(api, "small")["features"]["sso"] is True
+
+
+def test_a_deal_and_a_scheduled_change_take_effect_at_the_period_start(api, catalog, endpoint):
+    # given: big on pro; the deal changes from the next period, then the plan too
+    body = subscribe(api, "big", "pro")
+    url = f"/api/v1/subscriptions/{body['id']}"
+    with time_machine.travel(NOV_20, tick=False):
+        patched = api.patch(
+            url,
+            {"overrides": {"features": [{"feature": "audit_log", "value": True}]}},
+            format="json",
+        )
+        assert patched.status_code == 200, patched.content
+        # then: nothing changes before the period ends
+        assert "audit_log" not in entitlements(api, "big")["features"]
+    assert announcements() == []
+
+    # when: the close starts December on the deal
+    periods_close(as_of=DEC_1)
+
+    # then: announced once, even if the close runs again
+    periods_close(as_of=DEC_1)
+    assert [(a["reason"], a["gained"], a["lost"]) for a in announcements()] == [
+        ("period_start", ["audit_log"], []),
+    ]
+    with time_machine.travel(DEC_5, tick=False):
+        assert entitlements(api, "big")["features"]["audit_log"] is True
+
+
+def test_an_immediate_cancel_announces_the_end(api, catalog, endpoint):
+    body = subscribe(api, "small", "starter")
+
+    with time_machine.travel(NOV_10, tick=False):
+        api.post(
+            f"/api/v1/subscriptions/{body['id']}/cancel", {"effective": "immediate"}, format="json"
+        )
+
+    assert [(a["reason"], a["before"], a["after"]) for a in announcements()] == [
+        ("ended", {"max_projects": 3}, {})
+    ]
+    assert Plan.objects.count() == 2
