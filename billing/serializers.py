@@ -288,6 +288,15 @@ class MigrationPreviewRowSerializer(serializers.Serializer):
     drops_deal = serializers.BooleanField(
         help_text="The subscription has a deal (overrides) that the move drops."
     )
+    features_gained = serializers.ListField(
+        child=serializers.CharField(), help_text="Features the new version grants, not now."
+    )
+    features_lost = serializers.ListField(
+        child=serializers.CharField(), help_text="Features granted now that the move takes away."
+    )
+    features_changed = serializers.ListField(
+        child=serializers.CharField(), help_text="Features whose value the move changes."
+    )
     # immediate: usage, credit, charge, total; period_end: next_fees, total.
     usage = DecimalString(required=False, allow_null=True)
     credit = DecimalString(required=False, allow_null=True)

@@ -16,7 +16,8 @@ from billing.usage.metering import meter_cache
 from billing.usage.reads import subscription_live, usage_quantities
 from billing.usage.summary import period_usage
 from invoices.models import Invoice
-from plans.models import Meter
+from plans.feature_grants import granted
+from plans.models import Feature, Meter
 from plans.overrides import subscription_spec
 from wallets.selectors import wallet_list
 
@@ -103,6 +104,8 @@ class PortalOverview:
     invoices: list
     # What a running discount will take off the invoice closing the period.
     projected_discount: Decimal = Decimal(0)
+    # The features the plan (with the deal) grants: (name, value) by name.
+    features_granted: tuple[tuple[str, object], ...] = ()
 
 
 def _percent(quantity: Decimal, included: Decimal | None) -> int | None:
@@ -129,6 +132,23 @@ def daily_usage(
             out[meter.id].append((day.date(), quantities[meter.id]))
         day = following
     return out
+
+
+def _features_granted(subscription) -> tuple[tuple[str, object], ...]:
+    """The features the subscription grants with a value other than false, by
+    their names."""
+    grants = granted(subscription_spec(subscription).features)
+    names = dict(Feature.objects.filter(code__in=grants).values_list("code", "name"))
+    return tuple(
+        sorted(
+            (
+                (names.get(code, code), value)
+                for code, value in grants.items()
+                if value is not False
+            ),
+            key=lambda pair: pair[0].lower(),
+        )
+    )
 
 
 def portal_overview(*, customer, now: datetime) -> PortalOverview:
@@ -202,4 +222,5 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
         charts,
         invoices,
         usage.projected_discount,
+        _features_granted(subscription),
     )

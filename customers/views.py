@@ -106,6 +106,17 @@ def _chart(chart) -> dict:
     }
 
 
+def _feature_value(value) -> str | None:
+    """A granted feature's value in words; None for one simply granted (true)."""
+    if value is True:
+        return None
+    if isinstance(value, list):
+        return ", ".join(value)
+    if isinstance(value, int | float):
+        return format_decimal(Decimal(str(value)))
+    return str(value)
+
+
 def _discount(subscription) -> dict | None:
     """The coupon discounting the subscription's period invoices, and for how long."""
     discount = running_discount(subscription) if subscription is not None else None
@@ -194,6 +205,10 @@ def portal_page(request, token: str):
             for f in overview.features
         ],
         "discount": _discount(overview.subscription),
+        "features_granted": [
+            {"name": name, "value": _feature_value(value)}
+            for name, value in overview.features_granted
+        ],
         "subtotal": money(overview.subtotal),
         "invoiced": money(overview.invoiced) if overview.invoiced else None,
         "projected_total": money(overview.projected_total),

@@ -167,6 +167,16 @@ class SubscriptionChangeForm(DealFields, DiscountFields, forms.ModelForm):
             )
 
 
+def features_change_text(change: dict[str, list[str]]) -> str:
+    """'gains sso, models; loses audit_log; changes max_projects', or ''."""
+    parts = [
+        f"{verb} {', '.join(change[how])}"
+        for how, verb in (("gained", "gains"), ("lost", "loses"), ("changed", "changes"))
+        if change[how]
+    ]
+    return "; ".join(parts)
+
+
 class SubscriptionChangeInline(admin.TabularInline):
     model = SubscriptionChange
     fields = ["kind", "from_version", "to_version", "effective_at", "how", "details", "created_at"]
@@ -392,6 +402,8 @@ class SubscriptionAdmin(SimpleHistoryAdmin):
             "rows": [
                 {
                     "subscription": row.subscription,
+                    "drops_deal": row.drops_deal,
+                    "features": features_change_text(preview.features_change(row)),
                     **{name: format_money(getattr(row, name), currency) for name in names},
                 }
                 for row in preview.moving

@@ -97,6 +97,7 @@ def _preview_body(preview: bulk_migration.MigrationPreview) -> dict:
                 "skipped": row.skipped or None,
                 "drops_deal": row.drops_deal,
                 **{name: money(getattr(row, name)) for name in names},
+                **{f"features_{how}": codes for how, codes in preview.features_change(row).items()},
             }
             for row in preview.rows
         ],

@@ -32,7 +32,10 @@ from billing.subscriptions.lifecycle import (
 from billing.usage.metering import (
     meter_cache,
 )
+from plans.feature_grants import features_compared, granted
 from plans.models import PlanVersion
+from plans.overrides import subscription_spec
+from plans.selectors import version_spec
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +88,15 @@ class MigrationPreview:
 
     def sum(self, name: str) -> Decimal:
         return sum((getattr(row, name) for row in self.moving), Decimal(0))
+
+    def features_change(self, row: MigrationRow) -> dict[str, list[str]]:
+        """The features the row's customer gains, loses and sees change by the move:
+        from what its plan (with its deal) grants now to what the new version does
+        (the move drops the deal). Empty lists for a row that does not move."""
+        if row.skipped:
+            return {"gained": [], "lost": [], "changed": []}
+        before = granted(subscription_spec(row.subscription).features)
+        return features_compared(before, granted(version_spec(version=self.version).features))
 
     @property
     def digest(self) -> str:

@@ -96,7 +96,9 @@ def confirm(client, preview_response, capture) -> object:
 
 def shown_rows(response) -> dict[int, dict[str, str]]:
     return {
-        row["subscription"].pk: {k: v for k, v in row.items() if k != "subscription"}
+        row["subscription"].pk: {
+            k: v for k, v in row.items() if k not in ("subscription", "drops_deal", "features")
+        }
         for row in response.context["rows"]
     }
 

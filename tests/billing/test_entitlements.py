@@ -10,9 +10,11 @@ import time_machine
 
 from billing.invoicing.close import periods_close
 from billing.models import ENTITLEMENTS_CHANGED, WebhookDelivery, WebhookEndpoint
+from customers.models import Customer
+from customers.portal import portal_session_create
 from plans.features import feature_create
 from plans.models import Plan, PlanVersion
-from plans.services import plan_version_copy_as_draft
+from plans.services import plan_version_copy_as_draft, plan_version_publish
 from tests.factories import CustomerFactory, MeterFactory, api_client
 
 pytestmark = pytest.mark.django_db
@@ -378,3 +380,75 @@ def test_an_immediate_cancel_announces_the_end(api, catalog, endpoint):
         ("ended", {"max_projects": 3}, {})
     ]
     assert Plan.objects.count() == 2
+
+
+def test_a_migration_preview_lists_features_gained_lost_and_changed(api, catalog, admin_client):
+    # given: small on starter, and a deal on pro that grants the audit log
+    small = subscribe(api, "small", "starter")
+    deal = subscribe(
+        api, "deal", "pro", overrides={"features": [{"feature": "audit_log", "value": True}]}
+    )
+
+    # when: both are previewed onto pro v2, a copy of v1 (the deal's move drops
+    # its audit log)
+    v2 = plan_version_copy_as_draft(version=PlanVersion.objects.get(plan__code="pro"))
+    plan_version_publish(version=v2)
+    with time_machine.travel(NOV_10, tick=False):
+        preview = api.post(
+            "/api/v1/plan-migrations/preview",
+            {
+                "subscriptions": [small["id"], deal["id"]],
+                "plan": "pro",
+                "version": 2,
+                "effective": "period_end",
+            },
+            format="json",
+        )
+        page = admin_client.post(
+            "/admin/billing/subscription/migrate/",
+            {
+                "subscriptions": f"{small['id']},{deal['id']}",
+                "to_version": v2.pk,
+                "effective": "period_end",
+            },
+        )
+
+    # then
+    assert preview.status_code == 200, preview.content
+    rows = {
+        row["customer"]: (row["features_gained"], row["features_lost"], row["features_changed"])
+        for row in preview.json()["rows"]
+    }
+    assert rows == {
+        "small": (["models", "sso"], [], ["max_projects"]),
+        "deal": ([], ["audit_log"], []),
+    }
+    html = page.content.decode()
+    assert "Features: gains models, sso; changes max_projects" in html
+    assert "Features: loses audit_log" in html
+
+
+def test_the_portal_shows_the_plans_features(api, catalog, client):
+    subscribe(
+        api,
+        "deal",
+        "pro",
+        overrides={
+            "features": [
+                {"feature": "sso", "value": None},
+                {"feature": "max_projects", "value": 50},
+            ]
+        },
+    )
+    customer = Customer.objects.get(external_id="deal")
+
+    with time_machine.travel(NOV_10, tick=False):
+        token = portal_session_create(customer=customer, now=NOV_10).token
+        page = client.get(f"/portal/{token}/")
+
+    assert page.context["features_granted"] == [
+        {"name": "Models", "value": "gpt-4o, o1"},
+        {"name": "Projects", "value": "50"},
+    ]
+    html = page.content.decode()
+    assert "Your plan includes" in html and "Single sign-on" not in html
