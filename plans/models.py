@@ -43,6 +43,11 @@ class Meter(models.Model):
         blank=True,
         help_text='Property equals one of values, e.g. {"model": ["gpt-4o"]}.',
     )
+    group_by = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Up to 3 event properties the usage is broken down by, e.g. ["model"].',
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # Ingestion caches meters per process and reloads them when this moves.
     updated_at = models.DateTimeField(auto_now=True)

@@ -27,6 +27,13 @@ class MeterSerializer(serializers.ModelSerializer):
         max_length=255, required=False, allow_blank=True, allow_null=True, default=""
     )
     filters = serializers.JSONField(required=False, default=dict)
+    group_by = serializers.ListField(
+        child=serializers.CharField(max_length=255),
+        required=False,
+        default=list,
+        max_length=3,
+        help_text="Event properties the usage is broken down by (usage?group_by=).",
+    )
     aggregation = serializers.CharField(
         max_length=32, help_text="count | sum | max | unique_count | latest"
     )
@@ -41,6 +48,7 @@ class MeterSerializer(serializers.ModelSerializer):
             "value_property",
             "unique_property",
             "filters",
+            "group_by",
             "created_at",
         ]
         read_only_fields = ["created_at"]

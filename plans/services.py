@@ -40,6 +40,7 @@ METER_DEFINITION_FIELDS = (
     "value_property",
     "unique_property",
     "filters",
+    "group_by",
 )
 
 
@@ -52,6 +53,7 @@ def meter_create(
     value_property: str = "",
     unique_property: str = "",
     filters: dict | None = None,
+    group_by: list | None = None,
 ) -> Meter:
     definition = {
         "code": code,
@@ -61,6 +63,7 @@ def meter_create(
         "value_property": value_property,
         "unique_property": unique_property,
         "filters": {} if filters is None else filters,
+        "group_by": [] if group_by is None else list(group_by),
     }
     validate_meter(**definition)
     try:

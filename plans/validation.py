@@ -25,10 +25,10 @@ from billing.rating.pricing import (
     TierSpec,
 )
 from plans.feature_grants import FeatureGrant, check_grants
+from plans.meter_rules import check_filters, check_group_by
 
 MAX_PRICE_PLACES = 10
 MAX_TRIAL_DAYS = 3650
-MAX_FILTERS = 50
 CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 CODE_HELP = "1-64 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
 EXTERNAL_ID_RE = re.compile(r"^[^\s/?#%\\]{1,255}$")
@@ -361,6 +361,7 @@ def validate_meter(
     value_property: str,
     unique_property: str,
     filters: object,
+    group_by: object = (),
 ) -> None:
     errors = FieldErrors()
     check_code(errors, "code", code)
@@ -382,26 +383,8 @@ def validate_meter(
         check_absent(errors, "value_property", value_property, "count reads no value")
         check_absent(errors, "unique_property", unique_property, "only unique_count takes it")
     check_filters(errors, "filters", filters)
+    check_group_by(errors, "group_by", group_by)
     errors.raise_if_any("invalid meter")
-
-
-def check_filters(errors: FieldErrors, path: str, filters: object) -> None:
-    if not isinstance(filters, Mapping):
-        errors.add(
-            path, 'must be an object of property -> list of values, e.g. {"model": ["gpt-4o"]}'
-        )
-        return
-    if len(filters) > MAX_FILTERS:
-        errors.add(path, f"at most {MAX_FILTERS} properties")
-    for key, values in filters.items():
-        if not isinstance(key, str) or not key:
-            errors.add(path, "property names must be non-empty strings")
-        elif not isinstance(values, list) or not values:
-            errors.add(f"{path}.{key}", "must be a non-empty list of values")
-        elif len(values) > MAX_FILTERS:
-            errors.add(f"{path}.{key}", f"at most {MAX_FILTERS} values")
-        elif not all(isinstance(v, str | int | Decimal | bool) for v in values):
-            errors.add(f"{path}.{key}", "values must be strings, numbers or booleans")
 
 
 def validate_credit_pack(*, code: str, credits: Decimal, price: Decimal, currency: str) -> None:

@@ -24,8 +24,10 @@ from billing.serializers import (
     UsageSerializer,
 )
 from billing.usage import check, reads
-from billing.usage.summary import period_usage, usage_body
+from billing.usage.metering import meter_cache
+from billing.usage.summary import period_usage, usage_body, usage_broken_down
 from customers.models import ApiKey
+from plans.meter_rules import MAX_GROUP_BY
 from wallets.serializers import CheckSerializer
 
 ZERO = Decimal(0)
@@ -44,7 +46,28 @@ def parse_time_param(request, name: str) -> datetime | None:
 
 
 # What GET /usage takes; any other query parameter is a 400 (not silently ignored).
-USAGE_PARAMS = frozenset({"period_start", "period_end"})
+USAGE_PARAMS = frozenset({"period_start", "period_end", "group_by"})
+
+
+def group_by_param(request) -> tuple[str, ...] | None:
+    """`group_by=model` or `group_by=model,api_key`: properties some meter groups
+    by (a 400 otherwise); None when not asked."""
+    value = request.query_params.get("group_by")
+    if value is None:
+        return None
+    names = tuple(name.strip() for name in value.split(","))
+    if not all(names) or len(set(names)) != len(names) or len(names) > MAX_GROUP_BY:
+        raise InvalidRequest(
+            "group_by takes 1 to 3 distinct property names, separated by commas",
+            fields={"group_by": ["e.g. model or model,api_key"]},
+        )
+    if not any(set(names) <= set(m.group_by) for m in meter_cache.by_id().values()):
+        raise InvalidRequest(
+            f"no meter groups its usage by {', '.join(names)}; a meter's group_by lists the "
+            "properties it can be broken down by",
+            fields={"group_by": [f"no meter groups by {', '.join(names)}"]},
+        )
+    return names
 
 
 class UsageApi(APIView):
@@ -55,6 +78,13 @@ class UsageApi(APIView):
         parameters=[
             OpenApiParameter("period_start", str, description="ISO 8601; default: current period"),
             OpenApiParameter("period_end", str, description="ISO 8601; default: that period's end"),
+            OpenApiParameter(
+                "group_by",
+                str,
+                description="Event properties (comma-separated) to split each line of a meter "
+                "that groups by them: its `groups`, whose quantities sum to the line's for count "
+                "and sum meters. A property no meter groups by is a 400.",
+            ),
         ],
         responses=UsageSerializer,
     )
@@ -68,6 +98,7 @@ class UsageApi(APIView):
                     name: [f"not one of {', '.join(sorted(USAGE_PARAMS))}"] for name in unknown
                 },
             )
+        by = group_by_param(request)
         customer, subscription = check.customer_with_live_subscription(external_id=external_id)
         if customer is None:
             raise Http404
@@ -106,6 +137,8 @@ class UsageApi(APIView):
             end=end,
             now=datetime.now(UTC),
         )
+        if by is not None:
+            usage = usage_broken_down(usage, by)
         return Response(usage_body(usage_discounted(usage)))
 
 

@@ -24,7 +24,7 @@ from billing.core.storable import (
 from billing.usage.alerts import usage_alerts_enqueue
 from billing.usage.drawdown import usage_draw_for_events
 from billing.usage.metering import EventRejected, MeterDef, contributions, meter_cache
-from billing.usage.rollups import PreparedEvent, rollup_lock, unique_values
+from billing.usage.rollups import PreparedEvent, rollup_lock, store_groups, unique_values
 from billing.usage.rollups import writer as rollups_writer
 from customers.models import Customer
 
@@ -256,6 +256,7 @@ def events_ingest(
         uniques = unique_values(stored)
         if uniques:
             writer.insert_uniques(uniques)
+        store_groups(stored)
         metered = [e for e in stored if e.contributions]
         if metered:
             usage_draw_for_events(events=metered, now=now)

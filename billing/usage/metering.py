@@ -44,6 +44,8 @@ class MeterDef:
     filters: tuple[tuple[str, frozenset[str]], ...]
     # What invoices and the portal call it.
     name: str = ""
+    # The event properties its usage is broken down by (at most 3).
+    group_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,9 @@ class Contribution:
     value: Decimal | None
     # The distinct value for unique_count, as text.
     unique: str | None
+    # A meter with group_by: the event's values of those properties as text, ""
+    # for none, three of them (billing.breakdown_models).
+    group: tuple[str, str, str] | None = None
 
 
 def as_text(value: object) -> str | None:
@@ -114,7 +119,22 @@ def meter_def(meter: Meter) -> MeterDef:
         unique_property=meter.unique_property,
         filters=filters,
         name=meter.name,
+        group_by=tuple(meter.group_by or ()),
     )
+
+
+def group_value(value: object) -> str:
+    """An event's value of a group_by property as its group's text: "" (the
+    `null` group) for none, null, an empty or overlong text, a list or an object."""
+    text = as_text(value) if value is not None else None
+    if not text or len(text) > MAX_UNIQUE_VALUE_LENGTH:
+        return ""
+    return text
+
+
+def group_of(meter: MeterDef, properties: dict) -> tuple[str, str, str]:
+    values = [group_value(properties.get(name)) for name in meter.group_by]
+    return (*values, *[""] * (3 - len(values)))
 
 
 def contributions(meters: list[MeterDef], properties: dict) -> list[Contribution]:
@@ -127,8 +147,9 @@ def contributions(meters: list[MeterDef], properties: dict) -> list[Contribution
             as_text(properties.get(prop)) not in allowed for prop, allowed in meter.filters
         ):
             continue
+        group = group_of(meter, properties) if meter.group_by else None
         if meter.aggregation == Meter.COUNT:
-            out.append(Contribution(meter.id, None, None))
+            out.append(Contribution(meter.id, None, None, group))
         elif meter.aggregation == Meter.UNIQUE_COUNT:
             raw = properties.get(meter.unique_property)
             text = as_text(raw) if raw is not None else None
@@ -138,7 +159,7 @@ def contributions(meters: list[MeterDef], properties: dict) -> list[Contribution
                     f"{meter.unique_property!r}: it must be a string, number or boolean "
                     f"of at most {MAX_UNIQUE_VALUE_LENGTH} characters"
                 )
-            out.append(Contribution(meter.id, None, text))
+            out.append(Contribution(meter.id, None, text, group))
         else:
             if meter.value_property not in properties:
                 raise EventRejected(
@@ -151,7 +172,7 @@ def contributions(meters: list[MeterDef], properties: dict) -> list[Contribution
                 raise EventRejected(
                     f"property {meter.value_property!r} (meter {meter.code!r}) {exc}"
                 ) from exc
-            out.append(Contribution(meter.id, value, None))
+            out.append(Contribution(meter.id, value, None, group))
     return out
 
 
@@ -211,6 +232,10 @@ class MeterCache:
     def by_id(self) -> dict[int, MeterDef]:
         self._refresh()
         return self._by_id
+
+    def by_code(self, code: str) -> MeterDef | None:
+        self._refresh()
+        return self._by_code.get(code)
 
     def by_code_frozen(self, code: str) -> MeterDef | None:
         """A meter whose definition can no longer change (a published or archived

@@ -37,7 +37,7 @@ ZERO = Decimal(0)
 HOUR = timedelta(hours=1)
 
 
-def _edges(start: datetime, end: datetime) -> tuple[datetime, datetime, list[tuple]]:
+def hour_edges(start: datetime, end: datetime) -> tuple[datetime, datetime, list[tuple]]:
     """The whole hours [first, last) inside [start, end), and the partial ranges around them."""
     first = hour_of(start) if start == hour_of(start) else hour_of(start) + HOUR
     last = hour_of(end)
@@ -65,7 +65,7 @@ _EDGE_FIELDS = (
 )
 
 
-def _edge_contributions(customer_id: int, meters: list[MeterDef], ranges: list[tuple]):
+def edge_contributions(customer_id: int, meters: list[MeterDef], ranges: list[tuple]):
     """(contribution, timestamp, event_id) of the raw events in the ranges."""
     # No meters (a customer without a subscription or rollups): nothing to read, and
     # `IN ()` is a syntax error on PostgreSQL.
@@ -121,7 +121,7 @@ def usage_quantities(
         return dict.fromkeys((m.id for m in meters), ZERO)
     if start >= end:
         return {}
-    first, last, ranges = _edges(start, end)
+    first, last, ranges = hour_edges(start, end)
     if meters is None:
         known = meter_cache.by_id()
         whole_hours = [first, last] * 3
@@ -144,18 +144,9 @@ def usage_quantities(
         )
     else:
         rows = []
-    quantities = dict.fromkeys((m.id for m in meters), ZERO)
-    by_id = {m.id: m for m in meters}
-    counts: dict[int, int] = dict.fromkeys(by_id, 0)
-    sums: dict[int, Decimal] = dict.fromkeys(by_id, ZERO)
-    maxima: dict[int, Decimal | None] = dict.fromkeys(by_id)
-    latest: dict[int, tuple] = {}
-    uniques: dict[int, set[str]] = {m.id: set() for m in meters}
-
+    tally = Tally()
     for meter_id, n, value_sum, value_max in rows:
-        counts[meter_id] = n or 0
-        sums[meter_id] = ZERO if value_sum is None else value_sum
-        maxima[meter_id] = value_max
+        tally.add_hours(meter_id, n, value_sum, value_max)
     if first < last:
         for meter in meters:
             if meter.aggregation == Meter.LATEST:
@@ -169,36 +160,70 @@ def usage_quantities(
                     .first()
                 )
                 if row is not None:
-                    latest[meter.id] = row
+                    tally.add_latest(meter.id, *row)
 
-    for contribution, timestamp, event_id in _edge_contributions(customer_id, meters, ranges):
-        meter_id = contribution.meter_id
-        counts[meter_id] += 1
-        if contribution.unique is not None:
-            uniques[meter_id].add(contribution.unique)
-        if contribution.value is not None:
-            sums[meter_id] += contribution.value
-            if maxima[meter_id] is None or contribution.value > maxima[meter_id]:
-                maxima[meter_id] = contribution.value
-            if timestamp is not None and (
-                meter_id not in latest or (timestamp, event_id) > latest[meter_id][:2]
-            ):
-                latest[meter_id] = (timestamp, event_id, contribution.value)
+    for contribution, timestamp, event_id in edge_contributions(customer_id, meters, ranges):
+        tally.add_event(contribution.meter_id, contribution, timestamp, event_id)
 
+    quantities = {}
     for meter in meters:
-        if meter.aggregation == Meter.COUNT:
-            quantities[meter.id] = Decimal(counts[meter.id])
-        elif meter.aggregation == Meter.SUM:
-            quantities[meter.id] = Decimal(sums[meter.id])
-        elif meter.aggregation == Meter.MAX:
-            quantities[meter.id] = maxima[meter.id] if maxima[meter.id] is not None else ZERO
-        elif meter.aggregation == Meter.LATEST:
-            quantities[meter.id] = latest[meter.id][2] if meter.id in latest else ZERO
-        elif meter.aggregation == Meter.UNIQUE_COUNT:
-            quantities[meter.id] = Decimal(
-                _unique_count(customer_id, meter.id, first, last, uniques[meter.id])
+        distinct = None
+        if meter.aggregation == Meter.UNIQUE_COUNT:
+            distinct = _unique_count(
+                customer_id, meter.id, first, last, tally.uniques.get(meter.id, set())
             )
-    return {meter_id: exact_quantity(q) for meter_id, q in quantities.items()}
+        quantities[meter.id] = tally.quantity(meter.id, meter.aggregation, distinct=distinct)
+    return quantities
+
+
+class Tally:
+    """A meter's aggregates (count, sum, max, latest, distinct values) by key: by
+    meter for a usage read, by group for a breakdown; from whole hours' rollups
+    and the edges' events alike, and read as the meter's aggregation."""
+
+    def __init__(self):
+        self.counts: dict = {}
+        self.sums: dict = {}
+        self.maxima: dict = {}
+        self.latest: dict = {}
+        self.uniques: dict = {}
+
+    def add_hours(self, key, n, value_sum, value_max) -> None:
+        self.counts[key] = self.counts.get(key, 0) + (n or 0)
+        self.sums[key] = self.sums.get(key, ZERO) + (ZERO if value_sum is None else value_sum)
+        self._max(key, value_max)
+
+    def add_latest(self, key, at, event_id, value) -> None:
+        if at is not None and (key not in self.latest or (at, event_id) > self.latest[key][:2]):
+            self.latest[key] = (at, event_id, value)
+
+    def add_event(self, key, contribution, timestamp, event_id) -> None:
+        self.counts[key] = self.counts.get(key, 0) + 1
+        if contribution.unique is not None:
+            self.uniques.setdefault(key, set()).add(contribution.unique)
+        if contribution.value is not None:
+            self.sums[key] = self.sums.get(key, ZERO) + contribution.value
+            self._max(key, contribution.value)
+            self.add_latest(key, timestamp, event_id, contribution.value)
+
+    def _max(self, key, value) -> None:
+        if value is not None and (self.maxima.get(key) is None or value > self.maxima[key]):
+            self.maxima[key] = value
+
+    def quantity(self, key, aggregation: str, *, distinct: int | None = None) -> Decimal:
+        """The key's quantity under the aggregation; `distinct`: a unique_count's
+        number of distinct values, counted by the caller."""
+        if aggregation == Meter.COUNT:
+            quantity = Decimal(self.counts.get(key, 0))
+        elif aggregation == Meter.SUM:
+            quantity = Decimal(self.sums.get(key, ZERO))
+        elif aggregation == Meter.MAX:
+            quantity = self.maxima.get(key) if self.maxima.get(key) is not None else ZERO
+        elif aggregation == Meter.LATEST:
+            quantity = self.latest[key][2] if key in self.latest else ZERO
+        else:
+            quantity = Decimal(distinct or 0)
+        return exact_quantity(quantity)
 
 
 def _unique_count(customer_id: int, meter_id: int, first, last, edge_values: set[str]) -> int:

@@ -7,6 +7,8 @@ from django.db.models.functions import Cast
 
 from billing.models import (
     UsageEvent,
+    UsageGroupRollup,
+    UsageGroupUniqueValue,
     UsageRollup,
     UsageUniqueValue,
 )
@@ -21,6 +23,7 @@ from billing.usage.rollups import (
     PreparedEvent,
     rollup_deltas,
     rollup_lock,
+    store_groups,
     unique_values,
     writer,
 )
@@ -46,6 +49,8 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
         meter_cache.clear()
         UsageRollup.objects.filter(meter_id=meter_id).delete()
         UsageUniqueValue.objects.filter(meter_id=meter_id).delete()
+        UsageGroupRollup.objects.filter(meter_id=meter_id).delete()
+        UsageGroupUniqueValue.objects.filter(meter_id=meter_id).delete()
         rows = (
             UsageEvent.objects.filter(event_name=meter.event_name)
             .annotate(raw=Cast("properties", TextField()))
@@ -67,4 +72,6 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
             writer().upsert_rollups(rollups[start : start + REBUILD_CHUNK])
         for start in range(0, len(uniques), REBUILD_CHUNK):
             writer().insert_uniques(uniques[start : start + REBUILD_CHUNK])
+        for start in range(0, len(events), REBUILD_CHUNK):
+            store_groups(events[start : start + REBUILD_CHUNK])
     return counted

@@ -67,26 +67,32 @@ def hour_of(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def unique_values(events: list[PreparedEvent]) -> list[tuple]:
-    """The distinct (customer, meter, hour, value) of unique_count meters, sorted."""
+def unique_values(events: list[PreparedEvent], *, grouped: bool = False) -> list[tuple]:
+    """The distinct (customer, meter, hour, value) of unique_count meters, sorted;
+    `grouped`: (customer, meter, hour, g1, g2, g3, value) of those with group_by."""
     return sorted(
         {
-            (event.customer_id, c.meter_id, hour_of(event.timestamp), c.unique)
+            (event.customer_id, c.meter_id, hour_of(event.timestamp))
+            + (c.group if grouped else ())
+            + (c.unique,)
             for event in events
             for c in event.contributions
-            if c.unique is not None
+            if c.unique is not None and (not grouped or c.group is not None)
         }
     )
 
 
-def rollup_deltas(events: list[PreparedEvent]) -> list[tuple]:
+def rollup_deltas(events: list[PreparedEvent], *, grouped: bool = False) -> list[tuple]:
     """Per (customer, meter, hour): count, sum, max and latest of the new events,
-    sorted by key (what _postgres.STORE computes in SQL)."""
+    sorted by key (what _postgres.STORE computes in SQL); `grouped`: per
+    (customer, meter, hour, g1, g2, g3) of the meters with group_by."""
     rollups: dict[tuple, list] = {}
     for event in events:
         hour = hour_of(event.timestamp)
         for c in event.contributions:
-            key = (event.customer_id, c.meter_id, hour)
+            if grouped and c.group is None:
+                continue
+            key = (event.customer_id, c.meter_id, hour) + (c.group if grouped else ())
             row = rollups.get(key)
             if row is None:
                 # ZERO, not 0: a numeric[] array must not mix int and Decimal.
@@ -108,27 +114,39 @@ ROLLUP_COLUMNS = (
 )
 
 
-_NEWER = (
-    "(billing_usagerollup.latest_at IS NULL OR (excluded.latest_at, excluded.latest_event_id) "
-    "> (billing_usagerollup.latest_at, billing_usagerollup.latest_event_id))"
-)
-
-
-ROLLUP_ON_CONFLICT = f"""
-ON CONFLICT (customer_id, meter_id, hour) DO UPDATE SET
-    event_count = billing_usagerollup.event_count + excluded.event_count,
-    value_sum = billing_usagerollup.value_sum + excluded.value_sum,
+def _on_conflict(table: str, key: str) -> str:
+    """The upsert that adds a batch's aggregates to a rollup row of `table`."""
+    newer = (
+        f"({table}.latest_at IS NULL OR (excluded.latest_at, excluded.latest_event_id) "
+        f"> ({table}.latest_at, {table}.latest_event_id))"
+    )
+    return f"""
+ON CONFLICT ({key}) DO UPDATE SET
+    event_count = {table}.event_count + excluded.event_count,
+    value_sum = {table}.value_sum + excluded.value_sum,
     value_max = CASE
-        WHEN billing_usagerollup.value_max IS NULL THEN excluded.value_max
-        WHEN excluded.value_max > billing_usagerollup.value_max THEN excluded.value_max
-        ELSE billing_usagerollup.value_max END,
-    latest_value = CASE WHEN {_NEWER} THEN excluded.latest_value
-        ELSE billing_usagerollup.latest_value END,
-    latest_event_id = CASE WHEN {_NEWER} THEN excluded.latest_event_id
-        ELSE billing_usagerollup.latest_event_id END,
-    latest_at = CASE WHEN {_NEWER} THEN excluded.latest_at
-        ELSE billing_usagerollup.latest_at END
+        WHEN {table}.value_max IS NULL THEN excluded.value_max
+        WHEN excluded.value_max > {table}.value_max THEN excluded.value_max
+        ELSE {table}.value_max END,
+    latest_value = CASE WHEN {newer} THEN excluded.latest_value
+        ELSE {table}.latest_value END,
+    latest_event_id = CASE WHEN {newer} THEN excluded.latest_event_id
+        ELSE {table}.latest_event_id END,
+    latest_at = CASE WHEN {newer} THEN excluded.latest_at
+        ELSE {table}.latest_at END
 """
+
+
+ROLLUP_ON_CONFLICT = _on_conflict("billing_usagerollup", "customer_id, meter_id, hour")
+
+# Breakdowns (billing.breakdown_models): the same aggregates per group.
+GROUP_ROLLUP_COLUMNS = (
+    "customer_id, meter_id, hour, g1, g2, g3, event_count, value_sum, value_max, "
+    "latest_at, latest_event_id, latest_value"
+)
+GROUP_ROLLUP_ON_CONFLICT = _on_conflict(
+    "billing_usagegrouprollup", "customer_id, meter_id, hour, g1, g2, g3"
+)
 
 
 def _server_side_cursor():
@@ -249,6 +267,38 @@ class _postgres:
                 [document],
             )
 
+    @staticmethod
+    def upsert_group_rollups(rows: list[tuple]) -> None:
+        document = exact_json(
+            [
+                [c, m, h.isoformat(), *groups, n, total, top, at and at.isoformat(), eid, latest]
+                for c, m, h, *groups, n, total, top, at, eid, latest in rows
+            ]
+        )
+        with _server_side_cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO billing_usagegrouprollup ({GROUP_ROLLUP_COLUMNS}) "  # noqa: S608
+                "SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::timestamptz, r->>3, r->>4, "
+                "r->>5, (r->>6)::bigint, (r->>7)::numeric, (r->>8)::numeric, "
+                "(r->>9)::timestamptz, r->>10, (r->>11)::numeric "
+                "FROM json_array_elements(%s::json) AS r ORDER BY 1, 2, 3, 4, 5, 6"
+                + GROUP_ROLLUP_ON_CONFLICT,
+                [document],
+            )
+
+    @staticmethod
+    def insert_group_uniques(rows: list[tuple]) -> None:
+        document = json.dumps([[c, m, h.isoformat(), *rest] for c, m, h, *rest in rows])
+        with _server_side_cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO billing_usagegroupuniquevalue "
+                "(customer_id, meter_id, hour, g1, g2, g3, value) "
+                "SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::timestamptz, r->>3, r->>4, "
+                "r->>5, r->>6 FROM json_array_elements(%s::json) AS r "
+                "ORDER BY 1, 2, 3, 4, 5, 6, 7 ON CONFLICT DO NOTHING",
+                [document],
+            )
+
 
 class _generic:
     """The same writes, row by row through executemany (SQLite, the embedded default)."""
@@ -309,6 +359,38 @@ class _generic:
                 "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 rows,
             )
+
+    @staticmethod
+    def upsert_group_rollups(rows: list[tuple]) -> None:
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO billing_usagegrouprollup ({GROUP_ROLLUP_COLUMNS}) "  # noqa: S608
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                + GROUP_ROLLUP_ON_CONFLICT,
+                rows,
+            )
+
+    @staticmethod
+    def insert_group_uniques(rows: list[tuple]) -> None:
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO billing_usagegroupuniquevalue "
+                "(customer_id, meter_id, hour, g1, g2, g3, value) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                rows,
+            )
+
+
+def store_groups(events: list[PreparedEvent]) -> None:
+    """The breakdowns of stored events: their meters with group_by, per group."""
+    grouped = [e for e in events if any(c.group is not None for c in e.contributions)]
+    if not grouped:
+        return
+    write = writer()
+    write.upsert_group_rollups(rollup_deltas(grouped, grouped=True))
+    uniques = unique_values(grouped, grouped=True)
+    if uniques:
+        write.insert_group_uniques(uniques)
 
 
 def writer() -> type[_postgres] | type[_generic]:

@@ -3,7 +3,7 @@ wallet-drawn charge, the units its wallet could not pay for; and the body
 `GET /customers/{id}/usage` answers with, which the admin's customer page shows
 as it is. The portal shows the same lines."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -11,6 +11,7 @@ from billing.core.money import format_decimal, format_money
 from billing.core.periods import iso
 from billing.core.vocabulary import DRAWN_MODELS
 from billing.usage import reads
+from billing.usage.breakdowns import Group, usage_groups
 from billing.usage.metering import meter_cache
 from billing.usage.priced import UsageSummary, usage_summary
 from billing.usage.reads import UsageLine
@@ -26,6 +27,9 @@ class SummaryLine:
     amount: Decimal | None
     # A wallet-drawn charge only: units stored and counted, not paid for.
     uncovered: Decimal | None
+    # Asked for a breakdown, of a meter that groups by it: the line's quantity
+    # split by the properties' values (usage_broken_down).
+    groups: list[Group] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,22 @@ def period_usage(*, customer, subscription, start: datetime, end: datetime, now:
     return PeriodUsage(customer, subscription, start, end, rows, summary)
 
 
+def usage_broken_down(usage: PeriodUsage, by: tuple[str, ...]) -> PeriodUsage:
+    """The usage with each line of a meter grouping by all of `by` split by
+    their values, over the range its quantity counts (from usage_from)."""
+    start = usage.summary.usage_from if usage.summary and usage.summary.usage_from else usage.start
+    rows = []
+    for row in usage.lines:
+        meter = meter_cache.by_code(row.line.meter)
+        if meter is not None and set(by) <= set(meter.group_by):
+            groups = usage_groups(
+                customer_id=usage.customer.pk, meter=meter, by=by, start=start, end=usage.end
+            )
+            row = replace(row, groups=groups)
+        rows.append(row)
+    return replace(usage, lines=rows)
+
+
 def usage_body(usage: PeriodUsage) -> dict:
     """The usage as the API answers it: quantities exact, money in the
     customer's currency."""
@@ -94,6 +114,16 @@ def usage_body(usage: PeriodUsage) -> dict:
         "lines": [
             {
                 **({} if row.uncovered is None else {"uncovered": number(row.uncovered)}),
+                **(
+                    {}
+                    if row.groups is None
+                    else {
+                        "groups": [
+                            {"key": group.key, "quantity": number(group.quantity)}
+                            for group in row.groups
+                        ]
+                    }
+                ),
                 "meter": row.line.meter,
                 "aggregation": row.line.aggregation,
                 "model": row.line.model,
