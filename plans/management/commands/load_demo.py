@@ -1,4 +1,5 @@
-"""The demo catalog and customers: one plan per pricing pattern of SCENARIOS.md.
+"""The demo catalog and customers: one plan per pricing pattern of SCENARIOS.md,
+each granting the features (entitlements) its name suggests.
 
 Safe to run again: whatever already exists (by code) is left as it is.
 """
@@ -11,7 +12,9 @@ from django.db import transaction
 from billing.rating.pricing import PricingSpec, TierSpec
 from customers.models import Customer
 from customers.services import customer_create
-from plans.models import CreditPack, Meter, Plan, TaxRate
+from plans.feature_grants import FeatureGrant
+from plans.features import feature_create
+from plans.models import CreditPack, Feature, Meter, Plan, TaxRate
 from plans.services import credit_pack_create, meter_create, plan_create, tax_rate_create
 from plans.validation import ChargeSpec, VersionSpec
 
@@ -49,6 +52,25 @@ METERS = [
 ]
 
 
+# code, name, kind, description
+FEATURES = [
+    ("sso", "Single sign-on", "boolean", "Sign in through the customer's identity provider."),
+    ("max_projects", "Projects", "config", "How many projects the account may have."),
+    ("models", "Models", "config", "The LLMs the account may call."),
+    ("priority_support", "Priority support", "boolean", "Answered first, within a business day."),
+]
+
+CHEAP_MODELS = ("gpt-4o-mini",)
+MODELS = ("gpt-4o-mini", "gpt-4o")
+ALL_MODELS = ("gpt-4o-mini", "gpt-4o", "o3-mini")
+
+
+def grants(**values) -> tuple[FeatureGrant, ...]:
+    """A version's feature grants. The lower tiers grant `sso` as false (not granted,
+    but the product may show it as an upgrade); a feature not named is not granted."""
+    return tuple(FeatureGrant(code, value) for code, value in values.items())
+
+
 def per_unit(price: str) -> PricingSpec:
     return PricingSpec(scheme="per_unit", unit_price=D(price))
 
@@ -61,13 +83,17 @@ PLANS = [
             currency="USD",
             base_fee=D("19.99"),
             charges=(ChargeSpec("prompts", "overage", D(200), pricing=per_unit("0.05")),),
+            features=grants(sso=False, max_projects=5, models=CHEAP_MODELS),
         ),
     ),
     (
         "sms_starter",
         "SMS Starter",
         VersionSpec(
-            currency="USD", base_fee=D("9.99"), charges=(ChargeSpec("sms", "hard_cap", D(500)),)
+            currency="USD",
+            base_fee=D("9.99"),
+            charges=(ChargeSpec("sms", "hard_cap", D(500)),),
+            features=grants(sso=False, max_projects=1),
         ),
     ),
     (
@@ -80,6 +106,7 @@ PLANS = [
                 ChargeSpec("simple_queries", "credits", credits_per_unit=D(100)),
                 ChargeSpec("complex_generations", "credits", credits_per_unit=D(1000)),
             ),
+            features=grants(max_projects=10, models=MODELS),
         ),
     ),
     (
@@ -91,6 +118,7 @@ PLANS = [
                 ChargeSpec("gpt4o_input_tokens", "balance", pricing=per_unit("0.0000025")),
                 ChargeSpec("gpt4o_output_tokens", "balance", pricing=per_unit("0.00001")),
             ),
+            features=grants(models=("gpt-4o",)),
         ),
     ),
     (
@@ -114,6 +142,7 @@ PLANS = [
                     ),
                 ),
             ),
+            features=grants(sso=True, max_projects=50, models=ALL_MODELS, priority_support=True),
         ),
     ),
     (
@@ -125,10 +154,27 @@ PLANS = [
             # Billed as it goes: a threshold invoice each time 250.00 of calls is not invoiced.
             progressive_billing_threshold=D("250.00"),
             charges=(ChargeSpec("api_calls", "overage", D(0), pricing=per_unit("0.001")),),
+            features=grants(sso=True, max_projects=100, priority_support=True),
         ),
     ),
-    ("starter", "Starter", VersionSpec(currency="USD", base_fee=D("20.00"))),
-    ("pro", "Pro", VersionSpec(currency="USD", base_fee=D("50.00"))),
+    (
+        "starter",
+        "Starter",
+        VersionSpec(
+            currency="USD",
+            base_fee=D("20.00"),
+            features=grants(sso=False, max_projects=3, models=CHEAP_MODELS),
+        ),
+    ),
+    (
+        "pro",
+        "Pro",
+        VersionSpec(
+            currency="USD",
+            base_fee=D("50.00"),
+            features=grants(sso=True, max_projects=20, models=MODELS, priority_support=True),
+        ),
+    ),
 ]
 
 PACKS = [
@@ -182,7 +228,8 @@ CUSTOMER_DETAILS = {
 
 class Command(BaseCommand):
     help = (
-        "Load the demo catalog (meters, plans, credit packs, tax rates) and customers. Idempotent."
+        "Load the demo catalog (meters, features, plans, credit packs, tax rates) and "
+        "customers. Idempotent."
     )
 
     @transaction.atomic
@@ -199,6 +246,10 @@ class Command(BaseCommand):
                     filters=filters,
                 )
                 created.append(f"meter {code}")
+        for code, name, kind, description in FEATURES:
+            if not Feature.objects.filter(code=code).exists():
+                feature_create(code=code, name=name, kind=kind, description=description)
+                created.append(f"feature {code}")
         for code, name, spec in PLANS:
             if not Plan.objects.filter(code=code).exists():
                 plan_create(code=code, name=name, version=spec, publish=True)
