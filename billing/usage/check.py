@@ -240,13 +240,34 @@ def usage_check(
 
 
 def charge_standing(
-    *, customer, spec, charge, used: Decimal, quantity: Decimal, now: datetime, base: dict
+    *,
+    customer,
+    spec,
+    charge,
+    used: Decimal,
+    quantity: Decimal,
+    now: datetime,
+    base: dict,
+    balances: dict | None = None,
 ) -> tuple[CheckResult, Decimal]:
     """Whether `quantity` more of the charge's meter, `used` so far this period,
     fits its consumption model (the spend limit aside), with what is included,
     remaining and the wallet's balance; and the units of it a wallet that bills
     when exhausted cannot pay for. `check` asks with the quantity asked for, the
-    entitlements read with zero. Reads only."""
+    entitlements read with zero (and `balances`, the wallets' balances read once
+    for all its charges). Reads only."""
+
+    def balance_of(kind: str, currency: str = "") -> Decimal:
+        key = (kind, currency)
+        if balances is not None and key in balances:
+            return balances[key]
+        found = wallet_selectors.wallet_usable_balance(
+            customer_id=customer.pk, kind=kind, currency=currency, now=now
+        )
+        if balances is not None:
+            balances[key] = found
+        return found
+
     uncovered_units = ZERO
     if charge.model in ALLOWANCE_MODELS:
         included = exact_quantity(charge.included_units or ZERO)
@@ -258,9 +279,7 @@ def charge_standing(
             return refused, ZERO
         return CheckResult(True, reason="ok", included=included, remaining=remaining, **base), ZERO
     elif charge.model == "credits":
-        balance = wallet_selectors.wallet_usable_balance(
-            customer_id=customer.pk, kind="credits", now=now
-        )
+        balance = balance_of("credits")
         needed = quantity * charge.credits_per_unit
         covered = balance
         if balance < needed:
@@ -289,9 +308,7 @@ def charge_standing(
             **base,
         )
     else:
-        balance = wallet_selectors.wallet_usable_balance(
-            customer_id=customer.pk, kind="money", currency=spec.currency, now=now
-        )
+        balance = balance_of("money", spec.currency)
         cost = marginal_cost(charge, used, quantity)
         remaining = None
         if charge.pricing.scheme == "per_unit" and charge.pricing.unit_price > 0:

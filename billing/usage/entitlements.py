@@ -48,6 +48,7 @@ def customer_entitlements(
         customer_id=customer.pk, meters=[meter for _, meter in metered], start=start, end=end
     )
     meters = {}
+    balances: dict = {}  # each wallet read once, whatever its charges
     with localcontext(prec=EXACT_PRECISION):
         for charge, meter in metered:
             used = exact_quantity(quantities[meter.id])
@@ -58,6 +59,7 @@ def customer_entitlements(
                 used=used,
                 quantity=ZERO,
                 now=now,
+                balances=balances,
                 base={
                     "model": charge.model,
                     "used": used,

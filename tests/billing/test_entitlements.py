@@ -4,6 +4,7 @@ changed by plan changes, frozen once published; `check` with a feature and
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal as D
 
 import pytest
 import time_machine
@@ -15,7 +16,16 @@ from customers.portal import portal_session_create
 from plans.features import feature_create
 from plans.models import Plan, PlanVersion
 from plans.services import plan_version_copy_as_draft, plan_version_publish
-from tests.factories import CustomerFactory, MeterFactory, api_client
+from tests.factories import (
+    CustomerFactory,
+    MeterFactory,
+    api_client,
+    balance,
+    credits,
+    published_version,
+)
+from tests.factories import subscribe as subscribe_factory
+from wallets.ledger import credits_grant
 
 pytestmark = pytest.mark.django_db
 
@@ -452,3 +462,39 @@ def test_the_portal_shows_the_plans_features(api, catalog, client):
     ]
     html = page.content.decode()
     assert "Your plan includes" in html and "Single sign-on" not in html
+
+
+def test_wallet_drawn_meters_read_as_check_reads_them(db):
+    # given: two credits charges on one credit wallet of 100 credits, and the
+    # customer with no money balance for a balance charge
+    for code in ("runs", "searches", "sms"):
+        MeterFactory(code=code, event_name=code)
+    published_version(
+        "agents", charges=(credits("runs", 10), credits("searches", 4), balance("sms", "0.05"))
+    )
+    customer = CustomerFactory(external_id="agent")
+    subscribe_factory(customer, "agents")
+    credits_grant(customer=customer, credits=D(100), now=NOV_1)
+    api = api_client()
+
+    # when
+    with time_machine.travel(NOV_10, tick=False):
+        found = entitlements(api, "agent")["meters"]
+        checks = {
+            code: api.post(
+                "/api/v1/customers/agent/check", {"meter": code, "quantity": "1"}, format="json"
+            ).json()
+            for code in found
+        }
+
+    # then: the same remaining and balance as check answers
+    assert {code: (m["remaining"], m["balance"]) for code, m in found.items()} == {
+        "runs": ("10", "100"),
+        "searches": ("25", "100"),
+        "sms": ("0", "0.00"),
+    }
+    for code, meter in found.items():
+        assert (meter["remaining"], meter["balance"]) == (
+            checks[code]["remaining"],
+            checks[code]["balance"],
+        ), code
