@@ -26,6 +26,7 @@ from billing.core.vocabulary import LineKind
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from invoices.pdf_renderer import renderer
 from invoices.taxes import tax_lines_read
+from plans.models import Meter
 
 INVOICE_TEMPLATE = "invoices/invoice.html"
 CREDIT_NOTE_TEMPLATE = "invoices/credit_note.html"
@@ -66,6 +67,10 @@ class PdfLine:
     quantity: str
     unit_price: str
     amount: str
+    # The line's quantity split by a property's values: (label, quantity) rows,
+    # under a title naming the property.
+    breakdown: tuple[tuple[str, str], ...] = ()
+    breakdown_title: str = ""
 
 
 @dataclass(frozen=True)
@@ -221,6 +226,9 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
     groups: dict[str, list[InvoiceLine]] = {}
     for line in sorted(invoice.lines.all(), key=lambda line: line.position):
         groups.setdefault(line.kind, []).append(line)
+    # The property each split line is split by (its meter's invoice breakdown).
+    split = {line.meter for lines in groups.values() for line in lines if line.breakdown}
+    breakdowns = dict(Meter.objects.filter(code__in=split).values_list("code", "invoice_breakdown"))
     changed = [moment for moment in (invoice.paid_at, invoice.voided_at) if moment is not None]
     issued = invoice.finalized_at or invoice.created_at
     notes = list(_tax_mentions(invoice))
@@ -266,6 +274,17 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
                         quantity=write.number(line.quantity),
                         unit_price=write.money(line.unit_price),
                         amount=write.money(line.amount),
+                        breakdown=tuple(
+                            (
+                                part["value"] if part["value"] is not None else _("(none)"),
+                                write.number(Decimal(part["quantity"])),
+                            )
+                            for part in line.breakdown
+                        ),
+                        breakdown_title=_("Usage by %(property)s")
+                        % {"property": breakdowns.get(line.meter, "")}
+                        if line.breakdown
+                        else "",
                     )
                     for line in lines
                 ],

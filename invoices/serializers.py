@@ -104,6 +104,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
                     "quantity": format_decimal(line.quantity),
                     "unit_price": _money(line.unit_price, currency),
                     "amount": format_money(line.amount, currency),
+                    **({"breakdown": line.breakdown} if line.breakdown else {}),
                 }
                 for line in invoice.lines.all()
             ],

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 
 from billing.core.errors import Conflict
-from billing.core.money import quantize_money
+from billing.core.money import format_decimal, quantize_money
 from billing.core.vocabulary import LineKind
 from invoices import collection, emails
 from invoices.credit_balance import credit_balance_apply, credit_balance_from_negative_invoice
@@ -102,6 +102,10 @@ def invoice_write_draft(
                 amount=amount,
                 period_start=getattr(line, "period_start", None),
                 period_end=getattr(line, "period_end", None),
+                breakdown=[
+                    {"value": value, "quantity": format_decimal(quantity)}
+                    for value, quantity in getattr(line, "breakdown", ())
+                ],
             )
             for position, (line, amount) in enumerate(zip(lines, amounts, strict=True))
         )

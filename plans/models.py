@@ -48,6 +48,13 @@ class Meter(models.Model):
         blank=True,
         help_text='Up to 3 event properties the usage is broken down by, e.g. ["model"].',
     )
+    invoice_breakdown = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        help_text="One of the group_by properties: invoices list the meter's quantity split "
+        "by its values (the amount is still priced on the whole quantity). Empty: not split.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # Ingestion caches meters per process and reloads them when this moves.
     updated_at = models.DateTimeField(auto_now=True)

@@ -34,6 +34,13 @@ class MeterSerializer(serializers.ModelSerializer):
         max_length=3,
         help_text="Event properties the usage is broken down by (usage?group_by=).",
     )
+    invoice_breakdown = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="One of group_by: invoices show the meter's quantity split by it.",
+    )
     aggregation = serializers.CharField(
         max_length=32, help_text="count | sum | max | unique_count | latest"
     )
@@ -49,6 +56,7 @@ class MeterSerializer(serializers.ModelSerializer):
             "unique_property",
             "filters",
             "group_by",
+            "invoice_breakdown",
             "created_at",
         ]
         read_only_fields = ["created_at"]

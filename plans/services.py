@@ -54,6 +54,7 @@ def meter_create(
     unique_property: str = "",
     filters: dict | None = None,
     group_by: list | None = None,
+    invoice_breakdown: str = "",
 ) -> Meter:
     definition = {
         "code": code,
@@ -64,6 +65,7 @@ def meter_create(
         "unique_property": unique_property,
         "filters": {} if filters is None else filters,
         "group_by": [] if group_by is None else list(group_by),
+        "invoice_breakdown": invoice_breakdown or "",
     }
     validate_meter(**definition)
     try:
@@ -95,7 +97,10 @@ def meter_update(*, meter: Meter, **changes) -> Meter:
     """Change a meter's name, or its definition while no published version uses it."""
     with transaction.atomic():
         meter = meter_lock(meter.pk)
-        values = {f: getattr(meter, f) for f in ("code", "name", *METER_DEFINITION_FIELDS)}
+        values = {
+            f: getattr(meter, f)
+            for f in ("code", "name", "invoice_breakdown", *METER_DEFINITION_FIELDS)
+        }
         values.update(changes)
         meter_check_update(meter=meter, values=values)
         redefined = any(values[f] != getattr(meter, f) for f in METER_DEFINITION_FIELDS)

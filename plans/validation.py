@@ -362,6 +362,7 @@ def validate_meter(
     unique_property: str,
     filters: object,
     group_by: object = (),
+    invoice_breakdown: object = "",
 ) -> None:
     errors = FieldErrors()
     check_code(errors, "code", code)
@@ -384,6 +385,10 @@ def validate_meter(
         check_absent(errors, "unique_property", unique_property, "only unique_count takes it")
     check_filters(errors, "filters", filters)
     check_group_by(errors, "group_by", group_by)
+    if invoice_breakdown and (
+        not isinstance(group_by, list | tuple) or invoice_breakdown not in group_by
+    ):
+        errors.add("invoice_breakdown", "must be one of the meter's group_by properties")
     errors.raise_if_any("invalid meter")
 
 

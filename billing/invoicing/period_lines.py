@@ -21,6 +21,7 @@ from billing.models import BilledPeriod, Subscription, SubscriptionChange
 from billing.rating import lines as rating
 from billing.rating.lines import LineInput
 from billing.usage.billed_parts import ThresholdBilled, threshold_billed
+from billing.usage.breakdowns import usage_groups
 from billing.usage.metering import meter_cache
 from billing.usage.priced import uncovered_usage
 from billing.usage.reads import usage_quantities
@@ -129,6 +130,30 @@ def period_rated(
     return lines + usage_rated(spec, quantities=quantities, share=fraction, uncovered=uncovered)
 
 
+def with_breakdowns(
+    rated: list[LineInput], *, customer_id: int, start: datetime, end: datetime
+) -> list[LineInput]:
+    """The first line of each meter with an invoice breakdown carries its
+    quantity of [start, end) split by that property's values (shown on the
+    invoice as quantities; the amount stays priced on the whole quantity)."""
+    out, done = [], set()
+    for line in rated:
+        meter = meter_cache.by_code(line.meter) if line.meter else None
+        if meter is not None and meter.invoice_breakdown and line.meter not in done:
+            done.add(line.meter)
+            groups = usage_groups(
+                customer_id=customer_id,
+                meter=meter,
+                by=(meter.invoice_breakdown,),
+                start=start,
+                end=end,
+            )
+            key = meter.invoice_breakdown
+            line = replace(line, breakdown=tuple((g.key[key], g.quantity) for g in groups))
+        out.append(line)
+    return out
+
+
 def rate_usage(
     *,
     subscription: Subscription,
@@ -158,6 +183,9 @@ def rate_usage(
     names = meter_names(c.meter for c in spec.charges)
     rated = usage_rated(
         spec, quantities=by_meter, share=share, meter_names=names, uncovered=uncovered
+    )
+    rated = with_breakdowns(
+        rated, customer_id=subscription.customer_id, start=usage_from, end=usage_to
     )
     billed: dict[str, dict] = {}
     for charge in spec.charges:

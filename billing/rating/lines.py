@@ -44,6 +44,9 @@ class LineInput:
     amount: Decimal
     period_start: datetime | None = None
     period_end: datetime | None = None
+    # A usage line of a meter with an invoice breakdown: its quantity split by
+    # the property's values, ((value or None, quantity), ...); shown, not priced.
+    breakdown: tuple = ()
 
 
 def _line(kind, description, meter, quantity, unit_price, exact, currency) -> LineInput:

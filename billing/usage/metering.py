@@ -46,6 +46,8 @@ class MeterDef:
     name: str = ""
     # The event properties its usage is broken down by (at most 3).
     group_by: tuple[str, ...] = ()
+    # One of group_by: invoices split the meter's lines by it ("": not split).
+    invoice_breakdown: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,7 @@ def meter_def(meter: Meter) -> MeterDef:
         filters=filters,
         name=meter.name,
         group_by=tuple(meter.group_by or ()),
+        invoice_breakdown=meter.invoice_breakdown,
     )
 
 

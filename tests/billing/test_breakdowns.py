@@ -4,7 +4,9 @@ events, for every aggregation and any range (edges mid-hour included), and for
 count and sum the groups add up to the meter's quantity. Runs on SQLite and on
 PostgreSQL (CI), whose ingestion writes differ."""
 
+import io
 import itertools
+import os
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
@@ -12,21 +14,26 @@ from decimal import Decimal as D
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pypdf import PdfReader
 
+from billing.invoicing.close import periods_close
 from billing.usage.breakdowns import usage_groups
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import as_text, meter_cache
 from billing.usage.reads import usage_quantities
 from billing.usage.rebuild import meter_usage_rebuild
 from customers.services import customer_create
+from invoices.models import Invoice
+from invoices.pdf import render_invoice_pdf
 from plans.models import Meter
 from plans.services import meter_create, meter_update
-from tests.factories import api_client
+from tests.factories import api_client, overage, published_version, subscribe
 
 pytestmark = pytest.mark.django_db
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 NOV_20 = datetime(2026, 11, 20, tzinfo=UTC)
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 MODELS = ["gpt-4o", "o1", "mini", None]  # None: the event has no model
 KEYS = ["k1", "k2", 7]
 
@@ -279,3 +286,56 @@ def test_a_meters_group_by_is_validated(db):
         assert response.status_code == 400, (group_by, response.content)
         assert path in response.json()["error"]["fields"], (group_by, response.content)
     assert not Meter.objects.exists()
+
+
+def test_an_invoice_splits_a_meters_line_by_its_invoice_breakdown(db, output_dir):
+    # given: tokens summed, grouped by model, split on invoices; 1,000 included,
+    # 0.01 a token beyond; 1,807 tokens in November
+    tokens = meter_create(
+        code="tokens",
+        name="Tokens",
+        event_name="llm",
+        aggregation="sum",
+        value_property="tokens",
+        group_by=["model"],
+        invoice_breakdown="model",
+    )
+    published_version("chat", base_fee=D("10.00"), charges=(overage("tokens", 1000, "0.01"),))
+    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    subscription = subscribe(customer, "chat")
+    sent = [("gpt-4o", 1000), ("gpt-4o", 500), ("o1", 300), (None, 7)]
+    events_ingest(
+        events=[
+            {
+                "id": f"i{i}",
+                "customer": "acme",
+                "event_name": "llm",
+                "timestamp": f"2026-11-05T10:{i:02d}:00Z",
+                "properties": {"tokens": n} | ({"model": model} if model else {}),
+            }
+            for i, (model, n) in enumerate(sent)
+        ],
+        now=NOV_20,
+    )
+
+    # when
+    periods_close(as_of=DEC_1)
+
+    # then: one overage line priced on the whole 807 beyond (8.07), split by model
+    invoice = Invoice.objects.get(subscription=subscription, reason="period")
+    (line,) = invoice.lines.filter(meter=tokens.code)
+    assert (line.quantity, line.amount) == (D(807), D("8.07"))
+    assert line.breakdown == [
+        {"value": "gpt-4o", "quantity": "1500"},
+        {"value": "o1", "quantity": "300"},
+        {"value": None, "quantity": "7"},
+    ]
+    api = api_client("read").get(f"/api/v1/invoices/{invoice.pk}").json()
+    assert [x.get("breakdown") for x in api["lines"] if x["meter"] == "tokens"] == [line.breakdown]
+    pdf = render_invoice_pdf(invoice)
+    with open(os.path.join(output_dir, "breakdown.pdf"), "wb") as saved:
+        saved.write(pdf)
+    text = " ".join(
+        " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages).split()
+    )
+    assert "Usage by model gpt-4o 1,500 o1 300 (none) 7" in text, text

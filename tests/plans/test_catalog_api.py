@@ -248,7 +248,12 @@ def test_create_meter_for_each_aggregation(api, meter):
 
     # then
     assert response.status_code == 201, response.content
-    expected = {"value_property": "", "unique_property": ""} | body
+    expected = {
+        "value_property": "",
+        "unique_property": "",
+        "group_by": [],
+        "invoice_breakdown": "",
+    } | body
     assert {k: v for k, v in response.json().items() if k != "created_at"} == expected
     stored = Meter.objects.get(code="m1")
     assert stored.aggregation == meter["aggregation"]
