@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core import signing
 
 from billing.invoicing.discounts import usage_discounted
+from billing.usage.breakdowns import usage_groups
 from billing.usage.metering import meter_cache
 from billing.usage.reads import subscription_live, usage_quantities
 from billing.usage.summary import period_usage
@@ -77,6 +78,10 @@ class FeatureUsage:
     uncovered_billed: bool
     # Width of the used-vs-included bar, 0-100 (None: nothing included to compare).
     percent: int | None
+    # A meter that groups its usage: its first group_by property, and the
+    # period's quantity by its values (the largest, then "Other").
+    breakdown_property: str = ""
+    breakdown: tuple[tuple[str, Decimal], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,9 @@ class DailyChart:
     name: str
     days: list[tuple[date, Decimal]]
     peak: Decimal
+    # A grouping count or sum meter: each day's bar stacked by these groups.
+    series: tuple[str, ...] = ()
+    stacked: tuple[tuple[Decimal, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,23 +122,31 @@ def _percent(quantity: Decimal, included: Decimal | None) -> int | None:
     return int(min(Decimal(100), quantity * 100 / included))
 
 
+def day_ranges(
+    start: datetime, end: datetime, zone: ZoneInfo
+) -> list[tuple[date, datetime, datetime]]:
+    """The days (in the customer's time zone) of [start, end), each with the part
+    of it in the range."""
+    out = []
+    day = start.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    while day < end:
+        following = (day + timedelta(days=1, hours=2)).replace(hour=0)  # DST-proof
+        out.append((day.date(), max(day, start), min(following, end)))
+        day = following
+    return out
+
+
 def daily_usage(
     *, customer_id: int, meters: list, start: datetime, end: datetime, zone: ZoneInfo
 ) -> dict[int, list[tuple[date, Decimal]]]:
     """Each meter's quantity per day (in the customer's time zone) of [start, end)."""
     out: dict[int, list[tuple[date, Decimal]]] = {m.id: [] for m in meters}
-    day = start.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
-    while day < end:
-        following = (day + timedelta(days=1, hours=2)).replace(hour=0)  # DST-proof
+    for day, since, until in day_ranges(start, end, zone):
         quantities = usage_quantities(
-            customer_id=customer_id,
-            meters=meters,
-            start=max(day, start),
-            end=min(following, end),
+            customer_id=customer_id, meters=meters, start=since, end=until
         )
         for meter in meters:
-            out[meter.id].append((day.date(), quantities[meter.id]))
-        day = following
+            out[meter.id].append((day, quantities[meter.id]))
     return out
 
 
@@ -149,6 +165,55 @@ def _features_granted(subscription) -> tuple[tuple[str, object], ...]:
             key=lambda pair: pair[0].lower(),
         )
     )
+
+
+# The portal shows this many groups of a breakdown by name, the rest as "Other".
+TOP_GROUPS = 5
+ADDITIVE = (Meter.COUNT, Meter.SUM)
+
+
+def _label(value: str | None) -> str:
+    return value if value is not None else "(none)"
+
+
+def _breakdown(customer_id: int, meter_code: str, *, start, end) -> dict:
+    """The period's quantity of a grouping meter by its first group_by property:
+    the largest groups, then the rest as "Other" (summed for count and sum
+    meters; left out for the others, whose groups do not add up)."""
+    meter = meter_cache.by_code(meter_code)
+    if meter is None or not meter.group_by:
+        return {}
+    by = meter.group_by[0]
+    groups = usage_groups(customer_id=customer_id, meter=meter, by=(by,), start=start, end=end)
+    rows = [(_label(g.key[by]), g.quantity) for g in groups[:TOP_GROUPS]]
+    rest = groups[TOP_GROUPS:]
+    if rest and meter.aggregation in ADDITIVE:
+        rows.append(("Other", sum((g.quantity for g in rest), Decimal(0))))
+    return {"breakdown_property": by, "breakdown": tuple(rows)}
+
+
+def _daily_series(customer_id: int, meter, features, *, start, end, zone) -> dict:
+    """A count or sum meter's daily quantities stacked by the groups its table
+    shows (the rest as "Other"): the series' labels and, per day, a quantity
+    each. Nothing for other meters (their groups do not add up to the bar)."""
+    shown = next((f for f in features if f.meter == meter.code), None)
+    if shown is None or not shown.breakdown or meter.aggregation not in ADDITIVE:
+        return {}
+    by = meter.group_by[0]
+    labels = [label for label, _ in shown.breakdown]
+    stacked = []
+    for _, since, until in day_ranges(start, end, zone):
+        groups = usage_groups(
+            customer_id=customer_id, meter=meter, by=(by,), start=since, end=until
+        )
+        quantities = dict.fromkeys(labels, Decimal(0))
+        for group in groups:
+            label = _label(group.key[by])
+            key = label if label in quantities else "Other"
+            if key in quantities:
+                quantities[key] += group.quantity
+        stacked.append(tuple(quantities[label] for label in labels))
+    return {"series": tuple(labels), "stacked": tuple(stacked)}
 
 
 def portal_overview(*, customer, now: datetime) -> PortalOverview:
@@ -176,6 +241,7 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
     billing_uncovered = {
         c.meter for c in subscription_spec(subscription).charges if c.bills_uncovered
     }
+    usage_start = summary.usage_from or start
     features = [
         FeatureUsage(
             meter=row.line.meter,
@@ -187,6 +253,7 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
             uncovered=row.uncovered or None,  # mentioned only when there is some
             uncovered_billed=row.line.meter in billing_uncovered,
             percent=_percent(row.line.quantity, row.line.included),
+            **_breakdown(customer.pk, row.line.meter, start=usage_start, end=end),
         )
         for row in usage.lines
     ]
@@ -200,15 +267,23 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
             end=min(end, now),
             zone=ZoneInfo(customer.timezone),
         )
-    charts = [
-        DailyChart(
-            meter=m.code,
-            name=names.get(m.code, m.code),
-            days=daily[m.id],
-            peak=max((q for _, q in daily[m.id]), default=Decimal(0)),
-        )
-        for m in charted
-    ]
+        charts = [
+            DailyChart(
+                meter=m.code,
+                name=names.get(m.code, m.code),
+                days=daily[m.id],
+                peak=max((q for _, q in daily[m.id]), default=Decimal(0)),
+                **_daily_series(
+                    customer.pk,
+                    m,
+                    features,
+                    start=start,
+                    end=min(end, now),
+                    zone=ZoneInfo(customer.timezone),
+                ),
+            )
+            for m in charted
+        ]
     return PortalOverview(
         customer,
         subscription,

@@ -79,8 +79,17 @@ def _chart(chart) -> dict:
     count = max(1, len(chart.days))
     slot = CHART_WIDTH / count
     bars = []
+    scale = 0.0 if not chart.peak else (CHART_HEIGHT - 20) / float(chart.peak)
     for index, (day, quantity) in enumerate(chart.days):
-        height = 0.0 if not chart.peak else float(quantity / chart.peak) * (CHART_HEIGHT - 20)
+        height = float(quantity) * scale
+        # A grouping meter's bar: one segment per group, stacked from the baseline.
+        segments, top = [], CHART_HEIGHT - 16
+        for series, part in enumerate(chart.stacked[index] if chart.stacked else ()):
+            if part <= 0:
+                continue
+            tall = float(part) * scale
+            top -= tall
+            segments.append({"y": round(top, 2), "height": round(tall, 2), "series": series})
         bars.append(
             {
                 "x": round(index * slot + slot * 0.1, 2),
@@ -93,6 +102,7 @@ def _chart(chart) -> dict:
                 "day": day.day,
                 "show_day": index % max(1, count // 10) == 0,
                 "text_x": round(index * slot + slot / 2, 2),
+                "segments": segments,
             }
         )
     return {
@@ -103,6 +113,7 @@ def _chart(chart) -> dict:
         "width": CHART_WIDTH,
         "height": CHART_HEIGHT,
         "baseline": CHART_HEIGHT - 16,
+        "series": list(enumerate(chart.series)),
     }
 
 
@@ -201,6 +212,11 @@ def portal_page(request, token: str):
                 "percent": f.percent,
                 "over": f.included is not None and f.quantity > f.included,
                 "thresholds": crossed.get(f.meter, []),
+                "breakdown_property": f.breakdown_property,
+                "breakdown": [
+                    {"label": label, "quantity": format_decimal(quantity)}
+                    for label, quantity in f.breakdown
+                ],
             }
             for f in overview.features
         ],
