@@ -11,9 +11,27 @@ others."""
 
 from django.db import models
 
-from billing.models import QUANTITY, _key_customer, _key_meter
-
 GROUP_VALUE_MAX_LENGTH = 512
+# As UsageRollup's (billing.models): exact quantities, keys without constraints.
+QUANTITY = {"max_digits": 38, "decimal_places": 10}
+
+
+def _key_customer() -> models.ForeignKey:
+    return models.ForeignKey(
+        "customers.Customer",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+
+
+def _key_meter() -> models.ForeignKey:
+    return models.ForeignKey(
+        "plans.Meter", on_delete=models.DO_NOTHING, db_constraint=False, db_index=False
+    )
+
+
 GROUP_COLUMNS = ("g1", "g2", "g3")
 
 

@@ -25,6 +25,7 @@ from billing.core.errors import BillingError
 from billing.rating.pricing import PricingSpec, TierSpec
 from billing.simulation.admin import RUN_SIMULATIONS
 from plans import services
+from plans.feature_grants import FeatureGrant
 from plans.models import (
     Charge,
     CreditPack,
@@ -44,31 +45,42 @@ from plans.validation import (
     validate_version,
     version_terms_spec,
 )
+from plans.version_features_admin import FeatureInline, version_grants
+from plans.version_inline_rules import FrozenWhenPublishedMixin, is_frozen, kept_forms
 
 METER_FIELDS = ("code", "name", "event_name", "aggregation", "value_property", "unique_property")
 
 
-def version_of(obj) -> PlanVersion | None:
-    if isinstance(obj, PlanVersion):
-        return obj
-    if isinstance(obj, Charge) and obj.version_id is not None:
-        return obj.version
-    return None
-
-
-def is_frozen(obj) -> bool:
-    version = version_of(obj)
-    return version is not None and version.pk is not None and version.status != PlanVersion.DRAFT
+def meter_values(cleaned: dict) -> dict:
+    """A meter form's values as the services take them."""
+    values = {f: cleaned.get(f) or "" for f in METER_FIELDS}
+    values["filters"] = cleaned.get("filters") or {}
+    values["group_by"] = [
+        p.strip() for p in (cleaned.get("group_by") or "").split(",") if p.strip()
+    ]
+    values["invoice_breakdown"] = cleaned.get("invoice_breakdown") or ""
+    return values
 
 
 class MeterForm(ServiceValidatedForm):
+    group_by = forms.CharField(
+        required=False,
+        label="Break usage down by",
+        help_text="Up to 3 event properties, separated by commas, e.g. model, api_key. "
+        "Fixed, like the rest of what a meter counts, once a published version charges it.",
+    )
+
     class Meta:
         model = Meter
-        fields = [*METER_FIELDS, "filters"]
+        fields = [*METER_FIELDS, "filters", "group_by", "invoice_breakdown"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["group_by"] = ", ".join(self.instance.group_by or ())
 
     def validate_domain(self, cleaned):
-        values = {f: cleaned.get(f) or "" for f in METER_FIELDS}
-        values["filters"] = cleaned.get("filters") or {}
+        values = meter_values(cleaned)
         if self.instance.pk:
             original = Meter.objects.get(pk=self.instance.pk)
             services.meter_check_update(meter=original, values=values)
@@ -85,8 +97,7 @@ class MeterAdmin(SimpleHistoryAdmin):
     search_fields = ["code", "name", "event_name"]
 
     def save_model(self, request, obj, form, change):
-        values = {f: form.cleaned_data.get(f) or "" for f in METER_FIELDS}
-        values["filters"] = form.cleaned_data.get("filters") or {}
+        values = meter_values(form.cleaned_data)
         if change:
             adopt(obj, services.meter_update(meter=obj, **values))
         else:
@@ -145,19 +156,6 @@ class PlanAdmin(SimpleHistoryAdmin):
         return ["code"] if obj else []
 
 
-class FrozenWhenPublishedMixin:
-    """Inline rows of a published or archived version can't be added, changed or deleted."""
-
-    def has_add_permission(self, request, obj=None):
-        return super().has_add_permission(request, obj) and not is_frozen(obj)
-
-    def has_change_permission(self, request, obj=None):
-        return super().has_change_permission(request, obj) and not is_frozen(obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return super().has_delete_permission(request, obj) and not is_frozen(obj)
-
-
 class TierForm(forms.ModelForm):
     flat_fee = forms.DecimalField(max_digits=28, decimal_places=10, required=False)
 
@@ -189,15 +187,6 @@ CHARGE_FIELD_FOR = {
     "pricing.package_size": "package_size",
     "pricing.package_price": "package_price",
 }
-
-
-def kept_forms(formset) -> list[forms.Form]:
-    """The forms that will become rows: not deleted, and not blank extra forms."""
-    return [
-        form
-        for form in formset.forms
-        if not formset._should_delete_form(form) and (form.instance.pk or form.has_changed())
-    ]
 
 
 def tier_forms(charge_form) -> list[forms.Form]:
@@ -237,8 +226,10 @@ def charge_spec(charge_form) -> ChargeSpec:
     )
 
 
-def version_spec(version: PlanVersion, charge_formset) -> VersionSpec:
-    return version_terms_spec(version, (charge_spec(f) for f in kept_forms(charge_formset)))
+def version_spec(
+    version: PlanVersion, charge_formset, grants: tuple[FeatureGrant, ...] = ()
+) -> VersionSpec:
+    return version_terms_spec(version, (charge_spec(f) for f in kept_forms(charge_formset)), grants)
 
 
 class ChargeFormSet(nested_admin.formsets.NestedInlineFormSet):
@@ -327,7 +318,7 @@ class PlanVersionForm(ServiceValidatedForm):
 class PlanVersionAdmin(SimpleHistoryAdmin, nested_admin.NestedModelAdmin):
     formfield_overrides = EXACT_DECIMALS
     form = PlanVersionForm
-    inlines = [ChargeInline]
+    inlines = [ChargeInline, FeatureInline]
     list_display = [
         "plan",
         "number",
@@ -383,14 +374,15 @@ class PlanVersionAdmin(SimpleHistoryAdmin, nested_admin.NestedModelAdmin):
         return super().has_delete_permission(request, obj) and not is_frozen(obj)
 
     def save_model(self, request, obj, form, change):
-        # Charges arrive in save_related; a new version is numbered by the service now.
+        # Charges and features arrive in save_related; a new version is numbered now.
         if not change:
             terms = version_terms_spec(obj)
             adopt(obj, services.plan_version_create(plan=obj.plan, version=terms))
 
     def save_related(self, request, form, formsets, change):
         charge_formset = next(f for f in formsets if f.model is Charge)
-        spec = version_spec(form.instance, charge_formset)
+        grants = version_grants(form.instance, formsets)
+        spec = version_spec(form.instance, charge_formset, grants)
         services.plan_version_update(version=form.instance, spec=spec)
         for formset in formsets:
             formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
@@ -477,4 +469,4 @@ class CreditPackAdmin(SimpleHistoryAdmin):
 
 
 # Registered with the admin site by being imported.
-from plans import coupons_admin, tax_rates_admin  # noqa: E402, F401
+from plans import coupons_admin, features_admin, tax_rates_admin  # noqa: E402, F401

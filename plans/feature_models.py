@@ -6,6 +6,7 @@ from django.db import models
 
 from billing.core.vocabulary import FeatureKind
 from config.history import audit_history
+from plans.feature_text import value_text
 
 CODE_MAX_LENGTH = 64
 
@@ -50,4 +51,5 @@ class VersionFeature(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.feature.code}: {self.value}"
+        # As the admin shows it (above an inline row, in a history): 'models: gpt-4o, o1'.
+        return f"{self.feature.code}: {value_text(self.value)}"

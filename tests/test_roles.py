@@ -21,7 +21,17 @@ from customers.models import ApiKey, Customer
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from invoices.services import invoice_finalize
 from plans.coupons import coupon_create
-from plans.models import Charge, Coupon, CreditPack, Meter, Plan, PlanVersion, PriceTier
+from plans.models import (
+    Charge,
+    Coupon,
+    CreditPack,
+    Feature,
+    Meter,
+    Plan,
+    PlanVersion,
+    PriceTier,
+    VersionFeature,
+)
 from plans.services import plan_version_copy_as_draft
 from tests.billing.test_admin import history_inline
 from wallets.ledger import credits_grant
@@ -52,6 +62,8 @@ TRACKED = (
     WebhookEndpoint,
     Discount,
     Coupon,
+    Feature,
+    VersionFeature,
 )
 
 
@@ -197,6 +209,11 @@ def test_a_permission_not_there_yet_is_reported_and_skipped(db, monkeypatch):
                 "wallets.change_wallet",
                 "wallets.view_credit_revenue",
                 "billing.set_deal_subscription",
+                "plans.add_feature",
+                "plans.change_feature",
+                "plans.add_versionfeature",
+                "plans.change_versionfeature",
+                "plans.delete_versionfeature",
             ],
             [
                 "customers.change_customer",
@@ -204,6 +221,7 @@ def test_a_permission_not_there_yet_is_reported_and_skipped(db, monkeypatch):
                 "billing.change_subscription",
                 "invoices.change_invoice",
                 "plans.delete_planversion",
+                "plans.delete_feature",
             ],
         ),
         (
@@ -214,10 +232,14 @@ def test_a_permission_not_there_yet_is_reported_and_skipped(db, monkeypatch):
                 "billing.change_subscription",
                 "invoices.view_invoice",
                 "plans.view_planversion",
+                "plans.view_feature",
+                "plans.view_versionfeature",
             ],
             [
                 "customers.view_apikey",
                 "plans.change_planversion",
+                "plans.add_feature",
+                "plans.change_versionfeature",
                 "plans.publish_planversion",
                 "invoices.void_invoice",
                 "invoices.finalize_invoice",
@@ -234,6 +256,8 @@ def test_a_permission_not_there_yet_is_reported_and_skipped(db, monkeypatch):
                 "invoices.view_invoice",
                 "wallets.view_ledgerentry",
                 "plans.view_plan",
+                "plans.view_feature",
+                "plans.view_versionfeature",
                 "billing.view_alert",
                 "billing.view_webhookdelivery",
             ],
@@ -476,6 +500,7 @@ def test_operations_reads_invoices_wallets_and_the_catalog(login, world):
         "/admin/wallets/uncoveredusage/",
         "/admin/plans/planversion/",
         "/admin/plans/meter/",
+        "/admin/plans/feature/",
     ):
         assert ops.get(url).status_code == 200, url
     wallets_page = ops.get("/admin/wallets/wallet/").content.decode()
@@ -529,6 +554,7 @@ SUPPORT_PAGES = [
     "/admin/plans/plan/",
     "/admin/plans/planversion/",
     "/admin/plans/creditpack/",
+    "/admin/plans/feature/",
     "/admin/billing/alert/",
     "/admin/billing/webhookdelivery/",
 ]
@@ -615,6 +641,7 @@ def support_posts(world: World) -> list[tuple[str, dict, int]]:
             {"code": "x", "name": "X", "event_name": "x", "aggregation": "count"},
             403,
         ),
+        ("/admin/plans/feature/add/", {"code": "sso", "name": "SSO", "kind": "boolean"}, 403),
         (
             f"/admin/wallets/wallet/{world.wallet.pk}/operation/",
             {"operation": "grant", "credits": "25", "priority": "10"},

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django import forms
 
+from billing.admin.entitlements import deal_features_text
 from billing.core import wording
 from billing.core.money import format_money
 from billing.core.vocabulary import ALLOWANCE_MODELS
@@ -17,7 +18,8 @@ from plans.selectors import version_spec
 
 def deal_text(stored: dict | None, version) -> str:
     """'Base fee 99.00 (plan: 19.99); prompts: 1,000 included (plan: 200), 0.02 a
-    unit (plan: 0.05)'. Empty without overrides."""
+    unit (plan: 0.05); Projects: 50 (plan: 10); Models: revoked (plan: gpt-4o,
+    o1)'. Empty without overrides."""
     overrides = overrides_from_json(stored)
     if not overrides:
         return ""
@@ -46,6 +48,7 @@ def deal_text(stored: dict | None, version) -> str:
                 f"{_pricing(override.pricing)} (plan: {_pricing(charge and charge.pricing)})"
             )
         parts.append(f"{override.meter}: {', '.join(said)}")
+    parts.extend(deal_features_text(overrides.features, spec.features))
     return "; ".join(parts)
 
 
@@ -122,7 +125,8 @@ CHARGE_FIELDS = {"deal_meter", "deal_included_units", "deal_unit_price"}
 def deal_from(cleaned: dict, *, stored: dict, changed) -> Overrides:
     """The stored deal with what the form changed: each term changed (emptied:
     the plan's value again), and the chosen charge's included units and per-unit
-    price; the deal's other charges, and a pricing the form cannot show, stay."""
+    price; the deal's other charges, a pricing the form cannot show, and its
+    features (set through the API) stay."""
     current = overrides_from_json(stored)
     terms = {name: getattr(current, name) for name in TERM_FIELDS.values()}
     for field, name in TERM_FIELDS.items():
@@ -142,4 +146,4 @@ def deal_from(cleaned: dict, *, stored: dict, changed) -> Overrides:
         new = ChargeOverride(meter=meter, included_units=included, pricing=pricing)
         charges = [new if c.meter == meter else c for c in charges] if old else [*charges, new]
     kept = tuple(c for c in charges if c.included_units is not None or c.pricing is not None)
-    return Overrides(**terms, charges=kept)
+    return Overrides(**terms, charges=kept, features=current.features)

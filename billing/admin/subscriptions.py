@@ -16,6 +16,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from billing.admin.deals import DealFields, deal_from, deal_setup, deal_text, stored_deal
 from billing.admin.discounts import DiscountFields, discount_summary
+from billing.admin.entitlements import entitlements_text
 from billing.admin.plan_migrations import (
     MIGRATE_PERMISSION,
     MigrationConfirmForm,
@@ -220,6 +221,7 @@ class SubscriptionAdmin(SimpleHistoryAdmin):
         "usage_from",
         "scheduled_version",
         "deal",
+        "features",
         "deal_next_period",
         "cancel_at_period_end",
         "canceled_at",
@@ -233,6 +235,11 @@ class SubscriptionAdmin(SimpleHistoryAdmin):
     @admin.display(description="Deal (overrides of the plan)")
     def deal(self, obj: Subscription) -> str:
         return deal_text(obj.overrides, obj.version) or "-"
+
+    @admin.display(description="Features")
+    def features(self, obj: Subscription) -> str:
+        """What the subscription is entitled to now, the deal's part marked."""
+        return entitlements_text(obj) or "none"
 
     @admin.display(description="Deal from the next period")
     def deal_next_period(self, obj: Subscription) -> str:

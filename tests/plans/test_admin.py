@@ -18,8 +18,11 @@ def demo(db):
     call_command("load_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
 
 
-def version_post(plan: Plan, charges: list[dict], **terms) -> dict:
-    """The add/change form of a plan version, as the browser posts it."""
+def version_post(
+    plan: Plan, charges: list[dict], *, features: tuple[dict, ...] = (), **terms
+) -> dict:
+    """The add/change form of a plan version, as the browser posts it; `features`:
+    the features inline's new rows ({"feature": pk, "value": text})."""
     data = {
         "plan": plan.pk,
         "currency": "USD",
@@ -33,8 +36,15 @@ def version_post(plan: Plan, charges: list[dict], **terms) -> dict:
         "charges-INITIAL_FORMS": "0",
         "charges-MIN_NUM_FORMS": "0",
         "charges-MAX_NUM_FORMS": "1000",
+        "features-TOTAL_FORMS": str(len(features)),
+        "features-INITIAL_FORMS": "0",
+        "features-MIN_NUM_FORMS": "0",
+        "features-MAX_NUM_FORMS": "1000",
         **terms,
     }
+    for i, grant in enumerate(features):
+        data[f"features-{i}-feature"] = grant["feature"]
+        data[f"features-{i}-value"] = grant["value"]
     for i, charge in enumerate(charges):
         tiers = charge.pop("tiers", [])
         for field in [
@@ -456,3 +466,30 @@ def test_api_key_secret_is_shown_once_and_stored_hashed(admin_client, client, db
         client.post("/api/v1/meters", {}, content_type="application/json", **auth).status_code
         == 403
     )
+
+
+def test_finance_sets_a_meters_breakdown_in_the_admin(admin_client, db):
+    form = {
+        "code": "tokens",
+        "name": "Tokens",
+        "event_name": "llm",
+        "aggregation": "sum",
+        "value_property": "tokens",
+        "unique_property": "",
+        "filters": "{}",
+        "group_by": "model, api_key",
+        "invoice_breakdown": "model",
+    }
+
+    created = admin_client.post("/admin/plans/meter/add/", form)
+    refused = admin_client.post(
+        "/admin/plans/meter/add/", {**form, "code": "t2", "invoice_breakdown": "team"}
+    )
+
+    assert created.status_code == 302
+    meter = Meter.objects.get(code="tokens")
+    assert (meter.group_by, meter.invoice_breakdown) == (["model", "api_key"], "model")
+    assert "must be one of the meter&#x27;s group_by properties" in refused.content.decode()
+    assert not Meter.objects.filter(code="t2").exists()
+    page = admin_client.get(f"/admin/plans/meter/{meter.pk}/change/").content.decode()
+    assert 'value="model, api_key"' in page

@@ -22,7 +22,16 @@ def view(*models: str) -> list[str]:
     return [name for model in models for name in perms(model, "view")]
 
 
-CATALOG = ("plans.meter", "plans.plan", "plans.planversion", "plans.charge", "plans.pricetier")
+CATALOG = (
+    "plans.meter",
+    "plans.plan",
+    "plans.planversion",
+    "plans.charge",
+    "plans.pricetier",
+    # Entitlements: the feature catalog, and what each version grants of it.
+    "plans.feature",
+    "plans.versionfeature",
+)
 CATALOG_VIEW = view(*CATALOG, "plans.creditpack", "plans.taxrate", "plans.coupon")
 # A page's read-only inlines are shown to whoever may view their model.
 CUSTOMERS_VIEW = view("customers.customer")
@@ -42,11 +51,13 @@ WALLETS_VIEW = view(
 ALERTS_VIEW = view("billing.alert", "billing.webhookdelivery")
 
 FINANCE = [
-    # The catalog. Deleting a draft's charges and tiers is part of editing the draft
-    # (published versions are read-only for everyone); nothing else is deleted.
+    # The catalog. Deleting a draft's charges, tiers and feature grants is part of
+    # editing the draft (published versions are read-only for everyone); nothing
+    # else is deleted.
     *[name for model in CATALOG for name in perms(model, "add", "change", "view")],
     *perms("plans.charge", "delete"),
     *perms("plans.pricetier", "delete"),
+    *perms("plans.versionfeature", "delete"),
     *perms("plans.creditpack", "add", "change", "view"),
     # Tax rates: archived (changed), never deleted once used (the admin refuses).
     *perms("plans.taxrate", "add", "change", "view", "delete"),
