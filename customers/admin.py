@@ -17,7 +17,9 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from billing.core.admin_forms import ServiceValidatedForm, adopt, money_column
 from billing.core.money import format_decimal, format_money
+from billing.core.periods import parse_instant
 from billing.invoicing.discounts import usage_discounted
+from billing.usage.breakdowns import meter_breakdown
 from billing.usage.reads import subscription_live
 from billing.usage.summary import period_usage, usage_body
 from customers import api_keys, services
@@ -140,6 +142,16 @@ def customer_billing(*, customer: Customer, user, now) -> dict:
                 )
             )
             for line in usage["lines"]:
+                prop, rows = meter_breakdown(
+                    customer_id=customer.pk,
+                    meter_code=line["meter"],
+                    start=parse_instant(usage["usage_from"]),
+                    end=live.current_period_end,
+                )
+                if rows:
+                    line["breakdown"] = f"By {prop}: " + "; ".join(
+                        f"{label} {format_decimal(quantity)}" for label, quantity in rows
+                    )
                 if line["model"] in DRAWN_FROM_WALLET:
                     drawn = DRAWN_FROM_WALLET[line["model"]]
                     # A charge that bills when its wallet runs dry bills the uncovered units.

@@ -12,7 +12,13 @@ from django.conf import settings
 from django.core import signing
 
 from billing.invoicing.discounts import usage_discounted
-from billing.usage.breakdowns import usage_groups
+from billing.usage.breakdowns import (
+    ADDITIVE,
+    OTHER,
+    group_label,
+    meter_breakdown,
+    usage_groups,
+)
 from billing.usage.metering import meter_cache
 from billing.usage.reads import subscription_live, usage_quantities
 from billing.usage.summary import period_usage
@@ -167,29 +173,11 @@ def _features_granted(subscription) -> tuple[tuple[str, object], ...]:
     )
 
 
-# The portal shows this many groups of a breakdown by name, the rest as "Other".
-TOP_GROUPS = 5
-ADDITIVE = (Meter.COUNT, Meter.SUM)
-
-
-def _label(value: str | None) -> str:
-    return value if value is not None else "(none)"
-
-
 def _breakdown(customer_id: int, meter_code: str, *, start, end) -> dict:
-    """The period's quantity of a grouping meter by its first group_by property:
-    the largest groups, then the rest as "Other" (summed for count and sum
-    meters; left out for the others, whose groups do not add up)."""
-    meter = meter_cache.by_code(meter_code)
-    if meter is None or not meter.group_by:
-        return {}
-    by = meter.group_by[0]
-    groups = usage_groups(customer_id=customer_id, meter=meter, by=(by,), start=start, end=end)
-    rows = [(_label(g.key[by]), g.quantity) for g in groups[:TOP_GROUPS]]
-    rest = groups[TOP_GROUPS:]
-    if rest and meter.aggregation in ADDITIVE:
-        rows.append(("Other", sum((g.quantity for g in rest), Decimal(0))))
-    return {"breakdown_property": by, "breakdown": tuple(rows)}
+    prop, rows = meter_breakdown(
+        customer_id=customer_id, meter_code=meter_code, start=start, end=end
+    )
+    return {"breakdown_property": prop, "breakdown": rows} if rows else {}
 
 
 def _daily_series(customer_id: int, meter, features, *, start, end, zone) -> dict:
@@ -208,8 +196,8 @@ def _daily_series(customer_id: int, meter, features, *, start, end, zone) -> dic
         )
         quantities = dict.fromkeys(labels, Decimal(0))
         for group in groups:
-            label = _label(group.key[by])
-            key = label if label in quantities else "Other"
+            label = group_label(group.key[by])
+            key = label if label in quantities else OTHER
             if key in quantities:
                 quantities[key] += group.quantity
         stacked.append(tuple(quantities[label] for label in labels))

@@ -13,7 +13,7 @@ from decimal import Decimal
 from billing.breakdown_models import GROUP_COLUMNS
 from billing.core import rawsql
 from billing.models import UsageGroupRollup, UsageGroupUniqueValue
-from billing.usage.metering import MeterDef
+from billing.usage.metering import MeterDef, meter_cache
 from billing.usage.reads import Tally, edge_contributions, hour_edges
 from plans.models import Meter
 
@@ -92,3 +92,34 @@ def usage_groups(
         Group(key={name: value or None for name, value in zip(by, group, strict=True)}, quantity=q)
         for group, q in groups
     ]
+
+
+# A breakdown shown to people names this many groups, the rest as "Other".
+TOP_GROUPS = 5
+ADDITIVE = (Meter.COUNT, Meter.SUM)
+OTHER = "Other"
+NONE_LABEL = "(none)"
+
+
+def group_label(value: str | None) -> str:
+    return value if value is not None else NONE_LABEL
+
+
+def meter_breakdown(
+    *, customer_id: int, meter_code: str, start: datetime, end: datetime
+) -> tuple[str, tuple[tuple[str, Decimal], ...]]:
+    """A grouping meter's quantity in [start, end) by its first group_by
+    property, as the portal and the admin show it: the property, and the
+    largest groups then the rest as "Other" (summed for count and sum meters;
+    left out for the others, whose groups do not add up). ("", ()) for a meter
+    that does not group."""
+    meter = meter_cache.by_code(meter_code)
+    if meter is None or not meter.group_by:
+        return "", ()
+    by = meter.group_by[0]
+    groups = usage_groups(customer_id=customer_id, meter=meter, by=(by,), start=start, end=end)
+    rows = [(group_label(g.key[by]), g.quantity) for g in groups[:TOP_GROUPS]]
+    rest = groups[TOP_GROUPS:]
+    if rest and meter.aggregation in ADDITIVE:
+        rows.append((OTHER, sum((g.quantity for g in rest), Decimal(0))))
+    return by, tuple(rows)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from pypdf import PdfReader
 
 from billing.invoicing.close import periods_close
+from billing.simulation import engine, report
 from billing.usage.breakdowns import usage_groups
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import as_text, meter_cache
@@ -26,7 +27,7 @@ from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.pdf import render_invoice_pdf
 from plans.models import Meter
-from plans.services import meter_create, meter_update
+from plans.services import meter_create, meter_update, plan_version_copy_as_draft
 from tests.factories import api_client, overage, published_version, subscribe
 
 pytestmark = pytest.mark.django_db
@@ -339,3 +340,47 @@ def test_an_invoice_splits_a_meters_line_by_its_invoice_breakdown(db, output_dir
         " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages).split()
     )
     assert "Usage by model gpt-4o 1,500 o1 300 (none) 7" in text, text
+
+
+def test_the_simulation_csv_gives_each_customer_s_breakdown(db):
+    # given: November's grouped usage of a customer on chat v1, and a draft v2
+    meter_create(
+        code="tokens",
+        name="Tokens",
+        event_name="llm",
+        aggregation="sum",
+        value_property="tokens",
+        group_by=["model"],
+    )
+    v1 = published_version("chat", base_fee=D("10.00"), charges=(overage("tokens", 1000, "0.01"),))
+    v2 = plan_version_copy_as_draft(version=v1)
+    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    subscribe(customer, "chat")
+    events_ingest(
+        events=[
+            {
+                "id": f"s{i}",
+                "customer": "acme",
+                "event_name": "llm",
+                "timestamp": "2026-11-05T10:00:00Z",
+                "properties": {"tokens": n, "model": model},
+            }
+            for i, (model, n) in enumerate([("gpt-4o", 1500), ("o1", 300)])
+        ],
+        now=NOV_20,
+    )
+
+    # when
+    simulation = engine.simulation_request(
+        version=v2,
+        period_start=NOV_1,
+        period_end=DEC_1,
+        customers=[customer],
+        selection="test",
+        user=None,
+        now=DEC_1,
+    )
+
+    # then
+    lines = report.simulation_csv(simulation=simulation).splitlines()
+    assert lines[1].endswith(',USD,"tokens by model: gpt-4o 1500, o1 300"'), lines

@@ -125,3 +125,16 @@ def test_the_portal_breakdown_in_a_browser(live_server, browser_page, output_dir
     ]
     assert " ".join(legend.split()) == "gpt-4o o1 mini o3 haiku Other"
     assert page.locator(".chart rect.series-5").count() == 2
+
+
+@pytest.mark.django_db
+def test_the_admin_customer_page_shows_the_breakdown(admin_client):
+    customer = setup_acme()
+
+    with time_machine.travel(NOV_20, tick=False):
+        page = admin_client.get(f"/admin/customers/customer/{customer.pk}/change/")
+
+    assert (
+        "By model: gpt-4o 1000; o1 500; mini 150; o3 100; haiku 70; Other 60"
+        in page.content.decode()
+    )

@@ -222,10 +222,11 @@ def test_the_csv_has_one_exact_line_per_customer(catalog, october):
     result = simulate(v2, october.values())
 
     assert report.simulation_csv(simulation=result) == (
-        "customer,name,current version,current total,simulated total,difference,currency\n"
-        "acme,Acme Inc,ai_assistant v1,57.74,54.99,-2.75,USD\n"
-        "beta,Beta Inc,ai_assistant v1,24.99,49.99,25.00,USD\n"
-        "gamma,Gamma Inc,ai_assistant v1,37.49,59.99,22.50,USD\n"
+        "customer,name,current version,current total,simulated total,difference,currency,"
+        "usage breakdown\n"
+        "acme,Acme Inc,ai_assistant v1,57.74,54.99,-2.75,USD,\n"
+        "beta,Beta Inc,ai_assistant v1,24.99,49.99,25.00,USD,\n"
+        "gamma,Gamma Inc,ai_assistant v1,37.49,59.99,22.50,USD,\n"
     )
 
 

@@ -161,9 +161,10 @@ def test_finance_publishes_a_lower_price_and_simulates_it_on_last_month(
     download_info.value.save_as(path)
     with open(path, encoding="utf-8") as handle:
         assert handle.read() == (
-            "customer,name,current version,current total,simulated total,difference,currency\n"
-            "acme,Acme Inc,ai_assistant v1,29.99,27.99,-2.00,USD\n"
-            "beta,Beta Inc,ai_assistant v1,69.99,59.99,-10.00,USD\n"
+            "customer,name,current version,current total,simulated total,difference,currency,"
+            "usage breakdown\n"
+            "acme,Acme Inc,ai_assistant v1,29.99,27.99,-2.00,USD,\n"
+            "beta,Beta Inc,ai_assistant v1,69.99,59.99,-10.00,USD,\n"
         )
 
 
