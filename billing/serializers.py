@@ -237,6 +237,14 @@ class EventBatchResultSerializer(serializers.Serializer):
 # views in billing.api write them.
 
 
+class UsageGroupSerializer(serializers.Serializer):
+    key = serializers.DictField(
+        child=serializers.CharField(allow_null=True),
+        help_text="Each property asked for and its value, null for events without it.",
+    )
+    quantity = DecimalString()
+
+
 class UsageLineSerializer(serializers.Serializer):
     meter = serializers.CharField()
     aggregation = serializers.CharField()
@@ -248,6 +256,12 @@ class UsageLineSerializer(serializers.Serializer):
     uncovered = DecimalString(
         required=False,
         help_text="credits and balance charges: units their wallet could not pay for.",
+    )
+    groups = UsageGroupSerializer(
+        many=True,
+        required=False,
+        help_text="With ?group_by= and a meter grouping by those properties: the line's "
+        "quantity by their values.",
     )
 
 

@@ -24,6 +24,12 @@ class InvoiceLineSerializer(serializers.Serializer):
     quantity = DecimalString()
     unit_price = DecimalString(allow_null=True)
     amount = DecimalString()
+    breakdown = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        help_text="A meter with an invoice breakdown: its quantity by the property's values, "
+        '[{"value": "gpt-4o", "quantity": "1500"}] (null: events without it); not priced.',
+    )
 
 
 class TaxLineSerializer(serializers.Serializer):
