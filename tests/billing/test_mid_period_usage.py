@@ -107,7 +107,9 @@ def test_usage_refuses_a_query_parameter_it_does_not_know():
     response = api.get("/api/v1/customers/acme/usage?start=2026-11-01T00:00:00Z")
 
     assert response.status_code == 400
-    assert response.json()["error"]["fields"] == {"start": ["not one of period_end, period_start"]}
+    assert response.json()["error"]["fields"] == {
+        "start": ["not one of group_by, period_end, period_start"]
+    }
     assert api.get("/api/v1/customers/acme/usage").status_code == 200
 
 
