@@ -150,7 +150,7 @@ def customer_billing(*, customer: Customer, user, now) -> dict:
                 )
                 if rows:
                     line["breakdown"] = f"By {prop}: " + "; ".join(
-                        f"{label} {format_decimal(quantity)}" for label, quantity in rows
+                        f"{label} {format_decimal(quantity)}" for _, label, quantity in rows
                     )
                 if line["model"] in DRAWN_FROM_WALLET:
                     drawn = DRAWN_FROM_WALLET[line["model"]]

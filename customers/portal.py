@@ -12,13 +12,7 @@ from django.conf import settings
 from django.core import signing
 
 from billing.invoicing.discounts import usage_discounted
-from billing.usage.breakdowns import (
-    ADDITIVE,
-    OTHER,
-    group_label,
-    meter_breakdown,
-    usage_groups,
-)
+from billing.usage.breakdowns import ADDITIVE, OTHER_KEY, meter_breakdown, usage_groups
 from billing.usage.metering import meter_cache
 from billing.usage.reads import subscription_live, usage_quantities
 from billing.usage.summary import period_usage
@@ -85,9 +79,10 @@ class FeatureUsage:
     # Width of the used-vs-included bar, 0-100 (None: nothing included to compare).
     percent: int | None
     # A meter that groups its usage: its first group_by property, and the
-    # period's quantity by its values (the largest, then "Other").
+    # period's quantity by its values (the largest, then "Other"): rows of
+    # (value, label, quantity) (billing.usage.breakdowns.meter_breakdown).
     breakdown_property: str = ""
-    breakdown: tuple[tuple[str, Decimal], ...] = ()
+    breakdown: tuple[tuple[object, str, Decimal], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -188,20 +183,19 @@ def _daily_series(customer_id: int, meter, features, *, start, end, zone) -> dic
     if shown is None or not shown.breakdown or meter.aggregation not in ADDITIVE:
         return {}
     by = meter.group_by[0]
-    labels = [label for label, _ in shown.breakdown]
+    keys = [key for key, _, _ in shown.breakdown]
     stacked = []
     for _, since, until in day_ranges(start, end, zone):
         groups = usage_groups(
             customer_id=customer_id, meter=meter, by=(by,), start=since, end=until
         )
-        quantities = dict.fromkeys(labels, Decimal(0))
+        quantities = dict.fromkeys(keys, Decimal(0))
         for group in groups:
-            label = group_label(group.key[by])
-            key = label if label in quantities else OTHER
+            key = group.key[by] if group.key[by] in quantities else OTHER_KEY
             if key in quantities:
                 quantities[key] += group.quantity
-        stacked.append(tuple(quantities[label] for label in labels))
-    return {"series": tuple(labels), "stacked": tuple(stacked)}
+        stacked.append(tuple(quantities[key] for key in keys))
+    return {"series": tuple(label for _, label, _ in shown.breakdown), "stacked": tuple(stacked)}
 
 
 def portal_overview(*, customer, now: datetime) -> PortalOverview:

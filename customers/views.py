@@ -215,7 +215,7 @@ def portal_page(request, token: str):
                 "breakdown_property": f.breakdown_property,
                 "breakdown": [
                     {"label": label, "quantity": format_decimal(quantity)}
-                    for label, quantity in f.breakdown
+                    for _, label, quantity in f.breakdown
                 ],
             }
             for f in overview.features

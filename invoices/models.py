@@ -139,9 +139,10 @@ class InvoiceLine(models.Model):
     amount = models.DecimalField(**AMOUNT)
     period_start = models.DateTimeField(null=True, blank=True)
     period_end = models.DateTimeField(null=True, blank=True)
-    # A usage line of a meter with an invoice breakdown: its quantity split by
-    # the property's values, [{"value": "gpt-4o" | null, "quantity": "1500"}].
-    breakdown = models.JSONField(default=list, blank=True)
+    # A usage line of a meter with an invoice breakdown: the meter's quantity
+    # split by the property's values, {"by": "model", "groups": [{"value":
+    # "gpt-4o" | null, "quantity": "1500"}]}; {} without one.
+    breakdown = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["invoice", "position"]

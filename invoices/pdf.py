@@ -26,7 +26,6 @@ from billing.core.vocabulary import LineKind
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from invoices.pdf_renderer import renderer
 from invoices.taxes import tax_lines_read
-from plans.models import Meter
 
 INVOICE_TEMPLATE = "invoices/invoice.html"
 CREDIT_NOTE_TEMPLATE = "invoices/credit_note.html"
@@ -226,9 +225,6 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
     groups: dict[str, list[InvoiceLine]] = {}
     for line in sorted(invoice.lines.all(), key=lambda line: line.position):
         groups.setdefault(line.kind, []).append(line)
-    # The property each split line is split by (its meter's invoice breakdown).
-    split = {line.meter for lines in groups.values() for line in lines if line.breakdown}
-    breakdowns = dict(Meter.objects.filter(code__in=split).values_list("code", "invoice_breakdown"))
     changed = [moment for moment in (invoice.paid_at, invoice.voided_at) if moment is not None]
     issued = invoice.finalized_at or invoice.created_at
     notes = list(_tax_mentions(invoice))
@@ -279,10 +275,10 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
                                 part["value"] if part["value"] is not None else _("(none)"),
                                 write.number(Decimal(part["quantity"])),
                             )
-                            for part in line.breakdown
+                            for part in (line.breakdown or {}).get("groups", ())
                         ),
-                        breakdown_title=_("Usage by %(property)s")
-                        % {"property": breakdowns.get(line.meter, "")}
+                        breakdown_title=_("All usage by %(property)s")
+                        % {"property": line.breakdown["by"]}
                         if line.breakdown
                         else "",
                     )

@@ -24,11 +24,11 @@ class InvoiceLineSerializer(serializers.Serializer):
     quantity = DecimalString()
     unit_price = DecimalString(allow_null=True)
     amount = DecimalString()
-    breakdown = serializers.ListField(
-        child=serializers.DictField(),
+    breakdown = serializers.DictField(
         required=False,
-        help_text="A meter with an invoice breakdown: its quantity by the property's values, "
-        '[{"value": "gpt-4o", "quantity": "1500"}] (null: events without it); not priced.',
+        help_text="A meter with an invoice breakdown: all its usage by the property's values, "
+        '{"by": "model", "groups": [{"value": "gpt-4o", "quantity": "1500"}]} (value null: '
+        "events without it); shown, not priced.",
     )
 
 

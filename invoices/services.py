@@ -43,6 +43,20 @@ def customer_snapshot(customer) -> dict:
     }
 
 
+def _breakdown_json(breakdown: tuple) -> dict:
+    """A line's breakdown as stored: {"by": "model", "groups": [{"value":
+    "gpt-4o" | null, "quantity": "1500"}]}; {} without one."""
+    if not breakdown:
+        return {}
+    by, parts = breakdown
+    return {
+        "by": by,
+        "groups": [
+            {"value": value, "quantity": format_decimal(quantity)} for value, quantity in parts
+        ],
+    }
+
+
 def invoice_write_draft(
     *,
     customer,
@@ -102,10 +116,7 @@ def invoice_write_draft(
                 amount=amount,
                 period_start=getattr(line, "period_start", None),
                 period_end=getattr(line, "period_end", None),
-                breakdown=[
-                    {"value": value, "quantity": format_decimal(quantity)}
-                    for value, quantity in getattr(line, "breakdown", ())
-                ],
+                breakdown=_breakdown_json(getattr(line, "breakdown", ())),
             )
             for position, (line, amount) in enumerate(zip(lines, amounts, strict=True))
         )

@@ -1,5 +1,6 @@
 """The feature catalog and feature grants in the API (entitlements)."""
 
+from django.core.serializers.json import DjangoJSONEncoder
 from rest_framework import serializers
 
 from billing.core.vocabulary import FeatureKind
@@ -35,13 +36,16 @@ class FeatureUpdateSerializer(NoUnknownKeys, serializers.Serializer):
 
 class FeatureGrantSerializer(NoUnknownKeys, serializers.Serializer):
     feature = StrictCharField(max_length=255)
+    # The API's JSON arrives with exact decimals (2.5 as Decimal): encodable here.
     value = serializers.JSONField(
-        help_text="boolean features: true or false; config: a number, a text or a list of texts."
+        encoder=DjangoJSONEncoder,
+        help_text="boolean features: true or false; config: a number, a text or a list of texts.",
     )
 
 
 class FeatureOverrideSerializer(FeatureGrantSerializer):
     value = serializers.JSONField(
+        encoder=DjangoJSONEncoder,
         allow_null=True,
         help_text="As a version grants it; null revokes a feature the version grants.",
     )

@@ -39,18 +39,23 @@ def feature_create(*, code: str, name: str, kind: str, description: str = "") ->
         ) from exc
 
 
-def feature_kind_check(*, feature: Feature, kind: str) -> None:
-    """409 when the kind would change under the values versions grant."""
-    if kind != feature.kind and VersionFeature.objects.filter(feature=feature).exists():
+def feature_kind_check(*, feature: Feature, kind: str, named_by_deals: bool = False) -> None:
+    """409 when the kind would change under the values plan versions or
+    subscriptions' deals (`named_by_deals`, which the caller reads: deals are
+    the billing side's, billing.subscriptions.deals) grant."""
+    if kind == feature.kind:
+        return
+    if named_by_deals or VersionFeature.objects.filter(feature=feature).exists():
         raise Conflict(
-            f"feature {feature.code} is granted by plan versions as {feature.kind}; "
-            "its kind cannot change",
-            fields={"kind": ["granted by plan versions: cannot change"]},
+            f"feature {feature.code} is granted as {feature.kind} by plan versions or "
+            "subscriptions' deals; its kind cannot change",
+            fields={"kind": ["granted by plan versions or deals: cannot change"]},
         )
 
 
-def feature_update(*, feature: Feature, **changes) -> Feature:
-    """Rename or describe a feature, or change its kind while no version grants it."""
+def feature_update(*, feature: Feature, named_by_deals: bool = False, **changes) -> Feature:
+    """Rename or describe a feature, or change its kind while no version or deal
+    grants it."""
     unknown = set(changes) - {"name", "description", "kind"}
     if unknown:
         raise InvalidRequest(
@@ -61,7 +66,7 @@ def feature_update(*, feature: Feature, **changes) -> Feature:
     validate_feature(code=feature.code, name=merged["name"], kind=merged["kind"])
     with transaction.atomic():
         feature = Feature.objects.select_for_update().get(pk=feature.pk)
-        feature_kind_check(feature=feature, kind=merged["kind"])
+        feature_kind_check(feature=feature, kind=merged["kind"], named_by_deals=named_by_deals)
         for name, value in changes.items():
             setattr(feature, name, value.strip() if name == "name" else value)
         feature.save()

@@ -4,11 +4,11 @@ its kind not once a plan version grants it, and a feature a version grants or
 a subscription's deal names is never deleted."""
 
 from django.contrib import admin
-from django.db.models import Count, Q
+from django.db.models import Count
 from simple_history.admin import SimpleHistoryAdmin
 
 from billing.core.admin_forms import ServiceValidatedForm, adopt
-from billing.models import Subscription
+from billing.subscriptions.deals import features_named_by_deals
 from plans import features
 from plans.models import Feature
 
@@ -33,7 +33,11 @@ class FeatureForm(ServiceValidatedForm):
         # The code (and, once granted, the kind) is read-only: not in `cleaned`.
         kind = cleaned.get("kind", self.instance.kind)
         features.validate_feature(code=self.instance.code, name=cleaned.get("name"), kind=kind)
-        features.feature_kind_check(feature=self.instance, kind=kind)
+        features.feature_kind_check(
+            feature=self.instance,
+            kind=kind,
+            named_by_deals=bool(features_named_by_deals([self.instance.code])),
+        )
 
 
 def is_granted(feature: Feature) -> bool:
@@ -41,24 +45,11 @@ def is_granted(feature: Feature) -> bool:
     return feature.grants.exists()
 
 
-def named_by_a_deal(codes) -> set[str]:
-    """The codes among these that a subscription's deal (in force, or from the
-    next period) grants, changes or revokes."""
-    named: set[str] = set()
-    deals = Subscription.objects.filter(
-        Q(overrides__has_key="features") | Q(next_overrides__has_key="features")
-    ).values_list("overrides", "next_overrides")
-    for stored in deals:
-        for deal in stored:
-            named.update(item["feature"] for item in (deal or {}).get("features", ()))
-    return named & set(codes)
-
-
 def in_use(chosen) -> list[str]:
     """Why each of these features may not be deleted: 'sso: granted by 2 plan
     version(s)', 'audit_log: named by a subscription's deal'."""
     chosen = list(chosen)
-    dealt = named_by_a_deal(feature.code for feature in chosen)
+    dealt = features_named_by_deals(feature.code for feature in chosen)
     reasons = []
     for feature in chosen:
         versions = feature.grants.count()
@@ -108,7 +99,8 @@ class FeatureAdmin(SimpleHistoryAdmin):
         data = form.cleaned_data
         if change:
             changes = {name: data[name] for name in CHANGEABLE if name in data}
-            adopt(obj, features.feature_update(feature=obj, **changes))
+            dealt = bool(features_named_by_deals([obj.code]))
+            adopt(obj, features.feature_update(feature=obj, named_by_deals=dealt, **changes))
         else:
             adopt(
                 obj,

@@ -6,6 +6,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from billing.subscriptions.deals import features_named_by_deals
 from config.api import CursorPagination
 from plans import features
 from plans.api import paginated
@@ -38,7 +39,10 @@ class FeatureDetailApi(APIView):
         """Rename or describe a feature; its kind changes only while no version grants it."""
         serializer = FeatureUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        feature = get_object_or_404(Feature, code=code)
         feature = features.feature_update(
-            feature=get_object_or_404(Feature, code=code), **serializer.validated_data
+            feature=feature,
+            named_by_deals=bool(features_named_by_deals([feature.code])),
+            **serializer.validated_data,
         )
         return Response(FeatureSerializer(feature).data)

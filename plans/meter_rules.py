@@ -39,5 +39,8 @@ def check_group_by(errors, path: str, group_by: object) -> None:
     for index, name in enumerate(group_by):
         if not isinstance(name, str) or not name.strip() or len(name) > MAX_PROPERTY_NAME:
             errors.add(f"{path}.{index}", f"a property name of 1 to {MAX_PROPERTY_NAME} characters")
+        elif "," in name:
+            # usage?group_by= separates properties by commas
+            errors.add(f"{path}.{index}", "a property name without commas")
         elif name in group_by[:index]:
             errors.add(f"{path}.{index}", f"{name!r} is given twice")

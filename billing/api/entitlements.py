@@ -75,7 +75,7 @@ class EntitlementsApi(APIView):
 
         return Response(
             {
-                "subscription": subscription.pk if subscription else None,
+                "subscription": found.subscription.pk if found.subscription else None,
                 "customer": customer.external_id,
                 "features": found.features,
                 "meters": {

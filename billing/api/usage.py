@@ -52,9 +52,15 @@ USAGE_PARAMS = frozenset({"period_start", "period_end", "group_by"})
 def group_by_param(request) -> tuple[str, ...] | None:
     """`group_by=model` or `group_by=model,api_key`: properties some meter groups
     by (a 400 otherwise); None when not asked."""
-    value = request.query_params.get("group_by")
-    if value is None:
+    given = request.query_params.getlist("group_by")
+    if not given:
         return None
+    if len(given) > 1:
+        raise InvalidRequest(
+            "give group_by once, its properties separated by commas",
+            fields={"group_by": ["e.g. group_by=model,api_key"]},
+        )
+    value = given[0]
     names = tuple(name.strip() for name in value.split(","))
     if not all(names) or len(set(names)) != len(names) or len(names) > MAX_GROUP_BY:
         raise InvalidRequest(
@@ -185,7 +191,9 @@ class CheckApi(APIView):
         serializer.is_valid(raise_exception=True)
         if "feature" in serializer.validated_data:
             result = check.feature_check(
-                subscription=subscription, feature_code=serializer.validated_data["feature"]
+                subscription=subscription,
+                feature_code=serializer.validated_data["feature"],
+                now=datetime.now(UTC),
             )
             return Response(
                 {

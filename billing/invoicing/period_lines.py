@@ -149,7 +149,8 @@ def with_breakdowns(
                 end=end,
             )
             key = meter.invoice_breakdown
-            line = replace(line, breakdown=tuple((g.key[key], g.quantity) for g in groups))
+            parts = tuple((g.key[key], g.quantity) for g in groups)
+            line = replace(line, breakdown=(key, parts))
         out.append(line)
     return out
 
@@ -183,9 +184,6 @@ def rate_usage(
     names = meter_names(c.meter for c in spec.charges)
     rated = usage_rated(
         spec, quantities=by_meter, share=share, meter_names=names, uncovered=uncovered
-    )
-    rated = with_breakdowns(
-        rated, customer_id=subscription.customer_id, start=usage_from, end=usage_to
     )
     billed: dict[str, dict] = {}
     for charge in spec.charges:
@@ -358,10 +356,12 @@ def record_billed(subscription: Subscription, *, until: datetime, billed: dict) 
 
 
 def bill_usage(subscription: Subscription, *, until: datetime) -> list[LineInput]:
-    """usage_so_far's lines, recorded as billed."""
+    """usage_so_far's lines, recorded as billed, with their meters' invoice
+    breakdowns (the close's and a cancel's invoice)."""
     lines, billed = usage_so_far(subscription, until=until)
     record_billed(subscription, until=until, billed=billed)
-    return lines
+    since = subscription.usage_from or subscription.current_period_start
+    return with_breakdowns(lines, customer_id=subscription.customer_id, start=since, end=until)
 
 
 def seat_change_lines(

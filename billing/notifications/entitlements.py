@@ -21,10 +21,17 @@ def entitlements_of(subscription: Subscription) -> dict[str, object]:
 
 
 def entitlements_announce(
-    *, subscription: Subscription, before: dict[str, object], reason: str, now: datetime
+    *,
+    subscription: Subscription,
+    before: dict[str, object],
+    reason: str,
+    now: datetime,
+    change_id: int | None = None,
 ) -> None:
     """Publish the change from `before` to the subscription's entitlements now,
-    if there is one. `reason`: plan_change, period_start or ended."""
+    if there is one. `reason`: plan_change, period_start or ended. The event's
+    id names the history row of the change (`change_id`) or, at a period's
+    start, the moment: a rerun announces it once, two changes twice."""
     after = entitlements_of(subscription)
     if after == before:
         return
@@ -39,5 +46,6 @@ def entitlements_announce(
         },
         customer=subscription.customer,
         now=now,
-        event_id=f"evt_subscription_{subscription.pk}_entitlements_{reason}_{int(now.timestamp())}",
+        event_id=f"evt_subscription_{subscription.pk}_entitlements_{reason}_"
+        + (f"change_{change_id}" if change_id is not None else str(int(now.timestamp()))),
     )

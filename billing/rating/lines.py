@@ -44,8 +44,9 @@ class LineInput:
     amount: Decimal
     period_start: datetime | None = None
     period_end: datetime | None = None
-    # A usage line of a meter with an invoice breakdown: its quantity split by
-    # the property's values, ((value or None, quantity), ...); shown, not priced.
+    # A usage line of a meter with an invoice breakdown: the meter's quantity
+    # split by the property's values, (property, ((value or None, quantity),
+    # ...)); shown, not priced.
     breakdown: tuple = ()
 
 

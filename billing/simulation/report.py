@@ -61,7 +61,7 @@ def _breakdown(customer_id: int, meters: list[str], simulation: PriceSimulation)
             end=simulation.period_end,
         )
         if rows:
-            shown = ", ".join(f"{label} {format_decimal(quantity)}" for label, quantity in rows)
+            shown = ", ".join(f"{label} {format_decimal(q)}" for _, label, q in rows)
             parts.append(f"{code} by {prop}: {shown}")
     return " | ".join(parts)
 

@@ -4,6 +4,7 @@ repeats them (a plan change drops them otherwise), or for the next period on a
 live subscription; the subscription's history records each change."""
 
 from django.db import transaction
+from django.db.models import Q
 
 from billing.core.errors import Conflict
 from billing.locks import subscription_lock
@@ -42,3 +43,18 @@ def subscription_set_overrides(
         subscription.next_overrides = overrides_check(version=version, overrides=overrides)
         subscription.save(update_fields=["next_overrides"])
     return subscription
+
+
+def features_named_by_deals(codes) -> set[str]:
+    """The feature codes among these that a subscription's deal (in force, or
+    from the next period) grants, changes or revokes: their kind is fixed, and
+    they are not deleted."""
+    wanted = set(codes)
+    named: set[str] = set()
+    deals = Subscription.objects.filter(
+        Q(overrides__has_key="features") | Q(next_overrides__has_key="features")
+    ).values_list("overrides", "next_overrides")
+    for stored in deals:
+        for deal in stored:
+            named.update(item["feature"] for item in (deal or {}).get("features", ()))
+    return named & wanted

@@ -386,7 +386,11 @@ def subscription_change_plan(
         change.details = {"invoice": invoice.pk, "total": str(invoice.total)}
         change.save()
         entitlements_announce(
-            subscription=subscription, before=before, reason="plan_change", now=at
+            subscription=subscription,
+            before=before,
+            reason="plan_change",
+            now=at,
+            change_id=change.pk,
         )
     return subscription, invoice
 
@@ -450,7 +454,9 @@ def subscription_cancel(
             {"invoice": invoice.pk, "total": str(invoice.total)},
         )
         change.save()
-        entitlements_announce(subscription=subscription, before=before, reason="ended", now=at)
+        entitlements_announce(
+            subscription=subscription, before=before, reason="ended", now=at, change_id=change.pk
+        )
     return subscription, invoice
 
 

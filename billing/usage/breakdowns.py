@@ -99,6 +99,8 @@ TOP_GROUPS = 5
 ADDITIVE = (Meter.COUNT, Meter.SUM)
 OTHER = "Other"
 NONE_LABEL = "(none)"
+# The key of the "Other" row: no value of a property can be it.
+OTHER_KEY = object()
 
 
 def group_label(value: str | None) -> str:
@@ -107,19 +109,20 @@ def group_label(value: str | None) -> str:
 
 def meter_breakdown(
     *, customer_id: int, meter_code: str, start: datetime, end: datetime
-) -> tuple[str, tuple[tuple[str, Decimal], ...]]:
+) -> tuple[str, tuple[tuple[object, str, Decimal], ...]]:
     """A grouping meter's quantity in [start, end) by its first group_by
     property, as the portal and the admin show it: the property, and the
     largest groups then the rest as "Other" (summed for count and sum meters;
-    left out for the others, whose groups do not add up). ("", ()) for a meter
-    that does not group."""
+    left out for the others, whose groups do not add up), each row (its value,
+    None or OTHER_KEY; its label; its quantity). ("", ()) for a meter that
+    does not group."""
     meter = meter_cache.by_code(meter_code)
     if meter is None or not meter.group_by:
         return "", ()
     by = meter.group_by[0]
     groups = usage_groups(customer_id=customer_id, meter=meter, by=(by,), start=start, end=end)
-    rows = [(group_label(g.key[by]), g.quantity) for g in groups[:TOP_GROUPS]]
+    rows = [(g.key[by], group_label(g.key[by]), g.quantity) for g in groups[:TOP_GROUPS]]
     rest = groups[TOP_GROUPS:]
     if rest and meter.aggregation in ADDITIVE:
-        rows.append((OTHER, sum((g.quantity for g in rest), Decimal(0))))
+        rows.append((OTHER_KEY, OTHER, sum((g.quantity for g in rest), Decimal(0))))
     return by, tuple(rows)

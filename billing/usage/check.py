@@ -321,11 +321,15 @@ def charge_standing(
     return result, uncovered_units
 
 
-def feature_check(*, subscription: Subscription | None, feature_code: str) -> CheckResult:
+def feature_check(
+    *, subscription: Subscription | None, feature_code: str, now: datetime
+) -> CheckResult:
     """May this customer use this feature? Allowed when its plan (with the deal's
     overrides) grants it with any value but false; the value is in the answer
-    (a config feature's limit or list). Reads only: the spec is cached."""
-    if subscription is None:
+    (a config feature's limit or list). None once the subscription has ended
+    with its period (before the close has run), as a meter's check. Reads only:
+    the spec is cached."""
+    if subscription is None or period_now(subscription=subscription, now=now) is None:
         return CheckResult(False, None, "no_subscription")
     grants = granted(subscription_spec(subscription).features)
     value = grants.get(feature_code)

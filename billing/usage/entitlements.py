@@ -3,7 +3,7 @@ its deal) grants, and per metered feature its consumption model, what is
 included, used and remaining, from the same reads and rules as `check`
 (billing.usage.check.charge_standing with nothing more asked)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, localcontext
 
@@ -33,11 +33,11 @@ def customer_entitlements(
     """The customer's entitlements at `now`; none without a live subscription."""
     if subscription is None:
         return Entitlements(None, {}, {})
+    period = period_now(subscription=subscription, now=now)
+    if period is None:  # it ended with its period, which the close has not run yet
+        return Entitlements(None, {}, {})
     spec = subscription_spec(subscription)
     features = granted(spec.features)
-    period = period_now(subscription=subscription, now=now)
-    if period is None:
-        return Entitlements(subscription, features, {})
     start, end = period
     metered = [
         (charge, meter)
@@ -68,5 +68,16 @@ def customer_entitlements(
                     "period_end": end,
                 },
             )
-            meters[charge.meter] = standing
+            # Whether one more unit fits, as check answers it (the spend limit aside).
+            one_more, _ = charge_standing(
+                customer=customer,
+                spec=spec,
+                charge=charge,
+                used=used,
+                quantity=Decimal(1),
+                now=now,
+                balances=balances,
+                base={"model": charge.model, "used": used},
+            )
+            meters[charge.meter] = replace(standing, allowed=one_more.allowed)
     return Entitlements(subscription, features, meters, start, end)

@@ -251,6 +251,7 @@ def test_usage_by_two_properties_splits_by_their_combinations(acme):
         ("&group_by=", "group_by takes 1 to 3"),
         ("&group_by=model,model", "group_by takes 1 to 3"),
         ("&group_by=a,b,c,d", "group_by takes 1 to 3"),
+        ("&group_by=model&group_by=api_key", "give group_by once"),
     ],
 )
 def test_a_property_no_meter_groups_by_is_a_400(acme, query, message):
@@ -272,6 +273,7 @@ def test_a_meters_group_by_is_validated(db):
         (["a", "a"], "group_by.1"),
         ([""], "group_by.0"),
         ("model", "group_by"),
+        (["model,api_key"], "group_by.0"),
     ):
         response = api_client("admin").post(
             "/api/v1/meters",
@@ -326,11 +328,14 @@ def test_an_invoice_splits_a_meters_line_by_its_invoice_breakdown(db, output_dir
     invoice = Invoice.objects.get(subscription=subscription, reason="period")
     (line,) = invoice.lines.filter(meter=tokens.code)
     assert (line.quantity, line.amount) == (D(807), D("8.07"))
-    assert line.breakdown == [
-        {"value": "gpt-4o", "quantity": "1500"},
-        {"value": "o1", "quantity": "300"},
-        {"value": None, "quantity": "7"},
-    ]
+    assert line.breakdown == {
+        "by": "model",
+        "groups": [
+            {"value": "gpt-4o", "quantity": "1500"},
+            {"value": "o1", "quantity": "300"},
+            {"value": None, "quantity": "7"},
+        ],
+    }
     api = api_client("read").get(f"/api/v1/invoices/{invoice.pk}").json()
     assert [x.get("breakdown") for x in api["lines"] if x["meter"] == "tokens"] == [line.breakdown]
     pdf = render_invoice_pdf(invoice)
@@ -339,7 +344,7 @@ def test_an_invoice_splits_a_meters_line_by_its_invoice_breakdown(db, output_dir
     text = " ".join(
         " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages).split()
     )
-    assert "Usage by model gpt-4o 1,500 o1 300 (none) 7" in text, text
+    assert "All usage by model gpt-4o 1,500 o1 300 (none) 7" in text, text
 
 
 def test_the_simulation_csv_gives_each_customer_s_breakdown(db):

@@ -287,10 +287,10 @@ def test_a_metered_feature_reads_as_check_counts_it(api, catalog):
             "/api/v1/customers/small/check", {"meter": "prompts", "quantity": "1"}, format="json"
         ).json()
 
-    # then: the same counters; the cap is reached for one more
+    # then: the same counters, and one more unit refused by both
     assert (meter["used"], meter["included"], meter["remaining"]) == ("100", "100", "0")
     assert (check["used"], check["included"], check["remaining"]) == ("100", "100", "0")
-    assert (meter["allowed"], check["allowed"]) == (True, False)
+    assert (meter["allowed"], check["allowed"]) == (False, False)
 
 
 def test_bad_check_bodies_are_400(api, catalog):
@@ -498,3 +498,62 @@ def test_wallet_drawn_meters_read_as_check_reads_them(db):
             checks[code]["remaining"],
             checks[code]["balance"],
         ), code
+
+
+def test_two_plan_changes_in_one_second_are_announced_twice(api, catalog, endpoint):
+    body = subscribe(api, "small", "starter")
+    url = f"/api/v1/subscriptions/{body['id']}/change-plan"
+
+    for plan, at in (("pro", "2026-11-10T00:00:00.000Z"), ("starter", "2026-11-10T00:00:00.500Z")):
+        with time_machine.travel(NOV_10, tick=False):
+            response = api.post(
+                url, {"plan": plan, "effective": "immediate", "at": at}, format="json"
+            )
+            assert response.status_code == 200, response.content
+
+    assert [(a["reason"], a["after"].get("sso")) for a in announcements()] == [
+        ("plan_change", True),
+        ("plan_change", None),
+    ]
+
+
+def test_a_fractional_config_value_is_taken_through_the_api(api, catalog):
+    response = api.post(
+        "/api/v1/plans/pro/versions",
+        {"currency": "USD", "features": [{"feature": "max_projects", "value": 2.5}]},
+        format="json",
+    )
+    deal = subscribe(
+        api, "frac", "pro", overrides={"features": [{"feature": "max_projects", "value": 7.5}]}
+    )
+
+    assert response.status_code == 201, response.content
+    assert response.json()["features"] == [{"feature": "max_projects", "value": 2.5}]
+    assert deal["overrides"] == {"features": [{"feature": "max_projects", "value": 7.5}]}
+    with time_machine.travel(NOV_10, tick=False):
+        assert feature_check(api, "frac", "max_projects")["value"] == 7.5
+
+
+def test_a_features_kind_is_fixed_while_a_deal_names_it(api, catalog):
+    subscribe(
+        api, "deal", "starter", overrides={"features": [{"feature": "audit_log", "value": True}]}
+    )
+
+    refused = api.patch("/api/v1/features/audit_log", {"kind": "config"}, format="json")
+
+    assert refused.status_code == 409, refused.content
+    assert api.get("/api/v1/features/audit_log").json()["kind"] == "boolean"
+
+
+def test_after_a_period_that_ended_the_subscription_nothing_is_granted(api, catalog):
+    # given: small ends with November, and the close has not run yet on 1 Dec
+    body = subscribe(api, "small", "starter")
+    with time_machine.travel(NOV_20, tick=False):
+        api.post(
+            f"/api/v1/subscriptions/{body['id']}/cancel", {"effective": "period_end"}, format="json"
+        )
+
+    # when / then
+    with time_machine.travel(datetime(2026, 12, 1, 1, tzinfo=UTC), tick=False):
+        assert feature_check(api, "small", "max_projects")["reason"] == "no_subscription"
+        assert assert_check_agrees(api, "small")["features"] == {}
