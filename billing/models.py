@@ -21,11 +21,10 @@ from django.db import models
 
 from billing.core.periods import whole_period
 from billing.core.webhook_targets import WebhookTargetRefused, webhook_target_resolve
+from billing.usage_columns import RollupAggregates, key_customer, key_meter
 from config.history import audit_history
 from customers.models import Customer
-from plans.models import Meter
 
-QUANTITY = {"max_digits": 38, "decimal_places": 10}
 MONEY = {"max_digits": 28, "decimal_places": 10}
 
 
@@ -54,31 +53,11 @@ class UsageEvent(models.Model):
         return f"{self.event_name} {self.event_id}"
 
 
-# The usage tables' keys. Their primary keys lead with the customer and serve every
-# read; a meter rebuild deletes by meter rarely enough to scan. No index of their
-# own (each would be one more write per event and per rollup row) and no
-# constraint (customers and meters are never deleted).
-def _key_customer() -> models.ForeignKey:
-    return models.ForeignKey(
-        Customer,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
-
-
-def _key_meter() -> models.ForeignKey:
-    return models.ForeignKey(
-        Meter, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False
-    )
-
-
 class EventKey(models.Model):
     """The (customer, event id) pairs already stored: a duplicate conflicts here."""
 
     pk = models.CompositePrimaryKey("customer_id", "event_id")
-    customer = _key_customer()
+    customer = key_customer()
     event_id = models.CharField(max_length=255)
     timestamp = models.DateTimeField()
 
@@ -86,20 +65,13 @@ class EventKey(models.Model):
         return f"{self.customer_id}/{self.event_id}"
 
 
-class UsageRollup(models.Model):
+class UsageRollup(RollupAggregates):
     """One meter's usage for one customer in one UTC hour, maintained at ingestion."""
 
     pk = models.CompositePrimaryKey("customer_id", "meter_id", "hour")
-    customer = _key_customer()
-    meter = _key_meter()
+    customer = key_customer()
+    meter = key_meter()
     hour = models.DateTimeField()
-    event_count = models.BigIntegerField(default=0)
-    value_sum = models.DecimalField(**QUANTITY, default=0)
-    value_max = models.DecimalField(**QUANTITY, null=True)
-    # The latest event by timestamp (ties: the greater event id) and its value.
-    latest_at = models.DateTimeField(null=True)
-    latest_event_id = models.CharField(max_length=255, default="")
-    latest_value = models.DecimalField(**QUANTITY, null=True)
 
     def __str__(self) -> str:
         return f"{self.customer_id}/{self.meter_id} {self.hour:%Y-%m-%d %H}h"
@@ -109,8 +81,8 @@ class UsageUniqueValue(models.Model):
     """The distinct values a unique_count meter saw in one UTC hour."""
 
     pk = models.CompositePrimaryKey("customer_id", "meter_id", "hour", "value")
-    customer = _key_customer()
-    meter = _key_meter()
+    customer = key_customer()
+    meter = key_meter()
     hour = models.DateTimeField()
     value = models.CharField(max_length=512)
 

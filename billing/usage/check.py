@@ -200,19 +200,13 @@ def usage_check(
     used = exact_quantity(quantities[meter.id])
     with localcontext(prec=EXACT_PRECISION):
         result, uncovered_units = charge_standing(
-            customer=customer,
+            subscription=subscription,
             spec=spec,
             charge=charge,
             used=used,
             quantity=quantity,
             now=now,
-            base={
-                "model": charge.model,
-                "used": used,
-                "subscription": subscription,
-                "period_start": start,
-                "period_end": end,
-            },
+            period=(start, end),
         )
         if not result.allowed:
             return result
@@ -241,13 +235,13 @@ def usage_check(
 
 def charge_standing(
     *,
-    customer,
+    subscription: Subscription,
     spec,
     charge,
     used: Decimal,
     quantity: Decimal,
     now: datetime,
-    base: dict,
+    period: tuple[datetime, datetime],
     balances: dict | None = None,
 ) -> tuple[CheckResult, Decimal]:
     """Whether `quantity` more of the charge's meter, `used` so far this period,
@@ -256,6 +250,14 @@ def charge_standing(
     when exhausted cannot pay for. `check` asks with the quantity asked for, the
     entitlements read with zero (and `balances`, the wallets' balances read once
     for all its charges). Reads only."""
+    customer = subscription.customer
+    base = {
+        "model": charge.model,
+        "used": used,
+        "subscription": subscription,
+        "period_start": period[0],
+        "period_end": period[1],
+    }
 
     def balance_of(kind: str, currency: str = "") -> Decimal:
         key = (kind, currency)

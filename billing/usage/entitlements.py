@@ -52,32 +52,20 @@ def customer_entitlements(
     with localcontext(prec=EXACT_PRECISION):
         for charge, meter in metered:
             used = exact_quantity(quantities[meter.id])
-            standing, _ = charge_standing(
-                customer=customer,
-                spec=spec,
-                charge=charge,
-                used=used,
-                quantity=ZERO,
-                now=now,
-                balances=balances,
-                base={
-                    "model": charge.model,
-                    "used": used,
-                    "subscription": subscription,
-                    "period_start": start,
-                    "period_end": end,
-                },
-            )
-            # Whether one more unit fits, as check answers it (the spend limit aside).
-            one_more, _ = charge_standing(
-                customer=customer,
-                spec=spec,
-                charge=charge,
-                used=used,
-                quantity=Decimal(1),
-                now=now,
-                balances=balances,
-                base={"model": charge.model, "used": used},
+            # What stands now, and whether one more unit fits, as check answers
+            # it (the spend limit aside).
+            standing, one_more = (
+                charge_standing(
+                    subscription=subscription,
+                    spec=spec,
+                    charge=charge,
+                    used=used,
+                    quantity=quantity,
+                    now=now,
+                    period=(start, end),
+                    balances=balances,
+                )[0]
+                for quantity in (ZERO, Decimal(1))
             )
             meters[charge.meter] = replace(standing, allowed=one_more.allowed)
     return Entitlements(subscription, features, meters, start, end)
