@@ -244,6 +244,13 @@ class Command(BaseCommand):
                     aggregation=aggregation,
                     value_property=prop,
                     filters=filters,
+                    # LLM tokens break down by model and workflow (usage?group_by=model),
+                    # and invoices list them by model.
+                    **(
+                        {"group_by": ["model", "workflow"], "invoice_breakdown": "model"}
+                        if code == "llm_tokens"
+                        else {}
+                    ),
                 )
                 created.append(f"meter {code}")
         for code, name, kind, description in FEATURES:
