@@ -197,6 +197,18 @@ class CheckApi(APIView):
             )
             return Response(
                 {
+                    # The meter check's shape, its meter fields null.
+                    **dict.fromkeys(
+                        (
+                            "model",
+                            "used",
+                            "included",
+                            "remaining",
+                            "balance",
+                            "period_start",
+                            "period_end",
+                        )
+                    ),
                     "allowed": result.allowed,
                     "reason": result.reason,
                     "message": check.feature_message(

@@ -557,3 +557,24 @@ def test_after_a_period_that_ended_the_subscription_nothing_is_granted(api, cata
     with time_machine.travel(datetime(2026, 12, 1, 1, tzinfo=UTC), tick=False):
         assert feature_check(api, "small", "max_projects")["reason"] == "no_subscription"
         assert assert_check_agrees(api, "small")["features"] == {}
+
+
+def test_a_feature_check_answers_in_the_meter_checks_shape(api, catalog):
+    subscribe(api, "big", "pro")
+
+    with time_machine.travel(NOV_10, tick=False):
+        answer = feature_check(api, "big", "max_projects")
+
+    assert answer == {
+        "allowed": True,
+        "reason": "ok",
+        "message": "allowed",
+        "value": 10,
+        "model": None,
+        "used": None,
+        "included": None,
+        "remaining": None,
+        "balance": None,
+        "period_start": None,
+        "period_end": None,
+    }
