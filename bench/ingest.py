@@ -2,9 +2,24 @@
 PostgreSQL ceiling, plus usage-read latency at 1,000,000 events.
 
     .venv/bin/python bench/ingest.py [--events 200000] [--workers 4] [--big 1000000]
+        [--grouped] [--database billing_bench_ingest] [--port 8765]
 
 Needs PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432); it
-creates and drops its own database `billing_bench_ingest`. Prints figures only.
+creates its own database (`--database`, dropped first and left empty at the end)
+and serves on `--port`. Prints figures only.
+
+With --grouped, the token meters (llm_tokens, gpt4o_input_tokens,
+gpt4o_output_tokens) are created before the demo catalog with group_by
+["model", "workflow", "api_key"], and every llm.completion event (60% of them)
+carries the three properties, drawn uniformly from 3 models, 5 workflows and 20
+API keys (300 combinations; from their own random stream, so the events are
+otherwise the same as without the option). Ingestion then also writes the group
+rollups; the raw ceiling gains a third statement, the group rollup upsert
+(rollups.GROUP_ROLLUP_INSERT, its rows aggregated beforehand as ingestion's
+rollup_deltas does); and the usage reads add `/usage?group_by=model` and
+`?group_by=model,workflow` beside the plain `/usage`, for the period starting on
+the hour and the one starting mid-hour, each against the target of /usage p95 at
+most 5 ms.
 """
 
 import argparse
@@ -37,25 +52,45 @@ BATCH = 500
 CUSTOMERS = 1000
 PORT = 8765
 MODELS = ["gpt-4o", "gpt-4o-mini", "o3"]
+# --grouped: the token meters group by these properties, each event drawing one of
+# a few values of each (3 x 5 x 20 = 300 combinations).
+GROUP_BY = ["model", "workflow", "api_key"]
+TOKEN_METERS = ("llm_tokens", "gpt4o_input_tokens", "gpt4o_output_tokens")
+WORKFLOWS = ["chat", "summarize", "extract", "classify", "agent"]
+API_KEYS = [f"key_{i:02d}" for i in range(20)]
+# The issue's target for the usage read, in ms.
+TARGET_USAGE_P95_MS = 5.0
 
 
-def make_event(rng: random.Random, n: int, customer: str, moment: datetime) -> dict:
+def make_event(
+    rng: random.Random,
+    n: int,
+    customer: str,
+    moment: datetime,
+    groups: random.Random | None = None,
+) -> dict:
+    """One event; `groups` (--grouped) draws a token event's workflow and api_key,
+    on its own stream so that `rng` draws the same events either way."""
     kind = rng.random()
     if kind < 0.6:
         input_tokens = rng.randint(50, 5000)
         output_tokens = rng.randint(10, 1500)
+        properties = {
+            "model": rng.choice(MODELS),
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "total_tokens": input_tokens + output_tokens,
+            "latency_ms": round(rng.uniform(80, 4000), 1),
+        }
+        if groups is not None:
+            properties["workflow"] = groups.choice(WORKFLOWS)
+            properties["api_key"] = groups.choice(API_KEYS)
         return {
             "id": f"evt_{n}",
             "customer": customer,
             "event_name": "llm.completion",
             "timestamp": moment.isoformat().replace("+00:00", "Z"),
-            "properties": {
-                "model": rng.choice(MODELS),
-                "input_tokens": input_tokens,
-                "output_tokens": output_tokens,
-                "total_tokens": input_tokens + output_tokens,
-                "latency_ms": round(rng.uniform(80, 4000), 1),
-            },
+            "properties": properties,
         }
     name = "prompt" if kind < 0.9 else "agent.run"
     return {
@@ -67,8 +102,8 @@ def make_event(rng: random.Random, n: int, customer: str, moment: datetime) -> d
     }
 
 
-def http_client(index, bodies, key, barrier, results):
-    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+def http_client(index, bodies, key, port, barrier, results):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     latencies = []
     accepted = 0
@@ -86,17 +121,22 @@ def http_client(index, bodies, key, barrier, results):
     results.put((index, started, time.perf_counter(), latencies, accepted))
 
 
-def raw_client(index, database_url, statement, documents, barrier, results):
-    """Each batch: the statement over its document, one transaction a batch."""
+def raw_client(index, database_url, statements, documents, barrier, results):
+    """Each batch: each statement over its document, one transaction a batch.
+    `statements`: (SQL, whether it takes received_at after the document);
+    `documents`: per batch, one document per statement."""
     import psycopg
 
     with psycopg.connect(database_url) as conn:
         barrier.wait()
         started = time.perf_counter()
-        for document in documents:
+        for batch_documents in documents:
             with conn.cursor() as cursor:
-                cursor.execute(statement, [document, datetime.now(UTC)])
-                cursor.fetchall()
+                for (statement, stamped), document in zip(statements, batch_documents, strict=True):
+                    params = [document, datetime.now(UTC)] if stamped else [document]
+                    cursor.execute(statement, params)
+                    if cursor.description is not None:
+                        cursor.fetchall()
             conn.commit()
         results.put((index, started, time.perf_counter(), [], 0))
 
@@ -135,20 +175,49 @@ def main():
     parser.add_argument(
         "--big", type=int, default=1_000_000, help="events of the usage-read customer"
     )
+    parser.add_argument(
+        "--grouped",
+        action="store_true",
+        help=f"the token meters group by {', '.join(GROUP_BY)}; adds the group_by reads",
+    )
+    parser.add_argument("--database", default=DB_NAME, help="dropped and created again")
+    parser.add_argument("--port", type=int, default=PORT)
     args = parser.parse_args()
 
-    database_url = fresh_database(DB_NAME)
+    database_url = fresh_database(args.database)
     django_setup(database_url)
     from django.core.management import call_command
     from django.db import connection, connections
 
     from billing.usage.ingestion import events_ingest
     from billing.usage.metering import contributions, meter_cache
-    from billing.usage.rollups import PreparedEvent, _postgres
+    from billing.usage.rollups import (
+        GROUP_ROLLUP_INSERT,
+        PreparedEvent,
+        _postgres,
+        rollup_deltas,
+    )
     from customers.api_keys import api_key_create
     from customers.models import Customer
 
     call_command("migrate", verbosity=0)
+    if args.grouped:
+        # Created before the catalog, which then keeps them (it creates a meter
+        # only when its code is new) and prices them in its plans as usual.
+        from plans.management.commands.load_demo import METERS
+        from plans.services import meter_create
+
+        for code, name, event_name, aggregation, prop, filters in METERS:
+            if code in TOKEN_METERS:
+                meter_create(
+                    code=code,
+                    name=name,
+                    event_name=event_name,
+                    aggregation=aggregation,
+                    value_property=prop,
+                    filters=filters,
+                    group_by=GROUP_BY,
+                )
     call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
     Customer.objects.bulk_create(
         Customer(external_id=f"cust_{i:04d}", name=f"Customer {i}", currency="USD")
@@ -158,6 +227,7 @@ def main():
     ids = dict(Customer.objects.values_list("external_id", "id"))
 
     rng = random.Random(42)
+    groups = random.Random(7) if args.grouped else None
     now = datetime.now(UTC)
     events = [
         make_event(
@@ -165,6 +235,7 @@ def main():
             n,
             f"cust_{rng.randrange(CUSTOMERS):04d}",
             now - timedelta(seconds=rng.randint(1, 3000)),
+            groups,
         )
         for n in range(args.events)
     ]
@@ -176,13 +247,21 @@ def main():
         f"{CLIENTS} concurrent clients, {CUSTOMERS} customers; "
         f"average body {sum(map(len, bodies)) / len(bodies) / 1024:.0f} KiB"
     )
+    if args.grouped:
+        print(
+            f"grouped: {', '.join(TOKEN_METERS)} group by {', '.join(GROUP_BY)}; each "
+            f"llm.completion event carries one of {len(MODELS)} models, {len(WORKFLOWS)} "
+            f"workflows and {len(API_KEYS)} API keys"
+        )
+    else:
+        print("grouped: no (no meter has group_by; --grouped for the breakdowns)")
 
     connections.close_all()
-    server = Gunicorn(database_url, port=PORT, workers=args.workers)
+    server = Gunicorn(database_url, port=args.port, workers=args.workers)
     try:
         server_cpu, pg_cpu = cpu_seconds(server.pids()), cpu_seconds(postgres_pids())
         elapsed, latencies, accepted = run_clients(
-            http_client, [(chunk, key) for chunk in per_client]
+            http_client, [(chunk, key, args.port) for chunk in per_client]
         )
         server_cpu = cpu_seconds(server.pids()) - server_cpu
         pg_cpu = cpu_seconds(postgres_pids()) - pg_cpu
@@ -190,7 +269,8 @@ def main():
         http_rate = accepted / elapsed
         print(
             f"\nHTTP ingestion (gunicorn, {args.workers} sync workers, PostgreSQL, with auth, "
-            "dedup, rollups, one transaction a batch)"
+            f"dedup, rollups{', group rollups' if args.grouped else ''}, "
+            "one transaction a batch)"
         )
         print(f"  accepted {accepted:,} events in {elapsed:.2f} s = {http_rate:,.0f} events/s")
         print(
@@ -209,14 +289,16 @@ def main():
         # The raw ceiling: the same rows and statement, straight through psycopg. The
         # target compares with the events insert alone; with the rollups too (the
         # whole statement ingestion sends), the difference left is what Django,
-        # validation and HTTP cost.
+        # validation and HTTP cost. --grouped adds the group rollup upsert, the
+        # second statement ingestion then sends in the same transaction.
         meters = meter_cache.by_event_name()
 
         def truncate_usage():
             with connection.cursor() as cursor:
                 cursor.execute(
                     "TRUNCATE billing_eventkey, billing_usageevent, billing_usagerollup, "
-                    "billing_usageuniquevalue"
+                    "billing_usageuniquevalue, billing_usagegrouprollup, "
+                    "billing_usagegroupuniquevalue"
                 )
 
         prepared_batches = [
@@ -234,16 +316,34 @@ def main():
             for b in ([json.loads(json.dumps(b), parse_float=Decimal) for b in batches])
         ]
         documents = [_postgres.batch_json(b) for b in prepared_batches]
+        ceilings = [
+            ("insert only", [(_postgres.INSERT_EVENTS, True)], [(d,) for d in documents]),
+            ("insert + rollup upsert", [(_postgres.STORE, True)], [(d,) for d in documents]),
+        ]
+        if args.grouped:
+            group_documents = [
+                _postgres.group_rollup_json(
+                    rollup_deltas(
+                        [e for e in b if any(c.group is not None for c in e.contributions)],
+                        grouped=True,
+                    )
+                )
+                for b in prepared_batches
+            ]
+            ceilings.append(
+                (
+                    "insert + rollup upsert + group rollup upsert",
+                    [(_postgres.STORE, True), (GROUP_ROLLUP_INSERT, False)],
+                    list(zip(documents, group_documents, strict=True)),
+                )
+            )
         rates = {}
-        for label, statement in (
-            ("insert only", _postgres.INSERT_EVENTS),
-            ("insert + rollup upsert", _postgres.STORE),
-        ):
+        for label, statements, batch_documents in ceilings:
             truncate_usage()
             connections.close_all()
             raw_elapsed, _, _ = run_clients(
                 raw_client,
-                [(database_url, statement, documents[i::CLIENTS]) for i in range(CLIENTS)],
+                [(database_url, statements, batch_documents[i::CLIENTS]) for i in range(CLIENTS)],
             )
             rates[label] = len(events) / raw_elapsed
         print(
@@ -255,7 +355,7 @@ def main():
         # Usage reads for a customer with args.big events in the current period.
         from billing.core.periods import month_start
 
-        Customer.objects.create(external_id="whale", name="Whale", currency="USD")
+        whale = Customer.objects.create(external_id="whale", name="Whale", currency="USD")
         period_start = month_start(now)
         span = (now - timedelta(minutes=10) - period_start).total_seconds()
         t0 = time.perf_counter()
@@ -265,7 +365,8 @@ def main():
             batch = []
             for n in range(sent, sent + size):
                 moment = period_start + timedelta(seconds=rng.random() * span)
-                batch.append(make_event(rng, n, "whale", moment) | {"id": f"whale_{n}"})
+                event = make_event(rng, n, "whale", moment, groups)
+                batch.append(event | {"id": f"whale_{n}"})
             result = events_ingest(events=batch, now=now)
             if result.rejected:
                 raise RuntimeError(result.rejected[0])
@@ -275,37 +376,81 @@ def main():
             f"\nUsage reads: customer with {args.big:,} events this period "
             f"(loaded in-process in {load_s:.0f} s = {args.big / load_s:,.0f} events/s)"
         )
+        # What the reads add up: the plain read the hourly rows, a group_by read the
+        # group rows of its meters (one per hour and combination of values).
+        from billing.models import UsageGroupRollup, UsageRollup
+
+        stored = f"{UsageRollup.objects.filter(customer=whale).count():,} hourly rollup rows"
+        if args.grouped:
+            rows = UsageGroupRollup.objects.filter(customer=whale).count()
+            stored += f", {rows:,} group rollup rows"
+        print(f"  the customer's {stored}")
         connections.close_all()
-        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+        conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=30)
         headers = {"Authorization": f"Bearer {key}"}
-        for label, query in [
-            ("current period", ""),
+        periods = [
+            ("on the hour", ""),
             (
-                "period starting mid-hour (raw edge read)",
-                "?period_start="
+                "mid-hour",
+                "period_start="
                 + (period_start + timedelta(minutes=30)).isoformat().replace("+00:00", "Z"),
             ),
-        ]:
-            timings = []
-            for i in range(220):
-                t0 = time.perf_counter()
-                conn.request("GET", f"/api/v1/customers/whale/usage{query}", headers=headers)
-                response = conn.getresponse()
-                body = response.read()
-                if i >= 20:  # the first requests warm each worker
-                    timings.append(time.perf_counter() - t0)
-                if response.status != 200:
-                    raise RuntimeError(body[:300])
-            lines = json.loads(body)["lines"]
-            print(
-                f"  {label}: p50 {percentile(timings, 50) * 1000:.2f} ms, "
-                f"p95 {percentile(timings, 95) * 1000:.2f} ms over {len(timings)} requests; "
-                + ", ".join(f"{line['meter']}={line['quantity']}" for line in lines[:3])
-            )
+        ]
+        reads = ["", "group_by=model", "group_by=model,workflow"] if args.grouped else [""]
+        print(
+            "  period starting on the hour: the current month; mid-hour: 30 minutes into it "
+            "(its first partial hour read from the raw events)"
+        )
+        print(f"  {'read':<34} {'period':<12} {'p50 ms':>8} {'p95 ms':>8}  {'target':<22}  answer")
+        misses = 0
+        for period_label, period_query in periods:
+            for read in reads:
+                query = "&".join(q for q in (period_query, read) if q)
+                timings = []
+                for i in range(220):
+                    t0 = time.perf_counter()
+                    conn.request(
+                        "GET",
+                        "/api/v1/customers/whale/usage" + (f"?{query}" if query else ""),
+                        headers=headers,
+                    )
+                    response = conn.getresponse()
+                    body = response.read()
+                    if i >= 20:  # the first requests warm each worker
+                        timings.append(time.perf_counter() - t0)
+                    if response.status != 200:
+                        raise RuntimeError(body[:300])
+                p50, p95 = percentile(timings, 50) * 1000, percentile(timings, 95) * 1000
+                met = p95 <= TARGET_USAGE_P95_MS
+                misses += not met
+                target = f"p95 <= {TARGET_USAGE_P95_MS:g} ms: {'met' if met else 'missed'}"
+                label = "/usage" + (f"?{read}" if read else "")
+                print(
+                    f"  {label:<34} {period_label:<12} {p50:>8.2f} {p95:>8.2f}  {target:<22}  "
+                    + usage_answer(json.loads(body)["lines"])
+                )
+        print(
+            f"  {len(timings)} requests each (after 20 to warm up), one connection; "
+            f"target met by {len(periods) * len(reads) - misses} of {len(periods) * len(reads)}"
+        )
     finally:
         server.stop()
         connections.close_all()
-        fresh_database(DB_NAME)  # leave an empty database, not gigabytes
+        fresh_database(args.database)  # leave an empty database, not gigabytes
+
+
+def usage_answer(lines: list[dict]) -> str:
+    """The first lines' quantities, and each grouped line's number of groups and
+    whether they add up to its quantity (they do for count and sum meters)."""
+    grouped = [line for line in lines if line.get("groups") is not None]
+    if not grouped:
+        return ", ".join(f"{line['meter']}={line['quantity']}" for line in lines[:3])
+    parts = []
+    for line in grouped:
+        total = sum(Decimal(g["quantity"]) for g in line["groups"])
+        adds_up = "add up" if total == Decimal(line["quantity"]) else f"sum to {total}"
+        parts.append(f"{line['meter']}={line['quantity']} ({len(line['groups'])} groups {adds_up})")
+    return ", ".join(parts)
 
 
 if __name__ == "__main__":

@@ -166,6 +166,16 @@ ROLLUP_INSERT = (
     "FROM json_array_elements(%s::json) AS r ORDER BY 1, 2, 3" + ROLLUP_ON_CONFLICT
 )
 
+# The group rollups of a batch (rows from rollup_deltas(grouped=True)), upserted in
+# key order; also the statement bench/ingest.py --grouped adds to its raw ceiling.
+GROUP_ROLLUP_INSERT = (
+    f"INSERT INTO billing_usagegrouprollup ({GROUP_ROLLUP_COLUMNS}) "  # noqa: S608
+    "SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::timestamptz, r->>3, r->>4, "
+    "r->>5, (r->>6)::bigint, (r->>7)::numeric, (r->>8)::numeric, "
+    "(r->>9)::timestamptz, r->>10, (r->>11)::numeric "
+    "FROM json_array_elements(%s::json) AS r ORDER BY 1, 2, 3, 4, 5, 6" + GROUP_ROLLUP_ON_CONFLICT
+)
+
 
 # The batch, its new keys and its new events: the first part of the statement that
 # stores a batch on PostgreSQL.
@@ -268,23 +278,18 @@ class _postgres:
             )
 
     @staticmethod
-    def upsert_group_rollups(rows: list[tuple]) -> None:
-        document = exact_json(
+    def group_rollup_json(rows: list[tuple]) -> str:
+        return exact_json(
             [
                 [c, m, h.isoformat(), *groups, n, total, top, at and at.isoformat(), eid, latest]
                 for c, m, h, *groups, n, total, top, at, eid, latest in rows
             ]
         )
+
+    @classmethod
+    def upsert_group_rollups(cls, rows: list[tuple]) -> None:
         with _server_side_cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO billing_usagegrouprollup ({GROUP_ROLLUP_COLUMNS}) "  # noqa: S608
-                "SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::timestamptz, r->>3, r->>4, "
-                "r->>5, (r->>6)::bigint, (r->>7)::numeric, (r->>8)::numeric, "
-                "(r->>9)::timestamptz, r->>10, (r->>11)::numeric "
-                "FROM json_array_elements(%s::json) AS r ORDER BY 1, 2, 3, 4, 5, 6"
-                + GROUP_ROLLUP_ON_CONFLICT,
-                [document],
-            )
+            cursor.execute(GROUP_ROLLUP_INSERT, [cls.group_rollup_json(rows)])
 
     @staticmethod
     def insert_group_uniques(rows: list[tuple]) -> None:
