@@ -9,17 +9,16 @@ creates its own database (`--database`, dropped first and left empty at the end)
 and serves on `--port`. Prints figures only.
 
 With --grouped, the token meters (llm_tokens, gpt4o_input_tokens,
-gpt4o_output_tokens) are created before the demo catalog with group_by
-["model", "workflow", "api_key"], and every llm.completion event (60% of them)
-carries the three properties, drawn uniformly from 3 models, 5 workflows and 20
-API keys (300 combinations; from their own random stream, so the events are
-otherwise the same as without the option). Ingestion then also writes the group
-rollups; the raw ceiling gains a third statement, the group rollup upsert
-(rollups.GROUP_ROLLUP_INSERT, its rows aggregated beforehand as ingestion's
-rollup_deltas does); and the usage reads add `/usage?group_by=model` and
-`?group_by=model,workflow` beside the plain `/usage`, for the period starting on
-the hour and the one starting mid-hour, each against the target of /usage p95 at
-most 5 ms.
+gpt4o_output_tokens) are created before the demo catalog with group_by ["model",
+"workflow", "api_key"], and every llm.completion event (60% of them) carries the
+three properties, drawn uniformly from 3 models, 5 workflows and 20 API keys (from
+their own random stream, so the events are otherwise the same as without the
+option). Ingestion then also writes the property rollups (one row an hour per value
+of each property: 3 + 5 + 20); the raw ceiling gains a third statement, the property
+rollup upsert (rollups.GROUP_ROLLUP_INSERT, its rows aggregated beforehand as
+ingestion's rollup_deltas does); and the usage reads add `/usage?group_by=model` and
+`?group_by=api_key` beside the plain `/usage`, for the period starting on the hour
+and the one starting mid-hour, each against the target of /usage p95 at most 5 ms.
 """
 
 import argparse
@@ -297,8 +296,8 @@ def main():
             with connection.cursor() as cursor:
                 cursor.execute(
                     "TRUNCATE billing_eventkey, billing_usageevent, billing_usagerollup, "
-                    "billing_usageuniquevalue, billing_usagegrouprollup, "
-                    "billing_usagegroupuniquevalue"
+                    "billing_usageuniquevalue, billing_usagepropertyrollup, "
+                    "billing_usagepropertyuniquevalue"
                 )
 
         prepared_batches = [
@@ -378,11 +377,11 @@ def main():
         )
         # What the reads add up: the plain read the hourly rows, a group_by read the
         # group rows of its meters (one per hour and combination of values).
-        from billing.models import UsageGroupRollup, UsageRollup
+        from billing.models import UsagePropertyRollup, UsageRollup
 
         stored = f"{UsageRollup.objects.filter(customer=whale).count():,} hourly rollup rows"
         if args.grouped:
-            rows = UsageGroupRollup.objects.filter(customer=whale).count()
+            rows = UsagePropertyRollup.objects.filter(customer=whale).count()
             stored += f", {rows:,} group rollup rows"
         print(f"  the customer's {stored}")
         connections.close_all()
@@ -396,7 +395,7 @@ def main():
                 + (period_start + timedelta(minutes=30)).isoformat().replace("+00:00", "Z"),
             ),
         ]
-        reads = ["", "group_by=model", "group_by=model,workflow"] if args.grouped else [""]
+        reads = ["", "group_by=model", "group_by=api_key"] if args.grouped else [""]
         print(
             "  period starting on the hour: the current month; mid-hour: 30 minutes into it "
             "(its first partial hour read from the raw events)"

@@ -1,51 +1,48 @@
 """Usage broken down by event properties (re-exported by billing.models): per
-customer, meter, UTC hour and the values of the meter's `group_by` properties,
-the same aggregates as UsageRollup, maintained at ingestion beside it.
+customer, meter, UTC hour, one of the meter's `group_by` properties (its
+`position` in the list) and a value of it, the same aggregates as UsageRollup,
+maintained at ingestion beside it.
 
-`g1`..`g3` hold the text (metering.as_text) of the event's value of each
-`group_by` property, in the meter's order; "" stands for an event without it
-(or with null, an empty text, a list or an object there), which the reads
-answer as `null`; a meter with fewer properties leaves the rest "". One row per
-distinct combination: a read by any of the properties sums (or maxes) over the
-others."""
+`group_value` holds the text (metering.as_text) of the event's value of the
+property; "" stands for an event without it (or with null, an empty text, a
+list, an object or an overlong text there), which the reads answer as `null`.
+Each event adds to one row per property, so that a read by a property sums
+only that property's few rows per hour (not every combination of values)."""
 
 from django.db import models
 
 from billing.usage_columns import RollupAggregates, key_customer, key_meter
 
 GROUP_VALUE_MAX_LENGTH = 512
-GROUP_COLUMNS = ("g1", "g2", "g3")
-
-
-def _group_value() -> models.CharField:
-    return models.CharField(max_length=GROUP_VALUE_MAX_LENGTH, default="", blank=True)
 
 
 class GroupKey(models.Model):
-    """A group's place: customer, meter, UTC hour and the group's values."""
+    """A group's place: customer, meter, UTC hour, property and value."""
 
     customer = key_customer()
     meter = key_meter()
     hour = models.DateTimeField()
-    g1 = _group_value()
-    g2 = _group_value()
-    g3 = _group_value()
+    # The property's place in the meter's group_by (0, 1 or 2).
+    position = models.PositiveSmallIntegerField()
+    group_value = models.CharField(max_length=GROUP_VALUE_MAX_LENGTH, default="", blank=True)
 
     class Meta:
         abstract = True
 
 
-class UsageGroupRollup(GroupKey, RollupAggregates):
-    pk = models.CompositePrimaryKey("customer_id", "meter_id", "hour", "g1", "g2", "g3")
+class UsagePropertyRollup(GroupKey, RollupAggregates):
+    pk = models.CompositePrimaryKey("customer_id", "meter_id", "hour", "position", "group_value")
 
     def __str__(self) -> str:
-        return f"{self.customer_id}/{self.meter_id} {self.hour:%Y-%m-%d %H}h {self.g1}"
+        return f"{self.customer_id}/{self.meter_id} {self.hour:%Y-%m-%d %H}h {self.group_value}"
 
 
-class UsageGroupUniqueValue(GroupKey):
+class UsagePropertyUniqueValue(GroupKey):
     """The distinct values a unique_count meter saw in one UTC hour and group."""
 
-    pk = models.CompositePrimaryKey("customer_id", "meter_id", "hour", "g1", "g2", "g3", "value")
+    pk = models.CompositePrimaryKey(
+        "customer_id", "meter_id", "hour", "position", "group_value", "value"
+    )
     value = models.CharField(max_length=512)
 
     def __str__(self) -> str:

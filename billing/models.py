@@ -457,5 +457,5 @@ class WebhookDelivery(models.Model):
 
 # The records of what was billed and coupons' discounts, in modules of their own.
 from billing.billed_models import BilledPeriod, ThresholdBilling  # noqa: E402, F401
-from billing.breakdown_models import UsageGroupRollup, UsageGroupUniqueValue  # noqa: E402, F401
+from billing.breakdown_models import UsagePropertyRollup, UsagePropertyUniqueValue  # noqa: E402, F401
 from billing.discount_models import Discount  # noqa: E402, F401

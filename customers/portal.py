@@ -186,9 +186,7 @@ def _daily_series(customer_id: int, meter, features, *, start, end, zone) -> dic
     keys = [key for key, _, _ in shown.breakdown]
     stacked = []
     for _, since, until in day_ranges(start, end, zone):
-        groups = usage_groups(
-            customer_id=customer_id, meter=meter, by=(by,), start=since, end=until
-        )
+        groups = usage_groups(customer_id=customer_id, meter=meter, by=by, start=since, end=until)
         quantities = dict.fromkeys(keys, Decimal(0))
         for group in groups:
             key = group.key[by] if group.key[by] in quantities else OTHER_KEY

@@ -27,7 +27,6 @@ from billing.usage import check, reads
 from billing.usage.metering import meter_cache
 from billing.usage.summary import period_usage, usage_body, usage_broken_down
 from customers.models import ApiKey
-from plans.meter_rules import MAX_GROUP_BY
 from wallets.serializers import CheckSerializer
 
 ZERO = Decimal(0)
@@ -49,31 +48,31 @@ def parse_time_param(request, name: str) -> datetime | None:
 USAGE_PARAMS = frozenset({"period_start", "period_end", "group_by"})
 
 
-def group_by_param(request) -> tuple[str, ...] | None:
-    """`group_by=model` or `group_by=model,api_key`: properties some meter groups
-    by (a 400 otherwise); None when not asked."""
+def group_by_param(request) -> str | None:
+    """`group_by=model`: a property some meter groups by (a 400 otherwise); None
+    when not asked."""
     given = request.query_params.getlist("group_by")
     if not given:
         return None
     if len(given) > 1:
         raise InvalidRequest(
-            "give group_by once, its properties separated by commas",
-            fields={"group_by": ["e.g. group_by=model,api_key"]},
+            "give group_by once: one property, one breakdown at a time",
+            fields={"group_by": ["e.g. group_by=model"]},
         )
     value = given[0]
-    names = tuple(name.strip() for name in value.split(","))
-    if not all(names) or len(set(names)) != len(names) or len(names) > MAX_GROUP_BY:
+    name = value.strip()
+    if not name or "," in name:
         raise InvalidRequest(
-            "group_by takes 1 to 3 distinct property names, separated by commas",
-            fields={"group_by": ["e.g. model or model,api_key"]},
+            "group_by takes one property name (one breakdown at a time)",
+            fields={"group_by": ["e.g. model"]},
         )
-    if not any(set(names) <= set(m.group_by) for m in meter_cache.by_id().values()):
+    if not any(name in m.group_by for m in meter_cache.by_id().values()):
         raise InvalidRequest(
-            f"no meter groups its usage by {', '.join(names)}; a meter's group_by lists the "
+            f"no meter groups its usage by {name}; a meter's group_by lists the "
             "properties it can be broken down by",
-            fields={"group_by": [f"no meter groups by {', '.join(names)}"]},
+            fields={"group_by": [f"no meter groups by {name}"]},
         )
-    return names
+    return name
 
 
 class UsageApi(APIView):
@@ -87,9 +86,9 @@ class UsageApi(APIView):
             OpenApiParameter(
                 "group_by",
                 str,
-                description="Event properties (comma-separated) to split each line of a meter "
-                "that groups by them: its `groups`, whose quantities sum to the line's for count "
-                "and sum meters. A property no meter groups by is a 400.",
+                description="An event property to split each line of a meter that groups by it: "
+                "its `groups`, whose quantities sum to the line's for count and sum meters. A "
+                "property no meter groups by is a 400.",
             ),
         ],
         responses=UsageSerializer,

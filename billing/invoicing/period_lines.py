@@ -144,7 +144,7 @@ def with_breakdowns(
             groups = usage_groups(
                 customer_id=customer_id,
                 meter=meter,
-                by=(meter.invoice_breakdown,),
+                by=meter.invoice_breakdown,
                 start=start,
                 end=end,
             )

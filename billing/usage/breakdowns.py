@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from billing.breakdown_models import GROUP_COLUMNS
 from billing.core import rawsql
-from billing.models import UsageGroupRollup, UsageGroupUniqueValue
+from billing.models import UsagePropertyRollup, UsagePropertyUniqueValue
 from billing.usage.metering import MeterDef, meter_cache
 from billing.usage.reads import Tally, edge_contributions, hour_edges
 from plans.models import Meter
@@ -20,78 +19,71 @@ from plans.models import Meter
 
 @dataclass(frozen=True)
 class Group:
-    # The group's value of each property asked for; None: events without it.
+    # The property asked for and the group's value of it; None: events without it.
     key: dict[str, str | None]
     quantity: Decimal
 
 
 _GROUP_SUMS = (
-    "SELECT {columns}, SUM(event_count), SUM(value_sum), MAX(value_max) "
-    "FROM billing_usagegrouprollup "
-    "WHERE customer_id = %s AND meter_id = %s AND hour >= %s AND hour < %s "
-    "GROUP BY {columns}"
+    "SELECT group_value, SUM(event_count), SUM(value_sum), MAX(value_max) "
+    "FROM billing_usagepropertyrollup WHERE customer_id = %s AND meter_id = %s "
+    "AND position = %s AND hour >= %s AND hour < %s GROUP BY group_value"
 )
-_SUM_FIELDS = tuple(
-    UsageGroupRollup._meta.get_field(n) for n in ("event_count", "value_sum", "value_max")
+_GROUP_SUM_FIELDS = tuple(
+    UsagePropertyRollup._meta.get_field(n)
+    for n in ("group_value", "event_count", "value_sum", "value_max")
 )
 
 
 def usage_groups(
-    *, customer_id: int, meter: MeterDef, by: tuple[str, ...], start: datetime, end: datetime
+    *, customer_id: int, meter: MeterDef, by: str, start: datetime, end: datetime
 ) -> list[Group]:
-    """The meter's quantity in [start, end) per combination of values of its `by`
-    properties (some of its group_by), largest first, then by value; a group
-    whose value is `null` (events without the property) after the others."""
-    indexes = [meter.group_by.index(name) for name in by]
-    columns = [GROUP_COLUMNS[i] for i in indexes]
-    width = len(columns)
+    """The meter's quantity in [start, end) per value of its `by` property (one
+    of its group_by), largest first, then by value."""
+    position = meter.group_by.index(by)
     tally = Tally()
-    uniques: dict[tuple, set[str]] = {}
+    uniques: dict[str, set[str]] = {}
     if start >= end:
         return []
     first, last, ranges = hour_edges(start, end)
     if first < last:
-        whole = {"customer_id": customer_id, "meter_id": meter.id, "hour__gte": first}
-        whole["hour__lt"] = last
-        fields = (*(UsageGroupRollup._meta.get_field(c) for c in columns), *_SUM_FIELDS)
-        for *group, n, value_sum, value_max in rawsql.rows(
-            _GROUP_SUMS.format(columns=", ".join(columns)),
-            [customer_id, meter.id, first, last],
-            fields,
+        whole = {
+            "customer_id": customer_id,
+            "meter_id": meter.id,
+            "position": position,
+            "hour__gte": first,
+            "hour__lt": last,
+        }
+        for group, n, value_sum, value_max in rawsql.rows(
+            _GROUP_SUMS, [customer_id, meter.id, position, first, last], _GROUP_SUM_FIELDS
         ):
-            tally.add_hours(tuple(group), n, value_sum, value_max)
+            tally.add_hours(group, n, value_sum, value_max)
         if meter.aggregation == Meter.LATEST:
-            for row in (
-                UsageGroupRollup.objects.filter(**whole, latest_at__isnull=False)
-                .values_list(*columns, "latest_at", "latest_event_id", "latest_value")
+            for group, *latest in (
+                UsagePropertyRollup.objects.filter(**whole, latest_at__isnull=False)
+                .values_list("group_value", "latest_at", "latest_event_id", "latest_value")
                 .order_by()
             ):
-                tally.add_latest(tuple(row[:width]), *row[width:])
+                tally.add_latest(group, *latest)
         if meter.aggregation == Meter.UNIQUE_COUNT:
-            for row in (
-                UsageGroupUniqueValue.objects.filter(**whole)
-                .values_list(*columns, "value")
+            for group, value in (
+                UsagePropertyUniqueValue.objects.filter(**whole)
+                .values_list("group_value", "value")
                 .distinct()
                 .order_by()
             ):
-                uniques.setdefault(tuple(row[:width]), set()).add(row[width])
+                uniques.setdefault(group, set()).add(value)
     for contribution, timestamp, event_id in edge_contributions(customer_id, [meter], ranges):
-        group = tuple(contribution.group[i] if contribution.group else "" for i in indexes)
+        group = contribution.group[position] if contribution.group else ""
         tally.add_event(group, contribution, timestamp, event_id)
         if contribution.unique is not None:
             uniques.setdefault(group, set()).add(contribution.unique)
     groups = [
-        (
-            group,
-            tally.quantity(group, meter.aggregation, distinct=len(uniques.get(group, ()))),
-        )
+        (group, tally.quantity(group, meter.aggregation, distinct=len(uniques.get(group, ()))))
         for group in set(tally.counts) | set(uniques)
     ]
-    groups.sort(key=lambda g: (-g[1], ["" in g[0]], g[0]))
-    return [
-        Group(key={name: value or None for name, value in zip(by, group, strict=True)}, quantity=q)
-        for group, q in groups
-    ]
+    groups.sort(key=lambda g: (-g[1], g[0] == "", g[0]))
+    return [Group(key={by: group or None}, quantity=q) for group, q in groups]
 
 
 # A breakdown shown to people names this many groups, the rest as "Other".
@@ -120,7 +112,7 @@ def meter_breakdown(
     if meter is None or not meter.group_by:
         return "", ()
     by = meter.group_by[0]
-    groups = usage_groups(customer_id=customer_id, meter=meter, by=(by,), start=start, end=end)
+    groups = usage_groups(customer_id=customer_id, meter=meter, by=by, start=start, end=end)
     rows = [(g.key[by], group_label(g.key[by]), g.quantity) for g in groups[:TOP_GROUPS]]
     rest = groups[TOP_GROUPS:]
     if rest and meter.aggregation in ADDITIVE:

@@ -57,9 +57,9 @@ class Contribution:
     value: Decimal | None
     # The distinct value for unique_count, as text.
     unique: str | None
-    # A meter with group_by: the event's values of those properties as text, ""
-    # for none, three of them (billing.breakdown_models).
-    group: tuple[str, str, str] | None = None
+    # A meter with group_by: the event's value of each of those properties as
+    # text, "" for none, in their order (billing.breakdown_models).
+    group: tuple[str, ...] | None = None
 
 
 def as_text(value: object) -> str | None:
@@ -135,9 +135,8 @@ def group_value(value: object) -> str:
     return text
 
 
-def group_of(meter: MeterDef, properties: dict) -> tuple[str, str, str]:
-    values = [group_value(properties.get(name)) for name in meter.group_by]
-    return (*values, *[""] * (3 - len(values)))
+def group_of(meter: MeterDef, properties: dict) -> tuple[str, ...]:
+    return tuple(group_value(properties.get(name)) for name in meter.group_by)
 
 
 def contributions(meters: list[MeterDef], properties: dict) -> list[Contribution]:

@@ -7,8 +7,8 @@ from django.db.models.functions import Cast
 
 from billing.models import (
     UsageEvent,
-    UsageGroupRollup,
-    UsageGroupUniqueValue,
+    UsagePropertyRollup,
+    UsagePropertyUniqueValue,
     UsageRollup,
     UsageUniqueValue,
 )
@@ -49,8 +49,8 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
         meter_cache.clear()
         UsageRollup.objects.filter(meter_id=meter_id).delete()
         UsageUniqueValue.objects.filter(meter_id=meter_id).delete()
-        UsageGroupRollup.objects.filter(meter_id=meter_id).delete()
-        UsageGroupUniqueValue.objects.filter(meter_id=meter_id).delete()
+        UsagePropertyRollup.objects.filter(meter_id=meter_id).delete()
+        UsagePropertyUniqueValue.objects.filter(meter_id=meter_id).delete()
         rows = (
             UsageEvent.objects.filter(event_name=meter.event_name)
             .annotate(raw=Cast("properties", TextField()))

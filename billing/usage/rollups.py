@@ -67,17 +67,26 @@ def hour_of(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
+def _groups(c, grouped: bool) -> list[tuple]:
+    """The keys a contribution adds to beyond (customer, meter, hour): none for
+    the hourly rollups (one row); with `grouped`, (position, value) of each of
+    its meter's group_by properties (billing.breakdown_models)."""
+    if not grouped:
+        return [()]
+    return list(enumerate(c.group)) if c.group is not None else []
+
+
 def unique_values(events: list[PreparedEvent], *, grouped: bool = False) -> list[tuple]:
     """The distinct (customer, meter, hour, value) of unique_count meters, sorted;
-    `grouped`: (customer, meter, hour, g1, g2, g3, value) of those with group_by."""
+    `grouped`: (customer, meter, hour, position, group value, value) of those
+    with group_by."""
     return sorted(
         {
-            (event.customer_id, c.meter_id, hour_of(event.timestamp))
-            + (c.group if grouped else ())
-            + (c.unique,)
+            (event.customer_id, c.meter_id, hour_of(event.timestamp), *group, c.unique)
             for event in events
             for c in event.contributions
-            if c.unique is not None and (not grouped or c.group is not None)
+            if c.unique is not None
+            for group in _groups(c, grouped)
         }
     )
 
@@ -85,14 +94,12 @@ def unique_values(events: list[PreparedEvent], *, grouped: bool = False) -> list
 def rollup_deltas(events: list[PreparedEvent], *, grouped: bool = False) -> list[tuple]:
     """Per (customer, meter, hour): count, sum, max and latest of the new events,
     sorted by key (what _postgres.STORE computes in SQL); `grouped`: per
-    (customer, meter, hour, g1, g2, g3) of the meters with group_by."""
+    (customer, meter, hour, position, group value) of the meters with group_by."""
     rollups: dict[tuple, list] = {}
     for event in events:
         hour = hour_of(event.timestamp)
-        for c in event.contributions:
-            if grouped and c.group is None:
-                continue
-            key = (event.customer_id, c.meter_id, hour) + (c.group if grouped else ())
+        for c, group in ((x, g) for x in event.contributions for g in _groups(x, grouped)):
+            key = (event.customer_id, c.meter_id, hour, *group)
             row = rollups.get(key)
             if row is None:
                 # ZERO, not 0: a numeric[] array must not mix int and Decimal.
@@ -141,11 +148,11 @@ ROLLUP_ON_CONFLICT = _on_conflict("billing_usagerollup", "customer_id, meter_id,
 
 # Breakdowns (billing.breakdown_models): the same aggregates per group.
 GROUP_ROLLUP_COLUMNS = (
-    "customer_id, meter_id, hour, g1, g2, g3, event_count, value_sum, value_max, "
+    "customer_id, meter_id, hour, position, group_value, event_count, value_sum, value_max, "
     "latest_at, latest_event_id, latest_value"
 )
 GROUP_ROLLUP_ON_CONFLICT = _on_conflict(
-    "billing_usagegrouprollup", "customer_id, meter_id, hour, g1, g2, g3"
+    "billing_usagepropertyrollup", "customer_id, meter_id, hour, position, group_value"
 )
 
 
@@ -169,11 +176,11 @@ ROLLUP_INSERT = (
 # The group rollups of a batch (rows from rollup_deltas(grouped=True)), upserted in
 # key order; also the statement bench/ingest.py --grouped adds to its raw ceiling.
 GROUP_ROLLUP_INSERT = (
-    f"INSERT INTO billing_usagegrouprollup ({GROUP_ROLLUP_COLUMNS}) "  # noqa: S608
-    "SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::timestamptz, r->>3, r->>4, "
-    "r->>5, (r->>6)::bigint, (r->>7)::numeric, (r->>8)::numeric, "
-    "(r->>9)::timestamptz, r->>10, (r->>11)::numeric "
-    "FROM json_array_elements(%s::json) AS r ORDER BY 1, 2, 3, 4, 5, 6" + GROUP_ROLLUP_ON_CONFLICT
+    f"INSERT INTO billing_usagepropertyrollup ({GROUP_ROLLUP_COLUMNS}) "  # noqa: S608
+    "SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::timestamptz, (r->>3)::smallint, "
+    "r->>4, (r->>5)::bigint, (r->>6)::numeric, (r->>7)::numeric, "
+    "(r->>8)::timestamptz, r->>9, (r->>10)::numeric "
+    "FROM json_array_elements(%s::json) AS r ORDER BY 1, 2, 3, 4, 5" + GROUP_ROLLUP_ON_CONFLICT
 )
 
 
@@ -296,11 +303,11 @@ class _postgres:
         document = json.dumps([[c, m, h.isoformat(), *rest] for c, m, h, *rest in rows])
         with _server_side_cursor() as cursor:
             cursor.execute(
-                "INSERT INTO billing_usagegroupuniquevalue "
-                "(customer_id, meter_id, hour, g1, g2, g3, value) "
-                "SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::timestamptz, r->>3, r->>4, "
-                "r->>5, r->>6 FROM json_array_elements(%s::json) AS r "
-                "ORDER BY 1, 2, 3, 4, 5, 6, 7 ON CONFLICT DO NOTHING",
+                "INSERT INTO billing_usagepropertyuniquevalue "
+                "(customer_id, meter_id, hour, position, group_value, value) "
+                "SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::timestamptz, "
+                "(r->>3)::smallint, r->>4, r->>5 FROM json_array_elements(%s::json) AS r "
+                "ORDER BY 1, 2, 3, 4, 5, 6 ON CONFLICT DO NOTHING",
                 [document],
             )
 
@@ -369,9 +376,8 @@ class _generic:
     def upsert_group_rollups(rows: list[tuple]) -> None:
         with connection.cursor() as cursor:
             cursor.executemany(
-                f"INSERT INTO billing_usagegrouprollup ({GROUP_ROLLUP_COLUMNS}) "  # noqa: S608
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                + GROUP_ROLLUP_ON_CONFLICT,
+                f"INSERT INTO billing_usagepropertyrollup ({GROUP_ROLLUP_COLUMNS}) "  # noqa: S608
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" + GROUP_ROLLUP_ON_CONFLICT,
                 rows,
             )
 
@@ -379,9 +385,9 @@ class _generic:
     def insert_group_uniques(rows: list[tuple]) -> None:
         with connection.cursor() as cursor:
             cursor.executemany(
-                "INSERT INTO billing_usagegroupuniquevalue "
-                "(customer_id, meter_id, hour, g1, g2, g3, value) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                "INSERT INTO billing_usagepropertyuniquevalue "
+                "(customer_id, meter_id, hour, position, group_value, value) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 rows,
             )
 

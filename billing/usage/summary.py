@@ -72,14 +72,14 @@ def period_usage(*, customer, subscription, start: datetime, end: datetime, now:
     return PeriodUsage(customer, subscription, start, end, rows, summary)
 
 
-def usage_broken_down(usage: PeriodUsage, by: tuple[str, ...]) -> PeriodUsage:
-    """The usage with each line of a meter grouping by all of `by` split by
-    their values, over the range its quantity counts (from usage_from)."""
+def usage_broken_down(usage: PeriodUsage, by: str) -> PeriodUsage:
+    """The usage with each line of a meter grouping by `by` split by its
+    values, over the range its quantity counts (from usage_from)."""
     start = usage.summary.usage_from if usage.summary and usage.summary.usage_from else usage.start
     rows = []
     for row in usage.lines:
         meter = meter_cache.by_code(row.line.meter)
-        if meter is not None and set(by) <= set(meter.group_by):
+        if meter is not None and by in meter.group_by:
             groups = usage_groups(
                 customer_id=usage.customer.pk, meter=meter, by=by, start=start, end=usage.end
             )

@@ -136,14 +136,14 @@ def test_groups_equal_a_brute_force_grouping_of_the_raw_events(
     for meter in meters:
         definition = meter_cache.by_code(meter.code)
         whole = usage_quantities(customer_id=customer.pk, meters=[definition], start=start, end=end)
-        for by in (("model",), ("api_key",), ("model", "api_key")):
+        for by in ("model", "api_key"):
             groups = usage_groups(
                 customer_id=customer.pk, meter=definition, by=by, start=start, end=end
             )
 
             # then: each group is the brute-force aggregate of its events
-            found = {tuple(g.key[name] for name in by): g.quantity for g in groups}
-            assert found == brute_force(events, meter, by, start, end), (meter.code, by)
+            found = {(g.key[by],): g.quantity for g in groups}
+            assert found == brute_force(events, meter, (by,), start, end), (meter.code, by)
             if meter.aggregation in ("count", "sum"):
                 assert sum(found.values(), D(0)) == whole[definition.id], (meter.code, by)
 
@@ -176,7 +176,7 @@ def test_a_rebuilt_meter_groups_the_events_it_arrived_after(meters):
     groups = usage_groups(
         customer_id=customer.pk,
         meter=meter_cache.by_code("runs"),
-        by=("team",),
+        by="team",
         start=datetime(2026, 11, 10, tzinfo=UTC),
         end=datetime(2026, 11, 11, tzinfo=UTC),
     )
@@ -232,15 +232,13 @@ def test_usage_by_model_splits_each_grouped_line(acme):
     ]
 
 
-def test_usage_by_two_properties_splits_by_their_combinations(acme):
-    body = usage("&group_by=model,api_key").json()
+def test_usage_by_another_property_of_the_meter(acme):
+    body = usage("&group_by=api_key").json()
 
     calls = next(line for line in body["lines"] if line["meter"] == "calls")
     assert calls["groups"] == [
-        {"key": {"model": "gpt-4o", "api_key": "k1"}, "quantity": "1"},
-        {"key": {"model": "gpt-4o", "api_key": "k2"}, "quantity": "1"},
-        {"key": {"model": "o1", "api_key": "k1"}, "quantity": "1"},
-        {"key": {"model": None, "api_key": "k1"}, "quantity": "1"},
+        {"key": {"api_key": "k1"}, "quantity": "3"},
+        {"key": {"api_key": "k2"}, "quantity": "1"},
     ]
 
 
@@ -248,9 +246,8 @@ def test_usage_by_two_properties_splits_by_their_combinations(acme):
     ("query", "message"),
     [
         ("&group_by=team", "no meter groups its usage by team"),
-        ("&group_by=", "group_by takes 1 to 3"),
-        ("&group_by=model,model", "group_by takes 1 to 3"),
-        ("&group_by=a,b,c,d", "group_by takes 1 to 3"),
+        ("&group_by=", "group_by takes one property name"),
+        ("&group_by=model,api_key", "group_by takes one property name"),
         ("&group_by=model&group_by=api_key", "give group_by once"),
     ],
 )
