@@ -11,7 +11,7 @@ from billing.core.money import format_decimal, format_money
 from billing.core.periods import iso
 from billing.core.vocabulary import DRAWN_MODELS
 from billing.usage import reads
-from billing.usage.breakdowns import Group, usage_groups
+from billing.usage.breakdowns import Group, usage_groups_of
 from billing.usage.metering import meter_cache
 from billing.usage.priced import UsageSummary, usage_summary
 from billing.usage.reads import UsageLine
@@ -76,15 +76,19 @@ def usage_broken_down(usage: PeriodUsage, by: str) -> PeriodUsage:
     """The usage with each line of a meter grouping by `by` split by its
     values, over the range its quantity counts (from usage_from)."""
     start = usage.summary.usage_from if usage.summary and usage.summary.usage_from else usage.start
-    rows = []
-    for row in usage.lines:
-        meter = meter_cache.by_code(row.line.meter)
-        if meter is not None and by in meter.group_by:
-            groups = usage_groups(
-                customer_id=usage.customer.pk, meter=meter, by=by, start=start, end=usage.end
-            )
-            row = replace(row, groups=groups)
-        rows.append(row)
+    grouping = [
+        meter
+        for row in usage.lines
+        if (meter := meter_cache.by_code(row.line.meter)) is not None and by in meter.group_by
+    ]
+    groups = usage_groups_of(
+        customer_id=usage.customer.pk, meters=grouping, by=by, start=start, end=usage.end
+    )
+    by_code = {meter.code: groups[meter.id] for meter in grouping}
+    rows = [
+        replace(row, groups=by_code[row.line.meter]) if row.line.meter in by_code else row
+        for row in usage.lines
+    ]
     return replace(usage, lines=rows)
 
 

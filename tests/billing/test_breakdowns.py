@@ -18,7 +18,7 @@ from pypdf import PdfReader
 
 from billing.invoicing.close import periods_close
 from billing.simulation import engine, report
-from billing.usage.breakdowns import usage_groups
+from billing.usage.breakdowns import usage_groups, usage_groups_of
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import as_text, meter_cache
 from billing.usage.reads import usage_quantities
@@ -146,6 +146,18 @@ def test_groups_equal_a_brute_force_grouping_of_the_raw_events(
             assert found == brute_force(events, meter, (by,), start, end), (meter.code, by)
             if meter.aggregation in ("count", "sum"):
                 assert sum(found.values(), D(0)) == whole[definition.id], (meter.code, by)
+
+    # and all meters read at once (as /usage?group_by= does) answer the same
+    definitions = [meter_cache.by_code(meter.code) for meter in meters]
+    for by in ("model", "api_key"):
+        together = usage_groups_of(
+            customer_id=customer.pk, meters=definitions, by=by, start=start, end=end
+        )
+        for definition in definitions:
+            alone = usage_groups(
+                customer_id=customer.pk, meter=definition, by=by, start=start, end=end
+            )
+            assert together[definition.id] == alone, (definition.code, by)
 
 
 def test_a_rebuilt_meter_groups_the_events_it_arrived_after(meters):
