@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group, Permission, User
 from django.core.management import call_command
 from django.test import Client
 
+from billing.core.errors import Conflict
 from billing.models import Discount, Subscription, SubscriptionChange, WebhookEndpoint
 from billing.subscriptions.lifecycle import subscription_create
 from customers.api_keys import api_key_create
@@ -687,3 +688,29 @@ def test_support_cannot_see_api_keys_or_webhook_endpoints(login, world):
         if response.status_code == 302:
             assert response["Location"] == "/admin/", url
     assert "/admin/customers/apikey/" not in support.get("/admin/").content.decode()
+
+
+def test_a_change_refused_at_the_save_says_so_and_changes_nothing(login, world, monkeypatch):
+    # given: a discount running, which the close ends between the form's check
+    # and the save (simulated: ending it is refused at the save)
+    finance = login("Finance")
+    coupon_create(code="A", name="A", percent_off=D("10"), duration="forever")
+    page = f"/admin/billing/subscription/{world.subscription.pk}/change/"
+    inline = history_inline(world.subscription)
+    assert finance.post(page, {**inline, "coupon": "A"}).status_code == 302
+    before = state()
+
+    def ended_meanwhile(**_):
+        raise Conflict("subscription has no discount running")
+
+    monkeypatch.setattr("billing.subscriptions.discounts.discount_end", ended_meanwhile)
+
+    # when: ending it, and giving a deal in the same save
+    response = finance.post(page, {**inline, "end_discount": "on", "deal_base_fee": "5.00"})
+
+    # then: back to the page with the reason, nothing of the save kept
+    assert response.status_code == 302
+    assert response["Location"] == page
+    shown = finance.get(page).content.decode()
+    assert "Nothing was changed: subscription has no discount running" in shown
+    assert state() == before

@@ -8,6 +8,7 @@ import uuid
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -281,10 +282,29 @@ class SubscriptionAdmin(SimpleHistoryAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            form.apply(form.cleaned_data)
+            try:
+                with transaction.atomic():
+                    form.apply(form.cleaned_data)
+            except BillingError as error:
+                # Something moved on between the form's check and the save (the
+                # close used up a discount, another user changed the plan): the
+                # page says so, and nothing of this save is kept.
+                request.billing_refused = error.message
+                return
             obj.refresh_from_db()
         else:
             obj.__dict__.update(form.create(form.cleaned_data).__dict__)
+
+    def log_change(self, request, obj, message):
+        if getattr(request, "billing_refused", None) is None:  # nothing changed otherwise
+            super().log_change(request, obj, message)
+
+    def response_change(self, request, obj):
+        refused = getattr(request, "billing_refused", None)
+        if refused is not None:
+            messages.error(request, f"Nothing was changed: {refused}")
+            return redirect(reverse("admin:billing_subscription_change", args=[obj.pk]))
+        return super().response_change(request, obj)
 
     def save_related(self, request, form, formsets, change):
         # The history inline is read-only: its rows come from the services.
