@@ -17,7 +17,6 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from billing.core.admin_forms import ServiceValidatedForm, adopt, money_column
 from billing.core.money import format_decimal, format_money
-from billing.core.periods import parse_instant
 from billing.invoicing.discounts import usage_discounted
 from billing.usage.breakdowns import meter_breakdown
 from billing.usage.reads import subscription_live
@@ -145,7 +144,7 @@ def customer_billing(*, customer: Customer, user, now) -> dict:
                 prop, rows = meter_breakdown(
                     customer_id=customer.pk,
                     meter_code=line["meter"],
-                    start=parse_instant(usage["usage_from"]),
+                    start=live.usage_from or live.current_period_start,
                     end=live.current_period_end,
                 )
                 if rows:
