@@ -7,7 +7,8 @@ from django.contrib import admin
 from django.db import models
 
 from billing.core.errors import BillingError
-from billing.core.money import format_decimal, format_money
+from billing.core.l10n import format_money_text, format_number
+from billing.core.money import format_decimal
 
 
 def add_billing_error(
@@ -58,12 +59,28 @@ class ExactDecimalField(forms.DecimalField):
 EXACT_DECIMALS = {models.DecimalField: {"form_class": ExactDecimalField}}
 
 
+# The admin is written in English: its numbers are grouped the English way.
+ADMIN_LOCALE = "en"
+
+
+def money_text(amount: Decimal | None, currency: str) -> str:
+    """An amount as finance reads it in the admin: '1,234.50 USD', '0.0000025 USD'
+    (a price keeps its own precision), '—' for none."""
+    if amount is None:
+        return "—"
+    return format_money_text(amount, currency, locale=ADMIN_LOCALE)
+
+
+def quantity_text(value: Decimal | int | None) -> str:
+    """A quantity as finance reads it in the admin: '1,250,000', '0.5', '—' for none."""
+    return "—" if value is None else format_number(Decimal(value), locale=ADMIN_LOCALE)
+
+
 def money_column(field: str, description: str):
-    """An admin list column showing an amount with its currency: '19.99 USD'."""
+    """An admin list column showing an amount with its currency: '1,219.99 USD'."""
 
     def show(admin_self, obj):
-        amount = getattr(obj, field)
-        return "—" if amount is None else f"{format_money(amount, obj.currency)} {obj.currency}"
+        return money_text(getattr(obj, field), obj.currency)
 
     show.short_description = description
     show.admin_order_field = field
