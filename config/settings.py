@@ -97,6 +97,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI and ReDoc as static files of the project: /api/docs/ needs no CDN.
+    "drf_spectacular_sidecar",
     "djmoney",
     "nested_admin",
     "django_celery_beat",
@@ -238,6 +240,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # The docs' JavaScript and CSS come from this server (drf-spectacular-sidecar),
+    # so /api/docs/ and /api/redoc/ work without internet access.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # Request bodies get components of their own ("CustomerRequest"): what a client
     # may send (no read-only fields, minLength 1 where blank is refused) differs from
     # what it is answered.

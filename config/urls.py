@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from billing import dashboard
 from billing.api import entitlements, events, plan_migrations, subscriptions, usage
+from config import home
 from customers import api as customers_api
 from customers import views as portal_views
 from invoices import api as invoices_api
@@ -89,8 +90,12 @@ api_v1 = [
 
 # The admin's index shows billing at a glance (billing.dashboard) above the app list.
 admin.site.index_template = "admin/billing_index.html"
+# The admin is the whole site for its users (the portal is per customer, by signed
+# link): no "View site" link leading back to where they are.
+admin.site.site_url = None
 
 urlpatterns = [
+    path("", home.home, name="home"),
     # Ahead of the admin site's own index, which it calls with the dashboard's figures.
     path("admin/", admin.site.admin_view(dashboard.admin_index)),
     path("admin/", admin.site.urls),
@@ -110,6 +115,7 @@ urlpatterns = [
     ),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
 ]
 
 

@@ -22,6 +22,33 @@ log_dir="$var_dir/log"
 key_file="$var_dir/dev-api-key.txt"
 mkdir -p "$log_dir"
 
+# The run is the product as its users meet it: DEBUG off, so a wrong address is a
+# plain "Page not found", never Django's debug page listing every URL. It serves
+# plain http on this machine, so what DEBUG off would make https-only is turned
+# back to http here; mail is printed to the worker's log. Each is overridable, and
+# DEBUG=1 brings the debug pages back for development.
+export DEBUG=${DEBUG:-0}
+case "${DEBUG,,}" in
+0 | false | no | off)
+    if [[ -z ${SECRET_KEY:-} ]]; then
+        secret_file="$var_dir/secret-key.txt"
+        if [[ ! -s $secret_file ]]; then
+            (umask 077 && "$py" -c 'import secrets; print(secrets.token_urlsafe(50))' >"$secret_file")
+        fi
+        SECRET_KEY=$(<"$secret_file")
+        export SECRET_KEY
+    fi
+    export ALLOWED_HOSTS=${ALLOWED_HOSTS:-localhost,127.0.0.1,[::1]}
+    export SECURE_SSL_REDIRECT=${SECURE_SSL_REDIRECT:-0}
+    export SESSION_COOKIE_SECURE=${SESSION_COOKIE_SECURE:-0}
+    export CSRF_COOKIE_SECURE=${CSRF_COOKIE_SECURE:-0}
+    export SECURE_HSTS_SECONDS=${SECURE_HSTS_SECONDS:-0}
+    export SECURE_HSTS_INCLUDE_SUBDOMAINS=${SECURE_HSTS_INCLUDE_SUBDOMAINS:-0}
+    export SECURE_HSTS_PRELOAD=${SECURE_HSTS_PRELOAD:-0}
+    export EMAIL_BACKEND=${EMAIL_BACKEND:-django.core.mail.backends.console.EmailBackend}
+    ;;
+esac
+
 echo "== migrating the database"
 "$py" manage.py migrate --noinput
 echo "== setting up the admin roles (Finance, Operations, Support)"
@@ -54,7 +81,7 @@ cat <<EOF
 
 Usage billing is starting on $base_url
   admin:    $base_url/admin/  user admin, password ${admin_password:-(unknown, see above)}
-  API docs: $base_url/api/docs/
+  API docs: $base_url/api/docs/ (Swagger UI), $base_url/api/redoc/ (ReDoc)
   API key:  $key_file
             curl -H "Authorization: Bearer $api_key" $base_url/api/v1/plans
   logs:     worker $log_dir/worker.log, beat $log_dir/beat.log
@@ -111,7 +138,9 @@ on_signal() {
 trap 'on_signal 130' INT
 trap 'on_signal 143' TERM
 
-start web "$py" manage.py runserver --noreload "127.0.0.1:$port"
+# --insecure: runserver serves the static files (the admin's CSS, the API docs'
+# Swagger UI and ReDoc) with DEBUG off too; production serves them from collectstatic.
+start web "$py" manage.py runserver --noreload --insecure "127.0.0.1:$port"
 start worker .venv/bin/celery -A config worker -l info --concurrency 1 >>"$log_dir/worker.log" 2>&1
 start beat .venv/bin/celery -A config beat -l info >>"$log_dir/beat.log" 2>&1
 
