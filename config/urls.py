@@ -93,6 +93,9 @@ admin.site.index_template = "admin/billing_index.html"
 # The admin is the whole site for its users (the portal is per customer, by signed
 # link): no "View site" link leading back to where they are.
 admin.site.site_url = None
+admin.site.site_header = "Usage billing"
+admin.site.site_title = "Usage billing"
+admin.site.index_title = "Billing at a glance"
 
 urlpatterns = [
     path("", home.home, name="home"),
