@@ -59,7 +59,7 @@ def server_env(database_url: str) -> dict:
 
 
 class Gunicorn:
-    """gunicorn config.wsgi with sync workers, as the README recommends."""
+    """gunicorn config.wsgi with sync workers, as docs/running.md recommends."""
 
     def __init__(self, database_url: str, *, port: int, workers: int):
         self.port = port
