@@ -5,7 +5,7 @@ deleted; a rate customers hold is not archived under them."""
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
-from billing.core.admin_forms import ServiceValidatedForm, adopt
+from billing.core.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt
 from billing.core.money import format_decimal
 from plans import services
 from plans.models import TaxRate
@@ -37,6 +37,7 @@ class TaxRateAdmin(SimpleHistoryAdmin):
     (active off) or its default flag may change; it is never deleted."""
 
     form = TaxRateForm
+    formfield_overrides = EXACT_DECIMALS
     list_display = ["code", "name", "percentage_display", "country", "is_default", "active"]
     list_filter = ["active", "is_default", "country"]
     search_fields = ["code", "name"]
@@ -45,9 +46,16 @@ class TaxRateAdmin(SimpleHistoryAdmin):
     def percentage_display(self, rate: TaxRate) -> str:
         return f"{format_decimal(rate.percentage)} %"
 
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if obj is not None and services.tax_rate_in_use(obj):
+            # Frozen terms are shown, not edited: the percentage as finance writes it.
+            fields = ["percentage_display" if f == "percentage" else f for f in fields]
+        return fields
+
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and services.tax_rate_in_use(obj):
-            return ["code", "name", "percentage", "country"]
+            return ["code", "name", "percentage_display", "country"]
         return []
 
     def has_delete_permission(self, request, obj=None):
