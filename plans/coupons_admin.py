@@ -5,8 +5,8 @@ and one that was redeemed is never deleted."""
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
-from billing.core.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt
-from billing.core.money import format_decimal, format_money
+from billing.core.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt, money_text
+from billing.core.money import format_decimal
 from billing.core.vocabulary import CouponDuration
 from plans import coupons
 from plans.coupon_validation import validate_coupon
@@ -53,7 +53,7 @@ def coupon_off(coupon: Coupon) -> str:
     """'20 %' or '500.00 USD'."""
     if coupon.percent_off is not None:
         return f"{format_decimal(coupon.percent_off)} %"
-    return f"{format_money(coupon.amount_off, coupon.currency)} {coupon.currency}"
+    return money_text(coupon.amount_off, coupon.currency)
 
 
 def coupon_duration(coupon: Coupon) -> str:

@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.db import models
 
 from billing.core.errors import BillingError
-from billing.core.l10n import format_money_text, format_number
+from billing.core.l10n import format_amount, format_number
 from billing.core.money import format_decimal
 
 
@@ -68,7 +68,12 @@ def money_text(amount: Decimal | None, currency: str) -> str:
     (a price keeps its own precision), '—' for none."""
     if amount is None:
         return "—"
-    return format_money_text(amount, currency, locale=ADMIN_LOCALE)
+    return f"{amount_text(amount, currency)} {currency}"
+
+
+def amount_text(amount: Decimal, currency: str) -> str:
+    """An amount without its currency, for a table whose heading names it: '1,234.50'."""
+    return format_amount(amount, currency, locale=ADMIN_LOCALE)
 
 
 def quantity_text(value: Decimal | int | None) -> str:

@@ -17,9 +17,9 @@ from django.urls import reverse
 
 from billing.core.admin_forms import (
     add_billing_error,
+    amount_text,
 )
 from billing.core.errors import BillingError
-from billing.core.money import format_money
 from billing.core.periods import month_start
 from billing.simulation import engine, report
 from customers.models import Customer
@@ -44,7 +44,7 @@ def last_month(now: datetime) -> tuple[datetime, datetime]:
 
 
 def signed_money(amount: Decimal, currency: str) -> str:
-    return ("+" if amount > 0 else "") + format_money(amount, currency)
+    return ("+" if amount > 0 else "") + amount_text(amount, currency)
 
 
 class SimulationForm(forms.Form):
@@ -305,15 +305,15 @@ class PriceSimulationAdmin(admin.ModelAdmin):
                 {
                     "customer": row.customer,
                     "version": row.current_version_label,
-                    "current": format_money(row.current_total, currency),
-                    "simulated": format_money(row.simulated_total, currency),
+                    "current": amount_text(row.current_total, currency),
+                    "simulated": amount_text(row.simulated_total, currency),
                     "difference": signed_money(row.difference, currency),
                 }
                 for row in report.simulation_rows(simulation=found)
             ]
         sums = {
-            "current": format_money(found.current_sum, currency),
-            "simulated": format_money(found.simulated_sum, currency),
+            "current": amount_text(found.current_sum, currency),
+            "simulated": amount_text(found.simulated_sum, currency),
             "difference": signed_money(found.difference_sum, currency),
         }
         context = self._context(
