@@ -19,7 +19,8 @@ from django.contrib import admin
 from django.db.models import Count, Exists, F, Min, OuterRef, Q, Sum
 from django.utils import timezone
 
-from billing.core.money import format_money, quantize_money
+from billing.core.admin_forms import money_text
+from billing.core.money import quantize_money
 from billing.invoicing.discounts import projected_discount
 from billing.invoicing.period_lines import first_period_fraction
 from billing.models import Discount, Subscription
@@ -47,7 +48,7 @@ class Amount:
 
     @property
     def text(self) -> str:
-        return f"{format_money(self.amount, self.currency)} {self.currency}"
+        return money_text(self.amount, self.currency)
 
 
 @dataclass
@@ -73,17 +74,17 @@ class Projection:
 
     @property
     def discounts_text(self) -> str:
-        return f"{format_money(self.discounts, self.currency)} {self.currency}"
+        return money_text(self.discounts, self.currency)
 
     @property
     def text(self) -> str:
         if self.total is None:
             return "-"
-        return f"{format_money(self.total, self.currency)} {self.currency}"
+        return money_text(self.total, self.currency)
 
     @property
     def committed_text(self) -> str:
-        return f"{format_money(self.committed, self.currency)} {self.currency}"
+        return money_text(self.committed, self.currency)
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class DeferredRevenue:
 
     @property
     def text(self) -> str:
-        return f"{format_money(self.amount, self.currency)} {self.currency}"
+        return money_text(self.amount, self.currency)
 
 
 @dataclass
