@@ -47,6 +47,7 @@ from plans.validation import (
 )
 from plans.version_features_admin import FeatureInline, version_grants
 from plans.version_inline_rules import FrozenWhenPublishedMixin, is_frozen, kept_forms
+from plans.version_price_pages_admin import VersionPricePagesMixin
 
 METER_FIELDS = ("code", "name", "event_name", "aggregation", "value_property", "unique_property")
 
@@ -315,7 +316,7 @@ class PlanVersionForm(ServiceValidatedForm):
 
 
 @admin.register(PlanVersion)
-class PlanVersionAdmin(SimpleHistoryAdmin, nested_admin.NestedModelAdmin):
+class PlanVersionAdmin(VersionPricePagesMixin, SimpleHistoryAdmin, nested_admin.NestedModelAdmin):
     formfield_overrides = EXACT_DECIMALS
     form = PlanVersionForm
     inlines = [ChargeInline, FeatureInline]

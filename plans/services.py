@@ -405,13 +405,15 @@ def _write_charges(version: PlanVersion, spec: VersionSpec) -> None:
                 )
                 for position, tier in enumerate(pricing.tiers)
             )
-    PriceTier.objects.bulk_create(tiers)
+    # bulk_create writes no audit history of its own: the tiers' rows are added here
+    # (the price history of a version reads them).
+    PriceTier.history.bulk_history_create(PriceTier.objects.bulk_create(tiers))
 
 
 def _write_features(version: PlanVersion, spec: VersionSpec) -> None:
     """The version's feature grants, values normalized by their features' kinds."""
     features = Feature.objects.in_bulk([g.feature for g in spec.features], field_name="code")
-    VersionFeature.objects.bulk_create(
+    grants = VersionFeature.objects.bulk_create(
         VersionFeature(
             version=version,
             feature=features[grant.feature],
@@ -419,3 +421,4 @@ def _write_features(version: PlanVersion, spec: VersionSpec) -> None:
         )
         for grant in spec.features
     )
+    VersionFeature.history.bulk_history_create(grants)

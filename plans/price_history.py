@@ -1,0 +1,153 @@
+"""A plan version's price history: the audit rows (config.history) of the version,
+its charges, their tiers and its feature grants, read back as changes a person
+made. The rows of one save (one user, each written within a second of the one
+before) are one change; a change is the difference between the version as it
+stood before and after it (plans.price_wording), so the charges and tiers that
+plans.services writes again on every save read as what changed in them."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from billing.rating.pricing import TierSpec
+from plans.feature_grants import FeatureGrant
+from plans.models import Charge, Feature, Meter, PlanVersion, PriceTier, VersionFeature
+from plans.price_wording import ARROW, STATUS_NAMES, spec_changes
+from plans.validation import ChargeSpec, VersionSpec, version_terms_spec
+
+# Rows written within this of each other, by the same user, are one save.
+ONE_SAVE = timedelta(seconds=1)
+
+NOTHING_CHANGED = "Saved with no change to the terms, charges or features"
+
+
+@dataclass(frozen=True)
+class PriceChange:
+    """One save of a version: when, by whom (None: the API or a task), and what
+    changed, one sentence a line."""
+
+    at: datetime
+    user: object | None
+    lines: tuple[str, ...]
+
+
+def _audit_rows(version: PlanVersion) -> list:
+    charges = list(Charge.history.filter(version_id=version.pk).select_related("history_user"))
+    rows = [
+        *PlanVersion.history.filter(id=version.pk).select_related("history_user"),
+        *charges,
+        *PriceTier.history.filter(charge_id__in={row.id for row in charges}).select_related(
+            "history_user"
+        ),
+        *VersionFeature.history.filter(version_id=version.pk).select_related("history_user"),
+    ]
+    # Stable: rows of one table written at the same moment keep their order.
+    return sorted(rows, key=lambda row: row.history_date)
+
+
+def _saves(rows: list) -> list[list]:
+    saves: list[list] = []
+    for row in rows:
+        last = saves[-1][-1] if saves else None
+        if (
+            last is not None
+            and row.history_user_id == last.history_user_id
+            and row.history_date - last.history_date <= ONE_SAVE
+        ):
+            saves[-1].append(row)
+        else:
+            saves.append([row])
+    return saves
+
+
+class _Names:
+    """Codes and names of the meters and features the rows name, read once."""
+
+    def __init__(self, rows: list):
+        meter_ids = {row.meter_id for row in rows if row.instance_type is Charge}
+        feature_ids = {row.feature_id for row in rows if row.instance_type is VersionFeature}
+        meters = Meter.objects.in_bulk(meter_ids)
+        features = Feature.objects.in_bulk(feature_ids)
+        # A meter or feature deleted since (once nothing refers to it) keeps a name.
+        self.meter_code = {pk: f"meter #{pk}" for pk in meter_ids} | {
+            pk: meter.code for pk, meter in meters.items()
+        }
+        self.meter_names = {meter.code: meter.name or meter.code for meter in meters.values()}
+        self.feature_code = {pk: f"feature #{pk}" for pk in feature_ids} | {
+            pk: feature.code for pk, feature in features.items()
+        }
+        self.feature_names = {f.code: f.name or f.code for f in features.values()}
+
+
+def _spec(state: dict, version_id: int, names: _Names) -> VersionSpec | None:
+    """The version as the rows in `state` (the latest of each object) hold it."""
+    version_row = state.get((PlanVersion, version_id))
+    if version_row is None:
+        return None
+    live = [row for row in state.values() if row is not None]
+    tiers: dict[int, list] = {}
+    for row in sorted(
+        (r for r in live if r.instance_type is PriceTier), key=lambda r: (r.position, r.id)
+    ):
+        tiers.setdefault(row.charge_id, []).append(
+            TierSpec(up_to=row.up_to, unit_price=row.unit_price, flat_fee=row.flat_fee)
+        )
+    charges = sorted((r for r in live if r.instance_type is Charge), key=lambda r: r.id)
+    grants = sorted(
+        (names.feature_code[r.feature_id], r.value)
+        for r in live
+        if r.instance_type is VersionFeature
+    )
+    return version_terms_spec(
+        version_row,
+        (
+            ChargeSpec(
+                meter=names.meter_code[row.meter_id],
+                model=row.model,
+                included_units=row.included_units,
+                credits_per_unit=row.credits_per_unit,
+                when_exhausted=row.when_exhausted,
+                pricing=row.instance.pricing_spec(tiers=tuple(tiers.get(row.id, ()))),
+            )
+            for row in charges
+        ),
+        (FeatureGrant(code, tuple(v) if isinstance(v, list) else v) for code, v in grants),
+    )
+
+
+def _status(state: dict, version_id: int) -> str | None:
+    row = state.get((PlanVersion, version_id))
+    return row.status if row is not None else None
+
+
+def _status_line(before: str | None, after: str | None) -> list[str]:
+    if before is None:
+        return ["Created and published" if after == PlanVersion.PUBLISHED else "Created as a draft"]
+    if before != after:
+        return [f"Status: {STATUS_NAMES[before]} {ARROW} {STATUS_NAMES[after]}"]
+    return []
+
+
+def price_history(*, version: PlanVersion) -> list[PriceChange]:
+    """The version's changes, newest first."""
+    rows = _audit_rows(version)
+    names = _Names(rows)
+    state: dict = {}
+    changes = []
+    for save in _saves(rows):
+        before_spec, before_status = _spec(state, version.pk, names), _status(state, version.pk)
+        for row in save:
+            state[(row.instance_type, row.id)] = None if row.history_type == "-" else row
+        after_spec, after_status = _spec(state, version.pk, names), _status(state, version.pk)
+        if after_spec is None:
+            continue  # the version's own rows are not there (written before its history was)
+        lines = _status_line(before_status, after_status) + spec_changes(
+            before_spec,
+            after_spec,
+            meter_names=names.meter_names,
+            feature_names=names.feature_names,
+        )
+        changes.append(PriceChange(save[-1].history_date, save[0].history_user, tuple(lines)))
+    for index, change in enumerate(changes):
+        if not change.lines:
+            changes[index] = PriceChange(change.at, change.user, (NOTHING_CHANGED,))
+    return changes[::-1]

@@ -1,0 +1,42 @@
+"""A plan version's History page as its price history (plans.price_history):
+each save of the version, its charges, tiers and features as one change, when
+(in the admin's time zone, named), by whom, and what changed in words."""
+
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
+
+from plans.price_history import price_history
+from plans.version_page_admin import VersionPageMixin
+
+NO_PERSON = "No person (the API or a task)"
+
+
+def when_text(moment) -> str:
+    """'22 Nov 2026, 21:15:04 UTC': in the admin's time zone, which it names."""
+    local = timezone.localtime(moment)
+    return f"{date_format(local, 'j M Y, H:i:s')} {timezone.get_current_timezone_name()}"
+
+
+def who_text(user) -> str:
+    if user is None:
+        return NO_PERSON
+    return user.get_full_name() or user.get_username()
+
+
+class PriceHistoryMixin(VersionPageMixin):
+    """Put before SimpleHistoryAdmin in the bases: its history_view is replaced."""
+
+    def history_view(self, request, object_id, extra_context=None):
+        version = self.viewable_version(request, object_id)
+        changes = [
+            {"when": when_text(change.at), "who": who_text(change.user), "lines": change.lines}
+            for change in price_history(version=version)
+        ]
+        return self.render_version_page(
+            request,
+            version,
+            "price_history.html",
+            f"Price history of {version.plan.name} v{version.number}",
+            changes=changes,
+            zone=timezone.get_current_timezone_name(),
+        )

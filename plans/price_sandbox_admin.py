@@ -1,0 +1,226 @@
+"""Try prices: a version's invoice for quantities typed in, rated by the code the
+period close bills with (billing.invoicing.period_lines.period_rated, taxed by
+invoices.taxes), for a draft before it is published or any version. It writes
+nothing; the simulation on real past usage is a link away."""
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+
+from django import forms
+from django.urls import path as url_path
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
+
+from billing.core import wording
+from billing.core.admin_forms import ExactDecimalField, money_text, quantity_text
+from billing.core.periods import INTERVAL_MONTHS, add_months_clamped, period_share
+from billing.core.vocabulary import ConsumptionModel
+from billing.invoicing.period_lines import meter_names, period_rated
+from billing.rating import lines as rating
+from billing.simulation.admin import RUN_SIMULATIONS
+from invoices.taxes import tax_label, tax_lines
+from plans import selectors
+from plans.models import PlanVersion, TaxRate
+from plans.validation import VersionSpec
+from plans.version_page_admin import VersionPageMixin
+
+# The charges whose usage is on the period's invoice; credits and balance charges
+# are paid from wallets as the usage arrives.
+INVOICED_MODELS = (ConsumptionModel.OVERAGE, ConsumptionModel.HARD_CAP)
+DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+NUMBER_ERRORS = {
+    "invalid": "Enter a number, e.g. 1500000.",
+    "min_value": "Cannot be negative.",
+    "max_digits": "Too large a number.",
+    "max_decimal_places": "At most 10 decimal places.",
+}
+
+
+def interval_end(start: date, interval: str) -> date:
+    """The day one billing interval after `start` (the 31st clamps to a short month's end)."""
+    moment = datetime.combine(start, time())
+    return add_months_clamped(moment, INTERVAL_MONTHS[interval], day=start.day).date()
+
+
+def start_of_day(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=timezone.get_current_timezone())
+
+
+class PriceSandboxForm(forms.Form):
+    seats = forms.IntegerField(
+        min_value=0, max_value=10**9, initial=0, error_messages=NUMBER_ERRORS
+    )
+    period_start = forms.DateField(label="Period start", widget=DATE_INPUT)
+    period_end = forms.DateField(
+        label="Period end", widget=DATE_INPUT, help_text="Excluded: the period ends as it starts."
+    )
+    tax_rate = forms.ModelChoiceField(
+        queryset=TaxRate.objects.filter(active=True).order_by("code"),
+        required=False,
+        empty_label="No tax",
+    )
+
+    def __init__(self, *args, spec: VersionSpec, names: dict[str, str], today: date, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.spec = spec
+        self.meters: dict[str, str] = {}
+        for index, charge in enumerate(spec.charges):
+            if charge.model not in INVOICED_MODELS:
+                continue
+            name = f"quantity_{index}"
+            self.meters[name] = charge.meter
+            self.fields[name] = ExactDecimalField(
+                label=names.get(charge.meter, charge.meter),
+                min_value=0,
+                max_digits=28,
+                decimal_places=10,
+                initial=0,
+                error_messages=NUMBER_ERRORS,
+                help_text="The period's quantity of this meter.",
+            )
+        # The quantities first, then seats, period and tax.
+        self.order_fields([*self.meters, "seats", "period_start", "period_end", "tax_rate"])
+        if not spec.seat_price:
+            self.fields["seats"].help_text = "This version has no seat price."
+        self.fields["period_start"].initial = today
+        self.fields["period_end"].initial = interval_end(today, spec.interval)
+        zone = timezone.get_current_timezone_name()
+        self.fields["period_start"].help_text = f"From the start of the day ({zone})."
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("period_start"), cleaned.get("period_end")
+        if start is None or end is None:
+            return cleaned
+        if end <= start:
+            self.add_error("period_end", "The period must end after it starts.")
+        elif end > interval_end(start, self.spec.interval):
+            last = interval_end(start, self.spec.interval)
+            self.add_error(
+                "period_end",
+                f"A period is at most one billing interval: end by {date_format(last, 'j M Y')}.",
+            )
+        return cleaned
+
+    def quantities(self) -> dict[str, Decimal]:
+        return {meter: self.cleaned_data[name] for name, meter in self.meters.items()}
+
+
+@dataclass(frozen=True)
+class SandboxInvoice:
+    lines: list[rating.LineInput]
+    subtotal: Decimal
+    taxes: list
+    total: Decimal
+    label: str
+    fraction: Decimal
+
+
+def sandbox_invoice(
+    version: PlanVersion,
+    spec: VersionSpec,
+    *,
+    quantities: dict[str, Decimal],
+    seats: int,
+    start: datetime,
+    end: datetime,
+    tax_rate: TaxRate | None,
+) -> SandboxInvoice:
+    """The lines, tax and total of one period of `spec` as the close rates it: fixed
+    fees and minimum commitment for the part of a whole interval from `start` that
+    the period is, usage at the quantities given (by meter code)."""
+    whole_end = start_of_day(interval_end(start.date(), spec.interval))
+    fraction = period_share(start, end, whole=(start, whole_end))
+    label = wording.period(start, end, timezone.get_current_timezone())
+    lines = period_rated(
+        spec,
+        plan_name=version.plan.name,
+        seats=seats,
+        quantities=quantities,
+        label=label,
+        fraction=fraction,
+        meter_names=meter_names(c.meter for c in spec.charges),
+    )
+    subtotal = rating.total(lines)
+    taxes = tax_lines(
+        rates=[tax_rate] if tax_rate else [], taxable=subtotal, currency=spec.currency
+    )
+    total = subtotal + sum((tax.amount for tax in taxes), Decimal(0))
+    return SandboxInvoice(lines, subtotal, taxes, total, label, fraction)
+
+
+def invoice_rows(invoice: SandboxInvoice, currency: str) -> dict:
+    """The invoice in words, as the page shows it."""
+    return {
+        "lines": [
+            {
+                "description": line.description,
+                "quantity": quantity_text(line.quantity),
+                "unit_price": money_text(line.unit_price, currency),
+                "amount": money_text(line.amount, currency),
+            }
+            for line in invoice.lines
+        ],
+        "subtotal": money_text(invoice.subtotal, currency),
+        "taxes": [
+            {
+                "label": f"{tax_label(tax.rate)} on {money_text(tax.taxable_amount, currency)}",
+                "amount": money_text(tax.amount, currency),
+            }
+            for tax in invoice.taxes
+        ],
+        "total": money_text(invoice.total, currency),
+        "period": invoice.label,
+        "prorated": invoice.fraction != 1,
+    }
+
+
+class PriceSandboxMixin(VersionPageMixin):
+    def get_urls(self):
+        return [
+            url_path(
+                "<path:object_id>/try-prices/",
+                self.admin_site.admin_view(self.try_prices_view),
+                name="plans_planversion_try_prices",
+            ),
+            *super().get_urls(),
+        ]
+
+    def try_prices_view(self, request, object_id):
+        version = self.viewable_version(request, object_id)
+        spec = selectors.version_spec(version=version)
+        names = meter_names(c.meter for c in spec.charges)
+        submitted = request.GET if "period_start" in request.GET else None
+        form = PriceSandboxForm(submitted, spec=spec, names=names, today=timezone.localdate())
+        result = None
+        if submitted is not None and form.is_valid():
+            data = form.cleaned_data
+            invoice = sandbox_invoice(
+                version,
+                spec,
+                quantities=form.quantities(),
+                seats=data["seats"],
+                start=start_of_day(data["period_start"]),
+                end=start_of_day(data["period_end"]),
+                tax_rate=data["tax_rate"],
+            )
+            result = invoice_rows(invoice, spec.currency)
+        drawn = [
+            names.get(c.meter, c.meter) for c in spec.charges if c.model not in INVOICED_MODELS
+        ]
+        simulate_url = None
+        if request.user.has_perm(RUN_SIMULATIONS):
+            simulate_url = reverse("admin:plans_pricesimulation_simulate")
+            simulate_url += f"?version={version.pk}"
+        return self.render_version_page(
+            request,
+            version,
+            "try_prices.html",
+            f"Try the prices of {version.plan.name} v{version.number}",
+            form=form,
+            result=result,
+            wallet_charges=drawn,
+            simulate_url=simulate_url,
+        )

@@ -1,0 +1,147 @@
+"""A draft side by side with its plan's latest published version: terms, each
+charge by meter with every tier, and features; the rows that differ are marked
+and say what changed (in the words of plans.price_wording)."""
+
+from dataclasses import dataclass
+
+from django.urls import path as url_path
+
+from plans import selectors
+from plans.feature_text import value_text
+from plans.models import Feature, Meter, PlanVersion
+from plans.price_wording import (
+    ARROW,
+    NONE,
+    changed_fields,
+    charge_texts,
+    charge_tiers,
+    term_texts,
+    tier_summary,
+    tier_texts,
+)
+from plans.validation import VersionSpec
+from plans.version_page_admin import VersionPageMixin
+
+ADDED = "Added in this draft"
+REMOVED = "Removed in this draft"
+NOT_GRANTED = "Not granted"
+
+
+@dataclass(frozen=True)
+class CompareRow:
+    label: str
+    published: str
+    draft: str
+    change: str = ""
+
+
+@dataclass(frozen=True)
+class CompareSection:
+    title: str
+    rows: tuple[CompareRow, ...]
+
+    @property
+    def changed(self) -> int:
+        return sum(1 for row in self.rows if row.change)
+
+
+def _change(published: str, draft: str) -> str:
+    return "" if published == draft else f"{published} {ARROW} {draft}"
+
+
+def _tier_rows(published: VersionSpec, draft: VersionSpec, old, new) -> list[CompareRow]:
+    rows = []
+    before, after = charge_tiers(old), charge_tiers(new)
+    for index in range(max(len(before), len(after))):
+        was = tier_summary(before[index], published.currency) if index < len(before) else NONE
+        now = tier_summary(after[index], draft.currency) if index < len(after) else NONE
+        if index >= len(before):
+            change = ADDED
+        elif index >= len(after):
+            change = REMOVED
+        else:
+            change = "; ".join(
+                changed_fields(
+                    tier_texts(before[index], published.currency),
+                    tier_texts(after[index], draft.currency),
+                )
+            )
+        rows.append(CompareRow(f"Tier {index + 1}", was, now, change))
+    return rows
+
+
+def _charge_section(published: VersionSpec, draft: VersionSpec, meter: str, name: str):
+    old = next((c for c in published.charges if c.meter == meter), None)
+    new = next((c for c in draft.charges if c.meter == meter), None)
+    old_texts = charge_texts(old, published.currency) if old else {}
+    new_texts = charge_texts(new, draft.currency) if new else {}
+    rows = []
+    for label in new_texts or old_texts:
+        was, now = old_texts.get(label, NONE), new_texts.get(label, NONE)
+        change = ADDED if old is None else REMOVED if new is None else _change(was, now)
+        rows.append(CompareRow(label, was, now, change))
+    rows.extend(_tier_rows(published, draft, old, new))
+    return CompareSection(f"Charge: {name}", tuple(rows))
+
+
+def compare_sections(published: VersionSpec, draft: VersionSpec) -> list[CompareSection]:
+    """The two versions row by row: terms, charges (the draft's order, then those
+    it dropped) and features."""
+    old_terms, new_terms = term_texts(published), term_texts(draft)
+    sections = [
+        CompareSection(
+            "Terms",
+            tuple(
+                CompareRow(label, old_terms[label], text, _change(old_terms[label], text))
+                for label, text in new_terms.items()
+            ),
+        )
+    ]
+    meters = list(dict.fromkeys(c.meter for c in (*draft.charges, *published.charges)))
+    names = {m.code: m.name or m.code for m in Meter.objects.filter(code__in=meters)}
+    sections.extend(
+        _charge_section(published, draft, meter, names.get(meter, meter)) for meter in meters
+    )
+    old_grants = {g.feature: value_text(g.value) for g in published.features}
+    new_grants = {g.feature: value_text(g.value) for g in draft.features}
+    codes = list(dict.fromkeys([*new_grants, *old_grants]))
+    features = {f.code: f.name or f.code for f in Feature.objects.filter(code__in=codes)}
+    rows = []
+    for code in codes:
+        was, now = old_grants.get(code, NOT_GRANTED), new_grants.get(code, NOT_GRANTED)
+        change = ADDED if code not in old_grants else REMOVED if code not in new_grants else ""
+        rows.append(CompareRow(features.get(code, code), was, now, change or _change(was, now)))
+    sections.append(CompareSection("Features", tuple(rows)))
+    return sections
+
+
+class VersionCompareMixin(VersionPageMixin):
+    def get_urls(self):
+        return [
+            url_path(
+                "<path:object_id>/compare/",
+                self.admin_site.admin_view(self.compare_view),
+                name="plans_planversion_compare",
+            ),
+            *super().get_urls(),
+        ]
+
+    def compare_view(self, request, object_id):
+        version = self.viewable_version(request, object_id)
+        published = selectors.plan_version_latest_published(plan=version.plan)
+        sections = []
+        if published is not None:
+            sections = compare_sections(
+                selectors.version_spec(version=published), selectors.version_spec(version=version)
+            )
+        return self.render_version_page(
+            request,
+            version,
+            "compare.html",
+            f"{version.plan.name} v{version.number} compared with the published version",
+            published=published,
+            sections=sections,
+            differences=sum(section.changed for section in sections),
+            same_version=published is not None and published.pk == version.pk,
+            draft_status=PlanVersion.DRAFT,
+        )

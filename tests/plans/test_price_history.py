@@ -1,0 +1,200 @@
+"""A version's price history reads as what a person changed: one change per save
+(charges and tiers the services write again compared by meter and tier
+position), amounts and quantities in words; the History page shows it, to whoever
+may view plan versions."""
+
+import importlib
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal as D
+
+import pytest
+import time_machine
+from django.apps import apps as django_apps
+from django.contrib.auth.models import Permission, User
+
+from billing.rating.pricing import PricingSpec, TierSpec
+from plans.feature_grants import FeatureGrant
+from plans.features import feature_create
+from plans.models import PriceTier, VersionFeature
+from plans.price_history import NOTHING_CHANGED, price_history
+from plans.selectors import version_spec
+from plans.services import plan_version_copy_as_draft, plan_version_publish, plan_version_update
+from plans.validation import ChargeSpec
+from tests.factories import MeterFactory, overage, published_version
+
+pytestmark = pytest.mark.django_db
+
+NOV_2 = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+
+
+def usd(text: str) -> str:
+    return f"{text} USD"
+
+
+def graduated(*tiers: tuple[str | None, str]) -> PricingSpec:
+    return PricingSpec(
+        "graduated",
+        tiers=tuple(TierSpec(D(up_to) if up_to else None, D(price)) for up_to, price in tiers),
+    )
+
+
+@pytest.fixture
+def pro(db):
+    MeterFactory(code="llm_tokens", name="LLM tokens")
+    MeterFactory(code="storage", name="Storage")
+    feature_create(code="max_projects", name="Projects", kind="config")
+    with time_machine.travel(datetime(2026, 11, 1, 8, tzinfo=UTC), tick=False):
+        return published_version(
+            "pro",
+            base_fee=D("49.00"),
+            charges=(
+                ChargeSpec(
+                    "llm_tokens",
+                    "overage",
+                    D(1000),
+                    pricing=graduated(("1000000", "0.003"), (None, "0.002")),
+                ),
+                overage("storage", 10, "0.50"),
+            ),
+            features=(FeatureGrant("max_projects", 10),),
+        )
+
+
+def save(draft, at: datetime, **changes):
+    """The draft's stored spec with `changes`, saved at `at` (the way the admin saves)."""
+    draft.refresh_from_db()
+    with time_machine.travel(at, tick=False):
+        plan_version_update(version=draft, spec=replace(version_spec(version=draft), **changes))
+
+
+def test_each_save_reads_as_its_changes_in_words(pro):
+    # given: a draft of pro v1, made on November 2nd
+    with time_machine.travel(NOV_2, tick=False):
+        draft = plan_version_copy_as_draft(version=pro)
+    tokens, storage = version_spec(version=draft).charges
+
+    # when: tier 2 gets an upper limit and a lower price, and a tier 3 is added
+    new_tiers = graduated(("1000000", "0.003"), ("5000000", "0.0015"), (None, "0.001"))
+    save(
+        draft,
+        datetime(2026, 11, 3, 10, tzinfo=UTC),
+        charges=(replace(tokens, pricing=new_tiers), storage),
+    )
+    # then the storage charge is dropped, the base fee raised and the projects grant raised
+    save(
+        draft,
+        datetime(2026, 11, 4, 10, tzinfo=UTC),
+        base_fee=D("59.00"),
+        charges=version_spec(version=draft).charges[:1],
+        features=(FeatureGrant("max_projects", 20),),
+    )
+    # and a save that changes nothing
+    save(draft, datetime(2026, 11, 5, 10, tzinfo=UTC))
+    with time_machine.travel(datetime(2026, 11, 6, 10, tzinfo=UTC), tick=False):
+        plan_version_publish(version=draft)
+
+    # then: one change per save, newest first
+    changes = price_history(version=draft)
+    assert [(c.at, c.user) for c in changes] == [
+        (datetime(2026, 11, 6, 10, tzinfo=UTC), None),
+        (datetime(2026, 11, 5, 10, tzinfo=UTC), None),
+        (datetime(2026, 11, 4, 10, tzinfo=UTC), None),
+        (datetime(2026, 11, 3, 10, tzinfo=UTC), None),
+        (NOV_2, None),
+    ]
+    assert [c.lines for c in changes[:4]] == [
+        ("Status: Draft → Published",),
+        (NOTHING_CHANGED,),
+        (
+            f"Base fee: {usd('49.00')} → {usd('59.00')}",
+            "Storage: charge removed",
+            "Projects: 10 → 20",
+        ),
+        (
+            "LLM tokens, tier 2: up to no limit → 5,000,000",
+            f"LLM tokens, tier 2: unit price {usd('0.002')} → {usd('0.0015')}",
+            f"LLM tokens: tier 3 added (up to: no limit, unit price {usd('0.001')})",
+        ),
+    ]
+    assert changes[4].lines == (
+        "Created as a draft",
+        "Currency: USD",
+        "Billing interval: Monthly",
+        f"Base fee: {usd('49.00')}",
+        "LLM tokens: charge added (Soft cap: included units, then priced overage; "
+        "included units 1,000; pricing scheme “Graduated”)",
+        f"LLM tokens: tier 1 added (up to: 1,000,000, unit price {usd('0.003')})",
+        f"LLM tokens: tier 2 added (up to: no limit, unit price {usd('0.002')})",
+        "Storage: charge added (Soft cap: included units, then priced overage; "
+        f"included units 10; pricing scheme “Per unit”; unit price {usd('0.50')})",
+        "Projects: granted (10)",
+    )
+
+
+def test_a_tier_removed_and_a_scheme_changed(pro):
+    with time_machine.travel(NOV_2, tick=False):
+        draft = plan_version_copy_as_draft(version=pro)
+    tokens, storage = version_spec(version=draft).charges
+
+    save(
+        draft,
+        datetime(2026, 11, 3, tzinfo=UTC),
+        charges=(
+            replace(tokens, pricing=graduated((None, "0.003"))),
+            replace(storage, included_units=D(20), pricing=graduated((None, "0.40"))),
+        ),
+    )
+
+    assert price_history(version=draft)[0].lines == (
+        "LLM tokens, tier 1: up to 1,000,000 → no limit",
+        f"LLM tokens: tier 2 removed (up to: no limit, unit price {usd('0.002')})",
+        "Storage: included units 10 → 20",
+        "Storage: pricing scheme “Per unit” → “Graduated”",
+        f"Storage: unit price {usd('0.50')} → —",
+        f"Storage: tier 1 added (up to: no limit, unit price {usd('0.40')})",
+    )
+
+
+def test_the_history_page_shows_when_in_the_admin_zone_who_and_what(pro, client, settings):
+    # given: a viewer of plan versions, a save by them through the admin's service call
+    settings.TIME_ZONE = "Europe/Paris"
+    viewer = User.objects.create_user("fin", password="x", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_planversion"))
+    client.force_login(viewer)
+    with time_machine.travel(NOV_2, tick=False):
+        draft = plan_version_copy_as_draft(version=pro)
+    save(draft, datetime(2026, 11, 3, 10, tzinfo=UTC), base_fee=D("59.00"))
+
+    # when
+    page = client.get(f"/admin/plans/planversion/{draft.pk}/history/")
+
+    # then
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "3 Nov 2026, 11:00:00 Europe/Paris" in html
+    assert "2 Nov 2026, 10:30:00 Europe/Paris" in html
+    assert "No person (the API or a task)" in html
+    assert "Base fee: 49.00 USD → 59.00 USD" in html
+    assert "E-10" not in html and "0000000" not in html
+
+
+def test_the_history_page_needs_view_permission(pro, client):
+    nobody = User.objects.create_user("nobody", password="x", is_staff=True)
+    client.force_login(nobody)
+    assert client.get(f"/admin/plans/planversion/{pro.pk}/history/").status_code == 403
+
+
+def test_tiers_and_grants_written_without_history_get_it_from_the_migration(pro):
+    # given: pro v1's tiers and grant as written before they had history rows
+    creation = price_history(version=pro)[0]
+    PriceTier.history.all().delete()
+    VersionFeature.history.all().delete()
+    assert len(price_history(version=pro)[0].lines) == len(creation.lines) - 3
+
+    # when
+    migration = importlib.import_module("plans.migrations.0012_tier_and_grant_history_backfill")
+    migration.backfill(django_apps, None)
+
+    # then: they are part of the version's creation, as they were
+    assert price_history(version=pro) == [creation]
