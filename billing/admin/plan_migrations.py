@@ -1,15 +1,30 @@
-"""Bulk migrations in the admin: the migration form and its confirmation, and the
-page of a PlanMigration run by a task, which shows its progress."""
+"""Bulk migrations in the admin: the subscriptions' action (a form, a preview of
+what each change invoices, then the shared confirmation page saying what will
+happen and to how many customers; only its confirmed POST records the
+migration), and the page of a PlanMigration run by a task, showing its progress."""
+
+import uuid
+from datetime import UTC, datetime
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 
-from billing.core.admin_forms import RecordAdmin
-from billing.core.money import format_money
+from billing.admin.plan_migration_words import (
+    count_text,
+    feature_names,
+    features_change_text,
+    finalization_text,
+    migration_consequences,
+    version_label,
+)
+from billing.core.admin_confirm import Confirmation, confirmation_page, is_confirmed
+from billing.core.admin_forms import RecordAdmin, money_text, quantity_text
 from billing.models import (
     PlanMigration,
     PlanMigrationItem,
@@ -23,7 +38,7 @@ MIGRATE_PERMISSION = "billing.migrate_subscription"
 
 class PlanVersionChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj):
-        return f"{obj.plan.code} v{obj.number}: {obj.plan.name} ({obj.currency})"
+        return f"{version_label(obj)} ({obj.currency})"
 
 
 class MigrationForm(forms.Form):
@@ -54,9 +69,9 @@ class MigrationForm(forms.Form):
         try:
             ids = [int(part) for part in self.cleaned_data["subscriptions"].split(",") if part]
         except ValueError:
-            raise ValidationError("not a list of subscription ids") from None
+            raise ValidationError("Not a list of subscriptions: select them again.") from None
         if not ids:
-            raise ValidationError("select at least one subscription")
+            raise ValidationError("Select at least one subscription.")
         return list(dict.fromkeys(ids))
 
     def clean(self):
@@ -106,14 +121,178 @@ class PlanMigrationItemRow:
 
     def __init__(self, item: PlanMigrationItem, currency: str):
         self.item = item
+        self.from_version = version_label(item.from_version)
         self.invoice_total = (
-            format_money(item.invoice.total, item.invoice.currency) if item.invoice else ""
+            money_text(item.invoice.total, item.invoice.currency) if item.invoice else ""
         )
-        self.previewed = {
-            name: format_money(value, currency)
-            for name in ("usage", "credit", "charge", "next_fees", "total")
-            if (value := getattr(item, f"preview_{name}")) is not None
+        self.previewed_total = money_text(item.preview_total, currency)
+
+
+class MigrationActions:
+    """The subscriptions admin's bulk migration, mixed into SubscriptionAdmin:
+    action -> form -> preview -> confirmation page -> the migration's page. The
+    preview's subscriptions and the fingerprint of its figures travel to the
+    confirmation page and back; figures that moved on in between (a customer
+    cancelled, usage came in) show the preview again, so what runs is always
+    what was confirmed."""
+
+    def has_migrate_permission(self, request) -> bool:
+        return request.user.has_perm(MIGRATE_PERMISSION)
+
+    @admin.action(description="Migrate to another version…", permissions=["migrate"])
+    def migrate_to_version(self, request, queryset):
+        ids = ",".join(str(pk) for pk in queryset.order_by("id").values_list("id", flat=True))
+        form = MigrationForm(initial={"subscriptions": ids})
+        return self._migration_form_page(request, form)
+
+    def get_urls(self):
+        own = [
+            path(
+                "migrate/",
+                self.admin_site.admin_view(self.migrate_view),
+                name="billing_subscription_migrate",
+            )
+        ]
+        return own + super().get_urls()
+
+    def migrate_view(self, request):
+        """The form posts here for a preview, the preview for the confirmation page,
+        and that page's button to start the migration."""
+        if not self.has_migrate_permission(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return redirect(reverse("admin:billing_subscription_changelist"))
+        if "token" not in request.POST:
+            form = MigrationForm(request.POST)
+            if not form.is_valid():
+                return self._migration_form_page(request, form)
+            return self._preview_page(
+                request, migration_preview(form.cleaned_data), token=uuid.uuid4()
+            )
+        form = MigrationConfirmForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "The confirmation was incomplete: preview again.")
+            return self._migration_form_page(request, MigrationForm(request.POST))
+        token, digest = form.cleaned_data["token"], form.cleaned_data["digest"]
+        if is_confirmed(request):
+            return self._migration_start(request, form.cleaned_data)
+        done = PlanMigration.objects.filter(token=token).first()
+        if done is not None:
+            messages.info(request, f"This preview was confirmed already: migration #{done.pk}.")
+            return redirect(reverse("admin:billing_planmigration_change", args=[done.pk]))
+        current = migration_preview(form.cleaned_data)
+        if current.digest != digest:
+            return self._preview_changed(request, current, token)
+        if not current.moving:
+            return self._preview_page(request, current, token=token)
+        return self._confirmation_page(request, current, token)
+
+    def _migration_start(self, request, cleaned: dict):
+        try:
+            confirmed, created = bulk_migration.plan_migration_confirm(
+                token=cleaned["token"],
+                digest=cleaned["digest"],
+                preview=lambda: migration_preview(cleaned),
+                created_by=request.user,
+            )
+        except bulk_migration.PreviewChanged as changed:
+            return self._preview_changed(request, changed.preview, cleaned["token"])
+        if created:
+            messages.success(
+                request,
+                f"Migration #{confirmed.pk} of "
+                f"{count_text(confirmed.total, 'subscription', 'subscriptions')} started.",
+            )
+        else:
+            messages.info(
+                request, f"This preview was confirmed already: migration #{confirmed.pk}."
+            )
+        return redirect(reverse("admin:billing_planmigration_change", args=[confirmed.pk]))
+
+    def _preview_changed(self, request, preview, token):
+        messages.warning(
+            request,
+            "The figures have changed since the preview (usage, seats or subscriptions "
+            "moved on): nothing was migrated. Check the new preview and confirm again.",
+        )
+        return self._preview_page(request, preview, token=token)
+
+    def _confirmation_page(self, request, preview, token):
+        moving = len(preview.moving)
+        subject = count_text(moving, "subscription", "subscriptions")
+        confirmation = Confirmation(
+            title=f"Migrate {subject} to {version_label(preview.version)}?",
+            consequences=migration_consequences(preview, now=datetime.now(UTC)),
+            confirm_label=f"Yes, migrate {subject}",
+            cancel_url=reverse("admin:billing_subscription_changelist"),
+            hidden=_confirm_values(preview, token),
+        )
+        return confirmation_page(request, self, confirmation)
+
+    def _migration_form_page(self, request, form):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Migrate subscriptions to another version",
+            "form": form,
+            "count": migration_count_ids(form),
+            "opts": self.model._meta,
         }
+        return TemplateResponse(request, "admin/billing/planmigration/migrate_form.html", context)
+
+    def _preview_page(self, request, preview, *, token):
+        currency = preview.version.currency
+        immediate = preview.effective == PlanMigration.IMMEDIATE
+        names = ("usage", "credit", "charge", "total") if immediate else ("next_fees", "total")
+        changes = {row.subscription.pk: preview.features_change(row) for row in preview.moving}
+        codes = {code for change in changes.values() for codes in change.values() for code in codes}
+        feature = feature_names(codes)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Preview: migrate to {version_label(preview.version)}",
+            "preview": preview,
+            "to_version": version_label(preview.version),
+            "immediate": immediate,
+            "finalization": finalization_text(preview, now=datetime.now(UTC)),
+            "currency": currency,
+            "rows": [
+                {
+                    "subscription": row.subscription,
+                    "from_version": version_label(row.subscription.version),
+                    "drops_deal": row.drops_deal,
+                    "features": features_change_text(changes[row.subscription.pk], feature),
+                    **{name: money_text(getattr(row, name), currency) for name in names},
+                }
+                for row in preview.moving
+            ],
+            "count": quantity_text(len(preview.moving)),
+            "sums": {name: money_text(preview.sum(name), currency) for name in names},
+            "skipped": [
+                {
+                    "subscription": row.subscription,
+                    "from_version": version_label(row.subscription.version),
+                    "reason": row.skipped[:1].upper() + row.skipped[1:],
+                }
+                for row in preview.skipped
+            ],
+            "confirm": MigrationConfirmForm(initial=_confirm_values(preview, token)),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(
+            request, "admin/billing/planmigration/migrate_preview.html", context
+        )
+
+
+def _confirm_values(preview: bulk_migration.MigrationPreview, token: uuid.UUID) -> dict:
+    """The choices a preview was made with, its moment fixed, and its fingerprint:
+    what the preview page and the confirmation page post again."""
+    return {
+        "subscriptions": ",".join(str(row.subscription.pk) for row in preview.rows),
+        "to_version": str(preview.version.pk),
+        "effective": preview.effective,
+        "at": preview.at.isoformat() if preview.at else "",
+        "token": str(token),
+        "digest": preview.digest,
+    }
 
 
 @admin.register(PlanMigration)
@@ -122,7 +301,7 @@ class PlanMigrationAdmin(RecordAdmin):
     by whoever may migrate subscriptions."""
 
     fields = [
-        "to_version",
+        "target",
         "effective",
         "at",
         "status",
@@ -138,9 +317,13 @@ class PlanMigrationAdmin(RecordAdmin):
     change_form_template = "admin/billing/planmigration/change_form.html"
     actions = ["run_again"]
 
-    @admin.display(description="items finished")
+    @admin.display(description="Target version", ordering="to_version")
+    def target(self, obj):
+        return version_label(obj.to_version)
+
+    @admin.display(description="Items finished")
     def progress(self, obj):
-        return f"{obj.done_count} of {obj.total}"
+        return f"{quantity_text(obj.done_count)} of {quantity_text(obj.total)}"
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm(MIGRATE_PERMISSION)
@@ -166,14 +349,15 @@ class PlanMigrationAdmin(RecordAdmin):
         currency = migration.to_version.currency
         context = {
             "migration": migration,
+            "finished": self.progress(migration),
             "refreshing": migration.status in (PlanMigration.PENDING, PlanMigration.RUNNING),
             "percent": 100 * migration.done_count // migration.total if migration.total else 100,
             "counts": [
-                (label, counts.get(status, 0)) for status, label in PlanMigrationItem.STATUSES
+                (label, quantity_text(counts.get(status, 0)))
+                for status, label in PlanMigrationItem.STATUSES
             ],
             "items": [PlanMigrationItemRow(item, currency) for item in items],
             "immediate": migration.effective == PlanMigration.IMMEDIATE,
-            "currency": currency,
             **(extra_context or {}),
         }
         return super().change_view(request, object_id, form_url, extra_context=context)

@@ -1,39 +1,27 @@
 """Subscriptions in the admin: created through billing.subscriptions.lifecycle
 and changed from their page or by the actions, so every change leaves a history
 row; the forms validate with the check-only functions and the save runs the
-service once. The bulk migration action: a form, a preview, a confirmation."""
-
-import uuid
+service once. The bulk migration action: billing.admin.plan_migrations."""
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.shortcuts import redirect
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
 from billing.admin.deals import DealFields, deal_from, deal_setup, deal_text, stored_deal
 from billing.admin.discounts import DiscountFields, discount_summary
 from billing.admin.entitlements import entitlements_text
-from billing.admin.plan_migrations import (
-    MIGRATE_PERMISSION,
-    MigrationConfirmForm,
-    MigrationForm,
-    migration_count_ids,
-    migration_preview,
-)
+from billing.admin.plan_migrations import MigrationActions
 from billing.core.admin_forms import add_billing_error
 from billing.core.errors import BillingError
-from billing.core.money import format_money
 from billing.models import (
-    PlanMigration,
     Subscription,
     SubscriptionChange,
 )
-from billing.subscriptions import bulk_migration, deals, lifecycle
+from billing.subscriptions import deals, lifecycle
 from plans.models import Plan, PlanVersion
 
 
@@ -169,16 +157,6 @@ class SubscriptionChangeForm(DealFields, DiscountFields, forms.ModelForm):
             )
 
 
-def features_change_text(change: dict[str, list[str]]) -> str:
-    """'gains sso, models; loses audit_log; changes max_projects', or ''."""
-    parts = [
-        f"{verb} {', '.join(change[how])}"
-        for how, verb in (("gained", "gains"), ("lost", "loses"), ("changed", "changes"))
-        if change[how]
-    ]
-    return "; ".join(parts)
-
-
 class SubscriptionChangeInline(admin.TabularInline):
     model = SubscriptionChange
     fields = ["kind", "from_version", "to_version", "effective_at", "how", "details", "created_at"]
@@ -191,7 +169,7 @@ class SubscriptionChangeInline(admin.TabularInline):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(SimpleHistoryAdmin):
+class SubscriptionAdmin(MigrationActions, SimpleHistoryAdmin):
     list_display = [
         "id",
         "customer",
@@ -332,112 +310,3 @@ class SubscriptionAdmin(SimpleHistoryAdmin):
                 self.message_user(request, f"#{subscription.pk}: {error.message}", messages.ERROR)
             else:
                 self.message_user(request, f"#{subscription.pk} ends with its current period")
-
-    # Bulk migration: action -> form -> preview -> confirm -> the migration's page.
-
-    def has_migrate_permission(self, request) -> bool:
-        return request.user.has_perm(MIGRATE_PERMISSION)
-
-    @admin.action(description="Migrate to another version…", permissions=["migrate"])
-    def migrate_to_version(self, request, queryset):
-        ids = ",".join(str(pk) for pk in queryset.order_by("id").values_list("id", flat=True))
-        form = MigrationForm(initial={"subscriptions": ids})
-        return self._migration_form_page(request, form)
-
-    def get_urls(self):
-        own = [
-            path(
-                "migrate/",
-                self.admin_site.admin_view(self.migrate_view),
-                name="billing_subscription_migrate",
-            )
-        ]
-        return own + super().get_urls()
-
-    def migrate_view(self, request):
-        """The form posts here for a preview; the preview posts here to confirm."""
-        if not self.has_migrate_permission(request):
-            raise PermissionDenied
-        if request.method != "POST":
-            return redirect(reverse("admin:billing_subscription_changelist"))
-        if "confirm" not in request.POST:
-            form = MigrationForm(request.POST)
-            if not form.is_valid():
-                return self._migration_form_page(request, form)
-            return self._preview_page(
-                request, migration_preview(form.cleaned_data), token=uuid.uuid4()
-            )
-        form = MigrationConfirmForm(request.POST)
-        if not form.is_valid():
-            messages.error(request, "The confirmation was incomplete; preview again.")
-            return self._migration_form_page(request, MigrationForm(request.POST))
-        token = form.cleaned_data["token"]
-        try:
-            confirmed, created = bulk_migration.plan_migration_confirm(
-                token=token,
-                digest=form.cleaned_data["digest"],
-                preview=lambda: migration_preview(form.cleaned_data),
-                created_by=request.user,
-            )
-        except bulk_migration.PreviewChanged as changed:
-            messages.warning(
-                request,
-                "The figures have changed since the preview (usage, seats or "
-                "subscriptions moved on): check them and confirm again.",
-            )
-            return self._preview_page(request, changed.preview, token=token)
-        if created:
-            messages.success(
-                request, f"Migration #{confirmed.pk} of {confirmed.total} subscription(s) sent."
-            )
-        else:
-            messages.info(
-                request, f"This preview was confirmed already: migration #{confirmed.pk}."
-            )
-        return redirect(reverse("admin:billing_planmigration_change", args=[confirmed.pk]))
-
-    def _migration_form_page(self, request, form):
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Migrate subscriptions to another version",
-            "form": form,
-            "count": migration_count_ids(form),
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/billing/subscription/migrate_form.html", context)
-
-    def _preview_page(self, request, preview, *, token):
-        currency = preview.version.currency
-        confirm = MigrationConfirmForm(
-            initial={
-                "subscriptions": ",".join(str(row.subscription.pk) for row in preview.rows),
-                "to_version": preview.version.pk,
-                "effective": preview.effective,
-                "at": preview.at.isoformat() if preview.at else "",
-                "token": token,
-                "digest": preview.digest,
-            }
-        )
-        immediate = preview.effective == PlanMigration.IMMEDIATE
-        names = ("usage", "credit", "charge", "total") if immediate else ("next_fees", "total")
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Preview: migrate to {preview.version.plan.code} v{preview.version.number}",
-            "preview": preview,
-            "immediate": immediate,
-            "currency": currency,
-            "rows": [
-                {
-                    "subscription": row.subscription,
-                    "drops_deal": row.drops_deal,
-                    "features": features_change_text(preview.features_change(row)),
-                    **{name: format_money(getattr(row, name), currency) for name in names},
-                }
-                for row in preview.moving
-            ],
-            "sums": {name: format_money(preview.sum(name), currency) for name in names},
-            "skipped": preview.skipped,
-            "confirm": confirm,
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/billing/subscription/migrate_preview.html", context)

@@ -7,13 +7,15 @@ subscription's period closes in its own transaction under a row lock, and a
 unique constraint on (subscription, reason, period) makes a rerun, a resumed
 run or a concurrent run write every invoice once."""
 
+import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
 
 from billing.core import wording
+from billing.core.errors import Conflict
 from billing.invoicing.discounts import discounts_end, period_discount_lines
 from billing.invoicing.period_lines import (
     bill_usage,
@@ -33,10 +35,12 @@ from billing.notifications.entitlements import entitlements_announce, entitlemen
 from billing.rating import lines as rating
 from billing.usage.metering import meter_cache
 from invoices.models import Invoice
-from invoices.services import invoice_write_draft, invoices_finalize_due
+from invoices.services import invoice_finalize, invoice_write_draft, invoices_finalize_due
 from plans.overrides import subscription_spec, terms_spec
 from plans.validation import VersionSpec
 from wallets.ledger import period_credits_grant
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,33 @@ def drafts_finalize(*, as_of: datetime) -> int:
     """Finalize the drafts written at least BILLING_INVOICE_GRACE_HOURS before `as_of`."""
     cutoff = as_of - timedelta(hours=settings.BILLING_INVOICE_GRACE_HOURS)
     return invoices_finalize_due(cutoff=cutoff, now=as_of)
+
+
+def change_invoice_finalize_on_commit(*, invoice: Invoice) -> None:
+    """With no grace (BILLING_INVOICE_GRACE_HOURS = 0), finalize the draft a plan
+    change just wrote once the transaction writing it commits, as the beat's next
+    tick would (invoices.services.invoice_finalize: numbered, then its PDF, email
+    and Stripe collection, each after its own commit): the invoice a preview
+    showed is the one the customer gets, at once. With a grace, the beat does it
+    when the grace is over. A failure is logged, not raised (the change is
+    committed; the beat finalizes the draft on its next tick)."""
+    if settings.BILLING_INVOICE_GRACE_HOURS > 0:
+        return
+    invoice_id = invoice.pk
+    transaction.on_commit(lambda: _finalize_if_due(invoice_id), robust=True)
+
+
+def _finalize_if_due(invoice_id: int) -> None:
+    now = datetime.now(UTC)
+    # A change dated later (`at` ahead of now) is finalized by the beat at its
+    # moment, as any draft: never numbered before it is dated.
+    due = Invoice.objects.filter(pk=invoice_id, status=Invoice.DRAFT, created_at__lte=now).first()
+    if due is None:
+        return
+    try:
+        invoice_finalize(invoice=due, now=now)
+    except Conflict:
+        logger.info("invoice %s was finalized by another run first", invoice_id)
 
 
 def periods_close(

@@ -12,7 +12,7 @@ from billing.core import wording
 from billing.core.errors import Conflict, InvalidRequest, NotFound
 from billing.core.periods import period_boundary
 from billing.core.vocabulary import LineKind
-from billing.invoicing.close import subscription_start_invoice
+from billing.invoicing.close import change_invoice_finalize_on_commit, subscription_start_invoice
 from billing.invoicing.discounts import discounts_end
 from billing.invoicing.period_lines import (
     bill_usage,
@@ -334,7 +334,8 @@ def subscription_change_plan(
     `immediate`: an invoice now with the usage so far at the old version's
     prices, a credit for the unused part of the old fixed fees and a charge for
     the rest of the period on the new one, prorated by the second (the lines of
-    plan_change_lines); the period end stays. `period_end`: nothing now; the
+    plan_change_lines), finalized once this commits when there is no grace; the
+    period end stays. `period_end`: nothing now; the
     close applies it. Both leave a history row. Locks the subscription row."""
     if effective not in ("immediate", "period_end"):
         raise InvalidRequest(
@@ -376,6 +377,7 @@ def subscription_change_plan(
             lines=planned.lines,
             now=at,
         )
+        change_invoice_finalize_on_commit(invoice=invoice)
         subscription.version = version
         subscription.overrides, subscription.next_overrides = stored_overrides, None
         subscription.usage_from = at

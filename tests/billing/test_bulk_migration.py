@@ -43,6 +43,8 @@ DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 DEC_6 = datetime(2026, 12, 6, tzinfo=UTC)
 CHANGELIST = "/admin/billing/subscription/"
 MIGRATE = "/admin/billing/subscription/migrate/"
+PREVIEW_PAGE = "admin/billing/planmigration/migrate_preview.html"
+CONFIRM_PAGE = "admin/confirm_action.html"
 
 
 @pytest.fixture
@@ -78,33 +80,55 @@ def preview(client, subscriptions, version, effective, at: str = "") -> object:
         },
     )
     assert response.status_code == 200, response.content.decode()[:2000]
-    assert response.templates[0].name == "admin/billing/subscription/migrate_preview.html"
+    assert response.templates[0].name == PREVIEW_PAGE
     return response
 
 
 def confirm_data(preview_response) -> dict:
-    """The preview page's hidden confirmation form, as the browser posts it."""
+    """The preview page's hidden form, as its Continue button posts it."""
     return {field.name: field.value() for field in preview_response.context["confirm"]} | {
-        "confirm": "Confirm"
+        "review": "Continue"
     }
 
 
+def review(client, preview_response) -> object:
+    """Continue from the preview: the confirmation page (or the preview again)."""
+    return client.post(MIGRATE, confirm_data(preview_response))
+
+
+def confirmed_data(confirmation_page) -> dict:
+    """What the confirmation page's button posts."""
+    return dict(confirmation_page.context["hidden_fields"]) | {"confirmed": "yes"}
+
+
 def confirm(client, preview_response, capture) -> object:
+    """Continue from the preview and confirm on the confirmation page; the
+    preview shown again (figures moved on) or a redirect is answered as is."""
+    page = review(client, preview_response)
+    if page.status_code != 200 or page.templates[0].name != CONFIRM_PAGE:
+        return page
     with capture(execute=True):
-        return client.post(MIGRATE, confirm_data(preview_response))
+        return client.post(MIGRATE, confirmed_data(page))
+
+
+def usd(amount: str) -> str:
+    """An amount as the admin shows it: '1,234.50 USD', a no-break space before the currency."""
+    return f"{amount} USD"
 
 
 def shown_rows(response) -> dict[int, dict[str, str]]:
     return {
         row["subscription"].pk: {
-            k: v for k, v in row.items() if k not in ("subscription", "drops_deal", "features")
+            k: v
+            for k, v in row.items()
+            if k not in ("subscription", "from_version", "drops_deal", "features")
         }
         for row in response.context["rows"]
     }
 
 
 def shown_skipped(response) -> dict[int, str]:
-    return {row.subscription.pk: row.skipped for row in response.context["skipped"]}
+    return {row["subscription"].pk: row["reason"] for row in response.context["skipped"]}
 
 
 # immediate
@@ -124,20 +148,35 @@ def test_an_immediate_migration_invoices_exactly_the_preview(
     # acme and beta have 15 of 30 days left (19.99 x 1/2 = 9.995 -> 10.00, 49.99 x 1/2 ->
     # 25.00), gamma (Nov 6 to Dec 6) 20 of 30 (13.3266.. -> 13.33, 33.3266.. -> 33.33)
     assert shown_rows(response) == {
-        acme.pk: {"usage": "2.50", "credit": "-10.00", "charge": "25.00", "total": "17.50"},
-        beta.pk: {"usage": "0.00", "credit": "-10.00", "charge": "25.00", "total": "15.00"},
-        gamma.pk: {"usage": "1.50", "credit": "-13.33", "charge": "33.33", "total": "21.50"},
+        acme.pk: {
+            "usage": usd("2.50"),
+            "credit": usd("-10.00"),
+            "charge": usd("25.00"),
+            "total": usd("17.50"),
+        },
+        beta.pk: {
+            "usage": usd("0.00"),
+            "credit": usd("-10.00"),
+            "charge": usd("25.00"),
+            "total": usd("15.00"),
+        },
+        gamma.pk: {
+            "usage": usd("1.50"),
+            "credit": usd("-13.33"),
+            "charge": usd("33.33"),
+            "total": usd("21.50"),
+        },
     }
     assert response.context["sums"] == {
-        "usage": "4.00",
-        "credit": "-33.33",
-        "charge": "83.33",
-        "total": "54.00",
+        "usage": usd("4.00"),
+        "credit": usd("-33.33"),
+        "charge": usd("83.33"),
+        "total": usd("54.00"),
     }
     assert shown_skipped(response) == {}
     page = response.content.decode()
-    assert '<td class="amount credit">-13.33</td>' in page
-    assert "2026-11-16 00:00:00 UTC" in page
+    assert f'<td class="amount credit">{usd("-13.33")}</td>' in page
+    assert "2026-11-16 00:00 UTC" in page
     # and nothing changed yet
     assert not PlanMigration.objects.exists()
     assert Invoice.objects.filter(reason="plan_change").count() == 0
@@ -214,7 +253,7 @@ def test_an_immediate_migration_invoices_exactly_the_preview(
     html = page.content.decode()
     assert '<progress id="migration-progress-bar" max="3" value="3">100%</progress>' in html
     assert 'http-equiv="refresh"' not in html
-    assert html.count('<td class="status">done</td>') == 3
+    assert html.count('<td class="status">Done</td>') == 3
 
 
 def test_the_close_after_an_immediate_migration_bills_the_new_version(
@@ -256,11 +295,11 @@ def test_a_migration_at_period_end_bills_the_previewed_fee_at_the_close(
 
     # then: the next period's base fee on version 2, and nothing invoiced now
     assert shown_rows(response) == {
-        acme.pk: {"next_fees": "24.99", "total": "24.99"},
-        beta.pk: {"next_fees": "24.99", "total": "24.99"},
-        gamma.pk: {"next_fees": "24.99", "total": "24.99"},
+        acme.pk: {"next_fees": usd("24.99"), "total": usd("24.99")},
+        beta.pk: {"next_fees": usd("24.99"), "total": usd("24.99")},
+        gamma.pk: {"next_fees": usd("24.99"), "total": usd("24.99")},
     }
-    assert response.context["sums"]["next_fees"] == "74.97"
+    assert response.context["sums"]["next_fees"] == usd("74.97")
     html = response.content.decode()
     assert "2026-12-06 00:00 UTC" in html and "2026-12-01 00:00 UTC" in html
 
@@ -315,7 +354,7 @@ def test_the_next_fees_at_period_end_include_the_seats(
     periods_close(as_of=DEC_1)
 
     # then: 5.00 + 3 x 12.00 previewed, and billed by the close
-    assert shown_rows(response)[subscription.pk]["next_fees"] == "41.00"
+    assert shown_rows(response)[subscription.pk]["next_fees"] == usd("41.00")
     closing = Invoice.objects.get(reason="period")
     assert [(line.kind, line.amount) for line in closing.lines.all()] == [
         ("base_fee", D("5.00")),
@@ -346,12 +385,12 @@ def test_subscriptions_that_cannot_move_are_listed_as_skipped_with_the_reason(
 
     # then
     assert list(shown_rows(response)) == [movable.pk]
-    assert response.context["sums"]["total"] == "15.00"
+    assert response.context["sums"]["total"] == usd("15.00")
     assert shown_skipped(response) == {
-        on_pro.pk: "the subscription is on that version already",
-        canceled.pk: f"subscription {canceled.pk} is canceled",
-        in_euros.pk: "pro bills in USD, the customer pays in EUR",
-        leaving.pk: "the subscription ends with its current period",
+        on_pro.pk: "The subscription is on that version already",
+        canceled.pk: f"Subscription {canceled.pk} is canceled",
+        in_euros.pk: "Pro bills in USD, the customer pays in EUR",
+        leaving.pk: "The subscription ends with its current period",
     }
     assert "the customer pays in EUR" in response.content.decode()
 
@@ -444,13 +483,13 @@ def test_running_or_sending_a_migration_again_changes_nothing(
     # when: the same move is previewed and confirmed anew
     response = preview(admin_client, three, pro, "immediate", "2026-11-20 00:00:00")
     assert shown_rows(response) == {}
-    assert set(shown_skipped(response).values()) == {"the subscription is on that version already"}
-    confirm(admin_client, response, django_capture_on_commit_callbacks)
+    assert set(shown_skipped(response).values()) == {"The subscription is on that version already"}
+    assert 'name="review"' not in response.content.decode()  # nothing to continue to
+    shown_again = confirm(admin_client, response, django_capture_on_commit_callbacks)
 
-    # then: a second migration with every item skipped, and no change to billing
-    second = PlanMigration.objects.exclude(pk=migration.pk).get()
-    assert (second.status, second.done_count) == ("done", 3)
-    assert set(second.items.values_list("status", flat=True)) == {"skipped"}
+    # then: the preview again, no second migration, and no change to billing
+    assert shown_again.templates[0].name == PREVIEW_PAGE
+    assert PlanMigration.objects.count() == 1
     after = billing_state()
     assert {k: after[k] for k in ("rows", "subscriptions", "invoices")} == {
         k: before[k] for k in ("rows", "subscriptions", "invoices")
@@ -473,7 +512,7 @@ def test_a_period_end_migration_sent_again_schedules_nothing_twice(
     confirm(admin_client, response, django_capture_on_commit_callbacks)
 
     assert set(shown_skipped(response).values()) == {
-        "the subscription moves to that version at the end of its period already"
+        "The subscription moves to that version at the end of its period already"
     }
     after = billing_state()
     assert {k: after[k] for k in ("rows", "subscriptions", "invoices")} == {
@@ -510,7 +549,7 @@ def test_a_failed_item_is_tried_again_and_done_items_are_left_alone(
     assert not Invoice.objects.filter(subscription=beta, reason="plan_change").exists()
     done_invoices = {items[acme.pk].invoice_id, items[gamma.pk].invoice_id}
     page = admin_client.get(f"/admin/billing/planmigration/{migration.pk}/change/")
-    assert '<td class="status">failed</td>' in page.content.decode()
+    assert '<td class="status">Failed</td>' in page.content.decode()
 
     # when: run again from the admin once the cause is gone
     monkeypatch.setattr(bulk_migration, "subscription_change_plan", real_change)
@@ -545,10 +584,10 @@ def test_figures_that_changed_since_the_preview_are_shown_again_before_anything_
     assert shown_again.status_code == 200
     assert not PlanMigration.objects.exists()
     assert shown_rows(shown_again)[acme.pk] == {
-        "usage": "7.50",
-        "credit": "-10.00",
-        "charge": "25.00",
-        "total": "22.50",
+        "usage": usd("7.50"),
+        "credit": usd("-10.00"),
+        "charge": usd("25.00"),
+        "total": usd("22.50"),
     }
     assert "The figures have changed since the preview" in shown_again.content.decode()
 
@@ -645,7 +684,7 @@ def test_the_migration_pages_load_and_refresh_until_done(admin_client, three, ca
     html = page.content.decode()
     assert '<meta http-equiv="refresh" content="2">' in html
     assert '<progress id="migration-progress-bar" max="3" value="0">0%</progress>' in html
-    assert html.count('<td class="status">pending</td>') == 3
+    assert html.count('<td class="status">Pending</td>') == 3
     assert admin_client.get(MIGRATE).status_code == 302
 
 

@@ -1,7 +1,9 @@
 """Bulk migration in a real browser (Debian's Chromium through Playwright): ops, in
 the Operations role, logs in to the admin, selects three subscriptions, runs the
-action, reads the preview, confirms and watches the migration finish.
-Screenshots of each page are saved in the test's output directory."""
+action, reads the preview, reads the confirmation page (what will happen, to how
+many customers), confirms and watches the migration finish, each invoice
+finalized at once (no grace). Screenshots of each page are saved in the test's
+output directory."""
 
 import os
 from io import StringIO
@@ -11,16 +13,21 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 
 from billing.models import PlanMigration, Subscription
+from invoices.models import Invoice
 from tests.billing.migration_support import migration_catalog, subscriber, three_subscribed
 
 
 @pytest.mark.django_db(transaction=True)
-def test_ops_migrates_three_subscriptions_with_a_preview(live_server, browser_page, output_dir):
+def test_ops_migrates_three_subscriptions_with_a_preview(
+    live_server, browser_page, output_dir, settings
+):
     # given: S1's ai_assistant (19.99) and S10's pro (49.99); three subscribers, two
     # from November 1st and one from the 6th, with 250, 0 and 230 prompts by the 10th
     migration_catalog()
     acme, beta, gamma = three_subscribed()
     subscriber("delta")  # listed, not selected
+    # and no grace before invoices are finalized
+    settings.BILLING_INVOICE_GRACE_HOURS = 0
     # and ops, a staff user in the Operations role
     call_command("setup_roles", stdout=StringIO(), stderr=StringIO())
     ops = User.objects.create_user("ops", password="ops-password-1", is_staff=True)
@@ -44,7 +51,7 @@ def test_ops_migrates_three_subscriptions_with_a_preview(live_server, browser_pa
     # and asks for a preview of moving them to pro now, at November 16th 00:00 UTC
     page.wait_for_selector("#migration-form")
     assert "3 subscriptions selected" in page.inner_text("#content")
-    page.select_option("#id_to_version", label="pro v1: Pro (USD)")
+    page.select_option("#id_to_version", label="Pro v1 (USD)")
     page.check('input[name="effective"][value="immediate"]')
     page.fill("#id_at", "2026-11-16 00:00:00")
     page.screenshot(path=os.path.join(output_dir, "2-form.png"), full_page=True)
@@ -59,31 +66,68 @@ def test_ops_migrates_three_subscriptions_with_a_preview(live_server, browser_pa
             page.inner_text(f"{row} td.{name}") for name in ("usage", "credit", "charge", "total")
         ]
 
-    assert cells(f'tr[data-subscription="{acme.pk}"]') == ["2.50", "-10.00", "25.00", "17.50"]
-    assert cells(f'tr[data-subscription="{beta.pk}"]') == ["0.00", "-10.00", "25.00", "15.00"]
-    assert cells(f'tr[data-subscription="{gamma.pk}"]') == ["1.50", "-13.33", "33.33", "21.50"]
-    assert cells("#migration-sums") == ["4.00", "-33.33", "83.33", "54.00"]
+    def usd(amount: str) -> str:
+        return f"{amount} USD"
+
+    assert cells(f'tr[data-subscription="{acme.pk}"]') == [
+        usd("2.50"),
+        usd("-10.00"),
+        usd("25.00"),
+        usd("17.50"),
+    ]
+    assert cells(f'tr[data-subscription="{beta.pk}"]') == [
+        usd("0.00"),
+        usd("-10.00"),
+        usd("25.00"),
+        usd("15.00"),
+    ]
+    assert cells(f'tr[data-subscription="{gamma.pk}"]') == [
+        usd("1.50"),
+        usd("-13.33"),
+        usd("33.33"),
+        usd("21.50"),
+    ]
+    assert cells("#migration-sums") == [usd("4.00"), usd("-33.33"), usd("83.33"), usd("54.00")]
     assert page.locator("#migration-skipped").count() == 0
+    assert "To Pro v1, now, prorated" in page.inner_text("#migration-terms")
+    assert not PlanMigration.objects.exists()
+
+    # when: ops continues
+    page.click("input[name=review]")
+
+    # then: the confirmation page says what will happen, and to how many customers
+    page.wait_for_selector("ul.consequences")
+    page.screenshot(path=os.path.join(output_dir, "4-confirmation.png"), full_page=True)
+    assert page.locator("ul.consequences li").all_inner_texts() == [
+        "3 customers move from Ai Assistant v1 to Pro v1 now, prorated from 2026-11-16 "
+        "00:00 UTC: each gets an invoice for its usage so far and the rest of this period, "
+        f"finalized at once (3 invoices, {usd('54.00')} in all).",
+        "To move them back, run another migration.",
+    ]
+    assert "This cannot be undone." in page.inner_text("#content")
     assert not PlanMigration.objects.exists()
 
     # when: ops confirms
-    page.click("input[name=confirm]")
+    page.click("input[name=_confirm]")
 
     # then: the migration's page shows it finished, every subscription done and invoiced
     page.wait_for_selector("#migration-progress")
     page.wait_for_function(
         "document.querySelector('#migration-progress').dataset.status === 'done'"
     )
-    page.screenshot(path=os.path.join(output_dir, "4-migration.png"), full_page=True)
+    page.screenshot(path=os.path.join(output_dir, "5-migration.png"), full_page=True)
     assert page.inner_text("#migration-status") == "Done"
     assert page.inner_text("#migration-finished") == "3 of 3"
     bar = page.locator("#migration-progress-bar")
     assert (bar.get_attribute("max"), bar.get_attribute("value")) == ("3", "3")
     for subscription, invoiced in ((acme, "17.50"), (beta, "15.00"), (gamma, "21.50")):
         row = f'#migration-items tr[data-subscription="{subscription.pk}"]'
-        assert page.inner_text(f"{row} td.status") == "done"
-        assert page.inner_text(f"{row} td.total") == invoiced
-        assert page.inner_text(f"{row} td.invoiced") == invoiced
+        assert page.inner_text(f"{row} td.status") == "Done"
+        assert page.inner_text(f"{row} td.total") == usd(invoiced)
+        assert page.inner_text(f"{row} td.invoiced a") == usd(invoiced)
+        invoice = Invoice.objects.get(subscription=subscription, reason="plan_change")
+        assert invoice.status == "finalized"
+        assert page.inner_text(f"{row} .invoice-number") == invoice.number
     migration = PlanMigration.objects.get()
     assert (migration.status, migration.created_by) == ("done", ops)
     assert set(

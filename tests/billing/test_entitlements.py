@@ -434,8 +434,25 @@ def test_a_migration_preview_lists_features_gained_lost_and_changed(api, catalog
         "deal": ([], ["audit_log"], []),
     }
     html = page.content.decode()
-    assert "Features: gains models, sso; changes max_projects" in html
-    assert "Features: loses audit_log" in html
+    assert "Features: gains Models, Single sign-on; changes Projects" in html
+    assert "Features: loses Audit log" in html
+
+    # when: ops continues to the confirmation page
+    hidden = {field.name: field.value() for field in page.context["confirm"]}
+    with time_machine.travel(NOV_10, tick=False):
+        confirmation = admin_client.post("/admin/billing/subscription/migrate/", hidden)
+
+    # then: it sums the features gained and lost, and the deal dropped, in words
+    assert confirmation.context["confirmation"].consequences == [
+        "2 customers move from Starter v1 (1) and Pro v1 (1) to Pro v2 at the end of their "
+        "current period (no invoice now); the next period's fixed fees on Pro v2 come to "
+        "20.00 USD in all.",
+        "1 customer's deal is dropped: from the move it pays Pro v2's prices.",
+        "Features gained: Models (1 customer) and Single sign-on (1 customer).",
+        "Features lost: Audit log (1 customer).",
+        "Features whose value changes: Projects (1 customer).",
+        "To move them back, run another migration.",
+    ]
 
 
 def test_the_portal_shows_the_plans_features(api, catalog, client):
