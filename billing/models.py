@@ -159,7 +159,15 @@ class Subscription(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.customer_id} on {self.version_id} ({self.status})"
+        """'Acme Inc — Pro v2 (active)': the customer (its name, else its external
+        id), the plan's name and version, the status. Select the customer and
+        version__plan with it where many are listed."""
+        if self.customer_id is None or self.version_id is None:
+            return "New subscription"
+        customer = self.customer.name or self.customer.external_id
+        version = self.version
+        status = self.get_status_display().lower()
+        return f"{customer} — {version.plan.name} v{version.number} ({status})"
 
     def whole_period(
         self, start: datetime, end: datetime, *, interval: str
@@ -210,7 +218,8 @@ class SubscriptionChange(models.Model):
         ordering = ["subscription", "id"]
 
     def __str__(self) -> str:
-        return f"{self.kind} at {self.effective_at:%Y-%m-%d %H:%M}"
+        moment = self.effective_at.astimezone(UTC)
+        return f"{self.get_kind_display()}, {moment.day} {moment:%b %Y, %H:%M} UTC"
 
 
 class PlanMigration(models.Model):

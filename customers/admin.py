@@ -1,8 +1,7 @@
-"""Customers and API keys in the admin; saves go through customers.services. A
-customer's page also shows its subscriptions, the current period's usage priced
-so far and projected, its wallets, and makes a fresh signed portal link."""
-
-from decimal import Decimal
+"""Customers and API keys in the admin; saves go through customers.services (the
+form: customers.customer_form_admin). A customer's page also shows its
+subscriptions with a button to add one, the current period's usage priced so far
+and projected, its wallets, and makes a fresh signed portal link."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -15,72 +14,21 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from simple_history.admin import SimpleHistoryAdmin
 
-from billing.core.admin_forms import ServiceValidatedForm, adopt, money_column
-from billing.core.money import format_decimal, format_money
+from billing.core.admin_fields import currency_name, moment_text, span_text, zone_name
+from billing.core.admin_forms import adopt, money_column, money_text, quantity_text
+from billing.core.vocabulary import ConsumptionModel
 from billing.invoicing.discounts import usage_discounted
 from billing.usage.breakdowns import meter_breakdown
+from billing.usage.metering import meter_cache
 from billing.usage.reads import subscription_live
-from billing.usage.summary import period_usage, usage_body
+from billing.usage.summary import period_usage
 from customers import api_keys, services
+from customers.customer_form_admin import ADDRESS_FIELDS, CustomerForm
 from customers.models import CUSTOMER_DETAILS, ApiKey, Customer
 from customers.portal import portal_session_create
-from plans.models import TaxRate
-from plans.validation import validate_customer
 from wallets.selectors import wallet_list
 
 CUSTOMER_FIELDS = list(CUSTOMER_DETAILS)
-
-
-class CustomerForm(ServiceValidatedForm):
-    tax_rates = forms.ModelMultipleChoiceField(
-        queryset=TaxRate.objects.filter(active=True),
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        help_text="Charged on the customer's invoices. None: the rates marked default.",
-    )
-
-    class Meta:
-        model = Customer
-        fields = ["external_id", "currency", *CUSTOMER_FIELDS, "tax_rates"]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # Left out of a post, they keep their defaults (English, taxed).
-        for name in ("locale", "tax_exempt"):
-            if name in self.fields:
-                self.fields[name].required = False
-
-    def clean_locale(self):
-        return self.cleaned_data.get("locale") or self.instance.locale or "en"
-
-    def clean_tax_exempt(self):
-        return self.cleaned_data.get("tax_exempt") or self.instance.tax_exempt or "none"
-
-    def clean_invoice_emails(self):
-        return self.cleaned_data.get("invoice_emails") or []
-
-    def clean_alert_thresholds(self):
-        # Left empty, the field reads as null: the customer then has no thresholds
-        # of its own and the default setting applies.
-        return self.cleaned_data.get("alert_thresholds") or []
-
-    def validate_domain(self, cleaned):
-        validate_customer(
-            external_id=cleaned.get("external_id") or self.instance.external_id,
-            currency=cleaned.get("currency") or self.instance.currency,
-            timezone=cleaned.get("timezone") or "",
-            spend_limit=cleaned.get("spend_limit"),
-            address=cleaned.get("address") if cleaned.get("address") is not None else {},
-        )
-        services.validate_customer_settings(
-            alert_thresholds=cleaned.get("alert_thresholds") or [],
-            spend_limit_mode=cleaned.get("spend_limit_mode"),
-            payment_terms_days=cleaned.get("payment_terms_days"),
-            locale=cleaned.get("locale"),
-            tax_exempt=cleaned.get("tax_exempt"),
-            invoice_emails=cleaned.get("invoice_emails") or [],
-        )
-
 
 # Subscriptions listed on a customer's page; the subscription list has them all.
 SUBSCRIPTIONS_SHOWN = 20
@@ -95,11 +43,78 @@ def _may_view(user, model: str) -> bool:
     )
 
 
+def _model_words(model: str | None) -> str:
+    """'Soft cap' for overage: the first words of the consumption model's label."""
+    if not model:
+        return "—"
+    return ConsumptionModel(model).label.split(":")[0]
+
+
+def _usage_context(customer: Customer, live, now) -> dict:
+    """The live subscription's current period priced so far and projected, as
+    display text: quantities grouped, amounts with their currency."""
+    usage = usage_discounted(
+        period_usage(
+            customer=customer,
+            subscription=live,
+            start=live.current_period_start,
+            end=live.current_period_end,
+            now=now,
+        )
+    )
+    currency, summary = customer.currency, usage.summary
+    lines = []
+    for row in usage.lines:
+        line = row.line
+        meter = meter_cache.by_code(line.meter)
+        shown = {
+            "meter": meter.name if meter is not None else line.meter,
+            "model": _model_words(line.model),
+            "quantity": quantity_text(line.quantity),
+            "included": quantity_text(line.included),
+            "billable": quantity_text(line.billable),
+            "amount": money_text(row.amount, currency),
+        }
+        prop, parts = meter_breakdown(
+            customer_id=customer.pk,
+            meter_code=line.meter,
+            start=live.usage_from or live.current_period_start,
+            end=live.current_period_end,
+        )
+        if parts:
+            shown["breakdown"] = f"By {prop}: " + "; ".join(
+                f"{label} {quantity_text(quantity)}" for _, label, quantity in parts
+            )
+        if line.model in DRAWN_FROM_WALLET:
+            drawn = DRAWN_FROM_WALLET[line.model]
+            # A charge that bills when its wallet runs dry bills the uncovered units.
+            shown["amount"] = (
+                f"{drawn}; {money_text(row.amount, currency)} for "
+                f"{quantity_text(row.uncovered)} uncovered"
+                if row.amount
+                else drawn
+            )
+        lines.append(shown)
+    return {
+        "subscription": live,
+        "period": span_text(live.current_period_start, live.current_period_end),
+        "lines": lines,
+        "base_fee": money_text(summary.base_fee, currency),
+        "subtotal": money_text(summary.subtotal, currency),
+        "invoiced": money_text(summary.invoiced, currency) if summary.invoiced else None,
+        "projected_total": money_text(summary.projected_total, currency),
+        "projected_discount": money_text(usage.projected_discount, currency)
+        if usage.projected_discount > 0
+        else None,
+    }
+
+
 def customer_billing(*, customer: Customer, user, now) -> dict:
     """What the customer's admin page shows besides its fields, as display values:
-    subscriptions (newest first), the live one's current period priced so far and
-    projected (billing.usage.summary: the API's usage body), and
-    wallets. Each part only to a user who may view that model."""
+    subscriptions (newest first) and a link to add one, the live one's current
+    period priced so far and projected (billing.usage.summary, as the API's usage
+    endpoint reads it), and wallets. Each part only to a user who may view that
+    model."""
     context: dict = {
         "invoices_url": reverse("admin:invoices_invoice_changelist")
         + "?"
@@ -107,17 +122,14 @@ def customer_billing(*, customer: Customer, user, now) -> dict:
         "may_view_invoices": _may_view(user, "invoices.invoice"),
     }
     if _may_view(user, "billing.subscription"):
-        rows = customer.subscriptions.select_related("version__plan").order_by("-id")
+        rows = customer.subscriptions.select_related("customer", "version__plan").order_by("-id")
         context["subscriptions"] = [
             {
                 "url": reverse("admin:billing_subscription_change", args=[s.pk]),
-                "id": s.pk,
-                "plan": s.version.plan.name,
-                "plan_code": s.version.plan.code,
-                "version": s.version.number,
+                "name": str(s),
+                "plan": f"{s.version.plan.name} v{s.version.number}",
                 "status": s.get_status_display(),
-                "period_start": s.current_period_start,
-                "period_end": s.current_period_end,
+                "period": span_text(s.current_period_start, s.current_period_end),
             }
             for s in rows[:SUBSCRIPTIONS_SHOWN]
         ]
@@ -127,56 +139,30 @@ def customer_billing(*, customer: Customer, user, now) -> dict:
             + "?"
             + urlencode({"q": customer.external_id})
         )
+        if user.has_perm("billing.add_subscription"):
+            context["add_subscription_url"] = (
+                reverse("admin:billing_subscription_add")
+                + "?"
+                + urlencode({"customer": customer.pk})
+            )
         live = subscription_live(customer_id=customer.pk)
         if live is not None:
-            usage = usage_body(
-                usage_discounted(
-                    period_usage(
-                        customer=customer,
-                        subscription=live,
-                        start=live.current_period_start,
-                        end=live.current_period_end,
-                        now=now,
-                    )
-                )
-            )
-            for line in usage["lines"]:
-                prop, rows = meter_breakdown(
-                    customer_id=customer.pk,
-                    meter_code=line["meter"],
-                    start=live.usage_from or live.current_period_start,
-                    end=live.current_period_end,
-                )
-                if rows:
-                    line["breakdown"] = f"By {prop}: " + "; ".join(
-                        f"{label} {format_decimal(quantity)}" for _, label, quantity in rows
-                    )
-                if line["model"] in DRAWN_FROM_WALLET:
-                    drawn = DRAWN_FROM_WALLET[line["model"]]
-                    # A charge that bills when its wallet runs dry bills the uncovered units.
-                    billed = line["amount"] and Decimal(line["amount"])
-                    line["amount"] = (
-                        f"{drawn}; {line['amount']} for {line['uncovered']} uncovered"
-                        if billed
-                        else drawn
-                    )
-            context["usage"] = usage | {
-                "period_start": live.current_period_start,
-                "period_end": live.current_period_end,
-                "discounted": Decimal(usage["projected_discount"]) > 0,
-            }
+            context["usage"] = _usage_context(customer, live, now)
     if _may_view(user, "wallets.wallet"):
         context["wallets"] = [
             {
                 "url": reverse("admin:wallets_wallet_change", args=[w.pk]),
                 "kind": w.get_kind_display(),
-                "balance": f"{format_money(w.balance, w.currency)} {w.currency}"
+                "balance": money_text(w.balance, w.currency)
                 if w.kind == "money"
-                else f"{format_decimal(w.balance)} credits",
+                else f"{quantity_text(w.balance)} credits",
             }
             for w in wallet_list(customer_id=customer.pk)
         ]
     return context
+
+
+ADDRESS_NAMES = [name for name, _ in ADDRESS_FIELDS.values()]
 
 
 @admin.register(Customer)
@@ -189,9 +175,9 @@ class CustomerAdmin(SimpleHistoryAdmin):
         "email",
         "currency",
         "timezone",
-        "spend_limit",
+        "spend_limit_display",
         "spend_limit_mode",
-        "created_at",
+        "created",
     ]
     list_filter = ["currency", "spend_limit_mode"]
     search_fields = ["external_id", "name", "email"]
@@ -199,15 +185,63 @@ class CustomerAdmin(SimpleHistoryAdmin):
 
     spend_limit_display = money_column("spend_limit", "spend limit")
 
+    @admin.display(description="created", ordering="created_at")
+    def created(self, customer: Customer) -> str:
+        return moment_text(customer.created_at)
+
+    @admin.display(description="Currency")
+    def currency_display(self, customer: Customer) -> str:
+        return f"{customer.currency} — {currency_name(customer.currency)}"
+
+    @admin.display(description="Created")
+    def created_display(self, customer: Customer) -> str:
+        return moment_text(customer.created_at)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            who = ["external_id", "name", "email", "currency", "timezone"]
+        else:
+            who = ["external_id", "name", "email", "currency_display", "timezone"]
+            who.append("created_display")
+        return [
+            (None, {"fields": who}),
+            ("Address", {"fields": ADDRESS_NAMES}),
+            (
+                "Spending",
+                {"fields": ["spend_limit", "spend_limit_mode", "alert_thresholds"]},
+            ),
+            (
+                "Invoicing",
+                {
+                    "fields": [
+                        "tax_id",
+                        "tax_exempt",
+                        "tax_rates",
+                        "payment_terms_days",
+                        "locale",
+                        "invoice_emails",
+                    ]
+                },
+            ),
+        ]
+
     def get_readonly_fields(self, request, obj=None):
         # The API addresses a customer by external_id, and its money is in its currency.
-        return ["external_id", "currency", "created_at"] if obj else []
+        return ["external_id", "currency_display", "created_display"] if obj else []
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is not None:
+            # Read-only on a saved customer: shown by currency_display.
+            form.base_fields.pop("currency", None)
+        return form
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
             context["billing"] = customer_billing(
                 customer=obj, user=request.user, now=timezone.now()
             )
+        context["zone"] = zone_name()
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_urls(self):
@@ -235,6 +269,7 @@ class CustomerAdmin(SimpleHistoryAdmin):
             "original": customer,
             "portal_url": request.build_absolute_uri(reverse("portal", args=[session.token])),
             "expires_at": session.expires_at,
+            "expires_text": moment_text(session.expires_at),
         }
         response = TemplateResponse(request, "admin/customers/customer/portal_link.html", context)
         # The page holds a credential: never cached (admin_view), never a referrer.

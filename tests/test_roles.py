@@ -474,8 +474,9 @@ def test_operations_creates_a_customer_and_a_subscription_and_cancels(login, wor
         "/admin/billing/subscription/add/",
         {
             "customer": umbrella.pk,
-            "plan": Plan.objects.get(code="pro").pk,
-            "start": "2026-11-15 00:00:00",
+            "version": Plan.objects.get(code="pro").versions.get(status="published").pk,
+            "start_0": "2026-11-15",
+            "start_1": "00:00:00",
             "seats": "1",
             "billing_anchor": "anniversary",
         },

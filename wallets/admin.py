@@ -13,20 +13,26 @@ from django.urls import path, reverse
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
-from billing.core.admin_forms import ExactDecimalField, RecordAdmin, add_billing_error
+from billing.core.admin_forms import (
+    ExactDecimalField,
+    RecordAdmin,
+    add_billing_error,
+    money_text,
+    quantity_text,
+)
 from billing.core.errors import BillingError
-from billing.core.money import format_decimal, format_money
 from plans.models import CreditPack
 from wallets import ledger, purchases, revenue
 from wallets.models import AutoTopUp, CreditBlock, LedgerEntry, UncoveredUsage, Wallet
 
 
 def amount_text(wallet: Wallet, value) -> str:
+    """'20.00 USD' in a money wallet, '1,000 credits' in a credit wallet."""
     if value is None:
-        return "-"
+        return "—"
     if wallet.kind == Wallet.MONEY:
-        return f"{format_money(value, wallet.currency)} {wallet.currency}"
-    return format_decimal(value)
+        return money_text(value, wallet.currency)
+    return f"{quantity_text(value)} credits"
 
 
 class ReadOnlyInline(admin.TabularInline):

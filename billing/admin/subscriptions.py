@@ -3,7 +3,6 @@ and changed from their page or by the actions, so every change leaves a history
 row; the forms validate with the check-only functions and the save runs the
 service once. The bulk migration action: billing.admin.plan_migrations."""
 
-from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.shortcuts import redirect
@@ -11,55 +10,24 @@ from django.urls import reverse
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
-from billing.admin.deals import DealFields, deal_from, deal_setup, deal_text, stored_deal
+from billing.admin.deals import DealFields, deal_text
 from billing.admin.discounts import DiscountFields, discount_summary
 from billing.admin.entitlements import entitlements_text
 from billing.admin.plan_migrations import MigrationActions
-from billing.core.admin_forms import add_billing_error
+from billing.admin.subscription_forms import (
+    SubscriptionChangeForm,
+    SubscriptionCreateForm,
+    version_choice_text,
+    version_name,
+)
+from billing.core.admin_fields import moment_text
+from billing.core.admin_forms import quantity_text
 from billing.core.errors import BillingError
 from billing.models import (
     Subscription,
     SubscriptionChange,
 )
-from billing.subscriptions import deals, lifecycle
-from plans.models import Plan, PlanVersion
-
-
-class SubscriptionCreateForm(forms.ModelForm):
-    plan = forms.ModelChoiceField(
-        queryset=Plan.objects.all(), help_text="Its latest published version."
-    )
-    start = forms.DateTimeField(help_text="May be in the past; UTC.")
-
-    class Meta:
-        model = Subscription
-        fields = ["customer", "seats", "billing_anchor"]
-
-    def clean(self):
-        cleaned = super().clean()
-        if not self.errors:
-            try:
-                # Checked only: save_model creates the subscription once the
-                # whole page is valid.
-                lifecycle.subscription_create_check(
-                    customer=cleaned["customer"],
-                    plan=cleaned["plan"],
-                    seats=cleaned["seats"],
-                    billing_anchor=cleaned["billing_anchor"],
-                )
-            except BillingError as error:
-                add_billing_error(self, error)
-        return cleaned
-
-    def create(self, cleaned) -> Subscription:
-        return lifecycle.subscription_create(
-            customer=cleaned["customer"],
-            plan=cleaned["plan"],
-            start=cleaned["start"],
-            seats=cleaned["seats"],
-            billing_anchor=cleaned["billing_anchor"],
-        )
-
+from billing.subscriptions import lifecycle
 
 # Finance's permission for a subscription's deal and discount (ops change the
 # plan and seats with change_subscription).
@@ -67,105 +35,66 @@ DEAL_PERMISSION = "billing.set_deal_subscription"
 OPS_CHANGES = ["new_version", "effective", "new_seats", "at"]
 
 
-class SubscriptionChangeForm(DealFields, DiscountFields, forms.ModelForm):
-    """The changes ops make to a live subscription: another version (now,
-    prorated, or at period end) and the seat count; and finance's: the deal from
-    the next period, and the discount. Saved through billing.subscriptions
-    (lifecycle, deals, discounts). The admin gives each user the fields of their
-    permissions only."""
-
-    # The fields the page shows (set by the admin per user); the others are dropped
-    # so that one the user cannot see is never validated.
-    shown: frozenset[str] | None = None
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.shown is not None:
-            for name in [name for name in self.fields if name not in self.shown]:
-                del self.fields[name]
-        if self.instance.pk is not None and "deal_meter" in self.fields:
-            deal_setup(self, self.instance)
-
-    new_version = forms.ModelChoiceField(
-        queryset=PlanVersion.objects.filter(status=PlanVersion.PUBLISHED).select_related("plan"),
-        required=False,
-        help_text="A published version to move to; empty keeps the current one.",
-    )
-    effective = forms.ChoiceField(
-        choices=[
-            ("period_end", "At the end of the current period"),
-            ("immediate", "Now, prorated"),
-        ],
-        initial="period_end",
-    )
-    new_seats = forms.IntegerField(min_value=1, max_value=1_000_000, required=False)
-    at = forms.DateTimeField(
-        required=False, help_text="When an immediate change applies; empty: now."
-    )
-
-    class Meta:
-        model = Subscription
-        fields = []
-
-    def clean(self):
-        cleaned = super().clean()
-        if not self.errors:
-            try:
-                self.check(cleaned)
-            except BillingError as error:
-                add_billing_error(self, error)
-        return cleaned
-
-    def check(self, cleaned) -> None:
-        """What apply() would refuse, found without writing anything."""
-        self._each_change(
-            cleaned, seats=lifecycle.seats_change_check, plan=lifecycle.plan_change_check
-        )
-        self.discount_check(self.instance, cleaned)
-
-    def apply(self, cleaned) -> None:
-        self._each_change(
-            cleaned, seats=lifecycle.subscription_set_seats, plan=lifecycle.subscription_change_plan
-        )
-        self.discount_apply(self.instance, cleaned)
-        if self.deal_changed():
-            # As stored now: a plan change just made may have dropped the deal.
-            fresh = Subscription.objects.get(pk=self.instance.pk)
-            deal = deal_from(cleaned, stored=stored_deal(fresh), changed=self.changed_data)
-            deals.subscription_set_overrides(subscription=fresh, overrides=deal)
-
-    def deal_changed(self) -> bool:
-        return any(name in self.changed_data for name in DealFields.FIELDS)
-
-    def _each_change(self, cleaned, *, seats, plan) -> None:
-        """Call `seats` for a new seat count and `plan` for a new version, in that
-        order, with the same arguments whether checking or applying."""
-        at = cleaned.get("at") or timezone.now()
-        if self.deal_changed():
-            version = cleaned.get("new_version") or self.instance.version
-            # The deal is checked against the version it will apply to.
-            deal = deal_from(cleaned, stored=stored_deal(self.instance), changed=self.changed_data)
-            deals.overrides_check(version=version, overrides=deal)
-        if cleaned.get("new_seats") and cleaned["new_seats"] != self.instance.seats:
-            seats(subscription=self.instance, seats=cleaned["new_seats"], at=at)
-        if cleaned.get("new_version"):
-            plan(
-                subscription=self.instance,
-                version=cleaned["new_version"],
-                effective=cleaned["effective"],
-                at=at,
-            )
+def change_details_text(change: SubscriptionChange) -> str:
+    """What a history row's details say, in words: '1 seat, anniversary of the
+    start', 'from 3 to 5 seats'."""
+    details = change.details or {}
+    if change.kind == SubscriptionChange.SEATS and {"from", "to"} <= set(details):
+        return f"from {quantity_text(details['from'])} to {quantity_text(details['to'])} seats"
+    parts = []
+    if "seats" in details:
+        seats = details["seats"]
+        parts.append(f"{quantity_text(seats)} seat{'' if seats == 1 else 's'}")
+    if details.get("billing_anchor") in dict(Subscription.ANCHORS):
+        parts.append(dict(Subscription.ANCHORS)[details["billing_anchor"]].lower())
+    return ", ".join(parts) or "—"
 
 
 class SubscriptionChangeInline(admin.TabularInline):
     model = SubscriptionChange
-    fields = ["kind", "from_version", "to_version", "effective_at", "how", "details", "created_at"]
+    fields = ["kind", "from_name", "to_name", "effective", "how", "details_text", "created"]
     readonly_fields = fields
     extra = 0
     can_delete = False
+    verbose_name_plural = "history"
+
+    def get_queryset(self, request):
+        versions = ("from_version__plan", "to_version__plan")
+        return super().get_queryset(request).select_related(*versions)
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="from")
+    def from_name(self, change: SubscriptionChange) -> str:
+        return version_name(change.from_version) if change.from_version else "—"
+
+    @admin.display(description="to")
+    def to_name(self, change: SubscriptionChange) -> str:
+        return version_name(change.to_version) if change.to_version else "—"
+
+    @admin.display(description="effective")
+    def effective(self, change: SubscriptionChange) -> str:
+        return moment_text(change.effective_at)
+
+    @admin.display(description="details")
+    def details_text(self, change: SubscriptionChange) -> str:
+        return change_details_text(change)
+
+    @admin.display(description="recorded")
+    def created(self, change: SubscriptionChange) -> str:
+        return moment_text(change.created_at)
+
+
+def _moment(field: str, description: str):
+    """A read-only date of the subscription, naming the admin's zone: '1 Nov 2026, 00:00 (UTC)'."""
+
+    def show(admin_self, subscription: Subscription) -> str:
+        return moment_text(getattr(subscription, field))
+
+    show.short_description = description
+    show.admin_order_field = field
+    return show
 
 
 @admin.register(Subscription)
@@ -173,12 +102,12 @@ class SubscriptionAdmin(MigrationActions, SimpleHistoryAdmin):
     list_display = [
         "id",
         "customer",
-        "version",
+        "plan_version",
         "deal_badge",
         "status",
         "seats",
-        "current_period_start",
-        "current_period_end",
+        "period_start",
+        "period_end",
     ]
     list_filter = ["status", "billing_anchor", "version__plan"]
     search_fields = ["customer__external_id", "customer__name", "version__plan__code"]
@@ -187,25 +116,52 @@ class SubscriptionAdmin(MigrationActions, SimpleHistoryAdmin):
     actions = ["cancel_at_period_end", "migrate_to_version"]
     readonly_fields = [
         "customer",
-        "version",
+        "plan_version",
         "status",
         "billing_anchor",
-        "started_at",
-        "anchor_at",
-        "trial_end",
-        "current_period_start",
-        "current_period_end",
+        "started",
+        "anchor",
+        "trial_ends",
+        "period_start",
+        "period_end",
         "seats",
         "discount",
-        "usage_from",
-        "scheduled_version",
+        "usage_since",
+        "next_version",
         "deal",
         "features",
         "deal_next_period",
         "cancel_at_period_end",
-        "canceled_at",
-        "ended_at",
+        "canceled",
+        "ended",
     ]
+
+    started = _moment("started_at", "Started")
+    anchor = _moment("anchor_at", "Periods counted from")
+    trial_ends = _moment("trial_end", "Trial ends")
+    period_start = _moment("current_period_start", "Current period start")
+    period_end = _moment("current_period_end", "Current period end")
+    usage_since = _moment("usage_from", "Usage billed on this version since")
+    canceled = _moment("canceled_at", "Canceled")
+    ended = _moment("ended_at", "Ended")
+
+    def get_queryset(self, request):
+        # Every label names the customer and the plan: one query, not one per row.
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("customer", "version__plan", "scheduled_version__plan")
+        )
+
+    @admin.display(description="plan version", ordering="version__plan__name")
+    def plan_version(self, obj: Subscription) -> str:
+        return version_choice_text(obj.version)
+
+    @admin.display(description="Next period's version")
+    def next_version(self, obj: Subscription) -> str:
+        if obj.scheduled_version is None:
+            return "unchanged"
+        return version_choice_text(obj.scheduled_version)
 
     @admin.display(description="deal")
     def deal_badge(self, obj: Subscription) -> str:
@@ -236,7 +192,7 @@ class SubscriptionAdmin(MigrationActions, SimpleHistoryAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["customer", "plan", "start", "seats", "billing_anchor"]
+            return ["customer", "version", "start", "seats", "billing_anchor"]
         if obj.status not in Subscription.LIVE:
             return self.readonly_fields
         changes = []
@@ -273,6 +229,22 @@ class SubscriptionAdmin(MigrationActions, SimpleHistoryAdmin):
         else:
             obj.__dict__.update(form.create(form.cleaned_data).__dict__)
 
+    def get_changeform_initial_data(self, request):
+        """?customer=<pk> (the customer page's Add subscription button) picks
+        the customer; anything else in the address is ignored."""
+        initial = {}
+        customer = request.GET.get("customer", "")
+        if customer.isdigit():
+            initial["customer"] = int(customer)
+        return initial
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if "_popup" in request.POST or "_addanother" in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        # The admin's own "was added successfully" is replaced by the name in words.
+        self.message_user(request, f"{obj} created", messages.SUCCESS)
+        return redirect(reverse("admin:billing_subscription_change", args=[obj.pk]))
+
     def log_change(self, request, obj, message):
         if getattr(request, "billing_refused", None) is None:  # nothing changed otherwise
             super().log_change(request, obj, message)
@@ -307,6 +279,6 @@ class SubscriptionAdmin(MigrationActions, SimpleHistoryAdmin):
                     subscription=subscription, effective="period_end", at=timezone.now()
                 )
             except BillingError as error:
-                self.message_user(request, f"#{subscription.pk}: {error.message}", messages.ERROR)
+                self.message_user(request, f"{subscription}: {error.message}", messages.ERROR)
             else:
-                self.message_user(request, f"#{subscription.pk} ends with its current period")
+                self.message_user(request, f"{subscription} ends with its current period")

@@ -30,6 +30,7 @@ from billing.models import (
 from billing.notifications.entitlements import entitlements_announce, entitlements_of
 from billing.rating import lines as rating
 from billing.rating.lines import LineInput
+from billing.subscriptions import refusals
 from billing.subscriptions.deals import overrides_check
 from billing.usage.billed_parts import threshold_billed
 from customers.locks import customer_lock
@@ -65,7 +66,8 @@ def subscription_create_check(
         version = versions.order_by("-number").first()
         if version is None:
             raise Conflict(
-                f"plan {plan.code!r} has no published version", fields={"plan": ["not published"]}
+                f"plan {plan.code!r} has no published version",
+                fields={"plan": [refusals.no_published_version_text(plan)]},
             )
     else:
         version = plan.versions.filter(number=version_number).first()
@@ -75,13 +77,13 @@ def subscription_create_check(
             raise Conflict(
                 f"{plan.code} v{version_number} is {version.status}; only a published "
                 "version takes new subscriptions",
-                fields={"version": [f"is {version.status}"]},
+                fields={"version": [refusals.not_published_text(version)]},
             )
     if version.currency != customer.currency:
         raise InvalidRequest(
             f"plan {plan.code!r} bills in {version.currency} but customer "
             f"{customer.external_id!r} pays in {customer.currency}",
-            fields={"plan": [f"bills in {version.currency}, not {customer.currency}"]},
+            fields={"plan": [refusals.currency_mismatch_text(version, customer)]},
         )
     _check_not_subscribed(customer)
     return version
@@ -100,7 +102,7 @@ def _check_not_subscribed(customer: Customer) -> None:
         raise Conflict(
             f"customer {customer.external_id!r} already has a live subscription; "
             "change its plan instead",
-            fields={"customer": ["already subscribed"]},
+            fields={"customer": [refusals.already_subscribed_text(customer)]},
         )
 
 
@@ -168,7 +170,7 @@ def subscription_create(
     except IntegrityError as exc:  # a concurrent create won the partial unique index
         raise Conflict(
             f"customer {customer.external_id!r} already has a live subscription",
-            fields={"customer": ["already subscribed"]},
+            fields={"customer": [refusals.already_subscribed_text(customer)]},
         ) from exc
     return subscription
 
@@ -182,7 +184,7 @@ def _check_in_period(subscription: Subscription, at: datetime, *, after_change: 
         raise InvalidRequest(
             f"'at' must lie in the current period, from {start.isoformat()} "
             f"to before {subscription.current_period_end.isoformat()}",
-            fields={"at": ["outside the current period"]},
+            fields={"at": [refusals.outside_period_text(start, subscription.current_period_end)]},
         )
     if after_change and subscription.usage_from is not None and at == subscription.usage_from:
         raise Conflict(
@@ -256,13 +258,13 @@ def plan_change_check(*, subscription: Subscription, version, effective: str, at
         raise Conflict(
             f"{version.plan.code} v{version.number} is {version.status}; only a "
             "published version takes subscribers",
-            fields={"version": [f"is {version.status}"]},
+            fields={"version": [refusals.not_published_text(version)]},
         )
     if version.currency != subscription.customer.currency:
         raise InvalidRequest(
             f"{version.plan.code} bills in {version.currency}, the customer pays in "
             f"{subscription.customer.currency}",
-            fields={"plan": ["another currency"]},
+            fields={"plan": [refusals.currency_mismatch_text(version, subscription.customer)]},
         )
     if effective == "immediate":
         if version.pk == subscription.version_id:

@@ -18,13 +18,16 @@ NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def add_subscription(admin_client, customer, plan, start: str = "2026-11-01 00:00:00"):
-    """The subscription add form, as ops fills it in."""
+    """The subscription add form, as ops fills it in: the plan's latest published
+    version, the start's date and time in their two inputs."""
+    day, time = start.split(" ")
     return admin_client.post(
         "/admin/billing/subscription/add/",
         {
             "customer": customer.pk,
-            "plan": plan.pk,
-            "start": start,
+            "version": plan.versions.filter(status="published").latest("number").pk,
+            "start_0": day,
+            "start_1": time,
             "seats": "1",
             "billing_anchor": "anniversary",
         },
@@ -72,7 +75,10 @@ def test_a_refused_subscription_shows_the_reason_and_creates_nothing(admin_clien
 
     response = add_subscription(admin_client, acme, flat, start="2026-11-05 00:00:00")
 
-    assert "already subscribed" in response.content.decode()
+    assert (
+        "Acme Inc already has a live subscription (one at a time): change its plan instead"
+        in response.content.decode()
+    )
     assert Subscription.objects.count() == 1
     assert Invoice.objects.count() == 1
 
@@ -161,7 +167,8 @@ def test_change_plan_and_seats_from_the_subscription_page(admin_client, acme, fl
             "new_version": big.pk,
             "effective": "immediate",
             "new_seats": "",
-            "at": "2026-11-16 00:00:00",
+            "at_0": "2026-11-16",
+            "at_1": "00:00:00",
             **history_inline(subscription),
         },
     )
@@ -188,7 +195,8 @@ def test_a_refused_change_shows_the_reason_and_changes_nothing(admin_client, acm
             "new_version": subscription.version.pk,
             "effective": "immediate",
             "new_seats": "",
-            "at": "2026-11-16 00:00:00",
+            "at_0": "2026-11-16",
+            "at_1": "00:00:00",
             **history_inline(subscription),
         },
     )
@@ -265,7 +273,8 @@ def test_each_admin_save_runs_the_writing_service_once(admin_client, acme, flat,
             "new_version": big.pk,
             "effective": "immediate",
             "new_seats": "3",
-            "at": "2026-11-16 00:00:00",
+            "at_0": "2026-11-16",
+            "at_1": "00:00:00",
             **history_inline(subscription),
         },
     )

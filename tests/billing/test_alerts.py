@@ -553,7 +553,7 @@ def test_customer_admin_edits_the_alert_settings(admin_client, acme):
 
     response = admin_client.post(
         url,
-        customer_form(spend_limit="30", spend_limit_mode="soft", alert_thresholds="[80, 100]"),
+        customer_form(spend_limit="30", spend_limit_mode="soft", alert_thresholds="80, 100"),
     )
 
     assert response.status_code == 302
@@ -568,7 +568,7 @@ def test_customer_admin_edits_the_alert_settings(admin_client, acme):
 def test_customer_admin_refuses_bad_thresholds_and_changes_nothing(admin_client, acme):
     response = admin_client.post(
         f"/admin/customers/customer/{acme.pk}/change/",
-        customer_form(alert_thresholds="[80, 80, -5]"),
+        customer_form(alert_thresholds="80, 80, -5"),
     )
 
     assert response.status_code == 200

@@ -325,11 +325,11 @@ def test_the_admin_customer_page_shows_the_usage_invoiced_on_threshold_invoices(
 
     usage = page.context["billing"]["usage"]
     assert (usage["invoiced"], usage["lines"][0]["amount"], usage["subtotal"]) == (
-        "11.00",
-        "0.00",
-        "11.00",
+        "11.00 USD",
+        "0.00 USD",
+        "11.00 USD",
     )
-    assert 'id="usage-invoiced">11.00<' in page.content.decode()
+    assert 'id="usage-invoiced">11.00 USD<' in page.content.decode()
 
 
 def test_usage_that_rates_lower_than_its_threshold_invoices_goes_to_the_credit_balance(

@@ -66,29 +66,36 @@ def test_the_page_shows_subscriptions_usage_and_wallets(admin_client, acme):
     assert response.status_code == 200
     billing = response.context["billing"]
     subscription = acme.subscriptions.get()
-    assert [(s["plan"], s["version"], s["status"]) for s in billing["subscriptions"]] == [
-        ("AI Assistant", 1, "Active")
+    assert billing["subscriptions"] == [
+        {
+            "url": f"/admin/billing/subscription/{subscription.pk}/change/",
+            "name": "Acme Inc — AI Assistant v1 (active)",
+            "plan": "AI Assistant v1",
+            "status": "Active",
+            "period": "1 Nov 2026, 00:00 to 1 Dec 2026, 00:00 (UTC)",
+        }
     ]
     usage = billing["usage"]
-    assert (usage["period_start"], usage["period_end"]) == (NOV_1, DEC_1)
-    # The API's usage body, shown as it is (billing.usage.summary).
+    assert usage["period"] == "1 Nov 2026, 00:00 to 1 Dec 2026, 00:00 (UTC)"
+    # The API's usage (billing.usage.summary), quantities grouped and amounts
+    # with their currency.
     assert usage["lines"] == [
         {
-            "meter": "prompts",
-            "aggregation": "count",
-            "model": "overage",
+            "meter": "Prompts",
+            "model": "Soft cap",
             "quantity": "250",
             "included": "200",
             "billable": "50",
-            "amount": "2.50",
+            "amount": "2.50 USD",
         }
     ]
     # 19.99 + 2.50 so far; 250 prompts in 10 of 30 days -> 750, 550 over at 0.05.
     assert (usage["base_fee"], usage["subtotal"], usage["projected_total"]) == (
-        "19.99",
-        "22.49",
-        "47.49",
+        "19.99 USD",
+        "22.49 USD",
+        "47.49 USD",
     )
+    assert (usage["invoiced"], usage["projected_discount"]) == (None, None)
     assert [(w["kind"], w["balance"]) for w in billing["wallets"]] == [
         ("Credits", "100 credits"),
         ("Money", "20.00 USD"),
@@ -96,20 +103,22 @@ def test_the_page_shows_subscriptions_usage_and_wallets(admin_client, acme):
 
     html = response.content.decode()
     for shown in [
-        f'<a href="/admin/billing/subscription/{subscription.pk}/change/">#{subscription.pk}</a>',
-        "AI Assistant (ai_assistant)",
-        "2026-11-01 00:00 to 2026-12-01 00:00 UTC",
-        "<td>prompts</td><td>overage</td>",
+        f'<a href="/admin/billing/subscription/{subscription.pk}/change/">'
+        "Acme Inc — AI Assistant v1 (active)</a>",
+        f'href="/admin/billing/subscription/add/?customer={acme.pk}" class="button" '
+        'id="add-subscription">Add subscription</a>',
+        "<td>Prompts</td><td>Soft cap</td>",
         '<td class="figure">250</td><td class="figure">200</td>',
-        '<td class="figure">50</td><td class="figure">2.50</td>',
-        '<td class="figure" id="usage-subtotal">22.49</td>',
-        '<td class="figure" id="usage-projected">47.49</td>',
+        '<td class="figure">50</td><td class="figure">2.50 USD</td>',
+        '<td class="figure" id="usage-subtotal">22.49 USD</td>',
+        '<td class="figure" id="usage-projected">47.49 USD</td>',
         "100 credits",
         "20.00 USD",
         f'href="/admin/customers/customer/{acme.pk}/portal-link/"',
         'href="/admin/invoices/invoice/?customer=acme"',
     ]:
         assert shown in html, shown
+    assert "0E-10" not in html and "0000000" not in html
 
 
 def test_a_customer_without_a_subscription(admin_client, db):

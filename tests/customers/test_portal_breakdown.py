@@ -135,6 +135,6 @@ def test_the_admin_customer_page_shows_the_breakdown(admin_client):
         page = admin_client.get(f"/admin/customers/customer/{customer.pk}/change/")
 
     assert (
-        "By model: gpt-4o 1000; o1 500; mini 150; o3 100; haiku 70; Other 60"
+        "By model: gpt-4o 1,000; o1 500; mini 150; o3 100; haiku 70; Other 60"
         in page.content.decode()
     )

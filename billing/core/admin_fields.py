@@ -1,0 +1,107 @@
+"""What ops pick or type on admin forms, in words: currencies and countries as
+choices, a date and time with the admin's pickers labelled with its time zone,
+and a moment as read-only text naming that zone. The domain still validates
+every value; these only offer and show them."""
+
+import functools
+from datetime import datetime
+
+from babel import Locale
+from babel.numbers import get_territory_currencies
+from django import forms
+from django.contrib.admin.widgets import AdminSplitDateTime
+from django.utils import timezone
+from django.utils.functional import lazy
+
+from billing.core import wording
+from billing.core.countries import COUNTRY_CODES
+from billing.core.money import is_known_currency
+
+# The admin is written in English.
+ADMIN_LANGUAGE = "en"
+# Offered first: most customers pay in one of these.
+COMMON_CURRENCIES = ("USD", "EUR", "GBP")
+
+
+@functools.cache
+def _currencies_in_use() -> tuple[str, ...]:
+    """The ISO 4217 codes some country pays in today (babel's CLDR data), that
+    the money rules know; the historic codes (FRF, DEM) are left out."""
+    codes = {
+        code
+        for country in COUNTRY_CODES
+        for code in get_territory_currencies(country, tender=True)
+        if is_known_currency(code)
+    }
+    return tuple(sorted(codes))
+
+
+def currency_name(code: str) -> str:
+    """'US Dollar' for 'USD'; the code itself when unknown."""
+    return Locale.parse(ADMIN_LANGUAGE).currencies.get(code, code)
+
+
+def currency_choices(*, current: str = "") -> list[tuple[str, str]]:
+    """(code, 'USD — US Dollar') for the currencies in use, USD, EUR and GBP first,
+    then the rest by code; `current` (a stored value no longer offered) is kept."""
+    codes = [
+        *COMMON_CURRENCIES,
+        *(c for c in _currencies_in_use() if c not in COMMON_CURRENCIES),
+    ]
+    if current and current not in codes:
+        codes.append(current)
+    return [(code, f"{code} — {currency_name(code)}") for code in codes]
+
+
+def country_choices(*, current: str = "") -> list[tuple[str, str]]:
+    """(code, 'Germany') for every ISO 3166-1 country, by name; `current` (a stored
+    value that is no country) is kept, so that the domain names what is wrong."""
+    names = Locale.parse(ADMIN_LANGUAGE).territories
+    choices = sorted(((code, names.get(code, code)) for code in COUNTRY_CODES), key=_by_name)
+    if current and current not in COUNTRY_CODES:
+        choices.append((current, current))
+    return choices
+
+
+def _by_name(choice: tuple[str, str]) -> str:
+    return choice[1].casefold()
+
+
+def zone_name() -> str:
+    """The time zone the admin's dates are typed and shown in ('UTC')."""
+    return timezone.get_current_timezone_name()
+
+
+def _with_zone(label: str) -> str:
+    return f"{label} ({zone_name()})"
+
+
+# A label naming the zone active when the page is drawn: 'Start (UTC)'.
+label_with_zone = lazy(_with_zone, str)
+
+
+def moment_text(moment: datetime | None) -> str:
+    """A moment as ops read it: '1 Nov 2026, 00:00 (UTC)', in the admin's zone; '—' for none."""
+    if moment is None:
+        return "—"
+    local = timezone.localtime(moment)
+    return wording.in_zone(f"{wording.day(local.date())}, {local:%H:%M}", zone_name())
+
+
+def span_text(start: datetime, end: datetime) -> str:
+    """'1 Nov 2026, 00:00 to 1 Dec 2026, 00:00 (UTC)': from `start` to before `end`."""
+    first, last = timezone.localtime(start), timezone.localtime(end)
+    return wording.in_zone(
+        f"{wording.day(first.date())}, {first:%H:%M} to {wording.day(last.date())}, {last:%H:%M}",
+        zone_name(),
+    )
+
+
+class ZonedDateTimeField(forms.SplitDateTimeField):
+    """A date and a time, each with the admin's picker, labelled with the zone
+    they are read in: 'Start (UTC)'."""
+
+    widget = AdminSplitDateTime
+
+    def __init__(self, *, label: str, **kwargs):
+        super().__init__(label=label_with_zone(label), **kwargs)
