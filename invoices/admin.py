@@ -1,56 +1,45 @@
-"""Invoices in the admin: read-only once finalized (always, in fact: lines are
-written by the billing cycle); actions finalize, void with a credit note, record
-a payment and re-render the PDF, all through invoices.services. The change page
-links to the PDF, served by an admin view. The list filters by status, period,
-customer, plan and payments past due."""
+"""Invoices in the admin: read-only (lines are written by the billing cycle);
+actions finalize, void with a credit note, mark uncollectible, record a payment
+and re-render the PDF, all through invoices.services (void and uncollectible
+after the shared confirmation page: invoices.void_uncollectible_admin). The
+invoice's page reads as finance reads an invoice: amounts with their currency,
+dates in the customer's time zone, its lines, credit notes and payments as
+tables (invoices.invoice_page_admin), and one link to its PDF, served by an
+admin view. The list filters by status, period, customer, plan and payments past
+due."""
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
-from django.http import Http404
-from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
-from billing.core import wording
+from billing.core.admin_forms import money_column, money_text
 from billing.core.errors import BillingError
-from billing.core.money import format_decimal, format_money
+from billing.core.money import format_decimal
 from customers.models import Customer
 from invoices import credit_notes, rendering, selectors, services, settlement
-from invoices.credit_notes_admin import CreditNoteAdminViews, void_with_confirmation
+from invoices.credit_notes_admin import CreditNoteAdminViews
 from invoices.emails_admin import DocumentEmailInline
-from invoices.models import CreditNote, Invoice, InvoiceLine
-from invoices.payments_admin import PaymentInline, mark_paid_with_reference
-from invoices.pdf import invoice_zone
+from invoices.invoice_page_admin import (
+    credit_note_rows,
+    day_text,
+    line_rows,
+    moment_text,
+    payment_rows,
+    period_text,
+)
+from invoices.models import Invoice
+from invoices.payments_admin import mark_paid_with_reference
+from invoices.pdf import invoice_zone, postal_address
+from invoices.void_uncollectible_admin import (
+    InvoiceStatusViews,
+    mark_uncollectible_with_confirmation,
+    void_with_confirmation,
+)
 from plans.models import Plan
 
-
-class InvoiceLineInline(admin.TabularInline):
-    model = InvoiceLine
-    fields = ["kind", "description", "meter", "quantity", "unit_price", "amount"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-
-class CreditNoteInline(admin.TabularInline):
-    model = CreditNote
-    fields = ["note_link", "reason", "memo", "total", "created_at"]
-    readonly_fields = fields
-
-    @admin.display(description="credit note")
-    def note_link(self, note):
-        url = reverse("admin:invoices_creditnote_change", args=[note.pk])
-        return format_html('<a href="{}">{}</a>', url, note.number)
-
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
+TAX_TREATMENTS = dict(Customer.TAX_EXEMPTIONS)
 
 
 class CustomerFilter(admin.SimpleListFilter):
@@ -111,17 +100,19 @@ class DueFilter(admin.SimpleListFilter):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(CreditNoteAdminViews, admin.ModelAdmin):
+class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
+    # Narrow columns, so that the total shows next to the filters in a 1280 px
+    # window: the period and reason are on the invoice's page (and filters).
     list_display = [
-        "__str__",
-        "customer",
-        "reason",
+        "number_display",
+        "customer_name",
         "status",
-        "period_display",
+        "issued_day",
+        "due_day",
         "total_display",
-        "issued_display",
-        "due_display",
     ]
+    list_display_links = ["number_display"]
+    empty_value_display = "—"
     list_filter = [
         "status",
         DueFilter,
@@ -134,7 +125,8 @@ class InvoiceAdmin(CreditNoteAdminViews, admin.ModelAdmin):
     search_fields = ["number", "customer__external_id", "customer__name"]
     list_select_related = ["customer"]
     date_hierarchy = "period_start"
-    inlines = [InvoiceLineInline, CreditNoteInline, PaymentInline, DocumentEmailInline]
+    # Lines, credit notes and payments are tables of the page (change_form.html).
+    inlines = [DocumentEmailInline]
     actions = [
         "finalize",
         "void",
@@ -143,50 +135,188 @@ class InvoiceAdmin(CreditNoteAdminViews, admin.ModelAdmin):
         "mark_uncollectible",
         "rerender_pdf",
     ]
-    readonly_fields = [
-        "customer",
-        "subscription",
-        "reason",
-        "status",
-        "number",
-        "currency",
-        "period_display",
-        "customer_snapshot",
-        "subtotal",
-        "discount",
-        "tax_lines_display",
-        "tax",
-        "total",
-        "credits_applied",
-        "credited",
-        "amount_due_display",
-        "created_display",
-        "issued_display",
-        "due_display",
-        "paid_display",
-        "voided_display",
-        "payment_reference",
-        "pdf_download",
-        "pdf_path",
-        "pdf_sha256",
-        "pdf_rendered_at",
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "number_display",
+                    "status",
+                    "customer",
+                    "subscription_display",
+                    "reason",
+                    "period_display",
+                    "payment_reference",
+                ]
+            },
+        ),
+        (
+            "Amounts",
+            {
+                "fields": [
+                    "subtotal_display",
+                    "discount_display",
+                    "tax_display",
+                    "total_display",
+                    "credits_applied_display",
+                    "credited_display",
+                    "amount_due_display",
+                    "amount_paid_display",
+                ]
+            },
+        ),
+        (
+            "Dates",
+            {
+                "fields": [
+                    "created_display",
+                    "issued_display",
+                    "due_display",
+                    "paid_display",
+                    "voided_display",
+                ]
+            },
+        ),
+        ("PDF", {"fields": ["pdf_download", "pdf_fingerprint"]}),
+        ("Billing details, as invoiced", {"fields": ["billing_details"]}),
     ]
+    readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
+
+    # The list and the page.
+
+    @admin.display(description="Number", ordering="number")
+    def number_display(self, invoice):
+        return str(invoice)
+
+    @admin.display(description="Customer", ordering="customer__name")
+    def customer_name(self, invoice):
+        return invoice.customer.name
+
+    @admin.display(description="Issued", ordering="finalized_at")
+    def issued_day(self, invoice):
+        return self._day(invoice, invoice.finalized_at)
+
+    @admin.display(description="Due", ordering="due_at")
+    def due_day(self, invoice):
+        return self._day(invoice, invoice.due_at)
+
+    def _day(self, invoice, moment):
+        # The day in the customer's time zone, named when pointed at.
+        return format_html(
+            '<span title="{}">{}</span>', invoice_zone(invoice), day_text(invoice, moment)
+        )
+
+    total_display = money_column("total", "Total")
+
+    # The page: amounts in words and figures finance reads, dates in the customer's zone.
+
+    @admin.display(description="Subscription")
+    def subscription_display(self, invoice):
+        if invoice.subscription is None:
+            return "None (a purchase)" if invoice.reason == Invoice.PURCHASE else "None"
+        url = reverse("admin:billing_subscription_change", args=[invoice.subscription_id])
+        return format_html('<a href="{}">{}</a>', url, str(invoice.subscription))
+
+    @admin.display(description="Period")
+    def period_display(self, invoice):
+        return period_text(invoice, invoice.period_start, invoice.period_end)
+
+    def _money(self, invoice, amount):
+        return money_text(amount, invoice.currency)
+
+    @admin.display(description="Subtotal")
+    def subtotal_display(self, invoice):
+        return self._money(invoice, invoice.subtotal)
+
+    @admin.display(description="Discount")
+    def discount_display(self, invoice):
+        return self._money(invoice, invoice.discount)
+
+    @admin.display(description="Tax")
+    def tax_display(self, invoice):
+        lines = [
+            f"{line.name} {format_decimal(line.percentage)} % of "
+            f"{self._money(invoice, line.taxable_amount)}: {self._money(invoice, line.amount)}"
+            for line in invoice.tax_lines.all()
+        ]
+        if lines:
+            return f"{self._money(invoice, invoice.tax)} ({'; '.join(lines)})"
+        exempt = (invoice.customer_snapshot or {}).get("tax_exempt")
+        why = {"reverse_charge": " (reverse charge)", "exempt": " (exempt)"}.get(exempt, "")
+        return f"{self._money(invoice, invoice.tax)}{why}"
+
+    @admin.display(description="Paid from the credit balance")
+    def credits_applied_display(self, invoice):
+        return self._money(invoice, invoice.credits_applied)
+
+    @admin.display(description="Credited (credit notes)")
+    def credited_display(self, invoice):
+        return self._money(invoice, invoice.credited)
+
+    @admin.display(description="Amount due")
+    def amount_due_display(self, invoice):
+        return self._money(invoice, invoice.amount_due)
+
+    @admin.display(description="Amount paid")
+    def amount_paid_display(self, invoice):
+        return self._money(invoice, selectors.amount_paid(invoice))
+
+    @admin.display(description="Created")
+    def created_display(self, invoice):
+        return moment_text(invoice, invoice.created_at)
+
+    @admin.display(description="Issued")
+    def issued_display(self, invoice):
+        return moment_text(invoice, invoice.finalized_at)
+
+    @admin.display(description="Due")
+    def due_display(self, invoice):
+        return moment_text(invoice, invoice.due_at)
+
+    @admin.display(description="Paid")
+    def paid_display(self, invoice):
+        return moment_text(invoice, invoice.paid_at)
+
+    @admin.display(description="Voided")
+    def voided_display(self, invoice):
+        return moment_text(invoice, invoice.voided_at)
 
     @admin.display(description="PDF")
     def pdf_download(self, invoice):
-        if invoice.pk is None:
-            return "-"
         url = reverse("admin:invoices_invoice_pdf", args=[invoice.pk])
         if invoice.status == Invoice.DRAFT:
-            return format_html('<a href="{}">Download PDF</a> (draft, rendered now)', url)
-        if not invoice.pdf_sha256:
-            return format_html('<a href="{}">Download PDF</a> (not stored yet, rendered now)', url)
-        return format_html('<a href="{}">Download PDF</a>', url)
+            return format_html(
+                'No PDF yet: a draft gets its PDF when it is finalized. <a href="{}">'
+                "Preview it (marked DRAFT)</a>",
+                url,
+            )
+        if not invoice.pdf_file:
+            return format_html(
+                '<a href="{}">Download PDF</a> (not stored yet: made now from the invoice)', url
+            )
+        stored = moment_text(invoice, invoice.pdf_rendered_at)
+        return format_html('<a href="{}">Download PDF</a> (stored {})', url, stored)
 
-    @admin.display(description="PDF file")
-    def pdf_path(self, invoice):
-        # The name in the storage only: nothing serves MEDIA_URL (invoices are private).
-        return invoice.pdf_file.name or "-"
+    @admin.display(description="PDF fingerprint (SHA-256)")
+    def pdf_fingerprint(self, invoice):
+        return invoice.pdf_sha256 or "—"
+
+    @admin.display(description="Billing details")
+    def billing_details(self, invoice):
+        snapshot = invoice.customer_snapshot or {}
+        rows = [
+            ("Name", snapshot.get("name")),
+            ("Email", snapshot.get("email")),
+            ("Address", ", ".join(postal_address(snapshot.get("address"), locale="en"))),
+            ("Tax ID", snapshot.get("tax_id")),
+            ("Tax", TAX_TREATMENTS.get(snapshot.get("tax_exempt"), "")),
+            ("Time zone", snapshot.get("timezone")),
+        ]
+        return format_html_join(
+            mark_safe("<br>"),
+            "{}: {}",
+            ((label, value) for label, value in rows if value),
+        )
 
     def get_urls(self):
         pdf = path(
@@ -194,86 +324,30 @@ class InvoiceAdmin(CreditNoteAdminViews, admin.ModelAdmin):
             self.admin_site.admin_view(self.pdf_view),
             name="invoices_invoice_pdf",
         )
-        return [pdf, *self.credit_note_urls(), *super().get_urls()]
+        return [pdf, *self.credit_note_urls(), *self.invoice_status_urls(), *super().get_urls()]
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
             user = request.user
-            context["may_void"] = obj.status in (
-                Invoice.FINALIZED,
-                Invoice.UNCOLLECTIBLE,
-            ) and user.has_perm("invoices.void_invoice")
-            context["may_credit"] = obj.status in credit_notes.CREDITABLE and user.has_perm(
-                "invoices.issue_creditnote"
+            context.update(
+                may_void=obj.status in services.VOIDABLE and user.has_perm("invoices.void_invoice"),
+                may_mark_uncollectible=obj.status in services.UNCOLLECTIBLE_FROM
+                and user.has_perm("invoices.mark_uncollectible_invoice"),
+                may_credit=obj.status in credit_notes.CREDITABLE
+                and user.has_perm("invoices.issue_creditnote"),
+                zone=invoice_zone(obj),
+                line_rows=line_rows(obj),
+                credit_note_rows=credit_note_rows(obj),
+                payment_rows=payment_rows(
+                    obj, may_view_payments=user.has_perm("invoices.view_payment")
+                ),
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def pdf_view(self, request, object_id):
-        if not object_id.isdigit():
-            raise Http404("no such invoice")
-        invoice = get_object_or_404(Invoice, pk=object_id)
-        if not self.has_view_permission(request, invoice):
-            raise PermissionDenied
+        """The invoice's PDF, as the API and the portal serve it (selectors)."""
+        invoice = self._invoice(request, object_id)
         return selectors.invoice_pdf_response(invoice=invoice)
-
-    @admin.display(description="total", ordering="total")
-    def total_display(self, invoice):
-        return f"{format_money(invoice.total, invoice.currency)} {invoice.currency}"
-
-    # Dates as the customer reads them (its PDF, its portal): in its time zone, named.
-
-    @admin.display(description="period", ordering="period_start")
-    def period_display(self, invoice):
-        zone = invoice_zone(invoice)
-        return wording.in_zone(
-            wording.date_range(invoice.period_start, invoice.period_end, zone), zone
-        )
-
-    def _moment(self, invoice, moment):
-        if moment is None:
-            return "-"
-        zone = invoice_zone(invoice)
-        local = moment.astimezone(zone)
-        return wording.in_zone(f"{wording.day(local.date())}, {local:%H:%M}", zone)
-
-    @admin.display(description="created", ordering="created_at")
-    def created_display(self, invoice):
-        return self._moment(invoice, invoice.created_at)
-
-    @admin.display(description="issued", ordering="finalized_at")
-    def issued_display(self, invoice):
-        return self._moment(invoice, invoice.finalized_at)
-
-    @admin.display(description="due", ordering="due_at")
-    def due_display(self, invoice):
-        return self._moment(invoice, invoice.due_at)
-
-    @admin.display(description="paid", ordering="paid_at")
-    def paid_display(self, invoice):
-        return self._moment(invoice, invoice.paid_at)
-
-    @admin.display(description="voided", ordering="voided_at")
-    def voided_display(self, invoice):
-        return self._moment(invoice, invoice.voided_at)
-
-    @admin.display(description="tax lines")
-    def tax_lines_display(self, invoice):
-        lines = [
-            f"{line.name} {format_decimal(line.percentage)} % on "
-            f"{format_money(line.taxable_amount, invoice.currency)}: "
-            f"{format_money(line.amount, invoice.currency)} {invoice.currency}"
-            for line in invoice.tax_lines.all()
-        ]
-        if lines:
-            return "; ".join(lines)
-        exempt = (invoice.customer_snapshot or {}).get("tax_exempt")
-        return {"reverse_charge": "none (reverse charge)", "exempt": "none (exempt)"}.get(
-            exempt, "none"
-        )
-
-    @admin.display(description="amount due")
-    def amount_due_display(self, invoice):
-        return f"{format_money(invoice.amount_due, invoice.currency)} {invoice.currency}"
 
     def has_add_permission(self, request):
         return False
@@ -336,15 +410,9 @@ class InvoiceAdmin(CreditNoteAdminViews, admin.ModelAdmin):
             "marked paid",
         )
 
-    @admin.action(description="Mark uncollectible", permissions=["mark_uncollectible"])
+    @admin.action(description="Mark uncollectible…", permissions=["mark_uncollectible"])
     def mark_uncollectible(self, request, queryset):
-        now = timezone.now()
-        self._each(
-            request,
-            queryset,
-            lambda i: services.invoice_mark_uncollectible(invoice=i, now=now),
-            "marked uncollectible",
-        )
+        return mark_uncollectible_with_confirmation(self, request, queryset)
 
     @admin.action(description="Re-render PDF (repair)", permissions=["render"])
     def rerender_pdf(self, request, queryset):

@@ -3,6 +3,7 @@
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from django.db.models import F, QuerySet
 from django.http import HttpResponse
@@ -91,3 +92,13 @@ def _download(document: InvoicePdf, headers: dict | None) -> HttpResponse:
             **(headers or {}),
         },
     )
+
+
+def amount_paid(invoice: Invoice) -> Decimal:
+    """The money a paid invoice was settled with (by hand or through Stripe): its
+    total less the credit balance it spent and what its credit notes took off the
+    amount due before it was paid; nothing while it is not paid."""
+    if invoice.status != Invoice.PAID:
+        return Decimal(0)
+    taken_off = sum((note.to_amount_due for note in invoice.credit_notes.all()), Decimal(0))
+    return max(Decimal(0), invoice.total - invoice.credits_applied - taken_off)

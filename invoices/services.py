@@ -27,6 +27,10 @@ from invoices.taxes import customer_tax_rates, tax_lines
 ZERO = Decimal(0)
 # The payment reference of an invoice the customer's credit balance paid whole.
 CREDIT_BALANCE_REFERENCE = "credit balance"
+# The invoices a void takes, and the ones marked uncollectible (the admin offers
+# each only for these).
+VOIDABLE = (Invoice.FINALIZED, Invoice.UNCOLLECTIBLE)
+UNCOLLECTIBLE_FROM = (Invoice.FINALIZED,)
 
 
 def customer_snapshot(customer) -> dict:
@@ -207,7 +211,7 @@ def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> CreditNote:
     with transaction.atomic():
         held = take_back.lock(invoice=invoice) if take_back else None
         invoice = invoice_lock(invoice.pk)
-        if invoice.status not in (Invoice.FINALIZED, Invoice.UNCOLLECTIBLE):
+        if invoice.status not in VOIDABLE:
             raise Conflict(
                 f"invoice {invoice} is {invoice.status}; only a finalized or uncollectible "
                 "invoice can be voided"
@@ -269,7 +273,7 @@ def invoice_mark_uncollectible(*, invoice: Invoice, now: datetime) -> Invoice:
     the payment still collects."""
     with transaction.atomic():
         invoice = invoice_lock(invoice.pk)
-        if invoice.status != Invoice.FINALIZED:
+        if invoice.status not in UNCOLLECTIBLE_FROM:
             raise Conflict(
                 f"invoice {invoice} is {invoice.status}; only a finalized one is uncollectible"
             )

@@ -95,7 +95,7 @@ def test_invoice_actions_finalize_void_and_pay(admin_client, acme, flat):
 
     admin_client.post(
         "/admin/invoices/invoice/",
-        {"action": "void", "_selected_action": [first.pk], "confirm": "1"},
+        {"action": "void", "_selected_action": [first.pk], "confirmed": "yes"},
     )
     first.refresh_from_db()
     assert first.status == "void"
@@ -221,14 +221,14 @@ def test_an_uncollectible_invoice_can_still_be_voided(admin_client, acme, flat):
     )
     admin_client.post(
         "/admin/invoices/invoice/",
-        {"action": "mark_uncollectible", "_selected_action": [invoice.pk]},
+        {"action": "mark_uncollectible", "_selected_action": [invoice.pk], "confirmed": "yes"},
     )
     invoice.refresh_from_db()
     assert invoice.status == "uncollectible"
 
     admin_client.post(
         "/admin/invoices/invoice/",
-        {"action": "void", "_selected_action": [invoice.pk], "confirm": "1"},
+        {"action": "void", "_selected_action": [invoice.pk], "confirmed": "yes"},
     )
     invoice.refresh_from_db()
     assert invoice.status == "void"

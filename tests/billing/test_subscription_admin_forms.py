@@ -63,9 +63,7 @@ def test_a_version_reads_with_its_price():
     team = published_version("team", base_fee=D(0), seat_price=D("10.00"), trial_days=14)
     usage = published_version("usage", currency="EUR", interval="year")
 
-    assert version_choice_text(team) == (
-        "Team v1 — 10.00 USD a seat / month, 14-day trial"
-    )
+    assert version_choice_text(team) == ("Team v1 — 10.00 USD a seat / month, 14-day trial")
     assert version_choice_text(usage) == "Usage v1 — usage only, in EUR"
 
 

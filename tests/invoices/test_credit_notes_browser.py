@@ -1,7 +1,7 @@
 """Voiding an invoice in a real browser (Debian's Chromium through Playwright):
 finance opens the invoice, presses "Void…", reads the confirmation page (the
-credit note it will get), confirms, lands on the credit note and downloads its
-PDF, which is read back. The customer's portal then lists the credit note.
+credit note it will get), confirms, is back on the invoice, opens its credit
+note and downloads its PDF, which is read back. The customer's portal then lists the credit note.
 Screenshots and the PDF are saved in the test's output directory."""
 
 import io
@@ -64,23 +64,25 @@ def test_finance_voids_an_invoice_through_its_confirmation_page_and_downloads_th
     page.click("text=Void…")
 
     # then: the confirmation page says what will happen, and nothing has yet
-    content = page.locator("#content").inner_text()
-    assert "Voiding cannot be undone" in content
-    assert "1 invoice of 1 customer will be void" in content
-    assert "36.12 EUR" in content
+    content = " ".join(page.locator("#content").inner_text().split())
+    assert "This cannot be undone." in content
+    assert f"{invoice.number} for Acme Inc (36.12 EUR) will be void" in content
+    assert "A credit note of 36.12 EUR is issued for it" in content
     page.screenshot(path=os.path.join(output_dir, "1-void-confirmation.png"), full_page=True)
     assert Invoice.objects.get(pk=invoice.pk).status == Invoice.FINALIZED
 
     # when: it gives a reason and confirms
     page.fill("#id_memo", "billed twice")
-    page.click('input[type="submit"][value^="Yes, void"]')
+    page.click(f'input[type="submit"][value="Void {invoice.number}"]')
 
-    # then: the credit note's page
+    # then: back on the invoice, which lists its credit note; the credit note's page
     note = CreditNote.objects.get()
-    page.wait_for_url(f"{base}/admin/invoices/creditnote/{note.pk}/change/")
-    assert f"{invoice.number} voided; credit note {note.number} of 36.12 EUR issued" in (
-        page.locator("ul.messagelist").inner_text()
+    page.wait_for_url(f"{base}/admin/invoices/invoice/{invoice.pk}/change/")
+    assert f"{invoice.number} is void; credit note {note.number} of 36.12 EUR issued." in (
+        " ".join(page.locator("ul.messagelist").inner_text().split())
     )
+    page.click(f'a[href="/admin/invoices/creditnote/{note.pk}/change/"]')
+    page.wait_for_url(f"{base}/admin/invoices/creditnote/{note.pk}/change/")
     page.screenshot(path=os.path.join(output_dir, "2-credit-note.png"), full_page=True)
     assert Invoice.objects.get(pk=invoice.pk).status == Invoice.VOID
 

@@ -212,7 +212,7 @@ def test_the_actions_still_finalize_and_void(admin_client, invoices):
     draft.refresh_from_db()
     assert draft.status == Invoice.FINALIZED and draft.number
 
-    admin_client.post(LIST, {"action": "void", "_selected_action": [draft.pk], "confirm": "1"})
+    admin_client.post(LIST, {"action": "void", "_selected_action": [draft.pk], "confirmed": "yes"})
     draft.refresh_from_db()
     assert draft.status == Invoice.VOID
     assert draft.credit_notes.get().total == D("9.00")

@@ -77,7 +77,7 @@ def test_a_drafts_pdf_downloads_from_the_admin_rendered_now(admin_client):
     page = admin_client.get(f"/admin/invoices/invoice/{invoice.pk}/change/")
     download = admin_client.get(f"/admin/invoices/invoice/{invoice.pk}/pdf/")
 
-    assert "(draft, rendered now)" in page.content.decode()
+    assert "No PDF yet: a draft gets its PDF when it is finalized." in page.content.decode()
     assert download.status_code == 200
     assert "DRAFT" in text(download.content)
 

@@ -261,7 +261,7 @@ def void_in_admin(admin_client, invoice: Invoice) -> list[tuple[str, str]]:
     with time_machine.travel(NOV_12, tick=False):
         response = admin_client.post(
             "/admin/invoices/invoice/",
-            {"action": "void", "_selected_action": [invoice.pk], "confirm": "1"},
+            {"action": "void", "_selected_action": [invoice.pk], "confirmed": "yes"},
             follow=True,
         )
     assert response.status_code == 200
@@ -276,7 +276,7 @@ def test_the_admin_void_action_takes_back_an_unused_pack(admin_client, acme):
     messages = void_in_admin(admin_client, invoice)
 
     assert messages == [
-        ("info", f"{invoice.number} voided; credit note CN-2026-000001 of 99.00 USD issued")
+        ("info", f"{invoice.number} is void; credit note CN-2026-000001 of 99.00 USD issued.")
     ]
     wallet = wallet_of(acme)
     assert wallet.balance == D(0)
@@ -291,7 +291,7 @@ def test_the_admin_void_action_shows_the_refusal_of_a_used_top_up(admin_client, 
 
     messages = void_in_admin(admin_client, invoice)
 
-    assert messages == [("error", f"{invoice.number}: {MONEY_USED}")]
+    assert messages == [("error", f"{invoice.number} was not voided: {MONEY_USED}")]
     assert refused_state(invoice) == before
 
 

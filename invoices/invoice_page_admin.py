@@ -1,0 +1,167 @@
+"""What an invoice's page in the admin shows beyond its fields, as finance reads
+it (imported by invoices.admin and invoices.credit_notes_admin): its lines as a
+table, the credit notes issued on it and the payments recorded for it (through
+Stripe, by hand, from the customer's credit balance). Every amount goes through
+money_text, every quantity through quantity_text, and every date is read in the
+invoice's time zone (its PDF's), which is named."""
+
+from datetime import datetime
+
+from django.urls import reverse
+
+from billing.core import wording
+from billing.core.admin_forms import money_text, quantity_text
+from invoices import selectors
+from invoices.models import CreditNote, Invoice, Payment
+from invoices.pdf import invoice_zone
+from invoices.services import CREDIT_BALANCE_REFERENCE
+
+
+def moment_text(invoice: Invoice, moment: datetime | None) -> str:
+    """'2 Dec 2026, 09:00 (Europe/Paris)': in the invoice's time zone, named."""
+    if moment is None:
+        return "—"
+    return wording.in_zone(local_moment_text(invoice, moment), invoice_zone(invoice))
+
+
+def local_moment_text(invoice: Invoice, moment: datetime | None) -> str:
+    """'2 Dec 2026, 09:00': in the invoice's time zone, for a table whose header names it."""
+    if moment is None:
+        return "—"
+    local = moment.astimezone(invoice_zone(invoice))
+    return f"{wording.day(local.date())}, {local:%H:%M}"
+
+
+def day_text(invoice: Invoice, moment: datetime | None) -> str:
+    """'2 Dec 2026': the day in the invoice's time zone (a list's narrow column)."""
+    return "—" if moment is None else wording.day(moment, invoice_zone(invoice))
+
+
+def period_text(invoice: Invoice, start: datetime | None, end: datetime | None) -> str:
+    """'1 Nov - 30 Nov 2026 (Europe/Paris)', with an en dash: the days of [start, end)."""
+    if start is None or end is None:
+        return "—"
+    zone = invoice_zone(invoice)
+    return wording.in_zone(wording.date_range(start, end, zone), zone)
+
+
+def line_rows(invoice: Invoice) -> list[dict]:
+    """The invoice's lines as its table shows them (their periods in the invoice's
+    time zone, which the table's header names); a line split by a property (its
+    breakdown) lists each value's quantity under its description."""
+    currency, zone, rows = invoice.currency, invoice_zone(invoice), []
+    for line in invoice.lines.all():
+        groups = (line.breakdown or {}).get("groups") or []
+        by = (line.breakdown or {}).get("by", "")
+        rows.append(
+            {
+                "description": line.description,
+                "kind": line.get_kind_display(),
+                "breakdown": [
+                    f"{by} {group.get('value') or 'other'}: {quantity_text(group['quantity'])}"
+                    for group in groups
+                ],
+                # A line without a period of its own bills the invoice's.
+                "period": wording.date_range(
+                    line.period_start or invoice.period_start,
+                    line.period_end or invoice.period_end,
+                    zone,
+                ),
+                "quantity": quantity_text(line.quantity),
+                "unit_price": money_text(line.unit_price, currency),
+                "amount": money_text(line.amount, currency),
+            }
+        )
+    return rows
+
+
+def credit_note_destination(note: CreditNote) -> str:
+    """Where the credit note's money went, in words."""
+    parts = []
+    if note.to_amount_due:
+        parts.append(f"{money_text(note.to_amount_due, note.currency)} off the amount due")
+    if note.paid_back and note.paid_back_to == CreditNote.TO_REFUND:
+        parts.append(
+            f"{money_text(note.paid_back, note.currency)} refunded to the card through Stripe "
+            f"({note.get_refund_status_display().lower()})"
+        )
+    elif note.paid_back:
+        parts.append(
+            f"{money_text(note.paid_back, note.currency)} to the customer's credit balance"
+        )
+        if note.refund_status == CreditNote.REFUND_FAILED:
+            parts.append(f"Stripe refused the refund: {note.refund_error}")
+    return "; ".join(parts) or "—"
+
+
+def credit_note_rows(invoice: Invoice) -> list[dict]:
+    rows = []
+    for note in invoice.credit_notes.order_by("created_at", "pk"):
+        rows.append(
+            {
+                "number": note.number,
+                "url": reverse("admin:invoices_creditnote_change", args=[note.pk]),
+                "pdf_url": reverse("admin:invoices_creditnote_pdf", args=[note.pk]),
+                "issued": day_text(invoice, note.created_at),
+                "reason": note.get_reason_display(),
+                "memo": note.memo,
+                "amount": money_text(note.total, note.currency),
+                "status": "Voids the invoice" if note.voids_invoice else "Partial credit",
+                "destination": credit_note_destination(note),
+            }
+        )
+    return rows
+
+
+def payment_rows(invoice: Invoice, *, may_view_payments: bool) -> list[dict]:
+    """What paid the invoice, or tries to: the customer's credit balance spent when
+    it was issued, its payment through Stripe (with its attempts), and a payment
+    recorded by hand (Mark paid, the API)."""
+    currency, rows = invoice.currency, []
+    if invoice.credits_applied:
+        rows.append(
+            {
+                "what": "The customer's credit balance",
+                "amount": money_text(invoice.credits_applied, currency),
+                "status": "Applied when it was issued",
+                "when": local_moment_text(invoice, invoice.finalized_at),
+                "detail": "",
+                "url": "",
+            }
+        )
+    stripe = Payment.objects.filter(invoice=invoice).first()
+    if stripe is not None:
+        attempts = f"{stripe.attempts} of {stripe.max_attempts} attempts"
+        rows.append(
+            {
+                "what": f"Stripe payment #{stripe.pk}",
+                "amount": money_text(stripe.amount, stripe.currency),
+                "status": stripe.get_status_display(),
+                "when": local_moment_text(invoice, stripe.succeeded_at or stripe.updated_at),
+                "detail": f"{attempts}; {stripe.last_error}" if stripe.last_error else attempts,
+                "url": (
+                    reverse("admin:invoices_payment_change", args=[stripe.pk])
+                    if may_view_payments
+                    else ""
+                ),
+            }
+        )
+    collected_by_stripe = stripe is not None and stripe.status == Payment.SUCCEEDED
+    if (
+        invoice.status == Invoice.PAID
+        and not collected_by_stripe
+        and invoice.payment_reference != CREDIT_BALANCE_REFERENCE
+    ):
+        rows.append(
+            {
+                "what": "Payment recorded by hand",
+                "amount": money_text(selectors.amount_paid(invoice), currency),
+                "status": "Received",
+                "when": local_moment_text(invoice, invoice.paid_at),
+                "detail": f"Reference: {invoice.payment_reference}"
+                if invoice.payment_reference
+                else "",
+                "url": "",
+            }
+        )
+    return rows

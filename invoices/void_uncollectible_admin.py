@@ -1,0 +1,298 @@
+"""Voiding invoices and marking them uncollectible in the admin (imported by
+invoices.admin): from the list, several at once, or from the invoice's page, a
+button each. Both go through the shared confirmation page
+(billing.core.admin_confirm), which says in words what will happen to each
+invoice (its credit note, its payment on Stripe, whether it can be undone);
+only its button calls invoices.services, and a refusal comes back as an error
+message."""
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.urls import path, reverse
+from django.utils import timezone
+
+from billing.core.admin_confirm import Confirmation, confirmation_page, is_confirmed
+from billing.core.admin_forms import money_text
+from billing.core.errors import BillingError
+from invoices import credit_notes, emails, services
+from invoices.models import Invoice, Payment
+from invoices.reactions import VOID_TAKE_BACKS
+
+# The shared page with one input more: the reason printed on the credit note.
+VOID_TEMPLATE = "admin/invoices/invoice/void_confirm.html"
+
+
+class VoidForm(forms.Form):
+    memo = forms.CharField(
+        max_length=500,
+        required=False,
+        label="Reason, printed on the credit note",
+        help_text="For example: billed twice. Left empty, the credit note says “void of” "
+        "and the invoice's number.",
+        widget=forms.TextInput(attrs={"size": 60}),
+    )
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def _stripe_payment(invoice: Invoice) -> Payment | None:
+    return Payment.objects.filter(invoice=invoice).first()
+
+
+def _stripe_sentence(invoice: Invoice, *, if_paid: str) -> str | None:
+    """What the action does to the invoice's collection through Stripe
+    (invoices.collection.collection_stop cancels a payment waiting for its next
+    attempt; one under way reports as it comes)."""
+    payment = _stripe_payment(invoice)
+    if payment is None:
+        return None
+    if payment.status == Payment.PENDING:
+        return "Its payment on Stripe is cancelled: no further attempt is made."
+    if payment.status in Payment.OPEN:
+        return f"A payment attempt on Stripe is already under way and is not stopped: {if_paid}"
+    return None
+
+
+def _void_refusal(invoice: Invoice) -> str:
+    if invoice.status == Invoice.PAID:
+        return (
+            f"{invoice} is paid: it is not voided. To give money back, issue a credit note "
+            "on it instead."
+        )
+    if invoice.status == Invoice.VOID:
+        return f"{invoice} is already void: nothing changes."
+    return f"{invoice} is a draft: it is not voided (a draft is owed nothing until finalized)."
+
+
+def _void_sentences(invoice: Invoice) -> list[str]:
+    currency = invoice.currency
+    preview = credit_notes.void_preview(invoice)
+    sentences = [
+        f"{invoice} for {invoice.customer.name} ({money_text(invoice.total, currency)}) "
+        "will be void: the customer owes nothing on it."
+    ]
+    parts = []
+    if preview.to_amount_due:
+        parts.append(f"{money_text(preview.to_amount_due, currency)} off the amount due")
+    if preview.to_credit_balance > 0:
+        parts.append(
+            f"{money_text(preview.to_credit_balance, currency)} back to the customer's "
+            "credit balance (what was already paid of it)"
+        )
+    where = f" ({'; '.join(parts)})" if parts else ""
+    sentences.append(
+        f"A credit note of {money_text(preview.total, currency)} is issued for it{where}."
+    )
+    recipients = emails.document_recipients(invoice.customer)
+    if settings.BILLING_INVOICE_EMAILS and recipients:
+        sentences.append(f"The credit note is emailed to {', '.join(recipients)}.")
+    if invoice.reason in VOID_TAKE_BACKS:
+        sentences.append(
+            "What the purchase granted is taken back out of the customer's wallet; if some "
+            "of it was already used, the invoice is not voided."
+        )
+    stripe = _stripe_sentence(
+        invoice, if_paid="if the money comes in, refund it in Stripe (its payment's page says so)."
+    )
+    if stripe:
+        sentences.append(stripe)
+    return sentences
+
+
+def _uncollectible_refusal(invoice: Invoice) -> str:
+    if invoice.status == Invoice.UNCOLLECTIBLE:
+        return f"{invoice} is already uncollectible: nothing changes."
+    if invoice.status == Invoice.DRAFT:
+        return f"{invoice} is a draft: there is nothing to collect yet."
+    return f"{invoice} is {invoice.get_status_display().lower()}: there is nothing to collect."
+
+
+def _uncollectible_sentences(invoice: Invoice) -> list[str]:
+    sentences = [
+        f"{invoice} for {invoice.customer.name} "
+        f"({money_text(invoice.amount_due, invoice.currency)} due) will be marked "
+        "uncollectible: collecting it is given up; it keeps its number and what is due on it."
+    ]
+    stripe = _stripe_sentence(invoice, if_paid="if it succeeds, the invoice is paid.")
+    if stripe:
+        sentences.append(stripe)
+    return sentences
+
+
+def _summary(verb: str, invoices: list[Invoice]) -> list[str]:
+    if len(invoices) < 2:
+        return []
+    customers = len({invoice.customer_id for invoice in invoices})
+    return [
+        f"{_plural(len(invoices), 'invoice', 'invoices')} of "
+        f"{_plural(customers, 'customer', 'customers')} will be {verb}:"
+    ]
+
+
+def _name(invoices: list[Invoice]) -> str:
+    """'INV-2026-000012' for one invoice, '3 invoices' for more."""
+    return str(invoices[0]) if len(invoices) == 1 else f"{len(invoices)} invoices"
+
+
+def _back(single: Invoice | None):
+    if single is not None:
+        return redirect("admin:invoices_invoice_change", single.pk)
+    return None
+
+
+def _ask(modeladmin, request, confirmation: Confirmation, single, form=None):
+    response = confirmation_page(request, modeladmin, confirmation, obj=single)
+    if form is not None:
+        # The shared page, with the void's reason input in its form (VOID_TEMPLATE).
+        response.template_name = VOID_TEMPLATE
+        response.context_data["form"] = form
+    return response
+
+
+def _hidden(single: Invoice | None, action: str, invoices: list[Invoice]) -> dict:
+    if single is not None:
+        return {}
+    return {
+        "action": action,
+        helpers.ACTION_CHECKBOX_NAME: [str(invoice.pk) for invoice in invoices],
+    }
+
+
+def _cancel_url(single: Invoice | None) -> str:
+    if single is not None:
+        return reverse("admin:invoices_invoice_change", args=[single.pk])
+    return reverse("admin:invoices_invoice_changelist")
+
+
+def _split(invoices, allowed: tuple, refusal) -> tuple[list[Invoice], list[str]]:
+    taken = [invoice for invoice in invoices if invoice.status in allowed]
+    refused = [refusal(invoice) for invoice in invoices if invoice.status not in allowed]
+    return taken, refused
+
+
+def void_with_confirmation(modeladmin, request, queryset, *, single: Invoice | None = None):
+    """The list's "Void…" action and the invoice page's "Void" button: the
+    confirmation page (each invoice, its credit note, its payment on Stripe), then
+    invoices.services.invoice_void for each on its button."""
+    invoices = [single] if single is not None else list(queryset.select_related("customer"))
+    voidable, refused = _split(invoices, services.VOIDABLE, _void_refusal)
+    if not voidable:
+        for sentence in refused:
+            modeladmin.message_user(request, sentence, messages.ERROR)
+        return _back(single)
+    form = VoidForm(request.POST if is_confirmed(request) else None)
+    if form.is_bound and form.is_valid():
+        now, memo = timezone.now(), form.cleaned_data["memo"]
+        for invoice in voidable:
+            try:
+                note = services.invoice_void(invoice=invoice, reason=memo, now=now)
+            except BillingError as error:
+                modeladmin.message_user(
+                    request, f"{invoice} was not voided: {error.message}", messages.ERROR
+                )
+            else:
+                modeladmin.message_user(
+                    request,
+                    f"{invoice} is void; credit note {note.number} of "
+                    f"{money_text(note.total, note.currency)} issued.",
+                )
+        return _back(single)
+    consequences = _summary("void", voidable)
+    for invoice in voidable:
+        consequences.extend(_void_sentences(invoice))
+    consequences.extend(f"Not voided: {sentence}" for sentence in refused)
+    consequences.append(
+        "A void invoice cannot be reopened, and the billing cycle writes no new invoice for "
+        "its period: to give back only part of it, cancel and issue a credit note instead."
+    )
+    name = _name(voidable)
+    confirmation = Confirmation(
+        title=f"Void {name}?",
+        consequences=consequences,
+        confirm_label=f"Void {name}",
+        cancel_url=_cancel_url(single),
+        hidden=_hidden(single, "void", voidable),
+    )
+    return _ask(modeladmin, request, confirmation, single, form)
+
+
+def mark_uncollectible_with_confirmation(
+    modeladmin, request, queryset, *, single: Invoice | None = None
+):
+    """The list's "Mark uncollectible…" action and the invoice page's button: the
+    confirmation page, then invoices.services.invoice_mark_uncollectible for each."""
+    invoices = [single] if single is not None else list(queryset.select_related("customer"))
+    taken, refused = _split(invoices, services.UNCOLLECTIBLE_FROM, _uncollectible_refusal)
+    if not taken:
+        for sentence in refused:
+            modeladmin.message_user(request, sentence, messages.ERROR)
+        return _back(single)
+    if is_confirmed(request):
+        now = timezone.now()
+        for invoice in taken:
+            try:
+                services.invoice_mark_uncollectible(invoice=invoice, now=now)
+            except BillingError as error:
+                modeladmin.message_user(
+                    request,
+                    f"{invoice} was not marked uncollectible: {error.message}",
+                    messages.ERROR,
+                )
+            else:
+                modeladmin.message_user(request, f"{invoice} is marked uncollectible.")
+        return _back(single)
+    consequences = _summary("marked uncollectible", taken)
+    for invoice in taken:
+        consequences.extend(_uncollectible_sentences(invoice))
+    consequences.extend(f"Not marked: {sentence}" for sentence in refused)
+    consequences.append(
+        "An uncollectible invoice can still be paid (money that comes in later is recorded "
+        "with “Mark paid”) or voided with a credit note."
+    )
+    name = _name(taken)
+    confirmation = Confirmation(
+        title=f"Mark {name} uncollectible?",
+        consequences=consequences,
+        confirm_label=f"Mark {name} uncollectible",
+        cancel_url=_cancel_url(single),
+        irreversible=False,
+        hidden=_hidden(single, "mark_uncollectible", taken),
+    )
+    return _ask(modeladmin, request, confirmation, single)
+
+
+class InvoiceStatusViews:
+    """The invoice page's "Void…" and "Mark uncollectible…" buttons (InvoiceAdmin,
+    which loads the invoice with `_invoice`, checking it may be viewed)."""
+
+    def invoice_status_urls(self):
+        return [
+            path(
+                "<path:object_id>/void/",
+                self.admin_site.admin_view(self.void_view),
+                name="invoices_invoice_void",
+            ),
+            path(
+                "<path:object_id>/mark-uncollectible/",
+                self.admin_site.admin_view(self.mark_uncollectible_view),
+                name="invoices_invoice_mark_uncollectible",
+            ),
+        ]
+
+    def void_view(self, request, object_id):
+        if not request.user.has_perm("invoices.void_invoice"):
+            raise PermissionDenied
+        invoice = self._invoice(request, object_id)
+        return void_with_confirmation(self, request, None, single=invoice)
+
+    def mark_uncollectible_view(self, request, object_id):
+        if not request.user.has_perm("invoices.mark_uncollectible_invoice"):
+            raise PermissionDenied
+        invoice = self._invoice(request, object_id)
+        return mark_uncollectible_with_confirmation(self, request, None, single=invoice)
