@@ -1,16 +1,23 @@
 """The catalog in the admin. Forms validate with plans.validation (the same rules
 as the API); saves and actions go through plans.services. A version that is
-not a draft is read-only here: its change page is a view page."""
+not a draft is read-only here: its change page is a view page.
+
+Meters are in plans.meters_admin, a version's charges and tiers in
+plans.charges_admin, its Publish / Archive / New draft in
+plans.version_lifecycle_admin."""
 
 from types import SimpleNamespace
 
 import nested_admin
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
 from django.db.models import Count
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.timezone import localtime
 from djmoney.money import Money
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -20,89 +27,27 @@ from billing.core.admin_forms import (
     ServiceValidatedForm,
     adopt,
     money_column,
+    money_text,
+    quantity_text,
 )
-from billing.core.errors import BillingError
-from billing.rating.pricing import PricingSpec, TierSpec
+from billing.core.currencies import currency_choices, currency_label
 from billing.simulation.admin import RUN_SIMULATIONS
+from billing.subscriptions.selectors import with_live_subscription_count
 from plans import services
-from plans.feature_grants import FeatureGrant
-from plans.models import (
-    Charge,
-    CreditPack,
-    Meter,
-    Plan,
-    PlanVersion,
-    PriceTier,
-)
+from plans.charges_admin import ChargeInline, version_spec
+from plans.models import Charge, CreditPack, Plan, PlanVersion
 from plans.validation import (
     VERSION_TERMS,
-    ChargeSpec,
     FieldErrors,
-    VersionSpec,
     check_code,
     validate_credit_pack,
-    validate_meter,
     validate_version,
     version_terms_spec,
 )
 from plans.version_features_admin import FeatureInline, version_grants
-from plans.version_inline_rules import FrozenWhenPublishedMixin, is_frozen, kept_forms
+from plans.version_inline_rules import is_frozen
+from plans.version_lifecycle_admin import VersionLifecycleMixin
 from plans.version_price_pages_admin import VersionPricePagesMixin
-
-METER_FIELDS = ("code", "name", "event_name", "aggregation", "value_property", "unique_property")
-
-
-def meter_values(cleaned: dict) -> dict:
-    """A meter form's values as the services take them."""
-    values = {f: cleaned.get(f) or "" for f in METER_FIELDS}
-    values["filters"] = cleaned.get("filters") or {}
-    values["group_by"] = [
-        p.strip() for p in (cleaned.get("group_by") or "").split(",") if p.strip()
-    ]
-    values["invoice_breakdown"] = cleaned.get("invoice_breakdown") or ""
-    return values
-
-
-class MeterForm(ServiceValidatedForm):
-    group_by = forms.CharField(
-        required=False,
-        label="Break usage down by",
-        help_text="Up to 3 event properties, separated by commas, e.g. model, api_key. "
-        "Fixed, like the rest of what a meter counts, once a published version charges it.",
-    )
-
-    class Meta:
-        model = Meter
-        fields = [*METER_FIELDS, "filters", "group_by", "invoice_breakdown"]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.instance.pk:
-            self.initial["group_by"] = ", ".join(self.instance.group_by or ())
-
-    def validate_domain(self, cleaned):
-        values = meter_values(cleaned)
-        if self.instance.pk:
-            original = Meter.objects.get(pk=self.instance.pk)
-            services.meter_check_update(meter=original, values=values)
-        else:
-            validate_meter(**values)
-
-
-@admin.register(Meter)
-class MeterAdmin(SimpleHistoryAdmin):
-    formfield_overrides = EXACT_DECIMALS
-    form = MeterForm
-    list_display = ["code", "name", "event_name", "aggregation", "value_property", "filters"]
-    list_filter = ["aggregation"]
-    search_fields = ["code", "name", "event_name"]
-
-    def save_model(self, request, obj, form, change):
-        values = meter_values(form.cleaned_data)
-        if change:
-            adopt(obj, services.meter_update(meter=obj, **values))
-        else:
-            adopt(obj, services.meter_create(**values))
 
 
 class PlanForm(ServiceValidatedForm):
@@ -116,16 +61,53 @@ class PlanForm(ServiceValidatedForm):
         errors.raise_if_any("invalid plan")
 
 
+def add_version_url(plan: Plan) -> str:
+    return reverse("admin:plans_planversion_add") + f"?plan={plan.pk}"
+
+
 class VersionLinkInline(admin.TabularInline):
+    """The plan's versions, each a link to its page, with its customers."""
+
     model = PlanVersion
-    fields = ["number", "status", "currency", "interval", "base_fee", "published_at"]
+    fields = [
+        "version",
+        "status",
+        "currency",
+        "interval",
+        "base_fee_text",
+        "subscribers",
+        "published_on",
+    ]
     readonly_fields = fields
     extra = 0
-    show_change_link = True
     can_delete = False
+    verbose_name_plural = "versions"
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    def get_queryset(self, request):
+        versions = super().get_queryset(request).select_related("plan").order_by("number")
+        return with_live_subscription_count(versions)
+
+    @admin.display(description="version")
+    def version(self, version: PlanVersion):
+        url = reverse("admin:plans_planversion_change", args=[version.pk])
+        return format_html('<a href="{}">v{}</a>', url, version.number)
+
+    @admin.display(description="base fee")
+    def base_fee_text(self, version: PlanVersion) -> str:
+        return money_text(version.base_fee, version.currency)
+
+    @admin.display(description="customers")
+    def subscribers(self, version: PlanVersion) -> int:
+        return version.live_subscription_count
+
+    @admin.display(description="published")
+    def published_on(self, version: PlanVersion) -> str:
+        if version.published_at is None:
+            return "—"
+        return date_format(localtime(version.published_at), "j M Y")
 
 
 @admin.register(Plan)
@@ -149,160 +131,58 @@ class PlanAdmin(SimpleHistoryAdmin):
 
     @admin.display(description="")
     def add_version_link(self, plan):
-        url = reverse("admin:plans_planversion_add") + f"?plan={plan.pk}"
-        return format_html('<a href="{}">add a draft version</a>', url)
+        return format_html('<a href="{}">Add a draft version</a>', add_version_url(plan))
 
     def get_readonly_fields(self, request, obj=None):
         # Subscriptions and invoices name plans by code: it never changes.
         return ["code"] if obj else []
 
+    def get_inlines(self, request, obj):
+        # A new plan has no versions yet: its first is added once it is saved.
+        return self.inlines if obj else []
 
-class TierForm(forms.ModelForm):
-    flat_fee = forms.DecimalField(max_digits=28, decimal_places=10, required=False)
-
-    class Meta:
-        model = PriceTier
-        fields = ["up_to", "unit_price", "flat_fee"]
-
-
-class TierInline(FrozenWhenPublishedMixin, nested_admin.NestedTabularInline):
-    formfield_overrides = EXACT_DECIMALS
-    model = PriceTier
-    form = TierForm
-    fields = ["up_to", "unit_price", "flat_fee"]
-    extra = 0
-    verbose_name = "price tier (graduated / volume)"
-    verbose_name_plural = "price tiers (graduated / volume); leave the last tier's up to empty"
-
-
-CHARGE_FIELD_FOR = {
-    "meter": "meter",
-    "model": "model",
-    "included_units": "included_units",
-    "credits_per_unit": "credits_per_unit",
-    "when_exhausted": "when_exhausted",
-    "pricing": "pricing_scheme",
-    "pricing.scheme": "pricing_scheme",
-    "pricing.tiers": "pricing_scheme",
-    "pricing.unit_price": "unit_price",
-    "pricing.package_size": "package_size",
-    "pricing.package_price": "package_price",
-}
-
-
-def tier_forms(charge_form) -> list[forms.Form]:
-    nested = getattr(charge_form, "nested_formsets", [])
-    return kept_forms(nested[0]) if nested else []
-
-
-def charge_spec(charge_form) -> ChargeSpec:
-    data = charge_form.cleaned_data
-    tiers = tuple(
-        TierSpec(
-            up_to=t.cleaned_data.get("up_to"),
-            unit_price=t.cleaned_data.get("unit_price"),
-            flat_fee=t.cleaned_data.get("flat_fee") or 0,
+    def response_add(self, request, obj, post_url_continue=None):
+        # A plan is sold through its versions: its page offers to add the first one.
+        if any(name in request.POST for name in ("_addanother", "_continue", IS_POPUP_VAR)):
+            return super().response_add(request, obj, post_url_continue)
+        self.message_user(
+            request,
+            format_html(
+                '{} created. It has no version yet: <a href="{}">add a draft version</a> '
+                "to set its currency and prices.",
+                obj.name,
+                add_version_url(obj),
+            ),
+            messages.SUCCESS,
         )
-        for t in tier_forms(charge_form)
-    )
-    priced = any(data.get(f) is not None for f in ("unit_price", "package_size", "package_price"))
-    scheme = data.get("pricing_scheme") or ""
-    pricing = None
-    if scheme or priced or tiers:
-        pricing = PricingSpec(
-            scheme=scheme,
-            unit_price=data.get("unit_price"),
-            package_size=data.get("package_size"),
-            package_price=data.get("package_price"),
-            tiers=tiers,
-        )
-    meter = data.get("meter")
-    return ChargeSpec(
-        meter=meter.code if meter else "",
-        model=data.get("model") or "",
-        included_units=data.get("included_units"),
-        credits_per_unit=data.get("credits_per_unit"),
-        when_exhausted=data.get("when_exhausted") or "block",
-        pricing=pricing,
-    )
+        return redirect(reverse("admin:plans_plan_change", args=[obj.pk]))
 
 
-def version_spec(
-    version: PlanVersion, charge_formset, grants: tuple[FeatureGrant, ...] = ()
-) -> VersionSpec:
-    return version_terms_spec(version, (charge_spec(f) for f in kept_forms(charge_formset)), grants)
+class CurrencyField(forms.ChoiceField):
+    """A select of currencies, "USD — US Dollar"; a stored currency the list
+    lacks is offered too, so an old version still shows its own."""
 
+    def __init__(self, **kwargs):
+        super().__init__(choices=currency_choices(), label="Currency", **kwargs)
 
-class ChargeFormSet(nested_admin.formsets.NestedInlineFormSet):
-    """Validates the whole version (terms, charges, tiers) with plans.validation."""
-
-    def validate_unique(self):
-        # One charge per meter is a catalog rule: validate_version reports it, in its words.
-        pass
-
-    def clean(self):
-        super().clean()
-        if is_frozen(self.instance) or any(self.errors):
-            return
-        forms_kept = kept_forms(self)
-        for form in forms_kept:
-            nested = getattr(form, "nested_formsets", [])
-            if nested and not nested[0].is_valid():
-                return
-        try:
-            validate_version(
-                version_spec(self.instance, self),
-                known_meters=dict(Meter.objects.values_list("code", "aggregation")),
-            )
-        except BillingError as error:
-            self._show(error, forms_kept)
-
-    def _show(self, error: BillingError, forms_kept: list) -> None:
-        for path, texts in error.fields.items():
-            parts = path.split(".")
-            if parts[0] != "charges":
-                continue  # the version's own fields are reported by its form
-            form = forms_kept[int(parts[1])]
-            rest = ".".join(parts[2:])
-            if rest.startswith("pricing.tiers.") and len(parts) == 6:
-                # charges.N.pricing.tiers.K.field -> field of tier form K of charge form N
-                tier_form = tier_forms(form)[int(parts[4])]
-                for text in texts:
-                    tier_form.add_error(parts[5], text)
-                continue
-            field = CHARGE_FIELD_FOR.get(rest)
-            for text in texts:
-                form.add_error(field, text if field else f"{rest}: {text}")
-
-
-class ChargeInline(FrozenWhenPublishedMixin, nested_admin.NestedStackedInline):
-    formfield_overrides = EXACT_DECIMALS
-    model = Charge
-    formset = ChargeFormSet
-    inlines = [TierInline]
-    extra = 0
-    autocomplete_fields = ["meter"]
-    fieldsets = [
-        (
-            None,
-            {
-                "fields": [
-                    ("meter", "model"),
-                    ("included_units", "credits_per_unit", "when_exhausted"),
-                ]
-            },
-        ),
-        (
-            "Pricing (overage and balance charges; credits charges that bill when exhausted)",
-            {"fields": ["pricing_scheme", ("unit_price", "package_size", "package_price")]},
-        ),
-    ]
+    def offer(self, code: str | None) -> None:
+        if code and code not in dict(self.choices):
+            self.choices = [(code, currency_label(code)), *self.choices]
 
 
 class PlanVersionForm(ServiceValidatedForm):
+    currency = CurrencyField()
+
     class Meta:
         model = PlanVersion
         fields = ["plan", *VERSION_TERMS]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "plan" in self.fields:
+            self.fields["plan"].label_from_instance = lambda plan: f"{plan.name} ({plan.code})"
+        if "currency" in self.fields:  # not on a published version's view page
+            self.fields["currency"].offer(self.instance.currency or self.initial.get("currency"))
 
     def validate_domain(self, cleaned):
         terms = version_terms_spec(SimpleNamespace(**cleaned))
@@ -316,7 +196,12 @@ class PlanVersionForm(ServiceValidatedForm):
 
 
 @admin.register(PlanVersion)
-class PlanVersionAdmin(VersionPricePagesMixin, SimpleHistoryAdmin, nested_admin.NestedModelAdmin):
+class PlanVersionAdmin(
+    VersionPricePagesMixin,
+    VersionLifecycleMixin,
+    SimpleHistoryAdmin,
+    nested_admin.NestedModelAdmin,
+):
     formfield_overrides = EXACT_DECIMALS
     form = PlanVersionForm
     inlines = [ChargeInline, FeatureInline]
@@ -330,6 +215,7 @@ class PlanVersionAdmin(VersionPricePagesMixin, SimpleHistoryAdmin, nested_admin.
         "seat_price_display",
         "minimum_commitment_display",
         "charge_count",
+        "subscribers",
         "published_at",
     ]
     list_filter = ["status", "currency", "interval", "plan"]
@@ -338,7 +224,26 @@ class PlanVersionAdmin(VersionPricePagesMixin, SimpleHistoryAdmin, nested_admin.
     actions = ["publish", "copy_as_draft", "archive", "simulate"]
     readonly_fields = ["number", "status", "published_at", "archived_at"]
 
+    # A published or archived version is shown, not edited: its amounts as finance reads them.
+    frozen_fields = [
+        "plan",
+        "number",
+        "status",
+        "currency",
+        "interval",
+        "base_fee_display",
+        "seat_price_display",
+        "minimum_commitment_display",
+        "trial_days",
+        "credits_per_period_text",
+        "progressive_billing_threshold_display",
+        "published_at",
+        "archived_at",
+    ]
+
     def get_fields(self, request, obj=None):
+        if obj is not None and is_frozen(obj):
+            return self.frozen_fields
         fields = super().get_fields(request, obj)
         # Number and status come from the service once the version exists.
         return fields if obj else [f for f in fields if f not in self.readonly_fields]
@@ -346,9 +251,19 @@ class PlanVersionAdmin(VersionPricePagesMixin, SimpleHistoryAdmin, nested_admin.
     base_fee_display = money_column("base_fee", "base fee")
     seat_price_display = money_column("seat_price", "seat price")
     minimum_commitment_display = money_column("minimum_commitment", "minimum commitment")
+    progressive_billing_threshold_display = money_column(
+        "progressive_billing_threshold", "progressive billing threshold"
+    )
+
+    @admin.display(description="credits per period")
+    def credits_per_period_text(self, version):
+        return quantity_text(version.credits_per_period)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(charge_total=Count("charges"))
+        versions = (
+            super().get_queryset(request).annotate(charge_total=Count("charges", distinct=True))
+        )
+        return with_live_subscription_count(versions)
 
     def get_changeform_initial_data(self, request):
         # A new version of a plan is in the plan's currency.
@@ -364,7 +279,13 @@ class PlanVersionAdmin(VersionPricePagesMixin, SimpleHistoryAdmin, nested_admin.
     def charge_count(self, version):
         return version.charge_total
 
+    @admin.display(description="customers", ordering="live_subscription_count")
+    def subscribers(self, version):
+        return version.live_subscription_count
+
     def get_readonly_fields(self, request, obj=None):
+        if obj is not None and is_frozen(obj):
+            return [*self.frozen_fields, *VERSION_TERMS]
         return ["plan", *self.readonly_fields] if obj is not None else []
 
     def has_change_permission(self, request, obj=None):
@@ -387,34 +308,6 @@ class PlanVersionAdmin(VersionPricePagesMixin, SimpleHistoryAdmin, nested_admin.
         services.plan_version_update(version=form.instance, spec=spec)
         for formset in formsets:
             formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
-
-    def _run(self, request, queryset, service, done: str):
-        for version in queryset:
-            try:
-                result = service(version=version)
-            except BillingError as error:
-                self.message_user(request, f"{version}: {error.message}", messages.ERROR)
-            else:
-                self.message_user(request, f"{result.plan.code} v{result.number} {done}")
-
-    # Publishing and archiving are permissions of their own (roles: setup_roles).
-    def has_publish_permission(self, request):
-        return request.user.has_perm("plans.publish_planversion")
-
-    def has_archive_permission(self, request):
-        return request.user.has_perm("plans.archive_planversion")
-
-    @admin.action(description="Publish (validate, then make read-only)", permissions=["publish"])
-    def publish(self, request, queryset):
-        self._run(request, queryset, services.plan_version_publish, "published")
-
-    @admin.action(description="New draft from this version", permissions=["add"])
-    def copy_as_draft(self, request, queryset):
-        self._run(request, queryset, services.plan_version_copy_as_draft, "created as a draft")
-
-    @admin.action(description="Archive (no new subscriptions)", permissions=["archive"])
-    def archive(self, request, queryset):
-        self._run(request, queryset, services.plan_version_archive, "archived")
 
     def has_simulate_permission(self, request):
         return request.user.has_perm(RUN_SIMULATIONS)
@@ -470,4 +363,9 @@ class CreditPackAdmin(SimpleHistoryAdmin):
 
 
 # Registered with the admin site by being imported.
-from plans import coupons_admin, features_admin, tax_rates_admin  # noqa: E402, F401
+from plans import (  # noqa: E402, F401
+    coupons_admin,
+    features_admin,
+    meters_admin,
+    tax_rates_admin,
+)

@@ -65,7 +65,8 @@ class Meter(models.Model):
         ordering = ["code"]
 
     def __str__(self) -> str:
-        return self.code
+        # "LLM tokens (llm_tokens)": pickers find a meter by either.
+        return f"{self.name} ({self.code})" if self.name else self.code
 
 
 class Plan(models.Model):
@@ -155,7 +156,8 @@ class PlanVersion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.plan.code} v{self.number} ({self.status})"
+        # "Pro v2": what finance calls it; the status is shown beside it where it matters.
+        return f"{self.plan.name or self.plan.code} v{self.number}"
 
     @property
     def is_editable(self) -> bool:
@@ -194,7 +196,7 @@ class Charge(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.meter.code}: {self.model}"
+        return self.meter.name or self.meter.code
 
     def pricing_spec(self, tiers: tuple[TierSpec, ...] | None = None) -> PricingSpec | None:
         """The charge's pricing; `tiers` when the caller has read them already."""
@@ -235,8 +237,7 @@ class PriceTier(models.Model):
         ]
 
     def __str__(self) -> str:
-        up_to = "∞" if self.up_to is None else format_decimal(self.up_to)
-        return f"up to {up_to} at {format_decimal(self.unit_price)}"
+        return f"Tier {self.position + 1}"
 
 
 class CreditPack(models.Model):

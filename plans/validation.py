@@ -2,7 +2,10 @@
 
 Each validator takes plain values (already parsed into Decimals by a
 serializer or a form) and raises `InvalidRequest` whose `fields` maps a dotted
-path (`charges.1.pricing.tiers.0.up_to`) to its messages.
+path (`charges.1.pricing.tiers.0.up_to`) to its messages. The messages are
+written for the finance person who reads them beside the field in the admin
+(the API returns the same words): they name fields by their admin labels
+('Up to') and say what to do.
 """
 
 import functools
@@ -13,24 +16,26 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from billing.core.countries import is_country_code
-from billing.core.errors import InvalidRequest
-from billing.core.money import currency_exponent, has_minor_unit_precision, is_known_currency
+from billing.core.money import is_known_currency
 from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, WhenExhausted
-from billing.rating.pricing import (
-    PACKAGE,
-    PER_UNIT,
-    SCHEMES,
-    TIERED_SCHEMES,
-    PricingSpec,
-    TierSpec,
-)
+from billing.rating.pricing import PricingSpec
 from plans.feature_grants import FeatureGrant, check_grants
-from plans.meter_rules import check_filters, check_group_by
 
-MAX_PRICE_PLACES = 10
+# The checks validators are made of, importable from here as they always were.
+from plans.field_checks import (  # noqa: F401
+    CODE_HELP,
+    CODE_RE,
+    MAX_PRICE_PLACES,
+    FieldErrors,
+    check_absent,
+    check_code,
+    check_currency,
+    check_number,
+)
+from plans.meter_rules import check_filters, check_group_by
+from plans.pricing_validation import SCHEME_WORDS, check_pricing, check_tiers  # noqa: F401
+
 MAX_TRIAL_DAYS = 3650
-CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-CODE_HELP = "1-64 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
 EXTERNAL_ID_RE = re.compile(r"^[^\s/?#%\\]{1,255}$")
 
 AGGREGATIONS = ("count", "sum", "max", "unique_count", "latest")
@@ -40,6 +45,25 @@ PRICED_MODELS = ("overage", "balance")
 # Wallets are drawn event by event, so a wallet-drawn charge needs a meter whose
 # quantity is the sum of its events' units.
 ADDITIVE_AGGREGATIONS = ("count", "sum")
+
+# Catalog values as the admin's selects name them.
+MODEL_WORDS = {
+    "overage": "soft cap",
+    "hard_cap": "hard cap",
+    "credits": "credits",
+    "balance": "balance",
+}
+AGGREGATION_WORDS = {
+    "count": "a count of events",
+    "sum": "a sum of a property",
+    "max": "a maximum of a property",
+    "unique_count": "a count of distinct values",
+    "latest": "the latest value of a property",
+}
+
+
+def _model_words(model: str) -> str:
+    return MODEL_WORDS.get(model, model)
 
 
 @dataclass(frozen=True)
@@ -101,131 +125,6 @@ def version_terms_spec(
     return VersionSpec(**terms, charges=tuple(charges), features=tuple(features))
 
 
-class FieldErrors:
-    """Collects messages by dotted path, then raises them all at once."""
-
-    def __init__(self, prefix: str = ""):
-        self.prefix = prefix
-        self.errors: dict[str, list[str]] = {}
-
-    def add(self, path: str, message: str) -> None:
-        key = f"{self.prefix}{path}" if path else self.prefix.rstrip(".") or "non_field_errors"
-        self.errors.setdefault(key, []).append(message)
-
-    def raise_if_any(self, summary: str) -> None:
-        if self.errors:
-            first_path, messages = next(iter(self.errors.items()))
-            raise InvalidRequest(f"{summary}: {first_path}: {messages[0]}", fields=self.errors)
-
-
-def _places(value: Decimal) -> int:
-    exponent = value.normalize().as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0
-
-
-def check_number(
-    errors: FieldErrors,
-    path: str,
-    value: Decimal | None,
-    *,
-    required: bool = False,
-    positive: bool = False,
-    max_places: int | None = MAX_PRICE_PLACES,
-    currency: str | None = None,
-) -> None:
-    """Finite, non-negative (or positive), and not more precise than allowed."""
-    if value is None:
-        if required:
-            errors.add(path, "this field is required")
-        return
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        errors.add(path, "must be a number")
-        return
-    value = Decimal(value)
-    if not value.is_finite():
-        errors.add(path, "must be a finite number")
-    elif positive and value <= 0:
-        errors.add(path, "must be greater than zero")
-    elif value < 0:
-        errors.add(path, "must not be negative")
-    elif currency is not None and is_known_currency(currency):
-        if not has_minor_unit_precision(value, currency):
-            errors.add(
-                path,
-                f"must have at most {currency_exponent(currency)} decimal places in {currency}",
-            )
-    elif max_places is not None and _places(value) > max_places:
-        errors.add(path, f"must have at most {max_places} decimal places")
-
-
-def check_absent(errors: FieldErrors, path: str, value: object, why: str) -> None:
-    if value not in (None, "", (), [], {}):
-        errors.add(path, why)
-
-
-def check_code(errors: FieldErrors, path: str, code: object) -> None:
-    if not isinstance(code, str) or not CODE_RE.match(code):
-        errors.add(path, f"must be {CODE_HELP}")
-
-
-def check_currency(errors: FieldErrors, path: str, currency: object) -> None:
-    if not is_known_currency(currency):
-        errors.add(path, f"unknown currency {currency!r}; use an ISO 4217 code such as 'USD'")
-
-
-def check_tiers(errors: FieldErrors, path: str, tiers: tuple[TierSpec, ...]) -> None:
-    """Tiers ascending and contiguous (each starts where the last ended), the last one open."""
-    if not tiers:
-        errors.add(path, "a tiered scheme needs at least one tier")
-        return
-    previous: Decimal = Decimal(0)
-    for index, tier in enumerate(tiers):
-        tier_path = f"{path}.{index}"
-        check_number(errors, f"{tier_path}.unit_price", tier.unit_price, required=True)
-        check_number(errors, f"{tier_path}.flat_fee", tier.flat_fee)
-        is_last = index == len(tiers) - 1
-        if tier.up_to is None:
-            if not is_last:
-                errors.add(f"{tier_path}.up_to", "only the last tier may be open (up_to null)")
-            continue
-        if is_last:
-            errors.add(f"{tier_path}.up_to", "the last tier must be open: set up_to to null")
-            continue
-        before = len(errors.errors)
-        check_number(errors, f"{tier_path}.up_to", tier.up_to, positive=True)
-        if len(errors.errors) == before and tier.up_to <= previous:
-            errors.add(
-                f"{tier_path}.up_to",
-                f"tiers must ascend: up_to {tier.up_to} is not above the previous {previous}",
-            )
-        elif len(errors.errors) == before:
-            previous = tier.up_to
-
-
-def check_pricing(errors: FieldErrors, path: str, pricing: PricingSpec) -> None:
-    if pricing.scheme not in SCHEMES:
-        errors.add(f"{path}.scheme", f"must be one of {', '.join(SCHEMES)}")
-        return
-    if pricing.scheme == PER_UNIT:
-        check_number(errors, f"{path}.unit_price", pricing.unit_price, required=True)
-    else:
-        check_absent(
-            errors, f"{path}.unit_price", pricing.unit_price, "only per_unit takes unit_price"
-        )
-    if pricing.scheme == PACKAGE:
-        check_number(
-            errors, f"{path}.package_size", pricing.package_size, required=True, positive=True
-        )
-        check_number(errors, f"{path}.package_price", pricing.package_price, required=True)
-    else:
-        for name in ("package_size", "package_price"):
-            check_absent(errors, f"{path}.{name}", getattr(pricing, name), "only package takes it")
-    if pricing.scheme in TIERED_SCHEMES:
-        check_tiers(errors, f"{path}.tiers", pricing.tiers)
-    else:
-        check_absent(errors, f"{path}.tiers", pricing.tiers, "only graduated and volume take tiers")
-
-
 def check_charge(
     errors: FieldErrors,
     path: str,
@@ -235,32 +134,38 @@ def check_charge(
     known_meters: Mapping[str, str | None],
 ) -> None:
     if charge.meter not in known_meters:
-        errors.add(f"{path}.meter", f"unknown meter {charge.meter!r}")
+        errors.add(f"{path}.meter", f"Unknown meter {charge.meter!r}: create it under Meters first")
     aggregation = known_meters.get(charge.meter)
+    model = _model_words(charge.model)
     if charge.model in DRAWN_MODELS and aggregation not in (None, *ADDITIVE_AGGREGATIONS):
         errors.add(
             f"{path}.model",
-            f"{charge.model} charges draw a wallet per event: meter {charge.meter!r} must "
-            f"count or sum, not {aggregation}",
+            f"A {model} charge draws from a wallet event by event: its meter must count "
+            f"events or sum a property, and {charge.meter!r} takes "
+            f"{AGGREGATION_WORDS.get(aggregation, aggregation)}",
         )
     if charge.model not in ConsumptionModel.values:
-        errors.add(f"{path}.model", f"must be one of {', '.join(ConsumptionModel.values)}")
+        errors.add(
+            f"{path}.model", "Pick a consumption model: soft cap, hard cap, credits or balance"
+        )
         return
     if charge.when_exhausted not in WhenExhausted.values:
-        errors.add(f"{path}.when_exhausted", f"must be one of {', '.join(WhenExhausted.values)}")
+        errors.add(
+            f"{path}.when_exhausted", "Pick what happens when the wallet runs out: block or bill"
+        )
     elif charge.model not in DRAWN_MODELS and charge.when_exhausted != WhenExhausted.BLOCK:
         errors.add(
             f"{path}.when_exhausted",
-            f"only credits and balance charges take it: {charge.model} charges have no wallet",
+            f"A {model} charge has no wallet to run out: leave 'When exhausted' at Block",
         )
     if charge.model in PRICED_MODELS or charge.bills_uncovered:
         if charge.pricing is None:
             errors.add(
                 f"{path}.pricing",
-                "credits charges that bill when exhausted need pricing: the money price "
-                "of a unit no credit covers"
+                "A credits charge that bills when the credits run out needs a price: "
+                "what a unit no credit covers costs"
                 if charge.bills_uncovered and charge.model == ConsumptionModel.CREDITS
-                else f"{charge.model} charges need pricing",
+                else f"A {model} charge needs a price: pick a pricing scheme",
             )
         else:
             check_pricing(errors, f"{path}.pricing", charge.pricing)
@@ -269,14 +174,16 @@ def check_charge(
             errors,
             f"{path}.pricing",
             charge.pricing,
-            "credits charges have no pricing unless they bill when exhausted"
+            "A credits charge has no price unless it bills when the credits run out: "
+            "remove the price or set 'When exhausted' to Bill"
             if charge.model == ConsumptionModel.CREDITS
-            else f"{charge.model} charges have no pricing",
+            else f"A {model} charge has no price: remove the pricing",
         )
     if charge.pricing_currency is not None and charge.pricing_currency != currency:
         errors.add(
             f"{path}.pricing.currency",
-            f"a version has one currency: {charge.pricing_currency} is not {currency}",
+            f"A version bills in one currency: this price is in {charge.pricing_currency}, "
+            f"the version in {currency}",
         )
     if charge.model == "credits":
         check_number(
@@ -285,16 +192,23 @@ def check_charge(
             charge.credits_per_unit,
             required=True,
             positive=True,
+            missing="A credits charge needs the credits each unit uses",
         )
     else:
         check_absent(
             errors,
             f"{path}.credits_per_unit",
             charge.credits_per_unit,
-            "only credits charges take it",
+            f"Only credits charges use credits: leave it empty for a {model} charge",
         )
     if charge.model == ConsumptionModel.HARD_CAP:
-        check_number(errors, f"{path}.included_units", charge.included_units, required=True)
+        check_number(
+            errors,
+            f"{path}.included_units",
+            charge.included_units,
+            required=True,
+            missing="A hard cap charge needs its included units: the usage allowed each period",
+        )
     elif charge.model == "overage":
         check_number(errors, f"{path}.included_units", charge.included_units)
     else:
@@ -302,7 +216,7 @@ def check_charge(
             errors,
             f"{path}.included_units",
             charge.included_units,
-            f"{charge.model} charges draw from a wallet and have no included units",
+            f"A {model} charge draws from a wallet and has no included units: leave it empty",
         )
 
 
@@ -321,7 +235,7 @@ def validate_version(
     check_currency(errors, "currency", spec.currency)
     money_currency = spec.currency if is_known_currency(spec.currency) else None
     if spec.interval not in INTERVALS:
-        errors.add("interval", f"must be one of {', '.join(INTERVALS)}")
+        errors.add("interval", "Pick a billing interval: month, quarter or year")
     check_number(errors, "base_fee", spec.base_fee, required=True, currency=money_currency)
     check_number(errors, "seat_price", spec.seat_price, currency=money_currency)
     check_number(errors, "minimum_commitment", spec.minimum_commitment, currency=money_currency)
@@ -334,17 +248,17 @@ def validate_version(
         currency=money_currency,
     )
     if isinstance(spec.trial_days, bool) or not isinstance(spec.trial_days, int):
-        errors.add("trial_days", "must be a whole number of days")
+        errors.add("trial_days", "Enter a whole number of days")
     elif not 0 <= spec.trial_days <= MAX_TRIAL_DAYS:
-        errors.add("trial_days", f"must be between 0 and {MAX_TRIAL_DAYS}")
+        errors.add("trial_days", f"Enter 0 to {MAX_TRIAL_DAYS} days")
     seen: dict[str, int] = {}
     for index, charge in enumerate(spec.charges):
         path = f"charges.{index}"
         if charge.meter in seen:
             errors.add(
                 f"{path}.meter",
-                f"meter {charge.meter!r} already has a charge (charges.{seen[charge.meter]}): "
-                "one consumption model per feature",
+                f"This meter is charged already (charge {seen[charge.meter] + 1}): "
+                "a version charges each meter once",
             )
         seen.setdefault(charge.meter, index)
         check_charge(errors, path, charge, currency=spec.currency, known_meters=known)
@@ -367,28 +281,48 @@ def validate_meter(
     errors = FieldErrors()
     check_code(errors, "code", code)
     if not name or not name.strip():
-        errors.add("name", "must not be blank")
+        errors.add("name", "Give the meter a name")
     if not event_name or not event_name.strip():
-        errors.add("event_name", "must not be blank")
+        errors.add("event_name", "Enter the name of the events the meter counts")
+    only_unique = "Only a count of distinct values reads this property: leave it empty"
     if aggregation not in AGGREGATIONS:
-        errors.add("aggregation", f"must be one of {', '.join(AGGREGATIONS)}")
+        errors.add(
+            "aggregation",
+            "Pick an aggregation: count, sum, max, unique_count or latest",
+        )
     elif aggregation in VALUE_AGGREGATIONS:
         if not value_property:
-            errors.add("value_property", f"{aggregation} needs the property to read")
-        check_absent(errors, "unique_property", unique_property, "only unique_count takes it")
+            errors.add(
+                "value_property",
+                f"{AGGREGATION_WORDS[aggregation].capitalize()} needs the property to read",
+            )
+        check_absent(errors, "unique_property", unique_property, only_unique)
     elif aggregation == "unique_count":
         if not unique_property:
-            errors.add("unique_property", "unique_count needs the property whose values to count")
-        check_absent(errors, "value_property", value_property, f"{aggregation} reads no value")
+            errors.add(
+                "unique_property",
+                "A count of distinct values needs the property whose values to count",
+            )
+        check_absent(
+            errors,
+            "value_property",
+            value_property,
+            "A count of distinct values reads no value property: leave it empty",
+        )
     else:
-        check_absent(errors, "value_property", value_property, "count reads no value")
-        check_absent(errors, "unique_property", unique_property, "only unique_count takes it")
+        check_absent(
+            errors,
+            "value_property",
+            value_property,
+            "A count of events reads no value property: leave it empty",
+        )
+        check_absent(errors, "unique_property", unique_property, only_unique)
     check_filters(errors, "filters", filters)
     check_group_by(errors, "group_by", group_by)
     if invoice_breakdown and (
         not isinstance(group_by, list | tuple) or invoice_breakdown not in group_by
     ):
-        errors.add("invoice_breakdown", "must be one of the meter's group_by properties")
+        errors.add("invoice_breakdown", "Must be one of the properties in 'Break usage down by'")
     errors.raise_if_any("invalid meter")
 
 

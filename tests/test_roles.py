@@ -145,8 +145,9 @@ def world(db) -> World:
 
 
 def action(client: Client, changelist: str, name: str, *pks: int):
-    """Run an admin action; an action behind a confirmation page (void) is confirmed
-    (`confirmed`: the shared page, billing.core.admin_confirm; `confirm`: the older ones)."""
+    """Run an admin action; an action behind a confirmation page (void, publish) is
+    confirmed (`confirmed`: the shared page, billing.core.admin_confirm; `confirm`: the
+    older ones)."""
     return client.post(
         changelist,
         {"action": name, "_selected_action": list(pks), "confirm": "1", "confirmed": "yes"},

@@ -1,6 +1,7 @@
 """The catalog admin: pages load, forms validate with the catalog rules, saves go
 through the services, and a published version is read-only."""
 
+import html
 from decimal import Decimal
 
 import pytest
@@ -146,7 +147,7 @@ def test_add_draft_version_with_graduated_tiers_inline(admin_client, demo):
                     ],
                 }
             ],
-            "the last tier must be open",
+            "The last tier needs no upper limit: leave 'Up to' empty",
         ),
         (
             [
@@ -160,7 +161,7 @@ def test_add_draft_version_with_graduated_tiers_inline(admin_client, demo):
                     ],
                 }
             ],
-            "tiers must ascend",
+            "Tiers must rise: each 'Up to' must be above the one before (100)",
         ),
         (
             [
@@ -171,24 +172,27 @@ def test_add_draft_version_with_graduated_tiers_inline(admin_client, demo):
                     "unit_price": "0.1",
                 }
             ],
-            "hard_cap charges have no pricing",
+            "A hard cap charge has no price: remove the pricing",
         ),
-        ([{"model": "overage", "included_units": "5"}], "overage charges need pricing"),
-        ([{"model": "credits"}], "this field is required"),
+        (
+            [{"model": "overage", "included_units": "5"}],
+            "A soft cap charge needs a price: pick a pricing scheme",
+        ),
+        ([{"model": "credits"}], "A credits charge needs the credits each unit uses"),
         (
             [{"model": "overage", "pricing_scheme": "per_unit", "unit_price": "0.12345678901"}],
             "Ensure that there are no more than 10 decimal places.",
         ),
         (
             [{"model": "overage", "pricing_scheme": "per_unit", "unit_price": "-1"}],
-            "must not be negative",
+            "Cannot be negative",
         ),
         (
             [
                 {"model": "overage", "pricing_scheme": "per_unit", "unit_price": "0.1"},
                 {"model": "hard_cap", "included_units": "10"},
             ],
-            "one consumption model per feature",
+            "This meter is charged already (charge 1): a version charges each meter once",
         ),
     ],
 )
@@ -205,7 +209,7 @@ def test_invalid_charges_show_form_errors_and_save_nothing(admin_client, demo, c
 
     # then
     assert response.status_code == 200
-    assert message in response.content.decode()
+    assert message in html.unescape(response.content.decode())
     assert catalog_counts() == before
 
 
@@ -217,7 +221,7 @@ def test_version_terms_are_validated_with_the_catalog_rules(admin_client, demo):
         "/admin/plans/planversion/add/",
         version_post(plan, [], base_fee="19.999", currency="USD"),
     )
-    assert "must have at most 2 decimal places in USD" in response.content.decode()
+    assert "USD amounts have at most 2 decimal places" in response.content.decode()
 
     response = admin_client.post(
         "/admin/plans/planversion/add/", version_post(plan, [], currency="EUR")
@@ -227,7 +231,10 @@ def test_version_terms_are_validated_with_the_catalog_rules(admin_client, demo):
     response = admin_client.post(
         "/admin/plans/planversion/add/", version_post(plan, [], currency="ZZZ")
     )
-    assert "unknown currency" in response.content.decode()
+    # The currency is picked from a list: a code not on it is not offered.
+    assert "Select a valid choice. ZZZ is not one of the available choices." in (
+        response.content.decode()
+    )
     assert catalog_counts() == before
 
 
@@ -324,12 +331,15 @@ def test_publish_action_validates_the_stored_draft(admin_client, demo):
     # when
     response = admin_client.post(
         "/admin/plans/planversion/",
-        {"action": "publish", "_selected_action": [draft.pk]},
+        {"action": "publish", "_selected_action": [draft.pk], "confirmed": "yes"},
         follow=True,
     )
 
     # then
-    assert "overage charges need pricing" in response.content.decode()
+    assert (
+        "AI Assistant v2 was not published. "
+        "Charge 1: A soft cap charge needs a price: pick a pricing scheme."
+    ) in response.content.decode()
     draft.refresh_from_db()
     assert draft.status == PlanVersion.DRAFT
 
@@ -342,13 +352,15 @@ def test_publish_and_archive_actions(admin_client, demo):
     )
     draft = plan.versions.get(number=2)
     admin_client.post(
-        "/admin/plans/planversion/", {"action": "publish", "_selected_action": [draft.pk]}
+        "/admin/plans/planversion/",
+        {"action": "publish", "_selected_action": [draft.pk], "confirmed": "yes"},
     )
     draft.refresh_from_db()
     assert draft.status == PlanVersion.PUBLISHED
     assert draft.base_fee == Decimal("20.00")
     admin_client.post(
-        "/admin/plans/planversion/", {"action": "archive", "_selected_action": [draft.pk]}
+        "/admin/plans/planversion/",
+        {"action": "archive", "_selected_action": [draft.pk], "confirmed": "yes"},
     )
     draft.refresh_from_db()
     assert draft.status == PlanVersion.ARCHIVED
@@ -392,7 +404,7 @@ def test_meter_rules_show_as_form_errors(admin_client, db):
         },
     )
     page = response.content.decode()
-    assert "sum needs the property to read" in page
+    assert "A sum of a property needs the property to read" in page
     assert "must be a non-empty list of values" in page
     assert not Meter.objects.exists()
 
@@ -407,7 +419,7 @@ def test_credit_pack_price_in_minor_units(admin_client, db):
         "active": "on",
     }
     response = admin_client.post("/admin/plans/creditpack/add/", form)
-    assert "must have at most 0 decimal places in JPY" in response.content.decode()
+    assert "JPY amounts are whole numbers" in response.content.decode()
     response = admin_client.post("/admin/plans/creditpack/add/", {**form, "price_0": "990"})
     assert response.status_code == 302
 
@@ -489,7 +501,9 @@ def test_finance_sets_a_meters_breakdown_in_the_admin(admin_client, db):
     assert created.status_code == 302
     meter = Meter.objects.get(code="tokens")
     assert (meter.group_by, meter.invoice_breakdown) == (["model", "api_key"], "model")
-    assert "must be one of the meter&#x27;s group_by properties" in refused.content.decode()
+    assert "Must be one of the properties in &#x27;Break usage down by&#x27;" in (
+        refused.content.decode()
+    )
     assert not Meter.objects.filter(code="t2").exists()
     page = admin_client.get(f"/admin/plans/meter/{meter.pk}/change/").content.decode()
     assert 'value="model, api_key"' in page

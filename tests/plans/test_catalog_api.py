@@ -281,23 +281,27 @@ def test_meter_null_properties_are_stored_blank(api):
 @pytest.mark.parametrize(
     ("change", "path", "message"),
     [
-        ({"aggregation": "sum", "value_property": ""}, "value_property", "sum needs"),
-        ({"aggregation": "max"}, "value_property", "max needs"),
-        ({"aggregation": "latest"}, "value_property", "latest needs"),
-        ({"aggregation": "unique_count"}, "unique_property", "unique_count needs"),
-        ({"value_property": "tokens"}, "value_property", "count reads no value"),
-        ({"unique_property": "user_id"}, "unique_property", "only unique_count"),
+        (
+            {"aggregation": "sum", "value_property": ""},
+            "value_property",
+            "A sum of a property needs",
+        ),
+        ({"aggregation": "max"}, "value_property", "A maximum of a property needs"),
+        ({"aggregation": "latest"}, "value_property", "The latest value of a property needs"),
+        ({"aggregation": "unique_count"}, "unique_property", "A count of distinct values needs"),
+        ({"value_property": "tokens"}, "value_property", "A count of events reads no value"),
+        ({"unique_property": "user_id"}, "unique_property", "Only a count of distinct values"),
         (
             {"aggregation": "sum", "value_property": "t", "unique_property": "u"},
             "unique_property",
-            "only unique_count",
+            "Only a count of distinct values",
         ),
         (
             {"aggregation": "unique_count", "unique_property": "u", "value_property": "t"},
             "value_property",
             "reads no value",
         ),
-        ({"aggregation": "median"}, "aggregation", "must be one of"),
+        ({"aggregation": "median"}, "aggregation", "Pick an aggregation"),
         ({"filters": ["gpt-4o"]}, "filters", "must be an object"),
         ({"filters": "model=gpt-4o"}, "filters", "must be an object"),
         ({"filters": {"model": "gpt-4o"}}, "filters.model", "non-empty list"),
@@ -589,40 +593,40 @@ REFUSED_CHARGES = [
     pytest.param(
         [overage("prompts"), overage("prompts")],
         "charges.1.meter",
-        "already has a charge (charges.0)",
+        "charged already (charge 1)",
         id="duplicate_meter",
     ),
     pytest.param(
-        [overage("no_such_meter")], "charges.0.meter", "unknown meter", id="unknown_meter"
+        [overage("no_such_meter")], "charges.0.meter", "Unknown meter", id="unknown_meter"
     ),
     pytest.param(
         [overage(pricing=tiered(("100", "1"), ("50", "1"), (None, "1")))],
         "charges.0.pricing.tiers.1.up_to",
-        "tiers must ascend",
+        "Tiers must rise",
         id="tiers_descending",
     ),
     pytest.param(
         [overage(pricing=tiered(("100", "1"), ("100", "1"), (None, "1")))],
         "charges.0.pricing.tiers.1.up_to",
-        "tiers must ascend",
+        "Tiers must rise",
         id="tiers_repeated_bound",
     ),
     pytest.param(
         [overage(pricing=tiered(("0", "1"), (None, "1")))],
         "charges.0.pricing.tiers.0.up_to",
-        "greater than zero",
+        "more than zero",
         id="first_tier_up_to_zero",
     ),
     pytest.param(
         [overage(pricing=tiered(("100", "1"), (None, "1"), (None, "1")))],
         "charges.0.pricing.tiers.1.up_to",
-        "only the last tier may be open",
+        "Only the last tier has no upper limit",
         id="middle_tier_open",
     ),
     pytest.param(
         [overage(pricing=tiered(("100", "1"), ("200", "1")))],
         "charges.0.pricing.tiers.1.up_to",
-        "the last tier must be open",
+        "The last tier needs no upper limit",
         id="last_tier_closed",
     ),
     pytest.param(
@@ -640,13 +644,13 @@ REFUSED_CHARGES = [
     pytest.param(
         [overage(pricing={"scheme": "per_unit", "unit_price": "-0.05"})],
         "charges.0.pricing.unit_price",
-        "must not be negative",
+        "Cannot be negative",
         id="negative_unit_price",
     ),
     pytest.param(
         [overage(pricing=tiered(("100", "-1"), (None, "1")))],
         "charges.0.pricing.tiers.0.unit_price",
-        "must not be negative",
+        "Cannot be negative",
         id="negative_tier_unit_price",
     ),
     pytest.param(
@@ -659,19 +663,19 @@ REFUSED_CHARGES = [
             )
         ],
         "charges.0.pricing.tiers.0.flat_fee",
-        "must not be negative",
+        "Cannot be negative",
         id="negative_flat_fee",
     ),
     pytest.param(
         [overage(pricing={"scheme": "package", "package_size": "10", "package_price": "-1"})],
         "charges.0.pricing.package_price",
-        "must not be negative",
+        "Cannot be negative",
         id="negative_package_price",
     ),
     pytest.param(
         [overage(included_units="-1")],
         "charges.0.included_units",
-        "must not be negative",
+        "Cannot be negative",
         id="negative_included_units",
     ),
     pytest.param(
@@ -719,49 +723,49 @@ REFUSED_CHARGES = [
     pytest.param(
         [overage(pricing={"scheme": "per_unit"})],
         "charges.0.pricing.unit_price",
-        "required",
+        "needs its unit price",
         id="per_unit_without_unit_price",
     ),
     pytest.param(
         [{"meter": "agent_runs", "model": "credits"}],
         "charges.0.credits_per_unit",
-        "required",
+        "needs the credits each unit uses",
         id="credits_without_credits_per_unit",
     ),
     pytest.param(
         [{"meter": "agent_runs", "model": "credits", "credits_per_unit": "0"}],
         "charges.0.credits_per_unit",
-        "greater than zero",
+        "more than zero",
         id="credits_per_unit_zero",
     ),
     pytest.param(
         [{"meter": "agent_runs", "model": "credits", "credits_per_unit": "-1"}],
         "charges.0.credits_per_unit",
-        "greater than zero",
+        "more than zero",
         id="credits_per_unit_negative",
     ),
     pytest.param(
         [{"meter": "agent_runs", "model": "credits", "credits_per_unit": "1", "pricing": PER_UNIT}],
         "charges.0.pricing",
-        "credits charges have no pricing",
+        "A credits charge has no price",
         id="credits_with_pricing",
     ),
     pytest.param(
         [overage(credits_per_unit="1")],
         "charges.0.credits_per_unit",
-        "only credits charges take it",
+        "Only credits charges use credits",
         id="overage_with_credits_per_unit",
     ),
     pytest.param(
         [{"meter": "prompts", "model": "overage", "included_units": "200"}],
         "charges.0.pricing",
-        "overage charges need pricing",
+        "A soft cap charge needs a price",
         id="overage_without_pricing",
     ),
     pytest.param(
         [{"meter": "gpt4o_input_tokens", "model": "balance", "pricing": None}],
         "charges.0.pricing",
-        "balance charges need pricing",
+        "A balance charge needs a price",
         id="balance_without_pricing",
     ),
     pytest.param(
@@ -774,19 +778,19 @@ REFUSED_CHARGES = [
             }
         ],
         "charges.0.included_units",
-        "have no included units",
+        "has no included units",
         id="balance_with_included_units",
     ),
     pytest.param(
         [{"meter": "sms", "model": "hard_cap", "included_units": "500", "pricing": PER_UNIT}],
         "charges.0.pricing",
-        "hard_cap charges have no pricing",
+        "A hard cap charge has no price",
         id="hard_cap_with_pricing",
     ),
     pytest.param(
         [{"meter": "sms", "model": "hard_cap"}],
         "charges.0.included_units",
-        "required",
+        "needs its included units",
         id="hard_cap_without_included_units",
     ),
     pytest.param(
@@ -800,49 +804,49 @@ REFUSED_CHARGES = [
             )
         ],
         "charges.0.pricing.tiers",
-        "only graduated and volume take tiers",
+        "Only graduated and volume prices have tiers",
         id="per_unit_with_tiers",
     ),
     pytest.param(
         [overage(pricing={"scheme": "graduated", "unit_price": "1", **tiered((None, "1"))})],
         "charges.0.pricing.unit_price",
-        "only per_unit takes unit_price",
+        "has no unit price here",
         id="graduated_with_unit_price",
     ),
     pytest.param(
         [overage(pricing={"scheme": "package", "package_price": "0.03"})],
         "charges.0.pricing.package_size",
-        "required",
+        "needs its package size",
         id="package_without_package_size",
     ),
     pytest.param(
         [overage(pricing={"scheme": "package", "package_size": "0", "package_price": "0.03"})],
         "charges.0.pricing.package_size",
-        "greater than zero",
+        "more than zero",
         id="package_size_zero",
     ),
     pytest.param(
         [overage(pricing={"scheme": "package", "package_size": "1000"})],
         "charges.0.pricing.package_price",
-        "required",
+        "needs the price of one package",
         id="package_without_package_price",
     ),
     pytest.param(
         [overage(pricing={"scheme": "per_unit", "unit_price": "0.05", "currency": "EUR"})],
         "charges.0.pricing.currency",
-        "a version has one currency: EUR is not USD",
+        "this price is in EUR, the version in USD",
         id="pricing_currency_eur_on_usd",
     ),
     pytest.param(
         [overage(pricing={"scheme": "tiered", "unit_price": "0.05"})],
         "charges.0.pricing.scheme",
-        "must be one of",
+        "Pick a pricing scheme",
         id="unknown_scheme",
     ),
     pytest.param(
         [{"meter": "prompts", "model": "soft_cap", "pricing": PER_UNIT}],
         "charges.0.model",
-        "must be one of",
+        "Pick a consumption model",
         id="unknown_model",
     ),
 ]
@@ -867,22 +871,26 @@ def test_plan_with_an_invalid_charge_is_refused(
 @pytest.mark.parametrize(
     ("terms", "path", "message"),
     [
-        ({"currency": "XYZ"}, "currency", "unknown currency 'XYZ'"),
-        ({"currency": "usd"}, "currency", "unknown currency"),
-        ({"interval": "week"}, "interval", "must be one of month, quarter, year"),
-        ({"base_fee": "19.999"}, "base_fee", "at most 2 decimal places in USD"),
-        ({"currency": "JPY", "base_fee": "100.5"}, "base_fee", "at most 0 decimal places in JPY"),
-        ({"base_fee": "-1"}, "base_fee", "must not be negative"),
+        ({"currency": "XYZ"}, "currency", "Unknown currency 'XYZ'"),
+        ({"currency": "usd"}, "currency", "Unknown currency"),
+        ({"interval": "week"}, "interval", "Pick a billing interval: month, quarter or year"),
+        ({"base_fee": "19.999"}, "base_fee", "USD amounts have at most 2 decimal places"),
+        ({"currency": "JPY", "base_fee": "100.5"}, "base_fee", "JPY amounts are whole numbers"),
+        ({"base_fee": "-1"}, "base_fee", "Cannot be negative"),
         ({"base_fee": True}, "base_fee", "must be a number"),
         ({"base_fee": "NaN"}, "base_fee", "must be a finite number"),
         ({"base_fee": "Infinity"}, "base_fee", "must be a finite number"),
         ({"base_fee": "1e18"}, "base_fee", "too large"),
-        ({"seat_price": "-10"}, "seat_price", "must not be negative"),
-        ({"seat_price": "0.001"}, "seat_price", "decimal places in USD"),
-        ({"minimum_commitment": "500.005"}, "minimum_commitment", "decimal places in USD"),
-        ({"credits_per_period": "-1"}, "credits_per_period", "must not be negative"),
-        ({"trial_days": -1}, "trial_days", "must be between 0 and 3650"),
-        ({"trial_days": 3651}, "trial_days", "must be between 0 and 3650"),
+        ({"seat_price": "-10"}, "seat_price", "Cannot be negative"),
+        ({"seat_price": "0.001"}, "seat_price", "USD amounts have at most 2 decimal places"),
+        (
+            {"minimum_commitment": "500.005"},
+            "minimum_commitment",
+            "USD amounts have at most 2 decimal places",
+        ),
+        ({"credits_per_period": "-1"}, "credits_per_period", "Cannot be negative"),
+        ({"trial_days": -1}, "trial_days", "Enter 0 to 3650 days"),
+        ({"trial_days": 3651}, "trial_days", "Enter 0 to 3650 days"),
         ({"trial_days": 1.5}, "trial_days", None),
         ({"code": "bad code"}, "code", "letters, digits"),
         ({"code": "x" * 65}, "code", "letters, digits"),
@@ -1018,7 +1026,7 @@ def test_invalid_put_on_a_draft_changes_nothing(api, ai_assistant, row_counts):
         format="json",
     )
 
-    assert_only_field_error(response, "charges.0.pricing.tiers.1.up_to", "must be open")
+    assert_only_field_error(response, "charges.0.pricing.tiers.1.up_to", "needs no upper limit")
     assert row_counts() == before
     assert version_state("ai_assistant", 2) == v2
 
@@ -1185,7 +1193,7 @@ def test_jpy_credit_pack_has_whole_yen(api, row_counts):
 
     refused = api.post("/api/v1/credit-packs", body, format="json")
 
-    assert_only_field_error(refused, "price", "at most 0 decimal places in JPY")
+    assert_only_field_error(refused, "price", "JPY amounts are whole numbers")
     assert row_counts() == before
     accepted = api.post("/api/v1/credit-packs", body | {"price": "99"}, format="json")
     assert accepted.status_code == 201
@@ -1195,12 +1203,12 @@ def test_jpy_credit_pack_has_whole_yen(api, row_counts):
 @pytest.mark.parametrize(
     ("change", "path", "message"),
     [
-        ({"credits": "0"}, "credits", "greater than zero"),
-        ({"credits": "-100"}, "credits", "greater than zero"),
+        ({"credits": "0"}, "credits", "more than zero"),
+        ({"credits": "-100"}, "credits", "more than zero"),
         ({"credits": "NaN"}, "credits", "finite"),
-        ({"price": "-1.00"}, "price", "must not be negative"),
-        ({"price": "99.001"}, "price", "at most 2 decimal places in USD"),
-        ({"currency": "XYZ"}, "currency", "unknown currency"),
+        ({"price": "-1.00"}, "price", "Cannot be negative"),
+        ({"price": "99.001"}, "price", "USD amounts have at most 2 decimal places"),
+        ({"currency": "XYZ"}, "currency", "Unknown currency"),
         ({"code": "runs 100"}, "code", "letters, digits"),
     ],
 )

@@ -25,7 +25,7 @@ from tests.plans.test_admin import version_post
 
 pytestmark = pytest.mark.django_db
 
-CODE_RULE = "must be 1-64 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
+CODE_RULE = "Use 1 to 64 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
 
 
 @pytest.fixture

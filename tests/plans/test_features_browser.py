@@ -73,7 +73,9 @@ def test_finance_grants_sso_on_a_draft_and_sees_it(live_server, browser_page, ou
     page.check(f'input[name=_selected_action][value="{draft.pk}"]')
     page.select_option("select[name=action]", "publish")
     page.click("button[name=index]")
-    assert page.text_content(".messagelist .info").strip() == "Pro v2 published"
+    assert page.inner_text(".consequences li >> nth=0") == "Pro v2's prices become read-only."
+    page.click("input[name=_confirm]")
+    assert page.text_content(".messagelist .success").strip() == "Pro v2 published"
     page.goto(url)
     shown = [
         (

@@ -166,7 +166,11 @@ def test_invalid_update_of_a_draft_changes_nothing(draft, row_counts):
     with pytest.raises(InvalidRequest) as refused:
         plan_version_update(version=draft, spec=bad)
 
-    assert refused.value.fields == {"charges.0.included_units": ["this field is required"]}
+    assert refused.value.fields == {
+        "charges.0.included_units": [
+            "A hard cap charge needs its included units: the usage allowed each period"
+        ]
+    }
     assert row_counts() == before
     assert state(draft) == stored
 
@@ -183,7 +187,9 @@ def test_publish_revalidates_the_stored_draft(draft, row_counts):
 
     # then
     assert refused.value.fields == {
-        "charges.0.pricing.tiers.1.up_to": ["the last tier must be open: set up_to to null"]
+        "charges.0.pricing.tiers.1.up_to": [
+            "The last tier needs no upper limit: leave 'Up to' empty"
+        ]
     }
     assert row_counts() == before
     assert state(draft) == stored

@@ -105,7 +105,9 @@ def test_finance_publishes_a_lower_price_and_simulates_it_on_last_month(
 
     # copies v1 as a draft, lowers the prompts' price to 0.04 inline, saves
     run_action(page, base, v1, "copy_as_draft")
-    assert "Ai_assistant v2 created as a draft" in page.locator("ul.messagelist").inner_text()
+    assert "AI Assistant v2 created as a draft from v1" in (
+        page.locator("ul.messagelist").inner_text()
+    )
     v2 = PlanVersion.objects.get(plan__code="ai_assistant", number=2)
     page.goto(f"{base}/admin/plans/planversion/{v2.pk}/change/")
     price = page.locator('input[name="charges-0-unit_price"]')
@@ -117,7 +119,8 @@ def test_finance_publishes_a_lower_price_and_simulates_it_on_last_month(
 
     # publishes it
     run_action(page, base, v2, "publish")
-    assert "Ai_assistant v2 published" in page.locator("ul.messagelist").inner_text()
+    page.click("input[name=_confirm]")
+    assert "AI Assistant v2 published" in page.locator("ul.messagelist").inner_text()
     v2.refresh_from_db()
     assert v2.status == PlanVersion.PUBLISHED
     assert v2.charges.get().unit_price == D("0.04")

@@ -64,18 +64,18 @@ def test_ascending_tiers_with_an_open_last_tier_are_valid():
 
 
 def test_no_tiers():
-    assert tier_errors() == {"tiers": ["a tiered scheme needs at least one tier"]}
+    assert tier_errors() == {"tiers": ["A graduated or volume price needs at least one tier"]}
 
 
 def test_tiers_must_ascend():
     assert tier_errors(TierSpec(D(100), D(1)), TierSpec(D(50), D(1)), TierSpec(None, D(1))) == {
-        "tiers.1.up_to": ["tiers must ascend: up_to 50 is not above the previous 100"]
+        "tiers.1.up_to": ["Tiers must rise: each 'Up to' must be above the one before (100)"]
     }
 
 
 def test_equal_bounds_do_not_ascend():
     assert tier_errors(TierSpec(D(100), D(1)), TierSpec(D(100), D(1)), TierSpec(None, D(1))) == {
-        "tiers.1.up_to": ["tiers must ascend: up_to 100 is not above the previous 100"]
+        "tiers.1.up_to": ["Tiers must rise: each 'Up to' must be above the one before (100)"]
     }
 
 
@@ -86,44 +86,46 @@ def test_descent_is_measured_from_the_last_valid_bound():
         TierSpec(D(-5), D(1)),
         TierSpec(D(150), D(1)),
         TierSpec(None, D(1)),
-    ) == {"tiers.1.up_to": ["must be greater than zero"]}
+    ) == {"tiers.1.up_to": ["Must be more than zero"]}
 
 
 def test_only_the_last_tier_may_be_open():
     assert tier_errors(TierSpec(D(100), D(1)), TierSpec(None, D(1)), TierSpec(None, D(1))) == {
-        "tiers.1.up_to": ["only the last tier may be open (up_to null)"]
+        "tiers.1.up_to": ["Only the last tier has no upper limit: fill in 'Up to' for this one"]
     }
 
 
 def test_the_last_tier_must_be_open():
     assert tier_errors(TierSpec(D(100), D(1)), TierSpec(D(200), D(1))) == {
-        "tiers.1.up_to": ["the last tier must be open: set up_to to null"]
+        "tiers.1.up_to": ["The last tier needs no upper limit: leave 'Up to' empty"]
     }
 
 
 def test_a_single_closed_tier_is_refused():
     assert tier_errors(TierSpec(D(100), D(1))) == {
-        "tiers.0.up_to": ["the last tier must be open: set up_to to null"]
+        "tiers.0.up_to": ["The last tier needs no upper limit: leave 'Up to' empty"]
     }
 
 
 def test_first_bound_must_be_positive():
     assert tier_errors(TierSpec(D(0), D(1)), TierSpec(None, D(1))) == {
-        "tiers.0.up_to": ["must be greater than zero"]
+        "tiers.0.up_to": ["Must be more than zero"]
     }
 
 
 def test_tier_prices_and_fees_are_checked():
     assert tier_errors(TierSpec(D(100), D(-1), D("NaN")), TierSpec(None, D("Infinity"), D(-2))) == {
-        "tiers.0.unit_price": ["must not be negative"],
-        "tiers.0.flat_fee": ["must be a finite number"],
-        "tiers.1.unit_price": ["must be a finite number"],
-        "tiers.1.flat_fee": ["must not be negative"],
+        "tiers.0.unit_price": ["Cannot be negative"],
+        "tiers.0.flat_fee": ["Enter a finite number"],
+        "tiers.1.unit_price": ["Enter a finite number"],
+        "tiers.1.flat_fee": ["Cannot be negative"],
     }
 
 
 def test_tier_without_unit_price():
-    assert tier_errors(TierSpec(None, None)) == {"tiers.0.unit_price": ["this field is required"]}
+    assert tier_errors(TierSpec(None, None)) == {
+        "tiers.0.unit_price": ["Each tier needs a unit price (0 for free units)"]
+    }
 
 
 # check_number
@@ -132,18 +134,18 @@ def test_tier_without_unit_price():
 @pytest.mark.parametrize(
     ("value", "kwargs", "message"),
     [
-        (None, {"required": True}, "this field is required"),
-        (D("NaN"), {}, "must be a finite number"),
-        (D("sNaN"), {}, "must be a finite number"),
-        (D("-Infinity"), {}, "must be a finite number"),
-        (D(-1), {}, "must not be negative"),
-        (D(0), {"positive": True}, "must be greater than zero"),
-        (D("0.00000000001"), {}, "must have at most 10 decimal places"),
-        (D("1.005"), {"currency": "USD"}, "must have at most 2 decimal places in USD"),
-        (D("1.5"), {"currency": "JPY"}, "must have at most 0 decimal places in JPY"),
-        (True, {}, "must be a number"),
-        ("1", {}, "must be a number"),
-        (1.5, {}, "must be a number"),
+        (None, {"required": True}, "This field is required"),
+        (D("NaN"), {}, "Enter a finite number"),
+        (D("sNaN"), {}, "Enter a finite number"),
+        (D("-Infinity"), {}, "Enter a finite number"),
+        (D(-1), {}, "Cannot be negative"),
+        (D(0), {"positive": True}, "Must be more than zero"),
+        (D("0.00000000001"), {}, "At most 10 decimal places"),
+        (D("1.005"), {"currency": "USD"}, "USD amounts have at most 2 decimal places"),
+        (D("1.5"), {"currency": "JPY"}, "JPY amounts are whole numbers"),
+        (True, {}, "Enter a number"),
+        ("1", {}, "Enter a number"),
+        (1.5, {}, "Enter a number"),
     ],
 )
 def test_check_number_refuses(value, kwargs, message):
@@ -200,14 +202,14 @@ def test_one_charge_per_meter():
         ChargeSpec("prompts", "credits", credits_per_unit=D(1)),
     ) == {
         "charges.2.meter": [
-            "meter 'prompts' already has a charge (charges.0): one consumption model per feature"
+            "This meter is charged already (charge 1): a version charges each meter once"
         ]
     }
 
 
 def test_unknown_meter():
     assert version_errors(ChargeSpec("nope", "overage", pricing=PER_UNIT)) == {
-        "charges.0.meter": ["unknown meter 'nope'"]
+        "charges.0.meter": ["Unknown meter 'nope': create it under Meters first"]
     }
 
 
@@ -219,7 +221,9 @@ def test_tier_paths_are_nested_under_the_charge():
     )
 
     assert fields == {
-        "charges.1.pricing.tiers.1.up_to": ["the last tier must be open: set up_to to null"]
+        "charges.1.pricing.tiers.1.up_to": [
+            "The last tier needs no upper limit: leave 'Up to' empty"
+        ]
     }
 
 
@@ -228,17 +232,18 @@ def test_tier_paths_are_nested_under_the_charge():
     [
         (
             ChargeSpec("agent_runs", "credits"),
-            {"charges.0.credits_per_unit": ["this field is required"]},
+            {"charges.0.credits_per_unit": ["A credits charge needs the credits each unit uses"]},
         ),
         (
             ChargeSpec("agent_runs", "credits", credits_per_unit=D(0)),
-            {"charges.0.credits_per_unit": ["must be greater than zero"]},
+            {"charges.0.credits_per_unit": ["Must be more than zero"]},
         ),
         (
             ChargeSpec("agent_runs", "credits", credits_per_unit=D(1), pricing=PER_UNIT),
             {
                 "charges.0.pricing": [
-                    "credits charges have no pricing unless they bill when exhausted"
+                    "A credits charge has no price unless it bills when the credits run out: "
+                    "remove the price or set 'When exhausted' to Bill"
                 ]
             },
         ),
@@ -246,41 +251,57 @@ def test_tier_paths_are_nested_under_the_charge():
             ChargeSpec("agent_runs", "credits", D(5), credits_per_unit=D(1)),
             {
                 "charges.0.included_units": [
-                    "credits charges draw from a wallet and have no included units"
+                    "A credits charge draws from a wallet and has no included units: leave it empty"
                 ]
             },
         ),
         (
             ChargeSpec("prompts", "overage", D(10)),
-            {"charges.0.pricing": ["overage charges need pricing"]},
+            {"charges.0.pricing": ["A soft cap charge needs a price: pick a pricing scheme"]},
         ),
         (
             ChargeSpec("tokens", "balance"),
-            {"charges.0.pricing": ["balance charges need pricing"]},
+            {"charges.0.pricing": ["A balance charge needs a price: pick a pricing scheme"]},
         ),
         (
             ChargeSpec("sms", "hard_cap", D(500), pricing=PER_UNIT),
-            {"charges.0.pricing": ["hard_cap charges have no pricing"]},
+            {"charges.0.pricing": ["A hard cap charge has no price: remove the pricing"]},
         ),
         (
             ChargeSpec("sms", "hard_cap"),
-            {"charges.0.included_units": ["this field is required"]},
+            {
+                "charges.0.included_units": [
+                    "A hard cap charge needs its included units: the usage allowed each period"
+                ]
+            },
         ),
         (
             ChargeSpec("sms", "hard_cap", D(-1)),
-            {"charges.0.included_units": ["must not be negative"]},
+            {"charges.0.included_units": ["Cannot be negative"]},
         ),
         (
             ChargeSpec("prompts", "overage", pricing=PER_UNIT, credits_per_unit=D(1)),
-            {"charges.0.credits_per_unit": ["only credits charges take it"]},
+            {
+                "charges.0.credits_per_unit": [
+                    "Only credits charges use credits: leave it empty for a soft cap charge"
+                ]
+            },
         ),
         (
             ChargeSpec("prompts", "soft", pricing=PER_UNIT),
-            {"charges.0.model": ["must be one of overage, hard_cap, credits, balance"]},
+            {
+                "charges.0.model": [
+                    "Pick a consumption model: soft cap, hard cap, credits or balance"
+                ]
+            },
         ),
         (
             ChargeSpec("prompts", "overage", pricing=PER_UNIT, pricing_currency="EUR"),
-            {"charges.0.pricing.currency": ["a version has one currency: EUR is not USD"]},
+            {
+                "charges.0.pricing.currency": [
+                    "A version bills in one currency: this price is in EUR, the version in USD"
+                ]
+            },
         ),
         (
             ChargeSpec(
@@ -288,11 +309,19 @@ def test_tier_paths_are_nested_under_the_charge():
                 "overage",
                 pricing=PricingSpec("per_unit", D(1), tiers=(TierSpec(None, D(1)),)),
             ),
-            {"charges.0.pricing.tiers": ["only graduated and volume take tiers"]},
+            {
+                "charges.0.pricing.tiers": [
+                    "Only graduated and volume prices have tiers: remove them for a per unit price"
+                ]
+            },
         ),
         (
             ChargeSpec("prompts", "overage", pricing=PricingSpec("package", package_price=D(1))),
-            {"charges.0.pricing.package_size": ["this field is required"]},
+            {
+                "charges.0.pricing.package_size": [
+                    "A package price needs its package size: how many units a package holds"
+                ]
+            },
         ),
         (
             ChargeSpec(
@@ -300,7 +329,7 @@ def test_tier_paths_are_nested_under_the_charge():
                 "overage",
                 pricing=PricingSpec("package", package_size=D(0), package_price=D(1)),
             ),
-            {"charges.0.pricing.package_size": ["must be greater than zero"]},
+            {"charges.0.pricing.package_size": ["Must be more than zero"]},
         ),
         (
             ChargeSpec(
@@ -308,19 +337,31 @@ def test_tier_paths_are_nested_under_the_charge():
                 "overage",
                 pricing=PricingSpec("package", D(1), package_size=D(10), package_price=D(1)),
             ),
-            {"charges.0.pricing.unit_price": ["only per_unit takes unit_price"]},
+            {
+                "charges.0.pricing.unit_price": [
+                    "A package price has no unit price here: leave it empty"
+                ]
+            },
         ),
         (
             ChargeSpec("prompts", "overage", pricing=PricingSpec("per_unit", D(1), D(10))),
-            {"charges.0.pricing.package_size": ["only package takes it"]},
+            {
+                "charges.0.pricing.package_size": [
+                    "Only a package price takes this: leave it empty for a per unit price"
+                ]
+            },
         ),
         (
             ChargeSpec("prompts", "overage", pricing=PricingSpec("graduated")),
-            {"charges.0.pricing.tiers": ["a tiered scheme needs at least one tier"]},
+            {"charges.0.pricing.tiers": ["A graduated or volume price needs at least one tier"]},
         ),
         (
             ChargeSpec("prompts", "overage", pricing=PricingSpec("flat")),
-            {"charges.0.pricing.scheme": ["must be one of per_unit, package, graduated, volume"]},
+            {
+                "charges.0.pricing.scheme": [
+                    "Pick a pricing scheme: per unit, package, graduated or volume"
+                ]
+            },
         ),
     ],
 )
@@ -333,28 +374,28 @@ def test_charge_rules(charge, fields):
     [
         (
             {"currency": "XYZ"},
-            {"currency": ["unknown currency 'XYZ'; use an ISO 4217 code such as 'USD'"]},
+            {"currency": ["Unknown currency 'XYZ': use a three-letter code such as USD"]},
         ),
         (
             {"currency": "XXX"},
-            {"currency": ["unknown currency 'XXX'; use an ISO 4217 code such as 'USD'"]},
+            {"currency": ["Unknown currency 'XXX': use a three-letter code such as USD"]},
         ),
-        ({"interval": "week"}, {"interval": ["must be one of month, quarter, year"]}),
-        ({"base_fee": D("1.999")}, {"base_fee": ["must have at most 2 decimal places in USD"]}),
+        ({"interval": "week"}, {"interval": ["Pick a billing interval: month, quarter or year"]}),
+        ({"base_fee": D("1.999")}, {"base_fee": ["USD amounts have at most 2 decimal places"]}),
         (
             {"currency": "JPY", "base_fee": D("100.5")},
-            {"base_fee": ["must have at most 0 decimal places in JPY"]},
+            {"base_fee": ["JPY amounts are whole numbers"]},
         ),
-        ({"base_fee": None}, {"base_fee": ["this field is required"]}),
-        ({"seat_price": D(-1)}, {"seat_price": ["must not be negative"]}),
+        ({"base_fee": None}, {"base_fee": ["This field is required"]}),
+        ({"seat_price": D(-1)}, {"seat_price": ["Cannot be negative"]}),
         (
             {"minimum_commitment": D("0.001")},
-            {"minimum_commitment": ["must have at most 2 decimal places in USD"]},
+            {"minimum_commitment": ["USD amounts have at most 2 decimal places"]},
         ),
-        ({"credits_per_period": D("NaN")}, {"credits_per_period": ["must be a finite number"]}),
-        ({"trial_days": -1}, {"trial_days": ["must be between 0 and 3650"]}),
-        ({"trial_days": True}, {"trial_days": ["must be a whole number of days"]}),
-        ({"trial_days": D(3)}, {"trial_days": ["must be a whole number of days"]}),
+        ({"credits_per_period": D("NaN")}, {"credits_per_period": ["Enter a finite number"]}),
+        ({"trial_days": -1}, {"trial_days": ["Enter 0 to 3650 days"]}),
+        ({"trial_days": True}, {"trial_days": ["Enter a whole number of days"]}),
+        ({"trial_days": D(3)}, {"trial_days": ["Enter a whole number of days"]}),
     ],
 )
 def test_version_term_rules(terms, fields):
@@ -402,21 +443,41 @@ def test_valid_meters_raise_nothing():
 @pytest.mark.parametrize(
     ("fields", "errors"),
     [
-        ({"aggregation": "sum"}, {"value_property": ["sum needs the property to read"]}),
-        ({"aggregation": "max"}, {"value_property": ["max needs the property to read"]}),
-        ({"aggregation": "latest"}, {"value_property": ["latest needs the property to read"]}),
+        (
+            {"aggregation": "sum"},
+            {"value_property": ["A sum of a property needs the property to read"]},
+        ),
+        (
+            {"aggregation": "max"},
+            {"value_property": ["A maximum of a property needs the property to read"]},
+        ),
+        (
+            {"aggregation": "latest"},
+            {"value_property": ["The latest value of a property needs the property to read"]},
+        ),
         (
             {"aggregation": "unique_count"},
-            {"unique_property": ["unique_count needs the property whose values to count"]},
+            {
+                "unique_property": [
+                    "A count of distinct values needs the property whose values to count"
+                ]
+            },
         ),
-        ({"value_property": "tokens"}, {"value_property": ["count reads no value"]}),
+        (
+            {"value_property": "tokens"},
+            {"value_property": ["A count of events reads no value property: leave it empty"]},
+        ),
         (
             {"aggregation": "sum", "value_property": "t", "unique_property": "u"},
-            {"unique_property": ["only unique_count takes it"]},
+            {
+                "unique_property": [
+                    "Only a count of distinct values reads this property: leave it empty"
+                ]
+            },
         ),
         (
             {"aggregation": "avg"},
-            {"aggregation": ["must be one of count, sum, max, unique_count, latest"]},
+            {"aggregation": ["Pick an aggregation: count, sum, max, unique_count or latest"]},
         ),
         (
             {"filters": []},
@@ -444,13 +505,13 @@ def test_valid_meters_raise_nothing():
             {"code": "has space"},
             {
                 "code": [
-                    "must be 1-64 letters, digits, '_', '.', ':' or '-', "
+                    "Use 1 to 64 letters, digits, '_', '.', ':' or '-', "
                     "starting with a letter or digit"
                 ]
             },
         ),
-        ({"name": " "}, {"name": ["must not be blank"]}),
-        ({"event_name": ""}, {"event_name": ["must not be blank"]}),
+        ({"name": " "}, {"name": ["Give the meter a name"]}),
+        ({"event_name": ""}, {"event_name": ["Enter the name of the events the meter counts"]}),
     ],
 )
 def test_meter_rules(fields, errors):
@@ -466,10 +527,10 @@ def test_credit_pack_rules():
 
     assert refused.value.fields == {
         "code": [
-            "must be 1-64 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
+            "Use 1 to 64 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
         ],
-        "credits": ["must be greater than zero"],
-        "price": ["must have at most 0 decimal places in JPY"],
+        "credits": ["Must be more than zero"],
+        "price": ["JPY amounts are whole numbers"],
     }
 
 
@@ -506,9 +567,9 @@ def test_valid_credit_pack_raises_nothing():
         ),
         (
             {"spend_limit": D("1.001")},
-            {"spend_limit": ["must have at most 2 decimal places in USD"]},
+            {"spend_limit": ["USD amounts have at most 2 decimal places"]},
         ),
-        ({"spend_limit": D(-1)}, {"spend_limit": ["must not be negative"]}),
+        ({"spend_limit": D(-1)}, {"spend_limit": ["Cannot be negative"]}),
         (
             {"address": "1 Main St"},
             {

@@ -182,25 +182,26 @@ def test_a_balance_that_bills_when_dry_bills_the_money_it_lacked(api, acme):
         (
             agent_runs("bill"),
             "charges.0.pricing",
-            "credits charges that bill when exhausted need pricing: the money price of a "
-            "unit no credit covers",
+            "A credits charge that bills when the credits run out needs a price: "
+            "what a unit no credit covers costs",
         ),
         (
             agent_runs("block", per_unit("0.50")),
             "charges.0.pricing",
-            "credits charges have no pricing unless they bill when exhausted",
+            "A credits charge has no price unless it bills when the credits run out: "
+            "remove the price or set 'When exhausted' to Bill",
         ),
         (
             ChargeSpec(
                 "agent_runs", "overage", D(10), pricing=per_unit("1"), when_exhausted="bill"
             ),
             "charges.0.when_exhausted",
-            "only credits and balance charges take it: overage charges have no wallet",
+            "A soft cap charge has no wallet to run out: leave 'When exhausted' at Block",
         ),
         (
             agent_runs("later", per_unit("0.50")),
             "charges.0.when_exhausted",
-            "must be one of block, bill",
+            "Pick what happens when the wallet runs out: block or bill",
         ),
     ],
 )

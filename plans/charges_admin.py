@@ -1,0 +1,289 @@
+"""A plan version's charges and their price tiers, as nested inlines of its
+admin page. The formset checks the whole version with plans.validation and puts
+each message on the field it concerns (a tier's 'Up to', a charge's scheme)."""
+
+import nested_admin
+from django import forms
+from django.contrib import admin
+from django.contrib.admin.utils import flatten_fieldsets
+
+from billing.core.admin_forms import EXACT_DECIMALS, ExactDecimalField, money_text, quantity_text
+from billing.core.errors import BillingError
+from billing.rating.pricing import SCHEMES, PricingSpec, TierSpec
+from plans.feature_grants import FeatureGrant
+from plans.models import Charge, Meter, PlanVersion, PriceTier
+from plans.pricing_validation import SCHEME_WORDS
+from plans.validation import ChargeSpec, VersionSpec, validate_version, version_terms_spec
+from plans.version_inline_rules import FrozenWhenPublishedMixin, is_frozen, kept_forms
+
+AMOUNT_DIGITS = {"max_digits": 28, "decimal_places": 10}
+
+
+class TierForm(forms.ModelForm):
+    up_to = ExactDecimalField(
+        **AMOUNT_DIGITS,
+        required=False,
+        label="Up to",
+        help_text="Units up to and including this number. Empty means no limit: "
+        "leave it empty on the last tier only.",
+    )
+    unit_price = ExactDecimalField(**AMOUNT_DIGITS, label="Unit price")
+    flat_fee = ExactDecimalField(
+        **AMOUNT_DIGITS,
+        required=False,
+        label="Flat fee",
+        help_text="Charged once when usage reaches this tier; empty for none.",
+    )
+
+    class Meta:
+        model = PriceTier
+        fields = ["up_to", "unit_price", "flat_fee"]
+
+
+class TierInline(FrozenWhenPublishedMixin, nested_admin.NestedTabularInline):
+    formfield_overrides = EXACT_DECIMALS
+    model = PriceTier
+    form = TierForm
+    fields = ["up_to", "unit_price", "flat_fee"]
+    # A published version's tiers are shown, not edited: as finance reads amounts.
+    frozen_fields = ["up_to_text", "unit_price_text", "flat_fee_text"]
+    extra = 0
+    verbose_name = "price tier"
+    verbose_name_plural = "price tiers (graduated and volume prices)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("charge__version")
+
+    def get_fields(self, request, obj=None):
+        return self.frozen_fields if is_frozen(obj) else super().get_fields(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        if is_frozen(obj):
+            return [*self.frozen_fields, *self.fields]
+        return super().get_readonly_fields(request, obj)
+
+    @admin.display(description="Up to")
+    def up_to_text(self, tier: PriceTier) -> str:
+        return "No limit" if tier.up_to is None else quantity_text(tier.up_to)
+
+    @admin.display(description="Unit price")
+    def unit_price_text(self, tier: PriceTier) -> str:
+        return money_text(tier.unit_price, tier.charge.version.currency)
+
+    @admin.display(description="Flat fee")
+    def flat_fee_text(self, tier: PriceTier) -> str:
+        return money_text(tier.flat_fee, tier.charge.version.currency)
+
+
+class ChargeForm(forms.ModelForm):
+    pricing_scheme = forms.ChoiceField(
+        choices=[("", "No price"), *((s, SCHEME_WORDS[s].capitalize()) for s in SCHEMES)],
+        required=False,
+        label="Pricing scheme",
+    )
+
+    class Meta:
+        model = Charge
+        fields = [
+            "meter",
+            "model",
+            "included_units",
+            "credits_per_unit",
+            "when_exhausted",
+            "pricing_scheme",
+            "unit_price",
+            "package_size",
+            "package_price",
+        ]
+        labels = {"model": "Consumption model"}
+
+
+# Where a message about a charge's path goes on its form.
+CHARGE_FIELD_FOR = {
+    "meter": "meter",
+    "model": "model",
+    "included_units": "included_units",
+    "credits_per_unit": "credits_per_unit",
+    "when_exhausted": "when_exhausted",
+    "pricing": "pricing_scheme",
+    "pricing.scheme": "pricing_scheme",
+    "pricing.tiers": "pricing_scheme",
+    "pricing.unit_price": "unit_price",
+    "pricing.package_size": "package_size",
+    "pricing.package_price": "package_price",
+}
+
+
+def tier_forms(charge_form) -> list[forms.Form]:
+    nested = getattr(charge_form, "nested_formsets", [])
+    return kept_forms(nested[0]) if nested else []
+
+
+def charge_spec(charge_form) -> ChargeSpec:
+    data = charge_form.cleaned_data
+    tiers = tuple(
+        TierSpec(
+            up_to=t.cleaned_data.get("up_to"),
+            unit_price=t.cleaned_data.get("unit_price"),
+            flat_fee=t.cleaned_data.get("flat_fee") or 0,
+        )
+        for t in tier_forms(charge_form)
+    )
+    priced = any(data.get(f) is not None for f in ("unit_price", "package_size", "package_price"))
+    scheme = data.get("pricing_scheme") or ""
+    pricing = None
+    if scheme or priced or tiers:
+        pricing = PricingSpec(
+            scheme=scheme,
+            unit_price=data.get("unit_price"),
+            package_size=data.get("package_size"),
+            package_price=data.get("package_price"),
+            tiers=tiers,
+        )
+    meter = data.get("meter")
+    return ChargeSpec(
+        meter=meter.code if meter else "",
+        model=data.get("model") or "",
+        included_units=data.get("included_units"),
+        credits_per_unit=data.get("credits_per_unit"),
+        when_exhausted=data.get("when_exhausted") or "block",
+        pricing=pricing,
+    )
+
+
+def version_spec(
+    version: PlanVersion, charge_formset, grants: tuple[FeatureGrant, ...] = ()
+) -> VersionSpec:
+    return version_terms_spec(version, (charge_spec(f) for f in kept_forms(charge_formset)), grants)
+
+
+class ChargeFormSet(nested_admin.formsets.NestedInlineFormSet):
+    """Validates the whole version (terms, charges, tiers) with plans.validation."""
+
+    def validate_unique(self):
+        # One charge per meter is a catalog rule: validate_version reports it, in its words.
+        pass
+
+    def clean(self):
+        super().clean()
+        if is_frozen(self.instance) or any(self.errors):
+            return
+        forms_kept = kept_forms(self)
+        for form in forms_kept:
+            nested = getattr(form, "nested_formsets", [])
+            if nested and not nested[0].is_valid():
+                return
+        try:
+            validate_version(
+                version_spec(self.instance, self),
+                known_meters=dict(Meter.objects.values_list("code", "aggregation")),
+            )
+        except BillingError as error:
+            self._show(error, forms_kept)
+
+    def _show(self, error: BillingError, forms_kept: list) -> None:
+        """Each message on its field: charges.N.<path> on charge form N,
+        charges.N.pricing.tiers.K.<field> on tier form K of it. The version's own
+        fields are reported by its form."""
+        for path, texts in error.fields.items():
+            parts = path.split(".")
+            if parts[0] != "charges":
+                continue
+            form = forms_kept[int(parts[1])]
+            rest = ".".join(parts[2:])
+            if rest.startswith("pricing.tiers.") and len(parts) == 6:
+                tier_form = tier_forms(form)[int(parts[4])]
+                for text in texts:
+                    tier_form.add_error(parts[5], text)
+                continue
+            for text in texts:
+                # A path without a field of its own (none today) goes on top of the charge.
+                form.add_error(CHARGE_FIELD_FOR.get(rest), text)
+
+
+PRICING_TITLE = "Pricing (overage and balance charges; credits charges that bill when exhausted)"
+
+# A published version's charge, shown with its numbers as finance reads them.
+FROZEN_CHARGE_FIELDSETS = [
+    (
+        None,
+        {
+            "fields": [
+                ("meter", "model"),
+                ("included_units_text", "credits_per_unit_text", "when_exhausted"),
+            ]
+        },
+    ),
+    (
+        PRICING_TITLE,
+        {
+            "fields": [
+                "pricing_scheme_text",
+                ("unit_price_text", "package_size_text", "package_price_text"),
+            ]
+        },
+    ),
+]
+
+
+class ChargeInline(FrozenWhenPublishedMixin, nested_admin.NestedStackedInline):
+    formfield_overrides = EXACT_DECIMALS
+    model = Charge
+    form = ChargeForm
+    formset = ChargeFormSet
+    inlines = [TierInline]
+    extra = 0
+    autocomplete_fields = ["meter"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    ("meter", "model"),
+                    ("included_units", "credits_per_unit", "when_exhausted"),
+                ]
+            },
+        ),
+        (
+            PRICING_TITLE,
+            {"fields": ["pricing_scheme", ("unit_price", "package_size", "package_price")]},
+        ),
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("meter", "version")
+
+    def get_fieldsets(self, request, obj=None):
+        if is_frozen(obj):
+            return FROZEN_CHARGE_FIELDSETS
+        return super().get_fieldsets(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        if is_frozen(obj):
+            return [*flatten_fieldsets(FROZEN_CHARGE_FIELDSETS), *ChargeForm.Meta.fields]
+        return super().get_readonly_fields(request, obj)
+
+    @admin.display(description="Included units")
+    def included_units_text(self, charge: Charge) -> str:
+        return quantity_text(charge.included_units)
+
+    @admin.display(description="Credits per unit")
+    def credits_per_unit_text(self, charge: Charge) -> str:
+        return quantity_text(charge.credits_per_unit)
+
+    @admin.display(description="Pricing scheme")
+    def pricing_scheme_text(self, charge: Charge) -> str:
+        scheme = SCHEME_WORDS.get(charge.pricing_scheme)
+        return scheme.capitalize() if scheme else "No price"
+
+    @admin.display(description="Unit price")
+    def unit_price_text(self, charge: Charge) -> str:
+        return money_text(charge.unit_price, charge.version.currency)
+
+    @admin.display(description="Package size")
+    def package_size_text(self, charge: Charge) -> str:
+        return quantity_text(charge.package_size)
+
+    @admin.display(description="Package price")
+    def package_price_text(self, charge: Charge) -> str:
+        return money_text(charge.package_price, charge.version.currency)

@@ -1,0 +1,88 @@
+"""Meters in the admin: the form checks a meter with plans.validation and the
+services save it. The charge's meter picker (an autocomplete on this admin)
+finds a meter by its name or code first, its event name last."""
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Case, IntegerField, Q, Value, When
+from simple_history.admin import SimpleHistoryAdmin
+
+from billing.core.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt
+from plans import services
+from plans.models import Meter
+from plans.validation import validate_meter
+
+METER_FIELDS = ("code", "name", "event_name", "aggregation", "value_property", "unique_property")
+
+
+def meter_values(cleaned: dict) -> dict:
+    """A meter form's values as the services take them."""
+    values = {f: cleaned.get(f) or "" for f in METER_FIELDS}
+    values["filters"] = cleaned.get("filters") or {}
+    values["group_by"] = [
+        p.strip() for p in (cleaned.get("group_by") or "").split(",") if p.strip()
+    ]
+    values["invoice_breakdown"] = cleaned.get("invoice_breakdown") or ""
+    return values
+
+
+class MeterForm(ServiceValidatedForm):
+    group_by = forms.CharField(
+        required=False,
+        label="Break usage down by",
+        help_text="Up to 3 event properties, separated by commas, e.g. model, api_key. "
+        "Fixed, like the rest of what a meter counts, once a published version charges it.",
+    )
+
+    class Meta:
+        model = Meter
+        fields = [*METER_FIELDS, "filters", "group_by", "invoice_breakdown"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["group_by"] = ", ".join(self.instance.group_by or ())
+
+    def validate_domain(self, cleaned):
+        values = meter_values(cleaned)
+        if self.instance.pk:
+            original = Meter.objects.get(pk=self.instance.pk)
+            services.meter_check_update(meter=original, values=values)
+        else:
+            validate_meter(**values)
+
+
+def ranked_by_name_or_code(meters, term: str):
+    """Meters whose name or code starts with `term` first, then those containing
+    it, then the rest (found by their event name), each group by name."""
+    return meters.annotate(
+        match_rank=Case(
+            When(Q(name__istartswith=term) | Q(code__istartswith=term), then=Value(0)),
+            When(Q(name__icontains=term) | Q(code__icontains=term), then=Value(1)),
+            default=Value(2),
+            output_field=IntegerField(),
+        )
+    ).order_by("match_rank", "name", "code")
+
+
+@admin.register(Meter)
+class MeterAdmin(SimpleHistoryAdmin):
+    formfield_overrides = EXACT_DECIMALS
+    form = MeterForm
+    list_display = ["code", "name", "event_name", "aggregation", "value_property", "filters"]
+    list_filter = ["aggregation"]
+    search_fields = ["code", "name", "event_name"]
+
+    def get_search_results(self, request, queryset, search_term):
+        # The list orders its rows itself; the autocomplete keeps this order.
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if search_term.strip():
+            found = ranked_by_name_or_code(found, search_term.strip())
+        return found, may_have_duplicates
+
+    def save_model(self, request, obj, form, change):
+        values = meter_values(form.cleaned_data)
+        if change:
+            adopt(obj, services.meter_update(meter=obj, **values))
+        else:
+            adopt(obj, services.meter_create(**values))
