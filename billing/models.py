@@ -258,7 +258,7 @@ class PlanMigration(models.Model):
         ordering = ["-id"]
 
     def __str__(self) -> str:
-        return f"Migration #{self.pk} ({self.status})"
+        return f"Migration #{self.pk} to {self.to_version} ({self.get_status_display().lower()})"
 
 
 class PlanMigrationItem(models.Model):

@@ -21,6 +21,7 @@ from django.utils.timezone import localtime
 from djmoney.money import Money
 from simple_history.admin import SimpleHistoryAdmin
 
+from billing.core.admin_fields import currency_choices
 from billing.core.admin_forms import (
     EXACT_DECIMALS,
     ExactDecimalField,
@@ -30,7 +31,6 @@ from billing.core.admin_forms import (
     money_text,
     quantity_text,
 )
-from billing.core.currencies import currency_choices, currency_label
 from billing.simulation.admin import RUN_SIMULATIONS
 from billing.subscriptions.selectors import with_live_subscription_count
 from plans import services
@@ -166,8 +166,7 @@ class CurrencyField(forms.ChoiceField):
         super().__init__(choices=currency_choices(), label="Currency", **kwargs)
 
     def offer(self, code: str | None) -> None:
-        if code and code not in dict(self.choices):
-            self.choices = [(code, currency_label(code)), *self.choices]
+        self.choices = currency_choices(current=code or "")
 
 
 class PlanVersionForm(ServiceValidatedForm):

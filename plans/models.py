@@ -81,7 +81,7 @@ class Plan(models.Model):
         ordering = ["code"]
 
     def __str__(self) -> str:
-        return self.code
+        return self.name or self.code
 
 
 class PlanVersion(models.Model):

@@ -11,12 +11,6 @@ from billing.core.admin_forms import money_text, quantity_text
 from billing.models import PlanMigration
 from billing.subscriptions import bulk_migration
 from plans.feature_models import Feature
-from plans.models import PlanVersion
-
-
-def version_label(version: PlanVersion) -> str:
-    """A version as ops name it: 'Pro v2'."""
-    return f"{version.plan.name} v{version.number}"
 
 
 def count_text(n: int, one: str, many: str) -> str:
@@ -44,7 +38,7 @@ def _from_versions(rows: list[bulk_migration.MigrationRow]) -> str:
     """'Pro v1', or 'Pro v1 (2) and Starter v3 (1)' when they come from several."""
     counts: dict[str, int] = {}
     for row in rows:
-        label = version_label(row.subscription.version)
+        label = str(row.subscription.version)
         counts[label] = counts.get(label, 0) + 1
     if len(counts) == 1:
         return next(iter(counts))
@@ -64,7 +58,7 @@ def finalization_text(preview: bulk_migration.MigrationPreview, *, now: datetime
 
 def migration_consequences(preview: bulk_migration.MigrationPreview, *, now: datetime) -> list[str]:
     """What confirming the preview does, in full sentences for ops and finance."""
-    moving, to = preview.moving, version_label(preview.version)
+    moving, to = preview.moving, str(preview.version)
     currency = preview.version.currency
     who, one = _who(moving)
     move = "moves" if one else "move"

@@ -21,7 +21,6 @@ from billing.admin.plan_migration_words import (
     features_change_text,
     finalization_text,
     migration_consequences,
-    version_label,
 )
 from billing.core.admin_confirm import Confirmation, confirmation_page, is_confirmed
 from billing.core.admin_forms import RecordAdmin, money_text, quantity_text
@@ -38,7 +37,7 @@ MIGRATE_PERMISSION = "billing.migrate_subscription"
 
 class PlanVersionChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj):
-        return f"{version_label(obj)} ({obj.currency})"
+        return f"{obj!s} ({obj.currency})"
 
 
 class MigrationForm(forms.Form):
@@ -121,7 +120,7 @@ class PlanMigrationItemRow:
 
     def __init__(self, item: PlanMigrationItem, currency: str):
         self.item = item
-        self.from_version = version_label(item.from_version)
+        self.from_version = str(item.from_version)
         self.invoice_total = (
             money_text(item.invoice.total, item.invoice.currency) if item.invoice else ""
         )
@@ -221,7 +220,7 @@ class MigrationActions:
         moving = len(preview.moving)
         subject = count_text(moving, "subscription", "subscriptions")
         confirmation = Confirmation(
-            title=f"Migrate {subject} to {version_label(preview.version)}?",
+            title=f"Migrate {subject} to {preview.version!s}?",
             consequences=migration_consequences(preview, now=datetime.now(UTC)),
             confirm_label=f"Yes, migrate {subject}",
             cancel_url=reverse("admin:billing_subscription_changelist"),
@@ -248,16 +247,16 @@ class MigrationActions:
         feature = feature_names(codes)
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Preview: migrate to {version_label(preview.version)}",
+            "title": f"Preview: migrate to {preview.version!s}",
             "preview": preview,
-            "to_version": version_label(preview.version),
+            "to_version": str(preview.version),
             "immediate": immediate,
             "finalization": finalization_text(preview, now=datetime.now(UTC)),
             "currency": currency,
             "rows": [
                 {
                     "subscription": row.subscription,
-                    "from_version": version_label(row.subscription.version),
+                    "from_version": str(row.subscription.version),
                     "drops_deal": row.drops_deal,
                     "features": features_change_text(changes[row.subscription.pk], feature),
                     **{name: money_text(getattr(row, name), currency) for name in names},
@@ -269,7 +268,7 @@ class MigrationActions:
             "skipped": [
                 {
                     "subscription": row.subscription,
-                    "from_version": version_label(row.subscription.version),
+                    "from_version": str(row.subscription.version),
                     "reason": row.skipped[:1].upper() + row.skipped[1:],
                 }
                 for row in preview.skipped
@@ -319,7 +318,7 @@ class PlanMigrationAdmin(RecordAdmin):
 
     @admin.display(description="Target version", ordering="to_version")
     def target(self, obj):
-        return version_label(obj.to_version)
+        return str(obj.to_version)
 
     @admin.display(description="Items finished")
     def progress(self, obj):

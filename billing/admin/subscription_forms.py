@@ -25,11 +25,6 @@ PER_INTERVAL = {
 }
 
 
-def version_name(version: PlanVersion) -> str:
-    """'Pro v2'."""
-    return f"{version.plan.name} v{version.number}"
-
-
 def version_choice_text(version: PlanVersion) -> str:
     """A version as ops pick it: 'Pro v2 — 49.00 USD / month', 'Team v1 — 10.00
     USD a seat / month, 14-day trial', 'Usage v1 — usage only, in USD'."""
@@ -44,7 +39,7 @@ def version_choice_text(version: PlanVersion) -> str:
         text += f", {version.trial_days}-day trial"
     if version.status != PlanVersion.PUBLISHED:
         text += f" ({version.get_status_display().lower()})"
-    return f"{version_name(version)} — {text}"
+    return f"{version!s} — {text}"
 
 
 class _PublishedOnly(ModelChoiceIterator):

@@ -18,7 +18,6 @@ from billing.admin.subscription_forms import (
     SubscriptionChangeForm,
     SubscriptionCreateForm,
     version_choice_text,
-    version_name,
 )
 from billing.core.admin_fields import moment_text
 from billing.core.admin_forms import quantity_text
@@ -67,11 +66,11 @@ class SubscriptionChangeInline(admin.TabularInline):
 
     @admin.display(description="from")
     def from_name(self, change: SubscriptionChange) -> str:
-        return version_name(change.from_version) if change.from_version else "—"
+        return str(change.from_version) if change.from_version else "—"
 
     @admin.display(description="to")
     def to_name(self, change: SubscriptionChange) -> str:
-        return version_name(change.to_version) if change.to_version else "—"
+        return str(change.to_version) if change.to_version else "—"
 
     @admin.display(description="effective")
     def effective(self, change: SubscriptionChange) -> str:

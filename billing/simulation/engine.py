@@ -223,7 +223,8 @@ def period_fraction(
 
 
 def version_label(version: PlanVersion) -> str:
-    return f"{version.plan.code} v{version.number}"
+    """'AI Assistant v1', as the admin names a version everywhere (PlanVersion.__str__)."""
+    return str(version)
 
 
 def _period_total(

@@ -347,7 +347,7 @@ def test_a_simulation_rates_a_past_period_on_its_deal_and_says_what_the_draft_dr
 
     # then: November at its own deal (99.00 + 10.00), the draft with the deal's base fee
     assert (rated.current_total, rated.simulated_total) == (D("109.00"), D("99.00"))
-    assert rated.current_version_label == "assistant v1 with a deal (not on prompts)"
+    assert rated.current_version_label == "Assistant v1 with a deal (not on prompts)"
 
 
 def test_an_immediate_cancel_ends_a_running_discount(api, acme, plan):

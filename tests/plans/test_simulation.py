@@ -122,7 +122,7 @@ def ingest(external_id: str, *, prompts: int, tokens: int, when: datetime = OCT_
 
 @pytest.fixture
 def catalog(db):
-    """ai_assistant v1 (published) and v2 (a draft with other prices)."""
+    """AI Assistant v1 (published) and v2 (a draft with other prices)."""
     meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
     meter_create(
         code="tokens", name="Tokens", event_name="llm", aggregation="sum", value_property="tokens"
@@ -193,7 +193,7 @@ def test_current_totals_are_what_the_close_billed_for_october(catalog, october):
         )
         assert billed == invoice.total == CURRENT[external_id]
     assert {k: v[:3] for k, v in rows(result).items()} == {
-        external_id: ("ai_assistant v1", total, total) for external_id, total in CURRENT.items()
+        external_id: ("AI Assistant v1", total, total) for external_id, total in CURRENT.items()
     }
     assert result.difference_sum == 0
 
@@ -204,7 +204,7 @@ def test_a_draft_with_other_prices_gives_exact_totals_differences_and_sums(catal
     result = simulate(v2, october.values())
 
     assert rows(result) == {
-        external_id: ("ai_assistant v1", CURRENT[external_id], SIMULATED[external_id], difference)
+        external_id: ("AI Assistant v1", CURRENT[external_id], SIMULATED[external_id], difference)
         for external_id, difference in DIFFERENCE.items()
     }
     assert (result.current_sum, result.simulated_sum, result.difference_sum) == (
@@ -224,9 +224,9 @@ def test_the_csv_has_one_exact_line_per_customer(catalog, october):
     assert report.simulation_csv(simulation=result) == (
         "customer,name,current version,current total,simulated total,difference,currency,"
         "usage breakdown\n"
-        "acme,Acme Inc,ai_assistant v1,57.74,54.99,-2.75,USD,\n"
-        "beta,Beta Inc,ai_assistant v1,24.99,49.99,25.00,USD,\n"
-        "gamma,Gamma Inc,ai_assistant v1,37.49,59.99,22.50,USD,\n"
+        "acme,Acme Inc,AI Assistant v1,57.74,54.99,-2.75,USD,\n"
+        "beta,Beta Inc,AI Assistant v1,24.99,49.99,25.00,USD,\n"
+        "gamma,Gamma Inc,AI Assistant v1,37.49,59.99,22.50,USD,\n"
     )
 
 
@@ -271,10 +271,10 @@ def test_the_current_version_is_the_one_of_the_period_from_the_change_history(ca
 
     # when / then: October was on v1 (19.99 + 5.00 seat + 100 prompts at 0.05), November on v3
     october = rate(OCT_1, NOV_1)
-    assert (october.current_version_label, october.current_total) == ("ai_assistant v1", D("29.99"))
+    assert (october.current_version_label, october.current_total) == ("AI Assistant v1", D("29.99"))
     november = rate(NOV_1, DEC_1)
     assert (november.current_version_label, november.current_total) == (
-        "ai_assistant v3",
+        "AI Assistant v3",
         D("9.99"),
     )
     assert (november.simulated_total, november.difference) == (D("24.99"), D("15.00"))
@@ -302,7 +302,7 @@ def test_a_change_within_the_period_is_named_and_a_customer_without_subscription
     )
 
     assert (changed.current_version_label, changed.current_total) == (
-        "ai_assistant v1 (changed in the period)",
+        "AI Assistant v1 (changed in the period)",
         D("24.99"),
     )
     # 24.99 base fee + one seat at 5.00 + the 20.00 minimum commitment, no usage
@@ -448,7 +448,7 @@ def test_a_run_resumed_after_a_lost_worker_rates_only_the_customers_left(catalog
     PriceSimulationRow.objects.create(
         simulation=stuck,
         customer=october["acme"],
-        current_version_label="ai_assistant v1",
+        current_version_label="AI Assistant v1",
         current_total=D("57.74"),
         simulated_total=D("54.99"),
         difference=D("-2.75"),
@@ -574,7 +574,7 @@ def test_a_running_simulation_shows_a_progress_bar_that_follows_the_task(
     [
         (
             {"customers": ["eur", "acme"]},
-            "ai_assistant v2 bills in USD; euro pay in another currency",
+            "AI Assistant v2 bills in USD; euro pay in another currency",
         ),
         ({"customers": []}, "Choose customers, or a plan for all its subscribers."),
         ({"customers": [], "plan": "other"}, "other had no subscribers in the period."),
@@ -666,4 +666,4 @@ def test_a_finance_user_may_simulate_from_a_version(client, catalog, october, cl
     assert posted.status_code == 302
     result = PriceSimulation.objects.get()
     assert client.get(posted["Location"]).status_code == 200
-    assert rows(result) == {"acme": ("ai_assistant v1", D("57.74"), D("54.99"), D("-2.75"))}
+    assert rows(result) == {"acme": ("AI Assistant v1", D("57.74"), D("54.99"), D("-2.75"))}

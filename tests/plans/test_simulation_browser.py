@@ -30,7 +30,7 @@ PROMPTS = {"acme": 400, "beta": 1200}
 
 
 def last_month_of_usage() -> tuple[datetime, datetime]:
-    """acme and beta on ai_assistant v1 (19.99, prompts over 200 at 0.05) since the
+    """acme and beta on AI Assistant v1 (19.99, prompts over 200 at 0.05) since the
     start of last month, with last month's prompts, and last month closed."""
     now = datetime.now(UTC)
     start, end = month_start(now, months=-1), month_start(now)
@@ -133,7 +133,7 @@ def test_finance_publishes_a_lower_price_and_simulates_it_on_last_month(
     assert page.locator("#id_month").input_value() == f"{start:%Y-%m}"
     assert page.locator("#id_period_start").input_value() == f"{start:%Y-%m-%dT%H:%M}"
     assert page.locator("#id_period_end").input_value() == f"{end:%Y-%m-%dT%H:%M}"
-    page.select_option("#id_plan", label="ai_assistant")
+    page.select_option("#id_plan", label="AI Assistant")
     page.screenshot(path=os.path.join(output_dir, "3-simulate.png"), full_page=True)
     page.click('#simulation-form input[type="submit"]')
 
@@ -142,7 +142,7 @@ def test_finance_publishes_a_lower_price_and_simulates_it_on_last_month(
     simulation = PriceSimulation.objects.get()
     assert page.url == f"{base}/admin/plans/pricesimulation/{simulation.pk}/result/"
     acme = page.locator('tr[data-customer="acme"]')
-    assert acme.locator("td.version").inner_text() == "ai_assistant v1"
+    assert acme.locator("td.version").inner_text() == "AI Assistant v1"
     assert acme.locator("td.current").inner_text() == "29.99"
     assert acme.locator("td.simulated").inner_text() == "27.99"
     assert acme.locator("td.difference").inner_text() == "-2.00"
@@ -166,8 +166,8 @@ def test_finance_publishes_a_lower_price_and_simulates_it_on_last_month(
         assert handle.read() == (
             "customer,name,current version,current total,simulated total,difference,currency,"
             "usage breakdown\n"
-            "acme,Acme Inc,ai_assistant v1,29.99,27.99,-2.00,USD,\n"
-            "beta,Beta Inc,ai_assistant v1,69.99,59.99,-10.00,USD,\n"
+            "acme,Acme Inc,AI Assistant v1,29.99,27.99,-2.00,USD,\n"
+            "beta,Beta Inc,AI Assistant v1,69.99,59.99,-10.00,USD,\n"
         )
 
 
