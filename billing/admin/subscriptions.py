@@ -112,6 +112,9 @@ class SubscriptionAdmin(MigrationActions, SimpleHistoryAdmin):
     search_fields = ["customer__external_id", "customer__name", "version__plan__code"]
     list_select_related = ["customer", "version__plan"]
     inlines = [SubscriptionChangeInline]
+    # The audit history names each row by its date, not by the past state's str()
+    # (its customer and plan read again per row).
+    object_history_list_template = "admin/billing/subscription/history_list.html"
     actions = ["cancel_at_period_end", "migrate_to_version"]
     readonly_fields = [
         "customer",
