@@ -100,8 +100,9 @@ class MigrationPreview:
 
     @property
     def digest(self) -> str:
-        """A fingerprint of every figure and reason shown: a confirmation names the
-        preview it saw, and one whose figures have changed since is shown again."""
+        """A fingerprint of every figure and reason shown (the deals dropped and the
+        features changed included): a confirmation names the preview it saw, and one
+        whose figures have changed since is shown again."""
         shown = {
             "version": self.version.pk,
             "effective": self.effective,
@@ -110,6 +111,10 @@ class MigrationPreview:
                 [
                     row.subscription.pk,
                     row.subscription.version_id,
+                    # The deal: what the move drops, and with the versions (their
+                    # features frozen once published), the features gained and lost.
+                    row.subscription.overrides,
+                    row.subscription.next_overrides,
                     row.skipped,
                     [[line.kind, str(line.amount)] for line in row.lines],
                 ]

@@ -256,3 +256,23 @@ def test_migrating_needs_the_admin_scope(three):
 
 def test_an_unknown_migration_is_404(api, db):
     assert api.get(f"{CONFIRM}/12345").status_code == 404
+
+
+def test_a_deal_set_since_the_preview_is_refused(api, three):
+    # a deal from beta's next period changes no amount of this period's invoice,
+    # but the move would drop it: the preview did not say so
+    previewed = api.post(PREVIEW, to_pro(three), format="json").json()
+    beta = three[1]
+    deal = api.patch(
+        f"/api/v1/subscriptions/{beta.pk}", {"overrides": {"base_fee": "79.00"}}, format="json"
+    )
+    assert deal.status_code == 200
+    before = billing_state()
+
+    response = api.post(
+        CONFIRM, to_pro(three, token=str(uuid.uuid4()), digest=previewed["digest"]), format="json"
+    )
+
+    assert response.status_code == 409
+    assert billing_state() == before
+    assert not PlanMigration.objects.exists()
