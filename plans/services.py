@@ -89,7 +89,13 @@ def meter_check_update(*, meter: Meter, values: dict) -> None:
         raise Conflict(
             f"meter {meter.code!r} is charged by a published version; "
             "create a new meter instead of changing what it counts",
-            fields={f: ["frozen: a published version charges this meter"] for f in changed},
+            fields={
+                f: [
+                    "A published version charges this meter, so what it counts is fixed: "
+                    "create a new meter instead."
+                ]
+                for f in changed
+            },
         )
 
 
@@ -339,12 +345,16 @@ def tax_rate_delete(*, rate: TaxRate) -> None:
         rate.delete()
 
 
+PAST_PARTICIPLES = {"change": "changed", "publish": "published"}
+
+
 def _lock_draft(version: PlanVersion, *, action: str) -> PlanVersion:
     version = plan_version_lock(version.pk, with_plan=True)
     if version.status != PlanVersion.DRAFT:
         raise Conflict(
-            f"cannot {action} {version.plan.code} v{version.number}: it is {version.status}; "
-            "published versions never change, create a new draft instead"
+            f"{version} is {version.get_status_display().lower()}: only a draft can be "
+            f"{PAST_PARTICIPLES[action]}; published versions never change, so make a new "
+            "draft instead"
         )
     return version
 
@@ -359,7 +369,11 @@ def plan_version_check_currency(
     if other is not None:
         raise InvalidRequest(
             f"plan {plan.code!r} bills in {other.currency}; a plan's versions share one currency",
-            fields={"currency": [f"must be {other.currency}, the currency of this plan"]},
+            fields={
+                "currency": [
+                    f"{plan} bills in {other.currency}: all its versions share one currency."
+                ]
+            },
         )
 
 

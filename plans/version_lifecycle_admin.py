@@ -33,6 +33,8 @@ def publish_consequences(version: PlanVersion, counts: dict[int, int]) -> list[s
     sentences = [
         f"{version}'s prices become read-only.",
         f"New subscriptions and migrations can use {version}.",
+        f"A subscription to {plan} created through the API without a version number "
+        f"starts on {version} from now on.",
     ]
     others = [v for v in plan.versions.order_by("number") if counts.get(v.pk)]
     sentences.extend(customers_on(counts[v.pk], v, verb="stay") for v in others)

@@ -226,7 +226,7 @@ def test_version_terms_are_validated_with_the_catalog_rules(admin_client, demo):
     response = admin_client.post(
         "/admin/plans/planversion/add/", version_post(plan, [], currency="EUR")
     )
-    assert "must be USD, the currency of this plan" in response.content.decode()
+    assert "bills in USD: all its versions share one currency." in response.content.decode()
 
     response = admin_client.post(
         "/admin/plans/planversion/add/", version_post(plan, [], currency="ZZZ")
@@ -380,7 +380,8 @@ def test_meter_definition_is_frozen_once_published_but_its_name_is_not(admin_cli
     }
 
     response = admin_client.post(url, form)
-    assert "frozen: a published version charges this meter" in response.content.decode()
+    frozen = "A published version charges this meter, so what it counts is fixed"
+    assert frozen in response.content.decode()
     meter.refresh_from_db()
     assert meter.event_name == "prompt"
 

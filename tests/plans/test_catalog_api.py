@@ -1062,7 +1062,7 @@ def test_put_on_a_published_version_is_409_and_changes_nothing(api, catalog_mete
 
     # then
     error = assert_error(response, 409, "conflict")
-    assert error["message"].startswith("cannot change tiered v1: it is published")
+    assert error["message"].startswith("P v1 is published: only a draft can be changed")
     assert row_counts() == before
     assert version_state("tiered", 1) == v1
     assert v1["version"]["base_fee"] == Decimal("10.00")
@@ -1075,7 +1075,9 @@ def test_publishing_twice_is_409(api, ai_assistant, row_counts):
     response = api.post("/api/v1/plans/ai_assistant/versions/1/publish")
 
     error = assert_error(response, 409, "conflict")
-    assert error["message"].startswith("cannot publish ai_assistant v1: it is published")
+    assert error["message"].startswith(
+        "AI Assistant v1 is published: only a draft can be published"
+    )
     assert row_counts() == before
     assert version_state("ai_assistant", 1) == v1
 
@@ -1096,7 +1098,7 @@ def test_archive_then_put_or_publish_is_409(api, ai_assistant, row_counts):
     archive_again = api.post("/api/v1/plans/ai_assistant/versions/1/archive")
 
     assert assert_error(put, 409, "conflict")["message"].startswith(
-        "cannot change ai_assistant v1: it is archived"
+        "AI Assistant v1 is archived: only a draft can be changed"
     )
     assert_error(publish, 409, "conflict")
     assert_error(archive_again, 409, "conflict")
@@ -1110,7 +1112,9 @@ def test_new_version_in_another_currency_is_refused(api, ai_assistant, row_count
 
     response = api.post("/api/v1/plans/ai_assistant/versions", terms, format="json")
 
-    assert_only_field_error(response, "currency", "must be USD, the currency of this plan")
+    assert_only_field_error(
+        response, "currency", "bills in USD: all its versions share one currency."
+    )
     assert row_counts() == before
 
 
@@ -1122,7 +1126,7 @@ def test_put_on_a_draft_cannot_change_the_plan_currency(api, ai_assistant, row_c
         "/api/v1/plans/ai_assistant/versions/2", V2_TERMS | {"currency": "EUR"}, format="json"
     )
 
-    assert_only_field_error(response, "currency", "must be USD")
+    assert_only_field_error(response, "currency", "bills in USD")
     assert row_counts() == before
     assert version_state("ai_assistant", 2) == v2
 

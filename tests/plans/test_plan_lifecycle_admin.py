@@ -214,6 +214,8 @@ def test_publish_says_what_happens_then_publishes(finance_client, pro):
     assert consequences(page) == [
         "Pro v2's prices become read-only.",
         "New subscriptions and migrations can use Pro v2.",
+        "A subscription to Pro created through the API without a version number "
+        "starts on Pro v2 from now on.",
         "The 3 customers on Pro v1 stay on it until you migrate them.",
     ]
     assert 'value="Publish Pro v2"' in page
@@ -334,9 +336,13 @@ def test_the_list_action_confirms_the_selected_versions_first(finance_client, pr
     assert consequences(page) == [
         "Pro v2's prices become read-only.",
         "New subscriptions and migrations can use Pro v2.",
+        "A subscription to Pro created through the API without a version number "
+        "starts on Pro v2 from now on.",
         "The 3 customers on Pro v1 stay on it until you migrate them.",
         "Team v1's prices become read-only.",
         "New subscriptions and migrations can use Team v1.",
+        "A subscription to Team created through the API without a version number "
+        "starts on Team v1 from now on.",
         "No customer is on Team yet.",
     ]
     assert 'value="Publish 2 versions"' in page

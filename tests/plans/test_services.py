@@ -113,7 +113,7 @@ def test_published_version_cannot_be_updated_through_the_service(published, row_
 
     # then
     assert refused.value.status_code == 409
-    assert "it is published" in refused.value.message
+    assert "is published: only a draft can be changed" in refused.value.message
     assert row_counts() == before
     assert state(published) == stored
 
@@ -260,7 +260,9 @@ def test_new_version_in_another_currency_is_refused(published, row_counts):
             plan=published.plan, version=VersionSpec(currency="EUR", base_fee=D("5.00"))
         )
 
-    assert refused.value.fields == {"currency": ["must be USD, the currency of this plan"]}
+    assert refused.value.fields == {
+        "currency": [f"{published.plan.name} bills in USD: all its versions share one currency."]
+    }
     assert row_counts() == before
 
 
