@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.conf import settings
 
+from billing.core.admin_fields import moment_text
 from billing.core.admin_forms import money_text, quantity_text
 from billing.models import PlanMigration
 from billing.subscriptions import bulk_migration
@@ -52,7 +53,7 @@ def finalization_text(preview: bulk_migration.MigrationPreview, *, now: datetime
     if hours > 0:
         return f"kept as a draft for {count_text(hours, 'hour', 'hours')}, then finalized"
     if preview.at is not None and preview.at > now:
-        return f"finalized at {preview.at:%Y-%m-%d %H:%M} UTC"
+        return f"finalized at {moment_text(preview.at)}"
     return "finalized at once"
 
 
@@ -66,7 +67,7 @@ def migration_consequences(preview: bulk_migration.MigrationPreview, *, now: dat
         invoices = count_text(len(moving), "invoice", "invoices")
         sentences = [
             f"{who} {move} from {_from_versions(moving)} to {to} now, prorated from "
-            f"{preview.at:%Y-%m-%d %H:%M} UTC: each gets an invoice for its usage so far and "
+            f"{moment_text(preview.at)}: each gets an invoice for its usage so far and "
             f"the rest of this period, {finalization_text(preview, now=now)} "
             f"({invoices}, {money_text(preview.sum('total'), currency)} in all)."
         ]

@@ -23,6 +23,7 @@ from billing.admin.plan_migration_words import (
     migration_consequences,
 )
 from billing.core.admin_confirm import Confirmation, confirmation_page, is_confirmed
+from billing.core.admin_fields import moment_text
 from billing.core.admin_forms import RecordAdmin, money_text, quantity_text
 from billing.models import (
     PlanMigration,
@@ -251,12 +252,14 @@ class MigrationActions:
             "preview": preview,
             "to_version": str(preview.version),
             "immediate": immediate,
+            "at_text": moment_text(preview.at),
             "finalization": finalization_text(preview, now=datetime.now(UTC)),
             "currency": currency,
             "rows": [
                 {
                     "subscription": row.subscription,
                     "from_version": str(row.subscription.version),
+                    "period_end": moment_text(row.subscription.current_period_end),
                     "drops_deal": row.drops_deal,
                     "features": features_change_text(changes[row.subscription.pk], feature),
                     **{name: money_text(getattr(row, name), currency) for name in names},

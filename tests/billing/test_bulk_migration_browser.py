@@ -99,8 +99,8 @@ def test_ops_migrates_three_subscriptions_with_a_preview(
     page.wait_for_selector("ul.consequences")
     page.screenshot(path=os.path.join(output_dir, "4-confirmation.png"), full_page=True)
     assert page.locator("ul.consequences li").all_inner_texts() == [
-        "3 customers move from Ai Assistant v1 to Pro v1 now, prorated from 2026-11-16 "
-        "00:00 UTC: each gets an invoice for its usage so far and the rest of this period, "
+        "3 customers move from Ai Assistant v1 to Pro v1 now, prorated from 16 Nov 2026, "
+        "00:00 (UTC): each gets an invoice for its usage so far and the rest of this period, "
         f"finalized at once (3 invoices, {usd('54.00')} in all).",
         "To move them back, run another migration.",
     ]

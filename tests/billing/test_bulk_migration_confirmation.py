@@ -62,8 +62,8 @@ def test_the_confirmation_page_says_what_happens_and_only_its_button_starts_it(
     confirmation = page.context["confirmation"]
     assert confirmation.title == "Migrate 3 subscriptions to Pro v1?"
     assert confirmation.consequences == [
-        "3 customers move from Ai Assistant v1 to Pro v1 now, prorated from 2026-11-16 "
-        "00:00 UTC: each gets an invoice for its usage so far and the rest of this period, "
+        "3 customers move from Ai Assistant v1 to Pro v1 now, prorated from 16 Nov 2026, "
+        "00:00 (UTC): each gets an invoice for its usage so far and the rest of this period, "
         "finalized at once (3 invoices, 54.00 USD in all).",
         "To move them back, run another migration.",
     ]
