@@ -1,9 +1,22 @@
 """Audit history (django-simple-history) for the models people change: who, when,
 what. Changes made through the admin carry the admin user; changes made through
-the API (an API key, not a user) or by tasks carry none."""
+the API (an API key, not a user) or by tasks carry none.
+
+Rows written inside `one_change()` (by nested calls too) carry one change id in
+`history_change_reason`, so a reader can tell which rows one save wrote, however
+close in time two saves are and whoever made them."""
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from uuid import uuid4
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from simple_history.models import HistoricalRecords
+from simple_history.utils import get_change_reason_from_object
+
+CHANGE_ID_PREFIX = "change:"
+
+_change_in_progress: ContextVar[str | None] = ContextVar("audit_change_id", default=None)
 
 
 def _admin_user(instance=None, request=None, **kwargs):
@@ -11,5 +24,40 @@ def _admin_user(instance=None, request=None, **kwargs):
     return user if isinstance(user, AbstractBaseUser) and user.is_authenticated else None
 
 
+@contextmanager
+def one_change():
+    """Every audit row written inside, in this thread or task, is stamped with one
+    change id; an inner `one_change()` keeps the outer one's (a service calling
+    another, the admin saving a form then its inlines, is still one change). Usable
+    as a decorator."""
+    if _change_in_progress.get() is not None:
+        yield
+        return
+    token = _change_in_progress.set(f"{CHANGE_ID_PREFIX}{uuid4().hex}")
+    try:
+        yield
+    finally:
+        _change_in_progress.reset(token)
+
+
+def change_in_progress() -> str | None:
+    """The id rows written now are stamped with (None outside `one_change()`): for
+    history written in bulk (bulk_history_create's default_change_reason)."""
+    return _change_in_progress.get()
+
+
+def change_id(row) -> str | None:
+    """The change id an audit row was stamped with; None for a row written outside
+    `one_change()` (or before change ids existed)."""
+    reason = row.history_change_reason or ""
+    return reason if reason.startswith(CHANGE_ID_PREFIX) else None
+
+
+class _AuditRecords(HistoricalRecords):
+    def get_change_reason_for_object(self, instance, history_type, using):
+        # Saves and deletes alike (deleted rows are loaded by Django, not by us).
+        return get_change_reason_from_object(instance) or _change_in_progress.get()
+
+
 def audit_history(**options) -> HistoricalRecords:
-    return HistoricalRecords(get_user=_admin_user, **options)
+    return _AuditRecords(get_user=_admin_user, **options)

@@ -33,6 +33,7 @@ from billing.core.admin_forms import (
 )
 from billing.simulation.admin import RUN_SIMULATIONS
 from billing.subscriptions.selectors import with_live_subscription_count
+from config.history import one_change
 from plans import services
 from plans.charges_admin import ChargeInline, version_spec
 from plans.models import Charge, CreditPack, Plan, PlanVersion
@@ -293,6 +294,12 @@ class PlanVersionAdmin(
 
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and not is_frozen(obj)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # The version's form, then its charges and features (save_model, save_related):
+        # one save, one change in its price history.
+        with one_change():
+            return super().changeform_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):
         # Charges and features arrive in save_related; a new version is numbered now.

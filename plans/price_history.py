@@ -1,20 +1,24 @@
 """A plan version's price history: the audit rows (config.history) of the version,
 its charges, their tiers and its feature grants, read back as changes a person
-made. The rows of one save (one user, each written within a second of the one
-before) are one change; a change is the difference between the version as it
-stood before and after it (plans.price_wording), so the charges and tiers that
-plans.services writes again on every save read as what changed in them."""
+made. The rows of one save (one service call, or one admin save: they share a
+change id, config.history.one_change) are one change; a change is the
+difference between the version as it stood before and after it
+(plans.price_wording), so the charges and tiers that plans.services writes again
+on every save read as what changed in them."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from billing.rating.pricing import TierSpec
+from config.history import change_id
 from plans.feature_grants import FeatureGrant
 from plans.models import Charge, Feature, Meter, PlanVersion, PriceTier, VersionFeature
 from plans.price_wording import ARROW, STATUS_NAMES, spec_changes
 from plans.validation import ChargeSpec, VersionSpec, version_terms_spec
 
-# Rows written within this of each other, by the same user, are one save.
+# Rows without a change id (written before saves had one, or backfilled by the
+# migration plans/0012) are one save with the row before them when they follow
+# it within this, by the same user.
 ONE_SAVE = timedelta(seconds=1)
 
 NOTHING_CHANGED = "Saved with no change to the terms, charges or features"
@@ -40,22 +44,35 @@ def _audit_rows(version: PlanVersion) -> list:
         ),
         *VersionFeature.history.filter(version_id=version.pk).select_related("history_user"),
     ]
-    # Stable: rows of one table written at the same moment keep their order.
-    return sorted(rows, key=lambda row: row.history_date)
+    # Rows of one table written at the same moment in the order they were written
+    # (history_id); the tables in the order above.
+    table = {PlanVersion: 0, Charge: 1, PriceTier: 2, VersionFeature: 3}
+    return sorted(rows, key=lambda row: (row.history_date, table[row.instance_type], row.pk))
 
 
 def _saves(rows: list) -> list[list]:
+    """The rows (in the order written) grouped by save, saves in the order made."""
     saves: list[list] = []
+    by_change: dict[str, list] = {}
+    previous, previous_save = None, None
     for row in rows:
-        last = saves[-1][-1] if saves else None
-        if (
-            last is not None
-            and row.history_user_id == last.history_user_id
-            and row.history_date - last.history_date <= ONE_SAVE
+        change = change_id(row)
+        if change is not None:
+            save = by_change.get(change)
+            if save is None:
+                save = by_change[change] = []
+                saves.append(save)
+        elif (
+            previous is not None
+            and row.history_user_id == previous.history_user_id
+            and row.history_date - previous.history_date <= ONE_SAVE
         ):
-            saves[-1].append(row)
+            save = previous_save
         else:
-            saves.append([row])
+            save = []
+            saves.append(save)
+        save.append(row)
+        previous, previous_save = row, save
     return saves
 
 

@@ -1,5 +1,9 @@
 """Writes to the catalog. Every function validates with plans.validation first and
-changes nothing when it refuses; a published version is never changed."""
+changes nothing when it refuses; a published version is never changed.
+
+A version's services each write its audit rows (the version, its charges, tiers
+and feature grants) as one change (config.history.one_change): its price history
+reads one save as one change, however soon the next save follows."""
 
 from decimal import Decimal
 
@@ -9,6 +13,7 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from billing.core.errors import Conflict, InvalidRequest
+from config.history import change_in_progress, one_change
 from plans import selectors
 from plans.feature_grants import feature_value, value_to_json
 from plans.locks import credit_pack_lock, meter_lock, plan_lock, plan_version_lock, tax_rate_lock
@@ -150,12 +155,16 @@ def plan_create(
                 f"a plan with code {code!r} already exists; add a version instead",
                 fields={"code": ["already exists"]},
             )
-        plan_version = _version_write(plan=plan, number=1, spec=version)
-        if publish:
-            plan_version = plan_version_publish(version=plan_version)
+        # The version's creation (and publication) is one change; the plan's row is
+        # left out of it, as the plan's History page would show its change id.
+        with one_change():
+            plan_version = _version_write(plan=plan, number=1, spec=version)
+            if publish:
+                plan_version = plan_version_publish(version=plan_version)
     return plan_version
 
 
+@one_change()
 def plan_version_create(*, plan: Plan, version: VersionSpec) -> PlanVersion:
     """Add the next numbered draft version to a plan. Locks the plan row to number it."""
     validate_version(
@@ -170,6 +179,7 @@ def plan_version_create(*, plan: Plan, version: VersionSpec) -> PlanVersion:
         return _version_write(plan=plan, number=last + 1, spec=version)
 
 
+@one_change()
 def plan_version_update(*, version: PlanVersion, spec: VersionSpec) -> PlanVersion:
     """Replace a draft's terms and charges. A published or archived version is refused."""
     validate_version(
@@ -189,6 +199,7 @@ def plan_version_update(*, version: PlanVersion, spec: VersionSpec) -> PlanVersi
     return version
 
 
+@one_change()
 def plan_version_publish(*, version: PlanVersion) -> PlanVersion:
     """Validate the stored draft again and publish it; from then on it never changes.
     Existing subscribers stay on their versions (grandfathering)."""
@@ -206,6 +217,7 @@ def plan_version_publish(*, version: PlanVersion) -> PlanVersion:
     return version
 
 
+@one_change()
 def plan_version_archive(*, version: PlanVersion) -> PlanVersion:
     """Stop offering a version to new subscriptions. Its subscribers keep it."""
     with transaction.atomic():
@@ -218,6 +230,7 @@ def plan_version_archive(*, version: PlanVersion) -> PlanVersion:
     return version
 
 
+@one_change()
 def plan_version_copy_as_draft(*, version: PlanVersion) -> PlanVersion:
     """A new draft with the same terms and charges: the way to change a published price."""
     return plan_version_create(plan=version.plan, version=selectors.version_spec(version=version))
@@ -421,7 +434,9 @@ def _write_charges(version: PlanVersion, spec: VersionSpec) -> None:
             )
     # bulk_create writes no audit history of its own: the tiers' rows are added here
     # (the price history of a version reads them).
-    PriceTier.history.bulk_history_create(PriceTier.objects.bulk_create(tiers))
+    PriceTier.history.bulk_history_create(
+        PriceTier.objects.bulk_create(tiers), default_change_reason=change_in_progress()
+    )
 
 
 def _write_features(version: PlanVersion, spec: VersionSpec) -> None:
@@ -435,4 +450,4 @@ def _write_features(version: PlanVersion, spec: VersionSpec) -> None:
         )
         for grant in spec.features
     )
-    VersionFeature.history.bulk_history_create(grants)
+    VersionFeature.history.bulk_history_create(grants, default_change_reason=change_in_progress())

@@ -23,6 +23,7 @@ from billing.core.vocabulary import ConsumptionModel
 from billing.models import Subscription
 from billing.rating.pricing import PricingSpec
 from billing.subscriptions.lifecycle import subscription_create
+from config.history import one_change
 from customers.api_keys import api_key_create
 from customers.models import ApiKey, Customer
 from customers.services import customer_create
@@ -79,6 +80,7 @@ class PlanVersionFactory(DjangoModelFactory):
     status = PlanVersion.PUBLISHED
 
     @classmethod
+    @one_change()  # created and published at once, as plan_create(publish=True) does
     def _create(cls, model_class, *args, plan, status, **terms):
         version = plan_version_create(plan=plan, version=VersionSpec(**terms))
         if status == PlanVersion.DRAFT:

@@ -105,6 +105,8 @@ def test_finance_adds_a_plan_prices_it_and_publishes_it(live_server, browser_pag
     assert page.locator(".consequences li").all_inner_texts() == [
         "Pro v1's prices become read-only.",
         "New subscriptions and migrations can use Pro v1.",
+        "A subscription to Pro created through the API without a version number "
+        "starts on Pro v1 from now on.",
         "No customer is on Pro yet.",
     ]
     page.screenshot(path=os.path.join(output_dir, "3-confirmation.png"), full_page=True)
@@ -128,3 +130,33 @@ def test_finance_adds_a_plan_prices_it_and_publishes_it(live_server, browser_pag
         for name in ("version", "status", "currency", "interval", "base_fee_text", "subscribers")
     ] == ["v1", "Published", "EUR", "Monthly", "49.00 EUR", "0"]
     page.screenshot(path=os.path.join(output_dir, "5-plan-with-its-version.png"), full_page=True)
+
+    # and the version's history shows the tiers as finance set them, then the publishing
+    page.goto(f"{base}/admin/plans/planversion/{version.pk}/change/")
+    page.click("a.historylink")
+    changes = page.locator("#price-history tbody tr")
+    assert changes.count() == 2
+    assert changes.nth(0).locator("td").nth(1).inner_text() == "fin"
+    assert changes.nth(0).locator("li").all_inner_texts() == ["Status: Draft → Published"]
+    assert changes.nth(1).locator("li").all_inner_texts()[-2:] == [
+        "LLM tokens: tier 1 added (up to: 1,000,000, unit price 0.000002 EUR)",
+        "LLM tokens: tier 2 added (up to: no limit, unit price 0.000001 EUR)",
+    ]
+    page.screenshot(path=os.path.join(output_dir, "6-history.png"), full_page=True)
+
+    # when: finance makes a new draft and lowers the second tier
+    page.goto(f"{base}/admin/plans/planversion/{version.pk}/change/")
+    page.click("#new-draft")
+    page.wait_for_selector(".messagelist .success")
+    assert page.inner_text(".messagelist .success") == "Pro v2 created as a draft from v1"
+    page.fill("#id_charges-0-tiers-1-unit_price", "0.0000008")
+    page.click("input[name=_continue]")
+    page.wait_for_selector(".messagelist .success")
+    page.click("a.historylink")
+
+    # then: the draft's history reads the change as one line, before and after
+    changes = page.locator("#price-history tbody tr")
+    assert changes.nth(0).locator("li").all_inner_texts() == [
+        "LLM tokens, tier 2: unit price 0.000001 EUR → 0.0000008 EUR"
+    ]
+    page.screenshot(path=os.path.join(output_dir, "7-tier-change-in-history.png"), full_page=True)

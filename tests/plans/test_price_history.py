@@ -5,7 +5,7 @@ may view plan versions."""
 
 import importlib
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -16,12 +16,18 @@ from django.contrib.auth.models import Permission, User
 from billing.rating.pricing import PricingSpec, TierSpec
 from plans.feature_grants import FeatureGrant
 from plans.features import feature_create
-from plans.models import PriceTier, VersionFeature
+from plans.models import Charge, Plan, PlanVersion, PriceTier, VersionFeature
 from plans.price_history import NOTHING_CHANGED, price_history
 from plans.selectors import version_spec
-from plans.services import plan_version_copy_as_draft, plan_version_publish, plan_version_update
-from plans.validation import ChargeSpec
+from plans.services import (
+    plan_create,
+    plan_version_copy_as_draft,
+    plan_version_publish,
+    plan_version_update,
+)
+from plans.validation import ChargeSpec, VersionSpec
 from tests.factories import MeterFactory, overage, published_version
+from tests.plans.test_admin import version_post
 
 pytestmark = pytest.mark.django_db
 
@@ -198,3 +204,78 @@ def test_tiers_and_grants_written_without_history_get_it_from_the_migration(pro)
 
     # then: they are part of the version's creation, as they were
     assert price_history(version=pro) == [creation]
+
+
+def test_two_quick_api_saves_are_two_changes(db):
+    MeterFactory(code="m", name="M")
+    pro = published_version("pro", base_fee=D("49.00"))
+    at = datetime(2026, 11, 2, tzinfo=UTC)
+    with time_machine.travel(at - timedelta(hours=1), tick=False):
+        draft = plan_version_copy_as_draft(version=pro)
+    for fee in ("50", "60"):
+        at += timedelta(milliseconds=400)
+        draft.refresh_from_db()
+        with time_machine.travel(at, tick=False):
+            plan_version_update(
+                version=draft, spec=replace(version_spec(version=draft), base_fee=D(fee))
+            )
+    lines = [c.lines for c in price_history(version=draft)]
+    assert lines[:2] == [("Base fee: 50.00 USD → 60.00 USD",), ("Base fee: 49.00 USD → 50.00 USD",)]
+
+
+def test_a_version_added_in_the_admin_is_one_change_by_its_user(admin_client, admin_user):
+    # given: pro v1 and a storage meter
+    storage = MeterFactory(code="storage", name="Storage")
+    pro = published_version("pro", base_fee=D("49.00"))
+
+    # when: v2 is added on the admin's add page (the form, then its charges inline)
+    charge = {"meter": storage.pk, "model": "overage", "included_units": "10"}
+    charge |= {"pricing_scheme": "per_unit", "unit_price": "0.50"}
+    response = admin_client.post("/admin/plans/planversion/add/", version_post(pro.plan, [charge]))
+
+    # then: its history is one change, by the admin user
+    assert response.status_code == 302, response.content.decode()[:3000]
+    draft = pro.plan.versions.get(number=2)
+    assert [(c.user, c.lines) for c in price_history(version=draft)] == [
+        (
+            admin_user,
+            (
+                "Created as a draft",
+                "Currency: USD",
+                "Billing interval: Monthly",
+                f"Base fee: {usd('29.00')}",
+                "Storage: charge added (Soft cap: included units, then priced overage; "
+                f"included units 10; pricing scheme “Per unit”; unit price {usd('0.50')})",
+            ),
+        )
+    ]
+
+
+def test_a_plan_created_and_published_at_once_is_one_change(db):
+    # when: a plan is created through the API's service, published at once
+    version = plan_create(
+        code="team", name="Team", version=VersionSpec(currency="USD"), publish=True
+    )
+
+    # then: one change; the plan's own row is not stamped (its History page shows reasons)
+    assert [c.lines for c in price_history(version=version)] == [
+        ("Created and published", "Currency: USD", "Billing interval: Monthly")
+    ]
+    assert [row.history_change_reason for row in Plan.history.all()] == [None]
+
+
+def test_rows_written_before_saves_had_a_change_id_are_grouped_by_time(pro):
+    # given: a draft and a save, their rows as they were written before change ids
+    with time_machine.travel(NOV_2, tick=False):
+        draft = plan_version_copy_as_draft(version=pro)
+    save(draft, datetime(2026, 11, 3, 10, tzinfo=UTC), base_fee=D("59.00"))
+    changes = price_history(version=draft)
+    for model in (PlanVersion, Charge, PriceTier, VersionFeature):
+        model.history.update(history_change_reason=None)
+
+    # then: each save is still one change (its rows, a second apart at most)
+    assert price_history(version=draft) == changes
+    assert [c.lines[0] for c in changes] == [
+        f"Base fee: {usd('49.00')} → {usd('59.00')}",
+        "Created as a draft",
+    ]
