@@ -151,13 +151,26 @@ def sandbox_invoice(
     return SandboxInvoice(lines, subtotal, taxes, total, label, fraction)
 
 
+# A prorated fee's quantity is the part of the interval billed (13/30 =
+# 0.4333...): shown to 4 places, marked as rounded; the amount stays exact.
+SHOWN_PLACES = Decimal("0.0001")
+
+
+def shown_quantity(quantity: Decimal) -> str:
+    """'1,500,000', '0.5', or '≈ 0.4333' for a fraction longer than 4 places."""
+    rounded = quantity.quantize(SHOWN_PLACES)
+    if rounded == quantity:
+        return quantity_text(quantity)
+    return f"≈ {quantity_text(rounded)}"
+
+
 def invoice_rows(invoice: SandboxInvoice, currency: str) -> dict:
     """The invoice in words, as the page shows it."""
     return {
         "lines": [
             {
                 "description": line.description,
-                "quantity": quantity_text(line.quantity),
+                "quantity": shown_quantity(line.quantity),
                 "unit_price": money_text(line.unit_price, currency),
                 "amount": money_text(line.amount, currency),
             }

@@ -17,7 +17,7 @@ from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.taxes import tax_lines
 from plans.models import PlanVersion, PriceSimulation
-from plans.price_sandbox_admin import sandbox_invoice
+from plans.price_sandbox_admin import sandbox_invoice, shown_quantity
 from plans.selectors import version_spec
 from plans.services import plan_version_copy_as_draft, tax_rate_create
 from plans.validation import ChargeSpec
@@ -184,6 +184,12 @@ def test_a_shorter_period_prorates_the_fixed_fees(pro):
     # 15 of 30 days: half the base fee and half a seat
     assert [line.amount for line in tried.lines] == [D("24.50"), D("6.25")]
     assert tried.total == D("30.75")
+
+
+def test_a_prorated_quantity_is_shown_to_four_places_and_marked_rounded():
+    assert shown_quantity(D("13") / D("30")) == "≈ 0.4333"
+    assert shown_quantity(D("0.5000000000")) == "0.5"
+    assert shown_quantity(D("1500000")) == "1,500,000"
 
 
 @pytest.mark.parametrize(
