@@ -6,6 +6,7 @@ Meters are in plans.meters_admin, a version's charges and tiers in
 plans.charges_admin, its Publish / Archive / New draft in
 plans.version_lifecycle_admin."""
 
+from decimal import Decimal
 from types import SimpleNamespace
 
 import nested_admin
@@ -31,6 +32,7 @@ from billing.core.admin_forms import (
     money_text,
     quantity_text,
 )
+from billing.core.money import format_money
 from billing.simulation.admin import RUN_SIMULATIONS
 from billing.subscriptions.selectors import with_live_subscription_count
 from config.history import one_change
@@ -336,6 +338,14 @@ class CreditPackForm(ServiceValidatedForm):
         model = CreditPack
         fields = ["code", "name", "credits", "price", "active"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        price = self.initial.get("price")
+        if isinstance(price, Money):
+            # '50.00' in the amount box, not the stored 50.0000000000.
+            amount = Decimal(format_money(price.amount, str(price.currency)))
+            self.initial["price"] = Money(amount, price.currency)
+
     def validate_domain(self, cleaned):
         price = cleaned.get("price")
         validate_credit_pack(
@@ -349,9 +359,17 @@ class CreditPackForm(ServiceValidatedForm):
 @admin.register(CreditPack)
 class CreditPackAdmin(SimpleHistoryAdmin):
     form = CreditPackForm
-    list_display = ["code", "name", "credits", "price", "active"]
+    list_display = ["code", "name", "credits_display", "price_display", "active"]
     list_filter = ["active", "price_currency"]
     search_fields = ["code", "name"]
+
+    @admin.display(description="credits", ordering="credits")
+    def credits_display(self, pack: CreditPack) -> str:
+        return quantity_text(pack.credits)
+
+    @admin.display(description="price", ordering="price")
+    def price_display(self, pack: CreditPack) -> str:
+        return money_text(pack.price.amount, str(pack.price.currency))
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
