@@ -14,6 +14,7 @@ from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
 from billing.core.admin_forms import (
+    EXACT_DECIMALS,
     ExactDecimalField,
     RecordAdmin,
     add_billing_error,
@@ -35,6 +36,26 @@ def amount_text(wallet: Wallet, value) -> str:
     return f"{quantity_text(value)} credits"
 
 
+def wallet_amount_column(field: str, description: str):
+    """A column of a wallet's amounts in words: '1,000 credits', '20.00 USD'."""
+
+    def show(admin_self, obj):
+        return amount_text(obj.wallet, getattr(obj, field))
+
+    show.short_description = description
+    return show
+
+
+def quantity_column(field: str, description: str):
+    """A column of quantities grouped by thousands: '1,250,000'."""
+
+    def show(admin_self, obj):
+        return quantity_text(getattr(obj, field))
+
+    show.short_description = description
+    return show
+
+
 class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
@@ -51,9 +72,9 @@ class BlockInline(ReadOnlyInline):
     fields = [
         "kind",
         "source",
-        "amount",
-        "remaining",
-        "price_paid",
+        "amount_text",
+        "remaining_text",
+        "price_paid_text",
         "priority",
         "effective_at",
         "expires_at",
@@ -62,20 +83,38 @@ class BlockInline(ReadOnlyInline):
     ]
     readonly_fields = fields
     ordering = ["priority", "expires_at", "created_at", "id"]
+    amount_text = wallet_amount_column("amount", "amount")
+    remaining_text = wallet_amount_column("remaining", "remaining")
+
+    @admin.display(description="price paid")
+    def price_paid_text(self, block: CreditBlock) -> str:
+        return money_text(block.price_paid, block.currency) if block.currency else "—"
 
 
 class LedgerInline(ReadOnlyInline):
     model = LedgerEntry
-    fields = ["occurred_at", "kind", "amount", "balance_after", "meter", "quantity", "block"]
+    fields = [
+        "occurred_at",
+        "kind",
+        "amount_text",
+        "balance_after_text",
+        "meter",
+        "quantity_text",
+        "block",
+    ]
     readonly_fields = fields
     ordering = ["-id"]
+    amount_text = wallet_amount_column("amount", "amount")
+    balance_after_text = wallet_amount_column("balance_after", "balance after")
+    quantity_text = quantity_column("quantity", "quantity")
     verbose_name_plural = "ledger (newest first)"
 
 
 class AutoTopUpInline(ReadOnlyInline):
     model = AutoTopUp
-    fields = ["enabled", "threshold", "pack", "updated_at"]
+    fields = ["enabled", "threshold_text", "pack", "updated_at"]
     readonly_fields = fields
+    threshold_text = quantity_column("threshold", "below (credits)")
 
 
 class WalletCreateForm(forms.ModelForm):
@@ -181,6 +220,7 @@ class WalletAdmin(SimpleHistoryAdmin):
     inlines = [AutoTopUpInline, BlockInline, LedgerInline]
     change_list_template = "admin/wallets/wallet/change_list.html"
     change_form_template = "admin/wallets/wallet/change_form.html"
+    formfield_overrides = EXACT_DECIMALS
 
     @admin.display(description="balance", ordering="balance")
     def balance_display(self, wallet):
@@ -194,10 +234,10 @@ class WalletAdmin(SimpleHistoryAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["customer", "kind", "currency", "low_balance_threshold"]
-        return ["customer", "kind", "currency", "balance", "low_balance_threshold"]
+        return ["customer", "kind", "currency", "balance_display", "low_balance_threshold"]
 
     def get_readonly_fields(self, request, obj=None):
-        return ["customer", "kind", "currency", "balance"] if obj else []
+        return ["customer", "kind", "currency", "balance_display"] if obj else []
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -279,7 +319,19 @@ class WalletAdmin(SimpleHistoryAdmin):
 
 @admin.register(UncoveredUsage)
 class UncoveredUsageAdmin(RecordAdmin):
-    list_display = ["occurred_at", "customer", "meter", "quantity", "shortfall", "wallet"]
+    list_display = [
+        "occurred_at",
+        "customer",
+        "meter",
+        "quantity_text",
+        "shortfall_text",
+        "wallet",
+    ]
+    quantity_text = quantity_column("quantity", "quantity")
+    shortfall_text = wallet_amount_column("shortfall", "shortfall")
+    # The record's page: the same words as the list.
+    fields = ["occurred_at", "customer", "wallet", "meter", "quantity_text", "shortfall_text"]
+    readonly_fields = fields
     list_filter = ["meter", "occurred_at"]
     search_fields = ["customer__external_id"]
     list_select_related = ["customer", "wallet__customer"]
@@ -291,7 +343,29 @@ class UncoveredUsageAdmin(RecordAdmin):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(UncoveredUsageAdmin):
-    list_display = ["occurred_at", "wallet", "kind", "amount", "balance_after", "meter", "block"]
+    list_display = [
+        "occurred_at",
+        "wallet",
+        "kind",
+        "amount_text",
+        "balance_after_text",
+        "meter",
+        "block",
+    ]
+    amount_text = wallet_amount_column("amount", "amount")
+    balance_after_text = wallet_amount_column("balance_after", "balance after")
+    quantity_text = quantity_column("quantity", "quantity")
+    fields = [
+        "occurred_at",
+        "wallet",
+        "kind",
+        "amount_text",
+        "balance_after_text",
+        "meter",
+        "quantity_text",
+        "block",
+    ]
+    readonly_fields = fields
     list_filter = ["kind", "wallet__kind", "occurred_at"]
     search_fields = ["wallet__customer__external_id", "meter"]
     list_select_related = ["wallet__customer"]

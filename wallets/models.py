@@ -8,7 +8,7 @@ against going below zero."""
 from django.db import models
 from django.db.models import F, Q
 
-from billing.core.money import AMOUNT
+from billing.core.money import AMOUNT, format_decimal
 from config.history import audit_history
 
 
@@ -140,7 +140,8 @@ class CreditBlock(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_source_display()} #{self.pk}: {self.remaining} of {self.amount}"
+        left, of = format_decimal(self.remaining), format_decimal(self.amount)
+        return f"{self.get_source_display()} #{self.pk}: {left} of {of}"
 
 
 class LedgerEntry(models.Model):
@@ -189,7 +190,8 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.amount} -> {self.balance_after}"
+        amount, after = format_decimal(self.amount), format_decimal(self.balance_after)
+        return f"{self.get_kind_display()} {amount} → {after}"
 
 
 class UncoveredUsage(models.Model):
@@ -210,7 +212,7 @@ class UncoveredUsage(models.Model):
         indexes = [models.Index(fields=["customer", "occurred_at"], name="uncovered_by_customer")]
 
     def __str__(self) -> str:
-        return f"{self.meter}: {self.quantity} uncovered"
+        return f"{self.meter}: {format_decimal(self.quantity)} uncovered"
 
 
 class AutoTopUp(models.Model):
@@ -232,4 +234,4 @@ class AutoTopUp(models.Model):
 
     def __str__(self) -> str:
         state = "on" if self.enabled else "off"
-        return f"{self.wallet}: {state}, at {self.threshold} buy {self.pack.code}"
+        return f"{self.wallet}: {state}, at {format_decimal(self.threshold)} buy {self.pack.code}"

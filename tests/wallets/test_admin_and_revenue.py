@@ -155,6 +155,18 @@ def test_admin_sells_a_pack_and_grants_credits(admin_client, acme, agents_plan):
     page = admin_client.get(f"/admin/wallets/wallet/{wallet.pk}/change/")
     assert page.status_code == 200
     assert "Add credits or money" in page.content.decode()
+    # and the wallet's blocks and ledger, the ledger's list and an entry read in words
+    entry = wallet.ledger.get(kind="purchase")
+    pages = {
+        "wallet": f"/admin/wallets/wallet/{wallet.pk}/change/",
+        "ledger": "/admin/wallets/ledgerentry/",
+        "entry": f"/admin/wallets/ledgerentry/{entry.pk}/change/",
+    }
+    html = {name: admin_client.get(url).content.decode() for name, url in pages.items()}
+    assert all("0000000" not in text for text in html.values())
+    assert "99.00 USD" in html["wallet"] and "25 credits" in html["wallet"]
+    assert "100 credits" in html["ledger"] and "125 credits" in html["ledger"]
+    assert "100 credits" in html["entry"]
 
 
 def test_admin_refuses_a_money_top_up_on_a_credit_wallet_and_changes_nothing(
