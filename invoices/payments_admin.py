@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from billing.core.admin_forms import ExactDecimalField, RecordAdmin
+from billing.core.admin_forms import ExactDecimalField, RecordAdmin, money_text
 from billing.core.errors import BillingError
 from billing.core.money import format_money
 from invoices import collection, settlement
@@ -87,7 +87,11 @@ def mark_paid_with_reference(modeladmin, request, queryset):
         **modeladmin.admin_site.each_context(request),
         "title": "Mark paid, with a reference",
         "opts": modeladmin.model._meta,
-        "invoices": queryset,
+        "invoices": [
+            (invoice, money_text(invoice.total, invoice.currency))
+            for invoice in queryset.select_related("customer")
+        ],
+        "selected": queryset,
         "form": form,
         "action_name": "mark_paid_with_reference",
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from billing.core.admin_forms import money_text
 from billing.core.errors import Conflict
 from billing.models import WebhookDelivery, WebhookEndpoint
 from customers.services import customer_create
@@ -118,6 +119,13 @@ def test_the_admins_mark_paid_with_a_reference_announces_the_invoice_paid(
     admin_client, endpoint, without_stripe, django_capture_on_commit_callbacks
 ):
     invoice = acme_december_invoice(django_capture_on_commit_callbacks)
+    asked = admin_client.post(
+        "/admin/invoices/invoice/",
+        {"action": "mark_paid_with_reference", "_selected_action": [invoice.pk]},
+    ).content.decode()
+    assert f"{invoice.number} (" in asked
+    assert f"): {money_text(invoice.total, invoice.currency)}, finalized</li>" in asked
+    assert f'name="_selected_action" value="{invoice.pk}"' in asked
 
     admin_client.post(
         "/admin/invoices/invoice/",
