@@ -200,6 +200,8 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# The admin's default date and time formats (config/formats/en): the zone named.
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_I18N = True
 USE_TZ = True
 # The project's own catalogs (invoices and credit notes in French and German): the

@@ -104,7 +104,7 @@ def test_finalizing_emails_the_pdf_to_the_invoice_addresses(
         "\n"
         "Please find attached invoice INV-2026-000001.\n"
         "Amount due: 29.99 USD\n"
-        "Due date: Dec. 31, 2026 (America/Los_Angeles)\n"
+        "Due date: 31 Dec 2026 (America/Los_Angeles)\n"
         "\n"
         "Your invoices and credit notes can also be downloaded from your billing portal.\n"
         "\n"
