@@ -8,6 +8,7 @@ from django.db.models import Case, IntegerField, Q, Value, When
 from simple_history.admin import SimpleHistoryAdmin
 
 from billing.core.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt
+from billing.usage.metering import as_text
 from plans import services
 from plans.models import Meter
 from plans.validation import validate_meter
@@ -26,7 +27,48 @@ def meter_values(cleaned: dict) -> dict:
     return values
 
 
+FILTERS_HELP = (
+    "One property per line: its name, a colon, then the values it may have, separated "
+    "by commas, e.g. model: gpt-4o, gpt-4o-mini. Only events whose property has one of "
+    "these values count. Empty: every event of the event name counts."
+)
+FILTERS_ERROR = "Write each line as a property, a colon and its values, e.g. model: gpt-4o, o1"
+
+
+def filters_text(filters: dict) -> str:
+    """{"model": ["gpt-4o", "o1"]} as 'model: gpt-4o, o1', one property a line."""
+    return "\n".join(
+        f"{prop}: {', '.join(as_text(v) or '' for v in values)}"
+        for prop, values in (filters or {}).items()
+    )
+
+
+def parse_filters(text: str) -> dict[str, list[str]]:
+    """'model: gpt-4o, o1' lines back to {"model": ["gpt-4o", "o1"]} (values are
+    compared as text, so text is what is stored); ValidationError in words."""
+    filters: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        prop, colon, rest = line.partition(":")
+        values = [v.strip() for v in rest.split(",") if v.strip()]
+        if not colon or not prop.strip() or not values:
+            raise forms.ValidationError(FILTERS_ERROR)
+        if prop.strip() in filters:
+            raise forms.ValidationError(
+                f"{prop.strip()} is written twice: put its values on one line."
+            )
+        filters[prop.strip()] = values
+    return filters
+
+
 class MeterForm(ServiceValidatedForm):
+    filters = forms.CharField(
+        required=False,
+        label="Only events where",
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text=FILTERS_HELP,
+    )
     group_by = forms.CharField(
         required=False,
         label="Break usage down by",
@@ -42,6 +84,20 @@ class MeterForm(ServiceValidatedForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial["group_by"] = ", ".join(self.instance.group_by or ())
+            self.initial["filters"] = filters_text(self.instance.filters)
+        self.fields["invoice_breakdown"].help_text = (
+            "One of the properties in 'Break usage down by': invoices then list the meter's "
+            "quantity by its values (the amount is still priced on the whole quantity). "
+            "Empty: not split."
+        )
+
+    def clean_filters(self):
+        parsed = parse_filters(self.cleaned_data.get("filters") or "")
+        stored = self.instance.filters or {}
+        # Unchanged filters keep their stored values as they are (a number stays one).
+        if filters_text(stored) == filters_text(parsed):
+            return stored
+        return parsed
 
     def validate_domain(self, cleaned):
         values = meter_values(cleaned)
@@ -69,9 +125,20 @@ def ranked_by_name_or_code(meters, term: str):
 class MeterAdmin(SimpleHistoryAdmin):
     formfield_overrides = EXACT_DECIMALS
     form = MeterForm
-    list_display = ["code", "name", "event_name", "aggregation", "value_property", "filters"]
+    list_display = [
+        "code",
+        "name",
+        "event_name",
+        "aggregation",
+        "value_property",
+        "filters_display",
+    ]
     list_filter = ["aggregation"]
     search_fields = ["code", "name", "event_name"]
+
+    @admin.display(description="only events where")
+    def filters_display(self, meter: Meter) -> str:
+        return "; ".join(filters_text(meter.filters).splitlines()) or "—"
 
     def get_search_results(self, request, queryset, search_term):
         # The list orders its rows itself; the autocomplete keeps this order.

@@ -376,7 +376,7 @@ def test_meter_definition_is_frozen_once_published_but_its_name_is_not(admin_cli
         "aggregation": "count",
         "value_property": "",
         "unique_property": "",
-        "filters": "{}",
+        "filters": "",
     }
 
     response = admin_client.post(url, form)
@@ -401,12 +401,11 @@ def test_meter_rules_show_as_form_errors(admin_client, db):
             "aggregation": "sum",
             "value_property": "",
             "unique_property": "",
-            "filters": '{"model": "gpt-4o"}',
+            "filters": "model gpt-4o",
         },
     )
     page = response.content.decode()
-    assert "A sum of a property needs the property to read" in page
-    assert "must be a non-empty list of values" in page
+    assert "Write each line as a property, a colon and its values" in page
     assert not Meter.objects.exists()
 
 
@@ -489,7 +488,7 @@ def test_finance_sets_a_meters_breakdown_in_the_admin(admin_client, db):
         "aggregation": "sum",
         "value_property": "tokens",
         "unique_property": "",
-        "filters": "{}",
+        "filters": "",
         "group_by": "model, api_key",
         "invoice_breakdown": "model",
     }
@@ -508,3 +507,27 @@ def test_finance_sets_a_meters_breakdown_in_the_admin(admin_client, db):
     assert not Meter.objects.filter(code="t2").exists()
     page = admin_client.get(f"/admin/plans/meter/{meter.pk}/change/").content.decode()
     assert 'value="model, api_key"' in page
+
+
+def test_meter_filters_are_typed_as_lines_and_read_back(admin_client, db):
+    form = {
+        "code": "gpt_tokens",
+        "name": "GPT tokens",
+        "event_name": "llm.completion",
+        "aggregation": "sum",
+        "value_property": "total_tokens",
+        "unique_property": "",
+        "filters": "model: gpt-4o, gpt-4o-mini\nregion: eu",
+        "group_by": "",
+        "invoice_breakdown": "",
+    }
+
+    response = admin_client.post("/admin/plans/meter/add/", form)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    meter = Meter.objects.get(code="gpt_tokens")
+    assert meter.filters == {"model": ["gpt-4o", "gpt-4o-mini"], "region": ["eu"]}
+    page = admin_client.get(f"/admin/plans/meter/{meter.pk}/change/").content.decode()
+    assert "model: gpt-4o, gpt-4o-mini\nregion: eu</textarea>" in page
+    listing = admin_client.get("/admin/plans/meter/").content.decode()
+    assert "model: gpt-4o, gpt-4o-mini; region: eu" in listing
