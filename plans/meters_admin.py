@@ -29,8 +29,14 @@ def meter_values(cleaned: dict) -> dict:
 
 FILTERS_HELP = (
     "One property per line: its name, a colon, then the values it may have, separated "
-    "by commas, e.g. model: gpt-4o, gpt-4o-mini. Only events whose property has one of "
-    "these values count. Empty: every event of the event name counts."
+    "by commas, e.g. model: gpt-4o, gpt-4o-mini (true and false in lower case). Only "
+    "events whose property has one of these values count. Empty: every event of the "
+    "event name counts."
+)
+FILTERS_FIXED_HELP = (
+    "These filters hold a name or value the lines cannot write (a colon in a name; a "
+    "comma, an edge space or nothing in a value): they are kept as they are here; "
+    "change them through the API (PATCH /api/v1/meters/<code>)."
 )
 FILTERS_ERROR = "Write each line as a property, a colon and its values, e.g. model: gpt-4o, o1"
 
@@ -41,6 +47,15 @@ def filters_text(filters: dict) -> str:
         f"{prop}: {', '.join(as_text(v) or '' for v in values)}"
         for prop, values in (filters or {}).items()
     )
+
+
+def writable_as_lines(filters: dict) -> bool:
+    """True when the lines read back exactly what is stored (values compared as text)."""
+    as_stored = {prop: [as_text(v) for v in values] for prop, values in (filters or {}).items()}
+    try:
+        return parse_filters(filters_text(filters)) == as_stored
+    except forms.ValidationError:
+        return False
 
 
 def parse_filters(text: str) -> dict[str, list[str]]:
@@ -85,6 +100,9 @@ class MeterForm(ServiceValidatedForm):
         if self.instance.pk:
             self.initial["group_by"] = ", ".join(self.instance.group_by or ())
             self.initial["filters"] = filters_text(self.instance.filters)
+            if not writable_as_lines(self.instance.filters):
+                self.fields["filters"].disabled = True
+                self.fields["filters"].help_text = FILTERS_FIXED_HELP
         self.fields["invoice_breakdown"].help_text = (
             "One of the properties in 'Break usage down by': invoices then list the meter's "
             "quantity by its values (the amount is still priced on the whole quantity). "
@@ -92,12 +110,13 @@ class MeterForm(ServiceValidatedForm):
         )
 
     def clean_filters(self):
-        parsed = parse_filters(self.cleaned_data.get("filters") or "")
+        text = self.cleaned_data.get("filters") or ""
         stored = self.instance.filters or {}
-        # Unchanged filters keep their stored values as they are (a number stays one).
-        if filters_text(stored) == filters_text(parsed):
+        # Lines left as they were keep the stored filters as they are (a number stays
+        # one; filters the lines cannot write are never rewritten).
+        if self.fields["filters"].disabled or text.strip() == filters_text(stored).strip():
             return stored
-        return parsed
+        return parse_filters(text)
 
     def validate_domain(self, cleaned):
         values = meter_values(cleaned)

@@ -5,7 +5,7 @@ nothing; the simulation on real past usage is a link away."""
 
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django import forms
 from django.urls import path as url_path
@@ -152,13 +152,17 @@ def sandbox_invoice(
 
 
 # A prorated fee's quantity is the part of the interval billed (13/30 =
-# 0.4333...): shown to 4 places, marked as rounded; the amount stays exact.
-SHOWN_PLACES = Decimal("0.0001")
+# 0.4333...): a fraction below 1 is shown to 4 significant digits, marked as
+# rounded; every other quantity exactly. The amount stays exact either way.
+SHOWN_DIGITS = 4
 
 
 def shown_quantity(quantity: Decimal) -> str:
-    """'1,500,000', '0.5', or '≈ 0.4333' for a fraction longer than 4 places."""
-    rounded = quantity.quantize(SHOWN_PLACES)
+    """'1,500,000', '0.5', '0.00001', or '≈ 0.4333' for a long fraction of a period."""
+    if quantity == 0 or abs(quantity) >= 1:
+        return quantity_text(quantity)
+    step = Decimal(1).scaleb(quantity.adjusted() - SHOWN_DIGITS + 1)
+    rounded = quantity.quantize(step, rounding=ROUND_HALF_UP)
     if rounded == quantity:
         return quantity_text(quantity)
     return f"≈ {quantity_text(rounded)}"

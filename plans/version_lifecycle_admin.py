@@ -26,6 +26,26 @@ def customers_on(count: int, version: PlanVersion, *, verb: str) -> str:
     return f"The {count} customers on {version} {verb} on it until you migrate them."
 
 
+def api_default_sentence(version: PlanVersion) -> str:
+    """Which version an API subscription naming no version starts on once `version`
+    is published: the plan's highest-numbered published one."""
+    plan = version.plan
+    later = (
+        plan.versions.filter(status=PlanVersion.PUBLISHED, number__gt=version.number)
+        .order_by("-number")
+        .first()
+    )
+    if later is not None:
+        return (
+            f"A subscription to {plan} created through the API without a version number "
+            f"still starts on {later}, the latest published version."
+        )
+    return (
+        f"A subscription to {plan} created through the API without a version number "
+        f"starts on {version} from now on."
+    )
+
+
 def publish_consequences(version: PlanVersion, counts: dict[int, int]) -> list[str]:
     plan = version.plan
     if version.status != PlanVersion.DRAFT:
@@ -33,8 +53,7 @@ def publish_consequences(version: PlanVersion, counts: dict[int, int]) -> list[s
     sentences = [
         f"{version}'s prices become read-only.",
         f"New subscriptions and migrations can use {version}.",
-        f"A subscription to {plan} created through the API without a version number "
-        f"starts on {version} from now on.",
+        api_default_sentence(version),
     ]
     others = [v for v in plan.versions.order_by("number") if counts.get(v.pk)]
     sentences.extend(customers_on(counts[v.pk], v, verb="stay") for v in others)

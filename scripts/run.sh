@@ -28,8 +28,10 @@ mkdir -p "$log_dir"
 # back to http here; mail is printed to the worker's log. Each is overridable, and
 # DEBUG=1 brings the debug pages back for development.
 export DEBUG=${DEBUG:-0}
+# The settings read DEBUG as on for 1/true/yes/on only (config.settings.env_bool).
 case "${DEBUG,,}" in
-0 | false | no | off)
+1 | true | yes | on) ;;
+*)
     if [[ -z ${SECRET_KEY:-} ]]; then
         secret_file="$var_dir/secret-key.txt"
         if [[ ! -s $secret_file ]]; then

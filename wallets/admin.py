@@ -60,6 +60,13 @@ class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
+    # Read with each row: its wallet (its amounts are shown by the wallet's kind) and
+    # what the row links to.
+    related: tuple[str, ...] = ("wallet",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related(*self.related)
+
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -69,6 +76,7 @@ class ReadOnlyInline(admin.TabularInline):
 
 class BlockInline(ReadOnlyInline):
     model = CreditBlock
+    related = ("wallet", "invoice")
     fields = [
         "kind",
         "source",
@@ -93,6 +101,7 @@ class BlockInline(ReadOnlyInline):
 
 class LedgerInline(ReadOnlyInline):
     model = LedgerEntry
+    related = ("wallet", "block")
     fields = [
         "occurred_at",
         "kind",
@@ -112,6 +121,7 @@ class LedgerInline(ReadOnlyInline):
 
 class AutoTopUpInline(ReadOnlyInline):
     model = AutoTopUp
+    related = ("wallet", "pack")
     fields = ["enabled", "threshold_text", "pack", "updated_at"]
     readonly_fields = fields
     threshold_text = quantity_column("threshold", "below (credits)")

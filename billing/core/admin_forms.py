@@ -21,6 +21,9 @@ def add_billing_error(
         return
     for path, messages in error.fields.items():
         name = field_map.get(path, path)
+        if name not in form.fields:
+            # 'filters.model' belongs to the field 'filters'.
+            name = field_map.get(path.split(".")[0], path.split(".")[0])
         for message in messages:
             if name in form.fields and not form.fields[name].disabled:
                 form.add_error(name, message)

@@ -531,3 +531,85 @@ def test_meter_filters_are_typed_as_lines_and_read_back(admin_client, db):
     assert "model: gpt-4o, gpt-4o-mini\nregion: eu</textarea>" in page
     listing = admin_client.get("/admin/plans/meter/").content.decode()
     assert "model: gpt-4o, gpt-4o-mini; region: eu" in listing
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"http:method": ["GET"]},
+        {"model": [" gpt-4o"]},
+        {"customer": ["Acme, Inc"]},
+        {"tier": [""]},
+    ],
+)
+def test_filters_the_lines_cannot_write_are_kept_as_stored(admin_client, db, stored):
+    meter = Meter.objects.create(
+        code="calls", name="Calls", event_name="api.call", aggregation="count", filters=stored
+    )
+    page = admin_client.get(f"/admin/plans/meter/{meter.pk}/change/").content.decode()
+    assert "change them through the API" in page
+
+    form = {
+        "code": "calls",
+        "name": "API calls",
+        "event_name": "api.call",
+        "aggregation": "count",
+        "value_property": "",
+        "unique_property": "",
+        "filters": "anything: typed",
+        "group_by": "",
+        "invoice_breakdown": "",
+    }
+    response = admin_client.post(f"/admin/plans/meter/{meter.pk}/change/", form)
+
+    assert response.status_code == 302
+    meter.refresh_from_db()
+    assert (meter.name, meter.filters) == ("API calls", stored)
+
+
+def test_typed_filters_stay_typed_when_the_lines_are_left_as_they_are(admin_client, db):
+    meter = Meter.objects.create(
+        code="flags",
+        name="Flags",
+        event_name="f",
+        aggregation="count",
+        filters={"tier": [1, True]},
+    )
+    form = {
+        "code": "flags",
+        "name": "Flag events",
+        "event_name": "f",
+        "aggregation": "count",
+        "value_property": "",
+        "unique_property": "",
+        "filters": "tier: 1, true\n",
+        "group_by": "",
+        "invoice_breakdown": "",
+    }
+
+    response = admin_client.post(f"/admin/plans/meter/{meter.pk}/change/", form)
+
+    assert response.status_code == 302
+    meter.refresh_from_db()
+    assert meter.filters == {"tier": [1, True]}
+
+
+def test_a_refusal_inside_the_filters_lands_on_the_filters_field(admin_client, db):
+    values = ", ".join(f"v{i}" for i in range(200))
+    form = {
+        "code": "many",
+        "name": "Many",
+        "event_name": "e",
+        "aggregation": "count",
+        "value_property": "",
+        "unique_property": "",
+        "filters": f"model: {values}",
+        "group_by": "",
+        "invoice_breakdown": "",
+    }
+
+    response = admin_client.post("/admin/plans/meter/add/", form)
+
+    form_errors = response.context["adminform"].form.errors
+    assert list(form_errors) == ["filters"]
+    assert not Meter.objects.filter(code="many").exists()

@@ -232,6 +232,22 @@ def test_publish_says_what_happens_then_publishes(finance_client, pro):
     assert messages_of(finance_client.get(response["Location"])) == ["Pro v2 published"]
 
 
+def test_publishing_an_older_draft_says_the_api_keeps_the_latest(finance_client, pro):
+    # given: drafts v2 and v3; v3 published first
+    v2 = plan_version_copy_as_draft(version=pro)
+    v3 = plan_version_copy_as_draft(version=pro)
+    finance_client.post(version_url(v3, "publish"), {"confirmed": "yes"})
+
+    # when
+    page = finance_client.get(version_url(v2, "publish")).content.decode()
+
+    # then: API subscriptions naming no version keep starting on v3
+    assert consequences(page)[2] == (
+        "A subscription to Pro created through the API without a version number "
+        "still starts on Pro v3, the latest published version."
+    )
+
+
 def test_a_post_without_the_confirmation_publishes_nothing(finance_client, pro):
     draft = plan_version_copy_as_draft(version=pro)
 

@@ -186,10 +186,13 @@ def test_a_shorter_period_prorates_the_fixed_fees(pro):
     assert tried.total == D("30.75")
 
 
-def test_a_prorated_quantity_is_shown_to_four_places_and_marked_rounded():
+def test_a_prorated_quantity_is_shown_to_four_digits_and_marked_rounded():
     assert shown_quantity(D("13") / D("30")) == "≈ 0.4333"
+    assert shown_quantity(D("2") / D("3")) == "≈ 0.6667"  # half up
     assert shown_quantity(D("0.5000000000")) == "0.5"
+    assert shown_quantity(D("0.00001")) == "0.00001"
     assert shown_quantity(D("1500000")) == "1,500,000"
+    assert shown_quantity(D("1234.56789")) == "1,234.56789"
 
 
 @pytest.mark.parametrize(

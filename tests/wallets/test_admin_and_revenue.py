@@ -7,6 +7,8 @@ from decimal import Decimal as D
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from billing.usage.ingestion import events_ingest
 from invoices.models import Invoice
@@ -191,3 +193,22 @@ def test_admin_pages_load(admin_client, acme, agents_plan):
         "/admin/wallets/uncoveredusage/",
     ):
         assert admin_client.get(url).status_code == 200, url
+
+
+def test_the_wallet_page_queries_do_not_grow_with_its_ledger(admin_client, acme, agents_plan):
+    wallet = Wallet.objects.create(customer=acme, kind="credits")
+    url = f"/admin/wallets/wallet/{wallet.pk}/operation/"
+    page = f"/admin/wallets/wallet/{wallet.pk}/change/"
+    admin_client.post(url, {"operation": "grant", "credits": "5", "priority": 10, "expires_at": ""})
+    admin_client.get(page)  # warms what Django caches once
+    with CaptureQueriesContext(connection) as few:
+        admin_client.get(page)
+    for _ in range(6):
+        admin_client.post(
+            url, {"operation": "grant", "credits": "5", "priority": 10, "expires_at": ""}
+        )
+    with CaptureQueriesContext(connection) as many:
+        admin_client.get(page)
+
+    assert wallet.ledger.count() == 7
+    assert len(many) == len(few)
