@@ -175,12 +175,13 @@ def drafts_finalize(*, as_of: datetime) -> int:
 
 def change_invoice_finalize_on_commit(*, invoice: Invoice) -> None:
     """With no grace (BILLING_INVOICE_GRACE_HOURS = 0), finalize the draft a plan
-    change just wrote once the transaction writing it commits, as the beat's next
-    tick would (invoices.services.invoice_finalize: numbered, then its PDF, email
-    and Stripe collection, each after its own commit): the invoice a preview
-    showed is the one the customer gets, at once. With a grace, the beat does it
-    when the grace is over. A failure is logged, not raised (the change is
-    committed; the beat finalizes the draft on its next tick)."""
+    change or an immediate cancel just wrote once the transaction writing it
+    commits, as the beat's next tick would (invoices.services.invoice_finalize:
+    numbered, then its PDF, email and Stripe collection, each after its own
+    commit): the invoice a preview showed is the one the customer gets, at once.
+    With a grace, the beat does it when the grace is over. A failure is logged,
+    not raised (the change is committed; the beat finalizes the draft on its next
+    tick)."""
     if settings.BILLING_INVOICE_GRACE_HOURS > 0:
         return
     invoice_id = invoice.pk

@@ -404,7 +404,8 @@ def subscription_cancel(
 ) -> tuple[Subscription, Invoice | None]:
     """Cancel. `period_end`: the close ends it, billing the period's usage and no
     further fees. `immediate`: an invoice now with the usage so far and a credit
-    for the unused part of the fixed fees. A history row either way."""
+    for the unused part of the fixed fees, finalized once this commits when there
+    is no grace. A history row either way."""
     if effective not in ("immediate", "period_end"):
         raise InvalidRequest(
             "effective must be immediate or period_end", fields={"effective": ["unknown"]}
@@ -449,6 +450,7 @@ def subscription_cancel(
             lines=lines,
             now=at,
         )
+        change_invoice_finalize_on_commit(invoice=invoice)
         subscription.status = Subscription.CANCELED
         subscription.canceled_at = subscription.ended_at = at
         subscription.save(update_fields=["status", "canceled_at", "ended_at"])

@@ -188,3 +188,26 @@ def test_each_invoice_of_a_migration_is_finalized_at_once_without_grace(
         ("done", status, D("21.50")),
     ]
     assert [i.invoice.total for i in items] == [i.preview_total for i in items]
+
+
+@pytest.mark.parametrize(("grace", "status"), [(0, "finalized"), (2, "draft")])
+def test_an_immediate_cancel_invoice_is_finalized_at_once_without_grace(
+    api, acme_on_ai_assistant, settings, grace, status
+):
+    # given
+    settings.BILLING_INVOICE_GRACE_HOURS = grace
+    acme, _ = acme_on_ai_assistant
+
+    # when: acme cancels now, on the 16th
+    with time_machine.travel(NOV_16, tick=False):
+        response = api.post(
+            f"/api/v1/subscriptions/{acme.pk}/cancel",
+            {"effective": "immediate", "at": NOV_16.isoformat()},
+            format="json",
+        )
+
+    # then: its last invoice is issued at once only without a grace
+    assert response.status_code == 200, response.content
+    invoice = Invoice.objects.get(subscription=acme, reason=Invoice.CANCEL)
+    assert invoice.status == status
+    assert response.json()["invoice"]["status"] == status
