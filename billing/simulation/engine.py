@@ -223,8 +223,7 @@ def period_fraction(
 
 
 def version_label(version: PlanVersion) -> str:
-    """'AI Assistant v1', as the admin names a version everywhere (PlanVersion.__str__)."""
-    return str(version)
+    return str(version)  # 'AI Assistant v1', as the admin names a version everywhere
 
 
 def _period_total(
