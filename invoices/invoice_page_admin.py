@@ -9,7 +9,7 @@ from datetime import datetime
 
 from django.urls import reverse
 
-from billing.core import wording
+from billing.core import admin_fields, wording
 from billing.core.admin_forms import money_text, quantity_text
 from invoices import selectors
 from invoices.models import CreditNote, Invoice, Payment
@@ -19,17 +19,12 @@ from invoices.services import CREDIT_BALANCE_REFERENCE
 
 def moment_text(invoice: Invoice, moment: datetime | None) -> str:
     """'2 Dec 2026, 09:00 (Europe/Paris)': in the invoice's time zone, named."""
-    if moment is None:
-        return "—"
-    return wording.in_zone(local_moment_text(invoice, moment), invoice_zone(invoice))
+    return admin_fields.moment_text(moment, invoice_zone(invoice))
 
 
 def local_moment_text(invoice: Invoice, moment: datetime | None) -> str:
     """'2 Dec 2026, 09:00': in the invoice's time zone, for a table whose header names it."""
-    if moment is None:
-        return "—"
-    local = moment.astimezone(invoice_zone(invoice))
-    return f"{wording.day(local.date())}, {local:%H:%M}"
+    return admin_fields.local_moment_text(moment, invoice_zone(invoice))
 
 
 def day_text(invoice: Invoice, moment: datetime | None) -> str:

@@ -4,7 +4,7 @@ and a moment as read-only text naming that zone. The domain still validates
 every value; these only offer and show them."""
 
 import functools
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from babel import Locale
 from babel.numbers import get_territory_currencies
@@ -80,12 +80,21 @@ def _with_zone(label: str) -> str:
 label_with_zone = lazy(_with_zone, str)
 
 
-def moment_text(moment: datetime | None) -> str:
-    """A moment as ops read it: '1 Nov 2026, 00:00 (UTC)', in the admin's zone; '—' for none."""
+def local_moment_text(moment: datetime | None, zone: tzinfo | None = None) -> str:
+    """'1 Nov 2026, 00:00' in `zone` (the admin's by default), for a table whose
+    header names the zone; '—' for none."""
     if moment is None:
         return "—"
-    local = timezone.localtime(moment)
-    return wording.in_zone(f"{wording.day(local.date())}, {local:%H:%M}", zone_name())
+    local = timezone.localtime(moment, zone)
+    return f"{wording.day(local.date())}, {local:%H:%M}"
+
+
+def moment_text(moment: datetime | None, zone: tzinfo | None = None) -> str:
+    """A moment as ops read it: '1 Nov 2026, 00:00 (UTC)', in `zone` (the admin's
+    by default), which it names; '—' for none."""
+    if moment is None:
+        return "—"
+    return wording.in_zone(local_moment_text(moment, zone), zone or zone_name())
 
 
 def span_text(start: datetime, end: datetime) -> str:
