@@ -317,7 +317,11 @@ def main():
         documents = [_postgres.batch_json(b) for b in prepared_batches]
         ceilings = [
             ("insert only", [(_postgres.INSERT_EVENTS, True)], [(d,) for d in documents]),
-            ("insert + rollup upsert", [(_postgres.STORE, True)], [(d,) for d in documents]),
+            (
+                "insert + rollup tail (ingestion's statement)",
+                [(_postgres.STORE, True)],
+                [(d,) for d in documents],
+            ),
         ]
         if args.grouped:
             group_documents = [
@@ -331,7 +335,7 @@ def main():
             ]
             ceilings.append(
                 (
-                    "insert + rollup upsert + group rollup upsert",
+                    "insert + rollup tail + group rollup upsert",
                     [(_postgres.STORE, True), (GROUP_ROLLUP_INSERT, False)],
                     list(zip(documents, group_documents, strict=True)),
                 )

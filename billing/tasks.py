@@ -10,12 +10,19 @@ from billing.models import Alert, WebhookDelivery
 from billing.notifications import alerts, webhooks
 from billing.subscriptions import bulk_migration
 from billing.usage import alerts as usage_alerts
-from billing.usage import rebuild
+from billing.usage import folding, rebuild
 
 
 @shared_task(acks_late=True)
 def rebuild_meter_usage(meter_id: int) -> int:
     return rebuild.meter_usage_rebuild(meter_id=meter_id)
+
+
+@shared_task(acks_late=True)
+def fold_usage() -> int:
+    """The beat's safety net for when ingestion stops: fold what is left in the
+    rollup tail (ingestion folds about every second while it runs)."""
+    return folding.usage_fold()
 
 
 CLOSE_CHUNK = 500

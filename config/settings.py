@@ -319,6 +319,9 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 # Billing rules.
 BILLING_LATE_EVENT_DAYS = env_int("BILLING_LATE_EVENT_DAYS", 35)
 BILLING_FUTURE_EVENT_SECONDS = env_int("BILLING_FUTURE_EVENT_SECONDS", 300)
+# PostgreSQL: how often (ms) an ingesting process folds the rollup tail into the
+# hourly rollups after a batch (billing.usage.folding); 0 folds after every batch.
+BILLING_FOLD_MS = env_int("BILLING_FOLD_MS", 1000)
 BILLING_INVOICE_GRACE_HOURS = env_int("BILLING_INVOICE_GRACE_HOURS", 0)
 # Days from finalization to an invoice's due date, unless the customer has its own.
 BILLING_PAYMENT_TERMS_DAYS = env_int("BILLING_PAYMENT_TERMS_DAYS", 30)

@@ -62,6 +62,15 @@ def _alert_checks_after_every_batch(settings):
 
 
 @pytest.fixture(autouse=True)
+def _fold_after_every_batch(settings):
+    """On PostgreSQL each batch's rollups wait in the tail until a fold
+    (billing.usage.folding): tests fold after every batch, so that the fold runs
+    everywhere and rollup rows are there to look at. The reads of an unfolded tail
+    have tests of their own (tests/billing/test_folding.py)."""
+    settings.BILLING_FOLD_MS = 0
+
+
+@pytest.fixture(autouse=True)
 def _fresh_process_caches():
     """Ingestion caches customers and meters per process; a test's rolled-back rows
     must not leak into the next test through them, nor one test's requests count

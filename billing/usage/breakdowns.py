@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from billing.core import rawsql
 from billing.models import UsagePropertyRollup, UsagePropertyUniqueValue
+from billing.usage.folding import GROUPS
 from billing.usage.metering import MeterDef, meter_cache
 from billing.usage.reads import Tally, edge_contributions, hour_edges
 from plans.models import Meter
@@ -24,10 +25,22 @@ class Group:
     quantity: Decimal
 
 
+_GROUP_WHOLE_HOURS = "customer_id = %s AND hour >= %s AND hour < %s AND ({meters})"
 _GROUP_SUMS = (
-    "SELECT meter_id, group_value, SUM(event_count), SUM(value_sum), MAX(value_max) "
-    "FROM billing_usagepropertyrollup WHERE customer_id = %s AND hour >= %s AND hour < %s "
-    "AND ({meters}) GROUP BY meter_id, group_value"
+    "SELECT meter_id, group_value, SUM(event_count), SUM(value_sum), MAX(value_max) FROM ("  # noqa: S608 (constants only)
+    + GROUPS.rows("meter_id, group_value, event_count, value_sum, value_max", _GROUP_WHOLE_HOURS)
+    + ") AS r GROUP BY meter_id, group_value"
+)
+# The latest of each group of a `latest` meter: every whole hour's latest, in
+# the rollups and their tail.
+_GROUP_LATEST = GROUPS.rows(
+    "group_value, latest_at, latest_event_id, latest_value",
+    "customer_id = %s AND hour >= %s AND hour < %s AND meter_id = %s AND position = %s "
+    "AND latest_at IS NOT NULL",
+)
+_GROUP_LATEST_FIELDS = tuple(
+    UsagePropertyRollup._meta.get_field(n)
+    for n in ("group_value", "latest_at", "latest_event_id", "latest_value")
 )
 _GROUP_SUM_FIELDS = tuple(
     UsagePropertyRollup._meta.get_field(n)
@@ -60,7 +73,9 @@ def usage_groups_of(
         which = " OR ".join(["(meter_id = %s AND position = %s)"] * len(meters))
         params = [p for meter in meters for p in (meter.id, position[meter.id])]
         for meter_id, group, n, value_sum, value_max in rawsql.rows(
-            _GROUP_SUMS.format(meters=which), [customer_id, first, last, *params], _GROUP_SUM_FIELDS
+            _GROUP_SUMS.format(meters=which),
+            [customer_id, first, last, *params] * 2,
+            _GROUP_SUM_FIELDS,
         ):
             tally.add_hours((meter_id, group), n, value_sum, value_max)
         for meter in meters:
@@ -72,10 +87,10 @@ def usage_groups_of(
                 "hour__lt": last,
             }
             if meter.aggregation == Meter.LATEST:
-                for group, *latest in (
-                    UsagePropertyRollup.objects.filter(**whole, latest_at__isnull=False)
-                    .values_list("group_value", "latest_at", "latest_event_id", "latest_value")
-                    .order_by()
+                for group, *latest in rawsql.rows(
+                    _GROUP_LATEST,
+                    [customer_id, first, last, meter.id, position[meter.id]] * 2,
+                    _GROUP_LATEST_FIELDS,
                 ):
                     tally.add_latest((meter.id, group), *latest)
             if meter.aggregation == Meter.UNIQUE_COUNT:

@@ -23,6 +23,7 @@ from billing.core.storable import (
 )
 from billing.usage.alerts import usage_alerts_enqueue
 from billing.usage.drawdown import usage_draw_for_events
+from billing.usage.folding import fold_clock
 from billing.usage.metering import EventRejected, MeterDef, contributions, meter_cache
 from billing.usage.rollups import PreparedEvent, rollup_lock, store_groups, unique_values
 from billing.usage.rollups import writer as rollups_writer
@@ -228,7 +229,8 @@ def events_prepare(
 def events_ingest(
     *, events: list, now: datetime | None = None, may_hold_unstorable: bool = True
 ) -> IngestResult:
-    """Store a batch of usage events and maintain their rollups, atomically.
+    """Store a batch of usage events and their rollups (on PostgreSQL the rollup
+    tail, then a fold when one is due: billing.usage.folding), atomically.
 
     Idempotent per (customer, event id): an event already stored, or repeated
     in the batch, counts as a duplicate and changes nothing, also when the
@@ -256,11 +258,12 @@ def events_ingest(
         uniques = unique_values(stored)
         if uniques:
             writer.insert_uniques(uniques)
-        store_groups(stored)
+        store_groups(stored, rollups=not writer.GROUP_ROLLUPS_IN_STORE)
         metered = [e for e in stored if e.contributions]
         if metered:
             usage_draw_for_events(events=metered, now=now)
             usage_alerts_enqueue(customer_ids={e.customer_id for e in metered})
     result.accepted = len(stored)
     result.duplicates += len(prepared) - len(stored)
+    fold_clock.fold_if_due()
     return result

@@ -1,5 +1,6 @@
 """Usage reads. A quantity for any time range [start, end) is exact: whole UTC
-hours come from the rollups, and the partial hours at either edge from the raw
+hours come from the rollups (and their tail not folded yet: billing.usage.folding),
+and the partial hours at either edge from the raw
 events, metered by the same function ingestion uses. Raw events are never
 scanned beyond those two partial hours."""
 
@@ -20,6 +21,7 @@ from billing.models import (
     UsageUniqueValue,
 )
 from billing.rating.lines import billable_units
+from billing.usage.folding import HOURLY
 from billing.usage.metering import (
     PROPERTIES_DECODER,
     EventRejected,
@@ -86,24 +88,43 @@ def edge_contributions(customer_id: int, meters: list[MeterDef], ranges: list[tu
             yield contribution, timestamp, event_id
 
 
+# A customer's whole hours in the rollups and their tail (billing.usage.folding).
+_WHOLE_HOURS = "customer_id = %s AND hour >= %s AND hour < %s"
+
+
 # Per meter over whole hours: written out, as the check and the usage read run it
 # on every call (see billing.core.rawsql).
 _ROLLUP_SUMS = (
-    "SELECT meter_id, SUM(event_count), SUM(value_sum), MAX(value_max) "
-    "FROM billing_usagerollup "
-    "WHERE customer_id = %s AND hour >= %s AND hour < %s AND meter_id IN ({meters}) "
-    "GROUP BY meter_id"
+    "SELECT meter_id, SUM(event_count), SUM(value_sum), MAX(value_max) FROM ("  # noqa: S608 (constants only)
+    + HOURLY.rows(
+        "meter_id, event_count, value_sum, value_max", _WHOLE_HOURS + " AND meter_id IN ({meters})"
+    )
+    + ") AS r GROUP BY meter_id"
 )
 
 
 # The same over every meter with a rollup in [hour of start, end), for a customer
 # without a subscription: the sums count whole hours only (NULL: none).
 _ROLLUP_SUMS_ANY_METER = (
-    "SELECT meter_id, SUM(CASE WHEN hour >= %s AND hour < %s THEN event_count END), "
+    "SELECT meter_id, SUM(CASE WHEN hour >= %s AND hour < %s THEN event_count END), "  # noqa: S608 (constants only)
     "SUM(CASE WHEN hour >= %s AND hour < %s THEN value_sum END), "
-    "MAX(CASE WHEN hour >= %s AND hour < %s THEN value_max END) "
-    "FROM billing_usagerollup WHERE customer_id = %s AND hour >= %s AND hour < %s "
-    "GROUP BY meter_id"
+    "MAX(CASE WHEN hour >= %s AND hour < %s THEN value_max END) FROM ("
+    + HOURLY.rows("meter_id, hour, event_count, value_sum, value_max", _WHOLE_HOURS)
+    + ") AS r GROUP BY meter_id"
+)
+
+# The latest value of a `latest` meter over whole hours.
+_ROLLUP_LATEST = (
+    "SELECT latest_at, latest_event_id, latest_value FROM ("  # noqa: S608 (constants only)
+    + HOURLY.rows(
+        "latest_at, latest_event_id, latest_value",
+        _WHOLE_HOURS + " AND meter_id = %s AND latest_at IS NOT NULL",
+    )
+    + ") AS r ORDER BY latest_at DESC, latest_event_id DESC LIMIT 1"
+)
+
+_ROLLUP_LATEST_FIELDS = tuple(
+    UsageRollup._meta.get_field(name) for name in ("latest_at", "latest_event_id", "latest_value")
 )
 
 
@@ -129,7 +150,7 @@ def usage_quantities(
             row
             for row in rawsql.rows(
                 _ROLLUP_SUMS_ANY_METER,
-                [*whole_hours, customer_id, hour_of(start), end],
+                [*whole_hours, *[customer_id, hour_of(start), end] * 2],
                 _ROLLUP_SUM_FIELDS,
             )
             if row[0] in known
@@ -139,7 +160,7 @@ def usage_quantities(
         ids = [m.id for m in meters]
         rows = rawsql.rows(
             _ROLLUP_SUMS.format(meters=", ".join(["%s"] * len(ids))),
-            [customer_id, first, last, *ids],
+            [customer_id, first, last, *ids] * 2,
             _ROLLUP_SUM_FIELDS,
         )
     else:
@@ -150,16 +171,9 @@ def usage_quantities(
     if first < last:
         for meter in meters:
             if meter.aggregation == Meter.LATEST:
-                row = (
-                    UsageRollup.objects.filter(
-                        customer_id=customer_id, hour__gte=first, hour__lt=last
-                    )
-                    .filter(meter_id=meter.id, latest_at__isnull=False)
-                    .order_by("-latest_at", "-latest_event_id")
-                    .values_list("latest_at", "latest_event_id", "latest_value")
-                    .first()
-                )
-                if row is not None:
+                for row in rawsql.rows(
+                    _ROLLUP_LATEST, [customer_id, first, last, meter.id] * 2, _ROLLUP_LATEST_FIELDS
+                ):
                     tally.add_latest(meter.id, *row)
 
     for contribution, timestamp, event_id in edge_contributions(customer_id, meters, ranges):

@@ -12,6 +12,7 @@ from billing.models import (
     UsageRollup,
     UsageUniqueValue,
 )
+from billing.usage.folding import tail_discard
 from billing.usage.metering import (
     PROPERTIES_DECODER,
     EventRejected,
@@ -49,6 +50,7 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
         meter_cache.clear()
         UsageRollup.objects.filter(meter_id=meter_id).delete()
         UsageUniqueValue.objects.filter(meter_id=meter_id).delete()
+        tail_discard(meter_id=meter_id)
         UsagePropertyRollup.objects.filter(meter_id=meter_id).delete()
         UsagePropertyUniqueValue.objects.filter(meter_id=meter_id).delete()
         rows = (

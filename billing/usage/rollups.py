@@ -1,10 +1,10 @@
 """How usage is stored: the events whose key is new and their hourly rollups.
 
 On PostgreSQL one statement per batch writes the event keys (`INSERT ... ON
-CONFLICT DO NOTHING RETURNING`), the events whose key was new and the hourly
-rollups of those events, aggregated in SQL and upserted in a fixed order (so
-concurrent batches cannot deadlock); the batch travels as one JSON document.
-SQLite, the embedded default, gets the same writes row by row through
+CONFLICT DO NOTHING RETURNING`), the events whose key was new and their hourly
+aggregates, computed in SQL and appended to the rollup tail, which a fold adds
+to the rollups (billing.usage.folding); the batch travels as one JSON document.
+SQLite, the embedded default, writes the rollups themselves, row by row through
 executemany (writer() picks). Also the rollup lock, taken shared by ingestion
 and exclusive by a rebuild, and the hour a rollup row covers."""
 
@@ -204,35 +204,45 @@ WITH batch AS (
 )"""
 
 
-# The new events' contributions (`m`: [meter id, value or null] per meter the event
-# feeds, from metering.contributions) aggregated per customer, meter and UTC hour:
-# count, sum, max, and the latest by (timestamp, event id); upserted in key order,
-# so that concurrent batches cannot deadlock.
-_NEW_ROLLUPS = f""", contributions AS (
+# The new events' contributions (`m`: per meter the event feeds, from
+# metering.contributions, [meter id, value or null], and for a meter with
+# group_by the event's group values) aggregated per customer, meter and UTC
+# hour: count, sum, max, and the latest by (timestamp, event id); and the same
+# per group value of each group_by property (position: its place in the meter's
+# group_by). Appended to the rollup tails, which a fold adds to the rollups
+# (billing.usage.folding): plain inserts, so concurrent batches touch no common row.
+_LATEST = """(array_agg(t ORDER BY t DESC, e DESC))[1],
+        (array_agg(e ORDER BY t DESC, e DESC))[1],
+        (array_agg(v ORDER BY t DESC, e DESC))[1]"""
+_NEW_TAIL = f""", contributions AS (
     SELECT b.c, (x->>0)::bigint AS meter, date_trunc('hour', b.t, 'UTC') AS hour,
-        (x->>1)::numeric AS v, b.t, b.e
+        (x->>1)::numeric AS v, x->2 AS groups, b.t, b.e
     FROM batch b
     JOIN new_events k ON k.customer_id = b.c AND k.event_id = b.e
     CROSS JOIN LATERAL json_array_elements(b.m) AS x
-), rollups AS (
-    INSERT INTO billing_usagerollup ({ROLLUP_COLUMNS})
-    SELECT c, meter, hour, count(*), coalesce(sum(v), 0), max(v),
-        (array_agg(t ORDER BY t DESC, e DESC))[1],
-        (array_agg(e ORDER BY t DESC, e DESC))[1],
-        (array_agg(v ORDER BY t DESC, e DESC))[1]
+), tail AS (
+    INSERT INTO billing_usagerolluptail ({ROLLUP_COLUMNS})
+    SELECT c, meter, hour, count(*), coalesce(sum(v), 0), max(v), {_LATEST}
     FROM contributions
     GROUP BY c, meter, hour
-    ORDER BY c, meter, hour
-    {ROLLUP_ON_CONFLICT}
+), group_tail AS (
+    INSERT INTO billing_usagepropertyrolluptail ({GROUP_ROLLUP_COLUMNS})
+    SELECT c, meter, hour, (g.n - 1)::smallint, g.value, count(*), coalesce(sum(v), 0),
+        max(v), {_LATEST}
+    FROM contributions
+    CROSS JOIN LATERAL json_array_elements_text(groups) WITH ORDINALITY AS g(value, n)
+    GROUP BY c, meter, hour, g.n, g.value
 )"""  # noqa: S608 (constants only)
 
 
 class _postgres:
     """Each write is one statement over the whole batch, sent as one JSON document:
-    the keys, the events and their rollups together."""
+    the keys, the events and their rollup tail rows together."""
 
-    STORE = _NEW_EVENTS + _NEW_ROLLUPS + " SELECT customer_id, event_id FROM new_events"  # noqa: S608
-    # The same rows without rollups: the raw ceiling bench/ingest.py measures.
+    # The group rollups go in the same statement (store_groups writes only uniques).
+    GROUP_ROLLUPS_IN_STORE = True
+    STORE = _NEW_EVENTS + _NEW_TAIL + " SELECT customer_id, event_id FROM new_events"  # noqa: S608
+    # The same rows without the tail: the raw ceiling bench/ingest.py measures.
     INSERT_EVENTS = _NEW_EVENTS + " SELECT customer_id, event_id FROM new_events"  # noqa: S608
 
     @staticmethod
@@ -245,7 +255,10 @@ class _postgres:
                     "n": e.event_name,
                     "t": e.timestamp.isoformat(),
                     "p": e.properties,
-                    "m": [[c.meter_id, c.value] for c in e.contributions],
+                    "m": [
+                        [c.meter_id, c.value] if c.group is None else [c.meter_id, c.value, c.group]
+                        for c in e.contributions
+                    ],
                 }
                 for e in events
             ]
@@ -253,7 +266,8 @@ class _postgres:
 
     @classmethod
     def store(cls, events: list[PreparedEvent], *, received_at: datetime) -> set:
-        """Store the events whose key is new, with their rollups; returns those keys."""
+        """Store the events whose key is new, with their rollup tail rows; returns
+        those keys."""
         with _server_side_cursor() as cursor:
             cursor.execute(cls.STORE, [cls.batch_json(events), received_at])
             return set(cursor.fetchall())
@@ -314,6 +328,8 @@ class _postgres:
 
 class _generic:
     """The same writes, row by row through executemany (SQLite, the embedded default)."""
+
+    GROUP_ROLLUPS_IN_STORE = False
 
     @classmethod
     def store(cls, events: list[PreparedEvent], *, received_at: datetime) -> set:
@@ -392,13 +408,15 @@ class _generic:
             )
 
 
-def store_groups(events: list[PreparedEvent]) -> None:
-    """The breakdowns of stored events: their meters with group_by, per group."""
+def store_groups(events: list[PreparedEvent], *, rollups: bool = True) -> None:
+    """The breakdowns of stored events: their meters with group_by, per group (the
+    distinct values only, without `rollups`)."""
     grouped = [e for e in events if any(c.group is not None for c in e.contributions)]
     if not grouped:
         return
     write = writer()
-    write.upsert_group_rollups(rollup_deltas(grouped, grouped=True))
+    if rollups:
+        write.upsert_group_rollups(rollup_deltas(grouped, grouped=True))
     uniques = unique_values(grouped, grouped=True)
     if uniques:
         write.insert_group_uniques(uniques)

@@ -1,0 +1,309 @@
+"""Folding (billing.usage.folding): on PostgreSQL batches append to the rollup tail
+and a fold moves it into the rollups. A read adds both, so it equals a brute-force
+count of the raw events whatever has been folded: before a fold, during folds
+running beside ingestion, and after a folder killed with SIGKILL mid-fold."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import time_machine
+from django.db import connection, connections, transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
+
+from billing.models import UsageEvent, UsageRollup
+from billing.usage.folding import HOURLY, usage_fold
+from billing.usage.ingestion import events_ingest
+from billing.usage.metering import PROPERTIES_DECODER, contributions, meter_cache
+from billing.usage.reads import Tally, usage_quantities
+from customers.services import customer_create
+from plans.services import meter_create
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[2]
+CUSTOMERS = ("acme", "beta", "gamma")
+
+
+def make_meters():
+    """One meter of each aggregation, two with a filter, one grouped."""
+    common = {"event_name": "llm"}
+    return [
+        meter_create(code="calls", name="Calls", aggregation="count", **common),
+        meter_create(code="tokens", name="Tokens", aggregation="sum", value_property="n", **common),
+        meter_create(
+            code="o3_tokens",
+            name="o3 tokens",
+            aggregation="sum",
+            value_property="n",
+            filters={"model": ["o3"]},
+            **common,
+        ),
+        meter_create(code="peak", name="Peak", aggregation="max", value_property="n", **common),
+        meter_create(code="last", name="Last", aggregation="latest", value_property="n", **common),
+        meter_create(
+            code="users",
+            name="Users",
+            aggregation="unique_count",
+            unique_property="user",
+            **common,
+        ),
+        meter_create(
+            code="by_model",
+            name="By model",
+            aggregation="sum",
+            value_property="n",
+            group_by=["model"],
+            **common,
+        ),
+    ]
+
+
+def random_events(rng: random.Random, count: int, *, first: int = 0) -> list[dict]:
+    """Events over the six hours before NOW, some sharing a timestamp (latest's
+    tie-break), with decimal values and repeated ids (duplicates)."""
+    events = []
+    for i in range(first, first + count):
+        n = rng.randrange(count) if rng.random() < 0.1 and i > first else i
+        stamp = NOW - timedelta(seconds=rng.choice([rng.randrange(6 * 3600), 1800]))
+        events.append(
+            {
+                "id": f"e{n}",
+                "customer": rng.choice(CUSTOMERS),
+                "event_name": "llm",
+                "timestamp": stamp.isoformat(),
+                "properties": {
+                    "n": Decimal(rng.randrange(1, 10**6)) / Decimal(rng.choice([1, 100, 1000])),
+                    "model": rng.choice(["o3", "gpt-4o", 1.50]),
+                    "user": f"u{rng.randrange(20)}",
+                },
+            }
+        )
+    return events
+
+
+def brute_force(customer_id: int, meters: list, start: datetime, end: datetime) -> dict:
+    """Every meter's quantity from the raw events, one by one."""
+    tally = Tally()
+    rows = (
+        UsageEvent.objects.filter(customer_id=customer_id, timestamp__gte=start, timestamp__lt=end)
+        .annotate(raw=Cast("properties", TextField()))
+        .values_list("raw", "timestamp", "event_id")
+    )
+    for raw, timestamp, event_id in rows:
+        for c in contributions(meters, PROPERTIES_DECODER.decode(raw)):
+            tally.add_event(c.meter_id, c, timestamp, event_id)
+    return {
+        m.id: tally.quantity(m.id, m.aggregation, distinct=len(tally.uniques.get(m.id, ())))
+        for m in meters
+    }
+
+
+def read_and_count(customer_id: int, meters: list, start: datetime, end: datetime):
+    """The usage read and the brute-force count in one snapshot (REPEATABLE READ on
+    PostgreSQL), so that batches committing meanwhile cannot come between them.
+    (Inside a test's own transaction nothing commits meanwhile.)"""
+    snapshot = connection.vendor == "postgresql" and not connection.in_atomic_block
+    with transaction.atomic():
+        if snapshot:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        read = usage_quantities(customer_id=customer_id, meters=meters, start=start, end=end)
+        return read, brute_force(customer_id, meters, start, end)
+
+
+def tail_rows() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {HOURLY.tail}")  # noqa: S608
+        return cursor.fetchone()[0]
+
+
+@pytest.fixture
+def customers(db):
+    return {c: customer_create(external_id=c, name=c, currency="USD").id for c in CUSTOMERS}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_read_equals_the_raw_events_whether_folded_or_not(customers, settings, seed):
+    """Batches ingested with no fold, then folded: the read of any range, on the
+    hour or not, equals the brute-force count before the fold and after it."""
+    settings.BILLING_FOLD_MS = 10**9  # ingestion never folds in this test
+    rng = random.Random(seed)
+    meters = [meter_cache.by_id()[m.id] for m in make_meters()]
+    with time_machine.travel(NOW, tick=False):
+        for first in range(0, 600, 150):
+            assert events_ingest(events=random_events(rng, 150, first=first)).rejected == []
+        ranges = [
+            (NOW - timedelta(hours=6), NOW + timedelta(hours=1)),
+            (NOW - timedelta(hours=5, minutes=31, seconds=7), NOW - timedelta(minutes=13)),
+            (NOW - timedelta(hours=2), NOW - timedelta(hours=1)),
+        ]
+        expected = {}
+        for external_id, customer_id in customers.items():
+            for start, end in ranges:
+                read, counted = read_and_count(customer_id, meters, start, end)
+                assert read == counted, (external_id, start, end)
+                expected[customer_id, start] = read
+        if connection.vendor == "postgresql":
+            assert tail_rows() > 0
+            assert usage_fold() > 0
+            assert tail_rows() == 0
+        for (customer_id, start), read in expected.items():
+            end = next(e for s, e in ranges if s == start)
+            assert read_and_count(customer_id, meters, start, end) == (read, read)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_reads_during_folds_beside_four_ingesting_clients_equal_the_raw_events(settings):
+    """Four clients ingest overlapping random batches (duplicates included) while
+    a folder folds in a loop and a reader compares, in one snapshot each time, the
+    read with the brute-force count; at the end the rollups alone, fully folded,
+    equal it too."""
+    settings.BILLING_FOLD_MS = 10**9  # only the folder thread folds
+    ids = {c: customer_create(external_id=c, name=c, currency="USD").id for c in CUSTOMERS}
+    meters = [meter_cache.by_id()[m.id] for m in make_meters()]
+    start, end = NOW - timedelta(hours=4, minutes=17), NOW + timedelta(minutes=1)
+    batches = [random_events(random.Random(seed), 120, first=seed * 60) for seed in range(24)]
+    done = threading.Event()
+    failures: list = []
+    comparisons = []
+
+    def ingest(index: int) -> None:
+        try:
+            with time_machine.travel(NOW, tick=False):
+                for batch in batches[index::4]:
+                    events_ingest(events=batch)
+        except Exception as exc:
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    def fold() -> None:
+        try:
+            while not done.is_set():
+                usage_fold(wait=True)
+        except Exception as exc:
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    def read() -> None:
+        try:
+            while not done.is_set():
+                customer_id = ids[random.choice(CUSTOMERS)]
+                got, counted = read_and_count(customer_id, meters, start, end)
+                comparisons.append(got == counted or (got, counted))
+        except Exception as exc:
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    helpers = [threading.Thread(target=fold), threading.Thread(target=read)]
+    clients = [threading.Thread(target=ingest, args=(i,)) for i in range(4)]
+    for thread in helpers + clients:
+        thread.start()
+    for thread in clients:
+        thread.join()
+    done.set()
+    for thread in helpers:
+        thread.join()
+    assert failures == []
+    assert len(comparisons) > 0
+    assert [c for c in comparisons if c is not True] == []
+    usage_fold(wait=True)
+    assert tail_rows() == 0
+    for customer_id in ids.values():
+        read, counted = read_and_count(customer_id, meters, start, end)
+        assert read == counted
+    assert_rollups_exact(meters)
+
+
+def assert_rollups_exact(meters) -> None:
+    """Every rollup row equals the count and sum of its hour's raw events."""
+    by_key: dict = {}
+    rows = UsageEvent.objects.annotate(raw=Cast("properties", TextField())).values_list(
+        "customer_id", "raw", "timestamp"
+    )
+    for customer_id, raw, timestamp in rows:
+        hour = timestamp.replace(minute=0, second=0, microsecond=0)
+        for c in contributions(meters, PROPERTIES_DECODER.decode(raw)):
+            count, total = by_key.get((customer_id, c.meter_id, hour), (0, Decimal(0)))
+            by_key[customer_id, c.meter_id, hour] = (count + 1, total + (c.value or 0))
+    stored = {
+        (r.customer_id, r.meter_id, r.hour): (r.event_count, r.value_sum)
+        for r in UsageRollup.objects.all()
+    }
+    assert stored == by_key
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_folder_killed_mid_fold_loses_and_doubles_nothing(settings):
+    """A real `manage.py fold_usage` process is killed with SIGKILL inside its fold
+    statement, after the statement has deleted tail rows (it waits on a rollup row
+    the test holds locked); the tail is intact, and the next fold leaves every
+    rollup exact."""
+    settings.BILLING_FOLD_MS = 10**9
+    customer_id = customer_create(external_id="acme", name="acme", currency="USD").id
+    meters = [meter_cache.by_id()[m.id] for m in make_meters()]
+    rng = random.Random(5)
+
+    def ingest(first: int) -> None:
+        with time_machine.travel(NOW, tick=False):
+            for start in range(first, first + 1500, 500):
+                batch = [e | {"customer": "acme"} for e in random_events(rng, 500, first=start)]
+                events_ingest(events=batch)
+
+    ingest(0)
+    usage_fold(wait=True)
+    ingest(1500)  # the same hours again: the fold updates existing rollup rows
+    before = tail_rows()
+    assert before > 0
+    database = connection.settings_dict
+    env = {
+        **os.environ,
+        "DATABASE_URL": (
+            f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
+            f"{database['NAME']}"
+        ),
+    }
+    killed = False
+    with transaction.atomic():
+        locked = UsageRollup.objects.select_for_update().order_by("hour").first()
+        assert locked is not None
+        folder = subprocess.Popen([sys.executable, "manage.py", "fold_usage"], cwd=ROOT, env=env)
+        deadline = time.monotonic() + 60
+        with connection.cursor() as cursor:
+            while time.monotonic() < deadline and folder.poll() is None:
+                # Inside a transaction the statistics views keep their first snapshot.
+                cursor.execute("SELECT pg_stat_clear_snapshot()")
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE %s",
+                    ["%DELETE FROM billing_usage%"],
+                )
+                if cursor.fetchone()[0]:
+                    folder.send_signal(signal.SIGKILL)
+                    killed = True
+                    break
+                time.sleep(0.05)
+        folder.wait(timeout=30)
+    assert killed
+    assert folder.returncode == -signal.SIGKILL
+    assert tail_rows() == before
+    assert usage_fold(wait=True) >= before
+    assert tail_rows() == 0
+    assert_rollups_exact(meters)
+    read, counted = read_and_count(
+        customer_id, meters, NOW - timedelta(hours=7), NOW + timedelta(hours=1)
+    )
+    assert read == counted
