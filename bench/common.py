@@ -156,3 +156,24 @@ def cpu_seconds(pids: list[int]) -> float:
 def postgres_pids() -> list[int]:
     out = subprocess.run(["pgrep", "-u", "postgres"], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
+
+
+# bench/all.py sets this: each benchmark appends its headline figures there.
+SUMMARY = os.environ.get("BENCH_SUMMARY")
+
+
+def record(figure: str, value: float, unit: str, *, target: float | None, higher: bool) -> str:
+    """Note a headline figure for bench/all.py's table (when it runs this benchmark)
+    and return the words that say whether it meets its target: `higher` when more
+    is better (a rate), else less is (a latency)."""
+    met = None if target is None else (value >= target if higher else value <= target)
+    if SUMMARY:
+        import json
+
+        with open(SUMMARY, "a") as out:
+            row = {"figure": figure, "value": value, "unit": unit, "target": target}
+            out.write(json.dumps(row | {"higher": higher, "met": met}) + "\n")
+    if target is None:
+        return ""
+    sign = ">=" if higher else "<="
+    return f"target {sign} {target:g} {unit}: {'met' if met else 'missed'}"

@@ -22,11 +22,12 @@ stops, and `manage.py fold_usage` by hand. The tail stays small by construction:
 a fold moves up to FOLD_CHUNK rows a transaction. SQLite, the embedded default,
 writes the rollups directly at ingestion and has nothing to fold."""
 
+import logging
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from billing.usage.rollups import (
     GROUP_ROLLUP_COLUMNS,
@@ -35,6 +36,8 @@ from billing.usage.rollups import (
     ROLLUP_ON_CONFLICT,
     rollup_lock,
 )
+
+logger = logging.getLogger(__name__)
 
 # Rows one fold transaction moves from each tail; a longer tail takes several.
 FOLD_CHUNK = 200_000
@@ -145,10 +148,15 @@ class FoldClock:
         return (time.monotonic() - self._last) * 1000 >= settings.BILLING_FOLD_MS
 
     def fold_if_due(self) -> None:
+        """Fold if due. Runs after the batch has committed, so a database that
+        fails now must not fail the batch's answer: the next fold takes the tail."""
         if not folds() or not self.due():
             return
         self._last = time.monotonic()
-        usage_fold()
+        try:
+            usage_fold()
+        except DatabaseError:
+            logger.warning("usage fold failed; the next one folds the tail", exc_info=True)
 
 
 fold_clock = FoldClock()

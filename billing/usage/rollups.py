@@ -9,11 +9,11 @@ executemany (writer() picks). Also the rollup lock, taken shared by ingestion
 and exclusive by a rebuild, and the hour a rollup row covers."""
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+import msgspec
 from django.db import connection
 
 from billing.usage.metering import Contribution
@@ -31,21 +31,14 @@ class PreparedEvent:
     contributions: list[Contribution]
 
 
-def _decimal_marker(value):
-    if isinstance(value, Decimal):
-        return f"\x00{value}\x00"
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-_MARKED_DECIMAL = re.compile(r'"\\u0000([^"\\]*)\\u0000"')
+# Decimals written as the numbers they are (json.dumps refuses them, and floats
+# would lose digits); msgspec also writes datetimes as RFC 3339 text.
+_EXACT_ENCODER = msgspec.json.Encoder(decimal_format="number")
 
 
 def exact_json(value) -> str:
-    """JSON text with Decimals written as the exact numbers they are (json.dumps
-    would refuse them, or lose digits through float). Properties never hold
-    U+0000 (checked at validation), so the marker cannot collide."""
-    text = json.dumps(value, default=_decimal_marker, separators=(",", ":"))
-    return _MARKED_DECIMAL.sub(r"\1", text) if "\\u0000" in text else text
+    """JSON text with Decimals written as the exact numbers they are."""
+    return _EXACT_ENCODER.encode(value).decode()
 
 
 # An arbitrary, fixed key for PostgreSQL's advisory lock between ingestion (shared)
@@ -253,7 +246,7 @@ class _postgres:
                     "c": e.customer_id,
                     "e": e.event_id,
                     "n": e.event_name,
-                    "t": e.timestamp.isoformat(),
+                    "t": e.timestamp,
                     "p": e.properties,
                     "m": [
                         [c.meter_id, c.value] if c.group is None else [c.meter_id, c.value, c.group]

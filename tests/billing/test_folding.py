@@ -307,3 +307,24 @@ def test_a_folder_killed_mid_fold_loses_and_doubles_nothing(settings):
         customer_id, meters, NOW - timedelta(hours=7), NOW + timedelta(hours=1)
     )
     assert read == counted
+
+
+def test_a_fold_that_fails_after_the_batch_committed_does_not_fail_the_batch(
+    customers, settings, monkeypatch
+):
+    """The fold runs after the batch's commit: a database error there is logged and
+    left to the next fold, and the batch is still answered as stored."""
+    from django.db import OperationalError
+
+    from billing.usage import folding
+
+    def broken(**kwargs):
+        raise OperationalError("the server closed the connection")
+
+    monkeypatch.setattr(folding, "usage_fold", broken)
+    monkeypatch.setattr(folding, "folds", lambda: True)
+    make_meters()
+    with time_machine.travel(NOW, tick=False):
+        result = events_ingest(events=random_events(random.Random(1), 20))
+    assert result.accepted + result.duplicates == 20
+    assert result.accepted == UsageEvent.objects.count() > 0
