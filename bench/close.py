@@ -2,10 +2,11 @@
 their ended periods, invoices per second (PDFs excluded), then the no-op rerun.
 
     .venv/bin/python bench/close.py [--subscriptions 10000] [--events-per-customer 5]
-                                     [--profile]
+                                     [--processes 2] [--profile] [--database NAME]
 
 Needs PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432); it
-creates and drops its own database `billing_bench_close`. Prints figures only.
+creates and drops its own database (--database, default `billing_bench_close`).
+Prints figures, the target beside them, only.
 """
 
 import argparse
@@ -20,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import cpu_seconds, django_setup, fresh_database, postgres_pids
+from bench.common import cpu_seconds, django_setup, fresh_database, postgres_pids, record
 
 DB_NAME = "billing_bench_close"
 BATCH = 1000
@@ -68,6 +69,85 @@ def python_cpu() -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
+TARGET_PER_SECOND = 300  # closing invoices per second on 2 processes (issue 21)
+
+
+def populate(count: int, events_per_customer: int) -> datetime:
+    """The load: customers in bulk, subscriptions (with their start invoices) one by
+    one through the service, as the API creates them, on the demo plans, then a
+    month of usage for each. Returns the moment their periods close."""
+    from django.core.management import call_command
+
+    from billing.core.periods import month_start
+    from billing.subscriptions.lifecycle import subscription_create
+    from billing.usage.ingestion import events_ingest
+    from customers.models import Customer
+    from invoices.models import Invoice
+    from plans.models import Plan
+
+    call_command("migrate", verbosity=0)
+    call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+
+    close_at = month_start(datetime.now(UTC))  # the first of this month, 00:00 UTC
+    period_start = month_start(close_at, months=-1)  # the first of the previous month
+    plans = {p.code: p for p in Plan.objects.filter(code__in=[c for c, _, _ in PLANS])}
+
+    t0 = time.perf_counter()
+    customers = Customer.objects.bulk_create(
+        Customer(external_id=f"cust_{i:05d}", name=f"Customer {i}", currency="USD")
+        for i in range(count)
+    )
+    assignment = []  # (external_id, event name) per customer
+    for i, customer in enumerate(customers):
+        code, seats, event_name = PLANS[i % len(PLANS)]
+        subscription_create(customer=customer, plan=plans[code], start=period_start, seats=seats)
+        assignment.append((customer.external_id, event_name))
+    setup_s = time.perf_counter() - t0
+    start_invoices = Invoice.objects.filter(reason=Invoice.START).count()
+    print(
+        f"setup: {count:,} customers and {count:,} subscriptions "
+        f"({', '.join(code for code, _, _ in PLANS)}) from {period_start:%Y-%m-%d}, "
+        f"{start_invoices:,} start invoices, in {setup_s:.1f} s "
+        f"= {count / setup_s:,.0f} subscriptions/s"
+    )
+
+    # Usage in the period, ingested as late as the window allows: at the close.
+    rng = random.Random(42)
+    span = (close_at - period_start).total_seconds()
+    events = [
+        make_event(
+            rng, n, external_id, event_name, period_start + timedelta(seconds=rng.random() * span)
+        )
+        for n, (external_id, event_name) in enumerate(
+            item for item in assignment for _ in range(events_per_customer)
+        )
+    ]
+    t0 = time.perf_counter()
+    accepted = 0
+    for i in range(0, len(events), BATCH):
+        result = events_ingest(events=events[i : i + BATCH], now=close_at)
+        if result.rejected:
+            raise RuntimeError(result.rejected[0])
+        accepted += result.accepted
+    ingest_s = time.perf_counter() - t0
+    print(
+        f"usage: {accepted:,} events ({events_per_customer} per customer) in "
+        f"batches of {BATCH} in {ingest_s:.1f} s = {accepted / ingest_s:,.0f} events/s"
+    )
+    return close_at
+
+
+class QueryCount:
+    """Counts the statements this process sends (the close's, in one process)."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--subscriptions", type=int, default=10_000)
@@ -81,84 +161,25 @@ def main():
     parser.add_argument(
         "--profile", action="store_true", help="run the close under cProfile and print the top"
     )
+    parser.add_argument(
+        "--database", default=DB_NAME, help=f"created and dropped (default {DB_NAME})"
+    )
     args = parser.parse_args()
     count = args.subscriptions
 
     # PDFs excluded (bench/pdf.py times them): with the benchmark's eager tasks,
     # each finalized invoice would otherwise be rendered inline.
     os.environ["BILLING_INVOICE_PDFS"] = "0"
-    database_url = fresh_database(DB_NAME)
+    database_url = fresh_database(args.database)
     django_setup(database_url)
-    from django.core.management import call_command
-    from django.db import connections
+    from django.db import connection, connections
 
-    from billing.core.periods import month_start
     from billing.invoicing.close import periods_close
     from billing.models import Subscription
-    from billing.subscriptions.lifecycle import subscription_create
-    from billing.usage.ingestion import events_ingest
-    from customers.models import Customer
     from invoices.models import Invoice
-    from plans.models import Plan
 
     try:
-        call_command("migrate", verbosity=0)
-        call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
-
-        close_at = month_start(datetime.now(UTC))  # the first of this month, 00:00 UTC
-        period_start = month_start(close_at, months=-1)  # the first of the previous month
-        plans = {p.code: p for p in Plan.objects.filter(code__in=[c for c, _, _ in PLANS])}
-
-        # Setup: customers in bulk, subscriptions (and their start invoices) one by one
-        # through the service, as the API creates them.
-        t0 = time.perf_counter()
-        customers = Customer.objects.bulk_create(
-            Customer(external_id=f"cust_{i:05d}", name=f"Customer {i}", currency="USD")
-            for i in range(count)
-        )
-        assignment = []  # (external_id, event name) per customer
-        for i, customer in enumerate(customers):
-            code, seats, event_name = PLANS[i % len(PLANS)]
-            subscription_create(
-                customer=customer, plan=plans[code], start=period_start, seats=seats
-            )
-            assignment.append((customer.external_id, event_name))
-        setup_s = time.perf_counter() - t0
-        start_invoices = Invoice.objects.filter(reason=Invoice.START).count()
-        print(
-            f"setup: {count:,} customers and {count:,} subscriptions "
-            f"({', '.join(code for code, _, _ in PLANS)}) from {period_start:%Y-%m-%d}, "
-            f"{start_invoices:,} start invoices, in {setup_s:.1f} s "
-            f"= {count / setup_s:,.0f} subscriptions/s"
-        )
-
-        # Usage in the period, ingested as late as the window allows: at the close.
-        rng = random.Random(42)
-        span = (close_at - period_start).total_seconds()
-        events = [
-            make_event(
-                rng,
-                n,
-                external_id,
-                event_name,
-                period_start + timedelta(seconds=rng.random() * span),
-            )
-            for n, (external_id, event_name) in enumerate(
-                item for item in assignment for _ in range(args.events_per_customer)
-            )
-        ]
-        t0 = time.perf_counter()
-        accepted = 0
-        for i in range(0, len(events), BATCH):
-            result = events_ingest(events=events[i : i + BATCH], now=close_at)
-            if result.rejected:
-                raise RuntimeError(result.rejected[0])
-            accepted += result.accepted
-        ingest_s = time.perf_counter() - t0
-        print(
-            f"usage: {accepted:,} events ({args.events_per_customer} per customer) in "
-            f"batches of {BATCH} in {ingest_s:.1f} s = {accepted / ingest_s:,.0f} events/s"
-        )
+        close_at = populate(count, args.events_per_customer)
 
         # The close.
         closing_before = Invoice.objects.filter(reason=Invoice.PERIOD).count()
@@ -168,7 +189,9 @@ def main():
         if profiler:
             profiler.enable()
         processes = 1 if profiler else args.processes
-        result = periods_close(as_of=close_at, processes=processes)
+        queries = QueryCount()
+        with connection.execute_wrapper(queries):
+            result = periods_close(as_of=close_at, processes=processes)
         if profiler:
             profiler.disable()
         elapsed = time.perf_counter() - t0
@@ -192,7 +215,15 @@ def main():
         print(f"  elapsed: {elapsed:.1f} s")
         print(
             f"  invoices per second: {closing / elapsed:,.0f} closing invoices written, "
-            f"{result.invoices_finalized / elapsed:,.0f} invoices finalized"
+            f"{result.invoices_finalized / elapsed:,.0f} invoices finalized "
+            f"(target: at least {TARGET_PER_SECOND} closing invoices/s on 2 processes)"
+        )
+        record(
+            f"closing invoices/s, {processes} process{'es' if processes > 1 else ''}",
+            closing / elapsed,
+            "invoices/s",
+            target=TARGET_PER_SECOND if processes == 2 else None,
+            higher=True,
         )
         # The close processes' database backends exit with them, taking their CPU
         # time along: PostgreSQL's share is only measured in one process.
@@ -201,6 +232,12 @@ def main():
             f"  CPU per closing invoice: Python {own_cpu / closing * 1000:.2f} ms, "
             f"PostgreSQL {pg_text} (wall {elapsed / closing * 1000:.2f} ms)"
         )
+        if processes == 1:
+            # The children of a close in processes count their own statements.
+            print(
+                f"  statements per closing invoice (its close and the finalization of "
+                f"two drafts): {queries.count / closing:.1f}"
+            )
         if closing != count or result.periods_closed != count:
             raise RuntimeError(
                 f"expected {count} closed periods, got {result.periods_closed} "
@@ -222,7 +259,7 @@ def main():
             pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(40)
     finally:
         connections.close_all()
-        fresh_database(DB_NAME)  # leave an empty database
+        fresh_database(args.database)  # leave an empty database
 
 
 if __name__ == "__main__":

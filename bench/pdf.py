@@ -6,10 +6,12 @@ with --broker by a real Celery worker. Prints one-page invoice PDFs per second.
 
     .venv/bin/python bench/pdf.py [--invoices 60] [--processes 2]
                                   [--broker redis://127.0.0.1:6379/9] [--fonttools-subset]
+                                  [--database NAME]
 
 Needs PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432); it
-creates and drops its own database `billing_bench_pdf`, and stores the PDFs in a
-temporary directory it removes. Prints figures only.
+creates and drops its own database (--database, default `billing_bench_pdf`), and
+stores the PDFs in a temporary directory it removes. Prints figures, the targets
+beside them, only.
 """
 
 import argparse
@@ -27,13 +29,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, django_setup, fresh_database
+from bench.common import ROOT, django_setup, fresh_database, record
 
 DB_NAME = "billing_bench_pdf"
 PERIOD_START = datetime(2026, 11, 1, tzinfo=UTC)
 PERIOD_END = datetime(2026, 12, 1, tzinfo=UTC)
 FINALIZED_AT = datetime(2026, 12, 1, 6, tzinfo=UTC)
-CITIES = [("10115", "Berlin", "Germany"), ("75001", "Paris", "France"), ("94107", "San Francisco")]
+# Targets (issue 21): PDFs per second in one process and in two.
+TARGET_ONE, TARGET_TWO = 12, 20
+CITIES = [("10115", "Berlin", "DE"), ("75001", "Paris", "FR"), ("94107", "San Francisco")]
 
 
 def invoice_lines(n: int) -> list:
@@ -240,15 +244,20 @@ def main():
         help="subset fonts with fontTools, as WeasyPrint does without libharfbuzz-subset "
         "(not for the real worker)",
     )
+    parser.add_argument(
+        "--database", default=DB_NAME, help=f"created and dropped (default {DB_NAME})"
+    )
     args = parser.parse_args()
 
     media = Path(tempfile.mkdtemp(prefix="billing-bench-pdf-"))
     os.environ["MEDIA_ROOT"] = str(media)
-    # Finalizing the invoices below must not render them already.
+    # Finalizing the invoices below must not render them already (nor email them,
+    # which would render each one for its attachment).
     os.environ["BILLING_INVOICE_PDFS"] = "0"
+    os.environ["BILLING_INVOICE_EMAILS"] = "0"
     if args.broker:
         os.environ["CELERY_BROKER_URL"] = args.broker
-    database_url = fresh_database(DB_NAME)
+    database_url = fresh_database(args.database)
     django_setup(database_url)
     from django.core.management import call_command
     from django.db import connections
@@ -294,8 +303,9 @@ def main():
         print(
             f"\n1 process: {len(ids)} PDFs rendered and stored in {elapsed:.2f} s = "
             f"{len(ids) / elapsed:.1f} PDFs/s ({elapsed / len(ids) * 1000:.0f} ms each, "
-            f"{cpu / len(ids) * 1000:.0f} ms CPU)"
+            f"{cpu / len(ids) * 1000:.0f} ms CPU; target: at least {TARGET_ONE} PDFs/s)"
         )
+        record("PDFs/s, 1 process", len(ids) / elapsed, "PDFs/s", target=TARGET_ONE, higher=True)
         print(
             f"  first render of a process (builds the renderer): {cold * 1000:.0f} ms; "
             f"average PDF {size / len(ids) / 1024:.1f} KiB, one page each; "
@@ -309,7 +319,15 @@ def main():
             f"\n{args.processes} processes (celery worker --concurrency {args.processes}): "
             f"{len(ids)} PDFs in {elapsed:.2f} s = {len(ids) / elapsed:.1f} PDFs/s "
             f"({sum(cpu for cpu, _ in results) / len(results) * 1000:.0f} ms CPU each, "
-            f"peak memory per process {max(rss for _, rss in results):.0f} MiB)"
+            f"peak memory per process {max(rss for _, rss in results):.0f} MiB; "
+            f"target on 2 processes: at least {TARGET_TWO} PDFs/s)"
+        )
+        record(
+            f"PDFs/s, {args.processes} processes",
+            len(ids) / elapsed,
+            "PDFs/s",
+            target=TARGET_TWO if args.processes == 2 else None,
+            higher=True,
         )
 
         if args.broker and args.fonttools_subset:
@@ -334,7 +352,7 @@ def main():
             )
     finally:
         connections.close_all()
-        fresh_database(DB_NAME)  # leave an empty database
+        fresh_database(args.database)  # leave an empty database
         shutil.rmtree(media, ignore_errors=True)
 
 

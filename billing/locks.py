@@ -7,7 +7,11 @@ wallets (wallets.locks); several rows of one table in primary-key order. Bulk
 migrations lock their migration, then one item, then that item's subscription."""
 
 from datetime import datetime
+from functools import cache
 
+from django.db import connection
+
+from billing.core import rawsql
 from billing.models import (
     BilledPeriod,
     PlanMigration,
@@ -18,23 +22,79 @@ from billing.models import (
 
 
 def subscription_lock(subscription_id: int) -> Subscription:
-    """Lock one subscription (not the rows it joins) and return it fresh."""
-    return (
-        Subscription.objects.select_for_update(of=("self",))
-        .select_related("customer", "version__plan", "scheduled_version__plan")
-        .get(pk=subscription_id)
+    """Lock one subscription (not the rows it joins) and return it fresh, with its
+    customer, version and scheduled version (and their plans) loaded. Fixed SQL
+    (billing.core.rawsql): the close takes this lock once per period."""
+    sql, parts = _subscription_lock_sql(connection.vendor)
+    found = rawsql.rows(sql, [subscription_id], tuple(f for part in parts for f in part))
+    if not found:
+        raise Subscription.DoesNotExist(f"no subscription {subscription_id}")
+    values, loaded = found[0], []
+    for part in parts:
+        taken, values = values[: len(part)], values[len(part) :]
+        loaded.append(rawsql.instance(part, taken) if taken[0] is not None else None)
+    subscription, customer, version, plan, scheduled, scheduled_plan = loaded
+    version.plan = plan
+    if scheduled is not None:
+        scheduled.plan = scheduled_plan
+    subscription.customer = customer
+    subscription.version = version
+    subscription.scheduled_version = scheduled
+    return subscription
+
+
+@cache
+def _subscription_lock_sql(vendor: str) -> tuple[str, tuple]:
+    """The SELECT of subscription_lock and the fields of its columns, model by
+    model: the subscription, its customer, version, plan, scheduled version and
+    its plan."""
+    del vendor  # part of the cache key: the lock clause differs per backend
+    from plans.models import Plan, PlanVersion
+
+    subscription = Subscription._meta
+    joins = (
+        ("s", Subscription, ""),
+        (
+            "c",
+            subscription.get_field("customer").related_model,
+            "JOIN {t} c ON c.id = s.customer_id",
+        ),
+        ("v", PlanVersion, "JOIN {t} v ON v.id = s.version_id"),
+        ("p", Plan, "JOIN {t} p ON p.id = v.plan_id"),
+        ("sv", PlanVersion, "LEFT JOIN {t} sv ON sv.id = s.scheduled_version_id"),
+        ("sp", Plan, "LEFT JOIN {t} sp ON sp.id = sv.plan_id"),
     )
+    quote = connection.ops.quote_name
+    parts, columns, tables = [], [], []
+    for alias, model, join in joins:
+        fields = tuple(model._meta.concrete_fields)
+        parts.append(fields)
+        columns += [f"{alias}.{quote(field.column)}" for field in fields]
+        if join:
+            tables.append(join.format(t=quote(model._meta.db_table)))
+    lock = " FOR UPDATE OF s" if connection.features.has_select_for_update_of else ""
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {quote(subscription.db_table)} s "  # noqa: S608 (names from the models; the id is a parameter)
+        f"{' '.join(tables)} WHERE s.id = %s{lock}"
+    )
+    return sql, tuple(parts)
 
 
 def billed_periods_lock(
     *, subscription: Subscription, ended_after: datetime, ended_by: datetime
 ) -> list[BilledPeriod]:
-    """Lock the subscription's billed periods that ended in (ended_after, ended_by]."""
+    """Lock the subscription's billed periods that ended in (ended_after, ended_by].
+    Locked by fixed SQL, loaded only when there are any (the close asks for
+    every period's late usage)."""
+    found = rawsql.ids(
+        "SELECT id FROM billing_billedperiod WHERE subscription_id = %s "  # noqa: S608 (a fixed clause)
+        "AND period_end <= %s AND period_end > %s ORDER BY id" + rawsql.lock_clause(),
+        [subscription.pk, ended_by, ended_after],
+    )
+    if not found:
+        return []
     return list(
-        BilledPeriod.objects.select_for_update(of=("self",))
-        .filter(subscription=subscription, period_end__lte=ended_by, period_end__gt=ended_after)
-        .select_related("version__plan")
-        .order_by("pk")
+        BilledPeriod.objects.filter(pk__in=found).select_related("version__plan").order_by("pk")
     )
 
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.db.models import Sum
 
+from billing.core import rawsql
 from customers.locks import customer_lock
 from invoices.models import CreditBalanceEntry, CreditNote, Invoice
 
@@ -58,9 +59,12 @@ def credit_balance_from_negative_invoice(*, invoice: Invoice, now: datetime) -> 
 def credit_balance_apply(*, invoice: Invoice, now: datetime) -> Decimal:
     """Pay what the customer's credit balance can of an invoice being finalized
     (its credits_applied). The caller holds the invoice's lock."""
-    entries = CreditBalanceEntry.objects.filter(customer_id=invoice.customer_id)
-    # Most customers never had a balance: no lock taken for them.
-    if invoice.total <= 0 or not entries.exists():
+    # Most customers never had a balance: no lock taken for them (and fixed SQL to
+    # find that out: every invoice finalized asks).
+    if invoice.total <= 0 or not rawsql.ids(
+        "SELECT 1 FROM invoices_creditbalanceentry WHERE customer_id = %s LIMIT 1",
+        [invoice.customer_id],
+    ):
         return ZERO
     customer_lock(invoice.customer_id)
     balance = credit_balance(invoice.customer)

@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import transaction
 
+from billing.core import rawsql
 from billing.core.errors import Conflict
 from billing.core.money import format_decimal, quantize_money
 from billing.core.vocabulary import LineKind
@@ -20,7 +21,7 @@ from invoices.locks import draft_invoices_claim, invoice_lock
 from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceTaxLine
 from invoices.reactions import VOID_TAKE_BACKS
 from invoices.rendering import render_pdf_after_commit
-from invoices.sequences import next_number
+from invoices.sequences import next_number, next_numbers
 from invoices.settlement import invoice_mark_paid
 from invoices.taxes import customer_tax_rates, tax_lines
 
@@ -100,7 +101,8 @@ def invoice_write_draft(
         "tax": tax,
         "total": subtotal - discount + tax,
     }
-    with transaction.atomic():
+    # No savepoint of its own: a failure fails the caller's transaction whole.
+    with transaction.atomic(savepoint=False):
         invoice = Invoice.objects.create(
             subscription=subscription,
             reason=reason,
@@ -140,13 +142,22 @@ def invoice_write_draft(
     return invoice
 
 
-def _finalize_locked(invoice: Invoice, now: datetime, *, collect: bool = True) -> Invoice:
-    invoice.number = next_number("INV", now.year)
+def _finalize_locked(
+    invoice: Invoice, now: datetime, *, collect: bool = True, number: str | None = None
+) -> Invoice:
+    """Finalize the locked draft, numbered `number` (taken in this transaction by
+    the caller) or the sequence's next."""
+    invoice.number = number or next_number("INV", now.year)
     invoice.status = Invoice.FINALIZED
     invoice.finalized_at = now
     # Due after the customer's payment terms (its own, or BILLING_PAYMENT_TERMS_DAYS).
     invoice.due_at = now + timedelta(days=invoice.customer.payment_terms)
-    invoice.save(update_fields=["number", "status", "finalized_at", "due_at"])
+    # Fixed SQL: the close finalizes every invoice it writes (save(update_fields) alike).
+    rawsql.execute(
+        "UPDATE invoices_invoice SET number = %s, status = %s, finalized_at = %s, due_at = %s "
+        "WHERE id = %s",
+        [invoice.number, invoice.status, invoice.finalized_at, invoice.due_at, invoice.pk],
+    )
     # The customer's credit balance pays what it can of what it is billed (not a
     # purchase: that is paid as it is bought); an invoice it pays whole is paid.
     applied = ZERO
@@ -195,8 +206,11 @@ def invoices_finalize_due(*, cutoff: datetime, now: datetime) -> int:
         with transaction.atomic():
             batch = draft_invoices_claim(due[start : start + FINALIZE_BATCH])
             # Customers' rows (their credit balance) are locked in one order by every run.
-            for invoice in sorted(batch, key=lambda invoice: (invoice.customer_id, invoice.pk)):
-                _finalize_locked(invoice, now)
+            batch.sort(key=lambda invoice: (invoice.customer_id, invoice.pk))
+            # The batch's numbers in one statement, in the order they are used.
+            numbers = next_numbers("INV", now.year, len(batch)) if batch else []
+            for invoice, number in zip(batch, numbers, strict=True):
+                _finalize_locked(invoice, now, number=number)
                 finalized += 1
     return finalized
 

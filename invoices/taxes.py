@@ -7,7 +7,11 @@ itself), is charged none."""
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 
+from django.db import connection
+
+from billing.core import rawsql
 from billing.core.money import format_decimal, quantize_money
 from plans.models import TaxRate
 
@@ -65,18 +69,37 @@ def tax_label(line) -> str:
 def customer_tax_rates(customer) -> list[TaxRate]:
     """The active rates charged to the customer: its own, or else the rates
     marked default that apply everywhere or in the country of its address.
-    None when the customer is exempt or reverse-charged."""
+    None when the customer is exempt or reverse-charged. One statement, fixed SQL
+    (every invoice written asks)."""
     if customer.tax_exempt != customer.TAX_NONE:
         return []
-    own = [rate for rate in customer.tax_rates.all() if rate.active]
+    sql, fields = _rates_sql(connection.vendor)
+    found = rawsql.rows(sql, [customer.pk], (None, *fields))
+    own = [rawsql.instance(fields, values) for is_own, *values in found if is_own]
     if own:
         return own
     country = (customer.address or {}).get("country") or ""
-    return [
-        rate
-        for rate in TaxRate.objects.filter(active=True, is_default=True).order_by("code")
-        if rate.country in ("", country)
-    ]
+    defaults = [rawsql.instance(fields, values) for _own, *values in found]
+    return [rate for rate in defaults if rate.country in ("", country)]
+
+
+@cache
+def _rates_sql(vendor: str) -> tuple[str, tuple]:
+    """The active rates that are the customer's own or default, by code, each
+    with whether it is the customer's own; and the TaxRate fields of the columns."""
+    del vendor  # part of the cache key
+    through = TaxRate.customers.through
+    link = through._meta
+    owner = link.get_field("customer").column
+    rate = link.get_field("taxrate").column
+    fields = tuple(TaxRate._meta.concrete_fields)
+    columns = ", ".join(f"t.{field.column}" for field in fields)
+    sql = (
+        f"SELECT m.{rate} IS NOT NULL, {columns} FROM {TaxRate._meta.db_table} t "  # noqa: S608 (names from the models)
+        f"LEFT JOIN {link.db_table} m ON m.{rate} = t.id AND m.{owner} = %s "
+        f"WHERE t.active AND (t.is_default OR m.{rate} IS NOT NULL) ORDER BY t.code"
+    )
+    return sql, fields
 
 
 def tax_amount(taxable: Decimal, percentage: Decimal, currency: str) -> Decimal:

@@ -53,6 +53,27 @@ def rows(sql: str, params: list, fields: tuple[Field | None, ...]) -> list[tuple
     return converted
 
 
+def ids(sql: str, params: list) -> list[int]:
+    """The first column of `sql`'s rows: ids, found by fixed SQL so that the
+    instances are loaded (by the ORM) only when there are any."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_param(p) for p in params])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def execute(sql: str, params: list) -> int:
+    """Run a fixed write; returns how many rows it changed."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_param(p) for p in params])
+        return cursor.rowcount
+
+
+def lock_clause() -> str:
+    """' FOR UPDATE' where the database locks rows (PostgreSQL), '' elsewhere
+    (SQLite, which writes one transaction at a time)."""
+    return " FOR UPDATE" if connection.features.has_select_for_update else ""
+
+
 def model_fields(model: type[Model], attnames: tuple[str, ...]) -> tuple[Field, ...]:
     """The model's fields of these attnames, in the model's order, as `instance`
     takes them."""

@@ -98,10 +98,20 @@ def subscription_close_period(*, subscription_id: int, as_of: datetime) -> bool:
     fees in advance, then a running discount's line: billing.invoicing.discounts),
     apply a change scheduled for the period's end, and advance.
     One transaction, the subscription row locked. False when nothing was due."""
+    return _close_period(subscription_id=subscription_id, as_of=as_of) is not None
+
+
+def _due(subscription: Subscription, as_of: datetime) -> bool:
+    return subscription.status in Subscription.LIVE and subscription.current_period_end <= as_of
+
+
+def _close_period(*, subscription_id: int, as_of: datetime) -> Subscription | None:
+    """subscription_close_period: the subscription as the close left it, None when
+    nothing was due."""
     with transaction.atomic():
         subscription = subscription_lock(subscription_id)
-        if subscription.status not in Subscription.LIVE or subscription.current_period_end > as_of:
-            return False
+        if not _due(subscription, as_of):
+            return None
         zone = zone_of(subscription)
         before = entitlements_of(subscription)
         start, end = subscription.current_period_start, subscription.current_period_end
@@ -164,7 +174,7 @@ def subscription_close_period(*, subscription_id: int, as_of: datetime) -> bool:
             grant_period_credits(subscription, next_spec)
         reason = "period_start" if subscription.status in Subscription.LIVE else "ended"
         entitlements_announce(subscription=subscription, before=before, reason=reason, now=end)
-    return True
+    return subscription
 
 
 def drafts_finalize(*, as_of: datetime) -> int:
@@ -231,8 +241,12 @@ def subscriptions_close(*, subscription_ids: list[int], as_of: datetime) -> int:
     closed = 0
     with meter_cache.pinned():
         for subscription_id in subscription_ids:
-            while subscription_close_period(subscription_id=subscription_id, as_of=as_of):
+            # Its next period is closed too when it has ended as well (the row as
+            # the close left it says so: no second lock for the common case).
+            while (left := _close_period(subscription_id=subscription_id, as_of=as_of)) is not None:
                 closed += 1
+                if not _due(left, as_of):
+                    break
     return closed
 
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from billing.core import wording
+from billing.core import rawsql, wording
 from billing.core.periods import period_containing, period_share
 from billing.core.vocabulary import LineKind
 from billing.locks import billed_periods_lock
@@ -382,12 +382,12 @@ def seat_change_lines(
     has no fixed fees."""
     if not spec.seat_price or subscription.status == Subscription.TRIALING:
         return []
-    changes = SubscriptionChange.objects.filter(
-        subscription=subscription,
-        kind=SubscriptionChange.SEATS,
-        effective_at__gte=since,
-        effective_at__lt=until,
-    ).order_by("id")
+    found = rawsql.ids(
+        "SELECT id FROM billing_subscriptionchange WHERE subscription_id = %s AND kind = %s "
+        "AND effective_at >= %s AND effective_at < %s",
+        [subscription.pk, SubscriptionChange.SEATS, since, until],
+    )
+    changes = SubscriptionChange.objects.filter(pk__in=found).order_by("id") if found else []
     end = subscription.current_period_end
     lines = []
     for change in changes:
