@@ -176,4 +176,4 @@ def record(figure: str, value: float, unit: str, *, target: float | None, higher
     if target is None:
         return ""
     sign = ">=" if higher else "<="
-    return f"target {sign} {target:g} {unit}: {'met' if met else 'missed'}"
+    return f"target {sign} {target:g}{' ' + unit if unit else ''}: {'met' if met else 'missed'}"
