@@ -1,10 +1,15 @@
-"""Django's Redis cache backend, keeping one Redis client per connection pool.
+"""Django's Redis cache backend, keeping one Redis client per connection pool,
+with a counter that costs one round trip.
 
 Django's client builds a new `redis.Redis` for every cache call, and redis-py's
 constructor copies its ~170 response callbacks each time: about as much CPU as the
 round trip itself. The API's rate limits call the cache on every request, so the
 client is built once per pool here. A `redis.Redis` is safe to share between threads
 (it takes a connection from its pool per command) and its pool reconnects after a fork.
+
+Django's `incr` asks whether the key exists, then increments it: two round trips
+on every API request. `hit` increments, and gives a new key its lifetime, in one
+script.
 """
 
 from django.core.cache.backends import redis as django_redis
@@ -23,7 +28,26 @@ class _SharedClientRedisCacheClient(django_redis.RedisCacheClient):
         return client
 
 
+# INCR, and on the first hit the key's lifetime: atomically, in one round trip.
+_HIT = """
+local hits = redis.call('INCR', KEYS[1])
+if hits == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return hits
+"""
+
+
 class RedisCache(django_redis.RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = _SharedClientRedisCacheClient
+        self._hit_scripts = {}
+
+    def hit(self, key, timeout: int, version=None) -> int:
+        """Add one to the counter at `key` and return it; a key the first hit
+        creates lives `timeout` seconds (as `add(key, 1, timeout)` then `incr`)."""
+        key = self.make_and_validate_key(key, version=version)
+        client = self._cache.get_client(key, write=True)
+        script = self._hit_scripts.get(id(client))
+        if script is None:
+            script = self._hit_scripts[id(client)] = client.register_script(_HIT)
+        return script(keys=[key], args=[int(timeout)])

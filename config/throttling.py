@@ -59,6 +59,9 @@ def window_hit(name: str, period: int) -> tuple[int, float]:
     window, seconds_left = _window(period)
     key = f"ratelimit:{name}:{window}"
     try:
+        hit = getattr(cache, "hit", None)
+        if hit is not None:  # Redis (config.cache): one round trip
+            return hit(key, period), seconds_left
         try:
             return cache.incr(key), seconds_left
         except ValueError:

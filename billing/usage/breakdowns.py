@@ -1,7 +1,7 @@
 """Usage broken down by one of a meter's `group_by` properties, for any range
 [start, end): whole UTC hours from the group rollups (billing.breakdown_models),
-the partial hours at the edges from the raw events, metered by the function
-ingestion uses, as every usage read (billing.usage.reads). Each group's
+the partial hours at the edges from the raw events, as every usage read
+(billing.usage.edges). Each group's
 quantity is the meter's aggregation over its events: for count and sum the
 groups add up to the meter's quantity exactly; for max, latest and
 unique_count each group is its own maximum, latest value or distinct count."""
@@ -12,9 +12,10 @@ from decimal import Decimal
 
 from billing.core import rawsql
 from billing.models import UsagePropertyRollup, UsagePropertyUniqueValue
+from billing.usage.edges import edges_add
 from billing.usage.folding import GROUPS
 from billing.usage.metering import MeterDef, meter_cache
-from billing.usage.reads import Tally, edge_contributions, hour_edges
+from billing.usage.reads import Tally, hour_edges
 from plans.models import Meter
 
 
@@ -65,7 +66,6 @@ def usage_groups_of(
     one query for their whole hours, one read of the edges' raw events."""
     position = {meter.id: meter.group_by.index(by) for meter in meters}
     tally = Tally()  # keyed by (meter id, group value)
-    uniques: dict[tuple, set[str]] = {}
     if start >= end or not meters:
         return {meter.id: [] for meter in meters}
     first, last, ranges = hour_edges(start, end)
@@ -100,18 +100,14 @@ def usage_groups_of(
                     .distinct()
                     .order_by()
                 ):
-                    uniques.setdefault((meter.id, group), set()).add(value)
-    for contribution, timestamp, event_id in edge_contributions(customer_id, meters, ranges):
-        meter_id = contribution.meter_id
-        group = contribution.group[position[meter_id]] if contribution.group else ""
-        tally.add_event((meter_id, group), contribution, timestamp, event_id)
-        if contribution.unique is not None:
-            uniques.setdefault((meter_id, group), set()).add(contribution.unique)
+                    tally.uniques.setdefault((meter.id, group), set()).add(value)
+    edges_add(tally, customer_id=customer_id, meters=meters, ranges=ranges, by=position)
     found: dict[int, list[tuple]] = {meter.id: [] for meter in meters}
     aggregation = {meter.id: meter.aggregation for meter in meters}
-    for key in set(tally.counts) | set(uniques):
+    for key in set(tally.counts) | set(tally.uniques):
         meter_id, group = key
-        quantity = tally.quantity(key, aggregation[meter_id], distinct=len(uniques.get(key, ())))
+        distinct = len(tally.uniques.get(key, ()))
+        quantity = tally.quantity(key, aggregation[meter_id], distinct=distinct)
         found[meter_id].append((group, quantity))
     return {
         meter_id: [

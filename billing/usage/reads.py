@@ -1,8 +1,9 @@
 """Usage reads. A quantity for any time range [start, end) is exact: whole UTC
 hours come from the rollups (and their tail not folded yet: billing.usage.folding),
-and the partial hours at either edge from the raw
-events, metered by the same function ingestion uses. Raw events are never
-scanned beyond those two partial hours."""
+and the partial hours at either edge from the raw events (billing.usage.edges:
+aggregated in SQL on PostgreSQL with the metering rules ingestion applies, metered
+by the very function on SQLite). Raw events are never scanned beyond those two
+partial hours."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,19 +17,13 @@ from billing.core.periods import period_containing
 from billing.core.vocabulary import ALLOWANCE_MODELS
 from billing.models import (
     Subscription,
-    UsageEvent,
     UsageRollup,
     UsageUniqueValue,
 )
 from billing.rating.lines import billable_units
+from billing.usage.edges import edges_add
 from billing.usage.folding import HOURLY
-from billing.usage.metering import (
-    PROPERTIES_DECODER,
-    EventRejected,
-    MeterDef,
-    contributions,
-    meter_cache,
-)
+from billing.usage.metering import MeterDef, meter_cache
 from billing.usage.rollups import hour_of
 from plans.models import Meter
 from plans.overrides import subscription_spec
@@ -46,46 +41,6 @@ def hour_edges(start: datetime, end: datetime) -> tuple[datetime, datetime, list
     if first >= last:
         return first, first, [(start, end)]
     return first, last, [r for r in ((start, first), (last, end)) if r[0] < r[1]]
-
-
-# The raw events of the partial hours at a range's edges (one query for both, each
-# edge a range scan of the (customer, event name, timestamp) index):
-# written out, as a period starting mid-hour (an anniversary subscription) puts
-# one in every check and usage read.
-_EDGE_EVENTS = (
-    'SELECT event_name, CAST(properties AS TEXT), "timestamp", event_id '
-    "FROM billing_usageevent WHERE customer_id = %s AND event_name IN ({names}) "
-    'AND "timestamp" >= %s AND "timestamp" < %s'
-)
-
-
-_EDGE_FIELDS = (
-    UsageEvent._meta.get_field("event_name"),
-    None,  # the properties as JSON text, decoded exactly by PROPERTIES_DECODER
-    UsageEvent._meta.get_field("timestamp"),
-    UsageEvent._meta.get_field("event_id"),
-)
-
-
-def edge_contributions(customer_id: int, meters: list[MeterDef], ranges: list[tuple]):
-    """(contribution, timestamp, event_id) of the raw events in the ranges."""
-    # No meters (a customer without a subscription or rollups): nothing to read, and
-    # `IN ()` is a syntax error on PostgreSQL.
-    if not ranges or not meters:
-        return
-    by_event: dict[str, list[MeterDef]] = {}
-    for meter in meters:
-        by_event.setdefault(meter.event_name, []).append(meter)
-    one = _EDGE_EVENTS.format(names=", ".join(["%s"] * len(by_event)))
-    sql = " UNION ALL ".join([one] * len(ranges))
-    params = [p for span in ranges for p in (customer_id, *by_event, *span)]
-    for event_name, raw, timestamp, event_id in rawsql.rows(sql, params, _EDGE_FIELDS):
-        try:
-            found = contributions(by_event[event_name], PROPERTIES_DECODER.decode(raw))
-        except EventRejected:
-            continue  # stored events passed this check when they arrived
-        for contribution in found:
-            yield contribution, timestamp, event_id
 
 
 # A customer's whole hours in the rollups and their tail (billing.usage.folding).
@@ -176,8 +131,7 @@ def usage_quantities(
                 ):
                     tally.add_latest(meter.id, *row)
 
-    for contribution, timestamp, event_id in edge_contributions(customer_id, meters, ranges):
-        tally.add_event(contribution.meter_id, contribution, timestamp, event_id)
+    edges_add(tally, customer_id=customer_id, meters=meters, ranges=ranges)
 
     quantities = {}
     for meter in meters:
