@@ -22,6 +22,9 @@ features), with the feature each one's feature check asks for:
   mid_hour  ai_assistant subscribed at 00:30: its period's first partial hour is read
             from the raw events on every check; sso
 
+Each row also gives the server's CPU per request (its gunicorn workers', from
+/proc), the figure to compare on a machine that other work shares.
+
 Needs PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432); it creates
 its own database (`--database`, dropped first: `billing_bench_check`) and serves on
 `--port`. Prints figures only.
@@ -40,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Gunicorn, django_setup, fresh_database, percentile
+from bench.common import Gunicorn, cpu_seconds, django_setup, fresh_database, percentile
 
 DB_NAME = "billing_bench_check"
 PORT = 8771
@@ -75,6 +78,7 @@ KINDS = {
 
 def load(events_per_customer: int) -> str:
     from django.core.management import call_command
+    from django.db import connection
 
     from billing.subscriptions.lifecycle import subscription_create
     from billing.usage.ingestion import events_ingest
@@ -124,6 +128,10 @@ def load(events_per_customer: int) -> str:
             if result.rejected:
                 raise RuntimeError(f"{name}: {result.rejected[0]}")
     _, secret = api_key_create(name="bench", scopes=["read"])
+    # Statistics, as autovacuum would have them on a database in use: the plans the
+    # requests get (prepared statements' generic plans too) are made from them.
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
     return secret
 
 
@@ -202,33 +210,44 @@ def main():
     )
     server = Gunicorn(database_url, port=args.port, workers=args.workers)
     every: dict[str, list[float]] = {}
+    cpu: dict[str, float] = {}  # kind -> the server's CPU seconds per request
     try:
         print(
             f"gunicorn, {args.workers} sync workers; {args.requests:,} sequential requests "
-            "per customer and kind"
+            "per customer and kind; CPU: the server's (its workers'), per request"
         )
         for kind, title in KINDS.items():
             print(f"\n{title}")
             print(
-                f"{'customer':<10} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}  answer"
+                f"{'customer':<10} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+                f"{'CPU ms':>7}  answer"
             )
             every[kind] = []
+            spent = 0.0
             for name in CASES:
                 measure(key, kind, name, 50, port=args.port)  # warm the workers' caches
+                before = cpu_seconds(server.pids())
                 latencies, answer = measure(key, kind, name, args.requests, port=args.port)
+                used = cpu_seconds(server.pids()) - before
+                spent += used
                 every[kind] += latencies
-                print(f"{row(name, latencies)}  {answer_text(kind, answer)}")
-            print(row("all", every[kind]))
+                print(
+                    f"{row(name, latencies)} {used / len(latencies) * 1000:>7.2f}  "
+                    f"{answer_text(kind, answer)}"
+                )
+            cpu[kind] = spent / len(every[kind])
+            print(f"{row('all', every[kind])} {cpu[kind] * 1000:>7.2f}")
     finally:
         server.stop()
-    summary(every)
+    summary(every, cpu)
 
 
-def summary(every: dict[str, list[float]]) -> None:
+def summary(every: dict[str, list[float]], cpu: dict[str, float]) -> None:
     """Each kind's figures over all customers, beside the issue's target."""
     check_p99 = figures(every["meter"])[2]
     print(
-        f"\n{'all customers':<14} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}  target"
+        f"\n{'all customers':<14} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+        f"{'CPU ms':>7}  target"
     )
     for kind, title in KINDS.items():
         p50, p95, p99, worst = figures(every[kind])
@@ -240,7 +259,10 @@ def summary(every: dict[str, list[float]]) -> None:
             )
         else:
             target = f"p99 <= {TARGET_P99_MS:g} ms: {verdict}"
-        print(f"{title:<14} {p50:>8.2f} {p95:>8.2f} {p99:>8.2f} {worst:>8.2f}  {target}")
+        print(
+            f"{title:<14} {p50:>8.2f} {p95:>8.2f} {p99:>8.2f} {worst:>8.2f} "
+            f"{cpu[kind] * 1000:>7.2f}  {target}"
+        )
 
 
 if __name__ == "__main__":

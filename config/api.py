@@ -11,8 +11,9 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import exceptions, pagination, parsers, serializers, status
+from rest_framework import exceptions, negotiation, pagination, parsers, serializers, status
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from billing.core.errors import BillingError
 from billing.core.money import format_decimal, format_money, storable_exactly
@@ -75,6 +76,48 @@ class StrictJSONParser(parsers.JSONParser):
             if reason is not None:
                 raise exceptions.ParseError(f"the request body's {reason}")
         return data
+
+
+class ContentNegotiation(negotiation.DefaultContentNegotiation):
+    """DRF's negotiation, with the Accept headers clients send nearly always (none,
+    `*/*`, `application/json`) answered without parsing them, as DRF answers them:
+    the first renderer (`application/json`). Anything else, and a format asked in
+    the URL, is negotiated by DRF (406 for what no renderer gives)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        accept = request.META.get("HTTP_ACCEPT", "*/*")
+        first = renderers[0] if renderers else None
+        if (
+            first is not None
+            and not format_suffix
+            and accept in ("*/*", first.media_type)
+            and api_settings.URL_FORMAT_OVERRIDE not in request.query_params
+        ):
+            return first, first.media_type
+        return super().select_renderer(request, renderers, format_suffix)
+
+
+_SHARED_SERIALIZERS: dict[type, serializers.Serializer] = {}
+
+
+def validated(serializer_class: type[serializers.Serializer], data) -> dict:
+    """What `serializer_class(data=data).is_valid(raise_exception=True)` gives:
+    the validated data, or that ValidationError. For a flat serializer that needs
+    no context, on the hot paths: a valid body is validated by one instance kept
+    for the process, since building a serializer's fields (DRF deep-copies them
+    per instance) costs most of validating a small body; an invalid one is
+    validated again by a new instance, so its errors are exactly DRF's."""
+    shared = _SHARED_SERIALIZERS.get(serializer_class)
+    if shared is None:
+        shared = serializer_class()
+        shared.fields  # noqa: B018 (bound now, before requests share it)
+        _SHARED_SERIALIZERS[serializer_class] = shared
+    try:
+        return shared.run_validation(data)
+    except serializers.ValidationError:
+        serializer = serializer_class(data=data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
 
 
 def flatten_errors(detail, prefix: str = "") -> dict[str, list[str]]:

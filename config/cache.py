@@ -1,5 +1,5 @@
-"""Django's Redis cache backend, keeping one Redis client per connection pool,
-with a counter that costs one round trip.
+"""Django's Redis cache backend, keeping one Redis client per connection pool, with
+a counter that costs one round trip.
 
 Django's client builds a new `redis.Redis` for every cache call, and redis-py's
 constructor copies its ~170 response callbacks each time: about as much CPU as the
@@ -8,8 +8,8 @@ client is built once per pool here. A `redis.Redis` is safe to share between thr
 (it takes a connection from its pool per command) and its pool reconnects after a fork.
 
 Django's `incr` asks whether the key exists, then increments it: two round trips
-on every API request. `hit` increments, and gives a new key its lifetime, in one
-script.
+on every API request. `count_hit` increments, and gives a new key its lifetime, in
+one script.
 """
 
 from django.core.cache.backends import redis as django_redis
@@ -28,26 +28,28 @@ class _SharedClientRedisCacheClient(django_redis.RedisCacheClient):
         return client
 
 
-# INCR, and on the first hit the key's lifetime: atomically, in one round trip.
-_HIT = """
-local hits = redis.call('INCR', KEYS[1])
-if hits == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return hits
-"""
-
-
 class RedisCache(django_redis.RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = _SharedClientRedisCacheClient
-        self._hit_scripts = {}
+        self._scripts = {}
 
-    def hit(self, key, timeout: int, version=None) -> int:
-        """Add one to the counter at `key` and return it; a key the first hit
-        creates lives `timeout` seconds (as `add(key, 1, timeout)` then `incr`)."""
-        key = self.make_and_validate_key(key, version=version)
+    # INCR, and the expiry set by the hit that created the key: atomic in Redis.
+    _COUNT_HIT = (
+        "local hits = redis.call('INCR', KEYS[1]) "
+        "if hits == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
+        "return hits"
+    )
+
+    def count_hit(self, key: str, timeout: int) -> int:
+        """One more hit on the counter `key`, which lives `timeout` seconds from its
+        first hit; returns the hits so far. One round trip (a script run by its
+        digest), where Django's incr takes two (EXISTS, then INCRBY) and a window's
+        first hit two more (add). The count is stored as Django stores an int, so
+        `get` reads it."""
+        key = self.make_and_validate_key(key)
         client = self._cache.get_client(key, write=True)
-        script = self._hit_scripts.get(id(client))
+        script = self._scripts.get(id(client))
         if script is None:
-            script = self._hit_scripts[id(client)] = client.register_script(_HIT)
-        return script(keys=[key], args=[int(timeout)])
+            script = self._scripts[id(client)] = client.register_script(self._COUNT_HIT)
+        return script(keys=[key], args=[timeout])

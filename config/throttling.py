@@ -59,9 +59,9 @@ def window_hit(name: str, period: int) -> tuple[int, float]:
     window, seconds_left = _window(period)
     key = f"ratelimit:{name}:{window}"
     try:
-        hit = getattr(cache, "hit", None)
-        if hit is not None:  # Redis (config.cache): one round trip
-            return hit(key, period), seconds_left
+        count_hit = getattr(cache, "count_hit", None)
+        if count_hit is not None:  # Redis (config.cache): one round trip
+            return count_hit(key, period), seconds_left
         try:
             return cache.incr(key), seconds_left
         except ValueError:

@@ -49,23 +49,31 @@ def api_key_revoke(*, key: ApiKey) -> ApiKey:
 
 
 # Authentication sits in front of every request, ingestion's included: keys are
-# cached per process for a few seconds. Revoking clears this process's cache; other
-# processes stop accepting a revoked key within KEY_CACHE_SECONDS.
+# cached per process for a few seconds, so a request with a known key costs no query
+# (and writes nothing). Revoking clears this process's cache; other processes stop
+# accepting a revoked (or deleted) key within KEY_CACHE_SECONDS. Unknown keys are
+# not cached: a key is accepted from the moment it is created.
 KEY_CACHE_SECONDS = 10
 
 
 _key_cache: dict[str, tuple[ApiKey, float]] = {}
 
 
+def _clock() -> float:
+    return time.monotonic()
+
+
 def api_key_for_secret(secret: str) -> ApiKey | None:
     """The active key with this secret, or None."""
     digest = hash_secret(secret)
     cached = _key_cache.get(digest)
-    if cached is not None and cached[1] > time.monotonic():
+    if cached is not None and cached[1] > _clock():
         return cached[0]
     key = ApiKey.objects.filter(secret_hash=digest, revoked_at__isnull=True).first()
     if key is not None:
-        _key_cache[digest] = (key, time.monotonic() + KEY_CACHE_SECONDS)
+        _key_cache[digest] = (key, _clock() + KEY_CACHE_SECONDS)
+    else:
+        _key_cache.pop(digest, None)
     return key
 
 

@@ -254,3 +254,46 @@ def test_the_counters_work_on_redis(db, frozen, settings, api_key_secret):
     assert 0 < ttl <= 60
     # and config.cache builds its Redis client once, not per call
     assert reused
+
+
+@pytest.mark.skipif(redis_url() is None, reason="needs Redis (CACHE_URL or CELERY_BROKER_URL)")
+def test_a_hit_on_redis_is_one_command_and_its_counter_lives_from_its_first_hit(
+    db, frozen, monkeypatch
+):
+    # given: the production cache, on keys of this test's own, its commands counted
+    redis = {
+        "default": {
+            "BACKEND": "config.cache.RedisCache",
+            "LOCATION": redis_url(),
+            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        }
+    }
+    with override_settings(CACHES=redis):
+        client = cache._cache.get_client(write=True)
+        sent = []
+        execute = client.execute_command
+
+        def counted(*args, **options):
+            sent.append(args[0])
+            return execute(*args, **options)
+
+        throttling.window_hit("warm", 60)  # the script is loaded once per client
+        monkeypatch.setattr(client, "execute_command", counted)
+        window = int(NOW.timestamp() // 60)
+        counter = cache.make_and_validate_key(f"ratelimit:key:7:{window}")
+
+        # when: three hits, the counter's expiry shortened after the first
+        first = throttling.window_hit("key:7", 60)
+        client.expire(counter, 5)
+        later = [throttling.window_hit("key:7", 60) for _ in range(2)]
+        ttl = client.ttl(counter)
+        commands = list(sent)
+        stored = cache.get(f"ratelimit:key:7:{window}")
+        cache.delete_many([f"ratelimit:key:7:{window}", f"ratelimit:warm:{window}"])
+
+    # then: counted, one command a hit, and only the first hit set the expiry
+    assert [first[0], *(hits for hits, _ in later)] == [1, 2, 3]
+    assert first[1] == 50
+    assert commands == ["EVALSHA", "EXPIRE", "EVALSHA", "EVALSHA", "TTL"]
+    assert 0 < ttl <= 5
+    assert stored == 3

@@ -7,7 +7,8 @@ from django.db.models import F, Q, QuerySet
 
 from billing.core import rawsql
 from billing.rating.lines import Uncovered
-from wallets.models import AutoTopUp, CreditBlock, LedgerEntry, UncoveredUsage, Wallet
+from plans.models import CreditPack
+from wallets.models import CreditBlock, LedgerEntry, UncoveredUsage, Wallet
 
 ZERO = Decimal(0)
 
@@ -27,14 +28,27 @@ def wallet_balance(*, customer_id: int, kind: str, currency: str = "") -> Decima
 
 
 # Written out (see billing.core.rawsql): the check reads it before every AI call. A block
-# without expiry never expires; one whose expiry has passed is no longer usable.
+# without expiry never expires; one whose expiry has passed is no longer usable. The
+# customer and the currency are SQL (a placeholder, or a column of an outer query); the
+# kind and the moment (twice) are placeholders.
 _USABLE_BALANCE = (
     "SELECT SUM(b.remaining) FROM wallets_creditblock b "
     "JOIN wallets_wallet w ON w.id = b.wallet_id "
-    "WHERE w.customer_id = %s AND w.kind = %s AND w.currency = %s "
+    "WHERE w.customer_id = {customer} AND w.kind = %s AND w.currency = {currency} "
     "AND b.remaining > 0 AND b.effective_at <= %s AND b.expired_at IS NULL "
     "AND (b.expires_at IS NULL OR b.expires_at > %s)"
 )
+
+
+def usable_balance_sql(*, customer: str = "%s", currency: str = "%s") -> str:
+    """The query of a wallet's usable balance (NULL: none), to run alone or as a
+    subquery of a read that already has the customer (billing.usage.check):
+    `customer` and `currency` are SQL, the placeholder by default; its other
+    parameters are the kind, then the moment twice."""
+    return _USABLE_BALANCE.format(customer=customer, currency=currency)
+
+
+USABLE_BALANCE_FIELD = CreditBlock._meta.get_field("remaining")
 
 
 def wallet_usable_balance(
@@ -45,24 +59,40 @@ def wallet_usable_balance(
     effect later and blocks past their expiry that the expiry task has not
     reached yet; draw-down takes from neither."""
     ((total,),) = rawsql.rows(
-        _USABLE_BALANCE,
-        [customer_id, kind, currency, now, now],
-        (CreditBlock._meta.get_field("remaining"),),
+        usable_balance_sql(), [customer_id, kind, currency, now, now], (USABLE_BALANCE_FIELD,)
     )
     return ZERO if total is None else total
 
 
-def auto_top_up_of(*, customer_id: int) -> AutoTopUp | None:
-    return (
-        AutoTopUp.objects.filter(
-            wallet__customer_id=customer_id,
-            wallet__kind=Wallet.CREDITS,
-            enabled=True,
-            pack__active=True,
-        )
-        .select_related("pack")
-        .first()
+# Written out (see billing.core.rawsql): the check asks when the credits run short. A
+# wallet has at most one auto top-up; the customer is SQL, as in usable_balance_sql.
+_AUTO_TOP_UP_CREDITS = (
+    "SELECT k.credits FROM wallets_autotopup a "
+    "JOIN wallets_wallet w ON w.id = a.wallet_id "
+    "JOIN plans_creditpack k ON k.id = a.pack_id "
+    "WHERE w.customer_id = {customer} AND w.kind = %s AND a.enabled AND k.active "
+    "ORDER BY a.id LIMIT 1"
+)
+
+
+def auto_top_up_credits_sql(*, customer: str = "%s") -> str:
+    """The query of the credits the customer's enabled auto top-up would buy when
+    its balance runs short (no row, or NULL as a subquery: none), to run alone or
+    as a subquery; its other parameter is the credits wallet's kind."""
+    return _AUTO_TOP_UP_CREDITS.format(customer=customer)
+
+
+AUTO_TOP_UP_CREDITS_FIELD = CreditPack._meta.get_field("credits")
+
+
+def auto_top_up_credits(*, customer_id: int) -> Decimal:
+    """The credits of the pack the customer's auto top-up buys when its credit
+    balance runs short; zero when it has none enabled, or its pack is no longer
+    sold."""
+    found = rawsql.rows(
+        auto_top_up_credits_sql(), [customer_id, Wallet.CREDITS], (AUTO_TOP_UP_CREDITS_FIELD,)
     )
+    return found[0][0] if found else ZERO
 
 
 def blocks_usable(*, wallet: Wallet, now: datetime) -> QuerySet[CreditBlock]:

@@ -59,11 +59,13 @@ class EntitlementsApi(APIView):
         )
     )
     def get(self, request, external_id: str):
-        customer, subscription = check.customer_with_live_subscription(external_id=external_id)
+        now = datetime.now(UTC)
+        live = check.live_read(external_id=external_id, now=now)
+        customer = live.customer
         if customer is None:
             raise Http404
         found = customer_entitlements(
-            customer=customer, subscription=subscription, now=datetime.now(UTC)
+            customer=customer, subscription=live.subscription, now=now, balances=live.balances
         )
 
         def balance(standing) -> str | None:

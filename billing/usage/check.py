@@ -1,12 +1,13 @@
 """The check before an expensive action: may this customer use this much of
-this meter now? Reads the live subscription in one written-out query, the usage
-of its period (billing.usage.reads) and the wallets, and answers with what is
-left under the consumption model (hard cap, overage, credits, balance) and the
+this meter now? Reads the live subscription with the wallets in one written-out
+query, then the usage of its period (billing.usage.reads), and answers with what
+is left under the consumption model (hard cap, overage, credits, balance) and the
 spend limit. Reads only."""
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal, localcontext
+from functools import cache
 
 from billing.core import rawsql
 from billing.core.vocabulary import ALLOWANCE_MODELS, ConsumptionModel
@@ -29,6 +30,7 @@ from plans.feature_grants import granted
 from plans.models import Feature, Meter, Plan, PlanVersion
 from plans.overrides import subscription_spec
 from wallets import selectors as wallet_selectors
+from wallets.models import Wallet
 
 ZERO = Decimal(0)
 
@@ -118,7 +120,7 @@ _LIVE_PARTS = (
             ),
         ),
     ),
-    ("v", rawsql.model_fields(PlanVersion, ("id", "plan_id", "status", "interval"))),
+    ("v", rawsql.model_fields(PlanVersion, ("id", "plan_id", "status", "currency", "interval"))),
     ("p", rawsql.model_fields(Plan, ("id", "code", "name"))),
 )
 
@@ -126,39 +128,106 @@ _LIVE_PARTS = (
 _LIVE_FIELDS = tuple(f for _, fields in _LIVE_PARTS for f in fields)
 
 
-_LIVE_SQL = (
-    "SELECT "  # noqa: S608 (column names from the models; values are parameters)
-    + ", ".join(f"{alias}.{f.column}" for alias, fields in _LIVE_PARTS for f in fields)
-    + " FROM customers_customer c"
-    + " LEFT JOIN billing_subscription s ON s.customer_id = c.id AND s.status IN (%s, %s)"
-    + " LEFT JOIN plans_planversion v ON v.id = s.version_id"
-    + " LEFT JOIN plans_plan p ON p.id = v.plan_id"
-    + " WHERE c.external_id = %s"
+_LIVE_FROM = (
+    " FROM customers_customer c"
+    " LEFT JOIN billing_subscription s ON s.customer_id = c.id AND s.status IN (%s, %s)"
+    " LEFT JOIN plans_planversion v ON v.id = s.version_id"
+    " LEFT JOIN plans_plan p ON p.id = v.plan_id"
+    " WHERE c.external_id = %s"
 )
+
+
+# Read with the subscription when asked (`now`): the usable balances of the wallets a
+# charge may pay from, the customer's credits and its money in the version's currency
+# (NULL without a subscription), and the credits an auto top-up would add, as
+# charge_standing takes them: (kind, currency) -> balance, AUTO_TOP_UP -> credits.
+_BALANCE_COLUMNS = (
+    "(" + wallet_selectors.usable_balance_sql(customer="c.id") + ")",
+    "(" + wallet_selectors.usable_balance_sql(customer="c.id", currency="v.currency") + ")",
+    "(" + wallet_selectors.auto_top_up_credits_sql(customer="c.id") + ")",
+)
+AUTO_TOP_UP = ("credits", "auto top-up")
+_FEATURE_COLUMN = "EXISTS (SELECT 1 FROM plans_feature f WHERE f.code = %s)"
+
+
+@cache
+def _live_sql(*, balances: bool, feature: bool) -> str:
+    columns = [f"{alias}.{f.column}" for alias, fields in _LIVE_PARTS for f in fields]
+    if balances:
+        columns += _BALANCE_COLUMNS
+    if feature:
+        columns.append(_FEATURE_COLUMN)
+    # Column names from the models; values are parameters.
+    return "SELECT " + ", ".join(columns) + _LIVE_FROM
+
+
+@dataclass(frozen=True)
+class Live:
+    """A customer, its live subscription (with its version and plan), and what a
+    check reads with them."""
+
+    customer: Customer | None
+    subscription: Subscription | None
+    # At the moment asked: (wallet kind, currency) -> usable balance, and
+    # AUTO_TOP_UP -> the credits an auto top-up adds (charge_standing's `balances`).
+    balances: dict = field(default_factory=dict)
+    # Whether a feature of the code asked exists (None: not asked).
+    feature_exists: bool | None = None
+
+
+def live_read(*, external_id: str, now: datetime | None = None, feature: str | None = None) -> Live:
+    """The customer with this external_id and its live subscription (with its
+    version and plan), either None when there is none: one query, written out (a
+    check is on every AI call's path). At most one subscription is live (a partial
+    unique index), so the join gives at most one row. The same query reads, with
+    `now`, the usable balances at that moment of the wallets a charge may pay
+    from, and with `feature`, whether that feature exists (a refusal's message
+    says so): one round trip for what a check reads besides the usage."""
+    extra_fields: tuple = ()
+    params: list = []
+    if now is not None:
+        extra_fields += (wallet_selectors.USABLE_BALANCE_FIELD,) * 2
+        extra_fields += (wallet_selectors.AUTO_TOP_UP_CREDITS_FIELD,)
+        params += [Wallet.CREDITS, "", now, now, Wallet.MONEY, now, now, Wallet.CREDITS]
+    if feature is not None:
+        extra_fields += (None,)
+        params.append(feature)
+    found = rawsql.rows(
+        _live_sql(balances=now is not None, feature=feature is not None),
+        [*params, *Subscription.LIVE, external_id],
+        _LIVE_FIELDS + extra_fields,
+    )
+    if not found:
+        return Live(None, None)
+    values = iter(found[0])
+    customer, subscription, version, plan = (
+        [next(values) for _ in fields] for _, fields in _LIVE_PARTS
+    )
+    credits, money, auto = [next(values) for _ in range(3)] if now is not None else [None] * 3
+    exists = None if feature is None else bool(next(values))
+    customer = rawsql.instance(_LIVE_PARTS[0][1], customer)
+    if subscription[0] is None:
+        return Live(customer, None, feature_exists=exists)
+    subscription = rawsql.instance(_LIVE_PARTS[1][1], subscription)
+    subscription.version = rawsql.instance(_LIVE_PARTS[2][1], version)
+    subscription.version.plan = rawsql.instance(_LIVE_PARTS[3][1], plan)
+    subscription.customer = customer
+    balances = {}
+    if now is not None:
+        balances = {
+            (Wallet.CREDITS, ""): ZERO if credits is None else credits,
+            (Wallet.MONEY, subscription.version.currency): ZERO if money is None else money,
+            AUTO_TOP_UP: ZERO if auto is None else auto,
+        }
+    return Live(customer, subscription, balances, exists)
 
 
 def customer_with_live_subscription(
     *, external_id: str
 ) -> tuple[Customer | None, Subscription | None]:
-    """The customer with this external_id and its live subscription (with its
-    version and plan), either None when there is none: one query, written out (a
-    check is on every AI call's path). At most one subscription is live (a partial
-    unique index), so the join gives at most one row."""
-    found = rawsql.rows(_LIVE_SQL, [*Subscription.LIVE, external_id], _LIVE_FIELDS)
-    if not found:
-        return None, None
-    values = iter(found[0])
-    customer, subscription, version, plan = (
-        [next(values) for _ in fields] for _, fields in _LIVE_PARTS
-    )
-    customer = rawsql.instance(_LIVE_PARTS[0][1], customer)
-    if subscription[0] is None:
-        return customer, None
-    subscription = rawsql.instance(_LIVE_PARTS[1][1], subscription)
-    subscription.version = rawsql.instance(_LIVE_PARTS[2][1], version)
-    subscription.version.plan = rawsql.instance(_LIVE_PARTS[3][1], plan)
-    subscription.customer = customer
-    return customer, subscription
+    """live_read's customer and live subscription."""
+    live = live_read(external_id=external_id)
+    return live.customer, live.subscription
 
 
 def usage_check(
@@ -168,11 +237,13 @@ def usage_check(
     meter_code: str,
     quantity: Decimal,
     now: datetime,
+    balances: dict | None = None,
 ) -> CheckResult:
     """Answer from the current period's counters and the wallets' balances, for
     every consumption model, then against the customer's spend limit (the
     period's rated spend plus what this use would add). `subscription` is the
-    customer's live one (subscription_live). Reads only."""
+    customer's live one (live_read), `balances` the wallets' usable balances at
+    `now` if already read (live_read; the others are read). Reads only."""
     if subscription is None:
         return CheckResult(False, None, "no_subscription")
     spec = subscription_spec(subscription)
@@ -207,6 +278,7 @@ def usage_check(
             quantity=quantity,
             now=now,
             period=(start, end),
+            balances={} if balances is None else dict(balances),
         )
         if not result.allowed:
             return result
@@ -259,16 +331,21 @@ def charge_standing(
         "period_end": period[1],
     }
 
-    def balance_of(kind: str, currency: str = "") -> Decimal:
-        key = (kind, currency)
+    def read(key: tuple[str, str], load) -> Decimal:
         if balances is not None and key in balances:
             return balances[key]
-        found = wallet_selectors.wallet_usable_balance(
-            customer_id=customer.pk, kind=kind, currency=currency, now=now
-        )
+        found = load()
         if balances is not None:
             balances[key] = found
         return found
+
+    def balance_of(kind: str, currency: str = "") -> Decimal:
+        return read(
+            (kind, currency),
+            lambda: wallet_selectors.wallet_usable_balance(
+                customer_id=customer.pk, kind=kind, currency=currency, now=now
+            ),
+        )
 
     uncovered_units = ZERO
     if charge.model in ALLOWANCE_MODELS:
@@ -285,9 +362,11 @@ def charge_standing(
         needed = quantity * charge.credits_per_unit
         covered = balance
         if balance < needed:
-            auto = wallet_selectors.auto_top_up_of(customer_id=customer.pk)
             # An auto top-up buys a pack when the balance runs short.
-            covered = balance + (auto.pack.credits if auto else ZERO)
+            covered = balance + read(
+                AUTO_TOP_UP,
+                lambda: wallet_selectors.auto_top_up_credits(customer_id=customer.pk),
+            )
         remaining = units_covered(balance, charge.credits_per_unit)
         short = covered < needed
         # Billed at the close when the charge bills what the wallet cannot pay.
@@ -345,13 +424,13 @@ def feature_check(
     )
 
 
-def feature_message(result: CheckResult, *, feature_code: str) -> str:
+def feature_message(result: CheckResult, *, feature_code: str, exists: bool | None = None) -> str:
     """A feature check's reason in words; a refusal says whether the feature
-    exists at all (a typo in the product's code) or the plan does not grant it."""
-    if (
-        result.reason == "feature_not_in_plan"
-        and not Feature.objects.filter(code=feature_code).exists()
-    ):
+    exists at all (a typo in the product's code) or the plan does not grant it.
+    `exists`: whether it does, when already read (live_read); None reads it."""
+    if result.reason == "feature_not_in_plan" and exists is None:
+        exists = Feature.objects.filter(code=feature_code).exists()
+    if result.reason == "feature_not_in_plan" and not exists:
         return f"there is no feature {feature_code!r}"
     if result.reason == "feature_not_in_plan" and result.value is False:
         return f"the customer's plan grants {feature_code!r} as false"

@@ -28,9 +28,10 @@ class Entitlements:
 
 
 def customer_entitlements(
-    *, customer, subscription: Subscription | None, now: datetime
+    *, customer, subscription: Subscription | None, now: datetime, balances: dict | None = None
 ) -> Entitlements:
-    """The customer's entitlements at `now`; none without a live subscription."""
+    """The customer's entitlements at `now`; none without a live subscription.
+    `balances`: the wallets' usable balances at `now` if already read (live_read)."""
     if subscription is None:
         return Entitlements(None, {}, {})
     period = period_now(subscription=subscription, now=now)
@@ -48,7 +49,7 @@ def customer_entitlements(
         customer_id=customer.pk, meters=[meter for _, meter in metered], start=start, end=end
     )
     meters = {}
-    balances: dict = {}  # each wallet read once, whatever its charges
+    balances = {} if balances is None else dict(balances)  # each wallet read once
     with localcontext(prec=EXACT_PRECISION):
         for charge, meter in metered:
             used = exact_quantity(quantities[meter.id])

@@ -6,8 +6,10 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 from rest_framework.test import APIClient
 
+from customers import api_keys
 from customers.api_keys import api_key_create, api_key_revoke
 from customers.models import ApiKey
 from plans.models import Meter
@@ -99,6 +101,42 @@ def test_revoked_key_is_401_and_writes_nothing(db, row_counts):
     assert_error(read, 401, "authentication_failed")
     assert_error(write, 401, "authentication_failed")
     assert row_counts() == before
+
+
+@pytest.mark.parametrize("change", ["revoked", "deleted"])
+def test_a_key_revoked_by_another_process_is_refused_within_the_cache_bound(
+    db, monkeypatch, change
+):
+    # given: a key this process has accepted (and cached), on a clock of the test's
+    clock = [1000.0]
+    monkeypatch.setattr(api_keys, "_clock", lambda: clock[0])
+    key, secret = api_key_create(name="ci")
+    assert client_for(secret).get("/api/v1/meters").status_code == 200
+
+    # when: another process revokes or deletes it (this process's cache is not told)
+    if change == "revoked":
+        ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
+    else:
+        ApiKey.objects.filter(pk=key.pk).delete()
+
+    # then: accepted at most until KEY_CACHE_SECONDS after this process read it ...
+    clock[0] += api_keys.KEY_CACHE_SECONDS - 0.001
+    assert client_for(secret).get("/api/v1/meters").status_code == 200
+    # ... and refused from then on
+    clock[0] += 0.001
+    assert_error(client_for(secret).get("/api/v1/meters"), 401, "authentication_failed")
+    clock[0] += api_keys.KEY_CACHE_SECONDS
+    assert_error(client_for(secret).get("/api/v1/meters"), 401, "authentication_failed")
+
+
+def test_a_request_with_a_known_key_reads_and_writes_nothing(db, django_assert_num_queries):
+    _, secret = api_key_create(name="ci")
+    client = client_for(secret)
+    assert client.get("/api/v1/plans").status_code == 200
+
+    # the plans list's own query only: the key is not read again, nothing is written
+    with django_assert_num_queries(1):
+        assert client.get("/api/v1/plans").status_code == 200
 
 
 def test_revoking_twice_keeps_the_first_revocation_time(db):
