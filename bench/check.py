@@ -43,7 +43,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Gunicorn, cpu_seconds, django_setup, fresh_database, percentile
+from bench.common import (
+    Gunicorn,
+    cpu_seconds,
+    django_setup,
+    fresh_database,
+    percentile,
+    record,
+)
 
 DB_NAME = "billing_bench_check"
 PORT = 8771
@@ -252,6 +259,7 @@ def summary(every: dict[str, list[float]], cpu: dict[str, float]) -> None:
     for kind, title in KINDS.items():
         p50, p95, p99, worst = figures(every[kind])
         verdict = "met" if p99 <= TARGET_P99_MS else "missed"
+        record(f"{title} p99", p99, "ms", target=TARGET_P99_MS, higher=False)
         if kind == "entitlements":
             target = (
                 f"the check's latency class (p99 <= {TARGET_P99_MS:g} ms): {verdict}, "
