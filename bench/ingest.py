@@ -304,7 +304,8 @@ def main():
                 cursor.execute(
                     "TRUNCATE billing_eventkey, billing_usageevent, billing_usagerollup, "
                     "billing_usageuniquevalue, billing_usagepropertyrollup, "
-                    "billing_usagepropertyuniquevalue"
+                    "billing_usagepropertyuniquevalue, billing_usagerolluptail, "
+                    "billing_usagepropertyrolluptail"
                 )
 
         prepared_batches = [

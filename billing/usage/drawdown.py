@@ -5,6 +5,8 @@ to wallets.ledger.usage_draw inside the ingest transaction."""
 from datetime import datetime
 from decimal import Decimal, localcontext
 
+from django.db import connection
+
 from billing.core import rawsql
 from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel
 from billing.models import Subscription
@@ -85,6 +87,7 @@ def usage_draw_for_events(*, events: list, now: datetime) -> None:
     for event in sorted(relevant, key=lambda e: (e.timestamp, e.event_id)):
         if event.customer_id in subscriptions:
             by_customer.setdefault(event.customer_id, []).append(event)
+    _usage_order_lock(sorted(c for c in by_customer if _priced_on_usage_so_far(subscriptions[c])))
     batch = []
     for customer_id, customer_events in by_customer.items():
         subscription = subscriptions[customer_id]
@@ -97,6 +100,37 @@ def usage_draw_for_events(*, events: list, now: datetime) -> None:
                 )
             )
     usage_draw(batch=batch, now=now)
+
+
+# An arbitrary, fixed first key of the per-customer advisory locks below (the
+# customer id is the second).
+USAGE_ORDER_LOCK = 7310
+
+
+def _priced_on_usage_so_far(subscription: Subscription) -> bool:
+    """Whether a balance charge of the subscription is priced by tiers or packages,
+    so that what an event costs depends on the period's usage before it."""
+    return any(
+        c.model == ConsumptionModel.BALANCE and c.pricing.scheme != PER_UNIT
+        for c in subscription_spec(subscription).charges
+    )
+
+
+def _usage_order_lock(customer_ids: list[int]) -> None:
+    """Concurrent batches of these customers draw one after the other: the lock is
+    taken before the period's usage so far is read and held to commit, so a batch
+    reads the usage of every batch drawn before it (on PostgreSQL batches append
+    to the rollup tail without waiting on each other: billing.usage.folding).
+    Taken in customer order, so that two batches cannot deadlock. On SQLite a
+    writing transaction already excludes every other."""
+    if not customer_ids or connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(%s, c)) "
+            "FROM (SELECT unnest(%s::int[]) AS c ORDER BY 1) AS ordered",
+            [USAGE_ORDER_LOCK, customer_ids],
+        )
 
 
 def _period(subscription: Subscription, now: datetime) -> tuple[datetime, datetime]:

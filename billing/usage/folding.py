@@ -40,7 +40,7 @@ from billing.usage.rollups import (
 logger = logging.getLogger(__name__)
 
 # Rows one fold transaction moves from each tail; a longer tail takes several.
-FOLD_CHUNK = 200_000
+FOLD_CHUNK = 50_000
 
 # An arbitrary, fixed key for the advisory lock that lets one folder run at a time.
 FOLD_LOCK_KEY = 7_310_624_002
@@ -110,9 +110,10 @@ def folds() -> bool:
     return connection.vendor == "postgresql"
 
 
-def usage_fold(*, wait: bool = False) -> int:
-    """Fold the whole of both tails into the rollups. Returns the tail rows moved;
-    0 when another folder holds the lock and `wait` is False."""
+def usage_fold(*, wait: bool = False, once: bool = False) -> int:
+    """Fold the whole of both tails into the rollups (`once`: at most FOLD_CHUNK
+    rows of each, one transaction). Returns the tail rows moved; 0 when another
+    folder holds the lock and `wait` is False."""
     if not folds():
         return 0
     moved = 0
@@ -133,7 +134,7 @@ def usage_fold(*, wait: bool = False) -> int:
                 (chunk,) = cursor.fetchone()
                 moved += chunk
                 longest = max(longest, chunk)
-        if longest < FOLD_CHUNK:
+        if once or longest < FOLD_CHUNK:
             return moved
 
 
@@ -154,7 +155,9 @@ class FoldClock:
             return
         self._last = time.monotonic()
         try:
-            usage_fold()
+            # One chunk: a backlog (after a stall) is left to the beat and
+            # `fold_usage`, not to the answer of this batch.
+            usage_fold(once=True)
         except DatabaseError:
             logger.warning("usage fold failed; the next one folds the tail", exc_info=True)
 
