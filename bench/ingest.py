@@ -389,9 +389,18 @@ def main():
                 raise RuntimeError(result.rejected[0])
             sent += size
         load_s = time.perf_counter() - t0
+        # The backfill spreads the whale's events over the month, so each batch adds
+        # a tail row per meter and hour; what the last second left is folded, as the
+        # beat (every minute) or `manage.py fold_usage --every 1` would.
+        from billing.usage.folding import usage_fold
+
+        left = usage_fold(wait=True)
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE billing_usagerolluptail")
         print(
             f"\nUsage reads: customer with {args.big:,} events this period "
-            f"(loaded in-process in {load_s:.0f} s = {args.big / load_s:,.0f} events/s)"
+            f"(loaded in-process in {load_s:.0f} s = {args.big / load_s:,.0f} events/s; "
+            f"{left:,} tail rows folded after the load)"
         )
         # What the reads add up: the plain read the hourly rows, a group_by read the
         # group rows of its meters (one per hour and combination of values).
