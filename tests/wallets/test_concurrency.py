@@ -4,13 +4,11 @@ same wallets. The wallet's row lock serializes them: balances end exact, never
 go below zero at any point of the ledger, and auto top-up buys exactly the
 packs its crossings call for, on gap-free invoice numbers."""
 
-import threading
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
 import time_machine
-from django.db import connection
 
 from billing.models import Alert
 from billing.usage.ingestion import events_ingest
@@ -22,6 +20,7 @@ from tests.wallets.support import (
     assert_all_wallets_consistent,
     assert_wallet_consistent,
     repeat,
+    together,
     wallet_of,
 )
 from wallets.ledger import credits_expire, credits_grant
@@ -35,33 +34,6 @@ NOV_5 = datetime(2026, 11, 5, tzinfo=UTC)
 NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)
 BATCHES = 20
 EVENTS_PER_BATCH = 50
-
-
-def together(work, workers: int) -> list:
-    """Run work(i) for i in range(workers), each in its own thread and database
-    connection, all released at once. Re-raises the first failure."""
-    start = threading.Barrier(workers)
-    results: list = [None] * workers
-    failures: list[BaseException] = []
-
-    def worker(i: int) -> None:
-        try:
-            start.wait(timeout=30)
-            results[i] = work(i)
-        except BaseException as exc:  # handed to the main thread
-            failures.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=180)
-    assert not any(t.is_alive() for t in threads), "a worker is stuck (deadlock?)"
-    if failures:
-        raise failures[0]
-    return results
 
 
 def batch(i: int, customer: str = "acme") -> list[dict]:

@@ -5,16 +5,14 @@ it; batches append to the rollup tail without waiting on each other
 the usage so far. Whatever order the batches commit in, the wallet is drawn
 exactly the period's whole price."""
 
-import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
-from django.db import connection
 
 from billing.usage.ingestion import events_ingest
 from tests.factories import subscribe
-from tests.wallets.support import assert_wallet_consistent, event, wallet_of
+from tests.wallets.support import assert_wallet_consistent, event, together, wallet_of
 from wallets.purchases import money_top_up
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -31,25 +29,11 @@ def test_concurrent_batches_on_graduated_tiers_draw_the_whole_price(catalog, acm
     settings.BILLING_FOLD_MS = 10**9  # the batches stay in the tail
     subscribe(acme, "graduated", NOV_1)
     money_top_up(customer=acme, amount=D("100.00"), currency="USD", now=NOV_1)
-    start = threading.Barrier(CLIENTS)
-    failures: list = []
 
     def post(i: int) -> None:
-        try:
-            start.wait(timeout=30)
-            batch = [event(f"b{i}", "tokens", NOW + timedelta(seconds=i), n=300)]
-            result = events_ingest(events=batch, now=NOW + timedelta(minutes=1))
-            assert result.accepted == 1
-        except BaseException as exc:  # handed to the main thread
-            failures.append(exc)
-        finally:
-            connection.close()
+        batch = [event(f"b{i}", "tokens", NOW + timedelta(seconds=i), n=300)]
+        assert events_ingest(events=batch, now=NOW + timedelta(minutes=1)).accepted == 1
 
-    threads = [threading.Thread(target=post, args=(i,)) for i in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert failures == []
+    together(post, CLIENTS)
     wallet = assert_wallet_consistent(wallet_of(acme, "money", "USD"))
     assert wallet.balance == D("85.00")
