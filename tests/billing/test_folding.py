@@ -177,35 +177,36 @@ def test_reads_during_folds_beside_four_ingesting_clients_equal_the_raw_events(s
     failures: list = []
     comparisons = []
 
+    def reporting(work):
+        """work, run in a thread: its failure reported, its connection closed."""
+
+        def run(*args) -> None:
+            try:
+                work(*args)
+            except Exception as exc:
+                failures.append(exc)
+            finally:
+                connections.close_all()
+
+        return run
+
+    @reporting
     def ingest(index: int) -> None:
-        try:
-            with time_machine.travel(NOW, tick=False):
-                for batch in batches[index::4]:
-                    events_ingest(events=batch)
-        except Exception as exc:
-            failures.append(exc)
-        finally:
-            connections.close_all()
+        with time_machine.travel(NOW, tick=False):
+            for batch in batches[index::4]:
+                events_ingest(events=batch)
 
+    @reporting
     def fold() -> None:
-        try:
-            while not done.is_set():
-                usage_fold(wait=True)
-        except Exception as exc:
-            failures.append(exc)
-        finally:
-            connections.close_all()
+        while not done.is_set():
+            usage_fold(wait=True)
 
+    @reporting
     def read() -> None:
-        try:
-            while not done.is_set():
-                customer_id = ids[random.choice(CUSTOMERS)]
-                got, counted = read_and_count(customer_id, meters, start, end)
-                comparisons.append(got == counted or (got, counted))
-        except Exception as exc:
-            failures.append(exc)
-        finally:
-            connections.close_all()
+        while not done.is_set():
+            customer_id = ids[random.choice(CUSTOMERS)]
+            got, counted = read_and_count(customer_id, meters, start, end)
+            comparisons.append(got == counted or (got, counted))
 
     helpers = [threading.Thread(target=fold), threading.Thread(target=read)]
     clients = [threading.Thread(target=ingest, args=(i,)) for i in range(4)]
