@@ -56,15 +56,40 @@ def credit_balance_from_negative_invoice(*, invoice: Invoice, now: datetime) -> 
     return -invoice.total
 
 
-def credit_balance_apply(*, invoice: Invoice, now: datetime) -> Decimal:
+def customers_with_credit_balance(customer_ids: list[int]) -> set[int]:
+    """Those of these customers that have a credit balance entry (fixed SQL, one
+    statement): a batch of invoices finalized asks once for all of them."""
+    if not customer_ids:
+        return set()
+    marks = ", ".join(["%s"] * len(customer_ids))
+    return set(
+        rawsql.ids(
+            "SELECT DISTINCT customer_id FROM invoices_creditbalanceentry "  # noqa: S608 (placeholders only)
+            f"WHERE customer_id IN ({marks})",
+            list(customer_ids),
+        )
+    )
+
+
+def credit_balance_apply(
+    *, invoice: Invoice, now: datetime, has_entries: bool | None = None
+) -> Decimal:
     """Pay what the customer's credit balance can of an invoice being finalized
-    (its credits_applied). The caller holds the invoice's lock."""
+    (its credits_applied). The caller holds the invoice's lock. `has_entries`:
+    whether the customer has any balance entry, when the caller knows it
+    (customers_with_credit_balance); None asks."""
+    if invoice.total <= 0:
+        return ZERO
     # Most customers never had a balance: no lock taken for them (and fixed SQL to
-    # find that out: every invoice finalized asks).
-    if invoice.total <= 0 or not rawsql.ids(
-        "SELECT 1 FROM invoices_creditbalanceentry WHERE customer_id = %s LIMIT 1",
-        [invoice.customer_id],
-    ):
+    # find that out: every invoice finalized asks, unless its batch asked).
+    if has_entries is None:
+        has_entries = bool(
+            rawsql.ids(
+                "SELECT 1 FROM invoices_creditbalanceentry WHERE customer_id = %s LIMIT 1",
+                [invoice.customer_id],
+            )
+        )
+    if not has_entries:
         return ZERO
     customer_lock(invoice.customer_id)
     balance = credit_balance(invoice.customer)

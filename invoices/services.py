@@ -15,7 +15,11 @@ from billing.core.errors import Conflict
 from billing.core.money import format_decimal, quantize_money
 from billing.core.vocabulary import LineKind
 from invoices import collection, emails
-from invoices.credit_balance import credit_balance_apply, credit_balance_from_negative_invoice
+from invoices.credit_balance import (
+    credit_balance_apply,
+    credit_balance_from_negative_invoice,
+    customers_with_credit_balance,
+)
 from invoices.credit_notes import credit_note_for_void
 from invoices.locks import draft_invoices_claim, invoice_lock
 from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceTaxLine
@@ -103,28 +107,32 @@ def invoice_write_draft(
     }
     # No savepoint of its own: a failure fails the caller's transaction whole.
     with transaction.atomic(savepoint=False):
-        invoice = Invoice.objects.create(
+        # Fixed SQL (billing.core.rawsql.insert): the close writes one per period.
+        invoice = Invoice(
             subscription=subscription,
             reason=reason,
             period_start=period_start,
             period_end=period_end,
             **details,
         )
-        InvoiceLine.objects.bulk_create(
-            InvoiceLine(
-                invoice=invoice,
-                position=position,
-                kind=line.kind,
-                description=line.description[:500],
-                meter=line.meter or "",
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-                amount=amount,
-                period_start=getattr(line, "period_start", None),
-                period_end=getattr(line, "period_end", None),
-                breakdown=_breakdown_json(getattr(line, "breakdown", ())),
-            )
-            for position, (line, amount) in enumerate(zip(lines, amounts, strict=True))
+        rawsql.insert([invoice])
+        rawsql.insert(
+            [
+                InvoiceLine(
+                    invoice=invoice,
+                    position=position,
+                    kind=line.kind,
+                    description=line.description[:500],
+                    meter=line.meter or "",
+                    quantity=line.quantity,
+                    unit_price=line.unit_price,
+                    amount=amount,
+                    period_start=getattr(line, "period_start", None),
+                    period_end=getattr(line, "period_end", None),
+                    breakdown=_breakdown_json(getattr(line, "breakdown", ())),
+                )
+                for position, (line, amount) in enumerate(zip(lines, amounts, strict=True))
+            ]
         )
         InvoiceTaxLine.objects.bulk_create(
             InvoiceTaxLine(
@@ -142,29 +150,54 @@ def invoice_write_draft(
     return invoice
 
 
+def _stamp_finalized(invoices: list[Invoice], numbers: list[str], now: datetime) -> None:
+    """Number, date and mark finalized these locked drafts, in memory and in the
+    database: one fixed UPDATE per due date (usually one for a whole batch; the
+    close finalizes every invoice it writes)."""
+    by_due: dict[datetime, list[Invoice]] = {}
+    for invoice, number in zip(invoices, numbers, strict=True):
+        invoice.number = number
+        invoice.status = Invoice.FINALIZED
+        invoice.finalized_at = now
+        # Due after the customer's payment terms (its own, or BILLING_PAYMENT_TERMS_DAYS).
+        invoice.due_at = now + timedelta(days=invoice.customer.payment_terms)
+        by_due.setdefault(invoice.due_at, []).append(invoice)
+    for due_at, due in by_due.items():
+        cases = " ".join(["WHEN %s THEN %s"] * len(due))
+        marks = ", ".join(["%s"] * len(due))
+        rawsql.execute(
+            f"UPDATE invoices_invoice SET number = CASE id {cases} END, "  # noqa: S608 (placeholders only)
+            f"status = %s, finalized_at = %s, due_at = %s WHERE id IN ({marks})",
+            [value for invoice in due for value in (invoice.pk, invoice.number)]
+            + [Invoice.FINALIZED, now, due_at]
+            + [invoice.pk for invoice in due],
+        )
+
+
 def _finalize_locked(
-    invoice: Invoice, now: datetime, *, collect: bool = True, number: str | None = None
+    invoice: Invoice,
+    now: datetime,
+    *,
+    collect: bool = True,
+    stamped: bool = False,
+    with_balance: set[int] | None = None,
 ) -> Invoice:
-    """Finalize the locked draft, numbered `number` (taken in this transaction by
-    the caller) or the sequence's next."""
-    invoice.number = number or next_number("INV", now.year)
-    invoice.status = Invoice.FINALIZED
-    invoice.finalized_at = now
-    # Due after the customer's payment terms (its own, or BILLING_PAYMENT_TERMS_DAYS).
-    invoice.due_at = now + timedelta(days=invoice.customer.payment_terms)
-    # Fixed SQL: the close finalizes every invoice it writes (save(update_fields) alike).
-    rawsql.execute(
-        "UPDATE invoices_invoice SET number = %s, status = %s, finalized_at = %s, due_at = %s "
-        "WHERE id = %s",
-        [invoice.number, invoice.status, invoice.finalized_at, invoice.due_at, invoice.pk],
-    )
+    """Finalize the locked draft: numbered with the sequence's next, unless the
+    caller `stamped` it (_stamp_finalized, in this transaction). `with_balance`:
+    the customers known to have a credit balance entry (a batch asked once; the
+    set takes in those this finalization gives one); None asks per invoice."""
+    if not stamped:
+        _stamp_finalized([invoice], [next_number("INV", now.year)], now)
     # The customer's credit balance pays what it can of what it is billed (not a
     # purchase: that is paid as it is bought); an invoice it pays whole is paid.
     applied = ZERO
     if invoice.reason != Invoice.PURCHASE:
-        applied = credit_balance_apply(invoice=invoice, now=now)
+        has_entries = None if with_balance is None else invoice.customer_id in with_balance
+        applied = credit_balance_apply(invoice=invoice, now=now, has_entries=has_entries)
         # What an invoice below zero owes the customer pays its next invoices.
-        credit_balance_from_negative_invoice(invoice=invoice, now=now)
+        owed = credit_balance_from_negative_invoice(invoice=invoice, now=now)
+        if owed > 0 and with_balance is not None:
+            with_balance.add(invoice.customer_id)
     if applied > 0 and invoice.amount_due == 0:
         invoice = invoice_mark_paid(invoice=invoice, reference=CREDIT_BALANCE_REFERENCE, now=now)
         collect = False
@@ -209,8 +242,14 @@ def invoices_finalize_due(*, cutoff: datetime, now: datetime) -> int:
             batch.sort(key=lambda invoice: (invoice.customer_id, invoice.pk))
             # The batch's numbers in one statement, in the order they are used.
             numbers = next_numbers("INV", now.year, len(batch)) if batch else []
-            for invoice, number in zip(batch, numbers, strict=True):
-                _finalize_locked(invoice, now, number=number)
+            # Each statement once for the batch: the numbers and dates written,
+            # the customers with a credit balance found.
+            _stamp_finalized(batch, numbers, now)
+            with_balance = customers_with_credit_balance(
+                sorted({invoice.customer_id for invoice in batch})
+            )
+            for invoice in batch:
+                _finalize_locked(invoice, now, stamped=True, with_balance=with_balance)
                 finalized += 1
     return finalized
 

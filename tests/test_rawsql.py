@@ -142,3 +142,123 @@ def test_every_process_cache_is_listed_and_cleared():
 
     assert api_keys._key_cache == {}
     assert customer_cache._ids == {}
+
+
+def test_insert_writes_what_bulk_create_writes(acme):
+    from invoices.models import Invoice, InvoiceLine
+
+    # given: two invoices, their lines built alike, with many decimal places and JSON
+    def invoice_and_lines(reason: str) -> tuple[Invoice, list[InvoiceLine]]:
+        invoice = Invoice(
+            customer=acme,
+            reason=reason,
+            currency="USD",
+            period_start=NOV_1,
+            period_end=NOW,
+            customer_snapshot={"name": "Acme Inc", "tax_id": None},
+            subtotal=D("12.34"),
+            total=D("12.34"),
+            created_at=NOW,
+        )
+        lines = [
+            InvoiceLine(
+                position=position,
+                kind="usage",
+                description=f"Prompts {position}",
+                quantity=D("1234.5678901234"),
+                unit_price=D("0.0000000001") if position else None,
+                amount=D("12.34"),
+                period_start=NOV_1 if position else None,
+                period_end=NOW,
+                breakdown={"by": "model", "groups": [{"value": None, "quantity": "1"}]},
+            )
+            for position in range(2)
+        ]
+        return invoice, lines
+
+    orm, orm_lines = invoice_and_lines(Invoice.START)
+    orm.save()
+    for line in orm_lines:
+        line.invoice = orm
+    InvoiceLine.objects.bulk_create(orm_lines)
+    fast, fast_lines = invoice_and_lines(Invoice.PERIOD)
+
+    # when
+    rawsql.insert([fast])
+    for line in fast_lines:
+        line.invoice = fast
+    rawsql.insert(fast_lines)
+
+    # then: ids set, and the rows read back equal but for their ids and reason
+    assert fast.pk is not None and not fast._state.adding
+    assert [line.pk for line in fast_lines] == sorted(line.pk for line in fast_lines)
+
+    def read(invoice: Invoice) -> tuple:
+        row = Invoice.objects.filter(pk=invoice.pk).values().get()
+        lines = InvoiceLine.objects.filter(invoice=invoice).order_by("position").values()
+        drop = ("id", "invoice_id", "reason")
+        return (
+            {k: v for k, v in row.items() if k not in drop},
+            [{k: v for k, v in line.items() if k not in drop} for line in lines],
+        )
+
+    assert read(fast) == read(orm)
+    assert InvoiceLine.objects.get(pk=fast_lines[1].pk).quantity == D("1234.5678901234")
+
+
+def test_insert_splits_many_rows_into_statements_and_keeps_their_order(acme):
+    from invoices.models import Invoice, InvoiceLine
+
+    invoice = Invoice.objects.create(
+        customer=acme,
+        reason=Invoice.PERIOD,
+        currency="USD",
+        period_start=NOV_1,
+        period_end=NOW,
+        created_at=NOW,
+    )
+    lines = [
+        InvoiceLine(
+            invoice=invoice, position=p, kind="usage", description=f"L{p}", quantity=1, amount=D(p)
+        )
+        for p in range(6000)  # 12 columns a row: more than one statement's parameters
+    ]
+    rawsql.insert(lines)
+    stored = dict(InvoiceLine.objects.filter(invoice=invoice).values_list("pk", "position"))
+    assert [stored[line.pk] for line in lines] == list(range(6000))
+
+
+def test_insert_refuses_a_model_a_save_receiver_listens_to(acme):
+    from billing.models import Subscription
+
+    # Subscription keeps an audit history (a post_save receiver): rows written
+    # around it would be missing from the history.
+    with pytest.raises(ValueError, match="save receivers"):
+        rawsql.insert([Subscription(customer=acme)])
+
+
+def test_update_saves_as_save_does_and_refuses_a_missing_row(acme):
+    from django.db import DatabaseError, transaction
+
+    from billing.models import Subscription
+
+    # given
+    build_catalog()
+    subscription = subscribe(acme, "ai_assistant", NOV_1)
+    rows = subscription.history.count()
+
+    # when
+    subscription.seats = 7
+    subscription.usage_from = NOW
+    rawsql.update(subscription, ("seats", "usage_from"))
+
+    # then: written, with its audit row (post_save), the other fields untouched
+    fresh = Subscription.objects.get(pk=subscription.pk)
+    assert (fresh.seats, fresh.usage_from, fresh.status) == (7, NOW, subscription.status)
+    assert subscription.history.count() == rows + 1
+    assert subscription.history.order_by("-history_id").first().seats == 7
+
+    # and a row that is gone is refused, as save(update_fields=...) refuses it
+    subscription.pk = 987654
+    with transaction.atomic(), pytest.raises(DatabaseError):
+        rawsql.update(subscription, ("seats",))

@@ -5,13 +5,16 @@ PostgreSQL and SQLite alike, and values go in and come out converted exactly as
 the ORM converts them (an aware datetime in, a Decimal out, on either backend).
 On PostgreSQL they run on the connection's `prepared_cursor` where it has one
 (config.postgresql): prepared once they run often, so not planned on every run.
+The period close's writes (its invoice, lines, billed period and the
+subscription's update) go through `insert` and `update`: the model's own
+instances and value preparation, without compiling a statement each time.
 Everything else keeps the ORM."""
 
 from datetime import datetime
 from functools import cache
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.models import Field, Model
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
+from django.db.models import Field, Model, signals
 
 
 def _param(db, value):
@@ -98,3 +101,112 @@ def instance(fields: tuple[Field, ...], values) -> Model:
 
 def converters_cache_clear() -> None:
     _converters.cache_clear()
+
+
+def _plain_placeholders(fields: tuple[Field, ...]) -> None:
+    """Refuse fields whose values the ORM writes with their own SQL (binary,
+    arrays, ranges): insert and update write every value as a plain %s."""
+    special = [f.name for f in fields if hasattr(f, "get_placeholder")]
+    if special:
+        raise ValueError(f"fields with their own placeholders: {special}")
+
+
+@cache
+def _insert_sql(vendor: str, model: type[Model]) -> tuple[str, str, tuple[Field, ...]]:
+    """INSERT INTO the model's table (its columns but the auto primary key), the
+    placeholders of one row, and the fields in that order."""
+    del vendor  # part of the cache key: quoting differs per backend
+    meta = model._meta
+    fields = tuple(
+        f for f in meta.concrete_fields if not ((f.primary_key and f.db_returning) or f.generated)
+    )
+    _plain_placeholders(fields)
+    quote = connection.ops.quote_name
+    head = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) VALUES "  # noqa: S608 (names from the model)
+    )
+    return head, f"({', '.join(['%s'] * len(fields))})", fields
+
+
+def insert(objs: list[Model]) -> None:
+    """Insert these new instances of one model in one fixed statement, setting
+    their primary keys, with their values prepared exactly as Model.save and
+    bulk_create prepare them (Field.pre_save, then get_db_prep_save). It sends
+    no signals: for models that no receiver (audit history) listens to, on the
+    hot paths where compiling an INSERT costs more than the statement."""
+    if not objs:
+        return
+    model = type(objs[0])
+    if signals.pre_save.has_listeners(model) or signals.post_save.has_listeners(model):
+        # A receiver (say an audit history added later) would silently miss these rows.
+        raise ValueError(f"{model.__name__} has save receivers: save it through the ORM")
+    db = connections[DEFAULT_DB_ALIAS]
+    if not db.features.can_return_rows_from_bulk_insert:  # an SQLite before 3.35
+        for obj in objs:
+            obj.save(force_insert=True)
+        return
+    head, row, fields = _insert_sql(db.vendor, model)
+    pk = model._meta.pk
+    # Rows a statement, within the parameter limits of both databases.
+    per_statement = max(1, 30_000 // len(fields))
+    returned = []
+    for first in range(0, len(objs), per_statement):
+        chunk = objs[first : first + per_statement]
+        params = [f.get_db_prep_save(f.pre_save(obj, True), db) for obj in chunk for f in fields]
+        values = ", ".join([row] * len(chunk))
+        with db.cursor() as cursor:
+            cursor.execute(f"{head}{values} RETURNING {db.ops.quote_name(pk.column)}", params)
+            returned += cursor.fetchall()
+    if len(returned) != len(objs):
+        raise RuntimeError(f"{len(returned)} rows inserted for {len(objs)}")
+    # RETURNING gives rows in the order of VALUES on PostgreSQL and SQLite alike
+    # (as Django's own bulk_create relies on).
+    for obj, (value,) in zip(objs, returned, strict=True):
+        for converter in pk.get_db_converters(db):
+            value = converter(value, pk, db)
+        setattr(obj, pk.attname, value)
+        obj._state.adding = False
+        obj._state.db = DEFAULT_DB_ALIAS
+
+
+@cache
+def _update_sql(vendor: str, model: type[Model], names: tuple[str, ...]) -> tuple[str, tuple]:
+    """UPDATE of these fields (by name) of one row of the model, and the fields."""
+    del vendor  # part of the cache key: quoting differs per backend
+    meta = model._meta
+    fields = tuple(meta.get_field(name) for name in names)
+    _plain_placeholders(fields)
+    quote = connection.ops.quote_name
+    sets = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    sql = f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608 (names from the model)
+    return sql, fields
+
+
+def update(obj: Model, update_fields: tuple[str, ...]) -> None:
+    """obj.save(update_fields=update_fields) in fixed SQL, for a saved instance of
+    a model without parents: the same pre_save and post_save signals (the audit
+    history listens to them), the values prepared as Model.save prepares them
+    (Field.pre_save, then get_db_prep_save), and the same refusal when no row
+    was updated. Saves compiling the UPDATE on the hot paths."""
+    db = connections[DEFAULT_DB_ALIAS]
+    model = type(obj)
+    names = frozenset(update_fields)
+    signals.pre_save.send(
+        sender=model, instance=obj, raw=False, using=DEFAULT_DB_ALIAS, update_fields=names
+    )
+    sql, fields = _update_sql(db.vendor, model, tuple(update_fields))
+    params = [f.get_db_prep_save(f.pre_save(obj, False), db) for f in fields]
+    with db.cursor() as cursor:
+        cursor.execute(sql, [*params, obj.pk])
+        if cursor.rowcount != 1:
+            raise DatabaseError("Save with update_fields did not affect any rows.")
+    obj._state.db = DEFAULT_DB_ALIAS
+    obj._state.adding = False
+    signals.post_save.send(
+        sender=model,
+        instance=obj,
+        created=False,
+        update_fields=names,
+        raw=False,
+        using=DEFAULT_DB_ALIAS,
+    )

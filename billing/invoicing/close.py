@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 
-from billing.core import wording
+from billing.core import rawsql, wording
 from billing.core.errors import Conflict
 from billing.invoicing.discounts import discounts_end, period_discount_lines
 from billing.invoicing.period_lines import (
@@ -157,8 +157,10 @@ def _close_period(*, subscription_id: int, as_of: datetime) -> Subscription | No
         subscription.scheduled_version = None
         subscription.next_overrides = None
         subscription.usage_from = None
-        subscription.save(
-            update_fields=[
+        # Fixed SQL, with save()'s signals (its audit history row is written alike).
+        rawsql.update(
+            subscription,
+            (
                 "status",
                 "ended_at",
                 "version",
@@ -168,7 +170,7 @@ def _close_period(*, subscription_id: int, as_of: datetime) -> Subscription | No
                 "current_period_end",
                 "scheduled_version",
                 "usage_from",
-            ]
+            ),
         )
         if subscription.status in Subscription.LIVE:
             grant_period_credits(subscription, next_spec)

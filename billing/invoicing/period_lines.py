@@ -350,8 +350,9 @@ def usage_invoiced_lines(on_thresholds: ThresholdBilled) -> list[LineInput]:
 
 def record_billed(subscription: Subscription, *, until: datetime, billed: dict) -> None:
     """A record of what the usage up to `until` billed, for late usage. Under the
-    subscription's row lock, once per segment (a unique constraint too)."""
-    BilledPeriod.objects.create(
+    subscription's row lock, once per segment (a unique constraint too). Fixed
+    SQL (rawsql.insert): the close writes one per period."""
+    record = BilledPeriod(
         subscription=subscription,
         usage_from=subscription.usage_from or subscription.current_period_start,
         usage_to=until,
@@ -361,6 +362,7 @@ def record_billed(subscription: Subscription, *, until: datetime, billed: dict) 
         billed=billed,
         overrides=subscription.overrides,
     )
+    rawsql.insert([record])
 
 
 def bill_usage(subscription: Subscription, *, until: datetime) -> list[LineInput]:

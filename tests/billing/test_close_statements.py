@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from billing.invoicing.close import subscriptions_close
 from billing.locks import subscription_lock
 from billing.models import Subscription
+from config.history import change_id, one_change
 from invoices.models import Invoice
 from invoices.services import invoices_finalize_due
 from plans.models import PlanVersion
@@ -119,3 +120,27 @@ def test_a_batch_of_drafts_takes_consecutive_numbers_in_the_order_it_finalizes_t
     assert finalized == 3
     numbered = Invoice.objects.order_by("customer_id", "id").values_list("number", flat=True)
     assert list(numbered) == ["INV-2026-000001", "INV-2026-000002", "INV-2026-000003"]
+
+
+def test_the_close_writes_the_subscriptions_audit_row_as_a_save_does(subscription):
+    # given
+    before = subscription.history.count()
+
+    # when: the close, inside one audit change
+    with one_change():
+        assert subscriptions_close(subscription_ids=[subscription.pk], as_of=DEC_1) == 1
+
+    # then: one more row, a change ("~"), of the subscription as the close left it
+    rows = list(subscription.history.order_by("-history_id"))
+    assert len(rows) == before + 1
+    latest = rows[0]
+    assert (latest.history_type, latest.history_user_id) == ("~", None)
+    assert (latest.current_period_start, latest.current_period_end) == (DEC_1, JAN_1)
+    assert (latest.status, latest.version_id, latest.usage_from) == (
+        Subscription.ACTIVE,
+        subscription.version_id,
+        None,
+    )
+    assert change_id(latest) is not None
+    fresh = Subscription.objects.get(pk=subscription.pk)
+    assert (fresh.current_period_start, fresh.current_period_end) == (DEC_1, JAN_1)

@@ -1,0 +1,86 @@
+"""A batch of drafts finalized together (invoices.services.invoices_finalize_due):
+numbers and dates written for the whole batch at once, and the credit balance
+asked about once, yet an invoice below zero early in the batch still pays the
+same customer's next invoice in it."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from invoices.credit_balance import credit_balance
+from invoices.models import Invoice
+from invoices.services import invoice_write_draft, invoices_finalize_due
+from tests.factories import CustomerFactory
+from tests.invoices.conftest import base_fee_lines
+
+pytestmark = pytest.mark.django_db
+
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def draft(customer, *amounts: str, start=NOV_1) -> Invoice:
+    return invoice_write_draft(
+        customer=customer,
+        subscription=None,
+        reason=Invoice.PERIOD,
+        period_start=start,
+        period_end=start + timedelta(days=30),
+        lines=base_fee_lines(*amounts),
+        now=NOV_1,
+    )
+
+
+def test_an_invoice_below_zero_pays_the_next_one_of_its_customer_in_the_same_batch():
+    # given: one customer's credit (first) and charge (second), another's charge
+    acme = CustomerFactory(external_id="acme", currency="USD", payment_terms_days=14)
+    beta = CustomerFactory(external_id="beta", currency="USD")
+    credit = draft(acme, "-30.00")
+    charge = draft(acme, "25.00", start=DEC_1)
+    other = draft(beta, "10.00")
+
+    # when
+    assert invoices_finalize_due(cutoff=NOV_1, now=NOV_1) == 3
+
+    # then
+    credit, charge, other = (Invoice.objects.get(pk=i.pk) for i in (credit, charge, other))
+    assert (credit.status, credit.number, credit.due_at) == (
+        Invoice.FINALIZED,
+        "INV-2026-000001",
+        NOV_1 + timedelta(days=14),
+    )
+    assert (charge.status, charge.number, charge.credits_applied, charge.amount_due) == (
+        Invoice.PAID,
+        "INV-2026-000002",
+        D("25.00"),
+        0,
+    )
+    assert credit_balance(acme) == D("5.00")
+    assert (other.status, other.number, other.credits_applied, other.finalized_at) == (
+        Invoice.FINALIZED,
+        "INV-2026-000003",
+        0,
+        NOV_1,
+    )
+    assert other.due_at == NOV_1 + timedelta(days=beta.payment_terms)
+
+
+def test_a_batch_is_numbered_and_asks_for_credit_balances_in_fixed_statements():
+    # given
+    for n in range(4):
+        draft(CustomerFactory(external_id=f"c{n}", currency="USD"), "10.00")
+
+    # when
+    with CaptureQueriesContext(connection) as captured:
+        assert invoices_finalize_due(cutoff=NOV_1, now=NOV_1) == 4
+
+    # then
+    statements = [q["sql"] for q in captured.captured_queries]
+    assert len([s for s in statements if s.startswith("UPDATE invoices_invoice ")]) == 1
+    assert len([s for s in statements if "invoices_creditbalanceentry" in s]) == 1
+    assert list(Invoice.objects.order_by("id").values_list("number", flat=True)) == [
+        f"INV-2026-00000{n}" for n in range(1, 5)
+    ]
