@@ -77,6 +77,20 @@ class UsageRollup(RollupAggregates):
         return f"{self.customer_id}/{self.meter_id} {self.hour:%Y-%m-%d %H}h"
 
 
+class UsageDailyRollup(RollupAggregates):
+    """One meter's usage for one customer in one UTC day: its hourly rollups added
+    up, written with them (billing.usage.rollups, billing.usage.folding), so that a
+    read of a long range adds a row a day instead of 24."""
+
+    pk = models.CompositePrimaryKey("customer_id", "meter_id", "day")
+    customer = key_customer()
+    meter = key_meter()
+    day = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}/{self.meter_id} {self.day:%Y-%m-%d}"
+
+
 class UsageUniqueValue(models.Model):
     """The distinct values a unique_count meter saw in one UTC hour."""
 

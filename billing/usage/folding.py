@@ -25,15 +25,19 @@ writes the rollups directly at ingestion and has nothing to fold."""
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 from billing.usage.rollups import (
+    DAILY_ROLLUP_COLUMNS,
+    DAILY_ROLLUP_ON_CONFLICT,
     GROUP_ROLLUP_COLUMNS,
     GROUP_ROLLUP_ON_CONFLICT,
     ROLLUP_COLUMNS,
     ROLLUP_ON_CONFLICT,
+    day_of,
     rollup_lock,
 )
 
@@ -46,37 +50,50 @@ FOLD_CHUNK = 50_000
 FOLD_LOCK_KEY = 7_310_624_002
 
 
+def _add_up(
+    table: str, columns: str, key: str, select_key: str, on_conflict: str, source: str = "moved"
+) -> str:
+    """An INSERT adding the rows of `source` (the moved tail rows), grouped by `key`
+    (selected as `select_key`), to `table`, in key order."""
+    latest = "ORDER BY latest_at DESC, latest_event_id DESC"
+    return f"""
+    INSERT INTO {table} ({columns})
+    SELECT {select_key}, sum(event_count), sum(value_sum), max(value_max),
+        (array_agg(latest_at {latest}))[1],
+        (array_agg(latest_event_id {latest}))[1],
+        (array_agg(latest_value {latest}))[1]
+    FROM {source}
+    GROUP BY {key}
+    ORDER BY {key}
+    {on_conflict}"""  # noqa: S608 (constants only)
+
+
 @dataclass(frozen=True)
 class Folded:
-    """A rollup table and its tail."""
+    """A rollup table and its tail; `daily`: whether the fold also adds the tail
+    to the daily rollups (billing.models.UsageDailyRollup)."""
 
     table: str
     tail: str
     key: str
     columns: str
     on_conflict: str
+    daily: bool = False
 
     def fold_sql(self) -> str:
         """Some tail rows (ctid: their physical addresses, taken in one snapshot)
         deleted and added to the rollups in one statement, in key order; returns
         how many tail rows it moved."""
-        latest = "ORDER BY latest_at DESC, latest_event_id DESC"
+        by_day = ""
+        if self.daily:
+            by_day = ", by_day AS (" + days_added_up(DAILY_ROLLUP_ON_CONFLICT) + "\n)"
         return f"""
 WITH moved AS (
     DELETE FROM {self.tail}
     WHERE ctid = ANY(ARRAY(SELECT ctid FROM {self.tail} LIMIT %s))
     RETURNING {self.columns}
-), folded AS (
-    INSERT INTO {self.table} ({self.columns})
-    SELECT {self.key}, sum(event_count), sum(value_sum), max(value_max),
-        (array_agg(latest_at {latest}))[1],
-        (array_agg(latest_event_id {latest}))[1],
-        (array_agg(latest_value {latest}))[1]
-    FROM moved
-    GROUP BY {self.key}
-    ORDER BY {self.key}
-    {self.on_conflict}
-)
+), folded AS ({_add_up(self.table, self.columns, self.key, self.key, self.on_conflict)}
+){by_day}
 SELECT count(*) FROM moved"""  # noqa: S608 (constants only)
 
     def rows(self, columns: str, where: str) -> str:
@@ -89,12 +106,23 @@ SELECT count(*) FROM moved"""  # noqa: S608 (constants only)
         )
 
 
+DAILY_TABLE = "billing_usagedailyrollup"
+
+
+def days_added_up(on_conflict: str, source: str = "moved") -> str:
+    """An INSERT adding hourly rows (of `source`) to the daily rollups, a row per
+    customer, meter and UTC day."""
+    day = "customer_id, meter_id, date_trunc('day', hour, 'UTC')"
+    return _add_up(DAILY_TABLE, DAILY_ROLLUP_COLUMNS, "1, 2, 3", day, on_conflict, source)
+
+
 HOURLY = Folded(
     "billing_usagerollup",
     "billing_usagerolluptail",
     "customer_id, meter_id, hour",
     ROLLUP_COLUMNS,
     ROLLUP_ON_CONFLICT,
+    daily=True,
 )
 GROUPS = Folded(
     "billing_usagepropertyrollup",
@@ -103,6 +131,49 @@ GROUPS = Folded(
     GROUP_ROLLUP_COLUMNS,
     GROUP_ROLLUP_ON_CONFLICT,
 )
+
+DAY = timedelta(days=1)
+
+
+def whole_hours_rows(columns: str, where: str = "") -> str:
+    """A SELECT of `columns` of one customer's rollup rows of the hours in a range
+    and their tail rows, ANDed with `where`; both texts may name `{bucket}`, the
+    row's hour (a daily row: its day). The whole UTC days inside the range are read
+    from the daily rollups, a row a day, and only the hours around them from the
+    hourly ones. One statement, so one snapshot (see Folded.rows); its parameters:
+    whole_hours_params."""
+    branches = []
+    for table, bucket in (
+        (HOURLY.table, "hour"),
+        (HOURLY.table, "hour"),
+        (DAILY_TABLE, "day"),
+        (HOURLY.tail, "hour"),
+    ):
+        condition = f"customer_id = %s AND {{bucket}} >= %s AND {{bucket}} < %s{where}"
+        branches.append(
+            f"SELECT {columns} FROM {table} WHERE {condition}".replace("{bucket}", bucket)  # noqa: S608
+        )
+    return " UNION ALL ".join(branches)
+
+
+def whole_hours_params(
+    customer_id: int, start: datetime, end: datetime, rest=(), *, days_in=None
+) -> list:
+    """The parameters of whole_hours_rows for the rows in [start, end), an hour's
+    start each (`rest`: those of its `where`). `days_in`: a narrower (first, last)
+    range the daily rows must lie in, for a read that lists rows around the hours
+    it adds up."""
+    first, last = days_in or (start, end)
+    first_day = day_of(first) if first == day_of(first) else day_of(first) + DAY
+    last_day = day_of(last)
+    if first_day >= last_day:  # no whole day: the hours only
+        first_day = last_day = end
+    return [
+        *(customer_id, start, first_day, *rest),
+        *(customer_id, last_day, end, *rest),
+        *(customer_id, first_day, last_day, *rest),
+        *(customer_id, start, end, *rest),
+    ]
 
 
 def folds() -> bool:

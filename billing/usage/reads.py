@@ -1,5 +1,6 @@
 """Usage reads. A quantity for any time range [start, end) is exact: whole UTC
-hours come from the rollups (and their tail not folded yet: billing.usage.folding),
+hours come from the rollups (whole UTC days from the daily rollups, the other
+hours from the hourly ones, and the tail not folded yet: billing.usage.folding),
 and the partial hours at either edge from the raw events (billing.usage.edges:
 aggregated in SQL on PostgreSQL with the metering rules ingestion applies, metered
 by the very function on SQLite). Raw events are never scanned beyond those two
@@ -22,7 +23,7 @@ from billing.models import (
 )
 from billing.rating.lines import billable_units
 from billing.usage.edges import edges_add
-from billing.usage.folding import HOURLY
+from billing.usage.folding import whole_hours_params, whole_hours_rows
 from billing.usage.metering import MeterDef, meter_cache
 from billing.usage.rollups import hour_of
 from plans.models import Meter
@@ -43,17 +44,11 @@ def hour_edges(start: datetime, end: datetime) -> tuple[datetime, datetime, list
     return first, last, [r for r in ((start, first), (last, end)) if r[0] < r[1]]
 
 
-# A customer's whole hours in the rollups and their tail (billing.usage.folding).
-_WHOLE_HOURS = "customer_id = %s AND hour >= %s AND hour < %s"
-
-
 # Per meter over whole hours: written out, as the check and the usage read run it
 # on every call (see billing.core.rawsql).
 _ROLLUP_SUMS = (
     "SELECT meter_id, SUM(event_count), SUM(value_sum), MAX(value_max) FROM ("  # noqa: S608 (constants only)
-    + HOURLY.rows(
-        "meter_id, event_count, value_sum, value_max", _WHOLE_HOURS + " AND meter_id IN ({meters})"
-    )
+    + whole_hours_rows("meter_id, event_count, value_sum, value_max", " AND meter_id IN ({meters})")
     + ") AS r GROUP BY meter_id"
 )
 
@@ -64,16 +59,16 @@ _ROLLUP_SUMS_ANY_METER = (
     "SELECT meter_id, SUM(CASE WHEN hour >= %s AND hour < %s THEN event_count END), "  # noqa: S608 (constants only)
     "SUM(CASE WHEN hour >= %s AND hour < %s THEN value_sum END), "
     "MAX(CASE WHEN hour >= %s AND hour < %s THEN value_max END) FROM ("
-    + HOURLY.rows("meter_id, hour, event_count, value_sum, value_max", _WHOLE_HOURS)
+    + whole_hours_rows("meter_id, {bucket}, event_count, value_sum, value_max")
     + ") AS r GROUP BY meter_id"
 )
 
 # The latest value of a `latest` meter over whole hours.
 _ROLLUP_LATEST = (
     "SELECT latest_at, latest_event_id, latest_value FROM ("  # noqa: S608 (constants only)
-    + HOURLY.rows(
+    + whole_hours_rows(
         "latest_at, latest_event_id, latest_value",
-        _WHOLE_HOURS + " AND meter_id = %s AND latest_at IS NOT NULL",
+        " AND meter_id = %s AND latest_at IS NOT NULL",
     )
     + ") AS r ORDER BY latest_at DESC, latest_event_id DESC LIMIT 1"
 )
@@ -105,7 +100,10 @@ def usage_quantities(
             row
             for row in rawsql.rows(
                 _ROLLUP_SUMS_ANY_METER,
-                [*whole_hours, *[customer_id, hour_of(start), end] * 2],
+                [
+                    *whole_hours,
+                    *whole_hours_params(customer_id, hour_of(start), end, days_in=(first, last)),
+                ],
                 _ROLLUP_SUM_FIELDS,
             )
             if row[0] in known
@@ -115,7 +113,7 @@ def usage_quantities(
         ids = [m.id for m in meters]
         rows = rawsql.rows(
             _ROLLUP_SUMS.format(meters=", ".join(["%s"] * len(ids))),
-            [customer_id, first, last, *ids] * 2,
+            whole_hours_params(customer_id, first, last, ids),
             _ROLLUP_SUM_FIELDS,
         )
     else:
@@ -127,7 +125,9 @@ def usage_quantities(
         for meter in meters:
             if meter.aggregation == Meter.LATEST:
                 for row in rawsql.rows(
-                    _ROLLUP_LATEST, [customer_id, first, last, meter.id] * 2, _ROLLUP_LATEST_FIELDS
+                    _ROLLUP_LATEST,
+                    whole_hours_params(customer_id, first, last, [meter.id]),
+                    _ROLLUP_LATEST_FIELDS,
                 ):
                     tally.add_latest(meter.id, *row)
 

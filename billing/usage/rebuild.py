@@ -1,18 +1,19 @@
 """Rebuild one meter's rollups from every stored event, e.g. for a meter created
-or redefined after its events arrived."""
+or redefined after its events arrived; and the daily rollups from the hourly ones."""
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
 
 from billing.models import (
+    UsageDailyRollup,
     UsageEvent,
     UsagePropertyRollup,
     UsagePropertyUniqueValue,
     UsageRollup,
     UsageUniqueValue,
 )
-from billing.usage.folding import tail_discard
+from billing.usage.folding import days_added_up, folds, tail_discard
 from billing.usage.metering import (
     PROPERTIES_DECODER,
     EventRejected,
@@ -21,7 +22,9 @@ from billing.usage.metering import (
     meter_def,
 )
 from billing.usage.rollups import (
+    ROLLUP_COLUMNS,
     PreparedEvent,
+    daily_deltas,
     rollup_deltas,
     rollup_lock,
     store_groups,
@@ -49,6 +52,7 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
         rollup_lock(shared=False)
         meter_cache.clear()
         UsageRollup.objects.filter(meter_id=meter_id).delete()
+        UsageDailyRollup.objects.filter(meter_id=meter_id).delete()
         UsageUniqueValue.objects.filter(meter_id=meter_id).delete()
         tail_discard(meter_id=meter_id)
         UsagePropertyRollup.objects.filter(meter_id=meter_id).delete()
@@ -77,3 +81,25 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
         for start in range(0, len(events), REBUILD_CHUNK):
             store_groups(events[start : start + REBUILD_CHUNK])
     return counted
+
+
+def daily_rollups_rebuild() -> int:
+    """Recompute every daily rollup row from the hourly rollups (their unfolded
+    tail is added to both by the next fold), e.g. after an upgrade during which
+    processes of the code before the daily rollups kept writing hourly rows only.
+    Takes the rollup lock exclusively, so ingestion and folds wait. Idempotent.
+    Returns the number of daily rows."""
+    with transaction.atomic():
+        rollup_lock(shared=False)
+        UsageDailyRollup.objects.all().delete()
+        if folds():
+            with connection.cursor() as cursor:
+                cursor.execute(days_added_up("", source=UsageRollup._meta.db_table))
+                return cursor.rowcount
+        hourly = UsageRollup.objects.order_by("customer_id", "meter_id", "hour").values_list(
+            *ROLLUP_COLUMNS.split(", ")
+        )
+        days = daily_deltas(list(hourly))
+        for start in range(0, len(days), REBUILD_CHUNK):
+            writer().upsert_daily(days[start : start + REBUILD_CHUNK])
+        return len(days)

@@ -10,7 +10,7 @@ and exclusive by a rebuild, and the hour a rollup row covers."""
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import msgspec
@@ -60,6 +60,11 @@ def hour_of(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
+def day_of(moment: datetime) -> datetime:
+    """The UTC day a rollup hour is in (billing.models.UsageDailyRollup)."""
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def _groups(c, grouped: bool) -> list[tuple]:
     """The keys a contribution adds to beyond (customer, meter, hour): none for
     the hourly rollups (one row); with `grouped`, (position, value) of each of
@@ -84,6 +89,17 @@ def unique_values(events: list[PreparedEvent], *, grouped: bool = False) -> list
     )
 
 
+def _add_to(row: list, n, total, top, at, event_id, latest) -> None:
+    """Add aggregates (count, sum, max, and the latest value by (at, event id)) to
+    a rollup row being built, [count, sum, max, latest_at, latest_event_id, latest_value]."""
+    row[0] += n
+    row[1] += total
+    if top is not None and (row[2] is None or top > row[2]):
+        row[2] = top
+    if at is not None and (row[3] is None or (at, event_id) > (row[3], row[4])):
+        row[3], row[4], row[5] = at, event_id, latest
+
+
 def rollup_deltas(events: list[PreparedEvent], *, grouped: bool = False) -> list[tuple]:
     """Per (customer, meter, hour): count, sum, max and latest of the new events,
     sorted by key (what _postgres.STORE computes in SQL); `grouped`: per
@@ -93,25 +109,36 @@ def rollup_deltas(events: list[PreparedEvent], *, grouped: bool = False) -> list
         hour = hour_of(event.timestamp)
         for c, group in ((x, g) for x in event.contributions for g in _groups(x, grouped)):
             key = (event.customer_id, c.meter_id, hour, *group)
+            # ZERO, not 0: a numeric[] array must not mix int and Decimal.
+            aggregates = (1, ZERO if c.value is None else c.value, c.value)
+            aggregates += (event.timestamp, event.event_id, c.value)
             row = rollups.get(key)
             if row is None:
-                # ZERO, not 0: a numeric[] array must not mix int and Decimal.
-                value_sum = ZERO if c.value is None else c.value
-                rollups[key] = [1, value_sum, c.value, event.timestamp, event.event_id, c.value]
-                continue
-            row[0] += 1
-            if c.value is not None:
-                row[1] += c.value
-                row[2] = c.value if row[2] is None or c.value > row[2] else row[2]
-            if (event.timestamp, event.event_id) > (row[3], row[4]):
-                row[3], row[4], row[5] = event.timestamp, event.event_id, c.value
+                rollups[key] = list(aggregates)
+            else:
+                _add_to(row, *aggregates)
     return [(*key, *values) for key, values in sorted(rollups.items())]
+
+
+def daily_deltas(rows: list[tuple]) -> list[tuple]:
+    """Hourly rollup rows (rollup_deltas) added up per (customer, meter, UTC day),
+    sorted by key: what the same events add to the daily rollups."""
+    days: dict[tuple, list] = {}
+    for c, m, hour, *aggregates in rows:
+        key = (c, m, day_of(hour))
+        row = days.get(key)
+        if row is None:
+            days[key] = list(aggregates)
+        else:
+            _add_to(row, *aggregates)
+    return [(*key, *values) for key, values in sorted(days.items())]
 
 
 ROLLUP_COLUMNS = (
     "customer_id, meter_id, hour, event_count, value_sum, value_max, "
     "latest_at, latest_event_id, latest_value"
 )
+DAILY_ROLLUP_COLUMNS = ROLLUP_COLUMNS.replace("hour", "day")
 
 
 def _on_conflict(table: str, key: str) -> str:
@@ -138,6 +165,7 @@ ON CONFLICT ({key}) DO UPDATE SET
 
 
 ROLLUP_ON_CONFLICT = _on_conflict("billing_usagerollup", "customer_id, meter_id, hour")
+DAILY_ROLLUP_ON_CONFLICT = _on_conflict("billing_usagedailyrollup", "customer_id, meter_id, day")
 
 # Breakdowns (billing.breakdown_models): the same aggregates per group.
 GROUP_ROLLUP_COLUMNS = (
@@ -159,11 +187,18 @@ def _server_side_cursor():
     return psycopg.Cursor(connection.connection)
 
 
-ROLLUP_INSERT = (
-    f"INSERT INTO billing_usagerollup ({ROLLUP_COLUMNS}) "  # noqa: S608
+_ROLLUP_ROWS = (
     "SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::timestamptz, (r->>3)::bigint, "
     "(r->>4)::numeric, (r->>5)::numeric, (r->>6)::timestamptz, r->>7, (r->>8)::numeric "
-    "FROM json_array_elements(%s::json) AS r ORDER BY 1, 2, 3" + ROLLUP_ON_CONFLICT
+    "FROM json_array_elements(%s::json) AS r ORDER BY 1, 2, 3"
+)
+ROLLUP_INSERT = (
+    f"INSERT INTO billing_usagerollup ({ROLLUP_COLUMNS}) " + _ROLLUP_ROWS + ROLLUP_ON_CONFLICT
+)
+DAILY_ROLLUP_INSERT = (
+    f"INSERT INTO billing_usagedailyrollup ({DAILY_ROLLUP_COLUMNS}) "
+    + _ROLLUP_ROWS
+    + DAILY_ROLLUP_ON_CONFLICT
 )
 
 # The group rollups of a batch (rows from rollup_deltas(grouped=True)), upserted in
@@ -276,8 +311,16 @@ class _postgres:
 
     @classmethod
     def upsert_rollups(cls, rows: list[tuple]) -> None:
+        """Add hourly rollup rows (rollup_deltas) to the hourly and daily rollups."""
         with _server_side_cursor() as cursor:
             cursor.execute(ROLLUP_INSERT, [cls.rollup_json(rows)])
+        cls.upsert_daily(daily_deltas(rows))
+
+    @classmethod
+    def upsert_daily(cls, rows: list[tuple]) -> None:
+        """Add daily rollup rows (daily_deltas) to the daily rollups."""
+        with _server_side_cursor() as cursor:
+            cursor.execute(DAILY_ROLLUP_INSERT, [cls.rollup_json(rows)])
 
     @staticmethod
     def insert_uniques(rows: list[tuple]) -> None:
@@ -317,6 +360,9 @@ class _postgres:
                 "ORDER BY 1, 2, 3, 4, 5, 6 ON CONFLICT DO NOTHING",
                 [document],
             )
+
+
+_NINE_VALUES = "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 
 
 class _generic:
@@ -363,12 +409,24 @@ class _generic:
             )
         return new
 
-    @staticmethod
-    def upsert_rollups(rows: list[tuple]) -> None:
+    @classmethod
+    def upsert_rollups(cls, rows: list[tuple]) -> None:
+        """Add hourly rollup rows (rollup_deltas) to the hourly and daily rollups."""
         with connection.cursor() as cursor:
             cursor.executemany(
-                f"INSERT INTO billing_usagerollup ({ROLLUP_COLUMNS}) "  # noqa: S608
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)" + ROLLUP_ON_CONFLICT,
+                f"INSERT INTO billing_usagerollup ({ROLLUP_COLUMNS}) {_NINE_VALUES}"
+                + ROLLUP_ON_CONFLICT,
+                rows,
+            )
+        cls.upsert_daily(daily_deltas(rows))
+
+    @staticmethod
+    def upsert_daily(rows: list[tuple]) -> None:
+        """Add daily rollup rows (daily_deltas) to the daily rollups."""
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO billing_usagedailyrollup ({DAILY_ROLLUP_COLUMNS}) {_NINE_VALUES}"
+                + DAILY_ROLLUP_ON_CONFLICT,
                 rows,
             )
 

@@ -1,7 +1,9 @@
 """Folding (billing.usage.folding): on PostgreSQL batches append to the rollup tail
 and a fold moves it into the rollups. A read adds both, so it equals a brute-force
 count of the raw events whatever has been folded: before a fold, during folds
-running beside ingestion, and after a folder killed with SIGKILL mid-fold."""
+running beside ingestion, and after a folder killed with SIGKILL mid-fold. The
+events span two and a half days, so that reads add whole days from the daily
+rollups and the hours around them from the hourly ones."""
 
 import os
 import random
@@ -20,7 +22,7 @@ from django.db import connection, connections, transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
 
-from billing.models import UsageEvent, UsageRollup
+from billing.models import UsageDailyRollup, UsageEvent, UsageRollup
 from billing.usage.folding import HOURLY, usage_fold
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import PROPERTIES_DECODER, contributions, meter_cache
@@ -31,6 +33,8 @@ from plans.services import meter_create
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
 CUSTOMERS = ("acme", "beta", "gamma")
+# The events' span before NOW (12:00): from midnight two days before.
+SPAN = timedelta(hours=60)
 
 
 def make_meters():
@@ -68,12 +72,14 @@ def make_meters():
 
 
 def random_events(rng: random.Random, count: int, *, first: int = 0) -> list[dict]:
-    """Events over the six hours before NOW, some sharing a timestamp (latest's
+    """Events over the SPAN before NOW, some sharing a timestamp (latest's
     tie-break), with decimal values and repeated ids (duplicates)."""
     events = []
     for i in range(first, first + count):
         n = rng.randrange(count) if rng.random() < 0.1 and i > first else i
-        stamp = NOW - timedelta(seconds=rng.choice([rng.randrange(6 * 3600), 1800]))
+        stamp = NOW - timedelta(
+            seconds=rng.choice([rng.randrange(int(SPAN.total_seconds())), 1800])
+        )
         events.append(
             {
                 "id": f"e{n}",
@@ -142,8 +148,10 @@ def test_a_read_equals_the_raw_events_whether_folded_or_not(customers, settings,
         for first in range(0, 600, 150):
             assert events_ingest(events=random_events(rng, 150, first=first)).rejected == []
         ranges = [
-            (NOW - timedelta(hours=6), NOW + timedelta(hours=1)),
-            (NOW - timedelta(hours=5, minutes=31, seconds=7), NOW - timedelta(minutes=13)),
+            (NOW - SPAN, NOW + timedelta(hours=1)),  # two whole days and 13 hours
+            (NOW - timedelta(hours=50, minutes=31, seconds=7), NOW - timedelta(minutes=13)),
+            (NOW - timedelta(hours=36), NOW - timedelta(hours=12)),  # one day exactly
+            (NOW - timedelta(hours=30), NOW - timedelta(hours=6)),  # 24 hours, no whole day
             (NOW - timedelta(hours=2), NOW - timedelta(hours=1)),
         ]
         expected = {}
@@ -159,6 +167,7 @@ def test_a_read_equals_the_raw_events_whether_folded_or_not(customers, settings,
         for (customer_id, start), read in expected.items():
             end = next(e for s, e in ranges if s == start)
             assert read_and_count(customer_id, meters, start, end) == (read, read)
+        assert_rollups_exact(meters)
 
 
 @pytest.mark.postgres
@@ -171,7 +180,7 @@ def test_reads_during_folds_beside_four_ingesting_clients_equal_the_raw_events(s
     settings.BILLING_FOLD_MS = 10**9  # only the folder thread folds
     ids = {c: customer_create(external_id=c, name=c, currency="USD").id for c in CUSTOMERS}
     meters = [meter_cache.by_id()[m.id] for m in make_meters()]
-    start, end = NOW - timedelta(hours=4, minutes=17), NOW + timedelta(minutes=1)
+    start, end = NOW - timedelta(hours=40, minutes=17), NOW + timedelta(minutes=1)
     batches = [random_events(random.Random(seed), 120, first=seed * 60) for seed in range(24)]
     done = threading.Event()
     failures: list = []
@@ -229,21 +238,37 @@ def test_reads_during_folds_beside_four_ingesting_clients_equal_the_raw_events(s
 
 
 def assert_rollups_exact(meters) -> None:
-    """Every rollup row equals the count and sum of its hour's raw events."""
-    by_key: dict = {}
+    """Every hourly and daily rollup row equals the count, sum, maximum and latest
+    value of its hour's (its day's) raw events."""
+    tallies = {"hour": Tally(), "day": Tally()}
     rows = UsageEvent.objects.annotate(raw=Cast("properties", TextField())).values_list(
-        "customer_id", "raw", "timestamp"
+        "customer_id", "raw", "timestamp", "event_id"
     )
-    for customer_id, raw, timestamp in rows:
+    for customer_id, raw, timestamp, event_id in rows:
         hour = timestamp.replace(minute=0, second=0, microsecond=0)
         for c in contributions(meters, PROPERTIES_DECODER.decode(raw)):
-            count, total = by_key.get((customer_id, c.meter_id, hour), (0, Decimal(0)))
-            by_key[customer_id, c.meter_id, hour] = (count + 1, total + (c.value or 0))
-    stored = {
-        (r.customer_id, r.meter_id, r.hour): (r.event_count, r.value_sum)
-        for r in UsageRollup.objects.all()
-    }
-    assert stored == by_key
+            for bucket, start in (("hour", hour), ("day", hour.replace(hour=0))):
+                tallies[bucket].add_event((customer_id, c.meter_id, start), c, timestamp, event_id)
+    for model, bucket in ((UsageRollup, "hour"), (UsageDailyRollup, "day")):
+        tally = tallies[bucket]
+        stored = {
+            (r.customer_id, r.meter_id, getattr(r, bucket)): (
+                r.event_count,
+                r.value_sum,
+                r.value_max,
+                r.latest_value if r.latest_at else None,
+            )
+            for r in model.objects.all()
+        }
+        assert stored == {
+            key: (
+                count,
+                tally.sums.get(key, Decimal(0)),
+                tally.maxima.get(key),
+                tally.latest[key][2] if key in tally.latest else None,
+            )
+            for key, count in tally.counts.items()
+        }, bucket
 
 
 @pytest.mark.postgres
@@ -305,7 +330,7 @@ def test_a_folder_killed_mid_fold_loses_and_doubles_nothing(settings):
     assert tail_rows() == 0
     assert_rollups_exact(meters)
     read, counted = read_and_count(
-        customer_id, meters, NOW - timedelta(hours=7), NOW + timedelta(hours=1)
+        customer_id, meters, NOW - SPAN - timedelta(hours=1), NOW + timedelta(hours=1)
     )
     assert read == counted
 
