@@ -57,6 +57,9 @@ CITY_STATE_ZIP = frozenset({"US", "CA", "AU"})
 CITY_THEN_POSTCODE = frozenset({"GB", "IE"})
 REVERSE_CHARGE = "reverse_charge"
 EXEMPT = "exempt"
+# CSS's white space; the newlines pre-line breaks at (the parsers make CR LF one).
+CSS_SPACE = " \t\n\r\f"
+NEWLINES = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,7 @@ def _parties(invoice: Invoice, locale: str) -> dict:
     seller = settings.BILLING_SELLER
     home = str(seller.get("country") or "").upper()
     bank = seller.get("bank") or {}
-    return {
+    parties = {
         "seller": {
             "name": seller.get("name") or "",
             "address": postal_address(seller.get("address"), locale=locale, home_country=home),
@@ -189,6 +192,20 @@ def _parties(invoice: Invoice, locale: str) -> dict:
         "lang": locale,
         "page_counter": _page_counter_css(),
     }
+    for party in (parties["seller"], parties["customer"]):
+        party["contact"] = _contact_lines(party)
+    return parties
+
+
+def _contact_lines(party: dict) -> str:
+    """A party's address, email and tax ID as one paragraph's lines (printed with
+    white-space: pre-line): one box for WeasyPrint to lay out where a paragraph per
+    line made several, and the same look (a newline within a line is a space, a
+    blank line shows nothing, as in a paragraph of its own)."""
+    lines = [*party["address"], party["email"]]
+    if party["tax_id"]:
+        lines.append(f"{_('Tax ID')} {party['tax_id']}")
+    return "\n".join(NEWLINES.sub(" ", line) for line in lines if line.strip(CSS_SPACE))
 
 
 def _page_counter_css() -> str:

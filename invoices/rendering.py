@@ -85,7 +85,7 @@ def invoice_render_pdf(*, invoice: Invoice, now: datetime, force: bool = False) 
     invoice = Invoice.objects.get(pk=invoice.pk)
     if invoice.status == Invoice.DRAFT:
         raise Conflict(f"invoice {invoice} is a draft: its PDF is rendered on each download")
-    return document_render_pdf(document=invoice, now=now, force=force)
+    return _render_and_record(document=invoice, now=now, force=force)
 
 
 def credit_note_render_pdf(
@@ -110,8 +110,14 @@ def document_render_pdf(*, document, now: datetime, force: bool = False):
 
     Renders before taking any lock, then records under the row's lock: when two
     runs race, the first to record wins and the other stores nothing."""
+    return _render_and_record(
+        document=type(document).objects.get(pk=document.pk), now=now, force=force
+    )
+
+
+def _render_and_record(*, document, now: datetime, force: bool):
+    """document_render_pdf for a document just read (no second read of the row)."""
     kind = DOCUMENTS[type(document)]
-    document = type(document).objects.get(pk=document.pk)
     if document.pdf_sha256 and not force:
         return document
     content = kind.render(document)

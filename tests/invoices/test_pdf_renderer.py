@@ -4,6 +4,7 @@ credit note render to the bytes WeasyPrint writes as it comes (its HTML parser,
 its whole user-agent stylesheet); the templates stay well-formed XML, which the
 renderer parses quicker; a document that is not still renders."""
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal as D
 from importlib.resources import files
@@ -150,6 +151,25 @@ def test_the_renderer_writes_the_bytes_weasyprint_writes(documents):
         pages.append(len(PdfReader(BytesIO(content)).pages))
     # both invoices run onto a second page (the table's header repeated there)
     assert pages[0] > 1 and pages[1] > 1 and pages[2] == 1
+
+
+def test_a_partys_lines_in_one_paragraph_render_as_a_paragraph_each(documents):
+    # given the documents as printed (address, email and tax ID: one pre-line
+    # paragraph per party) and as they were (a paragraph per line)
+    for html in htmls(documents):
+        paragraphs = re.findall(r'<p class="contact">(.*?)</p>', html, flags=re.S)
+        one_each = re.sub(
+            r'<p class="contact">(.*?)</p>',
+            lambda match: "".join(f"<p>{line}</p>" for line in match[1].split("\n")),
+            html,
+            flags=re.S,
+        )
+
+        # then both parties have several lines, laid out the same, to the byte
+        assert len(paragraphs) == 2 and all(text.count("\n") >= 2 for text in paragraphs)
+        assert pdf_renderer.renderer().write_pdf(html) == pdf_renderer.renderer().write_pdf(
+            one_each
+        )
 
 
 def test_the_templates_are_well_formed_xml(documents):
