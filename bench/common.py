@@ -28,6 +28,13 @@ def django_setup(database_url: str) -> None:
     os.environ["DATABASE_URL"] = database_url
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"  # no worker beside a benchmark
     os.environ["LOG_LEVEL"] = "WARNING"
+    # As production runs: DEBUG off (with it on, Django also records every query in
+    # memory), so the settings it then requires; emails kept in memory.
+    os.environ.setdefault("DEBUG", "0")
+    os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key")
+    os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
+    os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+    os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     sys.path.insert(0, str(ROOT))
     import django
