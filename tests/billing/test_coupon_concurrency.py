@@ -12,8 +12,8 @@ from billing.models import Discount
 from billing.subscriptions.discounts import discount_redeem
 from plans.coupons import coupon_create
 from plans.models import Coupon
-from tests.billing.test_ingest_concurrency import run_at_once
 from tests.factories import CustomerFactory, published_version, subscribe
+from tests.threads import run_at_once
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -3,23 +3,23 @@ own database connection, post at the same moment. The (customer, event id) key
 decides; rollups add up exactly once per stored event."""
 
 import random
-import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 import time_machine
-from django.db import connection
 from rest_framework.test import APIClient
 
 from billing.models import EventKey, UsageEvent, UsageRollup, UsageUniqueValue
+from billing.usage.folding import usage_fold
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import meter_cache
 from billing.usage.reads import usage_quantities
 from billing.usage.rollups import hour_of
 from customers.services import customer_create
 from plans.services import meter_create
+from tests.threads import run_at_once
 
 D = Decimal
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)
@@ -89,33 +89,6 @@ def event_time(event: dict) -> datetime:
     return datetime.fromisoformat(event["timestamp"])
 
 
-def run_at_once(work, clients: int = CLIENTS) -> list:
-    """Run work(client_index) in `clients` threads released together; each thread uses
-    its own connection and closes it. Re-raises the first error."""
-    barrier = threading.Barrier(clients)
-    results: list = [None] * clients
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[index] = work(index)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a client did not finish"
-    if errors:
-        raise errors[0]
-    return results
-
-
 def quantities(customer, meters: dict) -> dict[str, Decimal]:
     by_id = meter_cache.by_id()
     definitions = [by_id[m.id] for m in meters.values()]
@@ -133,12 +106,17 @@ def quantities(customer, meters: dict) -> dict[str, Decimal]:
 
 
 def assert_stored_exactly(customer, meters: dict, events: list[dict]) -> None:
-    """The store holds these events once each, and the rollups count each once."""
+    """The store holds these events once each, the reads count each once before
+    and after the fold, and the folded rollups count each once."""
     kind = events[0]["event_name"]
     meters = meters[kind]
     stored = UsageEvent.objects.filter(customer=customer)
     assert sorted(stored.values_list("event_id", flat=True)) == sorted(e["id"] for e in events)
     assert EventKey.objects.filter(customer=customer).count() == len(events)
+    # A client's fold after its batch is a try-lock: a batch that committed while
+    # another client folded stays in the tail for the beat. Reads count it already.
+    assert_reads_exact(customer, meters, events)
+    usage_fold(wait=True)
     per_hour = Counter(hour_of(event_time(e)) for e in events)
     sums = Counter()
     for e in events:
@@ -150,14 +128,21 @@ def assert_stored_exactly(customer, meters: dict, events: list[dict]) -> None:
             assert dict(rollups.values_list("hour", "value_sum")) == {
                 hour: D(total) for hour, total in sums.items()
             }
+    assert_reads_exact(customer, meters, events)
+    if kind == "prompt":
+        assert UsageUniqueValue.objects.filter(customer=customer).count() == len(
+            {(hour_of(event_time(e)), e["properties"]["user"]) for e in events}
+        )
+
+
+def assert_reads_exact(customer, meters: dict, events: list[dict]) -> None:
+    """What the usage reads give equals a count of the events."""
+    kind = events[0]["event_name"]
     if kind == "prompt":
         assert quantities(customer, meters) == {
             "prompts": D(len(events)),
             "users": D(len({e["properties"]["user"] for e in events})),
         }
-        assert UsageUniqueValue.objects.filter(customer=customer).count() == len(
-            {(hour_of(event_time(e)), e["properties"]["user"]) for e in events}
-        )
     else:
         latest = max(events, key=lambda e: (event_time(e), e["id"]))
         assert quantities(customer, meters) == {

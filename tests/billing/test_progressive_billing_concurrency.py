@@ -19,8 +19,9 @@ from customers.services import customer_create
 from invoices.models import Invoice
 from plans.services import meter_create
 from plans.validation import ChargeSpec, VersionSpec
-from tests.billing.test_ingest_concurrency import CLIENTS, run_at_once
+from tests.billing.test_ingest_concurrency import CLIENTS
 from tests.factories import published_version, subscribe
+from tests.threads import run_at_once
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -2,14 +2,19 @@
 clients limited to scopes, and a snapshot of everything a refused request must
 leave alone."""
 
-import threading
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import connection
 from rest_framework.test import APIClient
 
-from billing.models import Alert, EventKey, Subscription, UsageEvent, UsageRollup
+from billing.models import (
+    Alert,
+    EventKey,
+    Subscription,
+    UsageDailyRollup,
+    UsageEvent,
+    UsageRollup,
+)
 from billing.rating.pricing import PricingSpec, TierSpec
 from billing.usage.ingestion import events_ingest
 from customers.api_keys import hash_secret
@@ -136,6 +141,7 @@ STATE_MODELS = (
     UsageEvent,
     EventKey,
     UsageRollup,
+    UsageDailyRollup,
     Subscription,
 )
 
@@ -181,30 +187,3 @@ def build_catalog() -> None:
     published_version("runner", charges=(credits("agent_runs", 2),))
     published_version("prepaid", charges=(balance("gpt4o_input_tokens", "0.0000025"),))
     published_version("graduated", charges=(ChargeSpec("tokens", "balance", pricing=GRADUATED),))
-
-
-def together(work, workers: int) -> list:
-    """Run work(i) for i in range(workers), each in its own thread and database
-    connection, all released at once. Re-raises the first failure."""
-    start = threading.Barrier(workers)
-    results: list = [None] * workers
-    failures: list[BaseException] = []
-
-    def worker(i: int) -> None:
-        try:
-            start.wait(timeout=30)
-            results[i] = work(i)
-        except BaseException as exc:  # handed to the main thread
-            failures.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=180)
-    assert not any(t.is_alive() for t in threads), "a worker is stuck (deadlock?)"
-    if failures:
-        raise failures[0]
-    return results

@@ -16,11 +16,11 @@ from customers.models import Customer
 from invoices.models import Invoice
 from plans.models import CreditPack
 from tests.factories import CustomerFactory, PlanFactory, agents_catalog, credits, subscribe
+from tests.threads import run_at_once
 from tests.wallets.support import (
     assert_all_wallets_consistent,
     assert_wallet_consistent,
     repeat,
-    together,
     wallet_of,
 )
 from wallets.ledger import credits_expire, credits_grant
@@ -76,7 +76,7 @@ def purchase_numbers() -> list[str]:
 def test_twenty_concurrent_batches_draw_exactly(acme):
     credits_grant(customer=acme, credits=D(10_000), now=NOV_1)
 
-    together(ingest_batch, BATCHES)
+    run_at_once(ingest_batch, BATCHES)
 
     wallet = assert_wallet_consistent(wallet_of(acme))
     assert wallet.balance == D(9_000)
@@ -91,7 +91,7 @@ def test_twenty_concurrent_batches_draw_exactly(acme):
 def test_concurrent_batches_stop_at_zero_and_record_the_shortfall(acme):
     credits_grant(customer=acme, credits=D(500), now=NOV_1)
 
-    together(ingest_batch, BATCHES)
+    run_at_once(ingest_batch, BATCHES)
 
     wallet = assert_wallet_consistent(wallet_of(acme))
     assert wallet.balance == 0
@@ -113,7 +113,7 @@ def test_auto_top_up_under_load_buys_exactly_the_packs_the_crossings_call_for(ac
         pack=CreditPack.objects.get(code="runs_100"),
     )
 
-    together(ingest_batch, BATCHES)
+    run_at_once(ingest_batch, BATCHES)
 
     wallet = assert_wallet_consistent(wallet_of(acme))
     assert wallet.balance == D(9_600)
@@ -139,7 +139,7 @@ def test_concurrent_batches_mixing_two_customers_in_opposite_orders(acme):
         result = events_ingest(events=events, now=NOW)
         assert result.accepted == 2 * EVENTS_PER_BATCH
 
-    together(mixed, BATCHES)
+    run_at_once(mixed, BATCHES)
 
     assert wallet_of(acme).balance == D(9_000)
     assert wallet_of(beta).balance == D(9_000)
@@ -150,7 +150,7 @@ def test_concurrent_pack_purchases_each_add_a_block(acme):
     pack = CreditPack.objects.get(code="runs_100")
     buyers = 12
 
-    blocks = together(
+    blocks = run_at_once(
         lambda i: credit_pack_purchase(customer=acme, pack=pack, now=NOW)[0].pk, buyers
     )
 
@@ -170,7 +170,7 @@ def test_purchases_and_draws_at_once(acme):
             return credit_pack_purchase(customer=acme, pack=pack, now=NOW)
         return ingest_batch(i)
 
-    together(work, BATCHES)
+    run_at_once(work, BATCHES)
 
     # 1,000 + 10 packs of 100 - 10 batches of 50
     wallet = assert_wallet_consistent(wallet_of(acme))
@@ -189,7 +189,7 @@ def test_expiry_while_batches_draw(acme):
             return credits_expire(now=NOW)
         return ingest_batch(i)
 
-    together(work, BATCHES + 1)
+    run_at_once(work, BATCHES + 1)
 
     expiring.refresh_from_db()
     assert (expiring.remaining, expiring.expired_at) == (0, NOW)
@@ -215,7 +215,7 @@ def test_concurrent_checks_past_a_soft_spend_limit_alert_once(acme, api_key_secr
         return response.json()["allowed"]
 
     with time_machine.travel(NOW, tick=False):
-        answers = together(check, 8)
+        answers = run_at_once(check, 8)
 
     assert answers == [True] * 8
     assert Alert.objects.filter(kind="spend_limit").count() == 1

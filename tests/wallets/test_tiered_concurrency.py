@@ -12,7 +12,8 @@ import pytest
 
 from billing.usage.ingestion import events_ingest
 from tests.factories import subscribe
-from tests.wallets.support import assert_wallet_consistent, event, together, wallet_of
+from tests.threads import run_at_once
+from tests.wallets.support import assert_wallet_consistent, event, wallet_of
 from wallets.purchases import money_top_up
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -34,6 +35,6 @@ def test_concurrent_batches_on_graduated_tiers_draw_the_whole_price(catalog, acm
         batch = [event(f"b{i}", "tokens", NOW + timedelta(seconds=i), n=300)]
         assert events_ingest(events=batch, now=NOW + timedelta(minutes=1)).accepted == 1
 
-    together(post, CLIENTS)
+    run_at_once(post, CLIENTS)
     wallet = assert_wallet_consistent(wallet_of(acme, "money", "USD"))
     assert wallet.balance == D("85.00")
