@@ -1,7 +1,8 @@
 """Every cache a process keeps in memory, in one list, and the one way to clear
 them all: between tests, or after rows were changed behind the services' back.
 
-The first five hold rows and may go stale, each within its own bound; the rest
+The first six hold rows: the edge aggregates are checked against the rollups on
+every use, the others may go stale, each within its own bound; the rest
 hold what never changes while the process runs (column converters, the time zone
 list, Stripe clients per key, the PDF renderer) and are listed so that nothing
 is missed."""
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 from billing.core import rawsql
 from billing.usage.alerts import alert_check_throttle
+from billing.usage.edge_cache import edge_cache
 from billing.usage.ingestion import customer_cache
 from billing.usage.metering import meter_cache
 from customers.api_keys import api_key_cache_clear
@@ -36,6 +38,11 @@ PROCESS_CACHES = (
     ),
     ProcessCache("API keys", "keys by secret digest, KEY_CACHE_SECONDS", api_key_cache_clear),
     ProcessCache("version specs", "published versions' specs (frozen)", version_spec_cache_clear),
+    ProcessCache(
+        "edge aggregates",
+        "finished partial hours of usage reads, with the counts they were read at",
+        edge_cache.clear,
+    ),
     ProcessCache(
         "SQL converters", "the ORM's converters per column", rawsql.converters_cache_clear
     ),

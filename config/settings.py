@@ -332,6 +332,14 @@ BILLING_FUTURE_EVENT_SECONDS = env_int("BILLING_FUTURE_EVENT_SECONDS", 300)
 # PostgreSQL: how often (ms) an ingesting process folds the rollup tail into the
 # hourly rollups after a batch (billing.usage.folding); 0 folds after every batch.
 BILLING_FOLD_MS = env_int("BILLING_FOLD_MS", 1000)
+# Per process: how much of the finished partial hours at the edges of usage reads
+# is kept aggregated (billing.usage.edge_cache): an entry weighs 1 plus its keys
+# (meters, or meters and groups) plus its distinct values; 0 keeps none.
+BILLING_EDGE_CACHE_SIZE = env_int("BILLING_EDGE_CACHE_SIZE", 100_000)
+if BILLING_EDGE_CACHE_SIZE < 0:
+    raise ImproperlyConfigured(
+        f"BILLING_EDGE_CACHE_SIZE must be 0 or more, got {BILLING_EDGE_CACHE_SIZE}"
+    )
 BILLING_INVOICE_GRACE_HOURS = env_int("BILLING_INVOICE_GRACE_HOURS", 0)
 # Days from finalization to an invoice's due date, unless the customer has its own.
 BILLING_PAYMENT_TERMS_DAYS = env_int("BILLING_PAYMENT_TERMS_DAYS", 30)

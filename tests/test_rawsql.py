@@ -127,21 +127,25 @@ def test_an_ended_subscription_is_not_live(acme):
 def test_every_process_cache_is_listed_and_cleared():
     """config.process_caches lists each cache a process keeps; clearing them all
     empties the ones that hold rows."""
+    from billing.usage.edge_cache import edge_cache
     from billing.usage.ingestion import customer_cache
     from billing.usage.metering import meter_cache
+    from billing.usage.reads import Tally
     from config.process_caches import PROCESS_CACHES, process_caches_clear
     from customers import api_keys
 
     names = [c.name for c in PROCESS_CACHES]
-    assert len(names) == len(set(names)) == 9
+    assert len(names) == len(set(names)) == 10
     meter_cache.by_id()
     api_keys._key_cache["digest"] = (None, 0.0)
     customer_cache._ids["acme"] = (1, 0.0)
+    edge_cache.put("key", {1: 1}, Tally())
 
     process_caches_clear()
 
     assert api_keys._key_cache == {}
     assert customer_cache._ids == {}
+    assert len(edge_cache) == 0
 
 
 def test_insert_writes_what_bulk_create_writes(acme):

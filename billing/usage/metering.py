@@ -10,6 +10,7 @@ import json
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from billing.core import rawsql
@@ -48,6 +49,9 @@ class MeterDef:
     group_by: tuple[str, ...] = ()
     # One of group_by: invoices split the meter's lines by it ("": not split).
     invoice_breakdown: str = ""
+    # When the meter last changed or had its rollups rebuilt (its updated_at): what
+    # is kept from its rollups' counts (billing.usage.edge_cache) is keyed by it.
+    revision: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +127,7 @@ def meter_def(meter: Meter) -> MeterDef:
         name=meter.name,
         group_by=tuple(meter.group_by or ()),
         invoice_breakdown=meter.invoice_breakdown,
+        revision=meter.updated_at,
     )
 
 

@@ -7,7 +7,7 @@ by the very function on SQLite). Raw events are never scanned beyond those two
 partial hours."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from zoneinfo import ZoneInfo
 
@@ -23,16 +23,13 @@ from billing.models import (
 )
 from billing.rating.lines import billable_units
 from billing.usage.edges import edges_add
-from billing.usage.folding import whole_hours_params, whole_hours_rows
+from billing.usage.folding import ROLLUP_SUMS, whole_hours_params, whole_hours_rows
 from billing.usage.metering import MeterDef, meter_cache
-from billing.usage.rollups import hour_of
+from billing.usage.rollups import HOUR, hour_of
 from plans.models import Meter
 from plans.overrides import subscription_spec
 
 ZERO = Decimal(0)
-
-
-HOUR = timedelta(hours=1)
 
 
 def hour_edges(start: datetime, end: datetime) -> tuple[datetime, datetime, list[tuple]]:
@@ -42,15 +39,6 @@ def hour_edges(start: datetime, end: datetime) -> tuple[datetime, datetime, list
     if first >= last:
         return first, first, [(start, end)]
     return first, last, [r for r in ((start, first), (last, end)) if r[0] < r[1]]
-
-
-# Per meter over whole hours: written out, as the check and the usage read run it
-# on every call (see billing.core.rawsql).
-_ROLLUP_SUMS = (
-    "SELECT meter_id, SUM(event_count), SUM(value_sum), MAX(value_max) FROM ("  # noqa: S608 (constants only)
-    + whole_hours_rows("meter_id, event_count, value_sum, value_max", " AND meter_id IN ({meters})")
-    + ") AS r GROUP BY meter_id"
-)
 
 
 # The same over every meter with a rollup in [hour of start, end), for a customer
@@ -112,7 +100,7 @@ def usage_quantities(
     elif first < last:
         ids = [m.id for m in meters]
         rows = rawsql.rows(
-            _ROLLUP_SUMS.format(meters=", ".join(["%s"] * len(ids))),
+            ROLLUP_SUMS.format(meters=", ".join(["%s"] * len(ids))),
             whole_hours_params(customer_id, first, last, ids),
             _ROLLUP_SUM_FIELDS,
         )
@@ -173,6 +161,15 @@ class Tally:
             self.sums[key] = self.sums.get(key, ZERO) + contribution.value
             self._max(key, contribution.value)
             self.add_latest(key, timestamp, event_id, contribution.value)
+
+    def add_tally(self, other: "Tally") -> None:
+        """Add another tally's aggregates (of ranges this one has not seen)."""
+        for key, n in other.counts.items():
+            self.add_hours(key, n, other.sums.get(key), other.maxima.get(key))
+        for key, latest in other.latest.items():
+            self.add_latest(key, *latest)
+        for key, values in other.uniques.items():
+            self.uniques.setdefault(key, set()).update(values)
 
     def _max(self, key, value) -> None:
         if value is not None and (self.maxima.get(key) is None or value > self.maxima[key]):

@@ -4,6 +4,7 @@ or redefined after its events arrived; and the daily rollups from the hourly one
 from django.db import connection, transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
+from django.utils import timezone
 
 from billing.models import (
     UsageDailyRollup,
@@ -50,6 +51,9 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
     counted = 0
     with transaction.atomic():
         rollup_lock(shared=False)
+        # A new revision: aggregates kept against the old rollups' counts
+        # (billing.usage.edge_cache) are never compared with the new ones.
+        Meter.objects.filter(pk=meter_id).update(updated_at=timezone.now())
         meter_cache.clear()
         UsageRollup.objects.filter(meter_id=meter_id).delete()
         UsageDailyRollup.objects.filter(meter_id=meter_id).delete()

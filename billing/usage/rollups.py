@@ -10,7 +10,7 @@ and exclusive by a rebuild, and the hour a rollup row covers."""
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import msgspec
@@ -54,6 +54,9 @@ def rollup_lock(*, shared: bool) -> None:
     function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {function}(%s)", [ROLLUP_LOCK_KEY])
+
+
+HOUR = timedelta(hours=1)
 
 
 def hour_of(moment: datetime) -> datetime:

@@ -1,0 +1,139 @@
+"""Finished edge hours of usage reads, kept per process.
+
+A period that starts mid-hour (every anniversary subscription) begins with a
+partial hour that the rollups cannot answer: its raw events are aggregated on
+every read (billing.usage.edges), about 10 microseconds an event, so 10 ms for a
+customer with a thousand events in that half hour, on every usage read and
+every check of the period. Once the hour has ended, that answer only changes
+when a late event lands in it, and every stored event that counts for a meter
+adds one to that meter's count in the hour's rollup (or the tail not folded yet)
+in the transaction that stores it. Events are never deleted.
+
+So a finished edge range's aggregates are kept here with the hour's per-meter
+counts, read in a statement before the events were aggregated; a read first
+reads those counts again (one indexed statement) and uses the kept aggregates
+only if they are unchanged. A late event changes a count, so the next read
+aggregates the range afresh. An event stored between the counts and the
+aggregation makes the kept counts lower than any later ones: that entry is never
+used. Only reads of committed rows keep what they aggregated (see
+reads_committed_rows). The key holds the meters' whole definitions, with their
+revision (billing.usage.metering.MeterDef: an edit, and each rebuild of a
+meter's rollups, is a new one, so counts from before a rebuild are never
+compared with counts after it), and what the read groups by."""
+
+import threading
+from collections import OrderedDict
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection
+
+from billing.core import rawsql
+from billing.usage.folding import ROLLUP_SUMS, whole_hours_params
+from billing.usage.metering import MeterDef
+from billing.usage.rollups import HOUR, hour_of
+
+
+def finished(span: tuple[datetime, datetime], now: datetime) -> bool:
+    """Whether the range lies within one hour that has ended."""
+    start, end = span
+    hour_end = hour_of(start) + HOUR
+    return end <= hour_end <= now
+
+
+def hour_counts(customer_id: int, hour: datetime, meter_ids: list[int]) -> dict[int, int]:
+    """Each meter's number of counted events in the hour (0 for none): its rollup
+    row and its tail rows not folded yet, in one statement (one snapshot)."""
+    counts = dict.fromkeys(meter_ids, 0)
+    sql = ROLLUP_SUMS.format(meters=", ".join(["%s"] * len(meter_ids)))
+    params = whole_hours_params(customer_id, hour, hour + HOUR, meter_ids)
+    for meter_id, n, _, _ in rawsql.rows(sql, params, (None,) * 4):
+        counts[meter_id] = int(n)
+    return counts
+
+
+class EdgeCache:
+    """The aggregates of finished edge ranges (a Tally each, never changed once
+    kept), with the counts they were read at. An entry weighs 1 plus its keys
+    (meters, or meters and groups) plus its distinct values; beyond
+    BILLING_EDGE_CACHE_SIZE in all, the least recently used are dropped first.
+    A range is kept from the second read of it on: a read whose start moves
+    with the clock (the last hour, say) never repeats, and costs nothing here."""
+
+    def __init__(self):
+        self._entries: OrderedDict = OrderedDict()
+        self._seen: OrderedDict = OrderedDict()  # keys read once, not kept
+        self._weight = 0
+        self._lock = threading.Lock()
+
+    def read_before(self, key) -> bool:
+        """Whether the key was read before (kept or seen); records it as seen."""
+        with self._lock:
+            if key in self._entries or key in self._seen:
+                return True
+            self._seen[key] = None
+            while len(self._seen) > settings.BILLING_EDGE_CACHE_SIZE:
+                self._seen.popitem(last=False)
+            return False
+
+    def get(self, key, counts: dict[int, int]):
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] != counts:
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(self, key, counts: dict[int, int], piece) -> None:
+        weight = 1 + len(piece.counts) + sum(len(values) for values in piece.uniques.values())
+        with self._lock:
+            self._seen.pop(key, None)
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._weight -= old[2]
+            self._entries[key] = (counts, piece, weight)
+            self._weight += weight
+            while self._weight > settings.BILLING_EDGE_CACHE_SIZE:
+                _, (_, _, dropped) = self._entries.popitem(last=False)
+                self._weight -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._seen.clear()
+            self._weight = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+edge_cache = EdgeCache()
+
+
+def edge_key(customer_id: int, meters: list[MeterDef], span, by: dict[int, int] | None) -> tuple:
+    """A range's key: the meters' whole definitions (revision included) and
+    what the read groups by."""
+    return (customer_id, tuple(meters), span, None if by is None else tuple(sorted(by.items())))
+
+
+def kept_edge_add(tally, compute, *, key: tuple, customer_id: int, meters, span) -> None:
+    """Add a finished range's aggregates to `tally`: kept ones if the hour's
+    counts are unchanged, else `compute(piece)` into a new tally, then kept."""
+    counts = hour_counts(customer_id, hour_of(span[0]), [m.id for m in meters])
+    piece = edge_cache.get(key, counts)
+    if piece is None:
+        piece = type(tally)()
+        compute(piece)
+        if reads_committed_rows():
+            edge_cache.put(key, counts, piece)
+    tally.add_tally(piece)
+
+
+def reads_committed_rows() -> bool:
+    """Whether this connection reads committed rows only: no transaction of the
+    application's own is open (a test's wrapping transaction stands for the
+    committed state, as Django's durable blocks see it). A read inside a
+    transaction may see its own uncommitted events (ingestion's draw-down reads
+    usage after storing the batch): aggregates that a rollback would undo are not
+    kept. Using kept ones there is safe: its own events make the counts differ."""
+    return all(getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
