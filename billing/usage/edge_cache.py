@@ -11,8 +11,10 @@ in the transaction that stores it. Events are never deleted.
 
 So a finished edge range's aggregates are kept here with the hour's per-meter
 counts, read in a statement before the events were aggregated; a read first
-reads those counts again (one indexed statement) and uses the kept aggregates
-only if they are unchanged. A late event changes a count, so the next read
+reads those counts again (one indexed statement for both edges) and uses the
+kept aggregates only if they are unchanged. The same counts spare a read the
+aggregation of an edge none of its meters counts an event in (the end of a
+period still to come, say). A late event changes a count, so the next read
 aggregates the range afresh. An event stored between the counts and the
 aggregation makes the kept counts lower than any later ones: that entry is never
 used. Only reads of committed rows keep what they aggregated (see
@@ -29,7 +31,7 @@ from django.conf import settings
 from django.db import connection
 
 from billing.core import rawsql
-from billing.usage.folding import ROLLUP_SUMS, whole_hours_params
+from billing.usage.folding import HOURLY
 from billing.usage.metering import MeterDef
 from billing.usage.rollups import HOUR, hour_of
 
@@ -41,15 +43,37 @@ def finished(span: tuple[datetime, datetime], now: datetime) -> bool:
     return end <= hour_end <= now
 
 
-def hour_counts(customer_id: int, hour: datetime, meter_ids: list[int]) -> dict[int, int]:
-    """Each meter's number of counted events in the hour (0 for none): its rollup
-    row and its tail rows not folded yet, in one statement (one snapshot)."""
-    counts = dict.fromkeys(meter_ids, 0)
-    sql = ROLLUP_SUMS.format(meters=", ".join(["%s"] * len(meter_ids)))
-    params = whole_hours_params(customer_id, hour, hour + HOUR, meter_ids)
-    for meter_id, n, _, _ in rawsql.rows(sql, params, (None,) * 4):
-        counts[meter_id] = int(n)
-    return counts
+# Per range of a read's edges (at most two: 0 and 1), each meter's count of events
+# in the hours the range touches: their rollup rows and their tail rows not folded
+# yet (one statement, so one snapshot). An hour H touches [start, end) when
+# hour_of(start) <= H < end.
+_EDGE_COUNTS = (
+    "SELECT CASE WHEN hour >= %s AND hour < %s THEN 0 ELSE 1 END, meter_id, "  # noqa: S608 (constants only)
+    "SUM(event_count) FROM ("
+    + HOURLY.rows(
+        "hour, meter_id, event_count",
+        "customer_id = %s AND meter_id IN ({ids}) "
+        "AND (hour >= %s AND hour < %s OR hour >= %s AND hour < %s)",
+    )
+    + ") AS r GROUP BY 1, 2"
+)
+
+
+def edge_counts(customer_id: int, meter_ids: list[int], ranges: list) -> list[dict[int, int]]:
+    """For each range (one or two), each meter's number of counted events in the
+    hours the range touches (0 for none). Every stored event a meter counts adds
+    one to its hour's count in the transaction that stores it, so a range whose
+    counts are all 0 holds no event any of these meters counts."""
+    if len(ranges) > 2:
+        raise ValueError("a read has two edges at most")
+    touched = [(hour_of(start), end) for start, end in ranges]
+    first, last = touched[0], touched[-1]
+    found = [dict.fromkeys(meter_ids, 0) for _ in ranges]
+    sql = _EDGE_COUNTS.format(ids=", ".join(["%s"] * len(meter_ids)))
+    where = [customer_id, *meter_ids, *first, *last]
+    for index, meter_id, n in rawsql.rows(sql, [*first, *where, *where], (None,) * 3):
+        found[min(index, len(ranges) - 1)][meter_id] += int(n)
+    return found
 
 
 class EdgeCache:
@@ -116,10 +140,10 @@ def edge_key(customer_id: int, meters: list[MeterDef], span, by: dict[int, int] 
     return (customer_id, tuple(meters), span, None if by is None else tuple(sorted(by.items())))
 
 
-def kept_edge_add(tally, compute, *, key: tuple, customer_id: int, meters, span) -> None:
-    """Add a finished range's aggregates to `tally`: kept ones if the hour's
-    counts are unchanged, else `compute(piece)` into a new tally, then kept."""
-    counts = hour_counts(customer_id, hour_of(span[0]), [m.id for m in meters])
+def kept_edge_add(tally, compute, *, key: tuple, counts: dict[int, int]) -> None:
+    """Add a finished range's aggregates to `tally`: kept ones if its hour's
+    counts (edge_counts, read now) are those they were kept with, else
+    `compute(piece)` into a new tally, then kept with these counts."""
     piece = edge_cache.get(key, counts)
     if piece is None:
         piece = type(tally)()

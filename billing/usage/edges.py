@@ -22,7 +22,13 @@ from django.utils import timezone
 
 from billing.core import rawsql
 from billing.models import UsageEvent
-from billing.usage.edge_cache import edge_cache, edge_key, finished, kept_edge_add
+from billing.usage.edge_cache import (
+    edge_cache,
+    edge_counts,
+    edge_key,
+    finished,
+    kept_edge_add,
+)
 from billing.usage.metering import (
     MAX_INTEGER_DIGITS,
     MAX_PLACES,
@@ -94,14 +100,19 @@ def edges_add(
 ) -> None:
     """Add the raw events of `ranges` to `tally` (billing.usage.reads.Tally):
     keyed by meter id; with `by` (meter id -> the position in its group_by of
-    the one property grouped by), by (meter id, the event's value of it). A
-    range in an hour that has ended, read before, is read through the edge
-    cache (billing.usage.edge_cache)."""
+    the one property grouped by), by (meter id, the event's value of it). The
+    rollups' counts of the ranges' hours are read first (one statement): a range
+    none of the meters counts an event in is skipped, and a range in an hour
+    that has ended, read before, is read through the edge cache
+    (billing.usage.edge_cache)."""
     if not ranges or not meters:
         return
     now = timezone.now()
     rest = []
-    for span in ranges:
+    counted = edge_counts(customer_id, [m.id for m in meters], ranges)
+    for span, counts in zip(ranges, counted, strict=True):
+        if not any(counts.values()):
+            continue  # no event any of the meters counts
         key = edge_key(customer_id, meters, span, by) if finished(span, now) else None
         if key is None or not edge_cache.read_before(key):
             rest.append(span)
@@ -110,7 +121,7 @@ def edges_add(
         def compute(piece, span=span):
             _edges_add(piece, customer_id=customer_id, meters=meters, ranges=[span], by=by)
 
-        kept_edge_add(tally, compute, key=key, customer_id=customer_id, meters=meters, span=span)
+        kept_edge_add(tally, compute, key=key, counts=counts)
     if rest:
         _edges_add(tally, customer_id=customer_id, meters=meters, ranges=rest, by=by)
 
@@ -123,7 +134,9 @@ def _edges_add(
     ranges: list[tuple[datetime, datetime]],
     by: dict[int, int] | None,
 ) -> None:
-    """edges_add without the cache: one statement for the ranges."""
+    """edges_add without the counts and the cache: one statement for the ranges."""
+    if not ranges or not meters:
+        return
     if connection.vendor != "postgresql":
         edges_add_metered(tally, customer_id=customer_id, meters=meters, ranges=ranges, by=by)
         return

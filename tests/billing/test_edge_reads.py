@@ -13,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from billing.usage import edges
 from billing.usage.breakdowns import usage_groups
-from billing.usage.edges import edges_add, edges_add_metered
+from billing.usage.edges import edges_add_metered
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import contributions, meter_cache
 from billing.usage.reads import Tally, exact_quantity, hour_edges, usage_quantities
@@ -282,7 +283,9 @@ def test_edges_aggregated_in_sql_equal_the_edges_metered_in_python(
     _, _, ranges = hour_edges(begin, end)
     by = {d.id: 0 for d in definitions} if grouped else None
     in_sql, in_python = Tally(), Tally()
-    edges_add(in_sql, customer_id=customer.pk, meters=definitions, ranges=ranges, by=by)
+    # (the aggregation itself: edges_add would skip ranges without rollup counts,
+    # and these meters' rollups are built by a rebuild after the test's commit)
+    edges._edges_add(in_sql, customer_id=customer.pk, meters=definitions, ranges=ranges, by=by)
     edges_add_metered(in_python, customer_id=customer.pk, meters=definitions, ranges=ranges, by=by)
 
     # then: the same keys (groups), distinct values and quantities
