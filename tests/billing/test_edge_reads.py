@@ -219,15 +219,21 @@ def test_a_read_with_mid_hour_edges_equals_a_brute_force_metering(meters, rows, 
 
     # when: a range starting and ending at any microsecond
     begin, end = BASE + timedelta(microseconds=start), BASE + timedelta(microseconds=end)
-    read = usage_quantities(customer_id=customer.pk, meters=definitions, start=begin, end=end)
 
     # then: every meter equals the brute force; groups too
-    expected = brute_force(events, definitions, begin, end)
+    assert_reads_equal_brute_force(customer, definitions, events, begin, end)
+
+
+def assert_reads_equal_brute_force(customer, definitions, events, start, end) -> None:
+    """The usage read of [start, end), and each meter's breakdown by `g`, equal
+    the brute force of the events."""
+    read = usage_quantities(customer_id=customer.pk, meters=definitions, start=start, end=end)
+    expected = brute_force(events, definitions, start, end)
     assert read == {d.id: expected.get(d.id, D(0)) for d in definitions}
-    grouped = brute_force(events, definitions, begin, end, position=0)
+    grouped = brute_force(events, definitions, start, end, position=0)
     for definition in definitions:
         groups = usage_groups(
-            customer_id=customer.pk, meter=definition, by="g", start=begin, end=end
+            customer_id=customer.pk, meter=definition, by="g", start=start, end=end
         )
         found = {(definition.id, g.key["g"] or ""): g.quantity for g in groups}
         assert found == {k: q for k, q in grouped.items() if k[0] == definition.id}
