@@ -294,3 +294,22 @@ def test_the_least_recently_used_entries_go_first_by_weight(settings):
     assert len(cache) == 3
     cache.put("f", {1: 1}, piece(20))  # heavier than the whole budget: all go
     assert len(cache) == 0
+
+
+@time_machine.travel(NOW, tick=False)
+@pytest.mark.parametrize(
+    "minutes",
+    [(30, 75), (30, 59), (61, 75), (5, 10), (130, 140)],
+    ids=["both hours", "first", "second", "before the range", "neither hour"],
+)
+def test_one_range_over_two_hours_counts_the_events_of_both(definitions, minutes):
+    """A read shorter than an hour across an hour's end is one range touching two
+    hours: counted in either, it is read; in neither, skipped."""
+    customer = customer_create(external_id="acme", name="acme", currency="USD")
+    moments = [BASE + timedelta(minutes=m) for m in minutes]
+    events = stored([event(i, m, props(i), code="acme") for i, m in enumerate(moments)])
+    start, end = BASE + timedelta(minutes=20), BASE + timedelta(minutes=80)
+    for _ in range(3):
+        read = usage_quantities(customer_id=customer.pk, meters=definitions, start=start, end=end)
+        expected = brute_force(events, definitions, start, end)
+        assert read == {d.id: expected.get(d.id, D(0)) for d in definitions}
