@@ -71,8 +71,9 @@ def edge_counts(customer_id: int, meter_ids: list[int], ranges: list) -> list[di
     found = [dict.fromkeys(meter_ids, 0) for _ in ranges]
     sql = _EDGE_COUNTS.format(ids=", ".join(["%s"] * len(meter_ids)))
     where = [customer_id, *meter_ids, *first, *last]
+    # One range: both conditions are its own, so every row is range 0.
     for index, meter_id, n in rawsql.rows(sql, [*first, *where, *where], (None,) * 3):
-        found[min(index, len(ranges) - 1)][meter_id] += int(n)
+        found[index][meter_id] += int(n)
     return found
 
 

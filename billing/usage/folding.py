@@ -236,16 +236,6 @@ class FoldClock:
 fold_clock = FoldClock()
 
 
-# Per meter over the whole hours of a range (whole_hours_params): count, sum and
-# maximum. Written out, as the check and the usage read run it on every call
-# (see billing.core.rawsql).
-ROLLUP_SUMS = (
-    "SELECT meter_id, SUM(event_count), SUM(value_sum), MAX(value_max) FROM ("  # noqa: S608 (constants only)
-    + whole_hours_rows("meter_id, event_count, value_sum, value_max", " AND meter_id IN ({meters})")
-    + ") AS r GROUP BY meter_id"
-)
-
-
 def tail_discard(*, meter_id: int) -> None:
     """Drop one meter's unfolded rows, for a rebuild that recomputes its rollups
     from the events (under the exclusive rollup lock)."""

@@ -23,7 +23,7 @@ from billing.models import (
 )
 from billing.rating.lines import billable_units
 from billing.usage.edges import edges_add
-from billing.usage.folding import ROLLUP_SUMS, whole_hours_params, whole_hours_rows
+from billing.usage.folding import whole_hours_params, whole_hours_rows
 from billing.usage.metering import MeterDef, meter_cache
 from billing.usage.rollups import HOUR, hour_of
 from plans.models import Meter
@@ -39,6 +39,16 @@ def hour_edges(start: datetime, end: datetime) -> tuple[datetime, datetime, list
     if first >= last:
         return first, first, [(start, end)]
     return first, last, [r for r in ((start, first), (last, end)) if r[0] < r[1]]
+
+
+# Per meter over the whole hours of a range (whole_hours_params): count, sum and
+# maximum. Written out, as the check and the usage read run it on every call
+# (see billing.core.rawsql).
+_ROLLUP_SUMS = (
+    "SELECT meter_id, SUM(event_count), SUM(value_sum), MAX(value_max) FROM ("  # noqa: S608 (constants only)
+    + whole_hours_rows("meter_id, event_count, value_sum, value_max", " AND meter_id IN ({meters})")
+    + ") AS r GROUP BY meter_id"
+)
 
 
 # The same over every meter with a rollup in [hour of start, end), for a customer
@@ -100,7 +110,7 @@ def usage_quantities(
     elif first < last:
         ids = [m.id for m in meters]
         rows = rawsql.rows(
-            ROLLUP_SUMS.format(meters=", ".join(["%s"] * len(ids))),
+            _ROLLUP_SUMS.format(meters=", ".join(["%s"] * len(ids))),
             whole_hours_params(customer_id, first, last, ids),
             _ROLLUP_SUM_FIELDS,
         )
