@@ -11,10 +11,13 @@ from contextvars import ContextVar
 from uuid import uuid4
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import DEFAULT_DB_ALIAS, models
 from django.utils.functional import cached_property
 from simple_history.manager import HistoryDescriptor
 from simple_history.models import HistoricalRecords
 from simple_history.utils import get_change_reason_from_object
+
+from billing.core import rawsql
 
 CHANGE_ID_PREFIX = "change:"
 
@@ -85,5 +88,28 @@ class _AuditRecords(HistoricalRecords):
         return get_change_reason_from_object(instance) or _change_in_progress.get()
 
 
+class _HistoryRow(models.Model):
+    """The base of every audit history model. A history row is only ever written
+    once, as a new row: simple_history saves it with `save()`, which compiles an
+    INSERT each time (a period close saves a subscription, so writes a history
+    row, per period). Here that plain first save is one fixed INSERT of the same
+    values (billing.core.rawsql.insert, prepared on PostgreSQL). Any other save,
+    or one that a save receiver listens to, goes through the ORM."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        plain = not args and kwargs.keys() <= {"using"} and self._state.adding
+        if (
+            plain
+            and kwargs.get("using") in (None, DEFAULT_DB_ALIAS)
+            and not rawsql.has_save_receivers(type(self))
+        ):
+            rawsql.insert([self])
+            return
+        super().save(*args, **kwargs)
+
+
 def audit_history(**options) -> HistoricalRecords:
-    return _AuditRecords(get_user=_admin_user, **options)
+    return _AuditRecords(get_user=_admin_user, bases=[_HistoryRow], **options)

@@ -59,3 +59,44 @@ def test_usage_draws_leave_the_wallet_history_to_the_ledger(db):
     # Wallets are created in bulk at first use, and balance changes are ledger entries.
     assert wallet.history.count() == 0
     assert wallet.ledger.count() == 2
+
+
+def test_a_history_row_written_by_the_fixed_insert_holds_what_the_orm_writes(db):
+    # given: a subscription (JSON, decimals, dates, foreign keys) whose change is
+    # recorded twice, once by the fixed INSERT (config.history) and once through the
+    # ORM, which a receiver on the history model forces
+    from django.db.models import signals
+
+    from billing.models import Subscription
+    from config.history import one_change
+    from tests.factories import CustomerFactory, ai_assistant_plan, prompts_meter, subscribe
+
+    prompts_meter()
+    subscription = subscribe(CustomerFactory(), ai_assistant_plan())
+    subscription.overrides = {"seat_price": "7.50", "note": "é ✓"}
+    subscription.seats = 4
+    history = Subscription.history.model
+    heard = []
+
+    def receiver(sender, instance, **kwargs):
+        heard.append(instance.history_id)
+
+    # when
+    with one_change():
+        subscription.save()
+    signals.post_save.connect(receiver, sender=history)
+    try:
+        with one_change():
+            subscription.save()
+    finally:
+        signals.post_save.disconnect(receiver, sender=history)
+
+    # then: the ORM wrote the second row only, and both hold the same values
+    *_, fast, orm = history.objects.filter(id=subscription.pk).order_by("history_id")
+    assert heard == [orm.history_id]
+    skipped = {"history_id", "history_date", "history_change_reason"}
+    columns = [f.attname for f in history._meta.concrete_fields if f.attname not in skipped]
+    assert [getattr(fast, c) for c in columns] == [getattr(orm, c) for c in columns]
+    assert fast.overrides == {"seat_price": "7.50", "note": "é ✓"} and fast.seats == 4
+    assert fast.history_type == "~" and fast.history_change_reason.startswith("change:")
+    assert fast.history_date <= orm.history_date
