@@ -8,8 +8,8 @@ client is built once per pool here. A `redis.Redis` is safe to share between thr
 (it takes a connection from its pool per command) and its pool reconnects after a fork.
 
 Django's `incr` asks whether the key exists, then increments it: two round trips
-on every API request. `count_hit` increments, and gives a new key its lifetime, in
-one script.
+on every API request. `count_hit` increments (by one, or by a lease of hits:
+config.throttling), and gives a new key its lifetime, in one script.
 """
 
 from django.core.cache.backends import redis as django_redis
@@ -34,22 +34,22 @@ class RedisCache(django_redis.RedisCache):
         self._class = _SharedClientRedisCacheClient
         self._scripts = {}
 
-    # INCR, and the expiry set by the hit that created the key: atomic in Redis.
+    # INCRBY, and the expiry set by the hits that created the key: atomic in Redis.
     _COUNT_HIT = (
-        "local hits = redis.call('INCR', KEYS[1]) "
-        "if hits == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
+        "local hits = redis.call('INCRBY', KEYS[1], ARGV[2]) "
+        "if hits == tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
         "return hits"
     )
 
-    def count_hit(self, key: str, timeout: int) -> int:
-        """One more hit on the counter `key`, which lives `timeout` seconds from its
-        first hit; returns the hits so far. One round trip (a script run by its
-        digest), where Django's incr takes two (EXISTS, then INCRBY) and a window's
-        first hit two more (add). The count is stored as Django stores an int, so
-        `get` reads it."""
+    def count_hit(self, key: str, timeout: int, hits: int = 1) -> int:
+        """`hits` more hits on the counter `key`, which lives `timeout` seconds from
+        its first hits; returns the hits so far. One round trip (a script run by
+        its digest), where Django's incr takes two (EXISTS, then INCRBY) and a
+        window's first hit two more (add). The count is stored as Django stores an
+        int, so `get` reads it."""
         key = self.make_and_validate_key(key)
         client = self._cache.get_client(key, write=True)
         script = self._scripts.get(id(client))
         if script is None:
             script = self._scripts[id(client)] = client.register_script(self._COUNT_HIT)
-        return script(keys=[key], args=[timeout])
+        return script(keys=[key], args=[timeout, hits])

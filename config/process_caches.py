@@ -2,7 +2,8 @@
 them all: between tests, or after rows were changed behind the services' back.
 
 The first six hold rows: the edge aggregates are checked against the rollups on
-every use, the others may go stale, each within its own bound; the rest
+every use, the others may go stale, each within its own bound. The seventh holds
+the rate limit leases, a share of a shared counter (config.throttling). The rest
 hold what never changes while the process runs (column converters, the time zone
 list, Stripe clients per key, the PDF renderer) and are listed so that nothing
 is missed."""
@@ -15,6 +16,7 @@ from billing.usage.alerts import alert_check_throttle
 from billing.usage.edge_cache import edge_cache
 from billing.usage.ingestion import customer_cache
 from billing.usage.metering import meter_cache
+from config.throttling import key_leases
 from customers.api_keys import api_key_cache_clear
 from invoices import pdf_renderer, stripe_client
 from plans import validation
@@ -42,6 +44,11 @@ PROCESS_CACHES = (
         "edge aggregates",
         "finished partial hours of usage reads, with the counts they were read at",
         edge_cache.clear,
+    ),
+    ProcessCache(
+        "rate limit leases",
+        "requests per API key taken ahead from the shared counter, for its current window",
+        key_leases.clear,
     ),
     ProcessCache(
         "SQL converters", "the ORM's converters per column", rawsql.converters_cache_clear

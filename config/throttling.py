@@ -7,10 +7,13 @@ DRF's SimpleRateThrottle, which reads and rewrites a list of every request's tim
 key: at 6,000 a minute that is a 6,000-item list per request, and concurrent workers
 overwrite each other's. A window lets a client send up to twice the limit across its
 edge, which is acceptable for a guard against runaway clients and key guessing.
+Requests per key are counted in leases of requests per process (WindowLeases), so
+that most requests cost no round trip to the cache.
 """
 
 import ipaddress
 import logging
+import threading
 import time
 
 from django.conf import settings
@@ -51,25 +54,25 @@ def _window(period: int) -> tuple[str, float]:
     return str(index), (index + 1) * period - now
 
 
-def window_hit(name: str, period: int) -> tuple[int, float]:
-    """Count one hit on `name` in the current window of `period` seconds. Returns the
-    hits so far in the window (this one included) and the seconds until it ends; (0, 0)
-    when the cache cannot be reached: a limit is a guard, and an outage of the cache
-    must not stop the API."""
+def window_hit(name: str, period: int, hits: int = 1) -> tuple[int, float]:
+    """Count `hits` hits on `name` in the current window of `period` seconds. Returns
+    the hits so far in the window (these included) and the seconds until it ends;
+    (0, 0) when the cache cannot be reached: a limit is a guard, and an outage of
+    the cache must not stop the API."""
     window, seconds_left = _window(period)
     key = f"ratelimit:{name}:{window}"
     try:
         count_hit = getattr(cache, "count_hit", None)
         if count_hit is not None:  # Redis (config.cache): one round trip
-            return count_hit(key, period), seconds_left
+            return count_hit(key, period, hits), seconds_left
         try:
-            return cache.incr(key), seconds_left
+            return cache.incr(key, hits), seconds_left
         except ValueError:
             # The window's first hit. A key lives `period` seconds from its first hit,
             # so it outlives its window and is never incremented after it expired.
-            if cache.add(key, 1, timeout=period):
-                return 1, seconds_left
-            return cache.incr(key), seconds_left  # another process added it first
+            if cache.add(key, hits, timeout=period):
+                return hits, seconds_left
+            return cache.incr(key, hits), seconds_left  # another process added it first
     except Exception:
         logger.warning("rate limit %s not counted: the cache failed", name, exc_info=True)
         return 0, 0.0
@@ -86,10 +89,65 @@ def window_count(name: str, period: int) -> tuple[int, float]:
         return 0, 0.0
 
 
+# A lease is at most this many requests, and at most this share of what the window
+# has left as last seen: near the limit, leases shrink to one request, so the limit
+# is counted exactly where it matters.
+LEASE_MOST = 64
+LEASE_SHARE = 16
+
+
+class WindowLeases:
+    """Requests per key counted in leases: a process takes a lease of requests from
+    the shared counter (one round trip, the counter raised by the whole lease) and
+    spends it locally, one request at a time, until the lease or the window ends.
+    A counter reading at the limit refuses, so the processes together never allow
+    more than the limit in a window; what they hold unspent when the window ends is
+    lost, so a client near its limit may be refused up to a lease per process
+    early. Below the limit a request costs no round trip most of the time (the
+    check sits in front of every AI call). Per process; `clear` forgets every lease."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._window: tuple[int, str] | None = None
+        # name -> [requests left in the lease, the counter as the lease left it]
+        self._held: dict[str, list[int]] = {}
+
+    def take(self, name: str, limit: int, period: int) -> tuple[bool, float]:
+        """Whether one more request on `name` is within `limit` in the current
+        window of `period` seconds, and the seconds until the window ends."""
+        window, seconds_left = _window(period)
+        with self._lock:
+            if self._window != (period, window):
+                self._window = (period, window)
+                self._held.clear()
+            held = self._held.get(name)
+            if held is not None and held[0] > 0:
+                held[0] -= 1
+                return True, seconds_left
+            seen = held[1] if held is not None else 0
+        size = max(1, min(LEASE_MOST, (limit - seen) // LEASE_SHARE))
+        counted, seconds_left = window_hit(name, period, size)
+        if counted == 0:  # the cache failed (logged): let the request through
+            return True, seconds_left
+        granted = max(0, min(size, limit - (counted - size)))
+        with self._lock:
+            if self._window == (period, window):
+                self._held[name] = [max(0, granted - 1), counted]
+        return granted > 0, seconds_left
+
+    def clear(self) -> None:
+        with self._lock:
+            self._window = None
+            self._held.clear()
+
+
+key_leases = WindowLeases()
+
+
 class ApiKeyRateThrottle(throttling.BaseThrottle):
     """At most API_THROTTLE_RATE requests per API key, whatever the endpoint; beyond it
-    429 with Retry-After (the seconds until the window ends). Costs one cache increment,
-    no database query. Requests without a key (the schema) are not counted."""
+    429 with Retry-After (the seconds until the window ends). Counted in leases
+    (WindowLeases): no database query, and most requests no cache round trip."""
 
     def allow_request(self, request, view) -> bool:
         rate = settings.API_THROTTLE_RATE
@@ -97,8 +155,8 @@ class ApiKeyRateThrottle(throttling.BaseThrottle):
         if rate is None or key is None:
             return True
         limit, period = rate
-        hits, self.seconds_left = window_hit(f"key:{key.pk}", period)
-        return hits <= limit
+        allowed, self.seconds_left = key_leases.take(f"key:{key.pk}", limit, period)
+        return allowed
 
     def wait(self) -> float:
         return self.seconds_left

@@ -135,7 +135,7 @@ def test_every_process_cache_is_listed_and_cleared():
     from customers import api_keys
 
     names = [c.name for c in PROCESS_CACHES]
-    assert len(names) == len(set(names)) == 10
+    assert len(names) == len(set(names)) == 11
     meter_cache.by_id()
     api_keys._key_cache["digest"] = (None, 0.0)
     customer_cache._ids["acme"] = (1, 0.0)

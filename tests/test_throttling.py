@@ -297,3 +297,89 @@ def test_a_hit_on_redis_is_one_command_and_its_counter_lives_from_its_first_hit(
     assert commands == ["EVALSHA", "EXPIRE", "EVALSHA", "EVALSHA", "TTL"]
     assert 0 < ttl <= 5
     assert stored == 3
+
+
+# Leases: requests per key taken ahead from the shared counter
+
+
+def test_processes_counting_in_leases_allow_exactly_the_limit_with_few_round_trips(
+    db, frozen, monkeypatch
+):
+    # given: two processes (their leases) sharing one counter, 1,000 requests a minute
+    workers = [throttling.WindowLeases(), throttling.WindowLeases()]
+    trips = []
+    hit = throttling.window_hit
+
+    def counted(name, period, hits=1):
+        trips.append(hits)
+        return hit(name, period, hits)
+
+    monkeypatch.setattr(throttling, "window_hit", counted)
+
+    # when: 1,200 requests on one key, the processes taking turns
+    answers = [workers[n % 2].take("key:1", 1000, 60) for n in range(1200)]
+
+    # then: exactly the limit allowed, then only refusals, all with the window's rest
+    allowed = [ok for ok, _ in answers]
+    assert sum(allowed) == 1000
+    first_refused = allowed.index(False)
+    assert not any(allowed[first_refused + throttling.LEASE_SHARE :])
+    # refused at most a lease early: leases shrink near the limit
+    assert first_refused >= 1000 - 2 * throttling.LEASE_SHARE
+    assert {left for _, left in answers} == {50.0}
+    # and below the limit a round trip every eight requests or more, not one a request:
+    # leases of a sixteenth of what is left (62), shrinking to one near the limit
+    below = trips[: len(trips) - (1200 - first_refused)]
+    assert len(below) <= 1000 // 8
+    assert below[:2] == [1000 // throttling.LEASE_SHARE] * 2 and below[-1] == 1
+    assert cache.get(f"ratelimit:key:1:{int(NOW.timestamp() // 60)}") >= 1000
+
+
+def test_a_lease_ends_with_its_window(db, frozen):
+    # given: a process that leased requests on a key and spent one
+    leases = throttling.WindowLeases()
+    assert leases.take("key:2", 6000, 60) == (True, 50.0)
+
+    # when: the minute is over
+    frozen.move_to(NEXT_MINUTE)
+
+    # then: the next request counts in the new window's counter, from a new lease
+    assert leases.take("key:2", 6000, 60) == (True, 60.0)
+    window = int(NEXT_MINUTE.timestamp() // 60)
+    assert cache.get(f"ratelimit:key:2:{window}") == throttling.LEASE_MOST
+
+
+def test_a_small_limit_is_counted_one_request_at_a_time(db, frozen):
+    # given: three processes and a limit smaller than a lease share
+    workers = [throttling.WindowLeases() for _ in range(3)]
+
+    # when: each asks twice
+    answers = [workers[n % 3].take("key:3", 4, 60)[0] for n in range(6)]
+
+    # then: the first four are allowed, whichever process they came to
+    assert answers == [True] * 4 + [False] * 2
+
+
+@pytest.mark.skipif(redis_url() is None, reason="needs Redis (CACHE_URL or CELERY_BROKER_URL)")
+def test_a_lease_on_redis_raises_the_counter_by_the_lease_and_sets_its_expiry_once(db, frozen):
+    redis = {
+        "default": {
+            "BACKEND": "config.cache.RedisCache",
+            "LOCATION": redis_url(),
+            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        }
+    }
+    with override_settings(CACHES=redis):
+        client = cache._cache.get_client(write=True)
+        counter = cache.make_and_validate_key(f"ratelimit:key:9:{int(NOW.timestamp() // 60)}")
+
+        # when: a lease of 64, the expiry shortened, then a lease of 3
+        first = throttling.window_hit("key:9", 60, 64)
+        client.expire(counter, 5)
+        second = throttling.window_hit("key:9", 60, 3)
+        ttl = client.ttl(counter)
+        cache.delete(f"ratelimit:key:9:{int(NOW.timestamp() // 60)}")
+
+    # then
+    assert (first[0], second[0]) == (64, 67)
+    assert 0 < ttl <= 5
