@@ -10,8 +10,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from uuid import uuid4
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import DEFAULT_DB_ALIAS, models
+from django.db import DEFAULT_DB_ALIAS, models, transaction
 from django.utils.functional import cached_property
 from simple_history.manager import HistoryDescriptor
 from simple_history.models import HistoricalRecords
@@ -93,8 +94,9 @@ class _HistoryRow(models.Model):
     once, as a new row: simple_history saves it with `save()`, which compiles an
     INSERT each time (a period close saves a subscription, so writes a history
     row, per period). Here that plain first save is one fixed INSERT of the same
-    values (billing.core.rawsql.insert, prepared on PostgreSQL). Any other save,
-    or one that a save receiver listens to, goes through the ORM."""
+    values (billing.core.rawsql.insert, prepared on PostgreSQL). Any other save
+    (an update, an id given, another database or a router to ask), or one that a
+    save receiver listens to, goes through the ORM."""
 
     class Meta:
         abstract = True
@@ -103,10 +105,14 @@ class _HistoryRow(models.Model):
         plain = not args and kwargs.keys() <= {"using"} and self._state.adding
         if (
             plain
+            and self.pk is None
             and kwargs.get("using") in (None, DEFAULT_DB_ALIAS)
+            and not settings.DATABASE_ROUTERS
             and not rawsql.has_save_receivers(type(self))
         ):
-            rawsql.insert([self])
+            # As Model.save: a failed write inside an atomic block rolls it back.
+            with transaction.mark_for_rollback_on_error(DEFAULT_DB_ALIAS):
+                rawsql.insert([self])
             return
         super().save(*args, **kwargs)
 

@@ -162,9 +162,10 @@ if DATABASE_URL:
     }
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Django's backend with a check that sends nothing, and prepared statements for
-        # the hot paths' written-out reads (config.postgresql), each prepared once it ran
-        # 5 times on a connection. Behind a pooler in transaction mode that does not
-        # keep prepared statements (PgBouncer before 1.21), set this off.
+        # the written-out SQL of the hot paths and the close (config.postgresql,
+        # billing.core.rawsql), each prepared once it ran 5 times on a connection.
+        # Behind a pooler in transaction mode that does not keep prepared statements
+        # (PgBouncer before 1.21), set this off.
         DATABASES["default"]["ENGINE"] = "config.postgresql"
         if env_bool("DATABASE_PREPARED_STATEMENTS", True):
             DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5

@@ -103,36 +103,44 @@ class WindowLeases:
     A counter reading at the limit refuses, so the processes together never allow
     more than the limit in a window; what they hold unspent when the window ends is
     lost, so a client near its limit may be refused up to a lease per process
-    early. Below the limit a request costs no round trip most of the time (the
+    early (with a shared cache: CACHE_URL; without one each process counts its
+    own). Below the limit a request costs no round trip most of the time (the
     check sits in front of every AI call). Per process; `clear` forgets every lease."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._window: tuple[int, str] | None = None
-        # name -> [requests left in the lease, the counter as the lease left it]
+        self._window: tuple[int, int] | None = None  # (period, window index)
+        # name -> [requests left in the lease, the highest count a lease read]
         self._held: dict[str, list[int]] = {}
 
     def take(self, name: str, limit: int, period: int) -> tuple[bool, float]:
         """Whether one more request on `name` is within `limit` in the current
         window of `period` seconds, and the seconds until the window ends."""
         window, seconds_left = _window(period)
+        current = (period, int(window))
         with self._lock:
-            if self._window != (period, window):
-                self._window = (period, window)
+            if self._window is None or self._window[0] != period or current[1] > self._window[1]:
+                self._window = current
                 self._held.clear()
-            held = self._held.get(name)
+            # A thread still in the window before (at its end) takes one request.
+            late = self._window != current
+            held = None if late else self._held.get(name)
             if held is not None and held[0] > 0:
                 held[0] -= 1
                 return True, seconds_left
             seen = held[1] if held is not None else 0
-        size = max(1, min(LEASE_MOST, (limit - seen) // LEASE_SHARE))
+        size = 1 if late else max(1, min(LEASE_MOST, (limit - seen) // LEASE_SHARE))
         counted, seconds_left = window_hit(name, period, size)
         if counted == 0:  # the cache failed (logged): let the request through
             return True, seconds_left
         granted = max(0, min(size, limit - (counted - size)))
         with self._lock:
-            if self._window == (period, window):
-                self._held[name] = [max(0, granted - 1), counted]
+            if self._window == current:
+                # Added to what another thread of this process may have leased
+                # meanwhile, not put in its place: both leases were counted.
+                held = self._held.setdefault(name, [0, 0])
+                held[0] += max(0, granted - 1)
+                held[1] = max(held[1], counted)
         return granted > 0, seconds_left
 
     def clear(self) -> None:

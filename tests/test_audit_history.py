@@ -61,12 +61,13 @@ def test_usage_draws_leave_the_wallet_history_to_the_ledger(db):
     assert wallet.ledger.count() == 2
 
 
-def test_a_history_row_written_by_the_fixed_insert_holds_what_the_orm_writes(db):
+def test_a_history_row_written_by_the_fixed_insert_holds_what_the_orm_writes(db, monkeypatch):
     # given: a subscription (JSON, decimals, dates, foreign keys) whose change is
     # recorded twice, once by the fixed INSERT (config.history) and once through the
     # ORM, which a receiver on the history model forces
     from django.db.models import signals
 
+    from billing.core import rawsql
     from billing.models import Subscription
     from config.history import one_change
     from tests.factories import CustomerFactory, ai_assistant_plan, prompts_meter, subscribe
@@ -77,9 +78,18 @@ def test_a_history_row_written_by_the_fixed_insert_holds_what_the_orm_writes(db)
     subscription.seats = 4
     history = Subscription.history.model
     heard = []
+    fixed = []
 
     def receiver(sender, instance, **kwargs):
         heard.append(instance.history_id)
+
+    insert = rawsql.insert
+
+    def spied(objs):
+        fixed.extend(type(obj) for obj in objs)
+        insert(objs)
+
+    monkeypatch.setattr(rawsql, "insert", spied)
 
     # when
     with one_change():
@@ -91,7 +101,8 @@ def test_a_history_row_written_by_the_fixed_insert_holds_what_the_orm_writes(db)
     finally:
         signals.post_save.disconnect(receiver, sender=history)
 
-    # then: the ORM wrote the second row only, and both hold the same values
+    # then: the fixed INSERT wrote the first row, the ORM the second, alike
+    assert fixed == [history]
     *_, fast, orm = history.objects.filter(id=subscription.pk).order_by("history_id")
     assert heard == [orm.history_id]
     skipped = {"history_id", "history_date", "history_change_reason"}

@@ -132,6 +132,7 @@ def test_every_process_cache_is_listed_and_cleared():
     from billing.usage.metering import meter_cache
     from billing.usage.reads import Tally
     from config.process_caches import PROCESS_CACHES, process_caches_clear
+    from config.throttling import key_leases
     from customers import api_keys
 
     names = [c.name for c in PROCESS_CACHES]
@@ -140,12 +141,15 @@ def test_every_process_cache_is_listed_and_cleared():
     api_keys._key_cache["digest"] = (None, 0.0)
     customer_cache._ids["acme"] = (1, 0.0)
     edge_cache.put("key", {1: 1}, Tally())
+    assert key_leases.take("key:1", 6000, 60)[0]
+    assert key_leases._held
 
     process_caches_clear()
 
     assert api_keys._key_cache == {}
     assert customer_cache._ids == {}
     assert len(edge_cache) == 0
+    assert key_leases._held == {}
 
 
 def test_insert_writes_what_bulk_create_writes(acme):

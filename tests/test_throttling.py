@@ -17,6 +17,7 @@ from config import throttling
 from customers.api_keys import api_key_create
 from customers.auth import ApiKeyAuthentication
 from customers.models import ApiKey, Customer
+from tests.threads import run_at_once
 
 # Ten seconds into a minute: the current windows end in 50 s.
 NOW = datetime(2026, 11, 10, 12, 0, 10, tzinfo=UTC)
@@ -383,3 +384,44 @@ def test_a_lease_on_redis_raises_the_counter_by_the_lease_and_sets_its_expiry_on
     # then
     assert (first[0], second[0]) == (64, 67)
     assert 0 < ttl <= 5
+
+
+def test_threads_of_one_process_share_its_leases_and_never_pass_the_limit(db, frozen):
+    # given: one process's leases, eight threads, 1,000 requests a minute
+    leases = throttling.WindowLeases()
+
+    # when: 1,200 requests, 150 a thread, all at once
+    answers = run_at_once(
+        lambda _: [leases.take("key:4", 1000, 60)[0] for _ in range(150)], clients=8
+    )
+
+    # then: never more than the limit, and no lease thrown away when two threads
+    # took one at the same time (at most the leases in flight at the end go unused)
+    allowed = [ok for thread in answers for ok in thread]
+    assert len(allowed) == 1200
+    assert 1000 - 8 * throttling.LEASE_MOST <= sum(allowed) <= 1000
+
+
+def test_two_threads_leasing_at_once_keep_both_leases(db, frozen, monkeypatch):
+    # given: another thread of the process takes a lease while this one counts its own
+    # (between its look at the lease it held and its count: the race, made to happen)
+    leases = throttling.WindowLeases()
+    hit = throttling.window_hit
+    trips = []
+
+    def racing(name, period, hits=1):
+        trips.append(hits)
+        if len(trips) == 1:
+            assert leases.take(name, 1000, 60)[0]
+        return hit(name, period, hits)
+
+    monkeypatch.setattr(throttling, "window_hit", racing)
+
+    # when
+    assert leases.take("key:5", 1000, 60)[0]
+
+    # then: both leases (62 each, one request spent from each) serve the next 122
+    # requests with no round trip; neither was thrown away
+    assert all(leases.take("key:5", 1000, 60)[0] for _ in range(122))
+    assert trips == [62, 62]
+    assert cache.get(f"ratelimit:key:5:{int(NOW.timestamp() // 60)}") == 124

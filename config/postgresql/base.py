@@ -13,8 +13,8 @@
   for the network's timeout. The statement then fails, the request is answered
   503 (config.outage), and the connection is replaced before the next request.
 
-- `prepared_cursor`, for the written-out reads of the hot paths
-  (billing.core.rawsql): it binds parameters on the server, so psycopg prepares
+- `prepared_cursor`, for the written-out SQL of the hot paths and the period
+  close (billing.core.rawsql): it binds parameters on the server, so psycopg prepares
   a statement once it has run prepare_threshold times (5) on the connection and
   PostgreSQL stops planning it on every run; planning the check's four-table
   join costs several times its execution. The ORM keeps Django's client-side
