@@ -222,16 +222,21 @@ def redis_url() -> str | None:
     return None
 
 
-@pytest.mark.skipif(redis_url() is None, reason="needs Redis (CACHE_URL or CELERY_BROKER_URL)")
-def test_the_counters_work_on_redis(db, frozen, settings, api_key_secret):
-    # given: the production cache (config.cache), on keys of this test's own
-    redis = {
+def own_redis_cache() -> dict:
+    """CACHES for the production cache (config.cache) on Redis, on keys of the test's own."""
+    return {
         "default": {
             "BACKEND": "config.cache.RedisCache",
             "LOCATION": redis_url(),
             "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
         }
     }
+
+
+@pytest.mark.skipif(redis_url() is None, reason="needs Redis (CACHE_URL or CELERY_BROKER_URL)")
+def test_the_counters_work_on_redis(db, frozen, settings, api_key_secret):
+    # given: the production cache (config.cache), on keys of this test's own
+    redis = own_redis_cache()
     settings.API_THROTTLE_RATE = (3, 60)
     settings.API_AUTH_FAILURE_RATE = (2, 60)
     window = int(NOW.timestamp() // 60)
@@ -262,13 +267,7 @@ def test_a_hit_on_redis_is_one_command_and_its_counter_lives_from_its_first_hit(
     db, frozen, monkeypatch
 ):
     # given: the production cache, on keys of this test's own, its commands counted
-    redis = {
-        "default": {
-            "BACKEND": "config.cache.RedisCache",
-            "LOCATION": redis_url(),
-            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
-        }
-    }
+    redis = own_redis_cache()
     with override_settings(CACHES=redis):
         client = cache._cache.get_client(write=True)
         sent = []
@@ -363,13 +362,7 @@ def test_a_small_limit_is_counted_one_request_at_a_time(db, frozen):
 
 @pytest.mark.skipif(redis_url() is None, reason="needs Redis (CACHE_URL or CELERY_BROKER_URL)")
 def test_a_lease_on_redis_raises_the_counter_by_the_lease_and_sets_its_expiry_once(db, frozen):
-    redis = {
-        "default": {
-            "BACKEND": "config.cache.RedisCache",
-            "LOCATION": redis_url(),
-            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
-        }
-    }
+    redis = own_redis_cache()
     with override_settings(CACHES=redis):
         client = cache._cache.get_client(write=True)
         counter = cache.make_and_validate_key(f"ratelimit:key:9:{int(NOW.timestamp() // 60)}")
