@@ -25,11 +25,27 @@ def subscription_lock(subscription_id: int) -> Subscription:
     """Lock one subscription (not the rows it joins) and return it fresh, with its
     customer, version and scheduled version (and their plans) loaded. Fixed SQL
     (billing.core.rawsql): the close takes this lock once per period."""
-    sql, parts = _subscription_lock_sql(connection.vendor)
-    found = rawsql.rows(sql, [subscription_id], tuple(f for part in parts for f in part))
+    found = subscriptions_lock([subscription_id])
     if not found:
         raise Subscription.DoesNotExist(f"no subscription {subscription_id}")
-    values, loaded = found[0], []
+    return found[0]
+
+
+def subscriptions_lock(subscription_ids: list[int]) -> list[Subscription]:
+    """Lock these subscriptions in one statement, in id order, and return those
+    that exist, in that order, loaded as subscription_lock loads one (the close
+    locks a group of them for one transaction)."""
+    ids = sorted(set(subscription_ids))
+    if not ids:
+        return []
+    sql, parts = _subscription_lock_sql(connection.vendor, len(ids))
+    columns = tuple(f for part in parts for f in part)
+    return [_loaded(values, parts) for values in rawsql.rows(sql, ids, columns)]
+
+
+def _loaded(values: tuple, parts: tuple) -> Subscription:
+    """A subscription and what its lock joins, from one row of the lock's SELECT."""
+    loaded = []
     for part in parts:
         taken, values = values[: len(part)], values[len(part) :]
         loaded.append(rawsql.instance(part, taken) if taken[0] is not None else None)
@@ -44,10 +60,10 @@ def subscription_lock(subscription_id: int) -> Subscription:
 
 
 @cache
-def _subscription_lock_sql(vendor: str) -> tuple[str, tuple]:
-    """The SELECT of subscription_lock and the fields of its columns, model by
-    model: the subscription, its customer, version, plan, scheduled version and
-    its plan."""
+def _subscription_lock_sql(vendor: str, count: int) -> tuple[str, tuple]:
+    """The SELECT of subscriptions_lock for `count` ids and the fields of its
+    columns, model by model: the subscription, its customer, version, plan,
+    scheduled version and its plan."""
     del vendor  # part of the cache key: the lock clause differs per backend
     from plans.models import Plan, PlanVersion
 
@@ -75,7 +91,7 @@ def _subscription_lock_sql(vendor: str) -> tuple[str, tuple]:
     lock = " FOR UPDATE OF s" if connection.features.has_select_for_update_of else ""
     sql = (
         f"SELECT {', '.join(columns)} FROM {quote(subscription.db_table)} s "  # noqa: S608 (names from the models; the id is a parameter)
-        f"{' '.join(tables)} WHERE s.id = %s{lock}"
+        f"{' '.join(tables)} WHERE s.id IN ({', '.join(['%s'] * count)}) ORDER BY s.id{lock}"
     )
     return sql, tuple(parts)
 

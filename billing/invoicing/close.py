@@ -2,10 +2,11 @@
 close of each period that ended, and the finalization of drafts.
 
 Base fee and seats are billed in advance, usage in arrears: the invoice that
-closes a period carries its usage and the next period's fixed fees. Each
-subscription's period closes in its own transaction under a row lock, and a
-unique constraint on (subscription, reason, period) makes a rerun, a resumed
-run or a concurrent run write every invoice once."""
+closes a period carries its usage and the next period's fixed fees. A period
+closes under its subscription's row lock, in a transaction shared by a group of
+subscriptions (CLOSE_GROUP; one by one when the group fails), and a unique
+constraint on (subscription, reason, period) makes a rerun, a resumed run or a
+concurrent run write every invoice once."""
 
 import logging
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from billing.invoicing.period_lines import (
     plan_name,
     zone_of,
 )
-from billing.locks import subscription_lock
+from billing.locks import subscription_lock, subscriptions_lock
 from billing.models import Subscription
 from billing.notifications.entitlements import entitlements_announce, entitlements_of
 from billing.rating import lines as rating
@@ -41,6 +42,11 @@ from plans.validation import VersionSpec
 from wallets.ledger import period_credits_grant
 
 logger = logging.getLogger(__name__)
+
+# Subscriptions closed in one transaction: a group shares its lock statement and
+# its commit (the close of a subscription is a dozen short statements), and
+# holds its rows' locks for a group's close (about 0.1 s).
+CLOSE_GROUP = 20
 
 
 @dataclass(frozen=True)
@@ -92,90 +98,81 @@ def subscription_start_invoice(*, subscription: Subscription) -> Invoice | None:
     return invoice
 
 
-def subscription_close_period(*, subscription_id: int, as_of: datetime) -> bool:
-    """Close the subscription's current period if it ended at or before `as_of`:
-    write its draft invoice (usage in arrears, late usage, the next period's fixed
-    fees in advance, then a running discount's line: billing.invoicing.discounts),
-    apply a change scheduled for the period's end, and advance.
-    One transaction, the subscription row locked. False when nothing was due."""
-    return _close_period(subscription_id=subscription_id, as_of=as_of) is not None
-
-
 def _due(subscription: Subscription, as_of: datetime) -> bool:
     return subscription.status in Subscription.LIVE and subscription.current_period_end <= as_of
 
 
-def _close_period(*, subscription_id: int, as_of: datetime) -> Subscription | None:
-    """subscription_close_period: the subscription as the close left it, None when
-    nothing was due."""
-    with transaction.atomic():
-        subscription = subscription_lock(subscription_id)
-        if not _due(subscription, as_of):
-            return None
-        zone = zone_of(subscription)
-        before = entitlements_of(subscription)
-        start, end = subscription.current_period_start, subscription.current_period_end
-        usage_from = subscription.usage_from or start
-        next_version = subscription.scheduled_version or subscription.version
-        next_overrides = overrides_next(subscription, next_version)
-        next_spec = terms_spec(version=next_version, overrides=next_overrides)
-        next_start, next_end = next_period(subscription, next_spec)
-        with wording.in_customer_language(subscription.customer.locale):
-            lines = bill_usage(subscription, until=end)
-            lines += late_usage_lines(subscription=subscription, before=usage_from, zone=zone)
-            if not subscription.cancel_at_period_end:
-                lines += next_period_fixed_lines(subscription=subscription, version=next_version)
-            # Then the discount, before tax (invoice_write_draft taxes what is left).
-            lines += period_discount_lines(
-                subscription=subscription,
-                lines=lines,
-                currency=subscription.customer.currency,
-                at=end,
-            )
-        invoice_write_draft(
-            customer=subscription.customer,
+def _close_locked(subscription: Subscription) -> Subscription:
+    """Close the subscription's current period, which has ended: write its draft
+    invoice (usage in arrears, late usage, the next period's fixed fees in
+    advance, then a running discount's line: billing.invoicing.discounts), apply
+    a change scheduled for the period's end, and advance. In the caller's
+    transaction, which holds the subscription's row lock (subscriptions_close);
+    the subscription as the close left it."""
+    zone = zone_of(subscription)
+    before = entitlements_of(subscription)
+    start, end = subscription.current_period_start, subscription.current_period_end
+    usage_from = subscription.usage_from or start
+    next_version = subscription.scheduled_version or subscription.version
+    next_overrides = overrides_next(subscription, next_version)
+    next_spec = terms_spec(version=next_version, overrides=next_overrides)
+    next_start, next_end = next_period(subscription, next_spec)
+    with wording.in_customer_language(subscription.customer.locale):
+        lines = bill_usage(subscription, until=end)
+        lines += late_usage_lines(subscription=subscription, before=usage_from, zone=zone)
+        if not subscription.cancel_at_period_end:
+            lines += next_period_fixed_lines(subscription=subscription, version=next_version)
+        # Then the discount, before tax (invoice_write_draft taxes what is left).
+        lines += period_discount_lines(
             subscription=subscription,
-            reason=Invoice.PERIOD,
-            period_start=start,
-            period_end=end,
             lines=lines,
-            now=end,
+            currency=subscription.customer.currency,
+            at=end,
         )
-        if subscription.cancel_at_period_end:
-            subscription.status = Subscription.ENDED
-            subscription.ended_at = end
-            discounts_end(subscription=subscription, at=end)
-        else:
-            if subscription.status == Subscription.TRIALING:
-                subscription.status = Subscription.ACTIVE
-            subscription.version = next_version
-            subscription.overrides = next_overrides
-            subscription.current_period_start, subscription.current_period_end = (
-                next_start,
-                next_end,
-            )
-        subscription.scheduled_version = None
-        subscription.next_overrides = None
-        subscription.usage_from = None
-        # Fixed SQL, with save()'s signals (its audit history row is written alike).
-        rawsql.update(
-            subscription,
-            (
-                "status",
-                "ended_at",
-                "version",
-                "overrides",
-                "next_overrides",
-                "current_period_start",
-                "current_period_end",
-                "scheduled_version",
-                "usage_from",
-            ),
+    invoice_write_draft(
+        customer=subscription.customer,
+        subscription=subscription,
+        reason=Invoice.PERIOD,
+        period_start=start,
+        period_end=end,
+        lines=lines,
+        now=end,
+    )
+    if subscription.cancel_at_period_end:
+        subscription.status = Subscription.ENDED
+        subscription.ended_at = end
+        discounts_end(subscription=subscription, at=end)
+    else:
+        if subscription.status == Subscription.TRIALING:
+            subscription.status = Subscription.ACTIVE
+        subscription.version = next_version
+        subscription.overrides = next_overrides
+        subscription.current_period_start, subscription.current_period_end = (
+            next_start,
+            next_end,
         )
-        if subscription.status in Subscription.LIVE:
-            grant_period_credits(subscription, next_spec)
-        reason = "period_start" if subscription.status in Subscription.LIVE else "ended"
-        entitlements_announce(subscription=subscription, before=before, reason=reason, now=end)
+    subscription.scheduled_version = None
+    subscription.next_overrides = None
+    subscription.usage_from = None
+    # Fixed SQL, with save()'s signals (its audit history row is written alike).
+    rawsql.update(
+        subscription,
+        (
+            "status",
+            "ended_at",
+            "version",
+            "overrides",
+            "next_overrides",
+            "current_period_start",
+            "current_period_end",
+            "scheduled_version",
+            "usage_from",
+        ),
+    )
+    if subscription.status in Subscription.LIVE:
+        grant_period_credits(subscription, next_spec)
+    reason = "period_start" if subscription.status in Subscription.LIVE else "ended"
+    entitlements_announce(subscription=subscription, before=before, reason=reason, now=end)
     return subscription
 
 
@@ -216,16 +213,16 @@ def _finalize_if_due(invoice_id: int) -> None:
 def periods_close(
     *, as_of: datetime, fail_at: int | None = None, processes: int = 1
 ) -> CloseResult:
-    """Close every period that ended at or before `as_of`, one subscription and
-    period per transaction, then finalize drafts past their grace. Safe to run
+    """Close every period that ended at or before `as_of`, a group of
+    subscriptions per transaction (subscriptions_close), then finalize drafts
+    past their grace. Safe to run
     any number of times, and to run again after a failure part way. With
     `processes` > 1 the due subscriptions are shared out among that many forked
     processes (the row locks keep them apart)."""
     if processes > 1:
         closed = _close_in_processes(as_of=as_of, processes=processes)
     else:
-        with meter_cache.pinned():
-            closed = _close_due(as_of=as_of, fail_at=fail_at)
+        closed = _close_due(as_of=as_of, fail_at=fail_at)
     return CloseResult(closed, drafts_finalize(as_of=as_of))
 
 
@@ -239,17 +236,44 @@ def due_subscription_ids(*, as_of: datetime) -> list[int]:
 
 def subscriptions_close(*, subscription_ids: list[int], as_of: datetime) -> int:
     """Close the ended periods of these subscriptions (all of them, however many
-    have ended). The unit of work a worker process or a Celery task takes."""
+    have ended), CLOSE_GROUP at a time. The unit of work a worker process or a
+    Celery task takes."""
     closed = 0
     with meter_cache.pinned():
-        for subscription_id in subscription_ids:
-            # Its next period is closed too when it has ended as well (the row as
-            # the close left it says so: no second lock for the common case).
-            while (left := _close_period(subscription_id=subscription_id, as_of=as_of)) is not None:
-                closed += 1
-                if not _due(left, as_of):
-                    break
+        for start in range(0, len(subscription_ids), CLOSE_GROUP):
+            closed += _close_group(subscription_ids[start : start + CLOSE_GROUP], as_of)
     return closed
+
+
+def _close_group(subscription_ids: list[int], as_of: datetime) -> int:
+    """Close a group of subscriptions in one transaction: their rows locked by one
+    statement (in id order, as any run locks several), one BEGIN and COMMIT for
+    all. Each period closes as it would alone. When the group fails, it closes
+    again one subscription per transaction, so that a subscription that cannot
+    close fails alone (it raises; those before it are closed) and a deadlock
+    with another run costs a retry, not the run."""
+    try:
+        with transaction.atomic():
+            closed = 0
+            for subscription in subscriptions_lock(subscription_ids):
+                # Its next period is closed too when it has ended as well (the row
+                # as the close left it says so: no second lock for the common case).
+                while _due(subscription, as_of):
+                    left = _close_locked(subscription)
+                    closed += 1
+                    if not _due(left, as_of):
+                        break
+                    subscription = subscription_lock(left.pk)
+            return closed
+    except Exception:
+        if len(subscription_ids) == 1:
+            raise
+        logger.warning(
+            "a group of %s subscriptions failed to close together; closing them one by one",
+            len(subscription_ids),
+            exc_info=True,
+        )
+    return sum(_close_group([subscription_id], as_of) for subscription_id in subscription_ids)
 
 
 def _close_shard(subscription_ids: list[int], as_of: datetime, results) -> None:
@@ -280,18 +304,9 @@ def _close_in_processes(*, as_of: datetime, processes: int) -> int:
 
 
 def _close_due(*, as_of: datetime, fail_at: int | None) -> int:
-    closed = 0
-    while True:
-        due = due_subscription_ids(as_of=as_of)
-        if not due:
-            break
-        progressed = False
-        for subscription_id in due:
-            if subscription_close_period(subscription_id=subscription_id, as_of=as_of):
-                closed += 1
-                progressed = True
-                if fail_at is not None and closed == fail_at:
-                    raise RuntimeError(f"injected failure after {closed} closed periods")
-        if not progressed:
-            break
-    return closed
+    due = due_subscription_ids(as_of=as_of)
+    if fail_at is None:
+        return subscriptions_close(subscription_ids=due, as_of=as_of)
+    # A test's failure, after the first `fail_at` subscriptions have closed.
+    closed = subscriptions_close(subscription_ids=due[:fail_at], as_of=as_of)
+    raise RuntimeError(f"injected failure after {closed} closed periods")
