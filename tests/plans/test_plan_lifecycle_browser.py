@@ -11,6 +11,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
+from playwright.sync_api import expect
 
 from plans.models import Plan, PlanVersion, PriceTier
 from tests.factories import MeterFactory
@@ -61,13 +62,14 @@ def test_finance_adds_a_plan_prices_it_and_publishes_it(live_server, browser_pag
     page.locator("a.djn-add-handler.djn-model-plans-charge").first.click()
     page.click("#charges-0 .select2-selection")
     page.fill(".select2-search__field", "llm")
-    first_offered = page.locator(".select2-results__option").first
-    first_offered.wait_for()
-    page.wait_for_function(
-        "() => !document.querySelector('.select2-results__option.loading-results')"
+    # Both meters match (by their event name); the one named "llm..." comes first.
+    # Waited for as a whole list: the list opened for an empty term (by name, GPT
+    # first) shows until the search's answer replaces it.
+    offered = page.locator(".select2-results__option")
+    expect(offered).to_have_text(
+        ["LLM tokens (llm_tokens)", "GPT-4o input tokens (gpt4o_input_tokens)"]
     )
-    assert first_offered.inner_text() == "LLM tokens (llm_tokens)"
-    first_offered.click()
+    offered.first.click()
     page.select_option("#id_charges-0-model", "overage")
     page.select_option("#id_charges-0-pricing_scheme", label="Graduated")
     add_tier = page.locator("#charges-0 a.djn-add-handler.djn-model-plans-pricetier").first
