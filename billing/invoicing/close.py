@@ -248,14 +248,19 @@ def subscriptions_close(*, subscription_ids: list[int], as_of: datetime) -> int:
 def _close_group(subscription_ids: list[int], as_of: datetime) -> int:
     """Close a group of subscriptions in one transaction: their rows locked by one
     statement (in id order, as any run locks several), one BEGIN and COMMIT for
-    all. Each period closes as it would alone. When the group fails, it closes
+    all. Each period closes as it would alone; one whose close grants plan
+    credits closes alone, after the group (_grants_credits). When the group fails, it closes
     again one subscription per transaction, so that a subscription that cannot
     close fails alone (it raises; those before it are closed) and a deadlock
     with another run costs a retry, not the run."""
+    together = len(subscription_ids) > 1
     try:
         with transaction.atomic():
-            closed = 0
+            closed, alone = 0, []
             for subscription in subscriptions_lock(subscription_ids):
+                if together and _grants_credits(subscription):
+                    alone.append(subscription.pk)
+                    continue
                 # Its next period is closed too when it has ended as well (the row
                 # as the close left it says so: no second lock for the common case).
                 while _due(subscription, as_of):
@@ -264,16 +269,27 @@ def _close_group(subscription_ids: list[int], as_of: datetime) -> int:
                     if not _due(left, as_of):
                         break
                     subscription = subscription_lock(left.pk)
-            return closed
     except Exception:
-        if len(subscription_ids) == 1:
+        if not together:
             raise
         logger.warning(
             "a group of %s subscriptions failed to close together; closing them one by one",
             len(subscription_ids),
             exc_info=True,
         )
-    return sum(_close_group([subscription_id], as_of) for subscription_id in subscription_ids)
+        alone, closed = subscription_ids, 0
+    return closed + sum(_close_group([subscription_id], as_of) for subscription_id in alone)
+
+
+def _grants_credits(subscription: Subscription) -> bool:
+    """Whether the close grants the next period's plan credits, locking the
+    customer's credit wallet (wallets.ledger.period_credits_grant). Such a
+    subscription closes in a transaction of its own: a group holding several
+    customers' wallets, taken in subscription order, could deadlock with an
+    ingest batch, which locks its customers' wallets in wallet order."""
+    version = subscription.scheduled_version or subscription.version
+    spec = terms_spec(version=version, overrides=overrides_next(subscription, version))
+    return bool(spec.credits_per_period) and not subscription.cancel_at_period_end
 
 
 def _close_shard(subscription_ids: list[int], as_of: datetime, results) -> None:

@@ -6,6 +6,7 @@ On SQLite and PostgreSQL alike, with real commits (no test transaction around)."
 
 import re
 from datetime import UTC, datetime
+from decimal import Decimal as D
 
 import pytest
 from django.db import IntegrityError, connection, transaction
@@ -16,7 +17,15 @@ from billing.invoicing.close import subscriptions_close
 from billing.locks import subscriptions_lock
 from billing.models import Subscription
 from invoices.models import Invoice
-from tests.factories import CustomerFactory, ai_assistant_plan, prompts_meter, subscribe
+from tests.factories import (
+    CustomerFactory,
+    ai_assistant_plan,
+    credits,
+    prompts_meter,
+    published_version,
+    subscribe,
+)
+from wallets.models import CreditBlock
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -59,6 +68,8 @@ def test_a_group_is_locked_by_one_statement_in_id_order(subscriptions):
         (ids[3], "c3", "ai_assistant"),
     ]
     assert len(captured.captured_queries) == 1
+    if connection.features.has_select_for_update_of:
+        assert captured.captured_queries[0]["sql"].endswith("ORDER BY s.id FOR UPDATE OF s")
 
 
 def test_subscriptions_close_in_groups_each_with_one_lock(subscriptions, monkeypatch):
@@ -119,3 +130,35 @@ def test_a_subscription_that_cannot_close_fails_alone_and_a_rerun_closes_the_res
     # then: the other three close, and every period is billed once
     assert closed == 3
     assert closed_periods() == {pk: [NOV_1] for pk in ids}
+
+
+def test_a_subscription_whose_close_grants_credits_closes_in_a_transaction_of_its_own(
+    subscriptions,
+):
+    # given: two more customers on a plan granting 1,000 credits a period; the
+    # grant locks the customer's credit wallet, which an ingest batch locks in
+    # wallet order: a group holding several wallets could deadlock with it
+    published_version(
+        "included_credits", credits_per_period=D(1000), charges=(credits("prompts", 1),)
+    )
+    granting = [
+        subscribe(CustomerFactory(external_id=f"g{n}"), "included_credits") for n in range(2)
+    ]
+    ids = [s.pk for s in subscriptions + granting]
+
+    # when: all seven in one group
+    with CaptureQueriesContext(connection) as captured:
+        closed = subscriptions_close(subscription_ids=ids, as_of=DEC_1)
+
+    # then: the group's lock, then each granting subscription locked again alone
+    assert closed == 7
+    assert len(locks(captured)) == 3
+    assert closed_periods() == {pk: [NOV_1] for pk in ids}
+    for subscription in granting:
+        grants = CreditBlock.objects.filter(
+            wallet__customer=subscription.customer, source=CreditBlock.PERIOD_GRANT
+        )
+        assert sorted(grants.values_list("period_start", "amount")) == [
+            (NOV_1, D(1000)),
+            (DEC_1, D(1000)),
+        ]
