@@ -7,7 +7,7 @@ wallets (wallets.locks); several rows of one table in primary-key order. Bulk
 migrations lock their migration, then one item, then that item's subscription."""
 
 from datetime import datetime
-from functools import cache
+from functools import lru_cache
 
 from django.db import connection
 
@@ -38,8 +38,7 @@ def subscriptions_lock(subscription_ids: list[int]) -> list[Subscription]:
     ids = sorted(set(subscription_ids))
     if not ids:
         return []
-    sql, parts = _subscription_lock_sql(connection.vendor, len(ids))
-    columns = tuple(f for part in parts for f in part)
+    sql, parts, columns = _subscription_lock_sql(connection.vendor, len(ids))
     return [_loaded(values, parts) for values in rawsql.rows(sql, ids, columns)]
 
 
@@ -59,11 +58,11 @@ def _loaded(values: tuple, parts: tuple) -> Subscription:
     return subscription
 
 
-@cache
-def _subscription_lock_sql(vendor: str, count: int) -> tuple[str, tuple]:
-    """The SELECT of subscriptions_lock for `count` ids and the fields of its
-    columns, model by model: the subscription, its customer, version, plan,
-    scheduled version and its plan."""
+@lru_cache(maxsize=64)
+def _subscription_lock_sql(vendor: str, count: int) -> tuple[str, tuple, tuple]:
+    """The SELECT of subscriptions_lock for `count` ids, the fields of its
+    columns model by model (the subscription, its customer, version, plan,
+    scheduled version and its plan), and those fields in one tuple."""
     del vendor  # part of the cache key: the lock clause differs per backend
     from plans.models import Plan, PlanVersion
 
@@ -93,7 +92,7 @@ def _subscription_lock_sql(vendor: str, count: int) -> tuple[str, tuple]:
         f"SELECT {', '.join(columns)} FROM {quote(subscription.db_table)} s "  # noqa: S608 (names from the models; the id is a parameter)
         f"{' '.join(tables)} WHERE s.id IN ({', '.join(['%s'] * count)}) ORDER BY s.id{lock}"
     )
-    return sql, tuple(parts)
+    return sql, tuple(parts), tuple(f for part in parts for f in part)
 
 
 def billed_periods_lock(

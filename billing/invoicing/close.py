@@ -102,6 +102,14 @@ def _due(subscription: Subscription, as_of: datetime) -> bool:
     return subscription.status in Subscription.LIVE and subscription.current_period_end <= as_of
 
 
+def _next_terms(subscription: Subscription):
+    """The version, overrides and terms the subscription's next period runs on:
+    a change scheduled for the period's end, else the current ones."""
+    version = subscription.scheduled_version or subscription.version
+    overrides = overrides_next(subscription, version)
+    return version, overrides, terms_spec(version=version, overrides=overrides)
+
+
 def _close_locked(subscription: Subscription) -> Subscription:
     """Close the subscription's current period, which has ended: write its draft
     invoice (usage in arrears, late usage, the next period's fixed fees in
@@ -113,9 +121,7 @@ def _close_locked(subscription: Subscription) -> Subscription:
     before = entitlements_of(subscription)
     start, end = subscription.current_period_start, subscription.current_period_end
     usage_from = subscription.usage_from or start
-    next_version = subscription.scheduled_version or subscription.version
-    next_overrides = overrides_next(subscription, next_version)
-    next_spec = terms_spec(version=next_version, overrides=next_overrides)
+    next_version, next_overrides, next_spec = _next_terms(subscription)
     next_start, next_end = next_period(subscription, next_spec)
     with wording.in_customer_language(subscription.customer.locale):
         lines = bill_usage(subscription, until=end)
@@ -215,8 +221,8 @@ def periods_close(
 ) -> CloseResult:
     """Close every period that ended at or before `as_of`, a group of
     subscriptions per transaction (subscriptions_close), then finalize drafts
-    past their grace. Safe to run
-    any number of times, and to run again after a failure part way. With
+    past their grace. Safe to run any number of times, and to run again after a
+    failure part way. With
     `processes` > 1 the due subscriptions are shared out among that many forked
     processes (the row locks keep them apart)."""
     if processes > 1:
@@ -249,10 +255,10 @@ def _close_group(subscription_ids: list[int], as_of: datetime) -> int:
     """Close a group of subscriptions in one transaction: their rows locked by one
     statement (in id order, as any run locks several), one BEGIN and COMMIT for
     all. Each period closes as it would alone; one whose close grants plan
-    credits closes alone, after the group (_grants_credits). When the group fails, it closes
-    again one subscription per transaction, so that a subscription that cannot
-    close fails alone (it raises; those before it are closed) and a deadlock
-    with another run costs a retry, not the run."""
+    credits closes alone, after the group (_grants_credits). When the group
+    fails, it closes again one subscription per transaction, so that a
+    subscription that cannot close fails alone (it raises; those before it are
+    closed) and a deadlock with another run costs a retry, not the run."""
     together = len(subscription_ids) > 1
     try:
         with transaction.atomic():
@@ -266,9 +272,7 @@ def _close_group(subscription_ids: list[int], as_of: datetime) -> int:
                 while _due(subscription, as_of):
                     left = _close_locked(subscription)
                     closed += 1
-                    if not _due(left, as_of):
-                        break
-                    subscription = subscription_lock(left.pk)
+                    subscription = subscription_lock(left.pk) if _due(left, as_of) else left
     except Exception:
         if not together:
             raise
@@ -287,8 +291,7 @@ def _grants_credits(subscription: Subscription) -> bool:
     subscription closes in a transaction of its own: a group holding several
     customers' wallets, taken in subscription order, could deadlock with an
     ingest batch, which locks its customers' wallets in wallet order."""
-    version = subscription.scheduled_version or subscription.version
-    spec = terms_spec(version=version, overrides=overrides_next(subscription, version))
+    _version, _overrides, spec = _next_terms(subscription)
     return bool(spec.credits_per_period) and not subscription.cancel_at_period_end
 
 
