@@ -169,11 +169,14 @@ if DATABASE_URL:
         DATABASES["default"]["ENGINE"] = "config.postgresql"
         if env_bool("DATABASE_PREPARED_STATEMENTS", True):
             DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
+    elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        DATABASES["default"]["ENGINE"] = "config.sqlite3"
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            # Django's backend reading whole decimals back exactly (config.sqlite3).
+            "ENGINE": "config.sqlite3",
             "NAME": VAR_DIR / "db.sqlite3",
             # Wait for a lock instead of failing at once when the worker writes too.
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
