@@ -12,10 +12,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
-from simple_history.admin import SimpleHistoryAdmin
 
 from billing.core.admin_fields import currency_name, moment_text, span_text, zone_name
 from billing.core.admin_forms import adopt, money_column, money_text, quantity_text
+from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.vocabulary import ConsumptionModel
 from billing.invoicing.discounts import usage_discounted
 from billing.usage.breakdowns import meter_breakdown
@@ -166,7 +166,7 @@ ADDRESS_NAMES = [name for name, _ in ADDRESS_FIELDS.values()]
 
 
 @admin.register(Customer)
-class CustomerAdmin(SimpleHistoryAdmin):
+class CustomerAdmin(AuditHistoryAdmin):
     form = CustomerForm
     change_form_template = "admin/customers/customer/change_form.html"
     list_display = [
@@ -312,7 +312,7 @@ class ApiKeyForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(SimpleHistoryAdmin):
+class ApiKeyAdmin(AuditHistoryAdmin):
     form = ApiKeyForm
     list_display = ["name", "prefix", "scopes", "created_at", "revoked_at"]
     list_filter = ["revoked_at"]

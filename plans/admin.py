@@ -20,7 +20,6 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.timezone import localtime
 from djmoney.money import Money
-from simple_history.admin import SimpleHistoryAdmin
 
 from billing.core.admin_fields import currency_choices
 from billing.core.admin_forms import (
@@ -32,6 +31,7 @@ from billing.core.admin_forms import (
     money_text,
     quantity_text,
 )
+from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.money import format_money
 from billing.simulation.admin import RUN_SIMULATIONS
 from billing.subscriptions.selectors import with_live_subscription_count
@@ -114,7 +114,7 @@ class VersionLinkInline(admin.TabularInline):
 
 
 @admin.register(Plan)
-class PlanAdmin(SimpleHistoryAdmin):
+class PlanAdmin(AuditHistoryAdmin):
     form = PlanForm
     list_display = ["code", "name", "version_count", "latest_published", "add_version_link"]
     search_fields = ["code", "name"]
@@ -201,7 +201,7 @@ class PlanVersionForm(ServiceValidatedForm):
 class PlanVersionAdmin(
     VersionPricePagesMixin,
     VersionLifecycleMixin,
-    SimpleHistoryAdmin,
+    AuditHistoryAdmin,
     nested_admin.NestedModelAdmin,
 ):
     formfield_overrides = EXACT_DECIMALS
@@ -357,7 +357,7 @@ class CreditPackForm(ServiceValidatedForm):
 
 
 @admin.register(CreditPack)
-class CreditPackAdmin(SimpleHistoryAdmin):
+class CreditPackAdmin(AuditHistoryAdmin):
     form = CreditPackForm
     list_display = ["code", "name", "credits_display", "price_display", "active"]
     list_filter = ["active", "price_currency"]

@@ -3,9 +3,9 @@ redeemed it on them): on its page only its name and `active` (archive) change,
 and one that was redeemed is never deleted."""
 
 from django.contrib import admin
-from simple_history.admin import SimpleHistoryAdmin
 
 from billing.core.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt, money_text
+from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.money import format_decimal
 from billing.core.vocabulary import CouponDuration
 from plans import coupons
@@ -63,7 +63,7 @@ def coupon_duration(coupon: Coupon) -> str:
 
 
 @admin.register(Coupon)
-class CouponAdmin(SimpleHistoryAdmin):
+class CouponAdmin(AuditHistoryAdmin):
     form = CouponForm
     formfield_overrides = EXACT_DECIMALS
     list_display = ["code", "name", "off", "duration_display", "redeemed", "redeem_by", "active"]

@@ -5,9 +5,9 @@ a subscription's deal names is never deleted."""
 
 from django.contrib import admin
 from django.db.models import Count
-from simple_history.admin import SimpleHistoryAdmin
 
 from billing.core.admin_forms import ServiceValidatedForm, adopt
+from billing.core.admin_history import AuditHistoryAdmin
 from billing.subscriptions.deals import features_named_by_deals
 from plans import features
 from plans.models import Feature
@@ -61,7 +61,7 @@ def in_use(chosen) -> list[str]:
 
 
 @admin.register(Feature)
-class FeatureAdmin(SimpleHistoryAdmin):
+class FeatureAdmin(AuditHistoryAdmin):
     form = FeatureForm
     fields = ["code", "name", "kind", "description"]
     list_display = ["code", "name", "kind", "version_count"]

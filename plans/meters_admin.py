@@ -5,9 +5,9 @@ finds a meter by its name or code first, its event name last."""
 from django import forms
 from django.contrib import admin
 from django.db.models import Case, IntegerField, Q, Value, When
-from simple_history.admin import SimpleHistoryAdmin
 
 from billing.core.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt
+from billing.core.admin_history import AuditHistoryAdmin
 from billing.usage.metering import as_text
 from plans import services
 from plans.models import Meter
@@ -141,7 +141,7 @@ def ranked_by_name_or_code(meters, term: str):
 
 
 @admin.register(Meter)
-class MeterAdmin(SimpleHistoryAdmin):
+class MeterAdmin(AuditHistoryAdmin):
     formfield_overrides = EXACT_DECIMALS
     form = MeterForm
     list_display = [

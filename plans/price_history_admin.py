@@ -24,7 +24,7 @@ def who_text(user) -> str:
 
 
 class PriceHistoryMixin(VersionPageMixin):
-    """Put before SimpleHistoryAdmin in the bases: its history_view is replaced."""
+    """Put before AuditHistoryAdmin in the bases: its history_view is replaced."""
 
     def history_view(self, request, object_id, extra_context=None):
         version = self.viewable_version(request, object_id)

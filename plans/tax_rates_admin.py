@@ -3,9 +3,9 @@ archiving it (active off) or its default flag may change, and it is never
 deleted; a rate customers hold is not archived under them."""
 
 from django.contrib import admin
-from simple_history.admin import SimpleHistoryAdmin
 
 from billing.core.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt
+from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.money import format_decimal
 from plans import services
 from plans.models import TaxRate
@@ -32,7 +32,7 @@ class TaxRateForm(ServiceValidatedForm):
 
 
 @admin.register(TaxRate)
-class TaxRateAdmin(SimpleHistoryAdmin):
+class TaxRateAdmin(AuditHistoryAdmin):
     """Tax rates. A rate that taxed an invoice keeps its terms: only archiving it
     (active off) or its default flag may change; it is never deleted."""
 

@@ -1,5 +1,5 @@
 """The pages a plan version has besides its change page, for PlanVersionAdmin's
-bases (before SimpleHistoryAdmin, whose History page the price history replaces):
+bases (before AuditHistoryAdmin, whose History page the price history replaces):
 price history, compare with published, try prices. All read-only: viewing plan
 versions is enough."""
 

@@ -11,7 +11,6 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from simple_history.admin import SimpleHistoryAdmin
 
 from billing.core.admin_forms import (
     EXACT_DECIMALS,
@@ -21,6 +20,7 @@ from billing.core.admin_forms import (
     money_text,
     quantity_text,
 )
+from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.errors import BillingError
 from plans.models import CreditPack
 from wallets import ledger, purchases, revenue
@@ -222,7 +222,7 @@ class WalletOperationForm(forms.Form):
 
 
 @admin.register(Wallet)
-class WalletAdmin(SimpleHistoryAdmin):
+class WalletAdmin(AuditHistoryAdmin):
     list_display = ["customer", "kind", "currency", "balance_display", "updated_at"]
     list_filter = ["kind", "currency"]
     search_fields = ["customer__external_id", "customer__name"]

@@ -8,7 +8,6 @@ from django.db import transaction
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
-from simple_history.admin import SimpleHistoryAdmin
 
 from billing.admin.deals import DealFields, deal_text
 from billing.admin.discounts import DiscountFields, discount_summary
@@ -21,6 +20,7 @@ from billing.admin.subscription_forms import (
 )
 from billing.core.admin_fields import moment_text
 from billing.core.admin_forms import quantity_text
+from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.errors import BillingError
 from billing.models import (
     Subscription,
@@ -97,7 +97,7 @@ def _moment(field: str, description: str):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(MigrationActions, SimpleHistoryAdmin):
+class SubscriptionAdmin(MigrationActions, AuditHistoryAdmin):
     list_display = [
         "id",
         "customer",
