@@ -296,11 +296,20 @@ def _grants_credits(subscription: Subscription) -> bool:
 
 
 def _close_shard(subscription_ids: list[int], as_of: datetime, results) -> None:
-    results.put(subscriptions_close(subscription_ids=subscription_ids, as_of=as_of))
+    """A close process's share; it answers None when it fails (and exits 1)."""
+    closed = None
+    try:
+        closed = subscriptions_close(subscription_ids=subscription_ids, as_of=as_of)
+    finally:
+        results.put(closed)
 
 
 def _close_in_processes(*, as_of: datetime, processes: int) -> int:
+    """The due subscriptions shared out among `processes` forked processes. It
+    returns once every process has ended, and raises when one failed or died
+    without an answer (killed): what closed stays closed, a rerun closes the rest."""
     import multiprocessing
+    import queue
 
     from django.db import connections
 
@@ -314,12 +323,20 @@ def _close_in_processes(*, as_of: datetime, processes: int) -> int:
     ]
     for child in children:
         child.start()
-    closed = sum(results.get() for _ in children)
+    answers = []
+    while len(answers) < len(children):
+        try:
+            answers.append(results.get(timeout=1))
+        except queue.Empty:
+            # A process writes its answer before it exits: none alive, none to come.
+            if not any(child.is_alive() for child in children) and results.empty():
+                break
     for child in children:
         child.join()
-        if child.exitcode != 0:
-            raise RuntimeError(f"a close process failed (exit {child.exitcode}); run it again")
-    return closed
+    failed = [child.exitcode for child in children if child.exitcode != 0]
+    if failed or len(answers) < len(children) or None in answers:
+        raise RuntimeError(f"a close process failed (exit {failed}); run it again")
+    return sum(answers)
 
 
 def _close_due(*, as_of: datetime, fail_at: int | None) -> int:

@@ -2,6 +2,7 @@
 close run by a real Celery worker on Redis."""
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -14,7 +15,9 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from billing.invoicing import close
 from billing.invoicing.close import periods_close
+from billing.models import Subscription
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
 from tests.factories import CustomerFactory, PlanFactory, subscribe
@@ -86,6 +89,47 @@ def test_a_close_shared_among_processes_bills_each_period_once(db):
     assert (again.periods_closed, again.invoices_finalized) == (0, 0)
     assert Invoice.objects.filter(reason="period").values("subscription").distinct().count() == 30
     assert_gap_free("INV-2026", 60)
+
+
+@pytest.mark.parametrize("how", ["raises", "is killed"])
+def test_a_close_process_that_fails_fails_the_close_without_hanging(db, monkeypatch, how):
+    # given: 30 subscriptions whose October ended, and one whose close raises or
+    # kills its process (inherited by the forked processes)
+    subscribers(30)
+    doomed = Subscription.objects.order_by("id").values_list("id", flat=True)[4]
+    close_locked = close._close_locked
+
+    def failing(subscription):
+        if subscription.pk == doomed:
+            if how == "is killed":
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise RuntimeError("cannot close")
+        return close_locked(subscription)
+
+    monkeypatch.setattr(close, "_close_locked", failing)
+
+    # when: the close runs in three processes (in a thread, so a hang fails the test)
+    outcome: list = []
+    runner = threading.Thread(
+        daemon=True,
+        target=lambda: outcome.append(
+            in_threads(1, lambda _: periods_close(as_of=NOV_1, processes=3))
+        ),
+    )
+    runner.start()
+    runner.join(timeout=120)
+
+    # then: it ended, with the error, and the other processes' shares are closed
+    assert not runner.is_alive(), "the close waited for a process that was gone"
+    [errors] = outcome
+    assert len(errors) == 1 and "a close process failed" in str(errors[0])
+    billed = set(Invoice.objects.filter(reason="period").values_list("subscription", flat=True))
+    assert doomed not in billed
+    assert len(billed) >= 20  # two processes' shares at least, one group of the third
+
+    # and: a rerun without the failure closes the rest
+    monkeypatch.setattr(close, "_close_locked", close_locked)
+    assert periods_close(as_of=NOV_1, processes=3).periods_closed == 30 - len(billed)
 
 
 def test_numbers_stay_gap_free_under_concurrent_finalization(db):
