@@ -210,6 +210,12 @@ def main():
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--events-per-customer", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="gthread workers of this many threads (kept connections) instead of sync ones",
+    )
     parser.add_argument("--database", default=DB_NAME, help="dropped and created again")
     parser.add_argument("--port", type=int, default=PORT)
     args = parser.parse_args()
@@ -222,12 +228,14 @@ def main():
         f"loaded {len(CASES)} customers, {args.events_per_customer:,} events each "
         f"in the current period ({time.perf_counter() - t0:.1f} s)"
     )
-    server = Gunicorn(database_url, port=args.port, workers=args.workers)
+    server = Gunicorn(database_url, port=args.port, workers=args.workers, threads=args.threads)
     every: dict[str, list[float]] = {}
     cpu: dict[str, float] = {}  # kind -> the server's CPU seconds per request
     try:
         print(
-            f"gunicorn, {args.workers} sync workers; {args.requests:,} sequential requests "
+            f"gunicorn, {args.workers} "
+            + (f"gthread workers of {args.threads} threads" if args.threads else "sync workers")
+            + f"; {args.requests:,} sequential requests "
             "per customer and kind; CPU: the server's (its workers'), per request"
         )
         for kind, title in KINDS.items():

@@ -66,11 +66,14 @@ def server_env(database_url: str) -> dict:
 
 
 class Gunicorn:
-    """gunicorn config.wsgi with sync workers, as docs/running.md recommends."""
+    """gunicorn config.wsgi, with sync workers unless `threads` is given: then
+    gthread workers of that many threads each, which keep a client's connection
+    open between requests (a sync worker closes it after each answer)."""
 
-    def __init__(self, database_url: str, *, port: int, workers: int):
+    def __init__(self, database_url: str, *, port: int, workers: int, threads: int = 0):
         self.port = port
         self.workers = workers
+        worker_class = ["gthread", "--threads", str(threads)] if threads else ["sync"]
         self.process = subprocess.Popen(
             [
                 str(ROOT / ".venv/bin/gunicorn"),
@@ -80,7 +83,7 @@ class Gunicorn:
                 "--workers",
                 str(workers),
                 "--worker-class",
-                "sync",
+                *worker_class,
                 "--keep-alive",
                 "30",
                 "--log-level",
