@@ -9,7 +9,7 @@ request, each to every customer:
                 standing from the same usage and wallet reads as the meter check)
 
     .venv/bin/python bench/check.py [--requests 2000] [--events-per-customer 20000]
-        [--database billing_bench_check] [--port 8771]
+        [--server granian|gunicorn] [--database billing_bench_check] [--port 8771]
 
 Customers (demo catalog, plans/management/commands/load_demo.py, whose plans grant
 features), with the feature each one's feature check asks for:
@@ -22,8 +22,8 @@ features), with the feature each one's feature check asks for:
   mid_hour  ai_assistant subscribed at 00:30: its period's first partial hour is read
             from the raw events on every check; sso
 
-Each row also gives the server's CPU per request (its gunicorn workers', from
-/proc), the figure to compare on a machine that other work shares.
+Each row also gives the server's CPU per request (its processes', from /proc), the
+figure to compare on a machine that other work shares.
 
 Needs PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432); it creates
 its own database (`--database`, dropped first: `billing_bench_check`) and serves on
@@ -44,7 +44,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
-    Gunicorn,
+    SERVERS,
+    Server,
     cpu_seconds,
     django_setup,
     fresh_database,
@@ -211,10 +212,14 @@ def main():
     parser.add_argument("--events-per-customer", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
+        "--server", choices=SERVERS, default="granian", help="the web server (docs/running.md)"
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=0,
-        help="gthread workers of this many threads (kept connections) instead of sync ones",
+        help="threads a worker (gunicorn: gthread workers, which keep connections, "
+        "instead of sync ones)",
     )
     parser.add_argument("--database", default=DB_NAME, help="dropped and created again")
     parser.add_argument("--port", type=int, default=PORT)
@@ -228,14 +233,18 @@ def main():
         f"loaded {len(CASES)} customers, {args.events_per_customer:,} events each "
         f"in the current period ({time.perf_counter() - t0:.1f} s)"
     )
-    server = Gunicorn(database_url, port=args.port, workers=args.workers, threads=args.threads)
+    server = Server(
+        database_url,
+        port=args.port,
+        workers=args.workers,
+        threads=args.threads,
+        kind=args.server,
+    )
     every: dict[str, list[float]] = {}
     cpu: dict[str, float] = {}  # kind -> the server's CPU seconds per request
     try:
         print(
-            f"gunicorn, {args.workers} "
-            + (f"gthread workers of {args.threads} threads" if args.threads else "sync workers")
-            + f"; {args.requests:,} sequential requests "
+            server.describe(args.threads) + f"; {args.requests:,} sequential requests "
             "per customer and kind; CPU: the server's (its workers'), per request"
         )
         for kind, title in KINDS.items():

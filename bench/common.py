@@ -1,5 +1,5 @@
-"""Shared pieces of the benchmarks: a fresh PostgreSQL database, a gunicorn
-server, percentiles. Benchmarks print figures; they assert nothing."""
+"""Shared pieces of the benchmarks: a fresh PostgreSQL database, a web server
+(granian or gunicorn), percentiles. Benchmarks print figures; they assert nothing."""
 
 import os
 import signal
@@ -65,30 +65,52 @@ def server_env(database_url: str) -> dict:
     }
 
 
-class Gunicorn:
-    """gunicorn config.wsgi, with sync workers unless `threads` is given: then
-    gthread workers of that many threads each, which keep a client's connection
-    open between requests (a sync worker closes it after each answer)."""
+SERVERS = ("granian", "gunicorn")
 
-    def __init__(self, database_url: str, *, port: int, workers: int, threads: int = 0):
+
+def server_command(kind: str, *, port: int, workers: int, threads: int = 0) -> list[str]:
+    """The command that serves config.wsgi on `port` as production does
+    (docs/running.md): granian's WSGI workers, one request at a time each; or
+    gunicorn's sync workers, or with `threads` its gthread workers of that many
+    threads, which keep a client's connection between requests."""
+    if kind == "granian":
+        # fmt: off
+        return [
+            str(ROOT / ".venv/bin/granian"), "--interface", "wsgi",
+            "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), "--blocking-threads", str(threads or 1),
+            "--log-level", "warning", "config.wsgi:application",
+        ]
+        # fmt: on
+    if kind != "gunicorn":
+        raise ValueError(f"unknown server {kind!r}; one of {', '.join(SERVERS)}")
+    worker_class = ["gthread", "--threads", str(threads)] if threads else ["sync"]
+    # fmt: off
+    return [
+        str(ROOT / ".venv/bin/gunicorn"), "config.wsgi",
+        "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+        "--worker-class", *worker_class, "--keep-alive", "30", "--log-level", "warning",
+    ]
+    # fmt: on
+
+
+class Server:
+    """config.wsgi served by `kind` (server_command) on PostgreSQL, until stop()."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        port: int,
+        workers: int,
+        threads: int = 0,
+        kind: str = "granian",
+    ):
         self.port = port
         self.workers = workers
-        worker_class = ["gthread", "--threads", str(threads)] if threads else ["sync"]
+        self.kind = kind
         self.process = subprocess.Popen(
-            [
-                str(ROOT / ".venv/bin/gunicorn"),
-                "config.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(workers),
-                "--worker-class",
-                *worker_class,
-                "--keep-alive",
-                "30",
-                "--log-level",
-                "warning",
-            ],
+            server_command(kind, port=port, workers=workers, threads=threads),
             cwd=ROOT,
             env=server_env(database_url),
             start_new_session=True,
@@ -101,13 +123,22 @@ class Gunicorn:
             except OSError:
                 time.sleep(0.2)
         self.stop()
-        raise RuntimeError("gunicorn did not start")
+        raise RuntimeError(f"{kind} did not start")
+
+    def describe(self, threads: int = 0) -> str:
+        if self.kind == "granian":
+            return f"granian, {self.workers} WSGI workers of {threads or 1} thread(s)"
+        if threads:
+            return f"gunicorn, {self.workers} gthread workers of {threads} threads"
+        return f"gunicorn, {self.workers} sync workers"
 
     def pids(self) -> list[int]:
-        children = subprocess.run(
-            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
+        # The whole process group (the server was started in a session of its
+        # own): granian's workers are not all the main process's children.
+        members = subprocess.run(
+            ["pgrep", "-g", str(self.process.pid)], capture_output=True, text=True
         ).stdout.split()
-        return [self.process.pid, *map(int, children)]
+        return sorted({self.process.pid, *map(int, members)})
 
     def memory_mib(self) -> tuple[float, float]:
         """(current RSS, peak RSS) summed over master and workers, in MiB."""

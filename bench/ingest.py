@@ -1,8 +1,8 @@
-"""Ingestion benchmark: HTTP through gunicorn on PostgreSQL, against the raw
+"""Ingestion benchmark: HTTP through the web server (granian) on PostgreSQL, against the raw
 PostgreSQL ceiling, plus usage-read latency at 1,000,000 events.
 
     .venv/bin/python bench/ingest.py [--events 200000] [--workers 4] [--big 1000000]
-        [--grouped] [--database billing_bench_ingest] [--port 8765]
+        [--grouped] [--server granian|gunicorn] [--database billing_bench_ingest] [--port 8765]
 
 Needs PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432); it
 creates its own database (`--database`, dropped first and left empty at the end)
@@ -37,7 +37,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
-    Gunicorn,
+    SERVERS,
+    Server,
     cpu_seconds,
     django_setup,
     fresh_database,
@@ -173,7 +174,10 @@ def run_clients(target, per_client_args) -> tuple[float, list[float], int]:
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument("--workers", type=int, default=4, help="the web server's workers")
+    parser.add_argument(
+        "--server", choices=SERVERS, default="granian", help="the web server (docs/running.md)"
+    )
     parser.add_argument(
         "--big", type=int, default=1_000_000, help="events of the usage-read customer"
     )
@@ -263,7 +267,7 @@ def main():
         )
 
     connections.close_all()
-    server = Gunicorn(database_url, port=args.port, workers=args.workers)
+    server = Server(database_url, port=args.port, workers=args.workers, kind=args.server)
     try:
         server_cpu, pg_cpu = cpu_seconds(server.pids()), cpu_seconds(postgres_pids())
         elapsed, latencies, accepted = run_clients(
@@ -274,7 +278,7 @@ def main():
         rss, peak = server.memory_mib()
         http_rate = accepted / elapsed
         print(
-            f"\nHTTP ingestion (gunicorn, {args.workers} sync workers, PostgreSQL, with auth, "
+            f"\nHTTP ingestion ({server.describe()}, PostgreSQL, with auth, "
             f"dedup, rollups{', group rollups' if args.grouped else ''}, "
             "one transaction a batch)"
         )
@@ -287,7 +291,7 @@ def main():
         print(f"  server memory (master + workers): {rss:.0f} MiB now, {peak:.0f} MiB peak")
         batches_sent = len(batches)
         print(
-            f"  CPU per batch: gunicorn {server_cpu / batches_sent * 1000:.1f} ms, "
+            f"  CPU per batch: {args.server} {server_cpu / batches_sent * 1000:.1f} ms, "
             f"PostgreSQL {pg_cpu / batches_sent * 1000:.1f} ms"
         )
         if accepted != len(events):

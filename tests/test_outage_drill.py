@@ -1,6 +1,6 @@
 """The outage drill: PostgreSQL restarted (pg_ctl restart -m fast) while 4 clients
-post event batches through gunicorn and a real Celery worker on Redis checks the
-customers' usage alerts. A throwaway cluster, Redis, server and worker of its
+post event batches through the web server (granian) and a real Celery worker on
+Redis checks the customers' usage alerts. A throwaway cluster, Redis, server and worker of its
 own (initdb as the `postgres` user when run as root), so the database everyone
 else uses is never restarted.
 
@@ -305,7 +305,8 @@ def test_a_database_restart_under_load_loses_nothing_and_answers_no_500(tmp_path
     postgres = ThrowawayPostgres(bindir, pg_dir)
     processes: list[subprocess.Popen] = []
     worker_log = tmp_path / "worker.log"
-    server_log = tmp_path / "gunicorn.log"
+    server_log = tmp_path / "server.log"
+    server_output = server_log.open("w")  # closed in the finally below
     try:
         database_url = postgres.start()
         redis_port = free_port()
@@ -360,15 +361,19 @@ def test_a_database_restart_under_load_loses_nothing_and_answers_no_500(tmp_path
             )
         )
         port = free_port()
+        # The production web server (docs/running.md), its output in a log file.
         processes.append(
             spawn(
-                *(str(VENV / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}"),
-                *("--workers", "2", "--log-level", "warning", "--error-logfile", str(server_log)),
+                *(str(VENV / "granian"), "--interface", "wsgi", "--host", "127.0.0.1"),
+                *("--port", str(port), "--workers", "2", "--blocking-threads", "1"),
+                *("--log-level", "warning", "config.wsgi:application"),
                 cwd=ROOT,
                 env=env,
+                stdout=server_output,
+                stderr=subprocess.STDOUT,
             )
         )
-        wait_until("gunicorn", lambda: listening(port))
+        wait_until("granian", lambda: listening(port))
         wait_until("the worker", lambda: "ready." in worker_log.read_text(), timeout=60)
 
         # when: 4 clients post continuously, and the database restarts in the middle
@@ -442,6 +447,7 @@ def test_a_database_restart_under_load_loses_nothing_and_answers_no_500(tmp_path
                 process.wait()
         postgres.stop()
         shutil.rmtree(pg_dir, ignore_errors=True)
+        server_output.close()
 
     log = worker_log.read_text(errors="replace")
     retried = re.findall(r"\] retry: Retry in .*(?:OperationalError|InterfaceError)", log)
