@@ -51,6 +51,7 @@ from bench.common import (
     fresh_database,
     percentile,
     record,
+    server_shape,
 )
 
 DB_NAME = "billing_bench_check"
@@ -210,20 +211,24 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--events-per-customer", type=int, default=20_000)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--workers", type=int, help="the web server's workers (granian: 2, gunicorn: 2 sync)"
+    )
     parser.add_argument(
         "--server", choices=SERVERS, default="granian", help="the web server (docs/running.md)"
     )
     parser.add_argument(
         "--threads",
         type=int,
-        default=0,
         help="threads a worker (gunicorn: gthread workers, which keep connections, "
         "instead of sync ones)",
     )
     parser.add_argument("--database", default=DB_NAME, help="dropped and created again")
     parser.add_argument("--port", type=int, default=PORT)
     args = parser.parse_args()
+    args.workers, args.threads = server_shape(
+        args.server, args.workers, args.threads, sync_workers=2
+    )
 
     database_url = fresh_database(args.database)
     django_setup(database_url)
@@ -244,7 +249,7 @@ def main():
     cpu: dict[str, float] = {}  # kind -> the server's CPU seconds per request
     try:
         print(
-            server.describe(args.threads) + f"; {args.requests:,} sequential requests "
+            server.describe() + f"; {args.requests:,} sequential requests "
             "per customer and kind; CPU: the server's (its workers'), per request"
         )
         for kind, title in KINDS.items():

@@ -66,6 +66,18 @@ def server_env(database_url: str) -> dict:
 
 
 SERVERS = ("granian", "gunicorn")
+# Production's shape on 2 cores (docs/running.md): granian, a worker a core of two
+# threads each (four requests at once).
+GRANIAN_WORKERS = 2
+GRANIAN_THREADS = 2
+
+
+def server_shape(kind: str, workers: int | None, threads: int | None, *, sync_workers: int):
+    """(workers, threads) of a benchmark's server: as given, else production's for
+    granian, and `sync_workers` sync workers for gunicorn."""
+    if kind == "granian":
+        return workers or GRANIAN_WORKERS, GRANIAN_THREADS if threads is None else threads
+    return workers or sync_workers, threads or 0
 
 
 def server_command(kind: str, *, port: int, workers: int, threads: int = 0) -> list[str]:
@@ -108,6 +120,7 @@ class Server:
     ):
         self.port = port
         self.workers = workers
+        self.threads = threads
         self.kind = kind
         self.process = subprocess.Popen(
             server_command(kind, port=port, workers=workers, threads=threads),
@@ -125,11 +138,11 @@ class Server:
         self.stop()
         raise RuntimeError(f"{kind} did not start")
 
-    def describe(self, threads: int = 0) -> str:
+    def describe(self) -> str:
         if self.kind == "granian":
-            return f"granian, {self.workers} WSGI workers of {threads or 1} thread(s)"
-        if threads:
-            return f"gunicorn, {self.workers} gthread workers of {threads} threads"
+            return f"granian, {self.workers} WSGI workers of {self.threads or 1} thread(s)"
+        if self.threads:
+            return f"gunicorn, {self.workers} gthread workers of {self.threads} threads"
         return f"gunicorn, {self.workers} sync workers"
 
     def pids(self) -> list[int]:

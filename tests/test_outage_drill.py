@@ -365,7 +365,7 @@ def test_a_database_restart_under_load_loses_nothing_and_answers_no_500(tmp_path
         processes.append(
             spawn(
                 *(str(VENV / "granian"), "--interface", "wsgi", "--host", "127.0.0.1"),
-                *("--port", str(port), "--workers", "2", "--blocking-threads", "1"),
+                *("--port", str(port), "--workers", "2", "--blocking-threads", "2"),
                 *("--log-level", "warning", "config.wsgi:application"),
                 cwd=ROOT,
                 env=env,
