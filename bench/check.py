@@ -211,9 +211,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--events-per-customer", type=int, default=20_000)
-    parser.add_argument(
-        "--workers", type=int, help="the web server's workers (granian: 2, gunicorn: 2 sync)"
-    )
+    parser.add_argument("--workers", type=int, help="the web server's workers (default 2)")
     parser.add_argument(
         "--server", choices=SERVERS, default="granian", help="the web server (docs/running.md)"
     )
@@ -227,7 +225,7 @@ def main():
     parser.add_argument("--port", type=int, default=PORT)
     args = parser.parse_args()
     args.workers, args.threads = server_shape(
-        args.server, args.workers, args.threads, sync_workers=2
+        args.server, args.workers, args.threads, default_workers=2
     )
 
     database_url = fresh_database(args.database)
