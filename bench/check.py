@@ -51,7 +51,6 @@ from bench.common import (
     fresh_database,
     percentile,
     record,
-    server_shape,
 )
 
 DB_NAME = "billing_bench_check"
@@ -211,22 +210,20 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--events-per-customer", type=int, default=20_000)
-    parser.add_argument("--workers", type=int, help="the web server's workers (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="the web server's workers")
     parser.add_argument(
         "--server", choices=SERVERS, default="granian", help="the web server (docs/running.md)"
     )
     parser.add_argument(
         "--threads",
         type=int,
+        default=0,
         help="threads a worker (gunicorn: gthread workers, which keep connections, "
         "instead of sync ones)",
     )
     parser.add_argument("--database", default=DB_NAME, help="dropped and created again")
     parser.add_argument("--port", type=int, default=PORT)
     args = parser.parse_args()
-    args.workers, args.threads = server_shape(
-        args.server, args.workers, args.threads, default_workers=2
-    )
 
     database_url = fresh_database(args.database)
     django_setup(database_url)

@@ -66,16 +66,6 @@ def server_env(database_url: str) -> dict:
 
 
 SERVERS = ("granian", "gunicorn")
-# Production's shape (docs/running.md): granian, two workers a core of one thread each.
-GRANIAN_THREADS = 1
-
-
-def server_shape(kind: str, workers: int | None, threads: int | None, *, default_workers: int):
-    """(workers, threads) of a benchmark's server: as given, else `default_workers`
-    workers of one thread each (granian) or sync workers (gunicorn)."""
-    if kind == "granian":
-        return workers or default_workers, threads or GRANIAN_THREADS
-    return workers or default_workers, threads or 0
 
 
 def server_command(kind: str, *, port: int, workers: int, threads: int = 0) -> list[str]:

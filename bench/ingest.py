@@ -1,7 +1,7 @@
 """Ingestion benchmark: HTTP through the web server (granian) on PostgreSQL, against the raw
 PostgreSQL ceiling, plus usage-read latency at 1,000,000 events.
 
-    .venv/bin/python bench/ingest.py [--events 200000] [--workers N] [--big 1000000]
+    .venv/bin/python bench/ingest.py [--events 200000] [--workers 4] [--big 1000000]
         [--grouped] [--server granian|gunicorn] [--database billing_bench_ingest] [--port 8765]
 
 Needs PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432); it
@@ -45,7 +45,6 @@ from bench.common import (
     percentile,
     postgres_pids,
     record,
-    server_shape,
 )
 
 DB_NAME = "billing_bench_ingest"
@@ -180,12 +179,15 @@ def run_clients(target, per_client_args) -> tuple[float, list[float], int]:
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--workers", type=int, help="the web server's workers (default 4)")
+    parser.add_argument("--workers", type=int, default=4, help="the web server's workers")
     parser.add_argument(
         "--server", choices=SERVERS, default="granian", help="the web server (docs/running.md)"
     )
     parser.add_argument(
-        "--threads", type=int, help="threads a worker (granian: 1; gunicorn: gthread workers)"
+        "--threads",
+        type=int,
+        default=0,
+        help="threads a worker (granian: 1 unless given; gunicorn: gthread workers)",
     )
     parser.add_argument(
         "--big", type=int, default=1_000_000, help="events of the usage-read customer"
@@ -198,9 +200,6 @@ def main():
     parser.add_argument("--database", default=DB_NAME, help="dropped and created again")
     parser.add_argument("--port", type=int, default=PORT)
     args = parser.parse_args()
-    args.workers, args.threads = server_shape(
-        args.server, args.workers, args.threads, default_workers=4
-    )
 
     database_url = fresh_database(args.database)
     django_setup(database_url)
