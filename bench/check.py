@@ -44,8 +44,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
-    SERVERS,
     Server,
+    add_server_arguments,
     cpu_seconds,
     django_setup,
     fresh_database,
@@ -210,17 +210,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--events-per-customer", type=int, default=20_000)
-    parser.add_argument("--workers", type=int, default=2, help="the web server's workers")
-    parser.add_argument(
-        "--server", choices=SERVERS, default="granian", help="the web server (docs/running.md)"
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="threads a worker (gunicorn: gthread workers, which keep connections, "
-        "instead of sync ones)",
-    )
+    add_server_arguments(parser, workers=2)
     parser.add_argument("--database", default=DB_NAME, help="dropped and created again")
     parser.add_argument("--port", type=int, default=PORT)
     args = parser.parse_args()

@@ -68,6 +68,21 @@ def server_env(database_url: str) -> dict:
 SERVERS = ("granian", "gunicorn")
 
 
+def add_server_arguments(parser, *, workers: int) -> None:
+    """--server, --workers and --threads: the web server a benchmark starts (Server)."""
+    parser.add_argument(
+        "--server", choices=SERVERS, default="granian", help="the web server (docs/running.md)"
+    )
+    parser.add_argument("--workers", type=int, default=workers, help="the web server's workers")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="threads a worker (granian: 1 unless given; gunicorn: gthread workers, which "
+        "keep connections, instead of sync ones)",
+    )
+
+
 def server_command(kind: str, *, port: int, workers: int, threads: int = 0) -> list[str]:
     """The command that serves config.wsgi on `port` as production does
     (docs/running.md): granian's WSGI workers, one request at a time each; or

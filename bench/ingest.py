@@ -37,8 +37,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
-    SERVERS,
     Server,
+    add_server_arguments,
     cpu_seconds,
     django_setup,
     fresh_database,
@@ -179,16 +179,7 @@ def run_clients(target, per_client_args) -> tuple[float, list[float], int]:
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--workers", type=int, default=4, help="the web server's workers")
-    parser.add_argument(
-        "--server", choices=SERVERS, default="granian", help="the web server (docs/running.md)"
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="threads a worker (granian: 1 unless given; gunicorn: gthread workers)",
-    )
+    add_server_arguments(parser, workers=4)
     parser.add_argument(
         "--big", type=int, default=1_000_000, help="events of the usage-read customer"
     )
