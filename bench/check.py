@@ -136,13 +136,14 @@ def load(events_per_customer: int) -> str:
             if result.rejected:
                 raise RuntimeError(f"{name}: {result.rejected[0]}")
     _, secret = api_key_create(name="bench", scopes=["read"])
-    # The rollup tail the load left (a fold after a batch moves one chunk at most
-    # a second), folded as the beat would within a minute: otherwise every check of
-    # the customer loaded last scans its thousands of tail rows (billing.usage.folding).
-    from billing.usage.folding import usage_fold
+    # The events the load left unfolded (a fold after a batch takes one chunk at
+    # most a second), folded as the beat would within a minute: otherwise every check
+    # of the customer loaded last reads its unfolded events (billing.usage.folding).
+    from billing.usage.folding import unfolded_events, usage_fold
 
-    left = usage_fold(wait=True)
-    print(f"{left:,} rollup tail rows left by the load, folded")
+    left = unfolded_events()
+    usage_fold(wait=True)
+    print(f"{left:,} events left unfolded by the load, folded")
     # Statistics, as autovacuum would have them on a database in use: the plans the
     # requests get (prepared statements' generic plans too) are made from them.
     with connection.cursor() as cursor:

@@ -301,16 +301,12 @@ def main():
         if accepted != len(events):
             raise RuntimeError(f"accepted {accepted}, sent {len(events)}")
         # What the folds left behind (they run after batches, every BILLING_FOLD_MS
-        # per worker): a tail that grew with the run would be work put off, not saved.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT (SELECT count(*) FROM billing_usagerolluptail), "
-                "(SELECT count(*) FROM billing_usagepropertyrolluptail)"
-            )
-            hourly_tail, group_tail = cursor.fetchone()
+        # per worker): a backlog that grew with the run would be work put off, not saved.
+        from billing.usage.folding import unfolded_events
+
         print(
-            f"  rollup tail left unfolded at the end: {hourly_tail:,} hourly and "
-            f"{group_tail:,} group rows (BILLING_FOLD_MS={settings.BILLING_FOLD_MS})"
+            f"  events left unfolded at the end: {unfolded_events():,} "
+            f"(BILLING_FOLD_MS={settings.BILLING_FOLD_MS})"
         )
 
         # The raw ceiling: the same rows and statement, straight through psycopg. The
@@ -325,8 +321,7 @@ def main():
                 cursor.execute(
                     "TRUNCATE billing_eventkey, billing_usageevent, billing_usagerollup, "
                     "billing_usageuniquevalue, billing_usagepropertyrollup, "
-                    "billing_usagepropertyuniquevalue, billing_usagerolluptail, "
-                    "billing_usagepropertyrolluptail, billing_usagedailyrollup"
+                    "billing_usagepropertyuniquevalue, billing_usagedailyrollup"
                 )
 
         prepared_batches = [
@@ -347,7 +342,7 @@ def main():
         ceilings = [
             ("insert only", [(_postgres.INSERT_EVENTS, True)], [(d,) for d in documents]),
             (
-                "insert + rollup tail (ingestion's statement)",
+                "insert with contributions (ingestion's statement)",
                 [(_postgres.STORE, True)],
                 [(d,) for d in documents],
             ),
@@ -364,7 +359,7 @@ def main():
             ]
             ceilings.append(
                 (
-                    "insert + rollup tail + group rollup upsert",
+                    "insert with contributions + group rollup upsert",
                     [(_postgres.STORE, True), (GROUP_ROLLUP_INSERT, False)],
                     list(zip(documents, group_documents, strict=True)),
                 )
@@ -410,18 +405,18 @@ def main():
                 raise RuntimeError(result.rejected[0])
             sent += size
         load_s = time.perf_counter() - t0
-        # The backfill spreads the whale's events over the month, so each batch adds
-        # a tail row per meter and hour; what the last second left is folded, as the
-        # beat (every minute) or `manage.py fold_usage --every 1` would.
+        # What the last second of the backfill left unfolded is folded, as the beat
+        # (every minute) or `manage.py fold_usage --every 1` would.
         from billing.usage.folding import usage_fold
 
-        left = usage_fold(wait=True)
+        left = unfolded_events()
+        usage_fold(wait=True)
         with connection.cursor() as cursor:
-            cursor.execute("VACUUM ANALYZE billing_usagerolluptail")
+            cursor.execute("VACUUM ANALYZE billing_usageevent")
         print(
             f"\nUsage reads: customer with {args.big:,} events this period "
             f"(loaded in-process in {load_s:.0f} s = {args.big / load_s:,.0f} events/s; "
-            f"{left:,} tail rows folded after the load)"
+            f"{left:,} events folded after the load)"
         )
         # What the reads add up: the plain read the hourly rows, a group_by read the
         # group rows of its meters (one per hour and combination of values).

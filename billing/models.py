@@ -41,16 +41,33 @@ class UsageEvent(models.Model):
     timestamp = models.DateTimeField()
     properties = models.JSONField(default=dict)
     received_at = models.DateTimeField()
+    # The meters the event feeds, as ingestion metered it, for the fold
+    # (billing.usage.folding): JSON text, [[meter id, value or null, [group
+    # values] for a meter with group_by], ...]; null for an event no meter counts.
+    contributions = models.TextField(null=True)  # noqa: DJ001 (null: no meter; "" is no JSON)
 
     class Meta:
         indexes = [
             models.Index(
                 fields=["customer", "event_name", "timestamp"], name="usage_event_cust_name_ts"
-            )
+            ),
+            # A read's events after the fold's watermark, and the fold's.
+            models.Index(fields=["customer", "id"], name="usage_event_cust_id"),
+            models.Index(fields=["id"], name="usage_event_id"),
         ]
 
     def __str__(self) -> str:
         return f"{self.event_name} {self.event_id}"
+
+
+class UsageFoldWatermark(models.Model):
+    """The one row: the highest event id the fold has added to the rollups
+    (billing.usage.folding). Events above it are read from the events table."""
+
+    folded_through = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"folded through event {self.folded_through}"
 
 
 class EventKey(models.Model):

@@ -20,8 +20,8 @@ def rebuild_meter_usage(meter_id: int) -> int:
 
 @shared_task(acks_late=True)
 def fold_usage() -> int:
-    """The beat's safety net for when ingestion stops: fold what is left in the
-    rollup tail (ingestion folds about every second while it runs)."""
+    """The beat's safety net for when ingestion stops: fold the events left
+    unfolded (ingestion folds about every second while it runs)."""
     return folding.usage_fold()
 
 

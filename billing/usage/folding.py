@@ -1,26 +1,31 @@
-"""Folding: on PostgreSQL a batch does not upsert the rollups itself. It appends
-its aggregates per (customer, meter, hour), and per group for meters with
-group_by, to the rollup tails (billing_usagerolluptail and
-billing_usagepropertyrolluptail: plain inserts that no other batch contends
-for), and a fold moves the tails into the rollups: one statement a tail deletes
-the rows it sees and adds them, aggregated, to the rollup table, in one
-transaction.
-So a unit is in the tail or in the rollups, never both and never neither, also
-when the folder is killed mid-fold (its transaction rolls back), and a read that
-adds the rollups and the tail in one statement (billing.usage.reads) sees every
-committed batch exactly once: read-your-writes without the batch writing a
-single contended rollup row.
+"""Folding: on PostgreSQL a batch writes no rollup row. Each event is stored
+with its contributions (the meters it feeds and its values and group values,
+billing.usage.rollups), and a fold adds the events after the watermark to the
+rollups in one statement a table, moving the watermark in the same transaction.
 
-The tail row set is the fold's watermark: what it holds is exactly what is not
-folded yet. (A watermark on event ids would not do: ids are drawn before commit,
-so a batch that commits late can hold ids below one already folded.)
+A read is the rollups plus the events after the watermark, aggregated in the
+same statement (the views `billing_usageunfolded` and
+`billing_usagepropertyunfolded`, by the customer's (customer, id) index), so one
+snapshot: an event is in the rollups (id at most the watermark) or read from the
+events (id above it), never both and never neither, also when the folder is
+killed mid-fold (its transaction rolls back, watermark and all). So an event
+acknowledged with 202 counts in the very next read, without a batch writing a
+single contended rollup row, and a fold writes one rollup row per customer,
+meter and hour for all the batches since the last fold.
+
+The watermark is an event id, and ids are drawn before commit: a batch that
+commits late can hold ids below one already committed. So the fold takes its
+bound, the highest stored id, while holding the rollup lock exclusively for a
+moment: ingestion holds it shared from before it draws an id until it commits,
+so every batch with an id up to that bound has ended, and every later batch
+draws higher ids.
 
 The fold runs in the ingesting process after its batch commits, at most every
-BILLING_FOLD_MS per process, one folder at a time (a try-lock: a busy
-folder is not waited for); the beat runs it every minute for when ingestion
-stops, and `manage.py fold_usage` by hand. The tail stays small by construction:
-a fold moves up to FOLD_CHUNK rows a transaction. SQLite, the embedded default,
-writes the rollups directly at ingestion and has nothing to fold."""
+BILLING_FOLD_MS per process, one folder at a time (a try-lock: a busy folder is
+not waited for); the beat runs it every minute for when ingestion stops, and
+`manage.py fold_usage` by hand. A fold takes up to FOLD_CHUNK events a
+transaction. SQLite, the embedded default, writes the rollups directly at
+ingestion: its views are empty and it has nothing to fold."""
 
 import logging
 import time
@@ -28,8 +33,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
+from psycopg.errors import LockNotAvailable
 
+from billing.usage.partitions import EVENTS_TABLE
 from billing.usage.rollups import (
     DAILY_ROLLUP_COLUMNS,
     DAILY_ROLLUP_ON_CONFLICT,
@@ -43,18 +50,51 @@ from billing.usage.rollups import (
 
 logger = logging.getLogger(__name__)
 
-# Rows one fold transaction moves from each tail; a longer tail takes several.
+# Events one fold transaction takes; a longer backlog takes several.
 FOLD_CHUNK = 50_000
+
+# How long a fold in the request path waits for the batches in flight to end
+# before it takes its bound (a batch waiting on a wallet's lock, say).
+BOUND_WAIT_MS = 250
 
 # An arbitrary, fixed key for the advisory lock that lets one folder run at a time.
 FOLD_LOCK_KEY = 7_310_624_002
 
+WATERMARK_TABLE = "billing_usagefoldwatermark"
+# The watermark, in SQL: 0 (nothing folded) without its row, as after a flush
+# of every table, the events included.
+FOLDED_THROUGH = f"coalesce((SELECT max(folded_through) FROM {WATERMARK_TABLE}), 0)"  # noqa: S608
 
-def _add_up(
-    table: str, columns: str, key: str, select_key: str, on_conflict: str, source: str = "moved"
+# The events after the watermark, one row per contribution, in the rollups' columns
+# (a rollup row of one event), with the contribution's group values and the
+# event's id. `contributions` is the JSON text ingestion stores:
+# [[meter id, value or null, [group values] if the meter has group_by], ...].
+UNFOLDED_VIEW = f"""
+SELECT e.customer_id, (x->>0)::bigint AS meter_id,
+    date_trunc('hour', e."timestamp", 'UTC') AS hour,
+    1::bigint AS event_count, coalesce((x->>1)::numeric, 0) AS value_sum,
+    (x->>1)::numeric AS value_max, e."timestamp" AS latest_at,
+    e.event_id AS latest_event_id, (x->>1)::numeric AS latest_value,
+    x->2 AS group_values, e.id AS event_row
+FROM {EVENTS_TABLE} e
+CROSS JOIN LATERAL json_array_elements(e.contributions::json) AS x
+WHERE e.id > {FOLDED_THROUGH}"""  # noqa: S608 (constants only)
+
+# The same per group value of each group_by property (position: its place in the
+# meter's group_by).
+PROPERTY_UNFOLDED_VIEW = """
+SELECT u.customer_id, u.meter_id, u.hour, (g.n - 1)::smallint AS position,
+    g.value AS group_value, u.event_count, u.value_sum, u.value_max, u.latest_at,
+    u.latest_event_id, u.latest_value, u.event_row
+FROM billing_usageunfolded u
+CROSS JOIN LATERAL json_array_elements_text(u.group_values) WITH ORDINALITY AS g(value, n)"""
+
+
+def added_up(
+    table: str, columns: str, key: str, select_key: str, on_conflict: str, source: str
 ) -> str:
-    """An INSERT adding the rows of `source` (the moved tail rows), grouped by `key`
-    (selected as `select_key`), to `table`, in key order."""
+    """An INSERT adding the rows of `source`, grouped by `key` (selected as
+    `select_key`), to `table`, in key order."""
     latest = "ORDER BY latest_at DESC, latest_event_id DESC"
     return f"""
     INSERT INTO {table} ({columns})
@@ -70,55 +110,57 @@ def _add_up(
 
 @dataclass(frozen=True)
 class Folded:
-    """A rollup table and its tail; `daily`: whether the fold also adds the tail
-    to the daily rollups (billing.models.UsageDailyRollup)."""
+    """A rollup table and the view of its rows not folded yet; `daily`: whether
+    the fold also adds them to the daily rollups (billing.models.UsageDailyRollup)."""
 
     table: str
-    tail: str
+    unfolded: str
     key: str
     columns: str
     on_conflict: str
     daily: bool = False
 
     def fold_sql(self) -> str:
-        """Some tail rows (ctid: their physical addresses, taken in one snapshot)
-        deleted and added to the rollups in one statement, in key order; returns
-        how many tail rows it moved."""
+        """The unfolded rows of the events with ids in (watermark, bound] added to
+        the rollups in one statement, in key order; returns how many rows it
+        added up. Its parameters: the watermark and the bound (written out, so
+        that the planner reads the few events between them by their id index)."""
         by_day = ""
         if self.daily:
-            by_day = ", by_day AS (" + days_added_up(DAILY_ROLLUP_ON_CONFLICT) + "\n)"
+            by_day = ", by_day AS (" + days_added_up(DAILY_ROLLUP_ON_CONFLICT, "unfolded") + "\n)"
+        key = self.key
+        folded = added_up(self.table, self.columns, key, key, self.on_conflict, "unfolded")
         return f"""
-WITH moved AS (
-    DELETE FROM {self.tail}
-    WHERE ctid = ANY(ARRAY(SELECT ctid FROM {self.tail} LIMIT %s))
-    RETURNING {self.columns}
-), folded AS ({_add_up(self.table, self.columns, self.key, self.key, self.on_conflict)}
+WITH unfolded AS MATERIALIZED (
+    SELECT {self.columns} FROM {self.unfolded} WHERE event_row > %s AND event_row <= %s
+), folded AS ({folded}
 ){by_day}
-SELECT count(*) FROM moved"""  # noqa: S608 (constants only)
+SELECT count(*) FROM unfolded"""  # noqa: S608 (constants only)
 
     def rows(self, columns: str, where: str) -> str:
-        """A SELECT of `columns` of the rows matching `where` in the rollups and in
-        the tail: one statement, so one snapshot, in which each committed batch is
-        in exactly one of the two. Its parameters are those of `where`, twice."""
+        """A SELECT of `columns` of the rows matching `where` in the rollups and
+        among the unfolded events: one statement, so one snapshot, in which each
+        event is in exactly one of the two. Its parameters are those of `where`,
+        twice."""
         return (
             f"SELECT {columns} FROM {self.table} WHERE {where} "  # noqa: S608
-            f"UNION ALL SELECT {columns} FROM {self.tail} WHERE {where}"
+            f"UNION ALL SELECT {columns} FROM {self.unfolded} WHERE {where}"
         )
 
 
 DAILY_TABLE = "billing_usagedailyrollup"
 
 
-def days_added_up(on_conflict: str, source: str = "moved") -> str:
+def days_added_up(on_conflict: str, source: str) -> str:
     """An INSERT adding hourly rows (of `source`) to the daily rollups, a row per
     customer, meter and UTC day."""
     day = "customer_id, meter_id, date_trunc('day', hour, 'UTC')"
-    return _add_up(DAILY_TABLE, DAILY_ROLLUP_COLUMNS, "1, 2, 3", day, on_conflict, source)
+    return added_up(DAILY_TABLE, DAILY_ROLLUP_COLUMNS, "1, 2, 3", day, on_conflict, source)
 
 
 HOURLY = Folded(
     "billing_usagerollup",
-    "billing_usagerolluptail",
+    "billing_usageunfolded",
     "customer_id, meter_id, hour",
     ROLLUP_COLUMNS,
     ROLLUP_ON_CONFLICT,
@@ -126,18 +168,21 @@ HOURLY = Folded(
 )
 GROUPS = Folded(
     "billing_usagepropertyrollup",
-    "billing_usagepropertyrolluptail",
+    "billing_usagepropertyunfolded",
     "customer_id, meter_id, hour, position, group_value",
     GROUP_ROLLUP_COLUMNS,
     GROUP_ROLLUP_ON_CONFLICT,
 )
+
+# The views' definitions, by name (migration billing 0018 creates them).
+VIEWS = {HOURLY.unfolded: UNFOLDED_VIEW, GROUPS.unfolded: PROPERTY_UNFOLDED_VIEW}
 
 DAY = timedelta(days=1)
 
 
 def whole_hours_rows(columns: str, where: str = "") -> str:
     """A SELECT of `columns` of one customer's rollup rows of the hours in a range
-    and their tail rows, ANDed with `where`; both texts may name `{bucket}`, the
+    and their unfolded events, ANDed with `where`; both texts may name `{bucket}`, the
     row's hour (a daily row: its day). The whole UTC days inside the range are read
     from the daily rollups, a row a day, and only the hours around them from the
     hourly ones. One statement, so one snapshot (see Folded.rows); its parameters:
@@ -147,7 +192,7 @@ def whole_hours_rows(columns: str, where: str = "") -> str:
         (HOURLY.table, "hour"),
         (HOURLY.table, "hour"),
         (DAILY_TABLE, "day"),
-        (HOURLY.tail, "hour"),
+        (HOURLY.unfolded, "hour"),
     ):
         condition = f"customer_id = %s AND {{bucket}} >= %s AND {{bucket}} < %s{where}"
         branches.append(
@@ -181,32 +226,109 @@ def folds() -> bool:
     return connection.vendor == "postgresql"
 
 
+def _fold_lock(cursor, *, wait: bool) -> bool:
+    """Take the folders' lock for the current transaction (before the rollup lock,
+    always, so that two folders cannot wait on each other); False when another
+    folder holds it and `wait` is False."""
+    if wait:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FOLD_LOCK_KEY])
+        return True
+    cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [FOLD_LOCK_KEY])
+    return cursor.fetchone()[0]
+
+
+def fold_through(bound: int, *, chunk: int | None = None) -> tuple[int, bool]:
+    """Fold the events after the watermark up to id `bound` (at most `chunk` of
+    them) and move the watermark, in the caller's transaction, which holds the
+    rollup lock (shared with the folders' lock, or exclusively for a rebuild).
+    `bound` must be a committed bound (see the module's docstring). Returns the
+    rows added up and whether the watermark reached `bound`."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {FOLDED_THROUGH}")
+        (mark,) = cursor.fetchone()
+        upto = bound
+        if chunk is not None:
+            # The chunk-th event after the watermark (ids have gaps: batches rolled
+            # back, and the ids each database connection has drawn).
+            cursor.execute(
+                f"SELECT max(id) FROM (SELECT id FROM {EVENTS_TABLE} "  # noqa: S608
+                "WHERE id > %s AND id <= %s ORDER BY id LIMIT %s) AS chunk",
+                [mark, bound, chunk],
+            )
+            upto = cursor.fetchone()[0] or bound
+        if upto <= mark:
+            return 0, True
+        moved = 0
+        for folded in (HOURLY, GROUPS):
+            cursor.execute(folded.fold_sql(), [mark, upto])
+            moved += cursor.fetchone()[0]
+        cursor.execute(
+            f"INSERT INTO {WATERMARK_TABLE} (id, folded_through) VALUES (1, %s) "  # noqa: S608
+            "ON CONFLICT (id) DO UPDATE SET folded_through = excluded.folded_through",
+            [upto],
+        )
+    return moved, upto == bound
+
+
+def committed_bound() -> int:
+    """The highest stored event id, for a caller holding the rollup lock
+    exclusively: every batch holding an id up to it has ended, and every batch
+    after it draws higher ids."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT coalesce(max(id), 0) FROM {EVENTS_TABLE}")  # noqa: S608
+        return cursor.fetchone()[0]
+
+
 def usage_fold(*, wait: bool = False, once: bool = False) -> int:
-    """Fold the whole of both tails into the rollups (`once`: at most FOLD_CHUNK
-    rows of each, one transaction). Returns the tail rows moved; 0 when another
-    folder holds the lock and `wait` is False."""
+    """Fold every event stored so far into the rollups (`once`: at most FOLD_CHUNK
+    events, one transaction). Returns the rows added up; 0 when another folder
+    is at work and `wait` is False."""
     if not folds():
         return 0
+    # The bound: the rollup lock is exclusive only in this short transaction, and
+    # taken only by the one folder, so it waits for the batches in flight alone
+    # (and batches arriving meanwhile wait for it): without `wait`, for at most
+    # BOUND_WAIT_MS, and then this fold gives way to the next.
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            if not _fold_lock(cursor, wait=wait):
+                return 0
+            if not wait:
+                cursor.execute(
+                    "SELECT set_config('lock_timeout', %s, true)", [f"{BOUND_WAIT_MS}ms"]
+                )
+            rollup_lock(shared=False)
+            bound = committed_bound()
+    except OperationalError as exc:
+        if isinstance(exc.__cause__, LockNotAvailable):
+            return 0
+        raise
     moved = 0
     while True:
         with transaction.atomic(), connection.cursor() as cursor:
-            if wait:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FOLD_LOCK_KEY])
-            else:
-                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [FOLD_LOCK_KEY])
-                if not cursor.fetchone()[0]:
-                    return moved
-            # Shared, as ingestion takes it: a meter rebuild (exclusive) neither
-            # overlaps a fold nor leaves tail rows of the meter it recomputes.
+            # Another folder may have come between: the watermark, read under
+            # the lock, tells what is left.
+            if not _fold_lock(cursor, wait=wait):
+                return moved
+            # Shared, as ingestion takes it: a meter rebuild (exclusive) does not
+            # overlap a fold.
             rollup_lock(shared=True)
-            longest = 0
-            for folded in (HOURLY, GROUPS):
-                cursor.execute(folded.fold_sql(), [FOLD_CHUNK])
-                (chunk,) = cursor.fetchone()
-                moved += chunk
-                longest = max(longest, chunk)
-        if once or longest < FOLD_CHUNK:
+            chunk, reached = fold_through(bound, chunk=FOLD_CHUNK)
+        moved += chunk
+        if once or reached:
             return moved
+
+
+def unfolded_events() -> int:
+    """How many stored events the fold has not added to the rollups yet."""
+    if not folds():
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM {EVENTS_TABLE} "  # noqa: S608 (constants only)
+            f"WHERE id > {FOLDED_THROUGH}"
+        )
+        return cursor.fetchone()[0]
 
 
 class FoldClock:
@@ -221,7 +343,7 @@ class FoldClock:
 
     def fold_if_due(self) -> None:
         """Fold if due. Runs after the batch has committed, so a database that
-        fails now must not fail the batch's answer: the next fold takes the tail."""
+        fails now must not fail the batch's answer: the next fold takes it."""
         if not folds() or not self.due():
             return
         self._last = time.monotonic()
@@ -230,15 +352,7 @@ class FoldClock:
             # `fold_usage`, not to the answer of this batch.
             usage_fold(once=True)
         except DatabaseError:
-            logger.warning("usage fold failed; the next one folds the tail", exc_info=True)
+            logger.warning("usage fold failed; the next one folds the events", exc_info=True)
 
 
 fold_clock = FoldClock()
-
-
-def tail_discard(*, meter_id: int) -> None:
-    """Drop one meter's unfolded rows, for a rebuild that recomputes its rollups
-    from the events (under the exclusive rollup lock)."""
-    with connection.cursor() as cursor:
-        for folded in (HOURLY, GROUPS):
-            cursor.execute(f"DELETE FROM {folded.tail} WHERE meter_id = %s", [meter_id])  # noqa: S608

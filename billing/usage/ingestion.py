@@ -229,8 +229,9 @@ def events_prepare(
 def events_ingest(
     *, events: list, now: datetime | None = None, may_hold_unstorable: bool = True
 ) -> IngestResult:
-    """Store a batch of usage events and their rollups (on PostgreSQL the rollup
-    tail, then a fold when one is due: billing.usage.folding), atomically.
+    """Store a batch of usage events and their rollups (on PostgreSQL the events
+    with their contributions, then a fold when one is due: billing.usage.folding),
+    atomically.
 
     Idempotent per (customer, event id): an event already stored, or repeated
     in the batch, counts as a duplicate and changes nothing, also when the
@@ -258,7 +259,7 @@ def events_ingest(
         uniques = unique_values(stored)
         if uniques:
             writer.insert_uniques(uniques)
-        store_groups(stored, rollups=not writer.GROUP_ROLLUPS_IN_STORE)
+        store_groups(stored, rollups=not writer.FOLDS)
         metered = [e for e in stored if e.contributions]
         if metered:
             usage_draw_for_events(events=metered, now=now)

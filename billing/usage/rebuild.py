@@ -14,7 +14,7 @@ from billing.models import (
     UsageRollup,
     UsageUniqueValue,
 )
-from billing.usage.folding import days_added_up, folds, tail_discard
+from billing.usage.folding import committed_bound, days_added_up, fold_through, folds
 from billing.usage.metering import (
     PROPERTIES_DECODER,
     EventRejected,
@@ -51,6 +51,10 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
     counted = 0
     with transaction.atomic():
         rollup_lock(shared=False)
+        if folds():
+            # Every stored event into the rollups first: the events after the
+            # watermark would otherwise be counted again by the next fold.
+            fold_through(committed_bound())
         # A new revision: aggregates kept against the old rollups' counts
         # (billing.usage.edge_cache) are never compared with the new ones.
         Meter.objects.filter(pk=meter_id).update(updated_at=timezone.now())
@@ -58,7 +62,6 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
         UsageRollup.objects.filter(meter_id=meter_id).delete()
         UsageDailyRollup.objects.filter(meter_id=meter_id).delete()
         UsageUniqueValue.objects.filter(meter_id=meter_id).delete()
-        tail_discard(meter_id=meter_id)
         UsagePropertyRollup.objects.filter(meter_id=meter_id).delete()
         UsagePropertyUniqueValue.objects.filter(meter_id=meter_id).delete()
         rows = (
@@ -88,8 +91,8 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
 
 
 def daily_rollups_rebuild() -> int:
-    """Recompute every daily rollup row from the hourly rollups (their unfolded
-    tail is added to both by the next fold), e.g. after an upgrade during which
+    """Recompute every daily rollup row from the hourly rollups (the events not
+    folded yet are added to both by the next fold), e.g. after an upgrade during which
     processes of the code before the daily rollups kept writing hourly rows only.
     Takes the rollup lock exclusively, so ingestion and folds wait. Idempotent.
     Returns the number of daily rows."""

@@ -1,9 +1,10 @@
 """How usage is stored: the events whose key is new and their hourly rollups.
 
 On PostgreSQL one statement per batch writes the event keys (`INSERT ... ON
-CONFLICT DO NOTHING RETURNING`), the events whose key was new and their hourly
-aggregates, computed in SQL and appended to the rollup tail, which a fold adds
-to the rollups (billing.usage.folding); the batch travels as one JSON document.
+CONFLICT DO NOTHING RETURNING`) and the events whose key was new, each with its
+contributions (the meters it feeds, with its values), from which a fold adds
+them to the rollups (billing.usage.folding); the batch travels as one JSON
+document.
 SQLite, the embedded default, writes the rollups themselves, row by row through
 executemany (writer() picks). Also the rollup lock, taken shared by ingestion
 and exclusive by a rebuild, and the hour a rollup row covers."""
@@ -215,9 +216,22 @@ GROUP_ROLLUP_INSERT = (
 )
 
 
-# The batch, its new keys and its new events: the first part of the statement that
-# stores a batch on PostgreSQL.
-_NEW_EVENTS = """
+def contributions_json(event: PreparedEvent) -> list | None:
+    """What an event is stored with for the fold (billing.usage.folding), per meter
+    it feeds: [meter id, value or null], and the group values of a meter with
+    group_by; None for an event no meter counts."""
+    return [
+        [c.meter_id, c.value] if c.group is None else [c.meter_id, c.value, c.group]
+        for c in event.contributions
+    ] or None
+
+
+def _new_events(*, contributions: bool) -> str:
+    """The batch, its new keys and its new events (with their contributions, as
+    JSON text): the statement that stores a batch on PostgreSQL. Without
+    `contributions`, the raw events alone: the ceiling bench/ingest.py measures."""
+    column, value = (", contributions", ", b.m::text") if contributions else ("", "")
+    return f"""
 WITH batch AS (
     SELECT * FROM json_to_recordset(%s::json)
         AS b(c bigint, e text, n text, t timestamptz, p jsonb, m json)
@@ -228,53 +242,24 @@ WITH batch AS (
     RETURNING customer_id, event_id
 ), new_events AS (
     INSERT INTO billing_usageevent
-        (customer_id, event_id, event_name, "timestamp", properties, received_at)
-    SELECT b.c, b.e, b.n, b.t, b.p, %s
+        (customer_id, event_id, event_name, "timestamp", properties, received_at{column})
+    SELECT b.c, b.e, b.n, b.t, b.p, %s{value}
     FROM batch b JOIN new_keys k ON k.customer_id = b.c AND k.event_id = b.e
     RETURNING customer_id, event_id
-)"""
-
-
-# The new events' contributions (`m`: per meter the event feeds, from
-# metering.contributions, [meter id, value or null], and for a meter with
-# group_by the event's group values) aggregated per customer, meter and UTC
-# hour: count, sum, max, and the latest by (timestamp, event id); and the same
-# per group value of each group_by property (position: its place in the meter's
-# group_by). Appended to the rollup tails, which a fold adds to the rollups
-# (billing.usage.folding): plain inserts, so concurrent batches touch no common row.
-_LATEST = """(array_agg(t ORDER BY t DESC, e DESC))[1],
-        (array_agg(e ORDER BY t DESC, e DESC))[1],
-        (array_agg(v ORDER BY t DESC, e DESC))[1]"""
-_NEW_TAIL = f""", contributions AS (
-    SELECT b.c, (x->>0)::bigint AS meter, date_trunc('hour', b.t, 'UTC') AS hour,
-        (x->>1)::numeric AS v, x->2 AS groups, b.t, b.e
-    FROM batch b
-    JOIN new_events k ON k.customer_id = b.c AND k.event_id = b.e
-    CROSS JOIN LATERAL json_array_elements(b.m) AS x
-), tail AS (
-    INSERT INTO billing_usagerolluptail ({ROLLUP_COLUMNS})
-    SELECT c, meter, hour, count(*), coalesce(sum(v), 0), max(v), {_LATEST}
-    FROM contributions
-    GROUP BY c, meter, hour
-), group_tail AS (
-    INSERT INTO billing_usagepropertyrolluptail ({GROUP_ROLLUP_COLUMNS})
-    SELECT c, meter, hour, (g.n - 1)::smallint, g.value, count(*), coalesce(sum(v), 0),
-        max(v), {_LATEST}
-    FROM contributions
-    CROSS JOIN LATERAL json_array_elements_text(groups) WITH ORDINALITY AS g(value, n)
-    GROUP BY c, meter, hour, g.n, g.value
-)"""  # noqa: S608 (constants only)
+)
+SELECT customer_id, event_id FROM new_events"""  # noqa: S608 (constants only)
 
 
 class _postgres:
     """Each write is one statement over the whole batch, sent as one JSON document:
-    the keys, the events and their rollup tail rows together."""
+    the keys and the events with their contributions together."""
 
-    # The group rollups go in the same statement (store_groups writes only uniques).
-    GROUP_ROLLUPS_IN_STORE = True
-    STORE = _NEW_EVENTS + _NEW_TAIL + " SELECT customer_id, event_id FROM new_events"  # noqa: S608
-    # The same rows without the tail: the raw ceiling bench/ingest.py measures.
-    INSERT_EVENTS = _NEW_EVENTS + " SELECT customer_id, event_id FROM new_events"  # noqa: S608
+    # The rollups and the group rollups come from the fold (billing.usage.folding):
+    # store_groups writes only the distinct values.
+    FOLDS = True
+    STORE = _new_events(contributions=True)
+    # The raw ceiling bench/ingest.py measures: the events alone.
+    INSERT_EVENTS = _new_events(contributions=False)
 
     @staticmethod
     def batch_json(events: list[PreparedEvent]) -> str:
@@ -286,10 +271,7 @@ class _postgres:
                     "n": e.event_name,
                     "t": e.timestamp,
                     "p": e.properties,
-                    "m": [
-                        [c.meter_id, c.value] if c.group is None else [c.meter_id, c.value, c.group]
-                        for c in e.contributions
-                    ],
+                    "m": contributions_json(e),
                 }
                 for e in events
             ]
@@ -297,7 +279,7 @@ class _postgres:
 
     @classmethod
     def store(cls, events: list[PreparedEvent], *, received_at: datetime) -> set:
-        """Store the events whose key is new, with their rollup tail rows; returns
+        """Store the events whose key is new, with their contributions; returns
         those keys."""
         with _server_side_cursor() as cursor:
             cursor.execute(cls.STORE, [cls.batch_json(events), received_at])
@@ -371,7 +353,7 @@ _NINE_VALUES = "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 class _generic:
     """The same writes, row by row through executemany (SQLite, the embedded default)."""
 
-    GROUP_ROLLUPS_IN_STORE = False
+    FOLDS = False
 
     @classmethod
     def store(cls, events: list[PreparedEvent], *, received_at: datetime) -> set:
@@ -394,9 +376,9 @@ class _generic:
                 if cursor.rowcount == 1:
                     new.add((e.customer_id, e.event_id))
             cursor.executemany(
-                "INSERT INTO billing_usageevent "
-                '(customer_id, event_id, event_name, "timestamp", properties, received_at) '
-                "VALUES (%s, %s, %s, %s, %s, %s)",
+                "INSERT INTO billing_usageevent (customer_id, event_id, event_name, "
+                '"timestamp", properties, received_at, contributions) '
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 [
                     (
                         e.customer_id,
@@ -405,6 +387,7 @@ class _generic:
                         e.timestamp,
                         exact_json(e.properties),
                         received_at,
+                        exact_json(contributions_json(e)) if e.contributions else None,
                     )
                     for e in events
                     if (e.customer_id, e.event_id) in new

@@ -1,7 +1,9 @@
-"""Folding (billing.usage.folding): on PostgreSQL batches append to the rollup tail
-and a fold moves it into the rollups. A read adds both, so it equals a brute-force
-count of the raw events whatever has been folded: before a fold, during folds
-running beside ingestion, and after a folder killed with SIGKILL mid-fold. The
+"""Folding (billing.usage.folding): on PostgreSQL batches store their events with
+their contributions, and a fold adds the events after its watermark to the
+rollups. A read adds the rollups and the events after the watermark, so it equals
+a brute-force count of the raw events whatever has been folded: before a fold,
+during folds running beside ingestion, and after a folder killed with SIGKILL
+mid-fold. The
 events span two and a half days, so that reads add whole days from the daily
 rollups and the hours around them from the hourly ones."""
 
@@ -23,10 +25,11 @@ from django.db.models import TextField
 from django.db.models.functions import Cast
 
 from billing.models import UsageDailyRollup, UsageEvent, UsageRollup
-from billing.usage.folding import HOURLY, usage_fold
+from billing.usage.folding import unfolded_events, usage_fold
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import PROPERTIES_DECODER, contributions, meter_cache
 from billing.usage.reads import Tally, usage_quantities
+from billing.usage.rollups import ROLLUP_COLUMNS
 from customers.services import customer_create
 from plans.services import meter_create
 
@@ -126,12 +129,6 @@ def read_and_count(customer_id: int, meters: list, start: datetime, end: datetim
         return read, brute_force(customer_id, meters, start, end)
 
 
-def tail_rows() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM {HOURLY.tail}")  # noqa: S608
-        return cursor.fetchone()[0]
-
-
 @pytest.fixture
 def customers(db):
     return {c: customer_create(external_id=c, name=c, currency="USD").id for c in CUSTOMERS}
@@ -161,9 +158,9 @@ def test_a_read_equals_the_raw_events_whether_folded_or_not(customers, settings,
                 assert read == counted, (external_id, start, end)
                 expected[customer_id, start] = read
         if connection.vendor == "postgresql":
-            assert tail_rows() > 0
+            assert unfolded_events() > 0
             assert usage_fold() > 0
-            assert tail_rows() == 0
+            assert unfolded_events() == 0
         for (customer_id, start), read in expected.items():
             end = next(e for s, e in ranges if s == start)
             assert read_and_count(customer_id, meters, start, end) == (read, read)
@@ -230,7 +227,7 @@ def test_reads_during_folds_beside_four_ingesting_clients_equal_the_raw_events(s
     assert len(comparisons) > 0
     assert [c for c in comparisons if c is not True] == []
     usage_fold(wait=True)
-    assert tail_rows() == 0
+    assert unfolded_events() == 0
     for customer_id in ids.values():
         read, counted = read_and_count(customer_id, meters, start, end)
         assert read == counted
@@ -275,9 +272,9 @@ def assert_rollups_exact(meters) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_a_folder_killed_mid_fold_loses_and_doubles_nothing(settings):
     """A real `manage.py fold_usage` process is killed with SIGKILL inside its fold
-    statement, after the statement has deleted tail rows (it waits on a rollup row
-    the test holds locked); the tail is intact, and the next fold leaves every
-    rollup exact."""
+    statement, after the statement has added up rows and written some rollup rows
+    (it waits on a rollup row the test holds locked); the watermark has not moved
+    and no rollup row changed, and the next fold leaves every rollup exact."""
     settings.BILLING_FOLD_MS = 10**9
     customer_id = customer_create(external_id="acme", name="acme", currency="USD").id
     meters = [meter_cache.by_id()[m.id] for m in make_meters()]
@@ -292,8 +289,9 @@ def test_a_folder_killed_mid_fold_loses_and_doubles_nothing(settings):
     ingest(0)
     usage_fold(wait=True)
     ingest(1500)  # the same hours again: the fold updates existing rollup rows
-    before = tail_rows()
+    before = unfolded_events()
     assert before > 0
+    rollups_before = sorted(UsageRollup.objects.values_list(*ROLLUP_COLUMNS.split(", ")))
     database = connection.settings_dict
     env = {
         **os.environ,
@@ -315,7 +313,7 @@ def test_a_folder_killed_mid_fold_loses_and_doubles_nothing(settings):
                 cursor.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                     "AND query LIKE %s",
-                    ["%DELETE FROM billing_usage%"],
+                    ["%FROM billing_usageunfolded%"],
                 )
                 if cursor.fetchone()[0]:
                     folder.send_signal(signal.SIGKILL)
@@ -325,9 +323,10 @@ def test_a_folder_killed_mid_fold_loses_and_doubles_nothing(settings):
         folder.wait(timeout=30)
     assert killed
     assert folder.returncode == -signal.SIGKILL
-    assert tail_rows() == before
+    assert unfolded_events() == before
+    assert sorted(UsageRollup.objects.values_list(*ROLLUP_COLUMNS.split(", "))) == rollups_before
     assert usage_fold(wait=True) >= before
-    assert tail_rows() == 0
+    assert unfolded_events() == 0
     assert_rollups_exact(meters)
     read, counted = read_and_count(
         customer_id, meters, NOW - SPAN - timedelta(hours=1), NOW + timedelta(hours=1)
@@ -354,3 +353,143 @@ def test_a_fold_that_fails_after_the_batch_committed_does_not_fail_the_batch(
         result = events_ingest(events=random_events(random.Random(1), 20))
     assert result.accepted + result.duplicates == 20
     assert result.accepted == UsageEvent.objects.count() > 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_still_open_holds_back_the_fold_so_its_lower_ids_are_not_passed_over(
+    settings, monkeypatch
+):
+    """Batch A draws its ids and stays open; batch B draws higher ids and commits.
+    A fold now must not move the watermark past A's ids while A may still commit:
+    it waits for A (the rollup lock, exclusive for its bound), and once A has
+    committed every event of both is in the rollups exactly once. A fold in the
+    request path waits at most BOUND_WAIT_MS and then gives way."""
+    from billing.usage import folding, ingestion
+
+    settings.BILLING_FOLD_MS = 10**9
+    for external_id in ("acme", "beta"):
+        customer_create(external_id=external_id, name=external_id, currency="USD")
+    meters = [meter_cache.by_id()[m.id] for m in make_meters()]
+    rng = random.Random(9)
+    batch_a = [e | {"customer": "acme"} for e in random_events(rng, 50, first=0)]
+    # Another customer: A's draw-down holds acme's rows locked until it commits.
+    batch_b = [e | {"customer": "beta"} for e in random_events(rng, 50, first=0)]
+    a_stored, a_release = threading.Event(), threading.Event()
+    draw = ingestion.usage_draw_for_events
+
+    def draw_then_hold(**kwargs):
+        draw(**kwargs)
+        if threading.current_thread() is not threading.main_thread():
+            a_stored.set()  # A's events are written: its ids are drawn
+            assert a_release.wait(30)
+
+    monkeypatch.setattr(ingestion, "usage_draw_for_events", draw_then_hold)
+    failures = []
+
+    def run(work):
+        try:
+            work()
+        except Exception as exc:
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    def ingest_a():
+        with time_machine.travel(NOW, tick=False):
+            events_ingest(events=batch_a)
+
+    a = threading.Thread(target=run, args=(ingest_a,))
+    a.start()
+    assert a_stored.wait(30)
+    with time_machine.travel(NOW, tick=False):
+        assert events_ingest(events=batch_b).accepted > 0
+    # In the request path the fold gives way after BOUND_WAIT_MS.
+    started = time.monotonic()
+    assert usage_fold() == 0
+    assert time.monotonic() - started < 5
+    folder = threading.Thread(target=run, args=(lambda: usage_fold(wait=True),))
+    folder.start()
+    folder.join(timeout=1)
+    assert failures == []
+    assert folder.is_alive()  # waiting for A
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {folding.FOLDED_THROUGH}")
+        assert cursor.fetchone()[0] == 0
+    a_release.set()
+    a.join(timeout=30)
+    folder.join(timeout=30)
+    assert not folder.is_alive()
+    assert failures == []
+    assert unfolded_events() == 0
+    assert UsageEvent.objects.count() == sum(len({e["id"] for e in b}) for b in (batch_a, batch_b))
+    assert_rollups_exact(meters)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_migration_0018_adds_the_rollup_tails_to_the_rollups_and_starts_the_watermark():
+    """Tail rows written by the code before (two for one hour, one for a new hour)
+    are in the rollups after the migration, the daily rollups too, and the
+    watermark is the highest event id, so the events stored before are not
+    counted again."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    from billing.models import UsageFoldWatermark
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("billing", "0017_daily_rollups")])
+    customer_id = customer_create(external_id="acme", name="acme", currency="USD").id
+    meter = make_meters()[1]  # tokens, a sum
+    hour = NOW - timedelta(hours=3)
+    columns = (
+        "customer_id, meter_id, hour, event_count, value_sum, value_max, "
+        "latest_at, latest_event_id, latest_value"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO billing_usageevent (customer_id, event_id, event_name, "
+            '"timestamp", properties, received_at) VALUES '
+            "(%s, 'e1', 'llm', %s, '{\"n\": 1}', %s), (%s, 'e2', 'llm', %s, '{\"n\": 2}', %s)",
+            [customer_id, hour, NOW, customer_id, hour, NOW],
+        )
+        cursor.execute("SELECT max(id) FROM billing_usageevent")
+        (highest,) = cursor.fetchone()
+        cursor.execute(
+            f"INSERT INTO billing_usagerollup ({columns}) VALUES "  # noqa: S608
+            "(%s, %s, %s, 1, 5, 5, %s, 'r', 5)",
+            [customer_id, meter.id, hour, hour],
+        )
+        for values in (
+            (hour, 2, "3.5", "3"),
+            (hour, 1, "1", "1"),
+            (hour + timedelta(hours=1), 1, "7", "7"),
+        ):
+            at, n, total, top = values
+            cursor.execute(
+                f"INSERT INTO billing_usagerolluptail ({columns}) VALUES "  # noqa: S608
+                "(%s, %s, %s, %s, %s, %s, %s, 't', %s)",
+                [customer_id, meter.id, at, n, total, top, at + timedelta(minutes=n), top],
+            )
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    assert UsageFoldWatermark.objects.get().folded_through == highest
+    assert unfolded_events() == 0
+    rows = list(
+        UsageRollup.objects.filter(customer_id=customer_id)
+        .order_by("hour")
+        .values_list("hour", "event_count", "value_sum", "value_max")
+    )
+    assert rows == [
+        (hour, 4, Decimal("9.5"), Decimal(5)),
+        (hour + timedelta(hours=1), 1, Decimal(7), Decimal(7)),
+    ]
+    assert list(
+        UsageDailyRollup.objects.filter(customer_id=customer_id).values_list(
+            "event_count", "value_sum"
+        )
+    ) == [(4, Decimal("11.5"))]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('billing_usagerolluptail')")
+        assert cursor.fetchone()[0] is None

@@ -7,7 +7,7 @@ from billing.usage.folding import usage_fold
 
 class Command(BaseCommand):
     help = (
-        "Fold the usage rollup tail into the hourly rollups (PostgreSQL; ingestion "
+        "Fold the usage events not folded yet into the rollups (PostgreSQL; ingestion "
         "already does so about every second). Safe to run at any time, also beside "
         "ingestion and other folders, and to kill at any point."
     )
@@ -25,6 +25,6 @@ class Command(BaseCommand):
         while True:
             moved = usage_fold(wait=True)
             if every is None:
-                self.stdout.write(f"folded {moved} tail rows")
+                self.stdout.write(f"folded {moved} rows of events into the rollups")
                 return
             time.sleep(every)
