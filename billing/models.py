@@ -1,14 +1,7 @@
-"""Usage storage: raw events (append-only), their dedup keys, and the rollups that
-usage reads use instead of scanning raw events.
-
-On PostgreSQL the events table is partitioned by month (see migration 0001 and
-billing.usage.partitions). A unique index there must include the partition key, so
-deduplication on (customer, event id) lives in EventKey, written in the same
-statement as the event.
-
-Below them: subscriptions and their history, the bulk migrations of subscriptions
-between versions, and the alerts raised on usage with the webhook endpoints and
-deliveries that announce them.
+"""Subscriptions and their history, the bulk migrations of subscriptions between
+versions, and the alerts raised on usage with the webhook endpoints and
+deliveries that announce them. The usage storage (billing.usage_models), billed
+periods, breakdowns and discounts have modules of their own, re-exported here.
 """
 
 import secrets
@@ -21,104 +14,10 @@ from django.db import models
 
 from billing.core.periods import whole_period
 from billing.core.webhook_targets import WebhookTargetRefused, webhook_target_resolve
-from billing.usage_columns import RollupAggregates, key_customer, key_meter
 from config.history import audit_history
 from customers.models import Customer
 
 MONEY = {"max_digits": 28, "decimal_places": 10}
-
-
-class UsageEvent(models.Model):
-    """One billable action as the product reported it. Never updated or deleted."""
-
-    id = models.BigAutoField(primary_key=True)
-    # No database FK: customers are never deleted, and the check would cost every insert.
-    customer = models.ForeignKey(
-        Customer, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
-    )
-    event_id = models.CharField(max_length=255)
-    event_name = models.CharField(max_length=255)
-    timestamp = models.DateTimeField()
-    properties = models.JSONField(default=dict)
-    received_at = models.DateTimeField()
-    # The meters the event feeds, as ingestion metered it, for the fold
-    # (billing.usage.folding): JSON text, [[meter id, value or null, [group
-    # values] for a meter with group_by], ...]; null for an event no meter counts.
-    contributions = models.TextField(null=True)  # noqa: DJ001 (null: no meter; "" is no JSON)
-
-    class Meta:
-        indexes = [
-            models.Index(
-                fields=["customer", "event_name", "timestamp"], name="usage_event_cust_name_ts"
-            ),
-            # A read's events after the fold's watermark, and the fold's.
-            models.Index(fields=["customer", "id"], name="usage_event_cust_id"),
-            models.Index(fields=["id"], name="usage_event_id"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.event_name} {self.event_id}"
-
-
-class UsageFoldWatermark(models.Model):
-    """The one row: the highest event id the fold has added to the rollups
-    (billing.usage.folding). Events above it are read from the events table."""
-
-    folded_through = models.BigIntegerField(default=0)
-
-    def __str__(self) -> str:
-        return f"folded through event {self.folded_through}"
-
-
-class EventKey(models.Model):
-    """The (customer, event id) pairs already stored: a duplicate conflicts here."""
-
-    pk = models.CompositePrimaryKey("customer_id", "event_id")
-    customer = key_customer()
-    event_id = models.CharField(max_length=255)
-    timestamp = models.DateTimeField()
-
-    def __str__(self) -> str:
-        return f"{self.customer_id}/{self.event_id}"
-
-
-class UsageRollup(RollupAggregates):
-    """One meter's usage for one customer in one UTC hour, maintained at ingestion."""
-
-    pk = models.CompositePrimaryKey("customer_id", "meter_id", "hour")
-    customer = key_customer()
-    meter = key_meter()
-    hour = models.DateTimeField()
-
-    def __str__(self) -> str:
-        return f"{self.customer_id}/{self.meter_id} {self.hour:%Y-%m-%d %H}h"
-
-
-class UsageDailyRollup(RollupAggregates):
-    """One meter's usage for one customer in one UTC day: its hourly rollups added
-    up, written with them (billing.usage.rollups, billing.usage.folding), so that a
-    read of a long range adds a row a day instead of 24."""
-
-    pk = models.CompositePrimaryKey("customer_id", "meter_id", "day")
-    customer = key_customer()
-    meter = key_meter()
-    day = models.DateTimeField()
-
-    def __str__(self) -> str:
-        return f"{self.customer_id}/{self.meter_id} {self.day:%Y-%m-%d}"
-
-
-class UsageUniqueValue(models.Model):
-    """The distinct values a unique_count meter saw in one UTC hour."""
-
-    pk = models.CompositePrimaryKey("customer_id", "meter_id", "hour", "value")
-    customer = key_customer()
-    meter = key_meter()
-    hour = models.DateTimeField()
-    value = models.CharField(max_length=512)
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class Subscription(models.Model):
@@ -495,7 +394,16 @@ class WebhookDelivery(models.Model):
         return f"{self.event_type} {self.event_id} to {self.endpoint_id} ({self.status})"
 
 
-# The records of what was billed and coupons' discounts, in modules of their own.
+# The usage storage, the records of what was billed, the breakdowns and coupons'
+# discounts, in modules of their own.
 from billing.billed_models import BilledPeriod, ThresholdBilling  # noqa: E402, F401
 from billing.breakdown_models import UsagePropertyRollup, UsagePropertyUniqueValue  # noqa: E402, F401
 from billing.discount_models import Discount  # noqa: E402, F401
+from billing.usage_models import (  # noqa: E402, F401
+    EventKey,
+    UsageDailyRollup,
+    UsageEvent,
+    UsageFoldWatermark,
+    UsageRollup,
+    UsageUniqueValue,
+)

@@ -16,7 +16,6 @@ from billing.usage.folding import (
     HOURLY,
     VIEWS,
     WATERMARK_TABLE,
-    added_up,
     committed_bound,
     days_added_up,
     fold_through,
@@ -40,16 +39,7 @@ def fold_the_tails(apps, schema_editor):
         if postgres:
             rollup_lock(shared=False)
             for folded, tail in TAILS.items():
-                cursor.execute(
-                    added_up(
-                        folded.table,
-                        folded.columns,
-                        folded.key,
-                        folded.key,
-                        folded.on_conflict,
-                        tail,
-                    )
-                )
+                cursor.execute(folded.insert_from(tail))
                 if folded.daily:
                     cursor.execute(days_added_up(DAILY_ROLLUP_ON_CONFLICT, tail))
         bound = committed_bound() if postgres else 0

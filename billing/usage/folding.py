@@ -128,14 +128,17 @@ class Folded:
         by_day = ""
         if self.daily:
             by_day = ", by_day AS (" + days_added_up(DAILY_ROLLUP_ON_CONFLICT, "unfolded") + "\n)"
-        key = self.key
-        folded = added_up(self.table, self.columns, key, key, self.on_conflict, "unfolded")
         return f"""
 WITH unfolded AS MATERIALIZED (
     SELECT {self.columns} FROM {self.unfolded} WHERE event_row > %s AND event_row <= %s
-), folded AS ({folded}
+), folded AS ({self.insert_from("unfolded")}
 ){by_day}
 SELECT count(*) FROM unfolded"""  # noqa: S608 (constants only)
+
+    def insert_from(self, source: str) -> str:
+        """An INSERT adding the rows of `source` (in this table's columns), added up
+        per key, to the rollups."""
+        return added_up(self.table, self.columns, self.key, self.key, self.on_conflict, source)
 
     def rows(self, columns: str, where: str) -> str:
         """A SELECT of `columns` of the rows matching `where` in the rollups and
