@@ -69,12 +69,19 @@ class EventKey(models.Model):
 
 
 class UsageRollup(RollupAggregates):
-    """One meter's usage for one customer in one UTC hour, maintained at ingestion."""
+    """One meter's usage for one customer in one UTC hour: written at ingestion on
+    SQLite, by the fold on PostgreSQL (billing.usage.folding)."""
 
     pk = models.CompositePrimaryKey("customer_id", "meter_id", "hour")
     customer = key_customer()
     meter = key_meter()
     hour = models.DateTimeField()
+
+    class Meta:
+        # A read of every meter of a customer over a few hours (the partial days
+        # and edges of a period): the key, led by the meter, would walk all of the
+        # customer's hours.
+        indexes = [models.Index(fields=["customer", "hour"], name="usage_rollup_cust_hour")]
 
     def __str__(self) -> str:
         return f"{self.customer_id}/{self.meter_id} {self.hour:%Y-%m-%d %H}h"
@@ -89,6 +96,9 @@ class UsageDailyRollup(RollupAggregates):
     customer = key_customer()
     meter = key_meter()
     day = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "day"], name="usage_daily_cust_day")]
 
     def __str__(self) -> str:
         return f"{self.customer_id}/{self.meter_id} {self.day:%Y-%m-%d}"

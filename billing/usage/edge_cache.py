@@ -6,8 +6,8 @@ every read (billing.usage.edges), about 10 microseconds an event, so 10 ms for a
 customer with a thousand events in that half hour, on every usage read and
 every check of the period. Once the hour has ended, that answer only changes
 when a late event lands in it, and every stored event that counts for a meter
-adds one to that meter's count in the hour's rollup (or the tail not folded yet)
-in the transaction that stores it. Events are never deleted.
+adds one to that meter's count in the hour, in the rollup or among the events
+not folded yet, from the transaction that stores it on. Events are never deleted.
 
 So a finished edge range's aggregates are kept here with the hour's per-meter
 counts, read in a statement before the events were aggregated; a read first
@@ -44,19 +44,24 @@ def finished(span: tuple[datetime, datetime], now: datetime) -> bool:
 
 
 # Per range of a read's edges (at most two: 0 and 1), each meter's count of events
-# in the hours the range touches: their rollup rows and their tail rows not folded
-# yet (one statement, so one snapshot). An hour H touches [start, end) when
-# hour_of(start) <= H < end.
-_EDGE_COUNTS = (
-    "SELECT CASE WHEN hour >= %s AND hour < %s THEN 0 ELSE 1 END, meter_id, "  # noqa: S608 (constants only)
-    "SUM(event_count) FROM ("
-    + HOURLY.rows(
-        "hour, meter_id, event_count",
-        "customer_id = %s AND meter_id IN ({ids}) "
-        "AND (hour >= %s AND hour < %s OR hour >= %s AND hour < %s)",
-    )
-    + ") AS r GROUP BY 1, 2"
+# in the hours the range touches: their rollup rows and their events not folded yet
+# (one statement, so one snapshot). An hour H touches [start, end) when
+# hour_of(start) <= H < end. A branch a range, each bounding the hour on its own,
+# so that the rollups' key index (customer, meter, hour) bounds the hours too: one
+# condition ORing the two ranges is a filter over every hour of the customer's
+# meters in the plan a prepared statement settles on.
+_EDGE_RANGE = HOURLY.rows(
+    "{index} AS edge, meter_id, event_count",
+    "customer_id = %s AND meter_id IN ({ids}) AND hour >= %s AND hour < %s",
 )
+
+
+def _edge_counts_sql(ranges: int, meters: int) -> str:
+    ids = ", ".join(["%s"] * meters)
+    branches = " UNION ALL ".join(
+        _EDGE_RANGE.format(index=index, ids=ids) for index in range(ranges)
+    )
+    return f"SELECT edge, meter_id, SUM(event_count) FROM ({branches}) AS r GROUP BY 1, 2"  # noqa: S608 (constants only)
 
 
 def edge_counts(customer_id: int, meter_ids: list[int], ranges: list) -> list[dict[int, int]]:
@@ -66,13 +71,13 @@ def edge_counts(customer_id: int, meter_ids: list[int], ranges: list) -> list[di
     counts are all 0 holds no event any of these meters counts."""
     if len(ranges) > 2:
         raise ValueError("a read has two edges at most")
-    touched = [(hour_of(start), end) for start, end in ranges]
-    first, last = touched[0], touched[-1]
     found = [dict.fromkeys(meter_ids, 0) for _ in ranges]
-    sql = _EDGE_COUNTS.format(ids=", ".join(["%s"] * len(meter_ids)))
-    where = [customer_id, *meter_ids, *first, *last]
-    # One range: both conditions are its own, so every row is range 0.
-    for index, meter_id, n in rawsql.rows(sql, [*first, *where, *where], (None,) * 3):
+    params = []
+    for start, end in ranges:
+        where = [customer_id, *meter_ids, hour_of(start), end]
+        params += where + where  # the rollups' branch and the unfolded events'
+    sql = _edge_counts_sql(len(ranges), len(meter_ids))
+    for index, meter_id, n in rawsql.rows(sql, params, (None,) * 3):
         found[index][meter_id] += int(n)
     return found
 

@@ -1,6 +1,6 @@
 """Usage reads. A quantity for any time range [start, end) is exact: whole UTC
 hours come from the rollups (whole UTC days from the daily rollups, the other
-hours from the hourly ones, and the tail not folded yet: billing.usage.folding),
+hours from the hourly ones, and the events not folded yet: billing.usage.folding),
 and the partial hours at either edge from the raw events (billing.usage.edges:
 aggregated in SQL on PostgreSQL with the metering rules ingestion applies, metered
 by the very function on SQLite). Raw events are never scanned beyond those two
