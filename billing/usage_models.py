@@ -51,6 +51,9 @@ class UsageFoldWatermark(models.Model):
     (billing.usage.folding). Events above it are read from the events table."""
 
     folded_through = models.BigIntegerField(default=0)
+    # When a fold last took its bound: the batches' folds run at most every
+    # BILLING_FOLD_MS across all processes (each bound holds batches back a moment).
+    bound_taken_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"folded through event {self.folded_through}"

@@ -493,3 +493,43 @@ def test_migration_0018_adds_the_rollup_tails_to_the_rollups_and_starts_the_wate
     with connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass('billing_usagerolluptail')")
         assert cursor.fetchone()[0] is None
+
+
+@pytest.mark.postgres
+def test_a_fold_after_a_batch_waits_its_turn_across_processes(customers, settings, monkeypatch):
+    """The folds after batches share one clock, the time the last fold took its
+    bound (in the database): a process whose own clock is due still leaves the
+    events to the next turn when another process folded less than
+    BILLING_FOLD_MS ago."""
+    from billing.models import UsageFoldWatermark
+    from billing.usage.folding import WATERMARK_TABLE, fold_clock
+
+    settings.BILLING_FOLD_MS = 60_000
+    make_meters()
+    rng = random.Random(3)
+
+    def ingest_with_the_process_clock_due(first: int) -> None:
+        monkeypatch.setattr(fold_clock, "_last", float("-inf"))
+        with time_machine.travel(NOW, tick=False):
+            events_ingest(events=random_events(rng, 10, first=first))
+
+    def turn_taken(ago: timedelta) -> None:
+        with connection.cursor() as cursor:  # by another process, `ago` before now
+            cursor.execute(
+                f"UPDATE {WATERMARK_TABLE} SET bound_taken_at = now() - %s",  # noqa: S608
+                [ago],
+            )
+
+    usage_fold(wait=True)
+    turn_taken(timedelta(seconds=5))
+    ingest_with_the_process_clock_due(0)
+    assert unfolded_events() > 0  # not this process's turn
+    turn_taken(timedelta(seconds=61))
+    ingest_with_the_process_clock_due(10)
+    assert unfolded_events() == 0  # its turn: every event folded, the last batch's too
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        (now,) = cursor.fetchone()
+    assert UsageFoldWatermark.objects.get(pk=1).bound_taken_at == now  # the turn it took
+    ingest_with_the_process_clock_due(20)
+    assert unfolded_events() > 0
