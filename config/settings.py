@@ -173,8 +173,10 @@ if DATABASE_URL:
         # And a prepared statement is planned once, generically: with the default
         # (auto), PostgreSQL kept planning the usage reads on every run (0.85 ms,
         # ten times their execution) because its generic estimate of the events not
-        # folded yet is a third of the table. Only the written-out SQL of
-        # billing.core.rawsql is prepared; each is bounded by its customer's keys.
+        # folded yet is a third of the table. It applies to the statements bound on
+        # the server: the written-out SQL of billing.core.rawsql (each bounded by a
+        # customer's or a row's keys) and ingestion's statements, whose plans do not
+        # depend on their parameters (one JSON document each); not to the ORM's.
         DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
             "options", "-c jit=off -c plan_cache_mode=force_generic_plan"
         )

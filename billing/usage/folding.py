@@ -20,11 +20,14 @@ moment: ingestion holds it shared from before it draws an id until it commits,
 so every batch with an id up to that bound has ended, and every later batch
 draws higher ids.
 
-The fold runs in the ingesting process after its batch commits, at most every
-BILLING_FOLD_MS per process, one folder at a time (a try-lock: a busy folder is
-not waited for); the beat runs it every minute for when ingestion stops, and
-`manage.py fold_usage` by hand. A fold takes up to FOLD_CHUNK events a
-transaction. SQLite, the embedded default, writes the rollups directly at
+The fold runs in an ingesting process after its batch commits, at most once every
+BILLING_FOLD_MS across all processes (the turn is the time the last fold took its
+bound: a process that finds it taken waits for its own clock again), one folder at
+a time (a try-lock: a busy folder is not waited for); the beat runs it every
+minute for when ingestion stops, and `manage.py fold_usage` by hand. A fold takes
+up to FOLD_CHUNK events a transaction, and a fold after a batch one transaction:
+ingestion beyond FOLD_CHUNK events a turn (50,000 a second by default) leaves a
+backlog to the beat. SQLite, the embedded default, writes the rollups directly at
 ingestion: its views are empty and it has nothing to fold."""
 
 import logging

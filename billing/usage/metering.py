@@ -97,7 +97,11 @@ def as_quantity(value: object) -> Decimal:
         raise ValueError("must be a finite number")
     if number < 0:
         raise ValueError("must not be negative")
-    if number != 0 and number.adjusted() >= MAX_INTEGER_DIGITS:
+    if number == 0:
+        # Whatever its exponent ("0E-20000" is no number PostgreSQL can hold, and
+        # the fold and every read of the event would fail on it).
+        return Decimal(0)
+    if number.adjusted() >= MAX_INTEGER_DIGITS:
         raise ValueError("is too large")
     if number.normalize().as_tuple().exponent < -MAX_PLACES:
         raise ValueError(f"must have at most {MAX_PLACES} decimal places")

@@ -533,3 +533,28 @@ def test_a_fold_after_a_batch_waits_its_turn_across_processes(customers, setting
     assert UsageFoldWatermark.objects.get(pk=1).bound_taken_at == now  # the turn it took
     ingest_with_the_process_clock_due(20)
     assert unfolded_events() > 0
+
+
+def test_a_zero_with_any_exponent_is_read_as_zero_and_folds(customers):
+    """A string property holding zero with an exponent no numeric column can hold
+    ("0E-20000") counts as 0: stored as that, the fold and every read of the
+    customer would fail on it."""
+    meters = make_meters()
+    tokens = next(m for m in meters if m.code == "tokens")
+    at = (NOW - timedelta(hours=3)).isoformat()
+    events = [
+        {"id": f"z{i}", "customer": "acme", "event_name": "llm", "timestamp": at, "properties": p}
+        for i, p in enumerate([{"n": n, "user": "u1"} for n in ("0E-20000", "0E+20000", "2.5")])
+    ]
+    with time_machine.travel(NOW, tick=False):
+        result = events_ingest(events=events)
+    assert result.accepted == 3 and not result.rejected
+    usage_fold(wait=True)
+    assert unfolded_events() == 0
+    read = usage_quantities(
+        customer_id=customers["acme"],
+        meters=[meter_cache.by_id()[tokens.id]],
+        start=NOW - timedelta(days=1),
+        end=NOW,
+    )
+    assert read == {tokens.id: Decimal("2.5")}
