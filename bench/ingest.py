@@ -300,8 +300,9 @@ def main():
         )
         if accepted != len(events):
             raise RuntimeError(f"accepted {accepted}, sent {len(events)}")
-        # What the folds left behind (they run after batches, every BILLING_FOLD_MS
-        # per worker): a backlog that grew with the run would be work put off, not saved.
+        # What the folds left behind (they run after batches, one every BILLING_FOLD_MS
+        # across the workers): a backlog that grew with the run would be work put off,
+        # not saved.
         from billing.usage.folding import unfolded_events
 
         print(

@@ -337,7 +337,7 @@ def usage_fold(*, wait: bool = False, once: bool = False, every_ms: int | None =
         with transaction.atomic(), connection.cursor() as cursor:
             if not _fold_lock(cursor, wait=wait):
                 return 0
-            if every_ms is not None and _bound_taken_within(cursor, every_ms):
+            if every_ms and _bound_taken_within(cursor, every_ms):  # 0: every batch
                 return 0
             if not wait:
                 cursor.execute(
