@@ -1,8 +1,10 @@
 """The PDF renderer's shortcuts change nothing in a PDF: an invoice (French,
 several pages, a breakdown, a discount, two tax rates, a long name, DRAFT) and a
 credit note render to the bytes WeasyPrint writes as it comes (its HTML parser,
-its whole user-agent stylesheet); the templates stay well-formed XML, which the
-renderer parses quicker; a document that is not still renders."""
+its whole user-agent stylesheet); with fontTools, a document in the trimmed
+font's characters embeds it whole, any other subsets its fonts; the templates stay
+well-formed XML, which the renderer parses quicker; a document that is not still
+renders."""
 
 import re
 from datetime import UTC, datetime
@@ -133,12 +135,15 @@ def htmls(documents) -> list[str]:
 
 
 def as_weasyprint_writes_it(html: str) -> bytes:
+    """With the renderer's stylesheet, fonts and choice of embedding fonts whole."""
     from weasyprint import HTML
 
     renderer = pdf_renderer.renderer()
     with pdf_renderer._fixed_font_timestamps():
         return HTML(string=html, url_fetcher=renderer.fetcher).write_pdf(
-            stylesheets=[renderer.stylesheet], font_config=renderer.font_config
+            stylesheets=[renderer.stylesheet],
+            font_config=renderer.font_config,
+            full_fonts=renderer.embeds_whole_font(html),
         )
 
 
@@ -194,3 +199,71 @@ def test_the_user_agent_stylesheet_loses_six_rules_an_invoice_never_uses():
 
     # a WeasyPrint whose stylesheet no longer reads this way would make renders slower
     assert len(pdf_renderer.UA_UNUSED_PSEUDO_RULES.findall(stock)) == 6
+
+
+@pytest.fixture
+def fonttools_subsets(monkeypatch):
+    """WeasyPrint as it runs without libharfbuzz-subset (as on Debian by default):
+    fonts subset by fontTools, for which the renderer trims its font."""
+    from weasyprint.pdf import fonts
+
+    monkeypatch.setattr(fonts, "harfbuzz_subset", None)
+    pdf_renderer.renderer.cache_clear()
+    yield pdf_renderer.renderer()
+    pdf_renderer.renderer.cache_clear()
+
+
+def font_files(content: bytes) -> dict[str, bytes]:
+    """Each embedded font's name (without its subset tag) and file."""
+    page = PdfReader(BytesIO(content)).pages[0]
+    files = {}
+    for font in page["/Resources"]["/Font"].values():
+        font = font.get_object()
+        [descendant] = font["/DescendantFonts"]
+        name = str(font["/BaseFont"]).split("+", 1)[1]
+        files[name] = descendant.get_object()["/FontDescriptor"]["/FontFile2"].get_data()
+    return files
+
+
+def test_with_fonttools_a_latin_document_embeds_the_trimmed_font_whole(
+    fonttools_subsets, documents
+):
+    renderer = fonttools_subsets
+    [trimmed] = renderer.fonts.values()
+    _unnumbered, invoice, _note = documents
+    with translation.override("fr"):
+        html = render_to_string(INVOICE_TEMPLATE, invoice_pdf_context(invoice))
+    greek = html.replace("Société Anonyme", "Ωmega ЖЛФ")
+
+    latin_pdf = renderer.write_pdf(html)
+    greek_pdf = renderer.write_pdf(greek)
+
+    # the French invoice is drawn in the trimmed font only, embedded as it is
+    assert renderer.embeds_whole_font(html)
+    assert font_files(latin_pdf) == {"Invoice-Sans": trimmed}
+    # Greek and Cyrillic letters fall back to the system font: both are subsets
+    assert not renderer.embeds_whole_font(greek)
+    fonts = font_files(greek_pdf)
+    assert sorted(fonts) == ["DejaVu-Sans", "Invoice-Sans"]
+    assert all(len(file) < len(trimmed) for file in fonts.values())
+    assert "Ωmega ЖЛФ" in PdfReader(BytesIO(greek_pdf)).pages[0].extract_text()
+    assert renderer.write_pdf(html) == latin_pdf
+
+
+@pytest.mark.parametrize(
+    ("text", "whole"),
+    [
+        ("Müller & Søn, Łódź, Ştefan", True),
+        ("Line one\nline two\ttab\r\n", True),
+        ("5 \N{EURO SIGN} \N{EN DASH} n\N{DEGREE SIGN} 1", True),
+        ("\N{GREEK CAPITAL LETTER OMEGA}", False),
+        # the stylesheet sets headings in capitals: a micro sign becomes a Greek MU
+        ("\N{MICRO SIGN}s", False),
+        ("\N{CJK UNIFIED IDEOGRAPH-4E2D}", False),
+        ("\N{GRINNING FACE}", False),
+    ],
+)
+def test_a_document_embeds_the_trimmed_font_whole_only_in_its_characters(
+    fonttools_subsets, text, whole
+):
+    assert fonttools_subsets.embeds_whole_font(f"<html><p>{text}</p></html>") is whole
