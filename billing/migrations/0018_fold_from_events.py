@@ -40,7 +40,7 @@ def fold_the_tails(apps, schema_editor):
             rollup_lock(shared=False)
             for folded, tail in TAILS.items():
                 cursor.execute(folded.insert_from(tail))
-                if folded.daily:
+                if folded is HOURLY:  # the daily rollups are the hours added up
                     cursor.execute(days_added_up(DAILY_ROLLUP_ON_CONFLICT, tail))
         bound = committed_bound() if postgres else 0
         cursor.execute(

@@ -89,14 +89,21 @@ FROM {EVENTS_TABLE} e
 CROSS JOIN LATERAL jsonb_array_elements(e.contributions::jsonb) AS x
 WHERE e.id > {FOLDED_THROUGH}"""  # noqa: S608 (constants only)
 
+
 # The same per group value of each group_by property (position: its place in the
 # meter's group_by).
-PROPERTY_UNFOLDED_VIEW = """
+def by_group_value(source: str, *, event_row: bool) -> str:
+    """A SELECT of the rows of `source` (the unfolded view's columns), one per
+    group value, in the group rollups' columns (and the event's id)."""
+    return f"""
 SELECT u.customer_id, u.meter_id, u.hour, (g.n - 1)::smallint AS position,
     g.value AS group_value, u.event_count, u.value_sum, u.value_max, u.latest_at,
-    u.latest_event_id, u.latest_value, u.event_row
-FROM billing_usageunfolded u
-CROSS JOIN LATERAL jsonb_array_elements_text(u.group_values) WITH ORDINALITY AS g(value, n)"""
+    u.latest_event_id, u.latest_value{", u.event_row" if event_row else ""}
+FROM {source} u
+CROSS JOIN LATERAL jsonb_array_elements_text(u.group_values) WITH ORDINALITY AS g(value, n)"""  # noqa: S608
+
+
+PROPERTY_UNFOLDED_VIEW = by_group_value("billing_usageunfolded", event_row=True)
 
 
 def added_up(table: str, columns: str, key: str, on_conflict: str, source: str) -> str:
@@ -129,34 +136,13 @@ def sums_per_key(key: str, source: str) -> str:
 
 @dataclass(frozen=True)
 class Folded:
-    """A rollup table and the view of its rows not folded yet; `daily`: whether
-    the fold also adds them to the daily rollups (billing.models.UsageDailyRollup)."""
+    """A rollup table and the view of its rows not folded yet."""
 
     table: str
     unfolded: str
     key: str
     columns: str
     on_conflict: str
-    daily: bool = False
-
-    def fold_sql(self) -> str:
-        """The unfolded rows of the events with ids in (watermark, bound] added to
-        the rollups in one statement, in key order (and the hours' sums to the
-        daily rollups); returns how many rows it added up. Its parameters: the
-        watermark and the bound (written out, so that the planner reads the few
-        events between them by their id index)."""
-        by_day = ""
-        if self.daily:
-            by_day = f""", by_day AS ({days_added_up(DAILY_ROLLUP_ON_CONFLICT, "added")}
-)"""
-        return f"""
-WITH unfolded AS MATERIALIZED (
-    SELECT {self.columns} FROM {self.unfolded} WHERE event_row > %s AND event_row <= %s
-), added AS MATERIALIZED ({sums_per_key(self.key, "unfolded")}
-), folded AS (
-    INSERT INTO {self.table} ({self.columns}) SELECT * FROM added {self.on_conflict}
-){by_day}
-SELECT count(*) FROM unfolded"""  # noqa: S608 (constants only)
 
     def insert_from(self, source: str) -> str:
         """An INSERT adding the rows of `source` (in this table's columns), added up
@@ -196,7 +182,6 @@ HOURLY = Folded(
     "customer_id, meter_id, hour",
     ROLLUP_COLUMNS,
     ROLLUP_ON_CONFLICT,
-    daily=True,
 )
 GROUPS = Folded(
     "billing_usagepropertyrollup",
@@ -210,6 +195,37 @@ GROUPS = Folded(
 VIEWS = {HOURLY.unfolded: UNFOLDED_VIEW, GROUPS.unfolded: PROPERTY_UNFOLDED_VIEW}
 
 DAY = timedelta(days=1)
+
+
+def _fold_sql() -> str:
+    """The unfolded rows of the events with ids in (watermark, bound] added to the
+    rollups in one statement: to the hourly ones, the hours' sums to the daily
+    ones, and the contributions' group values to the group rollups, each in key
+    order. Each event is read and its contributions parsed once for all three
+    (the group rows are the hourly view's rows expanded by their group values, as
+    in the view billing_usagepropertyunfolded). Returns how many rows it added up
+    (contributions and group values). Its parameters: the watermark and the bound
+    (written out, so that the planner reads the few events between them by their
+    id index)."""
+    hours = f"(SELECT {HOURLY.columns} FROM unfolded) AS u"  # noqa: S608 (constants only)
+    return f"""
+WITH unfolded AS MATERIALIZED (
+    SELECT {HOURLY.columns}, group_values FROM {HOURLY.unfolded}
+    WHERE event_row > %s AND event_row <= %s
+), added AS MATERIALIZED ({sums_per_key(HOURLY.key, hours)}
+), folded AS (
+    INSERT INTO {HOURLY.table} ({HOURLY.columns}) SELECT * FROM added {HOURLY.on_conflict}
+), by_day AS ({days_added_up(DAILY_ROLLUP_ON_CONFLICT, "added")}
+), grouped AS MATERIALIZED ({by_group_value("unfolded", event_row=False)}
+    WHERE u.group_values IS NOT NULL
+), group_added AS MATERIALIZED ({sums_per_key(GROUPS.key, "grouped")}
+), group_folded AS (
+    INSERT INTO {GROUPS.table} ({GROUPS.columns}) SELECT * FROM group_added {GROUPS.on_conflict}
+)
+SELECT (SELECT count(*) FROM unfolded) + (SELECT count(*) FROM grouped)"""  # noqa: S608
+
+
+FOLD_SQL = _fold_sql()
 
 
 def whole_hours_rows(columns: str, where: str = "") -> str:
@@ -290,10 +306,8 @@ def fold_through(bound: int, *, chunk: int | None = None) -> tuple[int, bool]:
             upto = cursor.fetchone()[0] or bound
         if upto <= mark:
             return 0, True
-        moved = 0
-        for folded in (HOURLY, GROUPS):
-            cursor.execute(folded.fold_sql(), [mark, upto])
-            moved += cursor.fetchone()[0]
+        cursor.execute(FOLD_SQL, [mark, upto])
+        (moved,) = cursor.fetchone()
         cursor.execute(
             f"INSERT INTO {WATERMARK_TABLE} (id, folded_through) VALUES (1, %s) "  # noqa: S608
             "ON CONFLICT (id) DO UPDATE SET folded_through = excluded.folded_through",

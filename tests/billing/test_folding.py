@@ -24,6 +24,7 @@ from django.db import connection, connections, transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
 
+from billing.breakdown_models import UsagePropertyRollup
 from billing.models import UsageDailyRollup, UsageEvent, UsageRollup
 from billing.usage.folding import unfolded_events, usage_fold
 from billing.usage.ingestion import events_ingest
@@ -235,21 +236,39 @@ def test_reads_during_folds_beside_four_ingesting_clients_equal_the_raw_events(s
 
 
 def assert_rollups_exact(meters) -> None:
-    """Every hourly and daily rollup row equals the count, sum, maximum and latest
-    value of its hour's (its day's) raw events."""
-    tallies = {"hour": Tally(), "day": Tally()}
+    """Every hourly, daily and group rollup row equals the count, sum, maximum and
+    latest value of its hour's (its day's, its hour's and group value's) raw
+    events."""
+    tallies = {"hour": Tally(), "day": Tally(), "group": Tally()}
     rows = UsageEvent.objects.annotate(raw=Cast("properties", TextField())).values_list(
         "customer_id", "raw", "timestamp", "event_id"
     )
     for customer_id, raw, timestamp, event_id in rows:
         hour = timestamp.replace(minute=0, second=0, microsecond=0)
         for c in contributions(meters, PROPERTIES_DECODER.decode(raw)):
-            for bucket, start in (("hour", hour), ("day", hour.replace(hour=0))):
-                tallies[bucket].add_event((customer_id, c.meter_id, start), c, timestamp, event_id)
-    for model, bucket in ((UsageRollup, "hour"), (UsageDailyRollup, "day")):
+            keys = [
+                ("hour", (customer_id, c.meter_id, hour)),
+                ("day", (customer_id, c.meter_id, hour.replace(hour=0))),
+                *(
+                    ("group", (customer_id, c.meter_id, hour, position, value))
+                    for position, value in enumerate(c.group or ())
+                ),
+            ]
+            for bucket, key in keys:
+                tallies[bucket].add_event(key, c, timestamp, event_id)
+    stored_keys = {
+        "hour": lambda r: (r.customer_id, r.meter_id, r.hour),
+        "day": lambda r: (r.customer_id, r.meter_id, r.day),
+        "group": lambda r: (r.customer_id, r.meter_id, r.hour, r.position, r.group_value),
+    }
+    for model, bucket in (
+        (UsageRollup, "hour"),
+        (UsageDailyRollup, "day"),
+        (UsagePropertyRollup, "group"),
+    ):
         tally = tallies[bucket]
         stored = {
-            (r.customer_id, r.meter_id, getattr(r, bucket)): (
+            stored_keys[bucket](r): (
                 r.event_count,
                 r.value_sum,
                 r.value_max,
@@ -558,3 +577,24 @@ def test_a_zero_with_any_exponent_is_read_as_zero_and_folds(customers):
         end=NOW,
     )
     assert read == {tokens.id: Decimal("2.5")}
+
+
+@pytest.mark.postgres
+def test_the_rollups_leave_room_on_their_pages_for_the_folds_updates(db):
+    """The fold rewrites rollup rows (migration 0022): with room on their pages the
+    new versions are heap-only tuples, which write no index entry."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, reloptions FROM pg_class WHERE relname IN "
+            "('billing_usagerollup', 'billing_usagedailyrollup', 'billing_usagepropertyrollup')"
+        )
+        options = dict(cursor.fetchall())
+
+    assert options == {
+        table: ["fillfactor=50"]
+        for table in (
+            "billing_usagerollup",
+            "billing_usagedailyrollup",
+            "billing_usagepropertyrollup",
+        )
+    }
