@@ -143,3 +143,18 @@ def finalized_invoice(customer, lines: list, *, start=NOV_1, end=DEC_1) -> Invoi
         now=end,
     )
     return invoice_finalize(invoice=draft, now=end, collect=False)
+
+
+@pytest.fixture
+def fonttools_subsets(monkeypatch):
+    """WeasyPrint as it runs without libharfbuzz-subset (as on Debian by default):
+    fonts subset by fontTools, for which the renderer trims its font. Yields that
+    renderer."""
+    from weasyprint.pdf import fonts
+
+    from invoices import pdf_renderer
+
+    monkeypatch.setattr(fonts, "harfbuzz_subset", None)
+    pdf_renderer.renderer.cache_clear()
+    yield pdf_renderer.renderer()
+    pdf_renderer.renderer.cache_clear()

@@ -210,20 +210,6 @@ def test_the_blocks_of_the_first_page_follow_each_other_without_overlapping(fina
     assert [y[row] for row in rows] == sorted((y[row] for row in rows), reverse=True)
 
 
-@pytest.fixture
-def fonttools_subsets(monkeypatch):
-    """WeasyPrint as it runs without libharfbuzz-subset: fonts subset by fontTools,
-    for which the renderer trims its font."""
-    from weasyprint.pdf import fonts
-
-    from invoices import pdf_renderer
-
-    monkeypatch.setattr(fonts, "harfbuzz_subset", None)
-    pdf_renderer.renderer.cache_clear()
-    yield
-    pdf_renderer.renderer.cache_clear()
-
-
 def embedded_fonts(content: bytes) -> list[str]:
     page = PdfReader(BytesIO(content)).pages[0]
     return sorted(

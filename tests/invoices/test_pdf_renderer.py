@@ -201,18 +201,6 @@ def test_the_user_agent_stylesheet_loses_six_rules_an_invoice_never_uses():
     assert len(pdf_renderer.UA_UNUSED_PSEUDO_RULES.findall(stock)) == 6
 
 
-@pytest.fixture
-def fonttools_subsets(monkeypatch):
-    """WeasyPrint as it runs without libharfbuzz-subset (as on Debian by default):
-    fonts subset by fontTools, for which the renderer trims its font."""
-    from weasyprint.pdf import fonts
-
-    monkeypatch.setattr(fonts, "harfbuzz_subset", None)
-    pdf_renderer.renderer.cache_clear()
-    yield pdf_renderer.renderer()
-    pdf_renderer.renderer.cache_clear()
-
-
 def font_files(content: bytes) -> dict[str, bytes]:
     """Each embedded font's name (without its subset tag) and file."""
     page = PdfReader(BytesIO(content)).pages[0]
