@@ -42,7 +42,8 @@ SPAN = timedelta(hours=60)
 
 
 def make_meters():
-    """One meter of each aggregation, two with a filter, one grouped."""
+    """One meter of each aggregation, two with a filter, one grouped (by two
+    properties, the second missing from some events)."""
     common = {"event_name": "llm"}
     return [
         meter_create(code="calls", name="Calls", aggregation="count", **common),
@@ -69,7 +70,7 @@ def make_meters():
             name="By model",
             aggregation="sum",
             value_property="n",
-            group_by=["model"],
+            group_by=["model", "region"],
             **common,
         ),
     ]
@@ -94,6 +95,8 @@ def random_events(rng: random.Random, count: int, *, first: int = 0) -> list[dic
                     "n": Decimal(rng.randrange(1, 10**6)) / Decimal(rng.choice([1, 100, 1000])),
                     "model": rng.choice(["o3", "gpt-4o", 1.50]),
                     "user": f"u{rng.randrange(20)}",
+                    # None: no region, the group "" (null)
+                    **({"region": region} if (region := rng.choice(["eu", "us", None])) else {}),
                 },
             }
         )
