@@ -196,15 +196,11 @@ class _Renderer:
         # The font is only trimmed for fontTools; HarfBuzz subsets the full font
         # (kerning and all its scripts included) as fast.
         self.trims_font = trims_font = not subsets_with_harfbuzz()
-        # The font files served to WeasyPrint, by path, trimmed or not.
+        # The font files served to WeasyPrint, by path, trimmed or not; and the
+        # characters each trimmed one has a glyph for.
         self.fonts: dict[str, bytes] = {}
         fonts = self.fonts
-        # What every trimmed font fetched has a glyph for, plus the white space
-        # that is never drawn: a document of these characters only is drawn in the
-        # trimmed font alone (no fallback font), which it then embeds whole.
-        self.trimmed_characters: frozenset[str] = frozenset()
-        drawn: list[frozenset[str]] = []
-        renderer = self
+        trimmed: dict[str, frozenset[str]] = {}
 
         class LocalFontsOnly(URLFetcher):
             """Serves the local font files the stylesheet names and refuses every
@@ -218,9 +214,8 @@ class _Renderer:
                 if path not in fonts:
                     content = Path(path).read_bytes()
                     fonts[path] = _trimmed_font(content) if trims_font else content
-                    if fonts[path] is not content:  # trimmed
-                        drawn.append(_font_characters(fonts[path]))
-                        renderer.trimmed_characters = frozenset.intersection(*drawn) | UNDRAWN
+                    if fonts[path] is not content:
+                        trimmed[path] = _font_characters(fonts[path])
                 return URLFetcherResponse(url, fonts[path], {"Content-Type": "font/ttf"})
 
         self.fetcher = LocalFontsOnly()
@@ -229,6 +224,14 @@ class _Renderer:
             string=render_to_string(STYLESHEET),
             font_config=self.font_config,
             url_fetcher=self.fetcher,
+        )
+        # What every trimmed font has a glyph for, plus the white space that is never
+        # drawn: a document of these characters only is drawn in the trimmed font
+        # alone (no fallback font), which it then embeds whole. Known from here on:
+        # the stylesheet fetched its fonts, so a process's first document is decided
+        # as the rest are.
+        self.trimmed_characters = (
+            frozenset.intersection(*trimmed.values()) | UNDRAWN if trimmed else frozenset()
         )
         # WeasyPrint's objects are not meant to be shared between threads; renders
         # in one process take turns (Celery's prefork and gunicorn's sync workers
@@ -240,11 +243,9 @@ class _Renderer:
 
     def embeds_whole_font(self, html: str) -> bool:
         """Whether this document embeds the trimmed font whole rather than a subset:
-        when every character of it (its markup included, which is ASCII), and of
-        it in capitals (the stylesheet sets some headings in capitals: the micro sign
-        becomes a Greek capital mu), is one the trimmed font has. The fonts are fetched with the
-        stylesheet, so the answer is the same for the first document of a process
-        as for the rest."""
+        when every character of it (its markup included, which is ASCII), and of it
+        in capitals (the stylesheet sets some headings in capitals: the micro sign
+        becomes a Greek capital mu), is one the trimmed font has."""
         characters = self.trimmed_characters
         return characters.issuperset(html) and characters.issuperset(html.upper())
 
