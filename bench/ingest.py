@@ -2,11 +2,15 @@
 PostgreSQL ceiling, plus usage-read latency at 1,000,000 events.
 
     .venv/bin/python bench/ingest.py [--events 200000] [--workers 4] [--big 1000000]
-        [--grouped] [--server granian|gunicorn] [--database billing_bench_ingest] [--port 8765]
+        [--grouped] [--server granian|gunicorn] [--folder 0.5] [--database billing_bench_ingest]
+        [--port 8765]
 
 Needs PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432); it
 creates its own database (`--database`, dropped first and left empty at the end)
-and serves on `--port`. Prints figures only.
+and serves on `--port`, with the folder service beside the server as production
+runs it (`--folder 0` for none: the batches fold). The ingestion rate counts until
+every event is folded: the folds still owed when the last batch is acknowledged are
+part of the run. Prints figures only.
 
 With --grouped, the token meters (llm_tokens, gpt4o_input_tokens,
 gpt4o_output_tokens) are created before the demo catalog with group_by ["model",
@@ -28,6 +32,7 @@ import multiprocessing as mp
 import os
 import queue
 import random
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -37,6 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
+    ROOT,
     Server,
     add_server_arguments,
     cpu_seconds,
@@ -45,6 +51,7 @@ from bench.common import (
     percentile,
     postgres_pids,
     record,
+    server_env,
 )
 
 DB_NAME = "billing_bench_ingest"
@@ -63,6 +70,8 @@ API_KEYS = [f"key_{i:02d}" for i in range(20)]
 # events-only raw ceiling measured in the same run.
 TARGET_USAGE_P95_MS = 5.0
 TARGET_RATIO = 0.5
+# The folder service beside the web server (docs/running.md): a fold every half second.
+FOLDER_EVERY = 0.5
 
 
 def make_event(
@@ -188,6 +197,13 @@ def main():
         action="store_true",
         help=f"the token meters group by {', '.join(GROUP_BY)}; adds the group_by reads",
     )
+    parser.add_argument(
+        "--folder",
+        type=float,
+        default=FOLDER_EVERY,
+        help="seconds between the folder's folds (manage.py fold_usage --every, as "
+        "production runs it); 0 runs no folder, so the batches fold (BILLING_FOLD_MS)",
+    )
     parser.add_argument("--database", default=DB_NAME, help="dropped and created again")
     parser.add_argument("--port", type=int, default=PORT)
     args = parser.parse_args()
@@ -272,21 +288,74 @@ def main():
     server = Server(
         database_url, port=args.port, workers=args.workers, threads=args.threads, kind=args.server
     )
+    # The folder, as production runs it: while it folds every --folder seconds, the
+    # batches leave the folds to it (and fold again if it stops).
+    folder = (
+        subprocess.Popen(
+            [sys.executable, "manage.py", "fold_usage", "--every", str(args.folder)],
+            cwd=ROOT,
+            env=server_env(database_url),
+            start_new_session=True,
+        )
+        if args.folder
+        else None
+    )
+    from billing.usage.folding import WATERMARK_TABLE, unfolded_events, usage_fold
+
+    if folder:
+        # Started (Django loaded, its first fold taken) before the clock starts.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and folder.poll() is None:
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT 1 FROM {WATERMARK_TABLE} WHERE bound_taken_at IS NOT NULL")  # noqa: S608
+                if cursor.fetchone():
+                    break
+            time.sleep(0.05)
+        else:
+            stop_folder(folder)
+            server.stop()
+            raise RuntimeError("the folder did not start")
     try:
-        server_cpu, pg_cpu = cpu_seconds(server.pids()), cpu_seconds(postgres_pids())
+        processes = [*server.pids(), *([folder.pid] if folder else [])]
+        server_cpu, pg_cpu = cpu_seconds(processes), cpu_seconds(postgres_pids())
         elapsed, latencies, accepted = run_clients(
             http_client, [(chunk, key, args.port) for chunk in per_client]
         )
-        server_cpu = cpu_seconds(server.pids()) - server_cpu
+        # The run ends when every event is in the rollups: the folds still owed
+        # count (the folder's next ones; without a folder, one here), so that no
+        # fold is work put off past the measurement.
+        left = unfolded_events()
+        started = time.perf_counter()
+        if folder:
+            while unfolded_events():
+                time.sleep(0.01)
+        else:
+            usage_fold(wait=True)
+        catch_up = time.perf_counter() - started
+        server_cpu = cpu_seconds(processes) - server_cpu
         pg_cpu = cpu_seconds(postgres_pids()) - pg_cpu
+        stop_folder(folder)
         rss, peak = server.memory_mib()
-        http_rate = accepted / elapsed
+        http_rate = accepted / (elapsed + catch_up)
         print(
             f"\nHTTP ingestion ({server.describe()}, PostgreSQL, with auth, "
             f"dedup, rollups{', group rollups' if args.grouped else ''}, "
-            "one transaction a batch)"
+            "one transaction a batch; "
+            + (
+                f"a folder folding every {args.folder:g} s"
+                if folder
+                else f"folds after batches, every {settings.BILLING_FOLD_MS} ms"
+            )
+            + ")"
         )
-        print(f"  accepted {accepted:,} events in {elapsed:.2f} s = {http_rate:,.0f} events/s")
+        print(
+            f"  accepted {accepted:,} events in {elapsed:.2f} s; {left:,} of them were "
+            f"not folded yet, and were {catch_up:.2f} s later"
+        )
+        print(
+            f"  {http_rate:,.0f} events/s accepted and folded "
+            f"({accepted / elapsed:,.0f} accepted alone)"
+        )
         record("HTTP ingestion", http_rate, "events/s", target=None, higher=True)
         print(
             f"  batch latency p50 {percentile(latencies, 50) * 1000:.1f} ms, "
@@ -295,20 +364,12 @@ def main():
         print(f"  server memory (master + workers): {rss:.0f} MiB now, {peak:.0f} MiB peak")
         batches_sent = len(batches)
         print(
-            f"  CPU per batch: {args.server} {server_cpu / batches_sent * 1000:.1f} ms, "
+            f"  CPU per batch: {args.server}{' and folder' if folder else ''} "
+            f"{server_cpu / batches_sent * 1000:.1f} ms, "
             f"PostgreSQL {pg_cpu / batches_sent * 1000:.1f} ms"
         )
         if accepted != len(events):
             raise RuntimeError(f"accepted {accepted}, sent {len(events)}")
-        # What the folds left behind (they run after batches, one every BILLING_FOLD_MS
-        # across the workers): a backlog that grew with the run would be work put off,
-        # not saved.
-        from billing.usage.folding import unfolded_events
-
-        print(
-            f"  events left unfolded at the end: {unfolded_events():,} "
-            f"(BILLING_FOLD_MS={settings.BILLING_FOLD_MS})"
-        )
 
         # The raw ceiling: the same rows and statement, straight through psycopg. The
         # target compares with the events insert alone; with the rollups too (the
@@ -486,9 +547,17 @@ def main():
             f"target met by {len(periods) * len(reads) - misses} of {len(periods) * len(reads)}"
         )
     finally:
+        stop_folder(folder)
         server.stop()
         connections.close_all()
         fresh_database(args.database)  # leave an empty database, not gigabytes
+
+
+def stop_folder(folder) -> None:
+    """Stop the folder, if any (a kill at any point is safe: its fold rolls back)."""
+    if folder is not None and folder.poll() is None:
+        folder.terminate()
+        folder.wait(timeout=30)
 
 
 def usage_answer(lines: list[dict]) -> str:

@@ -20,11 +20,13 @@ moment: ingestion holds it shared from before it draws an id until it commits,
 so every batch with an id up to that bound has ended, and every later batch
 draws higher ids.
 
-The fold runs in an ingesting process after its batch commits, at most once every
-BILLING_FOLD_MS across all processes (the turn is the time the last fold took its
-bound: a process that finds it taken waits for its own clock again), one folder at
-a time (a try-lock: a busy folder is not waited for); the beat runs it every
-minute for when ingestion stops, and `manage.py fold_usage` by hand. A fold takes
+The fold runs in the folder service (`manage.py fold_usage --every 0.5`, in
+production) or, without one, in an ingesting process after its batch commits, at
+most once every BILLING_FOLD_MS across all processes (the turn is the time the last
+fold took its bound: a process that finds it taken waits for its own clock again, so
+while the folder folds, batches never do), one folder at a time (a try-lock: a busy
+folder is not waited for); the beat runs it every minute for when ingestion stops,
+and `manage.py fold_usage` by hand. A fold takes
 up to FOLD_CHUNK events a transaction, and a fold after a batch one transaction:
 ingestion beyond FOLD_CHUNK events a turn (50,000 a second by default) leaves a
 backlog to the beat. SQLite, the embedded default, writes the rollups directly at
@@ -59,6 +61,11 @@ FOLD_CHUNK = 50_000
 # How long a fold in the request path waits for the batches in flight to end
 # before it takes its bound (a batch waiting on a wallet's lock, say).
 BOUND_WAIT_MS = 250
+
+# The memory a fold's sorts may take (PostgreSQL's default, 4MB, spilled a fold of a
+# second's events, some 25,000 at full speed, to temporary files: about 5% of its
+# time).
+FOLD_WORK_MEM = "32MB"
 
 # An arbitrary, fixed key for the advisory lock that lets one folder run at a time.
 FOLD_LOCK_KEY = 7_310_624_002
@@ -306,6 +313,7 @@ def fold_through(bound: int, *, chunk: int | None = None) -> tuple[int, bool]:
             upto = cursor.fetchone()[0] or bound
         if upto <= mark:
             return 0, True
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [FOLD_WORK_MEM])
         cursor.execute(FOLD_SQL, [mark, upto])
         (moved,) = cursor.fetchone()
         cursor.execute(
