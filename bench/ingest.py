@@ -300,22 +300,20 @@ def main():
         if args.folder
         else None
     )
-    from billing.usage.folding import WATERMARK_TABLE, unfolded_events, usage_fold
+    from billing.usage.folding import (
+        FOLDED_THROUGH,
+        WATERMARK_TABLE,
+        unfolded_events,
+        usage_fold,
+    )
+    from billing.usage.partitions import EVENTS_TABLE
 
-    if folder:
-        # Started (Django loaded, its first fold taken) before the clock starts.
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and folder.poll() is None:
-            with connection.cursor() as cursor:
-                cursor.execute(f"SELECT 1 FROM {WATERMARK_TABLE} WHERE bound_taken_at IS NOT NULL")  # noqa: S608
-                if cursor.fetchone():
-                    break
-            time.sleep(0.05)
-        else:
-            stop_folder(folder)
-            server.stop()
-            raise RuntimeError("the folder did not start")
+    turn_taken = f"SELECT 1 FROM {WATERMARK_TABLE} WHERE bound_taken_at IS NOT NULL"  # noqa: S608
+    all_folded = f"SELECT 1 WHERE {FOLDED_THROUGH} >= (SELECT max(id) FROM {EVENTS_TABLE})"  # noqa: S608
     try:
+        if folder:
+            # Started (Django loaded, its first turn taken) before the clock starts.
+            wait_for(folder, turn_taken)
         processes = [*server.pids(), *([folder.pid] if folder else [])]
         server_cpu, pg_cpu = cpu_seconds(processes), cpu_seconds(postgres_pids())
         elapsed, latencies, accepted = run_clients(
@@ -327,8 +325,7 @@ def main():
         left = unfolded_events()
         started = time.perf_counter()
         if folder:
-            while unfolded_events():
-                time.sleep(0.01)
+            wait_for(folder, all_folded)
         else:
             usage_fold(wait=True)
         catch_up = time.perf_counter() - started
@@ -553,11 +550,32 @@ def main():
         fresh_database(args.database)  # leave an empty database, not gigabytes
 
 
+def wait_for(folder, sql: str, *, seconds: float = 120) -> None:
+    """Poll, every 20 ms, until `sql` returns a row; fails if the folder stops or
+    the time runs out."""
+    from django.db import connection
+
+    deadline = time.monotonic() + seconds
+    with connection.cursor() as cursor:
+        while folder.poll() is None:
+            cursor.execute(sql)
+            if cursor.fetchone():
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the folder did not get there in {seconds:g} s: {sql}")
+            time.sleep(0.02)
+    raise RuntimeError(f"the folder stopped (exit {folder.returncode})")
+
+
 def stop_folder(folder) -> None:
     """Stop the folder, if any (a kill at any point is safe: its fold rolls back)."""
     if folder is not None and folder.poll() is None:
         folder.terminate()
-        folder.wait(timeout=30)
+        try:
+            folder.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            folder.kill()
+            folder.wait()
 
 
 def usage_answer(lines: list[dict]) -> str:

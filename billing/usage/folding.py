@@ -24,12 +24,12 @@ The fold runs in the folder service (`manage.py fold_usage --every 0.5`, in
 production) or, without one, in an ingesting process after its batch commits, at
 most once every BILLING_FOLD_MS across all processes (the turn is the time the last
 fold took its bound: a process that finds it taken waits for its own clock again, so
-while the folder folds, batches never do), one folder at a time (a try-lock: a busy
-folder is not waited for); the beat runs it every minute for when ingestion stops,
-and `manage.py fold_usage` by hand. A fold takes
-up to FOLD_CHUNK events a transaction, and a fold after a batch one transaction:
-ingestion beyond FOLD_CHUNK events a turn (50,000 a second by default) leaves a
-backlog to the beat. SQLite, the embedded default, writes the rollups directly at
+while the folder folds more often than that, batches do not), one folder at a time
+(a try-lock: a busy folder is not waited for); the beat runs it every minute for when
+ingestion stops, and `manage.py fold_usage` by hand. A fold takes up to FOLD_CHUNK
+events a transaction; the folder folds every chunk up to its bound, a fold after a
+batch one: without the folder, ingestion beyond FOLD_CHUNK events a turn (50,000 a
+second by default) leaves a backlog to the beat. SQLite, the embedded default, writes the rollups directly at
 ingestion: its views are empty and it has nothing to fold."""
 
 import logging
@@ -62,9 +62,9 @@ FOLD_CHUNK = 50_000
 # before it takes its bound (a batch waiting on a wallet's lock, say).
 BOUND_WAIT_MS = 250
 
-# The memory a fold's sorts may take (PostgreSQL's default, 4MB, spilled a fold of a
-# second's events, some 25,000 at full speed, to temporary files: about 5% of its
-# time).
+# The memory each sort of a fold may take, for the rest of the fold's transaction
+# (PostgreSQL's default, 4MB, spilled a fold of a second's events, some 25,000 at
+# full speed, to temporary files: about 5% of its time).
 FOLD_WORK_MEM = "32MB"
 
 # An arbitrary, fixed key for the advisory lock that lets one folder run at a time.
