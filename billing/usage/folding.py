@@ -29,8 +29,8 @@ while the folder folds more often than that, batches do not), one folder at a ti
 ingestion stops, and `manage.py fold_usage` by hand. A fold takes up to FOLD_CHUNK
 events a transaction; the folder folds every chunk up to its bound, a fold after a
 batch one: without the folder, ingestion beyond FOLD_CHUNK events a turn (50,000 a
-second by default) leaves a backlog to the beat. SQLite, the embedded default, writes the rollups directly at
-ingestion: its views are empty and it has nothing to fold."""
+second by default) leaves a backlog to the beat. SQLite, the embedded default, writes
+the rollups directly at ingestion: its views are empty and it has nothing to fold."""
 
 import logging
 import time
