@@ -3,7 +3,6 @@ folds, the batches leave the folds to it; a database error does not stop it."""
 
 import io
 import logging
-import os
 import random
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from tests.billing.test_folding import (
     NOW,
     ROOT,
     assert_rollups_exact,
+    folder_env,
     make_meters,
     random_events,
 )
@@ -102,14 +102,7 @@ def test_batches_leave_the_folds_to_a_running_folder_which_folds_every_event(set
     for external_id in CUSTOMERS:
         customer_create(external_id=external_id, name=external_id, currency="USD")
     meters = [meter_cache.by_id()[m.id] for m in make_meters()]
-    database = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": (
-            f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
-            f"{database['NAME']}"
-        ),
-    }
+    env = folder_env()
     folder = subprocess.Popen(
         [sys.executable, "manage.py", "fold_usage", "--every", "0.2"], cwd=ROOT, env=env
     )

@@ -290,6 +290,18 @@ def assert_rollups_exact(meters) -> None:
         }, bucket
 
 
+def folder_env() -> dict:
+    """The environment of a `manage.py fold_usage` process on the test database."""
+    database = connection.settings_dict
+    return {
+        **os.environ,
+        "DATABASE_URL": (
+            f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
+            f"{database['NAME']}"
+        ),
+    }
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_folder_killed_mid_fold_loses_and_doubles_nothing(settings):
@@ -314,14 +326,7 @@ def test_a_folder_killed_mid_fold_loses_and_doubles_nothing(settings):
     before = unfolded_events()
     assert before > 0
     rollups_before = sorted(UsageRollup.objects.values_list(*ROLLUP_COLUMNS.split(", ")))
-    database = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": (
-            f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/"
-            f"{database['NAME']}"
-        ),
-    }
+    env = folder_env()
     killed = False
     with transaction.atomic():
         locked = UsageRollup.objects.select_for_update().order_by("hour").first()
