@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 from django.conf import settings
 from django.db import transaction
 
@@ -89,11 +90,28 @@ class CustomerCache:
 customer_cache = CustomerCache()
 
 
+# msgspec reads a body in about two thirds of json.loads' time. It refuses some bodies
+# json.loads reads (a lone surrogate, escaped or in UTF-8 bytes; a byte order mark;
+# an integer of thousands of digits), and for all it reads both give the same values:
+# numbers with a fraction or an exponent through the same hook, the last of repeated
+# keys.
+_FAST_DECODER = msgspec.json.Decoder(float_hook=number_or_marker)
+
+
 def batch_parse(body: bytes):
     """A batch's JSON, numbers as exact Decimals. Raises ValueError (or
     UnicodeDecodeError, RecursionError) for a body that is not JSON. A number no
     column could hold is no such error: it parses as UNSTORABLE_NUMBER, and
-    validation rejects the event that carries it."""
+    validation rejects the event that carries it. What the fast decoder refuses is
+    read again by json.loads (json_parse), whose answer or error is the batch's."""
+    try:
+        return _FAST_DECODER.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return json_parse(body)
+
+
+def json_parse(body: bytes):
+    """batch_parse by json.loads alone: the reference the fast decoder agrees with."""
     try:
         return json.loads(body, parse_float=number_or_marker, parse_constant=reject_json_constant)
     except json.JSONDecodeError:
@@ -255,7 +273,12 @@ def events_ingest(
         if not prepared:
             return result
         new = writer.store(prepared, received_at=now)
-        stored = [e for e in prepared if (e.customer_id, e.event_id) in new]
+        # Every key new (no duplicate): the batch's events, without a pass over them.
+        stored = (
+            prepared
+            if len(new) == len(prepared)
+            else [e for e in prepared if (e.customer_id, e.event_id) in new]
+        )
         uniques = unique_values(stored)
         if uniques:
             writer.insert_uniques(uniques)

@@ -54,7 +54,9 @@ class MeterDef:
     revision: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is built for each meter an event feeds (a frozen dataclass's
+# __init__ costs three times as much), and nothing changes one once built.
+@dataclass(slots=True)
 class Contribution:
     meter_id: int
     # The number the meter reads (sum, max, latest), or None for count and unique_count.
@@ -68,6 +70,8 @@ class Contribution:
 
 def as_text(value: object) -> str | None:
     """A scalar JSON value as the text filters and unique counts compare; None if not scalar."""
+    if type(value) is str:  # the common case, first
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -145,7 +149,16 @@ def group_value(value: object) -> str:
 
 
 def group_of(meter: MeterDef, properties: dict) -> tuple[str, ...]:
-    return tuple(group_value(properties.get(name)) for name in meter.group_by)
+    return tuple([group_value(properties.get(name)) for name in meter.group_by])
+
+
+def passes_filters(meter: MeterDef, properties: dict) -> bool:
+    """Whether the event's properties pass each of the meter's filters. A loop, not
+    all() over a generator: it runs for every event, and costs half as much."""
+    for prop, allowed in meter.filters:  # noqa: SIM110
+        if as_text(properties.get(prop)) not in allowed:
+            return False
+    return True
 
 
 def contributions(meters: list[MeterDef], properties: dict) -> list[Contribution]:
@@ -154,9 +167,7 @@ def contributions(meters: list[MeterDef], properties: dict) -> list[Contribution
     takes the event cannot read the value it needs."""
     out = []
     for meter in meters:
-        if meter.filters and any(
-            as_text(properties.get(prop)) not in allowed for prop, allowed in meter.filters
-        ):
+        if meter.filters and not passes_filters(meter, properties):
             continue
         group = group_of(meter, properties) if meter.group_by else None
         if meter.aggregation == Meter.COUNT:
