@@ -35,8 +35,9 @@ _DRAWING_CUSTOMERS = (
     "SELECT 1 FROM plans_charge ch WHERE ch.version_id = s.version_id AND ch.model IN (%s, %s))"
 )
 # On PostgreSQL the batch's customers are one array parameter, so that the statement's
-# text is the same for every batch (prepared once, where hundreds of placeholders made
-# each batch's statement new to psycopg and to the planner).
+# text is the same for every batch (prepared once for each array type psycopg picks by
+# the largest id, int2, int4 or int8, where hundreds of placeholders made each batch's
+# statement new to psycopg and to the planner).
 _DRAWING_CUSTOMERS_POSTGRESQL = _DRAWING_CUSTOMERS.format(customers="= ANY(%s::bigint[])")
 
 

@@ -4,6 +4,8 @@ fast decoder refuses, json.loads' own answer or error."""
 
 import json
 import string
+import sys
+from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
@@ -55,9 +57,25 @@ def test_fast_decoder_agrees_with_json_loads(body):
     assert outcome(batch_parse, body) == outcome(json_parse, body)
 
 
-def test_unstorable_numbers_parse_as_the_marker_either_way():
+def test_numbers_past_what_a_column_or_python_holds():
     assert batch_parse(b'{"n": 1e-20000}') == {"n": UNSTORABLE_NUMBER}
-    assert batch_parse(b'{"n": ' + b"9" * 5000 + b"}")["n"] is not UNSTORABLE_NUMBER
+    # Past Python's 4,300 digits of an int: a Decimal, through json.loads' second read.
+    assert batch_parse(b'{"n": ' + b"9" * 5000 + b"}") == {"n": Decimal("9" * 5000)}
+
+
+def test_nesting_near_the_recursion_limit():
+    """msgspec reads a few levels deeper than json.loads (which stops at Python's
+    recursion limit): there, and only there, a body json.loads refuses is read.
+    Such a value is never stored: properties nest at most 32 deep."""
+    limit = sys.getrecursionlimit()
+    read_only_fast = 0
+    for depth in range(limit - 150, limit + 10):
+        body = b'{"events": [], "x": ' + b"[" * depth + b"]" * depth + b"}"
+        fast, reference = outcome(batch_parse, body), outcome(json_parse, body)
+        if fast != reference:
+            assert reference == ("error", RecursionError) and fast[0] == "value", depth
+            read_only_fast += 1
+    assert read_only_fast <= 10
 
 
 def test_fallback_is_taken_only_for_what_the_fast_decoder_refuses(monkeypatch):
