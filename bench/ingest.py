@@ -1,15 +1,17 @@
 """Ingestion benchmark: HTTP through the web server (granian) on PostgreSQL, against the raw
 PostgreSQL ceiling, plus usage-read latency at 1,000,000 events.
 
-    .venv/bin/python bench/ingest.py [--events 200000] [--workers 4] [--big 1000000]
+    .venv/bin/python bench/ingest.py [--events 200000] [--workers CORES] [--big 1000000]
         [--grouped] [--server granian|gunicorn] [--folder 0.5] [--database billing_bench_ingest]
         [--port 8765]
 
 Needs PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432); it
 creates its own database (`--database`, dropped first and left empty at the end)
-and serves on `--port`, with the folder service beside the server as production
-runs it (`--folder 0` for none: the batches fold). The ingestion rate counts until
-every event is folded: the folds still owed when the last batch is acknowledged are
+and serves on `--port` with one web worker a core (with PostgreSQL on the same
+machine, a worker waiting on its statement leaves its core to the database:
+docs/running.md), and the folder service beside the server as production runs it
+(`--folder 0` for none: the batches fold). The ingestion rate counts until every
+event is folded: the folds still owed when the last batch is acknowledged are
 part of the run. Prints figures only.
 
 With --grouped, the token meters (llm_tokens, gpt4o_input_tokens,
@@ -188,7 +190,7 @@ def run_clients(target, per_client_args) -> tuple[float, list[float], int]:
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
-    add_server_arguments(parser, workers=4)
+    add_server_arguments(parser, workers=os.cpu_count() or 2)
     parser.add_argument(
         "--big", type=int, default=1_000_000, help="events of the usage-read customer"
     )

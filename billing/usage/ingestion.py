@@ -267,29 +267,31 @@ def events_ingest(
     writer = rollups_writer()
     with transaction.atomic():
         # Meters are read under the rollup lock: a rebuild of a new meter's rollups
-        # waits for this batch, and this batch sees any meter a rebuild covered.
+        # waits for this batch, and this batch sees any meter a rebuild covered. Pinned:
+        # the batch's metering and its draw-down read the same meters, checked once.
         rollup_lock(shared=True)
-        prepared, rejected, repeats = events_prepare(
-            events, now=now, may_hold_unstorable=may_hold_unstorable
-        )
-        result = IngestResult(rejected=rejected, duplicates=repeats)
-        if not prepared:
-            return result
-        new = writer.store(prepared, received_at=now)
-        # Every key new (no duplicate): the batch's events, without a pass over them.
-        stored = (
-            prepared
-            if len(new) == len(prepared)
-            else [e for e in prepared if (e.customer_id, e.event_id) in new]
-        )
-        uniques = unique_values(stored)
-        if uniques:
-            writer.insert_uniques(uniques)
-        store_groups(stored, rollups=not writer.FOLDS)
-        metered = [e for e in stored if e.contributions]
-        if metered:
-            usage_draw_for_events(events=metered, now=now)
-            usage_alerts_enqueue(customer_ids={e.customer_id for e in metered})
+        with meter_cache.pinned():
+            prepared, rejected, repeats = events_prepare(
+                events, now=now, may_hold_unstorable=may_hold_unstorable
+            )
+            result = IngestResult(rejected=rejected, duplicates=repeats)
+            if not prepared:
+                return result
+            new = writer.store(prepared, received_at=now)
+            # Every key new (no duplicate): the batch's events, without a pass over them.
+            stored = (
+                prepared
+                if len(new) == len(prepared)
+                else [e for e in prepared if (e.customer_id, e.event_id) in new]
+            )
+            uniques = unique_values(stored)
+            if uniques:
+                writer.insert_uniques(uniques)
+            store_groups(stored, rollups=not writer.FOLDS)
+            metered = [e for e in stored if e.contributions]
+            if metered:
+                usage_draw_for_events(events=metered, now=now)
+                usage_alerts_enqueue(customer_ids={e.customer_id for e in metered})
     result.accepted = len(stored)
     result.duplicates += len(prepared) - len(stored)
     fold_clock.fold_if_due()

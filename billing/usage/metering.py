@@ -217,7 +217,8 @@ class MeterCache:
     @contextmanager
     def pinned(self):
         """Check once, then read the same meters until the block ends: for a run
-        that reads meters many times (the period close), not for ingestion."""
+        that reads meters many times (the period close), or twice in one
+        transaction (a batch's metering and its draw-down)."""
         self._refresh()
         self._pins.depth = getattr(self._pins, "depth", 0) + 1
         try:
