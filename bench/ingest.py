@@ -190,7 +190,7 @@ def run_clients(target, per_client_args) -> tuple[float, list[float], int]:
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
-    add_server_arguments(parser, workers=os.cpu_count() or 2)
+    add_server_arguments(parser, workers=len(os.sched_getaffinity(0)))
     parser.add_argument(
         "--big", type=int, default=1_000_000, help="events of the usage-read customer"
     )

@@ -268,7 +268,8 @@ def events_ingest(
     with transaction.atomic():
         # Meters are read under the rollup lock: a rebuild of a new meter's rollups
         # waits for this batch, and this batch sees any meter a rebuild covered. Pinned:
-        # the batch's metering and its draw-down read the same meters, checked once.
+        # the batch's metering and its draw-down read the same meters, checked once
+        # (here, under the lock: so never call this inside another pin).
         rollup_lock(shared=True)
         with meter_cache.pinned():
             prepared, rejected, repeats = events_prepare(
