@@ -33,7 +33,8 @@ class RollupAggregates(models.Model):
     event_count = models.BigIntegerField(default=0)
     value_sum = models.DecimalField(**QUANTITY, default=0)
     value_max = models.DecimalField(**QUANTITY, null=True)
-    # The latest event by timestamp (ties: the greater event id) and its value.
+    # The latest event by timestamp (ties: the greater event id) and its value; kept for
+    # `latest` meters (a fold leaves them empty for the others, whose reads never take them).
     latest_at = models.DateTimeField(null=True)
     latest_event_id = models.CharField(max_length=255, default="")
     latest_value = models.DecimalField(**QUANTITY, null=True)

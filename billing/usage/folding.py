@@ -52,6 +52,7 @@ from billing.usage.rollups import (
     day_of,
     rollup_lock,
 )
+from plans.models import Meter
 
 logger = logging.getLogger(__name__)
 
@@ -113,20 +114,35 @@ CROSS JOIN LATERAL jsonb_array_elements_text(u.group_values) WITH ORDINALITY AS 
 PROPERTY_UNFOLDED_VIEW = by_group_value("billing_usageunfolded", event_row=True)
 
 
-def added_up(table: str, columns: str, key: str, on_conflict: str, source: str) -> str:
+def added_up(
+    table: str,
+    columns: str,
+    key: str,
+    on_conflict: str,
+    source: str,
+    *,
+    latest_meters_only: bool = False,
+) -> str:
     """An INSERT adding the rows of `source` (in `columns`), added up per `key`, to
-    `table`, in key order."""
-    return f"INSERT INTO {table} ({columns}) {sums_per_key(key, source)} {on_conflict}"
+    `table`, in key order (sums_per_key)."""
+    sums = sums_per_key(key, source, latest_meters_only=latest_meters_only)
+    return f"INSERT INTO {table} ({columns}) {sums} {on_conflict}"
 
 
-def sums_per_key(key: str, source: str) -> str:
+def sums_per_key(key: str, source: str, *, latest_meters_only: bool = False) -> str:
     """A SELECT of the rows of `source` (in the rollups' columns) added up per `key`,
     in key order: counts and sums added, maxima kept, and the latest row's
     (latest_at, then latest_event_id, greatest) latest columns. The latest row of
     each key is ranked in one sort of all the rows, where an ordered aggregate per
-    column sorts each key's rows three times."""
+    column sorts each key's rows three times.
+
+    `latest_meters_only`: the latest columns only for the meters that read them
+    (aggregation `latest`, as the meters table says in this statement's snapshot),
+    NULL for the others' rows, which are added up without the ranking (a fifth of a
+    fold's time). A meter redefined as `latest` has its rollups rebuilt from its
+    events (billing.usage.rebuild), so no read finds such a row for it."""
     first = "FILTER (WHERE latest_rank = 1)"
-    return f"""
+    ranked = f"""
     SELECT {key}, sum(event_count) AS event_count, sum(value_sum) AS value_sum,
         max(value_max) AS value_max, max(latest_at) {first} AS latest_at,
         max(latest_event_id) {first} AS latest_event_id,
@@ -135,9 +151,19 @@ def sums_per_key(key: str, source: str) -> str:
         SELECT *, row_number() OVER (
             PARTITION BY {key} ORDER BY latest_at DESC, latest_event_id DESC
         ) AS latest_rank
-        FROM {source}
+        FROM {source}{{where}}
     ) AS ranked
+    GROUP BY {key}"""  # noqa: S608 (constants only)
+    if not latest_meters_only:
+        return ranked.format(where="") + f"\n    ORDER BY {key}"
+    latest = f"SELECT id FROM plans_meter WHERE aggregation = '{Meter.LATEST}'"  # noqa: S608
+    return f"""
+    SELECT {key}, sum(event_count) AS event_count, sum(value_sum) AS value_sum,
+        max(value_max) AS value_max, NULL::timestamptz AS latest_at,
+        ''::varchar AS latest_event_id, NULL::numeric AS latest_value
+    FROM {source} WHERE meter_id NOT IN ({latest})
     GROUP BY {key}
+    UNION ALL {ranked.format(where=f" WHERE meter_id IN ({latest})")}
     ORDER BY {key}"""  # noqa: S608 (constants only)
 
 
@@ -170,16 +196,21 @@ class Folded:
 DAILY_TABLE = "billing_usagedailyrollup"
 
 
-def days_added_up(on_conflict: str, source: str) -> str:
+def days_added_up(on_conflict: str, source: str, *, latest_meters_only: bool = False) -> str:
     """An INSERT adding hourly rows (of `source`) to the daily rollups, a row per
-    customer, meter and UTC day."""
+    customer, meter and UTC day (`latest_meters_only`: sums_per_key)."""
     by_day = (
         f"(SELECT customer_id, meter_id, date_bin('1 day', hour, {HOUR_ORIGIN}) AS day, "  # noqa: S608
         f"event_count, value_sum, value_max, latest_at, latest_event_id, latest_value "
         f"FROM {source}) AS hours"
     )
     return added_up(
-        DAILY_TABLE, DAILY_ROLLUP_COLUMNS, "customer_id, meter_id, day", on_conflict, by_day
+        DAILY_TABLE,
+        DAILY_ROLLUP_COLUMNS,
+        "customer_id, meter_id, day",
+        on_conflict,
+        by_day,
+        latest_meters_only=latest_meters_only,
     )
 
 
@@ -219,13 +250,13 @@ def _fold_sql() -> str:
 WITH unfolded AS MATERIALIZED (
     SELECT {HOURLY.columns}, group_values FROM {HOURLY.unfolded}
     WHERE event_row > %s AND event_row <= %s
-), added AS MATERIALIZED ({sums_per_key(HOURLY.key, hours)}
+), added AS MATERIALIZED ({sums_per_key(HOURLY.key, hours, latest_meters_only=True)}
 ), folded AS (
     INSERT INTO {HOURLY.table} ({HOURLY.columns}) SELECT * FROM added {HOURLY.on_conflict}
-), by_day AS ({days_added_up(DAILY_ROLLUP_ON_CONFLICT, "added")}
+), by_day AS ({days_added_up(DAILY_ROLLUP_ON_CONFLICT, "added", latest_meters_only=True)}
 ), grouped AS MATERIALIZED ({by_group_value("unfolded", event_row=False)}
     WHERE u.group_values IS NOT NULL
-), group_added AS MATERIALIZED ({sums_per_key(GROUPS.key, "grouped")}
+), group_added AS MATERIALIZED ({sums_per_key(GROUPS.key, "grouped", latest_meters_only=True)}
 ), group_folded AS (
     INSERT INTO {GROUPS.table} ({GROUPS.columns}) SELECT * FROM group_added {GROUPS.on_conflict}
 )
@@ -302,7 +333,9 @@ def fold_through(bound: int, *, chunk: int | None = None) -> tuple[int, bool]:
         cursor.execute(f"SELECT {FOLDED_THROUGH}")
         (mark,) = cursor.fetchone()
         upto = bound
-        if chunk is not None:
+        # Ids are distinct integers, so at most bound - mark events lie between: the
+        # chunk's end is looked up only when more than a chunk may.
+        if chunk is not None and bound - mark > chunk:
             # The chunk-th event after the watermark (ids have gaps: batches rolled
             # back, and the ids each database connection has drawn).
             cursor.execute(
