@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # (name, arguments in full, arguments with --quick)
 BENCHMARKS = [
-    ("ingest", [], ["--events", "40000", "--big", "100000"]),
+    ("ingest", [], ["--events", "40000", "--big", "100000", "--rounds", "1"]),
     ("check", [], ["--requests", "500", "--events-per-customer", "5000"]),
     ("close", [], ["--subscriptions", "1000"]),
     ("pdf", [], ["--invoices", "30"]),
