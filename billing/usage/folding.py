@@ -140,7 +140,8 @@ def sums_per_key(key: str, source: str, *, latest_meters_only: bool = False) -> 
     (aggregation `latest`, as the meters table says in this statement's snapshot),
     NULL for the others' rows, which are added up without the ranking (a fifth of a
     fold's time). A meter redefined as `latest` has its rollups rebuilt from its
-    events (billing.usage.rebuild), so no read finds such a row for it."""
+    events by a task after the change (billing.usage.rebuild), as for any change of
+    definition: until it has run, its rollups are the old definition's."""
     first = "FILTER (WHERE latest_rank = 1)"
     ranked = f"""
     SELECT {key}, sum(event_count) AS event_count, sum(value_sum) AS value_sum,
