@@ -23,14 +23,16 @@ ZERO = Decimal(0)
 ONE = Decimal(1)
 
 
-# Both written out (see billing.core.rawsql): every batch asks.
-_DRAWN_METERS = (
-    "SELECT DISTINCT ch.meter_id FROM plans_charge ch "
+# Written out (see billing.core.rawsql): every batch asks, in one round trip, which
+# meters some published or archived version charges from a wallet (a meter id a row),
+# and which of the batch's customers have a live subscription whose version charges
+# one (a customer id a row).
+_DRAWN = (
+    "SELECT ch.meter_id, CAST(NULL AS bigint) FROM plans_charge ch "
     "JOIN plans_planversion v ON v.id = ch.version_id "
-    "WHERE ch.model IN (%s, %s) AND v.status <> %s"
-)
-_DRAWING_CUSTOMERS = (
-    "SELECT s.customer_id FROM billing_subscription s "
+    "WHERE ch.model IN (%s, %s) AND v.status <> %s "
+    "UNION ALL "
+    "SELECT CAST(NULL AS bigint), s.customer_id FROM billing_subscription s "
     "WHERE s.customer_id {customers} AND s.status IN (%s, %s) AND EXISTS ("
     "SELECT 1 FROM plans_charge ch WHERE ch.version_id = s.version_id AND ch.model IN (%s, %s))"
 )
@@ -38,35 +40,31 @@ _DRAWING_CUSTOMERS = (
 # text is the same for every batch (prepared once for each array type psycopg picks by
 # the largest id, int2, int4 or int8, where hundreds of placeholders made each batch's
 # statement new to psycopg and to the planner).
-_DRAWING_CUSTOMERS_POSTGRESQL = _DRAWING_CUSTOMERS.format(customers="= ANY(%s::bigint[])")
+_DRAWN_POSTGRESQL = _DRAWN.format(customers="= ANY(%s::bigint[])")
 
 
-def drawn_meter_ids() -> set[int]:
-    """Meters that some published or archived version charges from a wallet: one
-    small query a batch, so that batches touching none of them skip the rest."""
-    rows = rawsql.rows(
-        _DRAWN_METERS, [*DRAWN_MODELS, PlanVersion.DRAFT], (Charge._meta.get_field("meter"),)
-    )
-    return {meter_id for (meter_id,) in rows}
-
-
-def drawing_customer_ids(customer_ids: set[int]) -> set[int]:
-    """Those of the customers whose live subscription's version charges some meter
-    from a wallet."""
+def drawn_meters_and_customers(customer_ids: set[int]) -> tuple[set[int], set[int]]:
+    """The meters that some published or archived version charges from a wallet,
+    and those of the customers whose live subscription's version charges some meter
+    from one: one small query a batch, so that batches touching none of them skip
+    the rest."""
     ids = sorted(customer_ids)
     if connection.vendor == "postgresql":
-        sql, params = _DRAWING_CUSTOMERS_POSTGRESQL, [ids]
+        sql, customers = _DRAWN_POSTGRESQL, [ids]
     else:
-        sql, params = (
-            _DRAWING_CUSTOMERS.format(customers=f"IN ({', '.join(['%s'] * len(ids))})"),
-            ids,
-        )
+        sql, customers = _DRAWN.format(customers=f"IN ({', '.join(['%s'] * len(ids))})"), ids
     rows = rawsql.rows(
         sql,
-        [*params, *Subscription.LIVE, *DRAWN_MODELS],
-        (Subscription._meta.get_field("customer"),),
+        [*DRAWN_MODELS, PlanVersion.DRAFT, *customers, *Subscription.LIVE, *DRAWN_MODELS],
+        (Charge._meta.get_field("meter"), Subscription._meta.get_field("customer")),
     )
-    return {customer_id for (customer_id,) in rows}
+    meters, drawing = set(), set()
+    for meter_id, customer_id in rows:
+        if meter_id is None:
+            drawing.add(customer_id)
+        else:
+            meters.add(meter_id)
+    return meters, drawing
 
 
 def units_of(meter: MeterDef, value: Decimal | None) -> Decimal:
@@ -79,19 +77,20 @@ def usage_draw_for_events(*, events: list, now: datetime) -> None:
     """Draw the wallets of the customers behind `events` (stored, not duplicate),
     in event time order. Customers without a live subscription, or whose version
     charges none of the events' meters from a wallet, are left alone."""
-    drawn = drawn_meter_ids()
-    if not drawn:
+    drawn, drawing = drawn_meters_and_customers({e.customer_id for e in events})
+    if not drawn or not drawing:
         return
-    relevant = [e for e in events if not drawn.isdisjoint([c.meter_id for c in e.contributions])]
+    relevant = [
+        e
+        for e in events
+        if e.customer_id in drawing and not drawn.isdisjoint([c.meter_id for c in e.contributions])
+    ]
     if not relevant:
-        return
-    drawing = drawing_customer_ids({e.customer_id for e in relevant})
-    if not drawing:
         return
     subscriptions = {
         s.customer_id: s
         for s in Subscription.objects.filter(
-            customer_id__in=drawing, status__in=Subscription.LIVE
+            customer_id__in={e.customer_id for e in relevant}, status__in=Subscription.LIVE
         ).select_related("customer", "version")
     }
     meters = meter_cache.by_id()
