@@ -5,7 +5,7 @@ targets (issue 21). Each benchmark prints its own figures as it runs.
 
 --quick runs each at a reduced size (a smoke run, not the figures to quote).
 Needs PostgreSQL and Redis as the benchmarks do (docs/development.md); takes
-7 to 25 minutes in full on 2 cores, as fast as the machine is that day. Run it
+10 to 30 minutes in full on 2 cores, as fast as the machine is that day. Run it
 on a quiet machine: the figures are wall-clock.
 """
 

@@ -221,6 +221,8 @@ def main():
     parser.add_argument("--database", default=DB_NAME, help="dropped and created again")
     parser.add_argument("--port", type=int, default=PORT)
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
 
     database_url = fresh_database(args.database)
     django_setup(database_url)
@@ -602,11 +604,22 @@ def checkpoint() -> None:
     """Start a measured phase at a fresh checkpoint, as every phase then is.
     PostgreSQL starts one after about half max_wal_size of WAL (some 500 MB, about
     one a phase here), and the phase it falls in writes each page it touches first
-    after it whole to the WAL again."""
-    from django.db import connection
+    after it whole to the WAL again. A role that may not (neither a superuser nor
+    in pg_checkpoint) is told so once, and the phases start where the last left off."""
+    from django.db import DatabaseError, connection
 
-    with connection.cursor() as cursor:
-        cursor.execute("CHECKPOINT")
+    global _checkpoint_refused
+    if _checkpoint_refused:
+        return
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("CHECKPOINT")
+    except DatabaseError as exc:
+        _checkpoint_refused = True
+        print(f"  (no checkpoint before each phase: {str(exc).strip()})")
+
+
+_checkpoint_refused = False
 
 
 def wait_for(folder, sql: str, *, seconds: float = 120) -> None:

@@ -33,8 +33,9 @@ class RollupAggregates(models.Model):
     event_count = models.BigIntegerField(default=0)
     value_sum = models.DecimalField(**QUANTITY, default=0)
     value_max = models.DecimalField(**QUANTITY, null=True)
-    # The latest event by timestamp (ties: the greater event id) and its value; kept for
-    # `latest` meters (a fold leaves them empty for the others, whose reads never take them).
+    # The latest event by timestamp (ties: the greater event id) and its value. Read only
+    # for `latest` meters: for the others a fold adds nothing to them (a row's may be empty,
+    # or as it was before: rows folded before 2026-11, rebuilt, or written on SQLite).
     latest_at = models.DateTimeField(null=True)
     latest_event_id = models.CharField(max_length=255, default="")
     latest_value = models.DecimalField(**QUANTITY, null=True)

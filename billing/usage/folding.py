@@ -139,7 +139,8 @@ def sums_per_key(key: str, source: str, *, latest_meters_only: bool = False) -> 
     `latest_meters_only`: the latest columns only for the meters that read them
     (aggregation `latest`, as the meters table says in this statement's snapshot),
     NULL for the others' rows, which are added up without the ranking (a fifth of a
-    fold's time). A meter redefined as `latest` has its rollups rebuilt from its
+    fold's time) and add nothing to a rollup row's latest columns (ROLLUP_ON_CONFLICT
+    keeps what a row has). A meter redefined as `latest` has its rollups rebuilt from its
     events by a task after the change (billing.usage.rebuild), as for any change of
     definition: until it has run, its rollups are the old definition's."""
     first = "FILTER (WHERE latest_rank = 1)"
