@@ -460,8 +460,8 @@ def main():
         for number in range(1, args.rounds + 1):
             served = http_round()
             rates = ceiling_round()
-            rounds.append((served, rates))
             ratio = served["rate"] / rates["insert only"]
+            rounds.append((ratio, served, rates))
             print(
                 f"  round {number}: HTTP {served['rate']:,.0f} events/s accepted and folded "
                 f"({served['accepted alone']:,.0f} accepted alone in {served['elapsed']:.2f} s; "
@@ -481,9 +481,7 @@ def main():
             print(f"           HTTP / events-only ceiling = {ratio:.2f}")
         # The round of the median ratio speaks for the run (paired, so that the
         # machine's speed drifting between rounds moves both of its figures).
-        served, rates = sorted(rounds, key=lambda r: r[0]["rate"] / r[1]["insert only"])[
-            (len(rounds) - 1) // 2
-        ]
+        _, served, rates = sorted(rounds, key=lambda r: r[0])[(len(rounds) - 1) // 2]
         http_rate, ceiling = served["rate"], rates["insert only"]
         rss, peak = server.memory_mib()
         print(f"  server memory (master + workers): {rss:.0f} MiB now, {peak:.0f} MiB peak")

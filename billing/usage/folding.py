@@ -144,9 +144,12 @@ def sums_per_key(key: str, source: str, *, latest_meters_only: bool = False) -> 
     events by a task after the change (billing.usage.rebuild), as for any change of
     definition: until it has run, its rollups are the old definition's."""
     first = "FILTER (WHERE latest_rank = 1)"
+    sums = (
+        "sum(event_count) AS event_count, sum(value_sum) AS value_sum,\n"
+        "        max(value_max) AS value_max"
+    )
     ranked = f"""
-    SELECT {key}, sum(event_count) AS event_count, sum(value_sum) AS value_sum,
-        max(value_max) AS value_max, max(latest_at) {first} AS latest_at,
+    SELECT {key}, {sums}, max(latest_at) {first} AS latest_at,
         max(latest_event_id) {first} AS latest_event_id,
         max(latest_value) {first} AS latest_value
     FROM (
@@ -160,8 +163,7 @@ def sums_per_key(key: str, source: str, *, latest_meters_only: bool = False) -> 
         return ranked.format(where="") + f"\n    ORDER BY {key}"
     latest = f"SELECT id FROM plans_meter WHERE aggregation = '{Meter.LATEST}'"  # noqa: S608
     return f"""
-    SELECT {key}, sum(event_count) AS event_count, sum(value_sum) AS value_sum,
-        max(value_max) AS value_max, NULL::timestamptz AS latest_at,
+    SELECT {key}, {sums}, NULL::timestamptz AS latest_at,
         ''::varchar AS latest_event_id, NULL::numeric AS latest_value
     FROM {source} WHERE meter_id NOT IN ({latest})
     GROUP BY {key}
