@@ -357,7 +357,7 @@ def test_a_folder_killed_mid_fold_loses_and_doubles_nothing(settings):
                 cursor.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                     "AND query LIKE %s",
-                    ["%FROM billing_usageunfolded%"],
+                    ["%WITH unfolded AS MATERIALIZED%"],  # the fold statement (FOLD_SQL)
                 )
                 if cursor.fetchone()[0]:
                     folder.send_signal(signal.SIGKILL)
