@@ -46,7 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     Server,
     add_server_arguments,
-    cpu_seconds,
+    cpu_since,
+    cpu_times,
     django_setup,
     fresh_database,
     percentile,
@@ -248,9 +249,9 @@ def main():
             spent = 0.0
             for name in CASES:
                 measure(key, kind, name, 50, port=args.port)  # warm the workers' caches
-                before = cpu_seconds(server.pids())
+                before = cpu_times(server.pids())
                 latencies, answer = measure(key, kind, name, args.requests, port=args.port)
-                used = cpu_seconds(server.pids()) - before
+                used = cpu_since(before, server.pids())
                 spent += used
                 every[kind] += latencies
                 print(

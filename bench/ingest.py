@@ -49,7 +49,8 @@ from bench.common import (
     ROOT,
     Server,
     add_server_arguments,
-    cpu_seconds,
+    cpu_since,
+    cpu_times,
     django_setup,
     fresh_database,
     percentile,
@@ -398,7 +399,7 @@ def main():
             wait_for(folder, turn_taken)
         checkpoint()
         processes = [*server.pids(), *([folder.pid] if folder else [])]
-        server_cpu, pg_cpu = cpu_seconds(processes), cpu_seconds(postgres_pids())
+        server_before, pg_before = cpu_times(processes), cpu_times(postgres_pids())
         elapsed, latencies, accepted = run_clients(
             http_client, [(chunk, key, args.port) for chunk in per_client]
         )
@@ -412,8 +413,8 @@ def main():
         else:
             usage_fold(wait=True)
         catch_up = time.perf_counter() - started
-        server_cpu = cpu_seconds(processes) - server_cpu
-        pg_cpu = cpu_seconds(postgres_pids()) - pg_cpu
+        server_cpu = cpu_since(server_before, processes)
+        pg_cpu = cpu_since(pg_before, postgres_pids())
         stop_folder(folder)
         if accepted != len(events):
             raise RuntimeError(f"accepted {accepted}, sent {len(events)}")
