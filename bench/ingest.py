@@ -2,7 +2,7 @@
 PostgreSQL ceiling, plus usage-read latency at 1,000,000 events.
 
     .venv/bin/python bench/ingest.py [--events 200000] [--workers CORES+1] [--rounds 3]
-        [--big 1000000] [--grouped] [--server granian|gunicorn] [--folder 0.5]
+        [--big 1000000] [--grouped] [--server granian|gunicorn] [--folder 1]
         [--database billing_bench_ingest] [--port 8765]
 
 Needs PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432); it
@@ -76,8 +76,8 @@ API_KEYS = [f"key_{i:02d}" for i in range(20)]
 # events-only raw ceiling measured in the same run.
 TARGET_USAGE_P95_MS = 5.0
 TARGET_RATIO = 0.5
-# The folder service beside the web server (docs/running.md): a fold every half second.
-FOLDER_EVERY = 0.5
+# The folder service beside the web server (docs/running.md): a fold every second.
+FOLDER_EVERY = 1.0
 # The HTTP run and the raw ceiling, in turn, this many times: on a shared machine either
 # may run a fifth faster or slower than the run before (docs/scaling.md).
 ROUNDS = 3

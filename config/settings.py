@@ -347,8 +347,9 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 BILLING_LATE_EVENT_DAYS = env_int("BILLING_LATE_EVENT_DAYS", 35)
 BILLING_FUTURE_EVENT_SECONDS = env_int("BILLING_FUTURE_EVENT_SECONDS", 300)
 # PostgreSQL: how often (ms) an ingesting process folds the rollup tail into the
-# hourly rollups after a batch (billing.usage.folding); 0 folds after every batch.
-BILLING_FOLD_MS = env_int("BILLING_FOLD_MS", 1000)
+# hourly rollups after a batch (billing.usage.folding), when no folder service folds
+# more often (it folds every second); 0 folds after every batch.
+BILLING_FOLD_MS = env_int("BILLING_FOLD_MS", 2000)
 # Per process: how much of the finished partial hours at the edges of usage reads
 # is kept aggregated (billing.usage.edge_cache): an entry weighs 1 plus its keys
 # (meters, or meters and groups) plus its distinct values; 0 keeps none.

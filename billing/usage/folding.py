@@ -20,7 +20,7 @@ moment: ingestion holds it shared from before it draws an id until it commits,
 so every batch with an id up to that bound has ended, and every later batch
 draws higher ids.
 
-The fold runs in the folder service (`manage.py fold_usage --every 0.5`, in
+The fold runs in the folder service (`manage.py fold_usage --every 1`, in
 production) or, without one, in an ingesting process after its batch commits, at
 most once every BILLING_FOLD_MS across all processes (the turn is the time the last
 fold took its bound: a process that finds it taken waits for its own clock again, so
@@ -28,7 +28,7 @@ while the folder folds more often than that, batches do not), one folder at a ti
 (a try-lock: a busy folder is not waited for); the beat runs it every minute for when
 ingestion stops, and `manage.py fold_usage` by hand. A fold takes up to FOLD_CHUNK
 events a transaction; the folder folds every chunk up to its bound, a fold after a
-batch one: without the folder, ingestion beyond FOLD_CHUNK events a turn (50,000 a
+batch one: without the folder, ingestion beyond FOLD_CHUNK events a turn (25,000 a
 second by default) leaves a backlog to the beat. SQLite, the embedded default, writes
 the rollups directly at ingestion: its views are empty and it has nothing to fold."""
 

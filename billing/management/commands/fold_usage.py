@@ -17,7 +17,7 @@ LONGEST_RETRY_SECONDS = 30.0
 class Command(BaseCommand):
     help = (
         "Fold the usage events not folded yet into the rollups (PostgreSQL; ingestion "
-        "already does so about every second). Safe to run at any time, also beside "
+        "already does so about every two seconds). Safe to run at any time, also beside "
         "ingestion and other folders, and to kill at any point. With --every, it is "
         "the folder service (docs/running.md): while it folds more often than "
         "BILLING_FOLD_MS, the batches leave the folds to it."
