@@ -68,12 +68,6 @@ BOUND_WAIT_MS = 250
 # full speed, to temporary files: about 5% of its time).
 FOLD_WORK_MEM = "32MB"
 
-# No JIT compilation for a fold: PostgreSQL compiles (LLVM) a statement whose estimated
-# cost passes jit_above_cost, and a fold's estimate grows with the events it covers, past
-# every JIT threshold at a few thousand events, though it runs in a few milliseconds a
-# thousand events. The compilation then took nine tenths of the fold's time: 1.75 s of
-# 1.93 for 22,000 events (docs/scaling.md).
-
 # An arbitrary, fixed key for the advisory lock that lets one folder run at a time.
 FOLD_LOCK_KEY = 7_310_624_002
 
@@ -370,10 +364,7 @@ def fold_through(bound: int, *, chunk: int | None = None) -> tuple[int, bool]:
             upto = cursor.fetchone()[0] or bound
         if upto <= mark:
             return 0, True
-        cursor.execute(
-            "SELECT set_config('work_mem', %s, true), set_config('jit', 'off', true)",
-            [FOLD_WORK_MEM],
-        )
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [FOLD_WORK_MEM])
         cursor.execute(FOLD_SQL, [mark, upto])
         (moved,) = cursor.fetchone()
         cursor.execute(
