@@ -46,8 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     Server,
     add_server_arguments,
-    cpu_since,
-    cpu_times,
+    cpu_seconds,
     django_setup,
     fresh_database,
     percentile,
@@ -249,9 +248,9 @@ def main():
             spent = 0.0
             for name in CASES:
                 measure(key, kind, name, 50, port=args.port)  # warm the workers' caches
-                before = cpu_times(server.pids())
+                before = cpu_seconds(server.pids())
                 latencies, answer = measure(key, kind, name, args.requests, port=args.port)
-                used = cpu_since(before, server.pids())
+                used = cpu_seconds(server.pids()) - before
                 spent += used
                 every[kind] += latencies
                 print(

@@ -197,25 +197,20 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[index]
 
 
-def cpu_times(pids: list[int]) -> dict[int, float]:
-    """Each running process's user + system CPU time so far, in seconds."""
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of the processes, in seconds, with that of the children
+    each has waited for: a PostgreSQL backend that exits (a connection closed, a
+    close's process ended) adds its time to the postmaster's, so the difference of
+    two readings counts it (left out, it made some figures negative)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    times = {}
+    total = 0
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        times[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-    return times
-
-
-def cpu_since(before: dict[int, float], pids: list[int]) -> float:
-    """The CPU seconds the processes `pids` used since `before` (cpu_times): one
-    started since counts whole; one that has ended since is left out, its time since
-    `before` with it (subtracting its whole history instead made some PostgreSQL
-    figures negative, when a connection closed during the measurement)."""
-    return sum(now - before.get(pid, 0.0) for pid, now in cpu_times(pids).items())
+        total += sum(int(field) for field in fields[11:15])  # utime, stime, cutime, cstime
+    return total / ticks
 
 
 def postgres_pids() -> list[int]:

@@ -51,8 +51,7 @@ from bench.common import (
     ROOT,
     Server,
     add_server_arguments,
-    cpu_since,
-    cpu_times,
+    cpu_seconds,
     django_setup,
     fresh_database,
     percentile,
@@ -403,7 +402,9 @@ def main():
         # production (on a table of its events alone, the reads' prepared statements
         # settle on plans that scan the partition: 10-20 ms a read).
         # At once, so that they spread over the workers (one after the other, they
-        # could all go to one).
+        # could all go to one); on empty tables, so that no batch of theirs folds the
+        # last ceiling's events.
+        truncate_usage()
         run_clients(http_client, [([body], key, args.port) for body in warm_bodies])
         truncate_usage()
         folder = (
@@ -421,7 +422,7 @@ def main():
             wait_for(folder, turn_taken)
         checkpoint()
         processes = [*server.pids(), *([folder.pid] if folder else [])]
-        server_before, pg_before = cpu_times(processes), cpu_times(postgres_pids())
+        server_cpu, pg_cpu = cpu_seconds(processes), cpu_seconds(postgres_pids())
         elapsed, latencies, accepted = run_clients(
             http_client, [(chunk, key, args.port) for chunk in per_client]
         )
@@ -437,8 +438,8 @@ def main():
         if unfolded_events():
             raise RuntimeError("events left unfolded after the last fold")
         catch_up = time.perf_counter() - started
-        server_cpu = cpu_since(server_before, processes)
-        pg_cpu = cpu_since(pg_before, postgres_pids())
+        server_cpu = cpu_seconds(processes) - server_cpu
+        pg_cpu = cpu_seconds(postgres_pids()) - pg_cpu
         stop_folder(folder)
         if accepted != len(events):
             raise RuntimeError(f"accepted {accepted}, sent {len(events)}")

@@ -21,7 +21,8 @@ def rebuild_meter_usage(meter_id: int) -> int:
 @shared_task(acks_late=True)
 def fold_usage() -> int:
     """The beat's safety net for when ingestion stops: fold the events left
-    unfolded (ingestion folds about every second while it runs)."""
+    unfolded (the folder folds every second while ingestion runs, and without it the
+    batches every two seconds)."""
     return folding.usage_fold()
 
 

@@ -28,9 +28,10 @@ while the folder folds more often than that, batches do not), one folder at a ti
 (a try-lock: a busy folder is not waited for); the beat runs it every minute for when
 ingestion stops, and `manage.py fold_usage` by hand. A fold takes up to FOLD_CHUNK
 events a transaction; the folder folds every chunk up to its bound, a fold after a
-batch one: without the folder, ingestion beyond FOLD_CHUNK events a turn (25,000 a
-second by default) leaves a backlog to the beat. SQLite, the embedded default, writes
-the rollups directly at ingestion: its views are empty and it has nothing to fold."""
+batch one: without the folder, ingestion beyond FOLD_CHUNK events a turn (50,000 a
+second by default: a chunk every BILLING_FOLD_MS, two seconds) leaves a backlog to the
+beat. SQLite, the embedded default, writes the rollups directly at ingestion: its views
+are empty and it has nothing to fold."""
 
 import logging
 import time
@@ -57,7 +58,7 @@ from plans.models import Meter
 logger = logging.getLogger(__name__)
 
 # Events one fold transaction takes; a longer backlog takes several.
-FOLD_CHUNK = 50_000
+FOLD_CHUNK = 100_000
 
 # How long a fold in the request path waits for the batches in flight to end
 # before it takes its bound (a batch waiting on a wallet's lock, say).

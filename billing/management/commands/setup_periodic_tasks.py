@@ -5,7 +5,8 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 SCHEDULES = {
     "Close billing periods and finalize invoices": ("billing.tasks.close_periods", 5),
     "Send overdue webhook deliveries": ("billing.tasks.retry_due_webhooks", 1),
-    # Ingestion folds about every second while it runs; this folds what is left.
+    # The folder (every second) or the batches (every two) fold while ingestion
+    # runs; this folds what is left.
     "Fold the usage rollup tail into the rollups": ("billing.tasks.fold_usage", 1),
     "Expire credits past their expiry time": ("wallets.tasks.expire_credits", 5),
     # A no-op without STRIPE_API_KEY.
