@@ -258,11 +258,10 @@ def _fold_sql() -> str:
     (the group rows are the hourly rows expanded by their group values, as in the
     view billing_usagepropertyunfolded), and each contribution kept once, its
     value parsed once: its rollup columns (AS_ROLLUP_ROW) are computed from it as
-    the rows are added up (a tenth of a fold's time, against keeping them all).
-    Returns how many rows it added up
-    (contributions and group values). Its parameters: the watermark and the bound
-    (written out, so that the planner reads the few events between them by their
-    id index)."""
+    the rows are added up (some 7% of a fold's time, against keeping them all).
+    Returns how many rows it added up (contributions and group values). Its
+    parameters: the watermark and the bound (written out, so that the planner reads
+    the few events between them by their id index)."""
     hours = f"(SELECT {AS_ROLLUP_ROW} FROM unfolded) AS u"  # noqa: S608 (constants only)
     grouped = f"(SELECT {AS_ROLLUP_ROW}, group_values FROM unfolded)"  # noqa: S608
     return f"""
