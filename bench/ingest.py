@@ -13,10 +13,10 @@ and the one more runs while every other waits: docs/running.md), and the folder
 service beside the server as production runs it (`--folder 0` for none: the batches
 fold). The ingestion rate counts until every event is folded: the folds still owed
 when the last batch is acknowledged are part of the run (folded then, not at the
-folder's next turn). The HTTP run and the raw
-ceiling take turns, `--rounds` times, each from a checkpoint on empty tables (the HTTP
-run after a few warm-up batches a worker, emptied with the tables), and the round with
-the median ratio is reported. Prints figures only.
+folder's next turn). The HTTP run and the raw ceiling take turns, `--rounds` times,
+each from a checkpoint on empty tables (the HTTP run after a few warm-up batches a
+worker, emptied with the tables), and the round with the median ratio is reported.
+Prints figures only.
 
 With --grouped, the token meters (llm_tokens, gpt4o_input_tokens,
 gpt4o_output_tokens) are created before the demo catalog with group_by ["model",
