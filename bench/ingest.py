@@ -397,15 +397,15 @@ def main():
     def http_round() -> dict:
         """The batches through the server, until every event is folded."""
         nonlocal folder
+        # The warm-up batches, all at once, so that they spread over the workers (one
+        # after the other, they could all go to one), on empty tables, so that none of
+        # them folds the last ceiling's events.
+        truncate_usage()
+        run_clients(http_client, [([body], key, args.port) for body in warm_bodies])
         # Every round on empty tables; the last ceiling's events are left for the usage
         # reads below, whose customer's events then lie among a thousand others', as in
         # production (on a table of its events alone, the reads' prepared statements
         # settle on plans that scan the partition: 10-20 ms a read).
-        # At once, so that they spread over the workers (one after the other, they
-        # could all go to one); on empty tables, so that no batch of theirs folds the
-        # last ceiling's events.
-        truncate_usage()
-        run_clients(http_client, [([body], key, args.port) for body in warm_bodies])
         truncate_usage()
         folder = (
             subprocess.Popen(

@@ -159,7 +159,9 @@ def sums_per_key(key: str, source: str, *, latest_meters_only: bool = False) -> 
         "sum(event_count) AS event_count, sum(value_sum) AS value_sum,\n"
         "        max(value_max) AS value_max"
     )
-    ranked = f"""
+
+    def ranked(where: str = "") -> str:
+        return f"""
     SELECT {key}, {sums}, max(latest_at) {first} AS latest_at,
         max(latest_event_id) {first} AS latest_event_id,
         max(latest_value) {first} AS latest_value
@@ -167,18 +169,19 @@ def sums_per_key(key: str, source: str, *, latest_meters_only: bool = False) -> 
         SELECT *, row_number() OVER (
             PARTITION BY {key} ORDER BY latest_at DESC, latest_event_id DESC
         ) AS latest_rank
-        FROM {source}{{where}}
+        FROM {source}{where}
     ) AS ranked
     GROUP BY {key}"""  # noqa: S608 (constants only)
+
     if not latest_meters_only:
-        return ranked.format(where="") + f"\n    ORDER BY {key}"
+        return ranked() + f"\n    ORDER BY {key}"
     latest = f"SELECT id FROM plans_meter WHERE aggregation = '{Meter.LATEST}'"  # noqa: S608
     return f"""
     SELECT {key}, {sums}, NULL::timestamptz AS latest_at,
         ''::varchar AS latest_event_id, NULL::numeric AS latest_value
     FROM {source} WHERE meter_id NOT IN ({latest})
     GROUP BY {key}
-    UNION ALL {ranked.format(where=f" WHERE meter_id IN ({latest})")}
+    UNION ALL {ranked(f" WHERE meter_id IN ({latest})")}
     ORDER BY {key}"""  # noqa: S608 (constants only)
 
 
