@@ -3,7 +3,8 @@ them all: between tests, or after rows were changed behind the services' back.
 
 The first six hold rows: the edge aggregates are checked against the rollups on
 every use, the others may go stale, each within its own bound. The seventh holds
-the rate limit leases, a share of a shared counter (config.throttling). The rest
+the rate limit leases, a share of a shared counter (config.throttling), the
+eighth which statements a repeated read sends ahead (never their rows). The rest
 hold what never changes while the process runs (column converters, the time zone
 list, Stripe clients per key, the PDF renderer) and are listed so that nothing
 is missed."""
@@ -49,6 +50,11 @@ PROCESS_CACHES = (
         "rate limit leases",
         "requests per API key taken ahead from the shared counter, for its current window",
         key_leases.clear,
+    ),
+    ProcessCache(
+        "statements read ahead",
+        "by key, the statements a repeated read ran (never their rows)",
+        rawsql.ran_before.clear,
     ),
     ProcessCache(
         "SQL converters", "the ORM's converters per column", rawsql.converters_cache_clear

@@ -63,3 +63,43 @@ def test_written_out_reads_are_prepared_and_the_orms_queries_are_not():
     statements = prepared_statements()
     assert any("FROM plans_meter WHERE code <> $1" in s for s in statements), statements
     assert not any('"plans_meter"' in s for s in statements), statements
+
+
+def read_ahead_block() -> list:
+    """A read_ahead block (billing.core.rawsql): its first statement, then one that,
+    from the third block on, travels with the first."""
+    with rawsql.read_ahead("backend test"):
+        first = rawsql.rows("SELECT pg_backend_pid()", [], (None,))
+        return first + rawsql.rows(
+            "SELECT COUNT(*) FROM plans_meter WHERE code <> %s", ["x"], (None,)
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_ahead_that_loses_its_connection_is_a_database_error_and_the_next_one_reconnects():
+    from django.db import OperationalError
+
+    # given: blocks whose second statement is sent ahead, prepared as the others
+    for _ in range(7):
+        pid, (count,) = read_ahead_block()
+    assert count == 0 and rawsql.ran_before.ahead("backend test") != ()
+    assert any("code <> $1" in s for s in prepared_statements())
+
+    # when: the server ends the connection before the next block
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid[0]])
+    finally:
+        other.close()
+    time.sleep(0.2)
+
+    # then: the round trip fails as Django's OperationalError (an API request answers
+    # 503: config.outage), and nothing is sent ahead of the next block, which runs on
+    # a new connection
+    with pytest.raises(OperationalError):
+        read_ahead_block()
+    assert rawsql.ran_before.ahead("backend test") == ()
+    close_old_connections()
+    new_pid, (count,) = read_ahead_block()
+    assert new_pid != pid and count == 0

@@ -136,13 +136,14 @@ def test_every_process_cache_is_listed_and_cleared():
     from customers import api_keys
 
     names = [c.name for c in PROCESS_CACHES]
-    assert len(names) == len(set(names)) == 11
+    assert len(names) == len(set(names)) == 12
     meter_cache.by_id()
     api_keys._key_cache["digest"] = (None, 0.0)
     customer_cache._ids["acme"] = (1, 0.0)
     edge_cache.put("key", {1: 1}, Tally())
     assert key_leases.take("key:1", 6000, 60)[0]
     assert key_leases._held
+    rawsql.ran_before.note("key", [("SELECT 1", ())])
 
     process_caches_clear()
 
@@ -150,6 +151,7 @@ def test_every_process_cache_is_listed_and_cleared():
     assert customer_cache._ids == {}
     assert len(edge_cache) == 0
     assert key_leases._held == {}
+    assert rawsql.ran_before.ahead("key") == ()
 
 
 def test_insert_writes_what_bulk_create_writes(acme):
@@ -270,3 +272,70 @@ def test_update_saves_as_save_does_and_refuses_a_missing_row(acme):
     subscription.pk = 987654
     with transaction.atomic(), pytest.raises(DatabaseError):
         rawsql.update(subscription, ("seats",))
+
+
+# read_ahead: which statements a block sends ahead of its first (their rows are
+# read in the block itself; tests/wallets/test_check_reads.py has the check's).
+
+
+def read_block(key, *statements: tuple[str, list]) -> list:
+    """A read_ahead block that runs `SELECT 0` first, then these; their rows."""
+    with rawsql.read_ahead(key):
+        rawsql.rows("SELECT 0", [], (None,))
+        return [rawsql.rows(sql, params, (None,)) for sql, params in statements]
+
+
+@pytest.mark.django_db
+def test_a_block_sends_ahead_what_its_last_two_blocks_both_ran():
+    steady = ("SELECT %s + 1", [41])
+
+    # the first block knows nothing to send ahead; the second, what the first ran
+    # but not what the one before it ran (there was none)
+    assert read_block("k", steady) == [[(42,)]]
+    assert rawsql.ran_before.ahead("k") == ()
+    assert read_block("k", steady) == [[(42,)]]
+
+    # from the third on: the statement both ran, with its parameters' types
+    assert rawsql.ran_before.ahead("k") == (("SELECT %s + 1", ((int, 41),)),)
+    assert read_block("k", steady) == [[(42,)]]
+    assert rawsql.ran_before.ahead("other key") == ()
+
+
+@pytest.mark.django_db
+def test_a_statement_whose_parameters_change_every_time_is_never_sent_ahead():
+    for second in range(5):
+        read_block("k", ("SELECT %s + 0", [second]), ("SELECT 7", []))
+
+        assert rawsql.ran_before.ahead("k") == (() if second == 0 else (("SELECT 7", ()),))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_locking_reads_and_unhashable_parameters_are_never_sent_ahead():
+    for _ in range(3):
+        read_block(
+            "k",
+            ("SELECT id FROM customers_customer WHERE id = %s FOR UPDATE", [1]),
+            ("SELECT id FROM customers_customer WHERE id = ANY(%s)", [[1, 2]]),
+        )
+
+    assert rawsql.ran_before.ahead("k") == ()
+
+
+@pytest.mark.django_db
+def test_a_block_that_fails_sends_nothing_ahead_next_time():
+    for _ in range(3):
+        read_block("k", ("SELECT 7", []))
+    assert rawsql.ran_before.ahead("k") != ()
+
+    with pytest.raises(ZeroDivisionError), rawsql.read_ahead("k"):
+        rawsql.rows("SELECT 0", [], (None,))
+        raise ZeroDivisionError
+
+    assert rawsql.ran_before.ahead("k") == ()
+    with (
+        rawsql.read_ahead("k"),
+        pytest.raises(RuntimeError, match="do not nest"),
+        rawsql.read_ahead("k"),
+    ):
+        pass

@@ -14,6 +14,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from billing.core import rawsql
 from billing.core.errors import InvalidRequest
 from billing.core.money import format_decimal, format_money
 from billing.core.periods import iso, month_start, parse_instant, period_containing
@@ -192,55 +193,35 @@ class CheckApi(APIView):
                 raise Http404 from None
             raise
         now = datetime.now(UTC)
-        # One query for the customer, its subscription and, as the body asks, the
-        # wallets' balances or whether the feature exists.
-        live = check.live_read(
-            external_id=external_id,
-            now=now if "meter" in asked else None,
-            feature=asked.get("feature"),
-        )
-        customer, subscription = live.customer, live.subscription
-        if customer is None:
-            raise Http404
         if "feature" in asked:
-            result = check.feature_check(
-                subscription=subscription, feature_code=asked["feature"], now=now
+            # One query for the customer, its subscription and whether the feature exists.
+            live = check.live_read(external_id=external_id, feature=asked["feature"])
+            if live.customer is None:
+                raise Http404
+            return self._feature_answer(live, feature=asked["feature"], now=now)
+        # A meter's check sends the same statements every time: its usage read goes
+        # in the round trip of the customer's (rawsql.read_ahead).
+        with rawsql.read_ahead(("check", external_id, asked["meter"])):
+            # One query for the customer, its subscription and the wallets' balances.
+            live = check.live_read(external_id=external_id, now=now)
+            customer, subscription = live.customer, live.subscription
+            if customer is None:
+                raise Http404
+            quantity = asked["quantity"]
+            if quantity is None:
+                quantity = Decimal(1)
+            if quantity <= 0:
+                raise InvalidRequest(
+                    "quantity must be positive", fields={"quantity": ["must be > 0"]}
+                )
+            result = check.usage_check(
+                customer=customer,
+                subscription=subscription,
+                meter_code=asked["meter"],
+                quantity=quantity,
+                now=now,
+                balances=live.balances,
             )
-            return Response(
-                {
-                    # The meter check's shape, its meter fields null.
-                    **dict.fromkeys(
-                        (
-                            "model",
-                            "used",
-                            "included",
-                            "remaining",
-                            "balance",
-                            "period_start",
-                            "period_end",
-                        )
-                    ),
-                    "allowed": result.allowed,
-                    "reason": result.reason,
-                    "message": check.feature_message(
-                        result, feature_code=asked["feature"], exists=live.feature_exists
-                    ),
-                    "value": result.value,
-                }
-            )
-        quantity = asked["quantity"]
-        if quantity is None:
-            quantity = Decimal(1)
-        if quantity <= 0:
-            raise InvalidRequest("quantity must be positive", fields={"quantity": ["must be > 0"]})
-        result = check.usage_check(
-            customer=customer,
-            subscription=subscription,
-            meter_code=asked["meter"],
-            quantity=quantity,
-            now=now,
-            balances=live.balances,
-        )
         if result.spend is not None and result.allowed:
             # A soft limit allows, and tells finance once a period.
             alerts.spend_limit_alert_raise(
@@ -274,5 +255,31 @@ class CheckApi(APIView):
                 # The period the answer counts usage in (the one the clock is in).
                 "period_start": iso(result.period_start) if result.period_start else None,
                 "period_end": iso(result.period_end) if result.period_end else None,
+            }
+        )
+
+    @staticmethod
+    def _feature_answer(live, *, feature: str, now: datetime) -> Response:
+        result = check.feature_check(subscription=live.subscription, feature_code=feature, now=now)
+        return Response(
+            {
+                # The meter check's shape, its meter fields null.
+                **dict.fromkeys(
+                    (
+                        "model",
+                        "used",
+                        "included",
+                        "remaining",
+                        "balance",
+                        "period_start",
+                        "period_end",
+                    )
+                ),
+                "allowed": result.allowed,
+                "reason": result.reason,
+                "message": check.feature_message(
+                    result, feature_code=feature, exists=live.feature_exists
+                ),
+                "value": result.value,
             }
         )

@@ -14,8 +14,23 @@ alone binds on the client: its statements (the finalization's batch UPDATE)
 vary with every batch, so preparing them would only churn the connection's
 statement cache (psycopg keeps the 100 last used). An IN list of `ids` or the
 rows of an `insert` vary less (a few sizes recur). Everything else keeps the
-ORM."""
+ORM.
 
+A request that reads the same statements every time (a check: its customer and
+wallets, then the same period's usage) may read them ahead (`read_ahead`): the
+statements its previous two reads under the same key both ran after the first
+are sent in the first one's round trip, on PostgreSQL, and a statement then run
+with the same text and parameters takes the rows read ahead instead of a round
+trip of its own. Nothing is cached but which statements to send: their rows are
+read in the same request, after it began, so they are what the request would
+have read (each statement in its own snapshot either way). A statement sent
+ahead and not asked for costs its execution and nothing else."""
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from functools import cache
 
@@ -56,9 +71,9 @@ def rows(sql: str, params: list, fields: tuple[Field | None, ...]) -> list[tuple
     a column taken as it comes, such as text)."""
     db = connections[DEFAULT_DB_ALIAS]  # once: each use of the proxy looks it up
     columns = _converters(db.vendor, fields)
-    with _prepared_cursor(db) as cursor:
-        cursor.execute(sql, [_param(db, p) for p in params])
-        found = cursor.fetchall()
+    values = [_param(db, p) for p in params]
+    reading = _reading.get()
+    found = _fetched(db, sql, values) if reading is None else reading.rows(db, sql, values)
     if not columns:
         return found
     converted = []
@@ -73,6 +88,138 @@ def rows(sql: str, params: list, fields: tuple[Field | None, ...]) -> list[tuple
             values[position] = value
         converted.append(tuple(values))
     return converted
+
+
+def _fetched(db, sql: str, values: list) -> list[tuple]:
+    with _prepared_cursor(db) as cursor:
+        cursor.execute(sql, values)
+        return cursor.fetchall()
+
+
+def _fetched_together(db, statements: list[tuple[str, list]]) -> list[list[tuple]]:
+    """The rows of each statement, all sent in one round trip (psycopg's pipeline
+    mode): PostgreSQL runs them in order, each in its own snapshot."""
+    cursors = [_prepared_cursor(db) for _ in statements]  # connects, if need be
+    try:
+        with db.wrap_database_errors, db.connection.pipeline():
+            for cursor, (sql, values) in zip(cursors, statements, strict=True):
+                cursor.execute(sql, values)
+        return [cursor.fetchall() for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
+
+
+# A statement as read_ahead knows it: its text and its parameters, each with its
+# type (1, 1.0 and True are equal in Python, not in SQL).
+Statement = tuple[str, tuple]
+
+
+def _statement(sql: str, values: list) -> Statement | None:
+    """The statement, or None for one never read ahead: a read that locks rows, or
+    parameters that cannot be compared (a list, a dict)."""
+    head = sql.lstrip()[:6].upper()
+    if head != "SELECT" or " FOR UPDATE" in sql or " FOR SHARE" in sql:
+        return None
+    key = (sql, tuple((type(v), v) for v in values))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+class _Reading:
+    """One read_ahead block: the statements to send with its first, the rows read
+    ahead, and the statements it ran after the first (in order)."""
+
+    def __init__(self, ahead: tuple[Statement, ...]):
+        self.ahead = ahead
+        self.first = True
+        self.read: dict[Statement, list[tuple]] = {}
+        self.ran: list[Statement] = []
+
+    def rows(self, db, sql: str, values: list) -> list[tuple]:
+        if self.first:
+            self.first = False
+            if not self.ahead or db.vendor != "postgresql":
+                return _fetched(db, sql, values)
+            together = [(sql, values)] + [
+                (text, [v for _, v in typed]) for text, typed in self.ahead
+            ]
+            found, *ahead = _fetched_together(db, together)
+            self.read = dict(zip(self.ahead, ahead, strict=True))
+            return found
+        statement = _statement(sql, values)
+        if statement is None:
+            return _fetched(db, sql, values)
+        if len(self.ran) < READ_AHEAD_STATEMENTS:
+            self.ran.append(statement)
+        if statement in self.read:
+            return self.read.pop(statement)
+        return _fetched(db, sql, values)
+
+
+# At most this many statements are sent ahead of a first, and this many keys
+# remembered per process (the least recently used forgotten first).
+READ_AHEAD_STATEMENTS = 8
+READ_AHEAD_KEYS = 10_000
+
+
+class _RanBefore:
+    """By key, the statements the last block ran after its first, and those of
+    them the block before it ran too: the ones sent ahead. A statement whose
+    parameters change every time (the clock) is never sent ahead."""
+
+    def __init__(self):
+        self._blocks: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def ahead(self, key) -> tuple[Statement, ...]:
+        with self._lock:
+            found = self._blocks.get(key)
+            if found is None:
+                return ()
+            self._blocks.move_to_end(key)
+            return found[1]
+
+    def note(self, key, ran: list[Statement]) -> None:
+        with self._lock:
+            before = self._blocks.get(key)
+            steady = tuple(s for s in ran if before is not None and s in before[0])
+            self._blocks[key] = (frozenset(ran), steady)
+            self._blocks.move_to_end(key)
+            while len(self._blocks) > READ_AHEAD_KEYS:
+                self._blocks.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._blocks.clear()
+
+
+ran_before = _RanBefore()
+_reading: ContextVar[_Reading | None] = ContextVar("rawsql_reading", default=None)
+
+
+@contextmanager
+def read_ahead(key) -> Iterator[None]:
+    """Read ahead in this block (see the module's docstring): `rows` sends the
+    statements that the last two blocks of `key` both ran after their first
+    with this block's first, and answers them from the rows read. For reads
+    that repeat (a check of one customer's meter): `key` names what the block
+    reads. Blocks do not nest."""
+    if _reading.get() is not None:
+        raise RuntimeError("read_ahead blocks do not nest")
+    reading = _Reading(ran_before.ahead(key))
+    token = _reading.set(reading)
+    try:
+        yield
+    except BaseException:
+        ran_before.note(key, [])  # sends nothing ahead next time, nor the time after
+        raise
+    finally:
+        _reading.reset(token)
+    ran_before.note(key, reading.ran)
 
 
 def ids(sql: str, params: list) -> list[int]:

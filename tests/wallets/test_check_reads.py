@@ -168,3 +168,91 @@ def test_a_known_customer_with_a_bad_body_is_a_400(api, catalog, acme, body, mes
 
     assert response.status_code == 400, response.content
     assert message in response.json()["error"]["message"]
+
+
+# Read ahead (billing.core.rawsql.read_ahead): a customer's meter check sends the
+# same statements every time, so from its third on, the usage read travels with
+# the customer's in one round trip. Its rows are read in the request itself: what
+# was ingested in between counts, and a statement read ahead for a period that
+# has ended is not used for the next.
+
+
+@pytest.fixture
+def sent_ahead(monkeypatch):
+    """The statements each round trip sent together (the first, then those ahead)."""
+    from billing.core import rawsql
+
+    sent = []
+    together = rawsql._fetched_together
+
+    def spy(db, statements):
+        sent.append([sql[:24] for sql, _ in statements])
+        return together(db, statements)
+
+    monkeypatch.setattr(rawsql, "_fetched_together", spy)
+    return sent
+
+
+def checked(api, at: datetime, meter: str = "sms") -> dict:
+    with time_machine.travel(at, tick=False):
+        response = api.post(
+            "/api/v1/customers/acme/check", {"meter": meter, "quantity": 1}, format="json"
+        )
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+@pytest.mark.postgres
+def test_a_repeated_check_reads_its_usage_ahead_and_counts_what_came_in_between(
+    api, catalog, acme, sent_ahead
+):
+    from tests.wallets.support import ingest, repeat
+
+    # given: a period starting at 00:30, so that a check reads the rollups and the
+    # partial first hour's counts; 10 messages sent on the 10th
+    subscribe(acme, "sms_starter", NOV_1.replace(minute=30))
+    ingest(repeat(10, "sms.sent", NOW, prefix="a"), now=NOW)
+
+    # when: two checks, then 3 messages more (1 in the partial first hour), a third
+    first, second = checked(api, NOW), checked(api, NOW)
+    late = NOV_1.replace(minute=45)
+    ingest(
+        repeat(2, "sms.sent", NOW, prefix="b") + repeat(1, "sms.sent", late, prefix="c"), now=NOW
+    )
+    third = checked(api, NOW)
+
+    # then: the first two sent each statement alone; the third sent the usage read
+    # (the whole hours' sums and the partial hour's counts) with the customer's,
+    # and counted all 13
+    assert (first["used"], second["used"], third["used"]) == ("10", "10", "13")
+    assert third["remaining"] == "487"
+    assert len(sent_ahead) == 1, sent_ahead
+    assert sent_ahead[0] == [
+        "SELECT c.id, c.external_",
+        "SELECT meter_id, SUM(eve",
+        "SELECT edge, meter_id, S",
+    ]
+
+
+@pytest.mark.postgres
+def test_a_check_reads_the_new_period_when_the_one_read_ahead_has_ended(
+    api, catalog, acme, sent_ahead
+):
+    from tests.wallets.support import ingest, repeat
+
+    # given: 20 messages in November, checked three times on its last evening
+    subscribe(acme, "sms_starter", NOV_1)
+    evening = datetime(2026, 11, 30, 20, tzinfo=UTC)
+    ingest(repeat(20, "sms.sent", evening, prefix="nov"), now=evening)
+    assert [checked(api, evening)["used"] for _ in range(3)] == ["20", "20", "20"]
+    assert len(sent_ahead) == 1
+
+    # when: 2 messages on December 1st, checked before any close has run
+    december = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    ingest(repeat(2, "sms.sent", december, prefix="dec"), now=december)
+    answer = checked(api, december)
+
+    # then: November's usage read went ahead of the customer's and was not used: the
+    # check counts December's 2
+    assert len(sent_ahead) == 2
+    assert (answer["used"], answer["period_start"]) == ("2", "2026-12-01T00:00:00Z")
