@@ -20,11 +20,11 @@ A request that reads the same statements every time (a check: its customer and
 wallets, then the same period's usage) may read them ahead (`read_ahead`): the
 statements its previous two reads under the same key both ran after the first
 are sent in the first one's round trip, on PostgreSQL, and a statement then run
-with the same text and parameters takes the rows read ahead instead of a round
-trip of its own. Nothing is cached but which statements to send: their rows are
-read in the same request, after it began, so they are what the request would
-have read (each statement in its own snapshot either way). A statement sent
-ahead and not asked for costs its execution and nothing else."""
+(by `rows` or `ids`) with the same text and parameters takes the rows read ahead
+instead of a round trip of its own. Nothing is cached but which statements to
+send: their rows are read in the same request, after it began, so they are what
+the request would have read (each statement in its own snapshot either way). A
+statement sent ahead and not asked for costs its execution and nothing else."""
 
 import threading
 from collections import OrderedDict
@@ -226,9 +226,10 @@ def ids(sql: str, params: list) -> list[int]:
     """The first column of `sql`'s rows: ids, found by fixed SQL so that the
     instances are loaded (by the ORM) only when there are any."""
     db = connections[DEFAULT_DB_ALIAS]
-    with _prepared_cursor(db) as cursor:
-        cursor.execute(sql, [_param(db, p) for p in params])
-        return [row[0] for row in cursor.fetchall()]
+    values = [_param(db, p) for p in params]
+    reading = _reading.get()
+    found = _fetched(db, sql, values) if reading is None else reading.rows(db, sql, values)
+    return [row[0] for row in found]
 
 
 def execute(sql: str, params: list) -> int:
