@@ -71,7 +71,7 @@ def read_ahead_block() -> list:
     with rawsql.read_ahead("backend test"):
         first = rawsql.rows("SELECT pg_backend_pid()", [], (None,))
         return first + rawsql.rows(
-            "SELECT COUNT(*) FROM plans_meter WHERE code <> %s", ["x"], (None,)
+            "SELECT COUNT(*) FROM plans_meter WHERE code <> %s", ["x"], (None,), ahead=True
         )
 
 
@@ -103,3 +103,40 @@ def test_a_read_ahead_that_loses_its_connection_is_a_database_error_and_the_next
     close_old_connections()
     new_pid, (count,) = read_ahead_block()
     assert new_pid != pid and count == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_ahead_that_fails_leaves_no_statement_psycopg_thinks_prepared():
+    """A statement error in the round trip aborts the statements after it. One of
+    them may be in its run that psycopg prepares (the 5th on the connection), and
+    psycopg would then count it prepared though the server never made it: every
+    later run of it on that connection would fail. The connection is replaced."""
+    from django.db import DatabaseError
+
+    plus_one, slow = "SELECT %s::int + 1", "SELECT 1 FROM pg_sleep(%s)"
+
+    def block():
+        with rawsql.read_ahead("failing"):
+            rawsql.rows("SELECT 0", [], (None,))
+            rawsql.rows(slow, [0.05], (None,), ahead=True)
+            return rawsql.rows(plus_one, [1], (None,), ahead=True)
+
+    # given: `plus_one` run 4 times in blocks and once more alone, so that its next
+    # run, in the next block's round trip behind `slow`, is the one that prepares it
+    for _ in range(4):
+        assert block() == [(2,)]
+    rawsql.rows(plus_one, [1], (None,))
+    assert rawsql.ran_before.ahead("failing") != ()
+
+    # when: `slow` fails in that round trip (a statement timeout)
+    with connection.cursor() as cursor:
+        cursor.execute("SET statement_timeout = '20ms'")
+    with pytest.raises(DatabaseError):
+        block()
+    with connection.cursor() as cursor:
+        cursor.execute("RESET statement_timeout")
+
+    # then: every later run of `plus_one` answers, in blocks and alone
+    for _ in range(3):
+        assert block() == [(2,)]
+        assert rawsql.rows(plus_one, [1], (None,)) == [(2,)]

@@ -133,7 +133,7 @@ def uncovered_totals(
     return {
         (meter, kind, currency): Uncovered(units=units, shortfall=shortfall)
         for meter, kind, currency, units, shortfall in rawsql.rows(
-            _UNCOVERED, [customer_id, start, end], fields
+            _UNCOVERED, [customer_id, start, end], fields, ahead=True
         )
     }
 
@@ -153,5 +153,6 @@ def money_drawn(*, customer_id: int, currency: str, start: datetime, end: dateti
         _MONEY_DRAWN,
         [customer_id, Wallet.MONEY, currency, LedgerEntry.USAGE, start, end],
         (LedgerEntry._meta.get_field("amount"),),
+        ahead=True,
     )
     return -drawn if drawn else ZERO

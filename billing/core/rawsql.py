@@ -18,14 +18,18 @@ ORM.
 
 A request that reads the same statements every time (a check: its customer and
 wallets, then the same period's usage) may read them ahead (`read_ahead`): the
-statements its previous two reads under the same key both ran after the first
-are sent in the first one's round trip, on PostgreSQL, and a statement then run
-(by `rows` or `ids`) with the same text and parameters takes the rows read ahead
-instead of a round trip of its own. Nothing is cached but which statements to
-send: their rows are read in the same request, after it began, so they are what
-the request would have read (each statement in its own snapshot either way). A
-statement sent ahead and not asked for costs its execution and nothing else."""
+statements its previous two reads under the same key both ran after the first,
+among those marked `ahead` (a statement whose rows mean the same whichever of
+the request's statements ran before it: not one whose rows must be read after
+another's, as the edge cache's aggregate after its counts), are sent in the
+first one's round trip on PostgreSQL; a statement then run with the same text
+and parameters takes the rows read ahead instead of a round trip of its own.
+Nothing is cached but which statements to send: their rows are read in the same
+request, after it began, each statement in its own snapshot as it would have
+been. A statement sent ahead and not asked for costs its execution; one that
+fails fails the request, as it would have when asked."""
 
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -66,14 +70,16 @@ def _converters(vendor: str, fields: tuple[Field | None, ...]) -> tuple:
     return tuple(columns)
 
 
-def rows(sql: str, params: list, fields: tuple[Field | None, ...]) -> list[tuple]:
+def rows(
+    sql: str, params: list, fields: tuple[Field | None, ...], *, ahead: bool = False
+) -> list[tuple]:
     """The rows of `sql`, whose columns hold values of `fields`, in that order (None:
-    a column taken as it comes, such as text)."""
+    a column taken as it comes, such as text). `ahead`: the statement may be read
+    ahead in a read_ahead block, its rows meaning the same whichever of the
+    request's statements ran before it."""
     db = connections[DEFAULT_DB_ALIAS]  # once: each use of the proxy looks it up
     columns = _converters(db.vendor, fields)
-    values = [_param(db, p) for p in params]
-    reading = _reading.get()
-    found = _fetched(db, sql, values) if reading is None else reading.rows(db, sql, values)
+    found = _found(db, sql, [_param(db, p) for p in params], ahead=ahead)
     if not columns:
         return found
     converted = []
@@ -90,6 +96,21 @@ def rows(sql: str, params: list, fields: tuple[Field | None, ...]) -> list[tuple
     return converted
 
 
+def ids(sql: str, params: list, *, ahead: bool = False) -> list[int]:
+    """The first column of `sql`'s rows: ids, found by fixed SQL so that the
+    instances are loaded (by the ORM) only when there are any. `ahead` as `rows`."""
+    db = connections[DEFAULT_DB_ALIAS]
+    found = _found(db, sql, [_param(db, p) for p in params], ahead=ahead)
+    return [row[0] for row in found]
+
+
+def _found(db, sql: str, values: list, *, ahead: bool) -> list[tuple]:
+    reading = _reading.get()
+    if reading is None:
+        return _fetched(db, sql, values)
+    return reading.rows(db, sql, values, ahead=ahead)
+
+
 def _fetched(db, sql: str, values: list) -> list[tuple]:
     with _prepared_cursor(db) as cursor:
         cursor.execute(sql, values)
@@ -98,63 +119,64 @@ def _fetched(db, sql: str, values: list) -> list[tuple]:
 
 def _fetched_together(db, statements: list[tuple[str, list]]) -> list[list[tuple]]:
     """The rows of each statement, all sent in one round trip (psycopg's pipeline
-    mode): PostgreSQL runs them in order, each in its own snapshot."""
+    mode). PostgreSQL runs them in order, each in its own snapshot, in one
+    implicit transaction: an error fails them all."""
     cursors = [_prepared_cursor(db) for _ in statements]  # connects, if need be
     try:
         with db.wrap_database_errors, db.connection.pipeline():
             for cursor, (sql, values) in zip(cursors, statements, strict=True):
                 cursor.execute(sql, values)
         return [cursor.fetchall() for cursor in cursors]
+    except Exception:
+        # A statement the failure aborted may have been one psycopg was preparing
+        # (its prepare_threshold-th run): psycopg then counts it prepared although
+        # the server never made it, and every later run of it on this connection
+        # would fail. Outside a transaction, a new connection; inside one, the
+        # rollback it now needs clears psycopg's statements.
+        if not db.in_atomic_block:
+            db.close()
+        raise
     finally:
         for cursor in cursors:
             cursor.close()
 
 
 # A statement as read_ahead knows it: its text and its parameters, each with its
-# type (1, 1.0 and True are equal in Python, not in SQL).
+# type and written out (1, 1.0 and True are equal in Python, Decimal("1") and
+# Decimal("1.0") too, not in SQL).
 Statement = tuple[str, tuple]
 
 
-def _statement(sql: str, values: list) -> Statement | None:
-    """The statement, or None for one never read ahead: a read that locks rows, or
-    parameters that cannot be compared (a list, a dict)."""
-    head = sql.lstrip()[:6].upper()
-    if head != "SELECT" or " FOR UPDATE" in sql or " FOR SHARE" in sql:
-        return None
-    key = (sql, tuple((type(v), v) for v in values))
-    try:
-        hash(key)
-    except TypeError:
-        return None
-    return key
+def _statement(sql: str, values: list) -> Statement:
+    return (sql, tuple((type(v), repr(v)) for v in values))
 
 
 class _Reading:
     """One read_ahead block: the statements to send with its first, the rows read
-    ahead, and the statements it ran after the first (in order)."""
+    ahead (by statement), and the statements marked `ahead` it ran after the first."""
 
-    def __init__(self, ahead: tuple[Statement, ...]):
+    def __init__(self, ahead: tuple[tuple[str, tuple], ...]):
         self.ahead = ahead
         self.first = True
         self.read: dict[Statement, list[tuple]] = {}
-        self.ran: list[Statement] = []
+        self.ran: dict[Statement, tuple[str, tuple]] = {}
 
-    def rows(self, db, sql: str, values: list) -> list[tuple]:
+    def rows(self, db, sql: str, values: list, *, ahead: bool) -> list[tuple]:
         if self.first:
             self.first = False
             if not self.ahead or db.vendor != "postgresql":
                 return _fetched(db, sql, values)
-            together = [(sql, values)] + [
-                (text, [v for _, v in typed]) for text, typed in self.ahead
-            ]
-            found, *ahead = _fetched_together(db, together)
-            self.read = dict(zip(self.ahead, ahead, strict=True))
+            together = [(sql, values), *((text, list(sent)) for text, sent in self.ahead)]
+            found, *read = _fetched_together(db, together)
+            self.read = {
+                _statement(*sent): rows for sent, rows in zip(self.ahead, read, strict=True)
+            }
             return found
-        statement = _statement(sql, values)
-        if statement is None:
+        if not ahead:
             return _fetched(db, sql, values)
+        statement = _statement(sql, values)
         if len(self.ran) < READ_AHEAD_STATEMENTS:
-            self.ran.append(statement)
+            self.ran.setdefault(statement, (sys.intern(sql), tuple(values)))
         if statement in self.read:
             return self.read.pop(statement)
         return _fetched(db, sql, values)
@@ -163,7 +185,7 @@ class _Reading:
 # At most this many statements are sent ahead of a first, and this many keys
 # remembered per process (the least recently used forgotten first).
 READ_AHEAD_STATEMENTS = 8
-READ_AHEAD_KEYS = 10_000
+READ_AHEAD_KEYS = 2_000
 
 
 class _RanBefore:
@@ -175,7 +197,7 @@ class _RanBefore:
         self._blocks: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
-    def ahead(self, key) -> tuple[Statement, ...]:
+    def ahead(self, key) -> tuple[tuple[str, tuple], ...]:
         with self._lock:
             found = self._blocks.get(key)
             if found is None:
@@ -183,14 +205,20 @@ class _RanBefore:
             self._blocks.move_to_end(key)
             return found[1]
 
-    def note(self, key, ran: list[Statement]) -> None:
+    def note(self, key, ran: dict[Statement, tuple[str, tuple]]) -> None:
         with self._lock:
             before = self._blocks.get(key)
-            steady = tuple(s for s in ran if before is not None and s in before[0])
+            steady = tuple(sent for s, sent in ran.items() if before is not None and s in before[0])
             self._blocks[key] = (frozenset(ran), steady)
             self._blocks.move_to_end(key)
             while len(self._blocks) > READ_AHEAD_KEYS:
                 self._blocks.popitem(last=False)
+
+    def forget(self, key) -> None:
+        """Nothing sent ahead of the key's next two blocks (a key not known stays so)."""
+        with self._lock:
+            if key in self._blocks:
+                self._blocks[key] = (frozenset(), ())
 
     def clear(self) -> None:
         with self._lock:
@@ -203,11 +231,12 @@ _reading: ContextVar[_Reading | None] = ContextVar("rawsql_reading", default=Non
 
 @contextmanager
 def read_ahead(key) -> Iterator[None]:
-    """Read ahead in this block (see the module's docstring): `rows` sends the
-    statements that the last two blocks of `key` both ran after their first
-    with this block's first, and answers them from the rows read. For reads
-    that repeat (a check of one customer's meter): `key` names what the block
-    reads. Blocks do not nest."""
+    """Read ahead in this block (see the module's docstring): the block's first
+    statement (by `rows` or `ids`) is sent with the statements marked `ahead` that
+    the last two blocks of `key` both ran after their first, and those are then
+    answered from the rows read. For reads that repeat (a check of one customer's
+    meter): `key` names what the block reads. A block that fails sends nothing
+    ahead of the key's next two. Blocks do not nest."""
     if _reading.get() is not None:
         raise RuntimeError("read_ahead blocks do not nest")
     reading = _Reading(ran_before.ahead(key))
@@ -215,21 +244,11 @@ def read_ahead(key) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        ran_before.note(key, [])  # sends nothing ahead next time, nor the time after
+        ran_before.forget(key)
         raise
     finally:
         _reading.reset(token)
     ran_before.note(key, reading.ran)
-
-
-def ids(sql: str, params: list) -> list[int]:
-    """The first column of `sql`'s rows: ids, found by fixed SQL so that the
-    instances are loaded (by the ORM) only when there are any."""
-    db = connections[DEFAULT_DB_ALIAS]
-    values = [_param(db, p) for p in params]
-    reading = _reading.get()
-    found = _fetched(db, sql, values) if reading is None else reading.rows(db, sql, values)
-    return [row[0] for row in found]
 
 
 def execute(sql: str, params: list) -> int:

@@ -20,6 +20,7 @@ def running_discount(subscription: Subscription) -> Discount | None:
         "SELECT id FROM billing_discount WHERE subscription_id = %s AND ended_at IS NULL "
         "ORDER BY id DESC",
         [subscription.pk],
+        ahead=True,
     )
     if not found:
         return None

@@ -79,6 +79,7 @@ def threshold_billed(
         "WHERE t.subscription_id = %s AND t.period_start = %s AND t.usage_from = %s "
         "AND i.status <> %s",
         [subscription.pk, period_start, usage_from, Invoice.VOID],
+        ahead=True,
     )
     if not found:
         return ThresholdBilled([])

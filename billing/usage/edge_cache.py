@@ -77,7 +77,8 @@ def edge_counts(customer_id: int, meter_ids: list[int], ranges: list) -> list[di
         where = [customer_id, *meter_ids, hour_of(start), end]
         params += where + where  # the rollups' branch and the unfolded events'
     sql = _edge_counts_sql(len(ranges), len(meter_ids))
-    for index, meter_id, n in rawsql.rows(sql, params, (None,) * 3):
+    # Read ahead at most earlier than asked: still before the aggregate kept with them.
+    for index, meter_id, n in rawsql.rows(sql, params, (None,) * 3, ahead=True):
         found[index][meter_id] += int(n)
     return found
 

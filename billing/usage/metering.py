@@ -234,6 +234,7 @@ class MeterCache:
             "SELECT COUNT(*), MAX(id), MAX(updated_at) FROM plans_meter",
             [],
             tuple(Meter._meta.get_field(name) for name in ("id", "id", "updated_at")),
+            ahead=True,
         )
         if fingerprint == self._fingerprint:
             return

@@ -103,6 +103,7 @@ def usage_quantities(
                     *whole_hours_params(customer_id, hour_of(start), end, days_in=(first, last)),
                 ],
                 _ROLLUP_SUM_FIELDS,
+                ahead=True,
             )
             if row[0] in known
         ]
@@ -113,6 +114,7 @@ def usage_quantities(
             _ROLLUP_SUMS.format(meters=", ".join(["%s"] * len(ids))),
             whole_hours_params(customer_id, first, last, ids),
             _ROLLUP_SUM_FIELDS,
+            ahead=True,
         )
     else:
         rows = []
@@ -126,6 +128,7 @@ def usage_quantities(
                     _ROLLUP_LATEST,
                     whole_hours_params(customer_id, first, last, [meter.id]),
                     _ROLLUP_LATEST_FIELDS,
+                    ahead=True,
                 ):
                     tally.add_latest(meter.id, *row)
 

@@ -495,6 +495,62 @@ def test_a_repeated_usage_read_reads_ahead_and_counts_what_came_in_between(
     assert len(sent) == 1 and sent[0] > 2, sent
 
 
+@pytest.mark.postgres
+def test_an_event_stored_during_a_grouped_read_ahead_leaves_its_line_and_groups_equal(api, acme):
+    """The edge cache keeps a partial hour's aggregate with the counts read before
+    it. A read ahead moves the counts earlier, never the aggregate (not marked
+    `ahead`): an event stored between the round trip and the rest of the read is
+    counted on the next reads, in the line and its groups alike."""
+    from django.db import connection
+
+    from billing.core import rawsql
+
+    meter_create(
+        code="calls", name="Calls", event_name="llm", aggregation="count", group_by=["model"]
+    )
+
+    def call(event_id: str, stamp: datetime) -> dict:
+        return {
+            "id": event_id,
+            "customer": "acme",
+            "event_name": "llm",
+            "timestamp": iso(stamp),
+            "properties": {"model": "gpt"},
+        }
+
+    def grouped() -> tuple[str, list]:
+        (found,) = get_usage(
+            api,
+            "acme",
+            period_start="2026-11-21T10:15:00Z",
+            period_end="2026-11-21T12:00:00Z",
+            group_by="model",
+        ).json()["lines"]
+        return found["quantity"], [(g["key"]["model"], g["quantity"]) for g in found["groups"]]
+
+    ingest([call("e1", t(10, 20)), call("e2", t(11, 5))])
+    # two reads: the partial hour's aggregate read each time (the edge cache keeps it
+    # from the second on), the third sends ahead what both ran
+    assert [grouped() for _ in range(2)] == [("2", [("gpt", "2")])] * 2
+    counts = []
+
+    def late_event(execute, sql, params, many, context):
+        if sql.startswith("SELECT edge, meter_id"):
+            counts.append(sql)
+            if len(counts) == 2:  # after the round trip, before the partial hour's rows
+                token = rawsql._reading.set(None)
+                try:
+                    ingest([call("e3", t(10, 30))])
+                finally:
+                    rawsql._reading.reset(token)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(late_event):
+        grouped()
+
+    assert [grouped() for _ in range(3)] == [("3", [("gpt", "3")])] * 3
+
+
 def test_usage_endpoint_takes_offsets_and_answers_in_utc(api, usage_data):
     response = get_usage(
         api,
