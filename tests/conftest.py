@@ -87,6 +87,23 @@ def _fresh_process_caches():
 
 
 @pytest.fixture
+def sent_ahead(monkeypatch):
+    """The statements each read-ahead round trip sent together (billing.core.rawsql
+    read_ahead): the first, then those ahead, each by the start of its text."""
+    from billing.core import rawsql
+
+    sent = []
+    together = rawsql._fetched_together
+
+    def spy(db, statements):
+        sent.append([sql[:24] for sql, _ in statements])
+        return together(db, statements)
+
+    monkeypatch.setattr(rawsql, "_fetched_together", spy)
+    return sent
+
+
+@pytest.fixture
 def api_key_secret(db):
     from tests.factories import ApiKeyFactory
 

@@ -155,7 +155,7 @@ class _Reading:
     """One read_ahead block: the statements to send with its first, the rows read
     ahead (by statement), and the statements marked `ahead` it ran after the first."""
 
-    def __init__(self, ahead: tuple[tuple[str, tuple], ...]):
+    def __init__(self, ahead: dict[Statement, tuple[str, tuple]]):
         self.ahead = ahead
         self.first = True
         self.read: dict[Statement, list[tuple]] = {}
@@ -166,11 +166,9 @@ class _Reading:
             self.first = False
             if not self.ahead or db.vendor != "postgresql":
                 return _fetched(db, sql, values)
-            together = [(sql, values), *((text, list(sent)) for text, sent in self.ahead)]
+            together = [(sql, values), *((text, list(sent)) for text, sent in self.ahead.values())]
             found, *read = _fetched_together(db, together)
-            self.read = {
-                _statement(*sent): rows for sent, rows in zip(self.ahead, read, strict=True)
-            }
+            self.read = dict(zip(self.ahead, read, strict=True))
             return found
         if not ahead:
             return _fetched(db, sql, values)
@@ -197,18 +195,24 @@ class _RanBefore:
         self._blocks: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
-    def ahead(self, key) -> tuple[tuple[str, tuple], ...]:
+    def steady(self, key) -> dict[Statement, tuple[str, tuple]]:
+        """The statements to send ahead of the key's next block: each with its text
+        and parameters."""
         with self._lock:
             found = self._blocks.get(key)
             if found is None:
-                return ()
+                return {}
             self._blocks.move_to_end(key)
             return found[1]
+
+    def ahead(self, key) -> tuple[tuple[str, tuple], ...]:
+        """The texts and parameters of the statements to send ahead."""
+        return tuple(self.steady(key).values())
 
     def note(self, key, ran: dict[Statement, tuple[str, tuple]]) -> None:
         with self._lock:
             before = self._blocks.get(key)
-            steady = tuple(sent for s, sent in ran.items() if before is not None and s in before[0])
+            steady = {s: sent for s, sent in ran.items() if before is not None and s in before[0]}
             self._blocks[key] = (frozenset(ran), steady)
             self._blocks.move_to_end(key)
             while len(self._blocks) > READ_AHEAD_KEYS:
@@ -218,7 +222,7 @@ class _RanBefore:
         """Nothing sent ahead of the key's next two blocks (a key not known stays so)."""
         with self._lock:
             if key in self._blocks:
-                self._blocks[key] = (frozenset(), ())
+                self._blocks[key] = (frozenset(), {})
 
     def clear(self) -> None:
         with self._lock:
@@ -239,7 +243,7 @@ def read_ahead(key) -> Iterator[None]:
     ahead of the key's next two. Blocks do not nest."""
     if _reading.get() is not None:
         raise RuntimeError("read_ahead blocks do not nest")
-    reading = _Reading(ran_before.ahead(key))
+    reading = _Reading(ran_before.steady(key))
     token = _reading.set(reading)
     try:
         yield

@@ -452,21 +452,11 @@ def test_usage_endpoint_reads_partial_hours_exactly(api, usage_data):
 
 @pytest.mark.postgres
 def test_a_repeated_usage_read_reads_ahead_and_counts_what_came_in_between(
-    api, usage_data, monkeypatch
+    api, usage_data, sent_ahead
 ):
     """From the third read of the same question on, its statements travel with the
     customer's read in one round trip (billing.core.rawsql.read_ahead); their rows
     are read in the request, so events stored in between count."""
-    from billing.core import rawsql
-
-    sent = []
-    together = rawsql._fetched_together
-
-    def spy(db, statements):
-        sent.append(len(statements))
-        return together(db, statements)
-
-    monkeypatch.setattr(rawsql, "_fetched_together", spy)
     question = {"period_start": "2026-11-21T10:15:00Z", "period_end": "2026-11-21T12:00:00Z"}
 
     before = [get_usage(api, "acme", **question).json()["lines"] for _ in range(2)]
@@ -492,7 +482,7 @@ def test_a_repeated_usage_read_reads_ahead_and_counts_what_came_in_between(
     assert before == [expected, expected]
     # the partial hour and the whole hour each hold one more prompt
     assert after == [line("prompts", "count", "3"), line("tokens", "sum", "1800.5")]
-    assert len(sent) == 1 and sent[0] > 2, sent
+    assert len(sent_ahead) == 1 and len(sent_ahead[0]) > 2, sent_ahead
 
 
 @pytest.mark.postgres

@@ -177,22 +177,6 @@ def test_a_known_customer_with_a_bad_body_is_a_400(api, catalog, acme, body, mes
 # has ended is not used for the next.
 
 
-@pytest.fixture
-def sent_ahead(monkeypatch):
-    """The statements each round trip sent together (the first, then those ahead)."""
-    from billing.core import rawsql
-
-    sent = []
-    together = rawsql._fetched_together
-
-    def spy(db, statements):
-        sent.append([sql[:24] for sql, _ in statements])
-        return together(db, statements)
-
-    monkeypatch.setattr(rawsql, "_fetched_together", spy)
-    return sent
-
-
 def checked(api, at: datetime, meter: str = "sms") -> dict:
     with time_machine.travel(at, tick=False):
         response = api.post(
