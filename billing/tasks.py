@@ -10,7 +10,7 @@ from billing.models import Alert, WebhookDelivery
 from billing.notifications import alerts, webhooks
 from billing.subscriptions import bulk_migration
 from billing.usage import alerts as usage_alerts
-from billing.usage import folding, rebuild
+from billing.usage import folding, partitions, rebuild
 
 
 @shared_task(acks_late=True)
@@ -24,6 +24,14 @@ def fold_usage() -> int:
     unfolded (the folder folds every second while ingestion runs, and without it the
     batches every two seconds)."""
     return folding.usage_fold()
+
+
+@shared_task(acks_late=True)
+def ensure_event_partitions() -> list[str]:
+    """Hourly: the events table's monthly partitions made ahead of the clock, and any
+    events the default partition took for want of one moved into theirs (billing.
+    usage.partitions). The names of the partitions created."""
+    return partitions.event_partitions_ensure()
 
 
 CLOSE_CHUNK = 500

@@ -2,15 +2,36 @@
 
 The table is partitioned by range of `timestamp`, one partition a month, with a
 DEFAULT partition so that an insert never fails for want of one. Partitions are
-created ahead of time (by the migration and then by a periodic task), so the
-default partition only ever holds timestamps outside the prepared range.
+created ahead of time, by the migration and then every hour by a periodic task
+(billing.tasks.ensure_event_partitions), so the default partition holds events only
+when that task has not run for months; the task then moves them into their month's
+partition as it creates it.
+
+Few partitions are made ahead: a read of the events after the fold's watermark (every
+check's) runs a prepared plan that opens every partition, empty ones too (about 4
+microseconds of PostgreSQL's time each, three times in a check of a period starting
+mid-hour).
 """
 
 from datetime import UTC, date, datetime
 
-from django.db import connection
+from django.db import connection, transaction
 
 EVENTS_TABLE = "billing_usageevent"
+DEFAULT_PARTITION = f"{EVENTS_TABLE}_default"
+
+# Months of partitions made after the current one. An event is at most
+# BILLING_FUTURE_EVENT_SECONDS ahead, so next month's is needed only as this one ends;
+# the second leaves a month to notice a periodic task that stopped.
+MONTHS_AHEAD = 2
+# Months made before the current one: events are accepted BILLING_LATE_EVENT_DAYS
+# (35) late.
+MONTHS_BACK = 2
+
+# How long a new partition waits for the locks it needs (the events table's, held by
+# every batch and read): past it, the task gives up until its next run rather than
+# queue every read behind it.
+PARTITION_LOCK_TIMEOUT = "2s"
 
 
 def add_months(day: date, months: int) -> date:
@@ -23,26 +44,74 @@ def partition_name(month: date) -> str:
 
 
 def event_partitions_ensure(
-    *, around: datetime | None = None, back: int = 2, ahead: int = 12
+    *, around: datetime | None = None, back: int = MONTHS_BACK, ahead: int = MONTHS_AHEAD
 ) -> list[str]:
     """Create the monthly partitions from `back` months before `around` to `ahead`
-    months after it. Idempotent; a no-op on databases without partitioning."""
+    months after it that do not exist yet; the names of those created. A month whose
+    events the default partition holds gets them moved into its new partition, in
+    the same transaction. A month whose table exists but is no partition (detached to
+    cheaper storage, docs/scaling.md) is left alone. Idempotent; a no-op on databases
+    without partitioning."""
     if connection.vendor != "postgresql":
         return []
     around = around or datetime.now(UTC)
     first = add_months(date(around.year, around.month, 1), -back)
-    names = []
+    tables = _tables()
+    created = []
+    for offset in range(back + ahead + 1):
+        start = add_months(first, offset)
+        name = partition_name(start)
+        if name in tables:
+            continue
+        _partition_create(name, start, add_months(start, 1))
+        created.append(name)
+    return created
+
+
+def _tables() -> set[str]:
+    """The names of the tables named as months of the events table, partitions or not."""
     with connection.cursor() as cursor:
-        for offset in range(back + ahead + 1):
-            start = add_months(first, offset)
-            name = partition_name(start)
-            # DDL takes no bind parameters; both bounds are dates we formatted.
-            cursor.execute(
-                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {EVENTS_TABLE} "
-                f"FOR VALUES FROM ('{start.isoformat()}') TO ('{add_months(start, 1).isoformat()}')"
-            )
-            names.append(name)
-    return names
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relname LIKE %s AND relkind IN ('r', 'p')",
+            [f"{EVENTS_TABLE}\\_y%"],
+        )
+        return {name for (name,) in cursor.fetchall()}
+
+
+def _partition_create(name: str, start: date, end: date) -> None:
+    """The partition `name` for [start, end), holding the default partition's events
+    of that range: made apart, given those events, then attached (PostgreSQL refuses
+    a new partition whose range the default partition holds rows of; attaching locks
+    the events table less than creating a partition of it does). Event ids stay as
+    they were, so the fold's watermark and the deduplication keys (billing_eventkey)
+    still hold."""
+    # DDL takes no bind parameters: the names and bounds are ones we formatted, the
+    # bounds UTC midnights.
+    first, after = (datetime(d.year, d.month, 1, tzinfo=UTC) for d in (start, end))
+    bounds = f"FOR VALUES FROM ('{first.isoformat()}') TO ('{after.isoformat()}')"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL lock_timeout = '{PARTITION_LOCK_TIMEOUT}'")
+        columns = ", ".join(f'"{column}"' for column in _columns(cursor))
+        cursor.execute(f"CREATE TABLE {name} (LIKE {EVENTS_TABLE} INCLUDING DEFAULTS)")
+        # From here no batch adds an event to the default partition until the end.
+        cursor.execute(f"LOCK TABLE {DEFAULT_PARTITION} IN SHARE MODE")
+        cursor.execute(
+            f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} "  # noqa: S608 (names from the catalog)
+            f'WHERE "timestamp" >= %s AND "timestamp" < %s RETURNING {columns}) '
+            f"INSERT INTO {name} ({columns}) SELECT {columns} FROM moved",
+            [first, after],
+        )
+        # Attaching builds the partition's indexes and checks its rows against the range.
+        cursor.execute(f"ALTER TABLE {EVENTS_TABLE} ATTACH PARTITION {name} {bounds}")
+
+
+def _columns(cursor) -> list[str]:
+    cursor.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+        "AND NOT attisdropped ORDER BY attnum",
+        [EVENTS_TABLE],
+    )
+    return [name for (name,) in cursor.fetchall()]
 
 
 CREATE_PARTITIONED_TABLE = f"""

@@ -8,6 +8,11 @@ SCHEDULES = {
     # The folder (every second) or the batches (every two) fold while ingestion
     # runs; this folds what is left.
     "Fold the usage rollup tail into the rollups": ("billing.tasks.fold_usage", 1),
+    # Next months' event partitions; the migration made the first ones.
+    "Create the usage events' monthly partitions ahead": (
+        "billing.tasks.ensure_event_partitions",
+        60,
+    ),
     "Expire credits past their expiry time": ("wallets.tasks.expire_credits", 5),
     # A no-op without STRIPE_API_KEY.
     "Send overdue Stripe payment attempts": ("invoices.tasks.collect_due_payments", 5),

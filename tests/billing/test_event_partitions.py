@@ -1,0 +1,141 @@
+"""The events table's monthly partitions (billing.usage.partitions): made ahead of
+the clock by an hourly task, and the events the default partition took for want of
+one moved into their month's partition as it is made, still counted once and still
+deduplicated."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django_celery_beat.models import PeriodicTask
+
+from billing.models import UsageEvent
+from billing.tasks import ensure_event_partitions
+from billing.usage.folding import usage_fold
+from billing.usage.ingestion import events_ingest
+from billing.usage.metering import meter_cache
+from billing.usage.partitions import MONTHS_AHEAD, MONTHS_BACK, event_partitions_ensure
+from billing.usage.reads import usage_quantities
+from plans.services import meter_create
+
+pytestmark = pytest.mark.postgres
+
+# Years after the months the migration made: its events go to the default partition.
+LATER = datetime(2031, 5, 14, 9, tzinfo=UTC)
+
+
+def month(name: str) -> str:
+    return f"billing_usageevent_{name}"
+
+
+def held() -> dict[str, int]:
+    """Events per partition that holds any."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tableoid::regclass::text, count(*) FROM billing_usageevent GROUP BY 1"
+        )
+        return dict(cursor.fetchall())
+
+
+def partitions() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT inhrelid::regclass::text FROM pg_inherits "
+            "WHERE inhparent = 'billing_usageevent'::regclass"
+        )
+        return {name for (name,) in cursor.fetchall()}
+
+
+def index_columns(table: str) -> list[str]:
+    """The table's indexes, each as its definition without its name and table."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = %s ORDER BY indexdef", [table]
+        )
+        return sorted(
+            definition.split(f"ON public.{table} ", 1)[1] for (definition,) in cursor.fetchall()
+        )
+
+
+def prompt(event_id: str, at: datetime) -> dict:
+    return {
+        "id": event_id,
+        "customer": "acme",
+        "event_name": "prompt",
+        "timestamp": at.isoformat(),
+        "properties": {},
+    }
+
+
+@pytest.fixture
+def prompts(db):
+    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
+    return meter_cache.by_code("prompts")
+
+
+def test_the_months_around_a_moment_are_made_once(db):
+    made = event_partitions_ensure(around=LATER)
+
+    assert made == [month(f"y2031m{m:02d}") for m in (3, 4, 5, 6, 7)]
+    assert (MONTHS_BACK, MONTHS_AHEAD) == (2, 2)
+    assert set(made) <= partitions()
+    assert event_partitions_ensure(around=LATER) == []
+    # Each new month has the indexes every month has.
+    assert index_columns(month("y2031m05")) == index_columns(month("y2031m04"))
+    assert index_columns(month("y2031m05")) == index_columns("billing_usageevent_default")
+
+
+def test_events_the_default_partition_took_move_into_their_month(acme, prompts):
+    events = [prompt(f"may_{i}", LATER - timedelta(hours=i + 1)) for i in range(3)]
+    events.append(prompt("april", LATER - timedelta(days=20)))
+    assert events_ingest(events=events, now=LATER).accepted == 4
+    ids = dict(UsageEvent.objects.values_list("event_id", "id"))
+    assert held() == {"billing_usageevent_default": 4}
+    may = (datetime(2031, 5, 1, tzinfo=UTC), datetime(2031, 6, 1, tzinfo=UTC))
+
+    def may_prompts() -> Decimal:
+        return usage_quantities(customer_id=acme.pk, meters=[prompts], start=may[0], end=may[1])[
+            prompts.id
+        ]
+
+    assert may_prompts() == 3  # read from the events: not folded yet
+
+    assert event_partitions_ensure(around=LATER, back=0, ahead=0) == [month("y2031m05")]
+
+    # May's events moved, with their ids; April's stays until April's month is made.
+    assert held() == {month("y2031m05"): 3, "billing_usageevent_default": 1}
+    assert dict(UsageEvent.objects.values_list("event_id", "id")) == ids
+    assert may_prompts() == 3
+    usage_fold(wait=True)
+    assert may_prompts() == 3
+    # Sent again, every one is a duplicate: the keys did not move.
+    again = events_ingest(events=events, now=LATER)
+    assert (again.accepted, again.duplicates) == (0, 4)
+
+    assert event_partitions_ensure(around=LATER, back=1, ahead=0) == [month("y2031m04")]
+    assert held() == {month("y2031m05"): 3, month("y2031m04"): 1}
+
+
+def test_a_month_detached_from_the_table_is_left_alone(db):
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE {month('y2031m05')} (LIKE billing_usageevent)")
+
+    made = event_partitions_ensure(around=LATER, back=0, ahead=1)
+
+    assert made == [month("y2031m06")]
+    assert month("y2031m05") not in partitions()
+
+
+def test_the_beat_makes_the_months_ahead_every_hour(db):
+    call_command("setup_periodic_tasks", stdout=StringIO())
+
+    task = PeriodicTask.objects.get(name="Create the usage events' monthly partitions ahead")
+    assert (task.task, task.interval.every, task.interval.period) == (
+        "billing.tasks.ensure_event_partitions",
+        60,
+        "minutes",
+    )
+    assert ensure_event_partitions.apply().get() == []  # the migration made this hour's
