@@ -92,9 +92,11 @@ def _partition_create(name: str, start: date, end: date) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL lock_timeout = '{PARTITION_LOCK_TIMEOUT}'")
         columns = ", ".join(f'"{column}"' for column in _columns(cursor))
+        # No batch stores events until the end (reads go on): one that did would route
+        # its events by the partitions it found as it began, and an event of the new
+        # month that it sent to the default partition after the attach would fail it.
+        cursor.execute(f"LOCK TABLE ONLY {EVENTS_TABLE} IN SHARE ROW EXCLUSIVE MODE")
         cursor.execute(f"CREATE TABLE {name} (LIKE {EVENTS_TABLE} INCLUDING DEFAULTS)")
-        # From here no batch adds an event to the default partition until the end.
-        cursor.execute(f"LOCK TABLE {DEFAULT_PARTITION} IN SHARE MODE")
         cursor.execute(
             f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} "  # noqa: S608 (names from the catalog)
             f'WHERE "timestamp" >= %s AND "timestamp" < %s RETURNING {columns}) '

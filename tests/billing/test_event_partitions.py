@@ -3,6 +3,7 @@ the clock by an hourly task, and the events the default partition took for want 
 one moved into their month's partition as it is made, still counted once and still
 deduplicated."""
 
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
@@ -20,6 +21,8 @@ from billing.usage.metering import meter_cache
 from billing.usage.partitions import MONTHS_AHEAD, MONTHS_BACK, event_partitions_ensure
 from billing.usage.reads import usage_quantities
 from plans.services import meter_create
+from tests.factories import CustomerFactory
+from tests.threads import run_at_once
 
 pytestmark = pytest.mark.postgres
 
@@ -139,3 +142,51 @@ def test_the_beat_makes_the_months_ahead_every_hour(db):
         "minutes",
     )
     assert ensure_event_partitions.apply().get() == []  # the migration made this hour's
+
+
+@pytest.fixture
+def later_months_dropped():
+    """The months this test makes outlive its transaction (DDL in a test that
+    commits): dropped after it, so that the other tests find them missing."""
+    yield
+    with connection.cursor() as cursor:
+        for name in [month(f"y2031m{m:02d}") for m in range(1, 13)]:
+            cursor.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batches_stored_while_a_month_is_made_all_land(later_months_dropped):
+    """Four clients store batches of the new month (in the default partition, then in
+    the month's) while one makes the month: without the lock on the events table, a
+    batch that began before the attach sent its events to the default partition after
+    it, and failed."""
+    acme = CustomerFactory(external_id="acme")
+    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
+    prompts = meter_cache.by_code("prompts")
+    batches, size = 40, 200
+
+    def work(index: int):
+        if index == 0:
+            time.sleep(0.3)  # the clients' first batches in the default partition
+            return event_partitions_ensure(around=LATER, back=0, ahead=0)
+        accepted = 0
+        for batch in range(batches):
+            events = [
+                prompt(f"{index}_{batch}_{i}", LATER - timedelta(minutes=i + 1))
+                for i in range(size)
+            ]
+            accepted += events_ingest(events=events, now=LATER).accepted
+        return accepted
+
+    made, *accepted = run_at_once(work, clients=4)
+
+    assert made == [month("y2031m05")]
+    assert accepted == [batches * size] * 3
+    assert held() == {month("y2031m05"): 3 * batches * size}
+    may = usage_quantities(
+        customer_id=acme.pk,
+        meters=[prompts],
+        start=datetime(2031, 5, 1, tzinfo=UTC),
+        end=datetime(2031, 6, 1, tzinfo=UTC),
+    )
+    assert may == {prompts.id: 3 * batches * size}
