@@ -57,7 +57,9 @@ PROCESS_CACHES = (
         rawsql.ran_before.clear,
     ),
     ProcessCache(
-        "SQL converters", "the ORM's converters per column", rawsql.converters_cache_clear
+        "SQL converters",
+        "the ORM's converters per column, and the fields' places in their models",
+        rawsql.converters_cache_clear,
     ),
     ProcessCache(
         "time zones",

@@ -9,7 +9,7 @@ import pytest
 
 from billing.core import rawsql
 from billing.subscriptions.lifecycle import subscription_cancel
-from billing.usage.check import customer_with_live_subscription
+from billing.usage.check import _LIVE_PARTS, customer_with_live_subscription
 from billing.usage.reads import subscription_live
 from customers.services import customer_create
 from tests.factories import subscribe
@@ -109,7 +109,15 @@ def test_a_live_subscription_with_its_version_and_plan(acme):
         expected.version.interval,
     )
     assert subscription.version.plan.name == expected.version.plan.name
-    # fields the query does not read load on access
+    # each instance holds the fields the query reads, with the ORM's values, and
+    # defers the others, as `.only()` leaves them; they load on access
+    made = (customer, subscription, subscription.version, subscription.version.plan)
+    for instance, (_, fields) in zip(made, _LIVE_PARTS, strict=True):
+        names = [f.attname for f in fields]
+        orm = type(instance).objects.only(*names).get(pk=instance.pk)
+        assert [getattr(instance, n) for n in names] == [getattr(orm, n) for n in names]
+        assert instance.get_deferred_fields() == orm.get_deferred_fields() != set()
+        assert (instance._state.adding, instance._state.db) == (False, "default")
     assert subscription.version.base_fee == expected.version.base_fee
 
 
