@@ -6,12 +6,9 @@ deduplicated."""
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
 from django.db import connection
-from django_celery_beat.models import PeriodicTask
 
 from billing.models import UsageEvent
 from billing.tasks import ensure_event_partitions
@@ -21,6 +18,7 @@ from billing.usage.metering import meter_cache
 from billing.usage.partitions import MONTHS_AHEAD, MONTHS_BACK, event_partitions_ensure
 from billing.usage.reads import usage_quantities
 from plans.services import meter_create
+from tests.beat import scheduled
 from tests.factories import CustomerFactory
 from tests.threads import run_at_once
 
@@ -133,10 +131,7 @@ def test_a_month_detached_from_the_table_is_left_alone(db):
 
 
 def test_the_beat_makes_the_months_ahead_every_hour(db):
-    call_command("setup_periodic_tasks", stdout=StringIO())
-
-    task = PeriodicTask.objects.get(name="Create the usage events' monthly partitions ahead")
-    assert (task.task, task.interval.every, task.interval.period) == (
+    assert scheduled("Create the usage events' monthly partitions ahead") == (
         "billing.tasks.ensure_event_partitions",
         60,
         "minutes",

@@ -17,13 +17,10 @@ import threading
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
-from io import StringIO
 from ipaddress import ip_address
 
 import pytest
 import time_machine
-from django.core.management import call_command
-from django_celery_beat.models import PeriodicTask
 
 from billing.core import webhook_targets
 from billing.core.errors import WebhookSignatureError
@@ -39,6 +36,7 @@ from billing.notifications.webhooks import (
     webhook_signature_verify,
 )
 from billing.tasks import deliver_webhook, retry_due_webhooks
+from tests.beat import scheduled
 
 pytestmark = pytest.mark.django_db
 
@@ -384,10 +382,7 @@ def test_a_disabled_endpoint_is_not_sent_to(endpoint, webhook_receiver):
 
 
 def test_setup_periodic_tasks_schedules_the_webhook_safety_net(db):
-    call_command("setup_periodic_tasks", stdout=StringIO())
-
-    task = PeriodicTask.objects.get(name="Send overdue webhook deliveries")
-    assert (task.task, task.interval.every, task.interval.period) == (
+    assert scheduled("Send overdue webhook deliveries") == (
         "billing.tasks.retry_due_webhooks",
         1,
         "minutes",

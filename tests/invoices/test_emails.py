@@ -5,11 +5,10 @@ retried while the mail server fails, in the customer's language, in the admin.""
 import socket
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
-from io import BytesIO, StringIO
+from io import BytesIO
 
 import pytest
 import time_machine
-from django.core.management import call_command
 from pypdf import PdfReader
 
 from billing.rating.lines import LineInput
@@ -17,6 +16,7 @@ from customers.services import customer_create
 from invoices import emails, tasks
 from invoices.models import DocumentEmail, Invoice
 from invoices.services import invoice_finalize, invoice_void, invoice_write_draft
+from tests.beat import scheduled
 
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 # 03:00 UTC: due 30 days later, on Jan 1 03:00 UTC, which is Dec 31 in Seattle.
@@ -331,12 +331,7 @@ def test_an_email_is_for_one_document():
 
 
 def test_setup_periodic_tasks_schedules_the_email_safety_net(db):
-    from django_celery_beat.models import PeriodicTask
-
-    call_command("setup_periodic_tasks", stdout=StringIO())
-
-    task = PeriodicTask.objects.get(name="Send invoice and credit note emails left pending")
-    assert (task.task, task.interval.every, task.interval.period) == (
+    assert scheduled("Send invoice and credit note emails left pending") == (
         "invoices.tasks.send_due_document_emails",
         5,
         "minutes",

@@ -19,6 +19,7 @@ from invoices import collection, stripe_client, tasks
 from invoices.models import Invoice, Payment
 from invoices.services import invoice_finalize, invoice_mark_uncollectible, invoice_write_draft
 from invoices.settlement import invoice_mark_paid
+from tests.beat import scheduled
 from tests.invoices.stripe_fake import DROP, Answer, card_declined, stripe_error
 
 pytestmark = pytest.mark.django_db
@@ -516,15 +517,7 @@ def test_the_payment_admin_retries_now_and_stops_collecting(
 
 
 def test_setup_periodic_tasks_schedules_the_payment_safety_net(db):
-    from io import StringIO
-
-    from django.core.management import call_command
-    from django_celery_beat.models import PeriodicTask
-
-    call_command("setup_periodic_tasks", stdout=StringIO())
-
-    task = PeriodicTask.objects.get(name="Send overdue Stripe payment attempts")
-    assert (task.task, task.interval.every, task.interval.period) == (
+    assert scheduled("Send overdue Stripe payment attempts") == (
         "invoices.tasks.collect_due_payments",
         5,
         "minutes",

@@ -14,6 +14,7 @@ from customers.services import customer_create
 from invoices import tasks
 from invoices.models import Invoice, Payment, Purchase
 from invoices.services import invoice_finalize, invoice_write_draft
+from tests.beat import scheduled
 from tests.invoices.conftest import stripe_event
 from tests.invoices.stripe_fake import Answer
 from tests.wallets.support import build_catalog, wallet_of
@@ -173,15 +174,7 @@ def test_a_processing_invoice_payment_that_succeeded_pays_the_invoice(
 
 
 def test_setup_periodic_tasks_schedules_the_reconciliation(db):
-    from io import StringIO
-
-    from django.core.management import call_command
-    from django_celery_beat.models import PeriodicTask
-
-    call_command("setup_periodic_tasks", stdout=StringIO())
-
-    task = PeriodicTask.objects.get(name="Ask Stripe about payments no webhook settled")
-    assert (task.task, task.interval.every, task.interval.period) == (
+    assert scheduled("Ask Stripe about payments no webhook settled") == (
         "invoices.tasks.reconcile_payments",
         30,
         "minutes",
