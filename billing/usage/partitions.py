@@ -8,9 +8,9 @@ when that task has not run for months; the task then moves them into their month
 partition as it creates it.
 
 Few partitions are made ahead: a read of the events after the fold's watermark (every
-check's) runs a prepared plan that opens every partition, empty ones too (about 4
-microseconds of PostgreSQL's time each, three times in a check of a period starting
-mid-hour).
+check's) runs a prepared plan that opens every partition, empty ones too (up to three
+times in a check of a period starting mid-hour; ten empty months more cost a few
+percent of PostgreSQL's time for a check, docs/scaling.md).
 """
 
 from datetime import UTC, date, datetime
@@ -81,10 +81,9 @@ def _tables() -> set[str]:
 def _partition_create(name: str, start: date, end: date) -> None:
     """The partition `name` for [start, end), holding the default partition's events
     of that range: made apart, given those events, then attached (PostgreSQL refuses
-    a new partition whose range the default partition holds rows of; attaching locks
-    the events table less than creating a partition of it does). Event ids stay as
-    they were, so the fold's watermark and the deduplication keys (billing_eventkey)
-    still hold."""
+    a new partition whose range the default partition holds rows of). Event ids stay
+    as they were, so the fold's watermark and the deduplication keys
+    (billing_eventkey) still hold."""
     # DDL takes no bind parameters: the names and bounds are ones we formatted, the
     # bounds UTC midnights.
     first, after = (datetime(d.year, d.month, 1, tzinfo=UTC) for d in (start, end))
