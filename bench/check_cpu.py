@@ -1,6 +1,7 @@
 """Where a check's CPU goes: the requests of bench/check.py, made in process through
-the project's WSGI application (config.wsgi, as the web server calls it, without the
-HTTP server), each one's CPU split by layer, beside PostgreSQL's CPU for it.
+the project's WSGI application (config.wsgi, loaded as the web server loads it, called
+without an HTTP server), each one's CPU split by layer, beside the CPU of the
+PostgreSQL backend that answered it.
 
     .venv/bin/python bench/check_cpu.py [--requests 2000] [--events-per-customer 20000]
         [--reuse] [--instructions] [--database billing_bench_check]
@@ -9,21 +10,24 @@ Requests (bench/check.py's customers): a meter check of a period starting mid-ho
 (three statements in one round trip), a meter check drawing credits, a feature check
 (one statement), and the entitlements of the credits customer.
 
-For each, three figures per request:
-- the wall time, the process's CPU and PostgreSQL's (from /proc): a request waits
-  for its statements, so wall minus the two is about the time neither ran (waking
-  each other up, the network);
-- the process's CPU by layer, timed per thread around the functions that make each
-  layer, each layer's time without the layers called inside it (so the layers add up
-  to the whole; the timers' own cost, the difference from the first figure, lands
-  mostly in the outer layers);
-- with --instructions: the instructions a request executes (valgrind's callgrind,
-  the difference between a run of 250 requests and one of 50, hash seed fixed).
-  Wall and CPU time vary from hour to hour on a shared machine (docs/scaling.md:
-  this development machine's p99 of fixed work is 1.3 to 2 times its p50); the
-  instruction count of the same code on the same data does not, within about 1%:
-  the figure to compare two versions of the code with. Needs valgrind; takes some
-  minutes (Django starts under valgrind for each run).
+For each, per request:
+- the wall time, the process's CPU, and that of the PostgreSQL backend of its
+  connection (from /proc; the connection is kept for the whole run);
+- the process's CPU by layer, from a second run timed per thread around the
+  functions that make each layer, each call's time less that of the timed calls
+  inside it, so that the layers add up to the timed run's CPU. The timers' own cost
+  is in those figures, shared between a timed function's layer and its caller's: the
+  number of timed calls a layer makes is printed beside it, and the cost of one timed
+  call, measured at the start, gives the total. What is not timed counts in its
+  caller's layer (the ORM's cursors, rawsql's value conversions);
+- with --instructions: the instructions this process executes for a request
+  (valgrind's callgrind, the difference between a run of 250 requests and one of 50,
+  hash seed fixed; PostgreSQL's are not counted). Wall and CPU time vary from hour to
+  hour on a shared machine (docs/scaling.md: this development machine's p99 of fixed
+  work is 1.3 to 2 times its p50); the instruction count of the same code on the same
+  data varies about 1% from run to run: the figure to compare two versions of the
+  code with, on the same database. Needs valgrind; takes some minutes (Django starts
+  under valgrind for each run).
 
 Needs PostgreSQL (BENCH_PG, as bench/check.py). Without --reuse the database is made
 as bench/check.py makes it (dropped first); --reuse takes the one bench/check.py
@@ -48,7 +52,6 @@ from bench.common import (
     cpu_seconds,
     django_setup,
     fresh_database,
-    postgres_pids,
     server_env,
 )
 
@@ -60,8 +63,8 @@ REQUESTS = {
     "entitlements, credits": ("entitlements", "credits"),
 }
 
-# The layers, innermost last: each is the functions whose time (less the time of
-# the layers called inside them) it counts. What no function claims is the
+# The layers: each is the functions whose time (less the time of the wrapped calls
+# inside them) it counts. What no function claims is the
 # request's own layer: Django's handler, its middleware, URL resolution, signals.
 LAYERS = [
     (
@@ -110,6 +113,7 @@ class Layers:
 
     def __init__(self):
         self.spent = {label: 0 for label, _ in LAYERS} | {OUTER: 0}
+        self.calls = dict.fromkeys(self.spent, 0)
         self.stack: list[list] = []  # [label, started, inner time]
         self.wrapped: list[tuple] = []
 
@@ -135,6 +139,7 @@ class Layers:
         clock = time.thread_time_ns
         stack = self.stack
         spent = self.spent
+        calls = self.calls
 
         def timed(*args, **kwargs):
             frame = [label, clock(), 0]
@@ -145,6 +150,7 @@ class Layers:
                 stack.pop()
                 elapsed = clock() - frame[1]
                 spent[label] += elapsed - frame[2]
+                calls[label] += 1
                 if stack:
                     stack[-1][2] += elapsed
 
@@ -159,10 +165,27 @@ class Layers:
         finally:
             self.stack.pop()
             self.spent[OUTER] += clock() - frame[1] - frame[2]
+            self.calls[OUTER] += 1
 
     def reset(self) -> None:
         for label in self.spent:
-            self.spent[label] = 0
+            self.spent[label] = self.calls[label] = 0
+
+    @staticmethod
+    def cost_of_a_timer(times: int = 200_000) -> float:
+        """CPU µs one timed call adds (a wrapped no-op against the bare one)."""
+
+        def nothing():
+            return None
+
+        timed = Layers()._timed(OUTER, nothing)
+        spent = []
+        for function in (nothing, timed):
+            started = time.process_time()
+            for _ in range(times):
+                function()
+            spent.append(time.process_time() - started)
+        return (spent[1] - spent[0]) / times * 1e6
 
 
 def setup(database_url: str, *, reuse: bool, events_per_customer: int):
@@ -176,11 +199,20 @@ def setup(database_url: str, *, reuse: bool, events_per_customer: int):
         from bench.check import load
 
         load(events_per_customer)
-    from django.core.wsgi import get_wsgi_application
+    from django.db import connections
 
     from customers.api_keys import api_key_create
 
-    application = get_wsgi_application()
+    # One connection for the whole run: with production's CONN_MAX_AGE (60 s) the
+    # connection is replaced now and then, and a new backend's first statements
+    # (prepared again) would land in some runs' figures and not others'.
+    connections["default"].close()
+    connections["default"].settings_dict["CONN_MAX_AGE"] = None
+    # The application as the web server loads it: config.wsgi also sets the
+    # collector up as production runs it (frozen at start, a young collection
+    # before each request).
+    from config.wsgi import application
+
     _, secret = api_key_create(name="bench check_cpu", scopes=["read"])
     return application, secret
 
@@ -223,19 +255,28 @@ def caller(application, secret: str, kind: str, customer: str):
     return call
 
 
+def backend_pid() -> int:
+    """The PostgreSQL backend of this process's connection (kept for the run)."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    return connection.connection.info.backend_pid
+
+
 def measure(call, requests: int) -> tuple[float, float, float]:
-    """Per request, in µs: the process's CPU, the wall time, PostgreSQL's CPU (all
-    its processes': a connection replaced after CONN_MAX_AGE adds its backend's time
-    to the postmaster's as it exits; its background workers' time is in it too)."""
+    """Per request, in µs: the process's CPU, the wall time, and the CPU of the
+    PostgreSQL backend serving its connection."""
     for _ in range(100):
         call()
-    pids = postgres_pids()
-    postgres, cpu, wall = cpu_seconds(pids), time.process_time(), time.perf_counter()
+    pid = backend_pid()
+    postgres, cpu, wall = cpu_seconds([pid]), time.process_time(), time.perf_counter()
     for _ in range(requests):
         call()
     wall = time.perf_counter() - wall
     cpu = time.process_time() - cpu
-    postgres = cpu_seconds(pids + [p for p in postgres_pids() if p not in pids]) - postgres
+    postgres = cpu_seconds([pid]) - postgres
+    if backend_pid() != pid:
+        raise RuntimeError("the connection was replaced during the run")
     return cpu / requests * 1e6, wall / requests * 1e6, postgres / requests * 1e6
 
 
@@ -252,7 +293,6 @@ def instructions(database_url: str, kind: str, customer: str) -> int:
                 f"--callgrind-out-file={out}",
                 sys.executable,
                 __file__,
-                "--reuse",
                 "--database-url",
                 database_url,
                 "--count-only",
@@ -266,14 +306,22 @@ def instructions(database_url: str, kind: str, customer: str) -> int:
                 )
             runs[count] = (process, out, log)
         totals = {}
-        for count, (process, out, log) in runs.items():
-            if process.wait() != 0:
-                tail = "\n".join(log.read_text().splitlines()[-20:])
-                raise RuntimeError(f"valgrind exited {process.returncode}:\n{tail}")
-            summary = next(
-                line for line in out.read_text().splitlines() if line.startswith("summary:")
-            )
-            totals[count] = int(summary.split()[1])
+        try:
+            for count, (process, out, log) in runs.items():
+                if process.wait() != 0:
+                    tail = "\n".join(log.read_text().splitlines()[-20:])
+                    raise RuntimeError(f"valgrind exited {process.returncode}:\n{tail}")
+                summary = [
+                    line for line in out.read_text().splitlines() if line.startswith("summary:")
+                ]
+                if not summary:
+                    raise RuntimeError(f"no summary in callgrind's output {out}")
+                totals[count] = int(summary[0].split()[1])
+        finally:
+            for process, _, _ in runs.values():
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
     return (totals[250] - totals[50]) // 200
 
 
@@ -306,11 +354,13 @@ def main() -> None:
         print(f"loaded as bench/check.py loads ({time.perf_counter() - started:.0f} s)")
     print(f"{args.requests:,} requests of each, in process, one at a time; µs per request")
     layers = Layers()
+    timer = Layers.cost_of_a_timer()
+    print(f"one timed call costs about {timer:.2f} µs of CPU (a wrapped no-op less a bare one)")
     for label, (kind, customer) in REQUESTS.items():
         call = caller(application, secret, kind, customer)
         cpu, wall, postgres = measure(call, args.requests)
-        layers.install()
         try:
+            layers.install()
             for _ in range(100):
                 layers.request(call)
             layers.reset()
@@ -319,20 +369,27 @@ def main() -> None:
         finally:
             layers.uninstall()
         timed = sum(layers.spent.values()) / args.requests / 1000
+        calls = sum(layers.calls.values()) / args.requests
         print(f"\n{label} ({kind}, bench_{customer})")
         print(f"  {'wall':<76} {wall:>7.0f}")
         print(f"  {'process CPU':<76} {cpu:>7.0f}")
-        print(f"  {'PostgreSQL CPU':<76} {postgres:>7.0f}")
-        print(f"  process CPU by layer (timed: {timed:.0f}, the timers' cost included)")
+        print(f"  {'PostgreSQL CPU (the backend of its connection)':<76} {postgres:>7.0f}")
+        print(
+            f"  process CPU by layer, timed run: {timed:.0f}, of which its {calls:.0f} timed "
+            f"calls about {calls * timer:.0f} (timed calls a request in the last column)"
+        )
         for layer, spent in sorted(layers.spent.items(), key=lambda item: -item[1]):
             if not spent:
                 continue  # a GET has no body
             share = spent / args.requests / 1000
-            print(f"    {layer:<74} {share:>7.0f} {share / timed:>5.0%}")
+            print(
+                f"    {layer:<74} {share:>7.0f} {share / timed:>5.0%} "
+                f"{layers.calls[layer] / args.requests:>5.1f}"
+            )
         layers.reset()
     if args.instructions:
-        print("\ninstructions per request (callgrind; the same code and data give the same")
-        print("count within about 1%, whatever else the machine is doing)")
+        print("\ninstructions per request, this process's only (callgrind; the same code and")
+        print("data give the same count within about 1%, whatever else the machine is doing)")
         for label, (kind, customer) in REQUESTS.items():
             print(f"  {label:<40} {instructions(database_url, kind, customer):>12,}", flush=True)
 
