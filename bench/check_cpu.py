@@ -64,8 +64,8 @@ REQUESTS = {
 }
 
 # The layers: each is the functions whose time (less the time of the wrapped calls
-# inside them) it counts. What no function claims is the
-# request's own layer: Django's handler, its middleware, URL resolution, signals.
+# inside them) it counts. What no function claims is the request's own layer (OUTER):
+# Django's handler, its middleware, URL resolution, signals.
 LAYERS = [
     (
         "DRF: request, authentication, rate limit, permissions, negotiation",
