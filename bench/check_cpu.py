@@ -68,6 +68,10 @@ REQUESTS = {
 # Django's handler, its middleware, URL resolution, signals.
 LAYERS = [
     (
+        "the hot route (config.hot_routes): key, scopes, rate limit, response",
+        [("config.hot_routes", "Route.respond")],
+    ),
+    (
         "DRF: request, authentication, rate limit, permissions, negotiation",
         [
             ("rest_framework.views", "APIView.initialize_request"),
@@ -81,11 +85,17 @@ LAYERS = [
             ("rest_framework.request", "Request._load_data_and_files"),
             ("rest_framework.serializers", "Serializer.run_validation"),
             ("rest_framework.serializers", "BaseSerializer.is_valid"),
+            ("config.hot_routes", "json_body"),
+            ("config.hot_routes", "validated"),
         ],
     ),
     (
         "the view: the answer from the rows (rating, models, the response's dict)",
-        [("rest_framework.views", "APIView.dispatch")],
+        [
+            ("rest_framework.views", "APIView.dispatch"),
+            ("config.hot_routes", "check_answer"),
+            ("config.hot_routes", "entitlements_answer"),
+        ],
     ),
     ("model instances from the rows (rawsql.instance)", [("billing.core.rawsql", "instance")]),
     (
@@ -102,7 +112,10 @@ LAYERS = [
     ),
     (
         "the response: JSON rendered",
-        [("django.template.response", "SimpleTemplateResponse.render")],
+        [
+            ("django.template.response", "SimpleTemplateResponse.render"),
+            ("rest_framework.renderers", "JSONRenderer.render"),
+        ],
     ),
 ]
 OUTER = "Django: the handler, middleware, URL resolution, signals"

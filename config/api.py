@@ -54,28 +54,38 @@ def _storable_number(text: str) -> Decimal:
     return number
 
 
+def json_body(body: bytes):
+    """A request body read as StrictJSONParser reads it, or its ParseError."""
+    try:
+        data = json.loads(
+            body.decode("utf-8"),
+            parse_float=_storable_number,
+            parse_constant=reject_json_constant,
+        )
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise exceptions.ParseError(f"malformed JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise exceptions.ParseError("malformed JSON: nested too deeply") from exc
+    if may_hold_unstorable_text(body):
+        reason = unstorable_json_reason(data, check_text=True, max_depth=sys.maxsize)
+        if reason is not None:
+            raise exceptions.ParseError(f"the request body's {reason}")
+    return data
+
+
 class StrictJSONParser(parsers.JSONParser):
     """JSON with exact decimals: 0.1 arrives as Decimal('0.1'), never a float,
     and NaN or Infinity are refused rather than read; so are numbers and text no
     column could store (billing.core.storable), whichever field holds them."""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        body = stream.read()
-        try:
-            data = json.loads(
-                body.decode("utf-8"),
-                parse_float=_storable_number,
-                parse_constant=reject_json_constant,
-            )
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise exceptions.ParseError(f"malformed JSON: {exc}") from exc
-        except RecursionError as exc:
-            raise exceptions.ParseError("malformed JSON: nested too deeply") from exc
-        if may_hold_unstorable_text(body):
-            reason = unstorable_json_reason(data, check_text=True, max_depth=sys.maxsize)
-            if reason is not None:
-                raise exceptions.ParseError(f"the request body's {reason}")
-        return data
+        return json_body(stream.read())
+
+
+def plainly_accepted(accept: str, media_type: str) -> bool:
+    """Whether an Accept header (`*/*` when absent) asks for nothing but
+    `media_type`, with no need to parse it."""
+    return accept in ("*/*", media_type)
 
 
 class ContentNegotiation(negotiation.DefaultContentNegotiation):
@@ -90,7 +100,7 @@ class ContentNegotiation(negotiation.DefaultContentNegotiation):
         if (
             first is not None
             and not format_suffix
-            and accept in ("*/*", first.media_type)
+            and plainly_accepted(accept, first.media_type)
             and api_settings.URL_FORMAT_OVERRIDE not in request.query_params
         ):
             return first, first.media_type

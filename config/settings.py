@@ -118,11 +118,14 @@ MIDDLEWARE = [
     "config.middleware.InputGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # POST .../check and GET .../entitlements answered here, ahead of the rest of
+    # the chain and DRF, with the views' own functions (config.hot_routes).
+    "config.hot_routes.HotRoutesMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     # Django's user and messages, skipped for /api/v1/ (config.site_middleware).
     "config.site_middleware.AuthenticationMiddleware",
     "config.site_middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Audit history: who made each change through the admin.
     "simple_history.middleware.HistoryRequestMiddleware",
     # A view that lost the database (restart, failover) answers 503 with Retry-After.

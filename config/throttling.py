@@ -152,18 +152,30 @@ class WindowLeases:
 key_leases = WindowLeases()
 
 
+def key_rate_allows(request, key) -> tuple[bool, float]:
+    """Whether `request`, made with `key`, is within API_THROTTLE_RATE, and the
+    seconds until the window ends. A request is counted once: the answer is kept
+    on it, and asked again (config.hot_routes steps aside to DRF after asking) it
+    is read back, not counted a second time."""
+    rate = settings.API_THROTTLE_RATE
+    if rate is None or key is None:
+        return True, 0.0
+    counted = getattr(request, "key_rate_counted", None)
+    if counted is not None and counted[0] == key.pk:
+        return counted[1], counted[2]
+    limit, period = rate
+    allowed, seconds_left = key_leases.take(f"key:{key.pk}", limit, period)
+    request.key_rate_counted = (key.pk, allowed, seconds_left)
+    return allowed, seconds_left
+
+
 class ApiKeyRateThrottle(throttling.BaseThrottle):
     """At most API_THROTTLE_RATE requests per API key, whatever the endpoint; beyond it
     429 with Retry-After (the seconds until the window ends). Counted in leases
     (WindowLeases): no database query, and most requests no cache round trip."""
 
     def allow_request(self, request, view) -> bool:
-        rate = settings.API_THROTTLE_RATE
-        key = request.auth
-        if rate is None or key is None:
-            return True
-        limit, period = rate
-        allowed, self.seconds_left = key_leases.take(f"key:{key.pk}", limit, period)
+        allowed, self.seconds_left = key_rate_allows(request, request.auth)
         return allowed
 
     def wait(self) -> float:

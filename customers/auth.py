@@ -23,6 +23,29 @@ class ApiClient:
         # `admin` may do everything; `read` is also implied by it only.
         return scope in self.scopes or ApiKey.SCOPE_ADMIN in self.scopes
 
+    def has_any_scope(self, scopes) -> bool:
+        return any(self.has_scope(s) for s in scopes)
+
+
+def bearer_secret(header: str) -> str | None:
+    """The secret of an `Authorization: Bearer <secret>` header, or None when the
+    header is not that (refused 401)."""
+    scheme, _, secret = header.partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret or len(secret) > 200:
+        return None
+    return secret
+
+
+def accepted_scopes(view, method: str) -> tuple[str, ...]:
+    """The scopes of which a key needs one to call `view` with `method`: the view's
+    `required_scopes` for the method, else `read` for reads and `admin` for writes."""
+    scope = getattr(view, "required_scopes", {}).get(method)
+    if scope is None:
+        scope = ApiKey.SCOPE_READ if method in permissions.SAFE_METHODS else ApiKey.SCOPE_ADMIN
+    # A view may accept any of several scopes (a tuple).
+    return scope if isinstance(scope, tuple) else (scope,)
+
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer <secret>`.
@@ -39,9 +62,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None
-        scheme, _, secret = header.partition(" ")
-        secret = secret.strip()
-        if scheme.lower() != "bearer" or not secret or len(secret) > 200:
+        secret = bearer_secret(header)
+        if secret is None:
             self._refuse(request, "use 'Authorization: Bearer <api key>'")
         key = api_key_for_secret(secret)
         if key is None:
@@ -81,16 +103,8 @@ class HasScope(permissions.BasePermission):
             raise exceptions.NotAuthenticated(
                 "an API key is required: 'Authorization: Bearer <key>'"
             )
-        scope = getattr(view, "required_scopes", {}).get(request.method)
-        if scope is None:
-            scope = (
-                ApiKey.SCOPE_READ
-                if request.method in permissions.SAFE_METHODS
-                else ApiKey.SCOPE_ADMIN
-            )
-        # A view may accept any of several scopes (a tuple).
-        accepted = scope if isinstance(scope, tuple) else (scope,)
-        if not any(client.has_scope(s) for s in accepted):
+        accepted = accepted_scopes(view, request.method)
+        if not client.has_any_scope(accepted):
             self.message = f"this API key lacks the {' or '.join(map(repr, accepted))} scope"
             return False
         return True

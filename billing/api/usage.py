@@ -200,94 +200,85 @@ class CheckApi(APIView):
             if check.live_read(external_id=external_id).customer is None:
                 raise Http404 from None
             raise
-        now = datetime.now(UTC)
-        if "feature" in asked:
-            # One query for the customer, its subscription and whether the feature exists.
-            live = check.live_read(external_id=external_id, feature=asked["feature"])
-            if live.customer is None:
-                raise Http404
-            return self._feature_answer(live, feature=asked["feature"], now=now)
-        # A meter's check sends the same statements every time: its usage read goes
-        # in the round trip of the customer's (rawsql.read_ahead).
-        with rawsql.read_ahead(("check", external_id, asked["meter"])):
-            # One query for the customer, its subscription and the wallets' balances.
-            live = check.live_read(external_id=external_id, now=now)
-            customer, subscription = live.customer, live.subscription
-            if customer is None:
-                raise Http404
-            quantity = asked["quantity"]
-            if quantity is None:
-                quantity = Decimal(1)
-            if quantity <= 0:
-                raise InvalidRequest(
-                    "quantity must be positive", fields={"quantity": ["must be > 0"]}
-                )
-            result = check.usage_check(
-                customer=customer,
-                subscription=subscription,
-                meter_code=asked["meter"],
-                quantity=quantity,
-                now=now,
-                balances=live.balances,
-            )
-        if result.spend is not None and result.allowed:
-            # A soft limit allows, and tells finance once a period.
-            alerts.spend_limit_alert_raise(
-                customer=customer,
-                spend=result.spend,
-                period_start=result.period_start,
-                period_end=result.period_end,
-                now=now,
-            )
+        return Response(check_answer(external_id, asked))
 
-        def text(value):
-            return None if value is None else format_decimal(value)
 
-        balance = None
-        if result.balance is not None:
-            balance = (
-                format_money(result.balance, result.currency)
-                if result.currency
-                else format_decimal(result.balance)
-            )
-        return Response(
-            {
-                "allowed": result.allowed,
-                "model": result.model,
-                "reason": result.reason,
-                "message": check.check_message(result, meter_code=asked["meter"]),
-                "used": text(result.used),
-                "included": text(result.included),
-                "remaining": text(result.remaining),
-                "balance": balance,
-                # The period the answer counts usage in (the one the clock is in).
-                "period_start": iso(result.period_start) if result.period_start else None,
-                "period_end": iso(result.period_end) if result.period_end else None,
-            }
+def check_answer(external_id: str, asked: dict) -> dict:
+    """The answer of a check: `asked` is the body CheckSerializer validated. Raises
+    Http404 for an unknown customer and InvalidRequest for a quantity that is not
+    positive. Shared by CheckApi and config.hot_routes."""
+    now = datetime.now(UTC)
+    if "feature" in asked:
+        # One query for the customer, its subscription and whether the feature exists.
+        live = check.live_read(external_id=external_id, feature=asked["feature"])
+        if live.customer is None:
+            raise Http404
+        return _feature_answer(live, feature=asked["feature"], now=now)
+    # A meter's check sends the same statements every time: its usage read goes
+    # in the round trip of the customer's (rawsql.read_ahead).
+    with rawsql.read_ahead(("check", external_id, asked["meter"])):
+        # One query for the customer, its subscription and the wallets' balances.
+        live = check.live_read(external_id=external_id, now=now)
+        customer, subscription = live.customer, live.subscription
+        if customer is None:
+            raise Http404
+        quantity = asked["quantity"]
+        if quantity is None:
+            quantity = Decimal(1)
+        if quantity <= 0:
+            raise InvalidRequest("quantity must be positive", fields={"quantity": ["must be > 0"]})
+        result = check.usage_check(
+            customer=customer,
+            subscription=subscription,
+            meter_code=asked["meter"],
+            quantity=quantity,
+            now=now,
+            balances=live.balances,
+        )
+    if result.spend is not None and result.allowed:
+        # A soft limit allows, and tells finance once a period.
+        alerts.spend_limit_alert_raise(
+            customer=customer,
+            spend=result.spend,
+            period_start=result.period_start,
+            period_end=result.period_end,
+            now=now,
         )
 
-    @staticmethod
-    def _feature_answer(live, *, feature: str, now: datetime) -> Response:
-        result = check.feature_check(subscription=live.subscription, feature_code=feature, now=now)
-        return Response(
-            {
-                # The meter check's shape, its meter fields null.
-                **dict.fromkeys(
-                    (
-                        "model",
-                        "used",
-                        "included",
-                        "remaining",
-                        "balance",
-                        "period_start",
-                        "period_end",
-                    )
-                ),
-                "allowed": result.allowed,
-                "reason": result.reason,
-                "message": check.feature_message(
-                    result, feature_code=feature, exists=live.feature_exists
-                ),
-                "value": result.value,
-            }
+    def text(value):
+        return None if value is None else format_decimal(value)
+
+    balance = None
+    if result.balance is not None:
+        balance = (
+            format_money(result.balance, result.currency)
+            if result.currency
+            else format_decimal(result.balance)
         )
+    return {
+        "allowed": result.allowed,
+        "model": result.model,
+        "reason": result.reason,
+        "message": check.check_message(result, meter_code=asked["meter"]),
+        "used": text(result.used),
+        "included": text(result.included),
+        "remaining": text(result.remaining),
+        "balance": balance,
+        # The period the answer counts usage in (the one the clock is in).
+        "period_start": iso(result.period_start) if result.period_start else None,
+        "period_end": iso(result.period_end) if result.period_end else None,
+    }
+
+
+def _feature_answer(live, *, feature: str, now: datetime) -> dict:
+    result = check.feature_check(subscription=live.subscription, feature_code=feature, now=now)
+    return {
+        # The meter check's shape, its meter fields null.
+        **dict.fromkeys(
+            ("model", "used", "included", "remaining", "balance", "period_start", "period_end")
+        ),
+        "allowed": result.allowed,
+        "reason": result.reason,
+        "message": check.feature_message(result, feature_code=feature, exists=live.feature_exists),
+        "value": result.value,
+    }

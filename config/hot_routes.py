@@ -1,0 +1,131 @@
+"""The API's two hottest reads, answered by a middleware in front of the rest of
+the chain, URL resolution and DRF:
+
+    POST /api/v1/customers/{external_id}/check         (billing.api.usage.CheckApi)
+    GET  /api/v1/customers/{external_id}/entitlements  (billing.api.entitlements)
+
+The product asks `check` before every expensive call, so the framework's own work
+was a third to a half of a check's CPU (bench/check_cpu.py, docs/scaling.md). Here
+a check costs what it must: the key, the rate limit, the body, the answer.
+
+The answer is the view's, by construction. The same functions read the key
+(customers.auth, customers.api_keys), count the rate limit (config.throttling),
+parse the body (config.api.json_body), validate it (config.api.validated with the
+view's serializer), compute the answer (check_answer, entitlements_answer: the
+views call them too) and render it (the view's renderer, with the headers DRF adds
+for the view). The middleware that run before this one (security, input guards,
+sessions, common, frame options) run for these requests as for every other, and
+so do Django's handler and request signals.
+
+It answers only the 200s, and steps aside (the request goes on down the chain to
+the view) for everything else, before it has counted or written anything: another
+method or path, a query string, an Accept header other than JSON's, a body that is
+not `application/json`, a missing, malformed, unknown or revoked key (the view's
+authentication refuses it and counts the failure), a key without the scope, a
+request over the rate limit (counted once: config.throttling keeps the count on the
+request), a path segment no column can hold, and any error while answering (an
+unknown customer, an invalid body, a database out of reach): the view answers it
+again, with its error envelope and logging. The tests send every API request
+through here as production does, and tests/test_hot_routes.py compares each answer
+with the view's own.
+"""
+
+import re
+
+from django.http import HttpRequest, HttpResponse
+from django.utils.cache import cc_delim_re, patch_vary_headers
+
+from billing.api.entitlements import EntitlementsApi, entitlements_answer
+from billing.api.usage import CheckApi, check_answer
+from billing.core.storable import unstorable_text_reason
+from config.api import json_body, plainly_accepted, validated
+from config.throttling import key_rate_allows
+from customers.api_keys import api_key_for_secret
+from customers.auth import ApiClient, accepted_scopes, bearer_secret
+from wallets.serializers import CheckSerializer
+
+# What config/urls.py routes to the two views (`<str:external_id>`: one segment).
+PATH = re.compile(r"/api/v1/customers/([^/]+)/(check|entitlements)\Z")
+JSON = "application/json"
+
+
+class Route:
+    """One view's method: its scopes, its renderer and response headers as DRF
+    gives them, and the function that answers it."""
+
+    def __init__(self, view_class, method: str, answer, *, takes_body: bool):
+        view = view_class()
+        # As View.as_view prepares each instance (HEAD answered by a view with GET).
+        view.setup(HttpRequest())
+        self.scopes = accepted_scopes(view, method)
+        # The renderer DRF picks for a request that accepts JSON (or anything):
+        # the first (config.api.ContentNegotiation).
+        self.renderer = view.renderer_classes[0]()
+        # What APIView.finalize_response adds: Allow, and Vary with more than one
+        # renderer.
+        self.headers = dict(view.default_response_headers)
+        self.vary = self.headers.pop("Vary", None)
+        self.answer = answer
+        self.takes_body = takes_body
+
+    def respond(self, request, external_id: str) -> HttpResponse | None:
+        """The view's 200 answer, or None to leave the request to the view."""
+        meta = request.META
+        media_type = self.renderer.media_type
+        if (
+            not plainly_accepted(meta.get("HTTP_ACCEPT", "*/*"), media_type)
+            or (self.takes_body and meta.get("CONTENT_TYPE") != JSON)
+            or unstorable_text_reason(external_id)
+        ):
+            return None
+        secret = bearer_secret(meta.get("HTTP_AUTHORIZATION", ""))
+        if secret is None:
+            return None
+        try:
+            key = api_key_for_secret(secret)
+            if key is None or not ApiClient(key).has_any_scope(self.scopes):
+                return None
+            allowed, _ = key_rate_allows(request, key)
+            if not allowed:
+                return None
+            body = self.answer(request, external_id)
+        except Exception:
+            # The view answers it again: its error envelope, its status, its log.
+            return None
+        response = HttpResponse(
+            self.renderer.render(body, accepted_media_type=media_type), content_type=media_type
+        )
+        for name, value in self.headers.items():
+            response[name] = value
+        if self.vary is not None:
+            patch_vary_headers(response, cc_delim_re.split(self.vary))
+        return response
+
+
+def _check(request, external_id: str) -> dict:
+    return check_answer(external_id, validated(CheckSerializer, json_body(request.body)))
+
+
+def _entitlements(request, external_id: str) -> dict:
+    return entitlements_answer(external_id)
+
+
+ROUTES = {
+    ("POST", "check"): Route(CheckApi, "POST", _check, takes_body=True),
+    ("GET", "entitlements"): Route(EntitlementsApi, "GET", _entitlements, takes_body=False),
+}
+
+
+class HotRoutesMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        match = PATH.match(request.path_info)
+        if match is not None and not request.META.get("QUERY_STRING"):
+            route = ROUTES.get((request.method, match[2]))
+            if route is not None:
+                response = route.respond(request, match[1])
+                if response is not None:
+                    return response
+        return self.get_response(request)

@@ -1,0 +1,455 @@
+"""config.hot_routes answers `check` and `entitlements` ahead of DRF: every request
+here is sent twice, through the project's middleware (the hot route) and through
+the same chain without it (the views, as before), and the two answers must be the
+same to the byte: status, every header, body. The hot route answers the 200s (the
+URL was never resolved) and steps aside for everything else, which the views then
+answer; a request over the rate limit is counted once either way."""
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal as D
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.db import OperationalError, ProgrammingError
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from config.hot_routes import Route
+from config.throttling import key_leases, window_count
+from customers.api_keys import api_key_revoke, hash_secret
+from customers.models import ApiKey, Customer
+from plans.features import feature_create
+from tests.factories import ApiKeyFactory, CustomerFactory, subscribe
+from tests.test_outage import database_fails
+from tests.wallets.support import build_catalog, event, ingest, repeat
+from wallets.ledger import credits_grant
+from wallets.purchases import money_top_up
+
+pytestmark = pytest.mark.django_db
+
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)
+HOT = "config.hot_routes.HotRoutesMiddleware"
+
+
+@pytest.fixture
+def keys(db):
+    """Secrets by name: every scope, read only, events:write only, admin only, and
+    a revoked key."""
+    made = {
+        "all": ApiKeyFactory(name="all"),
+        "read": ApiKeyFactory(name="read", scopes=["read"]),
+        "events": ApiKeyFactory(name="events", scopes=["events:write"]),
+        "admin": ApiKeyFactory(name="admin", scopes=["admin"]),
+        "revoked": ApiKeyFactory(name="revoked"),
+    }
+    api_key_revoke(key=made["revoked"])
+    secrets = {name: key.secret for name, key in made.items()}
+    # api_key_create reads no scopes as all of them; the admin can save an empty list.
+    secrets["none"] = "sk_test_no_scope"
+    ApiKey.objects.create(
+        name="none", prefix="sk_test_no", secret_hash=hash_secret(secrets["none"]), scopes=[]
+    )
+    return secrets
+
+
+@pytest.fixture
+def catalog(db):
+    """tests.wallets.support.build_catalog: one plan per consumption model."""
+    build_catalog()
+
+
+@pytest.fixture
+def customers(catalog, keys):
+    """One customer per consumption model, a soft spend limit, a plan granting
+    features, and one customer with no subscription."""
+    admin = APIClient()
+    admin.credentials(HTTP_AUTHORIZATION=f"Bearer {keys['all']}")
+    feature_create(code="sso", name="Single sign-on", kind="boolean")
+    feature_create(code="models", name="Models", kind="config")
+    response = admin.post(
+        "/api/v1/plans",
+        {
+            "code": "pro",
+            "name": "Pro",
+            "currency": "USD",
+            "base_fee": "10.00",
+            "publish": True,
+            "charges": [{"meter": "prompts", "model": "hard_cap", "included_units": "1000"}],
+            "features": [
+                {"feature": "sso", "value": True},
+                {"feature": "models", "value": ["gpt-4o", "o1"]},
+            ],
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    plans = {
+        "capped": "sms_starter",
+        "overage": "ai_assistant",
+        "credits": "runner",
+        "money": "prepaid",
+        "spend": "ai_assistant",
+        "pro": "pro",
+    }
+    made = {}
+    for name, plan in plans.items():
+        made[name] = CustomerFactory(external_id=name)
+        subscribe(made[name], plan, NOV_1)
+    CustomerFactory(external_id="idle")
+    Customer.objects.filter(external_id="spend").update(
+        spend_limit=D("20.00"), spend_limit_mode="soft"
+    )
+    credits_grant(customer=made["credits"], credits=D(10), now=NOV_1)
+    money_top_up(customer=made["money"], amount=D("5.00"), currency="USD", now=NOV_1)
+    ingest(
+        [
+            *repeat(40, "sms.sent", NOW, prefix="s", customer="capped"),
+            *repeat(250, "prompt", NOW, prefix="o", customer="overage"),
+            *repeat(3, "agent.run", NOW, prefix="c", customer="credits"),
+            *repeat(210, "prompt", NOW, prefix="p", customer="spend"),
+            event("m1", "llm.completion", NOW, customer="money", input_tokens=400_000),
+        ],
+        now=NOW,
+    )
+
+
+def send(*, hot: bool, secret: str | None, method: str, path: str, body=None, **extra):
+    """One request through the project's middleware, or through it without the hot
+    route; the response."""
+    middleware = settings.MIDDLEWARE if hot else [m for m in settings.MIDDLEWARE if m != HOT]
+    with override_settings(MIDDLEWARE=middleware), time_machine.travel(NOW, tick=False):
+        client = APIClient(raise_request_exception=False)
+        if secret is not None:
+            client.credentials(HTTP_AUTHORIZATION=secret)
+        key_leases.clear()
+        if body is None:
+            return client.generic(method, path, **extra)
+        if isinstance(body, dict):
+            body = json.dumps(body)
+        extra.setdefault("content_type", "application/json")
+        return client.generic(
+            method, path, body.encode() if isinstance(body, str) else body, **extra
+        )
+
+
+ANSWERED_HERE: list = []
+
+
+@pytest.fixture(autouse=True)
+def hot_answers(monkeypatch):
+    """Records each request the hot route answered (not left to the view)."""
+    respond = Route.respond
+
+    def spy(self, request, external_id):
+        response = respond(self, request, external_id)
+        if response is not None:
+            ANSWERED_HERE.append(request)
+        return response
+
+    ANSWERED_HERE.clear()
+    monkeypatch.setattr(Route, "respond", spy)
+
+
+def answered_by_hot_route(response) -> bool:
+    return any(request is response.wsgi_request for request in ANSWERED_HERE)
+
+
+CHECK = "/api/v1/customers/{}/check"
+ENTITLEMENTS = "/api/v1/customers/{}/entitlements"
+
+# (name, key, method, path, body, extra): answered 200 by the hot route.
+ANSWERED = [
+    ("hard cap", "all", "POST", CHECK.format("capped"), {"meter": "sms"}, {}),
+    ("hard cap over", "all", "POST", CHECK.format("capped"), {"meter": "sms", "quantity": 461}, {}),
+    (
+        "overage",
+        "read",
+        "POST",
+        CHECK.format("overage"),
+        {"meter": "prompts", "quantity": "2.5"},
+        {},
+    ),
+    (
+        "credits",
+        "events",
+        "POST",
+        CHECK.format("credits"),
+        {"meter": "agent_runs", "quantity": 2},
+        {},
+    ),
+    (
+        "credits short",
+        "all",
+        "POST",
+        CHECK.format("credits"),
+        {"meter": "agent_runs", "quantity": "3"},
+        {},
+    ),
+    (
+        "money",
+        "all",
+        "POST",
+        CHECK.format("money"),
+        {"meter": "gpt4o_input_tokens", "quantity": "1000"},
+        {},
+    ),
+    (
+        "soft spend limit",
+        "all",
+        "POST",
+        CHECK.format("spend"),
+        {"meter": "prompts", "quantity": 5},
+        {},
+    ),
+    ("meter not in plan", "all", "POST", CHECK.format("capped"), {"meter": "prompts"}, {}),
+    ("no subscription", "all", "POST", CHECK.format("idle"), {"meter": "sms"}, {}),
+    ("unknown meter", "all", "POST", CHECK.format("capped"), {"meter": "nope"}, {}),
+    ("feature granted", "all", "POST", CHECK.format("pro"), {"feature": "sso"}, {}),
+    ("feature list", "all", "POST", CHECK.format("pro"), {"feature": "models"}, {}),
+    ("feature not granted", "all", "POST", CHECK.format("capped"), {"feature": "sso"}, {}),
+    ("unknown feature", "all", "POST", CHECK.format("pro"), {"feature": "nope"}, {}),
+    (
+        "accept json",
+        "all",
+        "POST",
+        CHECK.format("capped"),
+        {"meter": "sms"},
+        {"HTTP_ACCEPT": "application/json"},
+    ),
+    ("accept any", "all", "POST", CHECK.format("capped"), {"meter": "sms"}, {"HTTP_ACCEPT": "*/*"}),
+    ("unicode meter", "all", "POST", CHECK.format("capped"), {"meter": "sm\u2028s \u00e9"}, {}),
+    # DRF's CharField takes a number as its text.
+    ("meter a number", "all", "POST", CHECK.format("capped"), {"meter": 5}, {}),
+    ("admin key", "admin", "POST", CHECK.format("capped"), {"meter": "sms"}, {}),
+    ("entitlements", "all", "GET", ENTITLEMENTS.format("pro"), None, {}),
+    ("entitlements credits", "read", "GET", ENTITLEMENTS.format("credits"), None, {}),
+    ("entitlements money", "events", "GET", ENTITLEMENTS.format("money"), None, {}),
+    ("entitlements spend", "all", "GET", ENTITLEMENTS.format("spend"), None, {}),
+    ("entitlements idle", "all", "GET", ENTITLEMENTS.format("idle"), None, {}),
+]
+
+# Left to the views, which refuse or answer them as before.
+LEFT = [
+    ("no key", None, "POST", CHECK.format("capped"), {"meter": "sms"}, {}),
+    ("basic auth", "Basic abc", "POST", CHECK.format("capped"), {"meter": "sms"}, {}),
+    ("empty bearer", "Bearer ", "POST", CHECK.format("capped"), {"meter": "sms"}, {}),
+    ("unknown key", "Bearer sk_nope", "POST", CHECK.format("capped"), {"meter": "sms"}, {}),
+    ("revoked key", "revoked", "POST", CHECK.format("capped"), {"meter": "sms"}, {}),
+    ("revoked key entitlements", "revoked", "GET", ENTITLEMENTS.format("pro"), None, {}),
+    ("unknown customer", "all", "POST", CHECK.format("nobody"), {"meter": "sms"}, {}),
+    ("unknown customer, bad body", "all", "POST", CHECK.format("nobody"), {"meter": 5}, {}),
+    ("unknown customer entitlements", "all", "GET", ENTITLEMENTS.format("nobody"), None, {}),
+    ("malformed JSON", "all", "POST", CHECK.format("capped"), '{"meter": ', {}),
+    ("a list", "all", "POST", CHECK.format("capped"), "[1, 2]", {}),
+    ("empty body", "all", "POST", CHECK.format("capped"), "", {}),
+    ("both", "all", "POST", CHECK.format("pro"), {"meter": "prompts", "feature": "sso"}, {}),
+    ("neither", "all", "POST", CHECK.format("pro"), {}, {}),
+    ("feature quantity", "all", "POST", CHECK.format("pro"), {"feature": "sso", "quantity": 1}, {}),
+    ("negative", "all", "POST", CHECK.format("capped"), {"meter": "sms", "quantity": "-1"}, {}),
+    ("zero", "all", "POST", CHECK.format("capped"), {"meter": "sms", "quantity": 0}, {}),
+    (
+        "not a number",
+        "all",
+        "POST",
+        CHECK.format("capped"),
+        {"meter": "sms", "quantity": "abc"},
+        {},
+    ),
+    ("NaN", "all", "POST", CHECK.format("capped"), '{"meter": "sms", "quantity": NaN}', {}),
+    ("float", "all", "POST", CHECK.format("capped"), '{"meter": "sms", "quantity": 1e400}', {}),
+    (
+        "too precise",
+        "all",
+        "POST",
+        CHECK.format("capped"),
+        {"meter": "sms", "quantity": "0.00000000001"},
+        {},
+    ),
+    ("NUL in body", "all", "POST", CHECK.format("capped"), {"meter": "s\x00ms"}, {}),
+    ("surrogate", "all", "POST", CHECK.format("capped"), '{"meter": "\\ud800"}', {}),
+    ("not UTF-8", "all", "POST", CHECK.format("capped"), b'{"meter": "\xff"}', {}),
+    ("NUL in path", "all", "POST", CHECK.format("ca%00pped"), {"meter": "sms"}, {}),
+    ("NUL in path entitlements", "all", "GET", ENTITLEMENTS.format("%00"), None, {}),
+    ("query string", "all", "POST", CHECK.format("capped") + "?x=1", {"meter": "sms"}, {}),
+    ("format query", "all", "GET", ENTITLEMENTS.format("pro") + "?format=json", None, {}),
+    (
+        "accept html",
+        "all",
+        "POST",
+        CHECK.format("capped"),
+        {"meter": "sms"},
+        {"HTTP_ACCEPT": "text/html"},
+    ),
+    (
+        "accept list",
+        "all",
+        "GET",
+        ENTITLEMENTS.format("pro"),
+        None,
+        {"HTTP_ACCEPT": "application/json, */*"},
+    ),
+    (
+        "text body",
+        "all",
+        "POST",
+        CHECK.format("capped"),
+        '{"meter": "sms"}',
+        {"content_type": "text/plain"},
+    ),
+    (
+        "json with charset",
+        "all",
+        "POST",
+        CHECK.format("capped"),
+        '{"meter": "sms"}',
+        {"content_type": "application/json; charset=utf-8"},
+    ),
+    ("GET check", "all", "GET", CHECK.format("capped"), None, {}),
+    ("PUT check", "all", "PUT", CHECK.format("capped"), {"meter": "sms"}, {}),
+    ("HEAD entitlements", "all", "HEAD", ENTITLEMENTS.format("pro"), None, {}),
+    ("OPTIONS check", "all", "OPTIONS", CHECK.format("capped"), None, {}),
+    ("POST entitlements", "all", "POST", ENTITLEMENTS.format("pro"), {"meter": "sms"}, {}),
+    ("trailing slash", "all", "POST", CHECK.format("capped") + "/", {"meter": "sms"}, {}),
+    ("key without scopes", "none", "POST", CHECK.format("capped"), {"meter": "sms"}, {}),
+    (
+        "too large",
+        "all",
+        "POST",
+        CHECK.format("capped"),
+        '{"meter": "' + "x" * 3_000_000 + '"}',
+        {},
+    ),
+    (
+        "bad host",
+        "all",
+        "POST",
+        CHECK.format("capped"),
+        {"meter": "sms"},
+        {"HTTP_HOST": "evil.example"},
+    ),
+]
+
+
+def _secret(keys, key):
+    if key is None or " " in key:
+        return key
+    return f"Bearer {keys[key]}"
+
+
+def _compare(keys, key, method, path, body, extra):
+    hot = send(hot=True, secret=_secret(keys, key), method=method, path=path, body=body, **extra)
+    plain = send(hot=False, secret=_secret(keys, key), method=method, path=path, body=body, **extra)
+    assert (hot.status_code, sorted(hot.items()), hot.content) == (
+        plain.status_code,
+        sorted(plain.items()),
+        plain.content,
+    )
+    return hot
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "method", "path", "body", "extra"), ANSWERED, ids=[c[0] for c in ANSWERED]
+)
+def test_the_hot_route_answers_as_the_view(customers, keys, name, key, method, path, body, extra):
+    response = _compare(keys, key, method, path, body, extra)
+    assert response.status_code == 200, response.content
+    assert answered_by_hot_route(response)
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "method", "path", "body", "extra"), LEFT, ids=[c[0] for c in LEFT]
+)
+def test_anything_else_is_left_to_the_view(customers, keys, name, key, method, path, body, extra):
+    response = _compare(keys, key, method, path, body, extra)
+    assert not answered_by_hot_route(response)
+    # Not refused, these: the view answers them.
+    answered_by_view = {
+        "json with charset",
+        "query string",
+        "format query",
+        "accept list",
+        "HEAD entitlements",
+        "OPTIONS check",
+    }
+    assert (response.status_code == 200) == (name in answered_by_view), response.content
+
+
+def test_the_answers_carry_the_security_headers(customers, keys):
+    response = send(
+        hot=True,
+        secret=f"Bearer {keys['all']}",
+        method="POST",
+        path=CHECK.format("capped"),
+        body={"meter": "sms"},
+    )
+    assert answered_by_hot_route(response)
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Content-Type"] == "application/json"
+    assert response["Allow"] == "POST, OPTIONS"
+
+
+@override_settings(API_THROTTLE_RATE=(3, 3600))
+def test_a_request_over_the_rate_limit_is_refused_by_the_view_and_counted_once(customers, keys):
+    key = ApiKeyFactory(name="limited", scopes=["read"])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key.secret}")
+    key_leases.clear()
+    answers = []
+    with time_machine.travel(NOW, tick=False):
+        for _ in range(5):
+            response = client.post(CHECK.format("capped"), {"meter": "sms"}, format="json")
+            answers.append((response.status_code, answered_by_hot_route(response)))
+        count, _ = window_count(f"key:{key.pk}", 3600)
+    assert answers == [(200, True)] * 3 + [(429, False)] * 2
+    assert response["Retry-After"]
+    # Five requests, five hits: the refused ones were not counted again by DRF.
+    assert count == 5
+
+
+def test_a_soft_spend_limit_alert_is_raised_once_through_the_hot_route(customers, keys):
+    from billing.models import Alert
+
+    for _ in range(2):
+        response = send(
+            hot=True,
+            secret=f"Bearer {keys['read']}",
+            method="POST",
+            path=CHECK.format("spend"),
+            body={"meter": "prompts", "quantity": 300},
+        )
+        assert answered_by_hot_route(response)
+        assert response.json()["allowed"] is True
+    assert list(
+        Alert.objects.filter(kind="spend_limit").values_list("period_start", flat=True)
+    ) == [NOV_1]
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (OperationalError("server closed the connection unexpectedly"), 503),
+        (ProgrammingError('relation "billing_customer" does not exist'), 500),
+    ],
+    ids=["database away", "statement error"],
+)
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", CHECK.format("capped"), {"meter": "sms"}),
+        ("POST", CHECK.format("pro"), {"feature": "sso"}),
+        ("GET", ENTITLEMENTS.format("credits"), None),
+    ],
+    ids=["meter check", "feature check", "entitlements"],
+)
+def test_a_database_error_is_answered_by_the_view(
+    customers, keys, error, status, method, path, body
+):
+    # The key is known to this process (the fixture used it): the answer itself fails.
+    with database_fails(error):
+        response = _compare(keys, "all", method, path, body, {})
+    assert response.status_code == status
+    assert not answered_by_hot_route(response)
