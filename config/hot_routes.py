@@ -18,31 +18,48 @@ sessions, common, frame options) run for these requests as for every other, and
 so do Django's handler and request signals.
 
 It answers only the 200s, and steps aside (the request goes on down the chain to
-the view) for everything else, before it has counted or written anything: another
-method or path, a query string, an Accept header other than JSON's, a body that is
-not `application/json`, a missing, malformed, unknown or revoked key (the view's
-authentication refuses it and counts the failure), a key without the scope, a
-request over the rate limit (counted once: config.throttling keeps the count on the
-request), a path segment no column can hold, and any error while answering (an
-unknown customer, an invalid body, a database out of reach): the view answers it
-again, with its error envelope and logging. The tests send every API request
-through here as production does, and tests/test_hot_routes.py compares each answer
-with the view's own.
+the view) for everything else: another method or path, a query string, an Accept
+header other than JSON's, a body that is not `application/json`, any cookie (a
+browser's request: CSRF and sessions may have something to add), a missing,
+malformed, unknown or revoked key (the view's authentication refuses it and counts
+the failure), a key without the scope, a request over the rate limit, a path
+segment no column can hold, and any error while answering (an unknown customer, an
+invalid body, a database out of reach): the view answers it again, with its error
+envelope and logging. What it may have done by then is what the view would do
+again with the same result: a request is counted against the rate limit once
+(config.throttling keeps the verdict on the request), and a soft spend limit's
+alert is raised once a period. An error the view is expected to answer (a refusal,
+the database away) steps aside silently; any other is logged here first.
+
+The route copies how DRF is set up for the two views (authentication, permission,
+rate limit, parser, negotiation, no versioning, no per-request transaction); a
+setting that changes any of that stops the process at start (ImproperlyConfigured)
+rather than let the route skip it. The tests send every API request through here
+as production does, and tests/test_hot_routes.py compares each answer with the
+view's own.
 """
 
+import logging
 import re
 
-from django.http import HttpRequest, HttpResponse
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.cache import cc_delim_re, patch_vary_headers
+from rest_framework.exceptions import APIException
 
 from billing.api.entitlements import EntitlementsApi, entitlements_answer
 from billing.api.usage import CheckApi, check_answer
+from billing.core.errors import BillingError
 from billing.core.storable import unstorable_text_reason
-from config.api import json_body, plainly_accepted, validated
-from config.throttling import key_rate_allows
+from config import outage
+from config.api import ContentNegotiation, StrictJSONParser, json_body, plainly_accepted, validated
+from config.throttling import ApiKeyRateThrottle, key_rate_allows
 from customers.api_keys import api_key_for_secret
-from customers.auth import ApiClient, accepted_scopes, bearer_secret
+from customers.auth import ApiClient, ApiKeyAuthentication, HasScope, accepted_scopes, bearer_secret
 from wallets.serializers import CheckSerializer
+
+logger = logging.getLogger(__name__)
 
 # What config/urls.py routes to the two views (`<str:external_id>`: one segment).
 PATH = re.compile(r"/api/v1/customers/([^/]+)/(check|entitlements)\Z")
@@ -55,6 +72,7 @@ class Route:
 
     def __init__(self, view_class, method: str, answer, *, takes_body: bool):
         view = view_class()
+        _same_setup_as_copied(view)
         # As View.as_view prepares each instance (HEAD answered by a view with GET).
         view.setup(HttpRequest())
         self.scopes = accepted_scopes(view, method)
@@ -75,6 +93,7 @@ class Route:
         if (
             not plainly_accepted(meta.get("HTTP_ACCEPT", "*/*"), media_type)
             or (self.takes_body and meta.get("CONTENT_TYPE") != JSON)
+            or meta.get("HTTP_COOKIE")
             or unstorable_text_reason(external_id)
         ):
             return None
@@ -89,8 +108,13 @@ class Route:
             if not allowed:
                 return None
             body = self.answer(request, external_id)
-        except Exception:
+        except Exception as exc:
             # The view answers it again: its error envelope, its status, its log.
+            expected = isinstance(exc, APIException | BillingError | Http404 | RequestDataTooBig)
+            if not expected and not outage.database_unavailable(exc):
+                logger.warning(
+                    "hot route left %s to the view after an error", request.path, exc_info=True
+                )
             return None
         response = HttpResponse(
             self.renderer.render(body, accepted_media_type=media_type), content_type=media_type
@@ -100,6 +124,29 @@ class Route:
         if self.vary is not None:
             patch_vary_headers(response, cc_delim_re.split(self.vary))
         return response
+
+
+def _same_setup_as_copied(view) -> None:
+    """ImproperlyConfigured unless DRF is set up for `view` as Route copies it."""
+    expected = {
+        "authentication_classes": [ApiKeyAuthentication],
+        "permission_classes": [HasScope],
+        "throttle_classes": [ApiKeyRateThrottle],
+        "parser_classes": [StrictJSONParser],
+        "content_negotiation_class": ContentNegotiation,
+        "versioning_class": None,
+    }
+    found = {name: getattr(view, name) for name in expected}
+    found = {name: list(v) if isinstance(v, list | tuple) else v for name, v in found.items()}
+    differs = sorted(name for name in expected if found[name] != expected[name])
+    if any(database.get("ATOMIC_REQUESTS") for database in settings.DATABASES.values()):
+        differs.append("ATOMIC_REQUESTS")
+    if differs:
+        raise ImproperlyConfigured(
+            f"config.hot_routes answers {type(view).__name__} as DRF was set up for it; "
+            f"{', '.join(differs)} changed since: make the route do the same, or take it out "
+            "of MIDDLEWARE"
+        )
 
 
 def _check(request, external_id: str) -> dict:

@@ -12,10 +12,13 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError, ProgrammingError
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from billing.api.entitlements import EntitlementsApi
+from billing.api.usage import CheckApi
 from config.hot_routes import Route
 from config.throttling import key_leases, window_count
 from customers.api_keys import api_key_revoke, hash_secret
@@ -307,6 +310,31 @@ LEFT = [
         '{"meter": "sms"}',
         {"content_type": "application/json; charset=utf-8"},
     ),
+    # A browser's request (cookies): CSRF and sessions may add to the answer.
+    (
+        "bad CSRF cookie",
+        "all",
+        "POST",
+        CHECK.format("capped"),
+        {"meter": "sms"},
+        {"HTTP_COOKIE": "csrftoken=bad"},
+    ),
+    (
+        "good CSRF cookie",
+        "all",
+        "GET",
+        ENTITLEMENTS.format("pro"),
+        None,
+        {"HTTP_COOKIE": "csrftoken=" + "a" * 32},
+    ),
+    (
+        "session cookie",
+        "all",
+        "GET",
+        ENTITLEMENTS.format("pro"),
+        None,
+        {"HTTP_COOKIE": "sessionid=abc"},
+    ),
     ("GET check", "all", "GET", CHECK.format("capped"), None, {}),
     ("PUT check", "all", "PUT", CHECK.format("capped"), {"meter": "sms"}, {}),
     ("HEAD entitlements", "all", "HEAD", ENTITLEMENTS.format("pro"), None, {}),
@@ -342,12 +370,19 @@ def _secret(keys, key):
 def _compare(keys, key, method, path, body, extra):
     hot = send(hot=True, secret=_secret(keys, key), method=method, path=path, body=body, **extra)
     plain = send(hot=False, secret=_secret(keys, key), method=method, path=path, body=body, **extra)
-    assert (hot.status_code, sorted(hot.items()), hot.content) == (
+    assert (hot.status_code, sorted(hot.items()), cookies(hot), hot.content) == (
         plain.status_code,
         sorted(plain.items()),
+        cookies(plain),
         plain.content,
     )
     return hot
+
+
+def cookies(response) -> dict:
+    """The cookies a response sets, with their attributes (not their values: a new
+    CSRF token is random)."""
+    return {name: dict(morsel) for name, morsel in response.cookies.items()}
 
 
 @pytest.mark.parametrize(
@@ -373,6 +408,9 @@ def test_anything_else_is_left_to_the_view(customers, keys, name, key, method, p
         "accept list",
         "HEAD entitlements",
         "OPTIONS check",
+        "bad CSRF cookie",
+        "good CSRF cookie",
+        "session cookie",
     }
     assert (response.status_code == 200) == (name in answered_by_view), response.content
 
@@ -446,10 +484,40 @@ def test_a_soft_spend_limit_alert_is_raised_once_through_the_hot_route(customers
     ids=["meter check", "feature check", "entitlements"],
 )
 def test_a_database_error_is_answered_by_the_view(
-    customers, keys, error, status, method, path, body
+    customers, keys, error, status, method, path, body, caplog
 ):
     # The key is known to this process (the fixture used it): the answer itself fails.
-    with database_fails(error):
+    with database_fails(error), caplog.at_level("WARNING", logger="config.hot_routes"):
         response = _compare(keys, "all", method, path, body, {})
     assert response.status_code == status
     assert not answered_by_hot_route(response)
+    # An error the view is not expected to answer is logged by the route too; the
+    # database away is the view's to log (config.outage), once.
+    logged = [r.getMessage() for r in caplog.records if r.name == "config.hot_routes"]
+    assert logged == (
+        [] if status == 503 else [f"hot route left {path} to the view after an error"]
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"throttle_classes": []},
+        {"authentication_classes": []},
+        {"permission_classes": []},
+        {"parser_classes": []},
+        {"versioning_class": object},
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_a_view_set_up_otherwise_than_the_route_copies_stops_the_process(monkeypatch, change):
+    for name, value in change.items():
+        monkeypatch.setattr(CheckApi, name, value)
+    with pytest.raises(ImproperlyConfigured, match=next(iter(change))):
+        Route(CheckApi, "POST", None, takes_body=True)
+
+
+def test_requests_in_one_transaction_stop_the_process(monkeypatch):
+    monkeypatch.setitem(settings.DATABASES["default"], "ATOMIC_REQUESTS", True)
+    with pytest.raises(ImproperlyConfigured, match="ATOMIC_REQUESTS"):
+        Route(EntitlementsApi, "GET", None, takes_body=False)
