@@ -57,7 +57,6 @@ from config.api import ContentNegotiation, StrictJSONParser, json_body, plainly_
 from config.throttling import ApiKeyRateThrottle, key_rate_allows
 from customers.api_keys import api_key_for_secret
 from customers.auth import ApiClient, ApiKeyAuthentication, HasScope, accepted_scopes, bearer_secret
-from wallets.serializers import CheckSerializer
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +149,8 @@ def _same_setup_as_copied(view) -> None:
 
 
 def _check(request, external_id: str) -> dict:
-    return check_answer(external_id, validated(CheckSerializer, json_body(request.body)))
+    asked = validated(CheckApi.body_serializer, json_body(request.body))
+    return check_answer(external_id, asked)
 
 
 def _entitlements(request, external_id: str) -> dict:
