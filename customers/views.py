@@ -25,7 +25,8 @@ from customers.portal import (
 from invoices.credit_balance import credit_balance
 from invoices.models import CreditNote, Invoice
 from invoices.pdf import invoice_zone
-from invoices.selectors import credit_note_pdf_response, invoice_pdf_response, past_due
+from invoices.rendering import credit_note_pdf_response, invoice_pdf_response
+from invoices.selectors import past_due
 
 CHART_WIDTH = 640
 CHART_HEIGHT = 120
@@ -294,7 +295,9 @@ def portal_invoice_pdf(request, token: str, invoice_id: int):
             .select_related("customer")
             .first()
         ),
-        lambda invoice: invoice_pdf_response(invoice=invoice, headers=HEADERS),
+        lambda invoice: invoice_pdf_response(
+            invoice=invoice, now=datetime.now(UTC), headers=HEADERS
+        ),
     )
 
 
@@ -308,5 +311,7 @@ def portal_credit_note_pdf(request, token: str, credit_note_id: int):
             .select_related("invoice", "customer")
             .first()
         ),
-        lambda note: credit_note_pdf_response(credit_note=note, headers=HEADERS),
+        lambda note: credit_note_pdf_response(
+            credit_note=note, now=datetime.now(UTC), headers=HEADERS
+        ),
     )

@@ -345,9 +345,9 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def pdf_view(self, request, object_id):
-        """The invoice's PDF, as the API and the portal serve it (selectors)."""
+        """The invoice's PDF, as the API and the portal serve it (rendering)."""
         invoice = self._invoice(request, object_id)
-        return selectors.invoice_pdf_response(invoice=invoice)
+        return rendering.invoice_pdf_response(invoice=invoice, now=timezone.now())
 
     def has_add_permission(self, request):
         return False

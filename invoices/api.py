@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from billing.core.errors import InvalidRequest
 from config.api import AwareDateTimeField, CursorPagination
-from invoices import credit_notes, selectors, services, settlement
+from invoices import credit_notes, rendering, selectors, services, settlement
 from invoices.models import CreditNote, Invoice
 from invoices.serializers import (
     CreditNoteCreateSerializer,
@@ -105,7 +105,7 @@ class InvoicePdfApi(APIView):
     )
     def get(self, request, invoice_id: int):
         invoice = get_object_or_404(Invoice.objects.select_related("customer"), pk=invoice_id)
-        return selectors.invoice_pdf_response(invoice=invoice)
+        return rendering.invoice_pdf_response(invoice=invoice, now=timezone.now())
 
 
 class InvoiceVoidApi(APIView):
@@ -237,4 +237,4 @@ class CreditNotePdfApi(APIView):
     )
     def get(self, request, credit_note_id: int):
         note = get_object_or_404(credit_notes_query(), pk=credit_note_id)
-        return selectors.credit_note_pdf_response(credit_note=note)
+        return rendering.credit_note_pdf_response(credit_note=note, now=timezone.now())

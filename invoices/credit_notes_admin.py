@@ -18,7 +18,7 @@ from django.utils.html import format_html
 
 from billing.core.admin_forms import money_text
 from billing.core.errors import BillingError
-from invoices import credit_notes, refunds, selectors
+from invoices import credit_notes, refunds, rendering
 from invoices.invoice_page_admin import credit_note_destination, day_text, moment_text
 from invoices.models import CreditNote, CreditNoteLine, Invoice
 from invoices.taxes import tax_label, tax_lines_read
@@ -281,7 +281,7 @@ class CreditNoteAdmin(admin.ModelAdmin):
         note = get_object_or_404(CreditNote.objects.select_related("invoice"), pk=object_id)
         if not self.has_view_permission(request, note):
             raise PermissionDenied
-        return selectors.credit_note_pdf_response(credit_note=note)
+        return rendering.credit_note_pdf_response(credit_note=note, now=timezone.now())
 
     def has_add_permission(self, request):
         return False

@@ -31,7 +31,7 @@ from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
 from billing.core.money import quantize_money
-from invoices import selectors
+from invoices import rendering
 from invoices.locks import document_email_lock
 from invoices.models import CreditNote, DocumentEmail, Invoice
 
@@ -179,12 +179,13 @@ class Attachment:
     filename: str
 
 
-def _attachment(email: DocumentEmail) -> Attachment:
-    """The document's PDF as stored (rendered now if its render has not run yet)."""
+def _attachment(email: DocumentEmail, now: datetime) -> Attachment:
+    """The document's PDF as stored (rendered and stored now if its render has not
+    run yet: the render task finds it stored)."""
     if email.credit_note_id is not None:
-        document = selectors.credit_note_pdf(credit_note=email.credit_note)
+        document = rendering.credit_note_pdf(credit_note=email.credit_note, now=now)
     else:
-        document = selectors.invoice_pdf(invoice=email.invoice)
+        document = rendering.invoice_pdf(invoice=email.invoice, now=now)
     return Attachment(document.content, document.filename)
 
 
@@ -245,7 +246,7 @@ def document_email_send(*, email: DocumentEmail, now: datetime) -> DocumentEmail
     if claimed is None:
         return None
     try:
-        _message(claimed, _attachment(claimed)).send()
+        _message(claimed, _attachment(claimed, now)).send()
     except OSError as error:
         return _failed_attempt(claimed, error=f"{type(error).__name__}: {error}", now=now)
     except Exception as error:

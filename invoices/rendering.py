@@ -1,7 +1,14 @@
-"""The PDFs of invoices and credit notes: rendered after commit by a worker,
-stored under a name made of the document's number and its content's hash,
-rendered again on request. One mechanism for both documents (DOCUMENTS says how
-each is rendered, named and locked)."""
+"""The PDFs of invoices and credit notes: rendered after commit by a worker when
+the document is issued, stored under a name made of the document's number and its
+content's hash, and served as stored. One mechanism for both documents (DOCUMENTS
+says how each is rendered, named and locked).
+
+Every download of a numbered document serves a stored file: one without a current
+stored PDF (issued before PDFs were stored, its render task not run yet, its file
+lost, or a void whose render has not run) is rendered and stored by that download,
+then served; the next download serves the file. Only a draft is rendered on each
+download, and never stored.
+"""
 
 import hashlib
 import logging
@@ -12,11 +19,18 @@ from datetime import datetime
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import models, transaction
+from django.http import HttpResponse
+from django.utils.http import content_disposition_header
 
 from billing.core.errors import Conflict
 from invoices.locks import credit_note_lock, invoice_lock
 from invoices.models import CreditNote, Invoice
-from invoices.pdf import render_credit_note_pdf, render_invoice_pdf
+from invoices.pdf import (
+    credit_note_pdf_filename,
+    invoice_pdf_filename,
+    render_credit_note_pdf,
+    render_invoice_pdf,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +44,15 @@ class _Document:
     lock: Callable[[int], models.Model]
     # The storage's folder for it: "invoices", "credit-notes".
     folder: str
+    # The name a download is offered under.
+    filename: Callable[[models.Model], str]
 
 
 DOCUMENTS: dict[type, _Document] = {
-    Invoice: _Document(render_invoice_pdf, invoice_lock, "invoices"),
-    CreditNote: _Document(render_credit_note_pdf, credit_note_lock, "credit-notes"),
+    Invoice: _Document(render_invoice_pdf, invoice_lock, "invoices", invoice_pdf_filename),
+    CreditNote: _Document(
+        render_credit_note_pdf, credit_note_lock, "credit-notes", credit_note_pdf_filename
+    ),
 }
 
 
@@ -51,7 +69,7 @@ def render_pdf_after_commit(invoice_id: int, *, force: bool) -> None:
     from invoices import tasks
 
     # robust: a broker that is down must not fail a finalization that has
-    # committed; the PDF is rendered on download meanwhile and can be repaired.
+    # committed; the first download renders and stores the PDF meanwhile.
     transaction.on_commit(
         lambda: tasks.render_invoice_pdf.delay(invoice_id, force=force), robust=True
     )
@@ -78,14 +96,35 @@ def pdf_storage_name(*, document: Invoice | CreditNote, sha256: str) -> str:
     return f"{folder}/{sequence}/{document.number}-{sha256[:16]}.pdf"
 
 
+def pdf_is_current(document: Invoice | CreditNote) -> bool:
+    """Whether the document's recorded PDF is the one to serve: there is one, and
+    it was not rendered before its invoice was voided (a voided invoice's PDF
+    says VOID). A payment leaves it as it is: the PDF is the document as issued."""
+    if not document.pdf_sha256:
+        return False
+    if _voided(document):
+        rendered_at = document.pdf_rendered_at
+        return rendered_at is not None and rendered_at >= document.voided_at
+    return True
+
+
+def _voided(document) -> bool:
+    """A voided invoice, with the time of its void."""
+    return (
+        isinstance(document, Invoice)
+        and document.status == Invoice.VOID
+        and document.voided_at is not None
+    )
+
+
 def invoice_render_pdf(*, invoice: Invoice, now: datetime, force: bool = False) -> Invoice:
     """Render the PDF of a numbered invoice as it stands (normally just after its
-    finalization) and store it (document_render_pdf). A draft is refused (it has
-    no stored PDF)."""
+    finalization, or its void) and store it (document_render_pdf). A draft is
+    refused (it has no stored PDF)."""
     invoice = Invoice.objects.get(pk=invoice.pk)
     if invoice.status == Invoice.DRAFT:
         raise Conflict(f"invoice {invoice} is a draft: its PDF is rendered on each download")
-    return _render_and_record(document=invoice, now=now, force=force)
+    return _render_and_record(document=invoice, now=now, force=force)[0]
 
 
 def credit_note_render_pdf(
@@ -99,38 +138,45 @@ def document_render_pdf(*, document, now: datetime, force: bool = False):
     """Render the PDF of an invoice or credit note as it stands, store it in the
     default storage and record its path, SHA-256 and render time on the row.
 
-    Idempotent: a document whose PDF is recorded keeps it, and is returned as it
-    is, so the document as issued never changes (a void or a payment does not
-    re-render an invoice). `force` is the repair: it renders again as the
-    document stands now (an invoice's VOID or PAID watermark included), writes the
-    file if it is missing or differs, and records the hash of what it rendered
-    anew; the earlier file is kept. Renders are deterministic (same document,
-    same state, same bytes), so a repair of an unchanged one lands on the same
-    file.
+    Idempotent: a document whose recorded PDF is current (pdf_is_current) keeps
+    it, and is returned as it is, so the document as issued never changes (a
+    payment does not re-render an invoice); a voided invoice's is rendered again
+    once, saying VOID. `force` is the repair: it renders again as the document
+    stands now (an invoice's VOID or PAID watermark included), writes the file if
+    it is missing or differs, and records the hash of what it rendered anew; the
+    earlier file is kept. Renders are deterministic (same document, same state,
+    same bytes), so a repair of an unchanged one lands on the same file.
 
     Renders before taking any lock, then records under the row's lock: when two
-    runs race, the first to record wins and the other stores nothing."""
+    runs race, the first to record wins and the other stores nothing (a render of
+    an invoice whose status changed meanwhile is made again under the lock)."""
     return _render_and_record(
         document=type(document).objects.get(pk=document.pk), now=now, force=force
-    )
+    )[0]
 
 
-def _render_and_record(*, document, now: datetime, force: bool):
-    """document_render_pdf for a document just read (no second read of the row)."""
+def _render_and_record(*, document, now: datetime, force: bool) -> tuple:
+    """document_render_pdf for a document just read (no second read of the row).
+    Returns the document as recorded and the PDF this call stored, or None when it
+    stored nothing (the recorded one is current)."""
     kind = DOCUMENTS[type(document)]
-    if document.pdf_sha256 and not force:
-        return document
+    if not force and pdf_is_current(document):
+        return document, None
     content = kind.render(document)
-    sha256 = hashlib.sha256(content).hexdigest()
     with transaction.atomic():
-        document = kind.lock(document.pk)
-        if document.pdf_sha256 and not force:
-            return document
+        locked = kind.lock(document.pk)
+        if not force and pdf_is_current(locked):
+            return locked, None
+        if _shown_state(locked) != _shown_state(document):
+            # Voided (or paid) while it rendered: the PDF is of the invoice as it is.
+            content = kind.render(locked)
+        document = locked
+        sha256 = hashlib.sha256(content).hexdigest()
         previous = (document.pdf_file.name, document.pdf_sha256)
         name = _store_pdf(pdf_storage_name(document=document, sha256=sha256), content)
         document.pdf_file.name = name
         document.pdf_sha256 = sha256
-        document.pdf_rendered_at = now
+        document.pdf_rendered_at = _rendered_at(document, now)
         document.save(update_fields=["pdf_file", "pdf_sha256", "pdf_rendered_at"])
     if previous[1] and previous != (name, sha256):
         # The earlier file is kept: it may be what the customer was sent.
@@ -141,7 +187,22 @@ def _render_and_record(*, document, now: datetime, force: bool):
             sha256,
             *previous,
         )
-    return document
+    return document, content
+
+
+def _shown_state(document) -> str:
+    """What a document's PDF shows that changes after it is issued: an invoice's
+    status (its watermark and facts); nothing of a credit note."""
+    return document.status if isinstance(document, Invoice) else ""
+
+
+def _rendered_at(document, now: datetime) -> datetime:
+    """When the PDF was rendered, and never before the void it shows: a host whose
+    clock is behind the one that voided must not leave the VOID PDF stale
+    (pdf_is_current), nor must a void dated ahead."""
+    if _voided(document):
+        return max(now, document.voided_at)
+    return now
 
 
 def _store_pdf(name: str, content: bytes) -> str:
@@ -153,3 +214,94 @@ def _store_pdf(name: str, content: bytes) -> str:
                 return name
         default_storage.delete(name)
     return default_storage.save(name, ContentFile(content))
+
+
+# Downloads: the API, the admin, the portal and the emails' attachments.
+
+
+@dataclass(frozen=True)
+class DocumentPdf:
+    content: bytes
+    filename: str
+    # True for the stored document; False for a draft, rendered for this download.
+    stored: bool
+
+
+def invoice_pdf(*, invoice: Invoice, now: datetime) -> DocumentPdf:
+    """The invoice's PDF for a download or an email: the stored one (_stored_pdf); a
+    draft's is rendered for each download, watermarked DRAFT, and never stored."""
+    if invoice.status == Invoice.DRAFT:
+        return DocumentPdf(render_invoice_pdf(invoice), invoice_pdf_filename(invoice), False)
+    return _stored_pdf(document=invoice, now=now)
+
+
+def credit_note_pdf(*, credit_note: CreditNote, now: datetime) -> DocumentPdf:
+    """The credit note's PDF for a download or an email: the stored one (_stored_pdf)."""
+    return _stored_pdf(document=credit_note, now=now)
+
+
+def _stored_pdf(*, document: Invoice | CreditNote, now: datetime) -> DocumentPdf:
+    """A numbered document's stored PDF, as stored. One without a current stored
+    PDF (pdf_is_current: issued before PDFs were stored, its render task not run
+    yet, a void whose render has not run), or whose file the storage lost, gets
+    it here first: rendered in the document's own language and time zone (its
+    snapshot's, whoever asks), stored and recorded as the render task does it,
+    so that when they race, or two downloads do, one records and the other serves
+    that; then every later download reads the file."""
+    kind = DOCUMENTS[type(document)]
+    force = False
+    if pdf_is_current(document):
+        content = _stored_content(document)
+        if content is not None:
+            return DocumentPdf(content, kind.filename(document), stored=True)
+        force = True  # recorded, but the file is gone: store it again
+    document, content = _render_and_record(document=document, now=now, force=force)
+    if content is None:
+        # Recorded by another run between the read and the lock.
+        content = _stored_content(document)
+    if content is None:
+        document, content = _render_and_record(document=document, now=now, force=True)
+    return DocumentPdf(content, kind.filename(document), stored=True)
+
+
+def _stored_content(document) -> bytes | None:
+    try:
+        with document.pdf_file.open("rb") as stored:
+            return stored.read()
+    except FileNotFoundError:
+        logger.error(
+            "%s: stored PDF %s is missing; rendered and stored again",
+            document,
+            document.pdf_file.name,
+        )
+        return None
+
+
+def invoice_pdf_response(
+    *, invoice: Invoice, now: datetime, headers: dict | None = None
+) -> HttpResponse:
+    """The invoice's PDF (invoice_pdf) as a download, for the API, the admin and the
+    portal alike."""
+    return _download(invoice_pdf(invoice=invoice, now=now), headers)
+
+
+def credit_note_pdf_response(
+    *, credit_note: CreditNote, now: datetime, headers: dict | None = None
+) -> HttpResponse:
+    """The credit note's PDF (credit_note_pdf) as a download, for the API, the
+    admin and the portal alike."""
+    return _download(credit_note_pdf(credit_note=credit_note, now=now), headers)
+
+
+def _download(document: DocumentPdf, headers: dict | None) -> HttpResponse:
+    return HttpResponse(
+        document.content,
+        content_type="application/pdf",
+        headers={
+            "Content-Disposition": content_disposition_header(
+                as_attachment=True, filename=document.filename
+            ),
+            "Cache-Control": "private, no-cache",
+            **(headers or {}),
+        },
+    )

@@ -282,8 +282,10 @@ def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> CreditNote:
             invoice=invoice, reason="not collected: the invoice was voided", now=now
         )
         if settings.BILLING_INVOICE_PDFS:
-            # Its PDF says VOID from now on; the one first issued stays stored.
-            render_pdf_after_commit(invoice.pk, force=True)
+            # Its PDF says VOID from now on, rendered and stored once (its stored
+            # PDF is no longer current: rendering.pdf_is_current); the one first
+            # issued stays stored.
+            render_pdf_after_commit(invoice.pk, force=False)
         return note
 
 

@@ -384,8 +384,8 @@ def test_a_void_renders_the_pdf_again_marked_void_and_keeps_the_one_issued(
     issued = stored(invoice)
     issued_name = invoice.pdf_file.name
 
-    # when: voided (its commit enqueues a forced render), then the task runs
-    # again (a redelivery), which changes nothing more
+    # when: voided (its commit enqueues a render: the stored PDF is no longer
+    # current), then the task runs again (a redelivery), which changes nothing more
     with (
         time_machine.travel(DEC_5, tick=False),
         django_capture_on_commit_callbacks(execute=True),
@@ -503,15 +503,19 @@ def test_a_drafts_pdf_is_rendered_on_request_with_a_draft_watermark():
     assert stored_names() == []
 
 
-def test_a_finalized_invoice_not_rendered_yet_is_rendered_on_request(settings):
+def test_a_finalized_invoice_not_rendered_yet_is_stored_by_its_first_download(settings):
     settings.BILLING_INVOICE_PDFS = False
     invoice = invoice_finalize(invoice=draft(USD_LINES), now=DEC_2)
 
-    response = client("read").get(f"/api/v1/invoices/{invoice.pk}/pdf")
+    with time_machine.travel(DEC_5, tick=False):
+        response = client("read").get(f"/api/v1/invoices/{invoice.pk}/pdf")
 
+    invoice.refresh_from_db()
     assert response.status_code == 200
-    assert response.content == render_invoice_pdf(invoice)
-    assert stored_names() == []
+    assert response.content == stored(invoice) == render_invoice_pdf(invoice)
+    assert invoice.pdf_sha256 == hashlib.sha256(response.content).hexdigest()
+    assert invoice.pdf_rendered_at == DEC_5
+    assert stored_names() == [invoice.pdf_file.name.rsplit("/", 1)[1]]
 
 
 @pytest.mark.parametrize("accept", ["application/json", "application/pdf"])

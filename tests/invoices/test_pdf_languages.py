@@ -18,7 +18,7 @@ from customers.services import customer_create
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditNote, Invoice
 from invoices.pdf import render_credit_note_pdf, render_invoice_pdf
-from invoices.selectors import credit_note_pdf_response
+from invoices.rendering import credit_note_pdf_response
 from invoices.services import invoice_finalize, invoice_void, invoice_write_draft
 from plans.services import tax_rate_create
 
@@ -404,7 +404,7 @@ def test_a_credit_note_pdf_is_stored_after_it_is_issued_and_served(
         content = stored.read()
     # deterministic, and what the download serves
     assert render_credit_note_pdf(note) == content
-    response = credit_note_pdf_response(credit_note=note)
+    response = credit_note_pdf_response(credit_note=note, now=DEC_5)
     assert response["Content-Disposition"] == 'attachment; filename="CN-2026-000001.pdf"'
     assert response.content == content
     assert "Reason Duplicate charge" in text_of(content)
