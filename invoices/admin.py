@@ -27,6 +27,7 @@ from invoices.invoice_page_admin import (
     line_rows,
     moment_text,
     payment_rows,
+    pdf_link,
     period_text,
 )
 from invoices.models import Invoice
@@ -290,12 +291,7 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
                 "Preview it (marked DRAFT)</a>",
                 url,
             )
-        if not invoice.pdf_file:
-            return format_html(
-                '<a href="{}">Download PDF</a> (not stored yet: made now from the invoice)', url
-            )
-        stored = moment_text(invoice, invoice.pdf_rendered_at)
-        return format_html('<a href="{}">Download PDF</a> (stored {})', url, stored)
+        return pdf_link(url, invoice, invoice)
 
     @admin.display(description="PDF fingerprint (SHA-256)")
     def pdf_fingerprint(self, invoice):

@@ -14,12 +14,16 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
 
 from billing.core.admin_forms import money_text
 from billing.core.errors import BillingError
 from invoices import credit_notes, refunds, rendering
-from invoices.invoice_page_admin import credit_note_destination, day_text, moment_text
+from invoices.invoice_page_admin import (
+    credit_note_destination,
+    day_text,
+    moment_text,
+    pdf_link,
+)
 from invoices.models import CreditNote, CreditNoteLine, Invoice
 from invoices.taxes import tax_label, tax_lines_read
 
@@ -265,7 +269,7 @@ class CreditNoteAdmin(admin.ModelAdmin):
     @admin.display(description="PDF")
     def pdf_download(self, note):
         url = reverse("admin:invoices_creditnote_pdf", args=[note.pk])
-        return format_html('<a href="{}">Download PDF</a>', url)
+        return pdf_link(url, note, note.invoice)
 
     def get_urls(self):
         pdf = path(

@@ -8,6 +8,7 @@ invoice's time zone (its PDF's), which is named."""
 from datetime import datetime
 
 from django.urls import reverse
+from django.utils.html import format_html
 
 from billing.core import admin_fields, wording
 from billing.core.admin_forms import money_text, quantity_text
@@ -38,6 +39,19 @@ def period_text(invoice: Invoice, start: datetime | None, end: datetime | None) 
         return "—"
     zone = invoice_zone(invoice)
     return wording.in_zone(wording.date_range(start, end, zone), zone)
+
+
+def pdf_link(url: str, document: Invoice | CreditNote, invoice: Invoice) -> str:
+    """A numbered invoice's or credit note's Download PDF link, with when its PDF
+    was stored (in `invoice`'s time zone), or that its first download stores it."""
+    if not document.pdf_file:
+        return format_html(
+            '<a href="{}">Download PDF</a> (not stored yet: the first download renders '
+            "and stores it)",
+            url,
+        )
+    stored = moment_text(invoice, document.pdf_rendered_at)
+    return format_html('<a href="{}">Download PDF</a> (stored {})', url, stored)
 
 
 def line_rows(invoice: Invoice) -> list[dict]:

@@ -450,3 +450,19 @@ def test_a_render_and_a_download_that_race_store_one_file(monkeypatch, settings,
     assert note.pdf_sha256 == hashlib.sha256(content).hexdigest()
     assert len(stores) == 1
     assert stored_files() == [note.pdf_file.name]
+
+
+def test_the_admin_says_whether_a_pdf_is_stored_yet(admin_client, old_documents):
+    invoice, note = old_documents
+    admin = [f"/admin/invoices/invoice/{invoice.pk}/", f"/admin/invoices/creditnote/{note.pk}/"]
+
+    before = [admin_client.get(f"{page}change/").content.decode() for page in admin]
+    with time_machine.travel(DEC_5, tick=False):
+        for page in admin:
+            assert admin_client.get(f"{page}pdf/").status_code == 200
+    after = [admin_client.get(f"{page}change/").content.decode() for page in admin]
+
+    for html in before:
+        assert "(not stored yet: the first download renders and stores it)" in html
+    for html in after:
+        assert "(stored 5 Dec 2026, 09:30 (UTC))" in html
