@@ -93,8 +93,10 @@ class InvoicePdfApi(APIView):
         summary="Download an invoice as PDF",
         description=(
             "A numbered invoice's PDF as issued: stored when the invoice is finalized "
-            "and served as stored (a void or a payment does not change it). A draft is "
-            "rendered on each request, watermarked DRAFT."
+            "and served as stored (a payment does not change it; a void stores it "
+            "again once, marked VOID). An invoice whose PDF is not stored yet is "
+            "rendered and stored by its first download. A draft is rendered on each "
+            "request, watermarked DRAFT, and never stored."
         ),
         responses={
             (200, "application/pdf"): OpenApiResponse(
@@ -228,6 +230,11 @@ class CreditNotePdfApi(APIView):
 
     @extend_schema(
         summary="Download a credit note as PDF",
+        description=(
+            "The credit note's PDF as issued: stored when the credit note is issued and "
+            "served as stored; one whose PDF is not stored yet is rendered and stored by "
+            "its first download."
+        ),
         responses={
             (200, "application/pdf"): OpenApiResponse(
                 response=OpenApiTypes.BINARY,
@@ -236,5 +243,6 @@ class CreditNotePdfApi(APIView):
         },
     )
     def get(self, request, credit_note_id: int):
-        note = get_object_or_404(credit_notes_query(), pk=credit_note_id)
+        # Its lines are read only if it has no stored PDF yet (the render reads them).
+        note = get_object_or_404(CreditNote.objects.select_related("invoice"), pk=credit_note_id)
         return rendering.credit_note_pdf_response(credit_note=note, now=timezone.now())
