@@ -3,9 +3,9 @@
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 
-from invoices.models import Invoice
+from invoices.models import CreditNote, Invoice
 
 
 def past_due(invoices: QuerySet, *, now: datetime) -> QuerySet:
@@ -24,3 +24,17 @@ def amount_paid(invoice: Invoice) -> Decimal:
         return Decimal(0)
     taken_off = sum((note.to_amount_due for note in invoice.credit_notes.all()), Decimal(0))
     return max(Decimal(0), invoice.total - invoice.credits_applied - taken_off)
+
+
+def documents_to_render() -> tuple[list[int], list[int]]:
+    """The ids of the numbered invoices and of the credit notes whose stored PDF may
+    be missing or out of date: none recorded, or (invoices) voided; the render task
+    decides for each (rendering.pdf_is_current) and leaves a current one alone."""
+    invoices = (
+        Invoice.objects.exclude(status=Invoice.DRAFT)
+        .filter(Q(pdf_sha256="") | Q(status=Invoice.VOID))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    notes = CreditNote.objects.filter(pdf_sha256="").order_by("pk").values_list("pk", flat=True)
+    return list(invoices), list(notes)

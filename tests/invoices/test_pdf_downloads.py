@@ -11,11 +11,12 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal as D
-from io import BytesIO
+from io import BytesIO, StringIO
 
 import pytest
 import time_machine
 from django.core.files.storage import default_storage
+from django.core.management import call_command
 from pypdf import PdfReader
 
 from billing.rating.lines import LineInput
@@ -466,3 +467,32 @@ def test_the_admin_says_whether_a_pdf_is_stored_yet(admin_client, old_documents)
         assert "(not stored yet: the first download renders and stores it)" in html
     for html in after:
         assert "(stored 5 Dec 2026, 09:30 (UTC))" in html
+
+
+def test_render_missing_pdfs_stores_what_is_missing_once(
+    django_capture_on_commit_callbacks, old_documents, renders
+):
+    # given: besides the two old documents, an invoice stored as issued, and one
+    # voided whose VOID render has not run (its commit's tasks never ran)
+    old_invoice, old_note = old_documents
+    with django_capture_on_commit_callbacks(execute=True):
+        current = issued_invoice(customer("beta"))
+        voided = issued_invoice(customer("gamma"))
+    invoice_void(invoice=voided, reason="billed twice", now=DEC_5)
+    renders.clear()
+
+    with time_machine.travel(DEC_5, tick=False):
+        call_command("render_missing_pdfs", stdout=StringIO())
+        out = StringIO()
+        call_command("render_missing_pdfs", stdout=out)
+
+    # then: the old documents, the void and its credit note rendered once each
+    assert sorted(renders) == [
+        "Credit note CN-2026-000001",
+        "Credit note CN-2026-000002",
+        "Invoice INV-2026-000001",
+        "Invoice INV-2026-000003",
+    ]
+    assert out.getvalue() == "queued 1 invoice and 0 credit note renders\n"
+    assert "VOID" in text(stored(voided))
+    assert stored(old_invoice) and stored(old_note) and stored(current)
