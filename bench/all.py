@@ -26,6 +26,7 @@ BENCHMARKS = [
     ("check", [], ["--requests", "500", "--events-per-customer", "5000"]),
     ("close", [], ["--subscriptions", "1000"]),
     ("pdf", [], ["--invoices", "30"]),
+    ("pdf_download", [], ["--documents", "12", "--rounds", "3"]),
 ]
 
 
