@@ -63,24 +63,33 @@ def invoice_lines(n: int) -> list:
     ]
 
 
-def setup(count: int) -> list[int]:
+def bench_customer(n: int, *, prefix: str = "cust", **details):
+    """The n-th customer of a PDF benchmark: an address in one of CITIES, an email
+    and a tax id; `details`: more of customer_create's arguments."""
     from customers.services import customer_create
+
+    postal_code, city, *country = CITIES[n % len(CITIES)]
+    return customer_create(
+        external_id=f"{prefix}_{n:04d}",
+        name=f"Customer {n} Ltd",
+        currency="USD",
+        email=f"ap@customer{n}.example",
+        address={"line1": f"{n + 1} Market Street", "postal_code": postal_code, "city": city}
+        | ({"country": country[0]} if country else {}),
+        tax_id=f"VAT{n:08d}",
+        **details,
+    )
+
+
+def setup(count: int, *, prefix: str = "cust", details=None) -> list[int]:
+    """`count` customers (bench_customer, with `details(n)` of the n-th when given),
+    each with an invoice of invoice_lines(n), finalized: their ids, in order."""
     from invoices.models import Invoice
     from invoices.services import invoice_write_draft, invoices_finalize_due
 
     for n in range(count):
-        postal_code, city, *country = CITIES[n % len(CITIES)]
-        customer = customer_create(
-            external_id=f"cust_{n:04d}",
-            name=f"Customer {n} Ltd",
-            currency="USD",
-            email=f"ap@customer{n}.example",
-            address={"line1": f"{n + 1} Market Street", "postal_code": postal_code, "city": city}
-            | ({"country": country[0]} if country else {}),
-            tax_id=f"VAT{n:08d}",
-        )
         invoice_write_draft(
-            customer=customer,
+            customer=bench_customer(n, prefix=prefix, **(details(n) if details else {})),
             subscription=None,
             reason=Invoice.PERIOD,
             period_start=PERIOD_START,
@@ -89,7 +98,8 @@ def setup(count: int) -> list[int]:
             now=PERIOD_END,
         )
     invoices_finalize_due(cutoff=PERIOD_END, now=FINALIZED_AT)
-    return list(Invoice.objects.order_by("id").values_list("id", flat=True))
+    mine = Invoice.objects.filter(customer__external_id__startswith=f"{prefix}_")
+    return list(mine.order_by("id").values_list("id", flat=True))
 
 
 def reset(media: Path) -> None:

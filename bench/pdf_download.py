@@ -53,13 +53,12 @@ from bench.common import (
     percentile,
     record,
 )
-from bench.pdf import CITIES, PERIOD_END, PERIOD_START, invoice_lines
+from bench.pdf import setup
 
 DB_NAME = "billing_bench_pdf_download"
 PORT = 8772
 # The issue's target: a download's p95, in ms.
 TARGET_P95_MS = 200
-FINALIZED_AT = datetime(2026, 12, 1, 6, tzinfo=UTC)
 ISSUED_AT = datetime(2026, 12, 3, 10, tzinfo=UTC)
 LOCALES = [("en", "America/New_York"), ("fr", "Europe/Paris"), ("de", "Europe/Berlin")]
 # kind -> its title in the output
@@ -72,40 +71,18 @@ def issue(prefix: str, count: int, *, pdfs: bool) -> list[tuple[str, str]]:
     (kind, path) of each document's download."""
     from django.conf import settings
 
-    from customers.services import customer_create
     from invoices import credit_notes, services, settlement
     from invoices.models import Invoice
 
     settings.BILLING_INVOICE_PDFS = pdfs
-    drafts = []
-    for n in range(count):
-        postal_code, city, *country = CITIES[n % len(CITIES)]
+
+    def details(n: int) -> dict:
         locale, zone = LOCALES[n % len(LOCALES)]
-        customer = customer_create(
-            external_id=f"{prefix}_{n:04d}",
-            name=f"Customer {n} Ltd",
-            currency="USD",
-            email=f"ap@{prefix}{n}.example",
-            address={"line1": f"{n + 1} Market Street", "postal_code": postal_code, "city": city}
-            | ({"country": country[0]} if country else {}),
-            tax_id=f"VAT{n:08d}",
-            locale=locale,
-            timezone_name=zone,
-        )
-        drafts.append(
-            services.invoice_write_draft(
-                customer=customer,
-                subscription=None,
-                reason=Invoice.PERIOD,
-                period_start=PERIOD_START,
-                period_end=PERIOD_END,
-                lines=invoice_lines(n),
-                now=PERIOD_END,
-            ).pk
-        )
-    services.invoices_finalize_due(cutoff=PERIOD_END, now=FINALIZED_AT)
+        return {"locale": locale, "timezone_name": zone}
+
+    ids = setup(count, prefix=prefix, details=details)
     documents = []
-    for n, invoice_id in enumerate(drafts):
+    for n, invoice_id in enumerate(ids):
         invoice = Invoice.objects.get(pk=invoice_id)
         lines = list(invoice.lines.order_by("position"))
         if n % 3 == 0:

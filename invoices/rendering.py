@@ -155,7 +155,9 @@ def document_render_pdf(*, document, now: datetime, force: bool = False):
     )[0]
 
 
-def _render_and_record(*, document, now: datetime, force: bool) -> tuple:
+def _render_and_record(
+    *, document, now: datetime, force: bool
+) -> tuple[Invoice | CreditNote, bytes | None]:
     """document_render_pdf for a document just read (no second read of the row).
     Returns the document as recorded and the PDF this call stored, or None when it
     stored nothing (the recorded one is current)."""

@@ -27,6 +27,8 @@ from config.history import one_change
 from customers.api_keys import api_key_create
 from customers.models import ApiKey, Customer
 from customers.services import customer_create
+from invoices.models import Invoice
+from invoices.services import invoice_write_draft
 from plans.models import CreditPack, Meter, Plan, PlanVersion
 from plans.services import (
     credit_pack_create,
@@ -37,6 +39,7 @@ from plans.services import (
 from plans.validation import ChargeSpec, VersionSpec
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 class MeterFactory(DjangoModelFactory):
@@ -158,6 +161,20 @@ def published_version(code: str, **terms) -> PlanVersion:
 
 def subscribe(customer, plan, start: datetime = NOV_1, **options) -> Subscription:
     return SubscriptionFactory(customer=customer, plan=plan, start=start, **options)
+
+
+def period_draft(customer, lines: list, *, start=NOV_1, end=DEC_1) -> Invoice:
+    """A draft period invoice of `customer` for [start, end) (November 2026 unless
+    told) with these lines (LineInput), written at its end as the close writes one."""
+    return invoice_write_draft(
+        customer=customer,
+        subscription=None,
+        reason=Invoice.PERIOD,
+        period_start=start,
+        period_end=end,
+        lines=lines,
+        now=end,
+    )
 
 
 def api_client(*scopes: str) -> APIClient:

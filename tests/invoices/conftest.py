@@ -13,6 +13,7 @@ from billing.rating.lines import LineInput
 from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
+from tests.factories import period_draft
 
 WEBHOOK_SECRET = "whsec_test_secret"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -133,15 +134,7 @@ def base_fee_lines(*amounts: str) -> list[LineInput]:
 def finalized_invoice(customer, lines: list, *, start=NOV_1, end=DEC_1) -> Invoice:
     """A period invoice of these lines for [start, end), written and finalized at
     its end (not collected)."""
-    draft = invoice_write_draft(
-        customer=customer,
-        subscription=None,
-        reason=Invoice.PERIOD,
-        period_start=start,
-        period_end=end,
-        lines=lines,
-        now=end,
-    )
+    draft = period_draft(customer, lines, start=start, end=end)
     return invoice_finalize(invoice=draft, now=end, collect=False)
 
 

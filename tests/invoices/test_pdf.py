@@ -23,15 +23,14 @@ from invoices.rendering import invoice_render_pdf
 from invoices.services import (
     invoice_finalize,
     invoice_void,
-    invoice_write_draft,
     invoices_finalize_due,
 )
 from invoices.settlement import invoice_mark_paid
 from invoices.tasks import render_invoice_pdf as render_task
+from tests.factories import period_draft
 
 pytestmark = pytest.mark.django_db
 
-NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 DEC_2 = datetime(2026, 12, 2, tzinfo=UTC)
 DEC_2_RENDERED = datetime(2026, 12, 2, 0, 0, 5, tzinfo=UTC)
@@ -73,15 +72,7 @@ def customer(external_id: str = "acme", currency: str = "USD"):
 
 
 def draft(lines: list[LineInput], *, owner=None) -> Invoice:
-    return invoice_write_draft(
-        customer=owner or customer(),
-        subscription=None,
-        reason=Invoice.PERIOD,
-        period_start=NOV_1,
-        period_end=DEC_1,
-        lines=lines,
-        now=DEC_1,
-    )
+    return period_draft(owner or customer(), lines)
 
 
 @pytest.fixture

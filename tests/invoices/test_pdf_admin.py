@@ -13,12 +13,11 @@ from pypdf import PdfReader
 from billing.rating.lines import LineInput
 from customers.services import customer_create
 from invoices.models import Invoice
-from invoices.services import invoice_finalize, invoice_void, invoice_write_draft
+from invoices.services import invoice_finalize, invoice_void
+from tests.factories import period_draft
 
 pytestmark = pytest.mark.django_db
 
-NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
-DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 DEC_2 = datetime(2026, 12, 2, tzinfo=UTC)
 DEC_5 = datetime(2026, 12, 5, tzinfo=UTC)
 LINES = [LineInput("base_fee", "Flat (Dec 2026)", None, D(1), D("9.00"), D("9.00"))]
@@ -30,14 +29,8 @@ def media(settings, tmp_path):
 
 
 def draft(external_id: str) -> Invoice:
-    return invoice_write_draft(
-        customer=customer_create(external_id=external_id, name=external_id, currency="USD"),
-        subscription=None,
-        reason=Invoice.PERIOD,
-        period_start=NOV_1,
-        period_end=DEC_1,
-        lines=LINES,
-        now=DEC_1,
+    return period_draft(
+        customer_create(external_id=external_id, name=external_id, currency="USD"), LINES
     )
 
 

@@ -25,15 +25,13 @@ from customers.services import customer_create, customer_update
 from invoices import pdf, rendering
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditNote, Invoice
-from invoices.services import invoice_finalize, invoice_void, invoice_write_draft
+from invoices.services import invoice_finalize, invoice_void
 from invoices.tasks import render_credit_note_pdf, render_invoice_pdf
-from tests.factories import api_client
+from tests.factories import api_client, period_draft
 from tests.threads import run_at_once
 
 pytestmark = pytest.mark.django_db
 
-NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
-DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 # 23:30 UTC: 2 December in Paris, still 1 December in Los Angeles.
 DEC_1_LATE = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)
 DEC_2 = datetime(2026, 12, 2, 10, tzinfo=UTC)
@@ -85,15 +83,7 @@ def customer(external_id: str = "acme", *, locale: str = "en", zone: str = "UTC"
 def issued_invoice(owner=None, *, now: datetime = DEC_2) -> Invoice:
     """A finalized invoice; its PDF rendered as it is issued when BILLING_INVOICE_PDFS
     is on (the render task, run on commit)."""
-    draft = invoice_write_draft(
-        customer=owner or customer(),
-        subscription=None,
-        reason=Invoice.PERIOD,
-        period_start=NOV_1,
-        period_end=DEC_1,
-        lines=LINES,
-        now=DEC_1,
-    )
+    draft = period_draft(owner or customer(), LINES)
     invoice_finalize(invoice=draft, now=now)
     return Invoice.objects.get(pk=draft.pk)
 
@@ -394,15 +384,7 @@ def test_a_lost_file_is_rendered_again_and_stored_by_the_next_download_only(
 
 
 def test_a_draft_is_rendered_on_each_download_and_never_stored(renders):
-    draft = invoice_write_draft(
-        customer=customer(),
-        subscription=None,
-        reason=Invoice.PERIOD,
-        period_start=NOV_1,
-        period_end=DEC_1,
-        lines=LINES,
-        now=DEC_1,
-    )
+    draft = period_draft(customer(), LINES)
 
     download(f"/api/v1/invoices/{draft.pk}/pdf")
     download(f"/api/v1/invoices/{draft.pk}/pdf")

@@ -19,13 +19,12 @@ from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditNote, Invoice
 from invoices.pdf import render_credit_note_pdf, render_invoice_pdf
 from invoices.rendering import credit_note_pdf_response
-from invoices.services import invoice_finalize, invoice_void, invoice_write_draft
+from invoices.services import invoice_finalize, invoice_void
 from plans.services import tax_rate_create
+from tests.factories import period_draft
 
 pytestmark = pytest.mark.django_db
 
-NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
-DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 DEC_2 = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
 DEC_5 = datetime(2026, 12, 5, 9, 30, tzinfo=UTC)
 NBSP = "\N{NO-BREAK SPACE}"
@@ -84,16 +83,7 @@ def customer(locale: str, **extra):
 
 
 def finalized(owner) -> Invoice:
-    draft = invoice_write_draft(
-        customer=owner,
-        subscription=None,
-        reason=Invoice.PERIOD,
-        period_start=NOV_1,
-        period_end=DEC_1,
-        lines=LINES,
-        now=DEC_1,
-    )
-    return invoice_finalize(invoice=draft, now=DEC_2)
+    return invoice_finalize(invoice=period_draft(owner, LINES), now=DEC_2)
 
 
 def text_of(content: bytes) -> list[str]:

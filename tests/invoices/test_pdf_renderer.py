@@ -29,13 +29,12 @@ from invoices.pdf import (
     credit_note_pdf_context,
     invoice_pdf_context,
 )
-from invoices.services import invoice_finalize, invoice_write_draft
+from invoices.services import invoice_finalize
 from plans.services import tax_rate_create
+from tests.factories import period_draft
 
 pytestmark = pytest.mark.django_db
 
-NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
-DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 DEC_2 = datetime(2026, 12, 2, 10, tzinfo=UTC)
 DEC_5 = datetime(2026, 12, 5, 9, 30, tzinfo=UTC)
 
@@ -100,19 +99,8 @@ def documents() -> tuple[Invoice, Invoice, CreditNote]:
         tax_rates=["fr_vat", "local"],
     )
 
-    def draft():
-        return invoice_write_draft(
-            customer=owner,
-            subscription=None,
-            reason=Invoice.PERIOD,
-            period_start=NOV_1,
-            period_end=DEC_1,
-            lines=LINES,
-            now=DEC_1,
-        )
-
-    unnumbered = draft()
-    invoice = invoice_finalize(invoice=draft(), now=DEC_2)
+    unnumbered = period_draft(owner, LINES)
+    invoice = invoice_finalize(invoice=period_draft(owner, LINES), now=DEC_2)
     note = credit_note_issue(
         invoice=invoice,
         lines=[CreditLineInput(invoice_line=invoice.lines.get(kind="base_fee").pk, amount=D(100))],
