@@ -74,10 +74,7 @@ def send_alert_email(alert_id: int) -> bool:
     return alert is not None and alerts.alert_email_send(alert=alert, now=datetime.now(UTC))
 
 
-@shared_task(acks_late=True)
-def deliver_webhook(delivery_id: int) -> str | None:
-    """Make a delivery's attempt if one is due, and schedule the next after a
-    failure. Safe to run twice: a run that finds nothing due does nothing."""
+def _webhook_attempt(task, delivery_id: int) -> str | None:
     delivery = WebhookDelivery.objects.filter(pk=delivery_id).first()
     if delivery is None:
         return None
@@ -89,8 +86,22 @@ def deliver_webhook(delivery_id: int) -> str | None:
         # Scheduled only after an attempt, so an eager run (tests) that comes back
         # at once finds nothing due and stops, instead of looping.
         countdown = max(0.0, (attempted.next_attempt_at - now).total_seconds())
-        deliver_webhook.apply_async((delivery_id,), countdown=countdown)
+        task.apply_async((delivery_id,), countdown=countdown)
     return attempted.status
+
+
+@shared_task(bind=True, acks_late=True)
+def deliver_webhook(self, delivery_id: int) -> str | None:
+    """Make a delivery's attempt if one is due, and schedule the next after a
+    failure. Safe to run twice: a run that finds nothing due does nothing."""
+    return _webhook_attempt(self, delivery_id)
+
+
+@shared_task(bind=True, acks_late=True)
+def deliver_alert_webhook(self, delivery_id: int) -> str | None:
+    """deliver_webhook for an alert's deliveries: on the urgent queue (config.celery),
+    it and its retries, so that an alert never waits behind the invoices' events."""
+    return _webhook_attempt(self, delivery_id)
 
 
 @shared_task(acks_late=True)

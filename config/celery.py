@@ -48,6 +48,24 @@ class BillingTask(Task):
                 self.__dict__.pop("override_max_retries", None)
 
 
+# Queues by urgency (docs/running.md, Queues). `urgent` holds what changes money or
+# enforcement within seconds of an ingest: the usage check (alerts, the spend limit,
+# threshold invoices), an alert's email and webhooks, and a purchase's charge (an
+# auto top-up's usage runs uncovered until it is paid). It has a worker of its own,
+# so that PDFs, emails and the close, which come by the thousand, never hold it up.
+# Everything else goes to `default`.
+URGENT_QUEUE = "urgent"
+DEFAULT_QUEUE = "default"
+QUEUES = (URGENT_QUEUE, DEFAULT_QUEUE)
+URGENT_TASKS = (
+    "billing.tasks.check_usage_alerts",
+    "billing.tasks.send_alert_email",
+    "billing.tasks.deliver_alert_webhook",
+    "invoices.tasks.collect_purchase_payment",
+)
+
 app = Celery("billing", task_cls=BillingTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_default_queue = DEFAULT_QUEUE
+app.conf.task_routes = {name: {"queue": URGENT_QUEUE} for name in URGENT_TASKS}
 app.autodiscover_tasks()

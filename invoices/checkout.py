@@ -76,7 +76,9 @@ def purchase_create(
         updated_at=now,
     )
     if channel != Purchase.CHECKOUT:
-        attempt_after_commit(payment.pk)
+        # Credits the customer waits for (an auto top-up's cover usage that runs
+        # uncovered meanwhile): on the urgent queue.
+        attempt_after_commit(payment.pk, urgent=True)
     return purchase
 
 

@@ -97,13 +97,16 @@ def invoice_collection_schedule(*, invoice: Invoice, now: datetime) -> Payment |
     return payment
 
 
-def attempt_after_commit(payment_id: int, countdown: float = 0) -> None:
+def attempt_after_commit(payment_id: int, countdown: float = 0, *, urgent: bool = False) -> None:
+    """A worker attempts the payment once the transaction commits; `urgent` (a
+    purchase's first attempt) on the urgent queue (collect_purchase_payment)."""
     from invoices import tasks
 
+    task = tasks.collect_purchase_payment if urgent else tasks.collect_payment
     # robust: a broker that is down must not undo the commit; the beat
     # (collect_due_payments) finds the payment due.
     transaction.on_commit(
-        lambda: tasks.collect_payment.apply_async((payment_id,), countdown=countdown),
+        lambda: task.apply_async((payment_id,), countdown=countdown),
         robust=True,
     )
 

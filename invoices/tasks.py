@@ -77,17 +77,29 @@ def render_credit_note_pdf(credit_note_id: int, force: bool = False) -> str | No
 # Payments through Stripe (invoices.collection): no-ops without STRIPE_API_KEY.
 
 
-@shared_task(acks_late=True)
-def collect_payment(payment_id: int) -> str | None:
-    """Make a payment's attempt if one is due (enqueued after the invoice's
-    finalization or the purchase commits, and again after each failure with the
-    policy's delay as countdown). Safe to run twice: a run that finds nothing due
-    does nothing. Returns the payment's status after the attempt."""
+def _payment_attempt(payment_id: int) -> str | None:
     payment = Payment.objects.filter(pk=payment_id).first()
     if payment is None or not collection.enabled():
         return None
     attempted = collection.payment_attempt(payment=payment, now=timezone.now())
     return attempted.status if attempted is not None else None
+
+
+@shared_task(acks_late=True)
+def collect_payment(payment_id: int) -> str | None:
+    """Make a payment's attempt if one is due (enqueued after the invoice's
+    finalization, and again after each failure with the policy's delay as
+    countdown). Safe to run twice: a run that finds nothing due does nothing.
+    Returns the payment's status after the attempt."""
+    return _payment_attempt(payment_id)
+
+
+@shared_task(acks_late=True)
+def collect_purchase_payment(payment_id: int) -> str | None:
+    """collect_payment for a purchase's first attempt (a pack bought off-session, an
+    auto top-up), on the urgent queue (config.celery): the customer waits for its
+    credits, and an auto top-up's usage runs uncovered until it is paid."""
+    return _payment_attempt(payment_id)
 
 
 @shared_task(acks_late=True)

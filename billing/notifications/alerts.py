@@ -106,7 +106,7 @@ def alert_raise(
             now=now,
             alert=alert,
         )
-        webhooks.webhook_deliveries_enqueue(delivery_ids=delivery_ids)
+        webhooks.webhook_deliveries_enqueue(delivery_ids=delivery_ids, urgent=True)
         if customer.email or team_recipients(kind):
             alert_id = alert.pk
             transaction.on_commit(lambda: send_alert_email.delay(alert_id), robust=True)

@@ -149,16 +149,19 @@ def webhook_deliveries_create(
     )
 
 
-def webhook_deliveries_enqueue(*, delivery_ids: list[int]) -> None:
-    """Send these deliveries once the current transaction commits. A lost enqueue
-    is not lost work: the beat (retry_due_webhooks) finds pending deliveries."""
+def webhook_deliveries_enqueue(*, delivery_ids: list[int], urgent: bool = False) -> None:
+    """Send these deliveries once the current transaction commits; `urgent` (an
+    alert's) on the urgent queue (deliver_alert_webhook). A lost enqueue is not lost
+    work: the beat (retry_due_webhooks) finds pending deliveries."""
     # Imported here: billing.tasks reaches billing.usage.ingestion, which imports the
     # alerts and so this module.
-    from billing.tasks import deliver_webhook
+    from billing.tasks import deliver_alert_webhook, deliver_webhook
+
+    task = deliver_alert_webhook if urgent else deliver_webhook
 
     def enqueue():
         for delivery_id in delivery_ids:
-            deliver_webhook.delay(delivery_id)
+            task.delay(delivery_id)
 
     if delivery_ids:
         transaction.on_commit(enqueue, robust=True)
