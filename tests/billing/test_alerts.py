@@ -17,7 +17,8 @@ from billing.core.errors import InvalidRequest
 from billing.invoicing.close import periods_close
 from billing.models import Alert, AlertTeamRecipient, Subscription, WebhookDelivery, WebhookEndpoint
 from billing.notifications.alerts import alert_raise
-from billing.notifications.webhooks import webhook_signature
+from billing.notifications.webhooks import webhook_event_publish, webhook_signature
+from billing.tasks import deliver_alert_webhook, deliver_webhook
 from billing.usage.alerts import usage_alerts_check
 from customers.models import Customer
 from customers.services import customer_update
@@ -395,6 +396,26 @@ def test_alert_raise_twice_records_and_announces_once(
         }
     ]
     assert [m.subject for m in mailoutbox] == ["Your balance is low"]
+
+
+def test_an_alert_s_deliveries_are_sent_from_the_urgent_queue_other_events_from_default(
+    acme, endpoint, monkeypatch, django_capture_on_commit_callbacks
+):
+    # The tasks' queues are config.celery's (tests/billing/test_urgent_queue.py).
+    queued = []
+    for task in (deliver_webhook, deliver_alert_webhook):
+        monkeypatch.setattr(task, "delay", lambda pk, name=task.name: queued.append((name, pk)))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        alert = raise_alert(acme)
+        webhook_event_publish(
+            event_type="invoice.paid", data={}, customer=acme, now=NOV_10, event_id="evt_paid"
+        )
+
+    assert queued == [
+        ("billing.tasks.deliver_alert_webhook", WebhookDelivery.objects.get(alert=alert).pk),
+        ("billing.tasks.deliver_webhook", WebhookDelivery.objects.get(event_id="evt_paid").pk),
+    ]
 
 
 def test_alert_raise_fires_per_key_period_and_customer(acme, beta):

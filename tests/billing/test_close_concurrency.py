@@ -3,13 +3,10 @@ close run by a real Celery worker on Redis."""
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
 from decimal import Decimal as D
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -18,15 +15,16 @@ from django.db import connection
 from billing.invoicing import close
 from billing.invoicing.close import periods_close
 from billing.models import Subscription
+from config.celery import DEFAULT_QUEUE
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
 from tests.factories import CustomerFactory, PlanFactory, subscribe
+from tests.workers import celery_worker, redis_broker, tasks_on_the_broker
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 OCT_1 = datetime(2026, 10, 1, tzinfo=UTC)
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def subscribers(count: int) -> None:
@@ -161,48 +159,14 @@ def test_numbers_stay_gap_free_under_concurrent_finalization(db):
 
 
 def test_the_close_runs_in_a_real_celery_worker_on_redis(db):
-    broker = os.environ.get("CELERY_BROKER_URL", "")
-    if not broker.startswith("redis://"):
-        pytest.skip("needs a Redis broker (CELERY_BROKER_URL=redis://...); runs in CI")
-    from config.celery import app
+    broker = redis_broker()
 
     # given: subscriptions whose October ended (the task closes what ended by now)
     subscribers(3)
-    db_settings = connection.settings_dict
-    database_url = (
-        f"postgres://{db_settings['USER']}@{db_settings['HOST'] or '127.0.0.1'}:"
-        f"{db_settings['PORT'] or 5432}/{db_settings['NAME']}"
-    )
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "CELERY_TASK_ALWAYS_EAGER": "0",
-        "LOG_LEVEL": "WARNING",
-    }
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "warning",
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    app.conf.task_always_eager = False
-    try:
-        app.control.purge()
+    with (
+        tasks_on_the_broker(),
+        celery_worker(DEFAULT_QUEUE, name="close", options=("--pool", "solo")),
+    ):
         # when
         from billing.tasks import close_periods
 
@@ -216,9 +180,3 @@ def test_the_close_runs_in_a_real_celery_worker_on_redis(db):
             time.sleep(0.5)
         assert Invoice.objects.filter(reason="period", status="finalized").count() == 3
         assert broker == settings.CELERY_BROKER_URL
-    finally:
-        app.conf.task_always_eager = True
-        worker.terminate()
-        output = worker.communicate(timeout=30)[0].decode(errors="replace")
-        if Invoice.objects.filter(reason="period").count() != 3:
-            print(output)

@@ -377,6 +377,23 @@ def test_a_pack_charged_at_once_to_the_saved_payment_method(
     )
 
 
+def test_a_purchase_is_charged_from_the_urgent_queue(
+    api, acme, catalog, fake_stripe, monkeypatch, django_capture_on_commit_callbacks
+):
+    # The tasks' queues are config.celery's (tests/billing/test_urgent_queue.py).
+    queued = []
+    for task in (tasks.collect_payment, tasks.collect_purchase_payment):
+        monkeypatch.setattr(
+            task, "apply_async", lambda args, countdown, name=task.name: queued.append((name, args))
+        )
+
+    response = post(api, django_capture_on_commit_callbacks, "/credits", {"pack": "runs_100"})
+
+    assert response.status_code == 202, response.content
+    payment = Payment.objects.get()
+    assert queued == [("invoices.tasks.collect_purchase_payment", (payment.pk,))]
+
+
 def test_a_pack_charged_at_once_and_declined_grants_nothing_and_is_not_retried(
     api, acme, catalog, fake_stripe, django_capture_on_commit_callbacks
 ):
