@@ -184,8 +184,10 @@ def _broker_empty() -> None:
     """Drop the tasks the server queued: no worker runs beside a benchmark."""
     from celery import Celery
 
+    from config.celery import QUEUES
+
     with Celery(broker=BROKER).connection_for_write() as connection:
-        for queue in ("celery",):
+        for queue in QUEUES:
             connection.default_channel.queue_purge(queue)
 
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The README's "run" command: installs requirements.lock into .venv if needed, migrates,
 # sets up the admin roles, loads the demo catalog, makes sure a dev superuser and a dev
-# API key exist, then runs the web server, a Celery worker and Celery beat until Ctrl-C
-# or SIGTERM, which stops all three. If one of them dies, the others are stopped and the
-# script exits non-zero.
+# API key exist, then runs the web server, two Celery workers (the urgent queue's and
+# the default one's) and Celery beat until Ctrl-C or SIGTERM, which stops them all. If
+# one of them dies, the others are stopped and the script exits non-zero.
 # The environment passes through: DATABASE_URL, CELERY_BROKER_URL, ... (see README.md).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -25,7 +25,7 @@ mkdir -p "$log_dir"
 # The run is the product as its users meet it: DEBUG off, so a wrong address is a
 # plain "Page not found", never Django's debug page listing every URL. It serves
 # plain http on this machine, so what DEBUG off would make https-only is turned
-# back to http here; mail is printed to the worker's log. Each is overridable, and
+# back to http here; mail is printed to the workers' logs. Each is overridable, and
 # DEBUG=1 brings the debug pages back for development.
 export DEBUG=${DEBUG:-0}
 # The settings read DEBUG as on for 1/true/yes/on only (config.settings.env_bool).
@@ -86,7 +86,8 @@ Usage billing is starting on $base_url
   API docs: $base_url/api/docs/ (Swagger UI), $base_url/api/redoc/ (ReDoc)
   API key:  $key_file
             curl -H "Authorization: Bearer $api_key" $base_url/api/v1/plans
-  logs:     worker $log_dir/worker.log, beat $log_dir/beat.log
+  logs:     workers $log_dir/worker-urgent.log and $log_dir/worker-default.log,
+            beat $log_dir/beat.log
 Stop with Ctrl-C.
 
 EOF
@@ -109,7 +110,7 @@ start() {
 
 stop_all() {
     local pid alive
-    # SIGTERM to each main process: the worker stops its own pool after the current task.
+    # SIGTERM to each main process: a worker stops its own pool after the current task.
     for pid in "${pids[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
@@ -133,7 +134,7 @@ stop_all() {
 on_signal() {
     trap '' INT TERM
     echo
-    echo "== stopping the web server, worker and beat"
+    echo "== stopping the web server, workers and beat"
     stop_all
     exit "$1"
 }
@@ -143,7 +144,12 @@ trap 'on_signal 143' TERM
 # --insecure: runserver serves the static files (the admin's CSS, the API docs'
 # Swagger UI and ReDoc) with DEBUG off too; production serves them from collectstatic.
 start web "$py" manage.py runserver --noreload --insecure "127.0.0.1:$port"
-start worker .venv/bin/celery -A config worker -l info --concurrency 1 >>"$log_dir/worker.log" 2>&1
+# Two workers, a queue each (config.celery; docs/running.md, Queues): the urgent one
+# (usage checks, alerts, threshold invoices) never waits behind PDFs, emails or the close.
+start worker-urgent .venv/bin/celery -A config worker -Q urgent -n urgent@%h -l info \
+    --concurrency 1 >>"$log_dir/worker-urgent.log" 2>&1
+start worker-default .venv/bin/celery -A config worker -Q default -n default@%h -l info \
+    --concurrency 1 >>"$log_dir/worker-default.log" 2>&1
 start beat .venv/bin/celery -A config beat -l info >>"$log_dir/beat.log" 2>&1
 
 status=0

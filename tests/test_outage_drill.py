@@ -34,6 +34,8 @@ from pathlib import Path
 
 import pytest
 
+from config.celery import QUEUES
+
 pytestmark = pytest.mark.drill
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -360,7 +362,10 @@ def test_a_database_restart_under_load_loses_nothing_and_answers_no_500(tmp_path
 
         processes.append(
             spawn(
+                # One worker for both queues (config.celery): the drill is about the
+                # outage, and its tasks (usage checks, alert emails) are all urgent.
                 *(str(VENV / "celery"), "-A", "config", "worker", "--concurrency", "2"),
+                *("-Q", ",".join(QUEUES)),
                 *("--loglevel", "info", "--logfile", str(worker_log)),
                 *("--without-heartbeat", "--without-mingle", "--without-gossip"),
                 cwd=ROOT,
