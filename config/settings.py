@@ -112,6 +112,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every request counted and timed by route and status, whatever answers it.
+    "config.request_metrics.RequestMetricsMiddleware",
+    # /healthz and /readyz, before anything redirects to https or reads the Host
+    # header (a load balancer's check may name the instance's IP): config.health.
+    "config.health.HealthMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Before anything reads the request: a body over the limit (413), text no column
     # can store in a query parameter (400) or in a path segment (404).
@@ -316,6 +321,17 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# Metrics (billing.core.metrics): every process of the host (the web server's workers,
+# Celery's, the beat, the folder) counts in files of its own in this directory, and
+# `manage.py serve_metrics` adds them up for Prometheus (prometheus-client's multiprocess
+# mode, chosen by this variable before the first metric is made: set here, as the
+# settings load, for this process and the ones it starts). Empty it only while none of
+# them runs (scripts/run.sh does at start): a file removed under a running process
+# takes that process's counts out of the sums until it restarts.
+METRICS_DIR = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or VAR_DIR / "metrics")
+METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
 
 # Cache: the API's rate limits (config.throttling). Redis at CACHE_URL, or on the
 # broker's Redis when that is Redis, so that all processes share one count; otherwise

@@ -30,6 +30,7 @@ from django.db.models import Q
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
+from billing.core.metrics import EMAIL_FAILED, EMAIL_RETRYING, EMAIL_SENT
 from billing.core.money import quantize_money
 from invoices import rendering
 from invoices.locks import document_email_lock
@@ -224,12 +225,15 @@ def _claim(email_id: int, now: datetime) -> DocumentEmail | None:
         return email
 
 
-def _record(claimed: DocumentEmail, **fields) -> DocumentEmail:
-    """Record an attempt's outcome, unless the attempt was taken over meanwhile
-    (its lease ran out and another worker claimed it)."""
-    DocumentEmail.objects.filter(
+def _record(claimed: DocumentEmail, outcome, **fields) -> DocumentEmail:
+    """Record an attempt's outcome, and count it in the metrics (`outcome`, one of
+    billing.core.metrics' EMAIL_*), unless the attempt was taken over meanwhile (its
+    lease ran out and another worker claimed it: that one records and counts)."""
+    recorded = DocumentEmail.objects.filter(
         pk=claimed.pk, status=DocumentEmail.PENDING, attempts=claimed.attempts
     ).update(**fields)
+    if recorded:
+        outcome.inc()
     return DocumentEmail.objects.get(pk=claimed.pk)
 
 
@@ -257,7 +261,12 @@ def document_email_send(*, email: DocumentEmail, now: datetime) -> DocumentEmail
         )
         raise
     return _record(
-        claimed, status=DocumentEmail.SENT, sent_at=now, next_attempt_at=None, last_error=""
+        claimed,
+        EMAIL_SENT,
+        status=DocumentEmail.SENT,
+        sent_at=now,
+        next_attempt_at=None,
+        last_error="",
     )
 
 
@@ -273,9 +282,15 @@ def _failed_attempt(claimed: DocumentEmail, *, error: str, now: datetime) -> Doc
     if claimed.attempts < policy_attempts():
         delays = retry_delays()
         delay = delays[min(claimed.attempts, len(delays)) - 1]
-        return _record(claimed, next_attempt_at=now + delay, last_error=error[:2000])
+        return _record(
+            claimed, EMAIL_RETRYING, next_attempt_at=now + delay, last_error=error[:2000]
+        )
     return _record(
-        claimed, status=DocumentEmail.FAILED, next_attempt_at=None, last_error=error[:2000]
+        claimed,
+        EMAIL_FAILED,
+        status=DocumentEmail.FAILED,
+        next_attempt_at=None,
+        last_error=error[:2000],
     )
 
 

@@ -6,12 +6,14 @@ the customer (invoices.emails)."""
 
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
 
 from billing.core import rawsql
 from billing.core.errors import Conflict
+from billing.core.metrics import INVOICES_FINALIZED
 from billing.core.money import format_decimal, quantize_money
 from billing.core.vocabulary import LineKind
 from invoices import collection, emails
@@ -172,6 +174,10 @@ def _stamp_finalized(invoices: list[Invoice], numbers: list[str], now: datetime)
             + [Invoice.FINALIZED, now, due_at]
             + [invoice.pk for invoice in due],
         )
+    if invoices:
+        # Counted in the metrics once they are committed: a close rolled back
+        # finalized nothing.
+        transaction.on_commit(partial(INVOICES_FINALIZED.inc, len(invoices)))
 
 
 def _finalize_locked(

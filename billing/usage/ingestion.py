@@ -14,6 +14,7 @@ import msgspec
 from django.conf import settings
 from django.db import transaction
 
+from billing.core.metrics import usage_events_counted
 from billing.core.periods import parse_instant
 from billing.core.storable import (
     SURROGATE_MESSAGE,
@@ -277,7 +278,7 @@ def events_ingest(
             )
             result = IngestResult(rejected=rejected, duplicates=repeats)
             if not prepared:
-                return result
+                return _counted(result)
             new = writer.store(prepared, received_at=now)
             # Every key new (no duplicate): the batch's events, without a pass over them.
             stored = (
@@ -296,4 +297,12 @@ def events_ingest(
     result.accepted = len(stored)
     result.duplicates += len(prepared) - len(stored)
     fold_clock.fold_if_due()
+    return _counted(result)
+
+
+def _counted(result: IngestResult) -> IngestResult:
+    """`result`, its events counted in the metrics (billing.core.metrics)."""
+    usage_events_counted(
+        accepted=result.accepted, duplicates=result.duplicates, rejected=len(result.rejected)
+    )
     return result
