@@ -1,7 +1,10 @@
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from celery import Celery, Task
 from celery.utils.time import get_exponential_backoff_interval
+from kombu.exceptions import ChannelError
 
 from config import outage
 
@@ -69,3 +72,50 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_default_queue = DEFAULT_QUEUE
 app.conf.task_routes = {name: {"queue": URGENT_QUEUE} for name in URGENT_TASKS}
 app.autodiscover_tasks()
+
+
+@contextmanager
+def broker_channel(*, timeout: float) -> Iterator:
+    """A channel on the broker, connected in one try within `timeout` seconds (on
+    Redis: a connection that answered PING); kombu's OperationalError when it
+    cannot be. For the readiness check and the queues' depths, never for tasks."""
+    options = {"max_retries": 0, "socket_timeout": timeout}
+    with app.connection_for_read(connect_timeout=timeout, transport_options=options) as conn:
+        yield conn.default_channel
+
+
+def queue_names() -> list[str]:
+    """The queues tasks are sent to, read from the configuration: the default queue,
+    the declared ones (task_queues) and those task_routes sends tasks to. A router
+    given as a function is not read: declare its queues in task_queues."""
+    names = {app.conf.task_default_queue, *app.amqp.queues}
+    routes = app.conf.task_routes
+    for router in routes if isinstance(routes, list | tuple) else [routes]:
+        if isinstance(router, Mapping):
+            destinations = router.values()
+        elif isinstance(router, list | tuple):  # (task name or pattern, destination) pairs
+            destinations = [pair[1] for pair in router]
+        else:
+            continue
+        for destination in destinations:
+            queue = destination.get("queue") if isinstance(destination, Mapping) else destination
+            name = getattr(queue, "name", queue)
+            if isinstance(name, str) and name:
+                names.add(name)
+    return sorted(names)
+
+
+def queue_depths(*, timeout: float) -> dict[str, int]:
+    """Messages waiting in each queue (queue_names), as the broker counts them: on
+    Redis the length of the queue's lists (one a priority), on the filesystem
+    transport its message files. Not the messages a worker holds (prefetched, or
+    waiting for their countdown: a retry's), which it has taken off the queue."""
+    with broker_channel(timeout=timeout) as channel:
+        return {name: _waiting(channel, name) for name in queue_names()}
+
+
+def _waiting(channel, queue: str) -> int:
+    try:
+        return channel.queue_declare(queue=queue, passive=True).message_count
+    except ChannelError:  # never sent to, or emptied: Redis keeps no empty list
+        return 0

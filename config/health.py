@@ -1,0 +1,144 @@
+"""Health checks for a load balancer, an orchestrator or a deploy script, without
+authentication:
+
+    GET /healthz  200: the process answers (nothing else is looked at).
+    GET /readyz   200 when this instance can serve: the database answers, every
+                  migration the code knows is applied, the broker and the cache
+                  answer; 503 naming what does not.
+
+Answered by the first middleware after the metrics' (HealthMiddleware), ahead of
+the rest of the chain: no https redirect (a health check comes over plain http
+from inside the network), the Host header never read (a load balancer's check
+often names the instance's IP address, which ALLOWED_HOSTS does not list, and
+nothing here builds a URL from it), no session, CSRF, rate limit, lockout or
+history. The answer names each check and its outcome, never an address, a user
+or an error's message (those go to the log): the paths are public.
+
+A migration check loads the migration graph (tens of milliseconds): once it finds
+every migration applied, this process takes that as known (migrations are not
+unapplied under running code) and sends nothing for it again."""
+
+import json
+import logging
+
+from django.core.cache import cache
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.migrations.executor import MigrationExecutor
+from django.http import HttpResponse
+
+from config.celery import broker_channel
+
+logger = logging.getLogger(__name__)
+
+# The broker's connection and PING; the cache's and the database's own timeouts
+# are in their settings.
+BROKER_TIMEOUT_SECONDS = 1.0
+# Migrations named in a 503, at most.
+NAMED_MIGRATIONS = 5
+
+
+class Unready(Exception):
+    """A check's finding, said as it is in the answer (no secret in it)."""
+
+
+def database_check() -> None:
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+class MigrationsCheck:
+    """Every migration of the code applied; known once found (per process)."""
+
+    def __init__(self):
+        self.applied = False
+
+    def __call__(self) -> None:
+        if self.applied:
+            return
+        executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        if plan:
+            names = [f"{migration.app_label}.{migration.name}" for migration, _ in plan]
+            named = ", ".join(names[:NAMED_MIGRATIONS])
+            more = len(names) - NAMED_MIGRATIONS
+            raise Unready(
+                f"{len(names)} not applied: {named}" + (f" and {more} more" if more > 0 else "")
+            )
+        self.applied = True
+
+
+def broker_check() -> None:
+    with broker_channel(timeout=BROKER_TIMEOUT_SECONDS):
+        pass
+
+
+def cache_check() -> None:
+    cache.get("readyz")
+
+
+migrations_check = MigrationsCheck()
+
+# In order: the migrations are looked at only with the database answering.
+CHECKS = {
+    "database": database_check,
+    "migrations": migrations_check,
+    "broker": broker_check,
+    "cache": cache_check,
+}
+
+
+NOT_CHECKED = "not checked: the database is unavailable"
+
+
+def readiness() -> dict[str, str]:
+    """Each check's outcome: "ok", what failed (an error's type, not its message,
+    which may name hosts and users: that is logged), or NOT_CHECKED."""
+    outcomes = {}
+    for name, check in CHECKS.items():
+        if name == "migrations" and outcomes["database"] != "ok":
+            outcomes[name] = NOT_CHECKED
+            continue
+        try:
+            check()
+        except Unready as finding:
+            outcomes[name] = str(finding)
+        except Exception as exc:
+            logger.warning("readiness: %s unavailable: %s: %s", name, type(exc).__name__, exc)
+            outcomes[name] = f"unavailable ({type(exc).__name__})"
+        else:
+            outcomes[name] = "ok"
+    return outcomes
+
+
+def _answer(status: int, body: dict) -> HttpResponse:
+    response = HttpResponse(json.dumps(body), status=status, content_type="application/json")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def healthz() -> HttpResponse:
+    return _answer(200, {"status": "ok"})
+
+
+def readyz() -> HttpResponse:
+    checks = readiness()
+    failed = [name for name, outcome in checks.items() if outcome not in ("ok", NOT_CHECKED)]
+    if failed:
+        return _answer(503, {"status": "unavailable", "failed": failed, "checks": checks})
+    return _answer(200, {"status": "ready", "checks": checks})
+
+
+ENDPOINTS = {"/healthz": healthz, "/readyz": readyz}
+
+
+class HealthMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        endpoint = ENDPOINTS.get(request.path_info)
+        if endpoint is None or request.method not in ("GET", "HEAD"):
+            return self.get_response(request)
+        # Counted under its path (config.request_metrics), as a URL pattern is named.
+        request.metrics_route = request.path_info.lstrip("/")
+        return endpoint()
