@@ -1,0 +1,106 @@
+"""What `manage.py serve_metrics` answers Prometheus with, on a port of its own
+(docs/running.md: keep it private):
+
+- every process's counts (billing.core.metrics), added up from their files in
+  METRICS_DIR (prometheus-client's MultiProcessCollector): the web server's
+  workers, Celery's, the beat, the folder, on this host;
+- what describes the system as a whole, read as the scrape asks (SystemCollector):
+  the fold's lag behind the newest event (the database) and the messages waiting in
+  each queue (the broker). A source that cannot be read leaves its gauges out and
+  says so in billing_metrics_source_up, so a scrape always answers.
+
+A process of its own rather than a path of the web server: no web worker spends a
+scrape's database and broker round trips, and nothing needs a token, since the
+port is not the one the load balancer forwards."""
+
+import logging
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection, transaction
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from billing.usage.folding import fold_lag_seconds
+from config.celery import queue_depths
+
+logger = logging.getLogger(__name__)
+
+# A scrape's reads each give up after this: Prometheus' scrape times out at 10 s by
+# default, and an answer without the gauge (source down) beats no answer.
+READ_TIMEOUT_SECONDS = 2
+
+
+def _fold_lag() -> float:
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('statement_timeout', %s, true)",
+                    [f"{READ_TIMEOUT_SECONDS}s"],
+                )
+        return fold_lag_seconds()
+
+
+class SystemCollector:
+    """The gauges read at scrape time, from the database and the broker."""
+
+    def collect(self):
+        up = GaugeMetricFamily(
+            "billing_metrics_source_up",
+            "Whether this scrape could read its gauges from the source (database: the "
+            "fold's lag; broker: the queues), 1 or 0",
+            labels=["source"],
+        )
+        try:
+            lag = _fold_lag()
+        except DatabaseError as exc:
+            logger.warning("metrics: the fold's lag not read: %s: %s", type(exc).__name__, exc)
+            up.add_metric(["database"], 0)
+        else:
+            up.add_metric(["database"], 1)
+            yield GaugeMetricFamily(
+                "billing_usage_fold_lag_seconds",
+                "Seconds from the arrival of the oldest usage event not folded into the "
+                "rollups yet to that of the newest event (0: all folded)",
+                value=lag,
+            )
+        try:
+            depths = queue_depths(timeout=READ_TIMEOUT_SECONDS)
+        except Exception as exc:  # kombu's, redis-py's or the filesystem's: any is "down"
+            logger.warning("metrics: the queues not read: %s: %s", type(exc).__name__, exc)
+            up.add_metric(["broker"], 0)
+        else:
+            up.add_metric(["broker"], 1)
+            queues = GaugeMetricFamily(
+                "billing_queue_messages",
+                "Task messages waiting in each Celery queue (not those a worker holds)",
+                labels=["queue"],
+            )
+            for name, count in depths.items():
+                queues.add_metric([name], count)
+            yield queues
+        yield up
+
+
+def metrics_registry() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(settings.METRICS_DIR))
+    registry.register(SystemCollector())
+    return registry
+
+
+def metrics_application(registry: CollectorRegistry):
+    """prometheus-client's WSGI application for `registry`, with the database
+    connection handled as Django handles a request's: checked before, and closed
+    after when it broke or outlived CONN_MAX_AGE."""
+    exposition = make_wsgi_app(registry)
+
+    def application(environ, start_response):
+        close_old_connections()
+        try:
+            return exposition(environ, start_response)
+        finally:
+            close_old_connections()
+
+    return application
