@@ -228,6 +228,7 @@ def test_queue_depths_on_the_filesystem_broker(tmp_path):
     folders = {
         "data_folder_in": str(tmp_path),
         "data_folder_out": str(tmp_path),
+        "control_folder": str(tmp_path / "control"),
         "store_processed": False,
     }
     send("filesystem://", "celery", 3, **folders)
