@@ -14,9 +14,9 @@ nothing here builds a URL from it), no session, CSRF, rate limit, lockout or
 history. The answer names each check and its outcome, never an address, a user
 or an error's message (those go to the log): the paths are public.
 
-A migration check loads the migration graph (tens of milliseconds): once it finds
-every migration applied, this process takes that as known (migrations are not
-unapplied under running code) and sends nothing for it again."""
+A migration check loads the migration graph: once it finds every migration
+applied, this process takes that as known (migrations are not unapplied under
+running code) and sends nothing for it again."""
 
 import json
 import logging

@@ -2,8 +2,9 @@
 # The README's "run" command: installs requirements.lock into .venv if needed, migrates,
 # sets up the admin roles, loads the demo catalog, makes sure a dev superuser and a dev
 # API key exist, then runs the web server, two Celery workers (the urgent queue's and
-# the default one's) and Celery beat until Ctrl-C or SIGTERM, which stops them all. If
-# one of them dies, the others are stopped and the script exits non-zero.
+# the default one's), Celery beat and the metrics server until Ctrl-C or SIGTERM, which
+# stops them all. If one of them dies, the others are stopped and the script exits
+# non-zero.
 # The environment passes through: DATABASE_URL, CELERY_BROKER_URL, ... (see README.md).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,6 +22,12 @@ var_dir=${BILLING_VAR_DIR:-var}
 log_dir="$var_dir/log"
 key_file="$var_dir/dev-api-key.txt"
 mkdir -p "$log_dir"
+# Every process counts its metrics in files of its own here (config/settings.py); none
+# runs yet, so the counts of runs before are dropped (never empty it under running ones).
+export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-$var_dir/metrics}
+rm -rf -- "$PROMETHEUS_MULTIPROC_DIR"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+metrics_port=${METRICS_PORT:-9464}
 
 # The run is the product as its users meet it: DEBUG off, so a wrong address is a
 # plain "Page not found", never Django's debug page listing every URL. It serves
@@ -86,8 +93,10 @@ Usage billing is starting on $base_url
   API docs: $base_url/api/docs/ (Swagger UI), $base_url/api/redoc/ (ReDoc)
   API key:  $key_file
             curl -H "Authorization: Bearer $api_key" $base_url/api/v1/plans
+  health:   $base_url/healthz, $base_url/readyz
+  metrics:  http://127.0.0.1:$metrics_port/metrics (Prometheus; this machine only)
   logs:     workers $log_dir/worker-urgent.log and $log_dir/worker-default.log,
-            beat $log_dir/beat.log
+            beat $log_dir/beat.log, metrics $log_dir/metrics.log
 Stop with Ctrl-C.
 
 EOF
@@ -134,7 +143,7 @@ stop_all() {
 on_signal() {
     trap '' INT TERM
     echo
-    echo "== stopping the web server, workers and beat"
+    echo "== stopping the web server, workers, beat and metrics server"
     stop_all
     exit "$1"
 }
@@ -151,6 +160,8 @@ start worker-urgent .venv/bin/celery -A config worker -Q urgent -n urgent@%h -l 
 start worker-default .venv/bin/celery -A config worker -Q default -n default@%h -l info \
     --concurrency 1 >>"$log_dir/worker-default.log" 2>&1
 start beat .venv/bin/celery -A config beat -l info >>"$log_dir/beat.log" 2>&1
+start metrics "$py" manage.py serve_metrics --host 127.0.0.1 --port "$metrics_port" \
+    >>"$log_dir/metrics.log" 2>&1
 
 status=0
 wait -n || status=$?
