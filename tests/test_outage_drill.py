@@ -1,4 +1,4 @@
-"""The outage drill: PostgreSQL restarted (pg_ctl restart -m fast) while 4 clients
+"""The outage drill: PostgreSQL restarted (pg_ctl stop -m fast, start) while 4 clients
 post event batches through gunicorn and a real Celery worker on Redis checks the
 customers' usage alerts. A throwaway cluster, Redis, server and worker of its
 own (initdb as the `postgres` user when run as root), so the database everyone
@@ -8,7 +8,10 @@ It holds when: no request answers 500 (503 with Retry-After is allowed, and the
 clients send the batch again, as the API asks); every event of an acknowledged
 batch (202) is stored, and nothing else; every threshold the customers' usage
 crossed has its alert and its email, the ones whose tasks met the restart
-included; no task failed. Prints the figures. Takes about a minute.
+included; no task failed; /readyz answered 503 naming the database while it was
+stopped, and 200 once it was back; the metrics `manage.py serve_metrics` scraped
+(every process's counts added up) are what the clients and the worker's log saw.
+Prints the figures. Takes about a minute.
 
     bash scripts/test.sh -m drill tests/test_outage_drill.py
 
@@ -33,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from config.celery import QUEUES
 
@@ -97,6 +101,10 @@ class ThrowawayPostgres:
         self.bindir, self.directory = bindir, directory
         self.data = directory / "data"
         self.port = free_port()
+        self.options = (
+            f"-p {self.port} -k {directory} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c full_page_writes=off -c max_connections=50"
+        )
         self.as_user: list[str] = []
         if os.geteuid() == 0:
             try:
@@ -123,11 +131,7 @@ class ThrowawayPostgres:
             "--no-sync",
             "--no-instructions",
         )
-        options = (
-            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c full_page_writes=off -c max_connections=50"
-        )
-        self._pg_ctl("start", "-o", options, "-l", str(self.directory / "server.log"))
+        self._pg_ctl("start", "-o", self.options, "-l", str(self.directory / "server.log"))
         self._run(
             str(self.bindir / "psql"),
             "-h",
@@ -144,9 +148,12 @@ class ThrowawayPostgres:
     def _pg_ctl(self, *args: str) -> None:
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-w", "-t", "30", *args)
 
-    def restart(self) -> None:
-        """Fast: every session is ended at once, as in a real restart."""
-        self._pg_ctl("restart", "-m", "fast", "-l", str(self.directory / "server.log"))
+    def stop_fast(self) -> None:
+        """Every session is ended at once, as in a real restart."""
+        self._pg_ctl("stop", "-m", "fast")
+
+    def start_again(self) -> None:
+        self._pg_ctl("start", "-o", self.options, "-l", str(self.directory / "server.log"))
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
@@ -218,6 +225,43 @@ def seed() -> None:
         subscription_create(customer=customer, plan=plan, start=start)
     _, secret = api_key_create(name="drill", scopes=["events:write"])
     print(json.dumps({"key": secret}))
+
+
+def readyz(port: int) -> tuple[int, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/readyz")
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def answers(port: int, status: int) -> dict:
+    """/readyz's body once it answers `status` (asked every 0.1 s for at most 30 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        got, body = readyz(port)
+        if got == status or time.monotonic() > deadline:
+            assert got == status, body
+            return body
+        time.sleep(0.1)
+
+
+def scrape(port: int) -> dict:
+    """The metrics' samples, by name and labels (frozensets of the label pairs)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def sample(metrics: dict, name: str, **labels: str) -> float:
+    return metrics.get((name, frozenset(labels.items())), 0.0)
 
 
 def error_type(body: bytes) -> str | None:
@@ -343,6 +387,8 @@ def test_a_database_restart_under_load_loses_nothing_and_answers_no_500(tmp_path
             "SECURE_SSL_REDIRECT": "0",  # plain HTTP on the loopback, no TLS proxy
             "LOG_LEVEL": "WARNING",
             "BILLING_ALERT_CHECK_SECONDS": "1",
+            # Every process counts here, and serve_metrics adds them up.
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
             # The worker's output is its log: each email is counted there.
             "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
         }
@@ -383,7 +429,18 @@ def test_a_database_restart_under_load_loses_nothing_and_answers_no_500(tmp_path
                 env=env,
             )
         )
+        metrics_port = free_port()
+        processes.append(
+            spawn(
+                *(str(VENV / "python"), "manage.py", "serve_metrics"),
+                *("--port", str(metrics_port)),
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
+        )
         wait_until("gunicorn", lambda: listening(port))
+        wait_until("serve_metrics", lambda: listening(metrics_port))
         wait_until("the worker", lambda: "ready." in worker_log.read_text(), timeout=60)
 
         # when: 4 clients post continuously, and the database restarts in the middle
@@ -397,8 +454,13 @@ def test_a_database_restart_under_load_loses_nothing_and_answers_no_500(tmp_path
             client.start()
         time.sleep(LOAD_BEFORE)
         restart_at = time.monotonic() - started
-        postgres.restart()
+        # Stopped, then started again once /readyz has said so (a load balancer
+        # would take the instance out meanwhile); ready again once it answers.
+        postgres.stop_fast()
+        while_stopped = answers(port, 503)
+        postgres.start_again()
         restart_took = time.monotonic() - started - restart_at
+        ready_again = answers(port, 200)
         time.sleep(LOAD_AFTER)
         stop.set()
         for client in clients:
@@ -446,6 +508,7 @@ def test_a_database_restart_under_load_loses_nothing_and_answers_no_500(tmp_path
                 break
             time.sleep(1)
         settled = time.monotonic() - started - load_seconds
+        metrics = scrape(metrics_port)
     finally:
         for process in reversed(processes):
             process.send_signal(signal.SIGTERM)
@@ -460,14 +523,38 @@ def test_a_database_restart_under_load_loses_nothing_and_answers_no_500(tmp_path
 
     log = worker_log.read_text(errors="replace")
     retried = re.findall(r"\] retry: Retry in .*(?:OperationalError|InterfaceError)", log)
+    retries = len(re.findall(r"\] retry: Retry in ", log))
+    tasks = {
+        outcome: sum(
+            v
+            for (n, labels), v in metrics.items()
+            if n == "billing_tasks_total" and ("outcome", outcome) in labels
+        )
+        for outcome in ("succeeded", "retried", "failed")
+    }
+    events = {
+        outcome: sample(metrics, "billing_usage_events_total", outcome=outcome)
+        for outcome in ("accepted", "duplicate", "rejected")
+    }
+    batches = {
+        status: sample(
+            metrics,
+            "billing_http_request_duration_seconds_count",
+            route="api/v1/events",
+            method="POST",
+            status=str(status),
+        )
+        for status in (202, 503)
+    }
     failed = re.findall(r"\] raised unexpected: .*", log)
     email_messages = len(re.findall(r"Subject: You have used", log))
     statuses = tally.statuses
     requests = sum(statuses.values())
     with capsys.disabled():
         print(
-            f"\n\nOutage drill: PostgreSQL restarted (pg_ctl restart -m fast) {restart_at:.1f} s "
-            f"into {load_seconds:.1f} s of load; the restart took {restart_took:.2f} s\n"
+            f"\n\nOutage drill: PostgreSQL stopped (pg_ctl stop -m fast) {restart_at:.1f} s "
+            f"into {load_seconds:.1f} s of load and started again once /readyz answered 503; "
+            f"stopped for {restart_took:.2f} s\n"
             f"  requests {requests}: 202 {statuses.get(202, 0)}, 503 {statuses.get(503, 0)} "
             f"({tally.without_retry_after} without Retry-After, {tally.without_envelope} "
             f"without the error envelope), 500 {statuses.get(500, 0)}, "
@@ -480,6 +567,9 @@ def test_a_database_restart_under_load_loses_nothing_and_answers_no_500(tmp_path
             f"{announced} announced (one per crossing), {emailed} emailed ({email_messages} "
             "email messages in the worker's output), "
             f"{settled:.1f} s after the load\n"
+            f"  /readyz while stopped: {while_stopped}\n"
+            f"  /readyz once started: {ready_again}\n"
+            f"  metrics scraped: events {events}, batches by status {batches}, tasks {tasks}\n"
         )
         for line in tally.unexpected + failed[:5]:
             print(f"  {line}")
@@ -494,5 +584,14 @@ def test_a_database_restart_under_load_loses_nothing_and_answers_no_500(tmp_path
     assert failed == []
     assert retried, "no task met the restart: the drill proved nothing about the worker"
     assert raised == expected
+    # /readyz named the database while it was stopped, and nothing else
+    assert while_stopped["failed"] == ["database"]
+    assert ready_again["status"] == "ready"
+    # the metrics, added up over gunicorn's workers and the worker's processes, are
+    # what the clients and the worker's log saw
+    assert events == {"accepted": tally.accepted, "duplicate": tally.duplicates, "rejected": 0}
+    assert batches == {202: statuses.get(202, 0), 503: statuses.get(503, 0)}
+    assert tasks["failed"] == 0
+    assert tasks["retried"] == retries >= len(retried)
     assert emailed == announced
     assert email_messages >= announced
