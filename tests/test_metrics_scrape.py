@@ -14,7 +14,6 @@ import sys
 import time
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from billing.usage.folding import fold_lag_seconds
 from customers.services import customer_create
@@ -22,7 +21,7 @@ from plans.services import meter_create
 from tests.billing.test_folding import ROOT, folder_env
 from tests.factories import ApiKeyFactory
 from tests.test_metrics import send
-from tests.test_outage_drill import free_port, listening, wait_until
+from tests.test_outage_drill import free_port, listening, sample, scrape, wait_until
 
 VENV = ROOT / ".venv" / "bin"
 LAG = "billing_usage_fold_lag_seconds"
@@ -43,19 +42,6 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def scrape(port: int) -> dict:
-    """Every sample, by name and labels (a frozenset of the label pairs)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("GET", "/metrics")
-    response = conn.getresponse()
-    assert response.status == 200
-    samples = {}
-    for family in text_string_to_metric_families(response.read().decode()):
-        for sample in family.samples:
-            samples[sample.name, frozenset(sample.labels.items())] = sample.value
-    return samples
-
-
 def post_events(port: int, key: str, ids: list[str], customer: str = "acme") -> dict:
     moment = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     body = {
@@ -71,10 +57,6 @@ def post_events(port: int, key: str, ids: list[str], customer: str = "acme") -> 
     answer = json.loads(response.read())
     assert response.status == 202, answer
     return answer
-
-
-def value(samples: dict, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 @pytest.mark.postgres
@@ -116,7 +98,7 @@ def test_the_scrape_adds_up_the_workers_and_the_fold_lag_rises_while_the_folder_
 
         # when: a batch while the folder runs
         post_events(web, key, ["a", "b", "c"])
-        wait_until("the fold", lambda: value(scrape(metrics), LAG) == 0)
+        wait_until("the fold", lambda: sample(scrape(metrics), LAG) == 0)
         assert fold_lag_seconds() == 0
 
         # the folder stops; batches arrive a second apart, one with a duplicate and
@@ -134,20 +116,20 @@ def test_the_scrape_adds_up_the_workers_and_the_fold_lag_rises_while_the_folder_
         second = scrape(metrics)
 
         # then: the lag is the database's, and rises
-        first_lag = value(first, LAG)
-        second_lag = value(second, LAG)
+        first_lag = sample(first, LAG)
+        second_lag = sample(second, LAG)
         assert second_lag == fold_lag_seconds()
         assert 1.1 <= first_lag < second_lag
         assert second_lag >= first_lag + 1.1
 
         # the counts are the workers' together
-        assert value(second, "billing_usage_events_total", outcome="accepted") == 7
-        assert value(second, "billing_usage_events_total", outcome="duplicate") == 1
-        assert value(second, "billing_usage_events_total", outcome="rejected") == 2
-        assert value(second, REQUESTS, **EVENTS) == 5
-        assert value(first, REQUESTS, **EVENTS) == 3
-        assert value(second, "billing_metrics_source_up", source="database") == 1
-        assert value(second, "billing_metrics_source_up", source="broker") == 1
+        assert sample(second, "billing_usage_events_total", outcome="accepted") == 7
+        assert sample(second, "billing_usage_events_total", outcome="duplicate") == 1
+        assert sample(second, "billing_usage_events_total", outcome="rejected") == 2
+        assert sample(second, REQUESTS, **EVENTS) == 5
+        assert sample(first, REQUESTS, **EVENTS) == 3
+        assert sample(second, "billing_metrics_source_up", source="database") == 1
+        assert sample(second, "billing_metrics_source_up", source="broker") == 1
 
         # the queue's depth is the broker's: the alert checks ingestion enqueued (no
         # worker runs) and three messages more
@@ -157,13 +139,13 @@ def test_the_scrape_adds_up_the_workers_and_the_fold_lag_rises_while_the_folder_
         send("filesystem://", "celery", 3, **folders)
         waiting = len(list((tmp_path / "broker" / "queue").glob("*.celery.msg")))
         assert waiting > 3
-        assert value(scrape(metrics), "billing_queue_messages", queue="celery") == waiting
+        assert sample(scrape(metrics), "billing_queue_messages", queue="celery") == waiting
 
         # and once the folder runs again, nothing is behind
         processes["folder"] = start(
             sys.executable, "manage.py", "fold_usage", "--every", "0.2", env=env
         )
-        wait_until("the fold", lambda: value(scrape(metrics), LAG) == 0)
+        wait_until("the fold", lambda: sample(scrape(metrics), LAG) == 0)
         assert fold_lag_seconds() == 0
     finally:
         for process in processes.values():

@@ -252,7 +252,9 @@ def scrape(port: int) -> dict:
     """The metrics' samples, by name and labels (frozensets of the label pairs)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request("GET", "/metrics")
-    text = conn.getresponse().read().decode()
+    response = conn.getresponse()
+    assert response.status == 200
+    text = response.read().decode()
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
         for family in text_string_to_metric_families(text)

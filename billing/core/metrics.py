@@ -34,15 +34,22 @@ REQUESTS = Histogram(
     buckets=REQUEST_BUCKETS,
 )
 
-USAGE_EVENTS = Counter(
+
+def _by_outcome(name: str, documentation: str, *outcomes: str) -> tuple:
+    """A counter by outcome, and its series of each outcome, made now: each is
+    scraped as 0 before its first count."""
+    counter = Counter(name, documentation, ["outcome"])
+    return counter, *(counter.labels(outcome) for outcome in outcomes)
+
+
+USAGE_EVENTS, _ACCEPTED, _DUPLICATE, _REJECTED = _by_outcome(
     "billing_usage_events",
     "Usage events received in batches, by outcome: accepted (stored), duplicate (an id "
     "already stored or repeated in its batch), rejected (invalid; the batch's other "
     "events are stored)",
-    ["outcome"],
-)
-_ACCEPTED, _DUPLICATE, _REJECTED = (
-    USAGE_EVENTS.labels(outcome) for outcome in ("accepted", "duplicate", "rejected")
+    "accepted",
+    "duplicate",
+    "rejected",
 )
 
 INVOICES_FINALIZED = Counter(
@@ -50,15 +57,14 @@ INVOICES_FINALIZED = Counter(
     "Invoices finalized (numbered and issued), counted as their transaction commits",
 )
 
-DOCUMENT_EMAILS = Counter(
+DOCUMENT_EMAILS, EMAIL_SENT, EMAIL_RETRYING, EMAIL_FAILED = _by_outcome(
     "billing_document_email_attempts",
     "Attempts at emailing an invoice or credit note, by outcome: sent; retrying (the mail "
     "server failed, another attempt is scheduled); failed (no attempt left: shown in the "
     "admin, Document emails)",
-    ["outcome"],
-)
-EMAIL_SENT, EMAIL_RETRYING, EMAIL_FAILED = (
-    DOCUMENT_EMAILS.labels(outcome) for outcome in ("sent", "retrying", "failed")
+    "sent",
+    "retrying",
+    "failed",
 )
 
 TASKS = Counter(
