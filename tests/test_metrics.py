@@ -205,13 +205,13 @@ OUTCOMES = ("succeeded", "retried", "failed")
 
 
 def test_the_queues_are_read_from_celerys_configuration():
-    assert queue_names() == ["celery"]
+    assert queue_names() == ["default", "urgent"]
     routes = {
         "billing.tasks.check_usage_alerts": {"queue": "urgent"},
         "invoices.tasks.*": "documents",
     }
     with celery_conf(task_routes=routes):
-        assert queue_names() == ["celery", "documents", "urgent"]
+        assert queue_names() == ["default", "documents", "urgent"]
 
 
 def send(url: str, queue: str, count: int, **transport_options) -> None:
@@ -231,7 +231,7 @@ def test_queue_depths_on_the_filesystem_broker(tmp_path):
         "control_folder": str(tmp_path / "control"),
         "store_processed": False,
     }
-    send("filesystem://", "celery", 3, **folders)
+    send("filesystem://", "default", 3, **folders)
     send("filesystem://", "urgent", 2, **folders)
 
     # then
@@ -240,7 +240,7 @@ def test_queue_depths_on_the_filesystem_broker(tmp_path):
         broker_transport_options=folders,
         task_routes={"invoices.tasks.*": {"queue": "urgent"}},
     ):
-        assert queue_depths(timeout=1) == {"celery": 3, "urgent": 2}
+        assert queue_depths(timeout=1) == {"default": 3, "urgent": 2}
 
 
 @pytest.mark.skipif(

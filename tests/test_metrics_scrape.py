@@ -131,15 +131,15 @@ def test_the_scrape_adds_up_the_workers_and_the_fold_lag_rises_while_the_folder_
         assert sample(second, "billing_metrics_source_up", source="database") == 1
         assert sample(second, "billing_metrics_source_up", source="broker") == 1
 
-        # the queue's depth is the broker's: the alert checks ingestion enqueued (no
-        # worker runs) and three messages more
+        # the queue's depth is the broker's: the alert checks ingestion enqueued on
+        # the urgent queue (no worker runs) and three messages more
         folders = {"data_folder_in": str(tmp_path / "broker" / "queue")}
         folders |= {"data_folder_out": folders["data_folder_in"]}
         folders |= {"control_folder": str(tmp_path / "broker" / "control")}
-        send("filesystem://", "celery", 3, **folders)
-        waiting = len(list((tmp_path / "broker" / "queue").glob("*.celery.msg")))
+        send("filesystem://", "urgent", 3, **folders)
+        waiting = len(list((tmp_path / "broker" / "queue").glob("*.urgent.msg")))
         assert waiting > 3
-        assert sample(scrape(metrics), "billing_queue_messages", queue="celery") == waiting
+        assert sample(scrape(metrics), "billing_queue_messages", queue="urgent") == waiting
 
         # and once the folder runs again, nothing is behind
         processes["folder"] = start(
