@@ -11,10 +11,10 @@ class BillingConfig(AppConfig):
         from billing.invoicing.progressive import threshold_void_check, threshold_void_lock
         from config.task_metrics import task_metrics_connect
         from invoices.models import Invoice
-        from invoices.reactions import VOID_TAKE_BACKS, VoidTakeBack
+        from invoices.reactions import VOID_CHECKS, VoidCheck
 
-        VOID_TAKE_BACKS[Invoice.THRESHOLD] = VoidTakeBack(
-            lock=threshold_void_lock, take_back=threshold_void_check
+        VOID_CHECKS[Invoice.THRESHOLD] = VoidCheck(
+            lock=threshold_void_lock, check=threshold_void_check
         )
         # Celery's tasks counted in the metrics, once the settings have said where.
         task_metrics_connect()

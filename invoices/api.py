@@ -171,7 +171,10 @@ class InvoiceCreditNotesApi(APIView):
     """Credit part of a finalized invoice: chosen lines, each at most what is left
     uncredited on it, tax credited in proportion. On an unpaid invoice it lowers
     the amount due; the rest goes to the customer's credit balance, which pays its
-    next invoices. 400 for more than is left, a draft or a void invoice."""
+    next invoices. On a purchase invoice it takes back the share it credits of
+    what was sold (credits, or money from the balance). 400 for more than is left,
+    a draft or a void invoice; 409, with the numbers, when the share to take back
+    was used or expired."""
 
     @extend_schema(request=CreditNoteCreateSerializer, responses={201: CreditNoteSerializer})
     def post(self, request, invoice_id: int):

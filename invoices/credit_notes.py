@@ -6,14 +6,19 @@ voiding an invoice issues one for everything left. Credit notes are numbered in
 their own gap-free sequence (CN-2026-000001). Its total first lowers what the
 invoice still has due; the rest (the invoice was paid, or paid from the credit
 balance) goes to the customer's credit balance, which pays its next invoices
-when they are finalized (credits_applied).
+when they are finalized (credits_applied). A note on an invoice that sold
+something (a purchase: credits, money on a balance) takes back the share it
+credits of what was sold, through the take-back its seller registered
+(invoices.reactions.TAKE_BACKS), or is refused.
 
-Locks: the invoice's row, then the customer's (invoices.services finalizes in
-the same order)."""
+Locks: what the take-back locks (for a purchase: the customer, then its
+wallets), then the invoice's row, then the customer's (invoices.services
+finalizes in the same order)."""
 
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -25,6 +30,7 @@ from invoices import collection, emails, refunds
 from invoices.credit_balance import credit_balance_add
 from invoices.locks import invoice_lock
 from invoices.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
+from invoices.reactions import TAKE_BACKS
 from invoices.rendering import credit_note_schedule_pdf_render
 from invoices.sequences import next_number
 from invoices.taxes import TaxLine, tax_lines_read
@@ -144,9 +150,10 @@ def _check_lines(
 
 @dataclass(frozen=True)
 class CreditNotePreview:
-    """A credit note as it would be issued: its lines, tax per rate, total, and
+    """A credit note as it would be issued: its lines, tax per rate, total,
     where the total goes (the invoice's amount due first, the rest to the
-    customer's credit balance)."""
+    customer's credit balance), and what it takes back of what the invoice sold
+    (the registered take-back's parts; str() of each says what it is)."""
 
     invoice: Invoice
     lines: list[tuple[InvoiceLine, Decimal]]
@@ -156,14 +163,34 @@ class CreditNotePreview:
     total: Decimal
     to_amount_due: Decimal
     to_credit_balance: Decimal
+    taken_back: list
+
+
+def take_back_lock(invoice: Invoice) -> Any:
+    """Lock what a credit note on the invoice takes back from (a purchase's
+    wallets), before the invoice's own lock: the order the sale took its locks
+    in. What it holds (None when the invoice sold nothing to take back)."""
+    take_back = TAKE_BACKS.get(invoice.reason)
+    return take_back.lock(invoice=invoice) if take_back else None
+
+
+def _taken_back(invoice: Invoice, credited_before: Decimal, credited_after: Decimal) -> list:
+    take_back = TAKE_BACKS.get(invoice.reason)
+    if take_back is None:
+        return []
+    return take_back.plan(
+        invoice=invoice, credited_before=credited_before, credited_after=credited_after
+    )
 
 
 def _preview(
     invoice: Invoice, chosen: list[tuple[InvoiceLine, Decimal]], credited: dict[int, Decimal]
 ) -> CreditNotePreview:
-    """`credited`: what the invoice's credit notes gave back so far, per line."""
+    """`credited`: what the invoice's credit notes gave back so far, per line.
+    Conflict when what the invoice sold can no longer be taken back."""
     subtotal = sum((amount for _, amount in chosen), ZERO)
     credited_before = sum(credited.values(), ZERO)
+    taken_back = _taken_back(invoice, credited_before, credited_before + subtotal)
     taxes = _tax_credit(invoice, credited_before, credited_before + subtotal)
     tax = sum((line.amount for line in taxes), ZERO)
     total = subtotal + tax
@@ -171,7 +198,15 @@ def _preview(
     # (by card, transfer or credit balance) and goes to the credit balance.
     to_amount_due = min(max(total, ZERO), invoice.amount_due)
     return CreditNotePreview(
-        invoice, chosen, subtotal, taxes, tax, total, to_amount_due, total - to_amount_due
+        invoice,
+        chosen,
+        subtotal,
+        taxes,
+        tax,
+        total,
+        to_amount_due,
+        total - to_amount_due,
+        taken_back,
     )
 
 
@@ -193,7 +228,8 @@ def _check_reason(reason: str) -> None:
 
 
 def credit_note_preview(*, invoice: Invoice, lines: list[CreditLineInput]) -> CreditNotePreview:
-    """What credit_note_issue would issue now, refused the same way. Reads only."""
+    """What credit_note_issue would issue now, refused the same way (400 for
+    the lines, 409 for what can no longer be taken back). Reads only."""
     _check_creditable(invoice)
     credited = credited_by_line(invoice)
     chosen = _check_lines(invoice, lines, credited)
@@ -213,7 +249,8 @@ def credit_note_preview(*, invoice: Invoice, lines: list[CreditLineInput]) -> Cr
 def void_preview(invoice: Invoice) -> CreditNotePreview:
     """The credit note voiding the invoice would issue: all that is left
     uncredited on every line (negative lines too, so that it credits exactly
-    what the invoice still charges). Reads only."""
+    what the invoice still charges), taking back all that is left of what it
+    sold (409 when part of that was used). Reads only."""
     credited = credited_by_line(invoice)
     left = [(line, line.amount - credited.get(line.pk, ZERO)) for line in invoice.lines.all()]
     return _preview(invoice, [(line, amount) for line, amount in left if amount != 0], credited)
@@ -229,26 +266,35 @@ def credit_note_issue(
     now: datetime,
 ) -> CreditNote:
     """Issue a credit note for part of a finalized (or paid, or uncollectible)
-    invoice: 400 for a draft or void invoice and for lines it cannot credit;
-    nothing changes when it is refused. With `refund`, what was paid goes back
-    to the card through Stripe (invoices.refunds) rather than to the credit
-    balance: for an invoice Stripe collected only."""
+    invoice: 400 for a draft or void invoice and for lines it cannot credit; on
+    an invoice that sold something (a purchase), the share credited of what it
+    sold is taken back in the same transaction, or the note is refused (409)
+    when that share is no longer there. Nothing changes when it is refused. With
+    `refund`, what was paid goes back to the card through Stripe
+    (invoices.refunds) rather than to the credit balance: for an invoice Stripe
+    collected only, and only ever for what this note takes back."""
     _check_reason(reason)
     with transaction.atomic():
+        held = take_back_lock(invoice)
         invoice = invoice_lock(invoice.pk)
         preview = credit_note_preview(invoice=invoice, lines=lines)
         if refund:
             refunds.refund_check(invoice=invoice, amount=preview.to_credit_balance)
-        note = _issue(preview, reason=reason, memo=memo, voids=False, now=now, refund=refund)
+        note = _issue(
+            preview, reason=reason, memo=memo, voids=False, held=held, now=now, refund=refund
+        )
         # Sent to the customer's invoice addresses once this commits.
         emails.document_email_schedule(credit_note=note, now=now)
         return note
 
 
-def credit_note_for_void(*, invoice: Invoice, memo: str, now: datetime) -> CreditNote:
-    """The credit note of a void (void_preview). The caller holds the invoice's
-    lock and changes its status."""
-    return _issue(void_preview(invoice), reason=CreditNote.OTHER, memo=memo, voids=True, now=now)
+def credit_note_for_void(*, invoice: Invoice, memo: str, held: Any, now: datetime) -> CreditNote:
+    """The credit note of a void (void_preview), taking back all that is left of
+    what the invoice sold. The caller holds take_back_lock's locks (`held`), then
+    the invoice's, and changes its status."""
+    return _issue(
+        void_preview(invoice), reason=CreditNote.OTHER, memo=memo, voids=True, held=held, now=now
+    )
 
 
 def _issue(
@@ -257,6 +303,7 @@ def _issue(
     reason: str,
     memo: str,
     voids: bool,
+    held: Any,
     now: datetime,
     refund: bool = False,
 ) -> CreditNote:
@@ -298,6 +345,8 @@ def _issue(
         )
         for position, (line, amount) in enumerate(preview.lines)
     )
+    if preview.taken_back:
+        TAKE_BACKS[invoice.reason].write(parts=preview.taken_back, held=held, note=note, now=now)
     invoice.credited += preview.total
     invoice.save(update_fields=["credited"])
     if refunded:

@@ -1,7 +1,8 @@
 """Row locks on invoices, payments, document emails and received Stripe events,
 in one place. An invoice's lock comes after its subscription's (billing.locks)
-and before any wallet's (wallets.locks), except a purchase's void, which takes
-its wallets first, the order the sale took them; several rows in primary-key
+and before any wallet's (wallets.locks), except a credit note on a purchase (a
+void's too), which takes the customer's and its wallets' first
+(wallets.take_back), the order the sale took them; several rows in primary-key
 order."""
 
 from invoices.models import CreditNote, DocumentEmail, Invoice, Payment, StripeEvent

@@ -10,23 +10,45 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class VoidTakeBack:
-    """How voiding an invoice of one reason takes back what the invoice granted,
-    registered by the app that granted it (wallets, for purchases: it imports this
-    module, so it registers in its AppConfig.ready).
+class TakeBack:
+    """What a credit note on an invoice of one reason takes back of what the
+    invoice sold, registered by the app that sold it (wallets, for purchases: it
+    imports this module, so it registers in its AppConfig.ready). Every credit
+    note goes through it, the one a void issues for all that is left included.
 
-    `lock(invoice=)` runs first in the void's transaction, before the invoice's row
-    lock, so the locks come in the order the sale took them (wallet, then
-    invoice); it returns what it holds. `take_back(invoice=, held=, now=)` runs
-    once the invoice is found voidable, before the void is written, and raises
-    Conflict to refuse it."""
+    `lock(invoice=)` runs first in the note's transaction, before the invoice's
+    row lock, so the locks come in the order the sale took them (wallet, then
+    invoice); it returns what it holds. `plan(invoice=, credited_before=,
+    credited_after=)` reads only: what a note that takes the invoice's credited
+    amount (before tax) from `credited_before` to `credited_after` takes back, a
+    list whose items say in words what they take (str()); it raises Conflict,
+    with the numbers, when that is no longer there (used, expired). It runs for
+    previews too, without the locks. `write(parts=, held=, note=, now=)` takes
+    the parts back, in the note's transaction, once the note is written."""
 
     lock: Callable[..., Any]
-    take_back: Callable[..., None]
+    plan: Callable[..., list]
+    write: Callable[..., None]
 
 
-# Invoice reason -> how a void of it takes back what it sold.
-VOID_TAKE_BACKS: dict[str, VoidTakeBack] = {}
+# Invoice reason -> what a credit note on it (a void's too) takes back.
+TAKE_BACKS: dict[str, TakeBack] = {}
+
+
+@dataclass(frozen=True)
+class VoidCheck:
+    """What voiding an invoice of one reason must check first, registered by the
+    app that wrote it (billing, for threshold invoices). `lock(invoice=)` runs
+    before the invoice's row lock and returns what it holds; `check(invoice=,
+    held=, now=)` runs once the invoice is found voidable and raises Conflict to
+    refuse the void."""
+
+    lock: Callable[..., Any]
+    check: Callable[..., None]
+
+
+# Invoice reason -> what a void of it checks first.
+VOID_CHECKS: dict[str, VoidCheck] = {}
 
 
 @dataclass(frozen=True)

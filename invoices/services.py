@@ -1,6 +1,7 @@
 """Writes for invoices: drafts (idempotent), finalization with gap-free numbers
 (collected through invoices.collection when Stripe is set up), void with a
-credit note (taking back what a purchase sold: invoices.reactions), and the
+credit note (which takes back what is left of what a purchase sold, as every
+credit note does: invoices.credit_notes, invoices.reactions), and the
 invoice of a purchase. Each invoice and credit note issued here is emailed to
 the customer (invoices.emails)."""
 
@@ -22,10 +23,10 @@ from invoices.credit_balance import (
     credit_balance_from_negative_invoice,
     customers_with_credit_balance,
 )
-from invoices.credit_notes import credit_note_for_void
+from invoices.credit_notes import credit_note_for_void, take_back_lock
 from invoices.locks import draft_invoices_claim, invoice_lock
 from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceTaxLine
-from invoices.reactions import VOID_TAKE_BACKS
+from invoices.reactions import VOID_CHECKS
 from invoices.rendering import render_pdf_after_commit
 from invoices.sequences import next_number, next_numbers
 from invoices.settlement import invoice_mark_paid
@@ -263,22 +264,25 @@ def invoices_finalize_due(*, cutoff: datetime, now: datetime) -> int:
 def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> CreditNote:
     """Void a finalized invoice: its number and lines stay as they were, and a
     credit note is issued for all that is left uncredited (what the customer's
-    credit balance paid of it goes back to the balance). A purchase invoice also takes back what
-    it sold (VOID_TAKE_BACKS), in the same transaction; when that is refused
-    (part of it was used), nothing changes."""
-    take_back = VOID_TAKE_BACKS.get(invoice.reason)
+    credit balance paid of it goes back to the balance). Through that credit
+    note a purchase invoice takes back all that is left of what it sold, in the
+    same transaction (invoices.credit_notes); an invoice of a reason with a
+    VOID_CHECKS entry is checked first. When either is refused (part of what was
+    sold was used; a threshold invoice's period is closed), nothing changes."""
+    check = VOID_CHECKS.get(invoice.reason)
     with transaction.atomic():
-        held = take_back.lock(invoice=invoice) if take_back else None
+        held = take_back_lock(invoice)
+        checked = check.lock(invoice=invoice) if check else None
         invoice = invoice_lock(invoice.pk)
         if invoice.status not in VOIDABLE:
             raise Conflict(
                 f"invoice {invoice} is {invoice.status}; only a finalized or uncollectible "
                 "invoice can be voided"
             )
-        if take_back:
-            take_back.take_back(invoice=invoice, held=held, now=now)
+        if check:
+            check.check(invoice=invoice, held=checked, now=now)
         note = credit_note_for_void(
-            invoice=invoice, memo=reason or f"void of {invoice.number}", now=now
+            invoice=invoice, memo=reason or f"void of {invoice.number}", held=held, now=now
         )
         emails.document_email_schedule(credit_note=note, now=now)
         invoice.status = Invoice.VOID

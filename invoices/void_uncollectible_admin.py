@@ -20,7 +20,6 @@ from billing.core.admin_forms import money_text
 from billing.core.errors import BillingError
 from invoices import credit_notes, emails, services
 from invoices.models import Invoice, Payment
-from invoices.reactions import VOID_TAKE_BACKS
 
 # The shared page with one input more: the reason printed on the credit note.
 VOID_TEMPLATE = "admin/invoices/invoice/void_confirm.html"
@@ -72,7 +71,11 @@ def _void_refusal(invoice: Invoice) -> str:
 
 def _void_sentences(invoice: Invoice) -> list[str]:
     currency = invoice.currency
-    preview = credit_notes.void_preview(invoice)
+    try:
+        preview = credit_notes.void_preview(invoice)
+    except BillingError as error:
+        # What it sold was partly used: the void (its credit note) is refused.
+        return [f"{invoice} for {invoice.customer.name} cannot be voided: {error.message}."]
     sentences = [
         f"{invoice} for {invoice.customer.name} ({money_text(invoice.total, currency)}) "
         "will be void: the customer owes nothing on it."
@@ -92,11 +95,9 @@ def _void_sentences(invoice: Invoice) -> list[str]:
     recipients = emails.document_recipients(invoice.customer)
     if settings.BILLING_INVOICE_EMAILS and recipients:
         sentences.append(f"The credit note is emailed to {', '.join(recipients)}.")
-    if invoice.reason in VOID_TAKE_BACKS:
-        sentences.append(
-            "What the purchase granted is taken back out of the customer's wallet; if some "
-            "of it was already used, the invoice is not voided."
-        )
+    if preview.taken_back:
+        taken = "; ".join(str(part) for part in preview.taken_back)
+        sentences.append(f"What the purchase granted is taken back: {taken}.")
     stripe = _stripe_sentence(
         invoice, if_paid="if the money comes in, refund it in Stripe (its payment's page says so)."
     )

@@ -1,8 +1,13 @@
-"""Concurrency tests' one way to run work at the same moment."""
+"""Concurrency tests' ways to run work at the same moment: all released together
+(run_at_once), or one after another while the first holds its locks
+(first_then_second)."""
 
 import threading
+import time
 
-from django.db import connection
+from django.db import connection, transaction
+
+from billing.core.errors import Conflict
 
 
 def run_at_once(work, clients: int = 4) -> list:
@@ -31,3 +36,36 @@ def run_at_once(work, clients: int = 4) -> list:
     if errors:
         raise errors[0]
     return results
+
+
+def first_then_second(first, second, *, hold: float = 0.5) -> tuple:
+    """Run `first` in a transaction of its own kept open `hold` seconds after it is
+    done, and `second` (in another thread and connection) once `first` is done, so
+    that `second` meets the locks `first` holds. Returns both results (or the
+    Conflict raised)."""
+    done = threading.Event()
+    results: list = [None, None]
+
+    def run(i: int, work) -> None:
+        try:
+            if i == 0:
+                with transaction.atomic():
+                    results[0] = work()
+                    done.set()
+                    time.sleep(hold)
+            else:
+                assert done.wait(timeout=30)
+                results[1] = work()
+        except Conflict as refused:
+            results[i] = refused
+        finally:
+            done.set()
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, w)) for i, w in enumerate((first, second))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a worker is stuck (deadlock?)"
+    return tuple(results)

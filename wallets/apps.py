@@ -6,13 +6,20 @@ class WalletsConfig(AppConfig):
 
     def ready(self):
         # Invoices sit below wallets (wallets sell through invoices): what a paid
-        # purchase grants, and what voiding its invoice takes back, are registered
-        # with invoices.reactions here.
+        # purchase grants, and what a credit note on its invoice (a void's too)
+        # takes back, are registered with invoices.reactions here.
         from invoices.models import Invoice
-        from invoices.reactions import PURCHASE_PAID, VOID_TAKE_BACKS, PurchasePaid, VoidTakeBack
-        from wallets.purchases import purchase_fulfil, purchase_void_lock, purchase_void_take_back
+        from invoices.reactions import PURCHASE_PAID, TAKE_BACKS, PurchasePaid, TakeBack
+        from wallets.purchases import purchase_fulfil
+        from wallets.take_back import (
+            purchase_take_back_lock,
+            purchase_take_back_plan,
+            purchase_take_back_write,
+        )
 
-        VOID_TAKE_BACKS[Invoice.PURCHASE] = VoidTakeBack(
-            lock=purchase_void_lock, take_back=purchase_void_take_back
+        TAKE_BACKS[Invoice.PURCHASE] = TakeBack(
+            lock=purchase_take_back_lock,
+            plan=purchase_take_back_plan,
+            write=purchase_take_back_write,
         )
         PURCHASE_PAID[:] = [PurchasePaid(fulfil=purchase_fulfil)]

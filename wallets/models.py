@@ -156,6 +156,9 @@ class LedgerEntry(models.Model):
     EXPIRY = "expiry"
     # What a voided purchase invoice had sold, taken back out of the wallet.
     VOID = "void"
+    # The share of what a purchase invoice sold that a credit note on it credited,
+    # taken back out of the wallet.
+    CREDIT_NOTE = "credit_note"
     KINDS = [
         (PURCHASE, "Purchase"),
         (GRANT, "Grant"),
@@ -165,6 +168,7 @@ class LedgerEntry(models.Model):
         (USAGE, "Usage"),
         (EXPIRY, "Expiry"),
         (VOID, "Purchase voided"),
+        (CREDIT_NOTE, "Purchase credited"),
     ]
 
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="ledger")
@@ -174,6 +178,11 @@ class LedgerEntry(models.Model):
     kind = models.CharField(max_length=16, choices=KINDS)
     amount = models.DecimalField(**AMOUNT)
     balance_after = models.DecimalField(**AMOUNT)
+    # The credit note that took back what this entry takes out (`credit_note`, and
+    # `void` since credit notes took back what they credit).
+    credit_note = models.ForeignKey(
+        "invoices.CreditNote", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     meter = models.CharField(max_length=255, blank=True, default="")
     # Units of the meter behind a usage entry (e.g. 80 runs for 80 credits).
     quantity = models.DecimalField(**AMOUNT, null=True, blank=True)

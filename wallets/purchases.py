@@ -1,19 +1,18 @@
 """Purchases of credit packs and money top-ups: granted at once (paid by hand),
 or ordered and granted when Stripe reports them paid (purchase_fulfil, through
-invoices.reactions); auto top-ups; and a purchase's void, which takes back what
-it sold unless part of it was used."""
+invoices.reactions); auto top-ups. A credit note on a purchase invoice (a void's
+too) takes back what it credits of what was sold: wallets.take_back."""
 
 from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
 from django.utils.translation import gettext as _
 
 from billing.core import wording
-from billing.core.errors import Conflict, InvalidRequest
-from billing.core.money import format_decimal, format_money, quantize_money
+from billing.core.errors import InvalidRequest
+from billing.core.money import quantize_money
 from billing.core.vocabulary import LineKind
 from billing.rating.lines import LineInput
 from customers.models import Customer
@@ -27,7 +26,6 @@ from wallets.ledger import (
     add_block,
     check_minor_digits,
     positive,
-    store_balance,
     wallet_get_or_create,
 )
 from wallets.locks import purchase_lock, wallet_lock
@@ -139,67 +137,6 @@ def money_top_up(
             invoice=invoice,
         )
     return block, invoice
-
-
-def purchase_void_lock(*, invoice: Invoice) -> dict[int, Wallet]:
-    """Lock the wallets holding the blocks a purchase invoice sold (one, as sold
-    today), in id order, before the void locks the invoice: the order the sale
-    took its locks in. A block's wallet and invoice never change, so they are read
-    before the lock."""
-    wallet_ids = sorted(
-        set(CreditBlock.objects.filter(invoice=invoice).values_list("wallet_id", flat=True))
-    )
-    return {wallet_id: wallet_lock(Wallet(pk=wallet_id)) for wallet_id in wallet_ids}
-
-
-def _used_message(block: CreditBlock, wallet: Wallet) -> str:
-    """Why a sold block cannot be taken back whole: how much of it was used (or
-    expired), in the wallet's terms."""
-    money = wallet.kind == Wallet.MONEY
-
-    def amount(value: Decimal) -> str:
-        return format_money(value, wallet.currency) if money else format_decimal(value)
-
-    expiries = LedgerEntry.objects.filter(block=block, kind=LedgerEntry.EXPIRY)
-    expired = -(expiries.aggregate(total=Sum("amount"))["total"] or ZERO)
-    used = block.amount - block.remaining - expired
-    what = f"{wallet.currency} topped up" if money else "credits sold"
-    sold = f"{amount(block.amount)} {what} on this invoice"
-    if not used:
-        return f"{amount(expired)} of the {sold} expired; issue a credit note instead"
-    gone = f"{amount(used)} of the {sold} were already used"
-    if expired:
-        gone += f" and {amount(expired)} expired"
-    return f"{gone}; issue a credit note for the unused part instead"
-
-
-def purchase_void_take_back(*, invoice: Invoice, held: dict[int, Wallet], now: datetime) -> None:
-    """Take back what a purchase invoice being voided sold, under its wallets'
-    locks (purchase_void_lock) and the invoice's, in the void's transaction: each
-    block leaves its wallet whole, with a `void` ledger entry of minus its amount
-    and the balance after it. Refused (Conflict, nothing written) when any of it
-    was used or expired: the customer keeps what they used, and a credit note
-    for the unused part is the correction. An invoice that granted nothing (no
-    block links to it) has nothing to take back."""
-    blocks = list(CreditBlock.objects.filter(invoice=invoice).order_by("id"))
-    for block in blocks:
-        if block.remaining != block.amount:
-            raise Conflict(_used_message(block, held[block.wallet_id]))
-    for block in blocks:
-        wallet = held[block.wallet_id]
-        taken = block.remaining
-        block.remaining = ZERO
-        block.save(update_fields=["remaining"])
-        wallet.balance -= taken
-        store_balance(wallet)
-        LedgerEntry.objects.create(
-            wallet=wallet,
-            block=block,
-            kind=LedgerEntry.VOID,
-            amount=-taken,
-            balance_after=wallet.balance,
-            occurred_at=now,
-        )
 
 
 def paid_through_stripe(amount: Decimal) -> bool:

@@ -98,10 +98,21 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
     balance_after = serializers.SerializerMethodField()
     quantity = DecimalString(read_only=True, allow_null=True)  # null: not a usage entry
     block = serializers.PrimaryKeyRelatedField(read_only=True)
+    # The credit note that took back what the entry takes out (kinds credit_note, void).
+    credit_note = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = LedgerEntry
-        fields = ["id", "kind", "amount", "balance_after", "block", "meter", "quantity"]
+        fields = [
+            "id",
+            "kind",
+            "amount",
+            "balance_after",
+            "block",
+            "credit_note",
+            "meter",
+            "quantity",
+        ]
 
     def get_amount(self, entry) -> str:
         return wallet_amount(self.context["wallet"], entry.amount)

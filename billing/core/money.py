@@ -41,6 +41,15 @@ def quantize_money(amount: Decimal, currency: str) -> Decimal:
         return amount.quantize(Decimal(1).scaleb(-exponent), rounding=ROUND_HALF_UP) + 0
 
 
+def quantize_amount(value: Decimal) -> Decimal:
+    """Round an exact quantity (credits, units) to what an AMOUNT column stores
+    (its 10 decimals), half up."""
+    with localcontext(prec=100):
+        return (
+            value.quantize(Decimal(1).scaleb(-AMOUNT["decimal_places"]), rounding=ROUND_HALF_UP) + 0
+        )
+
+
 def to_minor_units(amount: Decimal, currency: str) -> int:
     """Stripe's integer amount: 29.99 USD -> 2999, 500 JPY -> 500.
 

@@ -93,6 +93,32 @@ def deliver(client):
     return post
 
 
+@pytest.fixture
+def catalog(db):
+    """tests.wallets.support.build_catalog: runner (2 credits a run), prepaid
+    (0.0000025 a gpt-4o input token, drawn from money), pack runs_100 (100 credits
+    for 99.00)."""
+    from tests.wallets.support import build_catalog
+
+    build_catalog()
+
+
+@pytest.fixture
+def acme(catalog):
+    """Acme Inc, paying in USD, with the catalog (modules may have their own)."""
+    return customer_create(external_id="acme", name="Acme Inc", currency="USD")
+
+
+@pytest.fixture
+def wallets_stay_consistent(db):
+    """Every wallet holds its invariant after the test (stored balance = blocks =
+    ledger, no jump, never below zero: tests.wallets.support)."""
+    yield
+    from tests.wallets.support import assert_all_wallets_consistent
+
+    assert_all_wallets_consistent()
+
+
 DECEMBER_LINES = [
     LineInput("base_fee", "AI Assistant (Dec 2026)", None, D(1), D("29.99"), D("29.99"))
 ]

@@ -1,32 +1,41 @@
-"""Voiding a purchase invoice takes back what it sold: the block of a credit pack
-or a money top-up leaves the wallet whole, with a `void` ledger entry, in the
-void's transaction. A block that was partly used (or expired) is not taken back:
-the void is refused (409, an error in the admin) and nothing changes."""
+"""Voiding a purchase invoice takes back what it sold, through its credit note
+(tests/invoices/test_purchase_credit_notes.py): the block of a credit pack or a
+money top-up leaves the wallet whole, with a `void` ledger entry, in the void's
+transaction. A block that was partly used (or expired) is not taken back: the
+void is refused (409 with the numbers, an error in the admin) and nothing
+changes."""
 
 import threading
-import time
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal as D
 
 import pytest
 import time_machine
-from django.db import connection, transaction
+from django.db import connection
 
 from billing.core.errors import Conflict
 from billing.rating.lines import LineInput
-from customers.services import customer_create
 from invoices.models import CreditNote, Invoice
 from invoices.services import invoice_create_purchase, invoice_void
 from invoices.settlement import invoice_mark_paid
 from plans.models import CreditPack
 from tests.factories import subscribe
+from tests.invoices.purchase_support import (
+    DEC_3,
+    JAN_1,
+    NOV_1,
+    NOV_2,
+    NOV_5,
+    NOV_12,
+    NOV_20,
+    NOW,
+    refused_state,
+)
+from tests.threads import first_then_second
 from tests.wallets.support import (
-    assert_all_wallets_consistent,
-    build_catalog,
     event,
     ingest,
     repeat,
-    state,
     wallet_of,
 )
 from wallets.ledger import credits_expire, credits_grant
@@ -34,58 +43,21 @@ from wallets.models import CreditBlock, LedgerEntry, UncoveredUsage, Wallet
 from wallets.purchases import credit_pack_purchase, money_top_up
 from wallets.revenue import credit_revenue
 
-pytestmark = pytest.mark.django_db
-
-NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
-NOV_2 = datetime(2026, 11, 2, tzinfo=UTC)
-NOV_5 = datetime(2026, 11, 5, tzinfo=UTC)
-NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)
-NOV_12 = datetime(2026, 11, 12, 9, tzinfo=UTC)
-NOV_20 = datetime(2026, 11, 20, tzinfo=UTC)
-DEC_3 = datetime(2026, 12, 3, tzinfo=UTC)
-JAN_1 = datetime(2027, 1, 1, tzinfo=UTC)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("wallets_stay_consistent")]
 
 CREDITS_USED = (
     "40 of the 100 credits sold on this invoice were already used; "
-    "issue a credit note for the unused part instead"
+    "at most 59.40 of this line can be credited"
 )
 MONEY_USED = (
     "40.00 of the 100.00 USD topped up on this invoice were already used; "
-    "issue a credit note for the unused part instead"
+    "at most 60.00 of this line can be credited"
 )
-
-
-@pytest.fixture
-def catalog(db):
-    """tests.wallets.support.build_catalog: runner (2 credits a run), prepaid
-    (0.0000025 a gpt-4o input token, drawn from money), pack runs_100 (100 credits
-    for 99.00)."""
-    build_catalog()
-
-
-@pytest.fixture
-def acme(catalog):
-    return customer_create(external_id="acme", name="Acme Inc", currency="USD")
-
-
-@pytest.fixture(autouse=True)
-def _wallets_stay_consistent(db):
-    """Every wallet holds its invariant after each test (stored balance = blocks =
-    ledger, no jump, never below zero)."""
-    yield
-    assert_all_wallets_consistent()
 
 
 def void(api, invoice: Invoice, at: datetime = NOV_12):
     with time_machine.travel(at, tick=False):
         return api.post(f"/api/v1/invoices/{invoice.pk}/void", {}, format="json")
-
-
-def refused_state(invoice: Invoice) -> dict:
-    """What a refused void must leave alone: wallets, blocks, ledger, invoices and
-    sequences (tests.wallets.support.state), the invoice itself and credit notes."""
-    row = Invoice.objects.filter(pk=invoice.pk).values("status", "voided_at").get()
-    return {**state(), "invoice": row, "credit_notes": CreditNote.objects.count()}
 
 
 def last_entry(wallet: Wallet) -> tuple:
@@ -138,7 +110,7 @@ def test_voiding_a_partly_used_credit_pack_invoice_is_refused_and_changes_nothin
     assert response.status_code == 409
     assert response.json() == {"error": {"type": "conflict", "message": CREDITS_USED}}
     assert refused_state(invoice) == before
-    assert before["invoice"] == {"status": Invoice.FINALIZED, "voided_at": None}
+    assert before["invoice"] == {"status": Invoice.FINALIZED, "voided_at": None, "credited": 0}
     assert wallet_of(acme).balance == D(60)
     assert CreditNote.objects.count() == 0
 
@@ -160,7 +132,8 @@ def test_voiding_a_pack_whose_credits_expired_is_refused(acme):
     with pytest.raises(Conflict) as refused:
         invoice_void(invoice=invoice, reason="", now=DEC_3)
     assert refused.value.message == (
-        "100 of the 100 credits sold on this invoice expired; issue a credit note instead"
+        "100 of the 100 credits sold on this invoice expired; "
+        "nothing more of this line can be credited"
     )
     assert refused_state(invoice) == before
 
@@ -341,39 +314,6 @@ def together(*work) -> list:
         thread.join(timeout=120)
     assert not any(t.is_alive() for t in threads), "a worker is stuck (deadlock?)"
     return results
-
-
-def first_then_second(first, second, *, hold: float = 0.5) -> tuple:
-    """Run `first` in a transaction of its own kept open `hold` seconds after it is
-    done, and `second` (in another thread and connection) once `first` is done, so
-    that `second` meets the locks `first` holds. Returns both results (or the
-    Conflict raised)."""
-    done = threading.Event()
-    results: list = [None, None]
-
-    def run(i: int, work) -> None:
-        try:
-            if i == 0:
-                with transaction.atomic():
-                    results[0] = work()
-                    done.set()
-                    time.sleep(hold)
-            else:
-                assert done.wait(timeout=30)
-                results[1] = work()
-        except Conflict as refused:
-            results[i] = refused
-        finally:
-            done.set()
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, w)) for i, w in enumerate((first, second))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a worker is stuck (deadlock?)"
-    return tuple(results)
 
 
 @pytest.fixture
