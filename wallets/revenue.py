@@ -2,12 +2,15 @@
 
 A paid block's price is deferred when it is bought, recognized as its credits are
 used (at the block's price per credit) and, for what is left when it expires,
-recognized as breakage. A block taken back by the void of its invoice (only
-ever whole, never used) is a purchase undone: its price leaves `purchased` in
-the month of the void. Promotional credits cost nothing and carry no revenue.
-Each block's recognized amount is rounded on its running total (the money
-recognized up to a month's end is the used share of its price, rounded once), so
-the months of a block always add up to exactly what was paid for it."""
+recognized as breakage. Credits a credit note on the block's invoice took back
+(a partial note's share, or all that was left by a void's) are a purchase
+undone: their share of the price leaves `purchased` in the month of the note,
+never recognized nor breakage. Promotional credits cost nothing and carry no
+revenue. Each block's recognized and taken-back amounts are rounded on their
+running totals (the money up to a month's end is the used, or taken-back, share
+of its price, rounded once; once nothing is left of a block, what it recognized
+is its price less what was taken back), so the months of a block always add up
+to exactly what was paid for it."""
 
 import csv
 import io
@@ -20,6 +23,7 @@ from django.db.models.functions import TruncMonth
 
 from billing.core.money import format_money, quantize_money
 from wallets.models import CreditBlock, LedgerEntry
+from wallets.take_back import TAKEN_BACK
 
 ZERO = Decimal(0)
 
@@ -57,10 +61,10 @@ class _Block:
     amount: Decimal
     currency: str
     bought: date
-    # month -> credits used / expired in it
+    # month -> credits used / expired / taken back by credit notes in it
     used: dict[date, Decimal] = field(default_factory=dict)
     expired: dict[date, Decimal] = field(default_factory=dict)
-    voided: date | None = None
+    taken_back: dict[date, Decimal] = field(default_factory=dict)
 
 
 def _month(moment: datetime | date) -> date:
@@ -83,7 +87,7 @@ def credit_revenue(*, until: datetime) -> list[RevenueMonth]:
     movements = (
         LedgerEntry.objects.filter(
             block_id__in=list(blocks),
-            kind__in=(LedgerEntry.USAGE, LedgerEntry.EXPIRY, LedgerEntry.VOID),
+            kind__in=(LedgerEntry.USAGE, LedgerEntry.EXPIRY, *TAKEN_BACK),
             occurred_at__lt=until,
         )
         .annotate(month=TruncMonth("occurred_at"))
@@ -92,10 +96,13 @@ def credit_revenue(*, until: datetime) -> list[RevenueMonth]:
         .values_list("block_id", "kind", "month", "total")
     )
     for block_id, kind, month, total in movements:
-        if kind == LedgerEntry.VOID:
-            blocks[block_id].voided = _month(month)
-            continue
-        target = blocks[block_id].used if kind == LedgerEntry.USAGE else blocks[block_id].expired
+        block = blocks[block_id]
+        if kind == LedgerEntry.USAGE:
+            target = block.used
+        elif kind == LedgerEntry.EXPIRY:
+            target = block.expired
+        else:
+            target = block.taken_back
         target[_month(month)] = target.get(_month(month), ZERO) - total
 
     months: dict[tuple[date, str], RevenueMonth] = {}
@@ -106,22 +113,26 @@ def credit_revenue(*, until: datetime) -> list[RevenueMonth]:
 
     for block in blocks.values():
         row(block.bought, block.currency).purchased += block.price
-        consumed = ZERO
-        recognized_so_far = ZERO
+        consumed = taken = ZERO
+        recognized_so_far = undone_so_far = ZERO
         month = block.bought
         while month <= last:
             consumed += block.used.get(month, ZERO)
-            recognized = quantize_money(block.price * consumed / block.amount, block.currency)
+            taken += block.taken_back.get(month, ZERO)
+            undone = quantize_money(block.price * taken / block.amount, block.currency)
+            if consumed + taken == block.amount:
+                # Nothing left: used and taken back share the price to the cent.
+                recognized = block.price - undone
+            else:
+                recognized = quantize_money(block.price * consumed / block.amount, block.currency)
             current = row(month, block.currency)
             current.recognized += recognized - recognized_so_far
-            recognized_so_far = recognized
-            if block.voided == month:
-                # Never used (a used block cannot be voided): nothing was recognized.
-                current.purchased -= block.price
-                break
+            current.purchased -= undone - undone_so_far
+            recognized_so_far, undone_so_far = recognized, undone
             if block.expired.get(month):
-                # What was never used is breakage, all of it in the month it expired.
-                current.breakage += block.price - recognized_so_far
+                # What was never used nor taken back is breakage, all of it in the
+                # month it expired.
+                current.breakage += block.price - recognized_so_far - undone_so_far
                 break
             month = _next_month(month)
 

@@ -25,6 +25,8 @@ from tests.factories import subscribe
 from tests.invoices.purchase_support import (
     DEC_3,
     DEC_10,
+    FEB_1,
+    JAN_15,
     NOV_1,
     NOV_2,
     NOV_5,
@@ -43,6 +45,7 @@ from tests.wallets.support import (
 from wallets.ledger import credits_expire, credits_grant
 from wallets.models import CreditBlock, LedgerEntry, UncoveredUsage, Wallet
 from wallets.purchases import credit_pack_purchase, money_top_up
+from wallets.revenue import credit_revenue
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("wallets_stay_consistent")]
 
@@ -438,6 +441,57 @@ def test_expired_credits_are_not_credited(acme):
         "nothing more of this line can be credited"
     )
     assert refused_state(invoice) == before
+
+
+# Revenue
+
+
+def test_credits_taken_back_leave_deferred_revenue_in_the_month_of_the_note(acme):
+    # given: 100 credits for 99.00 bought in November, expiring on Jan 15; 20 used
+    # in November, 49.50 credited (50 credits) and 10 used in December; the 20 left
+    # expire in January
+    subscribe(acme, "runner", NOV_1)
+    _, invoice = credits_grant(
+        customer=acme,
+        credits=D(100),
+        kind=CreditBlock.PAID,
+        price=D("99.00"),
+        expires_at=JAN_15,
+        now=NOV_5,
+    )
+    ingest(repeat(10, "agent.run", NOW, prefix="nov"), now=NOW)
+    issue(invoice, "49.50", at=DEC_3)
+    ingest(repeat(5, "agent.run", DEC_10, prefix="dec"), now=DEC_10)
+    credits_expire(now=JAN_15)
+
+    # when
+    rows = credit_revenue(until=FEB_1)
+
+    # then: (month, opening, purchased, recognized, breakage, closing)
+    assert [(r.month.month, *r.figures()) for r in rows] == [
+        (11, "0.00", "99.00", "19.80", "0.00", "79.20"),
+        (12, "79.20", "-49.50", "9.90", "0.00", "19.80"),
+        (1, "19.80", "0.00", "0.00", "19.80", "0.00"),
+        (2, "0.00", "0.00", "0.00", "0.00", "0.00"),
+    ]
+
+
+def test_a_pack_credited_in_thirds_then_voided_undoes_exactly_its_price(acme):
+    # given: pack runs_100 bought in November, 33.00 credited in November and
+    # December (33.3333333333 and 33.3333333334 credits), the rest voided in January
+    _, invoice = credit_pack_purchase(customer=acme, pack=runs_100(), now=NOV_5)
+    issue(invoice, "33.00", at=NOV_12)
+    issue(invoice, "33.00", at=DEC_3)
+    invoice_void(invoice=invoice, reason="", now=JAN_15)
+
+    rows = credit_revenue(until=FEB_1)
+
+    assert [(r.month.month, *r.figures()) for r in rows] == [
+        (11, "0.00", "66.00", "0.00", "0.00", "66.00"),
+        (12, "66.00", "-33.00", "0.00", "0.00", "33.00"),
+        (1, "33.00", "-33.00", "0.00", "0.00", "0.00"),
+        (2, "0.00", "0.00", "0.00", "0.00", "0.00"),
+    ]
 
 
 # Concurrency, for real on PostgreSQL
