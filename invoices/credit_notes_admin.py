@@ -1,6 +1,7 @@
 """Credit notes in the admin: issuing a credit note for part of an invoice,
 through a page that says what will happen before anything does (the credit
-note, its tax, where its money goes), and the credit notes themselves,
+note, its tax, where its money goes, what it takes back of what a purchase
+sold; refused as the API refuses), and the credit notes themselves,
 read-only, with their PDFs. (Voiding, which issues one for all of an invoice:
 invoices.void_uncollectible_admin.)"""
 
@@ -147,6 +148,8 @@ def credit_note_view(modeladmin, request, invoice: Invoice):
                     "to_amount_due": money(preview.to_amount_due, invoice.currency),
                     "to_credit_balance": money(preview.to_credit_balance, invoice.currency),
                     "has_balance_part": preview.to_credit_balance > 0,
+                    # What it takes back of what the invoice sold (a purchase).
+                    "taken_back": [str(part) for part in preview.taken_back],
                     "refunded": bool(form.cleaned_data.get("refund")),
                 }
     return TemplateResponse(request, CREDIT_NOTE_TEMPLATE, context)

@@ -494,6 +494,73 @@ def test_a_pack_credited_in_thirds_then_voided_undoes_exactly_its_price(acme):
     ]
 
 
+# The admin's credit note page
+
+
+def test_the_admin_preview_says_what_is_taken_back_and_refuses_what_was_used(admin_client, acme):
+    subscribe(acme, "runner", NOV_1)
+    block, invoice = credit_pack_purchase(customer=acme, pack=runs_100(), now=NOV_5)
+    ingest(repeat(15, "agent.run", NOW, prefix="run"), now=NOW)
+    url = f"/admin/invoices/invoice/{invoice.pk}/credit-note/"
+    field = f"line_{only_line(invoice)}"
+
+    # a preview of 49.50: 50 credits taken back
+    page = admin_client.post(url, {"reason": "order_change", field: "49.50"})
+    assert page.status_code == 200
+    assert page.context["preview"]["taken_back"] == ["50 credits"]
+    assert "Taken back from the customer's wallet" in page.content.decode()
+    token = page.context["credited"]  # what the invoice was credited at the preview
+
+    # the whole line: the same refusal as the API, and no preview
+    before = refused_state(invoice)
+    page = admin_client.post(url, {"reason": "order_change", field: "99.00"})
+    assert page.context["error"] == (
+        "30 of the 100 credits sold on this invoice were already used; "
+        "at most 69.30 of this line can be credited"
+    )
+    assert "preview" not in page.context
+    page = admin_client.post(
+        url,
+        {
+            "reason": "order_change",
+            field: "99.00",
+            "confirm": "1",
+            "credited": token,
+        },
+    )
+    assert page.context["error"].startswith("30 of the 100 credits")
+    assert refused_state(invoice) == before
+
+    # issued from the preview: 50 credits leave the block
+    with time_machine.travel(NOV_12, tick=False):
+        issued = admin_client.post(
+            url,
+            {
+                "reason": "order_change",
+                field: "49.50",
+                "confirm": "1",
+                "credited": token,
+            },
+        )
+    assert issued.status_code == 302
+    assert remaining(block) == D(20)
+
+
+def test_the_admin_void_page_says_what_is_taken_back_or_why_it_is_refused(admin_client, acme):
+    subscribe(acme, "runner", NOV_1)
+    _, used = credit_pack_purchase(customer=acme, pack=runs_100(), now=NOV_5)
+    _, unused = credit_pack_purchase(customer=acme, pack=runs_100(), now=NOV_5)
+    ingest(repeat(10, "agent.run", NOW, prefix="run"), now=NOW)  # 20 of the first pack
+
+    page = admin_client.get(f"/admin/invoices/invoice/{unused.pk}/void/")
+    assert "What the purchase granted is taken back: 100 credits." in page.content.decode()
+    page = admin_client.get(f"/admin/invoices/invoice/{used.pk}/void/")
+    assert (
+        f"{used} for Acme Inc cannot be voided: 20 of the 100 credits sold on this invoice "
+        "were already used; at most 79.20 of this line can be credited."
+    ) in page.content.decode()
+
+
 # Concurrency, for real on PostgreSQL
 
 
