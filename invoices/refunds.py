@@ -1,5 +1,8 @@
 """Refunds through Stripe: what a credit note gives back of an invoice Stripe
-collected, back to the card instead of into the credit balance.
+collected (a purchase paid through Stripe included), back to the card instead
+of into the credit balance. A note on a purchase takes back the share it
+credits of what was sold, or is refused (invoices.credit_notes): a refund only
+ever returns what was taken back.
 
 The credit note is written first, its refund `pending`; a worker asks Stripe
 after commit, with an idempotency key naming the credit note, so asking twice
@@ -14,7 +17,7 @@ from decimal import Decimal
 
 import stripe
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from billing.core.errors import InvalidRequest
 from billing.core.money import quantize_money, to_minor_units
@@ -29,8 +32,14 @@ REFUND_SWEEP_AFTER = timedelta(minutes=10)
 
 
 def stripe_payment(invoice: Invoice) -> Payment | None:
-    """The Stripe payment that paid the invoice, if Stripe collected it."""
-    payment = Payment.objects.filter(invoice=invoice, status=Payment.SUCCEEDED).first()
+    """The Stripe payment that paid the invoice, if Stripe collected it: the
+    invoice's own, or that of the purchase it invoices (paid before it was
+    invoiced)."""
+    payment = (
+        Payment.objects.filter(Q(invoice=invoice) | Q(purchase__invoice=invoice))
+        .filter(status=Payment.SUCCEEDED)
+        .first()
+    )
     if payment is None or not payment.stripe_payment_intent_id:
         return None
     return payment

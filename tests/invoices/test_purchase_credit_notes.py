@@ -16,7 +16,7 @@ import time_machine
 from billing.core.errors import Conflict
 from invoices.credit_balance import credit_balance
 from invoices.credit_notes import CreditLineInput, credit_note_issue
-from invoices.models import CreditNote, Invoice
+from invoices.models import CreditNote, Invoice, Purchase
 from invoices.services import invoice_void
 from invoices.settlement import invoice_mark_paid
 from plans.models import CreditPack
@@ -559,6 +559,50 @@ def test_the_admin_void_page_says_what_is_taken_back_or_why_it_is_refused(admin_
         f"{used} for Acme Inc cannot be voided: 20 of the 100 credits sold on this invoice "
         "were already used; at most 79.20 of this line can be credited."
     ) in page.content.decode()
+
+
+# Paid through Stripe, refunded to the card
+
+
+def test_a_pack_paid_through_stripe_is_refunded_only_for_what_is_taken_back(
+    api, acme, fake_stripe, django_capture_on_commit_callbacks
+):
+    # given: pack runs_100 charged to the saved card (purchase_fulfil links its block
+    # to the paid invoice)
+    subscribe(acme, "runner", NOV_1)
+    with time_machine.travel(NOV_5, tick=False), django_capture_on_commit_callbacks(execute=True):
+        ordered = api.post(f"{WALLETS}/credits", {"pack": "runs_100"}, format="json")
+    assert ordered.status_code == 202, ordered.content
+    invoice = Purchase.objects.get(pk=ordered.json()["purchase"]["id"]).invoice
+    block = CreditBlock.objects.get(invoice=invoice)
+    assert (invoice.status, block.amount) == (Invoice.PAID, D(100))
+    line = only_line(invoice)
+
+    # when: half of it is refunded
+    with django_capture_on_commit_callbacks(execute=True):
+        half = note_on(api, invoice.pk, line, "49.50", refund=True)
+
+    # then: 50 credits taken back, and the card gets 49.50
+    assert half.status_code == 201, half.content
+    assert [r.form["amount"] for r in fake_stripe.to("POST", "/v1/refunds")] == ["4950"]
+    assert (wallet_of(acme).balance, remaining(block)) == (D(50), D(50))
+    assert CreditNote.objects.get(pk=half.json()["id"]).refund_status == "succeeded"
+
+    # when: 30 credits are used, then the other half is asked back to the card
+    ingest(repeat(15, "agent.run", NOW, prefix="run"), now=NOW)
+    before = refused_state(invoice)
+    with django_capture_on_commit_callbacks(execute=True):
+        rest = note_on(api, invoice.pk, line, "49.50", refund=True)
+
+    # then: refused, nothing more asked of Stripe
+    assert rest.status_code == 409
+    assert rest.json()["error"]["message"] == (
+        "30 of the 100 credits sold on this invoice were already used; "
+        "at most 19.80 of this line can be credited"
+    )
+    assert refused_state(invoice) == before
+    assert len(fake_stripe.to("POST", "/v1/refunds")) == 1
+    assert credit_balance(acme) == 0
 
 
 # Concurrency, for real on PostgreSQL
