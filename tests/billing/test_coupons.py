@@ -3,7 +3,7 @@ on the period invoices the close writes, before tax, rounded half up once, never
 below zero; a refused redemption changes nothing."""
 
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -294,6 +294,29 @@ def test_an_archived_or_expired_coupon_answers_409_and_changes_nothing(api, pro,
 
     assert redeem(api, pro, "C", at=at).status_code == 409
     assert unchanged_state(coupon, pro) == before
+
+
+def test_a_coupon_is_redeemed_up_to_and_including_its_redeem_by_instant(api, pro):
+    """Rule: redeem_by is the last instant a coupon is redeemed at, itself included."""
+    # given: a coupon redeemable until Nov 15 00:00:00, and two subscriptions
+    coupon = coupon_create(
+        code="UNTIL15", name="Until 15", percent_off=D("10"), duration="once", redeem_by=NOV_15
+    )
+    late = subscribe(CustomerFactory(external_id="beta"), "pro")
+
+    # when: acme redeems it at that instant, beta one second later
+    on_time = redeem(api, pro, "UNTIL15", at=NOV_15)
+    before = unchanged_state(coupon, late)
+    too_late = redeem(api, late, "UNTIL15", at=NOV_15 + timedelta(seconds=1))
+
+    # then
+    assert on_time.status_code == 201, on_time.content
+    assert unchanged_state(coupon, pro) == (1, True, 1, 1)
+    assert too_late.status_code == 409, too_late.content
+    assert too_late.json()["error"]["fields"] == {
+        "coupon": ["coupon UNTIL15 could be redeemed until 2026-11-15T00:00:00+00:00"]
+    }
+    assert unchanged_state(coupon, late) == before == (1, True, 1, 0)
 
 
 def test_a_second_discount_on_a_subscription_answers_409(api, pro):

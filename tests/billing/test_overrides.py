@@ -30,6 +30,8 @@ pytestmark = pytest.mark.django_db
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 NOV_20 = datetime(2026, 11, 20, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+DEC_3 = datetime(2026, 12, 3, tzinfo=UTC)
+JAN_1 = datetime(2027, 1, 1, tzinfo=UTC)
 ENTERPRISE = {
     "base_fee": "99.00",
     "charges": [
@@ -60,7 +62,8 @@ def subscribe(api, **body) -> dict:
     return response.json()
 
 
-def prompts(count: int, at: datetime = NOV_20) -> None:
+def prompts(count: int, at: datetime = NOV_20, *, arrived: datetime | None = None) -> None:
+    """`count` prompts stamped `at`, arriving then (or `arrived`: late)."""
     events = [
         {
             "id": f"p{at:%d}-{i}",
@@ -71,7 +74,8 @@ def prompts(count: int, at: datetime = NOV_20) -> None:
         for i in range(count)
     ]
     for first in range(0, count, 1000):
-        assert events_ingest(events=events[first : first + 1000], now=at).rejected == []
+        batch = events[first : first + 1000]
+        assert events_ingest(events=batch, now=arrived or at).rejected == []
 
 
 def lines(invoice: Invoice) -> list[tuple]:
@@ -181,6 +185,47 @@ def test_a_plan_change_drops_the_deal_unless_it_repeats_it(api, acme, plan):
     periods_close(as_of=DEC_1)
     closing = Invoice.objects.get(reason=Invoice.PERIOD)
     assert [(x.kind, x.amount) for x in closing.lines.all()][-1] == ("base_fee", D("89.00"))
+
+
+def test_late_usage_is_re_rated_at_the_deal_it_was_billed_under(api, acme, plan):
+    """Rule: late usage of a period is re-rated at that period's deal, not at the
+    subscription's deal when it arrives. November's deal: 1,000 prompts included,
+    0.02 beyond; December's: 0.03 beyond. 100 prompts of November arriving in
+    December are billed 100 x 0.02 = 2.00 (December's deal would bill 600 x 0.03
+    - 10.00 = 8.00)."""
+    # given: November on the enterprise deal, 1,500 prompts, closed at 500 x 0.02
+    body = subscribe(api, overrides=ENTERPRISE)
+    prompts(1500)
+    dearer = {
+        "charges": [
+            {
+                "meter": "prompts",
+                "included_units": "1000",
+                "pricing": {"scheme": "per_unit", "unit_price": "0.03"},
+            }
+        ]
+    }
+    with time_machine.travel(NOV_20, tick=False):
+        response = api.patch(
+            f"/api/v1/subscriptions/{body['id']}", {"overrides": dearer}, format="json"
+        )
+    assert response.status_code == 200, response.content
+    periods_close(as_of=DEC_1)
+    november = Invoice.objects.get(reason=Invoice.PERIOD, period_start=NOV_1)
+    assert lines(november)[0][2:] == (D(500), D("0.02"), D("10.00"))
+    # December's deal is the subscription's now
+    (charge,) = Subscription.objects.get().overrides["charges"]
+    assert charge["pricing"]["unit_price"] == "0.03"
+
+    # when: 100 prompts stamped Nov 28 arrive on Dec 3, and December closes
+    prompts(100, datetime(2026, 11, 28, tzinfo=UTC), arrived=DEC_3)
+    periods_close(as_of=JAN_1)
+
+    # then: the late line is priced at November's deal
+    december = Invoice.objects.get(reason=Invoice.PERIOD, period_start=DEC_1)
+    assert [line for line in lines(december) if line[0] == "late_usage"] == [
+        ("late_usage", "Late usage for Nov 2026: Prompts", D(100), D("0.02"), D("2.00"))
+    ]
 
 
 @pytest.mark.parametrize(

@@ -458,3 +458,41 @@ def test_a_deal_s_own_threshold_bills_progressively_on_a_version_without_one(
     # then: a threshold invoice bills them
     (invoice,) = threshold_invoices()
     assert invoice.subtotal == D("6.00")
+
+
+def test_a_threshold_invoice_bills_usage_only_and_the_close_settles_the_commitment(
+    api, acme, runs_meter, runs
+):
+    """Rule: a threshold invoice bills the usage, never the minimum commitment's
+    true-up (the close settles that for the whole period): on a version with both,
+    60 runs at 0.10 on Nov 10 12:00 bill 6.00, not 6.00 and the 89.00 that would
+    bring them to 9.5 / 30 of the 300.00 commitment."""
+    # given: a commitment of 300.00 a month and a threshold of 5.00
+    published_version(
+        "agents",
+        minimum_commitment=D("300.00"),
+        progressive_billing_threshold=D("5.00"),
+        charges=(runs_charge(PricingSpec("per_unit", unit_price=D("0.10"))),),
+    )
+    subscribe(acme, "agents")
+
+    # when: 60 runs (6.00)
+    runs.post(60, at=NOV_10)
+
+    # then: the threshold invoice bills them alone
+    (invoice,) = threshold_invoices()
+    assert line_rows(invoice) == [
+        ("overage", "Agent runs over 0 included", D(60), D("0.10"), D("6.00"))
+    ]
+    assert invoice.subtotal == D("6.00")
+
+    # and the close bills the true-up of the month: 300.00 - 6.00
+    periods_close(as_of=DEC_1)
+    closing = Invoice.objects.get(
+        reason=Invoice.PERIOD, period_start=datetime(2026, 11, 1, tzinfo=UTC)
+    )
+    assert [(row[0], row[4]) for row in line_rows(closing)] == [
+        ("overage", D("6.00")),
+        ("minimum_commitment", D("294.00")),
+        ("usage_invoiced", D("-6.00")),
+    ]

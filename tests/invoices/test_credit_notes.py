@@ -200,6 +200,96 @@ def test_an_invoice_with_a_negative_line_is_never_credited_more_than_it_charges(
     assert Invoice.objects.get(pk=invoice.pk).amount_due == 0
 
 
+def test_the_limit_on_the_whole_invoice_counts_the_notes_already_issued(api, customer):
+    """Rule: what is left to credit on the whole invoice is what it charges less
+    what its notes credited so far, not what it charges."""
+    # given: +100.00 and -60.00 (40.00 + VAT), 40.00 of the charge credited already
+    invoice = invoice_for(customer, "100.00", "-60.00")
+    charge, _ = line_ids(invoice)
+    response = api.post(
+        f"/api/v1/invoices/{invoice.pk}/credit-notes",
+        {"reason": "other", "lines": [{"invoice_line": charge, "amount": "40.00"}]},
+        format="json",
+    )
+    assert (response.status_code, response.json()["total"]) == (201, "48.00")
+    before = state()
+
+    # when: 10.00 more of the charge (60.00 is left on that line)
+    response = api.post(
+        f"/api/v1/invoices/{invoice.pk}/credit-notes",
+        {"reason": "other", "lines": [{"invoice_line": charge, "amount": "10.00"}]},
+        format="json",
+    )
+
+    # then: refused, nothing is left on the invoice in all
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["fields"] == {"lines": ["at most 0.00 in all"]}
+    assert state() == before
+
+
+def test_tax_credited_in_proportion_is_rounded_on_the_running_total(api):
+    """Rule: each note credits the tax of the running total credited, rounded,
+    less the tax the earlier notes credited: 1.00 at 10 % is 0.10 of tax; 0.35
+    credits 0.035, 0.04, then 0.70 credits 0.07 in all, 0.03 more (rounding each
+    note's own share would credit 0.04 twice)."""
+    # given: an invoice of 1.00 taxed at 10 %
+    tax_rate_create(code="gst", name="GST", percentage=D("10"))
+    customer = CustomerFactory(external_id="kiwi", currency="NZD", tax_rates=["gst"])
+    invoice = invoice_for(customer, "1.00")
+    (line,) = line_ids(invoice)
+    assert (invoice.tax, invoice.total) == (D("0.10"), D("1.10"))
+
+    # when: 0.35 of it is credited, twice
+    notes = [
+        api.post(
+            f"/api/v1/invoices/{invoice.pk}/credit-notes",
+            {"reason": "other", "lines": [{"invoice_line": line, "amount": "0.35"}]},
+            format="json",
+        ).json()
+        for _ in range(2)
+    ]
+
+    # then: 0.04 of tax, then 0.03
+    assert [(n["subtotal"], n["tax"], n["total"]) for n in notes] == [
+        ("0.35", "0.04", "0.39"),
+        ("0.35", "0.03", "0.38"),
+    ]
+    assert [n["tax_lines"][0]["amount"] for n in notes] == ["0.04", "0.03"]
+    assert api.get(f"/api/v1/invoices/{invoice.pk}").json()["amount_due"] == "0.33"
+
+
+def test_a_void_credits_exactly_what_is_left_negative_lines_included(api, customer):
+    """Rule: the void's credit note takes every line's remainder, the negative
+    ones too: +100.00 and -60.00 at 20 % VAT charge 48.00, and the void credits
+    48.00 (not 120.00 for the positive line alone)."""
+    # given
+    invoice = invoice_for(customer, "100.00", "-60.00")
+    charge, credit = line_ids(invoice)
+    assert (invoice.subtotal, invoice.tax, invoice.total) == (D("40.00"), D("8.00"), D("48.00"))
+
+    # when
+    response = api.post(
+        f"/api/v1/invoices/{invoice.pk}/void", {"reason": "wrong plan"}, format="json"
+    )
+
+    # then
+    assert response.status_code == 200, response.content
+    assert (response.json()["status"], response.json()["amount_due"]) == ("void", "0.00")
+    (note,) = api.get(f"/api/v1/credit-notes?invoice={invoice.pk}").json()["results"]
+    assert (note["subtotal"], note["tax"], note["total"], note["voids_invoice"]) == (
+        "40.00",
+        "8.00",
+        "48.00",
+        True,
+    )
+    assert [(n["invoice_line"], n["amount"]) for n in note["lines"]] == [
+        (charge, "100.00"),
+        (credit, "-60.00"),
+    ]
+    assert (note["to_amount_due"], note["to_credit_balance"]) == ("48.00", "0.00")
+    assert credit_balance(customer) == 0
+
+
 def test_a_purchase_paid_through_stripe_keeps_the_credit_balance(customer):
     paid = invoice_for(customer, "10.00")
     invoice_mark_paid(invoice=paid, reference="wire", now=DEC_1)

@@ -218,6 +218,50 @@ def test_a_taxed_customer_pays_the_tax_at_checkout_and_its_invoice_says_so(
     assert [(t.code, t.amount) for t in invoice.tax_lines.all()] == [("vat", D("19.80"))]
 
 
+def test_a_purchase_is_taxed_at_the_rates_it_was_charged_at_when_the_payment_arrives(
+    api, acme, catalog, fake_stripe, deliver, django_capture_on_commit_callbacks
+):
+    """Rule: the paid invoice of a purchase is taxed at the rates recorded when it
+    was ordered (what Stripe charged), not at the customer's rates when the
+    payment arrives."""
+    # given: acme charged a VAT of 20 % orders the 99.00 pack on a Checkout page
+    tax_rate_create(code="vat", name="VAT", percentage=D("20"), is_default=True)
+    tax_rate_create(code="vat_21", name="VAT", percentage=D("21"))
+    response = post(
+        api,
+        django_capture_on_commit_callbacks,
+        "/credits",
+        {"pack": "runs_100", "checkout": True, "cancel_url": "https://app.example.test/shop"},
+    )
+    assert response.status_code == 202, response.content
+    purchase = Purchase.objects.get()
+    assert (purchase.tax, purchase.tax_rate_codes) == (D("19.80"), ["vat"])
+
+    # when: acme is given a rate of 21 % before it pays the 118.80
+    response = api.patch("/api/v1/customers/acme", {"tax_rates": ["vat_21"]}, format="json")
+    assert response.status_code == 200, response.content
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver(
+            stripe_event(
+                "evt_paid",
+                "checkout.session.completed",
+                completed(purchase, amount=11880, currency="usd"),
+            )
+        )
+
+    # then: its invoice is taxed at 20 %, the 118.80 Stripe collected
+    invoice = Purchase.objects.get().invoice
+    assert (invoice.status, invoice.subtotal, invoice.tax, invoice.total) == (
+        "paid",
+        D("99.00"),
+        D("19.80"),
+        D("118.80"),
+    )
+    assert [(t.code, t.percentage, t.amount) for t in invoice.tax_lines.all()] == [
+        ("vat", D("20"), D("19.80"))
+    ]
+
+
 def test_a_replayed_checkout_completion_grants_once(
     api, acme, catalog, fake_stripe, deliver, django_capture_on_commit_callbacks
 ):
