@@ -72,15 +72,6 @@ def pro(db):
     return v1
 
 
-@pytest.fixture
-def finance_client(client, db):
-    call_command("setup_roles", stdout=StringIO(), stderr=StringIO())
-    user = User.objects.create_user("fin", password="fin-password-1", is_staff=True)
-    user.groups.add(Group.objects.get(name="Finance"))
-    client.force_login(user)
-    return client
-
-
 # The version reads as finance names it
 
 
