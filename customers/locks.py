@@ -1,6 +1,7 @@
 """Row locks on customers, in one place. A customer's lock comes before its
 subscription's (billing.locks) and its wallets'; an invoice's lock comes before its
-customer's (the credit balance: invoices.credit_balance)."""
+customer's (the credit balance: invoices.credit_balance), and the tax rates it is
+given before it (plans.locks)."""
 
 from customers.models import Customer
 

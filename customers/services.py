@@ -16,6 +16,7 @@ from customers.models import (
     payment_terms_errors,
 )
 from customers.reactions import customer_changed
+from plans.locks import tax_rates_lock
 from plans.models import TaxRate
 from plans.validation import validate_customer
 
@@ -52,10 +53,11 @@ def validate_customer_settings(
 
 def tax_rates_by_code(codes: object) -> list[TaxRate]:
     """The active tax rates with these codes, in the order given; 400 for an
-    unknown or archived code."""
+    unknown or archived code. Locks them (plans.locks, before the customer's row):
+    an archive under way is waited for, and the rate it archived refused."""
     if not isinstance(codes, list | tuple) or not all(isinstance(c, str) for c in codes):
         raise InvalidRequest("invalid customer", fields={"tax_rates": ["must be a list of codes"]})
-    rates = {rate.code: rate for rate in TaxRate.objects.filter(code__in=codes)}
+    rates = {rate.code: rate for rate in tax_rates_lock(codes=codes, no_key=True)}
     errors = [
         f"unknown tax rate {code!r}" if code not in rates else f"tax rate {code!r} is archived"
         for code in codes
@@ -114,9 +116,9 @@ def customer_create(
         tax_exempt=tax_exempt,
         invoice_emails=invoice_emails,
     )
-    rates = tax_rates_by_code(tax_rates or [])
     try:
         with transaction.atomic():
+            rates = tax_rates_by_code(tax_rates or [])
             customer = Customer.objects.create(
                 external_id=external_id,
                 name=name,
@@ -170,8 +172,8 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
         tax_exempt=values["tax_exempt"],
         invoice_emails=values["invoice_emails"],
     )
-    rates = None if tax_rate_codes is None else tax_rates_by_code(tax_rate_codes)
     with transaction.atomic():
+        rates = None if tax_rate_codes is None else tax_rates_by_code(tax_rate_codes)
         customer = customer_lock(customer.pk)
         values["tax_id"] = values["tax_id"] or ""
         values["alert_thresholds"] = _as_json_numbers(values["alert_thresholds"])

@@ -185,7 +185,16 @@ class TaxRateDetailApi(APIView):
     def get(self, request, code: str):
         return Response(TaxRateSerializer(get_object_or_404(TaxRate, code=code)).data)
 
-    @extend_schema(request=TaxRateUpdateSerializer, responses=TaxRateSerializer)
+    @extend_schema(
+        request=TaxRateUpdateSerializer,
+        responses=TaxRateSerializer,
+        description=(
+            "Change a rate. Once an invoice was taxed at it, it is archived "
+            '("active": false), never changed or deleted. A rate customers hold as their '
+            'own is archived with "replaced_by", the rate they hold instead from then '
+            "(moved in the same request); without it, 409 saying how many hold it."
+        ),
+    )
     def patch(self, request, code: str):
         serializer = TaxRateUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -1,7 +1,14 @@
 """Row locks on the catalog, in one place: a write to a meter, a plan, a version
 or a credit pack holds its row, and a new version holds its plan (numbering).
 Price simulations are claimed under their row lock too. A coupon is redeemed
-under its row lock (taken after the subscription's: billing.locks)."""
+under its row lock (taken after the subscription's: billing.locks). Tax rates
+are locked before customers: an archive holds the rate and its replacement, then
+the customers it moves; a customer given rates holds them before its own row
+(customers.services), so that it is never given a rate archived meanwhile."""
+
+from collections.abc import Iterable
+
+from django.db.models import Q
 
 from plans.models import Coupon, CreditPack, Meter, Plan, PlanVersion, PriceSimulation, TaxRate
 
@@ -36,6 +43,16 @@ def price_simulation_lock(simulation_id: int) -> PriceSimulation:
 
 def tax_rate_lock(rate_id: int) -> TaxRate:
     return TaxRate.objects.select_for_update().get(pk=rate_id)
+
+
+def tax_rates_lock(
+    *, ids: Iterable[int] = (), codes: Iterable[str] = (), no_key: bool = False
+) -> list[TaxRate]:
+    """Lock the rates of these ids and codes in primary-key order and return them
+    fresh (those that exist). `no_key`: FOR NO KEY UPDATE, as a customer given the
+    rates takes them (it waits for an archive, FOR UPDATE, and sees its result)."""
+    wanted = Q(pk__in=list(ids)) | Q(code__in=list(codes))
+    return list(TaxRate.objects.select_for_update(no_key=no_key).filter(wanted).order_by("pk"))
 
 
 def coupon_lock(coupon_id: int) -> Coupon:

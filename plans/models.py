@@ -270,7 +270,8 @@ class CreditPack(models.Model):
 class TaxRate(models.Model):
     """A tax rate finance charges on invoices, e.g. TVA 20 % for France. Once an
     invoice was taxed at it, it is never changed or deleted, only archived
-    (`active` off): the invoice keeps what it charged."""
+    (`active` off): the invoice keeps what it charged. The customers holding it
+    as their own move to a replacement when it is archived (plans.services)."""
 
     code = models.CharField(max_length=CODE_MAX_LENGTH, unique=True)
     name = models.CharField(max_length=100, help_text="Printed on invoices, e.g. 'TVA' or 'VAT'.")

@@ -354,6 +354,15 @@ class TaxRateUpdateSerializer(serializers.Serializer):
     country = serializers.CharField(max_length=2, required=False, allow_blank=True, allow_null=True)
     default = serializers.BooleanField(required=False)
     active = serializers.BooleanField(required=False)
+    replaced_by = serializers.CharField(
+        max_length=64,
+        required=False,
+        help_text=(
+            'With "active": false: the code of the active rate that the customers holding '
+            "this one as their own hold instead, moved in the same request (of the rate's "
+            "country, or of none). Archiving a rate customers hold without it is a 409."
+        ),
+    )
 
 
 class CouponSerializer(serializers.Serializer):

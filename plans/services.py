@@ -16,7 +16,14 @@ from billing.core.errors import Conflict, InvalidRequest
 from config.history import change_in_progress, one_change
 from plans import selectors
 from plans.feature_grants import feature_value, value_to_json
-from plans.locks import credit_pack_lock, meter_lock, plan_lock, plan_version_lock, tax_rate_lock
+from plans.locks import (
+    credit_pack_lock,
+    meter_lock,
+    plan_lock,
+    plan_version_lock,
+    tax_rate_lock,
+    tax_rates_lock,
+)
 from plans.models import (
     Charge,
     CreditPack,
@@ -306,26 +313,75 @@ def tax_rate_in_use(rate: TaxRate) -> bool:
     return rate.invoice_tax_lines.exists()
 
 
-def tax_rate_archive_check(*, rate: TaxRate) -> None:
-    """A rate customers are given as their own is not archived under them (they
-    would silently be taxed otherwise): 409 until they have another."""
-    charged_to = rate.customers.count()
-    if charged_to:
-        raise Conflict(
-            f"tax rate {rate.code} is charged to {charged_to} customer(s) as their own rate: "
-            "give them another rate before archiving it",
-            fields={"active": [f"charged to {charged_to} customer(s)"]},
+def tax_rate_archive_check(
+    *, rate: TaxRate, active: bool | None, replaced_by: object = None
+) -> TaxRate | None:
+    """The rate that archiving `rate` (`active` False; None: left as it is) moves
+    the customers holding it as their own to: the active rate `replaced_by` names,
+    or None. A rate customers hold is not archived under them without one (they
+    would silently be taxed at the default rates): 409 naming how many hold it.
+    400 naming replaced_by for a replacement without archiving, an unknown or
+    archived rate, the rate itself, or a rate of another country than the rate's
+    (a rate without a country applies everywhere, so it may replace any). Reads
+    only; tax_rate_update calls it with the rates locked."""
+    if replaced_by is None:
+        held_by = rate.customers.count() if active is False and rate.active else 0
+        if held_by:
+            raise Conflict(
+                f"tax rate {rate.code} is charged to {held_by} customer(s) as their own rate: "
+                "archive it with replaced_by, the code of the rate they move to, or give them "
+                "another rate first",
+                fields={
+                    "active": [f"charged to {held_by} customer(s)"],
+                    "replaced_by": [f"the rate its {held_by} customer(s) move to"],
+                },
+            )
+        return None
+    replacement = TaxRate.objects.filter(code=replaced_by).first()
+    if active is not False:
+        problem = "only when the rate is archived (active: false)"
+    elif replacement is None:
+        problem = f"unknown tax rate {replaced_by!r}"
+    elif replacement.pk == rate.pk:
+        problem = "is the rate being archived"
+    elif not replacement.active:
+        problem = f"tax rate {replacement.code!r} is archived"
+    elif rate.country and replacement.country not in ("", rate.country):
+        problem = (
+            f"tax rate {replacement.code!r} applies in {replacement.country}, "
+            f"{rate.code} in {rate.country}"
         )
+    else:
+        return replacement
+    raise InvalidRequest(f"invalid replaced_by: {problem}", fields={"replaced_by": [problem]})
 
 
-def tax_rate_update(*, rate: TaxRate, **changes) -> TaxRate:
+def _holders_move(rate: TaxRate, replacement: TaxRate) -> None:
+    """The customers holding `rate` as their own hold `replacement` instead (once,
+    for one holding both). Under their row locks, in primary-key order, taken
+    after the rates' (plans.locks). Their Stripe customers hold no tax rates:
+    nothing to send them."""
+    list(rate.customers.select_for_update(of=("self",)).order_by("pk").values_list("pk"))
+    links = TaxRate.customers.through.objects
+    holding_both = links.filter(taxrate=replacement).values("customer_id")
+    links.filter(taxrate=rate, customer_id__in=holding_both).delete()
+    links.filter(taxrate=rate).update(taxrate=replacement)
+
+
+def tax_rate_update(*, rate: TaxRate, replaced_by: str | None = None, **changes) -> TaxRate:
     """Change a tax rate. Once an invoice was taxed at it, only `active` and
-    `is_default` may change: archive it and create another for a new percentage."""
+    `is_default` may change: archive it and create another for a new percentage.
+    Archiving a rate customers hold as their own needs `replaced_by`, the code of
+    the rate they hold instead from then, moved in the same transaction
+    (tax_rate_archive_check says what is refused). Locks the rate and its
+    replacement, then the customers moved."""
     unknown = set(changes) - {*TAX_RATE_TERMS, "is_default", "active"}
     if unknown:
         raise InvalidRequest(f"cannot change {', '.join(sorted(unknown))}")
     with transaction.atomic():
-        rate = tax_rate_lock(rate.pk)
+        codes = [replaced_by] if isinstance(replaced_by, str) else []
+        locked = {r.pk: r for r in tax_rates_lock(ids=[rate.pk], codes=codes)}
+        rate = locked[rate.pk]
         values = {name: getattr(rate, name) for name in TAX_RATE_TERMS} | {
             name: value for name, value in changes.items() if name in TAX_RATE_TERMS
         }
@@ -337,14 +393,17 @@ def tax_rate_update(*, rate: TaxRate, **changes) -> TaxRate:
                 "change; archive it (active: false) and create a new rate",
                 fields={name: ["cannot change once invoices were taxed at it"] for name in changed},
             )
-        if changes.get("active") is False and rate.active:
-            tax_rate_archive_check(rate=rate)
+        replacement = tax_rate_archive_check(
+            rate=rate, active=changes.get("active"), replaced_by=replaced_by
+        )
         validate_tax_rate(**values)
         for name, value in values.items():
             setattr(rate, name, value)
         rate.is_default = changes.get("is_default", rate.is_default)
         rate.active = changes.get("active", rate.active)
         rate.save()
+        if replacement is not None:
+            _holders_move(rate, replacement)
     return rate
 
 

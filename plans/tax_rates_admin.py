@@ -1,8 +1,10 @@
 """Tax rates in the admin. A rate that taxed an invoice keeps its terms: only
 archiving it (active off) or its default flag may change, and it is never
-deleted; a rate customers hold is not archived under them."""
+deleted; a rate customers hold is archived with the rate they move to, chosen
+on the same form (plans.services.tax_rate_update)."""
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 
 from billing.core.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt
 from billing.core.admin_history import AuditHistoryAdmin
@@ -13,14 +15,35 @@ from plans.validation import validate_tax_rate
 
 
 class TaxRateForm(ServiceValidatedForm):
+    replaced_by = forms.ModelChoiceField(
+        queryset=TaxRate.objects.filter(active=True),
+        to_field_name="code",
+        required=False,
+        label="Customers move to",
+        help_text=(
+            "When archiving a rate customers hold as their own: the rate they hold "
+            "instead, given to them when this is saved."
+        ),
+    )
+
     class Meta:
         model = TaxRate
         fields = ["code", "name", "percentage", "country", "is_default", "active"]
         help_texts = {"percentage": "e.g. 20 for 20 %; frozen once an invoice is taxed at it."}
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            field = self.fields["replaced_by"]
+            field.queryset = field.queryset.exclude(pk=self.instance.pk)
+
     def validate_domain(self, cleaned):
-        if self.instance.pk and self.instance.active and not cleaned.get("active"):
-            services.tax_rate_archive_check(rate=self.instance)
+        if self.instance.pk:
+            services.tax_rate_archive_check(
+                rate=self.instance,
+                active=cleaned.get("active"),
+                replaced_by=replaced_by_code(cleaned),
+            )
         if self.instance.pk and services.tax_rate_in_use(self.instance):
             return
         validate_tax_rate(
@@ -29,6 +52,11 @@ class TaxRateForm(ServiceValidatedForm):
             percentage=cleaned.get("percentage"),
             country=cleaned.get("country") or "",
         )
+
+
+def replaced_by_code(cleaned: dict) -> str | None:
+    replacement = cleaned.get("replaced_by")
+    return replacement.code if replacement is not None else None
 
 
 @admin.register(TaxRate)
@@ -48,6 +76,8 @@ class TaxRateAdmin(AuditHistoryAdmin):
 
     def get_fields(self, request, obj=None):
         fields = list(super().get_fields(request, obj))
+        if obj is None or not obj.active:
+            fields.remove("replaced_by")  # only an active rate is archived
         if obj is not None and services.tax_rate_in_use(obj):
             # Frozen terms are shown, not edited: the percentage as finance writes it.
             fields = ["percentage_display" if f == "percentage" else f for f in fields]
@@ -70,7 +100,15 @@ class TaxRateAdmin(AuditHistoryAdmin):
             name: data[name] for name in ("code", "name", "percentage", "country") if name in data
         }
         if change:
-            adopt(obj, services.tax_rate_update(rate=obj, **terms, **flags))
+            replaced_by = replaced_by_code(data)
+            adopt(
+                obj, services.tax_rate_update(rate=obj, replaced_by=replaced_by, **terms, **flags)
+            )
+            if replaced_by:
+                messages.info(
+                    request,
+                    f"The customers who held {obj.code} as their own hold {replaced_by} now.",
+                )
         else:
             adopt(obj, services.tax_rate_create(**terms, **flags))
 

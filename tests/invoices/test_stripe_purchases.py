@@ -180,6 +180,30 @@ def test_a_pack_bought_on_a_checkout_page_is_granted_when_paid(
     assert remember[2].idempotency_key == f"payment-{purchase.payment.pk}-default-method"
 
 
+def checkout_pack(api, capture) -> Purchase:
+    """acme orders the 99.00 pack runs_100 on a Checkout page: the purchase, pending."""
+    response = post(
+        api,
+        capture,
+        "/credits",
+        {"pack": "runs_100", "checkout": True, "cancel_url": "https://app.example.test/shop"},
+    )
+    assert response.status_code == 202, response.content
+    return Purchase.objects.get()
+
+
+def checkout_paid(deliver, capture, purchase: Purchase, *, cents: int) -> None:
+    """Stripe reports the purchase's Checkout session paid, `cents` collected."""
+    with capture(execute=True):
+        deliver(
+            stripe_event(
+                "evt_paid",
+                "checkout.session.completed",
+                completed(purchase, amount=cents, currency="usd"),
+            )
+        )
+
+
 def test_a_taxed_customer_pays_the_tax_at_checkout_and_its_invoice_says_so(
     api, acme, catalog, fake_stripe, deliver, django_capture_on_commit_callbacks
 ):
@@ -187,22 +211,8 @@ def test_a_taxed_customer_pays_the_tax_at_checkout_and_its_invoice_says_so(
     tax_rate_create(code="vat", name="VAT", percentage=D("20"), is_default=True)
 
     # when: it buys the 99.00 pack on a Checkout page, and pays
-    response = post(
-        api,
-        django_capture_on_commit_callbacks,
-        "/credits",
-        {"pack": "runs_100", "checkout": True, "cancel_url": "https://app.example.test/shop"},
-    )
-    assert response.status_code == 202, response.content
-    purchase = Purchase.objects.get()
-    with django_capture_on_commit_callbacks(execute=True):
-        deliver(
-            stripe_event(
-                "evt_paid",
-                "checkout.session.completed",
-                completed(purchase, amount=11880, currency="usd"),
-            )
-        )
+    purchase = checkout_pack(api, django_capture_on_commit_callbacks)
+    checkout_paid(deliver, django_capture_on_commit_callbacks, purchase, cents=11880)
 
     # then: Stripe was asked for 99.00 + 19.80, and the paid invoice totals what it collected
     session = fake_stripe.to("POST", "/v1/checkout/sessions")[0]
@@ -227,39 +237,44 @@ def test_a_purchase_is_taxed_at_the_rates_it_was_charged_at_when_the_payment_arr
     # given: acme charged a VAT of 20 % orders the 99.00 pack on a Checkout page
     tax_rate_create(code="vat", name="VAT", percentage=D("20"), is_default=True)
     tax_rate_create(code="vat_21", name="VAT", percentage=D("21"))
-    response = post(
-        api,
-        django_capture_on_commit_callbacks,
-        "/credits",
-        {"pack": "runs_100", "checkout": True, "cancel_url": "https://app.example.test/shop"},
-    )
-    assert response.status_code == 202, response.content
-    purchase = Purchase.objects.get()
+    purchase = checkout_pack(api, django_capture_on_commit_callbacks)
     assert (purchase.tax, purchase.tax_rate_codes) == (D("19.80"), ["vat"])
 
     # when: acme is given a rate of 21 % before it pays the 118.80
     response = api.patch("/api/v1/customers/acme", {"tax_rates": ["vat_21"]}, format="json")
     assert response.status_code == 200, response.content
-    with django_capture_on_commit_callbacks(execute=True):
-        deliver(
-            stripe_event(
-                "evt_paid",
-                "checkout.session.completed",
-                completed(purchase, amount=11880, currency="usd"),
-            )
-        )
+    checkout_paid(deliver, django_capture_on_commit_callbacks, purchase, cents=11880)
 
     # then: its invoice is taxed at 20 %, the 118.80 Stripe collected
     invoice = Purchase.objects.get().invoice
-    assert (invoice.status, invoice.subtotal, invoice.tax, invoice.total) == (
-        "paid",
-        D("99.00"),
-        D("19.80"),
-        D("118.80"),
-    )
+    assert (invoice.status, invoice.tax, invoice.total) == ("paid", D("19.80"), D("118.80"))
     assert [(t.code, t.percentage, t.amount) for t in invoice.tax_lines.all()] == [
         ("vat", D("20"), D("19.80"))
     ]
+
+
+def test_a_pending_purchase_keeps_the_rate_archived_under_it(
+    api, acme, catalog, fake_stripe, deliver, django_capture_on_commit_callbacks
+):
+    # given: acme holds a VAT of 20 % as its own, and orders the 99.00 pack (118.80)
+    tax_rate_create(code="vat", name="VAT", percentage=D("20"))
+    tax_rate_create(code="vat_2027", name="VAT", percentage=D("21"))
+    response = api.patch("/api/v1/customers/acme", {"tax_rates": ["vat"]}, format="json")
+    assert response.status_code == 200, response.content
+    purchase = checkout_pack(api, django_capture_on_commit_callbacks)
+
+    # when: the rate is archived, acme moved to 21 %, before the payment arrives
+    response = api.patch(
+        "/api/v1/tax-rates/vat", {"active": False, "replaced_by": "vat_2027"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert api.get("/api/v1/customers/acme").json()["tax_rates"] == ["vat_2027"]
+    checkout_paid(deliver, django_capture_on_commit_callbacks, purchase, cents=11880)
+
+    # then: the purchase's invoice is taxed at the archived 20 %, as it was charged
+    invoice = Purchase.objects.get().invoice
+    assert (invoice.status, invoice.tax, invoice.total) == ("paid", D("19.80"), D("118.80"))
+    assert [(t.code, t.amount) for t in invoice.tax_lines.all()] == [("vat", D("19.80"))]
 
 
 def test_a_replayed_checkout_completion_grants_once(

@@ -7,6 +7,7 @@ from decimal import Decimal as D
 
 import pytest
 
+from customers.models import Customer
 from invoices.models import Invoice
 from plans.models import TaxRate
 from plans.services import tax_rate_create
@@ -207,15 +208,144 @@ def test_a_customer_is_given_its_rates_by_code(api):
     assert api.get("/api/v1/customers/paris").json()["tax_rates"] == ["fr_vat"]
 
 
-def test_a_rate_customers_are_given_is_not_archived_under_them(api):
-    tax_rate_create(code="fr_vat", name="TVA", percentage=D("20"), country="FR")
-    CustomerFactory(external_id="paris", tax_rates=["fr_vat"])
+# Archiving a rate customers hold
 
-    response = api.patch("/api/v1/tax-rates/fr_vat", {"active": False}, format="json")
+
+@pytest.fixture
+def german_customers(db):
+    """MwSt. 19 % (de_vat) held by berlin, by hamburg with its successor of 20 %
+    (de_vat_2027), by munich with a reduced rate; paris holds TVA, seattle none
+    of its own."""
+    tax_rate_create(code="de_vat", name="MwSt.", percentage=D("19"), country="DE")
+    tax_rate_create(code="de_vat_2027", name="MwSt.", percentage=D("20"), country="DE")
+    tax_rate_create(code="de_reduced", name="MwSt. reduziert", percentage=D("7"), country="DE")
+    tax_rate_create(code="fr_vat", name="TVA", percentage=D("20"), country="FR")
+    tax_rate_create(code="eu_flat", name="Flat", percentage=D("10"))
+    tax_rate_create(code="de_old", name="MwSt. alt", percentage=D("16"), country="DE", active=False)
+    for name, rates in [
+        ("berlin", ["de_vat"]),
+        ("hamburg", ["de_vat", "de_vat_2027"]),
+        ("munich", ["de_reduced", "de_vat"]),
+        ("paris", ["fr_vat"]),
+        ("seattle", []),
+    ]:
+        CustomerFactory(external_id=name, currency="EUR", tax_rates=rates)
+
+
+def customer_rates(api) -> dict[str, list[str]]:
+    customers = api.get("/api/v1/customers").json()["results"]
+    return {c["external_id"]: c["tax_rates"] for c in customers}
+
+
+def rate_flags(api) -> dict[str, bool]:
+    return {r["code"]: r["active"] for r in api.get("/api/v1/tax-rates").json()["results"]}
+
+
+BEFORE = {
+    "berlin": ["de_vat"],
+    "hamburg": ["de_vat", "de_vat_2027"],
+    "munich": ["de_reduced", "de_vat"],
+    "paris": ["fr_vat"],
+    "seattle": [],
+}
+
+
+def test_archiving_a_rate_with_replaced_by_moves_its_customers_to_the_replacement(
+    api, german_customers
+):
+    assert customer_rates(api) == BEFORE
+
+    # when: MwSt. 19 % is archived, its customers moved to 20 %
+    response = api.patch(
+        "/api/v1/tax-rates/de_vat", {"active": False, "replaced_by": "de_vat_2027"}, format="json"
+    )
+
+    # then: archived, and each customer that held it holds the replacement once
+    assert response.status_code == 200, response.content
+    assert response.json()["active"] is False
+    assert customer_rates(api) == {
+        "berlin": ["de_vat_2027"],
+        "hamburg": ["de_vat_2027"],
+        "munich": ["de_reduced", "de_vat_2027"],
+        "paris": ["fr_vat"],
+        "seattle": [],
+    }
+    assert rate_flags(api)["de_vat"] is False
+    # and berlin's next invoice of 100.00 is taxed at 20 %
+    berlin = Customer.objects.get(external_id="berlin")
+    invoice = invoice_for(berlin, "100.00")
+    assert [(t.code, t.amount) for t in invoice.tax_lines.all()] == [("de_vat_2027", D("20.00"))]
+    assert invoice.total == D("120.00")
+
+
+def test_archiving_a_rate_customers_hold_without_replaced_by_is_a_409_naming_them(
+    api, german_customers
+):
+    flags = rate_flags(api)
+
+    response = api.patch("/api/v1/tax-rates/de_vat", {"active": False}, format="json")
 
     assert response.status_code == 409
-    assert response.json()["error"]["fields"] == {"active": ["charged to 1 customer(s)"]}
-    assert TaxRate.objects.get(code="fr_vat").active is True
+    assert response.json()["error"] == {
+        "type": "conflict",
+        "message": "tax rate de_vat is charged to 3 customer(s) as their own rate: archive it "
+        "with replaced_by, the code of the rate they move to, or give them another rate first",
+        "fields": {
+            "active": ["charged to 3 customer(s)"],
+            "replaced_by": ["the rate its 3 customer(s) move to"],
+        },
+    }
+    assert (customer_rates(api), rate_flags(api)) == (BEFORE, flags)
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"active": False, "replaced_by": "de_vat_2028"}, "unknown tax rate 'de_vat_2028'"),
+        ({"active": False, "replaced_by": "de_old"}, "tax rate 'de_old' is archived"),
+        ({"active": False, "replaced_by": "de_vat"}, "is the rate being archived"),
+        (
+            {"active": False, "replaced_by": "fr_vat"},
+            "tax rate 'fr_vat' applies in FR, de_vat in DE",
+        ),
+        ({"replaced_by": "de_vat_2027"}, "only when the rate is archived (active: false)"),
+        (
+            {"active": True, "replaced_by": "de_vat_2027"},
+            "only when the rate is archived (active: false)",
+        ),
+    ],
+    ids=["unknown", "archived", "itself", "another-country", "not-archived", "kept-active"],
+)
+def test_a_replacement_that_cannot_take_the_customers_is_a_400_and_changes_nothing(
+    api, german_customers, body, problem
+):
+    flags = rate_flags(api)
+
+    response = api.patch("/api/v1/tax-rates/de_vat", body, format="json")
+
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["fields"] == {"replaced_by": [problem]}
+    assert response.json()["error"]["message"] == f"invalid replaced_by: {problem}"
+    assert (customer_rates(api), rate_flags(api)) == (BEFORE, flags)
+
+
+def test_a_rate_without_a_country_replaces_a_country_s_rate(api, german_customers):
+    response = api.patch(
+        "/api/v1/tax-rates/de_reduced", {"active": False, "replaced_by": "eu_flat"}, format="json"
+    )
+
+    assert response.status_code == 200, response.content
+    assert customer_rates(api)["munich"] == ["de_vat", "eu_flat"]
+
+
+def test_a_replacement_for_a_rate_no_customer_holds_moves_nothing(api, german_customers):
+    tax_rate_create(code="de_spare", name="Spare", percentage=D("19"), country="DE")
+    response = api.patch(
+        "/api/v1/tax-rates/de_spare", {"active": False, "replaced_by": "de_vat"}, format="json"
+    )
+
+    assert (response.status_code, response.json()["active"]) == (200, False)
+    assert customer_rates(api) == BEFORE
 
 
 def invoice_for(customer, *amounts: str) -> Invoice:
