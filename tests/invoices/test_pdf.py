@@ -343,13 +343,13 @@ def test_no_render_is_queued_when_pdfs_are_off(settings, django_capture_on_commi
         invoice_finalize(invoice=invoice, now=DEC_2)
 
     assert renders_queued(callbacks) == []
+    assert Invoice.objects.get(pk=invoice.pk).pdf_sha256 == ""
 
 
 def renders_queued(callbacks) -> list:
     """The commit callbacks that queue a PDF render (invoices.rendering); a
     finalization queues others too (its metrics count the invoices on commit)."""
     return [c for c in callbacks if "render_pdf_after_commit" in getattr(c, "__qualname__", "")]
-    assert Invoice.objects.get(pk=invoice.pk).pdf_sha256 == ""
 
 
 def test_the_task_run_twice_keeps_the_first_pdf(finalize):
