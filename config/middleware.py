@@ -1,7 +1,10 @@
 """Input no endpoint can serve, refused before any view runs, the same way everywhere:
 
 - a body declared larger than DATA_UPLOAD_MAX_MEMORY_SIZE, on the API and the
-  Stripe webhook: 413, before anything reads it or checks a signature;
+  Stripe webhook: 413, before anything reads it or checks a signature (a body sent
+  chunked, without a Content-Length, arrives here with its length: SizedBodies);
+- a body sent without a Content-Length that the server could not end for us
+  (SizedBodies): 411 Length Required, rather than a body read as empty;
 - a query parameter holding text no database column can store: 400 naming it;
 - a path segment a view receives as text holding such text: 404, since no
   customer, plan or meter can have that code;
@@ -15,9 +18,11 @@ database error and a 500 on PostgreSQL. The API answers in its error envelope;
 the admin and the portal get Django's 400 and 404 pages.
 """
 
+import io
+
 from django.conf import settings
 from django.core.exceptions import TooManyFieldsSent
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.views import defaults
 
 from billing.core.storable import unstorable_text_reason
@@ -26,6 +31,57 @@ from config.api import error_body, handler404
 # Where a body over the limit is answered 413 without being read. Elsewhere (the
 # admin's forms) Django refuses it itself when the form is read.
 SIZE_LIMITED_PREFIXES = ("/api/", "/webhooks/")
+
+
+# SizedBodies reads a body without a length in pieces of at most this many bytes.
+READ_SIZE = 64 * 1024
+
+
+def read_at_most(stream, limit: int | None) -> bytes:
+    """What a stream that ends where the body does holds, up to `limit` + 1 bytes
+    (all of it with no limit): enough to tell a body over the limit, never more.
+    Read in pieces, as many as the stream needs (a read may return fewer bytes than
+    asked), and always with a size: granian's wsgi.input loses the rest of its
+    buffer when read() without one follows a read(n)."""
+    pieces = []
+    size = 0
+    while limit is None or size <= limit:
+        piece = stream.read(READ_SIZE if limit is None else min(READ_SIZE, limit + 1 - size))
+        if not piece:
+            break
+        pieces.append(piece)
+        size += len(piece)
+    return b"".join(pieces)
+
+
+class SizedBodies:
+    """WSGI middleware (config.wsgi wraps the application in it): a request body
+    sent without a Content-Length (`Transfer-Encoding: chunked`) is handed to Django
+    as one with a length. Django reads a body up to its CONTENT_LENGTH, and with none
+    it read an empty body: a valid batch was answered 400 "malformed JSON".
+
+    Where the server ends the body for us (`wsgi.input_terminated`: granian and
+    gunicorn de-chunk it, and so does the development server, config.devserver), at
+    most DATA_UPLOAD_MAX_MEMORY_SIZE + 1 bytes are read, never the whole stream. A
+    body past the limit is handed on as those limit + 1 bytes, so InputGuardMiddleware
+    answers it 413 as it answers one declared that long (and a form elsewhere is refused
+    by Django as too large). An error while reading (chunks framed wrong, a client gone)
+    is the server's to answer: gunicorn and the development server answer 400. Where
+    the server does not end the body, it is left unread: 411 (InputGuardMiddleware)."""
+
+    def __init__(self, application):
+        self.application = application
+
+    def __call__(self, environ, start_response):
+        if (
+            "HTTP_TRANSFER_ENCODING" in environ
+            and not environ.get("CONTENT_LENGTH")
+            and environ.get("wsgi.input_terminated")
+        ):
+            body = read_at_most(environ["wsgi.input"], settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        return self.application(environ, start_response)
 
 
 def _declared_length(request) -> int:
@@ -41,6 +97,8 @@ class InputGuardMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        if "HTTP_TRANSFER_ENCODING" in request.META and not request.META.get("CONTENT_LENGTH"):
+            return self._length_required(request)
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         if (
             limit is not None
@@ -75,6 +133,18 @@ class InputGuardMiddleware:
         if any(isinstance(s, str) and unstorable_text_reason(s) for s in segments):
             return handler404(request)
         return None
+
+    @staticmethod
+    def _length_required(request):
+        """A body whose end only its chunks' framing tells, which this server does
+        not undo (SizedBodies): refused, not read as empty."""
+        message = (
+            "this server cannot read a request body sent without a Content-Length "
+            "(Transfer-Encoding: chunked); send it with a Content-Length"
+        )
+        if request.path_info.startswith("/api/"):
+            return JsonResponse(error_body("invalid_request", message), status=411)
+        return HttpResponse(message, status=411, content_type="text/plain; charset=utf-8")
 
     @staticmethod
     def _bad_query(request, message: str, fields: dict):

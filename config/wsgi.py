@@ -6,7 +6,12 @@ from django.core.wsgi import get_wsgi_application
 from django.urls import get_resolver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from config.middleware import SizedBodies  # noqa: E402 (imports DRF: after Django's setup)
+
+# A body sent chunked, without a Content-Length, read (config.middleware.SizedBodies).
+application = SizedBodies(django_application)
 
 # The URL configuration and every view, serializer and service module it imports,
 # loaded as the worker starts rather than by its first request (some 50 ms of CPU
