@@ -5,6 +5,7 @@ import json
 import math
 import sys
 from decimal import Decimal, InvalidOperation
+from functools import partial
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
@@ -15,8 +16,10 @@ from rest_framework import exceptions, negotiation, pagination, parsers, seriali
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
+from billing.core import nesting
 from billing.core.errors import BillingError
 from billing.core.money import format_decimal, format_money, storable_exactly
+from billing.core.nesting import MAX_BODY_DEPTH, may_nest_deeper_than
 from billing.core.periods import parse_instant
 from billing.core.storable import (
     may_hold_unstorable_text,
@@ -55,17 +58,21 @@ def _storable_number(text: str) -> Decimal:
 
 
 def json_body(body: bytes):
-    """A request body read as StrictJSONParser reads it, or its ParseError."""
+    """A request body read as StrictJSONParser reads it, or its ParseError. A body
+    nesting deeper than MAX_BODY_DEPTH is read without recursion (billing.core.nesting),
+    then refused for its depth (or as malformed JSON, if it is that too)."""
+    deep = may_nest_deeper_than(body, MAX_BODY_DEPTH)
+    loads = partial(nesting.loads, max_depth=MAX_BODY_DEPTH) if deep else json.loads
     try:
-        data = json.loads(
+        data = loads(
             body.decode("utf-8"),
             parse_float=_storable_number,
             parse_constant=reject_json_constant,
         )
     except (ValueError, UnicodeDecodeError) as exc:
         raise exceptions.ParseError(f"malformed JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise exceptions.ParseError("malformed JSON: nested too deeply") from exc
+    if deep and unstorable_json_reason(data, check_text=False, max_depth=MAX_BODY_DEPTH):
+        raise exceptions.ParseError(f"the request body nests deeper than {MAX_BODY_DEPTH} levels")
     if may_hold_unstorable_text(body):
         reason = unstorable_json_reason(data, check_text=True, max_depth=sys.maxsize)
         if reason is not None:

@@ -21,6 +21,8 @@ import stripe
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from billing.core.nesting import MAX_BODY_DEPTH, may_nest_deeper_than
+
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 5
@@ -142,7 +144,10 @@ def webhook_event(*, payload: bytes, signature: str | None, secret: str) -> dict
     by the library (stripe.Webhook.construct_event: an HMAC-SHA256 of
     "<t>.<payload>" with the endpoint's secret, made within the last 300 s).
     Raises stripe.SignatureVerificationError, or ValueError for a body that is
-    not a Stripe event."""
+    not a Stripe event (one nested deeper than any is, too: the library's json.loads
+    would recurse once a level)."""
+    if may_nest_deeper_than(payload, MAX_BODY_DEPTH):
+        raise ValueError(f"nests deeper than {MAX_BODY_DEPTH} levels")
     try:
         stripe.Webhook.construct_event(
             payload,

@@ -103,8 +103,6 @@ def stripe_event_receive(
         raise WebhookSignatureError(f"Stripe signature refused: {error.user_message}") from error
     except ValueError as error:
         raise WebhookSignatureError(f"not a Stripe event: {error}") from error
-    except RecursionError as error:
-        raise WebhookSignatureError("not a Stripe event: nested too deeply") from error
     refusal = _event_refusal(event)
     if refusal is not None:
         logger.warning(

@@ -58,7 +58,7 @@ class EventsApi(APIView):
         body = read_body(request, limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
         try:
             payload = batch_parse(body)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidRequest(f"malformed JSON: {exc}") from exc
         if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
             raise InvalidRequest(

@@ -7,6 +7,8 @@ hostile input is a 400 or a per-event rejection, never a failed write."""
 import re
 from decimal import Decimal, InvalidOperation
 
+from billing.core.nesting import TooDeep
+
 # PostgreSQL's numeric keeps at most 131,072 digits before the decimal point and
 # 16,383 after it.
 NUMERIC_MAX_ADJUSTED = 131_071
@@ -91,7 +93,8 @@ STORABLE_SCALARS = frozenset({str, int, bool, Decimal, float, type(None)})
 def unstorable_json_reason(value, *, check_text: bool, max_depth: int) -> str | None:
     """Why a parsed JSON value cannot be stored: a key or text that cannot (only
     looked for when `check_text`), an UNSTORABLE_NUMBER, or nesting deeper than
-    `max_depth`; None when it can. Iterative, so no payload exhausts the stack;
+    `max_depth` (TOO_DEEP too: what a reader left unread past its own depth,
+    billing.core.nesting); None when it can. Iterative, so no payload exhausts the stack;
     a flat object costs one pass over its values (without `check_text`, one pass in C)."""
     if (
         not check_text
@@ -118,6 +121,8 @@ def unstorable_json_reason(value, *, check_text: bool, max_depth: int) -> str | 
                         return reason
                 elif inner_kind is UnstorableNumber:
                     return NUMBER_MESSAGE
+                elif inner_kind is TooDeep:
+                    return f"nests deeper than {max_depth} levels"
         elif kind is list:
             if depth > max_depth:
                 return f"nests deeper than {max_depth} levels"
@@ -127,4 +132,6 @@ def unstorable_json_reason(value, *, check_text: bool, max_depth: int) -> str | 
                 return reason
         elif kind is UnstorableNumber:
             return NUMBER_MESSAGE
+        elif kind is TooDeep:
+            return f"nests deeper than {max_depth} levels"
     return None

@@ -9,12 +9,15 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import msgspec
 from django.conf import settings
 from django.db import transaction
 
+from billing.core import nesting
 from billing.core.metrics import usage_events_counted
+from billing.core.nesting import MAX_BODY_DEPTH, may_nest_deeper_than
 from billing.core.periods import parse_instant
 from billing.core.storable import (
     SURROGATE_MESSAGE,
@@ -95,34 +98,40 @@ customer_cache = CustomerCache()
 # json.loads reads (a lone surrogate, escaped or in UTF-8 bytes; a byte order mark;
 # an integer of thousands of digits), and for all it reads both give the same values:
 # numbers with a fraction or an exponent through the same hook, the last of repeated
-# keys. One difference is kept: msgspec reads a few levels of nesting deeper than
-# json.loads, whose limit is Python's recursion limit (some 990 levels), so a body
-# nested just past that reads; its events are validated as any others (properties
-# nest at most MAX_PROPERTY_DEPTH levels deep).
+# keys. Both recurse once per level of nesting, so they read only a body that nests at
+# most MAX_BODY_DEPTH levels; a deeper one is read without recursion
+# (billing.core.nesting), what lies past that depth as TOO_DEEP, and the event holding
+# it is rejected (its properties nest at most MAX_PROPERTY_DEPTH levels), not the batch.
 _FAST_DECODER = msgspec.json.Decoder(float_hook=number_or_marker)
 
 
 def batch_parse(body: bytes):
     """A batch's JSON, numbers as exact Decimals. Raises ValueError (or
-    UnicodeDecodeError, RecursionError) for a body that is not JSON. A number no
-    column could hold is no such error: it parses as UNSTORABLE_NUMBER, and
-    validation rejects the event that carries it. What the fast decoder refuses is
-    read again by json.loads (json_parse), whose answer or error is the batch's."""
+    UnicodeDecodeError) for a body that is not JSON. A number no column could hold is
+    no such error: it parses as UNSTORABLE_NUMBER, and validation rejects the event
+    that carries it; nor is nesting at any depth (TOO_DEEP past MAX_BODY_DEPTH). What
+    the fast decoder refuses is read again by json.loads (json_parse), whose answer or
+    error is the batch's."""
+    if may_nest_deeper_than(body, MAX_BODY_DEPTH):
+        return json_parse(body, max_depth=MAX_BODY_DEPTH)
     try:
         return _FAST_DECODER.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return json_parse(body)
 
 
-def json_parse(body: bytes):
-    """batch_parse by json.loads alone: the reference the fast decoder agrees with."""
+def json_parse(body: bytes, *, max_depth: int | None = None):
+    """batch_parse by json.loads alone: the reference the fast decoder agrees with.
+    With `max_depth`, by billing.core.nesting's reader, which reads as json.loads does
+    without recursion, containers past that depth as TOO_DEEP."""
+    loads = json.loads if max_depth is None else partial(nesting.loads, max_depth=max_depth)
     try:
-        return json.loads(body, parse_float=number_or_marker, parse_constant=reject_json_constant)
+        return loads(body, parse_float=number_or_marker, parse_constant=reject_json_constant)
     except json.JSONDecodeError:
         raise
     except ValueError:
         # An integer of over 4,300 digits, which Python will not read as an int.
-        return json.loads(
+        return loads(
             body,
             parse_float=number_or_marker,
             parse_int=number_or_marker,

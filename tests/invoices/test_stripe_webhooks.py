@@ -153,6 +153,9 @@ def test_a_signature_older_than_five_minutes_is_refused(processing, deliver):
 def test_a_body_that_is_not_an_event_is_refused(processing, deliver):
     assert deliver("[1, 2, 3]").status_code == 400
     assert deliver(json.dumps({"object": "event"})).status_code == 400
+    # Signed, and nested deeper than any event (read by no reader that recurses).
+    deep = '{"id": "evt_deep", "object": "event", "data": ' + "[" * 10_000 + "]" * 10_000 + "}"
+    assert deliver(deep).status_code == 400
     assert not StripeEvent.objects.exists()
 
 

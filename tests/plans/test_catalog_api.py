@@ -217,7 +217,11 @@ def test_deeply_nested_json_is_400_not_500(api_key_secret, row_counts):
 
     # then
     assert response.status_code == 400
-    assert response.json()["error"]["type"] == "invalid_request"
+    error = response.json()["error"]
+    assert error == {
+        "type": "invalid_request",
+        "message": "the request body nests deeper than 64 levels",
+    }
     assert row_counts() == before
 
 
