@@ -4,7 +4,7 @@ envelope, pagination, and decimal fields that read and write exact strings."""
 import json
 import math
 import sys
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import partial
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -18,7 +18,14 @@ from rest_framework.settings import api_settings
 
 from billing.core import nesting
 from billing.core.errors import BillingError
-from billing.core.money import format_decimal, format_money, storable_exactly
+from billing.core.money import (
+    MAX_DECIMAL_TEXT,
+    PLAIN_DECIMAL,
+    DecimalRefused,
+    decimal_input,
+    format_decimal,
+    format_money,
+)
 from billing.core.nesting import MAX_BODY_DEPTH, may_nest_deeper_than
 from billing.core.periods import parse_instant
 from billing.core.storable import (
@@ -264,8 +271,8 @@ class CursorPagination(pagination.CursorPagination):
 
 
 # What the schema promises is what to_internal_value accepts from a string (a JSON
-# number is accepted too): no blank, no spaces, no NaN or Infinity, at most 64 characters.
-DECIMAL_PATTERN = r"^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$"
+# number is accepted too): billing.core.money.decimal_input's plain decimal.
+DECIMAL_PATTERN = f"^{PLAIN_DECIMAL}$"
 
 
 @extend_schema_field(
@@ -274,54 +281,26 @@ DECIMAL_PATTERN = r"^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$"
         "format": "decimal",
         "pattern": DECIMAL_PATTERN,
         "minLength": 1,
-        "maxLength": 64,
+        "maxLength": MAX_DECIMAL_TEXT,
         "example": "0.05",
-        "description": "exact decimal",
+        "description": (
+            "exact decimal: a JSON number, or a string of ASCII digits with an optional "
+            'fraction ("12.50", "-3" where negatives are allowed); no spaces, "+", "_" or '
+            "exponent in a string"
+        ),
     }
 )
 class DecimalString(serializers.Field):
-    """A quantity or price: accepts a JSON string or number, answers a plain string.
-
-    Rejects booleans, non-finite values and numbers the ledger cannot store
-    exactly (more than 10 decimal places or 18 integer digits).
-    """
-
-    MAX_PLACES = 10
-    MAX_INTEGER_DIGITS = 18
-    default_error_messages = {
-        "invalid": "must be a number or a string holding one",
-        "non_finite": "must be a finite number",
-        "max_places": "must have at most {places} decimal places",
-        "too_large": "is too large",
-        "too_precise": "has more than 15 significant digits, the most the embedded SQLite "
-        "database keeps exactly; run on PostgreSQL for more",
-    }
+    """A quantity or price: accepts a JSON number or a plain decimal string, answers a
+    plain string. What it accepts and refuses is billing.core.money.decimal_input's:
+    booleans, other strings, non-finite values and numbers the ledger cannot store
+    exactly (more than 10 decimal places or 18 integer digits) are refused."""
 
     def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, str | int | Decimal):
-            self.fail("invalid")
-        if isinstance(data, str) and (len(data) > 64 or data.strip() != data or not data):
-            self.fail("invalid")
         try:
-            value = Decimal(data)
-        except (InvalidOperation, ValueError):
-            self.fail("invalid")
-        if not value.is_finite():
-            self.fail("non_finite")
-        if value == 0:
-            value = Decimal(0)  # "0e-99999999" is zero, not an exponent to store
-        if value != 0 and value.adjusted() >= self.MAX_INTEGER_DIGITS:
-            self.fail("too_large")
-        # A digit beyond the last place; normalize() would round a tiny value
-        # (2.1e-991779300462) to zero first and let it through.
-        if value != 0 and value.adjusted() < -self.MAX_PLACES:
-            self.fail("max_places", places=self.MAX_PLACES)
-        normalized = value.normalize().as_tuple()
-        if normalized.exponent < -self.MAX_PLACES:
-            self.fail("max_places", places=self.MAX_PLACES)
-        if not storable_exactly(value):
-            self.fail("too_precise")
-        return value
+            return decimal_input(data)
+        except DecimalRefused as refused:
+            raise serializers.ValidationError(str(refused), code=refused.code) from None
 
     def to_representation(self, value):
         return None if value is None else format_decimal(Decimal(value))

@@ -4,6 +4,7 @@ Every amount is a Decimal. A line amount is computed exactly and rounded once,
 half up, to the currency's minor unit (2 for USD and EUR, 0 for JPY).
 """
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 import moneyed
@@ -14,6 +15,76 @@ AMOUNT = {"max_digits": 28, "decimal_places": 10}
 
 # SQLite, the embedded default, stores decimals as floats: 15 significant digits.
 SQLITE_EXACT_DIGITS = 15
+
+# What AMOUNT holds: 18 digits before the point, 10 after it.
+MAX_INTEGER_DIGITS = AMOUNT["max_digits"] - AMOUNT["decimal_places"]
+MAX_PLACES = AMOUNT["decimal_places"]
+# Below this, an integer fits every database exactly (SQLite's 15 digits included).
+SMALL_INTEGER_LIMIT = 10**15
+
+# How an amount or quantity may be written in a string: ASCII digits, a point with
+# digits after it, a minus sign (where negatives are allowed, the caller says). No
+# spaces, "+", "_", exponent, other scripts' digits, or "NaN": Decimal() takes all
+# of those, and " 5 " billed 5, "1_000" billed 1,000.
+PLAIN_DECIMAL = r"-?[0-9]+(\.[0-9]+)?"
+_PLAIN_DECIMAL = re.compile(PLAIN_DECIMAL)
+# A string longer than this is refused unread (none that fits AMOUNT is, but for zeros).
+MAX_DECIMAL_TEXT = 64
+_NON_FINITE = {"nan", "snan", "inf", "infinity"}
+
+DECIMAL_MESSAGE = "must be a decimal number like 12.50"
+
+
+class DecimalRefused(ValueError):
+    """An amount or quantity refused: `str()` says why, `code` names the rule."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.code = code
+
+
+def decimal_input(value: object, *, negative: bool = True) -> Decimal:
+    """The one reading of an amount or quantity the API is sent (every serializer's
+    DecimalString, config.api, and the meters' values in ingested events): a JSON
+    number (as read, an int or an exact Decimal: 1e3 is 1000) or a plain decimal
+    string ("12.5", "-3"); anything else refused with DECIMAL_MESSAGE. Then refused
+    when not finite, negative (unless `negative`), too large, or more precise than
+    AMOUNT stores (or SQLite keeps exactly: storable_exactly). Raises DecimalRefused."""
+    if type(value) is int and 0 <= value < SMALL_INTEGER_LIMIT:
+        return Decimal(value)  # the common case, token counts: nothing more to check
+    if isinstance(value, str):
+        if len(value) <= MAX_DECIMAL_TEXT and _PLAIN_DECIMAL.fullmatch(value):
+            number = Decimal(value)
+        elif value.lstrip("+-").lower() in _NON_FINITE:
+            raise DecimalRefused("must be a finite number", "non_finite")
+        else:
+            raise DecimalRefused(DECIMAL_MESSAGE, "invalid")
+    elif isinstance(value, Decimal) or (isinstance(value, int) and not isinstance(value, bool)):
+        number = Decimal(value)
+    elif isinstance(value, float):
+        number = Decimal(repr(value))  # as written, not the binary fraction
+    else:
+        raise DecimalRefused(DECIMAL_MESSAGE, "invalid")
+    if not number.is_finite():
+        raise DecimalRefused("must be a finite number", "non_finite")
+    if number == 0:
+        # Whatever its exponent: "0E-20000" is no number PostgreSQL can hold.
+        return Decimal(0)
+    if number < 0 and not negative:
+        raise DecimalRefused("must not be negative", "negative")
+    if number.adjusted() >= MAX_INTEGER_DIGITS:
+        raise DecimalRefused("is too large", "too_large")
+    # A digit beyond the last place; normalize() would round a tiny value
+    # (2.1e-991779300462) to zero first and let it through.
+    if number.adjusted() < -MAX_PLACES or number.normalize().as_tuple().exponent < -MAX_PLACES:
+        raise DecimalRefused(f"must have at most {MAX_PLACES} decimal places", "max_places")
+    if not storable_exactly(number):
+        raise DecimalRefused(
+            f"has more than {SQLITE_EXACT_DIGITS} significant digits, the most the embedded "
+            "SQLite database keeps exactly; run on PostgreSQL for more",
+            "too_precise",
+        )
+    return number
 
 
 def is_known_currency(code: object) -> bool:

@@ -6,8 +6,8 @@ On PostgreSQL one statement aggregates the edges in SQL: the meters' filters,
 values, distinct values and groups read the properties with the semantics of
 billing.usage.metering (`as_text`, `as_quantity`, `group_value`), so an
 anniversary period's edge costs about what a whole hour's rollup does. The few
-events SQL cannot read exactly as Python does (a number sent as a string other
-than plain digits, a value beyond the limits `as_quantity` checks, a number of
+events SQL cannot read exactly as Python does (a string that is no plain decimal,
+which `as_quantity` refuses, a value beyond the limits it checks, a number of
 more than 28 digits compared as text) come back whole and are metered in Python
 by `contributions`, as is every edge event on SQLite."""
 
@@ -21,6 +21,7 @@ from django.db import connection
 from django.utils import timezone
 
 from billing.core import rawsql
+from billing.core.money import MAX_INTEGER_DIGITS, MAX_PLACES
 from billing.models import UsageEvent
 from billing.usage.edge_cache import (
     edge_cache,
@@ -30,8 +31,6 @@ from billing.usage.edge_cache import (
     kept_edge_add,
 )
 from billing.usage.metering import (
-    MAX_INTEGER_DIGITS,
-    MAX_PLACES,
     MAX_UNIQUE_VALUE_LENGTH,
     PROPERTIES_DECODER,
     EventRejected,
@@ -240,8 +239,9 @@ def _matching(allowed: frozenset[str]) -> tuple[list[str], bool]:
 
 
 # A string as_quantity reads as PostgreSQL does: plain digits, at most as many as
-# it takes (Decimal also takes spaces, signs, exponents, underscores and other
-# scripts' digits: those are left to Python).
+# it takes (billing.core.money.PLAIN_DECIMAL, a minus sign aside, which as_quantity
+# refuses; any other string is left to Python, which refuses it too: an event stored
+# before the rule, with " 7 " or "1_000", is left out as a meter created now leaves it).
 _PLAIN_NUMBER = f"^[0-9]{{1,{MAX_INTEGER_DIGITS}}}([.][0-9]{{1,{MAX_PLACES}}})?$"
 
 

@@ -11,17 +11,13 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from billing.core import rawsql
-from billing.core.money import storable_exactly
+from billing.core.money import decimal_input
 from plans.models import Meter
 
-MAX_INTEGER_DIGITS = 18
-MAX_PLACES = 10
 MAX_UNIQUE_VALUE_LENGTH = 512
-# Below this, an integer fits every database exactly (SQLite's 15 digits included).
-SMALL_INTEGER_LIMIT = 10**15
 
 
 # One decoder for stored properties: exact decimals, built once (json.loads with
@@ -88,33 +84,9 @@ def as_text(value: object) -> str | None:
 
 
 def as_quantity(value: object) -> Decimal:
-    """A property value a meter adds up: a JSON number or a string holding one."""
-    if type(value) is int and 0 <= value < SMALL_INTEGER_LIMIT:
-        return Decimal(value)  # the common case, token counts: nothing more to check
-    if isinstance(value, bool) or not isinstance(value, int | Decimal | float | str):
-        raise ValueError("must be a number")
-    try:
-        number = Decimal(value) if not isinstance(value, float) else Decimal(str(value))
-    except (InvalidOperation, ValueError) as exc:
-        raise ValueError("must be a number") from exc
-    if not number.is_finite():
-        raise ValueError("must be a finite number")
-    if number < 0:
-        raise ValueError("must not be negative")
-    if number == 0:
-        # Whatever its exponent ("0E-20000" is no number PostgreSQL can hold, and
-        # the fold and every read of the event would fail on it).
-        return Decimal(0)
-    if number.adjusted() >= MAX_INTEGER_DIGITS:
-        raise ValueError("is too large")
-    if number.normalize().as_tuple().exponent < -MAX_PLACES:
-        raise ValueError(f"must have at most {MAX_PLACES} decimal places")
-    if not storable_exactly(number):
-        raise ValueError(
-            "has more than 15 significant digits, the most the embedded SQLite "
-            "database keeps exactly; run on PostgreSQL for more"
-        )
-    return number
+    """A property value a meter adds up: a JSON number or a plain decimal string, not
+    negative (billing.core.money.decimal_input). Raises ValueError saying why not."""
+    return decimal_input(value, negative=False)
 
 
 def meter_def(meter: Meter) -> MeterDef:

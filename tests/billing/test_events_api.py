@@ -12,6 +12,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from billing.core import nesting
+from billing.core.money import DECIMAL_MESSAGE
 from billing.models import EventKey, UsageEvent, UsageRollup, UsageUniqueValue
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import meter_cache
@@ -354,19 +355,19 @@ REJECTED_EVENTS = {
     "properties null": ({"properties": None}, "bad", "properties must be a JSON object"),
     # values a sum (and max) meter reads
     "value missing": ({"properties": {}}, "bad", "does not have"),
-    "value abc": ({"properties": {"n": "abc"}}, "bad", "must be a number"),
+    "value abc": ({"properties": {"n": "abc"}}, "bad", DECIMAL_MESSAGE),
     "value NaN string": ({"properties": {"n": "NaN"}}, "bad", "must be a finite number"),
     "value Infinity string": ({"properties": {"n": "Infinity"}}, "bad", "finite"),
     "value -Infinity string": ({"properties": {"n": "-Infinity"}}, "bad", "finite"),
-    "value true": ({"properties": {"n": True}}, "bad", "must be a number"),
-    "value false": ({"properties": {"n": False}}, "bad", "must be a number"),
+    "value true": ({"properties": {"n": True}}, "bad", DECIMAL_MESSAGE),
+    "value false": ({"properties": {"n": False}}, "bad", DECIMAL_MESSAGE),
     "value -1": ({"properties": {"n": -1}}, "bad", "must not be negative"),
     "value -0.5 string": ({"properties": {"n": "-0.5"}}, "bad", "must not be negative"),
-    "value nested object": ({"properties": {"n": NESTED}}, "bad", "must be a number"),
-    "value a list": ({"properties": {"n": [1]}}, "bad", "must be a number"),
-    "value null": ({"properties": {"n": None}}, "bad", "must be a number"),
-    "value empty string": ({"properties": {"n": ""}}, "bad", "must be a number"),
-    "value too large": ({"properties": {"n": "1e18"}}, "bad", "is too large"),
+    "value nested object": ({"properties": {"n": NESTED}}, "bad", DECIMAL_MESSAGE),
+    "value a list": ({"properties": {"n": [1]}}, "bad", DECIMAL_MESSAGE),
+    "value null": ({"properties": {"n": None}}, "bad", DECIMAL_MESSAGE),
+    "value empty string": ({"properties": {"n": ""}}, "bad", DECIMAL_MESSAGE),
+    "value too large": ({"properties": {"n": 10**18}}, "bad", "is too large"),
     "value 11 places": ({"properties": {"n": "0.00000000001"}}, "bad", "10 decimal places"),
     # NUL characters (PostgreSQL's jsonb cannot store them)
     "NUL in a value": ({"properties": {"n": 1, "note": "a\x00b"}}, "bad", "NUL"),

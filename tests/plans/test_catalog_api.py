@@ -715,13 +715,13 @@ REFUSED_CHARGES = [
     pytest.param(
         [overage(pricing={"scheme": "per_unit", "unit_price": "abc"})],
         "charges.0.pricing.unit_price",
-        "must be a number",
+        "must be a decimal number like 12.50",
         id="not_a_number",
     ),
     pytest.param(
         [overage(pricing={"scheme": "per_unit", "unit_price": True})],
         "charges.0.pricing.unit_price",
-        "must be a number",
+        "must be a decimal number like 12.50",
         id="boolean_unit_price",
     ),
     pytest.param(
@@ -881,10 +881,11 @@ def test_plan_with_an_invalid_charge_is_refused(
         ({"base_fee": "19.999"}, "base_fee", "USD amounts have at most 2 decimal places"),
         ({"currency": "JPY", "base_fee": "100.5"}, "base_fee", "JPY amounts are whole numbers"),
         ({"base_fee": "-1"}, "base_fee", "Cannot be negative"),
-        ({"base_fee": True}, "base_fee", "must be a number"),
+        ({"base_fee": True}, "base_fee", "must be a decimal number like 12.50"),
         ({"base_fee": "NaN"}, "base_fee", "must be a finite number"),
         ({"base_fee": "Infinity"}, "base_fee", "must be a finite number"),
-        ({"base_fee": "1e18"}, "base_fee", "too large"),
+        ({"base_fee": 10**18}, "base_fee", "too large"),
+        ({"base_fee": "1e3"}, "base_fee", "must be a decimal number like 12.50"),
         ({"seat_price": "-10"}, "seat_price", "Cannot be negative"),
         ({"seat_price": "0.001"}, "seat_price", "USD amounts have at most 2 decimal places"),
         (
