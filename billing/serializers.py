@@ -209,7 +209,10 @@ class EventSerializer(serializers.Serializer):
     )
     properties = serializers.DictField(
         required=False,
-        help_text="What meters read: values, filters, unique and group-by keys.",
+        help_text="What meters read: values, filters, unique and group-by keys. A value a "
+        'meter adds up is a JSON number or a plain decimal string ("12.50"); any other '
+        "string, or a negative value, rejects the event. At most 32 levels deep (an event "
+        "nested deeper is rejected alone).",
     )
 
 
