@@ -7,6 +7,7 @@ mid-fold. The
 events span two and a half days, so that reads add whole days from the daily
 rollups and the hours around them from the hourly ones."""
 
+import json
 import os
 import random
 import signal
@@ -27,7 +28,7 @@ from django.db.models.functions import Cast
 from billing.breakdown_models import UsagePropertyRollup
 from billing.models import UsageDailyRollup, UsageEvent, UsageRollup
 from billing.usage.folding import unfolded_events, usage_fold
-from billing.usage.ingestion import events_ingest
+from billing.usage.ingestion import batch_parse, events_ingest
 from billing.usage.metering import PROPERTIES_DECODER, contributions, meter_cache
 from billing.usage.reads import Tally, usage_quantities
 from billing.usage.rollups import ROLLUP_COLUMNS
@@ -580,16 +581,24 @@ def test_a_fold_after_a_batch_waits_its_turn_across_processes(customers, setting
 
 
 def test_a_zero_with_any_exponent_is_read_as_zero_and_folds(customers):
-    """A string property holding zero with an exponent no numeric column can hold
-    ("0E-20000") counts as 0: stored as that, the fold and every read of the
-    customer would fail on it."""
+    """A number holding zero with an exponent no numeric column can hold (0E+20000;
+    once also as a string, which is no longer read: a plain decimal only) counts as 0:
+    stored as that, the fold and every read of the customer would fail on it."""
     meters = make_meters()
     tokens = next(m for m in meters if m.code == "tokens")
     at = (NOW - timedelta(hours=3)).isoformat()
-    events = [
-        {"id": f"z{i}", "customer": "acme", "event_name": "llm", "timestamp": at, "properties": p}
-        for i, p in enumerate([{"n": n, "user": "u1"} for n in ("0E-20000", "0E+20000", "2.5")])
-    ]
+    body = json.dumps(
+        {
+            "events": [
+                {"id": f"z{i}", "customer": "acme", "event_name": "llm", "timestamp": at}
+                | {"properties": {"n": "NUMBER", "user": "u1"}}
+                for i in range(3)
+            ]
+        }
+    )
+    for number in ("0E-16000", "0E+20000", "2.5"):
+        body = body.replace('"NUMBER"', number, 1)
+    events = batch_parse(body.encode())["events"]
     with time_machine.travel(NOW, tick=False):
         result = events_ingest(events=events)
     assert result.accepted == 3 and not result.rejected
