@@ -69,13 +69,23 @@ def _void_refusal(invoice: Invoice) -> str:
     return f"{invoice} is a draft: it is not voided (a draft is owed nothing until finalized)."
 
 
-def _void_sentences(invoice: Invoice) -> list[str]:
+def _void_previews(invoices: list[Invoice]) -> tuple[list, list[str]]:
+    """Each invoice with the credit note its void would issue, and the sentences of
+    those whose void is refused: a purchase whose sale was partly used or expired
+    (credit_notes.void_preview says so) is not offered a void it would refuse."""
+    previews, refused = [], []
+    for invoice in invoices:
+        try:
+            previews.append((invoice, credit_notes.void_preview(invoice)))
+        except BillingError as error:
+            refused.append(
+                f"{invoice} for {invoice.customer.name} cannot be voided: {error.message}."
+            )
+    return previews, refused
+
+
+def _void_sentences(invoice: Invoice, preview) -> list[str]:
     currency = invoice.currency
-    try:
-        preview = credit_notes.void_preview(invoice)
-    except BillingError as error:
-        # What it sold was partly used: the void (its credit note) is refused.
-        return [f"{invoice} for {invoice.customer.name} cannot be voided: {error.message}."]
     sentences = [
         f"{invoice} for {invoice.customer.name} ({money_text(invoice.total, currency)}) "
         "will be void: the customer owes nothing on it."
@@ -183,6 +193,8 @@ def void_with_confirmation(modeladmin, request, queryset, *, single: Invoice | N
     invoices.services.invoice_void for each on its button."""
     invoices = [single] if single is not None else list(queryset.select_related("customer"))
     voidable, refused = _split(invoices, services.VOIDABLE, _void_refusal)
+    previews, cannot = _void_previews(voidable)
+    voidable, refused = [invoice for invoice, _ in previews], refused + cannot
     if not voidable:
         for sentence in refused:
             modeladmin.message_user(request, sentence, messages.ERROR)
@@ -205,8 +217,8 @@ def void_with_confirmation(modeladmin, request, queryset, *, single: Invoice | N
                 )
         return _back(single)
     consequences = _summary("void", voidable)
-    for invoice in voidable:
-        consequences.extend(_void_sentences(invoice))
+    for invoice, preview in previews:
+        consequences.extend(_void_sentences(invoice, preview))
     consequences.extend(f"Not voided: {sentence}" for sentence in refused)
     consequences.append(
         "A void invoice cannot be reopened, and the billing cycle writes no new invoice for "

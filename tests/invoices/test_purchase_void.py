@@ -264,7 +264,7 @@ def test_the_admin_void_action_shows_the_refusal_of_a_used_top_up(admin_client, 
 
     messages = void_in_admin(admin_client, invoice)
 
-    assert messages == [("error", f"{invoice.number} was not voided: {MONEY_USED}")]
+    assert messages == [("error", f"{invoice.number} for Acme Inc cannot be voided: {MONEY_USED}.")]
     assert refused_state(invoice) == before
 
 
