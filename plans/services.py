@@ -327,13 +327,14 @@ def tax_rate_archive_check(
     if replaced_by is None:
         held_by = rate.customers.count() if active is False and rate.active else 0
         if held_by:
+            holders = f"{held_by} customer{'' if held_by == 1 else 's'}"
             raise Conflict(
-                f"tax rate {rate.code} is charged to {held_by} customer(s) as their own rate: "
+                f"tax rate {rate.code} is charged to {holders} as their own rate: "
                 "archive it with replaced_by, the code of the rate they move to, or give them "
                 "another rate first",
                 fields={
-                    "active": [f"charged to {held_by} customer(s)"],
-                    "replaced_by": [f"the rate its {held_by} customer(s) move to"],
+                    "active": [f"charged to {holders} as their own rate"],
+                    "replaced_by": [f"choose the rate the {holders} move to"],
                 },
             )
         return None

@@ -288,11 +288,11 @@ def test_archiving_a_rate_customers_hold_without_replaced_by_is_a_409_naming_the
     assert response.status_code == 409
     assert response.json()["error"] == {
         "type": "conflict",
-        "message": "tax rate de_vat is charged to 3 customer(s) as their own rate: archive it "
+        "message": "tax rate de_vat is charged to 3 customers as their own rate: archive it "
         "with replaced_by, the code of the rate they move to, or give them another rate first",
         "fields": {
-            "active": ["charged to 3 customer(s)"],
-            "replaced_by": ["the rate its 3 customer(s) move to"],
+            "active": ["charged to 3 customers as their own rate"],
+            "replaced_by": ["choose the rate the 3 customers move to"],
         },
     }
     assert (customer_rates(api), rate_flags(api)) == (BEFORE, flags)

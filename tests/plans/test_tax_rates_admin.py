@@ -78,8 +78,8 @@ def test_finance_archives_a_rate_customers_hold_with_the_rate_they_move_to(finan
     page = finance_client.post(url, archive_post(mwst))
     assert page.status_code == 200
     assert page.context["adminform"].form.errors == {
-        "active": ["charged to 2 customer(s)"],
-        "replaced_by": ["the rate its 2 customer(s) move to"],
+        "active": ["charged to 2 customers as their own rate"],
+        "replaced_by": ["choose the rate the 2 customers move to"],
     }
     assert (TaxRate.objects.get(pk=mwst.pk).active, held("de_vat")) == (True, ["berlin", "hamburg"])
 
