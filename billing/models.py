@@ -6,12 +6,12 @@ periods, breakdowns and discounts have modules of their own, re-exported here.
 
 import secrets
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from billing.core.customer_text import customer_zone
 from billing.core.periods import whole_period
 from billing.core.webhook_targets import WebhookTargetRefused, webhook_target_resolve
 from config.history import audit_history
@@ -113,7 +113,7 @@ class Subscription(models.Model):
         calendar_first = (
             self.billing_anchor == self.CALENDAR and start == self.anchor_at == self.started_at
         )
-        zone = ZoneInfo(self.customer.timezone) if calendar_first else UTC
+        zone = customer_zone(self.customer) if calendar_first else UTC
         return whole_period(start, end, zone, interval=interval, calendar_first=calendar_first)
 
 

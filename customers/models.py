@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, validate_email
 from django.db import models
 
+from billing.core.customer_text import LANGUAGES
 from billing.core.money import is_known_currency
 from config.history import audit_history
 
@@ -55,7 +56,7 @@ MAX_PAYMENT_TERMS_DAYS = 365
 MAX_INVOICE_EMAILS = 10
 
 # The languages invoices, credit notes and their emails are written in.
-LOCALES = [("en", "English"), ("fr", "Français"), ("de", "Deutsch")]
+LOCALES = list(LANGUAGES.items())
 
 
 def invoice_emails_errors(value: object) -> list[str]:

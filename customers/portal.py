@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core import signing
 
+from billing.core.customer_text import customer_zone
 from billing.invoicing.discounts import usage_discounted
 from billing.usage.breakdowns import ADDITIVE, OTHER_KEY, meter_breakdown, usage_groups
 from billing.usage.metering import meter_cache
@@ -245,7 +246,7 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
             meters=charted,
             start=start,
             end=min(end, now),
-            zone=ZoneInfo(customer.timezone),
+            zone=customer_zone(customer),
         )
         charts = [
             DailyChart(
@@ -259,7 +260,7 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
                     features,
                     start=start,
                     end=min(end, now),
-                    zone=ZoneInfo(customer.timezone),
+                    zone=customer_zone(customer),
                 ),
             )
             for m in charted

@@ -2,16 +2,17 @@
 login, no external assets; a customer sees only its own data, and a tampered or
 expired link gets 403 or 410 and reveals nothing."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from billing.core import wording
+from billing.core import customer_text
+from billing.core.customer_text import CustomerText
 from billing.core.money import format_decimal, format_money
 from billing.models import Alert
 from billing.rating.discounts import running_discount
@@ -24,7 +25,6 @@ from customers.portal import (
 )
 from invoices.credit_balance import credit_balance
 from invoices.models import CreditNote, Invoice
-from invoices.pdf import invoice_zone
 from invoices.rendering import credit_note_pdf_response, invoice_pdf_response
 from invoices.selectors import past_due
 
@@ -98,7 +98,7 @@ def _chart(chart) -> dict:
                 "width": round(slot * 0.8, 2),
                 "height": round(height, 2),
                 "label": _("{day}: {quantity}").format(
-                    day=wording.day(day), quantity=wording.quantity(quantity)
+                    day=customer_text.day(day), quantity=customer_text.quantity(quantity)
                 ),
                 "day": day.day,
                 "show_day": index % max(1, count // 10) == 0,
@@ -170,16 +170,17 @@ def portal_page(request, token: str):
         for meter, values in crossed.items():
             crossed[meter] = [f"{v}%" for v in sorted(values, key=Decimal)]
 
-    zone = ZoneInfo(customer.timezone)
+    # The portal's own words are English (not translated yet): its dates too, in
+    # the customer's zone; an invoice's in the zone it was issued in (its PDF's).
+    write = replace(CustomerText.of_customer(customer), locale="en")
+    zone = write.zone
 
     def invoice_day(invoice, moment):
-        """As the invoice's PDF prints it: in the zone the invoice was issued in,
-        named when it is not the one the page is in."""
+        """As the invoice's PDF prints it, named when not in the page's zone."""
         if moment is None:
             return ""
-        issued_in = invoice_zone(invoice)
-        text = wording.day(moment, issued_in)
-        return text if issued_in == zone else wording.in_zone(text, issued_in)
+        issued = replace(write, zone=invoice.text.zone)
+        return issued.day(moment) if issued.zone == zone else issued.named(issued.day(moment))
 
     def wallet_balance(wallet):
         if wallet.kind == "money":
@@ -194,9 +195,7 @@ def portal_page(request, token: str):
         "plan": overview.subscription.version.plan.name if overview.subscription else None,
         "zone": str(zone),
         "period": (
-            wording.in_zone(
-                wording.date_range(overview.period_start, overview.period_end, zone), zone
-            )
+            write.named(write.dates(overview.period_start, overview.period_end))
             if overview.subscription
             else None
         ),

@@ -32,7 +32,7 @@ from invoices.invoice_page_admin import (
 )
 from invoices.models import Invoice
 from invoices.payments_admin import mark_paid_with_reference
-from invoices.pdf import invoice_zone, postal_address
+from invoices.pdf import postal_address
 from invoices.void_uncollectible_admin import (
     InvoiceStatusViews,
     mark_uncollectible_with_confirmation,
@@ -202,9 +202,11 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
         return self._day(invoice, invoice.due_at)
 
     def _day(self, invoice, moment):
-        # The day in the customer's time zone, named when pointed at.
+        # The day in the invoice's time zone, named: a list mixes zones.
+        if moment is None:
+            return None
         return format_html(
-            '<span title="{}">{}</span>', invoice_zone(invoice), day_text(invoice, moment)
+            '{}<br><span class="zone">{}</span>', day_text(invoice, moment), invoice.text.zone
         )
 
     total_display = money_column("total", "Total")
@@ -331,7 +333,7 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
                 and user.has_perm("invoices.mark_uncollectible_invoice"),
                 may_credit=obj.status in credit_notes.CREDITABLE
                 and user.has_perm("invoices.issue_creditnote"),
-                zone=invoice_zone(obj),
+                zone=obj.text.zone,
                 line_rows=line_rows(obj),
                 credit_note_rows=credit_note_rows(obj),
                 payment_rows=payment_rows(

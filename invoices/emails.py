@@ -21,17 +21,14 @@ still sent)."""
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import Q
-from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
 from billing.core.metrics import EMAIL_FAILED, EMAIL_RETRYING, EMAIL_SENT
-from billing.core.money import quantize_money
 from invoices import rendering
 from invoices.locks import document_email_lock
 from invoices.models import CreditNote, DocumentEmail, Invoice
@@ -103,8 +100,9 @@ def _seller() -> str:
 
 
 def document_email_subject(document: Invoice | CreditNote) -> str:
-    """The subject, in the customer's locale."""
-    with translation.override(document.customer.locale):
+    """The subject, in the language the document is written in."""
+    invoice = document.invoice if isinstance(document, CreditNote) else document
+    with invoice.text.speaking():
         if isinstance(document, CreditNote):
             return _("Credit note %(number)s from %(seller)s") % {
                 "number": document.number,
@@ -116,51 +114,38 @@ def document_email_subject(document: Invoice | CreditNote) -> str:
         }
 
 
-def _amount(amount, currency: str) -> str:
-    """An amount as the active locale writes it, with its currency: '1,234.50 EUR'."""
-    value = quantize_money(amount, currency)
-    places = max(0, -value.as_tuple().exponent)
-    text = formats.number_format(value, places, use_l10n=True, force_grouping=True)
-    return f"{text} {currency}"
-
-
-def _date(moment: datetime, customer) -> str:
-    """A date as the active locale writes it, in the customer's time zone."""
-    local = timezone.localtime(moment, ZoneInfo(customer.timezone or "UTC"))
-    return formats.date_format(local.date(), "DATE_FORMAT", use_l10n=True)
-
-
 def document_email_body(document: Invoice | CreditNote) -> str:
-    """The text of the email, in the customer's locale, its dates in the
-    customer's time zone (named)."""
-    customer = document.customer
-    with translation.override(customer.locale):
-        lines = [_("Hello %(name)s,") % {"name": customer.name}, ""]
+    """The text of the email, written as its document is (Invoice.text: the
+    customer's language and time zone as invoiced, the zone named): the same
+    days as its PDF, whatever the customer changed since."""
+    invoice = document.invoice if isinstance(document, CreditNote) else document
+    write = invoice.text
+    with write.speaking():
+        lines = [_("Hello %(name)s,") % {"name": document.customer.name}, ""]
         if isinstance(document, CreditNote):
             lines.append(
                 _("Please find attached credit note %(number)s for invoice %(invoice)s.")
-                % {"number": document.number, "invoice": document.invoice.number}
+                % {"number": document.number, "invoice": invoice.number}
             )
             lines.append(
-                _("Amount credited: %(amount)s")
-                % {"amount": _amount(document.total, document.currency)}
+                _("Amount credited: %(amount)s") % {"amount": write.money_text(document.total)}
             )
         else:
             lines.append(
                 _("Please find attached invoice %(number)s.") % {"number": document.number}
             )
+            if invoice.period_start is not None and invoice.period_end is not None:
+                lines.append(
+                    _("Period: %(dates)s")
+                    % {"dates": write.named(write.dates(invoice.period_start, invoice.period_end))}
+                )
             due = document.amount_due
             if due > 0:
-                lines.append(
-                    _("Amount due: %(amount)s") % {"amount": _amount(due, document.currency)}
-                )
+                lines.append(_("Amount due: %(amount)s") % {"amount": write.money_text(due)})
                 if document.due_at is not None:
                     lines.append(
                         _("Due date: %(date)s (%(time_zone)s)")
-                        % {
-                            "date": _date(document.due_at, customer),
-                            "time_zone": customer.timezone or "UTC",
-                        }
+                        % {"date": write.day(document.due_at), "time_zone": write.zone}
                     )
             else:
                 lines.append(_("Nothing is left to pay on this invoice."))

@@ -5,40 +5,41 @@ Stripe, by hand, from the customer's credit balance). Every amount goes through
 money_text, every quantity through quantity_text, and every date is read in the
 invoice's time zone (its PDF's), which is named."""
 
+from dataclasses import replace
 from datetime import datetime
 
 from django.urls import reverse
 from django.utils.html import format_html
 
-from billing.core import admin_fields, wording
+from billing.core import admin_fields, customer_text
 from billing.core.admin_forms import money_text, quantity_text
 from invoices import selectors
 from invoices.models import CreditNote, Invoice, Payment
-from invoices.pdf import invoice_zone
 from invoices.services import CREDIT_BALANCE_REFERENCE
 
 
 def moment_text(invoice: Invoice, moment: datetime | None) -> str:
     """'2 Dec 2026, 09:00 (Europe/Paris)': in the invoice's time zone, named."""
-    return admin_fields.moment_text(moment, invoice_zone(invoice))
+    return admin_fields.moment_text(moment, invoice.text.zone)
 
 
 def local_moment_text(invoice: Invoice, moment: datetime | None) -> str:
     """'2 Dec 2026, 09:00': in the invoice's time zone, for a table whose header names it."""
-    return admin_fields.local_moment_text(moment, invoice_zone(invoice))
+    return admin_fields.local_moment_text(moment, invoice.text.zone)
 
 
 def day_text(invoice: Invoice, moment: datetime | None) -> str:
-    """'2 Dec 2026': the day in the invoice's time zone (a list's narrow column)."""
-    return "—" if moment is None else wording.day(moment, invoice_zone(invoice))
+    """'2 Dec 2026': the day in the invoice's time zone (a table whose header names it)."""
+    return "—" if moment is None else customer_text.day(moment, invoice.text.zone)
 
 
 def period_text(invoice: Invoice, start: datetime | None, end: datetime | None) -> str:
     """'1 Nov - 30 Nov 2026 (Europe/Paris)', with an en dash: the days of [start, end)."""
     if start is None or end is None:
         return "—"
-    zone = invoice_zone(invoice)
-    return wording.in_zone(wording.date_range(start, end, zone), zone)
+    return customer_text.named_zone(
+        customer_text.date_range(start, end, invoice.text.zone), invoice.text.zone
+    )
 
 
 def pdf_link(url: str, document: Invoice | CreditNote, invoice: Invoice) -> str:
@@ -58,7 +59,8 @@ def line_rows(invoice: Invoice) -> list[dict]:
     """The invoice's lines as its table shows them (their periods in the invoice's
     time zone, which the table's header names); a line split by a property (its
     breakdown) lists each value's quantity under its description."""
-    currency, zone, rows = invoice.currency, invoice_zone(invoice), []
+    # Finance reads the admin in English, in the invoice's zone.
+    currency, write, rows = invoice.currency, replace(invoice.text, locale="en"), []
     for line in invoice.lines.all():
         groups = (line.breakdown or {}).get("groups") or []
         by = (line.breakdown or {}).get("by", "")
@@ -71,12 +73,13 @@ def line_rows(invoice: Invoice) -> list[dict]:
                     for group in groups
                 ],
                 # A line without a period of its own bills the invoice's.
-                "period": wording.date_range(
+                "period": write.dates(
                     line.period_start or invoice.period_start,
                     line.period_end or invoice.period_end,
-                    zone,
                 ),
-                "quantity": quantity_text(line.quantity),
+                "quantity": write.line_quantity(
+                    line.kind, line.quantity, line.period_start, line.period_end
+                ),
                 "unit_price": money_text(line.unit_price, currency),
                 "amount": money_text(line.amount, currency),
             }

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.db import models
 
+from billing.core.customer_text import CustomerText
 from billing.core.money import AMOUNT
 from billing.core.vocabulary import LineKind
 
@@ -114,6 +115,13 @@ class Invoice(models.Model):
 
     def __str__(self) -> str:
         return self.number or f"draft #{self.pk}"
+
+    @property
+    def text(self) -> CustomerText:
+        """The writer of what this invoice (and its credit notes) print, wherever
+        they are shown: its PDF, emails, the portal, the admin. In the customer's
+        language and time zone as invoiced (its snapshot), so all print the same."""
+        return CustomerText.of_snapshot(self.customer_snapshot, self.currency)
 
     @property
     def amount_due(self) -> Decimal:

@@ -2,7 +2,7 @@
 credit_note.html (both extend document.html), laid out by WeasyPrint, in the
 customer's language (its snapshot's "locale": en, fr or de, through Django's
 translation catalogs under locale/) with numbers and dates written the way that
-language writes them (billing.core.l10n).
+language writes them (billing.core.customer_text, through Invoice.text).
 
 They are written to PDF by invoices.pdf_renderer (one renderer per process).
 The same document in the same state renders to the same bytes on the same
@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.template.loader import render_to_string
@@ -21,7 +20,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 
-from billing.core import l10n
+from billing.core.customer_text import CustomerText
 from billing.core.vocabulary import LineKind
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from invoices.pdf_renderer import renderer
@@ -105,8 +104,7 @@ def render_invoice_pdf(invoice: Invoice) -> bytes:
     """The invoice as a PDF, as it stands now (watermarked DRAFT, PAID or VOID by
     its status), in the customer's language. Reads the invoice's lines; writes
     nothing."""
-    locale = invoice_locale(invoice)
-    with translation.override(locale):
+    with invoice.text.speaking():
         html = render_to_string(INVOICE_TEMPLATE, invoice_pdf_context(invoice))
     return renderer().write_pdf(html)
 
@@ -114,58 +112,19 @@ def render_invoice_pdf(invoice: Invoice) -> bytes:
 def render_credit_note_pdf(note: CreditNote) -> bytes:
     """The credit note as a PDF, in the language of the invoice it credits. Writes
     nothing."""
-    locale = invoice_locale(note.invoice)
-    with translation.override(locale):
+    with note.invoice.text.speaking():
         html = render_to_string(CREDIT_NOTE_TEMPLATE, credit_note_pdf_context(note))
     return renderer().write_pdf(html)
 
 
-def invoice_locale(invoice: Invoice) -> str:
-    """The language of an invoice's documents: its customer's as invoiced."""
-    return l10n.document_locale((invoice.customer_snapshot or {}).get("locale"))
-
-
-class _Writer:
-    """Writes amounts, numbers and dates for one document: its currency, the
-    customer's language and time zone."""
-
-    def __init__(self, invoice: Invoice, currency: str):
-        snapshot = invoice.customer_snapshot or {}
-        self.locale = l10n.document_locale(snapshot.get("locale"))
-        self.zone = invoice_zone(invoice)
-        self.currency = currency
-
-    def money(self, amount: Decimal | None) -> str:
-        # Decimal(): a model's defaults (0) are ints until it is read back.
-        if amount is None:
-            return ""
-        return l10n.format_amount(Decimal(amount), self.currency, locale=self.locale)
-
-    def number(self, value: Decimal) -> str:
-        return l10n.format_number(Decimal(value), locale=self.locale)
-
-    def percent(self, value: Decimal | str) -> str:
-        return l10n.format_percent(Decimal(value), locale=self.locale)
-
-    def date(self, moment: datetime | None) -> str:
-        return l10n.format_date(moment, self.zone, locale=self.locale)
-
-    def period(self, start: datetime, end: datetime) -> str:
-        """A period's first and last day in the customer's time zone; its end is
-        exclusive (a November ends on December 1st, 00:00), so the last day is the
-        one before it."""
-        if end <= start:
-            return self.date(start)
-        return f"{self.date(start)} \N{EN DASH} {self.date(end - timedelta(microseconds=1))}"
-
-    def tax_row(self, line) -> PdfRow:
-        """A tax line (an InvoiceTaxLine or a TaxLine): its rate, base and amount."""
-        label = _("%(name)s %(percentage)s on %(taxable_amount)s") % {
-            "name": line.name,
-            "percentage": self.percent(line.percentage),
-            "taxable_amount": self.money(Decimal(line.taxable_amount)),
-        }
-        return PdfRow(label, self.money(Decimal(line.amount)), "tax-line")
+def _tax_row(write: CustomerText, line) -> PdfRow:
+    """A tax line (an InvoiceTaxLine or a TaxLine): its rate, base and amount."""
+    label = _("%(name)s %(percentage)s on %(taxable_amount)s") % {
+        "name": line.name,
+        "percentage": write.percent(line.percentage),
+        "taxable_amount": write.money(Decimal(line.taxable_amount)),
+    }
+    return PdfRow(label, write.money(Decimal(line.amount)), "tax-line")
 
 
 def _parties(invoice: Invoice, locale: str) -> dict:
@@ -237,7 +196,7 @@ def _tax_mentions(invoice: Invoice) -> list[str]:
 def invoice_pdf_context(invoice: Invoice) -> dict:
     """What the invoice template prints; call it under the document's language."""
     currency = invoice.currency
-    write = _Writer(invoice, currency)
+    write = invoice.text
     invoice_period = (invoice.period_start, invoice.period_end)
     groups: dict[str, list[InvoiceLine]] = {}
     for line in sorted(invoice.lines.all(), key=lambda line: line.position):
@@ -246,11 +205,11 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
     issued = invoice.finalized_at or invoice.created_at
     notes = list(_tax_mentions(invoice))
     if invoice.paid_at is not None:
-        notes.append(_("Paid on %(date)s.") % {"date": write.date(invoice.paid_at)})
+        notes.append(_("Paid on %(date)s.") % {"date": write.day(invoice.paid_at)})
     if invoice.voided_at is not None:
         notes.append(
             _("Voided on %(date)s; a credit note cancels this invoice.")
-            % {"date": write.date(invoice.voided_at)}
+            % {"date": write.day(invoice.voided_at)}
         )
     credit_notes = list(invoice.credit_notes.order_by("pk")) if invoice.pk else []
     for note in credit_notes:
@@ -258,7 +217,7 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
             _("Credit note %(number)s of %(date)s: %(amount)s %(currency)s.")
             % {
                 "number": note.number,
-                "date": write.date(note.created_at),
+                "date": write.day(note.created_at),
                 "amount": write.money(note.total),
                 "currency": currency,
             }
@@ -284,13 +243,15 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
                     PdfLine(
                         description=line.description,
                         period=_line_period(line, invoice_period, write),
-                        quantity=write.number(line.quantity),
+                        quantity=write.line_quantity(
+                            line.kind, line.quantity, line.period_start, line.period_end
+                        ),
                         unit_price=write.money(line.unit_price),
                         amount=write.money(line.amount),
                         breakdown=tuple(
                             (
                                 part["value"] if part["value"] is not None else _("(none)"),
-                                write.number(Decimal(part["quantity"])),
+                                write.quantity(Decimal(part["quantity"])),
                             )
                             for part in (line.breakdown or {}).get("groups", ())
                         ),
@@ -320,12 +281,12 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
     }
 
 
-def _invoice_facts(invoice: Invoice, write: _Writer) -> list[PdfRow]:
+def _invoice_facts(invoice: Invoice, write: CustomerText) -> list[PdfRow]:
     dash = "\N{EM DASH}"
     facts = [
         PdfRow(_("Invoice number"), invoice.number or dash),
-        PdfRow(_("Issue date"), write.date(invoice.finalized_at) or dash),
-        PdfRow(_("Due date"), write.date(invoice.due_at) or dash),
+        PdfRow(_("Issue date"), write.day(invoice.finalized_at) or dash),
+        PdfRow(_("Due date"), write.day(invoice.due_at) or dash),
     ]
     if invoice.finalized_at is not None and invoice.due_at is not None:
         days = round((invoice.due_at - invoice.finalized_at) / timedelta(days=1))
@@ -335,7 +296,7 @@ def _invoice_facts(invoice: Invoice, write: _Writer) -> list[PdfRow]:
             else translation.ngettext("%(days)d day", "%(days)d days", days) % {"days": days}
         )
         facts.append(PdfRow(_("Payment terms"), terms))
-    facts.append(PdfRow(_("Period"), write.period(invoice.period_start, invoice.period_end)))
+    facts.append(PdfRow(_("Period"), write.dates(invoice.period_start, invoice.period_end)))
     external_id = (invoice.customer_snapshot or {}).get("external_id")
     if external_id:
         facts.append(PdfRow(_("Customer"), external_id))
@@ -345,14 +306,14 @@ def _invoice_facts(invoice: Invoice, write: _Writer) -> list[PdfRow]:
     return facts
 
 
-def _invoice_totals(invoice: Invoice, write: _Writer) -> list[PdfRow]:
+def _invoice_totals(invoice: Invoice, write: CustomerText) -> list[PdfRow]:
     currency = invoice.currency
     rows = [PdfRow(_("Subtotal"), write.money(invoice.subtotal))]
     if invoice.discount:
         rows.append(PdfRow(_("Discount"), write.money(-Decimal(invoice.discount))))
     tax_lines = list(invoice.tax_lines.all()) if invoice.pk else []
     for line in tax_lines:
-        rows.append(write.tax_row(line))
+        rows.append(_tax_row(write, line))
     rows.append(PdfRow(_("Tax"), write.money(invoice.tax)))
     rows.append(
         PdfRow(
@@ -381,10 +342,10 @@ def credit_note_pdf_context(note: CreditNote) -> dict:
     """What the credit note template prints; call it under the document's language."""
     invoice = note.invoice
     currency = note.currency
-    write = _Writer(invoice, currency)
+    write = invoice.text
     rows = [PdfRow(_("Subtotal"), write.money(note.subtotal))]
     for line in tax_lines_read(note.tax_lines):
-        rows.append(write.tax_row(line))
+        rows.append(_tax_row(write, line))
     rows.append(PdfRow(_("Tax"), write.money(note.tax)))
     rows.append(
         PdfRow(_("Total %(currency)s") % {"currency": currency}, write.money(note.total), "total")
@@ -392,9 +353,9 @@ def credit_note_pdf_context(note: CreditNote) -> dict:
     dash = "\N{EM DASH}"
     facts = [
         PdfRow(_("Credit note number"), note.number),
-        PdfRow(_("Issue date"), write.date(note.created_at)),
+        PdfRow(_("Issue date"), write.day(note.created_at)),
         PdfRow(_("Credited invoice"), invoice.number or dash),
-        PdfRow(_("Invoice date"), write.date(invoice.finalized_at) or dash),
+        PdfRow(_("Invoice date"), write.day(invoice.finalized_at) or dash),
         PdfRow(_("Reason"), str(REASON_LABELS.get(note.reason, note.reason))),
     ]
     external_id = (invoice.customer_snapshot or {}).get("external_id")
@@ -466,7 +427,7 @@ def postal_address(address: object, *, locale: str, home_country: str = "") -> l
     else:
         lines += [" ".join(text for text in (postal_code, city) if text), state]
     if country and code != home_country.upper():
-        lines.append(l10n.country_name(code, locale=locale) if len(code) == 2 else country)
+        lines.append(CustomerText(locale, UTC).country(code) if len(code) == 2 else country)
     lines += [value for key, value in values.items() if key not in ADDRESS_KEYS]
     return [line for line in lines if line]
 
@@ -475,23 +436,12 @@ def _kind_rank(kind: str) -> tuple[int, str]:
     return KIND_ORDER.get(kind, len(KIND_ORDER)), kind
 
 
-def invoice_zone(invoice: Invoice) -> ZoneInfo:
-    """The time zone an invoice's dates are read in, wherever they are shown (its
-    PDF, the portal, the admin): the customer's when the invoice was written (its
-    snapshot), UTC for a snapshot without one, so that all print the same days."""
-    name = (invoice.customer_snapshot or {}).get("timezone")
-    try:
-        return ZoneInfo(name) if isinstance(name, str) and name else ZoneInfo("UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def _line_period(line: InvoiceLine, invoice_period: tuple, write: _Writer) -> str:
+def _line_period(line: InvoiceLine, invoice_period: tuple, write: CustomerText) -> str:
     if line.period_start is None or line.period_end is None:
         return ""
     if (line.period_start, line.period_end) == invoice_period:
         return ""
-    return write.period(line.period_start, line.period_end)
+    return write.dates(line.period_start, line.period_end)
 
 
 def _w3c(moment: datetime) -> str:

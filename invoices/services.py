@@ -11,6 +11,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from billing.core import rawsql
 from billing.core.errors import Conflict
@@ -281,9 +282,9 @@ def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> CreditNote:
             )
         if check:
             check.check(invoice=invoice, held=checked, now=now)
-        note = credit_note_for_void(
-            invoice=invoice, memo=reason or f"void of {invoice.number}", held=held, now=now
-        )
+        with invoice.text.speaking():
+            memo = reason or _("void of %(number)s") % {"number": invoice.number}
+        note = credit_note_for_void(invoice=invoice, memo=memo, held=held, now=now)
         emails.document_email_schedule(credit_note=note, now=now)
         invoice.status = Invoice.VOID
         invoice.voided_at = now

@@ -31,7 +31,7 @@ class VoidForm(forms.Form):
         required=False,
         label="Reason, printed on the credit note",
         help_text="For example: billed twice. Left empty, the credit note says “void of” "
-        "and the invoice's number.",
+        "and the invoice's number, in the customer's language.",
         widget=forms.TextInput(attrs={"size": 60}),
     )
 

@@ -9,7 +9,7 @@ feature's value; a refusal says why in words, not in JSON."""
 import re
 from decimal import Decimal
 
-from billing.core import wording
+from billing.core import customer_text
 from billing.core.vocabulary import FeatureKind
 from plans.feature_grants import MAX_LIST, MAX_NUMBER, MAX_TEXT, BadValue, feature_value
 
@@ -101,7 +101,7 @@ def value_text(value: object) -> str:
     if isinstance(value, bool):
         return "Yes" if value else "No"
     if isinstance(value, int | float | Decimal):
-        return wording.quantity(Decimal(str(value)))
+        return customer_text.quantity(Decimal(str(value)))
     if isinstance(value, list | tuple):
         return ", ".join(value) if value else "none"
     return str(value)

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 
-from billing.core import wording
+from billing.core import customer_text
 from billing.core.admin_forms import ExactDecimalField, money_text, quantity_text
 from billing.core.periods import INTERVAL_MONTHS, add_months_clamped, period_share
 from billing.core.vocabulary import ConsumptionModel
@@ -133,7 +133,7 @@ def sandbox_invoice(
     the period is, usage at the quantities given (by meter code)."""
     whole_end = start_of_day(interval_end(start.date(), spec.interval))
     fraction = period_share(start, end, whole=(start, whole_end))
-    label = wording.period(start, end, timezone.get_current_timezone())
+    label = customer_text.period(start, end, timezone.get_current_timezone())
     lines = period_rated(
         spec,
         plan_name=version.plan.name,

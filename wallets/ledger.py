@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from billing.core import wording
+from billing.core import customer_text
 from billing.core.errors import InvalidRequest
 from billing.core.money import quantize_money
 from billing.rating.lines import LineInput
@@ -136,8 +136,8 @@ def check_expiry(expires_at: datetime | None, *, effective_at: datetime) -> None
 
 def credits_description(customer: Customer, credits: Decimal) -> str:
     """'1,000 credits', in the customer's language."""
-    with wording.in_customer_language(customer.locale):
-        return _("{credits} credits").format(credits=wording.quantity(credits))
+    with customer_text.speaking(customer.locale):
+        return _("{credits} credits").format(credits=customer_text.quantity(credits))
 
 
 def credits_grant(

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from billing.core import wording
+from billing.core import customer_text
 from billing.core.errors import InvalidRequest
 from billing.core.money import quantize_money
 from billing.core.vocabulary import LineKind
@@ -36,16 +36,16 @@ ZERO = Decimal(0)
 
 def _pack_line(customer: Customer, pack: CreditPack, credits: Decimal, price: Decimal) -> LineInput:
     """The invoice line of a pack sold at `price`, in the customer's language."""
-    with wording.in_customer_language(customer.locale):
+    with customer_text.speaking(customer.locale):
         description = _("{pack}: {credits} credits").format(
-            pack=pack.name or pack.code, credits=wording.quantity(credits)
+            pack=pack.name or pack.code, credits=customer_text.quantity(credits)
         )
     return LineInput(LineKind.CREDIT_PACK, description, None, Decimal(1), price, price)
 
 
 def _top_up_line(customer: Customer, currency: str, amount: Decimal) -> LineInput:
     """The invoice line of a money top-up, in the customer's language."""
-    with wording.in_customer_language(customer.locale):
+    with customer_text.speaking(customer.locale):
         description = _("Prepaid balance top-up ({currency})").format(currency=currency)
     return LineInput(LineKind.TOP_UP, description, None, Decimal(1), amount, amount)
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 from django import forms
 
 from billing.admin.entitlements import deal_features_text
-from billing.core import wording
+from billing.core import customer_text
 from billing.core.money import format_money
 from billing.core.vocabulary import ALLOWANCE_MODELS
 from billing.models import Subscription
@@ -39,9 +39,9 @@ def deal_text(stored: dict | None, version) -> str:
         charge = charges.get(override.meter)
         said = []
         if override.included_units is not None:
-            plan_units = wording.quantity(charge.included_units or 0) if charge else "-"
+            plan_units = customer_text.quantity(charge.included_units or 0) if charge else "-"
             said.append(
-                f"{wording.quantity(override.included_units)} included (plan: {plan_units})"
+                f"{customer_text.quantity(override.included_units)} included (plan: {plan_units})"
             )
         if override.pricing is not None:
             said.append(

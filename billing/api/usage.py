@@ -1,6 +1,5 @@
 """A customer's usage of the current period, and the check before an action."""
 
-import zoneinfo
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -15,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.core import rawsql
+from billing.core.customer_text import customer_zone
 from billing.core.errors import InvalidRequest
 from billing.core.money import format_decimal, format_money
 from billing.core.periods import iso, month_start, parse_instant, period_containing
@@ -119,7 +119,7 @@ class UsageApi(APIView):
             raise Http404
         start = parse_time_param(request, "period_start")
         end = parse_time_param(request, "period_end")
-        zone = zoneinfo.ZoneInfo(customer.timezone)
+        zone = customer_zone(customer)
         if subscription is not None and end is None:
             if start is None:
                 # The period the clock is in, as /check and the alerts count it: the

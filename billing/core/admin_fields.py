@@ -13,7 +13,7 @@ from django.contrib.admin.widgets import AdminSplitDateTime
 from django.utils import timezone
 from django.utils.functional import lazy
 
-from billing.core import wording
+from billing.core import customer_text
 from billing.core.countries import COUNTRY_CODES
 from billing.core.money import is_known_currency
 
@@ -86,7 +86,7 @@ def local_moment_text(moment: datetime | None, zone: tzinfo | None = None) -> st
     if moment is None:
         return "—"
     local = timezone.localtime(moment, zone)
-    return f"{wording.day(local.date())}, {local:%H:%M}"
+    return f"{customer_text.day(local.date())}, {local:%H:%M}"
 
 
 def moment_text(moment: datetime | None, zone: tzinfo | None = None) -> str:
@@ -94,14 +94,15 @@ def moment_text(moment: datetime | None, zone: tzinfo | None = None) -> str:
     by default), which it names; '—' for none."""
     if moment is None:
         return "—"
-    return wording.in_zone(local_moment_text(moment, zone), zone or zone_name())
+    return customer_text.named_zone(local_moment_text(moment, zone), zone or zone_name())
 
 
 def span_text(start: datetime, end: datetime) -> str:
     """'1 Nov 2026, 00:00 to 1 Dec 2026, 00:00 (UTC)': from `start` to before `end`."""
     first, last = timezone.localtime(start), timezone.localtime(end)
-    return wording.in_zone(
-        f"{wording.day(first.date())}, {first:%H:%M} to {wording.day(last.date())}, {last:%H:%M}",
+    return customer_text.named_zone(
+        f"{customer_text.day(first.date())}, {first:%H:%M} "
+        f"to {customer_text.day(last.date())}, {last:%H:%M}",
         zone_name(),
     )
 

@@ -6,8 +6,8 @@ from django import forms
 from django.contrib import admin
 from django.db import models
 
+from billing.core import customer_text
 from billing.core.errors import BillingError
-from billing.core.l10n import format_amount, format_number
 from billing.core.money import format_decimal
 
 
@@ -76,12 +76,16 @@ def money_text(amount: Decimal | None, currency: str) -> str:
 
 def amount_text(amount: Decimal, currency: str) -> str:
     """An amount without its currency, for a table whose heading names it: '1,234.50'."""
-    return format_amount(amount, currency, locale=ADMIN_LOCALE)
+    with customer_text.speaking(ADMIN_LOCALE):
+        return customer_text.money(amount, currency)
 
 
 def quantity_text(value: Decimal | int | None) -> str:
     """A quantity as finance reads it in the admin: '1,250,000', '0.5', '—' for none."""
-    return "—" if value is None else format_number(Decimal(value), locale=ADMIN_LOCALE)
+    if value is None:
+        return "—"
+    with customer_text.speaking(ADMIN_LOCALE):
+        return customer_text.quantity(Decimal(value))
 
 
 def money_column(field: str, description: str):

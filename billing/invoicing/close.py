@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 
-from billing.core import rawsql, wording
+from billing.core import customer_text, rawsql
 from billing.core.errors import Conflict
 from billing.invoicing.discounts import discounts_end, period_discount_lines
 from billing.invoicing.period_lines import (
@@ -78,7 +78,7 @@ def subscription_start_invoice(*, subscription: Subscription) -> Invoice | None:
     if subscription.status == Subscription.TRIALING:
         return None
     start, end = subscription.current_period_start, subscription.current_period_end
-    with wording.in_customer_language(subscription.customer.locale):
+    with customer_text.speaking(subscription.customer.locale):
         fixed = rating.fixed_lines(
             spec,
             plan_name=plan_name(version),
@@ -123,7 +123,7 @@ def _close_locked(subscription: Subscription) -> Subscription:
     usage_from = subscription.usage_from or start
     next_version, next_overrides, next_spec = _next_terms(subscription)
     next_start, next_end = next_period(subscription, next_spec)
-    with wording.in_customer_language(subscription.customer.locale):
+    with customer_text.speaking(subscription.customer.locale):
         lines = bill_usage(subscription, until=end)
         lines += late_usage_lines(subscription=subscription, before=usage_from, zone=zone)
         if not subscription.cancel_at_period_end:

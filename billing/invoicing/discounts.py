@@ -13,10 +13,9 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
-from django.utils import translation
 from django.utils.translation import gettext as _
 
-from billing.core import l10n
+from billing.core import customer_text
 from billing.core.money import quantize_money
 from billing.core.vocabulary import LineKind
 from billing.invoicing.period_lines import next_period_fixed_lines
@@ -32,11 +31,10 @@ USAGE_INVOICED = LineKind.USAGE_INVOICED
 
 def _description(discount: Discount, currency: str) -> str:
     coupon = discount.coupon
-    locale = translation.get_language()
     if coupon.is_percent:
-        off = l10n.format_percent(coupon.percent_off, locale=locale)
+        off = customer_text.percent(coupon.percent_off)
     else:
-        off = l10n.format_money_text(coupon.amount_off, currency, locale=locale)
+        off = customer_text.money_text(coupon.amount_off, currency)
     return _("%(coupon)s: %(off)s off") % {"coupon": coupon.name, "off": off}
 
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from billing.core import rawsql, wording
+from billing.core import customer_text, rawsql
 from billing.core.periods import period_containing, period_share
 from billing.core.vocabulary import LineKind
 from billing.locks import billed_periods_lock
@@ -35,12 +35,12 @@ ZERO = Decimal(0)
 
 
 def label(start: datetime, end: datetime, zone: ZoneInfo) -> str:
-    """'Nov 2026' for a calendar month, '15 Nov - 14 Dec 2026' otherwise (wording.period)."""
-    return wording.period(start, end, zone)
+    """'Nov 2026' for a calendar month, '15 Nov - 14 Dec 2026' otherwise (customer_text.period)."""
+    return customer_text.period(start, end, zone)
 
 
 def zone_of(subscription: Subscription) -> ZoneInfo:
-    return ZoneInfo(subscription.customer.timezone)
+    return customer_text.customer_zone(subscription.customer)
 
 
 def plan_name(version) -> str:
@@ -399,8 +399,8 @@ def seat_change_lines(
             LineInput(
                 LineKind.PRORATION_CHARGE if delta > 0 else LineKind.PRORATION_CREDIT,
                 _("Seats {old} to {new}, {days}").format(
-                    old=wording.quantity(change.details["from"]),
-                    new=wording.quantity(change.details["to"]),
+                    old=customer_text.quantity(change.details["from"]),
+                    new=customer_text.quantity(change.details["to"]),
                     days=proration_text(subscription, spec, change.effective_at),
                 ),
                 None,
@@ -419,7 +419,7 @@ def proration_text(subscription: Subscription, spec: VersionSpec, at: datetime) 
     '15 of 30 days (16 Nov - 30 Nov 2026)'."""
     start, end = subscription.current_period_start, subscription.current_period_end
     whole = subscription.whole_period(start, end, interval=spec.interval)
-    return wording.proration(at, end, whole=whole, zone=zone_of(subscription))
+    return customer_text.proration(at, end, whole=whole, zone=zone_of(subscription))
 
 
 def remaining_fraction(subscription: Subscription, spec: VersionSpec, at: datetime) -> Decimal:

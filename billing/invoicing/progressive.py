@@ -18,7 +18,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Q
 
-from billing.core import wording
+from billing.core import customer_text
 from billing.core.errors import Conflict
 from billing.core.vocabulary import LineKind
 from billing.invoicing.period_lines import line_inputs, rate_usage, usage_invoiced_lines
@@ -86,7 +86,7 @@ def threshold_invoice_write(*, subscription: Subscription, now: datetime) -> Inv
         return None
     with transaction.atomic():
         subscription = subscription_lock(subscription.pk)
-        with wording.in_customer_language(subscription.customer.locale):
+        with customer_text.speaking(subscription.customer.locale):
             found = _usage_due(subscription, now)
             if found is None or not found.reached:
                 return None

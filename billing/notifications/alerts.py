@@ -6,13 +6,13 @@ the fact is known (billing.usage.alerts, wallets, invoices.collection)."""
 
 from datetime import datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
 
-from billing.core import wording
+from billing.core import customer_text
+from billing.core.customer_text import customer_zone
 from billing.core.errors import InvalidRequest
 from billing.core.money import format_money
 from billing.core.periods import iso
@@ -121,9 +121,9 @@ def alert_event_id(alert: Alert) -> str:
 def alert_period(*, customer: Customer, start: datetime, end: datetime) -> dict:
     """The period an alert is about: its instants, and its days in the customer's
     time zone as people read them ("1 Nov - 30 Nov 2026 (Europe/Paris)")."""
-    zone = ZoneInfo(customer.timezone)  # validated when the customer is saved
-    with wording.in_customer_language(customer.locale):
-        text = wording.in_zone(wording.date_range(start, end, zone), zone)
+    zone = customer_zone(customer)
+    with customer_text.speaking(customer.locale):
+        text = customer_text.named_zone(customer_text.date_range(start, end, zone), zone)
     return {"period_start": iso(start), "period_end": iso(end), "period": text}
 
 
@@ -302,7 +302,7 @@ _SENTENCES = {
 def _grouped(number: object) -> str:
     """A payload's quantity with thousands separators: '250000' -> '250,000'."""
     try:
-        return wording.quantity(Decimal(str(number)))
+        return customer_text.quantity(Decimal(str(number)))
     except (ArithmeticError, ValueError):
         return "?"
 

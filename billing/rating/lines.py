@@ -13,8 +13,8 @@ from decimal import Decimal
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from billing.core import wording
-from billing.core.money import currency_exponent, quantize_money
+from billing.core import customer_text
+from billing.core.money import quantize_money
 from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, LineKind
 from billing.rating.pricing import (
     GRADUATED,
@@ -98,7 +98,7 @@ def base_fee_description(plan_name: str, label: str) -> str:
 def seats_description(seats: int, label: str) -> str:
     """'5 seats (Dec 2026)'."""
     return ngettext("{count} seat ({period})", "{count} seats ({period})", seats).format(
-        count=wording.quantity(seats), period=label
+        count=customer_text.quantity(seats), period=label
     )
 
 
@@ -174,7 +174,7 @@ def charge_lines(
             _line(
                 LineKind.USAGE,
                 _("{meter} ({included} included, capped)").format(
-                    meter=meter_name, included=wording.quantity(included)
+                    meter=meter_name, included=customer_text.quantity(included)
                 ),
                 charge.meter,
                 quantity,
@@ -190,7 +190,7 @@ def charge_lines(
     if billable == 0:
         return []
     description = _("{meter} over {included} included").format(
-        meter=meter_name, included=wording.quantity(included)
+        meter=meter_name, included=customer_text.quantity(included)
     )
     return priced_lines(
         charge.pricing,
@@ -228,16 +228,16 @@ def _piece_description(
     if pricing.scheme == PACKAGE:
         return _("{charge}: {units} in packages of {size}").format(
             charge=description,
-            units=wording.quantity(units),
-            size=wording.quantity(pricing.package_size),
+            units=customer_text.quantity(units),
+            size=customer_text.quantity(pricing.package_size),
         )
     if pricing.scheme == GRADUATED and piece.up_to is None:
         return _("{charge}: tier above {bound}").format(
-            charge=description, bound=wording.quantity(piece.after)
+            charge=description, bound=customer_text.quantity(piece.after)
         )
     if pricing.scheme == GRADUATED:
         return _("{charge}: tier up to {bound}").format(
-            charge=description, bound=wording.quantity(piece.up_to)
+            charge=description, bound=customer_text.quantity(piece.up_to)
         )
     return description
 
@@ -258,9 +258,8 @@ def minimum_commitment_line(
         LineKind.MINIMUM_COMMITMENT,
         _("Minimum commitment of {amount} {currency}").format(
             # A prorated commitment is named as billed, to the cent.
-            amount=wording.money(
-                quantize_money(version.minimum_commitment, version.currency),
-                currency_exponent(version.currency),
+            amount=customer_text.money(
+                quantize_money(version.minimum_commitment, version.currency), version.currency
             ),
             currency=version.currency,
         ),

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Prefetch, Q, QuerySet
 from django.db.models.functions import Greatest
 
+from billing.core.customer_text import customer_zone
 from billing.core.errors import InvalidRequest
 from billing.core.periods import INTERVAL_MONTHS, add_months_clamped, month_start, period_share
 from billing.invoicing import period_lines
@@ -272,7 +273,7 @@ def _rate(
     period_start: datetime,
     period_end: datetime,
 ) -> SimulatedCustomer:
-    zone = ZoneInfo(customer.timezone)
+    zone = customer_zone(customer)
     current, current_spec = None, None
     seats, fixed_fees, label_text = 1, True, NO_SUBSCRIPTION
     if subscription is not None:

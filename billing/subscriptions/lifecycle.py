@@ -4,11 +4,11 @@ as a SubscriptionChange and takes the subscription's row lock."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, transaction
 
-from billing.core import wording
+from billing.core import customer_text
+from billing.core.customer_text import customer_zone
 from billing.core.errors import Conflict, InvalidRequest, NotFound
 from billing.core.periods import period_boundary
 from billing.core.vocabulary import LineKind
@@ -137,7 +137,7 @@ def subscription_create(
     anchor = trial_end or start
     period_end = trial_end or period_boundary(
         start,
-        ZoneInfo(customer.timezone),
+        customer_zone(customer),
         interval=version.interval,
         calendar_aligned=billing_anchor == Subscription.CALENDAR,
         k=1,
@@ -227,7 +227,7 @@ def _proration(
     return [
         LineInput(
             kind,
-            wording.proration_description(
+            customer_text.proration_description(
                 fee_kind=line.kind,
                 sign=sign,
                 name=version_name(version),
@@ -297,7 +297,7 @@ def plan_change_lines(
     stored `overrides` it repeats; none by default: a plan change drops them) at
     `at` invoices, for a change plan_change_check accepts. Reads only: a bulk
     migration previews exactly what subscription_change_plan invoices."""
-    with wording.in_customer_language(subscription.customer.locale):
+    with customer_text.speaking(subscription.customer.locale):
         so_far, billed = usage_so_far(subscription, until=at)
         credit: list[LineInput] = []
         charge: list[LineInput] = []
@@ -430,7 +430,7 @@ def subscription_cancel(
             return subscription, None
         _check_in_period(subscription, at, after_change=True)
         before = entitlements_of(subscription)
-        with wording.in_customer_language(subscription.customer.locale):
+        with customer_text.speaking(subscription.customer.locale):
             lines = bill_usage(subscription, until=at)
             if subscription.status != Subscription.TRIALING:
                 lines += _proration(

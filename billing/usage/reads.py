@@ -9,11 +9,11 @@ partial hours."""
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
-from zoneinfo import ZoneInfo
 
 from django.db.models import Count
 
 from billing.core import rawsql
+from billing.core.customer_text import customer_zone
 from billing.core.periods import period_containing
 from billing.core.vocabulary import ALLOWANCE_MODELS
 from billing.models import (
@@ -300,7 +300,7 @@ def period_now(*, subscription: Subscription, now: datetime) -> tuple[datetime, 
     version = subscription.scheduled_version or subscription.version
     return period_containing(
         subscription.anchor_at,
-        ZoneInfo(subscription.customer.timezone),
+        customer_zone(subscription.customer),
         interval=version.interval,
         calendar_aligned=subscription.billing_anchor == Subscription.CALENDAR,
         moment=now,

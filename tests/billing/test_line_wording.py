@@ -13,7 +13,7 @@ import time_machine
 from django.utils import translation
 from pypdf import PdfReader
 
-from billing.core import wording
+from billing.core import customer_text
 from billing.invoicing.close import periods_close
 from billing.rating.lines import charge_lines
 from billing.rating.pricing import GRADUATED, PricingSpec, TierSpec
@@ -53,23 +53,23 @@ def lines_of(invoice: Invoice) -> list[tuple[str, str, D]]:
     [("en", "1,234,567.5"), ("fr", "1\xa0234\xa0567,5"), ("de", "1.234.567,5")],
 )
 def test_a_quantity_is_grouped_in_the_customers_locale(locale, expected):
-    with wording.in_customer_language(locale):
-        assert wording.quantity(D("1234567.50")) == expected
+    with customer_text.speaking(locale):
+        assert customer_text.quantity(D("1234567.50")) == expected
 
 
 def test_a_quantity_keeps_every_digit_and_drops_trailing_zeros():
-    with wording.in_customer_language("en"):
-        assert wording.quantity(D("1E+6")) == "1,000,000"
-        assert wording.quantity(D("0.0000025")) == "0.0000025"
-        assert wording.quantity(D("-0")) == "0"
-        assert wording.quantity(7) == "7"
+    with customer_text.speaking("en"):
+        assert customer_text.quantity(D("1E+6")) == "1,000,000"
+        assert customer_text.quantity(D("0.0000025")) == "0.0000025"
+        assert customer_text.quantity(D("-0")) == "0"
+        assert customer_text.quantity(7) == "7"
 
 
 def test_consecutive_periods_print_as_inclusive_days_that_do_not_overlap():
-    with wording.in_customer_language("en"):
-        first = wording.date_range(OCT_20, NOV_20, NEW_YORK)
-        second = wording.date_range(NOV_20, DEC_20, NEW_YORK)
-        year_end = wording.date_range(DEC_20, datetime(2027, 1, 20, 15, tzinfo=UTC), NEW_YORK)
+    with customer_text.speaking("en"):
+        first = customer_text.date_range(OCT_20, NOV_20, NEW_YORK)
+        second = customer_text.date_range(NOV_20, DEC_20, NEW_YORK)
+        year_end = customer_text.date_range(DEC_20, datetime(2027, 1, 20, 15, tzinfo=UTC), NEW_YORK)
     assert (first, second) == ("20 Oct \u2013 19 Nov 2026", "20 Nov \u2013 19 Dec 2026")
     assert year_end == "20 Dec 2026 \u2013 19 Jan 2027"
 
@@ -77,14 +77,14 @@ def test_consecutive_periods_print_as_inclusive_days_that_do_not_overlap():
 def test_a_period_ending_at_midnight_ends_the_day_before():
     start = datetime(2026, 11, 1, 4, tzinfo=UTC)  # 1 Nov, 00:00 EDT
     end = datetime(2026, 12, 1, 5, tzinfo=UTC)  # 1 Dec, 00:00 EST
-    with wording.in_customer_language("en"):
-        assert wording.period(start, end, NEW_YORK) == "Nov 2026"
-        assert wording.date_range(start, end, NEW_YORK) == "1 Nov \u2013 30 Nov 2026"
+    with customer_text.speaking("en"):
+        assert customer_text.period(start, end, NEW_YORK) == "Nov 2026"
+        assert customer_text.date_range(start, end, NEW_YORK) == "1 Nov \u2013 30 Nov 2026"
 
 
 def test_proration_reads_as_days_of_the_whole_period():
-    with wording.in_customer_language("en"):
-        text = wording.proration(NOV_5_NOON, NOV_20, whole=(OCT_20, NOV_20), zone=NEW_YORK)
+    with customer_text.speaking("en"):
+        text = customer_text.proration(NOV_5_NOON, NOV_20, whole=(OCT_20, NOV_20), zone=NEW_YORK)
     assert text == "15 of 31 days (5 Nov \u2013 19 Nov 2026)"
 
 
@@ -99,7 +99,7 @@ def llm_tokens_charge() -> ChargeSpec:
 
 
 def test_usage_lines_name_the_meter_and_group_thousands():
-    with wording.in_customer_language("en"):
+    with customer_text.speaking("en"):
         lines = charge_lines(
             llm_tokens_charge(), quantity=D(2_600_000), meter_name="LLM tokens", currency="USD"
         )
@@ -179,7 +179,7 @@ def test_a_french_customers_lines_are_written_under_its_locale():
     start = Invoice.objects.get(customer=customer, reason=Invoice.START)
     # 1 Nov 00:00 in Paris: a calendar month there. In French, the number grouped
     # the French way.
-    assert [line.description for line in start.lines.all()] == ["1\xa0200 utilisateurs (Nov 2026)"]
+    assert [line.description for line in start.lines.all()] == ["1\xa0200 utilisateurs (nov. 2026)"]
     assert start.total == D("1200.00")
 
 

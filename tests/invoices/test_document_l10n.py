@@ -1,5 +1,5 @@
 """What the invoice PDFs' words and numbers are made of: the locale rule for
-amounts, numbers, percentages and dates (billing.core.l10n), addresses laid out
+amounts, numbers, percentages and dates (billing.core.customer_text), addresses laid out
 by country (invoices.pdf.postal_address), and the translation catalogs: complete,
 their placeholders kept, and compiled by scripts/compilemessages.py into .mo
 files that gettext reads exactly as GNU msgfmt's."""
@@ -16,14 +16,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from billing.core.l10n import (
-    document_locale,
-    format_amount,
-    format_date,
-    format_money_text,
-    format_number,
-    format_percent,
-)
+from billing.core import customer_text
+from billing.core.customer_text import CustomerText
 from invoices.pdf import postal_address
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,49 +39,65 @@ compilemessages = _compiler()
 # numbers, amounts, dates
 
 
+def _text(locale, zone="UTC"):
+    return CustomerText(customer_text.language(locale), ZoneInfo(zone))
+
+
 @pytest.mark.parametrize(
     ("locale", "expected"),
     [("en", "1,234.50"), ("fr", f"1{NBSP}234,50"), ("de", "1.234,50"), ("it", "1,234.50")],
 )
 def test_an_amount_is_grouped_and_pointed_as_the_language_writes_it(locale, expected):
-    assert format_amount(D("1234.5"), "EUR", locale=locale) == expected
+    assert _text(locale).money(D("1234.5"), "EUR") == expected
 
 
 def test_amounts_keep_their_currencys_digits_and_their_sign():
-    assert format_amount(D("-1234567.5"), "USD", locale="de") == "-1.234.567,50"
-    assert format_amount(D(6700), "JPY", locale="fr") == f"6{NBSP}700"
-    assert format_amount(D("0.0000025"), "USD", locale="fr") == "0,0000025"
-    assert format_amount(D("-0.00"), "USD", locale="en") == "0.00"
-    assert format_money_text(D("1234.5"), "USD", locale="en") == f"1,234.50{NBSP}USD"
+    assert _text("de").money(D("-1234567.5"), "USD") == "-1.234.567,50"
+    assert _text("fr").money(D(6700), "JPY") == f"6{NBSP}700"
+    assert _text("fr").money(D("0.0000025"), "USD") == "0,0000025"
+    assert _text("en").money(D("-0.00"), "USD") == "0.00"
+    assert _text("en").money_text(D("1234.5"), "USD") == f"1,234.50{NBSP}USD"
 
 
 def test_numbers_and_percentages():
-    assert format_number(D("13800000.000"), locale="en") == "13,800,000"
-    assert format_number(D("0.05000"), locale="de") == "0,05"
-    assert format_percent(D("20.00"), locale="en") == "20%"
-    assert format_percent(D("5.5000"), locale="fr") == f"5,5{NBSP}%"
-    assert format_percent(D("19"), locale="de") == f"19{NBSP}%"
+    assert _text("en").quantity(D("13800000.000")) == "13,800,000"
+    assert _text("de").quantity(D("0.05000")) == "0,05"
+    assert _text("en").percent(D("20.00")) == "20%"
+    assert _text("fr").percent(D("5.5000")) == f"5,5{NBSP}%"
+    assert _text("de").percent(D("19")) == f"19{NBSP}%"
 
 
 def test_a_date_is_the_customers_day_in_its_language():
     # 00:30 UTC on Dec 1st is still November 30th in Los Angeles
     moment = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
-    los_angeles = ZoneInfo("America/Los_Angeles")
 
-    assert format_date(moment, los_angeles, locale="en") == "30 Nov 2026"
-    assert format_date(moment, los_angeles, locale="fr") == "30/11/2026"
-    assert format_date(moment, ZoneInfo("Europe/Berlin"), locale="de") == "01.12.2026"
-    assert format_date(None, los_angeles, locale="en") == ""
+    assert _text("en", "America/Los_Angeles").day(moment) == "30 Nov 2026"
+    assert _text("fr", "America/Los_Angeles").day(moment) == "30 nov. 2026"
+    assert _text("de", "Europe/Berlin").day(moment) == "1. Dez. 2026"
+    # French months whose abbreviations would read alike are told apart.
+    assert _text("fr").day(datetime(2026, 6, 2, tzinfo=UTC)) == "2 juin 2026"
+    assert _text("fr").day(datetime(2026, 7, 2, tzinfo=UTC)) == "2 juil. 2026"
+    assert _text("en", "America/Los_Angeles").day(None) == ""
 
 
 def test_the_document_language_falls_back_to_english():
-    assert [document_locale(value) for value in ("fr", "de-AT", "FR_ca", "es", None, 3)] == [
+    values = ("fr", "de-AT", "FR_ca", "es", None, 3)
+    assert [customer_text.language(value) for value in values] == [
         "fr",
         "de",
         "fr",
         "en",
         "en",
         "en",
+    ]
+
+
+def test_a_zone_this_system_does_not_know_reads_as_utc():
+    assert [str(customer_text.zone(name)) for name in ("Asia/Tokyo", "", None, "Mars/Base")] == [
+        "Asia/Tokyo",
+        "UTC",
+        "UTC",
+        "UTC",
     ]
 
 

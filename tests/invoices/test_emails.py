@@ -103,7 +103,9 @@ def test_finalizing_emails_the_pdf_to_the_invoice_addresses(
         "Hello Acme Inc,\n"
         "\n"
         "Please find attached invoice INV-2026-000001.\n"
-        "Amount due: 29.99 USD\n"
+        # November in UTC: from 31 Oct, 17:00 to 30 Nov, 16:00 in Los Angeles
+        "Period: 31 Oct \N{EN DASH} 29 Nov 2026 (America/Los_Angeles)\n"
+        "Amount due: 29.99\N{NO-BREAK SPACE}USD\n"
         "Due date: 31 Dec 2026 (America/Los_Angeles)\n"
         "\n"
         "Your invoices and credit notes can also be downloaded from your billing portal.\n"
@@ -166,10 +168,10 @@ def test_a_french_customer_gets_it_in_french(django_capture_on_commit_callbacks,
     assert message.subject == "Facture INV-2026-000001 de Usage Billing Inc."
     assert message.body.startswith("Bonjour ")
     assert "Veuillez trouver ci-joint la facture INV-2026-000001." in message.body
-    # the amount and the date as French writes them (Django's own French formats),
-    # the date in the customer's time zone
-    assert "29,99 EUR" in message.body
-    assert "31 décembre 2026 (America/Los_Angeles)" in message.body
+    # the amount and the dates as the invoice's PDF writes them, in the customer's zone
+    assert "29,99\N{NO-BREAK SPACE}EUR" in message.body
+    assert "Période : 31 oct. \N{EN DASH} 29 nov. 2026 (America/Los_Angeles)" in message.body
+    assert "31 déc. 2026 (America/Los_Angeles)" in message.body
 
 
 def test_scheduling_twice_sends_once(django_capture_on_commit_callbacks, mailoutbox):
@@ -316,7 +318,7 @@ def test_a_voided_invoices_credit_note_is_emailed_with_its_pdf(
     assert f"Please find attached credit note {note.number} for invoice INV-2026-000001." in (
         message.body
     )
-    assert "Amount credited: 29.99 USD" in message.body
+    assert "Amount credited: 29.99\N{NO-BREAK SPACE}USD" in message.body
     ((filename, content, mimetype),) = message.attachments
     assert (filename, mimetype) == ("CN-2026-000001.pdf", "application/pdf")
     text = " ".join(page.extract_text() for page in PdfReader(BytesIO(content)).pages)

@@ -167,7 +167,7 @@ def test_the_pdf_has_the_number_lines_by_kind_and_the_totals(finalize):
         "Invoice number INV-2026-000001",
         "Issue date 2 Dec 2026",
         "Due date 1 Jan 2027",  # 30 days' terms (BILLING_PAYMENT_TERMS_DAYS)
-        "Period 1 Nov 2026 \N{EN DASH} 30 Nov 2026",
+        "Period 1 Nov \N{EN DASH} 30 Nov 2026",
         "Payment terms 30 days",
         "Customer acme",
         "Status Finalized",

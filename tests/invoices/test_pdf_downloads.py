@@ -362,7 +362,7 @@ def test_the_first_download_renders_the_document_as_issued_in_its_language_and_z
     assert response.content == stored(invoice)
     words = text(response.content)
     assert "Facture\nINV-2026-000001" in words
-    assert "Date d'émission 02/12/2026" in words
+    assert "Date d'émission 2 déc. 2026" in words
     assert "Rechnung" not in words
     assert renders == ["Facture INV-2026-000001"]
 

@@ -105,7 +105,7 @@ EXPECTED = {
         "Issue date 2 Dec 2026",
         "Due date 1 Jan 2027",
         "Payment terms 30 days",
-        "Period 1 Nov 2026 \N{EN DASH} 30 Nov 2026",
+        "Period 1 Nov \N{EN DASH} 30 Nov 2026",
         "Status Finalized",
         "Chat Growth (Dec 2026) 1 1,200.00 1,200.00",
         "GPT-4o input tokens 13,800,000 0.0000025 34.50",
@@ -125,10 +125,10 @@ EXPECTED = {
     ],
     "fr": [
         "Facture",
-        "Date d'émission 02/12/2026",
-        "Date d'échéance 01/01/2027",
+        "Date d'émission 2 déc. 2026",
+        "Date d'échéance 1 jan. 2027",
         "Conditions de paiement 30 jours",
-        "Période 01/11/2026 \N{EN DASH} 30/11/2026",
+        "Période 1 nov. \N{EN DASH} 30 nov. 2026",
         "Statut Émise",
         "Chat Growth (Dec 2026) 1 1 200,00 1 200,00",
         "GPT-4o input tokens 13 800 000 0,0000025 34,50",
@@ -148,10 +148,10 @@ EXPECTED = {
     ],
     "de": [
         "Rechnung",
-        "Ausstellungsdatum 02.12.2026",
-        "Fälligkeitsdatum 01.01.2027",
+        "Ausstellungsdatum 2. Dez. 2026",
+        "Fälligkeitsdatum 1. Jan. 2027",
         "Zahlungsbedingungen 30 Tage",
-        "Zeitraum 01.11.2026 \N{EN DASH} 30.11.2026",
+        "Zeitraum 1. Nov. \N{EN DASH} 30. Nov. 2026",
         "Status Ausgestellt",
         "Chat Growth (Dec 2026) 1 1.200,00 1.200,00",
         "GPT-4o input tokens 13.800.000 0,0000025 34,50",
@@ -195,13 +195,13 @@ def test_an_invoice_is_written_in_the_customers_language(rates, locale):
             "fr",
             "ANNULÉE",
             "Statut Annulée",
-            "Annulée le 05/12/2026 ; un avoir annule cette facture.",
+            "Annulée le 5 déc. 2026 ; un avoir annule cette facture.",
         ),
         (
             "de",
             "STORNIERT",
             "Status Storniert",
-            "Storniert am 05.12.2026; eine Gutschrift hebt diese Rechnung auf.",
+            "Storniert am 5. Dez. 2026; eine Gutschrift hebt diese Rechnung auf.",
         ),
     ],
 )
@@ -269,7 +269,7 @@ def test_terms_of_zero_days_read_due_on_receipt(rates):
 
     text = text_of(render_invoice_pdf(invoice))
 
-    assert "Date d'échéance 02/12/2026" in text
+    assert "Date d'échéance 2 déc. 2026" in text
     assert "Conditions de paiement Payable à réception" in text
 
 
@@ -298,9 +298,9 @@ CREDIT_NOTE_EXPECTED = {
     "fr": [
         "Avoir",
         "Numéro d'avoir CN-2026-000001",
-        "Date d'émission 05/12/2026",
+        "Date d'émission 5 déc. 2026",
         "Facture concernée INV-2026-000001",
-        "Date de la facture 02/12/2026",
+        "Date de la facture 2 déc. 2026",
         "Motif Produit non satisfaisant",
         "GPT-4o input tokens 34,50",
         "Sous-total 34,50",
@@ -314,7 +314,7 @@ CREDIT_NOTE_EXPECTED = {
     "de": [
         "Gutschrift",
         "Gutschriftsnummer CN-2026-000001",
-        "Rechnungsdatum 02.12.2026",
+        "Rechnungsdatum 2. Dez. 2026",
         "Gutgeschriebene Rechnung INV-2026-000001",
         "Grund Produkt nicht zufriedenstellend",
         "Steuer 8,80",

@@ -1,0 +1,302 @@
+"""What a customer reads, written once: days, periods, quantities, amounts,
+percentages and country names, in the customer's language and time zone.
+
+Every page and document a customer (or finance, about a customer) reads prints
+through here: invoice lines as the close writes them, invoice and credit note
+PDFs, emails, the portal and the admin's invoice and customer pages. A document
+is read in the locale and zone saved with it (its customer snapshot,
+`CustomerText.of_snapshot`), so that every place prints the same days even after
+the customer moved.
+
+One rule per thing written:
+- A day is "16 Nov 2026" (en), "16 nov. 2026" (fr), "16. Nov. 2026" (de).
+- A period is the half-open [start, end) read as inclusive days in the zone:
+  the day holding `end` belongs to the next period, so consecutive periods
+  never share a day in print. [1 Nov 00:00, 1 Dec 00:00) reads "1 Nov - 30 Nov
+  2026"; one ending 20 Nov 14:00 ends "19 Nov" (the next starts "20 Nov").
+- Numbers are grouped by thousands, exact, without trailing zeros: 1,000,000
+  (en), 1 000 000 (fr), 1.000.000 (de); amounts keep their currency's minor digits.
+- Functions write in the active language: callers write under `speaking(...)`
+  or through a `CustomerText`, whose methods switch to its language themselves.
+"""
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel import Locale, UnknownLocaleError
+from django.utils import dateformat, formats, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext, pgettext
+
+from billing.core.money import currency_exponent
+from billing.core.periods import month_start
+from billing.core.vocabulary import LineKind
+
+# The languages a customer is written to (the first one for any other), with
+# their names in themselves: the customer form's choices.
+LANGUAGES = {"en": "English", "fr": "Français", "de": "Deutsch"}
+DEFAULT_LANGUAGE = "en"
+# French and German put a no-break space before the percent sign.
+PERCENT_SPACE = {"fr": "\N{NO-BREAK SPACE}", "de": "\N{NO-BREAK SPACE}"}
+# Fee lines whose quantity may be a share of a period (proration, a first period).
+PRORATED_KINDS = frozenset(
+    {LineKind.BASE_FEE, LineKind.SEATS, LineKind.PRORATION_CREDIT, LineKind.PRORATION_CHARGE}
+)
+
+
+def language(value: object) -> str:
+    """The language a customer is written to: theirs if supported ("fr",
+    "fr-CA" -> "fr"), otherwise English."""
+    if isinstance(value, str):
+        code = value.strip().lower().replace("_", "-").split("-", 1)[0]
+        if code in LANGUAGES:
+            return code
+    return DEFAULT_LANGUAGE
+
+
+def zone(name: object) -> ZoneInfo:
+    """The time zone named `name` (a customer's, saved or current); UTC for none
+    or one this system does not know."""
+    try:
+        return ZoneInfo(name) if isinstance(name, str) and name else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def customer_zone(customer) -> ZoneInfo:
+    """The customer's time zone as it is now (validated when it is saved)."""
+    return zone(customer.timezone)
+
+
+@contextmanager
+def speaking(locale: object):
+    """The customer's language (`language(locale)`) for the text written inside."""
+    with translation.override(language(locale)):
+        yield
+
+
+def quantity(value: Decimal | int) -> str:
+    """A count or quantity, grouped, exact, no trailing zeros: 1,000,000 (en),
+    1 000 000 (fr), 1.000.000 (de); 0.0000025."""
+    value = Decimal(value)
+    value = value.normalize() if value else Decimal(0)
+    # normalize() writes 1E+6 for a million; quantize back to whole units then.
+    if value == value.to_integral_value():
+        value = value.quantize(Decimal(1))
+    return formats.number_format(value, use_l10n=True, force_grouping=True)
+
+
+def money(amount: Decimal, currency: str) -> str:
+    """An amount with at least its currency's minor digits, grouped: '1,234.50'
+    (en), '1 234,50' (fr), '1.234,50' (de), '6,700' (JPY), '0.0000025'."""
+    amount = Decimal(amount) + 0  # folds -0 into 0
+    digits = max(currency_exponent(currency), -amount.normalize().as_tuple().exponent)
+    return formats.number_format(amount, decimal_pos=digits, use_l10n=True, force_grouping=True)
+
+
+def money_text(amount: Decimal, currency: str) -> str:
+    """An amount followed by its currency: '1,234.50 USD', '1 234,50 EUR'."""
+    return f"{money(amount, currency)}\N{NO-BREAK SPACE}{currency}"
+
+
+def percent(value: Decimal) -> str:
+    """A percentage without needless zeros: '20%' (en), '5,5 %' (fr), '19 %' (de)."""
+    space = PERCENT_SPACE.get(translation.get_language() or "", "")
+    return f"{quantity(Decimal(value))}{space}%"
+
+
+def country_name(code: str) -> str:
+    """An ISO 3166-1 alpha-2 code's country name ('DE' -> 'Germany', 'Allemagne',
+    'Deutschland'); the code itself when unknown."""
+    try:
+        names = Locale.parse(language(translation.get_language())).territories
+    except (UnknownLocaleError, ValueError):
+        return code
+    return names.get(code.upper(), code)
+
+
+def local_day(moment: datetime, in_zone: ZoneInfo) -> date:
+    return moment.astimezone(in_zone).date()
+
+
+def last_day(start: datetime, end: datetime, in_zone: ZoneInfo) -> date:
+    """The last day a person reads in [start, end): the day before the one
+    holding `end`, never before the first day."""
+    return max(local_day(start, in_zone), local_day(end, in_zone) - timedelta(days=1))
+
+
+def day(moment: datetime | date, in_zone: ZoneInfo | None = None) -> str:
+    """A day: '16 Nov 2026' (in `in_zone` for an instant)."""
+    if isinstance(moment, datetime):
+        moment = local_day(moment, in_zone or UTC)
+    return dateformat.format(moment, pgettext("a day: day, month, year", "j M Y"))
+
+
+def day_range(first: date, last: date) -> str:
+    """Inclusive days: '16 Nov - 30 Nov 2026', '20 Dec 2026 - 19 Jan 2027', or one day."""
+    if first == last:
+        return day(first)
+    if first.year == last.year:
+        text = dateformat.format(first, pgettext("a day in a range, its year follows", "j M"))
+    else:
+        text = day(first)
+    return _("{first} – {last}").format(first=text, last=day(last))  # noqa: RUF001 (a date range takes an en dash)
+
+
+def date_range(start: datetime, end: datetime, in_zone: ZoneInfo) -> str:
+    """The period [start, end) as inclusive days in `in_zone`."""
+    return day_range(local_day(start, in_zone), last_day(start, end, in_zone))
+
+
+def period(start: datetime, end: datetime, in_zone: ZoneInfo) -> str:
+    """'Nov 2026' for a whole calendar month in `in_zone`, its days otherwise."""
+    local_start = start.astimezone(in_zone)
+    if month_start(local_start) == start and month_start(local_start, months=1) == end:
+        return dateformat.format(local_start, pgettext("a calendar month", "M Y"))
+    return date_range(start, end, in_zone)
+
+
+def named_zone(text: str, in_zone: ZoneInfo | str) -> str:
+    """A date or period saying which time zone it is read in."""
+    return _("{dates} ({zone})").format(dates=text, zone=str(in_zone))
+
+
+def day_count(start: datetime, end: datetime, in_zone: ZoneInfo) -> int:
+    """The number of days date_range prints for [start, end)."""
+    return (last_day(start, end, in_zone) - local_day(start, in_zone)).days + 1
+
+
+def days_of(start: datetime, end: datetime, *, whole: tuple[datetime, datetime], in_zone) -> str:
+    """The part [start, end) of the whole period `whole` as days: '15 of 30 days'."""
+    whole_days = day_count(*whole, in_zone)
+    days = min(day_count(start, end, in_zone), whole_days)
+    return ngettext("{days} of {whole_days} day", "{days} of {whole_days} days", whole_days).format(
+        days=quantity(days), whole_days=quantity(whole_days)
+    )
+
+
+def proration(start: datetime, end: datetime, *, whole: tuple[datetime, datetime], zone) -> str:
+    """The part [start, end) of the whole period `whole`, as days: '15 of 30 days
+    (16 Nov - 30 Nov 2026)'. Words only: the amount is prorated by the second."""
+    return _("{days} ({dates})").format(
+        days=days_of(start, end, whole=whole, in_zone=zone), dates=date_range(start, end, zone)
+    )
+
+
+def proration_description(*, fee_kind: str, sign: int, name: str, seats: int, days: str) -> str:
+    """'Unused time on Chat Growth (v1), 15 of 30 days (16 Nov - 30 Nov 2026)', or
+    the same for the seats of that version."""
+    if fee_kind == LineKind.SEATS:
+        if sign < 0:
+            text = ngettext(
+                "Unused time on {count} seat of {plan}, {days}",
+                "Unused time on {count} seats of {plan}, {days}",
+                seats,
+            )
+        else:
+            text = ngettext(
+                "Remaining time on {count} seat of {plan}, {days}",
+                "Remaining time on {count} seats of {plan}, {days}",
+                seats,
+            )
+        return text.format(count=quantity(seats), plan=name, days=days)
+    if sign < 0:
+        return _("Unused time on {plan}, {days}").format(plan=name, days=days)
+    return _("Remaining time on {plan}, {days}").format(plan=name, days=days)
+
+
+def whole_period_of_share(
+    start: datetime, end: datetime, share: Decimal
+) -> tuple[datetime, datetime]:
+    """The whole period a prorated line's [start, end) is `share` of, read back
+    from its quantity: every proration's whole period ends where the part does
+    (billing.core.periods.whole_period), and a share has 10 decimal places, so
+    its length comes back to the second for any part longer than a few minutes."""
+    length = round((end - start).total_seconds() / float(share))
+    return end - timedelta(seconds=length), end
+
+
+@dataclass(frozen=True)
+class CustomerText:
+    """The writer of one customer's text: its language and time zone. Each
+    method writes in that language, whatever the active one is."""
+
+    locale: str
+    zone: ZoneInfo
+    # The document's currency, for its amounts.
+    currency: str = ""
+
+    @classmethod
+    def of_snapshot(cls, snapshot: dict | None, currency: str = "") -> "CustomerText":
+        """A document's writer: the locale and zone saved with it (its customer
+        snapshot); English and UTC for a snapshot without them."""
+        snapshot = snapshot or {}
+        return cls(language(snapshot.get("locale")), zone(snapshot.get("timezone")), currency)
+
+    @classmethod
+    def of_customer(cls, customer) -> "CustomerText":
+        """A customer's writer as the customer is now (a new document, the portal)."""
+        return cls(language(customer.locale), customer_zone(customer))
+
+    def speaking(self):
+        return translation.override(self.locale)
+
+    def day(self, moment: datetime | date | None) -> str:
+        """'2 Dec 2026' in the zone; '' for none."""
+        if moment is None:
+            return ""
+        with self.speaking():
+            return day(moment, self.zone)
+
+    def dates(self, start: datetime, end: datetime) -> str:
+        """The period [start, end) as inclusive days: '1 Nov - 30 Nov 2026'."""
+        with self.speaking():
+            return date_range(start, end, self.zone)
+
+    def period(self, start: datetime, end: datetime) -> str:
+        """'Nov 2026' for a calendar month, its days otherwise."""
+        with self.speaking():
+            return period(start, end, self.zone)
+
+    def named(self, text: str) -> str:
+        """`text` (a day or a period) followed by the zone it is read in."""
+        with self.speaking():
+            return named_zone(text, self.zone)
+
+    def quantity(self, value: Decimal | int) -> str:
+        with self.speaking():
+            return quantity(value)
+
+    def line_quantity(self, kind: str, value: Decimal, start, end) -> str:
+        """A line's quantity: a prorated fee's share of its period as days ('7 of
+        30 days'), any other as a number. (A share of several seats stays a number:
+        the seats and the share cannot be told apart from it.)"""
+        value = Decimal(value)
+        prorated = kind in PRORATED_KINDS and 0 < value < 1
+        if prorated and start is not None and end is not None and end > start:
+            whole = whole_period_of_share(start, end, value)
+            with self.speaking():
+                return days_of(start, end, whole=whole, in_zone=self.zone)
+        return self.quantity(value)
+
+    def money(self, amount: Decimal | None, currency: str = "") -> str:
+        """An amount in `currency`, the document's by default; '' for none."""
+        if amount is None:
+            return ""
+        with self.speaking():
+            return money(Decimal(amount), currency or self.currency)
+
+    def money_text(self, amount: Decimal, currency: str = "") -> str:
+        with self.speaking():
+            return money_text(Decimal(amount), currency or self.currency)
+
+    def percent(self, value: Decimal | str) -> str:
+        with self.speaking():
+            return percent(Decimal(value))
+
+    def country(self, code: str) -> str:
+        with self.speaking():
+            return country_name(code)
