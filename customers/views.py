@@ -175,12 +175,21 @@ def portal_page(request, token: str):
     write = replace(CustomerText.of_customer(customer), locale="en")
     zone = write.zone
 
+    def issued(invoice) -> CustomerText:
+        """The page's writer in the zone the invoice was issued in (its PDF's)."""
+        return replace(write, zone=invoice.text.zone)
+
+    def as_issued(invoice, text: str) -> str:
+        """A day or period of the invoice, its zone named when not the page's."""
+        return text if invoice.text.zone == zone else issued(invoice).named(text)
+
     def invoice_day(invoice, moment):
-        """As the invoice's PDF prints it, named when not in the page's zone."""
-        if moment is None:
+        return "" if moment is None else as_issued(invoice, issued(invoice).day(moment))
+
+    def invoice_period(invoice):
+        if invoice.period_start is None or invoice.period_end is None:
             return ""
-        issued = replace(write, zone=invoice.text.zone)
-        return issued.day(moment) if issued.zone == zone else issued.named(issued.day(moment))
+        return as_issued(invoice, issued(invoice).dates(invoice.period_start, invoice.period_end))
 
     def wallet_balance(wallet):
         if wallet.kind == "money":
@@ -242,6 +251,7 @@ def portal_page(request, token: str):
                 "number": i.number,
                 "date": invoice_day(i, i.finalized_at),
                 "due": invoice_day(i, i.due_at),
+                "period": invoice_period(i),
                 "total": format_money(i.total, i.currency),
                 "amount_due": format_money(i.amount_due, i.currency),
                 "currency": i.currency,
