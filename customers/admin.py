@@ -3,6 +3,8 @@ form: customers.customer_form_admin). A customer's page also shows its
 subscriptions with a button to add one, the current period's usage priced so far
 and projected, its wallets, and makes a fresh signed portal link."""
 
+from dataclasses import replace
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -13,9 +15,10 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
-from billing.core.admin_fields import currency_name, moment_text, span_text, zone_name
+from billing.core.admin_fields import currency_name, moment_text, zone_name
 from billing.core.admin_forms import adopt, money_column, money_text, quantity_text
 from billing.core.admin_history import AuditHistoryAdmin
+from billing.core.customer_text import CustomerText
 from billing.core.vocabulary import ConsumptionModel
 from billing.invoicing.discounts import usage_discounted
 from billing.usage.breakdowns import meter_breakdown
@@ -48,6 +51,13 @@ def _model_words(model: str | None) -> str:
     if not model:
         return "—"
     return ConsumptionModel(model).label.split(":")[0]
+
+
+def _period(customer: Customer, start, end) -> str:
+    """A period as the customer reads it (portal, invoices): its days in the
+    customer's zone, named; in English, the admin's language."""
+    write = replace(CustomerText.of_customer(customer), locale="en")
+    return write.named(write.dates(start, end))
 
 
 def _usage_context(customer: Customer, live, now) -> dict:
@@ -97,7 +107,7 @@ def _usage_context(customer: Customer, live, now) -> dict:
         lines.append(shown)
     return {
         "subscription": live,
-        "period": span_text(live.current_period_start, live.current_period_end),
+        "period": _period(customer, live.current_period_start, live.current_period_end),
         "lines": lines,
         "base_fee": money_text(summary.base_fee, currency),
         "subtotal": money_text(summary.subtotal, currency),
@@ -129,7 +139,7 @@ def customer_billing(*, customer: Customer, user, now) -> dict:
                 "name": str(s),
                 "plan": f"{s.version.plan.name} v{s.version.number}",
                 "status": s.get_status_display(),
-                "period": span_text(s.current_period_start, s.current_period_end),
+                "period": _period(customer, s.current_period_start, s.current_period_end),
             }
             for s in rows[:SUBSCRIPTIONS_SHOWN]
         ]

@@ -13,7 +13,6 @@ from django.views.decorators.http import require_GET
 
 from billing.core import customer_text
 from billing.core.customer_text import CustomerText
-from billing.core.money import format_decimal, format_money
 from billing.models import Alert
 from billing.rating.discounts import running_discount
 from customers.models import Customer
@@ -109,7 +108,7 @@ def _chart(chart) -> dict:
     return {
         "name": chart.name,
         "meter": chart.meter,
-        "peak": format_decimal(chart.peak),
+        "peak": customer_text.quantity(chart.peak),
         "bars": bars,
         "width": CHART_WIDTH,
         "height": CHART_HEIGHT,
@@ -125,7 +124,7 @@ def _feature_value(value) -> str | None:
     if isinstance(value, list):
         return ", ".join(value)
     if isinstance(value, int | float):
-        return format_decimal(Decimal(str(value)))
+        return customer_text.quantity(Decimal(str(value)))
     return str(value)
 
 
@@ -136,9 +135,9 @@ def _discount(subscription) -> dict | None:
         return None
     coupon = discount.coupon
     if coupon.percent_off is not None:
-        off = f"{format_decimal(coupon.percent_off)}%"
+        off = customer_text.percent(coupon.percent_off)
     else:
-        off = f"{format_money(coupon.amount_off, coupon.currency)} {coupon.currency}"
+        off = customer_text.money_text(coupon.amount_off, coupon.currency)
     return {"name": coupon.name, "off": off, "periods_left": discount.periods_left}
 
 
@@ -155,8 +154,13 @@ def portal_page(request, token: str):
         past_due(Invoice.objects.filter(customer=customer), now=now).values_list("pk", flat=True)
     )
 
+    # The portal's own words are English (not translated yet): its numbers and
+    # dates too, in the customer's zone; an invoice's in the zone it was issued in.
+    write = replace(CustomerText.of_customer(customer), locale="en")
+    zone = write.zone
+
     def money(amount):
-        return None if amount is None else format_money(amount, currency)
+        return None if amount is None else write.money(amount, currency)
 
     balance = credit_balance(customer)
     # The usage thresholds crossed this period, per meter ("50%, 75%").
@@ -169,11 +173,6 @@ def portal_page(request, token: str):
                 crossed.setdefault(payload["meter"], []).append(payload["threshold"])
         for meter, values in crossed.items():
             crossed[meter] = [f"{v}%" for v in sorted(values, key=Decimal)]
-
-    # The portal's own words are English (not translated yet): its dates too, in
-    # the customer's zone; an invoice's in the zone it was issued in (its PDF's).
-    write = replace(CustomerText.of_customer(customer), locale="en")
-    zone = write.zone
 
     def issued(invoice) -> CustomerText:
         """The page's writer in the zone the invoice was issued in (its PDF's)."""
@@ -193,8 +192,8 @@ def portal_page(request, token: str):
 
     def wallet_balance(wallet):
         if wallet.kind == "money":
-            return f"{format_money(wallet.balance, wallet.currency)} {wallet.currency}"
-        return f"{format_decimal(wallet.balance)} credits"
+            return write.money_text(wallet.balance, wallet.currency)
+        return f"{write.quantity(wallet.balance)} credits"
 
     context = {
         "customer": customer,
@@ -213,17 +212,17 @@ def portal_page(request, token: str):
                 "name": f.name,
                 "meter": f.meter,
                 "model": f.model,
-                "quantity": format_decimal(f.quantity),
-                "included": None if f.included is None else format_decimal(f.included),
+                "quantity": write.quantity(f.quantity),
+                "included": None if f.included is None else write.quantity(f.included),
                 "amount": money(f.amount),
-                "uncovered": None if f.uncovered is None else format_decimal(f.uncovered),
+                "uncovered": None if f.uncovered is None else write.quantity(f.uncovered),
                 "uncovered_billed": f.uncovered_billed,
                 "percent": f.percent,
                 "over": f.included is not None and f.quantity > f.included,
                 "thresholds": crossed.get(f.meter, []),
                 "breakdown_property": f.breakdown_property,
                 "breakdown": [
-                    {"label": label, "quantity": format_decimal(quantity)}
+                    {"label": label, "quantity": write.quantity(quantity)}
                     for _, label, quantity in f.breakdown
                 ],
             }
@@ -252,8 +251,8 @@ def portal_page(request, token: str):
                 "date": invoice_day(i, i.finalized_at),
                 "due": invoice_day(i, i.due_at),
                 "period": invoice_period(i),
-                "total": format_money(i.total, i.currency),
-                "amount_due": format_money(i.amount_due, i.currency),
+                "total": write.money(i.total, i.currency),
+                "amount_due": write.money(i.amount_due, i.currency),
                 "currency": i.currency,
                 "status": "Past due" if i.pk in overdue else i.get_status_display(),
                 "reason": INVOICE_REASONS.get(i.reason, i.get_reason_display()),
@@ -266,7 +265,7 @@ def portal_page(request, token: str):
                 "number": note.number,
                 "date": invoice_day(i, note.created_at),
                 "invoice": i.number,
-                "total": format_money(note.total, note.currency),
+                "total": write.money(note.total, note.currency),
                 "currency": note.currency,
             }
             for i in overview.invoices

@@ -97,16 +97,6 @@ def moment_text(moment: datetime | None, zone: tzinfo | None = None) -> str:
     return customer_text.named_zone(local_moment_text(moment, zone), zone or zone_name())
 
 
-def span_text(start: datetime, end: datetime) -> str:
-    """'1 Nov 2026, 00:00 to 1 Dec 2026, 00:00 (UTC)': from `start` to before `end`."""
-    first, last = timezone.localtime(start), timezone.localtime(end)
-    return customer_text.named_zone(
-        f"{customer_text.day(first.date())}, {first:%H:%M} "
-        f"to {customer_text.day(last.date())}, {last:%H:%M}",
-        zone_name(),
-    )
-
-
 class ZonedDateTimeField(forms.SplitDateTimeField):
     """A date and a time, each with the admin's picker, labelled with the zone
     they are read in: 'Start (UTC)'."""

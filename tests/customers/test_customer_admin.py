@@ -72,11 +72,11 @@ def test_the_page_shows_subscriptions_usage_and_wallets(admin_client, acme):
             "name": "Acme Inc — AI Assistant v1 (active)",
             "plan": "AI Assistant v1",
             "status": "Active",
-            "period": "1 Nov 2026, 00:00 to 1 Dec 2026, 00:00 (UTC)",
+            "period": "1 Nov \u2013 30 Nov 2026 (UTC)",
         }
     ]
     usage = billing["usage"]
-    assert usage["period"] == "1 Nov 2026, 00:00 to 1 Dec 2026, 00:00 (UTC)"
+    assert usage["period"] == "1 Nov \u2013 30 Nov 2026 (UTC)"
     # The API's usage (billing.usage.summary), quantities grouped and amounts
     # with their currency.
     assert usage["lines"] == [

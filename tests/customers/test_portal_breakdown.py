@@ -116,7 +116,7 @@ def test_the_portal_breakdown_in_a_browser(live_server, browser_page, output_dir
         legend = page.inner_text(".chart .legend")
 
     assert [" ".join(row.split()) for row in rows] == [
-        "gpt-4o 1000",
+        "gpt-4o 1,000",  # grouped, as every number the customer reads
         "o1 500",
         "mini 150",
         "o3 100",
