@@ -219,14 +219,25 @@ def whole_period_of_share(
     return end - timedelta(seconds=length), end
 
 
+def _spoken(function, *, zoned: bool = False):
+    """A function of this module as a writer's method, in its language (and zone)."""
+
+    def method(self, *args):
+        with self.speaking():
+            return function(*args, self.zone) if zoned else function(*args)
+
+    method.__doc__ = function.__doc__
+    return method
+
+
 @dataclass(frozen=True)
 class CustomerText:
-    """The writer of one customer's text: its language and time zone. Each
-    method writes in that language, whatever the active one is."""
+    """The writer of one customer's text: its language, time zone and (for a
+    document) currency. Each method writes in that language, whatever the
+    active one is."""
 
     locale: str
     zone: ZoneInfo
-    # The document's currency, for its amounts.
     currency: str = ""
 
     @classmethod
@@ -244,6 +255,12 @@ class CustomerText:
     def speaking(self):
         return translation.override(self.locale)
 
+    dates = _spoken(date_range, zoned=True)
+    named = _spoken(named_zone, zoned=True)
+    quantity = _spoken(quantity)
+    percent = _spoken(percent)
+    country = _spoken(country_name)
+
     def day(self, moment: datetime | date | None) -> str:
         """'2 Dec 2026' in the zone; '' for none."""
         if moment is None:
@@ -251,32 +268,12 @@ class CustomerText:
         with self.speaking():
             return day(moment, self.zone)
 
-    def dates(self, start: datetime, end: datetime) -> str:
-        """The period [start, end) as inclusive days: '1 Nov - 30 Nov 2026'."""
-        with self.speaking():
-            return date_range(start, end, self.zone)
-
-    def period(self, start: datetime, end: datetime) -> str:
-        """'Nov 2026' for a calendar month, its days otherwise."""
-        with self.speaking():
-            return period(start, end, self.zone)
-
-    def named(self, text: str) -> str:
-        """`text` (a day or a period) followed by the zone it is read in."""
-        with self.speaking():
-            return named_zone(text, self.zone)
-
-    def quantity(self, value: Decimal | int) -> str:
-        with self.speaking():
-            return quantity(value)
-
     def line_quantity(self, kind: str, value: Decimal, start, end) -> str:
         """A line's quantity: a prorated fee's share of its period as days ('7 of
         30 days'), any other as a number. (A share of several seats stays a number:
         the seats and the share cannot be told apart from it.)"""
         value = Decimal(value)
-        prorated = kind in PRORATED_KINDS and 0 < value < 1
-        if prorated and start is not None and end is not None and end > start:
+        if kind in PRORATED_KINDS and 0 < value < 1 and start and end and end > start:
             whole = whole_period_of_share(start, end, value)
             with self.speaking():
                 return days_of(start, end, whole=whole, in_zone=self.zone)
@@ -292,11 +289,3 @@ class CustomerText:
     def money_text(self, amount: Decimal, currency: str = "") -> str:
         with self.speaking():
             return money_text(Decimal(amount), currency or self.currency)
-
-    def percent(self, value: Decimal | str) -> str:
-        with self.speaking():
-            return percent(Decimal(value))
-
-    def country(self, code: str) -> str:
-        with self.speaking():
-            return country_name(code)
