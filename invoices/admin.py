@@ -23,8 +23,8 @@ from invoices.credit_notes_admin import CreditNoteAdminViews
 from invoices.emails_admin import DocumentEmailInline
 from invoices.invoice_page_admin import (
     credit_note_rows,
-    day_text,
     line_rows,
+    list_day,
     moment_text,
     payment_rows,
     pdf_link,
@@ -195,19 +195,11 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
 
     @admin.display(description="Issued", ordering="finalized_at")
     def issued_day(self, invoice):
-        return self._day(invoice, invoice.finalized_at)
+        return list_day(invoice, invoice.finalized_at)
 
     @admin.display(description="Due", ordering="due_at")
     def due_day(self, invoice):
-        return self._day(invoice, invoice.due_at)
-
-    def _day(self, invoice, moment):
-        # The day in the invoice's time zone, named: a list mixes zones.
-        if moment is None:
-            return None
-        return format_html(
-            '{}<br><span class="zone">{}</span>', day_text(invoice, moment), invoice.text.zone
-        )
+        return list_day(invoice, invoice.due_at)
 
     total_display = money_column("total", "Total")
 

@@ -21,7 +21,7 @@ from billing.core.errors import BillingError
 from invoices import credit_notes, refunds, rendering
 from invoices.invoice_page_admin import (
     credit_note_destination,
-    day_text,
+    list_day,
     moment_text,
     pdf_link,
 )
@@ -243,7 +243,7 @@ class CreditNoteAdmin(admin.ModelAdmin):
 
     @admin.display(description="Issued", ordering="created_at")
     def issued_day(self, note):
-        return day_text(note.invoice, note.created_at)
+        return list_day(note.invoice, note.created_at)
 
     @admin.display(description="Issued")
     def issued_display(self, note):

@@ -33,6 +33,16 @@ def day_text(invoice: Invoice, moment: datetime | None) -> str:
     return "—" if moment is None else customer_text.day(moment, invoice.text.zone)
 
 
+def list_day(invoice: Invoice, moment: datetime | None) -> str | None:
+    """The day in the invoice's time zone, the zone under it: a list of invoices
+    or credit notes mixes customers' zones."""
+    if moment is None:
+        return None
+    return format_html(
+        '{}<br><span class="zone">{}</span>', day_text(invoice, moment), invoice.text.zone
+    )
+
+
 def period_text(invoice: Invoice, start: datetime | None, end: datetime | None) -> str:
     """'1 Nov - 30 Nov 2026 (Europe/Paris)', with an en dash: the days of [start, end)."""
     if start is None or end is None:

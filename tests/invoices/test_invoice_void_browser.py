@@ -182,3 +182,6 @@ def test_the_invoice_and_credit_note_lists_fit_a_1280_px_window(
     right, filters_left = total_left_of_filters(page)
     page.screenshot(path=os.path.join(output_dir, "5-credit-note-list-1280.png"), full_page=True)
     assert right <= filters_left, (right, filters_left)
+    # (its day names its zone, as the invoices' do)
+    issued = page.locator("#result_list tbody tr td.field-issued_day").first.inner_text()
+    assert " ".join(issued.split()) == "5 Dec 2026 Europe/Paris"
