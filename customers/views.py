@@ -26,6 +26,7 @@ from invoices.credit_balance import credit_balance
 from invoices.models import CreditNote, Invoice
 from invoices.rendering import credit_note_pdf_response, invoice_pdf_response
 from invoices.selectors import past_due
+from plans.feature_text import value_text
 
 CHART_WIDTH = 640
 CHART_HEIGHT = 120
@@ -115,17 +116,6 @@ def _chart(chart) -> dict:
         "baseline": CHART_HEIGHT - 16,
         "series": list(enumerate(chart.series)),
     }
-
-
-def _feature_value(value) -> str | None:
-    """A granted feature's value in words; None for one simply granted (true)."""
-    if value is True:
-        return None
-    if isinstance(value, list):
-        return ", ".join(value)
-    if isinstance(value, int | float):
-        return customer_text.quantity(Decimal(str(value)))
-    return str(value)
 
 
 def _discount(subscription) -> dict | None:
@@ -230,7 +220,7 @@ def portal_page(request, token: str):
         ],
         "discount": _discount(overview.subscription),
         "features_granted": [
-            {"name": name, "value": _feature_value(value)}
+            {"name": name, "value": None if value is True else value_text(value)}
             for name, value in overview.features_granted
         ],
         "subtotal": money(overview.subtotal),

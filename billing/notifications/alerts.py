@@ -12,7 +12,7 @@ from django.core.mail import send_mail
 from django.db import connection, transaction
 
 from billing.core import customer_text
-from billing.core.customer_text import customer_zone
+from billing.core.customer_text import CustomerText
 from billing.core.errors import InvalidRequest
 from billing.core.money import format_money
 from billing.core.periods import iso
@@ -121,10 +121,12 @@ def alert_event_id(alert: Alert) -> str:
 def alert_period(*, customer: Customer, start: datetime, end: datetime) -> dict:
     """The period an alert is about: its instants, and its days in the customer's
     time zone as people read them ("1 Nov - 30 Nov 2026 (Europe/Paris)")."""
-    zone = customer_zone(customer)
-    with customer_text.speaking(customer.locale):
-        text = customer_text.named_zone(customer_text.date_range(start, end, zone), zone)
-    return {"period_start": iso(start), "period_end": iso(end), "period": text}
+    write = CustomerText.of_customer(customer)
+    return {
+        "period_start": iso(start),
+        "period_end": iso(end),
+        "period": write.named(write.dates(start, end)),
+    }
 
 
 def alert_payload(
