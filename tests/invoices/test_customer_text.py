@@ -6,6 +6,7 @@ read back), its lines, its email, the portal and the admin; and each case issue
 from datetime import UTC, datetime
 from decimal import Decimal as D
 from io import BytesIO
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -70,9 +71,13 @@ CUSTOMERS = [
 ]
 
 
-@pytest.mark.parametrize(("name", "zone", "locale", "period_word", "days", "english"), CUSTOMERS)
+@pytest.mark.parametrize(
+    ("name", "zone", "locale", "period_word", "days", "english"),
+    CUSTOMERS,
+    ids=[customer[0] for customer in CUSTOMERS],
+)
 def test_the_pdf_lines_email_portal_and_admin_read_the_same_days(
-    name, zone, locale, period_word, days, english, client, admin_client, settings
+    name, zone, locale, period_word, days, english, client, admin_client, settings, output_dir
 ):
     # given: a customer in `zone` subscribed as docs/api-tour.md does; its start
     # invoice bills the first period, issued at once
@@ -95,7 +100,9 @@ def test_the_pdf_lines_email_portal_and_admin_read_the_same_days(
     [line] = invoice.lines.all()
     assert line.description.endswith(f"({days})"), line.description
     # the PDF's header and line, read back from the rendered file
-    text = pdf_text(render_invoice_pdf(invoice))
+    content = render_invoice_pdf(invoice)
+    Path(output_dir, f"{name}.pdf").write_bytes(content)  # to look at
+    text = pdf_text(content)
     assert f"{period_word} {days}" in text, text
     assert f"({days})" in text
     # the email
@@ -134,7 +141,9 @@ def test_a_new_york_subscription_made_as_the_api_tour_shows_prints_one_period(ad
     assert f"30 Nov 2026 {DASH}" not in text and f"{DASH} 30 Nov" not in text
 
 
-def test_a_tokyo_plan_change_reads_the_same_days_on_the_pdf_and_in_the_admin(admin_client):
+def test_a_tokyo_plan_change_reads_the_same_days_on_the_pdf_and_in_the_admin(
+    admin_client, output_dir
+):
     # given: a Tokyo customer moving to a dearer plan on 25 Nov, 00:00 UTC (09:00
     # in Tokyo): the rest of its period runs to 1 Dec, 09:00 in Tokyo
     small = published_version("small", base_fee=D("30.00"))
@@ -154,7 +163,9 @@ def test_a_tokyo_plan_change_reads_the_same_days_on_the_pdf_and_in_the_admin(adm
 
     # then: the PDF prints the lines' period as the admin does, 25 to 30 Nov (was
     # "25 Nov - 1 Dec" on the PDF), and the prorated quantity as days
-    text = pdf_text(render_invoice_pdf(invoice))
+    content = render_invoice_pdf(invoice)
+    Path(output_dir, "plan-change.pdf").write_bytes(content)  # to look at
+    text = pdf_text(content)
     assert f"25 Nov {DASH} 30 Nov 2026" in text, text
     assert "1 Dec" not in text.split("Period", 1)[1].split("Subtotal")[0]
     assert "6 of 30 days" in text
