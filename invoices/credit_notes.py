@@ -33,7 +33,7 @@ from invoices.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from invoices.reactions import TAKE_BACKS
 from invoices.rendering import credit_note_schedule_pdf_render
 from invoices.sequences import next_number
-from invoices.taxes import TaxLine, tax_lines_read
+from plans.taxes import TaxLine, tax_credit_lines, tax_lines_read
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -57,43 +57,23 @@ def credited_by_line(invoice: Invoice) -> dict[int, Decimal]:
     return {row["invoice_line_id"]: row["total"] for row in rows}
 
 
-def _credited_tax(invoice: Invoice) -> dict[str, Decimal]:
-    credited: dict[str, Decimal] = {}
-    for note in invoice.credit_notes.all():
-        for line in tax_lines_read(note.tax_lines):
-            credited[line.code] = credited.get(line.code, ZERO) + line.amount
-    return credited
-
-
 def _tax_credit(
     invoice: Invoice, credited_before: Decimal, credited_after: Decimal
 ) -> list[TaxLine]:
     """The tax credited per rate by a note that takes the invoice's credited
-    taxable amount from `credited_before` to `credited_after`: each rate's tax in
-    proportion to what is credited, rounded on the running total, so that notes
-    never credit more tax than was charged and crediting everything gives back
-    exactly the tax charged."""
-    taxable = invoice.taxable_amount
-    if taxable == 0:
-        return []
-    already = _credited_tax(invoice)
-    currency = invoice.currency
-    lines = []
-    for tax_line in invoice.tax_lines.all():
-        if credited_after == taxable:
-            running = tax_line.amount
-        else:
-            running = quantize_money(tax_line.amount * credited_after / taxable, currency)
-        lines.append(
-            TaxLine(
-                tax_line.code,
-                tax_line.name,
-                tax_line.percentage,
-                quantize_money(credited_after - credited_before, currency),
-                quantize_money(running - already.get(tax_line.code, ZERO), currency),
-            )
-        )
-    return lines
+    taxable amount from `credited_before` to `credited_after` (plans.taxes)."""
+    already: dict[str, Decimal] = {}
+    for note in invoice.credit_notes.all():
+        for line in tax_lines_read(note.tax_lines):
+            already[line.code] = already.get(line.code, ZERO) + line.amount
+    return tax_credit_lines(
+        charged=list(invoice.tax_lines.all()),
+        already=already,
+        taxable=invoice.taxable_amount,
+        credited_before=credited_before,
+        credited_after=credited_after,
+        currency=invoice.currency,
+    )
 
 
 def _check_lines(

@@ -30,7 +30,7 @@ from invoices.reactions import VOID_CHECKS
 from invoices.rendering import render_pdf_after_commit
 from invoices.sequences import next_number, next_numbers
 from invoices.settlement import invoice_mark_paid
-from invoices.taxes import customer_tax_rates, tax_lines
+from plans.taxes import customer_tax_rates, tax_lines
 
 ZERO = Decimal(0)
 # The payment reference of an invoice the customer's credit balance paid whole.
