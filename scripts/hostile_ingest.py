@@ -415,7 +415,9 @@ def build(matrix: Matrix) -> list[Case]:
         ("timestamp 400 days old", (now - timedelta(days=400)).strftime("%Y-%m-%dT%H:%M:%SZ")),
         ("timestamp with other-script digits", "٢٠٢٦" + T[4:]),
         ("timestamp year +275760", "+275760-09-13T00:00:00Z"),
-        ("timestamp NUL inside", T[:10] + "\x00" + T[11:]),
+        ("timestamp NUL between date and time", T[:10] + "\x00" + T[11:]),
+        ("timestamp X between date and time", T[:10] + "X" + T[11:]),
+        ("timestamp a digit between date and time", T[:10] + "5" + T[11:]),
     ]:
         m.batch_case(label, lambda c, v=value: [ev(c, "h1", timestamp=v)])
     for label, value in [
@@ -425,6 +427,8 @@ def build(matrix: Matrix) -> list[Case]:
             (now + timedelta(hours=5, minutes=30)).strftime("%Y-%m-%dT%H:%M:%S+05:30"),
         ),
         ("timestamp lower-case t and z", T.lower()),
+        ("timestamp with a space for T", T[:10] + " " + T[11:]),
+        ("timestamp in basic format", T.replace("-", "").replace(":", "")),
         ("timestamp with 12 fraction digits", T[:-1] + ".123456789012Z"),
     ]:
         m.batch_case(label, lambda c, v=value: [ev(c, "h1", timestamp=v)], allowed={"h1"})
