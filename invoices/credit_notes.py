@@ -11,9 +11,9 @@ something (a purchase: credits, money on a balance) takes back the share it
 credits of what was sold, through the take-back its seller registered
 (invoices.reactions.TAKE_BACKS), or is refused.
 
-Locks: what the take-back locks (for a purchase: the customer, then its
-wallets), then the invoice's row, then the customer's (invoices.services
-finalizes in the same order)."""
+Locks (billing.locks): the customer's, whatever the invoice (its credit balance
+may take what is paid back), then what the take-back locks (a purchase's
+wallets), then the invoice's row, then the note sequence's."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +26,7 @@ from django.db.models import Sum
 
 from billing.core.errors import InvalidRequest
 from billing.core.money import has_minor_unit_precision, quantize_money
+from customers.locks import customer_lock
 from invoices import collection, emails, refunds
 from invoices.credit_balance import credit_balance_add
 from invoices.locks import invoice_lock
@@ -146,10 +147,13 @@ class CreditNotePreview:
     taken_back: list
 
 
-def take_back_lock(invoice: Invoice) -> Any:
-    """Lock what a credit note on the invoice takes back from (a purchase's
-    wallets), before the invoice's own lock: the order the sale took its locks
-    in. What it holds (None when the invoice sold nothing to take back)."""
+def credit_note_locks(invoice: Invoice) -> Any:
+    """The locks a credit note on the invoice (a void's too) takes before the
+    invoice's own, in the one order (billing.locks): the customer's, for every
+    invoice, then what the note takes back from (a purchase's wallets: the order
+    the sale took its wallet and invoice locks in). What the take-back holds (None
+    when the invoice sold nothing to take back)."""
+    customer_lock(invoice.customer_id)
     take_back = TAKE_BACKS.get(invoice.reason)
     return take_back.lock(invoice=invoice) if take_back else None
 
@@ -255,7 +259,7 @@ def credit_note_issue(
     collected only, and only ever for what this note takes back."""
     _check_reason(reason)
     with transaction.atomic():
-        held = take_back_lock(invoice)
+        held = credit_note_locks(invoice)
         invoice = invoice_lock(invoice.pk)
         preview = credit_note_preview(invoice=invoice, lines=lines)
         if refund:
@@ -270,7 +274,7 @@ def credit_note_issue(
 
 def credit_note_for_void(*, invoice: Invoice, memo: str, held: Any, now: datetime) -> CreditNote:
     """The credit note of a void (void_preview), taking back all that is left of
-    what the invoice sold. The caller holds take_back_lock's locks (`held`), then
+    what the invoice sold. The caller holds credit_note_locks' locks (`held`), then
     the invoice's, and changes its status."""
     return _issue(
         void_preview(invoice), reason=CreditNote.OTHER, memo=memo, voids=True, held=held, now=now
