@@ -12,12 +12,16 @@ one row a year shared by every customer), never while holding one of them: a
 credit note (a void's too) locks the customer first, whatever the invoice
 (invoices.credit_notes.credit_note_locks); finalizing locks the customers whose
 credit balance it will touch before their drafts and the sequence
-(invoices.services). A sale locks its wallet, then takes an invoice number, and
-never the customer. Taken the other way round, a note on a purchase (customer,
+(invoices.services), and so a threshold invoice's writer, which finalizes under
+its subscription's lock, locks the customer before the subscription
+(billing.invoicing.progressive). A sale locks its wallet, then takes an invoice
+number, and never the customer. Taken the other way round, a note on a purchase (customer,
 wallet, invoice, then the note sequence) and a note paid back to the credit
 balance (invoice, note sequence, then customer) deadlocked on PostgreSQL, as did
 a finalizing (sequence, then customer), a sale (wallet, then sequence) and a note
-on a purchase (customer, then wallet): tests/invoices/test_lock_order_concurrency.py."""
+on a purchase (customer, then wallet), and a void of a threshold invoice
+(customer, then subscription) with the next one's writer (subscription, then
+customer): tests/invoices/test_lock_order_concurrency.py."""
 
 from datetime import datetime
 from functools import lru_cache

@@ -7,19 +7,24 @@ then lets go. Every path finishes: none is a deadlock's victim."""
 
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
 from django.db import connection, transaction
 
+from billing.invoicing.progressive import threshold_invoice_write
+from billing.rating.pricing import PricingSpec, TierSpec
+from billing.usage.ingestion import events_ingest
+from customers.locks import customer_lock
 from invoices.credit_balance import credit_balance
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditNote, Invoice, InvoiceSequence
-from invoices.services import invoice_finalize, invoices_finalize_due
+from invoices.services import invoice_finalize, invoice_void, invoices_finalize_due
 from invoices.settlement import invoice_mark_paid
 from plans.models import CreditPack
-from tests.factories import period_draft
+from plans.validation import ChargeSpec
+from tests.factories import period_draft, published_version, subscribe
 from tests.invoices.conftest import base_fee_lines, finalized_invoice
 from tests.wallets.support import wallet_of
 from wallets.purchases import credit_pack_purchase
@@ -35,6 +40,19 @@ NOV_5 = datetime(2026, 11, 5, tzinfo=UTC)
 NOV_20 = datetime(2026, 11, 20, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 DEC_3 = datetime(2026, 12, 3, tzinfo=UTC)
+DEC_4 = datetime(2026, 12, 4, tzinfo=UTC)
+
+
+def runs(first: int, end: int, at: datetime) -> list[dict]:
+    return [
+        {
+            "id": f"run-{n}",
+            "customer": "acme",
+            "event_name": "agent.run",
+            "timestamp": (at - timedelta(seconds=1)).isoformat(),
+        }
+        for n in range(first, end)
+    ]
 
 
 def waiting_for_locks() -> int:
@@ -46,13 +64,18 @@ def waiting_for_locks() -> int:
         return cursor.fetchone()[0]
 
 
-class Lineup:
-    """A sequence's row held by a connection of its own; paths started one by one,
-    each once the one before waits for a lock; then the row let go."""
+def sequence_row(name: str):
+    """Lock a numbering sequence's row (made first if there is none yet)."""
+    InvoiceSequence.objects.get_or_create(name=name)
+    return lambda: InvoiceSequence.objects.select_for_update().get(name=name)
 
-    def __init__(self, sequence: str):
-        InvoiceSequence.objects.get_or_create(name=sequence)
-        self.sequence = sequence
+
+class Lineup:
+    """A row held by a connection of its own (`hold` locks it); paths started one
+    by one, each once the one before waits for a lock; then the row let go."""
+
+    def __init__(self, hold):
+        self.hold = hold
         self.held, self.release = threading.Event(), threading.Event()
         self.threads: list[threading.Thread] = []
         self.results: dict[str, object] = {}
@@ -61,7 +84,7 @@ class Lineup:
 
     def _hold(self) -> None:
         with transaction.atomic():
-            InvoiceSequence.objects.select_for_update().get(name=self.sequence)
+            self.hold()
             self.held.set()
             self.release.wait(timeout=60)
 
@@ -130,7 +153,7 @@ def test_a_note_on_a_purchase_and_a_note_paid_to_the_balance_at_once(acme):
     # when: a note of 10.00 on the paid invoice waits for the note sequence, then a
     # note of 49.50 on the purchase (50 credits) lines up behind it
     results = (
-        Lineup("CN-2026")
+        Lineup(sequence_row("CN-2026"))
         .then("balance note", lambda: note(paid, "10.00", DEC_3))
         .then("purchase note", lambda: note(purchase, "49.50", DEC_3))
         .let_go()
@@ -160,7 +183,7 @@ def test_finalizing_a_sale_and_a_note_on_a_purchase_at_once(acme, finalizing):
     # when: the draft's finalizing waits for the invoice sequence, then a second pack
     # is sold, then a note on the first purchase lines up
     (
-        Lineup("INV-2026")
+        Lineup(sequence_row("INV-2026"))
         .then("finalize", finalize)
         .then("sale", lambda: credit_pack_purchase(customer=acme, pack=runs_100(), now=DEC_3))
         .then("purchase note", lambda: note(purchase, "49.50", DEC_3))
@@ -175,3 +198,37 @@ def test_finalizing_a_sale_and_a_note_on_a_purchase_at_once(acme, finalizing):
     assert (finalized.number, sold.number) == ("INV-2026-000003", "INV-2026-000004")
     assert credit_balance(acme) == D("0.00")
     assert wallet_of(acme).balance == D(150)
+
+
+def test_a_threshold_invoice_written_while_an_earlier_one_is_voided(acme):
+    # given: S20's tiers and a threshold of 5.00; acme has a credit balance entry
+    # (1.00 credited on a paid invoice), a threshold invoice for 100 runs (10.00,
+    # 1.00 of it paid from the balance) and 100 runs more, not checked yet
+    credited = paid_invoice(acme, "1.00")
+    note(credited, "1.00", DEC_1)
+    tiers = PricingSpec("graduated", tiers=(TierSpec(D(100), D("0.10")), TierSpec(None, D("0.05"))))
+    published_version(
+        "thresholded",
+        progressive_billing_threshold=D("5.00"),
+        charges=(ChargeSpec("agent_runs", "overage", pricing=tiers),),
+    )
+    subscription = subscribe(acme, "thresholded", DEC_1)
+    events_ingest(events=runs(0, 100, DEC_3), now=DEC_3)
+    first = threshold_invoice_write(subscription=subscription, now=DEC_3)
+    assert (first.subtotal, first.credits_applied) == (D("10.00"), D("1.00"))
+    events_ingest(events=runs(100, 200, DEC_4), now=DEC_4)
+
+    # when: the void of the first waits for the customer's row, then the check that
+    # writes the second lines up
+    (
+        Lineup(lambda: customer_lock(acme.pk))
+        .then("void", lambda: invoice_void(invoice=first, reason="other", now=DEC_4))
+        .then("threshold", lambda: threshold_invoice_write(subscription=subscription, now=DEC_4))
+        .let_go()
+    )
+
+    # then: the first is void (its 10.00 back: 1.00 to the balance, the rest off what
+    # it had due) and a second threshold invoice billed what was due when it was written
+    assert Invoice.objects.get(pk=first.pk).status == Invoice.VOID
+    second = Invoice.objects.filter(reason=Invoice.THRESHOLD).exclude(pk=first.pk).get()
+    assert second.status == Invoice.FINALIZED
