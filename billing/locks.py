@@ -4,7 +4,24 @@ The order, whenever a transaction takes several locks: the customer
 (customers.locks), its subscription, a coupon it redeems (plans.locks), the
 subscription's billed periods, the invoices it writes (invoices.locks), then
 wallets (wallets.locks); several rows of one table in primary-key order. Bulk
-migrations lock their migration, then one item, then that item's subscription."""
+migrations lock their migration, then one item, then that item's subscription.
+
+A customer's row is taken before any of its invoices', its wallets' and a
+numbering sequence's (invoices.sequences: the invoice and credit note numbers,
+one row a year shared by every customer), never while holding one of them: a
+credit note (a void's too) locks the customer first, whatever the invoice
+(invoices.credit_notes.credit_note_locks); finalizing locks the customers whose
+credit balance it will touch before their drafts and the sequence
+(invoices.services), and so a threshold invoice's writer, which finalizes under
+its subscription's lock, locks the customer before the subscription
+(billing.invoicing.progressive). A sale locks its wallet, then takes an invoice
+number, and never the customer. Taken the other way round, a note on a purchase (customer,
+wallet, invoice, then the note sequence) and a note paid back to the credit
+balance (invoice, note sequence, then customer) deadlocked on PostgreSQL, as did
+a finalizing (sequence, then customer), a sale (wallet, then sequence) and a note
+on a purchase (customer, then wallet), and a void of a threshold invoice
+(customer, then subscription) with the next one's writer (subscription, then
+customer): tests/invoices/test_lock_order_concurrency.py."""
 
 from datetime import datetime
 from functools import lru_cache

@@ -4,6 +4,7 @@ from contextlib import contextmanager
 
 from celery import Celery, Task
 from celery.utils.time import get_exponential_backoff_interval
+from django.db import transaction
 from kombu.exceptions import ChannelError
 
 from config import outage
@@ -72,6 +73,36 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_default_queue = DEFAULT_QUEUE
 app.conf.task_routes = {name: {"queue": URGENT_QUEUE} for name in URGENT_TASKS}
 app.autodiscover_tasks()
+
+
+def enqueue_on_commit(
+    name: str, *args, countdown: float = 0, robust: bool = True, **kwargs
+) -> None:
+    """Send the task registered as `name` (its module path and function name, e.g.
+    "invoices.tasks.render_invoice_pdf") with these arguments once the current
+    transaction commits, at once when there is none. How every service starts a
+    task: by name, so that no service imports a tasks module, which imports the
+    services back. The task is looked up in the app's registry (every tasks module
+    is loaded before the first lookup), so its routing, retries and eager mode in
+    tests apply as if it were called directly. `robust` (the default): a broker out
+    of reach is logged, not raised, and never undoes what committed; each caller
+    says what finds the work later (a beat task, the next batch, the first download).
+    An unknown name raises KeyError at once, inside the transaction."""
+    task = _registered(name)
+
+    def send() -> None:
+        task.apply_async(args, kwargs, countdown=countdown or None)
+
+    send.__qualname__ = f"send {name}"
+    transaction.on_commit(send, robust=robust)
+
+
+def _registered(name: str) -> Task:
+    if name not in app.tasks:
+        # The tasks modules are imported by the worker when it starts; in a web
+        # process, the first time a task is sent.
+        app.loader.import_default_modules()
+    return app.tasks[name]
 
 
 @contextmanager

@@ -26,7 +26,7 @@ from invoices.collection import (
 from invoices.locks import payment_lock
 from invoices.models import Payment, Purchase
 from invoices.stripe_customers import stripe_customer_ensure
-from invoices.taxes import customer_tax_rates, tax_lines
+from plans.taxes import customer_tax_rates, tax_lines
 
 
 def purchase_create(

@@ -32,6 +32,7 @@ from billing.core.money import format_decimal, format_money, to_minor_units
 from billing.core.periods import iso
 from billing.models import PURCHASE_PAID
 from billing.notifications import alerts, webhooks
+from config.celery import enqueue_on_commit
 
 # invoices.services imports this module too (an invoice finalized is collected
 # here, an invoice paid here is recorded there); each uses the other's functions
@@ -100,15 +101,10 @@ def invoice_collection_schedule(*, invoice: Invoice, now: datetime) -> Payment |
 def attempt_after_commit(payment_id: int, countdown: float = 0, *, urgent: bool = False) -> None:
     """A worker attempts the payment once the transaction commits; `urgent` (a
     purchase's first attempt) on the urgent queue (collect_purchase_payment)."""
-    from invoices import tasks
-
-    task = tasks.collect_purchase_payment if urgent else tasks.collect_payment
-    # robust: a broker that is down must not undo the commit; the beat
+    task = "invoices.tasks.collect_purchase_payment" if urgent else "invoices.tasks.collect_payment"
+    # A broker that is down must not undo the commit (robust); the beat
     # (collect_due_payments) finds the payment due.
-    transaction.on_commit(
-        lambda: task.apply_async((payment_id,), countdown=countdown),
-        robust=True,
-    )
+    enqueue_on_commit(task, payment_id, countdown=countdown)
 
 
 def payment_save(payment: Payment, now: datetime) -> None:

@@ -11,9 +11,9 @@ something (a purchase: credits, money on a balance) takes back the share it
 credits of what was sold, through the take-back its seller registered
 (invoices.reactions.TAKE_BACKS), or is refused.
 
-Locks: what the take-back locks (for a purchase: the customer, then its
-wallets), then the invoice's row, then the customer's (invoices.services
-finalizes in the same order)."""
+Locks (billing.locks): the customer's, whatever the invoice (its credit balance
+may take what is paid back), then what the take-back locks (a purchase's
+wallets), then the invoice's row, then the note sequence's."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +26,7 @@ from django.db.models import Sum
 
 from billing.core.errors import InvalidRequest
 from billing.core.money import has_minor_unit_precision, quantize_money
+from customers.locks import customer_lock
 from invoices import collection, emails, refunds
 from invoices.credit_balance import credit_balance_add
 from invoices.locks import invoice_lock
@@ -33,7 +34,7 @@ from invoices.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from invoices.reactions import TAKE_BACKS
 from invoices.rendering import credit_note_schedule_pdf_render
 from invoices.sequences import next_number
-from invoices.taxes import TaxLine, tax_lines_read
+from plans.taxes import TaxLine, tax_credit_lines, tax_lines_read
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -57,43 +58,23 @@ def credited_by_line(invoice: Invoice) -> dict[int, Decimal]:
     return {row["invoice_line_id"]: row["total"] for row in rows}
 
 
-def _credited_tax(invoice: Invoice) -> dict[str, Decimal]:
-    credited: dict[str, Decimal] = {}
-    for note in invoice.credit_notes.all():
-        for line in tax_lines_read(note.tax_lines):
-            credited[line.code] = credited.get(line.code, ZERO) + line.amount
-    return credited
-
-
 def _tax_credit(
     invoice: Invoice, credited_before: Decimal, credited_after: Decimal
 ) -> list[TaxLine]:
     """The tax credited per rate by a note that takes the invoice's credited
-    taxable amount from `credited_before` to `credited_after`: each rate's tax in
-    proportion to what is credited, rounded on the running total, so that notes
-    never credit more tax than was charged and crediting everything gives back
-    exactly the tax charged."""
-    taxable = invoice.taxable_amount
-    if taxable == 0:
-        return []
-    already = _credited_tax(invoice)
-    currency = invoice.currency
-    lines = []
-    for tax_line in invoice.tax_lines.all():
-        if credited_after == taxable:
-            running = tax_line.amount
-        else:
-            running = quantize_money(tax_line.amount * credited_after / taxable, currency)
-        lines.append(
-            TaxLine(
-                tax_line.code,
-                tax_line.name,
-                tax_line.percentage,
-                quantize_money(credited_after - credited_before, currency),
-                quantize_money(running - already.get(tax_line.code, ZERO), currency),
-            )
-        )
-    return lines
+    taxable amount from `credited_before` to `credited_after` (plans.taxes)."""
+    already: dict[str, Decimal] = {}
+    for note in invoice.credit_notes.all():
+        for line in tax_lines_read(note.tax_lines):
+            already[line.code] = already.get(line.code, ZERO) + line.amount
+    return tax_credit_lines(
+        charged=list(invoice.tax_lines.all()),
+        already=already,
+        taxable=invoice.taxable_amount,
+        credited_before=credited_before,
+        credited_after=credited_after,
+        currency=invoice.currency,
+    )
 
 
 def _check_lines(
@@ -166,10 +147,13 @@ class CreditNotePreview:
     taken_back: list
 
 
-def take_back_lock(invoice: Invoice) -> Any:
-    """Lock what a credit note on the invoice takes back from (a purchase's
-    wallets), before the invoice's own lock: the order the sale took its locks
-    in. What it holds (None when the invoice sold nothing to take back)."""
+def credit_note_locks(invoice: Invoice) -> Any:
+    """The locks a credit note on the invoice (a void's too) takes before the
+    invoice's own, in the one order (billing.locks): the customer's, for every
+    invoice, then what the note takes back from (a purchase's wallets: the order
+    the sale took its wallet and invoice locks in). What the take-back holds (None
+    when the invoice sold nothing to take back)."""
+    customer_lock(invoice.customer_id)
     take_back = TAKE_BACKS.get(invoice.reason)
     return take_back.lock(invoice=invoice) if take_back else None
 
@@ -275,7 +259,7 @@ def credit_note_issue(
     collected only, and only ever for what this note takes back."""
     _check_reason(reason)
     with transaction.atomic():
-        held = take_back_lock(invoice)
+        held = credit_note_locks(invoice)
         invoice = invoice_lock(invoice.pk)
         preview = credit_note_preview(invoice=invoice, lines=lines)
         if refund:
@@ -290,7 +274,7 @@ def credit_note_issue(
 
 def credit_note_for_void(*, invoice: Invoice, memo: str, held: Any, now: datetime) -> CreditNote:
     """The credit note of a void (void_preview), taking back all that is left of
-    what the invoice sold. The caller holds take_back_lock's locks (`held`), then
+    what the invoice sold. The caller holds credit_note_locks' locks (`held`), then
     the invoice's, and changes its status."""
     return _issue(
         void_preview(invoice), reason=CreditNote.OTHER, memo=memo, voids=True, held=held, now=now

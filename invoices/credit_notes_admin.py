@@ -26,7 +26,7 @@ from invoices.invoice_page_admin import (
     pdf_link,
 )
 from invoices.models import CreditNote, CreditNoteLine, Invoice
-from invoices.taxes import tax_label, tax_lines_read
+from plans.taxes import tax_label, tax_lines_read
 
 CREDIT_NOTE_TEMPLATE = "admin/invoices/invoice/credit_note_form.html"
 

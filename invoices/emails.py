@@ -29,6 +29,7 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from billing.core.metrics import EMAIL_FAILED, EMAIL_RETRYING, EMAIL_SENT
+from config.celery import enqueue_on_commit
 from invoices import rendering
 from invoices.locks import document_email_lock
 from invoices.models import CreditNote, DocumentEmail, Invoice
@@ -85,14 +86,9 @@ def document_email_schedule(
 
 
 def send_after_commit(email_id: int, countdown: float = 0) -> None:
-    from invoices import tasks
-
-    # robust: a broker that is down must not undo the commit; the beat
+    # A broker that is down must not undo the commit (robust); the beat
     # (send_due_document_emails) finds the email pending.
-    transaction.on_commit(
-        lambda: tasks.send_document_email.apply_async((email_id,), countdown=countdown),
-        robust=True,
-    )
+    enqueue_on_commit("invoices.tasks.send_document_email", email_id, countdown=countdown)
 
 
 def _seller() -> str:

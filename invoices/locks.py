@@ -1,7 +1,7 @@
 """Row locks on invoices, payments, document emails and received Stripe events,
-in one place. An invoice's lock comes after its subscription's (billing.locks)
-and before any wallet's (wallets.locks), except a credit note on a purchase (a
-void's too), which takes the customer's and its wallets' first
+in one place. An invoice's lock comes after its customer's and its
+subscription's (billing.locks) and before any wallet's (wallets.locks), except a
+credit note on a purchase (a void's too), which takes its wallets' first
 (wallets.take_back), the order the sale took them; several rows in primary-key
 order."""
 

@@ -24,7 +24,7 @@ from billing.core.customer_text import CustomerText
 from billing.core.vocabulary import LineKind
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from invoices.pdf_renderer import renderer
-from invoices.taxes import tax_lines_read
+from plans.taxes import tax_lines_read
 
 INVOICE_TEMPLATE = "invoices/invoice.html"
 CREDIT_NOTE_TEMPLATE = "invoices/credit_note.html"

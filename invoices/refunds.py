@@ -21,6 +21,7 @@ from django.db.models import Q, Sum
 
 from billing.core.errors import InvalidRequest
 from billing.core.money import quantize_money, to_minor_units
+from config.celery import enqueue_on_commit
 from invoices import stripe_client
 from invoices.credit_balance import credit_balance_add
 from invoices.locks import credit_note_lock
@@ -71,9 +72,7 @@ def refund_check(*, invoice: Invoice, amount: Decimal) -> None:
 
 
 def refund_after_commit(note_id: int) -> None:
-    from invoices import tasks
-
-    transaction.on_commit(lambda: tasks.refund_credit_note.delay(note_id), robust=True)
+    enqueue_on_commit("invoices.tasks.refund_credit_note", note_id)
 
 
 def refund_attempt(*, note_id: int, now: datetime) -> str:

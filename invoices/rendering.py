@@ -23,6 +23,7 @@ from django.http import HttpResponse
 from django.utils.http import content_disposition_header
 
 from billing.core.errors import Conflict
+from config.celery import enqueue_on_commit
 from invoices.locks import credit_note_lock, invoice_lock
 from invoices.models import CreditNote, Invoice
 from invoices.pdf import (
@@ -66,24 +67,15 @@ def invoice_schedule_pdf_render(*, invoice: Invoice, force: bool = False) -> Non
 
 
 def render_pdf_after_commit(invoice_id: int, *, force: bool) -> None:
-    from invoices import tasks
-
-    # robust: a broker that is down must not fail a finalization that has
-    # committed; the first download renders and stores the PDF meanwhile.
-    transaction.on_commit(
-        lambda: tasks.render_invoice_pdf.delay(invoice_id, force=force), robust=True
-    )
+    # A broker that is down must not fail a finalization that has committed (robust);
+    # the first download renders and stores the PDF meanwhile.
+    enqueue_on_commit("invoices.tasks.render_invoice_pdf", invoice_id, force=force)
 
 
 def credit_note_schedule_pdf_render(*, credit_note: CreditNote, force: bool = False) -> None:
     """Have a worker render and store the credit note's PDF once the caller's
     transaction commits (when it is issued; `force`: again, as a repair)."""
-    from invoices import tasks
-
-    note_id = credit_note.pk
-    transaction.on_commit(
-        lambda: tasks.render_credit_note_pdf.delay(note_id, force=force), robust=True
-    )
+    enqueue_on_commit("invoices.tasks.render_credit_note_pdf", credit_note.pk, force=force)
 
 
 def pdf_storage_name(*, document: Invoice | CreditNote, sha256: str) -> str:

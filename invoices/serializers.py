@@ -7,7 +7,7 @@ from billing.core.money import format_decimal, format_money, format_percentage
 from billing.core.vocabulary import LineKind
 from config.api import DecimalString
 from invoices.models import CreditNote, Invoice
-from invoices.taxes import tax_lines_read
+from plans.taxes import tax_lines_read
 
 
 def _money(amount, currency):

@@ -18,20 +18,21 @@ from billing.core.errors import Conflict
 from billing.core.metrics import INVOICES_FINALIZED
 from billing.core.money import format_decimal, quantize_money
 from billing.core.vocabulary import LineKind
+from customers.locks import customers_lock
 from invoices import collection, emails
 from invoices.credit_balance import (
     credit_balance_apply,
     credit_balance_from_negative_invoice,
     customers_with_credit_balance,
 )
-from invoices.credit_notes import credit_note_for_void, take_back_lock
+from invoices.credit_notes import credit_note_for_void, credit_note_locks
 from invoices.locks import draft_invoices_claim, invoice_lock
 from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceTaxLine
 from invoices.reactions import VOID_CHECKS
 from invoices.rendering import render_pdf_after_commit
 from invoices.sequences import next_number, next_numbers
 from invoices.settlement import invoice_mark_paid
-from invoices.taxes import customer_tax_rates, tax_lines
+from plans.taxes import customer_tax_rates, tax_lines
 
 ZERO = Decimal(0)
 # The payment reference of an invoice the customer's credit balance paid whole.
@@ -224,10 +225,26 @@ def invoice_finalize(*, invoice: Invoice, now: datetime, collect: bool = True) -
     Finalizing an invoice that is no longer a draft is refused. With Stripe the
     invoice is then collected (invoices.collection), unless `collect` is off."""
     with transaction.atomic():
+        with_balance = _credit_balance_customers_lock(
+            [(invoice.customer_id, invoice.total, invoice.reason)]
+        )
         invoice = invoice_lock(invoice.pk)
         if invoice.status != Invoice.DRAFT:
             raise Conflict(f"invoice {invoice} is {invoice.status}, not a draft")
-        return _finalize_locked(invoice, now, collect=collect)
+        return _finalize_locked(invoice, now, collect=collect, with_balance=with_balance)
+
+
+def _credit_balance_customers_lock(drafts: list[tuple[int, Decimal, str]]) -> set[int]:
+    """Lock, in id order, the customers of these drafts (customer id, total,
+    reason) whose credit balance finalizing them touches: those with balance
+    entries (it pays the draft) and those of a draft below zero (it is paid into
+    it); a purchase's never. Taken before the drafts' and the sequence's locks
+    (billing.locks). Returns the customers with entries (_finalize_locked's
+    `with_balance`)."""
+    billed = [(customer, total) for customer, total, reason in drafts if reason != Invoice.PURCHASE]
+    with_balance = customers_with_credit_balance(sorted({customer for customer, _ in billed}))
+    customers_lock(with_balance | {customer for customer, total in billed if total < 0})
+    return with_balance
 
 
 FINALIZE_BATCH = 200
@@ -244,18 +261,23 @@ def invoices_finalize_due(*, cutoff: datetime, now: datetime) -> int:
         .values_list("id", flat=True)
     )
     for start in range(0, len(due), FINALIZE_BATCH):
+        ids = due[start : start + FINALIZE_BATCH]
         with transaction.atomic():
-            batch = draft_invoices_claim(due[start : start + FINALIZE_BATCH])
-            # Customers' rows (their credit balance) are locked in one order by every run.
+            # The customers first (those whose credit balance is touched), then
+            # their drafts, then the sequence: billing.locks' order.
+            with_balance = _credit_balance_customers_lock(
+                list(
+                    Invoice.objects.filter(pk__in=ids, status=Invoice.DRAFT).values_list(
+                        "customer_id", "total", "reason"
+                    )
+                )
+            )
+            batch = draft_invoices_claim(ids)
             batch.sort(key=lambda invoice: (invoice.customer_id, invoice.pk))
             # The batch's numbers in one statement, in the order they are used.
             numbers = next_numbers("INV", now.year, len(batch)) if batch else []
-            # Each statement once for the batch: the numbers and dates written,
-            # the customers with a credit balance found.
+            # Each statement once for the batch: the numbers and dates written.
             _stamp_finalized(batch, numbers, now)
-            with_balance = customers_with_credit_balance(
-                sorted({invoice.customer_id for invoice in batch})
-            )
             for invoice in batch:
                 _finalize_locked(invoice, now, stamped=True, with_balance=with_balance)
                 finalized += 1
@@ -272,7 +294,7 @@ def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> CreditNote:
     sold was used; a threshold invoice's period is closed), nothing changes."""
     check = VOID_CHECKS.get(invoice.reason)
     with transaction.atomic():
-        held = take_back_lock(invoice)
+        held = credit_note_locks(invoice)
         checked = check.lock(invoice=invoice) if check else None
         invoice = invoice_lock(invoice.pk)
         if invoice.status not in VOIDABLE:

@@ -1,8 +1,7 @@
 """The Stripe customer of each customer: created on first use with the customer's
 details, and updated (a task, after commit) when the details change."""
 
-from django.db import transaction
-
+from config.celery import enqueue_on_commit
 from customers.models import Customer
 
 # invoices.services imports this module too (an invoice finalized is collected
@@ -85,7 +84,4 @@ def customer_sync_schedule(*, customer: Customer) -> None:
     know yet: it is created with its details on first use."""
     if not enabled() or not customer.stripe_customer_id:
         return
-    from invoices import tasks
-
-    customer_id = customer.pk
-    transaction.on_commit(lambda: tasks.sync_stripe_customer.delay(customer_id), robust=True)
+    enqueue_on_commit("invoices.tasks.sync_stripe_customer", customer.pk)

@@ -14,6 +14,7 @@ from django.db.models import F
 
 from billing.core.errors import InvalidRequest, WebhookSignatureError
 from billing.core.storable import unstorable_json_reason
+from config.celery import enqueue_on_commit
 
 # invoices.services imports this module too (an invoice finalized is collected
 # here, an invoice paid here is recorded there); each uses the other's functions
@@ -220,10 +221,7 @@ def _on_checkout_paid(session: dict, now: datetime) -> str:
         now=now,
     ):
         return f"payment {payment.pk}: nothing to do ({payment.status})"
-    from invoices import tasks
-
-    payment_id = payment.pk
-    transaction.on_commit(lambda: tasks.remember_payment_method.delay(payment_id), robust=True)
+    enqueue_on_commit("invoices.tasks.remember_payment_method", payment.pk)
     return f"payment {payment.pk} succeeded"
 
 

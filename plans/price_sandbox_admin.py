@@ -1,6 +1,6 @@
 """Try prices: a version's invoice for quantities typed in, rated by the code the
 period close bills with (billing.invoicing.period_lines.period_rated, taxed by
-invoices.taxes), for a draft before it is published or any version. It writes
+plans.taxes), for a draft before it is published or any version. It writes
 nothing; the simulation on real past usage is a link away."""
 
 from dataclasses import dataclass
@@ -20,9 +20,9 @@ from billing.core.vocabulary import ConsumptionModel
 from billing.invoicing.period_lines import meter_names, period_rated
 from billing.rating import lines as rating
 from billing.simulation.admin import RUN_SIMULATIONS
-from invoices.taxes import tax_label, tax_lines
 from plans import selectors
 from plans.models import PlanVersion, TaxRate
+from plans.taxes import tax_label, tax_lines
 from plans.validation import VersionSpec
 from plans.version_page_admin import VersionPageMixin
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from billing.core.errors import Conflict, InvalidRequest
+from config.celery import enqueue_on_commit
 from config.history import change_in_progress, one_change
 from plans import selectors
 from plans.feature_grants import feature_value, value_to_json
@@ -133,10 +134,7 @@ def meter_update(*, meter: Meter, **changes) -> Meter:
 def _rebuild_usage_after_commit(meter: Meter) -> None:
     """Events stored before a meter existed (or with another definition) are
     counted again for it, by a task, once this transaction has committed."""
-    from billing.tasks import rebuild_meter_usage
-
-    meter_id = meter.pk
-    transaction.on_commit(lambda: rebuild_meter_usage.delay(meter_id))
+    enqueue_on_commit("billing.tasks.rebuild_meter_usage", meter.pk, robust=False)
 
 
 def plan_create(

@@ -28,7 +28,6 @@ from billing.core.money import (
     quantize_amount,
     quantize_money,
 )
-from customers.locks import customer_lock
 from invoices.models import CreditNote, Invoice
 from wallets.ledger import store_balance
 from wallets.locks import wallet_lock
@@ -55,13 +54,11 @@ class BlockTakeBack:
 
 
 def purchase_take_back_lock(*, invoice: Invoice) -> dict[int, Wallet]:
-    """Lock the customer, then the wallets holding the blocks the invoice sold
-    (one, as sold today) in id order, before the invoice's lock: the order a sale
-    takes the wallet and invoice locks in, after the customer's, which a note
-    paid back to the credit balance takes (invoices.credit_balance) and which
-    comes before its wallets'. A block's wallet and invoice never change, so
-    they are read before the lock."""
-    customer_lock(invoice.customer_id)
+    """Lock the wallets holding the blocks the invoice sold (one, as sold today)
+    in id order, before the invoice's lock: the order a sale takes the wallet and
+    invoice locks in. The caller holds the customer's, which comes first
+    (invoices.credit_notes.credit_note_locks, billing.locks). A block's wallet and
+    invoice never change, so they are read before the lock."""
     wallet_ids = sorted(
         set(CreditBlock.objects.filter(invoice=invoice).values_list("wallet_id", flat=True))
     )

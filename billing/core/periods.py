@@ -1,6 +1,7 @@
 """Calendar arithmetic for billing periods, in the customer's time zone."""
 
 import calendar
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -98,9 +99,24 @@ EARLIEST_INSTANT = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST_INSTANT = datetime(9000, 1, 1, tzinfo=UTC)
 
 
+# A date as ISO 8601 writes one (extended, basic or a week date), then what parts it
+# from the time: T, or t or a space as RFC 3339 allows. fromisoformat takes any
+# character there (a NUL, an X, a digit), so the shape is checked first.
+_DATE_THEN_TIME = re.compile(
+    r"[0-9]{4}(?:-[0-9]{2}-[0-9]{2}|[0-9]{4}|-?W[0-9]{2}(?:-?[0-9])?)[Tt ]", re.ASCII
+)
+
+
 def parse_instant(text: str) -> datetime:
     """An ISO 8601 time with an offset, in UTC. ValueError says what is wrong, as the
     end of a sentence ("is not ISO 8601", "needs an offset, ...", "is out of range")."""
+    if not isinstance(text, str):
+        raise ValueError("is not ISO 8601")
+    if not _DATE_THEN_TIME.match(text):
+        # A date alone (it has no offset) is answered as before.
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text, re.ASCII):
+            raise ValueError("needs an offset, e.g. Z or +02:00")
+        raise ValueError("is not ISO 8601")
     try:
         moment = datetime.fromisoformat(text)
     except (TypeError, ValueError) as exc:

@@ -8,8 +8,8 @@ way (from its start, or from an immediate plan change) as the close would, and
 takes off what the part's earlier threshold invoices billed: graduated tiers go
 on across them, and the period's invoices together bill exactly what one
 closing invoice would have. Checked after each ingest commits (billing.tasks),
-one subscription at a time under its row lock, so that concurrent batches write
-one invoice per crossing."""
+one subscription at a time under its row lock (its customer's taken first:
+billing.locks), so that concurrent batches write one invoice per crossing."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +26,7 @@ from billing.locks import subscription_lock
 from billing.models import BilledPeriod, Subscription, ThresholdBilling
 from billing.rating import lines as rating
 from billing.usage.billed_parts import ThresholdBilled, threshold_billed
+from customers.locks import customer_lock
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
 from plans.overrides import subscription_spec
@@ -85,6 +86,9 @@ def threshold_invoice_write(*, subscription: Subscription, now: datetime) -> Inv
     if found is None or not found.reached:
         return None
     with transaction.atomic():
+        # The customer's row first (billing.locks): finalizing may touch its credit
+        # balance, and a void of a threshold invoice takes it before this lock.
+        customer_lock(subscription.customer_id)
         subscription = subscription_lock(subscription.pk)
         with customer_text.speaking(subscription.customer.locale):
             found = _usage_due(subscription, now)

@@ -19,6 +19,7 @@ from billing.core.periods import iso
 from billing.core.vocabulary import ConsumptionModel
 from billing.models import Alert, AlertTeamRecipient
 from billing.notifications import webhooks
+from config.celery import enqueue_on_commit
 from customers.models import Customer
 
 SPEND_LIMIT_KEY = "spend_limit"
@@ -83,9 +84,6 @@ def alert_raise(
         payload=payload,
         created_at=now,
     )
-    # Imported here: billing.tasks reaches billing.usage.ingestion, which imports this module.
-    from billing.tasks import send_alert_email
-
     with transaction.atomic():
         alert.pk = _insert_once(alert)
         if alert.pk is None:
@@ -108,8 +106,7 @@ def alert_raise(
         )
         webhooks.webhook_deliveries_enqueue(delivery_ids=delivery_ids, urgent=True)
         if customer.email or team_recipients(kind):
-            alert_id = alert.pk
-            transaction.on_commit(lambda: send_alert_email.delay(alert_id), robust=True)
+            enqueue_on_commit("billing.tasks.send_alert_email", alert.pk)
     return alert
 
 

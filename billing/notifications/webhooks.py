@@ -33,6 +33,7 @@ from billing.core.periods import iso
 from billing.core.webhook_targets import WebhookTarget, WebhookTargetRefused, webhook_target_resolve
 from billing.locks import webhook_delivery_claim
 from billing.models import Alert, WebhookDelivery, WebhookEndpoint
+from config.celery import enqueue_on_commit
 from customers.models import Customer
 
 logger = logging.getLogger(__name__)
@@ -153,18 +154,9 @@ def webhook_deliveries_enqueue(*, delivery_ids: list[int], urgent: bool = False)
     """Send these deliveries once the current transaction commits; `urgent` (an
     alert's) on the urgent queue (deliver_alert_webhook). A lost enqueue is not lost
     work: the beat (retry_due_webhooks) finds pending deliveries."""
-    # Imported here: billing.tasks reaches billing.usage.ingestion, which imports the
-    # alerts and so this module.
-    from billing.tasks import deliver_alert_webhook, deliver_webhook
-
-    task = deliver_alert_webhook if urgent else deliver_webhook
-
-    def enqueue():
-        for delivery_id in delivery_ids:
-            task.delay(delivery_id)
-
-    if delivery_ids:
-        transaction.on_commit(enqueue, robust=True)
+    task = "billing.tasks.deliver_alert_webhook" if urgent else "billing.tasks.deliver_webhook"
+    for delivery_id in delivery_ids:
+        enqueue_on_commit(task, delivery_id)
 
 
 def webhook_event_publish(

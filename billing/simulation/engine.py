@@ -31,6 +31,7 @@ from billing.rating import lines as rating
 from billing.usage.billed_parts import overrides_billed
 from billing.usage.metering import meter_cache
 from billing.usage.priced import uncovered_usage
+from config.celery import enqueue_on_commit
 from customers.models import Customer
 from plans.locks import price_simulation_lock
 from plans.models import Plan, PlanVersion, PriceSimulation, PriceSimulationRow
@@ -411,10 +412,7 @@ def simulation_request(
     )
     if len(customer_ids) <= INLINE_LIMIT:
         return simulation_run(simulation_id=simulation.pk, now=now)
-    from plans.tasks import run_price_simulation
-
-    simulation_id = simulation.pk
-    transaction.on_commit(lambda: run_price_simulation.delay(simulation_id))
+    enqueue_on_commit("plans.tasks.run_price_simulation", simulation.pk, robust=False)
     return simulation
 
 

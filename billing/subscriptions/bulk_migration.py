@@ -32,6 +32,7 @@ from billing.subscriptions.lifecycle import (
 from billing.usage.metering import (
     meter_cache,
 )
+from config.celery import enqueue_on_commit
 from plans.feature_grants import features_compared, granted
 from plans.models import PlanVersion
 from plans.overrides import subscription_spec
@@ -230,8 +231,6 @@ def plan_migration_create(
     amounts previewed; those that cannot move are skipped at once) and run it by
     a task once this commits. Idempotent on `token`: a confirmation sent twice
     returns the first migration (created False) and enqueues nothing."""
-    from billing.tasks import run_plan_migration
-
     with transaction.atomic():
         migration, created = PlanMigration.objects.get_or_create(
             token=token,
@@ -261,18 +260,14 @@ def plan_migration_create(
             )
             for row in preview.rows
         )
-        migration_id = migration.pk
-        transaction.on_commit(lambda: run_plan_migration.delay(migration_id), robust=True)
+        enqueue_on_commit("billing.tasks.run_plan_migration", migration.pk)
     return migration, True
 
 
 def plan_migration_rerun(*, migration: PlanMigration) -> None:
     """Run a migration again once this commits: its pending and failed items are
     tried; done and skipped ones are left alone."""
-    from billing.tasks import run_plan_migration
-
-    migration_id = migration.pk
-    transaction.on_commit(lambda: run_plan_migration.delay(migration_id), robust=True)
+    enqueue_on_commit("billing.tasks.run_plan_migration", migration.pk)
 
 
 def plan_migration_run(*, migration_id: int, now: datetime) -> PlanMigration | None:

@@ -14,7 +14,6 @@ from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
 from django.conf import settings
-from django.db import transaction
 
 from billing.core.money import format_decimal
 from billing.core.vocabulary import ALLOWANCE_MODELS
@@ -26,6 +25,7 @@ from billing.notifications.alerts import (
     spend_limit_alert_raise,
 )
 from billing.usage.metering import meter_cache
+from config.celery import enqueue_on_commit
 from customers.models import Customer
 from plans.overrides import subscription_spec
 from plans.validation import VersionSpec
@@ -79,18 +79,13 @@ def usage_alerts_enqueue(*, customer_ids) -> None:
     these customers (a Celery task), throttled per customer (AlertCheckThrottle,
     BILLING_ALERT_CHECK_SECONDS). Costs the ingest nothing but the enqueue; an
     enqueue that fails is logged, and the customer's next batch checks again."""
-    from billing.tasks import check_usage_alerts
-
     immediate, later = alert_check_throttle.plan(
         customer_ids, interval=settings.BILLING_ALERT_CHECK_SECONDS, now=time.monotonic()
     )
     if immediate:
-        transaction.on_commit(lambda: check_usage_alerts.delay(immediate), robust=True)
+        enqueue_on_commit("billing.tasks.check_usage_alerts", immediate)
     for delay, ids in later.items():
-        transaction.on_commit(
-            lambda ids=ids, delay=delay: check_usage_alerts.apply_async((ids,), countdown=delay),
-            robust=True,
-        )
+        enqueue_on_commit("billing.tasks.check_usage_alerts", ids, countdown=delay)
 
 
 def alert_thresholds(customer: Customer) -> list[Decimal]:

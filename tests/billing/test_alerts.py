@@ -404,7 +404,11 @@ def test_an_alert_s_deliveries_are_sent_from_the_urgent_queue_other_events_from_
     # The tasks' queues are config.celery's (tests/billing/test_urgent_queue.py).
     queued = []
     for task in (deliver_webhook, deliver_alert_webhook):
-        monkeypatch.setattr(task, "delay", lambda pk, name=task.name: queued.append((name, pk)))
+        monkeypatch.setattr(
+            task,
+            "apply_async",
+            lambda args, kwargs=None, name=task.name, **options: queued.append((name, *args)),
+        )
 
     with django_capture_on_commit_callbacks(execute=True):
         alert = raise_alert(acme)

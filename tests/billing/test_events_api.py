@@ -346,6 +346,11 @@ REJECTED_EVENTS = {
     "timestamp over 64": ({"timestamp": "2026-11-21T11:00:00Z" + " " * 60}, "bad", "ISO 8601"),
     "timestamp no offset": ({"timestamp": "2026-11-21T11:00:00"}, "bad", "needs an offset"),
     "timestamp a date": ({"timestamp": "2026-11-21"}, "bad", "needs an offset"),
+    # Between date and time a T (or t, or a space: RFC 3339), no other character
+    "timestamp NUL between": ({"timestamp": "2026-11-21\x0011:00:00Z"}, "bad", "not ISO 8601"),
+    "timestamp X between": ({"timestamp": "2026-11-21X11:00:00Z"}, "bad", "not ISO 8601"),
+    "timestamp digit between": ({"timestamp": "2026-11-21511:00:00Z"}, "bad", "not ISO 8601"),
+    "timestamp emoji between": ({"timestamp": "2026-11-21\U0001f60011:00Z"}, "bad", "not ISO 8601"),
     "timestamp years ago": ({"timestamp": "2001-01-01T00:00:00Z"}, "bad", "older than 35 days"),
     "timestamp next year": ({"timestamp": "2027-11-21T11:00:00Z"}, "bad", "300 seconds ahead"),
     # properties
@@ -403,6 +408,25 @@ def test_a_bad_event_is_rejected_with_its_index_and_id_and_nothing_stored_for_it
     assert stored() == {("acme", "ok_1"), ("acme", "ok_2")}
     assert (usage(acme, "tokens"), usage(acme, "peak")) == (3, 2)
     assert UsageRollup.objects.filter(meter=meters["tokens"]).get().event_count == 2
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "2026-11-21T10:30:00Z",
+        "2026-11-21t10:30:00Z",  # RFC 3339 allows a lower-case t
+        "2026-11-21 10:30:00Z",  # and a space
+        "2026-11-21T10:30:00.000+00:00",
+        "2026-11-21T11:30:00+01:00",
+        "20261121T103000Z",  # ISO 8601's basic format
+        "2026-W47-6T10:30:00Z",  # a week date: Saturday of week 47
+    ],
+)
+def test_a_timestamp_in_each_form_iso_8601_allows_is_read(api, acme, timestamp):
+    event = {**llm("a", 4), "timestamp": timestamp}
+
+    assert accepted(post(api, [event])) == {"accepted": 1, "duplicates": 0, "rejected": []}
+    assert UsageEvent.objects.get().timestamp == datetime(2026, 11, 21, 10, 30, tzinfo=UTC)
 
 
 def test_a_bad_value_is_accepted_when_the_meter_that_would_read_it_is_filtered_out(api, acme):

@@ -347,9 +347,14 @@ def test_no_render_is_queued_when_pdfs_are_off(settings, django_capture_on_commi
 
 
 def renders_queued(callbacks) -> list:
-    """The commit callbacks that queue a PDF render (invoices.rendering); a
-    finalization queues others too (its metrics count the invoices on commit)."""
-    return [c for c in callbacks if "render_pdf_after_commit" in getattr(c, "__qualname__", "")]
+    """The commit callbacks that queue a PDF render (config.celery.enqueue_on_commit
+    names each after its task); a finalization queues others too (its metrics count
+    the invoices on commit)."""
+    return [
+        c
+        for c in callbacks
+        if getattr(c, "__qualname__", "") == "send invoices.tasks.render_invoice_pdf"
+    ]
 
 
 def test_the_task_run_twice_keeps_the_first_pdf(finalize):

@@ -443,7 +443,9 @@ def test_a_purchase_is_charged_from_the_urgent_queue(
     queued = []
     for task in (tasks.collect_payment, tasks.collect_purchase_payment):
         monkeypatch.setattr(
-            task, "apply_async", lambda args, countdown, name=task.name: queued.append((name, args))
+            task,
+            "apply_async",
+            lambda args, kwargs=None, name=task.name, **options: queued.append((name, args)),
         )
 
     response = post(api, django_capture_on_commit_callbacks, "/credits", {"pack": "runs_100"})

@@ -15,11 +15,11 @@ from billing.rating.pricing import PricingSpec, TierSpec
 from billing.usage.ingestion import events_ingest
 from customers.services import customer_create
 from invoices.models import Invoice
-from invoices.taxes import tax_lines
 from plans.models import PlanVersion, PriceSimulation
 from plans.price_sandbox_admin import sandbox_invoice, shown_quantity
 from plans.selectors import version_spec
 from plans.services import plan_version_copy_as_draft, tax_rate_create
+from plans.taxes import tax_lines
 from plans.validation import ChargeSpec
 from tests.factories import MeterFactory, published_version, subscribe
 

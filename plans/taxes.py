@@ -1,9 +1,12 @@
-"""Tax on invoices: which rates a customer is charged, and the tax per rate.
+"""Tax: which rates a customer is charged, the tax per rate on an invoice, and the
+tax a credit note gives back. The rates themselves are plans.models.TaxRate,
+archived (plans.services), never changed.
 
 Tax is computed per rate on the invoice's taxable amount (its lines after
 discounts), rounded once per rate, half up, to the currency's minor unit. A
 customer exempt from tax, or reverse-charged (the customer accounts for the tax
-itself), is charged none."""
+itself), is charged none. Credit notes give it back in proportion to what they
+credit, rounded on the running total (tax_credit_lines)."""
 
 from dataclasses import dataclass
 from decimal import Decimal
@@ -112,3 +115,39 @@ def tax_lines(*, rates: list[TaxRate], taxable: Decimal, currency: str) -> list[
         TaxLineInput(rate, taxable, tax_amount(taxable, rate.percentage, currency))
         for rate in rates
     ]
+
+
+def tax_credit_lines(
+    *,
+    charged: list,
+    already: dict[str, Decimal],
+    taxable: Decimal,
+    credited_before: Decimal,
+    credited_after: Decimal,
+    currency: str,
+) -> list[TaxLine]:
+    """The tax a credit note gives back per rate, when notes take an invoice's
+    credited taxable amount (of `taxable`) from `credited_before` to
+    `credited_after`: each rate's tax in proportion to what is credited, rounded on
+    the running total and less what notes `already` gave back (by code), so that
+    notes never credit more tax than was charged and crediting everything gives back
+    exactly the tax charged. `charged`: the invoice's tax lines (code, name,
+    percentage, amount)."""
+    if taxable == 0:
+        return []
+    lines = []
+    for tax_line in charged:
+        if credited_after == taxable:
+            running = tax_line.amount
+        else:
+            running = quantize_money(tax_line.amount * credited_after / taxable, currency)
+        lines.append(
+            TaxLine(
+                tax_line.code,
+                tax_line.name,
+                tax_line.percentage,
+                quantize_money(credited_after - credited_before, currency),
+                quantize_money(running - already.get(tax_line.code, Decimal(0)), currency),
+            )
+        )
+    return lines
