@@ -205,6 +205,11 @@ else:
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
         }
     }
+if DATABASES["default"]["ENGINE"] == "config.sqlite3":
+    # Tests on SQLite run in memory, as Django's own backend does; named, so that
+    # pytest-xdist's test processes, each in its own memory, do not take the file's
+    # name for theirs (pytest-django suffixes any other name per process).
+    DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", ":memory:")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # django-axes first: it refuses a locked-out login before the password is checked.
