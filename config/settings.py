@@ -126,9 +126,6 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # POST .../check and GET .../entitlements answered here, ahead of the rest of
-    # the chain and DRF, with the views' own functions (config.hot_routes).
-    "config.hot_routes.HotRoutesMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     # Django's user and messages, skipped for /api/v1/ (config.site_middleware).
     "config.site_middleware.AuthenticationMiddleware",
