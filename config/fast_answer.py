@@ -19,19 +19,18 @@ what its handler calls); the view's first renderer renders it, and the view's ow
 `finalize_response` finishes it with the view's `headers`, as DRF finishes the
 handler's. A header the view adds there is on every answer, fast or not.
 
-It answers only the 200s, and hands everything else to DRF's dispatch (the
-request goes on through authentication, permissions and the handler): another
-method, a query string, an Accept header other than JSON's, a body that is not
-`application/json`, any cookie (a browser's request), a missing, malformed,
-unknown or revoked key (DRF's authentication refuses it and counts the failure),
-a key without the scope, a request over the rate limit, a path segment no column
-can hold, and any error while answering (an unknown customer, an invalid body, a
-database out of reach): DRF answers it again, with its error envelope and
-logging. What the fast answer may have done by then is what DRF would do again
-with the same result: a request is counted against the rate limit once
-(config.throttling keeps the verdict on the request), and a soft spend limit's
-alert is raised once a period. An error DRF is expected to answer (a refusal, the
-database away) is handed on silently; any other is logged here first.
+It answers only the 200s, and hands everything else to DRF's dispatch (the request
+goes on through authentication, permissions and the handler): another method, a
+query string, an Accept header other than JSON's, a body that is not
+`application/json`, any cookie (a browser's request), a missing, malformed, unknown
+or revoked key (DRF's authentication refuses it and counts the failure), a key
+without the scope, a request over the rate limit, and any error while answering (an
+unknown customer, an invalid body, a database out of reach): DRF answers it again,
+with its error envelope and logging. What the fast answer may have done by then is
+what DRF would do again with the same result: a request is counted against the rate
+limit once (config.throttling keeps the verdict on the request), and a soft spend
+limit's alert is raised once a period. An error DRF is expected to answer (a
+refusal, the database away) is handed on silently; any other is logged here first.
 
 The fast answer copies how DRF is set up for the view (authentication,
 permission, rate limit, parser, negotiation, no versioning): a view set up
@@ -48,7 +47,6 @@ from rest_framework.exceptions import APIException
 from rest_framework.views import APIView
 
 from billing.core.errors import BillingError
-from billing.core.storable import unstorable_text_reason
 from config import outage
 from config.api import ContentNegotiation, StrictJSONParser, plainly_accepted
 from config.throttling import ApiKeyRateThrottle, key_rate_allows
@@ -91,14 +89,12 @@ class FastAnswerApi(APIView):
         meta = request.META
         renderer = self.renderer_classes[0]()
         media_type = renderer.media_type
-        external_id = kwargs["external_id"]
         if (
             request.method != self.fast_method
             or meta.get("QUERY_STRING")
             or not plainly_accepted(meta.get("HTTP_ACCEPT", "*/*"), media_type)
             or (self.takes_body and meta.get("CONTENT_TYPE") != JSON)
             or meta.get("HTTP_COOKIE")
-            or unstorable_text_reason(external_id)
         ):
             return None
         secret = bearer_secret(meta.get("HTTP_AUTHORIZATION", ""))
@@ -113,7 +109,7 @@ class FastAnswerApi(APIView):
             allowed, _ = key_rate_allows(request, key)
             if not allowed:
                 return None
-            body = self.fast_answer(request, external_id)
+            body = self.fast_answer(request, kwargs["external_id"])
         except Exception as exc:
             # DRF answers it again: its error envelope, its status, its log.
             expected = isinstance(exc, APIException | BillingError | Http404 | RequestDataTooBig)

@@ -123,15 +123,17 @@ MIDDLEWARE = [
     # Before anything reads the request: a body over the limit (413), text no column
     # can store in a query parameter (400) or in a path segment (404).
     "config.middleware.InputGuardMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # The session, skipped for /api/v1/ (config.site_middleware).
+    "config.site_middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     # Django's user and messages, skipped for /api/v1/ (config.site_middleware).
     "config.site_middleware.AuthenticationMiddleware",
     "config.site_middleware.MessageMiddleware",
-    # Audit history: who made each change through the admin.
-    "simple_history.middleware.HistoryRequestMiddleware",
+    # Audit history: who made each change through the admin (skipped for /api/v1/,
+    # config.site_middleware).
+    "config.site_middleware.HistoryRequestMiddleware",
     # A view that lost the database (restart, failover) answers 503 with Retry-After.
     "config.outage.DatabaseUnavailableMiddleware",
     # Last, as django-axes asks: turns a locked-out admin login into its lockout page.
