@@ -56,6 +56,8 @@ from customers.auth import ApiClient, ApiKeyAuthentication, HasScope, accepted_s
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
+# (view class, whether its instance has HEAD) -> its methods (_allowed_methods).
+_ALLOWED_METHODS: dict[tuple[type, bool], tuple[str, ...]] = {}
 
 
 class FastAnswerApi(APIView):
@@ -83,6 +85,15 @@ class FastAnswerApi(APIView):
         self.args, self.kwargs, self.request = args, kwargs, request
         self.headers = self.default_response_headers
         return self.finalize_response(request, response, *args, **kwargs)
+
+    def _allowed_methods(self):
+        # The Allow header of every answer: the same for every instance of a view
+        # that View.setup prepared alike (it adds HEAD beside GET), so found once.
+        key = (type(self), "head" in self.__dict__)
+        found = _ALLOWED_METHODS.get(key)
+        if found is None:
+            found = _ALLOWED_METHODS[key] = tuple(super()._allowed_methods())
+        return list(found)
 
     def fast_response(self, request, kwargs: dict) -> HttpResponse | None:
         """The view's 200, not yet finalized, or None to leave the request to DRF."""
