@@ -68,8 +68,11 @@ REQUESTS = {
 # Django's handler, its middleware, URL resolution, signals.
 LAYERS = [
     (
-        "the hot route (config.hot_routes): key, scopes, rate limit, response",
-        [("config.hot_routes", "Route.respond")],
+        "the fast answer (config.fast_answer): key, scopes, rate limit, response",
+        [
+            ("config.fast_answer", "FastAnswerApi.dispatch"),
+            ("config.fast_answer", "FastAnswerApi.fast_response"),
+        ],
     ),
     (
         "DRF: request, authentication, rate limit, permissions, negotiation",
@@ -85,16 +88,16 @@ LAYERS = [
             ("rest_framework.request", "Request._load_data_and_files"),
             ("rest_framework.serializers", "Serializer.run_validation"),
             ("rest_framework.serializers", "BaseSerializer.is_valid"),
-            ("config.hot_routes", "json_body"),
-            ("config.hot_routes", "validated"),
+            ("billing.api.usage", "json_body"),
+            ("billing.api.usage", "validated"),
         ],
     ),
     (
         "the view: the answer from the rows (rating, models, the response's dict)",
         [
             ("rest_framework.views", "APIView.dispatch"),
-            ("config.hot_routes", "check_answer"),
-            ("config.hot_routes", "entitlements_answer"),
+            ("billing.api.usage", "check_answer"),
+            ("billing.api.entitlements", "entitlements_answer"),
         ],
     ),
     ("model instances from the rows (rawsql.instance)", [("billing.core.rawsql", "instance")]),

@@ -1,12 +1,12 @@
 """Every request counted and timed (billing.core.metrics.REQUESTS) by route,
-method and status: the first middleware, so whatever answers (a view, the hot
-routes, the health checks, a middleware refusing the input) is counted, and the
-time is the whole chain's.
+method and status: the first middleware, so whatever answers (a view, the health
+checks, a middleware refusing the input) is counted, and the time is the whole
+chain's.
 
 The route is the URL pattern that matched (`api/v1/customers/<str:external_id>/check`),
 never the path, which would make a series per customer; a request answered before
-URL resolution names its pattern itself (`request.metrics_route`: the hot routes,
-the health checks) or is resolved here; a path no pattern matches is `unmatched`.
+URL resolution names its pattern itself (`request.metrics_route`: the health
+checks) or is resolved here; a path no pattern matches is `unmatched`.
 A method outside HTTP's usual ones is `other`. So the label sets are bounded by the
 URL configuration, whatever clients send.
 

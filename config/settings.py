@@ -123,18 +123,17 @@ MIDDLEWARE = [
     # Before anything reads the request: a body over the limit (413), text no column
     # can store in a query parameter (400) or in a path segment (404).
     "config.middleware.InputGuardMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # The session, skipped for /api/v1/ (config.site_middleware).
+    "config.site_middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # POST .../check and GET .../entitlements answered here, ahead of the rest of
-    # the chain and DRF, with the views' own functions (config.hot_routes).
-    "config.hot_routes.HotRoutesMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     # Django's user and messages, skipped for /api/v1/ (config.site_middleware).
     "config.site_middleware.AuthenticationMiddleware",
     "config.site_middleware.MessageMiddleware",
-    # Audit history: who made each change through the admin.
-    "simple_history.middleware.HistoryRequestMiddleware",
+    # Audit history: who made each change through the admin (skipped for /api/v1/,
+    # config.site_middleware).
+    "config.site_middleware.HistoryRequestMiddleware",
     # A view that lost the database (restart, failover) answers 503 with Retry-After.
     "config.outage.DatabaseUnavailableMiddleware",
     # Last, as django-axes asks: turns a locked-out admin login into its lockout page.
@@ -205,6 +204,11 @@ else:
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
         }
     }
+if DATABASES["default"]["ENGINE"] == "config.sqlite3":
+    # Tests on SQLite run in memory, as Django's own backend does; named, so that
+    # pytest-xdist's test processes, each in its own memory, do not take the file's
+    # name for theirs (pytest-django suffixes any other name per process).
+    DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", ":memory:")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # django-axes first: it refuses a locked-out login before the password is checked.

@@ -1,12 +1,23 @@
 import os
+import re
 import shutil
 import tempfile
 
 import pytest
 from django.db import connection
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+
+# Property tests are about values, never about time: a machine busy with other work
+# (two test processes a core, a CI neighbour) must not fail them as "too slow".
+hypothesis_settings.register_profile(
+    "billing", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("billing")
 
 
 def pytest_configure(config):
+    _broker_of_this_worker()
     # The translation catalogs are build output (scripts/compilemessages.py, which
     # scripts/test.sh runs too): compiled here as well, so that a bare `pytest`
     # renders French and German invoices. Writes only a .mo whose .po changed.
@@ -35,6 +46,27 @@ def pytest_configure(config):
     # this process's memory, never a Redis that the settings found in CACHE_URL or
     # CELERY_BROKER_URL (clearing that would empty its database).
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+def _broker_of_this_worker() -> None:
+    """Under pytest-xdist (scripts/test.sh), each test process has its own Redis
+    database for the broker: worker gwN takes the run's database number plus N, so
+    that the real workers one process's tests start never take another's tasks, nor
+    a purge empty its queues. In the environment, which the Celery workers a test
+    starts inherit, and in this process's settings, read before this runs."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    match = re.fullmatch(r"(redis://[^/]*)/(\d+)", broker)
+    if not worker.startswith("gw") or not match:
+        return
+    database = (int(match[2]) + int(worker[2:])) % 16
+    broker = os.environ["CELERY_BROKER_URL"] = f"{match[1]}/{database}"
+
+    from django.conf import settings
+
+    from config.celery import app
+
+    settings.CELERY_BROKER_URL = app.conf.broker_url = broker
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,21 +1,23 @@
 """The shortcuts the API takes on every request answer exactly as what they stand
 in for: the content negotiation (config.api.ContentNegotiation) as DRF's, the
 shared validation of a body (config.api.validated) as a serializer of its own,
-and the API skips the site's user and messages (config.site_middleware) while
-the admin keeps them."""
+and the API skips the site's session, user, messages and audit history request
+(config.site_middleware) while the admin keeps them."""
 
 import json
 
 import pytest
-from django.http import Http404
-from django.test import Client
+from django.http import Http404, HttpResponse
+from django.test import Client, RequestFactory
 from rest_framework import exceptions, renderers
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.serializers import ValidationError
 from rest_framework.test import APIRequestFactory
+from simple_history.models import HistoricalRecords
 
 from config.api import ContentNegotiation, validated
+from config.site_middleware import HistoryRequestMiddleware
 from wallets.serializers import CheckSerializer
 
 JSON_ONLY = [renderers.JSONRenderer()]
@@ -96,12 +98,28 @@ def test_shared_validation_answers_as_a_serializer_of_its_own(body):
     assert outcome(lambda: validated(CheckSerializer, body)) == outcome(own)
 
 
-def test_the_api_builds_no_site_user_nor_messages(db, api):
+def test_the_api_builds_no_site_session_user_nor_messages(db, api):
     response = api.get("/api/v1/meters")
 
     assert response.status_code == 200
+    assert not hasattr(response.wsgi_request, "session")
     assert not hasattr(response.wsgi_request, "_messages")
     assert not hasattr(response.wsgi_request, "auser")
+
+
+@pytest.mark.parametrize(("path", "seen"), [("/api/v1/meters", False), ("/admin/", True)])
+def test_the_audit_history_sees_the_sites_requests_only(path, seen):
+    found = []
+
+    def view(request):
+        found.append(getattr(HistoricalRecords.context, "request", None))
+        return HttpResponse()
+
+    request = RequestFactory().get(path)
+    HistoryRequestMiddleware(view)(request)
+
+    assert found == [request if seen else None]
+    assert getattr(HistoricalRecords.context, "request", None) is None
 
 
 def test_the_admin_keeps_its_user_messages_session_and_csrf(db, admin_client):
@@ -109,6 +127,7 @@ def test_the_admin_keeps_its_user_messages_session_and_csrf(db, admin_client):
 
     assert response.status_code == 200
     assert response.wsgi_request.user.is_authenticated
+    assert response.wsgi_request.session.session_key
     assert hasattr(response.wsgi_request, "_messages")
     page = Client().get("/admin/login/")
     assert "csrftoken" in page.cookies

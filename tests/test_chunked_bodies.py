@@ -57,6 +57,9 @@ class CountingStream:
 
 
 def wsgi_request(path: str, stream, *, terminated: bool) -> tuple[str, bytes]:
+    # Its callers take the `db` fixture: Django's handler looks at the test's
+    # connection when a request starts (close_old_connections), whichever test ran
+    # before in this process.
     environ = {
         "REQUEST_METHOD": "POST",
         "PATH_INFO": path,
@@ -78,7 +81,7 @@ def wsgi_request(path: str, stream, *, terminated: bool) -> tuple[str, bytes]:
     return started[0], body
 
 
-def test_a_chunked_body_past_the_limit_is_413_after_reading_one_byte_more():
+def test_a_chunked_body_past_the_limit_is_413_after_reading_one_byte_more(db):
     stream = CountingStream(50 * MIB)
 
     status, body = wsgi_request("/api/v1/events", stream, terminated=True)
@@ -88,7 +91,7 @@ def test_a_chunked_body_past_the_limit_is_413_after_reading_one_byte_more():
     assert stream.read_bytes == MIB + 1
 
 
-def test_a_chunked_body_without_the_servers_end_is_411_and_left_unread():
+def test_a_chunked_body_without_the_servers_end_is_411_and_left_unread(db):
     stream = CountingStream(1000)
 
     status, body = wsgi_request("/api/v1/events", stream, terminated=False)
@@ -276,7 +279,7 @@ def test_a_chunked_body_is_read_by_every_server_for_every_endpoint(served, catal
     assert (status, answer) == (202, {"accepted": 2, "duplicates": 0, "rejected": []})
     assert stored_ids() == {"c1", "c2"}
 
-    # a check, answered by the hot route (config.hot_routes), as with a Content-Length
+    # a check, given its fast answer (config.fast_answer), as with a Content-Length
     check = json.dumps({"meter": "prompts", "quantity": "1"}).encode()
     chunked = server.curl("/api/v1/customers/acme/check", check, catalog)
     assert chunked == server.curl("/api/v1/customers/acme/check", check, catalog, chunked=False)

@@ -1,5 +1,5 @@
 """The metrics (billing.core.metrics), counted in this process: requests by route
-pattern and status (the hot routes' too, under the view's pattern), event batches,
+pattern and status (check's fast answer too, under its view's pattern), event batches,
 invoices finalized as they commit, email attempts, tasks; and the gauges read at
 scrape time: the queues named by Celery's configuration and their depths on the
 broker, the fold's lag. tests/test_metrics_scrape.py scrapes real processes."""
@@ -81,7 +81,7 @@ def test_requests_are_counted_by_route_pattern_whichever_path_answers(client):
         requests("api/v1/plans", "other", 405),
     )
 
-    # when: a check the hot route answers, one it leaves to the view (a wrong key),
+    # when: a check its fast answer gives, one left to DRF (a wrong key),
     # an unknown customer (the view's 404), a view, a path no route has, a body
     # over the limit refused before any view, the readiness check, a made-up method
     body = {"meter": "none"}

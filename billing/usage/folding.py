@@ -20,6 +20,14 @@ moment: ingestion holds it shared from before it draws an id until it commits,
 so every batch with an id up to that bound has ended, and every later batch
 draws higher ids.
 
+Events also move: those the default partition took for want of their month move
+into it as it is made (billing.usage.partitions), ids and all, so the watermark still
+holds. A statement planned while the month is attached would run on the partitions
+without it and on the rows after the move, and find the moved events nowhere: a fold
+would move the watermark past them, out of every read for good. So the move and the
+attach lock the events table exclusively, and a fold or a read waits for them before
+it is planned.
+
 The fold runs in the folder service (`manage.py fold_usage --every 1`, in
 production) or, without one, in an ingesting process after its batch commits, at
 most once every BILLING_FOLD_MS across all processes (the turn is the time the last

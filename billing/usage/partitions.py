@@ -5,7 +5,8 @@ DEFAULT partition so that an insert never fails for want of one. Partitions are
 created ahead of time, by the migration and then every hour by a periodic task
 (billing.tasks.ensure_event_partitions), so the default partition holds events only
 when that task has not run for months; the task then moves them into their month's
-partition as it creates it.
+partition as it creates it, locking out every read and fold of the table while they
+move (_partition_create says why).
 
 Few partitions are made ahead: a read of the events after the fold's watermark (every
 check's) runs a prepared plan that opens every partition, empty ones too (up to three
@@ -78,30 +79,69 @@ def _tables() -> set[str]:
         return {name for (name,) in cursor.fetchall()}
 
 
+class _EventsToMove(Exception):
+    """The default partition took events of the month after it was found to hold none."""
+
+
 def _partition_create(name: str, start: date, end: date) -> None:
     """The partition `name` for [start, end), holding the default partition's events
     of that range: made apart, given those events, then attached (PostgreSQL refuses
     a new partition whose range the default partition holds rows of). Event ids stay
     as they were, so the fold's watermark and the deduplication keys
-    (billing_eventkey) still hold."""
+    (billing_eventkey) still hold.
+
+    No batch stores events until the end (reads go on): one that did would route
+    its events by the partitions it found as it began, and an event of the new month
+    that it sent to the default partition after the attach would fail it. And when
+    events move, no read either: a statement planned while the month is attached
+    waits for it on the default partition, then runs on the partitions it was
+    planned on (without the month) in a snapshot taken after the move, so it finds
+    the moved events in neither partition. A fold did so (its watermark then passed
+    events it never added to the rollups: lost to billing for good), and so did every
+    read of usage. Locked exclusively, the table makes such a statement wait before
+    it is planned, and it is planned on the partitions with the month. A month with
+    nothing to move needs no such lock: a statement planned without it finds no
+    events of its range in the default partition, nor in the month, empty."""
     # DDL takes no bind parameters: the names and bounds are ones we formatted, the
     # bounds UTC midnights.
     first, after = (datetime(d.year, d.month, 1, tzinfo=UTC) for d in (start, end))
+    try:
+        _partition_attach(name, first, after, moving=_default_holds(first, after))
+    except _EventsToMove:  # a batch stored some before the lock: again, exclusively
+        _partition_attach(name, first, after, moving=True)
+
+
+def _default_holds(first: datetime, after: datetime) -> bool:
+    """Whether the default partition holds events of [first, after)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT EXISTS (SELECT FROM {DEFAULT_PARTITION} WHERE "timestamp" >= %s '  # noqa: S608
+            'AND "timestamp" < %s)',
+            [first, after],
+        )
+        return cursor.fetchone()[0]
+
+
+def _partition_attach(name: str, first: datetime, after: datetime, *, moving: bool) -> None:
+    """_partition_create's transaction; `moving`: the default partition's events of
+    the month move into it, under the exclusive lock. Raises _EventsToMove (rolled
+    back) when there are events to move and `moving` is False."""
     bounds = f"FOR VALUES FROM ('{first.isoformat()}') TO ('{after.isoformat()}')"
+    mode = "ACCESS EXCLUSIVE" if moving else "SHARE ROW EXCLUSIVE"
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL lock_timeout = '{PARTITION_LOCK_TIMEOUT}'")
         columns = ", ".join(f'"{column}"' for column in _columns(cursor))
-        # No batch stores events until the end (reads go on): one that did would route
-        # its events by the partitions it found as it began, and an event of the new
-        # month that it sent to the default partition after the attach would fail it.
-        cursor.execute(f"LOCK TABLE ONLY {EVENTS_TABLE} IN SHARE ROW EXCLUSIVE MODE")
+        cursor.execute(f"LOCK TABLE ONLY {EVENTS_TABLE} IN {mode} MODE")
+        if not moving and _default_holds(first, after):
+            raise _EventsToMove
         cursor.execute(f"CREATE TABLE {name} (LIKE {EVENTS_TABLE} INCLUDING DEFAULTS)")
-        cursor.execute(
-            f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} "  # noqa: S608 (names from the catalog)
-            f'WHERE "timestamp" >= %s AND "timestamp" < %s RETURNING {columns}) '
-            f"INSERT INTO {name} ({columns}) SELECT {columns} FROM moved",
-            [first, after],
-        )
+        if moving:
+            cursor.execute(
+                f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} "  # noqa: S608 (names from the catalog)
+                f'WHERE "timestamp" >= %s AND "timestamp" < %s RETURNING {columns}) '
+                f"INSERT INTO {name} ({columns}) SELECT {columns} FROM moved",
+                [first, after],
+            )
         # Attaching builds the partition's indexes and checks its rows against the range.
         cursor.execute(f"ALTER TABLE {EVENTS_TABLE} ATTACH PARTITION {name} {bounds}")
 

@@ -717,7 +717,7 @@ def in_threads(count: int, target) -> list[BaseException]:
 def test_two_runs_of_one_migration_at_once_apply_each_item_once(catalog, monkeypatch):
     # given: a confirmed migration of 12 subscriptions, not run yet
     subscriptions = [subscriber(f"c{n}") for n in range(12)]
-    monkeypatch.setattr(run_plan_migration, "delay", lambda migration_id: None)
+    monkeypatch.setattr(run_plan_migration, "apply_async", lambda args, kwargs=None, **o: None)
     migration, _ = bulk_migration.plan_migration_create(
         token=uuid.uuid4(),
         preview=bulk_migration.plan_migration_preview(

@@ -3,20 +3,29 @@ the clock by an hourly task, and the events the default partition took for want 
 one moved into their month's partition as it is made, still counted once and still
 deduplicated."""
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from billing.models import UsageEvent
 from billing.tasks import ensure_event_partitions
-from billing.usage.folding import usage_fold
+from billing.usage import partitions as partitions_module
+from billing.usage.folding import (
+    committed_bound,
+    fold_clock,
+    fold_through,
+    unfolded_events,
+    usage_fold,
+)
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import meter_cache
 from billing.usage.partitions import MONTHS_AHEAD, MONTHS_BACK, event_partitions_ensure
 from billing.usage.reads import usage_quantities
+from billing.usage.rollups import rollup_lock
 from plans.services import meter_create
 from tests.beat import scheduled
 from tests.factories import CustomerFactory
@@ -120,6 +129,25 @@ def test_events_the_default_partition_took_move_into_their_month(acme, prompts):
     assert held() == {month("y2031m05"): 3, month("y2031m04"): 1}
 
 
+def test_events_stored_after_the_month_was_found_empty_move_too(acme, prompts, monkeypatch):
+    """A batch that stores events of the month between the look at the default
+    partition and the lock: the month is made again, with the lock that moves them."""
+    assert events_ingest(events=[prompt("may", LATER)], now=LATER).accepted == 1
+    looks = []
+    holds = partitions_module._default_holds
+
+    def first_look_finds_none(first, after):
+        looks.append(holds(first, after))
+        return len(looks) > 1 and looks[-1]
+
+    monkeypatch.setattr(partitions_module, "_default_holds", first_look_finds_none)
+
+    assert event_partitions_ensure(around=LATER, back=0, ahead=0) == [month("y2031m05")]
+
+    assert looks == [True, True]  # the look before the lock, then the one under it
+    assert held() == {month("y2031m05"): 1}
+
+
 def test_a_month_detached_from_the_table_is_left_alone(db):
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE TABLE {month('y2031m05')} (LIKE billing_usageevent)")
@@ -185,3 +213,64 @@ def test_batches_stored_while_a_month_is_made_all_land(later_months_dropped):
         end=datetime(2031, 6, 1, tzinfo=UTC),
     )
     assert may == {prompts.id: 3 * batches * size}
+
+
+def _waiting_on_a_lock(pids: list[int]) -> int:
+    """How many of these database sessions wait for a lock."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(DISTINCT pid) FROM pg_locks WHERE pid = ANY(%s) AND NOT granted",
+            [pids],
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fold_and_a_read_while_a_month_is_attached_count_every_moved_event(
+    later_months_dropped, monkeypatch
+):
+    """A fold's statement and a read that begin while the month is being made (its
+    events moved out of the default partition, the month attached) wait for it, and
+    then count the moved events: not planned on the partitions as they were (the
+    default partition, emptied) and run on the rows as they are, which lost them."""
+    monkeypatch.setattr(fold_clock, "due", lambda: False)  # the fold is this test's
+    acme = CustomerFactory(external_id="acme")
+    meter_create(code="prompts", name="Prompts", event_name="prompt", aggregation="count")
+    prompts = meter_cache.by_code("prompts")
+    events = [prompt(f"may_{i}", LATER - timedelta(minutes=i + 1)) for i in range(50)]
+    assert events_ingest(events=events, now=LATER).accepted == 50
+    assert held() == {"billing_usageevent_default": 50}
+    bound = committed_bound()
+    may = (datetime(2031, 5, 1, tzinfo=UTC), datetime(2031, 6, 1, tzinfo=UTC))
+    made, pids = threading.Event(), {}
+
+    def work(index: int):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pids[index] = cursor.fetchone()[0]
+        if index == 0:
+            with transaction.atomic():
+                created = event_partitions_ensure(around=LATER, back=0, ahead=0)
+                made.set()
+                # Commits once the fold and the read wait for it.
+                deadline = time.monotonic() + 10
+                while len(pids) < 3 or _waiting_on_a_lock([pids[1], pids[2]]) < 2:
+                    assert time.monotonic() < deadline, "the fold and the read did not wait"
+                    time.sleep(0.02)
+            return created
+        assert made.wait(timeout=10)
+        if index == 1:
+            with transaction.atomic():
+                rollup_lock(shared=True)
+                return fold_through(bound)
+        return usage_quantities(customer_id=acme.pk, meters=[prompts], start=may[0], end=may[1])
+
+    created, (folded, reached), read = run_at_once(work, clients=3)
+
+    assert created == [month("y2031m05")]
+    assert held() == {month("y2031m05"): 50}
+    assert (folded, reached) == (50, True)
+    assert read == {prompts.id: 50}
+    assert unfolded_events() == 0
+    total = usage_quantities(customer_id=acme.pk, meters=[prompts], start=may[0], end=may[1])
+    assert total == {prompts.id: 50}

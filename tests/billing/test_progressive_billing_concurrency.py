@@ -47,7 +47,9 @@ def test_four_clients_across_two_thresholds_give_exactly_two_threshold_invoices(
     sent = [0]
     # The checks the commits queue, run below by four workers at once.
     queued: list[list[int]] = []
-    monkeypatch.setattr(check_usage_alerts, "delay", queued.append)
+    monkeypatch.setattr(
+        check_usage_alerts, "apply_async", lambda args, kwargs=None, **o: queued.append(*args)
+    )
 
     def clients_post(runs_each: int, at: datetime) -> None:
         start = sent[0]

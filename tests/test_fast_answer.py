@@ -1,13 +1,16 @@
-"""config.hot_routes answers `check` and `entitlements` ahead of DRF: every request
-here is sent twice, through the project's middleware (the hot route) and through
-the same chain without it (the views, as before), and the two answers must be the
-same to the byte: status, every header, body. The hot route answers the 200s (the
-URL was never resolved) and steps aside for everything else, which the views then
-answer; a request over the rate limit is counted once either way."""
+"""`check` and `entitlements` give their fast answer (config.fast_answer) ahead of
+DRF's request: every request here is sent twice, through the views as they are
+and with the fast answer turned off (DRF's dispatch, as before), and the two
+answers must be the same to the byte: status, every header, body. The fast
+answer gives the 200s and hands everything else to DRF, which then answers; a
+request over the rate limit is counted once either way. Both are routed by
+config/urls.py and pass through every middleware in MIDDLEWARE."""
 
 import json
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from decimal import Decimal as D
+from unittest import mock
 
 import pytest
 import time_machine
@@ -19,7 +22,7 @@ from rest_framework.test import APIClient
 
 from billing.api.entitlements import EntitlementsApi
 from billing.api.usage import CheckApi
-from config.hot_routes import Route
+from config.fast_answer import FastAnswerApi
 from config.throttling import key_leases, window_count
 from customers.api_keys import api_key_revoke, hash_secret
 from customers.models import ApiKey, Customer
@@ -34,7 +37,6 @@ pytestmark = pytest.mark.django_db
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)
-HOT = "config.hot_routes.HotRoutesMiddleware"
 
 
 @pytest.fixture
@@ -119,11 +121,11 @@ def customers(catalog, keys):
     )
 
 
-def send(*, hot: bool, secret: str | None, method: str, path: str, body=None, **extra):
-    """One request through the project's middleware, or through it without the hot
-    route; the response."""
-    middleware = settings.MIDDLEWARE if hot else [m for m in settings.MIDDLEWARE if m != HOT]
-    with override_settings(MIDDLEWARE=middleware), time_machine.travel(NOW, tick=False):
+def send(*, fast: bool, secret: str | None, method: str, path: str, body=None, **extra):
+    """One request to the views as they are, or with their fast answer turned off
+    (DRF's dispatch answers everything); the response."""
+    off = nullcontext() if fast else mock.patch.object(FastAnswerApi, "fast_response", no_fast)
+    with off, time_machine.travel(NOW, tick=False):
         client = APIClient(raise_request_exception=False)
         if secret is not None:
             client.credentials(HTTP_AUTHORIZATION=secret)
@@ -138,25 +140,29 @@ def send(*, hot: bool, secret: str | None, method: str, path: str, body=None, **
         )
 
 
+def no_fast(self, request, kwargs):
+    return None
+
+
 ANSWERED_HERE: list = []
 
 
 @pytest.fixture(autouse=True)
-def hot_answers(monkeypatch):
-    """Records each request the hot route answered (not left to the view)."""
-    respond = Route.respond
+def fast_answers(monkeypatch):
+    """Records each request given the fast answer (not left to DRF)."""
+    respond = FastAnswerApi.fast_response
 
-    def spy(self, request, external_id):
-        response = respond(self, request, external_id)
+    def spy(self, request, kwargs):
+        response = respond(self, request, kwargs)
         if response is not None:
             ANSWERED_HERE.append(request)
         return response
 
     ANSWERED_HERE.clear()
-    monkeypatch.setattr(Route, "respond", spy)
+    monkeypatch.setattr(FastAnswerApi, "fast_response", spy)
 
 
-def answered_by_hot_route(response) -> bool:
+def answered_fast(response) -> bool:
     return any(request is response.wsgi_request for request in ANSWERED_HERE)
 
 
@@ -173,7 +179,7 @@ def check(name, customer, body, *, key="all", extra=None):
     return case(name, "POST", CHECK.format(customer), body, key=key, extra=extra)
 
 
-# Answered 200 by the hot route.
+# Given the fast answer, 200.
 ANSWERED = [
     check("hard cap", "capped", {"meter": "sms"}),
     check("hard cap over", "capped", {"meter": "sms", "quantity": 461}),
@@ -202,7 +208,7 @@ ANSWERED = [
     case("entitlements idle", "GET", ENTITLEMENTS.format("idle")),
 ]
 
-# Left to the views, which refuse or answer them as before.
+# Left to DRF, which refuses or answers them as before.
 LEFT = [
     check("no key", "capped", {"meter": "sms"}, key=None),
     check("basic auth", "capped", {"meter": "sms"}, key="Basic abc"),
@@ -276,15 +282,17 @@ def _secret(keys, key):
 
 
 def _compare(keys, key, method, path, body, extra):
-    hot = send(hot=True, secret=_secret(keys, key), method=method, path=path, body=body, **extra)
-    plain = send(hot=False, secret=_secret(keys, key), method=method, path=path, body=body, **extra)
-    assert (hot.status_code, sorted(hot.items()), cookies(hot), hot.content) == (
+    fast = send(fast=True, secret=_secret(keys, key), method=method, path=path, body=body, **extra)
+    plain = send(
+        fast=False, secret=_secret(keys, key), method=method, path=path, body=body, **extra
+    )
+    assert (fast.status_code, sorted(fast.items()), cookies(fast), fast.content) == (
         plain.status_code,
         sorted(plain.items()),
         cookies(plain),
         plain.content,
     )
-    return hot
+    return fast
 
 
 def cookies(response) -> dict:
@@ -296,19 +304,19 @@ def cookies(response) -> dict:
 @pytest.mark.parametrize(
     ("name", "key", "method", "path", "body", "extra"), ANSWERED, ids=[c[0] for c in ANSWERED]
 )
-def test_the_hot_route_answers_as_the_view(customers, keys, name, key, method, path, body, extra):
+def test_the_fast_answer_is_drfs(customers, keys, name, key, method, path, body, extra):
     response = _compare(keys, key, method, path, body, extra)
     assert response.status_code == 200, response.content
-    assert answered_by_hot_route(response)
+    assert answered_fast(response)
 
 
 @pytest.mark.parametrize(
     ("name", "key", "method", "path", "body", "extra"), LEFT, ids=[c[0] for c in LEFT]
 )
-def test_anything_else_is_left_to_the_view(customers, keys, name, key, method, path, body, extra):
+def test_anything_else_is_left_to_drf(customers, keys, name, key, method, path, body, extra):
     response = _compare(keys, key, method, path, body, extra)
-    assert not answered_by_hot_route(response)
-    # Not refused, these: the view answers them.
+    assert not answered_fast(response)
+    # Not refused, these: DRF answers them.
     answered_by_view = {
         "json with charset",
         "query string",
@@ -325,21 +333,84 @@ def test_anything_else_is_left_to_the_view(customers, keys, name, key, method, p
 
 def test_the_answers_carry_the_security_headers(customers, keys):
     response = send(
-        hot=True,
+        fast=True,
         secret=f"Bearer {keys['all']}",
         method="POST",
         path=CHECK.format("capped"),
         body={"meter": "sms"},
     )
-    assert answered_by_hot_route(response)
+    assert answered_fast(response)
     assert response["X-Frame-Options"] == "DENY"
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Content-Type"] == "application/json"
     assert response["Allow"] == "POST, OPTIONS"
 
 
+class StampMiddleware:
+    """A middleware added last to MIDDLEWARE, as a later change might add one."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response["X-Stamped"] = request.resolver_match.view_name
+        return response
+
+
+FAST_READS = [
+    ("POST", CHECK, {"meter": "sms"}, CheckApi),
+    ("GET", ENTITLEMENTS, None, EntitlementsApi),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "view"), FAST_READS, ids=["check", "ent"])
+def test_a_middleware_added_later_runs_for_the_fast_answer(
+    customers, keys, method, path, body, view
+):
+    stamped = [*settings.MIDDLEWARE, f"{__name__}.StampMiddleware"]
+    with override_settings(MIDDLEWARE=stamped):
+        response = send(
+            fast=True,
+            secret=f"Bearer {keys['all']}",
+            method=method,
+            path=path.format("capped"),
+            body=body,
+        )
+    assert response.status_code == 200, response.content
+    assert answered_fast(response)
+    # Routed by config/urls.py to the view, as every other request.
+    assert response.resolver_match.func.view_class is view
+    assert response["X-Stamped"] == response.resolver_match.view_name
+
+
+@pytest.mark.parametrize(("method", "path", "body", "view"), FAST_READS, ids=["check", "ent"])
+def test_a_header_the_view_sets_is_on_its_200_and_its_errors(
+    customers, keys, monkeypatch, method, path, body, view
+):
+    drf_headers = view.default_response_headers.fget
+
+    def headers(self):
+        return {**drf_headers(self), "X-From-View": view.__name__}
+
+    monkeypatch.setattr(view, "default_response_headers", property(headers))
+    answers = {
+        customer: send(
+            fast=True,
+            secret=f"Bearer {keys['all']}",
+            method=method,
+            path=path.format(customer),
+            body=body,
+        )
+        for customer in ("capped", "nobody")
+    }
+    assert [answers[c].status_code for c in ("capped", "nobody")] == [200, 404]
+    assert answered_fast(answers["capped"]) and not answered_fast(answers["nobody"])
+    assert [answers[c]["X-From-View"] for c in ("capped", "nobody")] == [view.__name__] * 2
+
+
 @override_settings(API_THROTTLE_RATE=(3, 3600))
-def test_a_request_over_the_rate_limit_is_refused_by_the_view_and_counted_once(customers, keys):
+def test_a_request_over_the_rate_limit_is_refused_by_drf_and_counted_once(customers, keys):
     key = ApiKeyFactory(name="limited", scopes=["read"])
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key.secret}")
@@ -348,7 +419,7 @@ def test_a_request_over_the_rate_limit_is_refused_by_the_view_and_counted_once(c
     with time_machine.travel(NOW, tick=False):
         for _ in range(5):
             response = client.post(CHECK.format("capped"), {"meter": "sms"}, format="json")
-            answers.append((response.status_code, answered_by_hot_route(response)))
+            answers.append((response.status_code, answered_fast(response)))
         count, _ = window_count(f"key:{key.pk}", 3600)
     assert answers == [(200, True)] * 3 + [(429, False)] * 2
     assert response["Retry-After"]
@@ -356,18 +427,18 @@ def test_a_request_over_the_rate_limit_is_refused_by_the_view_and_counted_once(c
     assert count == 5
 
 
-def test_a_soft_spend_limit_alert_is_raised_once_through_the_hot_route(customers, keys):
+def test_a_soft_spend_limit_alert_is_raised_once_through_the_fast_answer(customers, keys):
     from billing.models import Alert
 
     for _ in range(2):
         response = send(
-            hot=True,
+            fast=True,
             secret=f"Bearer {keys['read']}",
             method="POST",
             path=CHECK.format("spend"),
             body={"meter": "prompts", "quantity": 300},
         )
-        assert answered_by_hot_route(response)
+        assert answered_fast(response)
         assert response.json()["allowed"] is True
     assert list(
         Alert.objects.filter(kind="spend_limit").values_list("period_start", flat=True)
@@ -391,20 +462,18 @@ def test_a_soft_spend_limit_alert_is_raised_once_through_the_hot_route(customers
     ],
     ids=["meter check", "feature check", "entitlements"],
 )
-def test_a_database_error_is_answered_by_the_view(
+def test_a_database_error_is_answered_by_drf(
     customers, keys, error, status, method, path, body, caplog
 ):
     # The key is known to this process (the fixture used it): the answer itself fails.
-    with database_fails(error), caplog.at_level("WARNING", logger="config.hot_routes"):
+    with database_fails(error), caplog.at_level("WARNING", logger="config.fast_answer"):
         response = _compare(keys, "all", method, path, body, {})
     assert response.status_code == status
-    assert not answered_by_hot_route(response)
-    # An error the view is not expected to answer is logged by the route too; the
+    assert not answered_fast(response)
+    # An error DRF is not expected to answer is logged by the fast answer too; the
     # database away is the view's to log (config.outage), once.
-    logged = [r.getMessage() for r in caplog.records if r.name == "config.hot_routes"]
-    assert logged == (
-        [] if status == 503 else [f"hot route left {path} to the view after an error"]
-    )
+    logged = [r.getMessage() for r in caplog.records if r.name == "config.fast_answer"]
+    assert logged == ([] if status == 503 else [f"fast answer left {path} to DRF after an error"])
 
 
 @pytest.mark.parametrize(
@@ -418,14 +487,8 @@ def test_a_database_error_is_answered_by_the_view(
     ],
     ids=lambda change: next(iter(change)),
 )
-def test_a_view_set_up_otherwise_than_the_route_copies_stops_the_process(monkeypatch, change):
+def test_a_view_set_up_otherwise_than_the_fast_answer_copies_stops_the_process(monkeypatch, change):
     for name, value in change.items():
         monkeypatch.setattr(CheckApi, name, value)
     with pytest.raises(ImproperlyConfigured, match=next(iter(change))):
-        Route(CheckApi, "POST", None, takes_body=True)
-
-
-def test_requests_in_one_transaction_stop_the_process(monkeypatch):
-    monkeypatch.setitem(settings.DATABASES["default"], "ATOMIC_REQUESTS", True)
-    with pytest.raises(ImproperlyConfigured, match="ATOMIC_REQUESTS"):
-        Route(EntitlementsApi, "GET", None, takes_body=False)
+        CheckApi.as_view()
