@@ -13,16 +13,16 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 
-from billing.core import wording
+from billing.core import periods, wording
 from billing.core.admin_forms import ExactDecimalField, money_text, quantity_text
-from billing.core.periods import INTERVAL_MONTHS, add_months_clamped, period_share
 from billing.core.vocabulary import ConsumptionModel
 from billing.invoicing.period_lines import meter_names, period_rated
 from billing.rating import lines as rating
 from billing.simulation.admin import RUN_SIMULATIONS
+from invoices.totals import invoice_totals
 from plans import selectors
 from plans.models import PlanVersion, TaxRate
-from plans.taxes import tax_label, tax_lines
+from plans.taxes import tax_label
 from plans.validation import VersionSpec
 from plans.version_page_admin import VersionPageMixin
 
@@ -38,10 +38,10 @@ NUMBER_ERRORS = {
 }
 
 
-def interval_end(start: date, interval: str) -> date:
-    """The day one billing interval after `start` (the 31st clamps to a short month's end)."""
-    moment = datetime.combine(start, time())
-    return add_months_clamped(moment, INTERVAL_MONTHS[interval], day=start.day).date()
+def interval_end(day: date, interval: str) -> date:
+    """The day one billing interval after `day` (billing.core.periods.interval_end)."""
+    zone = timezone.get_current_timezone()
+    return periods.interval_end(start_of_day(day), zone, interval=interval).astimezone(zone).date()
 
 
 def start_of_day(day: date) -> datetime:
@@ -131,9 +131,9 @@ def sandbox_invoice(
     """The lines, tax and total of one period of `spec` as the close rates it: fixed
     fees and minimum commitment for the part of a whole interval from `start` that
     the period is, usage at the quantities given (by meter code)."""
-    whole_end = start_of_day(interval_end(start.date(), spec.interval))
-    fraction = period_share(start, end, whole=(start, whole_end))
-    label = wording.period(start, end, timezone.get_current_timezone())
+    zone = timezone.get_current_timezone()
+    fraction = periods.period_fraction(start, end, zone, interval=spec.interval)
+    label = wording.period(start, end, zone)
     lines = period_rated(
         spec,
         plan_name=version.plan.name,
@@ -143,12 +143,8 @@ def sandbox_invoice(
         fraction=fraction,
         meter_names=meter_names(c.meter for c in spec.charges),
     )
-    subtotal = rating.total(lines)
-    taxes = tax_lines(
-        rates=[tax_rate] if tax_rate else [], taxable=subtotal, currency=spec.currency
-    )
-    total = subtotal + sum((tax.amount for tax in taxes), Decimal(0))
-    return SandboxInvoice(lines, subtotal, taxes, total, label, fraction)
+    totals = invoice_totals(lines, rates=[tax_rate] if tax_rate else [], currency=spec.currency)
+    return SandboxInvoice(lines, totals.subtotal, totals.taxes, totals.total, label, fraction)
 
 
 # A prorated fee's quantity is the part of the interval billed (13/30 =

@@ -25,6 +25,7 @@ from billing.rating.discounts import discount_amount, running_discount
 from billing.rating.lines import LineInput
 from billing.usage.priced import UsageSummary
 from billing.usage.summary import PeriodUsage
+from invoices.totals import invoice_totals
 
 ZERO = Decimal(0)
 USAGE_INVOICED = LineKind.USAGE_INVOICED
@@ -49,7 +50,7 @@ def period_discount_lines(
     discount = running_discount(subscription)
     if discount is None:
         return []
-    subtotal = sum((quantize_money(line.amount, currency) for line in lines), ZERO)
+    subtotal = invoice_totals(lines, rates=[], currency=currency).total
     billed_earlier = -sum(
         (quantize_money(line.amount, currency) for line in lines if line.kind == USAGE_INVOICED),
         ZERO,

@@ -14,7 +14,7 @@ when its wallet runs dry bills for the usage the wallet could not pay for.
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -22,8 +22,8 @@ from django.db import transaction
 from django.db.models import Prefetch, Q, QuerySet
 from django.db.models.functions import Greatest
 
+from billing.core import periods
 from billing.core.errors import InvalidRequest
-from billing.core.periods import INTERVAL_MONTHS, add_months_clamped, month_start, period_share
 from billing.invoicing import period_lines
 from billing.models import Subscription, SubscriptionChange
 from billing.rating import lines as rating
@@ -199,28 +199,10 @@ def period_fraction(
     zone: ZoneInfo,
     subscription: Subscription | None = None,
 ) -> Decimal:
-    """The part of one of a version's periods that [start, end) is. Whole calendar
-    months (in UTC or the customer's zone) count as months: 1 for a month on a
-    monthly version, 1/3 on a quarterly one. Else by the second: from the start of
-    a calendar `subscription`'s first period, against its month (Subscription.
-    whole_period, as the close prorates it); anything else against the version's
-    period from `start`."""
-    step = INTERVAL_MONTHS[interval]
-    for z in (UTC, zone):
-        local = start.astimezone(z)
-        if month_start(local) != start:
-            continue
-        local_end = end.astimezone(z)
-        months = (local_end.year - local.year) * 12 + local_end.month - local.month
-        if months >= 1 and month_start(local, months=months) == end:
-            return Decimal(months) / Decimal(step)
-    if subscription is not None:
-        whole = subscription.whole_period(start, end, interval=interval)
-        if whole != (start, end):
-            return period_share(start, end, whole=whole)
-    local = start.astimezone(zone)
-    whole_end = add_months_clamped(local, step, day=local.day).astimezone(UTC)
-    return period_share(start, end, whole=(start, whole_end))
+    """billing.core.periods.period_fraction, against a calendar `subscription`'s
+    month for its first period (Subscription.whole_period, as the close prorates it)."""
+    whole = subscription.whole_period(start, end, interval=interval) if subscription else None
+    return periods.period_fraction(start, end, zone, interval=interval, whole=whole)
 
 
 def version_label(version: PlanVersion) -> str:
