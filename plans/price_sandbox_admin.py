@@ -16,9 +16,10 @@ from django.utils.dateformat import format as date_format
 from billing.core import periods, wording
 from billing.core.admin_forms import ExactDecimalField, money_text, quantity_text
 from billing.core.vocabulary import ConsumptionModel
-from billing.invoicing.period_lines import meter_names, period_rated
+from billing.invoicing.period_lines import period_rated
 from billing.rating import lines as rating
 from billing.simulation.admin import RUN_SIMULATIONS
+from billing.usage.statement import meter_names
 from invoices.totals import invoice_totals
 from plans import selectors
 from plans.models import PlanVersion, TaxRate

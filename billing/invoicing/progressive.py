@@ -21,11 +21,12 @@ from django.db.models import Q
 from billing.core import wording
 from billing.core.errors import Conflict
 from billing.core.vocabulary import LineKind
-from billing.invoicing.period_lines import line_inputs, rate_usage, usage_invoiced_lines
+from billing.invoicing.period_lines import line_inputs, usage_invoiced_lines
 from billing.locks import subscription_lock
 from billing.models import BilledPeriod, Subscription, ThresholdBilling
 from billing.rating import lines as rating
 from billing.usage.billed_parts import ThresholdBilled, threshold_billed
+from billing.usage.statement import usage_part
 from customers.locks import customer_lock
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
@@ -63,14 +64,9 @@ def _usage_due(subscription: Subscription, now: datetime) -> _UsageDue | None:
     # Between a period's end and its close, the close bills what is left.
     if not usage_from < now < end:
         return None
-    rated, _billed = rate_usage(
-        subscription=subscription,
-        spec=spec,
-        start=start,
-        end=end,
-        usage_from=usage_from,
-        usage_to=now,
-    )
+    rated = usage_part(
+        subscription, spec, start=start, end=end, usage_from=usage_from, until=now
+    ).lines
     usage = [line for line in rated if line.kind != LineKind.MINIMUM_COMMITMENT]
     before = threshold_billed(subscription=subscription, period_start=start, usage_from=usage_from)
     return _UsageDue(usage_from, usage, before, rating.total(usage) - before.total, threshold)

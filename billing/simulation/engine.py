@@ -29,7 +29,7 @@ from billing.models import Subscription, SubscriptionChange
 from billing.rating import lines as rating
 from billing.usage.billed_parts import overrides_billed
 from billing.usage.metering import meter_cache
-from billing.usage.priced import uncovered_usage
+from billing.usage.statement import uncovered_usage, usage_by_meter
 from config.celery import enqueue_on_commit
 from customers.models import Customer
 from plans.locks import price_simulation_lock
@@ -273,7 +273,7 @@ def _rate(
     if current_spec is not None:
         codes += [c.meter for c in current_spec.charges]
     # One read of the usage, for both versions' meters.
-    quantities = period_lines.usage_by_meter(
+    quantities = usage_by_meter(
         customer_id=customer.pk, meter_codes=codes, start=period_start, end=period_end
     )
     period = {
