@@ -159,11 +159,15 @@ def portal_page(request, token: str):
         return None if amount is None else format_money(amount, currency)
 
     balance = credit_balance(customer)
-    # The usage thresholds crossed this period, per meter ("50%, 75%").
+    # The usage thresholds crossed this period by the usage shown (since an
+    # immediate plan change, if any), per meter ("50%, 75%").
     crossed: dict[str, list[str]] = {}
     if overview.period_start is not None:
         for payload in Alert.objects.filter(
-            customer=customer, kind=Alert.USAGE_THRESHOLD, period_start=overview.period_start
+            customer=customer,
+            kind=Alert.USAGE_THRESHOLD,
+            period_start=overview.period_start,
+            created_at__gte=overview.usage_from or overview.period_start,
         ).values_list("payload", flat=True):
             if payload.get("meter") and payload.get("threshold"):
                 crossed.setdefault(payload["meter"], []).append(payload["threshold"])

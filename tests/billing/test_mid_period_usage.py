@@ -234,3 +234,35 @@ def test_after_an_immediate_plan_change_the_portal_counts_every_invoice_of_the_p
     with time_machine.travel(NOV_25, tick=False):
         page = client.get(f"/portal/{token}/")
     assert (page.context["subtotal"], page.context["invoiced"]) == ("41.50", "41.50")
+
+
+def test_after_an_immediate_plan_change_the_portal_shows_only_the_thresholds_its_usage_passed(
+    client,
+):
+    # given: 200 prompts included; 220 used before a move to v2 on 16 Nov, none since
+    MeterFactory(code="prompts", name="Prompts", event_name="prompt")
+    v1 = published_version("basic", base_fee=D("10.00"), charges=(overage("prompts", 200, "0.05"),))
+    v2 = PlanVersionFactory(
+        plan=v1.plan, base_fee=D("12.00"), charges=(overage("prompts", 200, "0.04"),)
+    )
+    acme = CustomerFactory(external_id="acme")
+    subscription = subscribe(acme, v1, NOV_1)
+    at = datetime(2026, 11, 10, tzinfo=UTC)
+    events = [
+        {"id": f"p-{i}", "customer": "acme", "event_name": "prompt", "timestamp": at.isoformat()}
+        for i in range(220)
+    ]
+    assert events_ingest(events=events, now=at).accepted == 220
+    usage_alerts_check(customer_ids=[acme.pk], now=at)
+    subscription_change_plan(
+        subscription=subscription, version=v2, effective="immediate", at=NOV_16
+    )
+
+    # when the portal is read on 25 Nov
+    token = portal_session_create(customer=acme, now=NOV_25).token
+    with time_machine.travel(NOV_25, tick=False):
+        page = client.get(f"/portal/{token}/")
+
+    # then: the usage shown (since the change) passed no threshold
+    (feature,) = page.context["features"]
+    assert (feature["quantity"], feature["thresholds"]) == ("0", [])
