@@ -1,5 +1,5 @@
 """Try prices: a version's invoice for quantities typed in, rated by the code the
-period close bills with (billing.invoicing.period_lines.period_rated, taxed by
+period close bills with (billing.usage.statement, its totals and tax by
 plans.taxes), for a draft before it is published or any version. It writes
 nothing; the simulation on real past usage is a link away."""
 
@@ -16,11 +16,9 @@ from django.utils.dateformat import format as date_format
 from billing.core import periods, wording
 from billing.core.admin_forms import ExactDecimalField, money_text, quantity_text
 from billing.core.vocabulary import ConsumptionModel
-from billing.invoicing.period_lines import period_rated
 from billing.rating import lines as rating
 from billing.simulation.admin import RUN_SIMULATIONS
-from billing.usage.statement import meter_names
-from invoices.totals import invoice_totals
+from billing.usage.statement import meter_names, statement_of
 from plans import selectors
 from plans.models import PlanVersion, TaxRate
 from plans.taxes import tax_label
@@ -135,17 +133,21 @@ def sandbox_invoice(
     zone = timezone.get_current_timezone()
     fraction = periods.period_fraction(start, end, zone, interval=spec.interval)
     label = wording.period(start, end, zone)
-    lines = period_rated(
+    statement = statement_of(
         spec,
-        plan_name=version.plan.name,
+        start=start,
+        end=end,
         seats=seats,
         quantities=quantities,
-        label=label,
         fraction=fraction,
-        meter_names=meter_names(c.meter for c in spec.charges),
+        names=meter_names(c.meter for c in spec.charges),
+        plan_name=version.plan.name,
+        label=label,
     )
-    totals = invoice_totals(lines, rates=[tax_rate] if tax_rate else [], currency=spec.currency)
-    return SandboxInvoice(lines, totals.subtotal, totals.taxes, totals.total, label, fraction)
+    totals = statement.totals([tax_rate] if tax_rate else [])
+    return SandboxInvoice(
+        statement.lines, totals.subtotal, totals.taxes, totals.total, label, fraction
+    )
 
 
 # A prorated fee's quantity is the part of the interval billed (13/30 =

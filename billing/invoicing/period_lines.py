@@ -65,40 +65,6 @@ def first_period_fraction(subscription: Subscription, spec: VersionSpec) -> Deci
     return period_share(start, end, whole=whole)
 
 
-def period_rated(
-    spec: VersionSpec,
-    *,
-    plan_name: str,
-    seats: int,
-    quantities: dict[str, Decimal],
-    label: str,
-    fraction: Decimal = ONE,
-    fixed_fees: bool = True,
-    uncovered: dict[str, rating.Uncovered] | None = None,
-    meter_names: dict[str, str] | None = None,
-) -> list[rating.LineInput]:
-    """Pure: all that one period at `spec` bills, whichever invoice carries it:
-    its fixed fees (in advance, on the invoice of the close before it; left out
-    with `fixed_fees` False, as in a trial) and its usage with the minimum
-    commitment true-up (in arrears, on its own close) and what wallets could not
-    pay for (`uncovered`, billed by charges that bill when exhausted), fees and
-    commitment for `fraction` of a whole period; usage lines name each meter by
-    `meter_names` (by code), else by its code. Proration, seat changes within the
-    period and late usage are not in it."""
-    lines = []
-    if fixed_fees:
-        lines = rating.fixed_lines(
-            spec, plan_name=plan_name, seats=seats, label=label, fraction=fraction
-        )
-    return lines + rating.usage_and_true_up(
-        spec,
-        quantities=quantities,
-        share=fraction,
-        meter_names=meter_names,
-        uncovered=uncovered,
-    )
-
-
 def with_breakdowns(
     rated: list[LineInput], *, customer_id: int, start: datetime, end: datetime
 ) -> list[LineInput]:

@@ -2,8 +2,8 @@
 the version each was on and at another (usually draft) version, with the
 difference per customer and in sum. It writes simulation rows, never an invoice.
 
-A customer's period is rated by billing.invoicing.period_lines.period_rated, the rating the close
-bills with: the base fee and seats of the period, the priced usage of each
+A customer's period is rated as a period statement (billing.usage.statement),
+the one the close bills: the base fee and seats of the period, the priced usage of each
 charge and the minimum commitment true-up, every line rounded once as on an
 invoice. Left out: proration (plan and seat changes within the period) and late
 usage. Credit and balance charges are drawn from wallets as usage happens and
@@ -24,12 +24,10 @@ from django.db.models.functions import Greatest
 
 from billing.core import periods
 from billing.core.errors import InvalidRequest
-from billing.invoicing import period_lines
 from billing.models import Subscription, SubscriptionChange
-from billing.rating import lines as rating
 from billing.usage.billed_parts import overrides_billed
 from billing.usage.metering import meter_cache
-from billing.usage.statement import uncovered_usage, usage_by_meter
+from billing.usage.statement import statement_of, uncovered_usage, usage_by_meter
 from config.celery import enqueue_on_commit
 from customers.models import Customer
 from plans.locks import price_simulation_lock
@@ -211,7 +209,6 @@ def version_label(version: PlanVersion) -> str:
 
 def _period_total(
     spec: VersionSpec,
-    version: PlanVersion,
     *,
     seats: int,
     quantities: dict[str, Decimal],
@@ -227,12 +224,12 @@ def _period_total(
     uncovered = uncovered_usage(
         customer_id=customer_id, spec=spec, start=period_start, end=period_end
     )
-    lines = period_lines.period_rated(
+    statement = statement_of(
         spec,
-        plan_name=version.plan.name,
+        start=period_start,
+        end=period_end,
         seats=seats,
         quantities=quantities,
-        label=period_lines.label(period_start, period_end, zone),
         fraction=period_fraction(
             interval=spec.interval,
             start=period_start,
@@ -243,7 +240,7 @@ def _period_total(
         fixed_fees=fixed_fees,
         uncovered=uncovered,
     )
-    return rating.total(lines)
+    return statement.totals([]).total
 
 
 def _rate(
@@ -288,12 +285,12 @@ def _rate(
     }
     current_total = ZERO
     if current is not None:
-        current_total = _period_total(current_spec, current, **period)
+        current_total = _period_total(current_spec, **period)
     return SimulatedCustomer(
         customer_id=customer.pk,
         current_version_label=label_text,
         current_total=current_total,
-        simulated_total=_period_total(spec, version, **period),
+        simulated_total=_period_total(spec, **period),
         currency=spec.currency,
     )
 
@@ -307,7 +304,7 @@ def simulation_rate_customer(
     spec: VersionSpec | None = None,
 ) -> SimulatedCustomer:
     """The customer's usage in [period_start, period_end) rated as one period at
-    the version it was on then (billing.invoicing.period_lines.period_rated, as the close rates)
+    the version it was on then (a period statement, as the close rates)
     and at `version` (`spec`: its terms, when the caller has read them). A
     customer without a subscription in the period has a current total of 0.
     Reads only."""

@@ -228,6 +228,33 @@ class PeriodStatement:
         return invoice_totals(self.lines, rates=rates, currency=self.currency)
 
 
+def statement_of(
+    spec: VersionSpec,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    seats: int,
+    quantities: dict[str, Decimal],
+    fraction: Decimal = Decimal(1),
+    fixed_fees: bool = True,
+    uncovered: dict[str, Uncovered] | None = None,
+    names: dict[str, str] | None = None,
+    plan_name: str = "",
+    label: str = "",
+) -> PeriodStatement:
+    """Pure: the statement of one period [start, end) at `spec` with these
+    quantities (by meter code) and `seats`, nothing billed of it yet: its fixed
+    fees (left out with `fixed_fees` False, as in a trial) and its usage with the
+    minimum commitment true-up and `uncovered` usage, fees and commitment for
+    `fraction` of a whole period (a simulation, the price sandbox, a projection).
+    Fixed fees name `plan_name` and `label`; usage lines each meter by `names`."""
+    fixed = []
+    if fixed_fees:
+        fixed = fixed_lines(spec, plan_name=plan_name, seats=seats, label=label, fraction=fraction)
+    part = UsagePart(spec, start, end, quantities, uncovered or {}, fraction, names or {})
+    return PeriodStatement(start, end, spec.currency, part, fixed, [], ThresholdBilled())
+
+
 def period_statement(
     subscription: Subscription,
     *,
