@@ -25,8 +25,8 @@ from billing.invoicing.period_lines import line_inputs, usage_invoiced_lines
 from billing.locks import subscription_lock
 from billing.models import BilledPeriod, Subscription, ThresholdBilling
 from billing.rating import lines as rating
-from billing.usage.billed_parts import ThresholdBilled, threshold_billed
-from billing.usage.statement import usage_part
+from billing.usage.billed_parts import ThresholdBilled
+from billing.usage.statement import period_statement
 from customers.locks import customer_lock
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
@@ -64,11 +64,9 @@ def _usage_due(subscription: Subscription, now: datetime) -> _UsageDue | None:
     # Between a period's end and its close, the close bills what is left.
     if not usage_from < now < end:
         return None
-    rated = usage_part(
-        subscription, spec, start=start, end=end, usage_from=usage_from, until=now
-    ).lines
-    usage = [line for line in rated if line.kind != LineKind.MINIMUM_COMMITMENT]
-    before = threshold_billed(subscription=subscription, period_start=start, usage_from=usage_from)
+    statement = period_statement(subscription, start=start, end=end, until=now, spec=spec)
+    usage = [line for line in statement.usage if line.kind != LineKind.MINIMUM_COMMITMENT]
+    before = statement.thresholds
     return _UsageDue(usage_from, usage, before, rating.total(usage) - before.total, threshold)
 
 

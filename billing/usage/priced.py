@@ -10,10 +10,10 @@ from decimal import Decimal
 
 from billing.core.periods import period_share
 from billing.models import Subscription
-from billing.rating.lines import Uncovered, fixed_lines, total, usage_and_true_up
+from billing.rating.lines import Uncovered
 from billing.rating.pricing import price_units
 from billing.usage.reads import UsageLine, usage_lines
-from billing.usage.statement import period_statement, uncovered_usage
+from billing.usage.statement import period_statement, statement_of, uncovered_usage
 from plans.models import Meter
 from plans.overrides import subscription_spec
 from wallets import selectors as wallet_selectors
@@ -96,10 +96,14 @@ def period_spend(
     share = period_share(
         start, end, whole=subscription.whole_period(start, end, interval=version.interval)
     )
-    # Only the amounts count here: no line names (and no plan to load for them).
-    fixed = fixed_lines(version, plan_name="", seats=subscription.seats, label="", fraction=share)
-    usage = usage_and_true_up(version, quantities=quantities, share=share, uncovered=uncovered)
-    return total(fixed) + total(usage) + drawn
+    statement = statement_of(
+        version,
+        seats=subscription.seats,
+        quantities=quantities,
+        fraction=share,
+        uncovered=uncovered,
+    )
+    return statement.fixed + statement.usage_total + drawn
 
 
 def usage_summary(

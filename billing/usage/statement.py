@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 
 from billing.core.periods import period_share
 from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, LineKind
@@ -86,7 +87,7 @@ class UsagePart:
     share: Decimal
     names: dict[str, str] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def lines(self) -> list[LineInput]:
         return usage_and_true_up(
             self.spec,
@@ -146,6 +147,10 @@ def usage_part(
     )
 
 
+def _usage_billed(part: BilledPeriod) -> Decimal:
+    return sum((Decimal(billed["amount"]) for billed in part.billed.values()), ZERO)
+
+
 @dataclass(frozen=True)
 class PeriodStatement:
     """What the period [start, end) bills, as of `until`."""
@@ -182,9 +187,7 @@ class PeriodStatement:
     @property
     def earlier_usage(self) -> Decimal:
         """What the parts before an immediate plan change billed for their usage."""
-        return sum(
-            (Decimal(b["amount"]) for part in self.earlier for b in part.billed.values()), ZERO
-        )
+        return sum(map(_usage_billed, self.earlier), ZERO)
 
     @property
     def usage_invoiced(self) -> Decimal:
@@ -219,7 +222,7 @@ class PeriodStatement:
         earlier = [
             LineInput(LineKind.USAGE, "", None, Decimal(1), None, amount, p.usage_from, p.usage_to)
             for p in self.earlier
-            if (amount := sum((Decimal(b["amount"]) for b in p.billed.values()), ZERO))
+            if (amount := _usage_billed(p))
         ]
         return [*self.fixed_lines, *earlier, *self.usage]
 
