@@ -100,13 +100,8 @@ def projected_discount(
     fees = ZERO
     if not subscription.cancel_at_period_end:
         version = subscription.scheduled_version or subscription.version
-        fees = sum(
-            (
-                quantize_money(line.amount, currency)
-                for line in next_period_fixed_lines(subscription=subscription, version=version)
-            ),
-            ZERO,
-        )
+        fixed = next_period_fixed_lines(subscription=subscription, version=version)
+        fees = invoice_totals(fixed, rates=[], currency=currency).total
     return discount_amount(
         discount,
         subtotal=quantize_money(summary.projected_usage, currency) + fees,

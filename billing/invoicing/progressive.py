@@ -30,6 +30,7 @@ from billing.usage.statement import period_statement
 from customers.locks import customer_lock
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
+from invoices.totals import invoice_totals
 from plans.overrides import subscription_spec
 
 ZERO = Decimal(0)
@@ -67,7 +68,13 @@ def _usage_due(subscription: Subscription, now: datetime) -> _UsageDue | None:
     statement = period_statement(subscription, start=start, end=end, until=now, spec=spec)
     usage = [line for line in statement.usage if line.kind != LineKind.MINIMUM_COMMITMENT]
     before = statement.thresholds
-    return _UsageDue(usage_from, usage, before, rating.total(usage) - before.total, threshold)
+    return _UsageDue(
+        usage_from,
+        usage,
+        before,
+        invoice_totals(usage, rates=[], currency=spec.currency).total - before.total,
+        threshold,
+    )
 
 
 def threshold_invoice_write(*, subscription: Subscription, now: datetime) -> Invoice | None:

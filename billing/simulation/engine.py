@@ -189,20 +189,6 @@ def plan_subscriber_ids(*, plan: Plan, period_start: datetime, period_end: datet
     return sorted(on_plan)
 
 
-def period_fraction(
-    *,
-    interval: str,
-    start: datetime,
-    end: datetime,
-    zone: ZoneInfo,
-    subscription: Subscription | None = None,
-) -> Decimal:
-    """billing.core.periods.period_fraction, against a calendar `subscription`'s
-    month for its first period (Subscription.whole_period, as the close prorates it)."""
-    whole = subscription.whole_period(start, end, interval=interval) if subscription else None
-    return periods.period_fraction(start, end, zone, interval=interval, whole=whole)
-
-
 def version_label(version: PlanVersion) -> str:
     return str(version)  # 'AI Assistant v1', as the admin names a version everywhere
 
@@ -230,12 +216,15 @@ def _period_total(
         end=period_end,
         seats=seats,
         quantities=quantities,
-        fraction=period_fraction(
+        # Against a calendar subscription's month for its first period, as the close.
+        fraction=periods.period_fraction(
+            period_start,
+            period_end,
+            zone,
             interval=spec.interval,
-            start=period_start,
-            end=period_end,
-            zone=zone,
-            subscription=subscription,
+            whole=subscription.whole_period(period_start, period_end, interval=spec.interval)
+            if subscription
+            else None,
         ),
         fixed_fees=fixed_fees,
         uncovered=uncovered,

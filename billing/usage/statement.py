@@ -160,12 +160,31 @@ class PeriodStatement:
     currency: str
     # The part under way, from the period's start or an immediate plan change.
     part: UsagePart
-    # The period's fixed fees, as billed in advance: each part at its version.
-    fixed_lines: list[LineInput]
+    # The period's fixed fees, billed in advance, for `seats`: the terms of each
+    # part of the period with the part of a whole period it is (none in a trial).
+    fees: tuple[tuple[VersionSpec, Decimal], ...]
+    seats: int
     # The parts before an immediate plan change, billed on its invoice.
     earlier: list[BilledPeriod]
     # The part's threshold invoices.
     thresholds: ThresholdBilled
+    # What fixed fee lines name: the plan, the period.
+    plan_name: str = ""
+    label: str = ""
+
+    @cached_property
+    def fixed_lines(self) -> list[LineInput]:
+        return [
+            line
+            for terms, fraction in self.fees
+            for line in fixed_lines(
+                terms,
+                plan_name=self.plan_name,
+                seats=self.seats,
+                label=self.label,
+                fraction=fraction,
+            )
+        ]
 
     @property
     def usage_from(self) -> datetime:
@@ -251,11 +270,11 @@ def statement_of(
     minimum commitment true-up and `uncovered` usage, fees and commitment for
     `fraction` of a whole period (a simulation, the price sandbox, a projection).
     Fixed fees name `plan_name` and `label`; usage lines each meter by `names`."""
-    fixed = []
-    if fixed_fees:
-        fixed = fixed_lines(spec, plan_name=plan_name, seats=seats, label=label, fraction=fraction)
     part = UsagePart(spec, start, end, quantities, uncovered or {}, fraction, names or {})
-    return PeriodStatement(start, end, spec.currency, part, fixed, [], ThresholdBilled())
+    fees = ((spec, fraction),) if fixed_fees else ()
+    return PeriodStatement(
+        start, end, spec.currency, part, fees, seats, [], ThresholdBilled(), plan_name, label
+    )
 
 
 def period_statement(
@@ -284,7 +303,7 @@ def period_statement(
         quantities=quantities,
     )
     earlier = earlier_parts(subscription=subscription, start=start, end=end, usage_from=usage_from)
-    fixed: list[LineInput] = []
+    fees: tuple = ()
     # A trial carries no fixed fee (the close bills none for it).
     if not (current and subscription.status == Subscription.TRIALING):
         whole = subscription.whole_period(start, end, interval=spec.interval)
@@ -292,15 +311,10 @@ def period_statement(
             (terms_spec(version=p.version, overrides=p.overrides), p.usage_from, p.usage_to)
             for p in earlier
         ]
-        for terms, since, to in parts:
-            fixed += fixed_lines(
-                terms,
-                plan_name="",
-                seats=subscription.seats,
-                label="",
-                fraction=period_share(since, to, whole=whole),
-            )
+        fees = tuple((terms, period_share(a, b, whole=whole)) for terms, a, b in parts)
     thresholds = threshold_billed(
         subscription=subscription, period_start=start, usage_from=usage_from
     )
-    return PeriodStatement(start, end, spec.currency, part, fixed, earlier, thresholds)
+    return PeriodStatement(
+        start, end, spec.currency, part, fees, subscription.seats, earlier, thresholds
+    )
