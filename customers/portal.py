@@ -115,8 +115,6 @@ class PortalOverview:
     projected_discount: Decimal = Decimal(0)
     # The features the plan (with the deal) grants: (name, value) by name.
     features_granted: tuple[tuple[str, object], ...] = ()
-    # Where the usage shown starts: the period's start or an immediate plan change.
-    usage_from: datetime | None = None
 
 
 def _percent(quantity: Decimal, included: Decimal | None) -> int | None:
@@ -280,5 +278,4 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
         invoices,
         usage.projected_discount,
         _features_granted(subscription),
-        usage_start,
     )

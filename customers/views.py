@@ -13,8 +13,8 @@ from django.views.decorators.http import require_GET
 
 from billing.core import wording
 from billing.core.money import format_decimal, format_money
-from billing.models import Alert
 from billing.rating.discounts import running_discount
+from billing.usage.alerts import alert_thresholds
 from customers.models import Customer
 from customers.portal import (
     PortalTokenExpired,
@@ -159,20 +159,13 @@ def portal_page(request, token: str):
         return None if amount is None else format_money(amount, currency)
 
     balance = credit_balance(customer)
-    # The usage thresholds crossed this period by the usage shown (since an
-    # immediate plan change, if any), per meter ("50%, 75%").
-    crossed: dict[str, list[str]] = {}
-    if overview.period_start is not None:
-        for payload in Alert.objects.filter(
-            customer=customer,
-            kind=Alert.USAGE_THRESHOLD,
-            period_start=overview.period_start,
-            created_at__gte=overview.usage_from or overview.period_start,
-        ).values_list("payload", flat=True):
-            if payload.get("meter") and payload.get("threshold"):
-                crossed.setdefault(payload["meter"], []).append(payload["threshold"])
-        for meter, values in crossed.items():
-            crossed[meter] = [f"{v}%" for v in sorted(values, key=Decimal)]
+    # The alert thresholds the usage shown (since an immediate plan change, if
+    # any) has passed, per feature ("50%, 75%"), counted as the alerts count.
+    thresholds = alert_thresholds(customer)
+
+    def passed(f) -> list[str]:
+        over = [p for p in thresholds if f.included and f.quantity * 100 >= f.included * p]
+        return [f"{format_decimal(p)}%" for p in over]
 
     zone = ZoneInfo(customer.timezone)
 
@@ -216,7 +209,7 @@ def portal_page(request, token: str):
                 "uncovered_billed": f.uncovered_billed,
                 "percent": f.percent,
                 "over": f.included is not None and f.quantity > f.included,
-                "thresholds": crossed.get(f.meter, []),
+                "thresholds": passed(f),
                 "breakdown_property": f.breakdown_property,
                 "breakdown": [
                     {"label": label, "quantity": format_decimal(quantity)}

@@ -200,7 +200,7 @@ def usage_so_far(subscription: Subscription, *, until: datetime) -> tuple[list[L
     lines = line_inputs(usage, usage_from, until) + seat_change_lines(
         subscription, statement.part.spec, since=usage_from, until=until
     )
-    return lines + usage_invoiced_lines(statement.thresholds), statement.part.billed(usage)
+    return lines + usage_invoiced_lines(statement.thresholds), statement.part.billed()
 
 
 def usage_invoiced_lines(on_thresholds: ThresholdBilled) -> list[LineInput]:

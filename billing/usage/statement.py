@@ -97,10 +97,10 @@ class UsagePart:
             uncovered=self.uncovered,
         )
 
-    def billed(self, lines: list[LineInput] | None = None) -> dict:
+    def billed(self) -> dict:
         """What the lines bill per meter and for the true-up, as a BilledPeriod
         records it for late usage (JSON: numbers as strings)."""
-        lines = self.lines if lines is None else lines
+        lines = self.lines
         billed: dict[str, dict] = {}
         for charge in self.spec.charges:
             of_meter = [r for r in lines if r.meter == charge.meter]
