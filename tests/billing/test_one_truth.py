@@ -2,7 +2,9 @@
 hour before its end from /usage and from the portal, what the dashboard
 projects, the simulation at the subscription's own version, the price sandbox
 with the same quantities, and the invoices the close then writes for the period
-agree to the cent (billing.usage.statement is the one computation behind them)."""
+agree to the cent (billing.usage.statement is the one computation behind them);
+and, over random plans, usage, plan changes, thresholds and deals, what the
+statement says mid-period is what the invoices bill."""
 
 import uuid
 from dataclasses import dataclass
@@ -13,6 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from billing import dashboard
 from billing.core.vocabulary import CouponDuration
@@ -28,9 +32,11 @@ from billing.subscriptions.bulk_migration import (
 from billing.subscriptions.discounts import discount_redeem
 from billing.subscriptions.lifecycle import subscription_cancel, subscription_change_plan
 from billing.usage.ingestion import events_ingest
+from billing.usage.priced import usage_summary
 from customers.portal import portal_session_create
 from invoices.models import Invoice, InvoiceLine
 from plans.coupons import coupon_create
+from plans.models import Meter
 from plans.overrides import Overrides, subscription_spec
 from plans.price_sandbox_admin import sandbox_invoice
 from tests.factories import (
@@ -247,3 +253,72 @@ def test_every_page_and_the_close_say_what_the_period_bills(setup, pro, client):
 
     # then: its invoices bill for it what every page said
     assert billed(subscription, start, end) == so_far
+
+
+# The same equalities over random plans, usage, plan changes, thresholds and deals.
+
+SERIAL = iter(range(10**6))
+MONEY = st.integers(0, 10_000).map(lambda cents: D(cents) / 100)
+TERMS = st.fixed_dictionaries(
+    {
+        "base_fee": MONEY,
+        "included": st.integers(0, 500),
+        "price": st.integers(1, 1000).map(lambda m: D(m) / 1000),
+    }
+)
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    first=TERMS,
+    second=TERMS,
+    before=st.integers(0, 2000),
+    after=st.integers(0, 2000),
+    change_day=st.one_of(st.none(), st.integers(2, 28)),
+    threshold=st.one_of(st.none(), st.integers(1, 50).map(D)),
+    base_fee_deal=st.one_of(st.none(), MONEY),
+)
+def test_the_statement_read_mid_period_is_what_the_invoices_bill(
+    db, first, second, before, after, change_day, threshold, base_fee_deal
+):
+    n = next(SERIAL)
+    meter = MeterFactory(
+        code=f"units{n}", event_name=f"units{n}", aggregation=Meter.SUM, value_property="n"
+    )
+
+    def version(terms, **more):
+        charge = overage(meter.code, terms["included"], str(terms["price"]))
+        return {"base_fee": terms["base_fee"], "charges": (charge,), **more}
+
+    v1 = published_version(f"plan{n}", **version(first, progressive_billing_threshold=threshold))
+    v2 = PlanVersionFactory(plan=v1.plan, **version(second))
+    deal = Overrides(base_fee=base_fee_deal) if base_fee_deal is not None else None
+    customer = CustomerFactory(external_id=f"c{n}")
+    subscription = subscribe(customer, v1, NOV_1, overrides=deal)
+
+    def use(quantity: int, at: datetime) -> None:
+        event = {"id": f"{n}-{at:%d}", "customer": customer.external_id, "event_name": meter.code}
+        event |= {"timestamp": at.isoformat(), "properties": {"n": quantity}}
+        assert events_ingest(events=[event], now=at).accepted == 1
+
+    use(before, NOV_1 + timedelta(hours=5))
+    if threshold is not None:
+        threshold_invoice_write(subscription=subscription, now=NOV_1 + timedelta(hours=6))
+    if change_day is not None:
+        subscription_change_plan(
+            subscription=subscription,
+            version=v2,
+            effective="immediate",
+            at=NOV_1 + timedelta(days=change_day - 1),
+        )
+    use(after, datetime(2026, 11, 29, tzinfo=UTC))
+
+    subscription = Subscription.objects.get(pk=subscription.pk)
+    start, end = subscription.current_period_start, subscription.current_period_end
+    at = end - timedelta(hours=1)
+    summary = usage_summary(subscription=subscription, start=start, end=end, now=at)
+    assert summary.billed_already == billed(subscription, start, end, by=at)
+    periods_close(as_of=end)
+    assert billed(subscription, start, end) == summary.subtotal
