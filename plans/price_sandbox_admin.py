@@ -1,6 +1,6 @@
 """Try prices: a version's invoice for quantities typed in, rated by the code the
-period close bills with (billing.usage.statement, its totals and tax by
-plans.taxes), for a draft before it is published or any version. It writes
+period close bills with (billing.usage.statement, totalled and taxed by
+invoices.totals), for a draft before it is published or any version. It writes
 nothing; the simulation on real past usage is a link away."""
 
 from dataclasses import dataclass
