@@ -160,9 +160,9 @@ class PeriodStatement:
     currency: str
     # The part under way, from the period's start or an immediate plan change.
     part: UsagePart
-    # The period's fixed fees, billed in advance, for `seats`: the terms of each
-    # part of the period with the part of a whole period it is (none in a trial).
-    fees: tuple[tuple[VersionSpec, Decimal], ...]
+    # The period's fixed fees, billed in advance, for `seats`: terms, a part of a
+    # whole period, and 1 for a charge or -1 for a credit (none in a trial).
+    fees: tuple[tuple[VersionSpec, Decimal, int], ...]
     seats: int
     # The parts before an immediate plan change, billed on its invoice.
     earlier: list[BilledPeriod]
@@ -175,8 +175,8 @@ class PeriodStatement:
     @cached_property
     def fixed_lines(self) -> list[LineInput]:
         return [
-            line
-            for terms, fraction in self.fees
+            replace(line, amount=sign * line.amount)
+            for terms, fraction, sign in self.fees
             for line in fixed_lines(
                 terms,
                 plan_name=self.plan_name,
@@ -271,7 +271,7 @@ def statement_of(
     `fraction` of a whole period (a simulation, the price sandbox, a projection).
     Fixed fees name `plan_name` and `label`; usage lines each meter by `names`."""
     part = UsagePart(spec, start, end, quantities, uncovered or {}, fraction, names or {})
-    fees = ((spec, fraction),) if fixed_fees else ()
+    fees = ((spec, fraction, 1),) if fixed_fees else ()
     return PeriodStatement(
         start, end, spec.currency, part, fees, seats, [], ThresholdBilled(), plan_name, label
     )
@@ -307,11 +307,15 @@ def period_statement(
     # A trial carries no fixed fee (the close bills none for it).
     if not (current and subscription.status == Subscription.TRIALING):
         whole = subscription.whole_period(start, end, interval=spec.interval)
-        parts = [(spec, usage_from, end)] + [
-            (terms_spec(version=p.version, overrides=p.overrides), p.usage_from, p.usage_to)
-            for p in earlier
-        ]
-        fees = tuple((terms, period_share(a, b, whole=whole)) for terms, a, b in parts)
+        # As the invoices bill them, each rounded once: a part's fees charged from
+        # its start to the period's end, less the credit from its end (a change).
+        fees = ((spec, period_share(usage_from, end, whole=whole), 1),)
+        for p in earlier:
+            terms = terms_spec(version=p.version, overrides=p.overrides)
+            fees += (
+                (terms, period_share(p.usage_from, end, whole=whole), 1),
+                (terms, period_share(p.usage_to, end, whole=whole), -1),
+            )
     thresholds = threshold_billed(
         subscription=subscription, period_start=start, usage_from=usage_from
     )

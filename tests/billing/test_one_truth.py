@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.utils import timezone
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from billing import dashboard
@@ -279,6 +279,17 @@ TERMS = st.fixed_dictionaries(
     change_day=st.one_of(st.none(), st.integers(2, 28)),
     threshold=st.one_of(st.none(), st.integers(1, 50).map(D)),
     base_fee_deal=st.one_of(st.none(), MONEY),
+)
+# Found by it: 0.01 charged on 1 Nov and half of it credited on the 16th (0.005,
+# rounded half up: 0.01) leave 0.00, not half a fee rounded up.
+@example(
+    first={"base_fee": D("0.01"), "included": 0, "price": D("0.001")},
+    second={"base_fee": D("0"), "included": 0, "price": D("0.001")},
+    before=0,
+    after=0,
+    change_day=16,
+    threshold=None,
+    base_fee_deal=None,
 )
 def test_the_statement_read_mid_period_is_what_the_invoices_bill(
     db, first, second, before, after, change_day, threshold, base_fee_deal
