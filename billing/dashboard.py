@@ -24,9 +24,9 @@ from billing.core.money import quantize_money
 from billing.invoicing.discounts import projected_discount
 from billing.invoicing.period_lines import first_period_fraction
 from billing.models import Discount, Subscription
-from billing.rating import lines as rating
 from billing.usage.metering import meter_cache
 from billing.usage.priced import usage_summary
+from billing.usage.statement import PeriodStatement, statement_of
 from invoices import selectors as invoice_selectors
 from invoices.models import Invoice
 from plans.models import PlanVersion
@@ -227,12 +227,9 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
     def of(currency: str) -> Projection:
         return projections.setdefault(currency, Projection(currency))
 
-    def fixed(version_id: int, seats: int, fraction: Decimal = Decimal(1)) -> Decimal:
-        spec = specs[version_id]
-        lines = rating.fixed_lines(
-            spec, plan_name=versions[version_id].plan.name, seats=seats, label="", fraction=fraction
-        )
-        return rating.total(lines)
+    def unused(version_id: int, seats: int, fraction: Decimal = Decimal(1)) -> PeriodStatement:
+        """The statement of a period at the version with no usage."""
+        return statement_of(specs[version_id], seats=seats, quantities={}, fraction=fraction)
 
     to_rate: dict[str, int] = defaultdict(int)
     for version_id, _, _, n, changed in groups:
@@ -248,12 +245,11 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
         grouped = n
         if rate_each:
             grouped -= n if _is_usage_priced(spec) else changed
+        statement = unused(version_id, seats)
         if status != Subscription.TRIALING:
-            projection.committed += grouped * fixed(version_id, seats)
+            projection.committed += grouped * statement.fixed
         if not _is_usage_priced(spec):
-            projection.committed += grouped * rating.total(
-                rating.usage_and_true_up(spec, quantities={})
-            )
+            projection.committed += grouped * statement.usage_total
 
     usage_priced_versions = [pk for pk, spec in specs.items() if _is_usage_priced(spec)]
     # A calendar month's first period, when not a trial, was billed a prorated share
@@ -270,13 +266,13 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
         )
     for subscription in first_partial:
         spec = specs[subscription.version_id]
-        share = first_period_fraction(subscription, spec)
-        prorated = fixed(subscription.version_id, subscription.seats, share)
-        of(spec.currency).committed += prorated - fixed(subscription.version_id, subscription.seats)
+        whole = unused(subscription.version_id, subscription.seats)
+        prorated = unused(
+            subscription.version_id, subscription.seats, first_period_fraction(subscription, spec)
+        )
+        of(spec.currency).committed += prorated.fixed - whole.fixed
         if not _is_usage_priced(spec):
-            of(spec.currency).committed += rating.total(
-                rating.usage_and_true_up(spec, quantities={}, share=share)
-            ) - rating.total(rating.usage_and_true_up(spec, quantities={}))
+            of(spec.currency).committed += prorated.usage_total - whole.usage_total
 
     if not rate_each:
         for currency, n in to_rate.items():

@@ -273,7 +273,7 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
         features,
         summary.subtotal,
         summary.projected_total,
-        summary.invoiced,
+        summary.billed_already,
         wallets,
         charts,
         invoices,

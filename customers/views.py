@@ -4,7 +4,6 @@ expired link gets 403 or 410 and reveals nothing."""
 
 from dataclasses import replace
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from django.http import HttpResponse
 from django.shortcuts import render
@@ -13,8 +12,9 @@ from django.views.decorators.http import require_GET
 
 from billing.core import customer_text
 from billing.core.customer_text import CustomerText
-from billing.models import Alert
+from billing.core.money import format_decimal
 from billing.rating.discounts import running_discount
+from billing.usage.alerts import alert_thresholds
 from customers.models import Customer
 from customers.portal import (
     PortalTokenExpired,
@@ -153,16 +153,13 @@ def portal_page(request, token: str):
         return None if amount is None else write.money(amount, currency)
 
     balance = credit_balance(customer)
-    # The usage thresholds crossed this period, per meter ("50%, 75%").
-    crossed: dict[str, list[str]] = {}
-    if overview.period_start is not None:
-        for payload in Alert.objects.filter(
-            customer=customer, kind=Alert.USAGE_THRESHOLD, period_start=overview.period_start
-        ).values_list("payload", flat=True):
-            if payload.get("meter") and payload.get("threshold"):
-                crossed.setdefault(payload["meter"], []).append(payload["threshold"])
-        for meter, values in crossed.items():
-            crossed[meter] = [f"{v}%" for v in sorted(values, key=Decimal)]
+    # The alert thresholds the usage shown (since an immediate plan change, if
+    # any) has passed, per feature ("50%, 75%"), counted as the alerts count.
+    thresholds = alert_thresholds(customer)
+
+    def passed(f) -> list[str]:
+        over = [p for p in thresholds if f.included and f.quantity * 100 >= f.included * p]
+        return [f"{format_decimal(p)}%" for p in over]
 
     def issued(invoice) -> CustomerText:
         """The page's writer in the zone the invoice was issued in (its PDF's)."""
@@ -209,7 +206,7 @@ def portal_page(request, token: str):
                 "uncovered_billed": f.uncovered_billed,
                 "percent": f.percent,
                 "over": f.included is not None and f.quantity > f.included,
-                "thresholds": crossed.get(f.meter, []),
+                "thresholds": passed(f),
                 "breakdown_property": f.breakdown_property,
                 "breakdown": [
                     {"label": label, "quantity": write.quantity(quantity)}

@@ -16,8 +16,7 @@ from django.utils.translation import gettext as _
 from billing.core import rawsql
 from billing.core.errors import Conflict
 from billing.core.metrics import INVOICES_FINALIZED
-from billing.core.money import format_decimal, quantize_money
-from billing.core.vocabulary import LineKind
+from billing.core.money import format_decimal
 from customers.locks import customers_lock
 from invoices import collection, emails
 from invoices.credit_balance import (
@@ -32,7 +31,8 @@ from invoices.reactions import VOID_CHECKS
 from invoices.rendering import render_pdf_after_commit
 from invoices.sequences import next_number, next_numbers
 from invoices.settlement import invoice_mark_paid
-from plans.taxes import customer_tax_rates, tax_lines
+from invoices.totals import invoice_totals
+from plans.taxes import customer_tax_rates
 
 ZERO = Decimal(0)
 # The payment reference of an invoice the customer's credit balance paid whole.
@@ -89,26 +89,20 @@ def invoice_write_draft(
     once; the total is their sum: the subtotal (every line but the discount
     lines), less the discount (those lines, negated), plus the tax on the two."""
     currency = customer.currency
-    amounts = [quantize_money(line.amount, currency) for line in lines]
-    # Discount lines (negative) are the invoice's discount, not part of its
-    # subtotal: tax is on what is left, and total = subtotal - discount + tax.
-    discounted = [line.kind == LineKind.DISCOUNT for line in lines]
-    subtotal = sum((a for a, off in zip(amounts, discounted, strict=True) if not off), ZERO)
-    discount = ZERO - sum((a for a, off in zip(amounts, discounted, strict=True) if off), ZERO)
     # The customer's rates now, unless the caller names the ones a sale was
     # priced with (a purchase paid through Stripe: tax charged at its order).
     rates = customer_tax_rates(customer) if tax_rates is None else tax_rates
-    taxes = tax_lines(rates=rates, taxable=subtotal - discount, currency=currency)
-    tax = sum((line.amount for line in taxes), ZERO)
+    totals = invoice_totals(lines, rates=rates, currency=currency)
+    amounts, taxes = totals.amounts, totals.taxes
     details = {
         "customer": customer,
         "currency": currency,
         "customer_snapshot": customer_snapshot(customer),
         "created_at": now,
-        "subtotal": subtotal,
-        "discount": discount,
-        "tax": tax,
-        "total": subtotal - discount + tax,
+        "subtotal": totals.subtotal,
+        "discount": totals.discount,
+        "tax": totals.tax,
+        "total": totals.total,
     }
     # No savepoint of its own: a failure fails the caller's transaction whole.
     with transaction.atomic(savepoint=False):

@@ -1,6 +1,6 @@
 """Try prices: a version's invoice for quantities typed in, rated by the code the
-period close bills with (billing.invoicing.period_lines.period_rated, taxed by
-plans.taxes), for a draft before it is published or any version. It writes
+period close bills with (billing.usage.statement, totalled and taxed by
+invoices.totals), for a draft before it is published or any version. It writes
 nothing; the simulation on real past usage is a link away."""
 
 from dataclasses import dataclass
@@ -13,16 +13,15 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 
-from billing.core import customer_text
+from billing.core import customer_text, periods
 from billing.core.admin_forms import ExactDecimalField, money_text, quantity_text
-from billing.core.periods import INTERVAL_MONTHS, add_months_clamped, period_share
 from billing.core.vocabulary import ConsumptionModel
-from billing.invoicing.period_lines import meter_names, period_rated
 from billing.rating import lines as rating
 from billing.simulation.admin import RUN_SIMULATIONS
+from billing.usage.statement import meter_names, statement_of
 from plans import selectors
 from plans.models import PlanVersion, TaxRate
-from plans.taxes import tax_label, tax_lines
+from plans.taxes import tax_label
 from plans.validation import VersionSpec
 from plans.version_page_admin import VersionPageMixin
 
@@ -38,10 +37,10 @@ NUMBER_ERRORS = {
 }
 
 
-def interval_end(start: date, interval: str) -> date:
-    """The day one billing interval after `start` (the 31st clamps to a short month's end)."""
-    moment = datetime.combine(start, time())
-    return add_months_clamped(moment, INTERVAL_MONTHS[interval], day=start.day).date()
+def interval_end(day: date, interval: str) -> date:
+    """The day one billing interval after `day` (billing.core.periods.interval_end)."""
+    zone = timezone.get_current_timezone()
+    return periods.interval_end(start_of_day(day), zone, interval=interval).astimezone(zone).date()
 
 
 def start_of_day(day: date) -> datetime:
@@ -131,24 +130,24 @@ def sandbox_invoice(
     """The lines, tax and total of one period of `spec` as the close rates it: fixed
     fees and minimum commitment for the part of a whole interval from `start` that
     the period is, usage at the quantities given (by meter code)."""
-    whole_end = start_of_day(interval_end(start.date(), spec.interval))
-    fraction = period_share(start, end, whole=(start, whole_end))
-    label = customer_text.period(start, end, timezone.get_current_timezone())
-    lines = period_rated(
+    zone = timezone.get_current_timezone()
+    fraction = periods.period_fraction(start, end, zone, interval=spec.interval)
+    label = customer_text.period(start, end, zone)
+    statement = statement_of(
         spec,
-        plan_name=version.plan.name,
+        start=start,
+        end=end,
         seats=seats,
         quantities=quantities,
-        label=label,
         fraction=fraction,
-        meter_names=meter_names(c.meter for c in spec.charges),
+        names=meter_names(c.meter for c in spec.charges),
+        plan_name=version.plan.name,
+        label=label,
     )
-    subtotal = rating.total(lines)
-    taxes = tax_lines(
-        rates=[tax_rate] if tax_rate else [], taxable=subtotal, currency=spec.currency
+    totals = statement.totals([tax_rate] if tax_rate else [])
+    return SandboxInvoice(
+        statement.lines, totals.subtotal, totals.taxes, totals.total, label, fraction
     )
-    total = subtotal + sum((tax.amount for tax in taxes), Decimal(0))
-    return SandboxInvoice(lines, subtotal, taxes, total, label, fraction)
 
 
 # A prorated fee's quantity is the part of the interval billed (13/30 =

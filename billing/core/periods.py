@@ -82,6 +82,44 @@ def whole_period(
     return month_start(local), month_start(local, months=INTERVAL_MONTHS[interval])
 
 
+def interval_end(start: datetime, zone: ZoneInfo, *, interval: str) -> datetime:
+    """One billing interval after `start`: the same local day and time in `zone`
+    `interval` later (the 31st clamps to a short month's last day), in UTC."""
+    local = start.astimezone(zone)
+    return add_months_clamped(local, INTERVAL_MONTHS[interval], day=local.day).astimezone(UTC)
+
+
+def whole_months(start: datetime, end: datetime, zone: ZoneInfo) -> int:
+    """How many calendar months of `zone` [start, end) is exactly, else 0."""
+    local, local_end = start.astimezone(zone), end.astimezone(zone)
+    if month_start(local) != start:
+        return 0
+    months = (local_end.year - local.year) * 12 + local_end.month - local.month
+    return months if months >= 1 and month_start(local, months=months) == end else 0
+
+
+def period_fraction(
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo,
+    *,
+    interval: str,
+    whole: tuple[datetime, datetime] | None = None,
+) -> Decimal:
+    """The part of a whole period of `interval` that [start, end) is, where no
+    subscription's schedule says (a simulation's or the price sandbox's period):
+    whole calendar months (in UTC or `zone`) count as months, 1/3 of a quarter;
+    anything else by the second (period_share) against `whole` when given, else
+    against the interval from `start` (interval_end)."""
+    for z in (UTC, zone):
+        months = whole_months(start, end, z)
+        if months:
+            return Decimal(months) / Decimal(INTERVAL_MONTHS[interval])
+    if whole is None or whole == (start, end):
+        whole = (start, interval_end(start, zone, interval=interval))
+    return period_share(start, end, whole=whole)
+
+
 def _microseconds(span: timedelta) -> int:
     return (span.days * 86_400 + span.seconds) * 1_000_000 + span.microseconds
 

@@ -24,6 +24,7 @@ from billing.rating.discounts import discount_amount, running_discount
 from billing.rating.lines import LineInput
 from billing.usage.priced import UsageSummary
 from billing.usage.summary import PeriodUsage
+from invoices.totals import invoice_totals
 
 ZERO = Decimal(0)
 USAGE_INVOICED = LineKind.USAGE_INVOICED
@@ -47,7 +48,7 @@ def period_discount_lines(
     discount = running_discount(subscription)
     if discount is None:
         return []
-    subtotal = sum((quantize_money(line.amount, currency) for line in lines), ZERO)
+    subtotal = invoice_totals(lines, rates=[], currency=currency).total
     billed_earlier = -sum(
         (quantize_money(line.amount, currency) for line in lines if line.kind == USAGE_INVOICED),
         ZERO,
@@ -97,13 +98,8 @@ def projected_discount(
     fees = ZERO
     if not subscription.cancel_at_period_end:
         version = subscription.scheduled_version or subscription.version
-        fees = sum(
-            (
-                quantize_money(line.amount, currency)
-                for line in next_period_fixed_lines(subscription=subscription, version=version)
-            ),
-            ZERO,
-        )
+        fixed = next_period_fixed_lines(subscription=subscription, version=version)
+        fees = invoice_totals(fixed, rates=[], currency=currency).total
     return discount_amount(
         discount,
         subtotal=quantize_money(summary.projected_usage, currency) + fees,

@@ -4,7 +4,6 @@ in arrears with the minimum commitment true-up, late usage re-rated within the
 late window, and the usage billed so far at a plan change. Each is rated by
 billing.rating.lines and handed to invoices.services as LineInput."""
 
-from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -20,12 +19,11 @@ from billing.locks import billed_periods_lock
 from billing.models import BilledPeriod, Subscription, SubscriptionChange
 from billing.rating import lines as rating
 from billing.rating.lines import LineInput
-from billing.usage.billed_parts import ThresholdBilled, threshold_billed
+from billing.usage.billed_parts import ThresholdBilled
 from billing.usage.breakdowns import usage_groups
 from billing.usage.metering import meter_cache
-from billing.usage.priced import uncovered_usage
-from billing.usage.reads import usage_quantities
-from plans.overrides import subscription_spec, terms_spec
+from billing.usage.statement import meter_names, period_statement, usage_part
+from plans.overrides import terms_spec
 from plans.validation import VersionSpec
 
 ONE = Decimal(1)
@@ -67,77 +65,6 @@ def first_period_fraction(subscription: Subscription, spec: VersionSpec) -> Deci
     return period_share(start, end, whole=whole)
 
 
-def meter_names(meter_codes: Iterable[str]) -> dict[str, str]:
-    """What invoices call each meter named (by code): its name, else its code."""
-    by_code = {m.code: m for m in meter_cache.by_id().values()}
-    return {
-        code: (by_code[code].name or code) if code in by_code else code
-        for code in dict.fromkeys(meter_codes)
-    }
-
-
-def usage_by_meter(
-    *, customer_id: int, meter_codes: Iterable[str], start: datetime, end: datetime
-) -> dict[str, Decimal]:
-    """The customer's quantity in [start, end) of each meter named (by code); a
-    code that names no meter is left out."""
-    by_code = {m.code: m for m in meter_cache.by_id().values()}
-    meters = [by_code[code] for code in dict.fromkeys(meter_codes) if code in by_code]
-    quantities = usage_quantities(customer_id=customer_id, meters=meters, start=start, end=end)
-    return {m.code: quantities[m.id] for m in meters}
-
-
-def usage_rated(
-    spec: VersionSpec,
-    *,
-    quantities: dict[str, Decimal],
-    share: Decimal = ONE,
-    meter_names: dict[str, str] | None = None,
-    uncovered: dict[str, rating.Uncovered] | None = None,
-) -> list[rating.LineInput]:
-    """Pure: the in-arrears lines of these quantities (by meter code) at `spec`,
-    with the minimum commitment counted for `share` of a period; lines name each
-    meter by `meter_names` (by code), else by its code. `uncovered`: what wallets
-    could not pay for, billed by charges that bill when exhausted."""
-    return rating.usage_and_true_up(
-        spec, quantities=quantities, share=share, meter_names=meter_names, uncovered=uncovered
-    )
-
-
-def period_rated(
-    spec: VersionSpec,
-    *,
-    plan_name: str,
-    seats: int,
-    quantities: dict[str, Decimal],
-    label: str,
-    fraction: Decimal = ONE,
-    fixed_fees: bool = True,
-    uncovered: dict[str, rating.Uncovered] | None = None,
-    meter_names: dict[str, str] | None = None,
-) -> list[rating.LineInput]:
-    """Pure: all that one period at `spec` bills, whichever invoice carries it:
-    its fixed fees (in advance, on the invoice of the close before it; left out
-    with `fixed_fees` False, as in a trial) and its usage with the minimum
-    commitment true-up (in arrears, on its own close) and what wallets could not
-    pay for (`uncovered`, billed by charges that bill when exhausted), fees and
-    commitment for `fraction` of a whole period; usage lines name each meter by
-    `meter_names` (by code), else by its code. Proration, seat changes within the
-    period and late usage are not in it."""
-    lines = []
-    if fixed_fees:
-        lines = rating.fixed_lines(
-            spec, plan_name=plan_name, seats=seats, label=label, fraction=fraction
-        )
-    return lines + usage_rated(
-        spec,
-        quantities=quantities,
-        share=fraction,
-        meter_names=meter_names,
-        uncovered=uncovered,
-    )
-
-
 def with_breakdowns(
     rated: list[LineInput], *, customer_id: int, start: datetime, end: datetime
 ) -> list[LineInput]:
@@ -163,53 +90,6 @@ def with_breakdowns(
     return out
 
 
-def rate_usage(
-    *,
-    subscription: Subscription,
-    spec: VersionSpec,
-    start: datetime,
-    end: datetime,
-    usage_from: datetime,
-    usage_to: datetime | None = None,
-) -> tuple[list[rating.LineInput], dict]:
-    """The usage lines of [usage_from, usage_to) (by default to the end) of the
-    period [start, end) at `spec`, with the minimum commitment prorated to the
-    part of the whole period that they cover (Subscription.whole_period: a
-    calendar subscription's first period is part of a month); and what they bill
-    per meter."""
-    usage_to = usage_to or end
-    by_meter = usage_by_meter(
-        customer_id=subscription.customer_id,
-        meter_codes=[c.meter for c in spec.charges],
-        start=usage_from,
-        end=usage_to,
-    )
-    uncovered = uncovered_usage(
-        customer_id=subscription.customer_id, spec=spec, start=usage_from, end=usage_to
-    )
-    whole = subscription.whole_period(start, end, interval=spec.interval)
-    share = period_share(usage_from, usage_to, whole=whole)
-    names = meter_names(c.meter for c in spec.charges)
-    rated = usage_rated(
-        spec, quantities=by_meter, share=share, meter_names=names, uncovered=uncovered
-    )
-    billed: dict[str, dict] = {}
-    for charge in spec.charges:
-        amount = sum((r.amount for r in rated if r.meter == charge.meter), ZERO)
-        billable = sum(
-            (r.quantity for r in rated if r.meter == charge.meter and r.kind == "overage"), ZERO
-        )
-        billed[charge.meter] = {
-            "quantity": str(by_meter.get(charge.meter, ZERO)),
-            "billable": str(billable),
-            "amount": str(amount),
-        }
-    billed[LineKind.MINIMUM_COMMITMENT] = {
-        "amount": str(sum((r.amount for r in rated if r.kind == LineKind.MINIMUM_COMMITMENT), ZERO))
-    }
-    return rated, billed
-
-
 def late_usage_lines(
     *, subscription: Subscription, before: datetime, zone: ZoneInfo
 ) -> list[LineInput]:
@@ -222,14 +102,14 @@ def late_usage_lines(
     periods = billed_periods_lock(subscription=subscription, ended_after=horizon, ended_by=before)
     for billed_period in periods:
         spec = terms_spec(version=billed_period.version, overrides=billed_period.overrides)
-        _rated, now_billed = rate_usage(
-            subscription=subscription,
-            spec=spec,
+        now_billed = usage_part(
+            subscription,
+            spec,
             start=billed_period.period_start,
             end=billed_period.period_end,
             usage_from=billed_period.usage_from,
-            usage_to=billed_period.usage_to,
-        )
+            until=billed_period.usage_to,
+        ).billed()
         when = label(billed_period.period_start, billed_period.period_end, zone)
         prices = {c.meter: c.pricing for c in spec.charges}
         for meter, now_values in now_billed.items():
@@ -305,28 +185,22 @@ def next_period_fixed_lines(*, subscription: Subscription, version) -> list[Line
 
 
 def usage_so_far(subscription: Subscription, *, until: datetime) -> tuple[list[LineInput], dict]:
-    """The lines for the current period's usage (and seat changes) from where its
-    billing stands up to `until` (the period's end, or an immediate change), at
-    the current version, less what its threshold invoices billed; and what the
-    usage bills per meter, threshold invoices included. Reads only."""
-    start, end = subscription.current_period_start, subscription.current_period_end
-    usage_from = subscription.usage_from or start
-    spec = subscription_spec(subscription)
-    usage, billed = rate_usage(
-        subscription=subscription,
-        spec=spec,
-        start=start,
-        end=end,
-        usage_from=usage_from,
-        usage_to=until,
+    """The period statement's lines for the current period's usage (and seat
+    changes) from where its billing stands up to `until` (the period's end, or an
+    immediate change), at the current version, less what its threshold invoices
+    billed; and what the usage bills per meter, threshold invoices included.
+    Reads only."""
+    statement = period_statement(
+        subscription,
+        start=subscription.current_period_start,
+        end=subscription.current_period_end,
+        until=until,
     )
+    usage, usage_from = statement.usage, statement.usage_from
     lines = line_inputs(usage, usage_from, until) + seat_change_lines(
-        subscription, spec, since=usage_from, until=until
+        subscription, statement.part.spec, since=usage_from, until=until
     )
-    on_thresholds = threshold_billed(
-        subscription=subscription, period_start=start, usage_from=usage_from
-    )
-    return lines + usage_invoiced_lines(on_thresholds), billed
+    return lines + usage_invoiced_lines(statement.thresholds), statement.part.billed()
 
 
 def usage_invoiced_lines(on_thresholds: ThresholdBilled) -> list[LineInput]:

@@ -21,14 +21,16 @@ from django.db.models import Q
 from billing.core import customer_text
 from billing.core.errors import Conflict
 from billing.core.vocabulary import LineKind
-from billing.invoicing.period_lines import line_inputs, rate_usage, usage_invoiced_lines
+from billing.invoicing.period_lines import line_inputs, usage_invoiced_lines
 from billing.locks import subscription_lock
 from billing.models import BilledPeriod, Subscription, ThresholdBilling
 from billing.rating import lines as rating
-from billing.usage.billed_parts import ThresholdBilled, threshold_billed
+from billing.usage.billed_parts import ThresholdBilled
+from billing.usage.statement import period_statement
 from customers.locks import customer_lock
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
+from invoices.totals import invoice_totals
 from plans.overrides import subscription_spec
 
 ZERO = Decimal(0)
@@ -63,17 +65,16 @@ def _usage_due(subscription: Subscription, now: datetime) -> _UsageDue | None:
     # Between a period's end and its close, the close bills what is left.
     if not usage_from < now < end:
         return None
-    rated, _billed = rate_usage(
-        subscription=subscription,
-        spec=spec,
-        start=start,
-        end=end,
-        usage_from=usage_from,
-        usage_to=now,
+    statement = period_statement(subscription, start=start, end=end, until=now, spec=spec)
+    usage = [line for line in statement.usage if line.kind != LineKind.MINIMUM_COMMITMENT]
+    before = statement.thresholds
+    return _UsageDue(
+        usage_from,
+        usage,
+        before,
+        invoice_totals(usage, rates=[], currency=spec.currency).total - before.total,
+        threshold,
     )
-    usage = [line for line in rated if line.kind != LineKind.MINIMUM_COMMITMENT]
-    before = threshold_billed(subscription=subscription, period_start=start, usage_from=usage_from)
-    return _UsageDue(usage_from, usage, before, rating.total(usage) - before.total, threshold)
 
 
 def threshold_invoice_write(*, subscription: Subscription, now: datetime) -> Invoice | None:

@@ -297,7 +297,3 @@ def usage_and_true_up(
         )
     true_up = minimum_commitment_line(version, usage_lines=lines)
     return [*lines, true_up] if true_up else lines
-
-
-def total(lines: list[LineInput]) -> Decimal:
-    return sum((line.amount for line in lines), ZERO)

@@ -2,8 +2,8 @@
 the version each was on and at another (usually draft) version, with the
 difference per customer and in sum. It writes simulation rows, never an invoice.
 
-A customer's period is rated by billing.invoicing.period_lines.period_rated, the rating the close
-bills with: the base fee and seats of the period, the priced usage of each
+A customer's period is rated as a period statement (billing.usage.statement),
+the one the close bills: the base fee and seats of the period, the priced usage of each
 charge and the minimum commitment true-up, every line rounded once as on an
 invoice. Left out: proration (plan and seat changes within the period) and late
 usage. Credit and balance charges are drawn from wallets as usage happens and
@@ -14,7 +14,7 @@ when its wallet runs dry bills for the usage the wallet could not pay for.
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -22,15 +22,13 @@ from django.db import transaction
 from django.db.models import Prefetch, Q, QuerySet
 from django.db.models.functions import Greatest
 
+from billing.core import periods
 from billing.core.customer_text import customer_zone
 from billing.core.errors import InvalidRequest
-from billing.core.periods import INTERVAL_MONTHS, add_months_clamped, month_start, period_share
-from billing.invoicing import period_lines
 from billing.models import Subscription, SubscriptionChange
-from billing.rating import lines as rating
 from billing.usage.billed_parts import overrides_billed
 from billing.usage.metering import meter_cache
-from billing.usage.priced import uncovered_usage
+from billing.usage.statement import statement_of, uncovered_usage, usage_by_meter
 from config.celery import enqueue_on_commit
 from customers.models import Customer
 from plans.locks import price_simulation_lock
@@ -192,45 +190,12 @@ def plan_subscriber_ids(*, plan: Plan, period_start: datetime, period_end: datet
     return sorted(on_plan)
 
 
-def period_fraction(
-    *,
-    interval: str,
-    start: datetime,
-    end: datetime,
-    zone: ZoneInfo,
-    subscription: Subscription | None = None,
-) -> Decimal:
-    """The part of one of a version's periods that [start, end) is. Whole calendar
-    months (in UTC or the customer's zone) count as months: 1 for a month on a
-    monthly version, 1/3 on a quarterly one. Else by the second: from the start of
-    a calendar `subscription`'s first period, against its month (Subscription.
-    whole_period, as the close prorates it); anything else against the version's
-    period from `start`."""
-    step = INTERVAL_MONTHS[interval]
-    for z in (UTC, zone):
-        local = start.astimezone(z)
-        if month_start(local) != start:
-            continue
-        local_end = end.astimezone(z)
-        months = (local_end.year - local.year) * 12 + local_end.month - local.month
-        if months >= 1 and month_start(local, months=months) == end:
-            return Decimal(months) / Decimal(step)
-    if subscription is not None:
-        whole = subscription.whole_period(start, end, interval=interval)
-        if whole != (start, end):
-            return period_share(start, end, whole=whole)
-    local = start.astimezone(zone)
-    whole_end = add_months_clamped(local, step, day=local.day).astimezone(UTC)
-    return period_share(start, end, whole=(start, whole_end))
-
-
 def version_label(version: PlanVersion) -> str:
     return str(version)  # 'AI Assistant v1', as the admin names a version everywhere
 
 
 def _period_total(
     spec: VersionSpec,
-    version: PlanVersion,
     *,
     seats: int,
     quantities: dict[str, Decimal],
@@ -246,23 +211,26 @@ def _period_total(
     uncovered = uncovered_usage(
         customer_id=customer_id, spec=spec, start=period_start, end=period_end
     )
-    lines = period_lines.period_rated(
+    statement = statement_of(
         spec,
-        plan_name=version.plan.name,
+        start=period_start,
+        end=period_end,
         seats=seats,
         quantities=quantities,
-        label=period_lines.label(period_start, period_end, zone),
-        fraction=period_fraction(
+        # Against a calendar subscription's month for its first period, as the close.
+        fraction=periods.period_fraction(
+            period_start,
+            period_end,
+            zone,
             interval=spec.interval,
-            start=period_start,
-            end=period_end,
-            zone=zone,
-            subscription=subscription,
+            whole=subscription.whole_period(period_start, period_end, interval=spec.interval)
+            if subscription
+            else None,
         ),
         fixed_fees=fixed_fees,
         uncovered=uncovered,
     )
-    return rating.total(lines)
+    return statement.totals([]).total
 
 
 def _rate(
@@ -292,7 +260,7 @@ def _rate(
     if current_spec is not None:
         codes += [c.meter for c in current_spec.charges]
     # One read of the usage, for both versions' meters.
-    quantities = period_lines.usage_by_meter(
+    quantities = usage_by_meter(
         customer_id=customer.pk, meter_codes=codes, start=period_start, end=period_end
     )
     period = {
@@ -307,12 +275,12 @@ def _rate(
     }
     current_total = ZERO
     if current is not None:
-        current_total = _period_total(current_spec, current, **period)
+        current_total = _period_total(current_spec, **period)
     return SimulatedCustomer(
         customer_id=customer.pk,
         current_version_label=label_text,
         current_total=current_total,
-        simulated_total=_period_total(spec, version, **period),
+        simulated_total=_period_total(spec, **period),
         currency=spec.currency,
     )
 
@@ -326,7 +294,7 @@ def simulation_rate_customer(
     spec: VersionSpec | None = None,
 ) -> SimulatedCustomer:
     """The customer's usage in [period_start, period_end) rated as one period at
-    the version it was on then (billing.invoicing.period_lines.period_rated, as the close rates)
+    the version it was on then (a period statement, as the close rates)
     and at `version` (`spec`: its terms, when the caller has read them). A
     customer without a subscription in the period has a current total of 0.
     Reads only."""

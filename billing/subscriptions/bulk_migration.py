@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import F
 
 from billing.core.errors import BillingError, Conflict, InvalidRequest
-from billing.core.money import format_money, quantize_money
+from billing.core.money import format_money
 from billing.invoicing.period_lines import next_period_fixed_lines
 from billing.locks import plan_migration_item_lock, plan_migration_lock, subscription_lock
 from billing.models import (
@@ -33,6 +33,7 @@ from billing.usage.metering import (
     meter_cache,
 )
 from config.celery import enqueue_on_commit
+from invoices.totals import invoice_totals
 from plans.feature_grants import features_compared, granted
 from plans.models import PlanVersion
 from plans.overrides import subscription_spec
@@ -148,8 +149,8 @@ def plan_migration_refusal(
 
 
 def _rounded(lines: list[LineInput], currency: str) -> Decimal:
-    # As invoices.services.invoice_write_draft rounds and sums an invoice's lines.
-    return sum((quantize_money(line.amount, currency) for line in lines), Decimal(0))
+    # As an invoice adds up its lines, before tax.
+    return invoice_totals(lines, rates=[], currency=currency).total
 
 
 def plan_migration_preview(

@@ -9,40 +9,16 @@ from datetime import datetime
 from decimal import Decimal
 
 from billing.core.periods import period_share
-from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel
 from billing.models import Subscription
-from billing.rating.lines import Uncovered, fixed_lines, total, usage_and_true_up
+from billing.rating.lines import Uncovered
 from billing.rating.pricing import price_units
-from billing.usage.billed_parts import earlier_parts, threshold_billed
 from billing.usage.reads import UsageLine, usage_lines
+from billing.usage.statement import period_statement, statement_of, uncovered_usage
 from plans.models import Meter
-from plans.overrides import subscription_spec, terms_spec
-from plans.validation import VersionSpec
+from plans.overrides import subscription_spec
 from wallets import selectors as wallet_selectors
-from wallets.models import Wallet
 
 ZERO = Decimal(0)
-
-
-def uncovered_usage(
-    *, customer_id: int, spec: VersionSpec, start: datetime, end: datetime
-) -> dict[str, Uncovered]:
-    """What the wallets of `spec`'s credits and balance charges could not pay for
-    in [start, end), by meter code: the credit wallet's for a credits charge, the
-    money wallet in the version's currency for a balance charge."""
-    drawn = [c for c in spec.charges if c.model in DRAWN_MODELS]
-    if not drawn:
-        return {}
-    totals = wallet_selectors.uncovered_totals(customer_id=customer_id, start=start, end=end)
-    found = {}
-    for charge in drawn:
-        if charge.model == ConsumptionModel.CREDITS:
-            key = (charge.meter, Wallet.CREDITS, "")
-        else:
-            key = (charge.meter, Wallet.MONEY, spec.currency)
-        if key in totals:
-            found[charge.meter] = totals[key]
-    return found
 
 
 @dataclass(frozen=True)
@@ -57,6 +33,9 @@ class UsageSummary:
     # and on threshold invoices since (`amounts` are net of these).
     usage_from: datetime | None = None
     invoiced: Decimal = Decimal(0)
+    # All the period's invoices billed for it so far: its fixed fees (billed in
+    # advance) and the usage invoiced (the portal's "invoiced already").
+    billed_already: Decimal = Decimal(0)
     # Credits and balance charges: what their wallets could not pay for (billed
     # at the close by a charge that bills when exhausted), by meter code.
     uncovered: dict[str, Uncovered] | None = None
@@ -117,105 +96,63 @@ def period_spend(
     share = period_share(
         start, end, whole=subscription.whole_period(start, end, interval=version.interval)
     )
-    # Only the amounts count here: no line names (and no plan to load for them).
-    fixed = fixed_lines(version, plan_name="", seats=subscription.seats, label="", fraction=share)
-    usage = usage_and_true_up(version, quantities=quantities, share=share, uncovered=uncovered)
-    return total(fixed) + total(usage) + drawn
+    statement = statement_of(
+        version,
+        seats=subscription.seats,
+        quantities=quantities,
+        fraction=share,
+        uncovered=uncovered,
+    )
+    return statement.fixed + statement.usage_total + drawn
 
 
 def usage_summary(
     *, subscription: Subscription, start: datetime, end: datetime, now: datetime
 ) -> UsageSummary:
-    """The period's usage priced by the subscription's version, as the close will
-    bill it: the lines and amounts of the usage not invoiced yet (since an
-    immediate plan change, when one was made in the period: the usage before it
-    is on the plan-change invoice; less what threshold invoices billed since);
-    the subtotal (the period's fixed fees and all its usage so far, invoiced or
-    not) and the projected total (the usage not invoiced extended linearly to
-    the period's end, then priced, with any true-up). Fees and commitment count
-    for the part of a whole period [start, end) is, as the close bills them
-    (Subscription.whole_period)."""
-    version = subscription_spec(subscription)
-    whole = subscription.whole_period(start, end, interval=version.interval)
+    """The period's statement (billing.usage.statement) as /usage, the portal and
+    the admin read it: the lines and amounts of the usage not invoiced yet
+    (since an immediate plan change, when one was made in the period; less what
+    threshold invoices billed since); the subtotal (the period's fixed fees and
+    all its usage so far, invoiced or not) and the projected total (the same
+    statement with the usage not invoiced extended linearly to the period's
+    end, with any true-up)."""
     current = (start, end) == (subscription.current_period_start, subscription.current_period_end)
     usage_from = subscription.usage_from if current and subscription.usage_from else start
-    # The period's earlier parts, billed on a plan-change invoice at their version.
-    earlier = earlier_parts(subscription=subscription, start=start, end=end, usage_from=usage_from)
-    # And the part under way's threshold invoices (progressive billing).
-    thresholds = threshold_billed(
-        subscription=subscription, period_start=start, usage_from=usage_from
-    )
     lines = usage_lines(
         customer_id=subscription.customer_id, subscription=subscription, start=usage_from, end=end
     )
-    quantities = {line.meter: line.quantity for line in lines}
-    share = period_share(usage_from, end, whole=whole)
-    # A trial carries no fixed fee (the close bills none for it).
-    trial = current and subscription.status == Subscription.TRIALING
-    fixed = (
-        ZERO
-        if trial
-        else total(
-            fixed_lines(
-                version,
-                plan_name=subscription.version.plan.name,
-                seats=subscription.seats,
-                label="",
-                fraction=share,
-            )
-        )
+    statement = period_statement(
+        subscription,
+        start=start,
+        end=end,
+        quantities={line.meter: line.quantity for line in lines},
     )
-    earlier_invoiced = ZERO
-    for part in earlier:
-        fixed += total(
-            fixed_lines(
-                terms_spec(version=part.version, overrides=part.overrides),
-                plan_name=part.version.plan.name,
-                seats=subscription.seats,
-                label="",
-                fraction=period_share(part.usage_from, part.usage_to, whole=whole),
-            )
-        )
-        earlier_invoiced += sum(
-            (Decimal(billed["amount"]) for billed in part.billed.values()), ZERO
-        )
-    uncovered = uncovered_usage(
-        customer_id=subscription.customer_id, spec=version, start=usage_from, end=end
-    )
-    rated = usage_and_true_up(version, quantities=quantities, share=share, uncovered=uncovered)
-    on_thresholds = thresholds.by_meter
-    amounts = {
-        line.meter: sum((r.amount for r in rated if r.meter == line.meter), ZERO)
-        - on_thresholds.get(line.meter, ZERO)
-        for line in lines
-    }
-    usage_not_invoiced = sum(amounts.values(), ZERO)
-    invoiced = earlier_invoiced + thresholds.total
+    amounts = statement.amounts()
     # What is counted is this many times its part gone so far (by the second).
     scale = Decimal(1)
     if usage_from < now < end:
         scale = period_share(usage_from, end, whole=(usage_from, now))
-    projected = {
-        line.meter: line.quantity * scale if line.aggregation in EXTRAPOLATED else line.quantity
-        for line in lines
-    }
+    projected = statement.at(
+        {
+            line.meter: line.quantity * scale if line.aggregation in EXTRAPOLATED else line.quantity
+            for line in lines
+        }
+    )
     # Usage its wallet could not pay for is counted as it stands: the wallet
     # may be topped up before the rest of the period.
-    projected_usage = usage_and_true_up(
-        version, quantities=projected, share=share, uncovered=uncovered
-    )
     return UsageSummary(
         lines=lines,
-        amounts=amounts,
-        base_fee=version.base_fee,
-        subtotal=fixed + invoiced + usage_not_invoiced,
+        amounts={line.meter: amounts.get(line.meter, ZERO) for line in lines},
+        base_fee=statement.part.spec.base_fee,
+        subtotal=statement.fixed + statement.usage_invoiced + sum(amounts.values(), ZERO),
         # The projection prices the part's whole usage, its threshold invoices' too.
-        projected_total=fixed + earlier_invoiced + total(projected_usage),
+        projected_total=statement.fixed + statement.earlier_usage + projected.usage_total,
         usage_from=usage_from,
-        invoiced=invoiced,
-        uncovered=uncovered,
-        fixed=fixed,
-        projected_usage=total(projected_usage),
+        invoiced=statement.usage_invoiced,
+        billed_already=statement.invoiced,
+        uncovered=statement.part.uncovered,
+        fixed=statement.fixed,
+        projected_usage=projected.usage_total,
     )
 
 

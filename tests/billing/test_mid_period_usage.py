@@ -202,3 +202,67 @@ def test_the_portal_shows_the_thresholds_passed_this_period(client):
     (feature,) = page.context["features"]
     assert feature["thresholds"] == ["50%", "75%"]
     assert "Thresholds passed: 50%, 75% of included" in page.content.decode()
+
+
+def test_after_an_immediate_plan_change_the_portal_counts_every_invoice_of_the_period_as_invoiced(
+    client,
+):
+    # given: v1 at 30.00, v2 at 45.00 (0.00002 and 0.00001 a token beyond 100,000)
+    gpt4o_tokens_meter("input")
+    v1 = published_version(
+        "chat", base_fee=D("30.00"), charges=(overage("gpt4o_input_tokens", 100_000, "0.00002"),)
+    )
+    v2 = PlanVersionFactory(
+        plan=v1.plan,
+        base_fee=D("45.00"),
+        charges=(overage("gpt4o_input_tokens", 100_000, "0.00001"),),
+    )
+    acme = CustomerFactory(external_id="acme")
+    subscription = subscribe(acme, v1, NOV_1)
+    tokens("acme", 300_000, datetime(2026, 11, 5, tzinfo=UTC), "before")
+
+    # when: it moves to v2 on 16 Nov and uses nothing since
+    subscription_change_plan(
+        subscription=subscription, version=v2, effective="immediate", at=NOV_16
+    )
+
+    # then: the period's two invoices bill 30.00 (start) + 4.00 - 15.00 + 22.50
+    invoices = Invoice.objects.filter(subscription=subscription)
+    assert sum(invoice.total for invoice in invoices) == D("41.50")
+    # and the portal says all of it is invoiced already, as much as it has so far
+    token = portal_session_create(customer=acme, now=NOV_25).token
+    with time_machine.travel(NOV_25, tick=False):
+        page = client.get(f"/portal/{token}/")
+    assert (page.context["subtotal"], page.context["invoiced"]) == ("41.50", "41.50")
+
+
+def test_after_an_immediate_plan_change_the_portal_shows_only_the_thresholds_its_usage_passed(
+    client,
+):
+    # given: 200 prompts included; 220 used before a move to v2 on 16 Nov, none since
+    MeterFactory(code="prompts", name="Prompts", event_name="prompt")
+    v1 = published_version("basic", base_fee=D("10.00"), charges=(overage("prompts", 200, "0.05"),))
+    v2 = PlanVersionFactory(
+        plan=v1.plan, base_fee=D("12.00"), charges=(overage("prompts", 200, "0.04"),)
+    )
+    acme = CustomerFactory(external_id="acme")
+    subscription = subscribe(acme, v1, NOV_1)
+    at = datetime(2026, 11, 10, tzinfo=UTC)
+    events = [
+        {"id": f"p-{i}", "customer": "acme", "event_name": "prompt", "timestamp": at.isoformat()}
+        for i in range(220)
+    ]
+    assert events_ingest(events=events, now=at).accepted == 220
+    usage_alerts_check(customer_ids=[acme.pk], now=at)
+    subscription_change_plan(
+        subscription=subscription, version=v2, effective="immediate", at=NOV_16
+    )
+
+    # when the portal is read on 25 Nov
+    token = portal_session_create(customer=acme, now=NOV_25).token
+    with time_machine.travel(NOV_25, tick=False):
+        page = client.get(f"/portal/{token}/")
+
+    # then: the usage shown (since the change) passed no threshold
+    (feature,) = page.context["features"]
+    assert (feature["quantity"], feature["thresholds"]) == ("0", [])

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing.invoicing.close import periods_close
-from billing.rating.lines import total, usage_and_true_up
+from billing.rating.lines import usage_and_true_up
 from billing.rating.pricing import PricingSpec, TierSpec
 from billing.subscriptions.discounts import discount_redeem
 from billing.subscriptions.lifecycle import subscription_change_plan
@@ -28,6 +28,12 @@ from plans.validation import ChargeSpec, VersionSpec
 from tests.factories import MeterFactory, PlanVersionFactory, published_version, subscribe
 
 pytestmark = pytest.mark.django_db
+
+
+def total(lines) -> D:
+    """What the lines bill together."""
+    return sum((line.amount for line in lines), D(0))
+
 
 NOV_10 = datetime(2026, 11, 10, 12, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)

@@ -12,7 +12,7 @@ import time_machine
 from rest_framework.test import APIClient
 
 from billing.invoicing.close import periods_close
-from billing.rating.lines import total, usage_and_true_up
+from billing.rating.lines import usage_and_true_up
 from billing.rating.pricing import PricingSpec, TierSpec
 from billing.tasks import check_usage_alerts
 from customers.services import customer_create
@@ -24,6 +24,12 @@ from tests.factories import published_version, subscribe
 from tests.threads import run_at_once
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def total(lines) -> D:
+    """What the lines bill together."""
+    return sum((line.amount for line in lines), D(0))
+
 
 NOV_10 = datetime(2026, 11, 10, 12, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)

@@ -5,9 +5,14 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.rating.lines import LineInput, fixed_lines, total, usage_and_true_up
+from billing.rating.lines import LineInput, fixed_lines, usage_and_true_up
 from billing.rating.pricing import PricingSpec, TierSpec
 from plans.validation import ChargeSpec, VersionSpec
+
+
+def total(lines) -> D:
+    """What the lines bill together."""
+    return sum((line.amount for line in lines), D(0))
 
 
 def per_unit(price: str) -> PricingSpec:

@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 
 from billing.invoicing.close import periods_close
-from billing.invoicing.period_lines import period_rated
+from billing.rating import lines as rating
 from billing.rating.pricing import PricingSpec, TierSpec
 from billing.usage.ingestion import events_ingest
 from customers.services import customer_create
@@ -90,7 +90,9 @@ def test_1_500_000_tokens_cost_what_the_close_bills(pro, sales_tax):
         D("3068.89"),
     )
     # and the rating the close calls says the same for the same quantities
-    rated = period_rated(spec, plan_name="Pro", seats=3, quantities=quantities, label="Nov 2026")
+    rated = rating.fixed_lines(
+        spec, plan_name="Pro", seats=3, label="Nov 2026"
+    ) + rating.usage_and_true_up(spec, quantities=quantities)
     assert [line.amount for line in rated] == [line.amount for line in tried.lines]
     taxes = tax_lines(rates=[sales_tax], taxable=D("2835.00"), currency="USD")
     assert [t.amount for t in taxes] == [D("233.89")]

@@ -382,21 +382,16 @@ def test_a_first_partial_calendar_period_is_simulated_as_the_close_bills_it(db):
 def test_period_fraction_counts_whole_months_and_else_seconds(db):
     from zoneinfo import ZoneInfo
 
+    from billing.core.periods import period_fraction
+
     paris = ZoneInfo("Europe/Paris")
-    assert engine.period_fraction(interval="month", start=OCT_1, end=NOV_1, zone=paris) == 1
-    assert engine.period_fraction(interval="quarter", start=OCT_1, end=NOV_1, zone=paris) == D(
-        1
-    ) / D(3)
+    assert period_fraction(OCT_1, NOV_1, paris, interval="month") == 1
+    assert period_fraction(OCT_1, NOV_1, paris, interval="quarter") == D(1) / D(3)
     # October in Paris: 1 October 00:00 +02:00 to 1 November 00:00 +01:00
     paris_october = (datetime(2026, 10, 1, tzinfo=paris), datetime(2026, 11, 1, tzinfo=paris))
-    assert (
-        engine.period_fraction(
-            interval="month", start=paris_october[0], end=paris_october[1], zone=paris
-        )
-        == 1
-    )
+    assert period_fraction(*paris_october, paris, interval="month") == 1
     half = datetime(2026, 10, 16, 12, tzinfo=UTC)
-    assert engine.period_fraction(interval="month", start=OCT_1, end=half, zone=UTC) == D("0.5")
+    assert period_fraction(OCT_1, half, UTC, interval="month") == D("0.5")
 
 
 # The task, for selections above the inline limit

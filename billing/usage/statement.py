@@ -1,0 +1,324 @@
+"""The period statement: what one period of a subscription bills, as of a
+moment. Its fixed fees (billed in advance: each part of the period at its own
+version, none in a trial), the usage of the part under way priced per charge
+with the minimum commitment true-up and what wallets could not pay for, the
+usage of the parts before an immediate plan change (on its invoice), what the
+part's threshold invoices billed already, and the tax it would carry.
+
+The close writes it as invoice lines (billing.invoicing.period_lines), /usage,
+the portal and the admin show it (billing.usage.priced), and the same
+statement at other quantities (PeriodStatement.at) is the projection. Reads
+only; the rating itself (billing.rating.lines) is pure."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from functools import cached_property
+
+from billing.core.periods import period_share
+from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, LineKind
+from billing.models import BilledPeriod, Subscription
+from billing.rating.lines import LineInput, Uncovered, fixed_lines, usage_and_true_up
+from billing.usage.billed_parts import ThresholdBilled, earlier_parts, threshold_billed
+from billing.usage.metering import meter_cache
+from billing.usage.reads import usage_quantities
+from invoices.totals import InvoiceTotals, invoice_totals
+from plans.overrides import subscription_spec, terms_spec
+from plans.validation import VersionSpec
+from wallets import selectors as wallet_selectors
+from wallets.models import Wallet
+
+ZERO = Decimal(0)
+
+
+def meter_names(meter_codes: Iterable[str]) -> dict[str, str]:
+    """What invoices call each meter named (by code): its name, else its code."""
+    by_code = {m.code: m for m in meter_cache.by_id().values()}
+    return {
+        code: (by_code[code].name or code) if code in by_code else code
+        for code in dict.fromkeys(meter_codes)
+    }
+
+
+def usage_by_meter(
+    *, customer_id: int, meter_codes: Iterable[str], start: datetime, end: datetime
+) -> dict[str, Decimal]:
+    """The customer's quantity in [start, end) of each meter named (by code); a
+    code that names no meter is left out."""
+    by_code = {m.code: m for m in meter_cache.by_id().values()}
+    meters = [by_code[code] for code in dict.fromkeys(meter_codes) if code in by_code]
+    quantities = usage_quantities(customer_id=customer_id, meters=meters, start=start, end=end)
+    return {m.code: quantities[m.id] for m in meters}
+
+
+def uncovered_usage(
+    *, customer_id: int, spec: VersionSpec, start: datetime, end: datetime
+) -> dict[str, Uncovered]:
+    """What the wallets of `spec`'s credits and balance charges could not pay for
+    in [start, end), by meter code: the credit wallet's for a credits charge, the
+    money wallet in the version's currency for a balance charge."""
+    drawn = [c for c in spec.charges if c.model in DRAWN_MODELS]
+    if not drawn:
+        return {}
+    totals = wallet_selectors.uncovered_totals(customer_id=customer_id, start=start, end=end)
+    found = {}
+    for charge in drawn:
+        if charge.model == ConsumptionModel.CREDITS:
+            key = (charge.meter, Wallet.CREDITS, "")
+        else:
+            key = (charge.meter, Wallet.MONEY, spec.currency)
+        if key in totals:
+            found[charge.meter] = totals[key]
+    return found
+
+
+@dataclass(frozen=True)
+class UsagePart:
+    """The usage of [usage_from, until) of a period at `spec`: the quantities (by
+    meter code), what wallets could not pay for, and the part of a whole period
+    it is (for the minimum commitment). `lines` are priced from them (pure)."""
+
+    spec: VersionSpec
+    usage_from: datetime
+    until: datetime
+    quantities: dict[str, Decimal]
+    uncovered: dict[str, Uncovered]
+    share: Decimal
+    names: dict[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def lines(self) -> list[LineInput]:
+        return usage_and_true_up(
+            self.spec,
+            quantities=self.quantities,
+            share=self.share,
+            meter_names=self.names,
+            uncovered=self.uncovered,
+        )
+
+    def billed(self) -> dict:
+        """What the lines bill per meter and for the true-up, as a BilledPeriod
+        records it for late usage (JSON: numbers as strings)."""
+        lines = self.lines
+        billed: dict[str, dict] = {}
+        for charge in self.spec.charges:
+            of_meter = [r for r in lines if r.meter == charge.meter]
+            billed[charge.meter] = {
+                "quantity": str(self.quantities.get(charge.meter, ZERO)),
+                "billable": str(sum((r.quantity for r in of_meter if r.kind == "overage"), ZERO)),
+                "amount": str(sum((r.amount for r in of_meter), ZERO)),
+            }
+        true_up = (r.amount for r in lines if r.kind == LineKind.MINIMUM_COMMITMENT)
+        billed[LineKind.MINIMUM_COMMITMENT] = {"amount": str(sum(true_up, ZERO))}
+        return billed
+
+
+def usage_part(
+    subscription: Subscription,
+    spec: VersionSpec,
+    *,
+    start: datetime,
+    end: datetime,
+    usage_from: datetime,
+    until: datetime,
+    quantities: dict[str, Decimal] | None = None,
+) -> UsagePart:
+    """The usage of [usage_from, until) of the subscription's period [start, end)
+    at `spec` (`quantities` by meter code when the caller has them), with the
+    minimum commitment counted for the part of the whole period it covers
+    (Subscription.whole_period)."""
+    codes = [c.meter for c in spec.charges]
+    if quantities is None:
+        quantities = usage_by_meter(
+            customer_id=subscription.customer_id, meter_codes=codes, start=usage_from, end=until
+        )
+    whole = subscription.whole_period(start, end, interval=spec.interval)
+    return UsagePart(
+        spec,
+        usage_from,
+        until,
+        quantities,
+        uncovered_usage(
+            customer_id=subscription.customer_id, spec=spec, start=usage_from, end=until
+        ),
+        period_share(usage_from, until, whole=whole),
+        meter_names(codes),
+    )
+
+
+def _usage_billed(part: BilledPeriod) -> Decimal:
+    return sum((Decimal(billed["amount"]) for billed in part.billed.values()), ZERO)
+
+
+@dataclass(frozen=True)
+class PeriodStatement:
+    """What the period [start, end) bills, as of `until`."""
+
+    start: datetime
+    end: datetime
+    currency: str
+    # The part under way, from the period's start or an immediate plan change.
+    part: UsagePart
+    # The period's fixed fees, billed in advance, for `seats`: terms, a part of a
+    # whole period, and 1 for a charge or -1 for a credit (none in a trial).
+    fees: tuple[tuple[VersionSpec, Decimal, int], ...]
+    seats: int
+    # The parts before an immediate plan change, billed on its invoice.
+    earlier: list[BilledPeriod]
+    # The part's threshold invoices.
+    thresholds: ThresholdBilled
+    # What fixed fee lines name: the plan, the period.
+    plan_name: str = ""
+    label: str = ""
+
+    @cached_property
+    def fixed_lines(self) -> list[LineInput]:
+        return [
+            replace(line, amount=sign * line.amount)
+            for terms, fraction, sign in self.fees
+            for line in fixed_lines(
+                terms,
+                plan_name=self.plan_name,
+                seats=self.seats,
+                label=self.label,
+                fraction=fraction,
+            )
+        ]
+
+    @property
+    def usage_from(self) -> datetime:
+        return self.part.usage_from
+
+    @property
+    def usage(self) -> list[LineInput]:
+        """The part's usage lines, with any true-up and uncovered usage."""
+        return self.part.lines
+
+    def at(self, quantities: dict[str, Decimal]) -> "PeriodStatement":
+        """The same statement at other quantities of the part under way."""
+        return replace(self, part=replace(self.part, quantities=quantities))
+
+    @property
+    def fixed(self) -> Decimal:
+        return sum((line.amount for line in self.fixed_lines), ZERO)
+
+    @property
+    def earlier_usage(self) -> Decimal:
+        """What the parts before an immediate plan change billed for their usage."""
+        return sum(map(_usage_billed, self.earlier), ZERO)
+
+    @property
+    def usage_invoiced(self) -> Decimal:
+        """The period's usage invoiced already: the earlier parts' and the part's
+        threshold invoices' (/usage's `invoiced`)."""
+        return self.earlier_usage + self.thresholds.total
+
+    @property
+    def invoiced(self) -> Decimal:
+        """All the period's invoices billed for it so far: its fixed fees (in
+        advance), the plan-change invoice's usage and the threshold invoices."""
+        return self.fixed + self.usage_invoiced
+
+    def amounts(self) -> dict[str, Decimal]:
+        """What the close will bill for each charge's usage not invoiced yet, by
+        meter code: its usage less what threshold invoices billed of it."""
+        lines, on_thresholds = self.usage, self.thresholds.by_meter
+        return {
+            charge.meter: sum((r.amount for r in lines if r.meter == charge.meter), ZERO)
+            - on_thresholds.get(charge.meter, ZERO)
+            for charge in self.part.spec.charges
+        }
+
+    @property
+    def usage_total(self) -> Decimal:
+        return sum((line.amount for line in self.usage), ZERO)
+
+    @property
+    def lines(self) -> list[LineInput]:
+        """Every line of the period: fixed fees, the earlier parts' usage as one
+        line each, the part's usage."""
+        earlier = [
+            LineInput(LineKind.USAGE, "", None, Decimal(1), None, amount, p.usage_from, p.usage_to)
+            for p in self.earlier
+            if (amount := _usage_billed(p))
+        ]
+        return [*self.fixed_lines, *earlier, *self.usage]
+
+    def totals(self, rates: list) -> InvoiceTotals:
+        """The period's totals with the tax it would carry at `rates`."""
+        return invoice_totals(self.lines, rates=rates, currency=self.currency)
+
+
+def statement_of(
+    spec: VersionSpec,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    seats: int,
+    quantities: dict[str, Decimal],
+    fraction: Decimal = Decimal(1),
+    fixed_fees: bool = True,
+    uncovered: dict[str, Uncovered] | None = None,
+    names: dict[str, str] | None = None,
+    plan_name: str = "",
+    label: str = "",
+) -> PeriodStatement:
+    """Pure: the statement of one period [start, end) at `spec` with these
+    quantities (by meter code) and `seats`, nothing billed of it yet: its fixed
+    fees (left out with `fixed_fees` False, as in a trial) and its usage with the
+    minimum commitment true-up and `uncovered` usage, fees and commitment for
+    `fraction` of a whole period (a simulation, the price sandbox, a projection).
+    Fixed fees name `plan_name` and `label`; usage lines each meter by `names`."""
+    part = UsagePart(spec, start, end, quantities, uncovered or {}, fraction, names or {})
+    fees = ((spec, fraction, 1),) if fixed_fees else ()
+    return PeriodStatement(
+        start, end, spec.currency, part, fees, seats, [], ThresholdBilled(), plan_name, label
+    )
+
+
+def period_statement(
+    subscription: Subscription,
+    *,
+    start: datetime,
+    end: datetime,
+    until: datetime | None = None,
+    spec: VersionSpec | None = None,
+    quantities: dict[str, Decimal] | None = None,
+) -> PeriodStatement:
+    """The statement of the subscription's period [start, end) as of `until` (by
+    default its end): at its current terms, or `spec` (other prices); its usage
+    as stored, or `quantities` (by meter code) of the part under way."""
+    spec = spec or subscription_spec(subscription)
+    until = until or end
+    current = (start, end) == (subscription.current_period_start, subscription.current_period_end)
+    usage_from = subscription.usage_from if current and subscription.usage_from else start
+    part = usage_part(
+        subscription,
+        spec,
+        start=start,
+        end=end,
+        usage_from=usage_from,
+        until=until,
+        quantities=quantities,
+    )
+    earlier = earlier_parts(subscription=subscription, start=start, end=end, usage_from=usage_from)
+    fees: tuple = ()
+    # A trial carries no fixed fee (the close bills none for it).
+    if not (current and subscription.status == Subscription.TRIALING):
+        whole = subscription.whole_period(start, end, interval=spec.interval)
+        # As the invoices bill them, each rounded once: a part's fees charged from
+        # its start to the period's end, less the credit from its end (a change).
+        fees = ((spec, period_share(usage_from, end, whole=whole), 1),)
+        for p in earlier:
+            terms = terms_spec(version=p.version, overrides=p.overrides)
+            fees += (
+                (terms, period_share(p.usage_from, end, whole=whole), 1),
+                (terms, period_share(p.usage_to, end, whole=whole), -1),
+            )
+    thresholds = threshold_billed(
+        subscription=subscription, period_start=start, usage_from=usage_from
+    )
+    return PeriodStatement(
+        start, end, spec.currency, part, fees, subscription.seats, earlier, thresholds
+    )
