@@ -32,7 +32,3 @@ class Discount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.coupon_id} on subscription {self.subscription_id}"
-
-    @property
-    def is_running(self) -> bool:
-        return self.ended_at is None

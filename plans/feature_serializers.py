@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from billing.core.vocabulary import FeatureKind
 from config.api import NoUnknownKeys, StrictCharField
-from plans.feature_grants import MAX_FEATURES, FeatureGrant, value_to_json
+from plans.feature_grants import MAX_FEATURES, FeatureGrant
 from plans.models import Feature
 
 
@@ -63,7 +63,3 @@ def grants_field(*, revocable: bool = False, **options) -> serializers.ListField
 
 def grants_from(data: list[dict]) -> tuple[FeatureGrant, ...]:
     return tuple(FeatureGrant(item["feature"], item["value"]) for item in data)
-
-
-def grants_json(grants) -> list[dict]:
-    return [{"feature": g.feature, "value": value_to_json(g.value)} for g in grants]

@@ -159,10 +159,6 @@ class PlanVersion(models.Model):
         # "Pro v2": what finance calls it; the status is shown beside it where it matters.
         return f"{self.plan.name or self.plan.code} v{self.number}"
 
-    @property
-    def is_editable(self) -> bool:
-        return self.status == self.DRAFT
-
 
 class Charge(models.Model):
     """How one meter is charged on one version: the feature's consumption model."""
