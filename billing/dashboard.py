@@ -22,7 +22,7 @@ from django.utils import timezone
 from billing.core.admin_forms import money_text
 from billing.core.money import quantize_money
 from billing.invoicing.discounts import projected_discount
-from billing.invoicing.period_lines import first_period_fraction
+from billing.invoicing.period_lines import remaining_fraction
 from billing.models import Discount, Subscription
 from billing.usage.metering import meter_cache
 from billing.usage.priced import usage_summary
@@ -268,7 +268,9 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
         spec = specs[subscription.version_id]
         whole = unused(subscription.version_id, subscription.seats)
         prorated = unused(
-            subscription.version_id, subscription.seats, first_period_fraction(subscription, spec)
+            subscription.version_id,
+            subscription.seats,
+            remaining_fraction(subscription, spec, subscription.current_period_start),
         )
         of(spec.currency).committed += prorated.fixed - whole.fixed
         if not _is_usage_priced(spec):

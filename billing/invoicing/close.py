@@ -20,15 +20,12 @@ from billing.core.errors import Conflict
 from billing.invoicing.discounts import discounts_end, period_discount_lines
 from billing.invoicing.period_lines import (
     bill_usage,
-    first_period_fraction,
-    label,
     late_usage_lines,
     line_inputs,
     next_period,
     next_period_fixed_lines,
     overrides_next,
-    plan_name,
-    zone_of,
+    remaining_fraction,
 )
 from billing.locks import subscription_lock, subscriptions_lock
 from billing.models import Subscription
@@ -78,13 +75,14 @@ def subscription_start_invoice(*, subscription: Subscription) -> Invoice | None:
     if subscription.status == Subscription.TRIALING:
         return None
     start, end = subscription.current_period_start, subscription.current_period_end
+    zone = customer_text.customer_zone(subscription.customer)
     with customer_text.speaking(subscription.customer.locale):
         fixed = rating.fixed_lines(
             spec,
-            plan_name=plan_name(version),
+            plan_name=version.plan.name,
             seats=subscription.seats,
-            label=label(start, end, zone_of(subscription)),
-            fraction=first_period_fraction(subscription, spec),
+            label=customer_text.period(start, end, zone),
+            fraction=remaining_fraction(subscription, spec, start),
         )
     invoice = invoice_write_draft(
         customer=subscription.customer,
@@ -117,7 +115,7 @@ def _close_locked(subscription: Subscription) -> Subscription:
     a change scheduled for the period's end, and advance. In the caller's
     transaction, which holds the subscription's row lock (subscriptions_close);
     the subscription as the close left it."""
-    zone = zone_of(subscription)
+    zone = customer_text.customer_zone(subscription.customer)
     before = entitlements_of(subscription)
     start, end = subscription.current_period_start, subscription.current_period_end
     usage_from = subscription.usage_from or start

@@ -29,22 +29,6 @@ from plans.validation import VersionSpec
 ONE = Decimal(1)
 
 
-ZERO = Decimal(0)
-
-
-def label(start: datetime, end: datetime, zone: ZoneInfo) -> str:
-    """'Nov 2026' for a calendar month, '15 Nov - 14 Dec 2026' otherwise (customer_text.period)."""
-    return customer_text.period(start, end, zone)
-
-
-def zone_of(subscription: Subscription) -> ZoneInfo:
-    return customer_text.customer_zone(subscription.customer)
-
-
-def plan_name(version) -> str:
-    return version.plan.name
-
-
 def version_name(version) -> str:
     """The plan with its version, 'Chat Growth (v2)': where two versions of a plan
     meet on one invoice (a plan change), each side says which it is."""
@@ -54,15 +38,6 @@ def version_name(version) -> str:
 def line_inputs(rated: list[LineInput], start=None, end=None) -> list[LineInput]:
     """The rated lines, for the service period [start, end)."""
     return [replace(r, period_start=start, period_end=end) for r in rated]
-
-
-def first_period_fraction(subscription: Subscription, spec: VersionSpec) -> Decimal:
-    """The part of a whole period that the subscription's current period is, by
-    the second: less than 1 for a calendar-anchored subscription's first period,
-    the rest of a month (Subscription.whole_period). Its fixed fees are that part."""
-    start, end = subscription.current_period_start, subscription.current_period_end
-    whole = subscription.whole_period(start, end, interval=spec.interval)
-    return period_share(start, end, whole=whole)
 
 
 def with_breakdowns(
@@ -110,7 +85,7 @@ def late_usage_lines(
             usage_from=billed_period.usage_from,
             until=billed_period.usage_to,
         ).billed()
-        when = label(billed_period.period_start, billed_period.period_end, zone)
+        when = customer_text.period(billed_period.period_start, billed_period.period_end, zone)
         prices = {c.meter: c.pricing for c in spec.charges}
         for meter, now_values in now_billed.items():
             was = billed_period.billed.get(meter, {"amount": "0", "billable": "0"})
@@ -158,7 +133,7 @@ def overrides_next(subscription: Subscription, version) -> dict:
 def next_period(subscription: Subscription, spec: VersionSpec) -> tuple[datetime, datetime]:
     return period_containing(
         subscription.anchor_at,
-        zone_of(subscription),
+        customer_text.customer_zone(subscription.customer),
         interval=spec.interval,
         calendar_aligned=subscription.billing_anchor == Subscription.CALENDAR,
         moment=subscription.current_period_end,
@@ -177,9 +152,9 @@ def next_period_fixed_lines(*, subscription: Subscription, version) -> list[Line
     versions_meet = version.pk != current.pk and version.plan_id == current.plan_id
     fixed = rating.fixed_lines(
         spec,
-        plan_name=version_name(version) if versions_meet else plan_name(version),
+        plan_name=version_name(version) if versions_meet else version.plan.name,
         seats=subscription.seats,
-        label=label(start, end, zone_of(subscription)),
+        label=customer_text.period(start, end, customer_text.customer_zone(subscription.customer)),
     )
     return line_inputs(fixed, start, end)
 
@@ -293,12 +268,16 @@ def proration_text(subscription: Subscription, spec: VersionSpec, at: datetime) 
     '15 of 30 days (16 Nov - 30 Nov 2026)'."""
     start, end = subscription.current_period_start, subscription.current_period_end
     whole = subscription.whole_period(start, end, interval=spec.interval)
-    return customer_text.proration(at, end, whole=whole, zone=zone_of(subscription))
+    return customer_text.proration(
+        at, end, whole=whole, zone=customer_text.customer_zone(subscription.customer)
+    )
 
 
 def remaining_fraction(subscription: Subscription, spec: VersionSpec, at: datetime) -> Decimal:
     """The part of a whole period at `spec` from `at` to the current period's end
-    (Subscription.whole_period: of a month in a calendar subscription's first)."""
+    (Subscription.whole_period: of a month in a calendar subscription's first).
+    From the period's start: the part its fixed fees are, less than 1 for a
+    calendar-anchored subscription's first period, the rest of a month."""
     start, end = subscription.current_period_start, subscription.current_period_end
     whole = subscription.whole_period(start, end, interval=spec.interval)
     return period_share(at, end, whole=whole)

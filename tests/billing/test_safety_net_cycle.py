@@ -3,8 +3,8 @@ numbers cannot tell a right rule from a wrong one (S10 changes plan at midnight,
 15 of 30 days left: proration by the day gives the same figures):
 
 - proration is by the second, for a calendar subscription's first partial period
-  (billing.invoicing.period_lines.first_period_fraction) and for an immediate plan change, cancel
-  or seat change (billing.invoicing.period_lines.remaining_fraction);
+  and for an immediate plan change, cancel or seat change
+  (billing.invoicing.period_lines.remaining_fraction);
 - the minimum commitment is prorated to the part of a period a version billed
   (billing.invoicing.period_lines.rate_usage / usage_rated), and no true-up line is written at
   exactly the commitment;
