@@ -7,6 +7,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from billing.core.admin_forms import ActionsRecordAdmin, short_text
 from invoices import emails
 from invoices.models import DocumentEmail
 
@@ -20,10 +21,6 @@ EMAIL_FIELDS = [
     "created_at",
     "sent_at",
 ]
-
-
-def _short(text: str, length: int = 80) -> str:
-    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 class DocumentEmailInline(admin.TabularInline):
@@ -50,7 +47,7 @@ class DocumentEmailInline(admin.TabularInline):
 
 
 @admin.register(DocumentEmail)
-class DocumentEmailAdmin(admin.ModelAdmin):
+class DocumentEmailAdmin(ActionsRecordAdmin):
     list_display = [
         "id",
         "document_link",
@@ -92,18 +89,7 @@ class DocumentEmailAdmin(admin.ModelAdmin):
 
     @admin.display(description="last error")
     def last_error_short(self, email):
-        return _short(email.last_error)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        # A view page: only its action changes it (a saved form would write back
-        # what a worker changed meanwhile).
-        return obj is None and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+        return short_text(email.last_error)
 
     @admin.action(description="Send again (a failed email)", permissions=["change"])
     def send_again(self, request, queryset):

@@ -13,7 +13,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from billing.core.admin_forms import ExactDecimalField, RecordAdmin, money_text
+from billing.core.admin_forms import (
+    ActionsRecordAdmin,
+    ExactDecimalField,
+    RecordAdmin,
+    money_text,
+    short_text,
+)
 from billing.core.errors import BillingError
 from billing.core.money import format_money
 from invoices import collection, settlement
@@ -104,7 +110,7 @@ def _amount(row) -> str:
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(ActionsRecordAdmin):
     list_display = [
         "id",
         "customer",
@@ -148,19 +154,7 @@ class PaymentAdmin(admin.ModelAdmin):
 
     @admin.display(description="last error")
     def last_error_short(self, payment):
-        text = payment.last_error
-        return text if len(text) <= 80 else text[:79] + "…"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        # A payment's page is a view page: only its actions change it (a saved
-        # form would write back what a worker changed meanwhile).
-        return obj is None and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+        return short_text(payment.last_error)
 
     @admin.action(
         description="Retry now (a failed one gets one more attempt)", permissions=["change"]
@@ -259,7 +253,7 @@ class PurchaseOrderForm(forms.ModelForm):
 
 
 @admin.register(Purchase)
-class PurchaseAdmin(admin.ModelAdmin):
+class PurchaseAdmin(ActionsRecordAdmin):
     list_display = [
         "id",
         "customer",
@@ -328,13 +322,7 @@ class PurchaseAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         # Purchases are paid through Stripe; without it a sale is invoiced at once
         # (the wallet's page, "Add credits or money").
-        return collection.enabled() and super().has_add_permission(request)
-
-    def has_change_permission(self, request, obj=None):
-        return obj is None and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+        return collection.enabled() and admin.ModelAdmin.has_add_permission(self, request)
 
     def save_model(self, request, obj, form, change):
         # The service wrote the purchase when the form was validated.

@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin
 from django.utils import timezone
 
-from billing.core.admin_forms import RecordAdmin
+from billing.core.admin_forms import ActionsRecordAdmin, short_text
 from billing.models import (
     WEBHOOK_EVENT_TYPES,
     Alert,
@@ -94,16 +94,8 @@ class WebhookDeliveryInline(admin.TabularInline):
         return False
 
 
-class ReadOnlyAdmin(RecordAdmin):
-    """A record written by the services, with actions on the list: change
-    permission on the list only, for the actions."""
-
-    def has_change_permission(self, request, obj=None):
-        return obj is None and admin.ModelAdmin.has_change_permission(self, request)
-
-
 @admin.register(Alert)
-class AlertAdmin(ReadOnlyAdmin):
+class AlertAdmin(ActionsRecordAdmin):
     list_display = ["created_at", "customer", "kind", "key", "period_start", "emailed_at"]
     list_filter = ["kind", ("customer", admin.RelatedOnlyFieldListFilter), "period_start"]
     search_fields = ["customer__external_id", "customer__name", "key"]
@@ -115,7 +107,7 @@ class AlertAdmin(ReadOnlyAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdmin):
+class WebhookDeliveryAdmin(ActionsRecordAdmin):
     list_display = [
         "id",
         "event_type",
@@ -151,7 +143,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 
     @admin.display(description="last error")
     def last_error_short(self, obj):
-        return obj.last_error if len(obj.last_error) <= 80 else obj.last_error[:79] + "…"
+        return short_text(obj.last_error)
 
     @admin.action(description="Retry now", permissions=["change"])
     def retry_now(self, request, queryset):

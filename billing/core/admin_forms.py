@@ -113,6 +113,20 @@ class RecordAdmin(admin.ModelAdmin):
         return False
 
 
+class ActionsRecordAdmin(RecordAdmin):
+    """A record the services write, with actions on its list: change permission
+    on the list only, for the actions (its page is a view page: a saved form
+    would write back what a worker changed meanwhile)."""
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and admin.ModelAdmin.has_change_permission(self, request)
+
+
+def short_text(text: str, length: int = 80) -> str:
+    """A long text (an error) cut to fit a list column."""
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
 def adopt(obj, created) -> None:
     """Make the admin's unsaved object the row a service just created."""
     obj.__dict__.update(created.__dict__)
