@@ -117,14 +117,22 @@ def render_credit_note_pdf(note: CreditNote) -> bytes:
     return renderer().write_pdf(html)
 
 
-def _tax_row(write: CustomerText, line) -> PdfRow:
-    """A tax line (an InvoiceTaxLine or a TaxLine): its rate, base and amount."""
-    label = _("%(name)s %(percentage)s on %(taxable_amount)s") % {
-        "name": line.name,
-        "percentage": write.percent(line.percentage),
-        "taxable_amount": write.money(Decimal(line.taxable_amount)),
-    }
-    return PdfRow(label, write.money(Decimal(line.amount)), "tax-line")
+def _taxed_rows(write: CustomerText, document, tax_lines, discount=0) -> list[PdfRow]:
+    """A document's (an invoice's or a credit note's) subtotal, discount, each tax
+    line (an InvoiceTaxLine or a TaxLine: its rate, base and amount), tax and total."""
+    rows = [PdfRow(_("Subtotal"), write.money(document.subtotal))]
+    if discount:
+        rows.append(PdfRow(_("Discount"), write.money(-Decimal(discount))))
+    for line in tax_lines:
+        label = _("%(name)s %(percentage)s on %(taxable_amount)s") % {
+            "name": line.name,
+            "percentage": write.percent(line.percentage),
+            "taxable_amount": write.money(Decimal(line.taxable_amount)),
+        }
+        rows.append(PdfRow(label, write.money(Decimal(line.amount)), "tax-line"))
+    rows.append(PdfRow(_("Tax"), write.money(document.tax)))
+    total = _("Total %(currency)s") % {"currency": document.currency}
+    return [*rows, PdfRow(total, write.money(document.total), "total")]
 
 
 def _parties(invoice: Invoice, locale: str) -> dict:
@@ -308,17 +316,8 @@ def _invoice_facts(invoice: Invoice, write: CustomerText) -> list[PdfRow]:
 
 def _invoice_totals(invoice: Invoice, write: CustomerText) -> list[PdfRow]:
     currency = invoice.currency
-    rows = [PdfRow(_("Subtotal"), write.money(invoice.subtotal))]
-    if invoice.discount:
-        rows.append(PdfRow(_("Discount"), write.money(-Decimal(invoice.discount))))
-    tax_lines = list(invoice.tax_lines.all()) if invoice.pk else []
-    for line in tax_lines:
-        rows.append(_tax_row(write, line))
-    rows.append(PdfRow(_("Tax"), write.money(invoice.tax)))
-    rows.append(
-        PdfRow(
-            _("Total %(currency)s") % {"currency": currency}, write.money(invoice.total), "total"
-        )
+    rows = _taxed_rows(
+        write, invoice, list(invoice.tax_lines.all()) if invoice.pk else [], invoice.discount
     )
     if invoice.credits_applied:
         rows.append(PdfRow(_("Credits applied"), write.money(-Decimal(invoice.credits_applied))))
@@ -343,13 +342,7 @@ def credit_note_pdf_context(note: CreditNote) -> dict:
     invoice = note.invoice
     currency = note.currency
     write = invoice.text
-    rows = [PdfRow(_("Subtotal"), write.money(note.subtotal))]
-    for line in tax_lines_read(note.tax_lines):
-        rows.append(_tax_row(write, line))
-    rows.append(PdfRow(_("Tax"), write.money(note.tax)))
-    rows.append(
-        PdfRow(_("Total %(currency)s") % {"currency": currency}, write.money(note.total), "total")
-    )
+    rows = _taxed_rows(write, note, tax_lines_read(note.tax_lines))
     dash = "\N{EM DASH}"
     facts = [
         PdfRow(_("Credit note number"), note.number),
