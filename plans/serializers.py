@@ -13,7 +13,8 @@ from config.api import AwareDateTimeField, DecimalString, MoneyString, NoUnknown
 from plans.feature_serializers import FeatureGrantSerializer, grants_field, grants_from
 from plans.models import Charge, Coupon, CreditPack, Meter, Plan, PlanVersion, TaxRate
 from plans.overrides import TERMS, ChargeOverride, Overrides
-from plans.validation import ChargeSpec, VersionSpec
+from plans.services import METER_DEFINITION_FIELDS
+from plans.validation import VERSION_TERMS, ChargeSpec, VersionSpec
 
 MAX_CHARGES = 100
 MAX_TIERS = 100
@@ -47,18 +48,7 @@ class MeterSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Meter
-        fields = [
-            "code",
-            "name",
-            "event_name",
-            "aggregation",
-            "value_property",
-            "unique_property",
-            "filters",
-            "group_by",
-            "invoice_breakdown",
-            "created_at",
-        ]
+        fields = ["code", "name", *METER_DEFINITION_FIELDS, "invoice_breakdown", "created_at"]
         read_only_fields = ["created_at"]
         # Uniqueness is the database's and the service's to enforce (409).
         extra_kwargs = {"code": {"validators": []}}
@@ -271,14 +261,7 @@ class PlanVersionSerializer(serializers.ModelSerializer):
             "plan",
             "number",
             "status",
-            "currency",
-            "interval",
-            "base_fee",
-            "seat_price",
-            "minimum_commitment",
-            "trial_days",
-            "credits_per_period",
-            "progressive_billing_threshold",
+            *VERSION_TERMS,
             "charges",
             "features",
             "created_at",
