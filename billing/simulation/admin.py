@@ -318,9 +318,9 @@ class PriceSimulationAdmin(admin.ModelAdmin):
         }
         context = self._context(
             request,
-            f"Price simulation #{found.pk}: {engine.version_label(found.version)}",
+            f"Price simulation #{found.pk}: {found.version}",
             simulation=found,
-            version_label=engine.version_label(found.version),
+            version_label=str(found.version),
             running=found.status in (PriceSimulation.PENDING, PriceSimulation.RUNNING),
             rows=rows,
             sums=sums,

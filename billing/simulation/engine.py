@@ -190,10 +190,6 @@ def plan_subscriber_ids(*, plan: Plan, period_start: datetime, period_end: datet
     return sorted(on_plan)
 
 
-def version_label(version: PlanVersion) -> str:
-    return str(version)  # 'AI Assistant v1', as the admin names a version everywhere
-
-
 def _period_total(
     spec: VersionSpec,
     *,
@@ -249,7 +245,7 @@ def _rate(
         terms = period_terms(subscription, period_start=period_start, period_end=period_end)
         current, current_spec = terms.version, version_spec(version=terms.version)
         seats, fixed_fees = terms.seats, terms.fixed_fees
-        label_text = version_label(current)
+        label_text = str(current)  # 'AI Assistant v1', as the admin names a version
         if terms.changed:
             label_text += " (changed in the period)"
         deal = overrides_billed(subscription, period_start=period_start, version=current)
@@ -338,8 +334,7 @@ def simulation_check(
     others = [c for c in customers if c.currency != version.currency]
     if others:
         errors["version"] = [
-            f"{version_label(version)} bills in {version.currency}; "
-            f"{_names(others)} pay in another currency"
+            f"{version} bills in {version.currency}; {_names(others)} pay in another currency"
         ]
     if errors:
         first = next(iter(errors.items()))
