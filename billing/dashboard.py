@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from billing.core.admin_forms import money_text
 from billing.core.money import quantize_money
+from billing.core.periods import month_start
 from billing.invoicing.discounts import projected_discount
 from billing.invoicing.period_lines import remaining_fraction
 from billing.models import Discount, Subscription
@@ -129,9 +130,7 @@ class DashboardFigures:
 def month_bounds(now: datetime) -> tuple[datetime, datetime]:
     """The UTC calendar month holding `now` (the credit revenue report's months too)."""
     now = now.astimezone(UTC)
-    start = datetime(now.year, now.month, 1, tzinfo=UTC)
-    end = datetime(now.year + (now.month == 12), now.month % 12 + 1, 1, tzinfo=UTC)
-    return start, end
+    return month_start(now), month_start(now, months=1)
 
 
 def _totals(invoices) -> list[Amount]:
