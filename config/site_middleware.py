@@ -1,56 +1,85 @@
-"""Middleware only the site (the admin, the portal) needs, skipped for the REST
-API under /api/v1/: the session, the logged-in user, messages and the audit
-history's request.
+"""The middleware only the site (the admin, the portal) needs, in one entry of
+MIDDLEWARE that passes the REST API under /api/v1/ straight on: the session, the
+logged-in user, messages, the audit history's request and the outage page.
 
 The API authenticates each request by its API key (customers.auth), keeps no
 session and shows no messages; an audit row written by an API request has no
 user either way (config.history: only a logged-in admin user is recorded, and
-/api/v1/ requests have none). The lazy user and the messages' storage cost about
-40 microseconds a request; the session store and the history's request about
-85,000 instructions more, 4% of a feature check (bench/check_cpu.py
---instructions). They are subclasses or
-wrappers of the middleware they stand for, so the admin's system checks still
-find them; everywhere else they do exactly what those do. CSRF stays Django's
-own for every path: a bad CSRF cookie is replaced on any answer, and
-`check --deploy` looks for it by name.
+/api/v1/ requests have none); and a DRF view that lost the database answers in
+the API's error envelope (config.api), never the outage page. As five entries,
+each skipping /api/v1/ on its own, they still cost the API a layer each: a
+wrapper and a call (bench/check_cpu.py --instructions, docs/scaling.md). As one,
+the API pays one.
+
+For every other path SiteMiddleware runs SITE_ONLY as Django's handler runs
+MIDDLEWARE: in that order, each wrapped so that an exception becomes a response,
+and their exception hooks called as the handler calls MIDDLEWARE's. None of them
+has a view or template-response hook (the handler would call those for every
+request, the API's too): one that has is refused when the chain is built.
+It is a subclass of the session, user and messages middleware it stands for, so
+that the admin's system checks (admin.E408-E410) find them. CSRF, frame options
+and django-axes stay Django's own entries, found by name by `check --deploy` and
+by axes' checks; CSRF does nothing for the API's views, which are csrf_exempt.
 """
 
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
-from simple_history import middleware as history
+from django.core.exceptions import ImproperlyConfigured
+from django.core.handlers.exception import convert_exception_to_response
+from django.utils.module_loading import import_string
 
 API_PREFIX = "/api/v1/"
 
+# Run for the site only, in this order, where SiteMiddleware stands in MIDDLEWARE.
+SITE_ONLY = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    # Audit history: who made each change through the admin.
+    "simple_history.middleware.HistoryRequestMiddleware",
+    # A view outside DRF that lost the database (restart, failover): 503, Retry-After.
+    "config.outage.DatabaseUnavailableMiddleware",
+]
 
-class SkippedForApi:
-    """A MiddlewareMixin middleware that passes /api/v1/ requests straight on."""
+
+class SiteMiddleware(
+    sessions.SessionMiddleware, auth.AuthenticationMiddleware, messages.MessageMiddleware
+):
+    """SITE_ONLY for every path but /api/v1/'s, which go straight on."""
+
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.exception_hooks = []
+        # As BaseHandler.load_middleware builds MIDDLEWARE's chain.
+        handler = get_response
+        for path in reversed(SITE_ONLY):
+            middleware = import_string(path)(handler)
+            if hasattr(middleware, "process_view") or hasattr(
+                middleware, "process_template_response"
+            ):
+                raise ImproperlyConfigured(
+                    f"{path} has a view or template-response hook: list it in "
+                    "MIDDLEWARE, not in config.site_middleware.SITE_ONLY"
+                )
+            if hasattr(middleware, "process_exception"):
+                self.exception_hooks.append(middleware.process_exception)
+            handler = convert_exception_to_response(middleware)
+        self.site = handler
 
     def __call__(self, request):
         if request.path_info.startswith(API_PREFIX):
             return self.get_response(request)
-        return super().__call__(request)
+        return self.site(request)
 
-
-class SessionMiddleware(SkippedForApi, sessions.SessionMiddleware):
-    pass
-
-
-class AuthenticationMiddleware(SkippedForApi, auth.AuthenticationMiddleware):
-    pass
-
-
-class MessageMiddleware(SkippedForApi, messages.MessageMiddleware):
-    pass
-
-
-def HistoryRequestMiddleware(get_response):
-    """simple_history's, which hands the request to the audit rows' user lookup."""
-    site = history.HistoryRequestMiddleware(get_response)
-
-    def middleware(request):
+    def process_exception(self, request, exception):
         if request.path_info.startswith(API_PREFIX):
-            return get_response(request)
-        return site(request)
-
-    return middleware
+            return None
+        for hook in self.exception_hooks:
+            response = hook(request, exception)
+            if response:
+                return response
+        return None

@@ -1,12 +1,13 @@
 """The shortcuts the API takes on every request answer exactly as what they stand
 in for: the content negotiation (config.api.ContentNegotiation) as DRF's, the
 shared validation of a body (config.api.validated) as a serializer of its own,
-and the API skips the site's session, user, messages and audit history request
-(config.site_middleware) while the admin keeps them."""
+and the API skips the site's session, user, messages, audit history request and
+outage page (config.site_middleware, one entry) while the admin keeps them."""
 
 import json
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.http import Http404, HttpResponse
 from django.test import Client, RequestFactory
 from rest_framework import exceptions, renderers
@@ -17,7 +18,7 @@ from rest_framework.test import APIRequestFactory
 from simple_history.models import HistoricalRecords
 
 from config.api import ContentNegotiation, validated
-from config.site_middleware import HistoryRequestMiddleware
+from config.site_middleware import SiteMiddleware
 from wallets.serializers import CheckSerializer
 
 JSON_ONLY = [renderers.JSONRenderer()]
@@ -116,7 +117,7 @@ def test_the_audit_history_sees_the_sites_requests_only(path, seen):
         return HttpResponse()
 
     request = RequestFactory().get(path)
-    HistoryRequestMiddleware(view)(request)
+    SiteMiddleware(view)(request)
 
     assert found == [request if seen else None]
     assert getattr(HistoricalRecords.context, "request", None) is None
@@ -131,3 +132,20 @@ def test_the_admin_keeps_its_user_messages_session_and_csrf(db, admin_client):
     assert hasattr(response.wsgi_request, "_messages")
     page = Client().get("/admin/login/")
     assert "csrftoken" in page.cookies
+
+
+class HasAViewHook:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def process_view(self, request, view, args, kwargs):
+        return None
+
+
+def test_a_site_only_middleware_with_a_view_hook_is_refused(monkeypatch):
+    # The handler would call the hook for the API's requests too: it belongs in
+    # MIDDLEWARE, where that shows.
+    monkeypatch.setattr("config.site_middleware.SITE_ONLY", [f"{__name__}.HasAViewHook"])
+
+    with pytest.raises(ImproperlyConfigured, match="HasAViewHook"):
+        SiteMiddleware(lambda request: HttpResponse())
