@@ -44,6 +44,7 @@ import logging
 from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig
 from django.http import Http404, HttpResponse
 from rest_framework.exceptions import APIException
+from rest_framework.renderers import BaseRenderer
 from rest_framework.views import APIView
 
 from billing.core.errors import BillingError
@@ -56,8 +57,8 @@ from customers.auth import ApiClient, ApiKeyAuthentication, HasScope, accepted_s
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
-# (view class, whether its instance has HEAD) -> its methods (_allowed_methods).
-_ALLOWED_METHODS: dict[tuple[type, bool], tuple[str, ...]] = {}
+# (view class, whether its instance has HEAD) -> its default_response_headers.
+_HEADERS: dict[tuple[type, bool], dict[str, str]] = {}
 
 
 class FastAnswerApi(APIView):
@@ -72,33 +73,44 @@ class FastAnswerApi(APIView):
         """The answer's data; any exception hands the request to DRF."""
         raise NotImplementedError
 
+    # Found once per view (as_view): the renderer of its 200s and the scopes of
+    # which a key needs one for fast_method.
+    fast_renderer: BaseRenderer
+    fast_scopes: tuple[str, ...]
+
     @classmethod
     def as_view(cls, **initkwargs):
         _same_setup_as_copied(cls)
+        # The renderer DRF picks for a request that accepts JSON (or anything): the
+        # first (config.api.ContentNegotiation). It keeps nothing of a request.
+        cls.fast_renderer = cls.renderer_classes[0]()
+        cls.fast_scopes = accepted_scopes(cls, cls.fast_method)
         return super().as_view(**initkwargs)
 
     def dispatch(self, request, *args, **kwargs):
         response = self.fast_response(request, kwargs)
         if response is None:
             return super().dispatch(request, *args, **kwargs)
-        # What DRF's dispatch sets before finishing a response.
-        self.args, self.kwargs, self.request = args, kwargs, request
+        # What DRF's dispatch sets before finishing a response (View.setup has set
+        # the request, args and kwargs).
         self.headers = self.default_response_headers
         return self.finalize_response(request, response, *args, **kwargs)
 
-    def _allowed_methods(self):
-        # The Allow header of every answer: the same for every instance of a view
-        # that View.setup prepared alike (it adds HEAD beside GET), so found once.
+    @property
+    def default_response_headers(self):
+        # Allow (and Vary): the same for every instance of a view that View.setup
+        # prepared alike (it adds HEAD beside GET), so found once. A copy, as
+        # finalize_response takes Vary out of it.
         key = (type(self), "head" in self.__dict__)
-        found = _ALLOWED_METHODS.get(key)
+        found = _HEADERS.get(key)
         if found is None:
-            found = _ALLOWED_METHODS[key] = tuple(super()._allowed_methods())
-        return list(found)
+            found = _HEADERS[key] = super().default_response_headers
+        return dict(found)
 
     def fast_response(self, request, kwargs: dict) -> HttpResponse | None:
         """The view's 200, not yet finalized, or None to leave the request to DRF."""
         meta = request.META
-        renderer = self.renderer_classes[0]()
+        renderer = self.fast_renderer
         media_type = renderer.media_type
         if (
             request.method != self.fast_method
@@ -113,9 +125,7 @@ class FastAnswerApi(APIView):
             return None
         try:
             key = api_key_for_secret(secret)
-            if key is None or not ApiClient(key).has_any_scope(
-                accepted_scopes(self, self.fast_method)
-            ):
+            if key is None or not ApiClient(key).has_any_scope(self.fast_scopes):
                 return None
             allowed, _ = key_rate_allows(request, key)
             if not allowed:
@@ -129,8 +139,6 @@ class FastAnswerApi(APIView):
                     "fast answer left %s to DRF after an error", request.path, exc_info=True
                 )
             return None
-        # The renderer DRF picks for a request that accepts JSON (or anything): the
-        # first (config.api.ContentNegotiation).
         return HttpResponse(
             renderer.render(body, accepted_media_type=media_type), content_type=media_type
         )
