@@ -139,9 +139,9 @@ class FastAnswerApi(APIView):
                     "fast answer left %s to DRF after an error", request.path, exc_info=True
                 )
             return None
-        return HttpResponse(
-            renderer.render(body, accepted_media_type=media_type), content_type=media_type
-        )
+        # Rendered for the renderer's own media type, which has no parameters: no
+        # indent is asked, so none is looked for (DRF's get_indent parses it).
+        return HttpResponse(renderer.render(body), content_type=media_type)
 
 
 def _same_setup_as_copied(view_class) -> None:

@@ -129,9 +129,10 @@ class InputGuardMiddleware:
         return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        segments = [*view_args, *view_kwargs.values()]
-        if any(isinstance(s, str) and unstorable_text_reason(s) for s in segments):
-            return handler404(request)
+        # A plain loop: it runs for every request that reaches a view.
+        for segment in (*view_args, *view_kwargs.values()):
+            if isinstance(segment, str) and unstorable_text_reason(segment):
+                return handler404(request)
         return None
 
     @staticmethod
