@@ -35,7 +35,7 @@ refusal, the database away) is handed on silently; any other is logged here firs
 The fast answer copies how DRF is set up for the view (authentication,
 permission, rate limit, parser, negotiation, no versioning): a view set up
 otherwise stops the process when its URL is configured (ImproperlyConfigured)
-rather than let the fast answer skip it. tests/test_hot_routes.py compares each
+rather than let the fast answer skip it. tests/test_fast_answer.py compares each
 answer with DRF's own, to the byte.
 """
 
