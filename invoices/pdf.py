@@ -4,6 +4,12 @@ customer's language (its snapshot's "locale": en, fr or de, through Django's
 translation catalogs under locale/) with numbers and dates written the way that
 language writes them (billing.core.customer_text, through Invoice.text).
 
+Names, addresses and descriptions print in any script the installed fonts have
+(invoice.css names the Noto families); right-to-left and CJK text is marked with
+its direction and language (invoices/templatetags/pdf_text.py). Text no installed
+font has is logged when the document renders, with the scripts it is in
+(invoices.pdf_fonts), and the document's admin page names them.
+
 They are written to PDF by invoices.pdf_renderer (one renderer per process).
 The same document in the same state renders to the same bytes on the same
 system: the PDF's dates come from the document.
