@@ -27,6 +27,7 @@ from invoices.invoice_page_admin import (
     list_day,
     moment_text,
     payment_rows,
+    pdf_fonts_text,
     pdf_link,
     period_text,
 )
@@ -178,7 +179,7 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
                 ]
             },
         ),
-        ("PDF", {"fields": ["pdf_download", "pdf_fingerprint"]}),
+        ("PDF", {"fields": ["pdf_download", "pdf_fingerprint", "pdf_fonts"]}),
         ("Billing details, as invoiced", {"fields": ["billing_details"]}),
     ]
     readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
@@ -290,6 +291,10 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
     @admin.display(description="PDF fingerprint (SHA-256)")
     def pdf_fingerprint(self, invoice):
         return invoice.pdf_sha256 or "—"
+
+    @admin.display(description="Fonts")
+    def pdf_fonts(self, invoice):
+        return pdf_fonts_text(invoice)
 
     @admin.display(description="Billing details")
     def billing_details(self, invoice):

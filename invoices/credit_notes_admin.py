@@ -23,6 +23,7 @@ from invoices.invoice_page_admin import (
     credit_note_destination,
     list_day,
     moment_text,
+    pdf_fonts_text,
     pdf_link,
 )
 from invoices.models import CreditNote, CreditNoteLine, Invoice
@@ -234,6 +235,7 @@ class CreditNoteAdmin(admin.ModelAdmin):
         "stripe_refund_id",
         "issued_display",
         "pdf_download",
+        "pdf_fonts",
     ]
     readonly_fields = fields
 
@@ -273,6 +275,10 @@ class CreditNoteAdmin(admin.ModelAdmin):
     def pdf_download(self, note):
         url = reverse("admin:invoices_creditnote_pdf", args=[note.pk])
         return pdf_link(url, note, note.invoice)
+
+    @admin.display(description="Fonts")
+    def pdf_fonts(self, note):
+        return pdf_fonts_text(note)
 
     def get_urls(self):
         pdf = path(

@@ -15,6 +15,8 @@ from billing.core import admin_fields, customer_text
 from billing.core.admin_forms import money_text, quantity_text
 from invoices import selectors
 from invoices.models import CreditNote, Invoice, Payment
+from invoices.pdf import credit_note_pdf_missing_scripts, invoice_pdf_missing_scripts
+from invoices.pdf_fonts import missing_scripts_text
 from invoices.services import CREDIT_BALANCE_REFERENCE
 
 
@@ -63,6 +65,25 @@ def pdf_link(url: str, document: Invoice | CreditNote, invoice: Invoice) -> str:
         )
     stored = moment_text(invoice, document.pdf_rendered_at)
     return format_html('<a href="{}">Download PDF</a> (stored {})', url, stored)
+
+
+def pdf_fonts_text(document: Invoice | CreditNote) -> str:
+    """Whether every character of the document's PDF has a font on this server, or
+    which scripts print as empty boxes and what to install; checked against the
+    fonts of the server showing the page (a PDF rendered before they were installed
+    is rendered again by the Re-render PDF action)."""
+    if isinstance(document, Invoice):
+        missing = invoice_pdf_missing_scripts(document)
+    else:
+        missing = credit_note_pdf_missing_scripts(document)
+    if not missing:
+        return "Every character of this PDF has a font."
+    return format_html(
+        '<strong class="pdf-fonts-missing">This PDF lacks fonts for: {}</strong> '
+        "(those characters print as empty boxes; install the fonts on the servers that "
+        "render PDFs, then re-render it).",
+        missing_scripts_text(missing),
+    )
 
 
 def line_rows(invoice: Invoice) -> list[dict]:

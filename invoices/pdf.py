@@ -4,11 +4,18 @@ customer's language (its snapshot's "locale": en, fr or de, through Django's
 translation catalogs under locale/) with numbers and dates written the way that
 language writes them (billing.core.customer_text, through Invoice.text).
 
+Names, addresses and descriptions print in any script the installed fonts have
+(invoice.css names the Noto families); right-to-left and CJK text is marked with
+its direction and language (invoices/templatetags/pdf_text.py). Text no installed
+font has is logged when the document renders, with the scripts it is in
+(invoices.pdf_fonts), and the document's admin page names them.
+
 They are written to PDF by invoices.pdf_renderer (one renderer per process).
 The same document in the same state renders to the same bytes on the same
 system: the PDF's dates come from the document.
 """
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +30,7 @@ from django.utils.translation import gettext_lazy, pgettext_lazy
 from billing.core.customer_text import CustomerText
 from billing.core.vocabulary import LineKind
 from invoices.models import CreditNote, Invoice, InvoiceLine
+from invoices.pdf_fonts import MissingScript, installed_fonts, missing_scripts_text
 from invoices.pdf_renderer import renderer
 from plans.taxes import tax_lines_read
 
@@ -59,6 +67,8 @@ EXEMPT = "exempt"
 # CSS's white space; the newlines pre-line breaks at (the parsers make CR LF one).
 CSS_SPACE = " \t\n\r\f"
 NEWLINES = re.compile(r"\r\n|\r|\n")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -103,17 +113,48 @@ def credit_note_pdf_filename(note: CreditNote) -> str:
 def render_invoice_pdf(invoice: Invoice) -> bytes:
     """The invoice as a PDF, as it stands now (watermarked DRAFT, PAID or VOID by
     its status), in the customer's language. Reads the invoice's lines; writes
-    nothing."""
-    with invoice.text.speaking():
-        html = render_to_string(INVOICE_TEMPLATE, invoice_pdf_context(invoice))
-    return renderer().write_pdf(html)
+    nothing. Logs a warning when some of its text has no installed font."""
+    return _write_pdf(invoice, _invoice_html(invoice))
 
 
 def render_credit_note_pdf(note: CreditNote) -> bytes:
     """The credit note as a PDF, in the language of the invoice it credits. Writes
-    nothing."""
+    nothing. Logs a warning when some of its text has no installed font."""
+    return _write_pdf(note, _credit_note_html(note))
+
+
+def invoice_pdf_missing_scripts(invoice: Invoice) -> tuple[MissingScript, ...]:
+    """The scripts of the invoice's PDF text that no font installed here draws
+    (they would print as empty boxes); nothing when every character has a font."""
+    return installed_fonts().missing(_invoice_html(invoice))
+
+
+def credit_note_pdf_missing_scripts(note: CreditNote) -> tuple[MissingScript, ...]:
+    """invoice_pdf_missing_scripts for a credit note."""
+    return installed_fonts().missing(_credit_note_html(note))
+
+
+def _invoice_html(invoice: Invoice) -> str:
+    with invoice.text.speaking():
+        return render_to_string(INVOICE_TEMPLATE, invoice_pdf_context(invoice))
+
+
+def _credit_note_html(note: CreditNote) -> str:
     with note.invoice.text.speaking():
-        html = render_to_string(CREDIT_NOTE_TEMPLATE, credit_note_pdf_context(note))
+        return render_to_string(CREDIT_NOTE_TEMPLATE, credit_note_pdf_context(note))
+
+
+def _write_pdf(document: Invoice | CreditNote, html: str) -> bytes:
+    # Checked before it is laid out (a set of the document's characters against the
+    # fonts, known once per process): boxes are said, never printed silently.
+    missing = installed_fonts().missing(html)
+    if missing:
+        logger.warning(
+            "%s: its PDF lacks fonts for %s (%s); those characters print as empty boxes",
+            document,
+            "/".join(script.name for script in missing),
+            missing_scripts_text(missing),
+        )
     return renderer().write_pdf(html)
 
 

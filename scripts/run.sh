@@ -11,6 +11,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/_venv.sh
 . scripts/_venv.sh
 venv_setup
+# shellcheck source=scripts/_fonts.sh
+. scripts/_fonts.sh
+fonts_setup
 
 py=.venv/bin/python
 # The translation catalogs (.mo) are build output: compiled from the .po files.
