@@ -208,9 +208,7 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
     yet: the figures count what they bill as such)."""
     subscription = subscription_live(customer_id=customer.pk)
     invoices = list(
-        Invoice.objects.filter(customer=customer)
-        .prefetch_related("credit_notes")
-        .order_by("-id")
+        Invoice.objects.filter(customer=customer).prefetch_related("credit_notes").order_by("-id")
     )
     wallets = wallet_list(customer_id=customer.pk)
     if subscription is None:

@@ -20,13 +20,22 @@ import pytest
 import time_machine
 from pypdf import PdfReader
 
+from billing.subscriptions.lifecycle import subscription_change_plan
+from billing.usage.ingestion import events_ingest
 from customers.portal import portal_session_create
 from customers.views import LANGUAGE_COOKIE
 from invoices.models import Invoice
 from invoices.pdf import render_invoice_pdf
 from invoices.services import invoice_finalize
 from plans.services import tax_rate_create
-from tests.factories import CustomerFactory, published_version, subscribe
+from tests.factories import (
+    CustomerFactory,
+    MeterFactory,
+    PlanVersionFactory,
+    overage,
+    published_version,
+    subscribe,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -111,10 +120,6 @@ def test_right_after_subscribing_the_start_invoice_is_upcoming_not_invoiced(clie
 def test_invoiced_upcoming_and_usage_not_invoiced_add_up_to_the_subtotal(client):
     # given: a plan change on 16 Nov leaves two drafts (start, plan change) of which
     # only the start invoice is issued; usage after the change is not invoiced yet
-    from billing.subscriptions.lifecycle import subscription_change_plan
-    from billing.usage.ingestion import events_ingest
-    from tests.factories import MeterFactory, PlanVersionFactory, overage
-
     MeterFactory(code="prompts", name="Prompts", event_name="prompt")
     v1 = published_version("basic", base_fee=D("30.00"), charges=(overage("prompts", 10, "0.50"),))
     v2 = PlanVersionFactory(
@@ -132,7 +137,9 @@ def test_invoiced_upcoming_and_usage_not_invoiced_add_up_to_the_subtotal(client)
     ]
     assert events_ingest(events=events, now=at).accepted == 14
     change = datetime(2026, 11, 6, tzinfo=UTC)
-    subscription_change_plan(subscription=subscription, version=v2, effective="immediate", at=change)
+    subscription_change_plan(
+        subscription=subscription, version=v2, effective="immediate", at=change
+    )
     later = datetime(2026, 11, 8, tzinfo=UTC)
     events = [
         {"id": f"b{i}", "customer": "acme", "event_name": "prompt", "timestamp": later.isoformat()}
@@ -258,7 +265,7 @@ def test_the_portal_reads_the_period_dates_and_amounts_of_the_customers_pdf(
 
 
 def test_the_switch_changes_the_language_keeps_the_link_and_is_remembered(client, vat):
-    customer, invoice = european("acme-fr", "fr", "Europe/Paris")
+    customer, _ = european("acme-fr", "fr", "Europe/Paris")
 
     # given: the French page offers English and German, on the same signed link
     page = open_portal(client, customer)
