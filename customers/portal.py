@@ -106,8 +106,8 @@ class PortalOverview:
     features: list[FeatureUsage]
     subtotal: Decimal | None
     projected_total: Decimal | None
-    # Of the subtotal, what the period's earlier invoices billed already (a plan
-    # change, threshold invoices).
+    # Of the subtotal, what the period's invoices issued billed already (its fees
+    # in advance, a plan change, threshold invoices).
     invoiced: Decimal | None
     wallets: list
     charts: list[DailyChart]
@@ -116,6 +116,10 @@ class PortalOverview:
     projected_discount: Decimal = Decimal(0)
     # The features the plan (with the deal) grants: (name, value) by name.
     features_granted: tuple[tuple[str, object], ...] = ()
+    # Of the subtotal, what drafts bill, written but not issued yet (listed
+    # among the invoices as upcoming); with `invoiced` and the usage not
+    # invoiced yet it adds up to the subtotal (the period statement's split).
+    upcoming: Decimal = Decimal(0)
 
 
 def _percent(quantity: Decimal, included: Decimal | None) -> int | None:
@@ -200,13 +204,11 @@ def _daily_series(customer_id: int, meter, features, *, start, end, zone) -> dic
 def portal_overview(*, customer, now: datetime) -> PortalOverview:
     """What the customer's portal shows: the current period's usage per feature,
     amounts so far and projected, wallet balances, a daily usage chart of the
-    period so far, and the invoices issued (drafts are not shown)."""
+    period so far, and the invoices: issued, and drafts (upcoming, not issued
+    yet: the figures count what they bill as such)."""
     subscription = subscription_live(customer_id=customer.pk)
     invoices = list(
-        Invoice.objects.filter(customer=customer)
-        .exclude(status=Invoice.DRAFT)
-        .prefetch_related("credit_notes")
-        .order_by("-id")
+        Invoice.objects.filter(customer=customer).prefetch_related("credit_notes").order_by("-id")
     )
     wallets = wallet_list(customer_id=customer.pk)
     if subscription is None:
@@ -273,10 +275,11 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
         features,
         summary.subtotal,
         summary.projected_total,
-        summary.billed_already,
+        summary.billed_issued,
         wallets,
         charts,
         invoices,
         usage.projected_discount,
         _features_granted(subscription),
+        summary.billed_upcoming,
     )

@@ -4,15 +4,16 @@ expired link gets 403 or 410 and reveals nothing."""
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.http import require_GET
 
 from billing.core import customer_text
-from billing.core.customer_text import CustomerText
-from billing.core.money import format_decimal
+from billing.core.customer_text import LANGUAGES, CustomerText
 from billing.rating.discounts import running_discount
 from billing.usage.alerts import alert_thresholds
 from customers.models import Customer
@@ -24,6 +25,7 @@ from customers.portal import (
 )
 from invoices.credit_balance import credit_balance
 from invoices.models import CreditNote, Invoice
+from invoices.pdf import STATUS_LABELS
 from invoices.rendering import credit_note_pdf_response, invoice_pdf_response
 from invoices.selectors import past_due
 from plans.feature_text import value_text
@@ -47,13 +49,57 @@ class _Denied(Exception):
 
 # What each invoice is for, as the portal's invoice list says it.
 INVOICE_REASONS = {
-    "start": "Subscription start",
-    "period": "Period",
-    "plan_change": "Plan change",
-    "cancel": "Cancellation",
-    "purchase": "Purchase",
-    "threshold": "Usage threshold reached",
+    Invoice.START: gettext_lazy("Subscription start"),
+    Invoice.PERIOD: pgettext_lazy("what an invoice is for", "Period"),
+    Invoice.PLAN_CHANGE: gettext_lazy("Plan change"),
+    Invoice.CANCEL: gettext_lazy("Cancellation"),
+    Invoice.PURCHASE: gettext_lazy("Purchase"),
+    Invoice.THRESHOLD: gettext_lazy("Usage threshold reached"),
 }
+# A draft in the invoice list: written, not numbered nor issued yet (its PDF
+# and number come when it is finalized).
+UPCOMING = gettext_lazy("Upcoming, not yet issued")
+PAST_DUE = gettext_lazy("Past due")
+
+# The language the portal is read in: the customer's (its locale), unless the
+# reader chose another with the page's switch (?lang=fr). The choice is kept in
+# a cookie for the portal's paths, so a new link opened later in the same
+# browser reads the same; the signed token in the path is never touched.
+LANGUAGE_PARAMETER = "lang"
+LANGUAGE_COOKIE = "portal_language"
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+
+
+def _chosen_language(request) -> str | None:
+    """The language the reader chose (the switch, else its cookie); None for
+    none or one the portal is not written in."""
+    for chosen in (request.GET.get(LANGUAGE_PARAMETER), request.COOKIES.get(LANGUAGE_COOKIE)):
+        if chosen in LANGUAGES:
+            return chosen
+    return None
+
+
+def _remember_language(request, response: HttpResponse) -> HttpResponse:
+    chosen = request.GET.get(LANGUAGE_PARAMETER)
+    if chosen in LANGUAGES and chosen != request.COOKIES.get(LANGUAGE_COOKIE):
+        response.set_cookie(
+            LANGUAGE_COOKIE,
+            chosen,
+            max_age=LANGUAGE_COOKIE_AGE,
+            path="/portal/",
+            secure=request.is_secure(),
+            httponly=True,
+            samesite="Lax",
+        )
+    return response
+
+
+def _switch(current: str) -> list[dict]:
+    """The language switch: each language in its own name, the page's marked."""
+    return [
+        {"code": code, "name": name, "current": code == current, "query": f"?lang={code}"}
+        for code, name in LANGUAGES.items()
+    ]
 
 
 def _customer(token: str) -> Customer:
@@ -69,8 +115,12 @@ def _customer(token: str) -> Customer:
     return customer
 
 
-def _denied(request, status: int) -> HttpResponse:
-    response = render(request, "portal/denied.html", {"status": status}, status=status)
+def _denied(request, status: int, customer: Customer | None = None) -> HttpResponse:
+    """The refusal, in the reader's chosen language, else the customer's (a
+    document not found), else English (a link that opens no customer)."""
+    locale = _chosen_language(request) or (customer.locale if customer else None)
+    with customer_text.speaking(locale):
+        response = render(request, "portal/denied.html", {"status": status}, status=status)
     for name, value in HEADERS.items():
         response[name] = value
     return response
@@ -118,17 +168,26 @@ def _chart(chart) -> dict:
     }
 
 
-def _discount(subscription) -> dict | None:
+def _discount(subscription, write: CustomerText) -> dict | None:
     """The coupon discounting the subscription's period invoices, and for how long."""
     discount = running_discount(subscription) if subscription is not None else None
     if discount is None:
         return None
     coupon = discount.coupon
     if coupon.percent_off is not None:
-        off = customer_text.percent(coupon.percent_off)
+        off = write.percent(coupon.percent_off)
     else:
-        off = customer_text.money_text(coupon.amount_off, coupon.currency)
+        off = write.money_text(coupon.amount_off, coupon.currency)
     return {"name": coupon.name, "off": off, "periods_left": discount.periods_left}
+
+
+def _feature_value(value) -> str | None:
+    """A granted feature's value as the portal prints it (none for a plain yes)."""
+    if value is True:
+        return None
+    if isinstance(value, list | tuple) and not value:
+        return _("none")
+    return value_text(value)
 
 
 @require_GET
@@ -138,16 +197,28 @@ def portal_page(request, token: str):
     except _Denied as denied:
         return _denied(request, denied.status)
     now = datetime.now(UTC)
+    # Its numbers, dates and words in the language read (the customer's, or the
+    # one chosen), the customer's zone; an invoice's in the zone it was issued in.
+    write = CustomerText.of_customer(customer)
+    language = _chosen_language(request) or write.locale
+    write = replace(write, locale=language)
+    with write.speaking():
+        context = _portal_context(customer, token=token, write=write, now=now)
+        response = render(request, "portal/portal.html", context)
+    for name, value in HEADERS.items():
+        response[name] = value
+    return _remember_language(request, response)
+
+
+def _portal_context(customer: Customer, *, token: str, write: CustomerText, now) -> dict:
+    """What the portal page prints, every figure and day written by `write`
+    (call it under the page's language)."""
     overview = portal_overview(customer=customer, now=now)
     currency = customer.currency
+    zone = write.zone
     overdue = set(
         past_due(Invoice.objects.filter(customer=customer), now=now).values_list("pk", flat=True)
     )
-
-    # The portal's own words are English (not translated yet): its numbers and
-    # dates too, in the customer's zone; an invoice's in the zone it was issued in.
-    write = replace(CustomerText.of_customer(customer), locale="en")
-    zone = write.zone
 
     def money(amount):
         return None if amount is None else write.money(amount, currency)
@@ -159,7 +230,7 @@ def portal_page(request, token: str):
 
     def passed(f) -> list[str]:
         over = [p for p in thresholds if f.included and f.quantity * 100 >= f.included * p]
-        return [f"{format_decimal(p)}%" for p in over]
+        return [write.percent(p) for p in over]
 
     def issued(invoice) -> CustomerText:
         """The page's writer in the zone the invoice was issued in (its PDF's)."""
@@ -180,13 +251,22 @@ def portal_page(request, token: str):
     def wallet_balance(wallet):
         if wallet.kind == "money":
             return write.money_text(wallet.balance, wallet.currency)
-        return f"{write.quantity(wallet.balance)} credits"
+        return _("{credits} credits").format(credits=write.quantity(wallet.balance))
 
-    context = {
+    def status(invoice) -> str:
+        if invoice.status == Invoice.DRAFT:
+            return str(UPCOMING)
+        if invoice.pk in overdue:
+            return str(PAST_DUE)
+        return str(STATUS_LABELS.get(invoice.status, invoice.get_status_display()))
+
+    return {
         "customer": customer,
         "token": token,
         "currency": currency,
         "overview": overview,
+        "language": write.locale,
+        "languages": _switch(write.locale),
         "plan": overview.subscription.version.plan.name if overview.subscription else None,
         "zone": str(zone),
         "period": (
@@ -205,6 +285,7 @@ def portal_page(request, token: str):
                 "uncovered": None if f.uncovered is None else write.quantity(f.uncovered),
                 "uncovered_billed": f.uncovered_billed,
                 "percent": f.percent,
+                "percent_text": None if f.percent is None else write.percent(Decimal(f.percent)),
                 "over": f.included is not None and f.quantity > f.included,
                 "thresholds": passed(f),
                 "breakdown_property": f.breakdown_property,
@@ -215,13 +296,14 @@ def portal_page(request, token: str):
             }
             for f in overview.features
         ],
-        "discount": _discount(overview.subscription),
+        "discount": _discount(overview.subscription, write),
         "features_granted": [
-            {"name": name, "value": None if value is True else value_text(value)}
+            {"name": name, "value": _feature_value(value)}
             for name, value in overview.features_granted
         ],
         "subtotal": money(overview.subtotal),
         "invoiced": money(overview.invoiced) if overview.invoiced else None,
+        "upcoming": money(overview.upcoming) if overview.upcoming else None,
         "projected_total": money(overview.projected_total),
         "projected_after_discount": money(overview.projected_total - overview.projected_discount)
         if overview.projected_discount
@@ -234,15 +316,16 @@ def portal_page(request, token: str):
         "invoices": [
             {
                 "id": i.pk,
-                "number": i.number,
+                "number": i.number or "",
+                "draft": i.status == Invoice.DRAFT,
                 "date": invoice_day(i, i.finalized_at),
                 "due": invoice_day(i, i.due_at),
                 "period": invoice_period(i),
                 "total": write.money(i.total, i.currency),
                 "amount_due": write.money(i.amount_due, i.currency),
                 "currency": i.currency,
-                "status": "Past due" if i.pk in overdue else i.get_status_display(),
-                "reason": INVOICE_REASONS.get(i.reason, i.get_reason_display()),
+                "status": status(i),
+                "reason": str(INVOICE_REASONS.get(i.reason, i.get_reason_display())),
             }
             for i in overview.invoices
         ],
@@ -258,12 +341,8 @@ def portal_page(request, token: str):
             for i in overview.invoices
             for note in i.credit_notes.all()
         ],
-        "credit_balance": money(balance) if balance else None,
+        "credit_balance": write.money_text(balance, currency) if balance else None,
     }
-    response = render(request, "portal/portal.html", context)
-    for name, value in HEADERS.items():
-        response[name] = value
-    return response
 
 
 def _portal_download(request, token: str, documents, respond):
@@ -275,7 +354,7 @@ def _portal_download(request, token: str, documents, respond):
         return _denied(request, denied.status)
     document = documents(customer)
     if document is None:
-        return _denied(request, 404)
+        return _denied(request, 404, customer)
     return respond(document)
 
 

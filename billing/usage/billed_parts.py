@@ -2,7 +2,8 @@
 before an immediate plan change (BilledPeriod, on the plan-change invoice) and
 the threshold invoices of the part under way (ThresholdBilling). The usage
 reads subtract them, and the invoice that closes a part deducts its threshold
-invoices."""
+invoices. And which of what a period billed is on drafts, written but not
+issued yet (DraftBilled): the customer reads it as upcoming, not invoiced."""
 
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,7 +11,7 @@ from decimal import Decimal
 
 from billing.core import rawsql
 from billing.models import BilledPeriod, Subscription, ThresholdBilling
-from invoices.models import Invoice
+from invoices.models import Invoice, InvoiceLine
 
 ZERO = Decimal(0)
 
@@ -86,3 +87,36 @@ def threshold_billed(
     return ThresholdBilled(
         list(ThresholdBilling.objects.filter(pk__in=found).select_related("invoice").order_by("id"))
     )
+
+
+@dataclass(frozen=True)
+class DraftBilled:
+    """The drafts (written, not finalized yet: the grace before an invoice is
+    issued) that bill part of a period, oldest first, each with what its lines
+    for the period bill before tax: its fixed fees in advance, a plan change's
+    usage and prorations."""
+
+    drafts: tuple[tuple[Invoice, Decimal], ...] = ()
+
+    @property
+    def total(self) -> Decimal:
+        return sum((amount for _, amount in self.drafts), ZERO)
+
+
+def drafts_billed(*, subscription: Subscription, start: datetime, end: datetime) -> DraftBilled:
+    """The subscription's drafts billing the period [start, end): their lines
+    dated within it (a closing draft's next-period fees are; its own period's
+    usage is not), summed per draft."""
+    lines = InvoiceLine.objects.filter(
+        invoice__subscription=subscription,
+        invoice__status=Invoice.DRAFT,
+        period_start__gte=start,
+        period_end__lte=end,
+    ).values_list("invoice_id", "amount")
+    by_invoice: dict[int, Decimal] = {}
+    for invoice_id, amount in lines:
+        by_invoice[invoice_id] = by_invoice.get(invoice_id, ZERO) + amount
+    if not by_invoice:
+        return DraftBilled()
+    invoices = Invoice.objects.filter(pk__in=by_invoice).order_by("id")
+    return DraftBilled(tuple((invoice, by_invoice[invoice.pk]) for invoice in invoices))

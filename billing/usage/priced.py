@@ -34,8 +34,14 @@ class UsageSummary:
     usage_from: datetime | None = None
     invoiced: Decimal = Decimal(0)
     # All the period's invoices billed for it so far: its fixed fees (billed in
-    # advance) and the usage invoiced (the portal's "invoiced already").
+    # advance) and the usage invoiced; of which `billed_issued` on invoices
+    # issued (the portal's "invoiced already") and `billed_upcoming` on drafts
+    # not issued yet (its "on your upcoming invoice"), adding up to it.
     billed_already: Decimal = Decimal(0)
+    billed_issued: Decimal = Decimal(0)
+    billed_upcoming: Decimal = Decimal(0)
+    # The drafts billing part of the period, each with what it bills of it.
+    upcoming: tuple = ()
     # Credits and balance charges: what their wallets could not pay for (billed
     # at the close by a charge that bills when exhausted), by meter code.
     uncovered: dict[str, Uncovered] | None = None
@@ -126,6 +132,7 @@ def usage_summary(
         start=start,
         end=end,
         quantities={line.meter: line.quantity for line in lines},
+        drafts=True,
     )
     amounts = statement.amounts()
     # What is counted is this many times its part gone so far (by the second).
@@ -150,6 +157,9 @@ def usage_summary(
         usage_from=usage_from,
         invoiced=statement.usage_invoiced,
         billed_already=statement.invoiced,
+        billed_issued=statement.issued,
+        billed_upcoming=statement.to_be_invoiced,
+        upcoming=statement.drafts.drafts,
         uncovered=statement.part.uncovered,
         fixed=statement.fixed,
         projected_usage=projected.usage_total,

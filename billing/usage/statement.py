@@ -20,7 +20,13 @@ from billing.core.periods import period_share
 from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, LineKind
 from billing.models import BilledPeriod, Subscription
 from billing.rating.lines import LineInput, Uncovered, fixed_lines, usage_and_true_up
-from billing.usage.billed_parts import ThresholdBilled, earlier_parts, threshold_billed
+from billing.usage.billed_parts import (
+    DraftBilled,
+    ThresholdBilled,
+    drafts_billed,
+    earlier_parts,
+    threshold_billed,
+)
 from billing.usage.metering import meter_cache
 from billing.usage.reads import usage_quantities
 from invoices.totals import InvoiceTotals, invoice_totals
@@ -171,6 +177,9 @@ class PeriodStatement:
     # What fixed fee lines name: the plan, the period.
     plan_name: str = ""
     label: str = ""
+    # Of what the period's invoices billed (`invoiced`), the drafts' part: read
+    # only when asked for (period_statement's `drafts`), the close needs none.
+    drafts: DraftBilled = field(default_factory=DraftBilled)
 
     @cached_property
     def fixed_lines(self) -> list[LineInput]:
@@ -219,6 +228,16 @@ class PeriodStatement:
         """All the period's invoices billed for it so far: its fixed fees (in
         advance), the plan-change invoice's usage and the threshold invoices."""
         return self.fixed + self.usage_invoiced
+
+    @property
+    def to_be_invoiced(self) -> Decimal:
+        """Of `invoiced`, what drafts bill: written, not issued yet."""
+        return self.drafts.total
+
+    @property
+    def issued(self) -> Decimal:
+        """Of `invoiced`, what finalized invoices billed (`invoiced` less the drafts')."""
+        return self.invoiced - self.to_be_invoiced
 
     def amounts(self) -> dict[str, Decimal]:
         """What the close will bill for each charge's usage not invoiced yet, by
@@ -285,10 +304,12 @@ def period_statement(
     until: datetime | None = None,
     spec: VersionSpec | None = None,
     quantities: dict[str, Decimal] | None = None,
+    drafts: bool = False,
 ) -> PeriodStatement:
     """The statement of the subscription's period [start, end) as of `until` (by
     default its end): at its current terms, or `spec` (other prices); its usage
-    as stored, or `quantities` (by meter code) of the part under way."""
+    as stored, or `quantities` (by meter code) of the part under way. With
+    `drafts`, what of it the drafts bill, not issued yet (for a person to read)."""
     spec = spec or subscription_spec(subscription)
     until = until or end
     current = (start, end) == (subscription.current_period_start, subscription.current_period_end)
@@ -320,5 +341,15 @@ def period_statement(
         subscription=subscription, period_start=start, usage_from=usage_from
     )
     return PeriodStatement(
-        start, end, spec.currency, part, fees, subscription.seats, earlier, thresholds
+        start,
+        end,
+        spec.currency,
+        part,
+        fees,
+        subscription.seats,
+        earlier,
+        thresholds,
+        drafts=drafts_billed(subscription=subscription, start=start, end=end)
+        if drafts
+        else DraftBilled(),
     )

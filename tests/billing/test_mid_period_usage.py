@@ -15,6 +15,7 @@ from billing.usage.alerts import usage_alerts_check
 from billing.usage.ingestion import events_ingest
 from customers.portal import portal_session_create
 from invoices.models import Invoice
+from invoices.services import invoice_finalize
 from tests.factories import (
     CustomerFactory,
     MeterFactory,
@@ -229,11 +230,18 @@ def test_after_an_immediate_plan_change_the_portal_counts_every_invoice_of_the_p
     # then: the period's two invoices bill 30.00 (start) + 4.00 - 15.00 + 22.50
     invoices = Invoice.objects.filter(subscription=subscription)
     assert sum(invoice.total for invoice in invoices) == D("41.50")
-    # and the portal says all of it is invoiced already, as much as it has so far
+    # and the portal counts all of it as billed, as much as it has so far: on
+    # upcoming invoices while both are drafts (within the grace), then invoiced
     token = portal_session_create(customer=acme, now=NOV_25).token
     with time_machine.travel(NOV_25, tick=False):
         page = client.get(f"/portal/{token}/")
-    assert (page.context["subtotal"], page.context["invoiced"]) == ("41.50", "41.50")
+    figures = ("subtotal", "invoiced", "upcoming")
+    assert [page.context[figure] for figure in figures] == ["41.50", None, "41.50"]
+    for invoice in invoices.order_by("id"):
+        invoice_finalize(invoice=invoice, now=NOV_25, collect=False)
+    with time_machine.travel(NOV_25, tick=False):
+        page = client.get(f"/portal/{token}/")
+    assert [page.context[figure] for figure in figures] == ["41.50", "41.50", None]
 
 
 def test_after_an_immediate_plan_change_the_portal_shows_only_the_thresholds_its_usage_passed(

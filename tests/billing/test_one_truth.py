@@ -188,9 +188,12 @@ CASES = [
 ]
 
 
-def billed(subscription: Subscription, start: datetime, end: datetime, *, by=None) -> D:
+def billed(
+    subscription: Subscription, start: datetime, end: datetime, *, by=None, drafts=None
+) -> D:
     """What the subscription's invoices (written by `by`, all by default) billed
-    for service in [start, end): each line whose service period lies in it."""
+    for service in [start, end): each line whose service period lies in it; with
+    `drafts` True only the drafts' lines, False only the issued invoices'."""
     lines = InvoiceLine.objects.filter(
         invoice__subscription=subscription,
         period_start__gte=start,
@@ -198,6 +201,10 @@ def billed(subscription: Subscription, start: datetime, end: datetime, *, by=Non
     ).exclude(invoice__status=Invoice.VOID)
     if by is not None:
         lines = lines.filter(invoice__created_at__lte=by)
+    if drafts is True:
+        lines = lines.filter(invoice__status=Invoice.DRAFT)
+    elif drafts is False:
+        lines = lines.exclude(invoice__status=Invoice.DRAFT)
     return sum(lines.values_list("amount", flat=True), D(0))
 
 
@@ -219,8 +226,11 @@ def test_every_page_and_the_close_say_what_the_period_bills(setup, pro, client):
     # then: the portal says what /usage says
     assert page.context["subtotal"] == usage["subtotal"]
     so_far = D(usage["subtotal"])
-    # and what the period's invoices billed by then is what it calls invoiced already
-    assert D(page.context["invoiced"] or "0") == billed(subscription, start, end, by=at)
+    # and what the period's invoices billed by then is what it calls invoiced
+    # already (the invoices issued) and on an upcoming invoice (the drafts)
+    invoiced, upcoming = (D(page.context[figure] or "0") for figure in ("invoiced", "upcoming"))
+    assert invoiced == billed(subscription, start, end, by=at, drafts=False)
+    assert upcoming == billed(subscription, start, end, by=at, drafts=True)
     # and the dashboard projects what /usage projects, its discount taken off
     projected_discount = D(usage["projected_discount"] or "0")
     assert projection.total == D(usage["projected_total"]) - projected_discount

@@ -160,6 +160,8 @@ def test_s20_threshold_invoices_continue_the_tiers_and_add_up_to_one_invoice(
     assert listed == [
         (second.number, "Usage threshold reached", "6.00"),
         (first.number, "Usage threshold reached", "12.00"),
+        # (the start invoice, of no base fee, still a draft: upcoming, not numbered)
+        ("", "Subscription start", "0.00"),
     ]
 
     # then: the closing invoice bills 1.50 and shows what was billed already

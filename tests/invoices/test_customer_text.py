@@ -40,7 +40,7 @@ def words(html: str) -> str:
 
 # The api-tour's subscription (start 2026-11-01T00:00:00Z) as each customer reads
 # its first period [1 Nov 00:00 UTC, 1 Dec 00:00 UTC): in its language (PDF,
-# lines, email) and in English (the portal and the admin). The day holding the
+# lines, email, the portal) and in English (the admin). The day holding the
 # period's end belongs to the next period: New York's ends on 30 Nov, 20:00, so
 # its last day is 29 Nov (the next period starts on 30 Nov).
 CUSTOMERS = [
@@ -107,14 +107,15 @@ def test_the_pdf_lines_email_portal_and_admin_read_the_same_days(
     assert f"({days})" in text
     # the email
     assert f"{days} ({zone})" in document_email_body(invoice)
-    # the portal's invoice list (English, in the zone the invoice was issued in)
+    # the portal's invoice list (in the customer's language, as the PDF; in the
+    # zone the invoice was issued in)
     now = datetime(2026, 11, 11, tzinfo=UTC)
     token = portal_session_create(customer=customer, now=now).token
     with time_machine.travel(now, tick=False):
         portal = client.get(f"/portal/{token}/")
     [row] = [row for row in portal.context["invoices"] if row["number"] == invoice.number]
-    assert row["period"] == english
-    assert f'<td class="period">{english}</td>' in portal.content.decode()
+    assert row["period"] == days
+    assert f'<td class="period">{days}</td>' in portal.content.decode()
     # the admin's invoice page: its period and its line's, the zone named
     page = words(admin_client.get(f"/admin/invoices/invoice/{invoice.pk}/change/").content.decode())
     assert f"{english} ({zone})" in page
