@@ -364,7 +364,6 @@ class LedgerEntryAdmin(UncoveredUsageAdmin):
     ]
     amount_text = wallet_amount_column("amount", "amount")
     balance_after_text = wallet_amount_column("balance_after", "balance after")
-    quantity_text = quantity_column("quantity", "quantity")
     fields = [
         "occurred_at",
         "wallet",
