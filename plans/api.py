@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
-from config.api import CursorPagination
+from config.api import CursorPagination, request_data
 from plans import coupons, selectors, services
 from plans.models import Coupon, CreditPack, Meter, Plan, PlanVersion, TaxRate
 from plans.serializers import (
@@ -67,9 +67,7 @@ class CatalogListApi(APIView):
         return paginated(self, request, self.rows(), self.serializer_class)
 
     def post(self, request):
-        serializer = self.serializer_class(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        entry = self.create(**serializer.validated_data)
+        entry = self.create(**request_data(self.serializer_class, request))
         return Response(self.serializer_class(entry).data, status=status.HTTP_201_CREATED)
 
 
@@ -220,11 +218,10 @@ class TaxRateDetailApi(CatalogDetailApi):
         ),
     )
     def patch(self, request, code: str):
-        serializer = TaxRateUpdateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        data = request_data(TaxRateUpdateSerializer, request)
         rate = services.tax_rate_update(
             rate=get_object_or_404(TaxRate, code=code),
-            **_tax_rate_values(serializer.validated_data),
+            **_tax_rate_values(data),
         )
         return Response(TaxRateSerializer(rate).data)
 
@@ -240,9 +237,6 @@ class CouponDetailApi(CatalogDetailApi):
     @extend_schema(request=CouponUpdateSerializer, responses=CouponSerializer)
     def patch(self, request, code: str):
         """Rename or archive (active false) a coupon; its terms never change."""
-        serializer = CouponUpdateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        coupon = coupons.coupon_update(
-            coupon=get_object_or_404(Coupon, code=code), **serializer.validated_data
-        )
+        data = request_data(CouponUpdateSerializer, request)
+        coupon = coupons.coupon_update(coupon=get_object_or_404(Coupon, code=code), **data)
         return Response(CouponSerializer(coupon).data)
