@@ -16,6 +16,7 @@ from billing.core.admin_forms import (
     EXACT_DECIMALS,
     ExactDecimalField,
     RecordAdmin,
+    RecordInline,
     add_billing_error,
     money_text,
     quantity_text,
@@ -56,22 +57,13 @@ def quantity_column(field: str, description: str):
     return show
 
 
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
+class ReadOnlyInline(RecordInline, admin.TabularInline):
     # Read with each row: its wallet (its amounts are shown by the wallet's kind) and
     # what the row links to.
     related: tuple[str, ...] = ("wallet",)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related(*self.related)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class BlockInline(ReadOnlyInline):
@@ -346,9 +338,6 @@ class UncoveredUsageAdmin(RecordAdmin):
     search_fields = ["customer__external_id"]
     list_select_related = ["customer", "wallet__customer"]
     date_hierarchy = "occurred_at"
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(LedgerEntry)

@@ -113,6 +113,20 @@ class RecordAdmin(admin.ModelAdmin):
         return False
 
 
+class RecordInline:
+    """Mixed into an inline of records the services write: shown on the page,
+    never added, changed or deleted there."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 class ActionsRecordAdmin(RecordAdmin):
     """A record the services write, with actions on its list: change permission
     on the list only, for the actions (its page is a view page: a saved form
