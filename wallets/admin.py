@@ -19,6 +19,7 @@ from billing.core.admin_forms import (
     RecordInline,
     add_billing_error,
     money_text,
+    quantity_column,
     quantity_text,
 )
 from billing.core.admin_history import AuditHistoryAdmin
@@ -42,16 +43,6 @@ def wallet_amount_column(field: str, description: str):
 
     def show(admin_self, obj):
         return amount_text(obj.wallet, getattr(obj, field))
-
-    show.short_description = description
-    return show
-
-
-def quantity_column(field: str, description: str):
-    """A column of quantities grouped by thousands: '1,250,000'."""
-
-    def show(admin_self, obj):
-        return quantity_text(getattr(obj, field))
 
     show.short_description = description
     return show
