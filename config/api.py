@@ -144,6 +144,14 @@ def validated(serializer_class: type[serializers.Serializer], data) -> dict:
         return serializer.validated_data
 
 
+def request_data(serializer_class: type[serializers.Serializer], request) -> dict:
+    """The request's body as `serializer_class` validates it; a 400 with its errors
+    when it is not valid."""
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
 def flatten_errors(detail, prefix: str = "") -> dict[str, list[str]]:
     """DRF's nested error detail as {dotted.path: [messages]}."""
     out: dict[str, list[str]] = {}

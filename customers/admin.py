@@ -74,9 +74,10 @@ def _usage_context(customer: Customer, live, now) -> dict:
     )
     currency, summary = customer.currency, usage.summary
     lines = []
+    meters = meter_cache.by_codes(row.line.meter for row in usage.lines)
     for row in usage.lines:
         line = row.line
-        meter = meter_cache.by_code(line.meter)
+        meter = meters.get(line.meter)
         shown = {
             "meter": meter.name if meter is not None else line.meter,
             "model": _model_words(line.model),

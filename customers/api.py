@@ -9,7 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import CursorPagination
+from config.api import CursorPagination, request_data
 from customers import services
 from customers.models import Customer
 from customers.portal import portal_session_create
@@ -28,9 +28,7 @@ class CustomerListApi(APIView):
 
     @extend_schema(request=CustomerSerializer, responses={201: CustomerSerializer})
     def post(self, request):
-        serializer = CustomerSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
+        data = dict(request_data(CustomerSerializer, request))
         data["timezone_name"] = data.pop("timezone")
         customer = services.customer_create(**data)
         return Response(CustomerSerializer(customer).data, status=status.HTTP_201_CREATED)
@@ -46,9 +44,8 @@ class CustomerDetailApi(APIView):
     @extend_schema(request=CustomerUpdateSerializer, responses=CustomerSerializer)
     def patch(self, request, external_id: str):
         customer = get_object_or_404(Customer, external_id=external_id)
-        serializer = CustomerUpdateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        customer = services.customer_update(customer=customer, **serializer.validated_data)
+        data = request_data(CustomerUpdateSerializer, request)
+        customer = services.customer_update(customer=customer, **data)
         return Response(CustomerSerializer(customer).data)
 
 

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.core.errors import InvalidRequest
-from config.api import AwareDateTimeField, CursorPagination
+from config.api import AwareDateTimeField, CursorPagination, request_data
 from invoices import credit_notes, rendering, selectors, services, settlement
 from invoices.models import CreditNote, Invoice
 from invoices.serializers import (
@@ -146,17 +146,16 @@ class InvoicePayApi(APIView):
     @extend_schema(request=InvoicePaySerializer, responses=InvoiceSerializer)
     def post(self, request, invoice_id: int):
         invoice = get_object_or_404(Invoice, pk=invoice_id)
-        serializer = InvoicePaySerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        data = request_data(InvoicePaySerializer, request)
         now = timezone.now()
-        paid_at = serializer.validated_data["paid_at"] or now
+        paid_at = data["paid_at"] or now
         if paid_at > now:
             raise InvalidRequest(
                 "paid_at must not be in the future", fields={"paid_at": ["in the future"]}
             )
         settlement.invoice_mark_paid(
             invoice=invoice,
-            reference=serializer.validated_data["reference"],
+            reference=data["reference"],
             now=now,
             paid_at=paid_at,
         )
@@ -179,9 +178,7 @@ class InvoiceCreditNotesApi(APIView):
     @extend_schema(request=CreditNoteCreateSerializer, responses={201: CreditNoteSerializer})
     def post(self, request, invoice_id: int):
         invoice = get_object_or_404(Invoice, pk=invoice_id)
-        serializer = CreditNoteCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = request_data(CreditNoteCreateSerializer, request)
         note = credit_notes.credit_note_issue(
             invoice=invoice,
             lines=[

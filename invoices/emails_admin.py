@@ -7,7 +7,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from billing.core.admin_forms import ActionsRecordAdmin, short_text
+from billing.core.admin_forms import ActionsRecordAdmin, RecordInline, short_text
 from invoices import emails
 from invoices.models import DocumentEmail
 
@@ -23,27 +23,19 @@ EMAIL_FIELDS = [
 ]
 
 
-class DocumentEmailInline(admin.TabularInline):
+class DocumentEmailInline(RecordInline, admin.TabularInline):
     """On an invoice's page: the email that sent it to the customer, if any."""
 
     model = DocumentEmail
     fk_name = "invoice"
     fields = EMAIL_FIELDS
     readonly_fields = fields
-    extra = 0
-    can_delete = False
     verbose_name = "email to the customer"
     verbose_name_plural = "emails to the customer"
 
     @admin.display(description="recipients")
     def recipients_display(self, email):
         return ", ".join(email.recipients)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(DocumentEmail)

@@ -17,6 +17,7 @@ from billing.core.admin_forms import (
     ActionsRecordAdmin,
     ExactDecimalField,
     RecordAdmin,
+    RecordInline,
     money_text,
     short_text,
 )
@@ -45,22 +46,14 @@ PAYMENT_FIELDS = [
 ]
 
 
-class PaymentInline(admin.StackedInline):
+class PaymentInline(RecordInline, admin.StackedInline):
     """On an invoice's page: its collection through Stripe, if any."""
 
     model = Payment
     fk_name = "invoice"
     fields = PAYMENT_FIELDS
     readonly_fields = fields
-    extra = 0
-    can_delete = False
     verbose_name = "Stripe payment"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class PaymentReferenceForm(forms.Form):

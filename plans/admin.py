@@ -29,6 +29,7 @@ from billing.core.admin_forms import (
     adopt,
     money_column,
     money_text,
+    quantity_column,
     quantity_text,
 )
 from billing.core.admin_history import AuditHistoryAdmin
@@ -98,9 +99,7 @@ class VersionLinkInline(admin.TabularInline):
         url = reverse("admin:plans_planversion_change", args=[version.pk])
         return format_html('<a href="{}">v{}</a>', url, version.number)
 
-    @admin.display(description="base fee")
-    def base_fee_text(self, version: PlanVersion) -> str:
-        return money_text(version.base_fee, version.currency)
+    base_fee_text = money_column("base_fee", "base fee")
 
     @admin.display(description="customers")
     def subscribers(self, version: PlanVersion) -> int:
@@ -257,9 +256,7 @@ class PlanVersionAdmin(
         "progressive_billing_threshold", "progressive billing threshold"
     )
 
-    @admin.display(description="credits per period")
-    def credits_per_period_text(self, version):
-        return quantity_text(version.credits_per_period)
+    credits_per_period_text = quantity_column("credits_per_period", "credits per period")
 
     def get_queryset(self, request):
         versions = (

@@ -1,12 +1,14 @@
 """Catalog endpoints: meters, plans and versions, credit packs."""
 
+from django.db.models import Model, QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
-from config.api import CursorPagination
+from config.api import CursorPagination, request_data
 from plans import coupons, selectors, services
 from plans.models import Coupon, CreditPack, Meter, Plan, PlanVersion, TaxRate
 from plans.serializers import (
@@ -31,33 +33,74 @@ def paginated(view: APIView, request, queryset, serializer_class):
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 
-class MeterListApi(APIView):
+def _declare_schema(view: type[APIView], **operations) -> None:
+    """The schema of the operations a catalog view inherits; one it writes itself
+    carries its own."""
+    inherited = {name: op for name, op in operations.items() if name not in view.__dict__}
+    extend_schema_view(**inherited)(view)
+
+
+# A catalog's list: a page of its entries (GET), and one made by `create` from the
+# serializer's fields (POST, answered 201 with the entry). A comment, not a docstring:
+# the schema would print a docstring as every subclass's description.
+class CatalogListApi(APIView):
     pagination_class = CursorPagination
+    model: type[Model]
+    serializer_class: type[Serializer]
 
-    @extend_schema(responses=MeterSerializer(many=True))
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        serializer = cls.serializer_class
+        _declare_schema(
+            cls,
+            get=extend_schema(responses=serializer(many=True)),
+            post=extend_schema(request=serializer, responses={201: serializer}),
+        )
+
+    def rows(self) -> QuerySet:
+        return self.model.objects.all()
+
+    def create(self, **fields) -> Model:
+        raise NotImplementedError
+
     def get(self, request):
-        return paginated(self, request, Meter.objects.all(), MeterSerializer)
+        return paginated(self, request, self.rows(), self.serializer_class)
 
-    @extend_schema(request=MeterSerializer, responses={201: MeterSerializer})
     def post(self, request):
-        serializer = MeterSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        meter = services.meter_create(**serializer.validated_data)
-        return Response(MeterSerializer(meter).data, status=status.HTTP_201_CREATED)
+        entry = self.create(**request_data(self.serializer_class, request))
+        return Response(self.serializer_class(entry).data, status=status.HTTP_201_CREATED)
 
 
-class MeterDetailApi(APIView):
-    @extend_schema(responses=MeterSerializer)
+# One entry of a catalog, by its code (GET).
+class CatalogDetailApi(APIView):
+    model: type[Model]
+    serializer_class: type[Serializer]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _declare_schema(cls, get=extend_schema(responses=cls.serializer_class))
+
+    def rows(self) -> QuerySet:
+        return self.model.objects.all()
+
     def get(self, request, code: str):
-        return Response(MeterSerializer(get_object_or_404(Meter, code=code)).data)
+        return Response(self.serializer_class(get_object_or_404(self.rows(), code=code)).data)
 
 
-class PlanListApi(APIView):
-    pagination_class = CursorPagination
+class MeterListApi(CatalogListApi):
+    model, serializer_class = Meter, MeterSerializer
+    create = staticmethod(services.meter_create)
 
-    @extend_schema(responses=PlanSerializer(many=True))
-    def get(self, request):
-        return paginated(self, request, selectors.plan_list(), PlanSerializer)
+
+class MeterDetailApi(CatalogDetailApi):
+    model, serializer_class = Meter, MeterSerializer
+
+
+class PlanListApi(CatalogListApi):
+    serializer_class = PlanSerializer
+
+    def rows(self) -> QuerySet:
+        return selectors.plan_list()
 
     @extend_schema(request=PlanCreateSerializer, responses={201: PlanSerializer})
     def post(self, request):
@@ -75,10 +118,11 @@ class PlanListApi(APIView):
         return Response(PlanSerializer(plan).data, status=status.HTTP_201_CREATED)
 
 
-class PlanDetailApi(APIView):
-    @extend_schema(responses=PlanSerializer)
-    def get(self, request, code: str):
-        return Response(PlanSerializer(get_object_or_404(selectors.plan_list(), code=code)).data)
+class PlanDetailApi(CatalogDetailApi):
+    serializer_class = PlanSerializer
+
+    def rows(self) -> QuerySet:
+        return selectors.plan_list()
 
 
 def _version(code: str, number: int) -> PlanVersion:
@@ -135,25 +179,13 @@ class PlanVersionArchiveApi(APIView):
         return _version_response(services.plan_version_archive(version=_version(code, number)))
 
 
-class CreditPackListApi(APIView):
-    pagination_class = CursorPagination
-
-    @extend_schema(responses=CreditPackSerializer(many=True))
-    def get(self, request):
-        return paginated(self, request, CreditPack.objects.all(), CreditPackSerializer)
-
-    @extend_schema(request=CreditPackSerializer, responses={201: CreditPackSerializer})
-    def post(self, request):
-        serializer = CreditPackSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        pack = services.credit_pack_create(**serializer.validated_data)
-        return Response(CreditPackSerializer(pack).data, status=status.HTTP_201_CREATED)
+class CreditPackListApi(CatalogListApi):
+    model, serializer_class = CreditPack, CreditPackSerializer
+    create = staticmethod(services.credit_pack_create)
 
 
-class CreditPackDetailApi(APIView):
-    @extend_schema(responses=CreditPackSerializer)
-    def get(self, request, code: str):
-        return Response(CreditPackSerializer(get_object_or_404(CreditPack, code=code)).data)
+class CreditPackDetailApi(CatalogDetailApi):
+    model, serializer_class = CreditPack, CreditPackSerializer
 
 
 def _tax_rate_values(data: dict) -> dict:
@@ -165,25 +197,15 @@ def _tax_rate_values(data: dict) -> dict:
     return values
 
 
-class TaxRateListApi(APIView):
-    pagination_class = CursorPagination
+class TaxRateListApi(CatalogListApi):
+    model, serializer_class = TaxRate, TaxRateSerializer
 
-    @extend_schema(responses=TaxRateSerializer(many=True))
-    def get(self, request):
-        return paginated(self, request, TaxRate.objects.all(), TaxRateSerializer)
-
-    @extend_schema(request=TaxRateSerializer, responses={201: TaxRateSerializer})
-    def post(self, request):
-        serializer = TaxRateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        rate = services.tax_rate_create(**_tax_rate_values(serializer.validated_data))
-        return Response(TaxRateSerializer(rate).data, status=status.HTTP_201_CREATED)
+    def create(self, **fields) -> TaxRate:
+        return services.tax_rate_create(**_tax_rate_values(fields))
 
 
-class TaxRateDetailApi(APIView):
-    @extend_schema(responses=TaxRateSerializer)
-    def get(self, request, code: str):
-        return Response(TaxRateSerializer(get_object_or_404(TaxRate, code=code)).data)
+class TaxRateDetailApi(CatalogDetailApi):
+    model, serializer_class = TaxRate, TaxRateSerializer
 
     @extend_schema(
         request=TaxRateUpdateSerializer,
@@ -196,41 +218,25 @@ class TaxRateDetailApi(APIView):
         ),
     )
     def patch(self, request, code: str):
-        serializer = TaxRateUpdateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        data = request_data(TaxRateUpdateSerializer, request)
         rate = services.tax_rate_update(
             rate=get_object_or_404(TaxRate, code=code),
-            **_tax_rate_values(serializer.validated_data),
+            **_tax_rate_values(data),
         )
         return Response(TaxRateSerializer(rate).data)
 
 
-class CouponListApi(APIView):
-    pagination_class = CursorPagination
-
-    @extend_schema(responses=CouponSerializer(many=True))
-    def get(self, request):
-        return paginated(self, request, Coupon.objects.all(), CouponSerializer)
-
-    @extend_schema(request=CouponSerializer, responses={201: CouponSerializer})
-    def post(self, request):
-        serializer = CouponSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        coupon = coupons.coupon_create(**serializer.validated_data)
-        return Response(CouponSerializer(coupon).data, status=status.HTTP_201_CREATED)
+class CouponListApi(CatalogListApi):
+    model, serializer_class = Coupon, CouponSerializer
+    create = staticmethod(coupons.coupon_create)
 
 
-class CouponDetailApi(APIView):
-    @extend_schema(responses=CouponSerializer)
-    def get(self, request, code: str):
-        return Response(CouponSerializer(get_object_or_404(Coupon, code=code)).data)
+class CouponDetailApi(CatalogDetailApi):
+    model, serializer_class = Coupon, CouponSerializer
 
     @extend_schema(request=CouponUpdateSerializer, responses=CouponSerializer)
     def patch(self, request, code: str):
         """Rename or archive (active false) a coupon; its terms never change."""
-        serializer = CouponUpdateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        coupon = coupons.coupon_update(
-            coupon=get_object_or_404(Coupon, code=code), **serializer.validated_data
-        )
+        data = request_data(CouponUpdateSerializer, request)
+        coupon = coupons.coupon_update(coupon=get_object_or_404(Coupon, code=code), **data)
         return Response(CouponSerializer(coupon).data)

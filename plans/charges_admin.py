@@ -7,7 +7,13 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets
 
-from billing.core.admin_forms import EXACT_DECIMALS, ExactDecimalField, money_text, quantity_text
+from billing.core.admin_forms import (
+    EXACT_DECIMALS,
+    ExactDecimalField,
+    money_column,
+    quantity_column,
+    quantity_text,
+)
 from billing.core.errors import BillingError
 from billing.rating.pricing import SCHEMES, PricingSpec, TierSpec
 from plans.feature_grants import FeatureGrant
@@ -66,13 +72,8 @@ class TierInline(FrozenWhenPublishedMixin, nested_admin.NestedTabularInline):
     def up_to_text(self, tier: PriceTier) -> str:
         return "No limit" if tier.up_to is None else quantity_text(tier.up_to)
 
-    @admin.display(description="Unit price")
-    def unit_price_text(self, tier: PriceTier) -> str:
-        return money_text(tier.unit_price, tier.charge.version.currency)
-
-    @admin.display(description="Flat fee")
-    def flat_fee_text(self, tier: PriceTier) -> str:
-        return money_text(tier.flat_fee, tier.charge.version.currency)
+    unit_price_text = money_column("unit_price", "Unit price", "charge.version.currency")
+    flat_fee_text = money_column("flat_fee", "Flat fee", "charge.version.currency")
 
 
 class ChargeForm(forms.ModelForm):
@@ -263,27 +264,14 @@ class ChargeInline(FrozenWhenPublishedMixin, nested_admin.NestedStackedInline):
             return [*flatten_fieldsets(FROZEN_CHARGE_FIELDSETS), *ChargeForm.Meta.fields]
         return super().get_readonly_fields(request, obj)
 
-    @admin.display(description="Included units")
-    def included_units_text(self, charge: Charge) -> str:
-        return quantity_text(charge.included_units)
-
-    @admin.display(description="Credits per unit")
-    def credits_per_unit_text(self, charge: Charge) -> str:
-        return quantity_text(charge.credits_per_unit)
+    included_units_text = quantity_column("included_units", "Included units")
+    credits_per_unit_text = quantity_column("credits_per_unit", "Credits per unit")
 
     @admin.display(description="Pricing scheme")
     def pricing_scheme_text(self, charge: Charge) -> str:
         scheme = SCHEME_WORDS.get(charge.pricing_scheme)
         return scheme.capitalize() if scheme else "No price"
 
-    @admin.display(description="Unit price")
-    def unit_price_text(self, charge: Charge) -> str:
-        return money_text(charge.unit_price, charge.version.currency)
-
-    @admin.display(description="Package size")
-    def package_size_text(self, charge: Charge) -> str:
-        return quantity_text(charge.package_size)
-
-    @admin.display(description="Package price")
-    def package_price_text(self, charge: Charge) -> str:
-        return money_text(charge.package_price, charge.version.currency)
+    unit_price_text = money_column("unit_price", "Unit price", "version.currency")
+    package_size_text = quantity_column("package_size", "Package size")
+    package_price_text = money_column("package_price", "Package price", "version.currency")

@@ -137,6 +137,15 @@ def _rebuild_usage_after_commit(meter: Meter) -> None:
     enqueue_on_commit("billing.tasks.rebuild_meter_usage", meter.pk, robust=False)
 
 
+def _validate_in_catalog(spec: VersionSpec) -> None:
+    """validate_version against the meters and features the catalog holds now."""
+    validate_version(
+        spec,
+        known_meters=selectors.meter_codes_in(spec),
+        known_features=selectors.feature_kinds_in(spec),
+    )
+
+
 def plan_create(
     *, code: str, name: str, version: VersionSpec, description: str = "", publish: bool = False
 ) -> PlanVersion:
@@ -146,11 +155,7 @@ def plan_create(
     if not name or not name.strip():
         errors.add("name", "must not be blank")
     errors.raise_if_any("invalid plan")
-    validate_version(
-        version,
-        known_meters=selectors.meter_codes_in(version),
-        known_features=selectors.feature_kinds_in(version),
-    )
+    _validate_in_catalog(version)
     with transaction.atomic():
         plan, created = Plan.objects.get_or_create(
             code=code, defaults={"name": name, "description": description}
@@ -172,11 +177,7 @@ def plan_create(
 @one_change()
 def plan_version_create(*, plan: Plan, version: VersionSpec) -> PlanVersion:
     """Add the next numbered draft version to a plan. Locks the plan row to number it."""
-    validate_version(
-        version,
-        known_meters=selectors.meter_codes_in(version),
-        known_features=selectors.feature_kinds_in(version),
-    )
+    _validate_in_catalog(version)
     with transaction.atomic():
         plan = plan_lock(plan.pk)
         plan_version_check_currency(plan=plan, currency=version.currency)
@@ -187,11 +188,7 @@ def plan_version_create(*, plan: Plan, version: VersionSpec) -> PlanVersion:
 @one_change()
 def plan_version_update(*, version: PlanVersion, spec: VersionSpec) -> PlanVersion:
     """Replace a draft's terms and charges. A published or archived version is refused."""
-    validate_version(
-        spec,
-        known_meters=selectors.meter_codes_in(spec),
-        known_features=selectors.feature_kinds_in(spec),
-    )
+    _validate_in_catalog(spec)
     with transaction.atomic():
         version = _lock_draft(version, action="change")
         plan_version_check_currency(plan=version.plan, currency=spec.currency, excluding=version)
@@ -211,11 +208,7 @@ def plan_version_publish(*, version: PlanVersion) -> PlanVersion:
     with transaction.atomic():
         version = _lock_draft(version, action="publish")
         spec = selectors.version_spec(version=version)
-        validate_version(
-            spec,
-            known_meters=selectors.meter_codes_in(spec),
-            known_features=selectors.feature_kinds_in(spec),
-        )
+        _validate_in_catalog(spec)
         version.status = PlanVersion.PUBLISHED
         version.published_at = timezone.now()
         version.save(update_fields=["status", "published_at"])

@@ -16,8 +16,10 @@ from billing.core.admin_forms import (
     EXACT_DECIMALS,
     ExactDecimalField,
     RecordAdmin,
+    RecordInline,
     add_billing_error,
     money_text,
+    quantity_column,
     quantity_text,
 )
 from billing.core.admin_history import AuditHistoryAdmin
@@ -46,32 +48,13 @@ def wallet_amount_column(field: str, description: str):
     return show
 
 
-def quantity_column(field: str, description: str):
-    """A column of quantities grouped by thousands: '1,250,000'."""
-
-    def show(admin_self, obj):
-        return quantity_text(getattr(obj, field))
-
-    show.short_description = description
-    return show
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
+class ReadOnlyInline(RecordInline, admin.TabularInline):
     # Read with each row: its wallet (its amounts are shown by the wallet's kind) and
     # what the row links to.
     related: tuple[str, ...] = ("wallet",)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related(*self.related)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class BlockInline(ReadOnlyInline):
@@ -347,9 +330,6 @@ class UncoveredUsageAdmin(RecordAdmin):
     list_select_related = ["customer", "wallet__customer"]
     date_hierarchy = "occurred_at"
 
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(UncoveredUsageAdmin):
@@ -364,7 +344,6 @@ class LedgerEntryAdmin(UncoveredUsageAdmin):
     ]
     amount_text = wallet_amount_column("amount", "amount")
     balance_after_text = wallet_amount_column("balance_after", "balance after")
-    quantity_text = quantity_column("quantity", "quantity")
     fields = [
         "occurred_at",
         "wallet",

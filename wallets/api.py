@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from billing.core.errors import InvalidRequest
 from billing.core.money import format_decimal, format_money
-from config.api import CursorPagination
+from config.api import CursorPagination, request_data
 from customers.models import Customer
 from invoices import collection
 from invoices.models import Purchase
@@ -177,9 +177,7 @@ class CreditsAddApi(APIView):
     )
     def post(self, request, external_id: str):
         customer = get_object_or_404(Customer, external_id=external_id)
-        serializer = CreditsOrderSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = request_data(CreditsOrderSerializer, request)
         _checkout_needs_stripe(data)
         now = timezone.now()
         if "pack" in data:
@@ -222,9 +220,7 @@ class MoneyAddApi(APIView):
     )
     def post(self, request, external_id: str):
         customer = get_object_or_404(Customer, external_id=external_id)
-        serializer = MoneyOrderSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = request_data(MoneyOrderSerializer, request)
         _checkout_needs_stripe(data)
         if purchases.paid_through_stripe(data["amount"]):
             purchase = purchases.money_top_up_order(
@@ -250,9 +246,7 @@ class AutoTopUpApi(APIView):
     @extend_schema(request=AutoTopUpSerializer, responses=AutoTopUpSerializer)
     def put(self, request, external_id: str):
         customer = get_object_or_404(Customer, external_id=external_id)
-        serializer = AutoTopUpSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = request_data(AutoTopUpSerializer, request)
         setting = purchases.auto_top_up_set(
             customer=customer,
             enabled=data["enabled"],

@@ -23,6 +23,7 @@ from billing.serializers import (
     PlanMigrationSerializer,
 )
 from billing.subscriptions import bulk_migration
+from config.api import request_data
 from plans.models import Plan
 
 
@@ -146,9 +147,8 @@ class PlanMigrationPreviewApi(APIView):
         responses=MigrationPreviewSerializer,
     )
     def post(self, request):
-        serializer = MigrationSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        return Response(_preview_body(_migration_preview(serializer.validated_data)))
+        data = request_data(MigrationSerializer, request)
+        return Response(_preview_body(_migration_preview(data)))
 
 
 class PlanMigrationListApi(APIView):
@@ -164,9 +164,7 @@ class PlanMigrationListApi(APIView):
         },
     )
     def post(self, request):
-        serializer = MigrationConfirmSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = request_data(MigrationConfirmSerializer, request)
         confirmed, created = bulk_migration.plan_migration_confirm(
             token=data["token"], digest=data["digest"], preview=lambda: _migration_preview(data)
         )

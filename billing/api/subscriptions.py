@@ -23,6 +23,7 @@ from billing.serializers import (
     SubscriptionSerializer,
 )
 from billing.subscriptions import deals, discounts, lifecycle
+from config.api import request_data
 from config.schema import ErrorSerializer
 from customers.models import Customer
 from invoices.api import invoices_query
@@ -65,9 +66,7 @@ class SubscriptionListApi(APIView):
         },
     )
     def post(self, request):
-        serializer = SubscriptionCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = request_data(SubscriptionCreateSerializer, request)
         customer = Customer.objects.filter(external_id=data["customer"]).first()
         if customer is None:
             raise InvalidRequest(
@@ -107,9 +106,7 @@ class SubscriptionDetailApi(APIView):
         """Change the seat count, prorated by the second on the invoice that closes the
         period, and/or the deal (overrides) from the next period. Both or neither."""
         subscription = get_object_or_404(subscriptions_with_plans(), pk=subscription_id)
-        serializer = SubscriptionPatchSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = request_data(SubscriptionPatchSerializer, request)
         with transaction.atomic():
             if "overrides" in data:
                 deals.subscription_set_overrides(
@@ -147,9 +144,7 @@ class SubscriptionChangePlanApi(APIView):
     @extend_schema(request=ChangePlanSerializer, responses=SubscriptionChangeSerializer)
     def post(self, request, subscription_id: int):
         subscription = get_object_or_404(subscriptions_with_plans(), pk=subscription_id)
-        serializer = ChangePlanSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = request_data(ChangePlanSerializer, request)
         version = target_version(data["plan"], data["version"])
         _, invoice = lifecycle.subscription_change_plan(
             subscription=subscription,
@@ -165,9 +160,7 @@ class SubscriptionCancelApi(APIView):
     @extend_schema(request=CancelSerializer, responses=SubscriptionChangeSerializer)
     def post(self, request, subscription_id: int):
         subscription = get_object_or_404(subscriptions_with_plans(), pk=subscription_id)
-        serializer = CancelSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = request_data(CancelSerializer, request)
         _, invoice = lifecycle.subscription_cancel(
             subscription=subscription, effective=data["effective"], at=data["at"] or timezone.now()
         )
@@ -191,9 +184,8 @@ class SubscriptionDiscountsApi(APIView):
     def post(self, request, subscription_id: int):
         """Redeem a coupon: a discount on the subscription's next period invoices."""
         subscription = get_object_or_404(Subscription, pk=subscription_id)
-        serializer = DiscountCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        coupon = discounts.coupon_or_400(serializer.validated_data["coupon"])
+        data = request_data(DiscountCreateSerializer, request)
+        coupon = discounts.coupon_or_400(data["coupon"])
         discount = discounts.discount_redeem(
             subscription=subscription, coupon=coupon, now=timezone.now()
         )

@@ -1,6 +1,7 @@
 """Shows a domain refusal (BillingError) as form errors in the admin."""
 
 from decimal import Decimal
+from operator import attrgetter
 
 from django import forms
 from django.contrib import admin
@@ -88,14 +89,26 @@ def quantity_text(value: Decimal | int | None) -> str:
         return customer_text.quantity(Decimal(value))
 
 
-def money_column(field: str, description: str):
-    """An admin list column showing an amount with its currency: '1,219.99 USD'."""
+def money_column(field: str, description: str, currency: str = "currency"):
+    """An admin list column showing an amount with its currency: '1,219.99 USD'
+    (the currency read from `currency`, a dotted path from the row)."""
+    currency_of = attrgetter(currency)
 
     def show(admin_self, obj):
-        return money_text(getattr(obj, field), obj.currency)
+        return money_text(getattr(obj, field), currency_of(obj))
 
     show.short_description = description
     show.admin_order_field = field
+    return show
+
+
+def quantity_column(field: str, description: str):
+    """A column of quantities grouped by thousands: '1,250,000'."""
+
+    def show(admin_self, obj):
+        return quantity_text(getattr(obj, field))
+
+    show.short_description = description
     return show
 
 
@@ -110,6 +123,20 @@ class RecordAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class RecordInline:
+    """Mixed into an inline of records the services write: shown on the page,
+    never added, changed or deleted there."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
 

@@ -47,8 +47,9 @@ def with_breakdowns(
     quantity of [start, end) split by that property's values (shown on the
     invoice as quantities; the amount stays priced on the whole quantity)."""
     out, done = [], set()
+    meters = meter_cache.by_codes(line.meter for line in rated if line.meter)
     for line in rated:
-        meter = meter_cache.by_code(line.meter) if line.meter else None
+        meter = meters.get(line.meter)
         if meter is not None and meter.invoice_breakdown and line.meter not in done:
             done.add(line.meter)
             groups = usage_groups(

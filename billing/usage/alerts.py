@@ -150,7 +150,7 @@ def usage_alerts_check(*, customer_ids, now: datetime) -> list[Alert]:
     )
     raised: list[Alert] = []
     with meter_cache.pinned():
-        by_code = {m.code: m for m in meter_cache.by_id().values()}
+        by_code = meter_cache.by_codes(c.meter for _, spec, _ in checks for c in spec.charges)
         for subscription, spec, window in checks:
             raised += _check_subscription(
                 subscription,

@@ -8,6 +8,7 @@ Filters compare values as text: a property "gpt-4o" matches a filter value
 
 import json
 import threading
+from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -232,6 +233,13 @@ class MeterCache:
     def by_code(self, code: str) -> MeterDef | None:
         self._refresh()
         return self._by_code.get(code)
+
+    def by_codes(self, codes: Iterable[str]) -> dict[str, MeterDef]:
+        """The meters named (by code), in the order first named, with one freshness
+        check for them all (by_code checks on each call); a code that names no
+        meter is left out."""
+        self._refresh()
+        return {code: self._by_code[code] for code in codes if code in self._by_code}
 
     def by_code_frozen(self, code: str) -> MeterDef | None:
         """A meter whose definition can no longer change (a published or archived

@@ -248,17 +248,17 @@ def usage_lines(
 ) -> list[UsageLine]:
     """One line per charge of the subscription's version; without a subscription,
     one per meter the customer used, with no allowance."""
-    by_id = meter_cache.by_id()
     if subscription is None:
         quantities = usage_quantities(customer_id=customer_id, meters=None, start=start, end=end)
+        by_id = meter_cache.by_id()
         meters = sorted((by_id[i] for i in quantities), key=lambda m: m.code)
         return [
             UsageLine(m.code, m.aggregation, None, quantities[m.id], None, None) for m in meters
         ]
     # The version's charges from its spec: cached, as a published version never changes.
     charges = subscription_spec(subscription).charges
-    by_code = {m.code: m for m in by_id.values()}
-    meters = [by_code[c.meter] for c in charges if c.meter in by_code]
+    by_code = meter_cache.by_codes(c.meter for c in charges)
+    meters = list(by_code.values())
     quantities = usage_quantities(customer_id=customer_id, meters=meters, start=start, end=end)
     lines = []
     for charge in charges:

@@ -40,11 +40,9 @@ ZERO = Decimal(0)
 
 def meter_names(meter_codes: Iterable[str]) -> dict[str, str]:
     """What invoices call each meter named (by code): its name, else its code."""
-    by_code = {m.code: m for m in meter_cache.by_id().values()}
-    return {
-        code: (by_code[code].name or code) if code in by_code else code
-        for code in dict.fromkeys(meter_codes)
-    }
+    codes = dict.fromkeys(meter_codes)
+    by_code = meter_cache.by_codes(codes)
+    return {code: (by_code[code].name or code) if code in by_code else code for code in codes}
 
 
 def usage_by_meter(
@@ -52,8 +50,7 @@ def usage_by_meter(
 ) -> dict[str, Decimal]:
     """The customer's quantity in [start, end) of each meter named (by code); a
     code that names no meter is left out."""
-    by_code = {m.code: m for m in meter_cache.by_id().values()}
-    meters = [by_code[code] for code in dict.fromkeys(meter_codes) if code in by_code]
+    meters = list(meter_cache.by_codes(meter_codes).values())
     quantities = usage_quantities(customer_id=customer_id, meters=meters, start=start, end=end)
     return {m.code: quantities[m.id] for m in meters}
 

@@ -76,11 +76,8 @@ def usage_broken_down(usage: PeriodUsage, by: str) -> PeriodUsage:
     """The usage with each line of a meter grouping by `by` split by its
     values, over the range its quantity counts (from usage_from)."""
     start = usage.summary.usage_from if usage.summary and usage.summary.usage_from else usage.start
-    grouping = [
-        meter
-        for row in usage.lines
-        if (meter := meter_cache.by_code(row.line.meter)) is not None and by in meter.group_by
-    ]
+    meters = meter_cache.by_codes(row.line.meter for row in usage.lines)
+    grouping = [meter for meter in meters.values() if by in meter.group_by]
     groups = usage_groups_of(
         customer_id=usage.customer.pk, meters=grouping, by=by, start=start, end=usage.end
     )
