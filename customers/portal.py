@@ -241,8 +241,7 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
         for row in usage.lines
     ]
     with meter_cache.pinned():
-        by_code = {m.code: m for m in meter_cache.by_id().values()}
-        charted = [by_code[f.meter] for f in features if f.meter in by_code]
+        charted = list(meter_cache.by_codes(f.meter for f in features).values())
         daily = daily_usage(
             customer_id=customer.pk,
             meters=charted,
