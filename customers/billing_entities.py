@@ -72,7 +72,8 @@ def billing_entity_save(*, entity: BillingEntity) -> BillingEntity:
     default cannot stop being it other than by another taking over. Refused
     whole (400) when a field is wrong."""
     try:
-        entity.full_clean()
+        # The one default is kept below, not refused: its constraint is left out here.
+        entity.full_clean(exclude=["is_default"])
     except ValidationError as error:
         fields = {name: list(messages) for name, messages in error.message_dict.items()}
         first = next(iter(fields.items()))

@@ -71,6 +71,11 @@ class BillingEntityForm(ServiceValidatedForm):
     def clean_bic(self):
         return (self.cleaned_data.get("bic") or "").strip().upper()
 
+    def _get_validation_exclusions(self):
+        # Made the default, it takes over (billing_entity_save): the one-default
+        # constraint is kept there, not refused here.
+        return {*super()._get_validation_exclusions(), "is_default"}
+
     def validate_domain(self, cleaned):
         # The rest (prefixes, country) is the model's clean(), run by the form.
         if self.instance.pk and self.instance.is_default and not cleaned.get("is_default"):
