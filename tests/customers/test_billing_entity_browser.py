@@ -77,4 +77,3 @@ def test_finance_adds_a_seller_and_its_customer_is_invoiced_by_it(
     with open(pdf, "wb") as file:
         # Kept to look at (pdftoppm -png -r 80 invoice.pdf invoice).
         file.write(render_invoice_pdf(invoice))
-
