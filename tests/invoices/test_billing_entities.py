@@ -9,8 +9,10 @@ from decimal import Decimal as D
 from io import BytesIO
 
 import pytest
+from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
+from PIL import Image
 from pypdf import PdfReader
 
 from billing.core.errors import Conflict, InvalidRequest
@@ -364,3 +366,24 @@ def test_the_migration_seeds_the_first_entity_from_the_settings_and_numbering_go
     assert nxt.number == "INV-2026-000008"
     assert "Seeded Holdings Ltd" in text(render_invoice_pdf(nxt))
     assert "Seeded Holdings Ltd" not in text(render_invoice_pdf(issued))
+
+
+def test_the_entitys_logo_is_printed_from_the_copy_the_invoice_keeps(gmbh):
+    # given a logo uploaded on the entity (a 40x20 red PNG)
+    image = BytesIO()
+    Image.new("RGB", (40, 20), (200, 0, 0)).save(image, format="PNG")
+    gmbh.logo.save("logo.png", ContentFile(image.getvalue()), save=False)
+    billing_entity_save(entity=gmbh)
+    issued = finalized(customer("kunde", name="Kunde AG", country="DE"))
+
+    # when the entity's logo is replaced, then removed
+    gmbh.logo.save("other.png", ContentFile(image.getvalue()), save=False)
+    gmbh.logo = ""
+    billing_entity_save(entity=gmbh)
+
+    # then the issued invoice still prints the logo it was issued with, 40x20
+    assert issued.seller_snapshot["logo"].startswith("billing_entities/logo")
+    reader = PdfReader(BytesIO(render_invoice_pdf(issued)))
+    assert [(i.image.width, i.image.height) for i in reader.pages[0].images] == [(40, 20)]
+    later = finalized(customer("kunde2", name="Kunde 2 AG", country="DE"), now=DEC_9)
+    assert len(PdfReader(BytesIO(render_invoice_pdf(later))).pages[0].images) == 0
