@@ -389,7 +389,10 @@ if not 0 <= BILLING_PAYMENT_TERMS_DAYS <= 365:
 BILLING_PORTAL_TTL_SECONDS = env_int("BILLING_PORTAL_TTL_SECONDS", 3600)
 # Render and store each invoice's PDF (a Celery task) once it is finalized.
 BILLING_INVOICE_PDFS = env_bool("BILLING_INVOICE_PDFS", True)
-# Who issues the invoices, as printed on them. BILLING_SELLER_ADDRESS: lines separated by "|".
+# The first billing entity (the seller on invoices), created from these when the
+# database is migrated (customers migration 0008); afterwards the sellers are
+# edited in the admin, and these are only read where no entity row exists.
+# BILLING_SELLER_ADDRESS: lines separated by "|".
 BILLING_SELLER = {
     "name": os.environ.get("BILLING_SELLER_NAME", "Usage Billing Inc."),
     "address": [
@@ -445,7 +448,8 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", BILLING_ALERT_FROM_EMAIL)
 # Email each invoice and credit note (its PDF attached) to the customer once it is
-# issued (a Celery task), from this address; replies go to BILLING_SELLER's email.
+# issued (a Celery task), from this address unless the customer's billing entity has
+# a sender of its own; replies go to the entity's contact email.
 BILLING_INVOICE_EMAILS = env_bool("BILLING_INVOICE_EMAILS", True)
 BILLING_INVOICE_FROM_EMAIL = os.environ.get("BILLING_INVOICE_FROM_EMAIL", DEFAULT_FROM_EMAIL)
 # An invoice email the mail server refused or could not take is sent again after

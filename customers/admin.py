@@ -26,6 +26,7 @@ from billing.usage.metering import meter_cache
 from billing.usage.reads import subscription_live
 from billing.usage.summary import period_usage
 from customers import api_keys, services
+from customers.billing_entity_admin import BillingEntityAdmin  # noqa: F401 (registers it)
 from customers.customer_form_admin import ADDRESS_FIELDS, CustomerForm
 from customers.models import CUSTOMER_DETAILS, ApiKey, Customer
 from customers.portal import portal_session_create
@@ -231,6 +232,7 @@ class CustomerAdmin(AuditHistoryAdmin):
                         "payment_terms_days",
                         "locale",
                         "invoice_emails",
+                        "billing_entity",
                     ]
                 },
             ),
@@ -295,6 +297,8 @@ class CustomerAdmin(AuditHistoryAdmin):
         values["alert_thresholds"] = values["alert_thresholds"] or []
         values["invoice_emails"] = values["invoice_emails"] or []
         values["tax_rates"] = [rate.code for rate in form.cleaned_data.get("tax_rates") or []]
+        seller = form.cleaned_data.get("billing_entity")
+        values["billing_entity"] = seller.code if seller else None
         if change:
             adopt(obj, services.customer_update(customer=obj, **values))
         else:

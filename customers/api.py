@@ -23,7 +23,10 @@ class CustomerListApi(APIView):
     @extend_schema(responses=CustomerSerializer(many=True))
     def get(self, request):
         return paginated(
-            self, request, Customer.objects.prefetch_related("tax_rates"), CustomerSerializer
+            self,
+            request,
+            Customer.objects.select_related("billing_entity").prefetch_related("tax_rates"),
+            CustomerSerializer,
         )
 
     @extend_schema(request=CustomerSerializer, responses={201: CustomerSerializer})

@@ -128,8 +128,10 @@ class CustomerForm(ServiceValidatedForm):
             "tax_exempt",
             "invoice_emails",
             "tax_rates",
+            "billing_entity",
         ]
         labels = {
+            "billing_entity": "Billed by",
             "external_id": "External ID",
             "tax_id": "Tax ID",
             "timezone": "Time zone",

@@ -1,3 +1,4 @@
+import re
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
@@ -5,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, validate_email
 from django.db import models
 
+from billing.core.countries import is_country_code
 from billing.core.customer_text import LANGUAGES
 from billing.core.money import is_known_currency
 from config.history import audit_history
@@ -89,6 +91,131 @@ def payment_terms_errors(value: object) -> list[str]:
     return []
 
 
+# A document number is PREFIX-YYYY-NNNNNN and must fit InvoiceSequence.name and
+# Invoice.number (32 characters).
+DOCUMENT_PREFIX = re.compile(r"[A-Z0-9]{1,12}")
+
+
+def document_prefix_errors(value: object) -> list[str]:
+    if not isinstance(value, str) or not DOCUMENT_PREFIX.fullmatch(value):
+        return ["1 to 12 capital letters or digits, e.g. INV"]
+    return []
+
+
+class BillingEntity(models.Model):
+    """A seller: the legal entity whose name, address, tax and bank details its
+    customers' invoices and credit notes carry, numbered in its own sequences
+    (PREFIX-YYYY-NNNNNN). Exactly one is the default: the seller of every customer
+    that names none. A document copies its seller when it is issued
+    (invoices.sellers), so a change here shows on the next document only."""
+
+    code = models.SlugField(
+        max_length=64, unique=True, help_text="How the API names it, e.g. example_sas."
+    )
+    legal_name = models.CharField(max_length=255)
+    address_lines = models.TextField(
+        blank=True, default="", help_text="The postal address as printed, one line per line."
+    )
+    country = models.CharField(
+        max_length=2,
+        help_text="ISO 3166-1 code, e.g. FR: a customer elsewhere gets its country printed.",
+    )
+    tax_id = models.CharField(
+        "VAT number / tax ID", max_length=64, blank=True, default="", help_text="e.g. FR40303265045"
+    )
+    registration_id = models.CharField(
+        "Company registration number",
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="e.g. SIREN, Handelsregister or Companies House number.",
+    )
+    bank_name = models.CharField(max_length=128, blank=True, default="")
+    iban = models.CharField("IBAN", max_length=42, blank=True, default="")
+    bic = models.CharField("BIC", max_length=11, blank=True, default="")
+    logo = models.ImageField(
+        upload_to="billing_entities/", blank=True, default="", help_text="Printed on documents."
+    )
+    email = models.EmailField(
+        "Contact email",
+        blank=True,
+        default="",
+        help_text="Printed on documents; customers' replies to invoice emails go here.",
+    )
+    sender_email = models.EmailField(
+        "Email sender",
+        blank=True,
+        default="",
+        help_text="The From address of invoice emails. Empty: BILLING_INVOICE_FROM_EMAIL.",
+    )
+    payment_instructions = models.TextField(blank=True, default="")
+    invoice_footer = models.TextField(
+        blank=True, default="", help_text="Printed at the end of every invoice and credit note."
+    )
+    invoice_prefix = models.CharField(
+        "Invoice number prefix", max_length=12, unique=True, help_text="e.g. INV: INV-2026-000001."
+    )
+    credit_note_prefix = models.CharField(
+        "Credit note number prefix",
+        max_length=12,
+        unique=True,
+        help_text="e.g. CN: CN-2026-000001.",
+    )
+    is_default = models.BooleanField(
+        "Default seller",
+        default=False,
+        help_text="The seller of every customer that names none. Exactly one is.",
+    )
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["legal_name"]
+        verbose_name = "billing entity"
+        verbose_name_plural = "billing entities"
+        constraints = [
+            # At most one default; the services keep at least one (billing_entity_save).
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=models.Q(is_default=True),
+                name="billing_entity_one_default",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(invoice_prefix=models.F("credit_note_prefix")),
+                name="billing_entity_prefixes_differ",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.legal_name
+
+    @property
+    def address(self) -> list[str]:
+        return [line.strip() for line in self.address_lines.splitlines() if line.strip()]
+
+    def clean(self):
+        errors = {}
+        if self.country and not is_country_code(self.country):
+            errors["country"] = f"unknown country {self.country!r}; use an ISO 3166-1 code"
+        for field in ("invoice_prefix", "credit_note_prefix"):
+            if problems := document_prefix_errors(getattr(self, field)):
+                errors[field] = problems
+        if not errors and self.invoice_prefix == self.credit_note_prefix:
+            errors["credit_note_prefix"] = "must differ from the invoice number prefix"
+        if not errors:
+            # Each prefix names one sequence: no entity may take another's.
+            others = BillingEntity.objects.exclude(pk=self.pk)
+            for field in ("invoice_prefix", "credit_note_prefix"):
+                value = getattr(self, field)
+                taken = others.filter(
+                    models.Q(invoice_prefix=value) | models.Q(credit_note_prefix=value)
+                ).first()
+                if taken is not None:
+                    errors[field] = f"{value} already numbers the documents of {taken}"
+        if errors:
+            raise ValidationError(errors)
+
+
 class Customer(models.Model):
     """A customer of the AI product, addressed in the API by `external_id`."""
 
@@ -139,6 +266,14 @@ class Customer(models.Model):
         (TAX_REVERSE_CHARGE, "Reverse charge: no tax, the customer accounts for it"),
     ]
     tax_exempt = models.CharField(max_length=16, choices=TAX_EXEMPTIONS, default=TAX_NONE)
+    billing_entity = models.ForeignKey(
+        BillingEntity,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="customers",
+        help_text="The seller on its invoices. Empty: the default billing entity.",
+    )
     tax_rates = models.ManyToManyField(
         "plans.TaxRate",
         blank=True,

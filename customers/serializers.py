@@ -51,6 +51,14 @@ class CustomerSerializer(serializers.ModelSerializer):
         child=serializers.CharField(max_length=254), required=False, default=list, max_length=10
     )
 
+    billing_entity = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        default=None,
+        help_text="Code of the billing entity (seller) on its invoices; null: the default.",
+    )
     credit_balance = serializers.SerializerMethodField(
         help_text="Owed to the customer (credit notes on paid invoices); pays its next invoices."
     )
@@ -62,6 +70,7 @@ class CustomerSerializer(serializers.ModelSerializer):
             "currency",
             *CUSTOMER_DETAILS,
             "tax_rates",
+            "billing_entity",
             "credit_balance",
             "created_at",
         ]
@@ -81,6 +90,8 @@ class CustomerSerializer(serializers.ModelSerializer):
         # Without terms of its own, the default's (BILLING_PAYMENT_TERMS_DAYS).
         data["payment_terms_days"] = customer.payment_terms
         data["tax_rates"] = [rate.code for rate in customer.tax_rates.all()]
+        # Its own entity's code; null: billed by the default entity.
+        data["billing_entity"] = customer.billing_entity.code if customer.billing_entity else None
         data["alert_thresholds"] = [
             format_decimal(Decimal(str(t))) for t in customer.alert_thresholds or []
         ]
@@ -88,6 +99,9 @@ class CustomerSerializer(serializers.ModelSerializer):
 
 
 class CustomerUpdateSerializer(serializers.Serializer):
+    billing_entity = serializers.CharField(
+        max_length=64, required=False, allow_null=True, allow_blank=True
+    )
     name = serializers.CharField(max_length=255, required=False)
     email = serializers.EmailField(required=False, allow_blank=True)
     currency = serializers.CharField(max_length=8, required=False)

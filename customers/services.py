@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 
 from billing.core.errors import Conflict, InvalidRequest
+from customers.billing_entities import billing_entity_by_code
 from customers.locks import customer_lock
 from customers.models import (
     CUSTOMER_DETAILS,
@@ -97,7 +98,10 @@ def customer_create(
     tax_exempt: str = Customer.TAX_NONE,
     tax_rates: list[str] | None = None,
     invoice_emails: list[str] | None = None,
+    billing_entity: str | None = None,
 ) -> Customer:
+    """Create a customer. `billing_entity`: the code of the entity that bills it;
+    None, the default entity (whichever is the default when it is invoiced)."""
     address = {} if address is None else address
     invoice_emails = [] if invoice_emails is None else invoice_emails
     alert_thresholds = [] if alert_thresholds is None else alert_thresholds
@@ -116,6 +120,7 @@ def customer_create(
         tax_exempt=tax_exempt,
         invoice_emails=invoice_emails,
     )
+    seller = billing_entity_by_code(billing_entity)
     try:
         with transaction.atomic():
             rates = tax_rates_by_code(tax_rates or [])
@@ -134,6 +139,7 @@ def customer_create(
                 locale=locale,
                 tax_exempt=tax_exempt,
                 invoice_emails=invoice_emails,
+                billing_entity=seller,
             )
             customer.tax_rates.set(rates)
             return customer
@@ -146,13 +152,16 @@ def customer_create(
 
 def customer_update(*, customer: Customer, **changes) -> Customer:
     """Change a customer's details. Its currency is fixed once set: wallets,
-    subscriptions and invoices are in it."""
+    subscriptions and invoices are in it. `billing_entity` (a code; None or "":
+    the default) changes who bills its next invoices, not those issued."""
     if "currency" in changes and changes["currency"] != customer.currency:
         raise InvalidRequest(
             "a customer's currency cannot change", fields={"currency": ["cannot change"]}
         )
     fields = CUSTOMER_DETAILS
     tax_rate_codes = changes.pop("tax_rates", None)
+    new_seller = "billing_entity" in changes
+    seller = billing_entity_by_code(changes.pop("billing_entity", None))
     unknown = set(changes) - set(fields) - {"currency"}
     if unknown:
         raise InvalidRequest(f"cannot change {', '.join(sorted(unknown))}")
@@ -179,6 +188,8 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
         values["alert_thresholds"] = _as_json_numbers(values["alert_thresholds"])
         for name in fields:
             setattr(customer, name, values[name])
+        if new_seller:
+            customer.billing_entity = seller
         customer.save()
         if rates is not None:
             customer.tax_rates.set(rates)

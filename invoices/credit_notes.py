@@ -33,6 +33,7 @@ from invoices.locks import invoice_lock
 from invoices.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from invoices.reactions import TAKE_BACKS
 from invoices.rendering import credit_note_schedule_pdf_render
+from invoices.sellers import invoice_billing_entity, seller_snapshot
 from invoices.sequences import next_number
 from plans.taxes import TaxLine, tax_credit_lines, tax_lines_read
 
@@ -301,10 +302,14 @@ def _issue(
         destination = CreditNote.TO_CREDIT_BALANCE
     else:
         destination = CreditNote.TO_AMOUNT_DUE
+    # Issued by the entity that issued the invoice, as that entity is now.
+    seller = invoice_billing_entity(invoice)
     note = CreditNote.objects.create(
         invoice=invoice,
         customer_id=invoice.customer_id,
-        number=next_number("CN", now.year),
+        number=next_number(seller.credit_note_prefix, now.year),
+        billing_entity=seller if seller.pk is not None else None,
+        seller_snapshot=seller_snapshot(seller),
         reason=reason,
         memo=memo[:500],
         currency=currency,

@@ -33,6 +33,7 @@ from config.celery import enqueue_on_commit
 from invoices import rendering
 from invoices.locks import document_email_lock
 from invoices.models import CreditNote, DocumentEmail, Invoice
+from invoices.sellers import credit_note_seller, invoice_seller
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +92,12 @@ def send_after_commit(email_id: int, countdown: float = 0) -> None:
     enqueue_on_commit("invoices.tasks.send_document_email", email_id, countdown=countdown)
 
 
-def _seller() -> str:
-    return settings.BILLING_SELLER["name"]
+def _seller(document: Invoice | CreditNote) -> dict:
+    """The seller the document carries (invoices.sellers): its name signs the
+    email, its addresses send it and take the replies."""
+    if isinstance(document, CreditNote):
+        return credit_note_seller(document)
+    return invoice_seller(document)
 
 
 def document_email_subject(document: Invoice | CreditNote) -> str:
@@ -102,11 +107,11 @@ def document_email_subject(document: Invoice | CreditNote) -> str:
         if isinstance(document, CreditNote):
             return _("Credit note %(number)s from %(seller)s") % {
                 "number": document.number,
-                "seller": _seller(),
+                "seller": _seller(document)["name"],
             }
         return _("Invoice %(number)s from %(seller)s") % {
             "number": document.number,
-            "seller": _seller(),
+            "seller": _seller(document)["name"],
         }
 
 
@@ -150,7 +155,7 @@ def document_email_body(document: Invoice | CreditNote) -> str:
             _("Your invoices and credit notes can also be downloaded from your billing portal."),
             "",
             _("Kind regards,"),
-            _seller(),
+            _seller(document)["name"],
         ]
     return "\n".join(lines) + "\n"
 
@@ -172,11 +177,12 @@ def _attachment(email: DocumentEmail, now: datetime) -> Attachment:
 
 
 def _message(email: DocumentEmail, attachment: Attachment) -> EmailMessage:
-    reply_to = settings.BILLING_SELLER.get("email")
+    seller = _seller(email.document)
+    reply_to = seller.get("email")
     message = EmailMessage(
         subject=email.subject,
         body=document_email_body(email.document),
-        from_email=settings.BILLING_INVOICE_FROM_EMAIL,
+        from_email=seller.get("sender_email") or settings.BILLING_INVOICE_FROM_EMAIL,
         to=email.recipients,
         reply_to=[reply_to] if reply_to else None,
     )

@@ -70,6 +70,16 @@ class Invoice(models.Model):
     period_end = models.DateTimeField()
     # The customer's billing details when the invoice was written.
     customer_snapshot = models.JSONField(default=dict)
+    # The seller (its billing entity) as it was when the invoice was finalized
+    # (invoices.sellers); {} on a draft, which shows its customer's entity now.
+    billing_entity = models.ForeignKey(
+        "customers.BillingEntity",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="invoices",
+    )
+    seller_snapshot = models.JSONField(default=dict, blank=True)
     subtotal = models.DecimalField(**AMOUNT, default=0)
     # Discounts (coupons) taken off the subtotal before tax; total = subtotal - discount + tax.
     discount = models.DecimalField(**AMOUNT, default=0)
@@ -224,6 +234,15 @@ class CreditNote(models.Model):
     reason = models.CharField(max_length=32, choices=REASONS, default=OTHER)
     memo = models.CharField(max_length=500, blank=True, default="")
     currency = models.CharField(max_length=3)
+    # The seller as it was when the note was issued: its invoice's billing entity.
+    billing_entity = models.ForeignKey(
+        "customers.BillingEntity",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="credit_notes",
+    )
+    seller_snapshot = models.JSONField(default=dict, blank=True)
     subtotal = models.DecimalField(**AMOUNT, default=0)
     tax = models.DecimalField(**AMOUNT, default=0)
     total = models.DecimalField(**AMOUNT)

@@ -15,13 +15,13 @@ The same document in the same state renders to the same bytes on the same
 system: the PDF's dates come from the document.
 """
 
+import base64
 import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -32,6 +32,7 @@ from billing.core.vocabulary import LineKind
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from invoices.pdf_fonts import MissingScript, installed_fonts, missing_scripts_text
 from invoices.pdf_renderer import renderer
+from invoices.sellers import credit_note_seller, invoice_seller, seller_logo
 from plans.taxes import tax_lines_read
 
 INVOICE_TEMPLATE = "invoices/invoice.html"
@@ -176,19 +177,25 @@ def _taxed_rows(write: CustomerText, document, tax_lines, discount=0) -> list[Pd
     return [*rows, PdfRow(total, write.money(document.total), "total")]
 
 
-def _parties(invoice: Invoice, locale: str) -> dict:
+def _parties(invoice: Invoice, locale: str, seller: dict) -> dict:
+    """The seller (a document's copy of its billing entity: invoices.sellers) and
+    the customer, as the document prints them."""
     snapshot = invoice.customer_snapshot or {}
-    seller = settings.BILLING_SELLER
     home = str(seller.get("country") or "").upper()
     bank = seller.get("bank") or {}
+    logo = seller_logo(seller)
     parties = {
         "seller": {
             "name": seller.get("name") or "",
             "address": postal_address(seller.get("address"), locale=locale, home_country=home),
             "email": seller.get("email") or "",
             "tax_id": seller.get("tax_id") or "",
+            "registration_id": seller.get("registration_id") or "",
             "bank": {key: bank.get(key) or "" for key in ("bank_name", "iban", "bic")},
             "payment_instructions": seller.get("payment_instructions") or "",
+            "footer": seller.get("footer") or "",
+            # Inline (a data: URL): documents load no file but their fonts.
+            "logo": _data_url(logo) if logo else "",
         },
         "customer": {
             "name": snapshot.get("name") or "",
@@ -205,6 +212,12 @@ def _parties(invoice: Invoice, locale: str) -> dict:
     return parties
 
 
+def _data_url(image: bytes) -> str:
+    kinds = {b"\x89PNG": "png", b"GIF8": "gif", b"RIFF": "webp"}
+    kind = next((kind for magic, kind in kinds.items() if image.startswith(magic)), "jpeg")
+    return f"data:image/{kind};base64,{base64.b64encode(image).decode('ascii')}"
+
+
 def _contact_lines(party: dict) -> str:
     """A party's address, email and tax ID as one paragraph's lines (printed with
     white-space: pre-line): one box for WeasyPrint to lay out where a paragraph per
@@ -213,6 +226,8 @@ def _contact_lines(party: dict) -> str:
     lines = [*party["address"], party["email"]]
     if party["tax_id"]:
         lines.append(f"{_('Tax ID')} {party['tax_id']}")
+    if party.get("registration_id"):
+        lines.append(f"{_('Registration number')} {party['registration_id']}")
     return "\n".join(NEWLINES.sub(" ", line) for line in lines if line.strip(CSS_SPACE))
 
 
@@ -272,7 +287,7 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
             }
         )
     return {
-        **_parties(invoice, write.locale),
+        **_parties(invoice, write.locale, invoice_seller(invoice)),
         "document_title": _("Invoice"),
         "title": (
             _("Invoice %(number)s") % {"number": invoice.number}
@@ -416,7 +431,7 @@ def credit_note_pdf_context(note: CreditNote) -> dict:
         notes.append(_("This credit note cancels invoice %(invoice)s in full.") % values)
     notes.extend(_tax_mentions(invoice))
     return {
-        **_parties(invoice, write.locale),
+        **_parties(invoice, write.locale, credit_note_seller(note)),
         "document_title": _("Credit note"),
         "title": _("Credit note %(number)s") % {"number": note.number},
         "number": note.number,

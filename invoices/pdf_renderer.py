@@ -203,10 +203,14 @@ class _Renderer:
         trimmed: dict[str, frozenset[str]] = {}
 
         class LocalFontsOnly(URLFetcher):
-            """Serves the local font files the stylesheet names and refuses every
-            other URL: an invoice loads no external resource."""
+            """Serves the local font files the stylesheet names and the images inline
+            in the document (data: URLs), and refuses every other URL: an invoice
+            loads no external resource."""
 
             def fetch(self, url, headers=None):
+                if url.startswith("data:image/"):
+                    # The seller's logo, inline in the document (invoices.pdf).
+                    return super().fetch(url, headers)
                 parts = urlsplit(url)
                 path = url2pathname(parts.path)
                 if parts.scheme != "file" or not path.lower().endswith((".ttf", ".otf")):

@@ -5,6 +5,7 @@ credit note does: invoices.credit_notes, invoices.reactions), and the
 invoice of a purchase. Each invoice and credit note issued here is emailed to
 the customer (invoices.emails)."""
 
+import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -17,7 +18,9 @@ from billing.core import rawsql
 from billing.core.errors import Conflict
 from billing.core.metrics import INVOICES_FINALIZED
 from billing.core.money import format_decimal
+from customers.billing_entities import customer_billing_entity, default_billing_entity
 from customers.locks import customers_lock
+from customers.models import BillingEntity
 from invoices import collection, emails
 from invoices.credit_balance import (
     credit_balance_apply,
@@ -29,10 +32,13 @@ from invoices.locks import draft_invoices_claim, invoice_lock
 from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceTaxLine
 from invoices.reactions import VOID_CHECKS
 from invoices.rendering import render_pdf_after_commit
+from invoices.sellers import seller_check, seller_snapshot
 from invoices.sequences import next_number, next_numbers
 from invoices.settlement import invoice_mark_paid
 from invoices.totals import invoice_totals
 from plans.taxes import customer_tax_rates
+
+logger = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 # The payment reference of an invoice the customer's credit balance paid whole.
@@ -149,12 +155,19 @@ def invoice_write_draft(
     return invoice
 
 
-def _stamp_finalized(invoices: list[Invoice], numbers: list[str], now: datetime) -> None:
-    """Number, date and mark finalized these locked drafts, in memory and in the
-    database: one fixed UPDATE per due date (usually one for a whole batch; the
-    close finalizes every invoice it writes)."""
+def _stamp_finalized(
+    invoices: list[Invoice], numbers: list[str], sellers: list[BillingEntity], now: datetime
+) -> None:
+    """Number, date, mark finalized and give its seller (a copy of its billing
+    entity) each of these locked drafts, in memory and in the database: one fixed
+    UPDATE per due date (usually one for a whole batch; the close finalizes every
+    invoice it writes), and one per seller."""
     by_due: dict[datetime, list[Invoice]] = {}
-    for invoice, number in zip(invoices, numbers, strict=True):
+    by_seller: dict[str, tuple[BillingEntity, list[int]]] = {}
+    for invoice, number, seller in zip(invoices, numbers, sellers, strict=True):
+        invoice.billing_entity = seller if seller.pk is not None else None
+        invoice.seller_snapshot = seller_snapshot(seller)
+        by_seller.setdefault(seller.code, (seller, []))[1].append(invoice.pk)
         invoice.number = number
         invoice.status = Invoice.FINALIZED
         invoice.finalized_at = now
@@ -170,6 +183,11 @@ def _stamp_finalized(invoices: list[Invoice], numbers: list[str], now: datetime)
             [value for invoice in due for value in (invoice.pk, invoice.number)]
             + [Invoice.FINALIZED, now, due_at]
             + [invoice.pk for invoice in due],
+        )
+    for seller, ids in by_seller.values():
+        Invoice.objects.filter(pk__in=ids).update(
+            billing_entity=seller if seller.pk is not None else None,
+            seller_snapshot=seller_snapshot(seller),
         )
     if invoices:
         # Counted in the metrics once they are committed: a close rolled back
@@ -190,7 +208,9 @@ def _finalize_locked(
     the customers known to have a credit balance entry (a batch asked once; the
     set takes in those this finalization gives one); None asks per invoice."""
     if not stamped:
-        _stamp_finalized([invoice], [next_number("INV", now.year)], now)
+        seller = customer_billing_entity(invoice.customer)
+        seller_check(invoice=invoice, entity=seller)
+        _stamp_finalized([invoice], [next_number(seller.invoice_prefix, now.year)], [seller], now)
     # The customer's credit balance pays what it can of what it is billed (not a
     # purchase: that is paid as it is bought); an invoice it pays whole is paid.
     applied = ZERO
@@ -268,14 +288,47 @@ def invoices_finalize_due(*, cutoff: datetime, now: datetime) -> int:
             )
             batch = draft_invoices_claim(ids)
             batch.sort(key=lambda invoice: (invoice.customer_id, invoice.pk))
-            # The batch's numbers in one statement, in the order they are used.
-            numbers = next_numbers("INV", now.year, len(batch)) if batch else []
+            batch, sellers = _sellers_of(batch)
+            # The batch's numbers in one statement per seller, in the order they are used.
+            numbers = _numbers_for(sellers, now.year)
             # Each statement once for the batch: the numbers and dates written.
-            _stamp_finalized(batch, numbers, now)
+            _stamp_finalized(batch, numbers, sellers, now)
             for invoice in batch:
                 _finalize_locked(invoice, now, stamped=True, with_balance=with_balance)
                 finalized += 1
     return finalized
+
+
+def _sellers_of(batch: list[Invoice]) -> tuple[list[Invoice], list[BillingEntity]]:
+    """The drafts of a batch that may be finalized now, each with its seller (its
+    customer's billing entity; every entity read in one query). A draft its seller
+    cannot issue (sellers.seller_check) is left a draft, unchanged, and logged:
+    the admin's Finalize says why, and the next run takes it once that is fixed."""
+    entities = {entity.pk: entity for entity in BillingEntity.objects.all()}
+    default = next((e for e in entities.values() if e.is_default), None)
+    default = default or default_billing_entity()
+    kept, sellers = [], []
+    for invoice in batch:
+        seller = entities.get(invoice.customer.billing_entity_id) or default
+        try:
+            seller_check(invoice=invoice, entity=seller)
+        except Conflict as refused:
+            logger.warning("draft invoice %s not finalized: %s", invoice.pk, refused.message)
+            continue
+        kept.append(invoice)
+        sellers.append(seller)
+    return kept, sellers
+
+
+def _numbers_for(sellers: list[BillingEntity], year: int) -> list[str]:
+    """The next invoice numbers of each seller's sequence, one per invoice in this
+    order. The sequences are taken in prefix order, so that two runs lock them in
+    the same order."""
+    wanted: dict[str, int] = {}
+    for seller in sellers:
+        wanted[seller.invoice_prefix] = wanted.get(seller.invoice_prefix, 0) + 1
+    taken = {prefix: iter(next_numbers(prefix, year, wanted[prefix])) for prefix in sorted(wanted)}
+    return [next(taken[seller.invoice_prefix]) for seller in sellers]
 
 
 def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> CreditNote:

@@ -19,6 +19,10 @@ from billing.core.money import format_decimal, quantize_money
 from plans.models import TaxRate
 
 HUNDRED = Decimal(100)
+# The member states of the European Union (ISO 3166-1; Greece is GR here, not EL).
+EU_COUNTRIES = frozenset(
+    "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split()  # noqa: SIM905
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,21 @@ def tax_lines_read(records: list[dict]) -> list[TaxLine]:
 def tax_label(line) -> str:
     """'VAT 20 %': a tax line's rate as the admin names it."""
     return f"{line.name} {format_decimal(line.percentage)} %"
+
+
+def is_eu_cross_border_business(*, seller_country: str, buyer: dict) -> bool:
+    """Whether a sale from a seller in `seller_country` to `buyer` (a customer's
+    details as invoiced: its address's country and its tax ID) is one EU business
+    selling to another in a different member state: the reverse-charge case,
+    where the invoice must carry both parties' VAT numbers (Article 226 of
+    Council Directive 2006/112/EC)."""
+    buyer_country = str((buyer.get("address") or {}).get("country") or "").upper()
+    return (
+        bool(buyer.get("tax_id"))
+        and seller_country.upper() in EU_COUNTRIES
+        and buyer_country in EU_COUNTRIES
+        and buyer_country != seller_country.upper()
+    )
 
 
 def customer_tax_rates(customer) -> list[TaxRate]:

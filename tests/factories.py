@@ -25,7 +25,8 @@ from billing.rating.pricing import PricingSpec
 from billing.subscriptions.lifecycle import subscription_create
 from config.history import one_change
 from customers.api_keys import api_key_create
-from customers.models import ApiKey, Customer
+from customers.billing_entities import seed_values
+from customers.models import ApiKey, BillingEntity, Customer
 from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.services import invoice_write_draft
@@ -161,6 +162,16 @@ def published_version(code: str, **terms) -> PlanVersion:
 
 def subscribe(customer, plan, start: datetime = NOV_1, **options) -> Subscription:
     return SubscriptionFactory(customer=customer, plan=plan, start=start, **options)
+
+
+def default_seller(seller: dict) -> BillingEntity:
+    """Make the default billing entity (the seller of every customer naming none)
+    say what `seller`, shaped as the BILLING_SELLER setting, says."""
+    entity = BillingEntity.objects.filter(is_default=True).first() or BillingEntity()
+    for name, value in seed_values(seller).items():
+        setattr(entity, name, value)
+    entity.save()
+    return entity
 
 
 def period_draft(customer, lines: list, *, start=NOV_1, end=DEC_1) -> Invoice:

@@ -20,6 +20,8 @@ from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.vocabulary import CouponDuration, FeatureKind
 from billing.models import Subscription
 from config.history import one_change
+from customers.billing_entities import billing_entity_save
+from customers.models import BillingEntity
 from plans.coupons import coupon_create
 from plans.features import feature_create
 from plans.models import PlanVersion
@@ -54,6 +56,15 @@ def _wallet() -> Wallet:
 MAKERS = {
     "customers.Customer": lambda: CustomerFactory(),
     "customers.ApiKey": lambda: ApiKeyFactory(),
+    "customers.BillingEntity": lambda: billing_entity_save(
+        entity=BillingEntity(
+            code="example_sas",
+            legal_name="Example SAS",
+            country="FR",
+            invoice_prefix="FR",
+            credit_note_prefix="AV",
+        )
+    ),
     "plans.Plan": lambda: PlanFactory(version=None),
     "plans.PlanVersion": lambda: PlanVersionFactory(status=PlanVersion.DRAFT),
     "plans.CreditPack": lambda: CreditPackFactory(),

@@ -210,8 +210,9 @@ def _finalize_if_due(invoice_id: int) -> None:
         return
     try:
         invoice_finalize(invoice=due, now=now)
-    except Conflict:
-        logger.info("invoice %s was finalized by another run first", invoice_id)
+    except Conflict as refused:
+        # Finalized by another run first, or refused (its seller lacks a VAT number).
+        logger.info("invoice %s not finalized here: %s", invoice_id, refused.message)
 
 
 def periods_close(

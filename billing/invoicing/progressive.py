@@ -11,6 +11,7 @@ closing invoice would have. Checked after each ingest commits (billing.tasks),
 one subscription at a time under its row lock (its customer's taken first:
 billing.locks), so that concurrent batches write one invoice per crossing."""
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -32,6 +33,8 @@ from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
 from invoices.totals import invoice_totals
 from plans.overrides import subscription_spec
+
+logger = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 
@@ -137,7 +140,13 @@ def threshold_invoices_write(*, customer_ids, now: datetime) -> list[Invoice]:
     )
     written = []
     for subscription in subscriptions.order_by("id"):
-        invoice = threshold_invoice_write(subscription=subscription, now=now)
+        try:
+            invoice = threshold_invoice_write(subscription=subscription, now=now)
+        except Conflict as refused:
+            # Its seller cannot issue it yet (invoices.sellers.seller_check): nothing
+            # was written; the next check after the entity is fixed bills it, or the close.
+            logger.warning("threshold invoice of %s not written: %s", subscription, refused.message)
+            continue
         if invoice is not None:
             written.append(invoice)
     return written

@@ -24,6 +24,8 @@ ACME = {
     "tax_exempt": "reverse_charge",
     "invoice_emails": ["ap@acme.test"],
     "tax_rates": [],
+    # Billed by the default entity.
+    "billing_entity": None,
 }
 
 

@@ -27,7 +27,7 @@ from invoices.services import (
 )
 from invoices.settlement import invoice_mark_paid
 from invoices.tasks import render_invoice_pdf as render_task
-from tests.factories import period_draft
+from tests.factories import default_seller, period_draft
 
 pytestmark = pytest.mark.django_db
 
@@ -51,12 +51,15 @@ USD_LINES = [
 def media(settings, tmp_path):
     """Each test stores its PDFs in a directory of its own."""
     settings.MEDIA_ROOT = tmp_path / "media"
-    settings.BILLING_SELLER = {
-        "name": "Example Billing GmbH",
-        "address": ["Hauptstraße 1", "10115 Berlin", "Germany"],
-        "email": "invoices@example.test",
-        "tax_id": "DE123456789",
-    }
+    # The seller is the default billing entity; these are its details.
+    default_seller(
+        {
+            "name": "Example Billing GmbH",
+            "address": ["Hauptstraße 1", "10115 Berlin", "Germany"],
+            "email": "invoices@example.test",
+            "tax_id": "DE123456789",
+        }
+    )
     return settings.MEDIA_ROOT
 
 

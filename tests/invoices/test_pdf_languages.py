@@ -21,7 +21,7 @@ from invoices.pdf import render_credit_note_pdf, render_invoice_pdf
 from invoices.rendering import credit_note_pdf_response
 from invoices.services import invoice_finalize, invoice_void
 from plans.services import tax_rate_create
-from tests.factories import period_draft
+from tests.factories import default_seller, period_draft
 
 pytestmark = pytest.mark.django_db
 
@@ -41,19 +41,22 @@ LINES = [
 @pytest.fixture(autouse=True)
 def seller(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
-    settings.BILLING_SELLER = {
-        "name": "Example Billing GmbH",
-        "address": ["Hauptstraße 1", "10115 Berlin", "Germany"],
-        "email": "invoices@example.test",
-        "tax_id": "DE123456789",
-        "country": "DE",
-        "bank": {
-            "bank_name": "Berliner Bank",
-            "iban": "DE89370400440532013000",
-            "bic": "COBADEFFXXX",
-        },
-        "payment_instructions": "",
-    }
+    # The seller is the default billing entity; these are its details.
+    default_seller(
+        {
+            "name": "Example Billing GmbH",
+            "address": ["Hauptstraße 1", "10115 Berlin", "Germany"],
+            "email": "invoices@example.test",
+            "tax_id": "DE123456789",
+            "country": "DE",
+            "bank": {
+                "bank_name": "Berliner Bank",
+                "iban": "DE89370400440532013000",
+                "bic": "COBADEFFXXX",
+            },
+            "payment_instructions": "",
+        }
+    )
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from invoices.pdf import (
 )
 from invoices.services import invoice_finalize
 from plans.services import tax_rate_create
-from tests.factories import period_draft
+from tests.factories import default_seller, period_draft
 
 pytestmark = pytest.mark.django_db
 
@@ -67,15 +67,18 @@ def seller(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.BILLING_INVOICE_PDFS = False
     settings.BILLING_INVOICE_EMAILS = False
-    settings.BILLING_SELLER = {
-        "name": "Example Billing GmbH",
-        "address": ["Hauptstraße 1", "10115 Berlin"],
-        "email": "invoices@example.test",
-        "tax_id": "DE123456789",
-        "country": "DE",
-        "bank": {"bank_name": "Berliner Bank", "iban": "DE89370400440532013000", "bic": ""},
-        "payment_instructions": "",
-    }
+    # The seller is the default billing entity; these are its details.
+    default_seller(
+        {
+            "name": "Example Billing GmbH",
+            "address": ["Hauptstraße 1", "10115 Berlin"],
+            "email": "invoices@example.test",
+            "tax_id": "DE123456789",
+            "country": "DE",
+            "bank": {"bank_name": "Berliner Bank", "iban": "DE89370400440532013000", "bic": ""},
+            "payment_instructions": "",
+        }
+    )
 
 
 @pytest.fixture

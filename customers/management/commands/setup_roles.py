@@ -94,6 +94,9 @@ FINANCE = [
     *perms("billing.webhookdelivery", "change"),
     *ALERTS_VIEW,
     *CUSTOMERS_VIEW,
+    # The sellers on invoices (billing entities): edited, with their history; one
+    # that billed nothing may be deleted.
+    *perms("customers.billingentity", "add", "change", "view", "delete"),
     *SUBSCRIPTIONS_VIEW,
     # Deals (overrides of a plan for one subscription) and coupons redeemed on one.
     "billing.set_deal_subscription",
@@ -101,6 +104,8 @@ FINANCE = [
 
 OPERATIONS = [
     *perms("customers.customer", "add", "change", "view"),
+    # A customer's page picks its billing entity.
+    *view("customers.billingentity"),
     # Change is cancelling, changing plan and seats; migrate is the bulk migration.
     *perms("billing.subscription", "add", "change"),
     *SUBSCRIPTIONS_VIEW,

@@ -1,0 +1,97 @@
+"""Billing entities (the sellers): which one bills a customer, and their writes.
+
+Exactly one entity is the default, the seller of every customer that names none:
+a partial unique index allows at most one, and billing_entity_save never leaves
+none. An installation without any entity row (a database emptied by a test, or
+one not migrated yet) bills as the BILLING_SELLER_* settings say, as before."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from billing.core.errors import Conflict, InvalidRequest
+from customers.models import BillingEntity
+
+
+def seed_values(seller: dict) -> dict:
+    """A billing entity's fields from a BILLING_SELLER setting (config.settings):
+    what the first entity is created with (migration customers 0007), and the
+    seller of an installation that has no entity row."""
+    bank = seller.get("bank") or {}
+    return {
+        "code": "default",
+        "legal_name": seller.get("name") or "",
+        "address_lines": "\n".join(seller.get("address") or []),
+        "country": str(seller.get("country") or "").upper()[:2],
+        "tax_id": seller.get("tax_id") or "",
+        "bank_name": bank.get("bank_name") or "",
+        "iban": bank.get("iban") or "",
+        "bic": bank.get("bic") or "",
+        "email": seller.get("email") or "",
+        "payment_instructions": seller.get("payment_instructions") or "",
+        # The prefixes documents were numbered with before entities existed: their
+        # sequences go on counting.
+        "invoice_prefix": "INV",
+        "credit_note_prefix": "CN",
+        "is_default": True,
+    }
+
+
+def default_billing_entity() -> BillingEntity:
+    """The default entity; without any row, an unsaved one from the settings."""
+    entity = BillingEntity.objects.filter(is_default=True).first()
+    return entity if entity is not None else BillingEntity(**seed_values(settings.BILLING_SELLER))
+
+
+def customer_billing_entity(customer) -> BillingEntity:
+    """The entity that bills this customer now: its own, or the default."""
+    if customer.billing_entity_id is None:
+        return default_billing_entity()
+    return customer.billing_entity
+
+
+def billing_entity_by_code(code: object) -> BillingEntity | None:
+    """The entity a customer names by its code (the API's `billing_entity`);
+    None or "" names none (the default). 400 for an unknown code."""
+    if code in (None, ""):
+        return None
+    entity = BillingEntity.objects.filter(code=code).first() if isinstance(code, str) else None
+    if entity is None:
+        known = ", ".join(BillingEntity.objects.values_list("code", flat=True))
+        raise InvalidRequest(
+            f"unknown billing entity {code!r}",
+            fields={"billing_entity": [f"unknown billing entity {code!r}; known: {known}"]},
+        )
+    return entity
+
+
+@transaction.atomic
+def billing_entity_save(*, entity: BillingEntity) -> BillingEntity:
+    """Validate and save an entity (history rows included). Made the default, it
+    takes over from the former default (saved too, so its history says so); the
+    default cannot stop being it other than by another taking over. Refused
+    whole (400) when a field is wrong."""
+    try:
+        # The one default is kept below, not refused: its constraint is left out here.
+        entity.full_clean(exclude=["is_default"])
+    except ValidationError as error:
+        fields = {name: list(messages) for name, messages in error.message_dict.items()}
+        first = next(iter(fields.items()))
+        raise InvalidRequest(
+            f"invalid billing entity: {first[0]}: {first[1][0]}", fields=fields
+        ) from error
+    # Every entity row, locked in id order: two saves making a default wait in turn.
+    rows = BillingEntity.objects.select_for_update().order_by("pk")
+    others = [row for row in rows if row.pk != entity.pk]
+    former = next((row for row in others if row.is_default), None)
+    if entity.is_default and former is not None:
+        former.is_default = False
+        former.save(update_fields=["is_default"])
+    elif not entity.is_default and former is None:
+        raise Conflict(
+            f"{entity} must stay the default billing entity: one always is; make another "
+            "entity the default instead",
+            fields={"is_default": ["one billing entity is always the default"]},
+        )
+    entity.save()
+    return entity

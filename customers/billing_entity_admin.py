@@ -1,0 +1,144 @@
+"""The billing entities' admin (the sellers on invoices), edited by Finance with
+their history. Saving goes through customers.billing_entities, which keeps one
+default."""
+
+from django import forms
+from django.contrib import admin
+
+from billing.core.admin_fields import country_choices
+from billing.core.admin_forms import ServiceValidatedForm
+from billing.core.admin_history import AuditHistoryAdmin
+from billing.core.errors import Conflict
+from customers.billing_entities import billing_entity_save
+from customers.models import BillingEntity
+
+WIDE = forms.TextInput(attrs={"class": "vTextField"})
+LINES = forms.Textarea(attrs={"rows": 4, "cols": 60})
+
+
+class BillingEntityForm(ServiceValidatedForm):
+    country = forms.ChoiceField(
+        choices=[],
+        help_text="Where it is established: a customer in another country gets its country "
+        "printed, and EU VAT rules compare the two.",
+        error_messages={"invalid_choice": "Pick a country from the list."},
+    )
+
+    class Meta:
+        model = BillingEntity
+        fields = [
+            "code",
+            "legal_name",
+            "address_lines",
+            "country",
+            "tax_id",
+            "registration_id",
+            "bank_name",
+            "iban",
+            "bic",
+            "logo",
+            "email",
+            "sender_email",
+            "payment_instructions",
+            "invoice_footer",
+            "invoice_prefix",
+            "credit_note_prefix",
+            "is_default",
+        ]
+        widgets = {
+            "legal_name": WIDE,
+            "address_lines": LINES,
+            "payment_instructions": LINES,
+            "invoice_footer": LINES,
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["country"].choices = [
+            ("", "Pick a country"),
+            *country_choices(current=self.instance.country or ""),
+        ]
+
+    def clean_invoice_prefix(self):
+        return (self.cleaned_data.get("invoice_prefix") or "").strip().upper()
+
+    def clean_credit_note_prefix(self):
+        return (self.cleaned_data.get("credit_note_prefix") or "").strip().upper()
+
+    def clean_iban(self):
+        return "".join((self.cleaned_data.get("iban") or "").split()).upper()
+
+    def clean_bic(self):
+        return (self.cleaned_data.get("bic") or "").strip().upper()
+
+    def _get_validation_exclusions(self):
+        # Made the default, it takes over (billing_entity_save): the one-default
+        # constraint is kept there, not refused here.
+        return {*super()._get_validation_exclusions(), "is_default"}
+
+    def validate_domain(self, cleaned):
+        # The rest (prefixes, country) is the model's clean(), run by the form.
+        if self.instance.pk and self.instance.is_default and not cleaned.get("is_default"):
+            raise Conflict(
+                f"{self.instance} is the default billing entity: to change that, make "
+                "another entity the default",
+                fields={"is_default": ["one billing entity is always the default"]},
+            )
+
+
+@admin.register(BillingEntity)
+class BillingEntityAdmin(AuditHistoryAdmin):
+    form = BillingEntityForm
+    list_display = [
+        "legal_name",
+        "code",
+        "country",
+        "tax_id",
+        "invoice_prefix",
+        "credit_note_prefix",
+        "is_default",
+        "customer_count",
+    ]
+    search_fields = ["legal_name", "code", "tax_id"]
+    fieldsets = [
+        (None, {"fields": ["legal_name", "code", "is_default"]}),
+        ("Address", {"fields": ["address_lines", "country"]}),
+        ("Tax and registration", {"fields": ["tax_id", "registration_id"]}),
+        ("Bank details", {"fields": ["bank_name", "iban", "bic", "payment_instructions"]}),
+        (
+            "Documents",
+            {
+                "fields": [
+                    "logo",
+                    "invoice_prefix",
+                    "credit_note_prefix",
+                    "invoice_footer",
+                    "email",
+                    "sender_email",
+                ],
+                "description": "A change shows on the documents issued from now on; those "
+                "already issued keep the seller they were issued with.",
+            },
+        ),
+    ]
+
+    @admin.display(description="customers")
+    def customer_count(self, entity: BillingEntity) -> str:
+        count = entity.customers.count()
+        return f"{count} (and every customer naming none)" if entity.is_default else str(count)
+
+    def get_readonly_fields(self, request, obj=None):
+        # A prefix names a sequence its documents were numbered in: fixed once used.
+        if obj is not None and (obj.invoices.exists() or obj.credit_notes.exists()):
+            return ["invoice_prefix", "credit_note_prefix"]
+        return []
+
+    def has_delete_permission(self, request, obj=None):
+        # The default is never deleted (another is made default first); one that
+        # bills customers or issued documents is kept (PROTECT says so).
+        if obj is not None and obj.is_default:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        billing_entity_save(entity=obj)

@@ -1,0 +1,207 @@
+"""The billing entities' admin pages (add, change, history), a customer's
+entity picked on its page, and the invoice admin's Finalize saying why the
+EU VAT-number rule refuses it."""
+
+from decimal import Decimal as D
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.management import call_command
+
+from billing.rating.lines import LineInput
+from customers.billing_entities import billing_entity_save
+from customers.models import BillingEntity, Customer
+from customers.services import customer_create
+from invoices.models import Invoice
+from tests.factories import period_draft
+
+pytestmark = pytest.mark.django_db
+
+ADD = "/admin/customers/billingentity/add/"
+
+
+def change_url(entity: BillingEntity) -> str:
+    return f"/admin/customers/billingentity/{entity.pk}/change/"
+
+
+def form(**changes) -> dict:
+    return {
+        "code": "example_sas",
+        "legal_name": "Example SAS",
+        "address_lines": "5 rue de la Paix\r\n75002 Paris",
+        "country": "FR",
+        "tax_id": "FR40303265045",
+        "registration_id": "RCS Paris 303 265 045",
+        "bank_name": "Banque de Paris",
+        "iban": "FR76 3000 6000 0112 3456 7890 189",
+        "bic": "agrifrppxxx",
+        "email": "factures@example.fr",
+        "sender_email": "",
+        "payment_instructions": "",
+        "invoice_footer": "",
+        "invoice_prefix": "fr",
+        "credit_note_prefix": "AV",
+    } | changes
+
+
+@pytest.fixture
+def default() -> BillingEntity:
+    return BillingEntity.objects.get(is_default=True)
+
+
+def test_the_add_page_creates_an_entity_with_its_history(admin_client, default):
+    assert admin_client.get(ADD).status_code == 200
+
+    response = admin_client.post(ADD, form())
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    entity = BillingEntity.objects.get(code="example_sas")
+    assert (entity.iban, entity.bic, entity.invoice_prefix) == (
+        "FR7630006000011234567890189",
+        "AGRIFRPPXXX",
+        "FR",
+    )
+    assert entity.address == ["5 rue de la Paix", "75002 Paris"]
+    assert not entity.is_default
+    assert entity.history.get().history_user.username == "admin"
+
+
+def test_the_change_page_edits_it_and_making_it_the_default_takes_over(admin_client, default):
+    entity = billing_entity_save(
+        entity=BillingEntity(
+            code="example_sas",
+            legal_name="Example SAS",
+            country="FR",
+            invoice_prefix="FR",
+            credit_note_prefix="AV",
+        )
+    )
+    page = admin_client.get(change_url(entity))
+    assert page.status_code == 200
+    assert "already issued keep the seller they were issued with" in page.content.decode()
+
+    response = admin_client.post(
+        change_url(entity), form(legal_name="Example France SAS", is_default="on")
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    entity.refresh_from_db()
+    default.refresh_from_db()
+    assert entity.legal_name == "Example France SAS" and entity.is_default
+    assert not default.is_default
+    history = admin_client.get(f"/admin/customers/billingentity/{entity.pk}/history/")
+    assert history.status_code == 200
+    assert entity.history.count() == 2
+    assert default.history.filter(is_default=False).exists()
+
+
+def test_the_page_refuses_a_taken_prefix_and_unsetting_the_default(admin_client, default):
+    taken = admin_client.post(ADD, form(invoice_prefix="INV"))
+    unset = admin_client.post(
+        change_url(default),
+        form(
+            code=default.code,
+            legal_name=default.legal_name,
+            invoice_prefix="INV",
+            credit_note_prefix="CN",
+        ),
+    )
+
+    assert taken.status_code == 200
+    assert "INV already numbers the documents of" in taken.content.decode()
+    assert unset.status_code == 200
+    assert "one billing entity is always the default" in unset.content.decode()
+    assert BillingEntity.objects.count() == 1
+    default.refresh_from_db()
+    assert default.is_default and default.code == "default"
+
+
+def test_the_default_entity_offers_no_delete(admin_client, default):
+    page = admin_client.get(change_url(default)).content.decode()
+
+    assert "deletelink" not in page
+    assert (
+        admin_client.post(f"/admin/customers/billingentity/{default.pk}/delete/").status_code == 403
+    )
+
+
+def test_the_customer_page_picks_its_entity(admin_client, default):
+    entity = billing_entity_save(
+        entity=BillingEntity(
+            code="example_sas",
+            legal_name="Example SAS",
+            country="FR",
+            invoice_prefix="FR",
+            credit_note_prefix="AV",
+        )
+    )
+    acme = customer_create(external_id="acme", name="Acme", currency="EUR")
+    url = f"/admin/customers/customer/{acme.pk}/change/"
+    page = admin_client.get(url)
+    assert "Billed by" in page.content.decode()
+
+    response = admin_client.post(
+        url,
+        {
+            "name": "Acme",
+            "email": "",
+            "timezone": "UTC",
+            "spend_limit_mode": "hard",
+            "locale": "en",
+            "tax_exempt": "none",
+            "billing_entity": entity.pk,
+        },
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Customer.objects.get(pk=acme.pk).billing_entity == entity
+
+
+def test_finalize_in_the_admin_says_why_the_vat_rule_refuses(admin_client, settings):
+    settings.BILLING_INVOICE_PDFS = False
+    settings.BILLING_INVOICE_EMAILS = False
+    paris = billing_entity_save(
+        entity=BillingEntity(
+            code="example_sas",
+            legal_name="Example SAS",
+            country="FR",
+            invoice_prefix="FR",
+            credit_note_prefix="AV",
+        )
+    )
+    acme = customer_create(
+        external_id="acme",
+        name="Acme GmbH",
+        currency="EUR",
+        address={"city": "Berlin", "country": "DE"},
+        tax_id="DE999999999",
+        billing_entity=paris.code,
+    )
+    line = LineInput("base_fee", "Base", None, D(1), D("10.00"), D("10.00"))
+    draft = period_draft(acme, [line])
+
+    response = admin_client.post(
+        "/admin/invoices/invoice/",
+        {"action": "finalize", "_selected_action": [draft.pk]},
+        follow=True,
+    )
+
+    assert (
+        "Acme GmbH is billed by Example SAS, which has no VAT number: add it on the billing "
+        "entity before finalizing" in response.content.decode()
+    )
+    assert Invoice.objects.get(pk=draft.pk).status == Invoice.DRAFT
+
+
+def test_finance_edits_entities_and_operations_only_sees_them(client):
+    call_command("setup_roles", verbosity=0)
+    finance = User.objects.create_user("finance", password="x", is_staff=True)
+    finance.groups.add(Group.objects.get(name="Finance"))
+    ops = User.objects.create_user("ops", password="x", is_staff=True)
+    ops.groups.add(Group.objects.get(name="Operations"))
+
+    client.force_login(finance)
+    assert client.get(ADD).status_code == 200
+    client.force_login(ops)
+    assert client.get(ADD).status_code == 403
+    assert client.get("/admin/customers/billingentity/").status_code == 200
