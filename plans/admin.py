@@ -21,6 +21,7 @@ from django.utils.html import format_html
 from django.utils.timezone import localtime
 from djmoney.money import Money
 
+from billing.core.admin_deletion import RefusedDeletionMixin
 from billing.core.admin_fields import currency_choices
 from billing.core.admin_forms import (
     EXACT_DECIMALS,
@@ -38,6 +39,7 @@ from billing.subscriptions.selectors import with_live_subscription_count
 from config.history import one_change
 from plans import services
 from plans.charges_admin import ChargeInline, version_spec
+from plans.deletion_admin import plan_deletion_refusal, version_deletion_refusal
 from plans.models import Charge, CreditPack, Plan, PlanVersion
 from plans.validation import (
     VERSION_TERMS,
@@ -114,7 +116,7 @@ class VersionLinkInline(admin.TabularInline):
 
 
 @admin.register(Plan)
-class PlanAdmin(AuditHistoryAdmin):
+class PlanAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     form = PlanForm
     list_display = ["code", "name", "version_count", "latest_published", "add_version_link"]
     search_fields = ["code", "name"]
@@ -135,6 +137,9 @@ class PlanAdmin(AuditHistoryAdmin):
     @admin.display(description="")
     def add_version_link(self, plan):
         return format_html('<a href="{}">Add a draft version</a>', add_version_url(plan))
+
+    def deletion_refusal(self, obj):
+        return plan_deletion_refusal(obj)
 
     def get_readonly_fields(self, request, obj=None):
         # Subscriptions and invoices name plans by code: it never changes.
@@ -199,6 +204,7 @@ class PlanVersionForm(ServiceValidatedForm):
 
 @admin.register(PlanVersion)
 class PlanVersionAdmin(
+    RefusedDeletionMixin,
     VersionPricePagesMixin,
     VersionLifecycleMixin,
     AuditHistoryAdmin,
@@ -294,8 +300,9 @@ class PlanVersionAdmin(
         # Published and archived versions are view-only, for everyone.
         return super().has_change_permission(request, obj) and not is_frozen(obj)
 
-    def has_delete_permission(self, request, obj=None):
-        return super().has_delete_permission(request, obj) and not is_frozen(obj)
+    def deletion_refusal(self, obj):
+        # A published or archived version stays (is_frozen): its page says why.
+        return version_deletion_refusal(obj)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         # The version's form, then its charges and features (save_model, save_related):
