@@ -16,9 +16,8 @@ from django.contrib.admin.options import IS_POPUP_VAR
 from django.db.models import Count
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils.formats import date_format
 from django.utils.html import format_html
-from django.utils.timezone import localtime
+from django.utils.timezone import get_current_timezone
 from djmoney.money import Money
 
 from billing.core.admin_deletion import RefusedDeletionMixin
@@ -33,6 +32,7 @@ from billing.core.admin_forms import (
     quantity_text,
 )
 from billing.core.admin_history import AuditHistoryAdmin
+from billing.core.customer_text import day
 from billing.core.money import format_money
 from billing.simulation.admin import RUN_SIMULATIONS
 from billing.subscriptions.selectors import with_live_subscription_count
@@ -112,7 +112,7 @@ class VersionLinkInline(admin.TabularInline):
     def published_on(self, version: PlanVersion) -> str:
         if version.published_at is None:
             return "—"
-        return date_format(localtime(version.published_at), "j M Y")
+        return day(version.published_at, get_current_timezone())
 
 
 @admin.register(Plan)

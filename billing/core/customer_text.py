@@ -135,6 +135,14 @@ def day(moment: datetime | date, in_zone: ZoneInfo | None = None) -> str:
     return dateformat.format(moment, pgettext("a day: day, month, year", "j M Y"))
 
 
+def day_time(moment: datetime, in_zone: ZoneInfo) -> str:
+    """An instant to the minute, saying its zone: '6 Nov 2026, 00:00 UTC'."""
+    local = moment.astimezone(in_zone)
+    return _("{day}, {time} {zone}").format(
+        day=day(local.date()), time=dateformat.format(local, "H:i"), zone=str(in_zone)
+    )
+
+
 def day_range(first: date, last: date) -> str:
     """Inclusive days: '16 Nov - 30 Nov 2026', '20 Dec 2026 - 19 Jan 2027', or one day."""
     if first == last:
