@@ -257,3 +257,29 @@ def test_an_email_reads_the_zone_and_language_saved_with_its_invoice(settings):
     due = invoice.text.day(invoice.due_at)
     assert f"Due date: {due} (Asia/Tokyo)" in body
     assert due == invoice.due_at.astimezone(invoice.text.zone).strftime("%-d %b %Y")
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [
+        ("en", "7 seats × 7 of 30 days"),  # noqa: RUF001
+        ("fr", "7 utilisateurs × 7 jours sur 30"),  # noqa: RUF001
+        ("de", "7 Nutzerplätze × 7 von 30 Tagen"),  # noqa: RUF001
+    ],
+)
+def test_a_prorated_seat_line_reads_as_seats_times_days(locale, expected):
+    # given: 7 seats for the last 7 days of November (a 30-day month), stored as
+    # 7 x 7/30 to the 10 decimal places of a line's quantity
+    from zoneinfo import ZoneInfo
+
+    from billing.core.customer_text import CustomerText
+
+    start, end = datetime(2026, 11, 24, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+    stored = (7 * D(7) / D(30)).quantize(D("0.0000000001"))
+    write = CustomerText(locale, ZoneInfo("UTC"), "USD")
+
+    # then: seats and days, never "1.6333333333"
+    assert write.line_quantity("seats", stored, start, end) == expected
+    assert write.line_quantity("seats", D(7), datetime(2026, 11, 1, tzinfo=UTC), end) == "7"
+    # a quantity that no whole number of seats explains stays a number
+    assert write.line_quantity("seats", D("1.234"), start, end) == write.quantity(D("1.234"))
