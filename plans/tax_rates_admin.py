@@ -55,6 +55,11 @@ class TaxRateForm(ServiceValidatedForm):
         )
 
 
+def rate_words(rate: TaxRate) -> str:
+    """'MwSt. 19 %': a rate as finance names it (names repeat; the percentage tells them apart)."""
+    return f"{rate.name} {format_decimal(rate.percentage)} %"
+
+
 def replaced_by_code(cleaned: dict) -> str | None:
     replacement = cleaned.get("replaced_by")
     return replacement.code if replacement is not None else None
@@ -111,7 +116,8 @@ class TaxRateAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
             if replaced_by:
                 messages.info(
                     request,
-                    f"The customers who held {obj.code} as their own hold {replaced_by} now.",
+                    f"The customers who held {rate_words(obj)} as their own hold "
+                    f"{rate_words(data['replaced_by'])} now.",
                 )
         else:
             adopt(obj, services.tax_rate_create(**terms, **flags))
