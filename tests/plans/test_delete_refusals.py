@@ -149,3 +149,19 @@ def test_a_tax_rate_that_taxed_invoices_shows_why_it_stays(admin_client, db, mon
     text = refused(admin_client, f"/admin/plans/taxrate/{rate.pk}/delete/")
     assert "MwSt taxed invoices: untick Active to archive it instead" in text
     assert TaxRate.objects.filter(pk=rate.pk).exists()
+
+
+def test_a_subscribed_customer_shows_why_they_stay(admin_client, pro_with_customers):
+    from customers.models import Customer
+
+    customer = Customer.objects.filter(subscriptions__isnull=False).first()
+    customer.name = "Acme Inc"
+    customer.save()
+    unused = CustomerFactory(name="Nobody Ltd")
+
+    text = refused(admin_client, f"/admin/customers/customer/{customer.pk}/delete/")
+    deleted = admin_client.post(f"/admin/customers/customer/{unused.pk}/delete/", {"post": "yes"})
+
+    assert "Acme Inc has 1 invoice and 1 subscription: it stays, for them" in text
+    assert deleted.status_code == 302
+    assert not Customer.objects.filter(pk=unused.pk).exists()
