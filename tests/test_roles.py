@@ -439,8 +439,7 @@ def test_finance_ends_a_discount_and_a_refused_coupon_changes_nothing(login, wor
     assert refused.status_code == 200
     # in words for the admin: the coupon by its name, and what to do
     assert (
-        "B takes EUR off and the subscription bills in USD: choose a coupon in USD or a "
-        "percentage"
+        "B takes EUR off and the subscription bills in USD: choose a coupon in USD or a percentage"
     ) in refused.content.decode()
     assert state() == before
 
