@@ -303,10 +303,6 @@ class CustomerText:
         7 of 30 days'), any other as a number."""
         value = Decimal(value)
         prorated = kind in PRORATED_KINDS and start and end and end > start and value > 0
-        if prorated and value < 1 and kind != LineKind.SEATS:
-            whole = whole_period_of_share(start, end, value)
-            with self.speaking():
-                return days_of(start, end, whole=whole, in_zone=self.zone)
         if prorated and kind == LineKind.SEATS and value != value.to_integral_value():
             found = seats_of_share(value, start, end, self.zone)
             if found is not None:
@@ -318,6 +314,10 @@ class CustomerText:
                         "{count} seats × {days}",  # noqa: RUF001
                         seats,
                     ).format(count=quantity(seats), days=days)
+        if prorated and value < 1:
+            whole = whole_period_of_share(start, end, value)
+            with self.speaking():
+                return days_of(start, end, whole=whole, in_zone=self.zone)
         return self.quantity(value)
 
     def money(self, amount: Decimal | None, currency: str = "") -> str:
