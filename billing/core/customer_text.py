@@ -299,13 +299,16 @@ class CustomerText:
 
     def line_quantity(self, kind: str, value: Decimal, start, end) -> str:
         """A line's quantity: a prorated fee's share of its period as days ('7 of
-        30 days'), a prorated share of several seats as seats and days ('3 seats x
-        7 of 30 days'), any other as a number."""
+        30 days'), a prorated share of several seats (a seat line, a plan change's
+        seat proration) as seats and days ('3 seats x 7 of 30 days'), any other as
+        a number."""
         value = Decimal(value)
         prorated = kind in PRORATED_KINDS and start and end and end > start and value > 0
-        if prorated and kind == LineKind.SEATS and value != value.to_integral_value():
+        if prorated and value != value.to_integral_value():
+            # Seats x a share: a seat line, or a plan change's proration of seats
+            # (whose kind a base fee's proration shares: one "seat" reads as days).
             found = seats_of_share(value, start, end, self.zone)
-            if found is not None:
+            if found is not None and (kind == LineKind.SEATS or found[0] > 1):
                 seats, whole = found
                 with self.speaking():
                     days = days_of(start, end, whole=whole, in_zone=self.zone)

@@ -283,3 +283,27 @@ def test_a_prorated_seat_line_reads_as_seats_times_days(locale, expected):
     assert write.line_quantity("seats", D(7), datetime(2026, 11, 1, tzinfo=UTC), end) == "7"
     # a quantity that no whole number of seats explains stays a number
     assert write.line_quantity("seats", D("1.234"), start, end) == write.quantity(D("1.234"))
+
+
+def test_a_seat_plan_change_reads_seats_times_days_on_the_pdf_and_in_the_admin(admin_client):
+    # given: 3 seats on a plan at 10.00 a seat, moved on 24 Nov to one at 20.00
+    small = published_version("seats_small", seat_price=D("10.00"))
+    large = published_version("seats_large", seat_price=D("20.00"))
+    subscription = subscribe(CustomerFactory(external_id="seats"), small, NOV_1, seats=3)
+    _, invoice = subscription_change_plan(
+        subscription=subscription,
+        version=large,
+        effective="immediate",
+        at=datetime(2026, 11, 24, tzinfo=UTC),
+    )
+    if invoice.status == Invoice.DRAFT:
+        invoice = invoice_finalize(
+            invoice=invoice, now=datetime(2026, 11, 24, 1, tzinfo=UTC), collect=False
+        )
+
+    # then: the seat lines' quantity (3 x 7/30) reads as seats and days, never a share
+    text = pdf_text(render_invoice_pdf(invoice))
+    page = words(admin_client.get(f"/admin/invoices/invoice/{invoice.pk}/change/").content.decode())
+    assert "3 seats × 7 of 30 days" in text, text  # noqa: RUF001
+    assert "3 seats × 7 of 30 days" in page  # noqa: RUF001
+    assert "0.7" not in text.split("Period", 1)[1].split("Subtotal")[0]
