@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from billing.core.customer_text import customer_zone
+from billing.core.customer_text import customer_zone, day_time
 from billing.core.periods import whole_period
 from billing.core.webhook_targets import WebhookTargetRefused, webhook_target_resolve
 from config.history import audit_history
@@ -148,8 +148,7 @@ class SubscriptionChange(models.Model):
         ordering = ["subscription", "id"]
 
     def __str__(self) -> str:
-        moment = self.effective_at.astimezone(UTC)
-        return f"{self.get_kind_display()}, {moment.day} {moment:%b %Y, %H:%M} UTC"
+        return f"{self.get_kind_display()}, {day_time(self.effective_at, UTC)}"
 
 
 class PlanMigration(models.Model):

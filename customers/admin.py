@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
+from billing.core.admin_deletion import RefusedDeletionMixin
 from billing.core.admin_fields import currency_name, moment_text, zone_name
 from billing.core.admin_forms import adopt, money_column, money_text, quantity_text
 from billing.core.admin_history import AuditHistoryAdmin
@@ -178,7 +179,7 @@ ADDRESS_NAMES = [name for name, _ in ADDRESS_FIELDS.values()]
 
 
 @admin.register(Customer)
-class CustomerAdmin(AuditHistoryAdmin):
+class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     form = CustomerForm
     change_form_template = "admin/customers/customer/change_form.html"
     list_display = [
@@ -196,6 +197,23 @@ class CustomerAdmin(AuditHistoryAdmin):
     date_hierarchy = "created_at"
 
     spend_limit_display = money_column("spend_limit", "spend limit")
+
+    def deletion_refusal(self, obj):
+        """A customer who was subscribed or invoiced stays, for those records."""
+        if obj.pk is None:
+            return None
+        counts = {
+            "invoice": obj.invoices.count(),
+            "subscription": obj.subscriptions.count(),
+            "wallet": obj.wallets.count(),
+        }
+        kept = [f"{n} {what}{'' if n == 1 else 's'}" for what, n in counts.items() if n]
+        if not kept:
+            return None
+        return (
+            f"{obj.name or obj.external_id} has {' and '.join(kept)}: it stays, for them; "
+            "cancel its subscription to stop billing it."
+        )
 
     @admin.display(description="created", ordering="created_at")
     def created(self, customer: Customer) -> str:

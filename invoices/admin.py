@@ -362,7 +362,7 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
             try:
                 action(invoice)
             except BillingError as error:
-                self.message_user(request, f"{invoice}: {error.message}", messages.ERROR)
+                self.message_user(request, f"{invoice}: {error.words}", messages.ERROR)
             else:
                 self.message_user(request, f"{Invoice.objects.get(pk=invoice.pk)} {done}")
 

@@ -82,6 +82,58 @@ def _line_rows(invoice: Invoice, data) -> tuple[list[dict], list[credit_notes.Cr
     return rows, chosen
 
 
+def error_words(error: BillingError, invoice: Invoice, chosen) -> str:
+    """A refusal as finance reads it: each line named by its description, the
+    amounts with their currency, what to do, and no field path ('lines.0.amount').
+    (The API keeps its envelope: error.message and error.fields as they are.)"""
+    if not error.fields:
+        return error.message
+    lines = {line.pk: line for line in invoice.lines.all()}
+    names = {
+        f"lines.{index}": lines[typed.invoice_line].description
+        for index, typed in enumerate(chosen)
+        if typed.invoice_line in lines
+    }
+    words = []
+    for field, messages in error.fields.items():
+        if field.count(".") != 2:  # about all the lines: the message says it
+            words.append(_total_words(error.message, invoice))
+            continue
+        line = names.get(field.rsplit(".", 1)[0], "A line")
+        words.extend(f"{line}: {_line_words(message, invoice)}" for message in messages)
+    return "; ".join(dict.fromkeys(words))
+
+
+def _amount_words(text: str, currency: str) -> tuple[str, str] | None:
+    """'10.10 is left…' -> ('10.10 EUR', 'is left…'); None when it starts otherwise."""
+    amount, _, rest = text.partition(" ")
+    try:
+        return money(Decimal(amount), currency), rest
+    except InvalidOperation:
+        return None
+
+
+def _line_words(message: str, invoice: Invoice) -> str:
+    """One refusal of a line, with the amount's currency and what to do."""
+    if message.startswith("at most ") and (
+        words := _amount_words(message.removeprefix("at most "), invoice.currency)
+    ):
+        return f"at most {words[0]} {words[1]}: type that or less"
+    if message == "must be greater than zero":
+        return "type an amount greater than zero, without its currency sign"
+    return message
+
+
+def _total_words(message: str, invoice: Invoice) -> str:
+    """A refusal of the lines together ('the invoice has 30.12 left to credit in all')."""
+    total = "invalid credit note: the invoice has "
+    if message.startswith(total) and (
+        words := _amount_words(message.removeprefix(total), invoice.currency)
+    ):
+        return f"The invoice has {words[0]} {words[1]}: type less on its lines"
+    return message[:1].upper() + message[1:]
+
+
 def credit_note_view(modeladmin, request, invoice: Invoice):
     """Issue a credit note for part of an invoice: the amounts per line, then a
     page with the credit note as it will be (tax, total, where its money goes),
@@ -107,7 +159,7 @@ def credit_note_view(modeladmin, request, invoice: Invoice):
         try:
             preview = credit_notes.credit_note_preview(invoice=invoice, lines=chosen)
         except BillingError as error:
-            context["error"] = error.message
+            context["error"] = error_words(error, invoice, chosen)
         else:
             if "confirm" in request.POST and request.POST.get("credited") != str(invoice.credited):
                 # The invoice was credited since the preview (another note, a double
@@ -126,7 +178,7 @@ def credit_note_view(modeladmin, request, invoice: Invoice):
                         now=timezone.now(),
                     )
                 except BillingError as error:
-                    context["error"] = error.message
+                    context["error"] = error_words(error, invoice, chosen)
                 else:
                     modeladmin.message_user(
                         request,

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.db import models
 
-from billing.core.customer_text import CustomerText
+from billing.core.customer_text import CustomerText, money_text, percent
 from billing.core.money import AMOUNT
 from billing.core.vocabulary import LineKind
 
@@ -169,7 +169,8 @@ class InvoiceLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind}: {self.amount}"
+        # "Chat Growth (Nov 2026): 89.00 USD", as the invoice reads it.
+        return f"{self.description}: {money_text(self.amount, self.invoice.currency)}"
 
 
 class InvoiceTaxLine(models.Model):
@@ -196,7 +197,8 @@ class InvoiceTaxLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} {self.percentage} %: {self.amount}"
+        amount = money_text(self.amount, self.invoice.currency)
+        return f"{self.name} {percent(self.percentage)}: {amount}"
 
 
 class CreditNote(models.Model):
@@ -300,7 +302,7 @@ class CreditNoteLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.description}: {self.amount}"
+        return f"{self.description}: {money_text(self.amount, self.credit_note.currency)}"
 
 
 class CreditBalanceEntry(models.Model):
@@ -337,7 +339,7 @@ class CreditBalanceEntry(models.Model):
         verbose_name_plural = "credit balance entries"
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()}: {self.amount} {self.currency}"
+        return f"{self.get_kind_display()}: {money_text(self.amount, self.currency)}"
 
 
 class DocumentEmail(models.Model):

@@ -78,7 +78,7 @@ def mark_paid_with_reference(modeladmin, request, queryset):
             try:
                 settlement.invoice_mark_paid(invoice=invoice, reference=reference, now=now)
             except BillingError as error:
-                modeladmin.message_user(request, f"{invoice}: {error.message}", messages.ERROR)
+                modeladmin.message_user(request, f"{invoice}: {error.words}", messages.ERROR)
             else:
                 modeladmin.message_user(request, f"{invoice} marked paid ({reference})")
         return None
@@ -241,7 +241,7 @@ class PurchaseOrderForm(forms.ModelForm):
                     )
             except BillingError as error:
                 target = next((f for f in error.fields if f in self.fields), None)
-                self.add_error(target, error.message)
+                self.add_error(target, error.words)
         return cleaned
 
 

@@ -79,7 +79,7 @@ def _void_previews(invoices: list[Invoice]) -> tuple[list, list[str]]:
             previews.append((invoice, credit_notes.void_preview(invoice)))
         except BillingError as error:
             refused.append(
-                f"{invoice} for {invoice.customer.name} cannot be voided: {error.message}."
+                f"{invoice} for {invoice.customer.name} cannot be voided: {error.words}."
             )
     return previews, refused
 
@@ -207,7 +207,7 @@ def void_with_confirmation(modeladmin, request, queryset, *, single: Invoice | N
                 note = services.invoice_void(invoice=invoice, reason=memo, now=now)
             except BillingError as error:
                 modeladmin.message_user(
-                    request, f"{invoice} was not voided: {error.message}", messages.ERROR
+                    request, f"{invoice} was not voided: {error.words}", messages.ERROR
                 )
             else:
                 modeladmin.message_user(
@@ -254,7 +254,7 @@ def mark_uncollectible_with_confirmation(
             except BillingError as error:
                 modeladmin.message_user(
                     request,
-                    f"{invoice} was not marked uncollectible: {error.message}",
+                    f"{invoice} was not marked uncollectible: {error.words}",
                     messages.ERROR,
                 )
             else:

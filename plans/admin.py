@@ -16,11 +16,11 @@ from django.contrib.admin.options import IS_POPUP_VAR
 from django.db.models import Count
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils.formats import date_format
 from django.utils.html import format_html
-from django.utils.timezone import localtime
+from django.utils.timezone import get_current_timezone
 from djmoney.money import Money
 
+from billing.core.admin_deletion import RefusedDeletionMixin
 from billing.core.admin_fields import currency_choices
 from billing.core.admin_forms import (
     EXACT_DECIMALS,
@@ -33,12 +33,14 @@ from billing.core.admin_forms import (
     quantity_text,
 )
 from billing.core.admin_history import AuditHistoryAdmin
+from billing.core.customer_text import day
 from billing.core.money import format_money
 from billing.simulation.admin import RUN_SIMULATIONS
 from billing.subscriptions.selectors import with_live_subscription_count
 from config.history import one_change
 from plans import services
 from plans.charges_admin import ChargeInline, version_spec
+from plans.deletion_admin import plan_deletion_refusal, version_deletion_refusal
 from plans.models import Charge, CreditPack, Plan, PlanVersion
 from plans.validation import (
     VERSION_TERMS,
@@ -109,11 +111,11 @@ class VersionLinkInline(admin.TabularInline):
     def published_on(self, version: PlanVersion) -> str:
         if version.published_at is None:
             return "—"
-        return date_format(localtime(version.published_at), "j M Y")
+        return day(version.published_at, get_current_timezone())
 
 
 @admin.register(Plan)
-class PlanAdmin(AuditHistoryAdmin):
+class PlanAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     form = PlanForm
     list_display = ["code", "name", "version_count", "latest_published", "add_version_link"]
     search_fields = ["code", "name"]
@@ -134,6 +136,9 @@ class PlanAdmin(AuditHistoryAdmin):
     @admin.display(description="")
     def add_version_link(self, plan):
         return format_html('<a href="{}">Add a draft version</a>', add_version_url(plan))
+
+    def deletion_refusal(self, obj):
+        return plan_deletion_refusal(obj)
 
     def get_readonly_fields(self, request, obj=None):
         # Subscriptions and invoices name plans by code: it never changes.
@@ -198,6 +203,7 @@ class PlanVersionForm(ServiceValidatedForm):
 
 @admin.register(PlanVersion)
 class PlanVersionAdmin(
+    RefusedDeletionMixin,
     VersionPricePagesMixin,
     VersionLifecycleMixin,
     AuditHistoryAdmin,
@@ -291,8 +297,9 @@ class PlanVersionAdmin(
         # Published and archived versions are view-only, for everyone.
         return super().has_change_permission(request, obj) and not is_frozen(obj)
 
-    def has_delete_permission(self, request, obj=None):
-        return super().has_delete_permission(request, obj) and not is_frozen(obj)
+    def deletion_refusal(self, obj):
+        # A published or archived version stays (is_frozen): its page says why.
+        return version_deletion_refusal(obj)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         # The version's form, then its charges and features (save_model, save_related):

@@ -4,6 +4,7 @@ and one that was redeemed is never deleted."""
 
 from django.contrib import admin
 
+from billing.core.admin_deletion import RefusedDeletionMixin
 from billing.core.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt, money_text
 from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.money import format_decimal
@@ -63,7 +64,7 @@ def coupon_duration(coupon: Coupon) -> str:
 
 
 @admin.register(Coupon)
-class CouponAdmin(AuditHistoryAdmin):
+class CouponAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     form = CouponForm
     formfield_overrides = EXACT_DECIMALS
     list_display = ["code", "name", "off", "duration_display", "redeemed", "redeem_by", "active"]
@@ -86,10 +87,14 @@ class CouponAdmin(AuditHistoryAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [*TERMS, "times_redeemed"] if obj is not None else []
 
-    def has_delete_permission(self, request, obj=None):
-        if obj is not None and (obj.times_redeemed or obj.discounts.exists()):
-            return False
-        return super().has_delete_permission(request, obj)
+    def deletion_refusal(self, obj):
+        if obj.pk is None or not (obj.times_redeemed or obj.discounts.exists()):
+            return None
+        times = "once" if obj.times_redeemed == 1 else f"{obj.times_redeemed} times"
+        return (
+            f"{obj.name or obj.code} was redeemed {times}: untick Active to archive it "
+            "instead (the discounts given keep naming it)."
+        )
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data

@@ -6,6 +6,7 @@ a subscription's deal names is never deleted."""
 from django.contrib import admin
 from django.db.models import Count
 
+from billing.core.admin_deletion import RefusedDeletionMixin
 from billing.core.admin_forms import ServiceValidatedForm, adopt
 from billing.core.admin_history import AuditHistoryAdmin
 from billing.subscriptions.deals import features_named_by_deals
@@ -45,23 +46,26 @@ def is_granted(feature: Feature) -> bool:
     return feature.grants.exists()
 
 
-def in_use(chosen) -> list[str]:
-    """Why each of these features may not be deleted: 'sso: granted by 2 plan
-    version(s)', 'audit_log: named by a subscription's deal'."""
-    chosen = list(chosen)
-    dealt = features_named_by_deals(feature.code for feature in chosen)
+def deletion_refusal(feature: Feature) -> str | None:
+    """Why a feature may not be deleted, by name: the plan versions that grant
+    it, a subscription's deal that names it; None when nothing does."""
+    if feature.pk is None:
+        return None
+    name = feature.name or feature.code
+    versions = [grant.version for grant in feature.grants.select_related("version__plan")]
     reasons = []
-    for feature in chosen:
-        versions = feature.grants.count()
-        if versions:
-            reasons.append(f"{feature.code}: granted by {versions} plan version(s)")
-        if feature.code in dealt:
-            reasons.append(f"{feature.code}: named by a subscription's deal")
-    return reasons
+    if versions:
+        names = ", ".join(sorted(str(version) for version in versions))
+        reasons.append(f"{name} is granted by {names}")
+    if features_named_by_deals([feature.code]):
+        reasons.append(f"{name} is named by a subscription's deal")
+    if not reasons:
+        return None
+    return f"{' and '.join(reasons)}: it stays while they grant it."
 
 
 @admin.register(Feature)
-class FeatureAdmin(AuditHistoryAdmin):
+class FeatureAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     form = FeatureForm
     fields = ["code", "name", "kind", "description"]
     list_display = ["code", "name", "kind", "version_count"]
@@ -80,20 +84,8 @@ class FeatureAdmin(AuditHistoryAdmin):
             return []
         return ["code", "kind"] if is_granted(obj) else ["code"]
 
-    def has_delete_permission(self, request, obj=None):
-        if obj is not None and in_use([obj]):
-            return False
-        return super().has_delete_permission(request, obj)
-
-    def get_deleted_objects(self, objs, request):
-        """The list's delete action says why a feature in use stays, rather than
-        calling it a permission the user lacks (has_delete_permission refuses it)."""
-        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        reasons = in_use(objs)
-        if reasons:
-            perms_needed.discard(Feature._meta.verbose_name)
-            protected = [*protected, *reasons]
-        return deleted, counts, perms_needed, protected
+    def deletion_refusal(self, obj):
+        return deletion_refusal(obj)
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data

@@ -6,10 +6,12 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Case, IntegerField, Q, Value, When
 
+from billing.core.admin_deletion import RefusedDeletionMixin
 from billing.core.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt
 from billing.core.admin_history import AuditHistoryAdmin
 from billing.usage.metering import as_text
 from plans import services
+from plans.deletion_admin import meter_deletion_refusal
 from plans.models import Meter
 from plans.validation import validate_meter
 
@@ -141,7 +143,7 @@ def ranked_by_name_or_code(meters, term: str):
 
 
 @admin.register(Meter)
-class MeterAdmin(AuditHistoryAdmin):
+class MeterAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     formfield_overrides = EXACT_DECIMALS
     form = MeterForm
     list_display = [
@@ -154,6 +156,9 @@ class MeterAdmin(AuditHistoryAdmin):
     ]
     list_filter = ["aggregation"]
     search_fields = ["code", "name", "event_name"]
+
+    def deletion_refusal(self, obj):
+        return meter_deletion_refusal(obj)
 
     @admin.display(description="only events where")
     def filters_display(self, meter: Meter) -> str:

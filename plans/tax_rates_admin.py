@@ -6,6 +6,7 @@ on the same form (plans.services.tax_rate_update)."""
 from django import forms
 from django.contrib import admin, messages
 
+from billing.core.admin_deletion import RefusedDeletionMixin
 from billing.core.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt
 from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.money import format_decimal
@@ -54,13 +55,18 @@ class TaxRateForm(ServiceValidatedForm):
         )
 
 
+def rate_words(rate: TaxRate) -> str:
+    """'MwSt. 19 %': a rate as finance names it (names repeat; the percentage tells them apart)."""
+    return f"{rate.name} {format_decimal(rate.percentage)} %"
+
+
 def replaced_by_code(cleaned: dict) -> str | None:
     replacement = cleaned.get("replaced_by")
     return replacement.code if replacement is not None else None
 
 
 @admin.register(TaxRate)
-class TaxRateAdmin(AuditHistoryAdmin):
+class TaxRateAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     """Tax rates. A rate that taxed an invoice keeps its terms: only archiving it
     (active off) or its default flag may change; it is never deleted."""
 
@@ -88,10 +94,13 @@ class TaxRateAdmin(AuditHistoryAdmin):
             return ["code", "name", "percentage_display", "country"]
         return []
 
-    def has_delete_permission(self, request, obj=None):
-        if obj is not None and services.tax_rate_in_use(obj):
-            return False
-        return super().has_delete_permission(request, obj)
+    def deletion_refusal(self, obj):
+        if obj.pk is None or not services.tax_rate_in_use(obj):
+            return None
+        return (
+            f"{obj.name} taxed invoices: untick Active to archive it instead "
+            "(the invoices keep naming it)."
+        )
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
@@ -107,7 +116,8 @@ class TaxRateAdmin(AuditHistoryAdmin):
             if replaced_by:
                 messages.info(
                     request,
-                    f"The customers who held {obj.code} as their own hold {replaced_by} now.",
+                    f"The customers who held {rate_words(obj)} as their own hold "
+                    f"{rate_words(data['replaced_by'])} now.",
                 )
         else:
             adopt(obj, services.tax_rate_create(**terms, **flags))

@@ -106,7 +106,7 @@ def refusal_text(version: PlanVersion, not_done: str, error: BillingError) -> st
     limit: leave 'Up to' empty.'"""
     details = [f"{field_words(p)}: {text}" for p, texts in error.fields.items() for text in texts]
     if not details:
-        return f"{version} was not {not_done}: {error.message}"
+        return f"{version} was not {not_done}: {error.words}"
     return f"{version} was not {not_done}. " + " ".join(f"{d}." for d in details)
 
 

@@ -437,7 +437,10 @@ def test_finance_ends_a_discount_and_a_refused_coupon_changes_nothing(login, wor
 
     # then: the coupon's refusal on its field, nothing changed
     assert refused.status_code == 200
-    assert "coupon B takes EUR off; the subscription bills in USD" in refused.content.decode()
+    # in words for the admin: the coupon by its name, and what to do
+    assert (
+        "B takes EUR off and the subscription bills in USD: choose a coupon in USD or a percentage"
+    ) in refused.content.decode()
     assert state() == before
 
     # when: ending it alone

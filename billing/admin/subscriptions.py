@@ -225,7 +225,7 @@ class SubscriptionAdmin(MigrationActions, AuditHistoryAdmin):
                 # Something moved on between the form's check and the save (the
                 # close used up a discount, another user changed the plan): the
                 # page says so, and nothing of this save is kept.
-                request.billing_refused = error.message
+                request.billing_refused = error.words
                 return
             obj.refresh_from_db()
         else:
@@ -281,6 +281,6 @@ class SubscriptionAdmin(MigrationActions, AuditHistoryAdmin):
                     subscription=subscription, effective="period_end", at=timezone.now()
                 )
             except BillingError as error:
-                self.message_user(request, f"{subscription}: {error.message}", messages.ERROR)
+                self.message_user(request, f"{subscription}: {error.words}", messages.ERROR)
             else:
                 self.message_user(request, f"{subscription} ends with its current period")

@@ -18,9 +18,11 @@ def add_billing_error(
     """Put each of the error's field messages on the matching form field, the rest on top."""
     field_map = field_map or {}
     if not error.fields:
-        form.add_error(None, error.message)
+        form.add_error(None, error.words)
         return
     for path, messages in error.fields.items():
+        if error.words != error.message and len(error.fields) == 1:
+            messages = [error.words]  # written for the admin: names, not codes
         name = field_map.get(path, path)
         if name not in form.fields:
             # 'filters.model' belongs to the field 'filters'.
@@ -29,7 +31,23 @@ def add_billing_error(
             if name in form.fields and not form.fields[name].disabled:
                 form.add_error(name, message)
             else:
-                form.add_error(None, f"{path}: {message}")
+                form.add_error(None, f"{path_words(path, form)}: {message}")
+
+
+def path_words(path: str, form: forms.BaseForm | None = None) -> str:
+    """A field path of a refusal as finance reads it, never dotted:
+    'charges.1.pricing.tiers.0.up_to' -> 'Charge 2, pricing, tier 1, up to';
+    a form field by its label ('base_fee' -> 'Base fee')."""
+    words: list[str] = []
+    for part in path.split("."):
+        if part.isdigit() and words:
+            words[-1] = f"{words[-1].removesuffix('s')} {int(part) + 1}"
+        elif form is not None and part in form.fields and form.fields[part].label:
+            words.append(str(form.fields[part].label).lower())
+        else:
+            words.append(part.replace("_", " "))
+    text = ", ".join(words)
+    return text[:1].upper() + text[1:]
 
 
 class ServiceValidatedForm(forms.ModelForm):

@@ -32,7 +32,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext, pgettext
 
 from billing.core.money import currency_exponent
-from billing.core.periods import month_start
+from billing.core.periods import add_months_clamped, month_start, period_share
 from billing.core.vocabulary import LineKind
 
 # The languages a customer is written to (the first one for any other), with
@@ -135,6 +135,14 @@ def day(moment: datetime | date, in_zone: ZoneInfo | None = None) -> str:
     return dateformat.format(moment, pgettext("a day: day, month, year", "j M Y"))
 
 
+def day_time(moment: datetime, in_zone: ZoneInfo) -> str:
+    """An instant to the minute, saying its zone: '6 Nov 2026, 00:00 UTC'."""
+    local = moment.astimezone(in_zone)
+    return _("{day}, {time} {zone}").format(
+        day=day(local.date()), time=dateformat.format(local, "H:i"), zone=str(in_zone)
+    )
+
+
 def day_range(first: date, last: date) -> str:
     """Inclusive days: '16 Nov - 30 Nov 2026', '20 Dec 2026 - 19 Jan 2027', or one day."""
     if first == last:
@@ -219,6 +227,27 @@ def whole_period_of_share(
     return end - timedelta(seconds=length), end
 
 
+def seats_of_share(
+    quantity: Decimal, start: datetime, end: datetime, in_zone: ZoneInfo
+) -> tuple[int, tuple[datetime, datetime]] | None:
+    """A prorated seat line's seats and whole period, read back from its quantity
+    (seats x share) and its part [start, end): the whole period ends where the part
+    does and is a month, a quarter or a year long; the first whose share leaves a
+    whole number of seats. None when none does."""
+    local_end = end.astimezone(in_zone)
+    for months in (1, 3, 12):
+        whole_start = add_months_clamped(local_end, -months, day=local_end.day)
+        if whole_start > start.astimezone(in_zone):
+            continue
+        share = period_share(start, end, whole=(whole_start, end))
+        if not 0 < share < 1:
+            continue
+        seats = quantity / share
+        if seats >= 1 and abs(seats - seats.to_integral_value()) < Decimal("0.0001"):
+            return int(seats.to_integral_value()), (whole_start, end)
+    return None
+
+
 def _spoken(function, *, zoned: bool = False):
     """A function of this module as a writer's method, in its language (and zone)."""
 
@@ -270,10 +299,25 @@ class CustomerText:
 
     def line_quantity(self, kind: str, value: Decimal, start, end) -> str:
         """A line's quantity: a prorated fee's share of its period as days ('7 of
-        30 days'), any other as a number. (A share of several seats stays a number:
-        the seats and the share cannot be told apart from it.)"""
+        30 days'), a prorated share of several seats (a seat line, a plan change's
+        seat proration) as seats and days ('3 seats x 7 of 30 days'), any other as
+        a number."""
         value = Decimal(value)
-        if kind in PRORATED_KINDS and 0 < value < 1 and start and end and end > start:
+        prorated = kind in PRORATED_KINDS and start and end and end > start and value > 0
+        if prorated and value != value.to_integral_value():
+            # Seats x a share: a seat line, or a plan change's proration of seats
+            # (whose kind a base fee's proration shares: one "seat" reads as days).
+            found = seats_of_share(value, start, end, self.zone)
+            if found is not None and (kind == LineKind.SEATS or found[0] > 1):
+                seats, whole = found
+                with self.speaking():
+                    days = days_of(start, end, whole=whole, in_zone=self.zone)
+                    return ngettext(
+                        "{count} seat × {days}",  # noqa: RUF001 (a multiplication sign)
+                        "{count} seats × {days}",  # noqa: RUF001
+                        seats,
+                    ).format(count=quantity(seats), days=days)
+        if prorated and value < 1:
             whole = whole_period_of_share(start, end, value)
             with self.speaking():
                 return days_of(start, end, whole=whole, in_zone=self.zone)

@@ -8,10 +8,15 @@ class BillingError(Exception):
     status_code = 400
     error_type = "invalid_request"
 
-    def __init__(self, message: str, *, fields: dict[str, list[str]] | None = None):
+    def __init__(
+        self, message: str, *, fields: dict[str, list[str]] | None = None, words: str = ""
+    ):
         super().__init__(message)
         self.message = message
         self.fields = fields or {}
+        # What the admin shows finance and ops: plans and customers by their
+        # names, what to do; the message (the API's, naming codes) when not told.
+        self.words = words or message
 
 
 class InvalidRequest(BillingError):

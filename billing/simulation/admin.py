@@ -19,6 +19,7 @@ from billing.core.admin_forms import (
     add_billing_error,
     amount_text,
 )
+from billing.core.customer_text import day_time
 from billing.core.errors import BillingError
 from billing.core.periods import month_start
 from billing.simulation import engine, report
@@ -128,16 +129,20 @@ class SimulationForm(forms.Form):
                 plan=plan, period_start=period[0], period_end=period[1]
             )
             if not ids:
-                self.add_error("plan", f"{plan.code} had no subscribers in the period.")
+                self.add_error(
+                    "plan",
+                    f"{plan.name or plan.code} had no subscribers in the period: "
+                    "choose another period or pick customers instead.",
+                )
                 return None
             return (
                 list(Customer.objects.filter(pk__in=ids).order_by("external_id")),
-                f"subscribers of {plan.code} ({len(ids)})",
+                f"subscribers of {plan.name or plan.code} ({len(ids)})",
             )
         if not chosen:
             self.add_error("customers", "Choose customers, or a plan for all its subscribers.")
             return None
-        names = ", ".join(c.external_id for c in chosen[:5])
+        names = ", ".join(c.name or c.external_id for c in chosen[:5])
         more = f" and {len(chosen) - 5} more" if len(chosen) > 5 else ""
         plural = "s" if len(chosen) != 1 else ""
         return chosen, f"{len(chosen)} customer{plural}: {names}{more}"
@@ -200,7 +205,7 @@ class PriceSimulationAdmin(admin.ModelAdmin):
 
     @admin.display(description="period")
     def period(self, obj):
-        return f"{obj.period_start:%Y-%m-%d %H:%M} to {obj.period_end:%Y-%m-%d %H:%M} UTC"
+        return f"{day_time(obj.period_start, UTC)} to {day_time(obj.period_end, UTC)}"
 
     @admin.display(description="customers")
     def progress(self, obj):

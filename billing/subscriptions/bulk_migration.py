@@ -8,12 +8,13 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import F
 
+from billing.core.customer_text import day_time
 from billing.core.errors import BillingError, Conflict, InvalidRequest
 from billing.core.money import format_money
 from billing.invoicing.period_lines import next_period_fixed_lines
@@ -138,7 +139,7 @@ def plan_migration_refusal(
     try:
         plan_change_check(subscription=subscription, version=version, effective=effective, at=at)
     except BillingError as error:
-        return error.message
+        return error.words
     if subscription.version_id == version.pk:
         return "the subscription is on that version already"
     if effective == PlanMigration.PERIOD_END and subscription.scheduled_version_id == version.pk:
@@ -335,7 +336,7 @@ def _plan_migration_item_run(migration: PlanMigration, item_id: int) -> None:
                         at=migration.at,
                     )
             except BillingError as error:
-                item.status, item.message = PlanMigrationItem.SKIPPED, error.message
+                item.status, item.message = PlanMigrationItem.SKIPPED, error.words
             except Exception as error:
                 # Rolled back to the savepoint; recorded here, tried again by the next run.
                 logger.exception("migration %s: subscription %s", migration.pk, subscription.pk)
@@ -351,5 +352,5 @@ def _plan_migration_item_run(migration: PlanMigration, item_id: int) -> None:
 
 def _done_message(subscription: Subscription, invoice) -> str:
     if invoice is None:
-        return f"moves at {subscription.current_period_end:%Y-%m-%d %H:%M} UTC"
+        return f"moves at {day_time(subscription.current_period_end, UTC)}"
     return f"invoiced {format_money(invoice.total, invoice.currency)} {invoice.currency}"

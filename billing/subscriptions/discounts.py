@@ -9,6 +9,7 @@ from datetime import datetime
 
 from django.db import transaction
 
+from billing.core.customer_text import day
 from billing.core.errors import Conflict, InvalidRequest
 from billing.core.vocabulary import CouponDuration
 from billing.locks import subscription_lock
@@ -54,20 +55,32 @@ def redeem_check(
             "one discount at a time",
             fields={"coupon": ["the subscription already has a discount"]},
         )
-    refusal = None
+    refusal = words = None
+    name = coupon.name or coupon.code
     if not coupon.active:
         refusal = f"coupon {coupon.code} is archived"
+        words = f"{name} is archived: choose an active coupon"
     elif coupon.redeem_by is not None and now > coupon.redeem_by:
         refusal = f"coupon {coupon.code} could be redeemed until {coupon.redeem_by.isoformat()}"
+        words = f"{name} could be redeemed until {day(coupon.redeem_by)}: choose another coupon"
     elif coupon.max_redemptions is not None and coupon.times_redeemed >= coupon.max_redemptions:
         refusal = f"coupon {coupon.code} was redeemed {coupon.max_redemptions} time(s), its limit"
+        words = (
+            f"{name} was redeemed {coupon.max_redemptions} time(s), its limit: "
+            "choose another coupon"
+        )
     elif not coupon.is_percent and coupon.currency not in _currencies(subscription):
         refusal = (
             f"coupon {coupon.code} takes {coupon.currency} off; the subscription bills in "
             f"{subscription.customer.currency}"
         )
+        words = (
+            f"{name} takes {coupon.currency} off and the subscription bills in "
+            f"{subscription.customer.currency}: choose a coupon in "
+            f"{subscription.customer.currency} or a percentage"
+        )
     if refusal:
-        raise Conflict(refusal, fields={"coupon": [refusal]})
+        raise Conflict(refusal, fields={"coupon": [refusal]}, words=words)
 
 
 def discount_redeem(*, subscription: Subscription, coupon: Coupon, now: datetime) -> Discount:

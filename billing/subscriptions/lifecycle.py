@@ -67,7 +67,7 @@ def subscription_create_check(
         if version is None:
             raise Conflict(
                 f"plan {plan.code!r} has no published version",
-                fields={"plan": [refusals.no_published_version_text(plan)]},
+                **refusals.refused("plan", refusals.no_published_version_text(plan)),
             )
     else:
         version = plan.versions.filter(number=version_number).first()
@@ -77,13 +77,13 @@ def subscription_create_check(
             raise Conflict(
                 f"{plan.code} v{version_number} is {version.status}; only a published "
                 "version takes new subscriptions",
-                fields={"version": [refusals.not_published_text(version)]},
+                **refusals.refused("version", refusals.not_published_text(version)),
             )
     if version.currency != customer.currency:
         raise InvalidRequest(
             f"plan {plan.code!r} bills in {version.currency} but customer "
             f"{customer.external_id!r} pays in {customer.currency}",
-            fields={"plan": [refusals.currency_mismatch_text(version, customer)]},
+            **refusals.refused("plan", refusals.currency_mismatch_text(version, customer)),
         )
     _check_not_subscribed(customer)
     return version
@@ -102,7 +102,7 @@ def _check_not_subscribed(customer: Customer) -> None:
         raise Conflict(
             f"customer {customer.external_id!r} already has a live subscription; "
             "change its plan instead",
-            fields={"customer": [refusals.already_subscribed_text(customer)]},
+            **refusals.refused("customer", refusals.already_subscribed_text(customer)),
         )
 
 
@@ -170,7 +170,7 @@ def subscription_create(
     except IntegrityError as exc:  # a concurrent create won the partial unique index
         raise Conflict(
             f"customer {customer.external_id!r} already has a live subscription",
-            fields={"customer": [refusals.already_subscribed_text(customer)]},
+            **refusals.refused("customer", refusals.already_subscribed_text(customer)),
         ) from exc
     return subscription
 
@@ -184,7 +184,9 @@ def _check_in_period(subscription: Subscription, at: datetime, *, after_change: 
         raise InvalidRequest(
             f"'at' must lie in the current period, from {start.isoformat()} "
             f"to before {subscription.current_period_end.isoformat()}",
-            fields={"at": [refusals.outside_period_text(start, subscription.current_period_end)]},
+            **refusals.refused(
+                "at", refusals.outside_period_text(start, subscription.current_period_end)
+            ),
         )
     if after_change and subscription.usage_from is not None and at == subscription.usage_from:
         raise Conflict(
@@ -253,18 +255,23 @@ def plan_change_check(*, subscription: Subscription, version, effective: str, at
             "effective must be immediate or period_end", fields={"effective": ["unknown"]}
         )
     if subscription.status not in Subscription.LIVE:
-        raise Conflict(f"subscription {subscription.pk} is {subscription.status}")
+        raise Conflict(
+            f"subscription {subscription.pk} is {subscription.status}",
+            words=refusals.not_live_text(subscription),
+        )
     if version.status != version.PUBLISHED:
         raise Conflict(
             f"{version.plan.code} v{version.number} is {version.status}; only a "
             "published version takes subscribers",
-            fields={"version": [refusals.not_published_text(version)]},
+            **refusals.refused("version", refusals.not_published_text(version)),
         )
     if version.currency != subscription.customer.currency:
         raise InvalidRequest(
             f"{version.plan.code} bills in {version.currency}, the customer pays in "
             f"{subscription.customer.currency}",
-            fields={"plan": [refusals.currency_mismatch_text(version, subscription.customer)]},
+            **refusals.refused(
+                "plan", refusals.currency_mismatch_text(version, subscription.customer)
+            ),
         )
     if effective == "immediate":
         if version.pk == subscription.version_id:

@@ -5,8 +5,15 @@ for a person, naming the plan and the customer."""
 
 from datetime import UTC, datetime
 
+from billing.core.customer_text import day_time
 from customers.models import Customer
 from plans.models import Plan, PlanVersion
+
+
+def refused(field: str, text: str) -> dict:
+    """A refusal's keywords: `text` on the field for the API, and as the words
+    the admin shows (BillingError.words)."""
+    return {"fields": {field: [text]}, "words": text}
 
 
 def no_published_version_text(plan: Plan) -> str:
@@ -30,6 +37,15 @@ def currency_mismatch_text(version: PlanVersion, customer: Customer) -> str:
     )
 
 
+def not_live_text(subscription) -> str:
+    """'The subscription of Acme Inc is canceled: it takes no plan change'."""
+    customer = subscription.customer
+    return (
+        f"The subscription of {customer.name or customer.external_id} is "
+        f"{subscription.get_status_display().lower()}: it takes no plan change"
+    )
+
+
 def already_subscribed_text(customer: Customer) -> str:
     return (
         f"{customer.name or customer.external_id} already has a live subscription "
@@ -39,8 +55,7 @@ def already_subscribed_text(customer: Customer) -> str:
 
 def utc_text(moment: datetime) -> str:
     """'1 Nov 2026, 00:00 UTC'."""
-    moment = moment.astimezone(UTC)
-    return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+    return day_time(moment, UTC)
 
 
 def outside_period_text(start: datetime, end: datetime) -> str:

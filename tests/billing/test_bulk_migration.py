@@ -311,9 +311,9 @@ def test_a_migration_at_period_end_bills_the_previewed_fee_at_the_close(
     assert (migration.status, migration.done_count, migration.at) == ("done", 3, None)
     items = {item.subscription_id: item for item in migration.items.all()}
     assert {pk: (i.status, i.invoice_id, i.message) for pk, i in items.items()} == {
-        acme.pk: ("done", None, "moves at 2026-12-01 00:00 UTC"),
-        beta.pk: ("done", None, "moves at 2026-12-01 00:00 UTC"),
-        gamma.pk: ("done", None, "moves at 2026-12-06 00:00 UTC"),
+        acme.pk: ("done", None, "moves at 1 Dec 2026, 00:00 UTC"),
+        beta.pk: ("done", None, "moves at 1 Dec 2026, 00:00 UTC"),
+        gamma.pk: ("done", None, "moves at 6 Dec 2026, 00:00 UTC"),
     }
     after = billing_state()
     assert after["invoices"] == before["invoices"]
@@ -388,11 +388,12 @@ def test_subscriptions_that_cannot_move_are_listed_as_skipped_with_the_reason(
     assert response.context["sums"]["total"] == usd("15.00")
     assert shown_skipped(response) == {
         on_pro.pk: "The subscription is on that version already",
-        canceled.pk: f"Subscription {canceled.pk} is canceled",
-        in_euros.pk: "Pro bills in USD, the customer pays in EUR",
+        # customers and versions by their names, and what to do (not codes nor ids)
+        canceled.pk: "The subscription of Gamma is canceled: it takes no plan change",
+        in_euros.pk: "Pro v1 bills in USD and Euro_Customer pays in EUR: choose a version in EUR",
         leaving.pk: "The subscription ends with its current period",
     }
-    assert "the customer pays in EUR" in response.content.decode()
+    assert "Euro_Customer pays in EUR" in response.content.decode()
 
     # when: confirmed
     before = billing_state()
@@ -421,8 +422,8 @@ def test_a_moment_outside_a_period_skips_that_subscription(admin_client, three, 
 
     assert list(shown_rows(response)) == [acme.pk, beta.pk]
     assert shown_skipped(response) == {
-        gamma.pk: "'at' must lie in the current period, from 2026-11-06T00:00:00+00:00 to "
-        "before 2026-12-06T00:00:00+00:00"
+        gamma.pk: "Pick a moment in the current period, from 6 Nov 2026, 00:00 UTC to before "
+        "6 Dec 2026, 00:00 UTC"
     }
 
 

@@ -184,3 +184,11 @@ def test_subscription_pages_read_their_labels_in_one_query(admin_client, pro):
         subscribe(CustomerFactory(name=name), pro.plan, NOV_1)
 
     assert changelist_queries() == one
+
+
+def test_a_refusal_path_no_form_field_holds_reads_in_words():
+    from billing.core.admin_forms import path_words
+
+    assert path_words("charges.1.pricing.tiers.0.up_to") == "Charge 2, pricing, tier 1, up to"
+    assert path_words("lines.0.amount") == "Line 1, amount"
+    assert "." not in path_words("filters.model")

@@ -115,5 +115,52 @@ def test_a_credit_above_what_is_left_is_refused_on_the_page(admin_client, invoic
     )
 
     assert response.status_code == 200
-    assert "at most 10.10 is left to credit on this line" in response.content.decode()
+    text = response.content.decode().replace("\xa0", " ")
+    assert "LLM tokens: at most 10.10 EUR is left to credit on this line: type that or less" in text
+    assert "lines.0" not in text and "invalid credit note" not in text
     assert not CreditNote.objects.exists()
+
+
+def test_a_refusal_of_a_zero_amount_names_the_line_and_says_what_to_do(admin_client, invoice):
+    base_fee = invoice.lines.get(kind="base_fee")
+
+    response = admin_client.post(
+        f"{LIST}{invoice.pk}/credit-note/", {"reason": "other", f"line_{base_fee.pk}": "0"}
+    )
+
+    text = response.content.decode()
+    assert (
+        "Chat Growth (Nov 2026): type an amount greater than zero, without its currency sign"
+    ) in text
+    assert "lines.0.amount" not in text and "invalid credit note" not in text
+    assert not CreditNote.objects.exists()
+
+
+def test_the_credit_note_page_prints_amounts_with_their_currency(admin_client, invoice):
+    # given: a credit note of 20.50 EUR on the overage line... of 5.00 on the base fee
+    overage = invoice.lines.get(kind="overage")
+    base_fee = invoice.lines.get(kind="base_fee")
+    url = f"{LIST}{invoice.pk}/credit-note/"
+    admin_client.post(
+        url,
+        {
+            "reason": "other",
+            f"line_{base_fee.pk}": "5",
+            f"line_{overage.pk}": "10.1",
+            "confirm": "1",
+            "credited": str(invoice.credited),
+        },
+    )
+    note = CreditNote.objects.get()
+
+    # when
+    page = admin_client.get(f"/admin/invoices/creditnote/{note.pk}/change/")
+
+    # then: lines and invoice lines as the invoice reads them, never a stored Decimal
+    text = page.content.decode().replace("\xa0", " ")
+    assert page.status_code == 200
+    assert "Chat Growth (Nov 2026): 20.00 EUR" in text  # the invoice line credited
+    assert "Chat Growth (Nov 2026): 5.00 EUR" in text  # the credit note's line
+    assert "LLM tokens: 10.10 EUR" in text
+    assert "0000000" not in text
+    assert "base_fee" not in text

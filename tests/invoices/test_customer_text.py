@@ -258,3 +258,53 @@ def test_an_email_reads_the_zone_and_language_saved_with_its_invoice(settings):
     due = invoice.text.day(invoice.due_at)
     assert f"Due date: {due} (Asia/Tokyo)" in body
     assert due == invoice.due_at.astimezone(invoice.text.zone).strftime("%-d %b %Y")
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [
+        ("en", "7 seats × 7 of 30 days"),  # noqa: RUF001
+        ("fr", "7 utilisateurs × 7 jours sur 30"),  # noqa: RUF001
+        ("de", "7 Nutzerplätze × 7 von 30 Tagen"),  # noqa: RUF001
+    ],
+)
+def test_a_prorated_seat_line_reads_as_seats_times_days(locale, expected):
+    # given: 7 seats for the last 7 days of November (a 30-day month), stored as
+    # 7 x 7/30 to the 10 decimal places of a line's quantity
+    from zoneinfo import ZoneInfo
+
+    from billing.core.customer_text import CustomerText
+
+    start, end = datetime(2026, 11, 24, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+    stored = (7 * D(7) / D(30)).quantize(D("0.0000000001"))
+    write = CustomerText(locale, ZoneInfo("UTC"), "USD")
+
+    # then: seats and days, never "1.6333333333"
+    assert write.line_quantity("seats", stored, start, end) == expected
+    assert write.line_quantity("seats", D(7), datetime(2026, 11, 1, tzinfo=UTC), end) == "7"
+    # a quantity that no whole number of seats explains stays a number
+    assert write.line_quantity("seats", D("1.234"), start, end) == write.quantity(D("1.234"))
+
+
+def test_a_seat_plan_change_reads_seats_times_days_on_the_pdf_and_in_the_admin(admin_client):
+    # given: 3 seats on a plan at 10.00 a seat, moved on 24 Nov to one at 20.00
+    small = published_version("seats_small", seat_price=D("10.00"))
+    large = published_version("seats_large", seat_price=D("20.00"))
+    subscription = subscribe(CustomerFactory(external_id="seats"), small, NOV_1, seats=3)
+    _, invoice = subscription_change_plan(
+        subscription=subscription,
+        version=large,
+        effective="immediate",
+        at=datetime(2026, 11, 24, tzinfo=UTC),
+    )
+    if invoice.status == Invoice.DRAFT:
+        invoice = invoice_finalize(
+            invoice=invoice, now=datetime(2026, 11, 24, 1, tzinfo=UTC), collect=False
+        )
+
+    # then: the seat lines' quantity (3 x 7/30) reads as seats and days, never a share
+    text = pdf_text(render_invoice_pdf(invoice))
+    page = words(admin_client.get(f"/admin/invoices/invoice/{invoice.pk}/change/").content.decode())
+    assert "3 seats × 7 of 30 days" in text, text  # noqa: RUF001
+    assert "3 seats × 7 of 30 days" in page  # noqa: RUF001
+    assert "0.7" not in text.split("Period", 1)[1].split("Subtotal")[0]

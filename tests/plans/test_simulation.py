@@ -504,7 +504,7 @@ def test_simulate_a_plans_subscribers_in_the_admin(admin_client, catalog, octobe
     result = PriceSimulation.objects.get()
     assert response.status_code == 302
     assert response["Location"] == f"/admin/plans/pricesimulation/{result.pk}/result/"
-    assert result.selection == "subscribers of ai_assistant (3)"
+    assert result.selection == "subscribers of AI Assistant (3)"
     assert result.created_by.username == "admin"
     page = admin_client.get(response["Location"]).content.decode()
     assert '<td class="difference" style="text-align:right">-2.75</td>' in page
@@ -529,7 +529,7 @@ def test_simulate_chosen_customers_in_the_admin(admin_client, catalog, october, 
 
     assert response.status_code == 302
     result = PriceSimulation.objects.get()
-    assert result.selection == "2 customers: acme, beta"
+    assert result.selection == "2 customers: Acme Inc, Beta Inc"
     assert (result.current_sum, result.simulated_sum, result.difference_sum) == (
         D("82.73"),
         D("104.98"),
@@ -572,7 +572,11 @@ def test_a_running_simulation_shows_a_progress_bar_that_follows_the_task(
             "AI Assistant v2 bills in USD; euro pay in another currency",
         ),
         ({"customers": []}, "Choose customers, or a plan for all its subscribers."),
-        ({"customers": [], "plan": "other"}, "other had no subscribers in the period."),
+        (
+            {"customers": [], "plan": "other"},
+            "Other had no subscribers in the period: choose another period or pick customers "
+            "instead.",
+        ),
         ({"customers": ["acme"], "plan": "ai"}, "Choose customers or a plan, not both."),
         (
             {"month": "", "period_start": "2026-10-31T00:00", "period_end": "2026-10-01T00:00"},

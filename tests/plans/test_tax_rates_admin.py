@@ -88,7 +88,7 @@ def test_finance_archives_a_rate_customers_hold_with_the_rate_they_move_to(finan
     assert response.redirect_chain[-1][0] == "/admin/plans/taxrate/"
     assert TaxRate.objects.get(pk=mwst.pk).active is False
     assert (held("de_vat"), held("de_vat_2027")) == ([], ["berlin", "hamburg"])
-    assert "The customers who held de_vat as their own hold de_vat_2027 now." in [
+    assert "The customers who held MwSt. 19 % as their own hold MwSt. 20 % now." in [
         str(m) for m in response.context["messages"]
     ]
     # an archived rate, or a new one, has no customers to move
