@@ -102,6 +102,12 @@ def money_text(amount: Decimal, currency: str) -> str:
     return f"{money(amount, currency)}\N{NO-BREAK SPACE}{currency}"
 
 
+def iban(value: str) -> str:
+    """An IBAN as it is printed (ISO 13616): groups of four, 'FR76 3000 6000 0112 ...'."""
+    compact = "".join(str(value or "").split()).upper()
+    return " ".join(compact[i : i + 4] for i in range(0, len(compact), 4))
+
+
 def percent(value: Decimal) -> str:
     """A percentage without needless zeros: '20%' (en), '5,5 %' (fr), '19 %' (de)."""
     space = PERCENT_SPACE.get(translation.get_language() or "", "")

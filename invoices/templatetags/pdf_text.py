@@ -7,6 +7,7 @@ Latin text gets none, and its PDF is unchanged."""
 from django import template
 from django.utils.html import format_html, format_html_join
 
+from billing.core import customer_text
 from invoices.pdf_fonts import cjk_language, isolate_lines, text_direction
 
 register = template.Library()
@@ -29,3 +30,9 @@ def script_attrs(text) -> str:
 def isolated_lines(text) -> str:
     """The lines of `text`, each reading in its own direction (pdf_fonts.isolate_lines)."""
     return format_html("{}", isolate_lines(str(text or "")))
+
+
+@register.filter
+def iban(value) -> str:
+    """An IBAN in groups of four (customer_text.iban)."""
+    return customer_text.iban(value)

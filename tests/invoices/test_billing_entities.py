@@ -73,7 +73,7 @@ def sas(**changes) -> BillingEntity:
         "tax_id": "FR40303265045",
         "registration_id": "RCS Paris 303 265 045",
         "bank_name": "Banque de Paris",
-        "iban": "FR7630006000011234567890189",
+        "iban": "FR76 3000 6000 0112 3456 7890 189",
         "bic": "AGRIFRPPXXX",
         "email": "factures@example.fr",
         "invoice_prefix": "FR",
@@ -122,13 +122,13 @@ def test_customers_of_two_entities_get_their_entitys_seller_and_numbers(gmbh):
     german_pdf, french_pdf = text(render_invoice_pdf(first)), text(render_invoice_pdf(french))
     for printed in ("Example Billing GmbH", "DE123456789", "Berliner Bank"):
         assert printed in german_pdf
-    assert "DE89370400440532013000" in german_pdf and "COBADEFFXXX" in german_pdf
+    assert "DE89 3704 0044 0532 0130 00" in german_pdf and "COBADEFFXXX" in german_pdf
     for printed in (
         "Example SAS",
         "FR40303265045",
         "RCS Paris 303 265 045",
         "Banque de Paris",
-        "FR7630006000011234567890189",
+        "FR76 3000 6000 0112 3456 7890 189",
         "AGRIFRPPXXX",
         "SAS au capital de 10 000 EUR",
     ):
@@ -160,12 +160,12 @@ def test_editing_an_entity_changes_the_next_pdf_not_those_issued(gmbh):
     # then the invoice issued before prints the seller it was issued with (its PDF
     # now also lists the credit note)
     again = text(render_invoice_pdf(Invoice.objects.get(pk=issued.pk)))
-    assert "Example SAS" in text(before) and "FR7630006000011234567890189" in text(before)
-    assert "Example SAS" in again and "FR7630006000011234567890189" in again
-    assert "Example France SAS" not in again and "FR1420041010050500013M02606" not in again
+    assert "Example SAS" in text(before) and "FR76 3000 6000 0112 3456 7890 189" in text(before)
+    assert "Example SAS" in again and "FR76 3000 6000 0112 3456 7890 189" in again
+    assert "Example France SAS" not in again and "FR14 2004 1010 0505 0001 3M02 606" not in again
     # and the documents issued since carry the entity as it is now
     later_pdf = text(render_invoice_pdf(later))
-    assert "Example France SAS" in later_pdf and "FR1420041010050500013M02606" in later_pdf
+    assert "Example France SAS" in later_pdf and "FR14 2004 1010 0505 0001 3M02 606" in later_pdf
     assert note.number == "AV-2026-000001"
     assert "Example France SAS" in text(render_credit_note_pdf(note))
 
