@@ -5,7 +5,7 @@ sold; refused as the API refuses), and the credit notes themselves,
 read-only, with their PDFs. (Voiding, which issues one for all of an invoice:
 invoices.void_uncollectible_admin.)"""
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin
@@ -16,8 +16,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from billing.core.admin_forms import money_text
+from billing.core.admin_forms import admin_language, money_text
 from billing.core.errors import BillingError
+from billing.core.money import DecimalRefused
+from billing.core.typed_numbers import typed_number_read
 from invoices import credit_notes, refunds, rendering
 from invoices.invoice_page_admin import (
     credit_note_destination,
@@ -74,9 +76,11 @@ def _line_rows(invoice: Invoice, data) -> tuple[list[dict], list[credit_notes.Cr
         )
         if typed:
             try:
-                amount = Decimal(typed.replace(",", ""))
-            except InvalidOperation:
-                amount = Decimal("NaN")
+                amount = typed_number_read(typed, language=admin_language())
+            except DecimalRefused as refused:
+                # Not guessed: the preview waits for an amount that reads one way.
+                rows[-1]["refusal"] = str(refused)
+                continue
             chosen.append(credit_notes.CreditLineInput(line.pk, amount))
     return rows, chosen
 
@@ -102,7 +106,12 @@ def credit_note_view(modeladmin, request, invoice: Invoice):
         "total": money(invoice.total, invoice.currency),
         "credited": str(invoice.credited),
     }
-    if form.is_bound and form.is_valid():
+    refused = [row for row in rows if "refusal" in row]
+    if refused:
+        context["error"] = "; ".join(
+            f"{row['line'].description}: {row['refusal']}" for row in refused
+        )
+    elif form.is_bound and form.is_valid():
         try:
             preview = credit_notes.credit_note_preview(invoice=invoice, lines=chosen)
         except BillingError as error:

@@ -30,6 +30,7 @@ from billing.core.admin_forms import (
     money_column,
     money_text,
     quantity_text,
+    typed_money_field,
 )
 from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.money import format_money
@@ -340,6 +341,7 @@ class CreditPackForm(ServiceValidatedForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        typed_money_field(self.fields["price"])
         price = self.initial.get("price")
         if isinstance(price, Money):
             # '50.00' in the amount box, not the stored 50.0000000000.

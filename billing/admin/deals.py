@@ -8,6 +8,7 @@ from django import forms
 
 from billing.admin.entitlements import deal_features_text
 from billing.core import customer_text
+from billing.core.admin_forms import ExactDecimalField
 from billing.core.money import format_money
 from billing.core.vocabulary import ALLOWANCE_MODELS
 from billing.models import Subscription
@@ -64,13 +65,13 @@ class DealFields(forms.Form):
     """The deal's fields on a subscription's change form: each empty keeps the
     version's value. One charge's included units and per-unit price at a time."""
 
-    deal_base_fee = forms.DecimalField(required=False, label="Deal: base fee")
-    deal_seat_price = forms.DecimalField(required=False, label="Deal: seat price")
-    deal_minimum_commitment = forms.DecimalField(required=False, label="Deal: minimum commitment")
-    deal_threshold = forms.DecimalField(required=False, label="Deal: progressive billing threshold")
+    deal_base_fee = ExactDecimalField(required=False, label="Deal: base fee")
+    deal_seat_price = ExactDecimalField(required=False, label="Deal: seat price")
+    deal_minimum_commitment = ExactDecimalField(required=False, label="Deal: minimum commitment")
+    deal_threshold = ExactDecimalField(required=False, label="Deal: progressive billing threshold")
     deal_meter = forms.ChoiceField(required=False, label="Deal: charge")
-    deal_included_units = forms.DecimalField(required=False, label="Deal: included units")
-    deal_unit_price = forms.DecimalField(
+    deal_included_units = ExactDecimalField(required=False, label="Deal: included units")
+    deal_unit_price = ExactDecimalField(
         required=False,
         label="Deal: price a unit beyond",
         help_text="The deal applies from the next period; empty fields keep the plan's values.",
