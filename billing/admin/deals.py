@@ -8,8 +8,7 @@ from django import forms
 
 from billing.admin.entitlements import deal_features_text
 from billing.core import customer_text
-from billing.core.admin_forms import ExactDecimalField
-from billing.core.money import format_money
+from billing.core.admin_forms import ExactDecimalField, amount_text, quantity_text
 from billing.core.vocabulary import ALLOWANCE_MODELS
 from billing.models import Subscription
 from billing.rating.pricing import PER_UNIT, PricingSpec
@@ -27,7 +26,7 @@ def deal_text(stored: dict | None, version) -> str:
     spec = version_spec(version=version)
 
     def money(value: Decimal | None) -> str:
-        return "none" if value is None else format_money(value, spec.currency)
+        return "none" if value is None else amount_text(value, spec.currency)
 
     parts = []
     for name in ("base_fee", "seat_price", "minimum_commitment", "progressive_billing_threshold"):
@@ -57,7 +56,7 @@ def _pricing(pricing: PricingSpec | None) -> str:
     if pricing is None:
         return "-"
     if pricing.scheme == PER_UNIT:
-        return f"{pricing.unit_price.normalize():f} a unit"
+        return f"{quantity_text(pricing.unit_price)} a unit"
     return f"{pricing.scheme} pricing"
 
 
