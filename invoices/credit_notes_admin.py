@@ -16,7 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from billing.core.admin_forms import admin_language, money_text
+from billing.core.admin_forms import admin_language, money_text, quantity_text
 from billing.core.errors import BillingError
 from billing.core.money import DecimalRefused
 from billing.core.typed_numbers import typed_number_read
@@ -29,6 +29,7 @@ from invoices.invoice_page_admin import (
 )
 from invoices.models import CreditNote, CreditNoteLine, Invoice
 from plans.taxes import tax_label, tax_lines_read
+from wallets.models import Wallet
 
 CREDIT_NOTE_TEMPLATE = "admin/invoices/invoice/credit_note_form.html"
 
@@ -53,6 +54,15 @@ class CreditNoteForm(forms.Form):
         super().__init__(*args, **kwargs)
         if not refundable:
             del self.fields["refund"]
+
+
+def taken_back_text(part) -> str:
+    """What a credit note takes back of a purchase's wallet, in the user's convention:
+    '1.234,50 EUR of the balance', '1.000 credits' (de)."""
+    wallet = part.block.wallet
+    if wallet.kind == Wallet.MONEY:
+        return f"{money(part.amount, wallet.currency)} of the balance"
+    return f"{quantity_text(part.amount)} credits"
 
 
 def _line_rows(invoice: Invoice, data) -> tuple[list[dict], list[credit_notes.CreditLineInput]]:
@@ -158,7 +168,7 @@ def credit_note_view(modeladmin, request, invoice: Invoice):
                     "to_credit_balance": money(preview.to_credit_balance, invoice.currency),
                     "has_balance_part": preview.to_credit_balance > 0,
                     # What it takes back of what the invoice sold (a purchase).
-                    "taken_back": [str(part) for part in preview.taken_back],
+                    "taken_back": [taken_back_text(part) for part in preview.taken_back],
                     "refunded": bool(form.cleaned_data.get("refund")),
                 }
     return TemplateResponse(request, CREDIT_NOTE_TEMPLATE, context)
