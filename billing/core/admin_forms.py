@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import translation
+from django.utils.translation import gettext as _
 
 from billing.core import customer_text
 from billing.core.errors import BillingError
@@ -91,6 +92,28 @@ class ExactDecimalField(forms.DecimalField):
             raise ValidationError(str(refused), code=refused.code) from None
 
 
+class ExactIntegerField(forms.IntegerField):
+    """A count typed in the admin (seats, days): read as ExactDecimalField reads a
+    number (a German "1.000" is 1000, not 1), then refused unless whole."""
+
+    widget = TypedNumberInput
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        if isinstance(value, int):
+            return value
+        try:
+            number = typed_number_read(str(value), language=admin_language())
+        except DecimalRefused as refused:
+            raise ValidationError(str(refused), code=refused.code) from None
+        if number is None:
+            return None
+        if number != number.to_integral_value():
+            raise ValidationError(_("Type a whole number."), code="invalid")
+        return int(number)
+
+
 def typed_money_field(field: forms.Field) -> forms.Field:
     """A django-money form field (an amount and a currency) whose amount is read as
     ExactDecimalField reads one."""
@@ -109,7 +132,11 @@ def typed_money_field(field: forms.Field) -> forms.Field:
 
 
 # For ModelAdmin.formfield_overrides: every DecimalField of an admin form.
-EXACT_DECIMALS = {models.DecimalField: {"form_class": ExactDecimalField}}
+EXACT_DECIMALS = {
+    models.DecimalField: {"form_class": ExactDecimalField},
+    # (and every count: the admin's own widget for one is an <input type=number>)
+    models.IntegerField: {"form_class": ExactIntegerField, "widget": TypedNumberInput},
+}
 
 
 def money_text(amount: Decimal | None, currency: str) -> str:

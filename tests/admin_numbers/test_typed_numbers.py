@@ -314,3 +314,40 @@ def test_a_german_users_ambiguous_threshold_is_asked_about(client, db):
         "alert_thresholds": ["„7.5“ lässt sich zweifach lesen: meinten Sie 7,5 oder 75?"]
     }
     assert not Customer.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("language", "typed", "count"),
+    [("de", "1.000", 1000), ("fr", "1 000", 1000), ("en", "1,000", 1000), ("en", "12", 12)],
+)
+def test_a_count_is_read_in_the_users_convention(language, typed, count):
+    from billing.core.admin_forms import ExactIntegerField
+
+    with translation.override(language):
+        assert ExactIntegerField(min_value=0).clean(typed) == count
+
+
+@pytest.mark.parametrize(
+    ("language", "typed", "message"),
+    [
+        ("en", "1.5", "Type a whole number."),
+        ("de", "1,5", "Geben Sie eine ganze Zahl ein."),
+        ("en", "1,50", "“1,50” can be read two ways: did you mean 1.50 or 150?"),
+    ],
+)
+def test_a_count_that_is_not_whole_or_reads_two_ways_is_refused(language, typed, message):
+    from django.core.exceptions import ValidationError
+
+    from billing.core.admin_forms import ExactIntegerField
+
+    with translation.override(language), pytest.raises(ValidationError) as refused:
+        ExactIntegerField(min_value=0).clean(typed)
+    assert refused.value.messages == [message]
+
+
+def test_a_german_users_trial_days_box_is_text_in_german(client, draft):
+    staff(client, "greta", "de")
+
+    html = client.get(f"/admin/plans/planversion/{draft.pk}/change/").content.decode()
+
+    assert 'type="text" name="trial_days" value="0"' in html
