@@ -351,3 +351,47 @@ def test_a_german_users_trial_days_box_is_text_in_german(client, draft):
     html = client.get(f"/admin/plans/planversion/{draft.pk}/change/").content.decode()
 
     assert 'type="text" name="trial_days" value="0"' in html
+
+
+def test_a_french_users_credit_pack_price_and_credits_are_read_in_french(client, db):
+    from plans.models import CreditPack
+
+    staff(client, "claire", "fr")
+
+    page = client.post(
+        "/admin/plans/creditpack/add/",
+        {
+            "code": "pack_1k",
+            "name": "1 000 crédits",
+            "credits": "1 000",
+            "price_0": "49,90",
+            "price_1": "EUR",
+            "active": "on",
+        },
+    )
+
+    assert page.status_code == 302, page.context["adminform"].form.errors
+    pack = CreditPack.objects.get()
+    assert (pack.credits, pack.price.amount, str(pack.price.currency)) == (
+        D("1000"),
+        D("49.90"),
+        "EUR",
+    )
+    html = client.get(f"/admin/plans/creditpack/{pack.pk}/change/").content.decode()
+    assert 'name="price_0" value="49,9"' in html
+
+
+def test_an_english_users_credit_pack_price_typed_two_ways_saves_nothing(client, db):
+    from plans.models import CreditPack
+
+    staff(client, "ann", "en")
+
+    page = client.post(
+        "/admin/plans/creditpack/add/",
+        {"code": "p", "name": "P", "credits": "100", "price_0": "49,90", "price_1": "USD"},
+    )
+
+    assert page.context["adminform"].form.errors["price"] == [
+        "“49,90” can be read two ways: did you mean 49.90 or 4,990?"
+    ]
+    assert not CreditPack.objects.exists()
