@@ -59,6 +59,15 @@ def admin_language() -> str:
     return customer_text.language(translation.get_language())
 
 
+def typed_number(value: object) -> Decimal | None:
+    """What the admin user typed, read in their convention; a ValidationError
+    saying what to type instead."""
+    try:
+        return typed_number_read(str(value), language=admin_language())
+    except DecimalRefused as refused:
+        raise ValidationError(str(refused), code=refused.code) from None
+
+
 class TypedNumberInput(forms.TextInput):
     """A text box for a number, shown in the user's convention without trailing
     zeros ('19,99' in German for a stored 19.9900000000). Not <input type=number>:
@@ -86,10 +95,7 @@ class ExactDecimalField(forms.DecimalField):
             return None
         if isinstance(value, Decimal):
             return value
-        try:
-            return typed_number_read(str(value), language=admin_language())
-        except DecimalRefused as refused:
-            raise ValidationError(str(refused), code=refused.code) from None
+        return typed_number(value)
 
 
 class ExactIntegerField(forms.IntegerField):
@@ -103,10 +109,7 @@ class ExactIntegerField(forms.IntegerField):
             return None
         if isinstance(value, int):
             return value
-        try:
-            number = typed_number_read(str(value), language=admin_language())
-        except DecimalRefused as refused:
-            raise ValidationError(str(refused), code=refused.code) from None
+        number = typed_number(value)
         if number is None:
             return None
         if number != number.to_integral_value():
