@@ -5,10 +5,13 @@ that user's requests by UserLanguageMiddleware (config.site_middleware.SITE_ONLY
 never for the API). The language sets Django's own words and ours (locale/), the
 dates, and how amounts are typed and shown (billing.core.typed_numbers)."""
 
+import functools
+
 from django import forms
 from django.contrib import admin, messages
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
 
@@ -35,15 +38,24 @@ def user_language_set(*, user, language: str) -> UserLanguage:
     return row
 
 
+@functools.cache
+def admin_prefix() -> str:
+    """Where the admin's pages are: '/admin/'."""
+    return reverse("admin:index")
+
+
 class UserLanguageMiddleware:
-    """Every request of an admin user in the language they chose, and only that
-    request: the language is put back when the response is made (the next request
-    on this thread may be an API call, which stays in the default)."""
+    """Every admin page an admin user asks for, in the language they chose, and only
+    that request: the language is put back when the response is made (the next
+    request on this thread may be an API call, which stays in the default)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        # The admin only: the portal is in its customer's language, whoever opens it.
+        if not request.path_info.startswith(admin_prefix()):
+            return self.get_response(request)
         language = user_language(request.user)
         if language is None:
             return self.get_response(request)

@@ -395,3 +395,19 @@ def test_an_english_users_credit_pack_price_typed_two_ways_saves_nothing(client,
         "“49,90” can be read two ways: did you mean 49.90 or 4,990?"
     ]
     assert not CreditPack.objects.exists()
+
+
+def test_the_portal_is_not_in_the_staff_users_language(client, db):
+    from django.utils import timezone
+
+    from customers.portal import portal_session_create
+    from tests.factories import CustomerFactory
+
+    staff(client, "greta", "de")
+    customer = CustomerFactory(external_id="acme", name="Acme Inc", locale="en")
+    session = portal_session_create(customer=customer, now=timezone.now())
+
+    page = client.get(f"/portal/{session.token}/")
+
+    assert page.status_code == 200
+    assert page.get("Content-Language") != "de"
