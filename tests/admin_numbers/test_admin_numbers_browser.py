@@ -113,6 +113,19 @@ def test_an_english_user_typing_1_comma_50_is_asked_and_nothing_is_saved(
     page.screenshot(path=os.path.join(output_dir, "2-en-currency-sign.png"), full_page=True)
     assert PlanVersion.objects.get(pk=version.pk).base_fee == D("20.5")
 
+    # when: she switches the admin to German with the header's Language link
+    page.click("#admin-language-link")
+    page.check("input[name=language][value=de]")
+    page.screenshot(path=os.path.join(output_dir, "3-language-page.png"), full_page=True)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{base}/admin/")
+
+    # then: the admin is in German, and so is the fee's box
+    assert page.locator("#admin-language-link").text_content() == "Sprache: Deutsch"
+    assert "Die Verwaltung ist jetzt auf Deutsch." in text_of(page, ".messagelist")
+    page.goto(f"{base}{change}")
+    assert page.locator("#id_base_fee").input_value() == "20,5"
+
 
 @pytest.mark.django_db(transaction=True)
 def test_a_german_users_credit_note_of_0_comma_50_is_previewed_as_0_50_eur(
