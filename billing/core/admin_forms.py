@@ -59,7 +59,7 @@ def admin_language() -> str:
     return customer_text.language(translation.get_language())
 
 
-def typed_number(value: object) -> Decimal | None:
+def typed_value(value: object) -> Decimal | None:
     """What the admin user typed, read in their convention; a ValidationError
     saying what to type instead."""
     try:
@@ -95,7 +95,7 @@ class ExactDecimalField(forms.DecimalField):
             return None
         if isinstance(value, Decimal):
             return value
-        return typed_number(value)
+        return typed_value(value)
 
 
 class ExactIntegerField(forms.IntegerField):
@@ -109,7 +109,7 @@ class ExactIntegerField(forms.IntegerField):
             return None
         if isinstance(value, int):
             return value
-        number = typed_number(value)
+        number = typed_value(value)
         if number is None:
             return None
         if number != number.to_integral_value():
