@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from billing.core.customer_text import DEFAULT_LANGUAGE, LANGUAGES
 from config.models import UserLanguage
+from config.outage import database_unavailable
 
 
 def user_language(user) -> str | None:
@@ -56,7 +57,14 @@ class UserLanguageMiddleware:
         # The admin only: the portal is in its customer's language, whoever opens it.
         if not request.path_info.startswith(admin_prefix()):
             return self.get_response(request)
-        language = user_language(request.user)
+        try:
+            language = user_language(request.user)
+        except Exception as error:
+            if not database_unavailable(error):
+                raise
+            # The default language: the view's own query meets the outage, and
+            # config.outage's exception hook answers its page.
+            language = None
         if language is None:
             return self.get_response(request)
         with translation.override(language):

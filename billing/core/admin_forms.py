@@ -73,13 +73,15 @@ class TypedNumberInput(forms.TextInput):
     zeros ('19,99' in German for a stored 19.9900000000). Not <input type=number>:
     a browser reads that one in its own locale and drops what it cannot read."""
 
-    def __init__(self, attrs=None):
+    def __init__(self, attrs=None, *, trim: bool = True):
         super().__init__({"inputmode": "decimal", "autocomplete": "off", **(attrs or {})})
+        self.trim = trim
 
     def format_value(self, value):
         if isinstance(value, Decimal | int) and not isinstance(value, bool):
+            value = Decimal(value).normalize() if self.trim else Decimal(value)
             with customer_text.speaking(admin_language()):
-                return customer_text.typed_number(Decimal(value).normalize())
+                return customer_text.typed_number(value)
         return super().format_value(value)
 
 
@@ -130,7 +132,8 @@ def typed_money_field(field: forms.Field) -> forms.Field:
         ),
         *field.fields[1:],
     )
-    field.widget.widgets[0] = TypedNumberInput()
+    # Shown with the digits the form gives it: a price with its currency's ('50.00').
+    field.widget.widgets[0] = TypedNumberInput(trim=False)
     return field
 
 

@@ -378,7 +378,7 @@ def test_a_french_users_credit_pack_price_and_credits_are_read_in_french(client,
         "EUR",
     )
     html = client.get(f"/admin/plans/creditpack/{pack.pk}/change/").content.decode()
-    assert 'name="price_0" value="49,9"' in html
+    assert 'name="price_0" value="49,90"' in html
 
 
 def test_an_english_users_credit_pack_price_typed_two_ways_saves_nothing(client, db):
