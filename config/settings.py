@@ -128,8 +128,9 @@ MIDDLEWARE = [
     # Does nothing for the API, whose views are csrf_exempt; `check --deploy` looks
     # for it by name.
     "django.middleware.csrf.CsrfViewMiddleware",
-    # The session, the user, messages, the audit history's request and the outage
-    # page, in one entry passing /api/v1/ straight on (config.site_middleware).
+    # The session, the user, messages, the audit history's request, the outage page
+    # and the admin user's language, in one entry passing /api/v1/ straight on
+    # (config.site_middleware).
     "config.site_middleware.SiteMiddleware",
     # Last, as django-axes asks: turns a locked-out admin login into its lockout page.
     "axes.middleware.AxesMiddleware",

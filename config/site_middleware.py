@@ -1,6 +1,7 @@
 """The middleware only the site (the admin, the portal) needs, in one entry of
 MIDDLEWARE that passes the REST API under /api/v1/ straight on: the session, the
-logged-in user, messages, the audit history's request and the outage page.
+logged-in user, messages, the audit history's request, the outage page and the
+admin user's language.
 
 The API authenticates each request by its API key (customers.auth), keeps no
 session and shows no messages; an audit row written by an API request has no
@@ -40,6 +41,9 @@ SITE_ONLY = [
     "simple_history.middleware.HistoryRequestMiddleware",
     # A view outside DRF that lost the database (restart, failover): 503, Retry-After.
     "config.outage.DatabaseUnavailableMiddleware",
+    # The admin user's own language (config.user_language), inside the outage page's
+    # middleware: a database lost while reading it still answers the outage page.
+    "config.user_language.UserLanguageMiddleware",
 ]
 
 

@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from billing import dashboard
 from billing.api import entitlements, events, plan_migrations, subscriptions, usage
-from config import home
+from config import home, user_language
 from customers import api as customers_api
 from customers import views as portal_views
 from invoices import api as invoices_api
@@ -109,6 +109,11 @@ urlpatterns = [
     path("", home.home, name="home"),
     # Ahead of the admin site's own index, which it calls with the dashboard's figures.
     path("admin/", admin.site.admin_view(dashboard.admin_index)),
+    path(
+        "admin/language/",
+        admin.site.admin_view(user_language.language_view),
+        name="admin-language",
+    ),
     path("admin/", admin.site.urls),
     path("nested_admin/", include("nested_admin.urls")),
     path("webhooks/stripe/", invoices_views.stripe_webhook, name="stripe-webhook"),

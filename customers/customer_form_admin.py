@@ -5,14 +5,16 @@ into the values customers.services takes, and shows the domain's refusals on
 the field they concern."""
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django import forms
 from django.conf import settings
 
+from billing.core import customer_text
 from billing.core.admin_fields import country_choices, currency_choices
-from billing.core.admin_forms import ExactDecimalField, ServiceValidatedForm
-from billing.core.money import format_decimal
+from billing.core.admin_forms import ExactDecimalField, ServiceValidatedForm, admin_language
+from billing.core.money import DecimalRefused
+from billing.core.typed_numbers import convention, typed_number_read
 from customers import services
 from customers.models import Customer
 from plans.models import TaxRate
@@ -38,9 +40,48 @@ def listed(text: str) -> list[str]:
     return [item.strip() for item in LIST_SEPARATORS.split(text or "") if item.strip()]
 
 
+# Where a comma is the decimal mark (French, German), semicolons and line breaks
+# separate the thresholds: "50; 75,5; 100".
+DECIMAL_COMMA_LIST = re.compile(r"[;\n]")
+THRESHOLDS_EXAMPLE_DECIMAL_COMMA = "Enter numbers separated by semicolons, e.g. 50; 75,5; 100"
+
+
+def _decimal_comma() -> bool:
+    return convention(admin_language())[0] == ","
+
+
+def _separated() -> str:
+    if _decimal_comma():
+        return "separated by semicolons, e.g. 50; 75,5; 100"
+    return "separated by commas, e.g. 50, 80, 100"
+
+
 def thresholds_text(values) -> str:
-    """[50, 75.5, 100] -> '50, 75.5, 100'."""
-    return ", ".join(format_decimal(Decimal(str(value))) for value in values or [])
+    """[50, 75.5, 100] -> '50, 75.5, 100' (en), '50; 75,5; 100' (fr, de)."""
+    with customer_text.speaking(admin_language()):
+        texts = [
+            customer_text.typed_number(Decimal(str(value)).normalize()) for value in values or []
+        ]
+    return ("; " if _decimal_comma() else ", ").join(texts)
+
+
+def thresholds_read(text: str) -> list[Decimal]:
+    """The percentages typed, each read in the user's convention (typed_numbers)."""
+    separators = DECIMAL_COMMA_LIST if _decimal_comma() else LIST_SEPARATORS
+    example = THRESHOLDS_EXAMPLE_DECIMAL_COMMA if _decimal_comma() else THRESHOLDS_EXAMPLE
+    percentages = []
+    for item in (part.strip() for part in separators.split(text or "")):
+        if not item:
+            continue
+        try:
+            value = typed_number_read(item.removesuffix("%"), language=admin_language())
+        except DecimalRefused as refused:
+            message = example if refused.code == "invalid" else str(refused)
+            raise forms.ValidationError(message) from None
+        if value is None:
+            raise forms.ValidationError(example)
+        percentages.append(value)
+    return percentages
 
 
 def address_from(values: dict) -> dict:
@@ -170,7 +211,7 @@ class CustomerForm(ServiceValidatedForm):
         defaults = thresholds_text(settings.BILLING_ALERT_THRESHOLDS)
         self.fields["alert_thresholds"].help_text = (
             "Percentages of a plan's included units (its allowance of a meter) at which "
-            f"a usage alert is sent, separated by commas, e.g. 50, 80, 100. Empty: {defaults}."
+            f"a usage alert is sent, {_separated()}. Empty: {defaults}."
         )
         # Stored as lists, typed as text.
         for name, as_text in (("alert_thresholds", thresholds_text), ("invoice_emails", ", ".join)):
@@ -189,16 +230,7 @@ class CustomerForm(ServiceValidatedForm):
     def clean_alert_thresholds(self):
         # Left empty: the customer has no thresholds of its own and the default
         # setting applies.
-        percentages = []
-        for item in listed(self.cleaned_data.get("alert_thresholds")):
-            try:
-                value = Decimal(item.removesuffix("%").strip())
-            except InvalidOperation:
-                value = None
-            if value is None or not value.is_finite():
-                raise forms.ValidationError(THRESHOLDS_EXAMPLE)
-            percentages.append(value)
-        return percentages
+        return thresholds_read(self.cleaned_data.get("alert_thresholds"))
 
     def _get_validation_exclusions(self):
         # Exact percentages (Decimals) are no JSON yet: customers.services checks

@@ -16,8 +16,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from billing.core.admin_forms import money_text
+from billing.core.admin_forms import admin_language, money_text, quantity_text
 from billing.core.errors import BillingError
+from billing.core.money import DecimalRefused
+from billing.core.typed_numbers import typed_number_read
 from invoices import credit_notes, refunds, rendering
 from invoices.invoice_page_admin import (
     credit_note_destination,
@@ -28,12 +30,9 @@ from invoices.invoice_page_admin import (
 )
 from invoices.models import CreditNote, CreditNoteLine, Invoice
 from plans.taxes import tax_label, tax_lines_read
+from wallets.models import Wallet
 
 CREDIT_NOTE_TEMPLATE = "admin/invoices/invoice/credit_note_form.html"
-
-
-def money(amount: Decimal, currency: str) -> str:
-    return money_text(amount, currency)
 
 
 class CreditNoteForm(forms.Form):
@@ -54,6 +53,15 @@ class CreditNoteForm(forms.Form):
             del self.fields["refund"]
 
 
+def taken_back_text(part) -> str:
+    """What a credit note takes back of a purchase's wallet, in the user's convention:
+    '1.234,50 EUR of the balance', '1.000 credits' (de)."""
+    wallet = part.block.wallet
+    if wallet.kind == Wallet.MONEY:
+        return f"{money_text(part.amount, wallet.currency)} of the balance"
+    return f"{quantity_text(part.amount)} credits"
+
+
 def _line_rows(invoice: Invoice, data) -> tuple[list[dict], list[credit_notes.CreditLineInput]]:
     """Each invoice line with what is left to credit on it and the amount typed
     for it; the lines with an amount, as credit_notes takes them."""
@@ -67,17 +75,19 @@ def _line_rows(invoice: Invoice, data) -> tuple[list[dict], list[credit_notes.Cr
             {
                 "line": line,
                 "name": name,
-                "amount": money(line.amount, invoice.currency),
-                "left": money(max(left, Decimal(0)), invoice.currency),
+                "amount": money_text(line.amount, invoice.currency),
+                "left": money_text(max(left, Decimal(0)), invoice.currency),
                 "creditable": left > 0,
                 "typed": typed,
             }
         )
         if typed:
             try:
-                amount = Decimal(typed.replace(",", ""))
-            except InvalidOperation:
-                amount = Decimal("NaN")
+                amount = typed_number_read(typed, language=admin_language())
+            except DecimalRefused as refused:
+                # Not guessed: the preview waits for an amount that reads one way.
+                rows[-1]["refusal"] = str(refused)
+                continue
             chosen.append(credit_notes.CreditLineInput(line.pk, amount))
     return rows, chosen
 
@@ -108,7 +118,7 @@ def _amount_words(text: str, currency: str) -> tuple[str, str] | None:
     """'10.10 is left…' -> ('10.10 EUR', 'is left…'); None when it starts otherwise."""
     amount, _, rest = text.partition(" ")
     try:
-        return money(Decimal(amount), currency), rest
+        return money_text(Decimal(amount), currency), rest
     except InvalidOperation:
         return None
 
@@ -151,11 +161,16 @@ def credit_note_view(modeladmin, request, invoice: Invoice):
         "form": form,
         "rows": rows,
         "currency": invoice.currency,
-        "amount_due": money(invoice.amount_due, invoice.currency),
-        "total": money(invoice.total, invoice.currency),
+        "amount_due": money_text(invoice.amount_due, invoice.currency),
+        "total": money_text(invoice.total, invoice.currency),
         "credited": str(invoice.credited),
     }
-    if form.is_bound and form.is_valid():
+    refused = [row for row in rows if "refusal" in row]
+    if refused:
+        context["error"] = "; ".join(
+            f"{row['line'].description}: {row['refusal']}" for row in refused
+        )
+    elif form.is_bound and form.is_valid():
         try:
             preview = credit_notes.credit_note_preview(invoice=invoice, lines=chosen)
         except BillingError as error:
@@ -182,27 +197,27 @@ def credit_note_view(modeladmin, request, invoice: Invoice):
                 else:
                     modeladmin.message_user(
                         request,
-                        f"Credit note {note.number} of {money(note.total, note.currency)} "
+                        f"Credit note {note.number} of {money_text(note.total, note.currency)} "
                         f"issued for {invoice}",
                     )
                     return redirect("admin:invoices_creditnote_change", note.pk)
             else:
                 context["preview"] = {
                     "lines": [
-                        (line.description, money(amount, invoice.currency))
+                        (line.description, money_text(amount, invoice.currency))
                         for line, amount in preview.lines
                     ],
-                    "subtotal": money(preview.subtotal, invoice.currency),
+                    "subtotal": money_text(preview.subtotal, invoice.currency),
                     "tax_lines": [
-                        (tax_label(tax), money(tax.amount, invoice.currency))
+                        (tax_label(tax), money_text(tax.amount, invoice.currency))
                         for tax in preview.tax_lines
                     ],
-                    "total": money(preview.total, invoice.currency),
-                    "to_amount_due": money(preview.to_amount_due, invoice.currency),
-                    "to_credit_balance": money(preview.to_credit_balance, invoice.currency),
+                    "total": money_text(preview.total, invoice.currency),
+                    "to_amount_due": money_text(preview.to_amount_due, invoice.currency),
+                    "to_credit_balance": money_text(preview.to_credit_balance, invoice.currency),
                     "has_balance_part": preview.to_credit_balance > 0,
                     # What it takes back of what the invoice sold (a purchase).
-                    "taken_back": [str(part) for part in preview.taken_back],
+                    "taken_back": [taken_back_text(part) for part in preview.taken_back],
                     "refunded": bool(form.cleaned_data.get("refund")),
                 }
     return TemplateResponse(request, CREDIT_NOTE_TEMPLATE, context)
@@ -254,7 +269,7 @@ class CreditNoteLineInline(admin.TabularInline):
 
     @admin.display(description="amount")
     def amount_display(self, line):
-        return money(line.amount, line.credit_note.currency)
+        return money_text(line.amount, line.credit_note.currency)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -305,19 +320,19 @@ class CreditNoteAdmin(admin.ModelAdmin):
 
     @admin.display(description="subtotal")
     def subtotal_display(self, note):
-        return money(note.subtotal, note.currency)
+        return money_text(note.subtotal, note.currency)
 
     @admin.display(description="tax")
     def tax_display(self, note):
         parts = [
-            f"{tax_label(tax)}: {money(tax.amount, note.currency)}"
+            f"{tax_label(tax)}: {money_text(tax.amount, note.currency)}"
             for tax in tax_lines_read(note.tax_lines)
         ]
-        return "; ".join(parts) or money(note.tax, note.currency)
+        return "; ".join(parts) or money_text(note.tax, note.currency)
 
     @admin.display(description="Total", ordering="total")
     def total_display(self, note):
-        return money(note.total, note.currency)
+        return money_text(note.total, note.currency)
 
     @admin.display(description="Where the money went")
     def destination(self, note):

@@ -22,7 +22,6 @@ from billing.core.admin_forms import (
     short_text,
 )
 from billing.core.errors import BillingError
-from billing.core.money import format_money
 from invoices import collection, settlement
 from invoices.models import Payment, Purchase, StripeEvent
 from plans.models import CreditPack
@@ -99,7 +98,7 @@ def mark_paid_with_reference(modeladmin, request, queryset):
 
 
 def _amount(row) -> str:
-    return f"{format_money(row.amount, row.currency)} {row.currency}"
+    return money_text(row.amount, row.currency)
 
 
 @admin.register(Payment)

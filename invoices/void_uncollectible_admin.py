@@ -19,6 +19,7 @@ from billing.core.admin_confirm import Confirmation, confirmation_page, is_confi
 from billing.core.admin_forms import money_text
 from billing.core.errors import BillingError
 from invoices import credit_notes, emails, services
+from invoices.credit_notes_admin import taken_back_text
 from invoices.models import Invoice, Payment
 
 # The shared page with one input more: the reason printed on the credit note.
@@ -106,7 +107,7 @@ def _void_sentences(invoice: Invoice, preview) -> list[str]:
     if settings.BILLING_INVOICE_EMAILS and recipients:
         sentences.append(f"The credit note is emailed to {', '.join(recipients)}.")
     if preview.taken_back:
-        taken = "; ".join(str(part) for part in preview.taken_back)
+        taken = "; ".join(taken_back_text(part) for part in preview.taken_back)
         sentences.append(f"What the purchase granted is taken back: {taken}.")
     stripe = _stripe_sentence(
         invoice, if_paid="if the money comes in, refund it in Stripe (its payment's page says so)."

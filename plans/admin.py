@@ -31,6 +31,7 @@ from billing.core.admin_forms import (
     money_text,
     quantity_column,
     quantity_text,
+    typed_money_field,
 )
 from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.customer_text import day
@@ -344,6 +345,7 @@ class CreditPackForm(ServiceValidatedForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        typed_money_field(self.fields["price"])
         price = self.initial.get("price")
         if isinstance(price, Money):
             # '50.00' in the amount box, not the stored 50.0000000000.

@@ -14,7 +14,12 @@ from django.utils import timezone
 from django.utils.dateformat import format as date_format
 
 from billing.core import customer_text, periods
-from billing.core.admin_forms import ExactDecimalField, money_text, quantity_text
+from billing.core.admin_forms import (
+    ExactDecimalField,
+    ExactIntegerField,
+    money_text,
+    quantity_text,
+)
 from billing.core.vocabulary import ConsumptionModel
 from billing.rating import lines as rating
 from billing.simulation.admin import RUN_SIMULATIONS
@@ -48,9 +53,7 @@ def start_of_day(day: date) -> datetime:
 
 
 class PriceSandboxForm(forms.Form):
-    seats = forms.IntegerField(
-        min_value=0, max_value=10**9, initial=0, error_messages=NUMBER_ERRORS
-    )
+    seats = ExactIntegerField(min_value=0, max_value=10**9, initial=0, error_messages=NUMBER_ERRORS)
     period_start = forms.DateField(label="Period start", widget=DATE_INPUT)
     period_end = forms.DateField(
         label="Period end", widget=DATE_INPUT, help_text="Excluded: the period ends as it starts."

@@ -15,6 +15,7 @@ from django.utils import timezone
 from billing.core.admin_forms import (
     EXACT_DECIMALS,
     ExactDecimalField,
+    ExactIntegerField,
     RecordAdmin,
     RecordInline,
     add_billing_error,
@@ -151,7 +152,7 @@ class WalletOperationForm(forms.Form):
     amount = ExactDecimalField(
         max_digits=28, decimal_places=10, required=False, help_text="For a top-up."
     )
-    priority = forms.IntegerField(initial=50, min_value=-1_000_000, max_value=1_000_000)
+    priority = ExactIntegerField(initial=50, min_value=-1_000_000, max_value=1_000_000)
     expires_at = forms.DateTimeField(required=False, help_text="UTC; empty: never.")
 
     def __init__(self, *args, wallet: Wallet, **kwargs):

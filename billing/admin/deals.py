@@ -8,7 +8,7 @@ from django import forms
 
 from billing.admin.entitlements import deal_features_text
 from billing.core import customer_text
-from billing.core.money import format_money
+from billing.core.admin_forms import ExactDecimalField, amount_text, quantity_text
 from billing.core.vocabulary import ALLOWANCE_MODELS
 from billing.models import Subscription
 from billing.rating.pricing import PER_UNIT, PricingSpec
@@ -26,7 +26,7 @@ def deal_text(stored: dict | None, version) -> str:
     spec = version_spec(version=version)
 
     def money(value: Decimal | None) -> str:
-        return "none" if value is None else format_money(value, spec.currency)
+        return "none" if value is None else amount_text(value, spec.currency)
 
     parts = []
     for name in ("base_fee", "seat_price", "minimum_commitment", "progressive_billing_threshold"):
@@ -56,7 +56,7 @@ def _pricing(pricing: PricingSpec | None) -> str:
     if pricing is None:
         return "-"
     if pricing.scheme == PER_UNIT:
-        return f"{pricing.unit_price.normalize():f} a unit"
+        return f"{quantity_text(pricing.unit_price)} a unit"
     return f"{pricing.scheme} pricing"
 
 
@@ -64,13 +64,13 @@ class DealFields(forms.Form):
     """The deal's fields on a subscription's change form: each empty keeps the
     version's value. One charge's included units and per-unit price at a time."""
 
-    deal_base_fee = forms.DecimalField(required=False, label="Deal: base fee")
-    deal_seat_price = forms.DecimalField(required=False, label="Deal: seat price")
-    deal_minimum_commitment = forms.DecimalField(required=False, label="Deal: minimum commitment")
-    deal_threshold = forms.DecimalField(required=False, label="Deal: progressive billing threshold")
+    deal_base_fee = ExactDecimalField(required=False, label="Deal: base fee")
+    deal_seat_price = ExactDecimalField(required=False, label="Deal: seat price")
+    deal_minimum_commitment = ExactDecimalField(required=False, label="Deal: minimum commitment")
+    deal_threshold = ExactDecimalField(required=False, label="Deal: progressive billing threshold")
     deal_meter = forms.ChoiceField(required=False, label="Deal: charge")
-    deal_included_units = forms.DecimalField(required=False, label="Deal: included units")
-    deal_unit_price = forms.DecimalField(
+    deal_included_units = ExactDecimalField(required=False, label="Deal: included units")
+    deal_unit_price = ExactDecimalField(
         required=False,
         label="Deal: price a unit beyond",
         help_text="The deal applies from the next period; empty fields keep the plan's values.",

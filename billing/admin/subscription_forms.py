@@ -11,7 +11,7 @@ from django.utils import timezone
 from billing.admin.deals import DealFields, deal_from, deal_setup, stored_deal
 from billing.admin.discounts import DiscountFields
 from billing.core.admin_fields import ZonedDateTimeField
-from billing.core.admin_forms import add_billing_error, money_text
+from billing.core.admin_forms import ExactIntegerField, add_billing_error, money_text
 from billing.core.errors import BillingError
 from billing.models import Subscription
 from billing.subscriptions import deals, lifecycle
@@ -152,7 +152,7 @@ class SubscriptionChangeForm(DealFields, DiscountFields, forms.ModelForm):
         ],
         initial="period_end",
     )
-    new_seats = forms.IntegerField(
+    new_seats = ExactIntegerField(
         min_value=1, max_value=1_000_000, required=False, label="New seat count"
     )
     at = ZonedDateTimeField(

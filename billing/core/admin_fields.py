@@ -10,15 +10,22 @@ from babel import Locale
 from babel.numbers import get_territory_currencies
 from django import forms
 from django.contrib.admin.widgets import AdminSplitDateTime
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.functional import lazy
 
 from billing.core import customer_text
 from billing.core.countries import COUNTRY_CODES
 from billing.core.money import is_known_currency
 
-# The admin is written in English.
+# The admin's language when no user's is active (config.user_language).
 ADMIN_LANGUAGE = "en"
+
+
+def _language() -> str:
+    """The admin user's language: currencies and countries named in it."""
+    return customer_text.language(translation.get_language() or ADMIN_LANGUAGE)
+
+
 # Offered first: most customers pay in one of these.
 COMMON_CURRENCIES = ("USD", "EUR", "GBP")
 
@@ -38,7 +45,7 @@ def _currencies_in_use() -> tuple[str, ...]:
 
 def currency_name(code: str) -> str:
     """'US Dollar' for 'USD'; the code itself when unknown."""
-    return Locale.parse(ADMIN_LANGUAGE).currencies.get(code, code)
+    return Locale.parse(_language()).currencies.get(code, code)
 
 
 def currency_choices(*, current: str = "") -> list[tuple[str, str]]:
@@ -56,7 +63,7 @@ def currency_choices(*, current: str = "") -> list[tuple[str, str]]:
 def country_choices(*, current: str = "") -> list[tuple[str, str]]:
     """(code, 'Germany') for every ISO 3166-1 country, by name; `current` (a stored
     value that is no country) is kept, so that the domain names what is wrong."""
-    names = Locale.parse(ADMIN_LANGUAGE).territories
+    names = Locale.parse(_language()).territories
     choices = sorted(((code, names.get(code, code)) for code in COUNTRY_CODES), key=_by_name)
     if current and current not in COUNTRY_CODES:
         choices.append((current, current))

@@ -5,11 +5,15 @@ from operator import attrgetter
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from billing.core import customer_text
 from billing.core.errors import BillingError
-from billing.core.money import format_decimal
+from billing.core.money import DecimalRefused
+from billing.core.typed_numbers import typed_number_read
 
 
 def add_billing_error(
@@ -68,26 +72,102 @@ class ServiceValidatedForm(forms.ModelForm):
         raise NotImplementedError
 
 
-class ExactDecimalField(forms.DecimalField):
-    """Shows a stored 19.9900000000 as 19.99: the value is exact, the trailing zeros are noise."""
+def admin_language() -> str:
+    """The language of the admin user this request is for (config.user_language
+    activates it): how they type and read numbers."""
+    return customer_text.language(translation.get_language())
 
-    def prepare_value(self, value):
+
+def typed_value(value: object) -> Decimal | None:
+    """What the admin user typed, read in their convention; a ValidationError
+    saying what to type instead."""
+    try:
+        return typed_number_read(str(value), language=admin_language())
+    except DecimalRefused as refused:
+        raise ValidationError(str(refused), code=refused.code) from None
+
+
+class TypedNumberInput(forms.TextInput):
+    """A text box for a number, shown in the user's convention without trailing
+    zeros ('19,99' in German for a stored 19.9900000000). Not <input type=number>:
+    a browser reads that one in its own locale and drops what it cannot read."""
+
+    def __init__(self, attrs=None, *, trim: bool = True):
+        super().__init__({"inputmode": "decimal", "autocomplete": "off", **(attrs or {})})
+        self.trim = trim
+
+    def format_value(self, value):
+        if isinstance(value, Decimal | int) and not isinstance(value, bool):
+            value = Decimal(value).normalize() if self.trim else Decimal(value)
+            with customer_text.speaking(admin_language()):
+                return customer_text.typed_number(value)
+        return super().format_value(value)
+
+
+class ExactDecimalField(forms.DecimalField):
+    """Every amount or quantity typed in the admin: read in the user's convention
+    (billing.core.typed_numbers: '1,50' is 1.50 in French and German and is asked
+    about in English), then held to the field's digits as any DecimalField."""
+
+    widget = TypedNumberInput
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
         if isinstance(value, Decimal):
-            return format_decimal(value)
-        return super().prepare_value(value)
+            return value
+        return typed_value(value)
+
+
+class ExactIntegerField(forms.IntegerField):
+    """A count typed in the admin (seats, days): read as ExactDecimalField reads a
+    number (a German "1.000" is 1000, not 1), then refused unless whole."""
+
+    widget = TypedNumberInput
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        if isinstance(value, int):
+            return value
+        number = typed_value(value)
+        if number is None:
+            return None
+        if number != number.to_integral_value():
+            raise ValidationError(_("Type a whole number."), code="invalid")
+        return int(number)
+
+
+def typed_money_field(field: forms.Field) -> forms.Field:
+    """A django-money form field (an amount and a currency) whose amount is read as
+    ExactDecimalField reads one."""
+    amount = field.fields[0]
+    field.fields = (
+        ExactDecimalField(
+            max_digits=amount.max_digits,
+            decimal_places=amount.decimal_places,
+            required=False,  # the MultiValueField says whether the pair is required
+            disabled=amount.disabled,
+        ),
+        *field.fields[1:],
+    )
+    # Shown with the digits the form gives it: a price with its currency's ('50.00').
+    field.widget.widgets[0] = TypedNumberInput(trim=False)
+    return field
 
 
 # For ModelAdmin.formfield_overrides: every DecimalField of an admin form.
-EXACT_DECIMALS = {models.DecimalField: {"form_class": ExactDecimalField}}
-
-
-# The admin is written in English: its numbers are grouped the English way.
-ADMIN_LOCALE = "en"
+EXACT_DECIMALS = {
+    models.DecimalField: {"form_class": ExactDecimalField},
+    # (and every count: the admin's own widget for one is an <input type=number>)
+    models.IntegerField: {"form_class": ExactIntegerField, "widget": TypedNumberInput},
+}
 
 
 def money_text(amount: Decimal | None, currency: str) -> str:
-    """An amount as finance reads it in the admin: '1,234.50 USD', '0.0000025 USD'
-    (a price keeps its own precision), '—' for none."""
+    """An amount as finance reads it in the admin, in the user's convention:
+    '1,234.50 USD', '1.234,50 EUR' (de), '0.0000025 USD' (a price keeps its own
+    precision), '—' for none."""
     if amount is None:
         return "—"
     return f"{amount_text(amount, currency)} {currency}"
@@ -95,7 +175,7 @@ def money_text(amount: Decimal | None, currency: str) -> str:
 
 def amount_text(amount: Decimal, currency: str) -> str:
     """An amount without its currency, for a table whose heading names it: '1,234.50'."""
-    with customer_text.speaking(ADMIN_LOCALE):
+    with customer_text.speaking(admin_language()):
         return customer_text.money(amount, currency)
 
 
@@ -103,7 +183,7 @@ def quantity_text(value: Decimal | int | None) -> str:
     """A quantity as finance reads it in the admin: '1,250,000', '0.5', '—' for none."""
     if value is None:
         return "—"
-    with customer_text.speaking(ADMIN_LOCALE):
+    with customer_text.speaking(admin_language()):
         return customer_text.quantity(Decimal(value))
 
 

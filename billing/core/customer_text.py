@@ -97,6 +97,14 @@ def money(amount: Decimal, currency: str) -> str:
     return formats.number_format(amount, decimal_pos=digits, use_l10n=True, force_grouping=True)
 
 
+def typed_number(value: Decimal, *, grouped: bool = False) -> str:
+    """A number as someone types it, with the digits it has: '1.50', '1234.5' (en),
+    '1,50', '1234,5' (fr, de); grouped by thousands on request ('1,234.50')."""
+    value = Decimal(value) + 0
+    places = max(0, -value.as_tuple().exponent)
+    return formats.number_format(value, decimal_pos=places, use_l10n=True, force_grouping=grouped)
+
+
 def money_text(amount: Decimal, currency: str) -> str:
     """An amount followed by its currency: '1,234.50 USD', '1 234,50 EUR'."""
     return f"{money(amount, currency)}\N{NO-BREAK SPACE}{currency}"

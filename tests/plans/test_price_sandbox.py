@@ -201,7 +201,7 @@ def test_a_prorated_quantity_is_shown_to_four_digits_and_marked_rounded():
     ("field", "value", "error"),
     [
         ("quantity_0", "-5", "Cannot be negative."),
-        ("quantity_0", "lots", "Enter a number, e.g. 1500000."),
+        ("quantity_0", "lots", "Type a number like 1,234.50."),
         ("seats", "-1", "Cannot be negative."),
         ("period_end", "2026-10-31", "The period must end after it starts."),
         (
