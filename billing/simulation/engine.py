@@ -307,8 +307,9 @@ def simulation_rate_customer(
     )
 
 
-def _names(customers: list[Customer], most: int = 5) -> str:
-    shown = ", ".join(c.external_id for c in customers[:most])
+def _names(customers: list[Customer], most: int = 5, *, name: bool = False) -> str:
+    """'acme, beta and 2 more' (the API's ids); by `name`: 'Acme Inc, Beta Ltd …'."""
+    shown = ", ".join((name and c.name) or c.external_id for c in customers[:most])
     return shown + (f" and {len(customers) - most} more" if len(customers) > most else "")
 
 
@@ -338,7 +339,18 @@ def simulation_check(
         ]
     if errors:
         first = next(iter(errors.items()))
-        raise InvalidRequest(f"cannot simulate: {first[0]}: {first[1][0]}", fields=errors)
+        words = ""
+        if list(errors) == ["version"]:
+            # The admin names the customers, and what to do.
+            words = (
+                f"{version.plan.name} v{version.number} bills in {version.currency} and "
+                f"{_names(others, name=True)} {'pays' if len(others) == 1 else 'pay'} in "
+                f"{'/'.join(sorted({c.currency for c in others}))}: choose customers who pay "
+                f"in {version.currency}, or a version in their currency."
+            )
+        raise InvalidRequest(
+            f"cannot simulate: {first[0]}: {first[1][0]}", fields=errors, words=words
+        )
 
 
 def simulation_request(

@@ -569,7 +569,8 @@ def test_a_running_simulation_shows_a_progress_bar_that_follows_the_task(
     [
         (
             {"customers": ["eur", "acme"]},
-            "AI Assistant v2 bills in USD; euro pay in another currency",
+            "AI Assistant v2 bills in USD and Euro GmbH pays in EUR: choose customers who "
+            "pay in USD, or a version in their currency.",
         ),
         ({"customers": []}, "Choose customers, or a plan for all its subscribers."),
         (
@@ -593,7 +594,7 @@ def test_refusals_are_form_errors_and_create_nothing(
 ):
     # given
     v1, v2 = catalog
-    euro = customer_create(external_id="euro", name="Euro", currency="EUR")
+    euro = customer_create(external_id="euro", name="Euro GmbH", currency="EUR")
     other = plan_create(
         code="other", name="Other", version=VersionSpec(currency="USD"), publish=True
     ).plan
