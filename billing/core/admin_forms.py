@@ -21,7 +21,8 @@ def add_billing_error(
 ) -> None:
     """Put each of the error's field messages on the matching form field, the rest on top."""
     field_map = field_map or {}
-    if not error.fields:
+    if not any(error.fields.values()):
+        # No field messages (or only empty ones): the refusal's words on top.
         form.add_error(None, error.words)
         return
     for path, messages in error.fields.items():
