@@ -24,7 +24,7 @@ from django.db.models.functions import Greatest
 
 from billing.core import periods
 from billing.core.customer_text import customer_zone
-from billing.core.errors import InvalidRequest
+from billing.core.errors import BillingError, InvalidRequest
 from billing.models import Subscription, SubscriptionChange
 from billing.usage.billed_parts import overrides_billed
 from billing.usage.metering import meter_cache
@@ -313,6 +313,19 @@ def _names(customers: list[Customer], most: int = 5, *, name: bool = False) -> s
     return shown + (f" and {len(customers) - most} more" if len(customers) > most else "")
 
 
+def failure_words(error: Exception) -> str:
+    """Why a simulation stopped, as its result page says it: a refusal in its
+    words (plans and customers by name); anything else by its kind, with where
+    the details are and what to do."""
+    if isinstance(error, BillingError):
+        return error.words
+    return (
+        f"An unexpected error stopped the simulation ({type(error).__name__}); the details "
+        "are in the server log. Run it again, and tell whoever runs the server if it fails "
+        "again."
+    )
+
+
 def simulation_check(
     *,
     version: PlanVersion,
@@ -414,7 +427,9 @@ def simulation_run(*, simulation_id: int, now: datetime) -> PriceSimulation:
         _rate_remaining(simulation)
     except Exception as error:
         logger.exception("price simulation %s failed", simulation_id)
-        return _finish(simulation_id, status=PriceSimulation.FAILED, error=str(error), now=now)
+        return _finish(
+            simulation_id, status=PriceSimulation.FAILED, error=failure_words(error), now=now
+        )
     return _finish(simulation_id, status=PriceSimulation.DONE, error="", now=now)
 
 
