@@ -27,6 +27,7 @@ from billing.usage.metering import meter_cache
 from billing.usage.reads import subscription_live
 from billing.usage.summary import period_usage
 from customers import api_keys, services
+from customers.billing_entities import vat_number_waited_for
 from customers.billing_entity_admin import BillingEntityAdmin  # noqa: F401 (registers it)
 from customers.customer_form_admin import ADDRESS_FIELDS, CustomerForm
 from customers.models import CUSTOMER_DETAILS, ApiKey, Customer
@@ -268,6 +269,15 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
         return form
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        entity = vat_number_waited_for(obj) if obj is not None and request.method == "GET" else None
+        if entity is not None:
+            messages.warning(
+                request,
+                f"{obj.name or obj.external_id} is an EU business in another country than "
+                f"its billing entity, {entity.legal_name}, which has no VAT number: its "
+                "invoices wait for it (drafts are not finalized and threshold invoices are "
+                "not written). Add the VAT number on the billing entity's page.",
+            )
         if obj is not None:
             context["billing"] = customer_billing(
                 customer=obj, user=request.user, now=timezone.now()

@@ -8,9 +8,11 @@ one not migrated yet) bills as the BILLING_SELLER_* settings say, as before."""
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 
 from billing.core.errors import Conflict, InvalidRequest
-from customers.models import BillingEntity
+from customers.models import BillingEntity, Customer
+from plans.taxes import is_eu_cross_border_business
 
 
 def seed_values(seller: dict) -> dict:
@@ -95,3 +97,52 @@ def billing_entity_save(*, entity: BillingEntity) -> BillingEntity:
         )
     entity.save()
     return entity
+
+
+def customers_waiting_for_vat_number(entity: BillingEntity) -> list[Customer]:
+    """The customers `entity` bills that it cannot invoice while it has no VAT
+    number (invoices.sellers.seller_check): EU businesses in another member
+    state. Their drafts are not finalized and their threshold invoices are not
+    written until the number is added. None when the entity has one."""
+    if entity.pk is None or entity.tax_id:
+        return []
+    billed = Customer.objects.filter(billing_entity=entity)
+    if entity.is_default:
+        billed = Customer.objects.filter(Q(billing_entity=entity) | Q(billing_entity__isnull=True))
+    candidates = billed.exclude(tax_id="").order_by("name", "external_id")
+    return [
+        customer
+        for customer in candidates
+        if is_eu_cross_border_business(
+            seller_country=entity.country,
+            buyer={"address": customer.address or {}, "tax_id": customer.tax_id},
+        )
+    ]
+
+
+def vat_number_waited_for(customer: Customer) -> BillingEntity | None:
+    """The entity billing `customer` when it cannot invoice it for want of its own
+    VAT number (customers_waiting_for_vat_number); else None."""
+    entity = customer_billing_entity(customer)
+    if entity.pk is None or entity.tax_id or not customer.tax_id:
+        return None
+    buyer = {"address": customer.address or {}, "tax_id": customer.tax_id}
+    waits = is_eu_cross_border_business(seller_country=entity.country, buyer=buyer)
+    return entity if waits else None
+
+
+def waiting_for_vat_number_words(entity: BillingEntity, waiting: list[Customer]) -> str:
+    """'2 customers of Example SAS are EU businesses in another country (Acme
+    GmbH, Kunde AG): their invoices wait for this entity's VAT number …'."""
+    shown = [customer.name or customer.external_id for customer in waiting[:5]]
+    if len(waiting) > 5:
+        shown.append(f"and {len(waiting) - 5} more")
+    count = len(waiting)
+    who = "1 customer" if count == 1 else f"{count} customers"
+    are = "is an EU business" if count == 1 else "are EU businesses"
+    return (
+        f"{who} of {entity.legal_name} {are} in another country ({', '.join(shown)}): "
+        "their invoices wait for this entity's VAT number (drafts are not finalized and "
+        "threshold invoices are not written). Add the VAT number under Tax and "
+        "registration."
+    )

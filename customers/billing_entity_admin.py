@@ -3,13 +3,17 @@ their history. Saving goes through customers.billing_entities, which keeps one
 default."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from billing.core.admin_fields import country_choices
 from billing.core.admin_forms import ServiceValidatedForm
 from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.errors import Conflict
-from customers.billing_entities import billing_entity_save
+from customers.billing_entities import (
+    billing_entity_save,
+    customers_waiting_for_vat_number,
+    waiting_for_vat_number_words,
+)
 from customers.models import BillingEntity
 
 WIDE = forms.TextInput(attrs={"class": "vTextField"})
@@ -126,6 +130,13 @@ class BillingEntityAdmin(AuditHistoryAdmin):
     def customer_count(self, entity: BillingEntity) -> str:
         count = entity.customers.count()
         return f"{count} (and every customer naming none)" if entity.is_default else str(count)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        entity = self.get_object(request, object_id) if request.method == "GET" else None
+        waiting = customers_waiting_for_vat_number(entity) if entity is not None else []
+        if waiting:
+            messages.warning(request, waiting_for_vat_number_words(entity, waiting))
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_readonly_fields(self, request, obj=None):
         # A prefix names a sequence its documents were numbered in: fixed once used.

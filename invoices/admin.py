@@ -17,8 +17,8 @@ from django.utils.safestring import mark_safe
 from billing.core.admin_forms import money_column, money_text
 from billing.core.errors import BillingError
 from billing.core.money import format_decimal
-from customers.models import Customer
-from invoices import credit_notes, rendering, selectors, services, settlement
+from customers.models import BillingEntity, Customer
+from invoices import credit_notes, rendering, selectors, sellers, services, settlement
 from invoices.credit_notes_admin import CreditNoteAdminViews
 from invoices.emails_admin import DocumentEmailInline
 from invoices.invoice_page_admin import (
@@ -67,6 +67,24 @@ class CustomerFilter(admin.SimpleListFilter):
         if self.value():
             return queryset.filter(customer__external_id=self.value())
         return queryset
+
+
+class BillingEntityFilter(admin.SimpleListFilter):
+    """By the seller: the invoices a billing entity issued, and the drafts it will
+    issue (sellers.invoices_of_entity)."""
+
+    title = "billing entity"
+    parameter_name = "billing_entity"
+
+    def lookups(self, request, model_admin):
+        entities = BillingEntity.objects.order_by("legal_name", "code")
+        return [(entity.code, entity.legal_name or entity.code) for entity in entities]
+
+    def queryset(self, request, queryset):
+        entity = BillingEntity.objects.filter(code=self.value()).first() if self.value() else None
+        if entity is None:
+            return queryset
+        return sellers.invoices_of_entity(queryset, entity)
 
 
 class PlanFilter(admin.SimpleListFilter):
@@ -120,6 +138,7 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
         DueFilter,
         "period_start",
         CustomerFilter,
+        BillingEntityFilter,
         PlanFilter,
         "reason",
         "currency",
@@ -145,6 +164,7 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
                     "number_display",
                     "status",
                     "customer",
+                    "seller_display",
                     "subscription_display",
                     "reason",
                     "period_display",
@@ -193,6 +213,12 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
     @admin.display(description="Customer", ordering="customer__name")
     def customer_name(self, invoice):
         return invoice.customer.name
+
+    @admin.display(description="Billing entity (seller)")
+    def seller_display(self, invoice):
+        return sellers.seller_words(
+            sellers.invoice_seller(invoice), issued=bool(invoice.seller_snapshot)
+        )
 
     @admin.display(description="Issued", ordering="finalized_at")
     def issued_day(self, invoice):

@@ -20,7 +20,7 @@ from billing.core.admin_forms import admin_language, money_text, quantity_text
 from billing.core.errors import BillingError
 from billing.core.money import DecimalRefused
 from billing.core.typed_numbers import typed_number_read
-from invoices import credit_notes, refunds, rendering
+from invoices import credit_notes, refunds, rendering, sellers
 from invoices.invoice_page_admin import (
     credit_note_destination,
     list_day,
@@ -292,6 +292,7 @@ class CreditNoteAdmin(admin.ModelAdmin):
         "number",
         "invoice",
         "customer",
+        "seller_display",
         "reason",
         "memo",
         "voids_invoice",
@@ -309,6 +310,10 @@ class CreditNoteAdmin(admin.ModelAdmin):
     @admin.display(description="Customer", ordering="customer__name")
     def customer_name(self, note):
         return note.customer.name
+
+    @admin.display(description="Billing entity (seller)")
+    def seller_display(self, note):
+        return sellers.seller_words(sellers.credit_note_seller(note), issued=True)
 
     @admin.display(description="Issued", ordering="created_at")
     def issued_day(self, note):

@@ -5,6 +5,7 @@ entity shows on the next document, never on one already issued. A draft shows
 its customer's entity as it is now."""
 
 from django.core.files.storage import default_storage
+from django.db.models import Q
 
 from billing.core.errors import Conflict
 from customers.billing_entities import customer_billing_entity
@@ -39,6 +40,22 @@ def invoice_seller(invoice) -> dict:
     if invoice.seller_snapshot:
         return invoice.seller_snapshot
     return seller_snapshot(customer_billing_entity(invoice.customer))
+
+
+def seller_words(snapshot: dict, *, issued: bool) -> str:
+    """The seller as finance reads it on an admin page: 'Example GmbH'; a draft's
+    'Example GmbH (when issued: the customer's billing entity now)'."""
+    name = snapshot.get("name") or snapshot.get("code") or "—"
+    return name if issued else f"{name} (when issued: the customer's billing entity now)"
+
+
+def invoices_of_entity(invoices, entity: BillingEntity):
+    """The invoices `entity` issued, and the drafts it will issue (their customer's
+    entity now: its own, or the default for a customer naming none)."""
+    now = Q(billing_entity__isnull=True, customer__billing_entity=entity)
+    if entity.is_default:
+        now |= Q(billing_entity__isnull=True, customer__billing_entity__isnull=True)
+    return invoices.filter(Q(billing_entity=entity) | now)
 
 
 def credit_note_seller(note) -> dict:

@@ -186,7 +186,7 @@ class ChargeFormSet(nested_admin.formsets.NestedInlineFormSet):
         """Each message on its field: charges.N.<path> on charge form N,
         charges.N.pricing.tiers.K.<field> on tier form K of it. The version's own
         fields are reported by its form."""
-        for path, texts in error.fields.items():
+        for path, texts in error.admin_fields.items():
             parts = path.split(".")
             if parts[0] != "charges":
                 continue

@@ -19,15 +19,23 @@ class FieldErrors:
     def __init__(self, prefix: str = ""):
         self.prefix = prefix
         self.errors: dict[str, list[str]] = {}
+        self.words: dict[str, list[str]] = {}
 
-    def add(self, path: str, message: str) -> None:
+    def add(self, path: str, message: str, *, words: str = "") -> None:
+        """`words`: what the admin shows instead of `message` (the API's), when
+        the message names what finance does not see on the form (a code)."""
         key = f"{self.prefix}{path}" if path else self.prefix.rstrip(".") or "non_field_errors"
         self.errors.setdefault(key, []).append(message)
+        self.words.setdefault(key, []).append(words or message)
 
     def raise_if_any(self, summary: str) -> None:
         if self.errors:
             first_path, messages = next(iter(self.errors.items()))
-            raise InvalidRequest(f"{summary}: {first_path}: {messages[0]}", fields=self.errors)
+            raise InvalidRequest(
+                f"{summary}: {first_path}: {messages[0]}",
+                fields=self.errors,
+                field_words={k: v for k, v in self.words.items() if v != self.errors[k]},
+            )
 
 
 def _places(value: Decimal) -> int:

@@ -13,6 +13,7 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from billing.core.errors import Conflict, InvalidRequest
+from billing.core.money import format_decimal
 from config.celery import enqueue_on_commit
 from config.history import change_in_progress, one_change
 from plans import selectors
@@ -332,20 +333,36 @@ def tax_rate_archive_check(
     replacement = TaxRate.objects.filter(code=replaced_by).first()
     if active is not False:
         problem = "only when the rate is archived (active: false)"
+        words = "Customers move to another rate only when this rate is archived: untick Active."
     elif replacement is None:
         problem = f"unknown tax rate {replaced_by!r}"
+        words = "That rate no longer exists: choose another rate for the customers."
     elif replacement.pk == rate.pk:
         problem = "is the rate being archived"
+        words = f"{rate_name(rate)} is the rate being archived: choose another one."
     elif not replacement.active:
         problem = f"tax rate {replacement.code!r} is archived"
+        words = f"{rate_name(replacement)} is archived too: choose an active rate."
     elif rate.country and replacement.country not in ("", rate.country):
         problem = (
             f"tax rate {replacement.code!r} applies in {replacement.country}, "
             f"{rate.code} in {rate.country}"
         )
+        words = (
+            f"{rate_name(replacement)} applies in {replacement.country} and "
+            f"{rate_name(rate)} in {rate.country}: choose a rate of {rate.country} "
+            "or one without a country."
+        )
     else:
         return replacement
-    raise InvalidRequest(f"invalid replaced_by: {problem}", fields={"replaced_by": [problem]})
+    raise InvalidRequest(
+        f"invalid replaced_by: {problem}", fields={"replaced_by": [problem]}, words=words
+    )
+
+
+def rate_name(rate: TaxRate) -> str:
+    """'MwSt. 19 %': a tax rate as finance names it (the percentage tells names apart)."""
+    return f"{rate.name} {format_decimal(rate.percentage)} %"
 
 
 def _holders_move(rate: TaxRate, replacement: TaxRate) -> None:
@@ -404,7 +421,11 @@ def tax_rate_delete(*, rate: TaxRate) -> None:
         rate = tax_rate_lock(rate.pk)
         if tax_rate_in_use(rate):
             raise Conflict(
-                f"tax rate {rate.code} has taxed invoices: archive it (active: false) instead"
+                f"tax rate {rate.code} has taxed invoices: archive it (active: false) instead",
+                words=(
+                    f"{rate_name(rate)} has taxed invoices, so it is kept: archive it "
+                    "(untick Active) instead."
+                ),
             )
         rate.delete()
 

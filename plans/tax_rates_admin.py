@@ -57,7 +57,7 @@ class TaxRateForm(ServiceValidatedForm):
 
 def rate_words(rate: TaxRate) -> str:
     """'MwSt. 19 %': a rate as finance names it (names repeat; the percentage tells them apart)."""
-    return f"{rate.name} {format_decimal(rate.percentage)} %"
+    return services.rate_name(rate)
 
 
 def replaced_by_code(cleaned: dict) -> str | None:

@@ -143,6 +143,12 @@ def check_charge(
             f"A {model} charge draws from a wallet event by event: its meter must count "
             f"events or sum a property, and {charge.meter!r} takes "
             f"{AGGREGATION_WORDS.get(aggregation, aggregation)}",
+            words=(
+                f"A {model} charge draws from a wallet event by event: its meter must count "
+                "events or sum a property, and this one takes "
+                f"{AGGREGATION_WORDS.get(aggregation, aggregation)}: pick such a meter, or "
+                "a soft or hard cap."
+            ),
         )
     if charge.model not in ConsumptionModel.values:
         errors.add(

@@ -104,7 +104,9 @@ def field_words(path: str) -> str:
 def refusal_text(version: PlanVersion, not_done: str, error: BillingError) -> str:
     """'Pro v2 was not published. Charge 1, tier 2: The last tier needs no upper
     limit: leave 'Up to' empty.'"""
-    details = [f"{field_words(p)}: {text}" for p, texts in error.fields.items() for text in texts]
+    details = [
+        f"{field_words(p)}: {text}" for p, texts in error.admin_fields.items() for text in texts
+    ]
     if not details:
         return f"{version} was not {not_done}: {error.words}"
     return f"{version} was not {not_done}. " + " ".join(f"{d}." for d in details)

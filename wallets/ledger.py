@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from billing.core import customer_text
+from billing.core.admin_forms import money_text
 from billing.core.errors import InvalidRequest
 from billing.core.money import quantize_money
 from billing.rating.lines import LineInput
@@ -117,12 +118,27 @@ def check_minor_digits(name: str, amount: Decimal, currency: str) -> None:
         raise InvalidRequest(
             f"{name} has more decimals than {currency} allows",
             fields={name: ["too many decimal places"]},
+            words=(
+                f"{currency} amounts have {_digits_words(currency)}: "
+                f"type {money_text(quantize_money(amount, currency), currency)} or another "
+                "amount they allow"
+            ),
         )
+
+
+def _digits_words(currency: str) -> str:
+    """'at most 2 decimals', 'no decimals' (JPY)."""
+    digits = -quantize_money(Decimal(1), currency).as_tuple().exponent
+    return f"at most {digits} decimals" if digits else "no decimals"
 
 
 def positive(name: str, value) -> Decimal:
     if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
-        raise InvalidRequest(f"{name} must be a positive number", fields={name: ["must be > 0"]})
+        raise InvalidRequest(
+            f"{name} must be a positive number",
+            fields={name: ["must be > 0"]},
+            words="Type an amount greater than zero.",
+        )
     return value
 
 
@@ -131,6 +147,11 @@ def check_expiry(expires_at: datetime | None, *, effective_at: datetime) -> None
         raise InvalidRequest(
             "expires_at must be after the block takes effect",
             fields={"expires_at": ["must be later than effective_at (default: now)"]},
+            words=(
+                f"The credits would expire ({expires_at:%Y-%m-%d %H:%M} UTC) before they "
+                f"take effect ({effective_at:%Y-%m-%d %H:%M} UTC): choose a later expiry "
+                "or leave it empty for never."
+            ),
         )
 
 
@@ -160,13 +181,16 @@ def credits_grant(
         raise InvalidRequest("kind must be paid or promotional", fields={"kind": ["unknown"]})
     if kind == CreditBlock.PROMOTIONAL and price not in (None, ZERO):
         raise InvalidRequest(
-            "promotional credits are free", fields={"price": ["only paid credits have a price"]}
+            "promotional credits are free",
+            fields={"price": ["only paid credits have a price"]},
+            words="Promotional credits are free: leave the price empty, or sell the credits.",
         )
     if kind == CreditBlock.PAID:
         if price is None or not price.is_finite() or price < 0:
             raise InvalidRequest(
                 "paid credits need the price paid for them",
                 fields={"price": ["required for paid credits, >= 0"]},
+                words="Type the price paid for the credits (zero or more).",
             )
         check_minor_digits("price", price, customer.currency)
     effective_at = effective_at or now

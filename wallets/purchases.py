@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from billing.core import customer_text
+from billing.core.admin_forms import money_text
 from billing.core.errors import InvalidRequest
 from billing.core.money import quantize_money
 from billing.core.vocabulary import LineKind
@@ -51,13 +52,23 @@ def _top_up_line(customer: Customer, currency: str, amount: Decimal) -> LineInpu
 
 
 def _check_pack(customer: Customer, pack: CreditPack) -> None:
+    pack_name, customer_name = pack.name or pack.code, customer.name or customer.external_id
     if not pack.active:
-        raise InvalidRequest(f"credit pack {pack.code!r} is no longer sold", fields={"pack": []})
+        raise InvalidRequest(
+            f"credit pack {pack.code!r} is no longer sold",
+            fields={"pack": []},
+            words=f"{pack_name} is no longer sold: choose an active pack.",
+        )
     if str(pack.price.currency) != customer.currency:
         raise InvalidRequest(
             f"credit pack {pack.code!r} is priced in {pack.price.currency}; "
             f"customer {customer.external_id!r} pays in {customer.currency}",
             fields={"pack": ["wrong currency"]},
+            words=(
+                f"{pack_name} costs {money_text(pack.price.amount, str(pack.price.currency))} "
+                f"and {customer_name} pays in {customer.currency}: choose a pack priced "
+                f"in {customer.currency}."
+            ),
         )
 
 
@@ -106,6 +117,10 @@ def _check_top_up(customer: Customer, amount: Decimal, currency: str) -> Decimal
         raise InvalidRequest(
             f"customer {customer.external_id!r} pays in {customer.currency}, not {currency}",
             fields={"currency": [f"must be {customer.currency}"]},
+            words=(
+                f"{customer.name or customer.external_id} pays in {customer.currency}: "
+                f"top up their {customer.currency} wallet instead of one in {currency}."
+            ),
         )
     check_minor_digits("amount", amount, currency)
     return amount

@@ -21,10 +21,11 @@ def add_billing_error(
 ) -> None:
     """Put each of the error's field messages on the matching form field, the rest on top."""
     field_map = field_map or {}
-    if not error.fields:
+    if not any(error.fields.values()):
+        # No field messages (or only empty ones): the refusal's words on top.
         form.add_error(None, error.words)
         return
-    for path, messages in error.fields.items():
+    for path, messages in error.admin_fields.items():
         if error.words != error.message and len(error.fields) == 1:
             messages = [error.words]  # written for the admin: names, not codes
         name = field_map.get(path, path)

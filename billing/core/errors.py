@@ -9,7 +9,12 @@ class BillingError(Exception):
     error_type = "invalid_request"
 
     def __init__(
-        self, message: str, *, fields: dict[str, list[str]] | None = None, words: str = ""
+        self,
+        message: str,
+        *,
+        fields: dict[str, list[str]] | None = None,
+        words: str = "",
+        field_words: dict[str, list[str]] | None = None,
     ):
         super().__init__(message)
         self.message = message
@@ -17,6 +22,14 @@ class BillingError(Exception):
         # What the admin shows finance and ops: plans and customers by their
         # names, what to do; the message (the API's, naming codes) when not told.
         self.words = words or message
+        # The same per field: a field's messages for the admin where they differ
+        # from the API's (admin_fields reads them).
+        self.field_words = field_words or {}
+
+    @property
+    def admin_fields(self) -> dict[str, list[str]]:
+        """The field messages the admin shows: `field_words` where given, else the API's."""
+        return {path: self.field_words.get(path, texts) for path, texts in self.fields.items()}
 
 
 class InvalidRequest(BillingError):

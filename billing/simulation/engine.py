@@ -24,7 +24,7 @@ from django.db.models.functions import Greatest
 
 from billing.core import periods
 from billing.core.customer_text import customer_zone
-from billing.core.errors import InvalidRequest
+from billing.core.errors import BillingError, InvalidRequest
 from billing.models import Subscription, SubscriptionChange
 from billing.usage.billed_parts import overrides_billed
 from billing.usage.metering import meter_cache
@@ -307,9 +307,23 @@ def simulation_rate_customer(
     )
 
 
-def _names(customers: list[Customer], most: int = 5) -> str:
-    shown = ", ".join(c.external_id for c in customers[:most])
+def _names(customers: list[Customer], most: int = 5, *, name: bool = False) -> str:
+    """'acme, beta and 2 more' (the API's ids); by `name`: 'Acme Inc, Beta Ltd …'."""
+    shown = ", ".join((name and c.name) or c.external_id for c in customers[:most])
     return shown + (f" and {len(customers) - most} more" if len(customers) > most else "")
+
+
+def failure_words(error: Exception) -> str:
+    """Why a simulation stopped, as its result page says it: a refusal in its
+    words (plans and customers by name); anything else by its kind, with where
+    the details are and what to do."""
+    if isinstance(error, BillingError):
+        return error.words
+    return (
+        f"An unexpected error stopped the simulation ({type(error).__name__}); the details "
+        "are in the server log. Run it again, and tell whoever runs the server if it fails "
+        "again."
+    )
 
 
 def simulation_check(
@@ -338,7 +352,18 @@ def simulation_check(
         ]
     if errors:
         first = next(iter(errors.items()))
-        raise InvalidRequest(f"cannot simulate: {first[0]}: {first[1][0]}", fields=errors)
+        words = ""
+        if list(errors) == ["version"]:
+            # The admin names the customers, and what to do.
+            words = (
+                f"{version.plan.name} v{version.number} bills in {version.currency} and "
+                f"{_names(others, name=True)} {'pays' if len(others) == 1 else 'pay'} in "
+                f"{'/'.join(sorted({c.currency for c in others}))}: choose customers who pay "
+                f"in {version.currency}, or a version in their currency."
+            )
+        raise InvalidRequest(
+            f"cannot simulate: {first[0]}: {first[1][0]}", fields=errors, words=words
+        )
 
 
 def simulation_request(
@@ -402,7 +427,9 @@ def simulation_run(*, simulation_id: int, now: datetime) -> PriceSimulation:
         _rate_remaining(simulation)
     except Exception as error:
         logger.exception("price simulation %s failed", simulation_id)
-        return _finish(simulation_id, status=PriceSimulation.FAILED, error=str(error), now=now)
+        return _finish(
+            simulation_id, status=PriceSimulation.FAILED, error=failure_words(error), now=now
+        )
     return _finish(simulation_id, status=PriceSimulation.DONE, error="", now=now)
 
 

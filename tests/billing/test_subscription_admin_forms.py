@@ -192,3 +192,23 @@ def test_a_refusal_path_no_form_field_holds_reads_in_words():
     assert path_words("charges.1.pricing.tiers.0.up_to") == "Charge 2, pricing, tier 1, up to"
     assert path_words("lines.0.amount") == "Line 1, amount"
     assert "." not in path_words("filters.model")
+
+
+def test_a_refusal_with_only_empty_field_messages_still_shows_its_words():
+    from django import forms
+
+    from billing.core.admin_forms import add_billing_error
+    from billing.core.errors import InvalidRequest
+
+    class PackForm(forms.Form):
+        pack = forms.CharField()
+
+    form = PackForm(data={"pack": "runs"})
+    assert form.is_valid()
+    refused = InvalidRequest(
+        "credit pack 'runs' is no longer sold",
+        fields={"pack": []},
+        words="Runs is no longer sold: choose an active pack.",
+    )
+    add_billing_error(form, refused)
+    assert form.errors == {"__all__": ["Runs is no longer sold: choose an active pack."]}

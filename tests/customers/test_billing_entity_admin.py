@@ -205,3 +205,55 @@ def test_finance_edits_entities_and_operations_only_sees_them(client):
     client.force_login(ops)
     assert client.get(ADD).status_code == 403
     assert client.get("/admin/customers/billingentity/").status_code == 200
+
+
+def test_the_entity_and_customer_pages_say_whose_invoices_wait_for_its_vat_number(admin_client):
+    paris = billing_entity_save(
+        entity=BillingEntity(
+            code="example_sas",
+            legal_name="Example SAS",
+            country="FR",
+            invoice_prefix="FR",
+            credit_note_prefix="AV",
+        )
+    )
+
+    def client_of_paris(external_id: str, name: str, country: str, tax_id: str) -> Customer:
+        return customer_create(
+            external_id=external_id,
+            name=name,
+            currency="EUR",
+            address={"city": "Town", "country": country},
+            tax_id=tax_id,
+            billing_entity=paris.code,
+        )
+
+    acme = client_of_paris("acme", "Acme GmbH", "DE", "DE999999999")
+    client_of_paris("kunde", "Kunde AG", "AT", "ATU99999999")
+    french = client_of_paris("client", "Client SARL", "FR", "FR40303265045")  # same country
+    client_of_paris("person", "Jo Person", "DE", "")  # not a business
+
+    def warnings(url: str) -> list[str]:
+        page = admin_client.get(url)
+        assert page.status_code == 200
+        return [str(message) for message in page.context["messages"]]
+
+    assert warnings(change_url(paris)) == [
+        "2 customers of Example SAS are EU businesses in another country (Acme GmbH, "
+        "Kunde AG): their invoices wait for this entity's VAT number (drafts are not "
+        "finalized and threshold invoices are not written). Add the VAT number under Tax "
+        "and registration."
+    ]
+    assert warnings(f"/admin/customers/customer/{acme.pk}/change/") == [
+        "Acme GmbH is an EU business in another country than its billing entity, Example "
+        "SAS, which has no VAT number: its invoices wait for it (drafts are not finalized "
+        "and threshold invoices are not written). Add the VAT number on the billing "
+        "entity's page."
+    ]
+    assert warnings(f"/admin/customers/customer/{french.pk}/change/") == []
+
+    # once the entity has its VAT number, nothing waits
+    paris.tax_id = "FR40303265045"
+    paris.save()
+    assert warnings(change_url(paris)) == []
+    assert warnings(f"/admin/customers/customer/{acme.pk}/change/") == []

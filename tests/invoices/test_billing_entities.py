@@ -387,3 +387,61 @@ def test_the_entitys_logo_is_printed_from_the_copy_the_invoice_keeps(gmbh):
     assert [(i.image.width, i.image.height) for i in reader.pages[0].images] == [(40, 20)]
     later = finalized(customer("kunde2", name="Kunde 2 AG", country="DE"), now=DEC_9)
     assert len(PdfReader(BytesIO(render_invoice_pdf(later))).pages[0].images) == 0
+
+
+def test_the_invoice_and_credit_note_pages_name_their_seller(gmbh, admin_client):
+    paris = sas()
+    owner = customer("client", name="Client SARL", country="FR", entity=paris)
+    issued = finalized(owner)
+    draft = period_draft(owner, LINES)
+    note = credit_note_issue(
+        invoice=issued,
+        lines=[CreditLineInput(issued.lines.get().pk, D("10.00"))],
+        reason="other",
+        memo="",
+        now=DEC_9,
+    )
+    # the entity is renamed after the invoice and the note were issued
+    paris.legal_name = "Example France SAS"
+    paris.save()
+
+    def seller(url: str) -> str:
+        page = admin_client.get(url)
+        assert page.status_code == 200
+        fields = page.context["adminform"]
+        return next(
+            line.contents()
+            for fieldset in fields
+            for row in fieldset
+            for line in row
+            if line.field["name"] == "seller_display"
+        )
+
+    assert seller(f"/admin/invoices/invoice/{issued.pk}/change/") == "Example SAS"
+    assert seller(f"/admin/invoices/invoice/{draft.pk}/change/") == (
+        "Example France SAS (when issued: the customer&#x27;s billing entity now)"
+    )
+    assert seller(f"/admin/invoices/creditnote/{note.pk}/change/") == "Example SAS"
+
+
+def test_the_invoice_list_filters_by_billing_entity_drafts_by_their_customers_now(
+    gmbh, admin_client
+):
+    paris = sas()
+    german = customer("kunde", name="Kunde AG", country="DE")  # names none: the default
+    french = customer("client", name="Client SARL", country="FR", entity=paris)
+    german_issued, french_issued = finalized(german), finalized(french)
+    german_draft, french_draft = period_draft(german, LINES), period_draft(french, LINES)
+    # a customer moved to Paris keeps its issued invoice under Berlin
+    customer_update(customer=german, billing_entity="example_sas")
+    moved_draft = Invoice.objects.get(pk=german_draft.pk)
+
+    def listed(code: str) -> set[int]:
+        page = admin_client.get("/admin/invoices/invoice/", {"billing_entity": code})
+        assert page.status_code == 200
+        return {invoice.pk for invoice in page.context["cl"].result_list}
+
+    assert listed(gmbh.code) == {german_issued.pk}
+    assert listed("example_sas") == {french_issued.pk, french_draft.pk, moved_draft.pk}
+    page = admin_client.get("/admin/invoices/invoice/").content.decode()
+    assert "By billing entity" in page and "Example SAS" in page

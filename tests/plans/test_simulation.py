@@ -569,7 +569,8 @@ def test_a_running_simulation_shows_a_progress_bar_that_follows_the_task(
     [
         (
             {"customers": ["eur", "acme"]},
-            "AI Assistant v2 bills in USD; euro pay in another currency",
+            "AI Assistant v2 bills in USD and Euro GmbH pays in EUR: choose customers who "
+            "pay in USD, or a version in their currency.",
         ),
         ({"customers": []}, "Choose customers, or a plan for all its subscribers."),
         (
@@ -593,7 +594,7 @@ def test_refusals_are_form_errors_and_create_nothing(
 ):
     # given
     v1, v2 = catalog
-    euro = customer_create(external_id="euro", name="Euro", currency="EUR")
+    euro = customer_create(external_id="euro", name="Euro GmbH", currency="EUR")
     other = plan_create(
         code="other", name="Other", version=VersionSpec(currency="USD"), publish=True
     ).plan
@@ -666,3 +667,42 @@ def test_a_finance_user_may_simulate_from_a_version(client, catalog, october, cl
     result = PriceSimulation.objects.get()
     assert client.get(posted["Location"]).status_code == 200
     assert rows(result) == {"acme": ("AI Assistant v1", D("57.74"), D("54.99"), D("-2.75"))}
+
+
+@pytest.mark.parametrize(
+    ("raised", "saved"),
+    [
+        (
+            engine.InvalidRequest("plan 'ai' bills in USD", words="AI Assistant bills in USD."),
+            "AI Assistant bills in USD.",
+        ),
+        (
+            ZeroDivisionError("decimal.DivisionByZero [<class 'decimal.DivisionByZero'>]"),
+            "An unexpected error stopped the simulation (ZeroDivisionError); the details are "
+            "in the server log. Run it again, and tell whoever runs the server if it fails "
+            "again.",
+        ),
+    ],
+)
+def test_a_failed_simulation_says_why_in_words(catalog, october, monkeypatch, raised, saved):
+    _, v2 = catalog
+    simulation = PriceSimulation.objects.create(
+        version=v2,
+        period_start=OCT_1,
+        period_end=NOV_1,
+        selection="three",
+        customer_ids=sorted(c.pk for c in october.values()),
+        currency="USD",
+        status=PriceSimulation.PENDING,
+        total_customers=3,
+        created_at=NOV_21,
+    )
+
+    def fails(simulation):
+        raise raised
+
+    monkeypatch.setattr(engine, "_rate_remaining", fails)
+    done = engine.simulation_run(simulation_id=simulation.pk, now=NOV_21)
+
+    assert (done.status, done.error) == (PriceSimulation.FAILED, saved)
+    assert not PriceSimulationRow.objects.filter(simulation=simulation).exists()

@@ -6,6 +6,7 @@ from decimal import Decimal as D
 
 import pytest
 
+from billing.core.errors import InvalidRequest
 from customers.models import Customer
 from plans import services, tax_rates_admin
 from plans.models import TaxRate
@@ -106,6 +107,39 @@ def test_the_admin_refuses_a_replacement_of_another_country_on_its_field(finance
     )
 
     assert page.context["adminform"].form.errors == {
+        "replaced_by": [
+            "TVA 20 % applies in FR and MwSt. 19 % in DE: choose a rate of DE "
+            "or one without a country."
+        ]
+    }
+    assert "fr_vat" not in str(page.context["adminform"].form.errors)
+    assert (TaxRate.objects.get(pk=mwst.pk).active, held("de_vat")) == (True, ["berlin"])
+
+
+@pytest.mark.django_db
+def test_the_api_keeps_naming_the_replacement_by_its_code(mwst):
+    """The admin reads names; the API's message and fields are unchanged."""
+    services.tax_rate_create(code="fr_vat", name="TVA", percentage=D("20"), country="FR")
+    with pytest.raises(InvalidRequest) as refused:
+        services.tax_rate_archive_check(rate=mwst, active=False, replaced_by="fr_vat")
+    assert (
+        refused.value.message
+        == "invalid replaced_by: tax rate 'fr_vat' applies in FR, de_vat in DE"
+    )
+    assert refused.value.fields == {
         "replaced_by": ["tax rate 'fr_vat' applies in FR, de_vat in DE"]
     }
-    assert (TaxRate.objects.get(pk=mwst.pk).active, held("de_vat")) == (True, ["berlin"])
+
+
+@pytest.mark.django_db
+def test_an_archived_replacement_is_refused_by_name(mwst):
+    old = services.tax_rate_create(
+        code="de_old", name="MwSt. alt", percentage=D("16"), country="DE"
+    )
+    CustomerFactory(external_id="berlin", currency="EUR", tax_rates=["de_vat"])
+    old.active = False
+    old.save()
+    with pytest.raises(InvalidRequest) as refused:
+        services.tax_rate_archive_check(rate=mwst, active=False, replaced_by="de_old")
+    assert refused.value.words == "MwSt. alt 16 % is archived too: choose an active rate."
+    assert held("de_vat") == ["berlin"]

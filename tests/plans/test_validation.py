@@ -603,3 +603,27 @@ def test_customer_rules(fields, errors):
         validate_customer(**values)
 
     assert refused.value.fields == errors
+
+
+def test_a_drawn_charge_on_a_maximum_meter_names_the_code_for_the_api_not_the_admin():
+    spec = VersionSpec(
+        currency="USD", charges=(ChargeSpec("seats", "credits", credits_per_unit=D(1)),)
+    )
+    with pytest.raises(InvalidRequest) as refused:
+        validate_version(spec, known_meters={"seats": "max"})
+    api = (
+        "A credits charge draws from a wallet event by event: its meter must count events or "
+        "sum a property, and 'seats' takes a maximum of a property"
+    )
+    assert refused.value.fields == {"charges.0.model": [api]}
+    assert refused.value.admin_fields == {
+        "charges.0.model": [
+            "A credits charge draws from a wallet event by event: its meter must count events "
+            "or sum a property, and this one takes a maximum of a property: pick such a meter, "
+            "or a soft or hard cap."
+        ]
+    }
+    # a message without words of its own reads the same for both
+    assert version_errors(ChargeSpec("prompts", "overage", D(10))) == {
+        "charges.0.pricing": ["A soft cap charge needs a price: pick a pricing scheme"]
+    }

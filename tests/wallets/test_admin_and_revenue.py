@@ -9,6 +9,7 @@ import pytest
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from djmoney.money import Money
 
 from billing.usage.ingestion import events_ingest
 from invoices.models import Invoice
@@ -212,3 +213,43 @@ def test_the_wallet_page_queries_do_not_grow_with_its_ledger(admin_client, acme,
 
     assert wallet.ledger.count() == 7
     assert len(many) == len(few)
+
+
+def test_admin_refuses_a_pack_in_another_currency_by_names_and_price(
+    admin_client, acme, agents_plan
+):
+    CreditPack.objects.create(
+        code="runs_eur", name="Runs Euro", credits=100, price=Money("89.5", "EUR")
+    )
+    acme.name = "Acme Inc"
+    acme.save()
+    wallet = Wallet.objects.create(customer=acme, kind="credits")
+    pack = CreditPack.objects.get(code="runs_eur")
+    response = admin_client.post(
+        f"/admin/wallets/wallet/{wallet.pk}/operation/",
+        {"operation": "pack", "pack": pack.pk, "priority": 50},
+    )
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert errors == {
+        "pack": ["Runs Euro costs 89.50 EUR and Acme Inc pays in USD: choose a pack priced in USD."]
+    }
+    assert "runs_eur" not in str(errors) and "'acme'" not in str(errors)
+    assert (LedgerEntry.objects.count(), Invoice.objects.count()) == (0, 0)
+
+
+def test_admin_refuses_a_top_up_with_too_many_decimals_saying_what_to_type(
+    admin_client, acme, agents_plan
+):
+    wallet = Wallet.objects.create(customer=acme, kind="money", currency="USD")
+    response = admin_client.post(
+        f"/admin/wallets/wallet/{wallet.pk}/operation/",
+        {"operation": "top_up", "amount": "10.555", "priority": 50},
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors == {
+        "amount": [
+            "USD amounts have at most 2 decimals: type 10.56 USD or another amount they allow"
+        ]
+    }
+    assert (LedgerEntry.objects.count(), Invoice.objects.count()) == (0, 0)
