@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from billing.core import customer_text
-from billing.core.admin_forms import money_text
+from billing.core.customer_text import money_text
 from billing.core.errors import InvalidRequest
 from billing.core.money import quantize_money
 from billing.rating.lines import LineInput
