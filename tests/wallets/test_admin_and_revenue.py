@@ -232,7 +232,10 @@ def test_admin_refuses_a_pack_in_another_currency_by_names_and_price(
     assert response.status_code == 200
     errors = response.context["form"].errors
     assert errors == {
-        "pack": ["Runs Euro costs 89.50\N{NO-BREAK SPACE}EUR and Acme Inc pays in USD: choose a pack priced in USD."]
+        "pack": [
+            "Runs Euro costs 89.50\N{NO-BREAK SPACE}EUR and Acme Inc pays in USD: "
+            "choose a pack priced in USD."
+        ]
     }
     assert "runs_eur" not in str(errors) and "'acme'" not in str(errors)
     assert (LedgerEntry.objects.count(), Invoice.objects.count()) == (0, 0)
@@ -249,7 +252,8 @@ def test_admin_refuses_a_top_up_with_too_many_decimals_saying_what_to_type(
     assert response.status_code == 200
     assert response.context["form"].errors == {
         "amount": [
-            "USD amounts have at most 2 decimals: type 10.56\N{NO-BREAK SPACE}USD or another amount they allow"
+            "USD amounts have at most 2 decimals: "
+            "type 10.56\N{NO-BREAK SPACE}USD or another amount they allow"
         ]
     }
     assert (LedgerEntry.objects.count(), Invoice.objects.count()) == (0, 0)
