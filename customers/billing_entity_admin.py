@@ -5,6 +5,7 @@ default."""
 from django import forms
 from django.contrib import admin, messages
 
+from billing.core.admin_deletion import RefusedDeletionMixin
 from billing.core.admin_fields import country_choices
 from billing.core.admin_forms import ServiceValidatedForm
 from billing.core.admin_history import AuditHistoryAdmin
@@ -91,7 +92,7 @@ class BillingEntityForm(ServiceValidatedForm):
 
 
 @admin.register(BillingEntity)
-class BillingEntityAdmin(AuditHistoryAdmin):
+class BillingEntityAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     form = BillingEntityForm
     list_display = [
         "legal_name",
@@ -144,12 +145,25 @@ class BillingEntityAdmin(AuditHistoryAdmin):
             return ["invoice_prefix", "credit_note_prefix"]
         return []
 
-    def has_delete_permission(self, request, obj=None):
-        # The default is never deleted (another is made default first); one that
-        # bills customers or issued documents is kept (PROTECT says so).
-        if obj is not None and obj.is_default:
-            return False
-        return super().has_delete_permission(request, obj)
+    def deletion_refusal(self, obj):
+        """The default is never deleted (another is made default first); one that
+        bills customers or issued documents stays, for them."""
+        if obj.pk is None:
+            return None
+        if obj.is_default:
+            return f"{obj} is the default billing entity: make another one the default first."
+        counts = {
+            "customer": obj.customers.count(),
+            "invoice": obj.invoices.count(),
+            "credit note": obj.credit_notes.count(),
+        }
+        kept = [f"{n} {what}{'' if n == 1 else 's'}" for what, n in counts.items() if n]
+        if not kept:
+            return None
+        return (
+            f"{obj} has {' and '.join(kept)}: it stays, for them; move its customers "
+            "to another billing entity to stop billing from it."
+        )
 
     def save_model(self, request, obj, form, change):
         billing_entity_save(entity=obj)

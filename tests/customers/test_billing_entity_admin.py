@@ -120,9 +120,47 @@ def test_the_default_entity_offers_no_delete(admin_client, default):
     page = admin_client.get(change_url(default)).content.decode()
 
     assert "deletelink" not in page
-    assert (
-        admin_client.post(f"/admin/customers/billingentity/{default.pk}/delete/").status_code == 403
+    refused = admin_client.post(f"/admin/customers/billingentity/{default.pk}/delete/")
+    assert refused.status_code == 409
+    assert "is the default billing entity: make another one the default first" in (
+        refused.content.decode()
     )
+    assert BillingEntity.objects.filter(pk=default.pk).exists()
+
+
+def test_an_entity_that_bills_customers_offers_no_delete_and_says_why(admin_client, default):
+    # given an entity with one customer, and one with none
+    entity = billing_entity_save(
+        entity=BillingEntity(
+            code="example_sas",
+            legal_name="Example SAS",
+            country="FR",
+            invoice_prefix="FR",
+            credit_note_prefix="AV",
+        )
+    )
+    unused = billing_entity_save(
+        entity=BillingEntity(
+            code="spare",
+            legal_name="Spare Ltd",
+            country="GB",
+            invoice_prefix="SP",
+            credit_note_prefix="SPC",
+        )
+    )
+    customer_create(external_id="acme", name="Acme", currency="EUR", billing_entity="example_sas")
+
+    # when the superuser opens its page and its delete URL
+    page = admin_client.get(change_url(entity)).content.decode()
+    refused = admin_client.post(f"/admin/customers/billingentity/{entity.pk}/delete/")
+
+    # then no Delete button, a page in words, and nothing deleted
+    assert "deletelink" not in page
+    assert refused.status_code == 409
+    assert "Example SAS has 1 customer: it stays, for them" in refused.content.decode()
+    assert BillingEntity.objects.filter(pk=entity.pk).exists()
+    # while the unused one still offers Delete
+    assert "deletelink" in admin_client.get(change_url(unused)).content.decode()
 
 
 def test_the_customer_page_picks_its_entity(admin_client, default):
