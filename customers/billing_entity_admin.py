@@ -4,6 +4,7 @@ default."""
 
 from django import forms
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_fields import country_choices
 from billing.core.admin_forms import ServiceValidatedForm
@@ -122,7 +123,7 @@ class BillingEntityAdmin(AuditHistoryAdmin):
         ),
     ]
 
-    @admin.display(description="customers")
+    @admin.display(description=_("customers"))
     def customer_count(self, entity: BillingEntity) -> str:
         count = entity.customers.count()
         return f"{count} (and every customer naming none)" if entity.is_default else str(count)

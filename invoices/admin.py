@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import money_column, money_text
 from billing.core.errors import BillingError
@@ -186,19 +187,19 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
 
     # The list and the page.
 
-    @admin.display(description="Number", ordering="number")
+    @admin.display(description=_("Number"), ordering="number")
     def number_display(self, invoice):
         return str(invoice)
 
-    @admin.display(description="Customer", ordering="customer__name")
+    @admin.display(description=_("Customer"), ordering="customer__name")
     def customer_name(self, invoice):
         return invoice.customer.name
 
-    @admin.display(description="Issued", ordering="finalized_at")
+    @admin.display(description=_("Issued"), ordering="finalized_at")
     def issued_day(self, invoice):
         return list_day(invoice, invoice.finalized_at)
 
-    @admin.display(description="Due", ordering="due_at")
+    @admin.display(description=_("Due"), ordering="due_at")
     def due_day(self, invoice):
         return list_day(invoice, invoice.due_at)
 
@@ -206,29 +207,29 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
 
     # The page: amounts in words and figures finance reads, dates in the customer's zone.
 
-    @admin.display(description="Subscription")
+    @admin.display(description=_("Subscription"))
     def subscription_display(self, invoice):
         if invoice.subscription is None:
             return "None (a purchase)" if invoice.reason == Invoice.PURCHASE else "None"
         url = reverse("admin:billing_subscription_change", args=[invoice.subscription_id])
         return format_html('<a href="{}">{}</a>', url, str(invoice.subscription))
 
-    @admin.display(description="Period")
+    @admin.display(description=_("Period"))
     def period_display(self, invoice):
         return period_text(invoice, invoice.period_start, invoice.period_end)
 
     def _money(self, invoice, amount):
         return money_text(amount, invoice.currency)
 
-    @admin.display(description="Subtotal")
+    @admin.display(description=_("Subtotal"))
     def subtotal_display(self, invoice):
         return self._money(invoice, invoice.subtotal)
 
-    @admin.display(description="Discount")
+    @admin.display(description=_("Discount"))
     def discount_display(self, invoice):
         return self._money(invoice, invoice.discount)
 
-    @admin.display(description="Tax")
+    @admin.display(description=_("Tax"))
     def tax_display(self, invoice):
         lines = [
             f"{line.name} {format_decimal(line.percentage)} % of "
@@ -241,43 +242,43 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
         why = {"reverse_charge": " (reverse charge)", "exempt": " (exempt)"}.get(exempt, "")
         return f"{self._money(invoice, invoice.tax)}{why}"
 
-    @admin.display(description="Paid from the credit balance")
+    @admin.display(description=_("Paid from the credit balance"))
     def credits_applied_display(self, invoice):
         return self._money(invoice, invoice.credits_applied)
 
-    @admin.display(description="Credited (credit notes)")
+    @admin.display(description=_("Credited (credit notes)"))
     def credited_display(self, invoice):
         return self._money(invoice, invoice.credited)
 
-    @admin.display(description="Amount due")
+    @admin.display(description=_("Amount due"))
     def amount_due_display(self, invoice):
         return self._money(invoice, invoice.amount_due)
 
-    @admin.display(description="Amount paid")
+    @admin.display(description=_("Amount paid"))
     def amount_paid_display(self, invoice):
         return self._money(invoice, selectors.amount_paid(invoice))
 
-    @admin.display(description="Created")
+    @admin.display(description=_("Created"))
     def created_display(self, invoice):
         return moment_text(invoice, invoice.created_at)
 
-    @admin.display(description="Issued")
+    @admin.display(description=_("Issued"))
     def issued_display(self, invoice):
         return moment_text(invoice, invoice.finalized_at)
 
-    @admin.display(description="Due")
+    @admin.display(description=_("Due"))
     def due_display(self, invoice):
         return moment_text(invoice, invoice.due_at)
 
-    @admin.display(description="Paid")
+    @admin.display(description=_("Paid"))
     def paid_display(self, invoice):
         return moment_text(invoice, invoice.paid_at)
 
-    @admin.display(description="Voided")
+    @admin.display(description=_("Voided"))
     def voided_display(self, invoice):
         return moment_text(invoice, invoice.voided_at)
 
-    @admin.display(description="PDF")
+    @admin.display(description=_("PDF"))
     def pdf_download(self, invoice):
         url = reverse("admin:invoices_invoice_pdf", args=[invoice.pk])
         if invoice.status == Invoice.DRAFT:
@@ -288,15 +289,15 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
             )
         return pdf_link(url, invoice, invoice)
 
-    @admin.display(description="PDF fingerprint (SHA-256)")
+    @admin.display(description=_("PDF fingerprint (SHA-256)"))
     def pdf_fingerprint(self, invoice):
         return invoice.pdf_sha256 or "—"
 
-    @admin.display(description="Fonts")
+    @admin.display(description=_("Fonts"))
     def pdf_fonts(self, invoice):
         return pdf_fonts_text(invoice)
 
-    @admin.display(description="Billing details")
+    @admin.display(description=_("Billing details"))
     def billing_details(self, invoice):
         snapshot = invoice.customer_snapshot or {}
         rows = [
@@ -382,19 +383,19 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
     def has_render_permission(self, request):
         return request.user.has_perm("invoices.render_invoice")
 
-    @admin.action(description="Finalize (number and freeze)", permissions=["finalize"])
+    @admin.action(description=_("Finalize (number and freeze)"), permissions=["finalize"])
     def finalize(self, request, queryset):
         now = timezone.now()
         self._each(
             request, queryset, lambda i: services.invoice_finalize(invoice=i, now=now), "finalized"
         )
 
-    @admin.action(description="Void, with a credit note…", permissions=["void"])
+    @admin.action(description=_("Void, with a credit note…"), permissions=["void"])
     def void(self, request, queryset):
         return void_with_confirmation(self, request, queryset)
 
     @admin.action(
-        description="Mark paid (payment received outside Stripe)", permissions=["mark_paid"]
+        description=_("Mark paid (payment received outside Stripe)"), permissions=["mark_paid"]
     )
     def mark_paid(self, request, queryset):
         now = timezone.now()
@@ -405,11 +406,11 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
             "marked paid",
         )
 
-    @admin.action(description="Mark uncollectible…", permissions=["mark_uncollectible"])
+    @admin.action(description=_("Mark uncollectible…"), permissions=["mark_uncollectible"])
     def mark_uncollectible(self, request, queryset):
         return mark_uncollectible_with_confirmation(self, request, queryset)
 
-    @admin.action(description="Re-render PDF (repair)", permissions=["render"])
+    @admin.action(description=_("Re-render PDF (repair)"), permissions=["render"])
     def rerender_pdf(self, request, queryset):
         """Queues a forced render per invoice; a draft has no stored PDF to repair."""
         self._each(

@@ -11,6 +11,7 @@ from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import path, reverse
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_confirm import Confirmation, confirmation_page, is_confirmed
 from billing.core.errors import BillingError
@@ -276,7 +277,7 @@ class VersionLifecycleMixin:
             ),
         )
 
-    @admin.action(description="Publish the selected versions…", permissions=["publish"])
+    @admin.action(description=_("Publish the selected versions…"), permissions=["publish"])
     def publish(self, request, queryset):
         if not is_confirmed(request):
             return self._confirm_selected(request, queryset, "publish", publish_consequences)
@@ -284,7 +285,7 @@ class VersionLifecycleMixin:
             self._publish(request, version)
         return None
 
-    @admin.action(description="Archive the selected versions…", permissions=["archive"])
+    @admin.action(description=_("Archive the selected versions…"), permissions=["archive"])
     def archive(self, request, queryset):
         if not is_confirmed(request):
             return self._confirm_selected(request, queryset, "archive", archive_consequences)
@@ -295,7 +296,7 @@ class VersionLifecycleMixin:
                 self._archive(request, version)
         return None
 
-    @admin.action(description="New draft from each selected version", permissions=["add"])
+    @admin.action(description=_("New draft from each selected version"), permissions=["add"])
     def copy_as_draft(self, request, queryset):
         for version in queryset.select_related("plan"):
             try:
