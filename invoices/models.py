@@ -5,6 +5,7 @@ the next invoice (late usage) or a credit note."""
 from decimal import Decimal
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.customer_text import CustomerText, money_text, percent
 from billing.core.money import AMOUNT
@@ -102,6 +103,8 @@ class Invoice(models.Model):
     pdf_rendered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("invoice")
+        verbose_name_plural = _("invoices")
         ordering = ["-id"]
         # The admin's actions on an invoice, each a role's decision of its own.
         permissions = [
@@ -275,6 +278,8 @@ class CreditNote(models.Model):
     pdf_rendered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("credit note")
+        verbose_name_plural = _("credit notes")
         ordering = ["-id"]
         permissions = [("issue_creditnote", "Can issue credit notes")]
 
@@ -370,6 +375,8 @@ class DocumentEmail(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("document email")
+        verbose_name_plural = _("document emails")
         ordering = ["-id"]
         constraints = [
             models.CheckConstraint(
