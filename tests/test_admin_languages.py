@@ -69,29 +69,29 @@ PAGES = {
         "index": [
             "Facturation",  # app names in the sidebar / app list
             "Catalogue",
-            "Versions d’offre",  # model names
+            "Versions d\N{RIGHT SINGLE QUOTATION MARK}offre",  # model names
             "Avoirs",
             "Abonnements",  # the dashboard
             "En essai",
             "Facturé en novembre 2026 (UTC)",
             "EUR (1 facture)",
-            "Chiffre d’affaires prévu, périodes en cours",
+            "Chiffre d\N{RIGHT SINGLE QUOTATION MARK}affaires prévu, périodes en cours",
             "Aucun abonnement en cours.",
             "Brouillons en attente",
             "Paiements échoués",
             "Échues, impayées",
             "Irrécouvrables",
-            "Vue d’ensemble de la facturation",
+            "Vue d\N{RIGHT SINGLE QUOTATION MARK}ensemble de la facturation",
         ],
         "changelist": [
             "Numéro",  # column headers
             "Client",
             "Émise",
-                        "Finaliser (numéroter et figer)",  # actions
+            "Finaliser (numéroter et figer)",  # actions
             "Annuler, avec un avoir…",
             "Marquer irrécouvrable…",
             "Factures",  # sidebar
-            "Clients et clés d’API",
+            "Clients et clés d\N{RIGHT SINGLE QUOTATION MARK}API",
         ],
         "confirmation": [
             "Ce qui va se passer :",
@@ -120,7 +120,7 @@ PAGES = {
             "Nummer",
             "Kunde",
             "Ausgestellt",
-                        "Finalisieren (nummerieren und festschreiben)",
+            "Finalisieren (nummerieren und festschreiben)",
             "Stornieren, mit einer Gutschrift…",
             "Als uneinbringlich markieren…",
             "Rechnungen",
@@ -149,9 +149,7 @@ def admin_pages(client, invoice) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("language", ["fr", "de"])
-def test_a_french_or_german_user_reads_our_admin_words_in_their_language(
-    client, invoice, language
-):
+def test_a_french_or_german_user_reads_our_admin_words_in_their_language(client, invoice, language):
     # given: an admin user who chose French or German, and a finalized invoice
     log_in(client, language)
 

@@ -4,34 +4,61 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0023_unfolded_views_one_value'),
+        ("billing", "0023_unfolded_views_one_value"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='alert',
-            options={'ordering': ['-created_at', '-id'], 'verbose_name': 'alert', 'verbose_name_plural': 'alerts'},
+            name="alert",
+            options={
+                "ordering": ["-created_at", "-id"],
+                "verbose_name": "alert",
+                "verbose_name_plural": "alerts",
+            },
         ),
         migrations.AlterModelOptions(
-            name='alertteamrecipient',
-            options={'ordering': ['email'], 'verbose_name': 'alert recipient on the team', 'verbose_name_plural': 'alert recipients on the team'},
+            name="alertteamrecipient",
+            options={
+                "ordering": ["email"],
+                "verbose_name": "alert recipient on the team",
+                "verbose_name_plural": "alert recipients on the team",
+            },
         ),
         migrations.AlterModelOptions(
-            name='planmigration',
-            options={'ordering': ['-id'], 'verbose_name': 'plan migration', 'verbose_name_plural': 'plan migrations'},
+            name="planmigration",
+            options={
+                "ordering": ["-id"],
+                "verbose_name": "plan migration",
+                "verbose_name_plural": "plan migrations",
+            },
         ),
         migrations.AlterModelOptions(
-            name='subscription',
-            options={'ordering': ['-id'], 'permissions': [('migrate_subscription', 'Can migrate subscriptions between versions'), ('set_deal_subscription', "Can set a subscription's deal and discount")], 'verbose_name': 'subscription', 'verbose_name_plural': 'subscriptions'},
+            name="subscription",
+            options={
+                "ordering": ["-id"],
+                "permissions": [
+                    ("migrate_subscription", "Can migrate subscriptions between versions"),
+                    ("set_deal_subscription", "Can set a subscription's deal and discount"),
+                ],
+                "verbose_name": "subscription",
+                "verbose_name_plural": "subscriptions",
+            },
         ),
         migrations.AlterModelOptions(
-            name='webhookdelivery',
-            options={'ordering': ['-id'], 'verbose_name': 'webhook delivery', 'verbose_name_plural': 'webhook deliveries'},
+            name="webhookdelivery",
+            options={
+                "ordering": ["-id"],
+                "verbose_name": "webhook delivery",
+                "verbose_name_plural": "webhook deliveries",
+            },
         ),
         migrations.AlterModelOptions(
-            name='webhookendpoint',
-            options={'ordering': ['id'], 'verbose_name': 'webhook endpoint', 'verbose_name_plural': 'webhook endpoints'},
+            name="webhookendpoint",
+            options={
+                "ordering": ["id"],
+                "verbose_name": "webhook endpoint",
+                "verbose_name_plural": "webhook endpoints",
+            },
         ),
     ]

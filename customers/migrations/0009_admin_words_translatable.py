@@ -4,18 +4,25 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('customers', '0008_billing_entity_from_settings'),
+        ("customers", "0008_billing_entity_from_settings"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='apikey',
-            options={'ordering': ['name'], 'verbose_name': 'API key', 'verbose_name_plural': 'API keys'},
+            name="apikey",
+            options={
+                "ordering": ["name"],
+                "verbose_name": "API key",
+                "verbose_name_plural": "API keys",
+            },
         ),
         migrations.AlterModelOptions(
-            name='customer',
-            options={'ordering': ['external_id'], 'verbose_name': 'customer', 'verbose_name_plural': 'customers'},
+            name="customer",
+            options={
+                "ordering": ["external_id"],
+                "verbose_name": "customer",
+                "verbose_name_plural": "customers",
+            },
         ),
     ]

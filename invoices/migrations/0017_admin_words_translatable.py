@@ -4,34 +4,65 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('invoices', '0016_seller_of_issued_documents'),
+        ("invoices", "0016_seller_of_issued_documents"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='creditnote',
-            options={'ordering': ['-id'], 'permissions': [('issue_creditnote', 'Can issue credit notes')], 'verbose_name': 'credit note', 'verbose_name_plural': 'credit notes'},
+            name="creditnote",
+            options={
+                "ordering": ["-id"],
+                "permissions": [("issue_creditnote", "Can issue credit notes")],
+                "verbose_name": "credit note",
+                "verbose_name_plural": "credit notes",
+            },
         ),
         migrations.AlterModelOptions(
-            name='documentemail',
-            options={'ordering': ['-id'], 'verbose_name': 'document email', 'verbose_name_plural': 'document emails'},
+            name="documentemail",
+            options={
+                "ordering": ["-id"],
+                "verbose_name": "document email",
+                "verbose_name_plural": "document emails",
+            },
         ),
         migrations.AlterModelOptions(
-            name='invoice',
-            options={'ordering': ['-id'], 'permissions': [('finalize_invoice', 'Can finalize invoices'), ('void_invoice', 'Can void invoices (with a credit note)'), ('mark_paid_invoice', 'Can mark invoices paid'), ('mark_uncollectible_invoice', 'Can mark invoices uncollectible'), ('render_invoice', 'Can re-render invoice PDFs')], 'verbose_name': 'invoice', 'verbose_name_plural': 'invoices'},
+            name="invoice",
+            options={
+                "ordering": ["-id"],
+                "permissions": [
+                    ("finalize_invoice", "Can finalize invoices"),
+                    ("void_invoice", "Can void invoices (with a credit note)"),
+                    ("mark_paid_invoice", "Can mark invoices paid"),
+                    ("mark_uncollectible_invoice", "Can mark invoices uncollectible"),
+                    ("render_invoice", "Can re-render invoice PDFs"),
+                ],
+                "verbose_name": "invoice",
+                "verbose_name_plural": "invoices",
+            },
         ),
         migrations.AlterModelOptions(
-            name='payment',
-            options={'ordering': ['-id'], 'verbose_name': 'payment', 'verbose_name_plural': 'payments'},
+            name="payment",
+            options={
+                "ordering": ["-id"],
+                "verbose_name": "payment",
+                "verbose_name_plural": "payments",
+            },
         ),
         migrations.AlterModelOptions(
-            name='purchase',
-            options={'ordering': ['-id'], 'verbose_name': 'purchase', 'verbose_name_plural': 'purchases'},
+            name="purchase",
+            options={
+                "ordering": ["-id"],
+                "verbose_name": "purchase",
+                "verbose_name_plural": "purchases",
+            },
         ),
         migrations.AlterModelOptions(
-            name='stripeevent',
-            options={'ordering': ['-received_at'], 'verbose_name': 'Stripe event', 'verbose_name_plural': 'Stripe events'},
+            name="stripeevent",
+            options={
+                "ordering": ["-received_at"],
+                "verbose_name": "Stripe event",
+                "verbose_name_plural": "Stripe events",
+            },
         ),
     ]

@@ -4,42 +4,74 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('plans', '0012_tier_and_grant_history_backfill'),
+        ("plans", "0012_tier_and_grant_history_backfill"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='coupon',
-            options={'ordering': ['code'], 'verbose_name': 'coupon', 'verbose_name_plural': 'coupons'},
+            name="coupon",
+            options={
+                "ordering": ["code"],
+                "verbose_name": "coupon",
+                "verbose_name_plural": "coupons",
+            },
         ),
         migrations.AlterModelOptions(
-            name='creditpack',
-            options={'ordering': ['code'], 'verbose_name': 'credit pack', 'verbose_name_plural': 'credit packs'},
+            name="creditpack",
+            options={
+                "ordering": ["code"],
+                "verbose_name": "credit pack",
+                "verbose_name_plural": "credit packs",
+            },
         ),
         migrations.AlterModelOptions(
-            name='feature',
-            options={'ordering': ['code'], 'verbose_name': 'feature', 'verbose_name_plural': 'features'},
+            name="feature",
+            options={
+                "ordering": ["code"],
+                "verbose_name": "feature",
+                "verbose_name_plural": "features",
+            },
         ),
         migrations.AlterModelOptions(
-            name='meter',
-            options={'ordering': ['code'], 'verbose_name': 'meter', 'verbose_name_plural': 'meters'},
+            name="meter",
+            options={
+                "ordering": ["code"],
+                "verbose_name": "meter",
+                "verbose_name_plural": "meters",
+            },
         ),
         migrations.AlterModelOptions(
-            name='plan',
-            options={'ordering': ['code'], 'verbose_name': 'plan', 'verbose_name_plural': 'plans'},
+            name="plan",
+            options={"ordering": ["code"], "verbose_name": "plan", "verbose_name_plural": "plans"},
         ),
         migrations.AlterModelOptions(
-            name='planversion',
-            options={'ordering': ['plan__code', 'number'], 'permissions': [('publish_planversion', 'Can publish plan versions'), ('archive_planversion', 'Can archive plan versions')], 'verbose_name': 'plan version', 'verbose_name_plural': 'plan versions'},
+            name="planversion",
+            options={
+                "ordering": ["plan__code", "number"],
+                "permissions": [
+                    ("publish_planversion", "Can publish plan versions"),
+                    ("archive_planversion", "Can archive plan versions"),
+                ],
+                "verbose_name": "plan version",
+                "verbose_name_plural": "plan versions",
+            },
         ),
         migrations.AlterModelOptions(
-            name='pricesimulation',
-            options={'ordering': ['-id'], 'permissions': [('run_pricesimulation', 'Can run price simulations')], 'verbose_name': 'price simulation', 'verbose_name_plural': 'price simulations'},
+            name="pricesimulation",
+            options={
+                "ordering": ["-id"],
+                "permissions": [("run_pricesimulation", "Can run price simulations")],
+                "verbose_name": "price simulation",
+                "verbose_name_plural": "price simulations",
+            },
         ),
         migrations.AlterModelOptions(
-            name='taxrate',
-            options={'ordering': ['code'], 'verbose_name': 'tax rate', 'verbose_name_plural': 'tax rates'},
+            name="taxrate",
+            options={
+                "ordering": ["code"],
+                "verbose_name": "tax rate",
+                "verbose_name_plural": "tax rates",
+            },
         ),
     ]

@@ -4,22 +4,34 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('wallets', '0006_ledger_credit_note'),
+        ("wallets", "0006_ledger_credit_note"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='ledgerentry',
-            options={'ordering': ['-id'], 'verbose_name': 'ledger entry', 'verbose_name_plural': 'ledger entries'},
+            name="ledgerentry",
+            options={
+                "ordering": ["-id"],
+                "verbose_name": "ledger entry",
+                "verbose_name_plural": "ledger entries",
+            },
         ),
         migrations.AlterModelOptions(
-            name='uncoveredusage',
-            options={'ordering': ['-id'], 'verbose_name': 'uncovered usage', 'verbose_name_plural': 'uncovered usage'},
+            name="uncoveredusage",
+            options={
+                "ordering": ["-id"],
+                "verbose_name": "uncovered usage",
+                "verbose_name_plural": "uncovered usage",
+            },
         ),
         migrations.AlterModelOptions(
-            name='wallet',
-            options={'ordering': ['customer_id', 'kind', 'currency'], 'permissions': [('view_credit_revenue', 'Can view the credit revenue report')], 'verbose_name': 'wallet', 'verbose_name_plural': 'wallets'},
+            name="wallet",
+            options={
+                "ordering": ["customer_id", "kind", "currency"],
+                "permissions": [("view_credit_revenue", "Can view the credit revenue report")],
+                "verbose_name": "wallet",
+                "verbose_name_plural": "wallets",
+            },
         ),
     ]
