@@ -50,7 +50,7 @@ class CustomerFilter(admin.SimpleListFilter):
     The sidebar lists the first CHOICES customers with invoices by name, and the
     one chosen; the search box finds any other."""
 
-    title = "customer"
+    title = _("customer")
     parameter_name = "customer"
     CHOICES = 50
 
@@ -74,7 +74,7 @@ class PlanFilter(admin.SimpleListFilter):
     """By the plan of the invoice's subscription, any version (?plan=<plan code>);
     purchase invoices belong to no plan."""
 
-    title = "plan"
+    title = _("plan")
     parameter_name = "plan"
 
     def lookups(self, request, model_admin):
@@ -90,11 +90,11 @@ class DueFilter(admin.SimpleListFilter):
     """Finalized invoices past their due date and still unpaid (?due=past): the
     dashboard's failed payments link here."""
 
-    title = "payment"
+    title = _("payment")
     parameter_name = "due"
 
     def lookups(self, request, model_admin):
-        return [("past", "Past due, unpaid")]
+        return [("past", _("Past due, unpaid"))]
 
     def queryset(self, request, queryset):
         if self.value() == "past":

@@ -30,11 +30,11 @@ class Invoice(models.Model):
     VOID = "void"
     UNCOLLECTIBLE = "uncollectible"
     STATUSES = [
-        (DRAFT, "Draft"),
-        (FINALIZED, "Finalized"),
-        (PAID, "Paid"),
-        (VOID, "Void"),
-        (UNCOLLECTIBLE, "Uncollectible"),
+        (DRAFT, _("Draft")),
+        (FINALIZED, _("Finalized")),
+        (PAID, _("Paid")),
+        (VOID, _("Void")),
+        (UNCOLLECTIBLE, _("Uncollectible")),
     ]
 
     # Why the invoice exists; with the subscription and period it makes a close idempotent.
@@ -45,16 +45,19 @@ class Invoice(models.Model):
     PURCHASE = "purchase"
     THRESHOLD = "threshold"
     REASONS = [
-        (START, "Subscription start"),
-        (PERIOD, "Period close"),
-        (PLAN_CHANGE, "Plan change"),
-        (CANCEL, "Cancellation"),
-        (PURCHASE, "Credit or balance purchase"),
-        (THRESHOLD, "Usage threshold reached (progressive billing)"),
+        (START, _("Subscription start")),
+        (PERIOD, _("Period close")),
+        (PLAN_CHANGE, _("Plan change")),
+        (CANCEL, _("Cancellation")),
+        (PURCHASE, _("Credit or balance purchase")),
+        (THRESHOLD, _("Usage threshold reached (progressive billing)")),
     ]
 
     customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.PROTECT, related_name="invoices"
+        "customers.Customer",
+        on_delete=models.PROTECT,
+        related_name="invoices",
+        verbose_name=_("customer"),
     )
     subscription = models.ForeignKey(
         "billing.Subscription",
@@ -63,11 +66,13 @@ class Invoice(models.Model):
         blank=True,
         related_name="invoices",
     )
-    reason = models.CharField(max_length=16, choices=REASONS)
-    status = models.CharField(max_length=16, choices=STATUSES, default=DRAFT, db_index=True)
+    reason = models.CharField(_("reason"), max_length=16, choices=REASONS)
+    status = models.CharField(
+        _("status"), max_length=16, choices=STATUSES, default=DRAFT, db_index=True
+    )
     number = models.CharField(max_length=32, null=True, blank=True, unique=True)
-    currency = models.CharField(max_length=3)
-    period_start = models.DateTimeField()
+    currency = models.CharField(_("currency"), max_length=3)
+    period_start = models.DateTimeField(_("period start"))
     period_end = models.DateTimeField()
     # The customer's billing details when the invoice was written.
     customer_snapshot = models.JSONField(default=dict)

@@ -8,6 +8,7 @@ Every phrase marked for translation in the admin's templates and code has a
 translation in both catalogs."""
 
 import ast
+import html
 import re
 from datetime import UTC, datetime
 from decimal import Decimal as D
@@ -29,9 +30,9 @@ NOV_20 = datetime(2026, 11, 20, tzinfo=UTC)
 NOV_21 = datetime(2026, 11, 21, tzinfo=UTC)
 
 
-def words(html: str) -> str:
+def words(page: str) -> str:
     """A page's text, its tags read as spaces, its runs of spaces as one."""
-    text = re.sub(r"<[^>]+>", " ", html).replace("\N{NO-BREAK SPACE}", " ")
+    text = html.unescape(re.sub(r"<[^>]+>", " ", page)).replace("\N{NO-BREAK SPACE}", " ")
     return " ".join(text.split())
 
 
@@ -90,6 +91,11 @@ PAGES = {
             "Finaliser (numéroter et figer)",  # actions
             "Annuler, avec un avoir…",
             "Marquer irrécouvrable…",
+            "Statut",  # the status column, its values and the filters
+            "Finalisée",
+            "Par statut",
+            "Début de l'abonnement",
+            "Échues, impayées",
             "Factures",  # sidebar
             "Clients et clés d\N{RIGHT SINGLE QUOTATION MARK}API",
         ],
@@ -123,6 +129,10 @@ PAGES = {
             "Finalisieren (nummerieren und festschreiben)",
             "Stornieren, mit einer Gutschrift…",
             "Als uneinbringlich markieren…",
+            "Finalisiert",
+            "Nach Status",
+            "Abonnementbeginn",
+            "Überfällig, unbezahlt",
             "Rechnungen",
             "Kunden und API-Schlüssel",
         ],
@@ -135,7 +145,14 @@ PAGES = {
 }
 ENGLISH = {
     "index": ["Billing", "Plan versions", "Drafts waiting", "Billed in November 2026 (UTC)"],
-    "changelist": ["Number", "Issued", "Finalize (number and freeze)", "Credit notes"],
+    "changelist": [
+        "Number",
+        "Issued",
+        "Finalize (number and freeze)",
+        "Credit notes",
+        "Finalized",
+        "Subscription start",
+    ],
     "confirmation": ["What will happen:", "Cancel, change nothing"],
 }
 
