@@ -14,6 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_deletion import RefusedDeletionMixin
@@ -374,4 +375,4 @@ class ApiKeyAdmin(AuditHistoryAdmin):
     def revoke(self, request, queryset):
         for key in queryset:
             api_keys.api_key_revoke(key=key)
-        self.message_user(request, f"{queryset.count()} key(s) revoked")
+        self.message_user(request, gettext("{count} key(s) revoked").format(count=queryset.count()))

@@ -358,14 +358,17 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def _each(self, request, queryset, action, done: str):
+    def _each(self, request, queryset, action, done):
+        """`done`: the message for each invoice done, a lazy translation with {invoice}."""
         for invoice in queryset:
             try:
                 action(invoice)
             except BillingError as error:
                 self.message_user(request, f"{invoice}: {error.words}", messages.ERROR)
             else:
-                self.message_user(request, f"{Invoice.objects.get(pk=invoice.pk)} {done}")
+                self.message_user(
+                    request, str(done).format(invoice=Invoice.objects.get(pk=invoice.pk))
+                )
 
     # Each action needs its own permission (Invoice.Meta.permissions; roles: setup_roles).
     def has_finalize_permission(self, request):
@@ -387,7 +390,10 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
     def finalize(self, request, queryset):
         now = timezone.now()
         self._each(
-            request, queryset, lambda i: services.invoice_finalize(invoice=i, now=now), "finalized"
+            request,
+            queryset,
+            lambda i: services.invoice_finalize(invoice=i, now=now),
+            _("{invoice} finalized"),
         )
 
     @admin.action(description=_("Void, with a credit note…"), permissions=["void"])
@@ -403,7 +409,7 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
             request,
             queryset,
             lambda i: settlement.invoice_mark_paid(invoice=i, reference="admin", now=now),
-            "marked paid",
+            _("{invoice} marked paid"),
         )
 
     @admin.action(description=_("Mark uncollectible…"), permissions=["mark_uncollectible"])
@@ -417,5 +423,5 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
             request,
             queryset,
             lambda i: rendering.invoice_schedule_pdf_render(invoice=i, force=True),
-            "queued for a new PDF",
+            _("{invoice} queued for a new PDF"),
         )

@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import admin_language, money_text, quantity_text
@@ -198,8 +199,11 @@ def credit_note_view(modeladmin, request, invoice: Invoice):
                 else:
                     modeladmin.message_user(
                         request,
-                        f"Credit note {note.number} of {money_text(note.total, note.currency)} "
-                        f"issued for {invoice}",
+                        gettext("Credit note {number} of {amount} issued for {invoice}").format(
+                            number=note.number,
+                            amount=money_text(note.total, note.currency),
+                            invoice=invoice,
+                        ),
                     )
                     return redirect("admin:invoices_creditnote_change", note.pk)
             else:

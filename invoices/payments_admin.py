@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import (
@@ -80,7 +81,12 @@ def mark_paid_with_reference(modeladmin, request, queryset):
             except BillingError as error:
                 modeladmin.message_user(request, f"{invoice}: {error.words}", messages.ERROR)
             else:
-                modeladmin.message_user(request, f"{invoice} marked paid ({reference})")
+                modeladmin.message_user(
+                    request,
+                    gettext("{invoice} marked paid ({reference})").format(
+                        invoice=invoice, reference=reference
+                    ),
+                )
         return None
     context = {
         **modeladmin.admin_site.each_context(request),

@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from billing.core.admin_confirm import Confirmation, confirmation_page, is_confirmed
 from billing.core.admin_forms import money_text
@@ -208,13 +209,20 @@ def void_with_confirmation(modeladmin, request, queryset, *, single: Invoice | N
                 note = services.invoice_void(invoice=invoice, reason=memo, now=now)
             except BillingError as error:
                 modeladmin.message_user(
-                    request, f"{invoice} was not voided: {error.words}", messages.ERROR
+                    request,
+                    gettext("{invoice} was not voided: {reason}").format(
+                        invoice=invoice, reason=error.words
+                    ),
+                    messages.ERROR,
                 )
             else:
                 modeladmin.message_user(
                     request,
-                    f"{invoice} is void; credit note {note.number} of "
-                    f"{money_text(note.total, note.currency)} issued.",
+                    gettext("{invoice} is void; credit note {number} of {amount} issued.").format(
+                        invoice=invoice,
+                        number=note.number,
+                        amount=money_text(note.total, note.currency),
+                    ),
                 )
         return _back(single)
     consequences = _summary("void", voidable)
@@ -255,11 +263,15 @@ def mark_uncollectible_with_confirmation(
             except BillingError as error:
                 modeladmin.message_user(
                     request,
-                    f"{invoice} was not marked uncollectible: {error.words}",
+                    gettext("{invoice} was not marked uncollectible: {reason}").format(
+                        invoice=invoice, reason=error.words
+                    ),
                     messages.ERROR,
                 )
             else:
-                modeladmin.message_user(request, f"{invoice} is marked uncollectible.")
+                modeladmin.message_user(
+                    request, gettext("{invoice} is marked uncollectible.").format(invoice=invoice)
+                )
         return _back(single)
     consequences = _summary("marked uncollectible", taken)
     for invoice in taken:

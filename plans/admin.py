@@ -18,6 +18,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.timezone import get_current_timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 
@@ -330,7 +331,7 @@ class PlanVersionAdmin(
     def simulate(self, request, queryset):
         versions = list(queryset[:2])
         if len(versions) != 1:
-            self.message_user(request, "Choose one version to simulate.", messages.ERROR)
+            self.message_user(request, gettext("Choose one version to simulate."), messages.ERROR)
             return None
         url = reverse("admin:plans_pricesimulation_simulate")
         return redirect(f"{url}?version={versions[0].pk}")

@@ -234,6 +234,7 @@ ADMIN_CODE = [
     "customers/billing_entity_admin.py",
     "invoices/admin.py",
     "invoices/payments_admin.py",
+    "invoices/void_uncollectible_admin.py",
     "invoices/credit_notes_admin.py",
     "invoices/emails_admin.py",
     "plans/admin.py",
@@ -306,3 +307,35 @@ def test_every_admin_phrase_we_mark_has_a_translation_in_the_catalog(locale):
 
     assert len(phrases) > 150
     assert sorted(p for p in phrases if not translations.get(p)) == []
+
+
+@pytest.mark.parametrize(
+    ("language", "finalized"), [("fr", "finalisée"), ("de", "finalisiert"), ("en", "finalized")]
+)
+def test_an_actions_message_is_in_the_users_language(db, client, settings, language, finalized):
+    # given: a draft invoice and an admin user in French, German or English
+    settings.BILLING_INVOICE_PDFS = False
+    customer = CustomerFactory(external_id="beta", name="Beta GmbH", currency="EUR")
+    draft = invoice_write_draft(
+        customer=customer,
+        subscription=None,
+        reason=Invoice.PERIOD,
+        period_start=NOV_1,
+        period_end=NOV_20,
+        lines=[LineInput("base_fee", "Chat Growth", None, D(1), D("10.00"), D("10.00"))],
+        now=NOV_20,
+    )
+    log_in(client, language)
+
+    # when: the invoice is finalized from the list's action
+    response = client.post(
+        "/admin/invoices/invoice/",
+        {"action": "finalize", "_selected_action": [draft.pk]},
+        follow=True,
+    )
+
+    # then: the message says so in the user's language
+    draft.refresh_from_db()
+    assert draft.status == Invoice.FINALIZED
+    shown = [str(message) for message in response.context["messages"]]
+    assert shown == [f"{draft.number} {finalized}"]
