@@ -103,6 +103,9 @@ PAGES = {
             "Ce qui va se passer :",
             "Cette opération est irréversible.",
             "Annuler, ne rien changer",
+            "Acme SARL (120,00 EUR) sera annulée : le client ne devra plus rien à ce titre.",
+            "Un avoir de 120,00 EUR est émis pour elle (120,00 EUR déduits du montant dû).",
+            "Motif, imprimé sur l\N{RIGHT SINGLE QUOTATION MARK}avoir",
         ],
     },
     "de": {
@@ -140,6 +143,9 @@ PAGES = {
             "Was geschehen wird:",
             "Dies kann nicht rückgängig gemacht werden.",
             "Abbrechen, nichts ändern",
+            "Acme SARL (120,00 EUR) wird storniert: der Kunde schuldet darauf nichts mehr.",
+            "Eine Gutschrift über 120,00 EUR wird dafür ausgestellt (120,00 EUR vom fälligen",
+            "Grund, auf die Gutschrift gedruckt",
         ],
     },
 }
@@ -153,7 +159,13 @@ ENGLISH = {
         "Finalized",
         "Subscription start",
     ],
-    "confirmation": ["What will happen:", "Cancel, change nothing"],
+    "confirmation": [
+        "What will happen:",
+        "Cancel, change nothing",
+        "will be void: the customer owes nothing on it.",
+        "A credit note of 120.00 EUR is issued for it (120.00 EUR off the amount due).",
+        "Reason, printed on the credit note",
+    ],
 }
 
 
