@@ -107,6 +107,12 @@ PAGES = {
             "Un avoir de 120,00 EUR est émis pour elle (120,00 EUR déduits du montant dû).",
             "Motif, imprimé sur l\N{RIGHT SINGLE QUOTATION MARK}avoir",
         ],
+        "invoice": [
+            "Lignes",
+            "Prix unitaire",
+            "Émettre un avoir…",
+            "Aucun avoir n\N{RIGHT SINGLE QUOTATION MARK}a été émis sur cette facture.",
+        ],
     },
     "de": {
         "index": [
@@ -147,6 +153,12 @@ PAGES = {
             "Eine Gutschrift über 120,00 EUR wird dafür ausgestellt (120,00 EUR vom fälligen",
             "Grund, auf die Gutschrift gedruckt",
         ],
+        "invoice": [
+            "Positionen",
+            "Einzelpreis",
+            "Gutschrift ausstellen…",
+            "Zu dieser Rechnung wurde keine Gutschrift ausgestellt.",
+        ],
     },
 }
 ENGLISH = {
@@ -166,6 +178,7 @@ ENGLISH = {
         "A credit note of 120.00 EUR is issued for it (120.00 EUR off the amount due).",
         "Reason, printed on the credit note",
     ],
+    "invoice": ["Unit price", "Issue credit note…", "No credit note has been issued"],
 }
 
 
@@ -174,6 +187,7 @@ def admin_pages(client, invoice) -> dict[str, str]:
         "index": read(client, "/admin/"),
         "changelist": read(client, "/admin/invoices/invoice/"),
         "confirmation": read(client, f"/admin/invoices/invoice/{invoice.pk}/void/"),
+        "invoice": read(client, f"/admin/invoices/invoice/{invoice.pk}/change/"),
     }
 
 
