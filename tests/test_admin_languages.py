@@ -110,6 +110,7 @@ PAGES = {
         "invoice": [
             "Lignes",
             "Prix unitaire",
+            "Aucun paiement enregistré pour cette facture.",
             "Émettre un avoir…",
             "Aucun avoir n\N{RIGHT SINGLE QUOTATION MARK}a été émis sur cette facture.",
         ],
@@ -156,6 +157,7 @@ PAGES = {
         "invoice": [
             "Positionen",
             "Einzelpreis",
+            "Für diese Rechnung ist keine Zahlung erfasst.",
             "Gutschrift ausstellen…",
             "Zu dieser Rechnung wurde keine Gutschrift ausgestellt.",
         ],
