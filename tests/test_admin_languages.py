@@ -81,7 +81,7 @@ PAGES = {
             "Brouillons en attente",
             "Paiements échoués",
             "Échues, impayées",
-            "Irrécouvrables",
+            "Irrécouvrable",
             "Vue d\N{RIGHT SINGLE QUOTATION MARK}ensemble de la facturation",
         ],
         "changelist": [
