@@ -18,6 +18,7 @@ from decimal import Decimal
 from django.contrib import admin
 from django.db.models import Count, Exists, F, Min, OuterRef, Q, Sum
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from billing.core.admin_forms import money_text
 from billing.core.money import quantize_money
@@ -165,12 +166,14 @@ def payment_problems(*, now: datetime) -> list[PaymentProblem]:
     past_due = invoice_selectors.past_due(Invoice.objects.all(), now=now)
     problems = [
         PaymentProblem(
-            "Uncollectible",
+            gettext("Uncollectible"),
             uncollectible.count(),
             _totals(uncollectible),
             "status__exact=uncollectible",
         ),
-        PaymentProblem("Past due, unpaid", past_due.count(), _totals(past_due), "due=past"),
+        PaymentProblem(
+            gettext("Past due, unpaid"), past_due.count(), _totals(past_due), "due=past"
+        ),
     ]
     # Stripe payment failures go here: one more PaymentProblem row (e.g. "Stripe
     # payment failed", the count and totals of the failed attempts, and the query
@@ -278,12 +281,12 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
     if not rate_each:
         for currency, n in to_rate.items():
             of(currency).unrated = n
-        note = (
-            f"{sum(to_rate.values())} subscriptions price their usage, changed plan in "
-            f"their period or have a deal or a discount: too many to rate on a page load (at most "
-            f"{PROJECTION_RATING_LIMIT}); see the close benchmark (bench/close.py) for "
-            "rating at this scale. Shown: their fixed fees only."
-        )
+        note = gettext(
+            "{count} subscriptions price their usage, changed plan in their period or have "
+            "a deal or a discount: too many to rate on a page load (at most {limit}); see the "
+            "close benchmark (bench/close.py) for rating at this scale. Shown: their fixed "
+            "fees only."
+        ).format(count=sum(to_rate.values()), limit=PROJECTION_RATING_LIMIT)
         return _sorted(projections), note
 
     rated = live.filter(Q(version_id__in=usage_priced_versions) | RATED_ALONE).select_related(

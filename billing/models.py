@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.customer_text import customer_zone, day_time
 from billing.core.periods import whole_period
@@ -71,6 +72,8 @@ class Subscription(models.Model):
     history = audit_history()
 
     class Meta:
+        verbose_name = _("subscription")
+        verbose_name_plural = _("subscriptions")
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(
@@ -184,6 +187,8 @@ class PlanMigration(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("plan migration")
+        verbose_name_plural = _("plan migrations")
         ordering = ["-id"]
 
     def __str__(self) -> str:
@@ -259,6 +264,8 @@ class Alert(models.Model):
     emailed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("alert")
+        verbose_name_plural = _("alerts")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
@@ -303,8 +310,9 @@ class AlertTeamRecipient(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("alert recipient on the team")
+        verbose_name_plural = _("alert recipients on the team")
         ordering = ["email"]
-        verbose_name = "alert recipient on the team"
 
     def __str__(self) -> str:
         return self.email
@@ -326,6 +334,8 @@ class WebhookEndpoint(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
         ordering = ["id"]
 
     def __str__(self) -> str:
@@ -376,8 +386,9 @@ class WebhookDelivery(models.Model):
     created_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
         ordering = ["-id"]
-        verbose_name_plural = "webhook deliveries"
         constraints = [
             models.UniqueConstraint(fields=["endpoint", "event_id"], name="webhook_event_once")
         ]

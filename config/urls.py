@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from billing import dashboard
@@ -91,9 +92,9 @@ admin.site.index_template = "admin/billing_index.html"
 # The admin is the whole site for its users (the portal is per customer, by signed
 # link): no "View site" link leading back to where they are.
 admin.site.site_url = None
-admin.site.site_header = "Usage billing"
-admin.site.site_title = "Usage billing"
-admin.site.index_title = "Billing at a glance"
+admin.site.site_header = _("Usage billing")
+admin.site.site_title = _("Usage billing")
+admin.site.index_title = _("Billing at a glance")
 
 urlpatterns = [
     # First, as Django tries the routes in order, and outside api_v1's include (one

@@ -14,6 +14,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_deletion import RefusedDeletionMixin
 from billing.core.admin_fields import currency_name, moment_text, zone_name
@@ -216,15 +218,15 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
             "cancel its subscription to stop billing it."
         )
 
-    @admin.display(description="created", ordering="created_at")
+    @admin.display(description=_("created"), ordering="created_at")
     def created(self, customer: Customer) -> str:
         return moment_text(customer.created_at)
 
-    @admin.display(description="Currency")
+    @admin.display(description=_("Currency"))
     def currency_display(self, customer: Customer) -> str:
         return f"{customer.currency} — {currency_name(customer.currency)}"
 
-    @admin.display(description="Created")
+    @admin.display(description=_("Created"))
     def created_display(self, customer: Customer) -> str:
         return moment_text(customer.created_at)
 
@@ -379,8 +381,8 @@ class ApiKeyAdmin(AuditHistoryAdmin):
             messages.WARNING,
         )
 
-    @admin.action(description="Revoke selected keys", permissions=["change"])
+    @admin.action(description=_("Revoke selected keys"), permissions=["change"])
     def revoke(self, request, queryset):
         for key in queryset:
             api_keys.api_key_revoke(key=key)
-        self.message_user(request, f"{queryset.count()} key(s) revoked")
+        self.message_user(request, gettext("{count} key(s) revoked").format(count=queryset.count()))

@@ -4,6 +4,7 @@ default."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_deletion import RefusedDeletionMixin
 from billing.core.admin_fields import country_choices
@@ -127,7 +128,7 @@ class BillingEntityAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
         ),
     ]
 
-    @admin.display(description="customers")
+    @admin.display(description=_("customers"))
     def customer_count(self, entity: BillingEntity) -> str:
         count = entity.customers.count()
         return f"{count} (and every customer naming none)" if entity.is_default else str(count)

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, validate_email
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.countries import is_country_code
 from billing.core.customer_text import LANGUAGES
@@ -170,9 +171,9 @@ class BillingEntity(models.Model):
     history = audit_history()
 
     class Meta:
+        verbose_name = _("billing entity")
+        verbose_name_plural = _("billing entities")
         ordering = ["legal_name"]
-        verbose_name = "billing entity"
-        verbose_name_plural = "billing entities"
         constraints = [
             # At most one default; the services keep at least one (billing_entity_save).
             models.UniqueConstraint(
@@ -301,6 +302,8 @@ class Customer(models.Model):
     history = audit_history()
 
     class Meta:
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
         ordering = ["external_id"]
         constraints = [
             models.CheckConstraint(
@@ -347,8 +350,9 @@ class ApiKey(models.Model):
     history = audit_history()
 
     class Meta:
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
         ordering = ["name"]
-        verbose_name = "API key"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

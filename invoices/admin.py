@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import money_column, money_text
 from billing.core.errors import BillingError
@@ -49,7 +50,7 @@ class CustomerFilter(admin.SimpleListFilter):
     The sidebar lists the first CHOICES customers with invoices by name, and the
     one chosen; the search box finds any other."""
 
-    title = "customer"
+    title = _("customer")
     parameter_name = "customer"
     CHOICES = 50
 
@@ -91,7 +92,7 @@ class PlanFilter(admin.SimpleListFilter):
     """By the plan of the invoice's subscription, any version (?plan=<plan code>);
     purchase invoices belong to no plan."""
 
-    title = "plan"
+    title = _("plan")
     parameter_name = "plan"
 
     def lookups(self, request, model_admin):
@@ -107,11 +108,11 @@ class DueFilter(admin.SimpleListFilter):
     """Finalized invoices past their due date and still unpaid (?due=past): the
     dashboard's failed payments link here."""
 
-    title = "payment"
+    title = _("payment")
     parameter_name = "due"
 
     def lookups(self, request, model_admin):
-        return [("past", "Past due, unpaid")]
+        return [("past", _("Past due, unpaid"))]
 
     def queryset(self, request, queryset):
         if self.value() == "past":
@@ -206,25 +207,25 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
 
     # The list and the page.
 
-    @admin.display(description="Number", ordering="number")
+    @admin.display(description=_("Number"), ordering="number")
     def number_display(self, invoice):
         return str(invoice)
 
-    @admin.display(description="Customer", ordering="customer__name")
+    @admin.display(description=_("Customer"), ordering="customer__name")
     def customer_name(self, invoice):
         return invoice.customer.name
 
-    @admin.display(description="Billing entity (seller)")
+    @admin.display(description=_("Billing entity (seller)"))
     def seller_display(self, invoice):
         return sellers.seller_words(
             sellers.invoice_seller(invoice), issued=bool(invoice.seller_snapshot)
         )
 
-    @admin.display(description="Issued", ordering="finalized_at")
+    @admin.display(description=_("Issued"), ordering="finalized_at")
     def issued_day(self, invoice):
         return list_day(invoice, invoice.finalized_at)
 
-    @admin.display(description="Due", ordering="due_at")
+    @admin.display(description=_("Due"), ordering="due_at")
     def due_day(self, invoice):
         return list_day(invoice, invoice.due_at)
 
@@ -232,29 +233,29 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
 
     # The page: amounts in words and figures finance reads, dates in the customer's zone.
 
-    @admin.display(description="Subscription")
+    @admin.display(description=_("Subscription"))
     def subscription_display(self, invoice):
         if invoice.subscription is None:
             return "None (a purchase)" if invoice.reason == Invoice.PURCHASE else "None"
         url = reverse("admin:billing_subscription_change", args=[invoice.subscription_id])
         return format_html('<a href="{}">{}</a>', url, str(invoice.subscription))
 
-    @admin.display(description="Period")
+    @admin.display(description=_("Period"))
     def period_display(self, invoice):
         return period_text(invoice, invoice.period_start, invoice.period_end)
 
     def _money(self, invoice, amount):
         return money_text(amount, invoice.currency)
 
-    @admin.display(description="Subtotal")
+    @admin.display(description=_("Subtotal"))
     def subtotal_display(self, invoice):
         return self._money(invoice, invoice.subtotal)
 
-    @admin.display(description="Discount")
+    @admin.display(description=_("Discount"))
     def discount_display(self, invoice):
         return self._money(invoice, invoice.discount)
 
-    @admin.display(description="Tax")
+    @admin.display(description=_("Tax"))
     def tax_display(self, invoice):
         lines = [
             f"{line.name} {format_decimal(line.percentage)} % of "
@@ -267,43 +268,43 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
         why = {"reverse_charge": " (reverse charge)", "exempt": " (exempt)"}.get(exempt, "")
         return f"{self._money(invoice, invoice.tax)}{why}"
 
-    @admin.display(description="Paid from the credit balance")
+    @admin.display(description=_("Paid from the credit balance"))
     def credits_applied_display(self, invoice):
         return self._money(invoice, invoice.credits_applied)
 
-    @admin.display(description="Credited (credit notes)")
+    @admin.display(description=_("Credited (credit notes)"))
     def credited_display(self, invoice):
         return self._money(invoice, invoice.credited)
 
-    @admin.display(description="Amount due")
+    @admin.display(description=_("Amount due"))
     def amount_due_display(self, invoice):
         return self._money(invoice, invoice.amount_due)
 
-    @admin.display(description="Amount paid")
+    @admin.display(description=_("Amount paid"))
     def amount_paid_display(self, invoice):
         return self._money(invoice, selectors.amount_paid(invoice))
 
-    @admin.display(description="Created")
+    @admin.display(description=_("Created"))
     def created_display(self, invoice):
         return moment_text(invoice, invoice.created_at)
 
-    @admin.display(description="Issued")
+    @admin.display(description=_("Issued"))
     def issued_display(self, invoice):
         return moment_text(invoice, invoice.finalized_at)
 
-    @admin.display(description="Due")
+    @admin.display(description=_("Due"))
     def due_display(self, invoice):
         return moment_text(invoice, invoice.due_at)
 
-    @admin.display(description="Paid")
+    @admin.display(description=_("Paid"))
     def paid_display(self, invoice):
         return moment_text(invoice, invoice.paid_at)
 
-    @admin.display(description="Voided")
+    @admin.display(description=_("Voided"))
     def voided_display(self, invoice):
         return moment_text(invoice, invoice.voided_at)
 
-    @admin.display(description="PDF")
+    @admin.display(description=_("PDF"))
     def pdf_download(self, invoice):
         url = reverse("admin:invoices_invoice_pdf", args=[invoice.pk])
         if invoice.status == Invoice.DRAFT:
@@ -314,15 +315,15 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
             )
         return pdf_link(url, invoice, invoice)
 
-    @admin.display(description="PDF fingerprint (SHA-256)")
+    @admin.display(description=_("PDF fingerprint (SHA-256)"))
     def pdf_fingerprint(self, invoice):
         return invoice.pdf_sha256 or "—"
 
-    @admin.display(description="Fonts")
+    @admin.display(description=_("Fonts"))
     def pdf_fonts(self, invoice):
         return pdf_fonts_text(invoice)
 
-    @admin.display(description="Billing details")
+    @admin.display(description=_("Billing details"))
     def billing_details(self, invoice):
         snapshot = invoice.customer_snapshot or {}
         rows = [
@@ -383,14 +384,17 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def _each(self, request, queryset, action, done: str):
+    def _each(self, request, queryset, action, done):
+        """`done`: the message for each invoice done, a lazy translation with {invoice}."""
         for invoice in queryset:
             try:
                 action(invoice)
             except BillingError as error:
                 self.message_user(request, f"{invoice}: {error.words}", messages.ERROR)
             else:
-                self.message_user(request, f"{Invoice.objects.get(pk=invoice.pk)} {done}")
+                self.message_user(
+                    request, str(done).format(invoice=Invoice.objects.get(pk=invoice.pk))
+                )
 
     # Each action needs its own permission (Invoice.Meta.permissions; roles: setup_roles).
     def has_finalize_permission(self, request):
@@ -408,19 +412,22 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
     def has_render_permission(self, request):
         return request.user.has_perm("invoices.render_invoice")
 
-    @admin.action(description="Finalize (number and freeze)", permissions=["finalize"])
+    @admin.action(description=_("Finalize (number and freeze)"), permissions=["finalize"])
     def finalize(self, request, queryset):
         now = timezone.now()
         self._each(
-            request, queryset, lambda i: services.invoice_finalize(invoice=i, now=now), "finalized"
+            request,
+            queryset,
+            lambda i: services.invoice_finalize(invoice=i, now=now),
+            _("{invoice} finalized"),
         )
 
-    @admin.action(description="Void, with a credit note…", permissions=["void"])
+    @admin.action(description=_("Void, with a credit note…"), permissions=["void"])
     def void(self, request, queryset):
         return void_with_confirmation(self, request, queryset)
 
     @admin.action(
-        description="Mark paid (payment received outside Stripe)", permissions=["mark_paid"]
+        description=_("Mark paid (payment received outside Stripe)"), permissions=["mark_paid"]
     )
     def mark_paid(self, request, queryset):
         now = timezone.now()
@@ -428,19 +435,19 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
             request,
             queryset,
             lambda i: settlement.invoice_mark_paid(invoice=i, reference="admin", now=now),
-            "marked paid",
+            _("{invoice} marked paid"),
         )
 
-    @admin.action(description="Mark uncollectible…", permissions=["mark_uncollectible"])
+    @admin.action(description=_("Mark uncollectible…"), permissions=["mark_uncollectible"])
     def mark_uncollectible(self, request, queryset):
         return mark_uncollectible_with_confirmation(self, request, queryset)
 
-    @admin.action(description="Re-render PDF (repair)", permissions=["render"])
+    @admin.action(description=_("Re-render PDF (repair)"), permissions=["render"])
     def rerender_pdf(self, request, queryset):
         """Queues a forced render per invoice; a draft has no stored PDF to repair."""
         self._each(
             request,
             queryset,
             lambda i: rendering.invoice_schedule_pdf_render(invoice=i, force=True),
-            "queued for a new PDF",
+            _("{invoice} queued for a new PDF"),
         )

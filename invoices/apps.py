@@ -1,8 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class InvoicesConfig(AppConfig):
     name = "invoices"
+    verbose_name = _("Invoices")
 
     def ready(self):
         # Customers sit below invoices: with Stripe, the Stripe customer gets a

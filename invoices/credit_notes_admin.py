@@ -15,6 +15,8 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import admin_language, money_text, quantity_text
 from billing.core.errors import BillingError
@@ -197,8 +199,11 @@ def credit_note_view(modeladmin, request, invoice: Invoice):
                 else:
                     modeladmin.message_user(
                         request,
-                        f"Credit note {note.number} of {money_text(note.total, note.currency)} "
-                        f"issued for {invoice}",
+                        gettext("Credit note {number} of {amount} issued for {invoice}").format(
+                            number=note.number,
+                            amount=money_text(note.total, note.currency),
+                            invoice=invoice,
+                        ),
                     )
                     return redirect("admin:invoices_creditnote_change", note.pk)
             else:
@@ -267,7 +272,7 @@ class CreditNoteLineInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
-    @admin.display(description="amount")
+    @admin.display(description=_("amount"))
     def amount_display(self, line):
         return money_text(line.amount, line.credit_note.currency)
 
@@ -307,27 +312,27 @@ class CreditNoteAdmin(admin.ModelAdmin):
     ]
     readonly_fields = fields
 
-    @admin.display(description="Customer", ordering="customer__name")
+    @admin.display(description=_("Customer"), ordering="customer__name")
     def customer_name(self, note):
         return note.customer.name
 
-    @admin.display(description="Billing entity (seller)")
+    @admin.display(description=_("Billing entity (seller)"))
     def seller_display(self, note):
         return sellers.seller_words(sellers.credit_note_seller(note), issued=True)
 
-    @admin.display(description="Issued", ordering="created_at")
+    @admin.display(description=_("Issued"), ordering="created_at")
     def issued_day(self, note):
         return list_day(note.invoice, note.created_at)
 
-    @admin.display(description="Issued")
+    @admin.display(description=_("Issued"))
     def issued_display(self, note):
         return moment_text(note.invoice, note.created_at)
 
-    @admin.display(description="subtotal")
+    @admin.display(description=_("subtotal"))
     def subtotal_display(self, note):
         return money_text(note.subtotal, note.currency)
 
-    @admin.display(description="tax")
+    @admin.display(description=_("tax"))
     def tax_display(self, note):
         parts = [
             f"{tax_label(tax)}: {money_text(tax.amount, note.currency)}"
@@ -335,20 +340,20 @@ class CreditNoteAdmin(admin.ModelAdmin):
         ]
         return "; ".join(parts) or money_text(note.tax, note.currency)
 
-    @admin.display(description="Total", ordering="total")
+    @admin.display(description=_("Total"), ordering="total")
     def total_display(self, note):
         return money_text(note.total, note.currency)
 
-    @admin.display(description="Where the money went")
+    @admin.display(description=_("Where the money went"))
     def destination(self, note):
         return credit_note_destination(note)
 
-    @admin.display(description="PDF")
+    @admin.display(description=_("PDF"))
     def pdf_download(self, note):
         url = reverse("admin:invoices_creditnote_pdf", args=[note.pk])
         return pdf_link(url, note, note.invoice)
 
-    @admin.display(description="Fonts")
+    @admin.display(description=_("Fonts"))
     def pdf_fonts(self, note):
         return pdf_fonts_text(note)
 

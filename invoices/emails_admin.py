@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import ActionsRecordAdmin, RecordInline, short_text
 from invoices import emails
@@ -33,7 +34,7 @@ class DocumentEmailInline(RecordInline, admin.TabularInline):
     verbose_name = "email to the customer"
     verbose_name_plural = "emails to the customer"
 
-    @admin.display(description="recipients")
+    @admin.display(description=_("recipients"))
     def recipients_display(self, email):
         return ", ".join(email.recipients)
 
@@ -62,7 +63,7 @@ class DocumentEmailAdmin(ActionsRecordAdmin):
     readonly_fields = fields
     actions = ["send_again"]
 
-    @admin.display(description="document")
+    @admin.display(description=_("document"))
     def document_link(self, email):
         if email.invoice_id is not None:
             url = reverse("admin:invoices_invoice_change", args=[email.invoice_id])
@@ -75,15 +76,15 @@ class DocumentEmailAdmin(ActionsRecordAdmin):
             url = reverse("admin:invoices_invoice_change", args=[note.invoice_id])
         return format_html('<a href="{}">credit note {}</a>', url, note)
 
-    @admin.display(description="recipients")
+    @admin.display(description=_("recipients"))
     def recipients_display(self, email):
         return ", ".join(email.recipients)
 
-    @admin.display(description="last error")
+    @admin.display(description=_("last error"))
     def last_error_short(self, email):
         return short_text(email.last_error)
 
-    @admin.action(description="Send again (a failed email)", permissions=["change"])
+    @admin.action(description=_("Send again (a failed email)"), permissions=["change"])
     def send_again(self, request, queryset):
         now = timezone.now()
         for email in queryset:

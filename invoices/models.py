@@ -5,6 +5,7 @@ the next invoice (late usage) or a credit note."""
 from decimal import Decimal
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.customer_text import CustomerText, money_text, percent
 from billing.core.money import AMOUNT
@@ -29,11 +30,11 @@ class Invoice(models.Model):
     VOID = "void"
     UNCOLLECTIBLE = "uncollectible"
     STATUSES = [
-        (DRAFT, "Draft"),
-        (FINALIZED, "Finalized"),
-        (PAID, "Paid"),
-        (VOID, "Void"),
-        (UNCOLLECTIBLE, "Uncollectible"),
+        (DRAFT, _("Draft")),
+        (FINALIZED, _("Finalized")),
+        (PAID, _("Paid")),
+        (VOID, _("Void")),
+        (UNCOLLECTIBLE, _("Uncollectible")),
     ]
 
     # Why the invoice exists; with the subscription and period it makes a close idempotent.
@@ -44,16 +45,19 @@ class Invoice(models.Model):
     PURCHASE = "purchase"
     THRESHOLD = "threshold"
     REASONS = [
-        (START, "Subscription start"),
-        (PERIOD, "Period close"),
-        (PLAN_CHANGE, "Plan change"),
-        (CANCEL, "Cancellation"),
-        (PURCHASE, "Credit or balance purchase"),
-        (THRESHOLD, "Usage threshold reached (progressive billing)"),
+        (START, _("Subscription start")),
+        (PERIOD, _("Period close")),
+        (PLAN_CHANGE, _("Plan change")),
+        (CANCEL, _("Cancellation")),
+        (PURCHASE, _("Credit or balance purchase")),
+        (THRESHOLD, _("Usage threshold reached (progressive billing)")),
     ]
 
     customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.PROTECT, related_name="invoices"
+        "customers.Customer",
+        on_delete=models.PROTECT,
+        related_name="invoices",
+        verbose_name=_("customer"),
     )
     subscription = models.ForeignKey(
         "billing.Subscription",
@@ -62,11 +66,13 @@ class Invoice(models.Model):
         blank=True,
         related_name="invoices",
     )
-    reason = models.CharField(max_length=16, choices=REASONS)
-    status = models.CharField(max_length=16, choices=STATUSES, default=DRAFT, db_index=True)
+    reason = models.CharField(_("reason"), max_length=16, choices=REASONS)
+    status = models.CharField(
+        _("status"), max_length=16, choices=STATUSES, default=DRAFT, db_index=True
+    )
     number = models.CharField(max_length=32, null=True, blank=True, unique=True)
-    currency = models.CharField(max_length=3)
-    period_start = models.DateTimeField()
+    currency = models.CharField(_("currency"), max_length=3)
+    period_start = models.DateTimeField(_("period start"))
     period_end = models.DateTimeField()
     # The customer's billing details when the invoice was written.
     customer_snapshot = models.JSONField(default=dict)
@@ -102,6 +108,8 @@ class Invoice(models.Model):
     pdf_rendered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("invoice")
+        verbose_name_plural = _("invoices")
         ordering = ["-id"]
         # The admin's actions on an invoice, each a role's decision of its own.
         permissions = [
@@ -275,6 +283,8 @@ class CreditNote(models.Model):
     pdf_rendered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("credit note")
+        verbose_name_plural = _("credit notes")
         ordering = ["-id"]
         permissions = [("issue_creditnote", "Can issue credit notes")]
 
@@ -370,6 +380,8 @@ class DocumentEmail(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("document email")
+        verbose_name_plural = _("document emails")
         ordering = ["-id"]
         constraints = [
             models.CheckConstraint(

@@ -5,6 +5,7 @@ the invoice (payment_reference). Part of the invoices app's models (imported by
 invoices.models)."""
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.money import AMOUNT
 
@@ -73,6 +74,8 @@ class Purchase(models.Model):
     )
 
     class Meta:
+        verbose_name = _("purchase")
+        verbose_name_plural = _("purchases")
         ordering = ["-id"]
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="purchase_amount"),
@@ -141,6 +144,8 @@ class Payment(models.Model):
     succeeded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("payment")
+        verbose_name_plural = _("payments")
         ordering = ["-id"]
         constraints = [
             models.CheckConstraint(
@@ -180,8 +185,9 @@ class StripeEvent(models.Model):
     last_error = models.TextField(blank=True, default="")
 
     class Meta:
+        verbose_name = _("Stripe event")
+        verbose_name_plural = _("Stripe events")
         ordering = ["-received_at"]
-        verbose_name = "Stripe event"
 
     def __str__(self) -> str:
         return f"{self.type} {self.id}"

@@ -12,6 +12,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import (
     ActionsRecordAdmin,
@@ -63,7 +65,7 @@ class PaymentReferenceForm(forms.Form):
 
 
 @admin.action(
-    description="Mark paid, with a reference (payment received outside Stripe)",
+    description=_("Mark paid, with a reference (payment received outside Stripe)"),
     permissions=["mark_paid"],
 )
 def mark_paid_with_reference(modeladmin, request, queryset):
@@ -79,7 +81,12 @@ def mark_paid_with_reference(modeladmin, request, queryset):
             except BillingError as error:
                 modeladmin.message_user(request, f"{invoice}: {error.words}", messages.ERROR)
             else:
-                modeladmin.message_user(request, f"{invoice} marked paid ({reference})")
+                modeladmin.message_user(
+                    request,
+                    gettext("{invoice} marked paid ({reference})").format(
+                        invoice=invoice, reference=reference
+                    ),
+                )
         return None
     context = {
         **modeladmin.admin_site.each_context(request),
@@ -128,7 +135,7 @@ class PaymentAdmin(ActionsRecordAdmin):
     readonly_fields = fields
     actions = ["retry_now", "stop_collecting"]
 
-    @admin.display(description="for")
+    @admin.display(description=_("for"))
     def target(self, payment):
         if payment.invoice_id is not None:
             url = reverse("admin:invoices_invoice_change", args=[payment.invoice_id])
@@ -136,20 +143,20 @@ class PaymentAdmin(ActionsRecordAdmin):
         url = reverse("admin:invoices_purchase_change", args=[payment.purchase_id])
         return format_html('<a href="{}">purchase #{}</a>', url, payment.purchase_id)
 
-    @admin.display(description="amount", ordering="amount")
+    @admin.display(description=_("amount"), ordering="amount")
     def amount_display(self, payment):
         return _amount(payment)
 
-    @admin.display(description="attempts")
+    @admin.display(description=_("attempts"))
     def attempts_display(self, payment):
         return f"{payment.attempts} of {payment.max_attempts}"
 
-    @admin.display(description="last error")
+    @admin.display(description=_("last error"))
     def last_error_short(self, payment):
         return short_text(payment.last_error)
 
     @admin.action(
-        description="Retry now (a failed one gets one more attempt)", permissions=["change"]
+        description=_("Retry now (a failed one gets one more attempt)"), permissions=["change"]
     )
     def retry_now(self, request, queryset):
         now = timezone.now()
@@ -164,7 +171,10 @@ class PaymentAdmin(ActionsRecordAdmin):
                     messages.WARNING,
                 )
 
-    @admin.action(description="Stop collecting (cancel a pending payment)", permissions=["change"])
+    @admin.action(
+        description=_("Stop collecting (cancel a pending payment)"),
+        permissions=["change"],
+    )
     def stop_collecting(self, request, queryset):
         now = timezone.now()
         for payment in queryset:
@@ -279,18 +289,18 @@ class PurchaseAdmin(ActionsRecordAdmin):
         "payment_link",
     ]
 
-    @admin.display(description="amount", ordering="amount")
+    @admin.display(description=_("amount"), ordering="amount")
     def amount_display(self, purchase):
         return _amount(purchase)
 
-    @admin.display(description="Checkout link")
+    @admin.display(description=_("Checkout link"))
     def checkout_link(self, purchase):
         payment = getattr(purchase, "payment", None)
         if payment is None or not payment.checkout_url or purchase.status != Purchase.PENDING:
             return "-"
         return format_html('<a href="{0}">{0}</a>', payment.checkout_url)
 
-    @admin.display(description="payment")
+    @admin.display(description=_("payment"))
     def payment_link(self, purchase):
         payment = getattr(purchase, "payment", None)
         if payment is None:

@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from billing.core.admin_confirm import Confirmation, confirmation_page, is_confirmed
 from billing.core.admin_forms import money_text
@@ -30,9 +31,11 @@ class VoidForm(forms.Form):
     memo = forms.CharField(
         max_length=500,
         required=False,
-        label="Reason, printed on the credit note",
-        help_text="For example: billed twice. Left empty, the credit note says “void of” "
-        "and the invoice's number, in the customer's language.",
+        label=gettext_lazy("Reason, printed on the credit note"),
+        help_text=gettext_lazy(
+            "For example: billed twice. Left empty, the credit note says “void of” "
+            "and the invoice's number, in the customer's language."
+        ),
         widget=forms.TextInput(attrs={"size": 60}),
     )
 
@@ -88,24 +91,40 @@ def _void_previews(invoices: list[Invoice]) -> tuple[list, list[str]]:
 def _void_sentences(invoice: Invoice, preview) -> list[str]:
     currency = invoice.currency
     sentences = [
-        f"{invoice} for {invoice.customer.name} ({money_text(invoice.total, currency)}) "
-        "will be void: the customer owes nothing on it."
+        gettext(
+            "{invoice} for {customer} ({amount}) will be void: the customer owes nothing on it."
+        ).format(
+            invoice=invoice,
+            customer=invoice.customer.name,
+            amount=money_text(invoice.total, currency),
+        )
     ]
     parts = []
     if preview.to_amount_due:
-        parts.append(f"{money_text(preview.to_amount_due, currency)} off the amount due")
+        parts.append(
+            gettext("{amount} off the amount due").format(
+                amount=money_text(preview.to_amount_due, currency)
+            )
+        )
     if preview.to_credit_balance > 0:
         parts.append(
-            f"{money_text(preview.to_credit_balance, currency)} back to the customer's "
-            "credit balance (what was already paid of it)"
+            gettext(
+                "{amount} back to the customer's credit balance (what was already paid of it)"
+            ).format(amount=money_text(preview.to_credit_balance, currency))
         )
     where = f" ({'; '.join(parts)})" if parts else ""
     sentences.append(
-        f"A credit note of {money_text(preview.total, currency)} is issued for it{where}."
+        gettext("A credit note of {amount} is issued for it{where}.").format(
+            amount=money_text(preview.total, currency), where=where
+        )
     )
     recipients = emails.document_recipients(invoice.customer)
     if settings.BILLING_INVOICE_EMAILS and recipients:
-        sentences.append(f"The credit note is emailed to {', '.join(recipients)}.")
+        sentences.append(
+            gettext("The credit note is emailed to {recipients}.").format(
+                recipients=", ".join(recipients)
+            )
+        )
     if preview.taken_back:
         taken = "; ".join(taken_back_text(part) for part in preview.taken_back)
         sentences.append(f"What the purchase granted is taken back: {taken}.")
@@ -208,28 +227,39 @@ def void_with_confirmation(modeladmin, request, queryset, *, single: Invoice | N
                 note = services.invoice_void(invoice=invoice, reason=memo, now=now)
             except BillingError as error:
                 modeladmin.message_user(
-                    request, f"{invoice} was not voided: {error.words}", messages.ERROR
+                    request,
+                    gettext("{invoice} was not voided: {reason}").format(
+                        invoice=invoice, reason=error.words
+                    ),
+                    messages.ERROR,
                 )
             else:
                 modeladmin.message_user(
                     request,
-                    f"{invoice} is void; credit note {note.number} of "
-                    f"{money_text(note.total, note.currency)} issued.",
+                    gettext("{invoice} is void; credit note {number} of {amount} issued.").format(
+                        invoice=invoice,
+                        number=note.number,
+                        amount=money_text(note.total, note.currency),
+                    ),
                 )
         return _back(single)
     consequences = _summary("void", voidable)
     for invoice, preview in previews:
         consequences.extend(_void_sentences(invoice, preview))
-    consequences.extend(f"Not voided: {sentence}" for sentence in refused)
+    consequences.extend(
+        gettext("Not voided: {sentence}").format(sentence=sentence) for sentence in refused
+    )
     consequences.append(
-        "A void invoice cannot be reopened, and the billing cycle writes no new invoice for "
-        "its period: to give back only part of it, cancel and issue a credit note instead."
+        gettext(
+            "A void invoice cannot be reopened, and the billing cycle writes no new invoice for "
+            "its period: to give back only part of it, cancel and issue a credit note instead."
+        )
     )
     name = _name(voidable)
     confirmation = Confirmation(
-        title=f"Void {name}?",
+        title=gettext("Void {name}?").format(name=name),
         consequences=consequences,
-        confirm_label=f"Void {name}",
+        confirm_label=gettext("Void {name}").format(name=name),
         cancel_url=_cancel_url(single),
         hidden=_hidden(single, "void", voidable),
     )
@@ -255,11 +285,15 @@ def mark_uncollectible_with_confirmation(
             except BillingError as error:
                 modeladmin.message_user(
                     request,
-                    f"{invoice} was not marked uncollectible: {error.words}",
+                    gettext("{invoice} was not marked uncollectible: {reason}").format(
+                        invoice=invoice, reason=error.words
+                    ),
                     messages.ERROR,
                 )
             else:
-                modeladmin.message_user(request, f"{invoice} is marked uncollectible.")
+                modeladmin.message_user(
+                    request, gettext("{invoice} is marked uncollectible.").format(invoice=invoice)
+                )
         return _back(single)
     consequences = _summary("marked uncollectible", taken)
     for invoice in taken:

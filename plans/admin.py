@@ -18,6 +18,8 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.timezone import get_current_timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 
 from billing.core.admin_deletion import RefusedDeletionMixin
@@ -97,18 +99,18 @@ class VersionLinkInline(admin.TabularInline):
         versions = super().get_queryset(request).select_related("plan").order_by("number")
         return with_live_subscription_count(versions)
 
-    @admin.display(description="version")
+    @admin.display(description=_("version"))
     def version(self, version: PlanVersion):
         url = reverse("admin:plans_planversion_change", args=[version.pk])
         return format_html('<a href="{}">v{}</a>', url, version.number)
 
     base_fee_text = money_column("base_fee", "base fee")
 
-    @admin.display(description="customers")
+    @admin.display(description=_("customers"))
     def subscribers(self, version: PlanVersion) -> int:
         return version.live_subscription_count
 
-    @admin.display(description="published")
+    @admin.display(description=_("published"))
     def published_on(self, version: PlanVersion) -> str:
         if version.published_at is None:
             return "—"
@@ -125,11 +127,11 @@ class PlanAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(version_total=Count("versions"))
 
-    @admin.display(description="versions", ordering="version_total")
+    @admin.display(description=_("versions"), ordering="version_total")
     def version_count(self, plan):
         return plan.version_total
 
-    @admin.display(description="latest published")
+    @admin.display(description=_("latest published"))
     def latest_published(self, plan):
         version = plan.versions.filter(status=PlanVersion.PUBLISHED).order_by("-number").first()
         return f"v{version.number}" if version else "—"
@@ -281,11 +283,11 @@ class PlanVersionAdmin(
             initial.setdefault("interval", latest.interval)
         return initial
 
-    @admin.display(description="charges", ordering="charge_total")
+    @admin.display(description=_("charges"), ordering="charge_total")
     def charge_count(self, version):
         return version.charge_total
 
-    @admin.display(description="customers", ordering="live_subscription_count")
+    @admin.display(description=_("customers"), ordering="live_subscription_count")
     def subscribers(self, version):
         return version.live_subscription_count
 
@@ -325,11 +327,11 @@ class PlanVersionAdmin(
     def has_simulate_permission(self, request):
         return request.user.has_perm(RUN_SIMULATIONS)
 
-    @admin.action(description="Simulate prices on past usage", permissions=["simulate"])
+    @admin.action(description=_("Simulate prices on past usage"), permissions=["simulate"])
     def simulate(self, request, queryset):
         versions = list(queryset[:2])
         if len(versions) != 1:
-            self.message_user(request, "Choose one version to simulate.", messages.ERROR)
+            self.message_user(request, gettext("Choose one version to simulate."), messages.ERROR)
             return None
         url = reverse("admin:plans_pricesimulation_simulate")
         return redirect(f"{url}?version={versions[0].pk}")
@@ -369,11 +371,11 @@ class CreditPackAdmin(AuditHistoryAdmin):
     list_filter = ["active", "price_currency"]
     search_fields = ["code", "name"]
 
-    @admin.display(description="credits", ordering="credits")
+    @admin.display(description=_("credits"), ordering="credits")
     def credits_display(self, pack: CreditPack) -> str:
         return quantity_text(pack.credits)
 
-    @admin.display(description="price", ordering="price")
+    @admin.display(description=_("price"), ordering="price")
     def price_display(self, pack: CreditPack) -> str:
         return money_text(pack.price.amount, str(pack.price.currency))
 

@@ -6,6 +6,7 @@ import nested_admin
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import (
     EXACT_DECIMALS,
@@ -68,7 +69,7 @@ class TierInline(FrozenWhenPublishedMixin, nested_admin.NestedTabularInline):
             return [*self.frozen_fields, *self.fields]
         return super().get_readonly_fields(request, obj)
 
-    @admin.display(description="Up to")
+    @admin.display(description=_("Up to"))
     def up_to_text(self, tier: PriceTier) -> str:
         return "No limit" if tier.up_to is None else quantity_text(tier.up_to)
 
@@ -267,7 +268,7 @@ class ChargeInline(FrozenWhenPublishedMixin, nested_admin.NestedStackedInline):
     included_units_text = quantity_column("included_units", "Included units")
     credits_per_unit_text = quantity_column("credits_per_unit", "Credits per unit")
 
-    @admin.display(description="Pricing scheme")
+    @admin.display(description=_("Pricing scheme"))
     def pricing_scheme_text(self, charge: Charge) -> str:
         scheme = SCHEME_WORDS.get(charge.pricing_scheme)
         return scheme.capitalize() if scheme else "No price"

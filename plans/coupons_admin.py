@@ -3,6 +3,7 @@ redeemed it on them): on its page only its name and `active` (archive) change,
 and one that was redeemed is never deleted."""
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_deletion import RefusedDeletionMixin
 from billing.core.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt, money_text
@@ -71,15 +72,15 @@ class CouponAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     list_filter = ["active", "duration"]
     search_fields = ["code", "name"]
 
-    @admin.display(description="off")
+    @admin.display(description=_("off"))
     def off(self, coupon: Coupon) -> str:
         return coupon_off(coupon)
 
-    @admin.display(description="duration", ordering="duration")
+    @admin.display(description=_("duration"), ordering="duration")
     def duration_display(self, coupon: Coupon) -> str:
         return coupon_duration(coupon)
 
-    @admin.display(description="redeemed / max", ordering="times_redeemed")
+    @admin.display(description=_("redeemed / max"), ordering="times_redeemed")
     def redeemed(self, coupon: Coupon) -> str:
         most = "∞" if coupon.max_redemptions is None else coupon.max_redemptions
         return f"{coupon.times_redeemed} / {most}"

@@ -3,6 +3,7 @@ value each plan version grants of them. A published version's grants are
 frozen with the rest of its terms (plans.services refuses every write)."""
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.vocabulary import FeatureKind
 from config.history import audit_history
@@ -24,6 +25,8 @@ class Feature(models.Model):
     history = audit_history()
 
     class Meta:
+        verbose_name = _("feature")
+        verbose_name_plural = _("features")
         ordering = ["code"]
 
     def __str__(self) -> str:

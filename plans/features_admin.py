@@ -5,6 +5,7 @@ a subscription's deal names is never deleted."""
 
 from django.contrib import admin
 from django.db.models import Count
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_deletion import RefusedDeletionMixin
 from billing.core.admin_forms import ServiceValidatedForm, adopt
@@ -75,7 +76,7 @@ class FeatureAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(version_total=Count("grants"))
 
-    @admin.display(description="versions granting it", ordering="version_total")
+    @admin.display(description=_("versions granting it"), ordering="version_total")
     def version_count(self, feature: Feature) -> int:
         return feature.version_total
 

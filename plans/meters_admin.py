@@ -5,6 +5,7 @@ finds a meter by its name or code first, its event name last."""
 from django import forms
 from django.contrib import admin
 from django.db.models import Case, IntegerField, Q, Value, When
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_deletion import RefusedDeletionMixin
 from billing.core.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt
@@ -160,7 +161,7 @@ class MeterAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     def deletion_refusal(self, obj):
         return meter_deletion_refusal(obj)
 
-    @admin.display(description="only events where")
+    @admin.display(description=_("only events where"))
     def filters_display(self, meter: Meter) -> str:
         return "; ".join(filters_text(meter.filters).splitlines()) or "—"
 

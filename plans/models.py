@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from djmoney.models.fields import MoneyField
 
 from billing.core.money import AMOUNT, format_decimal
@@ -62,6 +63,8 @@ class Meter(models.Model):
     history = audit_history()
 
     class Meta:
+        verbose_name = _("meter")
+        verbose_name_plural = _("meters")
         ordering = ["code"]
 
     def __str__(self) -> str:
@@ -78,6 +81,8 @@ class Plan(models.Model):
     history = audit_history()
 
     class Meta:
+        verbose_name = _("plan")
+        verbose_name_plural = _("plans")
         ordering = ["code"]
 
     def __str__(self) -> str:
@@ -123,6 +128,8 @@ class PlanVersion(models.Model):
     history = audit_history()
 
     class Meta:
+        verbose_name = _("plan version")
+        verbose_name_plural = _("plan versions")
         ordering = ["plan__code", "number"]
         # Changing a version's lifecycle is not editing it: roles get these on their own.
         permissions = [
@@ -249,6 +256,8 @@ class CreditPack(models.Model):
     history = audit_history()
 
     class Meta:
+        verbose_name = _("credit pack")
+        verbose_name_plural = _("credit packs")
         ordering = ["code"]
         constraints = [
             models.CheckConstraint(
@@ -294,6 +303,8 @@ class TaxRate(models.Model):
     history = audit_history()
 
     class Meta:
+        verbose_name = _("tax rate")
+        verbose_name_plural = _("tax rates")
         ordering = ["code"]
         constraints = [
             models.CheckConstraint(
@@ -334,6 +345,8 @@ class Coupon(models.Model):
     history = audit_history()
 
     class Meta:
+        verbose_name = _("coupon")
+        verbose_name_plural = _("coupons")
         ordering = ["code"]
         constraints = [
             models.CheckConstraint(
@@ -405,6 +418,8 @@ class PriceSimulation(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("price simulation")
+        verbose_name_plural = _("price simulations")
         ordering = ["-id"]
         permissions = [("run_pricesimulation", "Can run price simulations")]
         constraints = [

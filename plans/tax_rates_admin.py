@@ -5,6 +5,7 @@ on the same form (plans.services.tax_rate_update)."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_deletion import RefusedDeletionMixin
 from billing.core.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt
@@ -76,7 +77,7 @@ class TaxRateAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     list_filter = ["active", "is_default", "country"]
     search_fields = ["code", "name"]
 
-    @admin.display(description="percentage", ordering="percentage")
+    @admin.display(description=_("percentage"), ordering="percentage")
     def percentage_display(self, rate: TaxRate) -> str:
         return f"{format_decimal(rate.percentage)} %"
 

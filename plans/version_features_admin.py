@@ -7,6 +7,7 @@ only once the version is published."""
 import nested_admin
 from django import forms
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.vocabulary import FeatureKind
 from plans import selectors
@@ -126,11 +127,11 @@ class FeatureInline(FrozenWhenPublishedMixin, nested_admin.NestedTabularInline):
         formset.editable = self.has_change_permission(request, obj)
         return formset
 
-    @admin.display(description="feature")
+    @admin.display(description=_("feature"))
     def feature_name(self, grant: VersionFeature) -> str:
         return f"{grant.feature.name} ({grant.feature.code})"
 
-    @admin.display(description="value")
+    @admin.display(description=_("value"))
     def granted_value(self, grant: VersionFeature) -> str:
         return value_text(grant.value)
 

@@ -11,6 +11,8 @@ from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import path, reverse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_confirm import Confirmation, confirmation_page, is_confirmed
 from billing.core.errors import BillingError
@@ -174,7 +176,11 @@ class VersionLifecycleMixin:
             raise PermissionDenied
         if version.status != PlanVersion.DRAFT:
             self.message_user(
-                request, f"{version} is not a draft: only a draft can be published.", messages.ERROR
+                request,
+                gettext("{version} is not a draft: only a draft can be published.").format(
+                    version=version
+                ),
+                messages.ERROR,
             )
             return self._page(version)
         if is_confirmed(request):
@@ -199,7 +205,11 @@ class VersionLifecycleMixin:
         if not self.has_archive_permission(request):
             raise PermissionDenied
         if version.status == PlanVersion.ARCHIVED:
-            self.message_user(request, f"{version} is archived already.", messages.ERROR)
+            self.message_user(
+                request,
+                gettext("{version} is archived already.").format(version=version),
+                messages.ERROR,
+            )
             return self._page(version)
         if is_confirmed(request):
             self._archive(request, version)
@@ -229,14 +239,20 @@ class VersionLifecycleMixin:
             self.message_user(request, refusal_text(version, "copied", error), messages.ERROR)
             return self._page(version)
         self.message_user(
-            request, f"{draft} created as a draft from v{version.number}", messages.SUCCESS
+            request,
+            gettext("{draft} created as a draft from v{number}").format(
+                draft=draft, number=version.number
+            ),
+            messages.SUCCESS,
         )
         return self._page(draft)
 
     def _publish(self, request, version: PlanVersion) -> None:
         if version.status != PlanVersion.DRAFT:
             self.message_user(
-                request, f"{version} was not published: it is not a draft.", messages.ERROR
+                request,
+                gettext("{version} was not published: it is not a draft.").format(version=version),
+                messages.ERROR,
             )
             return
         try:
@@ -244,7 +260,9 @@ class VersionLifecycleMixin:
         except BillingError as error:
             self.message_user(request, refusal_text(version, "published", error), messages.ERROR)
         else:
-            self.message_user(request, f"{published} published", messages.SUCCESS)
+            self.message_user(
+                request, gettext("{version} published").format(version=published), messages.SUCCESS
+            )
 
     def _archive(self, request, version: PlanVersion) -> None:
         try:
@@ -252,7 +270,9 @@ class VersionLifecycleMixin:
         except BillingError as error:
             self.message_user(request, refusal_text(version, "archived", error), messages.ERROR)
         else:
-            self.message_user(request, f"{archived} archived", messages.SUCCESS)
+            self.message_user(
+                request, gettext("{version} archived").format(version=archived), messages.SUCCESS
+            )
 
     def _confirm_selected(self, request, queryset, action: str, consequences) -> object:
         """The confirmation page for a list action on the versions selected."""
@@ -278,7 +298,7 @@ class VersionLifecycleMixin:
             ),
         )
 
-    @admin.action(description="Publish the selected versions…", permissions=["publish"])
+    @admin.action(description=_("Publish the selected versions…"), permissions=["publish"])
     def publish(self, request, queryset):
         if not is_confirmed(request):
             return self._confirm_selected(request, queryset, "publish", publish_consequences)
@@ -286,18 +306,22 @@ class VersionLifecycleMixin:
             self._publish(request, version)
         return None
 
-    @admin.action(description="Archive the selected versions…", permissions=["archive"])
+    @admin.action(description=_("Archive the selected versions…"), permissions=["archive"])
     def archive(self, request, queryset):
         if not is_confirmed(request):
             return self._confirm_selected(request, queryset, "archive", archive_consequences)
         for version in queryset.select_related("plan"):
             if version.status == PlanVersion.ARCHIVED:
-                self.message_user(request, f"{version} is archived already.", messages.ERROR)
+                self.message_user(
+                    request,
+                    gettext("{version} is archived already.").format(version=version),
+                    messages.ERROR,
+                )
             else:
                 self._archive(request, version)
         return None
 
-    @admin.action(description="New draft from each selected version", permissions=["add"])
+    @admin.action(description=_("New draft from each selected version"), permissions=["add"])
     def copy_as_draft(self, request, queryset):
         for version in queryset.select_related("plan"):
             try:

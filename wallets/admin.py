@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import (
     EXACT_DECIMALS,
@@ -78,7 +79,7 @@ class BlockInline(ReadOnlyInline):
     amount_text = wallet_amount_column("amount", "amount")
     remaining_text = wallet_amount_column("remaining", "remaining")
 
-    @admin.display(description="price paid")
+    @admin.display(description=_("price paid"))
     def price_paid_text(self, block: CreditBlock) -> str:
         return money_text(block.price_paid, block.currency) if block.currency else "—"
 
@@ -216,7 +217,7 @@ class WalletAdmin(AuditHistoryAdmin):
     change_form_template = "admin/wallets/wallet/change_form.html"
     formfield_overrides = EXACT_DECIMALS
 
-    @admin.display(description="balance", ordering="balance")
+    @admin.display(description=_("balance"), ordering="balance")
     def balance_display(self, wallet):
         return amount_text(wallet, wallet.balance)
 

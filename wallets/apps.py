@@ -1,8 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class WalletsConfig(AppConfig):
     name = "wallets"
+    verbose_name = _("Wallets")
 
     def ready(self):
         # Invoices sit below wallets (wallets sell through invoices): what a paid

@@ -7,6 +7,7 @@ against going below zero."""
 
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.money import AMOUNT, format_decimal
 from config.history import audit_history
@@ -36,6 +37,8 @@ class Wallet(models.Model):
     history = audit_history(excluded_fields=["balance", "updated_at"])
 
     class Meta:
+        verbose_name = _("wallet")
+        verbose_name_plural = _("wallets")
         ordering = ["customer_id", "kind", "currency"]
         permissions = [("view_credit_revenue", "Can view the credit revenue report")]
         constraints = [
@@ -189,8 +192,9 @@ class LedgerEntry(models.Model):
     occurred_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = _("ledger entry")
+        verbose_name_plural = _("ledger entries")
         ordering = ["-id"]
-        verbose_name_plural = "ledger entries"
         indexes = [
             models.Index(fields=["wallet", "-id"], name="ledger_wallet_newest"),
             # The money a balance paid for usage in a period (a spend-limit check):
@@ -216,8 +220,9 @@ class UncoveredUsage(models.Model):
     occurred_at = models.DateTimeField()
 
     class Meta:
+        verbose_name = _("uncovered usage")
+        verbose_name_plural = _("uncovered usage")
         ordering = ["-id"]
-        verbose_name_plural = "uncovered usage"
         indexes = [models.Index(fields=["customer", "occurred_at"], name="uncovered_by_customer")]
 
     def __str__(self) -> str:

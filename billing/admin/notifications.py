@@ -4,6 +4,7 @@ endpoints are edited here."""
 from django import forms
 from django.contrib import admin
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import ActionsRecordAdmin, short_text
 from billing.models import (
@@ -41,7 +42,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     list_filter = ["enabled"]
     search_fields = ["url", "description"]
 
-    @admin.display(description="event types")
+    @admin.display(description=_("event types"))
     def event_types_display(self, obj):
         return ", ".join(obj.event_types) or "all"
 
@@ -76,7 +77,7 @@ class AlertTeamRecipientAdmin(admin.ModelAdmin):
     list_filter = ["active"]
     search_fields = ["email"]
 
-    @admin.display(description="alert kinds")
+    @admin.display(description=_("alert kinds"))
     def kinds_display(self, obj):
         labels = dict(Alert.KINDS)
         return ", ".join(labels.get(kind, kind) for kind in obj.kinds) or "none"
@@ -141,11 +142,11 @@ class WebhookDeliveryAdmin(ActionsRecordAdmin):
     readonly_fields = fields
     actions = ["retry_now"]
 
-    @admin.display(description="last error")
+    @admin.display(description=_("last error"))
     def last_error_short(self, obj):
         return short_text(obj.last_error)
 
-    @admin.action(description="Retry now", permissions=["change"])
+    @admin.action(description=_("Retry now"), permissions=["change"])
     def retry_now(self, request, queryset):
         now = timezone.now()
         retried = sum(

@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from billing.admin.plan_migration_words import (
     count_text,
@@ -139,7 +140,7 @@ class MigrationActions:
     def has_migrate_permission(self, request) -> bool:
         return request.user.has_perm(MIGRATE_PERMISSION)
 
-    @admin.action(description="Migrate to another version…", permissions=["migrate"])
+    @admin.action(description=_("Migrate to another version…"), permissions=["migrate"])
     def migrate_to_version(self, request, queryset):
         ids = ",".join(str(pk) for pk in queryset.order_by("id").values_list("id", flat=True))
         form = MigrationForm(initial={"subscriptions": ids})
@@ -319,11 +320,11 @@ class PlanMigrationAdmin(RecordAdmin):
     change_form_template = "admin/billing/planmigration/change_form.html"
     actions = ["run_again"]
 
-    @admin.display(description="Target version", ordering="to_version")
+    @admin.display(description=_("Target version"), ordering="to_version")
     def target(self, obj):
         return str(obj.to_version)
 
-    @admin.display(description="Items finished")
+    @admin.display(description=_("Items finished"))
     def progress(self, obj):
         return f"{quantity_text(obj.done_count)} of {quantity_text(obj.total)}"
 
@@ -364,7 +365,7 @@ class PlanMigrationAdmin(RecordAdmin):
         }
         return super().change_view(request, object_id, form_url, extra_context=context)
 
-    @admin.action(description="Run again (items done are left alone)", permissions=["migrate"])
+    @admin.action(description=_("Run again (items done are left alone)"), permissions=["migrate"])
     def run_again(self, request, queryset):
         for migration in queryset:
             bulk_migration.plan_migration_rerun(migration=migration)

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from billing.admin.deals import DealFields, deal_text
 from billing.admin.discounts import DiscountFields, discount_summary
@@ -64,23 +65,23 @@ class SubscriptionChangeInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="from")
+    @admin.display(description=_("from"))
     def from_name(self, change: SubscriptionChange) -> str:
         return str(change.from_version) if change.from_version else "—"
 
-    @admin.display(description="to")
+    @admin.display(description=_("to"))
     def to_name(self, change: SubscriptionChange) -> str:
         return str(change.to_version) if change.to_version else "—"
 
-    @admin.display(description="effective")
+    @admin.display(description=_("effective"))
     def effective(self, change: SubscriptionChange) -> str:
         return moment_text(change.effective_at)
 
-    @admin.display(description="details")
+    @admin.display(description=_("details"))
     def details_text(self, change: SubscriptionChange) -> str:
         return change_details_text(change)
 
-    @admin.display(description="recorded")
+    @admin.display(description=_("recorded"))
     def created(self, change: SubscriptionChange) -> str:
         return moment_text(change.created_at)
 
@@ -155,30 +156,30 @@ class SubscriptionAdmin(MigrationActions, AuditHistoryAdmin):
             .select_related("customer", "version__plan", "scheduled_version__plan")
         )
 
-    @admin.display(description="plan version", ordering="version__plan__name")
+    @admin.display(description=_("plan version"), ordering="version__plan__name")
     def plan_version(self, obj: Subscription) -> str:
         return version_choice_text(obj.version)
 
-    @admin.display(description="Next period's version")
+    @admin.display(description=_("Next period's version"))
     def next_version(self, obj: Subscription) -> str:
         if obj.scheduled_version is None:
             return "unchanged"
         return version_choice_text(obj.scheduled_version)
 
-    @admin.display(description="deal")
+    @admin.display(description=_("deal"))
     def deal_badge(self, obj: Subscription) -> str:
         return "deal" if obj.overrides else ""
 
-    @admin.display(description="Deal (overrides of the plan)")
+    @admin.display(description=_("Deal (overrides of the plan)"))
     def deal(self, obj: Subscription) -> str:
         return deal_text(obj.overrides, obj.version) or "-"
 
-    @admin.display(description="Features")
+    @admin.display(description=_("Features"))
     def features(self, obj: Subscription) -> str:
         """What the subscription is entitled to now, the deal's part marked."""
         return entitlements_text(obj) or "none"
 
-    @admin.display(description="Deal from the next period")
+    @admin.display(description=_("Deal from the next period"))
     def deal_next_period(self, obj: Subscription) -> str:
         if obj.next_overrides is None:
             return "unchanged"
@@ -266,14 +267,14 @@ class SubscriptionAdmin(MigrationActions, AuditHistoryAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="discount (coupon)")
+    @admin.display(description=_("discount (coupon)"))
     def discount(self, subscription: Subscription) -> str:
         return discount_summary(subscription)
 
     def has_cancel_permission(self, request) -> bool:
         return super().has_change_permission(request)
 
-    @admin.action(description="Cancel at the end of the current period", permissions=["cancel"])
+    @admin.action(description=_("Cancel at the end of the current period"), permissions=["cancel"])
     def cancel_at_period_end(self, request, queryset):
         for subscription in queryset:
             try:

@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path as url_path
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import (
     add_billing_error,
@@ -203,15 +204,15 @@ class PriceSimulationAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="period")
+    @admin.display(description=_("period"))
     def period(self, obj):
         return f"{day_time(obj.period_start, UTC)} to {day_time(obj.period_end, UTC)}"
 
-    @admin.display(description="customers")
+    @admin.display(description=_("customers"))
     def progress(self, obj):
         return f"{obj.done_count} of {obj.total_customers}"
 
-    @admin.display(description="difference", ordering="difference_sum")
+    @admin.display(description=_("difference"), ordering="difference_sum")
     def difference_sum_display(self, obj):
         if obj.status != PriceSimulation.DONE:
             return "—"

@@ -153,22 +153,22 @@ def test_a_german_users_credit_note_of_0_comma_50_is_previewed_as_0_50_eur(
 
     # when: she types 0,50 on the line and asks for the preview
     page.fill(f"input[name=line_{line.pk}]", "0,50")
-    page.click("input[type=submit][value='Preview the credit note']")
+    page.click("input[type=submit][value='Gutschrift-Vorschau']")
 
     # then: the preview is of 0,50 EUR, and nothing is issued yet
-    page.wait_for_selector("input[type=submit][value='Issue credit note']")
+    page.wait_for_selector("input[type=submit][value='Gutschrift ausstellen']")
     content = text_of(page, "#content")
     assert "Chat Growth 0,50 EUR" in content
-    assert "Total 0,50 EUR" in content
+    assert "Gesamt 0,50 EUR" in content
     page.screenshot(path=os.path.join(output_dir, "1-de-preview.png"), full_page=True)
     assert not CreditNote.objects.exists()
 
     # when: she issues it
-    page.click("input[type=submit][value='Issue credit note']")
+    page.click("input[type=submit][value='Gutschrift ausstellen']")
     page.wait_for_url(f"{base}/admin/invoices/creditnote/*/change/")
 
     # then: a credit note of 0.50 EUR, said so in German figures
-    assert "of 0,50 EUR issued" in text_of(page, ".messagelist")
+    assert "über 0,50 EUR für" in text_of(page, ".messagelist")
     note = CreditNote.objects.get()
     assert (note.total, note.currency) == (D("0.50"), "EUR")
     assert [credited.amount for credited in note.lines.all()] == [D("0.50")]
