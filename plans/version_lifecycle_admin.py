@@ -192,9 +192,9 @@ class VersionLifecycleMixin:
             request,
             self,
             Confirmation(
-                title=f"Publish {version}?",
+                title=gettext("Publish {version}?").format(version=version),
                 consequences=publish_consequences(version, counts),
-                confirm_label=f"Publish {version}",
+                confirm_label=gettext("Publish {version}").format(version=version),
                 cancel_url=reverse("admin:plans_planversion_change", args=[version.pk]),
             ),
             obj=version,
@@ -219,9 +219,9 @@ class VersionLifecycleMixin:
             request,
             self,
             Confirmation(
-                title=f"Archive {version}?",
+                title=gettext("Archive {version}?").format(version=version),
                 consequences=archive_consequences(version, counts),
-                confirm_label=f"Archive {version}",
+                confirm_label=gettext("Archive {version}").format(version=version),
                 cancel_url=reverse("admin:plans_planversion_change", args=[version.pk]),
             ),
             obj=version,
