@@ -138,17 +138,28 @@ def _void_sentences(invoice: Invoice, preview) -> list[str]:
 
 def _uncollectible_refusal(invoice: Invoice) -> str:
     if invoice.status == Invoice.UNCOLLECTIBLE:
-        return f"{invoice} is already uncollectible: nothing changes."
+        return gettext("{invoice} is already uncollectible: nothing changes.").format(
+            invoice=invoice
+        )
     if invoice.status == Invoice.DRAFT:
-        return f"{invoice} is a draft: there is nothing to collect yet."
-    return f"{invoice} is {invoice.get_status_display().lower()}: there is nothing to collect."
+        return gettext("{invoice} is a draft: there is nothing to collect yet.").format(
+            invoice=invoice
+        )
+    return gettext("{invoice} is {status}: there is nothing to collect.").format(
+        invoice=invoice, status=invoice.get_status_display().lower()
+    )
 
 
 def _uncollectible_sentences(invoice: Invoice) -> list[str]:
     sentences = [
-        f"{invoice} for {invoice.customer.name} "
-        f"({money_text(invoice.amount_due, invoice.currency)} due) will be marked "
-        "uncollectible: collecting it is given up; it keeps its number and what is due on it."
+        gettext(
+            "{invoice} for {customer} ({amount} due) will be marked uncollectible: collecting "
+            "it is given up; it keeps its number and what is due on it."
+        ).format(
+            invoice=invoice,
+            customer=invoice.customer.name,
+            amount=money_text(invoice.amount_due, invoice.currency),
+        )
     ]
     stripe = _stripe_sentence(invoice, if_paid="if it succeeds, the invoice is paid.")
     if stripe:
@@ -298,16 +309,20 @@ def mark_uncollectible_with_confirmation(
     consequences = _summary("marked uncollectible", taken)
     for invoice in taken:
         consequences.extend(_uncollectible_sentences(invoice))
-    consequences.extend(f"Not marked: {sentence}" for sentence in refused)
+    consequences.extend(
+        gettext("Not marked: {sentence}").format(sentence=sentence) for sentence in refused
+    )
     consequences.append(
-        "An uncollectible invoice can still be paid (money that comes in later is recorded "
-        "with “Mark paid”) or voided with a credit note."
+        gettext(
+            "An uncollectible invoice can still be paid (money that comes in later is recorded "
+            "with “Mark paid”) or voided with a credit note."
+        )
     )
     name = _name(taken)
     confirmation = Confirmation(
-        title=f"Mark {name} uncollectible?",
+        title=gettext("Mark {name} uncollectible?").format(name=name),
         consequences=consequences,
-        confirm_label=f"Mark {name} uncollectible",
+        confirm_label=gettext("Mark {name} uncollectible").format(name=name),
         cancel_url=_cancel_url(single),
         irreversible=False,
         hidden=_hidden(single, "mark_uncollectible", taken),

@@ -66,23 +66,30 @@ def publish_consequences(version: PlanVersion, counts: dict[int, int]) -> list[s
 
 def archive_consequences(version: PlanVersion, counts: dict[int, int]) -> list[str]:
     if version.status == PlanVersion.ARCHIVED:
-        return [f"{version} is archived already: it is left as it is."]
+        return [
+            gettext("{version} is archived already: it is left as it is.").format(version=version)
+        ]
     count = counts.get(version.pk, 0)
-    sentences = [f"No new subscription can start on {version}."]
+    sentences = [gettext("No new subscription can start on {version}.").format(version=version)]
     if version.status == PlanVersion.DRAFT:
-        sentences.append("The draft can no longer be changed or published.")
+        sentences.append(gettext("The draft can no longer be changed or published."))
     elif count == 1:
-        sentences.append("The one customer on it keeps it until you migrate them.")
+        sentences.append(gettext("The one customer on it keeps it until you migrate them."))
     elif count:
-        sentences.append(f"The {count} customers on it keep it until you migrate them.")
+        sentences.append(
+            gettext("The {count} customers on it keep it until you migrate them.").format(
+                count=count
+            )
+        )
     else:
-        sentences.append("No customer is on it.")
+        sentences.append(gettext("No customer is on it."))
     plan = version.plan
     others_published = plan.versions.filter(status=PlanVersion.PUBLISHED).exclude(pk=version.pk)
     if version.status == PlanVersion.PUBLISHED and not others_published.exists():
         sentences.append(
-            f"{plan.name or plan.code} then has no published version: "
-            "no new customer can subscribe to it."
+            gettext(
+                "{plan} then has no published version: no new customer can subscribe to it."
+            ).format(plan=plan.name or plan.code)
         )
     return sentences
 
@@ -192,9 +199,9 @@ class VersionLifecycleMixin:
             request,
             self,
             Confirmation(
-                title=f"Publish {version}?",
+                title=gettext("Publish {version}?").format(version=version),
                 consequences=publish_consequences(version, counts),
-                confirm_label=f"Publish {version}",
+                confirm_label=gettext("Publish {version}").format(version=version),
                 cancel_url=reverse("admin:plans_planversion_change", args=[version.pk]),
             ),
             obj=version,
@@ -219,9 +226,9 @@ class VersionLifecycleMixin:
             request,
             self,
             Confirmation(
-                title=f"Archive {version}?",
+                title=gettext("Archive {version}?").format(version=version),
                 consequences=archive_consequences(version, counts),
-                confirm_label=f"Archive {version}",
+                confirm_label=gettext("Archive {version}").format(version=version),
                 cancel_url=reverse("admin:plans_planversion_change", args=[version.pk]),
             ),
             obj=version,

@@ -4,6 +4,7 @@ endpoints are edited here."""
 from django import forms
 from django.contrib import admin
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import ActionsRecordAdmin, short_text
@@ -155,6 +156,10 @@ class WebhookDeliveryAdmin(ActionsRecordAdmin):
         skipped = len(queryset) - retried
         self.message_user(
             request,
-            f"{retried} delivery(ies) sent again"
-            + (f"; {skipped} already succeeded, left alone" if skipped else ""),
+            gettext("%(retried)s delivery(ies) sent again") % {"retried": retried}
+            + (
+                gettext("; %(skipped)s already succeeded, left alone") % {"skipped": skipped}
+                if skipped
+                else ""
+            ),
         )

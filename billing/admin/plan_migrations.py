@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.admin.plan_migration_words import (
@@ -172,14 +173,17 @@ class MigrationActions:
             )
         form = MigrationConfirmForm(request.POST)
         if not form.is_valid():
-            messages.error(request, "The confirmation was incomplete: preview again.")
+            messages.error(request, gettext("The confirmation was incomplete: preview again."))
             return self._migration_form_page(request, MigrationForm(request.POST))
         token, digest = form.cleaned_data["token"], form.cleaned_data["digest"]
         if is_confirmed(request):
             return self._migration_start(request, form.cleaned_data)
         done = PlanMigration.objects.filter(token=token).first()
         if done is not None:
-            messages.info(request, f"This preview was confirmed already: migration #{done.pk}.")
+            messages.info(
+                request,
+                gettext("This preview was confirmed already: migration #%(pk)s.") % {"pk": done.pk},
+            )
             return redirect(reverse("admin:billing_planmigration_change", args=[done.pk]))
         current = migration_preview(form.cleaned_data)
         if current.digest != digest:
@@ -201,20 +205,28 @@ class MigrationActions:
         if created:
             messages.success(
                 request,
-                f"Migration #{confirmed.pk} of "
-                f"{count_text(confirmed.total, 'subscription', 'subscriptions')} started.",
+                ngettext(
+                    "Migration #%(pk)s of %(count)s subscription started.",
+                    "Migration #%(pk)s of %(count)s subscriptions started.",
+                    confirmed.total,
+                )
+                % {"pk": confirmed.pk, "count": quantity_text(confirmed.total)},
             )
         else:
             messages.info(
-                request, f"This preview was confirmed already: migration #{confirmed.pk}."
+                request,
+                gettext("This preview was confirmed already: migration #%(pk)s.")
+                % {"pk": confirmed.pk},
             )
         return redirect(reverse("admin:billing_planmigration_change", args=[confirmed.pk]))
 
     def _preview_changed(self, request, preview, token):
         messages.warning(
             request,
-            "The figures have changed since the preview (usage, seats or subscriptions "
-            "moved on): nothing was migrated. Check the new preview and confirm again.",
+            gettext(
+                "The figures have changed since the preview (usage, seats or subscriptions "
+                "moved on): nothing was migrated. Check the new preview and confirm again."
+            ),
         )
         return self._preview_page(request, preview, token=token)
 
@@ -369,4 +381,6 @@ class PlanMigrationAdmin(RecordAdmin):
     def run_again(self, request, queryset):
         for migration in queryset:
             bulk_migration.plan_migration_rerun(migration=migration)
-        self.message_user(request, f"{len(queryset)} migration(s) sent to run again.")
+        self.message_user(
+            request, gettext("%(count)s migration(s) sent to run again.") % {"count": len(queryset)}
+        )

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.admin.deals import DealFields, deal_text
@@ -245,7 +246,9 @@ class SubscriptionAdmin(MigrationActions, AuditHistoryAdmin):
         if "_popup" in request.POST or "_addanother" in request.POST:
             return super().response_add(request, obj, post_url_continue)
         # The admin's own "was added successfully" is replaced by the name in words.
-        self.message_user(request, f"{obj} created", messages.SUCCESS)
+        self.message_user(
+            request, gettext("%(subscription)s created") % {"subscription": obj}, messages.SUCCESS
+        )
         return redirect(reverse("admin:billing_subscription_change", args=[obj.pk]))
 
     def log_change(self, request, obj, message):
@@ -255,7 +258,9 @@ class SubscriptionAdmin(MigrationActions, AuditHistoryAdmin):
     def response_change(self, request, obj):
         refused = getattr(request, "billing_refused", None)
         if refused is not None:
-            messages.error(request, f"Nothing was changed: {refused}")
+            messages.error(
+                request, gettext("Nothing was changed: %(reason)s") % {"reason": refused}
+            )
             return redirect(reverse("admin:billing_subscription_change", args=[obj.pk]))
         return super().response_change(request, obj)
 
@@ -284,4 +289,8 @@ class SubscriptionAdmin(MigrationActions, AuditHistoryAdmin):
             except BillingError as error:
                 self.message_user(request, f"{subscription}: {error.words}", messages.ERROR)
             else:
-                self.message_user(request, f"{subscription} ends with its current period")
+                self.message_user(
+                    request,
+                    gettext("%(subscription)s ends with its current period")
+                    % {"subscription": subscription},
+                )
