@@ -110,25 +110,25 @@ def customers_waiting_for_vat_number(entity: BillingEntity) -> list[Customer]:
     if entity.is_default:
         billed = Customer.objects.filter(Q(billing_entity=entity) | Q(billing_entity__isnull=True))
     candidates = billed.exclude(tax_id="").order_by("name", "external_id")
-    return [
-        customer
-        for customer in candidates
-        if is_eu_cross_border_business(
-            seller_country=entity.country,
-            buyer={"address": customer.address or {}, "tax_id": customer.tax_id},
-        )
-    ]
+    return [customer for customer in candidates if _waits(entity, customer)]
+
+
+def _waits(entity: BillingEntity, customer: Customer) -> bool:
+    """Whether `customer` is an EU business in another member state than `entity`
+    (the invoice it needs carries the seller's VAT number)."""
+    buyer = {"address": customer.address or {}, "tax_id": customer.tax_id}
+    return bool(customer.tax_id) and is_eu_cross_border_business(
+        seller_country=entity.country, buyer=buyer
+    )
 
 
 def vat_number_waited_for(customer: Customer) -> BillingEntity | None:
     """The entity billing `customer` when it cannot invoice it for want of its own
     VAT number (customers_waiting_for_vat_number); else None."""
     entity = customer_billing_entity(customer)
-    if entity.pk is None or entity.tax_id or not customer.tax_id:
+    if entity.pk is None or entity.tax_id:
         return None
-    buyer = {"address": customer.address or {}, "tax_id": customer.tax_id}
-    waits = is_eu_cross_border_business(seller_country=entity.country, buyer=buyer)
-    return entity if waits else None
+    return entity if _waits(entity, customer) else None
 
 
 def waiting_for_vat_number_words(entity: BillingEntity, waiting: list[Customer]) -> str:
