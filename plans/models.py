@@ -188,6 +188,9 @@ class Charge(models.Model):
     unit_price = models.DecimalField(**AMOUNT, null=True, blank=True)
     package_size = models.DecimalField(**AMOUNT, null=True, blank=True)
     package_price = models.DecimalField(**AMOUNT, null=True, blank=True)
+    # A rate card (billing.rating.rate_cards): the meter's group_by properties
+    # the charge prices by, its rows in `rates`; [] for one price.
+    price_by = models.JSONField(default=list, blank=True)
 
     history = audit_history()
 
@@ -217,6 +220,28 @@ class Charge(models.Model):
             package_price=self.package_price,
             tiers=tiers,
         )
+
+
+class ChargeRate(models.Model):
+    """One row of a charge's rate card: the usage it prices (`when`: values of
+    some of the charge's price_by properties, {} for the default row) and its
+    price (`pricing`, as the API writes it) or, on a credits charge, the credits
+    it draws for every `per` units."""
+
+    charge = models.ForeignKey(Charge, on_delete=models.CASCADE, related_name="rates")
+    position = models.PositiveIntegerField(default=0)
+    when = models.JSONField(default=dict, blank=True)
+    pricing = models.JSONField(null=True, blank=True)
+    credits_per_unit = models.DecimalField(**AMOUNT, null=True, blank=True)
+    per = models.DecimalField(**AMOUNT, default=Decimal(1))
+
+    history = audit_history()
+
+    class Meta:
+        ordering = ["charge", "position", "id"]
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in sorted(self.when.items())) or "default"
 
 
 class PriceTier(models.Model):

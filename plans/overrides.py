@@ -13,8 +13,11 @@ from decimal import Decimal
 
 from billing.core.errors import InvalidRequest
 from billing.core.vocabulary import ALLOWANCE_MODELS
-from billing.rating.pricing import PricingSpec, TierSpec
+from billing.rating.pricing import PricingSpec
 from plans.feature_grants import FeatureGrant, check_grants, value_to_json
+from plans.pricing_json import decimal_or_none as _decimal
+from plans.pricing_json import number_text as _number
+from plans.pricing_json import pricing_from_json, pricing_to_json
 from plans.selectors import version_spec
 from plans.validation import FieldErrors, VersionSpec, validate_version
 
@@ -131,49 +134,6 @@ def overrides_validate(
         raise InvalidRequest(f"invalid overrides: {first}: {texts[0]}", fields=fields) from None
 
 
-def _number(value: Decimal | None) -> str | None:
-    """As given, in plain notation: '99.00' stays '99.00'."""
-    return None if value is None else format(value, "f")
-
-
-def _decimal(value: str | None) -> Decimal | None:
-    return None if value is None else Decimal(value)
-
-
-def pricing_to_json(pricing: PricingSpec) -> dict:
-    return {
-        "scheme": pricing.scheme,
-        "unit_price": _number(pricing.unit_price),
-        "package_size": _number(pricing.package_size),
-        "package_price": _number(pricing.package_price),
-        "tiers": [
-            {
-                "up_to": _number(tier.up_to),
-                "unit_price": _number(tier.unit_price),
-                "flat_fee": _number(tier.flat_fee),
-            }
-            for tier in pricing.tiers
-        ],
-    }
-
-
-def _pricing_from_json(data: dict) -> PricingSpec:
-    return PricingSpec(
-        scheme=data["scheme"],
-        unit_price=_decimal(data.get("unit_price")),
-        package_size=_decimal(data.get("package_size")),
-        package_price=_decimal(data.get("package_price")),
-        tiers=tuple(
-            TierSpec(
-                up_to=_decimal(tier.get("up_to")),
-                unit_price=_decimal(tier["unit_price"]),
-                flat_fee=_decimal(tier.get("flat_fee")) or Decimal(0),
-            )
-            for tier in data.get("tiers", ())
-        ),
-    )
-
-
 def overrides_to_json(overrides: Overrides) -> dict:
     """As a subscription stores them and the API shows them: only what is given."""
     stored: dict = {
@@ -211,7 +171,7 @@ def overrides_from_json(stored: dict | None) -> Overrides:
             ChargeOverride(
                 meter=charge["meter"],
                 included_units=_decimal(charge.get("included_units")),
-                pricing=_pricing_from_json(charge["pricing"]) if charge.get("pricing") else None,
+                pricing=pricing_from_json(charge["pricing"]) if charge.get("pricing") else None,
             )
             for charge in stored.get("charges", ())
         ),

@@ -3,8 +3,19 @@
 from django.db.models import Prefetch, QuerySet
 
 from billing.rating.pricing import TierSpec
+from billing.rating.rate_cards import RateSpec
 from plans.feature_grants import FeatureGrant
-from plans.models import Charge, Feature, Meter, Plan, PlanVersion, PriceTier, VersionFeature
+from plans.models import (
+    Charge,
+    ChargeRate,
+    Feature,
+    Meter,
+    Plan,
+    PlanVersion,
+    PriceTier,
+    VersionFeature,
+)
+from plans.rate_cards import rate_of
 from plans.validation import ChargeSpec, VersionSpec, version_terms_spec
 
 
@@ -13,6 +24,17 @@ def meter_codes_in(spec: VersionSpec) -> dict[str, str]:
     aggregations."""
     wanted = {c.meter for c in spec.charges}
     return dict(Meter.objects.filter(code__in=wanted).values_list("code", "aggregation"))
+
+
+def meter_groups_in(spec: VersionSpec) -> dict[str, tuple[str, ...]]:
+    """The group_by of the existing meters a spec's rate cards price by."""
+    wanted = {c.meter for c in spec.charges if c.rated}
+    if not wanted:
+        return {}
+    return {
+        code: tuple(group_by or ())
+        for code, group_by in Meter.objects.filter(code__in=wanted).values_list("code", "group_by")
+    }
 
 
 def feature_kinds_in(spec) -> dict[str, str]:
@@ -31,7 +53,8 @@ def meter_is_in_published_version(*, meter: Meter) -> bool:
 def plan_versions_prefetched() -> QuerySet[PlanVersion]:
     return PlanVersion.objects.select_related("plan").prefetch_related(
         Prefetch(
-            "charges", queryset=Charge.objects.select_related("meter").prefetch_related("tiers")
+            "charges",
+            queryset=Charge.objects.select_related("meter").prefetch_related("tiers", "rates"),
         ),
         Prefetch("features", queryset=VersionFeature.objects.select_related("feature")),
     )
@@ -67,6 +90,12 @@ def version_spec(*, version: PlanVersion) -> VersionSpec:
         tiers.setdefault(tier.charge_id, []).append(
             TierSpec(up_to=tier.up_to, unit_price=tier.unit_price, flat_fee=tier.flat_fee)
         )
+    rates: dict[int, list[RateSpec]] = {}
+    if any(charge.price_by for charge in charges):
+        for row in ChargeRate.objects.filter(charge__version_id=version.pk).order_by(
+            "charge_id", "position", "id"
+        ):
+            rates.setdefault(row.charge_id, []).append(rate_of(row))
     spec = version_terms_spec(
         version,
         (
@@ -77,6 +106,8 @@ def version_spec(*, version: PlanVersion) -> VersionSpec:
                 credits_per_unit=charge.credits_per_unit,
                 when_exhausted=charge.when_exhausted,
                 pricing=charge.pricing_spec(tiers=tuple(tiers.get(charge.id, ()))),
+                price_by=tuple(charge.price_by or ()),
+                rates=tuple(rates.get(charge.id, ())),
             )
             for charge in charges
         ),

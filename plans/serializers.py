@@ -9,10 +9,12 @@ from rest_framework import serializers
 from billing.core.money import format_money, format_percentage
 from billing.core.vocabulary import DRAWN_MODELS, CouponDuration, WhenExhausted
 from billing.rating.pricing import PricingSpec, TierSpec
+from billing.rating.rate_cards import RateSpec
 from config.api import AwareDateTimeField, DecimalString, MoneyString, NoUnknownKeys
 from plans.feature_serializers import FeatureGrantSerializer, grants_field, grants_from
 from plans.models import Charge, Coupon, CreditPack, Meter, Plan, PlanVersion, TaxRate
 from plans.overrides import TERMS, ChargeOverride, Overrides
+from plans.rate_cards import MAX_RATES, rate_of, rate_to_json
 from plans.services import METER_DEFINITION_FIELDS
 from plans.validation import VERSION_TERMS, ChargeSpec, VersionSpec
 
@@ -86,6 +88,21 @@ class PricingSerializer(NoUnknownKeys, serializers.Serializer):
     )
 
 
+class RateSerializer(NoUnknownKeys, serializers.Serializer):
+    """One row of a rate card (../shared/API.md "Rate cards")."""
+
+    when = serializers.DictField(
+        child=serializers.JSONField(),
+        required=False,
+        default=dict,
+        help_text='Values of some price_by properties, e.g. {"model": "gpt-4o"}; {} is the '
+        "default row",
+    )
+    pricing = PricingSerializer(required=False, allow_null=True, default=None)
+    credits_per_unit = DecimalString(required=False, allow_null=True, default=None)
+    per = DecimalString(required=False, allow_null=True, default=None)
+
+
 class ChargeSerializer(serializers.Serializer):
     meter = serializers.CharField(max_length=255)
     model = serializers.CharField(max_length=32, help_text="overage | hard_cap | credits | balance")
@@ -100,6 +117,16 @@ class ChargeSerializer(serializers.Serializer):
         "is billed at the close, at the charge's pricing); null (other charges) is block",
     )
     pricing = PricingSerializer(required=False, allow_null=True, default=None)
+    price_by = serializers.ListField(
+        child=serializers.CharField(max_length=255),
+        required=False,
+        default=list,
+        max_length=3,
+        help_text="A rate card: the meter's group_by properties its rates price by",
+    )
+    rates = serializers.ListField(
+        child=RateSerializer(), required=False, default=list, max_length=MAX_RATES
+    )
 
     def to_representation(self, charge: Charge):
         pricing = charge.pricing_spec()
@@ -120,6 +147,10 @@ class ChargeSerializer(serializers.Serializer):
                 "package_price": number(pricing.package_price),
                 "tiers": [TierSerializer().to_representation(t) for t in pricing.tiers],
             },
+            "price_by": list(charge.price_by or ()),
+            "rates": [rate_to_json(rate_of(row)) for row in charge.rates.all()]
+            if charge.price_by
+            else [],
         }
 
 
@@ -178,6 +209,17 @@ def _charge_spec(data: dict) -> ChargeSpec:
         when_exhausted=data["when_exhausted"] or WhenExhausted.BLOCK.value,
         pricing=pricing_spec(pricing),
         pricing_currency=pricing["currency"] if pricing else None,
+        price_by=tuple(data["price_by"]),
+        rates=tuple(_rate_spec(rate) for rate in data["rates"]),
+    )
+
+
+def _rate_spec(data: dict) -> RateSpec:
+    return RateSpec(
+        when=tuple(sorted(data["when"].items())),
+        pricing=pricing_spec(data["pricing"]),
+        credits_per_unit=data["credits_per_unit"],
+        per=Decimal(1) if data["per"] is None else data["per"],
     )
 
 

@@ -28,6 +28,7 @@ from plans.locks import (
 )
 from plans.models import (
     Charge,
+    ChargeRate,
     CreditPack,
     Feature,
     Meter,
@@ -37,6 +38,7 @@ from plans.models import (
     TaxRate,
     VersionFeature,
 )
+from plans.rate_cards import rate_rows
 from plans.validation import (
     VERSION_TERMS,
     FieldErrors,
@@ -144,6 +146,7 @@ def _validate_in_catalog(spec: VersionSpec) -> None:
         spec,
         known_meters=selectors.meter_codes_in(spec),
         known_features=selectors.feature_kinds_in(spec),
+        meter_groups=selectors.meter_groups_in(spec),
     )
 
 
@@ -479,6 +482,7 @@ def _version_write(*, plan: Plan, number: int, spec: VersionSpec) -> PlanVersion
 def _write_charges(version: PlanVersion, spec: VersionSpec) -> None:
     meters = {m.code: m for m in Meter.objects.filter(code__in=[c.meter for c in spec.charges])}
     tiers: list[PriceTier] = []
+    rates: list[ChargeRate] = []
     for charge_spec in spec.charges:
         pricing = charge_spec.pricing
         charge = Charge.objects.create(
@@ -492,7 +496,9 @@ def _write_charges(version: PlanVersion, spec: VersionSpec) -> None:
             unit_price=pricing.unit_price if pricing else None,
             package_size=pricing.package_size if pricing else None,
             package_price=pricing.package_price if pricing else None,
+            price_by=list(charge_spec.price_by),
         )
+        rates.extend(rate_rows(charge, charge_spec.rates))
         if pricing:
             tiers.extend(
                 PriceTier(
@@ -506,9 +512,10 @@ def _write_charges(version: PlanVersion, spec: VersionSpec) -> None:
             )
     # bulk_create writes no audit history of its own: the tiers' rows are added here
     # (the price history of a version reads them).
-    PriceTier.history.bulk_history_create(
-        PriceTier.objects.bulk_create(tiers), default_change_reason=change_in_progress()
-    )
+    for model, rows in ((PriceTier, tiers), (ChargeRate, rates)):
+        model.history.bulk_history_create(
+            model.objects.bulk_create(rows), default_change_reason=change_in_progress()
+        )
 
 
 def _write_features(version: PlanVersion, spec: VersionSpec) -> None:

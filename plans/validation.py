@@ -19,6 +19,7 @@ from billing.core.countries import is_country_code
 from billing.core.money import is_known_currency
 from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, WhenExhausted
 from billing.rating.pricing import PricingSpec
+from billing.rating.rate_cards import RateSpec
 from plans.feature_grants import FeatureGrant, check_grants
 
 # The checks validators are made of, importable from here as they always were.
@@ -34,6 +35,7 @@ from plans.field_checks import (  # noqa: F401
 )
 from plans.meter_rules import check_filters, check_group_by
 from plans.pricing_validation import SCHEME_WORDS, check_pricing, check_tiers  # noqa: F401
+from plans.rate_cards import check_rates
 
 MAX_TRIAL_DAYS = 3650
 EXTERNAL_ID_RE = re.compile(r"^[^\s/?#%\\]{1,255}$")
@@ -77,6 +79,15 @@ class ChargeSpec:
     pricing_currency: str | None = None
     # Credits and balance charges: "block" or "bill" (WhenExhausted).
     when_exhausted: str = WhenExhausted.BLOCK.value
+    # A rate card (billing.rating.rate_cards): the meter's group_by properties
+    # it prices by, and its rows.
+    price_by: tuple[str, ...] = ()
+    rates: tuple[RateSpec, ...] = ()
+
+    @property
+    def rated(self) -> bool:
+        """Priced by a rate card's rows rather than one price."""
+        return bool(self.price_by or self.rates)
 
     @property
     def bills_uncovered(self) -> bool:
@@ -132,6 +143,7 @@ def check_charge(
     *,
     currency: str,
     known_meters: Mapping[str, str | None],
+    meter_groups: Mapping[str, tuple[str, ...]] | None = None,
 ) -> None:
     if charge.meter not in known_meters:
         errors.add(f"{path}.meter", f"Unknown meter {charge.meter!r}: create it under Meters first")
@@ -164,7 +176,17 @@ def check_charge(
             f"{path}.when_exhausted",
             f"A {model} charge has no wallet to run out: leave 'When exhausted' at Block",
         )
-    if charge.model in PRICED_MODELS or charge.bills_uncovered:
+    if charge.rated:
+        check_rates(
+            errors,
+            path,
+            charge,
+            group_by=(meter_groups or {}).get(charge.meter),
+            aggregation=aggregation,
+        )
+    if charge.rated and not (charge.model == ConsumptionModel.CREDITS and charge.bills_uncovered):
+        pass  # the rows carry the prices
+    elif charge.model in PRICED_MODELS or charge.bills_uncovered:
         if charge.pricing is None:
             errors.add(
                 f"{path}.pricing",
@@ -191,7 +213,7 @@ def check_charge(
             f"A version bills in one currency: this price is in {charge.pricing_currency}, "
             f"the version in {currency}",
         )
-    if charge.model == "credits":
+    if charge.model == "credits" and not charge.rated:
         check_number(
             errors,
             f"{path}.credits_per_unit",
@@ -200,7 +222,7 @@ def check_charge(
             positive=True,
             missing="A credits charge needs the credits each unit uses",
         )
-    else:
+    elif charge.model != "credits":
         check_absent(
             errors,
             f"{path}.credits_per_unit",
@@ -231,11 +253,13 @@ def validate_version(
     *,
     known_meters: Iterable[str] | Mapping[str, str],
     known_features: Mapping[str, str] | None = None,
+    meter_groups: Mapping[str, tuple[str, ...]] | None = None,
 ) -> None:
     """Every rule of a plan version. Raises InvalidRequest with every problem found.
     `known_meters` holds the existing meters' codes, or maps them to their
     aggregations (then wallet-drawn charges are checked against them too);
-    `known_features` maps the existing features' codes to their kinds."""
+    `known_features` maps the existing features' codes to their kinds;
+    `meter_groups` the group_by of the meters rate cards price by."""
     errors = FieldErrors()
     known = dict(known_meters) if isinstance(known_meters, Mapping) else dict.fromkeys(known_meters)
     check_currency(errors, "currency", spec.currency)
@@ -267,7 +291,14 @@ def validate_version(
                 "a version charges each meter once",
             )
         seen.setdefault(charge.meter, index)
-        check_charge(errors, path, charge, currency=spec.currency, known_meters=known)
+        check_charge(
+            errors,
+            path,
+            charge,
+            currency=spec.currency,
+            known_meters=known,
+            meter_groups=meter_groups,
+        )
     check_grants(errors.add, spec.features, known=known_features or {})
     errors.raise_if_any("invalid plan version")
 

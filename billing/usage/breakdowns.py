@@ -14,7 +14,12 @@ from billing.core import rawsql
 from billing.models import UsagePropertyRollup, UsagePropertyUniqueValue
 from billing.usage.edges import edges_add
 from billing.usage.folding import GROUPS
-from billing.usage.metering import MeterDef, meter_cache
+from billing.usage.metering import (
+    MeterDef,
+    combination_position,
+    combination_values,
+    meter_cache,
+)
 from billing.usage.reads import Tally, hour_edges
 from plans.models import Meter
 
@@ -65,6 +70,44 @@ def usage_groups_of(
     """usage_groups for several meters grouping by `by` at once (by meter id):
     one query for their whole hours, one read of the edges' raw events."""
     position = {meter.id: meter.group_by.index(by) for meter in meters}
+    found = _quantities_at(
+        customer_id=customer_id, meters=meters, position=position, span=(start, end)
+    )
+    return {
+        meter_id: [
+            Group(key={by: group or None}, quantity=q)
+            for group, q in sorted(groups, key=lambda g: (-g[1], g[0] == "", g[0]))
+        ]
+        for meter_id, groups in found.items()
+    }
+
+
+def usage_combinations(
+    *, customer_id: int, meters: list[MeterDef], start: datetime, end: datetime
+) -> dict[int, dict[tuple[str | None, ...], Decimal]]:
+    """Grouping meters' quantities in [start, end) per combination of the values
+    of all their group_by properties (None: none), by meter id: what rate cards
+    price (billing.rating.rate_cards). From the group rollups' combinations
+    (metering.combination_position) and the edges' raw events, as every read."""
+    position = {meter.id: combination_position(meter) for meter in meters}
+    found = _quantities_at(
+        customer_id=customer_id, meters=meters, position=position, span=(start, end)
+    )
+    return {
+        meter.id: {combination_values(meter, text): q for text, q in found[meter.id]}
+        for meter in meters
+    }
+
+
+def _quantities_at(
+    *,
+    customer_id: int,
+    meters: list[MeterDef],
+    position: dict[int, int],
+    span: tuple[datetime, datetime],
+) -> dict[int, list[tuple[str, Decimal]]]:
+    """Each meter's (group text, quantity) at its `position` of the group rollups."""
+    start, end = span
     tally = Tally()  # keyed by (meter id, group value)
     if start >= end or not meters:
         return {meter.id: [] for meter in meters}
@@ -109,13 +152,7 @@ def usage_groups_of(
         distinct = len(tally.uniques.get(key, ()))
         quantity = tally.quantity(key, aggregation[meter_id], distinct=distinct)
         found[meter_id].append((group, quantity))
-    return {
-        meter_id: [
-            Group(key={by: group or None}, quantity=q)
-            for group, q in sorted(groups, key=lambda g: (-g[1], g[0] == "", g[0]))
-        ]
-        for meter_id, groups in found.items()
-    }
+    return found
 
 
 # A breakdown shown to people names this many groups, the rest as "Other".

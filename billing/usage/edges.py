@@ -136,7 +136,11 @@ def _edges_add(
     """edges_add without the counts and the cache: one statement for the ranges."""
     if not ranges or not meters:
         return
-    if connection.vendor != "postgresql":
+    # SQLite, and a read of the combinations of several properties (rate cards),
+    # which the statement's one grouping expression does not compute.
+    if connection.vendor != "postgresql" or (
+        by is not None and any(by[m.id] >= len(m.group_by) for m in meters)
+    ):
         edges_add_metered(tally, customer_id=customer_id, meters=meters, ranges=ranges, by=by)
         return
     # The one property grouped by (a breakdown reads meters grouping by the same one).

@@ -122,7 +122,36 @@ def group_value(value: object) -> str:
 
 
 def group_of(meter: MeterDef, properties: dict) -> tuple[str, ...]:
-    return tuple([group_value(properties.get(name)) for name in meter.group_by])
+    """The event's group text at each position of the meter's groups: one per
+    group_by property, then, for a meter grouping by two or more, the
+    combination of them all (combination_text), which rate cards price by."""
+    values = [group_value(properties.get(name)) for name in meter.group_by]
+    if len(values) > 1:
+        values.append(combination_text(values))
+    return tuple(values)
+
+
+def combination_position(meter: MeterDef) -> int:
+    """Where a grouping meter's groups keep the combination of all its group_by
+    values: its one property's own position, or the one after them all."""
+    return 0 if len(meter.group_by) == 1 else len(meter.group_by)
+
+
+def combination_text(values: list[str]) -> str:
+    """The group values of an event (group_value's, in group_by order) as one
+    group's text: a JSON list, "" when that is longer than a group's text may be
+    (then the event counts as having none of the values)."""
+    text = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= MAX_UNIQUE_VALUE_LENGTH else ""
+
+
+def combination_values(meter: MeterDef, text: str) -> tuple[str | None, ...]:
+    """The values (None: none) of each group_by property that a group's text at
+    combination_position stands for."""
+    if len(meter.group_by) == 1:
+        return (text or None,)
+    values = json.loads(text) if text else [""] * len(meter.group_by)
+    return tuple(value or None for value in values)
 
 
 def passes_filters(meter: MeterDef, properties: dict) -> bool:

@@ -1,0 +1,113 @@
+"""Rate cards: one charge priced by event properties (the meter's group_by), as
+AI products are billed per model and kind of token.
+
+A card is rows, each a `when` (values of some of the charge's `price_by`
+properties) and a price. Usage is priced by the row whose `when` matches it with
+the most properties; the row with `when` {} (the default) prices the rest. The
+catalog refuses a card on which some usage would match two rows equally well
+(`ties`), so `row_for` is never ambiguous. Pure: no database; quantities per
+combination of group values come from billing.usage.breakdowns.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from billing.rating.pricing import PricingSpec
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+
+# (property, value) pairs, sorted by property: one row's conditions.
+When = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class RateSpec:
+    """One row of a card: the usage it prices and how. Soft cap and balance
+    charges price a row's quantity with `pricing`; credits charges draw
+    `credits_per_unit` credits for every `per` units."""
+
+    when: When = ()
+    pricing: PricingSpec | None = None
+    credits_per_unit: Decimal | None = None
+    per: Decimal = ONE
+
+    @property
+    def group(self) -> dict[str, str]:
+        """The row's `when` as the invoice line's and the API's `group`."""
+        return dict(self.when)
+
+
+def when_of(values: Mapping[str, str]) -> When:
+    return tuple(sorted(values.items()))
+
+
+def matches(when: When, values: Mapping[str, str | None]) -> bool:
+    """Whether usage with these property values (None: none) is priced by a row."""
+    for name, value in when:  # noqa: SIM110 (runs for every combination read)
+        if values.get(name) != value:
+            return False
+    return True
+
+
+def row_for(rates: Sequence[RateSpec], values: Mapping[str, str | None]) -> RateSpec | None:
+    """The row pricing usage with these property values: the matching row with
+    the most properties (first of them on a card the catalog has not checked);
+    None only for a card without a default row."""
+    index = _row_index(rates, values)
+    return None if index is None else rates[index]
+
+
+def _row_index(rates: Sequence[RateSpec], values: Mapping[str, str | None]) -> int | None:
+    best = None
+    for index, rate in enumerate(rates):
+        if matches(rate.when, values) and (best is None or len(rate.when) > len(rates[best].when)):
+            best = index
+    return best
+
+
+def rated_quantities(
+    rates: Sequence[RateSpec],
+    group_by: Sequence[str],
+    combinations: Mapping[tuple[str | None, ...], Decimal],
+) -> list[tuple[RateSpec, Decimal]]:
+    """A period's quantity of each row that priced usage, in the card's order:
+    each combination of group values (in `group_by` order) counted under its
+    row. Rows are additive (count and sum meters only take cards)."""
+    totals: dict[int, Decimal] = {}
+    for combination, quantity in combinations.items():
+        index = _row_index(rates, dict(zip(group_by, combination, strict=True)))
+        if index is None or not quantity:
+            continue
+        totals[index] = totals.get(index, ZERO) + quantity
+    return [(rates[index], totals[index]) for index in sorted(totals)]
+
+
+def ties(whens: Sequence[When]) -> list[tuple[int, int]]:
+    """The pairs of rows (by index) that some usage would match equally well:
+    two rows with the same number of properties whose values agree on those
+    they share, with no row of more properties matching all the usage both
+    match (its `when` inside their union). The same `when` twice is a tie."""
+    found = []
+    for i, first in enumerate(whens):
+        for j in range(i + 1, len(whens)):
+            second = whens[j]
+            if len(first) != len(second):
+                continue
+            union = dict(first)
+            if any(union.get(name, value) != value for name, value in second):
+                continue  # no usage matches both
+            union.update(second)
+            if not any(
+                len(other) > len(first) and all(union.get(n) == v for n, v in other)
+                for other in whens
+            ):
+                found.append((i, j))
+    return found
+
+
+def properties_outside(when: When, price_by: Iterable[str]) -> list[str]:
+    """The properties a row names that the charge does not price by."""
+    allowed = set(price_by)
+    return [name for name, _ in when if name not in allowed]

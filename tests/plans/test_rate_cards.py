@@ -1,0 +1,172 @@
+"""Rate cards in the catalog (API.md "Rate cards"): a charge priced by event
+properties, its rows' rules (a default row, no ties, properties of the meter's
+group_by, text values), and the card as stored and read back."""
+
+import pytest
+
+from billing.rating.rate_cards import RateSpec, rated_quantities, row_for, ties
+from plans.models import ChargeRate, Plan
+from tests.factories import MeterFactory
+
+D = __import__("decimal").Decimal
+
+
+def per_million(price: str) -> dict:
+    return {"scheme": "per_unit", "unit_price": price}
+
+
+S25_RATES = [
+    {"when": {"model": "gpt-4o", "token_type": "input"}, "pricing": per_million("2.50")},
+    {"when": {"model": "gpt-4o", "token_type": "output"}, "pricing": per_million("10.00")},
+    {"when": {"model": "gpt-4o", "token_type": "cache_read"}, "pricing": per_million("1.25")},
+    {"when": {"model": "claude-sonnet"}, "pricing": per_million("3.00")},
+    {"when": {}, "pricing": per_million("4.00")},
+]
+
+
+def card_plan(rates=S25_RATES, **charge) -> dict:
+    return {
+        "code": "tokens",
+        "name": "Tokens",
+        "currency": "USD",
+        "base_fee": "0",
+        "charges": [
+            {
+                "meter": "llm_tokens",
+                "model": "overage",
+                "included_units": "0",
+                "price_by": ["model", "token_type"],
+                "rates": rates,
+            }
+            | charge
+        ],
+    }
+
+
+@pytest.fixture
+def llm_tokens(db):
+    return MeterFactory(
+        code="llm_tokens",
+        name="LLM tokens",
+        event_name="llm.tokens",
+        aggregation="sum",
+        value_property="tokens",
+        group_by=["model", "token_type"],
+    )
+
+
+def test_a_card_is_stored_and_read_back(api, llm_tokens):
+    response = api.post("/api/v1/plans", card_plan(), format="json")
+    assert response.status_code == 201, response.json()
+    charge = response.json()["versions"][0]["charges"][0]
+    assert charge["price_by"] == ["model", "token_type"]
+    assert [rate["when"] for rate in charge["rates"]] == [r["when"] for r in S25_RATES]
+    assert charge["rates"][3]["pricing"]["unit_price"] == "3.00"
+    assert ChargeRate.objects.count() == 5
+    read = api.get("/api/v1/plans/tokens").json()
+    assert read["versions"][0]["charges"][0]["rates"] == charge["rates"]
+
+
+@pytest.mark.parametrize(
+    ("rates", "path", "words"),
+    [
+        (S25_RATES[:4], "charges.0.rates", "default row"),
+        (
+            [{"when": {"model": "gpt-4o"}, "pricing": per_million("1")}] * 2
+            + [{"when": {}, "pricing": per_million("1")}],
+            "charges.0.rates.1.when",
+            "repeats row 1",
+        ),
+        (
+            [
+                {"when": {"model": "gpt-4o"}, "pricing": per_million("1")},
+                {"when": {"token_type": "input"}, "pricing": per_million("2")},
+                {"when": {}, "pricing": per_million("4")},
+            ],
+            "charges.0.rates.1.when",
+            "Row 1 (model gpt-4o) and row 2 (token_type input) match the same usage",
+        ),
+        (
+            [
+                {"when": {"region": "eu"}, "pricing": per_million("1")},
+                {"when": {}, "pricing": per_million("4")},
+            ],
+            "charges.0.rates.0.when",
+            "region is not among the properties",
+        ),
+        (
+            [
+                {"when": {"model": 4}, "pricing": per_million("1")},
+                {"when": {}, "pricing": per_million("4")},
+            ],
+            "charges.0.rates.0.when",
+            "must be a text",
+        ),
+        (
+            [{"when": {"model": "gpt-4o"}}, {"when": {}, "pricing": per_million("4")}],
+            "charges.0.rates.0.pricing",
+            "needs its price",
+        ),
+    ],
+)
+def test_a_card_that_cannot_price_usage_is_refused_naming_the_row(
+    api, llm_tokens, rates, path, words
+):
+    response = api.post("/api/v1/plans", card_plan(rates), format="json")
+    assert response.status_code == 400, response.json()
+    fields = response.json()["error"]["fields"]
+    assert path in fields, fields
+    assert any(words in message for message in fields[path]), fields[path]
+    assert not Plan.objects.exists()
+
+
+def test_a_row_naming_both_values_resolves_a_tie(api, llm_tokens):
+    rates = [
+        {"when": {"model": "gpt-4o"}, "pricing": per_million("1")},
+        {"when": {"token_type": "input"}, "pricing": per_million("2")},
+        {"when": {"model": "gpt-4o", "token_type": "input"}, "pricing": per_million("3")},
+        {"when": {}, "pricing": per_million("4")},
+    ]
+    assert api.post("/api/v1/plans", card_plan(rates), format="json").status_code == 201
+
+
+def test_the_charge_and_meter_must_suit_a_card(api, llm_tokens):
+    body = card_plan(included_units="1000", price_by=["model", "region"])
+    fields = api.post("/api/v1/plans", body, format="json").json()["error"]["fields"]
+    assert "allowance on a charge of its own" in fields["charges.0.included_units"][0]
+    assert "does not group its usage by region" in fields["charges.0.price_by"][0]
+    body = card_plan(model="hard_cap", included_units="10")
+    fields = api.post("/api/v1/plans", body, format="json").json()["error"]["fields"]
+    assert "hard cap charge takes no rate card" in fields["charges.0.rates"][0]
+    MeterFactory(
+        code="peak", event_name="x", aggregation="max", value_property="v", group_by=["model"]
+    )
+    body = card_plan(meter="peak", price_by=["model"], rates=[S25_RATES[4]])
+    fields = api.post("/api/v1/plans", body, format="json").json()["error"]["fields"]
+    assert "counts events or sums a property" in fields["charges.0.price_by"][0]
+    assert not Plan.objects.exists()
+
+
+def test_credits_rows_draw_credits_per_units():
+    rates = (
+        RateSpec(when=(("model", "gpt-4o"),), credits_per_unit=D(5), per=D(1000)),
+        RateSpec(when=(), credits_per_unit=D(1), per=D(1000)),
+    )
+    rows = rated_quantities(
+        rates,
+        ("model", "token_type"),
+        {("gpt-4o", "input"): D(15000), ("gpt-4o", "output"): D(5000), ("llama", None): D(30000)},
+    )
+    assert [(rate.credits_per_unit, quantity) for rate, quantity in rows] == [
+        (D(5), D(20000)),
+        (D(1), D(30000)),
+    ]
+
+
+def test_the_most_specific_row_prices_usage_and_absent_values_fall_to_the_default():
+    rates = tuple(RateSpec(when=tuple(sorted(r["when"].items()))) for r in S25_RATES)
+    assert row_for(rates, {"model": "gpt-4o", "token_type": "input"}) is rates[0]
+    assert row_for(rates, {"model": "claude-sonnet", "token_type": "input"}) is rates[3]
+    assert row_for(rates, {"model": "gpt-4o", "token_type": "reasoning"}) is rates[4]
+    assert row_for(rates, {"model": None, "token_type": "input"}) is rates[4]
+    assert ties([r.when for r in rates]) == []
