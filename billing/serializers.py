@@ -248,6 +248,14 @@ class UsageGroupSerializer(serializers.Serializer):
     quantity = DecimalString()
 
 
+class UsageRateSerializer(serializers.Serializer):
+    group = serializers.DictField(
+        child=serializers.CharField(), help_text="The row's when; {} for the default row."
+    )
+    quantity = DecimalString()
+    amount = DecimalString()
+
+
 class UsageLineSerializer(serializers.Serializer):
     meter = serializers.CharField()
     aggregation = serializers.CharField()
@@ -265,6 +273,11 @@ class UsageLineSerializer(serializers.Serializer):
         required=False,
         help_text="With ?group_by= and a meter grouping by those properties: the line's "
         "quantity by their values.",
+    )
+    rates = UsageRateSerializer(
+        many=True,
+        required=False,
+        help_text="A charge with a rate card: each row that priced usage, its quantity and amount.",
     )
 
 

@@ -6,6 +6,7 @@ total is the sum of rounded lines. Graduated pricing gives one line per tier
 reached, so every amount can be explained line by line.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -24,6 +25,7 @@ from billing.rating.pricing import (
     PricingSpec,
     priced_pieces,
 )
+from billing.rating.rate_cards import Combination, rated_quantities
 from plans.validation import ChargeSpec, VersionSpec
 
 ZERO = Decimal(0)
@@ -48,6 +50,9 @@ class LineInput:
     # split by the property's values, (property, ((value or None, quantity),
     # ...)); shown, not priced.
     breakdown: tuple = ()
+    # A line of a rate card's row: the row's `when` as (property, value) pairs,
+    # () for its default row; None for a line of no card.
+    group: tuple | None = None
 
 
 def _line(kind, description, meter, quantity, unit_price, exact, currency) -> LineInput:
@@ -154,6 +159,40 @@ def uncovered_lines(
     ]
 
 
+def rated_lines(
+    charge: ChargeSpec,
+    combinations: Mapping[Combination, Decimal],
+    *,
+    kind: str,
+    meter_name: str,
+    currency: str,
+) -> list[LineInput]:
+    """A rate card's lines: each row that priced usage, its quantity (its
+    combinations') at its pricing, one line per piece of the walk (tiers count
+    the row's quantity alone), each carrying the row's `when` as its group."""
+    lines = []
+    for index, quantity in rated_quantities(charge.rates, combinations):
+        rate = charge.rates[index]
+        lines.extend(
+            replace(line, group=rate.when)
+            for line in priced_lines(
+                rate.pricing,
+                quantity,
+                kind=kind,
+                description=rate_description(meter_name, rate.when),
+                meter=charge.meter,
+                currency=currency,
+            )
+        )
+    return lines
+
+
+def rate_description(meter_name: str, when: tuple) -> str:
+    """'LLM tokens · gpt-4o · input'; 'LLM tokens · other usage' for the default row."""
+    group = " · ".join(value for _name, value in when) or _("other usage")
+    return _("{meter} · {group}").format(meter=meter_name, group=group)
+
+
 def charge_lines(
     charge: ChargeSpec,
     *,
@@ -161,6 +200,7 @@ def charge_lines(
     meter_name: str,
     currency: str,
     uncovered: Uncovered | None = None,
+    combinations: Mapping[Combination, Decimal] | None = None,
 ) -> list[LineInput]:
     """The lines of one charge for a period's quantity. Hard caps are counted at
     zero (never billed); credit and balance charges are drawn from wallets as
@@ -185,6 +225,15 @@ def charge_lines(
         ]
     if charge.model != "overage":
         return []
+    if charge.rated:
+        # Usage read without its properties counts under the default row.
+        return rated_lines(
+            charge,
+            {(): quantity} if combinations is None else combinations,
+            kind=LineKind.OVERAGE,
+            meter_name=meter_name,
+            currency=currency,
+        )
     included = charge.included_units or ZERO
     billable = billable_units(charge.model, quantity, included)
     if billable == 0:
@@ -278,9 +327,11 @@ def usage_and_true_up(
     meter_names: dict[str, str] | None = None,
     share: Decimal = Decimal(1),
     uncovered: dict[str, Uncovered] | None = None,
+    combinations: Mapping[str, Mapping[Combination, Decimal]] | None = None,
 ) -> list[LineInput]:
     """The in-arrears lines of a period: each charge's usage (with `uncovered`, by
-    meter code, what wallets could not pay for), then the true-up to the minimum
+    meter code, what wallets could not pay for; `combinations`, by meter code,
+    the quantities a rate card prices), then the true-up to the minimum
     commitment counted for `share` of a whole period."""
     if version.minimum_commitment and share != 1:
         version = replace(version, minimum_commitment=version.minimum_commitment * share)
@@ -293,6 +344,7 @@ def usage_and_true_up(
                 meter_name=(meter_names or {}).get(charge.meter, charge.meter),
                 currency=version.currency,
                 uncovered=(uncovered or {}).get(charge.meter),
+                combinations=(combinations or {}).get(charge.meter),
             )
         )
     true_up = minimum_commitment_line(version, usage_lines=lines)

@@ -67,21 +67,31 @@ def _row_index(rates: Sequence[RateSpec], values: Mapping[str, str | None]) -> i
     return best
 
 
+# Usage's values of a meter's group_by properties (None: none), as pairs in
+# group_by order: one combination a period's quantity is read per
+# (billing.usage.breakdowns.usage_combinations).
+Combination = tuple[tuple[str, str | None], ...]
+
+
 def rated_quantities(
-    rates: Sequence[RateSpec],
-    group_by: Sequence[str],
-    combinations: Mapping[tuple[str | None, ...], Decimal],
-) -> list[tuple[RateSpec, Decimal]]:
-    """A period's quantity of each row that priced usage, in the card's order:
-    each combination of group values (in `group_by` order) counted under its
-    row. Rows are additive (count and sum meters only take cards)."""
+    rates: Sequence[RateSpec], combinations: Mapping[Combination, Decimal]
+) -> list[tuple[int, Decimal]]:
+    """A period's quantity of each row that priced usage (by its index), in the
+    card's order: each combination counted under its row. Rows add up (only
+    count and sum meters take cards)."""
     totals: dict[int, Decimal] = {}
     for combination, quantity in combinations.items():
-        index = _row_index(rates, dict(zip(group_by, combination, strict=True)))
+        index = _row_index(rates, dict(combination))
         if index is None or not quantity:
             continue
         totals[index] = totals.get(index, ZERO) + quantity
-    return [(rates[index], totals[index]) for index in sorted(totals)]
+    return [(index, totals[index]) for index in sorted(totals)]
+
+
+def row_combination(rate: RateSpec) -> Combination:
+    """The combination a quantity typed for one row stands for (the price
+    sandbox): its own values, no others."""
+    return rate.when
 
 
 def ties(whens: Sequence[When]) -> list[tuple[int, int]]:

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from billing.core import rawsql
 from billing.models import UsagePropertyRollup, UsagePropertyUniqueValue
+from billing.rating.rate_cards import Combination
 from billing.usage.edges import edges_add
 from billing.usage.folding import GROUPS
 from billing.usage.metering import (
@@ -84,19 +85,23 @@ def usage_groups_of(
 
 def usage_combinations(
     *, customer_id: int, meters: list[MeterDef], start: datetime, end: datetime
-) -> dict[int, dict[tuple[str | None, ...], Decimal]]:
+) -> dict[int, dict[Combination, Decimal]]:
     """Grouping meters' quantities in [start, end) per combination of the values
-    of all their group_by properties (None: none), by meter id: what rate cards
-    price (billing.rating.rate_cards). From the group rollups' combinations
+    of all their group_by properties, by meter id: what rate cards price
+    (billing.rating.rate_cards). From the group rollups' combinations
     (metering.combination_position) and the edges' raw events, as every read."""
     position = {meter.id: combination_position(meter) for meter in meters}
     found = _quantities_at(
         customer_id=customer_id, meters=meters, position=position, span=(start, end)
     )
-    return {
-        meter.id: {combination_values(meter, text): q for text, q in found[meter.id]}
-        for meter in meters
-    }
+    combinations: dict[int, dict[tuple, Decimal]] = {}
+    for meter in meters:
+        of_meter = combinations[meter.id] = {}
+        for text, quantity in found[meter.id]:
+            # An overlong combination ("") and one of no values both read as none.
+            key = combination_values(meter, text)
+            of_meter[key] = of_meter.get(key, Decimal(0)) + quantity
+    return combinations
 
 
 def _quantities_at(

@@ -145,13 +145,13 @@ def combination_text(values: list[str]) -> str:
     return text if len(text) <= MAX_UNIQUE_VALUE_LENGTH else ""
 
 
-def combination_values(meter: MeterDef, text: str) -> tuple[str | None, ...]:
-    """The values (None: none) of each group_by property that a group's text at
-    combination_position stands for."""
+def combination_values(meter: MeterDef, text: str) -> tuple[tuple[str, str | None], ...]:
+    """(property, value or None) of each of the meter's group_by properties, in
+    order, that a group's text at combination_position stands for."""
     if len(meter.group_by) == 1:
-        return (text or None,)
+        return ((meter.group_by[0], text or None),)
     values = json.loads(text) if text else [""] * len(meter.group_by)
-    return tuple(value or None for value in values)
+    return tuple(zip(meter.group_by, (value or None for value in values), strict=True))
 
 
 def passes_filters(meter: MeterDef, properties: dict) -> bool:

@@ -53,6 +53,9 @@ class UsageSummary:
     # true-up. A running discount is taken off it and the next period's fees
     # (billing.invoicing.discounts.projected_discount).
     projected_usage: Decimal = Decimal(0)
+    # Rate-card charges: each row that priced usage, (group, quantity, amount),
+    # by meter code (PeriodStatement.rated).
+    rated: dict | None = None
 
 
 # Quantities that grow with time; a max, a latest value or a distinct count does not.
@@ -163,6 +166,7 @@ def usage_summary(
         uncovered=statement.part.uncovered,
         fixed=statement.fixed,
         projected_usage=projected.usage_total,
+        rated=statement.rated(),
     )
 
 

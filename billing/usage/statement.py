@@ -13,13 +13,15 @@ only; the rating itself (billing.rating.lines) is pure."""
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from functools import cached_property
 
 from billing.core.periods import period_share
 from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, LineKind
 from billing.models import BilledPeriod, Subscription
 from billing.rating.lines import LineInput, Uncovered, fixed_lines, usage_and_true_up
+from billing.rating.pricing import EXACT_PRECISION
+from billing.rating.rate_cards import Combination, rated_quantities
 from billing.usage.billed_parts import (
     DraftBilled,
     ThresholdBilled,
@@ -27,6 +29,7 @@ from billing.usage.billed_parts import (
     earlier_parts,
     threshold_billed,
 )
+from billing.usage.breakdowns import usage_combinations
 from billing.usage.metering import meter_cache
 from billing.usage.reads import usage_quantities
 from invoices.totals import InvoiceTotals, invoice_totals
@@ -53,6 +56,19 @@ def usage_by_meter(
     meters = list(meter_cache.by_codes(meter_codes).values())
     quantities = usage_quantities(customer_id=customer_id, meters=meters, start=start, end=end)
     return {m.code: quantities[m.id] for m in meters}
+
+
+def usage_combinations_by_meter(
+    *, customer_id: int, spec: VersionSpec, start: datetime, end: datetime
+) -> dict[str, dict[Combination, Decimal]]:
+    """The quantities in [start, end) of `spec`'s rate-card charges per
+    combination of group values, by meter code (none read without a card)."""
+    codes = [c.meter for c in spec.charges if c.rated]
+    if not codes:
+        return {}
+    meters = [m for m in meter_cache.by_codes(codes).values() if m.group_by]
+    found = usage_combinations(customer_id=customer_id, meters=meters, start=start, end=end)
+    return {m.code: found[m.id] for m in meters}
 
 
 def uncovered_usage(
@@ -89,6 +105,9 @@ class UsagePart:
     uncovered: dict[str, Uncovered]
     share: Decimal
     names: dict[str, str] = field(default_factory=dict)
+    # The quantities of its rate-card charges per combination of group values,
+    # by meter code (adding up to `quantities`).
+    combinations: dict[str, dict[Combination, Decimal]] = field(default_factory=dict)
 
     @cached_property
     def lines(self) -> list[LineInput]:
@@ -98,7 +117,20 @@ class UsagePart:
             share=self.share,
             meter_names=self.names,
             uncovered=self.uncovered,
+            combinations=self.combinations,
         )
+
+    def at(self, quantities: dict[str, Decimal]) -> "UsagePart":
+        """The part at other quantities: a rate card's combinations each scaled
+        as its meter's quantity is (a projection extends each alike)."""
+        combinations = {}
+        for code, of_meter in self.combinations.items():
+            was, now = self.quantities.get(code, ZERO), quantities.get(code, ZERO)
+            if was and now != was:
+                with localcontext(prec=EXACT_PRECISION):
+                    of_meter = {key: q * now / was for key, q in of_meter.items()}
+            combinations[code] = of_meter
+        return replace(self, quantities=quantities, combinations=combinations)
 
     def billed(self) -> dict:
         """What the lines bill per meter and for the true-up, as a BilledPeriod
@@ -132,9 +164,10 @@ def usage_part(
     minimum commitment counted for the part of the whole period it covers
     (Subscription.whole_period)."""
     codes = [c.meter for c in spec.charges]
+    customer_id = subscription.customer_id
     if quantities is None:
         quantities = usage_by_meter(
-            customer_id=subscription.customer_id, meter_codes=codes, start=usage_from, end=until
+            customer_id=customer_id, meter_codes=codes, start=usage_from, end=until
         )
     whole = subscription.whole_period(start, end, interval=spec.interval)
     return UsagePart(
@@ -142,11 +175,12 @@ def usage_part(
         usage_from,
         until,
         quantities,
-        uncovered_usage(
-            customer_id=subscription.customer_id, spec=spec, start=usage_from, end=until
-        ),
+        uncovered_usage(customer_id=customer_id, spec=spec, start=usage_from, end=until),
         period_share(usage_from, until, whole=whole),
         meter_names(codes),
+        usage_combinations_by_meter(
+            customer_id=customer_id, spec=spec, start=usage_from, end=until
+        ),
     )
 
 
@@ -203,7 +237,7 @@ class PeriodStatement:
 
     def at(self, quantities: dict[str, Decimal]) -> "PeriodStatement":
         """The same statement at other quantities of the part under way."""
-        return replace(self, part=replace(self.part, quantities=quantities))
+        return replace(self, part=self.part.at(quantities))
 
     @property
     def fixed(self) -> Decimal:
@@ -246,6 +280,33 @@ class PeriodStatement:
             for charge in self.part.spec.charges
         }
 
+    def rated(self) -> dict[str, list[tuple[dict, Decimal, Decimal]]]:
+        """The part's rate cards, by meter code: each row that priced usage, its
+        group (its `when`), quantity and the amount of its lines."""
+        found: dict[str, list[tuple[dict, Decimal, Decimal]]] = {}
+        lines = self.usage
+        for charge in self.part.spec.charges:
+            if not charge.rated or charge.meter not in self.part.combinations:
+                continue
+            found[charge.meter] = [
+                (
+                    charge.rates[index].group,
+                    quantity,
+                    sum(
+                        (
+                            r.amount
+                            for r in lines
+                            if r.meter == charge.meter and r.group == charge.rates[index].when
+                        ),
+                        ZERO,
+                    ),
+                )
+                for index, quantity in rated_quantities(
+                    charge.rates, self.part.combinations[charge.meter]
+                )
+            ]
+        return found
+
     @property
     def usage_total(self) -> Decimal:
         return sum((line.amount for line in self.usage), ZERO)
@@ -279,14 +340,18 @@ def statement_of(
     names: dict[str, str] | None = None,
     plan_name: str = "",
     label: str = "",
+    combinations: dict[str, dict[Combination, Decimal]] | None = None,
 ) -> PeriodStatement:
     """Pure: the statement of one period [start, end) at `spec` with these
     quantities (by meter code) and `seats`, nothing billed of it yet: its fixed
     fees (left out with `fixed_fees` False, as in a trial) and its usage with the
     minimum commitment true-up and `uncovered` usage, fees and commitment for
     `fraction` of a whole period (a simulation, the price sandbox, a projection).
-    Fixed fees name `plan_name` and `label`; usage lines each meter by `names`."""
-    part = UsagePart(spec, start, end, quantities, uncovered or {}, fraction, names or {})
+    Fixed fees name `plan_name` and `label`; usage lines each meter by `names`;
+    rate cards price `combinations` (by meter code)."""
+    part = UsagePart(
+        spec, start, end, quantities, uncovered or {}, fraction, names or {}, combinations or {}
+    )
     fees = ((spec, fraction, 1),) if fixed_fees else ()
     return PeriodStatement(
         start, end, spec.currency, part, fees, seats, [], ThresholdBilled(), plan_name, label

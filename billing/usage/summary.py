@@ -30,6 +30,8 @@ class SummaryLine:
     # Asked for a breakdown, of a meter that groups by it: the line's quantity
     # split by the properties' values (usage_broken_down).
     groups: list[Group] | None = None
+    # A rate-card charge: each row that priced usage, (group, quantity, amount).
+    rates: list | None = None
 
 
 @dataclass(frozen=True)
@@ -59,9 +61,11 @@ def period_usage(*, customer, subscription, start: datetime, end: datetime, now:
                 customer_id=customer.pk, subscription=None, start=start, end=end
             )
     uncovered = (summary.uncovered if summary else None) or {}
+    rated = (summary.rated if summary else None) or {}
     rows = [
         SummaryLine(
             line=line,
+            rates=rated.get(line.meter),
             amount=summary.amounts.get(line.meter) if summary else None,
             uncovered=(uncovered[line.meter].units if line.meter in uncovered else ZERO)
             if line.model in DRAWN_MODELS
@@ -115,6 +119,16 @@ def usage_body(usage: PeriodUsage) -> dict:
         "lines": [
             {
                 **({} if row.uncovered is None else {"uncovered": number(row.uncovered)}),
+                **(
+                    {}
+                    if row.rates is None
+                    else {
+                        "rates": [
+                            {"group": group, "quantity": number(quantity), "amount": money(amount)}
+                            for group, quantity, amount in row.rates
+                        ]
+                    }
+                ),
                 **(
                     {}
                     if row.groups is None

@@ -154,13 +154,13 @@ def test_credits_rows_draw_credits_per_units():
     )
     rows = rated_quantities(
         rates,
-        ("model", "token_type"),
-        {("gpt-4o", "input"): D(15000), ("gpt-4o", "output"): D(5000), ("llama", None): D(30000)},
+        {
+            (("model", "gpt-4o"), ("token_type", "input")): D(15000),
+            (("model", "gpt-4o"), ("token_type", "output")): D(5000),
+            (("model", "llama"), ("token_type", None)): D(30000),
+        },
     )
-    assert [(rate.credits_per_unit, quantity) for rate, quantity in rows] == [
-        (D(5), D(20000)),
-        (D(1), D(30000)),
-    ]
+    assert rows == [(0, D(20000)), (1, D(30000))]
 
 
 def test_the_most_specific_row_prices_usage_and_absent_values_fall_to_the_default():

@@ -1,0 +1,153 @@
+"""S25 end to end (issue 50): a token rate card posted through the API, usage
+posted through the API, /usage's rates while the month runs, and the close's
+invoice with one line per row that priced usage, each with its group, exact."""
+
+from datetime import UTC, datetime
+from decimal import Decimal as D
+
+import pytest
+
+from billing.invoicing.close import periods_close
+from customers.services import customer_create
+from invoices.models import Invoice
+from plans.services import meter_create
+from tests.factories import api_client, subscribe
+
+pytestmark = pytest.mark.django_db
+
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+MILLION = "1000000"
+
+
+def per_million(price: str) -> dict:
+    return {"scheme": "per_unit", "unit_price": price, "per": MILLION}
+
+
+S25_CARD = {
+    "meter": "llm_tokens",
+    "model": "overage",
+    "included_units": "0",
+    "price_by": ["model", "token_type"],
+    "rates": [
+        {"when": {"model": "gpt-4o", "token_type": "input"}, "pricing": per_million("2.50")},
+        {"when": {"model": "gpt-4o", "token_type": "output"}, "pricing": per_million("10.00")},
+        {"when": {"model": "gpt-4o", "token_type": "cache_read"}, "pricing": per_million("1.25")},
+        {"when": {"model": "claude-sonnet"}, "pricing": per_million("3.00")},
+        {"when": {}, "pricing": per_million("4.00")},
+    ],
+}
+S25_USAGE = [
+    ("gpt-4o", "input", 1_000_000),
+    ("gpt-4o", "output", 200_000),
+    ("gpt-4o", "cache_read", 500_000),
+    ("claude-sonnet", "input", 300_000),
+    ("llama-3", "input", 10_000),
+]
+
+
+@pytest.fixture
+def s25(db):
+    meter_create(
+        code="llm_tokens",
+        name="LLM tokens",
+        event_name="llm.tokens",
+        aggregation="sum",
+        value_property="tokens",
+        group_by=["model", "token_type"],
+    )
+    admin = api_client("admin")
+    plan = {"code": "tokens", "name": "Tokens", "currency": "USD", "base_fee": "0"}
+    response = admin.post(
+        "/api/v1/plans", plan | {"publish": True, "charges": [S25_CARD]}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    subscription = subscribe(customer, "tokens")
+    # Each row's usage in two events, one split across an hour's edge.
+    events = []
+    for i, (model, token_type, tokens) in enumerate(S25_USAGE):
+        for j, (part, minute) in enumerate(
+            ((tokens // 4, "10:59:30"), (tokens - tokens // 4, "11:00:30"))
+        ):
+            events.append(
+                {
+                    "id": f"e{i}-{j}",
+                    "customer": "acme",
+                    "event_name": "llm.tokens",
+                    "timestamp": f"2026-11-1{i}T{minute}Z",
+                    "properties": {"tokens": part, "model": model, "token_type": token_type},
+                }
+            )
+    posted = api_client("events:write").post("/api/v1/events", {"events": events}, format="json")
+    assert posted.status_code in (200, 201, 202), posted.json()
+    return subscription
+
+
+def test_s25_usage_reads_each_row(s25):
+    body = (
+        api_client("read")
+        .get("/api/v1/customers/acme/usage?period_start=2026-11-01T00:00:00Z")
+        .json()
+    )
+    (line,) = body["lines"]
+    assert line["quantity"] == "2010000"
+    assert line["amount"] == "6.07"
+    assert line["rates"] == [
+        {
+            "group": {"model": "gpt-4o", "token_type": "input"},
+            "quantity": "1000000",
+            "amount": "2.50",
+        },
+        {
+            "group": {"model": "gpt-4o", "token_type": "output"},
+            "quantity": "200000",
+            "amount": "2.00",
+        },
+        {
+            "group": {"model": "gpt-4o", "token_type": "cache_read"},
+            "quantity": "500000",
+            "amount": "0.63",
+        },
+        {"group": {"model": "claude-sonnet"}, "quantity": "300000", "amount": "0.90"},
+        {"group": {}, "quantity": "10000", "amount": "0.04"},
+    ]
+
+
+def test_s25_the_close_writes_a_line_per_row_with_its_group(s25):
+    periods_close(as_of=DEC_1)
+
+    invoice = Invoice.objects.get(subscription=s25, reason="period")
+    lines = [
+        (line.group, line.quantity, line.unit_price, line.per, line.amount)
+        for line in invoice.lines.filter(meter="llm_tokens")
+    ]
+    assert lines == [
+        (
+            {"model": "gpt-4o", "token_type": "input"},
+            D(1_000_000),
+            D("2.50"),
+            D(MILLION),
+            D("2.50"),
+        ),
+        (
+            {"model": "gpt-4o", "token_type": "output"},
+            D(200_000),
+            D("10.00"),
+            D(MILLION),
+            D("2.00"),
+        ),
+        (
+            {"model": "gpt-4o", "token_type": "cache_read"},
+            D(500_000),
+            D("1.25"),
+            D(MILLION),
+            D("0.63"),
+        ),
+        ({"model": "claude-sonnet"}, D(300_000), D("3.00"), D(MILLION), D("0.90")),
+        ({}, D(10_000), D("4.00"), D(MILLION), D("0.04")),
+    ]
+    assert invoice.subtotal == D("6.07")
+    api = api_client("read").get(f"/api/v1/invoices/{invoice.pk}").json()
+    assert [line.get("group") for line in api["lines"] if line["meter"] == "llm_tokens"] == [
+        g for g, *_ in lines
+    ]
