@@ -147,10 +147,15 @@ class ChargeSerializer(serializers.Serializer):
                 "package_price": number(pricing.package_price),
                 "tiers": [TierSerializer().to_representation(t) for t in pricing.tiers],
             },
-            "price_by": list(charge.price_by or ()),
-            "rates": [rate_to_json(rate_of(row)) for row in charge.rates.all()]
-            if charge.price_by
-            else [],
+            # A rate card only: a charge of one price reads as it always has.
+            **(
+                {
+                    "price_by": list(charge.price_by),
+                    "rates": [rate_to_json(rate_of(row)) for row in charge.rates.all()],
+                }
+                if charge.price_by
+                else {}
+            ),
         }
 
 
