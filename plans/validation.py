@@ -90,6 +90,13 @@ class ChargeSpec:
         return bool(self.price_by or self.rates)
 
     @property
+    def pricings(self) -> tuple[PricingSpec, ...]:
+        """Its price, or each of its rows' prices."""
+        if self.rates:
+            return tuple(rate.pricing for rate in self.rates if rate.pricing is not None)
+        return () if self.pricing is None else (self.pricing,)
+
+    @property
     def bills_uncovered(self) -> bool:
         """Usage its wallet cannot pay for is billed at the close (not refused)."""
         return self.model in DRAWN_MODELS and self.when_exhausted == WhenExhausted.BILL

@@ -155,14 +155,29 @@ class MoneyAddSerializer(serializers.Serializer):
     currency = serializers.CharField(max_length=3)
 
 
+MAX_CHECK_PROPERTIES = 20
+
+
 class CheckSerializer(serializers.Serializer):
     """A meter (with a quantity, 1 by default) or a feature: exactly one."""
 
     meter = serializers.CharField(max_length=255, required=False)
     feature = StrictCharField(max_length=255, required=False)
     quantity = DecimalString(required=False, default=None)
+    properties = serializers.DictField(
+        child=StrictCharField(max_length=512),
+        required=False,
+        default=dict,
+        help_text='A meter priced by a rate card: the event\'s properties, e.g. {"model": '
+        '"gpt-4o", "token_type": "output"}, so that its row prices the question; without '
+        "them, the default row",
+    )
 
     def validate(self, attrs):
+        if len(attrs.get("properties") or {}) > MAX_CHECK_PROPERTIES:
+            raise serializers.ValidationError(
+                {"properties": [f"at most {MAX_CHECK_PROPERTIES} properties"]}
+            )
         if ("meter" in attrs) == ("feature" in attrs):
             raise serializers.ValidationError(
                 {"meter": ["give a meter (with a quantity) or a feature, one of them"]}

@@ -242,6 +242,7 @@ def check_answer(external_id: str, asked: dict) -> dict:
             quantity=quantity,
             now=now,
             balances=live.balances,
+            properties=asked.get("properties") or {},
         )
     if result.spend is not None and result.allowed:
         # A soft limit allows, and tells finance once a period.

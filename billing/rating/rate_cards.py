@@ -10,10 +10,10 @@ combination of group values come from billing.usage.breakdowns.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from decimal import Decimal
+from dataclasses import dataclass, replace
+from decimal import Decimal, localcontext
 
-from billing.rating.pricing import PricingSpec
+from billing.rating.pricing import EXACT_PRECISION, PricingSpec
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -55,11 +55,11 @@ def row_for(rates: Sequence[RateSpec], values: Mapping[str, str | None]) -> Rate
     """The row pricing usage with these property values: the matching row with
     the most properties (first of them on a card the catalog has not checked);
     None only for a card without a default row."""
-    index = _row_index(rates, values)
+    index = row_index(rates, values)
     return None if index is None else rates[index]
 
 
-def _row_index(rates: Sequence[RateSpec], values: Mapping[str, str | None]) -> int | None:
+def row_index(rates: Sequence[RateSpec], values: Mapping[str, str | None]) -> int | None:
     best = None
     for index, rate in enumerate(rates):
         if matches(rate.when, values) and (best is None or len(rate.when) > len(rates[best].when)):
@@ -81,7 +81,7 @@ def rated_quantities(
     count and sum meters take cards)."""
     totals: dict[int, Decimal] = {}
     for combination, quantity in combinations.items():
-        index = _row_index(rates, dict(combination))
+        index = row_index(rates, dict(combination))
         if index is None or not quantity:
             continue
         totals[index] = totals.get(index, ZERO) + quantity
@@ -121,3 +121,19 @@ def properties_outside(when: When, price_by: Iterable[str]) -> list[str]:
     """The properties a row names that the charge does not price by."""
     allowed = set(price_by)
     return [name for name, _ in when if name not in allowed]
+
+
+def row_charge(charge, values: Mapping[str, str | None]):
+    """A charge with a card (a plans.validation.ChargeSpec) as the row pricing
+    usage with these property values prices it: a charge of one price, its
+    pricing the row's, or, for credits, the row's credits per unit (its credits
+    over its `per`). A charge without a card is itself. Wallets draw and
+    `check` prices one event, or one question, this way."""
+    if not charge.rates:
+        return charge
+    rate = row_for(charge.rates, values) or RateSpec()
+    if rate.credits_per_unit is not None:
+        with localcontext(prec=EXACT_PRECISION):
+            per_unit = rate.credits_per_unit / rate.per
+        return replace(charge, credits_per_unit=per_unit, price_by=(), rates=())
+    return replace(charge, pricing=rate.pricing, price_by=(), rates=())

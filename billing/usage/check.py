@@ -14,7 +14,9 @@ from billing.core.vocabulary import ALLOWANCE_MODELS, ConsumptionModel
 from billing.models import (
     Subscription,
 )
-from billing.rating.pricing import EXACT_PRECISION
+from billing.rating.pricing import EXACT_PRECISION, PER_UNIT
+from billing.rating.rate_cards import rated_quantities, row_charge, row_index
+from billing.usage.breakdowns import usage_combinations
 from billing.usage.metering import (
     meter_cache,
 )
@@ -238,16 +240,22 @@ def usage_check(
     quantity: Decimal,
     now: datetime,
     balances: dict | None = None,
+    properties: dict | None = None,
 ) -> CheckResult:
     """Answer from the current period's counters and the wallets' balances, for
     every consumption model, then against the customer's spend limit (the
     period's rated spend plus what this use would add). `subscription` is the
     customer's live one (live_read), `balances` the wallets' usable balances at
-    `now` if already read (live_read; the others are read). Reads only."""
+    `now` if already read (live_read; the others are read); `properties` the
+    event's, which pick the row of a rate card (its default row without them).
+    Reads only."""
     if subscription is None:
         return CheckResult(False, None, "no_subscription")
     spec = subscription_spec(subscription)
     charge = next((c for c in spec.charges if c.meter == meter_code), None)
+    card = charge if charge is not None and charge.rated else None
+    if card is not None:
+        charge = row_charge(card, properties or {})
     # A meter a published version charges is frozen: the cached definition is it.
     meter = meter_cache.by_code_frozen(meter_code) if charge is not None else None
     if charge is None or meter is None:
@@ -269,6 +277,9 @@ def usage_check(
         customer_id=customer.pk, meters=list(meters.values()), start=start, end=end
     )
     used = exact_quantity(quantities[meter.id])
+    if card is not None and charge.pricing is not None and charge.pricing.scheme != PER_UNIT:
+        # A row's tiers count that row's usage alone.
+        used = row_used(card, meter, properties or {}, customer_id=customer.pk, span=(start, end))
     with localcontext(prec=EXACT_PRECISION):
         result, uncovered_units = charge_standing(
             subscription=subscription,
@@ -291,6 +302,7 @@ def usage_check(
             adding=(meter_code, quantity),
             adding_uncovered=uncovered_units,
             quantities={m.code: quantities[m.id] for m in meters.values()},
+            properties=properties,
         )
     if spend <= customer.spend_limit:
         return result
@@ -303,6 +315,17 @@ def usage_check(
         spend=spend,
         spend_limit=customer.spend_limit,
     )
+
+
+def row_used(card, meter, properties: dict, *, customer_id: int, span) -> Decimal:
+    """The period's usage so far of the rate-card row pricing usage with these
+    properties."""
+    values = {name: properties.get(name) for name in meter.group_by}
+    index = row_index(card.rates, values)
+    found = usage_combinations(customer_id=customer_id, meters=[meter], start=span[0], end=span[1])[
+        meter.id
+    ]
+    return dict(rated_quantities(card.rates, found)).get(index, ZERO)
 
 
 def charge_standing(

@@ -2,6 +2,7 @@
 customer's credit or money wallet under its live subscription's version, handed
 to wallets.ledger.usage_draw inside the ingest transaction."""
 
+from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal, localcontext
 
@@ -11,7 +12,9 @@ from billing.core import rawsql
 from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel
 from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION, PER_UNIT, price_units
+from billing.rating.rate_cards import rated_quantities, row_charge, row_index
 from billing.usage import reads
+from billing.usage.breakdowns import usage_combinations
 from billing.usage.metering import MeterDef, meter_cache
 from billing.usage.rollups import hour_of
 from plans.models import Charge, Meter, PlanVersion
@@ -122,7 +125,7 @@ def _priced_on_usage_so_far(subscription: Subscription) -> bool:
     """Whether a balance charge of the subscription is priced by tiers or packages,
     so that what an event costs depends on the period's usage before it."""
     return any(
-        c.model == ConsumptionModel.BALANCE and c.pricing.scheme != PER_UNIT
+        c.model == ConsumptionModel.BALANCE and any(p.scheme != PER_UNIT for p in c.pricings)
         for c in subscription_spec(subscription).charges
     )
 
@@ -189,6 +192,13 @@ def _draws(subscription: Subscription, events: list, meters: dict, now: datetime
             units = units_of(meter, contribution.value)
             if units <= 0:
                 continue
+            key = meter.code
+            if charge.rates:
+                # A rate card: the row of the event's values prices it, its tiers
+                # counting that row's usage.
+                values = event_values(meter, contribution.group)
+                key = (meter.code, row_index(charge.rates, values))
+                charge = row_charge(charge, values)
             with localcontext(prec=EXACT_PRECISION):
                 if charge.model == ConsumptionModel.CREDITS:
                     draws.append(
@@ -205,8 +215,8 @@ def _draws(subscription: Subscription, events: list, meters: dict, now: datetime
                 if charge.pricing.scheme == PER_UNIT:
                     cost = units * charge.pricing.unit_price
                 else:
-                    before = so_far[meter.code]
-                    so_far[meter.code] = before + units
+                    before = so_far[key]
+                    so_far[key] = before + units
                     cost = price_units(before + units, charge.pricing) - price_units(
                         before, charge.pricing
                     )
@@ -225,26 +235,48 @@ def _period_usage_before(
         for m in meters.values()
         if m.code in charges
         and charges[m.code].model == ConsumptionModel.BALANCE
-        and charges[m.code].pricing.scheme != PER_UNIT
+        and any(p.scheme != PER_UNIT for p in charges[m.code].pricings)
     ]
     if not tiered:
         return {}
     start, end = _period(subscription, now)
+    plain = [m for m in tiered if not charges[m.code].rates]
+    carded = [m for m in tiered if charges[m.code].rates]
     after = reads.usage_quantities(
-        customer_id=subscription.customer_id, meters=tiered, start=start, end=end
+        customer_id=subscription.customer_id, meters=plain, start=start, end=end
     )
-    so_far = {}
-    for meter in tiered:
-        # The batch's events counted in `after`: those in the same range.
-        in_batch = sum(
-            (
-                units_of(meter, c.value)
-                for e in events
-                if start <= e.timestamp < end
-                for c in e.contributions
-                if c.meter_id == meter.id
-            ),
-            ZERO,
-        )
-        so_far[meter.code] = max(ZERO, after[meter.id] - in_batch)
+    # A rate card's rows: each row's quantity (keyed (meter code, row index)).
+    combinations = usage_combinations(
+        customer_id=subscription.customer_id, meters=carded, start=start, end=end
+    )
+    for meter in carded:
+        rows = rated_quantities(charges[meter.code].rates, combinations[meter.id])
+        after.update({(meter.code, index): quantity for index, quantity in rows})
+    so_far: dict = defaultdict(lambda: ZERO)
+    so_far.update({m.code: after[m.id] for m in plain})
+    so_far.update({key: q for key, q in after.items() if isinstance(key, tuple)})
+    # The batch's events are counted in `after` already: those in the same range.
+    for event in events:
+        if not start <= event.timestamp < end:
+            continue
+        for c in event.contributions:
+            meter = meters.get(c.meter_id)
+            if meter is None or meter not in tiered:
+                continue
+            key = meter.code
+            if charges[meter.code].rates:
+                key = (
+                    meter.code,
+                    row_index(charges[meter.code].rates, event_values(meter, c.group)),
+                )
+            so_far[key] = max(ZERO, so_far[key] - units_of(meter, c.value))
     return so_far
+
+
+def event_values(meter: MeterDef, group: tuple | None) -> dict[str, str | None]:
+    """An event's values of the meter's group_by properties (None: none), from
+    its contribution's group texts (metering.group_of)."""
+    group = group or ()
+    return {
+        name: (group[i] if i < len(group) else "") or None for i, name in enumerate(meter.group_by)
+    }

@@ -12,8 +12,15 @@ from billing.core.periods import period_share
 from billing.models import Subscription
 from billing.rating.lines import Uncovered
 from billing.rating.pricing import price_units
+from billing.rating.rate_cards import row_charge
+from billing.usage.metering import meter_cache
 from billing.usage.reads import UsageLine, usage_lines
-from billing.usage.statement import period_statement, statement_of, uncovered_usage
+from billing.usage.statement import (
+    period_statement,
+    statement_of,
+    uncovered_usage,
+    usage_combinations_by_meter,
+)
 from plans.models import Meter
 from plans.overrides import subscription_spec
 from wallets import selectors as wallet_selectors
@@ -70,14 +77,16 @@ def period_spend(
     adding: tuple[str, Decimal] | None = None,
     adding_uncovered: Decimal = ZERO,
     quantities: dict[str, Decimal] | None = None,
+    properties: dict | None = None,
 ) -> Decimal:
     """What the customer spends in [start, end) of its period: fixed fees, priced
     usage with any minimum commitment true-up (as the close would rate it), the
     money its prepaid balance paid for usage, and the usage wallets could not pay
     for that the close bills. With `adding` (meter, quantity): as if that much
-    more were used now, `adding_uncovered` units of it beyond what a credit
-    wallet that bills when exhausted can pay. `quantities` (meter code ->
-    quantity in the range) when the caller has read them already."""
+    more were used now, with these event `properties` (a rate card's row),
+    `adding_uncovered` units of it beyond what a credit wallet that bills when
+    exhausted can pay. `quantities` (meter code -> quantity in the range) when
+    the caller has read them already."""
     version = subscription_spec(subscription)
     if quantities is None:
         lines = usage_lines(
@@ -92,10 +101,19 @@ def period_spend(
     uncovered = uncovered_usage(
         customer_id=subscription.customer_id, spec=version, start=start, end=end
     )
+    combinations = usage_combinations_by_meter(
+        customer_id=subscription.customer_id, spec=version, start=start, end=end
+    )
     if adding is not None:
         meter, extra = adding
         quantities[meter] = quantities.get(meter, ZERO) + extra
+        if meter in combinations:
+            combinations[meter] = combination_adding(
+                combinations[meter], meter_cache.by_code(meter), properties or {}, extra
+            )
         charge = next((c for c in version.charges if c.meter == meter), None)
+        if charge is not None:
+            charge = row_charge(charge, properties or {})
         if charge is not None and charge.model == "balance":
             drawn += marginal_cost(charge, quantities[meter] - extra, extra)
         if charge is not None and charge.bills_uncovered and adding_uncovered > 0:
@@ -111,8 +129,15 @@ def period_spend(
         quantities=quantities,
         fraction=share,
         uncovered=uncovered,
+        combinations=combinations,
     )
     return statement.fixed + statement.usage_total + drawn
+
+
+def combination_adding(combinations: dict, meter, properties: dict, extra: Decimal) -> dict:
+    """A rated meter's combinations with `extra` more of the event's properties'."""
+    key = tuple((name, properties.get(name) or None) for name in meter.group_by)
+    return {**combinations, key: combinations.get(key, ZERO) + extra}
 
 
 def usage_summary(
