@@ -84,6 +84,9 @@ class FeatureUsage:
     # (value, label, quantity) (billing.usage.breakdowns.meter_breakdown).
     breakdown_property: str = ""
     breakdown: tuple[tuple[object, str, Decimal], ...] = ()
+    # A charge priced by a rate card: each row that priced usage, (its values,
+    # quantity, amount) (billing.usage.statement.PeriodStatement.rated).
+    rates: tuple[tuple[tuple[str, ...], Decimal, Decimal], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,10 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
             uncovered=row.uncovered or None,  # mentioned only when there is some
             uncovered_billed=row.line.meter in billing_uncovered,
             percent=_percent(row.line.quantity, row.line.included),
+            rates=tuple(
+                (tuple(group.values()), quantity, amount)
+                for group, quantity, amount in row.rates or ()
+            ),
             **_breakdown(customer.pk, row.line.meter, start=usage_start, end=end),
         )
         for row in usage.lines

@@ -293,6 +293,14 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
                     {"label": label, "quantity": write.quantity(quantity)}
                     for _, label, quantity in f.breakdown
                 ],
+                "rates": [
+                    {
+                        "label": write.rate_group(values),
+                        "quantity": write.quantity(quantity),
+                        "amount": money(amount),
+                    }
+                    for values, quantity, amount in f.rates
+                ],
             }
             for f in overview.features
         ],

@@ -273,6 +273,12 @@ def _spoken(function, *, zoned: bool = False):
     return method
 
 
+def rate_group(values) -> str:
+    """A rate card row's values as a line names them: 'gpt-4o · input'; the
+    default row (no values) as 'other usage'."""
+    return " · ".join(values) or _("other usage")
+
+
 @dataclass(frozen=True)
 class CustomerText:
     """The writer of one customer's text: its language, time zone and (for a
@@ -303,6 +309,7 @@ class CustomerText:
     quantity = _spoken(quantity)
     percent = _spoken(percent)
     country = _spoken(country_name)
+    rate_group = _spoken(rate_group)
 
     def day(self, moment: datetime | date | None) -> str:
         """'2 Dec 2026' in the zone; '' for none."""

@@ -189,7 +189,7 @@ def rated_lines(
 
 def rate_description(meter_name: str, when: tuple) -> str:
     """'LLM tokens · gpt-4o · input'; 'LLM tokens · other usage' for the default row."""
-    group = " · ".join(value for _name, value in when) or _("other usage")
+    group = customer_text.rate_group(value for _name, value in when)
     return _("{meter} · {group}").format(meter=meter_name, group=group)
 
 

@@ -2,12 +2,15 @@
 posted through the API, /usage's rates while the month runs, and the close's
 invoice with one line per row that priced usage, each with its group, exact."""
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
+import time_machine
 
 from billing.invoicing.close import periods_close
+from customers.portal import portal_session_create
 from customers.services import customer_create
 from invoices.models import Invoice
 from plans.services import meter_create
@@ -151,3 +154,17 @@ def test_s25_the_close_writes_a_line_per_row_with_its_group(s25):
     assert [line.get("group") for line in api["lines"] if line["meter"] == "llm_tokens"] == [
         g for g, *_ in lines
     ]
+
+
+def test_s25_the_portal_shows_each_row_in_the_customers_language(s25, client):
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    token = portal_session_create(customer=s25.customer, now=now).token
+    with time_machine.travel(now, tick=False):
+        page = client.get(f"/portal/{token}/?lang=fr").content.decode()
+    rows = page[page.index('class="breakdown rates">') + 24 :]
+    rows = " ".join(re.sub(r"<[^>]+>", " ", rows[: rows.index("</table>")]).split())
+    assert rows == (
+        "Par tarif gpt-4o · input 1 000 000 2,50 gpt-4o · output 200 000 2,00 "
+        "gpt-4o · cache_read 500 000 0,63 claude-sonnet 300 000 0,90 "
+        "autre utilisation 10 000 0,04"
+    )
