@@ -168,3 +168,28 @@ def test_s25_the_portal_shows_each_row_in_the_customers_language(s25, client):
         "gpt-4o · cache_read 500 000 0,63 claude-sonnet 300 000 0,90 "
         "autre utilisation 10 000 0,04"
     )
+
+
+def test_late_usage_of_a_card_is_billed_at_its_row(s25):
+    periods_close(as_of=DEC_1)
+    # 400,000 gpt-4o output tokens stamped in November arrive on December 2nd
+    late = datetime(2026, 12, 2, tzinfo=UTC)
+    event = {
+        "id": "late",
+        "customer": "acme",
+        "event_name": "llm.tokens",
+        "timestamp": "2026-11-28T10:00:00Z",
+        "properties": {"tokens": 400_000, "model": "gpt-4o", "token_type": "output"},
+    }
+    with time_machine.travel(late, tick=False):
+        posted = api_client("events:write").post(
+            "/api/v1/events", {"events": [event]}, format="json"
+        )
+    assert posted.status_code in (200, 201, 202), posted.json()
+
+    periods_close(as_of=datetime(2027, 1, 1, tzinfo=UTC))
+
+    december = Invoice.objects.get(subscription=s25, reason="period", period_start=DEC_1)
+    (late_line,) = december.lines.filter(kind="late_usage")
+    # 400,000 at 10.00 per 1,000,000
+    assert late_line.amount == D("4.00")
