@@ -65,7 +65,9 @@ def version_spec(*, version: PlanVersion) -> VersionSpec:
         "charge_id", "position", "id"
     ):
         tiers.setdefault(tier.charge_id, []).append(
-            TierSpec(up_to=tier.up_to, unit_price=tier.unit_price, flat_fee=tier.flat_fee)
+            TierSpec(
+                up_to=tier.up_to, unit_price=tier.unit_price, flat_fee=tier.flat_fee, per=tier.per
+            )
         )
     spec = version_terms_spec(
         version,
