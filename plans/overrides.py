@@ -140,16 +140,24 @@ def _decimal(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
+def _per(data: dict) -> Decimal:
+    """A price's or tier's `per`; 1 for one stored before prices had one."""
+    per = _decimal(data.get("per"))
+    return Decimal(1) if per is None else per
+
+
 def pricing_to_json(pricing: PricingSpec) -> dict:
     return {
         "scheme": pricing.scheme,
         "unit_price": _number(pricing.unit_price),
+        "per": _number(pricing.per),
         "package_size": _number(pricing.package_size),
         "package_price": _number(pricing.package_price),
         "tiers": [
             {
                 "up_to": _number(tier.up_to),
                 "unit_price": _number(tier.unit_price),
+                "per": _number(tier.per),
                 "flat_fee": _number(tier.flat_fee),
             }
             for tier in pricing.tiers
@@ -161,12 +169,14 @@ def _pricing_from_json(data: dict) -> PricingSpec:
     return PricingSpec(
         scheme=data["scheme"],
         unit_price=_decimal(data.get("unit_price")),
+        per=_per(data),
         package_size=_decimal(data.get("package_size")),
         package_price=_decimal(data.get("package_price")),
         tiers=tuple(
             TierSpec(
                 up_to=_decimal(tier.get("up_to")),
                 unit_price=_decimal(tier["unit_price"]),
+                per=_per(tier),
                 flat_fee=_decimal(tier.get("flat_fee")) or Decimal(0),
             )
             for tier in data.get("tiers", ())
