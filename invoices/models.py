@@ -162,6 +162,8 @@ class InvoiceLine(models.Model):
     meter = models.CharField(max_length=64, blank=True, default="")
     quantity = models.DecimalField(**AMOUNT)
     unit_price = models.DecimalField(**AMOUNT, null=True, blank=True)
+    # How many units unit_price is for: 2.50 per 1,000,000 tokens.
+    per = models.DecimalField(**AMOUNT, default=Decimal(1))
     amount = models.DecimalField(**AMOUNT)
     period_start = models.DateTimeField(null=True, blank=True)
     period_end = models.DateTimeField(null=True, blank=True)

@@ -23,6 +23,9 @@ class InvoiceLineSerializer(serializers.Serializer):
     meter = serializers.CharField(allow_null=True)
     quantity = DecimalString()
     unit_price = DecimalString(allow_null=True)
+    per = DecimalString(
+        help_text="How many units unit_price is for: 1000000 for a price per million tokens."
+    )
     amount = DecimalString()
     breakdown = serializers.DictField(
         required=False,
@@ -109,6 +112,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
                     "meter": line.meter or None,
                     "quantity": format_decimal(line.quantity),
                     "unit_price": _money(line.unit_price, currency),
+                    "per": format_decimal(line.per),
                     "amount": format_money(line.amount, currency),
                     **({"breakdown": line.breakdown} if line.breakdown else {}),
                 }

@@ -131,6 +131,7 @@ def invoice_write_draft(
                     meter=line.meter or "",
                     quantity=line.quantity,
                     unit_price=line.unit_price,
+                    per=getattr(line, "per", Decimal(1)),
                     amount=amount,
                     period_start=getattr(line, "period_start", None),
                     period_end=getattr(line, "period_end", None),

@@ -167,6 +167,9 @@ class PlanVersion(models.Model):
         return f"{self.plan.name or self.plan.code} v{self.number}"
 
 
+PER_HELP = "How many units the price is for: 1,000,000 for a price per million tokens."
+
+
 class Charge(models.Model):
     """How one meter is charged on one version: the feature's consumption model."""
 
@@ -186,6 +189,8 @@ class Charge(models.Model):
     )
     pricing_scheme = models.CharField(max_length=16, choices=SCHEME_CHOICES, blank=True, default="")
     unit_price = models.DecimalField(**AMOUNT, null=True, blank=True)
+    # Per-unit pricing: how many units unit_price is for (tiers carry their own).
+    per = models.DecimalField(**AMOUNT, default=Decimal(1), help_text=PER_HELP)
     package_size = models.DecimalField(**AMOUNT, null=True, blank=True)
     package_price = models.DecimalField(**AMOUNT, null=True, blank=True)
     # A rate card (billing.rating.rate_cards): the meter's group_by properties
@@ -199,6 +204,7 @@ class Charge(models.Model):
         constraints = [
             # One consumption model per feature: one charge per meter per version.
             models.UniqueConstraint(fields=["version", "meter"], name="charge_one_per_meter"),
+            models.CheckConstraint(condition=models.Q(per__gt=0), name="charge_per_gt_0"),
         ]
 
     def __str__(self) -> str:
@@ -210,12 +216,13 @@ class Charge(models.Model):
             return None
         if tiers is None:
             tiers = tuple(
-                TierSpec(up_to=t.up_to, unit_price=t.unit_price, flat_fee=t.flat_fee)
+                TierSpec(up_to=t.up_to, unit_price=t.unit_price, flat_fee=t.flat_fee, per=t.per)
                 for t in self.tiers.all()
             )
         return PricingSpec(
             scheme=self.pricing_scheme,
             unit_price=self.unit_price,
+            per=self.per,
             package_size=self.package_size,
             package_price=self.package_price,
             tiers=tiers,
@@ -251,6 +258,7 @@ class PriceTier(models.Model):
         **AMOUNT, null=True, blank=True, help_text="Inclusive; empty for the last, open tier."
     )
     unit_price = models.DecimalField(**AMOUNT)
+    per = models.DecimalField(**AMOUNT, default=Decimal(1), help_text=PER_HELP)
     flat_fee = models.DecimalField(**AMOUNT, default=Decimal(0))
 
     history = audit_history()
@@ -262,6 +270,7 @@ class PriceTier(models.Model):
                 condition=models.Q(unit_price__gte=0), name="tier_unit_price_gte_0"
             ),
             models.CheckConstraint(condition=models.Q(flat_fee__gte=0), name="tier_flat_fee_gte_0"),
+            models.CheckConstraint(condition=models.Q(per__gt=0), name="tier_per_gt_0"),
         ]
 
     def __str__(self) -> str:

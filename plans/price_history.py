@@ -106,7 +106,7 @@ def _spec(state: dict, version_id: int, names: _Names) -> VersionSpec | None:
         (r for r in live if r.instance_type is PriceTier), key=lambda r: (r.position, r.id)
     ):
         tiers.setdefault(row.charge_id, []).append(
-            TierSpec(up_to=row.up_to, unit_price=row.unit_price, flat_fee=row.flat_fee)
+            TierSpec(up_to=row.up_to, unit_price=row.unit_price, flat_fee=row.flat_fee, per=row.per)
         )
     charges = sorted((r for r in live if r.instance_type is Charge), key=lambda r: r.id)
     grants = sorted(

@@ -31,6 +31,7 @@ def check_tiers(errors: FieldErrors, path: str, tiers: tuple[TierSpec, ...]) -> 
             required=True,
             missing="Each tier needs a unit price (0 for free units)",
         )
+        check_per(errors, f"{tier_path}.per", tier.per)
         check_number(errors, f"{tier_path}.flat_fee", tier.flat_fee)
         is_last = index == len(tiers) - 1
         if tier.up_to is None:
@@ -57,6 +58,18 @@ def check_tiers(errors: FieldErrors, path: str, tiers: tuple[TierSpec, ...]) -> 
             previous = tier.up_to
 
 
+def check_per(errors: FieldErrors, path: str, per: Decimal | None) -> None:
+    """How many units a price is for: a number above zero (1 unless given)."""
+    check_number(
+        errors,
+        path,
+        per,
+        required=True,
+        positive=True,
+        missing="Say how many units the price is for: 1 for a price per unit",
+    )
+
+
 def check_pricing(errors: FieldErrors, path: str, pricing: PricingSpec) -> None:
     if pricing.scheme not in SCHEMES:
         errors.add(
@@ -72,7 +85,16 @@ def check_pricing(errors: FieldErrors, path: str, pricing: PricingSpec) -> None:
             required=True,
             missing="A per unit price needs its unit price",
         )
+        check_per(errors, f"{path}.per", pricing.per)
     else:
+        if pricing.per is not None and pricing.per != 1:
+            errors.add(
+                f"{path}.per",
+                "'Per' applies to per unit prices and tiers: a package's size says how many "
+                "units its price is for"
+                if pricing.scheme == PACKAGE
+                else f"A {scheme} price has no 'Per' here: put it on each tier",
+            )
         check_absent(
             errors,
             f"{path}.unit_price",

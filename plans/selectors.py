@@ -88,7 +88,9 @@ def version_spec(*, version: PlanVersion) -> VersionSpec:
         "charge_id", "position", "id"
     ):
         tiers.setdefault(tier.charge_id, []).append(
-            TierSpec(up_to=tier.up_to, unit_price=tier.unit_price, flat_fee=tier.flat_fee)
+            TierSpec(
+                up_to=tier.up_to, unit_price=tier.unit_price, flat_fee=tier.flat_fee, per=tier.per
+            )
         )
     rates: dict[int, list[RateSpec]] = {}
     if any(charge.price_by for charge in charges):

@@ -21,6 +21,8 @@ from plans.validation import VERSION_TERMS, ChargeSpec, VersionSpec
 MAX_CHARGES = 100
 MAX_TIERS = 100
 
+PER_HELP = "How many units the price is for: 1000000 for a price per million tokens (default 1)."
+
 
 class MeterSerializer(serializers.ModelSerializer):
     value_property = serializers.CharField(
@@ -65,12 +67,14 @@ class MeterSerializer(serializers.ModelSerializer):
 class TierSerializer(NoUnknownKeys, serializers.Serializer):
     up_to = DecimalString(required=False, allow_null=True, default=None)
     unit_price = DecimalString()
+    per = DecimalString(required=False, default=Decimal(1), help_text=PER_HELP)
     flat_fee = DecimalString(required=False, default=None)
 
     def to_representation(self, tier):
         return {
             "up_to": DecimalString().to_representation(tier.up_to),
             "unit_price": DecimalString().to_representation(tier.unit_price),
+            "per": DecimalString().to_representation(tier.per),
             "flat_fee": DecimalString().to_representation(tier.flat_fee),
         }
 
@@ -80,6 +84,7 @@ class PricingSerializer(NoUnknownKeys, serializers.Serializer):
         max_length=32, help_text="per_unit | package | graduated | volume"
     )
     unit_price = DecimalString(required=False, allow_null=True, default=None)
+    per = DecimalString(required=False, default=Decimal(1), help_text=PER_HELP)
     package_size = DecimalString(required=False, allow_null=True, default=None)
     package_price = DecimalString(required=False, allow_null=True, default=None)
     currency = serializers.CharField(required=False, allow_null=True, default=None, max_length=8)
@@ -143,6 +148,7 @@ class ChargeSerializer(serializers.Serializer):
             else {
                 "scheme": pricing.scheme,
                 "unit_price": number(pricing.unit_price),
+                "per": number(pricing.per),
                 "package_size": number(pricing.package_size),
                 "package_price": number(pricing.package_price),
                 "tiers": [TierSerializer().to_representation(t) for t in pricing.tiers],
@@ -235,12 +241,14 @@ def pricing_spec(pricing: dict | None) -> PricingSpec | None:
     return PricingSpec(
         scheme=pricing["scheme"],
         unit_price=pricing["unit_price"],
+        per=pricing["per"],
         package_size=pricing["package_size"],
         package_price=pricing["package_price"],
         tiers=tuple(
             TierSpec(
                 up_to=t["up_to"],
                 unit_price=t["unit_price"],
+                per=t["per"],
                 flat_fee=t["flat_fee"] if t["flat_fee"] is not None else Decimal(0),
             )
             for t in pricing["tiers"]

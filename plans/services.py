@@ -494,6 +494,7 @@ def _write_charges(version: PlanVersion, spec: VersionSpec) -> None:
             when_exhausted=charge_spec.when_exhausted,
             pricing_scheme=pricing.scheme if pricing else "",
             unit_price=pricing.unit_price if pricing else None,
+            per=pricing.per if pricing else Decimal(1),
             package_size=pricing.package_size if pricing else None,
             package_price=pricing.package_price if pricing else None,
             price_by=list(charge_spec.price_by),
@@ -506,6 +507,7 @@ def _write_charges(version: PlanVersion, spec: VersionSpec) -> None:
                     position=position,
                     up_to=tier.up_to,
                     unit_price=tier.unit_price,
+                    per=tier.per,
                     flat_fee=tier.flat_fee,
                 )
                 for position, tier in enumerate(pricing.tiers)

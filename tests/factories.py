@@ -205,8 +205,8 @@ def check_v1(body: dict) -> dict:
     return {name: body[name] for name in CHECK_V1_FIELDS if name in body}
 
 
-def per_unit(price: str) -> PricingSpec:
-    return PricingSpec("per_unit", unit_price=D(price))
+def per_unit(price: str, per: str = "1") -> PricingSpec:
+    return PricingSpec("per_unit", unit_price=D(price), per=D(per))
 
 
 def overage(meter: str, included: int, price: str) -> ChargeSpec:
@@ -221,8 +221,8 @@ def credits(meter: str, per_unit_credits: int) -> ChargeSpec:
     return ChargeSpec(meter, ConsumptionModel.CREDITS, credits_per_unit=D(per_unit_credits))
 
 
-def balance(meter: str, price: str) -> ChargeSpec:
-    return ChargeSpec(meter, ConsumptionModel.BALANCE, pricing=per_unit(price))
+def balance(meter: str, price: str, per: str = "1") -> ChargeSpec:
+    return ChargeSpec(meter, ConsumptionModel.BALANCE, pricing=per_unit(price, per))
 
 
 def prompts_meter() -> Meter:

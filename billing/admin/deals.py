@@ -55,6 +55,8 @@ def deal_text(stored: dict | None, version) -> str:
 def _pricing(pricing: PricingSpec | None) -> str:
     if pricing is None:
         return "-"
+    if pricing.scheme == PER_UNIT and pricing.per != 1:
+        return f"{quantity_text(pricing.unit_price)} per {quantity_text(pricing.per)} units"
     if pricing.scheme == PER_UNIT:
         return f"{quantity_text(pricing.unit_price)} a unit"
     return f"{pricing.scheme} pricing"
@@ -142,7 +144,9 @@ def deal_from(cleaned: dict, *, stored: dict, changed) -> Overrides:
             included = cleaned.get("deal_included_units")
         if "deal_unit_price" in changed or old is None:
             price = cleaned.get("deal_unit_price")
-            pricing = None if price is None else PricingSpec(PER_UNIT, unit_price=price)
+            # A price the deal already gives per 1,000 units stays per 1,000.
+            per = pricing.per if pricing and pricing.scheme == PER_UNIT else Decimal(1)
+            pricing = None if price is None else PricingSpec(PER_UNIT, unit_price=price, per=per)
         new = ChargeOverride(meter=meter, included_units=included, pricing=pricing)
         charges = [new if c.meter == meter else c for c in charges] if old else [*charges, new]
     kept = tuple(c for c in charges if c.included_units is not None or c.pricing is not None)

@@ -95,7 +95,8 @@ def late_usage_lines(
                 continue
             units = Decimal(now_values.get("billable", "0")) - Decimal(was.get("billable", "0"))
             pricing = prices.get(meter)
-            unit_price = pricing.unit_price if pricing and pricing.scheme == "per_unit" else None
+            per_unit = pricing is not None and pricing.scheme == "per_unit"
+            unit_price = pricing.unit_price if per_unit else None
             what = (
                 _("minimum commitment adjustment")
                 if meter == LineKind.MINIMUM_COMMITMENT
@@ -111,6 +112,7 @@ def late_usage_lines(
                     delta,
                     billed_period.period_start,
                     billed_period.period_end,
+                    per=pricing.per if per_unit else ONE,
                 )
             )
         if now_billed != billed_period.billed:

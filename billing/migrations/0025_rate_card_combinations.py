@@ -18,7 +18,7 @@ def rebuild_multi_property_meters(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("billing", "0024_admin_words_translatable"),
-        ("plans", "0014_rate_cards"),
+        ("plans", "0015_rate_cards"),
     ]
 
     operations = [

@@ -50,14 +50,18 @@ class LineInput:
     # split by the property's values, (property, ((value or None, quantity),
     # ...)); shown, not priced.
     breakdown: tuple = ()
+    # How many units unit_price is for: 2.50 per 1,000,000 tokens.
+    per: Decimal = Decimal(1)
     # A line of a rate card's row: the row's `when` as (property, value) pairs,
     # () for its default row; None for a line of no card.
     group: tuple | None = None
 
 
-def _line(kind, description, meter, quantity, unit_price, exact, currency) -> LineInput:
+def _line(
+    kind, description, meter, quantity, unit_price, exact, currency, per=Decimal(1)
+) -> LineInput:
     return LineInput(
-        kind, description, meter, quantity, unit_price, quantize_money(exact, currency)
+        kind, description, meter, quantity, unit_price, quantize_money(exact, currency), per=per
     )
 
 
@@ -145,16 +149,17 @@ def uncovered_lines(
             meter=charge.meter,
             currency=currency,
         )
-    unit_price = charge.pricing.unit_price if charge.pricing.scheme == PER_UNIT else None
+    per_unit = charge.pricing.scheme == PER_UNIT
     return [
         _line(
             LineKind.UNCOVERED_USAGE,
             _("{meter} not covered by the prepaid balance").format(meter=meter_name),
             charge.meter,
             uncovered.units,
-            unit_price,
+            charge.pricing.unit_price if per_unit else None,
             uncovered.shortfall,
             currency,
+            charge.pricing.per if per_unit else Decimal(1),
         )
     ]
 
@@ -266,6 +271,7 @@ def priced_lines(
             piece.unit_price,
             piece.amount,
             currency,
+            piece.per,
         )
         for piece in priced_pieces(units, pricing)
     ]

@@ -7,6 +7,12 @@ once with `billing.core.money.quantize_money`, and billing.rating.lines writes o
 piece, so an amount and its lines come from the same walk. Tiers apply to
 billable units (after included units); `up_to` is inclusive and the last tier is
 open (`None`).
+
+A per_unit price and each tier's unit price are for `per` units (default 1):
+2.50 per 1,000,000 tokens is `unit_price=2.50, per=1000000`, and a piece's amount
+is quantity x unit_price / per (a tier's flat fee is not divided). The division
+is carried at EXACT_PRECISION significant digits, exact whenever `per` divides
+evenly (any power of ten does), and the line is still rounded once.
 """
 
 from dataclasses import dataclass, field
@@ -28,6 +34,8 @@ class TierSpec:
     up_to: Decimal | None
     unit_price: Decimal
     flat_fee: Decimal = ZERO
+    # How many units `unit_price` is for; `flat_fee` is per tier, not divided.
+    per: Decimal = Decimal(1)
 
 
 @dataclass(frozen=True)
@@ -37,11 +45,14 @@ class PricingSpec:
     package_size: Decimal | None = None
     package_price: Decimal | None = None
     tiers: tuple[TierSpec, ...] = field(default_factory=tuple)
+    # How many units a per_unit `unit_price` is for (tiers carry their own).
+    per: Decimal = Decimal(1)
 
 
 @dataclass(frozen=True)
 class PricedPiece:
-    """`quantity` at `unit_price`, plus a tier's flat fee: `amount`, exact.
+    """`quantity` at `unit_price` per `per` units, plus a tier's flat fee:
+    `amount`, exact.
 
     For a package the quantity is whole packages; for a graduated tier it is the
     units in that tier, which starts after `after` units and ends at `up_to`
@@ -53,6 +64,7 @@ class PricedPiece:
     amount: Decimal
     after: Decimal = ZERO
     up_to: Decimal | None = None
+    per: Decimal = Decimal(1)
 
 
 def price_units(units: Decimal, pricing: PricingSpec) -> Decimal:
@@ -82,7 +94,8 @@ def priced_pieces(units: Decimal, pricing: PricingSpec) -> tuple[PricedPiece, ..
 
 def _pieces(units: Decimal, pricing: PricingSpec) -> tuple[PricedPiece, ...]:
     if pricing.scheme == PER_UNIT:
-        return (PricedPiece(units, pricing.unit_price, units * pricing.unit_price),)
+        amount = _at(units, pricing.unit_price, pricing.per)
+        return (PricedPiece(units, pricing.unit_price, amount, per=pricing.per),)
     if pricing.scheme == PACKAGE:
         # Partial packages round up: 70,500 tokens in packages of 1,000 is 71.
         packages = (units / pricing.package_size).to_integral_value(rounding=ROUND_CEILING)
@@ -94,6 +107,13 @@ def _pieces(units: Decimal, pricing: PricingSpec) -> tuple[PricedPiece, ...]:
     raise ValueError(f"unknown pricing scheme {pricing.scheme!r}")
 
 
+def _at(units: Decimal, unit_price: Decimal, per: Decimal) -> Decimal:
+    """`units` at `unit_price` per `per` units, in the caller's exact context:
+    multiplied first, divided once (no division at all for per 1)."""
+    amount = units * unit_price
+    return amount if per == 1 else amount / per
+
+
 def _graduated(units: Decimal, tiers: tuple[TierSpec, ...]) -> tuple[PricedPiece, ...]:
     """Each tier's units at that tier's price, plus the flat fee of every tier reached."""
     pieces = []
@@ -103,8 +123,8 @@ def _graduated(units: Decimal, tiers: tuple[TierSpec, ...]) -> tuple[PricedPiece
         in_tier = upper - lower
         if in_tier <= 0:
             break
-        amount = in_tier * tier.unit_price + tier.flat_fee
-        pieces.append(PricedPiece(in_tier, tier.unit_price, amount, lower, tier.up_to))
+        amount = _at(in_tier, tier.unit_price, tier.per) + tier.flat_fee
+        pieces.append(PricedPiece(in_tier, tier.unit_price, amount, lower, tier.up_to, tier.per))
         lower = upper
         if tier.up_to is None or units <= tier.up_to:
             break
@@ -115,5 +135,6 @@ def _volume(units: Decimal, tiers: tuple[TierSpec, ...]) -> PricedPiece:
     """All units at the price of the tier the total reaches, plus that tier's flat fee."""
     for tier in tiers:
         if tier.up_to is None or units <= tier.up_to:
-            return PricedPiece(units, tier.unit_price, units * tier.unit_price + tier.flat_fee)
+            amount = _at(units, tier.unit_price, tier.per) + tier.flat_fee
+            return PricedPiece(units, tier.unit_price, amount, per=tier.per)
     raise ValueError("tiers must end with an open tier (up_to null)")

@@ -242,6 +242,7 @@ def _proration(
             sign * line.amount,
             at,
             end,
+            per=line.per,
         )
         for line in fixed
     ]

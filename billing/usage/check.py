@@ -416,7 +416,7 @@ def charge_standing(
         cost = marginal_cost(charge, used, quantity)
         remaining = None
         if charge.pricing.scheme == "per_unit" and charge.pricing.unit_price > 0:
-            remaining = units_covered(balance, charge.pricing.unit_price)
+            remaining = units_covered(balance, charge.pricing.unit_price, charge.pricing.per)
         money = {"balance": balance, "currency": spec.currency, "remaining": remaining}
         short = balance < cost
         if short and not charge.bills_uncovered:

@@ -213,7 +213,7 @@ def _draws(subscription: Subscription, events: list, meters: dict, now: datetime
                     )
                     continue
                 if charge.pricing.scheme == PER_UNIT:
-                    cost = units * charge.pricing.unit_price
+                    cost = price_units(units, charge.pricing)
                 else:
                     before = so_far[key]
                     so_far[key] = before + units

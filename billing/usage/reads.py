@@ -8,7 +8,7 @@ partial hours."""
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, Decimal, localcontext
 
 from django.db.models import Count
 
@@ -22,6 +22,7 @@ from billing.models import (
     UsageUniqueValue,
 )
 from billing.rating.lines import billable_units
+from billing.rating.pricing import EXACT_PRECISION
 from billing.usage.edges import edges_add
 from billing.usage.folding import whole_hours_params, whole_hours_rows
 from billing.usage.metering import MeterDef, meter_cache
@@ -282,8 +283,12 @@ def usage_lines(
     return lines
 
 
-def units_covered(amount: Decimal, per_unit: Decimal) -> Decimal:
-    """Units `amount` pays for at `per_unit` each, to 10 places, rounded down."""
+def units_covered(amount: Decimal, per_unit: Decimal, per: Decimal = Decimal(1)) -> Decimal:
+    """Units `amount` pays for at `per_unit` for every `per` units (each, by
+    default), to 10 places, rounded down."""
+    if per != 1:
+        with localcontext(prec=EXACT_PRECISION):
+            amount = amount * per
     return exact_quantity((amount / per_unit).quantize(Decimal("1e-10"), rounding=ROUND_DOWN))
 
 

@@ -95,6 +95,7 @@ def test_s21_an_enterprise_override_is_billed_for_a_month(api, acme, plan):
                 "pricing": {
                     "scheme": "per_unit",
                     "unit_price": "0.02",
+                    "per": "1",
                     "package_size": None,
                     "package_price": None,
                     "tiers": [],
@@ -132,6 +133,28 @@ def test_s21_an_enterprise_override_is_billed_for_a_month(api, acme, plan):
         D("10.00"),
     )
     assert start.subtotal + lines(closing)[0][4] == D("109.00")
+
+
+def test_a_deal_may_price_per_a_thousand_units(api, acme, plan):
+    # given: 1,000 prompts included, then 25.00 per 1,000
+    per_thousand = {"scheme": "per_unit", "unit_price": "25.00", "per": "1000"}
+    deal = {"charges": [{"meter": "prompts", "included_units": "1000", "pricing": per_thousand}]}
+    body = subscribe(api, overrides=deal)
+    assert body["overrides"]["charges"][0]["pricing"]["per"] == "1000"
+
+    # when: 1,500 prompts in November
+    prompts(1500)
+    periods_close(as_of=DEC_1)
+
+    # then: 500 x 25.00 / 1,000 = 12.50
+    closing = Invoice.objects.get(reason=Invoice.PERIOD)
+    assert lines(closing)[0] == (
+        "overage",
+        "Prompts over 1,000 included",
+        D(500),
+        D("25.00"),
+        D("12.50"),
+    )
 
 
 def test_a_change_of_the_deal_applies_from_the_next_period(api, acme, plan):

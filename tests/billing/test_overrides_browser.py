@@ -78,6 +78,7 @@ def test_finance_gives_a_customer_a_deal_and_a_coupon_and_sees_them(
                 "pricing": {
                     "scheme": "per_unit",
                     "unit_price": "0.02",
+                    "per": "1",
                     "package_size": None,
                     "package_price": None,
                     "tiers": [],

@@ -210,3 +210,55 @@ def test_wallet_drawn_charges_add_no_invoice_line():
     )
 
     assert month(version, {"runs": 80, "tokens": 1_000_000}) == []
+
+
+def test_a_price_per_million_tokens_writes_its_per_on_the_line_and_rounds_once():
+    # given: 1,000,000 tokens included, then 1.25 per 1,000,000
+    version = VersionSpec(
+        currency="USD",
+        charges=(
+            ChargeSpec(
+                "tokens",
+                "overage",
+                D(1_000_000),
+                pricing=PricingSpec("per_unit", unit_price=D("1.25"), per=D(1_000_000)),
+            ),
+        ),
+    )
+
+    # when: 1,500,000 tokens, 500,000 over: 0.625
+    (line,) = usage_and_true_up(version, quantities={"tokens": D(1_500_000)})
+
+    # then
+    assert (line.quantity, line.unit_price, line.per, line.amount) == (
+        D(500_000),
+        D("1.25"),
+        D(1_000_000),
+        D("0.63"),
+    )
+
+
+def test_graduated_tiers_per_million_write_one_line_per_tier_with_its_per():
+    pricing = PricingSpec(
+        "graduated",
+        tiers=(
+            TierSpec(D(500_000), D("2.00"), per=D(1_000_000)),
+            TierSpec(None, D("1.00"), D("5.00"), per=D(1_000_000)),
+        ),
+    )
+    version = VersionSpec(
+        currency="USD", charges=(ChargeSpec("tokens", "overage", D(0), pricing=pricing),)
+    )
+
+    lines = usage_and_true_up(version, quantities={"tokens": D(625_000)})
+
+    assert [(x.quantity, x.unit_price, x.per, x.amount) for x in lines] == [
+        (D(500_000), D("2.00"), D(1_000_000), D("1.00")),
+        (D(125_000), D("1.00"), D(1_000_000), D("5.13")),
+    ]
+
+
+def test_fixed_fee_lines_are_per_one_unit():
+    lines = month(AI_ASSISTANT, {"prompts": 400})
+
+    assert [line.per for line in lines] == [D(1), D(1)]

@@ -168,6 +168,7 @@ def test_s10_immediate_upgrade_answers_the_subscription_and_its_proration_invoic
             "meter": None,
             "quantity": "0.5",
             "unit_price": "20.00",
+            "per": "1",
             "amount": "-10.00",
         },
         {
@@ -176,6 +177,7 @@ def test_s10_immediate_upgrade_answers_the_subscription_and_its_proration_invoic
             "meter": None,
             "quantity": "0.5",
             "unit_price": "50.00",
+            "per": "1",
             "amount": "25.00",
         },
     ]
@@ -546,6 +548,7 @@ def test_added_seats_are_prorated_on_the_invoice_that_closes_the_period(api, cat
             "meter": None,
             "quantity": "1.5",
             "unit_price": "10.00",
+            "per": "1",
             "amount": "15.00",
         },
         {
@@ -554,6 +557,7 @@ def test_added_seats_are_prorated_on_the_invoice_that_closes_the_period(api, cat
             "meter": None,
             "quantity": "5",
             "unit_price": "10.00",
+            "per": "1",
             "amount": "50.00",
         },
     ]

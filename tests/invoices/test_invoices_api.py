@@ -3,6 +3,7 @@ scopes; and invoice and credit note numbers, gap-free per year in the order of
 finalization. Time is set explicitly; a refused request changes nothing."""
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 import time_machine
@@ -10,10 +11,18 @@ from rest_framework.test import APIClient
 
 from billing.invoicing.close import periods_close
 from billing.models import Subscription, SubscriptionChange
+from billing.rating.lines import LineInput
 from billing.usage.ingestion import events_ingest
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from invoices.settlement import invoice_mark_paid
-from tests.factories import SubscriptionFactory, ai_assistant_plan, api_client, prompts_meter
+from tests.factories import (
+    CustomerFactory,
+    SubscriptionFactory,
+    ai_assistant_plan,
+    api_client,
+    period_draft,
+    prompts_meter,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -205,6 +214,7 @@ def test_an_invoice_has_its_lines_and_totals(api, closed_november):
             "meter": "prompts",
             "quantity": "200",
             "unit_price": "0.05",
+            "per": "1",
             "amount": "10.00",
         },
         {
@@ -213,6 +223,7 @@ def test_an_invoice_has_its_lines_and_totals(api, closed_november):
             "meter": None,
             "quantity": "1",
             "unit_price": "19.99",
+            "per": "1",
             "amount": "19.99",
         },
     ]
@@ -223,6 +234,30 @@ def test_a_draft_has_no_number_yet(api, closed_november):
 
     assert (body["status"], body["number"], body["finalized_at"]) == ("draft", None, None)
     assert [(line["kind"], line["amount"]) for line in body["lines"]] == [("base_fee", "19.99")]
+
+
+def test_a_line_priced_per_million_tokens_says_its_per(api, db):
+    # given: 500,000 tokens at 1.25 per 1,000,000, rounded once to 0.63
+    line = LineInput(
+        "overage",
+        "Tokens",
+        "tokens",
+        Decimal(500_000),
+        Decimal("1.25"),
+        Decimal("0.63"),
+        per=Decimal(1_000_000),
+    )
+    invoice = period_draft(CustomerFactory(external_id="acme"), [line])
+
+    # when
+    body = api.get(f"/api/v1/invoices/{invoice.pk}").json()
+
+    # then
+    assert InvoiceLine.objects.get(invoice=invoice).per == Decimal(1_000_000)
+    ((quantity, unit_price, per, amount),) = [
+        (x["quantity"], x["unit_price"], x["per"], x["amount"]) for x in body["lines"]
+    ]
+    assert (quantity, unit_price, per, amount) == ("500000", "1.25", "1000000", "0.63")
 
 
 @pytest.mark.parametrize("suffix", ["", "/void"])

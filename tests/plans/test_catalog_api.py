@@ -408,6 +408,7 @@ def test_create_plan_with_the_api_md_example(api, catalog_meters):
             "pricing": {
                 "scheme": "per_unit",
                 "unit_price": "0.05",
+                "per": "1",
                 "package_size": None,
                 "package_price": None,
                 "tiers": [],
@@ -438,6 +439,7 @@ def test_create_plan_with_the_api_md_example(api, catalog_meters):
             "pricing": {
                 "scheme": "per_unit",
                 "unit_price": "0.0000025",
+                "per": "1",
                 "package_size": None,
                 "package_price": None,
                 "tiers": [],
@@ -497,6 +499,7 @@ def test_decimals_given_as_json_numbers_come_back_as_exact_strings(api, catalog_
             {
                 "scheme": "per_unit",
                 "unit_price": "0.05",
+                "per": "1",
                 "package_size": None,
                 "package_price": None,
                 "tiers": [],
@@ -507,6 +510,7 @@ def test_decimals_given_as_json_numbers_come_back_as_exact_strings(api, catalog_
             {
                 "scheme": "package",
                 "unit_price": None,
+                "per": "1",
                 "package_size": "1000",
                 "package_price": "0.03",
                 "tiers": [],
@@ -524,12 +528,13 @@ def test_decimals_given_as_json_numbers_come_back_as_exact_strings(api, catalog_
             {
                 "scheme": "graduated",
                 "unit_price": None,
+                "per": "1",
                 "package_size": None,
                 "package_price": None,
                 "tiers": [
-                    {"up_to": "4000000", "unit_price": "0.000008", "flat_fee": "5"},
-                    {"up_to": "10000000", "unit_price": "0.000007", "flat_fee": "0"},
-                    {"up_to": None, "unit_price": "0.000006", "flat_fee": "1.5"},
+                    {"up_to": "4000000", "unit_price": "0.000008", "per": "1", "flat_fee": "5"},
+                    {"up_to": "10000000", "unit_price": "0.000007", "per": "1", "flat_fee": "0"},
+                    {"up_to": None, "unit_price": "0.000006", "per": "1", "flat_fee": "1.5"},
                 ],
             },
         ),
@@ -544,11 +549,12 @@ def test_decimals_given_as_json_numbers_come_back_as_exact_strings(api, catalog_
             {
                 "scheme": "volume",
                 "unit_price": None,
+                "per": "1",
                 "package_size": None,
                 "package_price": None,
                 "tiers": [
-                    {"up_to": "1000", "unit_price": "0.01", "flat_fee": "0"},
-                    {"up_to": None, "unit_price": "0.008", "flat_fee": "0"},
+                    {"up_to": "1000", "unit_price": "0.01", "per": "1", "flat_fee": "0"},
+                    {"up_to": None, "unit_price": "0.008", "per": "1", "flat_fee": "0"},
                 ],
             },
         ),
@@ -557,9 +563,10 @@ def test_decimals_given_as_json_numbers_come_back_as_exact_strings(api, catalog_
             {
                 "scheme": "volume",
                 "unit_price": None,
+                "per": "1",
                 "package_size": None,
                 "package_price": None,
-                "tiers": [{"up_to": None, "unit_price": "0.5", "flat_fee": "0"}],
+                "tiers": [{"up_to": None, "unit_price": "0.5", "per": "1", "flat_fee": "0"}],
             },
         ),
     ],
@@ -571,6 +578,42 @@ def test_each_pricing_scheme_is_accepted(api, catalog_meters, pricing, expected)
     assert response.status_code == 201, response.content
     assert response.json()["versions"][0]["charges"][0]["pricing"] == expected
     assert PriceTier.objects.count() == len(expected["tiers"])
+
+
+def test_prices_per_a_larger_size_are_read_and_written(api, catalog_meters):
+    # given: 2.50 per million tokens, and volume tiers per 1,000
+    per_million = {"scheme": "per_unit", "unit_price": "2.50", "per": "1000000"}
+    per_thousand = {
+        "scheme": "volume",
+        "tiers": [
+            {"up_to": "10000", "unit_price": "0.50", "per": "1000"},
+            {"up_to": None, "unit_price": "0.40", "per": 1000, "flat_fee": "1.00"},
+        ],
+    }
+    body = plan_body(
+        overage("gpt4o_input_tokens", pricing=per_million), overage(pricing=per_thousand)
+    )
+
+    # when
+    response = api.post("/api/v1/plans", body, format="json")
+
+    # then
+    assert response.status_code == 201, response.content
+    charges = response.json()["versions"][0]["charges"]
+    assert charges[0]["pricing"] == {
+        "scheme": "per_unit",
+        "unit_price": "2.5",
+        "per": "1000000",
+        "package_size": None,
+        "package_price": None,
+        "tiers": [],
+    }
+    assert charges[1]["pricing"]["per"] == "1"
+    assert charges[1]["pricing"]["tiers"] == [
+        {"up_to": "10000", "unit_price": "0.5", "per": "1000", "flat_fee": "0"},
+        {"up_to": None, "unit_price": "0.4", "per": "1000", "flat_fee": "1"},
+    ]
+    assert list(PriceTier.objects.values_list("per", flat=True)) == [Decimal(1000), Decimal(1000)]
 
 
 def test_pricing_currency_equal_to_the_version_currency_is_accepted(api, catalog_meters):
@@ -853,6 +896,59 @@ REFUSED_CHARGES = [
         "Pick a consumption model",
         id="unknown_model",
     ),
+    *(
+        pytest.param(
+            [overage(pricing={"scheme": "per_unit", "unit_price": "2.50", "per": per})],
+            "charges.0.pricing.per",
+            message,
+            id=f"per_{name}",
+        )
+        for name, per, message in [
+            ("zero", "0", "Must be more than zero"),
+            ("negative", "-1000", "Must be more than zero"),
+            ("text", "abc", "must be a decimal number like 12.50"),
+            ("nan", "NaN", "must be a finite number"),
+            ("infinity", "Infinity", "must be a finite number"),
+            ("huge", "1" + "0" * 18, "is too large"),
+            ("eleven_places", "0.00000000001", "must have at most 10 decimal places"),
+            ("null", None, "may not be null"),
+        ]
+    ),
+    pytest.param(
+        [overage(pricing=tiered(("100", "1"), (None, "1")) | {"per": "1000"})],
+        "charges.0.pricing.per",
+        "A graduated price has no 'Per' here: put it on each tier",
+        id="per_on_a_tiered_price",
+    ),
+    pytest.param(
+        [
+            overage(
+                pricing={
+                    "scheme": "volume",
+                    "tiers": [{"up_to": None, "unit_price": "1", "per": "0"}],
+                }
+            )
+        ],
+        "charges.0.pricing.tiers.0.per",
+        "Must be more than zero",
+        id="tier_per_zero",
+    ),
+    pytest.param(
+        [
+            overage(
+                pricing={
+                    "scheme": "package",
+                    "package_size": "1000",
+                    "package_price": "1",
+                    "per": "1000",
+                }
+            )
+        ],
+        "charges.0.pricing.per",
+        "'Per' applies to per unit prices and tiers: a package's size says how many units "
+        "its price is for",
+        id="per_on_a_package",
+    ),
 ]
 
 
@@ -1011,8 +1107,8 @@ def test_put_on_a_draft_replaces_its_terms_and_charges(api, ai_assistant):
     assert version["base_fee"] == "29.00"
     assert [c["meter"] for c in version["charges"]] == ["prompts"]
     assert version["charges"][0]["pricing"]["tiers"] == [
-        {"up_to": "4000000", "unit_price": "0.000008", "flat_fee": "0"},
-        {"up_to": None, "unit_price": "0.000006", "flat_fee": "0"},
+        {"up_to": "4000000", "unit_price": "0.000008", "per": "1", "flat_fee": "0"},
+        {"up_to": None, "unit_price": "0.000006", "per": "1", "flat_fee": "0"},
     ]
     stored = version_state("ai_assistant", 2)
     assert len(stored["charges"]) == 1

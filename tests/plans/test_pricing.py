@@ -384,6 +384,9 @@ unit_price_st = st.decimals(
 flat_fee_st = st.decimals(
     min_value=0, max_value=1000, places=2, allow_nan=False, allow_infinity=False
 )
+# How many units a price is for: mostly 1, else sizes whose division is exact
+# (uneven ones, like 3, are tested on their rounding below).
+per_st = st.sampled_from([D(1), D(1), D(1000), D(1_000_000), D("2.5"), D(4), D("0.5")])
 
 
 @st.composite
@@ -405,7 +408,12 @@ def tier_lists(draw) -> tuple[TierSpec, ...]:
     )
     ups: list[Decimal | None] = [*sorted(bounds), None]
     return tuple(
-        TierSpec(up_to=up_to, unit_price=draw(unit_price_st), flat_fee=draw(flat_fee_st))
+        TierSpec(
+            up_to=up_to,
+            unit_price=draw(unit_price_st),
+            flat_fee=draw(flat_fee_st),
+            per=draw(per_st),
+        )
         for up_to in ups
     )
 
@@ -418,7 +426,7 @@ def reference_graduated(units: Decimal, tiers: tuple[TierSpec, ...]) -> Fraction
     lower = Fraction(0)
     for t in tiers:
         upper = Fraction(units) if t.up_to is None else min(Fraction(units), Fraction(t.up_to))
-        total += (upper - lower) * Fraction(t.unit_price) + Fraction(t.flat_fee)
+        total += (upper - lower) * Fraction(t.unit_price) / Fraction(t.per) + Fraction(t.flat_fee)
         if t.up_to is None or units <= t.up_to:
             break
         lower = upper
@@ -469,7 +477,8 @@ def test_volume_is_all_units_at_the_reached_tier(tiers, units):
     expected = (
         Fraction(0)
         if units == 0
-        else Fraction(units) * Fraction(reached.unit_price) + Fraction(reached.flat_fee)
+        else Fraction(units) * Fraction(reached.unit_price) / Fraction(reached.per)
+        + Fraction(reached.flat_fee)
     )
 
     # when
@@ -509,3 +518,123 @@ def test_per_unit_is_exactly_units_times_price(units, unit_price):
 
     assert amount == units * unit_price
     assert Fraction(amount) == Fraction(units) * Fraction(unit_price)
+
+
+# --- Prices per a larger size of units (`per`) -------------------------------------
+
+
+def per_unit_per(unit_price: str, per: str) -> PricingSpec:
+    return PricingSpec(scheme=PER_UNIT, unit_price=D(unit_price), per=D(per))
+
+
+def tier_per(up_to: str | None, unit_price: str, per: str, flat_fee: str = "0") -> TierSpec:
+    return TierSpec(
+        up_to=None if up_to is None else D(up_to),
+        unit_price=D(unit_price),
+        flat_fee=D(flat_fee),
+        per=D(per),
+    )
+
+
+def test_a_million_tokens_at_2_50_per_million_cost_2_50():
+    pieces = priced_pieces(D(1_000_000), per_unit_per("2.50", "1000000"))
+
+    assert pieces == (PricedPiece(D(1_000_000), D("2.50"), D("2.50"), per=D(1_000_000)),)
+
+
+def test_half_a_million_at_1_25_per_million_is_0_625_and_the_line_rounds_once_up():
+    amount = price_units(D(500_000), per_unit_per("1.25", "1000000"))
+
+    assert amount == D("0.625")
+    assert quantize_money(amount, "USD") == D("0.63")
+
+
+def test_per_unit_price_per_thousand_with_ten_decimal_places_is_exact():
+    amount = price_units(D(123_457), per_unit_per("0.0000012345", "1000"))
+
+    assert amount == D("0.0001524076665")
+
+
+def test_graduated_tiers_per_million_price_each_tier_and_keep_flat_fees_whole():
+    # given: the first 500,000 at 2.00 per million, the rest at 1.00 per million,
+    # with a 5.00 fee for reaching the second tier (not divided by per)
+    pricing = tiered(
+        GRADUATED,
+        tier_per("500000", "2.00", "1000000"),
+        tier_per(None, "1.00", "1000000", flat_fee="5.00"),
+    )
+
+    # when
+    pieces = priced_pieces(D(625_000), pricing)
+
+    # then
+    assert [(p.quantity, p.amount, p.per) for p in pieces] == [
+        (D(500_000), D("1.00"), D(1_000_000)),
+        (D(125_000), D("5.125"), D(1_000_000)),
+    ]
+    assert price_units(D(625_000), pricing) == D("6.125")
+
+
+def test_625000_units_in_one_graduated_tier_at_1_00_per_million_cost_0_625():
+    pricing = tiered(GRADUATED, tier_per(None, "1.00", "1000000"))
+
+    assert price_units(D(625_000), pricing) == D("0.625")
+
+
+def test_volume_prices_all_units_at_the_reached_tier_per_thousand():
+    # given: up to 10,000 at 0.50 per 1,000; above at 0.40 per 1,000 plus 1.00
+    pricing = tiered(
+        VOLUME,
+        tier_per("10000", "0.50", "1000"),
+        tier_per(None, "0.40", "1000", flat_fee="1.00"),
+    )
+
+    # when / then
+    assert price_units(D(10_000), pricing) == D("5.00")
+    assert price_units(D(12_345), pricing) == D("5.938")
+    assert priced_pieces(D(12_345), pricing)[0].per == D(1000)
+
+
+def test_tiers_may_differ_in_what_their_price_is_for():
+    pricing = tiered(
+        GRADUATED,
+        tier_per("1000", "0.01", "1"),
+        tier_per(None, "3.00", "1000"),
+    )
+
+    assert price_units(D(3_000), pricing) == D("16.00")
+
+
+@pytest.mark.parametrize(
+    "units, expected",
+    [
+        # 1 x 1.00 / 3 = 0.3333..., 0.33
+        ("1", "0.33"),
+        # 2 x 1.00 / 3 = 0.6666..., 0.67
+        ("2", "0.67"),
+        # 3 x 1.00 / 3 = 1, exactly
+        ("3", "1.00"),
+    ],
+)
+def test_a_price_per_uneven_size_rounds_the_line_once(units, expected):
+    amount = price_units(D(units), per_unit_per("1.00", "3"))
+
+    assert quantize_money(amount, "USD") == D(expected)
+
+
+@given(units=units_st, unit_price=unit_price_st, per=per_st)
+def test_per_unit_is_exactly_units_times_price_over_per(units, unit_price, per):
+    pricing = PricingSpec(scheme=PER_UNIT, unit_price=unit_price, per=per)
+
+    amount = price_units(units, pricing)
+
+    assert Fraction(amount) == Fraction(units) * Fraction(unit_price) / Fraction(per)
+
+
+@given(units=units_st, unit_price=unit_price_st)
+def test_per_one_prices_as_a_plain_unit_price(units, unit_price):
+    plain = price_units(units, PricingSpec(scheme=PER_UNIT, unit_price=unit_price))
+    per_one = price_units(units, PricingSpec(scheme=PER_UNIT, unit_price=unit_price, per=D(1)))
+
+    assert per_one == plain
+    assert str(per_one) == str(plain)

@@ -237,6 +237,49 @@ def test_copy_as_draft_copies_terms_charges_and_tiers_into_the_next_number(publi
     assert state(published) == original
 
 
+PER_MILLION_SPEC = VersionSpec(
+    currency="USD",
+    charges=(
+        ChargeSpec(
+            "gpt4o_input_tokens",
+            "overage",
+            D(0),
+            pricing=PricingSpec(scheme="per_unit", unit_price=D("2.50"), per=D(1_000_000)),
+        ),
+        ChargeSpec(
+            "prompts",
+            "overage",
+            D(0),
+            pricing=PricingSpec(
+                scheme="volume",
+                tiers=(
+                    TierSpec(D(10_000), D("0.50"), per=D(1000)),
+                    TierSpec(None, D("0.40"), D(1), per=D(1000)),
+                ),
+            ),
+        ),
+    ),
+)
+
+
+def test_prices_per_a_larger_size_are_stored_read_back_and_copied(catalog_meters):
+    # given
+    version = plan_create(code="tokens", name="Tokens", version=PER_MILLION_SPEC, publish=True)
+
+    # when
+    copy = plan_version_copy_as_draft(version=version)
+
+    # then
+    assert terms(version)["charges"] == PER_MILLION_SPEC.charges
+    assert terms(copy)["charges"] == PER_MILLION_SPEC.charges
+    assert list(
+        Charge.objects.filter(version=copy).order_by("id").values_list("unit_price", "per")
+    ) == [(D("2.50"), D(1_000_000)), (None, D(1))]
+    assert list(
+        PriceTier.objects.filter(charge__version=copy).values_list("unit_price", "per")
+    ) == [(D("0.50"), D(1000)), (D("0.40"), D(1000))]
+
+
 def test_version_numbers_are_sequential(published):
     second = plan_version_create(plan=published.plan, version=OTHER_SPEC)
     plan_version_archive(version=second)

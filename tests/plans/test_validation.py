@@ -122,6 +122,30 @@ def test_tier_prices_and_fees_are_checked():
     }
 
 
+def test_tier_per_must_be_a_positive_finite_number():
+    assert tier_errors(
+        TierSpec(D(100), D(1), per=D(0)),
+        TierSpec(D(200), D(1), per=D(-1000)),
+        TierSpec(D(300), D(1), per=D("NaN")),
+        TierSpec(None, D(1), per=D("0.00000000001")),
+    ) == {
+        "tiers.0.per": ["Must be more than zero"],
+        "tiers.1.per": ["Must be more than zero"],
+        "tiers.2.per": ["Enter a finite number"],
+        "tiers.3.per": ["At most 10 decimal places"],
+    }
+
+
+def test_tiers_per_a_million_or_a_thousand_are_accepted():
+    assert (
+        tier_errors(
+            TierSpec(D(1_000_000), D("2.50"), per=D(1_000_000)),
+            TierSpec(None, D("0.002"), D(5), per=D(1000)),
+        )
+        == {}
+    )
+
+
 def test_tier_without_unit_price():
     assert tier_errors(TierSpec(None, None)) == {
         "tiers.0.unit_price": ["Each tier needs a unit price (0 for free units)"]
@@ -366,6 +390,69 @@ def test_tier_paths_are_nested_under_the_charge():
     ],
 )
 def test_charge_rules(charge, fields):
+    assert version_errors(charge) == fields
+
+
+def test_a_price_per_million_units_is_valid():
+    pricing = PricingSpec("per_unit", D("2.50"), per=D(1_000_000))
+
+    validate_version(
+        VersionSpec(currency="USD", charges=(ChargeSpec("tokens", "overage", pricing=pricing),)),
+        known_meters=METERS,
+    )
+
+
+@pytest.mark.parametrize(
+    ("charge", "fields"),
+    [
+        (
+            ChargeSpec("tokens", "overage", pricing=PricingSpec("per_unit", D(1), per=D(0))),
+            {"charges.0.pricing.per": ["Must be more than zero"]},
+        ),
+        (
+            ChargeSpec("tokens", "overage", pricing=PricingSpec("per_unit", D(1), per=D("-1"))),
+            {"charges.0.pricing.per": ["Must be more than zero"]},
+        ),
+        (
+            ChargeSpec(
+                "tokens", "overage", pricing=PricingSpec("per_unit", D(1), per=D("Infinity"))
+            ),
+            {"charges.0.pricing.per": ["Enter a finite number"]},
+        ),
+        (
+            ChargeSpec("tokens", "overage", pricing=PricingSpec("per_unit", D(1), per=None)),
+            {
+                "charges.0.pricing.per": [
+                    "Say how many units the price is for: 1 for a price per unit"
+                ]
+            },
+        ),
+        (
+            ChargeSpec(
+                "tokens",
+                "overage",
+                pricing=PricingSpec(
+                    "package", package_size=D(1000), package_price=D(1), per=D(1000)
+                ),
+            ),
+            {
+                "charges.0.pricing.per": [
+                    "'Per' applies to per unit prices and tiers: a package's size says how "
+                    "many units its price is for"
+                ]
+            },
+        ),
+        (
+            ChargeSpec(
+                "tokens",
+                "overage",
+                pricing=PricingSpec("volume", tiers=(TierSpec(None, D(1)),), per=D(1000)),
+            ),
+            {"charges.0.pricing.per": ["A volume price has no 'Per' here: put it on each tier"]},
+        ),
+    ],
+)
+def test_per_rules(charge, fields):
     assert version_errors(charge) == fields
 
 

@@ -17,7 +17,7 @@ from customers.models import Customer
 from customers.services import customer_create
 from invoices.models import Invoice
 from plans.models import CreditPack
-from tests.factories import check_v1, subscribe
+from tests.factories import balance, check_v1, published_version, subscribe
 from tests.wallets.support import (
     assert_all_wallets_consistent,
     client,
@@ -264,6 +264,21 @@ def test_balance_enough_and_not_enough(api, catalog, acme):
         False, "balance", "insufficient_balance", "1000000", None, "39000000", "97.50"
     )
     assert_all_wallets_consistent()
+
+
+def test_balance_at_a_price_per_million_counts_the_tokens_it_pays_for(api, catalog, acme):
+    # given: tokens at 2.50 per 1,000,000, and 10.00 on the balance
+    published_version("per_million", charges=(balance("tokens", "2.50", "1000000"),))
+    subscribe(acme, "per_million", NOV_1)
+    money_top_up(customer=acme, amount=D("10.00"), currency="USD", now=NOV_1)
+
+    # when / then: 10.00 pays for 4,000,000 tokens
+    assert answer(api, "tokens", 4_000_000) == result(
+        True, "balance", "ok", "0", None, "4000000", "10.00"
+    )
+    assert answer(api, "tokens", 4_000_001) == result(
+        False, "balance", "insufficient_balance", "0", None, "4000000", "10.00"
+    )
 
 
 def test_balance_priced_in_graduated_tiers(api, catalog, acme):

@@ -266,6 +266,25 @@ def test_money_is_drawn_to_the_ten_decimal_price(catalog, acme):
     assert wallet_of(acme, "money", "USD").balance == D("0.9999925")
 
 
+def test_money_is_drawn_at_a_price_per_million_tokens(catalog, acme):
+    # given: tokens at 2.50 per 1,000,000 drawn from money
+    published_version("per_million", charges=(balance("tokens", "2.50", "1000000"),))
+    subscribe(acme, "per_million", NOV_1)
+    money_top_up(customer=acme, amount=D("10.00"), currency="USD", now=NOV_1)
+
+    # when: 500,000 tokens (1.25), then 3 more (0.0000075)
+    ingest([event("t1", "tokens", NOW, n=500_000)], now=NOW)
+    ingest([event("t2", "tokens", NOW + timedelta(minutes=1), n=3)], now=NOW)
+
+    # then
+    assert [e[1] for e in usage_entries(wallet_of(acme, "money", "USD"))] == [
+        D("-1.25"),
+        D("-0.0000075"),
+    ]
+    assert wallet_of(acme, "money", "USD").balance == D("8.7499925")
+    assert_all_wallets_consistent()
+
+
 def test_graduated_balance_draws_the_increment_across_tiers(catalog, acme):
     """Tiers: up to 1,000 at 0.01; up to 2,000 at 0.005 plus a flat 1.00; beyond at
     0.001. Each event costs what it adds to the period's price."""

@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("plans", "0013_admin_words_translatable"),
+        ("plans", "0014_price_per_units"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
