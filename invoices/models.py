@@ -171,6 +171,9 @@ class InvoiceLine(models.Model):
     # split by the property's values, {"by": "model", "groups": [{"value":
     # "gpt-4o" | null, "quantity": "1500"}]}; {} without one.
     breakdown = models.JSONField(default=dict, blank=True)
+    # A line of a rate card's row: the row's `when`, {"model": "gpt-4o",
+    # "token_type": "input"}, {} for its default row; null for no card.
+    group = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["invoice", "position"]

@@ -33,6 +33,11 @@ class InvoiceLineSerializer(serializers.Serializer):
         '{"by": "model", "groups": [{"value": "gpt-4o", "quantity": "1500"}]} (value null: '
         "events without it); shown, not priced.",
     )
+    group = serializers.DictField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="A line of a rate card's row: the row's when, {} for its default row.",
+    )
 
 
 class TaxLineSerializer(serializers.Serializer):
@@ -115,6 +120,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
                     "per": format_decimal(line.per),
                     "amount": format_money(line.amount, currency),
                     **({"breakdown": line.breakdown} if line.breakdown else {}),
+                    **({} if line.group is None else {"group": line.group}),
                 }
                 for line in invoice.lines.all()
             ],

@@ -63,6 +63,11 @@ def customer_snapshot(customer) -> dict:
     }
 
 
+def _group_json(group: tuple | None) -> dict | None:
+    """A rate card row's `when` as the line stores it (None: no card)."""
+    return None if group is None else dict(group)
+
+
 def _breakdown_json(breakdown: tuple) -> dict:
     """A line's breakdown as stored: {"by": "model", "groups": [{"value":
     "gpt-4o" | null, "quantity": "1500"}]}; {} without one."""
@@ -136,6 +141,7 @@ def invoice_write_draft(
                     period_start=getattr(line, "period_start", None),
                     period_end=getattr(line, "period_end", None),
                     breakdown=_breakdown_json(getattr(line, "breakdown", ())),
+                    group=_group_json(getattr(line, "group", None)),
                 )
                 for position, (line, amount) in enumerate(zip(lines, amounts, strict=True))
             ]
