@@ -18,7 +18,7 @@ system: the PDF's dates come from the document.
 import base64
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -83,6 +83,10 @@ class PdfLine:
     # under a title naming the property.
     breakdown: tuple[tuple[str, str], ...] = ()
     breakdown_title: str = ""
+    # A rate card's lines are grouped under their charge: the first of a charge's
+    # carries its name as a heading, and each names its row (indented).
+    heading: str = ""
+    indented: bool = False
 
 
 @dataclass(frozen=True)
@@ -257,6 +261,23 @@ def _tax_mentions(invoice: Invoice) -> list[str]:
     return []
 
 
+def under_charges(lines: list[InvoiceLine], written: list[PdfLine]) -> list[PdfLine]:
+    """`written` (the PdfLines of `lines`) with each rate card's lines grouped
+    under their charge: its first line headed by the charge ('LLM tokens'), each
+    naming its row ('gpt-4o · input'), as the lines' descriptions say them
+    ('{meter} · {group}', billing.rating.lines.rate_description)."""
+    out, headed = [], set()
+    for line, pdf_line in zip(lines, written, strict=True):
+        if line.group is None or " · " not in line.description:
+            out.append(pdf_line)
+            continue
+        charge, _, row = line.description.partition(" · ")
+        heading = "" if line.meter in headed else charge
+        headed.add(line.meter)
+        out.append(replace(pdf_line, description=row, heading=heading, indented=True))
+    return out
+
+
 def invoice_pdf_context(invoice: Invoice) -> dict:
     """What the invoice template prints; call it under the document's language."""
     currency = invoice.currency
@@ -303,29 +324,32 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
         "groups": [
             PdfLineGroup(
                 label=str(KIND_LABELS.get(kind, kind)),
-                lines=[
-                    PdfLine(
-                        description=line.description,
-                        period=_line_period(line, invoice_period, write),
-                        quantity=write.line_quantity(
-                            line.kind, line.quantity, line.period_start, line.period_end
-                        ),
-                        unit_price=write.money(line.unit_price),
-                        amount=write.money(line.amount),
-                        breakdown=tuple(
-                            (
-                                part["value"] if part["value"] is not None else _("(none)"),
-                                write.quantity(Decimal(part["quantity"])),
-                            )
-                            for part in (line.breakdown or {}).get("groups", ())
-                        ),
-                        breakdown_title=_("All usage by %(property)s")
-                        % {"property": line.breakdown["by"]}
-                        if line.breakdown
-                        else "",
-                    )
-                    for line in lines
-                ],
+                lines=under_charges(
+                    lines,
+                    [
+                        PdfLine(
+                            description=line.description,
+                            period=_line_period(line, invoice_period, write),
+                            quantity=write.line_quantity(
+                                line.kind, line.quantity, line.period_start, line.period_end
+                            ),
+                            unit_price=write.money(line.unit_price),
+                            amount=write.money(line.amount),
+                            breakdown=tuple(
+                                (
+                                    part["value"] if part["value"] is not None else _("(none)"),
+                                    write.quantity(Decimal(part["quantity"])),
+                                )
+                                for part in (line.breakdown or {}).get("groups", ())
+                            ),
+                            breakdown_title=_("All usage by %(property)s")
+                            % {"property": line.breakdown["by"]}
+                            if line.breakdown
+                            else "",
+                        )
+                        for line in lines
+                    ],
+                ),
                 subtotal=(
                     write.money(sum((line.amount for line in lines), Decimal(0)))
                     if len(lines) > 1

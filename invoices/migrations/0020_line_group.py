@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('invoices', '0019_line_per'),
+        ("invoices", "0019_line_per"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='invoiceline',
-            name='group',
+            model_name="invoiceline",
+            name="group",
             field=models.JSONField(blank=True, null=True),
         ),
     ]

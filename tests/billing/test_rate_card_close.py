@@ -2,17 +2,21 @@
 posted through the API, /usage's rates while the month runs, and the close's
 invoice with one line per row that priced usage, each with its group, exact."""
 
+import io
+import os
 import re
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
 import time_machine
+from pypdf import PdfReader
 
 from billing.invoicing.close import periods_close
 from customers.portal import portal_session_create
 from customers.services import customer_create
 from invoices.models import Invoice
+from invoices.pdf import render_invoice_pdf
 from plans.services import meter_create
 from tests.factories import api_client, subscribe
 
@@ -193,3 +197,20 @@ def test_late_usage_of_a_card_is_billed_at_its_row(s25):
     (late_line,) = december.lines.filter(kind="late_usage")
     # 400,000 at 10.00 per 1,000,000
     assert late_line.amount == D("4.00")
+
+
+def test_s25_the_pdf_groups_the_rows_under_their_charge(s25, output_dir):
+    periods_close(as_of=DEC_1)
+    invoice = Invoice.objects.get(subscription=s25, reason="period")
+
+    pdf = render_invoice_pdf(invoice)
+
+    with open(os.path.join(output_dir, "s25.pdf"), "wb") as saved:
+        saved.write(pdf)
+    text = " ".join(
+        " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages).split()
+    )
+    assert "LLM tokens gpt-4o · input" in text, text
+    assert "gpt-4o · output" in text and "claude-sonnet" in text, text
+    assert "other usage" in text, text
+    assert text.count("LLM tokens") == 1, text
