@@ -19,9 +19,12 @@ from invoices.models import Invoice
 from invoices.pdf import render_invoice_pdf
 from plans.services import meter_create
 from tests.factories import api_client, subscribe
+from wallets.models import Wallet
+from wallets.purchases import money_top_up
 
 pytestmark = pytest.mark.django_db
 
+NOV_2 = datetime(2026, 11, 2, 12, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 MILLION = "1000000"
 
@@ -214,3 +217,41 @@ def test_s25_the_pdf_groups_the_rows_under_their_charge(s25, output_dir):
     assert "gpt-4o · output" in text and "claude-sonnet" in text, text
     assert "other usage" in text, text
     assert text.count("LLM tokens") == 1, text
+
+
+def test_s25_as_a_balance_charge_draws_each_rows_price(db):
+    meter_create(
+        code="llm_tokens",
+        name="LLM tokens",
+        event_name="llm.tokens",
+        aggregation="sum",
+        value_property="tokens",
+        group_by=["model", "token_type"],
+    )
+    card = S25_CARD | {"model": "balance", "included_units": None}
+    plan = {"code": "tokens", "name": "Tokens", "currency": "USD", "base_fee": "0"}
+    response = api_client("admin").post(
+        "/api/v1/plans", plan | {"publish": True, "charges": [card]}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    subscribe(customer, "tokens")
+    money_top_up(customer=customer, amount=D("10.00"), currency="USD", now=NOV_2)
+    events = [
+        {
+            "id": f"b{i}",
+            "customer": "acme",
+            "event_name": "llm.tokens",
+            "timestamp": "2026-11-02T10:00:00Z",
+            "properties": {"tokens": tokens, "model": model, "token_type": token_type},
+        }
+        for i, (model, token_type, tokens) in enumerate(S25_USAGE)
+    ]
+    with time_machine.travel(NOV_2, tick=False):
+        posted = api_client("events:write").post(
+            "/api/v1/events", {"events": events}, format="json"
+        )
+    assert posted.status_code in (200, 201, 202), posted.json()
+
+    # 2.50 + 2.00 + 0.625 + 0.90 + 0.04 drawn, exactly
+    assert Wallet.objects.get(customer=customer, kind="money").balance == D("3.935")
