@@ -174,6 +174,15 @@ def money_text(amount: Decimal | None, currency: str) -> str:
     return f"{amount_text(amount, currency)} {currency}"
 
 
+def unit_price_text(price: Decimal | None, per: Decimal | None, currency: str) -> str:
+    """A line's unit price as finance reads it in the admin: '0.05 USD', '2.50
+    USD per 1M' (customer_text.unit_price in the user's convention), '—' for none."""
+    if price is None:
+        return "—"
+    with customer_text.speaking(admin_language()):
+        return customer_text.unit_price(price, per, currency, named=True)
+
+
 def amount_text(amount: Decimal, currency: str) -> str:
     """An amount without its currency, for a table whose heading names it: '1,234.50'."""
     with customer_text.speaking(admin_language()):
