@@ -105,9 +105,14 @@ def unit_price(price: Decimal, per: Decimal | None, currency: str, *, named: boo
     one: '0.05' (per 1: the price alone, as an amount), '2.50 per 1M', '2,50 par 1
     million' (fr), '2,50 pro 1 Mio.' (de), '0.40 per 1,000'; with `named`, the
     currency after the amount ('2.50 USD per 1M')."""
-    text = money_text(price, currency) if named else money(price, currency)
+    return with_per(money_text(price, currency) if named else money(price, currency), per)
+
+
+def with_per(price_text: str, per: Decimal | None) -> str:
+    """A price as written, followed by how many units it is for: '2.50 per 1M';
+    as written for per 1 (or none)."""
     per = Decimal(1) if per is None else Decimal(per)
-    return text if per == 1 else f"{text} {per_units(per)}"
+    return price_text if per == 1 else f"{price_text} {per_units(per)}"
 
 
 def per_units(per: Decimal) -> str:
