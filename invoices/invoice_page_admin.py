@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from billing.core import admin_fields, customer_text
-from billing.core.admin_forms import money_text, quantity_text
+from billing.core.admin_forms import money_text, quantity_text, unit_price_text
 from invoices import selectors
 from invoices.models import CreditNote, Invoice, Payment
 from invoices.pdf import credit_note_pdf_missing_scripts, invoice_pdf_missing_scripts
@@ -111,7 +111,7 @@ def line_rows(invoice: Invoice) -> list[dict]:
                 "quantity": write.line_quantity(
                     line.kind, line.quantity, line.period_start, line.period_end
                 ),
-                "unit_price": money_text(line.unit_price, currency),
+                "unit_price": unit_price_text(line.unit_price, line.per, currency),
                 "amount": money_text(line.amount, currency),
             }
         )

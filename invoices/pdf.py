@@ -333,7 +333,7 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
                             quantity=write.line_quantity(
                                 line.kind, line.quantity, line.period_start, line.period_end
                             ),
-                            unit_price=write.money(line.unit_price),
+                            unit_price=write.unit_price(line.unit_price, line.per),
                             amount=write.money(line.amount),
                             breakdown=tuple(
                                 (

@@ -2,6 +2,8 @@
 admin page. The formset checks the whole version with plans.validation and puts
 each message on the field it concerns (a tier's 'Up to', a charge's scheme)."""
 
+from decimal import Decimal
+
 import nested_admin
 from django import forms
 from django.contrib import admin
@@ -18,12 +20,35 @@ from billing.core.admin_forms import (
 from billing.core.errors import BillingError
 from billing.rating.pricing import SCHEMES, PricingSpec, TierSpec
 from plans.feature_grants import FeatureGrant
-from plans.models import Charge, Meter, PlanVersion, PriceTier
-from plans.pricing_validation import SCHEME_WORDS
+from plans.field_checks import FieldErrors
+from plans.models import PER_HELP, Charge, Meter, PlanVersion, PriceTier
+from plans.pricing_validation import SCHEME_WORDS, check_per
 from plans.validation import ChargeSpec, VersionSpec, validate_version, version_terms_spec
 from plans.version_inline_rules import FrozenWhenPublishedMixin, is_frozen, kept_forms
 
 AMOUNT_DIGITS = {"max_digits": 28, "decimal_places": 10}
+ONE = Decimal(1)
+
+
+def per_field() -> ExactDecimalField:
+    """How many units a unit price is for; empty is 1 (a price per unit)."""
+    return ExactDecimalField(**AMOUNT_DIGITS, required=False, label="Per", help_text=PER_HELP)
+
+
+def cleaned_per(form) -> Decimal:
+    per = form.cleaned_data.get("per")
+    return ONE if per is None else per
+
+
+def clean_per_field(form) -> Decimal:
+    """The form's 'Per', refused on the field by the catalog's rule (check_per),
+    before the table's constraint would refuse it in words finance cannot act on."""
+    per = cleaned_per(form)
+    errors = FieldErrors()
+    check_per(errors, "per", per)
+    if errors.errors:
+        raise forms.ValidationError(errors.errors["per"])
+    return per
 
 
 class TierForm(forms.ModelForm):
@@ -35,6 +60,7 @@ class TierForm(forms.ModelForm):
         "leave it empty on the last tier only.",
     )
     unit_price = ExactDecimalField(**AMOUNT_DIGITS, label="Unit price")
+    per = per_field()
     flat_fee = ExactDecimalField(
         **AMOUNT_DIGITS,
         required=False,
@@ -44,16 +70,19 @@ class TierForm(forms.ModelForm):
 
     class Meta:
         model = PriceTier
-        fields = ["up_to", "unit_price", "flat_fee"]
+        fields = ["up_to", "unit_price", "per", "flat_fee"]
+
+    def clean_per(self) -> Decimal:
+        return clean_per_field(self)
 
 
 class TierInline(FrozenWhenPublishedMixin, nested_admin.NestedTabularInline):
     formfield_overrides = EXACT_DECIMALS
     model = PriceTier
     form = TierForm
-    fields = ["up_to", "unit_price", "flat_fee"]
+    fields = ["up_to", "unit_price", "per", "flat_fee"]
     # A published version's tiers are shown, not edited: as finance reads amounts.
-    frozen_fields = ["up_to_text", "unit_price_text", "flat_fee_text"]
+    frozen_fields = ["up_to_text", "unit_price_text", "per_text", "flat_fee_text"]
     extra = 0
     verbose_name = "price tier"
     verbose_name_plural = "price tiers (graduated and volume prices)"
@@ -74,6 +103,7 @@ class TierInline(FrozenWhenPublishedMixin, nested_admin.NestedTabularInline):
         return "No limit" if tier.up_to is None else quantity_text(tier.up_to)
 
     unit_price_text = money_column("unit_price", "Unit price", "charge.version.currency")
+    per_text = quantity_column("per", "Per")
     flat_fee_text = money_column("flat_fee", "Flat fee", "charge.version.currency")
 
 
@@ -83,6 +113,7 @@ class ChargeForm(forms.ModelForm):
         required=False,
         label="Pricing scheme",
     )
+    per = per_field()
 
     class Meta:
         model = Charge
@@ -94,10 +125,14 @@ class ChargeForm(forms.ModelForm):
             "when_exhausted",
             "pricing_scheme",
             "unit_price",
+            "per",
             "package_size",
             "package_price",
         ]
         labels = {"model": "Consumption model"}
+
+    def clean_per(self) -> Decimal:
+        return clean_per_field(self)
 
 
 # Where a message about a charge's path goes on its form.
@@ -111,6 +146,7 @@ CHARGE_FIELD_FOR = {
     "pricing.scheme": "pricing_scheme",
     "pricing.tiers": "pricing_scheme",
     "pricing.unit_price": "unit_price",
+    "pricing.per": "per",
     "pricing.package_size": "package_size",
     "pricing.package_price": "package_price",
 }
@@ -128,6 +164,7 @@ def charge_spec(charge_form) -> ChargeSpec:
             up_to=t.cleaned_data.get("up_to"),
             unit_price=t.cleaned_data.get("unit_price"),
             flat_fee=t.cleaned_data.get("flat_fee") or 0,
+            per=cleaned_per(t),
         )
         for t in tier_forms(charge_form)
     )
@@ -138,6 +175,7 @@ def charge_spec(charge_form) -> ChargeSpec:
         pricing = PricingSpec(
             scheme=scheme,
             unit_price=data.get("unit_price"),
+            per=cleaned_per(charge_form),
             package_size=data.get("package_size"),
             package_price=data.get("package_price"),
             tiers=tiers,
@@ -221,7 +259,7 @@ FROZEN_CHARGE_FIELDSETS = [
         {
             "fields": [
                 "pricing_scheme_text",
-                ("unit_price_text", "package_size_text", "package_price_text"),
+                ("unit_price_text", "per_text", "package_size_text", "package_price_text"),
             ]
         },
     ),
@@ -248,7 +286,12 @@ class ChargeInline(FrozenWhenPublishedMixin, nested_admin.NestedStackedInline):
         ),
         (
             PRICING_TITLE,
-            {"fields": ["pricing_scheme", ("unit_price", "package_size", "package_price")]},
+            {
+                "fields": [
+                    "pricing_scheme",
+                    ("unit_price", "per", "package_size", "package_price"),
+                ]
+            },
         ),
     ]
 
@@ -274,5 +317,6 @@ class ChargeInline(FrozenWhenPublishedMixin, nested_admin.NestedStackedInline):
         return scheme.capitalize() if scheme else "No price"
 
     unit_price_text = money_column("unit_price", "Unit price", "version.currency")
+    per_text = quantity_column("per", "Per")
     package_size_text = quantity_column("package_size", "Package size")
     package_price_text = money_column("package_price", "Package price", "version.currency")

@@ -19,6 +19,7 @@ from billing.core.admin_forms import (
     ExactIntegerField,
     money_text,
     quantity_text,
+    unit_price_text,
 )
 from billing.core.vocabulary import ConsumptionModel
 from billing.rating import lines as rating
@@ -177,7 +178,7 @@ def invoice_rows(invoice: SandboxInvoice, currency: str) -> dict:
             {
                 "description": line.description,
                 "quantity": shown_quantity(line.quantity),
-                "unit_price": money_text(line.unit_price, currency),
+                "unit_price": unit_price_text(line.unit_price, line.per, currency),
                 "amount": money_text(line.amount, currency),
             }
             for line in invoice.lines

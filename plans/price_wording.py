@@ -3,14 +3,16 @@ comparison with the published version show them: each term, charge field and
 tier named as finance says it ("Base fee", "Included units", "Up to"), its value
 as money, a quantity or a choice, and what changed between two versions
 (VersionSpec) as sentences: "Base fee: 49.00 USD → 59.00 USD", "LLM tokens,
-tier 2: unit price 0.002 USD → 0.0015 USD". Charges are matched by meter and
+tier 2: unit price 0.002 USD → 0.0015 USD"; a unit price says how many units
+it is for ("2.50 USD per 1M"), so a change of that reads as a change of the
+price. Charges are matched by meter and
 tiers by position, so a charge the services wrote again reads as changed, not
 as removed and added."""
 
 from collections.abc import Mapping
 from decimal import Decimal
 
-from billing.core.admin_forms import money_text, quantity_text
+from billing.core.admin_forms import money_text, quantity_text, unit_price_text
 from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, WhenExhausted
 from billing.rating.pricing import PACKAGE, PER_UNIT, TierSpec
 from plans.feature_grants import FeatureGrant
@@ -77,7 +79,7 @@ def charge_texts(charge: ChargeSpec, currency: str) -> dict[str, str]:
         "Package price": NONE,
     }
     if pricing and pricing.scheme == PER_UNIT:
-        texts["Unit price"] = money_text(pricing.unit_price, currency)
+        texts["Unit price"] = unit_price_text(pricing.unit_price, pricing.per, currency)
     if pricing and pricing.scheme == PACKAGE:
         texts["Package size"] = quantity_text(pricing.package_size)
         texts["Package price"] = money_text(pricing.package_price, currency)
@@ -91,7 +93,7 @@ def charge_tiers(charge: ChargeSpec | None) -> tuple[TierSpec, ...]:
 def tier_texts(tier: TierSpec, currency: str) -> dict[str, str]:
     return {
         "Up to": "no limit" if tier.up_to is None else quantity_text(tier.up_to),
-        "Unit price": money_text(tier.unit_price, currency),
+        "Unit price": unit_price_text(tier.unit_price, tier.per, currency),
         "Flat fee": money_text(tier.flat_fee or Decimal(0), currency),
     }
 

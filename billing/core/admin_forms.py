@@ -174,6 +174,17 @@ def money_text(amount: Decimal | None, currency: str) -> str:
     return f"{amount_text(amount, currency)} {currency}"
 
 
+def unit_price_text(price: Decimal | None, per: Decimal | None, currency: str) -> str:
+    """A unit price as finance reads it in the admin: money_text, then how many
+    units it is for (customer_text.with_per, in the user's language): '0.05
+    USD', '2.50 USD per 1M', '—' for none."""
+    if price is None:
+        return "—"
+    text = money_text(price, currency)
+    with customer_text.speaking(admin_language()):
+        return customer_text.with_per(text, per)
+
+
 def amount_text(amount: Decimal, currency: str) -> str:
     """An amount without its currency, for a table whose heading names it: '1,234.50'."""
     with customer_text.speaking(admin_language()):

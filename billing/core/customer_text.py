@@ -97,6 +97,33 @@ def money(amount: Decimal, currency: str) -> str:
     return formats.number_format(amount, decimal_pos=digits, use_l10n=True, force_grouping=True)
 
 
+MILLION = Decimal(1_000_000)
+
+
+def unit_price(price: Decimal, per: Decimal | None, currency: str, *, named: bool = False) -> str:
+    """A line's unit price with how many units it is for, everywhere a line shows
+    one: '0.05' (per 1: the price alone, as an amount), '2.50 per 1M', '2,50 par 1
+    million' (fr), '2,50 pro 1 Mio.' (de), '0.40 per 1,000'; with `named`, the
+    currency after the amount ('2.50 USD per 1M')."""
+    return with_per(money_text(price, currency) if named else money(price, currency), per)
+
+
+def with_per(price_text: str, per: Decimal | None) -> str:
+    """A price as written, followed by how many units it is for: '2.50 per 1M';
+    as written for per 1 (or none)."""
+    per = Decimal(1) if per is None else Decimal(per)
+    return price_text if per == 1 else f"{price_text} {per_units(per)}"
+
+
+def per_units(per: Decimal) -> str:
+    """How many units a price is for, after it: 'per 1M' (a whole number of
+    millions: 'per 5M'), else 'per 1,000', 'per 2.5'."""
+    if per >= MILLION and per % MILLION == 0:
+        millions = int(per / MILLION)
+        return ngettext("per {count}M", "per {count}M", millions).format(count=quantity(millions))
+    return _("per {count}").format(count=quantity(per))
+
+
 def typed_number(value: Decimal, *, grouped: bool = False) -> str:
     """A number as someone types it, with the digits it has: '1.50', '1234.5' (en),
     '1,50', '1234,5' (fr, de); grouped by thousands on request ('1,234.50')."""
@@ -350,6 +377,14 @@ class CustomerText:
             return ""
         with self.speaking():
             return money(Decimal(amount), currency or self.currency)
+
+    def unit_price(self, price: Decimal | None, per: Decimal | None, currency: str = "") -> str:
+        """A line's unit price per its `per` units, in `currency` (the
+        document's by default); '' for none."""
+        if price is None:
+            return ""
+        with self.speaking():
+            return unit_price(Decimal(price), per, currency or self.currency)
 
     def money_text(self, amount: Decimal, currency: str = "") -> str:
         with self.speaking():

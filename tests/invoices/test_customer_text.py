@@ -308,3 +308,68 @@ def test_a_seat_plan_change_reads_seats_times_days_on_the_pdf_and_in_the_admin(a
     assert "3 seats × 7 of 30 days" in text, text  # noqa: RUF001
     assert "3 seats × 7 of 30 days" in page  # noqa: RUF001
     assert "0.7" not in text.split("Period", 1)[1].split("Subtotal")[0]
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [
+        ("en", ["0.05", "2.50 per 1,000", "2.50 per 1M", "2.50 per 5M", "2.50 per 2.5"]),
+        (
+            "fr",
+            ["0,05", "2,50 par 1 000", "2,50 par 1 million", "2,50 par 5 millions", "2,50 par 2,5"],
+        ),
+        ("de", ["0,05", "2,50 pro 1.000", "2,50 pro 1 Mio.", "2,50 pro 5 Mio.", "2,50 pro 2,5"]),
+    ],
+)
+def test_a_unit_price_reads_with_how_many_units_it_is_for(locale, expected):
+    from zoneinfo import ZoneInfo
+
+    from billing.core.customer_text import CustomerText
+
+    write = CustomerText(locale, ZoneInfo("UTC"), "USD")
+    prices = [("0.05", "1"), ("2.50", "1000"), ("2.50", "1000000"), ("2.5", "5000000")]
+    prices.append(("2.50", "2.5"))
+
+    written = [write.unit_price(D(price), D(per)) for price, per in prices]
+
+    assert [text.replace("\N{NO-BREAK SPACE}", " ") for text in written] == expected
+    assert write.unit_price(None, D(1000)) == ""
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [("en", "2.50 per 1M"), ("fr", "2,50 par 1 million"), ("de", "2,50 pro 1 Mio.")],
+)
+def test_a_line_priced_per_million_reads_so_on_the_pdf_and_in_the_admin(
+    locale, expected, admin_client, settings, output_dir
+):
+    # given: 500,000 tokens at 2.50 per 1,000,000 (1.25), and a fee per 1
+    settings.BILLING_INVOICE_EMAILS = False
+    customer = CustomerFactory(external_id=f"tokens-{locale}", locale=locale)
+    lines = [
+        LineInput("overage", "Tokens", "tokens", D(500_000), D("2.50"), D("1.25"), per=D(10**6)),
+        LineInput("base_fee", "Plan", None, D(1), D("10.00"), D("10.00")),
+    ]
+    draft = invoice_write_draft(
+        customer=customer,
+        subscription=None,
+        reason=Invoice.PERIOD,
+        period_start=NOV_1,
+        period_end=datetime(2026, 12, 1, tzinfo=UTC),
+        lines=lines,
+        now=datetime(2026, 12, 1, tzinfo=UTC),
+    )
+    invoice = invoice_finalize(invoice=draft, now=datetime(2026, 12, 2, tzinfo=UTC), collect=False)
+
+    # when
+    pdf = render_invoice_pdf(invoice)
+    Path(output_dir, f"invoice-per-million-{locale}.pdf").write_bytes(pdf)
+    text = pdf_text(pdf)
+    page = words(admin_client.get(f"/admin/invoices/invoice/{invoice.pk}/change/").content.decode())
+
+    # then: the price says what it is for; a price per 1 reads as before
+    assert expected in text, text
+    assert "2.50 USD per 1M" in page
+    assert "10.00 USD" in page
+    assert "10.00 per" not in page
+    assert "per 1 " not in text

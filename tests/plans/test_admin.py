@@ -55,6 +55,7 @@ def version_post(
             "credits_per_unit",
             "pricing_scheme",
             "unit_price",
+            "per",
             "package_size",
             "package_price",
         ]:
@@ -66,7 +67,7 @@ def version_post(
         data[f"charges-{i}-tiers-MIN_NUM_FORMS"] = "0"
         data[f"charges-{i}-tiers-MAX_NUM_FORMS"] = "1000"
         for k, tier in enumerate(tiers):
-            for field in ["up_to", "unit_price", "flat_fee"]:
+            for field in ["up_to", "unit_price", "per", "flat_fee"]:
                 data[f"charges-{i}-tiers-{k}-{field}"] = tier.get(field, "")
     return data
 
@@ -188,6 +189,33 @@ def test_add_draft_version_with_graduated_tiers_inline(admin_client, demo):
             "Cannot be negative",
         ),
         (
+            [{"model": "overage", "pricing_scheme": "per_unit", "unit_price": "1", "per": "0"}],
+            "Must be more than zero",
+        ),
+        (
+            [
+                {
+                    "model": "overage",
+                    "pricing_scheme": "package",
+                    "package_size": "1000",
+                    "package_price": "1",
+                    "per": "1000",
+                }
+            ],
+            "'Per' applies to per unit prices and tiers: a package's size says how many units "
+            "its price is for",
+        ),
+        (
+            [
+                {
+                    "model": "overage",
+                    "pricing_scheme": "volume",
+                    "tiers": [{"up_to": "", "unit_price": "1", "per": "-5"}],
+                }
+            ],
+            "Must be more than zero",
+        ),
+        (
             [
                 {"model": "overage", "pricing_scheme": "per_unit", "unit_price": "0.1"},
                 {"model": "hard_cap", "included_units": "10"},
@@ -211,6 +239,50 @@ def test_invalid_charges_show_form_errors_and_save_nothing(admin_client, demo, c
     assert response.status_code == 200
     assert message in html.unescape(response.content.decode())
     assert catalog_counts() == before
+
+
+def test_prices_per_a_million_and_per_a_thousand_are_set_in_the_admin(admin_client, demo):
+    # given: tokens at 2.50 per 1,000,000; prompts in volume tiers per 1,000
+    plan = Plan.objects.get(code="team_hybrid")
+    data = version_post(
+        plan,
+        [
+            {
+                "meter": Meter.objects.get(code="llm_tokens").pk,
+                "model": "overage",
+                "included_units": "0",
+                "pricing_scheme": "per_unit",
+                "unit_price": "2.50",
+                "per": "1000000",
+            },
+            {
+                "meter": Meter.objects.get(code="prompts").pk,
+                "model": "overage",
+                "included_units": "0",
+                "pricing_scheme": "volume",
+                "tiers": [
+                    {"up_to": "10000", "unit_price": "0.50", "per": "1000"},
+                    {"up_to": "", "unit_price": "0.40", "per": "1000", "flat_fee": "1"},
+                ],
+            },
+        ],
+    )
+
+    # when
+    response = admin_client.post("/admin/plans/planversion/add/", data)
+
+    # then
+    assert response.status_code == 302, response.content.decode()[:3000]
+    version = PlanVersion.objects.get(plan=plan, number=2)
+    tokens, prompts = version.charges.order_by("id")
+    assert (tokens.unit_price, tokens.per) == (Decimal("2.50"), Decimal(1_000_000))
+    assert prompts.per == Decimal(1)
+    assert [(t.unit_price, t.per) for t in prompts.tiers.all()] == [
+        (Decimal("0.50"), Decimal(1000)),
+        (Decimal("0.40"), Decimal(1000)),
+    ]
+    page = admin_client.get(f"/admin/plans/planversion/{version.pk}/change/").content.decode()
+    assert "How many units the price is for: 1,000,000 for a price per million tokens." in page
 
 
 def test_version_terms_are_validated_with_the_catalog_rules(admin_client, demo):

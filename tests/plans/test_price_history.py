@@ -162,6 +162,30 @@ def test_a_tier_removed_and_a_scheme_changed(pro):
     )
 
 
+def test_a_price_made_per_a_million_units_reads_as_a_change_of_price(pro):
+    with time_machine.travel(NOV_2, tick=False):
+        draft = plan_version_copy_as_draft(version=pro)
+    tokens, storage = version_spec(version=draft).charges
+    per_million = PricingSpec(
+        "graduated",
+        tiers=(TierSpec(D(1_000_000), D("0.003")), TierSpec(None, D("2.00"), per=D(1_000_000))),
+    )
+
+    save(
+        draft,
+        datetime(2026, 11, 3, tzinfo=UTC),
+        charges=(
+            replace(tokens, pricing=per_million),
+            replace(storage, pricing=replace(storage.pricing, per=D(1000))),
+        ),
+    )
+
+    assert price_history(version=draft)[0].lines == (
+        f"LLM tokens, tier 2: unit price {usd('0.002')} → {usd('2.00')} per 1M",
+        f"Storage: unit price {usd('0.50')} → {usd('0.50')} per 1,000",
+    )
+
+
 def test_the_history_page_shows_when_in_the_admin_zone_who_and_what(pro, client, settings):
     # given: a viewer of plan versions, a save by them through the admin's service call
     settings.TIME_ZONE = "Europe/Paris"

@@ -16,7 +16,7 @@ from billing.usage.ingestion import events_ingest
 from customers.services import customer_create
 from invoices.models import Invoice
 from plans.models import PlanVersion, PriceSimulation
-from plans.price_sandbox_admin import sandbox_invoice, shown_quantity
+from plans.price_sandbox_admin import invoice_rows, sandbox_invoice, shown_quantity
 from plans.selectors import version_spec
 from plans.services import plan_version_copy_as_draft, tax_rate_create
 from plans.taxes import tax_lines
@@ -170,6 +170,33 @@ def test_the_page_shows_the_invoice_and_writes_nothing(pro, sales_tax, client):
     assert not re.search(r"\d\.\d*00000", html), "a raw decimal on the page"
     assert Invoice.objects.count() == 0 and PriceSimulation.objects.count() == 0
     assert PlanVersion.objects.get(pk=draft.pk).charges.count() == 1
+
+
+def test_a_price_per_million_tokens_is_tried_as_the_close_bills_it(db):
+    # given: tokens at 2.50 per 1,000,000 beyond 1,000,000 included
+    MeterFactory(code="llm_tokens", name="LLM tokens", aggregation="sum", value_property="tokens")
+    pricing = PricingSpec("per_unit", unit_price=D("2.50"), per=D(1_000_000))
+    version = published_version(
+        "tokens", charges=(ChargeSpec("llm_tokens", "overage", D(1_000_000), pricing=pricing),)
+    )
+    spec = version_spec(version=version)
+    quantities = {"llm_tokens": D(1_250_000)}
+
+    # when
+    tried = sandbox_invoice(
+        version, spec, quantities=quantities, seats=0, start=NOV_1, end=DEC_1, tax_rate=None
+    )
+
+    # then: 250,000 x 2.50 / 1,000,000 = 0.625, rounded once to 0.63, as the rating says
+    (line,) = tried.lines
+    assert (line.quantity, line.unit_price, line.per, line.amount) == (
+        D(250_000),
+        D("2.50"),
+        D(1_000_000),
+        D("0.63"),
+    )
+    assert [x.amount for x in rating.usage_and_true_up(spec, quantities=quantities)] == [D("0.63")]
+    assert invoice_rows(tried, "USD")["lines"][0]["unit_price"] == f"{usd('2.50')} per 1M"
 
 
 def test_a_shorter_period_prorates_the_fixed_fees(pro):

@@ -148,3 +148,35 @@ def test_comparing_needs_view_permission(pro_and_draft, client):
     _pro, draft = pro_and_draft
     client.force_login(User.objects.create_user("nobody", password="x", is_staff=True))
     assert client.get(f"/admin/plans/planversion/{draft.pk}/compare/").status_code == 403
+
+
+def test_a_change_of_what_a_price_is_for_reads_as_a_change(db):
+    # given: storage at 0.50 a unit, and tokens in one tier at 0.003 a unit
+    MeterFactory(code="llm_tokens", name="LLM tokens")
+    MeterFactory(code="storage", name="Storage")
+    tokens = ChargeSpec(
+        "llm_tokens", "overage", D(0), pricing=PricingSpec("volume", tiers=(TierSpec(None, D(3)),))
+    )
+    pro = published_version("pro", charges=(tokens, overage("storage", 10, "0.50")))
+    draft = plan_version_copy_as_draft(version=pro)
+
+    # when: the same prices become per 1,000 and per 1,000,000 units
+    per_million = PricingSpec("volume", tiers=(TierSpec(None, D(3), per=D(1_000_000)),))
+    per_thousand = PricingSpec("per_unit", unit_price=D("0.50"), per=D(1000))
+    charges = (
+        replace(tokens, pricing=per_million),
+        replace(overage("storage", 10, "0.50"), pricing=per_thousand),
+    )
+    plan_version_update(version=draft, spec=replace(version_spec(version=draft), charges=charges))
+
+    # then
+    sections = compare_sections(version_spec(version=pro), version_spec(version=draft))
+    tokens_rows = {row.label: row for row in sections[1].rows}
+    storage_rows = {row.label: row for row in sections[2].rows}
+    assert tokens_rows["Tier 1"].change == f"unit price {usd('3.00')} → {usd('3.00')} per 1M"
+    assert storage_rows["Unit price"] == CompareRow(
+        "Unit price",
+        usd("0.50"),
+        f"{usd('0.50')} per 1,000",
+        f"{usd('0.50')} → {usd('0.50')} per 1,000",
+    )
