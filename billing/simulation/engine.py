@@ -6,9 +6,11 @@ A customer's period is rated as a period statement (billing.usage.statement),
 the one the close bills: the base fee and seats of the period, the priced usage of each
 charge and the minimum commitment true-up, every line rounded once as on an
 invoice. Left out: proration (plan and seat changes within the period) and late
-usage. Credit and balance charges are drawn from wallets as usage happens and
-are on no invoice, so they add nothing here, except what a charge that bills
-when its wallet runs dry bills for the usage the wallet could not pay for.
+usage. A rate card prices each row's usage, read per combination of group
+values as the close reads it. Credit and balance charges are drawn from wallets
+as usage happens and are on no invoice, so they add nothing here, except what a
+charge that bills when its wallet runs dry bills for the usage the wallet could
+not pay for.
 """
 
 import logging
@@ -28,7 +30,12 @@ from billing.core.errors import BillingError, InvalidRequest
 from billing.models import Subscription, SubscriptionChange
 from billing.usage.billed_parts import overrides_billed
 from billing.usage.metering import meter_cache
-from billing.usage.statement import statement_of, uncovered_usage, usage_by_meter
+from billing.usage.statement import (
+    statement_of,
+    uncovered_usage,
+    usage_by_meter,
+    usage_combinations_by_meter,
+)
 from config.celery import enqueue_on_commit
 from customers.models import Customer
 from plans.locks import price_simulation_lock
@@ -207,6 +214,10 @@ def _period_total(
     uncovered = uncovered_usage(
         customer_id=customer_id, spec=spec, start=period_start, end=period_end
     )
+    # A rate card prices each combination of group values at its row.
+    combinations = usage_combinations_by_meter(
+        customer_id=customer_id, spec=spec, start=period_start, end=period_end
+    )
     statement = statement_of(
         spec,
         start=period_start,
@@ -225,6 +236,7 @@ def _period_total(
         ),
         fixed_fees=fixed_fees,
         uncovered=uncovered,
+        combinations=combinations,
     )
     return statement.totals([]).total
 
