@@ -2,6 +2,7 @@
 words beside the version's own values, and the fields finance sets it with
 (from the next period, through billing.subscriptions.deals)."""
 
+from dataclasses import replace
 from decimal import Decimal
 
 from django import forms
@@ -13,6 +14,7 @@ from billing.core.vocabulary import ALLOWANCE_MODELS
 from billing.models import Subscription
 from billing.rating.pricing import PER_UNIT, PricingSpec
 from plans.overrides import ChargeOverride, Overrides, overrides_from_json
+from plans.price_wording import rate_changes
 from plans.selectors import version_spec
 
 
@@ -47,6 +49,11 @@ def deal_text(stored: dict | None, version) -> str:
             said.append(
                 f"{_pricing(override.pricing)} (plan: {_pricing(charge and charge.pricing)})"
             )
+        if override.rates is not None and charge is not None:
+            # The deal's rows against the plan's: 'rate gpt-4o · input: 0.0000025
+            # USD → 0.000002 USD, rate claude-sonnet removed (0.000003 USD)'.
+            deal = replace(charge, rates=override.rates)
+            said.extend(rate_changes(charge, deal, spec.currency) or ["the plan's rates"])
         parts.append(f"{override.meter}: {', '.join(said)}")
     parts.extend(deal_features_text(overrides.features, spec.features))
     return "; ".join(parts)

@@ -8,6 +8,7 @@ from decimal import Decimal as D
 
 import pytest
 
+from billing.admin.deals import deal_text
 from billing.invoicing.close import periods_close
 from billing.models import Subscription
 from customers.services import customer_create
@@ -79,6 +80,13 @@ def test_the_close_prices_usage_at_the_deals_rows(tokens_plan):
     ]
     subscription = Subscription.objects.get(pk=response.json()["id"])
     assert subscription_spec(subscription).charges[0].price_by == ("model", "token_type")
+    # the admin says what the deal changes of the plan's card
+    assert deal_text(subscription.overrides, subscription.version) == (
+        "llm_tokens: rate gpt-4o · input: 0.0000025 USD → 0.000002 USD, "
+        "rate gpt-4o added (0.000008 USD), default rate: 0.000004 USD → 0.000003 USD, "
+        "rate gpt-4o · output removed (0.00001 USD), "
+        "rate claude-sonnet removed (0.000003 USD)"
+    )
     send_tokens("acme", OCT_10)
 
     # when
