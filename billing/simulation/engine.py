@@ -15,7 +15,7 @@ not pay for.
 
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -28,6 +28,7 @@ from billing.core import periods
 from billing.core.customer_text import customer_zone
 from billing.core.errors import BillingError, InvalidRequest
 from billing.models import Subscription, SubscriptionChange
+from billing.rating.rate_cards import Combination
 from billing.usage.billed_parts import overrides_billed
 from billing.usage.metering import meter_cache
 from billing.usage.statement import (
@@ -208,14 +209,11 @@ def _period_total(
     zone: ZoneInfo,
     subscription: Subscription | None,
     customer_id: int,
+    combinations: dict[str, dict[Combination, Decimal]],
 ) -> Decimal:
     # What the customer's wallets could not pay for in the period, billed by the
     # version's charges that bill when exhausted.
     uncovered = uncovered_usage(
-        customer_id=customer_id, spec=spec, start=period_start, end=period_end
-    )
-    # A rate card prices each combination of group values at its row.
-    combinations = usage_combinations_by_meter(
         customer_id=customer_id, spec=spec, start=period_start, end=period_end
     )
     statement = statement_of(
@@ -267,9 +265,14 @@ def _rate(
     codes = [c.meter for c in spec.charges]
     if current_spec is not None:
         codes += [c.meter for c in current_spec.charges]
-    # One read of the usage, for both versions' meters.
+    # One read of the usage, for both versions' meters; and of the combinations
+    # of group values their rate cards price (each at its rows).
     quantities = usage_by_meter(
         customer_id=customer.pk, meter_codes=codes, start=period_start, end=period_end
+    )
+    both = replace(spec, charges=spec.charges + (current_spec.charges if current_spec else ()))
+    combinations = usage_combinations_by_meter(
+        customer_id=customer.pk, spec=both, start=period_start, end=period_end
     )
     period = {
         "seats": seats,
@@ -280,6 +283,7 @@ def _rate(
         "zone": zone,
         "subscription": subscription,
         "customer_id": customer.pk,
+        "combinations": combinations,
     }
     current_total = ZERO
     if current is not None:
