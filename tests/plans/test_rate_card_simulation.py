@@ -17,9 +17,10 @@ from billing.simulation import engine, report
 from billing.subscriptions.lifecycle import subscription_create
 from customers.services import customer_create
 from invoices.models import Invoice
+from plans.overrides import ChargeOverride, Overrides
 from plans.services import plan_create, plan_version_create, plan_version_publish
 from plans.validation import ChargeSpec, VersionSpec
-from tests.rate_cards import CARD_TOTAL, card_charge, llm_tokens, send_tokens
+from tests.rate_cards import CARD_TOTAL, card_charge, llm_tokens, rate, send_tokens
 
 pytestmark = pytest.mark.django_db
 
@@ -30,6 +31,7 @@ NOV_21 = datetime(2026, 11, 21, 12, tzinfo=UTC)
 
 # v1: every token at 0.000003: 2,020,000 tokens bill 6.06.
 V1_TOTAL = D("6.06")
+GPT_4O = (("model", "gpt-4o"),)
 
 
 @pytest.fixture
@@ -116,3 +118,59 @@ def test_the_csv_shows_each_rows_tokens(october):
         "llm_tokens by rate: gpt-4o · input 1000000, gpt-4o · output 200000, "
         "claude-sonnet 300000, other usage 520000",
     ]
+
+
+def test_a_deals_rows_go_on_a_draft_card_priced_by_the_same_properties_only(db):
+    # given: acme on a card with a deal's rows (any gpt-4o token 0.000002, the
+    # rest 0.000001), and two drafts: the card repriced (same properties) and a
+    # card priced by model alone
+    llm_tokens()
+    v1 = plan_create(
+        code="tokens",
+        name="Tokens",
+        version=VersionSpec(currency="USD", charges=(card_charge(),)),
+        publish=True,
+    )
+    deal = Overrides(
+        charges=(
+            ChargeOverride("llm_tokens", rates=(rate(GPT_4O, "0.000002"), rate((), "0.000001"))),
+        )
+    )
+    acme = customer_create(external_id="acme", name="Acme", currency="USD")
+    subscription_create(customer=acme, plan=v1.plan, start=OCT_1, overrides=deal)
+    send_tokens("acme", OCT_10)
+    repriced = plan_version_create(
+        plan=v1.plan,
+        version=VersionSpec(currency="USD", charges=(card_charge((rate((), "0.000009"),)),)),
+    )
+    by_model = ChargeSpec(
+        "llm_tokens",
+        "overage",
+        D(0),
+        price_by=("model",),
+        rates=(rate(GPT_4O, "0.000001"), rate((), "0.000002")),
+    )
+    other = plan_version_create(
+        plan=v1.plan, version=VersionSpec(currency="USD", charges=(by_model,))
+    )
+
+    # when
+    same = engine.simulation_rate_customer(
+        customer=acme, version=repriced, period_start=OCT_1, period_end=NOV_1
+    )
+    dropped = engine.simulation_rate_customer(
+        customer=acme, version=other, period_start=OCT_1, period_end=NOV_1
+    )
+
+    # then: at the deal, gpt-4o's 1,700,000 tokens 3.40 and the other 320,000
+    # 0.32; the repriced draft keeps the deal's rows
+    assert (same.current_version_label, same.current_total, same.simulated_total) == (
+        "Tokens v1 with a deal",
+        D("3.72"),
+        D("3.72"),
+    )
+    # and the draft by model alone has its own: 1,700,000 x 0.000001 + 320,000 x 0.000002
+    assert (dropped.current_version_label, dropped.simulated_total) == (
+        "Tokens v1 with a deal (not on llm_tokens)",
+        D("2.34"),
+    )
