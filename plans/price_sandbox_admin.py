@@ -27,6 +27,7 @@ from billing.simulation.admin import RUN_SIMULATIONS
 from billing.usage.statement import meter_names, statement_of
 from plans import selectors
 from plans.models import PlanVersion, TaxRate
+from plans.price_wording import per_text
 from plans.taxes import tax_label
 from plans.validation import VersionSpec
 from plans.version_page_admin import VersionPageMixin
@@ -215,7 +216,7 @@ def invoice_rows(invoice: SandboxInvoice, currency: str) -> dict:
             {
                 "description": line.description,
                 "quantity": shown_quantity(line.quantity),
-                "unit_price": money_text(line.unit_price, currency),
+                "unit_price": money_text(line.unit_price, currency) + per_text(line.per),
                 "amount": money_text(line.amount, currency),
             }
             for line in invoice.lines

@@ -97,9 +97,9 @@ def rate_name(rate: RateSpec) -> str:
 
 
 def rate_text(rate: RateSpec, currency: str) -> str:
-    """A row's price in words: '0.0000025 USD', '0.50 USD per 1,000', 'Graduated:
-    up to: 100,000, unit price 0.003 USD; up to: no limit, unit price 0.002 USD',
-    '5 credits per 1,000'."""
+    """A row's price in words: '2.50 USD per 1,000,000', '0.50 USD per 1,000' (a
+    package), 'Graduated: up to: 100,000, unit price 3.00 USD per 1,000,000; up
+    to: no limit, unit price 0.002 USD', '5 credits per 1,000'."""
     pricing = rate.pricing
     if pricing is None:
         if rate.credits_per_unit is None:
@@ -107,12 +107,17 @@ def rate_text(rate: RateSpec, currency: str) -> str:
         credits = quantity_text(rate.credits_per_unit)
         return f"{credits} credits per {quantity_text(rate.per)}"
     if pricing.scheme == PER_UNIT:
-        return money_text(pricing.unit_price, currency)
+        return money_text(pricing.unit_price, currency) + per_text(pricing.per)
     if pricing.scheme == PACKAGE:
         price = money_text(pricing.package_price, currency)
         return f"{price} per {quantity_text(pricing.package_size)}"
     tiers = "; ".join(tier_summary(tier, currency) for tier in pricing.tiers)
     return f"{SCHEME_NAMES.get(pricing.scheme, pricing.scheme)}: {tiers}"
+
+
+def per_text(per: Decimal) -> str:
+    """' per 1,000,000' after a price for that many units; nothing for a unit."""
+    return "" if per == 1 else f" per {quantity_text(per)}"
 
 
 def rate_texts(charge: ChargeSpec | None, currency: str) -> dict[tuple, tuple[str, str]]:
@@ -155,7 +160,7 @@ def tier_texts(tier: TierSpec, currency: str) -> dict[str, str]:
 def tier_summary(tier: TierSpec, currency: str) -> str:
     """'up to: 1,000,000, unit price 0.002 USD' (and its flat fee when it has one)."""
     texts = tier_texts(tier, currency)
-    summary = f"up to: {texts['Up to']}, unit price {texts['Unit price']}"
+    summary = f"up to: {texts['Up to']}, unit price {texts['Unit price']}{per_text(tier.per)}"
     return f"{summary}, flat fee {texts['Flat fee']}" if tier.flat_fee else summary
 
 

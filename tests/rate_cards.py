@@ -1,8 +1,8 @@
 """A token rate card for the tests of the readers that follow its rows (issue
 50): the meter, the card as specs, and usage sent per model and token type.
 
-Prices per token (no `per`): gpt-4o input 0.0000025, output 0.00001;
-claude-sonnet (any type) 0.000003; anything else (the default row) 0.000004."""
+Prices per 1,000,000 tokens: gpt-4o input 2.50, output 10.00; claude-sonnet
+(any type) 3.00; anything else (the default row) 4.00."""
 
 from datetime import datetime
 from decimal import Decimal as D
@@ -32,19 +32,23 @@ CARD_TOTAL = D("7.48")
 TOKENS = 2_020_000
 
 
-def per_unit(price: str) -> PricingSpec:
-    return PricingSpec(PER_UNIT, unit_price=D(price))
+MILLION = D(1_000_000)
+
+
+def per_unit(price: str, per: D = D(1)) -> PricingSpec:
+    return PricingSpec(PER_UNIT, unit_price=D(price), per=per)
 
 
 def rate(when: tuple, price: str) -> RateSpec:
-    return RateSpec(when=when, pricing=per_unit(price))
+    """A row at `price` per 1,000,000 tokens."""
+    return RateSpec(when=when, pricing=per_unit(price, MILLION))
 
 
 CARD = (
-    rate(GPT_INPUT, "0.0000025"),
-    rate(GPT_OUTPUT, "0.00001"),
-    rate(CLAUDE, "0.000003"),
-    rate((), "0.000004"),
+    rate(GPT_INPUT, "2.50"),
+    rate(GPT_OUTPUT, "10.00"),
+    rate(CLAUDE, "3.00"),
+    rate((), "4.00"),
 )
 
 

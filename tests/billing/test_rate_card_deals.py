@@ -26,15 +26,16 @@ NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def row(when: dict, price: str) -> dict:
-    return {"when": when, "pricing": {"scheme": "per_unit", "unit_price": price}}
+    """A row at `price` per 1,000,000 tokens."""
+    return {"when": when, "pricing": {"scheme": "per_unit", "unit_price": price, "per": "1000000"}}
 
 
-# The deal's card: gpt-4o input cheaper, any other gpt-4o token 0.000008, no
-# claude-sonnet row, the rest 0.000003.
+# The deal's card (per 1,000,000): gpt-4o input cheaper, any other gpt-4o token
+# 8.00, no claude-sonnet row, the rest 3.00.
 DEAL_ROWS = [
-    row({"model": "gpt-4o", "token_type": "input"}, "0.000002"),
-    row({"model": "gpt-4o"}, "0.000008"),
-    row({}, "0.000003"),
+    row({"model": "gpt-4o", "token_type": "input"}, "2.00"),
+    row({"model": "gpt-4o"}, "8.00"),
+    row({}, "3.00"),
 ]
 
 
@@ -82,19 +83,20 @@ def test_the_close_prices_usage_at_the_deals_rows(tokens_plan):
     assert subscription_spec(subscription).charges[0].price_by == ("model", "token_type")
     # the admin says what the deal changes of the plan's card
     assert deal_text(subscription.overrides, subscription.version) == (
-        "llm_tokens: rate gpt-4o · input: 0.0000025 USD → 0.000002 USD, "
-        "rate gpt-4o added (0.000008 USD), default rate: 0.000004 USD → 0.000003 USD, "
-        "rate gpt-4o · output removed (0.00001 USD), "
-        "rate claude-sonnet removed (0.000003 USD)"
+        "llm_tokens: rate gpt-4o · input: 2.50 USD per 1,000,000 → 2.00 USD per 1,000,000, "
+        "rate gpt-4o added (8.00 USD per 1,000,000), "
+        "default rate: 4.00 USD per 1,000,000 → 3.00 USD per 1,000,000, "
+        "rate gpt-4o · output removed (10.00 USD per 1,000,000), "
+        "rate claude-sonnet removed (3.00 USD per 1,000,000)"
     )
     send_tokens("acme", OCT_10)
 
     # when
     periods_close(as_of=NOV_1)
 
-    # then: gpt-4o input 1,000,000 x 0.000002 = 2.00; gpt-4o output and
-    # cache_read 700,000 x 0.000008 = 5.60; claude-sonnet, llama-3 and no model
-    # 320,000 x 0.000003 = 0.96
+    # then: gpt-4o input 1,000,000 at 2.00 per 1M = 2.00; gpt-4o output and
+    # cache_read 700,000 at 8.00 = 5.60; claude-sonnet, llama-3 and no model
+    # 320,000 at 3.00 = 0.96
     invoice = Invoice.objects.get(subscription=subscription, reason="period")
     assert [
         (line.description, line.quantity, line.amount)

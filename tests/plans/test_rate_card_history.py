@@ -22,12 +22,13 @@ from tests.rate_cards import CARD, GPT_INPUT, card_charge, llm_tokens, per_unit,
 pytestmark = pytest.mark.django_db
 
 NOV_1 = datetime(2026, 11, 1, 8, tzinfo=UTC)
+PER_M = "per 1,000,000"
 NOV_2 = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 NOV_3 = datetime(2026, 11, 3, 10, tzinfo=UTC)
 
 MINI = (("model", "gpt-4o-mini"),)
 # The draft's card: gpt-4o input repriced, gpt-4o-mini added, claude-sonnet removed.
-DRAFT_CARD = (rate(GPT_INPUT, "0.000002"), CARD[1], rate(MINI, "0.000001"), CARD[3])
+DRAFT_CARD = (rate(GPT_INPUT, "2.00"), CARD[1], rate(MINI, "1.00"), CARD[3])
 
 
 @pytest.fixture
@@ -62,14 +63,14 @@ def test_the_comparison_has_a_row_per_rate_saying_what_changed(published):
     assert rates == [
         CompareRow(
             "Rate gpt-4o · input",
-            "0.0000025 USD",
-            "0.000002 USD",
-            "0.0000025 USD → 0.000002 USD",
+            f"2.50 USD {PER_M}",
+            f"2.00 USD {PER_M}",
+            f"2.50 USD {PER_M} → 2.00 USD {PER_M}",
         ),
-        CompareRow("Rate gpt-4o · output", "0.00001 USD", "0.00001 USD", ""),
-        CompareRow("Rate gpt-4o-mini", "—", "0.000001 USD", ADDED),
-        CompareRow("Default rate", "0.000004 USD", "0.000004 USD", ""),
-        CompareRow("Rate claude-sonnet", "0.000003 USD", "—", REMOVED),
+        CompareRow("Rate gpt-4o · output", f"10.00 USD {PER_M}", f"10.00 USD {PER_M}", ""),
+        CompareRow("Rate gpt-4o-mini", "—", f"1.00 USD {PER_M}", ADDED),
+        CompareRow("Default rate", f"4.00 USD {PER_M}", f"4.00 USD {PER_M}", ""),
+        CompareRow("Rate claude-sonnet", f"3.00 USD {PER_M}", "—", REMOVED),
     ]
     assert {row.label: row for row in tokens.rows}["Priced by"] == CompareRow(
         "Priced by", "model, token_type", "model, token_type", ""
@@ -84,13 +85,13 @@ def test_the_price_history_reads_each_row_repriced_added_or_removed(published):
 
     assert changes[0].at == NOV_3
     assert changes[0].lines == (
-        "LLM tokens: rate gpt-4o · input: 0.0000025 USD → 0.000002 USD",
-        "LLM tokens: rate gpt-4o-mini added (0.000001 USD)",
-        "LLM tokens: rate claude-sonnet removed (0.000003 USD)",
+        f"LLM tokens: rate gpt-4o · input: 2.50 USD {PER_M} → 2.00 USD {PER_M}",
+        f"LLM tokens: rate gpt-4o-mini added (1.00 USD {PER_M})",
+        f"LLM tokens: rate claude-sonnet removed (3.00 USD {PER_M})",
     )
     # The copy changed nothing; the card was created with the version.
     assert changes[1].lines[0] == "Created as a draft"
-    assert "LLM tokens: default rate added (0.000004 USD)" in changes[1].lines
+    assert f"LLM tokens: default rate added (4.00 USD {PER_M})" in changes[1].lines
 
 
 def test_a_charge_made_a_card_reads_as_its_rows(published, admin_client):
@@ -109,7 +110,7 @@ def test_a_charge_made_a_card_reads_as_its_rows(published, admin_client):
             version=draft,
             spec=replace(
                 version_spec(version=draft),
-                charges=(card_charge((rate(MINI, "0.000001"), CARD[3])),),
+                charges=(card_charge((rate(MINI, "1.00"), CARD[3])),),
             ),
         )
 
@@ -119,20 +120,22 @@ def test_a_charge_made_a_card_reads_as_its_rows(published, admin_client):
         "LLM tokens: pricing scheme “Per unit” → —",
         "LLM tokens: unit price 0.000004 USD → —",
         "LLM tokens: priced by — → model, token_type",
-        "LLM tokens: rate gpt-4o-mini added (0.000001 USD)",
-        "LLM tokens: default rate added (0.000004 USD)",
+        f"LLM tokens: rate gpt-4o-mini added (1.00 USD {PER_M})",
+        f"LLM tokens: default rate added (4.00 USD {PER_M})",
         # the save before: the card made a plain charge
-        "LLM tokens: rate claude-sonnet removed (0.000003 USD)",
+        f"LLM tokens: rate claude-sonnet removed (3.00 USD {PER_M})",
     ):
         assert line in html, line
 
 
 def test_a_rows_price_in_words_for_each_scheme():
     graduated = PricingSpec(
-        GRADUATED, tiers=(TierSpec(D(100000), D("0.003")), TierSpec(None, D("0.002")))
+        GRADUATED,
+        tiers=(TierSpec(D(100000), D("3.00"), per=D(1000000)), TierSpec(None, D("0.002"))),
     )
     assert rate_text(RateSpec(pricing=graduated), "USD") == (
-        "Graduated: up to: 100,000, unit price 0.003 USD; up to: no limit, unit price 0.002 USD"
+        "Graduated: up to: 100,000, unit price 3.00 USD per 1,000,000; "
+        "up to: no limit, unit price 0.002 USD"
     )
     package = PricingSpec(PACKAGE, package_size=D(1000), package_price=D("0.50"))
     assert rate_text(RateSpec(pricing=package), "USD") == "0.50 USD per 1,000"

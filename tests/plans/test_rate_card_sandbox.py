@@ -13,21 +13,26 @@ from billing.rating.rate_cards import RateSpec
 from invoices.models import Invoice
 from plans.services import plan_create
 from plans.validation import VersionSpec
-from tests.rate_cards import CARD, card_charge, llm_tokens
+from tests.rate_cards import CARD, MILLION, card_charge, llm_tokens
 
 pytestmark = pytest.mark.django_db
+
+PER_M = "per 1,000,000"
 
 
 @pytest.fixture
 def tokens_plan(db):
     llm_tokens()
-    # The claude-sonnet row graduated: 0.000003 up to 100,000 of its tokens, then
-    # 0.000002 (its tiers count its own quantity).
+    # The claude-sonnet row graduated: 3.00 per 1,000,000 up to 100,000 of its
+    # tokens, then 2.00 per 1,000,000 (its tiers count its own quantity).
     claude = RateSpec(
         when=CARD[2].when,
         pricing=PricingSpec(
             GRADUATED,
-            tiers=(TierSpec(D(100000), D("0.000003")), TierSpec(None, D("0.000002"))),
+            tiers=(
+                TierSpec(D(100000), D("3.00"), per=MILLION),
+                TierSpec(None, D("2.00"), per=MILLION),
+            ),
         ),
     )
     charge = card_charge((CARD[0], CARD[1], claude, CARD[3]))
@@ -82,21 +87,21 @@ def test_a_rate_card_takes_a_quantity_per_row_and_bills_a_line_per_row(tokens_pl
     html = page.content.decode()
     assert rows(html) == [
         ["Tokens (Nov 2026)", "1", "10.00 USD", "10.00 USD"],
-        ["LLM tokens · gpt-4o · input", "1,000,000", "0.0000025 USD", "2.50 USD"],
-        ["LLM tokens · gpt-4o · output", "200,000", "0.00001 USD", "2.00 USD"],
+        ["LLM tokens · gpt-4o · input", "1,000,000", f"2.50 USD {PER_M}", "2.50 USD"],
+        ["LLM tokens · gpt-4o · output", "200,000", f"10.00 USD {PER_M}", "2.00 USD"],
         [
             "LLM tokens · claude-sonnet: tier up to 100,000",
             "100,000",
-            "0.000003 USD",
+            f"3.00 USD {PER_M}",
             "0.30 USD",
         ],
         [
             "LLM tokens · claude-sonnet: tier above 100,000",
             "200,000",
-            "0.000002 USD",
+            f"2.00 USD {PER_M}",
             "0.40 USD",
         ],
-        ["LLM tokens · other usage", "520,000", "0.000004 USD", "2.08 USD"],
+        ["LLM tokens · other usage", "520,000", f"4.00 USD {PER_M}", "2.08 USD"],
     ]
     # 10.00 + 2.50 + 2.00 + 0.30 + 0.40 + 2.08
     assert (

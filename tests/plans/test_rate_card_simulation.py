@@ -121,8 +121,8 @@ def test_the_csv_shows_each_rows_tokens(october):
 
 
 def test_a_deals_rows_go_on_a_draft_card_priced_by_the_same_properties_only(db):
-    # given: acme on a card with a deal's rows (any gpt-4o token 0.000002, the
-    # rest 0.000001), and two drafts: the card repriced (same properties) and a
+    # given: acme on a card with a deal's rows (any gpt-4o token 2.00 per 1M, the
+    # rest 1.00), and two drafts: the card repriced (same properties) and a
     # card priced by model alone
     llm_tokens()
     v1 = plan_create(
@@ -132,23 +132,21 @@ def test_a_deals_rows_go_on_a_draft_card_priced_by_the_same_properties_only(db):
         publish=True,
     )
     deal = Overrides(
-        charges=(
-            ChargeOverride("llm_tokens", rates=(rate(GPT_4O, "0.000002"), rate((), "0.000001"))),
-        )
+        charges=(ChargeOverride("llm_tokens", rates=(rate(GPT_4O, "2.00"), rate((), "1.00"))),)
     )
     acme = customer_create(external_id="acme", name="Acme", currency="USD")
     subscription_create(customer=acme, plan=v1.plan, start=OCT_1, overrides=deal)
     send_tokens("acme", OCT_10)
     repriced = plan_version_create(
         plan=v1.plan,
-        version=VersionSpec(currency="USD", charges=(card_charge((rate((), "0.000009"),)),)),
+        version=VersionSpec(currency="USD", charges=(card_charge((rate((), "9.00"),)),)),
     )
     by_model = ChargeSpec(
         "llm_tokens",
         "overage",
         D(0),
         price_by=("model",),
-        rates=(rate(GPT_4O, "0.000001"), rate((), "0.000002")),
+        rates=(rate(GPT_4O, "1.00"), rate((), "2.00")),
     )
     other = plan_version_create(
         plan=v1.plan, version=VersionSpec(currency="USD", charges=(by_model,))
@@ -169,7 +167,7 @@ def test_a_deals_rows_go_on_a_draft_card_priced_by_the_same_properties_only(db):
         D("3.72"),
         D("3.72"),
     )
-    # and the draft by model alone has its own: 1,700,000 x 0.000001 + 320,000 x 0.000002
+    # and the draft by model alone has its own: 1,700,000 at 1.00 per 1M + 320,000 at 2.00
     assert (dropped.current_version_label, dropped.simulated_total) == (
         "Tokens v1 with a deal (not on llm_tokens)",
         D("2.34"),
