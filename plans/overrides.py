@@ -1,6 +1,8 @@
 """Per-subscription overrides of a version's terms (a negotiated deal): a base
 fee, seat price, minimum commitment or progressive billing threshold of its
-own, and per charge its included units and pricing, without copying the plan.
+own, and per charge its included units and pricing, or a rate card's rows
+(`rates`: the rows replace the card's, priced by the plan's own `price_by`),
+without copying the plan.
 
 An override replaces those fields of the version (or of the version's charge
 for that meter: same meter, same model); fields not given keep the version's
@@ -14,10 +16,12 @@ from decimal import Decimal
 from billing.core.errors import InvalidRequest
 from billing.core.vocabulary import ALLOWANCE_MODELS
 from billing.rating.pricing import PricingSpec
+from billing.rating.rate_cards import RateSpec
 from plans.feature_grants import FeatureGrant, check_grants, value_to_json
 from plans.pricing_json import decimal_or_none as _decimal
 from plans.pricing_json import number_text as _number
 from plans.pricing_json import pricing_from_json, pricing_to_json
+from plans.rate_cards import rate_from_json, rate_to_json
 from plans.selectors import version_spec
 from plans.validation import FieldErrors, VersionSpec, validate_version
 
@@ -30,6 +34,11 @@ class ChargeOverride:
     meter: str
     included_units: Decimal | None = None
     pricing: PricingSpec | None = None
+    # A rate card's rows in place of the version's (None: the version's).
+    rates: tuple[RateSpec, ...] | None = None
+    # As the API may repeat it: must be the version's charge's own (a deal
+    # replaces a card's rows, not the properties they price by); not stored.
+    price_by: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,8 @@ def overrides_apply(spec: VersionSpec, overrides: Overrides) -> VersionSpec:
                 charge = replace(charge, included_units=override.included_units)
             if override.pricing is not None:
                 charge = replace(charge, pricing=override.pricing)
+            if override.rates is not None:
+                charge = replace(charge, rates=override.rates)
         charges.append(charge)
     features = spec.features
     if overrides.features:
@@ -81,13 +92,20 @@ def overrides_apply(spec: VersionSpec, overrides: Overrides) -> VersionSpec:
 
 
 def overrides_validate(
-    spec: VersionSpec, overrides: Overrides, *, known_meters, known_features=None
+    spec: VersionSpec,
+    overrides: Overrides,
+    *,
+    known_meters,
+    known_features=None,
+    meter_groups=None,
 ) -> None:
     """Raise InvalidRequest (paths under `overrides.`) unless the overrides fit the
     version: each charge override names a meter the version charges, once, with
-    included units only for overage and hard-cap charges; each feature is a
-    known one with a value of its kind, or null to revoke one the version
-    grants; and the merged terms pass the catalog's validation."""
+    included units only for overage and hard-cap charges and rates only for a
+    rate card; each feature is a known one with a value of its kind, or null to
+    revoke one the version grants; and the merged terms pass the catalog's
+    validation (`meter_groups`: the group_by of the meters cards price by,
+    plans.selectors.meter_groups_in)."""
     errors = FieldErrors("overrides.")
     known_features = known_features or {}
     check_grants(errors.add, overrides.features, known=known_features, revocable=True)
@@ -115,11 +133,26 @@ def overrides_validate(
                 f"{path}.included_units",
                 f"{charge.model} charges have no included units to override",
             )
+        if override.rates is not None and not charge.price_by:
+            errors.add(
+                f"{path}.rates",
+                f"the version's charge for {override.meter!r} has no rate card: a deal "
+                "replaces the rows of a card the plan prices by, or the charge's pricing",
+            )
+        if override.price_by is not None and override.price_by != charge.price_by:
+            errors.add(
+                f"{path}.price_by",
+                f"a deal prices by the version's properties "
+                f"({', '.join(charge.price_by) or 'none'}): it may replace the rows, "
+                "not what they price by",
+            )
     errors.raise_if_any("invalid overrides")
     merged = overrides_apply(spec, overrides)
     try:
         # The features were checked above, against the overrides' own paths.
-        validate_version(replace(merged, features=()), known_meters=known_meters)
+        validate_version(
+            replace(merged, features=()), known_meters=known_meters, meter_groups=meter_groups
+        )
     except InvalidRequest as error:
         # The merged version's paths, told as the overrides' own.
         index_of = {o.meter: i for i, o in enumerate(overrides.charges)}
@@ -151,6 +184,11 @@ def overrides_to_json(overrides: Overrides) -> dict:
                     else {"included_units": _number(charge.included_units)}
                 ),
                 **({} if charge.pricing is None else {"pricing": pricing_to_json(charge.pricing)}),
+                **(
+                    {}
+                    if charge.rates is None
+                    else {"rates": [rate_to_json(rate) for rate in charge.rates]}
+                ),
             }
             for charge in overrides.charges
         ]
@@ -172,6 +210,7 @@ def overrides_from_json(stored: dict | None) -> Overrides:
                 meter=charge["meter"],
                 included_units=_decimal(charge.get("included_units")),
                 pricing=pricing_from_json(charge["pricing"]) if charge.get("pricing") else None,
+                rates=tuple(map(rate_from_json, charge["rates"])) if "rates" in charge else None,
             )
             for charge in stored.get("charges", ())
         ),
@@ -205,10 +244,17 @@ def deal_specs(current: VersionSpec, draft: VersionSpec, stored: dict):
     override the draft could not keep. Pure."""
     overrides = overrides_from_json(stored)
     models = {charge.meter: charge.model for charge in current.charges}
+    price_by = {charge.meter: charge.price_by for charge in current.charges}
     kept = tuple(
         override
         for override in overrides.charges
-        if any(c.meter == override.meter and c.model == models.get(c.meter) for c in draft.charges)
+        if any(
+            c.meter == override.meter
+            and c.model == models.get(c.meter)
+            # A deal's rows only on a card priced by the same properties.
+            and (override.rates is None or c.price_by == price_by.get(c.meter))
+            for c in draft.charges
+        )
     )
     dropped = [o.meter for o in overrides.charges if o not in kept]
     return (

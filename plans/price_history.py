@@ -1,10 +1,10 @@
 """A plan version's price history: the audit rows (config.history) of the version,
-its charges, their tiers and its feature grants, read back as changes a person
-made. The rows of one save (one service call, or one admin save: they share a
+its charges, their tiers and rate card rows and its feature grants, read back as
+changes a person made. The rows of one save (one service call, or one admin save: they share a
 change id, config.history.one_change) are one change; a change is the
 difference between the version as it stood before and after it
-(plans.price_wording), so the charges and tiers that plans.services writes again
-on every save read as what changed in them."""
+(plans.price_wording), so the charges, tiers and rows that plans.services writes
+again on every save read as what changed in them."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,8 +12,17 @@ from datetime import datetime, timedelta
 from billing.rating.pricing import TierSpec
 from config.history import change_id
 from plans.feature_grants import FeatureGrant
-from plans.models import Charge, Feature, Meter, PlanVersion, PriceTier, VersionFeature
+from plans.models import (
+    Charge,
+    ChargeRate,
+    Feature,
+    Meter,
+    PlanVersion,
+    PriceTier,
+    VersionFeature,
+)
 from plans.price_wording import ARROW, STATUS_NAMES, spec_changes
+from plans.rate_cards import rate_of
 from plans.validation import ChargeSpec, VersionSpec, version_terms_spec
 
 # Rows without a change id (written before saves had one, or backfilled by the
@@ -36,17 +45,17 @@ class PriceChange:
 
 def _audit_rows(version: PlanVersion) -> list:
     charges = list(Charge.history.filter(version_id=version.pk).select_related("history_user"))
+    charge_ids = {row.id for row in charges}
     rows = [
         *PlanVersion.history.filter(id=version.pk).select_related("history_user"),
         *charges,
-        *PriceTier.history.filter(charge_id__in={row.id for row in charges}).select_related(
-            "history_user"
-        ),
+        *PriceTier.history.filter(charge_id__in=charge_ids).select_related("history_user"),
+        *ChargeRate.history.filter(charge_id__in=charge_ids).select_related("history_user"),
         *VersionFeature.history.filter(version_id=version.pk).select_related("history_user"),
     ]
     # Rows of one table written at the same moment in the order they were written
     # (history_id); the tables in the order above.
-    table = {PlanVersion: 0, Charge: 1, PriceTier: 2, VersionFeature: 3}
+    table = {PlanVersion: 0, Charge: 1, PriceTier: 2, ChargeRate: 3, VersionFeature: 4}
     return sorted(rows, key=lambda row: (row.history_date, table[row.instance_type], row.pk))
 
 
@@ -108,6 +117,11 @@ def _spec(state: dict, version_id: int, names: _Names) -> VersionSpec | None:
         tiers.setdefault(row.charge_id, []).append(
             TierSpec(up_to=row.up_to, unit_price=row.unit_price, flat_fee=row.flat_fee, per=row.per)
         )
+    rates: dict[int, list] = {}
+    for row in sorted(
+        (r for r in live if r.instance_type is ChargeRate), key=lambda r: (r.position, r.id)
+    ):
+        rates.setdefault(row.charge_id, []).append(rate_of(row))
     charges = sorted((r for r in live if r.instance_type is Charge), key=lambda r: r.id)
     grants = sorted(
         (names.feature_code[r.feature_id], r.value)
@@ -124,6 +138,8 @@ def _spec(state: dict, version_id: int, names: _Names) -> VersionSpec | None:
                 credits_per_unit=row.credits_per_unit,
                 when_exhausted=row.when_exhausted,
                 pricing=row.instance.pricing_spec(tiers=tuple(tiers.get(row.id, ()))),
+                price_by=tuple(row.price_by or ()),
+                rates=tuple(rates.get(row.id, ())),
             )
             for row in charges
         ),

@@ -23,6 +23,7 @@ from billing.core.admin_forms import (
 )
 from billing.core.vocabulary import ConsumptionModel
 from billing.rating import lines as rating
+from billing.rating.rate_cards import Combination, row_combination
 from billing.simulation.admin import RUN_SIMULATIONS
 from billing.usage.statement import meter_names, statement_of
 from plans import selectors
@@ -68,21 +69,31 @@ class PriceSandboxForm(forms.Form):
     def __init__(self, *args, spec: VersionSpec, names: dict[str, str], today: date, **kwargs):
         super().__init__(*args, **kwargs)
         self.spec = spec
+        # Each quantity field's meter, and for a rate card's rows the combination
+        # it stands for.
         self.meters: dict[str, str] = {}
+        self.rows: dict[str, Combination] = {}
         for index, charge in enumerate(spec.charges):
             if charge.model not in INVOICED_MODELS:
                 continue
-            name = f"quantity_{index}"
-            self.meters[name] = charge.meter
-            self.fields[name] = ExactDecimalField(
-                label=names.get(charge.meter, charge.meter),
-                min_value=0,
-                max_digits=28,
-                decimal_places=10,
-                initial=0,
-                error_messages=NUMBER_ERRORS,
-                help_text="The period's quantity of this meter.",
-            )
+            meter_name = names.get(charge.meter, charge.meter)
+            if not charge.rates:
+                name = f"quantity_{index}"
+                self.meters[name] = charge.meter
+                self.fields[name] = _quantity_field(
+                    meter_name, "The period's quantity of this meter."
+                )
+                continue
+            for row, rate in enumerate(charge.rates):
+                name = f"quantity_{index}_{row}"
+                self.meters[name] = charge.meter
+                self.rows[name] = row_combination(rate)
+                self.fields[name] = _quantity_field(
+                    rating.rate_description(meter_name, rate.when),
+                    "The period's quantity this row of the rate card prices."
+                    if rate.when
+                    else "The period's quantity no other row of the rate card prices.",
+                )
         # The quantities first, then seats, period and tax.
         self.order_fields([*self.meters, "seats", "period_start", "period_end", "tax_rate"])
         if not spec.seat_price:
@@ -108,7 +119,31 @@ class PriceSandboxForm(forms.Form):
         return cleaned
 
     def quantities(self) -> dict[str, Decimal]:
-        return {meter: self.cleaned_data[name] for name, meter in self.meters.items()}
+        """Each meter's quantity (by code): a rate card's, its rows' together."""
+        found: dict[str, Decimal] = {}
+        for name, meter in self.meters.items():
+            found[meter] = found.get(meter, Decimal(0)) + self.cleaned_data[name]
+        return found
+
+    def combinations(self) -> dict[str, dict[Combination, Decimal]]:
+        """A rate card's quantities per row, by meter code, as the statement reads
+        usage per combination of group values."""
+        found: dict[str, dict[Combination, Decimal]] = {}
+        for name, combination in self.rows.items():
+            found.setdefault(self.meters[name], {})[combination] = self.cleaned_data[name]
+        return found
+
+
+def _quantity_field(label: str, help_text: str) -> ExactDecimalField:
+    return ExactDecimalField(
+        label=label,
+        min_value=0,
+        max_digits=28,
+        decimal_places=10,
+        initial=0,
+        error_messages=NUMBER_ERRORS,
+        help_text=help_text,
+    )
 
 
 @dataclass(frozen=True)
@@ -130,10 +165,12 @@ def sandbox_invoice(
     start: datetime,
     end: datetime,
     tax_rate: TaxRate | None,
+    combinations: dict[str, dict[Combination, Decimal]] | None = None,
 ) -> SandboxInvoice:
     """The lines, tax and total of one period of `spec` as the close rates it: fixed
     fees and minimum commitment for the part of a whole interval from `start` that
-    the period is, usage at the quantities given (by meter code)."""
+    the period is, usage at the quantities given (by meter code), a rate card's
+    at its `combinations` (by meter code: one per row, row_combination)."""
     zone = timezone.get_current_timezone()
     fraction = periods.period_fraction(start, end, zone, interval=spec.interval)
     label = customer_text.period(start, end, zone)
@@ -147,6 +184,7 @@ def sandbox_invoice(
         names=meter_names(c.meter for c in spec.charges),
         plan_name=version.plan.name,
         label=label,
+        combinations=combinations,
     )
     totals = statement.totals([tax_rate] if tax_rate else [])
     return SandboxInvoice(
@@ -225,6 +263,7 @@ class PriceSandboxMixin(VersionPageMixin):
                 start=start_of_day(data["period_start"]),
                 end=start_of_day(data["period_end"]),
                 tax_rate=data["tax_rate"],
+                combinations=form.combinations(),
             )
             result = invoice_rows(invoice, spec.currency)
         drawn = [

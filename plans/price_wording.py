@@ -3,18 +3,19 @@ comparison with the published version show them: each term, charge field and
 tier named as finance says it ("Base fee", "Included units", "Up to"), its value
 as money, a quantity or a choice, and what changed between two versions
 (VersionSpec) as sentences: "Base fee: 49.00 USD → 59.00 USD", "LLM tokens,
-tier 2: unit price 0.002 USD → 0.0015 USD"; a unit price says how many units
-it is for ("2.50 USD per 1M"), so a change of that reads as a change of the
-price. Charges are matched by meter and
-tiers by position, so a charge the services wrote again reads as changed, not
-as removed and added."""
+tier 2: unit price 0.002 USD → 0.0015 USD", "LLM tokens: rate gpt-4o · input:
+0.0000025 USD → 0.000002 USD". Charges are matched by meter, tiers by position
+and a rate card's rows by their `when`, so a charge the services wrote again
+reads as changed, not as removed and added."""
 
 from collections.abc import Mapping
 from decimal import Decimal
 
+from billing.core import customer_text
 from billing.core.admin_forms import money_text, quantity_text, unit_price_text
 from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, WhenExhausted
 from billing.rating.pricing import PACKAGE, PER_UNIT, TierSpec
+from billing.rating.rate_cards import RateSpec
 from plans.feature_grants import FeatureGrant
 from plans.feature_text import value_text
 from plans.models import Charge, PlanVersion
@@ -83,7 +84,60 @@ def charge_texts(charge: ChargeSpec, currency: str) -> dict[str, str]:
     if pricing and pricing.scheme == PACKAGE:
         texts["Package size"] = quantity_text(pricing.package_size)
         texts["Package price"] = money_text(pricing.package_price, currency)
+    if charge.price_by:
+        texts["Priced by"] = ", ".join(charge.price_by)
     return texts
+
+
+def rate_name(rate: RateSpec) -> str:
+    """'rate gpt-4o · input' (its values, as its invoice lines name it); 'default rate'."""
+    if not rate.when:
+        return "default rate"
+    return f"rate {customer_text.rate_group(value for _name, value in rate.when)}"
+
+
+def rate_text(rate: RateSpec, currency: str) -> str:
+    """A row's price in words: '2.50 USD per 1,000,000', '0.50 USD per 1,000' (a
+    package), 'Graduated: up to: 100,000, unit price 3.00 USD per 1,000,000; up
+    to: no limit, unit price 0.002 USD', '5 credits per 1,000'."""
+    pricing = rate.pricing
+    if pricing is None:
+        if rate.credits_per_unit is None:
+            return NONE
+        credits = quantity_text(rate.credits_per_unit)
+        return f"{credits} credits per {quantity_text(rate.per)}"
+    if pricing.scheme == PER_UNIT:
+        return unit_price_text(pricing.unit_price, pricing.per, currency)
+    if pricing.scheme == PACKAGE:
+        price = money_text(pricing.package_price, currency)
+        return f"{price} per {quantity_text(pricing.package_size)}"
+    tiers = "; ".join(tier_summary(tier, currency) for tier in pricing.tiers)
+    return f"{SCHEME_NAMES.get(pricing.scheme, pricing.scheme)}: {tiers}"
+
+
+def rate_texts(charge: ChargeSpec | None, currency: str) -> dict[tuple, tuple[str, str]]:
+    """A charge's rate card by each row's `when`: its name and price in words."""
+    if charge is None:
+        return {}
+    return {rate.when: (rate_name(rate), rate_text(rate, currency)) for rate in charge.rates}
+
+
+def rate_changes(before: ChargeSpec | None, after: ChargeSpec, currency: str) -> list[str]:
+    """A rate card's rows compared by their `when`: repriced ('rate gpt-4o · input:
+    0.0000025 USD → 0.000002 USD'), added or removed."""
+    old, new = rate_texts(before, currency), rate_texts(after, currency)
+    lines = []
+    for when in [*new, *(w for w in old if w not in new)]:
+        if when not in new:
+            name, was = old[when]
+            lines.append(f"{name} removed ({was})")
+        elif when not in old:
+            name, now = new[when]
+            lines.append(f"{name} added ({now})")
+        elif old[when][1] != new[when][1]:
+            name, now = new[when]
+            lines.append(f"{name}: {old[when][1]} {ARROW} {now}")
+    return lines
 
 
 def charge_tiers(charge: ChargeSpec | None) -> tuple[TierSpec, ...]:
@@ -110,13 +164,19 @@ def _value(label: str, text: str) -> str:
 
 
 def changed_fields(before: dict[str, str], after: dict[str, str]) -> list[str]:
-    """'unit price 0.002 USD → 0.0015 USD' for each field whose words differ."""
+    """'unit price 0.002 USD → 0.0015 USD' for each field whose words differ (a
+    field one side lacks, such as a rate card's 'Priced by', is — there)."""
     return [
-        f"{label[0].lower()}{label[1:]} {_value(label, before[label])} {ARROW} "
-        f"{_value(label, after[label])}"
-        for label in after
-        if before[label] != after[label]
+        f"{label[0].lower()}{label[1:]} {_value(label, before.get(label, NONE))} {ARROW} "
+        f"{_value(label, after.get(label, NONE))}"
+        for label in field_labels(before, after)
+        if before.get(label, NONE) != after.get(label, NONE)
     ]
+
+
+def field_labels(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """The labels of both, `after`'s first."""
+    return list(dict.fromkeys([*after, *before]))
 
 
 def tier_changes(
@@ -170,6 +230,7 @@ def charge_changes(
             fields = changed_fields(charge_texts(was, currency), charge_texts(charge, currency))
             lines.extend(f"{name}: {text}" for text in fields)
         lines.extend(tier_changes(name, charge_tiers(was), charge_tiers(charge), currency))
+        lines.extend(f"{name}: {text}" for text in rate_changes(was, charge, currency))
     return lines
 
 

@@ -260,6 +260,23 @@ class ChargeOverrideSerializer(NoUnknownKeys, serializers.Serializer):
     meter = serializers.CharField(max_length=255)
     included_units = DecimalString(required=False, allow_null=True, default=None)
     pricing = PricingSerializer(required=False, allow_null=True, default=None)
+    price_by = serializers.ListField(
+        child=serializers.CharField(max_length=255),
+        required=False,
+        allow_null=True,
+        default=None,
+        max_length=3,
+        help_text="A rate card's: the version's charge's own (a deal cannot change it); not stored",
+    )
+    rates = serializers.ListField(
+        child=RateSerializer(),
+        required=False,
+        allow_null=True,
+        default=None,
+        max_length=MAX_RATES,
+        help_text="A rate card's rows in place of the version's (null or absent: the "
+        "version's), priced by the version's price_by",
+    )
 
 
 class OverridesSerializer(NoUnknownKeys, serializers.Serializer):
@@ -293,6 +310,10 @@ class OverridesSerializer(NoUnknownKeys, serializers.Serializer):
                     meter=charge["meter"],
                     included_units=charge["included_units"],
                     pricing=pricing_spec(charge["pricing"]),
+                    price_by=None if charge["price_by"] is None else tuple(charge["price_by"]),
+                    rates=None
+                    if charge["rates"] is None
+                    else tuple(_rate_spec(rate) for rate in charge["rates"]),
                 )
                 for charge in data["charges"]
             ),

@@ -1,5 +1,6 @@
 """A draft side by side with its plan's latest published version: terms, each
-charge by meter with every tier, and features; the rows that differ are marked
+charge by meter with every tier and rate card row (matched by its `when`), and
+features; the rows that differ are marked
 and say what changed (in the words of plans.price_wording)."""
 
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from plans.price_wording import (
     changed_fields,
     charge_texts,
     charge_tiers,
+    field_labels,
+    rate_texts,
     term_texts,
     tier_summary,
     tier_texts,
@@ -76,12 +79,26 @@ def _charge_section(published: VersionSpec, draft: VersionSpec, meter: str, name
     old_texts = charge_texts(old, published.currency) if old else {}
     new_texts = charge_texts(new, draft.currency) if new else {}
     rows = []
-    for label in new_texts or old_texts:
+    for label in field_labels(old_texts, new_texts):
         was, now = old_texts.get(label, NONE), new_texts.get(label, NONE)
         change = ADDED if old is None else REMOVED if new is None else _change(was, now)
         rows.append(CompareRow(label, was, now, change))
     rows.extend(_tier_rows(published, draft, old, new))
+    rows.extend(_rate_rows(published, draft, old, new))
     return CompareSection(f"Charge: {name}", tuple(rows))
+
+
+def _rate_rows(published: VersionSpec, draft: VersionSpec, old, new) -> list[CompareRow]:
+    """A rate card's rows matched by their `when`: the draft's order, then those
+    it dropped."""
+    before, after = rate_texts(old, published.currency), rate_texts(new, draft.currency)
+    rows = []
+    for when in [*after, *(w for w in before if w not in after)]:
+        name, was = before.get(when, ("", NONE))
+        name, now = after.get(when, (name, NONE))
+        change = ADDED if when not in before else REMOVED if when not in after else ""
+        rows.append(CompareRow(name[:1].upper() + name[1:], was, now, change or _change(was, now)))
+    return rows
 
 
 def compare_sections(published: VersionSpec, draft: VersionSpec) -> list[CompareSection]:

@@ -2,6 +2,7 @@
 words beside the version's own values, and the fields finance sets it with
 (from the next period, through billing.subscriptions.deals)."""
 
+from dataclasses import replace
 from decimal import Decimal
 
 from django import forms
@@ -13,6 +14,7 @@ from billing.core.vocabulary import ALLOWANCE_MODELS
 from billing.models import Subscription
 from billing.rating.pricing import PER_UNIT, PricingSpec
 from plans.overrides import ChargeOverride, Overrides, overrides_from_json
+from plans.price_wording import rate_changes
 from plans.selectors import version_spec
 
 
@@ -47,6 +49,11 @@ def deal_text(stored: dict | None, version) -> str:
             said.append(
                 f"{_pricing(override.pricing)} (plan: {_pricing(charge and charge.pricing)})"
             )
+        if override.rates is not None and charge is not None:
+            # The deal's rows against the plan's: 'rate gpt-4o · input: 0.0000025
+            # USD → 0.000002 USD, rate claude-sonnet removed (0.000003 USD)'.
+            deal = replace(charge, rates=override.rates)
+            said.extend(rate_changes(charge, deal, spec.currency) or ["the plan's rates"])
         parts.append(f"{override.meter}: {', '.join(said)}")
     parts.extend(deal_features_text(overrides.features, spec.features))
     return "; ".join(parts)
@@ -127,8 +134,8 @@ CHARGE_FIELDS = {"deal_meter", "deal_included_units", "deal_unit_price"}
 def deal_from(cleaned: dict, *, stored: dict, changed) -> Overrides:
     """The stored deal with what the form changed: each term changed (emptied:
     the plan's value again), and the chosen charge's included units and per-unit
-    price; the deal's other charges, a pricing the form cannot show, and its
-    features (set through the API) stay."""
+    price; the deal's other charges, a pricing the form cannot show, a rate
+    card's rows and its features (set through the API) stay."""
     current = overrides_from_json(stored)
     terms = {name: getattr(current, name) for name in TERM_FIELDS.values()}
     for field, name in TERM_FIELDS.items():
@@ -147,7 +154,14 @@ def deal_from(cleaned: dict, *, stored: dict, changed) -> Overrides:
             # A price the deal already gives per 1,000 units stays per 1,000.
             per = pricing.per if pricing and pricing.scheme == PER_UNIT else Decimal(1)
             pricing = None if price is None else PricingSpec(PER_UNIT, unit_price=price, per=per)
-        new = ChargeOverride(meter=meter, included_units=included, pricing=pricing)
+        # A rate card's rows (set through the API) stay.
+        new = ChargeOverride(
+            meter=meter, included_units=included, pricing=pricing, rates=old and old.rates
+        )
         charges = [new if c.meter == meter else c for c in charges] if old else [*charges, new]
-    kept = tuple(c for c in charges if c.included_units is not None or c.pricing is not None)
+    kept = tuple(
+        c
+        for c in charges
+        if c.included_units is not None or c.pricing is not None or c.rates is not None
+    )
     return Overrides(**terms, charges=kept, features=current.features)

@@ -6,14 +6,16 @@ A customer's period is rated as a period statement (billing.usage.statement),
 the one the close bills: the base fee and seats of the period, the priced usage of each
 charge and the minimum commitment true-up, every line rounded once as on an
 invoice. Left out: proration (plan and seat changes within the period) and late
-usage. Credit and balance charges are drawn from wallets as usage happens and
-are on no invoice, so they add nothing here, except what a charge that bills
-when its wallet runs dry bills for the usage the wallet could not pay for.
+usage. A rate card prices each row's usage, read per combination of group
+values as the close reads it. Credit and balance charges are drawn from wallets
+as usage happens and are on no invoice, so they add nothing here, except what a
+charge that bills when its wallet runs dry bills for the usage the wallet could
+not pay for.
 """
 
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -26,9 +28,15 @@ from billing.core import periods
 from billing.core.customer_text import customer_zone
 from billing.core.errors import BillingError, InvalidRequest
 from billing.models import Subscription, SubscriptionChange
+from billing.rating.rate_cards import Combination
 from billing.usage.billed_parts import overrides_billed
 from billing.usage.metering import meter_cache
-from billing.usage.statement import statement_of, uncovered_usage, usage_by_meter
+from billing.usage.statement import (
+    statement_of,
+    uncovered_usage,
+    usage_by_meter,
+    usage_combinations_by_meter,
+)
 from config.celery import enqueue_on_commit
 from customers.models import Customer
 from plans.locks import price_simulation_lock
@@ -201,6 +209,7 @@ def _period_total(
     zone: ZoneInfo,
     subscription: Subscription | None,
     customer_id: int,
+    combinations: dict[str, dict[Combination, Decimal]],
 ) -> Decimal:
     # What the customer's wallets could not pay for in the period, billed by the
     # version's charges that bill when exhausted.
@@ -225,6 +234,7 @@ def _period_total(
         ),
         fixed_fees=fixed_fees,
         uncovered=uncovered,
+        combinations=combinations,
     )
     return statement.totals([]).total
 
@@ -255,9 +265,14 @@ def _rate(
     codes = [c.meter for c in spec.charges]
     if current_spec is not None:
         codes += [c.meter for c in current_spec.charges]
-    # One read of the usage, for both versions' meters.
+    # One read of the usage, for both versions' meters; and of the combinations
+    # of group values their rate cards price (each at its rows).
     quantities = usage_by_meter(
         customer_id=customer.pk, meter_codes=codes, start=period_start, end=period_end
+    )
+    both = replace(spec, charges=spec.charges + (current_spec.charges if current_spec else ()))
+    combinations = usage_combinations_by_meter(
+        customer_id=customer.pk, spec=both, start=period_start, end=period_end
     )
     period = {
         "seats": seats,
@@ -268,6 +283,7 @@ def _rate(
         "zone": zone,
         "subscription": subscription,
         "customer_id": customer.pk,
+        "combinations": combinations,
     }
     current_total = ZERO
     if current is not None:

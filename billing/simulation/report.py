@@ -4,10 +4,14 @@ as CSV for a spreadsheet."""
 import csv
 import io
 
+from billing.core import customer_text
 from billing.core.money import format_decimal, format_money
+from billing.rating.rate_cards import rated_quantities
 from billing.usage.breakdowns import meter_breakdown
+from billing.usage.statement import usage_combinations_by_meter
 from plans.models import PriceSimulation, PriceSimulationRow
 from plans.selectors import version_spec
+from plans.validation import VersionSpec
 
 CSV_HEADER = [
     "customer",
@@ -31,7 +35,7 @@ def simulation_csv(*, simulation: PriceSimulation) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_HEADER)
-    meters = [charge.meter for charge in version_spec(version=simulation.version).charges]
+    spec = version_spec(version=simulation.version)
     for row in simulation_rows(simulation=simulation):
         writer.writerow(
             [
@@ -42,27 +46,35 @@ def simulation_csv(*, simulation: PriceSimulation) -> str:
                 format_money(row.simulated_total, row.currency),
                 format_money(row.difference, row.currency),
                 row.currency,
-                _text_cell(_breakdown(row.customer_id, meters, simulation)),
+                _text_cell(_breakdown(row.customer_id, spec, simulation)),
             ]
         )
     return out.getvalue()
 
 
-def _breakdown(customer_id: int, meters: list[str], simulation: PriceSimulation) -> str:
+def _breakdown(customer_id: int, spec: VersionSpec, simulation: PriceSimulation) -> str:
     """The customer's usage of the simulated period of each grouping meter the
-    version charges, by its first group_by property: 'tokens by model: gpt-4o
-    1500, o1 300 | runs by workflow: ...'; empty when none groups."""
+    version charges: a rate card's by the rows that priced it ('tokens by rate:
+    gpt-4o · input 1000000, other usage 20000'), another's by its first group_by
+    property ('tokens by model: gpt-4o 1500, o1 300'), joined by ' | '; empty
+    when none groups."""
+    span = {"start": simulation.period_start, "end": simulation.period_end}
+    rated = usage_combinations_by_meter(customer_id=customer_id, spec=spec, **span)
     parts = []
-    for code in meters:
-        prop, rows = meter_breakdown(
-            customer_id=customer_id,
-            meter_code=code,
-            start=simulation.period_start,
-            end=simulation.period_end,
-        )
+    for charge in spec.charges:
+        if charge.meter in rated:
+            rows = [
+                (customer_text.rate_group(v for _, v in charge.rates[index].when), quantity)
+                for index, quantity in rated_quantities(charge.rates, rated[charge.meter])
+            ]
+            heading = f"{charge.meter} by rate"
+        else:
+            prop, found = meter_breakdown(customer_id=customer_id, meter_code=charge.meter, **span)
+            rows = [(label, quantity) for _, label, quantity in found]
+            heading = f"{charge.meter} by {prop}"
         if rows:
-            shown = ", ".join(f"{label} {format_decimal(q)}" for _, label, q in rows)
-            parts.append(f"{code} by {prop}: {shown}")
+            shown = ", ".join(f"{label} {format_decimal(q)}" for label, q in rows)
+            parts.append(f"{heading}: {shown}")
     return " | ".join(parts)
 
 

@@ -10,7 +10,7 @@ from billing.core.errors import Conflict
 from billing.locks import subscription_lock
 from billing.models import Subscription
 from plans.overrides import Overrides, overrides_to_json, overrides_validate
-from plans.selectors import feature_kinds_in, meter_codes_in, version_spec
+from plans.selectors import feature_kinds_in, meter_codes_in, meter_groups_in, version_spec
 
 
 def overrides_check(*, version, overrides: Overrides | None) -> dict:
@@ -24,6 +24,7 @@ def overrides_check(*, version, overrides: Overrides | None) -> dict:
         overrides,
         known_meters=meter_codes_in(spec),
         known_features=feature_kinds_in(overrides),
+        meter_groups=meter_groups_in(spec),
     )
     return overrides_to_json(overrides)
 
