@@ -83,11 +83,11 @@ def test_the_close_prices_usage_at_the_deals_rows(tokens_plan):
     assert subscription_spec(subscription).charges[0].price_by == ("model", "token_type")
     # the admin says what the deal changes of the plan's card
     assert deal_text(subscription.overrides, subscription.version) == (
-        "llm_tokens: rate gpt-4o · input: 2.50 USD per 1,000,000 → 2.00 USD per 1,000,000, "
-        "rate gpt-4o added (8.00 USD per 1,000,000), "
-        "default rate: 4.00 USD per 1,000,000 → 3.00 USD per 1,000,000, "
-        "rate gpt-4o · output removed (10.00 USD per 1,000,000), "
-        "rate claude-sonnet removed (3.00 USD per 1,000,000)"
+        "llm_tokens: rate gpt-4o · input: 2.50 USD per 1M → 2.00 USD per 1M, "
+        "rate gpt-4o added (8.00 USD per 1M), "
+        "default rate: 4.00 USD per 1M → 3.00 USD per 1M, "
+        "rate gpt-4o · output removed (10.00 USD per 1M), "
+        "rate claude-sonnet removed (3.00 USD per 1M)"
     )
     send_tokens("acme", OCT_10)
 

@@ -22,7 +22,7 @@ from tests.rate_cards import CARD, GPT_INPUT, card_charge, llm_tokens, per_unit,
 pytestmark = pytest.mark.django_db
 
 NOV_1 = datetime(2026, 11, 1, 8, tzinfo=UTC)
-PER_M = "per 1,000,000"
+PER_M = "per 1M"
 NOV_2 = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 NOV_3 = datetime(2026, 11, 3, 10, tzinfo=UTC)
 
@@ -134,7 +134,7 @@ def test_a_rows_price_in_words_for_each_scheme():
         tiers=(TierSpec(D(100000), D("3.00"), per=D(1000000)), TierSpec(None, D("0.002"))),
     )
     assert rate_text(RateSpec(pricing=graduated), "USD") == (
-        "Graduated: up to: 100,000, unit price 3.00 USD per 1,000,000; "
+        "Graduated: up to: 100,000, unit price 3.00 USD per 1M; "
         "up to: no limit, unit price 0.002 USD"
     )
     package = PricingSpec(PACKAGE, package_size=D(1000), package_price=D("0.50"))

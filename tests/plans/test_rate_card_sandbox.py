@@ -17,7 +17,7 @@ from tests.rate_cards import CARD, MILLION, card_charge, llm_tokens
 
 pytestmark = pytest.mark.django_db
 
-PER_M = "per 1,000,000"
+PER_M = "per 1M"
 
 
 @pytest.fixture
