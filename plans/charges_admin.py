@@ -20,6 +20,7 @@ from billing.rating.pricing import SCHEMES, PricingSpec, TierSpec
 from plans.feature_grants import FeatureGrant
 from plans.models import Charge, Meter, PlanVersion, PriceTier
 from plans.pricing_validation import SCHEME_WORDS
+from plans.rate_card_admin import RateCardDisplayMixin, RateCardFormMixin
 from plans.validation import ChargeSpec, VersionSpec, validate_version, version_terms_spec
 from plans.version_inline_rules import FrozenWhenPublishedMixin, is_frozen, kept_forms
 
@@ -77,7 +78,7 @@ class TierInline(FrozenWhenPublishedMixin, nested_admin.NestedTabularInline):
     flat_fee_text = money_column("flat_fee", "Flat fee", "charge.version.currency")
 
 
-class ChargeForm(forms.ModelForm):
+class ChargeForm(RateCardFormMixin, forms.ModelForm):
     pricing_scheme = forms.ChoiceField(
         choices=[("", "No price"), *((s, SCHEME_WORDS[s].capitalize()) for s in SCHEMES)],
         required=False,
@@ -150,6 +151,8 @@ def charge_spec(charge_form) -> ChargeSpec:
         credits_per_unit=data.get("credits_per_unit"),
         when_exhausted=data.get("when_exhausted") or "block",
         pricing=pricing,
+        price_by=data.get("price_by_names", ()),
+        rates=data.get("rate_specs", ()),
     )
 
 
@@ -193,6 +196,10 @@ class ChargeFormSet(nested_admin.formsets.NestedInlineFormSet):
                 continue
             form = forms_kept[int(parts[1])]
             rest = ".".join(parts[2:])
+            if parts[2] in ("price_by", "rates"):
+                for text in texts:
+                    form.show_rate_error(rest, text)
+                continue
             if rest.startswith("pricing.tiers.") and len(parts) == 6:
                 tier_form = tier_forms(form)[int(parts[4])]
                 for text in texts:
@@ -201,9 +208,12 @@ class ChargeFormSet(nested_admin.formsets.NestedInlineFormSet):
             for text in texts:
                 # A path without a field of its own (none today) goes on top of the charge.
                 form.add_error(CHARGE_FIELD_FOR.get(rest), text)
+        for form in forms_kept:
+            form.show_refused_rows()
 
 
 PRICING_TITLE = "Pricing (overage and balance charges; credits charges that bill when exhausted)"
+RATE_CARD_TITLE = _("Rate card: prices by event property (model, token type…)")
 
 # A published version's charge, shown with its numbers as finance reads them.
 FROZEN_CHARGE_FIELDSETS = [
@@ -225,10 +235,13 @@ FROZEN_CHARGE_FIELDSETS = [
             ]
         },
     ),
+    (RATE_CARD_TITLE, {"fields": ["price_by_words", "rate_card_table"]}),
 ]
 
 
-class ChargeInline(FrozenWhenPublishedMixin, nested_admin.NestedStackedInline):
+class ChargeInline(
+    RateCardDisplayMixin, FrozenWhenPublishedMixin, nested_admin.NestedStackedInline
+):
     formfield_overrides = EXACT_DECIMALS
     model = Charge
     form = ChargeForm
@@ -250,10 +263,16 @@ class ChargeInline(FrozenWhenPublishedMixin, nested_admin.NestedStackedInline):
             PRICING_TITLE,
             {"fields": ["pricing_scheme", ("unit_price", "package_size", "package_price")]},
         ),
+        (RATE_CARD_TITLE, {"fields": ["price_by_text", "rate_card"]}),
     ]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("meter", "version")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("meter", "version")
+            .prefetch_related("rates")
+        )
 
     def get_fieldsets(self, request, obj=None):
         if is_frozen(obj):
