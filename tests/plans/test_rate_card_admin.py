@@ -14,6 +14,7 @@ from plans.models import Charge, ChargeRate, Plan, PlanVersion
 from plans.rate_card_grid import PRICING_TAKES_PER, read_grid
 from tests.factories import MeterFactory
 from tests.plans.test_admin import version_post
+from tests.test_admin_languages import log_in
 
 pytestmark = pytest.mark.django_db
 
@@ -280,3 +281,23 @@ def test_saving_a_draft_keeps_its_card(admin_client, llm_tokens, plan):
 
     assert response.status_code == 302, response.content.decode()[-3000:]
     assert stored_rows(Charge.objects.get()) == rows
+
+
+def test_a_french_user_pastes_prices_with_decimal_commas(client, llm_tokens, plan):
+    log_in(client, "fr")
+    card = "gpt-4o\tinput\t2,50\n\t\t4\n"
+    data = post(plan, [card_charge(llm_tokens, card, price_by="model, token_type")])
+
+    response = client.post("/admin/plans/planversion/add/", data | {"base_fee": "29"})
+
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    charge = Charge.objects.get()
+    assert [row[:2] for row in stored_rows(charge)] == [
+        ({"model": "gpt-4o", "token_type": "input"}, "2.50"),
+        ({}, "4"),
+    ]
+    # and: the page reads in French, the text box in French numbers, split by ';'
+    page = client.get(f"/admin/plans/planversion/{charge.version_id}/change/").content.decode()
+    assert "Grille tarifaire" in page
+    assert '<td class="rate-any">toutes</td>' in page
+    assert "model;token_type;unit_price;per\ngpt-4o;input;2,50;1\n;;4,00;1\n" in page

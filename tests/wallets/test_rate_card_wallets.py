@@ -84,9 +84,7 @@ def test_s25_a_credits_card_draws_130_credits(api, acme, llm_tokens):
 
     assert Wallet.objects.get(customer=acme, kind="credits").balance == D(1000 - 130)
     # 870 credits cover 174,000 gpt-4o tokens (5 per 1,000), 870,000 of another model.
-    gpt = check(
-        api, {"meter": "llm_tokens", "quantity": 1000, "properties": {"model": "gpt-4o"}}
-    )
+    gpt = check(api, {"meter": "llm_tokens", "quantity": 1000, "properties": {"model": "gpt-4o"}})
     assert (gpt["allowed"], gpt["remaining"]) == (True, "174000")
     other = check(api, {"meter": "llm_tokens", "quantity": 1000})
     assert (other["allowed"], other["remaining"]) == (True, "870000")
