@@ -26,6 +26,7 @@ from billing.core.money import DecimalRefused
 from billing.core.typed_numbers import convention, typed_number_read
 from billing.rating.pricing import PER_UNIT, PricingSpec
 from billing.rating.rate_cards import RateSpec
+from plans.pricing_validation import SCHEME_WORDS
 
 ONE = Decimal(1)
 # Whether a price carries its own `per` (2.50 per 1,000,000): until it does, a
@@ -198,7 +199,11 @@ def stored_grid(price_by, rates) -> Grid:
         else:
             price = None if pricing.get("unit_price") is None else Decimal(pricing["unit_price"])
             per = Decimal(pricing.get("per") or rate.per or 1)
-        grid.rows.append(GridRow(values=dict(rate.when), price=price, per=per))
+        row = GridRow(values=dict(rate.when), price=price, per=per)
+        if pricing and pricing.get("scheme") != PER_UNIT:
+            # A row the grid cannot edit, named by its scheme (kept as it is).
+            row.price_text = SCHEME_WORDS.get(pricing.get("scheme"), pricing.get("scheme"))
+        grid.rows.append(row)
     return grid
 
 

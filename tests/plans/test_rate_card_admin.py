@@ -301,3 +301,54 @@ def test_a_french_user_pastes_prices_with_decimal_commas(client, llm_tokens, pla
     assert "Grille tarifaire" in page
     assert '<td class="rate-any">toutes</td>' in page
     assert "model;token_type;unit_price;per\ngpt-4o;input;2,50;1\n;;4,00;1\n" in page
+
+
+def test_a_card_with_graduated_rows_is_shown_and_kept_as_it_is(admin_client, api, llm_tokens):
+    # given: a draft whose card has a graduated row, written through the API
+    graduated = {
+        "scheme": "graduated",
+        "tiers": [{"up_to": "1000", "unit_price": "0.02"}, {"up_to": None, "unit_price": "0.01"}],
+    }
+    body = {
+        "code": "ai",
+        "name": "AI",
+        "currency": "USD",
+        "base_fee": "0",
+        "charges": [
+            {
+                "meter": "llm_tokens",
+                "model": "overage",
+                "included_units": "0",
+                "price_by": ["model"],
+                "rates": [
+                    {"when": {"model": "gpt-4o"}, "pricing": graduated},
+                    {"when": {}, "pricing": {"scheme": "per_unit", "unit_price": "0.03"}},
+                ],
+            }
+        ],
+    }
+    assert api.post("/api/v1/plans", body, format="json").status_code == 201
+    version = PlanVersion.objects.get()
+    charge = Charge.objects.get()
+    rows = stored_rows(charge)
+    url = f"/admin/plans/planversion/{version.pk}/change/"
+    page = admin_client.get(url)
+    form = page.context["inline_admin_formsets"][0].formset.forms[0]
+    assert form.fields["rate_card"].disabled
+    assert '<td>gpt-4o</td><td class="rate-number">graduated</td>' in page.content.decode()
+
+    # when: finance saves the version's page (its base fee changed)
+    data = post(version.plan, [card_charge(llm_tokens, "", price_by="")]) | {
+        "base_fee": "5",
+        "charges-INITIAL_FORMS": "1",
+        "charges-0-id": charge.pk,
+        "charges-0-version": version.pk,
+    }
+    response = admin_client.post(url, data)
+
+    # then: the card is kept as it was
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    version.refresh_from_db()
+    assert version.base_fee == Decimal(5)
+    assert stored_rows(Charge.objects.get()) == rows
+    assert ChargeRate.objects.get(when={"model": "gpt-4o"}).pricing["scheme"] == "graduated"
