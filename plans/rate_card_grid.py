@@ -210,7 +210,9 @@ def stored_grid(price_by, rates) -> Grid:
 CENTS = Decimal("0.01")
 
 
-def _typed(value: Decimal | None, language: str, *, money: bool = False) -> str:
+def _typed(
+    value: Decimal | None, language: str, *, money: bool = False, grouped: bool = False
+) -> str:
     """As the admin's number boxes show them: no trailing zeros, never 1E+6; a
     price with its cents at least (8.00, 0.0000025)."""
     if value is None:
@@ -221,7 +223,7 @@ def _typed(value: Decimal | None, language: str, *, money: bool = False) -> str:
     if money and value.as_tuple().exponent > -2:
         value = value.quantize(CENTS)
     with customer_text.speaking(language):
-        return customer_text.typed_number(value)
+        return customer_text.typed_number(value, grouped=grouped)
 
 
 def grid_text(grid: Grid, *, credits: bool, language: str) -> str:
@@ -268,8 +270,10 @@ def grid_table(grid: Grid, *, credits: bool, language: str) -> str:
             )
         price = row.price_text
         if row.price is not None:
-            price = _typed(row.price, language, money=not credits)
-        per = row.per_text if row.per_text and row.per == ONE else _typed(row.per, language)
+            price = _typed(row.price, language, money=not credits, grouped=True)
+        per = row.per_text
+        if not per or row.per != ONE:
+            per = _typed(row.per, language, grouped=True)
         cells.append(format_html('<td class="rate-number">{}</td>', price))
         cells.append(format_html('<td class="rate-number">{}</td>', per))
         body.append(

@@ -189,6 +189,11 @@ def test_a_credits_card_draws_credits_per_units(admin_client, llm_tokens, plan):
         ({"model": "gpt-4o"}, None, Decimal(5), Decimal(1000)),
         ({}, None, Decimal(1), Decimal(1000)),
     ]
+    # and: the grid heads its price 'Credits per unit', per grouped by thousands
+    page = admin_client.get(f"/admin/plans/planversion/{charge.version_id}/change/").content
+    page = page.decode()
+    assert "<th>Credits per unit</th><th>Per</th>" in page
+    assert '<td>gpt-4o</td><td class="rate-number">5</td><td class="rate-number">1,000</td>' in page
 
 
 @pytest.mark.skipif(not PRICING_TAKES_PER, reason="prices carry 'per' once h-per is merged")
