@@ -10,6 +10,7 @@ the API) is shown and kept as it is."""
 from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import admin_language
@@ -42,6 +43,18 @@ PRICE_BY_HELP = _(
 )
 
 
+# Once the text is edited, the grid above it shows rows no longer there: it is
+# greyed, and a note says how to see the new ones.
+STALE_SCRIPT = mark_safe(
+    "<script>if(!window.rateCardStale){window.rateCardStale=true;"
+    "document.addEventListener('input',function(e){"
+    "if(!e.target.matches||!e.target.matches('textarea.rate-card-text'))return;"
+    "var box=e.target.closest('.rate-card-editor');"
+    "box.querySelector('.rate-card-grid').classList.add('rate-card-stale');"
+    "box.querySelector('.rate-card-stale-note').hidden=false;});}</script>"
+)
+
+
 class RateCardWidget(forms.Textarea):
     """The rows as text, with the grid they make shown above it."""
 
@@ -58,10 +71,13 @@ class RateCardWidget(forms.Textarea):
             table = grid_table(self.grid, credits=self.credits, language=admin_language())
         box = super().render(name, value, attrs, renderer)
         return format_html(
-            '{}<div class="rate-card-editor"><div class="rate-card-grid">{}</div>{}</div>',
+            '{}<div class="rate-card-editor"><div class="rate-card-grid">{}</div>'
+            '<p class="rate-card-stale-note" hidden>{}</p>{}</div>{}',
             GRID_STYLE,
             table,
+            _("Changed: save to check these rows and see them in the grid."),
             box,
+            STALE_SCRIPT,
         )
 
 

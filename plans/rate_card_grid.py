@@ -310,6 +310,8 @@ GRID_STYLE = format_html(
     "<style>{}</style>",
     ".rate-card-editor{flex:1 1 auto;min-width:0;display:block}"
     ".rate-card-editor textarea{display:block;margin-top:4px}"
+    ".rate-card-stale{opacity:.45}"
+    ".rate-card-stale-note{margin:4px 0;font-style:italic}"
     "table.rate-card{margin:0 0 8px;border-collapse:collapse}"
     "table.rate-card td{white-space:nowrap}"
     "table.rate-card tr.rate-problem-row td{white-space:normal;background:#fde8e8;"

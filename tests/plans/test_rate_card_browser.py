@@ -86,8 +86,17 @@ def test_finance_pastes_a_rate_card_fixes_an_overlap_and_publishes(
     page.locator("#charges-0 .rate-card-grid").scroll_into_view_if_needed()
     page.screenshot(path=os.path.join(output_dir, "1-overlap-refused.png"), full_page=True)
 
-    # when: finance gives row 2 its token type and price, and saves
+    # when: finance gives row 2 its token type and price
     page.fill("#id_charges-0-rate_card", FIXED)
+
+    # then: the grid says it shows the rows as last checked
+    assert page.locator("#charges-0 .rate-card-grid.rate-card-stale").count() == 1
+    assert page.inner_text("#charges-0 .rate-card-stale-note") == (
+        "Changed: save to check these rows and see them in the grid."
+    )
+    page.screenshot(path=os.path.join(output_dir, "1b-row-2-fixed.png"), full_page=True)
+
+    # when: finance saves
     page.click("input[name=_continue]")
 
     # then: saved; the grid shows the six rows, 'any' where a row names no value
