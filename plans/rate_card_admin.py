@@ -141,11 +141,14 @@ class RateCardFormMixin(forms.Form):
     def refused_words(self) -> str:
         grid = self.rate_grid
         numbers = [str(i + 1) for i, row in enumerate(grid.rows) if row.problems]
-        if not numbers:
-            return " ".join(grid.problems)
-        return str(_("Refused rows: {rows}. Each is marked in red in the grid, with why.")).format(
-            rows=", ".join(numbers)
-        )
+        words = list(grid.problems)
+        if numbers:
+            words.append(
+                str(_("Refused rows: {rows}. Each is marked in red in the grid, with why.")).format(
+                    rows=", ".join(numbers)
+                )
+            )
+        return " ".join(words)
 
     def show_rate_error(self, rest: str, text: str) -> None:
         """A message of plans.validation about the card: `rest` is 'price_by',

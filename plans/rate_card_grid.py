@@ -84,8 +84,9 @@ _NUMBER_LIKE = re.compile(r"[-+]?[0-9][0-9.,'\s\u00a0\u202f]*")
 
 
 def _is_header(cells: list[str]) -> bool:
-    """A first line without a number names the columns."""
-    return not any(_NUMBER_LIKE.fullmatch(cell) for cell in cells)
+    """A first line without a number, its last cell named, names the columns
+    (a row whose price is missing is a row)."""
+    return bool(cells[-1]) and not any(_NUMBER_LIKE.fullmatch(cell) for cell in cells)
 
 
 def read_grid(text: str, price_by: tuple[str, ...], *, language: str) -> Grid:

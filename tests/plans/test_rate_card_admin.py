@@ -168,6 +168,11 @@ def test_prices_are_read_as_a_french_user_types_them():
     ]
 
 
+def test_a_first_row_without_its_price_is_a_row_not_a_header():
+    grid = read_grid("gpt-4o,input,\n,,4\n", ("model", "token_type"), language="en")
+    assert [row.problems for row in grid.rows] == [["Give the price."], []]
+
+
 def test_an_english_decimal_comma_is_asked_about_on_its_row():
     grid = read_grid("gpt-4o\tinput\t2,5\n\t\t4\n", ("model", "token_type"), language="en")
     assert grid.rows[0].price is None
