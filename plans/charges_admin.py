@@ -23,6 +23,7 @@ from plans.feature_grants import FeatureGrant
 from plans.field_checks import FieldErrors
 from plans.models import PER_HELP, Charge, Meter, PlanVersion, PriceTier
 from plans.pricing_validation import SCHEME_WORDS, check_per
+from plans.rate_card_admin import RateCardDisplayMixin, RateCardFormMixin
 from plans.validation import ChargeSpec, VersionSpec, validate_version, version_terms_spec
 from plans.version_inline_rules import FrozenWhenPublishedMixin, is_frozen, kept_forms
 
@@ -107,7 +108,7 @@ class TierInline(FrozenWhenPublishedMixin, nested_admin.NestedTabularInline):
     flat_fee_text = money_column("flat_fee", "Flat fee", "charge.version.currency")
 
 
-class ChargeForm(forms.ModelForm):
+class ChargeForm(RateCardFormMixin, forms.ModelForm):
     pricing_scheme = forms.ChoiceField(
         choices=[("", "No price"), *((s, SCHEME_WORDS[s].capitalize()) for s in SCHEMES)],
         required=False,
@@ -188,6 +189,8 @@ def charge_spec(charge_form) -> ChargeSpec:
         credits_per_unit=data.get("credits_per_unit"),
         when_exhausted=data.get("when_exhausted") or "block",
         pricing=pricing,
+        price_by=data.get("price_by_names", ()),
+        rates=data.get("rate_specs", ()),
     )
 
 
@@ -231,6 +234,10 @@ class ChargeFormSet(nested_admin.formsets.NestedInlineFormSet):
                 continue
             form = forms_kept[int(parts[1])]
             rest = ".".join(parts[2:])
+            if parts[2] in ("price_by", "rates"):
+                for text in texts:
+                    form.show_rate_error(rest, text)
+                continue
             if rest.startswith("pricing.tiers.") and len(parts) == 6:
                 tier_form = tier_forms(form)[int(parts[4])]
                 for text in texts:
@@ -239,9 +246,12 @@ class ChargeFormSet(nested_admin.formsets.NestedInlineFormSet):
             for text in texts:
                 # A path without a field of its own (none today) goes on top of the charge.
                 form.add_error(CHARGE_FIELD_FOR.get(rest), text)
+        for form in forms_kept:
+            form.show_refused_rows()
 
 
 PRICING_TITLE = "Pricing (overage and balance charges; credits charges that bill when exhausted)"
+RATE_CARD_TITLE = _("Rate card: prices by event property (model, token type…)")
 
 # A published version's charge, shown with its numbers as finance reads them.
 FROZEN_CHARGE_FIELDSETS = [
@@ -263,10 +273,13 @@ FROZEN_CHARGE_FIELDSETS = [
             ]
         },
     ),
+    (RATE_CARD_TITLE, {"fields": ["price_by_words", "rate_card_table"]}),
 ]
 
 
-class ChargeInline(FrozenWhenPublishedMixin, nested_admin.NestedStackedInline):
+class ChargeInline(
+    RateCardDisplayMixin, FrozenWhenPublishedMixin, nested_admin.NestedStackedInline
+):
     formfield_overrides = EXACT_DECIMALS
     model = Charge
     form = ChargeForm
@@ -293,10 +306,16 @@ class ChargeInline(FrozenWhenPublishedMixin, nested_admin.NestedStackedInline):
                 ]
             },
         ),
+        (RATE_CARD_TITLE, {"fields": ["price_by_text", "rate_card"]}),
     ]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("meter", "version")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("meter", "version")
+            .prefetch_related("rates")
+        )
 
     def get_fieldsets(self, request, obj=None):
         if is_frozen(obj):
