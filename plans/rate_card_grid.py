@@ -12,7 +12,6 @@ row. A first line without a number is a header naming the properties
 semicolon, or in quotes."""
 
 import csv
-import dataclasses
 import io
 import re
 from dataclasses import dataclass, field
@@ -27,12 +26,10 @@ from billing.core.typed_numbers import convention, typed_number_read
 from billing.rating.pricing import PER_UNIT, PricingSpec
 from billing.rating.rate_cards import RateSpec
 from plans.pricing_validation import SCHEME_WORDS
+from plans.rate_cards import MAX_RATES
 
 ONE = Decimal(1)
-# Whether a price carries its own `per` (2.50 per 1,000,000): until it does, a
-# priced row's `per` stays on the row, and plans.rate_cards refuses it there.
-PRICING_TAKES_PER = "per" in {f.name for f in dataclasses.fields(PricingSpec)}
-MAX_LINES = 1000
+MAX_LINES = MAX_RATES
 
 
 @dataclass
@@ -170,17 +167,9 @@ def grid_rates(grid: Grid, *, credits: bool) -> tuple[RateSpec, ...]:
         when = tuple(sorted(row.values.items()))
         if credits:
             rates.append(RateSpec(when=when, credits_per_unit=row.price, per=row.per))
-        elif PRICING_TAKES_PER:
+        else:
             pricing = PricingSpec(scheme=PER_UNIT, unit_price=row.price, per=row.per)
             rates.append(RateSpec(when=when, pricing=pricing))
-        else:
-            rates.append(
-                RateSpec(
-                    when=when,
-                    pricing=PricingSpec(scheme=PER_UNIT, unit_price=row.price),
-                    per=row.per,
-                )
-            )
     return tuple(rates)
 
 

@@ -11,7 +11,7 @@ from django.utils import translation
 
 from plans import services
 from plans.models import Charge, ChargeRate, Plan, PlanVersion
-from plans.rate_card_grid import PRICING_TAKES_PER, read_grid
+from plans.rate_card_grid import read_grid
 from tests.factories import MeterFactory
 from tests.plans.test_admin import version_post
 from tests.test_admin_languages import log_in
@@ -201,7 +201,6 @@ def test_a_credits_card_draws_credits_per_units(admin_client, llm_tokens, plan):
     assert '<td>gpt-4o</td><td class="rate-number">5</td><td class="rate-number">1,000</td>' in page
 
 
-@pytest.mark.skipif(not PRICING_TAKES_PER, reason="prices carry 'per' once h-per is merged")
 def test_a_price_per_million_is_stored_in_the_row_pricing(admin_client, llm_tokens, plan):
     card = "model,unit_price,per\ngpt-4o,2.50,1000000\n,4.00,1000000\n"
 
@@ -209,20 +208,6 @@ def test_a_price_per_million_is_stored_in_the_row_pricing(admin_client, llm_toke
 
     row = ChargeRate.objects.order_by("position").first()
     assert (row.pricing["unit_price"], row.pricing["per"]) == ("2.50", "1000000")
-
-
-@pytest.mark.skipif(PRICING_TAKES_PER, reason="until h-per: a priced row's per is refused")
-def test_until_prices_carry_per_a_per_on_a_priced_row_is_refused_on_it(
-    admin_client, llm_tokens, plan
-):
-    card = "model,unit_price,per\ngpt-4o,2.50,1000000\n,4.00\n"
-
-    response = admin_client.post(
-        "/admin/plans/planversion/add/", post(plan, [card_charge(llm_tokens, card)])
-    )
-
-    assert refused_rows(response.content.decode()) == ["1"]
-    assert PlanVersion.objects.count() == 0
 
 
 def published_card_version(llm_tokens, plan, admin_client) -> PlanVersion:
