@@ -6,26 +6,32 @@ the card frozen; a new draft copies it. Screenshots are saved in the test's
 output directory."""
 
 import os
-from decimal import Decimal
+from datetime import UTC, datetime
 from io import StringIO
 
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 
+from billing.invoicing.close import periods_close
+from billing.usage.ingestion import events_ingest
+from customers.services import customer_create
+from invoices.models import Invoice
 from plans.models import Charge, ChargeRate, Plan, PlanVersion
-from tests.factories import MeterFactory
+from tests.factories import MeterFactory, subscribe
+from tests.invoices.test_invoice_void_browser import pdf_words
 
 # Copied out of a spreadsheet (tab-separated, with its header row). gpt-4o's
 # output tokens match row 2 (gpt-4o) and row 5 (output) equally.
+# Prices per 1,000,000 tokens.
 PASTED = (
-    "model\ttoken_type\tunit_price\n"
-    "gpt-4o\tinput\t2.50\n"
-    "gpt-4o\t\t5.00\n"
-    "claude-sonnet\tinput\t3.00\n"
-    "claude-sonnet\toutput\t15.00\n"
-    "\toutput\t8.00\n"
-    "\t\t4.00\n"
+    "model\ttoken_type\tunit_price\tper\n"
+    "gpt-4o\tinput\t2.50\t1000000\n"
+    "gpt-4o\t\t5.00\t1000000\n"
+    "claude-sonnet\tinput\t3.00\t1000000\n"
+    "claude-sonnet\toutput\t15.00\t1000000\n"
+    "\toutput\t8.00\t1000000\n"
+    "\t\t4.00\t1000000\n"
 )
 # Row 2 says what gpt-4o's output tokens cost: no overlap left.
 FIXED = PASTED.replace("gpt-4o\t\t5.00", "gpt-4o\toutput\t10.00")
@@ -104,12 +110,12 @@ def test_finance_pastes_a_rate_card_fixes_an_overlap_and_publishes(
     assert page.locator("tr.rate-row-refused").count() == 0
     rows = page.locator("#charges-0 tr.rate-row")
     assert [rows.nth(i).locator("td").all_inner_texts() for i in range(6)] == [
-        ["1", "gpt-4o", "input", "2.50", "1"],
-        ["2", "gpt-4o", "output", "10.00", "1"],
-        ["3", "claude-sonnet", "input", "3.00", "1"],
-        ["4", "claude-sonnet", "output", "15.00", "1"],
-        ["5", "any", "output", "8.00", "1"],
-        ["6", "any", "any", "4.00", "1"],
+        ["1", "gpt-4o", "input", "2.50", "1,000,000"],
+        ["2", "gpt-4o", "output", "10.00", "1,000,000"],
+        ["3", "claude-sonnet", "input", "3.00", "1,000,000"],
+        ["4", "claude-sonnet", "output", "15.00", "1,000,000"],
+        ["5", "any", "output", "8.00", "1,000,000"],
+        ["6", "any", "any", "4.00", "1,000,000"],
     ]
     assert page.input_value("#id_charges-0-price_by_text") == "model, token_type"
     version = PlanVersion.objects.get()
@@ -145,13 +151,56 @@ def test_finance_pastes_a_rate_card_fixes_an_overlap_and_publishes(
     draft = PlanVersion.objects.get(number=2)
     assert page.input_value("#id_charges-0-rate_card").splitlines() == [
         "model,token_type,unit_price,per",
-        "gpt-4o,input,2.50,1",
-        "gpt-4o,output,10.00,1",
-        "claude-sonnet,input,3.00,1",
-        "claude-sonnet,output,15.00,1",
-        ",output,8.00,1",
-        ",,4.00,1",
+        "gpt-4o,input,2.50,1000000",
+        "gpt-4o,output,10.00,1000000",
+        "claude-sonnet,input,3.00,1000000",
+        "claude-sonnet,output,15.00,1000000",
+        ",output,8.00,1000000",
+        ",,4.00,1000000",
     ]
     assert ChargeRate.objects.filter(charge__version=draft).count() == 6
     assert Charge.objects.get(version=draft).unit_price is None
-    assert ChargeRate.objects.get(charge__version=draft, when={}).per == Decimal(1)
+    assert ChargeRate.objects.get(charge__version=draft, when={}).pricing["per"] == "1000000"
+
+    # when: a customer on the published card uses tokens in November; the month closes
+    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    subscription = subscribe(customer, "ai")
+    sent = [
+        ("gpt-4o", "input", 1_000_000),
+        ("gpt-4o", "output", 200_000),
+        ("claude-sonnet", "output", 100_000),
+        ("llama-3", "output", 50_000),
+        ("llama-3", "input", 10_000),
+    ]
+    events_ingest(
+        events=[
+            {
+                "id": f"t{i}",
+                "customer": "acme",
+                "event_name": "llm.tokens",
+                "timestamp": f"2026-11-1{i}T10:00:00Z",
+                "properties": {"tokens": n, "model": model, "token_type": token_type},
+            }
+            for i, (model, token_type, n) in enumerate(sent)
+        ],
+        now=datetime(2026, 11, 20, tzinfo=UTC),
+    )
+    periods_close(as_of=datetime(2026, 12, 1, tzinfo=UTC))
+    invoice = Invoice.objects.get(subscription=subscription, reason="period")
+
+    # then: finance downloads the invoice's PDF from its page: a line per row
+    # under the charge, named by its row's values (llama-3's output tokens by
+    # the token_type output row), each price per 1M; 2.50 + 2.00 + 1.50 + 0.40 + 0.04
+    page.goto(f"{base}/admin/invoices/invoice/{invoice.pk}/change/")
+    with page.expect_download() as download:
+        page.click(f'a[href="/admin/invoices/invoice/{invoice.pk}/pdf/"]')
+    with open(download.value.path(), "rb") as pdf:
+        text = pdf_words(pdf.read())
+    assert (
+        "LLM tokens gpt-4o · input 1,000,000 2.50 per 1M 2.50 "
+        "gpt-4o · output 200,000 10.00 per 1M 2.00 "
+        "claude-sonnet · output 100,000 15.00 per 1M 1.50 "
+        "output 50,000 8.00 per 1M 0.40 "
+        "other usage 10,000 4.00 per 1M 0.04"
+    ) in text, text
+    assert "Total USD 6.44" in text, text
