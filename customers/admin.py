@@ -238,13 +238,13 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
             who.append("created_display")
         return [
             (None, {"fields": who}),
-            ("Address", {"fields": ADDRESS_NAMES}),
+            (_("Address"), {"fields": ADDRESS_NAMES}),
             (
-                "Spending",
+                _("Spending"),
                 {"fields": ["spend_limit", "spend_limit_mode", "alert_thresholds"]},
             ),
             (
-                "Invoicing",
+                _("Invoicing"),
                 {
                     "fields": [
                         "tax_id",
@@ -348,7 +348,7 @@ class ApiKeyForm(forms.ModelForm):
         choices=[(s, s) for s in ApiKey.SCOPES],
         widget=forms.CheckboxSelectMultiple,
         initial=list(ApiKey.SCOPES),
-        help_text="events:write posts usage; read reads; admin may do everything.",
+        help_text=_("events:write posts usage; read reads; admin may do everything."),
     )
 
     class Meta:

@@ -74,7 +74,7 @@ class BillingEntityFilter(admin.SimpleListFilter):
     """By the seller: the invoices a billing entity issued, and the drafts it will
     issue (sellers.invoices_of_entity)."""
 
-    title = "billing entity"
+    title = _("billing entity")
     parameter_name = "billing_entity"
 
     def lookups(self, request, model_admin):
@@ -174,7 +174,7 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
             },
         ),
         (
-            "Amounts",
+            _("Amounts"),
             {
                 "fields": [
                     "subtotal_display",
@@ -189,7 +189,7 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
             },
         ),
         (
-            "Dates",
+            _("Dates"),
             {
                 "fields": [
                     "created_display",

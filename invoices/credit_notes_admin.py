@@ -39,13 +39,17 @@ CREDIT_NOTE_TEMPLATE = "admin/invoices/invoice/credit_note_form.html"
 
 class CreditNoteForm(forms.Form):
     reason = forms.ChoiceField(choices=CreditNote.REASONS)
-    memo = forms.CharField(max_length=500, required=False, help_text="Printed on the credit note.")
+    memo = forms.CharField(
+        max_length=500, required=False, help_text=_("Printed on the credit note.")
+    )
     refund = forms.BooleanField(
         required=False,
-        label="Refund to the card",
+        label=_("Refund to the card"),
         help_text=(
-            "For an invoice Stripe collected: what was paid goes back to the card through "
-            "Stripe instead of the customer's credit balance."
+            _(
+                "For an invoice Stripe collected: what was paid goes back to the card through "
+                "Stripe instead of the customer's credit balance."
+            )
         ),
     )
 

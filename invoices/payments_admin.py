@@ -54,13 +54,13 @@ class PaymentInline(RecordInline, admin.StackedInline):
     fk_name = "invoice"
     fields = PAYMENT_FIELDS
     readonly_fields = fields
-    verbose_name = "Stripe payment"
+    verbose_name = _("Stripe payment")
 
 
 class PaymentReferenceForm(forms.Form):
     reference = forms.CharField(
         max_length=255,
-        help_text="What identifies the payment: a bank transfer's reference, a cheque number.",
+        help_text=_("What identifies the payment: a bank transfer's reference, a cheque number."),
     )
 
 
@@ -201,21 +201,21 @@ class PurchaseOrderForm(forms.ModelForm):
     pack = forms.ModelChoiceField(
         queryset=CreditPack.objects.filter(active=True),
         required=False,
-        help_text="A credit pack; or leave empty and give an amount for a money top-up.",
+        help_text=_("A credit pack; or leave empty and give an amount for a money top-up."),
     )
     top_up = ExactDecimalField(
         max_digits=28,
         decimal_places=10,
         required=False,
-        label="Money top-up",
-        help_text="In the customer's currency.",
+        label=_("Money top-up"),
+        help_text=_("In the customer's currency."),
     )
     pay_by = forms.ChoiceField(choices=CHANNELS, initial=Purchase.CHECKOUT)
     success_url = forms.URLField(
         required=False,
         max_length=2000,
         assume_scheme="https",
-        help_text="Where Checkout sends the buyer back; empty: STRIPE_CHECKOUT_SUCCESS_URL.",
+        help_text=_("Where Checkout sends the buyer back; empty: STRIPE_CHECKOUT_SUCCESS_URL."),
     )
 
     class Meta:

@@ -30,16 +30,18 @@ class TierForm(forms.ModelForm):
     up_to = ExactDecimalField(
         **AMOUNT_DIGITS,
         required=False,
-        label="Up to",
-        help_text="Units up to and including this number. Empty means no limit: "
-        "leave it empty on the last tier only.",
+        label=_("Up to"),
+        help_text=_(
+            "Units up to and including this number. Empty means no limit: "
+            "leave it empty on the last tier only."
+        ),
     )
-    unit_price = ExactDecimalField(**AMOUNT_DIGITS, label="Unit price")
+    unit_price = ExactDecimalField(**AMOUNT_DIGITS, label=_("Unit price"))
     flat_fee = ExactDecimalField(
         **AMOUNT_DIGITS,
         required=False,
-        label="Flat fee",
-        help_text="Charged once when usage reaches this tier; empty for none.",
+        label=_("Flat fee"),
+        help_text=_("Charged once when usage reaches this tier; empty for none."),
     )
 
     class Meta:
@@ -55,8 +57,8 @@ class TierInline(FrozenWhenPublishedMixin, nested_admin.NestedTabularInline):
     # A published version's tiers are shown, not edited: as finance reads amounts.
     frozen_fields = ["up_to_text", "unit_price_text", "flat_fee_text"]
     extra = 0
-    verbose_name = "price tier"
-    verbose_name_plural = "price tiers (graduated and volume prices)"
+    verbose_name = _("price tier")
+    verbose_name_plural = _("price tiers (graduated and volume prices)")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("charge__version")
@@ -81,7 +83,7 @@ class ChargeForm(forms.ModelForm):
     pricing_scheme = forms.ChoiceField(
         choices=[("", "No price"), *((s, SCHEME_WORDS[s].capitalize()) for s in SCHEMES)],
         required=False,
-        label="Pricing scheme",
+        label=_("Pricing scheme"),
     )
 
     class Meta:
@@ -203,7 +205,7 @@ class ChargeFormSet(nested_admin.formsets.NestedInlineFormSet):
                 form.add_error(CHARGE_FIELD_FOR.get(rest), text)
 
 
-PRICING_TITLE = "Pricing (overage and balance charges; credits charges that bill when exhausted)"
+PRICING_TITLE = _("Pricing (overage and balance charges; credits charges that bill when exhausted)")
 
 # A published version's charge, shown with its numbers as finance reads them.
 FROZEN_CHARGE_FIELDSETS = [

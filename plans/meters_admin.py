@@ -83,15 +83,17 @@ def parse_filters(text: str) -> dict[str, list[str]]:
 class MeterForm(ServiceValidatedForm):
     filters = forms.CharField(
         required=False,
-        label="Only events where",
+        label=_("Only events where"),
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         help_text=FILTERS_HELP,
     )
     group_by = forms.CharField(
         required=False,
-        label="Break usage down by",
-        help_text="Up to 3 event properties, separated by commas, e.g. model, api_key. "
-        "Fixed, like the rest of what a meter counts, once a published version charges it.",
+        label=_("Break usage down by"),
+        help_text=_(
+            "Up to 3 event properties, separated by commas, e.g. model, api_key. "
+            "Fixed, like the rest of what a meter counts, once a published version charges it."
+        ),
     )
 
     class Meta:
@@ -106,7 +108,7 @@ class MeterForm(ServiceValidatedForm):
             if not writable_as_lines(self.instance.filters):
                 self.fields["filters"].disabled = True
                 self.fields["filters"].help_text = FILTERS_FIXED_HELP
-        self.fields["invoice_breakdown"].help_text = (
+        self.fields["invoice_breakdown"].help_text = _(
             "One of the properties in 'Break usage down by': invoices then list the meter's "
             "quantity by its values (the amount is still priced on the whole quantity). "
             "Empty: not split."

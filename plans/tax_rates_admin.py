@@ -21,10 +21,12 @@ class TaxRateForm(ServiceValidatedForm):
         queryset=TaxRate.objects.filter(active=True),
         to_field_name="code",
         required=False,
-        label="Customers move to",
+        label=_("Customers move to"),
         help_text=(
-            "When archiving a rate customers hold as their own: the rate they hold "
-            "instead, given to them when this is saved."
+            _(
+                "When archiving a rate customers hold as their own: the rate they hold "
+                "instead, given to them when this is saved."
+            )
         ),
     )
 

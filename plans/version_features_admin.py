@@ -113,8 +113,8 @@ class FeatureInline(FrozenWhenPublishedMixin, nested_admin.NestedTabularInline):
     form = VersionFeatureForm
     formset = VersionFeatureFormSet
     extra = 0
-    verbose_name = "feature"
-    verbose_name_plural = "features (what the version grants)"
+    verbose_name = _("feature")
+    verbose_name_plural = _("features (what the version grants)")
     readonly_fields = ["feature_name", "granted_value"]
 
     def get_fields(self, request, obj=None):

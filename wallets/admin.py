@@ -101,7 +101,7 @@ class LedgerInline(ReadOnlyInline):
     amount_text = wallet_amount_column("amount", "amount")
     balance_after_text = wallet_amount_column("balance_after", "balance after")
     quantity_text = quantity_column("quantity", "quantity")
-    verbose_name_plural = "ledger (newest first)"
+    verbose_name_plural = _("ledger (newest first)")
 
 
 class AutoTopUpInline(ReadOnlyInline):
@@ -147,14 +147,14 @@ class WalletOperationForm(forms.Form):
     )
     credits = ExactDecimalField(max_digits=28, decimal_places=10, required=False)
     price = ExactDecimalField(
-        max_digits=28, decimal_places=10, required=False, help_text="For sold credits."
+        max_digits=28, decimal_places=10, required=False, help_text=_("For sold credits.")
     )
     pack = forms.ModelChoiceField(queryset=CreditPack.objects.filter(active=True), required=False)
     amount = ExactDecimalField(
-        max_digits=28, decimal_places=10, required=False, help_text="For a top-up."
+        max_digits=28, decimal_places=10, required=False, help_text=_("For a top-up.")
     )
     priority = ExactIntegerField(initial=50, min_value=-1_000_000, max_value=1_000_000)
-    expires_at = forms.DateTimeField(required=False, help_text="UTC; empty: never.")
+    expires_at = forms.DateTimeField(required=False, help_text=_("UTC; empty: never."))
 
     def __init__(self, *args, wallet: Wallet, **kwargs):
         super().__init__(*args, **kwargs)

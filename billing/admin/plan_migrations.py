@@ -52,8 +52,8 @@ class MigrationForm(forms.Form):
         queryset=PlanVersion.objects.filter(status=PlanVersion.PUBLISHED)
         .select_related("plan")
         .order_by("plan__code", "number"),
-        label="Target version",
-        help_text="A published version, of the same plan or another.",
+        label=_("Target version"),
+        help_text=_("A published version, of the same plan or another."),
     )
     effective = forms.ChoiceField(
         choices=PlanMigration.EFFECTIVE,
@@ -62,9 +62,11 @@ class MigrationForm(forms.Form):
     )
     at = forms.DateTimeField(
         required=False,
-        label="At (UTC)",
-        help_text="For a change now: the moment it applies, within each subscription's "
-        "period. Empty: now, fixed when you preview.",
+        label=_("At (UTC)"),
+        help_text=_(
+            "For a change now: the moment it applies, within each subscription's "
+            "period. Empty: now, fixed when you preview."
+        ),
     )
 
     def clean_subscriptions(self) -> list[int]:

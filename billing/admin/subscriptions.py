@@ -57,7 +57,7 @@ class SubscriptionChangeInline(admin.TabularInline):
     readonly_fields = fields
     extra = 0
     can_delete = False
-    verbose_name_plural = "history"
+    verbose_name_plural = _("history")
 
     def get_queryset(self, request):
         versions = ("from_version__plan", "to_version__plan")

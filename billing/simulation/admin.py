@@ -52,25 +52,25 @@ def signed_money(amount: Decimal, currency: str) -> str:
 class SimulationForm(forms.Form):
     version = forms.ModelChoiceField(
         queryset=PlanVersion.objects.select_related("plan"),
-        help_text="The prices to rate the usage at: usually a draft.",
+        help_text=_("The prices to rate the usage at: usually a draft."),
     )
     month = forms.CharField(
         required=False,
-        label="Month (UTC)",
+        label=_("Month (UTC)"),
         widget=forms.TextInput(attrs={"type": "month"}),
-        help_text="Sets the start and end to this calendar month.",
+        help_text=_("Sets the start and end to this calendar month."),
     )
     period_start = forms.DateTimeField(
         required=False,
-        label="Start (UTC)",
+        label=_("Start (UTC)"),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_INPUT),
-        help_text="Included. With the end, it wins over the month.",
+        help_text=_("Included. With the end, it wins over the month."),
     )
     period_end = forms.DateTimeField(
         required=False,
-        label="End (UTC)",
+        label=_("End (UTC)"),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_INPUT),
-        help_text="Excluded.",
+        help_text=_("Excluded."),
     )
     customers = forms.ModelMultipleChoiceField(
         queryset=Customer.objects.order_by("external_id"), required=False
@@ -78,8 +78,8 @@ class SimulationForm(forms.Form):
     plan = forms.ModelChoiceField(
         queryset=Plan.objects.all(),
         required=False,
-        label="or all subscribers of",
-        help_text="Every customer on a version of this plan when the period started.",
+        label=_("or all subscribers of"),
+        help_text=_("Every customer on a version of this plan when the period started."),
     )
 
     def __init__(self, *args, admin_site, now: datetime, **kwargs):
