@@ -307,7 +307,7 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
         session = portal_session_create(customer=customer, now=timezone.now())
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Portal link for {customer.name}",
+            "title": gettext("Portal link for {name}").format(name=customer.name),
             "opts": self.opts,
             "original": customer,
             "portal_url": request.build_absolute_uri(reverse("portal", args=[session.token])),

@@ -160,7 +160,7 @@ def credit_note_view(modeladmin, request, invoice: Invoice):
     rows, chosen = _line_rows(invoice, data)
     context = {
         **modeladmin.admin_site.each_context(request),
-        "title": f"Credit note for {invoice}",
+        "title": gettext("Credit note for {invoice}").format(invoice=invoice),
         "opts": Invoice._meta,
         "original": invoice,
         "invoice": invoice,

@@ -90,7 +90,7 @@ def mark_paid_with_reference(modeladmin, request, queryset):
         return None
     context = {
         **modeladmin.admin_site.each_context(request),
-        "title": "Mark paid, with a reference",
+        "title": gettext("Mark paid, with a reference"),
         "opts": modeladmin.model._meta,
         "invoices": [
             (invoice, money_text(invoice.total, invoice.currency))

@@ -242,7 +242,7 @@ class PriceSandboxMixin(VersionPageMixin):
             request,
             version,
             "try_prices.html",
-            f"Try the prices of {version.plan.name} v{version.number}",
+            gettext("Try the prices of {version}").format(version=version),
             form=form,
             result=result,
             wallet_charges=drawn,

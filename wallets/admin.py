@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import (
@@ -279,7 +280,7 @@ class WalletAdmin(AuditHistoryAdmin):
             return redirect(reverse("admin:wallets_wallet_change", args=[wallet.pk]))
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Add to {wallet}",
+            "title": gettext("Add to {wallet}").format(wallet=wallet),
             "wallet": wallet,
             "form": form,
             "opts": self.model._meta,
@@ -298,7 +299,7 @@ class WalletAdmin(AuditHistoryAdmin):
             return response
         context = {
             **self.admin_site.each_context(request),
-            "title": "Credit revenue: deferred, recognized, breakage",
+            "title": gettext("Credit revenue: deferred, recognized, breakage"),
             "rows": [
                 {
                     "month": r.month.strftime("%Y-%m"),

@@ -148,8 +148,8 @@ class SubscriptionChangeForm(DealFields, DiscountFields, forms.ModelForm):
     effective = forms.ChoiceField(
         label=_("When"),
         choices=[
-            ("period_end", "At the end of the current period"),
-            ("immediate", "Now, prorated"),
+            ("period_end", _("At the end of the current period")),
+            ("immediate", _("Now, prorated")),
         ],
         initial="period_end",
     )

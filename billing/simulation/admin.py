@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path as url_path
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import (
@@ -286,7 +287,7 @@ class PriceSimulationAdmin(admin.ModelAdmin):
                 return redirect(reverse("admin:plans_pricesimulation_result", args=[done.pk]))
         context = self._context(
             request,
-            "Simulate prices on past usage",
+            gettext("Simulate prices on past usage"),
             form=form,
             media=self.media + form.media,
             inline_limit=engine.INLINE_LIMIT,
@@ -324,7 +325,9 @@ class PriceSimulationAdmin(admin.ModelAdmin):
         }
         context = self._context(
             request,
-            f"Price simulation #{found.pk}: {found.version}",
+            gettext("Price simulation #{number}: {version}").format(
+                number=found.pk, version=found.version
+            ),
             simulation=found,
             version_label=str(found.version),
             running=found.status in (PriceSimulation.PENDING, PriceSimulation.RUNNING),
