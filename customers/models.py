@@ -268,8 +268,8 @@ class Customer(models.Model):
     SPEND_LIMIT_HARD = "hard"
     SPEND_LIMIT_SOFT = "soft"
     SPEND_LIMIT_MODES = [
-        (SPEND_LIMIT_HARD, "Hard: refuse usage past the limit"),
-        (SPEND_LIMIT_SOFT, "Soft: allow usage past the limit, and alert"),
+        (SPEND_LIMIT_HARD, _("Hard: refuse usage past the limit")),
+        (SPEND_LIMIT_SOFT, _("Soft: allow usage past the limit, and alert")),
     ]
     spend_limit_mode = models.CharField(
         max_length=8,
@@ -299,8 +299,8 @@ class Customer(models.Model):
     TAX_EXEMPT = "exempt"
     TAX_REVERSE_CHARGE = "reverse_charge"
     TAX_EXEMPTIONS = [
-        (TAX_NONE, "Taxed"),
-        (TAX_EXEMPT, "Exempt: no tax"),
+        (TAX_NONE, _("Taxed")),
+        (TAX_EXEMPT, _("Exempt: no tax")),
         (TAX_REVERSE_CHARGE, "Reverse charge: no tax, the customer accounts for it"),
     ]
     tax_exempt = models.CharField(

@@ -26,11 +26,11 @@ class Meter(models.Model):
     UNIQUE_COUNT = "unique_count"
     LATEST = "latest"
     AGGREGATIONS = [
-        (COUNT, "Count of events"),
-        (SUM, "Sum of a property"),
-        (MAX, "Maximum of a property"),
-        (UNIQUE_COUNT, "Count of distinct values of a property"),
-        (LATEST, "Latest value of a property"),
+        (COUNT, _("Count of events")),
+        (SUM, _("Sum of a property")),
+        (MAX, _("Maximum of a property")),
+        (UNIQUE_COUNT, _("Count of distinct values of a property")),
+        (LATEST, _("Latest value of a property")),
     ]
 
     code = models.CharField(max_length=CODE_MAX_LENGTH, unique=True, verbose_name=_("code"))
@@ -104,12 +104,12 @@ class PlanVersion(models.Model):
     DRAFT = "draft"
     PUBLISHED = "published"
     ARCHIVED = "archived"
-    STATUSES = [(DRAFT, "Draft"), (PUBLISHED, "Published"), (ARCHIVED, "Archived")]
+    STATUSES = [(DRAFT, _("Draft")), (PUBLISHED, _("Published")), (ARCHIVED, _("Archived"))]
 
     MONTH = "month"
     QUARTER = "quarter"
     YEAR = "year"
-    INTERVALS = [(MONTH, "Monthly"), (QUARTER, "Quarterly"), (YEAR, "Yearly")]
+    INTERVALS = [(MONTH, _("Monthly")), (QUARTER, _("Quarterly")), (YEAR, _("Yearly"))]
 
     plan = models.ForeignKey(
         Plan, on_delete=models.PROTECT, related_name="versions", verbose_name=_("plan")
