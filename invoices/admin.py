@@ -176,6 +176,8 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
         (
             _("Amounts"),
             {
+                # The template puts the credit notes and payments after it.
+                "classes": ["invoice-amounts"],
                 "fields": [
                     "subtotal_display",
                     "discount_display",
