@@ -349,6 +349,7 @@ class ApiKeyForm(forms.ModelForm):
         widget=forms.CheckboxSelectMultiple,
         initial=list(ApiKey.SCOPES),
         help_text=_("events:write posts usage; read reads; admin may do everything."),
+        label=_("Scopes"),
     )
 
     class Meta:

@@ -30,6 +30,7 @@ class BillingEntityForm(ServiceValidatedForm):
             "printed, and EU VAT rules compare the two."
         ),
         error_messages={"invalid_choice": "Pick a country from the list."},
+        label=_("Country"),
     )
 
     class Meta:

@@ -111,6 +111,7 @@ class CustomerForm(ServiceValidatedForm):
     currency = forms.ChoiceField(
         choices=[],
         help_text=_("What its invoices, wallets and subscriptions are in; fixed once saved."),
+        label=_("Currency"),
     )
     address_line1 = forms.CharField(required=False, label=_("Address line 1"), widget=WIDE)
     address_line2 = forms.CharField(required=False, label=_("Address line 2"), widget=WIDE)
@@ -129,6 +130,7 @@ class CustomerForm(ServiceValidatedForm):
         decimal_places=10,
         required=False,
         help_text=_("Most the customer may spend in one period, in its currency. Empty: no limit."),
+        label=_("Spend limit"),
     )
     alert_thresholds = forms.CharField(
         required=False,
@@ -151,6 +153,7 @@ class CustomerForm(ServiceValidatedForm):
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text=_("Charged on the customer's invoices. None: the rates marked default."),
+        label=_("Tax rates"),
     )
 
     # The domain's paths to the form's fields.
@@ -176,17 +179,17 @@ class CustomerForm(ServiceValidatedForm):
             "billing_entity",
         ]
         labels = {
-            "billing_entity": "Billed by",
-            "external_id": "External ID",
-            "tax_id": "Tax ID",
-            "timezone": "Time zone",
-            "payment_terms_days": "Payment terms (days)",
-            "locale": "Invoice language",
-            "tax_exempt": "Tax",
+            "billing_entity": _("Billed by"),
+            "external_id": _("External ID"),
+            "tax_id": _("Tax ID"),
+            "timezone": _("Time zone"),
+            "payment_terms_days": _("Payment terms (days)"),
+            "locale": _("Invoice language"),
+            "tax_exempt": _("Tax"),
         }
         help_texts = {
-            "external_id": "How the API and the usage events name this customer, e.g. acme.",
-            "timezone": "Its periods and invoice dates follow it, e.g. Europe/Paris.",
+            "external_id": _("How the API and the usage events name this customer, e.g. acme."),
+            "timezone": _("Its periods and invoice dates follow it, e.g. Europe/Paris."),
         }
 
     def __init__(self, *args, **kwargs):

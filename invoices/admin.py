@@ -187,7 +187,7 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
                     "credited_display",
                     "amount_due_display",
                     "amount_paid_display",
-                ]
+                ],
             },
         ),
         (

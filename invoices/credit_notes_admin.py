@@ -38,9 +38,9 @@ CREDIT_NOTE_TEMPLATE = "admin/invoices/invoice/credit_note_form.html"
 
 
 class CreditNoteForm(forms.Form):
-    reason = forms.ChoiceField(choices=CreditNote.REASONS)
+    reason = forms.ChoiceField(choices=CreditNote.REASONS, label=_("Reason"))
     memo = forms.CharField(
-        max_length=500, required=False, help_text=_("Printed on the credit note.")
+        max_length=500, required=False, help_text=_("Printed on the credit note."), label=_("Memo")
     )
     refund = forms.BooleanField(
         required=False,

@@ -61,6 +61,7 @@ class PaymentReferenceForm(forms.Form):
     reference = forms.CharField(
         max_length=255,
         help_text=_("What identifies the payment: a bank transfer's reference, a cheque number."),
+        label=_("Reference"),
     )
 
 
@@ -202,6 +203,7 @@ class PurchaseOrderForm(forms.ModelForm):
         queryset=CreditPack.objects.filter(active=True),
         required=False,
         help_text=_("A credit pack; or leave empty and give an amount for a money top-up."),
+        label=_("Pack"),
     )
     top_up = ExactDecimalField(
         max_digits=28,
@@ -210,12 +212,13 @@ class PurchaseOrderForm(forms.ModelForm):
         label=_("Money top-up"),
         help_text=_("In the customer's currency."),
     )
-    pay_by = forms.ChoiceField(choices=CHANNELS, initial=Purchase.CHECKOUT)
+    pay_by = forms.ChoiceField(choices=CHANNELS, initial=Purchase.CHECKOUT, label=_("Pay by"))
     success_url = forms.URLField(
         required=False,
         max_length=2000,
         assume_scheme="https",
         help_text=_("Where Checkout sends the buyer back; empty: STRIPE_CHECKOUT_SUCCESS_URL."),
+        label=_("Success url"),
     )
 
     class Meta:

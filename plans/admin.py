@@ -339,7 +339,7 @@ class PlanVersionAdmin(
 
 class CreditPackForm(ServiceValidatedForm):
     # Not formfield_overrides: the price is a MoneyField, a DecimalField of its own kind.
-    credits = ExactDecimalField(max_digits=28, decimal_places=10)
+    credits = ExactDecimalField(max_digits=28, decimal_places=10, label=_("Credits"))
 
     class Meta:
         model = CreditPack

@@ -99,7 +99,7 @@ class ChargeForm(forms.ModelForm):
             "package_size",
             "package_price",
         ]
-        labels = {"model": "Consumption model"}
+        labels = {"model": _("Consumption model")}
 
 
 # Where a message about a charge's path goes on its form.

@@ -55,7 +55,9 @@ def start_of_day(day: date) -> datetime:
 
 
 class PriceSandboxForm(forms.Form):
-    seats = ExactIntegerField(min_value=0, max_value=10**9, initial=0, error_messages=NUMBER_ERRORS)
+    seats = ExactIntegerField(
+        min_value=0, max_value=10**9, initial=0, error_messages=NUMBER_ERRORS, label=_("Seats")
+    )
     period_start = forms.DateField(label=_("Period start"), widget=DATE_INPUT)
     period_end = forms.DateField(
         label=_("Period end"),
@@ -66,6 +68,7 @@ class PriceSandboxForm(forms.Form):
         queryset=TaxRate.objects.filter(active=True).order_by("code"),
         required=False,
         empty_label=_("No tax"),
+        label=_("Tax rate"),
     )
 
     def __init__(self, *args, spec: VersionSpec, names: dict[str, str], today: date, **kwargs):

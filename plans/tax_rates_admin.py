@@ -33,7 +33,7 @@ class TaxRateForm(ServiceValidatedForm):
     class Meta:
         model = TaxRate
         fields = ["code", "name", "percentage", "country", "is_default", "active"]
-        help_texts = {"percentage": "e.g. 20 for 20 %; frozen once an invoice is taxed at it."}
+        help_texts = {"percentage": _("e.g. 20 for 20 %; frozen once an invoice is taxed at it.")}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -33,11 +33,12 @@ class FeatureChoiceField(forms.ModelChoiceField):
 class VersionFeatureForm(forms.ModelForm):
     """One feature the version grants; `value` is cleaned to the normalized value."""
 
-    feature = FeatureChoiceField(queryset=Feature.objects.order_by("name"))
+    feature = FeatureChoiceField(queryset=Feature.objects.order_by("name"), label=_("Feature"))
     value = forms.CharField(
         max_length=MAX_LIST * (MAX_TEXT + 2) + 2,
         help_text=VALUE_HELP,
         widget=forms.TextInput(attrs={"size": 40, "placeholder": "yes · 50 · gpt-4o, o1"}),
+        label=_("Value"),
     )
 
     class Meta:

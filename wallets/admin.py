@@ -144,18 +144,35 @@ class WalletOperationForm(forms.Form):
             (SELL_CREDITS, "Sell credits at a price (invoiced now)"),
             (PACK, "Sell a credit pack (invoiced now)"),
             (TOP_UP, "Top up money (invoiced now)"),
-        ]
+        ],
+        label=_("Operation"),
     )
-    credits = ExactDecimalField(max_digits=28, decimal_places=10, required=False)
+    credits = ExactDecimalField(
+        max_digits=28, decimal_places=10, required=False, label=_("Credits")
+    )
     price = ExactDecimalField(
-        max_digits=28, decimal_places=10, required=False, help_text=_("For sold credits.")
+        max_digits=28,
+        decimal_places=10,
+        required=False,
+        help_text=_("For sold credits."),
+        label=_("Price"),
     )
-    pack = forms.ModelChoiceField(queryset=CreditPack.objects.filter(active=True), required=False)
+    pack = forms.ModelChoiceField(
+        queryset=CreditPack.objects.filter(active=True), required=False, label=_("Pack")
+    )
     amount = ExactDecimalField(
-        max_digits=28, decimal_places=10, required=False, help_text=_("For a top-up.")
+        max_digits=28,
+        decimal_places=10,
+        required=False,
+        help_text=_("For a top-up."),
+        label=_("Amount"),
     )
-    priority = ExactIntegerField(initial=50, min_value=-1_000_000, max_value=1_000_000)
-    expires_at = forms.DateTimeField(required=False, help_text=_("UTC; empty: never."))
+    priority = ExactIntegerField(
+        initial=50, min_value=-1_000_000, max_value=1_000_000, label=_("Priority")
+    )
+    expires_at = forms.DateTimeField(
+        required=False, help_text=_("UTC; empty: never."), label=_("Expires at")
+    )
 
     def __init__(self, *args, wallet: Wallet, **kwargs):
         super().__init__(*args, **kwargs)

@@ -23,12 +23,14 @@ class WebhookEndpointForm(forms.ModelForm):
         max_length=2000,
         assume_scheme="https",
         help_text=_("https:// on a public address; checked again before every send."),
+        label=_("Url"),
     )
     event_types = forms.MultipleChoiceField(
         choices=[(t, t) for t in WEBHOOK_EVENT_TYPES],
         widget=forms.CheckboxSelectMultiple,
         required=False,
         help_text=_("None ticked: every event type, including ones added later."),
+        label=_("Event types"),
     )
 
     class Meta:
@@ -62,6 +64,7 @@ class AlertTeamRecipientForm(forms.ModelForm):
         widget=forms.CheckboxSelectMultiple,
         required=False,
         help_text=_("The customers' alerts this address gets a copy of."),
+        label=_("Kinds"),
     )
 
     class Meta:

@@ -58,6 +58,7 @@ class MigrationForm(forms.Form):
         choices=PlanMigration.EFFECTIVE,
         initial=PlanMigration.IMMEDIATE,
         widget=forms.RadioSelect,
+        label=_("Effective"),
     )
     at = forms.DateTimeField(
         required=False,

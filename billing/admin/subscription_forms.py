@@ -82,10 +82,12 @@ class SubscriptionCreateForm(forms.ModelForm):
     class Meta:
         model = Subscription
         fields = ["customer", "seats", "billing_anchor"]
-        labels = {"billing_anchor": "Billing periods"}
+        labels = {"billing_anchor": _("Billing periods")}
         help_texts = {
-            "billing_anchor": "Anniversary: each period starts on the day of the start; "
-            "calendar month: periods follow the months of the customer's time zone.",
+            "billing_anchor": _(
+                "Anniversary: each period starts on the day of the start; "
+                "calendar month: periods follow the months of the customer's time zone."
+            ),
         }
 
     def clean(self):

@@ -54,6 +54,7 @@ class SimulationForm(forms.Form):
     version = forms.ModelChoiceField(
         queryset=PlanVersion.objects.select_related("plan"),
         help_text=_("The prices to rate the usage at: usually a draft."),
+        label=_("Version"),
     )
     month = forms.CharField(
         required=False,
@@ -74,7 +75,7 @@ class SimulationForm(forms.Form):
         help_text=_("Excluded."),
     )
     customers = forms.ModelMultipleChoiceField(
-        queryset=Customer.objects.order_by("external_id"), required=False
+        queryset=Customer.objects.order_by("external_id"), required=False, label=_("Customers")
     )
     plan = forms.ModelChoiceField(
         queryset=Plan.objects.all(),
