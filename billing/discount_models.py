@@ -13,9 +13,14 @@ class Discount(models.Model):
     most (a partial unique constraint backs it)."""
 
     subscription = models.ForeignKey(
-        "billing.Subscription", on_delete=models.PROTECT, related_name="discounts"
+        "billing.Subscription",
+        on_delete=models.PROTECT,
+        related_name="discounts",
+        verbose_name=_("subscription"),
     )
-    coupon = models.ForeignKey("plans.Coupon", on_delete=models.PROTECT, related_name="discounts")
+    coupon = models.ForeignKey(
+        "plans.Coupon", on_delete=models.PROTECT, related_name="discounts", verbose_name=_("coupon")
+    )
     periods_applied = models.PositiveIntegerField(default=0, verbose_name=_("periods applied"))
     periods_left = models.PositiveIntegerField(
         null=True, blank=True, verbose_name=_("periods left")

@@ -45,7 +45,10 @@ class Subscription(models.Model):
         Customer, on_delete=models.PROTECT, related_name="subscriptions", verbose_name=_("customer")
     )
     version = models.ForeignKey(
-        "plans.PlanVersion", on_delete=models.PROTECT, related_name="subscriptions"
+        "plans.PlanVersion",
+        on_delete=models.PROTECT,
+        related_name="subscriptions",
+        verbose_name=_("version"),
     )
     status = models.CharField(
         max_length=16, choices=STATUSES, db_index=True, verbose_name=_("status")
@@ -64,7 +67,12 @@ class Subscription(models.Model):
     usage_from = models.DateTimeField(null=True, blank=True, verbose_name=_("usage from"))
     # Applied by the close at the end of the current period.
     scheduled_version = models.ForeignKey(
-        "plans.PlanVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "plans.PlanVersion",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("scheduled version"),
     )
     cancel_at_period_end = models.BooleanField(
         default=False, verbose_name=_("cancel at period end")
@@ -150,10 +158,18 @@ class SubscriptionChange(models.Model):
     )
     kind = models.CharField(max_length=16, choices=KINDS, verbose_name=_("kind"))
     from_version = models.ForeignKey(
-        "plans.PlanVersion", on_delete=models.PROTECT, null=True, related_name="+"
+        "plans.PlanVersion",
+        on_delete=models.PROTECT,
+        null=True,
+        related_name="+",
+        verbose_name=_("from version"),
     )
     to_version = models.ForeignKey(
-        "plans.PlanVersion", on_delete=models.PROTECT, null=True, related_name="+"
+        "plans.PlanVersion",
+        on_delete=models.PROTECT,
+        null=True,
+        related_name="+",
+        verbose_name=_("to version"),
     )
     effective_at = models.DateTimeField(verbose_name=_("effective at"))
     how = models.CharField(max_length=16, blank=True, default="", verbose_name=_("how"))
@@ -234,14 +250,22 @@ class PlanMigrationItem(models.Model):
         Subscription, on_delete=models.PROTECT, related_name="+", verbose_name=_("subscription")
     )
     from_version = models.ForeignKey(
-        "plans.PlanVersion", on_delete=models.PROTECT, related_name="+"
+        "plans.PlanVersion",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("from version"),
     )
     status = models.CharField(
         max_length=16, choices=STATUSES, default=PENDING, verbose_name=_("status")
     )
     message = models.CharField(max_length=500, blank=True, default="", verbose_name=_("message"))
     invoice = models.ForeignKey(
-        "invoices.Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "invoices.Invoice",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("invoice"),
     )
     # Immediate: usage so far, credit, charge; period end: the next period's fixed fees.
     preview_usage = models.DecimalField(
@@ -286,11 +310,11 @@ class Alert(models.Model):
     SPEND_LIMIT = "spend_limit"
     PAYMENT_FAILED = "payment_failed"
     KINDS = [
-        (USAGE_THRESHOLD, "Usage threshold"),
-        (LOW_BALANCE, "Low balance"),
-        (AUTO_TOP_UP, "Auto top-up"),
-        (SPEND_LIMIT, "Spend limit"),
-        (PAYMENT_FAILED, "Payment failed"),
+        (USAGE_THRESHOLD, _("Usage threshold")),
+        (LOW_BALANCE, _("Low balance")),
+        (AUTO_TOP_UP, _("Auto top-up")),
+        (SPEND_LIMIT, _("Spend limit")),
+        (PAYMENT_FAILED, _("Payment failed")),
     ]
 
     customer = models.ForeignKey(

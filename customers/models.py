@@ -129,14 +129,14 @@ class BillingEntity(models.Model):
         verbose_name=_("country"),
     )
     tax_id = models.CharField(
-        "VAT number / tax ID",
+        _("VAT number / tax ID"),
         max_length=64,
         blank=True,
         default="",
         help_text=_("e.g. FR40303265045"),
     )
     registration_id = models.CharField(
-        "Company registration number",
+        _("Company registration number"),
         max_length=64,
         blank=True,
         default="",
@@ -155,13 +155,13 @@ class BillingEntity(models.Model):
         verbose_name=_("logo"),
     )
     email = models.EmailField(
-        "Contact email",
+        _("Contact email"),
         blank=True,
         default="",
         help_text=_("Printed on documents; customers' replies to invoice emails go here."),
     )
     sender_email = models.EmailField(
-        "Email sender",
+        _("Email sender"),
         blank=True,
         default="",
         help_text=_("The From address of invoice emails. Empty: BILLING_INVOICE_FROM_EMAIL."),
@@ -176,19 +176,19 @@ class BillingEntity(models.Model):
         verbose_name=_("invoice footer"),
     )
     invoice_prefix = models.CharField(
-        "Invoice number prefix",
+        _("Invoice number prefix"),
         max_length=12,
         unique=True,
         help_text=_("e.g. INV: INV-2026-000001."),
     )
     credit_note_prefix = models.CharField(
-        "Credit note number prefix",
+        _("Credit note number prefix"),
         max_length=12,
         unique=True,
         help_text=_("e.g. CN: CN-2026-000001."),
     )
     is_default = models.BooleanField(
-        "Default seller",
+        _("Default seller"),
         default=False,
         help_text=_("The seller of every customer that names none. Exactly one is."),
     )
@@ -320,6 +320,7 @@ class Customer(models.Model):
         blank=True,
         related_name="customers",
         help_text=_("Charged on the customer's invoices. None: the rates marked default."),
+        verbose_name=_("tax rates"),
     )
     invoice_emails = models.JSONField(
         default=list,

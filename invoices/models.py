@@ -65,6 +65,7 @@ class Invoice(models.Model):
         null=True,
         blank=True,
         related_name="invoices",
+        verbose_name=_("subscription"),
     )
     reason = models.CharField(_("reason"), max_length=16, choices=REASONS)
     status = models.CharField(
@@ -90,6 +91,7 @@ class Invoice(models.Model):
         null=True,
         blank=True,
         related_name="invoices",
+        verbose_name=_("billing entity"),
     )
     seller_snapshot = models.JSONField(default=dict, blank=True, verbose_name=_("seller snapshot"))
     subtotal = models.DecimalField(**AMOUNT, default=0, verbose_name=_("subtotal"))
@@ -204,7 +206,10 @@ class InvoiceTaxLine(models.Model):
     )
     position = models.PositiveSmallIntegerField(verbose_name=_("position"))
     tax_rate = models.ForeignKey(
-        "plans.TaxRate", on_delete=models.PROTECT, related_name="invoice_tax_lines"
+        "plans.TaxRate",
+        on_delete=models.PROTECT,
+        related_name="invoice_tax_lines",
+        verbose_name=_("tax rate"),
     )
     code = models.CharField(max_length=64, verbose_name=_("code"))
     name = models.CharField(max_length=100, verbose_name=_("name"))
@@ -258,7 +263,10 @@ class CreditNote(models.Model):
         Invoice, on_delete=models.PROTECT, related_name="credit_notes", verbose_name=_("invoice")
     )
     customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.PROTECT, related_name="credit_notes"
+        "customers.Customer",
+        on_delete=models.PROTECT,
+        related_name="credit_notes",
+        verbose_name=_("customer"),
     )
     number = models.CharField(max_length=32, unique=True, verbose_name=_("number"))
     reason = models.CharField(
@@ -273,6 +281,7 @@ class CreditNote(models.Model):
         null=True,
         blank=True,
         related_name="credit_notes",
+        verbose_name=_("billing entity"),
     )
     seller_snapshot = models.JSONField(default=dict, blank=True, verbose_name=_("seller snapshot"))
     subtotal = models.DecimalField(**AMOUNT, default=0, verbose_name=_("subtotal"))
@@ -374,7 +383,10 @@ class CreditBalanceEntry(models.Model):
     ]
 
     customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.PROTECT, related_name="credit_balance_entries"
+        "customers.Customer",
+        on_delete=models.PROTECT,
+        related_name="credit_balance_entries",
+        verbose_name=_("customer"),
     )
     kind = models.CharField(max_length=16, choices=KINDS, verbose_name=_("kind"))
     amount = models.DecimalField(

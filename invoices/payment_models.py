@@ -40,7 +40,10 @@ class Purchase(models.Model):
     ]
 
     customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.PROTECT, related_name="purchases"
+        "customers.Customer",
+        on_delete=models.PROTECT,
+        related_name="purchases",
+        verbose_name=_("customer"),
     )
     kind = models.CharField(max_length=16, choices=KINDS, verbose_name=_("kind"))
     channel = models.CharField(max_length=16, choices=CHANNELS, verbose_name=_("channel"))
@@ -48,7 +51,12 @@ class Purchase(models.Model):
         max_length=16, choices=STATUSES, default=PENDING, db_index=True, verbose_name=_("status")
     )
     pack = models.ForeignKey(
-        "plans.CreditPack", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "plans.CreditPack",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("pack"),
     )
     # What a pack grants, as sold (a later change of the pack does not apply).
     credits = models.DecimalField(**AMOUNT, null=True, blank=True, verbose_name=_("credits"))
@@ -65,9 +73,15 @@ class Purchase(models.Model):
         null=True,
         blank=True,
         related_name="purchase",
+        verbose_name=_("block"),
     )
     invoice = models.OneToOneField(
-        "invoices.Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="purchase"
+        "invoices.Invoice",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="purchase",
+        verbose_name=_("invoice"),
     )
     created_at = models.DateTimeField(verbose_name=_("created at"))
     paid_at = models.DateTimeField(null=True, blank=True, verbose_name=_("paid at"))
@@ -123,10 +137,18 @@ class Payment(models.Model):
     OPEN = (PENDING, ATTEMPTING, PROCESSING)
 
     customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.PROTECT, related_name="payments"
+        "customers.Customer",
+        on_delete=models.PROTECT,
+        related_name="payments",
+        verbose_name=_("customer"),
     )
     invoice = models.OneToOneField(
-        "invoices.Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="payment"
+        "invoices.Invoice",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="payment",
+        verbose_name=_("invoice"),
     )
     purchase = models.OneToOneField(
         Purchase,

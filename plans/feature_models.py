@@ -38,7 +38,10 @@ class VersionFeature(models.Model):
     boolean feature; a number, a text or a list of texts for a config one."""
 
     version = models.ForeignKey(
-        "plans.PlanVersion", on_delete=models.CASCADE, related_name="features"
+        "plans.PlanVersion",
+        on_delete=models.CASCADE,
+        related_name="features",
+        verbose_name=_("version"),
     )
     feature = models.ForeignKey(
         Feature, on_delete=models.PROTECT, related_name="grants", verbose_name=_("feature")

@@ -30,18 +30,18 @@ def meter_values(cleaned: dict) -> dict:
     return values
 
 
-FILTERS_HELP = (
+FILTERS_HELP = _(
     "One property per line: its name, a colon, then the values it may have, separated "
     "by commas, e.g. model: gpt-4o, gpt-4o-mini (true and false in lower case). Only "
     "events whose property has one of these values count. Empty: every event of the "
     "event name counts."
 )
-FILTERS_FIXED_HELP = (
+FILTERS_FIXED_HELP = _(
     "These filters hold a name or value the lines cannot write (a colon in a name; a "
     "comma, an edge space or nothing in a value): they are kept as they are here; "
     "change them through the API (PATCH /api/v1/meters/<code>)."
 )
-FILTERS_ERROR = "Write each line as a property, a colon and its values, e.g. model: gpt-4o, o1"
+FILTERS_ERROR = _("Write each line as a property, a colon and its values, e.g. model: gpt-4o, o1")
 
 
 def filters_text(filters: dict) -> str:

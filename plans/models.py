@@ -368,7 +368,7 @@ class TaxRate(models.Model):
         verbose_name=_("country"),
     )
     is_default = models.BooleanField(
-        "default",
+        _("default"),
         default=False,
         help_text=_("Charged to every customer without tax rates of its own."),
     )
@@ -547,7 +547,9 @@ class PriceSimulationRow(models.Model):
     simulation = models.ForeignKey(
         PriceSimulation, on_delete=models.CASCADE, related_name="rows", verbose_name=_("simulation")
     )
-    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="+", verbose_name=_("customer")
+    )
     current_version_label = models.CharField(
         max_length=255, verbose_name=_("current version label")
     )

@@ -77,8 +77,8 @@ class BlockInline(ReadOnlyInline):
     ]
     readonly_fields = fields
     ordering = ["priority", "expires_at", "created_at", "id"]
-    amount_text = wallet_amount_column("amount", "amount")
-    remaining_text = wallet_amount_column("remaining", "remaining")
+    amount_text = wallet_amount_column("amount", _("amount"))
+    remaining_text = wallet_amount_column("remaining", _("remaining"))
 
     @admin.display(description=_("price paid"))
     def price_paid_text(self, block: CreditBlock) -> str:
@@ -99,9 +99,9 @@ class LedgerInline(ReadOnlyInline):
     ]
     readonly_fields = fields
     ordering = ["-id"]
-    amount_text = wallet_amount_column("amount", "amount")
-    balance_after_text = wallet_amount_column("balance_after", "balance after")
-    quantity_text = quantity_column("quantity", "quantity")
+    amount_text = wallet_amount_column("amount", _("amount"))
+    balance_after_text = wallet_amount_column("balance_after", _("balance after"))
+    quantity_text = quantity_column("quantity", _("quantity"))
     verbose_name_plural = _("ledger (newest first)")
 
 
@@ -110,7 +110,7 @@ class AutoTopUpInline(ReadOnlyInline):
     related = ("wallet", "pack")
     fields = ["enabled", "threshold_text", "pack", "updated_at"]
     readonly_fields = fields
-    threshold_text = quantity_column("threshold", "below (credits)")
+    threshold_text = quantity_column("threshold", _("below (credits)"))
 
 
 class WalletCreateForm(forms.ModelForm):
@@ -340,8 +340,8 @@ class UncoveredUsageAdmin(RecordAdmin):
         "shortfall_text",
         "wallet",
     ]
-    quantity_text = quantity_column("quantity", "quantity")
-    shortfall_text = wallet_amount_column("shortfall", "shortfall")
+    quantity_text = quantity_column("quantity", _("quantity"))
+    shortfall_text = wallet_amount_column("shortfall", _("shortfall"))
     # The record's page: the same words as the list.
     fields = ["occurred_at", "customer", "wallet", "meter", "quantity_text", "shortfall_text"]
     readonly_fields = fields
@@ -362,8 +362,8 @@ class LedgerEntryAdmin(UncoveredUsageAdmin):
         "meter",
         "block",
     ]
-    amount_text = wallet_amount_column("amount", "amount")
-    balance_after_text = wallet_amount_column("balance_after", "balance after")
+    amount_text = wallet_amount_column("amount", _("amount"))
+    balance_after_text = wallet_amount_column("balance_after", _("balance after"))
     fields = [
         "occurred_at",
         "wallet",

@@ -19,7 +19,10 @@ class Wallet(models.Model):
     KINDS = [(CREDITS, "Credits"), (MONEY, "Money")]
 
     customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.PROTECT, related_name="wallets"
+        "customers.Customer",
+        on_delete=models.PROTECT,
+        related_name="wallets",
+        verbose_name=_("customer"),
     )
     kind = models.CharField(max_length=8, choices=KINDS, verbose_name=_("kind"))
     # Empty for the credit wallet; the ISO code of a money wallet.
@@ -104,10 +107,20 @@ class CreditBlock(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True, verbose_name=_("expires at"))
     expired_at = models.DateTimeField(null=True, blank=True, verbose_name=_("expired at"))
     pack = models.ForeignKey(
-        "plans.CreditPack", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "plans.CreditPack",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("pack"),
     )
     invoice = models.ForeignKey(
-        "invoices.Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "invoices.Invoice",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("invoice"),
     )
     subscription = models.ForeignKey(
         "billing.Subscription",
@@ -115,6 +128,7 @@ class CreditBlock(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        verbose_name=_("subscription"),
     )
     # For a plan's credits: the period they were granted for (one grant a period).
     period_start = models.DateTimeField(null=True, blank=True, verbose_name=_("period start"))
@@ -198,7 +212,12 @@ class LedgerEntry(models.Model):
     # The credit note that took back what this entry takes out (`credit_note`, and
     # `void` since credit notes took back what they credit).
     credit_note = models.ForeignKey(
-        "invoices.CreditNote", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "invoices.CreditNote",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("credit note"),
     )
     meter = models.CharField(max_length=255, blank=True, default="", verbose_name=_("meter"))
     # Units of the meter behind a usage entry (e.g. 80 runs for 80 credits).
@@ -229,7 +248,9 @@ class UncoveredUsage(models.Model):
     wallet = models.ForeignKey(
         Wallet, on_delete=models.PROTECT, related_name="uncovered", verbose_name=_("wallet")
     )
-    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="+", verbose_name=_("customer")
+    )
     meter = models.CharField(max_length=255, verbose_name=_("meter"))
     quantity = models.DecimalField(
         **AMOUNT, help_text=_("Units not paid for."), verbose_name=_("quantity")
@@ -257,7 +278,9 @@ class AutoTopUp(models.Model):
     )
     enabled = models.BooleanField(default=True, verbose_name=_("enabled"))
     threshold = models.DecimalField(**AMOUNT, verbose_name=_("threshold"))
-    pack = models.ForeignKey("plans.CreditPack", on_delete=models.PROTECT, related_name="+")
+    pack = models.ForeignKey(
+        "plans.CreditPack", on_delete=models.PROTECT, related_name="+", verbose_name=_("pack")
+    )
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     history = audit_history()
