@@ -39,7 +39,7 @@ class Subscription(models.Model):
 
     ANNIVERSARY = "anniversary"
     CALENDAR = "calendar"
-    ANCHORS = [(ANNIVERSARY, "Anniversary of the start"), (CALENDAR, "Calendar month")]
+    ANCHORS = [(ANNIVERSARY, _("Anniversary of the start")), (CALENDAR, _("Calendar month"))]
 
     customer = models.ForeignKey(
         Customer, on_delete=models.PROTECT, related_name="subscriptions", verbose_name=_("customer")
