@@ -1,6 +1,7 @@
 """A coupon redeemed on a subscription (re-exported by billing.models)."""
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Discount(models.Model):
@@ -12,15 +13,24 @@ class Discount(models.Model):
     most (a partial unique constraint backs it)."""
 
     subscription = models.ForeignKey(
-        "billing.Subscription", on_delete=models.PROTECT, related_name="discounts"
+        "billing.Subscription",
+        on_delete=models.PROTECT,
+        related_name="discounts",
+        verbose_name=_("subscription"),
     )
-    coupon = models.ForeignKey("plans.Coupon", on_delete=models.PROTECT, related_name="discounts")
-    periods_applied = models.PositiveIntegerField(default=0)
-    periods_left = models.PositiveIntegerField(null=True, blank=True)
-    created_at = models.DateTimeField()
-    ended_at = models.DateTimeField(null=True, blank=True)
+    coupon = models.ForeignKey(
+        "plans.Coupon", on_delete=models.PROTECT, related_name="discounts", verbose_name=_("coupon")
+    )
+    periods_applied = models.PositiveIntegerField(default=0, verbose_name=_("periods applied"))
+    periods_left = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name=_("periods left")
+    )
+    created_at = models.DateTimeField(verbose_name=_("created at"))
+    ended_at = models.DateTimeField(null=True, blank=True, verbose_name=_("ended at"))
 
     class Meta:
+        verbose_name = _("discount")
+        verbose_name_plural = _("discounts")
         ordering = ["subscription", "-id"]
         constraints = [
             models.UniqueConstraint(

@@ -39,35 +39,51 @@ class Subscription(models.Model):
 
     ANNIVERSARY = "anniversary"
     CALENDAR = "calendar"
-    ANCHORS = [(ANNIVERSARY, "Anniversary of the start"), (CALENDAR, "Calendar month")]
+    ANCHORS = [(ANNIVERSARY, _("Anniversary of the start")), (CALENDAR, _("Calendar month"))]
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
-    version = models.ForeignKey(
-        "plans.PlanVersion", on_delete=models.PROTECT, related_name="subscriptions"
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="subscriptions", verbose_name=_("customer")
     )
-    status = models.CharField(max_length=16, choices=STATUSES, db_index=True)
-    billing_anchor = models.CharField(max_length=16, choices=ANCHORS, default=ANNIVERSARY)
-    started_at = models.DateTimeField()
+    version = models.ForeignKey(
+        "plans.PlanVersion",
+        on_delete=models.PROTECT,
+        related_name="subscriptions",
+        verbose_name=_("version"),
+    )
+    status = models.CharField(
+        max_length=16, choices=STATUSES, db_index=True, verbose_name=_("status")
+    )
+    billing_anchor = models.CharField(
+        max_length=16, choices=ANCHORS, default=ANNIVERSARY, verbose_name=_("billing anchor")
+    )
+    started_at = models.DateTimeField(verbose_name=_("started at"))
     # Periods are counted from here: the start, or the end of a trial.
-    anchor_at = models.DateTimeField()
-    trial_end = models.DateTimeField(null=True, blank=True)
-    current_period_start = models.DateTimeField()
-    current_period_end = models.DateTimeField()
-    seats = models.PositiveIntegerField(default=1)
+    anchor_at = models.DateTimeField(verbose_name=_("anchor at"))
+    trial_end = models.DateTimeField(null=True, blank=True, verbose_name=_("trial end"))
+    current_period_start = models.DateTimeField(verbose_name=_("current period start"))
+    current_period_end = models.DateTimeField(verbose_name=_("current period end"))
+    seats = models.PositiveIntegerField(default=1, verbose_name=_("seats"))
     # Usage before this (an immediate plan change) was billed already.
-    usage_from = models.DateTimeField(null=True, blank=True)
+    usage_from = models.DateTimeField(null=True, blank=True, verbose_name=_("usage from"))
     # Applied by the close at the end of the current period.
     scheduled_version = models.ForeignKey(
-        "plans.PlanVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "plans.PlanVersion",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("scheduled version"),
     )
-    cancel_at_period_end = models.BooleanField(default=False)
+    cancel_at_period_end = models.BooleanField(
+        default=False, verbose_name=_("cancel at period end")
+    )
     # A deal: the version's terms this subscription replaces (plans.overrides), and
     # those that replace them from the next period (None: no change then).
-    overrides = models.JSONField(default=dict, blank=True)
-    next_overrides = models.JSONField(null=True, blank=True)
-    canceled_at = models.DateTimeField(null=True, blank=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    overrides = models.JSONField(default=dict, blank=True, verbose_name=_("overrides"))
+    next_overrides = models.JSONField(null=True, blank=True, verbose_name=_("next overrides"))
+    canceled_at = models.DateTimeField(null=True, blank=True, verbose_name=_("canceled at"))
+    ended_at = models.DateTimeField(null=True, blank=True, verbose_name=_("ended at"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     history = audit_history()
 
@@ -134,20 +150,35 @@ class SubscriptionChange(models.Model):
         (CANCEL, "Cancel"),
     ]
 
-    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="changes")
-    kind = models.CharField(max_length=16, choices=KINDS)
+    subscription = models.ForeignKey(
+        Subscription,
+        on_delete=models.PROTECT,
+        related_name="changes",
+        verbose_name=_("subscription"),
+    )
+    kind = models.CharField(max_length=16, choices=KINDS, verbose_name=_("kind"))
     from_version = models.ForeignKey(
-        "plans.PlanVersion", on_delete=models.PROTECT, null=True, related_name="+"
+        "plans.PlanVersion",
+        on_delete=models.PROTECT,
+        null=True,
+        related_name="+",
+        verbose_name=_("from version"),
     )
     to_version = models.ForeignKey(
-        "plans.PlanVersion", on_delete=models.PROTECT, null=True, related_name="+"
+        "plans.PlanVersion",
+        on_delete=models.PROTECT,
+        null=True,
+        related_name="+",
+        verbose_name=_("to version"),
     )
-    effective_at = models.DateTimeField()
-    how = models.CharField(max_length=16, blank=True, default="")
-    details = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    effective_at = models.DateTimeField(verbose_name=_("effective at"))
+    how = models.CharField(max_length=16, blank=True, default="", verbose_name=_("how"))
+    details = models.JSONField(default=dict, blank=True, verbose_name=_("details"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("subscription change")
+        verbose_name_plural = _("subscription changes")
         ordering = ["subscription", "id"]
 
     def __str__(self) -> str:
@@ -169,22 +200,29 @@ class PlanMigration(models.Model):
     PERIOD_END = "period_end"
     EFFECTIVE = [(IMMEDIATE, "Now, prorated"), (PERIOD_END, "At the end of each period")]
 
-    token = models.UUIDField(unique=True, editable=False)
+    token = models.UUIDField(unique=True, editable=False, verbose_name=_("token"))
     to_version = models.ForeignKey(
-        "plans.PlanVersion", on_delete=models.PROTECT, related_name="+", verbose_name="target"
+        "plans.PlanVersion", on_delete=models.PROTECT, related_name="+", verbose_name=_("target")
     )
-    effective = models.CharField(max_length=16, choices=EFFECTIVE)
+    effective = models.CharField(max_length=16, choices=EFFECTIVE, verbose_name=_("effective"))
     # The moment of an immediate change, fixed by the preview; none at period end.
-    at = models.DateTimeField(null=True, blank=True)
+    at = models.DateTimeField(null=True, blank=True, verbose_name=_("at"))
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
     )
-    status = models.CharField(max_length=16, choices=STATUSES, default=PENDING)
-    total = models.PositiveIntegerField(default=0)
+    status = models.CharField(
+        max_length=16, choices=STATUSES, default=PENDING, verbose_name=_("status")
+    )
+    total = models.PositiveIntegerField(default=0, verbose_name=_("total"))
     # Items finished, whatever their outcome (done, skipped or failed).
-    done_count = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    done_count = models.PositiveIntegerField(default=0, verbose_name=_("done count"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
 
     class Meta:
         verbose_name = _("plan migration")
@@ -205,24 +243,50 @@ class PlanMigrationItem(models.Model):
     FAILED = "failed"
     STATUSES = [(PENDING, "Pending"), (DONE, "Done"), (SKIPPED, "Skipped"), (FAILED, "Failed")]
 
-    migration = models.ForeignKey(PlanMigration, on_delete=models.CASCADE, related_name="items")
-    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="+")
-    from_version = models.ForeignKey(
-        "plans.PlanVersion", on_delete=models.PROTECT, related_name="+"
+    migration = models.ForeignKey(
+        PlanMigration, on_delete=models.CASCADE, related_name="items", verbose_name=_("migration")
     )
-    status = models.CharField(max_length=16, choices=STATUSES, default=PENDING)
-    message = models.CharField(max_length=500, blank=True, default="")
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, related_name="+", verbose_name=_("subscription")
+    )
+    from_version = models.ForeignKey(
+        "plans.PlanVersion",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("from version"),
+    )
+    status = models.CharField(
+        max_length=16, choices=STATUSES, default=PENDING, verbose_name=_("status")
+    )
+    message = models.CharField(max_length=500, blank=True, default="", verbose_name=_("message"))
     invoice = models.ForeignKey(
-        "invoices.Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "invoices.Invoice",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("invoice"),
     )
     # Immediate: usage so far, credit, charge; period end: the next period's fixed fees.
-    preview_usage = models.DecimalField(**MONEY, null=True, blank=True)
-    preview_credit = models.DecimalField(**MONEY, null=True, blank=True)
-    preview_charge = models.DecimalField(**MONEY, null=True, blank=True)
-    preview_next_fees = models.DecimalField(**MONEY, null=True, blank=True)
-    preview_total = models.DecimalField(**MONEY, null=True, blank=True)
+    preview_usage = models.DecimalField(
+        **MONEY, null=True, blank=True, verbose_name=_("preview usage")
+    )
+    preview_credit = models.DecimalField(
+        **MONEY, null=True, blank=True, verbose_name=_("preview credit")
+    )
+    preview_charge = models.DecimalField(
+        **MONEY, null=True, blank=True, verbose_name=_("preview charge")
+    )
+    preview_next_fees = models.DecimalField(
+        **MONEY, null=True, blank=True, verbose_name=_("preview next fees")
+    )
+    preview_total = models.DecimalField(
+        **MONEY, null=True, blank=True, verbose_name=_("preview total")
+    )
 
     class Meta:
+        verbose_name = _("plan migration item")
+        verbose_name_plural = _("plan migration items")
         ordering = ["migration", "id"]
         constraints = [
             models.UniqueConstraint(
@@ -246,22 +310,24 @@ class Alert(models.Model):
     SPEND_LIMIT = "spend_limit"
     PAYMENT_FAILED = "payment_failed"
     KINDS = [
-        (USAGE_THRESHOLD, "Usage threshold"),
-        (LOW_BALANCE, "Low balance"),
-        (AUTO_TOP_UP, "Auto top-up"),
-        (SPEND_LIMIT, "Spend limit"),
-        (PAYMENT_FAILED, "Payment failed"),
+        (USAGE_THRESHOLD, _("Usage threshold")),
+        (LOW_BALANCE, _("Low balance")),
+        (AUTO_TOP_UP, _("Auto top-up")),
+        (SPEND_LIMIT, _("Spend limit")),
+        (PAYMENT_FAILED, _("Payment failed")),
     ]
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="alerts")
-    kind = models.CharField(max_length=32, choices=KINDS)
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="alerts", verbose_name=_("customer")
+    )
+    kind = models.CharField(max_length=32, choices=KINDS, verbose_name=_("kind"))
     # The billing period the alert belongs to; the next period arms it again.
-    period_start = models.DateTimeField()
+    period_start = models.DateTimeField(verbose_name=_("period start"))
     # What fired within the period, e.g. "prompts:75", "spend_limit", "credits".
-    key = models.CharField(max_length=255)
-    payload = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField()
-    emailed_at = models.DateTimeField(null=True, blank=True)
+    key = models.CharField(max_length=255, verbose_name=_("key"))
+    payload = models.JSONField(default=dict, blank=True, verbose_name=_("payload"))
+    created_at = models.DateTimeField(verbose_name=_("created at"))
+    emailed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("emailed at"))
 
     class Meta:
         verbose_name = _("alert")
@@ -302,12 +368,15 @@ class AlertTeamRecipient(models.Model):
     the kinds chosen (an account owner who wants to know when a customer nears its
     cap or its spend limit)."""
 
-    email = models.EmailField(unique=True)
+    email = models.EmailField(unique=True, verbose_name=_("email"))
     kinds = models.JSONField(
-        default=list, blank=True, help_text="The alert kinds copied to this address."
+        default=list,
+        blank=True,
+        help_text=_("The alert kinds copied to this address."),
+        verbose_name=_("kinds"),
     )
-    active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    active = models.BooleanField(default=True, verbose_name=_("active"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
         verbose_name = _("alert recipient on the team")
@@ -323,15 +392,25 @@ class WebhookEndpoint(models.Model):
 
     url = models.URLField(
         max_length=2000,
-        help_text="https:// on a public address (http:// only to BILLING_WEBHOOK_ALLOWED_HOSTS).",
+        help_text=_(
+            "https:// on a public address (http:// only to BILLING_WEBHOOK_ALLOWED_HOSTS)."
+        ),
+        verbose_name=_("url"),
     )
-    secret = models.CharField(max_length=100, default=webhook_secret, editable=False)
-    enabled = models.BooleanField(default=True)
+    secret = models.CharField(
+        max_length=100, default=webhook_secret, editable=False, verbose_name=_("secret")
+    )
+    enabled = models.BooleanField(default=True, verbose_name=_("enabled"))
     event_types = models.JSONField(
-        default=list, blank=True, help_text="The event types sent here; empty: every type."
+        default=list,
+        blank=True,
+        help_text=_("The event types sent here; empty: every type."),
+        verbose_name=_("event types"),
     )
-    description = models.CharField(max_length=255, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
+    description = models.CharField(
+        max_length=255, blank=True, default="", verbose_name=_("description")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
         verbose_name = _("webhook endpoint")
@@ -368,22 +447,34 @@ class WebhookDelivery(models.Model):
     STATUSES = [(PENDING, "Pending"), (SUCCEEDED, "Succeeded"), (FAILED, "Failed")]
 
     endpoint = models.ForeignKey(
-        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+        WebhookEndpoint,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        verbose_name=_("endpoint"),
     )
     alert = models.ForeignKey(
-        Alert, on_delete=models.PROTECT, null=True, blank=True, related_name="deliveries"
+        Alert,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+        verbose_name=_("alert"),
     )
-    event_type = models.CharField(max_length=100)
+    event_type = models.CharField(max_length=100, verbose_name=_("event type"))
     # The event's id in the body: the same for every endpoint and every attempt.
-    event_id = models.CharField(max_length=100)
-    body = models.TextField()
-    status = models.CharField(max_length=16, choices=STATUSES, default=PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    last_status_code = models.PositiveIntegerField(null=True, blank=True)
-    last_error = models.TextField(blank=True, default="")
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField()
+    event_id = models.CharField(max_length=100, verbose_name=_("event id"))
+    body = models.TextField(verbose_name=_("body"))
+    status = models.CharField(
+        max_length=16, choices=STATUSES, default=PENDING, verbose_name=_("status")
+    )
+    attempts = models.PositiveIntegerField(default=0, verbose_name=_("attempts"))
+    next_attempt_at = models.DateTimeField(null=True, blank=True, verbose_name=_("next attempt at"))
+    last_status_code = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name=_("last status code")
+    )
+    last_error = models.TextField(blank=True, default="", verbose_name=_("last error"))
+    delivered_at = models.DateTimeField(null=True, blank=True, verbose_name=_("delivered at"))
+    created_at = models.DateTimeField(verbose_name=_("created at"))
 
     class Meta:
         verbose_name = _("webhook delivery")

@@ -3,6 +3,7 @@ and types numbers in (config.user_language)."""
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from billing.core.customer_text import DEFAULT_LANGUAGE, LANGUAGES
 
@@ -17,17 +18,22 @@ class UserLanguage(models.Model):
         on_delete=models.CASCADE,
         primary_key=True,
         related_name="admin_language",
+        verbose_name=_("user"),
     )
     language = models.CharField(
         max_length=8,
         choices=list(LANGUAGES.items()),
         default=DEFAULT_LANGUAGE,
-        help_text="The admin's words, dates and numbers: 1,234.50 (English), "
-        "1 234,50 (Français), 1.234,50 (Deutsch).",
+        help_text=_(
+            "The admin's words, dates and numbers: 1,234.50 (English), "
+            "1 234,50 (Français), 1.234,50 (Deutsch)."
+        ),
+        verbose_name=_("language"),
     )
 
     class Meta:
-        verbose_name = "admin language"
+        verbose_name = _("admin language")
+        verbose_name_plural = _("admin languages")
 
     def __str__(self):
         return LANGUAGES.get(self.language, self.language)

@@ -238,13 +238,13 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
             who.append("created_display")
         return [
             (None, {"fields": who}),
-            ("Address", {"fields": ADDRESS_NAMES}),
+            (_("Address"), {"fields": ADDRESS_NAMES}),
             (
-                "Spending",
+                _("Spending"),
                 {"fields": ["spend_limit", "spend_limit_mode", "alert_thresholds"]},
             ),
             (
-                "Invoicing",
+                _("Invoicing"),
                 {
                     "fields": [
                         "tax_id",
@@ -307,7 +307,7 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
         session = portal_session_create(customer=customer, now=timezone.now())
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Portal link for {customer.name}",
+            "title": gettext("Portal link for {name}").format(name=customer.name),
             "opts": self.opts,
             "original": customer,
             "portal_url": request.build_absolute_uri(reverse("portal", args=[session.token])),
@@ -348,7 +348,8 @@ class ApiKeyForm(forms.ModelForm):
         choices=[(s, s) for s in ApiKey.SCOPES],
         widget=forms.CheckboxSelectMultiple,
         initial=list(ApiKey.SCOPES),
-        help_text="events:write posts usage; read reads; admin may do everything.",
+        help_text=_("events:write posts usage; read reads; admin may do everything."),
+        label=_("Scopes"),
     )
 
     class Meta:

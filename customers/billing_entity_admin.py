@@ -25,9 +25,12 @@ LINES = forms.Textarea(attrs={"rows": 4, "cols": 60})
 class BillingEntityForm(ServiceValidatedForm):
     country = forms.ChoiceField(
         choices=[],
-        help_text="Where it is established: a customer in another country gets its country "
-        "printed, and EU VAT rules compare the two.",
+        help_text=_(
+            "Where it is established: a customer in another country gets its country "
+            "printed, and EU VAT rules compare the two."
+        ),
         error_messages={"invalid_choice": "Pick a country from the list."},
+        label=_("Country"),
     )
 
     class Meta:
@@ -108,11 +111,11 @@ class BillingEntityAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     search_fields = ["legal_name", "code", "tax_id"]
     fieldsets = [
         (None, {"fields": ["legal_name", "code", "is_default"]}),
-        ("Address", {"fields": ["address_lines", "country"]}),
-        ("Tax and registration", {"fields": ["tax_id", "registration_id"]}),
-        ("Bank details", {"fields": ["bank_name", "iban", "bic", "payment_instructions"]}),
+        (_("Address"), {"fields": ["address_lines", "country"]}),
+        (_("Tax and registration"), {"fields": ["tax_id", "registration_id"]}),
+        (_("Bank details"), {"fields": ["bank_name", "iban", "bic", "payment_instructions"]}),
         (
-            "Documents",
+            _("Documents"),
             {
                 "fields": [
                     "logo",
@@ -122,8 +125,10 @@ class BillingEntityAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
                     "email",
                     "sender_email",
                 ],
-                "description": "A change shows on the documents issued from now on; those "
-                "already issued keep the seller they were issued with.",
+                "description": _(
+                    "A change shows on the documents issued from now on; those "
+                    "already issued keep the seller they were issued with."
+                ),
             },
         ),
     ]

@@ -9,6 +9,8 @@ from decimal import Decimal
 
 from django import forms
 from django.conf import settings
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from billing.core import customer_text
 from billing.core.admin_fields import country_choices, currency_choices
@@ -22,12 +24,12 @@ from plans.validation import validate_customer
 
 # The address's form fields, in the order of an envelope, by the key the API uses.
 ADDRESS_FIELDS = {
-    "line1": ("address_line1", "Address line 1"),
-    "line2": ("address_line2", "Address line 2"),
-    "city": ("address_city", "City"),
-    "postal_code": ("address_postal_code", "Postal code"),
-    "state": ("address_state", "State / region"),
-    "country": ("address_country", "Country"),
+    "line1": ("address_line1", _("Address line 1")),
+    "line2": ("address_line2", _("Address line 2")),
+    "city": ("address_city", _("City")),
+    "postal_code": ("address_postal_code", _("Postal code")),
+    "state": ("address_state", _("State / region")),
+    "country": ("address_country", _("Country")),
 }
 
 # Commas separate the items; semicolons and line breaks are taken as well.
@@ -52,8 +54,8 @@ def _decimal_comma() -> bool:
 
 def _separated() -> str:
     if _decimal_comma():
-        return "separated by semicolons, e.g. 50; 75,5; 100"
-    return "separated by commas, e.g. 50, 80, 100"
+        return gettext("separated by semicolons, e.g. 50; 75,5; 100")
+    return gettext("separated by commas, e.g. 50, 80, 100")
 
 
 def thresholds_text(values) -> str:
@@ -88,7 +90,7 @@ def address_from(values: dict) -> dict:
     """The address the API stores, from the form's fields: the keys filled in,
     each trimmed; {} for none."""
     address = {}
-    for key, (name, _) in ADDRESS_FIELDS.items():
+    for key, (name, _label) in ADDRESS_FIELDS.items():
         value = (values.get(name) or "").strip()
         if value:
             address[key] = value
@@ -108,49 +110,54 @@ WIDE = forms.TextInput(attrs={"class": "vTextField"})
 class CustomerForm(ServiceValidatedForm):
     currency = forms.ChoiceField(
         choices=[],
-        help_text="What its invoices, wallets and subscriptions are in; fixed once saved.",
+        help_text=_("What its invoices, wallets and subscriptions are in; fixed once saved."),
+        label=_("Currency"),
     )
-    address_line1 = forms.CharField(required=False, label="Address line 1", widget=WIDE)
-    address_line2 = forms.CharField(required=False, label="Address line 2", widget=WIDE)
-    address_city = forms.CharField(required=False, label="City", widget=WIDE)
-    address_postal_code = forms.CharField(required=False, label="Postal code")
-    address_state = forms.CharField(required=False, label="State / region")
+    address_line1 = forms.CharField(required=False, label=_("Address line 1"), widget=WIDE)
+    address_line2 = forms.CharField(required=False, label=_("Address line 2"), widget=WIDE)
+    address_city = forms.CharField(required=False, label=_("City"), widget=WIDE)
+    address_postal_code = forms.CharField(required=False, label=_("Postal code"))
+    address_state = forms.CharField(required=False, label=_("State / region"))
     address_country = forms.ChoiceField(
         choices=[],
         required=False,
-        label="Country",
-        help_text="Also picks the tax rates marked default for that country.",
+        label=_("Country"),
+        help_text=_("Also picks the tax rates marked default for that country."),
         error_messages={"invalid_choice": "Pick a country from the list."},
     )
     spend_limit = ExactDecimalField(
         max_digits=28,
         decimal_places=10,
         required=False,
-        help_text="Most the customer may spend in one period, in its currency. Empty: no limit.",
+        help_text=_("Most the customer may spend in one period, in its currency. Empty: no limit."),
+        label=_("Spend limit"),
     )
     alert_thresholds = forms.CharField(
         required=False,
-        label="Usage alert thresholds (%)",
+        label=_("Usage alert thresholds (%)"),
         help_text="",
     )
     invoice_emails = forms.CharField(
         required=False,
         widget=WIDE,
-        label="Invoice recipients",
+        label=_("Invoice recipients"),
         help_text=(
-            "Email addresses finalized invoices and credit notes are sent to, separated "
-            "by commas, e.g. ap@acme.test, finance@acme.test."
+            _(
+                "Email addresses finalized invoices and credit notes are sent to, separated "
+                "by commas, e.g. ap@acme.test, finance@acme.test."
+            )
         ),
     )
     tax_rates = forms.ModelMultipleChoiceField(
         queryset=TaxRate.objects.filter(active=True),
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="Charged on the customer's invoices. None: the rates marked default.",
+        help_text=_("Charged on the customer's invoices. None: the rates marked default."),
+        label=_("Tax rates"),
     )
 
     # The domain's paths to the form's fields.
-    field_map = {f"address.{key}": name for key, (name, _) in ADDRESS_FIELDS.items()}
+    field_map = {f"address.{key}": name for key, (name, _label) in ADDRESS_FIELDS.items()}
 
     class Meta:
         model = Customer
@@ -172,17 +179,17 @@ class CustomerForm(ServiceValidatedForm):
             "billing_entity",
         ]
         labels = {
-            "billing_entity": "Billed by",
-            "external_id": "External ID",
-            "tax_id": "Tax ID",
-            "timezone": "Time zone",
-            "payment_terms_days": "Payment terms (days)",
-            "locale": "Invoice language",
-            "tax_exempt": "Tax",
+            "billing_entity": _("Billed by"),
+            "external_id": _("External ID"),
+            "tax_id": _("Tax ID"),
+            "timezone": _("Time zone"),
+            "payment_terms_days": _("Payment terms (days)"),
+            "locale": _("Invoice language"),
+            "tax_exempt": _("Tax"),
         }
         help_texts = {
-            "external_id": "How the API and the usage events name this customer, e.g. acme.",
-            "timezone": "Its periods and invoice dates follow it, e.g. Europe/Paris.",
+            "external_id": _("How the API and the usage events name this customer, e.g. acme."),
+            "timezone": _("Its periods and invoice dates follow it, e.g. Europe/Paris."),
         }
 
     def __init__(self, *args, **kwargs):
@@ -200,19 +207,19 @@ class CustomerForm(ServiceValidatedForm):
             ("", "—"),
             *country_choices(current=country if isinstance(country, str) else ""),
         ]
-        for key, (name, _) in ADDRESS_FIELDS.items():
+        for key, (name, _label) in ADDRESS_FIELDS.items():
             value = address.get(key)
             self.initial.setdefault(name, value if isinstance(value, str) else "")
         if "payment_terms_days" in self.fields:
-            self.fields["payment_terms_days"].help_text = (
+            self.fields["payment_terms_days"].help_text = gettext(
                 "Days from an invoice's finalization to its due date; 0: due at once. "
-                f"Empty: the default, {settings.BILLING_PAYMENT_TERMS_DAYS} days."
-            )
+                "Empty: the default, {days} days."
+            ).format(days=settings.BILLING_PAYMENT_TERMS_DAYS)
         defaults = thresholds_text(settings.BILLING_ALERT_THRESHOLDS)
-        self.fields["alert_thresholds"].help_text = (
+        self.fields["alert_thresholds"].help_text = gettext(
             "Percentages of a plan's included units (its allowance of a meter) at which "
-            f"a usage alert is sent, {_separated()}. Empty: {defaults}."
-        )
+            "a usage alert is sent, {separated}. Empty: {defaults}."
+        ).format(separated=_separated(), defaults=defaults)
         # Stored as lists, typed as text.
         for name, as_text in (("alert_thresholds", thresholds_text), ("invoice_emails", ", ".join)):
             if isinstance(self.initial.get(name), list):

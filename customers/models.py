@@ -111,61 +111,86 @@ class BillingEntity(models.Model):
     (invoices.sellers), so a change here shows on the next document only."""
 
     code = models.SlugField(
-        max_length=64, unique=True, help_text="How the API names it, e.g. example_sas."
+        max_length=64,
+        unique=True,
+        help_text=_("How the API names it, e.g. example_sas."),
+        verbose_name=_("code"),
     )
-    legal_name = models.CharField(max_length=255)
+    legal_name = models.CharField(max_length=255, verbose_name=_("legal name"))
     address_lines = models.TextField(
-        blank=True, default="", help_text="The postal address as printed, one line per line."
+        blank=True,
+        default="",
+        help_text=_("The postal address as printed, one line per line."),
+        verbose_name=_("address lines"),
     )
     country = models.CharField(
         max_length=2,
-        help_text="ISO 3166-1 code, e.g. FR: a customer elsewhere gets its country printed.",
+        help_text=_("ISO 3166-1 code, e.g. FR: a customer elsewhere gets its country printed."),
+        verbose_name=_("country"),
     )
     tax_id = models.CharField(
-        "VAT number / tax ID", max_length=64, blank=True, default="", help_text="e.g. FR40303265045"
-    )
-    registration_id = models.CharField(
-        "Company registration number",
+        _("VAT number / tax ID"),
         max_length=64,
         blank=True,
         default="",
-        help_text="e.g. SIREN, Handelsregister or Companies House number.",
+        help_text=_("e.g. FR40303265045"),
     )
-    bank_name = models.CharField(max_length=128, blank=True, default="")
+    registration_id = models.CharField(
+        _("Company registration number"),
+        max_length=64,
+        blank=True,
+        default="",
+        help_text=_("e.g. SIREN, Handelsregister or Companies House number."),
+    )
+    bank_name = models.CharField(
+        max_length=128, blank=True, default="", verbose_name=_("bank name")
+    )
     iban = models.CharField("IBAN", max_length=42, blank=True, default="")
     bic = models.CharField("BIC", max_length=11, blank=True, default="")
     logo = models.ImageField(
-        upload_to="billing_entities/", blank=True, default="", help_text="Printed on documents."
+        upload_to="billing_entities/",
+        blank=True,
+        default="",
+        help_text=_("Printed on documents."),
+        verbose_name=_("logo"),
     )
     email = models.EmailField(
-        "Contact email",
+        _("Contact email"),
         blank=True,
         default="",
-        help_text="Printed on documents; customers' replies to invoice emails go here.",
+        help_text=_("Printed on documents; customers' replies to invoice emails go here."),
     )
     sender_email = models.EmailField(
-        "Email sender",
+        _("Email sender"),
         blank=True,
         default="",
-        help_text="The From address of invoice emails. Empty: BILLING_INVOICE_FROM_EMAIL.",
+        help_text=_("The From address of invoice emails. Empty: BILLING_INVOICE_FROM_EMAIL."),
     )
-    payment_instructions = models.TextField(blank=True, default="")
+    payment_instructions = models.TextField(
+        blank=True, default="", verbose_name=_("payment instructions")
+    )
     invoice_footer = models.TextField(
-        blank=True, default="", help_text="Printed at the end of every invoice and credit note."
+        blank=True,
+        default="",
+        help_text=_("Printed at the end of every invoice and credit note."),
+        verbose_name=_("invoice footer"),
     )
     invoice_prefix = models.CharField(
-        "Invoice number prefix", max_length=12, unique=True, help_text="e.g. INV: INV-2026-000001."
-    )
-    credit_note_prefix = models.CharField(
-        "Credit note number prefix",
+        _("Invoice number prefix"),
         max_length=12,
         unique=True,
-        help_text="e.g. CN: CN-2026-000001.",
+        help_text=_("e.g. INV: INV-2026-000001."),
+    )
+    credit_note_prefix = models.CharField(
+        _("Credit note number prefix"),
+        max_length=12,
+        unique=True,
+        help_text=_("e.g. CN: CN-2026-000001."),
     )
     is_default = models.BooleanField(
-        "Default seller",
+        _("Default seller"),
         default=False,
-        help_text="The seller of every customer that names none. Exactly one is.",
+        help_text=_("The seller of every customer that names none. Exactly one is."),
     )
 
     history = audit_history()
@@ -220,84 +245,108 @@ class BillingEntity(models.Model):
 class Customer(models.Model):
     """A customer of the AI product, addressed in the API by `external_id`."""
 
-    external_id = models.CharField(max_length=CODE_MAX_LENGTH, unique=True)
-    name = models.CharField(max_length=255)
-    email = models.EmailField(blank=True)
-    currency = models.CharField(max_length=3, help_text="ISO 4217 code, e.g. USD")
-    timezone = models.CharField(max_length=64, default="UTC")
-    address = models.JSONField(default=dict, blank=True)
-    tax_id = models.CharField(max_length=64, blank=True, default="")
+    external_id = models.CharField(
+        max_length=CODE_MAX_LENGTH, unique=True, verbose_name=_("external id")
+    )
+    name = models.CharField(max_length=255, verbose_name=_("name"))
+    email = models.EmailField(blank=True, verbose_name=_("email"))
+    currency = models.CharField(
+        max_length=3, help_text=_("ISO 4217 code, e.g. USD"), verbose_name=_("currency")
+    )
+    timezone = models.CharField(max_length=64, default="UTC", verbose_name=_("timezone"))
+    address = models.JSONField(default=dict, blank=True, verbose_name=_("address"))
+    tax_id = models.CharField(max_length=64, blank=True, default="", verbose_name=_("tax id"))
     spend_limit = models.DecimalField(
         max_digits=28,
         decimal_places=10,
         null=True,
         blank=True,
         validators=[MinValueValidator(0)],
-        help_text="Most the customer may spend in one period, in its currency. Empty: no limit.",
+        help_text=_("Most the customer may spend in one period, in its currency. Empty: no limit."),
+        verbose_name=_("spend limit"),
     )
     SPEND_LIMIT_HARD = "hard"
     SPEND_LIMIT_SOFT = "soft"
     SPEND_LIMIT_MODES = [
-        (SPEND_LIMIT_HARD, "Hard: refuse usage past the limit"),
-        (SPEND_LIMIT_SOFT, "Soft: allow usage past the limit, and alert"),
+        (SPEND_LIMIT_HARD, _("Hard: refuse usage past the limit")),
+        (SPEND_LIMIT_SOFT, _("Soft: allow usage past the limit, and alert")),
     ]
     spend_limit_mode = models.CharField(
-        max_length=8, choices=SPEND_LIMIT_MODES, default=SPEND_LIMIT_HARD
+        max_length=8,
+        choices=SPEND_LIMIT_MODES,
+        default=SPEND_LIMIT_HARD,
+        verbose_name=_("spend limit mode"),
     )
     payment_terms_days = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
         help_text=(
-            "Days from an invoice's finalization to its due date; 0: due at once. "
-            "Empty: the default, BILLING_PAYMENT_TERMS_DAYS."
+            _(
+                "Days from an invoice's finalization to its due date; 0: due at once. "
+                "Empty: the default, BILLING_PAYMENT_TERMS_DAYS."
+            )
         ),
+        verbose_name=_("payment terms days"),
     )
     locale = models.CharField(
         max_length=8,
         choices=LOCALES,
         default="en",
-        help_text="The language of the customer's invoices, credit notes and their emails.",
+        help_text=_("The language of the customer's invoices, credit notes and their emails."),
+        verbose_name=_("locale"),
     )
     TAX_NONE = "none"
     TAX_EXEMPT = "exempt"
     TAX_REVERSE_CHARGE = "reverse_charge"
     TAX_EXEMPTIONS = [
-        (TAX_NONE, "Taxed"),
-        (TAX_EXEMPT, "Exempt: no tax"),
+        (TAX_NONE, _("Taxed")),
+        (TAX_EXEMPT, _("Exempt: no tax")),
         (TAX_REVERSE_CHARGE, "Reverse charge: no tax, the customer accounts for it"),
     ]
-    tax_exempt = models.CharField(max_length=16, choices=TAX_EXEMPTIONS, default=TAX_NONE)
+    tax_exempt = models.CharField(
+        max_length=16, choices=TAX_EXEMPTIONS, default=TAX_NONE, verbose_name=_("tax exempt")
+    )
     billing_entity = models.ForeignKey(
         BillingEntity,
         on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="customers",
-        help_text="The seller on its invoices. Empty: the default billing entity.",
+        help_text=_("The seller on its invoices. Empty: the default billing entity."),
+        verbose_name=_("billing entity"),
     )
     tax_rates = models.ManyToManyField(
         "plans.TaxRate",
         blank=True,
         related_name="customers",
-        help_text="Charged on the customer's invoices. None: the rates marked default.",
+        help_text=_("Charged on the customer's invoices. None: the rates marked default."),
+        verbose_name=_("tax rates"),
     )
     invoice_emails = models.JSONField(
         default=list,
         blank=True,
-        help_text='Where finalized invoices and credit notes are emailed, e.g. ["ap@acme.test"].',
+        help_text=_(
+            'Where finalized invoices and credit notes are emailed, e.g. ["ap@acme.test"].'
+        ),
+        verbose_name=_("invoice emails"),
     )
     alert_thresholds = models.JSONField(
         default=list,
         blank=True,
         help_text=(
-            "Percentages of the included units at which a usage alert fires, e.g. "
-            "[50, 75, 90, 100]. Empty: the BILLING_ALERT_THRESHOLDS setting."
+            _(
+                "Percentages of the included units at which a usage alert fires, e.g. "
+                "[50, 75, 90, 100]. Empty: the BILLING_ALERT_THRESHOLDS setting."
+            )
         ),
+        verbose_name=_("alert thresholds"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     # The Stripe customer (cus_...) payments are collected from; created once, on
     # first use, by invoices.collection. Empty without Stripe.
-    stripe_customer_id = models.CharField(max_length=255, blank=True, default="", editable=False)
+    stripe_customer_id = models.CharField(
+        max_length=255, blank=True, default="", editable=False, verbose_name=_("stripe customer id")
+    )
 
     history = audit_history()
 
@@ -340,12 +389,21 @@ class ApiKey(models.Model):
     SCOPE_ADMIN = "admin"
     SCOPES = (SCOPE_EVENTS_WRITE, SCOPE_READ, SCOPE_ADMIN)
 
-    name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=16, editable=False, help_text="Shown to tell keys apart.")
-    secret_hash = models.CharField(max_length=64, unique=True, editable=False)
-    scopes = models.JSONField(default=list, help_text="Subset of events:write, read, admin.")
-    created_at = models.DateTimeField(auto_now_add=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    prefix = models.CharField(
+        max_length=16,
+        editable=False,
+        help_text=_("Shown to tell keys apart."),
+        verbose_name=_("prefix"),
+    )
+    secret_hash = models.CharField(
+        max_length=64, unique=True, editable=False, verbose_name=_("secret hash")
+    )
+    scopes = models.JSONField(
+        default=list, help_text=_("Subset of events:write, read, admin."), verbose_name=_("scopes")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    revoked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("revoked at"))
 
     history = audit_history()
 

@@ -74,7 +74,7 @@ class BillingEntityFilter(admin.SimpleListFilter):
     """By the seller: the invoices a billing entity issued, and the drafts it will
     issue (sellers.invoices_of_entity)."""
 
-    title = "billing entity"
+    title = _("billing entity")
     parameter_name = "billing_entity"
 
     def lookups(self, request, model_admin):
@@ -174,8 +174,10 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
             },
         ),
         (
-            "Amounts",
+            _("Amounts"),
             {
+                # The template puts the credit notes and payments after it.
+                "classes": ["invoice-amounts"],
                 "fields": [
                     "subtotal_display",
                     "discount_display",
@@ -185,11 +187,11 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
                     "credited_display",
                     "amount_due_display",
                     "amount_paid_display",
-                ]
+                ],
             },
         ),
         (
-            "Dates",
+            _("Dates"),
             {
                 "fields": [
                     "created_display",

@@ -38,14 +38,18 @@ CREDIT_NOTE_TEMPLATE = "admin/invoices/invoice/credit_note_form.html"
 
 
 class CreditNoteForm(forms.Form):
-    reason = forms.ChoiceField(choices=CreditNote.REASONS)
-    memo = forms.CharField(max_length=500, required=False, help_text="Printed on the credit note.")
+    reason = forms.ChoiceField(choices=CreditNote.REASONS, label=_("Reason"))
+    memo = forms.CharField(
+        max_length=500, required=False, help_text=_("Printed on the credit note."), label=_("Memo")
+    )
     refund = forms.BooleanField(
         required=False,
-        label="Refund to the card",
+        label=_("Refund to the card"),
         help_text=(
-            "For an invoice Stripe collected: what was paid goes back to the card through "
-            "Stripe instead of the customer's credit balance."
+            _(
+                "For an invoice Stripe collected: what was paid goes back to the card through "
+                "Stripe instead of the customer's credit balance."
+            )
         ),
     )
 
@@ -156,7 +160,7 @@ def credit_note_view(modeladmin, request, invoice: Invoice):
     rows, chosen = _line_rows(invoice, data)
     context = {
         **modeladmin.admin_site.each_context(request),
-        "title": f"Credit note for {invoice}",
+        "title": gettext("Credit note for {invoice}").format(invoice=invoice),
         "opts": Invoice._meta,
         "original": invoice,
         "invoice": invoice,

@@ -31,8 +31,8 @@ class DocumentEmailInline(RecordInline, admin.TabularInline):
     fk_name = "invoice"
     fields = EMAIL_FIELDS
     readonly_fields = fields
-    verbose_name = "email to the customer"
-    verbose_name_plural = "emails to the customer"
+    verbose_name = _("email to the customer")
+    verbose_name_plural = _("emails to the customer")
 
     @admin.display(description=_("recipients"))
     def recipients_display(self, email):

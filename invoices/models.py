@@ -65,17 +65,24 @@ class Invoice(models.Model):
         null=True,
         blank=True,
         related_name="invoices",
+        verbose_name=_("subscription"),
     )
     reason = models.CharField(_("reason"), max_length=16, choices=REASONS)
     status = models.CharField(
-        _("status"), max_length=16, choices=STATUSES, default=DRAFT, db_index=True
+        _("status"),
+        max_length=16,
+        choices=STATUSES,
+        default=DRAFT,
+        db_index=True,
     )
-    number = models.CharField(max_length=32, null=True, blank=True, unique=True)
+    number = models.CharField(
+        max_length=32, null=True, blank=True, unique=True, verbose_name=_("number")
+    )
     currency = models.CharField(_("currency"), max_length=3)
     period_start = models.DateTimeField(_("period start"))
-    period_end = models.DateTimeField()
+    period_end = models.DateTimeField(verbose_name=_("period end"))
     # The customer's billing details when the invoice was written.
-    customer_snapshot = models.JSONField(default=dict)
+    customer_snapshot = models.JSONField(default=dict, verbose_name=_("customer snapshot"))
     # The seller (its billing entity) as it was when the invoice was finalized
     # (invoices.sellers); {} on a draft, which shows its customer's entity now.
     billing_entity = models.ForeignKey(
@@ -84,28 +91,33 @@ class Invoice(models.Model):
         null=True,
         blank=True,
         related_name="invoices",
+        verbose_name=_("billing entity"),
     )
-    seller_snapshot = models.JSONField(default=dict, blank=True)
-    subtotal = models.DecimalField(**AMOUNT, default=0)
+    seller_snapshot = models.JSONField(default=dict, blank=True, verbose_name=_("seller snapshot"))
+    subtotal = models.DecimalField(**AMOUNT, default=0, verbose_name=_("subtotal"))
     # Discounts (coupons) taken off the subtotal before tax; total = subtotal - discount + tax.
-    discount = models.DecimalField(**AMOUNT, default=0)
-    tax = models.DecimalField(**AMOUNT, default=0)
-    total = models.DecimalField(**AMOUNT, default=0)
+    discount = models.DecimalField(**AMOUNT, default=0, verbose_name=_("discount"))
+    tax = models.DecimalField(**AMOUNT, default=0, verbose_name=_("tax"))
+    total = models.DecimalField(**AMOUNT, default=0, verbose_name=_("total"))
     # The customer's credit balance spent on the invoice when it was finalized.
-    credits_applied = models.DecimalField(**AMOUNT, default=0)
+    credits_applied = models.DecimalField(**AMOUNT, default=0, verbose_name=_("credits applied"))
     # The sum of its credit notes' totals.
-    credited = models.DecimalField(**AMOUNT, default=0)
-    created_at = models.DateTimeField()
-    finalized_at = models.DateTimeField(null=True, blank=True)
-    due_at = models.DateTimeField(null=True, blank=True)
-    paid_at = models.DateTimeField(null=True, blank=True)
-    voided_at = models.DateTimeField(null=True, blank=True)
-    payment_reference = models.CharField(max_length=255, blank=True, default="")
+    credited = models.DecimalField(**AMOUNT, default=0, verbose_name=_("credited"))
+    created_at = models.DateTimeField(verbose_name=_("created at"))
+    finalized_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finalized at"))
+    due_at = models.DateTimeField(null=True, blank=True, verbose_name=_("due at"))
+    paid_at = models.DateTimeField(null=True, blank=True, verbose_name=_("paid at"))
+    voided_at = models.DateTimeField(null=True, blank=True, verbose_name=_("voided at"))
+    payment_reference = models.CharField(
+        max_length=255, blank=True, default="", verbose_name=_("payment reference")
+    )
     # The PDF as issued, in the default storage; written once after finalization
     # (again only by a forced repair). A draft has none: it is rendered on request.
-    pdf_file = models.FileField(max_length=255, blank=True, default="")
-    pdf_sha256 = models.CharField(max_length=64, blank=True, default="")
-    pdf_rendered_at = models.DateTimeField(null=True, blank=True)
+    pdf_file = models.FileField(max_length=255, blank=True, default="", verbose_name=_("pdf file"))
+    pdf_sha256 = models.CharField(
+        max_length=64, blank=True, default="", verbose_name=_("pdf sha256")
+    )
+    pdf_rendered_at = models.DateTimeField(null=True, blank=True, verbose_name=_("pdf rendered at"))
 
     class Meta:
         verbose_name = _("invoice")
@@ -155,27 +167,31 @@ class Invoice(models.Model):
 
 
 class InvoiceLine(models.Model):
-    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
-    position = models.PositiveIntegerField()
-    kind = models.CharField(max_length=32, choices=LineKind.choices)
-    description = models.CharField(max_length=500)
-    meter = models.CharField(max_length=64, blank=True, default="")
-    quantity = models.DecimalField(**AMOUNT)
-    unit_price = models.DecimalField(**AMOUNT, null=True, blank=True)
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.CASCADE, related_name="lines", verbose_name=_("invoice")
+    )
+    position = models.PositiveIntegerField(verbose_name=_("position"))
+    kind = models.CharField(max_length=32, choices=LineKind.choices, verbose_name=_("kind"))
+    description = models.CharField(max_length=500, verbose_name=_("description"))
+    meter = models.CharField(max_length=64, blank=True, default="", verbose_name=_("meter"))
+    quantity = models.DecimalField(**AMOUNT, verbose_name=_("quantity"))
+    unit_price = models.DecimalField(**AMOUNT, null=True, blank=True, verbose_name=_("unit price"))
     # How many units unit_price is for: 2.50 per 1,000,000 tokens.
-    per = models.DecimalField(**AMOUNT, default=Decimal(1))
-    amount = models.DecimalField(**AMOUNT)
-    period_start = models.DateTimeField(null=True, blank=True)
-    period_end = models.DateTimeField(null=True, blank=True)
+    per = models.DecimalField(**AMOUNT, default=Decimal(1), verbose_name=_("per"))
+    amount = models.DecimalField(**AMOUNT, verbose_name=_("amount"))
+    period_start = models.DateTimeField(null=True, blank=True, verbose_name=_("period start"))
+    period_end = models.DateTimeField(null=True, blank=True, verbose_name=_("period end"))
     # A usage line of a meter with an invoice breakdown: the meter's quantity
     # split by the property's values, {"by": "model", "groups": [{"value":
     # "gpt-4o" | null, "quantity": "1500"}]}; {} without one.
-    breakdown = models.JSONField(default=dict, blank=True)
+    breakdown = models.JSONField(default=dict, blank=True, verbose_name=_("breakdown"))
     # A line of a rate card's row: the row's `when`, {"model": "gpt-4o",
     # "token_type": "input"}, {} for its default row; null for no card.
-    group = models.JSONField(null=True, blank=True)
+    group = models.JSONField(null=True, blank=True, verbose_name=_("group"))
 
     class Meta:
+        verbose_name = _("invoice line")
+        verbose_name_plural = _("invoice lines")
         ordering = ["invoice", "position"]
         constraints = [
             models.UniqueConstraint(fields=["invoice", "position"], name="invoice_line_position")
@@ -190,18 +206,25 @@ class InvoiceTaxLine(models.Model):
     """The tax at one rate on an invoice, as charged: the rate's terms are copied,
     and the rate itself can never change or go once it taxed an invoice."""
 
-    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="tax_lines")
-    position = models.PositiveSmallIntegerField()
-    tax_rate = models.ForeignKey(
-        "plans.TaxRate", on_delete=models.PROTECT, related_name="invoice_tax_lines"
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.CASCADE, related_name="tax_lines", verbose_name=_("invoice")
     )
-    code = models.CharField(max_length=64)
-    name = models.CharField(max_length=100)
-    percentage = models.DecimalField(max_digits=7, decimal_places=4)
-    taxable_amount = models.DecimalField(**AMOUNT)
-    amount = models.DecimalField(**AMOUNT)
+    position = models.PositiveSmallIntegerField(verbose_name=_("position"))
+    tax_rate = models.ForeignKey(
+        "plans.TaxRate",
+        on_delete=models.PROTECT,
+        related_name="invoice_tax_lines",
+        verbose_name=_("tax rate"),
+    )
+    code = models.CharField(max_length=64, verbose_name=_("code"))
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    percentage = models.DecimalField(max_digits=7, decimal_places=4, verbose_name=_("percentage"))
+    taxable_amount = models.DecimalField(**AMOUNT, verbose_name=_("taxable amount"))
+    amount = models.DecimalField(**AMOUNT, verbose_name=_("amount"))
 
     class Meta:
+        verbose_name = _("invoice tax line")
+        verbose_name_plural = _("invoice tax lines")
         ordering = ["invoice", "position"]
         constraints = [
             models.UniqueConstraint(
@@ -241,14 +264,21 @@ class CreditNote(models.Model):
         (TO_REFUND, "Refunded"),
     ]
 
-    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
-    customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.PROTECT, related_name="credit_notes"
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, related_name="credit_notes", verbose_name=_("invoice")
     )
-    number = models.CharField(max_length=32, unique=True)
-    reason = models.CharField(max_length=32, choices=REASONS, default=OTHER)
-    memo = models.CharField(max_length=500, blank=True, default="")
-    currency = models.CharField(max_length=3)
+    customer = models.ForeignKey(
+        "customers.Customer",
+        on_delete=models.PROTECT,
+        related_name="credit_notes",
+        verbose_name=_("customer"),
+    )
+    number = models.CharField(max_length=32, unique=True, verbose_name=_("number"))
+    reason = models.CharField(
+        max_length=32, choices=REASONS, default=OTHER, verbose_name=_("reason")
+    )
+    memo = models.CharField(max_length=500, blank=True, default="", verbose_name=_("memo"))
+    currency = models.CharField(max_length=3, verbose_name=_("currency"))
     # The seller as it was when the note was issued: its invoice's billing entity.
     billing_entity = models.ForeignKey(
         "customers.BillingEntity",
@@ -256,19 +286,22 @@ class CreditNote(models.Model):
         null=True,
         blank=True,
         related_name="credit_notes",
+        verbose_name=_("billing entity"),
     )
-    seller_snapshot = models.JSONField(default=dict, blank=True)
-    subtotal = models.DecimalField(**AMOUNT, default=0)
-    tax = models.DecimalField(**AMOUNT, default=0)
-    total = models.DecimalField(**AMOUNT)
+    seller_snapshot = models.JSONField(default=dict, blank=True, verbose_name=_("seller snapshot"))
+    subtotal = models.DecimalField(**AMOUNT, default=0, verbose_name=_("subtotal"))
+    tax = models.DecimalField(**AMOUNT, default=0, verbose_name=_("tax"))
+    total = models.DecimalField(**AMOUNT, verbose_name=_("total"))
     # The tax credited per rate: [{code, name, percentage, taxable_amount, amount}].
-    tax_lines = models.JSONField(default=list, blank=True)
+    tax_lines = models.JSONField(default=list, blank=True, verbose_name=_("tax lines"))
     # Of its total: what lowered the invoice's amount due, and what went to the
     # credit balance or back to the card (paid_back).
-    to_amount_due = models.DecimalField(**AMOUNT, default=0)
-    paid_back = models.DecimalField(**AMOUNT, default=0)
-    paid_back_to = models.CharField(max_length=16, choices=DESTINATIONS, blank=True, default="")
-    voids_invoice = models.BooleanField(default=False)
+    to_amount_due = models.DecimalField(**AMOUNT, default=0, verbose_name=_("to amount due"))
+    paid_back = models.DecimalField(**AMOUNT, default=0, verbose_name=_("paid back"))
+    paid_back_to = models.CharField(
+        max_length=16, choices=DESTINATIONS, blank=True, default="", verbose_name=_("paid back to")
+    )
+    voids_invoice = models.BooleanField(default=False, verbose_name=_("voids invoice"))
     # A refund to the card through Stripe (paid_back_to "refund"): pending until
     # Stripe answers; a refund Stripe refuses goes to the credit balance instead.
     REFUND_PENDING = "pending"
@@ -279,13 +312,25 @@ class CreditNote(models.Model):
         (REFUND_SUCCEEDED, "Refunded"),
         (REFUND_FAILED, "Refused by Stripe: credited to the balance instead"),
     ]
-    refund_status = models.CharField(max_length=16, choices=REFUND_STATUSES, blank=True, default="")
-    stripe_refund_id = models.CharField(max_length=255, blank=True, default="")
-    refund_error = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(help_text="When it was issued.")
-    pdf_file = models.FileField(max_length=255, blank=True, default="")
-    pdf_sha256 = models.CharField(max_length=64, blank=True, default="")
-    pdf_rendered_at = models.DateTimeField(null=True, blank=True)
+    refund_status = models.CharField(
+        max_length=16,
+        choices=REFUND_STATUSES,
+        blank=True,
+        default="",
+        verbose_name=_("refund status"),
+    )
+    stripe_refund_id = models.CharField(
+        max_length=255, blank=True, default="", verbose_name=_("stripe refund id")
+    )
+    refund_error = models.TextField(blank=True, default="", verbose_name=_("refund error"))
+    created_at = models.DateTimeField(
+        help_text=_("When it was issued."), verbose_name=_("created at")
+    )
+    pdf_file = models.FileField(max_length=255, blank=True, default="", verbose_name=_("pdf file"))
+    pdf_sha256 = models.CharField(
+        max_length=64, blank=True, default="", verbose_name=_("pdf sha256")
+    )
+    pdf_rendered_at = models.DateTimeField(null=True, blank=True, verbose_name=_("pdf rendered at"))
 
     class Meta:
         verbose_name = _("credit note")
@@ -300,15 +345,22 @@ class CreditNote(models.Model):
 class CreditNoteLine(models.Model):
     """The part of one invoice line a credit note gives back (before tax)."""
 
-    credit_note = models.ForeignKey(CreditNote, on_delete=models.CASCADE, related_name="lines")
-    position = models.PositiveIntegerField()
-    invoice_line = models.ForeignKey(
-        InvoiceLine, on_delete=models.PROTECT, related_name="credit_note_lines"
+    credit_note = models.ForeignKey(
+        CreditNote, on_delete=models.CASCADE, related_name="lines", verbose_name=_("credit note")
     )
-    description = models.CharField(max_length=500)
-    amount = models.DecimalField(**AMOUNT)
+    position = models.PositiveIntegerField(verbose_name=_("position"))
+    invoice_line = models.ForeignKey(
+        InvoiceLine,
+        on_delete=models.PROTECT,
+        related_name="credit_note_lines",
+        verbose_name=_("invoice line"),
+    )
+    description = models.CharField(max_length=500, verbose_name=_("description"))
+    amount = models.DecimalField(**AMOUNT, verbose_name=_("amount"))
 
     class Meta:
+        verbose_name = _("credit note line")
+        verbose_name_plural = _("credit note lines")
         ordering = ["credit_note", "position"]
         constraints = [
             models.UniqueConstraint(
@@ -336,22 +388,38 @@ class CreditBalanceEntry(models.Model):
     ]
 
     customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.PROTECT, related_name="credit_balance_entries"
+        "customers.Customer",
+        on_delete=models.PROTECT,
+        related_name="credit_balance_entries",
+        verbose_name=_("customer"),
     )
-    kind = models.CharField(max_length=16, choices=KINDS)
-    amount = models.DecimalField(**AMOUNT, help_text="Positive: added; negative: spent.")
-    currency = models.CharField(max_length=3)
+    kind = models.CharField(max_length=16, choices=KINDS, verbose_name=_("kind"))
+    amount = models.DecimalField(
+        **AMOUNT, help_text=_("Positive: added; negative: spent."), verbose_name=_("amount")
+    )
+    currency = models.CharField(max_length=3, verbose_name=_("currency"))
     credit_note = models.OneToOneField(
-        CreditNote, on_delete=models.PROTECT, null=True, blank=True, related_name="balance_entry"
+        CreditNote,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="balance_entry",
+        verbose_name=_("credit note"),
     )
     invoice = models.OneToOneField(
-        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="balance_entry"
+        Invoice,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="balance_entry",
+        verbose_name=_("invoice"),
     )
-    created_at = models.DateTimeField()
+    created_at = models.DateTimeField(verbose_name=_("created at"))
 
     class Meta:
+        verbose_name = _("credit balance entry")
+        verbose_name_plural = _("credit balance entries")
         ordering = ["-id"]
-        verbose_name_plural = "credit balance entries"
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {money_text(self.amount, self.currency)}"
@@ -370,19 +438,31 @@ class DocumentEmail(models.Model):
     STATUSES = [(PENDING, "Pending"), (SENT, "Sent"), (FAILED, "Failed")]
 
     invoice = models.ForeignKey(
-        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="emails"
+        Invoice,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="emails",
+        verbose_name=_("invoice"),
     )
     credit_note = models.ForeignKey(
-        CreditNote, on_delete=models.PROTECT, null=True, blank=True, related_name="emails"
+        CreditNote,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="emails",
+        verbose_name=_("credit note"),
     )
-    recipients = models.JSONField(default=list)
-    subject = models.CharField(max_length=500)
-    status = models.CharField(max_length=16, choices=STATUSES, default=PENDING, db_index=True)
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField()
-    sent_at = models.DateTimeField(null=True, blank=True)
+    recipients = models.JSONField(default=list, verbose_name=_("recipients"))
+    subject = models.CharField(max_length=500, verbose_name=_("subject"))
+    status = models.CharField(
+        max_length=16, choices=STATUSES, default=PENDING, db_index=True, verbose_name=_("status")
+    )
+    attempts = models.PositiveIntegerField(default=0, verbose_name=_("attempts"))
+    next_attempt_at = models.DateTimeField(null=True, blank=True, verbose_name=_("next attempt at"))
+    last_error = models.TextField(blank=True, default="", verbose_name=_("last error"))
+    created_at = models.DateTimeField(verbose_name=_("created at"))
+    sent_at = models.DateTimeField(null=True, blank=True, verbose_name=_("sent at"))
 
     class Meta:
         verbose_name = _("document email")

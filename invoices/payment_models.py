@@ -40,22 +40,32 @@ class Purchase(models.Model):
     ]
 
     customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.PROTECT, related_name="purchases"
+        "customers.Customer",
+        on_delete=models.PROTECT,
+        related_name="purchases",
+        verbose_name=_("customer"),
     )
-    kind = models.CharField(max_length=16, choices=KINDS)
-    channel = models.CharField(max_length=16, choices=CHANNELS)
-    status = models.CharField(max_length=16, choices=STATUSES, default=PENDING, db_index=True)
+    kind = models.CharField(max_length=16, choices=KINDS, verbose_name=_("kind"))
+    channel = models.CharField(max_length=16, choices=CHANNELS, verbose_name=_("channel"))
+    status = models.CharField(
+        max_length=16, choices=STATUSES, default=PENDING, db_index=True, verbose_name=_("status")
+    )
     pack = models.ForeignKey(
-        "plans.CreditPack", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "plans.CreditPack",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("pack"),
     )
     # What a pack grants, as sold (a later change of the pack does not apply).
-    credits = models.DecimalField(**AMOUNT, null=True, blank=True)
-    amount = models.DecimalField(**AMOUNT)
+    credits = models.DecimalField(**AMOUNT, null=True, blank=True, verbose_name=_("credits"))
+    amount = models.DecimalField(**AMOUNT, verbose_name=_("amount"))
     # The tax charged on it with its amount (Stripe collects amount + tax), at the
     # customer's rates when it was ordered; its invoice is taxed at those rates.
-    tax = models.DecimalField(**AMOUNT, default=0)
-    tax_rate_codes = models.JSONField(default=list, blank=True)
-    currency = models.CharField(max_length=3)
+    tax = models.DecimalField(**AMOUNT, default=0, verbose_name=_("tax"))
+    tax_rate_codes = models.JSONField(default=list, blank=True, verbose_name=_("tax rate codes"))
+    currency = models.CharField(max_length=3, verbose_name=_("currency"))
     # Written when the payment succeeds.
     block = models.OneToOneField(
         "wallets.CreditBlock",
@@ -63,14 +73,23 @@ class Purchase(models.Model):
         null=True,
         blank=True,
         related_name="purchase",
+        verbose_name=_("block"),
     )
     invoice = models.OneToOneField(
-        "invoices.Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="purchase"
+        "invoices.Invoice",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="purchase",
+        verbose_name=_("invoice"),
     )
-    created_at = models.DateTimeField()
-    paid_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(verbose_name=_("created at"))
+    paid_at = models.DateTimeField(null=True, blank=True, verbose_name=_("paid at"))
     closed_at = models.DateTimeField(
-        null=True, blank=True, help_text="When it failed or was canceled."
+        null=True,
+        blank=True,
+        help_text=_("When it failed or was canceled."),
+        verbose_name=_("closed at"),
     )
 
     class Meta:
@@ -118,30 +137,55 @@ class Payment(models.Model):
     OPEN = (PENDING, ATTEMPTING, PROCESSING)
 
     customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.PROTECT, related_name="payments"
+        "customers.Customer",
+        on_delete=models.PROTECT,
+        related_name="payments",
+        verbose_name=_("customer"),
     )
     invoice = models.OneToOneField(
-        "invoices.Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="payment"
+        "invoices.Invoice",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="payment",
+        verbose_name=_("invoice"),
     )
     purchase = models.OneToOneField(
-        Purchase, on_delete=models.PROTECT, null=True, blank=True, related_name="payment"
+        Purchase,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="payment",
+        verbose_name=_("purchase"),
     )
-    amount = models.DecimalField(**AMOUNT)
-    currency = models.CharField(max_length=3)
-    status = models.CharField(max_length=16, choices=STATUSES, default=PENDING, db_index=True)
-    attempts = models.PositiveIntegerField(default=0)
-    max_attempts = models.PositiveIntegerField(default=1)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True, default="")
-    stripe_customer_id = models.CharField(max_length=255, blank=True, default="")
+    amount = models.DecimalField(**AMOUNT, verbose_name=_("amount"))
+    currency = models.CharField(max_length=3, verbose_name=_("currency"))
+    status = models.CharField(
+        max_length=16, choices=STATUSES, default=PENDING, db_index=True, verbose_name=_("status")
+    )
+    attempts = models.PositiveIntegerField(default=0, verbose_name=_("attempts"))
+    max_attempts = models.PositiveIntegerField(default=1, verbose_name=_("max attempts"))
+    next_attempt_at = models.DateTimeField(null=True, blank=True, verbose_name=_("next attempt at"))
+    last_error = models.TextField(blank=True, default="", verbose_name=_("last error"))
+    stripe_customer_id = models.CharField(
+        max_length=255, blank=True, default="", verbose_name=_("stripe customer id")
+    )
     stripe_payment_intent_id = models.CharField(
-        max_length=255, blank=True, default="", db_index=True
+        max_length=255,
+        blank=True,
+        default="",
+        db_index=True,
+        verbose_name=_("stripe payment intent id"),
     )
-    stripe_checkout_session_id = models.CharField(max_length=255, blank=True, default="")
-    checkout_url = models.URLField(max_length=2000, blank=True, default="")
-    created_at = models.DateTimeField()
-    updated_at = models.DateTimeField()
-    succeeded_at = models.DateTimeField(null=True, blank=True)
+    stripe_checkout_session_id = models.CharField(
+        max_length=255, blank=True, default="", verbose_name=_("stripe checkout session id")
+    )
+    checkout_url = models.URLField(
+        max_length=2000, blank=True, default="", verbose_name=_("checkout url")
+    )
+    created_at = models.DateTimeField(verbose_name=_("created at"))
+    updated_at = models.DateTimeField(verbose_name=_("updated at"))
+    succeeded_at = models.DateTimeField(null=True, blank=True, verbose_name=_("succeeded at"))
 
     class Meta:
         verbose_name = _("payment")
@@ -172,17 +216,19 @@ class StripeEvent(models.Model):
     """A Stripe webhook event, stored by its id before it is processed: however
     often Stripe delivers it, and in whatever order, it is processed once."""
 
-    id = models.CharField(max_length=255, primary_key=True)
-    type = models.CharField(max_length=100, db_index=True)
+    id = models.CharField(max_length=255, primary_key=True, verbose_name=_("id"))
+    type = models.CharField(max_length=100, db_index=True, verbose_name=_("type"))
     # When Stripe created the event.
-    created = models.DateTimeField()
-    livemode = models.BooleanField(default=False)
-    payload = models.JSONField()
-    received_at = models.DateTimeField()
-    deliveries = models.PositiveIntegerField(default=1, help_text="How often Stripe sent it.")
-    processed_at = models.DateTimeField(null=True, blank=True)
-    outcome = models.CharField(max_length=500, blank=True, default="")
-    last_error = models.TextField(blank=True, default="")
+    created = models.DateTimeField(verbose_name=_("created"))
+    livemode = models.BooleanField(default=False, verbose_name=_("livemode"))
+    payload = models.JSONField(verbose_name=_("payload"))
+    received_at = models.DateTimeField(verbose_name=_("received at"))
+    deliveries = models.PositiveIntegerField(
+        default=1, help_text=_("How often Stripe sent it."), verbose_name=_("deliveries")
+    )
+    processed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("processed at"))
+    outcome = models.CharField(max_length=500, blank=True, default="", verbose_name=_("outcome"))
+    last_error = models.TextField(blank=True, default="", verbose_name=_("last error"))
 
     class Meta:
         verbose_name = _("Stripe event")

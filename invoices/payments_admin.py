@@ -54,13 +54,14 @@ class PaymentInline(RecordInline, admin.StackedInline):
     fk_name = "invoice"
     fields = PAYMENT_FIELDS
     readonly_fields = fields
-    verbose_name = "Stripe payment"
+    verbose_name = _("Stripe payment")
 
 
 class PaymentReferenceForm(forms.Form):
     reference = forms.CharField(
         max_length=255,
-        help_text="What identifies the payment: a bank transfer's reference, a cheque number.",
+        help_text=_("What identifies the payment: a bank transfer's reference, a cheque number."),
+        label=_("Reference"),
     )
 
 
@@ -90,7 +91,7 @@ def mark_paid_with_reference(modeladmin, request, queryset):
         return None
     context = {
         **modeladmin.admin_site.each_context(request),
-        "title": "Mark paid, with a reference",
+        "title": gettext("Mark paid, with a reference"),
         "opts": modeladmin.model._meta,
         "invoices": [
             (invoice, money_text(invoice.total, invoice.currency))
@@ -201,21 +202,23 @@ class PurchaseOrderForm(forms.ModelForm):
     pack = forms.ModelChoiceField(
         queryset=CreditPack.objects.filter(active=True),
         required=False,
-        help_text="A credit pack; or leave empty and give an amount for a money top-up.",
+        help_text=_("A credit pack; or leave empty and give an amount for a money top-up."),
+        label=_("Pack"),
     )
     top_up = ExactDecimalField(
         max_digits=28,
         decimal_places=10,
         required=False,
-        label="Money top-up",
-        help_text="In the customer's currency.",
+        label=_("Money top-up"),
+        help_text=_("In the customer's currency."),
     )
-    pay_by = forms.ChoiceField(choices=CHANNELS, initial=Purchase.CHECKOUT)
+    pay_by = forms.ChoiceField(choices=CHANNELS, initial=Purchase.CHECKOUT, label=_("Pay by"))
     success_url = forms.URLField(
         required=False,
         max_length=2000,
         assume_scheme="https",
-        help_text="Where Checkout sends the buyer back; empty: STRIPE_CHECKOUT_SUCCESS_URL.",
+        help_text=_("Where Checkout sends the buyer back; empty: STRIPE_CHECKOUT_SUCCESS_URL."),
+        label=_("Success url"),
     )
 
     class Meta:

@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from billing.core.admin_confirm import Confirmation, confirmation_page, is_confirmed
 from billing.core.admin_forms import money_text
@@ -40,15 +40,11 @@ class VoidForm(forms.Form):
     )
 
 
-def _plural(count: int, one: str, many: str) -> str:
-    return f"{count} {one if count == 1 else many}"
-
-
 def _stripe_payment(invoice: Invoice) -> Payment | None:
     return Payment.objects.filter(invoice=invoice).first()
 
 
-def _stripe_sentence(invoice: Invoice, *, if_paid: str) -> str | None:
+def _stripe_sentence(invoice: Invoice, *, void: bool) -> str | None:
     """What the action does to the invoice's collection through Stripe
     (invoices.collection.collection_stop cancels a payment waiting for its next
     attempt; one under way reports as it comes)."""
@@ -56,21 +52,31 @@ def _stripe_sentence(invoice: Invoice, *, if_paid: str) -> str | None:
     if payment is None:
         return None
     if payment.status == Payment.PENDING:
-        return "Its payment on Stripe is cancelled: no further attempt is made."
+        return gettext("Its payment on Stripe is cancelled: no further attempt is made.")
+    if payment.status in Payment.OPEN and void:
+        return gettext(
+            "A payment attempt on Stripe is already under way and is not stopped: if the "
+            "money comes in, refund it in Stripe (its payment's page says so)."
+        )
     if payment.status in Payment.OPEN:
-        return f"A payment attempt on Stripe is already under way and is not stopped: {if_paid}"
+        return gettext(
+            "A payment attempt on Stripe is already under way and is not stopped: if it "
+            "succeeds, the invoice is paid."
+        )
     return None
 
 
 def _void_refusal(invoice: Invoice) -> str:
     if invoice.status == Invoice.PAID:
-        return (
-            f"{invoice} is paid: it is not voided. To give money back, issue a credit note "
+        return gettext(
+            "{invoice} is paid: it is not voided. To give money back, issue a credit note "
             "on it instead."
-        )
+        ).format(invoice=invoice)
     if invoice.status == Invoice.VOID:
-        return f"{invoice} is already void: nothing changes."
-    return f"{invoice} is a draft: it is not voided (a draft is owed nothing until finalized)."
+        return gettext("{invoice} is already void: nothing changes.").format(invoice=invoice)
+    return gettext(
+        "{invoice} is a draft: it is not voided (a draft is owed nothing until finalized)."
+    ).format(invoice=invoice)
 
 
 def _void_previews(invoices: list[Invoice]) -> tuple[list, list[str]]:
@@ -83,7 +89,9 @@ def _void_previews(invoices: list[Invoice]) -> tuple[list, list[str]]:
             previews.append((invoice, credit_notes.void_preview(invoice)))
         except BillingError as error:
             refused.append(
-                f"{invoice} for {invoice.customer.name} cannot be voided: {error.words}."
+                gettext("{invoice} for {customer} cannot be voided: {reason}.").format(
+                    invoice=invoice, customer=invoice.customer.name, reason=error.words
+                )
             )
     return previews, refused
 
@@ -127,10 +135,10 @@ def _void_sentences(invoice: Invoice, preview) -> list[str]:
         )
     if preview.taken_back:
         taken = "; ".join(taken_back_text(part) for part in preview.taken_back)
-        sentences.append(f"What the purchase granted is taken back: {taken}.")
-    stripe = _stripe_sentence(
-        invoice, if_paid="if the money comes in, refund it in Stripe (its payment's page says so)."
-    )
+        sentences.append(
+            gettext("What the purchase granted is taken back: {taken}.").format(taken=taken)
+        )
+    stripe = _stripe_sentence(invoice, void=True)
     if stripe:
         sentences.append(stripe)
     return sentences
@@ -161,25 +169,41 @@ def _uncollectible_sentences(invoice: Invoice) -> list[str]:
             amount=money_text(invoice.amount_due, invoice.currency),
         )
     ]
-    stripe = _stripe_sentence(invoice, if_paid="if it succeeds, the invoice is paid.")
+    stripe = _stripe_sentence(invoice, void=False)
     if stripe:
         sentences.append(stripe)
     return sentences
 
 
-def _summary(verb: str, invoices: list[Invoice]) -> list[str]:
+def _summary(void: bool, invoices: list[Invoice]) -> list[str]:
     if len(invoices) < 2:
         return []
     customers = len({invoice.customer_id for invoice in invoices})
-    return [
-        f"{_plural(len(invoices), 'invoice', 'invoices')} of "
-        f"{_plural(customers, 'customer', 'customers')} will be {verb}:"
-    ]
+    of_customers = ngettext("{count} customer", "{count} customers", customers).format(
+        count=customers
+    )
+    if void:
+        summary = ngettext(
+            "{count} invoice of {customers} will be void:",
+            "{count} invoices of {customers} will be void:",
+            len(invoices),
+        )
+    else:
+        summary = ngettext(
+            "{count} invoice of {customers} will be marked uncollectible:",
+            "{count} invoices of {customers} will be marked uncollectible:",
+            len(invoices),
+        )
+    return [summary.format(count=len(invoices), customers=of_customers)]
 
 
 def _name(invoices: list[Invoice]) -> str:
     """'INV-2026-000012' for one invoice, '3 invoices' for more."""
-    return str(invoices[0]) if len(invoices) == 1 else f"{len(invoices)} invoices"
+    if len(invoices) == 1:
+        return str(invoices[0])
+    return ngettext("{count} invoice", "{count} invoices", len(invoices)).format(
+        count=len(invoices)
+    )
 
 
 def _back(single: Invoice | None):
@@ -254,7 +278,7 @@ def void_with_confirmation(modeladmin, request, queryset, *, single: Invoice | N
                     ),
                 )
         return _back(single)
-    consequences = _summary("void", voidable)
+    consequences = _summary(True, voidable)
     for invoice, preview in previews:
         consequences.extend(_void_sentences(invoice, preview))
     consequences.extend(
@@ -306,7 +330,7 @@ def mark_uncollectible_with_confirmation(
                     request, gettext("{invoice} is marked uncollectible.").format(invoice=invoice)
                 )
         return _back(single)
-    consequences = _summary("marked uncollectible", taken)
+    consequences = _summary(False, taken)
     for invoice in taken:
         consequences.extend(_uncollectible_sentences(invoice))
     consequences.extend(

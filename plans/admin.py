@@ -90,7 +90,7 @@ class VersionLinkInline(admin.TabularInline):
     readonly_fields = fields
     extra = 0
     can_delete = False
-    verbose_name_plural = "versions"
+    verbose_name_plural = _("versions")
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -173,7 +173,7 @@ class CurrencyField(forms.ChoiceField):
     lacks is offered too, so an old version still shows its own."""
 
     def __init__(self, **kwargs):
-        super().__init__(choices=currency_choices(), label="Currency", **kwargs)
+        super().__init__(choices=currency_choices(), label=_("Currency"), **kwargs)
 
     def offer(self, code: str | None) -> None:
         self.choices = currency_choices(current=code or "")
@@ -339,7 +339,7 @@ class PlanVersionAdmin(
 
 class CreditPackForm(ServiceValidatedForm):
     # Not formfield_overrides: the price is a MoneyField, a DecimalField of its own kind.
-    credits = ExactDecimalField(max_digits=28, decimal_places=10)
+    credits = ExactDecimalField(max_digits=28, decimal_places=10, label=_("Credits"))
 
     class Meta:
         model = CreditPack

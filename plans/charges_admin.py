@@ -56,17 +56,19 @@ class TierForm(forms.ModelForm):
     up_to = ExactDecimalField(
         **AMOUNT_DIGITS,
         required=False,
-        label="Up to",
-        help_text="Units up to and including this number. Empty means no limit: "
-        "leave it empty on the last tier only.",
+        label=_("Up to"),
+        help_text=_(
+            "Units up to and including this number. Empty means no limit: "
+            "leave it empty on the last tier only."
+        ),
     )
-    unit_price = ExactDecimalField(**AMOUNT_DIGITS, label="Unit price")
+    unit_price = ExactDecimalField(**AMOUNT_DIGITS, label=_("Unit price"))
     per = per_field()
     flat_fee = ExactDecimalField(
         **AMOUNT_DIGITS,
         required=False,
-        label="Flat fee",
-        help_text="Charged once when usage reaches this tier; empty for none.",
+        label=_("Flat fee"),
+        help_text=_("Charged once when usage reaches this tier; empty for none."),
     )
 
     class Meta:
@@ -85,8 +87,8 @@ class TierInline(FrozenWhenPublishedMixin, nested_admin.NestedTabularInline):
     # A published version's tiers are shown, not edited: as finance reads amounts.
     frozen_fields = ["up_to_text", "unit_price_text", "per_text", "flat_fee_text"]
     extra = 0
-    verbose_name = "price tier"
-    verbose_name_plural = "price tiers (graduated and volume prices)"
+    verbose_name = _("price tier")
+    verbose_name_plural = _("price tiers (graduated and volume prices)")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("charge__version")
@@ -112,7 +114,7 @@ class ChargeForm(RateCardFormMixin, forms.ModelForm):
     pricing_scheme = forms.ChoiceField(
         choices=[("", "No price"), *((s, SCHEME_WORDS[s].capitalize()) for s in SCHEMES)],
         required=False,
-        label="Pricing scheme",
+        label=_("Pricing scheme"),
     )
     per = per_field()
 
@@ -130,7 +132,7 @@ class ChargeForm(RateCardFormMixin, forms.ModelForm):
             "package_size",
             "package_price",
         ]
-        labels = {"model": "Consumption model"}
+        labels = {"model": _("Consumption model")}
 
     def clean_per(self) -> Decimal:
         return clean_per_field(self)
@@ -250,7 +252,7 @@ class ChargeFormSet(nested_admin.formsets.NestedInlineFormSet):
             form.show_refused_rows()
 
 
-PRICING_TITLE = "Pricing (overage and balance charges; credits charges that bill when exhausted)"
+PRICING_TITLE = _("Pricing (overage and balance charges; credits charges that bill when exhausted)")
 RATE_CARD_TITLE = _("Rate card: prices by event property (model, token type…)")
 
 # A published version's charge, shown with its numbers as finance reads them.

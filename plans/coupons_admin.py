@@ -31,8 +31,8 @@ class CouponForm(ServiceValidatedForm):
         model = Coupon
         fields = ["code", "name", *TERMS[1:], "active"]
         help_texts = {
-            "percent_off": "e.g. 20 for 20 % off; or give an amount off and its currency.",
-            "amount_off": "Taken off each discounted invoice, at most its subtotal.",
+            "percent_off": _("e.g. 20 for 20 % off; or give an amount off and its currency."),
+            "amount_off": _("Taken off each discounted invoice, at most its subtotal."),
         }
 
     def validate_domain(self, cleaned):

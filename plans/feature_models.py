@@ -16,11 +16,11 @@ class Feature(models.Model):
     """A capability the product gates by plan: `boolean` (SSO: on or off) or
     `config` (a value: a projects limit, the models one may call)."""
 
-    code = models.CharField(max_length=CODE_MAX_LENGTH, unique=True)
-    name = models.CharField(max_length=255)
-    kind = models.CharField(max_length=16, choices=FeatureKind.choices)
-    description = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
+    code = models.CharField(max_length=CODE_MAX_LENGTH, unique=True, verbose_name=_("code"))
+    name = models.CharField(max_length=255, verbose_name=_("name"))
+    kind = models.CharField(max_length=16, choices=FeatureKind.choices, verbose_name=_("kind"))
+    description = models.TextField(blank=True, default="", verbose_name=_("description"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     history = audit_history()
 
@@ -38,14 +38,21 @@ class VersionFeature(models.Model):
     boolean feature; a number, a text or a list of texts for a config one."""
 
     version = models.ForeignKey(
-        "plans.PlanVersion", on_delete=models.CASCADE, related_name="features"
+        "plans.PlanVersion",
+        on_delete=models.CASCADE,
+        related_name="features",
+        verbose_name=_("version"),
     )
-    feature = models.ForeignKey(Feature, on_delete=models.PROTECT, related_name="grants")
-    value = models.JSONField()
+    feature = models.ForeignKey(
+        Feature, on_delete=models.PROTECT, related_name="grants", verbose_name=_("feature")
+    )
+    value = models.JSONField(verbose_name=_("value"))
 
     history = audit_history()
 
     class Meta:
+        verbose_name = _("version feature")
+        verbose_name_plural = _("version features")
         ordering = ["version", "feature__code"]
         constraints = [
             models.UniqueConstraint(

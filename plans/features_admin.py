@@ -22,8 +22,8 @@ class FeatureForm(ServiceValidatedForm):
         model = Feature
         fields = ["code", "name", "kind", "description"]
         help_texts = {
-            "code": "What the product checks (sso, max_projects); it never changes.",
-            "kind": "Fixed once a plan version grants the feature.",
+            "code": _("What the product checks (sso, max_projects); it never changes."),
+            "kind": _("Fixed once a plan version grants the feature."),
         }
 
     def validate_domain(self, cleaned):

@@ -30,18 +30,18 @@ def meter_values(cleaned: dict) -> dict:
     return values
 
 
-FILTERS_HELP = (
+FILTERS_HELP = _(
     "One property per line: its name, a colon, then the values it may have, separated "
     "by commas, e.g. model: gpt-4o, gpt-4o-mini (true and false in lower case). Only "
     "events whose property has one of these values count. Empty: every event of the "
     "event name counts."
 )
-FILTERS_FIXED_HELP = (
+FILTERS_FIXED_HELP = _(
     "These filters hold a name or value the lines cannot write (a colon in a name; a "
     "comma, an edge space or nothing in a value): they are kept as they are here; "
     "change them through the API (PATCH /api/v1/meters/<code>)."
 )
-FILTERS_ERROR = "Write each line as a property, a colon and its values, e.g. model: gpt-4o, o1"
+FILTERS_ERROR = _("Write each line as a property, a colon and its values, e.g. model: gpt-4o, o1")
 
 
 def filters_text(filters: dict) -> str:
@@ -83,15 +83,17 @@ def parse_filters(text: str) -> dict[str, list[str]]:
 class MeterForm(ServiceValidatedForm):
     filters = forms.CharField(
         required=False,
-        label="Only events where",
+        label=_("Only events where"),
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         help_text=FILTERS_HELP,
     )
     group_by = forms.CharField(
         required=False,
-        label="Break usage down by",
-        help_text="Up to 3 event properties, separated by commas, e.g. model, api_key. "
-        "Fixed, like the rest of what a meter counts, once a published version charges it.",
+        label=_("Break usage down by"),
+        help_text=_(
+            "Up to 3 event properties, separated by commas, e.g. model, api_key. "
+            "Fixed, like the rest of what a meter counts, once a published version charges it."
+        ),
     )
 
     class Meta:
@@ -106,7 +108,7 @@ class MeterForm(ServiceValidatedForm):
             if not writable_as_lines(self.instance.filters):
                 self.fields["filters"].disabled = True
                 self.fields["filters"].help_text = FILTERS_FIXED_HELP
-        self.fields["invoice_breakdown"].help_text = (
+        self.fields["invoice_breakdown"].help_text = _(
             "One of the properties in 'Break usage down by': invoices then list the meter's "
             "quantity by its values (the amount is still priced on the whole quantity). "
             "Empty: not split."

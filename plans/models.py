@@ -26,39 +26,50 @@ class Meter(models.Model):
     UNIQUE_COUNT = "unique_count"
     LATEST = "latest"
     AGGREGATIONS = [
-        (COUNT, "Count of events"),
-        (SUM, "Sum of a property"),
-        (MAX, "Maximum of a property"),
-        (UNIQUE_COUNT, "Count of distinct values of a property"),
-        (LATEST, "Latest value of a property"),
+        (COUNT, _("Count of events")),
+        (SUM, _("Sum of a property")),
+        (MAX, _("Maximum of a property")),
+        (UNIQUE_COUNT, _("Count of distinct values of a property")),
+        (LATEST, _("Latest value of a property")),
     ]
 
-    code = models.CharField(max_length=CODE_MAX_LENGTH, unique=True)
-    name = models.CharField(max_length=255)
-    event_name = models.CharField(max_length=255, db_index=True)
-    aggregation = models.CharField(max_length=16, choices=AGGREGATIONS)
-    value_property = models.CharField(max_length=255, blank=True, default="")
-    unique_property = models.CharField(max_length=255, blank=True, default="")
+    code = models.CharField(max_length=CODE_MAX_LENGTH, unique=True, verbose_name=_("code"))
+    name = models.CharField(max_length=255, verbose_name=_("name"))
+    event_name = models.CharField(max_length=255, db_index=True, verbose_name=_("event name"))
+    aggregation = models.CharField(
+        max_length=16, choices=AGGREGATIONS, verbose_name=_("aggregation")
+    )
+    value_property = models.CharField(
+        max_length=255, blank=True, default="", verbose_name=_("value property")
+    )
+    unique_property = models.CharField(
+        max_length=255, blank=True, default="", verbose_name=_("unique property")
+    )
     filters = models.JSONField(
         default=dict,
         blank=True,
-        help_text='Property equals one of values, e.g. {"model": ["gpt-4o"]}.',
+        help_text=_('Property equals one of values, e.g. {"model": ["gpt-4o"]}.'),
+        verbose_name=_("filters"),
     )
     group_by = models.JSONField(
         default=list,
         blank=True,
-        help_text='Up to 3 event properties the usage is broken down by, e.g. ["model"].',
+        help_text=_('Up to 3 event properties the usage is broken down by, e.g. ["model"].'),
+        verbose_name=_("group by"),
     )
     invoice_breakdown = models.CharField(
         max_length=255,
         blank=True,
         default="",
-        help_text="One of the group_by properties: invoices list the meter's quantity split "
-        "by its values (the amount is still priced on the whole quantity). Empty: not split.",
+        help_text=_(
+            "One of the group_by properties: invoices list the meter's quantity split "
+            "by its values (the amount is still priced on the whole quantity). Empty: not split."
+        ),
+        verbose_name=_("invoice breakdown"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     # Ingestion caches meters per process and reloads them when this moves.
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     history = audit_history()
 
@@ -73,10 +84,10 @@ class Meter(models.Model):
 
 
 class Plan(models.Model):
-    code = models.CharField(max_length=CODE_MAX_LENGTH, unique=True)
-    name = models.CharField(max_length=255)
-    description = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
+    code = models.CharField(max_length=CODE_MAX_LENGTH, unique=True, verbose_name=_("code"))
+    name = models.CharField(max_length=255, verbose_name=_("name"))
+    description = models.TextField(blank=True, default="", verbose_name=_("description"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     history = audit_history()
 
@@ -93,37 +104,58 @@ class PlanVersion(models.Model):
     DRAFT = "draft"
     PUBLISHED = "published"
     ARCHIVED = "archived"
-    STATUSES = [(DRAFT, "Draft"), (PUBLISHED, "Published"), (ARCHIVED, "Archived")]
+    STATUSES = [(DRAFT, _("Draft")), (PUBLISHED, _("Published")), (ARCHIVED, _("Archived"))]
 
     MONTH = "month"
     QUARTER = "quarter"
     YEAR = "year"
-    INTERVALS = [(MONTH, "Monthly"), (QUARTER, "Quarterly"), (YEAR, "Yearly")]
+    INTERVALS = [(MONTH, _("Monthly")), (QUARTER, _("Quarterly")), (YEAR, _("Yearly"))]
 
-    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="versions")
-    number = models.PositiveIntegerField()
-    status = models.CharField(max_length=16, choices=STATUSES, default=DRAFT, db_index=True)
-    currency = models.CharField(max_length=3)
-    interval = models.CharField(max_length=16, choices=INTERVALS, default=MONTH)
-    base_fee = models.DecimalField(**AMOUNT, default=Decimal(0), help_text="Billed in advance.")
-    seat_price = models.DecimalField(**AMOUNT, null=True, blank=True, help_text="Per seat.")
-    minimum_commitment = models.DecimalField(
-        **AMOUNT, null=True, blank=True, help_text="Per period; a true-up line tops up to it."
+    plan = models.ForeignKey(
+        Plan, on_delete=models.PROTECT, related_name="versions", verbose_name=_("plan")
     )
-    trial_days = models.PositiveIntegerField(default=0)
+    number = models.PositiveIntegerField(verbose_name=_("number"))
+    status = models.CharField(
+        max_length=16, choices=STATUSES, default=DRAFT, db_index=True, verbose_name=_("status")
+    )
+    currency = models.CharField(max_length=3, verbose_name=_("currency"))
+    interval = models.CharField(
+        max_length=16, choices=INTERVALS, default=MONTH, verbose_name=_("interval")
+    )
+    base_fee = models.DecimalField(
+        **AMOUNT, default=Decimal(0), help_text=_("Billed in advance."), verbose_name=_("base fee")
+    )
+    seat_price = models.DecimalField(
+        **AMOUNT, null=True, blank=True, help_text=_("Per seat."), verbose_name=_("seat price")
+    )
+    minimum_commitment = models.DecimalField(
+        **AMOUNT,
+        null=True,
+        blank=True,
+        help_text=_("Per period; a true-up line tops up to it."),
+        verbose_name=_("minimum commitment"),
+    )
+    trial_days = models.PositiveIntegerField(default=0, verbose_name=_("trial days"))
     progressive_billing_threshold = models.DecimalField(
         **AMOUNT,
         null=True,
         blank=True,
-        help_text="When a period's usage not yet invoiced reaches this amount, a threshold "
-        "invoice bills it at once; the period's close bills the rest.",
+        help_text=_(
+            "When a period's usage not yet invoiced reaches this amount, a threshold "
+            "invoice bills it at once; the period's close bills the rest."
+        ),
+        verbose_name=_("progressive billing threshold"),
     )
     credits_per_period = models.DecimalField(
-        **AMOUNT, null=True, blank=True, help_text="Credits granted each period."
+        **AMOUNT,
+        null=True,
+        blank=True,
+        help_text=_("Credits granted each period."),
+        verbose_name=_("credits per period"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    published_at = models.DateTimeField(null=True, blank=True)
-    archived_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    published_at = models.DateTimeField(null=True, blank=True, verbose_name=_("published at"))
+    archived_at = models.DateTimeField(null=True, blank=True, verbose_name=_("archived at"))
 
     history = audit_history()
 
@@ -167,7 +199,7 @@ class PlanVersion(models.Model):
         return f"{self.plan.name or self.plan.code} v{self.number}"
 
 
-PER_HELP = "How many units the price is for: 1,000,000 for a price per million tokens."
+PER_HELP = _("How many units the price is for: 1,000,000 for a price per million tokens.")
 
 
 class Charge(models.Model):
@@ -175,31 +207,58 @@ class Charge(models.Model):
 
     SCHEME_CHOICES = [(s, s.replace("_", " ")) for s in SCHEMES]
 
-    version = models.ForeignKey(PlanVersion, on_delete=models.CASCADE, related_name="charges")
-    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="charges")
-    model = models.CharField(max_length=16, choices=ConsumptionModel.choices)
-    included_units = models.DecimalField(**AMOUNT, null=True, blank=True)
-    credits_per_unit = models.DecimalField(**AMOUNT, null=True, blank=True)
+    version = models.ForeignKey(
+        PlanVersion, on_delete=models.CASCADE, related_name="charges", verbose_name=_("version")
+    )
+    meter = models.ForeignKey(
+        Meter, on_delete=models.PROTECT, related_name="charges", verbose_name=_("meter")
+    )
+    model = models.CharField(
+        max_length=16, choices=ConsumptionModel.choices, verbose_name=_("model")
+    )
+    included_units = models.DecimalField(
+        **AMOUNT, null=True, blank=True, verbose_name=_("included units")
+    )
+    credits_per_unit = models.DecimalField(
+        **AMOUNT, null=True, blank=True, verbose_name=_("credits per unit")
+    )
     when_exhausted = models.CharField(
         max_length=8,
         choices=WhenExhausted.choices,
         default=WhenExhausted.BLOCK,
-        help_text="Credits and balance charges: what happens to usage the wallet cannot pay "
-        "for. A credits charge that bills needs pricing: the money price of such a unit.",
+        help_text=_(
+            "Credits and balance charges: what happens to usage the wallet cannot pay "
+            "for. A credits charge that bills needs pricing: the money price of such a unit."
+        ),
+        verbose_name=_("when exhausted"),
     )
-    pricing_scheme = models.CharField(max_length=16, choices=SCHEME_CHOICES, blank=True, default="")
-    unit_price = models.DecimalField(**AMOUNT, null=True, blank=True)
+    pricing_scheme = models.CharField(
+        max_length=16,
+        choices=SCHEME_CHOICES,
+        blank=True,
+        default="",
+        verbose_name=_("pricing scheme"),
+    )
+    unit_price = models.DecimalField(**AMOUNT, null=True, blank=True, verbose_name=_("unit price"))
+    package_size = models.DecimalField(
+        **AMOUNT, null=True, blank=True, verbose_name=_("package size")
+    )
+    package_price = models.DecimalField(
+        **AMOUNT, null=True, blank=True, verbose_name=_("package price")
+    )
     # Per-unit pricing: how many units unit_price is for (tiers carry their own).
-    per = models.DecimalField(**AMOUNT, default=Decimal(1), help_text=PER_HELP)
-    package_size = models.DecimalField(**AMOUNT, null=True, blank=True)
-    package_price = models.DecimalField(**AMOUNT, null=True, blank=True)
+    per = models.DecimalField(
+        **AMOUNT, default=Decimal(1), help_text=PER_HELP, verbose_name=_("per")
+    )
     # A rate card (billing.rating.rate_cards): the meter's group_by properties
     # the charge prices by, its rows in `rates`; [] for one price.
-    price_by = models.JSONField(default=list, blank=True)
+    price_by = models.JSONField(default=list, blank=True, verbose_name=_("price by"))
 
     history = audit_history()
 
     class Meta:
+        verbose_name = _("charge")
+        verbose_name_plural = _("charges")
         ordering = ["version", "id"]
         constraints = [
             # One consumption model per feature: one charge per meter per version.
@@ -235,12 +294,16 @@ class ChargeRate(models.Model):
     price (`pricing`, as the API writes it) or, on a credits charge, the credits
     it draws for every `per` units."""
 
-    charge = models.ForeignKey(Charge, on_delete=models.CASCADE, related_name="rates")
-    position = models.PositiveIntegerField(default=0)
-    when = models.JSONField(default=dict, blank=True)
-    pricing = models.JSONField(null=True, blank=True)
-    credits_per_unit = models.DecimalField(**AMOUNT, null=True, blank=True)
-    per = models.DecimalField(**AMOUNT, default=Decimal(1))
+    charge = models.ForeignKey(
+        Charge, on_delete=models.CASCADE, related_name="rates", verbose_name=_("charge")
+    )
+    position = models.PositiveIntegerField(default=0, verbose_name=_("position"))
+    when = models.JSONField(default=dict, blank=True, verbose_name=_("when"))
+    pricing = models.JSONField(null=True, blank=True, verbose_name=_("pricing"))
+    credits_per_unit = models.DecimalField(
+        **AMOUNT, null=True, blank=True, verbose_name=_("credits per unit")
+    )
+    per = models.DecimalField(**AMOUNT, default=Decimal(1), verbose_name=_("per"))
 
     history = audit_history()
 
@@ -252,18 +315,28 @@ class ChargeRate(models.Model):
 
 
 class PriceTier(models.Model):
-    charge = models.ForeignKey(Charge, on_delete=models.CASCADE, related_name="tiers")
-    position = models.PositiveIntegerField(default=0)
-    up_to = models.DecimalField(
-        **AMOUNT, null=True, blank=True, help_text="Inclusive; empty for the last, open tier."
+    charge = models.ForeignKey(
+        Charge, on_delete=models.CASCADE, related_name="tiers", verbose_name=_("charge")
     )
-    unit_price = models.DecimalField(**AMOUNT)
-    per = models.DecimalField(**AMOUNT, default=Decimal(1), help_text=PER_HELP)
-    flat_fee = models.DecimalField(**AMOUNT, default=Decimal(0))
+    position = models.PositiveIntegerField(default=0, verbose_name=_("position"))
+    up_to = models.DecimalField(
+        **AMOUNT,
+        null=True,
+        blank=True,
+        help_text=_("Inclusive; empty for the last, open tier."),
+        verbose_name=_("up to"),
+    )
+    unit_price = models.DecimalField(**AMOUNT, verbose_name=_("unit price"))
+    per = models.DecimalField(
+        **AMOUNT, default=Decimal(1), help_text=PER_HELP, verbose_name=_("per")
+    )
+    flat_fee = models.DecimalField(**AMOUNT, default=Decimal(0), verbose_name=_("flat fee"))
 
     history = audit_history()
 
     class Meta:
+        verbose_name = _("price tier")
+        verbose_name_plural = _("price tiers")
         ordering = ["charge", "position", "id"]
         constraints = [
             models.CheckConstraint(
@@ -280,12 +353,12 @@ class PriceTier(models.Model):
 class CreditPack(models.Model):
     """A purchasable block of credits, e.g. 100 credits for USD 99.00."""
 
-    code = models.CharField(max_length=CODE_MAX_LENGTH, unique=True)
-    name = models.CharField(max_length=255, blank=True, default="")
-    credits = models.DecimalField(**AMOUNT)
-    price = MoneyField(**AMOUNT, default_currency=None)
-    active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    code = models.CharField(max_length=CODE_MAX_LENGTH, unique=True, verbose_name=_("code"))
+    name = models.CharField(max_length=255, blank=True, default="", verbose_name=_("name"))
+    credits = models.DecimalField(**AMOUNT, verbose_name=_("credits"))
+    price = MoneyField(**AMOUNT, default_currency=None, verbose_name=_("price"))
+    active = models.BooleanField(default=True, verbose_name=_("active"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     history = audit_history()
 
@@ -312,27 +385,39 @@ class TaxRate(models.Model):
     (`active` off): the invoice keeps what it charged. The customers holding it
     as their own move to a replacement when it is archived (plans.services)."""
 
-    code = models.CharField(max_length=CODE_MAX_LENGTH, unique=True)
-    name = models.CharField(max_length=100, help_text="Printed on invoices, e.g. 'TVA' or 'VAT'.")
+    code = models.CharField(max_length=CODE_MAX_LENGTH, unique=True, verbose_name=_("code"))
+    name = models.CharField(
+        max_length=100,
+        help_text=_("Printed on invoices, e.g. 'TVA' or 'VAT'."),
+        verbose_name=_("name"),
+    )
     percentage = models.DecimalField(
-        max_digits=7, decimal_places=4, help_text="e.g. 20 for 20 %; from 0 to 100."
+        max_digits=7,
+        decimal_places=4,
+        help_text=_("e.g. 20 for 20 %; from 0 to 100."),
+        verbose_name=_("percentage"),
     )
     country = models.CharField(
         max_length=2,
         blank=True,
         default="",
         help_text=(
-            "ISO 3166-1 alpha-2 code. A default rate with a country applies only to "
-            "customers whose address is in that country; empty: every customer."
+            _(
+                "ISO 3166-1 alpha-2 code. A default rate with a country applies only to "
+                "customers whose address is in that country; empty: every customer."
+            )
         ),
+        verbose_name=_("country"),
     )
     is_default = models.BooleanField(
-        "default",
+        _("default"),
         default=False,
-        help_text="Charged to every customer without tax rates of its own.",
+        help_text=_("Charged to every customer without tax rates of its own."),
     )
-    active = models.BooleanField(default=True, help_text="Off: archived, charged no more.")
-    created_at = models.DateTimeField(auto_now_add=True)
+    active = models.BooleanField(
+        default=True, help_text=_("Off: archived, charged no more."), verbose_name=_("active")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     history = audit_history()
 
@@ -358,23 +443,39 @@ class Coupon(models.Model):
     the discounts already given keep running. `times_redeemed` is counted under
     the coupon's row lock, so `max_redemptions` holds under concurrency."""
 
-    code = models.CharField(max_length=CODE_MAX_LENGTH, unique=True)
-    name = models.CharField(max_length=100, help_text="Printed on invoices.")
+    code = models.CharField(max_length=CODE_MAX_LENGTH, unique=True, verbose_name=_("code"))
+    name = models.CharField(
+        max_length=100, help_text=_("Printed on invoices."), verbose_name=_("name")
+    )
     percent_off = models.DecimalField(
-        max_digits=7, decimal_places=4, null=True, blank=True, help_text="e.g. 20 for 20 % off."
+        max_digits=7,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text=_("e.g. 20 for 20 % off."),
+        verbose_name=_("percent off"),
     )
-    amount_off = models.DecimalField(**AMOUNT, null=True, blank=True)
+    amount_off = models.DecimalField(**AMOUNT, null=True, blank=True, verbose_name=_("amount off"))
     # The currency of amount_off; empty for a percent off.
-    currency = models.CharField(max_length=3, blank=True, default="")
-    duration = models.CharField(max_length=16, choices=CouponDuration.choices)
-    duration_periods = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Repeating coupons: how many period invoices."
+    currency = models.CharField(max_length=3, blank=True, default="", verbose_name=_("currency"))
+    duration = models.CharField(
+        max_length=16, choices=CouponDuration.choices, verbose_name=_("duration")
     )
-    max_redemptions = models.PositiveIntegerField(null=True, blank=True)
-    redeem_by = models.DateTimeField(null=True, blank=True)
-    active = models.BooleanField(default=True, help_text="Off: archived, redeemed no more.")
-    times_redeemed = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
+    duration_periods = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text=_("Repeating coupons: how many period invoices."),
+        verbose_name=_("duration periods"),
+    )
+    max_redemptions = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name=_("max redemptions")
+    )
+    redeem_by = models.DateTimeField(null=True, blank=True, verbose_name=_("redeem by"))
+    active = models.BooleanField(
+        default=True, help_text=_("Off: archived, redeemed no more."), verbose_name=_("active")
+    )
+    times_redeemed = models.PositiveIntegerField(default=0, verbose_name=_("times redeemed"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     history = audit_history()
 
@@ -427,29 +528,40 @@ class PriceSimulation(models.Model):
     FAILED = "failed"
     STATUSES = [(PENDING, "Pending"), (RUNNING, "Running"), (DONE, "Done"), (FAILED, "Failed")]
 
-    version = models.ForeignKey(PlanVersion, on_delete=models.PROTECT, related_name="simulations")
-    period_start = models.DateTimeField()
-    period_end = models.DateTimeField()
-    selection = models.CharField(max_length=500, help_text="Whom it rates, in words.")
+    version = models.ForeignKey(
+        PlanVersion, on_delete=models.PROTECT, related_name="simulations", verbose_name=_("version")
+    )
+    period_start = models.DateTimeField(verbose_name=_("period start"))
+    period_end = models.DateTimeField(verbose_name=_("period end"))
+    selection = models.CharField(
+        max_length=500, help_text=_("Whom it rates, in words."), verbose_name=_("selection")
+    )
     # The customers to rate, fixed when the simulation is asked for.
-    customer_ids = models.JSONField(default=list)
-    currency = models.CharField(max_length=3)
-    status = models.CharField(max_length=16, choices=STATUSES, default=PENDING, db_index=True)
-    total_customers = models.PositiveIntegerField(default=0)
-    done_count = models.PositiveIntegerField(default=0)
-    current_sum = models.DecimalField(**AMOUNT, default=Decimal(0))
-    simulated_sum = models.DecimalField(**AMOUNT, default=Decimal(0))
-    difference_sum = models.DecimalField(**AMOUNT, default=Decimal(0))
-    error = models.TextField(blank=True, default="")
+    customer_ids = models.JSONField(default=list, verbose_name=_("customer ids"))
+    currency = models.CharField(max_length=3, verbose_name=_("currency"))
+    status = models.CharField(
+        max_length=16, choices=STATUSES, default=PENDING, db_index=True, verbose_name=_("status")
+    )
+    total_customers = models.PositiveIntegerField(default=0, verbose_name=_("total customers"))
+    done_count = models.PositiveIntegerField(default=0, verbose_name=_("done count"))
+    current_sum = models.DecimalField(**AMOUNT, default=Decimal(0), verbose_name=_("current sum"))
+    simulated_sum = models.DecimalField(
+        **AMOUNT, default=Decimal(0), verbose_name=_("simulated sum")
+    )
+    difference_sum = models.DecimalField(
+        **AMOUNT, default=Decimal(0), verbose_name=_("difference sum")
+    )
+    error = models.TextField(blank=True, default="", verbose_name=_("error"))
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="+",
+        verbose_name=_("created by"),
     )
-    created_at = models.DateTimeField()
-    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(verbose_name=_("created at"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
 
     class Meta:
         verbose_name = _("price simulation")
@@ -474,13 +586,19 @@ class PriceSimulation(models.Model):
 class PriceSimulationRow(models.Model):
     """One customer's answer: the period at its own version and at the simulated one."""
 
-    simulation = models.ForeignKey(PriceSimulation, on_delete=models.CASCADE, related_name="rows")
-    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="+")
-    current_version_label = models.CharField(max_length=255)
-    current_total = models.DecimalField(**AMOUNT)
-    simulated_total = models.DecimalField(**AMOUNT)
-    difference = models.DecimalField(**AMOUNT)
-    currency = models.CharField(max_length=3)
+    simulation = models.ForeignKey(
+        PriceSimulation, on_delete=models.CASCADE, related_name="rows", verbose_name=_("simulation")
+    )
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="+", verbose_name=_("customer")
+    )
+    current_version_label = models.CharField(
+        max_length=255, verbose_name=_("current version label")
+    )
+    current_total = models.DecimalField(**AMOUNT, verbose_name=_("current total"))
+    simulated_total = models.DecimalField(**AMOUNT, verbose_name=_("simulated total"))
+    difference = models.DecimalField(**AMOUNT, verbose_name=_("difference"))
+    currency = models.CharField(max_length=3, verbose_name=_("currency"))
 
     class Meta:
         ordering = ["simulation", "id"]

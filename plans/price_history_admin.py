@@ -4,6 +4,7 @@ each save of the version, its charges, tiers and features as one change, when
 
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
+from django.utils.translation import gettext
 
 from plans.price_history import price_history
 from plans.version_page_admin import VersionPageMixin
@@ -36,7 +37,7 @@ class PriceHistoryMixin(VersionPageMixin):
             request,
             version,
             "price_history.html",
-            f"Price history of {version.plan.name} v{version.number}",
+            gettext("Price history of {version}").format(version=version),
             changes=changes,
             zone=timezone.get_current_timezone_name(),
         )

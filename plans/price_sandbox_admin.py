@@ -12,6 +12,8 @@ from django.urls import path as url_path
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from billing.core import customer_text, periods
 from billing.core.admin_forms import (
@@ -55,15 +57,20 @@ def start_of_day(day: date) -> datetime:
 
 
 class PriceSandboxForm(forms.Form):
-    seats = ExactIntegerField(min_value=0, max_value=10**9, initial=0, error_messages=NUMBER_ERRORS)
-    period_start = forms.DateField(label="Period start", widget=DATE_INPUT)
+    seats = ExactIntegerField(
+        min_value=0, max_value=10**9, initial=0, error_messages=NUMBER_ERRORS, label=_("Seats")
+    )
+    period_start = forms.DateField(label=_("Period start"), widget=DATE_INPUT)
     period_end = forms.DateField(
-        label="Period end", widget=DATE_INPUT, help_text="Excluded: the period ends as it starts."
+        label=_("Period end"),
+        widget=DATE_INPUT,
+        help_text=_("Excluded: the period ends as it starts."),
     )
     tax_rate = forms.ModelChoiceField(
         queryset=TaxRate.objects.filter(active=True).order_by("code"),
         required=False,
-        empty_label="No tax",
+        empty_label=_("No tax"),
+        label=_("Tax rate"),
     )
 
     def __init__(self, *args, spec: VersionSpec, names: dict[str, str], today: date, **kwargs):
@@ -81,7 +88,7 @@ class PriceSandboxForm(forms.Form):
                 name = f"quantity_{index}"
                 self.meters[name] = charge.meter
                 self.fields[name] = _quantity_field(
-                    meter_name, "The period's quantity of this meter."
+                    meter_name, _("The period's quantity of this meter.")
                 )
                 continue
             for row, rate in enumerate(charge.rates):
@@ -90,18 +97,19 @@ class PriceSandboxForm(forms.Form):
                 self.rows[name] = row_combination(rate)
                 self.fields[name] = _quantity_field(
                     rating.rate_description(meter_name, rate.when),
-                    "The period's quantity this row of the rate card prices."
+                    _("The period's quantity this row of the rate card prices.")
                     if rate.when
-                    else "The period's quantity no other row of the rate card prices.",
+                    else _("The period's quantity no other row of the rate card prices."),
                 )
         # The quantities first, then seats, period and tax.
         self.order_fields([*self.meters, "seats", "period_start", "period_end", "tax_rate"])
         if not spec.seat_price:
-            self.fields["seats"].help_text = "This version has no seat price."
+            self.fields["seats"].help_text = _("This version has no seat price.")
         self.fields["period_start"].initial = today
         self.fields["period_end"].initial = interval_end(today, spec.interval)
         zone = timezone.get_current_timezone_name()
-        self.fields["period_start"].help_text = f"From the start of the day ({zone})."
+        start_help = gettext("From the start of the day ({zone}).")
+        self.fields["period_start"].help_text = start_help.format(zone=zone)
 
     def clean(self):
         cleaned = super().clean()
@@ -277,7 +285,7 @@ class PriceSandboxMixin(VersionPageMixin):
             request,
             version,
             "try_prices.html",
-            f"Try the prices of {version.plan.name} v{version.number}",
+            gettext("Try the prices of {version}").format(version=version),
             form=form,
             result=result,
             wallet_charges=drawn,

@@ -11,6 +11,8 @@ reads as changed, not as removed and added."""
 from collections.abc import Mapping
 from decimal import Decimal
 
+from django.utils import translation
+
 from billing.core import customer_text
 from billing.core.admin_forms import money_text, quantity_text, unit_price_text
 from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, WhenExhausted
@@ -36,10 +38,19 @@ TERM_LABELS = {
 }
 MONEY_TERMS = ("base_fee", "seat_price", "minimum_commitment", "progressive_billing_threshold")
 
-INTERVAL_NAMES = dict(PlanVersion.INTERVALS)
-STATUS_NAMES = dict(PlanVersion.STATUSES)
-MODEL_NAMES = dict(ConsumptionModel.choices)
-WHEN_EXHAUSTED_NAMES = {choice: label.split(":")[0] for choice, label in WhenExhausted.choices}
+
+def _english(choices) -> dict[str, str]:
+    """Choice labels (translated in the admin's forms) as these English sentences say them."""
+    with translation.override("en"):
+        return {choice: str(label) for choice, label in choices}
+
+
+INTERVAL_NAMES = _english(PlanVersion.INTERVALS)
+STATUS_NAMES = _english(PlanVersion.STATUSES)
+MODEL_NAMES = _english(ConsumptionModel.choices)
+WHEN_EXHAUSTED_NAMES = {
+    choice: label.split(":")[0] for choice, label in _english(WhenExhausted.choices).items()
+}
 SCHEME_NAMES = {scheme: label.capitalize() for scheme, label in Charge.SCHEME_CHOICES}
 
 # Charge fields whose values are choices: the history quotes them ('"Graduated"').

@@ -440,7 +440,8 @@ def _lock_draft(version: PlanVersion, *, action: str) -> PlanVersion:
     version = plan_version_lock(version.pk, with_plan=True)
     if version.status != PlanVersion.DRAFT:
         raise Conflict(
-            f"{version} is {version.get_status_display().lower()}: only a draft can be "
+            # The status as stored ("published"): the API's words are English.
+            f"{version} is {version.status}: only a draft can be "
             f"{PAST_PARTICIPLES[action]}; published versions never change, so make a new "
             "draft instead"
         )

@@ -21,17 +21,19 @@ class TaxRateForm(ServiceValidatedForm):
         queryset=TaxRate.objects.filter(active=True),
         to_field_name="code",
         required=False,
-        label="Customers move to",
+        label=_("Customers move to"),
         help_text=(
-            "When archiving a rate customers hold as their own: the rate they hold "
-            "instead, given to them when this is saved."
+            _(
+                "When archiving a rate customers hold as their own: the rate they hold "
+                "instead, given to them when this is saved."
+            )
         ),
     )
 
     class Meta:
         model = TaxRate
         fields = ["code", "name", "percentage", "country", "is_default", "active"]
-        help_texts = {"percentage": "e.g. 20 for 20 %; frozen once an invoice is taxed at it."}
+        help_texts = {"percentage": _("e.g. 20 for 20 %; frozen once an invoice is taxed at it.")}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

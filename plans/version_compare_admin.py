@@ -6,6 +6,7 @@ and say what changed (in the words of plans.price_wording)."""
 from dataclasses import dataclass
 
 from django.urls import path as url_path
+from django.utils.translation import gettext
 
 from plans import selectors
 from plans.feature_text import value_text
@@ -155,7 +156,7 @@ class VersionCompareMixin(VersionPageMixin):
             request,
             version,
             "compare.html",
-            f"{version.plan.name} v{version.number} compared with the published version",
+            gettext("{version} compared with the published version").format(version=version),
             published=published,
             sections=sections,
             differences=sum(section.changed for section in sections),

@@ -33,11 +33,12 @@ class FeatureChoiceField(forms.ModelChoiceField):
 class VersionFeatureForm(forms.ModelForm):
     """One feature the version grants; `value` is cleaned to the normalized value."""
 
-    feature = FeatureChoiceField(queryset=Feature.objects.order_by("name"))
+    feature = FeatureChoiceField(queryset=Feature.objects.order_by("name"), label=_("Feature"))
     value = forms.CharField(
         max_length=MAX_LIST * (MAX_TEXT + 2) + 2,
         help_text=VALUE_HELP,
         widget=forms.TextInput(attrs={"size": 40, "placeholder": "yes · 50 · gpt-4o, o1"}),
+        label=_("Value"),
     )
 
     class Meta:
@@ -113,8 +114,8 @@ class FeatureInline(FrozenWhenPublishedMixin, nested_admin.NestedTabularInline):
     form = VersionFeatureForm
     formset = VersionFeatureFormSet
     extra = 0
-    verbose_name = "feature"
-    verbose_name_plural = "features (what the version grants)"
+    verbose_name = _("feature")
+    verbose_name_plural = _("features (what the version grants)")
     readonly_fields = ["feature_name", "granted_value"]
 
     def get_fields(self, request, obj=None):

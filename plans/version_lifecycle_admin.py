@@ -11,7 +11,7 @@ from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import path, reverse
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_confirm import Confirmation, confirmation_page, is_confirmed
@@ -21,11 +21,17 @@ from plans import services
 from plans.models import PlanVersion
 
 
-def customers_on(count: int, version: PlanVersion, *, verb: str) -> str:
+def customers_on(count: int, version: PlanVersion) -> str:
     """'The 12 customers on Pro v1 stay on it until you migrate them.'"""
     if count == 1:
-        return f"The one customer on {version} {verb}s on it until you migrate them."
-    return f"The {count} customers on {version} {verb} on it until you migrate them."
+        return gettext("The one customer on {version} stays on it until you migrate them.").format(
+            version=version
+        )
+    return ngettext(
+        "The {count} customer on {version} stays on it until you migrate them.",
+        "The {count} customers on {version} stay on it until you migrate them.",
+        count,
+    ).format(count=count, version=version)
 
 
 def api_default_sentence(version: PlanVersion) -> str:
@@ -38,29 +44,35 @@ def api_default_sentence(version: PlanVersion) -> str:
         .first()
     )
     if later is not None:
-        return (
-            f"A subscription to {plan} created through the API without a version number "
-            f"still starts on {later}, the latest published version."
-        )
-    return (
-        f"A subscription to {plan} created through the API without a version number "
-        f"starts on {version} from now on."
-    )
+        return gettext(
+            "A subscription to {plan} created through the API without a version number "
+            "still starts on {later}, the latest published version."
+        ).format(plan=plan, later=later)
+    return gettext(
+        "A subscription to {plan} created through the API without a version number "
+        "starts on {version} from now on."
+    ).format(plan=plan, version=version)
 
 
 def publish_consequences(version: PlanVersion, counts: dict[int, int]) -> list[str]:
     plan = version.plan
     if version.status != PlanVersion.DRAFT:
-        return [f"{version} is {version.get_status_display().lower()}: it is left as it is."]
+        return [
+            gettext("{version} is {status}: it is left as it is.").format(
+                version=version, status=str(version.get_status_display()).lower()
+            )
+        ]
     sentences = [
-        f"{version}'s prices become read-only.",
-        f"New subscriptions and migrations can use {version}.",
+        gettext("{version}'s prices become read-only.").format(version=version),
+        gettext("New subscriptions and migrations can use {version}.").format(version=version),
         api_default_sentence(version),
     ]
     others = [v for v in plan.versions.order_by("number") if counts.get(v.pk)]
-    sentences.extend(customers_on(counts[v.pk], v, verb="stay") for v in others)
+    sentences.extend(customers_on(counts[v.pk], v) for v in others)
     if not others:
-        sentences.append(f"No customer is on {plan.name or plan.code} yet.")
+        sentences.append(
+            gettext("No customer is on {plan} yet.").format(plan=plan.name or plan.code)
+        )
     return sentences
 
 
@@ -98,16 +110,25 @@ def field_words(path: str) -> str:
     """Where a refusal's path points, in words: 'Charge 1, tier 2', 'Base fee'."""
     parts = path.split(".")
     if parts[0] == "charges" and len(parts) > 1 and parts[1].isdigit():
-        where = f"Charge {int(parts[1]) + 1}"
+        charge = int(parts[1]) + 1
         if len(parts) > 4 and parts[3] == "tiers" and parts[4].isdigit():
-            where += f", tier {int(parts[4]) + 1}"
-        return where
+            return gettext("Charge {charge}, tier {tier}").format(
+                charge=charge, tier=int(parts[4]) + 1
+            )
+        return gettext("Charge {charge}").format(charge=charge)
     if parts[0] == "features":
-        return "Features"
+        return gettext("Features")
     try:
         return str(PlanVersion._meta.get_field(parts[0]).verbose_name).capitalize()
     except FieldDoesNotExist:  # a path that names no field is shown as it is
         return parts[0]
+
+
+NOT_DONE = {
+    "copied": _("{version} was not copied"),
+    "published": _("{version} was not published"),
+    "archived": _("{version} was not archived"),
+}
 
 
 def refusal_text(version: PlanVersion, not_done: str, error: BillingError) -> str:
@@ -116,9 +137,42 @@ def refusal_text(version: PlanVersion, not_done: str, error: BillingError) -> st
     details = [
         f"{field_words(p)}: {text}" for p, texts in error.admin_fields.items() for text in texts
     ]
+    said = str(NOT_DONE[not_done]).format(version=version)
     if not details:
-        return f"{version} was not {not_done}: {error.words}"
-    return f"{version} was not {not_done}. " + " ".join(f"{d}." for d in details)
+        return f"{said}: {error.words}"
+    return f"{said}. " + " ".join(f"{d}." for d in details)
+
+
+def selected_words(action: str, versions: list[PlanVersion]) -> tuple[str, str]:
+    """The list action's confirmation title and button, for the versions selected."""
+    count = len(versions)
+    if count == 1 and action == "publish":
+        version = versions[0]
+        return (
+            gettext("Publish {version}?").format(version=version),
+            gettext("Publish {version}").format(version=version),
+        )
+    if count == 1:
+        version = versions[0]
+        return (
+            gettext("Archive {version}?").format(version=version),
+            gettext("Archive {version}").format(version=version),
+        )
+    if action == "publish":
+        return (
+            ngettext("Publish {count} version?", "Publish {count} versions?", count).format(
+                count=count
+            ),
+            ngettext("Publish {count} version", "Publish {count} versions", count).format(
+                count=count
+            ),
+        )
+    return (
+        ngettext("Archive {count} version?", "Archive {count} versions?", count).format(
+            count=count
+        ),
+        ngettext("Archive {count} version", "Archive {count} versions", count).format(count=count),
+    )
 
 
 class VersionLifecycleMixin:
@@ -148,12 +202,12 @@ class VersionLifecycleMixin:
         """The buttons the version's status and the user's permissions allow."""
         buttons = []
         if version.status == PlanVersion.DRAFT and self.has_publish_permission(request):
-            buttons.append({"id": "publish-version", "label": "Publish", "url": "publish"})
+            buttons.append({"id": "publish-version", "label": gettext("Publish"), "url": "publish"})
         if version.status != PlanVersion.ARCHIVED and self.has_archive_permission(request):
-            buttons.append({"id": "archive-version", "label": "Archive", "url": "archive"})
+            buttons.append({"id": "archive-version", "label": gettext("Archive"), "url": "archive"})
         if self.has_add_permission(request):
             buttons.append(
-                {"id": "new-draft", "label": "New draft", "url": "new_draft", "post": True}
+                {"id": "new-draft", "label": gettext("New draft"), "url": "new_draft", "post": True}
             )
         for button in buttons:
             button["url"] = reverse(f"admin:plans_planversion_{button['url']}", args=[version.pk])
@@ -289,14 +343,14 @@ class VersionLifecycleMixin:
                 plan__in={v.plan_id for v in versions}
             ).values_list("pk", flat=True)
         )
-        what = f"{len(versions)} versions" if len(versions) > 1 else str(versions[0])
+        title, confirm = selected_words(action, versions)
         return confirmation_page(
             request,
             self,
             Confirmation(
-                title=f"{action.capitalize()} {what}?",
+                title=title,
                 consequences=[s for v in versions for s in consequences(v, counts)],
-                confirm_label=f"{action.capitalize()} {what}",
+                confirm_label=confirm,
                 cancel_url=reverse("admin:plans_planversion_changelist"),
                 hidden={
                     "action": action,
@@ -336,4 +390,9 @@ class VersionLifecycleMixin:
             except BillingError as error:
                 self.message_user(request, refusal_text(version, "copied", error), messages.ERROR)
             else:
-                self.message_user(request, f"{draft} created as a draft from v{version.number}")
+                self.message_user(
+                    request,
+                    gettext("{draft} created as a draft from v{number}").format(
+                        draft=draft, number=version.number
+                    ),
+                )

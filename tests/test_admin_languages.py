@@ -238,10 +238,11 @@ def test_the_api_stays_english_for_a_french_session_and_browser(client, api, inv
 
 # every phrase we marked for translation in the admin, in both catalogs
 
-BLOCK = re.compile(r"{% blocktranslate(?: [^%]*)? %}(.*?){% endblocktranslate %}", re.S)
+BLOCK = re.compile(r"{% blocktranslate( [^%]*)? %}(.*?){% endblocktranslate %}", re.S)
 TRANSLATE = re.compile(r'{% translate "([^"]+)" %}')
 VARIABLE = re.compile(r"{{ (\w+) }}")
 GETTEXT = {"_", "gettext", "gettext_lazy"}
+NGETTEXT = {"ngettext", "ngettext_lazy"}
 ADMIN_CODE = [
     "config/urls.py",
     "billing/dashboard.py",
@@ -273,19 +274,53 @@ ADMIN_CODE = [
     "plans/tax_rates_admin.py",
     "plans/version_features_admin.py",
     "plans/version_lifecycle_admin.py",
+    "plans/price_sandbox_admin.py",
+    "plans/price_history_admin.py",
+    "plans/version_compare_admin.py",
+    "billing/core/admin_deletion.py",
+    "billing/core/vocabulary.py",
+    "config/models.py",
+    "billing/discount_models.py",
+    "customers/customer_form_admin.py",
     "wallets/admin.py",
     *(str(path.relative_to(ROOT)) for path in (ROOT / "billing" / "admin").glob("*.py")),
 ]
 
 
+def phrases_of(template: str) -> set[str]:
+    """The msgids of a template's {% translate %} and {% blocktranslate %} tags."""
+    phrases = set(TRANSLATE.findall(template))
+    for options, block in BLOCK.findall(template):
+        parts = block.split("{% plural %}")
+        if "trimmed" in options.split():
+            # As Django reads it: each line stripped, the lines joined by a space.
+            parts = [" ".join(ln.strip() for ln in p.splitlines() if ln.strip()) for p in parts]
+        phrases |= {VARIABLE.sub(r"%(\1)s", part) for part in parts}
+    return phrases
+
+
 def template_phrases() -> set[str]:
     phrases = set()
     for template in (ROOT / "templates" / "admin").rglob("*.html"):
-        text = template.read_text(encoding="utf-8")
-        phrases |= set(TRANSLATE.findall(text))
-        for block in BLOCK.findall(text):
-            phrases |= {VARIABLE.sub(r"%(\1)s", part) for part in block.split("{% plural %}")}
+        phrases |= phrases_of(template.read_text(encoding="utf-8"))
     return phrases
+
+
+def test_a_trimmed_block_is_read_as_django_reads_it():
+    template = """{% blocktranslate trimmed count n=total %}
+        One invoice of
+          {{ customer }}.
+    {% plural %}
+        {{ n }} invoices of
+        {{ customer }}.
+    {% endblocktranslate %}{% blocktranslate %}Kept
+  as typed{% endblocktranslate %}"""
+
+    assert phrases_of(template) == {
+        "One invoice of %(customer)s.",
+        "%(n)s invoices of %(customer)s.",
+        "Kept\n  as typed",
+    }
 
 
 def code_phrases() -> set[str]:
@@ -296,11 +331,13 @@ def code_phrases() -> set[str]:
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Name)
-                and node.func.id in GETTEXT
+                and node.func.id in GETTEXT | NGETTEXT
                 and node.args
                 and isinstance(node.args[0], ast.Constant)
             ):
                 phrases.add(node.args[0].value)
+                if node.func.id in NGETTEXT and isinstance(node.args[1], ast.Constant):
+                    phrases.add(node.args[1].value)
     return phrases
 
 

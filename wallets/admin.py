@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import (
@@ -76,8 +77,8 @@ class BlockInline(ReadOnlyInline):
     ]
     readonly_fields = fields
     ordering = ["priority", "expires_at", "created_at", "id"]
-    amount_text = wallet_amount_column("amount", "amount")
-    remaining_text = wallet_amount_column("remaining", "remaining")
+    amount_text = wallet_amount_column("amount", _("amount"))
+    remaining_text = wallet_amount_column("remaining", _("remaining"))
 
     @admin.display(description=_("price paid"))
     def price_paid_text(self, block: CreditBlock) -> str:
@@ -98,10 +99,10 @@ class LedgerInline(ReadOnlyInline):
     ]
     readonly_fields = fields
     ordering = ["-id"]
-    amount_text = wallet_amount_column("amount", "amount")
-    balance_after_text = wallet_amount_column("balance_after", "balance after")
-    quantity_text = quantity_column("quantity", "quantity")
-    verbose_name_plural = "ledger (newest first)"
+    amount_text = wallet_amount_column("amount", _("amount"))
+    balance_after_text = wallet_amount_column("balance_after", _("balance after"))
+    quantity_text = quantity_column("quantity", _("quantity"))
+    verbose_name_plural = _("ledger (newest first)")
 
 
 class AutoTopUpInline(ReadOnlyInline):
@@ -109,7 +110,7 @@ class AutoTopUpInline(ReadOnlyInline):
     related = ("wallet", "pack")
     fields = ["enabled", "threshold_text", "pack", "updated_at"]
     readonly_fields = fields
-    threshold_text = quantity_column("threshold", "below (credits)")
+    threshold_text = quantity_column("threshold", _("below (credits)"))
 
 
 class WalletCreateForm(forms.ModelForm):
@@ -143,18 +144,35 @@ class WalletOperationForm(forms.Form):
             (SELL_CREDITS, "Sell credits at a price (invoiced now)"),
             (PACK, "Sell a credit pack (invoiced now)"),
             (TOP_UP, "Top up money (invoiced now)"),
-        ]
+        ],
+        label=_("Operation"),
     )
-    credits = ExactDecimalField(max_digits=28, decimal_places=10, required=False)
+    credits = ExactDecimalField(
+        max_digits=28, decimal_places=10, required=False, label=_("Credits")
+    )
     price = ExactDecimalField(
-        max_digits=28, decimal_places=10, required=False, help_text="For sold credits."
+        max_digits=28,
+        decimal_places=10,
+        required=False,
+        help_text=_("For sold credits."),
+        label=_("Price"),
     )
-    pack = forms.ModelChoiceField(queryset=CreditPack.objects.filter(active=True), required=False)
+    pack = forms.ModelChoiceField(
+        queryset=CreditPack.objects.filter(active=True), required=False, label=_("Pack")
+    )
     amount = ExactDecimalField(
-        max_digits=28, decimal_places=10, required=False, help_text="For a top-up."
+        max_digits=28,
+        decimal_places=10,
+        required=False,
+        help_text=_("For a top-up."),
+        label=_("Amount"),
     )
-    priority = ExactIntegerField(initial=50, min_value=-1_000_000, max_value=1_000_000)
-    expires_at = forms.DateTimeField(required=False, help_text="UTC; empty: never.")
+    priority = ExactIntegerField(
+        initial=50, min_value=-1_000_000, max_value=1_000_000, label=_("Priority")
+    )
+    expires_at = forms.DateTimeField(
+        required=False, help_text=_("UTC; empty: never."), label=_("Expires at")
+    )
 
     def __init__(self, *args, wallet: Wallet, **kwargs):
         super().__init__(*args, **kwargs)
@@ -279,7 +297,7 @@ class WalletAdmin(AuditHistoryAdmin):
             return redirect(reverse("admin:wallets_wallet_change", args=[wallet.pk]))
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Add to {wallet}",
+            "title": gettext("Add to {wallet}").format(wallet=wallet),
             "wallet": wallet,
             "form": form,
             "opts": self.model._meta,
@@ -298,7 +316,7 @@ class WalletAdmin(AuditHistoryAdmin):
             return response
         context = {
             **self.admin_site.each_context(request),
-            "title": "Credit revenue: deferred, recognized, breakage",
+            "title": gettext("Credit revenue: deferred, recognized, breakage"),
             "rows": [
                 {
                     "month": r.month.strftime("%Y-%m"),
@@ -322,8 +340,8 @@ class UncoveredUsageAdmin(RecordAdmin):
         "shortfall_text",
         "wallet",
     ]
-    quantity_text = quantity_column("quantity", "quantity")
-    shortfall_text = wallet_amount_column("shortfall", "shortfall")
+    quantity_text = quantity_column("quantity", _("quantity"))
+    shortfall_text = wallet_amount_column("shortfall", _("shortfall"))
     # The record's page: the same words as the list.
     fields = ["occurred_at", "customer", "wallet", "meter", "quantity_text", "shortfall_text"]
     readonly_fields = fields
@@ -344,8 +362,8 @@ class LedgerEntryAdmin(UncoveredUsageAdmin):
         "meter",
         "block",
     ]
-    amount_text = wallet_amount_column("amount", "amount")
-    balance_after_text = wallet_amount_column("balance_after", "balance after")
+    amount_text = wallet_amount_column("amount", _("amount"))
+    balance_after_text = wallet_amount_column("balance_after", _("balance after"))
     fields = [
         "occurred_at",
         "wallet",

@@ -19,20 +19,24 @@ class Wallet(models.Model):
     KINDS = [(CREDITS, "Credits"), (MONEY, "Money")]
 
     customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.PROTECT, related_name="wallets"
+        "customers.Customer",
+        on_delete=models.PROTECT,
+        related_name="wallets",
+        verbose_name=_("customer"),
     )
-    kind = models.CharField(max_length=8, choices=KINDS)
+    kind = models.CharField(max_length=8, choices=KINDS, verbose_name=_("kind"))
     # Empty for the credit wallet; the ISO code of a money wallet.
-    currency = models.CharField(max_length=3, blank=True, default="")
-    balance = models.DecimalField(**AMOUNT, default=0)
+    currency = models.CharField(max_length=3, blank=True, default="", verbose_name=_("currency"))
+    balance = models.DecimalField(**AMOUNT, default=0, verbose_name=_("balance"))
     low_balance_threshold = models.DecimalField(
         **AMOUNT,
         null=True,
         blank=True,
-        help_text="Alert (once a period) when the balance falls to or below this.",
+        help_text=_("Alert (once a period) when the balance falls to or below this."),
+        verbose_name=_("low balance threshold"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     history = audit_history(excluded_fields=["balance", "updated_at"])
 
@@ -85,24 +89,38 @@ class CreditBlock(models.Model):
         (AUTO_TOP_UP, "Auto top-up"),
     ]
 
-    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="blocks")
-    kind = models.CharField(max_length=12, choices=KINDS)
-    source = models.CharField(max_length=16, choices=SOURCES)
-    amount = models.DecimalField(**AMOUNT)
-    remaining = models.DecimalField(**AMOUNT)
+    wallet = models.ForeignKey(
+        Wallet, on_delete=models.PROTECT, related_name="blocks", verbose_name=_("wallet")
+    )
+    kind = models.CharField(max_length=12, choices=KINDS, verbose_name=_("kind"))
+    source = models.CharField(max_length=16, choices=SOURCES, verbose_name=_("source"))
+    amount = models.DecimalField(**AMOUNT, verbose_name=_("amount"))
+    remaining = models.DecimalField(**AMOUNT, verbose_name=_("remaining"))
     # What the customer paid for the whole block (the cost basis for revenue
     # recognition); zero for promotional blocks.
-    price_paid = models.DecimalField(**AMOUNT, default=0)
-    currency = models.CharField(max_length=3, blank=True, default="")
-    priority = models.IntegerField(default=50, help_text="Lower is drawn first.")
-    effective_at = models.DateTimeField()
-    expires_at = models.DateTimeField(null=True, blank=True)
-    expired_at = models.DateTimeField(null=True, blank=True)
+    price_paid = models.DecimalField(**AMOUNT, default=0, verbose_name=_("price paid"))
+    currency = models.CharField(max_length=3, blank=True, default="", verbose_name=_("currency"))
+    priority = models.IntegerField(
+        default=50, help_text=_("Lower is drawn first."), verbose_name=_("priority")
+    )
+    effective_at = models.DateTimeField(verbose_name=_("effective at"))
+    expires_at = models.DateTimeField(null=True, blank=True, verbose_name=_("expires at"))
+    expired_at = models.DateTimeField(null=True, blank=True, verbose_name=_("expired at"))
     pack = models.ForeignKey(
-        "plans.CreditPack", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "plans.CreditPack",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("pack"),
     )
     invoice = models.ForeignKey(
-        "invoices.Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "invoices.Invoice",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("invoice"),
     )
     subscription = models.ForeignKey(
         "billing.Subscription",
@@ -110,15 +128,18 @@ class CreditBlock(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        verbose_name=_("subscription"),
     )
     # For a plan's credits: the period they were granted for (one grant a period).
-    period_start = models.DateTimeField(null=True, blank=True)
-    note = models.CharField(max_length=255, blank=True, default="")
-    created_at = models.DateTimeField()
+    period_start = models.DateTimeField(null=True, blank=True, verbose_name=_("period start"))
+    note = models.CharField(max_length=255, blank=True, default="", verbose_name=_("note"))
+    created_at = models.DateTimeField(verbose_name=_("created at"))
 
     history = audit_history()
 
     class Meta:
+        verbose_name = _("credit block")
+        verbose_name_plural = _("credit blocks")
         ordering = ["wallet_id", "priority", "expires_at", "created_at", "id"]
         indexes = [
             models.Index(
@@ -174,22 +195,34 @@ class LedgerEntry(models.Model):
         (CREDIT_NOTE, "Purchase credited"),
     ]
 
-    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="ledger")
-    block = models.ForeignKey(
-        CreditBlock, on_delete=models.PROTECT, null=True, blank=True, related_name="entries"
+    wallet = models.ForeignKey(
+        Wallet, on_delete=models.PROTECT, related_name="ledger", verbose_name=_("wallet")
     )
-    kind = models.CharField(max_length=16, choices=KINDS)
-    amount = models.DecimalField(**AMOUNT)
-    balance_after = models.DecimalField(**AMOUNT)
+    block = models.ForeignKey(
+        CreditBlock,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="entries",
+        verbose_name=_("block"),
+    )
+    kind = models.CharField(max_length=16, choices=KINDS, verbose_name=_("kind"))
+    amount = models.DecimalField(**AMOUNT, verbose_name=_("amount"))
+    balance_after = models.DecimalField(**AMOUNT, verbose_name=_("balance after"))
     # The credit note that took back what this entry takes out (`credit_note`, and
     # `void` since credit notes took back what they credit).
     credit_note = models.ForeignKey(
-        "invoices.CreditNote", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "invoices.CreditNote",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("credit note"),
     )
-    meter = models.CharField(max_length=255, blank=True, default="")
+    meter = models.CharField(max_length=255, blank=True, default="", verbose_name=_("meter"))
     # Units of the meter behind a usage entry (e.g. 80 runs for 80 credits).
-    quantity = models.DecimalField(**AMOUNT, null=True, blank=True)
-    occurred_at = models.DateTimeField()
+    quantity = models.DecimalField(**AMOUNT, null=True, blank=True, verbose_name=_("quantity"))
+    occurred_at = models.DateTimeField(verbose_name=_("occurred at"))
 
     class Meta:
         verbose_name = _("ledger entry")
@@ -212,12 +245,20 @@ class UncoveredUsage(models.Model):
     counted, the balance stopped at zero, and the shortfall is kept here for
     finance (one row per wallet, meter and ingest batch)."""
 
-    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="uncovered")
-    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="+")
-    meter = models.CharField(max_length=255)
-    quantity = models.DecimalField(**AMOUNT, help_text="Units not paid for.")
-    shortfall = models.DecimalField(**AMOUNT, help_text="Credits or money missing.")
-    occurred_at = models.DateTimeField()
+    wallet = models.ForeignKey(
+        Wallet, on_delete=models.PROTECT, related_name="uncovered", verbose_name=_("wallet")
+    )
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="+", verbose_name=_("customer")
+    )
+    meter = models.CharField(max_length=255, verbose_name=_("meter"))
+    quantity = models.DecimalField(
+        **AMOUNT, help_text=_("Units not paid for."), verbose_name=_("quantity")
+    )
+    shortfall = models.DecimalField(
+        **AMOUNT, help_text=_("Credits or money missing."), verbose_name=_("shortfall")
+    )
+    occurred_at = models.DateTimeField(verbose_name=_("occurred at"))
 
     class Meta:
         verbose_name = _("uncovered usage")
@@ -232,16 +273,21 @@ class UncoveredUsage(models.Model):
 class AutoTopUp(models.Model):
     """Buy one pack when the credit balance falls to or below the threshold."""
 
-    wallet = models.OneToOneField(Wallet, on_delete=models.CASCADE, related_name="auto_top_up")
-    enabled = models.BooleanField(default=True)
-    threshold = models.DecimalField(**AMOUNT)
-    pack = models.ForeignKey("plans.CreditPack", on_delete=models.PROTECT, related_name="+")
-    updated_at = models.DateTimeField(auto_now=True)
+    wallet = models.OneToOneField(
+        Wallet, on_delete=models.CASCADE, related_name="auto_top_up", verbose_name=_("wallet")
+    )
+    enabled = models.BooleanField(default=True, verbose_name=_("enabled"))
+    threshold = models.DecimalField(**AMOUNT, verbose_name=_("threshold"))
+    pack = models.ForeignKey(
+        "plans.CreditPack", on_delete=models.PROTECT, related_name="+", verbose_name=_("pack")
+    )
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     history = audit_history()
 
     class Meta:
-        verbose_name = "auto top-up"
+        verbose_name = _("auto top-up")
+        verbose_name_plural = _("auto top-ups")
         constraints = [
             models.CheckConstraint(condition=Q(threshold__gte=0), name="auto_top_up_threshold"),
         ]

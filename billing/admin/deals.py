@@ -6,6 +6,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from billing.admin.entitlements import deal_features_text
 from billing.core import customer_text
@@ -73,16 +74,18 @@ class DealFields(forms.Form):
     """The deal's fields on a subscription's change form: each empty keeps the
     version's value. One charge's included units and per-unit price at a time."""
 
-    deal_base_fee = ExactDecimalField(required=False, label="Deal: base fee")
-    deal_seat_price = ExactDecimalField(required=False, label="Deal: seat price")
-    deal_minimum_commitment = ExactDecimalField(required=False, label="Deal: minimum commitment")
-    deal_threshold = ExactDecimalField(required=False, label="Deal: progressive billing threshold")
-    deal_meter = forms.ChoiceField(required=False, label="Deal: charge")
-    deal_included_units = ExactDecimalField(required=False, label="Deal: included units")
+    deal_base_fee = ExactDecimalField(required=False, label=_("Deal: base fee"))
+    deal_seat_price = ExactDecimalField(required=False, label=_("Deal: seat price"))
+    deal_minimum_commitment = ExactDecimalField(required=False, label=_("Deal: minimum commitment"))
+    deal_threshold = ExactDecimalField(
+        required=False, label=_("Deal: progressive billing threshold")
+    )
+    deal_meter = forms.ChoiceField(required=False, label=_("Deal: charge"))
+    deal_included_units = ExactDecimalField(required=False, label=_("Deal: included units"))
     deal_unit_price = ExactDecimalField(
         required=False,
-        label="Deal: price a unit beyond",
-        help_text="The deal applies from the next period; empty fields keep the plan's values.",
+        label=_("Deal: price a unit beyond"),
+        help_text=_("The deal applies from the next period; empty fields keep the plan's values."),
     )
 
     FIELDS = [

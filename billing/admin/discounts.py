@@ -4,6 +4,7 @@ billing.subscriptions.discounts, as the API does)."""
 
 from django import forms
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from billing.models import Subscription
 from billing.rating.discounts import running_discount
@@ -31,15 +32,15 @@ class DiscountFields(forms.Form):
 
     end_discount = forms.BooleanField(
         required=False,
-        label="End the running discount now",
-        help_text="Period invoices written from now on are not discounted.",
+        label=_("End the running discount now"),
+        help_text=_("Period invoices written from now on are not discounted."),
     )
     coupon = forms.ModelChoiceField(
         queryset=Coupon.objects.filter(active=True).order_by("code"),
         to_field_name="code",
         required=False,
-        label="Redeem a coupon",
-        help_text="A discount on the next period invoices the close writes, before tax.",
+        label=_("Redeem a coupon"),
+        help_text=_("A discount on the next period invoices the close writes, before tax."),
     )
 
     FIELDS = ["end_discount", "coupon"]

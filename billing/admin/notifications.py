@@ -22,13 +22,15 @@ class WebhookEndpointForm(forms.ModelForm):
     url = forms.URLField(
         max_length=2000,
         assume_scheme="https",
-        help_text="https:// on a public address; checked again before every send.",
+        help_text=_("https:// on a public address; checked again before every send."),
+        label=_("Url"),
     )
     event_types = forms.MultipleChoiceField(
         choices=[(t, t) for t in WEBHOOK_EVENT_TYPES],
         widget=forms.CheckboxSelectMultiple,
         required=False,
-        help_text="None ticked: every event type, including ones added later.",
+        help_text=_("None ticked: every event type, including ones added later."),
+        label=_("Event types"),
     )
 
     class Meta:
@@ -61,7 +63,8 @@ class AlertTeamRecipientForm(forms.ModelForm):
         choices=Alert.KINDS,
         widget=forms.CheckboxSelectMultiple,
         required=False,
-        help_text="The customers' alerts this address gets a copy of.",
+        help_text=_("The customers' alerts this address gets a copy of."),
+        label=_("Kinds"),
     )
 
     class Meta:

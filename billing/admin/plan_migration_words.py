@@ -6,6 +6,7 @@ finance (amounts and counts through money_text and quantity_text)."""
 from datetime import datetime
 
 from django.conf import settings
+from django.utils.translation import gettext, ngettext
 
 from billing.core.admin_fields import moment_text
 from billing.core.admin_forms import money_text, quantity_text
@@ -18,19 +19,28 @@ def count_text(n: int, one: str, many: str) -> str:
     return f"{quantity_text(n)} {one if n == 1 else many}"
 
 
+def customers_text(n: int) -> str:
+    return ngettext("{count} customer", "{count} customers", n).format(count=quantity_text(n))
+
+
 def _names(words: list[str]) -> str:
     """'SSO', 'SSO and Models', 'SSO, Models and Audit log'."""
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+    if len(words) == 1:
+        return words[0]
+    return gettext("{names} and {last}").format(names=", ".join(words[:-1]), last=words[-1])
 
 
 def _who(rows: list[bulk_migration.MigrationRow]) -> tuple[str, bool]:
     """'3 customers' (or '5 subscriptions of 3 customers'), and whether it is one."""
     customers = len({row.subscription.customer_id for row in rows})
     if customers == len(rows):
-        return count_text(customers, "customer", "customers"), customers == 1
+        return customers_text(customers), customers == 1
+    subscriptions = ngettext("{count} subscription", "{count} subscriptions", len(rows))
     return (
-        f"{count_text(len(rows), 'subscription', 'subscriptions')} of "
-        f"{count_text(customers, 'customer', 'customers')}",
+        gettext("{subscriptions} of {customers}").format(
+            subscriptions=subscriptions.format(count=quantity_text(len(rows))),
+            customers=customers_text(customers),
+        ),
         False,
     )
 
@@ -51,10 +61,14 @@ def finalization_text(preview: bulk_migration.MigrationPreview, *, now: datetime
     as billing.invoicing.close does it: at once with no grace, else after it."""
     hours = settings.BILLING_INVOICE_GRACE_HOURS
     if hours > 0:
-        return f"kept as a draft for {count_text(hours, 'hour', 'hours')}, then finalized"
+        return ngettext(
+            "kept as a draft for {count} hour, then finalized",
+            "kept as a draft for {count} hours, then finalized",
+            hours,
+        ).format(count=quantity_text(hours))
     if preview.at is not None and preview.at > now:
-        return f"finalized at {moment_text(preview.at)}"
-    return "finalized at once"
+        return gettext("finalized at {moment}").format(moment=moment_text(preview.at))
+    return gettext("finalized at once")
 
 
 def migration_consequences(preview: bulk_migration.MigrationPreview, *, now: datetime) -> list[str]:
@@ -62,39 +76,62 @@ def migration_consequences(preview: bulk_migration.MigrationPreview, *, now: dat
     moving, to = preview.moving, str(preview.version)
     currency = preview.version.currency
     who, one = _who(moving)
-    move = "moves" if one else "move"
+    words = {"who": who, "source": _from_versions(moving), "target": to}
     if preview.effective == PlanMigration.IMMEDIATE:
-        invoices = count_text(len(moving), "invoice", "invoices")
-        sentences = [
-            f"{who} {move} from {_from_versions(moving)} to {to} now, prorated from "
-            f"{moment_text(preview.at)}: each gets an invoice for its usage so far and "
-            f"the rest of this period, {finalization_text(preview, now=now)} "
-            f"({invoices}, {money_text(preview.sum('total'), currency)} in all)."
-        ]
+        invoices = ngettext("{count} invoice", "{count} invoices", len(moving))
+        if one:
+            sentence = gettext(
+                "{who} moves from {source} to {target} now, prorated from {start}: each gets "
+                "an invoice for its usage so far and the rest of this period, {finalized} "
+                "({invoices}, {total} in all)."
+            )
+        else:
+            sentence = gettext(
+                "{who} move from {source} to {target} now, prorated from {start}: each gets "
+                "an invoice for its usage so far and the rest of this period, {finalized} "
+                "({invoices}, {total} in all)."
+            )
+        words |= {
+            "start": moment_text(preview.at),
+            "finalized": finalization_text(preview, now=now),
+            "invoices": invoices.format(count=quantity_text(len(moving))),
+            "total": money_text(preview.sum("total"), currency),
+        }
     else:
-        sentences = [
-            f"{who} {move} from {_from_versions(moving)} to {to} at the end of "
-            f"{'its' if one else 'their'} current period (no invoice now); the next period's "
-            f"fixed fees on {to} come to {money_text(preview.sum('next_fees'), currency)} in all."
-        ]
+        if one:
+            sentence = gettext(
+                "{who} moves from {source} to {target} at the end of its current period "
+                "(no invoice now); the next period's fixed fees on {target} come to {total} "
+                "in all."
+            )
+        else:
+            sentence = gettext(
+                "{who} move from {source} to {target} at the end of their current period "
+                "(no invoice now); the next period's fixed fees on {target} come to {total} "
+                "in all."
+            )
+        words["total"] = money_text(preview.sum("next_fees"), currency)
+    sentences = [sentence.format(**words)]
     deals = len({row.subscription.customer_id for row in moving if row.drops_deal})
-    if deals == 1:
-        sentences.append(f"1 customer's deal is dropped: from the move it pays {to}'s prices.")
-    elif deals:
+    if deals:
         sentences.append(
-            f"{quantity_text(deals)} customers' deals are dropped: from the move they pay "
-            f"{to}'s prices."
+            ngettext(
+                "{count} customer's deal is dropped: from the move it pays {target}'s prices.",
+                "{count} customers' deals are dropped: from the move they pay {target}'s prices.",
+                deals,
+            ).format(count=quantity_text(deals), target=to)
         )
     sentences += _features_sentences(preview)
     if preview.skipped:
         n = len(preview.skipped)
-        stay = (
-            "selected subscription stays as it is"
-            if n == 1
-            else ("selected subscriptions stay as they are")
+        sentences.append(
+            ngettext(
+                "{count} selected subscription stays as it is: the preview says why.",
+                "{count} selected subscriptions stay as they are: the preview says why.",
+                n,
+            ).format(count=quantity_text(n))
         )
-        sentences.append(f"{quantity_text(n)} {stay}: the preview says why.")
-    sentences.append("To move them back, run another migration.")
+    sentences.append(gettext("To move them back, run another migration."))
     return sentences
 
 
@@ -106,20 +143,21 @@ def _features_sentences(preview: bulk_migration.MigrationPreview) -> list[str]:
             for code in codes:
                 by_how[how].setdefault(code, set()).add(row.subscription.customer_id)
     names = feature_names({code for codes in by_how.values() for code in codes})
+    titles = {
+        "gained": gettext("Features gained: {features}."),
+        "lost": gettext("Features lost: {features}."),
+        "changed": gettext("Features whose value changes: {features}."),
+    }
     return [
-        f"{title}: "
-        + _names(
-            [
-                f"{names[code]} ({count_text(len(customers), 'customer', 'customers')})"
-                for code, customers in sorted(by_how[how].items())
-            ]
+        title.format(
+            features=_names(
+                [
+                    f"{names[code]} ({customers_text(len(customers))})"
+                    for code, customers in sorted(by_how[how].items())
+                ]
+            )
         )
-        + "."
-        for how, title in (
-            ("gained", "Features gained"),
-            ("lost", "Features lost"),
-            ("changed", "Features whose value changes"),
-        )
+        for how, title in titles.items()
         if by_how[how]
     ]
 
@@ -132,9 +170,14 @@ def feature_names(codes: set[str]) -> dict[str, str]:
 
 def features_change_text(change: dict[str, list[str]], names: dict[str, str]) -> str:
     """'gains Models, SSO; loses Audit log; changes Max projects', or ''."""
+    verbs = {
+        "gained": gettext("gains {features}"),
+        "lost": gettext("loses {features}"),
+        "changed": gettext("changes {features}"),
+    }
     parts = [
-        f"{verb} {', '.join(names[code] for code in change[how])}"
-        for how, verb in (("gained", "gains"), ("lost", "loses"), ("changed", "changes"))
+        verb.format(features=", ".join(names[code] for code in change[how]))
+        for how, verb in verbs.items()
         if change[how]
     ]
     return "; ".join(parts)

@@ -18,7 +18,6 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.admin.plan_migration_words import (
-    count_text,
     feature_names,
     features_change_text,
     finalization_text,
@@ -52,19 +51,22 @@ class MigrationForm(forms.Form):
         queryset=PlanVersion.objects.filter(status=PlanVersion.PUBLISHED)
         .select_related("plan")
         .order_by("plan__code", "number"),
-        label="Target version",
-        help_text="A published version, of the same plan or another.",
+        label=_("Target version"),
+        help_text=_("A published version, of the same plan or another."),
     )
     effective = forms.ChoiceField(
         choices=PlanMigration.EFFECTIVE,
         initial=PlanMigration.IMMEDIATE,
         widget=forms.RadioSelect,
+        label=_("Effective"),
     )
     at = forms.DateTimeField(
         required=False,
-        label="At (UTC)",
-        help_text="For a change now: the moment it applies, within each subscription's "
-        "period. Empty: now, fixed when you preview.",
+        label=_("At (UTC)"),
+        help_text=_(
+            "For a change now: the moment it applies, within each subscription's "
+            "period. Empty: now, fixed when you preview."
+        ),
     )
 
     def clean_subscriptions(self) -> list[int]:
@@ -232,11 +234,17 @@ class MigrationActions:
 
     def _confirmation_page(self, request, preview, token):
         moving = len(preview.moving)
-        subject = count_text(moving, "subscription", "subscriptions")
+        count = quantity_text(moving)
         confirmation = Confirmation(
-            title=f"Migrate {subject} to {preview.version!s}?",
+            title=ngettext(
+                "Migrate {count} subscription to {version}?",
+                "Migrate {count} subscriptions to {version}?",
+                moving,
+            ).format(count=count, version=preview.version),
             consequences=migration_consequences(preview, now=datetime.now(UTC)),
-            confirm_label=f"Yes, migrate {subject}",
+            confirm_label=ngettext(
+                "Yes, migrate {count} subscription", "Yes, migrate {count} subscriptions", moving
+            ).format(count=count),
             cancel_url=reverse("admin:billing_subscription_changelist"),
             hidden=_confirm_values(preview, token),
         )
@@ -245,7 +253,7 @@ class MigrationActions:
     def _migration_form_page(self, request, form):
         context = {
             **self.admin_site.each_context(request),
-            "title": "Migrate subscriptions to another version",
+            "title": gettext("Migrate subscriptions to another version"),
             "form": form,
             "count": migration_count_ids(form),
             "opts": self.model._meta,
@@ -261,7 +269,7 @@ class MigrationActions:
         feature = feature_names(codes)
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Preview: migrate to {preview.version!s}",
+            "title": gettext("Preview: migrate to {version}").format(version=preview.version),
             "preview": preview,
             "to_version": str(preview.version),
             "immediate": immediate,

@@ -7,6 +7,7 @@ the save runs the service once."""
 from django import forms
 from django.forms.models import ModelChoiceIterator
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from billing.admin.deals import DealFields, deal_from, deal_setup, stored_deal
 from billing.admin.discounts import DiscountFields
@@ -66,13 +67,13 @@ class PublishedVersionField(forms.ModelChoiceField):
 
 class SubscriptionCreateForm(forms.ModelForm):
     version = PublishedVersionField(
-        label="Plan version",
-        empty_label="Pick a published version",
-        help_text="Only published versions take new subscriptions.",
+        label=_("Plan version"),
+        empty_label=_("Pick a published version"),
+        help_text=_("Only published versions take new subscriptions."),
     )
     start = ZonedDateTimeField(
-        label="Start",
-        help_text="May be in the past: the first period starts then.",
+        label=_("Start"),
+        help_text=_("May be in the past: the first period starts then."),
     )
 
     # The domain's refusals about the plan concern the version picked.
@@ -81,10 +82,12 @@ class SubscriptionCreateForm(forms.ModelForm):
     class Meta:
         model = Subscription
         fields = ["customer", "seats", "billing_anchor"]
-        labels = {"billing_anchor": "Billing periods"}
+        labels = {"billing_anchor": _("Billing periods")}
         help_texts = {
-            "billing_anchor": "Anniversary: each period starts on the day of the start; "
-            "calendar month: periods follow the months of the customer's time zone.",
+            "billing_anchor": _(
+                "Anniversary: each period starts on the day of the start; "
+                "calendar month: periods follow the months of the customer's time zone."
+            ),
         }
 
     def clean(self):
@@ -140,25 +143,25 @@ class SubscriptionChangeForm(DealFields, DiscountFields, forms.ModelForm):
 
     new_version = PublishedVersionField(
         required=False,
-        label="Move to version",
-        empty_label="Keep the current version",
-        help_text="A published version to move to; empty keeps the current one.",
+        label=_("Move to version"),
+        empty_label=_("Keep the current version"),
+        help_text=_("A published version to move to; empty keeps the current one."),
     )
     effective = forms.ChoiceField(
-        label="When",
+        label=_("When"),
         choices=[
-            ("period_end", "At the end of the current period"),
-            ("immediate", "Now, prorated"),
+            ("period_end", _("At the end of the current period")),
+            ("immediate", _("Now, prorated")),
         ],
         initial="period_end",
     )
     new_seats = ExactIntegerField(
-        min_value=1, max_value=1_000_000, required=False, label="New seat count"
+        min_value=1, max_value=1_000_000, required=False, label=_("New seat count")
     )
     at = ZonedDateTimeField(
-        label="Immediate change at",
+        label=_("Immediate change at"),
         required=False,
-        help_text="When an immediate change applies; empty: now.",
+        help_text=_("When an immediate change applies; empty: now."),
     )
 
     class Meta:

@@ -57,7 +57,7 @@ class SubscriptionChangeInline(admin.TabularInline):
     readonly_fields = fields
     extra = 0
     can_delete = False
-    verbose_name_plural = "history"
+    verbose_name_plural = _("history")
 
     def get_queryset(self, request):
         versions = ("from_version__plan", "to_version__plan")
@@ -140,14 +140,14 @@ class SubscriptionAdmin(MigrationActions, AuditHistoryAdmin):
         "ended",
     ]
 
-    started = _moment("started_at", "Started")
-    anchor = _moment("anchor_at", "Periods counted from")
-    trial_ends = _moment("trial_end", "Trial ends")
-    period_start = _moment("current_period_start", "Current period start")
-    period_end = _moment("current_period_end", "Current period end")
-    usage_since = _moment("usage_from", "Usage billed on this version since")
-    canceled = _moment("canceled_at", "Canceled")
-    ended = _moment("ended_at", "Ended")
+    started = _moment("started_at", _("Started"))
+    anchor = _moment("anchor_at", _("Periods counted from"))
+    trial_ends = _moment("trial_end", _("Trial ends"))
+    period_start = _moment("current_period_start", _("Current period start"))
+    period_end = _moment("current_period_end", _("Current period end"))
+    usage_since = _moment("usage_from", _("Usage billed on this version since"))
+    canceled = _moment("canceled_at", _("Canceled"))
+    ended = _moment("ended_at", _("Ended"))
 
     def get_queryset(self, request):
         # Every label names the customer and the plan: one query, not one per row.

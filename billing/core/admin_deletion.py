@@ -6,6 +6,7 @@ permission" nor a bare 403."""
 
 from django.contrib.admin.utils import unquote
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext
 
 REFUSED_TEMPLATE = "admin/delete_refused.html"
 
@@ -30,7 +31,7 @@ class RefusedDeletionMixin:
             opts = self.model._meta
             context = {
                 **self.admin_site.each_context(request),
-                "title": f"Cannot delete {obj}",
+                "title": gettext("Cannot delete {object}").format(object=obj),
                 "subtitle": None,
                 "opts": opts,
                 "object": obj,

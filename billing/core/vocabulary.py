@@ -8,10 +8,10 @@ from django.utils.translation import gettext_lazy as _
 class ConsumptionModel(models.TextChoices):
     """How a metered feature is consumed: one model per charge."""
 
-    OVERAGE = "overage", "Soft cap: included units, then priced overage"
-    HARD_CAP = "hard_cap", "Hard cap: included units, then blocked"
-    CREDITS = "credits", "Prepaid credits drawn per unit"
-    BALANCE = "balance", "Prepaid money balance drawn per unit"
+    OVERAGE = "overage", _("Soft cap: included units, then priced overage")
+    HARD_CAP = "hard_cap", _("Hard cap: included units, then blocked")
+    CREDITS = "credits", _("Prepaid credits drawn per unit")
+    BALANCE = "balance", _("Prepaid money balance drawn per unit")
 
 
 # Metered against an included allowance (usage alerts, the check's "remaining").
@@ -23,8 +23,8 @@ DRAWN_MODELS = (ConsumptionModel.CREDITS.value, ConsumptionModel.BALANCE.value)
 class WhenExhausted(models.TextChoices):
     """What a wallet-drawn charge does with usage its wallet cannot pay for."""
 
-    BLOCK = "block", "Block: the check refuses usage the wallet cannot pay for"
-    BILL = "bill", "Bill: usage the wallet cannot pay for is invoiced at the close"
+    BLOCK = "block", _("Block: the check refuses usage the wallet cannot pay for")
+    BILL = "bill", _("Bill: usage the wallet cannot pay for is invoiced at the close")
 
 
 class LineKind(models.TextChoices):

@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path as url_path
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import (
@@ -52,34 +53,35 @@ def signed_money(amount: Decimal, currency: str) -> str:
 class SimulationForm(forms.Form):
     version = forms.ModelChoiceField(
         queryset=PlanVersion.objects.select_related("plan"),
-        help_text="The prices to rate the usage at: usually a draft.",
+        help_text=_("The prices to rate the usage at: usually a draft."),
+        label=_("Version"),
     )
     month = forms.CharField(
         required=False,
-        label="Month (UTC)",
+        label=_("Month (UTC)"),
         widget=forms.TextInput(attrs={"type": "month"}),
-        help_text="Sets the start and end to this calendar month.",
+        help_text=_("Sets the start and end to this calendar month."),
     )
     period_start = forms.DateTimeField(
         required=False,
-        label="Start (UTC)",
+        label=_("Start (UTC)"),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_INPUT),
-        help_text="Included. With the end, it wins over the month.",
+        help_text=_("Included. With the end, it wins over the month."),
     )
     period_end = forms.DateTimeField(
         required=False,
-        label="End (UTC)",
+        label=_("End (UTC)"),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_INPUT),
-        help_text="Excluded.",
+        help_text=_("Excluded."),
     )
     customers = forms.ModelMultipleChoiceField(
-        queryset=Customer.objects.order_by("external_id"), required=False
+        queryset=Customer.objects.order_by("external_id"), required=False, label=_("Customers")
     )
     plan = forms.ModelChoiceField(
         queryset=Plan.objects.all(),
         required=False,
-        label="or all subscribers of",
-        help_text="Every customer on a version of this plan when the period started.",
+        label=_("or all subscribers of"),
+        help_text=_("Every customer on a version of this plan when the period started."),
     )
 
     def __init__(self, *args, admin_site, now: datetime, **kwargs):
@@ -286,7 +288,7 @@ class PriceSimulationAdmin(admin.ModelAdmin):
                 return redirect(reverse("admin:plans_pricesimulation_result", args=[done.pk]))
         context = self._context(
             request,
-            "Simulate prices on past usage",
+            gettext("Simulate prices on past usage"),
             form=form,
             media=self.media + form.media,
             inline_limit=engine.INLINE_LIMIT,
@@ -324,7 +326,9 @@ class PriceSimulationAdmin(admin.ModelAdmin):
         }
         context = self._context(
             request,
-            f"Price simulation #{found.pk}: {found.version}",
+            gettext("Price simulation #{number}: {version}").format(
+                number=found.pk, version=found.version
+            ),
             simulation=found,
             version_label=str(found.version),
             running=found.status in (PriceSimulation.PENDING, PriceSimulation.RUNNING),
