@@ -39,9 +39,10 @@ so ingestion also writes its group rollups: a row an hour per model, per token
 type and per combination). Each phase has its HTTP run and its raw ceilings; the
 figure is the rate-card phase's HTTP / raw against the plain phase's, to be at
 least 0.9: compared within each round, the median of the rounds recorded; beside it
-each phase's CPU a batch, steadier on a shared machine. The usage-read customer is subscribed to a plan whose one charge prices
-card_tokens by a card of 151 rows (per model: input, output, the rest; and the
-default, which its events without a model reach), so each /usage carries its rows.
+each phase's CPU a batch, steadier on a shared machine. The usage-read customer is
+subscribed to a plan whose one charge prices card_tokens by a card of 151 rows (per
+model: input, output, the rest; and the default, which its events without a model
+reach), so each /usage carries its rows.
 """
 
 import argparse
