@@ -21,6 +21,13 @@ features), with the feature each one's feature check asks for:
             priority_support (not granted: refused)
   mid_hour  ai_assistant subscribed at 00:30: its period's first partial hour is read
             from the raw events on every check; sso
+  card_balance  a balance charge on a rate card of 151 rows (bench/rate_card.py: 50
+            models x input, output and the rest, and the default), the input and
+            output rows in two tiers, usage in every row; the meter check carries
+            "properties" {"model": "model-07", "token_type": "output"}, so it prices
+            with that row, reading the row's usage so far; sso (not granted)
+  card_credits  the same card as credits (credits per 1,000 tokens a row); the
+            check carries the same properties; sso
 
 Each row also gives the server's CPU per request (its processes', from /proc), the
 figure to compare on a machine that other work shares.
@@ -53,6 +60,13 @@ from bench.common import (
     percentile,
     record,
 )
+from bench.rate_card import (
+    RATED_EVENT,
+    RATED_METER,
+    card_plan_create,
+    rated_meter_create,
+    token_properties,
+)
 
 DB_NAME = "billing_bench_check"
 PORT = 8771
@@ -76,7 +90,14 @@ CASES = {
     # Subscribed at 00:30: its period starts mid-hour (anniversary billing), so every
     # check also reads that partial hour's raw events.
     "mid_hour": ("ai_assistant", "prompts", "prompt", {}, "sso"),
+    # Rate cards (issue 50): properties None, each event's drawn by token_properties.
+    "card_balance": ("card_balance", RATED_METER, RATED_EVENT, None, "sso"),
+    "card_credits": ("card_credits", RATED_METER, RATED_EVENT, None, "sso"),
 }
+# The rate-card cases' plans: (consumption model, the card's kind: rate_card.card_rows).
+CARDS = {"card_balance": ("balance", "graduated"), "card_credits": ("credits", "credits")}
+# What their meter checks ask about: one row of the card (output tokens of one model).
+CARD_PROPERTIES = {"model": "model-07", "token_type": "output"}
 # What is measured: kind -> its title in the output.
 KINDS = {
     "meter": "meter check",
@@ -94,10 +115,14 @@ def load(events_per_customer: int) -> str:
     from customers.api_keys import api_key_create
     from customers.services import customer_create
     from plans.models import CreditPack, Plan
+    from wallets.ledger import credits_grant
     from wallets.purchases import credit_pack_purchase, money_top_up
 
     call_command("migrate", verbosity=0)
     call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    rated_meter_create()
+    for code, (model, kind) in CARDS.items():
+        card_plan_create(code, model, kind)
     now = datetime.now(UTC)
     start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     if now - start < timedelta(hours=2):
@@ -117,8 +142,10 @@ def load(events_per_customer: int) -> str:
                 credit_pack_purchase(
                     customer=customer, pack=CreditPack.objects.get(code="runs_100"), now=now
                 )
-        if name == "balance":
-            money_top_up(customer=customer, amount=Decimal("100000.00"), currency="USD", now=now)
+        if name in ("balance", "card_balance"):
+            money_top_up(customer=customer, amount=Decimal("10000000.00"), currency="USD", now=now)
+        if name == "card_credits":
+            credits_grant(customer=customer, credits=Decimal(10**9), now=now)
         # Hard caps stay under their cap so that every check reads the counter.
         count = 400 if name == "hard_cap" else events_per_customer
         span = (now - subscribed).total_seconds() - 60
@@ -128,7 +155,7 @@ def load(events_per_customer: int) -> str:
                 "customer": customer.external_id,
                 "event_name": event_name,
                 "timestamp": (subscribed + timedelta(seconds=rng.uniform(0, span))).isoformat(),
-                "properties": properties,
+                "properties": token_properties(rng) if properties is None else properties,
             }
             for i in range(count)
         ]
@@ -160,7 +187,10 @@ def request_of(kind: str, name: str) -> tuple[str, str, str | None]:
     _, meter, _, _, feature = CASES[name]
     customer = f"/api/v1/customers/bench_{name}"
     if kind == "meter":
-        return "POST", f"{customer}/check", json.dumps({"meter": meter, "quantity": "1"})
+        body = {"meter": meter, "quantity": "1"}
+        if name in CARDS:
+            body["properties"] = CARD_PROPERTIES
+        return "POST", f"{customer}/check", json.dumps(body)
     if kind == "feature":
         return "POST", f"{customer}/check", json.dumps({"feature": feature})
     return "GET", f"{customer}/entitlements", None
@@ -241,6 +271,9 @@ def main():
     )
     every: dict[str, list[float]] = {}
     cpu: dict[str, float] = {}  # kind -> the server's CPU seconds per request
+    # The meter checks with properties on the rate cards, on their own too.
+    carded: list[float] = []
+    carded_cpu = 0.0
     try:
         print(
             server.describe() + f"; {args.requests:,} sequential requests "
@@ -261,6 +294,9 @@ def main():
                 used = cpu_seconds(server.pids()) - before
                 spent += used
                 every[kind] += latencies
+                if kind == "meter" and name in CARDS:
+                    carded += latencies
+                    carded_cpu += used
                 print(
                     f"{row(name, latencies)} {used / len(latencies) * 1000:>7.2f}  "
                     f"{answer_text(kind, answer)}"
@@ -270,6 +306,15 @@ def main():
     finally:
         server.stop()
     summary(every, cpu)
+    p50, p95, p99, worst = figures(carded)
+    met = record(
+        "check with properties, rate cards, p99", p99, "ms", target=TARGET_P99_MS, higher=False
+    )
+    print(
+        f"{'card check':<14} {p50:>8.2f} {p95:>8.2f} {p99:>8.2f} {worst:>8.2f} "
+        f"{carded_cpu / len(carded) * 1000:>7.2f}  {met.replace('target ', 'p99 ')} "
+        f"(meter check with properties, {', '.join(CARDS)})"
+    )
 
 
 def summary(every: dict[str, list[float]], cpu: dict[str, float]) -> None:

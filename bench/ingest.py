@@ -2,7 +2,7 @@
 PostgreSQL ceiling, plus usage-read latency at 1,000,000 events.
 
     .venv/bin/python bench/ingest.py [--events 200000] [--workers CORES+1] [--rounds 3]
-        [--big 1000000] [--grouped] [--server granian|gunicorn] [--folder 1]
+        [--big 1000000] [--grouped | --rated] [--server granian|gunicorn] [--folder 1]
         [--database billing_bench_ingest] [--port 8765]
 
 Needs PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432); it
@@ -29,6 +29,20 @@ rollup upsert (rollups.GROUP_ROLLUP_INSERT, its rows aggregated beforehand as
 ingestion's rollup_deltas does); and the usage reads add `/usage?group_by=model` and
 `?group_by=api_key` beside the plain `/usage`, for the period starting on the hour
 and the one starting mid-hour, each against the target of /usage p95 at most 5 ms.
+
+With --rated (issue 50), the llm.completion events (60%) become token events of a
+model of 50 and a token type of 4 (bench/rate_card.py), and the run has two phases
+of the same events, each round running both: the plain meter's (the events named
+llm.tokens.plain, summed by plain_tokens without group_by) and the rate-card
+meter's (named llm.tokens, summed by card_tokens, grouped by model and token type,
+so ingestion also writes its group rollups: a row an hour per model, per token
+type and per combination). Each phase has its HTTP run and its raw ceilings; the
+figure is the rate-card phase's HTTP / raw against the plain phase's, to be at
+least 0.9: compared within each round, the median of the rounds recorded; beside it
+each phase's CPU a batch, steadier on a shared machine. The usage-read customer is
+subscribed to a plan whose one charge prices card_tokens by a card of 151 rows (per
+model: input, output, the rest; and the default, which its events without a model
+reach), so each /usage carries its rows.
 """
 
 import argparse
@@ -59,6 +73,18 @@ from bench.common import (
     record,
     server_env,
 )
+from bench.rate_card import (
+    PLAIN_EVENT,
+    PLAIN_METER,
+    RATED_EVENT,
+    RATED_METER,
+    RATED_MODELS,
+    TOKEN_TYPES,
+    card_plan_create,
+    plain_meter_create,
+    rated_meter_create,
+    token_properties,
+)
 
 DB_NAME = "billing_bench_ingest"
 CLIENTS = 4
@@ -76,6 +102,8 @@ API_KEYS = [f"key_{i:02d}" for i in range(20)]
 # events-only raw ceiling measured in the same run.
 TARGET_USAGE_P95_MS = 5.0
 TARGET_RATIO = 0.5
+# Issue 50's: the rate-card meter's HTTP / raw against the plain meter's, same run.
+TARGET_RATED_RATIO = 0.9
 # The folder service beside the web server (docs/running.md): a fold every second.
 FOLDER_EVERY = 1.0
 # The HTTP run and the raw ceiling, in turn, this many times: on a shared machine either
@@ -122,6 +150,17 @@ def make_event(
         "event_name": name,
         "timestamp": moment.isoformat().replace("+00:00", "Z"),
         "properties": {"session": f"s{rng.randint(1, 50)}"},
+    }
+
+
+def rated(event: dict, rng: random.Random, event_name: str, *, unlisted: float = 0.0) -> dict:
+    """--rated: an llm.completion event as a token event named `event_name`, its
+    properties drawn from `rng` (bench/rate_card.py); any other event as it is."""
+    if event["event_name"] != "llm.completion":
+        return event
+    return event | {
+        "event_name": event_name,
+        "properties": token_properties(rng, unlisted=unlisted),
     }
 
 
@@ -209,6 +248,12 @@ def main():
         help=f"the token meters group by {', '.join(GROUP_BY)}; adds the group_by reads",
     )
     parser.add_argument(
+        "--rated",
+        action="store_true",
+        help="token events of 50 models and 4 token types, through a plain meter and a "
+        "rate-card meter in turn; the usage reads on a 151-row card",
+    )
+    parser.add_argument(
         "--folder",
         type=float,
         default=FOLDER_EVERY,
@@ -227,6 +272,8 @@ def main():
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.grouped and args.rated:
+        parser.error("--grouped and --rated are two different runs")
 
     database_url = fresh_database(args.database)
     django_setup(database_url)
@@ -264,6 +311,10 @@ def main():
                     group_by=GROUP_BY,
                 )
     call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    if args.rated:
+        plain_meter_create()
+        rated_meter_create()
+        card_plan_create("rate_card", "overage", "per_unit")
     Customer.objects.bulk_create(
         Customer(external_id=f"cust_{i:04d}", name=f"Customer {i}", currency="USD")
         for i in range(CUSTOMERS)
@@ -284,9 +335,6 @@ def main():
         )
         for n in range(args.events)
     ]
-    batches = [events[i : i + BATCH] for i in range(0, len(events), BATCH)]
-    bodies = [json.dumps({"events": b}).encode() for b in batches]
-    per_client = [bodies[i::CLIENTS] for i in range(CLIENTS)]
     # Warm-up batches, posted before each round's HTTP phase and emptied with the tables:
     # each worker then has its database connection, its prepared statements and its
     # caches (customers, meters), as a server that has been serving has (the raw ceiling's
@@ -294,23 +342,46 @@ def main():
     # about a tenth slower, its first second a fifth idle. One event per customer each,
     # ids after the measured ones', from a stream of their own.
     warm_rng = random.Random(99)
-    warm_bodies = [
-        json.dumps(
-            {
-                "events": [
-                    make_event(warm_rng, args.events + w * CUSTOMERS + i, f"cust_{i:04d}", now)
-                    for i in range(CUSTOMERS)
-                ]
-            }
-        ).encode()
+    warm_events = [
+        [
+            make_event(warm_rng, args.events + w * CUSTOMERS + i, f"cust_{i:04d}", now)
+            for i in range(CUSTOMERS)
+        ]
         for w in range(WARM_UP_PER_WORKER * args.workers)
     ]
+    # The phases each round runs: (label, its events, its warm-up batches). --rated:
+    # the same token events under the plain meter's name, then the card meter's.
+    if args.rated:
+        card_rng = random.Random(11)
+        events = [rated(e, card_rng, RATED_EVENT) for e in events]
+        warm_events = [[rated(e, card_rng, RATED_EVENT) for e in b] for b in warm_events]
+
+        def renamed(batch: list[dict]) -> list[dict]:
+            return [
+                e | {"event_name": PLAIN_EVENT} if e["event_name"] == RATED_EVENT else e
+                for e in batch
+            ]
+
+        phases = [
+            ("plain meter", renamed(events), [renamed(b) for b in warm_events]),
+            ("rate-card meter", events, warm_events),
+        ]
+    else:
+        phases = [("", events, warm_events)]
+    batches = [events[i : i + BATCH] for i in range(0, len(events), BATCH)]
+    bodies = [json.dumps({"events": b}).encode() for b in batches]
     print(
         f"events: {len(events):,} in {len(batches)} batches of {BATCH}, "
         f"{CLIENTS} concurrent clients, {CUSTOMERS} customers; "
         f"average body {sum(map(len, bodies)) / len(bodies) / 1024:.0f} KiB"
     )
-    if args.grouped:
+    if args.rated:
+        print(
+            f"rated: each llm.completion event (60%) a token event of one of "
+            f"{len(RATED_MODELS)} models and {len(TOKEN_TYPES)} token types, in two phases: "
+            f"{PLAIN_METER} (no group_by) and {RATED_METER} (group_by model, token_type)"
+        )
+    elif args.grouped:
         print(
             f"grouped: {', '.join(TOKEN_METERS)} group by {', '.join(GROUP_BY)}; each "
             f"llm.completion event carries one of {len(MODELS)} models, {len(WORKFLOWS)} "
@@ -351,52 +422,69 @@ def main():
     # The raw ceiling: the same rows and statement, straight through psycopg. The
     # target compares with the events insert alone; with the rollups too (the
     # whole statement ingestion sends), the difference left is what Django,
-    # validation and HTTP cost. --grouped adds the group rollup upsert, the
-    # second statement ingestion then sends in the same transaction.
-    prepared_batches = [
-        [
-            PreparedEvent(
-                ids[e["customer"]],
-                e["id"],
-                e["event_name"],
-                datetime.fromisoformat(e["timestamp"]),
-                e["properties"],
-                contributions(meters.get(e["event_name"], []), e["properties"]),
-            )
-            for e in b
+    # validation and HTTP cost. --grouped (and --rated's card phase) adds the group
+    # rollup upsert, the second statement ingestion then sends in the same transaction.
+    def ceilings_of(phase_events: list[dict], *, grouped: bool) -> list:
+        phase_batches = [phase_events[i : i + BATCH] for i in range(0, len(phase_events), BATCH)]
+        prepared_batches = [
+            [
+                PreparedEvent(
+                    ids[e["customer"]],
+                    e["id"],
+                    e["event_name"],
+                    datetime.fromisoformat(e["timestamp"]),
+                    e["properties"],
+                    contributions(meters.get(e["event_name"], []), e["properties"]),
+                )
+                for e in b
+            ]
+            for b in ([json.loads(json.dumps(b), parse_float=Decimal) for b in phase_batches])
         ]
-        for b in ([json.loads(json.dumps(b), parse_float=Decimal) for b in batches])
-    ]
-    documents = [_postgres.batch_json(b) for b in prepared_batches]
-    ceilings = [
-        ("insert only", [(_postgres.INSERT_EVENTS, True)], [(d,) for d in documents]),
-        (
-            "insert with contributions (ingestion's statement)",
-            [(_postgres.STORE, True)],
-            [(d,) for d in documents],
-        ),
-    ]
-    if args.grouped:
-        group_documents = [
-            _postgres.group_rollup_json(
-                rollup_deltas(
-                    [e for e in b if any(c.group is not None for c in e.contributions)],
-                    grouped=True,
+        documents = [_postgres.batch_json(b) for b in prepared_batches]
+        ceilings = [
+            ("insert only", [(_postgres.INSERT_EVENTS, True)], [(d,) for d in documents]),
+            (
+                "insert with contributions (ingestion's statement)",
+                [(_postgres.STORE, True)],
+                [(d,) for d in documents],
+            ),
+        ]
+        if grouped:
+            group_documents = [
+                _postgres.group_rollup_json(
+                    rollup_deltas(
+                        [e for e in b if any(c.group is not None for c in e.contributions)],
+                        grouped=True,
+                    )
+                )
+                for b in prepared_batches
+            ]
+            ceilings.append(
+                (
+                    "insert with contributions + group rollup upsert",
+                    [(_postgres.STORE, True), (GROUP_ROLLUP_INSERT, False)],
+                    list(zip(documents, group_documents, strict=True)),
                 )
             )
-            for b in prepared_batches
+        return ceilings
+
+    # label -> (the HTTP bodies per client, the warm-up bodies, the ceilings)
+    runs = {}
+    for label, phase_events, phase_warm in phases:
+        phase_bodies = [
+            json.dumps({"events": phase_events[i : i + BATCH]}).encode()
+            for i in range(0, len(phase_events), BATCH)
         ]
-        ceilings.append(
-            (
-                "insert with contributions + group rollup upsert",
-                [(_postgres.STORE, True), (GROUP_ROLLUP_INSERT, False)],
-                list(zip(documents, group_documents, strict=True)),
-            )
+        runs[label] = (
+            [phase_bodies[i::CLIENTS] for i in range(CLIENTS)],
+            [json.dumps({"events": b}).encode() for b in phase_warm],
+            ceilings_of(phase_events, grouped=args.grouped or label == "rate-card meter"),
         )
 
-    def http_round() -> dict:
+    def http_round(label: str) -> dict:
         """The batches through the server, until every event is folded."""
         nonlocal folder
+        per_client, warm_bodies, _ = runs[label]
         # The warm-up batches, all at once, so that they spread over the workers (one
         # after the other, they could all go to one), on empty tables, so that none of
         # them folds the last ceiling's events.
@@ -450,13 +538,13 @@ def main():
             "left": left,
             "catch_up": catch_up,
             "latencies": latencies,
-            "server_cpu": server_cpu / len(batches),
-            "pg_cpu": pg_cpu / len(batches),
+            "server_cpu": server_cpu / sum(map(len, per_client)),
+            "pg_cpu": pg_cpu / sum(map(len, per_client)),
         }
 
-    def ceiling_round() -> dict[str, float]:
+    def ceiling_round(phase: str) -> dict[str, float]:
         rates = {}
-        for label, statements, batch_documents in ceilings:
+        for label, statements, batch_documents in runs[phase][2]:
             truncate_usage()
             checkpoint()
             connections.close_all()
@@ -471,7 +559,7 @@ def main():
         connections.close_all()
         print(
             f"\nHTTP ingestion ({server.describe()}, PostgreSQL, with auth, "
-            f"dedup, rollups{', group rollups' if args.grouped else ''}, "
+            f"dedup, rollups{', group rollups' if args.grouped or args.rated else ''}, "
             "one transaction a batch; "
             + (
                 f"a folder folding every {args.folder:g} s"
@@ -482,51 +570,109 @@ def main():
             f"same rows, same statements), in {args.rounds} round(s), each starting at a "
             "checkpoint on empty tables"
         )
-        rounds = []
+        rounds = {label: [] for label in runs}
         for number in range(1, args.rounds + 1):
-            served = http_round()
-            rates = ceiling_round()
-            ratio = served["rate"] / rates["insert only"]
-            rounds.append((ratio, served, rates))
-            print(
-                f"  round {number}: HTTP {served['rate']:,.0f} events/s accepted and folded "
-                f"({served['accepted alone']:,.0f} accepted alone in {served['elapsed']:.2f} s; "
-                f"{served['left']:,} folded {served['catch_up']:.2f} s later); batch p50 "
-                f"{percentile(served['latencies'], 50) * 1000:.1f} ms, p99 "
-                f"{percentile(served['latencies'], 99) * 1000:.1f} ms; CPU a batch: "
-                f"{args.server}{' and folder' if args.folder else ''} "
-                f"{served['server_cpu'] * 1000:.1f} ms, PostgreSQL {served['pg_cpu'] * 1000:.1f} ms"
-            )
-            print(
-                "           ceiling "
-                + "; ".join(
-                    f"{label}: {rate:,.0f} events/s (HTTP / raw = {served['rate'] / rate:.2f})"
-                    for label, rate in rates.items()
+            for phase in runs:
+                served = http_round(phase)
+                rates = ceiling_round(phase)
+                ratio = served["rate"] / rates["insert only"]
+                rounds[phase].append((ratio, served, rates))
+                print(
+                    f"  round {number}{', ' + phase if phase else ''}: HTTP {served['rate']:,.0f} "
+                    f"events/s accepted and folded ({served['accepted alone']:,.0f} accepted "
+                    f"alone in {served['elapsed']:.2f} s; {served['left']:,} folded "
+                    f"{served['catch_up']:.2f} s later); batch p50 "
+                    f"{percentile(served['latencies'], 50) * 1000:.1f} ms, p99 "
+                    f"{percentile(served['latencies'], 99) * 1000:.1f} ms; CPU a batch: "
+                    f"{args.server}{' and folder' if args.folder else ''} "
+                    f"{served['server_cpu'] * 1000:.1f} ms, PostgreSQL "
+                    f"{served['pg_cpu'] * 1000:.1f} ms"
                 )
-            )
-            print(f"           HTTP / events-only ceiling = {ratio:.2f}")
-        # The round of the median ratio speaks for the run (paired, so that the
-        # machine's speed drifting between rounds moves both of its figures).
-        _, served, rates = sorted(rounds, key=lambda r: r[0])[(len(rounds) - 1) // 2]
-        http_rate, ceiling = served["rate"], rates["insert only"]
+                print(
+                    "           ceiling "
+                    + "; ".join(
+                        f"{label}: {rate:,.0f} events/s (HTTP / raw = {served['rate'] / rate:.2f})"
+                        for label, rate in rates.items()
+                    )
+                )
+                print(f"           HTTP / events-only ceiling = {ratio:.2f}")
+            if args.rated:
+                plain, card = (rounds[phase][-1][0] for phase in runs)
+                print(f"        round {number}: rate-card / plain, HTTP / raw: {card / plain:.2f}")
         rss, peak = server.memory_mib()
         print(f"  server memory (master + workers): {rss:.0f} MiB now, {peak:.0f} MiB peak")
-        print(
-            f"  the median round: HTTP {http_rate:,.0f} events/s accepted and folded, "
-            f"raw ceiling (events only) {ceiling:,.0f}"
-        )
-        record("HTTP ingestion", http_rate, "events/s", target=None, higher=True)
-        record("raw ceiling, events only", ceiling, "events/s", target=None, higher=True)
-        met = record(
-            "HTTP / raw (events only)", http_rate / ceiling, "", target=TARGET_RATIO, higher=True
-        )
-        print(f"  HTTP / events-only ceiling = {http_rate / ceiling:.2f}; {met}")
+        medians = {}
+        for phase, phase_rounds in rounds.items():
+            # The round of the median ratio speaks for the run (paired, so that the
+            # machine's speed drifting between rounds moves both of its figures).
+            median = sorted(phase_rounds, key=lambda r: r[0])[(len(phase_rounds) - 1) // 2]
+            _, served, rates = median
+            http_rate, ceiling = served["rate"], rates["insert only"]
+            medians[phase] = http_rate / ceiling
+            of = f" ({phase})" if phase else ""
+            print(
+                f"  the median round{of}: HTTP {http_rate:,.0f} events/s accepted and folded, "
+                f"raw ceiling (events only) {ceiling:,.0f}"
+            )
+            record(f"HTTP ingestion{of}", http_rate, "events/s", target=None, higher=True)
+            record(f"raw ceiling, events only{of}", ceiling, "events/s", target=None, higher=True)
+            met = record(
+                f"HTTP / raw (events only){of}",
+                http_rate / ceiling,
+                "",
+                target=TARGET_RATIO,
+                higher=True,
+            )
+            print(f"  HTTP / events-only ceiling{of} = {http_rate / ceiling:.2f}; {met}")
+        if args.rated:
+            plain, card = medians.values()
+            # Each round's two phases run a minute apart: the median of the rounds'
+            # own comparisons, less moved by the machine's speed between rounds.
+            paired = [c[0] / p[0] for p, c in zip(*rounds.values(), strict=True)]
+            paired_median = sorted(paired)[(len(paired) - 1) // 2]
+            met = record(
+                "HTTP / raw, rate-card meter / plain meter",
+                paired_median,
+                "",
+                target=TARGET_RATED_RATIO,
+                higher=True,
+            )
+            print(
+                f"  rate-card meter's HTTP / raw against the plain meter's: each round's "
+                f"{', '.join(f'{r:.2f}' for r in paired)}, median {paired_median:.2f} ({met}); "
+                f"of each phase's median round {card / plain:.2f}"
+            )
+            # The CPU a batch costs (web server and folder, and PostgreSQL), steadier
+            # than the rates on a machine that other work shares.
+            cpu = {
+                phase: sorted(r[1]["server_cpu"] + r[1]["pg_cpu"] for r in phase_rounds)[
+                    (len(phase_rounds) - 1) // 2
+                ]
+                for phase, phase_rounds in rounds.items()
+            }
+            plain_cpu, card_cpu = cpu.values()
+            print(
+                f"  CPU a batch (median of the rounds): plain meter {plain_cpu * 1000:.1f} ms, "
+                f"rate-card meter {card_cpu * 1000:.1f} ms; the plain one's / the card's "
+                f"{plain_cpu / card_cpu:.2f} (the rate ratio to expect where CPU bounds both)"
+            )
 
         # Usage reads for a customer with args.big events in the current period.
         from billing.core.periods import month_start
 
         whale = Customer.objects.create(external_id="whale", name="Whale", currency="USD")
         period_start = month_start(now)
+        if args.rated:
+            # On the card, so that its /usage line carries a row for each row that
+            # priced usage: every row, the default too (1% of its token events carry
+            # no model).
+            from billing.subscriptions.lifecycle import subscription_create
+            from plans.models import Plan
+
+            subscription_create(
+                customer=whale, plan=Plan.objects.get(code="rate_card"), start=period_start
+            )
+            whale_rng = random.Random(13)
         span = (now - timedelta(minutes=10) - period_start).total_seconds()
         t0 = time.perf_counter()
         sent = 0
@@ -536,6 +682,8 @@ def main():
             for n in range(sent, sent + size):
                 moment = period_start + timedelta(seconds=rng.random() * span)
                 event = make_event(rng, n, "whale", moment, groups)
+                if args.rated:
+                    event = rated(event, whale_rng, RATED_EVENT, unlisted=0.01)
                 batch.append(event | {"id": f"whale_{n}"})
             result = events_ingest(events=batch, now=now)
             if result.rejected:
@@ -560,7 +708,7 @@ def main():
         from billing.models import UsagePropertyRollup, UsageRollup
 
         stored = f"{UsageRollup.objects.filter(customer=whale).count():,} hourly rollup rows"
-        if args.grouped:
+        if args.grouped or args.rated:
             rows = UsagePropertyRollup.objects.filter(customer=whale).count()
             stored += f", {rows:,} group rollup rows"
         print(f"  the customer's {stored}")
@@ -681,6 +829,15 @@ def stop_folder(folder) -> None:
 def usage_answer(lines: list[dict]) -> str:
     """The first lines' quantities, and each grouped line's number of groups and
     whether they add up to its quantity (they do for count and sum meters)."""
+    carded = [line for line in lines if line.get("rates") is not None]
+    if carded:
+        parts = []
+        for line in carded:
+            rates = line["rates"]
+            total = sum(Decimal(r["quantity"]) for r in rates)
+            adds_up = "add up" if total == Decimal(line["quantity"]) else f"sum to {total}"
+            parts.append(f"{line['meter']}={line['quantity']} ({len(rates)} rates rows {adds_up})")
+        return ", ".join(parts)
     grouped = [line for line in lines if line.get("groups") is not None]
     if not grouped:
         return ", ".join(f"{line['meter']}={line['quantity']}" for line in lines[:3])

@@ -253,9 +253,6 @@ def usage_check(
         return CheckResult(False, None, "no_subscription")
     spec = subscription_spec(subscription)
     charge = next((c for c in spec.charges if c.meter == meter_code), None)
-    card = charge if charge is not None and charge.rated else None
-    if card is not None:
-        charge = row_charge(card, properties or {})
     # A meter a published version charges is frozen: the cached definition is it.
     meter = meter_cache.by_code_frozen(meter_code) if charge is not None else None
     if charge is None or meter is None:
@@ -276,10 +273,14 @@ def usage_check(
     quantities = usage_quantities(
         customer_id=customer.pk, meters=list(meters.values()), start=start, end=end
     )
-    used = exact_quantity(quantities[meter.id])
-    if card is not None and charge.pricing is not None and charge.pricing.scheme != PER_UNIT:
-        # A row's tiers count that row's usage alone.
-        used = row_used(card, meter, properties or {}, customer_id=customer.pk, span=(start, end))
+    charge, used = priced_row(
+        charge,
+        meter,
+        properties or {},
+        used=exact_quantity(quantities[meter.id]),
+        customer_id=customer.pk,
+        span=(start, end),
+    )
     with localcontext(prec=EXACT_PRECISION):
         result, uncovered_units = charge_standing(
             subscription=subscription,
@@ -315,6 +316,20 @@ def usage_check(
         spend=spend,
         spend_limit=customer.spend_limit,
     )
+
+
+def priced_row(
+    charge, meter, properties: dict, *, used: Decimal, customer_id: int, span
+) -> tuple[object, Decimal]:
+    """A rate-card charge as the row of these properties prices it (its default
+    row without them: rate_cards.row_charge), with the usage that row's tiers
+    count (that row's alone); any other charge as it is, with `used`."""
+    if not charge.rated:
+        return charge, used
+    row = row_charge(charge, properties)
+    if row.pricing is not None and row.pricing.scheme != PER_UNIT:
+        used = row_used(charge, meter, properties, customer_id=customer_id, span=span)
+    return row, used
 
 
 def row_used(card, meter, properties: dict, *, customer_id: int, span) -> Decimal:

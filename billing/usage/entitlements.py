@@ -9,7 +9,7 @@ from decimal import Decimal, localcontext
 
 from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION
-from billing.usage.check import CheckResult, charge_standing
+from billing.usage.check import CheckResult, charge_standing, priced_row
 from billing.usage.metering import meter_cache
 from billing.usage.reads import exact_quantity, period_now, usage_quantities
 from plans.feature_grants import granted
@@ -51,8 +51,16 @@ def customer_entitlements(
     meters = {}
     balances = {} if balances is None else dict(balances)  # each wallet read once
     with localcontext(prec=EXACT_PRECISION):
-        for charge, meter in metered:
-            used = exact_quantity(quantities[meter.id])
+        for card, meter in metered:
+            # A rate card stands as check answers without properties: its default row.
+            charge, used = priced_row(
+                card,
+                meter,
+                {},
+                used=exact_quantity(quantities[meter.id]),
+                customer_id=customer.pk,
+                span=(start, end),
+            )
             # What stands now, and whether one more unit fits, as check answers
             # it (the spend limit aside).
             standing, one_more = (

@@ -4,7 +4,14 @@ group_by, text values), and the card as stored and read back."""
 
 import pytest
 
-from billing.rating.rate_cards import RateSpec, rated_quantities, row_for, ties
+from billing.rating.rate_cards import (
+    RateSpec,
+    rated_quantities,
+    row_finder,
+    row_for,
+    row_index,
+    ties,
+)
 from plans.models import ChargeRate, Plan
 from tests.factories import MeterFactory
 
@@ -170,3 +177,30 @@ def test_the_most_specific_row_prices_usage_and_absent_values_fall_to_the_defaul
     assert row_for(rates, {"model": "gpt-4o", "token_type": "reasoning"}) is rates[4]
     assert row_for(rates, {"model": None, "token_type": "input"}) is rates[4]
     assert ties([r.when for r in rates]) == []
+
+
+def test_the_row_finder_finds_the_row_every_row_tried_finds():
+    # Rows by model and type, by model, by type, and the default; a card without
+    # a default; one the catalog has not checked (equal rows, tied rows, a row
+    # naming a property twice, a value that is not text): the first matching row
+    # of the most properties every time, as row_index trying every row.
+    by = [(("model", m), ("token_type", t)) for m in ("a", "b") for t in ("in", "out")]
+    cards = [
+        tuple(RateSpec(when=w) for w in [*by, (("model", "a"),), (("token_type", "in"),), ()]),
+        tuple(RateSpec(when=w) for w in [(("model", "a"),), (("token_type", "out"),)]),
+        tuple(RateSpec(when=w) for w in [(), (("model", "b"),), (("model", "b"),), ()]),
+        tuple(RateSpec(when=w) for w in [(("model", "a"), ("model", "a")), (("model", "a"),)]),
+        tuple(RateSpec(when=w) for w in [(("model", None),), (("model", 1),), ()]),
+    ]
+    values = [
+        {"model": m, "token_type": t}
+        for m in ("a", "b", "c", None, 1)
+        for t in ("in", "out", "x", None)
+    ]
+    for rates in cards:
+        find = row_finder(rates)
+        for asked in values:
+            assert find(asked) == row_index(rates, asked), (rates, asked)
+    # A tie on an unchecked card: the first of the rows as specific.
+    tied = (RateSpec(when=(("token_type", "in"),)), RateSpec(when=(("model", "a"),)))
+    assert row_finder(tied)({"model": "a", "token_type": "in"}) == 0

@@ -141,3 +141,35 @@ def test_a_balance_card_draws_each_rows_price_its_tiers_counting_its_own_usage(
     assert check(api, asked | {"quantity": 15_800})["allowed"] is True
     assert check(api, asked | {"quantity": 15_801})["allowed"] is False
     assert check(api, {"meter": "llm_tokens", "quantity": 39_501})["allowed"] is False
+
+
+def entitlements(api) -> dict:
+    with time_machine.travel(NOW, tick=False):
+        response = api.get("/api/v1/customers/acme/entitlements")
+    assert response.status_code == 200, response.content[:300]
+    return response.json()["meters"]["llm_tokens"]
+
+
+def test_entitlements_show_a_card_as_check_answers_without_properties(api, acme, llm_tokens):
+    # The default row in tiers (0.01 a token for the first 1,000, then 0.005),
+    # gpt-4o's flat: entitlements read the default row, its tiers counting its
+    # own usage, as a check without properties does.
+    graduated = PricingSpec(
+        scheme=GRADUATED,
+        tiers=(TierSpec(D(1000), D("0.01")), TierSpec(None, D("0.005"))),
+    )
+    flat = PricingSpec(scheme=PER_UNIT, unit_price=D("0.002"))
+    published_version(
+        "tokens",
+        charges=(card("balance", (RateSpec(when=GPT, pricing=flat), RateSpec(pricing=graduated))),),
+    )
+    subscribe(acme, "tokens")
+    money_top_up(customer=acme, amount=D("100.00"), currency="USD", now=NOW)
+    # gpt-4o 10,000 tokens: 20.00; others 800 at 0.01: 8.00. 72.00 left.
+    tokens(("gpt-4o", 10_000), (None, 800))
+
+    standing = entitlements(api)
+    asked = check(api, {"meter": "llm_tokens", "quantity": 1})
+    # The default row's usage (800, not the 10,800 of the meter) and the balance.
+    assert (standing["used"], standing["balance"], standing["allowed"]) == ("800", "72.00", True)
+    assert {k: asked[k] for k in standing} == standing
