@@ -34,6 +34,7 @@ api_v1 = [
     path("credit-packs/<str:code>", plans_api.CreditPackDetailApi.as_view()),
     path("tax-rates", plans_api.TaxRateListApi.as_view()),
     path("tax-rates/<str:code>", plans_api.TaxRateDetailApi.as_view()),
+    path("cost-rates", plans_api.CostRateListApi.as_view()),
     path("coupons", plans_api.CouponListApi.as_view()),
     path("coupons/<str:code>", plans_api.CouponDetailApi.as_view()),
     path("features", features_api.FeatureListApi.as_view()),
