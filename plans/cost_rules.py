@@ -4,12 +4,13 @@ its moment), and the history kept (a row is added, never edited). The model is
 plans.cost_models.CostRate; billing.margins prices usage with them."""
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
 
 from billing.core.errors import Conflict
+from billing.core.periods import on_the_hour
 from billing.rating.rate_cards import When, ties, when_of
 from plans.field_checks import FieldErrors, check_currency, check_number
 from plans.models import CostRate, Meter
@@ -19,12 +20,6 @@ OFF_THE_HOUR = (
     "costs are computed per hour: effective_from must be on the hour (e.g. 2026-11-01T00:00:00Z)"
 )
 MEANING = "the meter's group_by properties"
-
-
-def on_the_hour(moment: datetime) -> bool:
-    """Whether a moment begins a UTC hour: costs are read from the hourly rollups."""
-    utc = moment.astimezone(UTC)
-    return (utc.minute, utc.second, utc.microsecond) == (0, 0, 0)
 
 
 def _when_pairs(errors: FieldErrors, when: object) -> When | None:
