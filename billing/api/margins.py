@@ -56,7 +56,7 @@ def _currency(request) -> str:
         if not is_known_currency(given):
             raise InvalidRequest(f"unknown currency {given!r}", fields={"currency": ["e.g. USD"]})
         return given
-    used = sorted(Customer.objects.values_list("currency", flat=True).distinct()[:2])
+    used = sorted(Customer.objects.order_by().values_list("currency", flat=True).distinct()[:2])
     if len(used) > 1:
         raise InvalidRequest(
             "customers are billed in several currencies: give one (?currency=USD)",

@@ -25,6 +25,7 @@ from billing.usage.metering import (
     combination_values,
     meter_cache,
 )
+from customers.models import Customer
 from plans.models import CostRate, Meter
 from plans.rate_cards import RATED_AGGREGATIONS
 
@@ -38,6 +39,11 @@ _FIELDS = (
     UsagePropertyRollup._meta.get_field("value_sum"),
 )
 _COLUMNS = "customer_id, meter_id, {group} AS group_value, hour, event_count, value_sum"
+# The window's hours of the customers billed in a currency.
+_WINDOW = (
+    "hour >= %s AND hour < %s AND customer_id IN "  # noqa: S608 (constants only)
+    f"(SELECT id FROM {Customer._meta.db_table} WHERE currency = %s)"
+)
 
 
 @dataclass
@@ -78,29 +84,23 @@ def _costed_meters() -> list[MeterDef]:
 
 
 def _usage_sql(
-    grouping: list[MeterDef], plain: list[MeterDef], bounds: list[datetime], span
+    grouping: list[MeterDef], plain: list[MeterDef], bounds: list[datetime], span, currency: str
 ) -> tuple[str, list]:
-    """One aggregate of the window's hourly rows per customer, meter, group text
-    and segment (the index of the cost-rate boundary each hour follows)."""
+    """One aggregate of the window's hourly rows of the customers billed in
+    `currency`, per customer, meter, group text and segment (the index of the
+    cost-rate boundary each hour follows)."""
     start, end = span
     parts, params = [], []
     if grouping:
         which = " OR ".join(["(meter_id = %s AND position = %s)"] * len(grouping))
-        parts.append(
-            GROUPS.rows(
-                _COLUMNS.format(group="group_value"), f"hour >= %s AND hour < %s AND ({which})"
-            )
-        )
+        where = f"{_WINDOW} AND ({which})"
+        parts.append(GROUPS.rows(_COLUMNS.format(group="group_value"), where))
         pairs = [p for m in grouping for p in (m.id, combination_position(m))]
-        params += [start, end, *pairs] * 2
+        params += [start, end, currency, *pairs] * 2
     if plain:
-        which = ", ".join(["%s"] * len(plain))
-        parts.append(
-            HOURLY.rows(
-                _COLUMNS.format(group="''"), f"hour >= %s AND hour < %s AND meter_id IN ({which})"
-            )
-        )
-        params += [start, end, *(m.id for m in plain)] * 2
+        where = f"{_WINDOW} AND meter_id IN ({', '.join(['%s'] * len(plain))})"
+        parts.append(HOURLY.rows(_COLUMNS.format(group="''"), where))
+        params += [start, end, currency, *(m.id for m in plain)] * 2
     cases = " ".join(f"WHEN hour < %s THEN {i}" for i in range(len(bounds)))
     segment = f"CASE {cases} ELSE {len(bounds)} END" if bounds else "0"
     sql = (
@@ -113,8 +113,9 @@ def _usage_sql(
 
 
 def usage_costs(*, start: datetime, end: datetime, currency: str) -> list[UsageCost]:
-    """The cost of every customer's usage in [start, end) (whole UTC hours) at
-    the cost rates in `currency`, per customer, meter and combination."""
+    """The cost of the usage in [start, end) (whole UTC hours) of every customer
+    billed in `currency`, at the cost rates in it, per customer, meter and
+    combination."""
     rates: dict[int, list[_Rate]] = {}
     for meter_id, when, unit_cost, per, effective_from in (
         CostRate.objects.filter(currency=currency, effective_from__lt=end)
@@ -131,7 +132,7 @@ def usage_costs(*, start: datetime, end: datetime, currency: str) -> list[UsageC
     )
     grouping = [m for m in meters if m.group_by]
     plain = [m for m in meters if not m.group_by]
-    sql, params = _usage_sql(grouping, plain, bounds, (start, end))
+    sql, params = _usage_sql(grouping, plain, bounds, (start, end), currency)
     by_id = {m.id: m for m in meters}
     starts = [start, *bounds]
     in_effect: dict[tuple[int, int], tuple[list[RateSpec], list[_Rate]]] = {}
