@@ -5,8 +5,10 @@ the refusals of a bad question."""
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
 
 from billing.invoicing.close import periods_close
+from billing.usage.folding import unfolded_events, usage_fold
 from customers.services import customer_create
 from plans.services import meter_create
 from tests.factories import api_client, subscribe
@@ -134,6 +136,24 @@ def test_s26_margin_through_a_provider_price_cut(s26):
             "3.25",
             "3.75",
         )
+
+
+def test_the_cost_reads_folded_rollups_and_the_events_not_folded_yet(s26, settings):
+    # On PostgreSQL the first events are folded into the rollups, the last not
+    # yet (SQLite writes the rollups at ingestion).
+    settings.BILLING_FOLD_MS = 10**9  # ingestion folds no more after its first batch
+    post_events([tokens_event("nov10", "2026-11-10T09:15:00Z", 1_000_000, "input")])
+    usage_fold(wait=True)
+    post_events(
+        [
+            tokens_event("nov10-later", "2026-11-10T09:45:00Z", 1_000_000, "input"),
+            tokens_event("nov20", "2026-11-20T14:00:00Z", 1_000_000, "input"),
+        ]
+    )
+    if connection.vendor == "postgresql":
+        assert unfolded_events() == 2
+    (row,) = margins(f"{NOVEMBER}&group_by=token_type")["results"]
+    assert (row["key"], row["cost"]) == ({"token_type": "input"}, "3.50")  # 1.25 * 2 + 1.00
 
 
 def test_before_the_close_the_cost_is_there_and_the_revenue_not_yet(s26):

@@ -11,6 +11,8 @@ import time_machine
 
 from billing.core.vocabulary import CouponDuration
 from billing.invoicing.close import periods_close
+from billing.rating.pricing import PricingSpec, TierSpec
+from billing.subscriptions.discounts import discount_redeem
 from billing.usage.ingestion import events_ingest
 from customers.services import customer_create
 from invoices.models import Invoice
@@ -166,3 +168,65 @@ def test_revenue_by_customer_is_their_invoices_net_of_discount_plus_credits_used
 def test_an_answer_in_another_currency_leaves_these_customers_out(month):
     response = api_client("read").get(f"/api/v1/margins?{NOVEMBER}&currency=EUR")
     assert response.json() == {"currency": "EUR", "results": []}
+
+
+def test_threshold_invoices_are_counted_once_through_the_period_invoice(
+    db, django_capture_on_commit_callbacks
+):
+    # S20's runs: the first 100 at 0.10, beyond at 0.05; a threshold of 5.00; 10 % off.
+    meter_create(code="runs", name="Agent runs", event_name="agent.run", aggregation="count")
+    tiers = PricingSpec("graduated", tiers=(TierSpec(D(100), D("0.10")), TierSpec(None, D("0.05"))))
+    published_version(
+        "agents",
+        progressive_billing_threshold=D("5.00"),
+        charges=(ChargeSpec("runs", "overage", pricing=tiers),),
+    )
+    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    subscription = subscribe(customer, "agents")
+    coupon = coupon_create(
+        code="TENOFF", name="10% off", percent_off=D(10), duration=CouponDuration.FOREVER
+    )
+    discount_redeem(subscription=subscription, coupon=coupon, now=NOV_1)
+    api = api_client("events:write")
+    sent = 0
+    for hour, count in ((10, 100), (11, 100), (12, 30)):
+        at = datetime(2026, 11, 10, hour, 30, tzinfo=UTC)
+        events = [
+            {
+                "id": f"run-{sent + i}",
+                "customer": "acme",
+                "event_name": "agent.run",
+                "timestamp": at.isoformat(),
+            }
+            for i in range(count)
+        ]
+        sent += count
+        with time_machine.travel(at, tick=False), django_capture_on_commit_callbacks(execute=True):
+            assert api.post("/api/v1/events", {"events": events}, format="json").status_code == 202
+    assert Invoice.objects.filter(reason=Invoice.THRESHOLD).count() == 2
+    periods_close(as_of=DEC_1)
+
+    period = Invoice.objects.get(reason=Invoice.PERIOD)
+    kinds = [(line.kind, line.amount) for line in period.lines.all()]
+    assert kinds == [
+        ("overage", D("10.00")),  # the first 100 runs
+        ("overage", D("6.50")),  # 130 beyond
+        ("usage_invoiced", D("-10.00")),
+        ("usage_invoiced", D("-5.00")),
+        ("discount", D("-1.65")),  # 10 % of the period's 16.50
+    ]
+    # 16.50 of usage less the 1.65 off; 230 runs cost 0.01 each.
+    post_runs_cost = api_client("admin").post(
+        "/api/v1/cost-rates",
+        {
+            "meter": "runs",
+            "unit_cost": "0.01",
+            "currency": "USD",
+            "effective_from": "2026-11-01T00:00:00Z",
+        },
+        format="json",
+    )
+    assert post_runs_cost.status_code == 201
+    assert margins("group_by=customer") == [
+        ({"customer": "acme"}, "14.85", "2.30", "12.55", "84.51")
+    ]
