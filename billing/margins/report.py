@@ -110,7 +110,6 @@ def _billed_lines(start: datetime, end: datetime, currency: str, kinds) -> list[
             "invoice__discount",
             "invoice__customer_id",
             "invoice__subscription__version__plan__code",
-            "kind",
             "meter",
             "group",
             "amount",
