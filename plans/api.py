@@ -9,8 +9,9 @@ from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from config.api import CursorPagination, request_data
-from plans import coupons, selectors, services
-from plans.models import Coupon, CreditPack, Meter, Plan, PlanVersion, TaxRate
+from plans import cost_rules, coupons, selectors, services
+from plans.cost_serializers import CostRateSerializer
+from plans.models import CostRate, Coupon, CreditPack, Meter, Plan, PlanVersion, TaxRate
 from plans.serializers import (
     CouponSerializer,
     CouponUpdateSerializer,
@@ -240,3 +241,13 @@ class CouponDetailApi(CatalogDetailApi):
         data = request_data(CouponUpdateSerializer, request)
         coupon = coupons.coupon_update(coupon=get_object_or_404(Coupon, code=code), **data)
         return Response(CouponSerializer(coupon).data)
+
+
+class CostRateListApi(CatalogListApi):
+    """What usage costs the seller, by meter and property values, from an hour on."""
+
+    model, serializer_class = CostRate, CostRateSerializer
+    create = staticmethod(cost_rules.cost_rate_create)
+
+    def rows(self):
+        return cost_rules.cost_rates(meter=self.request.query_params.get("meter") or None)

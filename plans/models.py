@@ -613,5 +613,6 @@ class PriceSimulationRow(models.Model):
         return f"{self.customer_id}: {self.current_total} -> {self.simulated_total}"
 
 
-# Features a plan grants (entitlements), in a module of their own.
+# Features a plan grants (entitlements) and what usage costs, in modules of their own.
+from plans.cost_models import CostRate  # noqa: E402, F401
 from plans.feature_models import Feature, VersionFeature  # noqa: E402, F401

@@ -81,7 +81,7 @@ def check_rates(
     well_formed = []
     for index, rate in enumerate(charge.rates):
         row = f"{path}.rates.{index}"
-        if _check_when(errors, f"{row}.when", rate.when, price_by):
+        if check_when(errors, f"{row}.when", rate.when, price_by):
             well_formed.append(index)
         _check_row_price(errors, row, rate, charge.model)
     if not any(not rate.when for rate in charge.rates):
@@ -136,8 +136,12 @@ def _check_price_by(errors, path, price_by, group_by, aggregation) -> None:
         )
 
 
-def _check_when(errors, path: str, when, price_by) -> bool:
-    """Whether a row's conditions are well formed (then ties are looked for)."""
+def check_when(
+    errors, path: str, when, price_by, *, among: str = "the properties the charge prices by"
+) -> bool:
+    """Whether a row's conditions are well formed (then ties are looked for):
+    text values of `price_by` properties (`among` says what they are). Cost
+    rates' conditions too (plans.cost_rules)."""
     ok = True
     for name, value in when:
         if not isinstance(value, str) or not value:
@@ -152,8 +156,7 @@ def _check_when(errors, path: str, when, price_by) -> bool:
     if outside:
         errors.add(
             path,
-            f"{', '.join(outside)} is not among the properties the charge prices by "
-            f"({', '.join(price_by)})",
+            f"{', '.join(outside)} is not among {among} ({', '.join(price_by) or 'none'})",
         )
         ok = False
     return ok

@@ -16,12 +16,13 @@ import csv
 import io
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from django.db.models import Sum
 from django.db.models.functions import TruncMonth
 
 from billing.core.money import format_money, quantize_money
+from billing.rating.pricing import EXACT_PRECISION
 from wallets.models import CreditBlock, LedgerEntry
 from wallets.take_back import TAKEN_BACK
 
@@ -75,6 +76,44 @@ def _next_month(month: date) -> date:
     return date(month.year + (month.month == 12), month.month % 12 + 1, 1)
 
 
+def sale_value(price: Decimal, used: Decimal, amount: Decimal) -> Decimal:
+    """What `used` of a block's `amount` credits (or money) is worth at what the
+    block was sold for, exact: its share of the price."""
+    with localcontext(prec=EXACT_PRECISION):
+        return price * used / amount
+
+
+@dataclass(frozen=True)
+class Consumed:
+    customer_id: int
+    meter: str
+    value: Decimal  # exact
+
+
+def consumed_at_sale_value(*, start: datetime, end: datetime, currency: str) -> list[Consumed]:
+    """What usage drew from paid blocks (credits and money balances) in [start,
+    end), per customer and meter, valued at what the blocks were sold for in
+    `currency` (sale_value): revenue recognized by consumption. Promotional
+    credits were sold for nothing and carry none."""
+    drawn: dict[tuple[int, str], Decimal] = {}
+    for customer_id, meter, used, price, amount in (
+        LedgerEntry.objects.filter(
+            kind=LedgerEntry.USAGE,
+            occurred_at__gte=start,
+            occurred_at__lt=end,
+            block__kind=CreditBlock.PAID,
+            block__price_paid__gt=0,
+            block__currency=currency,
+        )
+        .values("wallet__customer_id", "meter", "block__price_paid", "block__amount")
+        .annotate(used=Sum("amount"))
+        .values_list("wallet__customer_id", "meter", "used", "block__price_paid", "block__amount")
+    ):
+        key = (customer_id, meter)
+        drawn[key] = drawn.get(key, ZERO) + sale_value(price, -used, amount)
+    return [Consumed(c, m, value) for (c, m), value in drawn.items()]
+
+
 def credit_revenue(*, until: datetime) -> list[RevenueMonth]:
     """Deferred, recognized and breakage revenue of paid credits per month (UTC)
     and currency, from the first purchase to the month holding `until`."""
@@ -124,7 +163,9 @@ def credit_revenue(*, until: datetime) -> list[RevenueMonth]:
                 # Nothing left: used and taken back share the price to the cent.
                 recognized = block.price - undone
             else:
-                recognized = quantize_money(block.price * consumed / block.amount, block.currency)
+                recognized = quantize_money(
+                    sale_value(block.price, consumed, block.amount), block.currency
+                )
             current = row(month, block.currency)
             current.recognized += recognized - recognized_so_far
             current.purchased -= undone - undone_so_far

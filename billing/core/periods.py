@@ -145,6 +145,12 @@ _DATE_THEN_TIME = re.compile(
 )
 
 
+def on_the_hour(moment: datetime) -> bool:
+    """Whether a moment begins a UTC hour, as the hourly rollups' hours do."""
+    utc = moment.astimezone(UTC)
+    return (utc.minute, utc.second, utc.microsecond) == (0, 0, 0)
+
+
 def parse_instant(text: str) -> datetime:
     """An ISO 8601 time with an offset, in UTC. ValueError says what is wrong, as the
     end of a sentence ("is not ISO 8601", "needs an offset, ...", "is out of range")."""

@@ -1,0 +1,158 @@
+"""What usage cost the seller: each customer's quantities per meter and
+combination of group_by values, from the hourly rollups (the group rollups at
+the meter's combination_position, the plain ones for a meter without group_by),
+each priced at the cost rate in effect at its hour that matches it best (the
+rate cards' matching: most properties wins, `{}` the default). Cost rates begin
+on the hour (plans.cost_rules), so a window is split at each one's
+effective_from and every hour lies wholly in one segment. Quantities no rate
+matches cost nothing and are counted as uncosted. Only meters whose quantities
+add up (count, sum) are costed; on PostgreSQL the rows not folded yet are read
+with the rollups (billing.usage.folding)."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, localcontext
+
+from billing.core import rawsql
+from billing.models import UsagePropertyRollup
+from billing.rating.pricing import EXACT_PRECISION
+from billing.rating.rate_cards import Combination, RateSpec, row_index, when_of
+from billing.usage.folding import GROUPS, HOURLY
+from billing.usage.metering import (
+    MeterDef,
+    combination_position,
+    combination_values,
+    meter_cache,
+)
+from customers.models import Customer
+from plans.models import CostRate, Meter
+from plans.rate_cards import RATED_AGGREGATIONS
+
+ZERO = Decimal(0)
+_FIELDS = (
+    None,
+    None,
+    None,
+    None,
+    UsagePropertyRollup._meta.get_field("event_count"),
+    UsagePropertyRollup._meta.get_field("value_sum"),
+)
+_COLUMNS = "customer_id, meter_id, {group} AS group_value, hour, event_count, value_sum"
+# The window's hours of the customers billed in a currency.
+_WINDOW = (
+    "hour >= %s AND hour < %s AND customer_id IN "  # noqa: S608 (constants only)
+    f"(SELECT id FROM {Customer._meta.db_table} WHERE currency = %s)"
+)
+
+
+@dataclass
+class UsageCost:
+    """One customer's usage of one meter and combination in the window: its
+    quantity, its cost (exact, rounded by whoever shows it), and the part of
+    the quantity no cost rate matched."""
+
+    customer_id: int
+    meter: MeterDef
+    values: Combination
+    quantity: Decimal = ZERO
+    cost: Decimal = ZERO
+    uncosted: Decimal = ZERO
+
+
+@dataclass(frozen=True)
+class _Rate:
+    when: tuple
+    unit_cost: Decimal
+    per: Decimal
+    effective_from: datetime
+
+
+def _in_effect(rates: Sequence[_Rate], at: datetime) -> tuple[list[RateSpec], list[_Rate]]:
+    """The meter's rows in effect at `at`: for each `when`, its latest rate from
+    before then (rates oldest first); as RateSpecs to match usage, and the rates."""
+    latest: dict[tuple, _Rate] = {}
+    for rate in rates:
+        if rate.effective_from <= at:
+            latest[rate.when] = rate
+    chosen = list(latest.values())
+    return [RateSpec(when=rate.when) for rate in chosen], chosen
+
+
+def _costed_meters() -> list[MeterDef]:
+    return [m for m in meter_cache.by_id().values() if m.aggregation in RATED_AGGREGATIONS]
+
+
+def _usage_sql(
+    grouping: list[MeterDef], plain: list[MeterDef], bounds: list[datetime], span, currency: str
+) -> tuple[str, list]:
+    """One aggregate of the window's hourly rows of the customers billed in
+    `currency`, per customer, meter, group text and segment (the index of the
+    cost-rate boundary each hour follows)."""
+    start, end = span
+    parts, params = [], []
+    if grouping:
+        which = " OR ".join(["(meter_id = %s AND position = %s)"] * len(grouping))
+        where = f"{_WINDOW} AND ({which})"
+        parts.append(GROUPS.rows(_COLUMNS.format(group="group_value"), where))
+        pairs = [p for m in grouping for p in (m.id, combination_position(m))]
+        params += [start, end, currency, *pairs] * 2
+    if plain:
+        where = f"{_WINDOW} AND meter_id IN ({', '.join(['%s'] * len(plain))})"
+        parts.append(HOURLY.rows(_COLUMNS.format(group="''"), where))
+        params += [start, end, currency, *(m.id for m in plain)] * 2
+    cases = " ".join(f"WHEN hour < %s THEN {i}" for i in range(len(bounds)))
+    segment = f"CASE {cases} ELSE {len(bounds)} END" if bounds else "0"
+    sql = (
+        f"SELECT customer_id, meter_id, group_value, {segment} AS segment, "  # noqa: S608 (constants only)
+        "SUM(event_count), SUM(value_sum) FROM ("
+        + " UNION ALL ".join(parts)
+        + ") AS r GROUP BY customer_id, meter_id, group_value, segment"
+    )
+    return sql, [*bounds, *params]
+
+
+def usage_costs(*, start: datetime, end: datetime, currency: str) -> list[UsageCost]:
+    """The cost of the usage in [start, end) (whole UTC hours) of every customer
+    billed in `currency`, at the cost rates in it, per customer, meter and
+    combination."""
+    rates: dict[int, list[_Rate]] = {}
+    for meter_id, when, unit_cost, per, effective_from in (
+        CostRate.objects.filter(currency=currency, effective_from__lt=end)
+        .order_by("effective_from", "id")
+        .values_list("meter_id", "when", "unit_cost", "per", "effective_from")
+    ):
+        rates.setdefault(meter_id, []).append(_Rate(when_of(when), unit_cost, per, effective_from))
+    meters = _costed_meters()
+    if not meters or start >= end:
+        return []
+    # Each hour in one segment: segment i+1 begins at bounds[i].
+    bounds = sorted(
+        {r.effective_from for of in rates.values() for r in of if start < r.effective_from < end}
+    )
+    grouping = [m for m in meters if m.group_by]
+    plain = [m for m in meters if not m.group_by]
+    sql, params = _usage_sql(grouping, plain, bounds, (start, end), currency)
+    by_id = {m.id: m for m in meters}
+    starts = [start, *bounds]
+    in_effect: dict[tuple[int, int], tuple[list[RateSpec], list[_Rate]]] = {}
+    found: dict[tuple, UsageCost] = {}
+    with localcontext(prec=EXACT_PRECISION):
+        for customer_id, meter_id, text, segment, count, total in rawsql.rows(sql, params, _FIELDS):
+            meter = by_id[meter_id]
+            quantity = Decimal(count or 0) if meter.aggregation == Meter.COUNT else total or ZERO
+            if not quantity:
+                continue
+            values = combination_values(meter, text) if meter.group_by else ()
+            key = (customer_id, meter_id, values)
+            usage = found.get(key) or found.setdefault(key, UsageCost(customer_id, meter, values))
+            usage.quantity += quantity
+            specs, chosen = in_effect.get((meter_id, segment)) or in_effect.setdefault(
+                (meter_id, segment), _in_effect(rates.get(meter_id, ()), starts[segment])
+            )
+            index = row_index(specs, dict(values))
+            if index is None:
+                usage.uncosted += quantity
+            else:
+                usage.cost += quantity * chosen[index].unit_cost / chosen[index].per
+    return list(found.values())

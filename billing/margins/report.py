@@ -1,0 +1,192 @@
+"""Margins: what was billed for usage in a window against what it cost
+(billing.margins.costs), by customer, plan, meter or a rate card's property.
+
+Revenue is the contract's (API.md "Costs and margins"): the lines of kinds
+usage, overage, uncovered_usage and late_usage whose service period lies in
+the window, net of their invoice's discount shared pro rata over its lines
+(what the discount was taken from: every line but the discount lines and the
+"usage invoiced earlier" ones), before tax; the fixed fees (base_fee, seats,
+minimum_commitment) likewise for the customer and plan views; and what usage
+drew from paid credits and balances in the window, at what they were sold
+for (wallets.revenue). Void invoices bill nothing, and threshold invoices are
+left out: the period invoice after them rates the period's whole usage again
+(and takes theirs off), so its lines hold all of it. By a property, revenue
+is the lines' `group` (their rate card row's `when`): a row not naming the
+property (the default row) counts under null. Each figure is rounded once."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+
+from billing.core.money import quantize_money
+from billing.core.vocabulary import LineKind
+from billing.margins.costs import usage_costs
+from billing.models import Subscription
+from billing.rating.pricing import EXACT_PRECISION
+from billing.usage.metering import meter_cache
+from customers.models import Customer
+from invoices.models import Invoice, InvoiceLine
+from wallets.revenue import consumed_at_sale_value
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+CENT = Decimal("0.01")
+VIEWS = ("customer", "plan", "meter")
+USAGE_KINDS = (LineKind.USAGE, LineKind.OVERAGE, LineKind.UNCOVERED_USAGE, LineKind.LATE_USAGE)
+FEE_KINDS = (LineKind.BASE_FEE, LineKind.SEATS, LineKind.MINIMUM_COMMITMENT)
+# What an invoice's discount was not taken from.
+NOT_DISCOUNTED = (LineKind.DISCOUNT, LineKind.USAGE_INVOICED)
+
+
+@dataclass
+class Margin:
+    key: dict
+    revenue: Decimal = ZERO
+    cost: Decimal = ZERO
+    uncosted_quantity: Decimal = ZERO
+    # The exact sums, rounded once into revenue and cost.
+    exact_revenue: Decimal = field(default=ZERO, repr=False)
+    exact_cost: Decimal = field(default=ZERO, repr=False)
+
+    @property
+    def margin(self) -> Decimal:
+        return self.revenue - self.cost
+
+    @property
+    def margin_percent(self) -> Decimal | None:
+        if not self.revenue:
+            return None
+        with localcontext(prec=EXACT_PRECISION):
+            percent = self.margin * HUNDRED / self.revenue
+        return percent.quantize(CENT, rounding=ROUND_HALF_UP) + 0
+
+
+def price_by_properties() -> set[str]:
+    """The properties a margin may be grouped by besides customer, plan and
+    meter: those some meter groups its usage by."""
+    return {name for meter in meter_cache.by_id().values() for name in meter.group_by}
+
+
+def _customer_plans(start: datetime, end: datetime) -> dict[int, str]:
+    """Each customer's plan in the window: that of its latest subscription
+    begun before the window's end and not ended before its start."""
+    plans = {}
+    for customer_id, code in (
+        Subscription.objects.filter(started_at__lt=end)
+        .exclude(ended_at__lt=start)
+        .order_by("started_at", "id")
+        .values_list("customer_id", "version__plan__code")
+    ):
+        plans[customer_id] = code
+    return plans
+
+
+def _discount_bases(invoice_ids: set[int]) -> dict[int, Decimal]:
+    """What each invoice's discount was taken from: the sum of its lines but
+    the discount and usage-invoiced ones."""
+    bases: dict[int, Decimal] = {}
+    rows = (
+        InvoiceLine.objects.filter(invoice_id__in=invoice_ids)
+        .exclude(kind__in=NOT_DISCOUNTED)
+        .values_list("invoice_id", "amount", "invoice__currency")
+    )
+    for invoice_id, amount, currency in rows:
+        bases[invoice_id] = bases.get(invoice_id, ZERO) + quantize_money(amount, currency)
+    return bases
+
+
+def _billed_lines(start: datetime, end: datetime, currency: str, kinds) -> list[dict]:
+    lines = list(
+        InvoiceLine.objects.filter(
+            invoice__currency=currency,
+            kind__in=kinds,
+            period_start__gte=start,
+            period_end__lte=end,
+        )
+        .exclude(invoice__status=Invoice.VOID)
+        .exclude(invoice__reason=Invoice.THRESHOLD)
+        .values(
+            "invoice_id",
+            "invoice__discount",
+            "invoice__customer_id",
+            "invoice__subscription__version__plan__code",
+            "meter",
+            "group",
+            "amount",
+        )
+    )
+    bases = _discount_bases({line["invoice_id"] for line in lines if line["invoice__discount"]})
+    with localcontext(prec=EXACT_PRECISION):
+        for line in lines:
+            amount = quantize_money(line["amount"], currency)
+            base = bases.get(line["invoice_id"], ZERO)
+            discount = line["invoice__discount"]
+            line["net"] = amount - discount * amount / base if discount and base > 0 else amount
+    return lines
+
+
+def margins(*, start: datetime, end: datetime, group_by: str, currency: str) -> list[Margin]:
+    """Revenue, cost and margin in [start, end) (whole UTC hours) per key of
+    `group_by` (VIEWS or a property of price_by_properties), in `currency`,
+    largest revenue first."""
+    by_view = group_by in VIEWS
+    rows: dict[tuple, Margin] = {}
+    plans = _customer_plans(start, end) if group_by == "plan" else {}
+
+    def row(value) -> Margin:
+        key = (value,)
+        return rows.get(key) or rows.setdefault(key, Margin(key={group_by: value}))
+
+    def view_value(customer_id: int, meter_code: str, plan: str | None = None):
+        if group_by == "customer":
+            return customer_id
+        if group_by == "plan":
+            return plan or plans.get(customer_id)
+        return meter_code
+
+    kinds = USAGE_KINDS + (FEE_KINDS if group_by in ("customer", "plan") else ())
+    grouping = {m.code for m in meter_cache.by_id().values() if group_by in m.group_by}
+    for line in _billed_lines(start, end, currency, kinds):
+        if by_view:
+            if group_by == "meter" and not line["meter"]:
+                continue
+            value = view_value(
+                line["invoice__customer_id"],
+                line["meter"],
+                line["invoice__subscription__version__plan__code"],
+            )
+        elif line["group"] is None or line["meter"] not in grouping:
+            continue
+        else:
+            value = line["group"].get(group_by)
+        row(value).exact_revenue += line["net"]
+    if by_view:
+        for consumed in consumed_at_sale_value(start=start, end=end, currency=currency):
+            if group_by == "meter" and not consumed.meter:
+                continue
+            row(view_value(consumed.customer_id, consumed.meter)).exact_revenue += consumed.value
+    for usage in usage_costs(start=start, end=end, currency=currency):
+        if by_view:
+            value = view_value(usage.customer_id, usage.meter.code)
+        elif usage.meter.code in grouping:
+            value = dict(usage.values).get(group_by)
+        else:
+            continue
+        found = row(value)
+        found.exact_cost += usage.cost
+        found.uncosted_quantity += usage.uncosted
+    if group_by == "customer":
+        names = dict(
+            Customer.objects.filter(pk__in=[key for (key,) in rows]).values_list(
+                "pk", "external_id"
+            )
+        )
+        for margin in rows.values():
+            margin.key = {"customer": names.get(margin.key["customer"])}
+    for margin in rows.values():
+        margin.revenue = quantize_money(margin.exact_revenue, currency)
+        margin.cost = quantize_money(margin.exact_cost, currency)
+    return sorted(
+        rows.values(),
+        key=lambda m: (-m.revenue, m.key[group_by] is None, str(m.key[group_by])),
+    )
