@@ -6,25 +6,37 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('config', '0001_user_language'),
+        ("config", "0001_user_language"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='userlanguage',
-            options={'verbose_name': 'admin language', 'verbose_name_plural': 'admin languages'},
+            name="userlanguage",
+            options={"verbose_name": "admin language", "verbose_name_plural": "admin languages"},
         ),
         migrations.AlterField(
-            model_name='userlanguage',
-            name='language',
-            field=models.CharField(choices=[('en', 'English'), ('fr', 'Français'), ('de', 'Deutsch')], default='en', help_text="The admin's words, dates and numbers: 1,234.50 (English), 1 234,50 (Français), 1.234,50 (Deutsch).", max_length=8, verbose_name='language'),
+            model_name="userlanguage",
+            name="language",
+            field=models.CharField(
+                choices=[("en", "English"), ("fr", "Français"), ("de", "Deutsch")],
+                default="en",
+                help_text="The admin's words, dates and numbers: 1,234.50 (English), 1 234,50 (Français), 1.234,50 (Deutsch).",
+                max_length=8,
+                verbose_name="language",
+            ),
         ),
         migrations.AlterField(
-            model_name='userlanguage',
-            name='user',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='admin_language', serialize=False, to=settings.AUTH_USER_MODEL, verbose_name='user'),
+            model_name="userlanguage",
+            name="user",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.CASCADE,
+                primary_key=True,
+                related_name="admin_language",
+                serialize=False,
+                to=settings.AUTH_USER_MODEL,
+                verbose_name="user",
+            ),
         ),
     ]

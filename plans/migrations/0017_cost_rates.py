@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("plans", "0015_rate_cards"),
+        ("plans", "0016_translated_field_labels"),
     ]
 
     operations = [
