@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0026_translated_field_labels"),
+        ("billing", "0025_translated_field_labels"),
         ("customers", "0010_translated_field_labels"),
         ("invoices", "0020_line_group"),
         ("plans", "0016_translated_field_labels"),

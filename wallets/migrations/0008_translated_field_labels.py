@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0026_translated_field_labels"),
+        ("billing", "0025_translated_field_labels"),
         ("customers", "0010_translated_field_labels"),
         ("invoices", "0021_translated_field_labels"),
         ("plans", "0016_translated_field_labels"),

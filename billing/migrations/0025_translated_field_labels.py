@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0025_rate_card_combinations"),
+        ("billing", "0024_admin_words_translatable"),
         ("customers", "0009_admin_words_translatable"),
         ("invoices", "0020_line_group"),
         ("plans", "0015_rate_cards"),
