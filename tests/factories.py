@@ -229,6 +229,19 @@ def prompts_meter() -> Meter:
     return MeterFactory(code="prompts", name="Prompts", event_name="prompt")
 
 
+def llm_tokens_meter() -> Meter:
+    """llm_tokens: the sum of `tokens` of llm.tokens events, broken down by model
+    and token type (what rate cards price by)."""
+    return meter_create(
+        code="llm_tokens",
+        name="LLM tokens",
+        event_name="llm.tokens",
+        aggregation=Meter.SUM,
+        value_property="tokens",
+        group_by=["model", "token_type"],
+    )
+
+
 def gpt4o_tokens_meter(direction: str, **fields) -> Meter:
     """gpt4o_input_tokens or gpt4o_output_tokens: the sum of that property of
     llm.completion events."""

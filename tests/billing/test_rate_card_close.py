@@ -17,8 +17,7 @@ from customers.portal import portal_session_create
 from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.pdf import render_invoice_pdf
-from plans.services import meter_create
-from tests.factories import api_client, subscribe
+from tests.factories import api_client, llm_tokens_meter, subscribe
 from wallets.models import Wallet
 from wallets.purchases import money_top_up
 
@@ -57,14 +56,7 @@ S25_USAGE = [
 
 @pytest.fixture
 def s25(db):
-    meter_create(
-        code="llm_tokens",
-        name="LLM tokens",
-        event_name="llm.tokens",
-        aggregation="sum",
-        value_property="tokens",
-        group_by=["model", "token_type"],
-    )
+    llm_tokens_meter()
     admin = api_client("admin")
     plan = {"code": "tokens", "name": "Tokens", "currency": "USD", "base_fee": "0"}
     response = admin.post(
@@ -220,14 +212,7 @@ def test_s25_the_pdf_groups_the_rows_under_their_charge(s25, output_dir):
 
 
 def test_s25_as_a_balance_charge_draws_each_rows_price(db):
-    meter_create(
-        code="llm_tokens",
-        name="LLM tokens",
-        event_name="llm.tokens",
-        aggregation="sum",
-        value_property="tokens",
-        group_by=["model", "token_type"],
-    )
+    llm_tokens_meter()
     card = S25_CARD | {"model": "balance", "included_units": None}
     plan = {"code": "tokens", "name": "Tokens", "currency": "USD", "base_fee": "0"}
     response = api_client("admin").post(
@@ -255,3 +240,83 @@ def test_s25_as_a_balance_charge_draws_each_rows_price(db):
 
     # 2.50 + 2.00 + 0.625 + 0.90 + 0.04 drawn, exactly
     assert Wallet.objects.get(customer=customer, kind="money").balance == D("3.935")
+
+
+def test_each_row_takes_any_scheme_its_tiers_counting_that_rows_quantity_alone(db):
+    # given: gpt-4o graduated (2.00 per 1M up to 1M tokens, then 1.00), claude-sonnet
+    # by volume (3.00 per 1M up to 500,000, 2.00 per 1M for all beyond), the rest in
+    # packages of 100,000 tokens at 0.50
+    llm_tokens_meter()
+
+    def tier(up_to, price):
+        return {"up_to": up_to, "unit_price": price, "per": MILLION}
+
+    card = {
+        "meter": "llm_tokens",
+        "model": "overage",
+        "included_units": "0",
+        "price_by": ["model"],
+        "rates": [
+            {
+                "when": {"model": "gpt-4o"},
+                "pricing": {
+                    "scheme": "graduated",
+                    "tiers": [tier("1000000", "2.00"), tier(None, "1.00")],
+                },
+            },
+            {
+                "when": {"model": "claude-sonnet"},
+                "pricing": {
+                    "scheme": "volume",
+                    "tiers": [tier("500000", "3.00"), tier(None, "2.00")],
+                },
+            },
+            {
+                "when": {},
+                "pricing": {"scheme": "package", "package_size": "100000", "package_price": "0.50"},
+            },
+        ],
+    }
+    plan = {"code": "tokens", "name": "Tokens", "currency": "USD", "base_fee": "0"}
+    response = api_client("admin").post(
+        "/api/v1/plans", plan | {"publish": True, "charges": [card]}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    subscription = subscribe(customer, "tokens")
+    sent = [
+        ("llama-3", 250_000),
+        ("gpt-4o", 900_000),
+        ("claude-sonnet", 600_000),
+        ("gpt-4o", 600_000),
+    ]
+    events = [
+        {
+            "id": f"t{i}",
+            "customer": "acme",
+            "event_name": "llm.tokens",
+            "timestamp": f"2026-11-1{i}T10:00:00Z",
+            "properties": {"tokens": n, "model": model, "token_type": "input"},
+        }
+        for i, (model, n) in enumerate(sent)
+    ]
+    posted = api_client("events:write").post("/api/v1/events", {"events": events}, format="json")
+    assert posted.status_code in (200, 201, 202), posted.json()
+
+    # when
+    periods_close(as_of=DEC_1)
+
+    # then: gpt-4o's first tier ends at its own 1,000,000 tokens (not the card's
+    # 2,350,000): 2.00 + 0.50; claude-sonnet's 600,000 all at 2.00 per 1M: 1.20;
+    # 250,000 other tokens are 3 packages: 1.50
+    invoice = Invoice.objects.get(subscription=subscription, reason="period")
+    assert [
+        (line.group, line.quantity, line.amount)
+        for line in invoice.lines.filter(meter="llm_tokens")
+    ] == [
+        ({"model": "gpt-4o"}, D(1_000_000), D("2.00")),
+        ({"model": "gpt-4o"}, D(500_000), D("0.50")),
+        ({"model": "claude-sonnet"}, D(600_000), D("1.20")),
+        ({}, D(3), D("1.50")),
+    ]
+    assert invoice.subtotal == D("5.20")

@@ -5,7 +5,7 @@ import pytest
 
 from plans.models import CostRate
 from plans.services import meter_create
-from tests.factories import api_client
+from tests.factories import api_client, llm_tokens_meter
 
 pytestmark = pytest.mark.django_db
 
@@ -14,14 +14,7 @@ INPUT = {"model": "gpt-4o", "token_type": "input"}
 
 @pytest.fixture
 def tokens(db):
-    meter_create(
-        code="llm_tokens",
-        name="LLM tokens",
-        event_name="llm.tokens",
-        aggregation="sum",
-        value_property="tokens",
-        group_by=["model", "token_type"],
-    )
+    llm_tokens_meter()
 
 
 def cost_rate(**fields) -> dict:

@@ -10,8 +10,7 @@ from django.db import connection
 from billing.invoicing.close import periods_close
 from billing.usage.folding import unfolded_events, usage_fold
 from customers.services import customer_create
-from plans.services import meter_create
-from tests.factories import api_client, subscribe
+from tests.factories import api_client, llm_tokens_meter, subscribe
 
 pytestmark = pytest.mark.django_db
 
@@ -64,14 +63,7 @@ def margins(query: str) -> dict:
 
 @pytest.fixture
 def s26(db):
-    meter_create(
-        code="llm_tokens",
-        name="LLM tokens",
-        event_name="llm.tokens",
-        aggregation="sum",
-        value_property="tokens",
-        group_by=["model", "token_type"],
-    )
+    llm_tokens_meter()
     card = {
         "meter": "llm_tokens",
         "model": "overage",

@@ -19,7 +19,7 @@ from invoices.models import Invoice
 from plans.coupons import coupon_create
 from plans.services import credit_pack_create, meter_create
 from plans.validation import ChargeSpec
-from tests.factories import api_client, published_version, subscribe
+from tests.factories import api_client, llm_tokens_meter, published_version, subscribe
 from tests.margins.test_margins_api import post_cost, tokens_event
 from wallets.purchases import credit_pack_purchase
 
@@ -33,14 +33,7 @@ NOVEMBER = "period_start=2026-11-01&period_end=2026-12-01"
 
 @pytest.fixture
 def month(db):
-    meter_create(
-        code="llm_tokens",
-        name="LLM tokens",
-        event_name="llm.tokens",
-        aggregation="sum",
-        value_property="tokens",
-        group_by=["model", "token_type"],
-    )
+    llm_tokens_meter()
     meter_create(code="api_calls", name="API calls", event_name="api.call", aggregation="count")
     admin = api_client("admin")
     million = {"scheme": "per_unit", "per": "1000000"}

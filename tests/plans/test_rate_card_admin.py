@@ -12,7 +12,7 @@ from django.utils import translation
 from plans import services
 from plans.models import Charge, ChargeRate, Plan, PlanVersion
 from plans.rate_card_grid import read_grid
-from tests.factories import MeterFactory
+from tests.factories import llm_tokens_meter
 from tests.plans.test_admin import version_post
 from tests.test_admin_languages import log_in
 
@@ -32,14 +32,7 @@ PASTED = (
 
 @pytest.fixture
 def llm_tokens(db):
-    return MeterFactory(
-        code="llm_tokens",
-        name="LLM tokens",
-        event_name="llm.tokens",
-        aggregation="sum",
-        value_property="tokens",
-        group_by=["model", "token_type"],
-    )
+    return llm_tokens_meter()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from billing.usage.ingestion import events_ingest
 from customers.services import customer_create
 from invoices.models import Invoice
 from plans.models import Charge, ChargeRate, Plan, PlanVersion
-from tests.factories import MeterFactory, subscribe
+from tests.factories import llm_tokens_meter, subscribe
 from tests.invoices.test_invoice_void_browser import pdf_words
 
 # Copied out of a spreadsheet (tab-separated, with its header row). gpt-4o's
@@ -42,14 +42,7 @@ def test_finance_pastes_a_rate_card_fixes_an_overlap_and_publishes(
     live_server, browser_page, output_dir
 ):
     # given: a meter of tokens broken down by model and token type, a plan, Finance
-    MeterFactory(
-        code="llm_tokens",
-        name="LLM tokens",
-        event_name="llm.tokens",
-        aggregation="sum",
-        value_property="tokens",
-        group_by=["model", "token_type"],
-    )
+    llm_tokens_meter()
     plan = Plan.objects.create(code="ai", name="AI")
     call_command("setup_roles", stdout=StringIO(), stderr=StringIO())
     finance = User.objects.create_user("fin", password="fin-password-1", is_staff=True)

@@ -13,7 +13,7 @@ from billing.rating.rate_cards import (
     ties,
 )
 from plans.models import ChargeRate, Plan
-from tests.factories import MeterFactory
+from tests.factories import MeterFactory, llm_tokens_meter
 
 D = __import__("decimal").Decimal
 
@@ -52,14 +52,7 @@ def card_plan(rates=S25_RATES, **charge) -> dict:
 
 @pytest.fixture
 def llm_tokens(db):
-    return MeterFactory(
-        code="llm_tokens",
-        name="LLM tokens",
-        event_name="llm.tokens",
-        aggregation="sum",
-        value_property="tokens",
-        group_by=["model", "token_type"],
-    )
+    return llm_tokens_meter()
 
 
 def test_a_card_is_stored_and_read_back(api, llm_tokens):

@@ -13,9 +13,8 @@ import time_machine
 from billing.rating.pricing import GRADUATED, PER_UNIT, PricingSpec, TierSpec
 from billing.rating.rate_cards import RateSpec
 from billing.usage.ingestion import events_ingest
-from plans.services import meter_create
 from plans.validation import ChargeSpec
-from tests.factories import published_version, subscribe
+from tests.factories import llm_tokens_meter, published_version, subscribe
 from wallets.ledger import credits_grant
 from wallets.models import Wallet
 from wallets.purchases import money_top_up
@@ -28,14 +27,7 @@ GPT = (("model", "gpt-4o"),)
 
 @pytest.fixture
 def llm_tokens(db):
-    return meter_create(
-        code="llm_tokens",
-        name="LLM tokens",
-        event_name="llm.tokens",
-        aggregation="sum",
-        value_property="tokens",
-        group_by=["model", "token_type"],
-    )
+    return llm_tokens_meter()
 
 
 def tokens(*sent: tuple[str | None, int], prefix: str = "e") -> None:
