@@ -1,8 +1,8 @@
 """The billing admin: subscriptions (with the bulk migration action), plan
-migrations, alerts and webhooks, and price simulations. Importing the package
-registers them all."""
+migrations, alerts and webhooks, price simulations and the margins report.
+Importing the package registers them all."""
 
-from billing.admin import notifications, plan_migrations, subscriptions
+from billing.admin import margins, notifications, plan_migrations, subscriptions
 from billing.simulation import admin as simulation_admin
 
-__all__ = ["notifications", "plan_migrations", "simulation_admin", "subscriptions"]
+__all__ = ["margins", "notifications", "plan_migrations", "simulation_admin", "subscriptions"]

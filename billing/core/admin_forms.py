@@ -199,6 +199,15 @@ def quantity_text(value: Decimal | int | None) -> str:
         return customer_text.quantity(Decimal(value))
 
 
+def percent_text(value: Decimal | None) -> str:
+    """A percentage as finance reads it in the admin: '53.57%', '53,57 %' (fr),
+    '—' for none."""
+    if value is None:
+        return "—"
+    with customer_text.speaking(admin_language()):
+        return customer_text.percent(value)
+
+
 def money_column(field: str, description: str, currency: str = "currency"):
     """An admin list column showing an amount with its currency: '1,219.99 USD'
     (the currency read from `currency`, a dotted path from the row)."""

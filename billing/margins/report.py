@@ -14,11 +14,13 @@ left out: the period invoice after them rates the period's whole usage again
 is the lines' `group` (their rate card row's `when`): a row not naming the
 property (the default row) counts under null. Each figure is rounded once."""
 
+import csv
+import io
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
-from billing.core.money import quantize_money
+from billing.core.money import format_decimal, format_money, quantize_money
 from billing.core.vocabulary import LineKind
 from billing.margins.costs import usage_costs
 from billing.models import Subscription
@@ -190,3 +192,58 @@ def margins(*, start: datetime, end: datetime, group_by: str, currency: str) -> 
         rows.values(),
         key=lambda m: (-m.revenue, m.key[group_by] is None, str(m.key[group_by])),
     )
+
+
+def month_margins(*, months: list[tuple[datetime, datetime]], currency: str) -> list[Margin]:
+    """Every customer's revenue, cost and margin together in each [start, end)
+    of `months` (key {"month": start}), from their exact sums rounded once."""
+    totals = []
+    for start, end in months:
+        total = Margin(key={"month": start})
+        for row in margins(start=start, end=end, group_by="customer", currency=currency):
+            total.exact_revenue += row.exact_revenue
+            total.exact_cost += row.exact_cost
+            total.uncosted_quantity += row.uncosted_quantity
+        total.revenue = quantize_money(total.exact_revenue, currency)
+        total.cost = quantize_money(total.exact_cost, currency)
+        totals.append(total)
+    return totals
+
+
+def lowest_margins(rows: list[Margin], count: int = 5) -> list[Margin]:
+    """The `count` rows of lowest margin %: first those that cost without
+    earning (no margin %, a loss), then by margin %, then by margin. A row that
+    neither earned nor cost is not among them."""
+
+    def rank(row: Margin) -> tuple:
+        if row.margin_percent is None:
+            return (0, ZERO, row.margin)
+        return (1, row.margin_percent, row.margin)
+
+    ranked = [row for row in rows if row.margin_percent is not None or row.margin < 0]
+    return sorted(ranked, key=rank)[:count]
+
+
+CSV_COLUMNS = ["revenue", "cost", "margin", "margin_percent", "uncosted_quantity", "currency"]
+
+
+def margins_csv(rows: list[Margin], *, group_by: str, currency: str) -> str:
+    """The rows as the API gives them, one a line, the key first (empty for none)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([group_by, *CSV_COLUMNS])
+    for row in rows:
+        key = row.key[group_by]
+        percent = row.margin_percent
+        writer.writerow(
+            [
+                "" if key is None else key,
+                format_money(row.revenue, currency),
+                format_money(row.cost, currency),
+                format_money(row.margin, currency),
+                "" if percent is None else format(percent, "f"),
+                format_decimal(row.uncosted_quantity),
+                currency,
+            ]
+        )
+    return out.getvalue()

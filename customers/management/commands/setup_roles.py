@@ -86,6 +86,8 @@ FINANCE = [
     *WALLETS_VIEW,
     *view("wallets.uncoveredusage"),
     "wallets.view_credit_revenue",
+    # The margins report (billing.admin.margins): revenue against the providers' cost.
+    "billing.view_margins",
     # API keys: Finance's alone.
     *perms("customers.apikey", "add", "change", "view"),
     # Webhooks: endpoints edited, deliveries retried; alerts read.

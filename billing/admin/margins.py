@@ -1,0 +1,201 @@
+"""The margins page in the admin (Billing > Margins): revenue, cost and margin
+over a window by customer, plan, meter or a property some meter groups by, the
+customers of lowest margin, the last six months as a chart, and the table as
+CSV. Every figure comes from billing.margins.report and is shown through
+billing.core.admin_forms; the page adds nothing up. Reading it needs
+billing.view_margins (Finance)."""
+
+from datetime import UTC, datetime, timedelta
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from billing.admin.margin_chart import month_chart
+from billing.core.admin_forms import amount_text, percent_text, quantity_text
+from billing.core.periods import month_start, on_the_hour
+from billing.margins.report import (
+    VIEWS,
+    lowest_margins,
+    margins,
+    margins_csv,
+    month_margins,
+    price_by_properties,
+)
+from billing.models import MarginReport
+from customers.models import Customer
+
+VIEW_MARGINS = "billing.view_margins"
+# What an <input type="datetime-local"> sends and shows.
+LOCAL_INPUT = "%Y-%m-%dT%H:%M"
+CHART_MONTHS = 6
+LOWEST = 5
+
+
+def customer_currencies() -> list[str]:
+    """The currencies customers are billed in (USD when there is none yet)."""
+    used = Customer.objects.order_by("currency").values_list("currency", flat=True).distinct()
+    return list(used) or ["USD"]
+
+
+def month_so_far(now: datetime) -> tuple[datetime, datetime]:
+    """The current UTC month up to the hour after `now`."""
+    hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return month_start(hour), hour + timedelta(hours=1)
+
+
+class MarginsForm(forms.Form):
+    period_start = forms.DateTimeField(
+        label=_("From (UTC)"),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_INPUT),
+        help_text=_("Included, on the hour."),
+    )
+    period_end = forms.DateTimeField(
+        label=_("To (UTC)"),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_INPUT),
+        help_text=_("Excluded, on the hour."),
+    )
+    group_by = forms.ChoiceField(label=_("Grouped by"))
+    currency = forms.ChoiceField(label=_("Currency"))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        views = {"customer": _("Customer"), "plan": _("Plan"), "meter": _("Meter")}
+        self.fields["group_by"].choices = [(v, views[v]) for v in VIEWS] + [
+            (name, gettext("Property: {name}").format(name=name))
+            for name in sorted(price_by_properties())
+        ]
+        self.fields["currency"].choices = [(c, c) for c in customer_currencies()]
+
+    def _on_the_hour(self, name: str) -> datetime | None:
+        moment = self.cleaned_data.get(name)
+        if moment is not None and not on_the_hour(moment):
+            raise forms.ValidationError(
+                gettext("Give a time on the hour: costs are computed per hour.")
+            )
+        return moment
+
+    def clean_period_start(self):
+        return self._on_the_hour("period_start")
+
+    def clean_period_end(self):
+        return self._on_the_hour("period_end")
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("period_start"), cleaned.get("period_end")
+        if start is not None and end is not None and end <= start:
+            self.add_error("period_end", gettext("The end must be after the start."))
+        return cleaned
+
+
+def row_texts(row, group_by: str, currency: str) -> dict:
+    """One row as finance reads it: its key and figures in the user's convention."""
+    key = row.key[group_by]
+    return {
+        "key": "—" if key is None else str(key),
+        "revenue": amount_text(row.revenue, currency),
+        "cost": amount_text(row.cost, currency),
+        "margin": amount_text(row.margin, currency),
+        "percent": percent_text(row.margin_percent),
+        "uncosted": quantity_text(row.uncosted_quantity),
+        "loss": row.margin < 0,
+    }
+
+
+def chart_months(now: datetime) -> list[tuple[datetime, datetime]]:
+    """The last CHART_MONTHS UTC months, the current one (so far) last."""
+    first = month_start(now.astimezone(UTC), months=1 - CHART_MONTHS)
+    return [
+        (month_start(first, months=n), month_start(first, months=n + 1))
+        for n in range(CHART_MONTHS)
+    ]
+
+
+@admin.register(MarginReport)
+class MarginReportAdmin(admin.ModelAdmin):
+    """No records: the list page is the report."""
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm(VIEW_MARGINS)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        return [
+            path(
+                "",
+                self.admin_site.admin_view(self.margins_view),
+                name="billing_marginreport_changelist",
+            )
+        ]
+
+    def margins_view(self, request):
+        if not self.has_view_permission(request):
+            messages.error(request, gettext("You may not view the margins report."))
+            return redirect(reverse("admin:index"))
+        now = datetime.now(UTC)
+        start, end = month_so_far(now)
+        data = request.GET.copy()
+        defaults = {
+            "period_start": start.strftime(LOCAL_INPUT),
+            "period_end": end.strftime(LOCAL_INPUT),
+            "group_by": "customer",
+            "currency": customer_currencies()[0],
+        }
+        for name, value in defaults.items():
+            data.setdefault(name, value)
+        form = MarginsForm(data)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Margins"),
+            "form": form,
+            "opts": self.model._meta,
+        }
+        if form.is_valid():
+            cleaned = form.cleaned_data
+            group_by, currency = cleaned["group_by"], cleaned["currency"]
+            window = {"start": cleaned["period_start"], "end": cleaned["period_end"]}
+            rows = margins(**window, group_by=group_by, currency=currency)
+            if request.GET.get("format") == "csv":
+                text = margins_csv(rows, group_by=group_by, currency=currency)
+                response = HttpResponse(text, content_type="text/csv")
+                response["Content-Disposition"] = (
+                    f'attachment; filename="margins-{group_by}-{currency}.csv"'
+                )
+                return response
+            by_customer = (
+                rows
+                if group_by == "customer"
+                else margins(**window, group_by="customer", currency=currency)
+            )
+            lowest = lowest_margins(by_customer, LOWEST)
+            lowest_keys = {row.key["customer"] for row in lowest}
+            texts = [row_texts(row, group_by, currency) for row in rows]
+            for text, row in zip(texts, rows, strict=True):
+                text["lowest"] = group_by == "customer" and row.key["customer"] in lowest_keys
+            months = month_margins(months=chart_months(now), currency=currency)
+            context |= {
+                "group_by": group_by,
+                "view_label": dict(form.fields["group_by"].choices)[group_by],
+                "currency": currency,
+                "rows": texts,
+                "lowest": [row_texts(row, "customer", currency) for row in lowest],
+                "chart": month_chart(months, currency),
+                "csv_query": data.urlencode(),
+            }
+        else:
+            messages.error(request, gettext("Please correct the errors below."))
+        return TemplateResponse(request, "admin/billing/margins.html", context)
