@@ -4,6 +4,7 @@ bad window refused on the page; only Finance reads it."""
 
 import os
 from datetime import UTC, datetime
+from decimal import Decimal as D
 
 import pytest
 import time_machine
@@ -12,12 +13,18 @@ from django.core.management import call_command
 from django.test import Client
 
 from billing.invoicing.close import periods_close
-from billing.margins.report import Margin, lowest_margins
+from billing.margins.report import Margin, lowest_margins, month_margins
 from config.user_language import user_language_set
-from tests.margins.test_margins_api import s26, s26_usage  # noqa: F401 (s26: a fixture)
+from tests.margins.test_margins_api import (  # noqa: F401 (s26: a fixture)
+    post_events,
+    s26,
+    s26_usage,
+    tokens_event,
+)
 
 pytestmark = pytest.mark.django_db
 
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 DEC_5 = datetime(2026, 12, 5, 10, 30, tzinfo=UTC)
 PAGE = "/admin/billing/marginreport/"
@@ -186,9 +193,7 @@ def test_only_finance_opens_it_and_finds_it_in_the_sidebar(db, role):
 
 def test_the_lowest_margins_come_first_a_loss_without_revenue_before_all():
     def row(name: str, revenue: str, cost: str) -> Margin:
-        from decimal import Decimal
-
-        return Margin(key={"customer": name}, revenue=Decimal(revenue), cost=Decimal(cost))
+        return Margin(key={"customer": name}, revenue=D(revenue), cost=D(cost))
 
     rows = [
         row("rich", "100.00", "10.00"),
@@ -200,3 +205,20 @@ def test_the_lowest_margins_come_first_a_loss_without_revenue_before_all():
     ]
     assert [m.key["customer"] for m in lowest_margins(rows, 3)] == ["losing", "negative", "thin"]
     assert "idle" not in [m.key["customer"] for m in lowest_margins(rows, 10)]
+
+
+def test_month_margins_are_each_months_own(s26):  # noqa: F811
+    # October's usage came before the first cost rate: uncosted, and costs nothing.
+    post_events(
+        [
+            tokens_event("october", "2026-10-31T23:30:00Z", 300_000, "input"),
+            tokens_event("november", "2026-11-01T00:30:00Z", 1_000_000, "input"),
+        ]
+    )
+    october = datetime(2026, 10, 1, tzinfo=UTC)
+    months = month_margins(months=[(october, NOV_1), (NOV_1, DEC_1)], currency="USD")
+
+    assert [(m.key["month"], m.revenue, m.cost, m.margin, m.uncosted_quantity) for m in months] == [
+        (october, D("0.00"), D("0.00"), D("0.00"), D(300_000)),
+        (NOV_1, D("0.00"), D("1.25"), D("-1.25"), D(0)),
+    ]
