@@ -4,21 +4,25 @@ team (email and webhook `customer.margin_low`), once per period and crossing,
 never to the customer."""
 
 import json
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
 import time_machine
 
+from billing.core.periods import iso
 from billing.models import Alert, AlertTeamRecipient, WebhookDelivery, WebhookEndpoint
 from billing.rating.pricing import PricingSpec
 from billing.tasks import check_margin_alerts
 from billing.usage.ingestion import events_ingest
+from config.celery import DEFAULT_QUEUE, URGENT_QUEUE
 from customers.services import customer_create
 from plans.services import credit_pack_create, meter_create
 from plans.validation import ChargeSpec
 from tests.beat import scheduled
 from tests.factories import api_client, published_version, subscribe
+from tests.workers import celery_worker, redis_broker, tasks_on_the_broker, workers_wait
 from wallets.purchases import credit_pack_purchase
 
 pytestmark = pytest.mark.django_db
@@ -263,3 +267,55 @@ def test_setup_periodic_tasks_schedules_the_margin_check(db):
         60,
         "minutes",
     )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_beat_task_runs_on_a_worker(monkeypatch):
+    """For real: Redis, PostgreSQL and a `celery worker` per queue, the setting
+    read from the worker's environment."""
+    redis_broker()
+    monkeypatch.setenv("BILLING_MARGIN_ALERT_PERCENT", "25")
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    meter_create(code="api_calls", name="API calls", event_name="api.call", aggregation="count")
+    published_version("cheap", charges=(ChargeSpec("api_calls", "credits", credits_per_unit=D(1)),))
+    acme = customer_create(
+        external_id="acme", name="Acme", currency="USD", email="billing@acme.test"
+    )
+    subscribe(acme, "cheap", hour - timedelta(days=1))
+    pack = credit_pack_create(code="p100", credits=D(100), price=D("50.00"), currency="USD")
+    credit_pack_purchase(customer=acme, pack=pack, now=hour - timedelta(days=1))
+    response = api_client("admin").post(
+        "/api/v1/cost-rates",
+        {
+            "meter": "api_calls",
+            "unit_cost": "0.40",
+            "currency": "USD",
+            "effective_from": iso(hour - timedelta(days=1)),
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    AlertTeamRecipient.objects.create(email=TEAM, kinds=["margin_low"])
+    calls("acme", 30, hour - timedelta(hours=2))
+    emailed = Alert.objects.filter(kind=Alert.MARGIN_LOW, emailed_at__isnull=False)
+
+    with (
+        tasks_on_the_broker(),
+        celery_worker(DEFAULT_QUEUE, name="default") as default_worker,
+        celery_worker(URGENT_QUEUE, name="urgent") as urgent_worker,
+    ):
+        workers_wait(default_worker, urgent_worker)
+        check_margin_alerts.delay()
+        deadline = time.monotonic() + 60
+        while not emailed.exists():
+            assert time.monotonic() < deadline, "the margin_low alert not emailed in 60 s"
+            time.sleep(0.2)
+
+    alert = emailed.get()
+    assert (alert.key, alert.period_start) == ("below:1", hour - timedelta(days=1))
+    assert {name: alert.payload[name] for name in ("revenue", "cost", "margin_percent")} == {
+        "revenue": "15.00",
+        "cost": "12.00",
+        "margin_percent": "20.00",
+    }
