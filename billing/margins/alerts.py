@@ -28,6 +28,11 @@ from billing.notifications.alerts import alert_payload, alert_raise
 from billing.usage import reads
 from customers.models import Customer
 
+# Up to this many customers sharing a period start, their margins are read for
+# them alone (customers on anniversary periods: a window each); beyond, the
+# report of all the currency's customers is cheaper than a long list of ids.
+FEW_CUSTOMERS = 500
+
 
 @dataclass(frozen=True)
 class _Period:
@@ -55,8 +60,8 @@ def margin_alerts_check(*, now: datetime) -> list[Alert]:
     setting is unset. Idempotent. The alerts announced.
 
     Cost: one margins report per distinct period start and currency (customers on
-    calendar-aligned periods in one zone share one), then one query for the
-    alerts already raised."""
+    calendar-aligned periods in one zone share one), of those customers alone when
+    they are few (FEW_CUSTOMERS), then one query for the alerts already raised."""
     threshold = settings.BILLING_MARGIN_ALERT_PERCENT
     if threshold is None:
         return []
@@ -80,9 +85,15 @@ def margin_alerts_check(*, now: datetime) -> list[Alert]:
         periods[(_hour(found.start), subscription.customer.currency)].append(found)
     measured: list[tuple[_Period, Margin]] = []
     for (start, currency), found in sorted(periods.items()):
+        # A window's few customers are read alone; many, with the currency's others.
+        customers = (
+            [p.subscription.customer_id for p in found] if len(found) <= FEW_CUSTOMERS else None
+        )
         by_customer = {
             row.key["customer"]: row
-            for row in margins(start=start, end=until, group_by="customer", currency=currency)
+            for row in margins(
+                start=start, end=until, group_by="customer", currency=currency, customers=customers
+            )
         }
         for period in found:
             row = by_customer.get(period.subscription.customer.external_id)

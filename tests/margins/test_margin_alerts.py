@@ -319,3 +319,13 @@ def test_the_beat_task_runs_on_a_worker(monkeypatch):
         "cost": "12.00",
         "margin_percent": "20.00",
     }
+
+
+def test_many_customers_sharing_a_period_are_read_in_one_report(
+    month, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr("billing.margins.alerts.FEW_CUSTOMERS", 1)
+
+    assert check(NOV_20, django_capture_on_commit_callbacks) == 1
+
+    assert Alert.objects.get().payload == ACME_NOVEMBER
