@@ -300,22 +300,27 @@ class PlanMigrationItem(models.Model):
 
 
 class Alert(models.Model):
-    """A notice to a customer that fired once: a usage threshold, a low balance, an
-    automatic top-up or the spend limit. The unique key makes it fire once per
-    period and threshold, however many checks race to raise it."""
+    """A notice that fired once: a usage threshold, a low balance, an automatic
+    top-up or the spend limit, to the customer; a customer's low margin, to the
+    seller's team only. The unique key makes it fire once per period and
+    threshold, however many checks race to raise it."""
 
     USAGE_THRESHOLD = "usage_threshold"
     LOW_BALANCE = "low_balance"
     AUTO_TOP_UP = "auto_top_up"
     SPEND_LIMIT = "spend_limit"
     PAYMENT_FAILED = "payment_failed"
+    MARGIN_LOW = "margin_low"
     KINDS = [
         (USAGE_THRESHOLD, _("Usage threshold")),
         (LOW_BALANCE, _("Low balance")),
         (AUTO_TOP_UP, _("Auto top-up")),
         (SPEND_LIMIT, _("Spend limit")),
         (PAYMENT_FAILED, _("Payment failed")),
+        (MARGIN_LOW, _("Margin low")),
     ]
+    # The webhook event of a kind, when it is not alert.<kind>.
+    EVENT_TYPES = {MARGIN_LOW: "customer.margin_low"}
 
     customer = models.ForeignKey(
         Customer, on_delete=models.PROTECT, related_name="alerts", verbose_name=_("customer")
@@ -345,14 +350,18 @@ class Alert(models.Model):
 
     @property
     def event_type(self) -> str:
-        return f"alert.{self.kind}"
+        return self.event_type_of(self.kind)
+
+    @classmethod
+    def event_type_of(cls, kind: str) -> str:
+        return cls.EVENT_TYPES.get(kind, f"alert.{kind}")
 
 
 INVOICE_PAID = "invoice.paid"
 PURCHASE_PAID = "purchase.paid"
 ENTITLEMENTS_CHANGED = "subscription.entitlements_changed"
 # Every event a webhook endpoint can subscribe to, in one list.
-WEBHOOK_EVENT_TYPES = [f"alert.{kind}" for kind, _ in Alert.KINDS] + [
+WEBHOOK_EVENT_TYPES = [Alert.event_type_of(kind) for kind, _ in Alert.KINDS] + [
     INVOICE_PAID,
     PURCHASE_PAID,
     ENTITLEMENTS_CHANGED,

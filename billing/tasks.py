@@ -6,6 +6,7 @@ from celery import shared_task
 
 from billing.core.periods import parse_instant
 from billing.invoicing import close, progressive
+from billing.margins import alerts as margin_alerts
 from billing.models import Alert, WebhookDelivery
 from billing.notifications import alerts, webhooks
 from billing.subscriptions import bulk_migration
@@ -65,6 +66,14 @@ def check_usage_alerts(customer_ids: list[int]) -> int:
     raised = usage_alerts.usage_alerts_check(customer_ids=customer_ids, now=now)
     progressive.threshold_invoices_write(customer_ids=customer_ids, now=now)
     return len(raised)
+
+
+@shared_task(acks_late=True)
+def check_margin_alerts() -> int:
+    """The beat task: raise `margin_low` for the customers whose margin in their
+    current period so far is below BILLING_MARGIN_ALERT_PERCENT (nothing when it
+    is unset). Idempotent. How many were raised."""
+    return len(margin_alerts.margin_alerts_check(now=datetime.now(UTC)))
 
 
 # SMTPException is an OSError: a mail server that is down is tried again later.

@@ -54,6 +54,20 @@ def env_rate(name: str, default: str) -> tuple[int, int] | None:
     return int(count), seconds
 
 
+def env_decimal(name: str) -> Decimal | None:
+    """A number such as `20` or `-5.5`; None when unset or empty."""
+    value = (os.environ.get(name) or "").strip()
+    if not value:
+        return None
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        number = None
+    if number is None or not number.is_finite():
+        raise ImproperlyConfigured(f"{name} must be a number such as 20, got {value!r}")
+    return number
+
+
 def env_decimal_list(name: str, default: list[Decimal]) -> list[Decimal]:
     try:
         return [Decimal(item) for item in env_list(name, [str(d) for d in default])]
@@ -423,6 +437,10 @@ BILLING_ALERT_THRESHOLDS = env_decimal_list(
 # A customer's usage thresholds are checked after ingestion at most this often
 # (seconds); a crossing in between is reported at the end of the interval.
 BILLING_ALERT_CHECK_SECONDS = env_int("BILLING_ALERT_CHECK_SECONDS", 10)
+# A customer whose margin in its current period so far (percent of revenue, as
+# GET /api/v1/margins counts it) falls below this raises `margin_low` to the
+# seller's team (billing.margins.alerts, on the beat). Unset: no margin alerts.
+BILLING_MARGIN_ALERT_PERCENT = env_decimal("BILLING_MARGIN_ALERT_PERCENT")
 # Hosts that outgoing webhooks may reach whatever their addresses, over http:// too
 # (a receiver on localhost in development, the tests' receiver). Empty in production:
 # webhooks then go only to https:// URLs whose host resolves to public addresses.

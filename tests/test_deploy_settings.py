@@ -170,3 +170,28 @@ def test_a_malformed_rate_refuses_to_start(tmp_path, rate):
 
     assert done.returncode == 1
     assert "API_THROTTLE_RATE must be like 6000/min or off" in done.stderr
+
+
+def test_the_margin_alert_percent_is_a_number_or_unset(tmp_path):
+    show = "from config import settings as s; print(repr(s.BILLING_MARGIN_ALERT_PERCENT))"
+
+    shown = [
+        python("-c", show, env=environment(tmp_path, BILLING_MARGIN_ALERT_PERCENT=value))
+        for value in ("", "20", "-5.5")
+    ]
+
+    assert [(done.returncode, done.stdout.strip()) for done in shown] == [
+        (0, "None"),
+        (0, "Decimal('20')"),
+        (0, "Decimal('-5.5')"),
+    ]
+
+
+@pytest.mark.parametrize("value", ["twenty", "20%", "NaN", "Infinity"])
+def test_a_malformed_margin_alert_percent_refuses_to_start(tmp_path, value):
+    done = python("-c", SHOW, env=environment(tmp_path, BILLING_MARGIN_ALERT_PERCENT=value))
+
+    assert done.returncode == 1
+    assert f"BILLING_MARGIN_ALERT_PERCENT must be a number such as 20, got {value!r}" in (
+        done.stderr
+    )

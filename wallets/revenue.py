@@ -90,22 +90,27 @@ class Consumed:
     value: Decimal  # exact
 
 
-def consumed_at_sale_value(*, start: datetime, end: datetime, currency: str) -> list[Consumed]:
+def consumed_at_sale_value(
+    *, start: datetime, end: datetime, currency: str, customers=None
+) -> list[Consumed]:
     """What usage drew from paid blocks (credits and money balances) in [start,
-    end), per customer and meter, valued at what the blocks were sold for in
-    `currency` (sale_value): revenue recognized by consumption. Promotional
-    credits were sold for nothing and carry none."""
+    end), per customer (of these `customers` only, when given) and meter, valued
+    at what the blocks were sold for in `currency` (sale_value): revenue
+    recognized by consumption. Promotional credits were sold for nothing and
+    carry none."""
     drawn: dict[tuple[int, str], Decimal] = {}
+    entries = LedgerEntry.objects.filter(
+        kind=LedgerEntry.USAGE,
+        occurred_at__gte=start,
+        occurred_at__lt=end,
+        block__kind=CreditBlock.PAID,
+        block__price_paid__gt=0,
+        block__currency=currency,
+    )
+    if customers is not None:
+        entries = entries.filter(wallet__customer_id__in=list(customers))
     for customer_id, meter, used, price, amount in (
-        LedgerEntry.objects.filter(
-            kind=LedgerEntry.USAGE,
-            occurred_at__gte=start,
-            occurred_at__lt=end,
-            block__kind=CreditBlock.PAID,
-            block__price_paid__gt=0,
-            block__currency=currency,
-        )
-        .values("wallet__customer_id", "meter", "block__price_paid", "block__amount")
+        entries.values("wallet__customer_id", "meter", "block__price_paid", "block__amount")
         .annotate(used=Sum("amount"))
         .values_list("wallet__customer_id", "meter", "used", "block__price_paid", "block__amount")
     ):

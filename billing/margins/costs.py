@@ -84,23 +84,32 @@ def _costed_meters() -> list[MeterDef]:
 
 
 def _usage_sql(
-    grouping: list[MeterDef], plain: list[MeterDef], bounds: list[datetime], span, currency: str
+    grouping: list[MeterDef],
+    plain: list[MeterDef],
+    bounds: list[datetime],
+    span,
+    currency: str,
+    customers: Sequence[int] | None,
 ) -> tuple[str, list]:
     """One aggregate of the window's hourly rows of the customers billed in
-    `currency`, per customer, meter, group text and segment (the index of the
-    cost-rate boundary each hour follows)."""
+    `currency` (of `customers` only, when given), per customer, meter, group text
+    and segment (the index of the cost-rate boundary each hour follows)."""
     start, end = span
+    window, window_params = _WINDOW, [start, end, currency]
+    if customers is not None:
+        window += f" AND customer_id IN ({', '.join(['%s'] * len(customers))})"
+        window_params += list(customers)
     parts, params = [], []
     if grouping:
         which = " OR ".join(["(meter_id = %s AND position = %s)"] * len(grouping))
-        where = f"{_WINDOW} AND ({which})"
+        where = f"{window} AND ({which})"
         parts.append(GROUPS.rows(_COLUMNS.format(group="group_value"), where))
         pairs = [p for m in grouping for p in (m.id, combination_position(m))]
-        params += [start, end, currency, *pairs] * 2
+        params += [*window_params, *pairs] * 2
     if plain:
-        where = f"{_WINDOW} AND meter_id IN ({', '.join(['%s'] * len(plain))})"
+        where = f"{window} AND meter_id IN ({', '.join(['%s'] * len(plain))})"
         parts.append(HOURLY.rows(_COLUMNS.format(group="''"), where))
-        params += [start, end, currency, *(m.id for m in plain)] * 2
+        params += [*window_params, *(m.id for m in plain)] * 2
     cases = " ".join(f"WHEN hour < %s THEN {i}" for i in range(len(bounds)))
     segment = f"CASE {cases} ELSE {len(bounds)} END" if bounds else "0"
     sql = (
@@ -112,10 +121,12 @@ def _usage_sql(
     return sql, [*bounds, *params]
 
 
-def usage_costs(*, start: datetime, end: datetime, currency: str) -> list[UsageCost]:
+def usage_costs(
+    *, start: datetime, end: datetime, currency: str, customers: Sequence[int] | None = None
+) -> list[UsageCost]:
     """The cost of the usage in [start, end) (whole UTC hours) of every customer
-    billed in `currency`, at the cost rates in it, per customer, meter and
-    combination."""
+    billed in `currency` (of these `customers` only, when given), at the cost
+    rates in it, per customer, meter and combination."""
     rates: dict[int, list[_Rate]] = {}
     for meter_id, when, unit_cost, per, effective_from in (
         CostRate.objects.filter(currency=currency, effective_from__lt=end)
@@ -124,7 +135,7 @@ def usage_costs(*, start: datetime, end: datetime, currency: str) -> list[UsageC
     ):
         rates.setdefault(meter_id, []).append(_Rate(when_of(when), unit_cost, per, effective_from))
     meters = _costed_meters()
-    if not meters or start >= end:
+    if not meters or start >= end or customers == []:
         return []
     # Each hour in one segment: segment i+1 begins at bounds[i].
     bounds = sorted(
@@ -132,7 +143,7 @@ def usage_costs(*, start: datetime, end: datetime, currency: str) -> list[UsageC
     )
     grouping = [m for m in meters if m.group_by]
     plain = [m for m in meters if not m.group_by]
-    sql, params = _usage_sql(grouping, plain, bounds, (start, end), currency)
+    sql, params = _usage_sql(grouping, plain, bounds, (start, end), currency, customers)
     by_id = {m.id: m for m in meters}
     starts = [start, *bounds]
     in_effect: dict[tuple[int, int], tuple[list[RateSpec], list[_Rate]]] = {}

@@ -97,15 +97,17 @@ def _discount_bases(invoice_ids: set[int]) -> dict[int, Decimal]:
     return bases
 
 
-def _billed_lines(start: datetime, end: datetime, currency: str, kinds) -> list[dict]:
+def _billed_lines(start: datetime, end: datetime, currency: str, kinds, customers) -> list[dict]:
+    billed = InvoiceLine.objects.filter(
+        invoice__currency=currency,
+        kind__in=kinds,
+        period_start__gte=start,
+        period_end__lte=end,
+    )
+    if customers is not None:
+        billed = billed.filter(invoice__customer_id__in=list(customers))
     lines = list(
-        InvoiceLine.objects.filter(
-            invoice__currency=currency,
-            kind__in=kinds,
-            period_start__gte=start,
-            period_end__lte=end,
-        )
-        .exclude(invoice__status=Invoice.VOID)
+        billed.exclude(invoice__status=Invoice.VOID)
         .exclude(invoice__reason=Invoice.THRESHOLD)
         .values(
             "invoice_id",
@@ -127,10 +129,12 @@ def _billed_lines(start: datetime, end: datetime, currency: str, kinds) -> list[
     return lines
 
 
-def margins(*, start: datetime, end: datetime, group_by: str, currency: str) -> list[Margin]:
+def margins(
+    *, start: datetime, end: datetime, group_by: str, currency: str, customers=None
+) -> list[Margin]:
     """Revenue, cost and margin in [start, end) (whole UTC hours) per key of
     `group_by` (VIEWS or a property of price_by_properties), in `currency`,
-    largest revenue first."""
+    largest revenue first; of these `customers` (ids) only, when given."""
     by_view = group_by in VIEWS
     rows: dict[tuple, Margin] = {}
     plans = _customer_plans(start, end) if group_by == "plan" else {}
@@ -148,7 +152,7 @@ def margins(*, start: datetime, end: datetime, group_by: str, currency: str) -> 
 
     kinds = USAGE_KINDS + (FEE_KINDS if group_by in ("customer", "plan") else ())
     grouping = {m.code for m in meter_cache.by_id().values() if group_by in m.group_by}
-    for line in _billed_lines(start, end, currency, kinds):
+    for line in _billed_lines(start, end, currency, kinds, customers):
         if by_view:
             if group_by == "meter" and not line["meter"]:
                 continue
@@ -163,11 +167,13 @@ def margins(*, start: datetime, end: datetime, group_by: str, currency: str) -> 
             value = line["group"].get(group_by)
         row(value).exact_revenue += line["net"]
     if by_view:
-        for consumed in consumed_at_sale_value(start=start, end=end, currency=currency):
+        for consumed in consumed_at_sale_value(
+            start=start, end=end, currency=currency, customers=customers
+        ):
             if group_by == "meter" and not consumed.meter:
                 continue
             row(view_value(consumed.customer_id, consumed.meter)).exact_revenue += consumed.value
-    for usage in usage_costs(start=start, end=end, currency=currency):
+    for usage in usage_costs(start=start, end=end, currency=currency, customers=customers):
         if by_view:
             value = view_value(usage.customer_id, usage.meter.code)
         elif usage.meter.code in grouping:

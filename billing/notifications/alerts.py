@@ -1,8 +1,10 @@
 """Alerts: usage thresholds, low balance, auto top-up done, spend limit reached,
-payment failed. An alert fires once per customer, kind, period and key; it is
-announced by a signed webhook to each endpoint that takes its type and an email
-to the customer, both sent after commit. Which alerts to raise is decided where
-the fact is known (billing.usage.alerts, wallets, invoices.collection)."""
+payment failed, margin low. An alert fires once per customer, kind, period and
+key; it is announced by a signed webhook to each endpoint that takes its type
+and an email to the customer (not for TEAM_ONLY kinds) and to the seller's team
+addresses that take its kind, both sent after commit. Which alerts to raise is
+decided where the fact is known (billing.usage.alerts, wallets,
+invoices.collection, billing.margins.alerts)."""
 
 from datetime import datetime
 from decimal import Decimal
@@ -31,6 +33,13 @@ PAYMENT_FAILED = Alert.PAYMENT_FAILED
 
 
 KINDS = {kind for kind, _ in Alert.KINDS}
+# Kinds about the seller's business, never emailed to the customer they are about.
+TEAM_ONLY = frozenset({Alert.MARGIN_LOW})
+
+
+def customer_emailed(*, kind: str, customer: Customer) -> bool:
+    """Whether an alert of this kind is emailed to the customer it is about."""
+    return bool(customer.email) and kind not in TEAM_ONLY
 
 
 def _insert_once(alert: Alert) -> int | None:
@@ -105,7 +114,7 @@ def alert_raise(
             alert=alert,
         )
         webhooks.webhook_deliveries_enqueue(delivery_ids=delivery_ids, urgent=True)
-        if customer.email or team_recipients(kind):
+        if customer_emailed(kind=kind, customer=customer) or team_recipients(kind):
             enqueue_on_commit("billing.tasks.send_alert_email", alert.pk)
     return alert
 
@@ -184,6 +193,7 @@ SUBJECTS = {
     Alert.LOW_BALANCE: "Your balance is low",
     Alert.AUTO_TOP_UP: "Your balance was topped up automatically",
     PAYMENT_FAILED: "A payment failed",
+    Alert.MARGIN_LOW: "A customer's margin is below the threshold",
 }
 
 
@@ -289,12 +299,25 @@ def _payment_failed_email(customer: Customer, data: dict, period: str) -> tuple[
     )
 
 
+def _margin_low_email(customer: Customer, data: dict, period: str) -> tuple[str, str] | None:
+    if not {"revenue", "cost", "margin", "margin_percent", "threshold"} <= data.keys():
+        return None
+    currency = data.get("currency") or customer.currency
+    return (
+        SUBJECTS[Alert.MARGIN_LOW],
+        f"{customer.name}'s margin{period} so far is {data['margin_percent']}%, below the "
+        f"{data['threshold']}% threshold: revenue {data['revenue']} {currency}, cost "
+        f"{data['cost']} {currency}, margin {data['margin']} {currency}.",
+    )
+
+
 _SENTENCES = {
     Alert.USAGE_THRESHOLD: _usage_threshold_email,
     Alert.SPEND_LIMIT: _spend_limit_email,
     Alert.LOW_BALANCE: _low_balance_email,
     Alert.AUTO_TOP_UP: _auto_top_up_email,
     PAYMENT_FAILED: _payment_failed_email,
+    Alert.MARGIN_LOW: _margin_low_email,
 }
 
 
@@ -316,19 +339,20 @@ def team_recipients(kind: str) -> list[str]:
 
 
 def alert_email_send(*, alert: Alert, now: datetime) -> bool:
-    """Email the alert to its customer, and a copy to the seller's team addresses
-    that take its kind (AlertTeamRecipient), unless it was emailed already or has
-    nobody to go to; True when sent. Safe to run twice in a row; two runs at the
-    same moment may both send (an alert email is at least once)."""
+    """Email the alert to its customer (customer_emailed), and a copy to the
+    seller's team addresses that take its kind (AlertTeamRecipient), unless it was
+    emailed already or has nobody to go to; True when sent. Safe to run twice in a
+    row; two runs at the same moment may both send (an alert email is at least once)."""
     customer = alert.customer
+    to_customer = customer_emailed(kind=alert.kind, customer=customer)
     team = team_recipients(alert.kind)
     if (
-        not (customer.email or team)
+        not (to_customer or team)
         or Alert.objects.filter(pk=alert.pk, emailed_at__isnull=False).exists()
     ):
         return False
     subject, text = alert_email(alert)
-    if customer.email:
+    if to_customer:
         send_mail(subject, text, settings.BILLING_ALERT_FROM_EMAIL, [customer.email])
     if team:
         # The team's copy says whose alert it is.

@@ -223,3 +223,24 @@ def test_threshold_invoices_are_counted_once_through_the_period_invoice(
     assert margins("group_by=customer") == [
         ({"customer": "acme"}, "14.85", "2.30", "12.55", "84.51")
     ]
+
+
+def test_a_report_of_some_customers_has_their_rows_of_the_whole_report(month):
+    from billing.margins.report import margins as report
+
+    acme, globex = month
+
+    def rows(**only) -> list[tuple]:
+        return [
+            (m.key, m.revenue, m.cost, m.margin, m.margin_percent)
+            for m in report(start=NOV_1, end=DEC_1, group_by="customer", currency="USD", **only)
+        ]
+
+    whole = rows()
+    assert whole == [
+        ({"customer": "acme"}, D("34.05"), D("2.25"), D("31.80"), D("93.39")),
+        ({"customer": "globex"}, D("30.00"), D("3.00"), D("27.00"), D("90.00")),
+    ]
+    assert rows(customers=[acme.pk]) == whole[:1]
+    assert rows(customers=[globex.pk]) == whole[1:]
+    assert rows(customers=[]) == []
