@@ -20,6 +20,7 @@ from django.db.models import Count, Exists, F, Min, OuterRef, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from billing.admin.margins_so_far import margin_tile, may_view_margins
 from billing.core.admin_forms import money_text
 from billing.core.money import quantize_money
 from billing.core.periods import month_start
@@ -358,12 +359,16 @@ def dashboard_figures(*, now: datetime, with_credit_revenue: bool = True) -> Das
 def admin_index(request):
     """The admin's index page with the dashboard above the app list (config/urls.py
     routes /admin/ here, ahead of the admin site's own index). Shown to whoever may
-    view invoices; the deferred credit revenue to whoever may read its report."""
+    view invoices; the deferred credit revenue to whoever may read its report, and
+    the month so far's margins (billing.admin.margins_so_far) to whoever may read
+    the margins report."""
     user = request.user
+    now = timezone.now()
     dashboard = None
     if user.has_perm("invoices.view_invoice") or user.has_perm("invoices.change_invoice"):
         dashboard = dashboard_figures(
-            now=timezone.now(),
+            now=now,
             with_credit_revenue=user.has_perm("wallets.view_credit_revenue"),
         )
-    return admin.site.index(request, extra_context={"dashboard": dashboard})
+    tile = margin_tile(now=now) if may_view_margins(user) else None
+    return admin.site.index(request, extra_context={"dashboard": dashboard, "margin_tile": tile})

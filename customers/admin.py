@@ -1,22 +1,31 @@
 """Customers and API keys in the admin; saves go through customers.services (the
 form: customers.customer_form_admin). A customer's page also shows its
 subscriptions with a button to add one, the current period's usage priced so far
-and projected, its wallets, and makes a fresh signed portal link."""
+and projected, its wallets, and makes a fresh signed portal link. To Finance
+(billing.view_margins), the list and the page show the month so far's margin
+(billing.admin.margins_so_far), the list's from one report call for its page."""
 
 from dataclasses import replace
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from billing.admin.margins_so_far import (
+    customer_margin,
+    customers_margin_texts,
+    may_view_margins,
+)
 from billing.core.admin_deletion import RefusedDeletionMixin
 from billing.core.admin_fields import currency_name, moment_text, zone_name
 from billing.core.admin_forms import adopt, money_column, money_text, quantity_text
@@ -179,6 +188,21 @@ def customer_billing(*, customer: Customer, user, now) -> dict:
 
 
 ADDRESS_NAMES = [name for name, _ in ADDRESS_FIELDS.values()]
+MARGIN_COLUMN = "month_margin"
+
+
+class CustomerChangeList(ChangeList):
+    """The customer list; with the margin column, the month so far's margins of
+    the page's customers, read together (billing.admin.margins_so_far)."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        if MARGIN_COLUMN in self.list_display:
+            # The page's rows, fetched once: the columns show these same objects.
+            page = list(self.result_list)
+            texts = customers_margin_texts(page, now=timezone.now())
+            for customer in page:
+                customer.month_margin_text = texts[customer.pk]
 
 
 @admin.register(Customer)
@@ -200,6 +224,29 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     date_hierarchy = "created_at"
 
     spend_limit_display = money_column("spend_limit", "spend limit")
+
+    def get_changelist(self, request, **kwargs):
+        return CustomerChangeList
+
+    def get_list_display(self, request):
+        shown = list(super().get_list_display(request))
+        if may_view_margins(request.user):
+            shown.append(MARGIN_COLUMN)
+        return shown
+
+    @admin.display(description=_("Margin (month so far)"))
+    def month_margin(self, customer: Customer) -> str:
+        return getattr(customer, "month_margin_text", "—")
+
+    @admin.display(description=_("Margin (month so far)"))
+    def month_margin_display(self, customer: Customer) -> str:
+        margin = customer_margin(customer, now=timezone.now())
+        return format_html(
+            '{} <a href="{}" id="customer-margins-link">{}</a>',
+            margin["text"],
+            margin["url"],
+            gettext("Margins page"),
+        )
 
     def deletion_refusal(self, obj):
         """A customer who was subscribed or invoiced stays, for those records."""
@@ -236,6 +283,8 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
         else:
             who = ["external_id", "name", "email", "currency_display", "timezone"]
             who.append("created_display")
+            if may_view_margins(request.user):
+                who.append("month_margin_display")
         return [
             (None, {"fields": who}),
             (_("Address"), {"fields": ADDRESS_NAMES}),
@@ -261,7 +310,9 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # The API addresses a customer by external_id, and its money is in its currency.
-        return ["external_id", "currency_display", "created_display"] if obj else []
+        if obj is None:
+            return []
+        return ["external_id", "currency_display", "created_display", "month_margin_display"]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)

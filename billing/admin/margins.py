@@ -168,6 +168,12 @@ class MarginReportAdmin(admin.ModelAdmin):
             cleaned = form.cleaned_data
             group_by, currency = cleaned["group_by"], cleaned["currency"]
             window = {"start": cleaned["period_start"], "end": cleaned["period_end"]}
+            only = request.GET.get("customer")
+            if only:
+                # The customer page's link: that customer's margins alone.
+                window["customers"] = list(
+                    Customer.objects.filter(external_id=only).values_list("pk", flat=True)
+                )
             rows = margins(**window, group_by=group_by, currency=currency)
             if request.GET.get("format") == "csv":
                 text = margins_csv(rows, group_by=group_by, currency=currency)
@@ -195,6 +201,7 @@ class MarginReportAdmin(admin.ModelAdmin):
                 "lowest": [row_texts(row, "customer", currency) for row in lowest],
                 "chart": month_chart(months, currency),
                 "csv_query": data.urlencode(),
+                "only_customer": only or None,
             }
         else:
             messages.error(request, gettext("Please correct the errors below."))

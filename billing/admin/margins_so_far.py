@@ -1,0 +1,114 @@
+"""The month so far's margins outside the margins page: a column on the
+customer list and a line on a customer's page, and the admin dashboard's tile.
+The window is the current UTC month up to the hour after now (the margins
+page's default, billing.admin.margins.month_so_far); every figure is
+billing.margins.report's, written out through billing.core.admin_forms. Only
+for users with billing.view_margins (Finance)."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.urls import reverse
+from django.utils.http import urlencode
+
+from billing.admin.margins import LOCAL_INPUT, VIEW_MARGINS, customer_currencies, month_so_far
+from billing.core.admin_forms import money_text, percent_text
+from billing.margins.report import Margin, margins, month_margins
+
+NONE = "—"
+
+
+def may_view_margins(user) -> bool:
+    return user.has_perm(VIEW_MARGINS)
+
+
+def margin_text(row: Margin | None, currency: str) -> str:
+    """A margin and its percent in one cell: '3.75 USD (53.57%)'; without
+    revenue, no percent: '-3.25 USD'; '—' for a customer neither billed nor
+    costed in the window."""
+    if row is None:
+        return NONE
+    if row.margin_percent is None:
+        return money_text(row.margin, currency)
+    return f"{money_text(row.margin, currency)} ({percent_text(row.margin_percent)})"
+
+
+def customers_margin_texts(customers, *, now: datetime) -> dict[int, str]:
+    """Each customer's margin of the month so far as margin_text, by id: one
+    report call per currency among them (of these customers only), so one for
+    a list of customers billed in one currency."""
+    start, end = month_so_far(now)
+    by_currency: dict[str, list] = {}
+    for customer in customers:
+        by_currency.setdefault(customer.currency, []).append(customer)
+    texts = {}
+    for currency, group in sorted(by_currency.items()):
+        rows = margins(
+            start=start,
+            end=end,
+            group_by="customer",
+            currency=currency,
+            customers=[customer.pk for customer in group],
+        )
+        found = {row.key["customer"]: row for row in rows}
+        for customer in group:
+            texts[customer.pk] = margin_text(found.get(customer.external_id), currency)
+    return texts
+
+
+def margins_page_url(now: datetime, *, currency: str, customer: str | None = None) -> str:
+    """The margins page over the month so far in `currency`; of `customer`
+    (an external id) only, when given."""
+    start, end = month_so_far(now)
+    query = {
+        "period_start": start.strftime(LOCAL_INPUT),
+        "period_end": end.strftime(LOCAL_INPUT),
+        "group_by": "customer",
+        "currency": currency,
+    }
+    if customer is not None:
+        query["customer"] = customer
+    return reverse("admin:billing_marginreport_changelist") + "?" + urlencode(query)
+
+
+def customer_margin(customer, *, now: datetime) -> dict:
+    """The line on a customer's page: its margin of the month so far and the
+    margins page showing it."""
+    return {
+        "text": customers_margin_texts([customer], now=now)[customer.pk],
+        "url": margins_page_url(now, currency=customer.currency, customer=customer.external_id),
+    }
+
+
+@dataclass(frozen=True)
+class MarginTile:
+    """One currency's row of the dashboard tile, as display text."""
+
+    currency: str
+    revenue: str
+    cost: str
+    margin: str
+    percent: str
+    loss: bool
+    url: str
+
+
+def margin_tile(*, now: datetime) -> list[MarginTile]:
+    """Every customer's revenue, cost and margin together in the month so far,
+    per currency customers are billed in: one report call each."""
+    window = month_so_far(now)
+    tiles = []
+    for currency in customer_currencies():
+        (total,) = month_margins(months=[window], currency=currency)
+        tiles.append(
+            MarginTile(
+                currency=currency,
+                revenue=money_text(total.revenue, currency),
+                cost=money_text(total.cost, currency),
+                margin=money_text(total.margin, currency),
+                percent=percent_text(total.margin_percent),
+                loss=total.margin < 0,
+                url=margins_page_url(now, currency=currency),
+            )
+        )
+    return tiles
