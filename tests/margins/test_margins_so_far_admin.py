@@ -149,3 +149,16 @@ def test_hidden_without_the_margins_permission(november, role):
         assert "53.57%" not in html
     assert dashboard.context["margin_tile"] is None
     assert "Margin this month" not in dashboard.content.decode()
+
+
+def test_customers_of_two_currencies_take_one_call_each(november):
+    customer_create(external_id="lyon", name="Lyon", currency="EUR")
+    customers = list(Customer.objects.order_by("pk"))
+    with mock.patch.object(margins_so_far, "margins", wraps=margins_so_far.margins) as report:
+        texts = margins_so_far.customers_margin_texts(customers, now=NOV_30_LATE)
+    assert sorted(call.kwargs["currency"] for call in report.call_args_list) == ["EUR", "USD"]
+    assert {c.external_id: texts[c.pk] for c in customers} == {
+        "acme": "3.75 USD (53.57%)",
+        "globex": "—",
+        "lyon": "—",
+    }
