@@ -24,6 +24,7 @@ from plans.field_checks import FieldErrors
 from plans.models import PER_HELP, Charge, Meter, PlanVersion, PriceTier
 from plans.pricing_validation import SCHEME_WORDS, check_per
 from plans.rate_card_admin import RateCardDisplayMixin, RateCardFormMixin
+from plans.selectors import meter_groups_in
 from plans.validation import ChargeSpec, VersionSpec, validate_version, version_terms_spec
 from plans.version_inline_rules import FrozenWhenPublishedMixin, is_frozen, kept_forms
 
@@ -219,9 +220,12 @@ class ChargeFormSet(nested_admin.formsets.NestedInlineFormSet):
             if nested and not nested[0].is_valid():
                 return
         try:
+            spec = version_spec(self.instance, self)
+            # As the service validates it: the rate cards against their meters' group_by.
             validate_version(
-                version_spec(self.instance, self),
+                spec,
                 known_meters=dict(Meter.objects.values_list("code", "aggregation")),
+                meter_groups=meter_groups_in(spec),
             )
         except BillingError as error:
             self._show(error, forms_kept)

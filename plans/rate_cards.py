@@ -17,6 +17,8 @@ from plans.pricing_validation import check_pricing
 # combinations of at most 512 characters.
 MAX_RATES = 1000
 MAX_WHEN_VALUE_LENGTH = 160
+# Overlapping rows named in one answer (a pasted card can overlap everywhere).
+MAX_TIES_SHOWN = 20
 # Meters whose quantities add up over the combinations a row prices.
 RATED_AGGREGATIONS = ("count", "sum")
 
@@ -91,11 +93,17 @@ def check_rates(
             "and usage without the properties",
         )
     whens = [charge.rates[i].when for i in well_formed]
-    for first, second in ties(whens):
+    found = ties(whens, most=MAX_TIES_SHOWN + 1)
+    for first, second in found[:MAX_TIES_SHOWN]:
         i, j = well_formed[first], well_formed[second]
         errors.add(
             f"{path}.rates.{j}.when",
             _tie_words(i, charge.rates[i].when, j, charge.rates[j].when),
+        )
+    if len(found) > MAX_TIES_SHOWN:
+        errors.add(
+            f"{path}.rates",
+            f"More rows overlap than the {MAX_TIES_SHOWN} named: fix those, then save again",
         )
 
 

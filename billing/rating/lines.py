@@ -149,7 +149,9 @@ def uncovered_lines(
             meter=charge.meter,
             currency=currency,
         )
-    per_unit = charge.pricing.scheme == PER_UNIT
+    # A rate card's rows price the units each at its own row: the line says the
+    # money lacked, without one unit price.
+    per_unit = charge.pricing is not None and charge.pricing.scheme == PER_UNIT
     return [
         _line(
             LineKind.UNCOVERED_USAGE,

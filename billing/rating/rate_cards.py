@@ -124,27 +124,42 @@ def row_combination(rate: RateSpec) -> Combination:
     return rate.when
 
 
-def ties(whens: Sequence[When]) -> list[tuple[int, int]]:
+def ties(whens: Sequence[When], *, most: int | None = None) -> list[tuple[int, int]]:
     """The pairs of rows (by index) that some usage would match equally well:
     two rows with the same number of properties whose values agree on those
     they share, with no row of more properties matching all the usage both
-    match (its `when` inside their union). The same `when` twice is a tie."""
+    match (its `when` inside their union). The same `when` twice is a tie.
+    At most `most` pairs (a card of a thousand rows must not take seconds)."""
+    known = {frozenset(when) for when in whens}
+    by_size: dict[int, list[int]] = {}
+    for index, when in enumerate(whens):
+        by_size.setdefault(len(when), []).append(index)
     found = []
-    for i, first in enumerate(whens):
-        for j in range(i + 1, len(whens)):
-            second = whens[j]
-            if len(first) != len(second):
-                continue
-            union = dict(first)
-            if any(union.get(name, value) != value for name, value in second):
-                continue  # no usage matches both
-            union.update(second)
-            if not any(
-                len(other) > len(first) and all(union.get(n) == v for n, v in other)
-                for other in whens
-            ):
-                found.append((i, j))
-    return found
+    for size, indexes in by_size.items():
+        for position, i in enumerate(indexes):
+            first = dict(whens[i])
+            for j in indexes[position + 1 :]:
+                second = whens[j]
+                if any(first.get(name, value) != value for name, value in second):
+                    continue  # no usage matches both
+                union = frozenset(first.items()) | frozenset(second)
+                if not _wider_row_within(union, size, known):
+                    found.append((i, j))
+                    if most is not None and len(found) >= most:
+                        return sorted(found)
+    return sorted(found)
+
+
+def _wider_row_within(union: frozenset, size: int, known: set) -> bool:
+    """Whether some row of more than `size` properties names only pairs of
+    `union` (it then matches all the usage two rows of `size` both match). A
+    union has at most twice a row's properties (6), so its subsets are few."""
+    pairs = list(union)
+    return any(
+        frozenset(subset) in known
+        for count in range(size + 1, len(pairs) + 1)
+        for subset in subsets(pairs, count)
+    )
 
 
 def properties_outside(when: When, price_by: Iterable[str]) -> list[str]:

@@ -18,6 +18,7 @@ from billing.rating.pricing import EXACT_PRECISION, PER_UNIT
 from billing.rating.rate_cards import rated_quantities, row_charge, row_index
 from billing.usage.breakdowns import usage_combinations
 from billing.usage.metering import (
+    event_group_values,
     meter_cache,
 )
 from billing.usage.priced import marginal_cost, period_spend
@@ -326,7 +327,7 @@ def priced_row(
     count (that row's alone); any other charge as it is, with `used`."""
     if not charge.rated:
         return charge, used
-    row = row_charge(charge, properties)
+    row = row_charge(charge, event_group_values(meter, properties))
     if row.pricing is not None and row.pricing.scheme != PER_UNIT:
         used = row_used(charge, meter, properties, customer_id=customer_id, span=span)
     return row, used
@@ -335,8 +336,7 @@ def priced_row(
 def row_used(card, meter, properties: dict, *, customer_id: int, span) -> Decimal:
     """The period's usage so far of the rate-card row pricing usage with these
     properties."""
-    values = {name: properties.get(name) for name in meter.group_by}
-    index = row_index(card.rates, values)
+    index = row_index(card.rates, event_group_values(meter, properties))
     found = usage_combinations(customer_id=customer_id, meters=[meter], start=span[0], end=span[1])[
         meter.id
     ]

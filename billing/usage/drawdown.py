@@ -15,7 +15,7 @@ from billing.rating.pricing import EXACT_PRECISION, PER_UNIT, price_units
 from billing.rating.rate_cards import rated_quantities, row_charge, row_index
 from billing.usage import reads
 from billing.usage.breakdowns import usage_combinations
-from billing.usage.metering import MeterDef, meter_cache
+from billing.usage.metering import MeterDef, meter_cache, values_of_group
 from billing.usage.rollups import hour_of
 from plans.models import Charge, Meter, PlanVersion
 from plans.overrides import subscription_spec
@@ -196,7 +196,7 @@ def _draws(subscription: Subscription, events: list, meters: dict, now: datetime
             if charge.rates:
                 # A rate card: the row of the event's values prices it, its tiers
                 # counting that row's usage.
-                values = event_values(meter, contribution.group)
+                values = values_of_group(meter, contribution.group)
                 key = (meter.code, row_index(charge.rates, values))
                 charge = row_charge(charge, values)
             with localcontext(prec=EXACT_PRECISION):
@@ -267,16 +267,7 @@ def _period_usage_before(
             if charges[meter.code].rates:
                 key = (
                     meter.code,
-                    row_index(charges[meter.code].rates, event_values(meter, c.group)),
+                    row_index(charges[meter.code].rates, values_of_group(meter, c.group)),
                 )
             so_far[key] = max(ZERO, so_far[key] - units_of(meter, c.value))
     return so_far
-
-
-def event_values(meter: MeterDef, group: tuple | None) -> dict[str, str | None]:
-    """An event's values of the meter's group_by properties (None: none), from
-    its contribution's group texts (metering.group_of)."""
-    group = group or ()
-    return {
-        name: (group[i] if i < len(group) else "") or None for i, name in enumerate(meter.group_by)
-    }

@@ -143,7 +143,16 @@ def _edges_add(
     ):
         edges_add_metered(tally, customer_id=customer_id, meters=meters, ranges=ranges, by=by)
         return
-    # The one property grouped by (a breakdown reads meters grouping by the same one).
+    if by is not None:
+        # The statement groups by one property: meters grouped by others (rate
+        # cards' one-property meters, each by its own) are read a property at a time.
+        by_name: dict[str, list[MeterDef]] = {}
+        for meter in meters:
+            by_name.setdefault(meter.group_by[by[meter.id]], []).append(meter)
+        if len(by_name) > 1:
+            for same in by_name.values():
+                _edges_add(tally, customer_id=customer_id, meters=same, ranges=ranges, by=by)
+            return
     grouped = None if by is None else meters[0].group_by[by[meters[0].id]]
     sql, fixed = _aggregate_sql(tuple(meters), len(ranges), grouped)
     names = list(_by_event(meters))

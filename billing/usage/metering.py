@@ -131,6 +131,24 @@ def group_of(meter: MeterDef, properties: dict) -> tuple[str, ...]:
     return tuple(values)
 
 
+def values_of_group(meter: MeterDef, group: tuple | None) -> dict[str, str | None]:
+    """The values (None: none) of the meter's group_by properties that an event's
+    group texts (group_of) stand for, as the rollups count the event under a rate
+    card: an overlong combination (combination_text's "") as none of them."""
+    group = group or ()
+    count = len(meter.group_by)
+    if count > 1 and len(group) > count and group[count] == "":
+        return dict.fromkeys(meter.group_by)
+    return {
+        name: (group[i] if i < len(group) else "") or None for i, name in enumerate(meter.group_by)
+    }
+
+
+def event_group_values(meter: MeterDef, properties: dict) -> dict[str, str | None]:
+    """values_of_group of an event's (or a check's) properties."""
+    return values_of_group(meter, group_of(meter, properties))
+
+
 def combination_position(meter: MeterDef) -> int:
     """Where a grouping meter's groups keep the combination of all its group_by
     values: its one property's own position, or the one after them all."""
@@ -150,7 +168,18 @@ def combination_values(meter: MeterDef, text: str) -> tuple[tuple[str, str | Non
     order, that a group's text at combination_position stands for."""
     if len(meter.group_by) == 1:
         return ((meter.group_by[0], text or None),)
-    values = json.loads(text) if text else [""] * len(meter.group_by)
+    try:
+        values = json.loads(text) if text else None
+    except ValueError:
+        values = None
+    # Anything but a list of texts of the meter's length (rows left by a group_by
+    # changed before its rebuild has run) reads as none of the values.
+    if not (
+        isinstance(values, list)
+        and len(values) == len(meter.group_by)
+        and all(isinstance(value, str) for value in values)
+    ):
+        values = [""] * len(meter.group_by)
     return tuple(zip(meter.group_by, (value or None for value in values), strict=True))
 
 

@@ -12,8 +12,8 @@ from billing.core.periods import period_share
 from billing.models import Subscription
 from billing.rating.lines import Uncovered
 from billing.rating.pricing import price_units
-from billing.rating.rate_cards import row_charge
-from billing.usage.metering import meter_cache
+from billing.rating.rate_cards import rated_quantities, row_charge, row_index
+from billing.usage.metering import event_group_values, meter_cache
 from billing.usage.reads import UsageLine, usage_lines
 from billing.usage.statement import (
     period_statement,
@@ -106,16 +106,20 @@ def period_spend(
     )
     if adding is not None:
         meter, extra = adding
-        quantities[meter] = quantities.get(meter, ZERO) + extra
-        if meter in combinations:
-            combinations[meter] = combination_adding(
-                combinations[meter], meter_cache.by_code(meter), properties or {}, extra
-            )
+        used = quantities.get(meter, ZERO)
+        quantities[meter] = used + extra
         charge = next((c for c in version.charges if c.meter == meter), None)
-        if charge is not None:
-            charge = row_charge(charge, properties or {})
+        if charge is not None and charge.rated:
+            # A rate card: the row of the event's values, its tiers counting its usage.
+            values = event_group_values(meter_cache.by_code(meter), properties or {})
+            index = row_index(charge.rates, values)
+            of_meter = combinations.get(meter, {})
+            used = dict(rated_quantities(charge.rates, of_meter)).get(index, ZERO)
+            key = tuple(values.items())
+            combinations[meter] = {**of_meter, key: of_meter.get(key, ZERO) + extra}
+            charge = row_charge(charge, values)
         if charge is not None and charge.model == "balance":
-            drawn += marginal_cost(charge, quantities[meter] - extra, extra)
+            drawn += marginal_cost(charge, used, extra)
         if charge is not None and charge.bills_uncovered and adding_uncovered > 0:
             was = uncovered.get(meter, Uncovered(ZERO, ZERO))
             uncovered[meter] = Uncovered(was.units + adding_uncovered, was.shortfall)
@@ -132,12 +136,6 @@ def period_spend(
         combinations=combinations,
     )
     return statement.fixed + statement.usage_total + drawn
-
-
-def combination_adding(combinations: dict, meter, properties: dict, extra: Decimal) -> dict:
-    """A rated meter's combinations with `extra` more of the event's properties'."""
-    key = tuple((name, properties.get(name) or None) for name in meter.group_by)
-    return {**combinations, key: combinations.get(key, ZERO) + extra}
 
 
 def usage_summary(

@@ -340,3 +340,17 @@ def test_a_card_with_graduated_rows_is_shown_and_kept_as_it_is(admin_client, api
     assert version.base_fee == Decimal(5)
     assert stored_rows(Charge.objects.get()) == rows
     assert ChargeRate.objects.get(when={"model": "gpt-4o"}).pricing["scheme"] == "graduated"
+
+
+def test_a_price_by_the_meter_does_not_group_by_is_refused_on_the_form(
+    admin_client, llm_tokens, plan
+):
+    card = "region\tunit_price\neu\t1.00\n\t4.00\n"
+
+    response = admin_client.post(
+        "/admin/plans/planversion/add/", post(plan, [card_charge(llm_tokens, card)])
+    )
+
+    assert response.status_code == 200
+    assert "does not group its usage by region" in response.content.decode()
+    assert PlanVersion.objects.count() == 0

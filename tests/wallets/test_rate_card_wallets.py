@@ -13,6 +13,7 @@ import time_machine
 from billing.rating.pricing import GRADUATED, PER_UNIT, PricingSpec, TierSpec
 from billing.rating.rate_cards import RateSpec
 from billing.usage.ingestion import events_ingest
+from plans.services import meter_create
 from plans.validation import ChargeSpec
 from tests.factories import llm_tokens_meter, published_version, subscribe
 from wallets.ledger import credits_grant
@@ -165,3 +166,65 @@ def test_entitlements_show_a_card_as_check_answers_without_properties(api, acme,
     # The default row's usage (800, not the 10,800 of the meter) and the balance.
     assert (standing["used"], standing["balance"], standing["allowed"]) == ("800", "72.00", True)
     assert {k: asked[k] for k in standing} == standing
+
+
+def test_a_spend_limit_prices_a_tiered_row_at_that_rows_own_usage(api, acme, llm_tokens):
+    # given: gpt-4o graduated (0.01 a token for the first 1,000, then 0.005), others
+    # 0.002; 5,000 other tokens drew 10.00 (gpt-4o's row untouched); a hard limit
+    graduated = PricingSpec(
+        scheme=GRADUATED, tiers=(TierSpec(D(1000), D("0.01")), TierSpec(None, D("0.005")))
+    )
+    flat = PricingSpec(scheme=PER_UNIT, unit_price=D("0.002"))
+    published_version(
+        "tokens",
+        charges=(card("balance", (RateSpec(when=GPT, pricing=graduated), RateSpec(pricing=flat))),),
+    )
+    subscribe(acme, "tokens")
+    money_top_up(customer=acme, amount=D("100.00"), currency="USD", now=NOW)
+    tokens((None, 5_000), prefix="a")
+    asked = {"meter": "llm_tokens", "quantity": 500, "properties": {"model": "gpt-4o"}}
+
+    # then: 500 gpt-4o tokens are in their row's first tier, 5.00: a spend of 15.00
+    acme.spend_limit, acme.spend_limit_mode = D("14.00"), "hard"
+    acme.save()
+    refused = check(api, asked)
+    assert (refused["allowed"], refused["reason"]) == (False, "spend_limit_reached")
+    acme.spend_limit = D("15.00")
+    acme.save()
+    assert check(api, asked)["allowed"] is True
+
+
+def test_an_overlong_combination_is_drawn_as_the_close_prices_it(api, acme, db):
+    # given: a card by model on a meter grouping by model and prompt; an event whose
+    # prompt makes its combination too long to keep (it counts as no values)
+    meter_create(
+        code="llm_tokens",
+        name="LLM tokens",
+        event_name="llm.tokens",
+        aggregation="sum",
+        value_property="tokens",
+        group_by=["model", "prompt"],
+    )
+    flat = PricingSpec(scheme=PER_UNIT, unit_price=D("0.01"))
+    default = PricingSpec(scheme=PER_UNIT, unit_price=D("0.04"))
+    published_version(
+        "tokens",
+        charges=(card("balance", (RateSpec(when=GPT, pricing=flat), RateSpec(pricing=default))),),
+    )
+    subscribe(acme, "tokens")
+    money_top_up(customer=acme, amount=D("100.00"), currency="USD", now=NOW)
+    event = {
+        "id": "long",
+        "customer": "acme",
+        "event_name": "llm.tokens",
+        "timestamp": NOW.isoformat(),
+        "properties": {"tokens": 100, "model": "gpt-4o", "prompt": "p" * 500},
+    }
+    assert not events_ingest(events=[event], now=NOW).rejected
+
+    # then: drawn at the default row (4.00), the row /usage counts it under (the
+    # wallet paid: nothing left to bill)
+    assert Wallet.objects.get(customer=acme, kind="money").balance == D("96.00")
+    with time_machine.travel(NOW, tick=False):
+        usage = api.get("/api/v1/customers/acme/usage").json()
+    assert usage["lines"][0]["rates"] == [{"group": {}, "quantity": "100", "amount": "0.00"}]
