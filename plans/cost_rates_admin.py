@@ -210,7 +210,12 @@ class CostRateAdmin(admin.ModelAdmin):
                 return redirect(reverse("admin:plans_costrate_changelist"))
         preview = ""
         if form.grid is not None:
-            preview = grid_table(form.grid, credits=False, language=admin_language())
+            preview = grid_table(
+                form.grid,
+                credits=False,
+                language=admin_language(),
+                price_heading=gettext("Unit cost"),
+            )
         context = {
             **self.admin_site.each_context(request),
             "title": gettext("Import a price list"),

@@ -12,6 +12,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.test import Client
 
+from config.user_language import user_language_set
 from plans.cost_rules import OFF_THE_HOUR, cost_rate_create
 from plans.models import CostRate
 from tests.factories import llm_tokens_meter
@@ -185,3 +186,24 @@ def test_finance_imports_and_support_may_not(tokens):
 
     assert finance.post(IMPORT, form()).status_code == 302
     assert len(stored()) == 3
+
+
+def test_a_german_user_pastes_decimal_commas_and_reads_german(client, tokens):
+    user = User.objects.create_superuser("finanz", password="x")
+    user_language_set(user=user, language="de")
+    client.force_login(user)
+
+    page = client.get(IMPORT).content.decode()
+    response = client.post(
+        IMPORT,
+        form(lines="model;token_type;cost;per\ngpt-4o;input;2,50\ngpt-4o;output;0,000125;1000\n"),
+    )
+
+    assert "Preisliste importieren" in page
+    assert "Import a price list" not in page
+    assert response.status_code == 302
+    assert [(row[2], row[3]) for row in stored()] == [
+        (D("2.50"), D(1000000)),
+        (D("0.000125"), D(1000)),
+    ]
+    assert "2,50 USD pro 1 Mio." in client.get(LIST).content.decode()
