@@ -15,6 +15,7 @@ from django.test import Client
 from config.user_language import user_language_set
 from plans.cost_rules import OFF_THE_HOUR, cost_rate_create
 from plans.models import CostRate
+from plans.services import meter_create
 from tests.factories import llm_tokens_meter
 
 pytestmark = pytest.mark.django_db
@@ -207,3 +208,16 @@ def test_a_german_user_pastes_decimal_commas_and_reads_german(client, tokens):
         (D("0.000125"), D(1000)),
     ]
     assert "2,50 USD pro 1 Mio." in client.get(LIST).content.decode()
+
+
+def test_the_list_is_filtered_by_meter(admin_client, tokens):
+    calls = meter_create(code="calls", name="Calls", event_name="api.call", aggregation="count")
+    cost_rate_create(meter="calls", unit_cost=D("0.001"), currency="USD", effective_from=NOV_1)
+    admin_client.post(IMPORT, form())
+
+    everything = admin_client.get(LIST)
+    only_calls = admin_client.get(LIST, {"meter__id__exact": calls.pk})
+
+    assert everything.context["cl"].result_count == 4
+    assert [rate.meter.code for rate in only_calls.context["cl"].result_list] == ["calls"]
+    assert "0.001 USD" in only_calls.content.decode()
