@@ -396,6 +396,7 @@ class CreditPackAdmin(AuditHistoryAdmin):
 
 # Registered with the admin site by being imported.
 from plans import (  # noqa: E402, F401
+    cost_rates_admin,
     coupons_admin,
     features_admin,
     meters_admin,

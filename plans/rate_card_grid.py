@@ -236,18 +236,18 @@ def grid_text(grid: Grid, *, credits: bool, language: str) -> str:
     return out.getvalue()
 
 
-def grid_table(grid: Grid, *, credits: bool, language: str) -> str:
+def grid_table(
+    grid: Grid, *, credits: bool, language: str, price_heading: str | None = None
+) -> str:
     """The grid as a table: a column per Price by property ('any' where a row
     names none), the price and per beside it; a refused row in red, with its
-    problem right under it."""
+    problem right under it. `price_heading` names the price's column where it
+    is not a price (a cost rate's cost)."""
     if not grid.rows and not grid.problems:
         return ""
-    headings = [
-        _("Row"),
-        *grid.price_by,
-        _("Credits per unit") if credits else _("Unit price"),
-        _("Per"),
-    ]
+    if price_heading is None:
+        price_heading = _("Credits per unit") if credits else _("Unit price")
+    headings = [_("Row"), *grid.price_by, price_heading, _("Per")]
     body = []
     for index, row in enumerate(grid.rows):
         cells = [format_html("<td>{}</td>", index + 1)]

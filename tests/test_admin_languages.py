@@ -269,6 +269,8 @@ ADMIN_CODE = [
     "plans/admin.py",
     "plans/charges_admin.py",
     "plans/coupons_admin.py",
+    "plans/cost_rates_admin.py",
+    "plans/cost_rate_import.py",
     "plans/features_admin.py",
     "plans/meters_admin.py",
     "plans/tax_rates_admin.py",

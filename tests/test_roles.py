@@ -221,6 +221,8 @@ def test_a_permission_not_there_yet_is_reported_and_skipped(db, monkeypatch):
                 "plans.add_versionfeature",
                 "plans.change_versionfeature",
                 "plans.delete_versionfeature",
+                "plans.add_costrate",
+                "plans.view_costrate",
             ],
             [
                 "customers.change_customer",
@@ -229,6 +231,8 @@ def test_a_permission_not_there_yet_is_reported_and_skipped(db, monkeypatch):
                 "invoices.change_invoice",
                 "plans.delete_planversion",
                 "plans.delete_feature",
+                "plans.change_costrate",
+                "plans.delete_costrate",
             ],
         ),
         (
@@ -254,6 +258,8 @@ def test_a_permission_not_there_yet_is_reported_and_skipped(db, monkeypatch):
                 "wallets.view_credit_revenue",
                 "billing.view_margins",
                 "billing.set_deal_subscription",
+                "plans.add_costrate",
+                "plans.view_costrate",
             ],
         ),
         (
@@ -277,6 +283,7 @@ def test_a_permission_not_there_yet_is_reported_and_skipped(db, monkeypatch):
                 "invoices.void_invoice",
                 "wallets.view_credit_revenue",
                 "billing.view_margins",
+                "plans.view_costrate",
             ],
         ),
     ],

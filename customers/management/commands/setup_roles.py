@@ -65,6 +65,9 @@ FINANCE = [
     *perms("plans.coupon", "add", "change", "view", "delete"),
     "plans.publish_planversion",
     "plans.archive_planversion",
+    # What usage costs (plans.CostRate): added by importing a price list, never
+    # edited nor deleted (a later rate takes over). Finance's alone, as margins.
+    *perms("plans.costrate", "add", "view"),
     # Price simulations (plans.PriceSimulation).
     "plans.view_pricesimulation",
     "plans.run_pricesimulation",
