@@ -11,15 +11,13 @@ Only reading here: the rows are written, and checked, by
 plans.cost_rules.cost_rate_create. The preview is the rate-card grid's table
 (plans.rate_card_grid.grid_table)."""
 
-import csv
-import io
 from decimal import Decimal
 
 from django.utils.translation import gettext as _
 
 from billing.core.money import DecimalRefused
 from billing.core.typed_numbers import typed_number_read
-from plans.rate_card_grid import Grid, GridRow, _delimiter, _is_header
+from plans.rate_card_grid import Grid, GridRow, is_header, pasted_lines
 
 MAX_LINES = 500
 
@@ -29,17 +27,13 @@ def read_price_list(
 ) -> Grid:
     """The lines of `text` as a grid with a column per group_by property; each
     row's problems found in reading it (not the cost rules')."""
-    lines = [
-        [cell.strip() for cell in cells]
-        for cells in csv.reader(io.StringIO(text.strip()), delimiter=_delimiter(text))
-        if any(cell.strip() for cell in cells)
-    ]
+    lines = pasted_lines(text)
     grid = Grid(price_by=group_by)
     if len(lines) > MAX_LINES:
         grid.problems.append(_("At most {count} rows.").format(count=MAX_LINES))
         return grid
     columns = list(group_by)
-    if lines and _is_header(lines[0]):
+    if lines and is_header(lines[0]):
         header = lines.pop(0)
         named = header[:-2] if len(header) > 1 and header[-1].lower() == "per" else header[:-1]
         if sorted(named) != sorted(group_by):

@@ -80,25 +80,31 @@ def _delimiter(text: str) -> str:
 _NUMBER_LIKE = re.compile(r"[-+]?[0-9][0-9.,'\s\u00a0\u202f]*")
 
 
-def _is_header(cells: list[str]) -> bool:
+def is_header(cells: list[str]) -> bool:
     """A first line without a number, its last cell named, names the columns
     (a row whose price is missing is a row)."""
     return bool(cells[-1]) and not any(_NUMBER_LIKE.fullmatch(cell) for cell in cells)
 
 
-def read_grid(text: str, price_by: tuple[str, ...], *, language: str) -> Grid:
-    """The rows of `text` (see the module's doc); a header fills an empty Price by."""
-    lines = [
+def pasted_lines(text: str) -> list[list[str]]:
+    """Lines pasted from a spreadsheet (or typed) as their cells, trimmed, blank
+    lines left out: cells split by tabs, semicolons or commas, quotes honoured."""
+    return [
         [cell.strip() for cell in cells]
         for cells in csv.reader(io.StringIO(text.strip()), delimiter=_delimiter(text))
         if any(cell.strip() for cell in cells)
     ]
+
+
+def read_grid(text: str, price_by: tuple[str, ...], *, language: str) -> Grid:
+    """The rows of `text` (see the module's doc); a header fills an empty Price by."""
+    lines = pasted_lines(text)
     grid = Grid(price_by=price_by)
     if len(lines) > MAX_LINES:
         grid.problems.append(_("At most {count} rows.").format(count=MAX_LINES))
         return grid
     columns = list(price_by)
-    if lines and _is_header(lines[0]):
+    if lines and is_header(lines[0]):
         header = lines.pop(0)
         named = header[:-2] if len(header) > 2 and header[-1].lower() == "per" else header[:-1]
         if not price_by:
