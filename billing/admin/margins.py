@@ -17,7 +17,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.admin.margin_chart import month_chart
-from billing.core.admin_forms import amount_text, percent_text, quantity_text
+from billing.core.admin_forms import RecordAdmin, amount_text, percent_text, quantity_text
 from billing.core.periods import month_start, on_the_hour
 from billing.margins.report import (
     VIEWS,
@@ -118,20 +118,11 @@ def chart_months(now: datetime) -> list[tuple[datetime, datetime]]:
 
 
 @admin.register(MarginReport)
-class MarginReportAdmin(admin.ModelAdmin):
+class MarginReportAdmin(RecordAdmin):
     """No records: the list page is the report."""
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm(VIEW_MARGINS)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         return [

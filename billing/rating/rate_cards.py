@@ -118,6 +118,16 @@ def rated_quantities(
     return [(index, totals[index]) for index in sorted(totals)]
 
 
+def row_quantity(
+    rates: Sequence[RateSpec],
+    combinations: Mapping[Combination, Decimal],
+    values: Mapping[str, str | None],
+) -> Decimal:
+    """The quantity so far of the row that prices usage with these values (what
+    its tiers count)."""
+    return dict(rated_quantities(rates, combinations)).get(row_index(rates, values), ZERO)
+
+
 def row_combination(rate: RateSpec) -> Combination:
     """The combination a quantity typed for one row stands for (the price
     sandbox): its own values, no others."""

@@ -15,7 +15,7 @@ from billing.models import (
     Subscription,
 )
 from billing.rating.pricing import EXACT_PRECISION, PER_UNIT
-from billing.rating.rate_cards import rated_quantities, row_charge, row_index
+from billing.rating.rate_cards import row_charge, row_quantity
 from billing.usage.breakdowns import usage_combinations
 from billing.usage.metering import (
     event_group_values,
@@ -336,11 +336,10 @@ def priced_row(
 def row_used(card, meter, properties: dict, *, customer_id: int, span) -> Decimal:
     """The period's usage so far of the rate-card row pricing usage with these
     properties."""
-    index = row_index(card.rates, event_group_values(meter, properties))
     found = usage_combinations(customer_id=customer_id, meters=[meter], start=span[0], end=span[1])[
         meter.id
     ]
-    return dict(rated_quantities(card.rates, found)).get(index, ZERO)
+    return row_quantity(card.rates, found, event_group_values(meter, properties))
 
 
 def charge_standing(

@@ -12,7 +12,7 @@ from billing.core.periods import period_share
 from billing.models import Subscription
 from billing.rating.lines import Uncovered
 from billing.rating.pricing import price_units
-from billing.rating.rate_cards import rated_quantities, row_charge, row_index
+from billing.rating.rate_cards import row_charge, row_quantity
 from billing.usage.metering import event_group_values, meter_cache
 from billing.usage.reads import UsageLine, usage_lines
 from billing.usage.statement import (
@@ -112,9 +112,8 @@ def period_spend(
         if charge is not None and charge.rated:
             # A rate card: the row of the event's values, its tiers counting its usage.
             values = event_group_values(meter_cache.by_code(meter), properties or {})
-            index = row_index(charge.rates, values)
             of_meter = combinations.get(meter, {})
-            used = dict(rated_quantities(charge.rates, of_meter)).get(index, ZERO)
+            used = row_quantity(charge.rates, of_meter, values)
             key = tuple(values.items())
             combinations[meter] = {**of_meter, key: of_meter.get(key, ZERO) + extra}
             charge = row_charge(charge, values)
