@@ -7,7 +7,11 @@ maintained at ingestion beside it.
 property; "" stands for an event without it (or with null, an empty text, a
 list, an object or an overlong text there), which the reads answer as `null`.
 Each event adds to one row per property, so that a read by a property sums
-only that property's few rows per hour (not every combination of values)."""
+only that property's few rows per hour (not every combination of values), and, for
+a meter of two or more properties, to one row of their combination (its position
+after theirs: metering.combination_text), which rate cards price. A count or sum
+meter of two or more properties adds to its combination's row only, its
+one-property reads summing the combinations' (metering.combinations_only)."""
 
 from django.db import models
 
@@ -22,7 +26,8 @@ class GroupKey(models.Model):
     customer = key_customer()
     meter = key_meter()
     hour = models.DateTimeField()
-    # The property's place in the meter's group_by (0, 1 or 2).
+    # The property's place in the meter's group_by (0, 1 or 2), or the combination's
+    # (metering.combination_position).
     position = models.PositiveSmallIntegerField()
     group_value = models.CharField(max_length=GROUP_VALUE_MAX_LENGTH, default="", blank=True)
 

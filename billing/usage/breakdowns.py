@@ -18,7 +18,9 @@ from billing.usage.folding import GROUPS
 from billing.usage.metering import (
     MeterDef,
     combination_position,
+    combination_text,
     combination_values,
+    group_read_position,
     meter_cache,
 )
 from billing.usage.reads import Tally, hour_edges
@@ -104,6 +106,28 @@ def usage_combinations(
     return combinations
 
 
+def combination_quantity(
+    *, customer_id: int, meter: MeterDef, values: dict[str, str], start: datetime, end: datetime
+) -> Decimal:
+    """usage_combinations' quantity of one combination, every group_by property's
+    value given (a rate-card row whose `when` names them all: the one combination it
+    prices), from that combination's group rows alone and the edges' raw events."""
+    texts = [values[name] for name in meter.group_by]
+    if not all(isinstance(text, str) and text for text in texts):
+        return Decimal(0)  # "" is none of the values, a number no text: no event has it
+    text = texts[0] if len(texts) == 1 else combination_text(texts)
+    if not text:
+        return Decimal(0)  # overlong: such events count as none of the values
+    found = _quantities_read(
+        customer_id=customer_id,
+        meters=[meter],
+        position={meter.id: combination_position(meter)},
+        span=(start, end),
+        group=text,
+    )[meter.id]
+    return sum((quantity for group, quantity in found if group == text), Decimal(0))
+
+
 def _quantities_at(
     *,
     customer_id: int,
@@ -111,15 +135,48 @@ def _quantities_at(
     position: dict[int, int],
     span: tuple[datetime, datetime],
 ) -> dict[int, list[tuple[str, Decimal]]]:
-    """Each meter's (group text, quantity) at its `position` of the group rollups."""
+    """Each meter's (group text, quantity) at its `position` of the group rollups.
+    A meter that keeps combinations only (metering.combinations_only) has its one
+    property's quantities added up from its combinations', whole hours and edges
+    alike: exact, its groups being counts or sums; an overlong combination (read as
+    none of the values) counts under none."""
+    read = {meter.id: group_read_position(meter, position[meter.id]) for meter in meters}
+    found = _quantities_read(customer_id=customer_id, meters=meters, position=read, span=span)
+    for meter in meters:
+        at = position[meter.id]
+        if read[meter.id] == at:
+            continue
+        summed: dict[str, Decimal] = {}
+        for text, quantity in found[meter.id]:
+            value = combination_values(meter, text)[at][1] or ""
+            summed[value] = summed.get(value, Decimal(0)) + quantity
+        found[meter.id] = list(summed.items())
+    return found
+
+
+def _quantities_read(
+    *,
+    customer_id: int,
+    meters: list[MeterDef],
+    position: dict[int, int],
+    span: tuple[datetime, datetime],
+    group: str | None = None,
+) -> dict[int, list[tuple[str, Decimal]]]:
+    """_quantities_at from the group rollups' rows at each meter's `position`
+    (`group`: the whole hours' rows of that group text only; the edges' of all)."""
     start, end = span
     tally = Tally()  # keyed by (meter id, group value)
     if start >= end or not meters:
         return {meter.id: [] for meter in meters}
     first, last, ranges = hour_edges(start, end)
     if first < last:
-        which = " OR ".join(["(meter_id = %s AND position = %s)"] * len(meters))
+        one = "(meter_id = %s AND position = %s)"
+        if group is not None:
+            one = "(meter_id = %s AND position = %s AND group_value = %s)"
+        which = " OR ".join([one] * len(meters))
         params = [p for meter in meters for p in (meter.id, position[meter.id])]
+        if group is not None:
+            params = [p for meter in meters for p in (meter.id, position[meter.id], group)]
         for meter_id, group, n, value_sum, value_max in rawsql.rows(
             _GROUP_SUMS.format(meters=which),
             [customer_id, first, last, *params] * 2,

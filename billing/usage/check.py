@@ -15,8 +15,8 @@ from billing.models import (
     Subscription,
 )
 from billing.rating.pricing import EXACT_PRECISION, PER_UNIT
-from billing.rating.rate_cards import row_charge, row_quantity
-from billing.usage.breakdowns import usage_combinations
+from billing.rating.rate_cards import row_charge, row_for, row_quantity
+from billing.usage.breakdowns import combination_quantity, usage_combinations
 from billing.usage.metering import (
     event_group_values,
     meter_cache,
@@ -335,11 +335,18 @@ def priced_row(
 
 def row_used(card, meter, properties: dict, *, customer_id: int, span) -> Decimal:
     """The period's usage so far of the rate-card row pricing usage with these
-    properties."""
+    properties: a row whose `when` names every group_by property prices exactly
+    that combination, read alone; another, from every combination of the period."""
+    values = event_group_values(meter, properties)
+    row = row_for(card.rates, values)
+    if row is not None and sorted(name for name, _ in row.when) == sorted(meter.group_by):
+        return combination_quantity(
+            customer_id=customer_id, meter=meter, values=dict(row.when), start=span[0], end=span[1]
+        )
     found = usage_combinations(customer_id=customer_id, meters=[meter], start=span[0], end=span[1])[
         meter.id
     ]
-    return row_quantity(card.rates, found, event_group_values(meter, properties))
+    return row_quantity(card.rates, found, values)
 
 
 def charge_standing(

@@ -63,6 +63,8 @@ class Contribution:
     # A meter with group_by: the event's value of each of those properties as
     # text, "" for none, in their order (billing.breakdown_models).
     group: tuple[str, ...] | None = None
+    # Its meter keeps only the combination of the group values (combinations_only).
+    combination_only: bool = False
 
 
 def as_text(value: object) -> str | None:
@@ -155,6 +157,21 @@ def combination_position(meter: MeterDef) -> int:
     return 0 if len(meter.group_by) == 1 else len(meter.group_by)
 
 
+def combinations_only(meter: MeterDef) -> bool:
+    """Whether the meter's group rollups keep only the combination of its group_by
+    values (one group row an event-hour, not one per property and the combination):
+    a count or sum meter grouping by two or more properties, whose one-property
+    quantities are the sums of the combinations' (billing.usage.breakdowns). A max,
+    latest or unique_count meter keeps a row per property: its groups do not add up."""
+    return len(meter.group_by) > 1 and meter.aggregation in (Meter.COUNT, Meter.SUM)
+
+
+def group_read_position(meter: MeterDef, position: int) -> int:
+    """Where the group rollups keep what a read of `position` (a group_by property's,
+    or combination_position) adds up: the combination for a combinations_only meter."""
+    return combination_position(meter) if combinations_only(meter) else position
+
+
 def combination_text(values: list[str]) -> str:
     """The group values of an event (group_value's, in group_by order) as one
     group's text: a JSON list, "" when that is longer than a group's text may be
@@ -202,7 +219,7 @@ def contributions(meters: list[MeterDef], properties: dict) -> list[Contribution
             continue
         group = group_of(meter, properties) if meter.group_by else None
         if meter.aggregation == Meter.COUNT:
-            out.append(Contribution(meter.id, None, None, group))
+            out.append(Contribution(meter.id, None, None, group, combinations_only(meter)))
         elif meter.aggregation == Meter.UNIQUE_COUNT:
             raw = properties.get(meter.unique_property)
             text = as_text(raw) if raw is not None else None
@@ -225,7 +242,7 @@ def contributions(meters: list[MeterDef], properties: dict) -> list[Contribution
                 raise EventRejected(
                     f"property {meter.value_property!r} (meter {meter.code!r}) {exc}"
                 ) from exc
-            out.append(Contribution(meter.id, value, None, group))
+            out.append(Contribution(meter.id, value, None, group, combinations_only(meter)))
     return out
 
 

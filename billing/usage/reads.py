@@ -24,9 +24,9 @@ from billing.models import (
 from billing.rating.lines import billable_units
 from billing.rating.pricing import EXACT_PRECISION
 from billing.usage.edges import edges_add
-from billing.usage.folding import whole_hours_params, whole_hours_rows
 from billing.usage.metering import MeterDef, meter_cache
 from billing.usage.rollups import HOUR, hour_of
+from billing.usage.whole_hours import whole_hours_params, whole_hours_rows
 from plans.models import Meter
 from plans.overrides import subscription_spec
 

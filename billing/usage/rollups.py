@@ -72,10 +72,16 @@ def day_of(moment: datetime) -> datetime:
 def _groups(c, grouped: bool) -> list[tuple]:
     """The keys a contribution adds to beyond (customer, meter, hour): none for
     the hourly rollups (one row); with `grouped`, (position, value) of each of
-    its meter's group_by properties (billing.breakdown_models)."""
+    its meter's group_by properties (billing.breakdown_models), or only the
+    combination's for a meter that keeps combinations only
+    (metering.combinations_only)."""
     if not grouped:
         return [()]
-    return list(enumerate(c.group)) if c.group is not None else []
+    if c.group is None:
+        return []
+    if c.combination_only:
+        return [(len(c.group) - 1, c.group[-1])]
+    return list(enumerate(c.group))
 
 
 def unique_values(events: list[PreparedEvent], *, grouped: bool = False) -> list[tuple]:

@@ -10,7 +10,10 @@ class Command(BaseCommand):
         "Name meters by code, or give --combinations for every meter grouping by two or "
         "more properties: run that once after upgrading to the version with rate cards, "
         "so that events stored before keep the combination of their group values that "
-        "rate cards price. Ingestion waits while a meter is rebuilt; safe to run again."
+        "rate cards price and one-property breakdowns add up (a count or sum meter of two "
+        "or more properties keeps only the combinations; the rebuild also removes the rows "
+        "a property at a time written before, which no read uses). Ingestion waits while a "
+        "meter is rebuilt; safe to run again."
     )
 
     def add_arguments(self, parser):
