@@ -88,10 +88,18 @@ _SCOPED = (
 
 
 def scoped_sql(*, customer: str = "%s") -> str:
-    """The query (a boolean, no parameter but the customer) of whether a customer
-    holds a block, or has an auto top-up whose pack sells one, for some meters only:
-    then what it can pay depends on the meter (wallet_usable_balance's `meter`)."""
+    """The query (a boolean; `customer` is SQL, used twice, no other parameter) of
+    whether a customer holds a block, or has an auto top-up whose pack sells one,
+    for some meters only: then what it can pay depends on the meter
+    (wallet_usable_balance's `meter`). Expired and future blocks may count: a
+    customer counted by mistake is only read the longer way."""
     return _SCOPED.format(customer=customer)
+
+
+# The same blocks, one a row with the meters it applies to (a check of a customer
+# holding blocks for some meters only reads it).
+_USABLE_BLOCKS = _USABLE_BALANCE.replace("SUM(b.remaining)", "b.remaining, b.applies_to", 1)
+_USABLE_BLOCK_FIELDS = (USABLE_BALANCE_FIELD, CreditBlock._meta.get_field("applies_to"))
 
 
 def meter_usable_balance(
@@ -99,19 +107,14 @@ def meter_usable_balance(
 ) -> Decimal:
     """What the wallet can pay with at `now` for this meter: as
     wallet_usable_balance, counting only the blocks that apply to the meter."""
-    blocks = (
-        CreditBlock.objects.filter(
-            wallet__customer_id=customer_id,
-            wallet__kind=kind,
-            wallet__currency=currency,
-            remaining__gt=0,
-            effective_at__lte=now,
-            expired_at__isnull=True,
-        )
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .values_list("remaining", "applies_to")
+    blocks = rawsql.rows(
+        usable_blocks_sql(), [customer_id, kind, currency, now, now], _USABLE_BLOCK_FIELDS
     )
     return sum((left for left, scope in blocks if applies(scope, meter)), ZERO)
+
+
+def usable_blocks_sql() -> str:
+    return _USABLE_BLOCKS.format(customer="%s", currency="%s")
 
 
 # Written out (see billing.core.rawsql): the check asks when the credits run short. A
