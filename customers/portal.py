@@ -3,7 +3,7 @@ id and the expiry time, signed with SECRET_KEY (django.core.signing, its own sal
 nothing is stored, so a link cannot be revoked before it expires: keep the time
 to live short (BILLING_PORTAL_TTL_SECONDS, default one hour)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -21,7 +21,7 @@ from invoices.models import Invoice
 from plans.feature_grants import granted
 from plans.models import Feature, Meter
 from plans.overrides import subscription_spec
-from wallets.selectors import wallet_list
+from wallets.selectors import scoped_remainders, wallet_list
 
 SALT = "customers.portal"
 
@@ -123,6 +123,9 @@ class PortalOverview:
     # among the invoices as upcoming); with `invoiced` and the usage not
     # invoiced yet it adds up to the subtotal (the period statement's split).
     upcoming: Decimal = Decimal(0)
+    # Of a wallet's balance, what only some meters can draw: wallet id -> (meter
+    # names, remainder) for each set of meters its blocks apply to.
+    scoped: dict = field(default_factory=dict)
 
 
 def _percent(quantity: Decimal, included: Decimal | None) -> int | None:
@@ -214,9 +217,10 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
         Invoice.objects.filter(customer=customer).prefetch_related("credit_notes").order_by("-id")
     )
     wallets = wallet_list(customer_id=customer.pk)
+    scoped = _scoped_balances(wallets, now)
     if subscription is None:
         return PortalOverview(
-            customer, None, None, None, [], None, None, None, wallets, [], invoices
+            customer, None, None, None, [], None, None, None, wallets, [], invoices, scoped=scoped
         )
     start, end = subscription.current_period_start, subscription.current_period_end
     names = dict(Meter.objects.values_list("code", "name"))
@@ -288,4 +292,17 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
         usage.projected_discount,
         _features_granted(subscription),
         summary.billed_upcoming,
+        scoped,
     )
+
+
+def _scoped_balances(wallets: list, now: datetime) -> dict:
+    """PortalOverview.scoped: the meters by name."""
+    found = scoped_remainders(wallet_ids=[w.pk for w in wallets], now=now)
+    if not found:
+        return {}
+    names = dict(Meter.objects.values_list("code", "name"))
+    return {
+        wallet_id: [(tuple(names.get(c, c) for c in codes), left) for codes, left in parts]
+        for wallet_id, parts in found.items()
+    }

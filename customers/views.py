@@ -248,10 +248,13 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
             return ""
         return as_issued(invoice, issued(invoice).dates(invoice.period_start, invoice.period_end))
 
-    def wallet_balance(wallet):
+    def wallet_amount(wallet, amount):
         if wallet.kind == "money":
-            return write.money_text(wallet.balance, wallet.currency)
-        return _("{credits} credits").format(credits=write.quantity(wallet.balance))
+            return write.money_text(amount, wallet.currency)
+        return _("{credits} credits").format(credits=write.quantity(amount))
+
+    def wallet_balance(wallet):
+        return wallet_amount(wallet, wallet.balance)
 
     def status(invoice) -> str:
         if invoice.status == Invoice.DRAFT:
@@ -317,7 +320,19 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
         if overview.projected_discount
         else None,
         "wallets": [
-            {"kind": w.kind, "currency": w.currency, "balance": wallet_balance(w)}
+            {
+                "kind": w.kind,
+                "currency": w.currency,
+                "balance": wallet_balance(w),
+                # Of it, what pays for some meters only.
+                "scoped": [
+                    {
+                        "meters": ", ".join(meters),
+                        "balance": wallet_amount(w, left),
+                    }
+                    for meters, left in overview.scoped.get(w.pk, ())
+                ],
+            }
             for w in overview.wallets
         ],
         "charts": [_chart(c) for c in overview.charts],

@@ -37,6 +37,7 @@ def purchase_create(
     amount: Decimal,
     pack=None,
     credits: Decimal | None = None,
+    applies_to: list[str] | None = None,
     now: datetime,
 ) -> Purchase:
     """Record a pending purchase and its payment, in the caller's transaction.
@@ -58,6 +59,7 @@ def purchase_create(
         channel=channel,
         pack=pack,
         credits=credits,
+        applies_to=applies_to or [],
         amount=amount,
         tax=tax,
         tax_rate_codes=[rate.code for rate in rates],

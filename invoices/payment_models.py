@@ -60,6 +60,8 @@ class Purchase(models.Model):
     )
     # What a pack grants, as sold (a later change of the pack does not apply).
     credits = models.DecimalField(**AMOUNT, null=True, blank=True, verbose_name=_("credits"))
+    # The meters what it grants pays for, as sold (empty: every meter).
+    applies_to = models.JSONField(default=list, blank=True, verbose_name=_("applies to"))
     amount = models.DecimalField(**AMOUNT, verbose_name=_("amount"))
     # The tax charged on it with its amount (Stripe collects amount + tax), at the
     # customer's rates when it was ordered; its invoice is taxed at those rates.

@@ -44,7 +44,7 @@ from config.history import one_change
 from plans import services
 from plans.charges_admin import ChargeInline, version_spec
 from plans.deletion_admin import plan_deletion_refusal, version_deletion_refusal
-from plans.models import Charge, CreditPack, Plan, PlanVersion
+from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion
 from plans.validation import (
     VERSION_TERMS,
     FieldErrors,
@@ -340,6 +340,15 @@ class PlanVersionAdmin(
 class CreditPackForm(ServiceValidatedForm):
     # Not formfield_overrides: the price is a MoneyField, a DecimalField of its own kind.
     credits = ExactDecimalField(max_digits=28, decimal_places=10, label=_("Credits"))
+    # Picked by name, stored as codes (the model's JSON list: not a model form field).
+    meters = forms.ModelMultipleChoiceField(
+        queryset=Meter.objects.order_by("name", "code"),
+        to_field_name="code",
+        required=False,
+        help_text=_("The meters its credits pay for; none chosen: every meter."),
+        label=_("Meters"),
+    )
+    field_map = {"applies_to": "meters"}
 
     class Meta:
         model = CreditPack
@@ -347,6 +356,8 @@ class CreditPackForm(ServiceValidatedForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial["meters"] = list(self.instance.applies_to)
         typed_money_field(self.fields["price"])
         price = self.initial.get("price")
         if isinstance(price, Money):
@@ -361,13 +372,14 @@ class CreditPackForm(ServiceValidatedForm):
             credits=cleaned.get("credits"),
             price=price.amount if isinstance(price, Money) else price,
             currency=str(price.currency) if isinstance(price, Money) else "",
+            applies_to=[meter.code for meter in cleaned.get("meters") or ()],
         )
 
 
 @admin.register(CreditPack)
 class CreditPackAdmin(AuditHistoryAdmin):
     form = CreditPackForm
-    list_display = ["code", "name", "credits_display", "price_display", "active"]
+    list_display = ["code", "name", "credits_display", "price_display", "meters_display", "active"]
     list_filter = ["active", "price_currency"]
     search_fields = ["code", "name"]
 
@@ -379,6 +391,10 @@ class CreditPackAdmin(AuditHistoryAdmin):
     def price_display(self, pack: CreditPack) -> str:
         return money_text(pack.price.amount, str(pack.price.currency))
 
+    @admin.display(description=_("applies to"))
+    def meters_display(self, pack: CreditPack) -> str:
+        return ", ".join(pack.applies_to) if pack.applies_to else gettext("all meters")
+
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         values = {
@@ -387,6 +403,7 @@ class CreditPackAdmin(AuditHistoryAdmin):
             "credits": data["credits"],
             "price": data["price"].amount,
             "currency": str(data["price"].currency),
+            "applies_to": [meter.code for meter in data.get("meters") or ()],
         }
         if change:
             adopt(obj, services.credit_pack_update(pack=obj, active=data["active"], **values))

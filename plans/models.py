@@ -358,6 +358,13 @@ class CreditPack(models.Model):
     credits = models.DecimalField(**AMOUNT, verbose_name=_("credits"))
     price = MoneyField(**AMOUNT, default_currency=None, verbose_name=_("price"))
     active = models.BooleanField(default=True, verbose_name=_("active"))
+    # The meter codes its credits pay for; empty: every meter (plans.meter_scope).
+    applies_to = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_("The meters its credits pay for; empty: every meter."),
+        verbose_name=_("applies to"),
+    )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     history = audit_history()

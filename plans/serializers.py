@@ -367,12 +367,28 @@ class PlanSerializer(serializers.ModelSerializer):
         return max(published, default=None)
 
 
+@extend_schema_field({"type": "array", "items": {"type": "string"}})
+class MeterScopeField(serializers.JSONField):
+    """`applies_to`: the meter codes credits or money pay for; empty (the default):
+    every meter. Parsed as it comes; plans.meter_scope says what is wrong with it."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("default", list)
+        kwargs.setdefault(
+            "help_text",
+            'The meters it pays for, e.g. ["gpt4o_tokens"]; empty (the default): every meter.',
+        )
+        super().__init__(**kwargs)
+
+
 class CreditPackSerializer(serializers.Serializer):
     code = serializers.CharField(max_length=255)
     name = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     credits = DecimalString()
     price = DecimalString()
     currency = serializers.CharField(max_length=8)
+    applies_to = MeterScopeField()
     active = serializers.BooleanField(read_only=True)
 
     def to_representation(self, pack: CreditPack):
@@ -382,6 +398,7 @@ class CreditPackSerializer(serializers.Serializer):
             "credits": DecimalString().to_representation(pack.credits),
             "price": MoneyString().to_representation((pack.price.amount, str(pack.price.currency))),
             "currency": str(pack.price.currency),
+            "applies_to": pack.applies_to,
             "active": pack.active,
         }
 

@@ -239,13 +239,27 @@ def plan_version_copy_as_draft(*, version: PlanVersion) -> PlanVersion:
 
 
 def credit_pack_create(
-    *, code: str, credits: Decimal, price: Decimal, currency: str, name: str = ""
+    *,
+    code: str,
+    credits: Decimal,
+    price: Decimal,
+    currency: str,
+    name: str = "",
+    applies_to: list[str] | None = None,
 ) -> CreditPack:
-    validate_credit_pack(code=code, credits=credits, price=price, currency=currency)
+    """A pack; `applies_to`: the meters its credits pay for (none: every meter)."""
+    applies_to = [] if applies_to is None else applies_to
+    validate_credit_pack(
+        code=code, credits=credits, price=price, currency=currency, applies_to=applies_to
+    )
     try:
         with transaction.atomic():
             return CreditPack.objects.create(
-                code=code, name=name or code, credits=credits, price=Money(price, currency)
+                code=code,
+                name=name or code,
+                credits=credits,
+                price=Money(price, currency),
+                applies_to=applies_to,
             )
     except IntegrityError as exc:
         raise Conflict(
@@ -260,13 +274,17 @@ def credit_pack_update(*, pack: CreditPack, **changes) -> CreditPack:
         "credits": pack.credits,
         "price": pack.price.amount,
         "currency": str(pack.price.currency),
+        "applies_to": pack.applies_to,
     } | changes
-    validate_credit_pack(**{k: values[k] for k in ("code", "credits", "price", "currency")})
+    validate_credit_pack(
+        **{k: values[k] for k in ("code", "credits", "price", "currency", "applies_to")}
+    )
     with transaction.atomic():
         pack = credit_pack_lock(pack.pk)
         pack.code = values["code"]
         pack.credits = values["credits"]
         pack.price = Money(values["price"], values["currency"])
+        pack.applies_to = values["applies_to"]
         pack.name = values.get("name", pack.name)
         pack.active = values.get("active", pack.active)
         pack.save()

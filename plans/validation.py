@@ -34,6 +34,7 @@ from plans.field_checks import (  # noqa: F401
     check_number,
 )
 from plans.meter_rules import check_filters, check_group_by
+from plans.meter_scope import meter_scope_errors
 from plans.pricing_validation import SCHEME_WORDS, check_pricing, check_tiers  # noqa: F401
 from plans.rate_cards import check_rates
 
@@ -370,8 +371,13 @@ def validate_meter(
     errors.raise_if_any("invalid meter")
 
 
-def validate_credit_pack(*, code: str, credits: Decimal, price: Decimal, currency: str) -> None:
+def validate_credit_pack(
+    *, code: str, credits: Decimal, price: Decimal, currency: str, applies_to: object = None
+) -> None:
+    """`applies_to`: the meters the pack's credits pay for (empty: every meter)."""
     errors = FieldErrors()
+    for message in meter_scope_errors([] if applies_to is None else applies_to):
+        errors.add("applies_to", message)
     check_code(errors, "code", code)
     check_number(errors, "credits", credits, required=True, positive=True)
     check_currency(errors, "currency", currency)

@@ -27,7 +27,7 @@ from billing.core.admin_forms import (
 )
 from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.errors import BillingError
-from plans.models import CreditPack
+from plans.models import CreditPack, Meter
 from wallets import ledger, purchases, revenue
 from wallets.models import AutoTopUp, CreditBlock, LedgerEntry, UncoveredUsage, Wallet
 
@@ -49,6 +49,26 @@ def wallet_amount_column(field: str, description: str):
 
     show.short_description = description
     return show
+
+
+def meters_text(applies_to: list[str]) -> str:
+    """The meters a block or pack pays for, by code; 'all meters' when it is for all."""
+    return ", ".join(applies_to) if applies_to else gettext("all meters")
+
+
+def meters_field() -> forms.ModelMultipleChoiceField:
+    """The meters credits or money pay for, picked by name; none: every meter."""
+    return forms.ModelMultipleChoiceField(
+        queryset=Meter.objects.order_by("name", "code"),
+        to_field_name="code",
+        required=False,
+        help_text=_("The meters they pay for; none chosen: every meter."),
+        label=_("Meters"),
+    )
+
+
+def chosen_codes(meters) -> list[str]:
+    return [meter.code for meter in meters or ()]
 
 
 class ReadOnlyInline(RecordInline, admin.TabularInline):
@@ -73,12 +93,17 @@ class BlockInline(ReadOnlyInline):
         "effective_at",
         "expires_at",
         "expired_at",
+        "meters_text",
         "invoice",
     ]
     readonly_fields = fields
     ordering = ["priority", "expires_at", "created_at", "id"]
     amount_text = wallet_amount_column("amount", _("amount"))
     remaining_text = wallet_amount_column("remaining", _("remaining"))
+
+    @admin.display(description=_("applies to"))
+    def meters_text(self, block: CreditBlock) -> str:
+        return meters_text(block.applies_to)
 
     @admin.display(description=_("price paid"))
     def price_paid_text(self, block: CreditBlock) -> str:
@@ -173,6 +198,8 @@ class WalletOperationForm(forms.Form):
     expires_at = forms.DateTimeField(
         required=False, help_text=_("UTC; empty: never."), label=_("Expires at")
     )
+    # A pack's credits pay for the pack's meters.
+    applies_to = meters_field()
 
     def __init__(self, *args, wallet: Wallet, **kwargs):
         super().__init__(*args, **kwargs)
@@ -190,6 +217,10 @@ class WalletOperationForm(forms.Form):
         for name in needs:
             if cleaned.get(name) in (None, ""):
                 self.add_error(name, "required for this operation")
+        if operation == self.PACK and cleaned.get("applies_to"):
+            self.add_error(
+                "applies_to", gettext("A pack's credits pay for the meters the pack applies to.")
+            )
         wanted_kind = Wallet.MONEY if operation == self.TOP_UP else Wallet.CREDITS
         if operation and self.wallet.kind != wanted_kind:
             self.add_error("operation", f"not for a {self.wallet.kind} wallet")
@@ -210,6 +241,7 @@ class WalletOperationForm(forms.Form):
                 customer=customer,
                 amount=cleaned["amount"],
                 currency=self.wallet.currency,
+                applies_to=chosen_codes(cleaned.get("applies_to")),
                 now=now,
             )
         return ledger.credits_grant(
@@ -220,6 +252,7 @@ class WalletOperationForm(forms.Form):
             priority=cleaned["priority"],
             expires_at=cleaned.get("expires_at"),
             note="admin",
+            applies_to=chosen_codes(cleaned.get("applies_to")),
             now=now,
         )
 

@@ -89,6 +89,7 @@ class PurchaseSerializer(serializers.ModelSerializer):
             "status",
             "pack",
             "credits",
+            "applies_to",
             "amount",
             "currency",
             "checkout_url",
@@ -203,6 +204,7 @@ class CreditsAddApi(APIView):
                 effective_at=data["effective_at"],
                 expires_at=data["expires_at"],
                 note=data["note"],
+                applies_to=data["applies_to"],
                 now=now,
             )
         return _purchase_response(customer, block, invoice)
@@ -230,6 +232,7 @@ class MoneyAddApi(APIView):
                 checkout=data["checkout"],
                 success_url=data["success_url"],
                 cancel_url=data["cancel_url"],
+                applies_to=data["applies_to"],
                 now=timezone.now(),
             )
             return _pending_response(purchase)
@@ -237,6 +240,7 @@ class MoneyAddApi(APIView):
             customer=customer,
             amount=data["amount"],
             currency=data["currency"].upper(),
+            applies_to=data["applies_to"],
             now=timezone.now(),
         )
         return _purchase_response(customer, block, invoice)

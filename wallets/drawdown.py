@@ -9,6 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from customers.models import Customer
+from plans.meter_scope import applies
 from wallets.alerts import auto_top_up_alert_raise, low_balance_alert_raise
 from wallets.ledger import (
     block_order,
@@ -84,16 +85,23 @@ class _Drawing:
         self.pending = {}
         self.pending_from = self.wallet.balance
 
-    def available(self) -> Decimal:
-        """What the blocks in effect can still pay. The stored balance also counts
-        blocks that take effect later, which cannot pay now."""
-        return sum((block.remaining for block in self.blocks), ZERO)
+    def available(self, meter: str) -> Decimal:
+        """What the blocks in effect can still pay for this meter. The stored
+        balance also counts blocks that take effect later, which cannot pay now,
+        and blocks for other meters."""
+        return sum(
+            (block.remaining for block in self.blocks if applies(block.applies_to, meter)), ZERO
+        )
 
     def take(self, draw: UsageDraw) -> None:
+        """Draw the event's cost from the blocks that apply to its meter, in draw
+        order (wallets.ledger.block_order)."""
         wanted = draw.cost
         for block in self.blocks:
             if wanted <= 0:
                 break
+            if not applies(block.applies_to, draw.meter):
+                continue
             taken = min(block.remaining, wanted)
             if taken <= 0:
                 continue
@@ -167,7 +175,8 @@ def usage_draw(*, batch: list[CustomerDraws], now: datetime) -> None:
 
     Locks every wallet involved in id order (no deadlock between batches). A
     wallet that cannot cover an event pays what it has and the rest is recorded
-    as uncovered usage; the balance never goes below zero. With auto top-up on,
+    as uncovered usage; the balance never goes below zero. A block pays only for
+    the meters it applies to (every meter when its `applies_to` is empty). With auto top-up on,
     one pack is bought each time the balance crosses the threshold downwards,
     and one when an event finds the balance short, so that concurrent batches buy
     exactly the packs their crossings call for (they are serialized by the lock).
@@ -202,7 +211,12 @@ def usage_draw(*, batch: list[CustomerDraws], now: datetime) -> None:
                     pending_from=wallet.balance,
                 )
             auto = drawing.auto
-            if auto and drawing.available() < draw.cost:
+            # A short balance buys the pack only when its credits pay for the meter.
+            if (
+                auto
+                and applies(auto.pack.applies_to, draw.meter)
+                and drawing.available(draw.meter) < draw.cost
+            ):
                 drawing.top_up(customer, now)
             before = drawing.wallet.balance
             drawing.take(draw)

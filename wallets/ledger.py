@@ -20,6 +20,7 @@ from billing.rating.lines import LineInput
 from customers.models import Customer
 from invoices.models import Invoice
 from invoices.services import invoice_create_purchase
+from plans.meter_scope import meter_scope_checked
 from wallets.locks import wallet_lock
 from wallets.models import CreditBlock, LedgerEntry, Wallet
 
@@ -171,12 +172,15 @@ def credits_grant(
     effective_at: datetime | None = None,
     expires_at: datetime | None = None,
     note: str = "",
+    applies_to: list[str] | None = None,
     now: datetime,
 ) -> tuple[CreditBlock, Invoice | None]:
     """Add credits. Promotional credits are free; paid credits need the price the
     customer pays for the block, which is invoiced at once (a finalized purchase
-    invoice) and becomes deferred revenue."""
+    invoice) and becomes deferred revenue. `applies_to`: the meters the credits
+    pay for (none: every meter)."""
     credits = positive("credits", credits)
+    applies_to = meter_scope_checked(applies_to or [])
     if kind not in dict(CreditBlock.KINDS):
         raise InvalidRequest("kind must be paid or promotional", fields={"kind": ["unknown"]})
     if kind == CreditBlock.PROMOTIONAL and price not in (None, ZERO):
@@ -229,6 +233,7 @@ def credits_grant(
             expires_at=expires_at,
             invoice=invoice,
             note=note[:255],
+            applies_to=applies_to,
         )
     return block, invoice
 

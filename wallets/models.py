@@ -69,7 +69,7 @@ class Wallet(models.Model):
 class CreditBlock(models.Model):
     """A lot of credits (or money) with its own price, priority and expiry.
     Consumption draws by priority (lowest first), then soonest expiry, then
-    oldest."""
+    oldest, each block only for the meters it applies to (all when empty)."""
 
     PAID = "paid"
     PROMOTIONAL = "promotional"
@@ -129,6 +129,13 @@ class CreditBlock(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("subscription"),
+    )
+    # The meter codes the block pays for; empty: every meter (plans.meter_scope).
+    applies_to = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_("The meters it pays for; empty: every meter."),
+        verbose_name=_("applies to"),
     )
     # For a plan's credits: the period they were granted for (one grant a period).
     period_start = models.DateTimeField(null=True, blank=True, verbose_name=_("period start"))

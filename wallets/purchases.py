@@ -21,6 +21,7 @@ from invoices import checkout as stripe_checkout
 from invoices import collection
 from invoices.models import Invoice, Purchase
 from invoices.services import invoice_create_purchase
+from plans.meter_scope import meter_scope_checked
 from plans.models import CreditPack, TaxRate
 from wallets.alerts import alert_period_bounds, auto_top_up_alert_raise
 from wallets.ledger import (
@@ -94,6 +95,7 @@ def buy_pack_locked(
         currency=customer.currency,
         pack=pack,
         invoice=invoice,
+        applies_to=pack.applies_to,
     )
 
 
@@ -127,10 +129,17 @@ def _check_top_up(customer: Customer, amount: Decimal, currency: str) -> Decimal
 
 
 def money_top_up(
-    *, customer: Customer, amount: Decimal, currency: str, now: datetime
+    *,
+    customer: Customer,
+    amount: Decimal,
+    currency: str,
+    applies_to: list[str] | None = None,
+    now: datetime,
 ) -> tuple[CreditBlock, Invoice]:
-    """Add prepaid money to the customer's money wallet, invoiced at once."""
+    """Add prepaid money to the customer's money wallet, invoiced at once.
+    `applies_to`: the meters the money pays for (none: every meter)."""
     amount = _check_top_up(customer, amount, currency)
+    applies_to = meter_scope_checked(applies_to or [])
     with transaction.atomic():
         wallet = wallet_lock(
             wallet_get_or_create(customer=customer, kind=Wallet.MONEY, currency=currency)
@@ -150,6 +159,7 @@ def money_top_up(
             price_paid=amount,
             currency=currency,
             invoice=invoice,
+            applies_to=applies_to,
         )
     return block, invoice
 
@@ -226,6 +236,7 @@ def credit_pack_order(
         now=now,
         pack=pack,
         credits=pack.credits,
+        applies_to=pack.applies_to,
         amount=quantize_money(pack.price.amount, customer.currency),
     )
 
@@ -238,11 +249,13 @@ def money_top_up_order(
     checkout: bool,
     success_url: str = "",
     cancel_url: str = "",
+    applies_to: list[str] | None = None,
     now: datetime,
 ) -> Purchase:
     """A money top-up through Stripe, as credit_pack_order sells a pack: the
-    balance grows when the payment succeeds."""
+    balance grows when the payment succeeds (for the meters of `applies_to`)."""
     amount = _check_top_up(customer, amount, currency)
+    applies_to = meter_scope_checked(applies_to or [])
     return _order(
         customer=customer,
         kind=Purchase.TOP_UP,
@@ -251,6 +264,7 @@ def money_top_up_order(
         cancel_url=cancel_url,
         now=now,
         amount=amount,
+        applies_to=applies_to,
     )
 
 
@@ -274,6 +288,7 @@ def auto_top_up_request(*, customer: Customer, pack: CreditPack, now: datetime) 
                 channel=Purchase.AUTO_TOP_UP,
                 pack=pack,
                 credits=pack.credits,
+                applies_to=pack.applies_to,
                 amount=quantize_money(pack.price.amount, customer.currency),
                 now=now,
             )
@@ -333,6 +348,7 @@ def purchase_fulfil(*, purchase: Purchase, reference: str, now: datetime) -> Cre
             currency=currency,
             pack=purchase.pack,
             invoice=invoice,
+            applies_to=purchase.applies_to,
         )
         purchase.status = Purchase.PAID
         purchase.paid_at = now

@@ -7,6 +7,7 @@ from django.db.models import F, Q, QuerySet
 
 from billing.core import rawsql
 from billing.rating.lines import Uncovered
+from plans.meter_scope import applies
 from plans.models import CreditPack
 from wallets.models import CreditBlock, LedgerEntry, UncoveredUsage, Wallet
 
@@ -52,16 +53,68 @@ USABLE_BALANCE_FIELD = CreditBlock._meta.get_field("remaining")
 
 
 def wallet_usable_balance(
-    *, customer_id: int, kind: str, currency: str = "", now: datetime
+    *, customer_id: int, kind: str, currency: str = "", now: datetime, meter: str | None = None
 ) -> Decimal:
     """What the wallet can pay with at `now`: the remainders of its blocks in
     effect and not expired. The stored balance also counts blocks that take
     effect later and blocks past their expiry that the expiry task has not
-    reached yet; draw-down takes from neither."""
+    reached yet; draw-down takes from neither. With `meter`: only the blocks
+    that apply to it (meter_usable_balance)."""
+    if meter is not None:
+        return meter_usable_balance(
+            customer_id=customer_id, kind=kind, currency=currency, meter=meter, now=now
+        )
     ((total,),) = rawsql.rows(
         usable_balance_sql(), [customer_id, kind, currency, now, now], (USABLE_BALANCE_FIELD,)
     )
     return ZERO if total is None else total
+
+
+# Written out (see billing.core.rawsql): the check reads it before every AI call, so
+# that a customer none of whose usable blocks (nor its auto top-up's pack) is for some
+# meters only, most of them, is answered from the balances as they are. Django stores an
+# empty list as the JSON text '[]' (jsonb on PostgreSQL); the customer is SQL, as in
+# usable_balance_sql.
+_SCOPED = (
+    "EXISTS (SELECT 1 FROM wallets_creditblock b "
+    "JOIN wallets_wallet w ON w.id = b.wallet_id "
+    "WHERE w.customer_id = {customer} AND b.remaining > 0 AND b.expired_at IS NULL "
+    "AND b.applies_to <> '[]') "
+    "OR EXISTS (SELECT 1 FROM wallets_autotopup a "
+    "JOIN wallets_wallet w ON w.id = a.wallet_id "
+    "JOIN plans_creditpack k ON k.id = a.pack_id "
+    "WHERE w.customer_id = {customer} AND a.enabled AND k.applies_to <> '[]')"
+)
+
+
+def scoped_sql(*, customer: str = "%s") -> str:
+    """The query (a boolean; `customer` is SQL, used twice, no other parameter) of
+    whether a customer holds a block, or has an auto top-up whose pack sells one,
+    for some meters only: then what it can pay depends on the meter
+    (wallet_usable_balance's `meter`). Expired and future blocks may count: a
+    customer counted by mistake is only read the longer way."""
+    return _SCOPED.format(customer=customer)
+
+
+# The same blocks, one a row with the meters it applies to (a check of a customer
+# holding blocks for some meters only reads it).
+_USABLE_BLOCKS = _USABLE_BALANCE.replace("SUM(b.remaining)", "b.remaining, b.applies_to", 1)
+_USABLE_BLOCK_FIELDS = (USABLE_BALANCE_FIELD, CreditBlock._meta.get_field("applies_to"))
+
+
+def meter_usable_balance(
+    *, customer_id: int, kind: str, currency: str = "", meter: str, now: datetime
+) -> Decimal:
+    """What the wallet can pay with at `now` for this meter: as
+    wallet_usable_balance, counting only the blocks that apply to the meter."""
+    blocks = rawsql.rows(
+        usable_blocks_sql(), [customer_id, kind, currency, now, now], _USABLE_BLOCK_FIELDS
+    )
+    return sum((left for left, scope in blocks if applies(scope, meter)), ZERO)
+
+
+def usable_blocks_sql() -> str:
+    return _USABLE_BLOCKS.format(customer="%s", currency="%s")
 
 
 # Written out (see billing.core.rawsql): the check asks when the credits run short. A
@@ -85,14 +138,33 @@ def auto_top_up_credits_sql(*, customer: str = "%s") -> str:
 AUTO_TOP_UP_CREDITS_FIELD = CreditPack._meta.get_field("credits")
 
 
-def auto_top_up_credits(*, customer_id: int) -> Decimal:
+def auto_top_up_credits(*, customer_id: int, meter: str | None = None) -> Decimal:
     """The credits of the pack the customer's auto top-up buys when its credit
     balance runs short; zero when it has none enabled, or its pack is no longer
-    sold."""
+    sold. With `meter`: zero too when the pack's credits do not pay for it."""
+    if meter is not None:
+        return meter_auto_top_up_credits(customer_id=customer_id, meter=meter)
     found = rawsql.rows(
         auto_top_up_credits_sql(), [customer_id, Wallet.CREDITS], (AUTO_TOP_UP_CREDITS_FIELD,)
     )
     return found[0][0] if found else ZERO
+
+
+def meter_auto_top_up_credits(*, customer_id: int, meter: str) -> Decimal:
+    """auto_top_up_credits when the pack's credits pay for this meter, else zero."""
+    pack = (
+        CreditPack.objects.filter(
+            pk__in=Wallet.objects.filter(
+                customer_id=customer_id,
+                kind=Wallet.CREDITS,
+                auto_top_up__enabled=True,
+            ).values("auto_top_up__pack"),
+            active=True,
+        )
+        .values_list("credits", "applies_to")
+        .first()
+    )
+    return pack[0] if pack is not None and applies(pack[1], meter) else ZERO
 
 
 def blocks_usable(*, wallet: Wallet, now: datetime) -> QuerySet[CreditBlock]:
@@ -103,6 +175,31 @@ def blocks_usable(*, wallet: Wallet, now: datetime) -> QuerySet[CreditBlock]:
         # No expiry is drawn last: NULLS LAST, which SQLite does not do by default.
         .order_by("priority", F("expires_at").asc(nulls_last=True), "created_at", "id")
     )
+
+
+def scoped_remainders(
+    *, wallet_ids: list[int], now: datetime
+) -> dict[int, list[tuple[tuple[str, ...], Decimal]]]:
+    """Of each wallet's usable balance, what only some meters can draw: by wallet
+    id, (meter codes, remainder) for each set of meters its blocks apply to, in
+    code order. Wallets holding nothing for some meters only are left out."""
+    totals: dict[int, dict[tuple[str, ...], Decimal]] = {}
+    blocks = (
+        CreditBlock.objects.filter(
+            wallet_id__in=wallet_ids,
+            remaining__gt=0,
+            effective_at__lte=now,
+            expired_at__isnull=True,
+        )
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .exclude(applies_to=[])
+        .values_list("wallet_id", "applies_to", "remaining")
+    )
+    for wallet_id, scope, left in blocks:
+        parts = totals.setdefault(wallet_id, {})
+        key = tuple(sorted(scope))
+        parts[key] = parts.get(key, ZERO) + left
+    return {wallet_id: sorted(parts.items()) for wallet_id, parts in totals.items()}
 
 
 def ledger(*, wallet: Wallet) -> QuerySet[LedgerEntry]:

@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from billing.core.money import format_decimal, format_money
 from config.api import AwareDateTimeField, DecimalString, StrictCharField
+from plans.serializers import MeterScopeField
 from wallets.models import CreditBlock, LedgerEntry, Wallet
 
 MAX_PRIORITY = 1_000_000
@@ -19,6 +20,11 @@ def wallet_amount(wallet: Wallet, value) -> str | None:
 
 class BlockSerializer(serializers.ModelSerializer):
     amount = serializers.SerializerMethodField()
+    applies_to = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="The meters it pays for; empty: every meter.",
+    )
     remaining = serializers.SerializerMethodField()
     price_paid = serializers.SerializerMethodField()
     currency = serializers.SerializerMethodField()
@@ -36,6 +42,7 @@ class BlockSerializer(serializers.ModelSerializer):
             "priority",
             "effective_at",
             "expires_at",
+            "applies_to",
         ]
 
     def get_amount(self, block) -> str:
@@ -141,11 +148,17 @@ class CreditsAddSerializer(serializers.Serializer):
     effective_at = AwareDateTimeField(required=False, allow_null=True, default=None)
     expires_at = AwareDateTimeField(required=False, allow_null=True, default=None)
     note = serializers.CharField(required=False, default="", allow_blank=True, max_length=255)
+    # A grant's; a pack's credits pay for the pack's meters.
+    applies_to = MeterScopeField()
 
     def validate(self, data):
         if ("pack" in data) == ("credits" in data):
             raise serializers.ValidationError(
                 {"pack": ['give either "pack" (a purchase) or "credits" (a grant)']}
+            )
+        if "pack" in data and data["applies_to"]:
+            raise serializers.ValidationError(
+                {"applies_to": ["a pack's credits pay for the meters the pack applies to"]}
             )
         return data
 
@@ -153,6 +166,7 @@ class CreditsAddSerializer(serializers.Serializer):
 class MoneyAddSerializer(serializers.Serializer):
     amount = DecimalString()
     currency = serializers.CharField(max_length=3)
+    applies_to = MeterScopeField()
 
 
 MAX_CHECK_PROPERTIES = 20

@@ -142,14 +142,17 @@ _LIVE_FROM = (
 
 # Read with the subscription when asked (`now`): the usable balances of the wallets a
 # charge may pay from, the customer's credits and its money in the version's currency
-# (NULL without a subscription), and the credits an auto top-up would add, as
-# charge_standing takes them: (kind, currency) -> balance, AUTO_TOP_UP -> credits.
+# (NULL without a subscription), the credits an auto top-up would add, and whether any
+# of it is for some meters only, as charge_standing takes them: (kind, currency) ->
+# balance, AUTO_TOP_UP -> credits, SCOPED -> whether balances depend on the meter.
 _BALANCE_COLUMNS = (
     "(" + wallet_selectors.usable_balance_sql(customer="c.id") + ")",
     "(" + wallet_selectors.usable_balance_sql(customer="c.id", currency="v.currency") + ")",
     "(" + wallet_selectors.auto_top_up_credits_sql(customer="c.id") + ")",
+    "(" + wallet_selectors.scoped_sql(customer="c.id") + ")",
 )
 AUTO_TOP_UP = ("credits", "auto top-up")
+SCOPED = "scoped"
 _FEATURE_COLUMN = "EXISTS (SELECT 1 FROM plans_feature f WHERE f.code = %s)"
 
 
@@ -190,7 +193,7 @@ def live_read(*, external_id: str, now: datetime | None = None, feature: str | N
     params: list = []
     if now is not None:
         extra_fields += (wallet_selectors.USABLE_BALANCE_FIELD,) * 2
-        extra_fields += (wallet_selectors.AUTO_TOP_UP_CREDITS_FIELD,)
+        extra_fields += (wallet_selectors.AUTO_TOP_UP_CREDITS_FIELD, None)
         params += [Wallet.CREDITS, "", now, now, Wallet.MONEY, now, now, Wallet.CREDITS]
     if feature is not None:
         extra_fields += (None,)
@@ -206,7 +209,9 @@ def live_read(*, external_id: str, now: datetime | None = None, feature: str | N
     customer, subscription, version, plan = (
         [next(values) for _ in fields] for _, fields in _LIVE_PARTS
     )
-    credits, money, auto = [next(values) for _ in range(3)] if now is not None else [None] * 3
+    credits, money, auto, scoped = (
+        [next(values) for _ in range(4)] if now is not None else [None] * 4
+    )
     exists = None if feature is None else bool(next(values))
     customer = rawsql.instance(_LIVE_PARTS[0][1], customer)
     if subscription[0] is None:
@@ -221,6 +226,7 @@ def live_read(*, external_id: str, now: datetime | None = None, feature: str | N
             (Wallet.CREDITS, ""): ZERO if credits is None else credits,
             (Wallet.MONEY, subscription.version.currency): ZERO if money is None else money,
             AUTO_TOP_UP: ZERO if auto is None else auto,
+            SCOPED: bool(scoped),
         }
     return Live(customer, subscription, balances, exists)
 
@@ -383,12 +389,22 @@ def charge_standing(
             balances[key] = found
         return found
 
+    # Unless the wallets hold nothing for some meters only (live_read says so, most
+    # customers), what they can pay depends on the meter: only its blocks count.
+    meter = charge.meter if balances is None or balances.get(SCOPED, True) else None
+
     def balance_of(kind: str, currency: str = "") -> Decimal:
         return read(
-            (kind, currency),
+            (kind, currency) if meter is None else (kind, currency, meter),
             lambda: wallet_selectors.wallet_usable_balance(
-                customer_id=customer.pk, kind=kind, currency=currency, now=now
+                customer_id=customer.pk, kind=kind, currency=currency, now=now, meter=meter
             ),
+        )
+
+    def auto_top_up_credits() -> Decimal:
+        return read(
+            AUTO_TOP_UP if meter is None else (*AUTO_TOP_UP, meter),
+            lambda: wallet_selectors.auto_top_up_credits(customer_id=customer.pk, meter=meter),
         )
 
     uncovered_units = ZERO
@@ -407,10 +423,7 @@ def charge_standing(
         covered = balance
         if balance < needed:
             # An auto top-up buys a pack when the balance runs short.
-            covered = balance + read(
-                AUTO_TOP_UP,
-                lambda: wallet_selectors.auto_top_up_credits(customer_id=customer.pk),
-            )
+            covered = balance + auto_top_up_credits()
         remaining = units_covered(balance, charge.credits_per_unit)
         short = covered < needed
         # Billed at the close when the charge bills what the wallet cannot pay.

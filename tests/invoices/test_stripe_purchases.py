@@ -103,6 +103,7 @@ def test_a_pack_bought_on_a_checkout_page_is_granted_when_paid(
             "status": "pending",
             "pack": "runs_100",
             "credits": "100",
+            "applies_to": [],
             "amount": "99.00",
             "currency": "USD",
             "checkout_url": f"https://checkout.stripe.test/c/pay/{session_id}",

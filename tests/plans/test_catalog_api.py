@@ -1273,7 +1273,8 @@ def test_create_credit_pack(api):
     response = api.post("/api/v1/credit-packs", body, format="json")
 
     assert response.status_code == 201, response.content
-    assert response.json() == body | {"name": "runs_100", "active": True}
+    # applies_to (v1.2): every meter when left out.
+    assert response.json() == body | {"name": "runs_100", "applies_to": [], "active": True}
     pack = CreditPack.objects.get(code="runs_100")
     assert pack.credits == Decimal(100)
     assert pack.price.amount == Decimal("99.00")

@@ -68,6 +68,8 @@ def block_json(block: CreditBlock, **overrides) -> dict:
         "priority": block.priority,
         "effective_at": iso(block.effective_at),
         "expires_at": iso(block.expires_at) if block.expires_at else None,
+        # For every meter unless a test says otherwise.
+        "applies_to": [],
         **overrides,
     }
 
