@@ -268,3 +268,25 @@ def test_the_portal_lists_the_rollover_first_with_its_expiry(client, paris, loca
     (wallet,) = response.context["wallets"]
     assert wallet["expiring"] == expiring
     assert expiring[0] in response.content.decode()
+
+
+def test_the_wallets_api_lists_the_rollover_block_with_its_expiry(api, paris):
+    import time_machine
+
+    rollover_plan(credits_rollover_percent=D(50), credits_rollover_periods=2)
+    subscribe(paris, "credits_plan", START)
+    runs(400, at=START + timedelta(days=1), prefix="p1")
+    beat(END_1)
+
+    with time_machine.travel(END_1 + timedelta(days=1), tick=False):
+        response = api.get("/api/v1/customers/paris/wallets")
+
+    assert response.status_code == 200, response.content
+    (wallet,) = response.json()["results"]
+    assert [
+        (b["source"], b["kind"], b["remaining"], b["effective_at"], b["expires_at"])
+        for b in wallet["blocks"]
+    ] == [
+        ("rollover", "promotional", "300", "2026-09-30T08:00:00Z", "2026-11-30T09:00:00Z"),
+        ("period_grant", "promotional", "1000", "2026-09-30T08:00:00Z", "2026-10-31T09:00:00Z"),
+    ]
