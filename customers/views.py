@@ -29,6 +29,8 @@ from invoices.pdf import STATUS_LABELS
 from invoices.rendering import credit_note_pdf_response, invoice_pdf_response
 from invoices.selectors import past_due
 from plans.feature_text import value_text
+from wallets.models import CreditBlock, Wallet
+from wallets.selectors import blocks_usable
 
 CHART_WIDTH = 640
 CHART_HEIGHT = 120
@@ -210,6 +212,27 @@ def portal_page(request, token: str):
     return _remember_language(request, response)
 
 
+def _expiring_credits(wallet, *, write: CustomerText, now) -> list[str]:
+    """The credits of a wallet that expire, block by block in draw order, with
+    the moment they expire in the customer's zone: '300 rolled-over credits,
+    expire 30 Nov 2026, 10:00 Europe/Paris'."""
+    if wallet.kind != Wallet.CREDITS:
+        return []
+    texts = []
+    for block in blocks_usable(wallet=wallet, now=now).exclude(expires_at=None):
+        words = (
+            _("{credits} rolled-over credits, expire {moment}")
+            if block.source == CreditBlock.ROLLOVER
+            else _("{credits} credits, expire {moment}")
+        )
+        texts.append(
+            words.format(
+                credits=write.quantity(block.remaining), moment=write.day_time(block.expires_at)
+            )
+        )
+    return texts
+
+
 def _portal_context(customer: Customer, *, token: str, write: CustomerText, now) -> dict:
     """What the portal page prints, every figure and day written by `write`
     (call it under the page's language)."""
@@ -332,6 +355,7 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
                     }
                     for meters, left in overview.scoped.get(w.pk, ())
                 ],
+                "expiring": _expiring_credits(w, write=write, now=now),
             }
             for w in overview.wallets
         ],

@@ -18,7 +18,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.timezone import get_current_timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 
@@ -31,6 +31,7 @@ from billing.core.admin_forms import (
     adopt,
     money_column,
     money_text,
+    percent_text,
     quantity_column,
     quantity_text,
     typed_money_field,
@@ -43,6 +44,7 @@ from billing.subscriptions.selectors import with_live_subscription_count
 from config.history import one_change
 from plans import services
 from plans.charges_admin import ChargeInline, version_spec
+from plans.credits_rollover import ADMIN_FIELDS as ROLLOVER_ADMIN_FIELDS
 from plans.deletion_admin import plan_deletion_refusal, version_deletion_refusal
 from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion
 from plans.validation import (
@@ -168,6 +170,18 @@ class PlanAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
         return redirect(reverse("admin:plans_plan_change", args=[obj.pk]))
 
 
+def rollover_words(percent: Decimal | None, periods: int | None) -> str:
+    """'50% of the unused credits roll over, for 2 periods', in the admin user's
+    language; 'None: all expire at the period's end'."""
+    if percent is None or periods is None:
+        return gettext("None: all expire at the period's end")
+    return ngettext(
+        "{percent} of the unused credits roll over, for {periods} period",
+        "{percent} of the unused credits roll over, for {periods} periods",
+        periods,
+    ).format(percent=percent_text(percent), periods=periods)
+
+
 class CurrencyField(forms.ChoiceField):
     """A select of currencies, "USD — US Dollar"; a stored currency the list
     lacks is offered too, so an old version still shows its own."""
@@ -181,6 +195,8 @@ class CurrencyField(forms.ChoiceField):
 
 class PlanVersionForm(ServiceValidatedForm):
     currency = CurrencyField()
+    # The rollover's refusals name the API's object (plans.credits_rollover).
+    field_map = ROLLOVER_ADMIN_FIELDS
 
     class Meta:
         model = PlanVersion
@@ -246,6 +262,7 @@ class PlanVersionAdmin(
         "minimum_commitment_display",
         "trial_days",
         "credits_per_period_text",
+        "credits_rollover_text",
         "progressive_billing_threshold_display",
         "published_at",
         "archived_at",
@@ -266,6 +283,10 @@ class PlanVersionAdmin(
     )
 
     credits_per_period_text = quantity_column("credits_per_period", "credits per period")
+
+    @admin.display(description=_("credits rollover"))
+    def credits_rollover_text(self, version):
+        return rollover_words(version.credits_rollover_percent, version.credits_rollover_periods)
 
     def get_queryset(self, request):
         versions = (

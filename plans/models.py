@@ -153,6 +153,24 @@ class PlanVersion(models.Model):
         help_text=_("Credits granted each period."),
         verbose_name=_("credits per period"),
     )
+    # Empty: a period's credits all expire at its end (plans.credits_rollover).
+    credits_rollover_percent = models.DecimalField(
+        max_digits=7,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text=_(
+            "The share of a period's unused credits that rolls over into later periods; "
+            "empty: they all expire at the period's end."
+        ),
+        verbose_name=_("credits rollover percent"),
+    )
+    credits_rollover_periods = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text=_("Rolled-over credits expire at the end of this many periods after their own."),
+        verbose_name=_("rollover expires after periods"),
+    )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     published_at = models.DateTimeField(null=True, blank=True, verbose_name=_("published at"))
     archived_at = models.DateTimeField(null=True, blank=True, verbose_name=_("archived at"))
@@ -191,6 +209,18 @@ class PlanVersion(models.Model):
                 condition=models.Q(credits_per_period__isnull=True)
                 | models.Q(credits_per_period__gte=0),
                 name="version_credits_per_period_gte_0",
+            ),
+            # A rollover is a percent in (0, 100] and a number of periods, both or neither.
+            models.CheckConstraint(
+                condition=models.Q(
+                    credits_rollover_percent__isnull=True, credits_rollover_periods__isnull=True
+                )
+                | models.Q(
+                    credits_rollover_percent__gt=0,
+                    credits_rollover_percent__lte=100,
+                    credits_rollover_periods__gte=1,
+                ),
+                name="version_credits_rollover",
             ),
         ]
 

@@ -34,6 +34,8 @@ TERM_LABELS = {
     "minimum_commitment": "Minimum commitment",
     "trial_days": "Trial days",
     "credits_per_period": "Credits per period",
+    "credits_rollover_percent": "Credits rollover percent",
+    "credits_rollover_periods": "Rollover expires after periods",
     "progressive_billing_threshold": "Progressive billing threshold",
 }
 MONEY_TERMS = ("base_fee", "seat_price", "minimum_commitment", "progressive_billing_threshold")
@@ -68,8 +70,10 @@ def term_texts(spec: VersionSpec) -> dict[str, str]:
             texts[label] = INTERVAL_NAMES.get(value, value)
         elif name == "trial_days":
             texts[label] = quantity_text(value) if value else "No trial"
-        elif name == "credits_per_period":
+        elif name in ("credits_per_period", "credits_rollover_periods"):
             texts[label] = quantity_text(value)
+        elif name == "credits_rollover_percent":
+            texts[label] = NONE if value is None else f"{quantity_text(value)}%"
         else:
             texts[label] = value or NONE
     return texts

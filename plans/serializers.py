@@ -11,10 +11,12 @@ from billing.core.vocabulary import DRAWN_MODELS, CouponDuration, WhenExhausted
 from billing.rating.pricing import PricingSpec, TierSpec
 from billing.rating.rate_cards import RateSpec
 from config.api import AwareDateTimeField, DecimalString, MoneyString, NoUnknownKeys
+from plans.credits_rollover import ROLLOVER_TERMS
 from plans.feature_serializers import FeatureGrantSerializer, grants_field, grants_from
 from plans.models import Charge, Coupon, CreditPack, Meter, Plan, PlanVersion, TaxRate
 from plans.overrides import TERMS, ChargeOverride, Overrides
 from plans.rate_cards import MAX_RATES, rate_of, rate_to_json
+from plans.rollover_serializer import CreditsRolloverSerializer
 from plans.services import METER_DEFINITION_FIELDS
 from plans.validation import VERSION_TERMS, ChargeSpec, VersionSpec
 
@@ -175,6 +177,7 @@ class VersionInputSerializer(serializers.Serializer):
     minimum_commitment = DecimalString(required=False, allow_null=True, default=None)
     trial_days = serializers.IntegerField(required=False, default=0)
     credits_per_period = DecimalString(required=False, allow_null=True, default=None)
+    credits_rollover = CreditsRolloverSerializer(required=False, allow_null=True, default=None)
     progressive_billing_threshold = DecimalString(
         required=False,
         allow_null=True,
@@ -197,6 +200,8 @@ class VersionInputSerializer(serializers.Serializer):
             minimum_commitment=data["minimum_commitment"],
             trial_days=data["trial_days"],
             credits_per_period=data["credits_per_period"],
+            credits_rollover_percent=(data["credits_rollover"] or {}).get("rollover_percent"),
+            credits_rollover_periods=(data["credits_rollover"] or {}).get("expires_after_periods"),
             progressive_billing_threshold=data["progressive_billing_threshold"],
             charges=tuple(_charge_spec(c) for c in data["charges"]),
             features=grants_from(data["features"]),
@@ -327,6 +332,7 @@ class PlanVersionSerializer(serializers.ModelSerializer):
     seat_price = MoneyString(allow_null=True)
     minimum_commitment = MoneyString(allow_null=True)
     credits_per_period = DecimalString(allow_null=True)
+    credits_rollover = CreditsRolloverSerializer(source="*", allow_null=True)
     progressive_billing_threshold = MoneyString(allow_null=True)
     charges = ChargeSerializer(many=True)
     features = serializers.SerializerMethodField()
@@ -337,7 +343,9 @@ class PlanVersionSerializer(serializers.ModelSerializer):
             "plan",
             "number",
             "status",
-            *VERSION_TERMS,
+            # The rollover's two fields are one object (credits_rollover).
+            *(term for term in VERSION_TERMS if term not in ROLLOVER_TERMS),
+            "credits_rollover",
             "charges",
             "features",
             "created_at",

@@ -20,6 +20,7 @@ from billing.core.money import is_known_currency
 from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, WhenExhausted
 from billing.rating.pricing import PricingSpec
 from billing.rating.rate_cards import RateSpec
+from plans.credits_rollover import check_rollover
 from plans.feature_grants import FeatureGrant, check_grants
 
 # The checks validators are made of, importable from here as they always were.
@@ -112,6 +113,10 @@ class VersionSpec:
     minimum_commitment: Decimal | None = None
     trial_days: int = 0
     credits_per_period: Decimal | None = None
+    # What part of a period's unused credits rolls over, and after how many more
+    # periods that rollover expires (None, None: they all expire at its end).
+    credits_rollover_percent: Decimal | None = None
+    credits_rollover_periods: int | None = None
     charges: tuple[ChargeSpec, ...] = field(default_factory=tuple)
     # A threshold invoice bills the period's usage once it is this much (progressive billing).
     progressive_billing_threshold: Decimal | None = None
@@ -128,6 +133,8 @@ VERSION_TERMS = (
     "minimum_commitment",
     "trial_days",
     "credits_per_period",
+    "credits_rollover_percent",
+    "credits_rollover_periods",
     "progressive_billing_threshold",
 )
 
@@ -278,6 +285,12 @@ def validate_version(
     check_number(errors, "seat_price", spec.seat_price, currency=money_currency)
     check_number(errors, "minimum_commitment", spec.minimum_commitment, currency=money_currency)
     check_number(errors, "credits_per_period", spec.credits_per_period)
+    check_rollover(
+        errors,
+        credits_per_period=spec.credits_per_period,
+        percent=spec.credits_rollover_percent,
+        periods=spec.credits_rollover_periods,
+    )
     check_number(
         errors,
         "progressive_billing_threshold",

@@ -6,7 +6,7 @@ ledger entry per block it touches with the balance after it, and keeps the
 stored balance equal to the sum of the blocks' remainders."""
 
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from django.db import transaction
 from django.utils import timezone
@@ -15,7 +15,8 @@ from django.utils.translation import gettext as _
 from billing.core import customer_text
 from billing.core.customer_text import money_text
 from billing.core.errors import InvalidRequest
-from billing.core.money import quantize_money
+from billing.core.money import quantize_amount, quantize_money
+from billing.models import Subscription
 from billing.rating.lines import LineInput
 from customers.models import Customer
 from invoices.models import Invoice
@@ -245,10 +246,14 @@ def period_credits_grant(
     period_start: datetime,
     period_end: datetime,
     now: datetime,
+    rollover_percent: Decimal | None = None,
+    rollover_expires_at: datetime | None = None,
 ) -> CreditBlock | None:
-    """Grant a plan's credits for one period, expiring at its end. Idempotent per
-    (subscription, period): a second call grants nothing (checked under the
-    wallet's lock, and backed by a unique constraint)."""
+    """Grant a plan's credits for one period, expiring at its end; with a
+    rollover, `rollover_percent` of what is left then rolls over into a block
+    expiring at `rollover_expires_at` (credits_expire), as stored on the block
+    now. Idempotent per (subscription, period): a second call grants nothing
+    (checked under the wallet's lock, and backed by a unique constraint)."""
     customer = subscription.customer
     with transaction.atomic():
         wallet = wallet_lock(wallet_get_or_create(customer=customer, kind=Wallet.CREDITS))
@@ -270,14 +275,18 @@ def period_credits_grant(
             period_start=period_start,
             effective_at=period_start,
             expires_at=period_end,
+            rollover_percent=rollover_percent,
+            rollover_expires_at=rollover_expires_at if rollover_percent is not None else None,
         )
 
 
 def credits_expire(*, now: datetime) -> int:
     """Expire every block whose expiry time has passed: one ledger entry of minus
-    its remainder each, under its wallet's lock. Safe to run any number of times
-    (an expired block is marked and never expires twice). Returns the number of
-    blocks expired."""
+    its remainder each, under its wallet's lock; a period's plan credits that
+    roll over carry their share of it into a rollover block first
+    (rollover_carry). Safe to run any number of times, at once (an expired
+    block is marked under the lock and never expires twice). Returns the number
+    of blocks expired."""
     wallet_ids = list(
         CreditBlock.objects.filter(expires_at__lte=now, remaining__gt=0, expired_at__isnull=True)
         .values_list("wallet_id", flat=True)
@@ -288,23 +297,94 @@ def credits_expire(*, now: datetime) -> int:
     for wallet_id in wallet_ids:
         with transaction.atomic():
             wallet = wallet_lock(Wallet(pk=wallet_id))
-            blocks = CreditBlock.objects.filter(
-                wallet=wallet, expires_at__lte=now, remaining__gt=0, expired_at__isnull=True
-            ).order_by("expires_at", "id")
-            for block in blocks:
-                lost = block.remaining
-                wallet.balance -= lost
-                block.remaining = ZERO
-                block.expired_at = now
-                block.save(update_fields=["remaining", "expired_at"])
-                LedgerEntry.objects.create(
-                    wallet=wallet,
-                    block=block,
-                    kind=LedgerEntry.EXPIRY,
-                    amount=-lost,
-                    balance_after=wallet.balance,
-                    occurred_at=block.expires_at,
+            due = (
+                CreditBlock.objects.filter(
+                    wallet=wallet, expires_at__lte=now, remaining__gt=0, expired_at__isnull=True
                 )
-                expired += 1
+                .select_related("subscription")
+                .order_by("expires_at", "id")
+            )
+            # Again while there are any: a rollover made here may be past its own expiry.
+            while blocks := list(due.all()):
+                expired += _blocks_expire(wallet, blocks, now=now)
             store_balance(wallet)
     return expired
+
+
+def _blocks_expire(wallet: Wallet, blocks: list[CreditBlock], *, now: datetime) -> int:
+    """credits_expire's work on a locked wallet's due blocks."""
+    expired = 0
+    for block in blocks:
+        rolled = rollover_carry(wallet, block)
+        lost = block.remaining - rolled
+        wallet.balance -= lost
+        block.remaining = ZERO
+        block.expired_at = now
+        block.save(update_fields=["remaining", "expired_at"])
+        if lost:
+            LedgerEntry.objects.create(
+                wallet=wallet,
+                block=block,
+                kind=LedgerEntry.EXPIRY,
+                amount=-lost,
+                balance_after=wallet.balance,
+                occurred_at=block.expires_at,
+            )
+        expired += 1
+    return expired
+
+
+def _goes_on_after(subscription: Subscription | None, moment: datetime) -> bool:
+    """Whether the subscription is still running after `moment`: not ended at or
+    before it, and not ending then (a cancel at that period's end, which the
+    close may not have applied yet)."""
+    if subscription is None:
+        return False
+    if subscription.ended_at is not None:
+        return subscription.ended_at > moment
+    if subscription.status not in Subscription.LIVE:
+        return False
+    return not (subscription.cancel_at_period_end and subscription.current_period_end <= moment)
+
+
+def rollover_carry(wallet: Wallet, block: CreditBlock) -> Decimal:
+    """At the expiry of a period's plan credits that roll over (in credits_expire,
+    under the wallet's lock, the block not yet marked expired): carry the
+    block's rollover percent of what is left, rounded down to what an amount
+    stores (nothing is created), into a new promotional block that takes effect
+    at the period's end and expires when the grant said. It is drawn before the
+    next periods' credits (one priority step ahead of its grant's) and never
+    rolls over again. Two ledger entries (out of the grant, into the new block),
+    so the balance does not move. Nothing when the subscription ended with the
+    period. Returns the credits carried; the rest is the caller's to expire."""
+    if block.rollover_percent is None or block.source != CreditBlock.PERIOD_GRANT:
+        return ZERO
+    if not _goes_on_after(block.subscription, block.expires_at):
+        return ZERO
+    with localcontext(prec=100):  # exact before the one rounding
+        rolled = quantize_amount(block.remaining * block.rollover_percent / 100, down=True)
+    if rolled <= 0:
+        return ZERO
+    wallet.balance -= rolled
+    LedgerEntry.objects.create(
+        wallet=wallet,
+        block=block,
+        kind=LedgerEntry.ROLLOVER,
+        amount=-rolled,
+        balance_after=wallet.balance,
+        occurred_at=block.expires_at,
+    )
+    add_block(
+        wallet,
+        entry_kind=LedgerEntry.ROLLOVER,
+        now=block.expires_at,
+        amount=rolled,
+        kind=CreditBlock.PROMOTIONAL,
+        source=CreditBlock.ROLLOVER,
+        priority=block.priority - 1,
+        subscription=block.subscription,
+        rolled_over_from=block,
+        effective_at=block.expires_at,
+        expires_at=block.rollover_expires_at,
+    )
+    return rolled

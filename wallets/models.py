@@ -81,12 +81,15 @@ class CreditBlock(models.Model):
     PERIOD_GRANT = "period_grant"
     TOP_UP = "top_up"
     AUTO_TOP_UP = "auto_top_up"
+    # What a period's plan credits left unused and rolled over (plans.credits_rollover).
+    ROLLOVER = "rollover"
     SOURCES = [
         (PACK, "Credit pack purchase"),
         (GRANT, "Grant"),
         (PERIOD_GRANT, "Plan credits for a period"),
         (TOP_UP, "Money top-up"),
         (AUTO_TOP_UP, "Auto top-up"),
+        (ROLLOVER, _("Rolled-over plan credits")),
     ]
 
     wallet = models.ForeignKey(
@@ -139,6 +142,25 @@ class CreditBlock(models.Model):
     )
     # For a plan's credits: the period they were granted for (one grant a period).
     period_start = models.DateTimeField(null=True, blank=True, verbose_name=_("period start"))
+    # A plan's credits for a period that roll over, as the version said when they
+    # were granted (a later plan change does not alter a grant made): the percent
+    # of what is left at their expiry that becomes a rollover block, and when that
+    # block expires (the end of a later period of the subscription).
+    rollover_percent = models.DecimalField(
+        max_digits=7, decimal_places=4, null=True, blank=True, verbose_name=_("rollover percent")
+    )
+    rollover_expires_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("rollover expires at")
+    )
+    # A rollover block: the period's credits it rolled over from (one each).
+    rolled_over_from = models.OneToOneField(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="rolled_over_to",
+        verbose_name=_("rolled over from"),
+    )
     note = models.CharField(max_length=255, blank=True, default="", verbose_name=_("note"))
     created_at = models.DateTimeField(verbose_name=_("created at"))
 
@@ -168,6 +190,16 @@ class CreditBlock(models.Model):
                 condition=Q(source="period_grant"),
                 name="block_one_period_grant",
             ),
+            # Both rollover terms of a plan's credits, or neither.
+            models.CheckConstraint(
+                condition=Q(rollover_percent__isnull=True, rollover_expires_at__isnull=True)
+                | Q(
+                    rollover_percent__gt=0,
+                    rollover_percent__lte=100,
+                    rollover_expires_at__isnull=False,
+                ),
+                name="block_rollover_terms",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -190,6 +222,8 @@ class LedgerEntry(models.Model):
     # The share of what a purchase invoice sold that a credit note on it credited,
     # taken back out of the wallet.
     CREDIT_NOTE = "credit_note"
+    # Unused plan credits carried into a rollover block when their period ended.
+    ROLLOVER = "rollover"
     KINDS = [
         (PURCHASE, "Purchase"),
         (GRANT, "Grant"),
@@ -200,6 +234,7 @@ class LedgerEntry(models.Model):
         (EXPIRY, "Expiry"),
         (VOID, "Purchase voided"),
         (CREDIT_NOTE, "Purchase credited"),
+        (ROLLOVER, _("Rollover")),
     ]
 
     wallet = models.ForeignKey(

@@ -337,6 +337,8 @@ class CustomerText:
     percent = _spoken(percent)
     country = _spoken(country_name)
     rate_group = _spoken(rate_group)
+    # An instant to the minute in the zone, naming it: when credits expire.
+    day_time = _spoken(day_time, zoned=True)
 
     def day(self, moment: datetime | date | None) -> str:
         """'2 Dec 2026' in the zone; '' for none."""

@@ -5,7 +5,7 @@ half up, to the currency's minor unit (2 for USD and EUR, 0 for JPY).
 """
 
 import re
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
 
 import moneyed
 from django.db import connection
@@ -112,13 +112,13 @@ def quantize_money(amount: Decimal, currency: str) -> Decimal:
         return amount.quantize(Decimal(1).scaleb(-exponent), rounding=ROUND_HALF_UP) + 0
 
 
-def quantize_amount(value: Decimal) -> Decimal:
+def quantize_amount(value: Decimal, *, down: bool = False) -> Decimal:
     """Round an exact quantity (credits, units) to what an AMOUNT column stores
-    (its 10 decimals), half up."""
+    (its 10 decimals), half up; `down`: towards zero, for a share of what is
+    left that must never create credits (a rollover)."""
+    rounding = ROUND_DOWN if down else ROUND_HALF_UP
     with localcontext(prec=100):
-        return (
-            value.quantize(Decimal(1).scaleb(-AMOUNT["decimal_places"]), rounding=ROUND_HALF_UP) + 0
-        )
+        return value.quantize(Decimal(1).scaleb(-AMOUNT["decimal_places"]), rounding=rounding) + 0
 
 
 def to_minor_units(amount: Decimal, currency: str) -> int:

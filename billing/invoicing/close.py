@@ -54,7 +54,8 @@ class CloseResult:
 
 def grant_period_credits(subscription: Subscription, spec: VersionSpec) -> None:
     """The version's credits for the subscription's current period, expiring at its
-    end (once per period: see wallets.ledger.period_credits_grant)."""
+    end (once per period: see wallets.ledger.period_credits_grant), with the
+    version's rollover as it is now: its percent and when a rollover would expire."""
     if spec.credits_per_period:
         period_credits_grant(
             subscription=subscription,
@@ -62,7 +63,21 @@ def grant_period_credits(subscription: Subscription, spec: VersionSpec) -> None:
             period_start=subscription.current_period_start,
             period_end=subscription.current_period_end,
             now=subscription.current_period_start,
+            rollover_percent=spec.credits_rollover_percent,
+            rollover_expires_at=rollover_expiry(subscription, spec),
         )
+
+
+def rollover_expiry(subscription: Subscription, spec: VersionSpec) -> datetime | None:
+    """When credits of the current period that roll over expire: the end of the
+    period `credits_rollover_periods` periods after it, on the subscription's
+    schedule in the customer's zone (None without a rollover)."""
+    if spec.credits_rollover_percent is None or not spec.credits_rollover_periods:
+        return None
+    end = subscription.current_period_end
+    for _ in range(spec.credits_rollover_periods):
+        _start, end = next_period(subscription, spec, after=end)
+    return end
 
 
 def subscription_start_invoice(*, subscription: Subscription) -> Invoice | None:

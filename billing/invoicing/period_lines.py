@@ -133,13 +133,18 @@ def overrides_next(subscription: Subscription, version) -> dict:
     return subscription.overrides if version.pk == subscription.version_id else {}
 
 
-def next_period(subscription: Subscription, spec: VersionSpec) -> tuple[datetime, datetime]:
+def next_period(
+    subscription: Subscription, spec: VersionSpec, *, after: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """The period of the subscription's schedule (on `spec`'s interval, in the
+    customer's zone) that starts at `after`, a period boundary: by default its
+    current period's end."""
     return period_containing(
         subscription.anchor_at,
         customer_text.customer_zone(subscription.customer),
         interval=spec.interval,
         calendar_aligned=subscription.billing_anchor == Subscription.CALENDAR,
-        moment=subscription.current_period_end,
+        moment=subscription.current_period_end if after is None else after,
     )
 
 
