@@ -36,6 +36,7 @@ from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft, invoices_finalize_due
 from plans.overrides import subscription_spec, terms_spec
 from plans.validation import VersionSpec
+from wallets.commits import commit_period_end
 from wallets.ledger import period_credits_grant
 
 logger = logging.getLogger(__name__)
@@ -142,6 +143,9 @@ def _close_locked(subscription: Subscription) -> Subscription:
         lines=lines,
         now=end,
     )
+    # A commit's access that ends with the period rolls over or expires; a term
+    # that ends with it is ended (a postpaid one trued up).
+    commit_period_end(subscription=subscription, end=end, now=end)
     if subscription.cancel_at_period_end:
         subscription.status = Subscription.ENDED
         subscription.ended_at = end

@@ -15,6 +15,7 @@ from billing.core.vocabulary import LineKind
 from billing.invoicing.close import change_invoice_finalize_on_commit, subscription_start_invoice
 from billing.invoicing.discounts import discounts_end
 from billing.invoicing.period_lines import (
+    UsageSoFar,
     bill_usage,
     proration_text,
     record_billed,
@@ -290,8 +291,8 @@ class PlanChangeLines:
     credit: list[LineInput]
     # The new version's fixed fees for the rest of the period.
     charge: list[LineInput]
-    # What `so_far` bills per meter, recorded for late usage.
-    billed: dict
+    # What `so_far` bills per meter (recorded for late usage) and draws from a commit.
+    usage: UsageSoFar
 
     @property
     def lines(self) -> list[LineInput]:
@@ -306,7 +307,7 @@ def plan_change_lines(
     `at` invoices, for a change plan_change_check accepts. Reads only: a bulk
     migration previews exactly what subscription_change_plan invoices."""
     with customer_text.speaking(subscription.customer.locale):
-        so_far, billed = usage_so_far(subscription, until=at)
+        usage = usage_so_far(subscription, until=at)
         credit: list[LineInput] = []
         charge: list[LineInput] = []
         if subscription.status != Subscription.TRIALING:
@@ -327,7 +328,7 @@ def plan_change_lines(
                 sign=1,
                 version=version,
             )
-    return PlanChangeLines(so_far, credit, charge, billed)
+    return PlanChangeLines(usage.lines, credit, charge, usage)
 
 
 def subscription_change_plan(
@@ -377,7 +378,7 @@ def subscription_change_plan(
         planned = plan_change_lines(
             subscription=subscription, version=version, at=at, overrides=stored_overrides
         )
-        record_billed(subscription, until=at, billed=planned.billed)
+        record_billed(subscription, until=at, so_far=planned.usage)
         invoice = invoice_write_draft(
             customer=subscription.customer,
             subscription=subscription,

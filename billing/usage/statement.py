@@ -19,6 +19,7 @@ from functools import cached_property
 from billing.core.periods import period_share
 from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, LineKind
 from billing.models import BilledPeriod, Subscription
+from billing.rating.commits import CommitDraw, CommitTerms, commit_draw
 from billing.rating.lines import LineInput, Uncovered, fixed_lines, usage_and_true_up
 from billing.rating.pricing import EXACT_PRECISION
 from billing.rating.rate_cards import Combination, rated_quantities
@@ -36,6 +37,7 @@ from invoices.totals import InvoiceTotals, invoice_totals
 from plans.overrides import subscription_spec, terms_spec
 from plans.validation import VersionSpec
 from wallets import selectors as wallet_selectors
+from wallets.commits import commit_terms
 from wallets.models import Wallet
 
 ZERO = Decimal(0)
@@ -211,6 +213,22 @@ class PeriodStatement:
     # Of what the period's invoices billed (`invoiced`), the drafts' part: read
     # only when asked for (period_statement's `drafts`), the close needs none.
     drafts: DraftBilled = field(default_factory=DraftBilled)
+    # The customer's commit over the period, as it stood: the part's usage of its
+    # meters draws from it (prepaid) or counts toward it (postpaid).
+    commit_terms: CommitTerms | None = None
+
+    @cached_property
+    def commit(self) -> CommitDraw | None:
+        """What the part's usage draws from (or counts toward) the commit: after
+        pricing, before discounts and tax."""
+        if self.commit_terms is None:
+            return None
+        return commit_draw(self.commit_terms, self.usage, self.currency)
+
+    @property
+    def commit_lines(self) -> list[LineInput]:
+        """The drawdown and overage uplift lines (none without a prepaid commit)."""
+        return self.commit.lines() if self.commit is not None else []
 
     @cached_property
     def fixed_lines(self) -> list[LineInput]:
@@ -314,13 +332,13 @@ class PeriodStatement:
     @property
     def lines(self) -> list[LineInput]:
         """Every line of the period: fixed fees, the earlier parts' usage as one
-        line each, the part's usage."""
+        line each, the part's usage, what it draws from a commit."""
         earlier = [
             LineInput(LineKind.USAGE, "", None, Decimal(1), None, amount, p.usage_from, p.usage_to)
             for p in self.earlier
             if (amount := _usage_billed(p))
         ]
-        return [*self.fixed_lines, *earlier, *self.usage]
+        return [*self.fixed_lines, *earlier, *self.usage, *self.commit_lines]
 
     def totals(self, rates: list) -> InvoiceTotals:
         """The period's totals with the tax it would carry at `rates`."""
@@ -414,4 +432,5 @@ def period_statement(
         drafts=drafts_billed(subscription=subscription, start=start, end=end)
         if drafts
         else DraftBilled(),
+        commit_terms=commit_terms(customer_id=subscription.customer_id, start=start, end=end),
     )
