@@ -306,3 +306,68 @@ def test_a_second_commit_over_the_same_term_is_refused(catalog):
     again = sign("acme", S27_PREPAID)
     assert again.status_code == 409
     assert Commit.objects.count() == 1
+
+
+def test_a_migration_during_a_commit_draws_on_nothing_twice(
+    catalog, django_capture_on_commit_callbacks
+):
+    # given: the S27 commit, 300.00 of tokens by Nov 10, then the customer
+    # migrated (immediately, Nov 16) to a plan pricing tokens at 2.00 a thousand
+    admin = api_client("admin")
+    pricier = {
+        "code": "ai2",
+        "name": "AI 2",
+        "currency": "USD",
+        "base_fee": "0",
+        "publish": True,
+        "charges": [
+            {
+                "meter": "llm_tokens",
+                "model": "overage",
+                "included_units": "0",
+                "pricing": per_thousand("2.00"),
+            }
+        ],
+    }
+    assert admin.post("/api/v1/plans", pricier, format="json").status_code == 201
+    customer, subscription = customer_on_plan("acme")
+    assert sign("acme", S27_PREPAID).status_code == 201
+    post_usage("acme", datetime(2026, 11, 10, tzinfo=UTC), tokens=300_000)
+    move = {
+        "subscriptions": [subscription.pk],
+        "plan": "ai2",
+        "effective": "immediate",
+        "at": "2026-11-16T00:00:00Z",
+    }
+    with time_machine.travel(datetime(2026, 11, 16, tzinfo=UTC), tick=False):
+        preview = admin.post("/api/v1/plan-migrations/preview", move, format="json").json()
+        confirm = move | {"token": "5f0c1c84-3c49-4f4e-9b0e-0b0c7d1c2a11"}
+        confirm["digest"] = preview["digest"]
+        with django_capture_on_commit_callbacks(execute=True):
+            done = admin.post("/api/v1/plan-migrations", confirm, format="json")
+    assert done.status_code == 202, done.json()
+    change = Invoice.objects.get(customer=customer, reason=Invoice.PLAN_CHANGE)
+    # The plan change's invoice draws its 300.00 from November's access.
+    assert lines_of(change) == [("overage", "300.00"), ("commit_drawdown", "-300.00")]
+    assert change.total == D("0.00")
+
+    # when: 400,000 more tokens (800.00 at the new price), and November closes
+    post_usage("acme", datetime(2026, 11, 20, tzinfo=UTC), tokens=400_000)
+    periods_close(as_of=DEC_1)
+
+    # then: the close draws the 700.00 left, and bills 100.00 beyond it x 1.10
+    november = period_invoice(customer, NOV_1)
+    assert lines_of(november) == [
+        ("overage", "800.00"),
+        ("commit_drawdown", "-700.00"),
+        ("commit_overage", "10.00"),
+    ]
+    assert november.total == D("110.00")
+    commit = Commit.objects.get(customer=customer)
+    drawn = CommitEntry.objects.filter(commit=commit, kind=CommitEntry.DRAWDOWN)
+    assert sorted(e.amount for e in drawn) == [D("-700.00"), D("-300.00")]
+    # Nothing of November's access is left to roll over or expire.
+    assert not CommitEntry.objects.filter(commit=commit, kind=CommitEntry.EXPIRY).exists()
+    assert_commit_adds_up(commit)
+    # The commit belongs to the customer: it goes on on the new plan.
+    assert commit.status == Commit.ACTIVE
