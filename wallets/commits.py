@@ -314,12 +314,17 @@ def commit_terms(*, customer_id: int, start: datetime, end: datetime) -> CommitT
     if commit is None:
         return None
     accesses = accesses_open(commit, start=start, end=end) if commit.prepaid else []
+    kind = CommitEntry.DRAWDOWN if commit.prepaid else CommitEntry.COUNTED
+    taken = commit.entries.filter(kind=kind, period_start__gte=start, period_end__lte=end)
+    taken_earlier = sum((e.amount for e in taken), ZERO)
     return CommitTerms(
         commit.id,
         commit.prepaid,
         tuple(commit.applies_to),
         commit.overage_multiplier,
         tuple(map(_access, accesses)),
+        -taken_earlier if commit.prepaid else taken_earlier,
+        ZERO if commit.prepaid else commit.amount - commit.counted,
     )
 
 
@@ -489,27 +494,3 @@ def _true_up_invoice(commit: Commit, subscription: Subscription, *, now: datetim
 
 def commit_list(*, customer_id: int):
     return Commit.objects.filter(customer_id=customer_id).order_by("starts_at", "id")
-
-
-def commit_summary(commit: Commit, *, start: datetime, end: datetime) -> dict:
-    """What /usage and the portal show of a commit for the period [start, end):
-    available now, drawn in the period, and the rollover with its expiry."""
-    open_rows = accesses_open(commit, start=start, end=end) if commit.prepaid else []
-    drawn = -sum(
-        (
-            e.amount
-            for e in commit.entries.filter(
-                kind=CommitEntry.DRAWDOWN, period_start__gte=start, period_end__lte=end
-            )
-        ),
-        ZERO,
-    )
-    return {
-        "available": sum((a.remaining for a in open_rows), ZERO),
-        "drawn_this_period": drawn,
-        "rollover": [
-            {"amount": a.remaining, "expires_at": a.expires_at}
-            for a in open_rows
-            if a.kind == CommitAccess.ROLLOVER
-        ],
-    }

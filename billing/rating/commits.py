@@ -40,6 +40,10 @@ class CommitTerms:
     applies_to: tuple[str, ...]
     overage_multiplier: Decimal
     accesses: tuple[Access, ...] = ()
+    # Drawn (prepaid) or counted (postpaid) by the period's invoices written already.
+    taken_earlier: Decimal = ZERO
+    # Postpaid: what the term's usage has still to reach (amount less counted).
+    to_reach: Decimal = ZERO
 
     def covers(self, meter: str | None) -> bool:
         return meter is not None and (not self.applies_to or meter in self.applies_to)
@@ -81,6 +85,28 @@ class CommitDraw:
         if not self.terms.prepaid or extra <= 0 or self.beyond <= 0:
             return ZERO
         return quantize_money(self.beyond * extra, self.currency)
+
+    @property
+    def available(self) -> Decimal:
+        """Prepaid: the access left once this draw is taken. Postpaid: what the
+        term's usage has still to reach, this part's counted."""
+        if self.terms.prepaid:
+            return self.terms.available - self.drawn
+        return max(self.terms.to_reach - self.usage, ZERO)
+
+    @property
+    def taken_this_period(self) -> Decimal:
+        """Drawn (or counted) in the period: by invoices written and by this draw."""
+        return self.terms.taken_earlier + (self.drawn if self.terms.prepaid else self.usage)
+
+    def rollover(self, kind: str) -> list[tuple[Decimal, datetime]]:
+        """The rollover access left once this draw is taken: (amount, expiry)."""
+        drawn = dict(self.draws)
+        return [
+            (access.remaining - drawn.get(access.id, ZERO), access.expires_at)
+            for access in self.terms.accesses
+            if access.kind == kind and access.remaining > drawn.get(access.id, ZERO)
+        ]
 
     def lines(self) -> list[LineInput]:
         """The drawdown line (negative) and the overage uplift line; none for a

@@ -230,6 +230,19 @@ class PeriodStatement:
         """The drawdown and overage uplift lines (none without a prepaid commit)."""
         return self.commit.lines() if self.commit is not None else []
 
+    @property
+    def commit_total(self) -> Decimal:
+        """What the commit lines add (the drawdown negative, the uplift positive)."""
+        return sum((line.amount for line in self.commit_lines), ZERO)
+
+    @property
+    def commit_not_invoiced(self) -> Decimal:
+        """Of `commit_total`, what no threshold invoice took yet: a threshold
+        invoice bills its part's usage beyond the access, so its lines other than
+        its meters' are its commit lines."""
+        on_thresholds = self.thresholds.total - sum(self.thresholds.by_meter.values(), ZERO)
+        return self.commit_total - on_thresholds
+
     @cached_property
     def fixed_lines(self) -> list[LineInput]:
         return [
@@ -359,6 +372,7 @@ def statement_of(
     plan_name: str = "",
     label: str = "",
     combinations: dict[str, dict[Combination, Decimal]] | None = None,
+    commit_terms: CommitTerms | None = None,
 ) -> PeriodStatement:
     """Pure: the statement of one period [start, end) at `spec` with these
     quantities (by meter code) and `seats`, nothing billed of it yet: its fixed
@@ -366,13 +380,24 @@ def statement_of(
     minimum commitment true-up and `uncovered` usage, fees and commitment for
     `fraction` of a whole period (a simulation, the price sandbox, a projection).
     Fixed fees name `plan_name` and `label`; usage lines each meter by `names`;
-    rate cards price `combinations` (by meter code)."""
+    rate cards price `combinations` (by meter code); the usage draws from
+    `commit_terms` (a commit's, as it stands) when given."""
     part = UsagePart(
         spec, start, end, quantities, uncovered or {}, fraction, names or {}, combinations or {}
     )
     fees = ((spec, fraction, 1),) if fixed_fees else ()
     return PeriodStatement(
-        start, end, spec.currency, part, fees, seats, [], ThresholdBilled(), plan_name, label
+        start,
+        end,
+        spec.currency,
+        part,
+        fees,
+        seats,
+        [],
+        ThresholdBilled(),
+        plan_name,
+        label,
+        commit_terms=commit_terms,
     )
 
 

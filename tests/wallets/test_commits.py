@@ -371,3 +371,44 @@ def test_a_migration_during_a_commit_draws_on_nothing_twice(
     assert_commit_adds_up(commit)
     # The commit belongs to the customer: it goes on on the new plan.
     assert commit.status == Commit.ACTIVE
+
+
+def test_usage_shows_the_commit_and_the_check_counts_its_access_as_spendable(catalog):
+    # given: the S27 commit, November drawn down to 200.00 of rollover in
+    # December, and 300.00 of December tokens so far
+    customer, subscription = customer_on_plan("acme")
+    assert sign("acme", S27_PREPAID).status_code == 201
+    post_usage("acme", datetime(2026, 11, 10, tzinfo=UTC), tokens=600_000)
+    periods_close(as_of=DEC_1)
+    post_usage("acme", datetime(2026, 12, 10, tzinfo=UTC), tokens=300_000)
+    read = api_client("read")
+    with time_machine.travel(datetime(2026, 12, 16, tzinfo=UTC), tick=False):
+        body = read.get("/api/v1/customers/acme/usage").json()
+    # 200.00 rolled over (half of 400 unused), drawn first: 300 of usage takes it
+    # all and 100.00 of December's access.
+    assert body["commit"] == {
+        "billing": "prepaid",
+        "available": "900.00",
+        "drawn_this_period": "300.00",
+        "rollover": [],
+    }
+    assert body["subtotal"] == "0.00"
+
+    # a spend limit of 50.00: 800.00 more of tokens stays within the access and
+    # 850.00 more goes 50.00 beyond it, times 1.10
+    customer.spend_limit = D("50.00")
+    customer.save(update_fields=["spend_limit"])
+    with time_machine.travel(datetime(2026, 12, 16, tzinfo=UTC), tick=False):
+        within = read.post(
+            "/api/v1/customers/acme/check",
+            {"meter": "llm_tokens", "quantity": 800_000 + 40_000},
+            format="json",
+        ).json()
+        beyond = read.post(
+            "/api/v1/customers/acme/check",
+            {"meter": "llm_tokens", "quantity": 900_000 + 46_000},
+            format="json",
+        ).json()
+    assert within["allowed"] is True, within
+    assert beyond["allowed"] is False, beyond
+    assert beyond["reason"] == "spend_limit_reached", beyond
