@@ -12,21 +12,17 @@ from datetime import datetime
 from decimal import ROUND_DOWN, Decimal, localcontext
 
 from django.db import transaction
-from django.utils.translation import gettext as _
 
 from billing.core import customer_text
 from billing.core.errors import Conflict, InvalidRequest
 from billing.core.money import currency_exponent, quantize_money
 from billing.core.periods import period_containing
-from billing.core.vocabulary import LineKind
 from billing.locks import subscription_lock
 from billing.models import Subscription
 from billing.rating.commits import Access, CommitDraw, CommitTerms, draw_order
-from billing.rating.lines import LineInput
 from billing.rating.pricing import EXACT_PRECISION
-from invoices.models import Invoice
-from invoices.services import invoice_finalize, invoice_write_draft
 from plans.overrides import subscription_spec
+from wallets.commit_invoices import commit_invoice, true_up_invoice
 from wallets.commit_models import Commit, CommitAccess, CommitEntry
 
 ZERO = Decimal(0)
@@ -225,7 +221,7 @@ def commit_sign(
         )
         if prepaid:
             _access_create(commit, periods)
-            commit.invoice = _commit_invoice(commit, subscription, now)
+            commit.invoice = commit_invoice(commit, subscription, now)
             commit.save(update_fields=["invoice"])
     return commit
 
@@ -248,36 +244,6 @@ def _access_create(commit: Commit, periods: list[tuple[datetime, datetime]]) -> 
         for kind, amount, s, e in rows
         if amount > 0
     )
-
-
-def _commit_invoice(commit: Commit, subscription: Subscription, now: datetime) -> Invoice:
-    customer = subscription.customer
-    zone = customer_text.customer_zone(customer)
-    with customer_text.speaking(customer.locale):
-        description = _("Commit for {term}").format(
-            term=customer_text.period(commit.starts_at, commit.ends_at, zone)
-        )
-    invoice = invoice_write_draft(
-        customer=customer,
-        subscription=subscription,
-        reason=Invoice.COMMIT,
-        period_start=commit.starts_at,
-        period_end=commit.ends_at,
-        lines=[
-            LineInput(
-                LineKind.COMMIT,
-                description,
-                None,
-                Decimal(1),
-                commit.amount,
-                commit.amount,
-                commit.starts_at,
-                commit.ends_at,
-            )
-        ],
-        now=now,
-    )
-    return invoice_finalize(invoice=invoice, now=now)
 
 
 def commit_of_period(*, customer_id: int, start: datetime, end: datetime) -> Commit | None:
@@ -390,19 +356,23 @@ def commit_period_end(*, subscription: Subscription, end: datetime, now: datetim
     for commit in Commit.objects.filter(
         customer_id=subscription.customer_id, status=Commit.ACTIVE, starts_at__lt=end
     ).order_by("id"):
-        _expire_access(commit, until=end, now=now)
+        expire_access(commit, until=end, now=now)
         if commit.ends_at <= end:
-            _term_end(commit, subscription, now=now)
+            term_end(commit, subscription, now=now)
 
 
-def _expire_access(commit: Commit, *, until: datetime, now: datetime) -> None:
+def expire_access(commit: Commit, *, until: datetime, now: datetime, rollover: bool = True) -> None:
+    """Each access of the commit that expires by `until` rolls over (unless
+    `rollover` is off: the commit ends early) and expires, at its expiry or at
+    `now` when that is earlier."""
     due = commit.accesses.filter(expires_at__lte=until, expired_at__isnull=True).order_by(
         "expires_at", "id"
     )
     for access in due:
         left = access.remaining
         rolled = ZERO
-        expires = _rollover_expiry(commit, access)
+        expires = _rollover_expiry(commit, access) if rollover else None
+        when = min(access.expires_at, now)
         if left > 0 and expires is not None:
             with localcontext(prec=EXACT_PRECISION):
                 share = left * commit.rollover_percent / HUNDRED
@@ -438,58 +408,24 @@ def _expire_access(commit: Commit, *, until: datetime, now: datetime) -> None:
                 access=access,
                 kind=CommitEntry.EXPIRY,
                 amount=-(left - rolled),
-                occurred_at=access.expires_at,
+                occurred_at=when,
             )
         access.remaining = ZERO
         access.expired_at = now
         access.save(update_fields=["remaining", "expired_at"])
 
 
-def _term_end(commit: Commit, subscription: Subscription, *, now: datetime) -> None:
-    """The commit's term is over: a postpaid one bills what its usage did not
-    reach (`reason: commit_true_up`), and it is ended."""
+def term_end(
+    commit: Commit, subscription: Subscription, *, now: datetime, status: str = Commit.ENDED
+) -> None:
+    """The commit's term is over (or its subscription canceled: `status`): a
+    postpaid one bills what its usage did not reach (`reason: commit_true_up`),
+    and it is ended."""
     if not commit.prepaid:
-        commit.true_up_invoice = _true_up_invoice(commit, subscription, now=now)
-    commit.status = Commit.ENDED
-    commit.ended_at = commit.ends_at
+        commit.true_up_invoice = true_up_invoice(commit, subscription, now=now)
+    commit.status = status
+    commit.ended_at = min(commit.ends_at, now)
     commit.save(update_fields=["status", "ended_at", "true_up_invoice"])
-
-
-def _true_up_invoice(commit: Commit, subscription: Subscription, *, now: datetime):
-    missing = commit.amount - commit.counted
-    if missing <= 0:
-        return None
-    customer = subscription.customer
-    zone = customer_text.customer_zone(customer)
-    with customer_text.speaking(customer.locale):
-        description = _("Commit true-up for {term}: {amount} committed, {counted} used").format(
-            term=customer_text.period(commit.starts_at, commit.ends_at, zone),
-            amount=customer_text.money(commit.amount, commit.currency),
-            counted=customer_text.money(commit.counted, commit.currency),
-        )
-    CommitEntry.objects.create(
-        commit=commit, kind=CommitEntry.TRUE_UP, amount=missing, occurred_at=now
-    )
-    return invoice_write_draft(
-        customer=customer,
-        subscription=subscription,
-        reason=Invoice.COMMIT_TRUE_UP,
-        period_start=commit.starts_at,
-        period_end=commit.ends_at,
-        lines=[
-            LineInput(
-                LineKind.COMMIT_TRUE_UP,
-                description,
-                None,
-                Decimal(1),
-                missing,
-                missing,
-                commit.starts_at,
-                commit.ends_at,
-            )
-        ],
-        now=now,
-    )
 
 
 def commit_list(*, customer_id: int):

@@ -36,6 +36,7 @@ from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft, invoices_finalize_due
 from plans.overrides import subscription_spec, terms_spec
 from plans.validation import VersionSpec
+from wallets.commit_take_back import commits_end_early
 from wallets.commits import commit_period_end
 from wallets.ledger import period_credits_grant
 
@@ -150,6 +151,8 @@ def _close_locked(subscription: Subscription) -> Subscription:
         subscription.status = Subscription.ENDED
         subscription.ended_at = end
         discounts_end(subscription=subscription, at=end)
+        # Its commit ends with it: the access left expires (a postpaid one is trued up).
+        commits_end_early(subscription=subscription, at=end)
     else:
         if subscription.status == Subscription.TRIALING:
             subscription.status = Subscription.ACTIVE

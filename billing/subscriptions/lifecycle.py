@@ -41,6 +41,7 @@ from invoices.services import invoice_write_draft
 from plans.models import Plan, PlanVersion
 from plans.overrides import Overrides, subscription_spec, terms_spec
 from plans.validation import VersionSpec
+from wallets.commit_take_back import EXPIRE, LEFTOVERS, commits_end_early
 
 MAX_SEATS = 1_000_000
 
@@ -409,12 +410,17 @@ def subscription_change_plan(
 
 
 def subscription_cancel(
-    *, subscription: Subscription, effective: str, at: datetime
+    *, subscription: Subscription, effective: str, at: datetime, commit_leftover: str = EXPIRE
 ) -> tuple[Subscription, Invoice | None]:
     """Cancel. `period_end`: the close ends it, billing the period's usage and no
     further fees. `immediate`: an invoice now with the usage so far and a credit
     for the unused part of the fixed fees, finalized once this commits when there
-    is no grace. A history row either way."""
+    is no grace; a commit ends with it (`commit_leftover`: its access left
+    expires, or is credited; wallets.commit_take_back). A history row either way."""
+    if commit_leftover not in LEFTOVERS:
+        raise InvalidRequest(
+            "commit_leftover must be expire or credit", fields={"commit_leftover": ["unknown"]}
+        )
     if effective not in ("immediate", "period_end"):
         raise InvalidRequest(
             "effective must be immediate or period_end", fields={"effective": ["unknown"]}
@@ -464,6 +470,7 @@ def subscription_cancel(
         subscription.canceled_at = subscription.ended_at = at
         subscription.save(update_fields=["status", "canceled_at", "ended_at"])
         discounts_end(subscription=subscription, at=at)  # nothing left to discount
+        commits_end_early(subscription=subscription, at=at, leftover=commit_leftover)
         change.effective_at, change.details = (
             at,
             {"invoice": invoice.pk, "total": str(invoice.total)},

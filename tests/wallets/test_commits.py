@@ -376,7 +376,7 @@ def test_a_migration_during_a_commit_draws_on_nothing_twice(
 def test_usage_shows_the_commit_and_the_check_counts_its_access_as_spendable(catalog):
     # given: the S27 commit, November drawn down to 200.00 of rollover in
     # December, and 300.00 of December tokens so far
-    customer, subscription = customer_on_plan("acme")
+    customer, _subscription = customer_on_plan("acme")
     assert sign("acme", S27_PREPAID).status_code == 201
     post_usage("acme", datetime(2026, 11, 10, tzinfo=UTC), tokens=600_000)
     periods_close(as_of=DEC_1)
@@ -412,3 +412,70 @@ def test_usage_shows_the_commit_and_the_check_counts_its_access_as_spendable(cat
     assert within["allowed"] is True, within
     assert beyond["allowed"] is False, beyond
     assert beyond["reason"] == "spend_limit_reached", beyond
+
+
+@pytest.mark.parametrize("leftover", ["expire", "credit"])
+def test_an_immediate_cancel_ends_the_commit_its_access_left_expired_or_credited(
+    catalog, leftover, django_capture_on_commit_callbacks
+):
+    # given: the S27 commit, 300.00 of tokens in November
+    customer, subscription = customer_on_plan("acme")
+    assert sign("acme", S27_PREPAID).status_code == 201
+    post_usage("acme", datetime(2026, 11, 10, tzinfo=UTC), tokens=300_000)
+    # when: canceled at once on Nov 16, finance choosing what the rest becomes
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client("admin").post(
+            f"/api/v1/subscriptions/{subscription.pk}/cancel",
+            {
+                "effective": "immediate",
+                "at": "2026-11-16T00:00:00Z",
+                "commit_leftover": leftover,
+            },
+            format="json",
+        )
+    assert response.status_code == 200, response.json()
+    cancel = Invoice.objects.get(customer=customer, reason=Invoice.CANCEL)
+    assert ("commit_drawdown", "-300.00") in lines_of(cancel)
+    commit = Commit.objects.get(customer=customer)
+    assert commit.status == Commit.CANCELED
+    entries = CommitEntry.objects.filter(commit=commit)
+    kind = CommitEntry.EXPIRY if leftover == "expire" else CommitEntry.CREDITED
+    assert -sum(e.amount for e in entries if e.kind == kind) == D("11700.00")
+    assert_commit_adds_up(commit)
+    notes = commit.invoice.credit_notes.all()
+    if leftover == "credit":
+        (note,) = notes
+        assert note.subtotal == D("11700.00")
+    else:
+        assert not notes.exists()
+
+
+def test_a_credit_note_on_the_commit_invoice_takes_back_only_access_left(catalog):
+    from billing.core.errors import Conflict
+    from invoices.credit_notes import CreditLineInput, credit_note_issue
+
+    customer, _subscription = customer_on_plan("acme")
+    assert sign("acme", S27_PREPAID).status_code == 201
+    post_usage("acme", datetime(2026, 11, 10, tzinfo=UTC), tokens=800_000)
+    periods_close(as_of=DEC_1)
+    commit = Commit.objects.get(customer=customer)
+    line = commit.invoice.lines.get()
+    # 800 drawn and 100 expired (100 rolled over): 11,100.00 left to credit.
+    with pytest.raises(Conflict) as refused:
+        credit_note_issue(
+            invoice=commit.invoice,
+            lines=[CreditLineInput(line.pk, D("11100.01"))],
+            reason="order_change",
+            now=DEC_1,
+        )
+    assert "at most 11100.00 can be credited" in refused.value.message
+    credit_note_issue(
+        invoice=commit.invoice,
+        lines=[CreditLineInput(line.pk, D("1000.00"))],
+        reason="order_change",
+        now=DEC_1,
+    )
+    # Taken from the term's last periods first.
+    last = CommitAccess.objects.get(commit=commit, expires_at=NEXT_NOV_1)
+    assert last.remaining == D("0.00")
+    assert_commit_adds_up(commit)
