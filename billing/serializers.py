@@ -124,6 +124,10 @@ class ChangePlanSerializer(serializers.Serializer):
 class CancelSerializer(serializers.Serializer):
     effective = serializers.ChoiceField(choices=["immediate", "period_end"])
     at = AwareDateTimeField(required=False, allow_null=True, default=None)
+    # An immediate cancel during a prepaid commit: its access left expires or is credited.
+    commit_leftover = serializers.ChoiceField(
+        choices=["expire", "credit"], required=False, default="expire"
+    )
 
 
 class SeatsSerializer(serializers.Serializer):

@@ -13,6 +13,7 @@ from invoices import views as invoices_views
 from plans import api as plans_api
 from plans import features_api
 from wallets import api as wallets_api
+from wallets import commits_api
 
 api_v1 = [
     path("events", events.EventsApi.as_view()),
@@ -48,6 +49,11 @@ api_v1 = [
         customers_api.PortalSessionApi.as_view(),
     ),
     path("customers/<str:external_id>/wallets", wallets_api.WalletListApi.as_view()),
+    path("customers/<str:external_id>/commits", commits_api.CommitListApi.as_view()),
+    path(
+        "customers/<str:external_id>/commits/<int:commit_id>",
+        commits_api.CommitDetailApi.as_view(),
+    ),
     path("customers/<str:external_id>/wallets/credits", wallets_api.CreditsAddApi.as_view()),
     path("customers/<str:external_id>/wallets/money", wallets_api.MoneyAddApi.as_view()),
     path(

@@ -44,6 +44,8 @@ class Invoice(models.Model):
     CANCEL = "cancel"
     PURCHASE = "purchase"
     THRESHOLD = "threshold"
+    COMMIT = "commit"
+    COMMIT_TRUE_UP = "commit_true_up"
     REASONS = [
         (START, _("Subscription start")),
         (PERIOD, _("Period close")),
@@ -51,6 +53,8 @@ class Invoice(models.Model):
         (CANCEL, _("Cancellation")),
         (PURCHASE, _("Credit or balance purchase")),
         (THRESHOLD, _("Usage threshold reached (progressive billing)")),
+        (COMMIT, _("Commit")),
+        (COMMIT_TRUE_UP, _("Commit true-up")),
     ]
 
     customer = models.ForeignKey(

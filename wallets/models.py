@@ -337,3 +337,7 @@ class AutoTopUp(models.Model):
     def __str__(self) -> str:
         state = "on" if self.enabled else "off"
         return f"{self.wallet}: {state}, at {format_decimal(self.threshold)} buy {self.pack.code}"
+
+
+# Commits are prepaid (or postpaid) value too; their models live in a module of their own.
+from wallets.commit_models import Commit, CommitAccess, CommitEntry  # noqa: E402, F401

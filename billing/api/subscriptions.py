@@ -162,7 +162,10 @@ class SubscriptionCancelApi(APIView):
         subscription = get_object_or_404(subscriptions_with_plans(), pk=subscription_id)
         data = request_data(CancelSerializer, request)
         _, invoice = lifecycle.subscription_cancel(
-            subscription=subscription, effective=data["effective"], at=data["at"] or timezone.now()
+            subscription=subscription,
+            effective=data["effective"],
+            at=data["at"] or timezone.now(),
+            commit_leftover=data["commit_leftover"],
         )
         return _with_invoice(subscription_id, invoice)
 

@@ -44,6 +44,10 @@ class LineKind(models.TextChoices):
     CREDITS = "credits", _("Credits purchase")
     TOP_UP = "top_up", _("Balance top-up")
     CREDITS_APPLIED = "credits_applied", _("Credits applied")
+    COMMIT = "commit", _("Commit")
+    COMMIT_DRAWDOWN = "commit_drawdown", _("Commit drawdown")
+    COMMIT_OVERAGE = "commit_overage", _("Commit overage")
+    COMMIT_TRUE_UP = "commit_true_up", _("Commit true-up")
     DISCOUNT = "discount", _("Discount")
     TAX = "tax", _("Tax")
 

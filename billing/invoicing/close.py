@@ -36,6 +36,8 @@ from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft, invoices_finalize_due
 from plans.overrides import subscription_spec, terms_spec
 from plans.validation import VersionSpec
+from wallets.commit_take_back import commits_end_early
+from wallets.commits import commit_period_end
 from wallets.ledger import period_credits_grant
 
 logger = logging.getLogger(__name__)
@@ -157,10 +159,15 @@ def _close_locked(subscription: Subscription) -> Subscription:
         lines=lines,
         now=end,
     )
+    # A commit's access that ends with the period rolls over or expires; a term
+    # that ends with it is ended (a postpaid one trued up).
+    commit_period_end(subscription=subscription, end=end, now=end)
     if subscription.cancel_at_period_end:
         subscription.status = Subscription.ENDED
         subscription.ended_at = end
         discounts_end(subscription=subscription, at=end)
+        # Its commit ends with it: the access left expires (a postpaid one is trued up).
+        commits_end_early(subscription=subscription, at=end)
     else:
         if subscription.status == Subscription.TRIALING:
             subscription.status = Subscription.ACTIVE

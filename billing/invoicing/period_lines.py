@@ -4,7 +4,7 @@ in arrears with the minimum commitment true-up, late usage re-rated within the
 late window, and the usage billed so far at a plan change. Each is rated by
 billing.rating.lines and handed to invoices.services as LineInput."""
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -18,6 +18,7 @@ from billing.core.vocabulary import LineKind
 from billing.locks import billed_periods_lock
 from billing.models import BilledPeriod, Subscription, SubscriptionChange
 from billing.rating import lines as rating
+from billing.rating.commits import CommitDraw
 from billing.rating.lines import LineInput
 from billing.usage.billed_parts import ThresholdBilled
 from billing.usage.breakdowns import usage_groups
@@ -25,6 +26,7 @@ from billing.usage.metering import meter_cache
 from billing.usage.statement import meter_names, period_statement, usage_part
 from plans.overrides import terms_spec
 from plans.validation import VersionSpec
+from wallets.commits import commit_draw_record
 
 ONE = Decimal(1)
 
@@ -167,12 +169,23 @@ def next_period_fixed_lines(*, subscription: Subscription, version) -> list[Line
     return line_inputs(fixed, start, end)
 
 
-def usage_so_far(subscription: Subscription, *, until: datetime) -> tuple[list[LineInput], dict]:
+@dataclass(frozen=True)
+class UsageSoFar:
+    """What an invoice bills of the current period's usage up to a moment: its
+    lines, what they bill per meter (recorded for late usage) and what they
+    draw from (or count toward) a commit (recorded with it)."""
+
+    lines: list[LineInput]
+    billed: dict
+    commit: CommitDraw | None = None
+
+
+def usage_so_far(subscription: Subscription, *, until: datetime) -> UsageSoFar:
     """The period statement's lines for the current period's usage (and seat
     changes) from where its billing stands up to `until` (the period's end, or an
-    immediate change), at the current version, less what its threshold invoices
-    billed; and what the usage bills per meter, threshold invoices included.
-    Reads only."""
+    immediate change), at the current version, with what it draws from a commit,
+    less what its threshold invoices billed; and what the usage bills per meter,
+    threshold invoices included. Reads only."""
     statement = period_statement(
         subscription,
         start=subscription.current_period_start,
@@ -180,10 +193,10 @@ def usage_so_far(subscription: Subscription, *, until: datetime) -> tuple[list[L
         until=until,
     )
     usage, usage_from = statement.usage, statement.usage_from
-    lines = line_inputs(usage, usage_from, until) + seat_change_lines(
-        subscription, statement.part.spec, since=usage_from, until=until
-    )
-    return lines + usage_invoiced_lines(statement.thresholds), statement.part.billed()
+    lines = line_inputs(usage + statement.commit_lines, usage_from, until)
+    lines += seat_change_lines(subscription, statement.part.spec, since=usage_from, until=until)
+    lines += usage_invoiced_lines(statement.thresholds)
+    return UsageSoFar(lines, statement.part.billed(), statement.commit)
 
 
 def usage_invoiced_lines(on_thresholds: ThresholdBilled) -> list[LineInput]:
@@ -205,10 +218,15 @@ def usage_invoiced_lines(on_thresholds: ThresholdBilled) -> list[LineInput]:
     ]
 
 
-def record_billed(subscription: Subscription, *, until: datetime, billed: dict) -> None:
-    """A record of what the usage up to `until` billed, for late usage. Under the
-    subscription's row lock, once per segment (a unique constraint too). Fixed
-    SQL (rawsql.insert): the close writes one per period."""
+def record_billed(subscription: Subscription, *, until: datetime, so_far: UsageSoFar) -> None:
+    """A record of what the usage up to `until` billed, for late usage, and of
+    what it drew from a commit. Under the subscription's row lock, once per
+    segment (a unique constraint too). Fixed SQL (rawsql.insert): the close
+    writes one per period."""
+    usage_from = subscription.usage_from or subscription.current_period_start
+    if so_far.commit is not None:
+        commit_draw_record(draw=so_far.commit, usage_from=usage_from, until=until, now=until)
+    billed = so_far.billed
     record = BilledPeriod(
         subscription=subscription,
         usage_from=subscription.usage_from or subscription.current_period_start,
@@ -225,10 +243,12 @@ def record_billed(subscription: Subscription, *, until: datetime, billed: dict) 
 def bill_usage(subscription: Subscription, *, until: datetime) -> list[LineInput]:
     """usage_so_far's lines, recorded as billed, with their meters' invoice
     breakdowns (the close's and a cancel's invoice)."""
-    lines, billed = usage_so_far(subscription, until=until)
-    record_billed(subscription, until=until, billed=billed)
+    so_far = usage_so_far(subscription, until=until)
+    record_billed(subscription, until=until, so_far=so_far)
     since = subscription.usage_from or subscription.current_period_start
-    return with_breakdowns(lines, customer_id=subscription.customer_id, start=since, end=until)
+    return with_breakdowns(
+        so_far.lines, customer_id=subscription.customer_id, start=since, end=until
+    )
 
 
 def seat_change_lines(

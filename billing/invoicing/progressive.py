@@ -69,7 +69,9 @@ def _usage_due(subscription: Subscription, now: datetime) -> _UsageDue | None:
     if not usage_from < now < end:
         return None
     statement = period_statement(subscription, start=start, end=end, until=now, spec=spec)
+    # What goes beyond a commit's access only: its drawdown is one of the lines.
     usage = [line for line in statement.usage if line.kind != LineKind.MINIMUM_COMMITMENT]
+    usage += statement.commit_lines
     before = statement.thresholds
     return _UsageDue(
         usage_from,
@@ -113,7 +115,8 @@ def threshold_invoice_write(*, subscription: Subscription, now: datetime) -> Inv
         # the part's earlier threshold invoices billed of it.
         billed = {meter: -amount for meter, amount in before.by_meter.items()}
         for line in usage:
-            billed[line.meter] = billed.get(line.meter, ZERO) + line.amount
+            if line.meter:  # not a commit's lines
+                billed[line.meter] = billed.get(line.meter, ZERO) + line.amount
         ThresholdBilling.objects.create(
             subscription=subscription,
             invoice=invoice,

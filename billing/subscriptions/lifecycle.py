@@ -15,6 +15,7 @@ from billing.core.vocabulary import LineKind
 from billing.invoicing.close import change_invoice_finalize_on_commit, subscription_start_invoice
 from billing.invoicing.discounts import discounts_end
 from billing.invoicing.period_lines import (
+    UsageSoFar,
     bill_usage,
     proration_text,
     record_billed,
@@ -40,6 +41,7 @@ from invoices.services import invoice_write_draft
 from plans.models import Plan, PlanVersion
 from plans.overrides import Overrides, subscription_spec, terms_spec
 from plans.validation import VersionSpec
+from wallets.commit_take_back import EXPIRE, LEFTOVERS, commits_end_early
 
 MAX_SEATS = 1_000_000
 
@@ -290,8 +292,8 @@ class PlanChangeLines:
     credit: list[LineInput]
     # The new version's fixed fees for the rest of the period.
     charge: list[LineInput]
-    # What `so_far` bills per meter, recorded for late usage.
-    billed: dict
+    # What `so_far` bills per meter (recorded for late usage) and draws from a commit.
+    usage: UsageSoFar
 
     @property
     def lines(self) -> list[LineInput]:
@@ -306,7 +308,7 @@ def plan_change_lines(
     `at` invoices, for a change plan_change_check accepts. Reads only: a bulk
     migration previews exactly what subscription_change_plan invoices."""
     with customer_text.speaking(subscription.customer.locale):
-        so_far, billed = usage_so_far(subscription, until=at)
+        usage = usage_so_far(subscription, until=at)
         credit: list[LineInput] = []
         charge: list[LineInput] = []
         if subscription.status != Subscription.TRIALING:
@@ -327,7 +329,7 @@ def plan_change_lines(
                 sign=1,
                 version=version,
             )
-    return PlanChangeLines(so_far, credit, charge, billed)
+    return PlanChangeLines(usage.lines, credit, charge, usage)
 
 
 def subscription_change_plan(
@@ -377,7 +379,7 @@ def subscription_change_plan(
         planned = plan_change_lines(
             subscription=subscription, version=version, at=at, overrides=stored_overrides
         )
-        record_billed(subscription, until=at, billed=planned.billed)
+        record_billed(subscription, until=at, so_far=planned.usage)
         invoice = invoice_write_draft(
             customer=subscription.customer,
             subscription=subscription,
@@ -408,12 +410,17 @@ def subscription_change_plan(
 
 
 def subscription_cancel(
-    *, subscription: Subscription, effective: str, at: datetime
+    *, subscription: Subscription, effective: str, at: datetime, commit_leftover: str = EXPIRE
 ) -> tuple[Subscription, Invoice | None]:
     """Cancel. `period_end`: the close ends it, billing the period's usage and no
     further fees. `immediate`: an invoice now with the usage so far and a credit
     for the unused part of the fixed fees, finalized once this commits when there
-    is no grace. A history row either way."""
+    is no grace; a commit ends with it (`commit_leftover`: its access left
+    expires, or is credited; wallets.commit_take_back). A history row either way."""
+    if commit_leftover not in LEFTOVERS:
+        raise InvalidRequest(
+            "commit_leftover must be expire or credit", fields={"commit_leftover": ["unknown"]}
+        )
     if effective not in ("immediate", "period_end"):
         raise InvalidRequest(
             "effective must be immediate or period_end", fields={"effective": ["unknown"]}
@@ -463,6 +470,7 @@ def subscription_cancel(
         subscription.canceled_at = subscription.ended_at = at
         subscription.save(update_fields=["status", "canceled_at", "ended_at"])
         discounts_end(subscription=subscription, at=at)  # nothing left to discount
+        commits_end_early(subscription=subscription, at=at, leftover=commit_leftover)
         change.effective_at, change.details = (
             at,
             {"invoice": invoice.pk, "total": str(invoice.total)},

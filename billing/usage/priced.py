@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from billing.core.periods import period_share
 from billing.models import Subscription
+from billing.rating.commits import CommitDraw
 from billing.rating.lines import Uncovered
 from billing.rating.pricing import price_units
 from billing.rating.rate_cards import row_charge, row_quantity
@@ -24,6 +25,7 @@ from billing.usage.statement import (
 from plans.models import Meter
 from plans.overrides import subscription_spec
 from wallets import selectors as wallet_selectors
+from wallets.commits import commit_terms
 
 ZERO = Decimal(0)
 
@@ -63,6 +65,9 @@ class UsageSummary:
     # Rate-card charges: each row that priced usage, (group, quantity, amount),
     # by meter code (PeriodStatement.rated).
     rated: dict | None = None
+    # The customer's commit over the period: what the usage not invoiced yet
+    # draws from (or counts toward) it; None without one.
+    commit: CommitDraw | None = None
 
 
 # Quantities that grow with time; a max, a latest value or a distinct count does not.
@@ -133,8 +138,10 @@ def period_spend(
         fraction=share,
         uncovered=uncovered,
         combinations=combinations,
+        # A commit's access pays for its meters' usage first: spend is what goes beyond.
+        commit_terms=commit_terms(customer_id=subscription.customer_id, start=start, end=end),
     )
-    return statement.fixed + statement.usage_total + drawn
+    return statement.fixed + statement.usage_total + statement.commit_total + drawn
 
 
 def usage_summary(
@@ -176,9 +183,15 @@ def usage_summary(
         lines=lines,
         amounts={line.meter: amounts.get(line.meter, ZERO) for line in lines},
         base_fee=statement.part.spec.base_fee,
-        subtotal=statement.fixed + statement.usage_invoiced + sum(amounts.values(), ZERO),
+        subtotal=statement.fixed
+        + statement.usage_invoiced
+        + sum(amounts.values(), ZERO)
+        + statement.commit_not_invoiced,
         # The projection prices the part's whole usage, its threshold invoices' too.
-        projected_total=statement.fixed + statement.earlier_usage + projected.usage_total,
+        projected_total=statement.fixed
+        + statement.earlier_usage
+        + projected.usage_total
+        + projected.commit_total,
         usage_from=usage_from,
         invoiced=statement.usage_invoiced,
         billed_already=statement.invoiced,
@@ -189,6 +202,7 @@ def usage_summary(
         fixed=statement.fixed,
         projected_usage=projected.usage_total,
         rated=statement.rated(),
+        commit=statement.commit,
     )
 
 

@@ -19,6 +19,7 @@ from functools import cached_property
 from billing.core.periods import period_share
 from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, LineKind
 from billing.models import BilledPeriod, Subscription
+from billing.rating.commits import CommitDraw, CommitTerms, commit_draw
 from billing.rating.lines import LineInput, Uncovered, fixed_lines, usage_and_true_up
 from billing.rating.pricing import EXACT_PRECISION
 from billing.rating.rate_cards import Combination, rated_quantities
@@ -36,6 +37,7 @@ from invoices.totals import InvoiceTotals, invoice_totals
 from plans.overrides import subscription_spec, terms_spec
 from plans.validation import VersionSpec
 from wallets import selectors as wallet_selectors
+from wallets.commits import commit_terms
 from wallets.models import Wallet
 
 ZERO = Decimal(0)
@@ -211,6 +213,35 @@ class PeriodStatement:
     # Of what the period's invoices billed (`invoiced`), the drafts' part: read
     # only when asked for (period_statement's `drafts`), the close needs none.
     drafts: DraftBilled = field(default_factory=DraftBilled)
+    # The customer's commit over the period, as it stood: the part's usage of its
+    # meters draws from it (prepaid) or counts toward it (postpaid).
+    commit_terms: CommitTerms | None = None
+
+    @cached_property
+    def commit(self) -> CommitDraw | None:
+        """What the part's usage draws from (or counts toward) the commit: after
+        pricing, before discounts and tax."""
+        if self.commit_terms is None:
+            return None
+        return commit_draw(self.commit_terms, self.usage, self.currency)
+
+    @property
+    def commit_lines(self) -> list[LineInput]:
+        """The drawdown and overage uplift lines (none without a prepaid commit)."""
+        return self.commit.lines() if self.commit is not None else []
+
+    @property
+    def commit_total(self) -> Decimal:
+        """What the commit lines add (the drawdown negative, the uplift positive)."""
+        return sum((line.amount for line in self.commit_lines), ZERO)
+
+    @property
+    def commit_not_invoiced(self) -> Decimal:
+        """Of `commit_total`, what no threshold invoice took yet: a threshold
+        invoice bills its part's usage beyond the access, so its lines other than
+        its meters' are its commit lines."""
+        on_thresholds = self.thresholds.total - sum(self.thresholds.by_meter.values(), ZERO)
+        return self.commit_total - on_thresholds
 
     @cached_property
     def fixed_lines(self) -> list[LineInput]:
@@ -314,13 +345,13 @@ class PeriodStatement:
     @property
     def lines(self) -> list[LineInput]:
         """Every line of the period: fixed fees, the earlier parts' usage as one
-        line each, the part's usage."""
+        line each, the part's usage, what it draws from a commit."""
         earlier = [
             LineInput(LineKind.USAGE, "", None, Decimal(1), None, amount, p.usage_from, p.usage_to)
             for p in self.earlier
             if (amount := _usage_billed(p))
         ]
-        return [*self.fixed_lines, *earlier, *self.usage]
+        return [*self.fixed_lines, *earlier, *self.usage, *self.commit_lines]
 
     def totals(self, rates: list) -> InvoiceTotals:
         """The period's totals with the tax it would carry at `rates`."""
@@ -341,6 +372,7 @@ def statement_of(
     plan_name: str = "",
     label: str = "",
     combinations: dict[str, dict[Combination, Decimal]] | None = None,
+    commit_terms: CommitTerms | None = None,
 ) -> PeriodStatement:
     """Pure: the statement of one period [start, end) at `spec` with these
     quantities (by meter code) and `seats`, nothing billed of it yet: its fixed
@@ -348,13 +380,24 @@ def statement_of(
     minimum commitment true-up and `uncovered` usage, fees and commitment for
     `fraction` of a whole period (a simulation, the price sandbox, a projection).
     Fixed fees name `plan_name` and `label`; usage lines each meter by `names`;
-    rate cards price `combinations` (by meter code)."""
+    rate cards price `combinations` (by meter code); the usage draws from
+    `commit_terms` (a commit's, as it stands) when given."""
     part = UsagePart(
         spec, start, end, quantities, uncovered or {}, fraction, names or {}, combinations or {}
     )
     fees = ((spec, fraction, 1),) if fixed_fees else ()
     return PeriodStatement(
-        start, end, spec.currency, part, fees, seats, [], ThresholdBilled(), plan_name, label
+        start,
+        end,
+        spec.currency,
+        part,
+        fees,
+        seats,
+        [],
+        ThresholdBilled(),
+        plan_name,
+        label,
+        commit_terms=commit_terms,
     )
 
 
@@ -414,4 +457,5 @@ def period_statement(
         drafts=drafts_billed(subscription=subscription, start=start, end=end)
         if drafts
         else DraftBilled(),
+        commit_terms=commit_terms(customer_id=subscription.customer_id, start=start, end=end),
     )

@@ -10,11 +10,13 @@ from decimal import Decimal
 from billing.core.money import format_decimal, format_money
 from billing.core.periods import iso
 from billing.core.vocabulary import DRAWN_MODELS
+from billing.rating.commits import CommitDraw
 from billing.usage import reads
 from billing.usage.breakdowns import Group, usage_groups_of
 from billing.usage.metering import meter_cache
 from billing.usage.priced import UsageSummary, usage_summary
 from billing.usage.reads import UsageLine
+from wallets.commit_models import CommitAccess
 
 ZERO = Decimal(0)
 
@@ -155,4 +157,20 @@ def usage_body(usage: PeriodUsage) -> dict:
         # What a running discount (coupon) will take off the invoice closing the
         # period, estimated on projected_total; "0.00" without one.
         "projected_discount": money(usage.projected_discount) if summary else None,
+        "commit": commit_body(summary.commit, money) if summary and summary.commit else None,
+    }
+
+
+def commit_body(draw: CommitDraw, money) -> dict:
+    """A commit as /usage shows it: the access available once the usage not
+    invoiced yet is drawn (postpaid: what usage has still to reach), what the
+    period drew (or counted), and the rollover left with its expiry."""
+    return {
+        "billing": "prepaid" if draw.terms.prepaid else "postpaid",
+        "available": money(draw.available),
+        "drawn_this_period": money(draw.taken_this_period),
+        "rollover": [
+            {"amount": money(amount), "expires_at": iso(expires_at)}
+            for amount, expires_at in draw.rollover(CommitAccess.ROLLOVER)
+        ],
     }

@@ -1,0 +1,481 @@
+"""S27 end to end (issue 52): commits signed through the API, usage posted
+through the API, each period closed by the close as the beat runs it, with
+exact invoices, drawdown ledger and rollover."""
+
+from datetime import UTC, datetime
+from decimal import Decimal as D
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+
+from billing.invoicing.close import periods_close
+from customers.services import customer_create
+from invoices.models import Invoice
+from plans.models import Meter
+from plans.services import meter_create
+from tests.factories import api_client, subscribe
+from wallets.commit_models import Commit, CommitAccess, CommitEntry
+
+pytestmark = pytest.mark.django_db
+
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+JAN_1 = datetime(2027, 1, 1, tzinfo=UTC)
+FEB_1 = datetime(2027, 2, 1, tzinfo=UTC)
+MAR_1 = datetime(2027, 3, 1, tzinfo=UTC)
+NEXT_NOV_1 = datetime(2027, 11, 1, tzinfo=UTC)
+
+
+def per_thousand(price: str) -> dict:
+    return {"scheme": "per_unit", "unit_price": price, "per": "1000"}
+
+
+@pytest.fixture
+def catalog(db):
+    meter_create(
+        code="llm_tokens",
+        name="LLM tokens",
+        event_name="llm.tokens",
+        aggregation=Meter.SUM,
+        value_property="tokens",
+    )
+    meter_create(
+        code="storage",
+        name="Storage",
+        event_name="storage.gb",
+        aggregation=Meter.SUM,
+        value_property="gb",
+    )
+    plan = {
+        "code": "ai",
+        "name": "AI",
+        "currency": "USD",
+        "base_fee": "0",
+        "publish": True,
+        "charges": [
+            {
+                "meter": "llm_tokens",
+                "model": "overage",
+                "included_units": "0",
+                "pricing": per_thousand("1.00"),
+            },
+            {
+                "meter": "storage",
+                "model": "overage",
+                "included_units": "0",
+                "pricing": {"scheme": "per_unit", "unit_price": "1.00"},
+            },
+        ],
+    }
+    response = api_client("admin").post("/api/v1/plans", plan, format="json")
+    assert response.status_code == 201, response.json()
+
+
+def customer_on_plan(external_id: str, zone: str = "UTC"):
+    customer = customer_create(
+        external_id=external_id, name=external_id.title(), currency="USD", timezone_name=zone
+    )
+    return customer, subscribe(customer, "ai")
+
+
+def post_usage(external_id: str, when: datetime, *, tokens: int = 0, gb: int = 0) -> None:
+    events = []
+    if tokens:
+        events.append(
+            {
+                "id": f"{external_id}-t-{when.isoformat()}",
+                "customer": external_id,
+                "event_name": "llm.tokens",
+                "timestamp": when.isoformat(),
+                "properties": {"tokens": tokens},
+            }
+        )
+    if gb:
+        events.append(
+            {
+                "id": f"{external_id}-s-{when.isoformat()}",
+                "customer": external_id,
+                "event_name": "storage.gb",
+                "timestamp": when.isoformat(),
+                "properties": {"gb": gb},
+            }
+        )
+    with time_machine.travel(when, tick=False):
+        posted = api_client("events:write").post(
+            "/api/v1/events", {"events": events}, format="json"
+        )
+    assert posted.status_code in (200, 201, 202), posted.json()
+    assert posted.json()["accepted"] == len(events)
+
+
+S27_PREPAID = {
+    "amount": "12000.00",
+    "currency": "USD",
+    "starts_at": "2026-11-01T00:00:00Z",
+    "ends_at": "2027-11-01T00:00:00Z",
+    "billing": "prepaid",
+    "access": "per_period",
+    "applies_to": ["llm_tokens"],
+    "overage_multiplier": "1.10",
+    "rollover": {"percent": "50", "expires_after_periods": 3},
+}
+
+
+def sign(external_id: str, body: dict, at: datetime = NOV_1):
+    with time_machine.travel(at, tick=False):
+        return api_client("admin").post(
+            f"/api/v1/customers/{external_id}/commits", body, format="json"
+        )
+
+
+def lines_of(invoice: Invoice) -> list[tuple[str, str]]:
+    return [(line.kind, f"{line.amount:.2f}") for line in invoice.lines.order_by("position")]
+
+
+def period_invoice(customer, start: datetime) -> Invoice:
+    return Invoice.objects.get(customer=customer, reason=Invoice.PERIOD, period_start=start)
+
+
+def test_s27_prepaid_commit_with_rollover(catalog):
+    customer, _subscription = customer_on_plan("acme")
+    signed = sign("acme", S27_PREPAID)
+    assert signed.status_code == 201, signed.json()
+    body = signed.json()
+    # Invoiced 12,000.00 at the start, finalized.
+    assert body["invoice"]["reason"] == "commit"
+    assert body["invoice"]["total"] == "12000.00"
+    assert body["commit"]["periods"] == 12
+    accesses = body["commit"]["accesses"]
+    assert [a["amount"] for a in accesses] == ["1000.00"] * 12
+
+    # Month 1: 800.00 of token usage.
+    post_usage("acme", datetime(2026, 11, 10, tzinfo=UTC), tokens=800_000)
+    periods_close(as_of=DEC_1)
+    november = period_invoice(customer, NOV_1)
+    assert lines_of(november) == [("overage", "800.00"), ("commit_drawdown", "-800.00")]
+    assert november.total == D("0.00")
+    commit = Commit.objects.get(customer=customer)
+    rollover = CommitAccess.objects.get(commit=commit, kind=CommitAccess.ROLLOVER)
+    # 100.00 rolls over, to the end of month 4 (February 2027); 100.00 expires.
+    assert (rollover.amount, rollover.available_from, rollover.expires_at) == (
+        D("100.00"),
+        DEC_1,
+        MAR_1,
+    )
+    expired = CommitEntry.objects.filter(commit=commit, kind=CommitEntry.EXPIRY)
+    assert [e.amount for e in expired] == [D("-100.00")]
+
+    # Month 2: 1,300.00 of tokens and 50.00 of storage.
+    post_usage("acme", datetime(2026, 12, 10, tzinfo=UTC), tokens=1_300_000, gb=50)
+    periods_close(as_of=JAN_1)
+    december = period_invoice(customer, DEC_1)
+    assert lines_of(december) == [
+        ("overage", "1300.00"),
+        ("overage", "50.00"),
+        ("commit_drawdown", "-1100.00"),
+        ("commit_overage", "20.00"),
+    ]
+    assert december.total == D("270.00")
+    # Drawn from the rollover first, then the period's access.
+    draws = CommitEntry.objects.filter(
+        commit=commit, kind=CommitEntry.DRAWDOWN, period_start=DEC_1
+    ).order_by("id")
+    assert [(e.access.kind, e.amount) for e in draws] == [
+        (CommitAccess.ROLLOVER, D("-100.00")),
+        (CommitAccess.PERIOD, D("-1000.00")),
+    ]
+    # Nothing left of December's access: nothing rolls over, nothing expires.
+    assert not CommitAccess.objects.filter(
+        commit=commit, kind=CommitAccess.ROLLOVER, available_from=JAN_1
+    ).exists()
+    assert CommitEntry.objects.filter(commit=commit, kind=CommitEntry.EXPIRY).count() == 1
+
+    # The ledger adds up: drawn + expired + remaining = committed.
+    assert_commit_adds_up(commit)
+
+    # The API shows the ledger.
+    detail = api_client("read").get(f"/api/v1/customers/acme/commits/{commit.pk}").json()
+    assert [e["kind"] for e in detail["entries"]][:2] == ["drawdown", "rollover"]
+
+
+def assert_commit_adds_up(commit: Commit) -> None:
+    entries = CommitEntry.objects.filter(commit=commit)
+    drawn = -sum(e.amount for e in entries if e.kind == CommitEntry.DRAWDOWN)
+    expired = -sum(
+        e.amount for e in entries if e.kind in (CommitEntry.EXPIRY, CommitEntry.CREDITED)
+    )
+    remaining = sum(a.remaining for a in CommitAccess.objects.filter(commit=commit))
+    assert drawn + expired + remaining == commit.amount
+
+
+def test_s27_postpaid_commit_true_up(catalog):
+    customer, _subscription = customer_on_plan("beta")
+    body = {
+        "amount": "6000.00",
+        "currency": "USD",
+        "starts_at": "2026-11-01T00:00:00Z",
+        "ends_at": "2027-05-01T00:00:00Z",
+        "billing": "postpaid",
+        "applies_to": ["llm_tokens"],
+    }
+    signed = sign("beta", body)
+    assert signed.status_code == 201, signed.json()
+    assert signed.json()["invoice"] is None
+    # 4,500.00 of usage over the six months, billed along the way.
+    months = [datetime(2026, 11, 1, tzinfo=UTC)]
+    for month in range(6):
+        start = datetime(2026 + (10 + month) // 12, (10 + month) % 12 + 1, 1, tzinfo=UTC)
+        months.append(start)
+        post_usage("beta", start.replace(day=10), tokens=750_000)
+        end = datetime(2026 + (11 + month) // 12, (11 + month) % 12 + 1, 1, tzinfo=UTC)
+        periods_close(as_of=end)
+        assert period_invoice(customer, start).total == D("750.00")
+    true_up = Invoice.objects.get(customer=customer, reason=Invoice.COMMIT_TRUE_UP)
+    assert lines_of(true_up) == [("commit_true_up", "1500.00")]
+    assert true_up.total == D("1500.00")
+    commit = Commit.objects.get(customer=customer)
+    assert (commit.status, commit.counted) == (Commit.ENDED, D("4500.00"))
+    # Closing again writes nothing more.
+    periods_close(as_of=datetime(2027, 5, 1, tzinfo=UTC))
+    assert Invoice.objects.filter(customer=customer, reason=Invoice.COMMIT_TRUE_UP).count() == 1
+
+
+def test_rollover_expires_on_the_period_end_in_the_customers_zone(catalog):
+    paris = ZoneInfo("Europe/Paris")
+    start = datetime(2026, 11, 1, tzinfo=paris)
+    customer = customer_create(
+        external_id="paris", name="Paris", currency="USD", timezone_name="Europe/Paris"
+    )
+    subscription = subscribe(customer, "ai", start=start)
+    assert subscription.current_period_end == datetime(2026, 12, 1, tzinfo=paris)
+    body = S27_PREPAID | {
+        "starts_at": start.isoformat(),
+        "ends_at": datetime(2027, 11, 1, tzinfo=paris).isoformat(),
+        "rollover": {"percent": "50", "expires_after_periods": 1},
+    }
+    signed = sign("paris", body, at=start)
+    assert signed.status_code == 201, signed.json()
+    post_usage("paris", datetime(2026, 11, 10, tzinfo=UTC), tokens=600_000)
+    periods_close(as_of=datetime(2026, 12, 1, tzinfo=paris))
+    rollover = CommitAccess.objects.get(kind=CommitAccess.ROLLOVER)
+    # 200.00 rolls over, for one period: to the end of December in Paris.
+    assert rollover.amount == D("200.00")
+    assert rollover.expires_at == datetime(2027, 1, 1, tzinfo=paris)
+    # December: no usage. The rollover expires with December, untouched.
+    periods_close(as_of=datetime(2027, 1, 1, tzinfo=paris))
+    rollover.refresh_from_db()
+    assert (rollover.remaining, rollover.expired_at) == (D("0"), datetime(2027, 1, 1, tzinfo=paris))
+    commit = Commit.objects.get()
+    expired = CommitEntry.objects.filter(commit=commit, kind=CommitEntry.EXPIRY)
+    # November: 200 of 400 unused expired; December: 500 of its 1,000 (500 rolled)
+    # and the 200 of November's rollover.
+    assert sorted(e.amount for e in expired) == [D("-500.00"), D("-200.00"), D("-200.00")]
+    assert_commit_adds_up(commit)
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"currency": "EUR"}, "currency", "USD"),
+        ({"applies_to": ["nope"]}, "applies_to", "nope"),
+        ({"starts_at": "2026-11-15T00:00:00Z"}, "starts_at", "whole periods"),
+        ({"ends_at": "2027-10-15T00:00:00Z"}, "starts_at", "whole periods"),
+        ({"billing": "postpaid"}, "access", "prepaid commits only"),
+        ({"access": "upfront"}, "rollover", "per_period"),
+        ({"overage_multiplier": "0.5"}, "overage_multiplier", "1 or more"),
+        ({"rollover": {"percent": "150", "expires_after_periods": 1}}, "rollover", "100"),
+        ({"amount": "-5"}, "amount", ""),
+        ({"amount": "10.001"}, "amount", "decimals"),
+    ],
+)
+def test_refusals_in_words_write_nothing(catalog, change, field, words):
+    customer_on_plan("acme")
+    refused = sign("acme", S27_PREPAID | change)
+    assert refused.status_code == 400, refused.json()
+    error = refused.json()["error"]
+    assert field in error["fields"], error
+    assert words in error["message"], error
+    assert not Commit.objects.exists()
+    assert not Invoice.objects.filter(reason=Invoice.COMMIT).exists()
+
+
+def test_a_second_commit_over_the_same_term_is_refused(catalog):
+    customer_on_plan("acme")
+    assert sign("acme", S27_PREPAID).status_code == 201
+    again = sign("acme", S27_PREPAID)
+    assert again.status_code == 409
+    assert Commit.objects.count() == 1
+
+
+def test_a_migration_during_a_commit_draws_on_nothing_twice(
+    catalog, django_capture_on_commit_callbacks
+):
+    # given: the S27 commit, 300.00 of tokens by Nov 10, then the customer
+    # migrated (immediately, Nov 16) to a plan pricing tokens at 2.00 a thousand
+    admin = api_client("admin")
+    pricier = {
+        "code": "ai2",
+        "name": "AI 2",
+        "currency": "USD",
+        "base_fee": "0",
+        "publish": True,
+        "charges": [
+            {
+                "meter": "llm_tokens",
+                "model": "overage",
+                "included_units": "0",
+                "pricing": per_thousand("2.00"),
+            }
+        ],
+    }
+    assert admin.post("/api/v1/plans", pricier, format="json").status_code == 201
+    customer, subscription = customer_on_plan("acme")
+    assert sign("acme", S27_PREPAID).status_code == 201
+    post_usage("acme", datetime(2026, 11, 10, tzinfo=UTC), tokens=300_000)
+    move = {
+        "subscriptions": [subscription.pk],
+        "plan": "ai2",
+        "effective": "immediate",
+        "at": "2026-11-16T00:00:00Z",
+    }
+    with time_machine.travel(datetime(2026, 11, 16, tzinfo=UTC), tick=False):
+        preview = admin.post("/api/v1/plan-migrations/preview", move, format="json").json()
+        confirm = move | {"token": "5f0c1c84-3c49-4f4e-9b0e-0b0c7d1c2a11"}
+        confirm["digest"] = preview["digest"]
+        with django_capture_on_commit_callbacks(execute=True):
+            done = admin.post("/api/v1/plan-migrations", confirm, format="json")
+    assert done.status_code == 202, done.json()
+    change = Invoice.objects.get(customer=customer, reason=Invoice.PLAN_CHANGE)
+    # The plan change's invoice draws its 300.00 from November's access.
+    assert lines_of(change) == [("overage", "300.00"), ("commit_drawdown", "-300.00")]
+    assert change.total == D("0.00")
+
+    # when: 400,000 more tokens (800.00 at the new price), and November closes
+    post_usage("acme", datetime(2026, 11, 20, tzinfo=UTC), tokens=400_000)
+    periods_close(as_of=DEC_1)
+
+    # then: the close draws the 700.00 left, and bills 100.00 beyond it x 1.10
+    november = period_invoice(customer, NOV_1)
+    assert lines_of(november) == [
+        ("overage", "800.00"),
+        ("commit_drawdown", "-700.00"),
+        ("commit_overage", "10.00"),
+    ]
+    assert november.total == D("110.00")
+    commit = Commit.objects.get(customer=customer)
+    drawn = CommitEntry.objects.filter(commit=commit, kind=CommitEntry.DRAWDOWN)
+    assert sorted(e.amount for e in drawn) == [D("-700.00"), D("-300.00")]
+    # Nothing of November's access is left to roll over or expire.
+    assert not CommitEntry.objects.filter(commit=commit, kind=CommitEntry.EXPIRY).exists()
+    assert_commit_adds_up(commit)
+    # The commit belongs to the customer: it goes on on the new plan.
+    assert commit.status == Commit.ACTIVE
+
+
+def test_usage_shows_the_commit_and_the_check_counts_its_access_as_spendable(catalog):
+    # given: the S27 commit, November drawn down to 200.00 of rollover in
+    # December, and 300.00 of December tokens so far
+    customer, _subscription = customer_on_plan("acme")
+    assert sign("acme", S27_PREPAID).status_code == 201
+    post_usage("acme", datetime(2026, 11, 10, tzinfo=UTC), tokens=600_000)
+    periods_close(as_of=DEC_1)
+    post_usage("acme", datetime(2026, 12, 10, tzinfo=UTC), tokens=300_000)
+    read = api_client("read")
+    with time_machine.travel(datetime(2026, 12, 16, tzinfo=UTC), tick=False):
+        body = read.get("/api/v1/customers/acme/usage").json()
+    # 200.00 rolled over (half of 400 unused), drawn first: 300 of usage takes it
+    # all and 100.00 of December's access.
+    assert body["commit"] == {
+        "billing": "prepaid",
+        "available": "900.00",
+        "drawn_this_period": "300.00",
+        "rollover": [],
+    }
+    assert body["subtotal"] == "0.00"
+
+    # a spend limit of 50.00: 800.00 more of tokens stays within the access and
+    # 850.00 more goes 50.00 beyond it, times 1.10
+    customer.spend_limit = D("50.00")
+    customer.save(update_fields=["spend_limit"])
+    with time_machine.travel(datetime(2026, 12, 16, tzinfo=UTC), tick=False):
+        within = read.post(
+            "/api/v1/customers/acme/check",
+            {"meter": "llm_tokens", "quantity": 800_000 + 40_000},
+            format="json",
+        ).json()
+        beyond = read.post(
+            "/api/v1/customers/acme/check",
+            {"meter": "llm_tokens", "quantity": 900_000 + 46_000},
+            format="json",
+        ).json()
+    assert within["allowed"] is True, within
+    assert beyond["allowed"] is False, beyond
+    assert beyond["reason"] == "spend_limit_reached", beyond
+
+
+@pytest.mark.parametrize("leftover", ["expire", "credit"])
+def test_an_immediate_cancel_ends_the_commit_its_access_left_expired_or_credited(
+    catalog, leftover, django_capture_on_commit_callbacks
+):
+    # given: the S27 commit, 300.00 of tokens in November
+    customer, subscription = customer_on_plan("acme")
+    assert sign("acme", S27_PREPAID).status_code == 201
+    post_usage("acme", datetime(2026, 11, 10, tzinfo=UTC), tokens=300_000)
+    # when: canceled at once on Nov 16, finance choosing what the rest becomes
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client("admin").post(
+            f"/api/v1/subscriptions/{subscription.pk}/cancel",
+            {
+                "effective": "immediate",
+                "at": "2026-11-16T00:00:00Z",
+                "commit_leftover": leftover,
+            },
+            format="json",
+        )
+    assert response.status_code == 200, response.json()
+    cancel = Invoice.objects.get(customer=customer, reason=Invoice.CANCEL)
+    assert ("commit_drawdown", "-300.00") in lines_of(cancel)
+    commit = Commit.objects.get(customer=customer)
+    assert commit.status == Commit.CANCELED
+    entries = CommitEntry.objects.filter(commit=commit)
+    kind = CommitEntry.EXPIRY if leftover == "expire" else CommitEntry.CREDITED
+    assert -sum(e.amount for e in entries if e.kind == kind) == D("11700.00")
+    assert_commit_adds_up(commit)
+    notes = commit.invoice.credit_notes.all()
+    if leftover == "credit":
+        (note,) = notes
+        assert note.subtotal == D("11700.00")
+    else:
+        assert not notes.exists()
+
+
+def test_a_credit_note_on_the_commit_invoice_takes_back_only_access_left(catalog):
+    from billing.core.errors import Conflict
+    from invoices.credit_notes import CreditLineInput, credit_note_issue
+
+    customer, _subscription = customer_on_plan("acme")
+    assert sign("acme", S27_PREPAID).status_code == 201
+    post_usage("acme", datetime(2026, 11, 10, tzinfo=UTC), tokens=800_000)
+    periods_close(as_of=DEC_1)
+    commit = Commit.objects.get(customer=customer)
+    line = commit.invoice.lines.get()
+    # 800 drawn and 100 expired (100 rolled over): 11,100.00 left to credit.
+    with pytest.raises(Conflict) as refused:
+        credit_note_issue(
+            invoice=commit.invoice,
+            lines=[CreditLineInput(line.pk, D("11100.01"))],
+            reason="order_change",
+            now=DEC_1,
+        )
+    assert "at most 11100.00 can be credited" in refused.value.message
+    credit_note_issue(
+        invoice=commit.invoice,
+        lines=[CreditLineInput(line.pk, D("1000.00"))],
+        reason="order_change",
+        now=DEC_1,
+    )
+    # Taken from the term's last periods first.
+    last = CommitAccess.objects.get(commit=commit, expires_at=NEXT_NOV_1)
+    assert last.remaining == D("0.00")
+    assert_commit_adds_up(commit)

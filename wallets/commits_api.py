@@ -1,0 +1,219 @@
+"""Commit endpoints: sign one for a customer, list them, read one with its
+drawdown ledger and access (API.md, "Commits")."""
+
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.core.errors import Conflict
+from billing.core.money import format_decimal, format_money
+from billing.models import Subscription
+from config.api import AwareDateTimeField, DecimalString, StrictCharField, request_data
+from customers.models import Customer
+from invoices.serializers import InvoiceSerializer
+from plans.models import Meter
+from wallets.commit_models import Commit, CommitAccess, CommitEntry
+from wallets.commits import CommitRequest, commit_list, commit_sign
+
+
+class RolloverSerializer(serializers.Serializer):
+    percent = DecimalString()
+    expires_after_periods = serializers.IntegerField(min_value=1, max_value=120)
+
+
+class CommitInSerializer(serializers.Serializer):
+    amount = DecimalString()
+    currency = StrictCharField(max_length=3)
+    starts_at = AwareDateTimeField()
+    ends_at = AwareDateTimeField()
+    billing = serializers.ChoiceField(choices=[Commit.PREPAID, Commit.POSTPAID])
+    access = serializers.ChoiceField(
+        choices=[Commit.PER_PERIOD, Commit.UPFRONT], required=False, allow_null=True
+    )
+    applies_to = serializers.ListField(
+        child=StrictCharField(max_length=255), required=False, default=list, max_length=100
+    )
+    overage_multiplier = DecimalString(required=False, allow_null=True, default=None)
+    rollover = RolloverSerializer(required=False, allow_null=True, default=None)
+
+
+class AccessSerializer(serializers.ModelSerializer):
+    amount = serializers.SerializerMethodField()
+    remaining = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CommitAccess
+        fields = ["id", "kind", "amount", "remaining", "available_from", "expires_at", "expired_at"]
+
+    def get_amount(self, access) -> str:
+        return format_money(access.amount, access.commit.currency)
+
+    def get_remaining(self, access) -> str:
+        return format_money(access.remaining, access.commit.currency)
+
+
+class EntrySerializer(serializers.ModelSerializer):
+    amount = serializers.SerializerMethodField()
+    invoice = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CommitEntry
+        fields = [
+            "id",
+            "kind",
+            "amount",
+            "access",
+            "period_start",
+            "period_end",
+            "invoice",
+            "occurred_at",
+        ]
+
+    def get_amount(self, entry) -> str:
+        return format_money(entry.amount, entry.commit.currency)
+
+    def get_invoice(self, entry) -> int | None:
+        return entry.invoice_id
+
+
+class CommitSerializer(serializers.ModelSerializer):
+    customer = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+    amount = serializers.SerializerMethodField()
+    overage_multiplier = serializers.SerializerMethodField()
+    rollover = serializers.SerializerMethodField()
+    counted = serializers.SerializerMethodField()
+    invoice = serializers.SerializerMethodField()
+    true_up_invoice = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Commit
+        fields = [
+            "id",
+            "customer",
+            "amount",
+            "currency",
+            "starts_at",
+            "ends_at",
+            "periods",
+            "billing",
+            "access",
+            "applies_to",
+            "overage_multiplier",
+            "rollover",
+            "counted",
+            "status",
+            "invoice",
+            "true_up_invoice",
+            "created_at",
+        ]
+
+    def get_amount(self, commit) -> str:
+        return format_money(commit.amount, commit.currency)
+
+    def get_overage_multiplier(self, commit) -> str | None:
+        return format_decimal(commit.overage_multiplier) if commit.prepaid else None
+
+    @extend_schema_field(RolloverSerializer(allow_null=True))
+    def get_rollover(self, commit) -> dict | None:
+        if commit.rollover_percent is None:
+            return None
+        return {
+            "percent": format_decimal(commit.rollover_percent),
+            "expires_after_periods": commit.rollover_periods,
+        }
+
+    def get_counted(self, commit) -> str | None:
+        return None if commit.prepaid else format_money(commit.counted, commit.currency)
+
+    def get_invoice(self, commit) -> int | None:
+        return commit.invoice_id
+
+    def get_true_up_invoice(self, commit) -> int | None:
+        return commit.true_up_invoice_id
+
+
+class CommitDetailSerializer(CommitSerializer):
+    accesses = AccessSerializer(many=True, read_only=True)
+    entries = EntrySerializer(many=True, read_only=True)
+
+    class Meta(CommitSerializer.Meta):
+        fields = [*CommitSerializer.Meta.fields, "accesses", "entries"]
+
+
+def _request(data: dict) -> CommitRequest:
+    rollover = data["rollover"] or {}
+    return CommitRequest(
+        amount=data["amount"],
+        currency=data["currency"],
+        starts_at=data["starts_at"],
+        ends_at=data["ends_at"],
+        billing=data["billing"],
+        access=data.get("access") or "",
+        applies_to=tuple(data["applies_to"]),
+        overage_multiplier=data["overage_multiplier"],
+        rollover_percent=rollover.get("percent"),
+        rollover_periods=rollover.get("expires_after_periods"),
+    )
+
+
+class CommitListApi(APIView):
+    @extend_schema(responses=inline_serializer("Commits", {"results": CommitSerializer(many=True)}))
+    def get(self, request, external_id: str):
+        customer = get_object_or_404(Customer, external_id=external_id)
+        return Response(
+            {"results": CommitSerializer(commit_list(customer_id=customer.pk), many=True).data}
+        )
+
+    @extend_schema(
+        request=CommitInSerializer,
+        responses={
+            201: inline_serializer(
+                "CommitSigned",
+                {"commit": CommitDetailSerializer(), "invoice": InvoiceSerializer(allow_null=True)},
+            )
+        },
+        description=(
+            "Sign a commit over whole periods of the customer's subscription. A prepaid "
+            "commit is invoiced in full at once (`reason: commit`)."
+        ),
+    )
+    def post(self, request, external_id: str):
+        customer = get_object_or_404(Customer, external_id=external_id)
+        data = request_data(CommitInSerializer, request)
+        subscription = (
+            Subscription.objects.filter(customer=customer, status__in=Subscription.LIVE)
+            .select_related("customer")
+            .first()
+        )
+        if subscription is None:
+            raise Conflict(
+                f"customer {external_id!r} has no live subscription",
+                words="A commit runs over a subscription's periods: subscribe the customer first.",
+            )
+        known = set(
+            Meter.objects.filter(code__in=data["applies_to"]).values_list("code", flat=True)
+        )
+        commit = commit_sign(
+            subscription=subscription,
+            request=_request(data),
+            known_meters=known,
+            now=timezone.now(),
+        )
+        return Response(
+            {
+                "commit": CommitDetailSerializer(commit).data,
+                "invoice": InvoiceSerializer(commit.invoice).data if commit.invoice else None,
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class CommitDetailApi(APIView):
+    @extend_schema(responses=CommitDetailSerializer)
+    def get(self, request, external_id: str, commit_id: int):
+        customer = get_object_or_404(Customer, external_id=external_id)
+        commit = get_object_or_404(Commit, customer=customer, pk=commit_id)
+        return Response(CommitDetailSerializer(commit).data)
