@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("invoices", "0021_translated_field_labels"),
+        ("invoices", "0022_purchase_applies_to"),
     ]
 
     operations = [

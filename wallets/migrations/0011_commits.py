@@ -8,8 +8,8 @@ class Migration(migrations.Migration):
     dependencies = [
         ("billing", "0027_alert_kind_margin_low"),
         ("customers", "0010_translated_field_labels"),
-        ("invoices", "0022_commits"),
-        ("wallets", "0008_translated_field_labels"),
+        ("invoices", "0023_commit_reasons"),
+        ("wallets", "0010_credits_rollover_blocks"),
     ]
 
     operations = [
