@@ -1,4 +1,5 @@
-"""Revenue recognition for paid credits, per month and currency.
+"""Revenue recognition for paid credits and prepaid commits, per month and
+currency.
 
 A paid block's price is deferred when it is bought, recognized as its credits are
 used (at the block's price per credit) and, for what is left when it expires,
@@ -15,7 +16,7 @@ to exactly what was paid for it."""
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
 
 from django.db.models import Sum
@@ -23,6 +24,7 @@ from django.db.models.functions import TruncMonth
 
 from billing.core.money import format_money, quantize_money
 from billing.rating.pricing import EXACT_PRECISION
+from wallets.commit_models import Commit, CommitEntry
 from wallets.models import CreditBlock, LedgerEntry
 from wallets.take_back import TAKEN_BACK
 
@@ -182,6 +184,8 @@ def credit_revenue(*, until: datetime) -> list[RevenueMonth]:
                 break
             month = _next_month(month)
 
+    _commit_movements(row, until=until)
+
     # Opening balances run on from the previous month, also across empty months.
     result: list[RevenueMonth] = []
     for currency in sorted({c for _, c in months}):
@@ -194,6 +198,33 @@ def credit_revenue(*, until: datetime) -> list[RevenueMonth]:
             result.append(current)
             month = _next_month(month)
     return result
+
+
+def _before(moment: datetime) -> date:
+    """The month of the last instant before `moment`: a period's drawdown and its
+    access's expiry belong to the period they end (Dec 1, 00:00 is November's end)."""
+    return _month(moment - timedelta(microseconds=1))
+
+
+def _commit_movements(row, *, until: datetime) -> None:
+    """Prepaid commits in the same report: invoiced in full when signed
+    (deferred), recognized as drawn, breakage as its access expires; a credit
+    note's take-back undoes part of the sale. Drawn, expired and credited are
+    money already, each as the ledger recorded it."""
+    for commit in Commit.objects.filter(billing=Commit.PREPAID, created_at__lt=until):
+        row(_month(commit.created_at), commit.currency).purchased += commit.amount
+    entries = CommitEntry.objects.filter(
+        commit__billing=Commit.PREPAID,
+        kind__in=(CommitEntry.DRAWDOWN, CommitEntry.EXPIRY, CommitEntry.CREDITED),
+        occurred_at__lt=until,
+    ).values_list("kind", "amount", "occurred_at", "period_end", "commit__currency")
+    for kind, amount, occurred_at, period_end, currency in entries:
+        if kind == CommitEntry.DRAWDOWN:
+            row(_before(period_end or occurred_at), currency).recognized -= amount
+        elif kind == CommitEntry.EXPIRY:
+            row(_before(occurred_at), currency).breakage -= amount
+        else:
+            row(_month(occurred_at), currency).purchased += amount
 
 
 CSV_COLUMNS = [

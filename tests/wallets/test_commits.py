@@ -16,12 +16,14 @@ from plans.models import Meter
 from plans.services import meter_create
 from tests.factories import api_client, subscribe
 from wallets.commit_models import Commit, CommitAccess, CommitEntry
+from wallets.revenue import credit_revenue
 
 pytestmark = pytest.mark.django_db
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 JAN_1 = datetime(2027, 1, 1, tzinfo=UTC)
+JAN_2 = datetime(2027, 1, 2, tzinfo=UTC)
 FEB_1 = datetime(2027, 2, 1, tzinfo=UTC)
 MAR_1 = datetime(2027, 3, 1, tzinfo=UTC)
 NEXT_NOV_1 = datetime(2027, 11, 1, tzinfo=UTC)
@@ -193,6 +195,18 @@ def test_s27_prepaid_commit_with_rollover(catalog):
 
     # The ledger adds up: drawn + expired + remaining = committed.
     assert_commit_adds_up(commit)
+
+    # Revenue: deferred when invoiced, recognized as drawn, breakage as it expires.
+    revenue = {
+        (r.month.isoformat(), r.currency): (r.purchased, r.recognized, r.breakage)
+        for r in credit_revenue(until=JAN_2)
+    }
+    assert revenue == {
+        ("2026-11-01", "USD"): (D("12000.00"), D("800.00"), D("100.00")),
+        ("2026-12-01", "USD"): (D("0"), D("1100.00"), D("0")),
+        ("2027-01-01", "USD"): (D("0"), D("0"), D("0")),
+    }
+    assert credit_revenue(until=JAN_2)[-1].deferred_closing == D("10000.00")
 
     # The API shows the ledger.
     detail = api_client("read").get(f"/api/v1/customers/acme/commits/{commit.pk}").json()
