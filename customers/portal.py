@@ -126,6 +126,8 @@ class PortalOverview:
     # Of a wallet's balance, what only some meters can draw: wallet id -> (meter
     # names, remainder) for each set of meters its blocks apply to.
     scoped: dict = field(default_factory=dict)
+    # The customer's commit over the period, as the period statement draws on it.
+    commit: object | None = None
 
 
 def _percent(quantity: Decimal, included: Decimal | None) -> int | None:
@@ -293,6 +295,7 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
         _features_granted(subscription),
         summary.billed_upcoming,
         scoped,
+        summary.commit,
     )
 
 

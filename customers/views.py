@@ -3,7 +3,7 @@ login, no external assets; a customer sees only its own data, and a tampered or
 expired link gets 403 or 410 and reveals nothing."""
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.http import HttpResponse
@@ -29,9 +29,11 @@ from invoices.pdf import STATUS_LABELS
 from invoices.rendering import credit_note_pdf_response, invoice_pdf_response
 from invoices.selectors import past_due
 from plans.feature_text import value_text
+from wallets.commit_models import CommitAccess
 from wallets.models import CreditBlock, Wallet
 from wallets.selectors import blocks_usable
 
+ONE_SECOND = timedelta(seconds=1)
 CHART_WIDTH = 640
 CHART_HEIGHT = 120
 
@@ -57,6 +59,8 @@ INVOICE_REASONS = {
     Invoice.CANCEL: gettext_lazy("Cancellation"),
     Invoice.PURCHASE: gettext_lazy("Purchase"),
     Invoice.THRESHOLD: gettext_lazy("Usage threshold reached"),
+    Invoice.COMMIT: gettext_lazy("Commit"),
+    Invoice.COMMIT_TRUE_UP: gettext_lazy("Commit true-up"),
 }
 # A draft in the invoice list: written, not numbered nor issued yet (its PDF
 # and number come when it is finalized).
@@ -233,6 +237,25 @@ def _expiring_credits(wallet, *, write: CustomerText, now) -> list[str]:
     return texts
 
 
+def _commit(draw, write: CustomerText, currency: str) -> dict | None:
+    """The commit as the portal prints it: what is available (postpaid: still to
+    reach), drawn (counted) this period, and each rollover with its last day."""
+    if draw is None:
+        return None
+    return {
+        "prepaid": draw.terms.prepaid,
+        "available": write.money(draw.available, currency),
+        "drawn": write.money(draw.taken_this_period, currency),
+        "rollover": [
+            _("{amount} rolled over, usable until {day}").format(
+                amount=write.money(amount, currency),
+                day=write.day(write.last_day(expires_at - ONE_SECOND, expires_at)),
+            )
+            for amount, expires_at in draw.rollover(CommitAccess.ROLLOVER)
+        ],
+    }
+
+
 def _portal_context(customer: Customer, *, token: str, write: CustomerText, now) -> dict:
     """What the portal page prints, every figure and day written by `write`
     (call it under the page's language)."""
@@ -359,6 +382,7 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
             }
             for w in overview.wallets
         ],
+        "commit": _commit(overview.commit, write, currency),
         "charts": [_chart(c) for c in overview.charts],
         "invoices": [
             {

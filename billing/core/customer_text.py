@@ -339,6 +339,8 @@ class CustomerText:
     rate_group = _spoken(rate_group)
     # An instant to the minute in the zone, naming it: when credits expire.
     day_time = _spoken(day_time, zoned=True)
+    # The last day a person reads in [start, end): until when access is usable.
+    last_day = _spoken(last_day, zoned=True)
 
     def day(self, moment: datetime | date | None) -> str:
         """'2 Dec 2026' in the zone; '' for none."""

@@ -10,6 +10,7 @@ import pytest
 import time_machine
 
 from billing.invoicing.close import periods_close
+from customers.portal import portal_session_create
 from customers.services import customer_create
 from invoices.models import Invoice
 from plans.models import Meter
@@ -493,3 +494,24 @@ def test_a_credit_note_on_the_commit_invoice_takes_back_only_access_left(catalog
     last = CommitAccess.objects.get(commit=commit, expires_at=NEXT_NOV_1)
     assert last.remaining == D("0.00")
     assert_commit_adds_up(commit)
+
+
+def test_the_portal_shows_the_commit_and_its_rollover_in_the_customers_language(
+    catalog, client
+):
+    customer, _subscription = customer_on_plan("acme")
+    assert sign("acme", S27_PREPAID).status_code == 201
+    post_usage("acme", datetime(2026, 11, 10, tzinfo=UTC), tokens=600_000)
+    periods_close(as_of=DEC_1)
+    now = datetime(2026, 12, 5, tzinfo=UTC)
+    token = portal_session_create(customer=customer, now=now).token
+    with time_machine.travel(now, tick=False):
+        english = client.get(f"/portal/{token}/?lang=en").content.decode()
+        french = client.get(f"/portal/{token}/?lang=fr").content.decode()
+    # 200.00 rolled over (half of the 400 November left), to the end of February.
+    assert '<strong id="commit-available">1,200.00</strong>' in english
+    assert '<strong id="commit-drawn">0.00</strong>' in english
+    assert "200.00 rolled over, usable until 28 Feb 2027" in english
+    assert "Votre engagement : disponible" in french
+    rollover = french[french.index('id="commit-rollover"') :]
+    assert "200,00 reportés, utilisables jusqu&#x27;au 28 fév. 2027" in rollover[:200], rollover[:200]
