@@ -513,3 +513,47 @@ def commit_summary(commit: Commit, *, start: datetime, end: datetime) -> dict:
             if a.kind == CommitAccess.ROLLOVER
         ],
     }
+
+
+# Reads for the admin's signing form (wallets.commits_admin): where a term may
+# start and end, and what signing would make available, without writing.
+
+
+def periods_from(
+    subscription: Subscription, *, moment: datetime, count: int
+) -> list[tuple[datetime, datetime]]:
+    """`count` consecutive periods [start, end) of the subscription from the one
+    holding `moment`, in its customer's zone and at its plan's interval, as
+    term_periods reads them."""
+    zone = customer_text.customer_zone(subscription.customer)
+    interval = subscription_spec(subscription).interval
+    calendar = subscription.billing_anchor == Subscription.CALENDAR
+    periods: list[tuple[datetime, datetime]] = []
+    for _n in range(min(count, MAX_PERIODS)):
+        periods.append(
+            period_containing(
+                subscription.anchor_at,
+                zone,
+                interval=interval,
+                calendar_aligned=calendar,
+                moment=moment,
+            )
+        )
+        moment = periods[-1][1]
+    return periods
+
+
+def commit_schedule(
+    *, subscription: Subscription, request: CommitRequest, known_meters: set[str]
+) -> list[tuple[datetime, datetime, Decimal]]:
+    """What signing `request` would make available, as (from, until, amount) rows
+    in the order commit_sign writes them (none for a postpaid commit). Writes
+    nothing; refuses in words as commit_sign does, except for an overlap with
+    another commit, which only signing sees (under the subscription's lock)."""
+    periods = _check(request, subscription, known_meters)
+    if request.billing != Commit.PREPAID:
+        return []
+    if request.access == Commit.UPFRONT:
+        return [(request.starts_at, request.ends_at, request.amount)]
+    amounts = _per_period_amounts(request.amount, len(periods), request.currency)
+    return [(s, e, a) for a, (s, e) in zip(amounts, periods, strict=True) if a > 0]
