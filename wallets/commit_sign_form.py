@@ -183,7 +183,7 @@ class CommitSignForm(forms.Form):
         return money_text(amount, self.request.currency)
 
     def _meters(self) -> str:
-        return ", ".join(self.request.applies_to) or gettext("all usage")
+        return ", ".join(self.request.applies_to) or gettext("every meter")
 
     def consequences(self) -> list[str]:
         r = self.request

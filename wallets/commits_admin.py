@@ -159,6 +159,7 @@ class CommitAdmin(RecordAdmin):
     readonly_fields = fields
     inlines = [AccessInline, EntryInline]
     change_list_template = "admin/wallets/commit/change_list.html"
+    change_form_template = "admin/wallets/commit/change_form.html"
 
     @admin.display(description=_("amount"), ordering="amount")
     def amount_text(self, commit: Commit) -> str:

@@ -143,7 +143,7 @@ def test_a_postpaid_confirmation_states_the_true_up_at_the_terms_end():
 
     sentences = shown.context["confirmation"].consequences
     assert sentences[1:] == [
-        "No invoice now: usage of all usage is billed as usual each period and counted "
+        "No invoice now: usage of every meter is billed as usual each period and counted "
         "toward the commit.",
         "At the term's end (30 Apr 2027), if less than 6,000.00 USD was counted, a true-up "
         "invoice bills the difference.",
@@ -266,3 +266,37 @@ def test_the_commit_page_shows_rollover_with_its_expiry_in_the_customers_zone():
     assert CommitEntry.objects.filter(kind=CommitEntry.DRAWDOWN).count() == 1
     # available now: December's 1,000.00 and the 200.00 rollover
     assert "1,200.00 USD" in page
+
+
+def test_a_french_user_types_and_reads_the_confirmation_in_french():
+    customer, _subscription = customer_on_plan("acme")
+    finance = role_client("Finance", language="fr")
+    url = f"{SIGN_URL}?customer={customer.pk}"
+    with time_machine.travel(NOV_5, tick=False):
+        # "1,50" is one and a half in French: never 150
+        shown = finance.post(
+            url, prepaid_form(amount="12 000,00", overage_multiplier="1,5", periods="3")
+        )
+        sentences = shown.context["confirmation"].consequences
+        assert sentences[1] == (
+            "Une facture de 12\xa0000,00 USD (plus taxes) est émise maintenant, pour tout "
+            "l’engagement."  # noqa: RUF001
+        )
+        assert sentences[4] == "L’usage au-delà est facturé à son prix multiplié par 1,5."  # noqa: RUF001
+        assert shown.context["schedule"][0] == {
+            "term": "nov. 2026 (UTC)",
+            "amount": "4\xa0000,00 USD",
+        }
+        assert not Commit.objects.exists()
+        finance.post(
+            url,
+            prepaid_form(
+                amount="12 000,00", overage_multiplier="1,5", periods="3", confirmed="yes"
+            ),
+        )
+    commit = Commit.objects.get()
+    assert (commit.amount, commit.overage_multiplier, commit.periods) == (
+        D("12000.00"),
+        D("1.5"),
+        3,
+    )
