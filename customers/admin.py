@@ -43,6 +43,7 @@ from customers.billing_entity_admin import BillingEntityAdmin  # noqa: F401 (reg
 from customers.customer_form_admin import ADDRESS_FIELDS, CustomerForm
 from customers.models import CUSTOMER_DETAILS, ApiKey, Customer
 from customers.portal import portal_session_create
+from wallets.commits_admin import customer_commits
 from wallets.selectors import wallet_list
 
 CUSTOMER_FIELDS = list(CUSTOMER_DETAILS)
@@ -184,6 +185,7 @@ def customer_billing(*, customer: Customer, user, now) -> dict:
             }
             for w in wallet_list(customer_id=customer.pk)
         ]
+    context["commits"] = customer_commits(customer=customer, user=user)
     return context
 
 

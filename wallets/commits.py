@@ -31,6 +31,14 @@ HUNDRED = Decimal(100)
 MAX_PERIODS = 120
 
 
+def _schedule_of(subscription: Subscription):
+    """How the subscription's periods run: its customer's zone, its plan's
+    interval, whether they follow the calendar."""
+    zone = customer_text.customer_zone(subscription.customer)
+    interval = subscription_spec(subscription).interval
+    return zone, interval, subscription.billing_anchor == Subscription.CALENDAR
+
+
 def term_periods(
     subscription: Subscription, starts_at: datetime, ends_at: datetime
 ) -> list[tuple[datetime, datetime]] | None:
@@ -39,9 +47,7 @@ def term_periods(
     start and end on period boundaries (or runs past MAX_PERIODS)."""
     if starts_at < subscription.anchor_at or ends_at <= starts_at:
         return None
-    zone = customer_text.customer_zone(subscription.customer)
-    interval = subscription_spec(subscription).interval
-    calendar = subscription.billing_anchor == Subscription.CALENDAR
+    zone, interval, calendar = _schedule_of(subscription)
     periods, moment = [], starts_at
     while moment < ends_at and len(periods) <= MAX_PERIODS:
         start, end = period_containing(
@@ -226,12 +232,25 @@ def commit_sign(
     return commit
 
 
+def access_schedule(
+    *, access: str, amount: Decimal, currency: str, periods: list[tuple[datetime, datetime]]
+) -> list[tuple[datetime, datetime, Decimal]]:
+    """What a prepaid commit makes available, as (from, until, amount) rows: its
+    amount for the whole term up front, or shared over its periods."""
+    if access == Commit.UPFRONT:
+        return [(periods[0][0], periods[-1][1], amount)]
+    amounts = _per_period_amounts(amount, len(periods), currency)
+    return [(s, e, a) for a, (s, e) in zip(amounts, periods, strict=True) if a > 0]
+
+
 def _access_create(commit: Commit, periods: list[tuple[datetime, datetime]]) -> None:
-    if commit.access == Commit.UPFRONT:
-        rows = [(CommitAccess.UPFRONT, commit.amount, commit.starts_at, commit.ends_at)]
-    else:
-        amounts = _per_period_amounts(commit.amount, len(periods), commit.currency)
-        rows = [(CommitAccess.PERIOD, a, s, e) for a, (s, e) in zip(amounts, periods, strict=True)]
+    kind = CommitAccess.UPFRONT if commit.access == Commit.UPFRONT else CommitAccess.PERIOD
+    rows = [
+        (kind, a, s, e)
+        for s, e, a in access_schedule(
+            access=commit.access, amount=commit.amount, currency=commit.currency, periods=periods
+        )
+    ]
     CommitAccess.objects.bulk_create(
         CommitAccess(
             commit=commit,
@@ -430,3 +449,44 @@ def term_end(
 
 def commit_list(*, customer_id: int):
     return Commit.objects.filter(customer_id=customer_id).order_by("starts_at", "id")
+
+
+# Reads for the admin's signing form (wallets.commits_admin): where a term may
+# start and end, and what signing would make available, without writing.
+
+
+def periods_from(
+    subscription: Subscription, *, moment: datetime, count: int
+) -> list[tuple[datetime, datetime]]:
+    """`count` consecutive periods [start, end) of the subscription from the one
+    holding `moment`, in its customer's zone and at its plan's interval, as
+    term_periods reads them."""
+    zone, interval, calendar = _schedule_of(subscription)
+    periods: list[tuple[datetime, datetime]] = []
+    for _n in range(min(count, MAX_PERIODS)):
+        periods.append(
+            period_containing(
+                subscription.anchor_at,
+                zone,
+                interval=interval,
+                calendar_aligned=calendar,
+                moment=moment,
+            )
+        )
+        moment = periods[-1][1]
+    return periods
+
+
+def commit_schedule(
+    *, subscription: Subscription, request: CommitRequest, known_meters: set[str]
+) -> list[tuple[datetime, datetime, Decimal]]:
+    """What signing `request` would make available, as (from, until, amount) rows
+    in the order commit_sign writes them (none for a postpaid commit). Writes
+    nothing; refuses in words as commit_sign does, except for an overlap with
+    another commit, which only signing sees (under the subscription's lock)."""
+    periods = _check(request, subscription, known_meters)
+    if request.billing != Commit.PREPAID:
+        return []
+    return access_schedule(
+        access=request.access, amount=request.amount, currency=request.currency, periods=periods
+    )

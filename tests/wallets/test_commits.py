@@ -496,9 +496,7 @@ def test_a_credit_note_on_the_commit_invoice_takes_back_only_access_left(catalog
     assert_commit_adds_up(commit)
 
 
-def test_the_portal_shows_the_commit_and_its_rollover_in_the_customers_language(
-    catalog, client
-):
+def test_the_portal_shows_the_commit_and_its_rollover_in_the_customers_language(catalog, client):
     customer, _subscription = customer_on_plan("acme")
     assert sign("acme", S27_PREPAID).status_code == 201
     post_usage("acme", datetime(2026, 11, 10, tzinfo=UTC), tokens=600_000)
@@ -514,4 +512,6 @@ def test_the_portal_shows_the_commit_and_its_rollover_in_the_customers_language(
     assert "200.00 rolled over, usable until 28 Feb 2027" in english
     assert "Votre engagement : disponible" in french
     rollover = french[french.index('id="commit-rollover"') :]
-    assert "200,00 reportés, utilisables jusqu&#x27;au 28 fév. 2027" in rollover[:200], rollover[:200]
+    assert "200,00 reportés, utilisables jusqu&#x27;au 28 fév. 2027" in rollover[:200], rollover[
+        :200
+    ]

@@ -46,7 +46,14 @@ INVOICES_VIEW = view(
     "invoices.payment",
 )
 WALLETS_VIEW = view(
-    "wallets.wallet", "wallets.creditblock", "wallets.ledgerentry", "wallets.autotopup"
+    "wallets.wallet",
+    "wallets.creditblock",
+    "wallets.ledgerentry",
+    "wallets.autotopup",
+    # Commits, with their access rows and ledger.
+    "wallets.commit",
+    "wallets.commitaccess",
+    "wallets.commitentry",
 )
 ALERTS_VIEW = view("billing.alert", "billing.webhookdelivery")
 
@@ -86,6 +93,9 @@ FINANCE = [
     # Wallets: change is granting credits, selling packs and topping up (and the
     # low-balance threshold); add opens a wallet for a customer who has none.
     *perms("wallets.wallet", "add", "change"),
+    # Commits: signed (add) through the confirmation page; never edited (a close or a
+    # cancel changes them).
+    *perms("wallets.commit", "add"),
     *WALLETS_VIEW,
     *view("wallets.uncoveredusage"),
     "wallets.view_credit_revenue",
