@@ -352,6 +352,17 @@ def commit_draw_record(
         )
 
 
+def commit_entries_invoiced(*, subscription: Subscription, until: datetime, invoice) -> None:
+    """Name the invoice that billed the drawdown (or count) just recorded up to
+    `until` on its entries (record_billed writes them before the invoice)."""
+    CommitEntry.objects.filter(
+        commit__subscription=subscription,
+        kind__in=(CommitEntry.DRAWDOWN, CommitEntry.COUNTED),
+        period_end=until,
+        invoice__isnull=True,
+    ).update(invoice=invoice)
+
+
 def _rollover_expiry(commit: Commit, access: CommitAccess) -> datetime | None:
     """When the rollover of a period's access expires: the end of the period
     `rollover_periods` after it, not past the term; None when nothing rolls

@@ -37,7 +37,7 @@ from invoices.services import invoice_finalize, invoice_write_draft, invoices_fi
 from plans.overrides import subscription_spec, terms_spec
 from plans.validation import VersionSpec
 from wallets.commit_take_back import commits_end_early
-from wallets.commits import commit_period_end
+from wallets.commits import commit_entries_invoiced, commit_period_end
 from wallets.ledger import period_credits_grant
 
 logger = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ def _close_locked(subscription: Subscription) -> Subscription:
             currency=subscription.customer.currency,
             at=end,
         )
-    invoice_write_draft(
+    invoice = invoice_write_draft(
         customer=subscription.customer,
         subscription=subscription,
         reason=Invoice.PERIOD,
@@ -159,6 +159,7 @@ def _close_locked(subscription: Subscription) -> Subscription:
         lines=lines,
         now=end,
     )
+    commit_entries_invoiced(subscription=subscription, until=end, invoice=invoice)
     # A commit's access that ends with the period rolls over or expires; a term
     # that ends with it is ended (a postpaid one trued up).
     commit_period_end(subscription=subscription, end=end, now=end)

@@ -42,6 +42,7 @@ from plans.models import Plan, PlanVersion
 from plans.overrides import Overrides, subscription_spec, terms_spec
 from plans.validation import VersionSpec
 from wallets.commit_take_back import EXPIRE, LEFTOVERS, commits_end_early
+from wallets.commits import commit_entries_invoiced
 
 MAX_SEATS = 1_000_000
 
@@ -389,6 +390,7 @@ def subscription_change_plan(
             lines=planned.lines,
             now=at,
         )
+        commit_entries_invoiced(subscription=subscription, until=at, invoice=invoice)
         change_invoice_finalize_on_commit(invoice=invoice)
         subscription.version = version
         subscription.overrides, subscription.next_overrides = stored_overrides, None
@@ -465,6 +467,7 @@ def subscription_cancel(
             lines=lines,
             now=at,
         )
+        commit_entries_invoiced(subscription=subscription, until=at, invoice=invoice)
         change_invoice_finalize_on_commit(invoice=invoice)
         subscription.status = Subscription.CANCELED
         subscription.canceled_at = subscription.ended_at = at

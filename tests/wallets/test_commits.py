@@ -188,6 +188,7 @@ def test_s27_prepaid_commit_with_rollover(catalog):
         (CommitAccess.ROLLOVER, D("-100.00")),
         (CommitAccess.PERIOD, D("-1000.00")),
     ]
+    assert {e.invoice for e in draws} == {december}
     # Nothing left of December's access: nothing rolls over, nothing expires.
     assert not CommitAccess.objects.filter(
         commit=commit, kind=CommitAccess.ROLLOVER, available_from=JAN_1
