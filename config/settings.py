@@ -308,6 +308,9 @@ SPECTACULAR_SETTINGS = {
         "InvoiceReasonEnum": "invoices.models.Invoice.REASONS",
         "CreditNoteReasonEnum": "invoices.models.CreditNote.REASONS",
         "FeatureKindEnum": "billing.core.vocabulary.FeatureKind",
+        "CommitBillingEnum": "wallets.commit_models.Commit.BILLINGS",
+        "CommitAccessEnum": "wallets.commit_models.Commit.ACCESSES",
+        "CommitStatusEnum": "wallets.commit_models.Commit.STATUSES",
     },
 }
 

@@ -212,7 +212,7 @@ class CommitListApi(APIView):
 
 
 class CommitDetailApi(APIView):
-    @extend_schema(responses=CommitDetailSerializer)
+    @extend_schema(responses=CommitDetailSerializer, operation_id="v1_customers_commit_retrieve")
     def get(self, request, external_id: str, commit_id: int):
         customer = get_object_or_404(Customer, external_id=external_id)
         commit = get_object_or_404(Commit, customer=customer, pk=commit_id)

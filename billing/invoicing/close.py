@@ -139,7 +139,8 @@ def _close_locked(subscription: Subscription) -> Subscription:
     next_version, next_overrides, next_spec = _next_terms(subscription)
     next_start, next_end = next_period(subscription, next_spec)
     with customer_text.speaking(subscription.customer.locale):
-        lines = bill_usage(subscription, until=end)
+        so_far = bill_usage(subscription, until=end)
+        lines = so_far.lines
         lines += late_usage_lines(subscription=subscription, before=usage_from, zone=zone)
         if not subscription.cancel_at_period_end:
             lines += next_period_fixed_lines(subscription=subscription, version=next_version)
@@ -159,10 +160,12 @@ def _close_locked(subscription: Subscription) -> Subscription:
         lines=lines,
         now=end,
     )
-    commit_entries_invoiced(subscription=subscription, until=end, invoice=invoice)
-    # A commit's access that ends with the period rolls over or expires; a term
-    # that ends with it is ended (a postpaid one trued up).
-    commit_period_end(subscription=subscription, end=end, now=end)
+    if so_far.commit is not None:
+        # The period's commit: its drawdown names this invoice; its access that
+        # ends with the period rolls over or expires; a term that ends with it
+        # is ended (a postpaid one trued up).
+        commit_entries_invoiced(subscription=subscription, until=end, invoice=invoice)
+        commit_period_end(subscription=subscription, end=end, now=end)
     if subscription.cancel_at_period_end:
         subscription.status = Subscription.ENDED
         subscription.ended_at = end

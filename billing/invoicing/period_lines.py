@@ -240,15 +240,16 @@ def record_billed(subscription: Subscription, *, until: datetime, so_far: UsageS
     rawsql.insert([record])
 
 
-def bill_usage(subscription: Subscription, *, until: datetime) -> list[LineInput]:
-    """usage_so_far's lines, recorded as billed, with their meters' invoice
+def bill_usage(subscription: Subscription, *, until: datetime) -> UsageSoFar:
+    """usage_so_far, recorded as billed, its lines with their meters' invoice
     breakdowns (the close's and a cancel's invoice)."""
     so_far = usage_so_far(subscription, until=until)
     record_billed(subscription, until=until, so_far=so_far)
     since = subscription.usage_from or subscription.current_period_start
-    return with_breakdowns(
+    lines = with_breakdowns(
         so_far.lines, customer_id=subscription.customer_id, start=since, end=until
     )
+    return replace(so_far, lines=lines)
 
 
 def seat_change_lines(

@@ -390,7 +390,8 @@ def subscription_change_plan(
             lines=planned.lines,
             now=at,
         )
-        commit_entries_invoiced(subscription=subscription, until=at, invoice=invoice)
+        if planned.usage.commit is not None:
+            commit_entries_invoiced(subscription=subscription, until=at, invoice=invoice)
         change_invoice_finalize_on_commit(invoice=invoice)
         subscription.version = version
         subscription.overrides, subscription.next_overrides = stored_overrides, None
@@ -448,7 +449,8 @@ def subscription_cancel(
         _check_in_period(subscription, at, after_change=True)
         before = entitlements_of(subscription)
         with customer_text.speaking(subscription.customer.locale):
-            lines = bill_usage(subscription, until=at)
+            so_far = bill_usage(subscription, until=at)
+            lines = so_far.lines
             if subscription.status != Subscription.TRIALING:
                 lines += _proration(
                     subscription,
@@ -467,7 +469,8 @@ def subscription_cancel(
             lines=lines,
             now=at,
         )
-        commit_entries_invoiced(subscription=subscription, until=at, invoice=invoice)
+        if so_far.commit is not None:
+            commit_entries_invoiced(subscription=subscription, until=at, invoice=invoice)
         change_invoice_finalize_on_commit(invoice=invoice)
         subscription.status = Subscription.CANCELED
         subscription.canceled_at = subscription.ended_at = at

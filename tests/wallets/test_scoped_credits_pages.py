@@ -100,6 +100,7 @@ def test_the_portal_says_what_pays_for_some_meters_only(client, acme, meters):
             "currency": "",
             "balance": "130 credits",
             "scoped": [{"meters": "GPT-4o tokens", "balance": "30 credits"}],
+            "expiring": [],
         }
     ]
     assert "of which for GPT-4o tokens only" in response.content.decode()
