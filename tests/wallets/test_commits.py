@@ -2,17 +2,22 @@
 through the API, each period closed by the close as the beat runs it, with
 exact invoices, drawdown ledger and rollover."""
 
+import io
+import os
 from datetime import UTC, datetime
 from decimal import Decimal as D
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from pypdf import PdfReader
 
 from billing.invoicing.close import periods_close
 from customers.portal import portal_session_create
 from customers.services import customer_create
 from invoices.models import Invoice
+from invoices.pdf import render_invoice_pdf
 from plans.models import Meter
 from plans.services import meter_create
 from tests.factories import api_client, subscribe
@@ -516,3 +521,22 @@ def test_the_portal_shows_the_commit_and_its_rollover_in_the_customers_language(
     assert "200,00 reportés, utilisables jusqu&#x27;au 28 fév. 2027" in rollover[:200], rollover[
         :200
     ]
+
+
+def test_the_pdf_reads_the_drawdown_and_the_overage(catalog):
+    customer, _subscription = customer_on_plan("acme")
+    assert sign("acme", S27_PREPAID).status_code == 201
+    post_usage("acme", datetime(2026, 11, 10, tzinfo=UTC), tokens=800_000)
+    periods_close(as_of=DEC_1)
+    post_usage("acme", datetime(2026, 12, 10, tzinfo=UTC), tokens=1_300_000, gb=50)
+    periods_close(as_of=JAN_1)
+    pdf = render_invoice_pdf(period_invoice(customer, DEC_1))
+    if os.environ.get("SCREENSHOTS_DIR"):
+        (Path(os.environ["SCREENSHOTS_DIR"]) / "commit-invoice.pdf").write_bytes(pdf)
+    text = " ".join(
+        " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages).split()
+    )
+    assert "Drawn from your commit" in text
+    assert "-1,100.00" in text
+    assert "Usage beyond your commit: 200.00 at 1.1 times its price" in text
+    assert "270.00" in text
