@@ -17,68 +17,64 @@ from invoices.services import invoice_finalize, invoice_write_draft
 from wallets.commit_models import Commit, CommitEntry
 
 
-def commit_invoice(commit: Commit, subscription: Subscription, now: datetime) -> Invoice:
+def _term_invoice(
+    commit: Commit, subscription: Subscription, *, reason: str, kind: str, amount, describe, now
+) -> Invoice:
+    """A draft of one line of `amount` for the commit's term, described by
+    `describe(term)` in the customer's language and zone."""
     customer = subscription.customer
     zone = customer_text.customer_zone(customer)
     with customer_text.speaking(customer.locale):
-        description = _("Commit for {term}").format(
-            term=customer_text.period(commit.starts_at, commit.ends_at, zone)
-        )
-    invoice = invoice_write_draft(
+        description = describe(customer_text.period(commit.starts_at, commit.ends_at, zone))
+    line = LineInput(
+        kind, description, None, Decimal(1), amount, amount, commit.starts_at, commit.ends_at
+    )
+    return invoice_write_draft(
         customer=customer,
         subscription=subscription,
-        reason=Invoice.COMMIT,
+        reason=reason,
         period_start=commit.starts_at,
         period_end=commit.ends_at,
-        lines=[
-            LineInput(
-                LineKind.COMMIT,
-                description,
-                None,
-                Decimal(1),
-                commit.amount,
-                commit.amount,
-                commit.starts_at,
-                commit.ends_at,
-            )
-        ],
+        lines=[line],
+        now=now,
+    )
+
+
+def commit_invoice(commit: Commit, subscription: Subscription, now: datetime) -> Invoice:
+    """The prepaid commit's invoice, for its whole amount, finalized at once."""
+    invoice = _term_invoice(
+        commit,
+        subscription,
+        reason=Invoice.COMMIT,
+        kind=LineKind.COMMIT,
+        amount=commit.amount,
+        describe=lambda term: _("Commit for {term}").format(term=term),
         now=now,
     )
     return invoice_finalize(invoice=invoice, now=now)
 
 
 def true_up_invoice(commit: Commit, subscription: Subscription, *, now: datetime):
+    """The postpaid commit's true-up: what its counted usage fell short of its
+    amount (None when it reached it), a draft the beat finalizes."""
     missing = commit.amount - commit.counted
     if missing <= 0:
         return None
-    customer = subscription.customer
-    zone = customer_text.customer_zone(customer)
-    with customer_text.speaking(customer.locale):
-        description = _("Commit true-up for {term}: {amount} committed, {counted} used").format(
-            term=customer_text.period(commit.starts_at, commit.ends_at, zone),
-            amount=customer_text.money(commit.amount, commit.currency),
-            counted=customer_text.money(commit.counted, commit.currency),
-        )
     CommitEntry.objects.create(
         commit=commit, kind=CommitEntry.TRUE_UP, amount=missing, occurred_at=now
     )
-    return invoice_write_draft(
-        customer=customer,
-        subscription=subscription,
+    return _term_invoice(
+        commit,
+        subscription,
         reason=Invoice.COMMIT_TRUE_UP,
-        period_start=commit.starts_at,
-        period_end=commit.ends_at,
-        lines=[
-            LineInput(
-                LineKind.COMMIT_TRUE_UP,
-                description,
-                None,
-                Decimal(1),
-                missing,
-                missing,
-                commit.starts_at,
-                commit.ends_at,
-            )
-        ],
+        kind=LineKind.COMMIT_TRUE_UP,
+        amount=missing,
+        describe=lambda term: _(
+            "Commit true-up for {term}: {amount} committed, {counted} used"
+        ).format(
+            term=term,
+            amount=customer_text.money(commit.amount, commit.currency),
+            counted=customer_text.money(commit.counted, commit.currency),
+        ),
         now=now,
     )

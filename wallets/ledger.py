@@ -24,6 +24,7 @@ from invoices.services import invoice_create_purchase
 from plans.meter_scope import meter_scope_checked
 from wallets.locks import wallet_lock
 from wallets.models import CreditBlock, LedgerEntry, Wallet
+from wallets.selectors import blocks_in_effect
 
 ZERO = Decimal(0)
 
@@ -63,16 +64,7 @@ def block_order(block: CreditBlock) -> tuple:
 
 def usable_blocks(wallet_ids: list[int], now: datetime) -> dict[int, list[CreditBlock]]:
     usable: dict[int, list[CreditBlock]] = {w: [] for w in wallet_ids}
-    blocks = (
-        CreditBlock.objects.filter(
-            wallet_id__in=wallet_ids,
-            remaining__gt=0,
-            effective_at__lte=now,
-            expired_at__isnull=True,
-        )
-        .exclude(expires_at__lte=now)
-        .order_by("id")
-    )
+    blocks = blocks_in_effect(wallet_ids=wallet_ids, now=now).order_by("id")
     for block in blocks:
         usable[block.wallet_id].append(block)
     for blocks_of_wallet in usable.values():

@@ -167,6 +167,17 @@ def meter_auto_top_up_credits(*, customer_id: int, meter: str) -> Decimal:
     return pack[0] if pack is not None and applies(pack[1], meter) else ZERO
 
 
+def blocks_in_effect(*, wallet_ids: list[int], now: datetime) -> QuerySet[CreditBlock]:
+    """The blocks of these wallets that can pay now: in effect, not expired,
+    something left."""
+    return CreditBlock.objects.filter(
+        wallet_id__in=wallet_ids,
+        remaining__gt=0,
+        effective_at__lte=now,
+        expired_at__isnull=True,
+    ).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
 def blocks_usable(*, wallet: Wallet, now: datetime) -> QuerySet[CreditBlock]:
     """Blocks that can still be drawn, in draw order."""
     return (
@@ -185,13 +196,7 @@ def scoped_remainders(
     code order. Wallets holding nothing for some meters only are left out."""
     totals: dict[int, dict[tuple[str, ...], Decimal]] = {}
     blocks = (
-        CreditBlock.objects.filter(
-            wallet_id__in=wallet_ids,
-            remaining__gt=0,
-            effective_at__lte=now,
-            expired_at__isnull=True,
-        )
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        blocks_in_effect(wallet_ids=wallet_ids, now=now)
         .exclude(applies_to=[])
         .values_list("wallet_id", "applies_to", "remaining")
     )
