@@ -14,6 +14,7 @@ import time_machine
 from pypdf import PdfReader
 
 from billing.invoicing.close import periods_close
+from billing.invoicing.progressive import threshold_invoices_write
 from customers.portal import portal_session_create
 from customers.services import customer_create
 from invoices.models import Invoice
@@ -32,6 +33,8 @@ JAN_1 = datetime(2027, 1, 1, tzinfo=UTC)
 JAN_2 = datetime(2027, 1, 2, tzinfo=UTC)
 FEB_1 = datetime(2027, 2, 1, tzinfo=UTC)
 MAR_1 = datetime(2027, 3, 1, tzinfo=UTC)
+NOV_11 = datetime(2026, 11, 11, 12, tzinfo=UTC)
+NOV_12 = datetime(2026, 11, 12, 12, tzinfo=UTC)
 NEXT_NOV_1 = datetime(2027, 11, 1, tzinfo=UTC)
 
 
@@ -329,11 +332,13 @@ def test_a_second_commit_over_the_same_term_is_refused(catalog):
     assert Commit.objects.count() == 1
 
 
-def test_a_migration_during_a_commit_draws_on_nothing_twice(
-    catalog, django_capture_on_commit_callbacks
+@pytest.mark.parametrize("how", ["migration", "plan_change"])
+def test_a_migration_or_plan_change_during_a_commit_draws_nothing_twice(
+    catalog, how, django_capture_on_commit_callbacks
 ):
-    # given: the S27 commit, 300.00 of tokens by Nov 10, then the customer
-    # migrated (immediately, Nov 16) to a plan pricing tokens at 2.00 a thousand
+    # given: the S27 commit, 300.00 of tokens by Nov 10, then the customer moved
+    # (immediately, Nov 16) to a plan pricing tokens at 2.00 a thousand: by a
+    # bulk migration, or by a plan change
     admin = api_client("admin")
     pricier = {
         "code": "ai2",
@@ -354,19 +359,31 @@ def test_a_migration_during_a_commit_draws_on_nothing_twice(
     customer, subscription = customer_on_plan("acme")
     assert sign("acme", S27_PREPAID).status_code == 201
     post_usage("acme", datetime(2026, 11, 10, tzinfo=UTC), tokens=300_000)
-    move = {
-        "subscriptions": [subscription.pk],
-        "plan": "ai2",
-        "effective": "immediate",
-        "at": "2026-11-16T00:00:00Z",
-    }
-    with time_machine.travel(datetime(2026, 11, 16, tzinfo=UTC), tick=False):
-        preview = admin.post("/api/v1/plan-migrations/preview", move, format="json").json()
-        confirm = move | {"token": "5f0c1c84-3c49-4f4e-9b0e-0b0c7d1c2a11"}
-        confirm["digest"] = preview["digest"]
-        with django_capture_on_commit_callbacks(execute=True):
+    with (
+        time_machine.travel(datetime(2026, 11, 16, tzinfo=UTC), tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        if how == "migration":
+            move = {
+                "subscriptions": [subscription.pk],
+                "plan": "ai2",
+                "effective": "immediate",
+                "at": "2026-11-16T00:00:00Z",
+            }
+            preview = admin.post("/api/v1/plan-migrations/preview", move, format="json")
+            confirm = move | {
+                "token": "5f0c1c84-3c49-4f4e-9b0e-0b0c7d1c2a11",
+                "digest": preview.json()["digest"],
+            }
             done = admin.post("/api/v1/plan-migrations", confirm, format="json")
-    assert done.status_code == 202, done.json()
+            assert done.status_code == 202, done.json()
+        else:
+            done = admin.post(
+                f"/api/v1/subscriptions/{subscription.pk}/change-plan",
+                {"plan": "ai2", "effective": "immediate", "at": "2026-11-16T00:00:00Z"},
+                format="json",
+            )
+            assert done.status_code == 200, done.json()
     change = Invoice.objects.get(customer=customer, reason=Invoice.PLAN_CHANGE)
     # The plan change's invoice draws its 300.00 from November's access.
     assert lines_of(change) == [("overage", "300.00"), ("commit_drawdown", "-300.00")]
@@ -386,12 +403,59 @@ def test_a_migration_during_a_commit_draws_on_nothing_twice(
     assert november.total == D("110.00")
     commit = Commit.objects.get(customer=customer)
     drawn = CommitEntry.objects.filter(commit=commit, kind=CommitEntry.DRAWDOWN)
-    assert sorted(e.amount for e in drawn) == [D("-700.00"), D("-300.00")]
+    assert sorted((e.amount, e.invoice_id) for e in drawn) == [
+        (D("-700.00"), november.pk),
+        (D("-300.00"), change.pk),
+    ]
     # Nothing of November's access is left to roll over or expire.
     assert not CommitEntry.objects.filter(commit=commit, kind=CommitEntry.EXPIRY).exists()
     assert_commit_adds_up(commit)
     # The commit belongs to the customer: it goes on on the new plan.
     assert commit.status == Commit.ACTIVE
+
+
+def test_threshold_invoices_bill_only_what_goes_beyond_the_access(catalog):
+    admin = api_client("admin")
+    plan = {
+        "code": "aip",
+        "name": "AI progressive",
+        "currency": "USD",
+        "base_fee": "0",
+        "progressive_billing_threshold": "100",
+        "publish": True,
+        "charges": [
+            {
+                "meter": "llm_tokens",
+                "model": "overage",
+                "included_units": "0",
+                "pricing": per_thousand("1.00"),
+            }
+        ],
+    }
+    assert admin.post("/api/v1/plans", plan, format="json").status_code == 201
+    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    subscribe(customer, "aip")
+    assert sign("acme", S27_PREPAID).status_code == 201
+    # 500.00 of usage: within the access, no threshold invoice
+    post_usage("acme", datetime(2026, 11, 10, tzinfo=UTC), tokens=500_000)
+    assert threshold_invoices_write(customer_ids=[customer.pk], now=NOV_11) == []
+    # 1,200.00: 200.00 beyond the access, x 1.10, crosses the 100.00 threshold
+    post_usage("acme", datetime(2026, 11, 11, tzinfo=UTC), tokens=700_000)
+    (threshold,) = threshold_invoices_write(customer_ids=[customer.pk], now=NOV_12)
+    assert lines_of(threshold) == [
+        ("overage", "1200.00"),
+        ("commit_drawdown", "-1000.00"),
+        ("commit_overage", "20.00"),
+    ]
+    assert threshold.total == D("220.00")
+    # The close bills the rest (nothing) and draws the access once.
+    periods_close(as_of=DEC_1)
+    november = period_invoice(customer, NOV_1)
+    assert november.total == D("0.00")
+    commit = Commit.objects.get(customer=customer)
+    drawn = CommitEntry.objects.filter(commit=commit, kind=CommitEntry.DRAWDOWN)
+    assert [e.amount for e in drawn] == [D("-1000.00")]
+    assert_commit_adds_up(commit)
 
 
 def test_usage_shows_the_commit_and_the_check_counts_its_access_as_spendable(catalog):
