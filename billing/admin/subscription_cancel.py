@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from billing.core import customer_text
 from billing.core.admin_confirm import Confirmation, confirmation_page, is_confirmed
 from billing.core.admin_fields import moment_text
 from billing.core.admin_forms import money_text
@@ -100,8 +101,9 @@ def cancel_consequences(
         ]
     at = cleaned["at"]
     currency = subscription.customer.currency
-    so_far = usage_so_far(subscription, until=at)
-    lines = so_far.lines + lifecycle.cancel_credit_lines(subscription=subscription, at=at)
+    with customer_text.speaking(subscription.customer.locale):  # the invoice's words
+        so_far = usage_so_far(subscription, until=at)
+        lines = so_far.lines + lifecycle.cancel_credit_lines(subscription=subscription, at=at)
     said = [
         gettext("%(subscription)s ends now (%(at)s); its features stop at once.")
         % {"subscription": subscription, "at": moment_text(at)},

@@ -9,9 +9,13 @@ import pytest
 import time_machine
 from django.contrib.auth.models import Permission, User
 from django.test import Client
+from django.utils.html import escape
 
 from billing.models import Subscription
 from invoices.models import Invoice
+from plans.services import plan_create
+from plans.validation import VersionSpec
+from tests.factories import subscribe
 from tests.wallets.test_commits import (
     S27_PREPAID,
     catalog,  # noqa: F401 (the fixture)
@@ -160,3 +164,28 @@ def test_without_the_cancel_permission_the_page_is_refused(acme_with_commit):
     )
     assert posted.status_code == 403
     assert Subscription.objects.get(pk=subscription.pk).status == Subscription.ACTIVE
+
+
+def test_the_confirmation_states_the_lines_the_cancel_invoice_then_has(admin_client, acme):
+    # given: flat (9.00 a month) from November 1st, no commit
+    plan_create(
+        code="flat",
+        name="Flat",
+        version=VersionSpec(currency="USD", base_fee=D("9.00")),
+        publish=True,
+    )
+    subscription = subscribe(acme, "flat")
+    with time_machine.travel(NOV_16, tick=False):
+        form = admin_client.get(cancel_url(subscription))
+        assert 'name="commit_leftover"' not in text(form)  # no commit, no choice
+        # when: cancelled now on Nov 16, half the month left
+        said = text(admin_client.post(cancel_url(subscription), {"effective": "immediate"}))
+        admin_client.post(
+            cancel_url(subscription),
+            {"effective": "immediate", "at": NOV_16.isoformat(), "confirmed": "yes"},
+        )
+    # then: the invoice has the one line the confirmation stated, 15 of 30 days credited
+    cancel = Invoice.objects.get(customer=acme, reason=Invoice.CANCEL)
+    (line,) = cancel.lines.all()
+    assert (line.kind, line.amount) == ("proration_credit", D("-4.50"))
+    assert escape(f"{line.description}: -4.50 USD") in said
