@@ -92,13 +92,23 @@ def cancel_consequences(
     subscription: Subscription, cleaned: dict, prepaid: Commit | None, postpaid: Commit | None
 ) -> list[str]:
     if cleaned["effective"] == PERIOD_END:
-        return [
+        said = [
             gettext(
                 "%(subscription)s ends with its current period, on %(end)s: the close bills "
                 "the period's usage and no further fees."
             )
             % {"subscription": subscription, "end": moment_text(subscription.current_period_end)}
         ]
+        # The close ends the commits then (billing.invoicing.close: commits_end_early).
+        if prepaid is not None:
+            said.append(
+                gettext("The commit ends with it: its access left then expires (breakage).")
+            )
+        if postpaid is not None:
+            said.append(
+                gettext("The postpaid commit ends with it: its true-up is invoiced by the close.")
+            )
+        return said
     at = cleaned["at"]
     currency = subscription.customer.currency
     with customer_text.speaking(subscription.customer.locale):  # the invoice's words

@@ -115,6 +115,7 @@ def test_cancel_at_period_end_from_the_page(admin_client, acme_with_commit):
     with time_machine.travel(NOV_16, tick=False):
         confirmation = admin_client.post(cancel_url(subscription), {"effective": "period_end"})
         assert "ends with its current period, on 1 Dec 2026" in text(confirmation)
+        assert "The commit ends with it: its access left then expires" in text(confirmation)
         assert not Subscription.objects.get(pk=subscription.pk).cancel_at_period_end
         done = admin_client.post(
             cancel_url(subscription), {"effective": "period_end", "confirmed": "yes"}
