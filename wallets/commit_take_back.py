@@ -54,6 +54,13 @@ def _left(commit: Commit) -> list[CommitAccess]:
     )
 
 
+def access_left(commit: Commit, *, drawn: Decimal = ZERO) -> Decimal:
+    """The commit's access not drawn nor expired, the term's future periods
+    included, less `drawn` (what an invoice about to be written draws): what
+    an immediate cancel expires or credits."""
+    return sum((row.remaining for row in _left(commit)), ZERO) - drawn
+
+
 def commit_take_back_plan(
     *, invoice: Invoice, credited_before: Decimal, credited_after: Decimal
 ) -> list[AccessTakeBack]:
@@ -124,7 +131,7 @@ def _credit_left(commit_id: int, now: datetime) -> None:
     from invoices.credit_notes import CreditLineInput, credit_note_issue
 
     commit = Commit.objects.select_related("invoice").get(pk=commit_id)
-    left = sum((row.remaining for row in _left(commit)), ZERO)
+    left = access_left(commit)
     if left <= 0 or commit.invoice is None:
         return
     line = commit.invoice.lines.order_by("position").first()

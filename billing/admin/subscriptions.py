@@ -15,6 +15,7 @@ from billing.admin.deals import DealFields, deal_text
 from billing.admin.discounts import DiscountFields, discount_summary
 from billing.admin.entitlements import entitlements_text
 from billing.admin.plan_migrations import MigrationActions
+from billing.admin.subscription_cancel import CancelActions
 from billing.admin.subscription_forms import (
     SubscriptionChangeForm,
     SubscriptionCreateForm,
@@ -99,7 +100,7 @@ def _moment(field: str, description: str):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(MigrationActions, AuditHistoryAdmin):
+class SubscriptionAdmin(CancelActions, MigrationActions, AuditHistoryAdmin):
     list_display = [
         "id",
         "customer",
@@ -117,6 +118,7 @@ class SubscriptionAdmin(MigrationActions, AuditHistoryAdmin):
     # The audit history names each row by its date, not by the past state's str()
     # (its customer and plan read again per row).
     object_history_list_template = "admin/billing/subscription/history_list.html"
+    change_form_template = "admin/billing/subscription/change_form.html"
     actions = ["cancel_at_period_end", "migrate_to_version"]
     readonly_fields = [
         "customer",
@@ -214,6 +216,14 @@ class SubscriptionAdmin(MigrationActions, AuditHistoryAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is not None else []
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "live_statuses": Subscription.LIVE,
+            "has_cancel_permission": self.has_cancel_permission(request),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_inlines(self, request, obj):
         return self.inlines if obj is not None else []

@@ -412,6 +412,23 @@ def subscription_change_plan(
     return subscription, invoice
 
 
+def cancel_credit_lines(*, subscription: Subscription, at: datetime) -> list[LineInput]:
+    """The credit an immediate cancel at `at` gives for the unused part of the
+    fixed fees (none in a trial), negative. Reads only: the admin's cancel page
+    shows it with usage_so_far, the lines the cancel invoices."""
+    if subscription.status == Subscription.TRIALING:
+        return []
+    with customer_text.speaking(subscription.customer.locale):
+        return _proration(
+            subscription,
+            subscription_spec(subscription),
+            at=at,
+            kind=LineKind.PRORATION_CREDIT,
+            sign=-1,
+            version=subscription.version,
+        )
+
+
 def subscription_cancel(
     *, subscription: Subscription, effective: str, at: datetime, commit_leftover: str = EXPIRE
 ) -> tuple[Subscription, Invoice | None]:
@@ -450,16 +467,7 @@ def subscription_cancel(
         before = entitlements_of(subscription)
         with customer_text.speaking(subscription.customer.locale):
             so_far = bill_usage(subscription, until=at)
-            lines = so_far.lines
-            if subscription.status != Subscription.TRIALING:
-                lines += _proration(
-                    subscription,
-                    subscription_spec(subscription),
-                    at=at,
-                    kind=LineKind.PRORATION_CREDIT,
-                    sign=-1,
-                    version=subscription.version,
-                )
+            lines = so_far.lines + cancel_credit_lines(subscription=subscription, at=at)
         invoice = invoice_write_draft(
             customer=subscription.customer,
             subscription=subscription,
