@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 
 from billing.core import customer_text
 from billing.core.customer_text import customer_zone
-from billing.core.errors import Conflict, InvalidRequest, NotFound
+from billing.core.errors import Conflict, InvalidRequest
 from billing.core.periods import period_boundary
 from billing.core.vocabulary import LineKind
 from billing.invoicing.close import change_invoice_finalize_on_commit, subscription_start_invoice
@@ -32,81 +32,32 @@ from billing.notifications.entitlements import entitlements_announce, entitlemen
 from billing.rating import lines as rating
 from billing.rating.lines import LineInput
 from billing.subscriptions import refusals
+from billing.subscriptions.checks import (
+    MAX_SEATS,
+    check_in_period,
+    check_not_subscribed,
+    check_seats,
+    plan_change_check,
+    seats_change_check,
+    subscription_create_check,
+)
 from billing.subscriptions.deals import overrides_check
-from billing.usage.billed_parts import threshold_billed
 from customers.locks import customer_lock
 from customers.models import Customer
 from invoices.models import Invoice
 from invoices.services import invoice_write_draft
-from plans.models import Plan, PlanVersion
+from plans.models import Plan
 from plans.overrides import Overrides, subscription_spec, terms_spec
 from plans.validation import VersionSpec
 from wallets.commit_take_back import EXPIRE, LEFTOVERS, commits_end_early
 from wallets.commits import commit_entries_invoiced
 
-MAX_SEATS = 1_000_000
-
-
-def subscription_create_check(
-    *,
-    customer: Customer,
-    plan: Plan,
-    version_number: int | None = None,
-    seats: int = 1,
-    billing_anchor: str = Subscription.ANNIVERSARY,
-) -> PlanVersion:
-    """Raise the BillingError subscription_create would refuse these terms with,
-    as the catalog and the customer stand; else the version it would subscribe
-    to. Reads only: the admin's form validates with it."""
-    if billing_anchor not in dict(Subscription.ANCHORS):
-        raise InvalidRequest(
-            f"billing_anchor must be one of {', '.join(dict(Subscription.ANCHORS))}",
-            fields={"billing_anchor": ["must be anniversary or calendar"]},
-        )
-    _check_seats(seats)
-    versions = plan.versions.filter(status=PlanVersion.PUBLISHED)
-    if version_number is None:
-        version = versions.order_by("-number").first()
-        if version is None:
-            raise Conflict(
-                f"plan {plan.code!r} has no published version",
-                **refusals.refused("plan", refusals.no_published_version_text(plan)),
-            )
-    else:
-        version = plan.versions.filter(number=version_number).first()
-        if version is None:
-            raise NotFound(f"plan {plan.code!r} has no version {version_number}")
-        if version.status != PlanVersion.PUBLISHED:
-            raise Conflict(
-                f"{plan.code} v{version_number} is {version.status}; only a published "
-                "version takes new subscriptions",
-                **refusals.refused("version", refusals.not_published_text(version)),
-            )
-    if version.currency != customer.currency:
-        raise InvalidRequest(
-            f"plan {plan.code!r} bills in {version.currency} but customer "
-            f"{customer.external_id!r} pays in {customer.currency}",
-            **refusals.refused("plan", refusals.currency_mismatch_text(version, customer)),
-        )
-    _check_not_subscribed(customer)
-    return version
-
-
-def _check_seats(seats: int) -> None:
-    if isinstance(seats, bool) or not isinstance(seats, int) or not 1 <= seats <= MAX_SEATS:
-        raise InvalidRequest(
-            f"seats must be a whole number from 1 to {MAX_SEATS}",
-            fields={"seats": [f"must be from 1 to {MAX_SEATS}"]},
-        )
-
-
-def _check_not_subscribed(customer: Customer) -> None:
-    if Subscription.objects.filter(customer=customer, status__in=Subscription.LIVE).exists():
-        raise Conflict(
-            f"customer {customer.external_id!r} already has a live subscription; "
-            "change its plan instead",
-            **refusals.refused("customer", refusals.already_subscribed_text(customer)),
-        )
+__all__ = [
+    "MAX_SEATS",
+    "plan_change_check",
+    "seats_change_check",
+    "subscription_create_check",
+]
 
 
 def subscription_create(
@@ -148,7 +99,7 @@ def subscription_create(
     try:
         with transaction.atomic():
             customer_lock(customer.pk)
-            _check_not_subscribed(customer)
+            check_not_subscribed(customer)
             subscription = Subscription.objects.create(
                 customer=customer,
                 version=version,
@@ -176,42 +127,6 @@ def subscription_create(
             **refusals.refused("customer", refusals.already_subscribed_text(customer)),
         ) from exc
     return subscription
-
-
-def _check_in_period(subscription: Subscription, at: datetime, *, after_change: bool) -> None:
-    """`at` lies in what is left of the current period. An immediate change or
-    cancel (`after_change`) must come strictly after a previous immediate change:
-    two at one instant would bill the same moment twice."""
-    start = subscription.usage_from or subscription.current_period_start
-    if not start <= at < subscription.current_period_end:
-        raise InvalidRequest(
-            f"'at' must lie in the current period, from {start.isoformat()} "
-            f"to before {subscription.current_period_end.isoformat()}",
-            **refusals.refused(
-                "at", refusals.outside_period_text(start, subscription.current_period_end)
-            ),
-        )
-    if after_change and subscription.usage_from is not None and at == subscription.usage_from:
-        raise Conflict(
-            f"the subscription changed plan at {at.isoformat()} already; a further change "
-            "must come later",
-            fields={"at": ["a change happened at this moment already"]},
-        )
-    if after_change:
-        # The usage up to a threshold invoice is billed: a change before it would
-        # bill that usage at a version it was not used on.
-        billed = threshold_billed(
-            subscription=subscription,
-            period_start=subscription.current_period_start,
-            usage_from=start,
-        )
-        if billed.records and at < billed.records[-1].created_at:
-            last = billed.records[-1]
-            raise InvalidRequest(
-                f"'at' must not come before {last.created_at.isoformat()}: the usage up to "
-                f"then is billed on threshold invoice {last.invoice.number}",
-                fields={"at": ["before the usage billed on a threshold invoice"]},
-            )
 
 
 def _proration(
@@ -249,38 +164,6 @@ def _proration(
         )
         for line in fixed
     ]
-
-
-def plan_change_check(*, subscription: Subscription, version, effective: str, at: datetime) -> None:
-    """Raise the BillingError that subscription_change_plan would refuse this change
-    with, as the subscription and version stand. Reads only."""
-    if effective not in ("immediate", "period_end"):
-        raise InvalidRequest(
-            "effective must be immediate or period_end", fields={"effective": ["unknown"]}
-        )
-    if subscription.status not in Subscription.LIVE:
-        raise Conflict(
-            f"subscription {subscription.pk} is {subscription.status}",
-            words=refusals.not_live_text(subscription),
-        )
-    if version.status != version.PUBLISHED:
-        raise Conflict(
-            f"{version.plan.code} v{version.number} is {version.status}; only a "
-            "published version takes subscribers",
-            **refusals.refused("version", refusals.not_published_text(version)),
-        )
-    if version.currency != subscription.customer.currency:
-        raise InvalidRequest(
-            f"{version.plan.code} bills in {version.currency}, the customer pays in "
-            f"{subscription.customer.currency}",
-            **refusals.refused(
-                "plan", refusals.currency_mismatch_text(version, subscription.customer)
-            ),
-        )
-    if effective == "immediate":
-        if version.pk == subscription.version_id:
-            raise Conflict("the subscription is on that version already")
-        _check_in_period(subscription, at, after_change=True)
 
 
 @dataclass(frozen=True)
@@ -463,7 +346,7 @@ def subscription_cancel(
             change.effective_at = subscription.current_period_end
             change.save()
             return subscription, None
-        _check_in_period(subscription, at, after_change=True)
+        check_in_period(subscription, at, after_change=True)
         before = entitlements_of(subscription)
         with customer_text.speaking(subscription.customer.locale):
             so_far = bill_usage(subscription, until=at)
@@ -496,20 +379,11 @@ def subscription_cancel(
     return subscription, invoice
 
 
-def seats_change_check(*, subscription: Subscription, seats: int, at: datetime) -> None:
-    """Raise the BillingError subscription_set_seats would refuse this change
-    with, as the subscription stands. Reads only."""
-    _check_seats(seats)
-    if subscription.status not in Subscription.LIVE:
-        raise Conflict(f"subscription {subscription.pk} is {subscription.status}")
-    _check_in_period(subscription, at, after_change=False)
-
-
 def subscription_set_seats(*, subscription: Subscription, seats: int, at: datetime) -> Subscription:
     """Change the seat count from `at`. The difference for the rest of the period
     is charged or credited, prorated by the second, on the invoice that closes
     the period; the next periods bill the new count."""
-    _check_seats(seats)
+    check_seats(seats)
     with transaction.atomic():
         subscription = subscription_lock(subscription.pk)
         seats_change_check(subscription=subscription, seats=seats, at=at)
