@@ -24,13 +24,8 @@ from billing.models import Subscription
 from plans.models import Meter
 from plans.overrides import subscription_spec
 from wallets.commit_models import Commit
-from wallets.commits import (
-    MAX_PERIODS,
-    CommitRequest,
-    commit_schedule,
-    commit_sign,
-    periods_from,
-)
+from wallets.commit_terms import MAX_PERIODS, CommitRequest, commit_schedule, periods_from
+from wallets.commits import commit_sign
 
 # Period starts offered for a term: the current period's and the next ones.
 STARTS_OFFERED = 12

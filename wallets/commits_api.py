@@ -16,7 +16,8 @@ from customers.models import Customer
 from invoices.serializers import InvoiceSerializer
 from plans.models import Meter
 from wallets.commit_models import Commit, CommitAccess, CommitEntry
-from wallets.commits import CommitRequest, commit_list, commit_sign
+from wallets.commit_terms import CommitRequest
+from wallets.commits import commit_list, commit_sign
 
 
 class RolloverSerializer(serializers.Serializer):
