@@ -27,6 +27,7 @@ BENCHMARKS = [
     ("close", [], ["--subscriptions", "1000"]),
     ("pdf", [], ["--invoices", "30"]),
     ("pdf_download", [], ["--documents", "12", "--rounds", "3"]),
+    ("margins", [], ["--customers", "1000", "--rounds", "3"]),
 ]
 
 

@@ -183,7 +183,10 @@ class MarginReportAdmin(RecordAdmin):
             texts = [row_texts(row, group_by, currency) for row in rows]
             for text, row in zip(texts, rows, strict=True):
                 text["lowest"] = group_by == "customer" and row.key["customer"] in lowest_keys
-            months = month_margins(months=chart_months(now), currency=currency)
+            # The window's margins by customer, of every customer, when it is one
+            # of the chart's months (the default window is): not read twice.
+            known = {} if only else {(window["start"], window["end"]): by_customer}
+            months = month_margins(months=chart_months(now), currency=currency, known=known)
             context |= {
                 "group_by": group_by,
                 "view_label": dict(form.fields["group_by"].choices)[group_by],

@@ -147,6 +147,9 @@ def usage_costs(
     by_id = {m.id: m for m in meters}
     starts = [start, *bounds]
     in_effect: dict[tuple[int, int], tuple[list[RateSpec], list[_Rate]]] = {}
+    # A meter's group text and segment stand for the same values and rate on
+    # every customer's row: each is read and matched once.
+    priced: dict[tuple[int, int, str], tuple[Combination, _Rate | None]] = {}
     found: dict[tuple, UsageCost] = {}
     with localcontext(prec=EXACT_PRECISION):
         for customer_id, meter_id, text, segment, count, total in rawsql.rows(sql, params, _FIELDS):
@@ -154,16 +157,27 @@ def usage_costs(
             quantity = Decimal(count or 0) if meter.aggregation == Meter.COUNT else total or ZERO
             if not quantity:
                 continue
-            values = combination_values(meter, text) if meter.group_by else ()
+            values, rate = priced.get((meter_id, segment, text)) or priced.setdefault(
+                (meter_id, segment, text),
+                _priced(meter, text, in_effect, (meter_id, segment), rates, starts),
+            )
             key = (customer_id, meter_id, values)
             usage = found.get(key) or found.setdefault(key, UsageCost(customer_id, meter, values))
             usage.quantity += quantity
-            specs, chosen = in_effect.get((meter_id, segment)) or in_effect.setdefault(
-                (meter_id, segment), _in_effect(rates.get(meter_id, ()), starts[segment])
-            )
-            index = row_index(specs, dict(values))
-            if index is None:
+            if rate is None:
                 usage.uncosted += quantity
             else:
-                usage.cost += quantity * chosen[index].unit_cost / chosen[index].per
+                usage.cost += quantity * rate.unit_cost / rate.per
     return list(found.values())
+
+
+def _priced(meter: MeterDef, text: str, in_effect: dict, at: tuple[int, int], rates, starts):
+    """The values a group text of the meter stands for, and the rate (None: none)
+    that costs them in the segment `at` ((meter id, segment))."""
+    meter_id, segment = at
+    values = combination_values(meter, text) if meter.group_by else ()
+    specs, chosen = in_effect.get(at) or in_effect.setdefault(
+        at, _in_effect(rates.get(meter_id, ()), starts[segment])
+    )
+    index = row_index(specs, dict(values))
+    return values, None if index is None else chosen[index]

@@ -200,13 +200,24 @@ def margins(
     )
 
 
-def month_margins(*, months: list[tuple[datetime, datetime]], currency: str) -> list[Margin]:
+def month_margins(
+    *,
+    months: list[tuple[datetime, datetime]],
+    currency: str,
+    known: dict[tuple[datetime, datetime], list[Margin]] | None = None,
+) -> list[Margin]:
     """Every customer's revenue, cost and margin together in each [start, end)
-    of `months` (key {"month": start}), from their exact sums rounded once."""
+    of `months` (key {"month": start}), from their exact sums rounded once.
+    `known`: margins by customer of every customer in `currency` already read
+    for some of these windows, by (start, end), not read again."""
+    known = known or {}
     totals = []
     for start, end in months:
         total = Margin(key={"month": start})
-        for row in margins(start=start, end=end, group_by="customer", currency=currency):
+        rows = known.get((start, end))
+        if rows is None:
+            rows = margins(start=start, end=end, group_by="customer", currency=currency)
+        for row in rows:
             total.exact_revenue += row.exact_revenue
             total.exact_cost += row.exact_cost
             total.uncosted_quantity += row.uncosted_quantity

@@ -9,6 +9,7 @@ import pytest
 
 from billing.margins.costs import usage_costs
 from billing.usage.ingestion import events_ingest
+from customers.models import Customer
 from customers.services import customer_create
 from plans.cost_rules import cost_rate_create
 from plans.services import meter_create
@@ -64,3 +65,46 @@ def test_each_image_is_costed_at_its_size_or_the_default(db):
     # Zeta is billed in euros: no euro rate costs its image.
     (zeta,) = usage_costs(start=NOV_1, end=DEC_1, currency="EUR")
     assert (zeta.quantity, zeta.cost, zeta.uncosted) == (D(1), D(0), D(1))
+
+
+def test_customers_of_the_same_size_are_each_costed_at_the_rate_of_their_hour(db):
+    # The same group text on several customers' rows and on both sides of a rate
+    # change: each row at the rate in effect at its hour, per customer.
+    meter_create(
+        code="images",
+        name="Images",
+        event_name="image.generated",
+        aggregation="count",
+        group_by=["size"],
+    )
+    for name in ("acme", "beta", "gamma"):
+        customer_create(external_id=name, name=name.title(), currency="USD")
+    change = datetime(2026, 11, 10, tzinfo=UTC)
+    for effective_from, unit_cost in ((NOV_1, "0.04"), (change, "0.03")):
+        cost_rate_create(
+            meter="images",
+            when={"size": "1024"},
+            unit_cost=D(unit_cost),
+            currency="USD",
+            effective_from=effective_from,
+        )
+    later = datetime(2026, 11, 20, 8, tzinfo=UTC).isoformat()
+    events = [image("a1", "acme", "1024"), image("b1", "beta", "1024"), image("g1", "gamma", "512")]
+    events += [{**image("a2", "acme", "1024"), "timestamp": later}]
+    events += [{**image("b2", "beta", "1024"), "timestamp": later}]
+    events += [{**image("b3", "beta", "1024"), "timestamp": later}]
+    events += [{**image("g2", "gamma", "512"), "timestamp": later}]
+    result = events_ingest(events=events, now=datetime(2026, 11, 20, 9, tzinfo=UTC))
+    assert (result.rejected, result.duplicates) == ([], 0)
+
+    costs = usage_costs(start=NOV_1, end=DEC_1, currency="USD")
+    names = dict(Customer.objects.values_list("pk", "external_id"))
+    found = sorted(
+        (names[u.customer_id], dict(u.values)["size"], u.quantity, u.cost, u.uncosted)
+        for u in costs
+    )
+    assert found == [
+        ("acme", "1024", D(2), D("0.07"), D(0)),
+        ("beta", "1024", D(3), D("0.10"), D(0)),
+        ("gamma", "512", D(2), D(0), D(2)),
+    ]
