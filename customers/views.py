@@ -3,7 +3,7 @@ login, no external assets; a customer sees only its own data, and a tampered or
 expired link gets 403 or 410 and reveals nothing."""
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.http import HttpResponse
@@ -29,11 +29,9 @@ from invoices.pdf import STATUS_LABELS
 from invoices.rendering import credit_note_pdf_response, invoice_pdf_response
 from invoices.selectors import past_due
 from plans.feature_text import value_text
-from wallets.commit_models import CommitAccess
 from wallets.models import CreditBlock, Wallet
 from wallets.selectors import blocks_usable
 
-ONE_SECOND = timedelta(seconds=1)
 CHART_WIDTH = 640
 CHART_HEIGHT = 120
 
@@ -249,9 +247,9 @@ def _commit(draw, write: CustomerText, currency: str) -> dict | None:
         "rollover": [
             _("{amount} rolled over, usable until {day}").format(
                 amount=write.money(amount, currency),
-                day=write.day(write.last_day(expires_at - ONE_SECOND, expires_at)),
+                day=write.day(write.last_day(access.available_from, access.expires_at)),
             )
-            for amount, expires_at in draw.rollover(CommitAccess.ROLLOVER)
+            for amount, access in draw.rollover()
         ],
     }
 

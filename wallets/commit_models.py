@@ -13,6 +13,7 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.money import AMOUNT, format_decimal
+from billing.rating.commits import ROLLOVER as ROLLOVER_KIND
 
 
 class Commit(models.Model):
@@ -115,7 +116,7 @@ class CommitAccess(models.Model):
 
     PERIOD = "period"
     UPFRONT = "upfront"
-    ROLLOVER = "rollover"
+    ROLLOVER = ROLLOVER_KIND
     KINDS = [
         (PERIOD, _("Period access")),
         (UPFRONT, _("Up-front access")),

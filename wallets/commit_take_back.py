@@ -21,6 +21,7 @@ from billing.core.errors import Conflict
 from billing.core.money import format_money
 from billing.locks import subscription_lock
 from billing.models import Subscription
+from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditNote, Invoice
 from wallets.commit_models import Commit, CommitAccess, CommitEntry
 from wallets.commits import expire_access, term_end
@@ -128,8 +129,6 @@ def commits_end_early(
 
 def _credit_left(commit_id: int, now: datetime) -> None:
     """A credit note on the commit's invoice for all its access left."""
-    from invoices.credit_notes import CreditLineInput, credit_note_issue
-
     commit = Commit.objects.select_related("invoice").get(pk=commit_id)
     left = access_left(commit)
     if left <= 0 or commit.invoice is None:

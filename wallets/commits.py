@@ -115,12 +115,12 @@ def accesses_open(commit: Commit, *, start: datetime, end: datetime) -> list[Com
     rows = commit.accesses.filter(
         available_from__lte=start, expires_at__gte=end, expired_at__isnull=True, remaining__gt=0
     )
-    order = {a.id: n for n, a in enumerate(draw_order(map(_access, rows), CommitAccess.ROLLOVER))}
+    order = {a.id: n for n, a in enumerate(draw_order(map(_access, rows)))}
     return sorted(rows, key=lambda row: order[row.id])
 
 
 def _access(row: CommitAccess) -> Access:
-    return Access(row.id, row.kind, row.remaining, row.expires_at)
+    return Access(row.id, row.kind, row.remaining, row.available_from, row.expires_at)
 
 
 def commit_terms(*, customer_id: int, start: datetime, end: datetime) -> CommitTerms | None:

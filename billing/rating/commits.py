@@ -18,6 +18,8 @@ from billing.rating.lines import LineInput
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
+# The kind of access unused access rolls over into (wallets.commit_models.CommitAccess).
+ROLLOVER = "rollover"
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Access:
     id: int
     kind: str
     remaining: Decimal
+    available_from: datetime
     expires_at: datetime
 
 
@@ -53,10 +56,10 @@ class CommitTerms:
         return sum((a.remaining for a in self.accesses), ZERO)
 
 
-def draw_order(accesses: Iterable[Access], rollover: str) -> tuple[Access, ...]:
+def draw_order(accesses: Iterable[Access]) -> tuple[Access, ...]:
     """Rollover access first, soonest expiry first; then the rest (a period's,
     or the whole term's), soonest expiry first."""
-    return tuple(sorted(accesses, key=lambda a: (a.kind != rollover, a.expires_at, a.id)))
+    return tuple(sorted(accesses, key=lambda a: (a.kind != ROLLOVER, a.expires_at, a.id)))
 
 
 @dataclass(frozen=True)
@@ -99,13 +102,13 @@ class CommitDraw:
         """Drawn (or counted) in the period: by invoices written and by this draw."""
         return self.terms.taken_earlier + (self.drawn if self.terms.prepaid else self.usage)
 
-    def rollover(self, kind: str) -> list[tuple[Decimal, datetime]]:
-        """The rollover access left once this draw is taken: (amount, expiry)."""
+    def rollover(self) -> list[tuple[Decimal, Access]]:
+        """The rollover access left once this draw is taken: (amount, access)."""
         drawn = dict(self.draws)
         return [
-            (access.remaining - drawn.get(access.id, ZERO), access.expires_at)
+            (access.remaining - drawn.get(access.id, ZERO), access)
             for access in self.terms.accesses
-            if access.kind == kind and access.remaining > drawn.get(access.id, ZERO)
+            if access.kind == ROLLOVER and access.remaining > drawn.get(access.id, ZERO)
         ]
 
     def lines(self) -> list[LineInput]:

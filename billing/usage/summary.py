@@ -16,7 +16,6 @@ from billing.usage.breakdowns import Group, usage_groups_of
 from billing.usage.metering import meter_cache
 from billing.usage.priced import UsageSummary, usage_summary
 from billing.usage.reads import UsageLine
-from wallets.commit_models import CommitAccess
 
 ZERO = Decimal(0)
 
@@ -170,7 +169,7 @@ def commit_body(draw: CommitDraw, money) -> dict:
         "available": money(draw.available),
         "drawn_this_period": money(draw.taken_this_period),
         "rollover": [
-            {"amount": money(amount), "expires_at": iso(expires_at)}
-            for amount, expires_at in draw.rollover(CommitAccess.ROLLOVER)
+            {"amount": money(amount), "expires_at": iso(access.expires_at)}
+            for amount, access in draw.rollover()
         ],
     }
