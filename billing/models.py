@@ -360,11 +360,13 @@ class Alert(models.Model):
 INVOICE_PAID = "invoice.paid"
 PURCHASE_PAID = "purchase.paid"
 ENTITLEMENTS_CHANGED = "subscription.entitlements_changed"
+STANDING_CHANGED = "customer.standing_changed"
 # Every event a webhook endpoint can subscribe to, in one list.
 WEBHOOK_EVENT_TYPES = [Alert.event_type_of(kind) for kind, _ in Alert.KINDS] + [
     INVOICE_PAID,
     PURCHASE_PAID,
     ENTITLEMENTS_CHANGED,
+    STANDING_CHANGED,
 ]
 
 

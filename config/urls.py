@@ -9,6 +9,7 @@ from config import home, user_language
 from customers import api as customers_api
 from customers import views as portal_views
 from invoices import api as invoices_api
+from invoices import dunning_api, pay_views
 from invoices import views as invoices_views
 from plans import api as plans_api
 from plans import features_api
@@ -44,6 +45,9 @@ api_v1 = [
     path("customers", customers_api.CustomerListApi.as_view()),
     path("customers/<str:external_id>", customers_api.CustomerDetailApi.as_view()),
     path("customers/<str:external_id>/usage", usage.UsageApi.as_view()),
+    path("customers/<str:external_id>/dunning/pause", dunning_api.DunningPauseApi.as_view()),
+    path("dunning-policies", dunning_api.DunningPolicyListApi.as_view()),
+    path("dunning-policies/<str:code>", dunning_api.DunningPolicyDetailApi.as_view()),
     path(
         "customers/<str:external_id>/portal-session",
         customers_api.PortalSessionApi.as_view(),
@@ -126,6 +130,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("nested_admin/", include("nested_admin.urls")),
     path("webhooks/stripe/", invoices_views.stripe_webhook, name="stripe-webhook"),
+    path("pay/<str:token>/", pay_views.pay_page, name="invoice-pay"),
+    path("pay/<str:token>/pdf", pay_views.pay_page_pdf, name="invoice-pay-pdf"),
     path("portal/<str:token>/", portal_views.portal_page, name="portal"),
     path(
         "portal/<str:token>/invoices/<int:invoice_id>/pdf",

@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 
+from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -14,6 +15,7 @@ from customers import services
 from customers.models import Customer
 from customers.portal import portal_session_create
 from customers.serializers import CustomerSerializer, CustomerUpdateSerializer
+from invoices.dunning_policies import customer_policy_choice, customer_policy_set
 from plans.api import paginated
 
 
@@ -33,7 +35,11 @@ class CustomerListApi(APIView):
     def post(self, request):
         data = dict(request_data(CustomerSerializer, request))
         data["timezone_name"] = data.pop("timezone")
-        customer = services.customer_create(**data)
+        dunning = customer_policy_choice(data.pop("dunning_policy", None))
+        with transaction.atomic():
+            customer = services.customer_create(**data)
+            if dunning != (None, False):
+                customer = customer_policy_set(customer=customer, choice=dunning)
         return Response(CustomerSerializer(customer).data, status=status.HTTP_201_CREATED)
 
 
@@ -47,8 +53,14 @@ class CustomerDetailApi(APIView):
     @extend_schema(request=CustomerUpdateSerializer, responses=CustomerSerializer)
     def patch(self, request, external_id: str):
         customer = get_object_or_404(Customer, external_id=external_id)
-        data = request_data(CustomerUpdateSerializer, request)
-        customer = services.customer_update(customer=customer, **data)
+        data = dict(request_data(CustomerUpdateSerializer, request))
+        changes_dunning = "dunning_policy" in data
+        dunning = customer_policy_choice(data.pop("dunning_policy", None))
+        with transaction.atomic():
+            if data:
+                customer = services.customer_update(customer=customer, **data)
+            if changes_dunning:
+                customer = customer_policy_set(customer=customer, choice=dunning)
         return Response(CustomerSerializer(customer).data)
 
 

@@ -242,6 +242,20 @@ class BillingEntity(models.Model):
             raise ValidationError(errors)
 
 
+# A customer's standing, moved by the dunning steps run on its unpaid invoices
+# (invoices.standing); in this order, the worst last.
+GOOD = "good"
+PAST_DUE = "past_due"
+RESTRICTED = "restricted"
+SUSPENDED = "suspended"
+STANDINGS = [
+    (GOOD, _("Good")),
+    (PAST_DUE, _("Past due")),
+    (RESTRICTED, _("Restricted")),
+    (SUSPENDED, _("Suspended")),
+]
+
+
 class Customer(models.Model):
     """A customer of the AI product, addressed in the API by `external_id`."""
 
@@ -346,6 +360,50 @@ class Customer(models.Model):
     # first use, by invoices.collection. Empty without Stripe.
     stripe_customer_id = models.CharField(
         max_length=255, blank=True, default="", editable=False, verbose_name=_("stripe customer id")
+    )
+
+    # Dunning (invoices.dunning): the policy followed (empty: the one marked
+    # default, unless dunning is off), a pause of its steps, and the standing they
+    # set, which `check` reads with the customer.
+    dunning_policy = models.ForeignKey(
+        "invoices.DunningPolicy",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="customers",
+        help_text=_("Empty: the policy marked default."),
+        verbose_name=_("dunning policy"),
+    )
+    dunning_off = models.BooleanField(
+        default=False,
+        help_text=_("No reminders, retries or restrictions for this customer."),
+        verbose_name=_("no dunning"),
+    )
+    dunning_paused_until = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("dunning paused until")
+    )
+    dunning_paused_by = models.CharField(
+        max_length=255, blank=True, default="", verbose_name=_("dunning paused by")
+    )
+    standing = models.CharField(
+        max_length=12,
+        choices=STANDINGS,
+        default=GOOD,
+        db_index=True,
+        editable=False,
+        verbose_name=_("standing"),
+    )
+    standing_since = models.DateTimeField(
+        null=True, blank=True, editable=False, verbose_name=_("standing since")
+    )
+    standing_invoice = models.ForeignKey(
+        "invoices.Invoice",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        verbose_name=_("standing because of"),
     )
 
     history = audit_history()

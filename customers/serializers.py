@@ -7,6 +7,7 @@ from billing.core.money import format_decimal, format_money
 from config.api import DecimalString, MoneyString
 from customers.models import CUSTOMER_DETAILS, LOCALES, MAX_PAYMENT_TERMS_DAYS, Customer
 from invoices.credit_balance import credit_balance
+from invoices.dunning_policies import customer_policy_code
 
 
 def payment_terms_field(**default) -> serializers.IntegerField:
@@ -59,6 +60,18 @@ class CustomerSerializer(serializers.ModelSerializer):
         default=None,
         help_text="Code of the billing entity (seller) on its invoices; null: the default.",
     )
+    dunning_policy = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=(
+            'Code of the dunning policy it follows; null: the default one; "none": no dunning.'
+        ),
+    )
+    standing_invoice = serializers.CharField(
+        read_only=True, allow_null=True, help_text="The invoice past due that set the standing."
+    )
     credit_balance = serializers.SerializerMethodField(
         help_text="Owed to the customer (credit notes on paid invoices); pays its next invoices."
     )
@@ -71,10 +84,15 @@ class CustomerSerializer(serializers.ModelSerializer):
             *CUSTOMER_DETAILS,
             "tax_rates",
             "billing_entity",
+            "dunning_policy",
             "credit_balance",
+            "standing",
+            "standing_since",
+            "standing_invoice",
+            "dunning_paused_until",
             "created_at",
         ]
-        read_only_fields = ["created_at"]
+        read_only_fields = ["created_at", "standing", "standing_since", "dunning_paused_until"]
 
     @extend_schema_field({"type": "string", "example": "12.00"})
     def get_credit_balance(self, customer) -> str:
@@ -92,6 +110,11 @@ class CustomerSerializer(serializers.ModelSerializer):
         data["tax_rates"] = [rate.code for rate in customer.tax_rates.all()]
         # Its own entity's code; null: billed by the default entity.
         data["billing_entity"] = customer.billing_entity.code if customer.billing_entity else None
+        data["dunning_policy"] = customer_policy_code(customer)
+        # What set the standing: the invoice past due (of the worst, the first due).
+        data["standing_invoice"] = (
+            customer.standing_invoice.number if customer.standing_invoice_id else None
+        )
         data["alert_thresholds"] = [
             format_decimal(Decimal(str(t))) for t in customer.alert_thresholds or []
         ]
@@ -120,3 +143,4 @@ class CustomerUpdateSerializer(serializers.Serializer):
     invoice_emails = serializers.ListField(
         child=serializers.CharField(max_length=254), required=False, max_length=10
     )
+    dunning_policy = serializers.CharField(max_length=64, required=False, allow_null=True)

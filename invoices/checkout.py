@@ -8,6 +8,7 @@ from decimal import Decimal
 import stripe
 from django.db import transaction
 
+from billing.core.errors import Conflict
 from billing.core.money import to_minor_units
 from customers.models import Customer
 
@@ -23,8 +24,9 @@ from invoices.collection import (
     policy_attempts,
     purchase_description,
 )
-from invoices.locks import payment_lock
+from invoices.locks import invoice_lock, payment_lock
 from invoices.models import Payment, Purchase
+from invoices.standing import OWED
 from invoices.stripe_customers import stripe_customer_ensure
 from plans.taxes import customer_tax_rates, tax_lines
 
@@ -148,3 +150,76 @@ def purchase_checkout_open(
         locked.checkout_url = session.get("url") or ""
         payment_save(locked, now)
     return Purchase.objects.get(pk=purchase.pk)
+
+
+def invoice_checkout_open(*, invoice, return_url: str, now: datetime) -> str:
+    """A Stripe Checkout page for what is due on a finalized (or uncollectible)
+    invoice, opened from its payment page: its URL. The invoice's payment row
+    records the session (idempotency key invoice-<id>-checkout-<n>, one per
+    opening); the webhook checkout.session.completed pays the invoice
+    (invoices.stripe_events). Conflict when nothing is due or an off-session
+    attempt is under way. Makes network calls: never inside a transaction."""
+    with transaction.atomic():
+        locked = invoice_lock(invoice.pk)
+        due = locked.amount_due
+        if locked.status not in OWED or due <= 0:
+            raise Conflict(f"nothing is left to pay on invoice {locked.number}")
+        payment, _created = Payment.objects.get_or_create(
+            invoice=locked,
+            defaults={
+                "customer_id": locked.customer_id,
+                "amount": due,
+                "currency": locked.currency,
+                "max_attempts": policy_attempts(),
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        payment = payment_lock(payment.pk)
+        if payment.status == Payment.ATTEMPTING:
+            raise Conflict("a payment of this invoice is under way: try again in a minute")
+        payment.amount = due
+        payment.status = Payment.PROCESSING
+        payment.next_attempt_at = None
+        payment.attempts += 1
+        payment_save(payment, now)
+    metadata = {"invoice_id": str(locked.pk), "payment_id": str(payment.pk)}
+    description = f"Invoice {locked.number}"
+    try:
+        stripe_customer_id = stripe_customer_ensure(customer=locked.customer)
+        session = stripe_client.checkout_session_create(
+            params={
+                "mode": "payment",
+                "customer": stripe_customer_id,
+                "client_reference_id": str(locked.pk),
+                "line_items": [
+                    {
+                        "quantity": 1,
+                        "price_data": {
+                            "currency": locked.currency.lower(),
+                            "unit_amount": to_minor_units(due, locked.currency),
+                            "product_data": {"name": description},
+                        },
+                    }
+                ],
+                "payment_intent_data": {"description": description, "metadata": metadata},
+                "metadata": metadata,
+                "success_url": return_url,
+                "cancel_url": return_url,
+            },
+            idempotency_key=f"invoice-{locked.pk}-checkout-{payment.attempts}",
+        )
+    except stripe.StripeError as error:
+        with transaction.atomic():
+            failed = payment_lock(payment.pk)
+            payment_close(failed, Payment.FAILED, error=stripe_client.error_text(error), now=now)
+        raise PaymentFailed(
+            f"Stripe Checkout could not be opened: {stripe_client.error_text(error)}"
+        ) from error
+    with transaction.atomic():
+        opened = payment_lock(payment.pk)
+        opened.stripe_customer_id = stripe_customer_id
+        opened.stripe_checkout_session_id = session["id"]
+        opened.checkout_url = session.get("url") or ""
+        payment_save(opened, now)
+    return opened.checkout_url

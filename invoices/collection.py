@@ -149,6 +149,7 @@ class _Outcome:
     intent: dict | None = None
     intent_id: str = ""
     error: str = ""
+    decline_code: str = ""
     stripe_customer_id: str = ""
 
 
@@ -207,6 +208,7 @@ def _charge(payment: Payment) -> _Outcome:
     except stripe.StripeError as error:
         # A decline is a 402 whose body holds the PaymentIntent Stripe created.
         outcome.error = stripe_client.error_text(error)
+        outcome.decline_code = stripe_client.error_decline_code(error)
         outcome.intent_id = stripe_client.error_payment_intent_id(error)
     return outcome
 
@@ -254,7 +256,12 @@ def payment_attempt(*, payment: Payment, now: datetime) -> Payment | None:
             locked.next_attempt_at = None
             payment_save(locked, now)
         else:
-            payment_fail(locked, error=outcome.error or f"the payment intent is {status}", now=now)
+            payment_fail(
+                locked,
+                error=outcome.error or f"the payment intent is {status}",
+                decline_code=outcome.decline_code,
+                now=now,
+            )
         return locked
 
 
@@ -272,13 +279,19 @@ def payment_close(payment: Payment, status: str, *, error: str, now: datetime) -
         purchase.save(update_fields=["status", "closed_at"])
 
 
-def payment_fail(payment: Payment, *, error: str, now: datetime) -> None:
+def hard_declined(payment: Payment) -> bool:
+    """Whether the card was declined in a way no other attempt can change."""
+    return payment.decline_code in stripe_client.HARD_DECLINES
+
+
+def payment_fail(payment: Payment, *, error: str, now: datetime, decline_code: str = "") -> None:
     """Record a failed attempt of a locked payment: alert, then try again after the
     next delay of the policy, or give up (the invoice uncollectible, the purchase
-    failed)."""
+    failed); at once after a hard decline."""
     payment.last_error = error
+    payment.decline_code = decline_code
     checkout = payment.purchase_id is not None and payment.purchase.channel == Purchase.CHECKOUT
-    retry = payment.attempts < payment.max_attempts and not checkout
+    retry = payment.attempts < payment.max_attempts and not checkout and not hard_declined(payment)
     if retry:
         delays = retry_delays() or [timedelta(0)]
         delay = delays[min(payment.attempts, len(delays)) - 1]

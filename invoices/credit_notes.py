@@ -35,6 +35,7 @@ from invoices.reactions import TAKE_BACKS
 from invoices.rendering import credit_note_schedule_pdf_render
 from invoices.sellers import invoice_billing_entity, seller_snapshot
 from invoices.sequences import next_number
+from invoices.standing import standing_refresh_on_commit
 from plans.taxes import TaxLine, tax_credit_lines, tax_lines_read
 
 ZERO = Decimal(0)
@@ -348,4 +349,6 @@ def _issue(
     if settings.BILLING_INVOICE_PDFS:
         # Its PDF, stored like an invoice's, once the note is committed.
         credit_note_schedule_pdf_render(credit_note=note)
+    # What is no longer owed no longer weighs on the customer's standing.
+    standing_refresh_on_commit(customer_id=invoice.customer_id, now=now)
     return note

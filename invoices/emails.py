@@ -33,6 +33,7 @@ from config.celery import enqueue_on_commit
 from invoices import rendering
 from invoices.locks import document_email_lock
 from invoices.models import CreditNote, DocumentEmail, Invoice
+from invoices.reminders import reminder_body, reminder_subject
 from invoices.sellers import credit_note_seller, invoice_seller
 
 logger = logging.getLogger(__name__)
@@ -75,9 +76,34 @@ def document_email_schedule(
     email, created = DocumentEmail.objects.get_or_create(
         invoice=invoice,
         credit_note=credit_note,
+        dunning_run=None,
         defaults={
             "recipients": recipients,
             "subject": document_email_subject(document),
+            "created_at": now,
+        },
+    )
+    if created:
+        send_after_commit(email.pk)
+    return email
+
+
+def reminder_email_schedule(*, run, now: datetime) -> DocumentEmail | None:
+    """Have a dunning step's reminder (`run`, a DunningRun) emailed with its invoice
+    attached, once the caller's transaction commits: one email per run. None when
+    BILLING_INVOICE_EMAILS is off or the customer has no address."""
+    if not settings.BILLING_INVOICE_EMAILS:
+        return None
+    invoice = run.invoice
+    recipients = document_recipients(invoice.customer)
+    if not recipients:
+        return None
+    email, created = DocumentEmail.objects.get_or_create(
+        dunning_run=run,
+        defaults={
+            "invoice": invoice,
+            "recipients": recipients,
+            "subject": reminder_subject(invoice, overdue=run.days_after_due > 0),
             "created_at": now,
         },
     )
@@ -176,12 +202,17 @@ def _attachment(email: DocumentEmail, now: datetime) -> Attachment:
     return Attachment(document.content, document.filename)
 
 
-def _message(email: DocumentEmail, attachment: Attachment) -> EmailMessage:
+def _message(email: DocumentEmail, attachment: Attachment, now: datetime) -> EmailMessage:
     seller = _seller(email.document)
     reply_to = seller.get("email")
+    if email.dunning_run_id is not None:
+        overdue = email.dunning_run.days_after_due > 0
+        body = reminder_body(email.invoice, overdue=overdue, now=now)
+    else:
+        body = document_email_body(email.document)
     message = EmailMessage(
         subject=email.subject,
-        body=document_email_body(email.document),
+        body=body,
         from_email=seller.get("sender_email") or settings.BILLING_INVOICE_FROM_EMAIL,
         to=email.recipients,
         reply_to=[reply_to] if reply_to else None,
@@ -237,7 +268,7 @@ def document_email_send(*, email: DocumentEmail, now: datetime) -> DocumentEmail
     if claimed is None:
         return None
     try:
-        _message(claimed, _attachment(claimed, now)).send()
+        _message(claimed, _attachment(claimed, now), now).send()
     except OSError as error:
         return _failed_attempt(claimed, error=f"{type(error).__name__}: {error}", now=now)
     except Exception as error:

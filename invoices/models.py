@@ -457,6 +457,16 @@ class DocumentEmail(models.Model):
         related_name="emails",
         verbose_name=_("credit note"),
     )
+    # A dunning reminder of the invoice (invoices.dunning): one per step run; an
+    # invoice's own email has none.
+    dunning_run = models.OneToOneField(
+        "invoices.DunningRun",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="email",
+        verbose_name=_("dunning step run"),
+    )
     recipients = models.JSONField(default=list, verbose_name=_("recipients"))
     subject = models.CharField(max_length=500, verbose_name=_("subject"))
     status = models.CharField(
@@ -480,7 +490,7 @@ class DocumentEmail(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["invoice"],
-                condition=models.Q(invoice__isnull=False),
+                condition=models.Q(invoice__isnull=False, dunning_run__isnull=True),
                 name="document_email_once_per_invoice",
             ),
             models.UniqueConstraint(
@@ -499,6 +509,7 @@ class DocumentEmail(models.Model):
 
 
 # Payments through Stripe: their models live in invoices.payment_models.
+from invoices.dunning_models import DunningPolicy, DunningRun, DunningStep  # noqa: E402
 from invoices.payment_models import Payment, Purchase, StripeEvent  # noqa: E402
 
 __all__ = [
@@ -507,6 +518,9 @@ __all__ = [
     "CreditNote",
     "CreditNoteLine",
     "DocumentEmail",
+    "DunningPolicy",
+    "DunningRun",
+    "DunningStep",
     "Invoice",
     "InvoiceLine",
     "InvoiceSequence",

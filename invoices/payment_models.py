@@ -169,6 +169,11 @@ class Payment(models.Model):
     max_attempts = models.PositiveIntegerField(default=1, verbose_name=_("max attempts"))
     next_attempt_at = models.DateTimeField(null=True, blank=True, verbose_name=_("next attempt at"))
     last_error = models.TextField(blank=True, default="", verbose_name=_("last error"))
+    # Stripe's decline code of the last declined attempt; a hard decline
+    # (HARD_DECLINES) is not tried again (invoices.collection).
+    decline_code = models.CharField(
+        max_length=64, blank=True, default="", verbose_name=_("decline code")
+    )
     stripe_customer_id = models.CharField(
         max_length=255, blank=True, default="", verbose_name=_("stripe customer id")
     )

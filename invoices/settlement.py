@@ -11,6 +11,7 @@ from billing.models import INVOICE_PAID
 from billing.notifications import webhooks
 from invoices.locks import invoice_lock
 from invoices.models import Invoice
+from invoices.standing import standing_refresh_on_commit
 
 # An uncollectible invoice can still be paid: by a retry of its Stripe payment,
 # or by money that arrives after collecting was given up.
@@ -55,4 +56,6 @@ def invoice_mark_paid(
             now=now,
             event_id=f"evt_invoice_{invoice.pk}_paid",
         )
+        # Back to good standing at once when nothing else is past due.
+        standing_refresh_on_commit(customer_id=invoice.customer_id, now=now)
     return invoice

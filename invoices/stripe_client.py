@@ -178,6 +178,40 @@ def error_text(error: stripe.StripeError) -> str:
     return f"{' '.join(parts)}: {message}"[:ERROR_TEXT_LIMIT]
 
 
+def error_decline_code(error: stripe.StripeError) -> str:
+    """The card issuer's reason of a decline (Stripe's decline_code), or ''."""
+    body = error.json_body.get("error", {}) if isinstance(error.json_body, dict) else {}
+    return str(body.get("decline_code") or "")[:64]
+
+
+# Declines that another attempt with the same card cannot turn into a payment
+# (Stripe's documentation of decline codes: the card is lost, stolen, closed,
+# expired, not allowed to pay, or the issuer says not to try again). A payment
+# declined so is not tried again, by the retry policy or by dunning.
+HARD_DECLINES = frozenset(
+    {
+        "do_not_try_again",
+        "expired_card",
+        "fraudulent",
+        "incorrect_number",
+        "invalid_account",
+        "invalid_number",
+        "lost_card",
+        "merchant_blacklist",
+        "pickup_card",
+        "restricted_card",
+        "revocation_of_all_authorizations",
+        "revocation_of_authorization",
+        "security_violation",
+        "stolen_card",
+        "stop_payment_order",
+        "transaction_not_allowed",
+        "card_not_supported",
+        "currency_not_supported",
+    }
+)
+
+
 def error_payment_intent_id(error: stripe.StripeError) -> str:
     """The PaymentIntent a card error is about (Stripe creates it, declined)."""
     body = error.json_body.get("error", {}) if isinstance(error.json_body, dict) else {}

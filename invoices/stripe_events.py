@@ -193,7 +193,11 @@ def _on_intent_failed(intent: dict, now: datetime) -> str:
     if payment.status != Payment.PROCESSING or payment.stripe_payment_intent_id != intent["id"]:
         # Recorded by the attempt that made it, or stale (a success came first).
         return f"payment {payment.pk}: nothing to do ({payment.status})"
-    payment_fail(payment, error=error, now=now)
+    last_error = intent.get("last_payment_error")
+    decline_code = (
+        str(last_error.get("decline_code") or "")[:64] if isinstance(last_error, dict) else ""
+    )
+    payment_fail(payment, error=error, decline_code=decline_code, now=now)
     return f"payment {payment.pk} failed (attempt {payment.attempts} of {payment.max_attempts})"
 
 

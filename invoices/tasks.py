@@ -7,6 +7,7 @@ from django.utils import timezone
 from customers.models import Customer
 from invoices import (
     collection,
+    dunning,
     emails,
     refunds,
     rendering,
@@ -178,3 +179,15 @@ def refund_due_credit_notes() -> int:
     for note_id in due:
         refund_credit_note.delay(note_id)
     return len(due)
+
+
+@shared_task(acks_late=True)
+def run_dunning() -> dict:
+    """Run the dunning steps that are due and work out the standings (idempotent)."""
+    summary = dunning.dunning_run(now=timezone.now())
+    return {
+        "done": summary.done,
+        "skipped": summary.skipped,
+        "held": summary.held,
+        "standings_changed": summary.standings_changed,
+    }

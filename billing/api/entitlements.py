@@ -61,6 +61,11 @@ class EntitlementsApi(FastAnswerApi):
                 "meters": serializers.DictField(child=METER_ENTITLEMENT),
                 "period_start": serializers.DateTimeField(allow_null=True),
                 "period_end": serializers.DateTimeField(allow_null=True),
+                "standing": serializers.ChoiceField(
+                    choices=["good", "past_due", "restricted", "suspended"],
+                    help_text="restricted: every meter refused; suspended: features too "
+                    "(features then empty). Back to good once what is past due is paid.",
+                ),
             },
         )
     )
@@ -107,4 +112,5 @@ def entitlements_answer(external_id: str) -> dict:
         },
         "period_start": iso(found.period_start) if found.period_start else None,
         "period_end": iso(found.period_end) if found.period_end else None,
+        "standing": found.standing,
     }

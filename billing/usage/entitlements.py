@@ -9,9 +9,16 @@ from decimal import Decimal, localcontext
 
 from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION
-from billing.usage.check import CheckResult, charge_standing, priced_row
+from billing.usage.check import (
+    FEATURE_REFUSED,
+    METER_REFUSED,
+    CheckResult,
+    charge_standing,
+    priced_row,
+)
 from billing.usage.metering import meter_cache
 from billing.usage.reads import exact_quantity, period_now, usage_quantities
+from customers.models import GOOD
 from plans.feature_grants import granted
 from plans.overrides import subscription_spec
 
@@ -25,6 +32,9 @@ class Entitlements:
     meters: dict[str, CheckResult]  # meter code -> its standing, nothing more asked
     period_start: datetime | None = None
     period_end: datetime | None = None
+    # The customer's standing (invoices.standing): restricted refuses every meter,
+    # suspended every feature too, as check does.
+    standing: str = GOOD
 
 
 def customer_entitlements(
@@ -33,10 +43,10 @@ def customer_entitlements(
     """The customer's entitlements at `now`; none without a live subscription.
     `balances`: the wallets' usable balances at `now` if already read (live_read)."""
     if subscription is None:
-        return Entitlements(None, {}, {})
+        return Entitlements(None, {}, {}, standing=customer.standing)
     period = period_now(subscription=subscription, now=now)
     if period is None:  # it ended with its period, which the close has not run yet
-        return Entitlements(None, {}, {})
+        return Entitlements(None, {}, {}, standing=customer.standing)
     spec = subscription_spec(subscription)
     features = granted(spec.features)
     start, end = period
@@ -77,4 +87,9 @@ def customer_entitlements(
                 for quantity in (ZERO, Decimal(1))
             )
             meters[charge.meter] = replace(standing, allowed=one_more.allowed)
-    return Entitlements(subscription, features, meters, start, end)
+    refused = METER_REFUSED.get(customer.standing)
+    if refused:
+        meters = {code: replace(m, allowed=False, reason=refused) for code, m in meters.items()}
+    if customer.standing in FEATURE_REFUSED:
+        features = {}
+    return Entitlements(subscription, features, meters, start, end, customer.standing)

@@ -23,6 +23,8 @@ SCHEDULES = {
         "invoices.tasks.refund_due_credit_notes",
         10,
     ),
+    # Steps run on the hour they fall due (policies count days from the due date).
+    "Run dunning steps on unpaid invoices": ("invoices.tasks.run_dunning", 15),
     "Send invoice and credit note emails left pending": (
         "invoices.tasks.send_due_document_emails",
         5,

@@ -1,0 +1,205 @@
+"""Dunning and account standing (issue 53, SCENARIOS.md S28): a policy's steps
+run on the beat on the exact days in the customer's zone, reminders in the
+customer's language with the PDF attached, Stripe retried once and not after a
+hard decline, `check` refusing metered usage while restricted and features too
+while suspended, back to good at once when paid, standing changes announced once."""
+
+from datetime import datetime, timedelta
+from decimal import Decimal as D
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from django.core import mail
+
+from billing.models import STANDING_CHANGED, WebhookDelivery, WebhookEndpoint
+from billing.rating.lines import LineInput
+from customers.models import Customer
+from invoices import tasks
+from invoices.dunning_models import DunningRun
+from invoices.dunning_policies import StepInput, policy_save
+from invoices.models import Invoice
+from invoices.services import invoice_finalize
+from invoices.settlement import invoice_mark_paid
+from plans.features import feature_create
+from tests.factories import MeterFactory, api_client, period_draft
+from tests.invoices.stripe_fake import card_declined
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PARIS = ZoneInfo("Europe/Paris")
+S28_STEPS = [
+    StepInput(-3, "remind"),
+    StepInput(1, "remind"),
+    StepInput(1, "retry_payment"),
+    StepInput(7, "restrict"),
+    StepInput(14, "suspend"),
+]
+
+
+def paris(month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(2026, month, day, hour, minute, tzinfo=PARIS)
+
+
+@pytest.fixture
+def api():
+    return api_client()
+
+
+@pytest.fixture
+def standard(db):
+    return policy_save(code="standard", name="Standard", is_default=True, steps=S28_STEPS)
+
+
+@pytest.fixture
+def acme(api, standard):
+    """A French customer in Paris on a plan with a metered charge and a feature,
+    its start invoice paid."""
+    MeterFactory(code="prompts", name="Prompts", event_name="prompt")
+    feature_create(code="sso", name="Single sign-on", kind="boolean")
+    body = {
+        "code": "pro",
+        "name": "Pro",
+        "currency": "EUR",
+        "base_fee": "10.00",
+        "publish": True,
+        "charges": [{"meter": "prompts", "model": "overage", "included_units": "100"}],
+        "features": [{"feature": "sso", "value": True}],
+    }
+    body["charges"][0]["pricing"] = {"scheme": "per_unit", "unit_price": "0.01"}
+    assert api.post("/api/v1/plans", body, format="json").status_code == 201
+    with time_machine.travel(paris(11, 1), tick=False):
+        made = api.post(
+            "/api/v1/customers",
+            {
+                "external_id": "acme",
+                "name": "Acme SARL",
+                "currency": "EUR",
+                "timezone": "Europe/Paris",
+                "locale": "fr",
+                "email": "compta@acme.test",
+                "payment_terms_days": 30,
+            },
+            format="json",
+        )
+        assert made.status_code == 201, made.content
+        subscribed = api.post(
+            "/api/v1/subscriptions",
+            {"customer": "acme", "plan": "pro", "start": "2026-11-01T00:00:00+01:00"},
+            format="json",
+        )
+        assert subscribed.status_code == 201, subscribed.content
+        for invoice in Invoice.objects.filter(customer__external_id="acme"):
+            if invoice.status == Invoice.DRAFT:
+                invoice = invoice_finalize(invoice=invoice, now=paris(11, 1))
+            invoice_mark_paid(invoice=invoice, reference="paid", now=paris(11, 1))
+    return Customer.objects.get(external_id="acme")
+
+
+def invoice_of_100(customer, *, at: datetime) -> Invoice:
+    """An invoice of 100.00 finalized at `at` (due 30 days later, the customer's terms)."""
+    line = LineInput("usage", "Prompts", None, D(1), D("100.00"), D("100.00"))
+    draft = period_draft(customer, [line], start=paris(10, 1), end=paris(11, 1))
+    return invoice_finalize(invoice=draft, now=at)
+
+
+def beat(start: datetime, end: datetime, *, every=timedelta(hours=1)):
+    """Run the dunning task as the beat does, at each step from start to end."""
+    moment = start
+    while moment <= end:
+        with time_machine.travel(moment, tick=False):
+            tasks.run_dunning()
+        yield moment
+        moment += every
+
+
+def check(api, **asked) -> dict:
+    response = api.post("/api/v1/customers/acme/check", asked, format="json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+@pytest.fixture
+def emails_on(settings):
+    settings.BILLING_INVOICE_EMAILS = True
+
+
+def test_s28_reminders_retry_and_restriction_on_the_exact_days(
+    api, acme, fake_stripe, settings, emails_on
+):
+    # given: every off-session charge is declined (not for good), and the
+    # policy of Stripe retries gives up after the first
+    settings.STRIPE_PAYMENT_RETRY_MINUTES = []
+    fake_stripe.queue(
+        "POST", "/v1/payment_intents", *[card_declined(f"pi_no_{n}") for n in range(1, 6)]
+    )
+    WebhookEndpoint.objects.create(url="https://hooks.example.test/billing", secret="whsec_test")
+    with time_machine.travel(paris(11, 1), tick=False):
+        invoice = invoice_of_100(acme, at=paris(11, 1))
+    assert invoice.due_at == paris(12, 1)
+    charges_before = len(fake_stripe.to("POST", "/v1/payment_intents"))
+    mail.outbox.clear()
+
+    # when: the beat runs every hour from Nov 26 to Dec 9
+    emailed, charged = [], []
+    for moment in beat(paris(11, 26), paris(12, 9, 23)):
+        emailed += [(moment, message) for message in mail.outbox]
+        mail.outbox.clear()
+        charges = fake_stripe.to("POST", "/v1/payment_intents")[charges_before:]
+        charged += [moment] * len(charges)
+        charges_before += len(charges)
+        if moment == paris(12, 8, 1):
+            on_dec_8 = (check(api, meter="prompts", quantity="1"), check(api, feature="sso"))
+
+    # then: reminders on Nov 28 and Dec 2 (the first beat of the day in Paris), in French
+    assert [moment for moment, _ in emailed] == [paris(11, 28), paris(12, 2)]
+    before, after = (message for _, message in emailed)
+    assert (
+        before.subject
+        == f"Rappel : la facture {invoice.number} de Usage Billing Inc. arrive à échéance"
+    )
+    assert after.subject == f"En retard : facture {invoice.number} de {seller}"
+    assert before.to == ["compta@acme.test"]
+    assert "100,00 €" in before.body and "1 déc. 2026" in before.body
+    assert "/pay/" in after.body
+    for message in (before, after):
+        (name, content, kind) = message.attachments[0]
+        assert (name, kind) == (f"{invoice.number}.pdf", "application/pdf")
+        assert content.startswith(b"%PDF")
+    # one retry, on Dec 2, with a key of its own
+    assert charged == [paris(12, 2)]
+    retry = fake_stripe.to("POST", "/v1/payment_intents")[-1]
+    assert retry.idempotency_key.startswith(f"invoice-{invoice.pk}-collect-")
+    # restricted on Dec 8: metered usage refused, features still allowed
+    metered, feature = on_dec_8
+    assert (metered["allowed"], metered["reason"]) == (False, "account_restricted")
+    assert (feature["allowed"], feature["reason"]) == (True, "ok")
+    acme.refresh_from_db()
+    assert (acme.standing, acme.standing_since, acme.standing_invoice_id) == (
+        "restricted",
+        paris(12, 8),
+        invoice.pk,
+    )
+
+    # when: paid on Dec 10 through the API
+    with time_machine.travel(paris(12, 10, 9), tick=False):
+        paid = api.post(
+            f"/api/v1/invoices/{invoice.pk}/pay", {"reference": "bank 123"}, format="json"
+        )
+        assert paid.status_code == 200, paid.content
+        # then: good at once, metered usage allowed
+        assert check(api, meter="prompts", quantity="1")["allowed"] is True
+    acme.refresh_from_db()
+    assert (acme.standing, acme.standing_since) == ("good", paris(12, 10, 9))
+    # and nothing more: no suspension on Dec 15, no reminder
+    list(beat(paris(12, 10, 10), paris(12, 20), every=timedelta(hours=6)))
+    assert [message for message in mail.outbox if message.attachments] == []
+    assert not DunningRun.objects.filter(action="suspend").exists()
+    acme.refresh_from_db()
+    assert acme.standing == "good"
+    # each standing change announced once: past due, restricted, good
+    changes = [
+        (d.payload["data"]["previous"], d.payload["data"]["standing"])
+        for d in WebhookDelivery.objects.filter(event_type=STANDING_CHANGED).order_by("id")
+    ]
+    assert changes == [("good", "past_due"), ("past_due", "restricted"), ("restricted", "good")]
