@@ -43,6 +43,7 @@ from customers.billing_entity_admin import BillingEntityAdmin  # noqa: F401 (reg
 from customers.customer_form_admin import ADDRESS_FIELDS, CustomerForm
 from customers.models import CUSTOMER_DETAILS, ApiKey, Customer
 from customers.portal import portal_session_create
+from invoices.dunning_admin import dunning_fields, dunning_settings_save, standing_text
 from wallets.commits_admin import customer_commits
 from wallets.selectors import wallet_list
 
@@ -219,9 +220,10 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
         "timezone",
         "spend_limit_display",
         "spend_limit_mode",
+        "standing_display",
         "created",
     ]
-    list_filter = ["currency", "spend_limit_mode"]
+    list_filter = ["standing", "currency", "spend_limit_mode"]
     search_fields = ["external_id", "name", "email"]
     date_hierarchy = "created_at"
 
@@ -308,13 +310,25 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
                     ]
                 },
             ),
+            (_("Dunning"), {"fields": dunning_fields(obj)}),
         ]
 
     def get_readonly_fields(self, request, obj=None):
         # The API addresses a customer by external_id, and its money is in its currency.
         if obj is None:
             return []
-        return ["external_id", "currency_display", "created_display", "month_margin_display"]
+        return [
+            "external_id",
+            "currency_display",
+            "created_display",
+            "month_margin_display",
+            "standing_display",
+            "dunning_paused_by",
+        ]
+
+    @admin.display(description=_("Standing"), ordering="standing")
+    def standing_display(self, customer: Customer) -> str:
+        return standing_text(customer)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -382,9 +396,16 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
         values["tax_rates"] = [rate.code for rate in form.cleaned_data.get("tax_rates") or []]
         seller = form.cleaned_data.get("billing_entity")
         values["billing_entity"] = seller.code if seller else None
+        dunning = (
+            form.cleaned_data.get("dunning_policy"),
+            bool(form.cleaned_data.get("dunning_off")),
+        )
+        paused = form.cleaned_data.get("dunning_paused_until")
         if change:
+            paused_before = Customer.objects.get(pk=obj.pk).dunning_paused_until
             adopt(obj, services.customer_update(customer=obj, **values))
         else:
+            paused_before = None
             values["timezone_name"] = values.pop("timezone")
             adopt(
                 obj,
@@ -394,6 +415,9 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
                     **values,
                 ),
             )
+        dunning_settings_save(
+            obj, choice=dunning, paused=paused, paused_before=paused_before, user=request.user
+        )
 
 
 class ApiKeyForm(forms.ModelForm):

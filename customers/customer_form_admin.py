@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django import forms
 from django.conf import settings
+from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -177,6 +178,9 @@ class CustomerForm(ServiceValidatedForm):
             "invoice_emails",
             "tax_rates",
             "billing_entity",
+            "dunning_policy",
+            "dunning_off",
+            "dunning_paused_until",
         ]
         labels = {
             "billing_entity": _("Billed by"),
@@ -233,6 +237,15 @@ class CustomerForm(ServiceValidatedForm):
 
     def clean_invoice_emails(self):
         return listed(self.cleaned_data.get("invoice_emails"))
+
+    def clean_dunning_paused_until(self):
+        until = self.cleaned_data.get("dunning_paused_until")
+        changed = until != getattr(self.instance, "dunning_paused_until", None)
+        if until is not None and changed and until <= timezone.now():
+            raise forms.ValidationError(
+                _("A pause ends in the future; leave it empty to resume dunning now.")
+            )
+        return until
 
     def clean_alert_thresholds(self):
         # Left empty: the customer has no thresholds of its own and the default

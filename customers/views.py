@@ -16,6 +16,7 @@ from billing.core import customer_text
 from billing.core.customer_text import LANGUAGES, CustomerText
 from billing.rating.discounts import running_discount
 from billing.usage.alerts import alert_thresholds
+from customers import models as standings
 from customers.models import Customer
 from customers.portal import (
     PortalTokenExpired,
@@ -25,9 +26,11 @@ from customers.portal import (
 )
 from invoices.credit_balance import credit_balance
 from invoices.models import CreditNote, Invoice
+from invoices.pay_links import pay_path
 from invoices.pdf import STATUS_LABELS
 from invoices.rendering import credit_note_pdf_response, invoice_pdf_response
 from invoices.selectors import past_due
+from invoices.standing import owed_invoices
 from plans.feature_text import value_text
 from wallets.models import CreditBlock, Wallet
 from wallets.selectors import blocks_usable
@@ -254,6 +257,39 @@ def _commit(draw, write: CustomerText, currency: str) -> dict | None:
     }
 
 
+STANDING_WORDS = {
+    standings.PAST_DUE: gettext_lazy("Your account is past due"),
+    standings.RESTRICTED: gettext_lazy(
+        "Your account is restricted: metered usage is refused until what is past due is paid."
+    ),
+    standings.SUSPENDED: gettext_lazy("Your account is suspended until what is past due is paid."),
+}
+
+
+def _owing(customer: Customer, owed: set, *, write: CustomerText, day, now) -> dict | None:
+    """What the customer owes past its due date, and where to pay it; None in
+    good standing."""
+    if customer.standing not in STANDING_WORDS:
+        return None
+    late = owed_invoices(customer=customer, due_at__lte=now).order_by("due_at", "id")
+    return {
+        "standing": customer.standing,
+        "words": str(STANDING_WORDS[customer.standing]),
+        "invoices": [
+            {
+                "text": _("Invoice %(number)s: %(amount)s, due %(date)s")
+                % {
+                    "number": invoice.number,
+                    "amount": write.money_text(invoice.amount_due, invoice.currency),
+                    "date": day(invoice, invoice.due_at),
+                },
+                "pay_url": pay_path(invoice_id=invoice.pk, now=now),
+            }
+            for invoice in late
+        ],
+    }
+
+
 def _portal_context(customer: Customer, *, token: str, write: CustomerText, now) -> dict:
     """What the portal page prints, every figure and day written by `write`
     (call it under the page's language)."""
@@ -263,6 +299,7 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
     overdue = set(
         past_due(Invoice.objects.filter(customer=customer), now=now).values_list("pk", flat=True)
     )
+    owed = set(owed_invoices(customer=customer).values_list("pk", flat=True))
 
     def money(amount):
         return None if amount is None else write.money(amount, currency)
@@ -395,9 +432,12 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
                 "currency": i.currency,
                 "status": status(i),
                 "reason": str(INVOICE_REASONS.get(i.reason, i.get_reason_display())),
+                # Where to pay what is left of it (its payment page).
+                "pay_url": pay_path(invoice_id=i.pk, now=now) if i.pk in owed else "",
             }
             for i in overview.invoices
         ],
+        "owing": _owing(customer, owed, write=write, day=invoice_day, now=now),
         "credit_notes": [
             {
                 "id": note.pk,

@@ -29,7 +29,7 @@ class StepInput:
     action: str
 
 
-def _check_steps(steps: list[StepInput]) -> None:
+def steps_check(steps: list[StepInput]) -> None:
     if len(steps) > MAX_STEPS:
         raise InvalidRequest(f"at most {MAX_STEPS} steps", fields={"steps": ["too many"]})
     actions = {code for code, _label in DunningStep.ACTIONS}
@@ -78,7 +78,7 @@ def policy_save(
             f"{NO_DUNNING!r} means no dunning and cannot be a policy's code",
             fields={"code": ["reserved"]},
         )
-    _check_steps(steps)
+    steps_check(steps)
     with transaction.atomic():
         if is_default:
             DunningPolicy.objects.filter(is_default=True).exclude(

@@ -8,12 +8,16 @@ from django.db.models import F, Q, QuerySet
 from invoices.models import CreditNote, Invoice
 
 
+def left_to_pay(invoices: QuerySet) -> QuerySet:
+    """The invoices with something still to pay on them (Invoice.amount_due > 0
+    for a finalized or uncollectible one), in SQL."""
+    return invoices.filter(total__gt=F("credits_applied") + F("credited"))
+
+
 def past_due(invoices: QuerySet, *, now: datetime) -> QuerySet:
     """The finalized invoices whose due date has passed with something still to pay:
     the dashboard's "past due", the admin's filter and the API's ?past_due=true."""
-    return invoices.filter(
-        status=Invoice.FINALIZED, due_at__lt=now, total__gt=F("credits_applied") + F("credited")
-    )
+    return left_to_pay(invoices.filter(status=Invoice.FINALIZED, due_at__lt=now))
 
 
 def amount_paid(invoice: Invoice) -> Decimal:

@@ -17,7 +17,6 @@ import logging
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import F
 
 from billing.core.money import format_money
 from billing.core.periods import iso
@@ -27,6 +26,7 @@ from customers.locks import customer_lock
 from customers.models import GOOD, PAST_DUE, RESTRICTED, SUSPENDED, Customer
 from invoices.dunning_models import DunningRun, DunningStep
 from invoices.models import Invoice
+from invoices.selectors import left_to_pay
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +41,7 @@ STEP_STANDING = {DunningStep.RESTRICT: RESTRICTED, DunningStep.SUSPEND: SUSPENDE
 def owed_invoices(**filters):
     """Invoices left to pay (finalized or uncollectible, something still due), with
     a due date."""
-    return Invoice.objects.filter(status__in=OWED, due_at__isnull=False, **filters).filter(
-        total__gt=F("credits_applied") + F("credited")
-    )
+    return left_to_pay(Invoice.objects.filter(status__in=OWED, due_at__isnull=False, **filters))
 
 
 def standing_of(*, customer_id: int, now: datetime) -> tuple[str, Invoice | None]:
