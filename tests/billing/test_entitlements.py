@@ -243,6 +243,7 @@ def test_check_and_entitlements_agree_for_every_customer(api, catalog):
             "meters": {},
             "period_start": None,
             "period_end": None,
+            "standing": "good",
         }
         small = assert_check_agrees(api, "small")
         big = assert_check_agrees(api, "big")
