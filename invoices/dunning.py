@@ -84,14 +84,11 @@ def customer_policy(customer: Customer, found: dict, default) -> DunningPolicy |
 
 
 def _to_run(
-    invoice: Invoice, policy: DunningPolicy, now: datetime
+    invoice: Invoice, policy: DunningPolicy, ran: set, now: datetime
 ) -> list[tuple[DunningStep, datetime]]:
-    """The policy's steps due on this invoice at `now` not run yet, in order."""
+    """The policy's steps due on this invoice at `now` not run yet (`ran`: the
+    (action, days) already run), in order."""
     zone = invoice.text.zone
-    ran = {
-        (action, days)
-        for action, days in invoice.dunning_runs.values_list("action", "days_after_due")
-    }
     due = [
         (step, step_due_at(invoice.due_at, step.days_after_due, zone))
         for step in policy.steps.all()
@@ -119,18 +116,25 @@ def dunning_run(*, now: datetime) -> DunningSummary:
             if not batch:
                 break
             last_id = batch[-1].pk
+            ran = {invoice.pk: set() for invoice in batch}
+            for invoice_id, action, days in DunningRun.objects.filter(
+                invoice__in=batch
+            ).values_list("invoice_id", "action", "days_after_due"):
+                ran[invoice_id].add((action, days))
             for invoice in batch:
-                _invoice_steps(invoice, found, default, now=now, summary=summary)
+                _invoice_steps(invoice, found, default, ran[invoice.pk], now=now, summary=summary)
     _standings(now=now, summary=summary)
     return summary
 
 
-def _invoice_steps(invoice: Invoice, found: dict, default, *, now: datetime, summary) -> None:
+def _invoice_steps(
+    invoice: Invoice, found: dict, default, ran: set, *, now: datetime, summary
+) -> None:
     customer = invoice.customer
     policy = customer_policy(customer, found, default)
     if policy is None:
         return
-    pending = _to_run(invoice, policy, now)
+    pending = _to_run(invoice, policy, ran, now)
     if not pending:
         return
     if customer.dunning_paused_until is not None and customer.dunning_paused_until > now:

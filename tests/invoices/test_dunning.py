@@ -22,10 +22,12 @@ from invoices import tasks
 from invoices.dunning_models import DunningPolicy, DunningRun
 from invoices.dunning_policies import StepInput, policy_save
 from invoices.models import Invoice
+from invoices.pay_links import pay_path
 from invoices.services import invoice_finalize
 from invoices.settlement import invoice_mark_paid
 from plans.features import feature_create
 from tests.factories import MeterFactory, api_client, period_draft
+from tests.invoices.conftest import stripe_event
 from tests.invoices.stripe_fake import card_declined
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -358,4 +360,54 @@ def test_two_invoices_past_due_restrict_until_both_are_settled_then_suspend(api,
     # each change once: restricted (past due and restricted in one run), suspended, good
     assert changes == ["restricted", "suspended", "good"]
     acme.refresh_from_db()
+    assert acme.standing == "good"
+
+
+def test_the_pay_page_opens_stripe_checkout_and_the_webhook_pays_and_restores(
+    api, acme, fake_stripe, deliver
+):
+    # given: a restricted customer whose invoice's off-session charge was declined
+    fake_stripe.queue("POST", "/v1/payment_intents", card_declined("pi_no"))
+    with time_machine.travel(paris(11, 1), tick=False):
+        invoice = invoice_of_100(acme, at=paris(11, 1))
+    run_dunning_at(paris(12, 9))
+    acme.refresh_from_db()
+    assert acme.standing == "restricted"
+
+    # when: the customer opens the pay link and pays by card
+    with time_machine.travel(paris(12, 9, 10), tick=False):
+        link = pay_path(invoice_id=invoice.pk, now=datetime.now(UTC))
+        client = Client()
+        page = client.get(link)
+        assert 'id="pay-card"' in page.content.decode()
+        opened = client.post(link)
+    # then: to Stripe Checkout, for what is due, with a key of its own
+    assert opened.status_code == 302
+    (session,) = fake_stripe.to("POST", "/v1/checkout/sessions")
+    assert session.form["line_items[0][price_data][unit_amount]"] == "10000"
+    assert session.form["metadata[invoice_id]"] == str(invoice.pk)
+    assert session.idempotency_key.startswith(f"invoice-{invoice.pk}-checkout-")
+    invoice.refresh_from_db()
+    assert opened["Location"] == invoice.payment.checkout_url
+
+    # when: Stripe reports the session paid
+    with time_machine.travel(paris(12, 9, 11), tick=False):
+        completed = stripe_event(
+            "evt_checkout_paid",
+            "checkout.session.completed",
+            {
+                "id": invoice.payment.stripe_checkout_session_id,
+                "object": "checkout.session",
+                "payment_status": "paid",
+                "payment_intent": "pi_paid",
+                "amount_total": 10000,
+                "currency": "eur",
+                "metadata": {"payment_id": str(invoice.payment.pk)},
+            },
+        )
+        assert deliver(completed).status_code == 200
+    # then: the invoice is paid and the customer back in good standing
+    invoice.refresh_from_db()
+    acme.refresh_from_db()
+    assert (invoice.status, invoice.payment_reference) == ("paid", "pi_paid")
     assert acme.standing == "good"
