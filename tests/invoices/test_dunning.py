@@ -6,7 +6,7 @@ while suspended, back to good at once when paid, standing changes announced once
 
 import json
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from zoneinfo import ZoneInfo
 
