@@ -4,17 +4,15 @@ deliveries that announce them. The usage storage (billing.usage_models), billed
 periods, breakdowns and discounts have modules of their own, re-exported here.
 """
 
-import secrets
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.customer_text import customer_zone, day_time
 from billing.core.periods import whole_period
-from billing.core.webhook_targets import WebhookTargetRefused, webhook_target_resolve
 from config.history import audit_history
 from customers.models import Customer
 
@@ -30,10 +28,10 @@ class Subscription(models.Model):
     CANCELED = "canceled"
     ENDED = "ended"
     STATUSES = [
-        (TRIALING, "Trialing"),
-        (ACTIVE, "Active"),
-        (CANCELED, "Canceled"),
-        (ENDED, "Ended"),
+        (TRIALING, _("Trialing")),
+        (ACTIVE, pgettext_lazy("status", "Active")),
+        (CANCELED, _("Canceled")),
+        (ENDED, _("Ended")),
     ]
     LIVE = (TRIALING, ACTIVE)
 
@@ -112,7 +110,7 @@ class Subscription(models.Model):
         id), the plan's name and version, the status. Select the customer and
         version__plan with it where many are listed."""
         if self.customer_id is None or self.version_id is None:
-            return "New subscription"
+            return gettext("New subscription")
         customer = self.customer.name or self.customer.external_id
         version = self.version
         status = self.get_status_display().lower()
@@ -144,10 +142,10 @@ class SubscriptionChange(models.Model):
     SEATS = "seats"
     CANCEL = "cancel"
     KINDS = [
-        (CREATED, "Created"),
-        (PLAN_CHANGE, "Plan change"),
-        (SEATS, "Seats"),
-        (CANCEL, "Cancel"),
+        (CREATED, _("Created")),
+        (PLAN_CHANGE, _("Plan change")),
+        (SEATS, _("Seats")),
+        (CANCEL, pgettext_lazy("subscription change", "Cancel")),
     ]
 
     subscription = models.ForeignKey(
@@ -194,11 +192,16 @@ class PlanMigration(models.Model):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
-    STATUSES = [(PENDING, "Pending"), (RUNNING, "Running"), (DONE, "Done"), (FAILED, "Failed")]
+    STATUSES = [
+        (PENDING, _("Pending")),
+        (RUNNING, _("Running")),
+        (DONE, _("Done")),
+        (FAILED, _("Failed")),
+    ]
 
     IMMEDIATE = "immediate"
     PERIOD_END = "period_end"
-    EFFECTIVE = [(IMMEDIATE, "Now, prorated"), (PERIOD_END, "At the end of each period")]
+    EFFECTIVE = [(IMMEDIATE, _("Now, prorated")), (PERIOD_END, _("At the end of each period"))]
 
     token = models.UUIDField(unique=True, editable=False, verbose_name=_("token"))
     to_version = models.ForeignKey(
@@ -230,7 +233,9 @@ class PlanMigration(models.Model):
         ordering = ["-id"]
 
     def __str__(self) -> str:
-        return f"Migration #{self.pk} to {self.to_version} ({self.get_status_display().lower()})"
+        return gettext("Migration #{number} to {version} ({status})").format(
+            number=self.pk, version=self.to_version, status=self.get_status_display().lower()
+        )
 
 
 class PlanMigrationItem(models.Model):
@@ -241,7 +246,12 @@ class PlanMigrationItem(models.Model):
     DONE = "done"
     SKIPPED = "skipped"
     FAILED = "failed"
-    STATUSES = [(PENDING, "Pending"), (DONE, "Done"), (SKIPPED, "Skipped"), (FAILED, "Failed")]
+    STATUSES = [
+        (PENDING, _("Pending")),
+        (DONE, _("Done")),
+        (SKIPPED, _("Skipped")),
+        (FAILED, _("Failed")),
+    ]
 
     migration = models.ForeignKey(
         PlanMigration, on_delete=models.CASCADE, related_name="items", verbose_name=_("migration")
@@ -296,7 +306,11 @@ class PlanMigrationItem(models.Model):
         indexes = [models.Index(fields=["migration", "status"], name="plan_migration_item_status")]
 
     def __str__(self) -> str:
-        return f"#{self.subscription_id} in migration {self.migration_id} ({self.status})"
+        return gettext("#{subscription} in migration {migration} ({status})").format(
+            subscription=self.subscription_id,
+            migration=self.migration_id,
+            status=self.get_status_display().lower(),
+        )
 
 
 class Alert(models.Model):
@@ -370,10 +384,6 @@ WEBHOOK_EVENT_TYPES = [Alert.event_type_of(kind) for kind, _ in Alert.KINDS] + [
 ]
 
 
-def webhook_secret() -> str:
-    return "whsec_" + secrets.token_urlsafe(32)
-
-
 class AlertTeamRecipient(models.Model):
     """One of the seller's own people, emailed a copy of the customers' alerts of
     the kinds chosen (an account owner who wants to know when a customer nears its
@@ -398,114 +408,7 @@ class AlertTeamRecipient(models.Model):
         return self.email
 
 
-class WebhookEndpoint(models.Model):
-    """A URL that receives signed event notifications (HMAC-SHA256 with `secret`)."""
-
-    url = models.URLField(
-        max_length=2000,
-        help_text=_(
-            "https:// on a public address (http:// only to BILLING_WEBHOOK_ALLOWED_HOSTS)."
-        ),
-        verbose_name=_("url"),
-    )
-    secret = models.CharField(
-        max_length=100, default=webhook_secret, editable=False, verbose_name=_("secret")
-    )
-    enabled = models.BooleanField(default=True, verbose_name=_("enabled"))
-    event_types = models.JSONField(
-        default=list,
-        blank=True,
-        help_text=_("The event types sent here; empty: every type."),
-        verbose_name=_("event types"),
-    )
-    description = models.CharField(
-        max_length=255, blank=True, default="", verbose_name=_("description")
-    )
-    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
-
-    class Meta:
-        verbose_name = _("webhook endpoint")
-        verbose_name_plural = _("webhook endpoints")
-        ordering = ["id"]
-
-    def __str__(self) -> str:
-        return self.description or self.url
-
-    def clean(self):
-        # Resolves the host: a URL that reaches our own network is refused here
-        # with the reason, and checked again at every send (its DNS may change).
-        if self.url:
-            try:
-                webhook_target_resolve(url=self.url)
-            except WebhookTargetRefused as refused:
-                raise ValidationError({"url": refused.message}) from None
-        if not isinstance(self.event_types, list) or not all(
-            isinstance(t, str) and t for t in self.event_types
-        ):
-            raise ValidationError({"event_types": "must be a list of event type names"})
-
-    def subscribes_to(self, event_type: str) -> bool:
-        return not self.event_types or event_type in self.event_types
-
-
-class WebhookDelivery(models.Model):
-    """One event sent to one endpoint, with the outcome of its attempts. `body` is
-    the JSON exactly as sent, so that its signature can be reproduced."""
-
-    PENDING = "pending"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    STATUSES = [(PENDING, "Pending"), (SUCCEEDED, "Succeeded"), (FAILED, "Failed")]
-
-    endpoint = models.ForeignKey(
-        WebhookEndpoint,
-        on_delete=models.CASCADE,
-        related_name="deliveries",
-        verbose_name=_("endpoint"),
-    )
-    alert = models.ForeignKey(
-        Alert,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="deliveries",
-        verbose_name=_("alert"),
-    )
-    event_type = models.CharField(max_length=100, verbose_name=_("event type"))
-    # The event's id in the body: the same for every endpoint and every attempt.
-    event_id = models.CharField(max_length=100, verbose_name=_("event id"))
-    body = models.TextField(verbose_name=_("body"))
-    status = models.CharField(
-        max_length=16, choices=STATUSES, default=PENDING, verbose_name=_("status")
-    )
-    attempts = models.PositiveIntegerField(default=0, verbose_name=_("attempts"))
-    next_attempt_at = models.DateTimeField(null=True, blank=True, verbose_name=_("next attempt at"))
-    last_status_code = models.PositiveIntegerField(
-        null=True, blank=True, verbose_name=_("last status code")
-    )
-    last_error = models.TextField(blank=True, default="", verbose_name=_("last error"))
-    delivered_at = models.DateTimeField(null=True, blank=True, verbose_name=_("delivered at"))
-    created_at = models.DateTimeField(verbose_name=_("created at"))
-
-    class Meta:
-        verbose_name = _("webhook delivery")
-        verbose_name_plural = _("webhook deliveries")
-        ordering = ["-id"]
-        constraints = [
-            models.UniqueConstraint(fields=["endpoint", "event_id"], name="webhook_event_once")
-        ]
-        indexes = [
-            models.Index(
-                fields=["next_attempt_at"],
-                condition=models.Q(status="pending"),
-                name="webhook_delivery_due",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.event_type} {self.event_id} to {self.endpoint_id} ({self.status})"
-
-
+# Webhook endpoints and their deliveries, in a module of their own.
 # The usage storage, the records of what was billed, the breakdowns and coupons'
 # discounts, in modules of their own.
 from billing.billed_models import BilledPeriod, ThresholdBilling  # noqa: E402, F401
@@ -520,3 +423,4 @@ from billing.usage_models import (  # noqa: E402, F401
     UsageRollup,
     UsageUniqueValue,
 )
+from billing.webhook_models import WebhookDelivery, WebhookEndpoint, webhook_secret  # noqa: E402, F401

@@ -3,6 +3,7 @@
 from axes.helpers import get_client_username, get_cool_off, get_failure_limit
 from django.contrib import admin
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 
 
 def admin_lockout_response(request, original_response, credentials):
@@ -12,7 +13,7 @@ def admin_lockout_response(request, original_response, credentials):
     cool_off = get_cool_off(request)
     context = {
         **admin.site.each_context(request),
-        "title": "Login locked",
+        "title": _("Login locked"),
         "username": get_client_username(request, credentials) or "",
         "failure_limit": get_failure_limit(request, credentials),
         "cool_off_minutes": int(cool_off.total_seconds() // 60) if cool_off else None,

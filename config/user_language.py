@@ -2,8 +2,10 @@
 the "Language" page linked from every admin page's header (or by a superuser on
 the user's page), kept in config.models.UserLanguage, and activated for each of
 that user's requests by UserLanguageMiddleware (config.site_middleware.SITE_ONLY:
-never for the API). The language sets Django's own words and ours (locale/), the
-dates, and how amounts are typed and shown (billing.core.typed_numbers)."""
+never for the API). A visitor (the login page, the lockout page after too many
+failed logins) reads it in the browser's language when it is one of the three.
+The language sets Django's own words and ours (locale/), the dates, and how
+amounts are typed and shown (billing.core.typed_numbers)."""
 
 import functools
 
@@ -16,17 +18,25 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from billing.core.customer_text import DEFAULT_LANGUAGE, LANGUAGES
+from billing.core.customer_text import language as supported_language
 from config.models import UserLanguage
 from config.outage import database_unavailable
 
 
 def user_language(user) -> str | None:
     """The language an admin user chose (English when none); None for anyone
-    else (a visitor, the login page), who gets the site's default."""
+    else (a visitor, the login page), who gets the browser's (visitor_language)."""
     if not (user.is_authenticated and user.is_staff):
         return None
     chosen = UserLanguage.objects.filter(user=user).values_list("language", flat=True).first()
     return chosen if chosen in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def visitor_language(request) -> str:
+    """The language of a page before logging in: the browser's (Accept-Language)
+    when it is English, French or German (fr-CA reads French), else English. It
+    tells nothing about the account being logged into."""
+    return supported_language(translation.get_language_from_request(request))
 
 
 def user_language_set(*, user, language: str) -> UserLanguage:
@@ -66,7 +76,7 @@ class UserLanguageMiddleware:
             # config.outage's exception hook answers its page.
             language = None
         if language is None:
-            return self.get_response(request)
+            language = visitor_language(request)
         with translation.override(language):
             request.LANGUAGE_CODE = language
             response = self.get_response(request)

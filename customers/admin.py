@@ -182,7 +182,7 @@ def customer_billing(*, customer: Customer, user, now) -> dict:
                 "kind": w.get_kind_display(),
                 "balance": money_text(w.balance, w.currency)
                 if w.kind == "money"
-                else f"{quantity_text(w.balance)} credits",
+                else gettext("{credits} credits").format(credits=quantity_text(w.balance)),
             }
             for w in wallet_list(customer_id=customer.pk)
         ]
@@ -227,7 +227,7 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     search_fields = ["external_id", "name", "email"]
     date_hierarchy = "created_at"
 
-    spend_limit_display = money_column("spend_limit", "spend limit")
+    spend_limit_display = money_column("spend_limit", _("spend limit"))
 
     def get_changelist(self, request, **kwargs):
         return CustomerChangeList

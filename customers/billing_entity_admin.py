@@ -4,6 +4,7 @@ default."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_deletion import RefusedDeletionMixin
@@ -29,7 +30,7 @@ class BillingEntityForm(ServiceValidatedForm):
             "Where it is established: a customer in another country gets its country "
             "printed, and EU VAT rules compare the two."
         ),
-        error_messages={"invalid_choice": "Pick a country from the list."},
+        error_messages={"invalid_choice": _("Pick a country from the list.")},
         label=_("Country"),
     )
 
@@ -64,7 +65,7 @@ class BillingEntityForm(ServiceValidatedForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["country"].choices = [
-            ("", "Pick a country"),
+            ("", _("Pick a country")),
             *country_choices(current=self.instance.country or ""),
         ]
 
@@ -136,7 +137,9 @@ class BillingEntityAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     @admin.display(description=_("customers"))
     def customer_count(self, entity: BillingEntity) -> str:
         count = entity.customers.count()
-        return f"{count} (and every customer naming none)" if entity.is_default else str(count)
+        if entity.is_default:
+            return gettext("{count} (and every customer naming none)").format(count=count)
+        return str(count)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         entity = self.get_object(request, object_id) if request.method == "GET" else None

@@ -124,7 +124,7 @@ class CustomerForm(ServiceValidatedForm):
         required=False,
         label=_("Country"),
         help_text=_("Also picks the tax rates marked default for that country."),
-        error_messages={"invalid_choice": "Pick a country from the list."},
+        error_messages={"invalid_choice": _("Pick a country from the list.")},
     )
     spend_limit = ExactDecimalField(
         max_digits=28,
@@ -204,7 +204,7 @@ class CustomerForm(ServiceValidatedForm):
             if name in self.fields:
                 self.fields[name].required = False
         if "currency" in self.fields:
-            self.fields["currency"].choices = [("", "Pick a currency"), *currency_choices()]
+            self.fields["currency"].choices = [("", _("Pick a currency")), *currency_choices()]
         address = instance.address if isinstance(instance.address, dict) else {}
         country = address.get("country") or ""
         self.fields["address_country"].choices = [

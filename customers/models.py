@@ -315,7 +315,7 @@ class Customer(models.Model):
     TAX_EXEMPTIONS = [
         (TAX_NONE, _("Taxed")),
         (TAX_EXEMPT, _("Exempt: no tax")),
-        (TAX_REVERSE_CHARGE, "Reverse charge: no tax, the customer accounts for it"),
+        (TAX_REVERSE_CHARGE, _("Reverse charge: no tax, the customer accounts for it")),
     ]
     tax_exempt = models.CharField(
         max_length=16, choices=TAX_EXEMPTIONS, default=TAX_NONE, verbose_name=_("tax exempt")

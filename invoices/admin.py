@@ -10,12 +10,13 @@ due."""
 
 from django.contrib import admin, messages
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import money_column, money_text
+from billing.core.customer_text import language as customer_language
 from billing.core.errors import BillingError
 from billing.core.money import format_decimal
 from customers.models import BillingEntity, Customer
@@ -203,7 +204,7 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
             },
         ),
         ("PDF", {"fields": ["pdf_download", "pdf_fingerprint", "pdf_fonts"]}),
-        ("Billing details, as invoiced", {"fields": ["billing_details"]}),
+        (_("Billing details, as invoiced"), {"fields": ["billing_details"]}),
     ]
     readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
 
@@ -231,7 +232,7 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
     def due_day(self, invoice):
         return list_day(invoice, invoice.due_at)
 
-    total_display = money_column("total", "Total")
+    total_display = money_column("total", _("Total"))
 
     # The page: amounts in words and figures finance reads, dates in the customer's zone.
 
@@ -328,13 +329,14 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
     @admin.display(description=_("Billing details"))
     def billing_details(self, invoice):
         snapshot = invoice.customer_snapshot or {}
+        language = customer_language(translation.get_language())
         rows = [
-            ("Name", snapshot.get("name")),
-            ("Email", snapshot.get("email")),
-            ("Address", ", ".join(postal_address(snapshot.get("address"), locale="en"))),
-            ("Tax ID", snapshot.get("tax_id")),
-            ("Tax", TAX_TREATMENTS.get(snapshot.get("tax_exempt"), "")),
-            ("Time zone", snapshot.get("timezone")),
+            (_("Name"), snapshot.get("name")),
+            (_("Email"), snapshot.get("email")),
+            (_("Address"), ", ".join(postal_address(snapshot.get("address"), locale=language))),
+            (_("Tax ID"), snapshot.get("tax_id")),
+            (_("Tax"), TAX_TREATMENTS.get(snapshot.get("tax_exempt"), "")),
+            (_("Time zone"), snapshot.get("timezone")),
         ]
         return format_html_join(
             mark_safe("<br>"),

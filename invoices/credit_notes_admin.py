@@ -64,8 +64,10 @@ def taken_back_text(part) -> str:
     '1.234,50 EUR of the balance', '1.000 credits' (de)."""
     wallet = part.block.wallet
     if wallet.kind == Wallet.MONEY:
-        return f"{money_text(part.amount, wallet.currency)} of the balance"
-    return f"{quantity_text(part.amount)} credits"
+        return gettext("{amount} of the balance").format(
+            amount=money_text(part.amount, wallet.currency)
+        )
+    return gettext("{credits} credits").format(credits=quantity_text(part.amount))
 
 
 def _line_rows(invoice: Invoice, data) -> tuple[list[dict], list[credit_notes.CreditLineInput]]:
@@ -115,7 +117,7 @@ def error_words(error: BillingError, invoice: Invoice, chosen) -> str:
         if field.count(".") != 2:  # about all the lines: the message says it
             words.append(_total_words(error.message, invoice))
             continue
-        line = names.get(field.rsplit(".", 1)[0], "A line")
+        line = names.get(field.rsplit(".", 1)[0], gettext("A line"))
         words.extend(f"{line}: {_line_words(message, invoice)}" for message in messages)
     return "; ".join(dict.fromkeys(words))
 
@@ -131,12 +133,17 @@ def _amount_words(text: str, currency: str) -> tuple[str, str] | None:
 
 def _line_words(message: str, invoice: Invoice) -> str:
     """One refusal of a line, with the amount's currency and what to do."""
+    rest = "is left to credit on this line"
     if message.startswith("at most ") and (
         words := _amount_words(message.removeprefix("at most "), invoice.currency)
     ):
+        if words[1] == rest:
+            return gettext(
+                "at most {amount} is left to credit on this line: type that or less"
+            ).format(amount=words[0])
         return f"at most {words[0]} {words[1]}: type that or less"
     if message == "must be greater than zero":
-        return "type an amount greater than zero, without its currency sign"
+        return gettext("type an amount greater than zero, without its currency sign")
     return message
 
 
@@ -146,6 +153,11 @@ def _total_words(message: str, invoice: Invoice) -> str:
     if message.startswith(total) and (
         words := _amount_words(message.removeprefix(total), invoice.currency)
     ):
+        if words[1] == "left to credit in all (before tax)":
+            return gettext(
+                "The invoice has {amount} left to credit in all (before tax): "
+                "type less on its lines"
+            ).format(amount=words[0])
         return f"The invoice has {words[0]} {words[1]}: type less on its lines"
     return message[:1].upper() + message[1:]
 

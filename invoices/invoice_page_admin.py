@@ -9,7 +9,9 @@ from dataclasses import replace
 from datetime import datetime
 
 from django.urls import reverse
+from django.utils import translation
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
 
 from billing.core import admin_fields, customer_text
 from billing.core.admin_forms import money_text, quantity_text, unit_price_text
@@ -59,12 +61,18 @@ def pdf_link(url: str, document: Invoice | CreditNote, invoice: Invoice) -> str:
     was stored (in `invoice`'s time zone), or that its first download stores it."""
     if not document.pdf_file:
         return format_html(
-            '<a href="{}">Download PDF</a> (not stored yet: the first download renders '
-            "and stores it)",
+            '<a href="{}">{}</a> {}',
             url,
+            _("Download PDF"),
+            _("(not stored yet: the first download renders and stores it)"),
         )
     stored = moment_text(invoice, document.pdf_rendered_at)
-    return format_html('<a href="{}">Download PDF</a> (stored {})', url, stored)
+    return format_html(
+        '<a href="{}">{}</a> {}',
+        url,
+        _("Download PDF"),
+        _("(stored {moment})").format(moment=stored),
+    )
 
 
 def pdf_fonts_text(document: Invoice | CreditNote) -> str:
@@ -77,12 +85,14 @@ def pdf_fonts_text(document: Invoice | CreditNote) -> str:
     else:
         missing = credit_note_pdf_missing_scripts(document)
     if not missing:
-        return "Every character of this PDF has a font."
+        return _("Every character of this PDF has a font.")
     return format_html(
-        '<strong class="pdf-fonts-missing">This PDF lacks fonts for: {}</strong> '
-        "(those characters print as empty boxes; install the fonts on the servers that "
-        "render PDFs, then re-render it).",
-        missing_scripts_text(missing),
+        '<strong class="pdf-fonts-missing">{}</strong> {}',
+        _("This PDF lacks fonts for: {scripts}").format(scripts=missing_scripts_text(missing)),
+        _(
+            "(those characters print as empty boxes; install the fonts on the servers that "
+            "render PDFs, then re-render it)."
+        ),
     )
 
 
@@ -90,8 +100,9 @@ def line_rows(invoice: Invoice) -> list[dict]:
     """The invoice's lines as its table shows them (their periods in the invoice's
     time zone, which the table's header names); a line split by a property (its
     breakdown) lists each value's quantity under its description."""
-    # Finance reads the admin in English, in the invoice's zone.
-    currency, write, rows = invoice.currency, replace(invoice.text, locale="en"), []
+    # In the admin user's language, in the invoice's zone.
+    language = customer_text.language(translation.get_language())
+    currency, write, rows = invoice.currency, replace(invoice.text, locale=language), []
     for line in invoice.lines.all():
         groups = (line.breakdown or {}).get("groups") or []
         by = (line.breakdown or {}).get("by", "")
@@ -149,7 +160,7 @@ def credit_note_rows(invoice: Invoice) -> list[dict]:
                 "reason": note.get_reason_display(),
                 "memo": note.memo,
                 "amount": money_text(note.total, note.currency),
-                "status": "Voids the invoice" if note.voids_invoice else "Partial credit",
+                "status": _("Voids the invoice") if note.voids_invoice else _("Partial credit"),
                 "destination": credit_note_destination(note),
             }
         )
@@ -164,9 +175,9 @@ def payment_rows(invoice: Invoice, *, may_view_payments: bool) -> list[dict]:
     if invoice.credits_applied:
         rows.append(
             {
-                "what": "The customer's credit balance",
+                "what": _("The customer's credit balance"),
                 "amount": money_text(invoice.credits_applied, currency),
-                "status": "Applied when it was issued",
+                "status": _("Applied when it was issued"),
                 "when": local_moment_text(invoice, invoice.finalized_at),
                 "detail": "",
                 "url": "",
@@ -174,10 +185,12 @@ def payment_rows(invoice: Invoice, *, may_view_payments: bool) -> list[dict]:
         )
     stripe = Payment.objects.filter(invoice=invoice).first()
     if stripe is not None:
-        attempts = f"{stripe.attempts} of {stripe.max_attempts} attempts"
+        attempts = _("{attempts} of {most} attempts").format(
+            attempts=stripe.attempts, most=stripe.max_attempts
+        )
         rows.append(
             {
-                "what": f"Stripe payment #{stripe.pk}",
+                "what": _("Stripe payment #{number}").format(number=stripe.pk),
                 "amount": money_text(stripe.amount, stripe.currency),
                 "status": stripe.get_status_display(),
                 "when": local_moment_text(invoice, stripe.succeeded_at or stripe.updated_at),
@@ -197,11 +210,11 @@ def payment_rows(invoice: Invoice, *, may_view_payments: bool) -> list[dict]:
     ):
         rows.append(
             {
-                "what": "Payment recorded by hand",
+                "what": _("Payment recorded by hand"),
                 "amount": money_text(selectors.amount_paid(invoice), currency),
-                "status": "Received",
+                "status": _("Received"),
                 "when": local_moment_text(invoice, invoice.paid_at),
-                "detail": f"Reference: {invoice.payment_reference}"
+                "detail": _("Reference: {reference}").format(reference=invoice.payment_reference)
                 if invoice.payment_reference
                 else "",
                 "url": "",

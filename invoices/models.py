@@ -5,6 +5,7 @@ the next invoice (late usage) or a credit note."""
 from decimal import Decimal
 
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.customer_text import CustomerText, money_text, percent
@@ -148,7 +149,7 @@ class Invoice(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.number or f"draft #{self.pk}"
+        return self.number or gettext("draft #{number}").format(number=self.pk)
 
     @property
     def text(self) -> CustomerText:
@@ -252,10 +253,10 @@ class CreditNote(models.Model):
     ORDER_CHANGE = "order_change"
     OTHER = "other"
     REASONS = [
-        (DUPLICATE, "Duplicate charge"),
-        (PRODUCT_UNSATISFACTORY, "Product unsatisfactory"),
-        (ORDER_CHANGE, "Order change"),
-        (OTHER, "Other"),
+        (DUPLICATE, _("Duplicate charge")),
+        (PRODUCT_UNSATISFACTORY, _("Product unsatisfactory")),
+        (ORDER_CHANGE, _("Order change")),
+        (OTHER, _("Other")),
     ]
 
     # Where its total went.
@@ -263,9 +264,9 @@ class CreditNote(models.Model):
     TO_CREDIT_BALANCE = "credit_balance"
     TO_REFUND = "refund"
     DESTINATIONS = [
-        (TO_AMOUNT_DUE, "Lowered the invoice's amount due"),
-        (TO_CREDIT_BALANCE, "Added to the customer's credit balance"),
-        (TO_REFUND, "Refunded"),
+        (TO_AMOUNT_DUE, _("Lowered the invoice's amount due")),
+        (TO_CREDIT_BALANCE, _("Added to the customer's credit balance")),
+        (TO_REFUND, _("Refunded")),
     ]
 
     invoice = models.ForeignKey(
@@ -312,9 +313,9 @@ class CreditNote(models.Model):
     REFUND_SUCCEEDED = "succeeded"
     REFUND_FAILED = "failed"
     REFUND_STATUSES = [
-        (REFUND_PENDING, "Pending at Stripe"),
-        (REFUND_SUCCEEDED, "Refunded"),
-        (REFUND_FAILED, "Refused by Stripe: credited to the balance instead"),
+        (REFUND_PENDING, _("Pending at Stripe")),
+        (REFUND_SUCCEEDED, _("Refunded")),
+        (REFUND_FAILED, _("Refused by Stripe: credited to the balance instead")),
     ]
     refund_status = models.CharField(
         max_length=16,
@@ -386,9 +387,9 @@ class CreditBalanceEntry(models.Model):
     APPLIED = "applied"
     NEGATIVE_INVOICE = "negative_invoice"
     KINDS = [
-        (CREDIT_NOTE, "Credit note on a paid invoice"),
-        (APPLIED, "Applied to an invoice"),
-        (NEGATIVE_INVOICE, "Invoice whose total is below zero"),
+        (CREDIT_NOTE, _("Credit note on a paid invoice")),
+        (APPLIED, _("Applied to an invoice")),
+        (NEGATIVE_INVOICE, _("Invoice whose total is below zero")),
     ]
 
     customer = models.ForeignKey(
@@ -429,87 +430,10 @@ class CreditBalanceEntry(models.Model):
         return f"{self.get_kind_display()}: {money_text(self.amount, self.currency)}"
 
 
-class DocumentEmail(models.Model):
-    """An invoice or a credit note emailed to its customer, its PDF attached: one
-    row per document, written when the document is issued (invoices.emails), so
-    that issuing or scheduling it twice sends it once. `pending` waits for its
-    next attempt (at next_attempt_at; while an attempt is under way that is its
-    lease: an attempt whose worker died is made again)."""
-
-    PENDING = "pending"
-    SENT = "sent"
-    FAILED = "failed"
-    STATUSES = [(PENDING, "Pending"), (SENT, "Sent"), (FAILED, "Failed")]
-
-    invoice = models.ForeignKey(
-        Invoice,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="emails",
-        verbose_name=_("invoice"),
-    )
-    credit_note = models.ForeignKey(
-        CreditNote,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="emails",
-        verbose_name=_("credit note"),
-    )
-    # A dunning reminder of the invoice (invoices.dunning): one per step run; an
-    # invoice's own email has none.
-    dunning_run = models.OneToOneField(
-        "invoices.DunningRun",
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="email",
-        verbose_name=_("dunning step run"),
-    )
-    recipients = models.JSONField(default=list, verbose_name=_("recipients"))
-    subject = models.CharField(max_length=500, verbose_name=_("subject"))
-    status = models.CharField(
-        max_length=16, choices=STATUSES, default=PENDING, db_index=True, verbose_name=_("status")
-    )
-    attempts = models.PositiveIntegerField(default=0, verbose_name=_("attempts"))
-    next_attempt_at = models.DateTimeField(null=True, blank=True, verbose_name=_("next attempt at"))
-    last_error = models.TextField(blank=True, default="", verbose_name=_("last error"))
-    created_at = models.DateTimeField(verbose_name=_("created at"))
-    sent_at = models.DateTimeField(null=True, blank=True, verbose_name=_("sent at"))
-
-    class Meta:
-        verbose_name = _("document email")
-        verbose_name_plural = _("document emails")
-        ordering = ["-id"]
-        constraints = [
-            models.CheckConstraint(
-                condition=models.Q(invoice__isnull=False, credit_note__isnull=True)
-                | models.Q(invoice__isnull=True, credit_note__isnull=False),
-                name="document_email_for_invoice_or_credit_note",
-            ),
-            models.UniqueConstraint(
-                fields=["invoice"],
-                condition=models.Q(invoice__isnull=False, dunning_run__isnull=True),
-                name="document_email_once_per_invoice",
-            ),
-            models.UniqueConstraint(
-                fields=["credit_note"],
-                condition=models.Q(credit_note__isnull=False),
-                name="document_email_once_per_credit_note",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"email of {self.document} ({self.status})"
-
-    @property
-    def document(self) -> "Invoice | CreditNote":
-        return self.invoice if self.invoice_id is not None else self.credit_note
-
-
 # Payments through Stripe: their models live in invoices.payment_models.
+# Each document emailed to its customer: invoices.email_models.
 from invoices.dunning_models import DunningPolicy, DunningRun, DunningStep  # noqa: E402
+from invoices.email_models import DocumentEmail  # noqa: E402
 from invoices.payment_models import Payment, Purchase, StripeEvent  # noqa: E402
 
 __all__ = [

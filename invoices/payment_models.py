@@ -5,6 +5,7 @@ the invoice (payment_reference). Part of the invoices app's models (imported by
 invoices.models)."""
 
 from django.db import models
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.money import AMOUNT
@@ -17,15 +18,15 @@ class Purchase(models.Model):
 
     CREDIT_PACK = "credit_pack"
     TOP_UP = "top_up"
-    KINDS = [(CREDIT_PACK, "Credit pack"), (TOP_UP, "Money top-up")]
+    KINDS = [(CREDIT_PACK, _("Credit pack")), (TOP_UP, _("Money top-up"))]
 
     CHECKOUT = "checkout"
     CHARGE = "charge"
     AUTO_TOP_UP = "auto_top_up"
     CHANNELS = [
-        (CHECKOUT, "Stripe Checkout link"),
-        (CHARGE, "Saved payment method, charged at once"),
-        (AUTO_TOP_UP, "Auto top-up, saved payment method"),
+        (CHECKOUT, _("Stripe Checkout link")),
+        (CHARGE, _("Saved payment method, charged at once")),
+        (AUTO_TOP_UP, _("Auto top-up, saved payment method")),
     ]
 
     PENDING = "pending"
@@ -33,10 +34,10 @@ class Purchase(models.Model):
     FAILED = "failed"
     CANCELED = "canceled"
     STATUSES = [
-        (PENDING, "Pending payment"),
-        (PAID, "Paid and granted"),
-        (FAILED, "Payment failed"),
-        (CANCELED, "Canceled"),
+        (PENDING, _("Pending payment")),
+        (PAID, _("Paid and granted")),
+        (FAILED, _("Payment failed")),
+        (CANCELED, pgettext_lazy("payment", "Canceled")),
     ]
 
     customer = models.ForeignKey(
@@ -109,7 +110,9 @@ class Purchase(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"purchase #{self.pk} ({self.get_kind_display()}, {self.status})"
+        return gettext("purchase #{number} ({kind}, {status})").format(
+            number=self.pk, kind=self.get_kind_display(), status=self.get_status_display().lower()
+        )
 
 
 class Payment(models.Model):
@@ -129,12 +132,12 @@ class Payment(models.Model):
     FAILED = "failed"
     CANCELED = "canceled"
     STATUSES = [
-        (PENDING, "Pending"),
-        (ATTEMPTING, "Attempt under way"),
-        (PROCESSING, "Processing at Stripe"),
-        (SUCCEEDED, "Succeeded"),
-        (FAILED, "Failed"),
-        (CANCELED, "Canceled"),
+        (PENDING, _("Pending")),
+        (ATTEMPTING, _("Attempt under way")),
+        (PROCESSING, _("Processing at Stripe")),
+        (SUCCEEDED, _("Succeeded")),
+        (FAILED, _("Failed")),
+        (CANCELED, pgettext_lazy("payment", "Canceled")),
     ]
     OPEN = (PENDING, ATTEMPTING, PROCESSING)
 
@@ -215,8 +218,13 @@ class Payment(models.Model):
         ]
 
     def __str__(self) -> str:
-        target = f"invoice {self.invoice}" if self.invoice_id else f"purchase #{self.purchase_id}"
-        return f"payment #{self.pk} for {target} ({self.status})"
+        if self.invoice_id:
+            target = gettext("invoice {number}").format(number=self.invoice)
+        else:
+            target = gettext("purchase #{number}").format(number=self.purchase_id)
+        return gettext("payment #{number} for {target} ({status})").format(
+            number=self.pk, target=target, status=self.get_status_display().lower()
+        )
 
 
 class StripeEvent(models.Model):

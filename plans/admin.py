@@ -106,7 +106,7 @@ class VersionLinkInline(admin.TabularInline):
         url = reverse("admin:plans_planversion_change", args=[version.pk])
         return format_html('<a href="{}">v{}</a>', url, version.number)
 
-    base_fee_text = money_column("base_fee", "base fee")
+    base_fee_text = money_column("base_fee", _("base fee"))
 
     @admin.display(description=_("customers"))
     def subscribers(self, version: PlanVersion) -> int:
@@ -140,7 +140,7 @@ class PlanAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
 
     @admin.display(description="")
     def add_version_link(self, plan):
-        return format_html('<a href="{}">Add a draft version</a>', add_version_url(plan))
+        return format_html('<a href="{}">{}</a>', add_version_url(plan), _("Add a draft version"))
 
     def deletion_refusal(self, obj):
         return plan_deletion_refusal(obj)
@@ -275,14 +275,14 @@ class PlanVersionAdmin(
         # Number and status come from the service once the version exists.
         return fields if obj else [f for f in fields if f not in self.readonly_fields]
 
-    base_fee_display = money_column("base_fee", "base fee")
-    seat_price_display = money_column("seat_price", "seat price")
-    minimum_commitment_display = money_column("minimum_commitment", "minimum commitment")
+    base_fee_display = money_column("base_fee", _("base fee"))
+    seat_price_display = money_column("seat_price", _("seat price"))
+    minimum_commitment_display = money_column("minimum_commitment", _("minimum commitment"))
     progressive_billing_threshold_display = money_column(
         "progressive_billing_threshold", "progressive billing threshold"
     )
 
-    credits_per_period_text = quantity_column("credits_per_period", "credits per period")
+    credits_per_period_text = quantity_column("credits_per_period", _("credits per period"))
 
     @admin.display(description=_("credits rollover"))
     def credits_rollover_text(self, version):
@@ -381,6 +381,13 @@ class CreditPackForm(ServiceValidatedForm):
             self.initial["meters"] = list(self.instance.applies_to)
         typed_money_field(self.fields["price"])
         price = self.initial.get("price")
+        # The currencies in use, named in the user's language (not django-money's
+        # every historic currency in English).
+        currencies = currency_choices(
+            current=str(price.currency) if isinstance(price, Money) else ""
+        )
+        self.fields["price"].fields[1].choices = currencies
+        self.fields["price"].widget.widgets[1].choices = currencies
         if isinstance(price, Money):
             # '50.00' in the amount box, not the stored 50.0000000000.
             amount = Decimal(format_money(price.amount, str(price.currency)))

@@ -18,11 +18,11 @@ from billing.core.admin_forms import (
     quantity_text,
 )
 from billing.core.errors import BillingError
-from billing.rating.pricing import SCHEMES, PricingSpec, TierSpec
+from billing.rating.pricing import PricingSpec, TierSpec
 from plans.feature_grants import FeatureGrant
 from plans.field_checks import FieldErrors
 from plans.models import PER_HELP, Charge, Meter, PlanVersion, PriceTier
-from plans.pricing_validation import SCHEME_WORDS, check_per
+from plans.pricing_validation import check_per
 from plans.rate_card_admin import RateCardDisplayMixin, RateCardFormMixin
 from plans.selectors import meter_groups_in
 from plans.validation import ChargeSpec, VersionSpec, validate_version, version_terms_spec
@@ -34,7 +34,7 @@ ONE = Decimal(1)
 
 def per_field() -> ExactDecimalField:
     """How many units a unit price is for; empty is 1 (a price per unit)."""
-    return ExactDecimalField(**AMOUNT_DIGITS, required=False, label="Per", help_text=PER_HELP)
+    return ExactDecimalField(**AMOUNT_DIGITS, required=False, label=_("Per"), help_text=PER_HELP)
 
 
 def cleaned_per(form) -> Decimal:
@@ -104,16 +104,16 @@ class TierInline(FrozenWhenPublishedMixin, nested_admin.NestedTabularInline):
 
     @admin.display(description=_("Up to"))
     def up_to_text(self, tier: PriceTier) -> str:
-        return "No limit" if tier.up_to is None else quantity_text(tier.up_to)
+        return _("No limit") if tier.up_to is None else quantity_text(tier.up_to)
 
-    unit_price_text = money_column("unit_price", "Unit price", "charge.version.currency")
-    per_text = quantity_column("per", "Per")
-    flat_fee_text = money_column("flat_fee", "Flat fee", "charge.version.currency")
+    unit_price_text = money_column("unit_price", _("Unit price"), "charge.version.currency")
+    per_text = quantity_column("per", _("Per"))
+    flat_fee_text = money_column("flat_fee", _("Flat fee"), "charge.version.currency")
 
 
 class ChargeForm(RateCardFormMixin, forms.ModelForm):
     pricing_scheme = forms.ChoiceField(
-        choices=[("", "No price"), *((s, SCHEME_WORDS[s].capitalize()) for s in SCHEMES)],
+        choices=[("", _("No price")), *Charge.SCHEME_CHOICES],
         required=False,
         label=_("Pricing scheme"),
     )
@@ -333,15 +333,14 @@ class ChargeInline(
             return [*flatten_fieldsets(FROZEN_CHARGE_FIELDSETS), *ChargeForm.Meta.fields]
         return super().get_readonly_fields(request, obj)
 
-    included_units_text = quantity_column("included_units", "Included units")
-    credits_per_unit_text = quantity_column("credits_per_unit", "Credits per unit")
+    included_units_text = quantity_column("included_units", _("Included units"))
+    credits_per_unit_text = quantity_column("credits_per_unit", _("Credits per unit"))
 
     @admin.display(description=_("Pricing scheme"))
     def pricing_scheme_text(self, charge: Charge) -> str:
-        scheme = SCHEME_WORDS.get(charge.pricing_scheme)
-        return scheme.capitalize() if scheme else "No price"
+        return charge.get_pricing_scheme_display() if charge.pricing_scheme else _("No price")
 
-    unit_price_text = money_column("unit_price", "Unit price", "version.currency")
-    per_text = quantity_column("per", "Per")
-    package_size_text = quantity_column("package_size", "Package size")
-    package_price_text = money_column("package_price", "Package price", "version.currency")
+    unit_price_text = money_column("unit_price", _("Unit price"), "version.currency")
+    per_text = quantity_column("per", _("Per"))
+    package_size_text = quantity_column("package_size", _("Package size"))
+    package_price_text = money_column("package_price", _("Package price"), "version.currency")

@@ -6,14 +6,13 @@ and the admin shows it read-only. New prices are a new version.
 
 from decimal import Decimal
 
-from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from djmoney.models.fields import MoneyField
 
 from billing.core.money import AMOUNT, format_decimal
-from billing.core.vocabulary import ConsumptionModel, CouponDuration, WhenExhausted
-from billing.rating.pricing import SCHEMES, PricingSpec, TierSpec
+from billing.core.vocabulary import ConsumptionModel, WhenExhausted
+from billing.rating.pricing import GRADUATED, PACKAGE, PER_UNIT, VOLUME, PricingSpec, TierSpec
 from config.history import audit_history
 
 CODE_MAX_LENGTH = 64
@@ -235,7 +234,12 @@ PER_HELP = _("How many units the price is for: 1,000,000 for a price per million
 class Charge(models.Model):
     """How one meter is charged on one version: the feature's consumption model."""
 
-    SCHEME_CHOICES = [(s, s.replace("_", " ")) for s in SCHEMES]
+    SCHEME_CHOICES = [
+        (PER_UNIT, _("Per unit")),
+        (PACKAGE, _("Package")),
+        (GRADUATED, _("Graduated")),
+        (VOLUME, _("Volume")),
+    ]
 
     version = models.ForeignKey(
         PlanVersion, on_delete=models.CASCADE, related_name="charges", verbose_name=_("version")
@@ -473,183 +477,7 @@ class TaxRate(models.Model):
         return f"{self.name} {format_decimal(self.percentage)} % ({self.code})"
 
 
-class Coupon(models.Model):
-    """A deal finance offers: percent or amount off a subscription's period
-    invoices, for one, N or every period. Its terms never change once created
-    (plans.coupons); it is archived (`active` off) to stop new redemptions, and
-    the discounts already given keep running. `times_redeemed` is counted under
-    the coupon's row lock, so `max_redemptions` holds under concurrency."""
-
-    code = models.CharField(max_length=CODE_MAX_LENGTH, unique=True, verbose_name=_("code"))
-    name = models.CharField(
-        max_length=100, help_text=_("Printed on invoices."), verbose_name=_("name")
-    )
-    percent_off = models.DecimalField(
-        max_digits=7,
-        decimal_places=4,
-        null=True,
-        blank=True,
-        help_text=_("e.g. 20 for 20 % off."),
-        verbose_name=_("percent off"),
-    )
-    amount_off = models.DecimalField(**AMOUNT, null=True, blank=True, verbose_name=_("amount off"))
-    # The currency of amount_off; empty for a percent off.
-    currency = models.CharField(max_length=3, blank=True, default="", verbose_name=_("currency"))
-    duration = models.CharField(
-        max_length=16, choices=CouponDuration.choices, verbose_name=_("duration")
-    )
-    duration_periods = models.PositiveIntegerField(
-        null=True,
-        blank=True,
-        help_text=_("Repeating coupons: how many period invoices."),
-        verbose_name=_("duration periods"),
-    )
-    max_redemptions = models.PositiveIntegerField(
-        null=True, blank=True, verbose_name=_("max redemptions")
-    )
-    redeem_by = models.DateTimeField(null=True, blank=True, verbose_name=_("redeem by"))
-    active = models.BooleanField(
-        default=True, help_text=_("Off: archived, redeemed no more."), verbose_name=_("active")
-    )
-    times_redeemed = models.PositiveIntegerField(default=0, verbose_name=_("times redeemed"))
-    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
-
-    history = audit_history()
-
-    class Meta:
-        verbose_name = _("coupon")
-        verbose_name_plural = _("coupons")
-        ordering = ["code"]
-        constraints = [
-            models.CheckConstraint(
-                condition=(
-                    models.Q(
-                        percent_off__isnull=False,
-                        amount_off__isnull=True,
-                        percent_off__gt=0,
-                        percent_off__lte=100,
-                        currency="",
-                    )
-                    | models.Q(percent_off__isnull=True, amount_off__gt=0) & ~models.Q(currency="")
-                ),
-                name="coupon_percent_or_amount_off",
-            ),
-            models.CheckConstraint(
-                condition=models.Q(duration="repeating", duration_periods__gt=0)
-                | (~models.Q(duration="repeating") & models.Q(duration_periods__isnull=True)),
-                name="coupon_duration_periods_iff_repeating",
-            ),
-            models.CheckConstraint(
-                condition=models.Q(max_redemptions__isnull=True)
-                | models.Q(max_redemptions__gt=0, times_redeemed__lte=models.F("max_redemptions")),
-                name="coupon_redeemed_at_most_max",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.code})"
-
-    @property
-    def is_percent(self) -> bool:
-        return self.percent_off is not None
-
-
-class PriceSimulation(models.Model):
-    """A price simulation: customers' usage of a past period rated at their own
-    version and at another (usually draft) one (billing.simulation.engine). It writes
-    no invoice; its rows and sums are the answer."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    STATUSES = [(PENDING, "Pending"), (RUNNING, "Running"), (DONE, "Done"), (FAILED, "Failed")]
-
-    version = models.ForeignKey(
-        PlanVersion, on_delete=models.PROTECT, related_name="simulations", verbose_name=_("version")
-    )
-    period_start = models.DateTimeField(verbose_name=_("period start"))
-    period_end = models.DateTimeField(verbose_name=_("period end"))
-    selection = models.CharField(
-        max_length=500, help_text=_("Whom it rates, in words."), verbose_name=_("selection")
-    )
-    # The customers to rate, fixed when the simulation is asked for.
-    customer_ids = models.JSONField(default=list, verbose_name=_("customer ids"))
-    currency = models.CharField(max_length=3, verbose_name=_("currency"))
-    status = models.CharField(
-        max_length=16, choices=STATUSES, default=PENDING, db_index=True, verbose_name=_("status")
-    )
-    total_customers = models.PositiveIntegerField(default=0, verbose_name=_("total customers"))
-    done_count = models.PositiveIntegerField(default=0, verbose_name=_("done count"))
-    current_sum = models.DecimalField(**AMOUNT, default=Decimal(0), verbose_name=_("current sum"))
-    simulated_sum = models.DecimalField(
-        **AMOUNT, default=Decimal(0), verbose_name=_("simulated sum")
-    )
-    difference_sum = models.DecimalField(
-        **AMOUNT, default=Decimal(0), verbose_name=_("difference sum")
-    )
-    error = models.TextField(blank=True, default="", verbose_name=_("error"))
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("created by"),
-    )
-    created_at = models.DateTimeField(verbose_name=_("created at"))
-    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
-
-    class Meta:
-        verbose_name = _("price simulation")
-        verbose_name_plural = _("price simulations")
-        ordering = ["-id"]
-        permissions = [("run_pricesimulation", "Can run price simulations")]
-        constraints = [
-            models.CheckConstraint(
-                condition=models.Q(done_count__lte=models.F("total_customers")),
-                name="price_simulation_done_lte_total",
-            ),
-            models.CheckConstraint(
-                condition=models.Q(period_end__gt=models.F("period_start")),
-                name="price_simulation_period_not_empty",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"Simulation #{self.pk} of {self.version_id} ({self.status})"
-
-
-class PriceSimulationRow(models.Model):
-    """One customer's answer: the period at its own version and at the simulated one."""
-
-    simulation = models.ForeignKey(
-        PriceSimulation, on_delete=models.CASCADE, related_name="rows", verbose_name=_("simulation")
-    )
-    customer = models.ForeignKey(
-        "customers.Customer", on_delete=models.PROTECT, related_name="+", verbose_name=_("customer")
-    )
-    current_version_label = models.CharField(
-        max_length=255, verbose_name=_("current version label")
-    )
-    current_total = models.DecimalField(**AMOUNT, verbose_name=_("current total"))
-    simulated_total = models.DecimalField(**AMOUNT, verbose_name=_("simulated total"))
-    difference = models.DecimalField(**AMOUNT, verbose_name=_("difference"))
-    currency = models.CharField(max_length=3, verbose_name=_("currency"))
-
-    class Meta:
-        ordering = ["simulation", "id"]
-        constraints = [
-            # A simulation run twice (a task delivered again) rates each customer once.
-            models.UniqueConstraint(
-                fields=["simulation", "customer"], name="price_simulation_row_once_per_customer"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.customer_id}: {self.current_total} -> {self.simulated_total}"
-
-
-# Features a plan grants (entitlements) and what usage costs, in modules of their own.
 from plans.cost_models import CostRate  # noqa: E402, F401
+from plans.coupon_models import Coupon  # noqa: E402, F401
 from plans.feature_models import Feature, VersionFeature  # noqa: E402, F401
+from plans.simulation_models import PriceSimulation, PriceSimulationRow  # noqa: E402, F401

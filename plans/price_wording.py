@@ -53,7 +53,7 @@ MODEL_NAMES = _english(ConsumptionModel.choices)
 WHEN_EXHAUSTED_NAMES = {
     choice: label.split(":")[0] for choice, label in _english(WhenExhausted.choices).items()
 }
-SCHEME_NAMES = {scheme: label.capitalize() for scheme, label in Charge.SCHEME_CHOICES}
+SCHEME_NAMES = _english(Charge.SCHEME_CHOICES)
 
 # Charge fields whose values are choices: the history quotes them ('"Graduated"').
 CHOICE_FIELDS = ("Consumption model", "When exhausted", "Pricing scheme")

@@ -10,10 +10,10 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from djmoney.money import Money
 
 from billing.core.errors import Conflict, InvalidRequest
-from billing.core.money import format_decimal
 from config.celery import enqueue_on_commit
 from config.history import change_in_progress, one_change
 from plans import selectors
@@ -23,8 +23,6 @@ from plans.locks import (
     meter_lock,
     plan_lock,
     plan_version_lock,
-    tax_rate_lock,
-    tax_rates_lock,
 )
 from plans.models import (
     Charge,
@@ -35,10 +33,20 @@ from plans.models import (
     Plan,
     PlanVersion,
     PriceTier,
-    TaxRate,
     VersionFeature,
 )
 from plans.rate_cards import rate_rows
+
+# The tax rates' writes, in a module of their own (callers name them here too).
+from plans.tax_rates import (  # noqa: F401
+    TAX_RATE_TERMS,
+    rate_name,
+    tax_rate_archive_check,
+    tax_rate_create,
+    tax_rate_delete,
+    tax_rate_in_use,
+    tax_rate_update,
+)
 from plans.validation import (
     VERSION_TERMS,
     FieldErrors,
@@ -46,7 +54,6 @@ from plans.validation import (
     check_code,
     validate_credit_pack,
     validate_meter,
-    validate_tax_rate,
     validate_version,
 )
 
@@ -107,8 +114,10 @@ def meter_check_update(*, meter: Meter, values: dict) -> None:
             "create a new meter instead of changing what it counts",
             fields={
                 f: [
-                    "A published version charges this meter, so what it counts is fixed: "
-                    "create a new meter instead."
+                    _(
+                        "A published version charges this meter, so what it counts is fixed: "
+                        "create a new meter instead."
+                    )
                 ]
                 for f in changed
             },
@@ -291,166 +300,6 @@ def credit_pack_update(*, pack: CreditPack, **changes) -> CreditPack:
     return pack
 
 
-TAX_RATE_TERMS = ("code", "name", "percentage", "country")
-
-
-def tax_rate_create(
-    *,
-    code: str,
-    name: str,
-    percentage: Decimal,
-    country: str = "",
-    is_default: bool = False,
-    active: bool = True,
-) -> TaxRate:
-    country = country or ""
-    validate_tax_rate(code=code, name=name, percentage=percentage, country=country)
-    try:
-        with transaction.atomic():
-            return TaxRate.objects.create(
-                code=code,
-                name=name.strip(),
-                percentage=percentage,
-                country=country,
-                is_default=is_default,
-                active=active,
-            )
-    except IntegrityError as exc:
-        raise Conflict(
-            f"a tax rate with code {code!r} already exists", fields={"code": ["already exists"]}
-        ) from exc
-
-
-def tax_rate_in_use(rate: TaxRate) -> bool:
-    """Whether an invoice was taxed at the rate: its terms are then frozen."""
-    return rate.invoice_tax_lines.exists()
-
-
-def tax_rate_archive_check(
-    *, rate: TaxRate, active: bool | None, replaced_by: object = None
-) -> TaxRate | None:
-    """The rate that archiving `rate` (`active` False; None: left as it is) moves
-    the customers holding it as their own to: the active rate `replaced_by` names,
-    or None. A rate customers hold is not archived under them without one (they
-    would silently be taxed at the default rates): 409 naming how many hold it.
-    400 naming replaced_by for a replacement without archiving, an unknown or
-    archived rate, the rate itself, or a rate of another country than the rate's
-    (a rate without a country applies everywhere, so it may replace any). Reads
-    only; tax_rate_update calls it with the rates locked."""
-    if replaced_by is None:
-        held_by = rate.customers.count() if active is False and rate.active else 0
-        if held_by:
-            holders = f"{held_by} customer{'' if held_by == 1 else 's'}"
-            raise Conflict(
-                f"tax rate {rate.code} is charged to {holders} as their own rate: "
-                "archive it with replaced_by, the code of the rate they move to, or give them "
-                "another rate first",
-                fields={
-                    "active": [f"charged to {holders} as their own rate"],
-                    "replaced_by": [f"choose the rate the {holders} move to"],
-                },
-            )
-        return None
-    replacement = TaxRate.objects.filter(code=replaced_by).first()
-    if active is not False:
-        problem = "only when the rate is archived (active: false)"
-        words = "Customers move to another rate only when this rate is archived: untick Active."
-    elif replacement is None:
-        problem = f"unknown tax rate {replaced_by!r}"
-        words = "That rate no longer exists: choose another rate for the customers."
-    elif replacement.pk == rate.pk:
-        problem = "is the rate being archived"
-        words = f"{rate_name(rate)} is the rate being archived: choose another one."
-    elif not replacement.active:
-        problem = f"tax rate {replacement.code!r} is archived"
-        words = f"{rate_name(replacement)} is archived too: choose an active rate."
-    elif rate.country and replacement.country not in ("", rate.country):
-        problem = (
-            f"tax rate {replacement.code!r} applies in {replacement.country}, "
-            f"{rate.code} in {rate.country}"
-        )
-        words = (
-            f"{rate_name(replacement)} applies in {replacement.country} and "
-            f"{rate_name(rate)} in {rate.country}: choose a rate of {rate.country} "
-            "or one without a country."
-        )
-    else:
-        return replacement
-    raise InvalidRequest(
-        f"invalid replaced_by: {problem}", fields={"replaced_by": [problem]}, words=words
-    )
-
-
-def rate_name(rate: TaxRate) -> str:
-    """'MwSt. 19 %': a tax rate as finance names it (the percentage tells names apart)."""
-    return f"{rate.name} {format_decimal(rate.percentage)} %"
-
-
-def _holders_move(rate: TaxRate, replacement: TaxRate) -> None:
-    """The customers holding `rate` as their own hold `replacement` instead (once,
-    for one holding both). Under their row locks, in primary-key order, taken
-    after the rates' (plans.locks). Their Stripe customers hold no tax rates:
-    nothing to send them."""
-    list(rate.customers.select_for_update(of=("self",)).order_by("pk").values_list("pk"))
-    links = TaxRate.customers.through.objects
-    holding_both = links.filter(taxrate=replacement).values("customer_id")
-    links.filter(taxrate=rate, customer_id__in=holding_both).delete()
-    links.filter(taxrate=rate).update(taxrate=replacement)
-
-
-def tax_rate_update(*, rate: TaxRate, replaced_by: str | None = None, **changes) -> TaxRate:
-    """Change a tax rate. Once an invoice was taxed at it, only `active` and
-    `is_default` may change: archive it and create another for a new percentage.
-    Archiving a rate customers hold as their own needs `replaced_by`, the code of
-    the rate they hold instead from then, moved in the same transaction
-    (tax_rate_archive_check says what is refused). Locks the rate and its
-    replacement, then the customers moved."""
-    unknown = set(changes) - {*TAX_RATE_TERMS, "is_default", "active"}
-    if unknown:
-        raise InvalidRequest(f"cannot change {', '.join(sorted(unknown))}")
-    with transaction.atomic():
-        codes = [replaced_by] if isinstance(replaced_by, str) else []
-        locked = {r.pk: r for r in tax_rates_lock(ids=[rate.pk], codes=codes)}
-        rate = locked[rate.pk]
-        values = {name: getattr(rate, name) for name in TAX_RATE_TERMS} | {
-            name: value for name, value in changes.items() if name in TAX_RATE_TERMS
-        }
-        values["country"] = values["country"] or ""
-        changed = [name for name in TAX_RATE_TERMS if values[name] != getattr(rate, name)]
-        if changed and tax_rate_in_use(rate):
-            raise Conflict(
-                f"tax rate {rate.code} has taxed invoices: its {', '.join(changed)} cannot "
-                "change; archive it (active: false) and create a new rate",
-                fields={name: ["cannot change once invoices were taxed at it"] for name in changed},
-            )
-        replacement = tax_rate_archive_check(
-            rate=rate, active=changes.get("active"), replaced_by=replaced_by
-        )
-        validate_tax_rate(**values)
-        for name, value in values.items():
-            setattr(rate, name, value)
-        rate.is_default = changes.get("is_default", rate.is_default)
-        rate.active = changes.get("active", rate.active)
-        rate.save()
-        if replacement is not None:
-            _holders_move(rate, replacement)
-    return rate
-
-
-def tax_rate_delete(*, rate: TaxRate) -> None:
-    with transaction.atomic():
-        rate = tax_rate_lock(rate.pk)
-        if tax_rate_in_use(rate):
-            raise Conflict(
-                f"tax rate {rate.code} has taxed invoices: archive it (active: false) instead",
-                words=(
-                    f"{rate_name(rate)} has taxed invoices, so it is kept: archive it "
-                    "(untick Active) instead."
-                ),
-            )
-        rate.delete()
-
-
 PAST_PARTICIPLES = {"change": "changed", "publish": "published"}
 
 
@@ -478,7 +327,9 @@ def plan_version_check_currency(
             f"plan {plan.code!r} bills in {other.currency}; a plan's versions share one currency",
             fields={
                 "currency": [
-                    f"{plan} bills in {other.currency}: all its versions share one currency."
+                    _("{plan} bills in {currency}: all its versions share one currency.").format(
+                        plan=plan, currency=other.currency
+                    )
                 ]
             },
         )

@@ -38,7 +38,7 @@ def amount_text(wallet: Wallet, value) -> str:
         return "—"
     if wallet.kind == Wallet.MONEY:
         return money_text(value, wallet.currency)
-    return f"{quantity_text(value)} credits"
+    return gettext("{credits} credits").format(credits=quantity_text(value))
 
 
 def wallet_amount_column(field: str, description: str):
@@ -165,10 +165,10 @@ class WalletOperationForm(forms.Form):
 
     operation = forms.ChoiceField(
         choices=[
-            (GRANT, "Grant promotional credits (free)"),
-            (SELL_CREDITS, "Sell credits at a price (invoiced now)"),
-            (PACK, "Sell a credit pack (invoiced now)"),
-            (TOP_UP, "Top up money (invoiced now)"),
+            (GRANT, _("Grant promotional credits (free)")),
+            (SELL_CREDITS, _("Sell credits at a price (invoiced now)")),
+            (PACK, _("Sell a credit pack (invoiced now)")),
+            (TOP_UP, _("Top up money (invoiced now)")),
         ],
         label=_("Operation"),
     )

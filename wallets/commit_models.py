@@ -10,6 +10,7 @@ drawn + expired + remaining = amount (wallets.commits)."""
 
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.money import AMOUNT, format_decimal
@@ -28,7 +29,11 @@ class Commit(models.Model):
     ACTIVE = "active"
     ENDED = "ended"
     CANCELED = "canceled"
-    STATUSES = [(ACTIVE, _("Active")), (ENDED, _("Ended")), (CANCELED, _("Canceled"))]
+    STATUSES = [
+        (ACTIVE, pgettext_lazy("status", "Active")),
+        (ENDED, _("Ended")),
+        (CANCELED, _("Canceled")),
+    ]
 
     customer = models.ForeignKey(
         "customers.Customer",
@@ -156,7 +161,9 @@ class CommitAccess(models.Model):
 
     def __str__(self) -> str:
         left, of = format_decimal(self.remaining), format_decimal(self.amount)
-        return f"{self.get_kind_display()}: {left} of {of}"
+        return gettext("{kind}: {left} of {amount}").format(
+            kind=self.get_kind_display(), left=left, amount=of
+        )
 
 
 class CommitEntry(models.Model):

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
 
+from django.utils.translation import gettext as _
+
 from billing.core import customer_text
 from billing.core.errors import InvalidRequest
 from billing.core.money import currency_exponent, quantize_money
@@ -88,32 +90,35 @@ def check_request(
 ) -> list:
     """The request's refusals, in words; the term's periods when it passes."""
     if request.billing not in (Commit.PREPAID, Commit.POSTPAID):
-        _refuse("billing must be prepaid or postpaid", "billing", "Choose prepaid or postpaid.")
+        _refuse("billing must be prepaid or postpaid", "billing", _("Choose prepaid or postpaid."))
     if not request.amount.is_finite() or request.amount <= 0:
-        _refuse("amount must be positive", "amount", "Type an amount greater than zero.")
+        _refuse("amount must be positive", "amount", _("Type an amount greater than zero."))
     currency = subscription_spec(subscription).currency
     if request.currency != currency:
         _refuse(
             f"the subscription bills in {currency}, not {request.currency}",
             "currency",
-            f"A commit is in its subscription's currency: {currency}.",
+            _("A commit is in its subscription's currency: {currency}.").format(currency=currency),
         )
     if quantize_money(request.amount, currency) != request.amount:
         _refuse(
             f"amount has more decimals than {currency} allows",
             "amount",
-            f"{currency} amounts have at most {currency_exponent(currency)} decimals.",
+            _("{currency} amounts have at most {digits} decimals.").format(
+                currency=currency, digits=currency_exponent(currency)
+            ),
         )
     unknown = [code for code in request.applies_to if code not in known_meters]
     if unknown:
         _refuse(
             f"applies_to names unknown meters: {', '.join(unknown)}",
             "applies_to",
-            f"No meter has the code {', '.join(repr(c) for c in unknown)}: name meters "
-            "that exist, or none for all usage.",
+            _(
+                "No meter has the code {codes}: name meters that exist, or none for all usage."
+            ).format(codes=", ".join(repr(c) for c in unknown)),
         )
     if len(set(request.applies_to)) != len(request.applies_to):
-        _refuse("applies_to names a meter twice", "applies_to", "Name each meter once.")
+        _refuse("applies_to names a meter twice", "applies_to", _("Name each meter once."))
     if request.billing == Commit.POSTPAID:
         for name, value in (
             ("access", request.access),
@@ -124,40 +129,44 @@ def check_request(
                 _refuse(
                     f"{name} is for prepaid commits only",
                     name,
-                    "A postpaid commit draws nothing down: it has no access, overage "
-                    "multiplier or rollover. Leave them out, or make the commit prepaid.",
+                    _(
+                        "A postpaid commit draws nothing down: it has no access, overage "
+                        "multiplier or rollover. Leave them out, or make the commit prepaid."
+                    ),
                 )
     else:
         if request.access not in (Commit.PER_PERIOD, Commit.UPFRONT):
             _refuse(
-                "access must be per_period or upfront", "access", "Choose per_period or upfront."
+                "access must be per_period or upfront",
+                "access",
+                _("Choose per period or up front."),
             )
         multiplier = request.overage_multiplier
         if multiplier is not None and (not multiplier.is_finite() or multiplier < 1):
             _refuse(
                 "overage_multiplier must be 1 or more",
                 "overage_multiplier",
-                "Usage beyond the commit is billed at its price times this: 1 or more.",
+                _("Usage beyond the commit is billed at its price times this: 1 or more."),
             )
         if request.rollover_percent is not None:
             if request.access != Commit.PER_PERIOD:
                 _refuse(
                     "rollover is for per_period access",
                     "rollover",
-                    "Up-front access is the whole term's already: nothing rolls over.",
+                    _("Up-front access is the whole term's already: nothing rolls over."),
                 )
             percent = request.rollover_percent
             if not percent.is_finite() or not 0 < percent <= HUNDRED:
                 _refuse(
                     "rollover percent must be in (0, 100]",
                     "rollover",
-                    "Type a percent from 0 to 100.",
+                    _("Type a percent from 0 to 100."),
                 )
             if not request.rollover_periods or request.rollover_periods < 1:
                 _refuse(
                     "rollover expires_after_periods must be 1 or more",
                     "rollover",
-                    "Say after how many periods rolled-over access expires (1 or more).",
+                    _("Say after how many periods rolled-over access expires (1 or more)."),
                 )
     periods = term_periods(subscription, request.starts_at, request.ends_at)
     if not periods:
@@ -169,8 +178,10 @@ def check_request(
         _refuse(
             "the term must cover whole periods of the subscription",
             "starts_at",
-            "A commit starts and ends on the subscription's period boundaries "
-            f"(its current period: {current}).",
+            _(
+                "A commit starts and ends on the subscription's period boundaries "
+                "(its current period: {period})."
+            ).format(period=current),
         )
     return periods
 

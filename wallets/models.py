@@ -7,6 +7,7 @@ against going below zero."""
 
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.money import AMOUNT, format_decimal
@@ -16,7 +17,7 @@ from config.history import audit_history
 class Wallet(models.Model):
     CREDITS = "credits"
     MONEY = "money"
-    KINDS = [(CREDITS, "Credits"), (MONEY, "Money")]
+    KINDS = [(CREDITS, _("Credits")), (MONEY, _("Money"))]
 
     customer = models.ForeignKey(
         "customers.Customer",
@@ -62,7 +63,7 @@ class Wallet(models.Model):
 
     def __str__(self) -> str:
         if self.kind == self.CREDITS:
-            return f"{self.customer.external_id}: credits"
+            return gettext("{customer}: credits").format(customer=self.customer.external_id)
         return f"{self.customer.external_id}: {self.currency}"
 
 
@@ -73,7 +74,7 @@ class CreditBlock(models.Model):
 
     PAID = "paid"
     PROMOTIONAL = "promotional"
-    KINDS = [(PAID, "Paid"), (PROMOTIONAL, "Promotional")]
+    KINDS = [(PAID, pgettext_lazy("credits", "Paid")), (PROMOTIONAL, _("Promotional"))]
 
     # Where the block came from.
     PACK = "pack"
@@ -84,11 +85,11 @@ class CreditBlock(models.Model):
     # What a period's plan credits left unused and rolled over (plans.credits_rollover).
     ROLLOVER = "rollover"
     SOURCES = [
-        (PACK, "Credit pack purchase"),
-        (GRANT, "Grant"),
-        (PERIOD_GRANT, "Plan credits for a period"),
-        (TOP_UP, "Money top-up"),
-        (AUTO_TOP_UP, "Auto top-up"),
+        (PACK, _("Credit pack purchase")),
+        (GRANT, _("Grant")),
+        (PERIOD_GRANT, _("Plan credits for a period")),
+        (TOP_UP, _("Money top-up")),
+        (AUTO_TOP_UP, _("Auto top-up")),
         (ROLLOVER, _("Rolled-over plan credits")),
     ]
 
@@ -204,7 +205,9 @@ class CreditBlock(models.Model):
 
     def __str__(self) -> str:
         left, of = format_decimal(self.remaining), format_decimal(self.amount)
-        return f"{self.get_source_display()} #{self.pk}: {left} of {of}"
+        return gettext("{source} #{number}: {left} of {amount}").format(
+            source=self.get_source_display(), number=self.pk, left=left, amount=of
+        )
 
 
 class LedgerEntry(models.Model):
@@ -225,15 +228,15 @@ class LedgerEntry(models.Model):
     # Unused plan credits carried into a rollover block when their period ended.
     ROLLOVER = "rollover"
     KINDS = [
-        (PURCHASE, "Purchase"),
-        (GRANT, "Grant"),
-        (PERIOD_GRANT, "Plan credits"),
-        (TOP_UP, "Top-up"),
-        (AUTO_TOP_UP, "Auto top-up"),
-        (USAGE, "Usage"),
-        (EXPIRY, "Expiry"),
-        (VOID, "Purchase voided"),
-        (CREDIT_NOTE, "Purchase credited"),
+        (PURCHASE, _("Purchase")),
+        (GRANT, _("Grant")),
+        (PERIOD_GRANT, _("Plan credits")),
+        (TOP_UP, _("Top-up")),
+        (AUTO_TOP_UP, _("Auto top-up")),
+        (USAGE, _("Usage")),
+        (EXPIRY, _("Expiry")),
+        (VOID, _("Purchase voided")),
+        (CREDIT_NOTE, _("Purchase credited")),
         (ROLLOVER, _("Rollover")),
     ]
 

@@ -7,6 +7,7 @@ the save runs the service once."""
 from django import forms
 from django.forms.models import ModelChoiceIterator
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.admin.deals import DealFields, deal_from, deal_setup, stored_deal
@@ -20,9 +21,9 @@ from plans.models import PlanVersion
 
 # A price per period: '49.00 USD / month'.
 PER_INTERVAL = {
-    PlanVersion.MONTH: "month",
-    PlanVersion.QUARTER: "quarter",
-    PlanVersion.YEAR: "year",
+    PlanVersion.MONTH: _("month"),
+    PlanVersion.QUARTER: _("quarter"),
+    PlanVersion.YEAR: _("year"),
 }
 
 
@@ -34,10 +35,16 @@ def version_choice_text(version: PlanVersion) -> str:
     if version.base_fee:
         prices.append(f"{money_text(version.base_fee, version.currency)} / {per}")
     if version.seat_price:
-        prices.append(f"{money_text(version.seat_price, version.currency)} a seat / {per}")
-    text = " + ".join(prices) or f"usage only, in {version.currency}"
+        prices.append(
+            gettext("{price} a seat / {per}").format(
+                price=money_text(version.seat_price, version.currency), per=per
+            )
+        )
+    text = " + ".join(prices) or gettext("usage only, in {currency}").format(
+        currency=version.currency
+    )
     if version.trial_days:
-        text += f", {version.trial_days}-day trial"
+        text += gettext(", {days}-day trial").format(days=version.trial_days)
     if version.status != PlanVersion.PUBLISHED:
         text += f" ({version.get_status_display().lower()})"
     return f"{version!s} — {text}"

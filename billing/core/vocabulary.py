@@ -55,13 +55,13 @@ class LineKind(models.TextChoices):
 class FeatureKind(models.TextChoices):
     """What a plan grants of a feature: on or off, or a value (a limit, a list)."""
 
-    BOOLEAN = "boolean", "Boolean: granted or not"
-    CONFIG = "config", "Config: a number, a text or a list of texts"
+    BOOLEAN = "boolean", _("Boolean: granted or not")
+    CONFIG = "config", _("Config: a number, a text or a list of texts")
 
 
 class CouponDuration(models.TextChoices):
     """How many period invoices a coupon's discount applies to."""
 
-    ONCE = "once", "Once: the next period invoice"
-    REPEATING = "repeating", "Repeating: the next N period invoices"
-    FOREVER = "forever", "Forever: every period invoice"
+    ONCE = "once", _("Once: the next period invoice")
+    REPEATING = "repeating", _("Repeating: the next N period invoices")
+    FOREVER = "forever", _("Forever: every period invoice")

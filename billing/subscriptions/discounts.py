@@ -8,6 +8,7 @@ redemptions of one coupon count `times_redeemed` one after the other and its
 from datetime import datetime
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from billing.core.customer_text import day
 from billing.core.errors import Conflict, InvalidRequest
@@ -59,26 +60,26 @@ def redeem_check(
     name = coupon.name or coupon.code
     if not coupon.active:
         refusal = f"coupon {coupon.code} is archived"
-        words = f"{name} is archived: choose an active coupon"
+        words = _("{coupon} is archived: choose an active coupon").format(coupon=name)
     elif coupon.redeem_by is not None and now > coupon.redeem_by:
         refusal = f"coupon {coupon.code} could be redeemed until {coupon.redeem_by.isoformat()}"
-        words = f"{name} could be redeemed until {day(coupon.redeem_by)}: choose another coupon"
+        words = _("{coupon} could be redeemed until {day}: choose another coupon").format(
+            coupon=name, day=day(coupon.redeem_by)
+        )
     elif coupon.max_redemptions is not None and coupon.times_redeemed >= coupon.max_redemptions:
         refusal = f"coupon {coupon.code} was redeemed {coupon.max_redemptions} time(s), its limit"
-        words = (
-            f"{name} was redeemed {coupon.max_redemptions} time(s), its limit: "
-            "choose another coupon"
+        words = _("{coupon} was redeemed {times} time(s), its limit: choose another coupon").format(
+            coupon=name, times=coupon.max_redemptions
         )
     elif not coupon.is_percent and coupon.currency not in _currencies(subscription):
         refusal = (
             f"coupon {coupon.code} takes {coupon.currency} off; the subscription bills in "
             f"{subscription.customer.currency}"
         )
-        words = (
-            f"{name} takes {coupon.currency} off and the subscription bills in "
-            f"{subscription.customer.currency}: choose a coupon in "
-            f"{subscription.customer.currency} or a percentage"
-        )
+        words = _(
+            "{coupon} takes {currency} off and the subscription bills in {billed_in}: "
+            "choose a coupon in {billed_in} or a percentage"
+        ).format(coupon=name, currency=coupon.currency, billed_in=subscription.customer.currency)
     if refusal:
         raise Conflict(refusal, fields={"coupon": [refusal]}, words=words)
 

@@ -1,9 +1,12 @@
 """Why a subscription cannot be created or changed, as the field messages of
 the refusals (billing.subscriptions.lifecycle): ops read them on the admin's
 forms as they are, and API callers in the error's `fields`, so they are written
-for a person, naming the plan and the customer."""
+for a person, naming the plan and the customer. In the language of the admin
+user who asked; the API's always in English (it activates no other language)."""
 
 from datetime import UTC, datetime
+
+from django.utils.translation import gettext as _
 
 from billing.core.customer_text import day_time
 from customers.models import Customer
@@ -17,40 +20,49 @@ def refused(field: str, text: str) -> dict:
 
 
 def no_published_version_text(plan: Plan) -> str:
-    return f"{plan.name} has no published version: publish one before subscribing customers to it"
+    return _(
+        "{plan} has no published version: publish one before subscribing customers to it"
+    ).format(plan=plan.name)
 
 
 def not_published_text(version: PlanVersion) -> str:
     """'Pro v3 is a draft: publish it before subscribing customers to it'."""
     name = f"{version.plan.name} v{version.number}"
     if version.status == PlanVersion.DRAFT:
-        return f"{name} is a draft: publish it before subscribing customers to it"
-    return f"{name} is archived: it takes no new subscribers; choose a published version"
+        return _("{version} is a draft: publish it before subscribing customers to it").format(
+            version=name
+        )
+    return _(
+        "{version} is archived: it takes no new subscribers; choose a published version"
+    ).format(version=name)
 
 
 def currency_mismatch_text(version: PlanVersion, customer: Customer) -> str:
     """'Pro v2 bills in EUR and Acme Inc pays in USD: choose a version in USD'."""
-    return (
-        f"{version.plan.name} v{version.number} bills in {version.currency} and "
-        f"{customer.name or customer.external_id} pays in {customer.currency}: "
-        f"choose a version in {customer.currency}"
+    return _(
+        "{version} bills in {currency} and {customer} pays in {paid_in}: "
+        "choose a version in {paid_in}"
+    ).format(
+        version=f"{version.plan.name} v{version.number}",
+        currency=version.currency,
+        customer=customer.name or customer.external_id,
+        paid_in=customer.currency,
     )
 
 
 def not_live_text(subscription) -> str:
     """'The subscription of Acme Inc is canceled: it takes no plan change'."""
     customer = subscription.customer
-    return (
-        f"The subscription of {customer.name or customer.external_id} is "
-        f"{subscription.get_status_display().lower()}: it takes no plan change"
+    return _("The subscription of {customer} is {status}: it takes no plan change").format(
+        customer=customer.name or customer.external_id,
+        status=subscription.get_status_display().lower(),
     )
 
 
 def already_subscribed_text(customer: Customer) -> str:
-    return (
-        f"{customer.name or customer.external_id} already has a live subscription "
-        "(one at a time): change its plan instead"
-    )
+    return _(
+        "{customer} already has a live subscription (one at a time): change its plan instead"
+    ).format(customer=customer.name or customer.external_id)
 
 
 def utc_text(moment: datetime) -> str:
@@ -59,4 +71,6 @@ def utc_text(moment: datetime) -> str:
 
 
 def outside_period_text(start: datetime, end: datetime) -> str:
-    return f"Pick a moment in the current period, from {utc_text(start)} to before {utc_text(end)}"
+    return _("Pick a moment in the current period, from {start} to before {end}").format(
+        start=utc_text(start), end=utc_text(end)
+    )
