@@ -35,7 +35,7 @@ from invoices.invoice_page_admin import (
 )
 from invoices.models import Invoice
 from invoices.payments_admin import mark_paid_with_reference
-from invoices.pdf import postal_address
+from invoices.pdf_parties import postal_address
 from invoices.void_uncollectible_admin import (
     InvoiceStatusViews,
     mark_uncollectible_with_confirmation,

@@ -1,6 +1,6 @@
 """What the invoice PDFs' words and numbers are made of: the locale rule for
 amounts, numbers, percentages and dates (billing.core.customer_text), addresses laid out
-by country (invoices.pdf.postal_address), and the translation catalogs: complete,
+by country (invoices.pdf_parties.postal_address), and the translation catalogs: complete,
 their placeholders kept, and compiled by scripts/compilemessages.py into .mo
 files that gettext reads exactly as GNU msgfmt's."""
 
@@ -18,7 +18,7 @@ import pytest
 
 from billing.core import customer_text
 from billing.core.customer_text import CustomerText
-from invoices.pdf import postal_address
+from invoices.pdf_parties import postal_address
 
 ROOT = Path(__file__).resolve().parents[2]
 NBSP = "\N{NO-BREAK SPACE}"
