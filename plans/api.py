@@ -11,10 +11,9 @@ from rest_framework.views import APIView
 from config.api import CursorPagination, request_data
 from plans import cost_rules, coupons, selectors, services
 from plans.cost_serializers import CostRateSerializer
+from plans.coupon_serializers import CouponSerializer, CouponUpdateSerializer
 from plans.models import CostRate, Coupon, CreditPack, Meter, Plan, PlanVersion, TaxRate
 from plans.serializers import (
-    CouponSerializer,
-    CouponUpdateSerializer,
     CreditPackSerializer,
     MeterSerializer,
     PlanCreateSerializer,

@@ -6,15 +6,14 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.core.money import format_money, format_percentage
-from billing.core.vocabulary import DRAWN_MODELS, CouponDuration, WhenExhausted
+from billing.core.money import format_percentage
+from billing.core.vocabulary import DRAWN_MODELS, WhenExhausted
 from billing.rating.pricing import PricingSpec, TierSpec
 from billing.rating.rate_cards import RateSpec
-from config.api import AwareDateTimeField, DecimalString, MoneyString, NoUnknownKeys
+from config.api import DecimalString, MoneyString, NoUnknownKeys
 from plans.credits_rollover import ROLLOVER_TERMS
 from plans.feature_serializers import FeatureGrantSerializer, grants_field, grants_from
-from plans.models import Charge, Coupon, CreditPack, Meter, Plan, PlanVersion, TaxRate
-from plans.overrides import TERMS, ChargeOverride, Overrides
+from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion, TaxRate
 from plans.rate_cards import MAX_RATES, rate_of, rate_to_json
 from plans.rollover_serializer import CreditsRolloverSerializer
 from plans.services import METER_DEFINITION_FIELDS
@@ -226,11 +225,11 @@ def _charge_spec(data: dict) -> ChargeSpec:
         pricing=pricing_spec(pricing),
         pricing_currency=pricing["currency"] if pricing else None,
         price_by=tuple(data["price_by"]),
-        rates=tuple(_rate_spec(rate) for rate in data["rates"]),
+        rates=tuple(rate_spec(rate) for rate in data["rates"]),
     )
 
 
-def _rate_spec(data: dict) -> RateSpec:
+def rate_spec(data: dict) -> RateSpec:
     return RateSpec(
         when=tuple(sorted(data["when"].items())),
         pricing=pricing_spec(data["pricing"]),
@@ -259,71 +258,6 @@ def pricing_spec(pricing: dict | None) -> PricingSpec | None:
             for t in pricing["tiers"]
         ),
     )
-
-
-class ChargeOverrideSerializer(NoUnknownKeys, serializers.Serializer):
-    meter = serializers.CharField(max_length=255)
-    included_units = DecimalString(required=False, allow_null=True, default=None)
-    pricing = PricingSerializer(required=False, allow_null=True, default=None)
-    price_by = serializers.ListField(
-        child=serializers.CharField(max_length=255),
-        required=False,
-        allow_null=True,
-        default=None,
-        max_length=3,
-        help_text="A rate card's: the version's charge's own (a deal cannot change it); not stored",
-    )
-    rates = serializers.ListField(
-        child=RateSerializer(),
-        required=False,
-        allow_null=True,
-        default=None,
-        max_length=MAX_RATES,
-        help_text="A rate card's rows in place of the version's (null or absent: the "
-        "version's), priced by the version's price_by",
-    )
-
-
-class OverridesSerializer(NoUnknownKeys, serializers.Serializer):
-    """A deal: the version's terms a subscription replaces (null or absent: the
-    version's own)."""
-
-    base_fee = DecimalString(required=False, allow_null=True, default=None)
-    seat_price = DecimalString(required=False, allow_null=True, default=None)
-    minimum_commitment = DecimalString(required=False, allow_null=True, default=None)
-    progressive_billing_threshold = DecimalString(required=False, allow_null=True, default=None)
-    charges = serializers.ListField(
-        child=ChargeOverrideSerializer(), required=False, default=list, max_length=MAX_CHARGES
-    )
-    features = grants_field(
-        revocable=True,
-        help_text="Features granted, changed or (value null) revoked for this subscription.",
-    )
-
-    def to_representation(self, stored: dict) -> dict:
-        return stored
-
-    @staticmethod
-    def overrides(data: dict | None) -> Overrides | None:
-        """Validated data as the catalog's value (None: none given)."""
-        if data is None:
-            return None
-        return Overrides(
-            **{name: data[name] for name in TERMS},
-            charges=tuple(
-                ChargeOverride(
-                    meter=charge["meter"],
-                    included_units=charge["included_units"],
-                    pricing=pricing_spec(charge["pricing"]),
-                    price_by=None if charge["price_by"] is None else tuple(charge["price_by"]),
-                    rates=None
-                    if charge["rates"] is None
-                    else tuple(_rate_spec(rate) for rate in charge["rates"]),
-                )
-                for charge in data["charges"]
-            ),
-            features=grants_from(data["features"]),
-        )
 
 
 class PlanVersionSerializer(serializers.ModelSerializer):
@@ -447,69 +381,3 @@ class TaxRateUpdateSerializer(serializers.Serializer):
             "country, or of none). Archiving a rate customers hold without it is a 409."
         ),
     )
-
-
-class CouponSerializer(serializers.Serializer):
-    """A coupon: exactly one of percent_off and amount_off (with its currency)."""
-
-    code = serializers.CharField(max_length=255)
-    name = serializers.CharField(max_length=255)
-    percent_off = DecimalString(
-        required=False, allow_null=True, default=None, help_text='e.g. "20" for 20 % off'
-    )
-    amount_off = DecimalString(required=False, allow_null=True, default=None)
-    currency = serializers.CharField(
-        max_length=8,
-        required=False,
-        allow_blank=True,
-        allow_null=True,
-        default=None,
-        help_text="The currency of amount_off; null for a percent off.",
-    )
-    duration = serializers.ChoiceField(choices=CouponDuration.values)
-    duration_periods = serializers.IntegerField(
-        required=False, allow_null=True, default=None, help_text="repeating: how many periods"
-    )
-    max_redemptions = serializers.IntegerField(required=False, allow_null=True, default=None)
-    redeem_by = AwareDateTimeField(required=False, allow_null=True, default=None)
-    active = serializers.BooleanField(required=False, default=True)
-    times_redeemed = serializers.IntegerField(read_only=True)
-    created_at = serializers.DateTimeField(read_only=True)
-
-    def to_representation(self, coupon: Coupon):
-        percent_off, amount_off = coupon.percent_off, coupon.amount_off
-        return {
-            "code": coupon.code,
-            "name": coupon.name,
-            "percent_off": None if percent_off is None else format_percentage(percent_off),
-            "amount_off": None if amount_off is None else format_money(amount_off, coupon.currency),
-            "currency": coupon.currency or None,
-            "duration": coupon.duration,
-            "duration_periods": coupon.duration_periods,
-            "max_redemptions": coupon.max_redemptions,
-            "redeem_by": serializers.DateTimeField().to_representation(coupon.redeem_by)
-            if coupon.redeem_by
-            else None,
-            "active": coupon.active,
-            "times_redeemed": coupon.times_redeemed,
-            "created_at": serializers.DateTimeField().to_representation(coupon.created_at),
-        }
-
-
-class CouponUpdateSerializer(serializers.Serializer):
-    """A coupon's terms never change: rename it, or archive it (active false)."""
-
-    name = serializers.CharField(max_length=255, required=False)
-    active = serializers.BooleanField(required=False)
-
-    def validate(self, attrs):
-        # Not ignored: a PATCH of percent_off must not answer 200 having changed nothing.
-        frozen = sorted(set(self.initial_data) - set(self.fields), key=str)
-        if frozen:
-            raise serializers.ValidationError(
-                {
-                    name: ["a coupon's terms never change; archive it and create another"]
-                    for name in frozen
-                }
-            )
-        return attrs
