@@ -24,7 +24,7 @@ from billing.core.admin_forms import (
 from billing.core.customer_text import day_time
 from billing.core.errors import BillingError
 from billing.core.periods import month_start
-from billing.simulation import engine, report
+from billing.simulation import engine, period_subscriptions, report
 from customers.models import Customer
 from plans.models import (
     Plan,
@@ -128,7 +128,7 @@ class SimulationForm(forms.Form):
             period = cleaned.get("period")
             if period is None:
                 return None
-            ids = engine.plan_subscriber_ids(
+            ids = period_subscriptions.plan_subscriber_ids(
                 plan=plan, period_start=period[0], period_end=period[1]
             )
             if not ids:

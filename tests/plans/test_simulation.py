@@ -13,7 +13,7 @@ from django.contrib.auth.models import Permission, User
 from billing.invoicing.close import periods_close
 from billing.models import BilledPeriod, Subscription
 from billing.rating.pricing import PricingSpec, TierSpec
-from billing.simulation import engine, report
+from billing.simulation import engine, period_subscriptions, report
 from billing.subscriptions.lifecycle import subscription_change_plan, subscription_create
 from billing.usage.ingestion import events_ingest
 from customers.services import customer_create
@@ -320,12 +320,14 @@ def test_a_plan_selects_the_customers_on_it_in_the_period(catalog, october):
     omega = customer_create(external_id="omega", name="Omega", currency="USD")
     subscription_create(customer=omega, plan=other.plan, start=OCT_1)
 
-    ids = engine.plan_subscriber_ids(plan=catalog[0].plan, period_start=OCT_1, period_end=NOV_1)
+    ids = period_subscriptions.plan_subscriber_ids(
+        plan=catalog[0].plan, period_start=OCT_1, period_end=NOV_1
+    )
 
     assert ids == sorted(c.pk for c in october.values())
-    assert engine.plan_subscriber_ids(plan=other.plan, period_start=OCT_1, period_end=NOV_1) == [
-        omega.pk
-    ]
+    assert period_subscriptions.plan_subscriber_ids(
+        plan=other.plan, period_start=OCT_1, period_end=NOV_1
+    ) == [omega.pk]
 
 
 def test_a_first_partial_calendar_period_is_simulated_as_the_close_bills_it(db):
