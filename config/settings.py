@@ -7,72 +7,23 @@ DATABASE_URL and CELERY_BROKER_URL for PostgreSQL and Redis.
 
 import os
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.environment import (
+    env_bool,
+    env_decimal,
+    env_decimal_list,
+    env_int,
+    env_list,
+    env_rate,
+)
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("BILLING_VAR_DIR", BASE_DIR / "var"))
-
-
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}") from exc
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
-def env_rate(name: str, default: str) -> tuple[int, int] | None:
-    """A rate such as `6000/min` (per `s`, `min`, `hour` or `day`) as (requests,
-    seconds); `off` as None, no limit."""
-    value = (os.environ.get(name) or default).strip().lower()
-    if value == "off":
-        return None
-    count, _, unit = value.partition("/")
-    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}.get(unit.strip()[:1])
-    if not count.strip().isdigit() or int(count) <= 0 or seconds is None:
-        raise ImproperlyConfigured(f"{name} must be like 6000/min or off, got {value!r}")
-    return int(count), seconds
-
-
-def env_decimal(name: str) -> Decimal | None:
-    """A number such as `20` or `-5.5`; None when unset or empty."""
-    value = (os.environ.get(name) or "").strip()
-    if not value:
-        return None
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        number = None
-    if number is None or not number.is_finite():
-        raise ImproperlyConfigured(f"{name} must be a number such as 20, got {value!r}")
-    return number
-
-
-def env_decimal_list(name: str, default: list[Decimal]) -> list[Decimal]:
-    try:
-        return [Decimal(item) for item in env_list(name, [str(d) for d in default])]
-    except InvalidOperation as exc:
-        raise ImproperlyConfigured(f"{name} must be a comma list of numbers") from exc
 
 
 DEBUG = env_bool("DEBUG", True)

@@ -45,7 +45,7 @@ from invoices.locks import (
     waiting_payments_lock,
 )
 from invoices.models import Invoice, Payment, Purchase
-from invoices.stripe_customers import stripe_customer_ensure
+from invoices.stripe_customers import default_payment_method, stripe_customer_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -153,17 +153,6 @@ class _Outcome:
     stripe_customer_id: str = ""
 
 
-def _default_payment_method(stripe_customer_id: str) -> str:
-    found = stripe_client.customer_retrieve(customer_id=stripe_customer_id)
-    method = (found.get("invoice_settings") or {}).get("default_payment_method")
-    if isinstance(method, dict):
-        method = method.get("id")
-    source = found.get("default_source")
-    if isinstance(source, dict):
-        source = source.get("id")
-    return method or source or ""
-
-
 def _intent_params(payment: Payment, stripe_customer_id: str, method: str) -> tuple[dict, str]:
     """The PaymentIntent of this attempt and its idempotency key."""
     metadata = {"payment_id": str(payment.pk)}
@@ -198,7 +187,7 @@ def _charge(payment: Payment) -> _Outcome:
     outcome = _Outcome()
     try:
         outcome.stripe_customer_id = stripe_customer_ensure(customer=payment.customer)
-        method = _default_payment_method(outcome.stripe_customer_id)
+        method = default_payment_method(outcome.stripe_customer_id)
         if not method:
             outcome.error = "the customer has no default payment method in Stripe"
             return outcome
@@ -480,29 +469,6 @@ def payments_due(*, before: datetime) -> list[int]:
         .order_by("id")
         .values_list("id", flat=True)[:1000]
     )
-
-
-def payment_method_remember(*, payment: Payment) -> str:
-    """After a Checkout payment, make the card it saved the Stripe customer's
-    default payment method (for auto top-up and invoices), unless the customer
-    has one already. Returns the default method. Makes network calls."""
-    if not payment.stripe_payment_intent_id or not payment.stripe_customer_id:
-        return ""
-    current = _default_payment_method(payment.stripe_customer_id)
-    if current:
-        return current
-    intent = stripe_client.payment_intent_retrieve(intent_id=payment.stripe_payment_intent_id)
-    method = intent.get("payment_method")
-    if isinstance(method, dict):
-        method = method.get("id")
-    if not method:
-        return ""
-    stripe_client.customer_update(
-        customer_id=payment.stripe_customer_id,
-        params={"invoice_settings": {"default_payment_method": method}},
-        idempotency_key=f"payment-{payment.pk}-default-method",
-    )
-    return method
 
 
 def purchase_description(purchase: Purchase) -> str:

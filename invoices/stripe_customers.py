@@ -85,3 +85,38 @@ def customer_sync_schedule(*, customer: Customer) -> None:
     if not enabled() or not customer.stripe_customer_id:
         return
     enqueue_on_commit("invoices.tasks.sync_stripe_customer", customer.pk)
+
+
+def default_payment_method(stripe_customer_id: str) -> str:
+    """The Stripe customer's default payment method (or source) id, or ''."""
+    found = stripe_client.customer_retrieve(customer_id=stripe_customer_id)
+    method = (found.get("invoice_settings") or {}).get("default_payment_method")
+    if isinstance(method, dict):
+        method = method.get("id")
+    source = found.get("default_source")
+    if isinstance(source, dict):
+        source = source.get("id")
+    return method or source or ""
+
+
+def payment_method_remember(*, payment) -> str:
+    """After a Checkout payment, make the card it saved the Stripe customer's
+    default payment method (for auto top-up and invoices), unless the customer
+    has one already. Returns the default method. Makes network calls."""
+    if not payment.stripe_payment_intent_id or not payment.stripe_customer_id:
+        return ""
+    current = default_payment_method(payment.stripe_customer_id)
+    if current:
+        return current
+    intent = stripe_client.payment_intent_retrieve(intent_id=payment.stripe_payment_intent_id)
+    method = intent.get("payment_method")
+    if isinstance(method, dict):
+        method = method.get("id")
+    if not method:
+        return ""
+    stripe_client.customer_update(
+        customer_id=payment.stripe_customer_id,
+        params={"invoice_settings": {"default_payment_method": method}},
+        idempotency_key=f"payment-{payment.pk}-default-method",
+    )
+    return method

@@ -158,7 +158,7 @@ def remember_payment_method(payment_id: int) -> str | None:
     if payment is None or not collection.enabled():
         return None
     try:
-        return collection.payment_method_remember(payment=payment)
+        return stripe_customers.payment_method_remember(payment=payment)
     except stripe.StripeError as error:
         if stripe_client.is_retryable(error):
             raise OSError(stripe_client.error_text(error)) from error

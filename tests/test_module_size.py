@@ -7,9 +7,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("billing", "plans", "invoices", "wallets", "customers", "config")
 MAX_LINES = 500
-# Over the limit today and being split on branches of their own (issue 48); remove
-# a module from here when it is back under the limit (the last test says when).
-BEING_SPLIT = {"config/settings.py", "invoices/models.py"}
 
 
 def modules_over(root: Path, packages=PACKAGES, limit: int = MAX_LINES) -> dict[str, int]:
@@ -36,12 +33,6 @@ def test_the_size_check_finds_a_long_module_and_skips_migrations(tmp_path):
 
 
 def test_no_application_module_is_over_500_lines():
-    over = {path: lines for path, lines in modules_over(ROOT).items() if path not in BEING_SPLIT}
+    over = modules_over(ROOT)
 
     assert over == {}, f"split these by concern (at most {MAX_LINES} lines each): {over}"
-
-
-def test_the_modules_being_split_are_still_over_the_limit():
-    back_under = BEING_SPLIT - set(modules_over(ROOT))
-
-    assert back_under == set(), f"remove from BEING_SPLIT, now at most 500 lines: {back_under}"
