@@ -43,7 +43,12 @@ from customers.billing_entity_admin import BillingEntityAdmin  # noqa: F401 (reg
 from customers.customer_form_admin import ADDRESS_FIELDS, CustomerForm
 from customers.models import CUSTOMER_DETAILS, ApiKey, Customer
 from customers.portal import portal_session_create
-from invoices.dunning_admin import dunning_fields, dunning_settings_save, standing_text
+from invoices.dunning_admin import (
+    dunning_fields,
+    dunning_settings_save,
+    dunning_text,
+    standing_text,
+)
 from wallets.commits_admin import customer_commits
 from wallets.selectors import wallet_list
 
@@ -221,6 +226,7 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
         "spend_limit_display",
         "spend_limit_mode",
         "standing_display",
+        "dunning_display",
         "created",
     ]
     list_filter = ["standing", "currency", "spend_limit_mode"]
@@ -329,6 +335,10 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     @admin.display(description=_("Standing"), ordering="standing")
     def standing_display(self, customer: Customer) -> str:
         return standing_text(customer)
+
+    @admin.display(description=_("Dunning"), ordering="dunning_paused_until")
+    def dunning_display(self, customer: Customer) -> str:
+        return dunning_text(customer)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)

@@ -43,6 +43,18 @@ def standing_text(customer: Customer) -> str:
     return text
 
 
+def dunning_text(customer: Customer) -> str:
+    """The customer list's Dunning column: 'Off', or 'Paused until ... by ...'."""
+    if customer.dunning_off:
+        return gettext("Off")
+    until = customer.dunning_paused_until
+    if until is not None and until > timezone.now():
+        return gettext("Paused until {moment} by {who}").format(
+            moment=moment_text(until), who=customer.dunning_paused_by or "?"
+        )
+    return ""
+
+
 def dunning_settings_save(customer, *, choice, paused, paused_before, user) -> None:
     """Save the policy choice and the pause the customer's form set; a pause
     changed is recorded with who changed it."""
