@@ -67,17 +67,21 @@ def test_finance_reads_s26_on_the_margins_page(s26, live_server, browser_page, o
         page.click('#margins-form input[type="submit"]')
         page.wait_for_selector("#margins-table")
 
-        # then: S26's figures, acme among the lowest margins, November in the chart
+        # then: S26's figures on the first page, November in the chart
         acme = page.locator('#margins-table tr[data-key="acme"]')
         assert [
             acme.locator(f"td.{name}").inner_text()
             for name in ("revenue", "cost", "margin", "percent", "uncosted")
         ] == ["7.00", "3.25", "3.75", "53.57%", "0"]
-        assert page.locator('#margins-lowest tr[data-key="acme"] td.percent').inner_text() == (
-            "53.57%"
-        )
+        # the lowest margins: trials that cost without earning come before acme
+        lowest = page.locator("#margins-lowest tbody tr")
+        assert [lowest.nth(n).get_attribute("data-key") for n in range(lowest.count())] == [
+            f"trial-{n:03d}" for n in range(5)
+        ]
+        assert lowest.first.locator("td.margin").inner_text() == "-0.25"
         november = page.locator('#margins-months tr[data-month="2026-11"]')
-        assert november.locator("td.margin").inner_text() == "3.75 USD"
+        # (S26's 3.75 less the trials' 150 x 0.25)
+        assert november.locator("td.margin").inner_text() == "-33.75 USD"
         assert page.locator("#margins-chart svg rect").count() == 18
         assert page.locator("#margins-table tbody tr").count() == 100
         assert page.locator("#margins-pages .count").inner_text() == "Rows 1 to 100 of 151"
