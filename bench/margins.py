@@ -2,8 +2,10 @@
 month of usage on two or three meters each (one priced by a rate card) and cost
 rates on every meter, then the report over that month, timed in rounds:
 GET /api/v1/margins by customer, plan and meter and by a rate card's property,
-the CSV (the admin's export), lowest_margins, the admin Margins page and the
-customer list's margin column for a page of customers.
+the CSV (the admin's export, streamed: timed to its last line), lowest_margins,
+the admin Margins page (its first page of 100 rows with the chart and lowest
+margins, sorted by lowest margin, a later page, by plan) and the customer
+list's margin column for a page of customers.
 
     .venv/bin/python bench/margins.py [--customers 10000] [--events-per-customer 6]
                                       [--rounds 5] [--profile] [--database NAME]
@@ -43,6 +45,7 @@ from bench.rate_card import (
 
 DB_NAME = "billing_bench_margins"
 BATCH = 1000
+PAGE = "/admin/billing/marginreport/"
 TARGET_SECONDS = 2.0  # the margins page and API over 10,000 customers (issue 51)
 # Demo plans (load_demo) and the card's, and the event of each one's meter.
 PLANS = [
@@ -218,7 +221,9 @@ def main():
                 response = client.get(url)
                 if response.status_code != 200:
                     raise RuntimeError(f"{url}: {response.status_code} {response.content[:300]}")
-                return response
+                if response.streaming:  # the CSV: timed to its last line
+                    return b"".join(response.streaming_content)
+                return response.content
 
             return call
 
@@ -229,13 +234,28 @@ def main():
             ("API by meter", get(api, f"/api/v1/margins?{window}&group_by=meter"), True),
             ("API by model", get(api, f"/api/v1/margins?{window}&group_by={PRICE_BY[0]}"), True),
             (
-                "admin Margins page (customer)",
-                get(admin, f"/admin/billing/marginreport/?{admin_window}&group_by=customer"),
+                "admin Margins page 1 (customer)",
+                get(admin, f"{PAGE}?{admin_window}&group_by=customer"),
                 True,
             ),
             (
-                "admin CSV (customer)",
-                get(admin, f"/admin/billing/marginreport/?{admin_window}&format=csv"),
+                "admin page 1 by lowest margin",
+                get(admin, f"{PAGE}?{admin_window}&group_by=customer&sort=margin"),
+                True,
+            ),
+            (
+                "admin page 50 (no chart)",
+                get(admin, f"{PAGE}?{admin_window}&group_by=customer&p=50"),
+                True,
+            ),
+            (
+                "admin page 1 by plan",
+                get(admin, f"{PAGE}?{admin_window}&group_by=plan"),
+                True,
+            ),
+            (
+                "admin CSV (customer, streamed)",
+                get(admin, f"{PAGE}?{admin_window}&format=csv"),
                 True,
             ),
             (
@@ -270,7 +290,7 @@ def main():
         for title, call, targeted in cases:
             call()  # warm: caches, the plan of each statement
             times, result = timed(args.rounds, call)
-            size = f", {len(result.content):,} bytes" if hasattr(result, "content") else ""
+            size = f", {len(result):,} bytes" if isinstance(result, bytes) else ""
             p50, high = percentile(times, 50), max(times)
             print(f"  {title:32} p50 {p50:6.3f}  max {high:6.3f}{size}")
             if targeted:

@@ -1,7 +1,10 @@
 """The margins page in the admin (Billing > Margins): revenue, cost and margin
 over a window by customer, plan, meter or a property some meter groups by, the
 customers of lowest margin, the last six months as a chart, and the table as
-CSV. Every figure comes from billing.margins.report and is shown through
+CSV. The table comes a page of PAGE_ROWS rows at a time, sorted by revenue,
+margin or margin %, with the window's total under it; the lowest margins and
+the chart are on its first page; the CSV streams every row in the same order.
+Every figure comes from billing.margins.report and is shown through
 billing.core.admin_forms; the page adds nothing up. Reading it needs
 billing.view_margins (Finance)."""
 
@@ -9,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 from django import forms
 from django.contrib import admin, messages
-from django.http import HttpResponse
+from django.core.paginator import Paginator
+from django.http import StreamingHttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -19,13 +23,16 @@ from django.utils.translation import gettext_lazy as _
 from billing.admin.margin_chart import month_chart
 from billing.core.admin_forms import RecordAdmin, amount_text, percent_text, quantity_text
 from billing.core.periods import month_start, on_the_hour
+from billing.margins.ordering import DEFAULT_SORT, sorted_margins
 from billing.margins.report import (
     VIEWS,
     lowest_margins,
     margins,
-    margins_csv,
+    margins_csv_lines,
+    margins_total,
     month_margins,
     price_by_properties,
+    window_currencies,
 )
 from billing.models import MarginReport
 from customers.models import Customer
@@ -35,6 +42,15 @@ VIEW_MARGINS = "billing.view_margins"
 LOCAL_INPUT = "%Y-%m-%dT%H:%M"
 CHART_MONTHS = 6
 LOWEST = 5
+PAGE_ROWS = 100
+SORT_CHOICES = [
+    ("-revenue", _("Revenue, highest first")),
+    ("revenue", _("Revenue, lowest first")),
+    ("margin", _("Margin, lowest first")),
+    ("-margin", _("Margin, highest first")),
+    ("margin_percent", _("Margin %, lowest first")),
+    ("-margin_percent", _("Margin %, highest first")),
+]
 
 
 def customer_currencies() -> list[str]:
@@ -62,6 +78,7 @@ class MarginsForm(forms.Form):
     )
     group_by = forms.ChoiceField(label=_("Grouped by"))
     currency = forms.ChoiceField(label=_("Currency"))
+    sort = forms.ChoiceField(label=_("Sorted by"), choices=SORT_CHOICES)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -117,6 +134,69 @@ def chart_months(now: datetime) -> list[tuple[datetime, datetime]]:
     ]
 
 
+def default_currency(start: datetime, end: datetime) -> str:
+    """The currency the page opens in: the window's one currency, else the
+    first of the window's, else of the customers'."""
+    choices = customer_currencies()
+    return next((c for c in window_currencies(start, end) if c in choices), choices[0])
+
+
+def query_with(data, **changes) -> str:
+    """The page's query with `changes` (None: left out), for a link."""
+    query = data.copy()
+    for name, value in changes.items():
+        query.pop(name, None)
+        if value is not None:
+            query[name] = value
+    return query.urlencode()
+
+
+# The table's sortable columns: the order a first click asks, and the other way.
+SORTABLE = {
+    "revenue": ("-revenue", "revenue"),
+    "margin": ("margin", "-margin"),
+    "percent": ("margin_percent", "-margin_percent"),
+}
+
+
+def sort_links(data, sort: str) -> dict:
+    """Per sortable column, the link that sorts by it (the other way when it is
+    the order shown) and how it is sorted now: "ascending", "descending" or ""."""
+    links = {}
+    for column, (first, other) in SORTABLE.items():
+        shown = sort in (first, other)
+        asked = other if sort == first else first
+        state = ("descending" if sort.startswith("-") else "ascending") if shown else ""
+        links[column] = {"query": query_with(data, sort=asked, p=None), "state": state}
+    return links
+
+
+def page_links(data, page) -> dict:
+    """Where a page of the table stands and the links to the others (the
+    paginator's elided range: None for a gap)."""
+    paginator = page.paginator
+    numbers = paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1)
+    return {
+        "number": page.number,
+        "pages": paginator.num_pages,
+        "rows": paginator.count,
+        "rows_text": quantity_text(paginator.count),
+        "first_row": quantity_text(page.start_index()),
+        "last_row": quantity_text(page.end_index()),
+        "links": [
+            {
+                "number": n,
+                "query": None if n == paginator.ELLIPSIS else query_with(data, p=str(n)),
+                "current": n == page.number,
+            }
+            for n in numbers
+        ],
+        "first": query_with(data, p=None),
+        "previous": query_with(data, p=str(page.number - 1)) if page.has_previous() else None,
+        "next": query_with(data, p=str(page.number + 1)) if page.has_next() else None,
+    }
+
+
 @admin.register(MarginReport)
 class MarginReportAdmin(RecordAdmin):
     """No records: the list page is the report."""
@@ -144,10 +224,12 @@ class MarginReportAdmin(RecordAdmin):
             "period_start": start.strftime(LOCAL_INPUT),
             "period_end": end.strftime(LOCAL_INPUT),
             "group_by": "customer",
-            "currency": customer_currencies()[0],
+            "sort": DEFAULT_SORT,
         }
         for name, value in defaults.items():
             data.setdefault(name, value)
+        if "currency" not in data:
+            data["currency"] = default_currency(start, end)
         form = MarginsForm(data)
         context = {
             **self.admin_site.each_context(request),
@@ -155,48 +237,61 @@ class MarginReportAdmin(RecordAdmin):
             "form": form,
             "opts": self.model._meta,
         }
-        if form.is_valid():
-            cleaned = form.cleaned_data
-            group_by, currency = cleaned["group_by"], cleaned["currency"]
-            window = {"start": cleaned["period_start"], "end": cleaned["period_end"]}
-            only = request.GET.get("customer")
-            if only:
-                # The customer page's link: that customer's margins alone.
-                window["customers"] = list(
-                    Customer.objects.filter(external_id=only).values_list("pk", flat=True)
-                )
-            rows = margins(**window, group_by=group_by, currency=currency)
-            if request.GET.get("format") == "csv":
-                text = margins_csv(rows, group_by=group_by, currency=currency)
-                response = HttpResponse(text, content_type="text/csv")
-                response["Content-Disposition"] = (
-                    f'attachment; filename="margins-{group_by}-{currency}.csv"'
-                )
-                return response
+        if not form.is_valid():
+            messages.error(request, gettext("Please correct the errors below."))
+            return TemplateResponse(request, "admin/billing/margins.html", context)
+        cleaned = form.cleaned_data
+        group_by, currency = cleaned["group_by"], cleaned["currency"]
+        window = {"start": cleaned["period_start"], "end": cleaned["period_end"]}
+        only = request.GET.get("customer")
+        if only:
+            # The customer page's link: that customer's margins alone.
+            window["customers"] = list(
+                Customer.objects.filter(external_id=only).values_list("pk", flat=True)
+            )
+        computed = margins(**window, group_by=group_by, currency=currency)
+        rows = sorted_margins(computed, sort=cleaned["sort"], group_by=group_by)
+        if request.GET.get("format") == "csv":
+            response = StreamingHttpResponse(
+                margins_csv_lines(rows, group_by=group_by, currency=currency),
+                content_type="text/csv",
+            )
+            response["Content-Disposition"] = (
+                f'attachment; filename="margins-{group_by}-{currency}.csv"'
+            )
+            return response
+        page = Paginator(rows, PAGE_ROWS).get_page(request.GET.get("p"))
+        first = page.number == 1
+        lowest, chart = [], None
+        if first or group_by == "customer":
             by_customer = (
-                rows
+                computed
                 if group_by == "customer"
                 else margins(**window, group_by="customer", currency=currency)
             )
             lowest = lowest_margins(by_customer, LOWEST)
-            lowest_keys = {row.key["customer"] for row in lowest}
-            texts = [row_texts(row, group_by, currency) for row in rows]
-            for text, row in zip(texts, rows, strict=True):
-                text["lowest"] = group_by == "customer" and row.key["customer"] in lowest_keys
+        if first:
             # The window's margins by customer, of every customer, when it is one
             # of the chart's months (the default window is): not read twice.
             known = {} if only else {(window["start"], window["end"]): by_customer}
             months = month_margins(months=chart_months(now), currency=currency, known=known)
-            context |= {
-                "group_by": group_by,
-                "view_label": dict(form.fields["group_by"].choices)[group_by],
-                "currency": currency,
-                "rows": texts,
-                "lowest": [row_texts(row, "customer", currency) for row in lowest],
-                "chart": month_chart(months, currency),
-                "csv_query": data.urlencode(),
-                "only_customer": only or None,
-            }
-        else:
-            messages.error(request, gettext("Please correct the errors below."))
+            chart = month_chart(months, currency)
+        lowest_keys = {row.key["customer"] for row in lowest}
+        texts = [row_texts(row, group_by, currency) for row in page.object_list]
+        for text, row in zip(texts, page.object_list, strict=True):
+            text["lowest"] = group_by == "customer" and row.key["customer"] in lowest_keys
+        total = margins_total(computed, key={group_by: None}, currency=currency)
+        context |= {
+            "group_by": group_by,
+            "view_label": dict(form.fields["group_by"].choices)[group_by],
+            "currency": currency,
+            "rows": texts,
+            "total": row_texts(total, group_by, currency) if computed else None,
+            "page": page_links(data, page),
+            "sort_links": sort_links(data, cleaned["sort"]),
+            "lowest": [row_texts(row, "customer", currency) for row in lowest] if first else None,
+            "chart": chart,
+            "csv_query": query_with(data, p=None),
+            "only_customer": only or None,
+        }
         return TemplateResponse(request, "admin/billing/margins.html", context)

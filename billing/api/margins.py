@@ -11,8 +11,7 @@ from rest_framework.views import APIView
 from billing.core.errors import InvalidRequest
 from billing.core.money import format_decimal, format_money, is_known_currency
 from billing.core.periods import on_the_hour, parse_instant
-from billing.margins.report import VIEWS, margins, price_by_properties
-from customers.models import Customer
+from billing.margins.report import VIEWS, margins, price_by_properties, window_currencies
 
 PARAMS = frozenset({"period_start", "period_end", "group_by", "currency"})
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
@@ -49,18 +48,21 @@ def _group_by(request) -> str:
     )
 
 
-def _currency(request) -> str:
-    """The currency asked; without one, the customers' one currency."""
+def _currency(request, start: datetime, end: datetime) -> str:
+    """The currency asked; without one, the one currency of the window
+    (report.window_currencies), or a 400 naming the window's currencies."""
     given = request.query_params.get("currency")
     if given is not None:
         if not is_known_currency(given):
             raise InvalidRequest(f"unknown currency {given!r}", fields={"currency": ["e.g. USD"]})
         return given
-    used = sorted(Customer.objects.order_by().values_list("currency", flat=True).distinct()[:2])
+    used = window_currencies(start, end)
     if len(used) > 1:
+        named = ", ".join(used)
         raise InvalidRequest(
-            "customers are billed in several currencies: give one (?currency=USD)",
-            fields={"currency": ["One currency per answer, e.g. USD"]},
+            f"customers are billed in several currencies in this window ({named}): give one "
+            f"(?currency={used[0]})",
+            fields={"currency": [f"One currency per answer: one of {named}"]},
         )
     return used[0] if used else "USD"
 
@@ -87,7 +89,9 @@ class MarginsApi(APIView):
             OpenApiParameter(
                 "group_by", str, description="customer (default), plan, meter, or a property"
             ),
-            OpenApiParameter("currency", str, description="default: the customers' currency"),
+            OpenApiParameter(
+                "currency", str, description="default: the one currency billed in the window"
+            ),
         ],
         responses=inline_serializer(
             "Margins", {"currency": serializers.CharField(), "results": MARGIN_ROWS}
@@ -113,7 +117,7 @@ class MarginsApi(APIView):
                 "period_end must be after period_start",
                 fields={"period_end": ["after period_start"]},
             )
-        group_by, currency = _group_by(request), _currency(request)
+        group_by, currency = _group_by(request), _currency(request, start, end)
         rows = margins(start=start, end=end, group_by=group_by, currency=currency)
         return Response(
             {

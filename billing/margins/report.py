@@ -10,12 +10,14 @@ minimum_commitment) likewise for the customer and plan views; and what usage
 drew from paid credits and balances in the window, at what they were sold
 for (wallets.revenue). Void invoices bill nothing, and threshold invoices are
 left out: the period invoice after them rates the period's whole usage again
-(and takes theirs off), so its lines hold all of it. By a property, revenue
+(and takes theirs off), so its lines hold all of it. What credit notes gave
+back of those lines (a threshold invoice's too) is taken off, in the window of
+the line credited, whenever the note was issued. By a property, revenue
 is the lines' `group` (their rate card row's `when`): a row not naming the
 property (the default row) counts under null. Each figure is rounded once."""
 
 import csv
-import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
@@ -27,7 +29,8 @@ from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION
 from billing.usage.metering import meter_cache
 from customers.models import Customer
-from invoices.models import Invoice, InvoiceLine
+from invoices.models import CreditNoteLine, Invoice, InvoiceLine
+from plans.models import PlanVersion
 from wallets.revenue import consumed_at_sale_value
 
 ZERO = Decimal(0)
@@ -67,6 +70,36 @@ def price_by_properties() -> set[str]:
     """The properties a margin may be grouped by besides customer, plan and
     meter: those some meter groups its usage by."""
     return {name for meter in meter_cache.by_id().values() for name in meter.group_by}
+
+
+def window_currencies(start: datetime, end: datetime) -> list[str]:
+    """The currencies a report over [start, end) may be asked in without naming
+    one: those of the customers with a subscription or a (not void) invoice in
+    the window; when there is none, the customers' one currency, or the one
+    currency the published plans are priced in; else every customer's. Sorted;
+    a report names its currency when this is one, and asks for one otherwise."""
+    subscribed = (
+        Subscription.objects.filter(started_at__lt=end).exclude(ended_at__lte=start).order_by()
+    )
+    billed = Invoice.objects.filter(period_start__lt=end, period_end__gt=start).exclude(
+        status=Invoice.VOID
+    )
+    active = set(subscribed.values_list("customer__currency", flat=True).distinct()) | set(
+        billed.order_by().values_list("currency", flat=True).distinct()
+    )
+    if active:
+        return sorted(active)
+    billing = sorted(Customer.objects.order_by().values_list("currency", flat=True).distinct())
+    if len(billing) > 1:
+        priced = set(
+            PlanVersion.objects.filter(status=PlanVersion.PUBLISHED)
+            .order_by()
+            .values_list("currency", flat=True)
+            .distinct()
+        )
+        if len(priced) == 1:
+            return sorted(priced)
+    return billing
 
 
 def _customer_plans(start: datetime, end: datetime) -> dict[int, str]:
@@ -126,7 +159,36 @@ def _billed_lines(start: datetime, end: datetime, currency: str, kinds, customer
             base = bases.get(line["invoice_id"], ZERO)
             discount = line["invoice__discount"]
             line["net"] = amount - discount * amount / base if discount and base > 0 else amount
-    return lines
+    return lines + _credited_lines(start, end, currency, kinds, customers)
+
+
+def _credited_lines(start: datetime, end: datetime, currency: str, kinds, customers) -> list[dict]:
+    """What credit notes gave back of the window's lines (before tax, already
+    net of the discount: credit_notes caps a line at its discounted share), as
+    lines of negative net under the credited line's customer, plan, meter and
+    group. Threshold invoices' lines too: the period invoice takes off what a
+    threshold invoice billed, not what was credited of it."""
+    credited = CreditNoteLine.objects.filter(
+        invoice_line__invoice__currency=currency,
+        invoice_line__kind__in=kinds,
+        invoice_line__period_start__gte=start,
+        invoice_line__period_end__lte=end,
+    ).exclude(invoice_line__invoice__status=Invoice.VOID)
+    if customers is not None:
+        credited = credited.filter(invoice_line__invoice__customer_id__in=list(customers))
+    names = {
+        "invoice_line__invoice__customer_id": "invoice__customer_id",
+        "invoice_line__invoice__subscription__version__plan__code": (
+            "invoice__subscription__version__plan__code"
+        ),
+        "invoice_line__meter": "meter",
+        "invoice_line__group": "group",
+    }
+    return [
+        {names[name]: value for name, value in row.items() if name in names}
+        | {"net": -quantize_money(row["amount"], currency)}
+        for row in credited.values(*names, "amount")
+    ]
 
 
 def margins(
@@ -200,6 +262,19 @@ def margins(
     )
 
 
+def margins_total(rows: list[Margin], *, key: dict, currency: str) -> Margin:
+    """The rows together under `key`: their exact sums, rounded once (so the
+    total's revenue may differ by a cent from the sum of the rounded rows')."""
+    total = Margin(key=key)
+    for row in rows:
+        total.exact_revenue += row.exact_revenue
+        total.exact_cost += row.exact_cost
+        total.uncosted_quantity += row.uncosted_quantity
+    total.revenue = quantize_money(total.exact_revenue, currency)
+    total.cost = quantize_money(total.exact_cost, currency)
+    return total
+
+
 def month_margins(
     *,
     months: list[tuple[datetime, datetime]],
@@ -213,17 +288,10 @@ def month_margins(
     known = known or {}
     totals = []
     for start, end in months:
-        total = Margin(key={"month": start})
         rows = known.get((start, end))
         if rows is None:
             rows = margins(start=start, end=end, group_by="customer", currency=currency)
-        for row in rows:
-            total.exact_revenue += row.exact_revenue
-            total.exact_cost += row.exact_cost
-            total.uncosted_quantity += row.uncosted_quantity
-        total.revenue = quantize_money(total.exact_revenue, currency)
-        total.cost = quantize_money(total.exact_cost, currency)
-        totals.append(total)
+        totals.append(margins_total(rows, key={"month": start}, currency=currency))
     return totals
 
 
@@ -244,15 +312,22 @@ def lowest_margins(rows: list[Margin], count: int = 5) -> list[Margin]:
 CSV_COLUMNS = ["revenue", "cost", "margin", "margin_percent", "uncosted_quantity", "currency"]
 
 
-def margins_csv(rows: list[Margin], *, group_by: str, currency: str) -> str:
-    """The rows as the API gives them, one a line, the key first (empty for none)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([group_by, *CSV_COLUMNS])
+class _Line:
+    """A file-like object csv.writer writes one line into, handed back as text."""
+
+    def write(self, text: str) -> str:
+        return text
+
+
+def margins_csv_lines(rows, *, group_by: str, currency: str) -> Iterator[str]:
+    """The rows as the API gives them, one a line, the header first, the key
+    first on each (empty for none): for a streamed download."""
+    writer = csv.writer(_Line(), lineterminator="\n")
+    yield writer.writerow([group_by, *CSV_COLUMNS])
     for row in rows:
         key = row.key[group_by]
         percent = row.margin_percent
-        writer.writerow(
+        yield writer.writerow(
             [
                 "" if key is None else key,
                 format_money(row.revenue, currency),
@@ -263,4 +338,8 @@ def margins_csv(rows: list[Margin], *, group_by: str, currency: str) -> str:
                 currency,
             ]
         )
-    return out.getvalue()
+
+
+def margins_csv(rows: list[Margin], *, group_by: str, currency: str) -> str:
+    """margins_csv_lines in one text."""
+    return "".join(margins_csv_lines(rows, group_by=group_by, currency=currency))

@@ -15,6 +15,7 @@ from django.test import Client
 from billing.invoicing.close import periods_close
 from billing.margins.report import Margin, lowest_margins, month_margins
 from config.user_language import user_language_set
+from customers.services import customer_create
 from tests.margins.test_margins_api import (  # noqa: F401 (s26: a fixture)
     post_events,
     s26,
@@ -124,7 +125,8 @@ def test_the_csv_has_the_tables_figures(closed_november):
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv"
     assert 'filename="margins-token_type-USD.csv"' in response["Content-Disposition"]
-    assert response.content.decode() == (
+    assert response.streaming
+    assert b"".join(response.streaming_content).decode() == (
         "token_type,revenue,cost,margin,margin_percent,uncosted_quantity,currency\n"
         "input,5.00,2.25,2.75,55.00,0,USD\n"
         "output,2.00,1.00,1.00,50.00,0,USD\n"
@@ -222,3 +224,13 @@ def test_month_margins_are_each_months_own(s26):  # noqa: F811
         (october, D("0.00"), D("0.00"), D("0.00"), D(300_000)),
         (NOV_1, D("0.00"), D("1.25"), D("-1.25"), D(0)),
     ]
+
+
+def test_the_page_opens_in_the_currency_billed_in_the_window(closed_november):
+    # A customer in EUR with nothing in December: EUR comes first in the list
+    # of currencies, but the month so far is billed in USD alone.
+    customer_create(external_id="initech", name="Initech", currency="EUR")
+    response = get(staff("Finance"))
+
+    assert response.context["form"].cleaned_data["currency"] == "USD"
+    assert [c for c, _ in response.context["form"].fields["currency"].choices] == ["EUR", "USD"]

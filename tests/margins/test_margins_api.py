@@ -1,14 +1,18 @@
 """Margins through the API (issue 51): S26 exactly, a cost rate's change
 splitting the cost at its hour, usage before the first cost rate uncosted, and
-the refusals of a bad question."""
+the refusals of a bad question; without a currency, the one the window is billed
+in."""
 
+import os
 from datetime import UTC, datetime
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 
 from billing.invoicing.close import periods_close
 from billing.usage.folding import unfolded_events, usage_fold
+from customers.models import Customer
 from customers.services import customer_create
 from tests.factories import api_client, llm_tokens_meter, subscribe
 
@@ -210,3 +214,43 @@ def test_a_bad_question_is_a_400_naming_its_field(s26, query, field):
     response = api_client("read").get(f"/api/v1/margins?{query}")
     assert response.status_code == 400, response.json()
     assert field in response.json()["error"]["fields"], response.json()
+
+
+def test_without_a_currency_the_windows_one_currency_is_taken(s26):
+    # Customers in EUR and GBP with no subscription and no invoice in November
+    # (as load_demo's Initech): November is billed in USD alone.
+    customer_create(external_id="initech", name="Initech", currency="EUR")
+    customer_create(external_id="hooli", name="Hooli", currency="GBP")
+    s26_usage()
+    periods_close(as_of=DEC_1)
+
+    body = margins(f"{NOVEMBER}&group_by=customer")
+    assert body["currency"] == "USD"
+    assert [(r["key"], r["revenue"], r["cost"]) for r in body["results"]] == [
+        ({"customer": "acme"}, "7.00", "3.25")
+    ]
+
+
+def test_without_a_currency_a_window_billed_in_two_is_a_400_naming_them(s26):
+    initech = customer_create(external_id="initech", name="Initech", currency="EUR")
+    euro = {"code": "euro", "name": "Euro", "currency": "EUR", "base_fee": "10.00"}
+    created = api_client("admin").post("/api/v1/plans", euro | {"publish": True}, format="json")
+    assert created.status_code == 201, created.json()
+    subscribe(initech, "euro")
+
+    response = api_client("read").get(f"/api/v1/margins?{NOVEMBER}")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert "(EUR, USD)" in error["message"], error
+    assert error["fields"]["currency"] == ["One currency per answer: one of EUR, USD"]
+    assert margins(f"{NOVEMBER}&currency=EUR")["currency"] == "EUR"
+
+
+def test_the_demos_customers_alone_answer_in_the_plans_currency(db):
+    # load_demo: customers in USD and EUR, plans in USD, nobody subscribed yet.
+    call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    assert sorted(Customer.objects.order_by().values_list("currency", flat=True).distinct()) == [
+        "EUR",
+        "USD",
+    ]
+    assert margins(NOVEMBER) == {"currency": "USD", "results": []}

@@ -1,7 +1,8 @@
 """Margins equal the invoices (issue 51): for a closed month, revenue by
 customer is their invoices' lines of that month net of the discount (before
 tax), plus the credits their usage drew, valued at what the credits were sold
-for; a void invoice bills nothing."""
+for; a void invoice bills nothing, and a credit note takes off what it gave
+back of a line from the line's month."""
 
 from datetime import UTC, datetime
 from decimal import Decimal as D
@@ -15,7 +16,8 @@ from billing.rating.pricing import PricingSpec, TierSpec
 from billing.subscriptions.discounts import discount_redeem
 from billing.usage.ingestion import events_ingest
 from customers.services import customer_create
-from invoices.models import Invoice
+from invoices.credit_notes import CreditLineInput, credit_note_issue
+from invoices.models import CreditNote, Invoice
 from plans.coupons import coupon_create
 from plans.services import credit_pack_create, meter_create
 from plans.validation import ChargeSpec
@@ -244,3 +246,44 @@ def test_a_report_of_some_customers_has_their_rows_of_the_whole_report(month):
     assert rows(customers=[acme.pk]) == whole[:1]
     assert rows(customers=[globex.pk]) == whole[1:]
     assert rows(customers=[]) == []
+
+
+def test_a_credit_note_on_a_usage_line_takes_its_amount_off_the_lines_month(month):
+    acme, _ = month
+    period = Invoice.objects.get(customer=acme, reason="period")
+    (input_line,) = period.lines.filter(meter="llm_tokens", group__token_type="input")
+    # The input line's 2.50 less its share of the discount: 2.25 may be credited.
+    # when: 1.00 of it is credited in December, after the month closed
+    credit_note_issue(
+        invoice=period,
+        lines=[CreditLineInput(invoice_line=input_line.pk, amount=D("1.00"))],
+        reason=CreditNote.PRODUCT_UNSATISFACTORY,
+        now=datetime(2026, 12, 3, 9, tzinfo=UTC),
+    )
+    # then: November's revenue is 1.00 less where the line was (its customer,
+    # plan, meter, row); the cost is the same, and globex is untouched.
+    assert margins("group_by=customer") == [
+        ({"customer": "acme"}, "33.05", "2.25", "30.80", "93.19"),
+        ({"customer": "globex"}, "30.00", "3.00", "27.00", "90.00"),
+    ]
+    assert margins("group_by=plan")[0] == ({"plan": "pro"}, "33.05", "2.25", "30.80", "93.19")
+    assert margins("group_by=meter")[1] == (
+        {"meter": "llm_tokens"},
+        "3.05",
+        "2.25",
+        "0.80",
+        "26.23",
+    )
+    # By token type: input's 2.25 (net of the discount) less 1.00; output's 1.80.
+    assert margins("group_by=token_type") == [
+        ({"token_type": "output"}, "1.80", "1.00", "0.80", "44.44"),
+        ({"token_type": "input"}, "1.25", "1.25", "0.00", "0.00"),
+    ]
+    # December is not touched by the note, issued in it: it credits November's
+    # usage. December's revenue is its base fee billed ahead, 10 % off.
+    response = api_client("read").get(
+        "/api/v1/margins?period_start=2026-12-01&period_end=2027-01-01&currency=USD"
+    )
+    assert [(r["key"], r["revenue"]) for r in response.json()["results"]] == [
+        ({"customer": "acme"}, "27.00")
+    ]
