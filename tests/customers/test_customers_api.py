@@ -65,7 +65,15 @@ def test_create_customer_with_every_field(api):
     # then
     assert response.status_code == 201
     body = response.json()
-    assert {k: v for k, v in body.items() if k not in ("created_at", "credit_balance")} == ACME
+    shown = {k: v for k, v in body.items() if k not in ("created_at", "credit_balance")}
+    # and its dunning: the default policy, in good standing
+    assert shown == ACME | {
+        "dunning_policy": None,
+        "standing": "good",
+        "standing_since": None,
+        "standing_invoice": None,
+        "dunning_paused_until": None,
+    }
     assert body["credit_balance"] == "0.00"
     assert body["created_at"]
     customer = Customer.objects.get(external_id="acme")
