@@ -90,12 +90,25 @@ class JournalEntrySerializer(serializers.ModelSerializer):
         return format_money(entry.credit, entry.currency)
 
 
+class AnyAccept(negotiation.BaseContentNegotiation):
+    """The first renderer whatever the client accepts: `format` is the CSV
+    endpoint's own parameter (and unknown to the JSON one, a 400), never DRF's
+    format override; errors in the JSON envelope."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+
 class JournalPagination(CursorPagination):
     ordering = ("date", "id")
 
 
 class JournalListApi(APIView):
     pagination_class = JournalPagination
+    content_negotiation_class = AnyAccept
 
     @extend_schema(
         summary="Journal entries of a date range",
@@ -106,17 +119,6 @@ class JournalListApi(APIView):
         start, end = _range(request, frozenset({"from", "to", "cursor", "limit"}))
         query = export.entries_between(start, end).select_related("customer")
         return paginated(self, request, query, JournalEntrySerializer)
-
-
-class AnyAccept(negotiation.BaseContentNegotiation):
-    """The CSV whatever the client accepts (and `format` is this endpoint's own
-    parameter, not DRF's format override); errors in the JSON envelope."""
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
-
-    def select_parser(self, request, parsers):
-        return parsers[0] if parsers else None
 
 
 class JournalCsvApi(APIView):

@@ -138,3 +138,13 @@ class JournalPeriodLock(models.Model):
 
     def __str__(self) -> str:
         return self.month.strftime("%Y-%m")
+
+
+class TrialBalance(JournalEntry):
+    """Not a record: the admin's trial balance page (billing.admin.journal) hangs here."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("trial balance")
+        verbose_name_plural = _("trial balance")
+        default_permissions = ()
