@@ -5,98 +5,225 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0027_alert_kind_margin_low'),
-        ('customers', '0010_translated_field_labels'),
+        ("billing", "0027_alert_kind_margin_low"),
+        ("customers", "0010_translated_field_labels"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='JournalPeriodLock',
+            name="JournalPeriodLock",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('month', models.DateField(unique=True, verbose_name='month')),
-                ('locked_at', models.DateTimeField(verbose_name='locked at')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("month", models.DateField(unique=True, verbose_name="month")),
+                ("locked_at", models.DateTimeField(verbose_name="locked at")),
             ],
             options={
-                'verbose_name': 'locked month',
-                'verbose_name_plural': 'locked months',
-                'ordering': ['month'],
+                "verbose_name": "locked month",
+                "verbose_name_plural": "locked months",
+                "ordering": ["month"],
             },
         ),
         migrations.CreateModel(
-            name='JournalAccount',
+            name="JournalAccount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('receivable', 'Accounts receivable'), ('revenue', 'Revenue'), ('discounts', 'Discounts'), ('tax_payable', 'Tax payable'), ('deferred_revenue', 'Deferred revenue'), ('credit_balance', 'Customer credit balance'), ('breakage', 'Breakage'), ('payments_clearing', 'Payments clearing')], max_length=24, verbose_name='kind')),
-                ('meter', models.CharField(blank=True, default='', max_length=64, verbose_name='meter')),
-                ('plan', models.CharField(blank=True, default='', max_length=64, verbose_name='plan')),
-                ('tax_rate', models.CharField(blank=True, default='', max_length=64, verbose_name='tax rate')),
-                ('code', models.CharField(max_length=32, verbose_name='account code')),
-                ('name', models.CharField(max_length=150, verbose_name='account name')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("receivable", "Accounts receivable"),
+                            ("revenue", "Revenue"),
+                            ("discounts", "Discounts"),
+                            ("tax_payable", "Tax payable"),
+                            ("deferred_revenue", "Deferred revenue"),
+                            ("credit_balance", "Customer credit balance"),
+                            ("breakage", "Breakage"),
+                            ("payments_clearing", "Payments clearing"),
+                        ],
+                        max_length=24,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "meter",
+                    models.CharField(blank=True, default="", max_length=64, verbose_name="meter"),
+                ),
+                (
+                    "plan",
+                    models.CharField(blank=True, default="", max_length=64, verbose_name="plan"),
+                ),
+                (
+                    "tax_rate",
+                    models.CharField(
+                        blank=True, default="", max_length=64, verbose_name="tax rate"
+                    ),
+                ),
+                ("code", models.CharField(max_length=32, verbose_name="account code")),
+                ("name", models.CharField(max_length=150, verbose_name="account name")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
             ],
             options={
-                'verbose_name': 'account',
-                'verbose_name_plural': 'accounts',
-                'ordering': ['kind', 'meter', 'plan', 'tax_rate'],
-                'constraints': [models.UniqueConstraint(fields=('kind', 'meter', 'plan', 'tax_rate'), name='journal_account_once'), models.CheckConstraint(condition=models.Q(models.Q(('meter', ''), ('plan', ''), ('tax_rate', '')), models.Q(('kind', 'revenue'), ('plan', ''), ('tax_rate', '')), models.Q(('kind', 'revenue'), ('meter', ''), ('tax_rate', '')), models.Q(('kind', 'tax_payable'), ('meter', ''), ('plan', '')), _connector='OR'), name='journal_account_detail_fits_kind')],
+                "verbose_name": "account",
+                "verbose_name_plural": "accounts",
+                "ordering": ["kind", "meter", "plan", "tax_rate"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("kind", "meter", "plan", "tax_rate"), name="journal_account_once"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("meter", ""), ("plan", ""), ("tax_rate", "")),
+                            models.Q(("kind", "revenue"), ("plan", ""), ("tax_rate", "")),
+                            models.Q(("kind", "revenue"), ("meter", ""), ("tax_rate", "")),
+                            models.Q(("kind", "tax_payable"), ("meter", ""), ("plan", "")),
+                            _connector="OR",
+                        ),
+                        name="journal_account_detail_fits_kind",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='JournalEntry',
+            name="JournalEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('date', models.DateField(db_index=True, verbose_name='date')),
-                ('document_date', models.DateField(verbose_name='document date')),
-                ('document_type', models.CharField(choices=[('invoice', 'Invoice'), ('credit_applied', 'Credit balance applied'), ('payment', 'Payment'), ('credit_note', 'Credit note'), ('refund', 'Refund'), ('consumption', 'Credits consumed'), ('expiry', 'Credits expired'), ('commit_expiry', 'Commit expired')], max_length=16, verbose_name='document type')),
-                ('document', models.CharField(max_length=64, verbose_name='document')),
-                ('document_key', models.CharField(max_length=80, verbose_name='document key')),
-                ('line', models.PositiveSmallIntegerField(verbose_name='line')),
-                ('kind', models.CharField(choices=[('receivable', 'Accounts receivable'), ('revenue', 'Revenue'), ('discounts', 'Discounts'), ('tax_payable', 'Tax payable'), ('deferred_revenue', 'Deferred revenue'), ('credit_balance', 'Customer credit balance'), ('breakage', 'Breakage'), ('payments_clearing', 'Payments clearing')], max_length=24, verbose_name='kind')),
-                ('meter', models.CharField(blank=True, default='', max_length=64, verbose_name='meter')),
-                ('plan', models.CharField(blank=True, default='', max_length=64, verbose_name='plan')),
-                ('tax_rate', models.CharField(blank=True, default='', max_length=64, verbose_name='tax rate')),
-                ('account', models.CharField(max_length=32, verbose_name='account code')),
-                ('account_name', models.CharField(max_length=150, verbose_name='account name')),
-                ('debit', models.DecimalField(decimal_places=10, default=0, max_digits=28, verbose_name='debit')),
-                ('credit', models.DecimalField(decimal_places=10, default=0, max_digits=28, verbose_name='credit')),
-                ('currency', models.CharField(max_length=3, verbose_name='currency')),
-                ('memo', models.CharField(blank=True, default='', max_length=255, verbose_name='memo')),
-                ('written_at', models.DateTimeField(verbose_name='written at')),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='journal_entries', to='customers.customer', verbose_name='customer')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("date", models.DateField(db_index=True, verbose_name="date")),
+                ("document_date", models.DateField(verbose_name="document date")),
+                (
+                    "document_type",
+                    models.CharField(
+                        choices=[
+                            ("invoice", "Invoice"),
+                            ("credit_applied", "Credit balance applied"),
+                            ("payment", "Payment"),
+                            ("credit_note", "Credit note"),
+                            ("refund", "Refund"),
+                            ("consumption", "Credits consumed"),
+                            ("expiry", "Credits expired"),
+                            ("commit_expiry", "Commit expired"),
+                        ],
+                        max_length=16,
+                        verbose_name="document type",
+                    ),
+                ),
+                ("document", models.CharField(max_length=64, verbose_name="document")),
+                ("document_key", models.CharField(max_length=80, verbose_name="document key")),
+                ("line", models.PositiveSmallIntegerField(verbose_name="line")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("receivable", "Accounts receivable"),
+                            ("revenue", "Revenue"),
+                            ("discounts", "Discounts"),
+                            ("tax_payable", "Tax payable"),
+                            ("deferred_revenue", "Deferred revenue"),
+                            ("credit_balance", "Customer credit balance"),
+                            ("breakage", "Breakage"),
+                            ("payments_clearing", "Payments clearing"),
+                        ],
+                        max_length=24,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "meter",
+                    models.CharField(blank=True, default="", max_length=64, verbose_name="meter"),
+                ),
+                (
+                    "plan",
+                    models.CharField(blank=True, default="", max_length=64, verbose_name="plan"),
+                ),
+                (
+                    "tax_rate",
+                    models.CharField(
+                        blank=True, default="", max_length=64, verbose_name="tax rate"
+                    ),
+                ),
+                ("account", models.CharField(max_length=32, verbose_name="account code")),
+                ("account_name", models.CharField(max_length=150, verbose_name="account name")),
+                (
+                    "debit",
+                    models.DecimalField(
+                        decimal_places=10, default=0, max_digits=28, verbose_name="debit"
+                    ),
+                ),
+                (
+                    "credit",
+                    models.DecimalField(
+                        decimal_places=10, default=0, max_digits=28, verbose_name="credit"
+                    ),
+                ),
+                ("currency", models.CharField(max_length=3, verbose_name="currency")),
+                (
+                    "memo",
+                    models.CharField(blank=True, default="", max_length=255, verbose_name="memo"),
+                ),
+                ("written_at", models.DateTimeField(verbose_name="written at")),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="journal_entries",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'journal entry',
-                'verbose_name_plural': 'journal entries',
-                'ordering': ['date', 'id'],
+                "verbose_name": "journal entry",
+                "verbose_name_plural": "journal entries",
+                "ordering": ["date", "id"],
             },
         ),
         migrations.CreateModel(
-            name='TrialBalance',
-            fields=[
-            ],
+            name="TrialBalance",
+            fields=[],
             options={
-                'verbose_name': 'trial balance',
-                'verbose_name_plural': 'trial balance',
-                'proxy': True,
-                'default_permissions': (),
-                'indexes': [],
-                'constraints': [],
+                "verbose_name": "trial balance",
+                "verbose_name_plural": "trial balance",
+                "proxy": True,
+                "default_permissions": (),
+                "indexes": [],
+                "constraints": [],
             },
-            bases=('billing.journalentry',),
+            bases=("billing.journalentry",),
         ),
         migrations.AddIndex(
-            model_name='journalentry',
-            index=models.Index(fields=['date', 'id'], name='journal_entry_date_id'),
+            model_name="journalentry",
+            index=models.Index(fields=["date", "id"], name="journal_entry_date_id"),
         ),
         migrations.AddConstraint(
-            model_name='journalentry',
-            constraint=models.UniqueConstraint(fields=('document_key', 'line'), name='journal_entry_once_per_document_line'),
+            model_name="journalentry",
+            constraint=models.UniqueConstraint(
+                fields=("document_key", "line"), name="journal_entry_once_per_document_line"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='journalentry',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('credit', 0), ('debit__gte', 0)), models.Q(('credit__gte', 0), ('debit', 0)), _connector='OR'), name='journal_entry_debit_or_credit'),
+            model_name="journalentry",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("credit", 0), ("debit__gte", 0)),
+                    models.Q(("credit__gte", 0), ("debit", 0)),
+                    _connector="OR",
+                ),
+                name="journal_entry_debit_or_credit",
+            ),
         ),
     ]
