@@ -87,9 +87,14 @@ class JournalEntry(models.Model):
     # What makes the document's entries written once: "invoice:42", "payment:42".
     document_key = models.CharField(max_length=80, verbose_name=_("document key"))
     line = models.PositiveSmallIntegerField(verbose_name=_("line"))
+    # No database constraint: checking one at commit takes a key-share lock on the
+    # customer's row, which a credit note holds (customer_lock) while it waits for
+    # the wallet an ingest holds: the two would wait on each other. Customers are
+    # never deleted (PROTECT everywhere else).
     customer = models.ForeignKey(
         Customer,
-        on_delete=models.PROTECT,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
         related_name="journal_entries",
         verbose_name=_("customer"),
     )
