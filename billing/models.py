@@ -414,6 +414,12 @@ class AlertTeamRecipient(models.Model):
 from billing.billed_models import BilledPeriod, ThresholdBilling  # noqa: E402, F401
 from billing.breakdown_models import UsagePropertyRollup, UsagePropertyUniqueValue  # noqa: E402, F401
 from billing.discount_models import Discount  # noqa: E402, F401
+from billing.journal.models import (  # noqa: E402, F401
+    JournalAccount,
+    JournalEntry,
+    JournalPeriodLock,
+    TrialBalance,
+)
 from billing.report_models import MarginReport  # noqa: E402, F401
 from billing.usage_models import (  # noqa: E402, F401
     EventKey,

@@ -4,7 +4,15 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from billing import dashboard
-from billing.api import entitlements, events, margins, plan_migrations, subscriptions, usage
+from billing.api import (
+    entitlements,
+    events,
+    journal,
+    margins,
+    plan_migrations,
+    subscriptions,
+    usage,
+)
 from config import home, user_language
 from customers import api as customers_api
 from customers import views as portal_views
@@ -38,6 +46,9 @@ api_v1 = [
     path("tax-rates/<str:code>", plans_api.TaxRateDetailApi.as_view()),
     path("cost-rates", plans_api.CostRateListApi.as_view()),
     path("margins", margins.MarginsApi.as_view()),
+    path("journal", journal.JournalListApi.as_view()),
+    path("journal.csv", journal.JournalCsvApi.as_view()),
+    path("journal/periods/<str:month>/lock", journal.JournalMonthLockApi.as_view()),
     path("coupons", plans_api.CouponListApi.as_view()),
     path("coupons/<str:code>", plans_api.CouponDetailApi.as_view()),
     path("features", features_api.FeatureListApi.as_view()),

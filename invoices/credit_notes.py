@@ -29,6 +29,7 @@ from billing.core.money import has_minor_unit_precision, quantize_money
 from customers.locks import customer_lock
 from invoices import collection, emails, refunds
 from invoices.credit_balance import credit_balance_add
+from invoices.journal_entries import journal_credit_note
 from invoices.locks import invoice_lock
 from invoices.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from invoices.reactions import TAKE_BACKS
@@ -335,6 +336,7 @@ def _issue(
         )
         for position, (line, amount) in enumerate(preview.lines)
     )
+    journal_credit_note(note=note, now=now)
     if preview.taken_back:
         TAKE_BACKS[invoice.reason].write(parts=preview.taken_back, held=held, note=note, now=now)
     invoice.credited += preview.total

@@ -24,6 +24,7 @@ from billing.core.money import quantize_money, to_minor_units
 from config.celery import enqueue_on_commit
 from invoices import stripe_client
 from invoices.credit_balance import credit_balance_add
+from invoices.journal_entries import journal_refund
 from invoices.locks import credit_note_lock
 from invoices.models import CreditNote, Invoice, Payment
 
@@ -110,6 +111,7 @@ def refund_attempt(*, note_id: int, now: datetime) -> str:
             note.stripe_refund_id = refund.get("id", "")
             note.refund_error = ""
             note.save(update_fields=["refund_status", "stripe_refund_id", "refund_error"])
+            journal_refund(note=note, now=now)
     return note.refund_status
 
 

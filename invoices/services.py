@@ -28,6 +28,7 @@ from invoices.credit_balance import (
     customers_with_credit_balance,
 )
 from invoices.credit_notes import credit_note_for_void, credit_note_locks
+from invoices.journal_entries import journal_invoice_finalized
 from invoices.locks import draft_invoices_claim, invoice_lock
 from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceTaxLine
 from invoices.reactions import VOID_CHECKS
@@ -228,6 +229,7 @@ def _finalize_locked(
         owed = credit_balance_from_negative_invoice(invoice=invoice, now=now)
         if owed > 0 and with_balance is not None:
             with_balance.add(invoice.customer_id)
+    journal_invoice_finalized(invoice=invoice, now=now)
     if applied > 0 and invoice.amount_due == 0:
         invoice = invoice_mark_paid(invoice=invoice, reference=CREDIT_BALANCE_REFERENCE, now=now)
         collect = False

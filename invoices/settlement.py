@@ -9,6 +9,7 @@ from billing.core.errors import Conflict
 from billing.core.money import format_money
 from billing.models import INVOICE_PAID
 from billing.notifications import webhooks
+from invoices.journal_entries import journal_invoice_paid
 from invoices.locks import invoice_lock
 from invoices.models import Invoice
 from invoices.standing import standing_refresh_on_commit
@@ -39,10 +40,14 @@ def invoice_mark_paid(
                 f"invoice {invoice} is {invoice.status}; only a finalized or uncollectible "
                 "invoice can be paid"
             )
+        due = invoice.amount_due
         invoice.status = Invoice.PAID
         invoice.paid_at = paid_at or now
         invoice.payment_reference = reference
         invoice.save(update_fields=["status", "paid_at", "payment_reference"])
+        journal_invoice_paid(
+            invoice=invoice, amount=due, reference=reference, paid_at=invoice.paid_at, now=now
+        )
         webhooks.webhook_event_publish(
             event_type=INVOICE_PAID,
             data={

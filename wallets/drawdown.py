@@ -11,6 +11,7 @@ from decimal import Decimal
 from customers.models import Customer
 from plans.meter_scope import applies
 from wallets.alerts import auto_top_up_alert_raise, low_balance_alert_raise
+from wallets.journal_entries import journal_credits_consumed
 from wallets.ledger import (
     block_order,
     store_balance,
@@ -65,6 +66,10 @@ class _Drawing:
     top_ups: list[CreditBlock] = field(default_factory=list)
     # With Stripe: this batch asked for its auto top-up pack already.
     top_up_requested: bool = False
+    # (block, meter) -> all the batch drew, in draw order, and the first ledger
+    # entry written: the journal's document of the batch (wallets.journal_entries).
+    drawn: dict[tuple[int, str], Decimal] = field(default_factory=dict)
+    first_entry_id: int | None = None
 
     def flush(self, now: datetime) -> None:
         running = self.pending_from
@@ -112,6 +117,9 @@ class _Drawing:
             pending = self.pending.setdefault((block.pk, draw.meter), [ZERO, ZERO])
             pending[0] += taken
             pending[1] += share
+            self.drawn[(block.pk, draw.meter)] = (
+                self.drawn.get((block.pk, draw.meter), ZERO) + taken
+            )
         self.wallet.balance -= draw.cost - wanted
         if wanted > 0:
             missing = self.uncovered.setdefault((draw.meter, draw.at), [ZERO, ZERO])
@@ -131,7 +139,7 @@ class _Drawing:
         self.flush(now)
         # The purchase writes its own block and ledger entry; entries written so far
         # go first so the ledger keeps its order.
-        LedgerEntry.objects.bulk_create(self.entries)
+        self._write_entries()
         self.entries = []
         self._save_blocks()
         block = buy_pack_locked(
@@ -146,6 +154,22 @@ class _Drawing:
         self.top_ups.append(block)
         self.pending_from = self.wallet.balance
 
+    def _write_entries(self) -> None:
+        written = LedgerEntry.objects.bulk_create(self.entries)
+        if written and self.first_entry_id is None:
+            self.first_entry_id = written[0].pk
+
+    def journal(self, customer: Customer, now: datetime) -> None:
+        if self.first_entry_id is not None:
+            journal_credits_consumed(
+                customer_id=customer.pk,
+                wallet_id=self.wallet.pk,
+                blocks=self.blocks,
+                drawn=self.drawn,
+                first_entry_id=self.first_entry_id,
+                now=now,
+            )
+
     def _save_blocks(self) -> None:
         if self.touched:
             CreditBlock.objects.bulk_update(self.touched.values(), ["remaining"])
@@ -153,8 +177,9 @@ class _Drawing:
 
     def save(self, customer: Customer, now: datetime) -> None:
         self.flush(now)
-        LedgerEntry.objects.bulk_create(self.entries)
+        self._write_entries()
         self._save_blocks()
+        self.journal(customer, now)
         store_balance(self.wallet)
         UncoveredUsage.objects.bulk_create(
             UncoveredUsage(

@@ -22,6 +22,7 @@ from customers.models import Customer
 from invoices.models import Invoice
 from invoices.services import invoice_create_purchase
 from plans.meter_scope import meter_scope_checked
+from wallets.journal_entries import journal_credits_expired
 from wallets.locks import wallet_lock
 from wallets.models import CreditBlock, LedgerEntry, Wallet
 from wallets.selectors import blocks_in_effect
@@ -307,6 +308,7 @@ def _blocks_expire(wallet: Wallet, blocks: list[CreditBlock], *, now: datetime) 
     """credits_expire's work on a locked wallet's due blocks."""
     expired = 0
     for block in blocks:
+        left = block.remaining
         rolled = rollover_carry(wallet, block)
         lost = block.remaining - rolled
         wallet.balance -= lost
@@ -322,6 +324,7 @@ def _blocks_expire(wallet: Wallet, blocks: list[CreditBlock], *, now: datetime) 
                 balance_after=wallet.balance,
                 occurred_at=block.expires_at,
             )
+        journal_credits_expired(customer_id=wallet.customer_id, block=block, left=left, now=now)
         expired += 1
     return expired
 

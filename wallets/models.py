@@ -227,6 +227,8 @@ class LedgerEntry(models.Model):
     CREDIT_NOTE = "credit_note"
     # Unused plan credits carried into a rollover block when their period ended.
     ROLLOVER = "rollover"
+    # What credit notes took back of a sold block.
+    TAKEN_BACK = (CREDIT_NOTE, VOID)
     KINDS = [
         (PURCHASE, _("Purchase")),
         (GRANT, _("Grant")),

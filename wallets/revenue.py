@@ -17,16 +17,16 @@ import csv
 import io
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal, localcontext
+from decimal import Decimal
 
 from django.db.models import Sum
 from django.db.models.functions import TruncMonth
 
-from billing.core.money import format_money, quantize_money
-from billing.rating.pricing import EXACT_PRECISION
+from billing.core.money import format_money
 from wallets.commit_models import Commit, CommitEntry
 from wallets.models import CreditBlock, LedgerEntry
 from wallets.take_back import TAKEN_BACK
+from wallets.valuation import block_recognized, block_undone, sale_value
 
 ZERO = Decimal(0)
 
@@ -76,13 +76,6 @@ def _month(moment: datetime | date) -> date:
 
 def _next_month(month: date) -> date:
     return date(month.year + (month.month == 12), month.month % 12 + 1, 1)
-
-
-def sale_value(price: Decimal, used: Decimal, amount: Decimal) -> Decimal:
-    """What `used` of a block's `amount` credits (or money) is worth at what the
-    block was sold for, exact: its share of the price."""
-    with localcontext(prec=EXACT_PRECISION):
-        return price * used / amount
 
 
 @dataclass(frozen=True)
@@ -165,14 +158,10 @@ def credit_revenue(*, until: datetime) -> list[RevenueMonth]:
         while month <= last:
             consumed += block.used.get(month, ZERO)
             taken += block.taken_back.get(month, ZERO)
-            undone = quantize_money(block.price * taken / block.amount, block.currency)
-            if consumed + taken == block.amount:
-                # Nothing left: used and taken back share the price to the cent.
-                recognized = block.price - undone
-            else:
-                recognized = quantize_money(
-                    sale_value(block.price, consumed, block.amount), block.currency
-                )
+            undone = block_undone(block.price, block.amount, taken, block.currency)
+            recognized = block_recognized(
+                block.price, block.amount, consumed, taken, block.currency
+            )
             current = row(month, block.currency)
             current.recognized += recognized - recognized_so_far
             current.purchased -= undone - undone_so_far

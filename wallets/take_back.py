@@ -35,7 +35,7 @@ from wallets.models import CreditBlock, LedgerEntry, Wallet
 
 ZERO = Decimal(0)
 # Ledger entries of what credit notes (a void's included) took back.
-TAKEN_BACK = (LedgerEntry.CREDIT_NOTE, LedgerEntry.VOID)
+TAKEN_BACK = LedgerEntry.TAKEN_BACK
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,14 @@
 migrations, alerts and webhooks, price simulations and the margins report.
 Importing the package registers them all."""
 
-from billing.admin import margins, notifications, plan_migrations, subscriptions
+from billing.admin import journal, margins, notifications, plan_migrations, subscriptions
 from billing.simulation import admin as simulation_admin
 
-__all__ = ["margins", "notifications", "plan_migrations", "simulation_admin", "subscriptions"]
+__all__ = [
+    "journal",
+    "margins",
+    "notifications",
+    "plan_migrations",
+    "simulation_admin",
+    "subscriptions",
+]

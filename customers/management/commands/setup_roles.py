@@ -101,6 +101,11 @@ FINANCE = [
     "wallets.view_credit_revenue",
     # The margins report (billing.admin.margins): revenue against the providers' cost.
     "billing.view_margins",
+    # The accounting journal (billing.admin.journal): finance maps the accounts,
+    # reads the entries and the trial balance, locks months (never unlocks).
+    *perms("billing.journalaccount", "add", "change", "view"),
+    *view("billing.journalentry"),
+    *perms("billing.journalperiodlock", "add", "view"),
     # API keys: Finance's alone.
     *perms("customers.apikey", "add", "change", "view"),
     # Webhooks: endpoints edited, deliveries retried; alerts read.

@@ -1,0 +1,134 @@
+"""Writing a document's journal entries, in the document's own transaction."""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from billing.core.errors import Conflict
+from billing.journal.accounts import AccountBook
+from billing.journal.models import JournalEntry, JournalPeriodLock
+
+ZERO = Decimal(0)
+
+
+class JournalUnbalanced(Conflict):
+    """A document's legs do not balance: its transaction is refused."""
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One amount on one of our accounts: positive a debit, negative a credit."""
+
+    kind: str
+    amount: Decimal
+    meter: str = ""
+    plan: str = ""
+    tax_rate: str = ""
+    memo: str = ""
+
+
+@dataclass(frozen=True)
+class Document:
+    """What the entries are of: its type, its number (or reference), the key
+    that makes them written once, its customer, currency and day."""
+
+    type: str
+    number: str
+    key: str
+    customer_id: int
+    currency: str
+    on: datetime | date
+    memo: str = ""
+
+
+def month_start(day: date) -> date:
+    return date(day.year, day.month, 1)
+
+
+def next_month(month: date) -> date:
+    return date(month.year + (month.month == 12), month.month % 12 + 1, 1)
+
+
+def document_day(on: datetime | date) -> date:
+    """A document's day in the journal: its UTC day (finance's books are kept in
+    one zone, whatever the customer's)."""
+    return on.astimezone(UTC).date() if isinstance(on, datetime) else on
+
+
+def booking_date(day: date) -> date:
+    """The day a document of `day` is journaled: its own, or the first day of the
+    first open month after it when its month is locked."""
+    month = month_start(day)
+    locked = set(JournalPeriodLock.objects.filter(month__gte=month).values_list("month", flat=True))
+    if month not in locked:
+        return day
+    while month in locked:
+        month = next_month(month)
+    return month
+
+
+def _merged(legs: list[Leg]) -> list[Leg]:
+    """Legs on the same account with the same memo netted, in first-seen order;
+    zero legs dropped."""
+    totals: dict[tuple, Decimal] = {}
+    for leg in legs:
+        key = (leg.kind, leg.meter, leg.plan, leg.tax_rate, leg.memo)
+        totals[key] = totals.get(key, ZERO) + leg.amount
+    return [Leg(k[0], amount, k[1], k[2], k[3], k[4]) for k, amount in totals.items() if amount]
+
+
+def journal_write(*, document: Document, legs: list[Leg], now: datetime) -> list[JournalEntry]:
+    """Write a document's entries: one per account (legs on one account netted).
+    Refused with JournalUnbalanced, so the caller's transaction fails whole,
+    when debits and credits differ. A document written already (its key) is
+    refused by the unique constraint (IntegrityError); writers that may run again ask
+    journal_written first. A document whose legs net to nothing writes nothing."""
+    merged = _merged(legs)
+    if not merged:
+        return []
+    total = sum((leg.amount for leg in merged), ZERO)
+    if total != 0:
+        raise JournalUnbalanced(
+            f"the journal of {document.type} {document.number} does not balance: debits "
+            f"and credits differ by {total} {document.currency}"
+        )
+    book = AccountBook({leg.kind for leg in merged})
+    day = document_day(document.on)
+    booked = booking_date(day)
+    rows = []
+    for line, leg in enumerate(merged):
+        account = book.resolve(leg.kind, meter=leg.meter, plan=leg.plan, tax_rate=leg.tax_rate)
+        rows.append(
+            JournalEntry(
+                date=booked,
+                document_date=day,
+                document_type=document.type,
+                document=document.number[:64],
+                document_key=document.key,
+                line=line,
+                customer_id=document.customer_id,
+                kind=leg.kind,
+                meter=leg.meter,
+                plan=leg.plan,
+                tax_rate=leg.tax_rate,
+                account=account.code,
+                account_name=account.name,
+                debit=leg.amount if leg.amount > 0 else ZERO,
+                credit=-leg.amount if leg.amount < 0 else ZERO,
+                currency=document.currency,
+                memo=(leg.memo or document.memo)[:255],
+                written_at=now,
+            )
+        )
+    # A second write of the same document fails the caller's transaction on the
+    # unique constraint (document_key, line).
+    return JournalEntry.objects.bulk_create(rows)
+
+
+def journal_written(keys: list[str]) -> set[str]:
+    """Which of these document keys have entries."""
+    return set(
+        JournalEntry.objects.filter(document_key__in=keys)
+        .values_list("document_key", flat=True)
+        .distinct()
+    )

@@ -1,0 +1,162 @@
+"""The journal entries of invoices, their payments, credit notes (voids too),
+refunds and the credit balance applied (billing.journal). Each is called by
+the service that writes the document, in its transaction; journal_backfill
+calls them for documents written before the journal existed."""
+
+from datetime import datetime
+from decimal import Decimal
+
+from billing.core.vocabulary import LineKind
+from billing.journal.models import AccountKind, DocumentType
+from billing.journal.writer import Document, Leg, journal_write
+from invoices.models import CreditNote, Invoice, InvoiceLine
+from plans.models import Plan
+from plans.taxes import tax_lines_read
+
+ZERO = Decimal(0)
+
+# Lines that sell something used later (credits, a money balance, a prepaid
+# commit) are deferred revenue; a commit drawdown line (negative) takes from it.
+DEFERRED_KINDS = frozenset(
+    {
+        LineKind.CREDIT_PACK,
+        LineKind.CREDITS,
+        LineKind.TOP_UP,
+        LineKind.COMMIT,
+        LineKind.COMMIT_DRAWDOWN,
+    }
+)
+
+
+def _plan_code(invoice: Invoice) -> str:
+    if invoice.subscription_id is None:
+        return ""
+    code = (
+        Plan.objects.filter(versions__subscriptions=invoice.subscription_id)
+        .values_list("code", flat=True)
+        .first()
+    )
+    return code or ""
+
+
+def line_leg(line: InvoiceLine, amount: Decimal, plan: str) -> Leg:
+    """`amount` of the line as a debit (positive) on its account: revenue per
+    meter (else the invoice's plan), a discount, or deferred revenue."""
+    if line.kind == LineKind.DISCOUNT:
+        return Leg(AccountKind.DISCOUNTS, amount)
+    if line.kind in DEFERRED_KINDS:
+        return Leg(AccountKind.DEFERRED_REVENUE, amount)
+    return Leg(AccountKind.REVENUE, amount, meter=line.meter, plan="" if line.meter else plan)
+
+
+def _invoice_document(invoice: Invoice, type_: str, key: str, on: datetime) -> Document:
+    return Document(
+        type=type_,
+        number=invoice.number or f"draft-{invoice.pk}",
+        key=key,
+        customer_id=invoice.customer_id,
+        currency=invoice.currency,
+        on=on,
+    )
+
+
+def journal_invoice_finalized(*, invoice: Invoice, now: datetime) -> None:
+    """Dr receivable the total (Cr the customer's credit balance when below
+    zero); Cr revenue per line, Dr discounts, Cr tax payable per rate; then the
+    credit balance it spent, as a document of its own (Dr credit balance, Cr
+    receivable)."""
+    plan = _plan_code(invoice)
+    on = invoice.finalized_at or now
+    legs = [line_leg(line, -line.amount, plan) for line in invoice.lines.all()]
+    legs += [
+        Leg(AccountKind.TAX_PAYABLE, -tax.amount, tax_rate=tax.code)
+        for tax in invoice.tax_lines.all()
+    ]
+    owed = AccountKind.RECEIVABLE if invoice.total >= 0 else AccountKind.CREDIT_BALANCE
+    legs.append(Leg(owed, invoice.total))
+    journal_write(
+        document=_invoice_document(invoice, DocumentType.INVOICE, f"invoice:{invoice.pk}", on),
+        legs=legs,
+        now=now,
+    )
+    if invoice.credits_applied > 0:
+        journal_write(
+            document=_invoice_document(
+                invoice, DocumentType.CREDIT_APPLIED, f"credit_applied:{invoice.pk}", on
+            ),
+            legs=[
+                Leg(AccountKind.CREDIT_BALANCE, invoice.credits_applied),
+                Leg(AccountKind.RECEIVABLE, -invoice.credits_applied),
+            ],
+            now=now,
+        )
+
+
+def journal_invoice_paid(
+    *, invoice: Invoice, amount: Decimal, reference: str, paid_at: datetime, now: datetime
+) -> None:
+    """What was left to pay, received: Dr payments clearing (Stripe or the
+    bank), Cr receivable. An invoice the credit balance paid whole has nothing
+    left to pay and writes nothing."""
+    document = _invoice_document(invoice, DocumentType.PAYMENT, f"payment:{invoice.pk}", paid_at)
+    journal_write(
+        document=Document(**{**document.__dict__, "memo": reference}),
+        legs=[
+            Leg(AccountKind.PAYMENTS_CLEARING, amount),
+            Leg(AccountKind.RECEIVABLE, -amount),
+        ],
+        now=now,
+    )
+
+
+def journal_credit_note(*, note: CreditNote, now: datetime) -> None:
+    """The reversal of the note's share of its invoice: Dr each credited line's
+    account, Dr tax payable per rate; Cr receivable what it took off the amount
+    due and Cr the customer's credit balance what it gives back (a refund
+    waits there until Stripe pays it: journal_refund)."""
+    invoice = note.invoice
+    plan = _plan_code(invoice)
+    legs = [
+        line_leg(line.invoice_line, line.amount, plan)
+        for line in note.lines.select_related("invoice_line")
+    ]
+    legs += [
+        Leg(AccountKind.TAX_PAYABLE, tax.amount, tax_rate=tax.code)
+        for tax in tax_lines_read(note.tax_lines)
+    ]
+    legs.append(Leg(AccountKind.RECEIVABLE, -note.to_amount_due))
+    legs.append(Leg(AccountKind.CREDIT_BALANCE, -note.paid_back))
+    journal_write(
+        document=Document(
+            type=DocumentType.CREDIT_NOTE,
+            number=note.number,
+            key=f"credit_note:{note.pk}",
+            customer_id=note.customer_id,
+            currency=note.currency,
+            on=note.created_at,
+            memo=invoice.number or "",
+        ),
+        legs=legs,
+        now=now,
+    )
+
+
+def journal_refund(*, note: CreditNote, now: datetime) -> None:
+    """A refund Stripe made: the money owed leaves the credit balance for the
+    card (Dr credit balance, Cr payments clearing)."""
+    journal_write(
+        document=Document(
+            type=DocumentType.REFUND,
+            number=note.number,
+            key=f"refund:{note.pk}",
+            customer_id=note.customer_id,
+            currency=note.currency,
+            on=now,
+            memo=note.stripe_refund_id,
+        ),
+        legs=[
+            Leg(AccountKind.CREDIT_BALANCE, note.paid_back),
+            Leg(AccountKind.PAYMENTS_CLEARING, -note.paid_back),
+        ],
+        now=now,
+    )

@@ -1,0 +1,74 @@
+"""The journal in the admin: the account mapping (a change applies to entries
+written after it), the entries read only, locked months, the trial balance
+page and its CSV."""
+
+from datetime import date
+
+import pytest
+
+from billing.journal.models import JournalAccount, JournalEntry, JournalPeriodLock
+from tests.factories import CustomerFactory, api_client
+from tests.journal.support import NOV_10, NOV_20, s29_month, usage_invoice
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_mapping_applies_to_entries_written_after_it(admin_client):
+    customer = CustomerFactory(external_id="acme")
+    before = usage_invoice(customer, "30.00", now=NOV_10)
+
+    response = admin_client.post(
+        "/admin/billing/journalaccount/add/",
+        {"kind": "revenue", "meter": "api_calls", "code": "4010", "name": "API revenue"},
+    )
+    assert response.status_code == 302, response.content
+    after = usage_invoice(customer, "40.00", now=NOV_20)
+
+    def revenue(invoice):
+        return list(
+            JournalEntry.objects.filter(
+                document_key=f"invoice:{invoice.pk}", kind="revenue"
+            ).values_list("account", "account_name", "credit")
+        )
+
+    assert revenue(before) == [("4000", "Revenue", 30)]
+    assert revenue(after) == [("4010", "API revenue", 40)]
+
+
+def test_a_meter_on_a_tax_account_is_refused(admin_client):
+    response = admin_client.post(
+        "/admin/billing/journalaccount/add/",
+        {"kind": "tax_payable", "meter": "api_calls", "code": "2210", "name": "VAT"},
+    )
+    assert response.status_code == 200
+    assert not JournalAccount.objects.exists()
+
+
+def test_entries_are_read_only_and_the_trial_balance_shows_and_exports(admin_client):
+    s29_month(api_client("read", "admin"))
+    entry = JournalEntry.objects.first()
+
+    assert admin_client.get("/admin/billing/journalentry/").status_code == 200
+    page = admin_client.get(f"/admin/billing/journalentry/{entry.pk}/change/")
+    assert page.status_code == 200
+    assert b'name="debit"' not in page.content
+
+    page = admin_client.get("/admin/billing/trialbalance/?start=2026-11&end=2026-11")
+    assert page.status_code == 200
+    assert "Breakage revenue" in page.content.decode()
+    csv_page = admin_client.get("/admin/billing/trialbalance/?start=2026-11&end=2026-11&format=csv")
+    lines = b"".join(csv_page.streaming_content).decode().splitlines()
+    assert lines[0] == "month,account,account_name,currency,debit,credit,balance"
+    assert "2026-11,4100,Breakage revenue,USD,0.00,10.00,-10.00" in lines
+    bad = admin_client.get("/admin/billing/trialbalance/?start=2026-12&end=2026-11")
+    assert bad.status_code == 200
+    assert "The first month is after the last." in bad.content.decode()
+
+
+def test_a_month_is_locked_in_the_admin_once(admin_client):
+    response = admin_client.post("/admin/billing/journalperiodlock/add/", {"month": "2026-11-17"})
+    assert response.status_code == 302
+    again = admin_client.post("/admin/billing/journalperiodlock/add/", {"month": "2026-11-02"})
+    assert again.status_code == 200
+    assert "This month is locked already." in again.content.decode()
+    assert list(JournalPeriodLock.objects.values_list("month", flat=True)) == [date(2026, 11, 1)]
