@@ -10,6 +10,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_fields import moment_text
+from billing.core.admin_forms import RecordAdmin
 from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.errors import InvalidRequest
 from customers.models import GOOD, Customer
@@ -132,7 +133,7 @@ class DunningPolicyAdmin(AuditHistoryAdmin):
 
 
 @admin.register(DunningRun)
-class DunningRunAdmin(admin.ModelAdmin):
+class DunningRunAdmin(RecordAdmin):
     """What dunning did, invoice by invoice: read only."""
 
     list_display = [
@@ -151,12 +152,3 @@ class DunningRunAdmin(admin.ModelAdmin):
     @admin.display(description=_("ran at"), ordering="ran_at")
     def ran(self, run: DunningRun) -> str:
         return moment_text(run.ran_at)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
