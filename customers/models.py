@@ -374,8 +374,11 @@ class Customer(models.Model):
         help_text=_("Empty: the policy marked default."),
         verbose_name=_("dunning policy"),
     )
+    # Database defaults on the columns added to customers: rows written by code that
+    # predates them (a migration test's historical models) still insert.
     dunning_off = models.BooleanField(
         default=False,
+        db_default=False,
         help_text=_("No reminders, retries or restrictions for this customer."),
         verbose_name=_("no dunning"),
     )
@@ -383,12 +386,13 @@ class Customer(models.Model):
         null=True, blank=True, verbose_name=_("dunning paused until")
     )
     dunning_paused_by = models.CharField(
-        max_length=255, blank=True, default="", verbose_name=_("dunning paused by")
+        max_length=255, blank=True, default="", db_default="", verbose_name=_("dunning paused by")
     )
     standing = models.CharField(
         max_length=12,
         choices=STANDINGS,
         default=GOOD,
+        db_default=GOOD,
         db_index=True,
         editable=False,
         verbose_name=_("standing"),

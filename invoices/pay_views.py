@@ -28,17 +28,25 @@ HEADERS = {
 }
 
 
+class _NoInvoice(Exception):
+    pass
+
+
 def _invoice(token: str) -> Invoice | None:
+    """The invoice a link opens; None for a link that is not one (PayLinkInvalid)."""
     try:
         invoice_id = pay_token_invoice_id(token=token, now=datetime.now(UTC))
     except PayLinkInvalid:
         return None
-    return (
+    found = (
         Invoice.objects.select_related("customer")
         .exclude(status=Invoice.DRAFT)
         .filter(pk=invoice_id)
         .first()
     )
+    if found is None:
+        raise _NoInvoice
+    return found
 
 
 def _with_headers(response):
@@ -47,13 +55,18 @@ def _with_headers(response):
     return response
 
 
-def _denied(request):
-    return _with_headers(render(request, "portal/denied.html", {"status": 404}, status=404))
+def _denied(request, status: int = 403):
+    """A link that is not one (or has expired): 403, as the portal's; an invoice
+    gone (a draft, deleted): 404."""
+    return _with_headers(render(request, "portal/denied.html", {"status": status}, status=status))
 
 
 @require_http_methods(["GET", "POST"])
 def pay_page(request, token: str):
-    invoice = _invoice(token)
+    try:
+        invoice = _invoice(token)
+    except _NoInvoice:
+        return _denied(request, 404)
     if invoice is None:
         return _denied(request)
     owed = owed_invoices(pk=invoice.pk).exists()
@@ -91,7 +104,10 @@ def pay_page(request, token: str):
 
 @require_GET
 def pay_page_pdf(request, token: str):
-    invoice = _invoice(token)
+    try:
+        invoice = _invoice(token)
+    except _NoInvoice:
+        return _denied(request, 404)
     if invoice is None:
         return _denied(request)
     return invoice_pdf_response(invoice=invoice, now=datetime.now(UTC), headers=HEADERS)

@@ -175,7 +175,7 @@ class Payment(models.Model):
     # Stripe's decline code of the last declined attempt; a hard decline
     # (HARD_DECLINES) is not tried again (invoices.collection).
     decline_code = models.CharField(
-        max_length=64, blank=True, default="", verbose_name=_("decline code")
+        max_length=64, blank=True, default="", db_default="", verbose_name=_("decline code")
     )
     stripe_customer_id = models.CharField(
         max_length=255, blank=True, default="", verbose_name=_("stripe customer id")

@@ -22,6 +22,7 @@ from billing.models import Subscription
 from config.history import one_change
 from customers.billing_entities import billing_entity_save
 from customers.models import BillingEntity
+from invoices.dunning_policies import StepInput, policy_save
 from plans.coupons import coupon_create
 from plans.features import feature_create
 from plans.models import PlanVersion
@@ -76,6 +77,9 @@ MAKERS = {
     "plans.TaxRate": lambda: tax_rate_create(code="vat", name="VAT", percentage=D(20)),
     "billing.Subscription": lambda: SubscriptionFactory(start=datetime(2026, 11, 1, tzinfo=UTC)),
     "wallets.Wallet": _wallet,
+    "invoices.DunningPolicy": lambda: policy_save(
+        code="standard", name="Standard", is_default=True, steps=[StepInput(7, "restrict")]
+    ),
 }
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from billing.core import rawsql
 from billing.subscriptions.lifecycle import subscription_cancel
-from billing.usage.check import _LIVE_PARTS, customer_with_live_subscription
+from billing.usage.live import _LIVE_PARTS, customer_with_live_subscription
 from billing.usage.reads import subscription_live
 from customers.services import customer_create
 from tests.factories import subscribe

@@ -13,7 +13,7 @@ from rest_framework import negotiation, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.core.errors import InvalidRequest
+from billing.core.errors import InvalidRequest, NotFound
 from billing.core.money import format_money
 from billing.journal import export
 from billing.journal.models import JournalEntry
@@ -162,7 +162,12 @@ class JournalMonthLockApi(APIView):
         responses={201: OpenApiTypes.OBJECT},
     )
     def post(self, request, month: str):
-        lock = journal_month_lock(month=month_parse(month), now=timezone.now())
+        try:
+            first_day = month_parse(month)
+        except InvalidRequest as refused:
+            # A path that names no month names nothing: 404, as any other unknown id.
+            raise NotFound(str(refused)) from None
+        lock = journal_month_lock(month=first_day, now=timezone.now())
         return Response(
             {"month": f"{lock.month:%Y-%m}", "locked_at": lock.locked_at.isoformat()},
             status=201,

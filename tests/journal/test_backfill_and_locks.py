@@ -88,7 +88,7 @@ def test_locking_a_month_twice_or_a_bad_month_is_refused(api):
     assert "2026-11 is locked already" in again.json()["error"]["message"]
     for bad in ("2026-13", "november", "2026-1"):
         response = api.post(f"/api/v1/journal/periods/{bad}/lock")
-        assert response.status_code == 400, bad
+        assert response.status_code == 404, bad
         assert "YYYY-MM" in response.json()["error"]["message"]
     assert list(JournalPeriodLock.objects.values_list("month", flat=True)) == [date(2026, 11, 1)]
     assert api_client("read").post("/api/v1/journal/periods/2026-12/lock").status_code == 403
