@@ -14,6 +14,7 @@ class Migration(migrations.Migration):
             name="dunning_off",
             field=models.BooleanField(
                 default=False,
+                db_default=False,
                 help_text="No reminders, retries or restrictions for this customer.",
                 verbose_name="no dunning",
             ),
@@ -22,7 +23,11 @@ class Migration(migrations.Migration):
             model_name="customer",
             name="dunning_paused_by",
             field=models.CharField(
-                blank=True, default="", max_length=255, verbose_name="dunning paused by"
+                blank=True,
+                default="",
+                db_default="",
+                max_length=255,
+                verbose_name="dunning paused by",
             ),
         ),
         migrations.AddField(
