@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.db import transaction
-from django.db.models import Min, Prefetch, Q
+from django.db.models import Prefetch, Q
 
 from customers.models import GOOD, Customer
 from invoices import collection
@@ -34,7 +34,7 @@ from invoices.dunning_models import DunningPolicy, DunningRun, DunningStep
 from invoices.emails import reminder_email_schedule
 from invoices.locks import invoice_lock
 from invoices.models import Invoice, Payment
-from invoices.standing import owed_invoices, standing_refresh
+from invoices.standing import is_owed, owed_invoices, standing_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def _step_run(invoice, policy, step, *, due_at: datetime, now: datetime, superse
     or the invoice is no longer owed."""
     with transaction.atomic():
         locked = invoice_lock(invoice.pk)
-        if not owed_invoices(pk=locked.pk).exists():
+        if not is_owed(locked):
             return ""
         run, created = DunningRun.objects.get_or_create(
             invoice=locked,
@@ -236,9 +236,8 @@ def _standings(*, now: datetime, summary: DunningSummary) -> None:
     not in good standing (a debt settled by a way that did not say so)."""
     owing = (
         owed_invoices(due_at__lte=now, customer__standing=GOOD)
-        .values("customer_id")
-        .annotate(first=Min("due_at"))
         .values_list("customer_id", flat=True)
+        .distinct()
     )
     ids = set(summary.customers) | set(owing)
     ids |= set(Customer.objects.filter(~Q(standing=GOOD)).values_list("id", flat=True))

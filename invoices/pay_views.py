@@ -18,7 +18,7 @@ from invoices.models import Invoice
 from invoices.pay_links import PayLinkInvalid, pay_token_invoice_id
 from invoices.rendering import invoice_pdf_response
 from invoices.sellers import invoice_seller
-from invoices.standing import owed_invoices
+from invoices.standing import is_owed
 
 HEADERS = {
     # The token is in the path: never sent on as a referrer, never cached.
@@ -69,7 +69,7 @@ def pay_page(request, token: str):
         return _denied(request, 404)
     if invoice is None:
         return _denied(request)
-    owed = owed_invoices(pk=invoice.pk).exists()
+    owed = is_owed(invoice)
     error = ""
     if request.method == "POST" and owed and stripe_client.enabled():
         here = request.build_absolute_uri()

@@ -38,6 +38,11 @@ OWED = (Invoice.FINALIZED, Invoice.UNCOLLECTIBLE)
 STEP_STANDING = {DunningStep.RESTRICT: RESTRICTED, DunningStep.SUSPEND: SUSPENDED}
 
 
+def is_owed(invoice: Invoice) -> bool:
+    """owed_invoices' rule for one invoice at hand (no query)."""
+    return invoice.status in OWED and invoice.due_at is not None and invoice.amount_due > 0
+
+
 def owed_invoices(**filters):
     """Invoices left to pay (finalized or uncollectible, something still due), with
     a due date."""
@@ -58,9 +63,8 @@ def standing_of(*, customer_id: int, now: datetime) -> tuple[str, Invoice | None
     level = {invoice.pk: PAST_DUE for invoice in past_due}
     for invoice_id, action in steps:
         level[invoice_id] = max(level[invoice_id], STEP_STANDING[action], key=LEVELS.index)
-    worst = max(
-        past_due, key=lambda invoice: (LEVELS.index(level[invoice.pk]), -past_due.index(invoice))
-    )
+    # max() keeps the first of equals: of the worst, the invoice due first.
+    worst = max(past_due, key=lambda invoice: LEVELS.index(level[invoice.pk]))
     return level[worst.pk], worst
 
 
