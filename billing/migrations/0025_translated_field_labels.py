@@ -5,6 +5,8 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from billing.core.migration_operations import AlterFields
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -40,753 +42,590 @@ class Migration(migrations.Migration):
                 "verbose_name_plural": "subscription changes",
             },
         ),
-        migrations.AlterField(
+        AlterFields(
             model_name="alert",
-            name="created_at",
-            field=models.DateTimeField(verbose_name="created at"),
+            fields=[
+                ("created_at", models.DateTimeField(verbose_name="created at")),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="alerts",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
+                (
+                    "emailed_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="emailed at"),
+                ),
+                ("key", models.CharField(max_length=255, verbose_name="key")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("usage_threshold", "Usage threshold"),
+                            ("low_balance", "Low balance"),
+                            ("auto_top_up", "Auto top-up"),
+                            ("spend_limit", "Spend limit"),
+                            ("payment_failed", "Payment failed"),
+                        ],
+                        max_length=32,
+                        verbose_name="kind",
+                    ),
+                ),
+                ("payload", models.JSONField(blank=True, default=dict, verbose_name="payload")),
+                ("period_start", models.DateTimeField(verbose_name="period start")),
+            ],
         ),
-        migrations.AlterField(
-            model_name="alert",
-            name="customer",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="alerts",
-                to="customers.customer",
-                verbose_name="customer",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="alert",
-            name="emailed_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="emailed at"),
-        ),
-        migrations.AlterField(
-            model_name="alert",
-            name="key",
-            field=models.CharField(max_length=255, verbose_name="key"),
-        ),
-        migrations.AlterField(
-            model_name="alert",
-            name="kind",
-            field=models.CharField(
-                choices=[
-                    ("usage_threshold", "Usage threshold"),
-                    ("low_balance", "Low balance"),
-                    ("auto_top_up", "Auto top-up"),
-                    ("spend_limit", "Spend limit"),
-                    ("payment_failed", "Payment failed"),
-                ],
-                max_length=32,
-                verbose_name="kind",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="alert",
-            name="payload",
-            field=models.JSONField(blank=True, default=dict, verbose_name="payload"),
-        ),
-        migrations.AlterField(
-            model_name="alert",
-            name="period_start",
-            field=models.DateTimeField(verbose_name="period start"),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="alertteamrecipient",
-            name="active",
-            field=models.BooleanField(default=True, verbose_name="active"),
+            fields=[
+                ("active", models.BooleanField(default=True, verbose_name="active")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("email", models.EmailField(max_length=254, unique=True, verbose_name="email")),
+                (
+                    "kinds",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="The alert kinds copied to this address.",
+                        verbose_name="kinds",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="alertteamrecipient",
-            name="created_at",
-            field=models.DateTimeField(auto_now_add=True, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="alertteamrecipient",
-            name="email",
-            field=models.EmailField(max_length=254, unique=True, verbose_name="email"),
-        ),
-        migrations.AlterField(
-            model_name="alertteamrecipient",
-            name="kinds",
-            field=models.JSONField(
-                blank=True,
-                default=list,
-                help_text="The alert kinds copied to this address.",
-                verbose_name="kinds",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="discount",
-            name="coupon",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="discounts",
-                to="plans.coupon",
-                verbose_name="coupon",
-            ),
+            fields=[
+                (
+                    "coupon",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="discounts",
+                        to="plans.coupon",
+                        verbose_name="coupon",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(verbose_name="created at")),
+                ("ended_at", models.DateTimeField(blank=True, null=True, verbose_name="ended at")),
+                (
+                    "periods_applied",
+                    models.PositiveIntegerField(default=0, verbose_name="periods applied"),
+                ),
+                (
+                    "periods_left",
+                    models.PositiveIntegerField(blank=True, null=True, verbose_name="periods left"),
+                ),
+                (
+                    "subscription",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="discounts",
+                        to="billing.subscription",
+                        verbose_name="subscription",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="discount",
-            name="created_at",
-            field=models.DateTimeField(verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="discount",
-            name="ended_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="ended at"),
-        ),
-        migrations.AlterField(
-            model_name="discount",
-            name="periods_applied",
-            field=models.PositiveIntegerField(default=0, verbose_name="periods applied"),
-        ),
-        migrations.AlterField(
-            model_name="discount",
-            name="periods_left",
-            field=models.PositiveIntegerField(blank=True, null=True, verbose_name="periods left"),
-        ),
-        migrations.AlterField(
-            model_name="discount",
-            name="subscription",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="discounts",
-                to="billing.subscription",
-                verbose_name="subscription",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="historicalsubscription",
-            name="anchor_at",
-            field=models.DateTimeField(verbose_name="anchor at"),
+            fields=[
+                ("anchor_at", models.DateTimeField(verbose_name="anchor at")),
+                (
+                    "billing_anchor",
+                    models.CharField(
+                        choices=[
+                            ("anniversary", "Anniversary of the start"),
+                            ("calendar", "Calendar month"),
+                        ],
+                        default="anniversary",
+                        max_length=16,
+                        verbose_name="billing anchor",
+                    ),
+                ),
+                (
+                    "cancel_at_period_end",
+                    models.BooleanField(default=False, verbose_name="cancel at period end"),
+                ),
+                (
+                    "canceled_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="canceled at"),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
+                ),
+                ("current_period_end", models.DateTimeField(verbose_name="current period end")),
+                ("current_period_start", models.DateTimeField(verbose_name="current period start")),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
+                ("ended_at", models.DateTimeField(blank=True, null=True, verbose_name="ended at")),
+                (
+                    "next_overrides",
+                    models.JSONField(blank=True, null=True, verbose_name="next overrides"),
+                ),
+                ("overrides", models.JSONField(blank=True, default=dict, verbose_name="overrides")),
+                (
+                    "scheduled_version",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="plans.planversion",
+                        verbose_name="scheduled version",
+                    ),
+                ),
+                ("seats", models.PositiveIntegerField(default=1, verbose_name="seats")),
+                ("started_at", models.DateTimeField(verbose_name="started at")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("trialing", "Trialing"),
+                            ("active", "Active"),
+                            ("canceled", "Canceled"),
+                            ("ended", "Ended"),
+                        ],
+                        db_index=True,
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "trial_end",
+                    models.DateTimeField(blank=True, null=True, verbose_name="trial end"),
+                ),
+                (
+                    "usage_from",
+                    models.DateTimeField(blank=True, null=True, verbose_name="usage from"),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="plans.planversion",
+                        verbose_name="version",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="historicalsubscription",
-            name="billing_anchor",
-            field=models.CharField(
-                choices=[
-                    ("anniversary", "Anniversary of the start"),
-                    ("calendar", "Calendar month"),
-                ],
-                default="anniversary",
-                max_length=16,
-                verbose_name="billing anchor",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalsubscription",
-            name="cancel_at_period_end",
-            field=models.BooleanField(default=False, verbose_name="cancel at period end"),
-        ),
-        migrations.AlterField(
-            model_name="historicalsubscription",
-            name="canceled_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="canceled at"),
-        ),
-        migrations.AlterField(
-            model_name="historicalsubscription",
-            name="created_at",
-            field=models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="historicalsubscription",
-            name="current_period_end",
-            field=models.DateTimeField(verbose_name="current period end"),
-        ),
-        migrations.AlterField(
-            model_name="historicalsubscription",
-            name="current_period_start",
-            field=models.DateTimeField(verbose_name="current period start"),
-        ),
-        migrations.AlterField(
-            model_name="historicalsubscription",
-            name="customer",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="customers.customer",
-                verbose_name="customer",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalsubscription",
-            name="ended_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="ended at"),
-        ),
-        migrations.AlterField(
-            model_name="historicalsubscription",
-            name="next_overrides",
-            field=models.JSONField(blank=True, null=True, verbose_name="next overrides"),
-        ),
-        migrations.AlterField(
-            model_name="historicalsubscription",
-            name="overrides",
-            field=models.JSONField(blank=True, default=dict, verbose_name="overrides"),
-        ),
-        migrations.AlterField(
-            model_name="historicalsubscription",
-            name="scheduled_version",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="plans.planversion",
-                verbose_name="scheduled version",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalsubscription",
-            name="seats",
-            field=models.PositiveIntegerField(default=1, verbose_name="seats"),
-        ),
-        migrations.AlterField(
-            model_name="historicalsubscription",
-            name="started_at",
-            field=models.DateTimeField(verbose_name="started at"),
-        ),
-        migrations.AlterField(
-            model_name="historicalsubscription",
-            name="status",
-            field=models.CharField(
-                choices=[
-                    ("trialing", "Trialing"),
-                    ("active", "Active"),
-                    ("canceled", "Canceled"),
-                    ("ended", "Ended"),
-                ],
-                db_index=True,
-                max_length=16,
-                verbose_name="status",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalsubscription",
-            name="trial_end",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="trial end"),
-        ),
-        migrations.AlterField(
-            model_name="historicalsubscription",
-            name="usage_from",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="usage from"),
-        ),
-        migrations.AlterField(
-            model_name="historicalsubscription",
-            name="version",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="plans.planversion",
-                verbose_name="version",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="planmigration",
-            name="at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="at"),
+            fields=[
+                ("at", models.DateTimeField(blank=True, null=True, verbose_name="at")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="created by",
+                    ),
+                ),
+                ("done_count", models.PositiveIntegerField(default=0, verbose_name="done count")),
+                (
+                    "effective",
+                    models.CharField(
+                        choices=[
+                            ("immediate", "Now, prorated"),
+                            ("period_end", "At the end of each period"),
+                        ],
+                        max_length=16,
+                        verbose_name="effective",
+                    ),
+                ),
+                (
+                    "finished_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="finished at"),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("running", "Running"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                ("token", models.UUIDField(editable=False, unique=True, verbose_name="token")),
+                ("total", models.PositiveIntegerField(default=0, verbose_name="total")),
+            ],
         ),
-        migrations.AlterField(
-            model_name="planmigration",
-            name="created_at",
-            field=models.DateTimeField(auto_now_add=True, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="planmigration",
-            name="created_by",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="+",
-                to=settings.AUTH_USER_MODEL,
-                verbose_name="created by",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="planmigration",
-            name="done_count",
-            field=models.PositiveIntegerField(default=0, verbose_name="done count"),
-        ),
-        migrations.AlterField(
-            model_name="planmigration",
-            name="effective",
-            field=models.CharField(
-                choices=[
-                    ("immediate", "Now, prorated"),
-                    ("period_end", "At the end of each period"),
-                ],
-                max_length=16,
-                verbose_name="effective",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="planmigration",
-            name="finished_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="finished at"),
-        ),
-        migrations.AlterField(
-            model_name="planmigration",
-            name="status",
-            field=models.CharField(
-                choices=[
-                    ("pending", "Pending"),
-                    ("running", "Running"),
-                    ("done", "Done"),
-                    ("failed", "Failed"),
-                ],
-                default="pending",
-                max_length=16,
-                verbose_name="status",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="planmigration",
-            name="token",
-            field=models.UUIDField(editable=False, unique=True, verbose_name="token"),
-        ),
-        migrations.AlterField(
-            model_name="planmigration",
-            name="total",
-            field=models.PositiveIntegerField(default=0, verbose_name="total"),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="planmigrationitem",
-            name="from_version",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="plans.planversion",
-                verbose_name="from version",
-            ),
+            fields=[
+                (
+                    "from_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="plans.planversion",
+                        verbose_name="from version",
+                    ),
+                ),
+                (
+                    "invoice",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="invoices.invoice",
+                        verbose_name="invoice",
+                    ),
+                ),
+                (
+                    "message",
+                    models.CharField(
+                        blank=True, default="", max_length=500, verbose_name="message"
+                    ),
+                ),
+                (
+                    "migration",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="items",
+                        to="billing.planmigration",
+                        verbose_name="migration",
+                    ),
+                ),
+                (
+                    "preview_charge",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="preview charge",
+                    ),
+                ),
+                (
+                    "preview_credit",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="preview credit",
+                    ),
+                ),
+                (
+                    "preview_next_fees",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="preview next fees",
+                    ),
+                ),
+                (
+                    "preview_total",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="preview total",
+                    ),
+                ),
+                (
+                    "preview_usage",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="preview usage",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("done", "Done"),
+                            ("skipped", "Skipped"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "subscription",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="billing.subscription",
+                        verbose_name="subscription",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="planmigrationitem",
-            name="invoice",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="invoices.invoice",
-                verbose_name="invoice",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="planmigrationitem",
-            name="message",
-            field=models.CharField(blank=True, default="", max_length=500, verbose_name="message"),
-        ),
-        migrations.AlterField(
-            model_name="planmigrationitem",
-            name="migration",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="items",
-                to="billing.planmigration",
-                verbose_name="migration",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="planmigrationitem",
-            name="preview_charge",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                max_digits=28,
-                null=True,
-                verbose_name="preview charge",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="planmigrationitem",
-            name="preview_credit",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                max_digits=28,
-                null=True,
-                verbose_name="preview credit",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="planmigrationitem",
-            name="preview_next_fees",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                max_digits=28,
-                null=True,
-                verbose_name="preview next fees",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="planmigrationitem",
-            name="preview_total",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                max_digits=28,
-                null=True,
-                verbose_name="preview total",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="planmigrationitem",
-            name="preview_usage",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                max_digits=28,
-                null=True,
-                verbose_name="preview usage",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="planmigrationitem",
-            name="status",
-            field=models.CharField(
-                choices=[
-                    ("pending", "Pending"),
-                    ("done", "Done"),
-                    ("skipped", "Skipped"),
-                    ("failed", "Failed"),
-                ],
-                default="pending",
-                max_length=16,
-                verbose_name="status",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="planmigrationitem",
-            name="subscription",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="billing.subscription",
-                verbose_name="subscription",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="subscription",
-            name="anchor_at",
-            field=models.DateTimeField(verbose_name="anchor at"),
+            fields=[
+                ("anchor_at", models.DateTimeField(verbose_name="anchor at")),
+                (
+                    "billing_anchor",
+                    models.CharField(
+                        choices=[
+                            ("anniversary", "Anniversary of the start"),
+                            ("calendar", "Calendar month"),
+                        ],
+                        default="anniversary",
+                        max_length=16,
+                        verbose_name="billing anchor",
+                    ),
+                ),
+                (
+                    "cancel_at_period_end",
+                    models.BooleanField(default=False, verbose_name="cancel at period end"),
+                ),
+                (
+                    "canceled_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="canceled at"),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("current_period_end", models.DateTimeField(verbose_name="current period end")),
+                ("current_period_start", models.DateTimeField(verbose_name="current period start")),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="subscriptions",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
+                ("ended_at", models.DateTimeField(blank=True, null=True, verbose_name="ended at")),
+                (
+                    "next_overrides",
+                    models.JSONField(blank=True, null=True, verbose_name="next overrides"),
+                ),
+                ("overrides", models.JSONField(blank=True, default=dict, verbose_name="overrides")),
+                (
+                    "scheduled_version",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="plans.planversion",
+                        verbose_name="scheduled version",
+                    ),
+                ),
+                ("seats", models.PositiveIntegerField(default=1, verbose_name="seats")),
+                ("started_at", models.DateTimeField(verbose_name="started at")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("trialing", "Trialing"),
+                            ("active", "Active"),
+                            ("canceled", "Canceled"),
+                            ("ended", "Ended"),
+                        ],
+                        db_index=True,
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "trial_end",
+                    models.DateTimeField(blank=True, null=True, verbose_name="trial end"),
+                ),
+                (
+                    "usage_from",
+                    models.DateTimeField(blank=True, null=True, verbose_name="usage from"),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="subscriptions",
+                        to="plans.planversion",
+                        verbose_name="version",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="subscription",
-            name="billing_anchor",
-            field=models.CharField(
-                choices=[
-                    ("anniversary", "Anniversary of the start"),
-                    ("calendar", "Calendar month"),
-                ],
-                default="anniversary",
-                max_length=16,
-                verbose_name="billing anchor",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="subscription",
-            name="cancel_at_period_end",
-            field=models.BooleanField(default=False, verbose_name="cancel at period end"),
-        ),
-        migrations.AlterField(
-            model_name="subscription",
-            name="canceled_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="canceled at"),
-        ),
-        migrations.AlterField(
-            model_name="subscription",
-            name="created_at",
-            field=models.DateTimeField(auto_now_add=True, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="subscription",
-            name="current_period_end",
-            field=models.DateTimeField(verbose_name="current period end"),
-        ),
-        migrations.AlterField(
-            model_name="subscription",
-            name="current_period_start",
-            field=models.DateTimeField(verbose_name="current period start"),
-        ),
-        migrations.AlterField(
-            model_name="subscription",
-            name="customer",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="subscriptions",
-                to="customers.customer",
-                verbose_name="customer",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="subscription",
-            name="ended_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="ended at"),
-        ),
-        migrations.AlterField(
-            model_name="subscription",
-            name="next_overrides",
-            field=models.JSONField(blank=True, null=True, verbose_name="next overrides"),
-        ),
-        migrations.AlterField(
-            model_name="subscription",
-            name="overrides",
-            field=models.JSONField(blank=True, default=dict, verbose_name="overrides"),
-        ),
-        migrations.AlterField(
-            model_name="subscription",
-            name="scheduled_version",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="plans.planversion",
-                verbose_name="scheduled version",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="subscription",
-            name="seats",
-            field=models.PositiveIntegerField(default=1, verbose_name="seats"),
-        ),
-        migrations.AlterField(
-            model_name="subscription",
-            name="started_at",
-            field=models.DateTimeField(verbose_name="started at"),
-        ),
-        migrations.AlterField(
-            model_name="subscription",
-            name="status",
-            field=models.CharField(
-                choices=[
-                    ("trialing", "Trialing"),
-                    ("active", "Active"),
-                    ("canceled", "Canceled"),
-                    ("ended", "Ended"),
-                ],
-                db_index=True,
-                max_length=16,
-                verbose_name="status",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="subscription",
-            name="trial_end",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="trial end"),
-        ),
-        migrations.AlterField(
-            model_name="subscription",
-            name="usage_from",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="usage from"),
-        ),
-        migrations.AlterField(
-            model_name="subscription",
-            name="version",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="subscriptions",
-                to="plans.planversion",
-                verbose_name="version",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="subscriptionchange",
-            name="created_at",
-            field=models.DateTimeField(auto_now_add=True, verbose_name="created at"),
+            fields=[
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("details", models.JSONField(blank=True, default=dict, verbose_name="details")),
+                ("effective_at", models.DateTimeField(verbose_name="effective at")),
+                (
+                    "from_version",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="plans.planversion",
+                        verbose_name="from version",
+                    ),
+                ),
+                (
+                    "how",
+                    models.CharField(blank=True, default="", max_length=16, verbose_name="how"),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("created", "Created"),
+                            ("plan_change", "Plan change"),
+                            ("seats", "Seats"),
+                            ("cancel", "Cancel"),
+                        ],
+                        max_length=16,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "subscription",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="changes",
+                        to="billing.subscription",
+                        verbose_name="subscription",
+                    ),
+                ),
+                (
+                    "to_version",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="plans.planversion",
+                        verbose_name="to version",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="subscriptionchange",
-            name="details",
-            field=models.JSONField(blank=True, default=dict, verbose_name="details"),
-        ),
-        migrations.AlterField(
-            model_name="subscriptionchange",
-            name="effective_at",
-            field=models.DateTimeField(verbose_name="effective at"),
-        ),
-        migrations.AlterField(
-            model_name="subscriptionchange",
-            name="from_version",
-            field=models.ForeignKey(
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="plans.planversion",
-                verbose_name="from version",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="subscriptionchange",
-            name="how",
-            field=models.CharField(blank=True, default="", max_length=16, verbose_name="how"),
-        ),
-        migrations.AlterField(
-            model_name="subscriptionchange",
-            name="kind",
-            field=models.CharField(
-                choices=[
-                    ("created", "Created"),
-                    ("plan_change", "Plan change"),
-                    ("seats", "Seats"),
-                    ("cancel", "Cancel"),
-                ],
-                max_length=16,
-                verbose_name="kind",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="subscriptionchange",
-            name="subscription",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="changes",
-                to="billing.subscription",
-                verbose_name="subscription",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="subscriptionchange",
-            name="to_version",
-            field=models.ForeignKey(
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="plans.planversion",
-                verbose_name="to version",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="webhookdelivery",
-            name="alert",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="deliveries",
-                to="billing.alert",
-                verbose_name="alert",
-            ),
+            fields=[
+                (
+                    "alert",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="deliveries",
+                        to="billing.alert",
+                        verbose_name="alert",
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0, verbose_name="attempts")),
+                ("body", models.TextField(verbose_name="body")),
+                ("created_at", models.DateTimeField(verbose_name="created at")),
+                (
+                    "delivered_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="delivered at"),
+                ),
+                (
+                    "endpoint",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="billing.webhookendpoint",
+                        verbose_name="endpoint",
+                    ),
+                ),
+                ("event_id", models.CharField(max_length=100, verbose_name="event id")),
+                ("event_type", models.CharField(max_length=100, verbose_name="event type")),
+                ("last_error", models.TextField(blank=True, default="", verbose_name="last error")),
+                (
+                    "last_status_code",
+                    models.PositiveIntegerField(
+                        blank=True, null=True, verbose_name="last status code"
+                    ),
+                ),
+                (
+                    "next_attempt_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="next attempt at"),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="webhookdelivery",
-            name="attempts",
-            field=models.PositiveIntegerField(default=0, verbose_name="attempts"),
-        ),
-        migrations.AlterField(
-            model_name="webhookdelivery",
-            name="body",
-            field=models.TextField(verbose_name="body"),
-        ),
-        migrations.AlterField(
-            model_name="webhookdelivery",
-            name="created_at",
-            field=models.DateTimeField(verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="webhookdelivery",
-            name="delivered_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="delivered at"),
-        ),
-        migrations.AlterField(
-            model_name="webhookdelivery",
-            name="endpoint",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="deliveries",
-                to="billing.webhookendpoint",
-                verbose_name="endpoint",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="webhookdelivery",
-            name="event_id",
-            field=models.CharField(max_length=100, verbose_name="event id"),
-        ),
-        migrations.AlterField(
-            model_name="webhookdelivery",
-            name="event_type",
-            field=models.CharField(max_length=100, verbose_name="event type"),
-        ),
-        migrations.AlterField(
-            model_name="webhookdelivery",
-            name="last_error",
-            field=models.TextField(blank=True, default="", verbose_name="last error"),
-        ),
-        migrations.AlterField(
-            model_name="webhookdelivery",
-            name="last_status_code",
-            field=models.PositiveIntegerField(
-                blank=True, null=True, verbose_name="last status code"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="webhookdelivery",
-            name="next_attempt_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="next attempt at"),
-        ),
-        migrations.AlterField(
-            model_name="webhookdelivery",
-            name="status",
-            field=models.CharField(
-                choices=[("pending", "Pending"), ("succeeded", "Succeeded"), ("failed", "Failed")],
-                default="pending",
-                max_length=16,
-                verbose_name="status",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="webhookendpoint",
-            name="created_at",
-            field=models.DateTimeField(auto_now_add=True, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="webhookendpoint",
-            name="description",
-            field=models.CharField(
-                blank=True, default="", max_length=255, verbose_name="description"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="webhookendpoint",
-            name="enabled",
-            field=models.BooleanField(default=True, verbose_name="enabled"),
-        ),
-        migrations.AlterField(
-            model_name="webhookendpoint",
-            name="event_types",
-            field=models.JSONField(
-                blank=True,
-                default=list,
-                help_text="The event types sent here; empty: every type.",
-                verbose_name="event types",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="webhookendpoint",
-            name="secret",
-            field=models.CharField(
-                default=billing.models.webhook_secret,
-                editable=False,
-                max_length=100,
-                verbose_name="secret",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="webhookendpoint",
-            name="url",
-            field=models.URLField(
-                help_text="https:// on a public address (http:// only to BILLING_WEBHOOK_ALLOWED_HOSTS).",
-                max_length=2000,
-                verbose_name="url",
-            ),
+            fields=[
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                (
+                    "description",
+                    models.CharField(
+                        blank=True, default="", max_length=255, verbose_name="description"
+                    ),
+                ),
+                ("enabled", models.BooleanField(default=True, verbose_name="enabled")),
+                (
+                    "event_types",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="The event types sent here; empty: every type.",
+                        verbose_name="event types",
+                    ),
+                ),
+                (
+                    "secret",
+                    models.CharField(
+                        default=billing.models.webhook_secret,
+                        editable=False,
+                        max_length=100,
+                        verbose_name="secret",
+                    ),
+                ),
+                (
+                    "url",
+                    models.URLField(
+                        help_text="https:// on a public address (http:// only to BILLING_WEBHOOK_ALLOWED_HOSTS).",
+                        max_length=2000,
+                        verbose_name="url",
+                    ),
+                ),
+            ],
         ),
     ]

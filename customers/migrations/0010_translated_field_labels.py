@@ -4,6 +4,8 @@ import django.core.validators
 import django.db.models.deletion
 from django.db import migrations, models
 
+from billing.core.migration_operations import AlterFields
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -12,525 +14,462 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterField(
+        AlterFields(
             model_name="apikey",
-            name="created_at",
-            field=models.DateTimeField(auto_now_add=True, verbose_name="created at"),
+            fields=[
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("name", models.CharField(max_length=100, verbose_name="name")),
+                (
+                    "prefix",
+                    models.CharField(
+                        editable=False,
+                        help_text="Shown to tell keys apart.",
+                        max_length=16,
+                        verbose_name="prefix",
+                    ),
+                ),
+                (
+                    "revoked_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="revoked at"),
+                ),
+                (
+                    "scopes",
+                    models.JSONField(
+                        default=list,
+                        help_text="Subset of events:write, read, admin.",
+                        verbose_name="scopes",
+                    ),
+                ),
+                (
+                    "secret_hash",
+                    models.CharField(
+                        editable=False, max_length=64, unique=True, verbose_name="secret hash"
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="apikey",
-            name="name",
-            field=models.CharField(max_length=100, verbose_name="name"),
-        ),
-        migrations.AlterField(
-            model_name="apikey",
-            name="prefix",
-            field=models.CharField(
-                editable=False,
-                help_text="Shown to tell keys apart.",
-                max_length=16,
-                verbose_name="prefix",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="apikey",
-            name="revoked_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="revoked at"),
-        ),
-        migrations.AlterField(
-            model_name="apikey",
-            name="scopes",
-            field=models.JSONField(
-                default=list,
-                help_text="Subset of events:write, read, admin.",
-                verbose_name="scopes",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="apikey",
-            name="secret_hash",
-            field=models.CharField(
-                editable=False, max_length=64, unique=True, verbose_name="secret hash"
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="billingentity",
-            name="address_lines",
-            field=models.TextField(
-                blank=True,
-                default="",
-                help_text="The postal address as printed, one line per line.",
-                verbose_name="address lines",
-            ),
+            fields=[
+                (
+                    "address_lines",
+                    models.TextField(
+                        blank=True,
+                        default="",
+                        help_text="The postal address as printed, one line per line.",
+                        verbose_name="address lines",
+                    ),
+                ),
+                (
+                    "bank_name",
+                    models.CharField(
+                        blank=True, default="", max_length=128, verbose_name="bank name"
+                    ),
+                ),
+                (
+                    "code",
+                    models.SlugField(
+                        help_text="How the API names it, e.g. example_sas.",
+                        max_length=64,
+                        unique=True,
+                        verbose_name="code",
+                    ),
+                ),
+                (
+                    "country",
+                    models.CharField(
+                        help_text="ISO 3166-1 code, e.g. FR: a customer elsewhere gets its country printed.",
+                        max_length=2,
+                        verbose_name="country",
+                    ),
+                ),
+                (
+                    "invoice_footer",
+                    models.TextField(
+                        blank=True,
+                        default="",
+                        help_text="Printed at the end of every invoice and credit note.",
+                        verbose_name="invoice footer",
+                    ),
+                ),
+                ("legal_name", models.CharField(max_length=255, verbose_name="legal name")),
+                (
+                    "logo",
+                    models.ImageField(
+                        blank=True,
+                        default="",
+                        help_text="Printed on documents.",
+                        upload_to="billing_entities/",
+                        verbose_name="logo",
+                    ),
+                ),
+                (
+                    "payment_instructions",
+                    models.TextField(blank=True, default="", verbose_name="payment instructions"),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="billingentity",
-            name="bank_name",
-            field=models.CharField(
-                blank=True, default="", max_length=128, verbose_name="bank name"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="billingentity",
-            name="code",
-            field=models.SlugField(
-                help_text="How the API names it, e.g. example_sas.",
-                max_length=64,
-                unique=True,
-                verbose_name="code",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="billingentity",
-            name="country",
-            field=models.CharField(
-                help_text="ISO 3166-1 code, e.g. FR: a customer elsewhere gets its country printed.",
-                max_length=2,
-                verbose_name="country",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="billingentity",
-            name="invoice_footer",
-            field=models.TextField(
-                blank=True,
-                default="",
-                help_text="Printed at the end of every invoice and credit note.",
-                verbose_name="invoice footer",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="billingentity",
-            name="legal_name",
-            field=models.CharField(max_length=255, verbose_name="legal name"),
-        ),
-        migrations.AlterField(
-            model_name="billingentity",
-            name="logo",
-            field=models.ImageField(
-                blank=True,
-                default="",
-                help_text="Printed on documents.",
-                upload_to="billing_entities/",
-                verbose_name="logo",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="billingentity",
-            name="payment_instructions",
-            field=models.TextField(blank=True, default="", verbose_name="payment instructions"),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="customer",
-            name="address",
-            field=models.JSONField(blank=True, default=dict, verbose_name="address"),
+            fields=[
+                ("address", models.JSONField(blank=True, default=dict, verbose_name="address")),
+                (
+                    "alert_thresholds",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="Percentages of the included units at which a usage alert fires, e.g. [50, 75, 90, 100]. Empty: the BILLING_ALERT_THRESHOLDS setting.",
+                        verbose_name="alert thresholds",
+                    ),
+                ),
+                (
+                    "billing_entity",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The seller on its invoices. Empty: the default billing entity.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="customers",
+                        to="customers.billingentity",
+                        verbose_name="billing entity",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                (
+                    "currency",
+                    models.CharField(
+                        help_text="ISO 4217 code, e.g. USD", max_length=3, verbose_name="currency"
+                    ),
+                ),
+                ("email", models.EmailField(blank=True, max_length=254, verbose_name="email")),
+                (
+                    "external_id",
+                    models.CharField(max_length=255, unique=True, verbose_name="external id"),
+                ),
+                (
+                    "invoice_emails",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text='Where finalized invoices and credit notes are emailed, e.g. ["ap@acme.test"].',
+                        verbose_name="invoice emails",
+                    ),
+                ),
+                (
+                    "locale",
+                    models.CharField(
+                        choices=[("en", "English"), ("fr", "Français"), ("de", "Deutsch")],
+                        default="en",
+                        help_text="The language of the customer's invoices, credit notes and their emails.",
+                        max_length=8,
+                        verbose_name="locale",
+                    ),
+                ),
+                ("name", models.CharField(max_length=255, verbose_name="name")),
+                (
+                    "payment_terms_days",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        help_text="Days from an invoice's finalization to its due date; 0: due at once. Empty: the default, BILLING_PAYMENT_TERMS_DAYS.",
+                        null=True,
+                        verbose_name="payment terms days",
+                    ),
+                ),
+                (
+                    "spend_limit",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        help_text="Most the customer may spend in one period, in its currency. Empty: no limit.",
+                        max_digits=28,
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="spend limit",
+                    ),
+                ),
+                (
+                    "spend_limit_mode",
+                    models.CharField(
+                        choices=[
+                            ("hard", "Hard: refuse usage past the limit"),
+                            ("soft", "Soft: allow usage past the limit, and alert"),
+                        ],
+                        default="hard",
+                        max_length=8,
+                        verbose_name="spend limit mode",
+                    ),
+                ),
+                (
+                    "stripe_customer_id",
+                    models.CharField(
+                        blank=True,
+                        default="",
+                        editable=False,
+                        max_length=255,
+                        verbose_name="stripe customer id",
+                    ),
+                ),
+                (
+                    "tax_exempt",
+                    models.CharField(
+                        choices=[
+                            ("none", "Taxed"),
+                            ("exempt", "Exempt: no tax"),
+                            (
+                                "reverse_charge",
+                                "Reverse charge: no tax, the customer accounts for it",
+                            ),
+                        ],
+                        default="none",
+                        max_length=16,
+                        verbose_name="tax exempt",
+                    ),
+                ),
+                (
+                    "tax_id",
+                    models.CharField(blank=True, default="", max_length=64, verbose_name="tax id"),
+                ),
+                (
+                    "tax_rates",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Charged on the customer's invoices. None: the rates marked default.",
+                        related_name="customers",
+                        to="plans.taxrate",
+                        verbose_name="tax rates",
+                    ),
+                ),
+                (
+                    "timezone",
+                    models.CharField(default="UTC", max_length=64, verbose_name="timezone"),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="customer",
-            name="alert_thresholds",
-            field=models.JSONField(
-                blank=True,
-                default=list,
-                help_text="Percentages of the included units at which a usage alert fires, e.g. [50, 75, 90, 100]. Empty: the BILLING_ALERT_THRESHOLDS setting.",
-                verbose_name="alert thresholds",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="customer",
-            name="billing_entity",
-            field=models.ForeignKey(
-                blank=True,
-                help_text="The seller on its invoices. Empty: the default billing entity.",
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="customers",
-                to="customers.billingentity",
-                verbose_name="billing entity",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="customer",
-            name="created_at",
-            field=models.DateTimeField(auto_now_add=True, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="customer",
-            name="currency",
-            field=models.CharField(
-                help_text="ISO 4217 code, e.g. USD", max_length=3, verbose_name="currency"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="customer",
-            name="email",
-            field=models.EmailField(blank=True, max_length=254, verbose_name="email"),
-        ),
-        migrations.AlterField(
-            model_name="customer",
-            name="external_id",
-            field=models.CharField(max_length=255, unique=True, verbose_name="external id"),
-        ),
-        migrations.AlterField(
-            model_name="customer",
-            name="invoice_emails",
-            field=models.JSONField(
-                blank=True,
-                default=list,
-                help_text='Where finalized invoices and credit notes are emailed, e.g. ["ap@acme.test"].',
-                verbose_name="invoice emails",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="customer",
-            name="locale",
-            field=models.CharField(
-                choices=[("en", "English"), ("fr", "Français"), ("de", "Deutsch")],
-                default="en",
-                help_text="The language of the customer's invoices, credit notes and their emails.",
-                max_length=8,
-                verbose_name="locale",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="customer",
-            name="name",
-            field=models.CharField(max_length=255, verbose_name="name"),
-        ),
-        migrations.AlterField(
-            model_name="customer",
-            name="payment_terms_days",
-            field=models.PositiveSmallIntegerField(
-                blank=True,
-                help_text="Days from an invoice's finalization to its due date; 0: due at once. Empty: the default, BILLING_PAYMENT_TERMS_DAYS.",
-                null=True,
-                verbose_name="payment terms days",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="customer",
-            name="spend_limit",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                help_text="Most the customer may spend in one period, in its currency. Empty: no limit.",
-                max_digits=28,
-                null=True,
-                validators=[django.core.validators.MinValueValidator(0)],
-                verbose_name="spend limit",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="customer",
-            name="spend_limit_mode",
-            field=models.CharField(
-                choices=[
-                    ("hard", "Hard: refuse usage past the limit"),
-                    ("soft", "Soft: allow usage past the limit, and alert"),
-                ],
-                default="hard",
-                max_length=8,
-                verbose_name="spend limit mode",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="customer",
-            name="stripe_customer_id",
-            field=models.CharField(
-                blank=True,
-                default="",
-                editable=False,
-                max_length=255,
-                verbose_name="stripe customer id",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="customer",
-            name="tax_exempt",
-            field=models.CharField(
-                choices=[
-                    ("none", "Taxed"),
-                    ("exempt", "Exempt: no tax"),
-                    ("reverse_charge", "Reverse charge: no tax, the customer accounts for it"),
-                ],
-                default="none",
-                max_length=16,
-                verbose_name="tax exempt",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="customer",
-            name="tax_id",
-            field=models.CharField(blank=True, default="", max_length=64, verbose_name="tax id"),
-        ),
-        migrations.AlterField(
-            model_name="customer",
-            name="tax_rates",
-            field=models.ManyToManyField(
-                blank=True,
-                help_text="Charged on the customer's invoices. None: the rates marked default.",
-                related_name="customers",
-                to="plans.taxrate",
-                verbose_name="tax rates",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="customer",
-            name="timezone",
-            field=models.CharField(default="UTC", max_length=64, verbose_name="timezone"),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="historicalapikey",
-            name="created_at",
-            field=models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
+            fields=[
+                (
+                    "created_at",
+                    models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
+                ),
+                ("name", models.CharField(max_length=100, verbose_name="name")),
+                (
+                    "prefix",
+                    models.CharField(
+                        editable=False,
+                        help_text="Shown to tell keys apart.",
+                        max_length=16,
+                        verbose_name="prefix",
+                    ),
+                ),
+                (
+                    "revoked_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="revoked at"),
+                ),
+                (
+                    "scopes",
+                    models.JSONField(
+                        default=list,
+                        help_text="Subset of events:write, read, admin.",
+                        verbose_name="scopes",
+                    ),
+                ),
+                (
+                    "secret_hash",
+                    models.CharField(
+                        db_index=True, editable=False, max_length=64, verbose_name="secret hash"
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="historicalapikey",
-            name="name",
-            field=models.CharField(max_length=100, verbose_name="name"),
-        ),
-        migrations.AlterField(
-            model_name="historicalapikey",
-            name="prefix",
-            field=models.CharField(
-                editable=False,
-                help_text="Shown to tell keys apart.",
-                max_length=16,
-                verbose_name="prefix",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalapikey",
-            name="revoked_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="revoked at"),
-        ),
-        migrations.AlterField(
-            model_name="historicalapikey",
-            name="scopes",
-            field=models.JSONField(
-                default=list,
-                help_text="Subset of events:write, read, admin.",
-                verbose_name="scopes",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalapikey",
-            name="secret_hash",
-            field=models.CharField(
-                db_index=True, editable=False, max_length=64, verbose_name="secret hash"
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="historicalbillingentity",
-            name="address_lines",
-            field=models.TextField(
-                blank=True,
-                default="",
-                help_text="The postal address as printed, one line per line.",
-                verbose_name="address lines",
-            ),
+            fields=[
+                (
+                    "address_lines",
+                    models.TextField(
+                        blank=True,
+                        default="",
+                        help_text="The postal address as printed, one line per line.",
+                        verbose_name="address lines",
+                    ),
+                ),
+                (
+                    "bank_name",
+                    models.CharField(
+                        blank=True, default="", max_length=128, verbose_name="bank name"
+                    ),
+                ),
+                (
+                    "code",
+                    models.SlugField(
+                        help_text="How the API names it, e.g. example_sas.",
+                        max_length=64,
+                        verbose_name="code",
+                    ),
+                ),
+                (
+                    "country",
+                    models.CharField(
+                        help_text="ISO 3166-1 code, e.g. FR: a customer elsewhere gets its country printed.",
+                        max_length=2,
+                        verbose_name="country",
+                    ),
+                ),
+                (
+                    "invoice_footer",
+                    models.TextField(
+                        blank=True,
+                        default="",
+                        help_text="Printed at the end of every invoice and credit note.",
+                        verbose_name="invoice footer",
+                    ),
+                ),
+                ("legal_name", models.CharField(max_length=255, verbose_name="legal name")),
+                (
+                    "logo",
+                    models.TextField(
+                        blank=True,
+                        default="",
+                        help_text="Printed on documents.",
+                        max_length=100,
+                        verbose_name="logo",
+                    ),
+                ),
+                (
+                    "payment_instructions",
+                    models.TextField(blank=True, default="", verbose_name="payment instructions"),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="historicalbillingentity",
-            name="bank_name",
-            field=models.CharField(
-                blank=True, default="", max_length=128, verbose_name="bank name"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalbillingentity",
-            name="code",
-            field=models.SlugField(
-                help_text="How the API names it, e.g. example_sas.",
-                max_length=64,
-                verbose_name="code",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalbillingentity",
-            name="country",
-            field=models.CharField(
-                help_text="ISO 3166-1 code, e.g. FR: a customer elsewhere gets its country printed.",
-                max_length=2,
-                verbose_name="country",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalbillingentity",
-            name="invoice_footer",
-            field=models.TextField(
-                blank=True,
-                default="",
-                help_text="Printed at the end of every invoice and credit note.",
-                verbose_name="invoice footer",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalbillingentity",
-            name="legal_name",
-            field=models.CharField(max_length=255, verbose_name="legal name"),
-        ),
-        migrations.AlterField(
-            model_name="historicalbillingentity",
-            name="logo",
-            field=models.TextField(
-                blank=True,
-                default="",
-                help_text="Printed on documents.",
-                max_length=100,
-                verbose_name="logo",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalbillingentity",
-            name="payment_instructions",
-            field=models.TextField(blank=True, default="", verbose_name="payment instructions"),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="historicalcustomer",
-            name="address",
-            field=models.JSONField(blank=True, default=dict, verbose_name="address"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcustomer",
-            name="alert_thresholds",
-            field=models.JSONField(
-                blank=True,
-                default=list,
-                help_text="Percentages of the included units at which a usage alert fires, e.g. [50, 75, 90, 100]. Empty: the BILLING_ALERT_THRESHOLDS setting.",
-                verbose_name="alert thresholds",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcustomer",
-            name="billing_entity",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                help_text="The seller on its invoices. Empty: the default billing entity.",
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="customers.billingentity",
-                verbose_name="billing entity",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcustomer",
-            name="created_at",
-            field=models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcustomer",
-            name="currency",
-            field=models.CharField(
-                help_text="ISO 4217 code, e.g. USD", max_length=3, verbose_name="currency"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcustomer",
-            name="email",
-            field=models.EmailField(blank=True, max_length=254, verbose_name="email"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcustomer",
-            name="external_id",
-            field=models.CharField(db_index=True, max_length=255, verbose_name="external id"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcustomer",
-            name="invoice_emails",
-            field=models.JSONField(
-                blank=True,
-                default=list,
-                help_text='Where finalized invoices and credit notes are emailed, e.g. ["ap@acme.test"].',
-                verbose_name="invoice emails",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcustomer",
-            name="locale",
-            field=models.CharField(
-                choices=[("en", "English"), ("fr", "Français"), ("de", "Deutsch")],
-                default="en",
-                help_text="The language of the customer's invoices, credit notes and their emails.",
-                max_length=8,
-                verbose_name="locale",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcustomer",
-            name="name",
-            field=models.CharField(max_length=255, verbose_name="name"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcustomer",
-            name="payment_terms_days",
-            field=models.PositiveSmallIntegerField(
-                blank=True,
-                help_text="Days from an invoice's finalization to its due date; 0: due at once. Empty: the default, BILLING_PAYMENT_TERMS_DAYS.",
-                null=True,
-                verbose_name="payment terms days",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcustomer",
-            name="spend_limit",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                help_text="Most the customer may spend in one period, in its currency. Empty: no limit.",
-                max_digits=28,
-                null=True,
-                validators=[django.core.validators.MinValueValidator(0)],
-                verbose_name="spend limit",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcustomer",
-            name="spend_limit_mode",
-            field=models.CharField(
-                choices=[
-                    ("hard", "Hard: refuse usage past the limit"),
-                    ("soft", "Soft: allow usage past the limit, and alert"),
-                ],
-                default="hard",
-                max_length=8,
-                verbose_name="spend limit mode",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcustomer",
-            name="stripe_customer_id",
-            field=models.CharField(
-                blank=True,
-                default="",
-                editable=False,
-                max_length=255,
-                verbose_name="stripe customer id",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcustomer",
-            name="tax_exempt",
-            field=models.CharField(
-                choices=[
-                    ("none", "Taxed"),
-                    ("exempt", "Exempt: no tax"),
-                    ("reverse_charge", "Reverse charge: no tax, the customer accounts for it"),
-                ],
-                default="none",
-                max_length=16,
-                verbose_name="tax exempt",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcustomer",
-            name="tax_id",
-            field=models.CharField(blank=True, default="", max_length=64, verbose_name="tax id"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcustomer",
-            name="timezone",
-            field=models.CharField(default="UTC", max_length=64, verbose_name="timezone"),
+            fields=[
+                ("address", models.JSONField(blank=True, default=dict, verbose_name="address")),
+                (
+                    "alert_thresholds",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="Percentages of the included units at which a usage alert fires, e.g. [50, 75, 90, 100]. Empty: the BILLING_ALERT_THRESHOLDS setting.",
+                        verbose_name="alert thresholds",
+                    ),
+                ),
+                (
+                    "billing_entity",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        help_text="The seller on its invoices. Empty: the default billing entity.",
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="customers.billingentity",
+                        verbose_name="billing entity",
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
+                ),
+                (
+                    "currency",
+                    models.CharField(
+                        help_text="ISO 4217 code, e.g. USD", max_length=3, verbose_name="currency"
+                    ),
+                ),
+                ("email", models.EmailField(blank=True, max_length=254, verbose_name="email")),
+                (
+                    "external_id",
+                    models.CharField(db_index=True, max_length=255, verbose_name="external id"),
+                ),
+                (
+                    "invoice_emails",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text='Where finalized invoices and credit notes are emailed, e.g. ["ap@acme.test"].',
+                        verbose_name="invoice emails",
+                    ),
+                ),
+                (
+                    "locale",
+                    models.CharField(
+                        choices=[("en", "English"), ("fr", "Français"), ("de", "Deutsch")],
+                        default="en",
+                        help_text="The language of the customer's invoices, credit notes and their emails.",
+                        max_length=8,
+                        verbose_name="locale",
+                    ),
+                ),
+                ("name", models.CharField(max_length=255, verbose_name="name")),
+                (
+                    "payment_terms_days",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        help_text="Days from an invoice's finalization to its due date; 0: due at once. Empty: the default, BILLING_PAYMENT_TERMS_DAYS.",
+                        null=True,
+                        verbose_name="payment terms days",
+                    ),
+                ),
+                (
+                    "spend_limit",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        help_text="Most the customer may spend in one period, in its currency. Empty: no limit.",
+                        max_digits=28,
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                        verbose_name="spend limit",
+                    ),
+                ),
+                (
+                    "spend_limit_mode",
+                    models.CharField(
+                        choices=[
+                            ("hard", "Hard: refuse usage past the limit"),
+                            ("soft", "Soft: allow usage past the limit, and alert"),
+                        ],
+                        default="hard",
+                        max_length=8,
+                        verbose_name="spend limit mode",
+                    ),
+                ),
+                (
+                    "stripe_customer_id",
+                    models.CharField(
+                        blank=True,
+                        default="",
+                        editable=False,
+                        max_length=255,
+                        verbose_name="stripe customer id",
+                    ),
+                ),
+                (
+                    "tax_exempt",
+                    models.CharField(
+                        choices=[
+                            ("none", "Taxed"),
+                            ("exempt", "Exempt: no tax"),
+                            (
+                                "reverse_charge",
+                                "Reverse charge: no tax, the customer accounts for it",
+                            ),
+                        ],
+                        default="none",
+                        max_length=16,
+                        verbose_name="tax exempt",
+                    ),
+                ),
+                (
+                    "tax_id",
+                    models.CharField(blank=True, default="", max_length=64, verbose_name="tax id"),
+                ),
+                (
+                    "timezone",
+                    models.CharField(default="UTC", max_length=64, verbose_name="timezone"),
+                ),
+            ],
         ),
     ]

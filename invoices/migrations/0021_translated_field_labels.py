@@ -4,6 +4,8 @@ import django.db.models.deletion
 from decimal import Decimal
 from django.db import migrations, models
 
+from billing.core.migration_operations import AlterFields
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -47,954 +49,781 @@ class Migration(migrations.Migration):
                 "verbose_name_plural": "invoice tax lines",
             },
         ),
-        migrations.AlterField(
+        AlterFields(
             model_name="creditbalanceentry",
-            name="amount",
-            field=models.DecimalField(
-                decimal_places=10,
-                help_text="Positive: added; negative: spent.",
-                max_digits=28,
-                verbose_name="amount",
-            ),
+            fields=[
+                (
+                    "amount",
+                    models.DecimalField(
+                        decimal_places=10,
+                        help_text="Positive: added; negative: spent.",
+                        max_digits=28,
+                        verbose_name="amount",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(verbose_name="created at")),
+                (
+                    "credit_note",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="balance_entry",
+                        to="invoices.creditnote",
+                        verbose_name="credit note",
+                    ),
+                ),
+                ("currency", models.CharField(max_length=3, verbose_name="currency")),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="credit_balance_entries",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
+                (
+                    "invoice",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="balance_entry",
+                        to="invoices.invoice",
+                        verbose_name="invoice",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("credit_note", "Credit note on a paid invoice"),
+                            ("applied", "Applied to an invoice"),
+                            ("negative_invoice", "Invoice whose total is below zero"),
+                        ],
+                        max_length=16,
+                        verbose_name="kind",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="creditbalanceentry",
-            name="created_at",
-            field=models.DateTimeField(verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="creditbalanceentry",
-            name="credit_note",
-            field=models.OneToOneField(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="balance_entry",
-                to="invoices.creditnote",
-                verbose_name="credit note",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditbalanceentry",
-            name="currency",
-            field=models.CharField(max_length=3, verbose_name="currency"),
-        ),
-        migrations.AlterField(
-            model_name="creditbalanceentry",
-            name="customer",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="credit_balance_entries",
-                to="customers.customer",
-                verbose_name="customer",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditbalanceentry",
-            name="invoice",
-            field=models.OneToOneField(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="balance_entry",
-                to="invoices.invoice",
-                verbose_name="invoice",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditbalanceentry",
-            name="kind",
-            field=models.CharField(
-                choices=[
-                    ("credit_note", "Credit note on a paid invoice"),
-                    ("applied", "Applied to an invoice"),
-                    ("negative_invoice", "Invoice whose total is below zero"),
-                ],
-                max_length=16,
-                verbose_name="kind",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="creditnote",
-            name="billing_entity",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="credit_notes",
-                to="customers.billingentity",
-                verbose_name="billing entity",
-            ),
+            fields=[
+                (
+                    "billing_entity",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="credit_notes",
+                        to="customers.billingentity",
+                        verbose_name="billing entity",
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        help_text="When it was issued.", verbose_name="created at"
+                    ),
+                ),
+                ("currency", models.CharField(max_length=3, verbose_name="currency")),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="credit_notes",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
+                (
+                    "invoice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="credit_notes",
+                        to="invoices.invoice",
+                        verbose_name="invoice",
+                    ),
+                ),
+                (
+                    "memo",
+                    models.CharField(blank=True, default="", max_length=500, verbose_name="memo"),
+                ),
+                ("number", models.CharField(max_length=32, unique=True, verbose_name="number")),
+                (
+                    "paid_back",
+                    models.DecimalField(
+                        decimal_places=10, default=0, max_digits=28, verbose_name="paid back"
+                    ),
+                ),
+                (
+                    "paid_back_to",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("amount_due", "Lowered the invoice's amount due"),
+                            ("credit_balance", "Added to the customer's credit balance"),
+                            ("refund", "Refunded"),
+                        ],
+                        default="",
+                        max_length=16,
+                        verbose_name="paid back to",
+                    ),
+                ),
+                (
+                    "pdf_file",
+                    models.FileField(
+                        blank=True,
+                        default="",
+                        max_length=255,
+                        upload_to="",
+                        verbose_name="pdf file",
+                    ),
+                ),
+                (
+                    "pdf_rendered_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="pdf rendered at"),
+                ),
+                (
+                    "pdf_sha256",
+                    models.CharField(
+                        blank=True, default="", max_length=64, verbose_name="pdf sha256"
+                    ),
+                ),
+                (
+                    "reason",
+                    models.CharField(
+                        choices=[
+                            ("duplicate", "Duplicate charge"),
+                            ("product_unsatisfactory", "Product unsatisfactory"),
+                            ("order_change", "Order change"),
+                            ("other", "Other"),
+                        ],
+                        default="other",
+                        max_length=32,
+                        verbose_name="reason",
+                    ),
+                ),
+                (
+                    "refund_error",
+                    models.TextField(blank=True, default="", verbose_name="refund error"),
+                ),
+                (
+                    "refund_status",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("pending", "Pending at Stripe"),
+                            ("succeeded", "Refunded"),
+                            ("failed", "Refused by Stripe: credited to the balance instead"),
+                        ],
+                        default="",
+                        max_length=16,
+                        verbose_name="refund status",
+                    ),
+                ),
+                (
+                    "seller_snapshot",
+                    models.JSONField(blank=True, default=dict, verbose_name="seller snapshot"),
+                ),
+                (
+                    "stripe_refund_id",
+                    models.CharField(
+                        blank=True, default="", max_length=255, verbose_name="stripe refund id"
+                    ),
+                ),
+                (
+                    "subtotal",
+                    models.DecimalField(
+                        decimal_places=10, default=0, max_digits=28, verbose_name="subtotal"
+                    ),
+                ),
+                (
+                    "tax",
+                    models.DecimalField(
+                        decimal_places=10, default=0, max_digits=28, verbose_name="tax"
+                    ),
+                ),
+                ("tax_lines", models.JSONField(blank=True, default=list, verbose_name="tax lines")),
+                (
+                    "to_amount_due",
+                    models.DecimalField(
+                        decimal_places=10, default=0, max_digits=28, verbose_name="to amount due"
+                    ),
+                ),
+                (
+                    "total",
+                    models.DecimalField(decimal_places=10, max_digits=28, verbose_name="total"),
+                ),
+                ("voids_invoice", models.BooleanField(default=False, verbose_name="voids invoice")),
+            ],
         ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="created_at",
-            field=models.DateTimeField(help_text="When it was issued.", verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="currency",
-            field=models.CharField(max_length=3, verbose_name="currency"),
-        ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="customer",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="credit_notes",
-                to="customers.customer",
-                verbose_name="customer",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="invoice",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="credit_notes",
-                to="invoices.invoice",
-                verbose_name="invoice",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="memo",
-            field=models.CharField(blank=True, default="", max_length=500, verbose_name="memo"),
-        ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="number",
-            field=models.CharField(max_length=32, unique=True, verbose_name="number"),
-        ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="paid_back",
-            field=models.DecimalField(
-                decimal_places=10, default=0, max_digits=28, verbose_name="paid back"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="paid_back_to",
-            field=models.CharField(
-                blank=True,
-                choices=[
-                    ("amount_due", "Lowered the invoice's amount due"),
-                    ("credit_balance", "Added to the customer's credit balance"),
-                    ("refund", "Refunded"),
-                ],
-                default="",
-                max_length=16,
-                verbose_name="paid back to",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="pdf_file",
-            field=models.FileField(
-                blank=True, default="", max_length=255, upload_to="", verbose_name="pdf file"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="pdf_rendered_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="pdf rendered at"),
-        ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="pdf_sha256",
-            field=models.CharField(
-                blank=True, default="", max_length=64, verbose_name="pdf sha256"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="reason",
-            field=models.CharField(
-                choices=[
-                    ("duplicate", "Duplicate charge"),
-                    ("product_unsatisfactory", "Product unsatisfactory"),
-                    ("order_change", "Order change"),
-                    ("other", "Other"),
-                ],
-                default="other",
-                max_length=32,
-                verbose_name="reason",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="refund_error",
-            field=models.TextField(blank=True, default="", verbose_name="refund error"),
-        ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="refund_status",
-            field=models.CharField(
-                blank=True,
-                choices=[
-                    ("pending", "Pending at Stripe"),
-                    ("succeeded", "Refunded"),
-                    ("failed", "Refused by Stripe: credited to the balance instead"),
-                ],
-                default="",
-                max_length=16,
-                verbose_name="refund status",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="seller_snapshot",
-            field=models.JSONField(blank=True, default=dict, verbose_name="seller snapshot"),
-        ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="stripe_refund_id",
-            field=models.CharField(
-                blank=True, default="", max_length=255, verbose_name="stripe refund id"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="subtotal",
-            field=models.DecimalField(
-                decimal_places=10, default=0, max_digits=28, verbose_name="subtotal"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="tax",
-            field=models.DecimalField(
-                decimal_places=10, default=0, max_digits=28, verbose_name="tax"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="tax_lines",
-            field=models.JSONField(blank=True, default=list, verbose_name="tax lines"),
-        ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="to_amount_due",
-            field=models.DecimalField(
-                decimal_places=10, default=0, max_digits=28, verbose_name="to amount due"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="total",
-            field=models.DecimalField(decimal_places=10, max_digits=28, verbose_name="total"),
-        ),
-        migrations.AlterField(
-            model_name="creditnote",
-            name="voids_invoice",
-            field=models.BooleanField(default=False, verbose_name="voids invoice"),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="creditnoteline",
-            name="amount",
-            field=models.DecimalField(decimal_places=10, max_digits=28, verbose_name="amount"),
+            fields=[
+                (
+                    "amount",
+                    models.DecimalField(decimal_places=10, max_digits=28, verbose_name="amount"),
+                ),
+                (
+                    "credit_note",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="lines",
+                        to="invoices.creditnote",
+                        verbose_name="credit note",
+                    ),
+                ),
+                ("description", models.CharField(max_length=500, verbose_name="description")),
+                (
+                    "invoice_line",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="credit_note_lines",
+                        to="invoices.invoiceline",
+                        verbose_name="invoice line",
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(verbose_name="position")),
+            ],
         ),
-        migrations.AlterField(
-            model_name="creditnoteline",
-            name="credit_note",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="lines",
-                to="invoices.creditnote",
-                verbose_name="credit note",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditnoteline",
-            name="description",
-            field=models.CharField(max_length=500, verbose_name="description"),
-        ),
-        migrations.AlterField(
-            model_name="creditnoteline",
-            name="invoice_line",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="credit_note_lines",
-                to="invoices.invoiceline",
-                verbose_name="invoice line",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditnoteline",
-            name="position",
-            field=models.PositiveIntegerField(verbose_name="position"),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="documentemail",
-            name="attempts",
-            field=models.PositiveIntegerField(default=0, verbose_name="attempts"),
+            fields=[
+                ("attempts", models.PositiveIntegerField(default=0, verbose_name="attempts")),
+                ("created_at", models.DateTimeField(verbose_name="created at")),
+                (
+                    "credit_note",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="emails",
+                        to="invoices.creditnote",
+                        verbose_name="credit note",
+                    ),
+                ),
+                (
+                    "invoice",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="emails",
+                        to="invoices.invoice",
+                        verbose_name="invoice",
+                    ),
+                ),
+                ("last_error", models.TextField(blank=True, default="", verbose_name="last error")),
+                (
+                    "next_attempt_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="next attempt at"),
+                ),
+                ("recipients", models.JSONField(default=list, verbose_name="recipients")),
+                ("sent_at", models.DateTimeField(blank=True, null=True, verbose_name="sent at")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("sent", "Sent"), ("failed", "Failed")],
+                        db_index=True,
+                        default="pending",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                ("subject", models.CharField(max_length=500, verbose_name="subject")),
+            ],
         ),
-        migrations.AlterField(
-            model_name="documentemail",
-            name="created_at",
-            field=models.DateTimeField(verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="documentemail",
-            name="credit_note",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="emails",
-                to="invoices.creditnote",
-                verbose_name="credit note",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="documentemail",
-            name="invoice",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="emails",
-                to="invoices.invoice",
-                verbose_name="invoice",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="documentemail",
-            name="last_error",
-            field=models.TextField(blank=True, default="", verbose_name="last error"),
-        ),
-        migrations.AlterField(
-            model_name="documentemail",
-            name="next_attempt_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="next attempt at"),
-        ),
-        migrations.AlterField(
-            model_name="documentemail",
-            name="recipients",
-            field=models.JSONField(default=list, verbose_name="recipients"),
-        ),
-        migrations.AlterField(
-            model_name="documentemail",
-            name="sent_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="sent at"),
-        ),
-        migrations.AlterField(
-            model_name="documentemail",
-            name="status",
-            field=models.CharField(
-                choices=[("pending", "Pending"), ("sent", "Sent"), ("failed", "Failed")],
-                db_index=True,
-                default="pending",
-                max_length=16,
-                verbose_name="status",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="documentemail",
-            name="subject",
-            field=models.CharField(max_length=500, verbose_name="subject"),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="invoice",
-            name="billing_entity",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="invoices",
-                to="customers.billingentity",
-                verbose_name="billing entity",
-            ),
+            fields=[
+                (
+                    "billing_entity",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="invoices",
+                        to="customers.billingentity",
+                        verbose_name="billing entity",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(verbose_name="created at")),
+                (
+                    "credited",
+                    models.DecimalField(
+                        decimal_places=10, default=0, max_digits=28, verbose_name="credited"
+                    ),
+                ),
+                (
+                    "credits_applied",
+                    models.DecimalField(
+                        decimal_places=10, default=0, max_digits=28, verbose_name="credits applied"
+                    ),
+                ),
+                (
+                    "customer_snapshot",
+                    models.JSONField(default=dict, verbose_name="customer snapshot"),
+                ),
+                (
+                    "discount",
+                    models.DecimalField(
+                        decimal_places=10, default=0, max_digits=28, verbose_name="discount"
+                    ),
+                ),
+                ("due_at", models.DateTimeField(blank=True, null=True, verbose_name="due at")),
+                (
+                    "finalized_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="finalized at"),
+                ),
+                (
+                    "number",
+                    models.CharField(
+                        blank=True, max_length=32, null=True, unique=True, verbose_name="number"
+                    ),
+                ),
+                ("paid_at", models.DateTimeField(blank=True, null=True, verbose_name="paid at")),
+                (
+                    "payment_reference",
+                    models.CharField(
+                        blank=True, default="", max_length=255, verbose_name="payment reference"
+                    ),
+                ),
+                (
+                    "pdf_file",
+                    models.FileField(
+                        blank=True,
+                        default="",
+                        max_length=255,
+                        upload_to="",
+                        verbose_name="pdf file",
+                    ),
+                ),
+                (
+                    "pdf_rendered_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="pdf rendered at"),
+                ),
+                (
+                    "pdf_sha256",
+                    models.CharField(
+                        blank=True, default="", max_length=64, verbose_name="pdf sha256"
+                    ),
+                ),
+                ("period_end", models.DateTimeField(verbose_name="period end")),
+                (
+                    "seller_snapshot",
+                    models.JSONField(blank=True, default=dict, verbose_name="seller snapshot"),
+                ),
+                (
+                    "subscription",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="invoices",
+                        to="billing.subscription",
+                        verbose_name="subscription",
+                    ),
+                ),
+                (
+                    "subtotal",
+                    models.DecimalField(
+                        decimal_places=10, default=0, max_digits=28, verbose_name="subtotal"
+                    ),
+                ),
+                (
+                    "tax",
+                    models.DecimalField(
+                        decimal_places=10, default=0, max_digits=28, verbose_name="tax"
+                    ),
+                ),
+                (
+                    "total",
+                    models.DecimalField(
+                        decimal_places=10, default=0, max_digits=28, verbose_name="total"
+                    ),
+                ),
+                (
+                    "voided_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="voided at"),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="invoice",
-            name="created_at",
-            field=models.DateTimeField(verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="invoice",
-            name="credited",
-            field=models.DecimalField(
-                decimal_places=10, default=0, max_digits=28, verbose_name="credited"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="invoice",
-            name="credits_applied",
-            field=models.DecimalField(
-                decimal_places=10, default=0, max_digits=28, verbose_name="credits applied"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="invoice",
-            name="customer_snapshot",
-            field=models.JSONField(default=dict, verbose_name="customer snapshot"),
-        ),
-        migrations.AlterField(
-            model_name="invoice",
-            name="discount",
-            field=models.DecimalField(
-                decimal_places=10, default=0, max_digits=28, verbose_name="discount"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="invoice",
-            name="due_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="due at"),
-        ),
-        migrations.AlterField(
-            model_name="invoice",
-            name="finalized_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="finalized at"),
-        ),
-        migrations.AlterField(
-            model_name="invoice",
-            name="number",
-            field=models.CharField(
-                blank=True, max_length=32, null=True, unique=True, verbose_name="number"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="invoice",
-            name="paid_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="paid at"),
-        ),
-        migrations.AlterField(
-            model_name="invoice",
-            name="payment_reference",
-            field=models.CharField(
-                blank=True, default="", max_length=255, verbose_name="payment reference"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="invoice",
-            name="pdf_file",
-            field=models.FileField(
-                blank=True, default="", max_length=255, upload_to="", verbose_name="pdf file"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="invoice",
-            name="pdf_rendered_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="pdf rendered at"),
-        ),
-        migrations.AlterField(
-            model_name="invoice",
-            name="pdf_sha256",
-            field=models.CharField(
-                blank=True, default="", max_length=64, verbose_name="pdf sha256"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="invoice",
-            name="period_end",
-            field=models.DateTimeField(verbose_name="period end"),
-        ),
-        migrations.AlterField(
-            model_name="invoice",
-            name="seller_snapshot",
-            field=models.JSONField(blank=True, default=dict, verbose_name="seller snapshot"),
-        ),
-        migrations.AlterField(
-            model_name="invoice",
-            name="subscription",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="invoices",
-                to="billing.subscription",
-                verbose_name="subscription",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="invoice",
-            name="subtotal",
-            field=models.DecimalField(
-                decimal_places=10, default=0, max_digits=28, verbose_name="subtotal"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="invoice",
-            name="tax",
-            field=models.DecimalField(
-                decimal_places=10, default=0, max_digits=28, verbose_name="tax"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="invoice",
-            name="total",
-            field=models.DecimalField(
-                decimal_places=10, default=0, max_digits=28, verbose_name="total"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="invoice",
-            name="voided_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="voided at"),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="invoiceline",
-            name="amount",
-            field=models.DecimalField(decimal_places=10, max_digits=28, verbose_name="amount"),
+            fields=[
+                (
+                    "amount",
+                    models.DecimalField(decimal_places=10, max_digits=28, verbose_name="amount"),
+                ),
+                ("breakdown", models.JSONField(blank=True, default=dict, verbose_name="breakdown")),
+                ("description", models.CharField(max_length=500, verbose_name="description")),
+                ("group", models.JSONField(blank=True, null=True, verbose_name="group")),
+                (
+                    "invoice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="lines",
+                        to="invoices.invoice",
+                        verbose_name="invoice",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("base_fee", "Base fee"),
+                            ("seats", "Seats"),
+                            ("usage", "Usage"),
+                            ("overage", "Overage"),
+                            ("proration_credit", "Proration credit"),
+                            ("proration_charge", "Proration charge"),
+                            ("minimum_commitment", "Minimum commitment true-up"),
+                            ("uncovered_usage", "Usage not covered by the wallet"),
+                            ("late_usage", "Late usage"),
+                            ("usage_invoiced", "Usage invoiced earlier"),
+                            ("credit_pack", "Credit pack purchase"),
+                            ("credits", "Credits purchase"),
+                            ("top_up", "Balance top-up"),
+                            ("credits_applied", "Credits applied"),
+                            ("discount", "Discount"),
+                            ("tax", "Tax"),
+                        ],
+                        max_length=32,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "meter",
+                    models.CharField(blank=True, default="", max_length=64, verbose_name="meter"),
+                ),
+                (
+                    "per",
+                    models.DecimalField(
+                        decimal_places=10, default=Decimal("1"), max_digits=28, verbose_name="per"
+                    ),
+                ),
+                (
+                    "period_end",
+                    models.DateTimeField(blank=True, null=True, verbose_name="period end"),
+                ),
+                (
+                    "period_start",
+                    models.DateTimeField(blank=True, null=True, verbose_name="period start"),
+                ),
+                ("position", models.PositiveIntegerField(verbose_name="position")),
+                (
+                    "quantity",
+                    models.DecimalField(decimal_places=10, max_digits=28, verbose_name="quantity"),
+                ),
+                (
+                    "unit_price",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="unit price",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="invoiceline",
-            name="breakdown",
-            field=models.JSONField(blank=True, default=dict, verbose_name="breakdown"),
-        ),
-        migrations.AlterField(
-            model_name="invoiceline",
-            name="description",
-            field=models.CharField(max_length=500, verbose_name="description"),
-        ),
-        migrations.AlterField(
-            model_name="invoiceline",
-            name="group",
-            field=models.JSONField(blank=True, null=True, verbose_name="group"),
-        ),
-        migrations.AlterField(
-            model_name="invoiceline",
-            name="invoice",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="lines",
-                to="invoices.invoice",
-                verbose_name="invoice",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="invoiceline",
-            name="kind",
-            field=models.CharField(
-                choices=[
-                    ("base_fee", "Base fee"),
-                    ("seats", "Seats"),
-                    ("usage", "Usage"),
-                    ("overage", "Overage"),
-                    ("proration_credit", "Proration credit"),
-                    ("proration_charge", "Proration charge"),
-                    ("minimum_commitment", "Minimum commitment true-up"),
-                    ("uncovered_usage", "Usage not covered by the wallet"),
-                    ("late_usage", "Late usage"),
-                    ("usage_invoiced", "Usage invoiced earlier"),
-                    ("credit_pack", "Credit pack purchase"),
-                    ("credits", "Credits purchase"),
-                    ("top_up", "Balance top-up"),
-                    ("credits_applied", "Credits applied"),
-                    ("discount", "Discount"),
-                    ("tax", "Tax"),
-                ],
-                max_length=32,
-                verbose_name="kind",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="invoiceline",
-            name="meter",
-            field=models.CharField(blank=True, default="", max_length=64, verbose_name="meter"),
-        ),
-        migrations.AlterField(
-            model_name="invoiceline",
-            name="per",
-            field=models.DecimalField(
-                decimal_places=10, default=Decimal("1"), max_digits=28, verbose_name="per"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="invoiceline",
-            name="period_end",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="period end"),
-        ),
-        migrations.AlterField(
-            model_name="invoiceline",
-            name="period_start",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="period start"),
-        ),
-        migrations.AlterField(
-            model_name="invoiceline",
-            name="position",
-            field=models.PositiveIntegerField(verbose_name="position"),
-        ),
-        migrations.AlterField(
-            model_name="invoiceline",
-            name="quantity",
-            field=models.DecimalField(decimal_places=10, max_digits=28, verbose_name="quantity"),
-        ),
-        migrations.AlterField(
-            model_name="invoiceline",
-            name="unit_price",
-            field=models.DecimalField(
-                blank=True, decimal_places=10, max_digits=28, null=True, verbose_name="unit price"
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="invoicetaxline",
-            name="amount",
-            field=models.DecimalField(decimal_places=10, max_digits=28, verbose_name="amount"),
+            fields=[
+                (
+                    "amount",
+                    models.DecimalField(decimal_places=10, max_digits=28, verbose_name="amount"),
+                ),
+                ("code", models.CharField(max_length=64, verbose_name="code")),
+                (
+                    "invoice",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="tax_lines",
+                        to="invoices.invoice",
+                        verbose_name="invoice",
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, verbose_name="name")),
+                (
+                    "percentage",
+                    models.DecimalField(decimal_places=4, max_digits=7, verbose_name="percentage"),
+                ),
+                ("position", models.PositiveSmallIntegerField(verbose_name="position")),
+                (
+                    "tax_rate",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="invoice_tax_lines",
+                        to="plans.taxrate",
+                        verbose_name="tax rate",
+                    ),
+                ),
+                (
+                    "taxable_amount",
+                    models.DecimalField(
+                        decimal_places=10, max_digits=28, verbose_name="taxable amount"
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="invoicetaxline",
-            name="code",
-            field=models.CharField(max_length=64, verbose_name="code"),
-        ),
-        migrations.AlterField(
-            model_name="invoicetaxline",
-            name="invoice",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="tax_lines",
-                to="invoices.invoice",
-                verbose_name="invoice",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="invoicetaxline",
-            name="name",
-            field=models.CharField(max_length=100, verbose_name="name"),
-        ),
-        migrations.AlterField(
-            model_name="invoicetaxline",
-            name="percentage",
-            field=models.DecimalField(decimal_places=4, max_digits=7, verbose_name="percentage"),
-        ),
-        migrations.AlterField(
-            model_name="invoicetaxline",
-            name="position",
-            field=models.PositiveSmallIntegerField(verbose_name="position"),
-        ),
-        migrations.AlterField(
-            model_name="invoicetaxline",
-            name="tax_rate",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="invoice_tax_lines",
-                to="plans.taxrate",
-                verbose_name="tax rate",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="invoicetaxline",
-            name="taxable_amount",
-            field=models.DecimalField(
-                decimal_places=10, max_digits=28, verbose_name="taxable amount"
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="payment",
-            name="amount",
-            field=models.DecimalField(decimal_places=10, max_digits=28, verbose_name="amount"),
+            fields=[
+                (
+                    "amount",
+                    models.DecimalField(decimal_places=10, max_digits=28, verbose_name="amount"),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0, verbose_name="attempts")),
+                (
+                    "checkout_url",
+                    models.URLField(
+                        blank=True, default="", max_length=2000, verbose_name="checkout url"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(verbose_name="created at")),
+                ("currency", models.CharField(max_length=3, verbose_name="currency")),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="payments",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
+                (
+                    "invoice",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="payment",
+                        to="invoices.invoice",
+                        verbose_name="invoice",
+                    ),
+                ),
+                ("last_error", models.TextField(blank=True, default="", verbose_name="last error")),
+                (
+                    "max_attempts",
+                    models.PositiveIntegerField(default=1, verbose_name="max attempts"),
+                ),
+                (
+                    "next_attempt_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="next attempt at"),
+                ),
+                (
+                    "purchase",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="payment",
+                        to="invoices.purchase",
+                        verbose_name="purchase",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("attempting", "Attempt under way"),
+                            ("processing", "Processing at Stripe"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("canceled", "Canceled"),
+                        ],
+                        db_index=True,
+                        default="pending",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "stripe_checkout_session_id",
+                    models.CharField(
+                        blank=True,
+                        default="",
+                        max_length=255,
+                        verbose_name="stripe checkout session id",
+                    ),
+                ),
+                (
+                    "stripe_customer_id",
+                    models.CharField(
+                        blank=True, default="", max_length=255, verbose_name="stripe customer id"
+                    ),
+                ),
+                (
+                    "stripe_payment_intent_id",
+                    models.CharField(
+                        blank=True,
+                        db_index=True,
+                        default="",
+                        max_length=255,
+                        verbose_name="stripe payment intent id",
+                    ),
+                ),
+                (
+                    "succeeded_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="succeeded at"),
+                ),
+                ("updated_at", models.DateTimeField(verbose_name="updated at")),
+            ],
         ),
-        migrations.AlterField(
-            model_name="payment",
-            name="attempts",
-            field=models.PositiveIntegerField(default=0, verbose_name="attempts"),
-        ),
-        migrations.AlterField(
-            model_name="payment",
-            name="checkout_url",
-            field=models.URLField(
-                blank=True, default="", max_length=2000, verbose_name="checkout url"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="payment",
-            name="created_at",
-            field=models.DateTimeField(verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="payment",
-            name="currency",
-            field=models.CharField(max_length=3, verbose_name="currency"),
-        ),
-        migrations.AlterField(
-            model_name="payment",
-            name="customer",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="payments",
-                to="customers.customer",
-                verbose_name="customer",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="payment",
-            name="invoice",
-            field=models.OneToOneField(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="payment",
-                to="invoices.invoice",
-                verbose_name="invoice",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="payment",
-            name="last_error",
-            field=models.TextField(blank=True, default="", verbose_name="last error"),
-        ),
-        migrations.AlterField(
-            model_name="payment",
-            name="max_attempts",
-            field=models.PositiveIntegerField(default=1, verbose_name="max attempts"),
-        ),
-        migrations.AlterField(
-            model_name="payment",
-            name="next_attempt_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="next attempt at"),
-        ),
-        migrations.AlterField(
-            model_name="payment",
-            name="purchase",
-            field=models.OneToOneField(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="payment",
-                to="invoices.purchase",
-                verbose_name="purchase",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="payment",
-            name="status",
-            field=models.CharField(
-                choices=[
-                    ("pending", "Pending"),
-                    ("attempting", "Attempt under way"),
-                    ("processing", "Processing at Stripe"),
-                    ("succeeded", "Succeeded"),
-                    ("failed", "Failed"),
-                    ("canceled", "Canceled"),
-                ],
-                db_index=True,
-                default="pending",
-                max_length=16,
-                verbose_name="status",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="payment",
-            name="stripe_checkout_session_id",
-            field=models.CharField(
-                blank=True, default="", max_length=255, verbose_name="stripe checkout session id"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="payment",
-            name="stripe_customer_id",
-            field=models.CharField(
-                blank=True, default="", max_length=255, verbose_name="stripe customer id"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="payment",
-            name="stripe_payment_intent_id",
-            field=models.CharField(
-                blank=True,
-                db_index=True,
-                default="",
-                max_length=255,
-                verbose_name="stripe payment intent id",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="payment",
-            name="succeeded_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="succeeded at"),
-        ),
-        migrations.AlterField(
-            model_name="payment",
-            name="updated_at",
-            field=models.DateTimeField(verbose_name="updated at"),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="purchase",
-            name="amount",
-            field=models.DecimalField(decimal_places=10, max_digits=28, verbose_name="amount"),
+            fields=[
+                (
+                    "amount",
+                    models.DecimalField(decimal_places=10, max_digits=28, verbose_name="amount"),
+                ),
+                (
+                    "block",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="purchase",
+                        to="wallets.creditblock",
+                        verbose_name="block",
+                    ),
+                ),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[
+                            ("checkout", "Stripe Checkout link"),
+                            ("charge", "Saved payment method, charged at once"),
+                            ("auto_top_up", "Auto top-up, saved payment method"),
+                        ],
+                        max_length=16,
+                        verbose_name="channel",
+                    ),
+                ),
+                (
+                    "closed_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="When it failed or was canceled.",
+                        null=True,
+                        verbose_name="closed at",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(verbose_name="created at")),
+                (
+                    "credits",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="credits",
+                    ),
+                ),
+                ("currency", models.CharField(max_length=3, verbose_name="currency")),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="purchases",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
+                (
+                    "invoice",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="purchase",
+                        to="invoices.invoice",
+                        verbose_name="invoice",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("credit_pack", "Credit pack"), ("top_up", "Money top-up")],
+                        max_length=16,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "pack",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="plans.creditpack",
+                        verbose_name="pack",
+                    ),
+                ),
+                ("paid_at", models.DateTimeField(blank=True, null=True, verbose_name="paid at")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending payment"),
+                            ("paid", "Paid and granted"),
+                            ("failed", "Payment failed"),
+                            ("canceled", "Canceled"),
+                        ],
+                        db_index=True,
+                        default="pending",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "tax",
+                    models.DecimalField(
+                        decimal_places=10, default=0, max_digits=28, verbose_name="tax"
+                    ),
+                ),
+                (
+                    "tax_rate_codes",
+                    models.JSONField(blank=True, default=list, verbose_name="tax rate codes"),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="purchase",
-            name="block",
-            field=models.OneToOneField(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="purchase",
-                to="wallets.creditblock",
-                verbose_name="block",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="purchase",
-            name="channel",
-            field=models.CharField(
-                choices=[
-                    ("checkout", "Stripe Checkout link"),
-                    ("charge", "Saved payment method, charged at once"),
-                    ("auto_top_up", "Auto top-up, saved payment method"),
-                ],
-                max_length=16,
-                verbose_name="channel",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="purchase",
-            name="closed_at",
-            field=models.DateTimeField(
-                blank=True,
-                help_text="When it failed or was canceled.",
-                null=True,
-                verbose_name="closed at",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="purchase",
-            name="created_at",
-            field=models.DateTimeField(verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="purchase",
-            name="credits",
-            field=models.DecimalField(
-                blank=True, decimal_places=10, max_digits=28, null=True, verbose_name="credits"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="purchase",
-            name="currency",
-            field=models.CharField(max_length=3, verbose_name="currency"),
-        ),
-        migrations.AlterField(
-            model_name="purchase",
-            name="customer",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="purchases",
-                to="customers.customer",
-                verbose_name="customer",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="purchase",
-            name="invoice",
-            field=models.OneToOneField(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="purchase",
-                to="invoices.invoice",
-                verbose_name="invoice",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="purchase",
-            name="kind",
-            field=models.CharField(
-                choices=[("credit_pack", "Credit pack"), ("top_up", "Money top-up")],
-                max_length=16,
-                verbose_name="kind",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="purchase",
-            name="pack",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="plans.creditpack",
-                verbose_name="pack",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="purchase",
-            name="paid_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="paid at"),
-        ),
-        migrations.AlterField(
-            model_name="purchase",
-            name="status",
-            field=models.CharField(
-                choices=[
-                    ("pending", "Pending payment"),
-                    ("paid", "Paid and granted"),
-                    ("failed", "Payment failed"),
-                    ("canceled", "Canceled"),
-                ],
-                db_index=True,
-                default="pending",
-                max_length=16,
-                verbose_name="status",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="purchase",
-            name="tax",
-            field=models.DecimalField(
-                decimal_places=10, default=0, max_digits=28, verbose_name="tax"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="purchase",
-            name="tax_rate_codes",
-            field=models.JSONField(blank=True, default=list, verbose_name="tax rate codes"),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="stripeevent",
-            name="created",
-            field=models.DateTimeField(verbose_name="created"),
-        ),
-        migrations.AlterField(
-            model_name="stripeevent",
-            name="deliveries",
-            field=models.PositiveIntegerField(
-                default=1, help_text="How often Stripe sent it.", verbose_name="deliveries"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="stripeevent",
-            name="id",
-            field=models.CharField(
-                max_length=255, primary_key=True, serialize=False, verbose_name="id"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="stripeevent",
-            name="last_error",
-            field=models.TextField(blank=True, default="", verbose_name="last error"),
-        ),
-        migrations.AlterField(
-            model_name="stripeevent",
-            name="livemode",
-            field=models.BooleanField(default=False, verbose_name="livemode"),
-        ),
-        migrations.AlterField(
-            model_name="stripeevent",
-            name="outcome",
-            field=models.CharField(blank=True, default="", max_length=500, verbose_name="outcome"),
-        ),
-        migrations.AlterField(
-            model_name="stripeevent",
-            name="payload",
-            field=models.JSONField(verbose_name="payload"),
-        ),
-        migrations.AlterField(
-            model_name="stripeevent",
-            name="processed_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="processed at"),
-        ),
-        migrations.AlterField(
-            model_name="stripeevent",
-            name="received_at",
-            field=models.DateTimeField(verbose_name="received at"),
-        ),
-        migrations.AlterField(
-            model_name="stripeevent",
-            name="type",
-            field=models.CharField(db_index=True, max_length=100, verbose_name="type"),
+            fields=[
+                ("created", models.DateTimeField(verbose_name="created")),
+                (
+                    "deliveries",
+                    models.PositiveIntegerField(
+                        default=1, help_text="How often Stripe sent it.", verbose_name="deliveries"
+                    ),
+                ),
+                (
+                    "id",
+                    models.CharField(
+                        max_length=255, primary_key=True, serialize=False, verbose_name="id"
+                    ),
+                ),
+                ("last_error", models.TextField(blank=True, default="", verbose_name="last error")),
+                ("livemode", models.BooleanField(default=False, verbose_name="livemode")),
+                (
+                    "outcome",
+                    models.CharField(
+                        blank=True, default="", max_length=500, verbose_name="outcome"
+                    ),
+                ),
+                ("payload", models.JSONField(verbose_name="payload")),
+                (
+                    "processed_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="processed at"),
+                ),
+                ("received_at", models.DateTimeField(verbose_name="received at")),
+                ("type", models.CharField(db_index=True, max_length=100, verbose_name="type")),
+            ],
         ),
     ]

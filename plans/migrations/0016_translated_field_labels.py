@@ -6,6 +6,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import migrations, models
 
+from billing.core.migration_operations import AlterFields
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -39,1526 +41,1365 @@ class Migration(migrations.Migration):
                 "verbose_name_plural": "version features",
             },
         ),
-        migrations.AlterField(
+        AlterFields(
             model_name="charge",
-            name="credits_per_unit",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                max_digits=28,
-                null=True,
-                verbose_name="credits per unit",
-            ),
+            fields=[
+                (
+                    "credits_per_unit",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="credits per unit",
+                    ),
+                ),
+                (
+                    "included_units",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="included units",
+                    ),
+                ),
+                (
+                    "meter",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="charges",
+                        to="plans.meter",
+                        verbose_name="meter",
+                    ),
+                ),
+                (
+                    "model",
+                    models.CharField(
+                        choices=[
+                            ("overage", "Soft cap: included units, then priced overage"),
+                            ("hard_cap", "Hard cap: included units, then blocked"),
+                            ("credits", "Prepaid credits drawn per unit"),
+                            ("balance", "Prepaid money balance drawn per unit"),
+                        ],
+                        max_length=16,
+                        verbose_name="model",
+                    ),
+                ),
+                (
+                    "package_price",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="package price",
+                    ),
+                ),
+                (
+                    "package_size",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="package size",
+                    ),
+                ),
+                (
+                    "per",
+                    models.DecimalField(
+                        decimal_places=10,
+                        default=Decimal("1"),
+                        help_text="How many units the price is for: 1,000,000 for a price per million tokens.",
+                        max_digits=28,
+                        verbose_name="per",
+                    ),
+                ),
+                ("price_by", models.JSONField(blank=True, default=list, verbose_name="price by")),
+                (
+                    "pricing_scheme",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("per_unit", "per unit"),
+                            ("package", "package"),
+                            ("graduated", "graduated"),
+                            ("volume", "volume"),
+                        ],
+                        default="",
+                        max_length=16,
+                        verbose_name="pricing scheme",
+                    ),
+                ),
+                (
+                    "unit_price",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="unit price",
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="charges",
+                        to="plans.planversion",
+                        verbose_name="version",
+                    ),
+                ),
+                (
+                    "when_exhausted",
+                    models.CharField(
+                        choices=[
+                            ("block", "Block: the check refuses usage the wallet cannot pay for"),
+                            (
+                                "bill",
+                                "Bill: usage the wallet cannot pay for is invoiced at the close",
+                            ),
+                        ],
+                        default="block",
+                        help_text="Credits and balance charges: what happens to usage the wallet cannot pay for. A credits charge that bills needs pricing: the money price of such a unit.",
+                        max_length=8,
+                        verbose_name="when exhausted",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="charge",
-            name="included_units",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                max_digits=28,
-                null=True,
-                verbose_name="included units",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="charge",
-            name="meter",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="charges",
-                to="plans.meter",
-                verbose_name="meter",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="charge",
-            name="model",
-            field=models.CharField(
-                choices=[
-                    ("overage", "Soft cap: included units, then priced overage"),
-                    ("hard_cap", "Hard cap: included units, then blocked"),
-                    ("credits", "Prepaid credits drawn per unit"),
-                    ("balance", "Prepaid money balance drawn per unit"),
-                ],
-                max_length=16,
-                verbose_name="model",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="charge",
-            name="package_price",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                max_digits=28,
-                null=True,
-                verbose_name="package price",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="charge",
-            name="package_size",
-            field=models.DecimalField(
-                blank=True, decimal_places=10, max_digits=28, null=True, verbose_name="package size"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="charge",
-            name="per",
-            field=models.DecimalField(
-                decimal_places=10,
-                default=Decimal("1"),
-                help_text="How many units the price is for: 1,000,000 for a price per million tokens.",
-                max_digits=28,
-                verbose_name="per",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="charge",
-            name="price_by",
-            field=models.JSONField(blank=True, default=list, verbose_name="price by"),
-        ),
-        migrations.AlterField(
-            model_name="charge",
-            name="pricing_scheme",
-            field=models.CharField(
-                blank=True,
-                choices=[
-                    ("per_unit", "per unit"),
-                    ("package", "package"),
-                    ("graduated", "graduated"),
-                    ("volume", "volume"),
-                ],
-                default="",
-                max_length=16,
-                verbose_name="pricing scheme",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="charge",
-            name="unit_price",
-            field=models.DecimalField(
-                blank=True, decimal_places=10, max_digits=28, null=True, verbose_name="unit price"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="charge",
-            name="version",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="charges",
-                to="plans.planversion",
-                verbose_name="version",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="charge",
-            name="when_exhausted",
-            field=models.CharField(
-                choices=[
-                    ("block", "Block: the check refuses usage the wallet cannot pay for"),
-                    ("bill", "Bill: usage the wallet cannot pay for is invoiced at the close"),
-                ],
-                default="block",
-                help_text="Credits and balance charges: what happens to usage the wallet cannot pay for. A credits charge that bills needs pricing: the money price of such a unit.",
-                max_length=8,
-                verbose_name="when exhausted",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="chargerate",
-            name="charge",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="rates",
-                to="plans.charge",
-                verbose_name="charge",
-            ),
+            fields=[
+                (
+                    "charge",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="rates",
+                        to="plans.charge",
+                        verbose_name="charge",
+                    ),
+                ),
+                (
+                    "credits_per_unit",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="credits per unit",
+                    ),
+                ),
+                (
+                    "per",
+                    models.DecimalField(
+                        decimal_places=10, default=Decimal("1"), max_digits=28, verbose_name="per"
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(default=0, verbose_name="position")),
+                ("pricing", models.JSONField(blank=True, null=True, verbose_name="pricing")),
+                ("when", models.JSONField(blank=True, default=dict, verbose_name="when")),
+            ],
         ),
-        migrations.AlterField(
-            model_name="chargerate",
-            name="credits_per_unit",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                max_digits=28,
-                null=True,
-                verbose_name="credits per unit",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="chargerate",
-            name="per",
-            field=models.DecimalField(
-                decimal_places=10, default=Decimal("1"), max_digits=28, verbose_name="per"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="chargerate",
-            name="position",
-            field=models.PositiveIntegerField(default=0, verbose_name="position"),
-        ),
-        migrations.AlterField(
-            model_name="chargerate",
-            name="pricing",
-            field=models.JSONField(blank=True, null=True, verbose_name="pricing"),
-        ),
-        migrations.AlterField(
-            model_name="chargerate",
-            name="when",
-            field=models.JSONField(blank=True, default=dict, verbose_name="when"),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="coupon",
-            name="active",
-            field=models.BooleanField(
-                default=True, help_text="Off: archived, redeemed no more.", verbose_name="active"
-            ),
+            fields=[
+                (
+                    "active",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Off: archived, redeemed no more.",
+                        verbose_name="active",
+                    ),
+                ),
+                (
+                    "amount_off",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="amount off",
+                    ),
+                ),
+                ("code", models.CharField(max_length=64, unique=True, verbose_name="code")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                (
+                    "currency",
+                    models.CharField(blank=True, default="", max_length=3, verbose_name="currency"),
+                ),
+                (
+                    "duration",
+                    models.CharField(
+                        choices=[
+                            ("once", "Once: the next period invoice"),
+                            ("repeating", "Repeating: the next N period invoices"),
+                            ("forever", "Forever: every period invoice"),
+                        ],
+                        max_length=16,
+                        verbose_name="duration",
+                    ),
+                ),
+                (
+                    "duration_periods",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Repeating coupons: how many period invoices.",
+                        null=True,
+                        verbose_name="duration periods",
+                    ),
+                ),
+                (
+                    "max_redemptions",
+                    models.PositiveIntegerField(
+                        blank=True, null=True, verbose_name="max redemptions"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="Printed on invoices.", max_length=100, verbose_name="name"
+                    ),
+                ),
+                (
+                    "percent_off",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=4,
+                        help_text="e.g. 20 for 20 % off.",
+                        max_digits=7,
+                        null=True,
+                        verbose_name="percent off",
+                    ),
+                ),
+                (
+                    "redeem_by",
+                    models.DateTimeField(blank=True, null=True, verbose_name="redeem by"),
+                ),
+                (
+                    "times_redeemed",
+                    models.PositiveIntegerField(default=0, verbose_name="times redeemed"),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="coupon",
-            name="amount_off",
-            field=models.DecimalField(
-                blank=True, decimal_places=10, max_digits=28, null=True, verbose_name="amount off"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="coupon",
-            name="code",
-            field=models.CharField(max_length=64, unique=True, verbose_name="code"),
-        ),
-        migrations.AlterField(
-            model_name="coupon",
-            name="created_at",
-            field=models.DateTimeField(auto_now_add=True, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="coupon",
-            name="currency",
-            field=models.CharField(blank=True, default="", max_length=3, verbose_name="currency"),
-        ),
-        migrations.AlterField(
-            model_name="coupon",
-            name="duration",
-            field=models.CharField(
-                choices=[
-                    ("once", "Once: the next period invoice"),
-                    ("repeating", "Repeating: the next N period invoices"),
-                    ("forever", "Forever: every period invoice"),
-                ],
-                max_length=16,
-                verbose_name="duration",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="coupon",
-            name="duration_periods",
-            field=models.PositiveIntegerField(
-                blank=True,
-                help_text="Repeating coupons: how many period invoices.",
-                null=True,
-                verbose_name="duration periods",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="coupon",
-            name="max_redemptions",
-            field=models.PositiveIntegerField(
-                blank=True, null=True, verbose_name="max redemptions"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="coupon",
-            name="name",
-            field=models.CharField(
-                help_text="Printed on invoices.", max_length=100, verbose_name="name"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="coupon",
-            name="percent_off",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=4,
-                help_text="e.g. 20 for 20 % off.",
-                max_digits=7,
-                null=True,
-                verbose_name="percent off",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="coupon",
-            name="redeem_by",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="redeem by"),
-        ),
-        migrations.AlterField(
-            model_name="coupon",
-            name="times_redeemed",
-            field=models.PositiveIntegerField(default=0, verbose_name="times redeemed"),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="creditpack",
-            name="active",
-            field=models.BooleanField(default=True, verbose_name="active"),
+            fields=[
+                ("active", models.BooleanField(default=True, verbose_name="active")),
+                ("code", models.CharField(max_length=64, unique=True, verbose_name="code")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                (
+                    "credits",
+                    models.DecimalField(decimal_places=10, max_digits=28, verbose_name="credits"),
+                ),
+                (
+                    "name",
+                    models.CharField(blank=True, default="", max_length=255, verbose_name="name"),
+                ),
+                (
+                    "price",
+                    djmoney.models.fields.MoneyField(
+                        decimal_places=10, max_digits=28, verbose_name="price"
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="creditpack",
-            name="code",
-            field=models.CharField(max_length=64, unique=True, verbose_name="code"),
-        ),
-        migrations.AlterField(
-            model_name="creditpack",
-            name="created_at",
-            field=models.DateTimeField(auto_now_add=True, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="creditpack",
-            name="credits",
-            field=models.DecimalField(decimal_places=10, max_digits=28, verbose_name="credits"),
-        ),
-        migrations.AlterField(
-            model_name="creditpack",
-            name="name",
-            field=models.CharField(blank=True, default="", max_length=255, verbose_name="name"),
-        ),
-        migrations.AlterField(
-            model_name="creditpack",
-            name="price",
-            field=djmoney.models.fields.MoneyField(
-                decimal_places=10, max_digits=28, verbose_name="price"
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="feature",
-            name="code",
-            field=models.CharField(max_length=64, unique=True, verbose_name="code"),
+            fields=[
+                ("code", models.CharField(max_length=64, unique=True, verbose_name="code")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                (
+                    "description",
+                    models.TextField(blank=True, default="", verbose_name="description"),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("boolean", "Boolean: granted or not"),
+                            ("config", "Config: a number, a text or a list of texts"),
+                        ],
+                        max_length=16,
+                        verbose_name="kind",
+                    ),
+                ),
+                ("name", models.CharField(max_length=255, verbose_name="name")),
+            ],
         ),
-        migrations.AlterField(
-            model_name="feature",
-            name="created_at",
-            field=models.DateTimeField(auto_now_add=True, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="feature",
-            name="description",
-            field=models.TextField(blank=True, default="", verbose_name="description"),
-        ),
-        migrations.AlterField(
-            model_name="feature",
-            name="kind",
-            field=models.CharField(
-                choices=[
-                    ("boolean", "Boolean: granted or not"),
-                    ("config", "Config: a number, a text or a list of texts"),
-                ],
-                max_length=16,
-                verbose_name="kind",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="feature",
-            name="name",
-            field=models.CharField(max_length=255, verbose_name="name"),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="historicalcharge",
-            name="credits_per_unit",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                max_digits=28,
-                null=True,
-                verbose_name="credits per unit",
-            ),
+            fields=[
+                (
+                    "credits_per_unit",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="credits per unit",
+                    ),
+                ),
+                (
+                    "included_units",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="included units",
+                    ),
+                ),
+                (
+                    "meter",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="plans.meter",
+                        verbose_name="meter",
+                    ),
+                ),
+                (
+                    "model",
+                    models.CharField(
+                        choices=[
+                            ("overage", "Soft cap: included units, then priced overage"),
+                            ("hard_cap", "Hard cap: included units, then blocked"),
+                            ("credits", "Prepaid credits drawn per unit"),
+                            ("balance", "Prepaid money balance drawn per unit"),
+                        ],
+                        max_length=16,
+                        verbose_name="model",
+                    ),
+                ),
+                (
+                    "package_price",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="package price",
+                    ),
+                ),
+                (
+                    "package_size",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="package size",
+                    ),
+                ),
+                (
+                    "per",
+                    models.DecimalField(
+                        decimal_places=10,
+                        default=Decimal("1"),
+                        help_text="How many units the price is for: 1,000,000 for a price per million tokens.",
+                        max_digits=28,
+                        verbose_name="per",
+                    ),
+                ),
+                ("price_by", models.JSONField(blank=True, default=list, verbose_name="price by")),
+                (
+                    "pricing_scheme",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("per_unit", "per unit"),
+                            ("package", "package"),
+                            ("graduated", "graduated"),
+                            ("volume", "volume"),
+                        ],
+                        default="",
+                        max_length=16,
+                        verbose_name="pricing scheme",
+                    ),
+                ),
+                (
+                    "unit_price",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="unit price",
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="plans.planversion",
+                        verbose_name="version",
+                    ),
+                ),
+                (
+                    "when_exhausted",
+                    models.CharField(
+                        choices=[
+                            ("block", "Block: the check refuses usage the wallet cannot pay for"),
+                            (
+                                "bill",
+                                "Bill: usage the wallet cannot pay for is invoiced at the close",
+                            ),
+                        ],
+                        default="block",
+                        help_text="Credits and balance charges: what happens to usage the wallet cannot pay for. A credits charge that bills needs pricing: the money price of such a unit.",
+                        max_length=8,
+                        verbose_name="when exhausted",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="historicalcharge",
-            name="included_units",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                max_digits=28,
-                null=True,
-                verbose_name="included units",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcharge",
-            name="meter",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="plans.meter",
-                verbose_name="meter",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcharge",
-            name="model",
-            field=models.CharField(
-                choices=[
-                    ("overage", "Soft cap: included units, then priced overage"),
-                    ("hard_cap", "Hard cap: included units, then blocked"),
-                    ("credits", "Prepaid credits drawn per unit"),
-                    ("balance", "Prepaid money balance drawn per unit"),
-                ],
-                max_length=16,
-                verbose_name="model",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcharge",
-            name="package_price",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                max_digits=28,
-                null=True,
-                verbose_name="package price",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcharge",
-            name="package_size",
-            field=models.DecimalField(
-                blank=True, decimal_places=10, max_digits=28, null=True, verbose_name="package size"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcharge",
-            name="per",
-            field=models.DecimalField(
-                decimal_places=10,
-                default=Decimal("1"),
-                help_text="How many units the price is for: 1,000,000 for a price per million tokens.",
-                max_digits=28,
-                verbose_name="per",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcharge",
-            name="price_by",
-            field=models.JSONField(blank=True, default=list, verbose_name="price by"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcharge",
-            name="pricing_scheme",
-            field=models.CharField(
-                blank=True,
-                choices=[
-                    ("per_unit", "per unit"),
-                    ("package", "package"),
-                    ("graduated", "graduated"),
-                    ("volume", "volume"),
-                ],
-                default="",
-                max_length=16,
-                verbose_name="pricing scheme",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcharge",
-            name="unit_price",
-            field=models.DecimalField(
-                blank=True, decimal_places=10, max_digits=28, null=True, verbose_name="unit price"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcharge",
-            name="version",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="plans.planversion",
-                verbose_name="version",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcharge",
-            name="when_exhausted",
-            field=models.CharField(
-                choices=[
-                    ("block", "Block: the check refuses usage the wallet cannot pay for"),
-                    ("bill", "Bill: usage the wallet cannot pay for is invoiced at the close"),
-                ],
-                default="block",
-                help_text="Credits and balance charges: what happens to usage the wallet cannot pay for. A credits charge that bills needs pricing: the money price of such a unit.",
-                max_length=8,
-                verbose_name="when exhausted",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="historicalchargerate",
-            name="charge",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="plans.charge",
-                verbose_name="charge",
-            ),
+            fields=[
+                (
+                    "charge",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="plans.charge",
+                        verbose_name="charge",
+                    ),
+                ),
+                (
+                    "credits_per_unit",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="credits per unit",
+                    ),
+                ),
+                (
+                    "per",
+                    models.DecimalField(
+                        decimal_places=10, default=Decimal("1"), max_digits=28, verbose_name="per"
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(default=0, verbose_name="position")),
+                ("pricing", models.JSONField(blank=True, null=True, verbose_name="pricing")),
+                ("when", models.JSONField(blank=True, default=dict, verbose_name="when")),
+            ],
         ),
-        migrations.AlterField(
-            model_name="historicalchargerate",
-            name="credits_per_unit",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                max_digits=28,
-                null=True,
-                verbose_name="credits per unit",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalchargerate",
-            name="per",
-            field=models.DecimalField(
-                decimal_places=10, default=Decimal("1"), max_digits=28, verbose_name="per"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalchargerate",
-            name="position",
-            field=models.PositiveIntegerField(default=0, verbose_name="position"),
-        ),
-        migrations.AlterField(
-            model_name="historicalchargerate",
-            name="pricing",
-            field=models.JSONField(blank=True, null=True, verbose_name="pricing"),
-        ),
-        migrations.AlterField(
-            model_name="historicalchargerate",
-            name="when",
-            field=models.JSONField(blank=True, default=dict, verbose_name="when"),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="historicalcoupon",
-            name="active",
-            field=models.BooleanField(
-                default=True, help_text="Off: archived, redeemed no more.", verbose_name="active"
-            ),
+            fields=[
+                (
+                    "active",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Off: archived, redeemed no more.",
+                        verbose_name="active",
+                    ),
+                ),
+                (
+                    "amount_off",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="amount off",
+                    ),
+                ),
+                ("code", models.CharField(db_index=True, max_length=64, verbose_name="code")),
+                (
+                    "created_at",
+                    models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
+                ),
+                (
+                    "currency",
+                    models.CharField(blank=True, default="", max_length=3, verbose_name="currency"),
+                ),
+                (
+                    "duration",
+                    models.CharField(
+                        choices=[
+                            ("once", "Once: the next period invoice"),
+                            ("repeating", "Repeating: the next N period invoices"),
+                            ("forever", "Forever: every period invoice"),
+                        ],
+                        max_length=16,
+                        verbose_name="duration",
+                    ),
+                ),
+                (
+                    "duration_periods",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Repeating coupons: how many period invoices.",
+                        null=True,
+                        verbose_name="duration periods",
+                    ),
+                ),
+                (
+                    "max_redemptions",
+                    models.PositiveIntegerField(
+                        blank=True, null=True, verbose_name="max redemptions"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="Printed on invoices.", max_length=100, verbose_name="name"
+                    ),
+                ),
+                (
+                    "percent_off",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=4,
+                        help_text="e.g. 20 for 20 % off.",
+                        max_digits=7,
+                        null=True,
+                        verbose_name="percent off",
+                    ),
+                ),
+                (
+                    "redeem_by",
+                    models.DateTimeField(blank=True, null=True, verbose_name="redeem by"),
+                ),
+                (
+                    "times_redeemed",
+                    models.PositiveIntegerField(default=0, verbose_name="times redeemed"),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="historicalcoupon",
-            name="amount_off",
-            field=models.DecimalField(
-                blank=True, decimal_places=10, max_digits=28, null=True, verbose_name="amount off"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcoupon",
-            name="code",
-            field=models.CharField(db_index=True, max_length=64, verbose_name="code"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcoupon",
-            name="created_at",
-            field=models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcoupon",
-            name="currency",
-            field=models.CharField(blank=True, default="", max_length=3, verbose_name="currency"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcoupon",
-            name="duration",
-            field=models.CharField(
-                choices=[
-                    ("once", "Once: the next period invoice"),
-                    ("repeating", "Repeating: the next N period invoices"),
-                    ("forever", "Forever: every period invoice"),
-                ],
-                max_length=16,
-                verbose_name="duration",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcoupon",
-            name="duration_periods",
-            field=models.PositiveIntegerField(
-                blank=True,
-                help_text="Repeating coupons: how many period invoices.",
-                null=True,
-                verbose_name="duration periods",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcoupon",
-            name="max_redemptions",
-            field=models.PositiveIntegerField(
-                blank=True, null=True, verbose_name="max redemptions"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcoupon",
-            name="name",
-            field=models.CharField(
-                help_text="Printed on invoices.", max_length=100, verbose_name="name"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcoupon",
-            name="percent_off",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=4,
-                help_text="e.g. 20 for 20 % off.",
-                max_digits=7,
-                null=True,
-                verbose_name="percent off",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcoupon",
-            name="redeem_by",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="redeem by"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcoupon",
-            name="times_redeemed",
-            field=models.PositiveIntegerField(default=0, verbose_name="times redeemed"),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="historicalcreditpack",
-            name="active",
-            field=models.BooleanField(default=True, verbose_name="active"),
+            fields=[
+                ("active", models.BooleanField(default=True, verbose_name="active")),
+                ("code", models.CharField(db_index=True, max_length=64, verbose_name="code")),
+                (
+                    "created_at",
+                    models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
+                ),
+                (
+                    "credits",
+                    models.DecimalField(decimal_places=10, max_digits=28, verbose_name="credits"),
+                ),
+                (
+                    "name",
+                    models.CharField(blank=True, default="", max_length=255, verbose_name="name"),
+                ),
+                (
+                    "price",
+                    djmoney.models.fields.MoneyField(
+                        decimal_places=10, max_digits=28, verbose_name="price"
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="historicalcreditpack",
-            name="code",
-            field=models.CharField(db_index=True, max_length=64, verbose_name="code"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcreditpack",
-            name="created_at",
-            field=models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcreditpack",
-            name="credits",
-            field=models.DecimalField(decimal_places=10, max_digits=28, verbose_name="credits"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcreditpack",
-            name="name",
-            field=models.CharField(blank=True, default="", max_length=255, verbose_name="name"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcreditpack",
-            name="price",
-            field=djmoney.models.fields.MoneyField(
-                decimal_places=10, max_digits=28, verbose_name="price"
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="historicalfeature",
-            name="code",
-            field=models.CharField(db_index=True, max_length=64, verbose_name="code"),
+            fields=[
+                ("code", models.CharField(db_index=True, max_length=64, verbose_name="code")),
+                (
+                    "created_at",
+                    models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
+                ),
+                (
+                    "description",
+                    models.TextField(blank=True, default="", verbose_name="description"),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("boolean", "Boolean: granted or not"),
+                            ("config", "Config: a number, a text or a list of texts"),
+                        ],
+                        max_length=16,
+                        verbose_name="kind",
+                    ),
+                ),
+                ("name", models.CharField(max_length=255, verbose_name="name")),
+            ],
         ),
-        migrations.AlterField(
-            model_name="historicalfeature",
-            name="created_at",
-            field=models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="historicalfeature",
-            name="description",
-            field=models.TextField(blank=True, default="", verbose_name="description"),
-        ),
-        migrations.AlterField(
-            model_name="historicalfeature",
-            name="kind",
-            field=models.CharField(
-                choices=[
-                    ("boolean", "Boolean: granted or not"),
-                    ("config", "Config: a number, a text or a list of texts"),
-                ],
-                max_length=16,
-                verbose_name="kind",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalfeature",
-            name="name",
-            field=models.CharField(max_length=255, verbose_name="name"),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="historicalmeter",
-            name="aggregation",
-            field=models.CharField(
-                choices=[
-                    ("count", "Count of events"),
-                    ("sum", "Sum of a property"),
-                    ("max", "Maximum of a property"),
-                    ("unique_count", "Count of distinct values of a property"),
-                    ("latest", "Latest value of a property"),
-                ],
-                max_length=16,
-                verbose_name="aggregation",
-            ),
+            fields=[
+                (
+                    "aggregation",
+                    models.CharField(
+                        choices=[
+                            ("count", "Count of events"),
+                            ("sum", "Sum of a property"),
+                            ("max", "Maximum of a property"),
+                            ("unique_count", "Count of distinct values of a property"),
+                            ("latest", "Latest value of a property"),
+                        ],
+                        max_length=16,
+                        verbose_name="aggregation",
+                    ),
+                ),
+                ("code", models.CharField(db_index=True, max_length=64, verbose_name="code")),
+                (
+                    "created_at",
+                    models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
+                ),
+                (
+                    "event_name",
+                    models.CharField(db_index=True, max_length=255, verbose_name="event name"),
+                ),
+                (
+                    "filters",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='Property equals one of values, e.g. {"model": ["gpt-4o"]}.',
+                        verbose_name="filters",
+                    ),
+                ),
+                (
+                    "group_by",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text='Up to 3 event properties the usage is broken down by, e.g. ["model"].',
+                        verbose_name="group by",
+                    ),
+                ),
+                (
+                    "invoice_breakdown",
+                    models.CharField(
+                        blank=True,
+                        default="",
+                        help_text="One of the group_by properties: invoices list the meter's quantity split by its values (the amount is still priced on the whole quantity). Empty: not split.",
+                        max_length=255,
+                        verbose_name="invoice breakdown",
+                    ),
+                ),
+                ("name", models.CharField(max_length=255, verbose_name="name")),
+                (
+                    "unique_property",
+                    models.CharField(
+                        blank=True, default="", max_length=255, verbose_name="unique property"
+                    ),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(blank=True, editable=False, verbose_name="updated at"),
+                ),
+                (
+                    "value_property",
+                    models.CharField(
+                        blank=True, default="", max_length=255, verbose_name="value property"
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="historicalmeter",
-            name="code",
-            field=models.CharField(db_index=True, max_length=64, verbose_name="code"),
-        ),
-        migrations.AlterField(
-            model_name="historicalmeter",
-            name="created_at",
-            field=models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="historicalmeter",
-            name="event_name",
-            field=models.CharField(db_index=True, max_length=255, verbose_name="event name"),
-        ),
-        migrations.AlterField(
-            model_name="historicalmeter",
-            name="filters",
-            field=models.JSONField(
-                blank=True,
-                default=dict,
-                help_text='Property equals one of values, e.g. {"model": ["gpt-4o"]}.',
-                verbose_name="filters",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalmeter",
-            name="group_by",
-            field=models.JSONField(
-                blank=True,
-                default=list,
-                help_text='Up to 3 event properties the usage is broken down by, e.g. ["model"].',
-                verbose_name="group by",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalmeter",
-            name="invoice_breakdown",
-            field=models.CharField(
-                blank=True,
-                default="",
-                help_text="One of the group_by properties: invoices list the meter's quantity split by its values (the amount is still priced on the whole quantity). Empty: not split.",
-                max_length=255,
-                verbose_name="invoice breakdown",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalmeter",
-            name="name",
-            field=models.CharField(max_length=255, verbose_name="name"),
-        ),
-        migrations.AlterField(
-            model_name="historicalmeter",
-            name="unique_property",
-            field=models.CharField(
-                blank=True, default="", max_length=255, verbose_name="unique property"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalmeter",
-            name="updated_at",
-            field=models.DateTimeField(blank=True, editable=False, verbose_name="updated at"),
-        ),
-        migrations.AlterField(
-            model_name="historicalmeter",
-            name="value_property",
-            field=models.CharField(
-                blank=True, default="", max_length=255, verbose_name="value property"
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="historicalplan",
-            name="code",
-            field=models.CharField(db_index=True, max_length=64, verbose_name="code"),
+            fields=[
+                ("code", models.CharField(db_index=True, max_length=64, verbose_name="code")),
+                (
+                    "created_at",
+                    models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
+                ),
+                (
+                    "description",
+                    models.TextField(blank=True, default="", verbose_name="description"),
+                ),
+                ("name", models.CharField(max_length=255, verbose_name="name")),
+            ],
         ),
-        migrations.AlterField(
-            model_name="historicalplan",
-            name="created_at",
-            field=models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="historicalplan",
-            name="description",
-            field=models.TextField(blank=True, default="", verbose_name="description"),
-        ),
-        migrations.AlterField(
-            model_name="historicalplan",
-            name="name",
-            field=models.CharField(max_length=255, verbose_name="name"),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="historicalplanversion",
-            name="archived_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="archived at"),
+            fields=[
+                (
+                    "archived_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="archived at"),
+                ),
+                (
+                    "base_fee",
+                    models.DecimalField(
+                        decimal_places=10,
+                        default=Decimal("0"),
+                        help_text="Billed in advance.",
+                        max_digits=28,
+                        verbose_name="base fee",
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
+                ),
+                (
+                    "credits_per_period",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        help_text="Credits granted each period.",
+                        max_digits=28,
+                        null=True,
+                        verbose_name="credits per period",
+                    ),
+                ),
+                ("currency", models.CharField(max_length=3, verbose_name="currency")),
+                (
+                    "interval",
+                    models.CharField(
+                        choices=[
+                            ("month", "Monthly"),
+                            ("quarter", "Quarterly"),
+                            ("year", "Yearly"),
+                        ],
+                        default="month",
+                        max_length=16,
+                        verbose_name="interval",
+                    ),
+                ),
+                (
+                    "minimum_commitment",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        help_text="Per period; a true-up line tops up to it.",
+                        max_digits=28,
+                        null=True,
+                        verbose_name="minimum commitment",
+                    ),
+                ),
+                ("number", models.PositiveIntegerField(verbose_name="number")),
+                (
+                    "plan",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="plans.plan",
+                        verbose_name="plan",
+                    ),
+                ),
+                (
+                    "progressive_billing_threshold",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        help_text="When a period's usage not yet invoiced reaches this amount, a threshold invoice bills it at once; the period's close bills the rest.",
+                        max_digits=28,
+                        null=True,
+                        verbose_name="progressive billing threshold",
+                    ),
+                ),
+                (
+                    "published_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="published at"),
+                ),
+                (
+                    "seat_price",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        help_text="Per seat.",
+                        max_digits=28,
+                        null=True,
+                        verbose_name="seat price",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("draft", "Draft"),
+                            ("published", "Published"),
+                            ("archived", "Archived"),
+                        ],
+                        db_index=True,
+                        default="draft",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                ("trial_days", models.PositiveIntegerField(default=0, verbose_name="trial days")),
+            ],
         ),
-        migrations.AlterField(
-            model_name="historicalplanversion",
-            name="base_fee",
-            field=models.DecimalField(
-                decimal_places=10,
-                default=Decimal("0"),
-                help_text="Billed in advance.",
-                max_digits=28,
-                verbose_name="base fee",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalplanversion",
-            name="created_at",
-            field=models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="historicalplanversion",
-            name="credits_per_period",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                help_text="Credits granted each period.",
-                max_digits=28,
-                null=True,
-                verbose_name="credits per period",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalplanversion",
-            name="currency",
-            field=models.CharField(max_length=3, verbose_name="currency"),
-        ),
-        migrations.AlterField(
-            model_name="historicalplanversion",
-            name="interval",
-            field=models.CharField(
-                choices=[("month", "Monthly"), ("quarter", "Quarterly"), ("year", "Yearly")],
-                default="month",
-                max_length=16,
-                verbose_name="interval",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalplanversion",
-            name="minimum_commitment",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                help_text="Per period; a true-up line tops up to it.",
-                max_digits=28,
-                null=True,
-                verbose_name="minimum commitment",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalplanversion",
-            name="number",
-            field=models.PositiveIntegerField(verbose_name="number"),
-        ),
-        migrations.AlterField(
-            model_name="historicalplanversion",
-            name="plan",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="plans.plan",
-                verbose_name="plan",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalplanversion",
-            name="progressive_billing_threshold",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                help_text="When a period's usage not yet invoiced reaches this amount, a threshold invoice bills it at once; the period's close bills the rest.",
-                max_digits=28,
-                null=True,
-                verbose_name="progressive billing threshold",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalplanversion",
-            name="published_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="published at"),
-        ),
-        migrations.AlterField(
-            model_name="historicalplanversion",
-            name="seat_price",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                help_text="Per seat.",
-                max_digits=28,
-                null=True,
-                verbose_name="seat price",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalplanversion",
-            name="status",
-            field=models.CharField(
-                choices=[("draft", "Draft"), ("published", "Published"), ("archived", "Archived")],
-                db_index=True,
-                default="draft",
-                max_length=16,
-                verbose_name="status",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalplanversion",
-            name="trial_days",
-            field=models.PositiveIntegerField(default=0, verbose_name="trial days"),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="historicalpricetier",
-            name="charge",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="plans.charge",
-                verbose_name="charge",
-            ),
+            fields=[
+                (
+                    "charge",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="plans.charge",
+                        verbose_name="charge",
+                    ),
+                ),
+                (
+                    "flat_fee",
+                    models.DecimalField(
+                        decimal_places=10,
+                        default=Decimal("0"),
+                        max_digits=28,
+                        verbose_name="flat fee",
+                    ),
+                ),
+                (
+                    "per",
+                    models.DecimalField(
+                        decimal_places=10,
+                        default=Decimal("1"),
+                        help_text="How many units the price is for: 1,000,000 for a price per million tokens.",
+                        max_digits=28,
+                        verbose_name="per",
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(default=0, verbose_name="position")),
+                (
+                    "unit_price",
+                    models.DecimalField(
+                        decimal_places=10, max_digits=28, verbose_name="unit price"
+                    ),
+                ),
+                (
+                    "up_to",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        help_text="Inclusive; empty for the last, open tier.",
+                        max_digits=28,
+                        null=True,
+                        verbose_name="up to",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="historicalpricetier",
-            name="flat_fee",
-            field=models.DecimalField(
-                decimal_places=10, default=Decimal("0"), max_digits=28, verbose_name="flat fee"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalpricetier",
-            name="per",
-            field=models.DecimalField(
-                decimal_places=10,
-                default=Decimal("1"),
-                help_text="How many units the price is for: 1,000,000 for a price per million tokens.",
-                max_digits=28,
-                verbose_name="per",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalpricetier",
-            name="position",
-            field=models.PositiveIntegerField(default=0, verbose_name="position"),
-        ),
-        migrations.AlterField(
-            model_name="historicalpricetier",
-            name="unit_price",
-            field=models.DecimalField(decimal_places=10, max_digits=28, verbose_name="unit price"),
-        ),
-        migrations.AlterField(
-            model_name="historicalpricetier",
-            name="up_to",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                help_text="Inclusive; empty for the last, open tier.",
-                max_digits=28,
-                null=True,
-                verbose_name="up to",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="historicaltaxrate",
-            name="active",
-            field=models.BooleanField(
-                default=True, help_text="Off: archived, charged no more.", verbose_name="active"
-            ),
+            fields=[
+                (
+                    "active",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Off: archived, charged no more.",
+                        verbose_name="active",
+                    ),
+                ),
+                ("code", models.CharField(db_index=True, max_length=64, verbose_name="code")),
+                (
+                    "country",
+                    models.CharField(
+                        blank=True,
+                        default="",
+                        help_text="ISO 3166-1 alpha-2 code. A default rate with a country applies only to customers whose address is in that country; empty: every customer.",
+                        max_length=2,
+                        verbose_name="country",
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="Printed on invoices, e.g. 'TVA' or 'VAT'.",
+                        max_length=100,
+                        verbose_name="name",
+                    ),
+                ),
+                (
+                    "percentage",
+                    models.DecimalField(
+                        decimal_places=4,
+                        help_text="e.g. 20 for 20 %; from 0 to 100.",
+                        max_digits=7,
+                        verbose_name="percentage",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="historicaltaxrate",
-            name="code",
-            field=models.CharField(db_index=True, max_length=64, verbose_name="code"),
-        ),
-        migrations.AlterField(
-            model_name="historicaltaxrate",
-            name="country",
-            field=models.CharField(
-                blank=True,
-                default="",
-                help_text="ISO 3166-1 alpha-2 code. A default rate with a country applies only to customers whose address is in that country; empty: every customer.",
-                max_length=2,
-                verbose_name="country",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicaltaxrate",
-            name="created_at",
-            field=models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="historicaltaxrate",
-            name="name",
-            field=models.CharField(
-                help_text="Printed on invoices, e.g. 'TVA' or 'VAT'.",
-                max_length=100,
-                verbose_name="name",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicaltaxrate",
-            name="percentage",
-            field=models.DecimalField(
-                decimal_places=4,
-                help_text="e.g. 20 for 20 %; from 0 to 100.",
-                max_digits=7,
-                verbose_name="percentage",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="historicalversionfeature",
-            name="feature",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="plans.feature",
-                verbose_name="feature",
-            ),
+            fields=[
+                (
+                    "feature",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="plans.feature",
+                        verbose_name="feature",
+                    ),
+                ),
+                ("value", models.JSONField(verbose_name="value")),
+                (
+                    "version",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="plans.planversion",
+                        verbose_name="version",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="historicalversionfeature",
-            name="value",
-            field=models.JSONField(verbose_name="value"),
-        ),
-        migrations.AlterField(
-            model_name="historicalversionfeature",
-            name="version",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="plans.planversion",
-                verbose_name="version",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="meter",
-            name="aggregation",
-            field=models.CharField(
-                choices=[
-                    ("count", "Count of events"),
-                    ("sum", "Sum of a property"),
-                    ("max", "Maximum of a property"),
-                    ("unique_count", "Count of distinct values of a property"),
-                    ("latest", "Latest value of a property"),
-                ],
-                max_length=16,
-                verbose_name="aggregation",
-            ),
+            fields=[
+                (
+                    "aggregation",
+                    models.CharField(
+                        choices=[
+                            ("count", "Count of events"),
+                            ("sum", "Sum of a property"),
+                            ("max", "Maximum of a property"),
+                            ("unique_count", "Count of distinct values of a property"),
+                            ("latest", "Latest value of a property"),
+                        ],
+                        max_length=16,
+                        verbose_name="aggregation",
+                    ),
+                ),
+                ("code", models.CharField(max_length=64, unique=True, verbose_name="code")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                (
+                    "event_name",
+                    models.CharField(db_index=True, max_length=255, verbose_name="event name"),
+                ),
+                (
+                    "filters",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='Property equals one of values, e.g. {"model": ["gpt-4o"]}.',
+                        verbose_name="filters",
+                    ),
+                ),
+                (
+                    "group_by",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text='Up to 3 event properties the usage is broken down by, e.g. ["model"].',
+                        verbose_name="group by",
+                    ),
+                ),
+                (
+                    "invoice_breakdown",
+                    models.CharField(
+                        blank=True,
+                        default="",
+                        help_text="One of the group_by properties: invoices list the meter's quantity split by its values (the amount is still priced on the whole quantity). Empty: not split.",
+                        max_length=255,
+                        verbose_name="invoice breakdown",
+                    ),
+                ),
+                ("name", models.CharField(max_length=255, verbose_name="name")),
+                (
+                    "unique_property",
+                    models.CharField(
+                        blank=True, default="", max_length=255, verbose_name="unique property"
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
+                (
+                    "value_property",
+                    models.CharField(
+                        blank=True, default="", max_length=255, verbose_name="value property"
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="meter",
-            name="code",
-            field=models.CharField(max_length=64, unique=True, verbose_name="code"),
-        ),
-        migrations.AlterField(
-            model_name="meter",
-            name="created_at",
-            field=models.DateTimeField(auto_now_add=True, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="meter",
-            name="event_name",
-            field=models.CharField(db_index=True, max_length=255, verbose_name="event name"),
-        ),
-        migrations.AlterField(
-            model_name="meter",
-            name="filters",
-            field=models.JSONField(
-                blank=True,
-                default=dict,
-                help_text='Property equals one of values, e.g. {"model": ["gpt-4o"]}.',
-                verbose_name="filters",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="meter",
-            name="group_by",
-            field=models.JSONField(
-                blank=True,
-                default=list,
-                help_text='Up to 3 event properties the usage is broken down by, e.g. ["model"].',
-                verbose_name="group by",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="meter",
-            name="invoice_breakdown",
-            field=models.CharField(
-                blank=True,
-                default="",
-                help_text="One of the group_by properties: invoices list the meter's quantity split by its values (the amount is still priced on the whole quantity). Empty: not split.",
-                max_length=255,
-                verbose_name="invoice breakdown",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="meter",
-            name="name",
-            field=models.CharField(max_length=255, verbose_name="name"),
-        ),
-        migrations.AlterField(
-            model_name="meter",
-            name="unique_property",
-            field=models.CharField(
-                blank=True, default="", max_length=255, verbose_name="unique property"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="meter",
-            name="updated_at",
-            field=models.DateTimeField(auto_now=True, verbose_name="updated at"),
-        ),
-        migrations.AlterField(
-            model_name="meter",
-            name="value_property",
-            field=models.CharField(
-                blank=True, default="", max_length=255, verbose_name="value property"
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="plan",
-            name="code",
-            field=models.CharField(max_length=64, unique=True, verbose_name="code"),
+            fields=[
+                ("code", models.CharField(max_length=64, unique=True, verbose_name="code")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                (
+                    "description",
+                    models.TextField(blank=True, default="", verbose_name="description"),
+                ),
+                ("name", models.CharField(max_length=255, verbose_name="name")),
+            ],
         ),
-        migrations.AlterField(
-            model_name="plan",
-            name="created_at",
-            field=models.DateTimeField(auto_now_add=True, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="plan",
-            name="description",
-            field=models.TextField(blank=True, default="", verbose_name="description"),
-        ),
-        migrations.AlterField(
-            model_name="plan",
-            name="name",
-            field=models.CharField(max_length=255, verbose_name="name"),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="planversion",
-            name="archived_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="archived at"),
+            fields=[
+                (
+                    "archived_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="archived at"),
+                ),
+                (
+                    "base_fee",
+                    models.DecimalField(
+                        decimal_places=10,
+                        default=Decimal("0"),
+                        help_text="Billed in advance.",
+                        max_digits=28,
+                        verbose_name="base fee",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                (
+                    "credits_per_period",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        help_text="Credits granted each period.",
+                        max_digits=28,
+                        null=True,
+                        verbose_name="credits per period",
+                    ),
+                ),
+                ("currency", models.CharField(max_length=3, verbose_name="currency")),
+                (
+                    "interval",
+                    models.CharField(
+                        choices=[
+                            ("month", "Monthly"),
+                            ("quarter", "Quarterly"),
+                            ("year", "Yearly"),
+                        ],
+                        default="month",
+                        max_length=16,
+                        verbose_name="interval",
+                    ),
+                ),
+                (
+                    "minimum_commitment",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        help_text="Per period; a true-up line tops up to it.",
+                        max_digits=28,
+                        null=True,
+                        verbose_name="minimum commitment",
+                    ),
+                ),
+                ("number", models.PositiveIntegerField(verbose_name="number")),
+                (
+                    "plan",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="versions",
+                        to="plans.plan",
+                        verbose_name="plan",
+                    ),
+                ),
+                (
+                    "progressive_billing_threshold",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        help_text="When a period's usage not yet invoiced reaches this amount, a threshold invoice bills it at once; the period's close bills the rest.",
+                        max_digits=28,
+                        null=True,
+                        verbose_name="progressive billing threshold",
+                    ),
+                ),
+                (
+                    "published_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="published at"),
+                ),
+                (
+                    "seat_price",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        help_text="Per seat.",
+                        max_digits=28,
+                        null=True,
+                        verbose_name="seat price",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("draft", "Draft"),
+                            ("published", "Published"),
+                            ("archived", "Archived"),
+                        ],
+                        db_index=True,
+                        default="draft",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                ("trial_days", models.PositiveIntegerField(default=0, verbose_name="trial days")),
+            ],
         ),
-        migrations.AlterField(
-            model_name="planversion",
-            name="base_fee",
-            field=models.DecimalField(
-                decimal_places=10,
-                default=Decimal("0"),
-                help_text="Billed in advance.",
-                max_digits=28,
-                verbose_name="base fee",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="planversion",
-            name="created_at",
-            field=models.DateTimeField(auto_now_add=True, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="planversion",
-            name="credits_per_period",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                help_text="Credits granted each period.",
-                max_digits=28,
-                null=True,
-                verbose_name="credits per period",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="planversion",
-            name="currency",
-            field=models.CharField(max_length=3, verbose_name="currency"),
-        ),
-        migrations.AlterField(
-            model_name="planversion",
-            name="interval",
-            field=models.CharField(
-                choices=[("month", "Monthly"), ("quarter", "Quarterly"), ("year", "Yearly")],
-                default="month",
-                max_length=16,
-                verbose_name="interval",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="planversion",
-            name="minimum_commitment",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                help_text="Per period; a true-up line tops up to it.",
-                max_digits=28,
-                null=True,
-                verbose_name="minimum commitment",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="planversion",
-            name="number",
-            field=models.PositiveIntegerField(verbose_name="number"),
-        ),
-        migrations.AlterField(
-            model_name="planversion",
-            name="plan",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="versions",
-                to="plans.plan",
-                verbose_name="plan",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="planversion",
-            name="progressive_billing_threshold",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                help_text="When a period's usage not yet invoiced reaches this amount, a threshold invoice bills it at once; the period's close bills the rest.",
-                max_digits=28,
-                null=True,
-                verbose_name="progressive billing threshold",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="planversion",
-            name="published_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="published at"),
-        ),
-        migrations.AlterField(
-            model_name="planversion",
-            name="seat_price",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                help_text="Per seat.",
-                max_digits=28,
-                null=True,
-                verbose_name="seat price",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="planversion",
-            name="status",
-            field=models.CharField(
-                choices=[("draft", "Draft"), ("published", "Published"), ("archived", "Archived")],
-                db_index=True,
-                default="draft",
-                max_length=16,
-                verbose_name="status",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="planversion",
-            name="trial_days",
-            field=models.PositiveIntegerField(default=0, verbose_name="trial days"),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="pricesimulation",
-            name="created_at",
-            field=models.DateTimeField(verbose_name="created at"),
+            fields=[
+                ("created_at", models.DateTimeField(verbose_name="created at")),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="created by",
+                    ),
+                ),
+                ("currency", models.CharField(max_length=3, verbose_name="currency")),
+                (
+                    "current_sum",
+                    models.DecimalField(
+                        decimal_places=10,
+                        default=Decimal("0"),
+                        max_digits=28,
+                        verbose_name="current sum",
+                    ),
+                ),
+                ("customer_ids", models.JSONField(default=list, verbose_name="customer ids")),
+                (
+                    "difference_sum",
+                    models.DecimalField(
+                        decimal_places=10,
+                        default=Decimal("0"),
+                        max_digits=28,
+                        verbose_name="difference sum",
+                    ),
+                ),
+                ("done_count", models.PositiveIntegerField(default=0, verbose_name="done count")),
+                ("error", models.TextField(blank=True, default="", verbose_name="error")),
+                (
+                    "finished_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="finished at"),
+                ),
+                ("period_end", models.DateTimeField(verbose_name="period end")),
+                ("period_start", models.DateTimeField(verbose_name="period start")),
+                (
+                    "selection",
+                    models.CharField(
+                        help_text="Whom it rates, in words.",
+                        max_length=500,
+                        verbose_name="selection",
+                    ),
+                ),
+                (
+                    "simulated_sum",
+                    models.DecimalField(
+                        decimal_places=10,
+                        default=Decimal("0"),
+                        max_digits=28,
+                        verbose_name="simulated sum",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("running", "Running"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                        ],
+                        db_index=True,
+                        default="pending",
+                        max_length=16,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "total_customers",
+                    models.PositiveIntegerField(default=0, verbose_name="total customers"),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="simulations",
+                        to="plans.planversion",
+                        verbose_name="version",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="pricesimulation",
-            name="created_by",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="+",
-                to=settings.AUTH_USER_MODEL,
-                verbose_name="created by",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="pricesimulation",
-            name="currency",
-            field=models.CharField(max_length=3, verbose_name="currency"),
-        ),
-        migrations.AlterField(
-            model_name="pricesimulation",
-            name="current_sum",
-            field=models.DecimalField(
-                decimal_places=10, default=Decimal("0"), max_digits=28, verbose_name="current sum"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="pricesimulation",
-            name="customer_ids",
-            field=models.JSONField(default=list, verbose_name="customer ids"),
-        ),
-        migrations.AlterField(
-            model_name="pricesimulation",
-            name="difference_sum",
-            field=models.DecimalField(
-                decimal_places=10,
-                default=Decimal("0"),
-                max_digits=28,
-                verbose_name="difference sum",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="pricesimulation",
-            name="done_count",
-            field=models.PositiveIntegerField(default=0, verbose_name="done count"),
-        ),
-        migrations.AlterField(
-            model_name="pricesimulation",
-            name="error",
-            field=models.TextField(blank=True, default="", verbose_name="error"),
-        ),
-        migrations.AlterField(
-            model_name="pricesimulation",
-            name="finished_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="finished at"),
-        ),
-        migrations.AlterField(
-            model_name="pricesimulation",
-            name="period_end",
-            field=models.DateTimeField(verbose_name="period end"),
-        ),
-        migrations.AlterField(
-            model_name="pricesimulation",
-            name="period_start",
-            field=models.DateTimeField(verbose_name="period start"),
-        ),
-        migrations.AlterField(
-            model_name="pricesimulation",
-            name="selection",
-            field=models.CharField(
-                help_text="Whom it rates, in words.", max_length=500, verbose_name="selection"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="pricesimulation",
-            name="simulated_sum",
-            field=models.DecimalField(
-                decimal_places=10, default=Decimal("0"), max_digits=28, verbose_name="simulated sum"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="pricesimulation",
-            name="status",
-            field=models.CharField(
-                choices=[
-                    ("pending", "Pending"),
-                    ("running", "Running"),
-                    ("done", "Done"),
-                    ("failed", "Failed"),
-                ],
-                db_index=True,
-                default="pending",
-                max_length=16,
-                verbose_name="status",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="pricesimulation",
-            name="total_customers",
-            field=models.PositiveIntegerField(default=0, verbose_name="total customers"),
-        ),
-        migrations.AlterField(
-            model_name="pricesimulation",
-            name="version",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="simulations",
-                to="plans.planversion",
-                verbose_name="version",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="pricesimulationrow",
-            name="currency",
-            field=models.CharField(max_length=3, verbose_name="currency"),
+            fields=[
+                ("currency", models.CharField(max_length=3, verbose_name="currency")),
+                (
+                    "current_total",
+                    models.DecimalField(
+                        decimal_places=10, max_digits=28, verbose_name="current total"
+                    ),
+                ),
+                (
+                    "current_version_label",
+                    models.CharField(max_length=255, verbose_name="current version label"),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
+                (
+                    "difference",
+                    models.DecimalField(
+                        decimal_places=10, max_digits=28, verbose_name="difference"
+                    ),
+                ),
+                (
+                    "simulated_total",
+                    models.DecimalField(
+                        decimal_places=10, max_digits=28, verbose_name="simulated total"
+                    ),
+                ),
+                (
+                    "simulation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="rows",
+                        to="plans.pricesimulation",
+                        verbose_name="simulation",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="pricesimulationrow",
-            name="current_total",
-            field=models.DecimalField(
-                decimal_places=10, max_digits=28, verbose_name="current total"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="pricesimulationrow",
-            name="current_version_label",
-            field=models.CharField(max_length=255, verbose_name="current version label"),
-        ),
-        migrations.AlterField(
-            model_name="pricesimulationrow",
-            name="customer",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="customers.customer",
-                verbose_name="customer",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="pricesimulationrow",
-            name="difference",
-            field=models.DecimalField(decimal_places=10, max_digits=28, verbose_name="difference"),
-        ),
-        migrations.AlterField(
-            model_name="pricesimulationrow",
-            name="simulated_total",
-            field=models.DecimalField(
-                decimal_places=10, max_digits=28, verbose_name="simulated total"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="pricesimulationrow",
-            name="simulation",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="rows",
-                to="plans.pricesimulation",
-                verbose_name="simulation",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="pricetier",
-            name="charge",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="tiers",
-                to="plans.charge",
-                verbose_name="charge",
-            ),
+            fields=[
+                (
+                    "charge",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="tiers",
+                        to="plans.charge",
+                        verbose_name="charge",
+                    ),
+                ),
+                (
+                    "flat_fee",
+                    models.DecimalField(
+                        decimal_places=10,
+                        default=Decimal("0"),
+                        max_digits=28,
+                        verbose_name="flat fee",
+                    ),
+                ),
+                (
+                    "per",
+                    models.DecimalField(
+                        decimal_places=10,
+                        default=Decimal("1"),
+                        help_text="How many units the price is for: 1,000,000 for a price per million tokens.",
+                        max_digits=28,
+                        verbose_name="per",
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(default=0, verbose_name="position")),
+                (
+                    "unit_price",
+                    models.DecimalField(
+                        decimal_places=10, max_digits=28, verbose_name="unit price"
+                    ),
+                ),
+                (
+                    "up_to",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        help_text="Inclusive; empty for the last, open tier.",
+                        max_digits=28,
+                        null=True,
+                        verbose_name="up to",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="pricetier",
-            name="flat_fee",
-            field=models.DecimalField(
-                decimal_places=10, default=Decimal("0"), max_digits=28, verbose_name="flat fee"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="pricetier",
-            name="per",
-            field=models.DecimalField(
-                decimal_places=10,
-                default=Decimal("1"),
-                help_text="How many units the price is for: 1,000,000 for a price per million tokens.",
-                max_digits=28,
-                verbose_name="per",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="pricetier",
-            name="position",
-            field=models.PositiveIntegerField(default=0, verbose_name="position"),
-        ),
-        migrations.AlterField(
-            model_name="pricetier",
-            name="unit_price",
-            field=models.DecimalField(decimal_places=10, max_digits=28, verbose_name="unit price"),
-        ),
-        migrations.AlterField(
-            model_name="pricetier",
-            name="up_to",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                help_text="Inclusive; empty for the last, open tier.",
-                max_digits=28,
-                null=True,
-                verbose_name="up to",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="taxrate",
-            name="active",
-            field=models.BooleanField(
-                default=True, help_text="Off: archived, charged no more.", verbose_name="active"
-            ),
+            fields=[
+                (
+                    "active",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Off: archived, charged no more.",
+                        verbose_name="active",
+                    ),
+                ),
+                ("code", models.CharField(max_length=64, unique=True, verbose_name="code")),
+                (
+                    "country",
+                    models.CharField(
+                        blank=True,
+                        default="",
+                        help_text="ISO 3166-1 alpha-2 code. A default rate with a country applies only to customers whose address is in that country; empty: every customer.",
+                        max_length=2,
+                        verbose_name="country",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="Printed on invoices, e.g. 'TVA' or 'VAT'.",
+                        max_length=100,
+                        verbose_name="name",
+                    ),
+                ),
+                (
+                    "percentage",
+                    models.DecimalField(
+                        decimal_places=4,
+                        help_text="e.g. 20 for 20 %; from 0 to 100.",
+                        max_digits=7,
+                        verbose_name="percentage",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="taxrate",
-            name="code",
-            field=models.CharField(max_length=64, unique=True, verbose_name="code"),
-        ),
-        migrations.AlterField(
-            model_name="taxrate",
-            name="country",
-            field=models.CharField(
-                blank=True,
-                default="",
-                help_text="ISO 3166-1 alpha-2 code. A default rate with a country applies only to customers whose address is in that country; empty: every customer.",
-                max_length=2,
-                verbose_name="country",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="taxrate",
-            name="created_at",
-            field=models.DateTimeField(auto_now_add=True, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="taxrate",
-            name="name",
-            field=models.CharField(
-                help_text="Printed on invoices, e.g. 'TVA' or 'VAT'.",
-                max_length=100,
-                verbose_name="name",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="taxrate",
-            name="percentage",
-            field=models.DecimalField(
-                decimal_places=4,
-                help_text="e.g. 20 for 20 %; from 0 to 100.",
-                max_digits=7,
-                verbose_name="percentage",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="versionfeature",
-            name="feature",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="grants",
-                to="plans.feature",
-                verbose_name="feature",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="versionfeature",
-            name="value",
-            field=models.JSONField(verbose_name="value"),
-        ),
-        migrations.AlterField(
-            model_name="versionfeature",
-            name="version",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="features",
-                to="plans.planversion",
-                verbose_name="version",
-            ),
+            fields=[
+                (
+                    "feature",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="grants",
+                        to="plans.feature",
+                        verbose_name="feature",
+                    ),
+                ),
+                ("value", models.JSONField(verbose_name="value")),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="features",
+                        to="plans.planversion",
+                        verbose_name="version",
+                    ),
+                ),
+            ],
         ),
     ]

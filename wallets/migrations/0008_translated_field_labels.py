@@ -3,6 +3,8 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+from billing.core.migration_operations import AlterFields
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -26,573 +28,510 @@ class Migration(migrations.Migration):
                 "verbose_name_plural": "credit blocks",
             },
         ),
-        migrations.AlterField(
+        AlterFields(
             model_name="autotopup",
-            name="enabled",
-            field=models.BooleanField(default=True, verbose_name="enabled"),
+            fields=[
+                ("enabled", models.BooleanField(default=True, verbose_name="enabled")),
+                (
+                    "pack",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="plans.creditpack",
+                        verbose_name="pack",
+                    ),
+                ),
+                (
+                    "threshold",
+                    models.DecimalField(decimal_places=10, max_digits=28, verbose_name="threshold"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
+                (
+                    "wallet",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="auto_top_up",
+                        to="wallets.wallet",
+                        verbose_name="wallet",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="autotopup",
-            name="pack",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="plans.creditpack",
-                verbose_name="pack",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="autotopup",
-            name="threshold",
-            field=models.DecimalField(decimal_places=10, max_digits=28, verbose_name="threshold"),
-        ),
-        migrations.AlterField(
-            model_name="autotopup",
-            name="updated_at",
-            field=models.DateTimeField(auto_now=True, verbose_name="updated at"),
-        ),
-        migrations.AlterField(
-            model_name="autotopup",
-            name="wallet",
-            field=models.OneToOneField(
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="auto_top_up",
-                to="wallets.wallet",
-                verbose_name="wallet",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="creditblock",
-            name="amount",
-            field=models.DecimalField(decimal_places=10, max_digits=28, verbose_name="amount"),
+            fields=[
+                (
+                    "amount",
+                    models.DecimalField(decimal_places=10, max_digits=28, verbose_name="amount"),
+                ),
+                ("created_at", models.DateTimeField(verbose_name="created at")),
+                (
+                    "currency",
+                    models.CharField(blank=True, default="", max_length=3, verbose_name="currency"),
+                ),
+                ("effective_at", models.DateTimeField(verbose_name="effective at")),
+                (
+                    "expired_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="expired at"),
+                ),
+                (
+                    "expires_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="expires at"),
+                ),
+                (
+                    "invoice",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="invoices.invoice",
+                        verbose_name="invoice",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("paid", "Paid"), ("promotional", "Promotional")],
+                        max_length=12,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "note",
+                    models.CharField(blank=True, default="", max_length=255, verbose_name="note"),
+                ),
+                (
+                    "pack",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="plans.creditpack",
+                        verbose_name="pack",
+                    ),
+                ),
+                (
+                    "period_start",
+                    models.DateTimeField(blank=True, null=True, verbose_name="period start"),
+                ),
+                (
+                    "price_paid",
+                    models.DecimalField(
+                        decimal_places=10, default=0, max_digits=28, verbose_name="price paid"
+                    ),
+                ),
+                (
+                    "priority",
+                    models.IntegerField(
+                        default=50, help_text="Lower is drawn first.", verbose_name="priority"
+                    ),
+                ),
+                (
+                    "remaining",
+                    models.DecimalField(decimal_places=10, max_digits=28, verbose_name="remaining"),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("pack", "Credit pack purchase"),
+                            ("grant", "Grant"),
+                            ("period_grant", "Plan credits for a period"),
+                            ("top_up", "Money top-up"),
+                            ("auto_top_up", "Auto top-up"),
+                        ],
+                        max_length=16,
+                        verbose_name="source",
+                    ),
+                ),
+                (
+                    "subscription",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="billing.subscription",
+                        verbose_name="subscription",
+                    ),
+                ),
+                (
+                    "wallet",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="blocks",
+                        to="wallets.wallet",
+                        verbose_name="wallet",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="creditblock",
-            name="created_at",
-            field=models.DateTimeField(verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="creditblock",
-            name="currency",
-            field=models.CharField(blank=True, default="", max_length=3, verbose_name="currency"),
-        ),
-        migrations.AlterField(
-            model_name="creditblock",
-            name="effective_at",
-            field=models.DateTimeField(verbose_name="effective at"),
-        ),
-        migrations.AlterField(
-            model_name="creditblock",
-            name="expired_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="expired at"),
-        ),
-        migrations.AlterField(
-            model_name="creditblock",
-            name="expires_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="expires at"),
-        ),
-        migrations.AlterField(
-            model_name="creditblock",
-            name="invoice",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="invoices.invoice",
-                verbose_name="invoice",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditblock",
-            name="kind",
-            field=models.CharField(
-                choices=[("paid", "Paid"), ("promotional", "Promotional")],
-                max_length=12,
-                verbose_name="kind",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditblock",
-            name="note",
-            field=models.CharField(blank=True, default="", max_length=255, verbose_name="note"),
-        ),
-        migrations.AlterField(
-            model_name="creditblock",
-            name="pack",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="plans.creditpack",
-                verbose_name="pack",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditblock",
-            name="period_start",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="period start"),
-        ),
-        migrations.AlterField(
-            model_name="creditblock",
-            name="price_paid",
-            field=models.DecimalField(
-                decimal_places=10, default=0, max_digits=28, verbose_name="price paid"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditblock",
-            name="priority",
-            field=models.IntegerField(
-                default=50, help_text="Lower is drawn first.", verbose_name="priority"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditblock",
-            name="remaining",
-            field=models.DecimalField(decimal_places=10, max_digits=28, verbose_name="remaining"),
-        ),
-        migrations.AlterField(
-            model_name="creditblock",
-            name="source",
-            field=models.CharField(
-                choices=[
-                    ("pack", "Credit pack purchase"),
-                    ("grant", "Grant"),
-                    ("period_grant", "Plan credits for a period"),
-                    ("top_up", "Money top-up"),
-                    ("auto_top_up", "Auto top-up"),
-                ],
-                max_length=16,
-                verbose_name="source",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditblock",
-            name="subscription",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="billing.subscription",
-                verbose_name="subscription",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="creditblock",
-            name="wallet",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="blocks",
-                to="wallets.wallet",
-                verbose_name="wallet",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="historicalautotopup",
-            name="enabled",
-            field=models.BooleanField(default=True, verbose_name="enabled"),
+            fields=[
+                ("enabled", models.BooleanField(default=True, verbose_name="enabled")),
+                (
+                    "pack",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="plans.creditpack",
+                        verbose_name="pack",
+                    ),
+                ),
+                (
+                    "threshold",
+                    models.DecimalField(decimal_places=10, max_digits=28, verbose_name="threshold"),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(blank=True, editable=False, verbose_name="updated at"),
+                ),
+                (
+                    "wallet",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="wallets.wallet",
+                        verbose_name="wallet",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="historicalautotopup",
-            name="pack",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="plans.creditpack",
-                verbose_name="pack",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalautotopup",
-            name="threshold",
-            field=models.DecimalField(decimal_places=10, max_digits=28, verbose_name="threshold"),
-        ),
-        migrations.AlterField(
-            model_name="historicalautotopup",
-            name="updated_at",
-            field=models.DateTimeField(blank=True, editable=False, verbose_name="updated at"),
-        ),
-        migrations.AlterField(
-            model_name="historicalautotopup",
-            name="wallet",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="wallets.wallet",
-                verbose_name="wallet",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="historicalcreditblock",
-            name="amount",
-            field=models.DecimalField(decimal_places=10, max_digits=28, verbose_name="amount"),
+            fields=[
+                (
+                    "amount",
+                    models.DecimalField(decimal_places=10, max_digits=28, verbose_name="amount"),
+                ),
+                ("created_at", models.DateTimeField(verbose_name="created at")),
+                (
+                    "currency",
+                    models.CharField(blank=True, default="", max_length=3, verbose_name="currency"),
+                ),
+                ("effective_at", models.DateTimeField(verbose_name="effective at")),
+                (
+                    "expired_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="expired at"),
+                ),
+                (
+                    "expires_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="expires at"),
+                ),
+                (
+                    "invoice",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="invoices.invoice",
+                        verbose_name="invoice",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("paid", "Paid"), ("promotional", "Promotional")],
+                        max_length=12,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "note",
+                    models.CharField(blank=True, default="", max_length=255, verbose_name="note"),
+                ),
+                (
+                    "pack",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="plans.creditpack",
+                        verbose_name="pack",
+                    ),
+                ),
+                (
+                    "period_start",
+                    models.DateTimeField(blank=True, null=True, verbose_name="period start"),
+                ),
+                (
+                    "price_paid",
+                    models.DecimalField(
+                        decimal_places=10, default=0, max_digits=28, verbose_name="price paid"
+                    ),
+                ),
+                (
+                    "priority",
+                    models.IntegerField(
+                        default=50, help_text="Lower is drawn first.", verbose_name="priority"
+                    ),
+                ),
+                (
+                    "remaining",
+                    models.DecimalField(decimal_places=10, max_digits=28, verbose_name="remaining"),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("pack", "Credit pack purchase"),
+                            ("grant", "Grant"),
+                            ("period_grant", "Plan credits for a period"),
+                            ("top_up", "Money top-up"),
+                            ("auto_top_up", "Auto top-up"),
+                        ],
+                        max_length=16,
+                        verbose_name="source",
+                    ),
+                ),
+                (
+                    "subscription",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="billing.subscription",
+                        verbose_name="subscription",
+                    ),
+                ),
+                (
+                    "wallet",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="wallets.wallet",
+                        verbose_name="wallet",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="historicalcreditblock",
-            name="created_at",
-            field=models.DateTimeField(verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcreditblock",
-            name="currency",
-            field=models.CharField(blank=True, default="", max_length=3, verbose_name="currency"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcreditblock",
-            name="effective_at",
-            field=models.DateTimeField(verbose_name="effective at"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcreditblock",
-            name="expired_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="expired at"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcreditblock",
-            name="expires_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="expires at"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcreditblock",
-            name="invoice",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="invoices.invoice",
-                verbose_name="invoice",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcreditblock",
-            name="kind",
-            field=models.CharField(
-                choices=[("paid", "Paid"), ("promotional", "Promotional")],
-                max_length=12,
-                verbose_name="kind",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcreditblock",
-            name="note",
-            field=models.CharField(blank=True, default="", max_length=255, verbose_name="note"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcreditblock",
-            name="pack",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="plans.creditpack",
-                verbose_name="pack",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcreditblock",
-            name="period_start",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="period start"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcreditblock",
-            name="price_paid",
-            field=models.DecimalField(
-                decimal_places=10, default=0, max_digits=28, verbose_name="price paid"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcreditblock",
-            name="priority",
-            field=models.IntegerField(
-                default=50, help_text="Lower is drawn first.", verbose_name="priority"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcreditblock",
-            name="remaining",
-            field=models.DecimalField(decimal_places=10, max_digits=28, verbose_name="remaining"),
-        ),
-        migrations.AlterField(
-            model_name="historicalcreditblock",
-            name="source",
-            field=models.CharField(
-                choices=[
-                    ("pack", "Credit pack purchase"),
-                    ("grant", "Grant"),
-                    ("period_grant", "Plan credits for a period"),
-                    ("top_up", "Money top-up"),
-                    ("auto_top_up", "Auto top-up"),
-                ],
-                max_length=16,
-                verbose_name="source",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcreditblock",
-            name="subscription",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="billing.subscription",
-                verbose_name="subscription",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalcreditblock",
-            name="wallet",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="wallets.wallet",
-                verbose_name="wallet",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="historicalwallet",
-            name="created_at",
-            field=models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
+            fields=[
+                (
+                    "created_at",
+                    models.DateTimeField(blank=True, editable=False, verbose_name="created at"),
+                ),
+                (
+                    "currency",
+                    models.CharField(blank=True, default="", max_length=3, verbose_name="currency"),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("credits", "Credits"), ("money", "Money")],
+                        max_length=8,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "low_balance_threshold",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        help_text="Alert (once a period) when the balance falls to or below this.",
+                        max_digits=28,
+                        null=True,
+                        verbose_name="low balance threshold",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="historicalwallet",
-            name="currency",
-            field=models.CharField(blank=True, default="", max_length=3, verbose_name="currency"),
-        ),
-        migrations.AlterField(
-            model_name="historicalwallet",
-            name="customer",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to="customers.customer",
-                verbose_name="customer",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalwallet",
-            name="kind",
-            field=models.CharField(
-                choices=[("credits", "Credits"), ("money", "Money")],
-                max_length=8,
-                verbose_name="kind",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="historicalwallet",
-            name="low_balance_threshold",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                help_text="Alert (once a period) when the balance falls to or below this.",
-                max_digits=28,
-                null=True,
-                verbose_name="low balance threshold",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="ledgerentry",
-            name="amount",
-            field=models.DecimalField(decimal_places=10, max_digits=28, verbose_name="amount"),
+            fields=[
+                (
+                    "amount",
+                    models.DecimalField(decimal_places=10, max_digits=28, verbose_name="amount"),
+                ),
+                (
+                    "balance_after",
+                    models.DecimalField(
+                        decimal_places=10, max_digits=28, verbose_name="balance after"
+                    ),
+                ),
+                (
+                    "block",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="entries",
+                        to="wallets.creditblock",
+                        verbose_name="block",
+                    ),
+                ),
+                (
+                    "credit_note",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="invoices.creditnote",
+                        verbose_name="credit note",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("purchase", "Purchase"),
+                            ("grant", "Grant"),
+                            ("period_grant", "Plan credits"),
+                            ("top_up", "Top-up"),
+                            ("auto_top_up", "Auto top-up"),
+                            ("usage", "Usage"),
+                            ("expiry", "Expiry"),
+                            ("void", "Purchase voided"),
+                            ("credit_note", "Purchase credited"),
+                        ],
+                        max_length=16,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "meter",
+                    models.CharField(blank=True, default="", max_length=255, verbose_name="meter"),
+                ),
+                ("occurred_at", models.DateTimeField(verbose_name="occurred at")),
+                (
+                    "quantity",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        max_digits=28,
+                        null=True,
+                        verbose_name="quantity",
+                    ),
+                ),
+                (
+                    "wallet",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="ledger",
+                        to="wallets.wallet",
+                        verbose_name="wallet",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="ledgerentry",
-            name="balance_after",
-            field=models.DecimalField(
-                decimal_places=10, max_digits=28, verbose_name="balance after"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="ledgerentry",
-            name="block",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="entries",
-                to="wallets.creditblock",
-                verbose_name="block",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="ledgerentry",
-            name="credit_note",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="invoices.creditnote",
-                verbose_name="credit note",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="ledgerentry",
-            name="kind",
-            field=models.CharField(
-                choices=[
-                    ("purchase", "Purchase"),
-                    ("grant", "Grant"),
-                    ("period_grant", "Plan credits"),
-                    ("top_up", "Top-up"),
-                    ("auto_top_up", "Auto top-up"),
-                    ("usage", "Usage"),
-                    ("expiry", "Expiry"),
-                    ("void", "Purchase voided"),
-                    ("credit_note", "Purchase credited"),
-                ],
-                max_length=16,
-                verbose_name="kind",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="ledgerentry",
-            name="meter",
-            field=models.CharField(blank=True, default="", max_length=255, verbose_name="meter"),
-        ),
-        migrations.AlterField(
-            model_name="ledgerentry",
-            name="occurred_at",
-            field=models.DateTimeField(verbose_name="occurred at"),
-        ),
-        migrations.AlterField(
-            model_name="ledgerentry",
-            name="quantity",
-            field=models.DecimalField(
-                blank=True, decimal_places=10, max_digits=28, null=True, verbose_name="quantity"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="ledgerentry",
-            name="wallet",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="ledger",
-                to="wallets.wallet",
-                verbose_name="wallet",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="uncoveredusage",
-            name="customer",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="customers.customer",
-                verbose_name="customer",
-            ),
+            fields=[
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
+                ("meter", models.CharField(max_length=255, verbose_name="meter")),
+                ("occurred_at", models.DateTimeField(verbose_name="occurred at")),
+                (
+                    "quantity",
+                    models.DecimalField(
+                        decimal_places=10,
+                        help_text="Units not paid for.",
+                        max_digits=28,
+                        verbose_name="quantity",
+                    ),
+                ),
+                (
+                    "shortfall",
+                    models.DecimalField(
+                        decimal_places=10,
+                        help_text="Credits or money missing.",
+                        max_digits=28,
+                        verbose_name="shortfall",
+                    ),
+                ),
+                (
+                    "wallet",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="uncovered",
+                        to="wallets.wallet",
+                        verbose_name="wallet",
+                    ),
+                ),
+            ],
         ),
-        migrations.AlterField(
-            model_name="uncoveredusage",
-            name="meter",
-            field=models.CharField(max_length=255, verbose_name="meter"),
-        ),
-        migrations.AlterField(
-            model_name="uncoveredusage",
-            name="occurred_at",
-            field=models.DateTimeField(verbose_name="occurred at"),
-        ),
-        migrations.AlterField(
-            model_name="uncoveredusage",
-            name="quantity",
-            field=models.DecimalField(
-                decimal_places=10,
-                help_text="Units not paid for.",
-                max_digits=28,
-                verbose_name="quantity",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="uncoveredusage",
-            name="shortfall",
-            field=models.DecimalField(
-                decimal_places=10,
-                help_text="Credits or money missing.",
-                max_digits=28,
-                verbose_name="shortfall",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="uncoveredusage",
-            name="wallet",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="uncovered",
-                to="wallets.wallet",
-                verbose_name="wallet",
-            ),
-        ),
-        migrations.AlterField(
+        AlterFields(
             model_name="wallet",
-            name="balance",
-            field=models.DecimalField(
-                decimal_places=10, default=0, max_digits=28, verbose_name="balance"
-            ),
-        ),
-        migrations.AlterField(
-            model_name="wallet",
-            name="created_at",
-            field=models.DateTimeField(auto_now_add=True, verbose_name="created at"),
-        ),
-        migrations.AlterField(
-            model_name="wallet",
-            name="currency",
-            field=models.CharField(blank=True, default="", max_length=3, verbose_name="currency"),
-        ),
-        migrations.AlterField(
-            model_name="wallet",
-            name="customer",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="wallets",
-                to="customers.customer",
-                verbose_name="customer",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="wallet",
-            name="kind",
-            field=models.CharField(
-                choices=[("credits", "Credits"), ("money", "Money")],
-                max_length=8,
-                verbose_name="kind",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="wallet",
-            name="low_balance_threshold",
-            field=models.DecimalField(
-                blank=True,
-                decimal_places=10,
-                help_text="Alert (once a period) when the balance falls to or below this.",
-                max_digits=28,
-                null=True,
-                verbose_name="low balance threshold",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="wallet",
-            name="updated_at",
-            field=models.DateTimeField(auto_now=True, verbose_name="updated at"),
+            fields=[
+                (
+                    "balance",
+                    models.DecimalField(
+                        decimal_places=10, default=0, max_digits=28, verbose_name="balance"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                (
+                    "currency",
+                    models.CharField(blank=True, default="", max_length=3, verbose_name="currency"),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="wallets",
+                        to="customers.customer",
+                        verbose_name="customer",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("credits", "Credits"), ("money", "Money")],
+                        max_length=8,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "low_balance_threshold",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=10,
+                        help_text="Alert (once a period) when the balance falls to or below this.",
+                        max_digits=28,
+                        null=True,
+                        verbose_name="low balance threshold",
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
+            ],
         ),
     ]
