@@ -101,6 +101,10 @@ def test_the_journal_pages_are_listed_under_accounting_not_billing(admin_client)
     )
     trial = admin_client.get("/admin/billing/trialbalance/").content.decode()
     assert '<a href="/admin/accounting/">Accounting</a>' in trial
+    add = admin_client.get("/admin/billing/journalaccount/add/").content.decode()
+    assert '<a href="/admin/accounting/">Accounting</a>' in add
+    assert "Add account" in add
+    assert '/admin/billing/">Billing</a>' not in add
 
 
 @pytest.mark.parametrize(("language", "heading"), [("fr", "Comptabilité"), ("de", "Buchhaltung")])
