@@ -3,6 +3,7 @@ closing invoices (deferred to revenue), its unused access (and rollover left
 over) expired to breakage at each close, and deferred revenue always what the
 commit still holds. The backfill writes the expiries once."""
 
+import itertools
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
@@ -12,6 +13,8 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 from django.db.models import Sum
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from billing.invoicing.close import periods_close
 from billing.journal.models import AccountKind, DocumentType, JournalEntry
@@ -214,3 +217,61 @@ def test_backfill_twice_writes_commit_expiries_once(catalog):  # noqa: F811
     for account, debit, credit in JournalEntry.objects.values_list("account", "debit", "credit"):
         again[account] += debit - credit
     assert again == totals
+
+
+EXAMPLES = itertools.count()
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    cents=st.integers(100, 500_000),
+    rollover=st.integers(0, 100),
+    rollover_periods=st.integers(1, 2),
+    usage=st.lists(st.integers(0, 2_000), min_size=3, max_size=3),
+    void=st.none() | st.integers(0, 2),
+)
+def test_deferred_revenue_is_what_any_commit_holds(
+    catalog,  # noqa: F811
+    cents,
+    rollover,
+    rollover_periods,
+    usage,
+    void,
+):
+    # given: a prepaid commit of any amount and rollover, any usage, maybe a void
+    code = f"c{next(EXAMPLES)}"
+    customer, _subscription = customer_on_plan(code)
+    body = {**PREPAID, "amount": f"{D(cents) / 100:.2f}"}
+    body.pop("rollover")
+    if rollover:
+        body["rollover"] = {"percent": str(rollover), "expires_after_periods": rollover_periods}
+    assert sign(code, body).status_code == 201
+    commit = Commit.objects.get(customer=customer)
+    months = [NOV_1, DEC_1, JAN_1, FEB_1]
+
+    for n, tokens in enumerate(usage):
+        # when: the month's usage (in 1.00 steps) and its close
+        if tokens:
+            post_usage(code, months[n] + timedelta(days=9), tokens=tokens * 1000)
+        invoice = close(customer, months[n], months[n + 1])
+        if void == n:
+            invoice_void(invoice=invoice, reason="", now=months[n + 1] + timedelta(hours=2))
+
+        # then: every document balances; the commit's deferred revenue is what it
+        # holds, its breakage what it expired, receivable what is still due
+        per_document = (
+            JournalEntry.objects.filter(customer=customer)
+            .values("document_key")
+            .annotate(debit=Sum("debit"), credit=Sum("credit"))
+        )
+        assert [row for row in per_document if row["debit"] != row["credit"]] == []
+        assert -balance(customer, AccountKind.DEFERRED_REVENUE) == held(commit)
+        expired = CommitEntry.objects.filter(commit=commit, kind=CommitEntry.EXPIRY)
+        assert -balance(customer, AccountKind.BREAKAGE) == -sum((e.amount for e in expired), D(0))
+        due = sum((i.amount_due for i in Invoice.objects.filter(customer=customer)), D(0))
+        assert balance(customer, AccountKind.RECEIVABLE) == due
+    assert held(commit) == D(0)
