@@ -207,8 +207,13 @@ def test_backfill_twice_writes_commit_expiries_once(catalog):  # noqa: F811
         totals[account] += debit - credit
     JournalEntry.objects.filter(document_type=DocumentType.COMMIT_EXPIRY).delete()
 
+    said = []
     for _run in range(2):
-        call_command("journal_backfill", stdout=StringIO())
+        out = StringIO()
+        call_command("journal_backfill", stdout=out)
+        said.append(out.getvalue().strip())
+
+    assert said == ["journaled 3 document(s)", "journaled 0 document(s)"]
 
     assert breakage(customer) == live
     keys = JournalEntry.objects.filter(document_type=DocumentType.COMMIT_EXPIRY)
