@@ -56,7 +56,8 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 INSTALLED_APPS = [
     # Its runserver (config.devserver: reads a body sent chunked) ahead of staticfiles'.
     "config",
-    "django.contrib.admin",
+    # django.contrib.admin, its site with sections (config.admin_site: Accounting).
+    "config.admin_site.BillingAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -109,6 +109,17 @@ def journal_invoice_paid(
     )
 
 
+def _credited_leg(line: InvoiceLine, amount: Decimal, plan: str) -> Leg:
+    """What crediting `amount` of the line reverses. A commit's drawdown line
+    (a void credits it, negative) is the exception: the void gives the commit
+    nothing back (its access stays drawn), so what was drawn stays recognized,
+    on the plan's revenue, and deferred revenue keeps equal to what the commit
+    still holds."""
+    if line.kind == LineKind.COMMIT_DRAWDOWN:
+        return Leg(AccountKind.REVENUE, amount, plan=plan)
+    return line_leg(line, amount, plan)
+
+
 def journal_credit_note(*, note: CreditNote, now: datetime) -> None:
     """The reversal of the note's share of its invoice: Dr each credited line's
     account, Dr tax payable per rate; Cr receivable what it took off the amount
@@ -117,7 +128,7 @@ def journal_credit_note(*, note: CreditNote, now: datetime) -> None:
     invoice = note.invoice
     plan = _plan_code(invoice)
     legs = [
-        line_leg(line.invoice_line, line.amount, plan)
+        _credited_leg(line.invoice_line, line.amount, plan)
         for line in note.lines.select_related("invoice_line")
     ]
     legs += [

@@ -21,6 +21,7 @@ from billing.rating.pricing import EXACT_PRECISION
 from wallets.commit_invoices import commit_invoice, true_up_invoice
 from wallets.commit_models import Commit, CommitAccess, CommitEntry
 from wallets.commit_terms import CommitRequest, access_schedule, check_request
+from wallets.journal_entries import journal_commit_expired
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -264,13 +265,15 @@ def expire_access(commit: Commit, *, until: datetime, now: datetime, rollover: b
                 occurred_at=access.expires_at,
             )
         if left - rolled > 0:
-            CommitEntry.objects.create(
+            expiry = CommitEntry.objects.create(
                 commit=commit,
                 access=access,
                 kind=CommitEntry.EXPIRY,
                 amount=-(left - rolled),
                 occurred_at=when,
             )
+            # Breakage, in the transaction that records it (billing.journal).
+            journal_commit_expired(entry=expiry, now=now)
         access.remaining = ZERO
         access.expired_at = now
         access.save(update_fields=["remaining", "expired_at"])

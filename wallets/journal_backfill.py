@@ -1,5 +1,6 @@
 """The journal of wallet movements made before the journal existed: credits
-(and prepaid money) consumed from sold blocks, and sold blocks expired.
+(and prepaid money) consumed from sold blocks, sold blocks expired, and
+prepaid commits' access expired.
 Consumption is journaled live per ingested batch, keyed by the batch's first
 ledger entry; here, each usage entry older than the first batch journaled live
 is a document of its own ("consumption:backfill:<entry>"), valued on its
@@ -13,11 +14,18 @@ from django.db import transaction
 
 from billing.journal.models import DocumentType, JournalEntry
 from billing.journal.writer import Document, journal_write, journal_written
-from wallets.journal_entries import consumption_legs, journal_credits_expired, priced
+from wallets.commit_models import CommitEntry
+from wallets.journal_entries import (
+    consumption_legs,
+    journal_commit_expired,
+    journal_credits_expired,
+    priced,
+)
 from wallets.models import CreditBlock, LedgerEntry
 
 ZERO = Decimal(0)
 BACKFILL_PREFIX = "consumption:backfill:"
+CHUNK = 500
 
 
 def _live_start() -> int | None:
@@ -62,8 +70,22 @@ def _block_consumption(block: CreditBlock, before: int | None, now: datetime) ->
         used -= entry.amount
 
 
+def _commit_expiries(now: datetime) -> None:
+    """The breakage of each commit expiry entry that has none."""
+    last = 0
+    query = CommitEntry.objects.filter(kind=CommitEntry.EXPIRY).select_related("commit")
+    while rows := list(query.filter(pk__gt=last).order_by("pk")[:CHUNK]):
+        last = rows[-1].pk
+        done = journal_written([f"commit_expiry:{row.pk}" for row in rows])
+        with transaction.atomic():
+            for row in rows:
+                if f"commit_expiry:{row.pk}" not in done:
+                    journal_commit_expired(entry=row, now=now)
+
+
 def wallets_journal_backfill(*, now: datetime) -> None:
-    """Journal the consumption and expiry of sold blocks that have no entries."""
+    """Journal the consumption and expiry of sold blocks, and the expiry of
+    commits' access, that have no entries."""
     before = _live_start()
     blocks = CreditBlock.objects.filter(kind=CreditBlock.PAID, price_paid__gt=0).select_related(
         "wallet"
@@ -82,3 +104,4 @@ def wallets_journal_backfill(*, now: datetime) -> None:
                 journal_credits_expired(
                     customer_id=block.wallet.customer_id, block=block, left=-expiry, now=now
                 )
+    _commit_expiries(now)

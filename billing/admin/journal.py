@@ -23,8 +23,19 @@ from billing.journal.writer import month_start, next_month
 VIEW_JOURNAL = "billing.view_journalentry"
 
 
+class AccountingAdmin:
+    """The journal's pages are listed under Accounting (config.admin_site), not
+    Billing, whose tables they stay in; their breadcrumbs say so."""
+
+    admin_section = "accounting"
+    change_list_template = "admin/accounting/change_list.html"
+    change_form_template = "admin/accounting/change_form.html"
+    delete_confirmation_template = "admin/accounting/delete_confirmation.html"
+    object_history_template = "admin/accounting/object_history.html"
+
+
 @admin.register(JournalAccount)
-class JournalAccountAdmin(admin.ModelAdmin):
+class JournalAccountAdmin(AccountingAdmin, admin.ModelAdmin):
     """Finance's chart: a change applies to entries written after it (each entry
     keeps the account it was written to)."""
 
@@ -35,7 +46,7 @@ class JournalAccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(JournalEntry)
-class JournalEntryAdmin(RecordAdmin):
+class JournalEntryAdmin(AccountingAdmin, RecordAdmin):
     list_display = (
         "date",
         "document_type",
@@ -69,7 +80,7 @@ class LockForm(forms.ModelForm):
 
 
 @admin.register(JournalPeriodLock)
-class JournalPeriodLockAdmin(admin.ModelAdmin):
+class JournalPeriodLockAdmin(AccountingAdmin, admin.ModelAdmin):
     """Locked months: added through journal_month_lock, never changed or removed."""
 
     form = LockForm
@@ -107,7 +118,7 @@ class TrialBalanceForm(forms.Form):
 
 
 @admin.register(TrialBalance)
-class TrialBalanceAdmin(RecordAdmin):
+class TrialBalanceAdmin(AccountingAdmin, RecordAdmin):
     """No records: the list page is the trial balance."""
 
     def has_view_permission(self, request, obj=None):

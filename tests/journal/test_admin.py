@@ -5,8 +5,10 @@ page and its CSV."""
 from datetime import date
 
 import pytest
+from django.contrib.auth.models import User
 
 from billing.journal.models import JournalAccount, JournalEntry, JournalPeriodLock
+from config.user_language import user_language_set
 from tests.factories import CustomerFactory, api_client
 from tests.journal.support import NOV_10, NOV_20, s29_month, usage_invoice
 
@@ -72,3 +74,48 @@ def test_a_month_is_locked_in_the_admin_once(admin_client):
     assert again.status_code == 200
     assert "This month is locked already." in again.content.decode()
     assert list(JournalPeriodLock.objects.values_list("month", flat=True)) == [date(2026, 11, 1)]
+
+
+def sections(response) -> dict[str, list[str]]:
+    return {
+        str(app["name"]): [str(model["name"]) for model in app["models"]]
+        for app in response.context["app_list"]
+    }
+
+
+def test_the_journal_pages_are_listed_under_accounting_not_billing(admin_client):
+    index = sections(admin_client.get("/admin/"))
+    assert index["Accounting"] == ["Accounts", "Journal entries", "Locked months", "Trial balance"]
+    assert "Accounts" not in index["Billing"]
+    assert "Trial balance" not in index["Billing"]
+
+    page = admin_client.get("/admin/accounting/")
+    assert page.status_code == 200
+    assert list(sections(page)) == ["Accounting"]
+    assert "Accounts" not in sections(admin_client.get("/admin/billing/"))["Billing"]
+
+    listing = admin_client.get("/admin/billing/journalaccount/").content.decode()
+    assert '<a href="/admin/accounting/">Accounting</a>' in listing
+    assert (
+        "/admin/billing/journalaccount/" in admin_client.get("/admin/accounting/").content.decode()
+    )
+    trial = admin_client.get("/admin/billing/trialbalance/").content.decode()
+    assert '<a href="/admin/accounting/">Accounting</a>' in trial
+    add = admin_client.get("/admin/billing/journalaccount/add/").content.decode()
+    assert '<a href="/admin/accounting/">Accounting</a>' in add
+    assert "Add account" in add
+    assert '/admin/billing/">Billing</a>' not in add
+
+
+@pytest.mark.parametrize(("language", "heading"), [("fr", "Comptabilité"), ("de", "Buchhaltung")])
+def test_the_accounting_heading_is_in_the_users_language(client, language, heading):
+    user = User.objects.create_superuser(f"finance_{language}", password="x")
+    user_language_set(user=user, language=language)
+    client.force_login(user)
+
+    page = client.get("/admin/accounting/")
+
+    assert page.status_code == 200
+    assert '<a href="/admin/accounting/" class="section"' in page.content.decode()
+    assert f"{heading}</a>" in page.content.decode()
+    assert f"{heading}</a>" in client.get("/admin/").content.decode()

@@ -14,7 +14,8 @@ def _documents() -> int:
 class Command(BaseCommand):
     help = (
         "Write the journal entries of documents issued before the journal existed "
-        "(invoices, payments, credit notes, refunds, credits consumed and expired). "
+        "(invoices, payments, credit notes, refunds, credits consumed and expired, "
+        "prepaid commits' access expired). "
         "Safe to run any number of times: a document's entries are written once."
     )
 
