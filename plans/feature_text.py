@@ -9,6 +9,8 @@ feature's value; a refusal says why in words, not in JSON."""
 import re
 from decimal import Decimal
 
+from django.utils.translation import gettext as _
+
 from billing.core import customer_text
 from billing.core.vocabulary import FeatureKind
 from plans.feature_grants import MAX_LIST, MAX_NUMBER, MAX_TEXT, BadValue, feature_value
@@ -99,9 +101,9 @@ def value_text(value: object) -> str:
     """A value as finance reads it: 'Yes', 'No', '1,000', 'gpt-4o', 'gpt-4o, o1';
     an empty list is 'none'."""
     if isinstance(value, bool):
-        return "Yes" if value else "No"
+        return _("Yes") if value else _("No")
     if isinstance(value, int | float | Decimal):
         return customer_text.quantity(Decimal(str(value)))
     if isinstance(value, list | tuple):
-        return ", ".join(value) if value else "none"
+        return ", ".join(value) if value else _("none")
     return str(value)

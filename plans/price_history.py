@@ -9,6 +9,9 @@ again on every save read as what changed in them."""
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
 from billing.rating.pricing import TierSpec
 from config.history import change_id
 from plans.feature_grants import FeatureGrant
@@ -21,7 +24,7 @@ from plans.models import (
     PriceTier,
     VersionFeature,
 )
-from plans.price_wording import ARROW, STATUS_NAMES, spec_changes
+from plans.price_wording import spec_changes, status_name
 from plans.rate_cards import rate_of
 from plans.validation import ChargeSpec, VersionSpec, version_terms_spec
 
@@ -30,7 +33,7 @@ from plans.validation import ChargeSpec, VersionSpec, version_terms_spec
 # it within this, by the same user.
 ONE_SAVE = timedelta(seconds=1)
 
-NOTHING_CHANGED = "Saved with no change to the terms, charges or features"
+NOTHING_CHANGED = gettext_lazy("Saved with no change to the terms, charges or features")
 
 
 @dataclass(frozen=True)
@@ -94,11 +97,11 @@ class _Names:
         meters = Meter.objects.in_bulk(meter_ids)
         features = Feature.objects.in_bulk(feature_ids)
         # A meter or feature deleted since (once nothing refers to it) keeps a name.
-        self.meter_code = {pk: f"meter #{pk}" for pk in meter_ids} | {
+        self.meter_code = {pk: _("meter #%(id)s") % {"id": pk} for pk in meter_ids} | {
             pk: meter.code for pk, meter in meters.items()
         }
         self.meter_names = {meter.code: meter.name or meter.code for meter in meters.values()}
-        self.feature_code = {pk: f"feature #{pk}" for pk in feature_ids} | {
+        self.feature_code = {pk: _("feature #%(id)s") % {"id": pk} for pk in feature_ids} | {
             pk: feature.code for pk, feature in features.items()
         }
         self.feature_names = {f.code: f.name or f.code for f in features.values()}
@@ -154,9 +157,11 @@ def _status(state: dict, version_id: int) -> str | None:
 
 def _status_line(before: str | None, after: str | None) -> list[str]:
     if before is None:
-        return ["Created and published" if after == PlanVersion.PUBLISHED else "Created as a draft"]
+        published = after == PlanVersion.PUBLISHED
+        return [_("Created and published") if published else _("Created as a draft")]
     if before != after:
-        return [f"Status: {STATUS_NAMES[before]} {ARROW} {STATUS_NAMES[after]}"]
+        names = {"old": status_name(before), "new": status_name(after)}
+        return [_("Status: %(old)s → %(new)s") % names]
     return []
 
 
@@ -182,5 +187,5 @@ def price_history(*, version: PlanVersion) -> list[PriceChange]:
         changes.append(PriceChange(save[-1].history_date, save[0].history_user, tuple(lines)))
     for index, change in enumerate(changes):
         if not change.lines:
-            changes[index] = PriceChange(change.at, change.user, (NOTHING_CHANGED,))
+            changes[index] = PriceChange(change.at, change.user, (str(NOTHING_CHANGED),))
     return changes[::-1]

@@ -6,14 +6,14 @@ and say what changed (in the words of plans.price_wording)."""
 from dataclasses import dataclass
 
 from django.urls import path as url_path
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 
 from plans import selectors
 from plans.feature_text import value_text
 from plans.models import Feature, Meter, PlanVersion
 from plans.price_wording import (
-    ARROW,
     NONE,
+    changed,
     changed_fields,
     charge_texts,
     charge_tiers,
@@ -26,9 +26,9 @@ from plans.price_wording import (
 from plans.validation import VersionSpec
 from plans.version_page_admin import VersionPageMixin
 
-ADDED = "Added in this draft"
-REMOVED = "Removed in this draft"
-NOT_GRANTED = "Not granted"
+ADDED = gettext_lazy("Added in this draft")
+REMOVED = gettext_lazy("Removed in this draft")
+NOT_GRANTED = gettext_lazy("Not granted")
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class CompareSection:
 
 
 def _change(published: str, draft: str) -> str:
-    return "" if published == draft else f"{published} {ARROW} {draft}"
+    return "" if published == draft else changed(published, draft)
 
 
 def _tier_rows(published: VersionSpec, draft: VersionSpec, old, new) -> list[CompareRow]:
@@ -60,9 +60,9 @@ def _tier_rows(published: VersionSpec, draft: VersionSpec, old, new) -> list[Com
         was = tier_summary(before[index], published.currency) if index < len(before) else NONE
         now = tier_summary(after[index], draft.currency) if index < len(after) else NONE
         if index >= len(before):
-            change = ADDED
+            change = str(ADDED)
         elif index >= len(after):
-            change = REMOVED
+            change = str(REMOVED)
         else:
             change = "; ".join(
                 changed_fields(
@@ -70,7 +70,9 @@ def _tier_rows(published: VersionSpec, draft: VersionSpec, old, new) -> list[Com
                     tier_texts(after[index], draft.currency),
                 )
             )
-        rows.append(CompareRow(f"Tier {index + 1}", was, now, change))
+        rows.append(
+            CompareRow(gettext("Tier %(number)s") % {"number": index + 1}, was, now, change)
+        )
     return rows
 
 
@@ -82,11 +84,11 @@ def _charge_section(published: VersionSpec, draft: VersionSpec, meter: str, name
     rows = []
     for label in field_labels(old_texts, new_texts):
         was, now = old_texts.get(label, NONE), new_texts.get(label, NONE)
-        change = ADDED if old is None else REMOVED if new is None else _change(was, now)
+        change = str(ADDED) if old is None else str(REMOVED) if new is None else _change(was, now)
         rows.append(CompareRow(label, was, now, change))
     rows.extend(_tier_rows(published, draft, old, new))
     rows.extend(_rate_rows(published, draft, old, new))
-    return CompareSection(f"Charge: {name}", tuple(rows))
+    return CompareSection(gettext("Charge: %(meter)s") % {"meter": name}, tuple(rows))
 
 
 def _rate_rows(published: VersionSpec, draft: VersionSpec, old, new) -> list[CompareRow]:
@@ -97,7 +99,7 @@ def _rate_rows(published: VersionSpec, draft: VersionSpec, old, new) -> list[Com
     for when in [*after, *(w for w in before if w not in after)]:
         name, was = before.get(when, ("", NONE))
         name, now = after.get(when, (name, NONE))
-        change = ADDED if when not in before else REMOVED if when not in after else ""
+        change = str(ADDED) if when not in before else str(REMOVED) if when not in after else ""
         rows.append(CompareRow(name[:1].upper() + name[1:], was, now, change or _change(was, now)))
     return rows
 
@@ -108,7 +110,7 @@ def compare_sections(published: VersionSpec, draft: VersionSpec) -> list[Compare
     old_terms, new_terms = term_texts(published), term_texts(draft)
     sections = [
         CompareSection(
-            "Terms",
+            gettext("Terms"),
             tuple(
                 CompareRow(label, old_terms[label], text, _change(old_terms[label], text))
                 for label, text in new_terms.items()
@@ -126,10 +128,12 @@ def compare_sections(published: VersionSpec, draft: VersionSpec) -> list[Compare
     features = {f.code: f.name or f.code for f in Feature.objects.filter(code__in=codes)}
     rows = []
     for code in codes:
-        was, now = old_grants.get(code, NOT_GRANTED), new_grants.get(code, NOT_GRANTED)
-        change = ADDED if code not in old_grants else REMOVED if code not in new_grants else ""
+        was, now = old_grants.get(code, str(NOT_GRANTED)), new_grants.get(code, str(NOT_GRANTED))
+        change = (
+            str(ADDED) if code not in old_grants else str(REMOVED) if code not in new_grants else ""
+        )
         rows.append(CompareRow(features.get(code, code), was, now, change or _change(was, now)))
-    sections.append(CompareSection("Features", tuple(rows)))
+    sections.append(CompareSection(gettext("Features"), tuple(rows)))
     return sections
 
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 from django import forms
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.admin.entitlements import deal_features_text
@@ -14,9 +15,18 @@ from billing.core.admin_forms import ExactDecimalField, amount_text, quantity_te
 from billing.core.vocabulary import ALLOWANCE_MODELS
 from billing.models import Subscription
 from billing.rating.pricing import PER_UNIT, PricingSpec
+from plans.models import Charge
 from plans.overrides import ChargeOverride, Overrides, overrides_from_json
-from plans.price_wording import rate_changes
+from plans.price_wording import choice_name, rate_changes
+from plans.price_wording import said as said_of
 from plans.selectors import version_spec
+
+TERM_LABELS = {
+    "base_fee": _("Base fee"),
+    "seat_price": _("Seat price"),
+    "minimum_commitment": _("Minimum commitment"),
+    "progressive_billing_threshold": _("Progressive billing threshold"),
+}
 
 
 def deal_text(stored: dict | None, version) -> str:
@@ -29,14 +39,16 @@ def deal_text(stored: dict | None, version) -> str:
     spec = version_spec(version=version)
 
     def money(value: Decimal | None) -> str:
-        return "none" if value is None else amount_text(value, spec.currency)
+        return gettext("none") if value is None else amount_text(value, spec.currency)
 
     parts = []
-    for name in ("base_fee", "seat_price", "minimum_commitment", "progressive_billing_threshold"):
+    for name, label in TERM_LABELS.items():
         value = getattr(overrides, name)
         if value is not None:
-            label = name.replace("_", " ").capitalize()
-            parts.append(f"{label} {money(value)} (plan: {money(getattr(spec, name))})")
+            parts.append(
+                gettext("%(term)s %(deal)s (plan: %(plan)s)")
+                % {"term": label, "deal": money(value), "plan": money(getattr(spec, name))}
+            )
     charges = {charge.meter: charge for charge in spec.charges}
     for override in overrides.charges:
         charge = charges.get(override.meter)
@@ -44,18 +56,23 @@ def deal_text(stored: dict | None, version) -> str:
         if override.included_units is not None:
             plan_units = customer_text.quantity(charge.included_units or 0) if charge else "-"
             said.append(
-                f"{customer_text.quantity(override.included_units)} included (plan: {plan_units})"
+                gettext("%(units)s included (plan: %(plan)s)")
+                % {"units": customer_text.quantity(override.included_units), "plan": plan_units}
             )
         if override.pricing is not None:
             said.append(
-                f"{_pricing(override.pricing)} (plan: {_pricing(charge and charge.pricing)})"
+                gettext("%(deal)s (plan: %(plan)s)")
+                % {
+                    "deal": _pricing(override.pricing),
+                    "plan": _pricing(charge and charge.pricing),
+                }
             )
         if override.rates is not None and charge is not None:
             # The deal's rows against the plan's: 'rate gpt-4o · input: 0.0000025
             # USD → 0.000002 USD, rate claude-sonnet removed (0.000003 USD)'.
             deal = replace(charge, rates=override.rates)
-            said.extend(rate_changes(charge, deal, spec.currency) or ["the plan's rates"])
-        parts.append(f"{override.meter}: {', '.join(said)}")
+            said.extend(rate_changes(charge, deal, spec.currency) or [gettext("the plan's rates")])
+        parts.append(said_of(override.meter, ", ".join(said)))
     parts.extend(deal_features_text(overrides.features, spec.features))
     return "; ".join(parts)
 
@@ -64,10 +81,15 @@ def _pricing(pricing: PricingSpec | None) -> str:
     if pricing is None:
         return "-"
     if pricing.scheme == PER_UNIT and pricing.per != 1:
-        return f"{quantity_text(pricing.unit_price)} per {quantity_text(pricing.per)} units"
+        return gettext("%(price)s per %(per)s units") % {
+            "price": quantity_text(pricing.unit_price),
+            "per": quantity_text(pricing.per),
+        }
     if pricing.scheme == PER_UNIT:
-        return f"{quantity_text(pricing.unit_price)} a unit"
-    return f"{pricing.scheme} pricing"
+        return gettext("%(price)s a unit") % {"price": quantity_text(pricing.unit_price)}
+    return gettext("%(scheme)s pricing") % {
+        "scheme": choice_name(Charge.SCHEME_CHOICES, pricing.scheme)
+    }
 
 
 class DealFields(forms.Form):

@@ -5,6 +5,8 @@ a deal does to its plan's features, for the deal's own text."""
 
 from collections.abc import Iterable
 
+from django.utils.translation import gettext as _
+
 from plans.feature_grants import FeatureGrant
 from plans.feature_text import value_text
 from plans.models import Feature
@@ -37,16 +39,19 @@ def entitlements_text(subscription) -> str:
     names = _names([*plan, *deal])
     parts = []
     for grant in now:
-        text = f"{names[grant.feature]}: {_said(grant.value)}"
-        if grant.feature in deal:
-            text += (
-                f" (deal; plan: {_said(plan[grant.feature])})"
-                if grant.feature in plan
-                else " (deal)"
-            )
+        names_value = {"feature": names[grant.feature], "value": _said(grant.value)}
+        if grant.feature in deal and grant.feature in plan:
+            text = _("%(feature)s: %(value)s (deal; plan: %(plan)s)") % {
+                **names_value,
+                "plan": _said(plan[grant.feature]),
+            }
+        elif grant.feature in deal:
+            text = _("%(feature)s: %(value)s (deal)") % names_value
+        else:
+            text = _("%(feature)s: %(value)s") % names_value
         parts.append(text)
     parts.extend(
-        f"{names[code]}: revoked by the deal"
+        _("%(feature)s: revoked by the deal") % {"feature": names[code]}
         for code, value in deal.items()
         if value is None and code in plan
     )
@@ -62,7 +67,10 @@ def deal_features_text(deal: Iterable[FeatureGrant], plan: Iterable[FeatureGrant
     names = _names(grant.feature for grant in deal)
     texts = []
     for grant in deal:
-        value = "revoked" if grant.value is None else _said(grant.value)
-        before = _said(granted[grant.feature]) if grant.feature in granted else "not granted"
-        texts.append(f"{names[grant.feature]}: {value} (plan: {before})")
+        value = _("revoked") if grant.value is None else _said(grant.value)
+        before = _said(granted[grant.feature]) if grant.feature in granted else _("not granted")
+        texts.append(
+            _("%(feature)s: %(value)s (plan: %(plan)s)")
+            % {"feature": names[grant.feature], "value": value, "plan": before}
+        )
     return texts

@@ -13,14 +13,13 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
 
-from billing.core import customer_text
 from billing.core.customer_text import CustomerText
 from billing.core.errors import InvalidRequest
 from billing.core.money import format_money
 from billing.core.periods import iso
-from billing.core.vocabulary import ConsumptionModel
 from billing.models import Alert, AlertTeamRecipient
 from billing.notifications import webhooks
+from billing.notifications.alert_emails import alert_email
 from config.celery import enqueue_on_commit
 from customers.models import Customer
 
@@ -187,148 +186,6 @@ def spend_limit_alert_raise(
     )
 
 
-SUBJECTS = {
-    Alert.USAGE_THRESHOLD: "A usage threshold is reached",
-    Alert.SPEND_LIMIT: "Your spend limit is reached",
-    Alert.LOW_BALANCE: "Your balance is low",
-    Alert.AUTO_TOP_UP: "Your balance was topped up automatically",
-    PAYMENT_FAILED: "A payment failed",
-    Alert.MARGIN_LOW: "A customer's margin is below the threshold",
-}
-
-
-def alert_email(alert: Alert) -> tuple[str, str]:
-    """The subject and plain-text body of an alert's email: a sentence per kind,
-    with the period in the customer's time zone. Reads the payload leniently
-    (rows raised before a key existed lack it): a payload without the facts its
-    sentence needs is listed as it is."""
-    customer, data = alert.customer, alert.payload
-    period = ""
-    if data.get("period"):
-        period = f" in the period {data['period']}"
-    elif data.get("period_start") and data.get("period_end"):
-        period = f" in the period from {data['period_start'][:10]} to {data['period_end'][:10]}"
-    write = _SENTENCES.get(alert.kind)
-    written = write(customer, data, period) if write else None
-    if written is None:
-        subject = SUBJECTS.get(alert.kind, alert.kind)
-        details = "\n".join(f"{name}: {value}" for name, value in sorted(data.items()))
-        written = subject, f"{subject} ({customer.name}).\n\n{details}"
-    subject, text = written
-    return subject, f"Hello,\n\n{text}\n"
-
-
-def _usage_threshold_email(customer: Customer, data: dict, period: str) -> tuple[str, str] | None:
-    if not {"meter", "threshold"} <= data.keys():
-        return None
-    beyond = (
-        "Usage beyond the included units is refused until the next period."
-        if data.get("model") == ConsumptionModel.HARD_CAP
-        else "Usage beyond the included units is billed at your plan's prices."
-    )
-    name = data.get("meter_name") or data["meter"]
-    percentage = data.get("percentage") or data["threshold"]
-    return (
-        f"You have used {percentage}% of your included {name}",
-        f"{customer.name} has used {_grouped(data.get('quantity'))} of the "
-        f"{_grouped(data.get('included'))} {name} included{period}: {percentage}%.\n\n{beyond}",
-    )
-
-
-def _spend_limit_email(customer: Customer, data: dict, period: str) -> tuple[str, str] | None:
-    if not {"spend", "spend_limit"} <= data.keys():
-        return None
-    currency = data.get("currency") or customer.currency
-    beyond = (
-        "Usage continues and is billed."
-        if data.get("mode", customer.spend_limit_mode) == Customer.SPEND_LIMIT_SOFT
-        else "Further usage is refused until the next period."
-    )
-    return (
-        SUBJECTS[Alert.SPEND_LIMIT],
-        f"{customer.name} has spent {data['spend']} {currency}{period}, reaching "
-        f"its spend limit of {data['spend_limit']} {currency}.\n\n{beyond}",
-    )
-
-
-def _low_balance_email(customer: Customer, data: dict, period: str) -> tuple[str, str] | None:
-    if not {"balance", "threshold"} <= data.keys():
-        return None
-    if data.get("wallet") == "money":
-        unit = f" {data.get('currency') or customer.currency}"
-        wallet, advice = "balance", "Top up the balance to keep your usage paid for."
-    else:
-        unit = ""
-        wallet, advice = "credits balance", "Buy credits to keep your usage paid for."
-    return (
-        SUBJECTS[Alert.LOW_BALANCE],
-        f"{customer.name}'s prepaid {wallet} is {data['balance']}{unit} (at or below the "
-        f"{data['threshold']}{unit} threshold){period}.\n\n{advice}",
-    )
-
-
-def _auto_top_up_email(customer: Customer, data: dict, period: str) -> tuple[str, str] | None:
-    if not {"pack", "credits", "price"} <= data.keys():
-        return None
-    currency = data.get("currency") or customer.currency
-    invoice = f" (invoice {data['invoice']})" if data.get("invoice") else ""
-    balance = f"; the credits balance is now {data['balance']}" if data.get("balance") else ""
-    return (
-        SUBJECTS[Alert.AUTO_TOP_UP],
-        f"{customer.name}'s auto top-up bought a pack of {data['credits']} credits "
-        f"({data['pack']}) for {data['price']} {currency}{invoice}{period}{balance}.",
-    )
-
-
-def _payment_failed_email(customer: Customer, data: dict, period: str) -> tuple[str, str] | None:
-    if not {"amount", "attempt"} <= data.keys():
-        return None
-    currency = data.get("currency") or customer.currency
-    what = f"invoice {data['invoice']}" if data.get("invoice") else "a purchase"
-    attempts = f" of {data['attempts']}" if data.get("attempts") else ""
-    error = f"\n\nReason: {data['error']}" if data.get("error") else ""
-    then = (
-        f"It will be tried again at {data['next_attempt_at']}."
-        if data.get("next_attempt_at")
-        else "It will not be tried again."
-    )
-    return (
-        SUBJECTS[PAYMENT_FAILED],
-        f"The payment of {data['amount']} {currency} for {what}{period} failed "
-        f"(attempt {data['attempt']}{attempts}).{error}\n\n{then}",
-    )
-
-
-def _margin_low_email(customer: Customer, data: dict, period: str) -> tuple[str, str] | None:
-    if not {"revenue", "cost", "margin", "margin_percent", "threshold"} <= data.keys():
-        return None
-    currency = data.get("currency") or customer.currency
-    return (
-        SUBJECTS[Alert.MARGIN_LOW],
-        f"{customer.name}'s margin{period} so far is {data['margin_percent']}%, below the "
-        f"{data['threshold']}% threshold: revenue {data['revenue']} {currency}, cost "
-        f"{data['cost']} {currency}, margin {data['margin']} {currency}.",
-    )
-
-
-_SENTENCES = {
-    Alert.USAGE_THRESHOLD: _usage_threshold_email,
-    Alert.SPEND_LIMIT: _spend_limit_email,
-    Alert.LOW_BALANCE: _low_balance_email,
-    Alert.AUTO_TOP_UP: _auto_top_up_email,
-    PAYMENT_FAILED: _payment_failed_email,
-    Alert.MARGIN_LOW: _margin_low_email,
-}
-
-
-def _grouped(number: object) -> str:
-    """A payload's quantity with thousands separators: '250000' -> '250,000'."""
-    try:
-        return customer_text.quantity(Decimal(str(number)))
-    except (ArithmeticError, ValueError):
-        return "?"
-
-
 def team_recipients(kind: str) -> list[str]:
     """The seller's own addresses that take a copy of alerts of this kind."""
     return [
@@ -351,11 +208,14 @@ def alert_email_send(*, alert: Alert, now: datetime) -> bool:
         or Alert.objects.filter(pk=alert.pk, emailed_at__isnull=False).exists()
     ):
         return False
-    subject, text = alert_email(alert)
     if to_customer:
+        # In the customer's language, figures in their convention.
+        subject, text = alert_email(alert)
         send_mail(subject, text, settings.BILLING_ALERT_FROM_EMAIL, [customer.email])
     if team:
-        # The team's copy says whose alert it is.
+        # The team's copy says whose alert it is, in the team's language (the
+        # installation's), the period still in the customer's time zone.
+        subject, text = alert_email(alert, locale=settings.LANGUAGE_CODE)
         send_mail(
             f"[{customer.name}] {subject}",
             text,

@@ -339,8 +339,8 @@ def test_a_soft_spend_limit_alert_fires_once_a_period(
     ]
     assert [m.subject for m in mailoutbox] == ["Your spend limit is reached"]
     assert mailoutbox[0].body == (
-        "Hello,\n\nAcme Inc has spent 25.04 USD in the period 1 Nov \u2013 30 Nov 2026 (UTC), "
-        "reaching its spend limit of 25.00 USD.\n\nUsage continues and is billed.\n"
+        "Hello,\n\nAcme Inc has spent 25.04\xa0USD in the period 1 Nov \u2013 30 Nov 2026 (UTC), "
+        "reaching its spend limit of 25.00\xa0USD.\n\nUsage continues and is billed.\n"
     )
 
 

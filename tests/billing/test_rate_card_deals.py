@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
+from django.utils import translation
 
 from billing.admin.deals import deal_text
 from billing.invoicing.close import periods_close
@@ -172,3 +173,32 @@ def test_a_deals_rows_are_checked_by_the_catalogs_rules(tokens_plan, charge, pat
     assert path in fields, fields
     assert any(words in text for text in fields[path]), fields[path]
     assert not Subscription.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [
+        (
+            "fr",
+            "llm_tokens\N{NO-BREAK SPACE}: tarif gpt-4o · input\N{NO-BREAK SPACE}: 2,50 USD par "
+            "1 million → 2,00 USD par 1 million, tarif gpt-4o ajouté (8,00 USD par 1 million)",
+        ),
+        (
+            "de",
+            "llm_tokens: Tarif gpt-4o · input: 2,50 USD pro 1 Mio. → 2,00 USD pro 1 Mio., "
+            "Tarif gpt-4o hinzugefügt (8,00 USD pro 1 Mio.)",
+        ),
+    ],
+)
+def test_the_deal_reads_in_the_admin_users_language(tokens_plan, language, said):
+    # Issue 49: the deal's text on the subscription page is in the reader's words.
+    response = subscribe({"meter": "llm_tokens", "rates": DEAL_ROWS})
+    subscription = Subscription.objects.get(pk=response.json()["id"])
+
+    with translation.override(language):
+        text = deal_text(subscription.overrides, subscription.version)
+
+    assert text.replace("\N{NO-BREAK SPACE}", " ").startswith(
+        said.replace("\N{NO-BREAK SPACE}", " ")
+    )
+    assert "removed" not in text and "rate " not in text

@@ -765,9 +765,9 @@ def test_a_failed_auto_top_up_grants_nothing_alerts_and_is_retried_then_fails(
     )
     (message,) = [m for m in mailoutbox if m.subject == "A payment failed"]
     assert message.body == (
-        "Hello,\n\nThe payment of 99.00 USD for a purchase failed (attempt 1 of 3).\n\n"
+        "Hello,\n\nThe payment of 99.00\xa0USD for a purchase failed (attempt 1 of 3).\n\n"
         "Reason: CardError HTTP 402 card_declined insufficient_funds: "
-        "Your card has insufficient funds.\n\nIt will be tried again at 2026-11-10T13:00:00Z.\n"
+        "Your card has insufficient funds.\n\nIt will be tried again on 10 Nov 2026, 13:00 UTC.\n"
     )
 
     # while it waits, more usage asks for no second pack

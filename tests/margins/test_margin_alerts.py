@@ -169,8 +169,8 @@ def test_a_customer_below_raises_once_to_the_team_and_one_above_does_not(
     ]
     assert mailoutbox[0].body == (
         "Hello,\n\nAcme's margin in the period 1 Nov \u2013 30 Nov 2026 (UTC) so far is "
-        "20.00%, below the 25% threshold: revenue 15.00 USD, cost 12.00 USD, margin "
-        "3.00 USD.\n"
+        "20%, below the 25% threshold: revenue 15.00\xa0USD, cost 12.00\xa0USD, margin "
+        "3.00\xa0USD.\n"
     )
     assert Alert.objects.get().emailed_at == NOV_20
 

@@ -99,7 +99,7 @@ def test_a_low_money_balance_alert_writes_money_as_money(catalog, acme):
         **NOVEMBER_IN_PARIS,
     }
     assert alert_email(alert)[1] == (
-        "Hello,\n\nAcme's prepaid balance is 0.25 USD (at or below the 0.50 USD threshold) "
+        "Hello,\n\nAcme's prepaid balance is 0.25\xa0USD (at or below the 0.50\xa0USD threshold) "
         "in the period 1 Nov \u2013 30 Nov 2026 (Europe/Paris).\n\n"
         "Top up the balance to keep your usage paid for.\n"
     )
@@ -137,7 +137,7 @@ def test_an_auto_top_up_alert_states_the_pack_its_invoice_and_the_period(
     (message,) = [m for m in mailoutbox if m.subject == subject]
     assert (message.to, message.body) == (
         ["billing@acme.test"],
-        "Hello,\n\nAcme's auto top-up bought a pack of 100 credits (runs_100) for 99.00 USD "
+        "Hello,\n\nAcme's auto top-up bought a pack of 100 credits (runs_100) for 99.00\xa0USD "
         "(invoice INV-2026-000001) in the period 1 Nov \u2013 30 Nov 2026 (Europe/Paris); "
         "the credits balance is now 110.\n",
     )
@@ -163,7 +163,7 @@ def test_alerts_raised_before_they_stated_a_period_still_read(acme):
         "Buy credits to keep your usage paid for.\n"
     )
     assert alert_email(old_top_up)[1] == (
-        "Hello,\n\nAcme's auto top-up bought a pack of 100 credits (runs_100) for 99.00 USD.\n"
+        "Hello,\n\nAcme's auto top-up bought a pack of 100 credits (runs_100) for 99.00\xa0USD.\n"
     )
     assert alert_email(bare) == (
         "Your balance is low",
