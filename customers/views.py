@@ -14,7 +14,9 @@ from django.views.decorators.http import require_GET
 
 from billing.core import customer_text
 from billing.core.customer_text import LANGUAGES, CustomerText
+from billing.core.vocabulary import LineKind
 from billing.rating.discounts import running_discount
+from billing.rating.lines import LineInput
 from billing.usage.alerts import alert_thresholds
 from customers import models as standings
 from customers.models import Customer
@@ -24,6 +26,7 @@ from customers.portal import (
     portal_customer_id,
     portal_overview,
 )
+from customers.portal_chart import chart_context
 from invoices.credit_balance import credit_balance
 from invoices.models import CreditNote, Invoice
 from invoices.pay_links import pay_path
@@ -31,12 +34,11 @@ from invoices.pdf import STATUS_LABELS
 from invoices.rendering import credit_note_pdf_response, invoice_pdf_response
 from invoices.selectors import past_due
 from invoices.standing import owed_invoices
+from invoices.totals import invoice_totals
 from plans.feature_text import value_text
+from plans.taxes import customer_tax_rates
 from wallets.models import CreditBlock, Wallet
 from wallets.selectors import blocks_usable
-
-CHART_WIDTH = 640
-CHART_HEIGHT = 120
 
 HEADERS = {
     # The token is in the path: never send it on as a referrer, never cache the page.
@@ -67,6 +69,9 @@ INVOICE_REASONS = {
 # and number come when it is finalized).
 UPCOMING = gettext_lazy("Upcoming, not yet issued")
 PAST_DUE = gettext_lazy("Past due")
+# An issued invoice as its customer reads it: open (something left to pay, not
+# yet due), past due, paid or void; never the back office's "Finalized".
+OPEN = pgettext_lazy("invoice status", "Open")
 
 # The language the portal is read in: the customer's (its locale), unless the
 # reader chose another with the page's switch (?lang=fr). The choice is kept in
@@ -133,48 +138,6 @@ def _denied(request, status: int, customer: Customer | None = None) -> HttpRespo
     return response
 
 
-def _chart(chart) -> dict:
-    count = max(1, len(chart.days))
-    slot = CHART_WIDTH / count
-    bars = []
-    scale = 0.0 if not chart.peak else (CHART_HEIGHT - 20) / float(chart.peak)
-    for index, (day, quantity) in enumerate(chart.days):
-        height = float(quantity) * scale
-        # A grouping meter's bar: one segment per group, stacked from the baseline.
-        segments, top = [], CHART_HEIGHT - 16
-        for series, part in enumerate(chart.stacked[index] if chart.stacked else ()):
-            if part <= 0:
-                continue
-            tall = float(part) * scale
-            top -= tall
-            segments.append({"y": round(top, 2), "height": round(tall, 2), "series": series})
-        bars.append(
-            {
-                "x": round(index * slot + slot * 0.1, 2),
-                "y": round(CHART_HEIGHT - 16 - height, 2),
-                "width": round(slot * 0.8, 2),
-                "height": round(height, 2),
-                "label": _("{day}: {quantity}").format(
-                    day=customer_text.day(day), quantity=customer_text.quantity(quantity)
-                ),
-                "day": day.day,
-                "show_day": index % max(1, count // 10) == 0,
-                "text_x": round(index * slot + slot / 2, 2),
-                "segments": segments,
-            }
-        )
-    return {
-        "name": chart.name,
-        "meter": chart.meter,
-        "peak": customer_text.quantity(chart.peak),
-        "bars": bars,
-        "width": CHART_WIDTH,
-        "height": CHART_HEIGHT,
-        "baseline": CHART_HEIGHT - 16,
-        "series": list(enumerate(chart.series)),
-    }
-
-
 def _discount(subscription, write: CustomerText) -> dict | None:
     """The coupon discounting the subscription's period invoices, and for how long."""
     discount = running_discount(subscription) if subscription is not None else None
@@ -186,6 +149,21 @@ def _discount(subscription, write: CustomerText) -> dict | None:
     else:
         off = write.money_text(coupon.amount_off, coupon.currency)
     return {"name": coupon.name, "off": off, "periods_left": discount.periods_left}
+
+
+def _projected_with_tax(customer: Customer, overview) -> Decimal | None:
+    """The projection (after a running discount) with the tax the customer's
+    rates would add, by the invoice's one sum (invoices.totals); None without a
+    projection or without tax (exempt, reverse-charged, no rate)."""
+    rates = customer_tax_rates(customer) if overview.projected_total is not None else []
+    if not rates:
+        return None
+    taxable = overview.projected_total - overview.projected_discount
+    return invoice_totals(
+        [LineInput(LineKind.USAGE, "", None, Decimal(1), None, taxable)],
+        rates=rates,
+        currency=customer.currency,
+    ).total
 
 
 def _feature_value(value) -> str | None:
@@ -338,11 +316,20 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
         return wallet_amount(wallet, wallet.balance)
 
     def status(invoice) -> str:
+        """Upcoming (a draft), Void, Paid; else Past due (invoices.selectors.past_due,
+        or an uncollectible invoice still owed: it was due), Open while something is
+        left to pay, and Paid once nothing is (credited or paid from the balance)."""
         if invoice.status == Invoice.DRAFT:
             return str(UPCOMING)
-        if invoice.pk in overdue:
+        if invoice.status in (Invoice.VOID, Invoice.PAID):
+            return str(STATUS_LABELS[invoice.status])
+        if invoice.pk in overdue or (
+            invoice.status == Invoice.UNCOLLECTIBLE and invoice.pk in owed
+        ):
             return str(PAST_DUE)
-        return str(STATUS_LABELS.get(invoice.status, invoice.get_status_display()))
+        if invoice.amount_due > 0:
+            return str(OPEN)
+        return str(STATUS_LABELS[Invoice.PAID])
 
     return {
         "customer": customer,
@@ -397,6 +384,7 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
         "invoiced": money(overview.invoiced) if overview.invoiced else None,
         "upcoming": money(overview.upcoming) if overview.upcoming else None,
         "projected_total": money(overview.projected_total),
+        "projected_with_tax": money(_projected_with_tax(customer, overview)),
         "projected_after_discount": money(overview.projected_total - overview.projected_discount)
         if overview.projected_discount
         else None,
@@ -418,7 +406,7 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
             for w in overview.wallets
         ],
         "commit": _commit(overview.commit, write, currency),
-        "charts": [_chart(c) for c in overview.charts],
+        "charts": [chart_context(c) for c in overview.charts],
         "invoices": [
             {
                 "id": i.pk,

@@ -113,7 +113,7 @@ def test_right_after_subscribing_the_start_invoice_is_upcoming_not_invoiced(clie
     )
     [row] = context["invoices"]
     start_invoice.refresh_from_db()
-    assert (row["number"], row["status"]) == (start_invoice.number, "Finalized")
+    assert (row["number"], row["status"]) == (start_invoice.number, "Open")
     assert f"invoices/{start_invoice.pk}/pdf" in page.content.decode()
 
 
