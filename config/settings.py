@@ -368,6 +368,10 @@ BILLING_PORTAL_TTL_SECONDS = env_int("BILLING_PORTAL_TTL_SECONDS", 3600)
 # long a reminder's link to pay its invoice works.
 BILLING_PUBLIC_URL = os.environ.get("BILLING_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 BILLING_PAY_LINK_DAYS = env_int("BILLING_PAY_LINK_DAYS", 45)
+# How long the portal link in an invoice or credit note email works (it cannot
+# be revoked before then; the API's and the admin's links last
+# BILLING_PORTAL_TTL_SECONDS).
+BILLING_PORTAL_EMAIL_LINK_DAYS = env_int("BILLING_PORTAL_EMAIL_LINK_DAYS", 45)
 # Render and store each invoice's PDF (a Celery task) once it is finalized.
 BILLING_INVOICE_PDFS = env_bool("BILLING_INVOICE_PDFS", True)
 # The first billing entity (the seller on invoices), created from these when the

@@ -1,15 +1,10 @@
-"""Signed, expiring links to a customer's portal. The token carries the customer's
-id and the expiry time, signed with SECRET_KEY (django.core.signing, its own salt);
-nothing is stored, so a link cannot be revoked before it expires: keep the time
-to live short (BILLING_PORTAL_TTL_SECONDS, default one hour)."""
+"""What a customer's portal shows (portal_overview); its links are made and read
+by customers.portal_links (re-exported here)."""
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
-
-from django.conf import settings
-from django.core import signing
 
 from billing.core.customer_text import customer_zone
 from billing.invoicing.discounts import usage_discounted
@@ -17,53 +12,20 @@ from billing.usage.breakdowns import ADDITIVE, OTHER_KEY, meter_breakdown, usage
 from billing.usage.metering import meter_cache
 from billing.usage.reads import subscription_live, usage_quantities
 from billing.usage.summary import period_usage
+from customers.portal_links import (  # noqa: F401 (the names callers import from here)
+    SALT,
+    PortalSession,
+    PortalTokenExpired,
+    PortalTokenInvalid,
+    portal_customer_id,
+    portal_email_url,
+    portal_session_create,
+)
 from invoices.models import Invoice
 from plans.feature_grants import granted
 from plans.models import Feature, Meter
 from plans.overrides import subscription_spec
 from wallets.selectors import scoped_remainders, wallet_list
-
-SALT = "customers.portal"
-
-
-class PortalTokenInvalid(Exception):
-    """Tampered with, or not a portal token at all."""
-
-
-class PortalTokenExpired(Exception):
-    """Genuine, but past its expiry."""
-
-
-@dataclass(frozen=True)
-class PortalSession:
-    token: str
-    expires_at: datetime
-
-
-def portal_session_create(*, customer, now: datetime) -> PortalSession:
-    expires_at = (now + timedelta(seconds=settings.BILLING_PORTAL_TTL_SECONDS)).replace(
-        microsecond=0
-    )
-    token = signing.dumps(
-        {"c": customer.pk, "exp": int(expires_at.timestamp())}, salt=SALT, compress=True
-    )
-    return PortalSession(token=token, expires_at=expires_at)
-
-
-def portal_customer_id(*, token: str, now: datetime) -> int:
-    """The customer a token opens. Raises PortalTokenInvalid or PortalTokenExpired."""
-    if len(token) > 500:
-        raise PortalTokenInvalid
-    try:
-        payload = signing.loads(token, salt=SALT)
-    except signing.BadSignature as exc:
-        raise PortalTokenInvalid from exc
-    if not isinstance(payload, dict) or not isinstance(payload.get("c"), int):
-        raise PortalTokenInvalid
-    expiry = payload.get("exp")
-    if not isinstance(expiry, int) or now >= datetime.fromtimestamp(expiry, UTC):
-        raise PortalTokenExpired
-    return payload["c"]
 
 
 @dataclass(frozen=True)

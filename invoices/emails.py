@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 
 from billing.core.metrics import EMAIL_FAILED, EMAIL_RETRYING, EMAIL_SENT
 from config.celery import enqueue_on_commit
+from customers.portal_links import portal_email_url
 from invoices import rendering
 from invoices.locks import document_email_lock
 from invoices.models import CreditNote, DocumentEmail, Invoice
@@ -141,10 +142,11 @@ def document_email_subject(document: Invoice | CreditNote) -> str:
         }
 
 
-def document_email_body(document: Invoice | CreditNote) -> str:
+def document_email_body(document: Invoice | CreditNote, *, now: datetime) -> str:
     """The text of the email, written as its document is (Invoice.text: the
     customer's language and time zone as invoiced, the zone named): the same
-    days as its PDF, whatever the customer changed since."""
+    days as its PDF, whatever the customer changed since; with a signed link to
+    the customer's portal made at `now` (customers.portal.portal_email_url)."""
     invoice = document.invoice if isinstance(document, CreditNote) else document
     write = invoice.text
     with write.speaking():
@@ -178,7 +180,8 @@ def document_email_body(document: Invoice | CreditNote) -> str:
                 lines.append(_("Nothing is left to pay on this invoice."))
         lines += [
             "",
-            _("Your invoices and credit notes can also be downloaded from your billing portal."),
+            _("Your invoices and credit notes can also be downloaded from your billing portal:"),
+            portal_email_url(customer=document.customer, now=now),
             "",
             _("Kind regards,"),
             _seller(document)["name"],
@@ -209,7 +212,7 @@ def _message(email: DocumentEmail, attachment: Attachment, now: datetime) -> Ema
         overdue = email.dunning_run.days_after_due > 0
         body = reminder_body(email.invoice, overdue=overdue, now=now)
     else:
-        body = document_email_body(email.document)
+        body = document_email_body(email.document, now=now)
     message = EmailMessage(
         subject=email.subject,
         body=body,

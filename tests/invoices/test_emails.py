@@ -2,6 +2,7 @@
 to its invoice_emails (else its email), the PDF attached, once per document,
 retried while the mail server fails, in the customer's language, in the admin."""
 
+import re
 import socket
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
@@ -12,6 +13,7 @@ import time_machine
 from pypdf import PdfReader
 
 from billing.rating.lines import LineInput
+from customers.portal_links import portal_email_url
 from customers.services import customer_create
 from invoices import emails, tasks
 from invoices.models import DocumentEmail, Invoice
@@ -33,6 +35,7 @@ def _emails_on(settings):
     settings.BILLING_INVOICE_FROM_EMAIL = "invoices@seller.test"
     settings.BILLING_INVOICE_EMAIL_RETRY_MINUTES = [1, 5]
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.BILLING_PUBLIC_URL = "https://billing.seller.test"
 
 
 def customer(**details):
@@ -95,6 +98,8 @@ def test_finalizing_emails_the_pdf_to_the_invoice_addresses(
 
     # then: one email, to the invoice addresses (not the customer's own email)
     (message,) = mailoutbox
+    with time_machine.travel(DEC_2, tick=False):  # the token is signed with its time
+        portal = portal_email_url(customer=invoice.customer, now=DEC_2)
     assert message.to == ["ap@acme.test", "cfo@acme.test"]
     assert message.subject == SUBJECT
     assert message.from_email == "invoices@seller.test"
@@ -108,11 +113,13 @@ def test_finalizing_emails_the_pdf_to_the_invoice_addresses(
         "Amount due: 29.99\N{NO-BREAK SPACE}USD\n"
         "Due date: 31 Dec 2026 (America/Los_Angeles)\n"
         "\n"
-        "Your invoices and credit notes can also be downloaded from your billing portal.\n"
+        "Your invoices and credit notes can also be downloaded from your billing portal:\n"
+        f"{portal}\n"
         "\n"
         "Kind regards,\n"
         "Usage Billing Inc.\n"
     )
+    assert portal.startswith("https://billing.seller.test/portal/")
     # the PDF as stored when it was issued
     ((filename, content, mimetype),) = message.attachments
     assert (filename, mimetype) == ("INV-2026-000001.pdf", "application/pdf")
@@ -172,6 +179,45 @@ def test_a_french_customer_gets_it_in_french(django_capture_on_commit_callbacks,
     assert "29,99\N{NO-BREAK SPACE}EUR" in message.body
     assert "Période : 31 oct. \N{EN DASH} 29 nov. 2026 (America/Los_Angeles)" in message.body
     assert "31 déc. 2026 (America/Los_Angeles)" in message.body
+
+
+PORTAL_LINE = re.compile(r"^https://billing\.seller\.test(/portal/[^/\s]+/)$", re.MULTILINE)
+
+
+@pytest.mark.parametrize(
+    ("locale", "words"),
+    [
+        ("en", "Your invoices and credit notes can also be downloaded from your billing portal:"),
+        (
+            "fr",
+            "Vos factures et avoirs peuvent aussi être téléchargés depuis votre portail de "
+            "facturation :",
+        ),
+        (
+            "de",
+            "Ihre Rechnungen und Gutschriften können Sie auch in Ihrem Abrechnungsportal "
+            "herunterladen:",
+        ),
+    ],
+)
+def test_the_email_links_to_the_customers_portal_for_45_days(
+    client, django_capture_on_commit_callbacks, mailoutbox, locale, words
+):
+    # given: an invoice emailed on 2 Dec
+    invoice = finalize(draft(customer(locale=locale)), django_capture_on_commit_callbacks)
+    (message,) = mailoutbox
+
+    # then: the sentence, and the customer's signed portal link on the next line
+    assert f"{words}\nhttps://billing.seller.test/portal/" in message.body
+    (path,) = PORTAL_LINE.findall(message.body)
+    # it opens this customer's portal, 44 days later still; on the 45th it is gone
+    with time_machine.travel(DEC_2 + timedelta(days=44), tick=False):
+        page = client.get(path)
+    assert page.status_code == 200
+    assert invoice.number in page.content.decode()
+    assert page.context["customer"].pk == invoice.customer_id
+    with time_machine.travel(DEC_2 + timedelta(days=45), tick=False):
+        assert client.get(path).status_code == 410
 
 
 def test_scheduling_twice_sends_once(django_capture_on_commit_callbacks, mailoutbox):
@@ -281,6 +327,7 @@ def test_a_mail_server_that_is_down_is_tried_again_then_the_email_is_failed(
 
     # "Send again" once the mail server is back
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.BILLING_PUBLIC_URL = "https://billing.seller.test"
     with django_capture_on_commit_callbacks(execute=True):
         admin_client.post(
             "/admin/invoices/documentemail/",
