@@ -256,7 +256,7 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
                 "currency": currency,
             }
         )
-    return {
+    context = {
         **_frame(invoice, write, invoice_seller(invoice)),
         "document_title": _("Invoice"),
         "title": (
@@ -316,6 +316,12 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
         "created": _w3c(issued),
         "modified": _w3c(max([issued, *changed])),
     }
+    # A line's breakdown splits the meter's whole usage, not the line's part of
+    # it (a tier): printed after the lines and totals, under its own title.
+    context["breakdowns"] = [
+        line for group in context["groups"] for line in group.lines if line.breakdown
+    ]
+    return context
 
 
 def _invoice_facts(invoice: Invoice, write: CustomerText) -> list[PdfRow]:

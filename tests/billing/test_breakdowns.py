@@ -353,7 +353,13 @@ def test_an_invoice_splits_a_meters_line_by_its_invoice_breakdown(db, output_dir
     text = " ".join(
         " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages).split()
     )
-    assert "All usage by model gpt-4o 1,500 o1 300 (none) 7" in text, text
+    # its own titled section after the lines and the totals (issue 55: printed
+    # under the line, it read as a split of that line)
+    lines_end = text.index("Total")
+    section = text.index("USAGE BREAKDOWN")  # an h2, in capitals
+    assert section > lines_end, text
+    assert "ALL USAGE BY MODEL QUANTITY gpt-4o 1,500 o1 300 (none) 7" in text[section:], text
+    assert "ALL USAGE BY" not in text[:section], text
 
 
 def test_the_simulation_csv_gives_each_customer_s_breakdown(db):
