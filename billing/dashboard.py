@@ -54,6 +54,34 @@ class Amount:
         return money_text(self.amount, self.currency)
 
 
+@dataclass(frozen=True)
+class BilledAmount:
+    """One currency's invoices issued in a month: their totals (gross), what
+    credit notes took off them since (Invoice.credited) and the difference,
+    what they bill net (`amount`)."""
+
+    currency: str
+    gross: Decimal
+    credited: Decimal
+    count: int = 0
+
+    @property
+    def amount(self) -> Decimal:
+        return self.gross - self.credited
+
+    @property
+    def text(self) -> str:
+        return money_text(self.amount, self.currency)
+
+    @property
+    def gross_text(self) -> str:
+        return money_text(self.gross, self.currency)
+
+    @property
+    def credited_text(self) -> str:
+        return money_text(self.credited, self.currency)
+
+
 @dataclass
 class Projection:
     """One currency's projected revenue for the live subscriptions' current periods."""
@@ -118,7 +146,7 @@ class DashboardFigures:
     month_start: datetime
     active: int
     trialing: int
-    billed_this_month: list[Amount]
+    billed_this_month: list[BilledAmount]
     projected: list[Projection]
     # Why some usage was not projected; None when all of it was.
     projection_note: str | None
@@ -147,17 +175,28 @@ def _totals(invoices) -> list[Amount]:
     return [Amount(c, quantize_money(total, c), n) for c, total, n in rows]
 
 
-def billed_this_month(*, now: datetime) -> list[Amount]:
-    """Totals of the invoices issued (finalized) this UTC month and not since voided
-    or given up on: finalized or paid, per currency."""
+def billed_this_month(*, now: datetime) -> list[BilledAmount]:
+    """The invoices issued (finalized) this UTC month and not since voided or given
+    up on (finalized or paid), per currency: their totals, what their credit notes
+    took off, and net of those."""
     start, end = month_bounds(now)
-    return _totals(
+    rows = (
         Invoice.objects.filter(
             status__in=(Invoice.FINALIZED, Invoice.PAID),
             finalized_at__gte=start,
             finalized_at__lt=end,
         )
+        .order_by()
+        .values("currency")
+        .annotate(gross=Sum("total"), credited=Sum("credited"), n=Count("id"))
+        .order_by("currency")
+        .values_list("currency", "gross", "credited", "n")
     )
+    # Rounded once more: SQLite sums decimals as floats.
+    return [
+        BilledAmount(c, quantize_money(gross, c), quantize_money(credited, c), n)
+        for c, gross, credited, n in rows
+    ]
 
 
 def payment_problems(*, now: datetime) -> list[PaymentProblem]:

@@ -17,6 +17,7 @@ from billing.rating.lines import LineInput
 from billing.subscriptions.lifecycle import subscription_cancel, subscription_change_plan
 from billing.usage.ingestion import events_ingest
 from customers.portal import portal_session_create
+from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import Invoice
 from invoices.services import (
     invoice_finalize,
@@ -421,3 +422,43 @@ def test_after_an_immediate_plan_change_the_projection_is_the_one_usage_reads(cl
         ("USD", 1, D("41.50"), D("3.17"), D("44.67")),
     ]
     assert usage["projected_total"] == portal["projected_total"] == "44.67"
+
+
+def test_billed_this_month_is_net_of_credit_notes_with_the_gross_beside_it(admin_client):
+    """Issue 55: "Billed in November" counted invoices gross of their credit notes."""
+    # given: in November, 100.00 and 50.00 issued, 30.00 of the first credited, the
+    # second paid; a 20.00 one voided (its credit note with it); October's 70.00
+    # credited 10.00 in November (another month's invoice: not this month's)
+    customer = CustomerFactory(external_id="acme", currency="USD")
+    october = invoice_finalize(invoice=standalone(customer, "70.00", OCT_5), now=OCT_5)
+    first = invoice_finalize(invoice=standalone(customer, "100.00", NOV_2), now=NOV_2)
+    second = invoice_finalize(invoice=standalone(customer, "50.00", NOV_3), now=NOV_3)
+    voided = invoice_finalize(invoice=standalone(customer, "20.00", NOV_4), now=NOV_4)
+    for invoice, amount in ((first, "30.00"), (october, "10.00")):
+        (line,) = invoice.lines.all()
+        credit_note_issue(
+            invoice=invoice, lines=[CreditLineInput(line.pk, D(amount))], reason="other", now=NOV_5
+        )
+    invoice_mark_paid(invoice=second, reference="bank", now=NOV_5)
+    invoice_void(invoice=voided, reason="billed twice", now=NOV_5)
+
+    # when
+    with time_machine.travel(NOW, tick=False):
+        response = admin_client.get("/admin/")
+
+    # then: net 120.00 = 150.00 gross - 30.00 of credit notes, from one function
+    (row,) = response.context["dashboard"].billed_this_month
+    assert (row.currency, row.gross, row.credited, row.amount, row.count) == (
+        "USD",
+        D("150.00"),
+        D("30.00"),
+        D("120.00"),
+        2,
+    )
+    assert row.amount == row.gross - row.credited
+    html = " ".join(response.content.decode().split())
+    assert "Billed in November 2026 (UTC), net of credit notes" in html
+    assert (
+        '<span class="billed-net">120.00 USD</span> <span class="help '
+        'billed-gross">invoiced 150.00 USD, less credit notes 30.00 USD</span>'
+    ) in html
