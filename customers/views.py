@@ -14,9 +14,7 @@ from django.views.decorators.http import require_GET
 
 from billing.core import customer_text
 from billing.core.customer_text import LANGUAGES, CustomerText
-from billing.core.vocabulary import LineKind
 from billing.rating.discounts import running_discount
-from billing.rating.lines import LineInput
 from billing.usage.alerts import alert_thresholds
 from customers import models as standings
 from customers.models import Customer
@@ -34,9 +32,7 @@ from invoices.pdf import STATUS_LABELS
 from invoices.rendering import credit_note_pdf_response, invoice_pdf_response
 from invoices.selectors import past_due
 from invoices.standing import owed_invoices
-from invoices.totals import invoice_totals
 from plans.feature_text import value_text
-from plans.taxes import customer_tax_rates
 from wallets.models import CreditBlock, Wallet
 from wallets.selectors import blocks_usable
 
@@ -149,21 +145,6 @@ def _discount(subscription, write: CustomerText) -> dict | None:
     else:
         off = write.money_text(coupon.amount_off, coupon.currency)
     return {"name": coupon.name, "off": off, "periods_left": discount.periods_left}
-
-
-def _projected_with_tax(customer: Customer, overview) -> Decimal | None:
-    """The projection (after a running discount) with the tax the customer's
-    rates would add, by the invoice's one sum (invoices.totals); None without a
-    projection or without tax (exempt, reverse-charged, no rate)."""
-    rates = customer_tax_rates(customer) if overview.projected_total is not None else []
-    if not rates:
-        return None
-    taxable = overview.projected_total - overview.projected_discount
-    return invoice_totals(
-        [LineInput(LineKind.USAGE, "", None, Decimal(1), None, taxable)],
-        rates=rates,
-        currency=customer.currency,
-    ).total
 
 
 def _feature_value(value) -> str | None:
@@ -384,7 +365,6 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
         "invoiced": money(overview.invoiced) if overview.invoiced else None,
         "upcoming": money(overview.upcoming) if overview.upcoming else None,
         "projected_total": money(overview.projected_total),
-        "projected_with_tax": money(_projected_with_tax(customer, overview)),
         "projected_after_discount": money(overview.projected_total - overview.projected_discount)
         if overview.projected_discount
         else None,

@@ -19,6 +19,7 @@ hypothesis_settings.load_profile("billing")
 def pytest_configure(config):
     _broker_of_this_worker()
     _flush_by_delete()
+    _seeds_after_a_flush()
     # The translation catalogs are build output (scripts/compilemessages.py, which
     # scripts/test.sh runs too): compiled here as well, so that a bare `pytest`
     # renders French and German invoices. Writes only a .mo whose .po changed.
@@ -77,6 +78,25 @@ def _flush_by_delete() -> None:
         return [f"{style.SQL_KEYWORD('SET CONSTRAINTS ALL DEFERRED')};", *deletes]
 
     operations.sql_flush = sql_flush
+
+
+def _seeds_after_a_flush() -> None:
+    """What a migration writes besides tables (customers 0008: the default billing
+    entity, from the settings) is written again after pytest-django's flush of a
+    transactional test (Django's flush then sends post_migrate), so that a test after
+    one finds the database as migrate left it, whatever order the tests run in."""
+    from importlib import import_module
+
+    from django.apps import apps
+    from django.db.models.signals import post_migrate
+
+    seed = import_module("customers.migrations.0008_billing_entity_from_settings").seed
+
+    def seeds_again(sender, using, **kwargs):
+        if sender.label == "customers":
+            seed(apps, None)
+
+    post_migrate.connect(seeds_again, weak=False, dispatch_uid="tests.seeds_after_a_flush")
 
 
 def _broker_of_this_worker() -> None:
@@ -268,3 +288,15 @@ def browser_page(monkeypatch):
         finally:
             context.close()
             browser.close()
+
+
+@pytest.fixture(autouse=True)
+def _celery_joins_allowed():
+    """Each test starts with Celery's process-wide "a join would block" flag as a new
+    process has it. Eager tasks run from several threads at once (the concurrency
+    tests) each set it and put back what they found, so the last one out can leave
+    it set, and a later test's `.delay(...).get()` then raises "Never call
+    result.get() within a task!"."""
+    from celery.result import _set_task_join_will_block
+
+    _set_task_join_will_block(False)

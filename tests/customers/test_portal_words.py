@@ -1,6 +1,6 @@
 """Issue 55: what a new customer reads on the portal. Invoice statuses in its
 words (Open, Past due, Paid, Void; never the back office's "Finalized"), the
-projection said to be before tax and shown with tax, quantities grouped by
+projection said to be before tax, quantities grouped by
 thousands in the customer's convention, and a daily chart with a value axis
 and a title on each bar; all written by the customer's writer, in en and fr."""
 
@@ -142,32 +142,18 @@ def test_a_fully_credited_invoice_is_paid_not_open(client, acme):
     assert statuses(open_portal(client, customer), {"credited": credited}) == {"credited": "Paid"}
 
 
-def test_the_projection_says_before_tax_and_shows_the_tax(client, acme):
+def test_the_projection_says_it_is_before_tax(client, acme):
     customer, _ = acme
     response = open_portal(client, customer)
     # 12,500 tokens in 10 of 30 days -> 37,500; 36,500 beyond 1,000 at 0.01 =
-    # 365.00, plus the 19.99 fee: 384.99 before tax; 20% VAT 77.00 (76.998)
-    context = response.context
-    assert (context["projected_total"], context["projected_with_tax"]) == ("384.99", "461.99")
+    # 365.00, plus the 19.99 fee: 384.99 before tax (the invoice adds the VAT)
+    assert response.context["projected_total"] == "384.99"
     text = " ".join(response.content.decode().split())
     assert 'Projected for the period (before tax)</span><strong id="projected">384.99' in text
-    assert 'Projected for the period, with tax</span><strong id="projected-with-tax">461.99' in text
 
     fr = open_portal(client, customer, "?lang=fr")
-    assert (fr.context["projected_total"], fr.context["projected_with_tax"]) == (
-        "384,99",
-        "461,99",
-    )
+    assert fr.context["projected_total"] == "384,99"
     assert "Prévision pour la période (hors taxes)" in fr.content.decode()
-
-
-def test_an_exempt_customer_gets_no_with_tax_figure(client, acme):
-    customer, _ = acme
-    customer.tax_exempt = customer.TAX_EXEMPT
-    customer.save(update_fields=["tax_exempt"])
-    response = open_portal(client, customer)
-    assert response.context["projected_with_tax"] is None
-    assert 'id="projected-with-tax"' not in response.content.decode()
 
 
 @pytest.mark.parametrize(
