@@ -417,7 +417,6 @@ BILLING_MARGIN_ALERT_PERCENT = env_decimal("BILLING_MARGIN_ALERT_PERCENT")
 # (a receiver on localhost in development, the tests' receiver). Empty in production:
 # webhooks then go only to https:// URLs whose host resolves to public addresses.
 BILLING_WEBHOOK_ALLOWED_HOSTS = env_list("BILLING_WEBHOOK_ALLOWED_HOSTS", [])
-BILLING_ALERT_FROM_EMAIL = os.environ.get("BILLING_ALERT_FROM_EMAIL", "billing@localhost")
 
 # Email (alerts, invoices and credit notes). Embedded and DEBUG: printed to the
 # console; otherwise SMTP, so that an email recorded "sent" has left the machine
@@ -437,12 +436,17 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", BILLING_ALERT_FROM_EMAIL)
+# The sender of the emails to customers: the customer's billing entity's "Email
+# sender", else the address set here for that kind of email, else the entity's
+# contact email (customers.billing_entities.seller_from_email). DEFAULT_FROM_EMAIL,
+# when set, stands for both kinds; "billing@localhost" only for an entity with no email.
+_from_email = os.environ.get("DEFAULT_FROM_EMAIL", "")
+DEFAULT_FROM_EMAIL = _from_email or "billing@localhost"
+BILLING_ALERT_FROM_EMAIL = os.environ.get("BILLING_ALERT_FROM_EMAIL", "") or _from_email
 # Email each invoice and credit note (its PDF attached) to the customer once it is
-# issued (a Celery task), from this address unless the customer's billing entity has
-# a sender of its own; replies go to the entity's contact email.
+# issued (a Celery task); replies go to the entity's contact email.
 BILLING_INVOICE_EMAILS = env_bool("BILLING_INVOICE_EMAILS", True)
-BILLING_INVOICE_FROM_EMAIL = os.environ.get("BILLING_INVOICE_FROM_EMAIL", DEFAULT_FROM_EMAIL)
+BILLING_INVOICE_FROM_EMAIL = os.environ.get("BILLING_INVOICE_FROM_EMAIL", "") or _from_email
 # An invoice email the mail server refused or could not take is sent again after
 # each of these waits (minutes): 1,5,30,120 makes five attempts in all, then it
 # is recorded failed (the admin's "Send again" tries once more).

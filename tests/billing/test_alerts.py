@@ -190,7 +190,7 @@ def test_s12_each_threshold_fires_once_with_a_signed_webhook_and_an_email(
         (
             f"You have used {pct}% of your included Prompts",
             ["billing@acme.test"],
-            "billing@localhost",
+            "billing@example.com",
         )
         for pct in (50, 75, 90, 100)
     ]
