@@ -289,7 +289,9 @@ if not CELERY_BROKER_URL:
     broker_dir = VAR_DIR / "broker"
     for sub in ("queue", "processed", "control"):
         (broker_dir / sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    # The host is ignored by the transport; named, so kombu does not log "No hostname
+    # was supplied. Reverting to default 'localhost'" at each connection.
+    CELERY_BROKER_URL = "filesystem://localhost/"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(broker_dir / "queue"),
         "data_folder_out": str(broker_dir / "queue"),

@@ -218,3 +218,25 @@ def test_a_malformed_margin_alert_percent_refuses_to_start(tmp_path, value):
     assert f"BILLING_MARGIN_ALERT_PERCENT must be a number such as 20, got {value!r}" in (
         done.stderr
     )
+
+
+def test_the_embedded_broker_names_its_host_so_kombu_warns_of_nothing(tmp_path):
+    # given: no CELERY_BROKER_URL, the broker on the filesystem under var/
+    send = """
+import logging; logging.basicConfig()
+import django; django.setup()
+from config.celery import app
+with app.connection_for_write() as connection:
+    queue = connection.SimpleQueue("probe")
+    queue.put({"n": 1})
+    message = queue.get(timeout=1)
+    message.ack()
+    print(message.payload, connection.as_uri())
+"""
+
+    # when
+    done = python("-c", send, env=development(tmp_path))
+
+    # then: the message went through, with no "No hostname was supplied" on the way
+    assert (done.returncode, done.stdout) == (0, "{'n': 1} filesystem://:**@localhost//\n")
+    assert done.stderr == ""
