@@ -4,7 +4,7 @@ each save of the version, its charges, tiers and features as one change, when
 
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 
 from plans.price_history import price_history
 from plans.version_page_admin import VersionPageMixin
@@ -18,10 +18,16 @@ def when_text(moment) -> str:
     return f"{date_format(local, 'j M Y, H:i:s')} {timezone.get_current_timezone_name()}"
 
 
-def who_text(user) -> str:
-    if user is None:
-        return NO_PERSON
-    return user.get_full_name() or user.get_username()
+# The commands that write history rows no person made, as the page names them.
+COMMANDS = {"load_demo": gettext_lazy("load_demo (demo data)")}
+
+
+def who_text(user, by: str = "") -> str:
+    if user is not None:
+        return user.get_full_name() or user.get_username()
+    if by:
+        return str(COMMANDS.get(by, by))
+    return gettext(NO_PERSON)
 
 
 class PriceHistoryMixin(VersionPageMixin):
@@ -30,7 +36,11 @@ class PriceHistoryMixin(VersionPageMixin):
     def history_view(self, request, object_id, extra_context=None):
         version = self.viewable_version(request, object_id)
         changes = [
-            {"when": when_text(change.at), "who": who_text(change.user), "lines": change.lines}
+            {
+                "when": when_text(change.at),
+                "who": who_text(change.user, change.by),
+                "lines": change.lines,
+            }
             for change in price_history(version=version)
         ]
         return self.render_version_page(
