@@ -332,6 +332,10 @@ class PriceSimulationAdmin(admin.ModelAdmin):
             ),
             simulation=found,
             version_label=str(found.version),
+            # As the list shows them: '1 Nov 2026, 00:00 UTC'.
+            period_start=day_time(found.period_start, UTC),
+            period_end=day_time(found.period_end, UTC),
+            asked_at=day_time(found.created_at, UTC),
             running=found.status in (PriceSimulation.PENDING, PriceSimulation.RUNNING),
             rows=rows,
             sums=sums,
