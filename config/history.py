@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import DEFAULT_DB_ALIAS, models, transaction
 from django.utils.functional import cached_property
+from django.utils.translation import gettext_lazy
 from simple_history.manager import HistoryDescriptor
 from simple_history.models import HistoricalRecords
 from simple_history.utils import get_change_reason_from_object
@@ -85,6 +86,21 @@ def change_tags(row) -> dict[str, str]:
     return dict(word.split("=", 1) for word in words if "=" in word)
 
 
+# The commands that write rows no person made (history_tags(by=...)), as pages name them.
+WRITERS = {"load_demo": gettext_lazy("load_demo (demo data)")}
+NO_PERSON = gettext_lazy("No person (the API or a task)")
+
+
+def writer_text(user, by: str = "") -> str:
+    """Who wrote an audit row, as the History pages say it: the person, else the
+    command its tags name, else no person."""
+    if user is not None:
+        return user.get_full_name() or user.get_username()
+    if by:
+        return str(WRITERS.get(by, by))
+    return str(NO_PERSON)
+
+
 class _HistoryDescriptor(HistoryDescriptor):
     """simple_history's `Model.history`, its manager class built once: the stock
     descriptor builds it (Manager.from_queryset, which inspects every queryset
@@ -141,6 +157,11 @@ class _HistoryRow(models.Model):
                 rawsql.insert([self])
             return
         super().save(*args, **kwargs)
+
+    @property
+    def history_writer(self) -> str:
+        """Who wrote the row, in words (writer_text): the History pages' "Who"."""
+        return writer_text(self.history_user, change_tags(self).get("by", ""))
 
 
 def audit_history(**options) -> HistoricalRecords:

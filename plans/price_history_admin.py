@@ -4,30 +4,17 @@ each save of the version, its charges, tiers and features as one change, when
 
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext
 
+from config.history import writer_text
 from plans.price_history import price_history
 from plans.version_page_admin import VersionPageMixin
-
-NO_PERSON = "No person (the API or a task)"
 
 
 def when_text(moment) -> str:
     """'22 Nov 2026, 21:15:04 UTC': in the admin's time zone, which it names."""
     local = timezone.localtime(moment)
     return f"{date_format(local, 'j M Y, H:i:s')} {timezone.get_current_timezone_name()}"
-
-
-# The commands that write history rows no person made, as the page names them.
-COMMANDS = {"load_demo": gettext_lazy("load_demo (demo data)")}
-
-
-def who_text(user, by: str = "") -> str:
-    if user is not None:
-        return user.get_full_name() or user.get_username()
-    if by:
-        return str(COMMANDS.get(by, by))
-    return gettext(NO_PERSON)
 
 
 class PriceHistoryMixin(VersionPageMixin):
@@ -38,7 +25,7 @@ class PriceHistoryMixin(VersionPageMixin):
         changes = [
             {
                 "when": when_text(change.at),
-                "who": who_text(change.user, change.by),
+                "who": writer_text(change.user, change.by),
                 "lines": change.lines,
             }
             for change in price_history(version=version)

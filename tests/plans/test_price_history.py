@@ -16,6 +16,7 @@ from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 
 from billing.rating.pricing import PricingSpec, TierSpec
+from customers.models import Customer
 from plans.feature_grants import FeatureGrant
 from plans.features import feature_create
 from plans.models import Charge, Plan, PlanVersion, PriceTier, VersionFeature
@@ -340,3 +341,17 @@ def test_the_demo_catalog_s_history_names_its_loader(client):
     html = page.content.decode()
     assert '<td class="who">load_demo (demo data)</td>' in html
     assert "No person" not in html
+
+
+def test_every_history_page_names_the_demo_loader(admin_client):
+    call_command("load_demo", stdout=StringIO())
+    pro = Plan.objects.get(code="pro")
+    acme = Customer.objects.get(external_id="acme")
+
+    for url in (
+        f"/admin/plans/plan/{pro.pk}/history/",
+        f"/admin/customers/customer/{acme.pk}/history/",
+    ):
+        html = admin_client.get(url).content.decode()
+        assert html.count('<td class="who">load_demo (demo data)</td>') == 1, url
+        assert "None" not in html and "change:" not in html, url
