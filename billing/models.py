@@ -400,8 +400,8 @@ class AlertTeamRecipient(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
-        verbose_name = _("alert recipient on the team")
-        verbose_name_plural = _("alert recipients on the team")
+        verbose_name = _("team alert recipient")
+        verbose_name_plural = _("team alert recipients")
         ordering = ["email"]
 
     def __str__(self) -> str:

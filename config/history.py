@@ -4,7 +4,9 @@ the API (an API key, not a user) or by tasks carry none.
 
 Rows written inside `one_change()` (by nested calls too) carry one change id in
 `history_change_reason`, so a reader can tell which rows one save wrote, however
-close in time two saves are and whoever made them."""
+close in time two saves are and whoever made them. After it the reason may carry
+`name=value` tags (`history_tags`): who wrote the rows when no person did, where a
+version was copied from."""
 
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -14,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import DEFAULT_DB_ALIAS, models, transaction
 from django.utils.functional import cached_property
+from django.utils.translation import gettext_lazy
 from simple_history.manager import HistoryDescriptor
 from simple_history.models import HistoricalRecords
 from simple_history.utils import get_change_reason_from_object
@@ -23,6 +26,7 @@ from billing.core import rawsql
 CHANGE_ID_PREFIX = "change:"
 
 _change_in_progress: ContextVar[str | None] = ContextVar("audit_change_id", default=None)
+_tags_in_progress: ContextVar[tuple[str, ...]] = ContextVar("audit_tags", default=())
 
 
 def _admin_user(instance=None, request=None, **kwargs):
@@ -46,17 +50,55 @@ def one_change():
         _change_in_progress.reset(token)
 
 
+@contextmanager
+def history_tags(**tags: object):
+    """Every audit row written inside also carries these tags in its change reason,
+    after the change id: `by="load_demo"` (the rows no person wrote),
+    `copied_from=1`. Values are single words; nested tags add up."""
+    words = tuple(f"{name}={value}" for name, value in tags.items())
+    if any(len(word.split()) != 1 for word in words):
+        raise ValueError(f"history tags are single words: {words!r}")
+    token = _tags_in_progress.set(_tags_in_progress.get() + words)
+    try:
+        yield
+    finally:
+        _tags_in_progress.reset(token)
+
+
 def change_in_progress() -> str | None:
-    """The id rows written now are stamped with (None outside `one_change()`): for
-    history written in bulk (bulk_history_create's default_change_reason)."""
-    return _change_in_progress.get()
+    """The change reason rows written now are stamped with: the change id (none
+    outside `one_change()`) and the tags; None when neither. For history written
+    in bulk too (bulk_history_create's default_change_reason)."""
+    words = [word for word in (_change_in_progress.get(), *_tags_in_progress.get()) if word]
+    return " ".join(words) or None
 
 
 def change_id(row) -> str | None:
     """The change id an audit row was stamped with; None for a row written outside
     `one_change()` (or before change ids existed)."""
-    reason = row.history_change_reason or ""
-    return reason if reason.startswith(CHANGE_ID_PREFIX) else None
+    first = (row.history_change_reason or "").split(" ", 1)[0]
+    return first if first.startswith(CHANGE_ID_PREFIX) else None
+
+
+def change_tags(row) -> dict[str, str]:
+    """The tags an audit row was stamped with (history_tags): {"by": "load_demo"}."""
+    words = (row.history_change_reason or "").split()
+    return dict(word.split("=", 1) for word in words if "=" in word)
+
+
+# The commands that write rows no person made (history_tags(by=...)), as pages name them.
+WRITERS = {"load_demo": gettext_lazy("load_demo (demo data)")}
+NO_PERSON = gettext_lazy("No person (the API or a task)")
+
+
+def writer_text(user, by: str = "") -> str:
+    """Who wrote an audit row, as the History pages say it: the person, else the
+    command its tags name, else no person."""
+    if user is not None:
+        return user.get_full_name() or user.get_username()
+    if by:
+        return str(WRITERS.get(by, by))
+    return str(NO_PERSON)
 
 
 class _HistoryDescriptor(HistoryDescriptor):
@@ -86,7 +128,7 @@ class _AuditRecords(HistoricalRecords):
 
     def get_change_reason_for_object(self, instance, history_type, using):
         # Saves and deletes alike (deleted rows are loaded by Django, not by us).
-        return get_change_reason_from_object(instance) or _change_in_progress.get()
+        return get_change_reason_from_object(instance) or change_in_progress()
 
 
 class _HistoryRow(models.Model):
@@ -115,6 +157,11 @@ class _HistoryRow(models.Model):
                 rawsql.insert([self])
             return
         super().save(*args, **kwargs)
+
+    @property
+    def history_writer(self) -> str:
+        """Who wrote the row, in words (writer_text): the History pages' "Who"."""
+        return writer_text(self.history_user, change_tags(self).get("by", ""))
 
 
 def audit_history(**options) -> HistoricalRecords:

@@ -26,17 +26,23 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("BILLING_VAR_DIR", BASE_DIR / "var"))
 
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless asked for: a deployment that forgets the variable never shows Django's
+# debug pages. scripts/run.sh sets what DEBUG off needs; DEBUG=1 for development.
+DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG is off (DEBUG=1 for development)"
+        )
     SECRET_KEY = "dev-only-insecure-key-never-use-in-production"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 if not DEBUG and "ALLOWED_HOSTS" not in os.environ:
-    raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DEBUG is off")
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS must be set when DEBUG is off (DEBUG=1 for development)"
+    )
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 # HTTPS only when DEBUG is off (`check --deploy` passes), each overridable. Behind a
@@ -283,7 +289,9 @@ if not CELERY_BROKER_URL:
     broker_dir = VAR_DIR / "broker"
     for sub in ("queue", "processed", "control"):
         (broker_dir / sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    # The host is ignored by the transport; named, so kombu does not log "No hostname
+    # was supplied. Reverting to default 'localhost'" at each connection.
+    CELERY_BROKER_URL = "filesystem://localhost/"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(broker_dir / "queue"),
         "data_folder_out": str(broker_dir / "queue"),
@@ -415,7 +423,6 @@ BILLING_MARGIN_ALERT_PERCENT = env_decimal("BILLING_MARGIN_ALERT_PERCENT")
 # (a receiver on localhost in development, the tests' receiver). Empty in production:
 # webhooks then go only to https:// URLs whose host resolves to public addresses.
 BILLING_WEBHOOK_ALLOWED_HOSTS = env_list("BILLING_WEBHOOK_ALLOWED_HOSTS", [])
-BILLING_ALERT_FROM_EMAIL = os.environ.get("BILLING_ALERT_FROM_EMAIL", "billing@localhost")
 
 # Email (alerts, invoices and credit notes). Embedded and DEBUG: printed to the
 # console; otherwise SMTP, so that an email recorded "sent" has left the machine
@@ -435,12 +442,17 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", BILLING_ALERT_FROM_EMAIL)
+# The sender of the emails to customers: the customer's billing entity's "Email
+# sender", else the address set here for that kind of email, else the entity's
+# contact email (customers.billing_entities.seller_from_email). DEFAULT_FROM_EMAIL,
+# when set, stands for both kinds; "billing@localhost" only for an entity with no email.
+_from_email = os.environ.get("DEFAULT_FROM_EMAIL", "")
+DEFAULT_FROM_EMAIL = _from_email or "billing@localhost"
+BILLING_ALERT_FROM_EMAIL = os.environ.get("BILLING_ALERT_FROM_EMAIL", "") or _from_email
 # Email each invoice and credit note (its PDF attached) to the customer once it is
-# issued (a Celery task), from this address unless the customer's billing entity has
-# a sender of its own; replies go to the entity's contact email.
+# issued (a Celery task); replies go to the entity's contact email.
 BILLING_INVOICE_EMAILS = env_bool("BILLING_INVOICE_EMAILS", True)
-BILLING_INVOICE_FROM_EMAIL = os.environ.get("BILLING_INVOICE_FROM_EMAIL", DEFAULT_FROM_EMAIL)
+BILLING_INVOICE_FROM_EMAIL = os.environ.get("BILLING_INVOICE_FROM_EMAIL", "") or _from_email
 # An invoice email the mail server refused or could not take is sent again after
 # each of these waits (minutes): 1,5,30,120 makes five attempts in all, then it
 # is recorded failed (the admin's "Send again" tries once more).

@@ -52,6 +52,13 @@ def customer_billing_entity(customer) -> BillingEntity:
     return customer.billing_entity
 
 
+def seller_from_email(*, sender_email: str, contact_email: str, configured: str) -> str:
+    """The From address of a seller's email: the entity's own sender, else the one the
+    installation set for that kind of email (BILLING_INVOICE_FROM_EMAIL,
+    BILLING_ALERT_FROM_EMAIL), else the entity's contact email, else DEFAULT_FROM_EMAIL."""
+    return sender_email or configured or contact_email or settings.DEFAULT_FROM_EMAIL
+
+
 def billing_entity_by_code(code: object) -> BillingEntity | None:
     """The entity a customer names by its code (the API's `billing_entity`);
     None or "" names none (the default). 400 for an unknown code."""

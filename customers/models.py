@@ -164,7 +164,11 @@ class BillingEntity(models.Model):
         _("Email sender"),
         blank=True,
         default="",
-        help_text=_("The From address of invoice emails. Empty: BILLING_INVOICE_FROM_EMAIL."),
+        help_text=_(
+            "The From address of this seller's invoice, credit note and alert emails. "
+            "Empty: BILLING_INVOICE_FROM_EMAIL or BILLING_ALERT_FROM_EMAIL if set, "
+            "else the contact email."
+        ),
     )
     payment_instructions = models.TextField(
         blank=True, default="", verbose_name=_("payment instructions")

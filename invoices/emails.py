@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 
 from billing.core.metrics import EMAIL_FAILED, EMAIL_RETRYING, EMAIL_SENT
 from config.celery import enqueue_on_commit
+from customers.billing_entities import seller_from_email
 from customers.portal_links import portal_email_url
 from invoices import rendering
 from invoices.locks import document_email_lock
@@ -216,7 +217,11 @@ def _message(email: DocumentEmail, attachment: Attachment, now: datetime) -> Ema
     message = EmailMessage(
         subject=email.subject,
         body=body,
-        from_email=seller.get("sender_email") or settings.BILLING_INVOICE_FROM_EMAIL,
+        from_email=seller_from_email(
+            sender_email=seller.get("sender_email") or "",
+            contact_email=reply_to or "",
+            configured=settings.BILLING_INVOICE_FROM_EMAIL,
+        ),
         to=email.recipients,
         reply_to=[reply_to] if reply_to else None,
     )

@@ -4,6 +4,7 @@ customers are on it, and what to do instead."""
 
 from billing.subscriptions.selectors import with_live_subscription_count
 from plans.models import Meter, Plan, PlanVersion
+from plans.selectors import versions_by_plan_name
 
 
 def customers_on(count: int, version: PlanVersion) -> str:
@@ -66,10 +67,9 @@ def meter_deletion_refusal(meter: Meter) -> str | None:
     if meter.pk is None:
         return None
     versions = list(
-        PlanVersion.objects.filter(charges__meter=meter)
-        .select_related("plan")
-        .distinct()
-        .order_by("plan__name", "number")
+        versions_by_plan_name(
+            PlanVersion.objects.filter(charges__meter=meter).select_related("plan").distinct()
+        )
     )
     if not versions:
         return None

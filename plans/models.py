@@ -357,7 +357,10 @@ class PriceTier(models.Model):
         **AMOUNT,
         null=True,
         blank=True,
-        help_text=_("Inclusive; empty for the last, open tier."),
+        help_text=_(
+            "Counts the units past the charge's included ones: with 1,000 included, a tier "
+            "up to 5,000 ends at 6,000 units used. Inclusive; empty for the last, open tier."
+        ),
         verbose_name=_("up to"),
     )
     unit_price = models.DecimalField(**AMOUNT, verbose_name=_("unit price"))

@@ -6,14 +6,14 @@ difference between the version as it stood before and after it
 (plans.price_wording), so the charges, tiers and rows that plans.services writes
 again on every save read as what changed in them."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from billing.rating.pricing import TierSpec
-from config.history import change_id
+from config.history import change_id, change_tags
 from plans.feature_grants import FeatureGrant
 from plans.models import (
     Charge,
@@ -38,12 +38,14 @@ NOTHING_CHANGED = gettext_lazy("Saved with no change to the terms, charges or fe
 
 @dataclass(frozen=True)
 class PriceChange:
-    """One save of a version: when, by whom (None: the API or a task), and what
-    changed, one sentence a line."""
+    """One save of a version: when, by whom (None: the API or a task; `by` names
+    the command that wrote it, such as load_demo), and what changed, one sentence
+    a line."""
 
     at: datetime
     user: object | None
     lines: tuple[str, ...]
+    by: str = ""
 
 
 def _audit_rows(version: PlanVersion) -> list:
@@ -155,8 +157,12 @@ def _status(state: dict, version_id: int) -> str | None:
     return row.status if row is not None else None
 
 
-def _status_line(before: str | None, after: str | None) -> list[str]:
+def _status_line(before: str | None, after: str | None, tags: dict[str, str]) -> list[str]:
     if before is None:
+        if "copied_from" in tags:
+            return [
+                _("Created as a draft, copied from v%(number)s") % {"number": tags["copied_from"]}
+            ]
         published = after == PlanVersion.PUBLISHED
         return [_("Created and published") if published else _("Created as a draft")]
     if before != after:
@@ -178,14 +184,16 @@ def price_history(*, version: PlanVersion) -> list[PriceChange]:
         after_spec, after_status = _spec(state, version.pk, names), _status(state, version.pk)
         if after_spec is None:
             continue  # the version's own rows are not there (written before its history was)
-        lines = _status_line(before_status, after_status) + spec_changes(
+        tags = change_tags(save[0])
+        lines = _status_line(before_status, after_status, tags) + spec_changes(
             before_spec,
             after_spec,
             meter_names=names.meter_names,
             feature_names=names.feature_names,
         )
-        changes.append(PriceChange(save[-1].history_date, save[0].history_user, tuple(lines)))
+        at, user = save[-1].history_date, save[0].history_user
+        changes.append(PriceChange(at, user, tuple(lines), tags.get("by", "")))
     for index, change in enumerate(changes):
         if not change.lines:
-            changes[index] = PriceChange(change.at, change.user, (str(NOTHING_CHANGED),))
+            changes[index] = replace(change, lines=(str(NOTHING_CHANGED),))
     return changes[::-1]

@@ -6,10 +6,9 @@ from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.translation import gettext
 
+from config.history import writer_text
 from plans.price_history import price_history
 from plans.version_page_admin import VersionPageMixin
-
-NO_PERSON = "No person (the API or a task)"
 
 
 def when_text(moment) -> str:
@@ -18,19 +17,17 @@ def when_text(moment) -> str:
     return f"{date_format(local, 'j M Y, H:i:s')} {timezone.get_current_timezone_name()}"
 
 
-def who_text(user) -> str:
-    if user is None:
-        return NO_PERSON
-    return user.get_full_name() or user.get_username()
-
-
 class PriceHistoryMixin(VersionPageMixin):
     """Put before AuditHistoryAdmin in the bases: its history_view is replaced."""
 
     def history_view(self, request, object_id, extra_context=None):
         version = self.viewable_version(request, object_id)
         changes = [
-            {"when": when_text(change.at), "who": who_text(change.user), "lines": change.lines}
+            {
+                "when": when_text(change.at),
+                "who": writer_text(change.user, change.by),
+                "lines": change.lines,
+            }
             for change in price_history(version=version)
         ]
         return self.render_version_page(

@@ -277,6 +277,13 @@ class PriceSandboxMixin(VersionPageMixin):
         drawn = [
             names.get(c.meter, c.meter) for c in spec.charges if c.model not in INVOICED_MODELS
         ]
+        # Their tiers' "up to" counts past the allowance, which readers used to other
+        # tools take for a count from zero: said beside the invoice.
+        tiered = [
+            names.get(c.meter, c.meter)
+            for c in spec.charges
+            if c.model == "overage" and c.included_units and c.pricing and c.pricing.tiers
+        ]
         simulate_url = None
         if request.user.has_perm(RUN_SIMULATIONS):
             simulate_url = reverse("admin:plans_pricesimulation_simulate")
@@ -289,5 +296,6 @@ class PriceSandboxMixin(VersionPageMixin):
             form=form,
             result=result,
             wallet_charges=drawn,
+            tiered_charges=tiered,
             simulate_url=simulate_url,
         )

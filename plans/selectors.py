@@ -1,6 +1,7 @@
 """Reads of the catalog."""
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, Value
+from django.db.models.functions import Coalesce, Lower, NullIf
 
 from billing.rating.pricing import TierSpec
 from billing.rating.rate_cards import RateSpec
@@ -48,6 +49,25 @@ def feature_kinds_in(spec) -> dict[str, str]:
 
 def meter_is_in_published_version(*, meter: Meter) -> bool:
     return Charge.objects.filter(meter=meter).exclude(version__status=PlanVersion.DRAFT).exists()
+
+
+def _name_order(prefix: str = ""):
+    """A plan as menus name it (its name, else its code), whatever the case."""
+    return Lower(Coalesce(NullIf(f"{prefix}name", Value("")), f"{prefix}code"))
+
+
+def plans_by_name(plans: QuerySet[Plan]) -> QuerySet[Plan]:
+    """Plans as a menu lists them: by name, "alpha" before "Beta"."""
+    return plans.order_by(_name_order(), "code")
+
+
+def versions_by_plan_name(
+    versions: QuerySet[PlanVersion], *, newest_first: bool = False
+) -> QuerySet[PlanVersion]:
+    """Versions as a menu lists them: by plan name ("alpha v1" before "Beta v1"),
+    then by number."""
+    number = "-number" if newest_first else "number"
+    return versions.order_by(_name_order("plan__"), "plan__code", number)
 
 
 def plan_versions_prefetched() -> QuerySet[PlanVersion]:

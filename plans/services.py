@@ -15,7 +15,7 @@ from djmoney.money import Money
 
 from billing.core.errors import Conflict, InvalidRequest
 from config.celery import enqueue_on_commit
-from config.history import change_in_progress, one_change
+from config.history import change_in_progress, history_tags, one_change
 from plans import selectors
 from plans.feature_grants import feature_value, value_to_json
 from plans.locks import (
@@ -243,8 +243,12 @@ def plan_version_archive(*, version: PlanVersion) -> PlanVersion:
 
 @one_change()
 def plan_version_copy_as_draft(*, version: PlanVersion) -> PlanVersion:
-    """A new draft with the same terms and charges: the way to change a published price."""
-    return plan_version_create(plan=version.plan, version=selectors.version_spec(version=version))
+    """A new draft with the same terms and charges: the way to change a published price.
+    Its history says which version it copies (the `copied_from` tag, its number)."""
+    with history_tags(copied_from=version.number):
+        return plan_version_create(
+            plan=version.plan, version=selectors.version_spec(version=version)
+        )
 
 
 def credit_pack_create(

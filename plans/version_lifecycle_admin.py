@@ -19,6 +19,7 @@ from billing.core.errors import BillingError
 from billing.subscriptions.selectors import live_subscription_counts
 from plans import services
 from plans.models import PlanVersion
+from plans.selectors import versions_by_plan_name
 
 
 def customers_on(count: int, version: PlanVersion) -> str:
@@ -337,7 +338,7 @@ class VersionLifecycleMixin:
 
     def _confirm_selected(self, request, queryset, action: str, consequences) -> object:
         """The confirmation page for a list action on the versions selected."""
-        versions = list(queryset.select_related("plan").order_by("plan__name", "number"))
+        versions = list(versions_by_plan_name(queryset.select_related("plan")))
         counts = live_subscription_counts(
             version_ids=PlanVersion.objects.filter(
                 plan__in={v.plan_id for v in versions}

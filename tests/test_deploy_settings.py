@@ -45,6 +45,10 @@ def environment(tmp_path, **variables) -> dict:
     }
 
 
+def development(tmp_path, **variables) -> dict:
+    return environment(tmp_path, DEBUG="1", **variables)
+
+
 def production(tmp_path, **variables) -> dict:
     return environment(
         tmp_path,
@@ -128,8 +132,27 @@ def test_production_defaults_are_https_and_shared_limits(tmp_path):
     }
 
 
-def test_embedded_mode_keeps_plain_http_and_local_memory(tmp_path):
-    shown = settings_in(environment(tmp_path))
+def test_debug_is_off_when_the_variable_is_unset(tmp_path):
+    # given: a deployment that sets its key and hosts but forgets DEBUG
+    env = environment(tmp_path, SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="b.example")
+
+    # when
+    done = python("-c", "from config import settings as s; print(s.DEBUG)", env=env)
+
+    # then
+    assert (done.returncode, done.stdout) == (0, "False\n"), done.stderr
+    assert settings_in(env)["SECURE_SSL_REDIRECT"] is True
+
+
+def test_nothing_set_refuses_to_start_and_names_the_development_switch(tmp_path):
+    done = python("-c", SHOW, env=environment(tmp_path))
+
+    assert done.returncode == 1
+    assert "SECRET_KEY must be set when DEBUG is off (DEBUG=1 for development)" in done.stderr
+
+
+def test_development_mode_keeps_plain_http_and_local_memory(tmp_path):
+    shown = settings_in(development(tmp_path))
 
     assert shown["SECURE_SSL_REDIRECT"] is False
     assert shown["SESSION_COOKIE_SECURE"] is False
@@ -166,7 +189,7 @@ def test_every_default_is_overridable(tmp_path):
 
 @pytest.mark.parametrize("rate", ["6000", "6000/fortnight", "-1/min", "many/min"])
 def test_a_malformed_rate_refuses_to_start(tmp_path, rate):
-    done = python("-c", SHOW, env=environment(tmp_path, API_THROTTLE_RATE=rate))
+    done = python("-c", SHOW, env=development(tmp_path, API_THROTTLE_RATE=rate))
 
     assert done.returncode == 1
     assert "API_THROTTLE_RATE must be like 6000/min or off" in done.stderr
@@ -176,7 +199,7 @@ def test_the_margin_alert_percent_is_a_number_or_unset(tmp_path):
     show = "from config import settings as s; print(repr(s.BILLING_MARGIN_ALERT_PERCENT))"
 
     shown = [
-        python("-c", show, env=environment(tmp_path, BILLING_MARGIN_ALERT_PERCENT=value))
+        python("-c", show, env=development(tmp_path, BILLING_MARGIN_ALERT_PERCENT=value))
         for value in ("", "20", "-5.5")
     ]
 
@@ -189,9 +212,31 @@ def test_the_margin_alert_percent_is_a_number_or_unset(tmp_path):
 
 @pytest.mark.parametrize("value", ["twenty", "20%", "NaN", "Infinity"])
 def test_a_malformed_margin_alert_percent_refuses_to_start(tmp_path, value):
-    done = python("-c", SHOW, env=environment(tmp_path, BILLING_MARGIN_ALERT_PERCENT=value))
+    done = python("-c", SHOW, env=development(tmp_path, BILLING_MARGIN_ALERT_PERCENT=value))
 
     assert done.returncode == 1
     assert f"BILLING_MARGIN_ALERT_PERCENT must be a number such as 20, got {value!r}" in (
         done.stderr
     )
+
+
+def test_the_embedded_broker_names_its_host_so_kombu_warns_of_nothing(tmp_path):
+    # given: no CELERY_BROKER_URL, the broker on the filesystem under var/
+    send = """
+import logging; logging.basicConfig()
+import django; django.setup()
+from config.celery import app
+with app.connection_for_write() as connection:
+    queue = connection.SimpleQueue("probe")
+    queue.put({"n": 1})
+    message = queue.get(timeout=1)
+    message.ack()
+    print(message.payload, connection.as_uri())
+"""
+
+    # when
+    done = python("-c", send, env=development(tmp_path))
+
+    # then: the message went through, with no "No hostname was supplied" on the way
+    assert (done.returncode, done.stdout) == (0, "{'n': 1} filesystem://:**@localhost//\n")
+    assert done.stderr == ""

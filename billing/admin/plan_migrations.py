@@ -33,6 +33,7 @@ from billing.models import (
 )
 from billing.subscriptions import bulk_migration
 from plans.models import PlanVersion
+from plans.selectors import versions_by_plan_name
 
 MIGRATE_PERMISSION = "billing.migrate_subscription"
 
@@ -48,9 +49,9 @@ class MigrationForm(forms.Form):
 
     subscriptions = forms.CharField(widget=forms.HiddenInput)
     to_version = PlanVersionChoiceField(
-        queryset=PlanVersion.objects.filter(status=PlanVersion.PUBLISHED)
-        .select_related("plan")
-        .order_by("plan__code", "number"),
+        queryset=versions_by_plan_name(
+            PlanVersion.objects.filter(status=PlanVersion.PUBLISHED).select_related("plan")
+        ),
         label=_("Target version"),
         help_text=_("A published version, of the same plan or another."),
     )

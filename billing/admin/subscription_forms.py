@@ -18,6 +18,7 @@ from billing.core.errors import BillingError
 from billing.models import Subscription
 from billing.subscriptions import deals, lifecycle
 from plans.models import PlanVersion
+from plans.selectors import versions_by_plan_name
 
 # A price per period: '49.00 USD / month'.
 PER_INTERVAL = {
@@ -65,7 +66,9 @@ class PublishedVersionField(forms.ModelChoiceField):
     iterator = _PublishedOnly
 
     def __init__(self, **kwargs):
-        versions = PlanVersion.objects.select_related("plan").order_by("plan__name", "-number")
+        versions = versions_by_plan_name(
+            PlanVersion.objects.select_related("plan"), newest_first=True
+        )
         super().__init__(queryset=versions, **kwargs)
 
     def label_from_instance(self, obj: PlanVersion) -> str:

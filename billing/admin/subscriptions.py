@@ -115,9 +115,6 @@ class SubscriptionAdmin(CancelActions, MigrationActions, AuditHistoryAdmin):
     search_fields = ["customer__external_id", "customer__name", "version__plan__code"]
     list_select_related = ["customer", "version__plan"]
     inlines = [SubscriptionChangeInline]
-    # The audit history names each row by its date, not by the past state's str()
-    # (its customer and plan read again per row).
-    object_history_list_template = "admin/billing/subscription/history_list.html"
     change_form_template = "admin/billing/subscription/change_form.html"
     actions = ["cancel_at_period_end", "migrate_to_version"]
     readonly_fields = [

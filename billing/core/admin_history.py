@@ -27,7 +27,10 @@ def _refuse_impossible_id(pk: models.Field, text: str, what: str) -> None:
 
 class AuditHistoryAdmin(SimpleHistoryAdmin):
     """Use instead of SimpleHistoryAdmin. The ids are only checked; the views still
-    receive them as typed, so simple_history answers every well-formed id as before."""
+    receive them as typed, so simple_history answers every well-formed id as before.
+    Its list says who wrote each state in words (a person, a command, or no person)."""
+
+    object_history_list_template = "admin/audit_history_list.html"
 
     def history_view(self, request, object_id, extra_context=None):
         opts = self.model._meta

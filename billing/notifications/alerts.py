@@ -21,6 +21,7 @@ from billing.models import Alert, AlertTeamRecipient
 from billing.notifications import webhooks
 from billing.notifications.alert_emails import alert_email
 from config.celery import enqueue_on_commit
+from customers.billing_entities import customer_billing_entity, seller_from_email
 from customers.models import Customer
 
 SPEND_LIMIT_KEY = "spend_limit"
@@ -208,10 +209,16 @@ def alert_email_send(*, alert: Alert, now: datetime) -> bool:
         or Alert.objects.filter(pk=alert.pk, emailed_at__isnull=False).exists()
     ):
         return False
+    entity = customer_billing_entity(customer)
+    sender = seller_from_email(
+        sender_email=entity.sender_email,
+        contact_email=entity.email,
+        configured=settings.BILLING_ALERT_FROM_EMAIL,
+    )
     if to_customer:
         # In the customer's language, figures in their convention.
         subject, text = alert_email(alert)
-        send_mail(subject, text, settings.BILLING_ALERT_FROM_EMAIL, [customer.email])
+        send_mail(subject, text, sender, [customer.email])
     if team:
         # The team's copy says whose alert it is, in the team's language (the
         # installation's), the period still in the customer's time zone.
@@ -219,7 +226,7 @@ def alert_email_send(*, alert: Alert, now: datetime) -> bool:
         send_mail(
             f"[{customer.name}] {subject}",
             text,
-            settings.BILLING_ALERT_FROM_EMAIL,
+            sender,
             team,
         )
     Alert.objects.filter(pk=alert.pk, emailed_at__isnull=True).update(emailed_at=now)

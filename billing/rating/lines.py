@@ -255,19 +255,28 @@ def charge_lines(
         description=description,
         meter=charge.meter,
         currency=currency,
+        past_included=included > 0,
     )
 
 
 def priced_lines(
-    pricing: PricingSpec, units: Decimal, *, kind: str, description: str, meter: str, currency: str
+    pricing: PricingSpec,
+    units: Decimal,
+    *,
+    kind: str,
+    description: str,
+    meter: str,
+    currency: str,
+    past_included: bool = False,
 ) -> list[LineInput]:
     """Billable units under a pricing scheme, as explainable lines: one per piece
     of billing.rating.pricing's walk (one per tier reached for graduated), so that the
-    lines price exactly what price_units does, each line rounded once."""
+    lines price exactly what price_units does, each line rounded once. `past_included`:
+    the units are those past an allowance, and a tier's bound says it counts them."""
     return [
         _line(
             kind,
-            _piece_description(pricing, units, piece, description),
+            _piece_description(pricing, units, piece, description, past_included),
             meter,
             piece.quantity,
             piece.unit_price,
@@ -280,7 +289,7 @@ def priced_lines(
 
 
 def _piece_description(
-    pricing: PricingSpec, units: Decimal, piece: PricedPiece, description: str
+    pricing: PricingSpec, units: Decimal, piece: PricedPiece, description: str, past_included: bool
 ) -> str:
     if pricing.scheme == PACKAGE:
         return _("{charge}: {units} in packages of {size}").format(
@@ -289,13 +298,19 @@ def _piece_description(
             size=customer_text.quantity(pricing.package_size),
         )
     if pricing.scheme == GRADUATED and piece.up_to is None:
-        return _("{charge}: tier above {bound}").format(
-            charge=description, bound=customer_text.quantity(piece.after)
+        words = (
+            _("{charge}: tier above {bound} past the included")
+            if past_included
+            else _("{charge}: tier above {bound}")
         )
+        return words.format(charge=description, bound=customer_text.quantity(piece.after))
     if pricing.scheme == GRADUATED:
-        return _("{charge}: tier up to {bound}").format(
-            charge=description, bound=customer_text.quantity(piece.up_to)
+        words = (
+            _("{charge}: tier up to {bound} past the included")
+            if past_included
+            else _("{charge}: tier up to {bound}")
         )
+        return words.format(charge=description, bound=customer_text.quantity(piece.up_to))
     return description
 
 

@@ -32,6 +32,7 @@ from plans.models import (
     PriceSimulation,
     PriceSimulationRow,
 )
+from plans.selectors import plans_by_name, versions_by_plan_name
 
 RUN_SIMULATIONS = "plans.run_pricesimulation"
 
@@ -52,7 +53,7 @@ def signed_money(amount: Decimal, currency: str) -> str:
 
 class SimulationForm(forms.Form):
     version = forms.ModelChoiceField(
-        queryset=PlanVersion.objects.select_related("plan"),
+        queryset=versions_by_plan_name(PlanVersion.objects.select_related("plan")),
         help_text=_("The prices to rate the usage at: usually a draft."),
         label=_("Version"),
     )
@@ -78,7 +79,7 @@ class SimulationForm(forms.Form):
         queryset=Customer.objects.order_by("external_id"), required=False, label=_("Customers")
     )
     plan = forms.ModelChoiceField(
-        queryset=Plan.objects.all(),
+        queryset=plans_by_name(Plan.objects.all()),
         required=False,
         label=_("or all subscribers of"),
         help_text=_("Every customer on a version of this plan when the period started."),
@@ -331,6 +332,10 @@ class PriceSimulationAdmin(admin.ModelAdmin):
             ),
             simulation=found,
             version_label=str(found.version),
+            # As the list shows them: '1 Nov 2026, 00:00 UTC'.
+            period_start=day_time(found.period_start, UTC),
+            period_end=day_time(found.period_end, UTC),
+            asked_at=day_time(found.created_at, UTC),
             running=found.status in (PriceSimulation.PENDING, PriceSimulation.RUNNING),
             rows=rows,
             sums=sums,

@@ -12,6 +12,7 @@ import pytest
 import time_machine
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
+from django.utils import translation
 
 from billing.core.errors import InvalidRequest
 from billing.invoicing.close import periods_close
@@ -190,7 +191,7 @@ def test_s12_each_threshold_fires_once_with_a_signed_webhook_and_an_email(
         (
             f"You have used {pct}% of your included Prompts",
             ["billing@acme.test"],
-            "billing@localhost",
+            "billing@example.com",
         )
         for pct in (50, 75, 90, 100)
     ]
@@ -661,3 +662,21 @@ def test_the_sellers_team_gets_a_copy_of_the_kinds_it_chose(subscribed, poster, 
         (["owner@seller.test"], "[Acme Inc] You have used 50% of your included Prompts"),
     ]
     assert mailoutbox[0].body == mailoutbox[1].body
+
+
+def test_the_team_recipients_are_named_in_words(admin_client):
+    index = admin_client.get("/admin/").content.decode()
+
+    assert ">Team alert recipients</a>" in index
+    assert "on the team" not in index
+    meta = AlertTeamRecipient._meta
+    for language, one, many in [
+        (
+            "fr",
+            "destinataire des alertes dans l\N{RIGHT SINGLE QUOTATION MARK}équipe",
+            "destinataires des alertes dans l\N{RIGHT SINGLE QUOTATION MARK}équipe",
+        ),
+        ("de", "Alarmempfänger im Team", "Alarmempfänger im Team"),
+    ]:
+        with translation.override(language):
+            assert (str(meta.verbose_name), str(meta.verbose_name_plural)) == (one, many)

@@ -104,8 +104,16 @@ def test_usage_lines_name_the_meter_and_group_thousands():
             llm_tokens_charge(), quantity=D(2_600_000), meter_name="LLM tokens", currency="USD"
         )
     assert [(line.description, line.quantity, line.amount) for line in lines] == [
-        ("LLM tokens over 100,000 included: tier up to 1,000,000", D(1_000_000), D("20.00")),
-        ("LLM tokens over 100,000 included: tier above 1,000,000", D(1_500_000), D("15.00")),
+        (
+            "LLM tokens over 100,000 included: tier up to 1,000,000 past the included",
+            D(1_000_000),
+            D("20.00"),
+        ),
+        (
+            "LLM tokens over 100,000 included: tier above 1,000,000 past the included",
+            D(1_500_000),
+            D("15.00"),
+        ),
     ]
 
 
@@ -115,7 +123,7 @@ def test_usage_lines_are_written_in_the_language_given():
             llm_tokens_charge(), quantity=D(200_000), meter_name="LLM tokens", currency="USD"
         )
     assert [line.description for line in lines] == [
-        "LLM tokens über 100.000 inklusive: Stufe bis 1.000.000"
+        "LLM tokens über 100.000 inklusive: Stufe bis 1.000.000 nach den inklusiven Einheiten"
     ]
 
 

@@ -7,13 +7,16 @@ import importlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
+from io import StringIO
 
 import pytest
 import time_machine
 from django.apps import apps as django_apps
 from django.contrib.auth.models import Permission, User
+from django.core.management import call_command
 
 from billing.rating.pricing import PricingSpec, TierSpec
+from customers.models import Customer
 from plans.feature_grants import FeatureGrant
 from plans.features import feature_create
 from plans.models import Charge, Plan, PlanVersion, PriceTier, VersionFeature
@@ -124,7 +127,7 @@ def test_each_save_reads_as_its_changes_in_words(pro):
         ),
     ]
     assert changes[4].lines == (
-        "Created as a draft",
+        "Created as a draft, copied from v1",
         "Currency: USD",
         "Billing interval: Monthly",
         f"Base fee: {usd('49.00')}",
@@ -297,9 +300,58 @@ def test_rows_written_before_saves_had_a_change_id_are_grouped_by_time(pro):
     for model in (PlanVersion, Charge, PriceTier, VersionFeature):
         model.history.update(history_change_reason=None)
 
-    # then: each save is still one change (its rows, a second apart at most)
-    assert price_history(version=draft) == changes
+    # then: each save is still one change (its rows, a second apart at most); the
+    # copy no longer says what it copies (that was in the reason)
+    again = price_history(version=draft)
+    assert [(c.at, c.lines[1:]) for c in again] == [(c.at, c.lines[1:]) for c in changes]
     assert [c.lines[0] for c in changes] == [
         f"Base fee: {usd('49.00')} → {usd('59.00')}",
-        "Created as a draft",
+        "Created as a draft, copied from v1",
     ]
+    assert again[1].lines[0] == "Created as a draft"
+
+
+def test_a_copy_of_v2_says_so_in_its_history_reason(pro):
+    # given: v2 published from a copy of v1
+    v2 = plan_version_publish(version=plan_version_copy_as_draft(version=pro))
+
+    # when: v3 is copied from v2
+    v3 = plan_version_copy_as_draft(version=v2)
+
+    # then: every row of the copy carries the tag after its change id
+    reasons = {row.history_change_reason for row in PlanVersion.history.filter(id=v3.pk)}
+    assert len(reasons) == 1 and reasons.pop().endswith(" copied_from=2")
+    assert price_history(version=v3)[0].lines[0] == "Created as a draft, copied from v2"
+
+
+def test_the_demo_catalog_s_history_names_its_loader(client):
+    # given: the demo loaded by its command, no person logged in
+    call_command("load_demo", stdout=StringIO())
+    pro = Plan.objects.get(code="pro").versions.get()
+    viewer = User.objects.create_user("fin", password="x", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_planversion"))
+    client.force_login(viewer)
+
+    # when
+    page = client.get(f"/admin/plans/planversion/{pro.pk}/history/")
+
+    # then
+    (change,) = price_history(version=pro)
+    assert (change.user, change.by, change.lines[0]) == (None, "load_demo", "Created and published")
+    html = page.content.decode()
+    assert '<td class="who">load_demo (demo data)</td>' in html
+    assert "No person" not in html
+
+
+def test_every_history_page_names_the_demo_loader(admin_client):
+    call_command("load_demo", stdout=StringIO())
+    pro = Plan.objects.get(code="pro")
+    acme = Customer.objects.get(external_id="acme")
+
+    for url in (
+        f"/admin/plans/plan/{pro.pk}/history/",
+        f"/admin/customers/customer/{acme.pk}/history/",
+    ):
+        html = admin_client.get(url).content.decode()
+        assert html.count('<td class="who">load_demo (demo data)</td>') == 1, url
+        assert "None" not in html and "change:" not in html, url

@@ -8,6 +8,7 @@ from decimal import Decimal as D
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.utils import translation
 
 from billing.invoicing.close import periods_close
 from billing.rating import lines as rating
@@ -15,7 +16,7 @@ from billing.rating.pricing import PricingSpec, TierSpec
 from billing.usage.ingestion import events_ingest
 from customers.services import customer_create
 from invoices.models import Invoice
-from plans.models import PlanVersion, PriceSimulation
+from plans.models import PlanVersion, PriceSimulation, PriceTier
 from plans.price_sandbox_admin import invoice_rows, sandbox_invoice, shown_quantity
 from plans.selectors import version_spec
 from plans.services import plan_version_copy_as_draft, tax_rate_create
@@ -81,8 +82,8 @@ def test_1_500_000_tokens_cost_what_the_close_bills(pro, sales_tax):
     assert [(line.description, line.amount) for line in tried.lines] == [
         ("Pro (Nov 2026)", D("49.00")),
         ("3 seats (Nov 2026)", D("37.50")),
-        ("LLM tokens over 1,000 included: tier up to 1,000,000", D("2000.00")),
-        ("LLM tokens over 1,000 included: tier above 1,000,000", D("748.50")),
+        ("LLM tokens over 1,000 included: tier up to 1,000,000 past the included", D("2000.00")),
+        ("LLM tokens over 1,000 included: tier above 1,000,000 past the included", D("748.50")),
     ]
     assert (tried.subtotal, [t.amount for t in tried.taxes], tried.total) == (
         D("2835.00"),
@@ -145,6 +146,10 @@ def test_the_page_shows_the_invoice_and_writes_nothing(pro, sales_tax, client):
     assert form.status_code == 200
     assert form.context["form"]["period_start"].initial == date.today()
     assert f"/admin/plans/pricesimulation/simulate/?version={draft.pk}" in form.content.decode()
+    assert (
+        '<p id="tiers-past-included">LLM tokens: the tiers count the units past the included '
+        "ones (with 1,000 included, a tier up to 5,000 ends at 6,000 units used).</p>"
+    ) in form.content.decode()
 
     page = client.get(
         url,
@@ -259,3 +264,16 @@ def test_bad_input_is_an_error_on_its_field(pro, client, field, value, error):
 def test_trying_prices_needs_view_permission(pro, client):
     client.force_login(User.objects.create_user("nobody", password="x", is_staff=True))
     assert client.get(f"/admin/plans/planversion/{pro.pk}/try-prices/").status_code == 403
+
+
+def test_the_tier_form_says_up_to_counts_past_the_included_units():
+    field = PriceTier._meta.get_field("up_to")
+
+    assert str(field.help_text) == (
+        "Counts the units past the charge's included ones: with 1,000 included, a tier "
+        "up to 5,000 ends at 6,000 units used. Inclusive; empty for the last, open tier."
+    )
+    with translation.override("fr"):
+        assert str(field.help_text).startswith("Compte les unités après celles incluses")
+    with translation.override("de"):
+        assert str(field.help_text).startswith("Zählt die Einheiten nach den inklusiven")

@@ -90,7 +90,7 @@ def test_the_price_history_reads_each_row_repriced_added_or_removed(published):
         f"LLM tokens: rate claude-sonnet removed (3.00 USD {PER_M})",
     )
     # The copy changed nothing; the card was created with the version.
-    assert changes[1].lines[0] == "Created as a draft"
+    assert changes[1].lines[0] == "Created as a draft, copied from v1"
     assert f"LLM tokens: default rate added (4.00 USD {PER_M})" in changes[1].lines
 
 

@@ -559,6 +559,9 @@ def test_a_running_simulation_shows_a_progress_bar_that_follows_the_task(
     page = admin_client.get(f"/admin/plans/pricesimulation/{running.pk}/result/").content.decode()
 
     assert '<progress id="simulation-progress" max="4" value="1">' in page
+    # dates as the rest of the admin writes them, not ISO
+    assert '<td id="simulation-period">1 Oct 2026, 00:00 UTC to 1 Nov 2026, 00:00 UTC</td>' in page
+    assert '<td id="simulation-asked">—, 21 Nov 2026, 12:00 UTC</td>' in page
     assert f"/admin/plans/pricesimulation/{running.pk}/progress/" in page
     assert 'http-equiv="refresh"' in page
     assert "simulation-rows" not in page
