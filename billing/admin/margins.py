@@ -27,7 +27,7 @@ from billing.margins.ordering import DEFAULT_SORT, sorted_margins
 from billing.margins.report import (
     VIEWS,
     lowest_margins,
-    margins,
+    margins_by,
     margins_csv_lines,
     margins_total,
     month_margins,
@@ -249,7 +249,11 @@ class MarginReportAdmin(RecordAdmin):
             window["customers"] = list(
                 Customer.objects.filter(external_id=only).values_list("pk", flat=True)
             )
-        computed = margins(**window, group_by=group_by, currency=currency)
+        # The page by another view lists the customers of lowest margin on its
+        # first page too: both views from one read of the window.
+        views = (group_by, "customer") if group_by != "customer" else (group_by,)
+        both = margins_by(**window, views=views, currency=currency)
+        computed = both[group_by]
         rows = sorted_margins(computed, sort=cleaned["sort"], group_by=group_by)
         if request.GET.get("format") == "csv":
             response = StreamingHttpResponse(
@@ -264,11 +268,7 @@ class MarginReportAdmin(RecordAdmin):
         first = page.number == 1
         lowest, chart = [], None
         if first or group_by == "customer":
-            by_customer = (
-                computed
-                if group_by == "customer"
-                else margins(**window, group_by="customer", currency=currency)
-            )
+            by_customer = both["customer"]
             lowest = lowest_margins(by_customer, LOWEST)
         if first:
             # The window's margins by customer, of every customer, when it is one

@@ -150,6 +150,7 @@ def _billed_lines(start: datetime, end: datetime, currency: str, kinds, customer
             "meter",
             "group",
             "amount",
+            "kind",
         )
     )
     bases = _discount_bases({line["invoice_id"] for line in lines if line["invoice__discount"]})
@@ -183,6 +184,7 @@ def _credited_lines(start: datetime, end: datetime, currency: str, kinds, custom
         ),
         "invoice_line__meter": "meter",
         "invoice_line__group": "group",
+        "invoice_line__kind": "kind",
     }
     return [
         {names[name]: value for name, value in row.items() if name in names}
@@ -197,69 +199,110 @@ def margins(
     """Revenue, cost and margin in [start, end) (whole UTC hours) per key of
     `group_by` (VIEWS or a property of price_by_properties), in `currency`,
     largest revenue first; of these `customers` (ids) only, when given."""
-    by_view = group_by in VIEWS
-    rows: dict[tuple, Margin] = {}
-    plans = _customer_plans(start, end) if group_by == "plan" else {}
+    views = margins_by(
+        start=start, end=end, views=(group_by,), currency=currency, customers=customers
+    )
+    return views[group_by]
 
-    def row(value) -> Margin:
+
+def margins_by(
+    *, start: datetime, end: datetime, views: tuple[str, ...], currency: str, customers=None
+) -> dict[str, list[Margin]]:
+    """margins() of each of `views` over the same window, the window's lines,
+    consumption and costs read once for all of them (the admin page by plan
+    also lists the customers of lowest margin)."""
+    plans = _customer_plans(start, end) if "plan" in views else {}
+    grouped = [_View(name, plans) for name in views]
+    kinds = USAGE_KINDS + (FEE_KINDS if any(v.with_fees for v in grouped) else ())
+    for line in _billed_lines(start, end, currency, kinds, customers):
+        for view in grouped:
+            view.add_line(line)
+    if any(view.by_view for view in grouped):
+        for consumed in consumed_at_sale_value(
+            start=start, end=end, currency=currency, customers=customers
+        ):
+            for view in grouped:
+                view.add_consumed(consumed)
+    for usage in usage_costs(start=start, end=end, currency=currency, customers=customers):
+        for view in grouped:
+            view.add_usage(usage)
+    return {view.name: view.rows_in(currency) for view in grouped}
+
+
+class _View:
+    """The rows of one view of margins() as the window's figures are added."""
+
+    def __init__(self, name: str, plans: dict[int, str]):
+        self.name = name
+        self.by_view = name in VIEWS
+        self.with_fees = name in ("customer", "plan")
+        self.kinds = set(USAGE_KINDS + (FEE_KINDS if self.with_fees else ()))
+        self.plans = plans
+        self.grouping = {m.code for m in meter_cache.by_id().values() if name in m.group_by}
+        self.rows: dict[tuple, Margin] = {}
+
+    def row(self, value) -> Margin:
         key = (value,)
-        return rows.get(key) or rows.setdefault(key, Margin(key={group_by: value}))
+        return self.rows.get(key) or self.rows.setdefault(key, Margin(key={self.name: value}))
 
-    def view_value(customer_id: int, meter_code: str, plan: str | None = None):
-        if group_by == "customer":
+    def value(self, customer_id: int, meter_code: str, plan: str | None = None):
+        if self.name == "customer":
             return customer_id
-        if group_by == "plan":
-            return plan or plans.get(customer_id)
+        if self.name == "plan":
+            return plan or self.plans.get(customer_id)
         return meter_code
 
-    kinds = USAGE_KINDS + (FEE_KINDS if group_by in ("customer", "plan") else ())
-    grouping = {m.code for m in meter_cache.by_id().values() if group_by in m.group_by}
-    for line in _billed_lines(start, end, currency, kinds, customers):
-        if by_view:
-            if group_by == "meter" and not line["meter"]:
-                continue
-            value = view_value(
+    def add_line(self, line: dict) -> None:
+        if line["kind"] not in self.kinds:
+            return
+        if self.by_view:
+            if self.name == "meter" and not line["meter"]:
+                return
+            value = self.value(
                 line["invoice__customer_id"],
                 line["meter"],
                 line["invoice__subscription__version__plan__code"],
             )
-        elif line["group"] is None or line["meter"] not in grouping:
-            continue
+        elif line["group"] is None or line["meter"] not in self.grouping:
+            return
         else:
-            value = line["group"].get(group_by)
-        row(value).exact_revenue += line["net"]
-    if by_view:
-        for consumed in consumed_at_sale_value(
-            start=start, end=end, currency=currency, customers=customers
-        ):
-            if group_by == "meter" and not consumed.meter:
-                continue
-            row(view_value(consumed.customer_id, consumed.meter)).exact_revenue += consumed.value
-    for usage in usage_costs(start=start, end=end, currency=currency, customers=customers):
-        if by_view:
-            value = view_value(usage.customer_id, usage.meter.code)
-        elif usage.meter.code in grouping:
-            value = dict(usage.values).get(group_by)
+            value = line["group"].get(self.name)
+        self.row(value).exact_revenue += line["net"]
+
+    def add_consumed(self, consumed) -> None:
+        if not self.by_view or (self.name == "meter" and not consumed.meter):
+            return
+        self.row(self.value(consumed.customer_id, consumed.meter)).exact_revenue += consumed.value
+
+    def add_usage(self, usage) -> None:
+        if self.by_view:
+            value = self.value(usage.customer_id, usage.meter.code)
+        elif usage.meter.code in self.grouping:
+            value = dict(usage.values).get(self.name)
         else:
-            continue
-        found = row(value)
+            return
+        found = self.row(value)
         found.exact_cost += usage.cost
         found.uncosted_quantity += usage.uncosted
-    if group_by == "customer":
-        names = dict(
-            Customer.objects.filter(pk__in=[key for (key,) in rows]).values_list(
-                "pk", "external_id"
+
+    def rows_in(self, currency: str) -> list[Margin]:
+        """The rows, rounded once, largest revenue first (customers by their ID)."""
+        name = self.name
+        if name == "customer":
+            names = dict(
+                Customer.objects.filter(pk__in=[key for (key,) in self.rows]).values_list(
+                    "pk", "external_id"
+                )
             )
+            for margin in self.rows.values():
+                margin.key = {"customer": names.get(margin.key["customer"])}
+        for margin in self.rows.values():
+            margin.revenue = quantize_money(margin.exact_revenue, currency)
+            margin.cost = quantize_money(margin.exact_cost, currency)
+        return sorted(
+            self.rows.values(),
+            key=lambda m: (-m.revenue, m.key[name] is None, str(m.key[name])),
         )
-        for margin in rows.values():
-            margin.key = {"customer": names.get(margin.key["customer"])}
-    for margin in rows.values():
-        margin.revenue = quantize_money(margin.exact_revenue, currency)
-        margin.cost = quantize_money(margin.exact_cost, currency)
-    return sorted(
-        rows.values(),
-        key=lambda m: (-m.revenue, m.key[group_by] is None, str(m.key[group_by])),
-    )
 
 
 def margins_total(rows: list[Margin], *, key: dict, currency: str) -> Margin:

@@ -12,6 +12,7 @@ import time_machine
 
 from billing.core.vocabulary import CouponDuration
 from billing.invoicing.close import periods_close
+from billing.margins import report
 from billing.rating.pricing import PricingSpec, TierSpec
 from billing.subscriptions.discounts import discount_redeem
 from billing.usage.ingestion import events_ingest
@@ -157,6 +158,24 @@ def test_revenue_by_customer_is_their_invoices_net_of_discount_plus_credits_used
     assert margins("group_by=meter") == [
         ({"meter": "api_calls"}, "30.00", "3.00", "27.00", "90.00"),
         ({"meter": "llm_tokens"}, "4.05", "2.25", "1.80", "44.44"),
+    ]
+
+
+def test_views_read_together_equal_each_view_read_alone(month):
+    """The admin page by plan lists the customers of lowest margin too, from one
+    read of the window (report.margins_by): the same rows as each view alone."""
+    window = {"start": NOV_1, "end": DEC_1, "currency": "USD"}
+    views = ("plan", "customer", "meter", "model")
+    together = report.margins_by(**window, views=views)
+    for view in views:
+        alone = report.margins(**window, group_by=view)
+        assert alone, view
+        assert [(m.key, m.revenue, m.cost, m.uncosted_quantity) for m in together[view]] == [
+            (m.key, m.revenue, m.cost, m.uncosted_quantity) for m in alone
+        ], view
+    # Fees count for customers and plans, never for a meter or a card's property.
+    assert [(m.key, m.revenue) for m in together["model"]] == [
+        ({"model": "gpt-4o"}, D("4.05")),
     ]
 
 
