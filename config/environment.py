@@ -63,3 +63,11 @@ def env_decimal_list(name: str, default: list[Decimal]) -> list[Decimal]:
         return [Decimal(item) for item in env_list(name, [str(d) for d in default])]
     except InvalidOperation as exc:
         raise ImproperlyConfigured(f"{name} must be a comma list of numbers") from exc
+
+
+def env_minutes_list(name: str, default: list[str]) -> list[int]:
+    """Waits such as `1,5,30,120`, in whole minutes."""
+    try:
+        return [int(minutes) for minutes in env_list(name, default)]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a comma list of whole minutes") from exc

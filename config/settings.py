@@ -19,6 +19,7 @@ from config.environment import (
     env_decimal_list,
     env_int,
     env_list,
+    env_minutes_list,
     env_rate,
 )
 
@@ -456,15 +457,9 @@ BILLING_INVOICE_FROM_EMAIL = os.environ.get("BILLING_INVOICE_FROM_EMAIL", "") or
 # An invoice email the mail server refused or could not take is sent again after
 # each of these waits (minutes): 1,5,30,120 makes five attempts in all, then it
 # is recorded failed (the admin's "Send again" tries once more).
-try:
-    BILLING_INVOICE_EMAIL_RETRY_MINUTES = [
-        int(minutes)
-        for minutes in env_list("BILLING_INVOICE_EMAIL_RETRY_MINUTES", ["1", "5", "30", "120"])
-    ]
-except ValueError as exc:
-    raise ImproperlyConfigured(
-        "BILLING_INVOICE_EMAIL_RETRY_MINUTES must be a comma list of whole minutes"
-    ) from exc
+BILLING_INVOICE_EMAIL_RETRY_MINUTES = env_minutes_list(
+    "BILLING_INVOICE_EMAIL_RETRY_MINUTES", ["1", "5", "30", "120"]
+)
 
 # Payments: unset means payments are recorded by hand in the admin.
 STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
@@ -477,14 +472,7 @@ STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
 # An off-session charge (an invoice, an auto top-up) that fails is tried again
 # after each of these waits (minutes): 60,1440 makes three attempts in all. Then
 # the invoice is uncollectible, the purchase failed.
-try:
-    STRIPE_PAYMENT_RETRY_MINUTES = [
-        int(minutes) for minutes in env_list("STRIPE_PAYMENT_RETRY_MINUTES", ["60", "1440"])
-    ]
-except ValueError as exc:
-    raise ImproperlyConfigured(
-        "STRIPE_PAYMENT_RETRY_MINUTES must be a comma list of whole minutes"
-    ) from exc
+STRIPE_PAYMENT_RETRY_MINUTES = env_minutes_list("STRIPE_PAYMENT_RETRY_MINUTES", ["60", "1440"])
 # Where Stripe Checkout sends the buyer back; a request may name its own.
 STRIPE_CHECKOUT_SUCCESS_URL = os.environ.get("STRIPE_CHECKOUT_SUCCESS_URL", "")
 STRIPE_CHECKOUT_CANCEL_URL = os.environ.get("STRIPE_CHECKOUT_CANCEL_URL", "")
