@@ -352,9 +352,7 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 # Billing rules.
 BILLING_LATE_EVENT_DAYS = env_int("BILLING_LATE_EVENT_DAYS", 35)
 BILLING_FUTURE_EVENT_SECONDS = env_int("BILLING_FUTURE_EVENT_SECONDS", 300)
-# PostgreSQL: whole months before the current one whose events stay attached to the
-# events table at least; older months are detached hourly, never one a period may
-# still need (billing.usage.detaching). `off`: never detached on a schedule.
+# PostgreSQL: months of events kept attached at least, `off` (billing.usage.detaching).
 BILLING_EVENT_MONTHS_ATTACHED = env_count_or_off("BILLING_EVENT_MONTHS_ATTACHED", 0)
 # PostgreSQL: how often (ms) an ingesting process folds the rollup tail into the
 # hourly rollups after a batch (billing.usage.folding), when no folder service folds
