@@ -11,7 +11,7 @@ from billing.models import Alert, WebhookDelivery
 from billing.notifications import alerts, webhooks
 from billing.subscriptions import bulk_migration
 from billing.usage import alerts as usage_alerts
-from billing.usage import folding, partitions, rebuild
+from billing.usage import detaching, folding, partitions, rebuild
 
 
 @shared_task(acks_late=True)
@@ -33,6 +33,14 @@ def ensure_event_partitions() -> list[str]:
     events the default partition took for want of one moved into theirs (billing.
     usage.partitions). The names of the partitions created."""
     return partitions.event_partitions_ensure()
+
+
+@shared_task(acks_late=True)
+def detach_event_months() -> list[str]:
+    """Hourly: the events table's months no period may still need detached, each
+    kept as a plain table (billing.usage.detaching); nothing when
+    BILLING_EVENT_MONTHS_ATTACHED is off. The names of the months detached."""
+    return detaching.event_months_detach(now=datetime.now(UTC)).detached
 
 
 CLOSE_CHUNK = 500

@@ -24,6 +24,20 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}") from exc
 
 
+def env_count_or_off(name: str, default: int) -> int | None:
+    """A whole number of 0 or more, or `off` as None."""
+    value = (os.environ.get(name) or "").strip().lower()
+    if not value:
+        return default
+    if value == "off":
+        return None
+    if not value.isdigit():
+        raise ImproperlyConfigured(
+            f"{name} must be a whole number of 0 or more, or off, got {value!r}"
+        )
+    return int(value)
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     value = os.environ.get(name)
     if value is None or value == "":

@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.environment import (
     env_bool,
+    env_count_or_off,
     env_decimal,
     env_decimal_list,
     env_int,
@@ -352,6 +353,8 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 # Billing rules.
 BILLING_LATE_EVENT_DAYS = env_int("BILLING_LATE_EVENT_DAYS", 35)
 BILLING_FUTURE_EVENT_SECONDS = env_int("BILLING_FUTURE_EVENT_SECONDS", 300)
+# PostgreSQL: months of events kept attached at least, `off` (billing.usage.detaching).
+BILLING_EVENT_MONTHS_ATTACHED = env_count_or_off("BILLING_EVENT_MONTHS_ATTACHED", 0)
 # PostgreSQL: how often (ms) an ingesting process folds the rollup tail into the
 # hourly rollups after a batch (billing.usage.folding), when no folder service folds
 # more often (it folds every second); 0 folds after every batch.

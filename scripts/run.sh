@@ -2,8 +2,8 @@
 # The README's "run" command: installs requirements.lock into .venv if needed, migrates,
 # sets up the admin roles, loads the demo catalog, makes sure a dev superuser and a dev
 # API key exist, then runs the web server, two Celery workers (the urgent queue's and
-# the default one's), Celery beat and the metrics server until Ctrl-C or SIGTERM, which
-# stops them all. If one of them dies, the others are stopped and the script exits
+# the default one's), Celery beat, the folder (fold_usage --every 1, as in production)
+# and the metrics server until Ctrl-C or SIGTERM, which stops them all. If one of them dies, the others are stopped and the script exits
 # non-zero.
 # The environment passes through: DATABASE_URL, CELERY_BROKER_URL, ... (see README.md).
 set -euo pipefail
@@ -99,7 +99,8 @@ Usage billing is starting on $base_url
   health:   $base_url/healthz, $base_url/readyz
   metrics:  http://127.0.0.1:$metrics_port/metrics (Prometheus; this machine only)
   logs:     workers $log_dir/worker-urgent.log and $log_dir/worker-default.log,
-            beat $log_dir/beat.log, metrics $log_dir/metrics.log
+            beat $log_dir/beat.log, folder $log_dir/folder.log,
+            metrics $log_dir/metrics.log
 Stop with Ctrl-C.
 
 EOF
@@ -146,7 +147,7 @@ stop_all() {
 on_signal() {
     trap '' INT TERM
     echo
-    echo "== stopping the web server, workers, beat and metrics server"
+    echo "== stopping the web server, workers, beat, folder and metrics server"
     stop_all
     exit "$1"
 }
@@ -163,6 +164,9 @@ start worker-urgent .venv/bin/celery -A config worker -Q urgent -n urgent@%h -l 
 start worker-default .venv/bin/celery -A config worker -Q default -n default@%h -l info \
     --concurrency 1 >>"$log_dir/worker-default.log" 2>&1
 start beat .venv/bin/celery -A config beat -l info >>"$log_dir/beat.log" 2>&1
+# The folder service (docs/running.md): the usage events into the rollups every second
+# on PostgreSQL; on SQLite, which writes the rollups as events are stored, it idles.
+start folder "$py" manage.py fold_usage --every 1 >>"$log_dir/folder.log" 2>&1
 start metrics "$py" manage.py serve_metrics --host 127.0.0.1 --port "$metrics_port" \
     >>"$log_dir/metrics.log" 2>&1
 

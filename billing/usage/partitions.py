@@ -57,26 +57,86 @@ def event_partitions_ensure(
         return []
     around = around or datetime.now(UTC)
     first = add_months(date(around.year, around.month, 1), -back)
-    tables = _tables()
+    tables = month_tables()
     created = []
     for offset in range(back + ahead + 1):
         start = add_months(first, offset)
         name = partition_name(start)
-        if name in tables:
+        if start in tables:
             continue
         _partition_create(name, start, add_months(start, 1))
         created.append(name)
     return created
 
 
-def _tables() -> set[str]:
-    """The names of the tables named as months of the events table, partitions or not."""
+def month_of(name: str) -> date | None:
+    """The month a table named by partition_name is for; None for any other name."""
+    prefix = f"{EVENTS_TABLE}_y"
+    if not name.startswith(prefix) or len(name) != len(prefix) + 7 or name[-3] != "m":
+        return None
+    year, month = name[-7:-3], name[-2:]
+    if not (year.isdigit() and month.isdigit() and 1 <= int(month) <= 12):
+        return None
+    return date(int(year), int(month), 1)
+
+
+def month_tables() -> dict[date, bool]:
+    """Each table named as a month of the events table, by its month: True while it
+    is a partition of the table, False once detached (a plain table). Empty on
+    databases without partitioning."""
+    if connection.vendor != "postgresql":
+        return {}
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT relname FROM pg_class WHERE relname LIKE %s AND relkind IN ('r', 'p')",
-            [f"{EVENTS_TABLE}\\_y%"],
+            "SELECT c.relname, EXISTS (SELECT FROM pg_inherits i WHERE i.inhrelid = c.oid "
+            "AND i.inhparent = %s::regclass) FROM pg_class c "
+            "WHERE c.relname LIKE %s AND c.relkind IN ('r', 'p')",
+            [EVENTS_TABLE, f"{EVENTS_TABLE}\\_y%"],
         )
-        return {name for (name,) in cursor.fetchall()}
+        found = {month_of(name): attached for name, attached in cursor.fetchall()}
+    return {month: attached for month, attached in found.items() if month is not None}
+
+
+def attached_events_start() -> datetime | None:
+    """The earliest instant whose events may still be attached to the events table:
+    the start of the earliest attached month, or of the month of the default
+    partition's oldest event when that is earlier (a task that stopped for months).
+    No attached event is older, so the rollups before it come from detached months
+    (or from nothing). None on databases without partitioning: every event is there."""
+    if connection.vendor != "postgresql":
+        return None
+    starts = [month for month, attached in month_tables().items() if attached]
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT min("timestamp") FROM {DEFAULT_PARTITION}')  # noqa: S608
+        (oldest,) = cursor.fetchone()
+    if oldest is not None:
+        starts.append(date(oldest.year, oldest.month, 1))
+    if not starts:  # no month made and no event: nothing older is attached
+        now = datetime.now(UTC)
+        starts.append(date(now.year, now.month, 1))
+    first = min(starts)
+    return datetime(first.year, first.month, 1, tzinfo=UTC)
+
+
+def partition_detach(month: date, *, drop: bool = False) -> None:
+    """Detach the month's partition from the events table, leaving it a plain table
+    of its own (archived: a tablespace on cheaper disks, a dump, ...), or dropping
+    it with `drop`. Its events leave every read, fold and rebuild; ids and rollups
+    stay as they are. Waits PARTITION_LOCK_TIMEOUT at most for the events table's
+    exclusive lock (a detach without CONCURRENTLY, which a table with a default
+    partition refuses), else raises and leaves the month attached."""
+    name = partition_name(month)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL lock_timeout = '{PARTITION_LOCK_TIMEOUT}'")
+        cursor.execute(f"ALTER TABLE {EVENTS_TABLE} DETACH PARTITION {name}")
+        if drop:
+            cursor.execute(f"DROP TABLE {name}")
+
+
+def month_table_drop(month: date) -> None:
+    """Drop a month's table detached before (never an attached one: detach it)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {partition_name(month)}")
 
 
 class _EventsToMove(Exception):

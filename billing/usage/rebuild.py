@@ -22,6 +22,7 @@ from billing.usage.metering import (
     meter_cache,
     meter_def,
 )
+from billing.usage.partitions import attached_events_start
 from billing.usage.rollups import (
     ROLLUP_COLUMNS,
     PreparedEvent,
@@ -38,12 +39,14 @@ REBUILD_CHUNK = 2000
 
 
 def meter_usage_rebuild(*, meter_id: int) -> int:
-    """Recompute one meter's rollups from every stored event, e.g. for a meter
-    created or redefined after its events arrived. Idempotent. Takes the rollup
-    lock exclusively, so concurrent ingestion waits and then meters with the new
-    definition. A stored event the meter cannot read (say, without its value
-    property) is left out, as it would have been refused had the meter existed.
-    Returns the number of events the meter counted."""
+    """Recompute one meter's rollups from every event still attached to the events
+    table, e.g. for a meter created or redefined after its events arrived: the
+    rollups from the first attached month on (all of them on SQLite), those of
+    months detached before it kept as they are (billing.usage.detaching).
+    Idempotent. Takes the rollup lock exclusively, so concurrent ingestion waits
+    and then meters with the new definition. A stored event the meter cannot read
+    (say, without its value property) is left out, as it would have been refused
+    had the meter existed. Returns the number of events the meter counted."""
     meter = Meter.objects.filter(pk=meter_id).first()
     if meter is None:
         return 0
@@ -59,13 +62,19 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
         # (billing.usage.edge_cache) are never compared with the new ones.
         Meter.objects.filter(pk=meter_id).update(updated_at=timezone.now())
         meter_cache.clear()
-        UsageRollup.objects.filter(meter_id=meter_id).delete()
-        UsageDailyRollup.objects.filter(meter_id=meter_id).delete()
-        UsageUniqueValue.objects.filter(meter_id=meter_id).delete()
-        UsagePropertyRollup.objects.filter(meter_id=meter_id).delete()
-        UsagePropertyUniqueValue.objects.filter(meter_id=meter_id).delete()
+        # Months are UTC months, so no hour or day of a rollup straddles `since`.
+        since = attached_events_start()
+        hours = {"meter_id": meter_id} | ({"hour__gte": since} if since else {})
+        UsageRollup.objects.filter(**hours).delete()
+        UsageDailyRollup.objects.filter(
+            meter_id=meter_id, **({"day__gte": since} if since else {})
+        ).delete()
+        UsageUniqueValue.objects.filter(**hours).delete()
+        UsagePropertyRollup.objects.filter(**hours).delete()
+        UsagePropertyUniqueValue.objects.filter(**hours).delete()
+        events = {"event_name": meter.event_name} | ({"timestamp__gte": since} if since else {})
         rows = (
-            UsageEvent.objects.filter(event_name=meter.event_name)
+            UsageEvent.objects.filter(**events)
             .annotate(raw=Cast("properties", TextField()))
             .values_list("customer_id", "event_id", "timestamp", "raw")
             .order_by()

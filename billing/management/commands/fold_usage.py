@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import Error, connection
 
-from billing.usage.folding import usage_fold
+from billing.usage.folding import folds, usage_fold
 
 logger = logging.getLogger(__name__)
 
@@ -17,8 +17,9 @@ LONGEST_RETRY_SECONDS = 30.0
 class Command(BaseCommand):
     help = (
         "Fold the usage events not folded yet into the rollups (PostgreSQL; ingestion "
-        "already does so about every two seconds). Safe to run at any time, also beside "
-        "ingestion and other folders, and to kill at any point. With --every, it is "
+        "already does so about every two seconds; SQLite has nothing to fold). Safe to "
+        "run at any time, also beside ingestion and other folders, and to kill at any "
+        "point. With --every, it is "
         "the folder service (docs/running.md): while it folds more often than "
         "BILLING_FOLD_MS, the batches leave the folds to it."
     )
@@ -45,6 +46,14 @@ class Command(BaseCommand):
                 f"warning: folds every {every:g} s, not more often than the batches' "
                 f"turns (BILLING_FOLD_MS={settings.BILLING_FOLD_MS}): the batches fold too"
             )
+        if not folds():
+            # scripts/run.sh starts the folder on every database, as production does;
+            # here each turn returns at once without a query.
+            self.stdout.write(
+                f"This database ({connection.vendor}) writes the rollups as events are stored: "
+                "nothing to fold; idling until stopped"
+            )
+            self.stdout.flush()
         retry = every
         while True:
             started = time.monotonic()

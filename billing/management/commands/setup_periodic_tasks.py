@@ -13,6 +13,12 @@ SCHEDULES = {
         "billing.tasks.ensure_event_partitions",
         60,
     ),
+    # Old months of the events table, which no period needs any more; kept as plain
+    # tables. A no-op with BILLING_EVENT_MONTHS_ATTACHED=off.
+    "Detach the usage events' old monthly partitions": (
+        "billing.tasks.detach_event_months",
+        60,
+    ),
     # Margins are computed per hour; a no-op without BILLING_MARGIN_ALERT_PERCENT.
     "Raise low-margin alerts to the team": ("billing.tasks.check_margin_alerts", 60),
     "Expire credits past their expiry time": ("wallets.tasks.expire_credits", 5),
