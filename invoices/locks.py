@@ -17,6 +17,16 @@ def invoice_lock(invoice_id: int) -> Invoice:
     )
 
 
+def invoices_lock(invoice_ids: list[int]) -> list[Invoice]:
+    """Lock these invoices in primary-key order and return them fresh, in that order."""
+    return list(
+        Invoice.objects.select_for_update(of=("self",))
+        .select_related("customer")
+        .filter(pk__in=invoice_ids)
+        .order_by("pk")
+    )
+
+
 def credit_note_lock(credit_note_id: int) -> CreditNote:
     """Lock one credit note (to record its PDF) and return it fresh."""
     return (

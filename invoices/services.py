@@ -29,7 +29,7 @@ from invoices.credit_balance import (
 )
 from invoices.credit_notes import credit_note_for_void, credit_note_locks
 from invoices.journal_entries import journal_invoice_finalized
-from invoices.locks import draft_invoices_claim, invoice_lock
+from invoices.locks import draft_invoices_claim, invoice_lock, invoices_lock
 from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceTaxLine
 from invoices.reactions import VOID_CHECKS
 from invoices.rendering import render_pdf_after_commit
@@ -246,15 +246,54 @@ def _finalize_locked(
 def invoice_finalize(*, invoice: Invoice, now: datetime, collect: bool = True) -> Invoice:
     """Finalize a draft: number it (gap-free per year, under a lock) and freeze it.
     Finalizing an invoice that is no longer a draft is refused. With Stripe the
-    invoice is then collected (invoices.collection), unless `collect` is off."""
+    invoice is then collected (invoices.collection), unless `collect` is off.
+
+    Numbers follow accounting order: a plan change's or an immediate cancel's
+    invoice credits the unused part of fees an earlier invoice of its
+    subscription charged (its start invoice, or the last close's), so the drafts
+    its subscription wrote before it and dated by `now` are finalized first, in
+    this transaction, as the beat would have finalized them: a document is never
+    numbered before one it credits. Locks the customers, then the drafts in
+    primary-key order, then the sequence."""
+    invoice_id = invoice.pk
     with transaction.atomic():
+        earlier = _earlier_drafts(invoice, now)
         with_balance = _credit_balance_customers_lock(
             [(invoice.customer_id, invoice.total, invoice.reason)]
+            + [(draft.customer_id, draft.total, draft.reason) for draft in earlier]
         )
-        invoice = invoice_lock(invoice.pk)
+        locked = invoices_lock([invoice_id] + [draft.pk for draft in earlier])
+        invoice = next((each for each in locked if each.pk == invoice_id), None)
+        if invoice is None:
+            raise Invoice.DoesNotExist(f"no invoice {invoice_id}")
         if invoice.status != Invoice.DRAFT:
             raise Conflict(f"invoice {invoice} is {invoice.status}, not a draft")
+        for draft in locked:
+            # Finalized by another run between the read and the lock: left as it is.
+            if draft.pk != invoice.pk and draft.status == Invoice.DRAFT:
+                _finalize_locked(draft, now, with_balance=with_balance)
         return _finalize_locked(invoice, now, collect=collect, with_balance=with_balance)
+
+
+# The invoices that credit fees an earlier invoice of their subscription charged.
+CREDITING_EARLIER = (Invoice.PLAN_CHANGE, Invoice.CANCEL)
+
+
+def _earlier_drafts(invoice: Invoice, now: datetime) -> list[Invoice]:
+    """For an invoice that credits earlier fees (CREDITING_EARLIER), the drafts
+    its subscription wrote before it (lower ids), dated by `now`; else none."""
+    if invoice.reason not in CREDITING_EARLIER or invoice.subscription_id is None:
+        return []
+    return list(
+        Invoice.objects.filter(
+            subscription_id=invoice.subscription_id,
+            status=Invoice.DRAFT,
+            pk__lt=invoice.pk,
+            created_at__lte=now,
+        )
+        .only("pk", "customer_id", "total", "reason")
+        .order_by("pk")
+    )
 
 
 def _credit_balance_customers_lock(drafts: list[tuple[int, Decimal, str]]) -> set[int]:
