@@ -352,10 +352,12 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
         if entity is not None:
             messages.warning(
                 request,
-                f"{obj.name or obj.external_id} is an EU business in another country than "
-                f"its billing entity, {entity.legal_name}, which has no VAT number: its "
-                "invoices wait for it (drafts are not finalized and threshold invoices are "
-                "not written). Add the VAT number on the billing entity's page.",
+                gettext(
+                    "{customer} is an EU business in another country than its billing "
+                    "entity, {entity}, which has no VAT number: its invoices wait for it "
+                    "(drafts are not finalized and threshold invoices are not written). Add "
+                    "the VAT number on the billing entity's page."
+                ).format(customer=obj.name or obj.external_id, entity=entity.legal_name),
             )
         if obj is not None:
             context["billing"] = customer_billing(
@@ -465,7 +467,9 @@ class ApiKeyAdmin(AuditHistoryAdmin):
         adopt(obj, key)
         self.message_user(
             request,
-            f"Secret of {key.name!r}, shown this once (only its hash is stored): {secret}",
+            gettext(
+                "Secret of {name!r}, shown this once (only its hash is stored): {secret}"
+            ).format(name=key.name, secret=secret),
             messages.WARNING,
         )
 

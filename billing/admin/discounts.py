@@ -4,6 +4,7 @@ billing.subscriptions.discounts, as the API does)."""
 
 from django import forms
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import Subscription
@@ -48,7 +49,7 @@ class DiscountFields(forms.Form):
     def discount_check(self, subscription: Subscription, cleaned: dict) -> None:
         """What discount_apply would refuse (BillingError), found without writing."""
         if cleaned.get("end_discount") and running_discount(subscription) is None:
-            self.add_error("end_discount", "The subscription has no discount running.")
+            self.add_error("end_discount", gettext("The subscription has no discount running."))
             return
         if cleaned.get("coupon"):
             discounts.redeem_check(
