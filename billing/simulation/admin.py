@@ -24,6 +24,7 @@ from billing.core.admin_forms import (
 from billing.core.customer_text import day_time
 from billing.core.errors import BillingError
 from billing.core.periods import month_start
+from billing.core.stored_words import in_readers_language
 from billing.simulation import engine, period_subscriptions, report
 from customers.models import Customer
 from plans.models import (
@@ -337,6 +338,7 @@ class PriceSimulationAdmin(admin.ModelAdmin):
                 number=found.pk, version=found.version
             ),
             simulation=found,
+            error=in_readers_language(found.error, found.error_words),
             version_label=str(found.version),
             # As the list shows them: '1 Nov 2026, 00:00 UTC'.
             period_start=day_time(found.period_start, UTC),
