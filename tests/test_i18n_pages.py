@@ -311,11 +311,11 @@ def test_a_migrations_stored_reasons_read_in_the_readers_language(
     settings.BILLING_INVOICE_PDFS = False
     with time_machine.travel(NOV_11, tick=False):
         v1 = published_version("pro", currency="EUR", base_fee=D("49.00"))
-        v2 = PlanVersionFactory(plan=v1.plan, currency="EUR", base_fee=D("59.00"))
         on_v2 = subscribe(CustomerFactory(name="Beta", currency="EUR"), v1.plan, NOV_1)
+        on_v1 = subscribe(CustomerFactory(name="Acme", currency="EUR"), v1.plan, NOV_1)
+        v2 = PlanVersionFactory(plan=v1.plan, currency="EUR", base_fee=D("59.00"))
         on_v2.version = v2
         on_v2.save()
-        on_v1 = subscribe(CustomerFactory(name="Acme", currency="EUR"), v1.plan, NOV_1)
         with translation.override("fr"):
             preview = bulk_migration.plan_migration_preview(
                 subscriptions=[on_v2, on_v1], version=v2, effective="period_end", at=None
@@ -331,4 +331,4 @@ def test_a_migrations_stored_reasons_read_in_the_readers_language(
     assert skipped in page
     items = {i.subscription_id: i for i in migration.items.all()}
     assert items[on_v2.pk].message == "the subscription is on that version already"
-    assert items[on_v1.pk].status == items[on_v1.pk].DONE
+    assert items[on_v1.pk].status == items[on_v1.pk].DONE, items[on_v1.pk].message
