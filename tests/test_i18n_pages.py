@@ -332,3 +332,4 @@ def test_a_migrations_stored_reasons_read_in_the_readers_language(
     items = {i.subscription_id: i for i in migration.items.all()}
     assert items[on_v2.pk].message == "the subscription is on that version already"
     assert items[on_v1.pk].status == items[on_v1.pk].DONE, items[on_v1.pk].message
+    assert moves in page
