@@ -269,6 +269,11 @@ class PlanMigrationItem(models.Model):
         max_length=16, choices=STATUSES, default=PENDING, verbose_name=_("status")
     )
     message = models.CharField(max_length=500, blank=True, default="", verbose_name=_("message"))
+    # The message in the admin's other languages (billing.core.stored_words); the
+    # API reads `message`, in English.
+    message_words = models.JSONField(
+        blank=True, default=dict, verbose_name=_("message in other languages")
+    )
     invoice = models.ForeignKey(
         "invoices.Invoice",
         on_delete=models.PROTECT,

@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.translation import gettext
@@ -57,7 +57,7 @@ CUSTOMER_FIELDS = list(CUSTOMER_DETAILS)
 # Subscriptions listed on a customer's page; the subscription list has them all.
 SUBSCRIPTIONS_SHOWN = 20
 # Wallet-drawn charges have no amount on the invoice: the wallet paid as usage happened.
-DRAWN_FROM_WALLET = {"credits": "drawn from credits", "balance": "drawn from balance"}
+DRAWN_FROM_WALLET = {"credits": _("drawn from credits"), "balance": _("drawn from balance")}
 
 
 def _may_view(user, model: str) -> bool:
@@ -76,8 +76,8 @@ def _model_words(model: str | None) -> str:
 
 def _period(customer: Customer, start, end) -> str:
     """A period as the customer reads it (portal, invoices): its days in the
-    customer's zone, named; in English, the admin's language."""
-    write = replace(CustomerText.of_customer(customer), locale="en")
+    customer's zone, named; in the admin user's language."""
+    write = replace(CustomerText.of_customer(customer), locale=translation.get_language() or "en")
     return write.named(write.dates(start, end))
 
 
@@ -114,17 +114,21 @@ def _usage_context(customer: Customer, live, now) -> dict:
             end=live.current_period_end,
         )
         if parts:
-            shown["breakdown"] = f"By {prop}: " + "; ".join(
-                f"{label} {quantity_text(quantity)}" for _, label, quantity in parts
+            shown["breakdown"] = gettext("By {property}: {parts}").format(
+                property=prop,
+                parts="; ".join(f"{label} {quantity_text(q)}" for _n, label, q in parts),
             )
         if line.model in DRAWN_FROM_WALLET:
             drawn = DRAWN_FROM_WALLET[line.model]
             # A charge that bills when its wallet runs dry bills the uncovered units.
             shown["amount"] = (
-                f"{drawn}; {money_text(row.amount, currency)} for "
-                f"{quantity_text(row.uncovered)} uncovered"
+                gettext("{drawn}; {amount} for {quantity} uncovered").format(
+                    drawn=drawn,
+                    amount=money_text(row.amount, currency),
+                    quantity=quantity_text(row.uncovered),
+                )
                 if row.amount
-                else drawn
+                else str(drawn)
             )
         lines.append(shown)
     return {
@@ -352,10 +356,12 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
         if entity is not None:
             messages.warning(
                 request,
-                f"{obj.name or obj.external_id} is an EU business in another country than "
-                f"its billing entity, {entity.legal_name}, which has no VAT number: its "
-                "invoices wait for it (drafts are not finalized and threshold invoices are "
-                "not written). Add the VAT number on the billing entity's page.",
+                gettext(
+                    "{customer} is an EU business in another country than its billing "
+                    "entity, {entity}, which has no VAT number: its invoices wait for it "
+                    "(drafts are not finalized and threshold invoices are not written). Add "
+                    "the VAT number on the billing entity's page."
+                ).format(customer=obj.name or obj.external_id, entity=entity.legal_name),
             )
         if obj is not None:
             context["billing"] = customer_billing(
@@ -465,7 +471,9 @@ class ApiKeyAdmin(AuditHistoryAdmin):
         adopt(obj, key)
         self.message_user(
             request,
-            f"Secret of {key.name!r}, shown this once (only its hash is stored): {secret}",
+            gettext(
+                "Secret of {name!r}, shown this once (only its hash is stored): {secret}"
+            ).format(name=key.name, secret=secret),
             messages.WARNING,
         )
 

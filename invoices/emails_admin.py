@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import ActionsRecordAdmin, RecordInline, short_text
@@ -89,11 +90,22 @@ class DocumentEmailAdmin(ActionsRecordAdmin):
         now = timezone.now()
         for email in queryset:
             if emails.document_email_send_again(email=email, now=now):
-                self.message_user(request, f"email #{email.pk} of {email.document}: queued")
+                self.message_user(
+                    request,
+                    gettext("Email #{id} of {document}: queued").format(
+                        id=email.pk, document=email.document
+                    ),
+                )
             else:
                 self.message_user(
                     request,
-                    f"email #{email.pk} of {email.document} is {email.status}: only a failed "
-                    "email is sent again, to a customer with an address",
+                    gettext(
+                        "Email #{id} of {document} is {status}: only a failed email is sent "
+                        "again, to a customer with an address"
+                    ).format(
+                        id=email.pk,
+                        document=email.document,
+                        status=email.get_status_display().lower(),
+                    ),
                     messages.WARNING,
                 )

@@ -163,12 +163,16 @@ class PaymentAdmin(ActionsRecordAdmin):
         now = timezone.now()
         for payment in queryset:
             if collection.payment_retry_now(payment=payment, now=now):
-                self.message_user(request, f"payment #{payment.pk}: attempt queued")
+                self.message_user(
+                    request, gettext("Payment #{id}: attempt queued").format(id=payment.pk)
+                )
             else:
                 self.message_user(
                     request,
-                    f"payment #{payment.pk} is {payment.status}: only a pending or failed "
-                    "off-session payment is retried",
+                    gettext(
+                        "Payment #{id} is {status}: only a pending or failed off-session "
+                        "payment is retried"
+                    ).format(id=payment.pk, status=payment.get_status_display().lower()),
                     messages.WARNING,
                 )
 
@@ -180,11 +184,13 @@ class PaymentAdmin(ActionsRecordAdmin):
         now = timezone.now()
         for payment in queryset:
             if collection.payment_cancel(payment=payment, now=now):
-                self.message_user(request, f"payment #{payment.pk} canceled")
+                self.message_user(request, gettext("Payment #{id} canceled").format(id=payment.pk))
             else:
                 self.message_user(
                     request,
-                    f"payment #{payment.pk} is {payment.status}: only a pending one is canceled",
+                    gettext("Payment #{id} is {status}: only a pending one is canceled").format(
+                        id=payment.pk, status=payment.get_status_display().lower()
+                    ),
                     messages.WARNING,
                 )
 
@@ -228,7 +234,7 @@ class PurchaseOrderForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         if (cleaned.get("pack") is None) == (cleaned.get("top_up") in (None, "")):
-            raise forms.ValidationError("Choose a pack, or give a money top-up amount.")
+            raise forms.ValidationError(gettext("Choose a pack, or give a money top-up amount."))
         customer = cleaned.get("customer")
         if customer is not None and not self.errors:
             checkout = cleaned["pay_by"] == Purchase.CHECKOUT
@@ -353,7 +359,9 @@ class PurchaseAdmin(ActionsRecordAdmin):
         else:
             self.message_user(
                 request,
-                f"Purchase #{obj.pk}: the saved payment method is charged ({payment.status}).",
+                gettext("Purchase #{id}: the saved payment method is charged ({status}).").format(
+                    id=obj.pk, status=payment.get_status_display().lower()
+                ),
                 messages.SUCCESS,
             )
         return super().response_post_save_add(request, obj)

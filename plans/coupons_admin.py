@@ -4,6 +4,7 @@ and one that was redeemed is never deleted."""
 
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from billing.core.admin_deletion import RefusedDeletionMixin
 from billing.core.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt, money_text
@@ -60,8 +61,10 @@ def coupon_off(coupon: Coupon) -> str:
 
 def coupon_duration(coupon: Coupon) -> str:
     if coupon.duration == CouponDuration.REPEATING:
-        return f"repeating, {coupon.duration_periods} periods"
-    return coupon.duration
+        return ngettext(
+            "repeating, {count} period", "repeating, {count} periods", coupon.duration_periods
+        ).format(count=coupon.duration_periods)
+    return coupon.get_duration_display()
 
 
 @admin.register(Coupon)

@@ -5,6 +5,7 @@ finds a meter by its name or code first, its event name last."""
 from django import forms
 from django.contrib import admin
 from django.db.models import Case, IntegerField, Q, Value, When
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_deletion import RefusedDeletionMixin
@@ -74,7 +75,9 @@ def parse_filters(text: str) -> dict[str, list[str]]:
             raise forms.ValidationError(FILTERS_ERROR)
         if prop.strip() in filters:
             raise forms.ValidationError(
-                f"{prop.strip()} is written twice: put its values on one line."
+                gettext("{property} is written twice: put its values on one line.").format(
+                    property=prop.strip()
+                )
             )
         filters[prop.strip()] = values
     return filters

@@ -117,12 +117,14 @@ class PriceSandboxForm(forms.Form):
         if start is None or end is None:
             return cleaned
         if end <= start:
-            self.add_error("period_end", "The period must end after it starts.")
+            self.add_error("period_end", gettext("The period must end after it starts."))
         elif end > interval_end(start, self.spec.interval):
             last = interval_end(start, self.spec.interval)
             self.add_error(
                 "period_end",
-                f"A period is at most one billing interval: end by {date_format(last, 'j M Y')}.",
+                gettext("A period is at most one billing interval: end by {day}.").format(
+                    day=date_format(last, "j M Y")
+                ),
             )
         return cleaned
 

@@ -53,6 +53,10 @@ class PriceSimulation(models.Model):
         **AMOUNT, default=Decimal(0), verbose_name=_("difference sum")
     )
     error = models.TextField(blank=True, default="", verbose_name=_("error"))
+    # The error in the admin's other languages (billing.core.stored_words).
+    error_words = models.JSONField(
+        blank=True, default=dict, verbose_name=_("error in other languages")
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

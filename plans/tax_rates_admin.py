@@ -5,6 +5,7 @@ on the same form (plans.services.tax_rate_update)."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_deletion import RefusedDeletionMixin
@@ -119,8 +120,9 @@ class TaxRateAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
             if replaced_by:
                 messages.info(
                     request,
-                    f"The customers who held {rate_words(obj)} as their own hold "
-                    f"{rate_words(data['replaced_by'])} now.",
+                    gettext(
+                        "The customers who held {rate} as their own hold {replacement} now."
+                    ).format(rate=rate_words(obj), replacement=rate_words(data["replaced_by"])),
                 )
         else:
             adopt(obj, services.tax_rate_create(**terms, **flags))

@@ -7,6 +7,7 @@ only once the version is published."""
 import nested_admin
 from django import forms
 from django.contrib import admin
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.vocabulary import FeatureKind
@@ -98,13 +99,18 @@ class VersionFeatureFormSet(nested_admin.formsets.NestedInlineFormSet):
             return
         forms_kept = kept_forms(self)
         if len(forms_kept) > MAX_FEATURES:
-            raise forms.ValidationError(f"A version grants at most {MAX_FEATURES} features.")
+            raise forms.ValidationError(
+                gettext("A version grants at most {count} features.").format(count=MAX_FEATURES)
+            )
         seen: set[int] = set()
         for form in forms_kept:
             feature = form.cleaned_data["feature"]
             if feature.pk in seen:
                 form.add_error(
-                    "feature", f"{feature.name} is granted above already: one row per feature."
+                    "feature",
+                    gettext("{feature} is granted above already: one row per feature.").format(
+                        feature=feature.name
+                    ),
                 )
             seen.add(feature.pk)
 

@@ -13,6 +13,7 @@ stay English."""
 
 import html
 import re
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
@@ -22,14 +23,14 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import translation
 
-from billing.subscriptions import refusals
+from billing.subscriptions import bulk_migration, refusals
 from config.user_language import user_language_set
 from invoices.checkout import purchase_create
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditNote, Invoice
 from invoices.payment_models import Purchase
 from invoices.services import invoice_finalize
-from tests.factories import CustomerFactory, published_version, subscribe
+from tests.factories import CustomerFactory, PlanVersionFactory, published_version, subscribe
 from wallets.ledger import credits_grant
 from wallets.models import CreditBlock, Wallet
 
@@ -287,3 +288,48 @@ def test_a_refusal_is_in_the_admin_users_language_and_english_for_the_api(db):
         assert refusals.no_published_version_text(plan).startswith(
             "Team hat keine veröffentlichte Version"
         )
+
+
+@pytest.mark.parametrize(
+    ("language", "skipped", "moves"),
+    [
+        (
+            "fr",
+            "L\N{RIGHT SINGLE QUOTATION MARK}abonnement est déjà sur cette version",
+            "Change le ",
+        ),
+        ("de", "Das Abonnement ist bereits auf dieser Version", "Wechselt am"),
+        ("en", "The subscription is on that version already", "Moves at"),
+    ],
+)
+def test_a_migrations_stored_reasons_read_in_the_readers_language(
+    client, settings, language, skipped, moves
+):
+    # given: a migration to Pro v2 at period end asked by a French user, run by its
+    # task (in English): one subscription on v2 already (skipped when confirmed),
+    # one on v1 (moves at its period's end)
+    settings.BILLING_INVOICE_PDFS = False
+    with time_machine.travel(NOV_11, tick=False):
+        v1 = published_version("pro", currency="EUR", base_fee=D("49.00"))
+        on_v2 = subscribe(CustomerFactory(name="Beta", currency="EUR"), v1.plan, NOV_1)
+        on_v1 = subscribe(CustomerFactory(name="Acme", currency="EUR"), v1.plan, NOV_1)
+        v2 = PlanVersionFactory(plan=v1.plan, currency="EUR", base_fee=D("59.00"))
+        on_v2.version = v2
+        on_v2.save()
+        with translation.override("fr"):
+            preview = bulk_migration.plan_migration_preview(
+                subscriptions=[on_v2, on_v1], version=v2, effective="period_end", at=None
+            )
+            migration, _ = bulk_migration.plan_migration_create(token=uuid.uuid4(), preview=preview)
+        bulk_migration.plan_migration_run(migration_id=migration.pk, now=NOV_11)
+
+    # when: a reader opens the migration's page
+    url = f"/admin/billing/planmigration/{migration.pk}/change/"
+    page = read_all(client, language, {"migration": url})["migration"]
+
+    # then: both reasons are in their language; the API's stay English
+    assert skipped in page
+    items = {i.subscription_id: i for i in migration.items.all()}
+    assert items[on_v2.pk].message == "the subscription is on that version already"
+    assert items[on_v1.pk].status == items[on_v1.pk].DONE, items[on_v1.pk].message
+    assert moves in page

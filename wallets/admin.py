@@ -148,9 +148,12 @@ class WalletCreateForm(forms.ModelForm):
         kind, currency = cleaned.get("kind"), (cleaned.get("currency") or "").upper()
         customer = cleaned.get("customer")
         if kind == Wallet.CREDITS and currency:
-            self.add_error("currency", "a credit wallet has no currency")
+            self.add_error("currency", gettext("A credit wallet has no currency."))
         if kind == Wallet.MONEY and customer and currency != customer.currency:
-            self.add_error("currency", f"this customer pays in {customer.currency}")
+            self.add_error(
+                "currency",
+                gettext("This customer pays in {currency}.").format(currency=customer.currency),
+            )
         cleaned["currency"] = currency
         return cleaned
 
@@ -216,14 +219,19 @@ class WalletOperationForm(forms.Form):
         }.get(operation, [])
         for name in needs:
             if cleaned.get(name) in (None, ""):
-                self.add_error(name, "required for this operation")
+                self.add_error(name, gettext("Required for this operation."))
         if operation == self.PACK and cleaned.get("applies_to"):
             self.add_error(
                 "applies_to", gettext("A pack's credits pay for the meters the pack applies to.")
             )
         wanted_kind = Wallet.MONEY if operation == self.TOP_UP else Wallet.CREDITS
         if operation and self.wallet.kind != wanted_kind:
-            self.add_error("operation", f"not for a {self.wallet.kind} wallet")
+            self.add_error(
+                "operation",
+                gettext("Not for a {kind} wallet.").format(
+                    kind=self.wallet.get_kind_display().lower()
+                ),
+            )
         if not self.errors:
             try:
                 cleaned["result"] = self.apply(cleaned)
@@ -318,7 +326,7 @@ class WalletAdmin(AuditHistoryAdmin):
     def operation_view(self, request, wallet_id: int):
         wallet = get_object_or_404(Wallet.objects.select_related("customer"), pk=wallet_id)
         if not self.has_change_permission(request, wallet):
-            messages.error(request, "You may not change wallets.")
+            messages.error(request, gettext("You may not change wallets."))
             return redirect(reverse("admin:wallets_wallet_changelist"))
         form = WalletOperationForm(request.POST or None, wallet=wallet)
         if request.method == "POST" and form.is_valid():
@@ -340,7 +348,7 @@ class WalletAdmin(AuditHistoryAdmin):
     def revenue_view(self, request):
         # Finance's report, not every wallet viewer's: a permission of its own.
         if not request.user.has_perm("wallets.view_credit_revenue"):
-            messages.error(request, "You may not view the credit revenue report.")
+            messages.error(request, gettext("You may not view the credit revenue report."))
             return redirect(reverse("admin:index"))
         rows = revenue.credit_revenue(until=datetime.now(UTC))
         if request.GET.get("format") == "csv":

@@ -4,6 +4,7 @@ billing.subscriptions.discounts, as the API does)."""
 
 from django import forms
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import Subscription
@@ -17,14 +18,18 @@ def discount_summary(subscription: Subscription) -> str:
     """'Launch 20% (LAUNCH20): 20 % off, 2 period invoices left', or 'none'."""
     discount = running_discount(subscription) if subscription.pk else None
     if discount is None:
-        return "none"
+        return gettext("none")
     coupon = discount.coupon
     periods = discount.periods_left
     if periods is None:
-        left = "every period invoice"
+        left = gettext("every period invoice")
     else:
-        left = f"{periods} period invoice{'' if periods == 1 else 's'} left"
-    return f"{coupon.name} ({coupon.code}): {coupon_off(coupon)} off, {left}"
+        left = ngettext(
+            "{count} period invoice left", "{count} period invoices left", periods
+        ).format(count=periods)
+    return gettext("{coupon} ({code}): {off} off, {left}").format(
+        coupon=coupon.name, code=coupon.code, off=coupon_off(coupon), left=left
+    )
 
 
 class DiscountFields(forms.Form):
@@ -48,7 +53,7 @@ class DiscountFields(forms.Form):
     def discount_check(self, subscription: Subscription, cleaned: dict) -> None:
         """What discount_apply would refuse (BillingError), found without writing."""
         if cleaned.get("end_discount") and running_discount(subscription) is None:
-            self.add_error("end_discount", "The subscription has no discount running.")
+            self.add_error("end_discount", gettext("The subscription has no discount running."))
             return
         if cleaned.get("coupon"):
             discounts.redeem_check(

@@ -84,7 +84,7 @@ class AlertTeamRecipientAdmin(admin.ModelAdmin):
     @admin.display(description=_("alert kinds"))
     def kinds_display(self, obj):
         labels = dict(Alert.KINDS)
-        return ", ".join(labels.get(kind, kind) for kind in obj.kinds) or "none"
+        return ", ".join(labels.get(kind, kind) for kind in obj.kinds) or gettext("none")
 
 
 class WebhookDeliveryInline(admin.TabularInline):

@@ -26,6 +26,7 @@ from billing.admin.plan_migration_words import (
 from billing.core.admin_confirm import Confirmation, confirmation_page, is_confirmed
 from billing.core.admin_fields import moment_text
 from billing.core.admin_forms import RecordAdmin, money_text, quantity_text
+from billing.core.stored_words import in_readers_language
 from billing.models import (
     PlanMigration,
     PlanMigrationItem,
@@ -131,6 +132,7 @@ class PlanMigrationItemRow:
             money_text(item.invoice.total, item.invoice.currency) if item.invoice else ""
         )
         self.previewed_total = money_text(item.preview_total, currency)
+        self.message = in_readers_language(item.message, item.message_words)
 
 
 class MigrationActions:

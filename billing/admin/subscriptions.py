@@ -163,12 +163,12 @@ class SubscriptionAdmin(CancelActions, MigrationActions, AuditHistoryAdmin):
     @admin.display(description=_("Next period's version"))
     def next_version(self, obj: Subscription) -> str:
         if obj.scheduled_version is None:
-            return "unchanged"
+            return gettext("unchanged")
         return version_choice_text(obj.scheduled_version)
 
     @admin.display(description=_("deal"))
     def deal_badge(self, obj: Subscription) -> str:
-        return "deal" if obj.overrides else ""
+        return gettext("deal") if obj.overrides else ""
 
     @admin.display(description=_("Deal (overrides of the plan)"))
     def deal(self, obj: Subscription) -> str:
@@ -177,14 +177,14 @@ class SubscriptionAdmin(CancelActions, MigrationActions, AuditHistoryAdmin):
     @admin.display(description=_("Features"))
     def features(self, obj: Subscription) -> str:
         """What the subscription is entitled to now, the deal's part marked."""
-        return entitlements_text(obj) or "none"
+        return entitlements_text(obj) or gettext("none")
 
     @admin.display(description=_("Deal from the next period"))
     def deal_next_period(self, obj: Subscription) -> str:
         if obj.next_overrides is None:
-            return "unchanged"
+            return gettext("unchanged")
         version = obj.scheduled_version or obj.version
-        return deal_text(obj.next_overrides, version) or "none"
+        return deal_text(obj.next_overrides, version) or gettext("none")
 
     def get_form(self, request, obj=None, **kwargs):
         kwargs["form"] = SubscriptionCreateForm if obj is None else SubscriptionChangeForm

@@ -24,6 +24,7 @@ from billing.core.admin_forms import (
 from billing.core.customer_text import day_time
 from billing.core.errors import BillingError
 from billing.core.periods import month_start
+from billing.core.stored_words import in_readers_language
 from billing.simulation import engine, period_subscriptions, report
 from customers.models import Customer
 from plans.models import (
@@ -102,7 +103,7 @@ class SimulationForm(forms.Form):
         try:
             first = datetime.strptime(text, "%Y-%m").replace(tzinfo=UTC)
         except ValueError:
-            raise forms.ValidationError("Enter a month as YYYY-MM.") from None
+            raise forms.ValidationError(gettext("Enter a month as YYYY-MM.")) from None
         return first
 
     def _period(self, cleaned) -> tuple[datetime, datetime] | None:
@@ -111,19 +112,21 @@ class SimulationForm(forms.Form):
             return None
         if start is None and end is None:
             if month is None:
-                self.add_error("month", "Choose a month, or a start and an end.")
+                self.add_error("month", gettext("Choose a month, or a start and an end."))
                 return None
             return month, month_start(month, months=1)
         if start is None or end is None:
             missing = "period_start" if start is None else "period_end"
-            self.add_error(missing, "Give both a start and an end, or neither and a month.")
+            self.add_error(
+                missing, gettext("Give both a start and an end, or neither and a month.")
+            )
             return None
         return start, end
 
     def _customers(self, cleaned) -> tuple[list[Customer], str] | None:
         chosen, plan = list(cleaned.get("customers") or []), cleaned.get("plan")
         if chosen and plan is not None:
-            self.add_error(None, "Choose customers or a plan, not both.")
+            self.add_error(None, gettext("Choose customers or a plan, not both."))
             return None
         if plan is not None:
             period = cleaned.get("period")
@@ -135,8 +138,10 @@ class SimulationForm(forms.Form):
             if not ids:
                 self.add_error(
                     "plan",
-                    f"{plan.name or plan.code} had no subscribers in the period: "
-                    "choose another period or pick customers instead.",
+                    gettext(
+                        "{plan} had no subscribers in the period: choose another period or "
+                        "pick customers instead."
+                    ).format(plan=plan.name or plan.code),
                 )
                 return None
             return (
@@ -144,7 +149,9 @@ class SimulationForm(forms.Form):
                 f"subscribers of {plan.name or plan.code} ({len(ids)})",
             )
         if not chosen:
-            self.add_error("customers", "Choose customers, or a plan for all its subscribers.")
+            self.add_error(
+                "customers", gettext("Choose customers, or a plan for all its subscribers.")
+            )
             return None
         names = ", ".join(c.name or c.external_id for c in chosen[:5])
         more = f" and {len(chosen) - 5} more" if len(chosen) > 5 else ""
@@ -331,6 +338,7 @@ class PriceSimulationAdmin(admin.ModelAdmin):
                 number=found.pk, version=found.version
             ),
             simulation=found,
+            error=in_readers_language(found.error, found.error_words),
             version_label=str(found.version),
             # As the list shows them: '1 Nov 2026, 00:00 UTC'.
             period_start=day_time(found.period_start, UTC),
@@ -345,7 +353,7 @@ class PriceSimulationAdmin(admin.ModelAdmin):
     def csv_view(self, request, simulation_id: int):
         found = self._simulation(request, simulation_id)
         if found.status != PriceSimulation.DONE:
-            messages.error(request, "The simulation has not finished: no CSV yet.")
+            messages.error(request, gettext("The simulation has not finished: no CSV yet."))
             return redirect(reverse("admin:plans_pricesimulation_result", args=[found.pk]))
         response = HttpResponse(
             report.simulation_csv(simulation=found), content_type="text/csv; charset=utf-8"

@@ -13,6 +13,7 @@ charge that bills when its wallet runs dry bills for the usage the wallet could
 not pay for.
 """
 
+import functools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -22,10 +23,12 @@ from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.db.models.functions import Greatest
+from django.utils.translation import gettext
 
 from billing.core import periods
 from billing.core.customer_text import customer_zone
 from billing.core.errors import BillingError, InvalidRequest
+from billing.core.stored_words import said_in_other_languages
 from billing.models import Subscription
 from billing.rating.rate_cards import Combination
 from billing.simulation.period_subscriptions import period_subscriptions, period_terms
@@ -214,11 +217,10 @@ def failure_words(error: Exception) -> str:
     the details are and what to do."""
     if isinstance(error, BillingError):
         return error.words
-    return (
-        f"An unexpected error stopped the simulation ({type(error).__name__}); the details "
-        "are in the server log. Run it again, and tell whoever runs the server if it fails "
-        "again."
-    )
+    return gettext(
+        "An unexpected error stopped the simulation ({kind}); the details are in the server "
+        "log. Run it again, and tell whoever runs the server if it fails again."
+    ).format(kind=type(error).__name__)
 
 
 def simulation_check(
@@ -322,8 +324,15 @@ def simulation_run(*, simulation_id: int, now: datetime) -> PriceSimulation:
         _rate_remaining(simulation)
     except Exception as error:
         logger.exception("price simulation %s failed", simulation_id)
+        # A refusal's words were said in this task's English; the rest in every language.
+        said = functools.partial(failure_words, error)
+        words = {} if isinstance(error, BillingError) else said_in_other_languages(said)
         return _finish(
-            simulation_id, status=PriceSimulation.FAILED, error=failure_words(error), now=now
+            simulation_id,
+            status=PriceSimulation.FAILED,
+            error=failure_words(error),
+            error_words=words,
+            now=now,
         )
     return _finish(simulation_id, status=PriceSimulation.DONE, error="", now=now)
 
@@ -365,7 +374,9 @@ def _rate_remaining(simulation: PriceSimulation) -> None:
                 )
 
 
-def _finish(simulation_id: int, *, status: str, error: str, now: datetime) -> PriceSimulation:
+def _finish(
+    simulation_id: int, *, status: str, error: str, now: datetime, error_words: dict | None = None
+) -> PriceSimulation:
     """Sums from the rows (added as Decimals, exact), progress, status. Under the row lock."""
     with transaction.atomic():
         simulation = price_simulation_lock(simulation_id)
@@ -378,6 +389,7 @@ def _finish(simulation_id: int, *, status: str, error: str, now: datetime) -> Pr
         simulation.done_count = len(totals)
         simulation.status = status
         simulation.error = error
+        simulation.error_words = error_words or {}
         simulation.finished_at = now
         simulation.save()
     return simulation

@@ -2,6 +2,7 @@
 subscription would be invoiced), the recorded migration and its run, one item
 at a time, each a plan change of its own (billing.subscriptions.lifecycle)."""
 
+import functools
 import hashlib
 import json
 import logging
@@ -13,10 +14,13 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import F
+from django.utils import translation
+from django.utils.translation import gettext
 
-from billing.core.customer_text import day_time
+from billing.core.admin_forms import money_text
+from billing.core.customer_text import DEFAULT_LANGUAGE, day_time
 from billing.core.errors import BillingError, Conflict, InvalidRequest
-from billing.core.money import format_money
+from billing.core.stored_words import said_in_other_languages
 from billing.invoicing.period_lines import next_period_fixed_lines
 from billing.locks import plan_migration_item_lock, plan_migration_lock, subscription_lock
 from billing.models import (
@@ -141,11 +145,11 @@ def plan_migration_refusal(
     except BillingError as error:
         return error.words
     if subscription.version_id == version.pk:
-        return "the subscription is on that version already"
+        return gettext("the subscription is on that version already")
     if effective == PlanMigration.PERIOD_END and subscription.scheduled_version_id == version.pk:
-        return "the subscription moves to that version at the end of its period already"
+        return gettext("the subscription moves to that version at the end of its period already")
     if subscription.cancel_at_period_end:
-        return "the subscription ends with its current period"
+        return gettext("the subscription ends with its current period")
     return ""
 
 
@@ -247,23 +251,44 @@ def plan_migration_create(
         )
         if not created:
             return migration, False
-        PlanMigrationItem.objects.bulk_create(
-            PlanMigrationItem(
-                migration=migration,
-                subscription=row.subscription,
-                from_version_id=row.subscription.version_id,
-                status=PlanMigrationItem.SKIPPED if row.skipped else PlanMigrationItem.PENDING,
-                message=row.skipped,
-                preview_usage=row.usage,
-                preview_credit=row.credit,
-                preview_charge=row.charge,
-                preview_next_fees=row.next_fees,
-                preview_total=row.total,
+        items = []
+        for row in preview.rows:
+            message, words = _skipped_words(row, preview)
+            items.append(
+                PlanMigrationItem(
+                    migration=migration,
+                    subscription=row.subscription,
+                    from_version_id=row.subscription.version_id,
+                    status=PlanMigrationItem.SKIPPED if row.skipped else PlanMigrationItem.PENDING,
+                    message=message,
+                    message_words=words,
+                    preview_usage=row.usage,
+                    preview_credit=row.credit,
+                    preview_charge=row.charge,
+                    preview_next_fees=row.next_fees,
+                    preview_total=row.total,
+                )
             )
-            for row in preview.rows
-        )
+        PlanMigrationItem.objects.bulk_create(items)
         enqueue_on_commit("billing.tasks.run_plan_migration", migration.pk)
     return migration, True
+
+
+def _skipped_words(row: MigrationRow, preview: MigrationPreview) -> tuple[str, dict[str, str]]:
+    """A skipped row's reason in English (the API's; the preview said it in the
+    admin user's language) and in the admin's other languages."""
+    if not row.skipped:
+        return "", {}
+    say = functools.partial(
+        plan_migration_refusal,
+        subscription=row.subscription,
+        version=preview.version,
+        effective=preview.effective,
+        at=preview.at,
+    )
+    with translation.override(DEFAULT_LANGUAGE):
+        english = say()
+    return english or row.skipped, said_in_other_languages(say)
 
 
 def plan_migration_rerun(*, migration: PlanMigration) -> None:
@@ -318,14 +343,17 @@ def _plan_migration_item_run(migration: PlanMigration, item_id: int) -> None:
         subscription = subscription_lock(item.subscription_id)
         version = PlanVersion.objects.select_related("plan").get(pk=migration.to_version_id)
         item.invoice = None
-        item.message = plan_migration_refusal(
+        refusal = functools.partial(
+            plan_migration_refusal,
             subscription=subscription,
             version=version,
             effective=migration.effective,
             at=migration.at,
         )
+        item.message, item.message_words = refusal(), {}
         if item.message:
             item.status = PlanMigrationItem.SKIPPED
+            item.message_words = said_in_other_languages(refusal)
         else:
             try:
                 with transaction.atomic():
@@ -344,13 +372,16 @@ def _plan_migration_item_run(migration: PlanMigration, item_id: int) -> None:
                 item.message = f"{type(error).__name__}: {error}"[:500]
             else:
                 item.status = PlanMigrationItem.DONE
-                item.message = _done_message(subscription, item.invoice)
-        item.save(update_fields=["status", "message", "invoice"])
+                done = functools.partial(_done_message, subscription, item.invoice)
+                item.message, item.message_words = done(), said_in_other_languages(done)
+        item.save(update_fields=["status", "message", "message_words", "invoice"])
         if first_try:
             PlanMigration.objects.filter(pk=migration.pk).update(done_count=F("done_count") + 1)
 
 
 def _done_message(subscription: Subscription, invoice) -> str:
     if invoice is None:
-        return f"moves at {day_time(subscription.current_period_end, UTC)}"
-    return f"invoiced {format_money(invoice.total, invoice.currency)} {invoice.currency}"
+        return gettext("moves at {moment}").format(
+            moment=day_time(subscription.current_period_end, UTC)
+        )
+    return gettext("invoiced {amount}").format(amount=money_text(invoice.total, invoice.currency))

@@ -181,7 +181,7 @@ def test_admin_refuses_a_money_top_up_on_a_credit_wallet_and_changes_nothing(
         {"operation": "top_up", "amount": "10.00", "priority": 50},
     )
     assert response.status_code == 200
-    assert "not for a credits wallet" in response.content.decode()
+    assert "Not for a credits wallet." in response.content.decode()
     assert (LedgerEntry.objects.count(), Invoice.objects.count()) == (0, 0)
 
 
