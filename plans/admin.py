@@ -43,6 +43,7 @@ from billing.simulation.admin import RUN_SIMULATIONS
 from billing.subscriptions.selectors import with_live_subscription_count
 from config.history import one_change
 from plans import services
+from plans.charge_fields import field_table
 from plans.charges_admin import ChargeInline, version_spec
 from plans.credits_rollover import ADMIN_FIELDS as ROLLOVER_ADMIN_FIELDS
 from plans.deletion_admin import plan_deletion_refusal, version_deletion_refusal
@@ -328,6 +329,8 @@ class PlanVersionAdmin(
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         # The version's form, then its charges and features (save_model, save_related):
         # one save, one change in its price history.
+        # The charge forms' script shows each charge's fields as plans.charge_fields says.
+        extra_context = {**(extra_context or {}), "charge_fields": field_table()}
         with one_change():
             return super().changeform_view(request, object_id, form_url, extra_context)
 

@@ -8,17 +8,32 @@ import nested_admin
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import (
     EXACT_DECIMALS,
     ExactDecimalField,
     money_column,
+    money_text,
     quantity_column,
     quantity_text,
+    unit_price_text,
 )
 from billing.core.errors import BillingError
 from billing.rating.pricing import PricingSpec, TierSpec
+from plans.charge_fields import (
+    CREDITS_PER_UNIT,
+    INCLUDED_UNITS,
+    PACKAGE_PRICE,
+    PACKAGE_SIZE,
+    PRICING_SCHEME,
+    RATE_CARD,
+    UNIT_PRICE,
+    WHEN_EXHAUSTED,
+    charge_fields_of,
+)
 from plans.feature_grants import FeatureGrant
 from plans.field_checks import FieldErrors
 from plans.models import PER_HELP, Charge, Meter, PlanVersion, PriceTier
@@ -259,28 +274,26 @@ class ChargeFormSet(nested_admin.formsets.NestedInlineFormSet):
 PRICING_TITLE = _("Pricing (overage and balance charges; credits charges that bill when exhausted)")
 RATE_CARD_TITLE = _("Rate card: prices by event property (model, token type…)")
 
-# A published version's charge, shown with its numbers as finance reads them.
-FROZEN_CHARGE_FIELDSETS = [
-    (
-        None,
-        {
-            "fields": [
-                ("meter", "model"),
-                ("included_units_text", "credits_per_unit_text", "when_exhausted"),
-            ]
-        },
-    ),
-    (
-        PRICING_TITLE,
-        {
-            "fields": [
-                "pricing_scheme_text",
-                ("unit_price_text", "per_text", "package_size_text", "package_price_text"),
-            ]
-        },
-    ),
-    (RATE_CARD_TITLE, {"fields": ["price_by_words", "rate_card_table"]}),
-]
+# A published version's charge: its meter and model, then only the terms that
+# apply to it (charge_terms), as finance reads them; its tiers below, when tiered.
+FROZEN_CHARGE_FIELDSETS = [(None, {"fields": [("meter", "model"), "charge_terms"]})]
+
+TERM_STYLE = mark_safe(
+    "<style>.charge-terms{display:flex;flex-wrap:wrap;gap:8px 32px}"
+    ".charge-term{display:flex;flex-direction:column;gap:2px}"
+    ".charge-term-label{font-weight:bold;color:var(--body-quiet-color)}"
+    ".charge-term-rate-card{flex-basis:100%}</style>"
+)
+
+
+def term_html(name: str, label, value) -> str:
+    return format_html(
+        '<div class="charge-term field-{}"><span class="charge-term-label">{}</span>'
+        '<span class="charge-term-value">{}</span></div>',
+        name,
+        label,
+        value,
+    )
 
 
 class ChargeInline(
@@ -333,14 +346,39 @@ class ChargeInline(
             return [*flatten_fieldsets(FROZEN_CHARGE_FIELDSETS), *ChargeForm.Meta.fields]
         return super().get_readonly_fields(request, obj)
 
-    included_units_text = quantity_column("included_units", _("Included units"))
-    credits_per_unit_text = quantity_column("credits_per_unit", _("Credits per unit"))
-
-    @admin.display(description=_("Pricing scheme"))
-    def pricing_scheme_text(self, charge: Charge) -> str:
-        return charge.get_pricing_scheme_display() if charge.pricing_scheme else _("No price")
-
-    unit_price_text = money_column("unit_price", _("Unit price"), "version.currency")
-    per_text = quantity_column("per", _("Per"))
-    package_size_text = quantity_column("package_size", _("Package size"))
-    package_price_text = money_column("package_price", _("Package price"), "version.currency")
+    @admin.display(description=_("Terms"))
+    def charge_terms(self, charge: Charge) -> str:
+        """The terms that apply to this charge (plans.charge_fields), each with its label."""
+        shown = charge_fields_of(charge)
+        currency = charge.version.currency
+        terms = []
+        if INCLUDED_UNITS in shown:
+            included = quantity_text(charge.included_units)
+            terms.append(term_html(INCLUDED_UNITS, _("Included units"), included))
+        if CREDITS_PER_UNIT in shown:
+            credits = quantity_text(charge.credits_per_unit)
+            terms.append(term_html(CREDITS_PER_UNIT, _("Credits per unit"), credits))
+        if WHEN_EXHAUSTED in shown:
+            exhausted = charge.get_when_exhausted_display()
+            terms.append(term_html(WHEN_EXHAUSTED, _("When exhausted"), exhausted))
+        if PRICING_SCHEME in shown:
+            scheme = charge.get_pricing_scheme_display() if charge.pricing_scheme else _("No price")
+            terms.append(term_html(PRICING_SCHEME, _("Pricing scheme"), scheme))
+        if UNIT_PRICE in shown:
+            price = unit_price_text(charge.unit_price, charge.per, currency)
+            terms.append(term_html(UNIT_PRICE, _("Unit price"), price))
+        if PACKAGE_SIZE in shown:
+            size = quantity_text(charge.package_size)
+            terms.append(term_html(PACKAGE_SIZE, _("Package size"), size))
+        if PACKAGE_PRICE in shown:
+            price = money_text(charge.package_price, currency)
+            terms.append(term_html(PACKAGE_PRICE, _("Package price"), price))
+        if RATE_CARD in shown and (charge.price_by or charge.rates.all()):
+            terms.append(term_html("price_by", _("Price by"), self.price_by_words(charge)))
+            card = term_html("rate_card", _("Rate card"), self.rate_card_table(charge))
+            terms.append(format_html('<div class="charge-term-rate-card">{}</div>', card))
+        return format_html(
+            '{}<div class="charge-terms">{}</div>',
+            TERM_STYLE,
+            format_html_join("", "{}", ((term,) for term in terms)),
+        )

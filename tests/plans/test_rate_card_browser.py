@@ -135,7 +135,7 @@ def test_finance_pastes_a_rate_card_fixes_an_overlap_and_publishes(
     page.wait_for_url(f"{base}/admin/plans/planversion/{version.pk}/change/")
     assert page.locator("textarea").count() == 0
     assert page.locator("tr.rate-row").count() == 6
-    assert page.inner_text("#charges-0 .field-price_by_words p") == "model, token_type"
+    assert page.inner_text("#charges-0 .field-price_by .charge-term-value") == "model, token_type"
     page.screenshot(path=os.path.join(output_dir, "3-published.png"), full_page=True)
 
     # and: a new draft copies the card, ready to edit
