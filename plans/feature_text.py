@@ -1,6 +1,7 @@
 """A feature's value as finance types it in the admin and reads it there.
 
-Typed: yes or no (or true / false) for a boolean feature; for a config one a
+Typed: yes or no (or true / false) for a boolean feature, or the same word in
+another admin language (oui / non, ja / nein), shown in the user's; for a config one a
 number (50), a text (gpt-4o) or a list of texts separated by commas
 (gpt-4o, o1), a list of one or none written in brackets ([gpt-4o], []). What
 is typed passes plans.feature_grants.feature_value, the one rule of a
@@ -10,18 +11,21 @@ import re
 from decimal import Decimal
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext
 
 from billing.core import customer_text
 from billing.core.vocabulary import FeatureKind
 from plans.feature_grants import MAX_LIST, MAX_NUMBER, MAX_TEXT, BadValue, feature_value
 
-VALUE_HELP = (
+VALUE_HELP = gettext_lazy(
     "Boolean feature: yes or no. Config feature: a number (50), a text (gpt-4o) or a "
     "list of texts separated by commas (gpt-4o, o1); a list of one in brackets: [gpt-4o]."
 )
 
-YES = frozenset({"yes", "true"})
-NO = frozenset({"no", "false"})
+# The words of each admin language (config.user_language): a value typed in one
+# reads the same for a user of another.
+YES = frozenset({"yes", "true", "oui", "ja"})
+NO = frozenset({"no", "false", "non", "nein"})
 NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 # 1,000 or 12,500,000: a number with thousands separators, not a list of texts.
 GROUPED_NUMBER = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
@@ -34,7 +38,11 @@ def value_from_text(kind: str, text: str) -> object:
     if kind == FeatureKind.BOOLEAN:
         word = text.lower()
         if word not in YES | NO:
-            raise BadValue('This feature is on or off: enter "yes" or "no".')
+            raise BadValue(
+                _('This feature is on or off: enter "{yes}" or "{no}".').format(
+                    yes=yes_word(True), no=yes_word(False)
+                )
+            )
         parsed: object = word in YES
     else:
         parsed = _config_value(text)
@@ -88,13 +96,20 @@ def value_input(value: object) -> str:
     value_from_text as the same value (a text holding a comma, or reading as a
     number, is the exception; the form keeps an unchanged value as stored)."""
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return yes_word(value)
     if isinstance(value, int | float | Decimal):
         return format(Decimal(str(value)).normalize(), "f") if value else "0"
     if isinstance(value, list | tuple):
         joined = ", ".join(value)
         return joined if len(value) > 1 else f"[{joined}]"
     return str(value)
+
+
+def yes_word(value: bool) -> str:
+    """The word a user types for a boolean feature's value, in their language."""
+    if value:
+        return pgettext("a boolean feature's value, as typed", "yes")
+    return pgettext("a boolean feature's value, as typed", "no")
 
 
 def value_text(value: object) -> str:

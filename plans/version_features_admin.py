@@ -7,7 +7,7 @@ only once the version is published."""
 import nested_admin
 from django import forms
 from django.contrib import admin
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.vocabulary import FeatureKind
@@ -27,7 +27,10 @@ from plans.version_inline_rules import FrozenWhenPublishedMixin, is_frozen, kept
 
 class FeatureChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, feature: Feature) -> str:
-        takes = "yes / no" if feature.kind == FeatureKind.BOOLEAN else "a value"
+        if feature.kind == FeatureKind.BOOLEAN:
+            takes = pgettext("what a boolean feature takes", "yes / no")
+        else:
+            takes = pgettext("what a config feature takes", "a value")
         return f"{feature.name} ({feature.code}: {takes})"
 
 
@@ -38,7 +41,7 @@ class VersionFeatureForm(forms.ModelForm):
     value = forms.CharField(
         max_length=MAX_LIST * (MAX_TEXT + 2) + 2,
         help_text=VALUE_HELP,
-        widget=forms.TextInput(attrs={"size": 40, "placeholder": "yes · 50 · gpt-4o, o1"}),
+        widget=forms.TextInput(attrs={"size": 40, "placeholder": _("yes · 50 · gpt-4o, o1")}),
         label=_("Value"),
     )
 

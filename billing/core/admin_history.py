@@ -31,6 +31,7 @@ class AuditHistoryAdmin(SimpleHistoryAdmin):
     Its list says who wrote each state in words (a person, a command, or no person)."""
 
     object_history_list_template = "admin/audit_history_list.html"
+    object_history_form_template = "admin/audit_history_form.html"
 
     def history_view(self, request, object_id, extra_context=None):
         opts = self.model._meta
