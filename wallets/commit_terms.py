@@ -4,7 +4,7 @@ its term covers, the refusals in words, and the access it makes available
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, localcontext
+from decimal import ROUND_DOWN, Decimal, localcontext
 
 from django.utils.translation import gettext as _
 
@@ -59,9 +59,16 @@ def term_periods(
 
 def _per_period_amounts(amount: Decimal, periods: int, currency: str) -> list[Decimal]:
     """`amount` shared over `periods`, each rounded to the currency; the last
-    takes what rounding left, so that they add up to it exactly."""
+    takes what rounding left, so that they add up to it exactly. Where rounding
+    half up would give the first periods more than the amount (1.00 over 36
+    months: 0.03 each), each is rounded down instead, so that none is negative
+    and none more than was committed."""
     with localcontext(prec=EXACT_PRECISION):
-        each = quantize_money(amount / periods, currency)
+        share = amount / periods
+        each = quantize_money(share, currency)
+        if each * (periods - 1) > amount:
+            minor = Decimal(1).scaleb(-currency_exponent(currency))
+            each = share.quantize(minor, rounding=ROUND_DOWN)
     return [each] * (periods - 1) + [amount - each * (periods - 1)]
 
 
