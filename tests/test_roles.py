@@ -123,7 +123,7 @@ class World:
 
 @pytest.fixture
 def world(db) -> World:
-    call_command("load_demo", stdout=StringIO())
+    call_command("load_demo", "--catalog-only", stdout=StringIO())
     acme = Customer.objects.get(external_id="acme")
     globex = Customer.objects.get(external_id="globex")
     draft = plan_version_copy_as_draft(version=PlanVersion.objects.get(plan__code="starter"))
