@@ -8,6 +8,7 @@ without an error or a refusal. Screenshots are saved in each test's output direc
 
 import os
 from datetime import UTC, datetime
+from decimal import Decimal as D
 from io import StringIO
 
 import pytest
@@ -20,6 +21,7 @@ from billing.models import PlanMigration, Subscription
 from billing.simulation.admin import last_month
 from billing.simulation.engine import simulation_rate_customer
 from customers.models import Customer
+from customers.portal_links import portal_session_create
 from invoices.dunning_models import DunningPolicy
 from plans.models import Plan, PlanVersion
 
@@ -179,6 +181,15 @@ def test_finance_first_steps_on_the_demo(demo, live_server, browser_page, output
     page.goto(f"{base}/admin/")
     no_error(page)
     shot("9-dashboard")
+
+    # and Acme Inc's portal lists its two invoices, and projects this month from its usage
+    token = portal_session_create(customer=acme, now=datetime.now(UTC)).token
+    page.goto(f"{base}/portal/{token}/")
+    # (the start invoice paid, last month's open)
+    statuses = page.locator("#invoices td.status").all_inner_texts()
+    assert sorted(statuses) == ["Open", "Paid"]
+    assert page.inner_text("#projected") != amount_text(D(0), "USD")
+    shot("10-portal")
 
 
 @pytest.mark.django_db(transaction=True)
