@@ -112,10 +112,10 @@ def _subscribe(demo: DemoSubscription, now: datetime) -> Subscription | None:
     )
 
 
-def _usage_from(subscription: Subscription) -> datetime:
+def _usage_from(subscription: Subscription, now: datetime) -> datetime:
     """Where the demo's usage of a live subscription starts: its open period, after
-    its last change (a migration or a seat change bills the usage before it)."""
-    changes = SubscriptionChange.objects.filter(subscription=subscription)
+    its last change by `now` (a migration or a seat change bills the usage before it)."""
+    changes = SubscriptionChange.objects.filter(subscription=subscription, effective_at__lte=now)
     last_change = max(changes.values_list("effective_at", flat=True), default=None)
     return max(subscription.current_period_start, last_change or subscription.started_at)
 
@@ -129,7 +129,7 @@ def _send_usage(now: datetime) -> int:
             customer__external_id=demo.customer, status__in=Subscription.LIVE
         ).first()
         if subscription is not None:
-            since[demo] = _usage_from(subscription)
+            since[demo] = _usage_from(subscription, now)
     if not since:
         return 0
     day = min(since.values()).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

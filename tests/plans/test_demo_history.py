@@ -16,6 +16,7 @@ from pypdf import PdfReader
 from billing.models import Subscription
 from billing.simulation.admin import last_month
 from billing.simulation.engine import simulation_check, simulation_rate_customer
+from billing.subscriptions.lifecycle import subscription_change_plan
 from billing.usage.statement import usage_by_meter
 from billing.usage_models import UsageEvent
 from customers.models import Customer
@@ -48,6 +49,10 @@ def demo_sent(customer: str, start: datetime, end: datetime) -> list[dict]:
         events += day_events(demo, day)
         day += timedelta(days=1)
     return [e for e in events if start <= datetime.fromisoformat(e["timestamp"]) < end]
+
+
+def ids(events: list[dict]) -> set[str]:
+    return {event["id"] for event in events}
 
 
 def invoices() -> list[tuple]:
@@ -179,6 +184,36 @@ def test_load_demo_again_changes_nothing_and_a_month_later_closes_the_month_sinc
     ]
     assert output.strip().endswith("2 periods closed, 2 invoices finalized)")
     assert Subscription.objects.filter(current_period_start__month=12).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_a_plan_change_the_demo_sends_only_the_usage_after_it():
+    # given: the demo loaded on 10 November, then globex moved to Pro on 15 November
+    # (its usage so far billed by the change)
+    load_demo(NOV_10_NOON)
+    nov_15 = datetime(2026, 11, 15, tzinfo=UTC)
+    globex = Subscription.objects.get(customer__external_id="globex")
+    with time_machine.travel(nov_15, tick=False):
+        subscription_change_plan(
+            subscription=globex,
+            version=PlanVersion.objects.get(plan__code="pro"),
+            effective="immediate",
+            at=nov_15,
+        )
+    stored = set(UsageEvent.objects.values_list("event_id", flat=True))
+
+    # when: the demo is loaded again on 20 November
+    load_demo(datetime(2026, 11, 20, tzinfo=UTC))
+
+    # then: globex's events from 15 November on were sent, none of the days before it
+    # (they would be late usage on a period part already billed)
+    now_stored = set(UsageEvent.objects.values_list("event_id", flat=True))
+    nov_20 = datetime(2026, 11, 20, tzinfo=UTC)
+    skipped = ids(demo_sent("globex", NOV_10_NOON, nov_15)) - stored
+    assert skipped and not skipped & now_stored
+    assert now_stored - stored == (
+        ids(demo_sent("globex", nov_15, nov_20)) | (ids(demo_sent("acme", OCT_1, nov_20)) - stored)
+    )
 
 
 @pytest.mark.django_db(transaction=True)
