@@ -119,7 +119,7 @@ def load(events_per_customer: int) -> str:
     from wallets.purchases import credit_pack_purchase, money_top_up
 
     call_command("migrate", verbosity=0)
-    call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    call_command("load_demo", "--catalog-only", stdout=open(os.devnull, "w"))  # noqa: SIM115
     rated_meter_create()
     for code, (model, kind) in CARDS.items():
         card_plan_create(code, model, kind)

@@ -86,7 +86,7 @@ def populate(count: int, events_per_customer: int) -> datetime:
     from plans.models import Plan
 
     call_command("migrate", verbosity=0)
-    call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    call_command("load_demo", "--catalog-only", stdout=open(os.devnull, "w"))  # noqa: SIM115
 
     close_at = month_start(datetime.now(UTC))  # the first of this month, 00:00 UTC
     period_start = month_start(close_at, months=-1)  # the first of the previous month

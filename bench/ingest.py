@@ -310,7 +310,7 @@ def main():
                     filters=filters,
                     group_by=GROUP_BY,
                 )
-    call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    call_command("load_demo", "--catalog-only", stdout=open(os.devnull, "w"))  # noqa: SIM115
     if args.rated:
         plain_meter_create()
         rated_meter_create()

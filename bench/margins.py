@@ -104,7 +104,7 @@ def populate(count: int, events_per_customer: int) -> tuple[datetime, datetime]:
     from plans.models import Plan
 
     call_command("migrate", verbosity=0)
-    call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    call_command("load_demo", "--catalog-only", stdout=open(os.devnull, "w"))  # noqa: SIM115
     rated_meter_create()
     card_plan_create("card_overage", "overage", "per_unit")
 

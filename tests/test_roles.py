@@ -123,7 +123,7 @@ class World:
 
 @pytest.fixture
 def world(db) -> World:
-    call_command("load_demo", stdout=StringIO())
+    call_command("load_demo", "--catalog-only", stdout=StringIO())
     acme = Customer.objects.get(external_id="acme")
     globex = Customer.objects.get(external_id="globex")
     draft = plan_version_copy_as_draft(version=PlanVersion.objects.get(plan__code="starter"))
@@ -223,9 +223,11 @@ def test_a_permission_not_there_yet_is_reported_and_skipped(db, monkeypatch):
                 "plans.delete_versionfeature",
                 "plans.add_costrate",
                 "plans.view_costrate",
+                "invoices.view_dunningpolicy",
             ],
             [
                 "customers.change_customer",
+                "invoices.add_dunningpolicy",
                 "billing.add_subscription",
                 "billing.change_subscription",
                 "invoices.change_invoice",
@@ -245,9 +247,16 @@ def test_a_permission_not_there_yet_is_reported_and_skipped(db, monkeypatch):
                 "plans.view_planversion",
                 "plans.view_feature",
                 "plans.view_versionfeature",
+                "invoices.add_dunningpolicy",
+                "invoices.change_dunningpolicy",
+                "invoices.add_dunningstep",
+                "invoices.delete_dunningstep",
+                "invoices.view_dunningrun",
             ],
             [
                 "customers.view_apikey",
+                "invoices.delete_dunningpolicy",
+                "invoices.change_dunningrun",
                 "plans.change_planversion",
                 "plans.add_feature",
                 "plans.change_versionfeature",

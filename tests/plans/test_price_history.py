@@ -326,7 +326,7 @@ def test_a_copy_of_v2_says_so_in_its_history_reason(pro):
 
 def test_the_demo_catalog_s_history_names_its_loader(client):
     # given: the demo loaded by its command, no person logged in
-    call_command("load_demo", stdout=StringIO())
+    call_command("load_demo", "--catalog-only", stdout=StringIO())
     pro = Plan.objects.get(code="pro").versions.get()
     viewer = User.objects.create_user("fin", password="x", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_planversion"))
@@ -344,7 +344,7 @@ def test_the_demo_catalog_s_history_names_its_loader(client):
 
 
 def test_every_history_page_names_the_demo_loader(admin_client):
-    call_command("load_demo", stdout=StringIO())
+    call_command("load_demo", "--catalog-only", stdout=StringIO())
     pro = Plan.objects.get(code="pro")
     acme = Customer.objects.get(external_id="acme")
 

@@ -44,6 +44,10 @@ INVOICES_VIEW = view(
     "invoices.creditnoteline",
     "invoices.creditbalanceentry",
     "invoices.payment",
+    # Dunning: the policies, their steps and what each run did.
+    "invoices.dunningpolicy",
+    "invoices.dunningstep",
+    "invoices.dunningrun",
 )
 WALLETS_VIEW = view(
     "wallets.wallet",
@@ -131,6 +135,10 @@ OPERATIONS = [
     *SUBSCRIPTIONS_VIEW,
     "billing.migrate_subscription",
     *view("billing.planmigration", "billing.planmigrationitem"),
+    # Chasing what is unpaid: the dunning policies (a step removed from a policy is
+    # deleted with the policy's change); a customer's pause is on its page.
+    *perms("invoices.dunningpolicy", "add", "change"),
+    *perms("invoices.dunningstep", "add", "change", "delete"),
     *WALLETS_VIEW,
     *INVOICES_VIEW,
     *CATALOG_VIEW,

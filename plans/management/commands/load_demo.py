@@ -1,9 +1,12 @@
 """The demo catalog and customers: one plan per pricing pattern of SCENARIOS.md,
-each granting the features (entitlements) its name suggests.
+each granting the features (entitlements) its name suggests; then the demo's
+history (plans.management.demo_history): two customers subscribed since the start
+of last month, their daily usage, and their ended periods closed and invoiced.
 
 Safe to run again: whatever already exists (by code) is left as it is.
 """
 
+from datetime import UTC, datetime
 from decimal import Decimal as D
 
 from django.core.management.base import BaseCommand
@@ -15,6 +18,7 @@ from customers.models import Customer
 from customers.services import customer_create
 from plans.feature_grants import FeatureGrant
 from plans.features import feature_create
+from plans.management.demo_history import demo_history_load
 from plans.models import CreditPack, Feature, Meter, Plan, TaxRate
 from plans.services import credit_pack_create, meter_create, plan_create, tax_rate_create
 from plans.validation import ChargeSpec, VersionSpec
@@ -230,16 +234,31 @@ CUSTOMER_DETAILS = {
 class Command(BaseCommand):
     help = (
         "Load the demo catalog (meters, features, plans, credit packs, tax rates) and "
-        "customers. Idempotent."
+        "customers, then subscribe two of them since the start of last month with their "
+        "usage and close their ended periods. Idempotent."
     )
 
-    @transaction.atomic
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--catalog-only",
+            action="store_true",
+            help="Only the catalog and the customers: no subscription, usage or invoice.",
+        )
+
     def handle(self, *args, **options):
         # No person writes these rows: their history names the command instead.
         with history_tags(by="load_demo"):
-            self._load()
+            with transaction.atomic():
+                created = self._load()
+            if not options["catalog_only"]:
+                # Each service commits its own work (events a day at a time, periods
+                # closed in groups), as the API and the beat would.
+                created += demo_history_load(now=datetime.now(UTC))
+        self.stdout.write(
+            f"demo loaded: {len(created)} created" + (f" ({', '.join(created)})" if created else "")
+        )
 
-    def _load(self):
+    def _load(self) -> list[str]:
         created = []
         for code, name, event_name, aggregation, prop, filters in METERS:
             if not Meter.objects.filter(code=code).exists():
@@ -290,6 +309,4 @@ class Command(BaseCommand):
                     **CUSTOMER_DETAILS.get(external_id, {}),
                 )
                 created.append(f"customer {external_id}")
-        self.stdout.write(
-            f"demo loaded: {len(created)} created" + (f" ({', '.join(created)})" if created else "")
-        )
+        return created
