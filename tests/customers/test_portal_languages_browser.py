@@ -75,7 +75,8 @@ def test_a_french_customer_switches_the_portal_to_german_and_back(
     bars = page.locator("section.chart svg rect.day")
     assert bars.count() >= 3
     assert all("," not in (bar.get_attribute("x") or "") for bar in bars.all())
-    assert bars.first.bounding_box()["height"] > 20
+    # (the tallest bar: how the events fall into Paris days depends on the hour the test runs)
+    assert max(bar.bounding_box()["height"] for bar in bars.all()) > 20
     page.screenshot(path=os.path.join(output_dir, "portal-fr.png"), full_page=True)
 
     # when: the reader picks German
