@@ -27,7 +27,7 @@ CODES = ("llm_tokens", "gpt4o_input_tokens", "gpt4o_output_tokens")
 
 @pytest.fixture
 def demo(db):
-    call_command("load_demo", stdout=StringIO())
+    call_command("load_demo", "--catalog-only", stdout=StringIO())
     return Customer.objects.get(external_id="globex")
 
 
