@@ -29,7 +29,7 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import Max, Min
 from psycopg.errors import LockNotAvailable
 
-from billing.core.periods import INTERVAL_MONTHS
+from billing.core.periods import INTERVAL_MONTHS, add_months_clamped
 from billing.models import BilledPeriod, EventKey, Subscription
 from billing.usage.folding import FOLDED_THROUGH, folds
 from billing.usage.partitions import (
@@ -68,7 +68,7 @@ def events_needed_from(*, now: datetime) -> datetime:
     """The earliest instant whose events a period may still need, to be closed or
     read again for late usage (the module's docstring says why)."""
     window = now - timedelta(days=settings.BILLING_LATE_EVENT_DAYS + 2)
-    needed = [_months_before(window, LONGEST_PERIOD_MONTHS)]
+    needed = [add_months_clamped(window, -LONGEST_PERIOD_MONTHS, day=window.day)]
     needed.append(
         Subscription.objects.filter(status__in=Subscription.LIVE).aggregate(
             first=Min("current_period_start")
@@ -163,11 +163,3 @@ def _holds_unfolded(name: str) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT EXISTS (SELECT FROM {name} WHERE id > {FOLDED_THROUGH})")  # noqa: S608
         return cursor.fetchone()[0]
-
-
-def _months_before(moment: datetime, months: int) -> datetime:
-    """The same UTC day and time `months` earlier (the 31st clamps to a short month)."""
-    first = add_months(date(moment.year, moment.month, 1), -months)
-    following = add_months(first, 1)
-    day = min(moment.day, (following - first).days)
-    return moment.replace(year=first.year, month=first.month, day=day)
