@@ -8,10 +8,29 @@ models 190 times, and the five such migrations took three quarters of the time a
 new database takes to migrate (every test run makes one a process). This one
 changes the fields in the state, then reloads the model once. What it does to the
 state and to the database is what the AlterFields it stands for did, field by field.
+
+When every field changes only its words (verbose name, help text), nothing is
+reloaded: the rendered models keep their field objects, with the old words, which no
+operation or data migration reads (the database is the same either way), and the
+next reload of the model renders the new ones from the state. A relation's reload is
+that of every model related to it, recursively: most of the catalog, a third of a
+new database's migrate.
 """
 
 from django.db.migrations.operations.base import Operation
 from django.db.migrations.utils import field_is_referenced
+
+WORDS = frozenset({"verbose_name", "help_text"})
+
+
+def words_only(old, new) -> bool:
+    """Whether `new` differs from `old` in its words alone (WORDS)."""
+    old_path, old_args, old_kwargs = old.deconstruct()[1:]
+    new_path, new_args, new_kwargs = new.deconstruct()[1:]
+    for kwargs in (old_kwargs, new_kwargs):
+        for word in WORDS:
+            kwargs.pop(word, None)
+    return (old_path, old_args, old_kwargs) == (new_path, new_args, new_kwargs)
 
 
 class AlterFields(Operation):
@@ -37,7 +56,9 @@ class AlterFields(Operation):
         model_key = app_label, self.model_name_lower
         fields = state.models[model_key].fields
         delay = True
+        reload = False
         for name, field in self.fields:
+            reload = reload or not words_only(fields[name], field)
             if state._relations is not None:
                 old_field = fields.pop(name)
                 if old_field.is_relation:
@@ -49,7 +70,8 @@ class AlterFields(Operation):
                 fields[name] = field
             if field.is_relation or field_is_referenced(state, model_key, (name, field)):
                 delay = False
-        state.reload_model(*model_key, delay=delay)
+        if reload:
+            state.reload_model(*model_key, delay=delay)
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
         to_model = to_state.apps.get_model(app_label, self.model_name)
