@@ -10,6 +10,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/_venv.sh
 . scripts/_venv.sh
 venv_setup
+# The fonts run.sh installs (as root on Debian or Ubuntu), so that the PDFs and the
+# browser tests' pages are drawn with the fonts they are drawn with in CI.
+# shellcheck source=scripts/_fonts.sh
+. scripts/_fonts.sh
+fonts_setup
 # The translation catalogs (.mo) are build output: compiled from the .po files.
 .venv/bin/python scripts/compilemessages.py
 exec .venv/bin/pytest -n "${TEST_WORKERS:-auto}" "$@"
