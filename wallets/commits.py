@@ -18,6 +18,7 @@ from billing.locks import subscription_lock
 from billing.models import Subscription
 from billing.rating.commits import Access, CommitDraw, CommitTerms, draw_order
 from billing.rating.pricing import EXACT_PRECISION
+from customers.locks import customer_lock
 from wallets.commit_invoices import commit_invoice, true_up_invoice
 from wallets.commit_models import Commit, CommitAccess, CommitEntry
 from wallets.commit_terms import CommitRequest, access_schedule, check_request
@@ -33,8 +34,11 @@ def commit_sign(
     """Sign a commit on the subscription's customer, refused in words when the
     request is wrong or its term overlaps another commit. A prepaid commit is
     invoiced in full at once (`reason: commit`, finalized) and gets its access
-    rows: one per period, or one for the term up front."""
+    rows: one per period, or one for the term up front. Its invoice is finalized
+    under the subscription's lock: the customer's row is taken before it (the lock
+    order, billing.locks)."""
     with transaction.atomic():
+        customer_lock(subscription.customer_id)
         subscription = subscription_lock(subscription.pk)
         if subscription.status not in Subscription.LIVE:
             raise Conflict(f"subscription {subscription.pk} is {subscription.status}")

@@ -27,6 +27,9 @@ from plans.validation import ChargeSpec
 from tests.factories import period_draft, published_version, subscribe
 from tests.invoices.conftest import base_fee_lines, finalized_invoice
 from tests.wallets.support import wallet_of
+from wallets.commit_models import Commit
+from wallets.commit_terms import CommitRequest
+from wallets.commits import commit_sign
 from wallets.purchases import credit_pack_purchase
 
 pytestmark = [
@@ -200,10 +203,10 @@ def test_finalizing_a_sale_and_a_note_on_a_purchase_at_once(acme, finalizing):
     assert wallet_of(acme).balance == D(150)
 
 
-def test_a_threshold_invoice_written_while_an_earlier_one_is_voided(acme):
-    # given: S20's tiers and a threshold of 5.00; acme has a credit balance entry
-    # (1.00 credited on a paid invoice), a threshold invoice for 100 runs (10.00,
-    # 1.00 of it paid from the balance) and 100 runs more, not checked yet
+def thresholded(acme):
+    """S20's tiers and a threshold of 5.00; acme has a credit balance entry (1.00
+    credited on a paid invoice), a threshold invoice for 100 runs (10.00, 1.00 of it
+    paid from the balance) and 100 runs more, not checked yet."""
     credited = paid_invoice(acme, "1.00")
     note(credited, "1.00", DEC_1)
     tiers = PricingSpec("graduated", tiers=(TierSpec(D(100), D("0.10")), TierSpec(None, D("0.05"))))
@@ -217,6 +220,11 @@ def test_a_threshold_invoice_written_while_an_earlier_one_is_voided(acme):
     first = threshold_invoice_write(subscription=subscription, now=DEC_3)
     assert (first.subtotal, first.credits_applied) == (D("10.00"), D("1.00"))
     events_ingest(events=runs(100, 200, DEC_4), now=DEC_4)
+    return subscription, first
+
+
+def test_a_threshold_invoice_written_while_an_earlier_one_is_voided(acme):
+    subscription, first = thresholded(acme)
 
     # when: the void of the first waits for the customer's row, then the check that
     # writes the second lines up
@@ -232,3 +240,37 @@ def test_a_threshold_invoice_written_while_an_earlier_one_is_voided(acme):
     assert Invoice.objects.get(pk=first.pk).status == Invoice.VOID
     second = Invoice.objects.filter(reason=Invoice.THRESHOLD).exclude(pk=first.pk).get()
     assert second.status == Invoice.FINALIZED
+
+
+def test_a_prepaid_commit_signed_while_a_threshold_invoice_is_voided(acme):
+    """Signing a prepaid commit finalizes its invoice under the subscription's lock:
+    it takes the customer's row first, as the void does (it took the subscription
+    first and deadlocked with the void)."""
+    subscription, first = thresholded(acme)
+    request = CommitRequest(
+        amount=D("1200.00"),
+        currency="USD",
+        starts_at=DEC_1,
+        ends_at=datetime(2027, 12, 1, tzinfo=UTC),
+        billing=Commit.PREPAID,
+        access="per_period",
+        applies_to=("agent_runs",),
+    )
+
+    def sign():
+        return commit_sign(
+            subscription=subscription, request=request, known_meters={"agent_runs"}, now=DEC_4
+        )
+
+    # when: the void waits for the customer's row, then a prepaid commit is signed
+    results = (
+        Lineup(lambda: customer_lock(acme.pk))
+        .then("void", lambda: invoice_void(invoice=first, reason="other", now=DEC_4))
+        .then("sign", sign)
+        .let_go()
+    )
+
+    # then: both done, the commit's invoice numbered after the void's credit note
+    assert Invoice.objects.get(pk=first.pk).status == Invoice.VOID
+    assert results["sign"].invoice.status == Invoice.FINALIZED
+    assert results["sign"].invoice.total == D("1200.00")
