@@ -211,10 +211,10 @@ def test_the_index_shows_billing_at_a_glance(admin_client, book):
         "55.29 USD",
         "25.00 EUR",
         '<td class="figure" id="drafts-count">2</td>',
-        "2026-11-03 00:00 UTC",
+        "3 Nov 2026, 00:00 UTC",
         "1; 7.50 USD",
         "2; 25.00 EUR; 19.99 USD",
-        "USD, end of 2026-11",
+        "USD, end of November 2026",
         "99.00 USD",
         "/admin/invoices/invoice/?due=past",
     ]:
