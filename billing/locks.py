@@ -14,8 +14,9 @@ credit note (a void's too) locks the customer first, whatever the invoice
 credit balance it will touch before their drafts and the sequence
 (invoices.services), and so a threshold invoice's writer, which finalizes under
 its subscription's lock, locks the customer before the subscription
-(billing.invoicing.progressive), as signing a prepaid commit does (wallets.commits). A sale locks its wallet, then takes an invoice
-number, and never the customer. Taken the other way round, a note on a purchase (customer,
+(billing.invoicing.progressive), as signing a prepaid commit does
+(wallets.commits). A sale locks its wallet, then takes an invoice number, and never
+the customer. Taken the other way round, a note on a purchase (customer,
 wallet, invoice, then the note sequence) and a note paid back to the credit
 balance (invoice, note sequence, then customer) deadlocked on PostgreSQL, as did
 a finalizing (sequence, then customer), a sale (wallet, then sequence) and a note

@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 
 from billing.core.admin_deletion import RefusedDeletionMixin
-from billing.core.admin_fields import currency_choices
+from billing.core.admin_fields import CurrencyFilter, currency_choices
 from billing.core.admin_forms import (
     EXACT_DECIMALS,
     ExactDecimalField,
@@ -411,7 +411,7 @@ class CreditPackForm(ServiceValidatedForm):
 class CreditPackAdmin(AuditHistoryAdmin):
     form = CreditPackForm
     list_display = ["code", "name", "credits_display", "price_display", "meters_display", "active"]
-    list_filter = ["active", "price_currency"]
+    list_filter = ["active", ("price_currency", CurrencyFilter)]
     search_fields = ["code", "name"]
 
     @admin.display(description=_("credits"), ordering="credits")

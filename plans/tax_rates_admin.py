@@ -9,6 +9,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_deletion import RefusedDeletionMixin
+from billing.core.admin_fields import CountryFilter
 from billing.core.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt
 from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.money import format_decimal
@@ -77,7 +78,7 @@ class TaxRateAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     form = TaxRateForm
     formfield_overrides = EXACT_DECIMALS
     list_display = ["code", "name", "percentage_display", "country", "is_default", "active"]
-    list_filter = ["active", "is_default", "country"]
+    list_filter = ["active", "is_default", ("country", CountryFilter)]
     search_fields = ["code", "name"]
 
     @admin.display(description=_("percentage"), ordering="percentage")

@@ -10,6 +10,7 @@ from decimal import Decimal as D
 
 import pytest
 import time_machine
+from django.contrib.auth.models import User
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from plans.feature_text import value_from_text, value_input
@@ -127,3 +128,40 @@ def test_a_boolean_value_is_shown_for_editing_in_the_users_words():
     with translation.override("de"):
         assert value_input(False) == "nein"
     assert value_input(True) == "yes"
+
+
+FILTERS = {
+    "en": ["currency", "US Dollar", "Euro", "country", "Germany", "France"],
+    "fr": ["devise", "dollar des États-Unis", "euro", "pays", "Allemagne", "France"],
+    "de": ["Währung", "US-Dollar", "Euro", "Land", "Deutschland", "Frankreich"],
+}
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "de"])
+def test_the_currency_and_country_filters_name_what_is_in_use(client, language):
+    # given: packs sold in USD and EUR, tax rates for Germany and France
+    from config.user_language import user_language_set
+    from plans.services import tax_rate_create
+
+    CreditPackFactory(currency="USD")
+    CreditPackFactory(currency="EUR", price=D("90.00"))
+    tax_rate_create(code="de_vat", name="MwSt.", percentage=D("19"), country="DE")
+    tax_rate_create(code="fr_vat", name="TVA", percentage=D("20"), country="FR")
+    user = User.objects.create_superuser(f"reader_{language}", password="x")
+    user_language_set(user=user, language=language)
+    client.force_login(user)
+
+    # when: the lists are read in the user's language
+    packs = client.get("/admin/plans/creditpack/").content.decode()
+    taxes = client.get("/admin/plans/taxrate/").content.decode()
+
+    # then: their filters name the currencies and countries in use, in that language,
+    # and offer no other (no yen for a pack, no Japan for a tax rate)
+    currency, usd, eur, country, germany, france = FILTERS[language]
+    assert f'data-filter-title="{currency}"' in packs, currency
+    assert f'data-filter-title="{country}"' in taxes, country
+    for code, name in (("USD", usd), ("EUR", eur)):
+        assert f'<a href="?price_currency={code}">{name}</a>' in packs, name
+    for code, name in (("DE", germany), ("FR", france)):
+        assert f'<a href="?country={code}">{name}</a>' in taxes, name
+    assert "price_currency=JPY" not in packs and "country=JP" not in taxes

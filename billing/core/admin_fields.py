@@ -1,5 +1,5 @@
 """What ops pick or type on admin forms, in words: currencies and countries as
-choices, a date and time with the admin's pickers labelled with its time zone,
+choices and list filters, a date and time with the admin's pickers labelled with its time zone,
 and a moment as read-only text naming that zone. The domain still validates
 every value; these only offer and show them."""
 
@@ -9,9 +9,11 @@ from datetime import datetime, tzinfo
 from babel import Locale
 from babel.numbers import get_territory_currencies
 from django import forms
+from django.contrib.admin import AllValuesFieldListFilter
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.utils import timezone, translation
 from django.utils.functional import lazy
+from django.utils.translation import gettext_lazy as _
 
 from billing.core import customer_text
 from billing.core.countries import COUNTRY_CODES
@@ -68,6 +70,45 @@ def country_choices(*, current: str = "") -> list[tuple[str, str]]:
     if current and current not in COUNTRY_CODES:
         choices.append((current, current))
     return choices
+
+
+def country_name(code: str) -> str:
+    """'Germany' for 'DE'; the code itself when unknown."""
+    return Locale.parse(_language()).territories.get(code, code)
+
+
+class _NamedValuesFilter(AllValuesFieldListFilter):
+    """A list filter of the values a column holds (not every choice its field
+    offers), each shown by its name in the admin user's language."""
+
+    @staticmethod
+    def named(code: str) -> str:
+        raise NotImplementedError
+
+    def choices(self, changelist):
+        choices = super().choices(changelist)
+        yield next(choices)  # All
+        held = [str(value) for value in self.lookup_choices if value is not None]
+        for code, choice in zip(held, choices, strict=False):  # then the empty one
+            yield {**choice, "display": choice["display"].replace(code, self.named(code), 1)}
+        yield from choices  # the empty value's, if any
+
+
+class CurrencyFilter(_NamedValuesFilter):
+    """The currencies in use, by name ('US Dollar', 'dollar des États-Unis'),
+    under "currency" (a money field's currency column has an English name)."""
+
+    named = staticmethod(currency_name)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.title = _("currency")
+
+
+class CountryFilter(_NamedValuesFilter):
+    """The countries in use, by name ('Germany', 'Allemagne')."""
+
+    named = staticmethod(country_name)
 
 
 def _by_name(choice: tuple[str, str]) -> str:
