@@ -742,3 +742,19 @@ def test_a_change_refused_at_the_save_says_so_and_changes_nothing(login, world, 
     shown = finance.get(page).content.decode()
     assert "Nothing was changed: subscription has no discount running" in shown
     assert state() == before
+
+
+def test_operations_find_a_customer_for_a_new_subscription_by_typing(login, world):
+    # The add form's customer field searches the customers (autocomplete) as the
+    # customer list's search does: whoever may read the customers may search them.
+    url = (
+        "/admin/autocomplete/?app_label=billing&model_name=subscription"
+        "&field_name=customer&term=glob"
+    )
+    found = login("Operations").get(url)
+    assert found.status_code == 200
+    assert [r["text"] for r in found.json()["results"]] == ["Globex Corporation (globex)"]
+    nobody = User.objects.create_user(username="no-role", is_staff=True)
+    client = Client()
+    client.force_login(nobody)
+    assert client.get(url).status_code == 403

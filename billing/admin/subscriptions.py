@@ -114,6 +114,9 @@ class SubscriptionAdmin(CancelActions, MigrationActions, AuditHistoryAdmin):
     list_filter = ["status", "billing_anchor", "version__plan"]
     search_fields = ["customer__external_id", "customer__name", "version__plan__code"]
     list_select_related = ["customer", "version__plan"]
+    # The add form's customer is found by typing part of its name or ID (the
+    # customer list's search): a list of every customer is no choice at 10,000.
+    autocomplete_fields = ["customer"]
     inlines = [SubscriptionChangeInline]
     change_form_template = "admin/billing/subscription/change_form.html"
     actions = ["cancel_at_period_end", "migrate_to_version"]

@@ -1,7 +1,8 @@
 """The subscription list (Billing, Subscriptions) and "Add subscription" at common screen widths
 (1280 and 1400 px) with a long customer name (issue 55), in a real browser
 (Debian's Chromium through Playwright): every column of the list is on the
-screen, and the customer select of the add form stays on the page.
+screen, and the customer select of the add form stays on the page and finds the
+customer by part of its ID (a search, not a list of every customer).
 Screenshots are saved in the test's output directory."""
 
 import os
@@ -65,3 +66,14 @@ def test_subscriptions_fit_the_screen_with_a_long_customer_name(
     box = select.bounding_box()
     assert box["x"] + box["width"] <= width, box
     assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+    # when: part of the customer's ID is typed in the customer field
+    page.click(".field-customer .select2-selection")
+    page.fill(".select2-search__field", "sued-gmbh")
+    found = page.locator(".select2-results__option", has_text="Künstliche Intelligenz")
+    found.wait_for()
+    page.screenshot(path=os.path.join(output_dir, f"add-search-{width}.png"), full_page=True)
+    found.click()
+
+    # then: the customer is picked
+    assert page.locator("#id_customer").input_value() == str(customer.pk)
