@@ -416,6 +416,7 @@ def main():
                 "TRUNCATE billing_eventkey, billing_usageevent, billing_usagerollup, "
                 "billing_usageuniquevalue, billing_usagepropertyrollup, "
                 "billing_usagepropertyuniquevalue, billing_usagedailyrollup, "
+                "billing_usagepropertydailyrollup, "
                 f"{WATERMARK_TABLE}"
             )
 
