@@ -416,6 +416,7 @@ def main():
                 "TRUNCATE billing_eventkey, billing_usageevent, billing_usagerollup, "
                 "billing_usageuniquevalue, billing_usagepropertyrollup, "
                 "billing_usagepropertyuniquevalue, billing_usagedailyrollup, "
+                "billing_usagepropertydailyrollup, "
                 f"{WATERMARK_TABLE}"
             )
 
@@ -705,12 +706,13 @@ def main():
         )
         # What the reads add up: the plain read the hourly rows, a group_by read the
         # group rows of its meters (one per hour and combination of values).
-        from billing.models import UsagePropertyRollup, UsageRollup
+        from billing.models import UsagePropertyDailyRollup, UsagePropertyRollup, UsageRollup
 
         stored = f"{UsageRollup.objects.filter(customer=whale).count():,} hourly rollup rows"
         if args.grouped or args.rated:
             rows = UsagePropertyRollup.objects.filter(customer=whale).count()
-            stored += f", {rows:,} group rollup rows"
+            days = UsagePropertyDailyRollup.objects.filter(customer=whale).count()
+            stored += f", {rows:,} group rollup rows, {days:,} daily group rollup rows"
         print(f"  the customer's {stored}")
         connections.close_all()
         conn = http.client.HTTPConnection("127.0.0.1", args.port, timeout=30)

@@ -11,7 +11,11 @@ only that property's few rows per hour (not every combination of values), and, f
 a meter of two or more properties, to one row of their combination (its position
 after theirs: metering.combination_text), which rate cards price. A count or sum
 meter of two or more properties adds to its combination's row only, its
-one-property reads summing the combinations' (metering.combinations_only)."""
+one-property reads summing the combinations' (metering.combinations_only).
+
+UsagePropertyDailyRollup adds the hourly group rows up per UTC day, written with
+them, so that a read of a long range adds a row a day and group instead of 24 (as
+UsageDailyRollup does for the meters)."""
 
 from django.db import models
 
@@ -40,6 +44,33 @@ class UsagePropertyRollup(GroupKey, RollupAggregates):
 
     def __str__(self) -> str:
         return f"{self.customer_id}/{self.meter_id} {self.hour:%Y-%m-%d %H}h {self.group_value}"
+
+
+class UsagePropertyDailyRollup(RollupAggregates):
+    """A group's usage in one UTC day: its hourly rows (UsagePropertyRollup) added
+    up, written with them (billing.usage.rollups, billing.usage.folding)."""
+
+    pk = models.CompositePrimaryKey("customer_id", "meter_id", "day", "position", "group_value")
+    customer = key_customer()
+    meter = key_meter()
+    day = models.DateTimeField()
+    position = models.PositiveSmallIntegerField()
+    group_value = models.CharField(max_length=GROUP_VALUE_MAX_LENGTH, default="", blank=True)
+
+    class Meta:
+        # A read of one combination over a period (a rate-card row's usage so far, for
+        # a check): its few days, where the key walks every group of every day. A
+        # fold's update of a row changes no indexed column (a heap-only tuple, with
+        # the tables' fillfactor): only a new day and group writes an entry.
+        indexes = [
+            models.Index(
+                fields=["customer", "meter", "position", "group_value", "day"],
+                name="usage_group_daily_value",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}/{self.meter_id} {self.day:%Y-%m-%d} {self.group_value}"
 
 
 class UsagePropertyUniqueValue(GroupKey):

@@ -417,7 +417,11 @@ class AlertTeamRecipient(models.Model):
 # The usage storage, the records of what was billed, the breakdowns and coupons'
 # discounts, in modules of their own.
 from billing.billed_models import BilledPeriod, ThresholdBilling  # noqa: E402, F401
-from billing.breakdown_models import UsagePropertyRollup, UsagePropertyUniqueValue  # noqa: E402, F401
+from billing.breakdown_models import (  # noqa: E402, F401
+    UsagePropertyDailyRollup,
+    UsagePropertyRollup,
+    UsagePropertyUniqueValue,
+)
 from billing.discount_models import Discount  # noqa: E402, F401
 from billing.journal.models import (  # noqa: E402, F401
     JournalAccount,

@@ -1,5 +1,6 @@
 """Usage broken down by one of a meter's `group_by` properties, for any range
-[start, end): whole UTC hours from the group rollups (billing.breakdown_models),
+[start, end): whole UTC hours from the group rollups (billing.breakdown_models:
+whole UTC days from the daily ones, the hours around them from the hourly ones),
 the partial hours at the edges from the raw events, as every usage read
 (billing.usage.edges). Each group's
 quantity is the meter's aggregation over its events: for count and sum the
@@ -14,7 +15,6 @@ from billing.core import rawsql
 from billing.models import UsagePropertyRollup, UsagePropertyUniqueValue
 from billing.rating.rate_cards import Combination
 from billing.usage.edges import edges_add
-from billing.usage.folding import GROUPS
 from billing.usage.metering import (
     MeterDef,
     combination_position,
@@ -24,6 +24,7 @@ from billing.usage.metering import (
     meter_cache,
 )
 from billing.usage.reads import Tally, hour_edges
+from billing.usage.whole_hours import whole_hours_params, whole_hours_rows
 from plans.models import Meter
 
 
@@ -34,18 +35,20 @@ class Group:
     quantity: Decimal
 
 
-_GROUP_WHOLE_HOURS = "customer_id = %s AND hour >= %s AND hour < %s AND ({meters})"
+# The whole hours' sums per meter and group: the whole UTC days from the daily group
+# rollups, the hours around them from the hourly ones (billing.usage.whole_hours).
 _GROUP_SUMS = (
     "SELECT meter_id, group_value, SUM(event_count), SUM(value_sum), MAX(value_max) FROM ("  # noqa: S608 (constants only)
-    + GROUPS.rows("meter_id, group_value, event_count, value_sum, value_max", _GROUP_WHOLE_HOURS)
+    + whole_hours_rows(
+        "meter_id, group_value, event_count, value_sum, value_max", " AND ({meters})", grouped=True
+    )
     + ") AS r GROUP BY meter_id, group_value"
 )
-# The latest of each group of a `latest` meter: every whole hour's latest, in
-# the rollups and their tail.
-_GROUP_LATEST = GROUPS.rows(
+# The latest of each group of a `latest` meter: every whole hour's (and day's) latest.
+_GROUP_LATEST = whole_hours_rows(
     "group_value, latest_at, latest_event_id, latest_value",
-    "customer_id = %s AND hour >= %s AND hour < %s AND meter_id = %s AND position = %s "
-    "AND latest_at IS NOT NULL",
+    " AND meter_id = %s AND position = %s AND latest_at IS NOT NULL",
+    grouped=True,
 )
 _GROUP_LATEST_FIELDS = tuple(
     UsagePropertyRollup._meta.get_field(n)
@@ -179,7 +182,7 @@ def _quantities_read(
             params = [p for meter in meters for p in (meter.id, position[meter.id], group)]
         for meter_id, group, n, value_sum, value_max in rawsql.rows(
             _GROUP_SUMS.format(meters=which),
-            [customer_id, first, last, *params] * 2,
+            whole_hours_params(customer_id, first, last, params),
             _GROUP_SUM_FIELDS,
         ):
             tally.add_hours((meter_id, group), n, value_sum, value_max)
@@ -194,7 +197,7 @@ def _quantities_read(
             if meter.aggregation == Meter.LATEST:
                 for group, *latest in rawsql.rows(
                     _GROUP_LATEST,
-                    [customer_id, first, last, meter.id, position[meter.id]] * 2,
+                    whole_hours_params(customer_id, first, last, [meter.id, position[meter.id]]),
                     _GROUP_LATEST_FIELDS,
                 ):
                     tally.add_latest((meter.id, group), *latest)

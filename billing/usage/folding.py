@@ -53,12 +53,16 @@ from billing.usage.partitions import EVENTS_TABLE
 from billing.usage.rollups import (
     DAILY_ROLLUP_COLUMNS,
     DAILY_ROLLUP_ON_CONFLICT,
+    GROUP_DAILY_ROLLUP_COLUMNS,
+    GROUP_DAILY_ROLLUP_ON_CONFLICT,
+    GROUP_DAILY_TABLE,
     GROUP_ROLLUP_COLUMNS,
     GROUP_ROLLUP_ON_CONFLICT,
     ROLLUP_COLUMNS,
     ROLLUP_ON_CONFLICT,
     rollup_lock,
 )
+from billing.usage.summing import added_up, sums_per_key
 from plans.models import Meter
 
 logger = logging.getLogger(__name__)
@@ -131,66 +135,6 @@ CROSS JOIN LATERAL jsonb_array_elements_text(u.group_values) WITH ORDINALITY AS 
 PROPERTY_UNFOLDED_VIEW = by_group_value("billing_usageunfolded", event_row=True)
 
 
-def added_up(
-    table: str,
-    columns: str,
-    key: str,
-    on_conflict: str,
-    source: str,
-    *,
-    latest_meters_only: bool = False,
-) -> str:
-    """An INSERT adding the rows of `source` (in `columns`), added up per `key`, to
-    `table`, in key order (sums_per_key)."""
-    sums = sums_per_key(key, source, latest_meters_only=latest_meters_only)
-    return f"INSERT INTO {table} ({columns}) {sums} {on_conflict}"
-
-
-def sums_per_key(key: str, source: str, *, latest_meters_only: bool = False) -> str:
-    """A SELECT of the rows of `source` (in the rollups' columns) added up per `key`,
-    in key order: counts and sums added, maxima kept, and the latest row's
-    (latest_at, then latest_event_id, greatest) latest columns. The latest row of
-    each key is ranked in one sort of all the rows, where an ordered aggregate per
-    column sorts each key's rows three times.
-
-    `latest_meters_only`: the latest columns only for the meters that read them
-    (aggregation `latest`, as the meters table says in this statement's snapshot),
-    NULL for the others' rows, which are added up without the ranking (a fifth of a
-    fold's time) and add nothing to a rollup row's latest columns (ROLLUP_ON_CONFLICT
-    keeps what a row has). A meter redefined as `latest` has its rollups rebuilt from its
-    events by a task after the change (billing.usage.rebuild), as for any change of
-    definition: until it has run, its rollups are the old definition's."""
-    first = "FILTER (WHERE latest_rank = 1)"
-    sums = (
-        "sum(event_count) AS event_count, sum(value_sum) AS value_sum,\n"
-        "        max(value_max) AS value_max"
-    )
-
-    def ranked(where: str = "") -> str:
-        return f"""
-    SELECT {key}, {sums}, max(latest_at) {first} AS latest_at,
-        max(latest_event_id) {first} AS latest_event_id,
-        max(latest_value) {first} AS latest_value
-    FROM (
-        SELECT *, row_number() OVER (
-            PARTITION BY {key} ORDER BY latest_at DESC, latest_event_id DESC
-        ) AS latest_rank
-        FROM {source}{where}
-    ) AS ranked
-    GROUP BY {key}"""  # noqa: S608 (constants only)
-
-    if not latest_meters_only:
-        return ranked() + f"\n    ORDER BY {key}"
-    latest = f"SELECT id FROM plans_meter WHERE aggregation = '{Meter.LATEST}'"  # noqa: S608
-    return f"""
-    SELECT {key}, {sums}, NULL::timestamptz AS latest_at,
-        ''::varchar AS latest_event_id, NULL::numeric AS latest_value
-    FROM {source} WHERE meter_id NOT IN ({latest})
-    GROUP BY {key}
-    UNION ALL {ranked(f" WHERE meter_id IN ({latest})")}
-    ORDER BY {key}"""  # noqa: S608 (constants only)
-
-
 @dataclass(frozen=True)
 class Folded:
     """A rollup table and the view of its rows not folded yet."""
@@ -220,18 +164,23 @@ class Folded:
 DAILY_TABLE = "billing_usagedailyrollup"
 
 
-def days_added_up(on_conflict: str, source: str, *, latest_meters_only: bool = False) -> str:
+def days_added_up(
+    on_conflict: str, source: str, *, latest_meters_only: bool = False, grouped: bool = False
+) -> str:
     """An INSERT adding hourly rows (of `source`) to the daily rollups, a row per
-    customer, meter and UTC day (`latest_meters_only`: sums_per_key)."""
+    customer, meter and UTC day (`latest_meters_only`: sums_per_key); `grouped`:
+    group rows to the daily group rollups, a row per customer, meter, UTC day,
+    position and group value."""
+    group = ", position, group_value" if grouped else ""
     by_day = (
-        f"(SELECT customer_id, meter_id, date_bin('1 day', hour, {HOUR_ORIGIN}) AS day, "  # noqa: S608
+        f"(SELECT customer_id, meter_id, date_bin('1 day', hour, {HOUR_ORIGIN}) AS day{group}, "  # noqa: S608
         f"event_count, value_sum, value_max, latest_at, latest_event_id, latest_value "
         f"FROM {source}) AS hours"
     )
     return added_up(
-        DAILY_TABLE,
-        DAILY_ROLLUP_COLUMNS,
-        "customer_id, meter_id, day",
+        GROUP_DAILY_TABLE if grouped else DAILY_TABLE,
+        GROUP_DAILY_ROLLUP_COLUMNS if grouped else DAILY_ROLLUP_COLUMNS,
+        f"customer_id, meter_id, day{group}",
         on_conflict,
         by_day,
         latest_meters_only=latest_meters_only,
@@ -268,9 +217,10 @@ COMBINED_METERS = (
 def _fold_sql() -> str:
     """The unfolded rows of the events with ids in (watermark, bound] added to the
     rollups in one statement: to the hourly ones, the hours' sums to the daily
-    ones, and the contributions' group values to the group rollups, each in key
-    order. Each event is read and its contributions parsed once for all three
-    (the group rows are the hourly rows expanded by their group values, as in the
+    ones, and the contributions' group values to the group rollups and their
+    hours' sums to the daily group rollups (from the group rows already added up
+    per hour), each in key order. Each event is read and its contributions parsed
+    once for all (the group rows are the hourly rows expanded by their group values, as in the
     view billing_usagepropertyunfolded), and each contribution kept once, its
     value parsed once: its rollup columns (AS_ROLLUP_ROW) are computed from it as
     the rows are added up (some 7% of a fold's time, against keeping them all).
@@ -281,6 +231,9 @@ def _fold_sql() -> str:
     the few events between them by their id index)."""
     hours = f"(SELECT {AS_ROLLUP_ROW} FROM unfolded) AS u"  # noqa: S608 (constants only)
     grouped = f"(SELECT {AS_ROLLUP_ROW}, group_values FROM unfolded)"  # noqa: S608
+    group_days = days_added_up(
+        GROUP_DAILY_ROLLUP_ON_CONFLICT, "group_added", latest_meters_only=True, grouped=True
+    )
     return f"""
 WITH unfolded AS MATERIALIZED (
     SELECT customer_id, meter_id, hour, value, at, event_id, group_values
@@ -295,6 +248,7 @@ WITH unfolded AS MATERIALIZED (
 ), group_added AS MATERIALIZED ({sums_per_key(GROUPS.key, "grouped", latest_meters_only=True)}
 ), group_folded AS (
     INSERT INTO {GROUPS.table} ({GROUPS.columns}) SELECT * FROM group_added {GROUPS.on_conflict}
+), group_by_day AS ({group_days}
 )
 SELECT (SELECT count(*) FROM unfolded) + (SELECT count(*) FROM grouped)"""  # noqa: S608
 

@@ -1,5 +1,6 @@
 """Rebuild one meter's rollups from every stored event, e.g. for a meter created
-or redefined after its events arrived; and the daily rollups from the hourly ones."""
+or redefined after its events arrived; and the daily rollups (of the meters and of
+the groups) from the hourly ones."""
 
 from django.db import connection, transaction
 from django.db.models import TextField
@@ -9,6 +10,7 @@ from django.utils import timezone
 from billing.models import (
     UsageDailyRollup,
     UsageEvent,
+    UsagePropertyDailyRollup,
     UsagePropertyRollup,
     UsagePropertyUniqueValue,
     UsageRollup,
@@ -24,6 +26,7 @@ from billing.usage.metering import (
 )
 from billing.usage.partitions import attached_events_start
 from billing.usage.rollups import (
+    GROUP_ROLLUP_COLUMNS,
     ROLLUP_COLUMNS,
     PreparedEvent,
     daily_deltas,
@@ -66,9 +69,9 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
         since = attached_events_start()
         hours = {"meter_id": meter_id} | ({"hour__gte": since} if since else {})
         UsageRollup.objects.filter(**hours).delete()
-        UsageDailyRollup.objects.filter(
-            meter_id=meter_id, **({"day__gte": since} if since else {})
-        ).delete()
+        days = {"meter_id": meter_id} | ({"day__gte": since} if since else {})
+        UsageDailyRollup.objects.filter(**days).delete()
+        UsagePropertyDailyRollup.objects.filter(**days).delete()
         UsageUniqueValue.objects.filter(**hours).delete()
         UsagePropertyRollup.objects.filter(**hours).delete()
         UsagePropertyUniqueValue.objects.filter(**hours).delete()
@@ -100,22 +103,39 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
 
 
 def daily_rollups_rebuild() -> int:
-    """Recompute every daily rollup row from the hourly rollups (the events not
-    folded yet are added to both by the next fold), e.g. after an upgrade during which
-    processes of the code before the daily rollups kept writing hourly rows only.
-    Takes the rollup lock exclusively, so ingestion and folds wait. Idempotent.
+    """Recompute every daily rollup row, of the meters and of the groups, from the
+    hourly rollups (the events not folded yet are added to both by the next fold),
+    e.g. after an upgrade during which processes of the code before the daily rollups
+    (billing 0017) or the daily group rollups (billing 0031) kept writing hourly rows
+    only. Takes the rollup lock exclusively, so ingestion and folds wait. Idempotent.
     Returns the number of daily rows."""
     with transaction.atomic():
         rollup_lock(shared=False)
         UsageDailyRollup.objects.all().delete()
+        UsagePropertyDailyRollup.objects.all().delete()
         if folds():
+            written = 0
             with connection.cursor() as cursor:
-                cursor.execute(days_added_up("", source=UsageRollup._meta.db_table))
-                return cursor.rowcount
-        hourly = UsageRollup.objects.order_by("customer_id", "meter_id", "hour").values_list(
-            *ROLLUP_COLUMNS.split(", ")
+                for hourly, grouped in ((UsageRollup, False), (UsagePropertyRollup, True)):
+                    cursor.execute(days_added_up("", hourly._meta.db_table, grouped=grouped))
+                    written += cursor.rowcount
+            return written
+        days = daily_deltas(
+            list(
+                UsageRollup.objects.order_by("customer_id", "meter_id", "hour").values_list(
+                    *ROLLUP_COLUMNS.split(", ")
+                )
+            )
         )
-        days = daily_deltas(list(hourly))
+        group_days = daily_deltas(
+            list(
+                UsagePropertyRollup.objects.order_by(
+                    "customer_id", "meter_id", "hour", "position", "group_value"
+                ).values_list(*GROUP_ROLLUP_COLUMNS.split(", "))
+            )
+        )
         for start in range(0, len(days), REBUILD_CHUNK):
             writer().upsert_daily(days[start : start + REBUILD_CHUNK])
-        return len(days)
+        for start in range(0, len(group_days), REBUILD_CHUNK):
+            writer().upsert_group_daily(group_days[start : start + REBUILD_CHUNK])
+        return len(days) + len(group_days)

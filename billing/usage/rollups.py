@@ -18,6 +18,21 @@ import msgspec
 from django.db import connection
 
 from billing.usage.metering import Contribution
+from billing.usage.rollup_sql import (
+    DAILY_ROLLUP_COLUMNS,
+    DAILY_ROLLUP_INSERT,
+    DAILY_ROLLUP_ON_CONFLICT,
+    GROUP_DAILY_ROLLUP_COLUMNS,
+    GROUP_DAILY_ROLLUP_INSERT,
+    GROUP_DAILY_ROLLUP_ON_CONFLICT,
+    GROUP_DAILY_TABLE,
+    GROUP_ROLLUP_COLUMNS,
+    GROUP_ROLLUP_INSERT,
+    GROUP_ROLLUP_ON_CONFLICT,
+    ROLLUP_COLUMNS,
+    ROLLUP_INSERT,
+    ROLLUP_ON_CONFLICT,
+)
 
 ZERO = Decimal(0)
 
@@ -132,59 +147,19 @@ def rollup_deltas(events: list[PreparedEvent], *, grouped: bool = False) -> list
 
 def daily_deltas(rows: list[tuple]) -> list[tuple]:
     """Hourly rollup rows (rollup_deltas) added up per (customer, meter, UTC day),
-    sorted by key: what the same events add to the daily rollups."""
+    sorted by key: what the same events add to the daily rollups; group rows
+    (rollup_deltas with `grouped`) per (customer, meter, UTC day, position, group
+    value), for the daily group rollups."""
     days: dict[tuple, list] = {}
-    for c, m, hour, *aggregates in rows:
-        key = (c, m, day_of(hour))
+    for c, m, hour, *rest in rows:
+        # The aggregates are a row's last six columns, after its group, if any.
+        key, aggregates = (c, m, day_of(hour), *rest[:-6]), rest[-6:]
         row = days.get(key)
         if row is None:
             days[key] = list(aggregates)
         else:
             _add_to(row, *aggregates)
     return [(*key, *values) for key, values in sorted(days.items())]
-
-
-ROLLUP_COLUMNS = (
-    "customer_id, meter_id, hour, event_count, value_sum, value_max, "
-    "latest_at, latest_event_id, latest_value"
-)
-DAILY_ROLLUP_COLUMNS = ROLLUP_COLUMNS.replace("hour", "day")
-
-
-def _on_conflict(table: str, key: str) -> str:
-    """The upsert that adds a batch's aggregates to a rollup row of `table`."""
-    newer = (
-        f"({table}.latest_at IS NULL OR (excluded.latest_at, excluded.latest_event_id) "
-        f"> ({table}.latest_at, {table}.latest_event_id))"
-    )
-    return f"""
-ON CONFLICT ({key}) DO UPDATE SET
-    event_count = {table}.event_count + excluded.event_count,
-    value_sum = {table}.value_sum + excluded.value_sum,
-    value_max = CASE
-        WHEN {table}.value_max IS NULL THEN excluded.value_max
-        WHEN excluded.value_max > {table}.value_max THEN excluded.value_max
-        ELSE {table}.value_max END,
-    latest_value = CASE WHEN {newer} THEN excluded.latest_value
-        ELSE {table}.latest_value END,
-    latest_event_id = CASE WHEN {newer} THEN excluded.latest_event_id
-        ELSE {table}.latest_event_id END,
-    latest_at = CASE WHEN {newer} THEN excluded.latest_at
-        ELSE {table}.latest_at END
-"""
-
-
-ROLLUP_ON_CONFLICT = _on_conflict("billing_usagerollup", "customer_id, meter_id, hour")
-DAILY_ROLLUP_ON_CONFLICT = _on_conflict("billing_usagedailyrollup", "customer_id, meter_id, day")
-
-# Breakdowns (billing.breakdown_models): the same aggregates per group.
-GROUP_ROLLUP_COLUMNS = (
-    "customer_id, meter_id, hour, position, group_value, event_count, value_sum, value_max, "
-    "latest_at, latest_event_id, latest_value"
-)
-GROUP_ROLLUP_ON_CONFLICT = _on_conflict(
-    "billing_usagepropertyrollup", "customer_id, meter_id, hour, position, group_value"
-)
 
 
 def _server_side_cursor():
@@ -195,31 +170,6 @@ def _server_side_cursor():
 
     connection.ensure_connection()
     return psycopg.Cursor(connection.connection)
-
-
-_ROLLUP_ROWS = (
-    "SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::timestamptz, (r->>3)::bigint, "
-    "(r->>4)::numeric, (r->>5)::numeric, (r->>6)::timestamptz, r->>7, (r->>8)::numeric "
-    "FROM json_array_elements(%s::json) AS r ORDER BY 1, 2, 3"
-)
-ROLLUP_INSERT = (
-    f"INSERT INTO billing_usagerollup ({ROLLUP_COLUMNS}) " + _ROLLUP_ROWS + ROLLUP_ON_CONFLICT
-)
-DAILY_ROLLUP_INSERT = (
-    f"INSERT INTO billing_usagedailyrollup ({DAILY_ROLLUP_COLUMNS}) "
-    + _ROLLUP_ROWS
-    + DAILY_ROLLUP_ON_CONFLICT
-)
-
-# The group rollups of a batch (rows from rollup_deltas(grouped=True)), upserted in
-# key order; also the statement bench/ingest.py --grouped adds to its raw ceiling.
-GROUP_ROLLUP_INSERT = (
-    f"INSERT INTO billing_usagepropertyrollup ({GROUP_ROLLUP_COLUMNS}) "  # noqa: S608
-    "SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::timestamptz, (r->>3)::smallint, "
-    "r->>4, (r->>5)::bigint, (r->>6)::numeric, (r->>7)::numeric, "
-    "(r->>8)::timestamptz, r->>9, (r->>10)::numeric "
-    "FROM json_array_elements(%s::json) AS r ORDER BY 1, 2, 3, 4, 5" + GROUP_ROLLUP_ON_CONFLICT
-)
 
 
 def contributions_json(event: PreparedEvent) -> list | None:
@@ -335,9 +285,19 @@ class _postgres:
         )
 
     @classmethod
-    def upsert_group_rollups(cls, rows: list[tuple]) -> None:
+    def upsert_group_rollups(cls, rows: list[tuple], *, days: bool = True) -> None:
+        """Add group rollup rows (rollup_deltas with `grouped`) to the hourly group
+        rollups and, with `days`, their days' sums to the daily ones."""
         with _server_side_cursor() as cursor:
             cursor.execute(GROUP_ROLLUP_INSERT, [cls.group_rollup_json(rows)])
+        if days:
+            cls.upsert_group_daily(daily_deltas(rows))
+
+    @classmethod
+    def upsert_group_daily(cls, rows: list[tuple]) -> None:
+        """Add daily group rows (daily_deltas of group rows) to the daily group rollups."""
+        with _server_side_cursor() as cursor:
+            cursor.execute(GROUP_DAILY_ROLLUP_INSERT, [cls.group_rollup_json(rows)])
 
     @staticmethod
     def insert_group_uniques(rows: list[tuple]) -> None:
@@ -354,6 +314,7 @@ class _postgres:
 
 
 _NINE_VALUES = "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_ELEVEN_VALUES = "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 
 
 class _generic:
@@ -431,12 +392,23 @@ class _generic:
                 rows,
             )
 
-    @staticmethod
-    def upsert_group_rollups(rows: list[tuple]) -> None:
+    @classmethod
+    def upsert_group_rollups(cls, rows: list[tuple], *, days: bool = True) -> None:
         with connection.cursor() as cursor:
             cursor.executemany(
-                f"INSERT INTO billing_usagepropertyrollup ({GROUP_ROLLUP_COLUMNS}) "  # noqa: S608
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)" + GROUP_ROLLUP_ON_CONFLICT,
+                f"INSERT INTO billing_usagepropertyrollup ({GROUP_ROLLUP_COLUMNS}) "
+                f"{_ELEVEN_VALUES}{GROUP_ROLLUP_ON_CONFLICT}",
+                rows,
+            )
+        if days:
+            cls.upsert_group_daily(daily_deltas(rows))
+
+    @staticmethod
+    def upsert_group_daily(rows: list[tuple]) -> None:
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {GROUP_DAILY_TABLE} ({GROUP_DAILY_ROLLUP_COLUMNS}) "
+                f"{_ELEVEN_VALUES}{GROUP_DAILY_ROLLUP_ON_CONFLICT}",
                 rows,
             )
 

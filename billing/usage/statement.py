@@ -315,7 +315,11 @@ class PeriodStatement:
         """The part's rate cards, by meter code: each row that priced usage, its
         group (its `when`), quantity and the amount of its lines."""
         found: dict[str, list[tuple[dict, Decimal, Decimal]]] = {}
-        lines = self.usage
+        # The lines' amounts by meter and row, added up in one pass (a card of 151
+        # rows read every line for each row: 9% of a profiled /usage read).
+        amounts: dict[tuple, Decimal] = {}
+        for r in self.usage:
+            amounts[r.meter, r.group] = amounts.get((r.meter, r.group), ZERO) + r.amount
         for charge in self.part.spec.charges:
             if not charge.rated or charge.meter not in self.part.combinations:
                 continue
@@ -323,14 +327,7 @@ class PeriodStatement:
                 (
                     charge.rates[index].group,
                     quantity,
-                    sum(
-                        (
-                            r.amount
-                            for r in lines
-                            if r.meter == charge.meter and r.group == charge.rates[index].when
-                        ),
-                        ZERO,
-                    ),
+                    amounts.get((charge.meter, charge.rates[index].when), ZERO),
                 )
                 for index, quantity in rated_quantities(
                     charge.rates, self.part.combinations[charge.meter]

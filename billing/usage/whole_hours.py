@@ -1,28 +1,30 @@
 """The rows of whole hours of a range as the reads add them up: the whole UTC days
 from the daily rollups, the hours around them from the hourly ones, and the events
-not folded yet (billing.usage.folding), in one statement."""
+not folded yet (billing.usage.folding), in one statement; the meters' rollups, or
+the group rollups (billing.breakdown_models) alike."""
 
 from datetime import datetime, timedelta
 
-from billing.usage.folding import DAILY_TABLE, HOURLY
-from billing.usage.rollups import day_of
+from billing.usage.folding import DAILY_TABLE, GROUPS, HOURLY
+from billing.usage.rollups import GROUP_DAILY_TABLE, day_of
 
 DAY = timedelta(days=1)
 
 
-def whole_hours_rows(columns: str, where: str = "") -> str:
+def whole_hours_rows(columns: str, where: str = "", *, grouped: bool = False) -> str:
     """A SELECT of `columns` of one customer's rollup rows of the hours in a range
     and their unfolded events, ANDed with `where`; both texts may name `{bucket}`, the
     row's hour (a daily row: its day). The whole UTC days inside the range are read
     from the daily rollups, a row a day, and only the hours around them from the
-    hourly ones. One statement, so one snapshot (see Folded.rows); its parameters:
-    whole_hours_params."""
+    hourly ones (`grouped`: of the group rollups, a row a day and group). One
+    statement, so one snapshot (see Folded.rows); its parameters: whole_hours_params."""
+    hourly, daily = (GROUPS, GROUP_DAILY_TABLE) if grouped else (HOURLY, DAILY_TABLE)
     branches = []
     for table, bucket in (
-        (HOURLY.table, "hour"),
-        (HOURLY.table, "hour"),
-        (DAILY_TABLE, "day"),
-        (HOURLY.unfolded, "hour"),
+        (hourly.table, "hour"),
+        (hourly.table, "hour"),
+        (daily, "day"),
+        (hourly.unfolded, "hour"),
     ):
         condition = f"customer_id = %s AND {{bucket}} >= %s AND {{bucket}} < %s{where}"
         branches.append(

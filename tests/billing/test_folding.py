@@ -25,7 +25,7 @@ from django.db import connection, connections, transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
 
-from billing.breakdown_models import UsagePropertyRollup
+from billing.breakdown_models import UsagePropertyDailyRollup, UsagePropertyRollup
 from billing.models import UsageDailyRollup, UsageEvent, UsageRollup
 from billing.usage.folding import unfolded_events, usage_fold
 from billing.usage.ingestion import batch_parse, events_ingest
@@ -256,35 +256,44 @@ def test_reads_during_folds_beside_four_ingesting_clients_equal_the_raw_events(s
 
 
 def assert_rollups_exact(meters) -> None:
-    """Every hourly, daily and group rollup row equals the count, sum, maximum and
-    (for a `latest` meter, the only kind that reads it) latest value of its hour's
-    (its day's, its hour's and group value's) raw events."""
+    """Every hourly, daily, group and daily group rollup row equals the count, sum,
+    maximum and (for a `latest` meter, the only kind that reads it) latest value of
+    its hour's (its day's, its hour's and group value's, its day's and group
+    value's) raw events."""
     latest_meters = {m.id for m in meters if m.aggregation == "latest"}
     combined = {m.id for m in meters if m.aggregation in ("count", "sum") and len(m.group_by) > 1}
     if connection.vendor == "postgresql":
         # Folded from empty tables: the other meters' rows never had a latest event.
-        for model in (UsageRollup, UsageDailyRollup, UsagePropertyRollup):
+        for model in (
+            UsageRollup,
+            UsageDailyRollup,
+            UsagePropertyRollup,
+            UsagePropertyDailyRollup,
+        ):
             assert (
                 not model.objects.exclude(meter_id__in=latest_meters)
                 .filter(latest_at__isnull=False)
                 .exists()
             )
-    tallies = {"hour": Tally(), "day": Tally(), "group": Tally()}
+    tallies = {"hour": Tally(), "day": Tally(), "group": Tally(), "group_day": Tally()}
     rows = UsageEvent.objects.annotate(raw=Cast("properties", TextField())).values_list(
         "customer_id", "raw", "timestamp", "event_id"
     )
     for customer_id, raw, timestamp, event_id in rows:
         hour = timestamp.replace(minute=0, second=0, microsecond=0)
         for c in contributions(meters, PROPERTIES_DECODER.decode(raw)):
+            groups = [
+                (position, value)
+                for position, value in enumerate(c.group or ())
+                # A count or sum meter of two or more properties: its combination only.
+                if position == len(c.group) - 1 or c.meter_id not in combined
+            ]
+            day = hour.replace(hour=0)
             keys = [
                 ("hour", (customer_id, c.meter_id, hour)),
-                ("day", (customer_id, c.meter_id, hour.replace(hour=0))),
-                *(
-                    ("group", (customer_id, c.meter_id, hour, position, value))
-                    for position, value in enumerate(c.group or ())
-                    # A count or sum meter of two or more properties: its combination only.
-                    if position == len(c.group) - 1 or c.meter_id not in combined
-                ),
+                ("day", (customer_id, c.meter_id, day)),
+                *(("group", (customer_id, c.meter_id, hour, *group)) for group in groups),
+                *(("group_day", (customer_id, c.meter_id, day, *group)) for group in groups),
             ]
             for bucket, key in keys:
                 tallies[bucket].add_event(key, c, timestamp, event_id)
@@ -292,11 +301,13 @@ def assert_rollups_exact(meters) -> None:
         "hour": lambda r: (r.customer_id, r.meter_id, r.hour),
         "day": lambda r: (r.customer_id, r.meter_id, r.day),
         "group": lambda r: (r.customer_id, r.meter_id, r.hour, r.position, r.group_value),
+        "group_day": lambda r: (r.customer_id, r.meter_id, r.day, r.position, r.group_value),
     }
     for model, bucket in (
         (UsageRollup, "hour"),
         (UsageDailyRollup, "day"),
         (UsagePropertyRollup, "group"),
+        (UsagePropertyDailyRollup, "group_day"),
     ):
         tally = tallies[bucket]
         stored = {
@@ -628,12 +639,13 @@ def test_a_zero_with_any_exponent_is_read_as_zero_and_folds(customers):
 
 @pytest.mark.postgres
 def test_the_rollups_leave_room_on_their_pages_for_the_folds_updates(db):
-    """The fold rewrites rollup rows (migration 0022): with room on their pages the
+    """The fold rewrites rollup rows (migrations 0022 and 0031): with room on their pages the
     new versions are heap-only tuples, which write no index entry."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT relname, reloptions FROM pg_class WHERE relname IN "
-            "('billing_usagerollup', 'billing_usagedailyrollup', 'billing_usagepropertyrollup')"
+            "('billing_usagerollup', 'billing_usagedailyrollup', 'billing_usagepropertyrollup', "
+            "'billing_usagepropertydailyrollup')"
         )
         options = dict(cursor.fetchall())
 
@@ -643,5 +655,6 @@ def test_the_rollups_leave_room_on_their_pages_for_the_folds_updates(db):
             "billing_usagerollup",
             "billing_usagedailyrollup",
             "billing_usagepropertyrollup",
+            "billing_usagepropertydailyrollup",
         )
     }

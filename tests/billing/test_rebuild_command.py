@@ -8,7 +8,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from billing.models import UsagePropertyRollup
+from billing.models import UsagePropertyDailyRollup, UsagePropertyRollup
 from billing.usage.breakdowns import usage_combinations
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import combination_position, meter_cache
@@ -46,9 +46,10 @@ def test_combinations_lost_before_an_upgrade_come_back_from_the_events():
     )
     definition = meter_cache.by_code("llm_tokens")
     # as stored by the version before: no combination rows
-    UsagePropertyRollup.objects.filter(
-        meter_id=meter.pk, position=combination_position(definition)
-    ).delete()
+    for rollups in (UsagePropertyRollup, UsagePropertyDailyRollup):
+        rollups.objects.filter(
+            meter_id=meter.pk, position=combination_position(definition)
+        ).delete()
     assert (
         usage_combinations(customer_id=customer.pk, meters=[definition], start=NOV_1, end=DEC_1)[
             meter.pk
