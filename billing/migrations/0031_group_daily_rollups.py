@@ -14,7 +14,7 @@ COLUMNS = (
     "customer_id, meter_id, day, position, group_value, event_count, value_sum, "
     "value_max, latest_at, latest_event_id, latest_value"
 )
-LATEST = "ORDER BY latest_at DESC, latest_event_id DESC"
+LATEST = "ORDER BY latest_at DESC NULLS LAST, latest_event_id DESC NULLS LAST"
 FILLFACTOR = 50
 
 # PostgreSQL: one statement, under the rollup lock held exclusively (a fold running

@@ -47,7 +47,7 @@ def sums_per_key(key: str, source: str, *, latest_meters_only: bool = False) -> 
         max(latest_value) {first} AS latest_value
     FROM (
         SELECT *, row_number() OVER (
-            PARTITION BY {key} ORDER BY latest_at DESC, latest_event_id DESC
+            PARTITION BY {key} ORDER BY latest_at DESC NULLS LAST, latest_event_id DESC NULLS LAST
         ) AS latest_rank
         FROM {source}{where}
     ) AS ranked

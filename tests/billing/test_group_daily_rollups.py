@@ -232,6 +232,25 @@ def test_rebuild_daily_rollups_recomputes_the_group_days_from_the_hourly_rows(db
     assert UsagePropertyDailyRollup.objects.filter(customer=acme).count() == 4
 
 
+def test_a_days_latest_is_its_latest_hour_that_has_one(db):
+    """Hours folded while a meter was not `latest` have no latest columns: the day
+    takes its latest from the hours that have them (NULLs last: PostgreSQL sorts
+    them first in a descending order, and the day read none)."""
+    customer_create(external_id="acme", name="Acme", currency="USD")
+    card_meter(aggregation="latest")
+    every_hour("acme")
+    last_hour = UsagePropertyRollup.objects.filter(hour__gte=NOV_19, hour__lt=NOV_20).latest("hour")
+    UsagePropertyRollup.objects.filter(pk=last_hour.pk).update(
+        latest_at=None, latest_event_id="", latest_value=None
+    )
+
+    call_command("rebuild_daily_rollups", stdout=StringIO())
+
+    assert daily_rows() == hourly_added_up()
+    nov_19 = [v for (_, _, day, _, _), v in daily_rows().items() if NOV_19 <= day < NOV_20]
+    assert nov_19 and all(latest is not None for *_, latest in nov_19)
+
+
 def test_a_meter_rebuild_writes_its_group_days_again(db):
     acme = customer_create(external_id="acme", name="Acme", currency="USD")
     meter = card_meter()
