@@ -219,7 +219,11 @@ def main():
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--events-per-customer", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--profile", action="store_true", help="profile one API call by customer")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile one API call and the admin page 1, by customer",
+    )
     parser.add_argument(
         "--database", default=DB_NAME, help=f"created and dropped (default {DB_NAME})"
     )
@@ -348,14 +352,20 @@ def main():
         )
         print(f"\nslowest API or page answer: {worst:.3f} s {words}")
         if args.profile:
-            profiler = cProfile.Profile()
-            call = get(api, f"/api/v1/margins?{window}&group_by=customer")
-            profiler.enable()
-            call()
-            profiler.disable()
-            print("\nprofile of one API call by customer, by cumulative time:")
-            pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(30)
-            pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(20)
+            profiled = [
+                ("one API call by customer", f"/api/v1/margins?{window}&group_by=customer", api),
+                ("the admin page 1 by customer", f"{PAGE}?{admin_window}&group_by=customer", admin),
+            ]
+            for title, url, client in profiled:
+                profiler = cProfile.Profile()
+                call = get(client, url)
+                profiler.enable()
+                call()
+                profiler.disable()
+                print(f"\nprofile of {title}, by cumulative time:")
+                stats = pstats.Stats(profiler, stream=sys.stdout)
+                stats.sort_stats("cumulative").print_stats(30)
+                stats.sort_stats("tottime").print_stats(20)
     finally:
         connections.close_all()
         if not (args.keep or args.reuse):
