@@ -5,7 +5,8 @@ half up, to the currency's minor unit (2 for USD and EUR, 0 for JPY).
 """
 
 import re
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Context, Decimal, localcontext
+from functools import cache
 
 import moneyed
 from django.db import connection
@@ -104,12 +105,22 @@ def currency_exponent(currency: str) -> int:
     return len(str(sub_unit)) - 1
 
 
+# Where an exact amount is rounded (quantize_money): 100 digits, a context of its
+# own passed to each operation. Entering a localcontext on every call was most of
+# what a call cost, and a report rounds tens of thousands of lines.
+_EXACT = Context(prec=100)
+
+
+@cache
+def _minor_unit(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-currency_exponent(currency))
+
+
 def quantize_money(amount: Decimal, currency: str) -> Decimal:
     """Round an exact amount to the currency's minor unit, half up."""
-    exponent = currency_exponent(currency)
-    with localcontext(prec=100):
-        # `+ 0` folds -0.00 into 0.00.
-        return amount.quantize(Decimal(1).scaleb(-exponent), rounding=ROUND_HALF_UP) + 0
+    rounded = amount.quantize(_minor_unit(currency), rounding=ROUND_HALF_UP, context=_EXACT)
+    # plus() (0 + the amount) folds -0.00 into 0.00.
+    return _EXACT.plus(rounded)
 
 
 def quantize_amount(value: Decimal, *, down: bool = False) -> Decimal:

@@ -9,6 +9,7 @@ matches cost nothing and are counted as uncosted. Only meters whose quantities
 add up (count, sum) are costed; on PostgreSQL the rows not folded yet are read
 with the rollups (billing.usage.folding)."""
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,12 +53,13 @@ class UsageCost:
     quantity, its cost (exact, rounded by whoever shows it), and the part of
     the quantity no cost rate matched."""
 
-    customer_id: int
+    customer_id: int | None
     meter: MeterDef
     values: Combination
     quantity: Decimal = ZERO
     cost: Decimal = ZERO
     uncosted: Decimal = ZERO
+    part: int = 0  # of the window, when usage_costs split it
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,12 @@ def _usage_sql(
     span,
     currency: str,
     customers: Sequence[int] | None,
+    per_customer: bool,
 ) -> tuple[str, list]:
     """One aggregate of the window's hourly rows of the customers billed in
-    `currency` (of `customers` only, when given), per customer, meter, group text
-    and segment (the index of the cost-rate boundary each hour follows)."""
+    `currency` (of `customers` only, when given), per customer (all together,
+    a null customer, unless `per_customer`), meter, group text and segment (the
+    index of the cost-rate boundary each hour follows)."""
     start, end = span
     window, window_params = _WINDOW, [start, end, currency]
     if customers is not None:
@@ -112,21 +116,32 @@ def _usage_sql(
         params += [*window_params, *(m.id for m in plain)] * 2
     cases = " ".join(f"WHEN hour < %s THEN {i}" for i in range(len(bounds)))
     segment = f"CASE {cases} ELSE {len(bounds)} END" if bounds else "0"
+    who, by = ("customer_id", "customer_id, ") if per_customer else ("NULL", "")
     sql = (
-        f"SELECT customer_id, meter_id, group_value, {segment} AS segment, "  # noqa: S608 (constants only)
+        f"SELECT {who}, meter_id, group_value, {segment} AS segment, "  # noqa: S608 (constants only)
         "SUM(event_count), SUM(value_sum) FROM ("
         + " UNION ALL ".join(parts)
-        + ") AS r GROUP BY customer_id, meter_id, group_value, segment"
+        + f") AS r GROUP BY {by}meter_id, group_value, segment"
     )
     return sql, [*bounds, *params]
 
 
 def usage_costs(
-    *, start: datetime, end: datetime, currency: str, customers: Sequence[int] | None = None
+    *,
+    start: datetime,
+    end: datetime,
+    currency: str,
+    customers: Sequence[int] | None = None,
+    per_customer: bool = True,
+    splits: Sequence[datetime] = (),
 ) -> list[UsageCost]:
     """The cost of the usage in [start, end) (whole UTC hours) of every customer
     billed in `currency` (of these `customers` only, when given), at the cost
-    rates in it, per customer, meter and combination."""
+    rates in it, per customer, meter and combination; not `per_customer`: of
+    all of them together per meter and combination (customer_id None), their
+    quantities added up before they are costed (a total of the window).
+    `splits`: hours inside the window that part it (a chart's months), each
+    part's usage apart, its `part` the index of the part (0 before the first)."""
     rates: dict[int, list[_Rate]] = {}
     for meter_id, when, unit_cost, per, effective_from in (
         CostRate.objects.filter(currency=currency, effective_from__lt=end)
@@ -138,31 +153,44 @@ def usage_costs(
     if not meters or start >= end or customers == []:
         return []
     # Each hour in one segment: segment i+1 begins at bounds[i].
+    parts = sorted({moment for moment in splits if start < moment < end})
     bounds = sorted(
         {r.effective_from for of in rates.values() for r in of if start < r.effective_from < end}
+        | set(parts)
     )
     grouping = [m for m in meters if m.group_by]
     plain = [m for m in meters if not m.group_by]
-    sql, params = _usage_sql(grouping, plain, bounds, (start, end), currency, customers)
+    sql, params = _usage_sql(
+        grouping, plain, bounds, (start, end), currency, customers, per_customer
+    )
     by_id = {m.id: m for m in meters}
+    counted = {m.id for m in meters if m.aggregation == Meter.COUNT}
     starts = [start, *bounds]
+    part_of = [bisect_right(parts, moment) for moment in starts]
     in_effect: dict[tuple[int, int], tuple[list[RateSpec], list[_Rate]]] = {}
     # A meter's group text and segment stand for the same values and rate on
-    # every customer's row: each is read and matched once.
-    priced: dict[tuple[int, int, str], tuple[Combination, _Rate | None]] = {}
-    found: dict[tuple, UsageCost] = {}
+    # every customer's row: each is read and matched once, and its values
+    # numbered (one number a meter and combination) to key the customers' rows.
+    priced: dict[tuple[int, int, str], tuple[int, Combination, _Rate | None, int]] = {}
+    numbers: dict[tuple[int, Combination], int] = {}
+    found: dict[tuple[int | None, int, int], UsageCost] = {}
     with localcontext(prec=EXACT_PRECISION):
         for customer_id, meter_id, text, segment, count, total in rawsql.rows(sql, params, _FIELDS):
-            meter = by_id[meter_id]
-            quantity = Decimal(count or 0) if meter.aggregation == Meter.COUNT else total or ZERO
+            quantity = Decimal(count or 0) if meter_id in counted else total or ZERO
             if not quantity:
                 continue
-            values, rate = priced.get((meter_id, segment, text)) or priced.setdefault(
-                (meter_id, segment, text),
-                _priced(meter, text, in_effect, (meter_id, segment), rates, starts),
-            )
-            key = (customer_id, meter_id, values)
-            usage = found.get(key) or found.setdefault(key, UsageCost(customer_id, meter, values))
+            match = priced.get((meter_id, segment, text))
+            if match is None:
+                values, rate = _priced(
+                    by_id[meter_id], text, in_effect, (meter_id, segment), rates, starts
+                )
+                number = numbers.setdefault((meter_id, values), len(numbers))
+                match = priced[meter_id, segment, text] = (number, values, rate, part_of[segment])
+            number, values, rate, part = match
+            usage = found.get((customer_id, number, part))
+            if usage is None:
+                usage = UsageCost(customer_id, by_id[meter_id], values, part=part)
+                found[customer_id, number, part] = usage
             usage.quantity += quantity
             if rate is None:
                 usage.uncosted += quantity

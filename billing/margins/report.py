@@ -17,30 +17,33 @@ is the lines' `group` (their rate card row's `when`): a row not naming the
 property (the default row) counts under null. Each figure is rounded once."""
 
 import csv
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_HALF_UP, Context, Decimal
 
 from billing.core.money import format_decimal, format_money, quantize_money
 from billing.core.vocabulary import LineKind
+from billing.margins.billed import Billed, billed_lines, billed_totals
 from billing.margins.costs import usage_costs
 from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION
 from billing.usage.metering import meter_cache
 from customers.models import Customer
-from invoices.models import CreditNoteLine, Invoice, InvoiceLine
+from invoices.models import Invoice
 from plans.models import PlanVersion
 from wallets.revenue import consumed_at_sale_value
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 CENT = Decimal("0.01")
+# margin_percent's exact division: a context passed to it rather than a
+# localcontext entered for each of 10,000 rows, sorted and ranked by it.
+_EXACT = Context(prec=EXACT_PRECISION)
 VIEWS = ("customer", "plan", "meter")
 USAGE_KINDS = (LineKind.USAGE, LineKind.OVERAGE, LineKind.UNCOVERED_USAGE, LineKind.LATE_USAGE)
 FEE_KINDS = (LineKind.BASE_FEE, LineKind.SEATS, LineKind.MINIMUM_COMMITMENT)
-# What an invoice's discount was not taken from.
-NOT_DISCOUNTED = (LineKind.DISCOUNT, LineKind.USAGE_INVOICED)
 
 
 @dataclass
@@ -61,8 +64,7 @@ class Margin:
     def margin_percent(self) -> Decimal | None:
         if not self.revenue:
             return None
-        with localcontext(prec=EXACT_PRECISION):
-            percent = self.margin * HUNDRED / self.revenue
+        percent = _EXACT.divide(_EXACT.multiply(self.margin, HUNDRED), self.revenue)
         return percent.quantize(CENT, rounding=ROUND_HALF_UP) + 0
 
 
@@ -116,83 +118,6 @@ def _customer_plans(start: datetime, end: datetime) -> dict[int, str]:
     return plans
 
 
-def _discount_bases(invoice_ids: set[int]) -> dict[int, Decimal]:
-    """What each invoice's discount was taken from: the sum of its lines but
-    the discount and usage-invoiced ones."""
-    bases: dict[int, Decimal] = {}
-    rows = (
-        InvoiceLine.objects.filter(invoice_id__in=invoice_ids)
-        .exclude(kind__in=NOT_DISCOUNTED)
-        .values_list("invoice_id", "amount", "invoice__currency")
-    )
-    for invoice_id, amount, currency in rows:
-        bases[invoice_id] = bases.get(invoice_id, ZERO) + quantize_money(amount, currency)
-    return bases
-
-
-def _billed_lines(start: datetime, end: datetime, currency: str, kinds, customers) -> list[dict]:
-    billed = InvoiceLine.objects.filter(
-        invoice__currency=currency,
-        kind__in=kinds,
-        period_start__gte=start,
-        period_end__lte=end,
-    )
-    if customers is not None:
-        billed = billed.filter(invoice__customer_id__in=list(customers))
-    lines = list(
-        billed.exclude(invoice__status=Invoice.VOID)
-        .exclude(invoice__reason=Invoice.THRESHOLD)
-        .values(
-            "invoice_id",
-            "invoice__discount",
-            "invoice__customer_id",
-            "invoice__subscription__version__plan__code",
-            "meter",
-            "group",
-            "amount",
-            "kind",
-        )
-    )
-    bases = _discount_bases({line["invoice_id"] for line in lines if line["invoice__discount"]})
-    with localcontext(prec=EXACT_PRECISION):
-        for line in lines:
-            amount = quantize_money(line["amount"], currency)
-            base = bases.get(line["invoice_id"], ZERO)
-            discount = line["invoice__discount"]
-            line["net"] = amount - discount * amount / base if discount and base > 0 else amount
-    return lines + _credited_lines(start, end, currency, kinds, customers)
-
-
-def _credited_lines(start: datetime, end: datetime, currency: str, kinds, customers) -> list[dict]:
-    """What credit notes gave back of the window's lines (before tax, already
-    net of the discount: credit_notes caps a line at its discounted share), as
-    lines of negative net under the credited line's customer, plan, meter and
-    group. Threshold invoices' lines too: the period invoice takes off what a
-    threshold invoice billed, not what was credited of it."""
-    credited = CreditNoteLine.objects.filter(
-        invoice_line__invoice__currency=currency,
-        invoice_line__kind__in=kinds,
-        invoice_line__period_start__gte=start,
-        invoice_line__period_end__lte=end,
-    ).exclude(invoice_line__invoice__status=Invoice.VOID)
-    if customers is not None:
-        credited = credited.filter(invoice_line__invoice__customer_id__in=list(customers))
-    names = {
-        "invoice_line__invoice__customer_id": "invoice__customer_id",
-        "invoice_line__invoice__subscription__version__plan__code": (
-            "invoice__subscription__version__plan__code"
-        ),
-        "invoice_line__meter": "meter",
-        "invoice_line__group": "group",
-        "invoice_line__kind": "kind",
-    }
-    return [
-        {names[name]: value for name, value in row.items() if name in names}
-        | {"net": -quantize_money(row["amount"], currency)}
-        for row in credited.values(*names, "amount")
-    ]
-
-
 def margins(
     *, start: datetime, end: datetime, group_by: str, currency: str, customers=None
 ) -> list[Margin]:
@@ -214,19 +139,43 @@ def margins_by(
     plans = _customer_plans(start, end) if "plan" in views else {}
     grouped = [_View(name, plans) for name in views]
     kinds = USAGE_KINDS + (FEE_KINDS if any(v.with_fees for v in grouped) else ())
-    for line in _billed_lines(start, end, currency, kinds, customers):
-        for view in grouped:
-            view.add_line(line)
+    lines = billed_lines(
+        start=start,
+        end=end,
+        currency=currency,
+        kinds=kinds,
+        customers=customers,
+        with_plan="plan" in views,
+        with_group=any(not view.by_view for view in grouped),
+    )
+    consumed = []
     if any(view.by_view for view in grouped):
-        for consumed in consumed_at_sale_value(
+        consumed = consumed_at_sale_value(
             start=start, end=end, currency=currency, customers=customers
-        ):
-            for view in grouped:
-                view.add_consumed(consumed)
-    for usage in usage_costs(start=start, end=end, currency=currency, customers=customers):
-        for view in grouped:
-            view.add_usage(usage)
+        )
+    usages = usage_costs(start=start, end=end, currency=currency, customers=customers)
+    for view in grouped:
+        view.add_lines(lines)
+        view.add_consumed(consumed)
+        view.add_usages(usages)
     return {view.name: view.rows_in(currency) for view in grouped}
+
+
+def _external_ids(ids: list[int], currency: str) -> dict[int, str]:
+    """The external ids of these customers (billed in `currency`), by id: in one
+    read of the currency's customers when these are at least half of them (an
+    IN list of 10,000 ids cost more to build and plan than the rows it leaves
+    out), else by id."""
+    if not ids:
+        return {}
+    customers = Customer.objects.order_by()
+    names = {}
+    if len(ids) * 2 >= customers.filter(currency=currency).count():
+        names = dict(customers.filter(currency=currency).values_list("pk", "external_id"))
+    missing = [pk for pk in ids if pk not in names]
+    if missing:
+        names |= dict(customers.filter(pk__in=missing).values_list("pk", "external_id"))
+    return names
 
 
 class _View:
@@ -239,11 +188,13 @@ class _View:
         self.kinds = set(USAGE_KINDS + (FEE_KINDS if self.with_fees else ()))
         self.plans = plans
         self.grouping = {m.code for m in meter_cache.by_id().values() if name in m.group_by}
-        self.rows: dict[tuple, Margin] = {}
+        self.rows: dict[object, Margin] = {}  # by the view's value
 
     def row(self, value) -> Margin:
-        key = (value,)
-        return self.rows.get(key) or self.rows.setdefault(key, Margin(key={self.name: value}))
+        found = self.rows.get(value)
+        if found is None:
+            found = self.rows[value] = Margin(key={self.name: value})
+        return found
 
     def value(self, customer_id: int, meter_code: str, plan: str | None = None):
         if self.name == "customer":
@@ -252,48 +203,47 @@ class _View:
             return plan or self.plans.get(customer_id)
         return meter_code
 
-    def add_line(self, line: dict) -> None:
-        if line["kind"] not in self.kinds:
-            return
-        if self.by_view:
-            if self.name == "meter" and not line["meter"]:
-                return
-            value = self.value(
-                line["invoice__customer_id"],
-                line["meter"],
-                line["invoice__subscription__version__plan__code"],
-            )
-        elif line["group"] is None or line["meter"] not in self.grouping:
-            return
-        else:
-            value = line["group"].get(self.name)
-        self.row(value).exact_revenue += line["net"]
+    def add_lines(self, lines: list[Billed]) -> None:
+        kinds, name, row = self.kinds, self.name, self.row
+        for line in lines:
+            if line.kind not in kinds:
+                continue
+            if self.by_view:
+                if name == "meter" and not line.meter:
+                    continue
+                value = self.value(line.customer_id, line.meter, line.plan)
+            elif line.group is None or line.meter not in self.grouping:
+                continue
+            else:
+                value = line.group.get(name)
+            row(value).exact_revenue += line.net
 
-    def add_consumed(self, consumed) -> None:
-        if not self.by_view or (self.name == "meter" and not consumed.meter):
+    def add_consumed(self, consumed: list) -> None:
+        if not self.by_view:
             return
-        self.row(self.value(consumed.customer_id, consumed.meter)).exact_revenue += consumed.value
+        for drawn in consumed:
+            if self.name == "meter" and not drawn.meter:
+                continue
+            self.row(self.value(drawn.customer_id, drawn.meter)).exact_revenue += drawn.value
 
-    def add_usage(self, usage) -> None:
-        if self.by_view:
-            value = self.value(usage.customer_id, usage.meter.code)
-        elif usage.meter.code in self.grouping:
-            value = dict(usage.values).get(self.name)
-        else:
-            return
-        found = self.row(value)
-        found.exact_cost += usage.cost
-        found.uncosted_quantity += usage.uncosted
+    def add_usages(self, usages: list) -> None:
+        name, row = self.name, self.row
+        for usage in usages:
+            if self.by_view:
+                value = self.value(usage.customer_id, usage.meter.code)
+            elif usage.meter.code in self.grouping:
+                value = dict(usage.values).get(name)
+            else:
+                continue
+            found = row(value)
+            found.exact_cost += usage.cost
+            found.uncosted_quantity += usage.uncosted
 
     def rows_in(self, currency: str) -> list[Margin]:
         """The rows, rounded once, largest revenue first (customers by their ID)."""
         name = self.name
         if name == "customer":
-            names = dict(
-                Customer.objects.filter(pk__in=[key for (key,) in self.rows]).values_list(
-                    "pk", "external_id"
-                )
-            )
+            names = _external_ids(list(self.rows), currency)
             for margin in self.rows.values():
                 margin.key = {"customer": names.get(margin.key["customer"])}
         for margin in self.rows.values():
@@ -318,6 +268,58 @@ def margins_total(rows: list[Margin], *, key: dict, currency: str) -> Margin:
     return total
 
 
+def window_totals(
+    *, windows: list[tuple[datetime, datetime]], currency: str, keys: list[dict]
+) -> list[Margin]:
+    """Every customer's revenue, cost and margin together in each [start, end)
+    of `windows` (in order, none overlapping), under its key of `keys`:
+    margins_total of margins() by customer, without a row a customer. The same
+    exact figures added up (the lines' nets, the credits consumed, the usage's
+    cost), each rounded once; the lines and the usage of windows that follow
+    each other read in one pass, the lines a row an amount where they can be
+    and the usage a row a meter, combination and window (the customers'
+    quantities added up before they are costed)."""
+    totals = [Margin(key=key) for key in keys]
+    runs: list[list[int]] = []  # the windows by runs of each following the one before
+    for n, (start, _end) in enumerate(windows):
+        if runs and windows[runs[-1][-1]][1] == start:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    for run in runs:
+        _run_totals([windows[n] for n in run], [totals[n] for n in run], currency)
+    for total in totals:
+        total.revenue = quantize_money(total.exact_revenue, currency)
+        total.cost = quantize_money(total.exact_cost, currency)
+    return totals
+
+
+def _run_totals(windows: list[tuple[datetime, datetime]], totals: list[Margin], currency: str):
+    """window_totals' exact sums of windows each following the one before."""
+    revenue = billed_totals(windows=windows, currency=currency, kinds=USAGE_KINDS + FEE_KINDS)
+    for total, billed, (start, end) in zip(totals, revenue, windows, strict=True):
+        total.exact_revenue = billed
+        for drawn in consumed_at_sale_value(start=start, end=end, currency=currency):
+            total.exact_revenue += drawn.value
+    # Window n+1 begins at splits[n]: usage of part n is window n's.
+    splits = [start for start, _end in windows[1:]]
+    for usage in usage_costs(
+        start=windows[0][0],
+        end=windows[-1][1],
+        currency=currency,
+        per_customer=False,
+        splits=splits,
+    ):
+        totals[usage.part].exact_cost += usage.cost
+        totals[usage.part].uncosted_quantity += usage.uncosted
+
+
+def window_total(*, start: datetime, end: datetime, currency: str, key: dict) -> Margin:
+    """window_totals of the one window [start, end)."""
+    (total,) = window_totals(windows=[(start, end)], currency=currency, keys=[key])
+    return total
+
+
 def month_margins(
     *,
     months: list[tuple[datetime, datetime]],
@@ -325,17 +327,22 @@ def month_margins(
     known: dict[tuple[datetime, datetime], list[Margin]] | None = None,
 ) -> list[Margin]:
     """Every customer's revenue, cost and margin together in each [start, end)
-    of `months` (key {"month": start}), from their exact sums rounded once.
-    `known`: margins by customer of every customer in `currency` already read
-    for some of these windows, by (start, end), not read again."""
+    of `months` (in order; key {"month": start}), from their exact sums rounded
+    once: window_totals, the months read in one pass. `known`: margins by
+    customer of every customer in `currency` already read for some of these
+    windows, by (start, end), added up instead of read again."""
     known = known or {}
-    totals = []
-    for start, end in months:
-        rows = known.get((start, end))
-        if rows is None:
-            rows = margins(start=start, end=end, group_by="customer", currency=currency)
-        totals.append(margins_total(rows, key={"month": start}, currency=currency))
-    return totals
+    unread = [month for month in months if month not in known]
+    read = window_totals(
+        windows=unread, currency=currency, keys=[{"month": start} for start, _end in unread]
+    )
+    totals = dict(zip(unread, read, strict=True))
+    return [
+        totals[month]
+        if month in totals
+        else margins_total(known[month], key={"month": month[0]}, currency=currency)
+        for month in months
+    ]
 
 
 def lowest_margins(rows: list[Margin], count: int = 5) -> list[Margin]:
@@ -343,13 +350,15 @@ def lowest_margins(rows: list[Margin], count: int = 5) -> list[Margin]:
     earning (no margin %, a loss), then by margin %, then by margin. A row that
     neither earned nor cost is not among them."""
 
-    def rank(row: Margin) -> tuple:
-        if row.margin_percent is None:
-            return (0, ZERO, row.margin)
-        return (1, row.margin_percent, row.margin)
-
-    ranked = [row for row in rows if row.margin_percent is not None or row.margin < 0]
-    return sorted(ranked, key=rank)[:count]
+    ranked = []  # (rank, row), each row's margin % worked out once
+    for row in rows:
+        percent = row.margin_percent
+        if percent is not None:
+            ranked.append(((1, percent, row.margin), row))
+        elif row.margin < 0:
+            ranked.append(((0, ZERO, row.margin), row))
+    # The `count` smallest, ties in the rows' order (as sorted()[:count]).
+    return [row for _rank, row in heapq.nsmallest(count, ranked, key=lambda pair: pair[0])]
 
 
 CSV_COLUMNS = ["revenue", "cost", "margin", "margin_percent", "uncosted_quantity", "currency"]

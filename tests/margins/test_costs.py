@@ -108,3 +108,9 @@ def test_customers_of_the_same_size_are_each_costed_at_the_rate_of_their_hour(db
         ("beta", "1024", D(3), D("0.10"), D(0)),
         ("gamma", "512", D(2), D(0), D(2)),
     ]
+    # All customers together (a window's total): each size's hours added up
+    # per segment, then costed at the segment's rate: the rows above added up.
+    together = usage_costs(start=NOV_1, end=DEC_1, currency="USD", per_customer=False)
+    assert sorted(
+        (u.customer_id, dict(u.values)["size"], u.quantity, u.cost, u.uncosted) for u in together
+    ) == [(None, "1024", D(5), D("0.17"), D(0)), (None, "512", D(2), D(0), D(2))]

@@ -244,6 +244,9 @@ def test_threshold_invoices_are_counted_once_through_the_period_invoice(
     assert margins("group_by=customer") == [
         ({"customer": "acme"}, "14.85", "2.30", "12.55", "84.51")
     ]
+    # The month's total (the chart's) counts them once too.
+    total = report.window_total(start=NOV_1, end=DEC_1, currency="USD", key={})
+    assert (total.revenue, total.cost) == (D("14.85"), D("2.30"))
 
 
 def test_a_report_of_some_customers_has_their_rows_of_the_whole_report(month):
