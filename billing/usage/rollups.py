@@ -76,6 +76,11 @@ HOUR = timedelta(hours=1)
 
 
 def hour_of(moment: datetime) -> datetime:
+    """The UTC hour a moment is in. An aware moment in another zone is read in UTC
+    first: in a zone a half or quarter hour off UTC (+05:30, +05:45) its own hour
+    starts in the middle of a UTC hour."""
+    if moment.utcoffset():
+        moment = moment.astimezone(UTC)
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
