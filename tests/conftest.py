@@ -10,8 +10,15 @@ from hypothesis import settings as hypothesis_settings
 
 # Property tests are about values, never about time: a machine busy with other work
 # (two test processes a core, a CI neighbour) must not fail them as "too slow".
+# In CI (CI=true) they draw the same examples on every run, so that whether main is
+# green does not depend on the draw; elsewhere each run draws new ones, and a failure
+# prints the blob that replays it (@reproduce_failure).
 hypothesis_settings.register_profile(
-    "billing", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "billing",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=os.environ.get("CI", "").lower() == "true",
+    print_blob=True,
 )
 hypothesis_settings.load_profile("billing")
 
