@@ -187,6 +187,17 @@ def _fresh_process_caches():
     cache.clear()
 
 
+@pytest.fixture(scope="module")
+def module_transaction(request, django_db_setup, django_db_blocker):
+    """A transaction held open across a test module's tests, for rows made once for
+    all of them (tests/shared_rows.py), rolled back after the last."""
+    from tests.shared_rows import ModuleTransaction
+
+    held = ModuleTransaction(request, django_db_blocker)
+    yield held
+    held.close()
+
+
 @pytest.fixture
 def sent_ahead(monkeypatch):
     """The statements each read-ahead round trip sent together (billing.core.rawsql

@@ -20,12 +20,18 @@ def acme(db):
     return CustomerFactory(external_id="acme")
 
 
-@pytest.fixture
-def catalog(db):
-    """One plan per consumption model and two packs: see tests.wallets.support.build_catalog."""
+@pytest.fixture(scope="module")
+def _catalog_once(module_transaction):
     from tests.wallets.support import build_catalog
 
-    build_catalog()
+    return module_transaction.once(build_catalog, "catalog")
+
+
+@pytest.fixture
+def catalog(_catalog_once, db):
+    """One plan per consumption model and two packs (tests.wallets.support.build_catalog),
+    made once for the test module (tests/shared_rows.py)."""
+    return _catalog_once.for_test()
 
 
 @pytest.fixture

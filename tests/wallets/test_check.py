@@ -30,7 +30,7 @@ from wallets.ledger import credits_grant
 from wallets.models import Wallet
 from wallets.purchases import auto_top_up_set, money_top_up
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("catalog")]
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)

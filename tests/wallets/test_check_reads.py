@@ -22,7 +22,7 @@ from tests.factories import hard_cap, published_version, subscribe
 from wallets.ledger import credits_grant
 from wallets.purchases import auto_top_up_set, money_top_up
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("catalog")]
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)
@@ -38,7 +38,8 @@ def call(api, method: str, path: str, body: dict | str | None = None):
         with CaptureQueriesContext(connection) as queries:
             response = api.generic(method, path, data or "", content_type="application/json")
     assert (response.status_code, response.content) == (first.status_code, first.content)
-    return response, [q["sql"][:150] for q in queries.captured_queries]
+    # A statement psycopg runs prepared has no text to show (None).
+    return response, [(q["sql"] or "(prepared)")[:150] for q in queries.captured_queries]
 
 
 def check(api, body, customer: str = "acme"):

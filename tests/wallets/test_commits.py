@@ -25,7 +25,7 @@ from tests.factories import api_client, subscribe
 from wallets.commit_models import Commit, CommitAccess, CommitEntry
 from wallets.revenue import credit_revenue
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("catalog")]
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)

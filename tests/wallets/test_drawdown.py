@@ -35,7 +35,7 @@ from wallets.ledger import credits_expire, credits_grant, period_credits_grant
 from wallets.models import CreditBlock, LedgerEntry, UncoveredUsage, Wallet
 from wallets.purchases import auto_top_up_set, credit_pack_purchase, money_top_up
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("catalog")]
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 NOV_5 = datetime(2026, 11, 5, tzinfo=UTC)

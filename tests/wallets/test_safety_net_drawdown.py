@@ -27,7 +27,7 @@ from tests.wallets.support import (
 from wallets.ledger import credits_expire, credits_grant
 from wallets.models import CreditBlock, LedgerEntry, UncoveredUsage
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("catalog")]
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)
