@@ -33,14 +33,13 @@ from tests.wallets.support import build_catalog, event, ingest, repeat
 from wallets.ledger import credits_grant
 from wallets.purchases import money_top_up
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("keys")]
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)
 
 
-@pytest.fixture
-def keys(db):
+def made_keys() -> dict[str, str]:
     """Secrets by name: every scope, read only, events:write only, admin only, and
     a revoked key."""
     made = {
@@ -60,16 +59,11 @@ def keys(db):
     return secrets
 
 
-@pytest.fixture
-def catalog(db):
-    """tests.wallets.support.build_catalog: one plan per consumption model."""
+def made_customers(keys: dict[str, str]) -> None:
+    """On tests.wallets.support.build_catalog (one plan per consumption model), one
+    customer per consumption model, a soft spend limit, a plan granting features,
+    and one customer with no subscription."""
     build_catalog()
-
-
-@pytest.fixture
-def customers(catalog, keys):
-    """One customer per consumption model, a soft spend limit, a plan granting
-    features, and one customer with no subscription."""
     admin = APIClient()
     admin.credentials(HTTP_AUTHORIZATION=f"Bearer {keys['all']}")
     feature_create(code="sso", name="Single sign-on", kind="boolean")
@@ -119,6 +113,31 @@ def customers(catalog, keys):
         ],
         now=NOW,
     )
+
+
+def made_world() -> dict[str, str]:
+    # As every test has it (tests/conftest.py): each batch folded, alerts checked.
+    with override_settings(BILLING_FOLD_MS=0, BILLING_ALERT_CHECK_SECONDS=0):
+        keys = made_keys()
+        made_customers(keys)
+    return keys
+
+
+@pytest.fixture(scope="module")
+def _world_once(module_transaction):
+    return module_transaction.once(made_world, "keys")
+
+
+@pytest.fixture
+def keys(_world_once, db):
+    """The keys' secrets by name (made_keys) and the customers (made_customers), made
+    once for this module (tests/shared_rows.py)."""
+    return _world_once.for_test()
+
+
+@pytest.fixture
+def customers(keys):
+    """The customers of made_customers (made with the keys)."""
 
 
 def send(*, fast: bool, secret: str | None, method: str, path: str, body=None, **extra):
