@@ -163,18 +163,18 @@ ROLES: dict[str, list[str]] = {
 
 
 def permissions_named(names: list[str]) -> tuple[list[Permission], list[str]]:
-    """The permissions of `app_label.codename` names, and the names not found."""
-    found, missing = [], []
-    for name in dict.fromkeys(names):
-        app_label, codename = name.split(".")
-        permission = Permission.objects.filter(
-            content_type__app_label=app_label, codename=codename
-        ).first()
-        if permission is None:
-            missing.append(name)
-        else:
-            found.append(permission)
-    return found, missing
+    """The permissions of `app_label.codename` names, and the names not found (one
+    query for all of them)."""
+    wanted = list(dict.fromkeys(names))
+    codenames = {name.split(".")[1] for name in wanted}
+    by_name: dict[str, Permission] = {}
+    # In the permissions' own order, the first of a name kept (as .first() would).
+    for permission in Permission.objects.filter(codename__in=codenames).select_related(
+        "content_type"
+    ):
+        by_name.setdefault(f"{permission.content_type.app_label}.{permission.codename}", permission)
+    found = [by_name[name] for name in wanted if name in by_name]
+    return found, [name for name in wanted if name not in by_name]
 
 
 class Command(BaseCommand):
