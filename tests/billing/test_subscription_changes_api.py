@@ -32,8 +32,7 @@ def prompts_at(price: str) -> tuple[ChargeSpec, ...]:
     return (overage("prompts", 0, price),)
 
 
-@pytest.fixture
-def catalog(acme):
+def made_catalog() -> None:
     """S10's plans (starter 20.00, pro 50.00 a month; prompts at 0.01 and 0.005),
     a draft version 2 of pro, a plan in EUR and a plan priced per seat."""
     prompts_meter()
@@ -44,6 +43,17 @@ def catalog(acme):
     published_version("team", seat_price=D("10.00"))
     published_version("team_trial", seat_price=D("10.00"), trial_days=14)
     published_version("team_plus", seat_price=D("20.00"))
+
+
+@pytest.fixture(scope="module")
+def _catalog_once(module_transaction):
+    return module_transaction.once(made_catalog, "catalog")
+
+
+@pytest.fixture
+def catalog(_catalog_once, acme):
+    """made_catalog, made once for this module (tests/shared_rows.py), and acme."""
+    return _catalog_once.for_test()
 
 
 def subscribe(api, plan_code: str = "starter", **body) -> dict:

@@ -9,6 +9,7 @@ from html import unescape
 
 import pytest
 import time_machine
+from django.test import override_settings
 
 from billing.invoicing.close import periods_close
 from billing.subscriptions.lifecycle import subscription_create
@@ -31,8 +32,7 @@ NOW = datetime(2026, 11, 16, tzinfo=UTC)
 LIST = "/admin/invoices/invoice/"
 
 
-@pytest.fixture
-def invoices(db) -> dict[str, Invoice]:
+def made_invoices() -> dict[str, Invoice]:
     """acme on "flat" (9.00) and beta on "big" (39.00), both from October 1st:
     their start invoices (October) and November's period invoices, all finalized
     by the close on November 1st; acme's October one paid on the 2nd. beta also
@@ -69,6 +69,19 @@ def invoices(db) -> dict[str, Invoice]:
     )
     found["gamma_start"] = Invoice.objects.get(customer__external_id="gamma")
     return found
+
+
+@pytest.fixture(scope="module")
+def _invoices_once(module_transaction):
+    # Due on receipt (no payment terms), so that the ones unpaid are past due.
+    with override_settings(BILLING_PAYMENT_TERMS_DAYS=0):
+        return module_transaction.once(made_invoices, "invoices")
+
+
+@pytest.fixture
+def invoices(_invoices_once, db) -> dict[str, Invoice]:
+    """made_invoices, made once for this module (tests/shared_rows.py)."""
+    return _invoices_once.for_test()
 
 
 def listed(admin_client, query: str = "") -> set[str]:
@@ -155,12 +168,7 @@ def test_plan_filter(admin_client, invoices, query, expected):
     assert listed(admin_client, query) == expected
 
 
-@pytest.fixture
-def due_on_receipt(settings):
-    settings.BILLING_PAYMENT_TERMS_DAYS = 0
-
-
-def test_past_due_filter(admin_client, due_on_receipt, invoices):
+def test_past_due_filter(admin_client, invoices):
     # Finalized on November 1st, due on receipt, unpaid on the 16th.
     assert listed(admin_client, "due=past") == {"acme_period", "beta_start", "beta_period"}
 

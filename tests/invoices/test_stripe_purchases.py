@@ -31,7 +31,7 @@ from wallets.ledger import credits_grant
 from wallets.models import CreditBlock, LedgerEntry, UncoveredUsage, Wallet
 from wallets.purchases import auto_top_up_set
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("catalog")]
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)
@@ -45,9 +45,15 @@ def acme(db):
     )
 
 
+@pytest.fixture(scope="module")
+def _catalog_once(module_transaction):
+    return module_transaction.once(build_catalog, "catalog")
+
+
 @pytest.fixture
-def catalog(db):
-    build_catalog()
+def catalog(_catalog_once, db):
+    """build_catalog's plans and packs, made once for this module (tests/shared_rows.py)."""
+    return _catalog_once.for_test()
 
 
 @pytest.fixture(autouse=True)
