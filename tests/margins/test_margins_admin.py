@@ -17,6 +17,7 @@ from billing.margins.report import Margin, lowest_margins, month_margins
 from config.user_language import user_language_set
 from customers.services import customer_create
 from tests.margins.test_margins_api import (  # noqa: F401 (s26: a fixture)
+    _s26_once,
     post_events,
     s26,
     s26_usage,

@@ -65,8 +65,9 @@ def margins(query: str) -> dict:
     return response.json()
 
 
-@pytest.fixture
-def s26(db):
+def made_s26():
+    """S26: a rate card on tokens, acme on it, provider costs with a price cut on the
+    16th; acme's subscription."""
     llm_tokens_meter()
     card = {
         "meter": "llm_tokens",
@@ -89,6 +90,17 @@ def s26(db):
     post_cost("input", "1.00", "2026-11-16T00:00:00Z")
     post_cost("output", "5.00", "2026-11-01T00:00:00Z")
     return subscribe(customer, "tokens")
+
+
+@pytest.fixture(scope="module")
+def _s26_once(module_transaction):
+    return module_transaction.once(made_s26, "s26")
+
+
+@pytest.fixture
+def s26(_s26_once, db):
+    """made_s26, made once for the module where all its tests ask (tests/shared_rows.py)."""
+    return _s26_once.for_test()
 
 
 def s26_usage() -> None:

@@ -15,6 +15,7 @@ from django.core.management import call_command
 from billing.invoicing.close import periods_close
 from customers.models import Customer
 from tests.margins.test_margins_api import (  # noqa: F401 (s26: a fixture)
+    _s26_once,
     post_events,
     s26,
     s26_usage,

@@ -16,7 +16,7 @@ from billing.invoicing.close import periods_close
 from customers.models import Customer
 from customers.services import customer_create
 from tests.margins.test_margins_admin import staff
-from tests.margins.test_margins_api import s26, s26_usage  # noqa: F401 (s26: a fixture)
+from tests.margins.test_margins_api import _s26_once, s26, s26_usage  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
 
