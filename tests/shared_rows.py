@@ -29,7 +29,6 @@ A shared fixture, in a conftest:
 import copy
 from collections.abc import Callable
 
-import pytest
 from django.db import transaction
 
 
