@@ -132,7 +132,8 @@ def _broker_of_this_worker() -> None:
 # tests instead of one waiting for the other's last browser.
 _SLOW_FILES = re.compile(
     r"(_browser|concurrency|test_billing_entities|test_folding|test_daily_rollups"
-    r"|test_urgent_queue|test_hostile_input|test_metrics_scrape|test_chunked_bodies)\.py$"
+    r"|test_urgent_queue|test_hostile_input|test_hostile_lists|test_metrics_scrape"
+    r"|test_chunked_bodies)\.py$"
 )
 
 
