@@ -93,14 +93,19 @@ def deliver(client):
     return post
 
 
-@pytest.fixture
-def catalog(db):
-    """tests.wallets.support.build_catalog: runner (2 credits a run), prepaid
-    (0.0000025 a gpt-4o input token, drawn from money), pack runs_100 (100 credits
-    for 99.00)."""
+@pytest.fixture(scope="module")
+def _catalog_once(module_transaction):
     from tests.wallets.support import build_catalog
 
-    build_catalog()
+    return module_transaction.once(build_catalog, "catalog")
+
+
+@pytest.fixture
+def catalog(_catalog_once, db):
+    """tests.wallets.support.build_catalog: runner (2 credits a run), prepaid
+    (0.0000025 a gpt-4o input token, drawn from money), pack runs_100 (100 credits
+    for 99.00); made once for a module where every test asks (tests/shared_rows.py)."""
+    return _catalog_once.for_test()
 
 
 @pytest.fixture

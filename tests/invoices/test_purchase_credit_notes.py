@@ -35,7 +35,6 @@ from tests.invoices.purchase_support import (
     NOW,
     refused_state,
 )
-from tests.threads import first_then_second, run_at_once
 from tests.wallets.support import (
     event,
     ingest,
@@ -43,7 +42,7 @@ from tests.wallets.support import (
     wallet_of,
 )
 from wallets.ledger import credits_expire, credits_grant
-from wallets.models import CreditBlock, LedgerEntry, UncoveredUsage, Wallet
+from wallets.models import CreditBlock, LedgerEntry, Wallet
 from wallets.purchases import credit_pack_purchase, money_top_up
 from wallets.revenue import credit_revenue
 
@@ -606,57 +605,3 @@ def test_a_pack_paid_through_stripe_is_refunded_only_for_what_is_taken_back(
     assert refused_state(invoice) == before
     assert len(fake_stripe.to("POST", "/v1/refunds")) == 1
     assert credit_balance(acme) == 0
-
-
-# Concurrency, for real on PostgreSQL
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_a_note_waits_for_usage_drawing_from_the_pack_then_is_refused(acme):
-    # given: pack runs_100; 20 runs (40 credits) drawn from it, not committed yet
-    subscribe(acme, "runner", NOV_1)
-    block, invoice = credit_pack_purchase(customer=acme, pack=runs_100(), now=NOV_5)
-    runs = repeat(20, "agent.run", NOW, prefix="run")
-
-    # when: a note for 69.30 (70 credits) comes meanwhile
-    _, noted = first_then_second(lambda: ingest(runs, now=NOW), lambda: issue(invoice, "69.30"))
-
-    # then: it waited for the wallet's lock and found 60 credits left
-    assert isinstance(noted, Conflict)
-    assert noted.message == (
-        "40 of the 100 credits sold on this invoice were already used; "
-        "at most 59.40 of this line can be credited"
-    )
-    assert (wallet_of(acme).balance, remaining(block), CreditNote.objects.count()) == (60, 60, 0)
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_usage_waits_for_a_note_then_finds_what_is_left(acme):
-    # given: pack runs_100; 69.30 of it credited (70 credits), not committed yet
-    subscribe(acme, "runner", NOV_1)
-    block, invoice = credit_pack_purchase(customer=acme, pack=runs_100(), now=NOV_5)
-    runs = repeat(20, "agent.run", NOW, prefix="run")
-
-    # when: 20 runs (40 credits) arrive meanwhile
-    first_then_second(lambda: issue(invoice, "69.30"), lambda: ingest(runs, now=NOW))
-
-    # then: the 30 credits left paid for 15 runs; 5 are uncovered
-    assert (wallet_of(acme).balance, remaining(block)) == (0, 0)
-    assert UncoveredUsage.objects.get().quantity == D(5)
-    assert [e[2] for e in entries(wallet_of(acme), LedgerEntry.CREDIT_NOTE)] == [D(-70)]
-    assert Invoice.objects.get(pk=invoice.pk).credited == D("69.30")
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_two_notes_at_once_each_take_back_their_share(acme):
-    block, invoice = credit_pack_purchase(customer=acme, pack=runs_100(), now=NOV_5)
-
-    notes = run_at_once(lambda _: issue(invoice, "49.50"), clients=2)
-
-    assert sorted(note.number for note in notes) == ["CN-2026-000001", "CN-2026-000002"]
-    assert (wallet_of(acme).balance, remaining(block)) == (0, 0)
-    assert [e[2] for e in entries(wallet_of(acme), LedgerEntry.CREDIT_NOTE)] == [D(-50), D(-50)]
-    assert Invoice.objects.get(pk=invoice.pk).amount_due == 0

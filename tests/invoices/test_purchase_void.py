@@ -5,13 +5,11 @@ transaction. A block that was partly used (or expired) is not taken back: the
 void is refused (409 with the numbers, an error in the admin) and nothing
 changes."""
 
-import threading
 from datetime import datetime
 from decimal import Decimal as D
 
 import pytest
 import time_machine
-from django.db import connection
 
 from billing.core.errors import Conflict
 from billing.rating.lines import LineInput
@@ -31,7 +29,6 @@ from tests.invoices.purchase_support import (
     NOW,
     refused_state,
 )
-from tests.threads import first_then_second
 from tests.wallets.support import (
     event,
     ingest,
@@ -39,7 +36,7 @@ from tests.wallets.support import (
     wallet_of,
 )
 from wallets.ledger import credits_expire, credits_grant
-from wallets.models import CreditBlock, LedgerEntry, UncoveredUsage, Wallet
+from wallets.models import CreditBlock, LedgerEntry, Wallet
 from wallets.purchases import credit_pack_purchase, money_top_up
 from wallets.revenue import credit_revenue
 
@@ -287,94 +284,3 @@ def test_a_voided_pack_leaves_deferred_revenue_in_the_month_of_the_void(acme):
         (12, "99.00", "-99.00", "0.00", "0.00", "0.00"),
         (1, "0.00", "0.00", "0.00", "0.00", "0.00"),
     ]
-
-
-# Concurrency, for real on PostgreSQL
-
-
-def together(*work) -> list:
-    """Run each callable in its own thread and database connection, released at
-    once; returns each one's result or the Conflict it raised."""
-    start = threading.Barrier(len(work))
-    results: list = [None] * len(work)
-
-    def worker(i: int) -> None:
-        try:
-            start.wait(timeout=30)
-            results[i] = work[i]()
-        except Conflict as refused:
-            results[i] = refused
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(work))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a worker is stuck (deadlock?)"
-    return results
-
-
-@pytest.fixture
-def runner_pack(acme):
-    """acme on the runner plan (2 credits a run) with pack runs_100 as its only credits."""
-    subscribe(acme, "runner", NOV_1)
-    return credit_pack_purchase(
-        customer=acme, pack=CreditPack.objects.get(code="runs_100"), now=NOV_5
-    )
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_a_void_waits_for_usage_drawing_from_the_pack_then_is_refused(acme, runner_pack):
-    # given: 20 runs (40 credits) drawn from the pack, not committed yet
-    block, invoice = runner_pack
-    runs = repeat(20, "agent.run", NOW, prefix="run")
-
-    # when: the void comes meanwhile
-    _, voided = first_then_second(
-        lambda: ingest(runs, now=NOW), lambda: invoice_void(invoice=invoice, reason="", now=NOW)
-    )
-
-    # then: it waited for the wallet's lock and saw the credits used
-    assert isinstance(voided, Conflict)
-    assert voided.message == CREDITS_USED
-    assert Invoice.objects.get(pk=invoice.pk).status == Invoice.FINALIZED
-    assert (wallet_of(acme).balance, CreditNote.objects.count()) == (D(60), 0)
-    assert CreditBlock.objects.get(pk=block.pk).remaining == D(60)
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_usage_waits_for_a_void_then_finds_no_credits(acme, runner_pack):
-    # given: the pack's invoice voided, not committed yet
-    block, invoice = runner_pack
-    runs = repeat(20, "agent.run", NOW, prefix="run")
-
-    # when: 20 runs arrive meanwhile
-    first_then_second(
-        lambda: invoice_void(invoice=invoice, reason="", now=NOW), lambda: ingest(runs, now=NOW)
-    )
-
-    # then: the pack went back whole, and the runs found nothing to draw
-    assert Invoice.objects.get(pk=invoice.pk).status == Invoice.VOID
-    assert (wallet_of(acme).balance, CreditNote.objects.count()) == (D(0), 1)
-    assert CreditBlock.objects.get(pk=block.pk).remaining == D(0)
-    assert UncoveredUsage.objects.get().quantity == D(20)
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_two_voids_at_once_take_back_once(acme):
-    _, invoice = money_top_up(customer=acme, amount=D("100.00"), currency="USD", now=NOV_5)
-
-    results = together(
-        lambda: invoice_void(invoice=invoice, reason="", now=NOW),
-        lambda: invoice_void(invoice=invoice, reason="", now=NOW),
-    )
-
-    assert sorted(isinstance(r, Conflict) for r in results) == [False, True]
-    assert wallet_of(acme, Wallet.MONEY, "USD").balance == D(0)
-    assert LedgerEntry.objects.filter(kind=LedgerEntry.VOID).count() == 1
-    assert CreditNote.objects.count() == 1
