@@ -160,7 +160,9 @@ def _alert_checks_after_every_batch(settings):
     """Tasks run eagerly here, so a trailing (throttled) check would run at once and
     then cover nothing later: tests check alerts after every batch. The throttle
     has its own test."""
-    settings.BILLING_ALERT_CHECK_SECONDS = 0
+    from tests.shared_rows import EVERY_TEST_SETTINGS
+
+    settings.BILLING_ALERT_CHECK_SECONDS = EVERY_TEST_SETTINGS["BILLING_ALERT_CHECK_SECONDS"]
 
 
 @pytest.fixture(autouse=True)
@@ -169,7 +171,9 @@ def _fold_after_every_batch(settings):
     (billing.usage.folding): tests fold after every batch, so that the fold runs
     everywhere and rollup rows are there to look at. The reads of an unfolded tail
     have tests of their own (tests/billing/test_folding.py)."""
-    settings.BILLING_FOLD_MS = 0
+    from tests.shared_rows import EVERY_TEST_SETTINGS
+
+    settings.BILLING_FOLD_MS = EVERY_TEST_SETTINGS["BILLING_FOLD_MS"]
 
 
 @pytest.fixture(autouse=True)

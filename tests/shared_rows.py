@@ -30,6 +30,11 @@ import copy
 from collections.abc import Callable
 
 from django.db import transaction
+from django.test import override_settings
+
+# What every test runs with (tests/conftest.py's autouse fixtures say why): rows made
+# once for a module are made with the same.
+EVERY_TEST_SETTINGS = {"BILLING_ALERT_CHECK_SECONDS": 0, "BILLING_FOLD_MS": 0}
 
 
 def _transactional(item) -> bool:
@@ -69,7 +74,8 @@ class ModuleTransaction:
                 # block in the code under test may still open inside it.
                 self._atomic._from_testcase = True
                 self._atomic.__enter__()
-            return Made(build, build(), shared=True)
+            with override_settings(**EVERY_TEST_SETTINGS):
+                return Made(build, build(), shared=True)
 
     def close(self) -> None:
         if self._atomic is None:

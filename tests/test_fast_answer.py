@@ -116,10 +116,8 @@ def made_customers(keys: dict[str, str]) -> None:
 
 
 def made_world() -> dict[str, str]:
-    # As every test has it (tests/conftest.py): each batch folded, alerts checked.
-    with override_settings(BILLING_FOLD_MS=0, BILLING_ALERT_CHECK_SECONDS=0):
-        keys = made_keys()
-        made_customers(keys)
+    keys = made_keys()
+    made_customers(keys)
     return keys
 
 
