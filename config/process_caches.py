@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from billing.core import rawsql
+from billing.rating.rate_cards import card_rows_clear
 from billing.usage.alerts import alert_check_throttle
 from billing.usage.edge_cache import edge_cache
 from billing.usage.ingestion import customer_cache
-from billing.usage.metering import meter_cache
+from billing.usage.metering import combination_values_clear, meter_cache
 from config.throttling import key_leases
 from customers.api_keys import api_key_cache_clear
 from invoices import pdf_renderer, stripe_client
@@ -55,6 +56,16 @@ PROCESS_CACHES = (
         "statements read ahead",
         "by key, the statements a repeated read ran (never their rows)",
         rawsql.ran_before.clear,
+    ),
+    ProcessCache(
+        "rate card rows",
+        "each card's row for the combinations of values priced, by the card's identity",
+        card_rows_clear,
+    ),
+    ProcessCache(
+        "combination values",
+        "the property values a group rollup's combination text stands for",
+        combination_values_clear,
     ),
     ProcessCache(
         "SQL converters",

@@ -135,17 +135,27 @@ def test_an_ended_subscription_is_not_live(acme):
 def test_every_process_cache_is_listed_and_cleared():
     """config.process_caches lists each cache a process keeps; clearing them all
     empties the ones that hold rows."""
+    from billing.rating import rate_cards
+    from billing.rating.rate_cards import RateSpec, card_rows
     from billing.usage.edge_cache import edge_cache
     from billing.usage.ingestion import customer_cache
-    from billing.usage.metering import meter_cache
+    from billing.usage.metering import (
+        MeterDef,
+        _combination_values,
+        combination_values,
+        meter_cache,
+    )
     from billing.usage.reads import Tally
     from config.process_caches import PROCESS_CACHES, process_caches_clear
     from config.throttling import key_leases
     from customers import api_keys
 
     names = [c.name for c in PROCESS_CACHES]
-    assert len(names) == len(set(names)) == 12
+    assert len(names) == len(set(names)) == 14
     meter_cache.by_id()
+    card = (RateSpec(),)
+    assert card_rows(card)(()) == 0
+    assert combination_values(MeterDef(1, "m", "e", "sum", "", "", (), group_by=("a", "b")), "")
     api_keys._key_cache["digest"] = (None, 0.0)
     customer_cache._ids["acme"] = (1, 0.0)
     edge_cache.put("key", {1: 1}, Tally())
@@ -162,6 +172,8 @@ def test_every_process_cache_is_listed_and_cleared():
     assert len(edge_cache) == 0
     assert key_leases._held == {}
     assert rawsql.ran_before.ahead("key") == ()
+    assert rate_cards._CARDS == {}
+    assert _combination_values.cache_info().currsize == 0
 
 
 def test_insert_writes_what_bulk_create_writes(acme):

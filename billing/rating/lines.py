@@ -9,7 +9,7 @@ reached, so every amount can be explained line by line.
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from functools import lru_cache
 
 from django.utils.translation import get_language, ngettext
@@ -19,11 +19,13 @@ from billing.core import customer_text
 from billing.core.money import quantize_money
 from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, LineKind
 from billing.rating.pricing import (
+    EXACT_PRECISION,
     GRADUATED,
     PACKAGE,
     PER_UNIT,
     PricedPiece,
     PricingSpec,
+    exact_pieces,
     priced_pieces,
 )
 from billing.rating.rate_cards import Combination, rated_quantities
@@ -59,10 +61,17 @@ class LineInput:
 
 
 def _line(
-    kind, description, meter, quantity, unit_price, exact, currency, per=Decimal(1)
+    kind, description, meter, quantity, unit_price, exact, currency, per=Decimal(1), group=None
 ) -> LineInput:
     return LineInput(
-        kind, description, meter, quantity, unit_price, quantize_money(exact, currency), per=per
+        kind,
+        description,
+        meter,
+        quantity,
+        unit_price,
+        quantize_money(exact, currency),
+        per=per,
+        group=group,
     )
 
 
@@ -178,18 +187,26 @@ def rated_lines(
     """A rate card's lines: each row that priced usage, its quantity (its
     combinations') at its pricing, one line per piece of the walk (tiers count
     the row's quantity alone), each carrying the row's `when` as its group."""
+    rates = charge.rates
+    rows = rated_quantities(rates, combinations)
+    # Every row's walk in one exact context (priced_pieces enters one a call), the
+    # lines then written in the caller's, as priced_lines writes them.
+    with localcontext(prec=EXACT_PRECISION):
+        walks = [exact_pieces(quantity, rates[index].pricing) for index, quantity in rows]
+    language = get_language()  # once a card, not once a row
     lines = []
-    for index, quantity in rated_quantities(charge.rates, combinations):
-        rate = charge.rates[index]
+    for (index, quantity), pieces in zip(rows, walks, strict=True):
+        rate = rates[index]
         lines.extend(
-            replace(line, group=rate.when)
-            for line in priced_lines(
+            _piece_lines(
                 rate.pricing,
                 quantity,
+                pieces,
                 kind=kind,
-                description=rate_description(meter_name, rate.when),
+                description=_rate_description(meter_name, rate.when, language),
                 meter=charge.meter,
                 currency=currency,
+                group=rate.when,
             )
         )
     return lines
@@ -276,11 +293,39 @@ def priced_lines(
     meter: str,
     currency: str,
     past_included: bool = False,
+    group: tuple | None = None,
 ) -> list[LineInput]:
     """Billable units under a pricing scheme, as explainable lines: one per piece
     of billing.rating.pricing's walk (one per tier reached for graduated), so that the
     lines price exactly what price_units does, each line rounded once. `past_included`:
-    the units are those past an allowance, and a tier's bound says it counts them."""
+    the units are those past an allowance, and a tier's bound says it counts them;
+    `group`: a rate card row's `when`, that its lines carry."""
+    return _piece_lines(
+        pricing,
+        units,
+        priced_pieces(units, pricing),
+        kind=kind,
+        description=description,
+        meter=meter,
+        currency=currency,
+        past_included=past_included,
+        group=group,
+    )
+
+
+def _piece_lines(
+    pricing: PricingSpec,
+    units: Decimal,
+    pieces: tuple[PricedPiece, ...],
+    *,
+    kind: str,
+    description: str,
+    meter: str,
+    currency: str,
+    past_included: bool = False,
+    group: tuple | None = None,
+) -> list[LineInput]:
+    """priced_lines' lines of the pieces of the walk of `units`."""
     return [
         _line(
             kind,
@@ -291,8 +336,9 @@ def priced_lines(
             piece.amount,
             currency,
             piece.per,
+            group,
         )
-        for piece in priced_pieces(units, pricing)
+        for piece in pieces
     ]
 
 

@@ -82,14 +82,20 @@ def priced_pieces(units: Decimal, pricing: PricingSpec) -> tuple[PricedPiece, ..
     No pieces for zero units. Assumes a pricing that passed catalog validation (see
     plans.validation).
     """
+    # Wide enough that quantities and prices of the catalog's size (18 integer
+    # digits, 10 decimals) multiply and divide without any rounding.
+    with localcontext(prec=EXACT_PRECISION):
+        return exact_pieces(units, pricing)
+
+
+def exact_pieces(units: Decimal, pricing: PricingSpec) -> tuple[PricedPiece, ...]:
+    """priced_pieces in the caller's context, which is `localcontext(prec=EXACT_PRECISION)`:
+    a rate card prices its rows in one such context, not one a row."""
     if units < 0:
         raise ValueError("billable units cannot be negative")
     if units == 0:
         return ()
-    # Wide enough that quantities and prices of the catalog's size (18 integer
-    # digits, 10 decimals) multiply and divide without any rounding.
-    with localcontext(prec=EXACT_PRECISION):
-        return _pieces(units, pricing)
+    return _pieces(units, pricing)
 
 
 def _pieces(units: Decimal, pricing: PricingSpec) -> tuple[PricedPiece, ...]:

@@ -56,7 +56,7 @@ def row_for(rates: Sequence[RateSpec], values: Mapping[str, str | None]) -> Rate
     """The row pricing usage with these property values: the matching row with
     the most properties (first of them on a card the catalog has not checked);
     None only for a card without a default row."""
-    index = row_index(rates, values)
+    index = card_rows(rates)(tuple(values.items()))
     return None if index is None else rates[index]
 
 
@@ -102,6 +102,63 @@ def row_finder(rates: Sequence[RateSpec]) -> Callable[[Mapping[str, str | None]]
 Combination = tuple[tuple[str, str | None], ...]
 
 
+class _CardRows:
+    """row_finder on one card, with the row it found for each combination kept:
+    a /usage read assigned its card's combinations to rows three times (the
+    statement, its projection, the rates shown), a fifth of a profiled read, and
+    a check found its row by trying all 151 rows."""
+
+    __slots__ = ("find", "found", "rates")
+
+    # Combinations kept a card: a meter's values are few (models, token types),
+    # but a card on a property of many values must not keep them all.
+    MOST = 20_000
+
+    def __init__(self, rates: Sequence[RateSpec]):
+        self.rates = rates
+        self.find = row_finder(rates)
+        self.found: dict[Combination, int | None] = {}
+
+    def __call__(self, combination: Combination) -> int | None:
+        try:
+            return self.found[combination]
+        except KeyError:
+            pass
+        except TypeError:  # a value that is not text (a list): not kept
+            return self.find(dict(combination))
+        index = self.find(dict(combination))
+        if len(self.found) >= self.MOST:
+            self.found.clear()
+        self.found[combination] = index
+        return index
+
+
+# The cards seen, by the identity of their rows' tuple: a published version's
+# spec is kept per process (plans.selectors.version_spec), so its card is the same
+# tuple read after read. Each entry holds its tuple, so no other can take its id.
+_CARDS: dict[int, _CardRows] = {}
+_MOST_CARDS = 256
+
+
+def card_rows(rates: Sequence[RateSpec]) -> Callable[[Combination], int | None]:
+    """The index of the row pricing usage with a combination's values (pairs, a
+    value None for none), as row_index finds it; kept per card (a tuple: a list
+    may change, it is found afresh)."""
+    if type(rates) is not tuple:
+        return _CardRows(rates)
+    card = _CARDS.get(id(rates))
+    if card is None or card.rates is not rates:
+        if len(_CARDS) >= _MOST_CARDS:
+            _CARDS.clear()  # drafts are read afresh each time: new tuples
+        card = _CARDS[id(rates)] = _CardRows(rates)
+    return card
+
+
+def card_rows_clear() -> None:
+    """Forget the cards' rows found (config.process_caches)."""
+    _CARDS.clear()
+
+
 def rated_quantities(
     rates: Sequence[RateSpec], combinations: Mapping[Combination, Decimal]
 ) -> list[tuple[int, Decimal]]:
@@ -109,9 +166,9 @@ def rated_quantities(
     card's order: each combination counted under its row. Rows add up (only
     count and sum meters take cards)."""
     totals: dict[int, Decimal] = {}
-    row_of = row_finder(rates)
+    row_of = card_rows(rates)
     for combination, quantity in combinations.items():
-        index = row_of(dict(combination))
+        index = row_of(combination)
         if index is None or not quantity:
             continue
         totals[index] = totals.get(index, ZERO) + quantity
@@ -125,7 +182,8 @@ def row_quantity(
 ) -> Decimal:
     """The quantity so far of the row that prices usage with these values (what
     its tiers count)."""
-    return dict(rated_quantities(rates, combinations)).get(row_index(rates, values), ZERO)
+    index = card_rows(rates)(tuple(values.items()))
+    return dict(rated_quantities(rates, combinations)).get(index, ZERO)
 
 
 def row_combination(rate: RateSpec) -> Combination:

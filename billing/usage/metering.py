@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 
 from billing.core import rawsql
 from billing.core.money import decimal_input
@@ -182,9 +183,20 @@ def combination_text(values: list[str]) -> str:
 
 def combination_values(meter: MeterDef, text: str) -> tuple[tuple[str, str | None], ...]:
     """(property, value or None) of each of the meter's group_by properties, in
-    order, that a group's text at combination_position stands for."""
-    if len(meter.group_by) == 1:
-        return ((meter.group_by[0], text or None),)
+    order, that a group's text at combination_position stands for. Kept: a read
+    of a rate card's usage parses each of its combinations (some 200 a /usage)."""
+    return _combination_values(tuple(meter.group_by), text)
+
+
+def combination_values_clear() -> None:
+    """Forget the combinations parsed (config.process_caches)."""
+    _combination_values.cache_clear()
+
+
+@lru_cache(maxsize=16_384)
+def _combination_values(group_by: tuple[str, ...], text: str) -> tuple[tuple[str, str | None], ...]:
+    if len(group_by) == 1:
+        return ((group_by[0], text or None),)
     try:
         values = json.loads(text) if text else None
     except ValueError:
@@ -193,11 +205,11 @@ def combination_values(meter: MeterDef, text: str) -> tuple[tuple[str, str | Non
     # changed before its rebuild has run) reads as none of the values.
     if not (
         isinstance(values, list)
-        and len(values) == len(meter.group_by)
+        and len(values) == len(group_by)
         and all(isinstance(value, str) for value in values)
     ):
-        values = [""] * len(meter.group_by)
-    return tuple(zip(meter.group_by, (value or None for value in values), strict=True))
+        values = [""] * len(group_by)
+    return tuple(zip(group_by, (value or None for value in values), strict=True))
 
 
 def passes_filters(meter: MeterDef, properties: dict) -> bool:
