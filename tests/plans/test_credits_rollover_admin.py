@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from plans.models import Plan, PlanVersion
-from tests.plans.test_admin import catalog_counts, demo, version_post  # noqa: F401
+from tests.plans.test_admin import _demo_once, catalog_counts, demo, version_post  # noqa: F401
 from tests.test_admin_form_languages import log_in
 
 pytestmark = pytest.mark.django_db
