@@ -271,8 +271,11 @@ class MeterCache:
         self._by_code: dict[str, MeterDef] = {}
 
     def clear(self) -> None:
+        """Forget every meter: the next read loads them again, by_code_frozen's too
+        (which reads a meter it has without the freshness check)."""
         with self._lock:
             self._fingerprint = None
+            self._by_event, self._by_id, self._by_code = {}, {}, {}
 
     @contextmanager
     def pinned(self):

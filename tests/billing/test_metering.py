@@ -654,3 +654,25 @@ def test_count_like_and_value_meters_in_separate_batches(acme):
         (D(2), D(2)),
         (D("7.5"), D("7.5")),
     ]
+
+
+@pytest.mark.django_db
+def test_a_cleared_meter_cache_forgets_the_meters_it_read_without_checking():
+    # by_code_frozen reads a meter it has without the freshness check (a meter a
+    # published version charges cannot change); cleared, it has none (between tests,
+    # whose rows are rolled back, the next may make a meter of the same code).
+    from plans.models import Meter
+
+    first = meter_create(code="tokens", name="Tokens", event_name="llm", aggregation="count")
+    assert meter_cache.by_code_frozen("tokens").group_by == ()
+    Meter.objects.filter(pk=first.pk).delete()
+    meter_create(
+        code="tokens",
+        name="Tokens",
+        event_name="llm",
+        aggregation="sum",
+        value_property="n",
+        group_by=["model"],
+    )
+    meter_cache.clear()
+    assert meter_cache.by_code_frozen("tokens").group_by == ("model",)
