@@ -147,14 +147,19 @@ def usage_check(
             found = meter_cache.by_code_frozen(other.meter)
             if found is not None:
                 meters[found.id] = found
-    quantities = usage_quantities(
-        customer_id=customer.pk, meters=list(meters.values()), start=start, end=end
-    )
+    properties = properties or {}
+    # A rate-card row in tiers counts its own usage (priced_row reads it): the
+    # meter's total is read only where the spend limit needs the quantities.
+    quantities = None
+    if customer.spend_limit is not None or not _row_counts_its_own(charge, meter, properties):
+        quantities = usage_quantities(
+            customer_id=customer.pk, meters=list(meters.values()), start=start, end=end
+        )
     charge, used = priced_row(
         charge,
         meter,
-        properties or {},
-        used=exact_quantity(quantities[meter.id]),
+        properties,
+        used=None if quantities is None else exact_quantity(quantities[meter.id]),
         customer_id=customer.pk,
         span=(start, end),
     )
@@ -196,17 +201,28 @@ def usage_check(
 
 
 def priced_row(
-    charge, meter, properties: dict, *, used: Decimal, customer_id: int, span
+    charge, meter, properties: dict, *, used: Decimal | None, customer_id: int, span
 ) -> tuple[object, Decimal]:
     """A rate-card charge as the row of these properties prices it (its default
     row without them: rate_cards.row_charge), with the usage that row's tiers
-    count (that row's alone); any other charge as it is, with `used`."""
+    count (that row's alone); any other charge as it is, with `used` (the meter's
+    usage so far; None only where the row counts its own: _row_counts_its_own)."""
     if not charge.rated:
         return charge, used
     row = row_charge(charge, event_group_values(meter, properties))
-    if row.pricing is not None and row.pricing.scheme != PER_UNIT:
+    if _tiered(row):
         used = row_used(charge, meter, properties, customer_id=customer_id, span=span)
     return row, used
+
+
+def _tiered(row) -> bool:
+    return row.pricing is not None and row.pricing.scheme != PER_UNIT
+
+
+def _row_counts_its_own(charge, meter, properties: dict) -> bool:
+    """Whether the charge is a rate card whose row for these properties is priced
+    in tiers, and so counts that row's usage, not the meter's."""
+    return charge.rated and _tiered(row_charge(charge, event_group_values(meter, properties)))
 
 
 def row_used(card, meter, properties: dict, *, customer_id: int, span) -> Decimal:

@@ -241,3 +241,37 @@ def test_a_check_reads_the_new_period_when_the_one_read_ahead_has_ended(
     # check counts December's 2
     assert len(sent_ahead) == 2
     assert (answer["used"], answer["period_start"]) == ("2", "2026-12-01T00:00:00Z")
+
+
+def test_a_card_row_in_tiers_reads_its_own_usage_not_the_meters(api, catalog, acme):
+    # A row in tiers counts its own usage so far: the meter's total is not read.
+    from billing.rating.pricing import GRADUATED, PricingSpec, TierSpec
+    from billing.rating.rate_cards import RateSpec
+    from plans.validation import ChargeSpec
+    from tests.factories import llm_tokens_meter
+
+    llm_tokens_meter()
+    tiers = (TierSpec(D(1000), D("0.01")), TierSpec(None, D("0.005")))
+    gpt_input = (("model", "gpt-4o"), ("token_type", "input"))
+    card = ChargeSpec(
+        "llm_tokens",
+        "balance",
+        price_by=("model", "token_type"),
+        rates=(
+            RateSpec(when=gpt_input, pricing=PricingSpec(scheme=GRADUATED, tiers=tiers)),
+            RateSpec(when=(), pricing=PricingSpec(scheme=GRADUATED, tiers=tiers)),
+        ),
+    )
+    published_version("tokens", charges=(card,))
+    subscribe(acme, "tokens", NOV_1)
+    money_top_up(customer=acme, amount=D("10.00"), currency="USD", now=NOV_1)
+    properties = {"model": "gpt-4o", "token_type": "input"}
+
+    response, queries = check(
+        api, {"meter": "llm_tokens", "quantity": "1000", "properties": properties}
+    )
+
+    body = response.json()
+    assert (body["allowed"], body["balance"], body["used"]) == (True, "10.00", "0")
+    # the customer, its subscription and wallets; then the row's usage
+    assert len(queries) == 2, queries
