@@ -7,7 +7,9 @@ the rate limit leases, a share of a shared counter (config.throttling), the
 eighth which statements a repeated read sends ahead (never their rows). The rest
 hold what never changes while the process runs (column converters, the time zone
 list, Stripe clients per key, the PDF renderer) and are listed so that nothing
-is missed."""
+is missed. Between tests the converters, the time zones and the renderer are kept
+(`also_constant=False`): a PDF renderer is some 60 ms of CPU to make again, which
+each test of PDFs paid (the Stripe clients are made again: tests point them at fakes)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +32,8 @@ class ProcessCache:
     name: str
     holds: str
     clear: Callable[[], None]
+    # Holds what never changes while the process runs (no rows, no settings).
+    constant: bool = False
 
 
 PROCESS_CACHES = (
@@ -71,19 +75,24 @@ PROCESS_CACHES = (
         "SQL converters",
         "the ORM's converters per column, and the fields' places in their models",
         rawsql.converters_cache_clear,
+        constant=True,
     ),
     ProcessCache(
         "time zones",
         "the names of the known time zones",
         validation.available_timezones.cache_clear,
+        constant=True,
     ),
     ProcessCache(
         "Stripe clients", "one client per API key and base", stripe_client.client_cache_clear
     ),
-    ProcessCache("PDF renderer", "fonts and the stylesheet", pdf_renderer.renderer_cache_clear),
+    ProcessCache(
+        "PDF renderer", "fonts and the stylesheet", pdf_renderer.renderer_cache_clear, constant=True
+    ),
 )
 
 
-def process_caches_clear() -> None:
+def process_caches_clear(*, also_constant: bool = True) -> None:
     for cache in PROCESS_CACHES:
-        cache.clear()
+        if also_constant or not cache.constant:
+            cache.clear()

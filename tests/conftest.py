@@ -180,15 +180,16 @@ def _fold_after_every_batch(settings):
 def _fresh_process_caches():
     """Ingestion caches customers and meters per process; a test's rolled-back rows
     must not leak into the next test through them, nor one test's requests count
-    against the next one's rate limits (the cache)."""
+    against the next one's rate limits (the cache). What never changes while the
+    process runs (the PDF renderer, the time zones, the column converters) is kept."""
     from django.core.cache import cache
 
     from config.process_caches import process_caches_clear
 
-    process_caches_clear()
+    process_caches_clear(also_constant=False)
     cache.clear()
     yield
-    process_caches_clear()
+    process_caches_clear(also_constant=False)
     cache.clear()
 
 

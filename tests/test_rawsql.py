@@ -176,6 +176,35 @@ def test_every_process_cache_is_listed_and_cleared():
     assert _combination_values.cache_info().currsize == 0
 
 
+def test_between_tests_the_caches_of_rows_are_cleared_and_the_constant_ones_kept():
+    """What tests/conftest.py clears between tests: every cache that can go stale,
+    not the PDF renderer, the time zones or the column converters."""
+    from billing.usage.ingestion import customer_cache
+    from config.process_caches import PROCESS_CACHES, process_caches_clear
+    from invoices import pdf_renderer
+    from plans import validation
+
+    assert {c.name for c in PROCESS_CACHES if c.constant} == {
+        "SQL converters",
+        "time zones",
+        "PDF renderer",
+    }
+    renderer = pdf_renderer.renderer()
+    validation.available_timezones()
+    customer_cache._ids["acme"] = (1, 0.0)
+
+    process_caches_clear(also_constant=False)
+
+    assert customer_cache._ids == {}
+    assert pdf_renderer.renderer() is renderer
+    assert validation.available_timezones.cache_info().currsize == 1
+
+    process_caches_clear()
+
+    assert pdf_renderer.renderer() is not renderer
+    assert validation.available_timezones.cache_info().currsize == 0
+
+
 def test_insert_writes_what_bulk_create_writes(acme):
     from invoices.models import Invoice, InvoiceLine
 
