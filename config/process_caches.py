@@ -1,15 +1,16 @@
 """Every cache a process keeps in memory, in one list, and the one way to clear
 them all: between tests, or after rows were changed behind the services' back.
 
-The first six hold rows: the edge aggregates are checked against the rollups on
-every use, the others may go stale, each within its own bound. The seventh holds
-the rate limit leases, a share of a shared counter (config.throttling), the
-eighth which statements a repeated read sends ahead (never their rows). The rest
-hold what never changes while the process runs (column converters, the time zone
-list, Stripe clients per key, the PDF renderer) and are listed so that nothing
-is missed. Between tests the converters, the time zones and the renderer are kept
-(`also_constant=False`): a PDF renderer is some 60 ms of CPU to make again, which
-each test of PDFs paid (the Stripe clients are made again: tests point them at fakes)."""
+The first seven hold rows: the edge aggregates and the closed days' group sums
+are checked against the rollups on every use, the others may go stale, each
+within its own bound. The eighth holds the rate limit leases, a share of a shared
+counter (config.throttling), the ninth which statements a repeated read sends
+ahead (never their rows). The rest hold what never changes while the process runs
+(column converters, the time zone list, Stripe clients per key, the PDF renderer)
+and are listed so that nothing is missed. Between tests the converters, the time
+zones and the renderer are kept (`also_constant=False`): a PDF renderer is some 60
+ms of CPU to make again, which each test of PDFs paid (the Stripe clients are made
+again: tests point them at fakes)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from billing.core import rawsql
 from billing.rating.rate_cards import card_rows_clear
 from billing.usage.alerts import alert_check_throttle
+from billing.usage.closed_days import closed_days_cache
 from billing.usage.edge_cache import edge_cache
 from billing.usage.ingestion import customer_cache
 from billing.usage.metering import combination_values_clear, meter_cache
@@ -50,6 +52,11 @@ PROCESS_CACHES = (
         "edge aggregates",
         "finished partial hours of usage reads, with the counts they were read at",
         edge_cache.clear,
+    ),
+    ProcessCache(
+        "closed days' group sums",
+        "the group sums of a read's days before its last, with the counts they were read at",
+        closed_days_cache.clear,
     ),
     ProcessCache(
         "rate limit leases",

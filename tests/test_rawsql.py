@@ -137,6 +137,7 @@ def test_every_process_cache_is_listed_and_cleared():
     empties the ones that hold rows."""
     from billing.rating import rate_cards
     from billing.rating.rate_cards import RateSpec, card_rows
+    from billing.usage.closed_days import closed_days_cache
     from billing.usage.edge_cache import edge_cache
     from billing.usage.ingestion import customer_cache
     from billing.usage.metering import (
@@ -151,7 +152,7 @@ def test_every_process_cache_is_listed_and_cleared():
     from customers import api_keys
 
     names = [c.name for c in PROCESS_CACHES]
-    assert len(names) == len(set(names)) == 14
+    assert len(names) == len(set(names)) == 15
     meter_cache.by_id()
     card = (RateSpec(),)
     assert card_rows(card)(()) == 0
@@ -159,6 +160,7 @@ def test_every_process_cache_is_listed_and_cleared():
     api_keys._key_cache["digest"] = (None, 0.0)
     customer_cache._ids["acme"] = (1, 0.0)
     edge_cache.put("key", {1: 1}, Tally())
+    closed_days_cache.put("key", {1: (None, 1)}, Tally())
     assert key_leases.take("key:1", 6000, 60)[0]
     assert key_leases._held
     for _ in range(2):
@@ -169,7 +171,7 @@ def test_every_process_cache_is_listed_and_cleared():
 
     assert api_keys._key_cache == {}
     assert customer_cache._ids == {}
-    assert len(edge_cache) == 0
+    assert len(edge_cache) == len(closed_days_cache) == 0
     assert key_leases._held == {}
     assert rawsql.ran_before.ahead("key") == ()
     assert rate_cards._CARDS == {}

@@ -14,6 +14,7 @@ from decimal import Decimal
 from billing.core import rawsql
 from billing.models import UsagePropertyRollup, UsagePropertyUniqueValue
 from billing.rating.rate_cards import Combination
+from billing.usage.closed_days import closed_days_add
 from billing.usage.edges import edges_add
 from billing.usage.metering import (
     MeterDef,
@@ -180,12 +181,26 @@ def _quantities_read(
         params = [p for meter in meters for p in (meter.id, position[meter.id])]
         if group is not None:
             params = [p for meter in meters for p in (meter.id, position[meter.id], group)]
-        for meter_id, group, n, value_sum, value_max in rawsql.rows(
-            _GROUP_SUMS.format(meters=which),
-            whole_hours_params(customer_id, first, last, params),
-            _GROUP_SUM_FIELDS,
-        ):
-            tally.add_hours((meter_id, group), n, value_sum, value_max)
+
+        def add_sums(into, since: datetime, until: datetime) -> None:
+            for meter_id, text, n, value_sum, value_max in rawsql.rows(
+                _GROUP_SUMS.format(meters=which),
+                whole_hours_params(customer_id, since, until, params),
+                _GROUP_SUM_FIELDS,
+            ):
+                into.add_hours((meter_id, text), n, value_sum, value_max)
+
+        if group is None:
+            closed_days_add(
+                tally,
+                add_sums,
+                customer_id=customer_id,
+                meters=meters,
+                position=position,
+                span=(first, last),
+            )
+        else:  # one combination's few rows (a check's row): read as they are
+            add_sums(tally, first, last)
         for meter in meters:
             whole = {
                 "customer_id": customer_id,

@@ -85,7 +85,8 @@ def edge_counts(customer_id: int, meter_ids: list[int], ranges: list) -> list[di
 
 class EdgeCache:
     """The aggregates of finished edge ranges (a Tally each, never changed once
-    kept), with the counts they were read at. An entry weighs 1 plus its keys
+    kept), with the counts they were read at (another one keeps the closed days'
+    group sums with theirs: billing.usage.closed_days). An entry weighs 1 plus its keys
     (meters, or meters and groups) plus its distinct values; beyond
     BILLING_EDGE_CACHE_SIZE in all, the least recently used are dropped first.
     A range is kept from the second read of it on: a read whose start moves

@@ -111,6 +111,10 @@ def daily_rollups_rebuild() -> int:
     Returns the number of daily rows."""
     with transaction.atomic():
         rollup_lock(shared=False)
+        # A new revision of every meter, as meter_usage_rebuild's: what was kept from
+        # the daily rows before (billing.usage.closed_days) is never used again.
+        Meter.objects.update(updated_at=timezone.now())
+        meter_cache.clear()
         UsageDailyRollup.objects.all().delete()
         UsagePropertyDailyRollup.objects.all().delete()
         if folds():

@@ -1,0 +1,105 @@
+"""The group sums of a read's closed days, kept per process (PostgreSQL).
+
+A rate card's usage read (billing.usage.breakdowns) adds up every group row of its
+period: a month is some 25 daily rows per combination of values, read and summed on
+every /usage, statement and check. Only the current day's hours move while it is
+read again and again; the days before it change when a late event lands in one of
+them, when a fold moves their events from the unfolded view to the rollups (their
+sums unchanged), and when a meter's rollups are rebuilt.
+
+So the sums of the whole hours before the day of the read's last whole hour (the
+"closed" part: [first, cut)) are kept with a fingerprint of that range read from
+the database: per meter, its revision (plans_meter.updated_at, which a meter's
+edit and every rebuild of its rollups renews: billing.usage.rebuild) and its number
+of events in the range, from the meters' rollups and their unfolded events (one
+statement, so one snapshot). Every event a meter counts adds one to that number in
+the transaction that stores it, whichever process stores it, and no event leaves
+the rollups but by a rebuild; so while the fingerprint reads the same, the range
+holds the same events and the same sums. A later read reads the fingerprint again
+(a few rows a meter: the daily rollups') and the current day's rows, and uses the
+kept sums only if the fingerprint is unchanged; else it reads the range afresh and
+keeps that. The fingerprint is read before the sums it is kept with: an event
+stored between the two makes the kept count lower than every later one, so that
+entry is never used (billing.usage.edge_cache argues the same for the edges, and
+keeps these entries in the same kind of cache). Nothing here reads the clock: a
+"closed" day that still receives events is only read afresh more often.
+
+PostgreSQL only: its numeric sums are exact, so a closed range's sum plus the
+current day's is the sum one statement would give. SQLite's are floating point
+(and it runs in one process, with few events): it reads the whole range, as before.
+"""
+
+from collections.abc import Callable
+from datetime import datetime
+
+from billing.core import rawsql
+from billing.usage.edge_cache import EdgeCache, reads_committed_rows
+from billing.usage.folding import folds
+from billing.usage.metering import MeterDef
+from billing.usage.rollups import day_of
+from billing.usage.whole_hours import whole_hours_params, whole_hours_rows
+from plans.models import Meter
+
+# Per meter: its revision and its number of events in the range's whole hours (the
+# meters' rollups: the whole days from the daily ones, and the unfolded events).
+_FINGERPRINT = (
+    "SELECT m.id, m.updated_at, coalesce(SUM(r.event_count), 0) FROM plans_meter m "  # noqa: S608 (constants only)
+    "LEFT JOIN ("
+    + whole_hours_rows("meter_id, event_count", " AND meter_id IN ({ids})")
+    + ") AS r ON r.meter_id = m.id WHERE m.id IN ({ids}) GROUP BY m.id, m.updated_at"
+)
+_FINGERPRINT_FIELDS = (None, Meter._meta.get_field("updated_at"), None)
+
+# The closed ranges' sums (a Tally each, keyed as the read keys them), with their
+# fingerprints; a range is kept from its second read on (EdgeCache.read_before).
+closed_days_cache = EdgeCache()
+
+
+def fingerprint(
+    customer_id: int, meter_ids: list[int], first: datetime, cut: datetime
+) -> dict[int, tuple]:
+    """Per meter, its revision and its number of events in the whole hours
+    [first, cut): what changes whenever their group sums may."""
+    ids = ", ".join(["%s"] * len(meter_ids))
+    found = rawsql.rows(
+        _FINGERPRINT.replace("{ids}", ids),
+        [*whole_hours_params(customer_id, first, cut, meter_ids), *meter_ids],
+        _FINGERPRINT_FIELDS,
+        # Read ahead at most earlier than asked: still before the sums kept with it.
+        ahead=True,
+    )
+    return {meter_id: (revision, int(n)) for meter_id, revision, n in found}
+
+
+def closed_days_add(
+    tally,
+    add_sums: Callable[[object, datetime, datetime], None],
+    *,
+    customer_id: int,
+    meters: list[MeterDef],
+    position: dict[int, int],
+    span: tuple[datetime, datetime],
+) -> None:
+    """Add the group sums of the whole hours `span` to `tally`, as
+    `add_sums(tally, start, end)` adds those of [start, end): the hours before the
+    day of the span's last hour through closed_days_cache, the rest afresh."""
+    first, last = span
+    cut = day_of(last)
+    if first >= cut or not folds():
+        add_sums(tally, first, last)
+        return
+    key = (customer_id, tuple((meter, position[meter.id]) for meter in meters), first, cut)
+    if not closed_days_cache.read_before(key):
+        add_sums(tally, first, last)
+        return
+    counts = fingerprint(customer_id, [meter.id for meter in meters], first, cut)
+    piece = closed_days_cache.get(key, counts)
+    if piece is None:
+        piece = type(tally)()
+        add_sums(piece, first, cut)
+        # A read that may see its own uncommitted events keeps nothing (edge_cache).
+        if reads_committed_rows():
+            closed_days_cache.put(key, counts, piece)
+    tally.add_tally(piece)
+    if cut < last:
+        add_sums(tally, cut, last)
