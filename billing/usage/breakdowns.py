@@ -182,11 +182,12 @@ def _quantities_read(
         if group is not None:
             params = [p for meter in meters for p in (meter.id, position[meter.id], group)]
 
-        def add_sums(into, since: datetime, until: datetime) -> None:
+        def add_sums(into, since: datetime, until: datetime, ahead: bool = False) -> None:
             for meter_id, text, n, value_sum, value_max in rawsql.rows(
                 _GROUP_SUMS.format(meters=which),
                 whole_hours_params(customer_id, since, until, params),
                 _GROUP_SUM_FIELDS,
+                ahead=ahead,
             ):
                 into.add_hours((meter_id, text), n, value_sum, value_max)
 

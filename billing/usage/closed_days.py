@@ -2,27 +2,29 @@
 
 A rate card's usage read (billing.usage.breakdowns) adds up every group row of its
 period: a month is some 25 daily rows per combination of values, read and summed on
-every /usage, statement and check. Only the current day's hours move while it is
-read again and again; the days before it change when a late event lands in one of
-them, when a fold moves their events from the unfolded view to the rollups (their
-sums unchanged), and when a meter's rollups are rebuilt.
+every /usage, statement and check. Only the current day's rows move while it is read
+again and again; the days before it change when a late event lands in one of them,
+when a fold moves their events from the unfolded view to the rollups (their sums
+unchanged), and when a meter's rollups are rebuilt.
 
-So the sums of the whole hours before the day of the read's last whole hour (the
-"closed" part: [first, cut)) are kept with a fingerprint of that range read from
-the database: per meter, its revision (plans_meter.updated_at, which a meter's
-edit and every rebuild of its rollups renews: billing.usage.rebuild) and its number
-of events in the range, from the meters' rollups and their unfolded events (one
-statement, so one snapshot). Every event a meter counts adds one to that number in
-the transaction that stores it, whichever process stores it, and no event leaves
-the rollups but by a rebuild; so while the fingerprint reads the same, the range
-holds the same events and the same sums. A later read reads the fingerprint again
-(a few rows a meter: the daily rollups') and the current day's rows, and uses the
-kept sums only if the fingerprint is unchanged; else it reads the range afresh and
-keeps that. The fingerprint is read before the sums it is kept with: an event
-stored between the two makes the kept count lower than every later one, so that
-entry is never used (billing.usage.edge_cache argues the same for the edges, and
-keeps these entries in the same kind of cache). Nothing here reads the clock: a
-"closed" day that still receives events is only read afresh more often.
+So the sums of the whole hours before the current day (or before the day of the
+read's last whole hour, if earlier: the "closed" part, [first, cut)) are kept with a
+fingerprint of that range read from the database: per meter, its revision
+(plans_meter.updated_at, which a meter's edit and every rebuild of its rollups
+renews: billing.usage.rebuild) and its number of events in the range, from the
+meters' rollups and their unfolded events (one statement, so one snapshot). Every
+event a meter counts adds one to that number in the transaction that stores it,
+whichever process stores it, and no event leaves the rollups but by a rebuild; so
+while the fingerprint reads the same, the range holds the same events and the same
+sums. A later read reads the fingerprint again (a few rows a meter: the daily
+rollups') and the current day's rows, and uses the kept sums only if the
+fingerprint is unchanged; else it reads the range afresh and keeps that. The
+fingerprint is read before the sums it is kept with: an event stored between the
+two makes the kept count lower than every later one, so that entry is never used
+(billing.usage.edge_cache argues the same for the edges, and keeps these entries in
+the same kind of cache). The clock only chooses the cut: a "closed" day that still
+receives events (a process whose clock is behind, an event of yesterday arriving
+late) is only read afresh more often, never wrongly.
 
 PostgreSQL only: its numeric sums are exact, so a closed range's sum plus the
 current day's is the sum one statement would give. SQLite's are floating point
@@ -31,6 +33,8 @@ current day's is the sum one statement would give. SQLite's are floating point
 
 from collections.abc import Callable
 from datetime import datetime
+
+from django.utils import timezone
 
 from billing.core import rawsql
 from billing.usage.edge_cache import EdgeCache, reads_committed_rows
@@ -73,7 +77,7 @@ def fingerprint(
 
 def closed_days_add(
     tally,
-    add_sums: Callable[[object, datetime, datetime], None],
+    add_sums: Callable[..., None],
     *,
     customer_id: int,
     meters: list[MeterDef],
@@ -81,10 +85,12 @@ def closed_days_add(
     span: tuple[datetime, datetime],
 ) -> None:
     """Add the group sums of the whole hours `span` to `tally`, as
-    `add_sums(tally, start, end)` adds those of [start, end): the hours before the
-    day of the span's last hour through closed_days_cache, the rest afresh."""
+    `add_sums(tally, start, end, ahead)` adds those of [start, end) (`ahead`: read
+    ahead, billing.core.rawsql): the hours before the current day (or the day of the
+    span's last hour) through closed_days_cache, the rest afresh."""
     first, last = span
-    cut = day_of(last)
+    # The current day's events (or a later day's) leave the kept days as they are.
+    cut = day_of(min(last, timezone.now()))
     if first >= cut or not folds():
         add_sums(tally, first, last)
         return
@@ -102,4 +108,6 @@ def closed_days_add(
             closed_days_cache.put(key, counts, piece)
     tally.add_tally(piece)
     if cut < last:
-        add_sums(tally, cut, last)
+        # Its rows mean the same whenever read; not so the closed days' above, which
+        # must be read after their fingerprint.
+        add_sums(tally, cut, last, True)

@@ -2,10 +2,11 @@
 or redefined after its events arrived; and the daily rollups (of the meters and of
 the groups) from the hourly ones."""
 
+from datetime import timedelta
+
 from django.db import connection, transaction
-from django.db.models import TextField
-from django.db.models.functions import Cast
-from django.utils import timezone
+from django.db.models import F, TextField
+from django.db.models.functions import Cast, Greatest, Now
 
 from billing.models import (
     UsageDailyRollup,
@@ -62,9 +63,9 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
             # watermark would otherwise be counted again by the next fold.
             fold_through(committed_bound())
         # A new revision: aggregates kept against the old rollups' counts
-        # (billing.usage.edge_cache) are never compared with the new ones.
-        Meter.objects.filter(pk=meter_id).update(updated_at=timezone.now())
-        meter_cache.clear()
+        # (billing.usage.edge_cache, billing.usage.closed_days) are never compared
+        # with the new ones.
+        meters_revise(Meter.objects.filter(pk=meter_id))
         # Months are UTC months, so no hour or day of a rollup straddles `since`.
         since = attached_events_start()
         hours = {"meter_id": meter_id} | ({"hour__gte": since} if since else {})
@@ -102,6 +103,16 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
     return counted
 
 
+def meters_revise(meters) -> None:
+    """Give these meters (a queryset) a new revision (updated_at): later than both
+    the database's clock and their last one, so never one they had before, whatever
+    the clocks of the processes that wrote them."""
+    meters.update(
+        updated_at=Greatest(Now(), F("updated_at") + timedelta(microseconds=1)),
+    )
+    meter_cache.clear()
+
+
 def daily_rollups_rebuild() -> int:
     """Recompute every daily rollup row, of the meters and of the groups, from the
     hourly rollups (the events not folded yet are added to both by the next fold),
@@ -113,8 +124,7 @@ def daily_rollups_rebuild() -> int:
         rollup_lock(shared=False)
         # A new revision of every meter, as meter_usage_rebuild's: what was kept from
         # the daily rows before (billing.usage.closed_days) is never used again.
-        Meter.objects.update(updated_at=timezone.now())
-        meter_cache.clear()
+        meters_revise(Meter.objects.all())
         UsageDailyRollup.objects.all().delete()
         UsagePropertyDailyRollup.objects.all().delete()
         if folds():

@@ -51,8 +51,15 @@ WHOLE, CLOSED, TODAY = (FIRST, LAST), (FIRST, CUT), (CUT, LAST)
 READ = {GPT: D(59), O1: D(10)}
 
 
-def read(customer_id: int, meter) -> dict:
-    return usage_combinations(customer_id=customer_id, meters=[meter], start=START, end=NOW)[
+@pytest.fixture(autouse=True)
+def at_now():
+    """The reads at NOW: the 21st is the current day."""
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+def read(customer_id: int, meter, end=NOW) -> dict:
+    return usage_combinations(customer_id=customer_id, meters=[meter], start=START, end=end)[
         meter.id
     ]
 
@@ -88,6 +95,20 @@ def test_the_closed_days_are_kept_from_the_second_read_and_read_no_more(acme, su
     assert reads == [READ] * 4
     assert summed == [WHOLE, CLOSED, TODAY, TODAY, TODAY]
     assert len(closed_days_cache) == 1
+
+
+def test_a_read_to_the_periods_end_keeps_the_days_before_the_current_one(acme, summed):
+    """A statement reads to its period's end: the days before the current one are
+    kept, and an event of the current day leaves them so."""
+    customer, meter = acme
+    month_end = NOV_20 + timedelta(days=11)
+    for _ in range(3):
+        assert read(customer.pk, meter, month_end) == READ
+    ingest("acme", [("today", NOW - timedelta(minutes=30), 5, GPT_INPUT)])
+    summed.clear()
+
+    assert read(customer.pk, meter, month_end) == {**READ, GPT: D(64)}
+    assert summed == [(CUT, month_end)]
 
 
 @pytest.mark.parametrize("folded", [True, False], ids=["folded", "left unfolded"])
