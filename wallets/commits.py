@@ -12,6 +12,7 @@ from decimal import ROUND_DOWN, Decimal, localcontext
 
 from django.db import transaction
 
+from billing.core import rawsql
 from billing.core.errors import Conflict
 from billing.core.money import currency_exponent
 from billing.locks import subscription_lock
@@ -101,18 +102,25 @@ def _access_create(commit: Commit, periods: list[tuple[datetime, datetime]]) -> 
     )
 
 
+_COMMIT_FIELDS = tuple(Commit._meta.concrete_fields)
+# Written out: every /usage and statement reads it (usually no row), read ahead with
+# the request's other statements (billing.core.rawsql).
+_COMMIT_OF_PERIOD = (
+    f"SELECT {', '.join(f.column for f in _COMMIT_FIELDS)} FROM {Commit._meta.db_table} "  # noqa: S608 (the model's columns)
+    "WHERE customer_id = %s AND status = %s AND starts_at <= %s AND ends_at >= %s "
+    "ORDER BY id LIMIT 1"
+)
+
+
 def commit_of_period(*, customer_id: int, start: datetime, end: datetime) -> Commit | None:
     """The customer's commit whose term holds the period [start, end)."""
-    return (
-        Commit.objects.filter(
-            customer_id=customer_id,
-            status=Commit.ACTIVE,
-            starts_at__lte=start,
-            ends_at__gte=end,
-        )
-        .order_by("id")
-        .first()
+    found = rawsql.rows(
+        _COMMIT_OF_PERIOD,
+        [customer_id, Commit.ACTIVE, start, end],
+        _COMMIT_FIELDS,
+        ahead=True,
     )
+    return rawsql.instance(_COMMIT_FIELDS, found[0]) if found else None
 
 
 def accesses_open(commit: Commit, *, start: datetime, end: datetime) -> list[CommitAccess]:

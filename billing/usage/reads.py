@@ -178,6 +178,13 @@ class Tally:
 
     def add_tally(self, other: "Tally") -> None:
         """Add another tally's aggregates (of ranges this one has not seen)."""
+        if not (self.counts or self.latest or self.uniques):
+            # Nothing yet (a read starting from kept sums): copies, as adding to
+            # nothing would make them (its sums were added to ZERO already).
+            self.counts, self.sums = dict(other.counts), dict(other.sums)
+            self.maxima, self.latest = dict(other.maxima), dict(other.latest)
+            self.uniques = {key: set(values) for key, values in other.uniques.items()}
+            return
         for key, n in other.counts.items():
             self.add_hours(key, n, other.sums.get(key), other.maxima.get(key))
         for key, latest in other.latest.items():

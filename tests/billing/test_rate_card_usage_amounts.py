@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from customers.services import customer_create
 from tests.factories import api_client, llm_tokens_meter, subscribe
@@ -197,3 +199,22 @@ EXPECTED: dict = {
     "projected_discount": "0.00",
     "commit": None,
 }
+
+
+@pytest.mark.postgres
+def test_repeated_reads_answer_the_same_in_one_round_trip(card, sent_ahead):
+    """From the second read on the closed days' group sums are kept
+    (billing.usage.closed_days), and from the third every statement of the read
+    travels in one round trip (billing.core.rawsql.read_ahead), the commit's and the
+    drafts' too: but the load of the drafts found (the subscription's first
+    invoice, in advance), by the ORM."""
+    client = api_client("read")
+    bodies = []
+    for _ in range(4):
+        with time_machine.travel(NOW, tick=False), CaptureQueriesContext(connection) as queries:
+            bodies.append(client.get("/api/v1/customers/acme/usage").json())
+
+    assert bodies == [EXPECTED | {"subscription": card.pk}] * 4
+    sent = [q["sql"] or "" for q in queries.captured_queries]
+    assert len(sent) == len(sent_ahead[-1]) + 1, (sent, sent_ahead[-1])
+    assert sent[-1].startswith('SELECT "invoices_invoice"."id"'), sent[-1]
