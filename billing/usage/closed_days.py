@@ -27,8 +27,10 @@ receives events (a process whose clock is behind, an event of yesterday arriving
 late) is only read afresh more often, never wrongly.
 
 PostgreSQL only: its numeric sums are exact, so a closed range's sum plus the
-current day's is the sum one statement would give. SQLite's are floating point
-(and it runs in one process, with few events): it reads the whole range, as before.
+current day's is the sum one statement would give (while a group's sum has at most
+28 digits, Python's precision, as the edges' addition to the hours' sums assumes).
+SQLite's are floating point (and it runs in one process, with few events): it reads
+the whole range, as before.
 """
 
 from collections.abc import Callable
