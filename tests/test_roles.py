@@ -17,7 +17,6 @@ from billing.core.errors import Conflict
 from billing.models import Discount, Subscription, SubscriptionChange, WebhookEndpoint
 from billing.subscriptions.lifecycle import subscription_create
 from customers.api_keys import api_key_create
-from customers.management.commands import setup_roles
 from customers.models import ApiKey, Customer
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from invoices.services import invoice_finalize
@@ -74,22 +73,6 @@ def state() -> dict[str, list[dict]]:
     return {m.__name__: list(m.objects.order_by("pk").values()) for m in models}
 
 
-def run_setup_roles() -> tuple[str, str]:
-    out, err = StringIO(), StringIO()
-    call_command("setup_roles", stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
-
-
-def group_permissions() -> dict[str, list[str]]:
-    return {
-        group.name: sorted(
-            f"{p.content_type.app_label}.{p.codename}"
-            for p in group.permissions.select_related("content_type")
-        )
-        for group in Group.objects.order_by("name")
-    }
-
-
 @pytest.fixture(autouse=True)
 def clock():
     with time_machine.travel(NOW, tick=False):
@@ -97,9 +80,9 @@ def clock():
 
 
 @pytest.fixture
-def login(db):
-    """A logged-in admin client for a staff user whose only role is `role`."""
-    run_setup_roles()
+def login(world):
+    """A logged-in admin client for a staff user whose only role is `role` (the
+    roles are set up with the world)."""
 
     def login(role: str) -> Client:
         user = User.objects.create_user(username=role.lower(), is_staff=True)
@@ -121,8 +104,26 @@ class World:
     api_key: ApiKey
 
 
+def made_world() -> World:
+    with time_machine.travel(NOW, tick=False):
+        call_command("setup_roles", stdout=StringIO())
+        return _world()
+
+
+@pytest.fixture(scope="module")
+def _world_once(module_transaction):
+    return module_transaction.once(made_world, "world")
+
+
 @pytest.fixture
-def world(db) -> World:
+def world(_world_once, db) -> World:
+    """The roles set up, the demo catalog, two subscriptions and their start
+    invoices, a wallet and an API key: made once for the module (tests/shared_rows.py),
+    every test of which asks for it."""
+    return _world_once.for_test()
+
+
+def _world() -> World:
     call_command("load_demo", "--catalog-only", stdout=StringIO())
     acme = Customer.objects.get(external_id="acme")
     globex = Customer.objects.get(external_id="globex")
@@ -152,169 +153,6 @@ def action(client: Client, changelist: str, name: str, *pks: int):
         changelist,
         {"action": name, "_selected_action": list(pks), "confirm": "1", "confirmed": "yes"},
     )
-
-
-# setup_roles
-
-
-def test_setup_roles_twice_leaves_the_same_groups_and_permissions(db):
-    run_setup_roles()
-    first = group_permissions()
-
-    run_setup_roles()
-
-    assert group_permissions() == first
-    assert list(first) == ["Finance", "Operations", "Support"]
-
-
-def test_setup_roles_puts_a_group_back_to_its_role(db):
-    # given: a permission added to Support by hand, one taken from Finance
-    run_setup_roles()
-    expected = group_permissions()
-    support, finance = Group.objects.get(name="Support"), Group.objects.get(name="Finance")
-    support.permissions.add(Permission.objects.get(codename="change_customer"))
-    finance.permissions.remove(Permission.objects.get(codename="void_invoice"))
-
-    # when
-    out, _ = run_setup_roles()
-
-    # then
-    assert group_permissions() == expected
-    assert "Support: updated" in out
-
-
-def test_every_permission_named_exists_once_migrated(db):
-    names = [name for role in setup_roles.ROLES.values() for name in role]
-
-    found, missing = setup_roles.permissions_named(names)
-
-    assert missing == []
-    assert len(found) == len(set(names))
-
-
-def test_a_permission_not_there_yet_is_reported_and_skipped(db, monkeypatch):
-    roles = {**setup_roles.ROLES, "Support": [*setup_roles.SUPPORT, "plans.run_nothing"]}
-    monkeypatch.setattr(setup_roles, "ROLES", roles)
-
-    _, err = run_setup_roles()
-
-    assert "Support: no permission plans.run_nothing (not migrated yet?); skipped" in err
-    assert group_permissions()["Support"] == sorted(set(setup_roles.SUPPORT))
-
-
-@pytest.mark.parametrize(
-    ("role", "allowed", "refused"),
-    [
-        (
-            "Finance",
-            [
-                "plans.publish_planversion",
-                "plans.change_planversion",
-                "invoices.void_invoice",
-                "customers.add_apikey",
-                "wallets.change_wallet",
-                "wallets.view_credit_revenue",
-                "billing.view_margins",
-                "billing.set_deal_subscription",
-                "plans.add_feature",
-                "plans.change_feature",
-                "plans.add_versionfeature",
-                "plans.change_versionfeature",
-                "plans.delete_versionfeature",
-                "plans.add_costrate",
-                "plans.view_costrate",
-                "invoices.view_dunningpolicy",
-            ],
-            [
-                "customers.change_customer",
-                "invoices.add_dunningpolicy",
-                "billing.add_subscription",
-                "billing.change_subscription",
-                "invoices.change_invoice",
-                "plans.delete_planversion",
-                "plans.delete_feature",
-                "plans.change_costrate",
-                "plans.delete_costrate",
-            ],
-        ),
-        (
-            "Operations",
-            [
-                "customers.add_customer",
-                "billing.add_subscription",
-                "billing.change_subscription",
-                "invoices.view_invoice",
-                "plans.view_planversion",
-                "plans.view_feature",
-                "plans.view_versionfeature",
-                "invoices.add_dunningpolicy",
-                "invoices.change_dunningpolicy",
-                "invoices.add_dunningstep",
-                "invoices.delete_dunningstep",
-                "invoices.view_dunningrun",
-            ],
-            [
-                "customers.view_apikey",
-                "invoices.delete_dunningpolicy",
-                "invoices.change_dunningrun",
-                "plans.change_planversion",
-                "plans.add_feature",
-                "plans.change_versionfeature",
-                "plans.publish_planversion",
-                "invoices.void_invoice",
-                "invoices.finalize_invoice",
-                "wallets.change_wallet",
-                "wallets.view_credit_revenue",
-                "billing.view_margins",
-                "billing.set_deal_subscription",
-                "plans.add_costrate",
-                "plans.view_costrate",
-            ],
-        ),
-        (
-            "Support",
-            [
-                "customers.view_customer",
-                "billing.view_subscription",
-                "invoices.view_invoice",
-                "wallets.view_ledgerentry",
-                "plans.view_plan",
-                "plans.view_feature",
-                "plans.view_versionfeature",
-                "billing.view_alert",
-                "billing.view_webhookdelivery",
-            ],
-            [
-                "customers.view_apikey",
-                "customers.change_customer",
-                "billing.change_subscription",
-                "billing.view_webhookendpoint",
-                "invoices.void_invoice",
-                "wallets.view_credit_revenue",
-                "billing.view_margins",
-                "plans.view_costrate",
-            ],
-        ),
-    ],
-)
-def test_permission_matrix(login, role, allowed, refused):
-    login(role)
-    user = User.objects.get(username=role.lower())
-
-    assert {name: user.has_perm(name) for name in allowed + refused} == {
-        **dict.fromkeys(allowed, True),
-        **dict.fromkeys(refused, False),
-    }
-
-
-def test_support_can_only_view_and_only_finance_has_api_keys(db):
-    run_setup_roles()
-    roles = group_permissions()
-
-    assert all(name.split(".")[1].startswith("view_") for name in roles["Support"])
-    assert [role for role, names in roles.items() if any("apikey" in n for n in names)] == [
-        "Finance"
-    ]
 
 
 def test_lifecycle_actions_need_their_own_permission_not_change(world):
