@@ -109,7 +109,7 @@ def event(rng, i, at):
     }
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(4))
 def test_kept_sums_are_the_whole_ranges_after_any_change(db, seed, monkeypatch):
     rng = random.Random(seed)
     customer = customer_create(external_id="acme", name="Acme", currency="USD")
@@ -127,7 +127,7 @@ def test_kept_sums_are_the_whole_ranges_after_any_change(db, seed, monkeypatch):
 
     ingest(80)
     usage_fold(wait=True)
-    for step in range(25):
+    for step in range(20):
         action = rng.choice(["late", "late", "fold", "rebuild", "edit", "daily", "none"])
         if action == "late":
             ingest(rng.randrange(1, 4))
@@ -141,9 +141,12 @@ def test_kept_sums_are_the_whole_ranges_after_any_change(db, seed, monkeypatch):
         elif action == "daily":
             with time_machine.travel(NOW, tick=False):
                 call_command("rebuild_daily_rollups", stdout=StringIO())
+        # The same read every step (kept from the first on), and one of its kind:
+        # some of the meters, to now, the month's end or a past hour, the process's
+        # clock on time, behind or ahead.
+        check(customer.pk, ids, MONTH_END, NOW, monkeypatch)
         some = rng.sample(ids, rng.randrange(1, len(ids) + 1))
         end = rng.choice([NOW, MONTH_END, NOW - timedelta(days=1, hours=5)])
-        # The process's clock: on time, behind, ahead.
         now = NOW + rng.choice([timedelta(0), -timedelta(hours=13), timedelta(hours=20)])
         check(customer.pk, some, end, now, monkeypatch)
     assert len(closed_days_cache) > 0
