@@ -100,8 +100,9 @@ def closed_days_add(
     if not closed_days_cache.read_before(key):
         add_sums(tally, first, last)
         return
+    kept_before = closed_days_cache.kept_before()
     counts = fingerprint(customer_id, [meter.id for meter in meters], first, cut)
-    piece = closed_days_cache.get(key, counts)
+    piece = closed_days_cache.get(key, counts, kept_before)
     if piece is None:
         piece = type(tally)()
         add_sums(piece, first, cut)

@@ -96,7 +96,19 @@ class EdgeCache:
         self._entries: OrderedDict = OrderedDict()
         self._seen: OrderedDict = OrderedDict()  # keys read once, not kept
         self._weight = 0
+        self._kept = 0  # entries kept so far: each entry's number
         self._lock = threading.Lock()
+
+    def kept_before(self) -> int | None:
+        """What a read takes before reading its counts, for `get`: None for a read
+        of committed rows (any entry kept with the same counts holds the same
+        rows); else how many entries were kept so far. A read that may see its own
+        uncommitted events may use only an entry kept before its counts were read:
+        that entry's counts, read before it was kept, are then at most the
+        committed ones the read sees, which its own events add to. One kept later
+        (by another thread) may hold counts read after more events committed,
+        equal to the committed ones and its own that the read counts."""
+        return None if reads_committed_rows() else self._kept
 
     def read_before(self, key) -> bool:
         """Whether the key was read before (kept or seen); records it as seen."""
@@ -108,10 +120,14 @@ class EdgeCache:
                 self._seen.popitem(last=False)
             return False
 
-    def get(self, key, counts: dict[int, int]):
+    def get(self, key, counts: dict[int, int], kept_before: int | None = None):
+        """The entry's piece if it was kept with these counts (and, given
+        `kept_before`, kept before it: see kept_before)."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None or entry[0] != counts:
+                return None
+            if kept_before is not None and entry[3] > kept_before:
                 return None
             self._entries.move_to_end(key)
             return entry[1]
@@ -123,10 +139,11 @@ class EdgeCache:
             old = self._entries.pop(key, None)
             if old is not None:
                 self._weight -= old[2]
-            self._entries[key] = (counts, piece, weight)
+            self._kept += 1
+            self._entries[key] = (counts, piece, weight, self._kept)
             self._weight += weight
             while self._weight > settings.BILLING_EDGE_CACHE_SIZE:
-                _, (_, _, dropped) = self._entries.popitem(last=False)
+                _, (_, _, dropped, _) = self._entries.popitem(last=False)
                 self._weight -= dropped
 
     def clear(self) -> None:
@@ -148,11 +165,14 @@ def edge_key(customer_id: int, meters: list[MeterDef], span, by: dict[int, int] 
     return (customer_id, tuple(meters), span, None if by is None else tuple(sorted(by.items())))
 
 
-def kept_edge_add(tally, compute, *, key: tuple, counts: dict[int, int]) -> None:
+def kept_edge_add(
+    tally, compute, *, key: tuple, counts: dict[int, int], kept_before: int | None
+) -> None:
     """Add a finished range's aggregates to `tally`: kept ones if its hour's
-    counts (edge_counts, read now) are those they were kept with, else
-    `compute(piece)` into a new tally, then kept with these counts."""
-    piece = edge_cache.get(key, counts)
+    counts (edge_counts, read now, after edge_cache.kept_before gave
+    `kept_before`) are those they were kept with, else `compute(piece)` into a new
+    tally, then kept with these counts."""
+    piece = edge_cache.get(key, counts, kept_before)
     if piece is None:
         piece = type(tally)()
         compute(piece)
@@ -167,5 +187,6 @@ def reads_committed_rows() -> bool:
     committed state, as Django's durable blocks see it). A read inside a
     transaction may see its own uncommitted events (ingestion's draw-down reads
     usage after storing the batch): aggregates that a rollback would undo are not
-    kept. Using kept ones there is safe: its own events make the counts differ."""
+    kept. Using ones kept before its counts were read is safe: its own events make
+    the counts differ (EdgeCache.kept_before)."""
     return all(getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)

@@ -108,6 +108,7 @@ def edges_add(
         return
     now = timezone.now()
     rest = []
+    kept_before = edge_cache.kept_before()
     counted = edge_counts(customer_id, [m.id for m in meters], ranges)
     for span, counts in zip(ranges, counted, strict=True):
         if not any(counts.values()):
@@ -120,7 +121,7 @@ def edges_add(
         def compute(piece, span=span):
             _edges_add(piece, customer_id=customer_id, meters=meters, ranges=[span], by=by)
 
-        kept_edge_add(tally, compute, key=key, counts=counts)
+        kept_edge_add(tally, compute, key=key, counts=counts, kept_before=kept_before)
     if rest:
         _edges_add(tally, customer_id=customer_id, meters=meters, ranges=rest, by=by)
 
