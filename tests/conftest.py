@@ -133,7 +133,7 @@ def _broker_of_this_worker() -> None:
 _SLOW_FILES = re.compile(
     r"(_browser|concurrency|test_billing_entities|test_folding|test_daily_rollups"
     r"|test_urgent_queue|test_hostile_input|test_hostile_lists|test_metrics_scrape"
-    r"|test_chunked_bodies)\.py$"
+    r"|test_chunked_bodies|test_closed_days_adversarial)\.py$"
 )
 
 
