@@ -31,12 +31,20 @@ DEFERRED_KINDS = frozenset(
 def _plan_code(invoice: Invoice) -> str:
     if invoice.subscription_id is None:
         return ""
+    if _PLAN_OF_SUBSCRIPTION.is_cached(invoice):
+        # Read with its batch (invoices_finalize_due): the subscription's version's plan.
+        return invoice.subscription.version.plan.code
     code = (
         Plan.objects.filter(versions__subscriptions=invoice.subscription_id)
         .values_list("code", flat=True)
         .first()
     )
     return code or ""
+
+
+# An invoice's subscription, its version and plan, when read ahead for a batch (as
+# "subscription__version__plan").
+_PLAN_OF_SUBSCRIPTION = Invoice._meta.get_field("subscription")
 
 
 def line_leg(line: InvoiceLine, amount: Decimal, plan: str) -> Leg:

@@ -12,12 +12,14 @@ from functools import partial
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import prefetch_related_objects
 from django.utils.translation import gettext as _
 
 from billing.core import rawsql
 from billing.core.errors import Conflict
 from billing.core.metrics import INVOICES_FINALIZED
 from billing.core.money import format_decimal
+from billing.journal.writer import journal_batch
 from customers.billing_entities import customer_billing_entity, default_billing_entity
 from customers.locks import customers_lock
 from customers.models import BillingEntity
@@ -341,9 +343,13 @@ def invoices_finalize_due(*, cutoff: datetime, now: datetime) -> int:
             numbers = _numbers_for(sellers, now.year)
             # Each statement once for the batch: the numbers and dates written.
             _stamp_finalized(batch, numbers, sellers, now)
-            for invoice in batch:
-                _finalize_locked(invoice, now, stamped=True, with_balance=with_balance)
-                finalized += 1
+            # What the journal reads of each as it is finalized (its lines, taxes and
+            # plan) read once for the batch, and its accounts and locked months once.
+            prefetch_related_objects(batch, "lines", "tax_lines", "subscription__version__plan")
+            with journal_batch():
+                for invoice in batch:
+                    _finalize_locked(invoice, now, stamped=True, with_balance=with_balance)
+                    finalized += 1
     return finalized
 
 

@@ -1,12 +1,15 @@
 """Writing a document's journal entries, in the document's own transaction."""
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from billing.core.errors import Conflict
 from billing.journal.accounts import AccountBook
-from billing.journal.models import JournalEntry, JournalPeriodLock
+from billing.journal.models import AccountKind, JournalEntry, JournalPeriodLock
 
 ZERO = Decimal(0)
 
@@ -41,6 +44,58 @@ class Document:
     memo: str = ""
 
 
+@dataclass
+class _Batch:
+    """What a batch of documents reads once (journal_batch)."""
+
+    book: AccountBook | None = None
+    locked: frozenset[date] | None = None
+    rows: list = field(default_factory=list)
+
+
+_batch: ContextVar[_Batch | None] = ContextVar("journal_batch", default=None)
+
+
+@contextmanager
+def journal_batch() -> Iterator[None]:
+    """Documents journaled in this block (inside one transaction: a batch of the
+    close's finalizations) read finance's accounts and its locked months once, not
+    once a document, and their entries are written together as the block ends:
+    three statements a document fewer. A mapping changed or a month locked while
+    the block runs applies from the next block (as from the next document outside
+    one), like any change committed during a document's own transaction. A
+    document written twice fails the transaction at the block's end instead of at
+    once; nothing in the block reads the journal."""
+    batch = _Batch()
+    token = _batch.set(batch)
+    try:
+        yield
+        JournalEntry.objects.bulk_create(batch.rows, batch_size=1000)
+    finally:
+        _batch.reset(token)
+
+
+def _account_book(kinds: set[str]) -> AccountBook:
+    batch = _batch.get()
+    if batch is None:
+        return AccountBook(kinds)
+    if batch.book is None:
+        batch.book = AccountBook(set(AccountKind.values))
+    return batch.book
+
+
+def _locked_months(since: date) -> set[date]:
+    """The locked months from `since` on."""
+    batch = _batch.get()
+    if batch is None:
+        return set(
+            JournalPeriodLock.objects.filter(month__gte=since).values_list("month", flat=True)
+        )
+    if batch.locked is None:
+        batch.locked = frozenset(JournalPeriodLock.objects.values_list("month", flat=True))
+    return {month for month in batch.locked if month >= since}
+
+
 def month_start(day: date) -> date:
     return date(day.year, day.month, 1)
 
@@ -59,7 +114,7 @@ def booking_date(day: date) -> date:
     """The day a document of `day` is journaled: its own, or the first day of the
     first open month after it when its month is locked."""
     month = month_start(day)
-    locked = set(JournalPeriodLock.objects.filter(month__gte=month).values_list("month", flat=True))
+    locked = _locked_months(month)
     if month not in locked:
         return day
     while month in locked:
@@ -92,7 +147,7 @@ def journal_write(*, document: Document, legs: list[Leg], now: datetime) -> list
             f"the journal of {document.type} {document.number} does not balance: debits "
             f"and credits differ by {total} {document.currency}"
         )
-    book = AccountBook({leg.kind for leg in merged})
+    book = _account_book({leg.kind for leg in merged})
     day = document_day(document.on)
     booked = booking_date(day)
     rows = []
@@ -122,6 +177,10 @@ def journal_write(*, document: Document, legs: list[Leg], now: datetime) -> list
         )
     # A second write of the same document fails the caller's transaction on the
     # unique constraint (document_key, line).
+    batch = _batch.get()
+    if batch is not None:
+        batch.rows.extend(rows)  # written as the batch ends (journal_batch)
+        return rows
     return JournalEntry.objects.bulk_create(rows)
 
 
