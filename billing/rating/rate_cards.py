@@ -56,8 +56,13 @@ def row_for(rates: Sequence[RateSpec], values: Mapping[str, str | None]) -> Rate
     """The row pricing usage with these property values: the matching row with
     the most properties (first of them on a card the catalog has not checked);
     None only for a card without a default row."""
-    index = card_rows(rates)(tuple(values.items()))
+    index = kept_row_index(rates, values)
     return None if index is None else rates[index]
+
+
+def kept_row_index(rates: Sequence[RateSpec], values: Mapping[str, str | None]) -> int | None:
+    """row_index's answer, from the card's rows kept per combination (card_rows)."""
+    return card_rows(rates)(tuple(values.items()))
 
 
 def row_index(rates: Sequence[RateSpec], values: Mapping[str, str | None]) -> int | None:
@@ -182,7 +187,7 @@ def row_quantity(
 ) -> Decimal:
     """The quantity so far of the row that prices usage with these values (what
     its tiers count)."""
-    index = card_rows(rates)(tuple(values.items()))
+    index = kept_row_index(rates, values)
     return dict(rated_quantities(rates, combinations)).get(index, ZERO)
 
 

@@ -12,7 +12,7 @@ from billing.core import rawsql
 from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel
 from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION, PER_UNIT, price_units
-from billing.rating.rate_cards import card_rows, rated_quantities, row_charge
+from billing.rating.rate_cards import kept_row_index, rated_quantities, row_charge
 from billing.usage import reads
 from billing.usage.breakdowns import usage_combinations
 from billing.usage.metering import MeterDef, meter_cache, values_of_group
@@ -197,7 +197,7 @@ def _draws(subscription: Subscription, events: list, meters: dict, now: datetime
                 # A rate card: the row of the event's values prices it, its tiers
                 # counting that row's usage.
                 values = values_of_group(meter, contribution.group)
-                key = (meter.code, card_rows(charge.rates)(tuple(values.items())))
+                key = (meter.code, kept_row_index(charge.rates, values))
                 charge = row_charge(charge, values)
             with localcontext(prec=EXACT_PRECISION):
                 if charge.model == ConsumptionModel.CREDITS:
@@ -266,6 +266,6 @@ def _period_usage_before(
             key = meter.code
             if charges[meter.code].rates:
                 values = values_of_group(meter, c.group)
-                key = (meter.code, card_rows(charges[meter.code].rates)(tuple(values.items())))
+                key = (meter.code, kept_row_index(charges[meter.code].rates, values))
             so_far[key] = max(ZERO, so_far[key] - units_of(meter, c.value))
     return so_far
