@@ -42,7 +42,8 @@ least 0.9: compared within each round, the median of the rounds recorded; beside
 each phase's CPU a batch, steadier on a shared machine. The usage-read customer is
 subscribed to a plan whose one charge prices card_tokens by a card of 151 rows (per
 model: input, output, the rest; and the default, which its events without a model
-reach), so each /usage carries its rows.
+reach), so each /usage carries its rows; with --card-rows 50, a card of a row per
+model for 49 of them and the default.
 """
 
 import argparse
@@ -251,7 +252,16 @@ def main():
         "--rated",
         action="store_true",
         help="token events of 50 models and 4 token types, through a plain meter and a "
-        "rate-card meter in turn; the usage reads on a 151-row card",
+        "rate-card meter in turn; the usage reads on a card of --card-rows rows",
+    )
+    parser.add_argument(
+        "--card-rows",
+        type=int,
+        choices=(50, 151),
+        default=151,
+        help="--rated: the usage-read customer's card (bench/rate_card.py): 151 rows (a "
+        "model's input, output and other tokens) or 50 (a row per model of 49), the "
+        "size issue 50 names for /usage",
     )
     parser.add_argument(
         "--folder",
@@ -314,7 +324,7 @@ def main():
     if args.rated:
         plain_meter_create()
         rated_meter_create()
-        card_plan_create("rate_card", "overage", "per_unit")
+        card_plan_create("rate_card", "overage", "per_unit", args.card_rows)
     Customer.objects.bulk_create(
         Customer(external_id=f"cust_{i:04d}", name=f"Customer {i}", currency="USD")
         for i in range(CUSTOMERS)

@@ -5,6 +5,9 @@ a token meter grouped by model and token type, and a card of 151 rows on it.
     the card      per model (50): a row for its input tokens, one for its output
                   tokens and one for its other tokens (cache_read, reasoning);
                   and the default row (usage without a model, or of another)
+    by model      (`rows=50`, the size issue 50 names for /usage) a row per model
+                  for the first 49, whatever the token type, and the default row
+                  (the 50th model's usage, and usage without a model)
 
 Events draw their model from 50 and their token type from 4, so every row but the
 default prices usage; `unlisted` events (no model) fall to the default row.
@@ -33,8 +36,9 @@ def rated_meter_create():
     )
 
 
-def card_rows(kind: str) -> tuple:
-    """The card's rows (RateSpec), most specific first, the default last.
+def card_rows(kind: str, rows: int = 151) -> tuple:
+    """The card's rows (RateSpec), most specific first, the default last: 151 (a
+    model's input, output and other tokens) or 50 (a row per model of 49).
     `kind`: "per_unit" (a price a token), "graduated" (the input and output rows
     in two tiers, 0.000002 a token for the first 1,000,000 then half; so a check
     reads the row's usage so far) or "credits" (credits per 1,000 tokens)."""
@@ -50,19 +54,25 @@ def card_rows(kind: str) -> tuple:
             return {"pricing": PricingSpec(scheme=GRADUATED, tiers=tiers)}
         return {"pricing": PricingSpec(scheme=PER_UNIT, unit_price=unit)}
 
-    rows = []
+    if rows not in (50, 151):
+        raise ValueError("a card of 50 or 151 rows")
+    found = []
     for i, model in enumerate(RATED_MODELS):
+        if rows == 50:
+            if i < 49:
+                found.append(RateSpec(when=(("model", model),), **priced(2 + i, True)))
+            continue
         for token_type, micro in (("input", 1 + i), ("output", 4 + 4 * i)):
             when = (("model", model), ("token_type", token_type))
-            rows.append(RateSpec(when=when, **priced(micro, True)))
-        rows.append(RateSpec(when=(("model", model),), **priced(1 + i // 2, False)))
-    rows.append(RateSpec(when=(), **priced(3, False)))
-    return tuple(rows)
+            found.append(RateSpec(when=when, **priced(micro, True)))
+        found.append(RateSpec(when=(("model", model),), **priced(1 + i // 2, False)))
+    found.append(RateSpec(when=(), **priced(3, False)))
+    return tuple(found)
 
 
-def card_plan_create(code: str, model: str, kind: str):
+def card_plan_create(code: str, model: str, kind: str, rows: int = 151):
     """A published plan `code` of one charge, `model` ("overage", "balance",
-    "credits"), on the card."""
+    "credits"), on the card of `rows` rows."""
     from plans.services import plan_create
     from plans.validation import ChargeSpec, VersionSpec
 
@@ -71,7 +81,7 @@ def card_plan_create(code: str, model: str, kind: str):
         model,
         included_units=Decimal(0) if model == "overage" else None,
         price_by=PRICE_BY,
-        rates=card_rows(kind),
+        rates=card_rows(kind, rows),
     )
     return plan_create(
         code=code,
