@@ -6,7 +6,7 @@ total is the sum of rounded lines. Graduated pricing gives one line per tier
 reached, so every amount can be explained line by line.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, localcontext
@@ -28,7 +28,7 @@ from billing.rating.pricing import (
     exact_pieces,
     priced_pieces,
 )
-from billing.rating.rate_cards import Combination, rated_quantities
+from billing.rating.rate_cards import rated_quantities
 from plans.validation import ChargeSpec, VersionSpec
 
 ZERO = Decimal(0)
@@ -178,17 +178,16 @@ def uncovered_lines(
 
 def rated_lines(
     charge: ChargeSpec,
-    combinations: Mapping[Combination, Decimal],
+    rows: Sequence[tuple[int, Decimal]],
     *,
     kind: str,
     meter_name: str,
     currency: str,
 ) -> list[LineInput]:
-    """A rate card's lines: each row that priced usage, its quantity (its
-    combinations') at its pricing, one line per piece of the walk (tiers count
-    the row's quantity alone), each carrying the row's `when` as its group."""
+    """A rate card's lines: each row that priced usage (rate_cards.rated_quantities:
+    its index and quantity) at its pricing, one line per piece of the walk (tiers
+    count the row's quantity alone), each carrying the row's `when` as its group."""
     rates = charge.rates
-    rows = rated_quantities(rates, combinations)
     # Every row's walk in one exact context (priced_pieces enters one a call), the
     # lines then written in the caller's, as priced_lines writes them.
     with localcontext(prec=EXACT_PRECISION):
@@ -232,9 +231,10 @@ def charge_lines(
     meter_name: str,
     currency: str,
     uncovered: Uncovered | None = None,
-    combinations: Mapping[Combination, Decimal] | None = None,
+    rows: Sequence[tuple[int, Decimal]] | None = None,
 ) -> list[LineInput]:
-    """The lines of one charge for a period's quantity. Hard caps are counted at
+    """The lines of one charge for a period's quantity (a rate card's: its `rows`
+    that priced usage, rate_cards.rated_quantities). Hard caps are counted at
     zero (never billed); credit and balance charges are drawn from wallets as
     usage happens, so they add no line here, except for the usage their wallet
     could not pay for when they bill it (uncovered_lines)."""
@@ -259,9 +259,11 @@ def charge_lines(
         return []
     if charge.rated:
         # Usage read without its properties counts under the default row.
+        if rows is None:
+            rows = rated_quantities(charge.rates, {(): quantity})
         return rated_lines(
             charge,
-            {(): quantity} if combinations is None else combinations,
+            rows,
             kind=LineKind.OVERAGE,
             meter_name=meter_name,
             currency=currency,
@@ -404,11 +406,11 @@ def usage_and_true_up(
     meter_names: dict[str, str] | None = None,
     share: Decimal = Decimal(1),
     uncovered: dict[str, Uncovered] | None = None,
-    combinations: Mapping[str, Mapping[Combination, Decimal]] | None = None,
+    rows: Mapping[str, Sequence[tuple[int, Decimal]]] | None = None,
 ) -> list[LineInput]:
     """The in-arrears lines of a period: each charge's usage (with `uncovered`, by
-    meter code, what wallets could not pay for; `combinations`, by meter code,
-    the quantities a rate card prices), then the true-up to the minimum
+    meter code, what wallets could not pay for; `rows`, by meter code, the
+    quantities of a rate card's rows, rate_cards.rated_quantities), then the true-up to the minimum
     commitment counted for `share` of a whole period."""
     if version.minimum_commitment and share != 1:
         version = replace(version, minimum_commitment=version.minimum_commitment * share)
@@ -421,7 +423,7 @@ def usage_and_true_up(
                 meter_name=(meter_names or {}).get(charge.meter, charge.meter),
                 currency=version.currency,
                 uncovered=(uncovered or {}).get(charge.meter),
-                combinations=(combinations or {}).get(charge.meter),
+                rows=(rows or {}).get(charge.meter),
             )
         )
     true_up = minimum_commitment_line(version, usage_lines=lines)

@@ -112,6 +112,16 @@ class UsagePart:
     combinations: dict[str, dict[Combination, Decimal]] = field(default_factory=dict)
 
     @cached_property
+    def rows(self) -> dict[str, list[tuple[int, Decimal]]]:
+        """Each rate-card charge's rows that priced usage, by meter code: their
+        index and quantity (rate_cards.rated_quantities), found once a part."""
+        return {
+            charge.meter: rated_quantities(charge.rates, self.combinations[charge.meter])
+            for charge in self.spec.charges
+            if charge.rated and charge.meter in self.combinations
+        }
+
+    @cached_property
     def lines(self) -> list[LineInput]:
         return usage_and_true_up(
             self.spec,
@@ -119,7 +129,7 @@ class UsagePart:
             share=self.share,
             meter_names=self.names,
             uncovered=self.uncovered,
-            combinations=self.combinations,
+            rows=self.rows,
         )
 
     def at(self, quantities: dict[str, Decimal]) -> "UsagePart":
@@ -321,7 +331,7 @@ class PeriodStatement:
         for r in self.usage:
             amounts[r.meter, r.group] = amounts.get((r.meter, r.group), ZERO) + r.amount
         for charge in self.part.spec.charges:
-            if not charge.rated or charge.meter not in self.part.combinations:
+            if charge.meter not in self.part.rows:
                 continue
             found[charge.meter] = [
                 (
@@ -329,9 +339,7 @@ class PeriodStatement:
                     quantity,
                     amounts.get((charge.meter, charge.rates[index].when), ZERO),
                 )
-                for index, quantity in rated_quantities(
-                    charge.rates, self.part.combinations[charge.meter]
-                )
+                for index, quantity in self.part.rows[charge.meter]
             ]
         return found
 

@@ -134,9 +134,9 @@ def test_a_cards_lines_are_priced_as_each_row_alone(rates, combinations):
     charge = ChargeSpec("tokens", "overage", D(0), price_by=("model", "token_type"), rates=rates)
     words = {"kind": "overage", "meter_name": "Tokens", "currency": "USD"}
     expected = old_rated_lines(charge, combinations, **words)
-    assert rated_lines(charge, combinations, **words) == expected
+    assert rated_lines(charge, rated_quantities(rates, combinations), **words) == expected
     # A second read finds its rows kept: the same lines.
-    assert rated_lines(charge, combinations, **words) == expected
+    assert rated_lines(charge, rated_quantities(rates, combinations), **words) == expected
 
 
 @settings(max_examples=100, deadline=None)
