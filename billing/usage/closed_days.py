@@ -19,6 +19,10 @@ while the fingerprint reads the same, the range holds the same events and the sa
 sums. A later read reads the fingerprint again (a few rows a meter: the daily
 rollups') and the current day's rows, and uses the kept sums only if the
 fingerprint is unchanged; else it reads the range afresh and keeps that. The
+current day's whole hours are kept the same way, from their second read on: the
+closed days' sums plus theirs, with both ranges' fingerprints (the hours' a few
+hourly rows a meter), so a repeated read reads two fingerprints and no group row;
+each new hour, or an event landing in those hours, makes it read them afresh. The
 fingerprint is read before the sums it is kept with: an event stored between the
 two makes the kept count lower than every later one, so that entry is never used
 (billing.usage.edge_cache argues the same for the edges, and keeps these entries in
@@ -42,39 +46,44 @@ from billing.core import rawsql
 from billing.usage.edge_cache import EdgeCache, reads_committed_rows
 from billing.usage.folding import folds
 from billing.usage.metering import MeterDef
-from billing.usage.rollups import day_of
+from billing.usage.rollups import day_of, hour_of
 from billing.usage.whole_hours import whole_hours_params, whole_hours_rows
 from plans.models import Meter
 
-# Per meter: its revision and its number of events in the range's whole hours (the
-# meters' rollups: the whole days from the daily ones, and the unfolded events).
+# Per meter: its revision and its numbers of events in the range's whole hours
+# before and from the cut (the meters' rollups: the whole days from the daily ones,
+# and the unfolded events), one statement so one snapshot.
 _FINGERPRINT = (
-    "SELECT m.id, m.updated_at, coalesce(SUM(r.event_count), 0) FROM plans_meter m "  # noqa: S608 (constants only)
+    "SELECT m.id, m.updated_at, "  # noqa: S608 (constants only)
+    "coalesce(SUM(r.event_count) FILTER (WHERE r.at < %s), 0), "
+    "coalesce(SUM(r.event_count) FILTER (WHERE r.at >= %s), 0) FROM plans_meter m "
     "LEFT JOIN ("
-    + whole_hours_rows("meter_id, event_count", " AND meter_id IN ({ids})")
+    + whole_hours_rows("meter_id, event_count, {bucket} AS at", " AND meter_id IN ({ids})")
     + ") AS r ON r.meter_id = m.id WHERE m.id IN ({ids}) GROUP BY m.id, m.updated_at"
 )
-_FINGERPRINT_FIELDS = (None, Meter._meta.get_field("updated_at"), None)
+_FINGERPRINT_FIELDS = (None, Meter._meta.get_field("updated_at"), None, None)
 
 # The closed ranges' sums (a Tally each, keyed as the read keys them), with their
 # fingerprints; a range is kept from its second read on (EdgeCache.read_before).
 closed_days_cache = EdgeCache()
 
 
-def fingerprint(
-    customer_id: int, meter_ids: list[int], first: datetime, cut: datetime
-) -> dict[int, tuple]:
+def fingerprints(
+    customer_id: int, meter_ids: list[int], first: datetime, cut: datetime, until: datetime
+) -> tuple[dict[int, tuple], dict[int, int]]:
     """Per meter, its revision and its number of events in the whole hours
-    [first, cut): what changes whenever their group sums may."""
+    [first, cut), and its number in [cut, until): what changes whenever their
+    group sums may."""
     ids = ", ".join(["%s"] * len(meter_ids))
     found = rawsql.rows(
         _FINGERPRINT.replace("{ids}", ids),
-        [*whole_hours_params(customer_id, first, cut, meter_ids), *meter_ids],
+        [cut, cut, *whole_hours_params(customer_id, first, until, meter_ids), *meter_ids],
         _FINGERPRINT_FIELDS,
         # Read ahead at most earlier than asked: still before the sums kept with it.
         ahead=True,
     )
-    return {meter_id: (revision, int(n)) for meter_id, revision, n in found}
+    days = {meter_id: (revision, int(n)) for meter_id, revision, n, _ in found}
+    return days, {meter_id: int(n) for meter_id, _, _, n in found}
 
 
 def closed_days_add(
@@ -89,19 +98,28 @@ def closed_days_add(
     """Add the group sums of the whole hours `span` to `tally`, as
     `add_sums(tally, start, end, ahead)` adds those of [start, end) (`ahead`: read
     ahead, billing.core.rawsql): the hours before the current day (or the day of the
-    span's last hour) through closed_days_cache, the rest afresh."""
+    span's last hour) through closed_days_cache, then the current day's hours before
+    the current one through it too (from their second read on), the rest afresh."""
     first, last = span
-    # The current day's events (or a later day's) leave the kept days as they are.
-    cut = day_of(min(last, timezone.now()))
+    now = timezone.now()
+    # The current day's events (or a later day's) leave the kept days as they are,
+    # and the current hour's (or a later one's) the kept hours.
+    cut, hours = day_of(min(last, now)), min(last, hour_of(now))
     if first >= cut or not folds():
         add_sums(tally, first, last)
         return
     key = (customer_id, tuple((meter, position[meter.id]) for meter in meters), first, cut)
+    through = (*key, hours)
     if not closed_days_cache.read_before(key):
+        if cut < hours:
+            closed_days_cache.read_before(through)  # seen with its days: kept with them
         add_sums(tally, first, last)
         return
     kept_before = closed_days_cache.kept_before()
-    counts = fingerprint(customer_id, [meter.id for meter in meters], first, cut)
+    hours_kept = cut < hours and closed_days_cache.read_before(through)
+    counts, today = fingerprints(
+        customer_id, [meter.id for meter in meters], first, cut, hours if hours_kept else cut
+    )
     piece = closed_days_cache.get(key, counts, kept_before)
     if piece is None:
         piece = type(tally)()
@@ -109,8 +127,22 @@ def closed_days_add(
         # A read that may see its own uncommitted events keeps nothing (edge_cache).
         if reads_committed_rows():
             closed_days_cache.put(key, counts, piece)
+    if hours_kept:
+        # The closed days' sums and the current day's whole hours', kept with both
+        # counts: a new hour makes a new key (read afresh once more, then kept), and
+        # an event landing in those hours makes them read again; the current
+        # hour's leave them.
+        both = (counts, today)
+        days, piece = piece, closed_days_cache.get(through, both, kept_before)
+        if piece is None:
+            piece = type(tally)()
+            piece.add_tally(days)
+            add_sums(piece, cut, hours)  # after their counts, as the days' are
+            if reads_committed_rows():
+                closed_days_cache.put(through, both, piece)
+        cut = hours
     tally.add_tally(piece)
     if cut < last:
-        # Its rows mean the same whenever read; not so the closed days' above, which
+        # Its rows mean the same whenever read; not so the kept ones' above, which
         # must be read after their fingerprint.
         add_sums(tally, cut, last, True)

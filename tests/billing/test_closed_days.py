@@ -1,6 +1,7 @@
 """The closed days' group sums kept per process (billing.usage.closed_days): a rate
-card's read of the same range keeps the sums of the days before its last one from its
-second read on and reads only the current day's rows after that; and the next read
+card's read of the same range keeps the sums of the days before its last one, and of
+the current day's hours before the current one, from its second read on and reads
+only the rows from the current hour on after that; and the next read
 counts whatever changed those days since: a late event (folded, or still among the
 unfolded events), one stored by another process, one stored while the sums were
 being read, a rebuild of a meter's rollups or of the daily rollups. PostgreSQL only
@@ -90,16 +91,19 @@ def test_the_closed_days_are_kept_from_the_second_read_and_read_no_more(acme, su
     customer, meter = acme
     reads = [read(customer.pk, meter) for _ in range(4)]
 
-    # the first read reads the range as before, the second keeps its closed days, the
-    # next ones read the current day's rows (and the fingerprint) only
+    # the first read reads the range as before, the second keeps its closed days and
+    # the current day's hours before the current one (NOW is on the hour: all of
+    # them), the next ones read the fingerprint only
     assert reads == [READ] * 4
-    assert summed == [WHOLE, CLOSED, TODAY, TODAY, TODAY]
-    assert len(closed_days_cache) == 1
+    assert summed == [WHOLE, CLOSED, TODAY]
+    assert len(closed_days_cache) == 2
 
 
 def test_a_read_to_the_periods_end_keeps_the_days_before_the_current_one(acme, summed):
     """A statement reads to its period's end: the days before the current one are
-    kept, and an event of the current day leaves them so."""
+    kept, and an event of the current day leaves them so; it lands in the current
+    day's hours kept (before NOW's), read again, and the hours from NOW's on are
+    read every time."""
     customer, meter = acme
     month_end = NOV_20 + timedelta(days=11)
     for _ in range(3):
@@ -108,7 +112,47 @@ def test_a_read_to_the_periods_end_keeps_the_days_before_the_current_one(acme, s
     summed.clear()
 
     assert read(customer.pk, meter, month_end) == {**READ, GPT: D(64)}
-    assert summed == [(CUT, month_end)]
+    assert summed == [(CUT, NOW), (NOW, month_end)]
+    summed.clear()
+    assert read(customer.pk, meter, month_end) == {**READ, GPT: D(64)}
+    assert summed == [(NOW, month_end)]
+
+
+def test_an_event_of_the_current_hour_leaves_the_kept_hours(acme, summed):
+    """Events of the hour under way (the ones arriving all the time) land after the
+    kept hours: a read reads its rows, and those of no kept range."""
+    customer, meter = acme
+    month_end = NOV_20 + timedelta(days=11)
+    later = NOW + timedelta(minutes=40)
+    with time_machine.travel(later, tick=False):
+        for _ in range(3):
+            assert read(customer.pk, meter, month_end) == READ
+        ingest("acme", [("this hour", NOW + timedelta(minutes=10), 5, GPT_INPUT)], now=later)
+        summed.clear()
+
+        assert read(customer.pk, meter, month_end) == {**READ, GPT: D(64)}
+        assert summed == [(NOW, month_end)]
+
+
+def test_a_new_hour_keeps_the_hours_again_from_its_second_read(acme, summed):
+    """An hour later the kept hours end an hour later: a new entry, read afresh by
+    the first read of the new hour (the days still kept), kept by the second."""
+    customer, meter = acme
+    for _ in range(3):
+        assert read(customer.pk, meter, NOW + timedelta(hours=2)) == READ
+    summed.clear()
+
+    with time_machine.travel(NOW + timedelta(hours=1, minutes=5), tick=False):
+        reads = [read(customer.pk, meter, NOW + timedelta(hours=2)) for _ in range(3)]
+
+    assert reads == [READ] * 3
+    an_hour_on = NOW + timedelta(hours=1)
+    assert summed == [
+        (CUT, NOW + timedelta(hours=2)),
+        (CUT, an_hour_on),
+        (an_hour_on, NOW + timedelta(hours=2)),
+        (an_hour_on, NOW + timedelta(hours=2)),
+    ]
 
 
 @pytest.mark.parametrize("folded", [True, False], ids=["folded", "left unfolded"])
@@ -175,22 +219,22 @@ def test_an_event_stored_while_the_sums_are_read_makes_the_next_read_read_again(
 ):
     customer, meter = acme
     read(customer.pk, meter)  # seen, not kept
-    fingerprint = closed_days.fingerprint
+    fingerprints = closed_days.fingerprints
 
     def event_arrives_after(*args):
-        counts = fingerprint(*args)
+        counts = fingerprints(*args)
         ingest("acme", [("between", NOV_20 + timedelta(hours=1), 4, GPT_INPUT)])
         return counts
 
-    monkeypatch.setattr(closed_days, "fingerprint", event_arrives_after)
+    monkeypatch.setattr(closed_days, "fingerprints", event_arrives_after)
     expected = {**READ, GPT: D(63)}
     assert read(customer.pk, meter) == expected  # its sums were read after the event
-    monkeypatch.setattr(closed_days, "fingerprint", fingerprint)
+    monkeypatch.setattr(closed_days, "fingerprints", fingerprints)
 
-    # the entry's fingerprint was read before the event: never used, read again
+    # the entries' fingerprints were read before the event: never used, read again
     summed.clear()
     assert [read(customer.pk, meter) for _ in range(2)] == [expected] * 2
-    assert summed == [CLOSED, TODAY, TODAY]
+    assert summed == [CLOSED, TODAY]
 
 
 def test_a_read_inside_a_transaction_keeps_nothing(acme):

@@ -117,11 +117,15 @@ def test_kept_sums_are_the_whole_ranges_after_any_change(db, seed, monkeypatch):
     monkeypatch.setattr(fold_clock, "fold_if_due", lambda: None)
     counter = iter(range(10_000))
 
+    def moment():
+        # Any minute of the range, or one of the current day's hours before NOW's (a
+        # third of the time): the kept hours of that day must count it too.
+        if rng.random() < 1 / 3:
+            return NOW - timedelta(minutes=rng.randrange(1, 12 * 60))
+        return NOV_17 + timedelta(minutes=rng.randrange(4 * 24 * 60 + 700))
+
     def ingest(n):
-        batch = [
-            event(rng, next(counter), NOV_17 + timedelta(minutes=rng.randrange(4 * 24 * 60 + 700)))
-            for _ in range(n)
-        ]
+        batch = [event(rng, next(counter), moment()) for _ in range(n)]
         with time_machine.travel(NOW, tick=False):
             events_ingest(events=batch)
 
@@ -202,7 +206,7 @@ def test_a_read_in_a_transaction_never_takes_what_another_thread_kept_after_its_
     if where == "edge":  # the read's first, partial hour
         at, module, name = NOV_17 + timedelta(minutes=40), edges, "edge_counts"
     else:
-        at, module, name = NOV_17 + timedelta(days=1, hours=3), closed_days, "fingerprint"
+        at, module, name = NOV_17 + timedelta(days=1, hours=3), closed_days, "fingerprints"
 
     def stored(event_id, n, model):
         return {
