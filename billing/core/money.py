@@ -99,8 +99,11 @@ def is_known_currency(code: object) -> bool:
     return currency.sub_unit is not None and code not in {"XXX", "XTS"}
 
 
+@cache
 def currency_exponent(currency: str) -> int:
-    """Digits after the decimal point in the currency's minor unit (USD 2, JPY 0, BHD 3)."""
+    """Digits after the decimal point in the currency's minor unit (USD 2, JPY 0, BHD 3).
+    Kept per code (an unknown one raises, and is not kept): a usage read formats
+    every rate card row's amount."""
     sub_unit = moneyed.get_currency(currency).sub_unit
     return len(str(sub_unit)) - 1
 
@@ -162,7 +165,7 @@ def format_money(amount: Decimal, currency: str) -> str:
     amount = amount + 0  # folds -0 into 0
     normalized = amount.normalize()
     if -normalized.as_tuple().exponent <= exponent:
-        return format(amount.quantize(Decimal(1).scaleb(-exponent)), "f")
+        return format(amount.quantize(_minor_unit(currency)), "f")
     return format(normalized, "f")
 
 
