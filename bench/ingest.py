@@ -62,7 +62,15 @@ psycopg from 4 processes:
                           a combination row for a meter of two or more properties)
                           and their days (GROUP_DAILY_ROLLUP_INSERT). Their latest
                           columns as the fold writes them (a `latest` meter's only).
-                          Per batch, where the fold adds up a second's batches at once.
+                          The same rows stored at the end (compared table by table
+                          with a fold of the same events), but written a batch at a
+                          time, where the fold adds up a second's batches: a row that
+                          many batches add to (a plain meter's customer and hour) is
+                          upserted once a batch here and once a fold in the product,
+                          where the card's combination rows, which few events share,
+                          are written about as often either way. So the plain phase's
+                          ceiling does more writes than its fold, and the comparison
+                          against these ceilings favours the card.
 """
 
 import argparse
@@ -805,8 +813,9 @@ def product_rows(prepared_batches: list[list]) -> tuple[str, list, list]:
     group_by, the group rollups (GROUP_ROLLUP_INSERT, the combination only for a
     count or sum meter grouping by two or more) and their days
     (GROUP_DAILY_ROLLUP_INSERT). Per batch, where the fold adds up a second's
-    batches: as many statements, of fewer rows each. Returns (label, statements,
-    documents), as raw_client takes them."""
+    batches: more statements, of fewer rows each, and a row that several batches
+    add to written by each. Returns (label, statements, documents), as raw_client
+    takes them."""
     from billing.usage.rollups import (
         DAILY_ROLLUP_INSERT,
         GROUP_DAILY_ROLLUP_INSERT,
