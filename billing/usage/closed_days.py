@@ -79,8 +79,10 @@ def fingerprints(
         _FINGERPRINT.replace("{ids}", ids),
         [cut, cut, *whole_hours_params(customer_id, first, until, meter_ids), *meter_ids],
         _FINGERPRINT_FIELDS,
-        # Read ahead at most earlier than asked: still before the sums kept with it.
-        ahead=True,
+        # Read ahead at most earlier than asked: still before the sums kept with it;
+        # but not inside a transaction, whose read must take kept_before before its
+        # counts (EdgeCache.kept_before).
+        ahead=reads_committed_rows(),
     )
     days = {meter_id: (revision, int(n)) for meter_id, revision, n, _ in found}
     return days, {meter_id: int(n) for meter_id, _, _, n in found}

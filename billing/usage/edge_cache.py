@@ -77,8 +77,10 @@ def edge_counts(customer_id: int, meter_ids: list[int], ranges: list) -> list[di
         where = [customer_id, *meter_ids, hour_of(start), end]
         params += where + where  # the rollups' branch and the unfolded events'
     sql = _edge_counts_sql(len(ranges), len(meter_ids))
-    # Read ahead at most earlier than asked: still before the aggregate kept with them.
-    for index, meter_id, n in rawsql.rows(sql, params, (None,) * 3, ahead=True):
+    # Read ahead at most earlier than asked: still before the aggregate kept with them;
+    # but not inside a transaction, whose read must take kept_before before its counts.
+    ahead = reads_committed_rows()
+    for index, meter_id, n in rawsql.rows(sql, params, (None,) * 3, ahead=ahead):
         found[index][meter_id] += int(n)
     return found
 

@@ -18,6 +18,7 @@ import time_machine
 from django.core.management import call_command
 from django.db import transaction
 
+from billing.core import rawsql
 from billing.models import UsagePropertyDailyRollup
 from billing.usage import breakdowns, closed_days
 from billing.usage.breakdowns import usage_combinations
@@ -275,3 +276,20 @@ def test_rebuild_daily_rollups_is_read_by_the_next_read(acme):
         call_command("rebuild_daily_rollups", stdout=StringIO())
 
     assert read(customer.pk, meter) == READ
+
+
+def test_a_read_inside_a_transaction_reads_its_counts_when_it_asks_for_them(acme, sent_ahead):
+    """A read inside a transaction must take EdgeCache.kept_before before it reads
+    its counts, so within a read-ahead block its counts (the closed days' and the
+    edges') are read when asked, never sent ahead with the block's first statement;
+    the rows it does not keep still are."""
+    customer, meter = acme
+    with transaction.atomic():
+        for _ in range(4):
+            with rawsql.read_ahead(("a read in a transaction",)):
+                rawsql.rows("SELECT 1", [], (None,))  # the block's first, as a customer's
+                assert read(customer.pk, meter, NOW + timedelta(days=9)) == READ
+
+    ahead = [text for block in sent_ahead for text in block[1:]]
+    assert ahead, "nothing was sent ahead"
+    assert not [text for text in ahead if text.startswith(("SELECT m.id", "SELECT edge,"))]
