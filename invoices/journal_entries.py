@@ -11,6 +11,7 @@ from django.db.models import Prefetch
 from billing.core.vocabulary import LineKind
 from billing.journal.models import AccountKind, DocumentType
 from billing.journal.writer import Document, Leg, journal_write
+from billing.models import Subscription
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from plans.models import Plan
 from plans.taxes import tax_lines_read
@@ -40,6 +41,9 @@ _TO_PLAN = ("subscription", "version", "plan")
 BATCH_READ_AHEAD = (
     Prefetch("lines", to_attr="lines_read"),
     Prefetch("tax_lines", to_attr="tax_lines_read"),
+    # Only the step to the version: a subscription row loaded whole cost more than
+    # the rest of the read.
+    Prefetch("subscription", queryset=Subscription.objects.only("pk", "version_id")),
     "subscription__version__plan",
 )
 
