@@ -6,9 +6,12 @@ calls them for documents written before the journal existed."""
 from datetime import datetime
 from decimal import Decimal
 
+from django.db.models import Prefetch
+
 from billing.core.vocabulary import LineKind
 from billing.journal.models import AccountKind, DocumentType
 from billing.journal.writer import Document, Leg, journal_write
+from billing.models import Subscription
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from plans.models import Plan
 from plans.taxes import tax_lines_read
@@ -28,9 +31,27 @@ DEFERRED_KINDS = frozenset(
 )
 
 
-# The relations from an invoice to its plan, read ahead for a batch (invoices_finalize_due
-# prefetches "subscription__version__plan").
+# The relations from an invoice to its plan, read ahead for a batch (BATCH_READ_AHEAD).
 _TO_PLAN = ("subscription", "version", "plan")
+
+# What journal_invoice_finalized reads of each invoice of a batch, read once for the
+# batch (invoices_finalize_due): its lines and tax lines into lists of their own
+# (Django's cache of a reverse relation builds a filtered queryset for every
+# invoice, which cost more than the rows), and its subscription's version's plan.
+BATCH_READ_AHEAD = (
+    Prefetch("lines", to_attr="lines_read"),
+    Prefetch("tax_lines", to_attr="tax_lines_read"),
+    # Only the step to the version: a subscription row loaded whole cost more than
+    # the rest of the read.
+    Prefetch("subscription", queryset=Subscription.objects.only("pk", "version_id")),
+    "subscription__version__plan",
+)
+
+
+def _read(invoice: Invoice, relation: str) -> list:
+    """The invoice's lines or tax lines: as its batch read them, else read now."""
+    read = getattr(invoice, f"{relation}_read", None)
+    return read if read is not None else list(getattr(invoice, relation).all())
 
 
 def _plan_code(invoice: Invoice) -> str:
@@ -81,10 +102,10 @@ def journal_invoice_finalized(*, invoice: Invoice, now: datetime) -> None:
     receivable)."""
     plan = _plan_code(invoice)
     on = invoice.finalized_at or now
-    legs = [line_leg(line, -line.amount, plan) for line in invoice.lines.all()]
+    legs = [line_leg(line, -line.amount, plan) for line in _read(invoice, "lines")]
     legs += [
         Leg(AccountKind.TAX_PAYABLE, -tax.amount, tax_rate=tax.code)
-        for tax in invoice.tax_lines.all()
+        for tax in _read(invoice, "tax_lines")
     ]
     owed = AccountKind.RECEIVABLE if invoice.total >= 0 else AccountKind.CREDIT_BALANCE
     legs.append(Leg(owed, invoice.total))

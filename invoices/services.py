@@ -30,7 +30,7 @@ from invoices.credit_balance import (
     customers_with_credit_balance,
 )
 from invoices.credit_notes import credit_note_for_void, credit_note_locks
-from invoices.journal_entries import journal_invoice_finalized
+from invoices.journal_entries import BATCH_READ_AHEAD, journal_invoice_finalized
 from invoices.locks import draft_invoices_claim, invoice_lock, invoices_lock
 from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceTaxLine
 from invoices.reactions import VOID_CHECKS
@@ -345,7 +345,7 @@ def invoices_finalize_due(*, cutoff: datetime, now: datetime) -> int:
             _stamp_finalized(batch, numbers, sellers, now)
             # What the journal reads of each as it is finalized (its lines, taxes and
             # plan) read once for the batch, and its accounts and locked months once.
-            prefetch_related_objects(batch, "lines", "tax_lines", "subscription__version__plan")
+            prefetch_related_objects(batch, *BATCH_READ_AHEAD)
             with journal_batch():
                 for invoice in batch:
                     _finalize_locked(invoice, now, stamped=True, with_balance=with_balance)
