@@ -410,8 +410,8 @@ def usage_and_true_up(
 ) -> list[LineInput]:
     """The in-arrears lines of a period: each charge's usage (with `uncovered`, by
     meter code, what wallets could not pay for; `rows`, by meter code, the
-    quantities of a rate card's rows, rate_cards.rated_quantities), then the true-up to the minimum
-    commitment counted for `share` of a whole period."""
+    quantities of a rate card's rows, rate_cards.rated_quantities), then the
+    true-up to the minimum commitment counted for `share` of a whole period."""
     if version.minimum_commitment and share != 1:
         version = replace(version, minimum_commitment=version.minimum_commitment * share)
     lines = []

@@ -122,26 +122,25 @@ def closed_days_add(
     counts, today = fingerprints(
         customer_id, [meter.id for meter in meters], first, cut, hours if hours_kept else cut
     )
-    piece = closed_days_cache.get(key, counts, kept_before)
-    if piece is None:
+
+    def days_read():
         piece = type(tally)()
         add_sums(piece, first, cut)
-        # A read that may see its own uncommitted events keeps nothing (edge_cache).
-        if reads_committed_rows():
-            closed_days_cache.put(key, counts, piece)
+        return piece
+
+    piece = closed_days_cache.kept(key, counts, kept_before, days_read)
     if hours_kept:
         # The closed days' sums and the current day's whole hours', kept with both
         # counts: a new hour makes a new key (read afresh once more, then kept), and
         # an event landing in those hours makes them read again; the current
         # hour's leave them.
-        both = (counts, today)
-        days, piece = piece, closed_days_cache.get(through, both, kept_before)
-        if piece is None:
+        def hours_read(days=piece, since=cut):
             piece = type(tally)()
             piece.add_tally(days)
-            add_sums(piece, cut, hours)  # after their counts, as the days' are
-            if reads_committed_rows():
-                closed_days_cache.put(through, both, piece)
+            add_sums(piece, since, hours)  # after their counts, as the days' are
+            return piece
+
+        piece = closed_days_cache.kept(through, (counts, today), kept_before, hours_read)
         cut = hours
     tally.add_tally(piece)
     if cut < last:

@@ -25,6 +25,7 @@ compared with counts after it), and what the read groups by."""
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
@@ -134,6 +135,18 @@ class EdgeCache:
             self._entries.move_to_end(key)
             return entry[1]
 
+    def kept(self, key, counts, kept_before: int | None, make: Callable[[], object]):
+        """The entry's piece if it was kept with these counts (`get`), else
+        `make()`'s, then kept with them, unless the read may see its own
+        uncommitted events (reads_committed_rows): aggregates a rollback would
+        undo are not kept."""
+        piece = self.get(key, counts, kept_before)
+        if piece is None:
+            piece = make()
+            if reads_committed_rows():
+                self.put(key, counts, piece)
+        return piece
+
     def put(self, key, counts: dict[int, int], piece) -> None:
         weight = 1 + len(piece.counts) + sum(len(values) for values in piece.uniques.values())
         with self._lock:
@@ -174,13 +187,13 @@ def kept_edge_add(
     counts (edge_counts, read now, after edge_cache.kept_before gave
     `kept_before`) are those they were kept with, else `compute(piece)` into a new
     tally, then kept with these counts."""
-    piece = edge_cache.get(key, counts, kept_before)
-    if piece is None:
+
+    def make():
         piece = type(tally)()
         compute(piece)
-        if reads_committed_rows():
-            edge_cache.put(key, counts, piece)
-    tally.add_tally(piece)
+        return piece
+
+    tally.add_tally(edge_cache.kept(key, counts, kept_before, make))
 
 
 def reads_committed_rows() -> bool:
