@@ -23,8 +23,9 @@ gpt4o_output_tokens) are created before the demo catalog with group_by ["model",
 "workflow", "api_key"], and every llm.completion event (60% of them) carries the
 three properties, drawn uniformly from 3 models, 5 workflows and 20 API keys (from
 their own random stream, so the events are otherwise the same as without the
-option). The fold then also writes their group rollups (a row an hour and a row a
-day per combination of the three, at most 300: metering.combinations_only); the raw
+option). The fold then also writes their group rollups (a row an hour per
+combination of the three, at most 300: metering.combinations_only; a row a day once
+the day has passed: folding.group_days_roll); the raw
 ceilings gain a third, the product's rows (below); and the usage reads add
 `/usage?group_by=model` and `?group_by=api_key` beside the plain `/usage`, for the
 period starting on the hour and the one starting mid-hour, each against the target
@@ -35,8 +36,9 @@ model of 50 and a token type of 4 (bench/rate_card.py), and the run has two phas
 of the same events, each round running both: the plain meter's (the events named
 llm.tokens.plain, summed by plain_tokens without group_by) and the rate-card
 meter's (named llm.tokens, summed by card_tokens, grouped by model and token type,
-so the fold also writes its group rollups: a row an hour and a row a day per
-combination of model and token type, the combination only: metering.combinations_only).
+so the fold also writes its group rollups: a row an hour per combination of model
+and token type, the combination only: metering.combinations_only; a row a day once the
+day has passed).
 Each phase has its HTTP run and its raw ceilings; the figure is the rate-card phase's
 HTTP / raw (events only) against the plain phase's, to be at least 0.9: compared
 within each round, the median of the rounds recorded; beside it each phase's CPU a
@@ -61,7 +63,8 @@ psycopg from 4 processes:
                           days (DAILY_ROLLUP_INSERT) for every phase; and where the
                           phase's meters group, the group rollups (GROUP_ROLLUP_INSERT,
                           a combination row for a meter of two or more properties)
-                          and their days (GROUP_DAILY_ROLLUP_INSERT). Their latest
+                          and the days before the current one (GROUP_DAILY_ROLLUP_INSERT;
+                          the current day's are rolled up once, after it). Their latest
                           columns as the fold writes them (a `latest` meter's only).
                           The same rows stored at the end (compared table by table
                           with a fold of the same events), but written a batch at a
@@ -821,8 +824,9 @@ def product_rows(prepared_batches: list[list]) -> tuple[str, list, list]:
     statements and rows (billing.usage.rollups): the hourly rollups (ROLLUP_INSERT)
     and their days (DAILY_ROLLUP_INSERT), and, when the phase's meters have
     group_by, the group rollups (GROUP_ROLLUP_INSERT, the combination only for a
-    count or sum meter grouping by two or more) and their days
-    (GROUP_DAILY_ROLLUP_INSERT). Per batch, where the fold adds up a second's
+    count or sum meter grouping by two or more) and, for the days before the
+    current one, their days (GROUP_DAILY_ROLLUP_INSERT; the current day's are
+    rolled up once, after it: folding.group_days_roll). Per batch, where the fold adds up a second's
     batches: more statements, of fewer rows each, and a row that several batches
     add to written by each. Returns (label, statements, documents), as raw_client
     takes them."""
@@ -833,11 +837,13 @@ def product_rows(prepared_batches: list[list]) -> tuple[str, list, list]:
         ROLLUP_INSERT,
         _postgres,
         daily_deltas,
+        day_of,
         rollup_deltas,
     )
     from plans.models import Meter
 
     latest = set(Meter.objects.filter(aggregation=Meter.LATEST).values_list("id", flat=True))
+    today = day_of(datetime.now(UTC))
 
     def as_folded(rows: list[tuple]) -> list[tuple]:
         # The latest columns as the fold writes them: a `latest` meter's only, NULL,
@@ -860,7 +866,7 @@ def product_rows(prepared_batches: list[list]) -> tuple[str, list, list]:
                 _postgres.rollup_json(hours),
                 _postgres.rollup_json(daily_deltas(hours)),
                 _postgres.group_rollup_json(groups),
-                _postgres.group_rollup_json(daily_deltas(groups)),
+                _postgres.group_rollup_json([r for r in daily_deltas(groups) if r[2] < today]),
             )
         )
     label = f"{PRODUCT_ROWS} (events with contributions, hourly and daily rollups"

@@ -13,9 +13,10 @@ after theirs: metering.combination_text), which rate cards price. A count or sum
 meter of two or more properties adds to its combination's row only, its
 one-property reads summing the combinations' (metering.combinations_only).
 
-UsagePropertyDailyRollup adds the hourly group rows up per UTC day, written with
-them, so that a read of a long range adds a row a day and group instead of 24 (as
-UsageDailyRollup does for the meters)."""
+UsagePropertyDailyRollup adds the hourly group rows up per UTC day, so that a read
+of a long range adds a row a day and group instead of 24 (as UsageDailyRollup does
+for the meters). On PostgreSQL a fold writes a day's rows once the day has passed
+(and adds a late event to them): billing.usage.folding.group_days_roll."""
 
 from django.db import models
 

@@ -54,6 +54,11 @@ class UsageFoldWatermark(models.Model):
     # When a fold last took its bound: the batches' folds run at most every
     # BILLING_FOLD_MS across all processes (each bound holds batches back a moment).
     bound_taken_at = models.DateTimeField(null=True, blank=True)
+    # The daily group rollups hold every folded event of the UTC days before it (a
+    # day's start); a fold adds to them for those days only, and the first fold of a
+    # new day rolls the days up to it from the hourly group rows. Null: of every day,
+    # as every fold wrote them before billing 0032 (billing.usage.folding).
+    group_days_before = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"folded through event {self.folded_through}"

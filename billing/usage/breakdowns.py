@@ -185,7 +185,7 @@ def _quantities_read(
         def add_sums(into, since: datetime, until: datetime, ahead: bool = False) -> None:
             for meter_id, text, n, value_sum, value_max in rawsql.rows(
                 _GROUP_SUMS.format(meters=which),
-                whole_hours_params(customer_id, since, until, params),
+                whole_hours_params(customer_id, since, until, params, grouped=True),
                 _GROUP_SUM_FIELDS,
                 ahead=ahead,
             ):
@@ -213,7 +213,9 @@ def _quantities_read(
             if meter.aggregation == Meter.LATEST:
                 for group, *latest in rawsql.rows(
                     _GROUP_LATEST,
-                    whole_hours_params(customer_id, first, last, [meter.id, position[meter.id]]),
+                    whole_hours_params(
+                        customer_id, first, last, [meter.id, position[meter.id]], grouped=True
+                    ),
                     _GROUP_LATEST_FIELDS,
                 ):
                     tally.add_latest((meter.id, group), *latest)

@@ -90,6 +90,11 @@ FOLDED_THROUGH = f"coalesce((SELECT max(folded_through) FROM {WATERMARK_TABLE}),
 # A UTC midnight, for date_bin: whole hours and days from it are UTC hours and days.
 HOUR_ORIGIN = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
 
+# The day the daily group rollups are whole before (WATERMARK_TABLE.group_days_before;
+# null: every day), in SQL; and it with the database's day, as the folder reads them.
+GROUP_DAYS_BEFORE = f"(SELECT max(group_days_before) FROM {WATERMARK_TABLE})"  # noqa: S608
+_GROUP_DAYS = f"SELECT {GROUP_DAYS_BEFORE}, date_bin('1 day', now(), {HOUR_ORIGIN})"
+
 # The stored events' contributions, a row each: the event's customer, the meter, the
 # event's hour, the contribution's value (null for count meters), the event's time, id
 # and row id, and the contribution's group values. `contributions` is the JSON text
@@ -237,9 +242,11 @@ WHERE u.group_values IS NOT NULL AND u.meter_id NOT IN ({COMBINED_METERS})"""  #
 def _fold_sql() -> str:
     """The unfolded rows of the events with ids in (watermark, bound] added to the
     rollups in one statement: to the hourly ones, the hours' sums to the daily
-    ones, and the contributions' group values to the group rollups and their
-    hours' sums to the daily group rollups (from the group rows already added up
-    per hour), each in key order. Each event is read and its contributions parsed
+    ones, and the contributions' group values to the group rollups and, for the
+    days before GROUP_DAYS_BEFORE (late events), their hours' sums to the daily
+    group rollups (from the group rows already added up per hour), each in key
+    order; a later day's group rows are rolled up once it has passed
+    (group_days_roll). Each event is read and its contributions parsed
     once for all (the group rows are the hourly rows expanded by their group values, as in the
     view billing_usagepropertyunfolded), and each contribution kept once, its
     value parsed once: its rollup columns (AS_ROLLUP_ROW) are computed from it as
@@ -252,7 +259,10 @@ def _fold_sql() -> str:
     hours = f"(SELECT {AS_ROLLUP_ROW} FROM unfolded) AS u"  # noqa: S608 (constants only)
     grouped = f"(SELECT {AS_ROLLUP_ROW}, group_values FROM unfolded)"  # noqa: S608
     group_days = days_added_up(
-        GROUP_DAILY_ROLLUP_ON_CONFLICT, "group_added", latest_meters_only=True, grouped=True
+        GROUP_DAILY_ROLLUP_ON_CONFLICT,
+        f"group_added WHERE hour < coalesce({GROUP_DAYS_BEFORE}, 'infinity')",
+        latest_meters_only=True,
+        grouped=True,
     )
     return f"""
 WITH unfolded AS MATERIALIZED (
@@ -324,6 +334,42 @@ def fold_through(bound: int, *, chunk: int | None = None) -> tuple[int, bool]:
     return moved, upto == bound
 
 
+def group_days_roll(cursor) -> None:
+    """Make the daily group rollups whole before the database's UTC day once it
+    has passed GROUP_DAYS_BEFORE: the days since rolled up from their hourly group
+    rows, replacing what they held (a meter's rebuild writes every day's), in the
+    caller's transaction, which holds the folders' lock and the rollup lock shared.
+    So a token event adds to one group row an hour, not to its day's row as well
+    (a third of a rate card's fold, its most contended rows), and each day's rows
+    are written once, by the first fold after it. From null (every day's rows, as
+    folds wrote them before billing 0032): no day to roll."""
+    cursor.execute(_GROUP_DAYS)
+    since, today = cursor.fetchone()
+    if since is not None and since >= today:
+        return
+    if since is not None:
+        days = [since, today]
+        cursor.execute(
+            f"DELETE FROM {GROUP_DAILY_TABLE} WHERE day >= %s AND day < %s",  # noqa: S608
+            days,
+        )
+        cursor.execute(
+            days_added_up(
+                "",
+                f"{GROUPS.table} WHERE hour >= %s AND hour < %s",
+                latest_meters_only=True,
+                grouped=True,
+            ),
+            days * 2,
+        )
+    cursor.execute(
+        f"INSERT INTO {WATERMARK_TABLE} (id, folded_through, group_days_before) "  # noqa: S608
+        "VALUES (1, 0, %s) "
+        "ON CONFLICT (id) DO UPDATE SET group_days_before = excluded.group_days_before",
+        [today],
+    )
+
+
 def _bound_taken_within(cursor, every_ms: int) -> bool:
     """Whether a fold took its bound less than `every_ms` ago."""
     cursor.execute(
@@ -386,6 +432,7 @@ def usage_fold(*, wait: bool = False, once: bool = False, every_ms: int | None =
             # Shared, as ingestion takes it: a meter rebuild (exclusive) does not
             # overlap a fold.
             rollup_lock(shared=True)
+            group_days_roll(cursor)
             chunk, reached = fold_through(bound, chunk=FOLD_CHUNK)
         moved += chunk
         if once or reached:

@@ -1,6 +1,7 @@
 """Daily group rollups (billing.models.UsagePropertyDailyRollup): each is its day's
-hourly group rows added up, written with them (by the fold on PostgreSQL, at
-ingestion on SQLite, by the rebuilds), and a group read (breakdowns, rate-card
+hourly group rows added up, written with them (by the fold on PostgreSQL for the
+days before the database's, then rolled up: tests/billing/test_group_days_roll.py;
+at ingestion on SQLite; by the rebuilds), and a group read (breakdowns, rate-card
 combinations, one combination alone) adds a row a whole UTC day and the hourly rows
 only for the hours around them. Migration 0031 builds the daily rows of the group
 rows already stored. Both databases. (That every daily group row equals its day's
@@ -21,7 +22,7 @@ from django.db.migrations.executor import MigrationExecutor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing.models import UsagePropertyDailyRollup, UsagePropertyRollup
+from billing.models import UsageFoldWatermark, UsagePropertyDailyRollup, UsagePropertyRollup
 from billing.usage.breakdowns import combination_quantity, usage_combinations, usage_groups
 from billing.usage.folding import usage_fold
 from billing.usage.ingestion import events_ingest
@@ -474,6 +475,9 @@ def test_a_meter_rebuild_after_a_detach_keeps_the_detached_months_group_days(db)
     acme = customer_create(external_id="acme", name="Acme", currency="USD")
     meter = card_meter()
     event_partitions_ensure(around=jan_1, back=0, ahead=1)
+    # As if the database's clock read March 2031: the folds write these days' daily
+    # rows (billing.usage.folding.group_days_roll).
+    UsageFoldWatermark.objects.update_or_create(pk=1, defaults={"group_days_before": mar_1})
     for month, prefix in ((jan_1, "jan"), (feb_1, "feb")):
         events = [
             (f"{prefix}{i}", month + timedelta(hours=7 * i, minutes=5), i + 1, GPT_INPUT)
