@@ -49,7 +49,8 @@ class UsagePropertyRollup(GroupKey, RollupAggregates):
 
 class UsagePropertyDailyRollup(RollupAggregates):
     """A group's usage in one UTC day: its hourly rows (UsagePropertyRollup) added
-    up, written with them (billing.usage.rollups, billing.usage.folding)."""
+    up; on PostgreSQL once the day has passed (billing.usage.folding.group_days_roll),
+    on SQLite with them (billing.usage.rollups)."""
 
     pk = models.CompositePrimaryKey("customer_id", "meter_id", "day", "position", "group_value")
     customer = key_customer()

@@ -5,9 +5,57 @@ new code, which sets it to its day: the code before this one wrote every day's r
 with every fold. Processes of that code still folding during an upgrade keep adding
 to the current day's rows, which the roll replaces; their reads (which take every
 whole day from the daily rows) miss a day's events between its end and the first
-fold after it (a second, with the folder service)."""
+fold after it (a second, with the folder service).
+
+PostgreSQL: a BRIN index on the hourly group rows' hour, by which the roll finds a
+day's rows among every customer's (the primary key starts with the customer); an
+hour's rows are written together, so the table's pages follow the hours, and the
+index is a few pages, cheap to keep up at every insert.
+
+Back to 0031: the days from that day on are rolled up first (the code before reads
+every day's daily rows), under the folders' and the rollup locks."""
 
 from django.db import migrations, models
+
+FOLD_LOCK_KEY = 7_310_624_002
+ROLLUP_LOCK_KEY = 7_310_624_001
+BRIN = "usage_group_hour_brin"
+COLUMNS = (
+    "customer_id, meter_id, day, position, group_value, event_count, value_sum, "
+    "value_max, latest_at, latest_event_id, latest_value"
+)
+LATEST = "ORDER BY latest_at DESC NULLS LAST, latest_event_id DESC NULLS LAST"
+# The days from the watermark's day on, each its hourly rows added up (as 0031's).
+DAYS_FROM_HOURS = f"""
+INSERT INTO billing_usagepropertydailyrollup ({COLUMNS})
+SELECT customer_id, meter_id, date_trunc('day', hour, 'UTC'), position, group_value,
+    sum(event_count), sum(value_sum), max(value_max), (array_agg(latest_at {LATEST}))[1],
+    (array_agg(latest_event_id {LATEST}))[1], (array_agg(latest_value {LATEST}))[1]
+FROM billing_usagepropertyrollup
+WHERE hour >= (SELECT max(group_days_before) FROM billing_usagefoldwatermark)
+GROUP BY 1, 2, 3, 4, 5
+ON CONFLICT (customer_id, meter_id, day, position, group_value) DO UPDATE SET
+    event_count = excluded.event_count, value_sum = excluded.value_sum,
+    value_max = excluded.value_max, latest_at = excluded.latest_at,
+    latest_event_id = excluded.latest_event_id, latest_value = excluded.latest_value"""  # noqa: S608 (constants only)
+
+
+def brin_create(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(
+            f"CREATE INDEX {BRIN} ON billing_usagepropertyrollup USING brin (hour)"
+        )
+
+
+def days_rolled_up(apps, schema_editor):
+    """Every day's daily group rows whole again, as the code before reads them."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FOLD_LOCK_KEY])
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROLLUP_LOCK_KEY])
+        cursor.execute(DAYS_FROM_HOURS)
+        cursor.execute(f"DROP INDEX IF EXISTS {BRIN}")
 
 
 class Migration(migrations.Migration):
@@ -21,4 +69,5 @@ class Migration(migrations.Migration):
             name="group_days_before",
             field=models.DateTimeField(blank=True, null=True),
         ),
+        migrations.RunPython(brin_create, days_rolled_up),
     ]

@@ -50,6 +50,7 @@ from django.db import DatabaseError, OperationalError, connection, transaction
 from psycopg.errors import LockNotAvailable
 
 from billing.usage.partitions import EVENTS_TABLE
+from billing.usage.rollup_sql import GROUP_DAILY_ROLLUP_REPLACE
 from billing.usage.rollups import (
     DAILY_ROLLUP_COLUMNS,
     DAILY_ROLLUP_ON_CONFLICT,
@@ -337,8 +338,9 @@ def fold_through(bound: int, *, chunk: int | None = None) -> tuple[int, bool]:
 def group_days_roll(cursor) -> None:
     """Make the daily group rollups whole before the database's UTC day once it
     has passed GROUP_DAYS_BEFORE: the days since rolled up from their hourly group
-    rows, replacing what they held (a meter's rebuild writes every day's), in the
-    caller's transaction, which holds the folders' lock and the rollup lock shared.
+    rows (found by their hours' BRIN index, billing 0032), replacing what they held
+    (a rebuild's rows, of the same keys as its hourly ones), in the caller's
+    transaction, which holds the folders' lock and the rollup lock shared.
     So a token event adds to one group row an hour, not to its day's row as well
     (a third of a rate card's fold, its most contended rows), and each day's rows
     are written once, by the first fold after it. From null (every day's rows, as
@@ -348,19 +350,14 @@ def group_days_roll(cursor) -> None:
     if since is not None and since >= today:
         return
     if since is not None:
-        days = [since, today]
-        cursor.execute(
-            f"DELETE FROM {GROUP_DAILY_TABLE} WHERE day >= %s AND day < %s",  # noqa: S608
-            days,
-        )
         cursor.execute(
             days_added_up(
-                "",
+                GROUP_DAILY_ROLLUP_REPLACE,
                 f"{GROUPS.table} WHERE hour >= %s AND hour < %s",
                 latest_meters_only=True,
                 grouped=True,
             ),
-            days * 2,
+            [since, today] * 2,
         )
     cursor.execute(
         f"INSERT INTO {WATERMARK_TABLE} (id, folded_through, group_days_before) "  # noqa: S608

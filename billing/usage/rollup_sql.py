@@ -48,6 +48,14 @@ GROUP_DAILY_ROLLUP_COLUMNS = GROUP_ROLLUP_COLUMNS.replace("hour", "day")
 GROUP_DAILY_ROLLUP_ON_CONFLICT = _on_conflict(
     GROUP_DAILY_TABLE, "customer_id, meter_id, day, position, group_value"
 )
+# A day's group rows rolled up from its hours (billing.usage.folding.group_days_roll)
+# replace what the day's rows held.
+GROUP_DAILY_ROLLUP_REPLACE = (
+    "ON CONFLICT (customer_id, meter_id, day, position, group_value) DO UPDATE SET "
+    + ", ".join(
+        f"{column} = excluded.{column}" for column in GROUP_DAILY_ROLLUP_COLUMNS.split(", ")[5:]
+    )
+)
 
 
 _ROLLUP_ROWS = (

@@ -15,6 +15,7 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 from django.db import connection, transaction
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from billing.models import UsageFoldWatermark, UsagePropertyDailyRollup
@@ -177,3 +178,35 @@ def test_a_fold_of_the_current_day_writes_its_hours_only(db):
     assert days == {d for d in (today - DAY, today) if d < rolled_to}
     assert {k[2] for k in hourly_added_up()} == {today - DAY, today}
     assert reads(acme.pk, meter, today - DAY, now + timedelta(hours=1))[0] == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_back_to_0031_every_day_is_rolled_up_first():
+    """The code before 0032 reads every whole day from the daily rows: migrating back
+    rolls up the days from the watermark's day on (their rows here wrong, or missing)
+    before the column goes; and forward again, the hours' BRIN index is back."""
+    customer_create(external_id="acme", name="Acme", currency="USD")
+    card_meter()
+    every_hour("acme")
+    expected = hourly_added_up()
+    whole_before(NOV_20)
+    UsagePropertyDailyRollup.objects.filter(day__gte=NOV_20, day__lt=NOV_21).update(
+        value_sum=D(1000)
+    )
+    UsagePropertyDailyRollup.objects.filter(day__gte=NOV_21).delete()
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("billing", "0031_group_daily_rollups")])
+
+    assert daily_rows() == expected
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'usage_group_hour_brin'")
+        assert cursor.fetchall() == [
+            (
+                "CREATE INDEX usage_group_hour_brin ON public.billing_usagepropertyrollup "
+                "USING brin (hour)",
+            )
+        ]
