@@ -128,10 +128,10 @@ def group_of(meter: MeterDef, properties: dict) -> tuple[str, ...]:
     """The event's group text at each position of the meter's groups: one per
     group_by property, then, for a meter grouping by two or more, the
     combination of them all (combination_text), which rate cards price by."""
-    values = [group_value(properties.get(name)) for name in meter.group_by]
+    values = tuple([group_value(properties.get(name)) for name in meter.group_by])
     if len(values) > 1:
-        values.append(combination_text(values))
-    return tuple(values)
+        return (*values, _combination_text(values))
+    return values
 
 
 def values_of_group(meter: MeterDef, group: tuple | None) -> dict[str, str | None]:
@@ -177,6 +177,13 @@ def combination_text(values: list[str]) -> str:
     """The group values of an event (group_value's, in group_by order) as one
     group's text: a JSON list, "" when that is longer than a group's text may be
     (then the event counts as having none of the values)."""
+    return _combination_text(tuple(values))
+
+
+# Kept: a rate card's events repeat a few hundred combinations, and writing one as
+# JSON took most of a token event's metering (some 3 us of 4).
+@lru_cache(maxsize=16_384)
+def _combination_text(values: tuple[str, ...]) -> str:
     text = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
     return text if len(text) <= MAX_UNIQUE_VALUE_LENGTH else ""
 
@@ -189,8 +196,9 @@ def combination_values(meter: MeterDef, text: str) -> tuple[tuple[str, str | Non
 
 
 def combination_values_clear() -> None:
-    """Forget the combinations parsed (config.process_caches)."""
+    """Forget the combinations parsed and written (config.process_caches)."""
     _combination_values.cache_clear()
+    _combination_text.cache_clear()
 
 
 @lru_cache(maxsize=16_384)
