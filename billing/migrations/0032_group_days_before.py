@@ -15,29 +15,34 @@ index is a few pages, cheap to keep up at every insert.
 Back to 0031: the days from that day on are rolled up first (the code before reads
 every day's daily rows), under the folders' and the rollup locks."""
 
+from importlib import import_module
+
 from django.db import migrations, models
 
 FOLD_LOCK_KEY = 7_310_624_002
 ROLLUP_LOCK_KEY = 7_310_624_001
 BRIN = "usage_group_hour_brin"
-COLUMNS = (
-    "customer_id, meter_id, day, position, group_value, event_count, value_sum, "
-    "value_max, latest_at, latest_event_id, latest_value"
+# The days from the watermark's day on, each its hourly rows added up, as 0031 built
+# every day's, replacing what they held.
+DAYS_0031 = import_module("billing.migrations.0031_group_daily_rollups").DAYS_FROM_HOURS
+HOURS_SINCE = (
+    "FROM billing_usagepropertyrollup\n"
+    "WHERE hour >= (SELECT max(group_days_before) FROM billing_usagefoldwatermark)\n"
 )
-LATEST = "ORDER BY latest_at DESC NULLS LAST, latest_event_id DESC NULLS LAST"
-# The days from the watermark's day on, each its hourly rows added up (as 0031's).
-DAYS_FROM_HOURS = f"""
-INSERT INTO billing_usagepropertydailyrollup ({COLUMNS})
-SELECT customer_id, meter_id, date_trunc('day', hour, 'UTC'), position, group_value,
-    sum(event_count), sum(value_sum), max(value_max), (array_agg(latest_at {LATEST}))[1],
-    (array_agg(latest_event_id {LATEST}))[1], (array_agg(latest_value {LATEST}))[1]
-FROM billing_usagepropertyrollup
-WHERE hour >= (SELECT max(group_days_before) FROM billing_usagefoldwatermark)
-GROUP BY 1, 2, 3, 4, 5
-ON CONFLICT (customer_id, meter_id, day, position, group_value) DO UPDATE SET
-    event_count = excluded.event_count, value_sum = excluded.value_sum,
-    value_max = excluded.value_max, latest_at = excluded.latest_at,
-    latest_event_id = excluded.latest_event_id, latest_value = excluded.latest_value"""  # noqa: S608 (constants only)
+DAYS_FROM_HOURS = DAYS_0031.replace("FROM billing_usagepropertyrollup\n", HOURS_SINCE) + (
+    "\nON CONFLICT (customer_id, meter_id, day, position, group_value) DO UPDATE SET "
+    + ", ".join(
+        f"{column} = excluded.{column}"
+        for column in (
+            "event_count",
+            "value_sum",
+            "value_max",
+            "latest_at",
+            "latest_event_id",
+            "latest_value",
+        )
+    )
+)
 
 
 def brin_create(apps, schema_editor):
