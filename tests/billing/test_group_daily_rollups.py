@@ -54,8 +54,8 @@ def card_meter(code: str = "tokens", aggregation: str = "sum"):
     return meter_cache.by_id()[made.id]
 
 
-def ingest(customer: str, events: list[tuple], *, now: datetime = NOW) -> None:
-    """Events (id, timestamp, n, properties), folded."""
+def ingest(customer: str, events: list[tuple], *, now: datetime = NOW, fold: bool = True) -> None:
+    """Events (id, timestamp, n, properties), folded (`fold`)."""
     batch = [
         {
             "id": event_id,
@@ -68,7 +68,8 @@ def ingest(customer: str, events: list[tuple], *, now: datetime = NOW) -> None:
     ]
     with time_machine.travel(now, tick=False):
         assert events_ingest(events=batch).rejected == []
-    usage_fold(wait=True)
+    if fold:
+        usage_fold(wait=True)
 
 
 def every_hour(customer: str) -> None:

@@ -13,7 +13,6 @@ from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
-import time_machine
 from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
@@ -27,7 +26,6 @@ from billing.usage.folding import (
     fold_through,
     usage_fold,
 )
-from billing.usage.ingestion import events_ingest
 from billing.usage.rollups import day_of, rollup_lock
 from customers.services import customer_create
 from tests.billing.test_group_daily_rollups import (
@@ -118,22 +116,11 @@ def test_the_first_fold_after_the_day_rolls_the_days_since_up(db, monkeypatch):
     nov_20_rows = daily_rows()
 
     late = [
-        ("late19", NOV_19 + timedelta(hours=5, minutes=30), "2.5"),
-        ("late20", NOV_20 + timedelta(hours=5, minutes=30), "4"),
-    ]
-    batch = [
-        {
-            "id": event_id,
-            "customer": "acme",
-            "event_name": "llm",
-            "timestamp": at.isoformat(),
-            "properties": {"n": n, **GPT_INPUT},
-        }
-        for event_id, at, n in late
+        ("late19", NOV_19 + timedelta(hours=5, minutes=30), D("2.5"), GPT_INPUT),
+        ("late20", NOV_20 + timedelta(hours=5, minutes=30), D(4), GPT_INPUT),
     ]
     monkeypatch.setattr(fold_clock, "fold_if_due", lambda: None)  # folded below
-    with time_machine.travel(NOW, tick=False):
-        assert events_ingest(events=batch).rejected == []
+    ingest("acme", late, fold=False)
     # A fold that does not roll (as a meter's rebuild folds first).
     with transaction.atomic():
         rollup_lock(shared=True)
