@@ -137,11 +137,19 @@ _SLOW_FILES = re.compile(
 )
 
 
+def _slow_first(item) -> int:
+    """The browser tests first, together (each test process keeps one browser open
+    while they run), then the other slow files, then the rest."""
+    if _uses_the_browser(item):
+        return 0
+    return 1 if _SLOW_FILES.search(item.path.name) else 2
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked `postgres` need PostgreSQL; on SQLite they are skipped with the reason.
     In CI (CI=true) the database must be PostgreSQL, so none of them is skipped there.
-    The slow files first (each file's tests kept together, in their order)."""
-    items.sort(key=lambda item: not _SLOW_FILES.search(item.path.name))
+    The slow tests first (_slow_first; each file's tests kept in their order)."""
+    items.sort(key=_slow_first)
     on_postgres = connection.vendor == "postgresql"
     if os.environ.get("CI") == "true" and not on_postgres:
         raise pytest.UsageError("CI runs the suite on PostgreSQL: set DATABASE_URL")
@@ -282,36 +290,79 @@ def output_dir(request):
     return path
 
 
+class _Chromium:
+    """One Chromium a test process, launched by its first browser test and closed
+    after the last of a run of them (the browser files run first, together): a
+    launch takes about a second, a new context a few milliseconds. Each test gets
+    a context of its own, so no cookie, storage or download crosses tests.
+
+    Playwright's sync API keeps an event loop open in this thread while it runs;
+    the tests' own ORM calls are still synchronous, so Django's async-context guard
+    is turned off (DJANGO_ALLOW_ASYNC_UNSAFE) only while the browser is open."""
+
+    def __init__(self):
+        self._playwright = None
+        self._browser = None
+
+    def browser(self):
+        if self._browser is None:
+            from playwright.sync_api import sync_playwright
+
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+            self._playwright = sync_playwright().start()
+            self._browser = self._playwright.chromium.launch(
+                executable_path=CHROMIUM,
+                headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+            )
+        return self._browser
+
+    def close(self):
+        if self._browser is None:
+            return
+        try:
+            self._browser.close()
+            self._playwright.stop()
+        finally:
+            self._browser = self._playwright = None
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+_CHROMIUM = _Chromium()
+
+
+def _uses_the_browser(item) -> bool:
+    return "browser_page" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After the test's own fixtures are torn down (its browser context among
+    them): the browser is closed when the next test does not use it."""
+    result = yield
+    if nextitem is None or not _uses_the_browser(nextitem):
+        _CHROMIUM.close()
+    return result
+
+
 @pytest.fixture
-def browser_page(monkeypatch):
-    """A page in Debian's Chromium driven by Playwright (never a downloaded browser).
-    Skipped with the reason where Chromium is not installed; CI installs it, so the
-    browser tests always run there."""
+def browser_page():
+    """A page in Debian's Chromium driven by Playwright (never a downloaded browser),
+    in a browser context of this test's own. Skipped with the reason where Chromium
+    is not installed; CI installs it, so the browser tests always run there."""
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI") == "true":
             pytest.fail(f"{CHROMIUM} is missing: CI must install Debian's chromium")
         pytest.skip(f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM
-    # calls are still synchronous, so Django's async-context guard does not apply.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-        )
-        context = browser.new_context(
-            accept_downloads=True, viewport={"width": 1100, "height": 900}
-        )
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
+    context = _CHROMIUM.browser().new_context(
+        accept_downloads=True, viewport={"width": 1100, "height": 900}
+    )
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        yield page
+    finally:
+        context.close()
 
 
 @pytest.fixture(autouse=True)
