@@ -149,6 +149,10 @@ def pytest_collection_finish(session):
     gc.set_threshold(10_000, 50, 100)
 
 
+def _uses_the_browser(item) -> bool:
+    return "browser_page" in getattr(item, "fixturenames", ())
+
+
 def _slow_first(item) -> int:
     """The browser tests first, together (each test process keeps one browser open
     while they run), then the other slow files, then the rest."""
@@ -315,36 +319,45 @@ class _Chromium:
     def __init__(self):
         self._playwright = None
         self._browser = None
+        self._guard_before = None  # DJANGO_ALLOW_ASYNC_UNSAFE as it was, put back
 
     def browser(self):
         if self._browser is None:
             from playwright.sync_api import sync_playwright
 
+            self._guard_before = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
             self._playwright = sync_playwright().start()
-            self._browser = self._playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                headless=True,
-                args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-            )
+            try:
+                self._browser = self._playwright.chromium.launch(
+                    executable_path=CHROMIUM,
+                    headless=True,
+                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+                )
+            except BaseException:
+                self.close()
+                raise
         return self._browser
 
     def close(self):
-        if self._browser is None:
+        """The browser and Playwright's driver stopped, each even if the other
+        fails, and the guard put back as it was; nothing when none is open."""
+        browser, playwright = self._browser, self._playwright
+        if playwright is None:
             return
+        self._browser = self._playwright = None
         try:
-            self._browser.close()
-            self._playwright.stop()
+            if browser is not None:
+                browser.close()
         finally:
-            self._browser = self._playwright = None
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+            playwright.stop()
+            if self._guard_before is None:
+                os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+            else:
+                os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = self._guard_before
 
 
 _CHROMIUM = _Chromium()
-
-
-def _uses_the_browser(item) -> bool:
-    return "browser_page" in getattr(item, "fixturenames", ())
 
 
 @pytest.hookimpl(wrapper=True)
@@ -352,7 +365,7 @@ def pytest_runtest_teardown(item, nextitem):
     """After the test's own fixtures are torn down (its browser context among
     them): the browser is closed when the next test does not use it."""
     result = yield
-    if nextitem is None or not _uses_the_browser(nextitem):
+    if not _uses_the_browser(nextitem):  # None after the last test
         _CHROMIUM.close()
     return result
 
