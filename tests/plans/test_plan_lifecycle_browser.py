@@ -136,8 +136,9 @@ def test_finance_adds_a_plan_prices_it_and_publishes_it(live_server, browser_pag
     # and the version's history shows the tiers as finance set them, then the publishing
     page.goto(f"{base}/admin/plans/planversion/{version.pk}/change/")
     page.click("a.historylink")
+    page.wait_for_url(f"{base}/admin/plans/planversion/{version.pk}/history/")
     changes = page.locator("#price-history tbody tr")
-    assert changes.count() == 2
+    expect(changes).to_have_count(2)
     assert changes.nth(0).locator("td").nth(1).inner_text() == "fin"
     assert changes.nth(0).locator("li").all_inner_texts() == ["Status: Draft → Published"]
     assert changes.nth(1).locator("li").all_inner_texts()[-2:] == [
@@ -152,12 +153,15 @@ def test_finance_adds_a_plan_prices_it_and_publishes_it(live_server, browser_pag
     page.wait_for_selector(".messagelist .success")
     assert page.inner_text(".messagelist .success") == "Pro v2 created as a draft from v1"
     page.fill("#id_charges-0-tiers-1-unit_price", "0.0000008")
-    page.click("input[name=_continue]")
-    page.wait_for_selector(".messagelist .success")
+    # (the page already shows a success message, so wait for the save's own page)
+    with page.expect_navigation():
+        page.click("input[name=_continue]")
     page.click("a.historylink")
+    page.wait_for_url("**/history/")
 
     # then: the draft's history reads the change as one line, before and after
     changes = page.locator("#price-history tbody tr")
+    expect(changes.first).to_be_visible()
     assert changes.nth(0).locator("li").all_inner_texts() == [
         "LLM tokens, tier 2: unit price 0.000001 EUR → 0.0000008 EUR"
     ]
