@@ -46,6 +46,7 @@ def test_finance_gives_a_customer_a_deal_and_a_coupon_and_sees_them(
     page.click("input[type=submit]")
     page.wait_for_url("**/admin/billing/subscription/")
     page.click(f'#result_list a[href$="/{subscription.pk}/change/"]')
+    page.wait_for_url(f"**/admin/billing/subscription/{subscription.pk}/change/")
 
     # and gives it base 99.00, 1,000 prompts included and 0.02 a prompt beyond,
     # and the launch coupon (the plan and seats are ops' fields: not offered)
