@@ -80,8 +80,9 @@ def test_a_french_customer_switches_the_portal_to_german_and_back(
     page.screenshot(path=os.path.join(output_dir, "portal-fr.png"), full_page=True)
 
     # when: the reader picks German
-    page.get_by_role("link", name="Deutsch").click()
-    page.wait_for_load_state()
+    # (the French page is loaded already: wait for the link's own page)
+    with page.expect_navigation():
+        page.get_by_role("link", name="Deutsch").click()
 
     # then: the same signed link, in German
     assert page.url.startswith(link) and page.url.endswith("?lang=de")
@@ -97,7 +98,7 @@ def test_a_french_customer_switches_the_portal_to_german_and_back(
     assert page.locator("#invoices h2").inner_text() == "Rechnungen"
 
     # when: the reader goes back to English
-    page.get_by_role("link", name="English").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_role("link", name="English").click()
     assert page.locator("#invoices h2").inner_text() == "Invoices"
     assert row.locator("td.total").inner_text() == "1,481.40 EUR"
