@@ -62,6 +62,7 @@ def test_finance_voids_an_invoice_through_its_confirmation_page_and_downloads_th
     # when: finance opens the invoice and presses "Void…"
     page.goto(f"{base}/admin/invoices/invoice/{invoice.pk}/change/")
     page.click("text=Void…")
+    page.wait_for_url(f"{base}/admin/invoices/invoice/{invoice.pk}/void/")
 
     # then: the confirmation page says what will happen, and nothing has yet
     content = " ".join(page.locator("#content").inner_text().split())
@@ -76,8 +77,8 @@ def test_finance_voids_an_invoice_through_its_confirmation_page_and_downloads_th
     page.click(f'input[type="submit"][value="Void {invoice.number}"]')
 
     # then: back on the invoice, which lists its credit note; the credit note's page
-    note = CreditNote.objects.get()
     page.wait_for_url(f"{base}/admin/invoices/invoice/{invoice.pk}/change/")
+    note = CreditNote.objects.get()
     assert f"{invoice.number} is void; credit note {note.number} of 36.12 EUR issued." in (
         " ".join(page.locator("ul.messagelist").inner_text().split())
     )
