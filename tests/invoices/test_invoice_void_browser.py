@@ -86,6 +86,7 @@ def test_finance_reads_an_invoice_downloads_its_pdf_and_voids_it(
 
     # when: it presses "Void…"
     page.click("text=Void…")
+    page.wait_for_url(f"{base}/admin/invoices/invoice/{invoice.pk}/void/")
 
     # then: the confirmation page says what will happen; nothing has yet
     content = " ".join(page.locator("#content").inner_text().split())
