@@ -139,8 +139,9 @@ def test_finance_pastes_a_rate_card_fixes_an_overlap_and_publishes(
     page.screenshot(path=os.path.join(output_dir, "3-published.png"), full_page=True)
 
     # and: a new draft copies the card, ready to edit
-    page.click("#new-draft")
-    page.wait_for_selector(".messagelist .success")
+    # (the page already shows "published": wait for the new draft's own page)
+    with page.expect_navigation():
+        page.click("#new-draft")
     draft = PlanVersion.objects.get(number=2)
     assert page.input_value("#id_charges-0-rate_card").splitlines() == [
         "model,token_type,unit_price,per",
