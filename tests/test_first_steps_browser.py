@@ -133,16 +133,23 @@ def test_finance_first_steps_on_the_demo(demo, live_server, browser_page, output
     # 3. Publish
     page.goto(f"{base}/admin/plans/planversion/{v1.pk}/change/")
     page.click("#publish-version")
+    page.wait_for_url(f"{base}/admin/plans/planversion/{v1.pk}/publish/")
     assert page.inner_text("h1") == "Publish Chat Growth v1?"
     shot("5-publish-confirmation")
-    page.click("input[name=_confirm]")
+    # (the confirmation's "This cannot be undone." is an error note saved() would
+    # take for the answer, and the pages after it show a success message already:
+    # each time, wait for the click's own page)
+    with page.expect_navigation():
+        page.click("input[name=_confirm]")
     assert saved(page) == "Chat Growth v1 published"
 
     # 4. Change a price: New draft (v2), the second tier lowered, compared, its history
-    page.click("#new-draft")
+    with page.expect_navigation():
+        page.click("#new-draft")
     assert saved(page) == "Chat Growth v2 created as a draft from v1"
     page.fill("#id_charges-0-tiers-1-unit_price", "0.000004")
-    page.click("input[name=_save]")
+    with page.expect_navigation():
+        page.click("input[name=_save]")
     saved(page)
     v2 = PlanVersion.objects.get(plan__code="chat_growth", number=2)
     page.goto(f"{base}/admin/plans/planversion/{v2.pk}/change/")
@@ -166,7 +173,8 @@ def test_finance_first_steps_on_the_demo(demo, live_server, browser_page, output
     # and v2 is published when it is right
     page.goto(f"{base}/admin/plans/planversion/{v2.pk}/change/")
     page.click("#publish-version")
-    page.click("input[name=_confirm]")
+    with page.expect_navigation():
+        page.click("input[name=_confirm]")
     assert saved(page) == "Chat Growth v2 published"
     assert list(Plan.objects.get(code="chat_growth").versions.values_list("status", flat=True)) == [
         PlanVersion.PUBLISHED,
@@ -234,7 +242,9 @@ def test_operations_first_steps_on_the_demo(demo, live_server, browser_page, out
     # 3. Move customers: Billing > Subscriptions, filtered by plan, Migrate to another version…
     globex = Subscription.objects.get(customer__external_id="globex")
     page.goto(f"{base}/admin/billing/subscription/")
-    page.click("#changelist-filter a:text-is('AI Assistant')")
+    # (the unfiltered list has globex's box too: wait for the filtered one)
+    with page.expect_navigation():
+        page.click("#changelist-filter a:text-is('AI Assistant')")
     page.check(f'input[name="_selected_action"][value="{globex.pk}"]')
     page.select_option("select[name=action]", "migrate_to_version")
     page.click("button[name=index]")
