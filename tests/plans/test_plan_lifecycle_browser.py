@@ -47,6 +47,7 @@ def test_finance_adds_a_plan_prices_it_and_publishes_it(live_server, browser_pag
     page.click("input[name=_save]")
 
     # then: the plan's page says what comes next
+    page.wait_for_url(f"{base}/admin/plans/plan/*/change/")
     plan = Plan.objects.get(code="pro")
     page.wait_for_url(f"{base}/admin/plans/plan/{plan.pk}/change/")
     assert page.inner_text(".messagelist .success") == (
@@ -101,6 +102,7 @@ def test_finance_adds_a_plan_prices_it_and_publishes_it(live_server, browser_pag
 
     # when: finance publishes it
     page.click("#publish-version")
+    page.wait_for_url(f"{base}/admin/plans/planversion/{version.pk}/publish/")
 
     # then: the confirmation says what will happen, to how many customers
     assert page.inner_text("h1") == "Publish Pro v1?"
