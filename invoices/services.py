@@ -314,16 +314,18 @@ def _credit_balance_customers_lock(drafts: list[tuple[int, Decimal, str]]) -> se
 FINALIZE_BATCH = 200
 
 
-def invoices_finalize_due(*, cutoff: datetime, now: datetime) -> int:
-    """Finalize every draft written at or before `cutoff`, in batches of one
+def invoices_finalize_due(
+    *, cutoff: datetime, now: datetime, subscription_ids: list[int] | None = None
+) -> int:
+    """Finalize every draft written at or before `cutoff` (only those of these
+    subscriptions when `subscription_ids` is given), in batches of one
     transaction each. Drafts another run holds are skipped (it numbers them), so
     concurrent runs neither wait on each other's drafts nor number one twice."""
     finalized = 0
-    due = list(
-        Invoice.objects.filter(status=Invoice.DRAFT, created_at__lte=cutoff)
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
+    drafts = Invoice.objects.filter(status=Invoice.DRAFT, created_at__lte=cutoff)
+    if subscription_ids is not None:
+        drafts = drafts.filter(subscription_id__in=subscription_ids)
+    due = list(drafts.order_by("id").values_list("id", flat=True))
     for start in range(0, len(due), FINALIZE_BATCH):
         ids = due[start : start + FINALIZE_BATCH]
         with transaction.atomic():

@@ -46,6 +46,10 @@ logger = logging.getLogger(__name__)
 # its commit (the close of a subscription is a dozen short statements), and
 # holds its rows' locks for a group's close (about 0.1 s).
 CLOSE_GROUP = 20
+# A close in processes (or a worker's share) finalizes the drafts due of every
+# this many subscriptions it closed, as soon as they are closed: about a
+# finalization batch (invoices.services.FINALIZE_BATCH) of drafts.
+FINALIZE_EVERY = 100
 
 
 @dataclass(frozen=True)
@@ -206,10 +210,11 @@ def _close_locked(subscription: Subscription) -> Subscription:
     return subscription
 
 
-def drafts_finalize(*, as_of: datetime) -> int:
-    """Finalize the drafts written at least BILLING_INVOICE_GRACE_HOURS before `as_of`."""
+def drafts_finalize(*, as_of: datetime, subscription_ids: list[int] | None = None) -> int:
+    """Finalize the drafts written at least BILLING_INVOICE_GRACE_HOURS before
+    `as_of` (only those of these subscriptions, when given)."""
     cutoff = as_of - timedelta(hours=settings.BILLING_INVOICE_GRACE_HOURS)
-    return invoices_finalize_due(cutoff=cutoff, now=as_of)
+    return invoices_finalize_due(cutoff=cutoff, now=as_of, subscription_ids=subscription_ids)
 
 
 def change_invoice_finalize_on_commit(*, invoice: Invoice) -> None:
@@ -247,13 +252,17 @@ def periods_close(
     """Close every period that ended at or before `as_of`, a group of
     subscriptions per transaction (subscriptions_close), then finalize drafts
     past their grace. Safe to run any number of times, and to run again after a
-    failure part way. With
-    `processes` > 1 the due subscriptions are shared out among that many forked
-    processes (the row locks keep them apart)."""
+    failure part way. With `processes` > 1 the due subscriptions are shared out
+    among that many forked processes (the row locks keep them apart), each
+    finalizing its share's drafts as it goes."""
     if processes > 1:
-        closed = _close_in_processes(as_of=as_of, processes=processes)
-    else:
-        closed = _close_due(as_of=as_of, fail_at=fail_at)
+        shared = _close_in_processes(as_of=as_of, processes=processes)
+        # What the processes left: drafts of other subscriptions, and those of a
+        # subscription whose closing drafts are still in their grace.
+        return CloseResult(
+            shared.periods_closed, shared.invoices_finalized + drafts_finalize(as_of=as_of)
+        )
+    closed = _close_due(as_of=as_of, fail_at=fail_at)
     return CloseResult(closed, drafts_finalize(as_of=as_of))
 
 
@@ -267,13 +276,31 @@ def due_subscription_ids(*, as_of: datetime) -> list[int]:
 
 def subscriptions_close(*, subscription_ids: list[int], as_of: datetime) -> int:
     """Close the ended periods of these subscriptions (all of them, however many
-    have ended), CLOSE_GROUP at a time. The unit of work a worker process or a
-    Celery task takes."""
-    closed = 0
+    have ended), CLOSE_GROUP at a time."""
+    return _subscriptions_close(subscription_ids, as_of, finalize=False).periods_closed
+
+
+def subscriptions_close_and_finalize(
+    *, subscription_ids: list[int], as_of: datetime
+) -> CloseResult:
+    """Close the ended periods of these subscriptions as subscriptions_close does,
+    and finalize the drafts due of each FINALIZE_EVERY of them once they are
+    closed (drafts_finalize). The unit of work a close process or a Celery task
+    takes: the finalization of one share runs while the others' periods close,
+    instead of all of it after them."""
+    return _subscriptions_close(subscription_ids, as_of, finalize=True)
+
+
+def _subscriptions_close(subscription_ids: list[int], as_of: datetime, *, finalize: bool):
+    closed = finalized = 0
     with meter_cache.pinned():
-        for start in range(0, len(subscription_ids), CLOSE_GROUP):
-            closed += _close_group(subscription_ids[start : start + CLOSE_GROUP], as_of)
-    return closed
+        for first in range(0, len(subscription_ids), FINALIZE_EVERY):
+            chunk = subscription_ids[first : first + FINALIZE_EVERY]
+            for start in range(0, len(chunk), CLOSE_GROUP):
+                closed += _close_group(chunk[start : start + CLOSE_GROUP], as_of)
+            if finalize:
+                finalized += drafts_finalize(as_of=as_of, subscription_ids=chunk)
+    return CloseResult(closed, finalized)
 
 
 def _close_group(subscription_ids: list[int], as_of: datetime) -> int:
@@ -322,17 +349,19 @@ def _grants_credits(subscription: Subscription) -> bool:
 
 def _close_shard(subscription_ids: list[int], as_of: datetime, results) -> None:
     """A close process's share; it answers None when it fails (and exits 1)."""
-    closed = None
+    answer = None
     try:
-        closed = subscriptions_close(subscription_ids=subscription_ids, as_of=as_of)
+        answer = subscriptions_close_and_finalize(subscription_ids=subscription_ids, as_of=as_of)
     finally:
-        results.put(closed)
+        results.put(answer)
 
 
-def _close_in_processes(*, as_of: datetime, processes: int) -> int:
-    """The due subscriptions shared out among `processes` forked processes. It
-    returns once every process has ended, and raises when one failed or died
-    without an answer (killed): what closed stays closed, a rerun closes the rest."""
+def _close_in_processes(*, as_of: datetime, processes: int) -> CloseResult:
+    """The due subscriptions shared out among `processes` forked processes, each
+    finalizing the drafts due of what it closed as it goes
+    (subscriptions_close_and_finalize). It returns once every process has ended,
+    and raises when one failed or died without an answer (killed): what closed
+    stays closed, a rerun closes the rest."""
     import multiprocessing
     import queue
 
@@ -362,7 +391,10 @@ def _close_in_processes(*, as_of: datetime, processes: int) -> int:
     failed = [child.exitcode for child in children if child.exitcode != 0]
     if failed:
         raise RuntimeError(f"a close process failed (exit {failed}); run it again")
-    return sum(answers)
+    return CloseResult(
+        sum(answer.periods_closed for answer in answers),
+        sum(answer.invoices_finalized for answer in answers),
+    )
 
 
 def _close_due(*, as_of: datetime, fail_at: int | None) -> int:

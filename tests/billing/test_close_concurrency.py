@@ -89,6 +89,30 @@ def test_a_close_shared_among_processes_bills_each_period_once(db):
     assert_gap_free("INV-2026", 60)
 
 
+def test_each_close_process_finalizes_what_it_closed_as_it_goes(db, monkeypatch):
+    # given: 30 subscriptions whose October ended; this process's finalizations noted
+    subscribers(30)
+    here: list[tuple[list[int] | None, int]] = []
+    drafts_finalize = close.drafts_finalize
+
+    def noted(*, as_of, subscription_ids=None):
+        finalized = drafts_finalize(as_of=as_of, subscription_ids=subscription_ids)
+        here.append((subscription_ids, finalized))
+        return finalized
+
+    monkeypatch.setattr(close, "drafts_finalize", noted)
+    monkeypatch.setattr(close, "FINALIZE_EVERY", 4)
+
+    # when: the close runs in three processes
+    result = periods_close(as_of=NOV_1, processes=3)
+
+    # then: the processes finalized every draft (60: each start and closing invoice),
+    # so this one, after them, found none left
+    assert (result.periods_closed, result.invoices_finalized) == (30, 60)
+    assert here == [(None, 0)]
+    assert_gap_free("INV-2026", 60)
+
+
 @pytest.mark.parametrize("how", ["raises", "is killed"])
 def test_a_close_process_that_fails_fails_the_close_without_hanging(db, monkeypatch, how):
     # given: 30 subscriptions whose October ended, and one whose close raises or
