@@ -123,6 +123,29 @@ def commit_of_period(*, customer_id: int, start: datetime, end: datetime) -> Com
     return rawsql.instance(_COMMIT_FIELDS, found[0]) if found else None
 
 
+def commit_of_period_none(periods: list[tuple[int, datetime, datetime]]) -> dict:
+    """Of these periods (customer id, start, end), the commit_of_period reads
+    known to find nothing, as billing.core.rawsql.answered takes them: those of
+    customers with no commit at all (one statement for all; what a close group
+    reads once)."""
+    ids = sorted({customer for customer, _start, _end in periods})
+    if not ids:
+        return {}
+    marks = ", ".join(["%s"] * len(ids))
+    committed = set(
+        rawsql.ids(
+            f"SELECT DISTINCT customer_id FROM {Commit._meta.db_table} "  # noqa: S608 (placeholders only)
+            f"WHERE customer_id IN ({marks})",
+            ids,
+        )
+    )
+    return {
+        rawsql.statement_key(_COMMIT_OF_PERIOD, [customer, Commit.ACTIVE, start, end]): []
+        for customer, start, end in periods
+        if customer not in committed
+    }
+
+
 def accesses_open(commit: Commit, *, start: datetime, end: datetime) -> list[CommitAccess]:
     """The commit's access usable by the period [start, end), in draw order."""
     rows = commit.accesses.filter(

@@ -106,6 +106,11 @@ def ids(sql: str, params: list, *, ahead: bool = False) -> list[int]:
 
 
 def _found(db, sql: str, values: list, *, ahead: bool) -> list[tuple]:
+    answers = _answers.get()
+    if answers:
+        known = answers.pop(_statement(sql, values), None)
+        if known is not None:
+            return list(known)
     reading = _reading.get()
     if reading is None:
         return _fetched(db, sql, values)
@@ -254,6 +259,47 @@ def read_ahead(key) -> Iterator[None]:
     finally:
         _reading.reset(token)
     ran_before.note(key, reading.ran)
+
+
+# Rows a caller read for a group at once, by statement (`answered`).
+_answers: ContextVar[dict[Statement, list[tuple]] | None] = ContextVar(
+    "rawsql_answers", default=None
+)
+
+
+def statement_key(sql: str, params: list) -> Statement:
+    """The statement `rows` or `ids` would run with these parameters, as
+    `answered` knows it."""
+    db = connections[DEFAULT_DB_ALIAS]
+    return _statement(sql, [_param(db, p) for p in params])
+
+
+@contextmanager
+def answered(answers: dict[Statement, list[tuple]]) -> Iterator[None]:
+    """Statements whose rows the caller has read already, for a group at once
+    (say, one statement finding which of a group's subscriptions have a discount
+    running, for the group's close): in this block, each of them (`rows` or `ids`
+    with the same text and parameters, statement_key) takes its rows from
+    `answers` the first time it runs, instead of a round trip; it reads as usual
+    after that, and so do statements not among them. The caller answers only what
+    its block cannot change before the statement runs."""
+    token = _answers.set(dict(answers))
+    try:
+        yield
+    finally:
+        _answers.reset(token)
+
+
+def answers_alike(sql: str, params_each: list[list]) -> dict[Statement, list[tuple]]:
+    """For statements the caller knows read the same rows whichever of
+    `params_each` they run with: the first run once, its rows answering all
+    (`answered`)."""
+    if not params_each:
+        return {}
+    db = connections[DEFAULT_DB_ALIAS]
+    first = [_param(db, p) for p in params_each[0]]
+    found = _fetched(db, sql, first)
+    return {statement_key(sql, params): found for params in params_each}
 
 
 def execute(sql: str, params: list) -> int:

@@ -31,13 +31,16 @@ from billing.locks import subscription_lock, subscriptions_lock
 from billing.models import Subscription
 from billing.notifications.entitlements import entitlements_announce, entitlements_of
 from billing.rating import lines as rating
+from billing.rating.discounts import running_discount_none
+from billing.usage.billed_parts import threshold_billed_none
 from billing.usage.metering import meter_cache
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft, invoices_finalize_due
 from plans.overrides import subscription_spec, terms_spec
+from plans.taxes import customer_tax_rates_alike
 from plans.validation import VersionSpec
 from wallets.commit_take_back import commits_end_early
-from wallets.commits import commit_entries_invoiced, commit_period_end
+from wallets.commits import commit_entries_invoiced, commit_of_period_none, commit_period_end
 from wallets.ledger import period_credits_grant
 
 logger = logging.getLogger(__name__)
@@ -315,16 +318,18 @@ def _close_group(subscription_ids: list[int], as_of: datetime) -> int:
     try:
         with transaction.atomic():
             closed, alone = 0, []
-            for subscription in subscriptions_lock(subscription_ids):
-                if together and _grants_credits(subscription):
-                    alone.append(subscription.pk)
-                    continue
-                # Its next period is closed too when it has ended as well (the row
-                # as the close left it says so: no second lock for the common case).
-                while _due(subscription, as_of):
-                    left = _close_locked(subscription)
-                    closed += 1
-                    subscription = subscription_lock(left.pk) if _due(left, as_of) else left
+            locked = subscriptions_lock(subscription_ids)
+            with rawsql.answered(_group_reads(locked, as_of) if together else {}):
+                for subscription in locked:
+                    if together and _grants_credits(subscription):
+                        alone.append(subscription.pk)
+                        continue
+                    # Its next period is closed too when it has ended as well (the row
+                    # as the close left it says so: no second lock for the common case).
+                    while _due(subscription, as_of):
+                        left = _close_locked(subscription)
+                        closed += 1
+                        subscription = subscription_lock(left.pk) if _due(left, as_of) else left
     except Exception:
         if not together:
             raise
@@ -335,6 +340,28 @@ def _close_group(subscription_ids: list[int], as_of: datetime) -> int:
         )
         alone, closed = subscription_ids, 0
     return closed + sum(_close_group([subscription_id], as_of) for subscription_id in alone)
+
+
+def _group_reads(subscriptions: list[Subscription], as_of: datetime) -> dict:
+    """What most periods have none of, read once for a locked group instead of
+    once a period (rawsql.answered): threshold billings, a running discount, a
+    commit, and tax rates of the customer's own (the default rates read once for
+    those without). Only rows none of the group's closes write: a subscription's
+    threshold billings and discounts, a customer's commits and rates. A read with
+    other parameters (a subscription's second period due) reads as usual."""
+    due = [subscription for subscription in subscriptions if _due(subscription, as_of)]
+    if len(due) < 2:
+        return {}
+    return {
+        **threshold_billed_none(
+            [(s.pk, s.current_period_start, s.usage_from or s.current_period_start) for s in due]
+        ),
+        **running_discount_none([s.pk for s in due]),
+        **commit_of_period_none(
+            [(s.customer_id, s.current_period_start, s.current_period_end) for s in due]
+        ),
+        **customer_tax_rates_alike(sorted({s.customer_id for s in due})),
+    }
 
 
 def _grants_credits(subscription: Subscription) -> bool:

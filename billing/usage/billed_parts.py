@@ -67,6 +67,14 @@ class ThresholdBilled:
         return billed
 
 
+_THRESHOLD_BILLED = (
+    "SELECT t.id FROM billing_thresholdbilling t "
+    "JOIN invoices_invoice i ON i.id = t.invoice_id "
+    "WHERE t.subscription_id = %s AND t.period_start = %s AND t.usage_from = %s "
+    "AND i.status <> %s"
+)
+
+
 def threshold_billed(
     *, subscription: Subscription, period_start: datetime, usage_from: datetime
 ) -> ThresholdBilled:
@@ -75,18 +83,36 @@ def threshold_billed(
     again by the next threshold invoice or the close. Found by fixed SQL (most
     parts have none: the close asks for every period)."""
     found = rawsql.ids(
-        "SELECT t.id FROM billing_thresholdbilling t "
-        "JOIN invoices_invoice i ON i.id = t.invoice_id "
-        "WHERE t.subscription_id = %s AND t.period_start = %s AND t.usage_from = %s "
-        "AND i.status <> %s",
-        [subscription.pk, period_start, usage_from, Invoice.VOID],
-        ahead=True,
+        _THRESHOLD_BILLED, [subscription.pk, period_start, usage_from, Invoice.VOID], ahead=True
     )
     if not found:
         return ThresholdBilled([])
     return ThresholdBilled(
         list(ThresholdBilling.objects.filter(pk__in=found).select_related("invoice").order_by("id"))
     )
+
+
+def threshold_billed_none(parts: list[tuple[int, datetime, datetime]]) -> dict:
+    """Of these period parts (subscription id, period start, usage from), the
+    threshold_billed reads known to find nothing, as rawsql.answered takes them:
+    those of subscriptions with no threshold billing at all (one statement for
+    all; what a close group reads once)."""
+    ids = sorted({pk for pk, _start, _usage_from in parts})
+    if not ids:
+        return {}
+    marks = ", ".join(["%s"] * len(ids))
+    billed = set(
+        rawsql.ids(
+            "SELECT DISTINCT subscription_id FROM billing_thresholdbilling "  # noqa: S608 (placeholders only)
+            f"WHERE subscription_id IN ({marks})",
+            ids,
+        )
+    )
+    return {
+        rawsql.statement_key(_THRESHOLD_BILLED, [pk, start, usage_from, Invoice.VOID]): []
+        for pk, start, usage_from in parts
+        if pk not in billed
+    }
 
 
 @dataclass(frozen=True)
