@@ -194,6 +194,8 @@ def main():
             result = periods_close(as_of=close_at, processes=processes)
         if profiler:
             profiler.disable()
+            if os.environ.get("BENCH_PROFILE_OUT"):
+                profiler.dump_stats(os.environ["BENCH_PROFILE_OUT"])
         elapsed = time.perf_counter() - t0
         own_cpu = python_cpu() - own_cpu
         pg_cpu = cpu_seconds(postgres_pids()) - pg_cpu
