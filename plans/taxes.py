@@ -110,17 +110,8 @@ def customer_tax_rates_alike(customer_ids: list[int]) -> dict:
     answered takes them, for those without a rate of their own (linked, active or
     not): their reads find the same rows, the default ones, so one read answers all
     (two statements for all; what a close group reads once)."""
-    if not customer_ids:
-        return {}
     link = TaxRate.customers.through._meta
-    owner = link.get_field("customer").column
-    marks = ", ".join(["%s"] * len(customer_ids))
-    own = set(
-        rawsql.ids(
-            f"SELECT DISTINCT {owner} FROM {link.db_table} WHERE {owner} IN ({marks})",  # noqa: S608 (names from the models)
-            list(customer_ids),
-        )
-    )
+    own = rawsql.having_rows(link.db_table, link.get_field("customer").column, customer_ids)
     sql, _fields = _rates_sql(connection.vendor)
     return rawsql.answers_alike(sql, [[pk] for pk in customer_ids if pk not in own])
 

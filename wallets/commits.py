@@ -128,16 +128,8 @@ def commit_of_period_none(periods: list[tuple[int, datetime, datetime]]) -> dict
     known to find nothing, as billing.core.rawsql.answered takes them: those of
     customers with no commit at all (one statement for all; what a close group
     reads once)."""
-    ids = sorted({customer for customer, _start, _end in periods})
-    if not ids:
-        return {}
-    marks = ", ".join(["%s"] * len(ids))
-    committed = set(
-        rawsql.ids(
-            f"SELECT DISTINCT customer_id FROM {Commit._meta.db_table} "  # noqa: S608 (placeholders only)
-            f"WHERE customer_id IN ({marks})",
-            ids,
-        )
+    committed = rawsql.having_rows(
+        Commit._meta.db_table, "customer_id", [customer for customer, _s, _e in periods]
     )
     return {
         rawsql.statement_key(_COMMIT_OF_PERIOD, [customer, Commit.ACTIVE, start, end]): []

@@ -290,6 +290,18 @@ def answered(answers: dict[Statement, list[tuple]]) -> Iterator[None]:
         _answers.reset(token)
 
 
+def having_rows(table: str, column: str, keys) -> set[int]:
+    """Which of these keys (ids) have a row in `table` under `column`: one
+    statement for all (what a group's `answered` reads first)."""
+    keys = sorted(set(keys))
+    if not keys:
+        return set()
+    marks = ", ".join(["%s"] * len(keys))
+    return set(
+        ids(f"SELECT DISTINCT {column} FROM {table} WHERE {column} IN ({marks})", keys)  # noqa: S608 (names from the models)
+    )
+
+
 def answers_alike(sql: str, params_each: list[list]) -> dict[Statement, list[tuple]]:
     """For statements the caller knows read the same rows whichever of
     `params_each` they run with: the first run once, its rows answering all

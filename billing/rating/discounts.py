@@ -32,16 +32,7 @@ def running_discount_none(subscription_ids: list[int]) -> dict:
     """Of these subscriptions, the running_discount reads known to find nothing,
     as rawsql.answered takes them: those of subscriptions with no discount at all
     (one statement for all; what a close group reads once)."""
-    if not subscription_ids:
-        return {}
-    marks = ", ".join(["%s"] * len(subscription_ids))
-    discounted = set(
-        rawsql.ids(
-            "SELECT DISTINCT subscription_id FROM billing_discount "  # noqa: S608 (placeholders only)
-            f"WHERE subscription_id IN ({marks})",
-            list(subscription_ids),
-        )
-    )
+    discounted = rawsql.having_rows(Discount._meta.db_table, "subscription_id", subscription_ids)
     return {
         rawsql.statement_key(_RUNNING, [pk]): [] for pk in subscription_ids if pk not in discounted
     }

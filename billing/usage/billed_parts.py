@@ -97,16 +97,8 @@ def threshold_billed_none(parts: list[tuple[int, datetime, datetime]]) -> dict:
     threshold_billed reads known to find nothing, as rawsql.answered takes them:
     those of subscriptions with no threshold billing at all (one statement for
     all; what a close group reads once)."""
-    ids = sorted({pk for pk, _start, _usage_from in parts})
-    if not ids:
-        return {}
-    marks = ", ".join(["%s"] * len(ids))
-    billed = set(
-        rawsql.ids(
-            "SELECT DISTINCT subscription_id FROM billing_thresholdbilling "  # noqa: S608 (placeholders only)
-            f"WHERE subscription_id IN ({marks})",
-            ids,
-        )
+    billed = rawsql.having_rows(
+        ThresholdBilling._meta.db_table, "subscription_id", [pk for pk, _s, _u in parts]
     )
     return {
         rawsql.statement_key(_THRESHOLD_BILLED, [pk, start, usage_from, Invoice.VOID]): []
