@@ -11,7 +11,7 @@ from decimal import Decimal
 from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import prefetch_related_objects
 from django.utils.translation import gettext as _
 
@@ -315,44 +315,65 @@ FINALIZE_BATCH = 200
 
 
 def invoices_finalize_due(
-    *, cutoff: datetime, now: datetime, subscription_ids: list[int] | None = None
+    *,
+    cutoff: datetime,
+    now: datetime,
+    subscription_ids: list[int] | None = None,
+    give_way: bool = False,
 ) -> int:
     """Finalize every draft written at or before `cutoff` (only those of these
     subscriptions when `subscription_ids` is given), in batches of one
     transaction each. Drafts another run holds are skipped (it numbers them), so
-    concurrent runs neither wait on each other's drafts nor number one twice."""
+    concurrent runs neither wait on each other's drafts nor number one twice.
+    With `give_way`, a batch the database aborts (a deadlock with a concurrent
+    close) ends the run, logged, instead of raising: what committed before it
+    stays finalized, and the caller leaves the rest to a later run."""
     finalized = 0
     drafts = Invoice.objects.filter(status=Invoice.DRAFT, created_at__lte=cutoff)
     if subscription_ids is not None:
         drafts = drafts.filter(subscription_id__in=subscription_ids)
     due = list(drafts.order_by("id").values_list("id", flat=True))
     for start in range(0, len(due), FINALIZE_BATCH):
-        ids = due[start : start + FINALIZE_BATCH]
-        with transaction.atomic():
-            # The customers first (those whose credit balance is touched), then
-            # their drafts, then the sequence: billing.locks' order.
-            with_balance = _credit_balance_customers_lock(
-                list(
-                    Invoice.objects.filter(pk__in=ids, status=Invoice.DRAFT).values_list(
-                        "customer_id", "total", "reason"
-                    )
+        try:
+            finalized += _finalize_batch(due[start : start + FINALIZE_BATCH], now)
+        except OperationalError:
+            if not give_way:
+                raise
+            logger.warning(
+                "finalizing due drafts stopped after %s; left to a later run",
+                finalized,
+                exc_info=True,
+            )
+            break
+    return finalized
+
+
+def _finalize_batch(ids: list[int], now: datetime) -> int:
+    """Finalize these drafts (those still drafts) in one transaction; how many."""
+    with transaction.atomic():
+        # The customers first (those whose credit balance is touched), then
+        # their drafts, then the sequence: billing.locks' order.
+        with_balance = _credit_balance_customers_lock(
+            list(
+                Invoice.objects.filter(pk__in=ids, status=Invoice.DRAFT).values_list(
+                    "customer_id", "total", "reason"
                 )
             )
-            batch = draft_invoices_claim(ids)
-            batch.sort(key=lambda invoice: (invoice.customer_id, invoice.pk))
-            batch, sellers = _sellers_of(batch)
-            # The batch's numbers in one statement per seller, in the order they are used.
-            numbers = _numbers_for(sellers, now.year)
-            # Each statement once for the batch: the numbers and dates written.
-            _stamp_finalized(batch, numbers, sellers, now)
-            # What the journal reads of each as it is finalized (its lines, taxes and
-            # plan) read once for the batch, and its accounts and locked months once.
-            prefetch_related_objects(batch, *BATCH_READ_AHEAD)
-            with journal_batch():
-                for invoice in batch:
-                    _finalize_locked(invoice, now, stamped=True, with_balance=with_balance)
-                    finalized += 1
-    return finalized
+        )
+        batch = draft_invoices_claim(ids)
+        batch.sort(key=lambda invoice: (invoice.customer_id, invoice.pk))
+        batch, sellers = _sellers_of(batch)
+        # The batch's numbers in one statement per seller, in the order they are used.
+        numbers = _numbers_for(sellers, now.year)
+        # Each statement once for the batch: the numbers and dates written.
+        _stamp_finalized(batch, numbers, sellers, now)
+        # What the journal reads of each as it is finalized (its lines, taxes and
+        # plan) read once for the batch, and its accounts and locked months once.
+        prefetch_related_objects(batch, *BATCH_READ_AHEAD)
+        with journal_batch():
+            for invoice in batch:
+                _finalize_locked(invoice, now, stamped=True, with_balance=with_balance)
+    return len(batch)
 
 
 def _sellers_of(batch: list[Invoice]) -> tuple[list[Invoice], list[BillingEntity]]:

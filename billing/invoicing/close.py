@@ -213,11 +213,16 @@ def _close_locked(subscription: Subscription) -> Subscription:
     return subscription
 
 
-def drafts_finalize(*, as_of: datetime, subscription_ids: list[int] | None = None) -> int:
+def drafts_finalize(
+    *, as_of: datetime, subscription_ids: list[int] | None = None, give_way: bool = False
+) -> int:
     """Finalize the drafts written at least BILLING_INVOICE_GRACE_HOURS before
-    `as_of` (only those of these subscriptions, when given)."""
+    `as_of` (only those of these subscriptions, when given; `give_way` as
+    invoices_finalize_due)."""
     cutoff = as_of - timedelta(hours=settings.BILLING_INVOICE_GRACE_HOURS)
-    return invoices_finalize_due(cutoff=cutoff, now=as_of, subscription_ids=subscription_ids)
+    return invoices_finalize_due(
+        cutoff=cutoff, now=as_of, subscription_ids=subscription_ids, give_way=give_way
+    )
 
 
 def change_invoice_finalize_on_commit(*, invoice: Invoice) -> None:
@@ -288,9 +293,13 @@ def subscriptions_close_and_finalize(
 ) -> CloseResult:
     """Close the ended periods of these subscriptions as subscriptions_close does,
     and finalize the drafts due of each FINALIZE_EVERY of them once they are
-    closed (drafts_finalize). The unit of work a close process or a Celery task
-    takes: the finalization of one share runs while the others' periods close,
-    instead of all of it after them."""
+    closed (drafts_finalize). A close process's share: its finalization runs while
+    the other processes close periods, instead of all of it after them. A batch
+    the database aborts is left, with the rest of its chunk, to the finalization
+    after every process has ended (periods_close), which no close runs beside: a
+    batch locks the customers with a credit balance, and another process's close
+    holds a key share of such a customer's row while it writes its invoice, so
+    the two can deadlock."""
     return _subscriptions_close(subscription_ids, as_of, finalize=True)
 
 
@@ -302,7 +311,7 @@ def _subscriptions_close(subscription_ids: list[int], as_of: datetime, *, finali
             for start in range(0, len(chunk), CLOSE_GROUP):
                 closed += _close_group(chunk[start : start + CLOSE_GROUP], as_of)
             if finalize:
-                finalized += drafts_finalize(as_of=as_of, subscription_ids=chunk)
+                finalized += drafts_finalize(as_of=as_of, subscription_ids=chunk, give_way=True)
     return CloseResult(closed, finalized)
 
 

@@ -95,8 +95,8 @@ def test_each_close_process_finalizes_what_it_closed_as_it_goes(db, monkeypatch)
     here: list[tuple[list[int] | None, int]] = []
     drafts_finalize = close.drafts_finalize
 
-    def noted(*, as_of, subscription_ids=None):
-        finalized = drafts_finalize(as_of=as_of, subscription_ids=subscription_ids)
+    def noted(*, as_of, subscription_ids=None, **options):
+        finalized = drafts_finalize(as_of=as_of, subscription_ids=subscription_ids, **options)
         here.append((subscription_ids, finalized))
         return finalized
 

@@ -84,3 +84,41 @@ def test_a_batch_is_numbered_and_asks_for_credit_balances_in_fixed_statements():
     assert list(Invoice.objects.order_by("id").values_list("number", flat=True)) == [
         f"INV-2026-00000{n}" for n in range(1, 5)
     ]
+
+
+@pytest.mark.parametrize("give_way", [False, True])
+def test_a_batch_the_database_aborts_ends_a_run_that_gives_way(monkeypatch, give_way):
+    # given: five drafts, finalized two a batch, and a database that aborts the
+    # second batch (as PostgreSQL aborts one side of a deadlock)
+    from django.db import OperationalError
+
+    from invoices import services
+
+    acme = CustomerFactory(external_id="acme", currency="USD")
+    drafts = [draft(acme, "10.00") for _ in range(5)]
+    monkeypatch.setattr(services, "FINALIZE_BATCH", 2)
+    batches = []
+    finalize_batch = services._finalize_batch
+
+    def aborting(ids, now):
+        batches.append(ids)
+        if len(batches) == 2:
+            raise OperationalError("deadlock detected")
+        return finalize_batch(ids, now)
+
+    monkeypatch.setattr(services, "_finalize_batch", aborting)
+
+    # when / then: a run that gives way stops there, the first batch finalized;
+    # one that does not raises, the first batch finalized all the same
+    if give_way:
+        assert invoices_finalize_due(cutoff=NOV_1, now=NOV_1, give_way=True) == 2
+    else:
+        with pytest.raises(OperationalError):
+            invoices_finalize_due(cutoff=NOV_1, now=NOV_1)
+    statuses = [Invoice.objects.get(pk=d.pk).status for d in drafts]
+    assert statuses == [Invoice.FINALIZED] * 2 + [Invoice.DRAFT] * 3
+    assert len(batches) == 2
+
+    # and: the next run finalizes the rest
+    monkeypatch.setattr(services, "_finalize_batch", finalize_batch)
+    assert invoices_finalize_due(cutoff=NOV_1, now=NOV_1) == 3
