@@ -59,13 +59,11 @@ def close_periods() -> dict:
 
 @shared_task(acks_late=True)
 def close_subscriptions(subscription_ids: list[int], as_of: str) -> dict:
-    """Close these subscriptions' ended periods, finalizing the drafts due of
-    every hundred as they close (while other workers close theirs), then what else
-    is due: the drafts they wrote are finalized without waiting for the next beat."""
+    """Close these subscriptions' ended periods, then finalize what is due: the
+    drafts they wrote are finalized without waiting for the next beat."""
     moment = parse_instant(as_of)
-    done = close.subscriptions_close_and_finalize(subscription_ids=subscription_ids, as_of=moment)
-    left = close.drafts_finalize(as_of=moment)
-    return {"closed": done.periods_closed, "finalized": done.invoices_finalized + left}
+    closed = close.subscriptions_close(subscription_ids=subscription_ids, as_of=moment)
+    return {"closed": closed, "finalized": close.drafts_finalize(as_of=moment)}
 
 
 @shared_task(acks_late=True)
