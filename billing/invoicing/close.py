@@ -49,9 +49,9 @@ logger = logging.getLogger(__name__)
 # its commit (the close of a subscription is a dozen short statements), and
 # holds its rows' locks for a group's close (about 0.1 s).
 CLOSE_GROUP = 20
-# A close in processes (or a worker's share) finalizes the drafts due of every
-# this many subscriptions it closed, as soon as they are closed: about a
-# finalization batch (invoices.services.FINALIZE_BATCH) of drafts.
+# A close process finalizes the drafts due of every this many subscriptions it
+# closed, as soon as they are closed: about a finalization batch
+# (invoices.services.FINALIZE_BATCH) of drafts.
 FINALIZE_EVERY = 100
 
 
