@@ -6,7 +6,8 @@ their ended periods, invoices per second (PDFs excluded), then the no-op rerun.
 
 Needs PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432); it
 creates and drops its own database (--database, default `billing_bench_close`).
-Prints figures, the target beside them, only.
+Prints figures, the target beside them, only. With --profile, BENCH_PROFILE_OUT=FILE
+also writes the close's cProfile stats to FILE (for pstats: callers, callees).
 """
 
 import argparse
