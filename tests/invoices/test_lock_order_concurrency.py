@@ -17,6 +17,7 @@ from billing.invoicing.progressive import threshold_invoice_write
 from billing.rating.pricing import PricingSpec, TierSpec
 from billing.usage.ingestion import events_ingest
 from customers.locks import customer_lock
+from customers.services import customer_create
 from invoices.credit_balance import credit_balance
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditNote, Invoice, InvoiceSequence
@@ -44,6 +45,8 @@ NOV_20 = datetime(2026, 11, 20, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 DEC_3 = datetime(2026, 12, 3, tzinfo=UTC)
 DEC_4 = datetime(2026, 12, 4, tzinfo=UTC)
+JAN_1 = datetime(2027, 1, 1, tzinfo=UTC)
+FEB_1 = datetime(2027, 2, 1, tzinfo=UTC)
 
 
 def runs(first: int, end: int, at: datetime) -> list[dict]:
@@ -274,3 +277,80 @@ def test_a_prepaid_commit_signed_while_a_threshold_invoice_is_voided(acme):
     assert Invoice.objects.get(pk=first.pk).status == Invoice.VOID
     assert results["sign"].invoice.status == Invoice.FINALIZED
     assert results["sign"].invoice.total == D("1200.00")
+
+
+def test_finalizing_spends_credit_balances_while_a_close_writes_the_same_customers_invoices(
+    acme, settings
+):
+    """A close writes its customers' invoices, each taking a key share of its
+    customer's row (as it commits), while a finalization locks the customers whose
+    credit balance it spends. The customer's lock (customers.locks) conflicts with no
+    key share: with FOR UPDATE the finalization held acme and waited for the close's
+    share of globex, while the close waited to write acme's invoice: a deadlock, and
+    one of them aborted (the close processes gave way for it, issue 48)."""
+    settings.BILLING_INVOICE_PDFS = False
+    settings.BILLING_INVOICE_EMAILS = False
+    # given: acme and globex (in id order) each owed 5.00 and with a due draft of 20.00
+    globex = customer_create(external_id="globex", name="Globex", currency="USD")
+    drafts = []
+    for customer in (acme, globex):
+        finalized_invoice(customer, base_fee_lines("-5.00"), start=NOV_1, end=DEC_1)
+        drafts.append(period_draft(customer, base_fee_lines("20.00"), start=DEC_1, end=JAN_1))
+    close_wrote, finalized = threading.Event(), threading.Event()
+    failed: list[BaseException] = []
+
+    def close() -> None:
+        # globex's invoice first; acme's once the finalization holds the customers.
+        # A close's foreign keys are checked as it commits, in the order it wrote
+        # (each a key share of the customer's row); checked as each row is written
+        # here, so that the test says when.
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            period_draft(globex, base_fee_lines("1.00"), start=JAN_1, end=FEB_1)
+            close_wrote.set()
+            deadline = time.monotonic() + 20
+            while not finalized.is_set() and not waiting_for_locks():
+                assert time.monotonic() < deadline, "the finalization neither ended nor waited"
+                time.sleep(0.02)
+                with connection.cursor() as cursor:  # a transaction's view of the
+                    cursor.execute("SELECT pg_stat_clear_snapshot()")  # activity is kept
+            period_draft(acme, base_fee_lines("1.00"), start=JAN_1, end=FEB_1)
+
+    def finalize() -> None:
+        assert close_wrote.wait(timeout=20)
+        try:
+            invoices_finalize_due(cutoff=JAN_1, now=JAN_1)
+        finally:
+            finalized.set()
+
+    def run(work) -> threading.Thread:
+        def target() -> None:
+            try:
+                work()
+            except BaseException as exc:  # handed to the test
+                failed.append(exc)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=target)
+        thread.start()
+        return thread
+
+    # when: the close and the finalization run at once
+    threads = [run(close), run(finalize)]
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # then: neither aborted; each draft spent its customer's 5.00, and the close's
+    # invoices are written
+    assert not any(thread.is_alive() for thread in threads), "a path is stuck"
+    assert failed == []
+    for draft in drafts:
+        draft.refresh_from_db()
+        assert (draft.status, draft.credits_applied, draft.amount_due) == (
+            Invoice.FINALIZED,
+            D("5.00"),
+            D("15.00"),
+        )
+    assert Invoice.objects.filter(period_start=JAN_1, status=Invoice.DRAFT).count() == 2
