@@ -296,10 +296,10 @@ def subscriptions_close_and_finalize(
     closed (drafts_finalize). A close process's share: its finalization runs while
     the other processes close periods, instead of all of it after them. A batch
     the database aborts is left, with the rest of its chunk, to the finalization
-    after every process has ended (periods_close), which no close runs beside: a
-    batch locks the customers with a credit balance, and another process's close
-    holds a key share of such a customer's row while it writes its invoice, so
-    the two can deadlock."""
+    after every process has ended (periods_close), which no close runs beside (a
+    batch locks the customers with a credit balance, which deadlocked with another
+    process's close committing their invoices before that lock was FOR NO KEY
+    UPDATE: customers.locks)."""
     return _subscriptions_close(subscription_ids, as_of, finalize=True)
 
 
