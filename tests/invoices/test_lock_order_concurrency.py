@@ -27,6 +27,7 @@ from plans.models import CreditPack
 from plans.validation import ChargeSpec
 from tests.factories import period_draft, published_version, subscribe
 from tests.invoices.conftest import base_fee_lines, finalized_invoice
+from tests.threads import beside_a_close, waiting_for_locks
 from tests.wallets.support import wallet_of
 from wallets.commit_models import Commit
 from wallets.commit_terms import CommitRequest
@@ -46,7 +47,6 @@ DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 DEC_3 = datetime(2026, 12, 3, tzinfo=UTC)
 DEC_4 = datetime(2026, 12, 4, tzinfo=UTC)
 JAN_1 = datetime(2027, 1, 1, tzinfo=UTC)
-FEB_1 = datetime(2027, 2, 1, tzinfo=UTC)
 
 
 def runs(first: int, end: int, at: datetime) -> list[dict]:
@@ -59,15 +59,6 @@ def runs(first: int, end: int, at: datetime) -> list[dict]:
         }
         for n in range(first, end)
     ]
-
-
-def waiting_for_locks() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0]
 
 
 def sequence_row(name: str):
@@ -296,55 +287,14 @@ def test_finalizing_spends_credit_balances_while_a_close_writes_the_same_custome
     for customer in (acme, globex):
         finalized_invoice(customer, base_fee_lines("-5.00"), start=NOV_1, end=DEC_1)
         drafts.append(period_draft(customer, base_fee_lines("20.00"), start=DEC_1, end=JAN_1))
-    close_wrote, finalized = threading.Event(), threading.Event()
-    failed: list[BaseException] = []
 
-    def close() -> None:
-        # globex's invoice first; acme's once the finalization holds the customers.
-        # A close's foreign keys are checked as it commits, in the order it wrote
-        # (each a key share of the customer's row); checked as each row is written
-        # here, so that the test says when.
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            period_draft(globex, base_fee_lines("1.00"), start=JAN_1, end=FEB_1)
-            close_wrote.set()
-            deadline = time.monotonic() + 20
-            while not finalized.is_set() and not waiting_for_locks():
-                assert time.monotonic() < deadline, "the finalization neither ended nor waited"
-                time.sleep(0.02)
-                with connection.cursor() as cursor:  # a transaction's view of the
-                    cursor.execute("SELECT pg_stat_clear_snapshot()")  # activity is kept
-            period_draft(acme, base_fee_lines("1.00"), start=JAN_1, end=FEB_1)
-
-    def finalize() -> None:
-        assert close_wrote.wait(timeout=20)
-        try:
-            invoices_finalize_due(cutoff=JAN_1, now=JAN_1)
-        finally:
-            finalized.set()
-
-    def run(work) -> threading.Thread:
-        def target() -> None:
-            try:
-                work()
-            except BaseException as exc:  # handed to the test
-                failed.append(exc)
-            finally:
-                connection.close()
-
-        thread = threading.Thread(target=target)
-        thread.start()
-        return thread
-
-    # when: the close and the finalization run at once
-    threads = [run(close), run(finalize)]
-    for thread in threads:
-        thread.join(timeout=60)
+    # when: the drafts are finalized while a close writes globex's invoice, then acme's
+    failed = beside_a_close(
+        lambda: invoices_finalize_due(cutoff=JAN_1, now=JAN_1), first=globex, then=acme
+    )
 
     # then: neither aborted; each draft spent its customer's 5.00, and the close's
     # invoices are written
-    assert not any(thread.is_alive() for thread in threads), "a path is stuck"
     assert failed == []
     for draft in drafts:
         draft.refresh_from_db()
