@@ -9,7 +9,8 @@ that refers to the customer (an invoice, a wallet's entry). Every row the lock
 guards (credit balance entries, commits, the standing) is written under it, so
 waiting for such a share guarded nothing; and a close, whose invoices take their
 customers' shares as it commits, in the order it wrote them, deadlocked with a
-finalization that locked the same customers in id order (issue 48)."""
+finalization that locked the same customers in id order (issue 48). An archived
+tax rate's holders are locked the same way (plans.tax_rates)."""
 
 from customers.models import Customer
 

@@ -137,9 +137,11 @@ def rate_name(rate: TaxRate) -> str:
 def _holders_move(rate: TaxRate, replacement: TaxRate) -> None:
     """The customers holding `rate` as their own hold `replacement` instead (once,
     for one holding both). Under their row locks, in primary-key order, taken
-    after the rates' (plans.locks). Their Stripe customers hold no tax rates:
-    nothing to send them."""
-    list(rate.customers.select_for_update(of=("self",)).order_by("pk").values_list("pk"))
+    after the rates' (plans.locks), as customers.locks takes them (no key update:
+    a close committing their invoices takes key shares of them). Their Stripe
+    customers hold no tax rates: nothing to send them."""
+    holders = rate.customers.select_for_update(of=("self",), no_key=True)
+    list(holders.order_by("pk").values_list("pk"))
     links = TaxRate.customers.through.objects
     holding_both = links.filter(taxrate=replacement).values("customer_id")
     links.filter(taxrate=rate, customer_id__in=holding_both).delete()

@@ -13,7 +13,7 @@ from customers.services import customer_update
 from plans.models import TaxRate
 from plans.services import tax_rate_create, tax_rate_update
 from tests.factories import CustomerFactory
-from tests.threads import run_at_once
+from tests.threads import beside_a_close, run_at_once
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -61,3 +61,35 @@ def test_a_customer_given_a_rate_while_it_is_archived_never_holds_it_archived(
             assert held == ([(rate.code, True)] if update == "given" else [])
             assert archived == (archive == "archived")
     print(f"outcomes over {ROUNDS} rounds: {sorted(outcomes)}")
+
+
+def test_a_rate_is_archived_while_a_close_writes_its_holders_invoices(settings):
+    """The archive locks the rate's holders (no key update: plans.tax_rates) while a
+    close commits their invoices, each taking a key share of its customer's row:
+    with FOR UPDATE, the archive held acme and waited for globex's share, while the
+    close waited to write acme's invoice, and one of them was aborted."""
+    settings.BILLING_INVOICE_PDFS = False
+    settings.BILLING_INVOICE_EMAILS = False
+    # given: acme and globex (in id order) hold a rate of their own, tax-exempt (their
+    # invoices name no rate)
+    old = tax_rate_create(code="old", name="Old", percentage=D("10"))
+    tax_rate_create(code="new", name="New", percentage=D("12"))
+    acme, globex = (
+        CustomerFactory(external_id=name, currency="USD") for name in ("acme", "globex")
+    )
+    for customer in (acme, globex):
+        customer_update(customer=customer, tax_rates=["old"], tax_exempt=Customer.TAX_EXEMPT)
+        customer.refresh_from_db()  # the close's drafts read it exempt
+
+    # when: the rate is archived, replaced by another, while a close writes globex's
+    # invoice, then acme's
+    failed = beside_a_close(
+        lambda: tax_rate_update(rate=old, active=False, replaced_by="new"),
+        first=globex,
+        then=acme,
+    )
+
+    # then: neither aborted; both hold the new rate
+    assert failed == []
+    for customer in (acme, globex):
+        assert list(customer.tax_rates.values_list("code", flat=True)) == ["new"]
