@@ -88,9 +88,10 @@ class JournalEntry(models.Model):
     document_key = models.CharField(max_length=80, verbose_name=_("document key"))
     line = models.PositiveSmallIntegerField(verbose_name=_("line"))
     # No database constraint: checking one at commit takes a key-share lock on the
-    # customer's row, which a credit note holds (customer_lock) while it waits for
-    # the wallet an ingest holds: the two would wait on each other. Customers are
-    # never deleted (PROTECT everywhere else).
+    # customer's row, which a credit note held FOR UPDATE (customer_lock) while it
+    # waited for the wallet an ingest held: the two waited on each other. The lock
+    # is FOR NO KEY UPDATE since, which no key share waits for: a constraint could
+    # come back (a migration). Customers are never deleted (PROTECT everywhere else).
     customer = models.ForeignKey(
         Customer,
         on_delete=models.DO_NOTHING,
