@@ -325,9 +325,9 @@ def invoices_finalize_due(
     subscriptions when `subscription_ids` is given), in batches of one
     transaction each. Drafts another run holds are skipped (it numbers them), so
     concurrent runs neither wait on each other's drafts nor number one twice.
-    With `give_way`, a batch the database aborts (a deadlock with a concurrent
-    close) ends the run, logged, instead of raising: what committed before it
-    stays finalized, and the caller leaves the rest to a later run."""
+    With `give_way`, a batch the database aborts (a deadlock, say) ends the run,
+    logged, instead of raising: what committed before it stays finalized, and the
+    caller leaves the rest to a later run."""
     finalized = 0
     drafts = Invoice.objects.filter(status=Invoice.DRAFT, created_at__lte=cutoff)
     if subscription_ids is not None:

@@ -128,14 +128,8 @@ def commit_of_period_none(periods: list[tuple[int, datetime, datetime]]) -> dict
     known to find nothing, as billing.core.rawsql.answered takes them: those of
     customers with no commit at all (one statement for all; what a close group
     reads once)."""
-    committed = rawsql.having_rows(
-        Commit._meta.db_table, "customer_id", [customer for customer, _s, _e in periods]
-    )
-    return {
-        rawsql.statement_key(_COMMIT_OF_PERIOD, [customer, Commit.ACTIVE, start, end]): []
-        for customer, start, end in periods
-        if customer not in committed
-    }
+    asked = [(customer, [customer, Commit.ACTIVE, start, end]) for customer, start, end in periods]
+    return rawsql.answers_where_none(_COMMIT_OF_PERIOD, Commit._meta.db_table, "customer_id", asked)
 
 
 def accesses_open(commit: Commit, *, start: datetime, end: datetime) -> list[CommitAccess]:

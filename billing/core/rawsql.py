@@ -302,6 +302,14 @@ def having_rows(table: str, column: str, keys) -> set[int]:
     )
 
 
+def answers_where_none(sql: str, table: str, column: str, asked: list[tuple[int, list]]) -> dict:
+    """For statements `sql` asked with these (key, parameters), where a key with no
+    row in `table` under `column` (having_rows) is known to find nothing: those
+    keys' statements answered with no rows (`answered`), one statement for all."""
+    having = having_rows(table, column, [key for key, _params in asked])
+    return {statement_key(sql, params): [] for key, params in asked if key not in having}
+
+
 def answers_alike(sql: str, params_each: list[list]) -> dict[Statement, list[tuple]]:
     """For statements the caller knows read the same rows whichever of
     `params_each` they run with: the first run once, its rows answering all

@@ -32,10 +32,8 @@ def running_discount_none(subscription_ids: list[int]) -> dict:
     """Of these subscriptions, the running_discount reads known to find nothing,
     as rawsql.answered takes them: those of subscriptions with no discount at all
     (one statement for all; what a close group reads once)."""
-    discounted = rawsql.having_rows(Discount._meta.db_table, "subscription_id", subscription_ids)
-    return {
-        rawsql.statement_key(_RUNNING, [pk]): [] for pk in subscription_ids if pk not in discounted
-    }
+    asked = [(pk, [pk]) for pk in subscription_ids]
+    return rawsql.answers_where_none(_RUNNING, Discount._meta.db_table, "subscription_id", asked)
 
 
 def discount_amount(

@@ -97,14 +97,9 @@ def threshold_billed_none(parts: list[tuple[int, datetime, datetime]]) -> dict:
     threshold_billed reads known to find nothing, as rawsql.answered takes them:
     those of subscriptions with no threshold billing at all (one statement for
     all; what a close group reads once)."""
-    billed = rawsql.having_rows(
-        ThresholdBilling._meta.db_table, "subscription_id", [pk for pk, _s, _u in parts]
-    )
-    return {
-        rawsql.statement_key(_THRESHOLD_BILLED, [pk, start, usage_from, Invoice.VOID]): []
-        for pk, start, usage_from in parts
-        if pk not in billed
-    }
+    asked = [(pk, [pk, start, usage_from, Invoice.VOID]) for pk, start, usage_from in parts]
+    table = ThresholdBilling._meta.db_table
+    return rawsql.answers_where_none(_THRESHOLD_BILLED, table, "subscription_id", asked)
 
 
 @dataclass(frozen=True)
