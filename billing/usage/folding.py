@@ -221,18 +221,13 @@ COMBINED_METERS = (
 
 
 def group_sums(source: str) -> str:
-    """A SELECT of the group rows a fold adds from `source` (the fold's unfolded
-    contributions: customer_id, meter_id, hour, value, at, event_id, group_values),
-    added up per group rollup key, in key order. A count or sum meter
-    (COMBINED_METERS) adds its last group value only, at its position (the
-    combination's, for two or more properties; the one property's, for one), read
-    from the array directly and added up straight from the contributions: a count,
-    a sum and a maximum, no latest columns (neither aggregation reads them:
-    sums_per_key's `latest_meters_only`). Any other meter adds a row per group value
-    (by_group_value), added up by sums_per_key. The same rows as expanding every
-    contribution's values, keeping the last and adding them up: for the card of
-    bench/ingest.py --rated, the expansion took some 40% of this step's time, and
-    keeping a row per contribution before adding them up another 9% of the fold's."""
+    """The group rows a fold adds from `source` (its unfolded contributions), added up
+    per group rollup key, in key order. A count or sum meter (COMBINED_METERS) adds
+    its last group value only, at its position (its combination's, or its one
+    property's), added up straight from the contributions (no latest columns: neither
+    aggregation reads them); any other meter a row per group value (by_group_value),
+    added up by sums_per_key. For bench/ingest.py --rated's card, a row per group value
+    cost 40% of this step, and a row per contribution before adding up 9% of the fold."""
     last = "jsonb_array_length(group_values) - 1"
     contributions = f"(SELECT {AS_ROLLUP_ROW}, group_values FROM {source})"  # noqa: S608
     expanded = (
@@ -255,21 +250,16 @@ def group_sums(source: str) -> str:
 def _fold_sql() -> str:
     """The unfolded rows of the events with ids in (watermark, bound] added to the
     rollups in one statement: to the hourly ones, the hours' sums to the daily
-    ones, and the contributions' group values to the group rollups and, for the
-    days before GROUP_DAYS_BEFORE (late events), their hours' sums to the daily
-    group rollups (from the group rows already added up per hour), each in key
-    order; a later day's group rows are rolled up once it has passed
-    (group_days_roll). Each event is read and its contributions parsed
-    once for all (the group rows are the hourly rows expanded by their group values, as in the
-    view billing_usagepropertyunfolded), and each contribution kept once, its
-    value parsed once: its rollup columns (AS_ROLLUP_ROW) are computed from it as
-    the rows are added up (some 7% of a fold's time, against keeping them all).
-    A count or sum meter grouping by two or more properties adds its combination
-    only (COMBINED_METERS), added up straight from the contributions (group_sums).
-    Returns how many rows it added up (contributions and group values: a group
-    row's count is the group values it added up). Its
-    parameters: the watermark and the bound (written out, so that the planner reads
-    the few events between them by their id index)."""
+    ones, and the contributions' group values to the group rollups (group_sums) and,
+    for the days before GROUP_DAYS_BEFORE (late events), their hours' sums to the
+    daily group rollups, each in key order; a later day's group rows are rolled up
+    once it has passed (group_days_roll). Each event is read and its contributions
+    parsed once for all, and each contribution kept once, its value parsed once: its
+    rollup columns (AS_ROLLUP_ROW) are computed from it as the rows are added up
+    (some 7% of a fold's time, against keeping them all). Returns how many rows it
+    added up (contributions and group values: a group row counts the values it
+    adds). Its parameters: the watermark and the bound (written out, so that the
+    planner reads the few events between them by their id index)."""
     hours = f"(SELECT {AS_ROLLUP_ROW} FROM unfolded) AS u"  # noqa: S608 (constants only)
     group_days = days_added_up(
         GROUP_DAILY_ROLLUP_ON_CONFLICT,
