@@ -76,12 +76,15 @@ def _plan_code(invoice: Invoice) -> str:
 
 def line_leg(line: InvoiceLine, amount: Decimal, plan: str) -> Leg:
     """`amount` of the line as a debit (positive) on its account: revenue per
-    meter (else the invoice's plan), a discount, or deferred revenue."""
+    meter (else per the plan that priced it, LineInput.plan; `plan`, the
+    subscription's now, for a line written before lines said so), a discount, or
+    deferred revenue."""
     if line.kind == LineKind.DISCOUNT:
         return Leg(AccountKind.DISCOUNTS, amount)
     if line.kind in DEFERRED_KINDS:
         return Leg(AccountKind.DEFERRED_REVENUE, amount)
-    return Leg(AccountKind.REVENUE, amount, meter=line.meter, plan="" if line.meter else plan)
+    plan = "" if line.meter else (line.plan or plan)
+    return Leg(AccountKind.REVENUE, amount, meter=line.meter, plan=plan)
 
 
 def _invoice_document(invoice: Invoice, type_: str, key: str, on: datetime) -> Document:
@@ -151,7 +154,7 @@ def _credited_leg(line: InvoiceLine, amount: Decimal, plan: str) -> Leg:
     on the plan's revenue, and deferred revenue keeps equal to what the commit
     still holds."""
     if line.kind == LineKind.COMMIT_DRAWDOWN:
-        return Leg(AccountKind.REVENUE, amount, plan=plan)
+        return Leg(AccountKind.REVENUE, amount, plan=line.plan or plan)
     return line_leg(line, amount, plan)
 
 

@@ -193,6 +193,11 @@ class InvoiceLine(models.Model):
     # A line of a rate card's row: the row's `when`, {"model": "gpt-4o",
     # "token_type": "input"}, {} for its default row; null for no card.
     group = models.JSONField(null=True, blank=True, verbose_name=_("group"))
+    # The code of the plan whose version priced the line ("" for none, and for a line
+    # written before this column): the journal books a plan-level line's revenue on it.
+    plan = models.CharField(
+        max_length=64, blank=True, default="", db_default="", verbose_name=_("plan")
+    )
 
     class Meta:
         verbose_name = _("invoice line")

@@ -145,6 +145,7 @@ def invoice_write_draft(
                     period_end=getattr(line, "period_end", None),
                     breakdown=_breakdown_json(getattr(line, "breakdown", ())),
                     group=_group_json(getattr(line, "group", None)),
+                    plan=getattr(line, "plan", ""),
                 )
                 for position, (line, amount) in enumerate(zip(lines, amounts, strict=True))
             ]

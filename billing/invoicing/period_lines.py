@@ -115,6 +115,7 @@ def late_usage_lines(
                     billed_period.period_start,
                     billed_period.period_end,
                     per=pricing.per if per_unit else ONE,
+                    plan=billed_period.version.plan.code,
                 )
             )
         if now_billed != billed_period.billed:
@@ -166,7 +167,7 @@ def next_period_fixed_lines(*, subscription: Subscription, version) -> list[Line
         seats=subscription.seats,
         label=customer_text.period(start, end, customer_text.customer_zone(subscription.customer)),
     )
-    return line_inputs(fixed, start, end)
+    return rating.priced_by(line_inputs(fixed, start, end), version)
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,7 @@ def usage_so_far(subscription: Subscription, *, until: datetime) -> UsageSoFar:
     lines = line_inputs(usage + statement.commit_lines, usage_from, until)
     lines += seat_change_lines(subscription, statement.part.spec, since=usage_from, until=until)
     lines += usage_invoiced_lines(statement.thresholds)
+    lines = rating.priced_by(lines, subscription.version)
     return UsageSoFar(lines, statement.part.billed(), statement.commit)
 
 

@@ -58,6 +58,15 @@ class LineInput:
     # A line of a rate card's row: the row's `when` as (property, value) pairs,
     # () for its default row; None for a line of no card.
     group: tuple | None = None
+    # The code of the plan whose version priced the line; "" for a line of no plan
+    # (a purchase, a discount). The journal books a plan-level line's revenue on it.
+    plan: str = ""
+
+
+def priced_by(lines: list[LineInput], version) -> list[LineInput]:
+    """The lines, each marked as priced by `version`'s plan (LineInput.plan): its
+    plan may be another by the time the invoice is journaled (a plan change)."""
+    return [replace(line, plan=version.plan.code) for line in lines]
 
 
 def _line(

@@ -161,6 +161,7 @@ def _proration(
             at,
             end,
             per=line.per,
+            plan=version.plan.code,
         )
         for line in fixed
     ]

@@ -1,0 +1,117 @@
+"""Revenue per plan in the journal: a plan-level line (base fee, seats, a
+proration, the minimum-commitment true-up) is booked on the plan whose version
+priced it. This holds also when the subscription has moved to another plan by
+the time the invoice is journaled: an immediate change's invoice credits the
+old plan and charges the new one; the close after a change at period end trues
+up the old plan and bills the new one's fees. Lines written before lines said
+which plan priced them keep the old rule: the subscription's plan at
+journaling."""
+
+from datetime import UTC, datetime
+from decimal import Decimal as D
+
+import pytest
+from django.db.models import Sum
+
+from billing.invoicing.close import periods_close
+from billing.journal.models import AccountKind, JournalEntry
+from billing.subscriptions.lifecycle import subscription_change_plan
+from invoices.credit_notes import CreditLineInput, credit_note_issue
+from invoices.models import Invoice
+from invoices.services import invoice_finalize
+from tests.factories import CustomerFactory, overage, prompts_meter, published_version, subscribe
+
+pytestmark = pytest.mark.django_db
+
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+NOV_16 = datetime(2026, 11, 16, tzinfo=UTC)
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+DEC_5 = datetime(2026, 12, 5, tzinfo=UTC)
+
+
+def revenue_by_plan(invoice: Invoice) -> dict[str, D]:
+    """The invoice's revenue booked per plan (credit less debit), plan-level legs only."""
+    rows = (
+        JournalEntry.objects.filter(
+            document_key=f"invoice:{invoice.pk}", kind=AccountKind.REVENUE, meter=""
+        )
+        .values("plan")
+        .annotate(debit=Sum("debit"), credit=Sum("credit"))
+    )
+    return {row["plan"]: row["credit"] - row["debit"] for row in rows}
+
+
+@pytest.fixture
+def catalog(db):
+    prompts_meter()
+    return {
+        "starter": published_version(
+            "starter",
+            base_fee=D("30.00"),
+            minimum_commitment=D("100.00"),
+            charges=(overage("prompts", 0, "0.01"),),
+        ),
+        "pro": published_version("pro", base_fee=D("100.00")),
+    }
+
+
+def test_an_immediate_change_credits_the_old_plan_and_charges_the_new_one(catalog):
+    customer = CustomerFactory(external_id="acme")
+    subscription = subscribe(customer, "starter", start=NOV_1)
+
+    _, invoice = subscription_change_plan(
+        subscription=subscription, version=catalog["pro"], effective="immediate", at=NOV_16
+    )
+    # Journaled after the change: the subscription is on pro by now.
+    invoice_finalize(invoice=invoice, now=NOV_16, collect=False)
+
+    # The minimum commitment of starter's first half, half of the base fee back
+    # (15 of 30 days), and half of pro's base fee.
+    assert revenue_by_plan(invoice) == {"starter": D("50.00") - D("15.00"), "pro": D("50.00")}
+    assert dict(invoice.lines.values_list("kind", "plan")) == {
+        "minimum_commitment": "starter",
+        "proration_credit": "starter",
+        "proration_charge": "pro",
+    }
+
+
+def test_the_close_after_a_change_at_period_end_trues_up_the_old_plan(catalog):
+    customer = CustomerFactory(external_id="acme")
+    subscription = subscribe(customer, "starter", start=NOV_1)
+    subscription_change_plan(
+        subscription=subscription, version=catalog["pro"], effective="period_end", at=NOV_16
+    )
+
+    periods_close(as_of=DEC_1)
+
+    closing = Invoice.objects.get(
+        subscription=subscription, reason=Invoice.PERIOD, period_start=NOV_1
+    )
+    assert closing.status == Invoice.FINALIZED
+    # November's true-up on starter (no usage: its 100.00 minimum), December's
+    # base fee on pro.
+    assert revenue_by_plan(closing) == {"starter": D("100.00"), "pro": D("100.00")}
+
+    # A credit note on the true-up takes it back from starter's revenue, not pro's.
+    true_up = closing.lines.get(kind="minimum_commitment")
+    note = credit_note_issue(
+        invoice=closing, lines=[CreditLineInput(true_up.pk, D("40.00"))], reason="other", now=DEC_5
+    )
+    reversed_ = JournalEntry.objects.get(
+        document_key=f"credit_note:{note.pk}", kind=AccountKind.REVENUE
+    )
+    assert (reversed_.plan, reversed_.debit) == ("starter", D("40.00"))
+
+
+def test_a_line_written_before_lines_named_their_plan_books_as_before(catalog):
+    customer = CustomerFactory(external_id="acme")
+    subscription = subscribe(customer, "starter", start=NOV_1)
+    _, invoice = subscription_change_plan(
+        subscription=subscription, version=catalog["pro"], effective="immediate", at=NOV_16
+    )
+    invoice.lines.update(plan="")  # as the column's default fills lines of before
+
+    invoice_finalize(invoice=invoice, now=NOV_16, collect=False)
+
+    # All on the subscription's plan at journaling, as every line was booked before.
+    assert revenue_by_plan(invoice) == {"pro": D("35.00") + D("50.00")}
