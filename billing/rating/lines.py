@@ -63,10 +63,10 @@ class LineInput:
     plan: str = ""
 
 
-def priced_by(lines: list[LineInput], version) -> list[LineInput]:
-    """The lines, each marked as priced by `version`'s plan (LineInput.plan): its
-    plan may be another by the time the invoice is journaled (a plan change)."""
-    return [replace(line, plan=version.plan.code) for line in lines]
+def priced_by(lines: list[LineInput], plan: str) -> list[LineInput]:
+    """The lines, each marked as priced by the plan of code `plan` (LineInput.plan):
+    the subscription may be on another by the time the invoice is journaled."""
+    return [replace(line, plan=plan) for line in lines]
 
 
 def _line(

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
+import time_machine
 from django.db.models import Sum
 
 from billing.invoicing.close import periods_close
@@ -101,6 +102,32 @@ def test_the_close_after_a_change_at_period_end_trues_up_the_old_plan(catalog):
         document_key=f"credit_note:{note.pk}", kind=AccountKind.REVENUE
     )
     assert (reversed_.plan, reversed_.debit) == ("starter", D("40.00"))
+
+
+def test_a_postpaid_commit_s_true_up_at_a_change_at_period_end_is_the_old_plan_s(catalog, api):
+    customer = CustomerFactory(external_id="acme", currency="USD")
+    subscription = subscribe(customer, "starter", start=NOV_1)
+    body = {
+        "amount": "500.00",
+        "currency": "USD",
+        "starts_at": "2026-11-01T00:00:00Z",
+        "ends_at": "2026-12-01T00:00:00Z",
+        "billing": "postpaid",
+        "applies_to": ["prompts"],
+    }
+    with time_machine.travel(NOV_1, tick=False):
+        signed = api.post("/api/v1/customers/acme/commits", body, format="json")
+    assert signed.status_code == 201, signed.json()
+    subscription_change_plan(
+        subscription=subscription, version=catalog["pro"], effective="period_end", at=NOV_16
+    )
+
+    periods_close(as_of=DEC_1)
+
+    true_up = Invoice.objects.get(subscription=subscription, reason=Invoice.COMMIT_TRUE_UP)
+    assert true_up.status == Invoice.FINALIZED  # by the close, after the move to pro
+    # No usage counted: the whole 500.00, on starter, as its minimum-commitment true-up.
+    assert revenue_by_plan(true_up) == {"starter": D("500.00")}
 
 
 def test_a_line_written_before_lines_named_their_plan_books_as_before(catalog):
