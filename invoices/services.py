@@ -107,6 +107,8 @@ def invoice_write_draft(
     # priced with (a purchase paid through Stripe: tax charged at its order).
     rates = customer_tax_rates(customer) if tax_rates is None else tax_rates
     totals = invoice_totals(lines, rates=rates, currency=currency)
+    # A line that names no plan (LineInput.plan) was priced by the subscription's as it stands.
+    plan = subscription.version.plan.code if subscription is not None else ""
     amounts, taxes = totals.amounts, totals.taxes
     details = {
         "customer": customer,
@@ -145,7 +147,7 @@ def invoice_write_draft(
                     period_end=getattr(line, "period_end", None),
                     breakdown=_breakdown_json(getattr(line, "breakdown", ())),
                     group=_group_json(getattr(line, "group", None)),
-                    plan=getattr(line, "plan", ""),
+                    plan=getattr(line, "plan", "") or plan,
                 )
                 for position, (line, amount) in enumerate(zip(lines, amounts, strict=True))
             ]

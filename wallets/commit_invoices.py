@@ -21,23 +21,15 @@ def _term_invoice(
     commit: Commit, subscription: Subscription, *, reason: str, kind: str, amount, describe, now
 ) -> Invoice:
     """A draft of one line of `amount` for the commit's term, described by
-    `describe(term)` in the customer's language and zone, of the subscription's
-    plan as it stands (at a term's end the close still holds the version it
-    leaves): the journal books a true-up's revenue on it."""
+    `describe(term)` in the customer's language and zone. Of the subscription's
+    plan as it stands (invoice_write_draft): at a term's end the close writes it
+    before the subscription moves to a version scheduled for then."""
     customer = subscription.customer
     zone = customer_text.customer_zone(customer)
     with customer_text.speaking(customer.locale):
         description = describe(customer_text.period(commit.starts_at, commit.ends_at, zone))
     line = LineInput(
-        kind,
-        description,
-        None,
-        Decimal(1),
-        amount,
-        amount,
-        commit.starts_at,
-        commit.ends_at,
-        plan=subscription.version.plan.code,
+        kind, description, None, Decimal(1), amount, amount, commit.starts_at, commit.ends_at
     )
     return invoice_write_draft(
         customer=customer,

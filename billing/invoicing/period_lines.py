@@ -167,7 +167,8 @@ def next_period_fixed_lines(*, subscription: Subscription, version) -> list[Line
         seats=subscription.seats,
         label=customer_text.period(start, end, customer_text.customer_zone(subscription.customer)),
     )
-    return rating.priced_by(line_inputs(fixed, start, end), version.plan.code)
+    # Priced by `version`, which the subscription moves to only after the invoice is written.
+    return [replace(line, plan=version.plan.code) for line in line_inputs(fixed, start, end)]
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,6 @@ def usage_so_far(subscription: Subscription, *, until: datetime) -> UsageSoFar:
     lines = line_inputs(usage + statement.commit_lines, usage_from, until)
     lines += seat_change_lines(subscription, statement.part.spec, since=usage_from, until=until)
     lines += usage_invoiced_lines(statement.thresholds)
-    lines = rating.priced_by(lines, subscription.version.plan.code)
     return UsageSoFar(lines, statement.part.billed(), statement.commit)
 
 

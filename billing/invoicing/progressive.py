@@ -102,7 +102,6 @@ def threshold_invoice_write(*, subscription: Subscription, now: datetime) -> Inv
                 return None
             usage_from, usage, before = found.usage_from, found.usage, found.before
             lines = line_inputs(usage, usage_from, now) + usage_invoiced_lines(before)
-            lines = rating.priced_by(lines, subscription.version.plan.code)
         invoice = invoice_write_draft(
             customer=subscription.customer,
             subscription=subscription,

@@ -58,15 +58,11 @@ class LineInput:
     # A line of a rate card's row: the row's `when` as (property, value) pairs,
     # () for its default row; None for a line of no card.
     group: tuple | None = None
-    # The code of the plan whose version priced the line; "" for a line of no plan
-    # (a purchase, a discount). The journal books a plan-level line's revenue on it.
+    # The code of the plan whose version priced the line, where it is not the plan
+    # of the invoice's subscription when the invoice is written (the next version's
+    # fees, a plan change's charge, late usage of an earlier version): "" for that.
+    # The journal books a plan-level line's revenue on it (invoices.journal_entries).
     plan: str = ""
-
-
-def priced_by(lines: list[LineInput], plan: str) -> list[LineInput]:
-    """The lines, each marked as priced by the plan of code `plan` (LineInput.plan):
-    the subscription may be on another by the time the invoice is journaled."""
-    return [replace(line, plan=plan) for line in lines]
 
 
 def _line(
