@@ -11,7 +11,7 @@ from django.db.models import Prefetch
 from billing.core.vocabulary import LineKind
 from billing.journal.models import AccountKind, DocumentType
 from billing.journal.writer import Document, Leg, journal_write
-from billing.models import Subscription
+from billing.models import Subscription, ThresholdBilling
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from plans.models import Plan
 from plans.taxes import tax_lines_read
@@ -87,6 +87,29 @@ def line_leg(line: InvoiceLine, amount: Decimal, plan: str) -> Leg:
     return Leg(AccountKind.REVENUE, amount, meter=line.meter, plan=plan)
 
 
+def _line_legs(line: InvoiceLine, amount: Decimal, plan: str, subscription_id) -> list[Leg]:
+    """line_leg as the invoice books it, but for a line that takes off a threshold
+    invoice's usage (usage_invoiced, of no meter): its amount per meter as that
+    invoice billed each (ThresholdBilling.billed), and the rest (its commit lines)
+    per plan; so each meter's revenue over a period billed progressively is what
+    its usage billed, as the threshold invoices booked it per meter. The record is
+    the one the line was written from (period_lines.usage_invoiced_lines): its part
+    of the period starts at the line's start, and it was billed at the line's end."""
+    if line.kind != LineKind.USAGE_INVOICED or subscription_id is None:
+        return [line_leg(line, amount, plan)]
+    record = ThresholdBilling.objects.filter(
+        subscription_id=subscription_id, usage_from=line.period_start, created_at=line.period_end
+    ).first()
+    if record is None or record.amount != amount:
+        return [line_leg(line, amount, plan)]
+    by_meter = {meter: Decimal(billed) for meter, billed in record.billed.items()}
+    legs = [Leg(AccountKind.REVENUE, part, meter=meter) for meter, part in by_meter.items() if part]
+    rest = amount - sum(by_meter.values(), ZERO)
+    if rest:
+        legs.append(Leg(AccountKind.REVENUE, rest, plan=line.plan or plan))
+    return legs
+
+
 def _invoice_document(invoice: Invoice, type_: str, key: str, on: datetime) -> Document:
     return Document(
         type=type_,
@@ -105,7 +128,11 @@ def journal_invoice_finalized(*, invoice: Invoice, now: datetime) -> None:
     receivable)."""
     plan = _plan_code(invoice)
     on = invoice.finalized_at or now
-    legs = [line_leg(line, -line.amount, plan) for line in _read(invoice, "lines")]
+    legs = [
+        leg
+        for line in _read(invoice, "lines")
+        for leg in _line_legs(line, -line.amount, plan, invoice.subscription_id)
+    ]
     legs += [
         Leg(AccountKind.TAX_PAYABLE, -tax.amount, tax_rate=tax.code)
         for tax in _read(invoice, "tax_lines")
