@@ -87,12 +87,13 @@ def billed_lines(
 ) -> list[Billed]:
     """The window's lines of `kinds` billed in `currency` (of `customers` only,
     when given), net of discount, then what credit notes gave back of them as
-    lines of negative net. `with_plan`: each line's subscription's plan code;
-    `with_group`: its rate card group."""
+    lines of negative net. `with_plan`: the code of the plan that priced each
+    line (InvoiceLine.plan; for a line written before lines said so, its
+    subscription's plan now); `with_group`: its rate card group."""
     names = ["invoice_id", "invoice__discount", "invoice__customer_id", "meter", "kind", "amount"]
-    names += ["invoice__subscription__version__plan__code"] if with_plan else []
+    names += ["plan", "invoice__subscription__version__plan__code"] if with_plan else []
     names += ["group"] if with_group else []
-    plan_at, group_at = 6, 6 + with_plan
+    plan_at, group_at = 6, 6 + 2 * with_plan
     rows = list(_window_lines(start, end, currency, kinds, customers).values_list(*names))
     bases = _discount_bases({row[0] for row in rows if row[1]})
     lines = []
@@ -101,7 +102,7 @@ def billed_lines(
             net = quantize_money(row[5], currency)
             if row[1]:
                 net = _net(net, row[1], bases.get(row[0], ZERO))
-            plan = row[plan_at] if with_plan else None
+            plan = (row[plan_at] or row[plan_at + 1]) if with_plan else None
             group = row[group_at] if with_group else None
             lines.append(Billed(row[2], plan, row[3], group, row[4], net))
     return lines + credited_lines(
@@ -144,12 +145,16 @@ def credited_lines(
     threshold invoice billed, not what was credited of it."""
     names = ["invoice_line__invoice__customer_id", "invoice_line__meter", "invoice_line__kind"]
     names += ["amount"]
-    names += ["invoice_line__invoice__subscription__version__plan__code"] if with_plan else []
+    names += (
+        ["invoice_line__plan", "invoice_line__invoice__subscription__version__plan__code"]
+        if with_plan
+        else []
+    )
     names += ["invoice_line__group"] if with_group else []
-    plan_at, group_at = 4, 4 + with_plan
+    plan_at, group_at = 4, 4 + 2 * with_plan
     lines = []
     for row in _credited(start, end, currency, kinds, customers).values_list(*names):
-        plan = row[plan_at] if with_plan else None
+        plan = (row[plan_at] or row[plan_at + 1]) if with_plan else None
         group = row[group_at] if with_group else None
         net = -quantize_money(row[3], currency)
         lines.append(Billed(row[0], plan, row[1], group, row[2], net))

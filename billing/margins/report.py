@@ -27,9 +27,11 @@ from billing.core.money import format_decimal, format_money, quantize_money
 from billing.core.vocabulary import LineKind
 from billing.margins.billed import Billed, billed_lines, billed_totals
 from billing.margins.costs import usage_costs
+from billing.margins.plans_in_effect import plans_in_effect
 from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION
 from billing.usage.metering import meter_cache
+from billing.usage.rollups import hour_of
 from customers.models import Customer
 from invoices.models import Invoice
 from plans.models import PlanVersion
@@ -104,20 +106,6 @@ def window_currencies(start: datetime, end: datetime) -> list[str]:
     return billing
 
 
-def _customer_plans(start: datetime, end: datetime) -> dict[int, str]:
-    """Each customer's plan in the window: that of its latest subscription
-    begun before the window's end and not ended before its start."""
-    plans = {}
-    for customer_id, code in (
-        Subscription.objects.filter(started_at__lt=end)
-        .exclude(ended_at__lt=start)
-        .order_by("started_at", "id")
-        .values_list("customer_id", "version__plan__code")
-    ):
-        plans[customer_id] = code
-    return plans
-
-
 def margins(
     *, start: datetime, end: datetime, group_by: str, currency: str, customers=None
 ) -> list[Margin]:
@@ -136,8 +124,7 @@ def margins_by(
     """margins() of each of `views` over the same window, the window's lines,
     consumption and costs read once for all of them (the admin page by plan
     also lists the customers of lowest margin)."""
-    plans = _customer_plans(start, end) if "plan" in views else {}
-    grouped = [_View(name, plans) for name in views]
+    grouped = [_View(name) for name in views]
     kinds = USAGE_KINDS + (FEE_KINDS if any(v.with_fees for v in grouped) else ())
     lines = billed_lines(
         start=start,
@@ -156,9 +143,43 @@ def margins_by(
     usages = usage_costs(start=start, end=end, currency=currency, customers=customers)
     for view in grouped:
         view.add_lines(lines)
-        view.add_consumed(consumed)
-        view.add_usages(usages)
+        if view.name == "plan":
+            drawn, costed = _by_plan(start, end, currency, customers, consumed, usages)
+        else:
+            drawn, costed = [(None, c) for c in consumed], [(None, u) for u in usages]
+        view.add_consumed(drawn)
+        view.add_usages(costed)
     return {view.name: view.rows_in(currency) for view in grouped}
+
+
+def _by_plan(start, end, currency, customers, consumed, usages) -> tuple[list, list]:
+    """The credits used and the usage's costs in [start, end), each beside the
+    plan that priced it (plans_in_effect): a customer moved between plans in the
+    window read again span by span."""
+    found = plans_in_effect(start=start, end=end, customers=customers)
+    single, split = found.single, found.split
+    drawn = [(single.get(c.customer_id), c) for c in consumed if c.customer_id not in split]
+    costed = [(single.get(u.customer_id), u) for u in usages if u.customer_id not in split]
+    for customer_id, spans in split.items():
+        # From the window's start to its end, cut at each change; costs by whole
+        # hours: the hour a change falls in goes to the plan after it.
+        moments = [start, *(span.start for span in spans[1:]), end]
+        cuts = [start, *(hour_of(span.start) for span in spans[1:]), end]
+        for n, span in enumerate(spans):
+            drawn += [
+                (span.plan, c)
+                for c in consumed_at_sale_value(
+                    start=moments[n], end=moments[n + 1], currency=currency, customers=[customer_id]
+                )
+            ]
+            if cuts[n] < cuts[n + 1]:
+                costed += [
+                    (span.plan, u)
+                    for u in usage_costs(
+                        start=cuts[n], end=cuts[n + 1], currency=currency, customers=[customer_id]
+                    )
+                ]
+    return drawn, costed
 
 
 def _external_ids(ids: list[int], currency: str) -> dict[int, str]:
@@ -181,12 +202,11 @@ def _external_ids(ids: list[int], currency: str) -> dict[int, str]:
 class _View:
     """The rows of one view of margins() as the window's figures are added."""
 
-    def __init__(self, name: str, plans: dict[int, str]):
+    def __init__(self, name: str):
         self.name = name
         self.by_view = name in VIEWS
         self.with_fees = name in ("customer", "plan")
         self.kinds = set(USAGE_KINDS + (FEE_KINDS if self.with_fees else ()))
-        self.plans = plans
         self.grouping = {m.code for m in meter_cache.by_id().values() if name in m.group_by}
         self.rows: dict[object, Margin] = {}  # by the view's value
 
@@ -200,7 +220,7 @@ class _View:
         if self.name == "customer":
             return customer_id
         if self.name == "plan":
-            return plan or self.plans.get(customer_id)
+            return plan
         return meter_code
 
     def add_lines(self, lines: list[Billed]) -> None:
@@ -218,19 +238,21 @@ class _View:
                 value = line.group.get(name)
             row(value).exact_revenue += line.net
 
-    def add_consumed(self, consumed: list) -> None:
+    def add_consumed(self, consumed: list[tuple]) -> None:
+        """Credits used, each (its plan, Consumed)."""
         if not self.by_view:
             return
-        for drawn in consumed:
+        for plan, drawn in consumed:
             if self.name == "meter" and not drawn.meter:
                 continue
-            self.row(self.value(drawn.customer_id, drawn.meter)).exact_revenue += drawn.value
+            self.row(self.value(drawn.customer_id, drawn.meter, plan)).exact_revenue += drawn.value
 
-    def add_usages(self, usages: list) -> None:
+    def add_usages(self, usages: list[tuple]) -> None:
+        """Usage costs, each (its plan, UsageCost)."""
         name, row = self.name, self.row
-        for usage in usages:
+        for plan, usage in usages:
             if self.by_view:
-                value = self.value(usage.customer_id, usage.meter.code)
+                value = self.value(usage.customer_id, usage.meter.code, plan)
             elif usage.meter.code in self.grouping:
                 value = dict(usage.values).get(name)
             else:

@@ -1,0 +1,104 @@
+"""Margins by plan when a customer moves between plans: the revenue of each line
+is under the plan that priced it (InvoiceLine.plan, as the journal books it),
+and the cost of the usage under the plan in effect when it was used
+(billing.margins.plans_in_effect), so each plan's margin is its own."""
+
+from datetime import UTC, datetime
+from decimal import Decimal as D
+
+import pytest
+
+from billing.invoicing.close import periods_close
+from billing.margins import report
+from billing.subscriptions.lifecycle import subscription_change_plan
+from billing.usage.ingestion import events_ingest
+from invoices.models import InvoiceLine
+from plans.cost_rules import cost_rate_create
+from tests.factories import CustomerFactory, overage, prompts_meter, published_version, subscribe
+
+pytestmark = pytest.mark.django_db
+
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+NOV_10 = datetime(2026, 11, 10, tzinfo=UTC)
+NOV_16 = datetime(2026, 11, 16, tzinfo=UTC)
+NOV_20 = datetime(2026, 11, 20, tzinfo=UTC)
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def catalog(db):
+    """Prompts cost the seller 0.004 each; starter sells them at 0.01 on a 30.00
+    base fee, pro at 0.02 on 100.00 (both billed in advance)."""
+    prompts_meter()
+    cost_rate_create(meter="prompts", unit_cost=D("0.004"), currency="USD", effective_from=NOV_1)
+    return {
+        "starter": published_version(
+            "starter", base_fee=D("30.00"), charges=(overage("prompts", 0, "0.01"),)
+        ),
+        "pro": published_version(
+            "pro", base_fee=D("100.00"), charges=(overage("prompts", 0, "0.02"),)
+        ),
+    }
+
+
+def prompts(customer, count: int, *, at: datetime, tag: str) -> None:
+    events = [
+        {
+            "id": f"{tag}-{i}",
+            "customer": customer.external_id,
+            "event_name": "prompt",
+            "timestamp": at.isoformat(),
+        }
+        for i in range(count)
+    ]
+    assert not events_ingest(events=events, now=at).rejected
+
+
+def by_plan() -> dict:
+    rows = report.margins(start=NOV_1, end=DEC_1, group_by="plan", currency="USD")
+    return {row.key["plan"]: (row.revenue, row.cost) for row in rows}
+
+
+def test_an_immediate_change_splits_revenue_and_cost_between_the_two_plans(catalog):
+    customer = CustomerFactory(external_id="acme")
+    subscription = subscribe(customer, "starter", start=NOV_1)
+    prompts(customer, 1000, at=NOV_10, tag="before")
+    subscription_change_plan(
+        subscription=subscription, version=catalog["pro"], effective="immediate", at=NOV_16
+    )
+    prompts(customer, 500, at=NOV_20, tag="after")
+    periods_close(as_of=DEC_1)
+    lines = InvoiceLine.objects.filter(period_start__gte=NOV_1, period_end__lte=DEC_1)
+    assert sorted((x.kind, x.plan, x.amount) for x in lines) == [
+        ("base_fee", "starter", D("30.00")),
+        ("overage", "pro", D("10.00")),
+        ("overage", "starter", D("10.00")),
+        ("proration_charge", "pro", D("50.00")),
+        ("proration_credit", "starter", D("-15.00")),
+    ]
+    # Revenue: starter's fee and its 1,000 prompts at 0.01, pro's 500 prompts at
+    # 0.02 (the contract's fees are base_fee, seats and minimum_commitment: a
+    # proration is not one). Cost: 1,000 and 500 prompts at 0.004.
+    assert by_plan() == {"starter": (D("40.00"), D("4.00")), "pro": (D("10.00"), D("2.00"))}
+
+
+def test_a_change_at_period_end_leaves_the_month_on_the_plan_it_was_on(catalog):
+    customer = CustomerFactory(external_id="acme")
+    subscription = subscribe(customer, "starter", start=NOV_1)
+    prompts(customer, 1000, at=NOV_10, tag="november")
+    subscription_change_plan(
+        subscription=subscription, version=catalog["pro"], effective="period_end", at=NOV_16
+    )
+    periods_close(as_of=DEC_1)
+    subscription.refresh_from_db()
+    assert subscription.version == catalog["pro"]
+    # November's fee and usage, and their cost, on starter; December's fee is
+    # December's.
+    assert by_plan() == {"starter": (D("40.00"), D("4.00"))}
+
+
+def test_a_customer_who_never_moved_is_under_its_plan(catalog):
+    customer = CustomerFactory(external_id="acme")
+    subscribe(customer, "pro", start=NOV_1)
+    prompts(customer, 500, at=NOV_20, tag="november")
+    assert by_plan() == {"pro": (D("100.00"), D("2.00"))}
