@@ -15,7 +15,8 @@ from datetime import datetime
 from decimal import Decimal, localcontext
 from typing import NamedTuple
 
-from django.db.models import Case, Count, IntegerField, Value, When
+from django.db.models import Case, Count, F, IntegerField, Value, When
+from django.db.models.functions import Coalesce, NullIf
 
 from billing.core.money import quantize_money
 from billing.core.vocabulary import LineKind
@@ -75,6 +76,16 @@ def _net(amount: Decimal, discount: Decimal, base: Decimal) -> Decimal:
     return amount - discount * amount / base if discount and base > 0 else amount
 
 
+def _pricing_plan(prefix: str) -> Coalesce:
+    """The code of the plan that priced the line (its fields under `prefix`): its
+    own (InvoiceLine.plan), or for a line written before lines said so, its
+    subscription's plan now."""
+    return Coalesce(
+        NullIf(F(f"{prefix}plan"), Value("")),
+        F(f"{prefix}invoice__subscription__version__plan__code"),
+    )
+
+
 def billed_lines(
     *,
     start: datetime,
@@ -91,9 +102,9 @@ def billed_lines(
     line (InvoiceLine.plan; for a line written before lines said so, its
     subscription's plan now); `with_group`: its rate card group."""
     names = ["invoice_id", "invoice__discount", "invoice__customer_id", "meter", "kind", "amount"]
-    names += ["plan", "invoice__subscription__version__plan__code"] if with_plan else []
+    names += [_pricing_plan("")] if with_plan else []
     names += ["group"] if with_group else []
-    plan_at, group_at = 6, 6 + 2 * with_plan
+    plan_at, group_at = 6, 6 + with_plan
     rows = list(_window_lines(start, end, currency, kinds, customers).values_list(*names))
     bases = _discount_bases({row[0] for row in rows if row[1]})
     lines = []
@@ -102,7 +113,7 @@ def billed_lines(
             net = quantize_money(row[5], currency)
             if row[1]:
                 net = _net(net, row[1], bases.get(row[0], ZERO))
-            plan = (row[plan_at] or row[plan_at + 1]) if with_plan else None
+            plan = row[plan_at] if with_plan else None
             group = row[group_at] if with_group else None
             lines.append(Billed(row[2], plan, row[3], group, row[4], net))
     return lines + credited_lines(
@@ -145,16 +156,12 @@ def credited_lines(
     threshold invoice billed, not what was credited of it."""
     names = ["invoice_line__invoice__customer_id", "invoice_line__meter", "invoice_line__kind"]
     names += ["amount"]
-    names += (
-        ["invoice_line__plan", "invoice_line__invoice__subscription__version__plan__code"]
-        if with_plan
-        else []
-    )
+    names += [_pricing_plan("invoice_line__")] if with_plan else []
     names += ["invoice_line__group"] if with_group else []
-    plan_at, group_at = 4, 4 + 2 * with_plan
+    plan_at, group_at = 4, 4 + with_plan
     lines = []
     for row in _credited(start, end, currency, kinds, customers).values_list(*names):
-        plan = (row[plan_at] or row[plan_at + 1]) if with_plan else None
+        plan = row[plan_at] if with_plan else None
         group = row[group_at] if with_group else None
         net = -quantize_money(row[3], currency)
         lines.append(Billed(row[0], plan, row[1], group, row[2], net))

@@ -142,44 +142,47 @@ def margins_by(
         )
     usages = usage_costs(start=start, end=end, currency=currency, customers=customers)
     for view in grouped:
+        if view.name == "plan":
+            found = plans_in_effect(start=start, end=end, customers=customers)
+            view.plans = found.single
         view.add_lines(lines)
         if view.name == "plan":
-            drawn, costed = _by_plan(start, end, currency, customers, consumed, usages)
+            _add_by_plan(view, found.split, start, end, currency, consumed, usages)
         else:
-            drawn, costed = [(None, c) for c in consumed], [(None, u) for u in usages]
-        view.add_consumed(drawn)
-        view.add_usages(costed)
+            view.add_consumed(consumed)
+            view.add_usages(usages)
     return {view.name: view.rows_in(currency) for view in grouped}
 
 
-def _by_plan(start, end, currency, customers, consumed, usages) -> tuple[list, list]:
-    """The credits used and the usage's costs in [start, end), each beside the
-    plan that priced it (plans_in_effect): a customer moved between plans in the
-    window read again span by span."""
-    found = plans_in_effect(start=start, end=end, customers=customers)
-    single, split = found.single, found.split
-    drawn = [(single.get(c.customer_id), c) for c in consumed if c.customer_id not in split]
-    costed = [(single.get(u.customer_id), u) for u in usages if u.customer_id not in split]
+def _add_by_plan(view, split, start, end, currency, consumed, usages) -> None:
+    """Add the credits used and the usage's costs in [start, end) to the plan
+    view, each under the plan that priced it (plans_in_effect): the customers
+    one plan priced under theirs (view.plans), and those moved between plans in
+    the window (`split`) read again span by span."""
+    if split:
+        consumed = [c for c in consumed if c.customer_id not in split]
+        usages = [u for u in usages if u.customer_id not in split]
+    view.add_consumed(consumed)
+    view.add_usages(usages)
     for customer_id, spans in split.items():
         # From the window's start to its end, cut at each change; costs by whole
         # hours: the hour a change falls in goes to the plan after it.
         moments = [start, *(span.start for span in spans[1:]), end]
         cuts = [start, *(hour_of(span.start) for span in spans[1:]), end]
         for n, span in enumerate(spans):
-            drawn += [
-                (span.plan, c)
-                for c in consumed_at_sale_value(
+            view.add_consumed(
+                consumed_at_sale_value(
                     start=moments[n], end=moments[n + 1], currency=currency, customers=[customer_id]
-                )
-            ]
+                ),
+                plan=span.plan,
+            )
             if cuts[n] < cuts[n + 1]:
-                costed += [
-                    (span.plan, u)
-                    for u in usage_costs(
+                view.add_usages(
+                    usage_costs(
                         start=cuts[n], end=cuts[n + 1], currency=currency, customers=[customer_id]
-                    )
-                ]
-    return drawn, costed
+                    ),
+                    plan=span.plan,
+                )
 
 
 def _external_ids(ids: list[int], currency: str) -> dict[int, str]:
@@ -203,6 +206,8 @@ class _View:
     """The rows of one view of margins() as the window's figures are added."""
 
     def __init__(self, name: str):
+        # The plan view's: the plan of each customer one plan priced (plans_in_effect).
+        self.plans: dict[int, str] = {}
         self.name = name
         self.by_view = name in VIEWS
         self.with_fees = name in ("customer", "plan")
@@ -220,7 +225,7 @@ class _View:
         if self.name == "customer":
             return customer_id
         if self.name == "plan":
-            return plan
+            return plan or self.plans.get(customer_id)
         return meter_code
 
     def add_lines(self, lines: list[Billed]) -> None:
@@ -238,19 +243,19 @@ class _View:
                 value = line.group.get(name)
             row(value).exact_revenue += line.net
 
-    def add_consumed(self, consumed: list[tuple]) -> None:
-        """Credits used, each (its plan, Consumed)."""
+    def add_consumed(self, consumed: list, plan: str | None = None) -> None:
+        """Credits used; `plan`: the plan that priced them all (else the customer's)."""
         if not self.by_view:
             return
-        for plan, drawn in consumed:
+        for drawn in consumed:
             if self.name == "meter" and not drawn.meter:
                 continue
             self.row(self.value(drawn.customer_id, drawn.meter, plan)).exact_revenue += drawn.value
 
-    def add_usages(self, usages: list[tuple]) -> None:
-        """Usage costs, each (its plan, UsageCost)."""
+    def add_usages(self, usages: list, plan: str | None = None) -> None:
+        """Usage costs; `plan`: the plan that priced them all (else the customer's)."""
         name, row = self.name, self.row
-        for plan, usage in usages:
+        for usage in usages:
             if self.by_view:
                 value = self.value(usage.customer_id, usage.meter.code, plan)
             elif usage.meter.code in self.grouping:
