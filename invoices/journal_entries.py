@@ -3,6 +3,7 @@ refunds and the credit balance applied (billing.journal). Each is called by
 the service that writes the document, in its transaction; journal_backfill
 calls them for documents written before the journal existed."""
 
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -87,26 +88,55 @@ def line_leg(line: InvoiceLine, amount: Decimal, plan: str) -> Leg:
     return Leg(AccountKind.REVENUE, amount, meter=line.meter, plan=plan)
 
 
+def _taken_off(line: InvoiceLine, plan: str, subscription_id) -> list[Leg] | None:
+    """What the invoice books for a line that takes off a threshold invoice's
+    usage (usage_invoiced, of no account of its own): that invoice's revenue and
+    deferred revenue legs, as it booked its lines, reversed (the rest, its
+    discount, on the plan's revenue). So each meter's revenue over a period
+    billed progressively is what its usage billed, and a prepaid commit's
+    drawdown is taken from deferred revenue once. The invoice is the one the line
+    was written from (period_lines.usage_invoiced_lines): of the subscription,
+    its part of the period starting at the line's start, billed at the line's
+    end. None when none is found."""
+    record = (
+        ThresholdBilling.objects.filter(
+            subscription_id=subscription_id,
+            usage_from=line.period_start,
+            created_at=line.period_end,
+        )
+        .exclude(invoice__status=Invoice.VOID)
+        .select_related("invoice")
+        .first()
+    )
+    if record is None or record.amount != -line.amount:
+        return None
+    taken = [
+        replace(leg, amount=-leg.amount)
+        for taken_line in record.invoice.lines.all()
+        for leg in _line_legs(taken_line, -taken_line.amount, plan, subscription_id)
+        if leg.kind in (AccountKind.REVENUE, AccountKind.DEFERRED_REVENUE)
+    ]
+    rest = -line.amount - sum((leg.amount for leg in taken), ZERO)
+    if rest:
+        taken.append(Leg(AccountKind.REVENUE, rest, plan=line.plan or plan))
+    return taken
+
+
 def _line_legs(line: InvoiceLine, amount: Decimal, plan: str, subscription_id) -> list[Leg]:
-    """line_leg as the invoice books it, but for a line that takes off a threshold
-    invoice's usage (usage_invoiced, of no meter): its amount per meter as that
-    invoice billed each (ThresholdBilling.billed), and the rest (its commit lines)
-    per plan; so each meter's revenue over a period billed progressively is what
-    its usage billed, as the threshold invoices booked it per meter. The record is
-    the one the line was written from (period_lines.usage_invoiced_lines): its part
-    of the period starts at the line's start, and it was billed at the line's end."""
+    """line_leg, for a line that takes off a threshold invoice's usage too
+    (_taken_off): `amount` of it (the invoice books -line.amount; a credit note
+    what it credits, reversed) spread over its legs as the invoice booked them,
+    the last taking what rounding leaves."""
     if line.kind != LineKind.USAGE_INVOICED or subscription_id is None:
         return [line_leg(line, amount, plan)]
-    record = ThresholdBilling.objects.filter(
-        subscription_id=subscription_id, usage_from=line.period_start, created_at=line.period_end
-    ).first()
-    if record is None or record.amount != amount:
+    booked = _taken_off(line, plan, subscription_id)
+    if booked is None:
         return [line_leg(line, amount, plan)]
-    by_meter = {meter: Decimal(billed) for meter, billed in record.billed.items()}
-    legs = [Leg(AccountKind.REVENUE, part, meter=meter) for meter, part in by_meter.items() if part]
-    rest = amount - sum(by_meter.values(), ZERO)
-    if rest:
-        legs.append(Leg(AccountKind.REVENUE, rest, plan=line.plan or plan))
+    if amount == -line.amount:
+        return booked
+    share = amount / -line.amount
+    legs = [replace(leg, amount=leg.amount * share) for leg in booked[:-1]]
+    legs.append(replace(booked[-1], amount=amount - sum((leg.amount for leg in legs), ZERO)))
     return legs
 
 
@@ -174,15 +204,15 @@ def journal_invoice_paid(
     )
 
 
-def _credited_leg(line: InvoiceLine, amount: Decimal, plan: str) -> Leg:
-    """What crediting `amount` of the line reverses. A commit's drawdown line
-    (a void credits it, negative) is the exception: the void gives the commit
-    nothing back (its access stays drawn), so what was drawn stays recognized,
-    on the plan's revenue, and deferred revenue keeps equal to what the commit
-    still holds."""
+def _credited_legs(line: InvoiceLine, amount: Decimal, plan: str, subscription_id) -> list[Leg]:
+    """What crediting `amount` of the line reverses: what the invoice booked for
+    it (_line_legs), in proportion. A commit's drawdown line (a void credits it,
+    negative) is the exception: the void gives the commit nothing back (its
+    access stays drawn), so what was drawn stays recognized, on the plan's
+    revenue, and deferred revenue keeps equal to what the commit still holds."""
     if line.kind == LineKind.COMMIT_DRAWDOWN:
-        return Leg(AccountKind.REVENUE, amount, plan=line.plan or plan)
-    return line_leg(line, amount, plan)
+        return [Leg(AccountKind.REVENUE, amount, plan=line.plan or plan)]
+    return _line_legs(line, amount, plan, subscription_id)
 
 
 def journal_credit_note(*, note: CreditNote, now: datetime) -> None:
@@ -193,8 +223,9 @@ def journal_credit_note(*, note: CreditNote, now: datetime) -> None:
     invoice = note.invoice
     plan = _plan_code(invoice)
     legs = [
-        _credited_leg(line.invoice_line, line.amount, plan)
+        leg
         for line in note.lines.select_related("invoice_line")
+        for leg in _credited_legs(line.invoice_line, line.amount, plan, invoice.subscription_id)
     ]
     legs += [
         Leg(AccountKind.TAX_PAYABLE, tax.amount, tax_rate=tax.code)
