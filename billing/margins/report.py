@@ -168,7 +168,7 @@ def _add_by_plan(view, split, start, end, currency, consumed, usages) -> None:
         # From the window's start to its end, cut at each change; costs by whole
         # hours: the hour a change falls in goes to the plan after it.
         moments = [start, *(span.start for span in spans[1:]), end]
-        cuts = [start, *(hour_of(span.start) for span in spans[1:]), end]
+        cuts = [start, *(min(max(hour_of(s.start), start), end) for s in spans[1:]), end]
         for n, span in enumerate(spans):
             view.add_consumed(
                 consumed_at_sale_value(

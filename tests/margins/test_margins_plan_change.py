@@ -102,3 +102,24 @@ def test_a_customer_who_never_moved_is_under_its_plan(catalog):
     subscribe(customer, "pro", start=NOV_1)
     prompts(customer, 500, at=NOV_20, tag="november")
     assert by_plan() == {"pro": (D("100.00"), D("2.00"))}
+
+
+def test_a_change_in_a_window_s_first_partial_hour_costs_nothing_from_before_it(catalog):
+    """A window starting mid-hour (midnight in a zone half an hour off UTC) with a
+    change in that hour: the cost by plan adds up to the cost by customer."""
+    start = datetime(2026, 11, 16, 10, 30, tzinfo=UTC)
+    customer = CustomerFactory(external_id="acme")
+    subscription = subscribe(customer, "starter", start=NOV_1)
+    prompts(customer, 1000, at=datetime(2026, 11, 16, 10, 10, tzinfo=UTC), tag="before")
+    subscription_change_plan(
+        subscription=subscription,
+        version=catalog["pro"],
+        effective="immediate",
+        at=datetime(2026, 11, 16, 10, 45, tzinfo=UTC),
+    )
+    prompts(customer, 500, at=NOV_20, tag="after")
+    periods_close(as_of=DEC_1)
+    by_customer = report.margins(start=start, end=DEC_1, group_by="customer", currency="USD")
+    by_plan = report.margins(start=start, end=DEC_1, group_by="plan", currency="USD")
+    assert [r.cost for r in by_customer] == [D("2.00")]
+    assert {r.key["plan"]: r.cost for r in by_plan} == {"pro": D("2.00")}
