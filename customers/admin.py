@@ -41,6 +41,7 @@ from customers import api_keys, services
 from customers.billing_entities import vat_number_waited_for
 from customers.billing_entity_admin import BillingEntityAdmin  # noqa: F401 (registers it)
 from customers.customer_form_admin import ADDRESS_FIELDS, CustomerForm
+from customers.customer_list_admin import CustomerListColumns
 from customers.models import CUSTOMER_DETAILS, ApiKey, Customer
 from customers.portal import portal_session_create
 from invoices.dunning_admin import (
@@ -217,23 +218,16 @@ class CustomerChangeList(ChangeList):
                 customer.month_margin_text = texts[customer.pk]
 
 
-# A spend limit's mode in the customer list, short: the form says it whole.
-SPEND_LIMIT_MODE_WORDS = {
-    Customer.SPEND_LIMIT_HARD: _("refused past it"),
-    Customer.SPEND_LIMIT_SOFT: _("alert only"),
-}
-
-
 @admin.register(Customer)
-class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
+class CustomerAdmin(CustomerListColumns, RefusedDeletionMixin, AuditHistoryAdmin):
     form = CustomerForm
     change_form_template = "admin/customers/customer/change_form.html"
     list_display = [
         "external_id",
         "name",
-        "email",
+        "email_display",
         "currency",
-        "timezone",
+        "timezone_display",
         "spend_limit_display",
         "standing_display",
         "dunning_display",
@@ -241,15 +235,6 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     list_filter = ["standing", "currency", "spend_limit_mode"]
     search_fields = ["external_id", "name", "email"]
     date_hierarchy = "created_at"
-
-    @admin.display(description=_("spend limit"), ordering="spend_limit")
-    def spend_limit_display(self, customer: Customer) -> str:
-        """The limit and, when there is one, whether it refuses or alerts: one
-        column, so that the list keeps its standing and dunning on a 1280 px screen."""
-        if customer.spend_limit is None:
-            return "—"
-        mode = SPEND_LIMIT_MODE_WORDS.get(customer.spend_limit_mode, customer.spend_limit_mode)
-        return f"{money_text(customer.spend_limit, customer.currency)} ({mode})"
 
     def get_changelist(self, request, **kwargs):
         return CustomerChangeList
