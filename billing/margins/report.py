@@ -124,7 +124,8 @@ def margins_by(
     """margins() of each of `views` over the same window, the window's lines,
     consumption and costs read once for all of them (the admin page by plan
     also lists the customers of lowest margin)."""
-    grouped = [_View(name) for name in views]
+    found = plans_in_effect(start=start, end=end, customers=customers) if "plan" in views else None
+    grouped = [_View(name, found.single if name == "plan" else {}) for name in views]
     kinds = USAGE_KINDS + (FEE_KINDS if any(v.with_fees for v in grouped) else ())
     lines = billed_lines(
         start=start,
@@ -142,9 +143,6 @@ def margins_by(
         )
     usages = usage_costs(start=start, end=end, currency=currency, customers=customers)
     for view in grouped:
-        if view.name == "plan":
-            found = plans_in_effect(start=start, end=end, customers=customers)
-            view.plans = found.single
         view.add_lines(lines)
         if view.name == "plan":
             _add_by_plan(view, found.split, start, end, currency, consumed, usages)
@@ -205,13 +203,14 @@ def _external_ids(ids: list[int], currency: str) -> dict[int, str]:
 class _View:
     """The rows of one view of margins() as the window's figures are added."""
 
-    def __init__(self, name: str):
-        # The plan view's: the plan of each customer one plan priced (plans_in_effect).
-        self.plans: dict[int, str] = {}
+    def __init__(self, name: str, plans: dict[int, str]):
+        """`plans`: the plan view's plan of each customer one plan priced in the
+        window (plans_in_effect)."""
         self.name = name
         self.by_view = name in VIEWS
         self.with_fees = name in ("customer", "plan")
         self.kinds = set(USAGE_KINDS + (FEE_KINDS if self.with_fees else ()))
+        self.plans = plans
         self.grouping = {m.code for m in meter_cache.by_id().values() if name in m.group_by}
         self.rows: dict[object, Margin] = {}  # by the view's value
 

@@ -13,20 +13,15 @@ from django.db.models import Sum
 from billing.invoicing.close import periods_close
 from billing.invoicing.progressive import threshold_invoices_write
 from billing.journal.models import AccountKind, JournalEntry
-from customers.services import customer_create
 from invoices.services import invoice_void
-from tests.factories import api_client, subscribe
 from tests.journal.test_threshold_revenue import billed_progressively, revenue  # noqa: F401
 from tests.wallets.test_commits import (  # noqa: F401
     DEC_1,
-    NOV_11,
     NOV_12,
-    S27_PREPAID,
     catalog,
-    per_thousand,
     period_invoice,
     post_usage,
-    sign,
+    progressive_commit_customer,
 )
 from wallets.commit_models import Commit
 
@@ -52,27 +47,7 @@ def test_void_of_the_closing_invoice_reverses_per_meter_what_it_booked_per_meter
 def test_threshold_invoice_with_a_commit_drawdown_books_deferred_revenue_once(
     catalog,  # noqa: F811
 ):
-    admin = api_client("admin")
-    plan = {
-        "code": "aip",
-        "name": "AI progressive",
-        "currency": "USD",
-        "base_fee": "0",
-        "progressive_billing_threshold": "100",
-        "publish": True,
-        "charges": [
-            {
-                "meter": "llm_tokens",
-                "model": "overage",
-                "included_units": "0",
-                "pricing": per_thousand("1.00"),
-            }
-        ],
-    }
-    assert admin.post("/api/v1/plans", plan, format="json").status_code == 201
-    customer = customer_create(external_id="acme", name="Acme", currency="USD")
-    subscribe(customer, "aip")
-    assert sign("acme", S27_PREPAID).status_code == 201
+    customer = progressive_commit_customer()
     post_usage("acme", datetime(2026, 11, 11, tzinfo=UTC), tokens=1_200_000)
     (threshold,) = threshold_invoices_write(customer_ids=[customer.pk], now=NOV_12)
     assert threshold.total == D("220.00")

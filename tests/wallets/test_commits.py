@@ -414,7 +414,9 @@ def test_a_migration_or_plan_change_during_a_commit_draws_nothing_twice(
     assert commit.status == Commit.ACTIVE
 
 
-def test_threshold_invoices_bill_only_what_goes_beyond_the_access(catalog):
+def progressive_commit_customer():
+    """acme on "aip" (tokens at 1.00 per 1,000, a threshold invoice at 100.00 not
+    yet invoiced) with S27's prepaid commit signed."""
     admin = api_client("admin")
     plan = {
         "code": "aip",
@@ -436,6 +438,11 @@ def test_threshold_invoices_bill_only_what_goes_beyond_the_access(catalog):
     customer = customer_create(external_id="acme", name="Acme", currency="USD")
     subscribe(customer, "aip")
     assert sign("acme", S27_PREPAID).status_code == 201
+    return customer
+
+
+def test_threshold_invoices_bill_only_what_goes_beyond_the_access(catalog):
+    customer = progressive_commit_customer()
     # 500.00 of usage: within the access, no threshold invoice
     post_usage("acme", datetime(2026, 11, 10, tzinfo=UTC), tokens=500_000)
     assert threshold_invoices_write(customer_ids=[customer.pk], now=NOV_11) == []
