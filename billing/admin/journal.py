@@ -15,6 +15,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import RecordAdmin, amount_text
+from billing.core.errors import BillingError
 from billing.journal.export import trial_balance, trial_balance_lines
 from billing.journal.models import JournalAccount, JournalEntry, JournalPeriodLock, TrialBalance
 from billing.journal.periods import journal_month_lock
@@ -70,13 +71,18 @@ class LockForm(forms.ModelForm):
     class Meta:
         model = JournalPeriodLock
         fields = ("month",)
-        help_texts = {"month": _("Any day of the month to lock.")}
+        help_texts = {"month": _("Any day of the month to lock: a month that has ended.")}
 
-    def clean_month(self):
-        month = month_start(self.cleaned_data["month"])
-        if JournalPeriodLock.objects.filter(month=month).exists():
-            raise forms.ValidationError(gettext("This month is locked already."))
-        return month
+    def clean(self):
+        # The service's refusals (a month not ended, locked already) on the field;
+        # it wrote the lock when it accepted (as the purchase form does).
+        cleaned = super().clean()
+        if cleaned.get("month") is not None:
+            try:
+                cleaned["lock"] = journal_month_lock(month=cleaned["month"], now=datetime.now(UTC))
+            except BillingError as error:
+                self.add_error("month", error.words)
+        return cleaned
 
 
 @admin.register(JournalPeriodLock)
@@ -93,8 +99,8 @@ class JournalPeriodLockAdmin(AccountingAdmin, admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        lock = journal_month_lock(month=form.cleaned_data["month"], now=datetime.now(UTC))
-        obj.pk, obj.locked_at = lock.pk, lock.locked_at
+        lock = form.cleaned_data["lock"]
+        obj.pk, obj.month, obj.locked_at = lock.pk, lock.month, lock.locked_at
 
 
 class TrialBalanceForm(forms.Form):

@@ -156,7 +156,9 @@ class JournalMonthLockApi(APIView):
         summary="Lock a month of the journal",
         description=(
             "Documents dated in a locked month are journaled on the first day of the "
-            "next open month. 409 when the month is locked already."
+            "next open month. Only a month that has ended (UTC) can be locked: 400 "
+            "(`fields.month`) for the current month or a later one; 409 when the "
+            "month is locked already."
         ),
         request=None,
         responses={201: OpenApiTypes.OBJECT},

@@ -2,11 +2,12 @@
 journal API's refusals."""
 
 from collections import defaultdict
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal as D
 from io import StringIO
 
 import pytest
+import time_machine
 from django.core.management import call_command
 
 from billing.journal.models import JournalEntry, JournalPeriodLock
@@ -14,6 +15,9 @@ from tests.factories import CustomerFactory, api_client
 from tests.journal.support import NOV_10, s29_month, usage_invoice
 
 pytestmark = pytest.mark.django_db
+
+
+DEC_2 = datetime(2026, 12, 2, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -62,7 +66,8 @@ def test_backfill_leaves_live_documents_alone(api):
 
 def test_a_locked_month_moves_later_documents_to_the_next_open_month(api):
     customer = CustomerFactory(external_id="acme")
-    response = api.post("/api/v1/journal/periods/2026-11/lock")
+    with time_machine.travel(DEC_2, tick=False):
+        response = api.post("/api/v1/journal/periods/2026-11/lock")
     assert response.status_code == 201, response.content
     assert response.json()["month"] == "2026-11"
     JournalPeriodLock.objects.create(month=date(2026, 12, 1), locked_at=NOV_10)
@@ -81,6 +86,7 @@ def test_a_locked_month_moves_later_documents_to_the_next_open_month(api):
     assert api.get("/api/v1/journal?from=2026-11-01&to=2026-12-01").json()["results"] == []
 
 
+@time_machine.travel(datetime(2027, 1, 2, tzinfo=UTC), tick=False)
 def test_locking_a_month_twice_or_a_bad_month_is_refused(api):
     assert api.post("/api/v1/journal/periods/2026-11/lock").status_code == 201
     again = api.post("/api/v1/journal/periods/2026-11/lock")
