@@ -134,30 +134,32 @@ class InvoicePaySerializer(serializers.Serializer):
         max_length=255, help_text="What identifies the payment, e.g. the bank transfer's."
     )
     paid_at = AwareDateTimeField(
-        required=False, allow_null=True, default=None, help_text="Default: now."
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=(
+            "When the money arrived; default: now. Not in the future, not before the "
+            "invoice was issued (400)."
+        ),
     )
 
 
 class InvoicePayApi(APIView):
     """Record a payment made outside Stripe (a bank transfer): the invoice becomes
     `paid` with that reference, and `invoice.paid` is published. 409 for a draft,
-    void or already paid invoice. Scope `admin`."""
+    void or already paid invoice; 400 for a paid_at in the future or before the
+    invoice was issued. Scope `admin`."""
 
     @extend_schema(request=InvoicePaySerializer, responses=InvoiceSerializer)
     def post(self, request, invoice_id: int):
         invoice = get_object_or_404(Invoice, pk=invoice_id)
         data = request_data(InvoicePaySerializer, request)
-        now = timezone.now()
-        paid_at = data["paid_at"] or now
-        if paid_at > now:
-            raise InvalidRequest(
-                "paid_at must not be in the future", fields={"paid_at": ["in the future"]}
-            )
+        # The service refuses a paid_at in the future or before the invoice's issue.
         settlement.invoice_mark_paid(
             invoice=invoice,
             reference=data["reference"],
-            now=now,
-            paid_at=paid_at,
+            now=timezone.now(),
+            paid_at=data["paid_at"],
         )
         return Response(InvoiceSerializer(invoices_query().get(pk=invoice_id)).data)
 

@@ -15,6 +15,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from billing.core.admin_fields import ZonedDateTimeField, moment_text
 from billing.core.admin_forms import (
     ActionsRecordAdmin,
     ExactDecimalField,
@@ -23,7 +24,7 @@ from billing.core.admin_forms import (
     money_text,
     short_text,
 )
-from billing.core.errors import BillingError
+from billing.core.errors import BillingError, InvalidRequest
 from invoices import collection, settlement
 from invoices.models import Payment, Purchase, StripeEvent
 from plans.models import CreditPack
@@ -63,6 +64,44 @@ class PaymentReferenceForm(forms.Form):
         help_text=_("What identifies the payment: a bank transfer's reference, a cheque number."),
         label=_("Reference"),
     )
+    paid_at = ZonedDateTimeField(
+        label=_("Received at"),
+        required=False,
+        help_text=_(
+            "When the money arrived: not before the invoice was issued, not in the "
+            "future. Empty: now."
+        ),
+    )
+
+    def __init__(self, *args, invoices=(), now=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.invoices, self.now = list(invoices), now
+
+    def clean_paid_at(self):
+        """The settlement's own date rule (payment_date_check), for each invoice
+        selected: one refused, none is recorded."""
+        paid_at = self.cleaned_data["paid_at"]
+        if paid_at is None:
+            return None
+        errors = []
+        for invoice in self.invoices:
+            try:
+                settlement.payment_date_check(invoice=invoice, paid_at=paid_at, now=self.now)
+            except InvalidRequest as refused:
+                if refused.fields.get("paid_at") == ["in the future"]:
+                    raise forms.ValidationError(
+                        gettext("The payment is dated in the future (now: {now}).").format(
+                            now=moment_text(self.now)
+                        )
+                    ) from None
+                errors.append(
+                    gettext(
+                        "{invoice}: the payment is dated before the invoice was issued ({issued})"
+                    ).format(invoice=invoice, issued=moment_text(invoice.finalized_at))
+                )
+        if errors:
+            raise forms.ValidationError(errors)
+        return paid_at
 
 
 @admin.action(
@@ -70,15 +109,21 @@ class PaymentReferenceForm(forms.Form):
     permissions=["mark_paid"],
 )
 def mark_paid_with_reference(modeladmin, request, queryset):
-    """Asks for the payment's reference on a page of its own, then records it on
-    each invoice (invoice_mark_paid). With Stripe, a collection still waiting is
-    then not attempted: its payment is canceled at its next attempt."""
-    form = PaymentReferenceForm(request.POST if "apply" in request.POST else None)
+    """Asks for the payment's reference and when it arrived (default now) on a
+    page of its own, then records it on each invoice (invoice_mark_paid). With
+    Stripe, a collection still waiting is then not attempted: its payment is
+    canceled at its next attempt."""
+    now = timezone.now()
+    form = PaymentReferenceForm(
+        request.POST if "apply" in request.POST else None, invoices=queryset, now=now
+    )
     if form.is_bound and form.is_valid():
-        now, reference = timezone.now(), form.cleaned_data["reference"]
+        reference, paid_at = form.cleaned_data["reference"], form.cleaned_data["paid_at"]
         for invoice in queryset:
             try:
-                settlement.invoice_mark_paid(invoice=invoice, reference=reference, now=now)
+                settlement.invoice_mark_paid(
+                    invoice=invoice, reference=reference, now=now, paid_at=paid_at
+                )
             except BillingError as error:
                 modeladmin.message_user(request, f"{invoice}: {error.words}", messages.ERROR)
             else:

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from billing.core.errors import Conflict
+from billing.core.errors import Conflict, InvalidRequest
 from billing.core.money import format_money
 from billing.models import INVOICE_PAID
 from billing.notifications import webhooks
@@ -19,6 +19,26 @@ from invoices.standing import standing_refresh_on_commit
 PAYABLE = (Invoice.FINALIZED, Invoice.UNCOLLECTIBLE)
 
 
+def payment_date_check(*, invoice: Invoice, paid_at: datetime, now: datetime) -> None:
+    """Refuse (InvalidRequest on `paid_at`) a payment dated in the future or before
+    its invoice was issued: its receivable would be credited before it was
+    debited, or in a month to come. No tolerance beyond `now`: a date given is
+    when money arrived, which has happened; "now" is given by giving none, and a
+    few minutes' grace at a month's end would date a payment in the next month."""
+    if paid_at > now:
+        raise InvalidRequest(
+            f"paid_at ({paid_at.isoformat()}) is in the future (now: {now.isoformat()})",
+            fields={"paid_at": ["in the future"]},
+        )
+    issued = invoice.finalized_at
+    if issued is not None and paid_at < issued:
+        raise InvalidRequest(
+            f"paid_at ({paid_at.isoformat()}) is before invoice {invoice} was issued "
+            f"({issued.isoformat()})",
+            fields={"paid_at": ["before the invoice was issued"]},
+        )
+
+
 def invoice_mark_paid(
     *, invoice: Invoice, reference: str, now: datetime, paid_at: datetime | None = None
 ) -> Invoice:
@@ -26,7 +46,10 @@ def invoice_mark_paid(
     Every way an invoice is paid comes here: by hand in the admin, a Stripe
     payment that succeeded (invoices.collection), a purchase paid before it was
     invoiced (invoice_create_purchase), a bank transfer recorded through the API
-    (`paid_at`: when the money arrived; default `now`).
+    (`paid_at`: when the money arrived; default `now`). A `paid_at` given is
+    checked (payment_date_check): not in the future, not before the issue. A
+    payment without one is dated `now` (Stripe's included: dated when we learn
+    of it, never at the time its event carries).
 
     Under the invoice's row lock, a finalized or uncollectible invoice only;
     any other is refused with Conflict and nothing changes, so paying twice
@@ -40,6 +63,8 @@ def invoice_mark_paid(
                 f"invoice {invoice} is {invoice.status}; only a finalized or uncollectible "
                 "invoice can be paid"
             )
+        if paid_at is not None:
+            payment_date_check(invoice=invoice, paid_at=paid_at, now=now)
         due = invoice.amount_due
         invoice.status = Invoice.PAID
         invoice.paid_at = paid_at or now
