@@ -1,12 +1,13 @@
 """The journal in the admin: finance's accounts (the mapping of our account
 kinds, and of meters, plans and tax rates, to its chart), the entries (read
-only: never edited), the locked months (locked through the service, never
-unlocked here) and the trial balance per account and month, with its CSV."""
+only: never edited), the locked months (locked and lifted, with a reason, through
+the services) and the trial balance per account and month, with its CSV."""
 
 from datetime import UTC, date, datetime
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -18,10 +19,11 @@ from billing.core.admin_forms import RecordAdmin, amount_text
 from billing.core.errors import BillingError
 from billing.journal.export import trial_balance, trial_balance_lines
 from billing.journal.models import JournalAccount, JournalEntry, JournalPeriodLock, TrialBalance
-from billing.journal.periods import journal_month_lock
+from billing.journal.periods import REASON_MAX, journal_month_lock, journal_month_unlock
 from billing.journal.writer import month_start, next_month
 
 VIEW_JOURNAL = "billing.view_journalentry"
+LIFT_LOCK = "billing.lift_journalperiodlock"
 
 
 class AccountingAdmin:
@@ -68,6 +70,9 @@ class JournalEntryAdmin(AccountingAdmin, RecordAdmin):
 
 
 class LockForm(forms.ModelForm):
+    # Who locks, in words: set on the form's class by JournalPeriodLockAdmin.get_form.
+    locked_by = ""
+
     class Meta:
         model = JournalPeriodLock
         fields = ("month",)
@@ -79,18 +84,69 @@ class LockForm(forms.ModelForm):
         cleaned = super().clean()
         if cleaned.get("month") is not None:
             try:
-                cleaned["lock"] = journal_month_lock(month=cleaned["month"], now=datetime.now(UTC))
+                cleaned["lock"] = journal_month_lock(
+                    month=cleaned["month"], now=datetime.now(UTC), by=self.locked_by
+                )
             except BillingError as error:
                 self.add_error("month", error.words)
         return cleaned
 
 
+class LiftForm(forms.Form):
+    reason = forms.CharField(
+        max_length=REASON_MAX,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label=_("Reason"),
+        help_text=_("Why the lock is lifted: kept with the lock, with who lifted it and when."),
+    )
+
+
+@admin.action(description=_("Lift the lock, with a reason…"), permissions=["lift"])
+def lift_with_reason(modeladmin, request, queryset):
+    """Asks for the reason on a page of its own, then lifts each lock in force
+    selected (journal_month_unlock); a lifted one is said, not lifted again."""
+    form = LiftForm(request.POST if "apply" in request.POST else None)
+    if form.is_bound and form.is_valid():
+        now, who = datetime.now(UTC), request.user.get_username()
+        for lock in queryset:
+            if lock.lifted_at is not None:
+                modeladmin.message_user(
+                    request,
+                    gettext("{month}: this lock was lifted already").format(month=lock),
+                    messages.WARNING,
+                )
+                continue
+            try:
+                journal_month_unlock(
+                    month=lock.month, reason=form.cleaned_data["reason"], by=who, now=now
+                )
+            except BillingError as error:
+                modeladmin.message_user(request, f"{lock}: {error.words}", messages.ERROR)
+            else:
+                modeladmin.message_user(request, gettext("{month}: lock lifted").format(month=lock))
+        return None
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": gettext("Lift the lock, with a reason"),
+        "opts": modeladmin.model._meta,
+        "locks": list(queryset),
+        "form": form,
+        "action_name": "lift_with_reason",
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/billing/journalperiodlock/lift.html", context)
+
+
 @admin.register(JournalPeriodLock)
 class JournalPeriodLockAdmin(AccountingAdmin, admin.ModelAdmin):
-    """Locked months: added through journal_month_lock, never changed or removed."""
+    """Locked months: added through journal_month_lock, lifted (Finance, with a
+    reason) through journal_month_unlock, never changed otherwise nor removed: a
+    month's rows are its history."""
 
     form = LockForm
-    list_display = ("__str__", "locked_at")
+    list_display = ("__str__", "locked_at", "locked_by", "lifted_at", "lifted_by", "lift_reason")
+    list_filter = (("lifted_at", admin.EmptyFieldListFilter),)
+    actions = [lift_with_reason]
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -98,9 +154,18 @@ class JournalPeriodLockAdmin(AccountingAdmin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def has_lift_permission(self, request):
+        return request.user.has_perm(LIFT_LOCK)
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.locked_by = request.user.get_username()  # a class made for this request
+        return form
+
     def save_model(self, request, obj, form, change):
         lock = form.cleaned_data["lock"]
         obj.pk, obj.month, obj.locked_at = lock.pk, lock.month, lock.locked_at
+        obj.locked_by = lock.locked_by
 
 
 class TrialBalanceForm(forms.Form):

@@ -1,6 +1,7 @@
 """The accounting journal: GET /api/v1/journal (JSON, a page at a time),
 GET /api/v1/journal.csv (CSV, or Xero's manual-journal CSV with ?format=xero),
-POST /api/v1/journal/periods/{YYYY-MM}/lock (billing.journal)."""
+GET /api/v1/journal/periods (the locks, lifted ones too: their history),
+POST /api/v1/journal/periods/{YYYY-MM}/lock and .../unlock (billing.journal)."""
 
 import re
 from datetime import date
@@ -8,7 +9,12 @@ from datetime import date
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import negotiation, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,9 +22,9 @@ from rest_framework.views import APIView
 from billing.core.errors import InvalidRequest, NotFound
 from billing.core.money import format_money
 from billing.journal import export
-from billing.journal.models import JournalEntry
-from billing.journal.periods import journal_month_lock, month_parse
-from config.api import CursorPagination
+from billing.journal.models import JournalEntry, JournalPeriodLock
+from billing.journal.periods import journal_month_lock, journal_month_unlock, month_parse
+from config.api import CursorPagination, request_data
 from plans.api import paginated
 
 DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
@@ -151,6 +157,55 @@ class JournalCsvApi(APIView):
         return response
 
 
+def _who(request) -> str:
+    """The API key behind a request, in words, for a lock's history."""
+    key = getattr(request.user, "key", None)
+    return f"API key {key}" if key is not None else ""
+
+
+def _month_in_path(month: str):
+    try:
+        return month_parse(month)
+    except InvalidRequest as refused:
+        # A path that names no month names nothing: 404, as any other unknown id.
+        raise NotFound(str(refused)) from None
+
+
+class JournalPeriodLockSerializer(serializers.Serializer):
+    month = serializers.SerializerMethodField()
+    locked_at = serializers.SerializerMethodField()
+    locked_by = serializers.CharField()
+    lifted_at = serializers.SerializerMethodField()
+    lifted_by = serializers.CharField()
+    reason = serializers.CharField(source="lift_reason", help_text="Why it was lifted.")
+
+    def get_month(self, lock) -> str:
+        return f"{lock.month:%Y-%m}"
+
+    # ISO 8601 with its offset, as the lock answered before it had a history.
+    def get_locked_at(self, lock) -> str:
+        return lock.locked_at.isoformat()
+
+    def get_lifted_at(self, lock) -> str | None:
+        return None if lock.lifted_at is None else lock.lifted_at.isoformat()
+
+
+class JournalPeriodsApi(APIView):
+    @extend_schema(
+        summary="The journal's month locks, with their history",
+        description=(
+            "Every lock, in force (`lifted_at` null) or lifted (who, when and why), "
+            "by month then the time it was locked."
+        ),
+        responses=inline_serializer(
+            "JournalPeriodLocks", {"results": JournalPeriodLockSerializer(many=True)}
+        ),
+    )
+    def get(self, request):
+        locks = JournalPeriodLock.objects.order_by("month", "locked_at", "id")
+        return Response({"results": JournalPeriodLockSerializer(locks, many=True).data})
+
+
 class JournalMonthLockApi(APIView):
     @extend_schema(
         summary="Lock a month of the journal",
@@ -161,16 +216,37 @@ class JournalMonthLockApi(APIView):
             "month is locked already."
         ),
         request=None,
-        responses={201: OpenApiTypes.OBJECT},
+        responses={201: JournalPeriodLockSerializer},
     )
     def post(self, request, month: str):
-        try:
-            first_day = month_parse(month)
-        except InvalidRequest as refused:
-            # A path that names no month names nothing: 404, as any other unknown id.
-            raise NotFound(str(refused)) from None
-        lock = journal_month_lock(month=first_day, now=timezone.now())
-        return Response(
-            {"month": f"{lock.month:%Y-%m}", "locked_at": lock.locked_at.isoformat()},
-            status=201,
+        lock = journal_month_lock(month=_month_in_path(month), now=timezone.now(), by=_who(request))
+        return Response(JournalPeriodLockSerializer(lock).data, status=201)
+
+
+class JournalMonthUnlockSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=500, help_text="Why the lock is lifted; kept with who and when."
+    )
+
+
+class JournalMonthUnlockApi(APIView):
+    """Scope `admin` (Finance's keys)."""
+
+    @extend_schema(
+        summary="Lift a month's lock, with a reason",
+        description=(
+            "Documents written afterwards are journaled in the month again; entries "
+            "written while it was locked keep their dates. The lock stays in "
+            "`GET /journal/periods` with who lifted it, when and why. 400 without a "
+            "reason, 404 when the month is not locked."
+        ),
+        request=JournalMonthUnlockSerializer,
+        responses=JournalPeriodLockSerializer,
+    )
+    def post(self, request, month: str):
+        first_day = _month_in_path(month)
+        data = request_data(JournalMonthUnlockSerializer, request)
+        lock = journal_month_unlock(
+            month=first_day, reason=data["reason"], by=_who(request), now=timezone.now()
         )
+        return Response(JournalPeriodLockSerializer(lock).data)

@@ -132,15 +132,42 @@ class JournalEntry(models.Model):
 
 class JournalPeriodLock(models.Model):
     """A month finance closed: documents dated in it are journaled on the first
-    day of the next open month."""
+    day of the next open month. A lock is lifted, never deleted: the row keeps who
+    lifted it, when and why, and a new lock of the month is a new row, so the
+    rows of a month are its history."""
 
-    month = models.DateField(unique=True, verbose_name=_("month"))
+    month = models.DateField(verbose_name=_("month"))
     locked_at = models.DateTimeField(verbose_name=_("locked at"))
+    # Who: the admin user's name, or the API key's ("API key <name> (<prefix>…)").
+    locked_by = models.CharField(
+        max_length=150, blank=True, default="", verbose_name=_("locked by")
+    )
+    lifted_at = models.DateTimeField(null=True, blank=True, verbose_name=_("lifted at"))
+    lifted_by = models.CharField(
+        max_length=150, blank=True, default="", verbose_name=_("lifted by")
+    )
+    lift_reason = models.CharField(
+        max_length=500, blank=True, default="", verbose_name=_("reason lifted")
+    )
 
     class Meta:
         verbose_name = _("locked month")
         verbose_name_plural = _("locked months")
-        ordering = ["month"]
+        ordering = ["month", "locked_at", "id"]
+        permissions = [("lift_journalperiodlock", "Can lift the lock of a month")]
+        constraints = [
+            # One lock in force a month; lifted ones stay as its history.
+            models.UniqueConstraint(
+                fields=["month"],
+                condition=models.Q(lifted_at__isnull=True),
+                name="journal_period_lock_once_in_force",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(lifted_at__isnull=True, lift_reason="")
+                | (models.Q(lifted_at__isnull=False) & ~models.Q(lift_reason="")),
+                name="journal_period_lock_lifted_with_a_reason",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.month.strftime("%Y-%m")

@@ -1,13 +1,14 @@
 """Months finance locks: documents dated in a locked month are journaled on the
 first day of the next open month (billing.journal.writer.booking_date). Only a
-month that has ended can be locked."""
+month that has ended can be locked; finance lifts a lock with a reason, kept on
+the lock's row with who lifted it and when."""
 
 import re
 from datetime import date, datetime
 
 from django.db import IntegrityError, transaction
 
-from billing.core.errors import Conflict, InvalidRequest
+from billing.core.errors import Conflict, InvalidRequest, NotFound
 from billing.journal.models import JournalPeriodLock
 from billing.journal.writer import document_day, month_start
 
@@ -31,12 +32,12 @@ def _last_month_ended(now: datetime) -> date:
     return date(this_month.year - (this_month.month == 1), (this_month.month - 2) % 12 + 1, 1)
 
 
-def journal_month_lock(*, month: date, now: datetime) -> JournalPeriodLock:
+def journal_month_lock(*, month: date, now: datetime, by: str = "") -> JournalPeriodLock:
     """Lock a month (its first day). A month that has not ended (the current one,
     a future one) is refused (400): locking it would push today's documents into
     a month to come. Locking a locked month is refused (409). Nothing changes on a
     refusal. Entries already written keep their dates: a lock moves only the
-    entries written after it."""
+    entries written after it. `by`: who locks it, in words."""
     month = month_start(month)
     last = _last_month_ended(now)
     if month > last:
@@ -47,6 +48,43 @@ def journal_month_lock(*, month: date, now: datetime) -> JournalPeriodLock:
         )
     try:
         with transaction.atomic():
-            return JournalPeriodLock.objects.create(month=month, locked_at=now)
+            return JournalPeriodLock.objects.create(month=month, locked_at=now, locked_by=by[:150])
     except IntegrityError as error:
         raise Conflict(f"{month:%Y-%m} is locked already") from error
+
+
+REASON_MAX = JournalPeriodLock._meta.get_field("lift_reason").max_length
+
+
+def journal_month_unlock(*, month: date, reason: str, by: str, now: datetime) -> JournalPeriodLock:
+    """Lift a month's lock, saying why: the lock's row keeps the reason, who lifted
+    it (`by`, in words) and when; documents written afterwards are journaled in the
+    month again (entries written while it was locked keep their dates: a
+    correction is a document of its own). Finance's alone: the API's `admin`
+    scope, the admin's `billing.lift_journalperiodlock` permission. No reason, or
+    one too long, is refused (400); a month not locked, 404. Nothing changes on a
+    refusal."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidRequest(
+            "a reason is required to lift a month's lock", fields={"reason": ["required"]}
+        )
+    if len(reason) > REASON_MAX:
+        raise InvalidRequest(
+            f"the reason is at most {REASON_MAX} characters",
+            fields={"reason": [f"at most {REASON_MAX} characters"]},
+        )
+    month = month_start(month)
+    with transaction.atomic():
+        # The lock in force, under its row lock: of two lifts at once, the second
+        # finds it lifted and is told the month is not locked.
+        lock = (
+            JournalPeriodLock.objects.select_for_update()
+            .filter(month=month, lifted_at__isnull=True)
+            .first()
+        )
+        if lock is None:
+            raise NotFound(f"{month:%Y-%m} is not locked")
+        lock.lifted_at, lock.lifted_by, lock.lift_reason = now, by[:150], reason
+        lock.save(update_fields=["lifted_at", "lifted_by", "lift_reason"])
+    return lock

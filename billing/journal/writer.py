@@ -85,14 +85,18 @@ def _account_book(kinds: set[str]) -> AccountBook:
 
 
 def _locked_months(since: date) -> set[date]:
-    """The locked months from `since` on."""
+    """The months locked (a lock in force, not lifted) from `since` on."""
     batch = _batch.get()
     if batch is None:
         return set(
-            JournalPeriodLock.objects.filter(month__gte=since).values_list("month", flat=True)
+            JournalPeriodLock.objects.filter(month__gte=since, lifted_at__isnull=True).values_list(
+                "month", flat=True
+            )
         )
     if batch.locked is None:
-        batch.locked = frozenset(JournalPeriodLock.objects.values_list("month", flat=True))
+        batch.locked = frozenset(
+            JournalPeriodLock.objects.filter(lifted_at__isnull=True).values_list("month", flat=True)
+        )
     return {month for month in batch.locked if month >= since}
 
 

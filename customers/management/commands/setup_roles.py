@@ -106,10 +106,11 @@ FINANCE = [
     # The margins report (billing.admin.margins): revenue against the providers' cost.
     "billing.view_margins",
     # The accounting journal (billing.admin.journal): finance maps the accounts,
-    # reads the entries and the trial balance, locks months (never unlocks).
+    # reads the entries and the trial balance, locks months and lifts a lock (with a
+    # reason, kept on it).
     *perms("billing.journalaccount", "add", "change", "view"),
     *view("billing.journalentry"),
-    *perms("billing.journalperiodlock", "add", "view"),
+    *perms("billing.journalperiodlock", "add", "view", "lift"),
     # API keys: Finance's alone.
     *perms("customers.apikey", "add", "change", "view"),
     # Webhooks: endpoints edited, deliveries retried; alerts read.
