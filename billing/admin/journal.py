@@ -154,6 +154,12 @@ class JournalPeriodLockAdmin(AccountingAdmin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def get_fields(self, request, obj=None):
+        # A lock's own page (read only) shows its history; the add page asks the month.
+        if obj is None:
+            return ("month",)
+        return ("month", "locked_at", "locked_by", "lifted_at", "lifted_by", "lift_reason")
+
     def has_lift_permission(self, request):
         return request.user.has_perm(LIFT_LOCK)
 

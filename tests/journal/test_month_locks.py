@@ -251,6 +251,10 @@ def test_finance_lifts_a_lock_in_the_admin_with_a_reason(clock):
     ]
     page = finance.get(LOCKS).content.decode()
     assert "October&#x27;s supplier credit note came late" in page
+    lock = JournalPeriodLock.objects.get()
+    own_page = finance.get(f"{LOCKS}{lock.pk}/change/").content.decode()
+    assert "October&#x27;s supplier credit note came late" in own_page
+    assert "Reason lifted" in own_page
 
 
 def test_the_admin_refuses_to_lift_a_lock_without_a_reason(clock):
