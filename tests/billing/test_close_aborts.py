@@ -10,14 +10,14 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import OperationalError, transaction
-from psycopg.errors import DeadlockDetected
+from django.db import transaction
 
 from billing.invoicing import close
 from billing.models import Subscription
 from invoices import services
 from invoices.models import Invoice
 from tests.factories import CustomerFactory, PlanFactory, subscribe
+from tests.threads import deadlock_detected
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,14 +32,6 @@ def subscriptions(settings) -> list[Subscription]:
     settings.BILLING_INVOICE_PDFS = False
     plan = PlanFactory(code="flat", version__base_fee=D("10.00"))
     return [subscribe(CustomerFactory(external_id=f"c{n}"), plan, OCT_1) for n in range(3)]
-
-
-def deadlock() -> OperationalError:
-    """What Django raises when PostgreSQL aborts a transaction to end a deadlock."""
-    try:
-        raise OperationalError("deadlock detected") from DeadlockDetected("deadlock detected")
-    except OperationalError as error:
-        return error
 
 
 def close_periods() -> str:
@@ -66,7 +58,7 @@ def test_a_finalization_batch_the_database_aborts_is_tried_again(subscriptions, 
         if len(tries) == 1:
             with transaction.atomic():
                 finalize_batch(ids, now)
-                raise deadlock()
+                raise deadlock_detected()
         return finalize_batch(ids, now)
 
     monkeypatch.setattr(services, "_finalize_batch", aborted_once)
@@ -93,7 +85,7 @@ def test_a_close_the_database_aborts_is_tried_again(subscriptions, monkeypatch):
     def aborting(subscription):
         if subscription.pk == subscriptions[1].pk and len(aborted) < 2:
             aborted.append(subscription.pk)
-            raise deadlock()
+            raise deadlock_detected()
         return close_locked(subscription)
 
     monkeypatch.setattr(close, "_close_locked", aborting)
@@ -115,7 +107,7 @@ def test_a_batch_the_database_keeps_aborting_ends_the_command_with_a_message(
     finalize_batch = services._finalize_batch
 
     def always_aborted(ids, now):
-        raise deadlock()
+        raise deadlock_detected()
 
     monkeypatch.setattr(services, "_finalize_batch", always_aborted)
 
