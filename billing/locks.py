@@ -22,7 +22,17 @@ balance (invoice, note sequence, then customer) deadlocked on PostgreSQL, as did
 a finalizing (sequence, then customer), a sale (wallet, then sequence) and a note
 on a purchase (customer, then wallet), and a void of a threshold invoice
 (customer, then subscription) with the next one's writer, or with a prepaid commit's
-signing (subscription, then customer): tests/invoices/test_lock_order_concurrency.py."""
+signing (subscription, then customer): tests/invoices/test_lock_order_concurrency.py.
+
+A numbering sequence comes after all of those: past it, a transaction locks only
+rows it holds already or writes. As it commits, each row it wrote takes a key
+share of the rows it refers to (deferred foreign keys), its customers' among
+them, after the sequence; so no path holds a customer's row FOR UPDATE
+(customer_lock is FOR NO KEY UPDATE, which no key share waits for, and a lock
+that joins the customer takes its own row only: `of=("self",)`). A sale whose
+wallet lock locked the customer too waited for the number a close's finalization
+held, while that finalization's commit waited for the customer
+(tests/invoices/test_purchases_beside_a_close.py)."""
 
 from datetime import datetime
 from functools import lru_cache

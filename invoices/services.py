@@ -15,7 +15,7 @@ from django.db import OperationalError, transaction
 from django.db.models import prefetch_related_objects
 from django.utils.translation import gettext as _
 
-from billing.core import rawsql
+from billing.core import aborts, rawsql
 from billing.core.errors import Conflict
 from billing.core.metrics import INVOICES_FINALIZED
 from billing.core.money import format_decimal
@@ -328,25 +328,23 @@ def invoices_finalize_due(
     subscriptions when `subscription_ids` is given), in batches of one
     transaction each. Drafts another run holds are skipped (it numbers them), so
     concurrent runs neither wait on each other's drafts nor number one twice.
-    With `give_way`, a batch the database aborts (a deadlock, say) ends the run,
-    logged, instead of raising: what committed before it stays finalized, and the
-    caller leaves the rest to a later run."""
+    A batch the database aborts (a deadlock) is tried again (billing.core.aborts);
+    with `give_way`, one it still aborts ends the run, logged, instead of raising:
+    what committed before it stays finalized; the caller leaves the rest to later."""
     finalized = 0
     drafts = Invoice.objects.filter(status=Invoice.DRAFT, created_at__lte=cutoff)
     if subscription_ids is not None:
         drafts = drafts.filter(subscription_id__in=subscription_ids)
     due = list(drafts.order_by("id").values_list("id", flat=True))
     for start in range(0, len(due), FINALIZE_BATCH):
+        batch = partial(_finalize_batch, due[start : start + FINALIZE_BATCH], now)
         try:
-            finalized += _finalize_batch(due[start : start + FINALIZE_BATCH], now)
+            finalized += aborts.retried_when_aborted(batch, what="a finalization batch")
         except OperationalError:
             if not give_way:
                 raise
-            logger.warning(
-                "finalizing due drafts stopped after %s; left to a later run",
-                finalized,
-                exc_info=True,
-            )
+            note = "finalizing due drafts stopped after %s; left to a later run"
+            logger.warning(note, finalized, exc_info=True)
             break
     return finalized
 

@@ -1,13 +1,24 @@
 """Concurrency tests' ways to run work at the same moment: all released together
 (run_at_once), or one after another while the first holds its locks
-(first_then_second)."""
+(first_then_second); and the error of a transaction the database aborts
+(deadlock_detected)."""
 
 import threading
 import time
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
+from psycopg.errors import DeadlockDetected
 
 from billing.core.errors import Conflict
+
+
+def deadlock_detected() -> OperationalError:
+    """What Django raises when PostgreSQL aborts a transaction to end a deadlock
+    (raised by a test inside the transaction, which then rolls back whole)."""
+    try:
+        raise OperationalError("deadlock detected") from DeadlockDetected("deadlock detected")
+    except OperationalError as error:
+        return error
 
 
 def run_at_once(work, clients: int = 4) -> list:

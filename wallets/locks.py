@@ -1,14 +1,21 @@
 """Row locks on wallets, in one place. Every change of a balance holds its wallet's
 lock; several wallets are always locked in id order, so two transactions never
-wait on each other in a cycle."""
+wait on each other in a cycle. A wallet's lock is its row's alone: the customer
+it joins is read, not locked (billing.locks: a customer's row is never held FOR
+UPDATE)."""
 
 from invoices.models import Purchase
 from wallets.models import Wallet
 
 
 def wallet_lock(wallet: Wallet) -> Wallet:
-    """Lock one wallet and return it fresh from the database."""
-    return Wallet.objects.select_for_update().select_related("customer").get(pk=wallet.pk)
+    """Lock one wallet and return it fresh from the database, with its customer
+    (not locked: a sale holding its customer FOR UPDATE while it waited for an
+    invoice number deadlocked with a close's finalization, which holds the
+    number as it commits and so takes a key share of each customer it invoiced)."""
+    return (
+        Wallet.objects.select_for_update(of=("self",)).select_related("customer").get(pk=wallet.pk)
+    )
 
 
 def wallets_lock(*, keys: set[tuple[int, str, str]]) -> dict[tuple[int, str, str], Wallet]:

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from billing.core import customer_text
+from billing.core import aborts, customer_text
 from billing.core.customer_text import money_text
 from billing.core.errors import InvalidRequest
 from billing.core.money import quantize_money
@@ -34,6 +34,10 @@ from wallets.locks import purchase_lock, wallet_lock
 from wallets.models import AutoTopUp, CreditBlock, LedgerEntry, Wallet
 
 ZERO = Decimal(0)
+# Tries of a sale the database aborts (a deadlock): it rolled back whole (nothing
+# granted, no number taken), so trying again sells once; the buyer waits a little
+# longer instead of a 503. Inside a caller's transaction the abort is the caller's.
+SALE_TRIES = 3
 
 
 def _pack_line(customer: Customer, pack: CreditPack, credits: Decimal, price: Decimal) -> LineInput:
@@ -103,13 +107,18 @@ def credit_pack_purchase(
     *, customer: Customer, pack: CreditPack, now: datetime
 ) -> tuple[CreditBlock, Invoice]:
     """Sell a pack: a paid block of its credits and a finalized purchase invoice
-    for its price, in one transaction under the credit wallet's lock."""
+    for its price, in one transaction under the credit wallet's lock (tried again
+    when the database aborts it: SALE_TRIES)."""
     _check_pack(customer, pack)
-    with transaction.atomic():
-        wallet = wallet_lock(wallet_get_or_create(customer=customer, kind=Wallet.CREDITS))
-        block = buy_pack_locked(
-            wallet, customer=customer, pack=pack, source=CreditBlock.PACK, now=now
-        )
+
+    def sell() -> CreditBlock:
+        with transaction.atomic():
+            wallet = wallet_lock(wallet_get_or_create(customer=customer, kind=Wallet.CREDITS))
+            return buy_pack_locked(
+                wallet, customer=customer, pack=pack, source=CreditBlock.PACK, now=now
+            )
+
+    block = aborts.retried_when_aborted(sell, what="a pack sale", attempts=SALE_TRIES)
     return block, block.invoice
 
 
@@ -136,32 +145,37 @@ def money_top_up(
     applies_to: list[str] | None = None,
     now: datetime,
 ) -> tuple[CreditBlock, Invoice]:
-    """Add prepaid money to the customer's money wallet, invoiced at once.
+    """Add prepaid money to the customer's money wallet, invoiced at once, in one
+    transaction (tried again when the database aborts it: SALE_TRIES).
     `applies_to`: the meters the money pays for (none: every meter)."""
     amount = _check_top_up(customer, amount, currency)
     applies_to = meter_scope_checked(applies_to or [])
-    with transaction.atomic():
-        wallet = wallet_lock(
-            wallet_get_or_create(customer=customer, kind=Wallet.MONEY, currency=currency)
-        )
-        invoice = invoice_create_purchase(
-            customer=customer,
-            lines=[_top_up_line(customer, currency, amount)],
-            now=now,
-        )
-        block = add_block(
-            wallet,
-            entry_kind=LedgerEntry.TOP_UP,
-            now=now,
-            amount=amount,
-            kind=CreditBlock.PAID,
-            source=CreditBlock.TOP_UP,
-            price_paid=amount,
-            currency=currency,
-            invoice=invoice,
-            applies_to=applies_to,
-        )
-    return block, invoice
+
+    def top_up() -> CreditBlock:
+        with transaction.atomic():
+            wallet = wallet_lock(
+                wallet_get_or_create(customer=customer, kind=Wallet.MONEY, currency=currency)
+            )
+            invoice = invoice_create_purchase(
+                customer=customer,
+                lines=[_top_up_line(customer, currency, amount)],
+                now=now,
+            )
+            return add_block(
+                wallet,
+                entry_kind=LedgerEntry.TOP_UP,
+                now=now,
+                amount=amount,
+                kind=CreditBlock.PAID,
+                source=CreditBlock.TOP_UP,
+                price_paid=amount,
+                currency=currency,
+                invoice=invoice,
+                applies_to=applies_to,
+            )
+
+    block = aborts.retried_when_aborted(top_up, what="a money top-up", attempts=SALE_TRIES)
+    return block, block.invoice
 
 
 def paid_through_stripe(amount: Decimal) -> bool:

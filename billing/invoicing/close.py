@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 
 from billing.core import customer_text, rawsql
+from billing.core.aborts import retried_when_aborted
 from billing.core.errors import Conflict
 from billing.invoicing.discounts import discounts_end, period_discount_lines
 from billing.invoicing.period_lines import (
@@ -295,11 +296,11 @@ def subscriptions_close_and_finalize(
     and finalize the drafts due of each FINALIZE_EVERY of them once they are
     closed (drafts_finalize). A close process's share: its finalization runs while
     the other processes close periods, instead of all of it after them. A batch
-    the database aborts is left, with the rest of its chunk, to the finalization
-    after every process has ended (periods_close), which no close runs beside (a
-    batch locks the customers with a credit balance, which deadlocked with another
-    process's close committing their invoices before that lock was FOR NO KEY
-    UPDATE: customers.locks)."""
+    the database still aborts after its tries is left, with the rest of its chunk,
+    to the finalization after every process has ended (periods_close), which no
+    close runs beside (a batch locks the customers with a credit balance, which
+    deadlocked with another process's close committing their invoices before that
+    lock was FOR NO KEY UPDATE: customers.locks)."""
     return _subscriptions_close(subscription_ids, as_of, finalize=True)
 
 
@@ -322,23 +323,17 @@ def _close_group(subscription_ids: list[int], as_of: datetime) -> int:
     credits closes alone, after the group (_grants_credits). When the group
     fails, it closes again one subscription per transaction, so that a
     subscription that cannot close fails alone (it raises; those before it are
-    closed) and a deadlock with another run costs a retry, not the run."""
+    closed) and a deadlock with another run costs a retry, not the run; alone, a
+    close the database aborts is tried again (billing.core.aborts)."""
     together = len(subscription_ids) > 1
     try:
-        with transaction.atomic():
-            closed, alone = 0, []
-            locked = subscriptions_lock(subscription_ids)
-            with rawsql.answered(_group_reads(locked, as_of) if together else {}):
-                for subscription in locked:
-                    if together and _grants_credits(subscription):
-                        alone.append(subscription.pk)
-                        continue
-                    # Its next period is closed too when it has ended as well (the row
-                    # as the close left it says so: no second lock for the common case).
-                    while _due(subscription, as_of):
-                        left = _close_locked(subscription)
-                        closed += 1
-                        subscription = subscription_lock(left.pk) if _due(left, as_of) else left
+        if together:
+            closed, alone = _close_in_one_transaction(subscription_ids, as_of)
+        else:
+            closed, alone = retried_when_aborted(
+                lambda: _close_in_one_transaction(subscription_ids, as_of),
+                what=f"the close of subscription {subscription_ids[0]}",
+            )
     except Exception:
         if not together:
             raise
@@ -349,6 +344,27 @@ def _close_group(subscription_ids: list[int], as_of: datetime) -> int:
         )
         alone, closed = subscription_ids, 0
     return closed + sum(_close_group([subscription_id], as_of) for subscription_id in alone)
+
+
+def _close_in_one_transaction(subscription_ids: list[int], as_of: datetime) -> tuple[int, list]:
+    """_close_group's transaction: how many periods it closed, and the
+    subscriptions of a group left to close alone (_grants_credits)."""
+    together = len(subscription_ids) > 1
+    with transaction.atomic():
+        closed, alone = 0, []
+        locked = subscriptions_lock(subscription_ids)
+        with rawsql.answered(_group_reads(locked, as_of) if together else {}):
+            for subscription in locked:
+                if together and _grants_credits(subscription):
+                    alone.append(subscription.pk)
+                    continue
+                # Its next period is closed too when it has ended as well (the row
+                # as the close left it says so: no second lock for the common case).
+                while _due(subscription, as_of):
+                    left = _close_locked(subscription)
+                    closed += 1
+                    subscription = subscription_lock(left.pk) if _due(left, as_of) else left
+    return closed, alone
 
 
 def _group_reads(subscriptions: list[Subscription], as_of: datetime) -> dict:

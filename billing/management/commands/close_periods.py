@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
 from billing.core.periods import parse_instant
 from billing.invoicing.close import periods_close
@@ -34,7 +35,15 @@ class Command(BaseCommand):
                 raise CommandError(f"--as-of {exc}") from exc
             if moment > now:
                 raise CommandError("--as-of is in the future: periods close only once they end")
-        result = periods_close(as_of=moment, processes=processes)
+        try:
+            result = periods_close(as_of=moment, processes=processes)
+        except DatabaseError as error:
+            # A transaction the database aborted was tried again already
+            # (billing.core.aborts): what committed stays, a rerun does the rest.
+            raise CommandError(
+                f"the database stopped the close ({error}); what was closed and "
+                "finalized stays so: run it again to do the rest"
+            ) from error
         self.stdout.write(
             f"closed {result.periods_closed} period(s), finalized "
             f"{result.invoices_finalized} invoice(s) as of {moment.isoformat()}"
