@@ -12,7 +12,7 @@ from django.db import transaction
 from billing.core.errors import Conflict
 from billing.core.periods import on_the_hour
 from billing.rating.rate_cards import When, ties, when_of
-from plans.field_checks import FieldErrors, check_currency, check_number
+from plans.field_checks import FieldErrors, check_currency, check_number, check_unit_price
 from plans.models import CostRate, Meter
 from plans.rate_cards import RATED_AGGREGATIONS, check_when, when_words
 
@@ -55,6 +55,8 @@ def check_cost_rate(
         check_when(errors, "when", pairs, tuple(meter.group_by or ()), among=MEANING)
     check_number(errors, "unit_cost", unit_cost, required=True)
     check_number(errors, "per", per, required=True, positive=True)
+    if not errors.errors.keys() & {"unit_cost", "per"}:
+        check_unit_price(errors, "unit_cost", unit_cost, per)
     check_currency(errors, "currency", currency)
     if effective_from is None:
         errors.add("effective_from", "This field is required")
