@@ -178,7 +178,9 @@ def format_money(amount: Decimal, currency: str) -> str:
     amount = amount + 0  # folds -0 into 0
     normalized = amount.normalize()
     if -normalized.as_tuple().exponent <= exponent:
-        return format(amount.quantize(_minor_unit(currency)), "f")
+        # In the exact context: the default one (28 digits) raised on a sum of
+        # 10**26 or more, and a report failed on the row.
+        return format(amount.quantize(_minor_unit(currency), context=_EXACT), "f")
     return format(normalized, "f")
 
 
