@@ -169,7 +169,10 @@ def usage_costs(
     part's usage apart, its `part` the index of the part (0 before the first)."""
     rates: dict[int, list[_Rate]] = {}
     for meter_id, code, when, unit_cost, per, effective_from, pk in (
-        CostRate.objects.filter(currency=currency, effective_from__lt=end)
+        # A superseded row costs nothing: its correction costs its hours.
+        CostRate.objects.filter(
+            currency=currency, effective_from__lt=end, superseded_by__isnull=True
+        )
         .order_by("effective_from", "id")
         .values_list("meter_id", "meter__code", "when", "unit_cost", "per", "effective_from", "id")
     ):
