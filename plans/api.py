@@ -214,7 +214,8 @@ class TaxRateDetailApi(CatalogDetailApi):
             "Change a rate. Once an invoice was taxed at it, it is archived "
             '("active": false), never changed or deleted. A rate customers hold as their '
             'own is archived with "replaced_by", the rate they hold instead from then '
-            "(moved in the same request); without it, 409 saying how many hold it."
+            "(moved in the same request), or without it: they hold it no more, and the "
+            "default rates apply to one left without a rate of its own."
         ),
     )
     def patch(self, request, code: str):
