@@ -3,6 +3,8 @@ POST /api/v1/cost-rates/{id}/supersede adds a correction from the wrong rate's
 own start, margins cost those hours at it, and the wrong rate stays in the
 history marked superseded. Refusals change nothing."""
 
+from decimal import Decimal as D
+
 import pytest
 
 from plans.models import CostRate
@@ -117,3 +119,30 @@ def test_a_rate_is_superseded_once_unknown_ones_are_404_and_reading_keys_may_not
     assert supersede(999999, {"unit_cost": "1"}).status_code == 404
     assert supersede(correction.pk, {"unit_cost": "0.70"}, scope="read").status_code == 403
     assert CostRate.objects.filter(when=INPUT).count() == 3
+
+
+def test_finance_supersedes_a_rate_in_the_admin_and_a_refusal_is_on_its_field(s26, admin_client):  # noqa: F811
+    s26_usage()
+    wrong = input_rate_from_the_16th()
+    page = f"/admin/plans/costrate/{wrong.pk}/supersede/"
+    assert admin_client.get(page).status_code == 200
+
+    refused = admin_client.post(page, {"unit_cost": "99999999999999.99", "per": "0.0000000001"})
+
+    assert refused.status_code == 200
+    errors = refused.context["form"].errors
+    assert list(errors) == ["unit_cost"]
+    assert errors["unit_cost"][0].startswith("One unit would cost 999999999999999900000000")
+    assert not CostRate.objects.filter(supersedes__isnull=False).exists()
+
+    saved = admin_client.post(page, {"unit_cost": "0.80", "per": "1000000"}, follow=True)
+
+    correction = CostRate.objects.get(supersedes=wrong)
+    assert (correction.unit_cost, correction.per, correction.effective_from) == (
+        D("0.80"),
+        D("1000000"),
+        wrong.effective_from,
+    )
+    assert saved.redirect_chain[-1][0] == "/admin/plans/costrate/"
+    assert f"superseded by rate {correction.pk}" in saved.content.decode()
+    assert cost_of_november() == [("3.05", "0", None)]  # Nov 20's input at 0.80
