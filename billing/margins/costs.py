@@ -223,26 +223,26 @@ def usage_costs(
             usage.quantity += quantity
             if rate is None:
                 usage.uncosted += quantity
+            elif rate.refused:
+                usage.uncosted += quantity
+                usage.problems.add(rate.refused)
             else:
-                _cost(usage, quantity, rate)
-    return list(found.values())
+                usage.cost += quantity * rate.unit_cost / rate.per
+    usages = list(found.values())
+    for usage in usages:
+        if abs(usage.cost) >= TOO_LARGE:
+            _too_large(usage)
+    return usages
 
 
-def _cost(usage: UsageCost, quantity: Decimal, rate: _Rate) -> None:
-    """Add `quantity` at `rate` to the usage; uncosted, and why, when the rate is
-    above the bound or the cost more than an amount holds."""
-    refused = rate.refused
-    if refused is None:
-        cost = quantity * rate.unit_cost / rate.per
-        if abs(usage.cost + cost) < TOO_LARGE:
-            usage.cost += cost
-            return
-        refused = (
-            f"the cost of {usage.meter.code} at cost rate {rate.id} is more than an amount "
-            "holds: that usage is counted as uncosted"
-        )
-    usage.uncosted += quantity
-    usage.problems.add(refused)
+def _too_large(usage: UsageCost) -> None:
+    """A cost more than an amount holds is not given: all the usage is uncosted."""
+    usage.cost = ZERO
+    usage.uncosted = usage.quantity
+    usage.problems.add(
+        f"the cost of {usage.meter.code} is more than an amount holds: that usage is "
+        "counted as uncosted"
+    )
 
 
 def _priced(meter: MeterDef, text: str, in_effect: dict, at: tuple[int, int], rates, starts):

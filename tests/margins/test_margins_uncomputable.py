@@ -17,8 +17,10 @@ from tests.margins.test_margins_admin import NOVEMBER as PAGE_NOVEMBER
 from tests.margins.test_margins_admin import get, staff
 from tests.margins.test_margins_api import (  # noqa: F401 (s26: a fixture)
     _s26_once,
+    post_events,
     s26,
     s26_usage,
+    tokens_event,
 )
 
 pytestmark = pytest.mark.django_db
@@ -115,4 +117,38 @@ def test_a_csv_that_cannot_write_a_row_ends_with_a_line_saying_so():
         "customer,revenue,cost,margin,margin_percent,uncosted_quantity,currency,error\n",
         "a,2.00,1.00,1.00,50.00,0,USD,\n",
         '"error: the export stopped here, after 1 of 3 rows; download it again"\n',
+    ]
+
+
+def test_a_cost_more_than_an_amount_holds_is_uncosted_and_said(s26):  # noqa: F811
+    # given: output at the most a unit may cost from Nov 18, and a billion and one
+    # output tokens on Nov 20: 1,000,000,001,000,000,000 is more than 18 digits
+    response = api_client("admin").post(
+        "/api/v1/cost-rates",
+        {
+            "meter": "llm_tokens",
+            "when": {"model": "gpt-4o", "token_type": "output"},
+            "unit_cost": "1000000000",
+            "per": "1",
+            "currency": "USD",
+            "effective_from": "2026-11-18T00:00:00Z",
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    post_events([tokens_event("huge", "2026-11-20T14:05:00Z", 1_000_000_001, "output")])
+
+    rows = margins(f"{NOVEMBER}&group_by=token_type").json()["results"]
+
+    assert rows == [
+        {
+            "key": {"token_type": "output"},
+            "revenue": "0.00",
+            "cost": "0.00",
+            "margin": "0.00",
+            "margin_percent": None,
+            "uncosted_quantity": "1000000001",
+            "error": "the cost of llm_tokens is more than an amount holds: that usage is "
+            "counted as uncosted",
+        }
     ]
