@@ -30,19 +30,26 @@ def cost_rate(unit_cost: str, per: str) -> dict:
     }
 
 
-def test_the_overflowing_cost_rate_is_refused(tokens):
-    # The attacker's row: 99,999,999,999,999.99 for 0.0000000001 units.
+@pytest.mark.parametrize(
+    ("unit_cost", "one_unit"),
+    [
+        # The attacker's row (16 digits: more than SQLite keeps, refused there already).
+        pytest.param("99999999999999.99", "999999999999999900000000", marks=pytest.mark.postgres),
+        ("9999999999999.99", "99999999999999900000000"),
+    ],
+)
+def test_the_overflowing_cost_rate_is_refused(tokens, unit_cost, one_unit):
     response = api_client("admin").post(
-        "/api/v1/cost-rates", cost_rate("99999999999999.99", "0.0000000001"), format="json"
+        "/api/v1/cost-rates", cost_rate(unit_cost, "0.0000000001"), format="json"
     )
 
     assert response.status_code == 400, response.json()
     error = response.json()["error"]
     assert error["fields"] == {
         "unit_cost": [
-            "One unit would cost 999999999999999900000000 (99999999999999.99 for per "
-            "0.0000000001): at most 1000000000 a unit, so that amounts stay within what the "
-            "books hold. Check the price and 'per'"
+            f"One unit would cost {one_unit} ({unit_cost} for per 0.0000000001): at most "
+            "1000000000 a unit, so that amounts stay within what the books hold. Check the "
+            "price and 'per'"
         ]
     }
     assert not CostRate.objects.exists()
