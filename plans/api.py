@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from config.api import CursorPagination, request_data
 from plans import cost_rules, coupons, selectors, services
-from plans.cost_serializers import CostRateSerializer
+from plans.cost_serializers import CostRateCorrectionSerializer, CostRateSerializer
 from plans.coupon_serializers import CouponSerializer, CouponUpdateSerializer
 from plans.models import CostRate, Coupon, CreditPack, Meter, Plan, PlanVersion, TaxRate
 from plans.serializers import (
@@ -214,7 +214,8 @@ class TaxRateDetailApi(CatalogDetailApi):
             "Change a rate. Once an invoice was taxed at it, it is archived "
             '("active": false), never changed or deleted. A rate customers hold as their '
             'own is archived with "replaced_by", the rate they hold instead from then '
-            "(moved in the same request); without it, 409 saying how many hold it."
+            "(moved in the same request), or without it: they hold it no more, and the "
+            "default rates apply to one left without a rate of its own."
         ),
     )
     def patch(self, request, code: str):
@@ -250,3 +251,20 @@ class CostRateListApi(CatalogListApi):
 
     def rows(self):
         return cost_rules.cost_rates(meter=self.request.query_params.get("meter") or None)
+
+
+class CostRateSupersedeApi(APIView):
+    @extend_schema(
+        request=CostRateCorrectionSerializer,
+        responses={201: CostRateSerializer},
+        description=(
+            "Correct a wrong cost rate over every hour it covered: a new rate with these "
+            "figures for the same meter, when, currency and effective_from, which costs "
+            "those hours instead (margins read it). The wrong rate is kept in the history "
+            "with superseded_by. 409 for a rate superseded already: supersede its correction."
+        ),
+    )
+    def post(self, request, rate_id: int):
+        data = request_data(CostRateCorrectionSerializer, request)
+        correction = cost_rules.cost_rate_supersede(rate_id=rate_id, **data)
+        return Response(CostRateSerializer(correction).data, status=status.HTTP_201_CREATED)

@@ -1,7 +1,9 @@
 """What usage costs the seller (re-exported by plans.models): per meter and
 values of its group_by properties, a unit cost from a moment on. Rows are never
 edited: a later row for the same meter and `when` takes over from its own
-`effective_from` (a provider's price cut), so the history stays. Its rules are
+`effective_from` (a provider's price cut), so the history stays. A wrong row is
+superseded by a correction from its own start (`supersedes`): the correction
+costs the hours the wrong row covered, and the wrong row stays in the history. Its rules are
 plans.cost_rules; billing.margins reads them."""
 
 from decimal import Decimal
@@ -25,6 +27,16 @@ class CostRate(models.Model):
     # On a UTC hour: costs are computed from the hourly rollups.
     effective_from = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # The wrong row this one corrects, over all the hours it covered: it is
+    # kept, and costs nothing any more (plans.cost_rules.cost_rate_supersede).
+    supersedes = models.OneToOneField(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="superseded_by",
+        help_text="The wrong rate this one corrects from its start.",
+    )
 
     class Meta:
         verbose_name = _("cost rate")

@@ -4,7 +4,10 @@ takes over from its own hour, plans.cost_rules), so the list is read-only; they
 are added by importing a provider's price list: a meter, a currency, an hour,
 and lines pasted as CSV (plans.cost_rate_import), shown as a table before they
 are saved, all in one transaction through plans.cost_rules.cost_rate_create. A
-refused row is marked on its row and nothing is saved."""
+refused row is marked on its row and nothing is saved. A wrong row is corrected
+for the hours it covered by "Supersede…" on its line (a form of its unit cost
+and per, through plans.cost_rules.cost_rate_supersede): the wrong row stays,
+marked superseded."""
 
 from decimal import Decimal
 
@@ -12,10 +15,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path as url_path
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -28,7 +32,7 @@ from billing.core.admin_forms import (
 )
 from billing.core.errors import BillingError, Conflict
 from plans.cost_rate_import import read_price_list
-from plans.cost_rules import cost_rate_create
+from plans.cost_rules import cost_rate_create, cost_rate_supersede
 from plans.models import CostRate, Meter
 from plans.rate_card_grid import GRID_STYLE, Grid, grid_table
 from plans.rate_cards import when_words
@@ -138,6 +142,43 @@ class PriceListForm(forms.Form):
                     self.grid.mark(index, f"{path_words(path)}: {text}")
 
 
+class CorrectionForm(forms.Form):
+    """The right figures of a wrong cost rate; its meter, usage, currency and hour
+    stay. Checked by the cost rules, whose refusals land on the fields."""
+
+    unit_cost = ExactDecimalField(label=_("Unit cost"), min_value=Decimal(0))
+    per = ExactDecimalField(
+        label=_("Per"),
+        min_value=Decimal("0.0000000001"),
+        help_text=_("How many units the cost is for: 1000000 for a cost per 1M tokens."),
+    )
+
+    def __init__(self, *args, rate: CostRate, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rate = rate
+        self.correction: CostRate | None = None
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            with transaction.atomic():
+                self.correction = cost_rate_supersede(
+                    rate_id=self.rate.pk, unit_cost=data["unit_cost"], per=data["per"]
+                )
+        except BillingError as error:
+            placed = False
+            for path, texts in error.admin_fields.items():
+                if path in self.fields:
+                    for text in texts:
+                        self.add_error(path, text)
+                    placed = True
+            if not placed:
+                self.add_error(None, error.words)
+        return data
+
+
 def refused_words(grid: Grid) -> str:
     numbers = [str(i + 1) for i, row in enumerate(grid.rows) if row.problems]
     words = list(grid.problems)
@@ -154,9 +195,17 @@ def refused_words(grid: Grid) -> str:
 class CostRateAdmin(admin.ModelAdmin):
     """Read-only rows; added by importing a price list (Finance)."""
 
-    list_display = ["meter_code", "when_display", "unit_cost_display", "currency", "effective_from"]
+    list_display = [
+        "id",
+        "meter_code",
+        "when_display",
+        "unit_cost_display",
+        "currency",
+        "effective_from",
+        "correction",
+    ]
     list_filter = ["meter"]
-    list_select_related = ["meter"]
+    list_select_related = ["meter", "superseded_by"]
     ordering = ["meter__code", "-effective_from", "id"]
     change_list_template = "admin/plans/costrate/change_list.html"
 
@@ -173,6 +222,19 @@ class CostRateAdmin(admin.ModelAdmin):
     def unit_cost_display(self, rate: CostRate) -> str:
         return unit_price_text(rate.unit_cost, rate.per, rate.currency)
 
+    @admin.display(description=_("correction"))
+    def correction(self, rate: CostRate) -> str:
+        """Superseded: by which row; else the link that corrects it."""
+        try:
+            return gettext("superseded by rate {id}").format(id=rate.superseded_by.pk)
+        except CostRate.superseded_by.RelatedObjectDoesNotExist:
+            pass
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:plans_costrate_supersede", args=[rate.pk]),
+            gettext("Supersede…"),
+        )
+
     def has_change_permission(self, request, obj=None):
         return False  # never edited: a later rate takes over from its hour
 
@@ -185,12 +247,46 @@ class CostRateAdmin(admin.ModelAdmin):
                 "import/",
                 self.admin_site.admin_view(self.import_view),
                 name="plans_costrate_import",
-            )
+            ),
+            url_path(
+                "<int:rate_id>/supersede/",
+                self.admin_site.admin_view(self.supersede_view),
+                name="plans_costrate_supersede",
+            ),
         ]
         return own + super().get_urls()
 
     def add_view(self, request, form_url="", extra_context=None):
         return redirect(reverse("admin:plans_costrate_import"))
+
+    def supersede_view(self, request, rate_id: int):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        rate = get_object_or_404(CostRate.objects.select_related("meter"), pk=rate_id)
+        form = CorrectionForm(request.POST or None, rate=rate)
+        if request.method == "POST" and form.is_valid():
+            self.message_user(
+                request,
+                gettext("Rate {id} is superseded by rate {new} from its start.").format(
+                    id=rate.pk, new=form.correction.pk
+                ),
+                messages.SUCCESS,
+            )
+            return redirect(reverse("admin:plans_costrate_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Supersede a cost rate"),
+            "opts": self.model._meta,
+            "form": form,
+            "rate": rate,
+            "rate_words": gettext("{meter}, {usage}: {cost} from {hour} UTC").format(
+                meter=rate.meter.code,
+                usage=self.when_display(rate),
+                cost=self.unit_cost_display(rate),
+                hour=f"{rate.effective_from:%Y-%m-%d %H:%M}",
+            ),
+        }
+        return TemplateResponse(request, "admin/plans/costrate/supersede.html", context)
 
     def import_view(self, request):
         if not self.has_add_permission(request):

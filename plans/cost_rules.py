@@ -9,10 +9,10 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from billing.core.errors import Conflict
+from billing.core.errors import Conflict, NotFound
 from billing.core.periods import on_the_hour
 from billing.rating.rate_cards import When, ties, when_of
-from plans.field_checks import FieldErrors, check_currency, check_number
+from plans.field_checks import FieldErrors, check_currency, check_number, check_unit_price
 from plans.models import CostRate, Meter
 from plans.rate_cards import RATED_AGGREGATIONS, check_when, when_words
 
@@ -55,6 +55,8 @@ def check_cost_rate(
         check_when(errors, "when", pairs, tuple(meter.group_by or ()), among=MEANING)
     check_number(errors, "unit_cost", unit_cost, required=True)
     check_number(errors, "per", per, required=True, positive=True)
+    if not errors.errors.keys() & {"unit_cost", "per"}:
+        check_unit_price(errors, "unit_cost", unit_cost, per)
     check_currency(errors, "currency", currency)
     if effective_from is None:
         errors.add("effective_from", "This field is required")
@@ -131,7 +133,50 @@ def cost_rate_create(
         )
 
 
+def cost_rate_supersede(
+    *, rate_id: int, unit_cost: Decimal | None = None, per: Decimal | None = Decimal(1)
+) -> CostRate:
+    """Correct a wrong cost rate over every hour it covered: a row for the same
+    meter, `when`, currency and `effective_from` at `unit_cost` for `per` units,
+    which costs those hours from then on (billing.margins reads it instead); the
+    wrong row is kept, marked superseded by it. Checked as cost_rate_create checks
+    a row; 404 for an unknown rate, 409 for one superseded already (correct its
+    correction). Under the meter's row lock, as the meter's other rate writes;
+    the one-to-one `supersedes` keeps two corrections of one row out anyway."""
+    with transaction.atomic():
+        wrong = CostRate.objects.filter(pk=rate_id).select_related("meter").first()
+        if wrong is None:
+            raise NotFound(f"no cost rate {rate_id}")
+        Meter.objects.select_for_update().filter(pk=wrong.meter_id).first()
+        correction = CostRate.objects.filter(supersedes=wrong).first()
+        if correction is not None:
+            raise Conflict(
+                f"cost rate {wrong.pk} was superseded by cost rate {correction.pk} already: "
+                f"supersede {correction.pk} to correct it again",
+                words=f"This rate was corrected already, by rate {correction.pk}: correct that.",
+            )
+        pairs = check_cost_rate(
+            meter=wrong.meter,
+            meter_code=wrong.meter.code,
+            when=wrong.when,
+            unit_cost=unit_cost,
+            per=per,
+            currency=wrong.currency,
+            effective_from=wrong.effective_from,
+        )
+        return CostRate.objects.create(
+            meter=wrong.meter,
+            when=dict(pairs),
+            unit_cost=unit_cost,
+            per=per,
+            currency=wrong.currency,
+            effective_from=wrong.effective_from,
+            supersedes=wrong,
+        )
+
+
 def cost_rates(*, meter: str | None = None):
-    """The cost rates, of one meter (by code) when named, in the order added."""
-    rows = CostRate.objects.select_related("meter").order_by("id")
+    """The cost rates, of one meter (by code) when named, in the order added
+    (superseded ones too: the history)."""
+    rows = CostRate.objects.select_related("meter", "superseded_by").order_by("id")
     return rows if meter is None else rows.filter(meter__code=meter)

@@ -6,7 +6,14 @@ import re
 from decimal import Decimal
 
 from billing.core.errors import InvalidRequest
-from billing.core.money import currency_exponent, has_minor_unit_precision, is_known_currency
+from billing.core.money import (
+    MAX_UNIT_PRICE,
+    currency_exponent,
+    format_decimal,
+    has_minor_unit_precision,
+    is_known_currency,
+    unit_price_too_large,
+)
 
 MAX_PRICE_PLACES = 10
 CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -81,6 +88,29 @@ def check_number(
             )
     elif max_places is not None and _places(value) > max_places:
         errors.add(path, f"At most {max_places} decimal places")
+
+
+def check_unit_price(
+    errors: FieldErrors, path: str, price: object, per: object, *, per_words: str = "per"
+) -> None:
+    """The one bound on what a unit may cost, for every price given for a number
+    of units (a cost rate, a unit price, a tier's, a package's): `price` / `per`
+    at most MAX_UNIT_PRICE (billing.core.money says why), refused on `path` (the
+    price). Checked only when both are numbers check_number took (positive per):
+    their own refusals come first. `per_words`: what the form calls the units."""
+    if not isinstance(price, Decimal) or not isinstance(per, Decimal | int):
+        return
+    if isinstance(per, bool) or not price.is_finite() or not Decimal(per).is_finite():
+        return
+    if per <= 0 or not unit_price_too_large(price, Decimal(per)):
+        return
+    errors.add(
+        path,
+        f"One unit would cost {format_decimal(price / Decimal(per))} ({format_decimal(price)} "
+        f"for {per_words} {format_decimal(Decimal(per))}): at most "
+        f"{format_decimal(MAX_UNIT_PRICE)} a unit, so that amounts stay within what "
+        f"the books hold. Check the price and '{per_words}'",
+    )
 
 
 def check_absent(errors: FieldErrors, path: str, value: object, why: str) -> None:

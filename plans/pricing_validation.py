@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from billing.core.money import format_decimal
 from billing.rating.pricing import PACKAGE, PER_UNIT, SCHEMES, TIERED_SCHEMES, PricingSpec, TierSpec
-from plans.field_checks import FieldErrors, check_absent, check_number
+from plans.field_checks import FieldErrors, check_absent, check_number, check_unit_price
 
 SCHEME_WORDS = {
     PER_UNIT: "per unit",
@@ -32,6 +32,9 @@ def check_tiers(errors: FieldErrors, path: str, tiers: tuple[TierSpec, ...]) -> 
             missing="Each tier needs a unit price (0 for free units)",
         )
         check_per(errors, f"{tier_path}.per", tier.per)
+        _check_bound(
+            errors, f"{tier_path}.unit_price", tier.unit_price, f"{tier_path}.per", tier.per
+        )
         check_number(errors, f"{tier_path}.flat_fee", tier.flat_fee)
         is_last = index == len(tiers) - 1
         if tier.up_to is None:
@@ -70,6 +73,15 @@ def check_per(errors: FieldErrors, path: str, per: Decimal | None) -> None:
     )
 
 
+def _check_bound(
+    errors: FieldErrors, path: str, price, per_path: str, per, *, per_words: str = "per"
+) -> None:
+    """check_unit_price once the price and its per passed their own checks."""
+    key = f"{errors.prefix}{path}"
+    if key not in errors.errors and f"{errors.prefix}{per_path}" not in errors.errors:
+        check_unit_price(errors, path, price, per, per_words=per_words)
+
+
 def check_pricing(errors: FieldErrors, path: str, pricing: PricingSpec) -> None:
     if pricing.scheme not in SCHEMES:
         errors.add(
@@ -86,6 +98,7 @@ def check_pricing(errors: FieldErrors, path: str, pricing: PricingSpec) -> None:
             missing="A per unit price needs its unit price",
         )
         check_per(errors, f"{path}.per", pricing.per)
+        _check_bound(errors, f"{path}.unit_price", pricing.unit_price, f"{path}.per", pricing.per)
     else:
         if pricing.per is not None and pricing.per != 1:
             errors.add(
@@ -121,6 +134,14 @@ def check_pricing(errors: FieldErrors, path: str, pricing: PricingSpec) -> None:
             pricing.package_price,
             required=True,
             missing="A package price needs the price of one package",
+        )
+        _check_bound(
+            errors,
+            f"{path}.package_price",
+            pricing.package_price,
+            f"{path}.package_size",
+            pricing.package_size,
+            per_words="package size",
         )
     else:
         for name in ("package_size", "package_price"):

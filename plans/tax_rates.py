@@ -1,13 +1,13 @@
 """Writes to the tax rates (plans.services names them too): a rate's terms freeze
 once an invoice was taxed at it, and archiving a rate customers hold as their own
-moves them to the rate `replaced_by` names. The refusals' words for the admin are
+moves them to the rate `replaced_by` names, or without one leaves them without it
+(the defaults apply to one left with no rate of its own). The refusals' words for the admin are
 in the admin user's language; the API's in English (it activates no other)."""
 
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from billing.core.errors import Conflict, InvalidRequest
 from billing.core.money import format_decimal
@@ -55,41 +55,12 @@ def tax_rate_archive_check(
 ) -> TaxRate | None:
     """The rate that archiving `rate` (`active` False; None: left as it is) moves
     the customers holding it as their own to: the active rate `replaced_by` names,
-    or None. A rate customers hold is not archived under them without one (they
-    would silently be taxed at the default rates): 409 naming how many hold it.
-    400 naming replaced_by for a replacement without archiving, an unknown or
-    archived rate, the rate itself, or a rate of another country than the rate's
-    (a rate without a country applies everywhere, so it may replace any). Reads
-    only; tax_rate_update calls it with the rates locked."""
+    or None (archived plainly: they hold it no more, tax_rate_update). 400 naming
+    replaced_by for a replacement without archiving, an unknown or archived rate,
+    the rate itself, or a rate of another country than the rate's (a rate without
+    a country applies everywhere, so it may replace any). Reads only;
+    tax_rate_update calls it with the rates locked."""
     if replaced_by is None:
-        held_by = rate.customers.count() if active is False and rate.active else 0
-        if held_by:
-            holders = f"{held_by} customer{'' if held_by == 1 else 's'}"
-            raise Conflict(
-                f"tax rate {rate.code} is charged to {holders} as their own rate: "
-                "archive it with replaced_by, the code of the rate they move to, or give them "
-                "another rate first",
-                fields={
-                    "active": [f"charged to {holders} as their own rate"],
-                    "replaced_by": [f"choose the rate the {holders} move to"],
-                },
-                field_words={
-                    "active": [
-                        ngettext(
-                            "charged to {n} customer as their own rate",
-                            "charged to {n} customers as their own rate",
-                            held_by,
-                        ).format(n=held_by)
-                    ],
-                    "replaced_by": [
-                        ngettext(
-                            "choose the rate the customer moves to",
-                            "choose the rate the {n} customers move to",
-                            held_by,
-                        ).format(n=held_by)
-                    ],
-                },
-            )
         return None
     replacement = TaxRate.objects.filter(code=replaced_by).first()
     if active is not False:
@@ -134,27 +105,34 @@ def rate_name(rate: TaxRate) -> str:
     return f"{rate.name} {format_decimal(rate.percentage)} %"
 
 
-def _holders_move(rate: TaxRate, replacement: TaxRate) -> None:
+def _holders_move(rate: TaxRate, replacement: TaxRate | None) -> int:
     """The customers holding `rate` as their own hold `replacement` instead (once,
-    for one holding both). Under their row locks, in primary-key order, taken
-    after the rates' (plans.locks), as customers.locks takes them (no key update:
-    a close committing their invoices takes key shares of them). Their Stripe
-    customers hold no tax rates: nothing to send them."""
+    for one holding both), or, without one, hold it no more (then their rates are
+    the defaults, as for any customer without rates of its own); how many held it.
+    Under their row locks, in primary-key order, taken after the rates'
+    (plans.locks), as customers.locks takes them (no key update: a close
+    committing their invoices takes key shares of them). Their Stripe customers
+    hold no tax rates: nothing to send them."""
     holders = rate.customers.select_for_update(of=("self",), no_key=True)
-    list(holders.order_by("pk").values_list("pk"))
+    held_by = len(holders.order_by("pk").values_list("pk"))
     links = TaxRate.customers.through.objects
+    if replacement is None:
+        links.filter(taxrate=rate).delete()
+        return held_by
     holding_both = links.filter(taxrate=replacement).values("customer_id")
     links.filter(taxrate=rate, customer_id__in=holding_both).delete()
     links.filter(taxrate=rate).update(taxrate=replacement)
+    return held_by
 
 
 def tax_rate_update(*, rate: TaxRate, replaced_by: str | None = None, **changes) -> TaxRate:
     """Change a tax rate. Once an invoice was taxed at it, only `active` and
     `is_default` may change: archive it and create another for a new percentage.
-    Archiving a rate customers hold as their own needs `replaced_by`, the code of
-    the rate they hold instead from then, moved in the same transaction
-    (tax_rate_archive_check says what is refused). Locks the rate and its
-    replacement, then the customers moved."""
+    Archiving a rate customers hold as their own moves them, in the same
+    transaction, to `replaced_by` (the code of the rate they hold instead; what is
+    refused: tax_rate_archive_check), or without it leaves them without it (the
+    defaults apply to one left with no rate of its own); `rate.released` says how
+    many held it. Locks the rate and its replacement, then its holders."""
     unknown = set(changes) - {*TAX_RATE_TERMS, "is_default", "active"}
     if unknown:
         raise InvalidRequest(f"cannot change {', '.join(sorted(unknown))}")
@@ -180,10 +158,11 @@ def tax_rate_update(*, rate: TaxRate, replaced_by: str | None = None, **changes)
         for name, value in values.items():
             setattr(rate, name, value)
         rate.is_default = changes.get("is_default", rate.is_default)
+        archiving = rate.active and changes.get("active") is False
         rate.active = changes.get("active", rate.active)
         rate.save()
-        if replacement is not None:
-            _holders_move(rate, replacement)
+        moving = archiving or replacement is not None
+        rate.released = _holders_move(rate, replacement) if moving else 0
     return rate
 
 

@@ -1,11 +1,12 @@
 """Tax rates in the admin. A rate that taxed an invoice keeps its terms: only
 archiving it (active off) or its default flag may change, and it is never
 deleted; a rate customers hold is archived with the rate they move to, chosen
-on the same form (plans.services.tax_rate_update)."""
+on the same form, or without one (they hold it no more, and the default rates
+apply to them: the message says how many) (plans.services.tax_rate_update)."""
 
 from django import forms
 from django.contrib import admin, messages
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_deletion import RefusedDeletionMixin
@@ -27,7 +28,8 @@ class TaxRateForm(ServiceValidatedForm):
         help_text=(
             _(
                 "When archiving a rate customers hold as their own: the rate they hold "
-                "instead, given to them when this is saved."
+                "instead, given to them when this is saved. Empty: they hold it no more, "
+                "and are charged the default rates unless they hold another."
             )
         ),
     )
@@ -115,9 +117,19 @@ class TaxRateAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
         }
         if change:
             replaced_by = replaced_by_code(data)
-            adopt(
-                obj, services.tax_rate_update(rate=obj, replaced_by=replaced_by, **terms, **flags)
-            )
+            updated = services.tax_rate_update(rate=obj, replaced_by=replaced_by, **terms, **flags)
+            adopt(obj, updated)
+            if updated.released and not replaced_by:
+                messages.warning(
+                    request,
+                    ngettext(
+                        "{count} customer held {rate} as their own: they hold it no more and "
+                        "are charged the default rates unless they hold another.",
+                        "{count} customers held {rate} as their own: they hold it no more and "
+                        "are charged the default rates unless they hold another.",
+                        updated.released,
+                    ).format(count=updated.released, rate=rate_words(obj)),
+                )
             if replaced_by:
                 messages.info(
                     request,

@@ -114,7 +114,7 @@ class MarginsForm(forms.Form):
 def row_texts(row, group_by: str, currency: str) -> dict:
     """One row as finance reads it: its key and figures in the user's convention."""
     key = row.key[group_by]
-    return {
+    texts = {
         "key": "—" if key is None else str(key),
         "revenue": amount_text(row.revenue, currency),
         "cost": amount_text(row.cost, currency),
@@ -123,6 +123,9 @@ def row_texts(row, group_by: str, currency: str) -> dict:
         "uncosted": quantity_text(row.uncosted_quantity),
         "loss": row.margin < 0,
     }
+    if row.error:
+        texts["error"] = row.error  # part of its usage could not be costed: why
+    return texts
 
 
 def chart_months(now: datetime) -> list[tuple[datetime, datetime]]:

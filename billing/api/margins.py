@@ -76,6 +76,11 @@ MARGIN_ROWS = inline_serializer(
         "margin": serializers.CharField(),
         "margin_percent": serializers.CharField(allow_null=True),
         "uncosted_quantity": serializers.CharField(),
+        "error": serializers.CharField(
+            required=False,
+            help_text="Only on a row part of whose usage could not be costed, saying why "
+            "(that quantity is in uncosted_quantity).",
+        ),
     },
     many=True,
 )
@@ -120,20 +125,21 @@ class MarginsApi(APIView):
         group_by, currency = _group_by(request), _currency(request, start, end)
         rows = margins(start=start, end=end, group_by=group_by, currency=currency)
         return Response(
-            {
-                "currency": currency,
-                "results": [
-                    {
-                        "key": row.key,
-                        "revenue": format_money(row.revenue, currency),
-                        "cost": format_money(row.cost, currency),
-                        "margin": format_money(row.margin, currency),
-                        "margin_percent": None
-                        if row.margin_percent is None
-                        else format(row.margin_percent, "f"),
-                        "uncosted_quantity": format_decimal(row.uncosted_quantity),
-                    }
-                    for row in rows
-                ],
-            }
+            {"currency": currency, "results": [margin_row(row, currency) for row in rows]}
         )
+
+
+def margin_row(row, currency: str) -> dict:
+    """One row of the answer; with `error` when part of its usage could not be
+    costed (that quantity is in uncosted_quantity)."""
+    answer = {
+        "key": row.key,
+        "revenue": format_money(row.revenue, currency),
+        "cost": format_money(row.cost, currency),
+        "margin": format_money(row.margin, currency),
+        "margin_percent": None if row.margin_percent is None else format(row.margin_percent, "f"),
+        "uncosted_quantity": format_decimal(row.uncosted_quantity),
+    }
+    if row.error:
+        answer["error"] = row.error
+    return answer

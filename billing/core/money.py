@@ -20,6 +20,13 @@ SQLITE_EXACT_DIGITS = 15
 # What AMOUNT holds: 18 digits before the point, 10 after it.
 MAX_INTEGER_DIGITS = AMOUNT["max_digits"] - AMOUNT["decimal_places"]
 MAX_PLACES = AMOUNT["decimal_places"]
+# The most one unit may cost (a price divided by the units it is for: a cost
+# rate's unit_cost / per, a unit price / per, a package's price / size), in the
+# currency's units. An amount holds 18 integer digits: at this price a line
+# still holds a billion units (10**9 x 10**9 = 10**18), and the dearest units
+# sold in the weakest currencies (VND, IDR: ~25,000 to the dollar) stay far
+# below it (10**9 VND is ~40,000 USD a unit).
+MAX_UNIT_PRICE = Decimal(10**9)
 # Below this, an integer fits every database exactly (SQLite's 15 digits included).
 SMALL_INTEGER_LIMIT = 10**15
 
@@ -86,6 +93,12 @@ def decimal_input(value: object, *, negative: bool = True) -> Decimal:
             "too_precise",
         )
     return number
+
+
+def unit_price_too_large(price: Decimal, per: Decimal) -> bool:
+    """Whether one unit at `price` for `per` units costs more than MAX_UNIT_PRICE
+    (compared without dividing: per is positive and the product is exact)."""
+    return price > MAX_UNIT_PRICE * per
 
 
 def is_known_currency(code: object) -> bool:
@@ -165,7 +178,9 @@ def format_money(amount: Decimal, currency: str) -> str:
     amount = amount + 0  # folds -0 into 0
     normalized = amount.normalize()
     if -normalized.as_tuple().exponent <= exponent:
-        return format(amount.quantize(_minor_unit(currency)), "f")
+        # In the exact context: the default one (28 digits) raised on a sum of
+        # 10**26 or more, and a report failed on the row.
+        return format(amount.quantize(_minor_unit(currency), context=_EXACT), "f")
     return format(normalized, "f")
 
 

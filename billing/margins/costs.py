@@ -7,15 +7,22 @@ on the hour (plans.cost_rules), so a window is split at each one's
 effective_from and every hour lies wholly in one segment. Quantities no rate
 matches cost nothing and are counted as uncosted. Only meters whose quantities
 add up (count, sum) are costed; on PostgreSQL the rows not folded yet are read
-with the rollups (billing.usage.folding)."""
+with the rollups (billing.usage.folding).
+
+A row stored before the bound on a unit's cost (billing.core.money.MAX_UNIT_PRICE),
+or a cost larger than an amount holds, costs nothing either: its quantity is
+counted as uncosted and the usage says why (`problems`), so that a report shows
+the row instead of failing on it."""
 
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, localcontext
+from functools import cached_property
 
 from billing.core import rawsql
+from billing.core.money import MAX_INTEGER_DIGITS, unit_price_too_large
 from billing.models import UsagePropertyRollup
 from billing.rating.pricing import EXACT_PRECISION
 from billing.rating.rate_cards import Combination, RateSpec, row_index, when_of
@@ -31,6 +38,8 @@ from plans.models import CostRate, Meter
 from plans.rate_cards import RATED_AGGREGATIONS
 
 ZERO = Decimal(0)
+# A cost this large or larger is more than an amount holds (AMOUNT's 18 digits).
+TOO_LARGE = Decimal(10) ** MAX_INTEGER_DIGITS
 _FIELDS = (
     None,
     None,
@@ -60,6 +69,8 @@ class UsageCost:
     cost: Decimal = ZERO
     uncosted: Decimal = ZERO
     part: int = 0  # of the window, when usage_costs split it
+    # Why some of the quantity could not be costed (counted in `uncosted`).
+    problems: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,20 @@ class _Rate:
     unit_cost: Decimal
     per: Decimal
     effective_from: datetime
+    id: int = 0
+    meter: str = ""
+
+    @cached_property
+    def refused(self) -> str | None:
+        """Why the rate costs nothing: one unit at it costs more than the bound
+        (a row stored before it was checked); None for a rate that costs."""
+        if not unit_price_too_large(self.unit_cost, self.per):
+            return None
+        return (
+            f"cost rate {self.id} ({self.meter}, from {self.effective_from.isoformat()}) "
+            "costs more than the most a unit may cost: its usage is counted as uncosted; "
+            "supersede it with a corrected rate"
+        )
 
 
 def _in_effect(rates: Sequence[_Rate], at: datetime) -> tuple[list[RateSpec], list[_Rate]]:
@@ -143,12 +168,16 @@ def usage_costs(
     `splits`: hours inside the window that part it (a chart's months), each
     part's usage apart, its `part` the index of the part (0 before the first)."""
     rates: dict[int, list[_Rate]] = {}
-    for meter_id, when, unit_cost, per, effective_from in (
-        CostRate.objects.filter(currency=currency, effective_from__lt=end)
+    for meter_id, code, when, unit_cost, per, effective_from, pk in (
+        # A superseded row costs nothing: its correction costs its hours.
+        CostRate.objects.filter(
+            currency=currency, effective_from__lt=end, superseded_by__isnull=True
+        )
         .order_by("effective_from", "id")
-        .values_list("meter_id", "when", "unit_cost", "per", "effective_from")
+        .values_list("meter_id", "meter__code", "when", "unit_cost", "per", "effective_from", "id")
     ):
-        rates.setdefault(meter_id, []).append(_Rate(when_of(when), unit_cost, per, effective_from))
+        rate = _Rate(when_of(when), unit_cost, per, effective_from, pk, code)
+        rates.setdefault(meter_id, []).append(rate)
     meters = _costed_meters()
     if not meters or start >= end or customers == []:
         return []
@@ -194,9 +223,26 @@ def usage_costs(
             usage.quantity += quantity
             if rate is None:
                 usage.uncosted += quantity
+            elif rate.refused:
+                usage.uncosted += quantity
+                usage.problems.add(rate.refused)
             else:
                 usage.cost += quantity * rate.unit_cost / rate.per
-    return list(found.values())
+    usages = list(found.values())
+    for usage in usages:
+        if abs(usage.cost) >= TOO_LARGE:
+            _too_large(usage)
+    return usages
+
+
+def _too_large(usage: UsageCost) -> None:
+    """A cost more than an amount holds is not given: all the usage is uncosted."""
+    usage.cost = ZERO
+    usage.uncosted = usage.quantity
+    usage.problems.add(
+        f"the cost of {usage.meter.code} is more than an amount holds: that usage is "
+        "counted as uncosted"
+    )
 
 
 def _priced(meter: MeterDef, text: str, in_effect: dict, at: tuple[int, int], rates, starts):

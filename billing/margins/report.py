@@ -18,6 +18,7 @@ property (the default row) counts under null. Each figure is rounded once."""
 
 import csv
 import heapq
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +37,8 @@ from customers.models import Customer
 from invoices.models import Invoice
 from plans.models import PlanVersion
 from wallets.revenue import consumed_at_sale_value
+
+logger = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -57,6 +60,14 @@ class Margin:
     # The exact sums, rounded once into revenue and cost.
     exact_revenue: Decimal = field(default=ZERO, repr=False)
     exact_cost: Decimal = field(default=ZERO, repr=False)
+    # Why part of the row's usage could not be costed (billing.margins.costs):
+    # the row is shown with what could be, and says so.
+    problems: set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def error(self) -> str | None:
+        """What the row could not compute, in a sentence; None when it computed all."""
+        return "; ".join(sorted(self.problems)) or None
 
     @property
     def margin(self) -> Decimal:
@@ -264,6 +275,8 @@ class _View:
             found = row(value)
             found.exact_cost += usage.cost
             found.uncosted_quantity += usage.uncosted
+            if usage.problems:
+                found.problems |= usage.problems
 
     def rows_in(self, currency: str) -> list[Margin]:
         """The rows, rounded once, largest revenue first (customers by their ID)."""
@@ -289,6 +302,7 @@ def margins_total(rows: list[Margin], *, key: dict, currency: str) -> Margin:
         total.exact_revenue += row.exact_revenue
         total.exact_cost += row.exact_cost
         total.uncosted_quantity += row.uncosted_quantity
+        total.problems |= row.problems
     total.revenue = quantize_money(total.exact_revenue, currency)
     total.cost = quantize_money(total.exact_cost, currency)
     return total
@@ -338,6 +352,7 @@ def _run_totals(windows: list[tuple[datetime, datetime]], totals: list[Margin], 
     ):
         totals[usage.part].exact_cost += usage.cost
         totals[usage.part].uncosted_quantity += usage.uncosted
+        totals[usage.part].problems |= usage.problems
 
 
 def window_total(*, start: datetime, end: datetime, currency: str, key: dict) -> Margin:
@@ -387,7 +402,17 @@ def lowest_margins(rows: list[Margin], count: int = 5) -> list[Margin]:
     return [row for _rank, row in heapq.nsmallest(count, ranked, key=lambda pair: pair[0])]
 
 
-CSV_COLUMNS = ["revenue", "cost", "margin", "margin_percent", "uncosted_quantity", "currency"]
+CSV_COLUMNS = [
+    "revenue",
+    "cost",
+    "margin",
+    "margin_percent",
+    "uncosted_quantity",
+    "currency",
+    "error",
+]
+# The last line of a download that failed midway: a reader sees it did not end.
+CSV_FAILED = "error: the export stopped here, after {count} of {total} rows; download it again"
 
 
 class _Line:
@@ -399,23 +424,34 @@ class _Line:
 
 def margins_csv_lines(rows, *, group_by: str, currency: str) -> Iterator[str]:
     """The rows as the API gives them, one a line, the header first, the key
-    first on each (empty for none): for a streamed download."""
+    first on each (empty for none), a row's `error` last (empty for none): for a
+    streamed download. A row that cannot be written ends the file with a
+    CSV_FAILED line, never silently."""
     writer = csv.writer(_Line(), lineterminator="\n")
     yield writer.writerow([group_by, *CSV_COLUMNS])
-    for row in rows:
-        key = row.key[group_by]
-        percent = row.margin_percent
-        yield writer.writerow(
-            [
-                "" if key is None else key,
-                format_money(row.revenue, currency),
-                format_money(row.cost, currency),
-                format_money(row.margin, currency),
-                "" if percent is None else format(percent, "f"),
-                format_decimal(row.uncosted_quantity),
-                currency,
-            ]
-        )
+    for count, row in enumerate(rows):
+        try:
+            line = writer.writerow(_csv_cells(row, group_by, currency))
+        except Exception:
+            logger.exception("margins CSV: row %s of %s could not be written", count + 1, len(rows))
+            yield writer.writerow([CSV_FAILED.format(count=count, total=len(rows))])
+            return
+        yield line
+
+
+def _csv_cells(row: Margin, group_by: str, currency: str) -> list:
+    key = row.key[group_by]
+    percent = row.margin_percent
+    return [
+        "" if key is None else key,
+        format_money(row.revenue, currency),
+        format_money(row.cost, currency),
+        format_money(row.margin, currency),
+        "" if percent is None else format(percent, "f"),
+        format_decimal(row.uncosted_quantity),
+        currency,
+        row.error or "",
+    ]
 
 
 def margins_csv(rows: list[Margin], *, group_by: str, currency: str) -> str:

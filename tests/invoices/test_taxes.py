@@ -278,26 +278,6 @@ def test_archiving_a_rate_with_replaced_by_moves_its_customers_to_the_replacemen
     assert invoice.total == D("120.00")
 
 
-def test_archiving_a_rate_customers_hold_without_replaced_by_is_a_409_naming_them(
-    api, german_customers
-):
-    flags = rate_flags(api)
-
-    response = api.patch("/api/v1/tax-rates/de_vat", {"active": False}, format="json")
-
-    assert response.status_code == 409
-    assert response.json()["error"] == {
-        "type": "conflict",
-        "message": "tax rate de_vat is charged to 3 customers as their own rate: archive it "
-        "with replaced_by, the code of the rate they move to, or give them another rate first",
-        "fields": {
-            "active": ["charged to 3 customers as their own rate"],
-            "replaced_by": ["choose the rate the 3 customers move to"],
-        },
-    }
-    assert (customer_rates(api), rate_flags(api)) == (BEFORE, flags)
-
-
 @pytest.mark.parametrize(
     ("body", "problem"),
     [

@@ -40,6 +40,8 @@ def test_a_cost_rate_is_added_and_listed_with_its_history(tokens):
         "per": "1000000",
         "currency": "USD",
         "effective_from": "2026-11-01T00:00:00Z",
+        "supersedes": None,
+        "superseded_by": None,
     }
     cut = admin.post(
         "/api/v1/cost-rates",
