@@ -19,6 +19,7 @@ from billing.journal import export
 from billing.journal.models import JournalEntry
 from billing.journal.periods import journal_month_lock, month_parse
 from config.api import CursorPagination
+from customers.models import ApiKey
 from plans.api import paginated
 
 DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
@@ -108,6 +109,7 @@ class JournalPagination(CursorPagination):
 
 class JournalListApi(APIView):
     pagination_class = JournalPagination
+    required_scopes = {"GET": ApiKey.SCOPE_FINANCE_READ}
     content_negotiation_class = AnyAccept
 
     @extend_schema(
@@ -123,6 +125,7 @@ class JournalListApi(APIView):
 
 class JournalCsvApi(APIView):
     content_negotiation_class = AnyAccept
+    required_scopes = {"GET": ApiKey.SCOPE_FINANCE_READ}
 
     @extend_schema(
         summary="Journal entries of a date range as CSV",

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def api():
-    return api_client("read", "admin")
+    return api_client("read", "finance:read", "admin")
 
 
 def balances() -> dict:
