@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The hostile-input scripts against a live server: scripts/hostile_ingest.py (the
+# ingestion matrix) and scripts/hostile_surfaces.py (scopes, formulas in the CSV
+# exports, and the surfaces added to it since). Any failing case or 5xx fails the run.
+#
+# It migrates the database DATABASE_URL names (or, unset, a throwaway SQLite file),
+# creates an API key of each kind (every scope; read, finance:read, admin and
+# events:write alone), starts gunicorn and the folder on a free localhost port as
+# scripts/schema_check.sh does, runs both scripts, stops them and says what failed.
+# The scripts write to that database: give it one of its own. Exit status: 0 clean,
+# 1 on any failure.
+#
+#   DATABASE_URL=postgres://postgres@127.0.0.1:5432/billing_hostile bash scripts/hostile_check.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/_venv.sh
+. scripts/_venv.sh
+venv_setup
+
+py=.venv/bin/python
+work=$(mktemp -d "${TMPDIR:-/tmp}/hostile-check.XXXXXX")
+server_pid=
+folder_pid=
+cleanup() {
+    for pid in $server_pid $folder_pid; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    rm -rf -- "$work"
+}
+trap cleanup EXIT
+
+# As scripts/schema_check.sh: the server as in production (DEBUG off), nothing that
+# leaves the machine, and the rate limits off (the matrix sends bursts).
+export DEBUG=0
+export SECRET_KEY="hostile-check-$RANDOM$RANDOM$RANDOM"
+export ALLOWED_HOSTS=127.0.0.1,localhost
+export SECURE_SSL_REDIRECT=0
+export EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend
+export STRIPE_API_KEY="" STRIPE_WEBHOOK_SECRET="" STRIPE_API_BASE=""
+export API_THROTTLE_RATE=off API_AUTH_FAILURE_RATE=off
+export BILLING_VAR_DIR="$work/var"
+gunicorn_workers=2
+if [[ -z ${DATABASE_URL:-} ]]; then
+    echo "== DATABASE_URL unset: a throwaway SQLite database under $work"
+    gunicorn_workers=1
+fi
+echo "DATABASE_URL=${DATABASE_URL:-(SQLite, throwaway)}"
+
+echo "== migrating, creating an API key of each kind"
+"$py" manage.py migrate --noinput >"$work/migrate.log" || {
+    cat "$work/migrate.log"
+    exit 1
+}
+key() { "$py" manage.py create_api_key --name "hostile $1" ${2:+--scopes $2} 2>/dev/null; }
+all_key=$(key all)
+read_key=$(key read read)
+finance_key=$(key finance finance:read)
+admin_key=$(key admin admin)
+events_key=$(key events events:write)
+keys_file="$work/keys.json"
+(umask 077 && printf '{"all": "%s", "read": "%s", "finance:read": "%s", "admin": "%s", "events:write": "%s"}\n' \
+    "$all_key" "$read_key" "$finance_key" "$admin_key" "$events_key" >"$keys_file")
+
+port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+base_url="http://127.0.0.1:$port"
+server_log="$work/server.log"
+echo "== starting gunicorn on $base_url ($gunicorn_workers workers) and the folder"
+.venv/bin/gunicorn config.wsgi --bind "127.0.0.1:$port" --workers "$gunicorn_workers" \
+    --timeout 120 --error-logfile "$server_log" >>"$server_log" 2>&1 &
+server_pid=$!
+"$py" manage.py fold_usage --every 1 >"$work/folder.log" 2>&1 &
+folder_pid=$!
+answers() {
+    "$py" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' \
+        "$base_url/api/schema/" 2>/dev/null
+}
+for _ in {1..60}; do
+    if answers || ! kill -0 "$server_pid" 2>/dev/null; then
+        break
+    fi
+    sleep 1
+done
+if ! answers; then
+    echo "error: gunicorn did not answer on $base_url" >&2
+    cat "$server_log" >&2
+    exit 1
+fi
+
+failed=()
+echo "== scripts/hostile_ingest.py"
+"$py" scripts/hostile_ingest.py --url "$base_url" --key "$all_key" </dev/null ||
+    failed+=("hostile_ingest.py (exit $?)")
+echo "== scripts/hostile_surfaces.py"
+"$py" scripts/hostile_surfaces.py --url "$base_url" --keys-file "$keys_file" </dev/null ||
+    failed+=("hostile_surfaces.py (exit $?)")
+
+if grep -q "Traceback" "$server_log"; then
+    echo "== server errors (tracebacks in the server log)"
+    grep -B2 -A30 "Traceback" "$server_log" | head -n 200
+fi
+if ((${#failed[@]})); then
+    printf 'error: failed: %s\n' "${failed[@]}" >&2
+    exit 1
+fi
+echo "== hostile checks passed"
