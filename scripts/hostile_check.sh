@@ -5,7 +5,7 @@
 #
 # It migrates the database DATABASE_URL names (or, unset, a throwaway SQLite file),
 # creates an API key of each kind (every scope; read, finance:read, admin and
-# events:write alone), starts gunicorn and the folder on a free localhost port as
+# events:write alone) and a superuser (the admin's CSVs), starts gunicorn and the folder on a free localhost port as
 # scripts/schema_check.sh does, runs both scripts, stops them and says what failed.
 # The scripts write to that database: give it one of its own. Exit status: 0 clean,
 # 1 on any failure.
@@ -60,9 +60,12 @@ read_key=$(key read read)
 finance_key=$(key finance finance:read)
 admin_key=$(key admin admin)
 events_key=$(key events events:write)
+staff_password="hostile-$RANDOM$RANDOM$RANDOM"
+DJANGO_SUPERUSER_PASSWORD=$staff_password "$py" manage.py createsuperuser --noinput \
+    --username hostile --email hostile@example.com >/dev/null
 keys_file="$work/keys.json"
-(umask 077 && printf '{"all": "%s", "read": "%s", "finance:read": "%s", "admin": "%s", "events:write": "%s"}\n' \
-    "$all_key" "$read_key" "$finance_key" "$admin_key" "$events_key" >"$keys_file")
+(umask 077 && printf '{"all": "%s", "read": "%s", "finance:read": "%s", "admin": "%s", "events:write": "%s", "staff": {"username": "hostile", "password": "%s"}}\n' \
+    "$all_key" "$read_key" "$finance_key" "$admin_key" "$events_key" "$staff_password" >"$keys_file")
 
 port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base_url="http://127.0.0.1:$port"

@@ -1,15 +1,17 @@
 """Formulas in the CSV exports (OWASP's CSV injection): customers whose ids and
-names, and payments whose references, begin with =, +, - or @ (a tab or a carriage
-return the API trims from them), then the journal's CSV and Xero CSV read back:
+names, payments whose references and events whose property values begin with =, +,
+- or @ (a tab or a carriage return the API trims from them), then the journal's CSV
+and Xero CSV and the admin's margins CSV (by customer and by the property) read back:
 every text cell a spreadsheet would run is written with a ' before it, each hostile
-id and reference is there as that text, and the amounts are the invoices' as the
-API answered them, written as numbers."""
+id, reference and value is there as that text, and the amounts are the invoices' as
+the API answered them, written as numbers."""
 
 import csv
 import io
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from urllib.parse import urlencode
 
 from hostile_world import Case, World
 
@@ -22,8 +24,11 @@ CUSTOMERS = [
     ("-2+3", "=1+1", "-1+1"),
     ("@SUM(1+1)", "+1+1", "@SUM(A1:A9)"),
 ]
+MODELS = ["=cmd|' /C calc'!A0", "+1+1", "-1+1", "@SUM(1+1)"]
 JOURNAL_FIGURES = {"debit", "credit"}
 XERO_FIGURES = {"Amount"}
+# margin_percent is empty without revenue.
+MARGIN_FIGURES = {"revenue", "cost", "margin", "uncosted_quantity"}
 
 
 def _setup(world: World) -> list[dict]:
@@ -36,7 +41,13 @@ def _setup(world: World) -> list[dict]:
         "all",
         "POST",
         "/api/v1/meters",
-        {"code": meter, "name": "csv", "event_name": f"{run}.csv", "aggregation": "count"},
+        {
+            "code": meter,
+            "name": "csv",
+            "event_name": f"{run}.csv",
+            "aggregation": "count",
+            "group_by": ["model"],
+        },
     )
     free = {"scheme": "per_unit", "unit_price": "0"}
     for code, fee in ((f"{run}_low", "10.00"), (f"{run}_high", "30.00")):
@@ -83,9 +94,20 @@ def _setup(world: World) -> list[dict]:
         invoice = world.made_with("read", "GET", f"/api/v1/invoices/{invoice.get('id')}", None)
         if invoice.get("status") != "finalized" or Decimal(invoice["amount_due"]) <= 0:
             raise SystemExit(f"the plan change's invoice is not one to pay: {invoice}")
+        reference = f"{reference} {run}"  # a run's own, as the database may hold others'
         world.made_with(
             "all", "POST", f"/api/v1/invoices/{invoice['id']}/pay", {"reference": reference}
         )
+        # An event whose property value is a formula: the customer and the value
+        # have usage in the margins by customer and by model.
+        event = {
+            "id": f"{run}-{index}",
+            "customer": external_id,
+            "event_name": f"{run}.csv",
+            "timestamp": (datetime.now(UTC) - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "properties": {"model": MODELS[index]},
+        }
+        world.made_with("events:write", "POST", "/api/v1/events", {"events": [event]}, (202,))
         paid.append(
             {
                 "customer": external_id,
@@ -151,8 +173,41 @@ def _xero_case(world: World, paid: list[dict], query: str) -> Case:
     return Case("csv: journal.csv?format=xero neutralises text, keeps signed amounts", check)
 
 
+def _margins_case(world: World, group_by: str, expected: list[str]) -> Case:
+    """The admin's margins CSV over today by `group_by`: the hostile keys there,
+    neutralised, every figure a number."""
+    day = datetime.now(UTC).date()
+    query = urlencode(
+        {
+            "period_start": f"{day}T00:00",
+            "period_end": f"{day + timedelta(days=1)}T00:00",
+            "group_by": group_by,
+            "currency": "USD",
+            "format": "csv",
+        }
+    )
+
+    def check() -> list[str]:
+        status, data = world.staff_get(f"/admin/billing/marginreport/?{query}")
+        if status != 200:
+            return [f"margins CSV: {status}"]
+        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
+        problems = _formulas(rows, MARGIN_FIGURES)[:5]
+        keys = {row[group_by] for row in rows}
+        missing = [key[:20] for key in expected if "'" + key not in keys]
+        if missing:
+            problems.append(f"not in it (neutralised): {missing}")
+        return problems
+
+    return Case(f"csv: the admin's margins CSV by {group_by} neutralises its keys", check)
+
+
 def cases(world: World) -> list[Case]:
     paid = _setup(world)
     day = datetime.now(UTC).date()
     query = f"from={day - timedelta(days=1)}&to={day + timedelta(days=1)}"
-    return [_journal_case(world, paid, query), _xero_case(world, paid, query)]
+    found = [_journal_case(world, paid, query), _xero_case(world, paid, query)]
+    if world.staff:
+        found.append(_margins_case(world, "customer", [p["customer"] for p in paid]))
+        found.append(_margins_case(world, "model", MODELS))
+    return found

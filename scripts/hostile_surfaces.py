@@ -7,7 +7,8 @@ is the ingestion matrix; scripts/hostile_check.sh runs both in CI.
 
 The keys file maps a key's kind to its secret: "all" (every scope), "read",
 "finance:read", "admin" and "events:write" (each that scope alone), as
-scripts/hostile_check.sh makes them with `manage.py create_api_key`.
+scripts/hostile_check.sh makes them with `manage.py create_api_key`; and "staff" to a
+superuser's {"username", "password"}, for the admin's CSV downloads.
 
 A surface is a module of cases: a function of the World that returns Cases, each a
 name and a function that calls the server and returns its problems (an empty list
@@ -48,9 +49,10 @@ def main() -> int:
     except (OSError, ValueError) as exc:
         print(f"error: the keys file {args.keys_file}: {exc}", file=sys.stderr)
         return 2
+    staff = keys.pop("staff", None)
     clients = {kind: Client(args.url, secret, args.timeout) for kind, secret in keys.items()}
     run = "hs" + datetime.now(UTC).strftime("%H%M%S") + secrets.token_hex(2)
-    world = World(run=run, clients=clients)
+    world = World(run=run, clients=clients, staff=staff and {"url": args.url, **staff})
     cases: list[Case] = []
     try:
         for surface in SURFACES:

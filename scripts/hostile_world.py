@@ -2,10 +2,12 @@
 Case is a name and a check that returns its problems; the World holds the run's name,
 a client per kind of key, and counts the server's 5xx answers."""
 
+import http.client
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit
 
 from hostile_ingest import Client
 
@@ -23,6 +25,9 @@ class World:
     clients: dict[str, Client]
     server_errors: int = 0
     made: dict = field(default_factory=dict)  # what setups made, by name, for later cases
+    # A staff user's {"url", "username", "password"} for the admin's pages (its CSVs).
+    staff: dict | None = None
+    _cookies: dict = field(default_factory=dict)
 
     def call(self, kind: str, method: str, path: str, payload=None) -> tuple[int, bytes]:
         """One request with the key of this kind; a JSON body when `payload` is given."""
@@ -46,6 +51,52 @@ class World:
         if status not in expect:
             raise SystemExit(f"{method} {path}: {status} {answer}")
         return answer
+
+    def staff_get(self, path: str) -> tuple[int, bytes]:
+        """GET an admin page as the staff user, logged in on the first call."""
+        if not self._cookies:
+            self._login()
+        return self._page("GET", path)
+
+    def _page(self, method: str, path: str, body: bytes | None = None, headers=None):
+        parts = urlsplit(self.staff["url"])
+        connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=60)
+        try:
+            sent = dict(headers or {})
+            if self._cookies:
+                sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self._cookies.items())
+            connection.request(method, path, body=body, headers=sent)
+            response = connection.getresponse()
+            for header, value in response.getheaders():
+                if header.lower() == "set-cookie":
+                    name, _, rest = value.partition("=")
+                    self._cookies[name.strip()] = rest.split(";", 1)[0]
+            data = response.read()
+            if response.status >= 500:
+                self.server_errors += 1
+            return response.status, data
+        finally:
+            connection.close()
+
+    def _login(self) -> None:
+        status, page = self._page("GET", "/admin/login/")
+        token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+        if status != 200 or token is None:
+            raise SystemExit(f"the admin's login page: {status}")
+        form = {
+            "csrfmiddlewaretoken": token.group(1).decode(),
+            "username": self.staff["username"],
+            "password": self.staff["password"],
+            "next": "/admin/",
+        }
+        status, _ = self._page(
+            "POST",
+            "/admin/login/",
+            urlencode(form).encode(),
+            {"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        if status != 302 or "sessionid" not in self._cookies:
+            raise SystemExit(f"logging in to the admin: {status}")
 
 
 def path_id(text: str) -> str:
