@@ -33,9 +33,8 @@ def text_cell(text: str) -> str:
 
 
 def _cell(cell) -> str:
+    """A cell other than a plain str (row() handles those inline: the hot case)."""
     kind = type(cell)
-    if kind is str:
-        return "'" + cell if cell[:1] in FORMULA_STARTS else cell
     if kind is Figure:
         return cell
     if cell is None:
@@ -67,7 +66,18 @@ class SpreadsheetCsv:
         self._end = lineterminator
 
     def row(self, cells: Iterable) -> str:
-        return self._writer.writerow([_cell(cell) for cell in cells])[:-2] + self._end
+        starts = FORMULA_STARTS
+        return (
+            self._writer.writerow(
+                [
+                    ("'" + cell if cell[:1] in starts else cell)
+                    if type(cell) is str
+                    else _cell(cell)
+                    for cell in cells
+                ]
+            )[:-2]
+            + self._end
+        )
 
     def lines(self, header: Iterable[str], rows: Iterable[Iterable]) -> Iterator[str]:
         """The header's line, then a line a row: for a streamed download."""
