@@ -5,8 +5,9 @@
 #
 # It migrates the database DATABASE_URL names (or, unset, a throwaway SQLite file),
 # creates an API key of each kind (every scope; read, finance:read, admin and
-# events:write alone) and a superuser (the admin's CSVs), starts gunicorn and the folder on a free localhost port as
-# scripts/schema_check.sh does, runs both scripts, stops them and says what failed.
+# events:write alone) and a superuser (the admin's CSVs), starts gunicorn
+# (scripts/_live_server.sh, as scripts/schema_check.sh does) and the folder, runs
+# both scripts, stops them and says what failed.
 # The scripts write to that database: give it one of its own. Exit status: 0 clean,
 # 1 on any failure.
 #
@@ -16,6 +17,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/_venv.sh
 . scripts/_venv.sh
 venv_setup
+# shellcheck source=scripts/_live_server.sh
+. scripts/_live_server.sh
 
 py=.venv/bin/python
 work=$(mktemp -d "${TMPDIR:-/tmp}/hostile-check.XXXXXX")
@@ -32,16 +35,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# As scripts/schema_check.sh: the server as in production (DEBUG off), nothing that
-# leaves the machine, and the rate limits off (the matrix sends bursts).
-export DEBUG=0
-export SECRET_KEY="hostile-check-$RANDOM$RANDOM$RANDOM"
-export ALLOWED_HOSTS=127.0.0.1,localhost
-export SECURE_SSL_REDIRECT=0
-export EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend
-export STRIPE_API_KEY="" STRIPE_WEBHOOK_SECRET="" STRIPE_API_BASE=""
-export API_THROTTLE_RATE=off API_AUTH_FAILURE_RATE=off
-export BILLING_VAR_DIR="$work/var"
+# As scripts/schema_check.sh: the server as in production, nothing leaving the
+# machine, and the rate limits off (the matrix sends bursts).
+live_server_env "$work"
 gunicorn_workers=2
 if [[ -z ${DATABASE_URL:-} ]]; then
     echo "== DATABASE_URL unset: a throwaway SQLite database under $work"
@@ -67,30 +63,11 @@ keys_file="$work/keys.json"
 (umask 077 && printf '{"all": "%s", "read": "%s", "finance:read": "%s", "admin": "%s", "events:write": "%s", "staff": {"username": "hostile", "password": "%s"}}\n' \
     "$all_key" "$read_key" "$finance_key" "$admin_key" "$events_key" "$staff_password" >"$keys_file")
 
-port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-base_url="http://127.0.0.1:$port"
 server_log="$work/server.log"
-echo "== starting gunicorn on $base_url ($gunicorn_workers workers) and the folder"
-.venv/bin/gunicorn config.wsgi --bind "127.0.0.1:$port" --workers "$gunicorn_workers" \
-    --timeout 120 --error-logfile "$server_log" >>"$server_log" 2>&1 &
-server_pid=$!
+echo "== starting the folder"
 "$py" manage.py fold_usage --every 1 >"$work/folder.log" 2>&1 &
 folder_pid=$!
-answers() {
-    "$py" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' \
-        "$base_url/api/schema/" 2>/dev/null
-}
-for _ in {1..60}; do
-    if answers || ! kill -0 "$server_pid" 2>/dev/null; then
-        break
-    fi
-    sleep 1
-done
-if ! answers; then
-    echo "error: gunicorn did not answer on $base_url" >&2
-    cat "$server_log" >&2
-    exit 1
-fi
+live_server_start "$gunicorn_workers" "$server_log"
 
 failed=()
 echo "== scripts/hostile_ingest.py"
