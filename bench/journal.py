@@ -136,7 +136,7 @@ def main() -> None:
     entries = load(args.invoices)
     loaded = time.perf_counter() - started
     print(f"loaded {args.invoices:,} invoices, {entries:,} entries in {loaded:.1f} s")
-    _key, secret = api_key_create(name="bench", scopes=["read"])
+    _key, secret = api_key_create(name="bench", scopes=["finance:read"])
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     month = "from=2026-11-01&to=2026-12-01"

@@ -253,7 +253,7 @@ def main():
             start, end = loaded_month(args.customers)
         else:
             start, end = populate(args.customers, args.events_per_customer)
-        _, secret = api_key_create(name="bench", scopes=["read"])
+        _, secret = api_key_create(name="bench", scopes=["finance:read"])
         api = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
         admin = Client()
         user = get_user_model().objects.filter(username="bench").first()

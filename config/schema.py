@@ -18,6 +18,8 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
+from customers.auth import accepted_scopes
+
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 ERROR_DESCRIPTIONS = {
@@ -66,7 +68,18 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class BillingAutoSchema(AutoSchema):
-    """drf-spectacular's AutoSchema, plus the error responses of every operation."""
+    """drf-spectacular's AutoSchema, plus the error responses of every operation and
+    the API key scopes it takes (customers.auth.accepted_scopes) in its description."""
+
+    def get_operation(self, *args, **kwargs):
+        # Here, not in get_description: extend_schema(description=...) replaces that.
+        operation = super().get_operation(*args, **kwargs)
+        if operation is not None:
+            scopes = " or ".join(f"`{s}`" for s in accepted_scopes(self.view, self.method))
+            described = operation.get("description")
+            scope = f"Scope: {scopes}."
+            operation["description"] = f"{described}\n\n{scope}" if described else scope
+        return operation
 
     def error_statuses(self, *, has_body: bool) -> list[int]:
         statuses = {400, 401, 403, 429, 503}

@@ -438,7 +438,11 @@ class ApiKeyForm(forms.ModelForm):
         choices=[(s, s) for s in ApiKey.SCOPES],
         widget=forms.CheckboxSelectMultiple,
         initial=list(ApiKey.SCOPES),
-        help_text=_("events:write posts usage; read reads; admin may do everything."),
+        help_text=_(
+            "events:write posts usage and asks check; read reads (and asks check) all but "
+            "finance data; finance:read reads margins, cost rates and the journal; admin "
+            "writes (not events). No scope implies another: tick each the key needs."
+        ),
         label=_("Scopes"),
     )
 

@@ -20,8 +20,9 @@ class ApiClient:
         self.scopes = frozenset(key.scopes)
 
     def has_scope(self, scope: str) -> bool:
-        # `admin` may do everything; `read` is also implied by it only.
-        return scope in self.scopes or ApiKey.SCOPE_ADMIN in self.scopes
+        # No scope implies another (API.md: a call outside a key's scopes is a 403):
+        # `admin` writes but neither reads nor ingests, `read` reads no finance data.
+        return scope in self.scopes
 
     def has_any_scope(self, scopes) -> bool:
         return any(self.has_scope(s) for s in scopes)
@@ -93,7 +94,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
 class HasScope(permissions.BasePermission):
     """Reads need `read`, writes `admin`, unless the view names its scope per method
-    in `required_scopes` (e.g. {"POST": "events:write"})."""
+    in `required_scopes` (e.g. {"POST": "events:write"}, {"GET": "finance:read"})."""
 
     message = "this API key's scopes do not allow this call"
 

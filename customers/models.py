@@ -450,10 +450,14 @@ class Customer(models.Model):
 class ApiKey(models.Model):
     """A secret for the REST API. Only a SHA-256 digest of the secret is stored."""
 
+    # Each scope grants its own calls and no other's (customers.auth): `read` the
+    # reads but finance's, `finance:read` margins, cost rates and the journal,
+    # `admin` the writes but ingestion, `events:write` ingestion (and check).
     SCOPE_EVENTS_WRITE = "events:write"
     SCOPE_READ = "read"
+    SCOPE_FINANCE_READ = "finance:read"
     SCOPE_ADMIN = "admin"
-    SCOPES = (SCOPE_EVENTS_WRITE, SCOPE_READ, SCOPE_ADMIN)
+    SCOPES = (SCOPE_EVENTS_WRITE, SCOPE_READ, SCOPE_FINANCE_READ, SCOPE_ADMIN)
 
     name = models.CharField(max_length=100, verbose_name=_("name"))
     prefix = models.CharField(
@@ -466,7 +470,9 @@ class ApiKey(models.Model):
         max_length=64, unique=True, editable=False, verbose_name=_("secret hash")
     )
     scopes = models.JSONField(
-        default=list, help_text=_("Subset of events:write, read, admin."), verbose_name=_("scopes")
+        default=list,
+        help_text=_("Subset of events:write, read, finance:read, admin."),
+        verbose_name=_("scopes"),
     )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     revoked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("revoked at"))

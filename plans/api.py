@@ -9,6 +9,7 @@ from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from config.api import CursorPagination, request_data
+from customers.models import ApiKey
 from plans import cost_rules, coupons, selectors, services
 from plans.cost_serializers import CostRateCorrectionSerializer, CostRateSerializer
 from plans.coupon_serializers import CouponSerializer, CouponUpdateSerializer
@@ -248,6 +249,8 @@ class CostRateListApi(CatalogListApi):
 
     model, serializer_class = CostRate, CostRateSerializer
     create = staticmethod(cost_rules.cost_rate_create)
+    # What usage costs is finance's to read; writing a rate is `admin`'s, as any write.
+    required_scopes = {"GET": ApiKey.SCOPE_FINANCE_READ}
 
     def rows(self):
         return cost_rules.cost_rates(meter=self.request.query_params.get("meter") or None)

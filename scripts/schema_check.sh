@@ -18,6 +18,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/_venv.sh
 . scripts/_venv.sh
 venv_setup
+# shellcheck source=scripts/_live_server.sh
+. scripts/_live_server.sh
 
 py=.venv/bin/python
 max_examples=${SCHEMA_CHECK_MAX_EXAMPLES:-30}
@@ -37,17 +39,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The server as it runs in production (DEBUG off: JSON 404s, no debug pages), with
-# nothing that leaves the machine: no Stripe, mail kept in memory.
-export DEBUG=0
-export SECRET_KEY="schema-check-$RANDOM$RANDOM$RANDOM"
-export ALLOWED_HOSTS=127.0.0.1,localhost
-export SECURE_SSL_REDIRECT=0 # plain HTTP on localhost; TLS is a proxy's in production
-export EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend
-export STRIPE_API_KEY="" STRIPE_WEBHOOK_SECRET="" STRIPE_API_BASE=""
-# Rate limits (config.throttling) would turn the run's bursts into 429s: off for it.
-export API_THROTTLE_RATE=off API_AUTH_FAILURE_RATE=off
-export BILLING_VAR_DIR="$work/var"
+# The server as it runs in production, nothing leaving the machine, no rate limits.
+live_server_env "$work"
 gunicorn_workers=2
 if [[ -z ${DATABASE_URL:-} ]]; then
     echo "== DATABASE_URL unset: a throwaway SQLite database under $work"
@@ -65,31 +58,10 @@ api_key=$("$py" manage.py create_api_key --name schema-check)
 echo "== subscriptions, closed periods and invoices to test against"
 "$py" scripts/schema_check_data.py "$work/schemathesis.toml"
 
-port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-base_url="http://127.0.0.1:$port"
 access_log="$work/access.log"
 server_log="$work/server.log"
-
-echo "== starting gunicorn on $base_url ($gunicorn_workers workers)"
-.venv/bin/gunicorn config.wsgi --bind "127.0.0.1:$port" --workers "$gunicorn_workers" \
-    --timeout 120 --access-logfile "$access_log" --access-logformat '%(s)s %(m)s %(U)s' \
-    --error-logfile "$server_log" >>"$server_log" 2>&1 &
-server_pid=$!
-answers() {
-    "$py" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' \
-        "$base_url/api/schema/" 2>/dev/null
-}
-for _ in {1..60}; do
-    if answers || ! kill -0 "$server_pid" 2>/dev/null; then
-        break
-    fi
-    sleep 1
-done
-if ! answers; then
-    echo "error: gunicorn did not answer on $base_url" >&2
-    cat "$server_log" >&2
-    exit 1
-fi
+live_server_start "$gunicorn_workers" "$server_log" \
+    --access-logfile "$access_log" --access-logformat '%(s)s %(m)s %(U)s'
 
 echo "== schemathesis: every operation, at most $max_examples examples each"
 report="$work/report.json"

@@ -13,8 +13,6 @@ of its price, rounded once; once nothing is left of a block, what it recognized
 is its price less what was taken back), so the months of a block always add up
 to exactly what was paid for it."""
 
-import csv
-import io
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -23,6 +21,7 @@ from django.db.models import Sum
 from django.db.models.functions import TruncMonth
 
 from billing.core.money import format_money
+from billing.core.spreadsheet_csv import Figure, SpreadsheetCsv
 from wallets.commit_models import Commit, CommitEntry
 from wallets.models import CreditBlock, LedgerEntry
 from wallets.take_back import TAKEN_BACK
@@ -228,9 +227,7 @@ CSV_COLUMNS = [
 
 
 def credit_revenue_csv(rows: list[RevenueMonth]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for r in rows:
-        writer.writerow([r.month.strftime("%Y-%m"), r.currency, *r.figures()])
-    return out.getvalue()
+    return SpreadsheetCsv(lineterminator="\r\n").text(
+        CSV_COLUMNS,
+        ([r.month.strftime("%Y-%m"), r.currency, *map(Figure, r.figures())] for r in rows),
+    )

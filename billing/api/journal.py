@@ -25,6 +25,7 @@ from billing.journal import export
 from billing.journal.models import JournalEntry, JournalPeriodLock
 from billing.journal.periods import journal_month_lock, journal_month_unlock, month_parse
 from config.api import CursorPagination, request_data
+from customers.models import ApiKey
 from plans.api import paginated
 
 DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
@@ -114,6 +115,7 @@ class JournalPagination(CursorPagination):
 
 class JournalListApi(APIView):
     pagination_class = JournalPagination
+    required_scopes = {"GET": ApiKey.SCOPE_FINANCE_READ}
     content_negotiation_class = AnyAccept
 
     @extend_schema(
@@ -129,6 +131,7 @@ class JournalListApi(APIView):
 
 class JournalCsvApi(APIView):
     content_negotiation_class = AnyAccept
+    required_scopes = {"GET": ApiKey.SCOPE_FINANCE_READ}
 
     @extend_schema(
         summary="Journal entries of a date range as CSV",
@@ -191,6 +194,8 @@ class JournalPeriodLockSerializer(serializers.Serializer):
 
 
 class JournalPeriodsApi(APIView):
+    required_scopes = {"GET": ApiKey.SCOPE_FINANCE_READ}
+
     @extend_schema(
         summary="The journal's month locks, with their history",
         description=(

@@ -12,6 +12,7 @@ from billing.core.errors import InvalidRequest
 from billing.core.money import format_decimal, format_money, is_known_currency
 from billing.core.periods import on_the_hour, parse_instant
 from billing.margins.report import VIEWS, margins, price_by_properties, window_currencies
+from customers.models import ApiKey
 
 PARAMS = frozenset({"period_start", "period_end", "group_by", "currency"})
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
@@ -87,6 +88,8 @@ MARGIN_ROWS = inline_serializer(
 
 
 class MarginsApi(APIView):
+    required_scopes = {"GET": ApiKey.SCOPE_FINANCE_READ}
+
     @extend_schema(
         parameters=[
             OpenApiParameter("period_start", str, required=True, description=EXAMPLE),

@@ -3,7 +3,6 @@ as CSV or as Xero's manual-journal import CSV, streamed row by row from a
 server-side cursor so that a month of any size is sent in constant memory;
 and the trial balance per account and month."""
 
-import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -13,6 +12,7 @@ from django.db.models import Sum
 from django.db.models.functions import TruncMonth
 
 from billing.core.money import currency_exponent, format_money
+from billing.core.spreadsheet_csv import Figure, SpreadsheetCsv
 from billing.journal.models import JournalEntry
 
 CSV_COLUMNS = [
@@ -67,16 +67,16 @@ def entries_between(start: date, end: date):
 
 
 def _money_text():
-    """format_money, faster for the amounts the journal holds (whole in their
-    currency's minor unit: written out directly); any other goes through it."""
+    """format_money as a CSV Figure, faster for the amounts the journal holds (whole
+    in their currency's minor unit: written out directly); any other goes through it."""
     quanta: dict[str, Decimal] = {}
 
-    def text(amount: Decimal, currency: str) -> str:
+    def text(amount: Decimal, currency: str) -> Figure:
         quantum = quanta.get(currency)
         if quantum is None:
             quantum = quanta[currency] = Decimal(1).scaleb(-currency_exponent(currency))
         exact = amount.quantize(quantum) + 0
-        return f"{exact:f}" if exact == amount else format_money(amount, currency)
+        return Figure(f"{exact:f}" if exact == amount else format_money(amount, currency))
 
     return text
 
@@ -93,13 +93,6 @@ def _batched(lines: Iterator[str], size: int = 500) -> Iterator[str]:
         yield "".join(batch)
 
 
-class _Line:
-    """A file-like object csv.writer writes one row to, handed back as text."""
-
-    def write(self, text: str) -> str:
-        return text
-
-
 def _rows(start: date, end: date) -> Iterator[tuple]:
     return entries_between(start, end).values_list(*FIELDS).iterator(chunk_size=2000)
 
@@ -114,12 +107,12 @@ def xero_lines(start: date, end: date) -> Iterator[str]:
 
 def _csv_lines(start: date, end: date) -> Iterator[str]:
     money = _money_text()
-    writer = csv.writer(_Line(), lineterminator="\n")
-    yield writer.writerow(CSV_COLUMNS)
+    writer = SpreadsheetCsv()
+    yield writer.row(CSV_COLUMNS)
     for pk, day, doc_type, doc, customer, account, name, debit, credit, cur, memo in _rows(
         start, end
     ):
-        yield writer.writerow(
+        yield writer.row(
             [
                 pk,
                 day.isoformat(),
@@ -139,13 +132,13 @@ def _csv_lines(start: date, end: date) -> Iterator[str]:
 def _xero_lines(start: date, end: date) -> Iterator[str]:
     """Xero's columns; each document is a journal, narrated by its type and number."""
     money = _money_text()
-    writer = csv.writer(_Line(), lineterminator="\n")
-    yield writer.writerow(XERO_COLUMNS)
+    writer = SpreadsheetCsv()
+    yield writer.row(XERO_COLUMNS)
     for _pk, day, doc_type, doc, customer, account, name, debit, credit, cur, memo in _rows(
         start, end
     ):
         description = f"{name} ({customer})" + (f": {memo}" if memo else "")
-        yield writer.writerow(
+        yield writer.row(
             [
                 f"{doc_type} {doc}",
                 day.strftime("%d/%m/%Y"),
@@ -213,17 +206,17 @@ TRIAL_BALANCE_COLUMNS = [
 
 
 def trial_balance_lines(rows: list[TrialBalanceRow]) -> Iterator[str]:
-    writer = csv.writer(_Line(), lineterminator="\n")
-    yield writer.writerow(TRIAL_BALANCE_COLUMNS)
+    writer = SpreadsheetCsv()
+    yield writer.row(TRIAL_BALANCE_COLUMNS)
     for row in rows:
-        yield writer.writerow(
+        yield writer.row(
             [
                 row.month.strftime("%Y-%m"),
                 row.account,
                 row.account_name,
                 row.currency,
-                format_money(row.debit, row.currency),
-                format_money(row.credit, row.currency),
-                format_money(row.balance, row.currency),
+                Figure(format_money(row.debit, row.currency)),
+                Figure(format_money(row.credit, row.currency)),
+                Figure(format_money(row.balance, row.currency)),
             ]
         )

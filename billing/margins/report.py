@@ -16,7 +16,6 @@ the line credited, whenever the note was issued. By a property, revenue
 is the lines' `group` (their rate card row's `when`): a row not naming the
 property (the default row) counts under null. Each figure is rounded once."""
 
-import csv
 import heapq
 import logging
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
 
 from billing.core.money import format_decimal, format_money, quantize_money
+from billing.core.spreadsheet_csv import Figure, SpreadsheetCsv
 from billing.core.vocabulary import LineKind
 from billing.margins.billed import Billed, billed_lines, billed_totals
 from billing.margins.costs import usage_costs
@@ -415,26 +415,19 @@ CSV_COLUMNS = [
 CSV_FAILED = "error: the export stopped here, after {count} of {total} rows; download it again"
 
 
-class _Line:
-    """A file-like object csv.writer writes one line into, handed back as text."""
-
-    def write(self, text: str) -> str:
-        return text
-
-
 def margins_csv_lines(rows, *, group_by: str, currency: str) -> Iterator[str]:
     """The rows as the API gives them, one a line, the header first, the key
     first on each (empty for none), a row's `error` last (empty for none): for a
     streamed download. A row that cannot be written ends the file with a
     CSV_FAILED line, never silently."""
-    writer = csv.writer(_Line(), lineterminator="\n")
-    yield writer.writerow([group_by, *CSV_COLUMNS])
+    writer = SpreadsheetCsv()
+    yield writer.row([group_by, *CSV_COLUMNS])
     for count, row in enumerate(rows):
         try:
-            line = writer.writerow(_csv_cells(row, group_by, currency))
+            line = writer.row(_csv_cells(row, group_by, currency))
         except Exception:
             logger.exception("margins CSV: row %s of %s could not be written", count + 1, len(rows))
-            yield writer.writerow([CSV_FAILED.format(count=count, total=len(rows))])
+            yield writer.row([CSV_FAILED.format(count=count, total=len(rows))])
             return
         yield line
 
@@ -442,13 +435,14 @@ def margins_csv_lines(rows, *, group_by: str, currency: str) -> Iterator[str]:
 def _csv_cells(row: Margin, group_by: str, currency: str) -> list:
     key = row.key[group_by]
     percent = row.margin_percent
+    # The key is text (a customer's id, a plan's code, an event's property value).
     return [
-        "" if key is None else key,
-        format_money(row.revenue, currency),
-        format_money(row.cost, currency),
-        format_money(row.margin, currency),
-        "" if percent is None else format(percent, "f"),
-        format_decimal(row.uncosted_quantity),
+        "" if key is None else str(key),
+        Figure(format_money(row.revenue, currency)),
+        Figure(format_money(row.cost, currency)),
+        Figure(format_money(row.margin, currency)),
+        None if percent is None else Figure(format(percent, "f")),
+        Figure(format_decimal(row.uncosted_quantity)),
         currency,
         row.error or "",
     ]

@@ -1,11 +1,9 @@
 """A price simulation's result: its rows in the customers' order, and the same
 as CSV for a spreadsheet."""
 
-import csv
-import io
-
 from billing.core import customer_text
 from billing.core.money import format_decimal, format_money
+from billing.core.spreadsheet_csv import Figure, SpreadsheetCsv
 from billing.rating.rate_cards import rated_quantities
 from billing.usage.breakdowns import meter_breakdown
 from billing.usage.statement import usage_combinations_by_meter
@@ -32,24 +30,21 @@ def simulation_rows(*, simulation: PriceSimulation) -> list[PriceSimulationRow]:
 
 def simulation_csv(*, simulation: PriceSimulation) -> str:
     """The rows as CSV, one line a customer, amounts in the currency's minor unit."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
     spec = version_spec(version=simulation.version)
-    for row in simulation_rows(simulation=simulation):
-        writer.writerow(
-            [
-                _text_cell(row.customer.external_id),
-                _text_cell(row.customer.name),
-                _text_cell(row.current_version_label),
-                format_money(row.current_total, row.currency),
-                format_money(row.simulated_total, row.currency),
-                format_money(row.difference, row.currency),
-                row.currency,
-                _text_cell(_breakdown(row.customer_id, spec, simulation)),
-            ]
-        )
-    return out.getvalue()
+    rows = (
+        [
+            row.customer.external_id,
+            row.customer.name,
+            row.current_version_label,
+            Figure(format_money(row.current_total, row.currency)),
+            Figure(format_money(row.simulated_total, row.currency)),
+            Figure(format_money(row.difference, row.currency)),
+            row.currency,
+            _breakdown(row.customer_id, spec, simulation),
+        ]
+        for row in simulation_rows(simulation=simulation)
+    )
+    return SpreadsheetCsv().text(CSV_HEADER, rows)
 
 
 def _breakdown(customer_id: int, spec: VersionSpec, simulation: PriceSimulation) -> str:
@@ -76,8 +71,3 @@ def _breakdown(customer_id: int, spec: VersionSpec, simulation: PriceSimulation)
             shown = ", ".join(f"{label} {format_decimal(q)}" for label, q in rows)
             parts.append(f"{heading}: {shown}")
     return " | ".join(parts)
-
-
-def _text_cell(text: str) -> str:
-    """A name a spreadsheet would read as a formula (=, +, -, @) is quoted as text."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text

@@ -211,14 +211,15 @@ def test_events_write_key_cannot_create_a_meter(client_with_scopes, row_counts):
     assert row_counts() == before
 
 
-def test_admin_scope_implies_read_and_write(client_with_scopes):
+def test_admin_scope_writes_but_does_not_read(client_with_scopes):
     client = client_with_scopes(["admin"])
 
     created = client.post("/api/v1/meters", METER, format="json")
     listed = client.get("/api/v1/plans")
 
     assert created.status_code == 201
-    assert listed.status_code == 200
+    error = assert_error(listed, 403, "permission_denied")
+    assert error["message"] == "this API key lacks the 'read' scope"
     assert Meter.objects.filter(code="prompts").count() == 1
 
 
@@ -236,7 +237,7 @@ def test_scope_is_checked_before_the_body_is_read(client_with_scopes, row_counts
 def test_api_key_create_without_scopes_gets_every_scope(db):
     key, _ = api_key_create(name="all")
 
-    assert key.scopes == ["events:write", "read", "admin"]
+    assert key.scopes == ["events:write", "read", "finance:read", "admin"]
 
 
 # manage.py create_api_key

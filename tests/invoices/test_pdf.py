@@ -540,7 +540,8 @@ def test_the_pdf_needs_a_key_with_the_read_scope(finalize):
 
     anonymous = APIClient().get(url, HTTP_ACCEPT="application/pdf")
     events_only = client("events:write").get(url)
-    admin = client("admin").get(url)
+    admin = client("admin").get(url)  # admin writes; it does not read
+    reader = client("read").get(url)
 
     assert (anonymous.status_code, anonymous.json()["error"]["type"]) == (
         401,
@@ -550,4 +551,5 @@ def test_the_pdf_needs_a_key_with_the_read_scope(finalize):
         403,
         "permission_denied",
     )
-    assert (admin.status_code, admin.content) == (200, stored(invoice))
+    assert (admin.status_code, admin.json()["error"]["type"]) == (403, "permission_denied")
+    assert (reader.status_code, reader.content) == (200, stored(invoice))

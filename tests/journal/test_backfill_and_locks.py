@@ -22,7 +22,7 @@ DEC_2 = datetime(2026, 12, 2, tzinfo=UTC)
 
 @pytest.fixture
 def api():
-    return api_client("read", "admin")
+    return api_client("read", "finance:read", "admin")
 
 
 def balances() -> dict:

@@ -20,7 +20,7 @@ NOVEMBER = "from=2026-11-01&to=2026-12-01"
 
 @pytest.fixture
 def api():
-    return api_client("read", "admin")
+    return api_client("read", "finance:read", "admin")
 
 
 def all_entries(api) -> list[dict]:

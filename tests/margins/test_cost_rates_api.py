@@ -63,12 +63,12 @@ def test_a_cost_rate_is_added_and_listed_with_its_history(tokens):
     assert calls.status_code == 201, calls.json()
     assert (calls.json()["when"], calls.json()["per"]) == ({}, "1")
 
-    listed = api_client("read").get("/api/v1/cost-rates?meter=llm_tokens").json()["results"]
+    listed = api_client("finance:read").get("/api/v1/cost-rates?meter=llm_tokens").json()["results"]
     assert [(r["unit_cost"], r["effective_from"]) for r in listed] == [
         ("1.25", "2026-11-01T00:00:00Z"),
         ("1.00", "2026-11-16T00:00:00Z"),
     ]
-    assert len(api_client("read").get("/api/v1/cost-rates").json()["results"]) == 3
+    assert len(api_client("finance:read").get("/api/v1/cost-rates").json()["results"]) == 3
 
 
 def test_writing_a_cost_rate_needs_the_admin_scope(tokens):

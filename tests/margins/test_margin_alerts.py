@@ -125,7 +125,7 @@ ACME_NOVEMBER = {
 
 
 def test_the_figures_are_those_of_the_margins_api(month):
-    response = api_client("read").get(
+    response = api_client("finance:read").get(
         "/api/v1/margins?period_start=2026-11-01&period_end=2026-11-20T12:00:00Z"
     )
 

@@ -60,7 +60,7 @@ def post_cost(token_type: str, cost: str, effective_from: str) -> None:
 
 
 def margins(query: str) -> dict:
-    response = api_client("read").get(f"/api/v1/margins?{query}")
+    response = api_client("finance:read").get(f"/api/v1/margins?{query}")
     assert response.status_code == 200, response.json()
     return response.json()
 
@@ -223,7 +223,7 @@ def test_usage_before_the_first_cost_rate_is_uncosted(s26):
     ],
 )
 def test_a_bad_question_is_a_400_naming_its_field(s26, query, field):
-    response = api_client("read").get(f"/api/v1/margins?{query}")
+    response = api_client("finance:read").get(f"/api/v1/margins?{query}")
     assert response.status_code == 400, response.json()
     assert field in response.json()["error"]["fields"], response.json()
 
@@ -250,7 +250,7 @@ def test_without_a_currency_a_window_billed_in_two_is_a_400_naming_them(s26):
     assert created.status_code == 201, created.json()
     subscribe(initech, "euro")
 
-    response = api_client("read").get(f"/api/v1/margins?{NOVEMBER}")
+    response = api_client("finance:read").get(f"/api/v1/margins?{NOVEMBER}")
     assert response.status_code == 400
     error = response.json()["error"]
     assert "(EUR, USD)" in error["message"], error

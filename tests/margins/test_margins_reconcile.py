@@ -117,7 +117,7 @@ def month(db):
 
 
 def margins(query: str) -> list[tuple]:
-    response = api_client("read").get(f"/api/v1/margins?{NOVEMBER}&{query}")
+    response = api_client("finance:read").get(f"/api/v1/margins?{NOVEMBER}&{query}")
     assert response.status_code == 200, response.json()
     body = response.json()
     assert body["currency"] == "USD"
@@ -180,7 +180,7 @@ def test_views_read_together_equal_each_view_read_alone(month):
 
 
 def test_an_answer_in_another_currency_leaves_these_customers_out(month):
-    response = api_client("read").get(f"/api/v1/margins?{NOVEMBER}&currency=EUR")
+    response = api_client("finance:read").get(f"/api/v1/margins?{NOVEMBER}&currency=EUR")
     assert response.json() == {"currency": "EUR", "results": []}
 
 
@@ -303,7 +303,7 @@ def test_a_credit_note_on_a_usage_line_takes_its_amount_off_the_lines_month(mont
     ]
     # December is not touched by the note, issued in it: it credits November's
     # usage. December's revenue is its base fee billed ahead, 10 % off.
-    response = api_client("read").get(
+    response = api_client("finance:read").get(
         "/api/v1/margins?period_start=2026-12-01&period_end=2027-01-01&currency=USD"
     )
     assert [(r["key"], r["revenue"]) for r in response.json()["results"]] == [

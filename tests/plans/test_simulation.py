@@ -3,6 +3,8 @@
 customer and in sum; the CSV; the task for large selections; the admin's form,
 its refusals and its permission. A simulation never writes an invoice."""
 
+import csv
+import io
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
@@ -16,6 +18,7 @@ from billing.rating.pricing import PricingSpec, TierSpec
 from billing.simulation import engine, period_subscriptions, report
 from billing.subscriptions.lifecycle import subscription_create
 from billing.usage.ingestion import events_ingest
+from customers.models import Customer
 from customers.services import customer_create
 from invoices.models import Invoice, InvoiceLine
 from plans import tasks
@@ -249,6 +252,22 @@ def test_the_csv_has_one_exact_line_per_customer(catalog, october):
         "beta,Beta Inc,AI Assistant v1,24.99,49.99,25.00,USD,\n"
         "gamma,Gamma Inc,AI Assistant v1,37.49,59.99,22.50,USD,\n"
     )
+
+
+def test_the_csv_neutralises_names_a_spreadsheet_would_run_and_keeps_amounts(catalog, october):
+    _, v2 = catalog
+    result = simulate(v2, october.values())
+    names = {"acme": "\t=1+1", "beta": "\r=1+1", "gamma": "@SUM(1+1)"}
+    for external_id, name in names.items():
+        Customer.objects.filter(external_id=external_id).update(name=name)
+
+    lines = list(csv.reader(io.StringIO(report.simulation_csv(simulation=result), newline="")))
+
+    assert lines[1:] == [
+        ["acme", "'\t=1+1", "AI Assistant v1", "57.74", "54.99", "-2.75", "USD", ""],
+        ["beta", "'\r=1+1", "AI Assistant v1", "24.99", "49.99", "25.00", "USD", ""],
+        ["gamma", "'@SUM(1+1)", "AI Assistant v1", "37.49", "59.99", "22.50", "USD", ""],
+    ]
 
 
 def test_a_simulation_writes_no_invoice(catalog, october):

