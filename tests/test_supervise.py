@@ -50,9 +50,10 @@ def test_a_process_that_exits_is_started_again_with_a_backoff_and_a_line(tmp_pat
     # given: a process that exits with status 3 at once, each run adding a line
     supervisor = supervise(tmp_path, "worker-urgent", "sh", "-c", f"echo run >> {runs}; exit 3")
     try:
-        # when: it has been given 4 s
-        time.sleep(4.0)
-        # then: started 3 times (at 0, then after 1 s and 2 s; the next wait is 4 s)
+        # when: it has run 3 times (at 0 s, then after waits of 1 and 2 s)
+        wait_for(lambda: runs.exists() and len(runs.read_text().splitlines()) >= 3, timeout=20)
+        # then: the next wait is 4 s, so a second later it has not run again
+        time.sleep(1.0)
         assert runs.read_text().splitlines() == ["run"] * 3
         assert supervisor.poll() is None
     finally:
