@@ -1,7 +1,7 @@
 """kombu's Redis transport, with a channel whose connection is gone failing as a lost
 connection (which kombu and Celery handle) rather than with an AttributeError (which
-ends the worker). The settings make it the transport of a redis:// broker
-(CELERY_BROKER_TRANSPORT); docs/running.md, "Broker restarts".
+ends the worker). config/celery.py makes it the transport of redis:// and rediss://
+URLs (register); docs/running.md, "Broker restarts".
 
 Why (kombu 5.7.0, the latest release): when Redis goes away under a worker, Celery
 `collect()`s the lost connection, which closes its channel and detaches the
@@ -19,6 +19,7 @@ which a worker's restore_visible queues again once the visibility timeout passes
 (kombu's default, an hour); every task is safe to run twice.
 """
 
+from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import redis as kombu_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -33,3 +34,12 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+def register() -> None:
+    """Make this the transport of redis:// and rediss:// URLs in this process, in
+    kombu's table of URL schemes: the broker's, and any other a connection is given
+    (kombu still reads TLS from the scheme's name). Not Celery's broker_transport,
+    which would apply to a filesystem:// URL too."""
+    for scheme in ("redis", "rediss"):
+        TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"

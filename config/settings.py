@@ -301,8 +301,6 @@ if not CELERY_BROKER_URL:
         "control_folder": str(broker_dir / "control"),
         "store_processed": False,
     }
-elif CELERY_BROKER_URL.startswith("redis://"):  # a Redis restart ends no worker (its doc)
-    CELERY_BROKER_TRANSPORT = "config.redis_transport:Transport"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -55,7 +55,7 @@ def test_kombus_own_transport_ended_the_worker_there(broker):
     """What config/redis_transport.py is for: kombu 5.7.0's transport raises there
     (when a kombu release no longer does, the project can drop its transport)."""
     url, _ = broker
-    connection = Connection(url, transport="redis")
+    connection = Connection(url, transport="kombu.transport.redis:Transport")
     held_message(connection)
     connection.transport.client = None
 
@@ -78,7 +78,12 @@ def test_an_acknowledgement_on_a_detached_channel_is_a_lost_connection(broker):
     connection.close()
 
 
-def test_a_redis_broker_uses_it():
+def test_a_redis_broker_uses_it_and_a_filesystem_one_does_not(tmp_path):
+    from config.redis_transport import Transport
+
     url = redis_broker()
     with app.connection_for_read(url) as connection:
-        assert connection.transport_cls == "config.redis_transport:Transport"
+        assert isinstance(connection.transport, Transport)
+        assert connection.as_uri().startswith("redis://")
+    with Connection("filesystem://", transport_options={"data_folder_in": str(tmp_path)}) as fs:
+        assert not isinstance(fs.transport, Transport)
