@@ -1,6 +1,6 @@
 """Celery tasks: thin, take ids, safe to run twice."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from celery import shared_task
 
@@ -89,6 +89,15 @@ def check_margin_alerts() -> int:
 def send_alert_email(alert_id: int) -> bool:
     alert = Alert.objects.select_related("customer").filter(pk=alert_id).first()
     return alert is not None and alerts.alert_email_send(alert=alert, now=datetime.now(UTC))
+
+
+@shared_task(acks_late=True)
+def send_unsent_alert_emails(grace_seconds: int | None = None) -> int:
+    """The beat task: queue the emails of the alerts whose email task was lost (the
+    broker out of reach or restarted empty), those `grace_seconds` old at least
+    (default alerts.UNSENT_EMAIL_GRACE). How many were queued."""
+    grace = alerts.UNSENT_EMAIL_GRACE if grace_seconds is None else timedelta(seconds=grace_seconds)
+    return alerts.unsent_alert_emails_enqueue(now=datetime.now(UTC), grace=grace)
 
 
 def _webhook_attempt(task, delivery_id: int) -> str | None:

@@ -7,9 +7,11 @@ from celery.utils.time import get_exponential_backoff_interval
 from django.db import transaction
 from kombu.exceptions import ChannelError
 
-from config import outage
+from config import outage, redis_transport
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Before any connection: a Redis restart must end no worker (config/redis_transport.py).
+redis_transport.register()
 
 
 class BillingTask(Task):

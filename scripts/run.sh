@@ -3,8 +3,9 @@
 # sets up the admin roles, loads the demo catalog, makes sure a dev superuser and a dev
 # API key exist, then runs the web server, two Celery workers (the urgent queue's and
 # the default one's), Celery beat, the folder (fold_usage --every 1, as in production)
-# and the metrics server until Ctrl-C or SIGTERM, which stops them all. If one of them dies, the others are stopped and the script exits
-# non-zero.
+# and the metrics server until Ctrl-C or SIGTERM, which stops them all. One that dies
+# (a worker when Redis restarts, a crash) is started again after a short backoff, with
+# a line here and in its log (scripts/_supervise.sh).
 # The environment passes through: DATABASE_URL, CELERY_BROKER_URL, ... (see README.md).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -105,17 +106,20 @@ Stop with Ctrl-C.
 
 EOF
 
-# Each service runs in its own session (setsid), so that Ctrl-C reaches only this script,
-# which then stops each one and makes sure no process of their groups is left.
+# Each service runs under its supervisor (scripts/_supervise.sh: started again when it
+# exits), the two in a session of their own (setsid), so that Ctrl-C reaches only this
+# script, which then stops each one and makes sure no process of their groups is left.
+# The supervisors write their restart lines here too (descriptor 3).
+exec 3>&2
 pids=()
 names=()
 start() {
     local name=$1
     shift
     if command -v setsid >/dev/null 2>&1; then
-        setsid "$@" &
+        setsid bash scripts/_supervise.sh "$name" "$@" &
     else
-        "$@" &
+        bash scripts/_supervise.sh "$name" "$@" &
     fi
     pids+=("$!")
     names+=("$name")
@@ -170,16 +174,13 @@ start folder "$py" manage.py fold_usage --every 1 >>"$log_dir/folder.log" 2>&1
 start metrics "$py" manage.py serve_metrics --host 127.0.0.1 --port "$metrics_port" \
     >>"$log_dir/metrics.log" 2>&1
 
+# A supervisor exits only when told to: one that did anyway stops the run.
 status=0
 wait -n || status=$?
 trap '' INT TERM
 for i in "${!pids[@]}"; do
     if ! kill -0 "${pids[$i]}" 2>/dev/null; then
-        echo "error: ${names[$i]} exited (status $status); stopping the others" >&2
-        if [[ ${names[$i]} != web ]]; then
-            echo "-- last lines of $log_dir/${names[$i]}.log:" >&2
-            tail -n 20 "$log_dir/${names[$i]}.log" >&2 || true
-        fi
+        echo "error: the supervisor of ${names[$i]} exited (status $status); stopping the others" >&2
     fi
 done
 stop_all

@@ -6,7 +6,7 @@ addresses that take its kind, both sent after commit. Which alerts to raise is
 decided where the fact is known (billing.usage.alerts, wallets,
 invoices.collection, billing.margins.alerts)."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -231,3 +231,43 @@ def alert_email_send(*, alert: Alert, now: datetime) -> bool:
         )
     Alert.objects.filter(pk=alert.pk, emailed_at__isnull=True).update(emailed_at=now)
     return True
+
+
+# The beat's sweep of alert emails (unsent_alert_emails_enqueue): an alert this old
+# whose email has not gone is taken to have lost its task; older than the window, it
+# is news no longer.
+UNSENT_EMAIL_GRACE = timedelta(minutes=2)
+UNSENT_EMAIL_WINDOW = timedelta(days=1)
+
+
+def unsent_alert_emails_enqueue(*, now: datetime, grace: timedelta = UNSENT_EMAIL_GRACE) -> int:
+    """Queue the email (send_alert_email) of each announced alert raised between a
+    day and `grace` ago that has somebody to go to and is not emailed yet: its task
+    was never queued (the broker was out of reach when the alert committed) or was
+    lost with the broker. Not announced, so never emailed: a threshold passed with
+    a higher one (payload `announced_with`) and a low margin's end (`above:N`), as
+    billing.usage.alerts and billing.margins.alerts raise them. An email still
+    waiting in a queue longer than `grace` may be queued twice, and alert_email_send
+    sends it once unless both run at the same moment. How many were queued."""
+    unsent = (
+        Alert.objects.filter(
+            emailed_at__isnull=True,
+            created_at__gte=now - UNSENT_EMAIL_WINDOW,
+            created_at__lte=now - grace,
+        )
+        .exclude(payload__has_key="announced_with")
+        .exclude(kind=Alert.MARGIN_LOW, key__startswith="above:")
+        .select_related("customer")
+        .order_by("created_at", "id")
+    )
+    team_kinds = {
+        kind
+        for recipient in AlertTeamRecipient.objects.filter(active=True)
+        for kind in recipient.kinds or []
+    }
+    queued = 0
+    for alert in unsent:
+        if customer_emailed(kind=alert.kind, customer=alert.customer) or alert.kind in team_kinds:
+            enqueue_on_commit("billing.tasks.send_alert_email", alert.pk)
+            queued += 1
+    return queued

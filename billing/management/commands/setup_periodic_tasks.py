@@ -5,6 +5,8 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 SCHEDULES = {
     "Close billing periods and finalize invoices": ("billing.tasks.close_periods", 5),
     "Send overdue webhook deliveries": ("billing.tasks.retry_due_webhooks", 1),
+    # An alert whose email task the broker lost (down at the alert's commit).
+    "Send alert emails left unsent": ("billing.tasks.send_unsent_alert_emails", 1),
     # The folder (every second) or the batches (every two) fold while ingestion
     # runs; this folds what is left.
     "Fold the usage rollup tail into the rollups": ("billing.tasks.fold_usage", 1),
