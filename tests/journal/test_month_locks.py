@@ -29,7 +29,7 @@ def clock():
 
 @pytest.fixture
 def api():
-    return api_client("read", "admin")
+    return api_client("finance:read", "admin")
 
 
 def locked_months() -> list[date]:
@@ -56,11 +56,11 @@ def test_a_month_that_has_ended_is_locked(clock, api):
     response = api.post("/api/v1/journal/periods/2026-10/lock")
 
     assert response.status_code == 201, response.content
-    key = ApiKey.objects.get(name="read-admin")
+    key = ApiKey.objects.get(name="finance:read-admin")
     assert response.json() == {
         "month": "2026-10",
         "locked_at": "2026-11-27T12:00:00+00:00",
-        "locked_by": f"API key read-admin ({key.prefix}…)",
+        "locked_by": f"API key finance:read-admin ({key.prefix}…)",
         "lifted_at": None,
         "lifted_by": "",
         "reason": "",
@@ -118,7 +118,7 @@ def history() -> list[tuple]:
 def test_finance_lifts_a_lock_with_a_reason_kept_with_who_and_when(clock, api):
     # given: October locked, then a document of October moved to November
     october_locked(api)
-    key = ApiKey.objects.get(name="read-admin")
+    key = ApiKey.objects.get(name="finance:read-admin")
     customer = CustomerFactory(external_id="acme")
     moved = usage_invoice(customer, "30.00", now=datetime(2026, 10, 20, tzinfo=UTC))
 
@@ -131,7 +131,7 @@ def test_finance_lifts_a_lock_with_a_reason_kept_with_who_and_when(clock, api):
 
     # then: the lock is lifted, who, when and why kept; October is open again
     assert response.status_code == 200, response.content
-    who = f"API key read-admin ({key.prefix}…)"
+    who = f"API key finance:read-admin ({key.prefix}…)"
     lifted = {
         "month": "2026-10",
         "locked_at": "2026-11-27T12:00:00+00:00",

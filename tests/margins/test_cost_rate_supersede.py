@@ -31,7 +31,7 @@ def supersede(rate_id: int, body: dict, scope: str = "admin"):
 
 
 def cost_of_november(group_by: str = "customer") -> list:
-    response = api_client("read").get(f"/api/v1/margins?{NOVEMBER}&group_by={group_by}")
+    response = api_client("finance:read").get(f"/api/v1/margins?{NOVEMBER}&group_by={group_by}")
     assert response.status_code == 200, response.json()
     return [(r["cost"], r["uncosted_quantity"], r.get("error")) for r in response.json()["results"]]
 
@@ -57,7 +57,7 @@ def test_a_correction_costs_the_hours_the_wrong_rate_covered_and_the_history_sta
         "superseded_by": None,
     }
     assert cost_of_november() == [("3.05", "0", None)]  # Nov 20's input at 0.80
-    listed = api_client("read").get("/api/v1/cost-rates?meter=llm_tokens").json()["results"]
+    listed = api_client("finance:read").get("/api/v1/cost-rates?meter=llm_tokens").json()["results"]
     assert [
         (r["unit_cost"], r["effective_from"], r["supersedes"], r["superseded_by"])
         for r in listed

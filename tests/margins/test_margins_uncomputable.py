@@ -55,7 +55,7 @@ def why(rate: CostRate) -> str:
 
 
 def margins(query: str):
-    return api_client("read").get(f"/api/v1/margins?{query}")
+    return api_client("finance:read").get(f"/api/v1/margins?{query}")
 
 
 def test_every_view_answers_and_the_row_says_what_it_could_not_cost(broken_rate):
