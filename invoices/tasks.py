@@ -4,6 +4,7 @@ import stripe
 from celery import shared_task
 from django.utils import timezone
 
+from config.celery import time_limits
 from customers.models import Customer
 from invoices import (
     collection,
@@ -18,7 +19,7 @@ from invoices import (
 from invoices.models import CreditNote, DocumentEmail, Invoice, Payment
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **time_limits("pdf"))
 def render_invoice_pdf(invoice_id: int, force: bool = False) -> str | None:
     """Render and store an invoice's PDF (enqueued when it is finalized, or by the
     admin's repair with `force`). Run twice, the second run finds the PDF recorded
@@ -31,7 +32,7 @@ def render_invoice_pdf(invoice_id: int, force: bool = False) -> str | None:
     return invoice.pdf_sha256
 
 
-@shared_task(bind=True, acks_late=True, max_retries=None)
+@shared_task(bind=True, acks_late=True, max_retries=None, **time_limits("pdf"))
 def send_document_email(self, email_id: int) -> str | None:
     """Email an invoice or a credit note to its customer (enqueued when it is
     issued, by the admin's "Send again" and by the beat). A mail server that
@@ -63,7 +64,7 @@ def send_due_document_emails() -> int:
     return len(due)
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **time_limits("pdf"))
 def render_credit_note_pdf(credit_note_id: int, force: bool = False) -> str | None:
     """Render and store a credit note's PDF (enqueued when it is issued). Run
     twice, the second run finds the PDF recorded and does nothing. Returns the
@@ -181,7 +182,7 @@ def refund_due_credit_notes() -> int:
     return len(due)
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **time_limits("beat"))
 def run_dunning() -> dict:
     """Run the dunning steps that are due and work out the standings (idempotent)."""
     summary = dunning.dunning_run(now=timezone.now())
