@@ -4,11 +4,18 @@ over its hard limit is killed; neither is delivered again, and the worker goes o
 the next task. Redis, PostgreSQL and a `celery worker` as docs/running.md runs it."""
 
 import time
+from datetime import UTC, datetime
+from decimal import Decimal as D
 
 import pytest
 
-from config.celery import DEFAULT_QUEUE, app
+from billing.rating.lines import LineInput
+from config.celery import BULK_QUEUE, DEFAULT_QUEUE, app
 from customers.models import Customer
+from customers.services import customer_create
+from invoices.models import DocumentEmail, Invoice, PdfRender
+from invoices.services import invoice_finalize
+from tests.factories import period_draft
 from tests.workers import celery_worker, redis_broker, tasks_on_the_broker, workers_wait
 
 SOFT, HARD = 1, 3
@@ -66,3 +73,84 @@ def test_a_task_over_its_time_limits_is_stopped_not_redelivered_and_the_worker_g
         "hard:soft",
         "soft:soft",
     ]
+
+
+def invoice_of(owner, lines: int) -> Invoice:
+    """A finalized invoice of `lines` usage lines: its render and its email are sent to
+    the broker (bulk) as the finalization commits."""
+    draft = period_draft(
+        owner,
+        [
+            LineInput("usage", f"Agent run {n}", None, D(1), D("0.01"), D("0.01"))
+            for n in range(lines)
+        ],
+    )
+    invoice_finalize(invoice=draft, now=datetime.now(UTC))
+    return Invoice.objects.get(pk=draft.pk)
+
+
+def wait_until(what: str, condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not in {timeout} s"
+        time.sleep(0.2)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_huge_render_over_its_time_limit_is_given_up_once_and_the_bulk_worker_goes_on(
+    tmp_path, monkeypatch
+):
+    redis_broker()
+    # PDF tasks get 20 s (soft) here, enough for a process's first render of a small
+    # invoice (its fonts loaded), two at once on a busy machine; one of 3,000 lines
+    # takes much longer (84 s on the machine that wrote this). A task's
+    # limits travel in its message, from the sender's settings: set on both sides.
+    limits = {
+        "BILLING_PDF_TASK_SOFT_TIME_LIMIT": "20",
+        "BILLING_PDF_TASK_TIME_LIMIT": "30",
+        "MEDIA_ROOT": str(tmp_path),
+    }
+    app.loader.import_default_modules()
+    for name in ("invoices.tasks.render_invoice_pdf", "invoices.tasks.send_document_email"):
+        monkeypatch.setattr(app.tasks[name], "soft_time_limit", 20)
+        monkeypatch.setattr(app.tasks[name], "time_limit", 30)
+        monkeypatch.setattr(app.tasks[name], "_exec_options", None)
+    acme = customer_create(
+        external_id="acme", name="Acme", currency="USD", email="billing@acme.test"
+    )
+    with (
+        tasks_on_the_broker(),
+        celery_worker(
+            BULK_QUEUE, name="bulk", env=limits, options=("--concurrency", "2")
+        ) as worker,
+    ):
+        workers_wait(worker)
+        # when: a huge invoice is finalized (its render and its email queued at once,
+        # for two processes), then a small one
+        huge = invoice_of(acme, 3000)
+        small = invoice_of(acme, 3)
+        emails = DocumentEmail.objects.filter(invoice__in=(huge, small))
+
+        # then: the small one is rendered and emailed, the huge one's email fails
+        wait_until(
+            "both emails done",
+            lambda: emails.filter(status=DocumentEmail.PENDING).count() == 0,
+            timeout=90,
+        )
+
+    huge.refresh_from_db()
+    small.refresh_from_db()
+    assert (huge.pdf_sha256, small.pdf_sha256 != "") == ("", True)
+    # one render of the huge invoice was claimed (the task's or its email's, whichever
+    # came first; the other waited for it), stopped at 20 s and given up
+    render = PdfRender.objects.get(invoice=huge)
+    assert (render.attempts, render.failed_at is not None, render.last_error) == (
+        1,
+        True,
+        "the render took longer than its time limit",
+    )
+    sent = {email.invoice_id: (email.status, email.last_error) for email in emails}
+    assert sent[small.pk] == (DocumentEmail.SENT, "")
+    assert sent[huge.pk][0] == DocumentEmail.FAILED
+    assert "took longer than its time limit" in sent[huge.pk][1]
