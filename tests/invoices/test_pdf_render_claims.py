@@ -89,7 +89,7 @@ def download(invoice: Invoice):
 
 @time_machine.travel(DEC_5, tick=False)
 def test_a_render_stopped_by_its_time_limit_is_given_up_and_rendered_again_only_by_a_repair(
-    renders, settings
+    renders, settings, admin_client
 ):
     invoice = issued_invoice()
     email = email_of(invoice, settings)
@@ -124,6 +124,10 @@ def test_a_render_stopped_by_its_time_limit_is_given_up_and_rendered_again_only_
     assert renders == [invoice.number]
     invoice.refresh_from_db()
     assert invoice.pdf_sha256 == ""
+    # and the admin's invoice page says so
+    page = f"/admin/invoices/invoice/{invoice.pk}/change/"
+    said = "(its render was given up: the render took longer than its time limit; "
+    assert said in admin_client.get(page).content.decode()
 
     # when: the admin's repair
     renders.failing.clear()
@@ -132,6 +136,7 @@ def test_a_render_stopped_by_its_time_limit_is_given_up_and_rendered_again_only_
     # then: rendered and stored, the claim freed
     assert renders == [invoice.number, invoice.number]
     assert sha256 == Invoice.objects.get(pk=invoice.pk).pdf_sha256 != ""
+    assert "its render was given up" not in admin_client.get(page).content.decode()
     assert claim_of(invoice) == {
         "claimant": "",
         "claimed_until": None,
