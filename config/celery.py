@@ -3,6 +3,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from celery import Celery, Task
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 from django.db import transaction
@@ -35,7 +36,7 @@ class BillingTask(Task):
         try:
             return super().__call__(*args, **kwargs)
         except Exception as exc:
-            if not outage.database_unavailable(exc):
+            if not outage.database_unavailable(exc) or _met_stopping(exc):
                 raise
             countdown = get_exponential_backoff_interval(
                 factor=self.database_retry_backoff,
@@ -51,6 +52,18 @@ class BillingTask(Task):
                 # retry() keeps the override on the task; the task's own autoretry
                 # (OSError) must see its own max_retries again.
                 self.__dict__.pop("override_max_retries", None)
+
+
+def _met_stopping(exc: BaseException) -> bool:
+    """Whether a database error was met while the task stopped at its soft time limit
+    (a statement the limit interrupted leaves its connection broken): no outage, and
+    a retry would only run the task past its limit again."""
+    seen = exc.__context__
+    while seen is not None:
+        if isinstance(seen, SoftTimeLimitExceeded):
+            return True
+        seen = seen.__context__
+    return False
 
 
 # Queues by urgency (docs/running.md, Queues). `urgent` holds what changes money or

@@ -4,7 +4,9 @@ bulk jobs go to the `bulk` queue, so the beat's close and the urgent checks neve
 behind them (config.celery)."""
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core.exceptions import ImproperlyConfigured
+from django.db import OperationalError
 
 from config.celery import BULK_QUEUE, BULK_TASKS, DEFAULT_QUEUE, URGENT_TASKS, app
 from config.environment import env_task_limits
@@ -99,3 +101,27 @@ def test_renders_emails_and_bulk_jobs_go_to_the_bulk_queue_and_the_beat_work_to_
     assert {name: queue(name) for name in beat_work} == dict.fromkeys(beat_work, DEFAULT_QUEUE)
     # every task has one queue: none is both urgent and bulk
     assert set(URGENT_TASKS) & set(BULK_TASKS) == set()
+
+
+def test_a_database_error_met_while_stopping_at_the_soft_limit_is_not_retried(monkeypatch):
+    from wallets import ledger
+    from wallets.tasks import expire_credits
+
+    calls = []
+
+    def expire(*, now):
+        calls.append(now)
+        try:
+            raise SoftTimeLimitExceeded()
+        except SoftTimeLimitExceeded:
+            # its clean-up meets the connection the interrupted statement left broken
+            raise OperationalError("server closed the connection unexpectedly") from None
+
+    monkeypatch.setattr(ledger, "credits_expire", expire)
+
+    # when (eagerly: a retry would run at once)
+    result = expire_credits.apply()
+
+    # then: failed once, not retried as a database outage would be
+    assert (result.state, type(result.result)) == ("FAILURE", OperationalError)
+    assert len(calls) == 1
