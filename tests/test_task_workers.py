@@ -3,6 +3,8 @@
 over its hard limit is killed; neither is delivered again, and the worker goes on with
 the next task. Redis, PostgreSQL and a `celery worker` as docs/running.md runs it."""
 
+import os
+import signal
 import time
 from datetime import UTC, datetime
 from decimal import Decimal as D
@@ -154,3 +156,50 @@ def test_a_huge_render_over_its_time_limit_is_given_up_once_and_the_bulk_worker_
     assert sent[small.pk] == (DocumentEmail.SENT, "")
     assert sent[huge.pk][0] == DocumentEmail.FAILED
     assert "took longer than its time limit" in sent[huge.pk][1]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_render_whose_process_is_killed_is_delivered_again_three_times_then_given_up(
+    tmp_path,
+):
+    redis_broker()
+    # given: a customer without an address (no email), an invoice that takes a minute
+    acme = customer_create(external_id="acme", name="Acme", currency="USD")
+    with (
+        tasks_on_the_broker(),
+        celery_worker(BULK_QUEUE, name="bulk", env={"MEDIA_ROOT": str(tmp_path)}) as worker,
+    ):
+        workers_wait(worker)
+        huge = invoice_of(acme, 3000)
+        claims = PdfRender.objects.filter(invoice=huge).exclude(claimant="")
+        for attempt in (1, 2, 3):
+            # when: its render is under way, its process is killed (as for memory)
+            wait_until(
+                f"claim {attempt}",
+                lambda attempt=attempt: claims.filter(attempts=attempt).exists(),
+                timeout=60,
+            )
+            [pool] = app.control.inspect([worker]).stats()[worker]["pool"]["processes"]
+            os.kill(pool, signal.SIGKILL)
+        # then: delivered again a fourth time, it gives up without rendering
+        wait_until(
+            "given up",
+            lambda: PdfRender.objects.filter(invoice=huge, failed_at__isnull=False).exists(),
+            timeout=60,
+        )
+        # and the worker goes on with the next render
+        small = invoice_of(acme, 3)
+        wait_until(
+            "the next render",
+            lambda: Invoice.objects.exclude(pdf_sha256="").filter(pk=small.pk).exists(),
+            timeout=60,
+        )
+
+    render = PdfRender.objects.get(invoice=huge)
+    assert (render.attempts, render.claimant, render.last_error) == (
+        3,
+        "",
+        "3 renders died before they recorded",
+    )
+    assert Invoice.objects.get(pk=huge.pk).pdf_sha256 == ""
