@@ -192,7 +192,7 @@ def wait_rendered(ids: list[int]) -> None:
 
 
 def with_celery_worker(ids: list[int], processes: int, env: dict, media: Path) -> float:
-    from config.celery import DEFAULT_QUEUE, app
+    from config.celery import BULK_QUEUE, app
     from invoices.tasks import render_invoice_pdf
 
     worker = subprocess.Popen(
@@ -202,7 +202,7 @@ def with_celery_worker(ids: list[int], processes: int, env: dict, media: Path) -
             "config",
             "worker",
             "-Q",
-            DEFAULT_QUEUE,  # where the PDFs go (config.celery)
+            BULK_QUEUE,  # where the PDFs go (config.celery)
             "--concurrency",
             str(processes),
             "--loglevel",

@@ -12,14 +12,15 @@ from billing.notifications import alerts, webhooks
 from billing.subscriptions import bulk_migration
 from billing.usage import alerts as usage_alerts
 from billing.usage import detaching, folding, partitions, rebuild
+from config.celery import time_limits
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **time_limits("bulk"))
 def rebuild_meter_usage(meter_id: int) -> int:
     return rebuild.meter_usage_rebuild(meter_id=meter_id)
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **time_limits("beat"))
 def fold_usage() -> int:
     """The beat's safety net for when ingestion stops: fold the events left
     unfolded (the folder folds every second while ingestion runs, and without it the
@@ -27,7 +28,7 @@ def fold_usage() -> int:
     return folding.usage_fold()
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **time_limits("beat"))
 def ensure_event_partitions() -> list[str]:
     """Hourly: the events table's monthly partitions made ahead of the clock, and any
     events the default partition took for want of one moved into theirs (billing.
@@ -35,7 +36,7 @@ def ensure_event_partitions() -> list[str]:
     return partitions.event_partitions_ensure()
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **time_limits("beat"))
 def detach_event_months() -> list[str]:
     """Hourly: the events table's months no period may still need detached, each
     kept as a plain table (billing.usage.detaching); nothing when
@@ -46,7 +47,7 @@ def detach_event_months() -> list[str]:
 CLOSE_CHUNK = 500
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **time_limits("beat"))
 def close_periods() -> dict:
     """The beat task: share what has ended by now out to the workers, in chunks,
     and finalize the drafts past their grace. Idempotent."""
@@ -57,7 +58,7 @@ def close_periods() -> dict:
     return {"due": len(ids), "finalized": close.drafts_finalize(as_of=as_of)}
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **time_limits("beat"))
 def close_subscriptions(subscription_ids: list[int], as_of: str) -> dict:
     """Close these subscriptions' ended periods, then finalize what is due: the
     drafts they wrote are finalized without waiting for the next beat."""
@@ -76,7 +77,7 @@ def check_usage_alerts(customer_ids: list[int]) -> int:
     return len(raised)
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **time_limits("beat"))
 def check_margin_alerts() -> int:
     """The beat task: raise `margin_low` for the customers whose margin in their
     current period so far is below BILLING_MARGIN_ALERT_PERCENT (nothing when it
@@ -141,7 +142,7 @@ def retry_due_webhooks() -> int:
     return len(due)
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **time_limits("bulk"))
 def run_plan_migration(migration_id: int) -> str | None:
     """Apply a confirmed plan migration's items. Safe to run twice (each item is
     applied at most once: see services.plan_migration_run)."""

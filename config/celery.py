@@ -3,7 +3,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from celery import Celery, Task
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
+from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import ChannelError
 
@@ -36,7 +38,7 @@ class BillingTask(Task):
         try:
             return super().__call__(*args, **kwargs)
         except Exception as exc:
-            if not outage.database_unavailable(exc):
+            if not outage.database_unavailable(exc) or _met_stopping(exc):
                 raise
             countdown = get_exponential_backoff_interval(
                 factor=self.database_retry_backoff,
@@ -54,27 +56,64 @@ class BillingTask(Task):
                 self.__dict__.pop("override_max_retries", None)
 
 
+def _met_stopping(exc: BaseException) -> bool:
+    """Whether a database error was met while the task stopped at its soft time limit
+    (a statement the limit interrupted leaves its connection broken): no outage, and
+    a retry would only run the task past its limit again."""
+    seen = exc.__context__
+    while seen is not None:
+        if isinstance(seen, SoftTimeLimitExceeded):
+            return True
+        seen = seen.__context__
+    return False
+
+
 # Queues by urgency (docs/running.md, Queues). `urgent` holds what changes money or
 # enforcement within seconds of an ingest: the usage check (alerts, the spend limit,
 # threshold invoices), an alert's email and webhooks, and a purchase's charge (an
-# auto top-up's usage runs uncovered until it is paid). It has a worker of its own,
-# so that PDFs, emails and the close, which come by the thousand, never hold it up.
-# Everything else goes to `default`.
+# auto top-up's usage runs uncovered until it is paid). `bulk` holds the heavy work
+# that comes by the thousand or runs for minutes: PDFs, the emails that attach them,
+# plan migrations, price simulations, rollup rebuilds. Each has a worker of its own,
+# so that neither a PDF backlog nor one huge render holds up the checks or the beat's
+# close, finalization, credit expiry and payments, which stay on `default`.
 URGENT_QUEUE = "urgent"
 DEFAULT_QUEUE = "default"
-QUEUES = (URGENT_QUEUE, DEFAULT_QUEUE)
+BULK_QUEUE = "bulk"
+QUEUES = (URGENT_QUEUE, DEFAULT_QUEUE, BULK_QUEUE)
 URGENT_TASKS = (
     "billing.tasks.check_usage_alerts",
     "billing.tasks.send_alert_email",
     "billing.tasks.deliver_alert_webhook",
     "invoices.tasks.collect_purchase_payment",
 )
+BULK_TASKS = (
+    "invoices.tasks.render_invoice_pdf",
+    "invoices.tasks.render_credit_note_pdf",
+    "invoices.tasks.send_document_email",
+    "billing.tasks.run_plan_migration",
+    "billing.tasks.rebuild_meter_usage",
+    "plans.tasks.run_price_simulation",
+)
 
 app = Celery("billing", task_cls=BillingTask)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_default_queue = DEFAULT_QUEUE
-app.conf.task_routes = {name: {"queue": URGENT_QUEUE} for name in URGENT_TASKS}
+app.conf.task_routes = {
+    **{name: {"queue": URGENT_QUEUE} for name in URGENT_TASKS},
+    **{name: {"queue": BULK_QUEUE} for name in BULK_TASKS},
+}
 app.autodiscover_tasks()
+
+
+def time_limits(kind: str) -> dict[str, int]:
+    """The time limits a task of this kind names (settings.BILLING_TASK_LIMITS: "pdf",
+    "beat", "bulk"), for its decorator: @shared_task(..., **time_limits("pdf")). A task
+    naming none has the default (CELERY_TASK_SOFT_TIME_LIMIT, CELERY_TASK_TIME_LIMIT).
+    At the soft limit SoftTimeLimitExceeded is raised in the task (its transaction
+    rolls back, the task fails and is not redelivered); at the hard one its process is
+    killed and replaced, and the worker goes on with the next task."""
+    soft, hard = settings.BILLING_TASK_LIMITS[kind]
+    return {"soft_time_limit": soft, "time_limit": hard}
 
 
 def enqueue_on_commit(

@@ -85,3 +85,30 @@ def env_minutes_list(name: str, default: list[str]) -> list[int]:
         return [int(minutes) for minutes in env_list(name, default)]
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name} must be a comma list of whole minutes") from exc
+
+
+def env_time_limits(prefix: str, soft: int, hard: int) -> tuple[int, int]:
+    """A task's time limits in whole seconds, (soft, hard), from <prefix>_SOFT_TIME_LIMIT
+    and <prefix>_TIME_LIMIT: the soft one raises in the task, so that it rolls back and
+    fails; the hard one, later, kills its process."""
+    soft = env_int(f"{prefix}_SOFT_TIME_LIMIT", soft)
+    hard = env_int(f"{prefix}_TIME_LIMIT", hard)
+    if not 0 < soft < hard:
+        raise ImproperlyConfigured(
+            f"{prefix}_SOFT_TIME_LIMIT ({soft}) must be above 0 and below "
+            f"{prefix}_TIME_LIMIT ({hard})"
+        )
+    return soft, hard
+
+
+DEFAULT_TASK_LIMITS = (120, 150)
+
+
+def env_task_limits(**defaults: tuple[int, int]) -> dict[str, tuple[int, int]]:
+    """Tasks' time limits by kind: "default", every task's (CELERY_TASK_SOFT_TIME_LIMIT
+    and CELERY_TASK_TIME_LIMIT, 120 and 150 s unless set), and longer ones by kind
+    (pdf=(soft, hard), ...: BILLING_PDF_TASK_SOFT_TIME_LIMIT, ...)."""
+    limits = {"default": env_time_limits("CELERY_TASK", *DEFAULT_TASK_LIMITS)}
+    for kind, (soft, hard) in defaults.items():
+        limits[kind] = env_time_limits(f"BILLING_{kind.upper()}_TASK", soft, hard)
+    return limits

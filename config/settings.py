@@ -22,11 +22,11 @@ from config.environment import (
     env_list,
     env_minutes_list,
     env_rate,
+    env_task_limits,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("BILLING_VAR_DIR", BASE_DIR / "var"))
-
 
 # Off unless asked for: a deployment that forgets the variable never shows Django's
 # debug pages. scripts/run.sh sets what DEBUG off needs; DEBUG=1 for development.
@@ -309,6 +309,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Time limits (soft, hard) in seconds: every task's, longer ones tasks name (running.md).
+BILLING_TASK_LIMITS = env_task_limits(pdf=(180, 210), beat=(900, 960), bulk=(1800, 1860))
+CELERY_TASK_SOFT_TIME_LIMIT, CELERY_TASK_TIME_LIMIT = BILLING_TASK_LIMITS["default"]
 
 # Metrics (billing.core.metrics): every process of the host (the web server's workers,
 # Celery's, the beat, the folder) counts in files of its own in this directory, and

@@ -22,6 +22,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import transaction
@@ -32,7 +33,7 @@ from billing.core.metrics import EMAIL_FAILED, EMAIL_RETRYING, EMAIL_SENT
 from config.celery import enqueue_on_commit
 from customers.billing_entities import seller_from_email
 from customers.portal_links import portal_email_url
-from invoices import rendering
+from invoices import render_claims, rendering
 from invoices.locks import document_email_lock
 from invoices.models import CreditNote, DocumentEmail, Invoice
 from invoices.reminders import reminder_body, reminder_subject
@@ -196,13 +197,16 @@ class Attachment:
     filename: str
 
 
-def _attachment(email: DocumentEmail, now: datetime) -> Attachment:
-    """The document's PDF as stored (rendered and stored now if its render has not
-    run yet: the render task finds it stored)."""
+def _attachment(email: DocumentEmail, now: datetime, claimant: str) -> Attachment:
+    """The document's PDF as stored (rendered and stored now, under the render's
+    claim, if its render has not run yet: the render task then finds it stored).
+    PdfRendering while the render task renders it: never a second render beside it."""
     if email.credit_note_id is not None:
-        document = rendering.credit_note_pdf(credit_note=email.credit_note, now=now)
+        document = rendering.credit_note_pdf(
+            credit_note=email.credit_note, now=now, claimant=claimant
+        )
     else:
-        document = rendering.invoice_pdf(invoice=email.invoice, now=now)
+        document = rendering.invoice_pdf(invoice=email.invoice, now=now, claimant=claimant)
     return Attachment(document.content, document.filename)
 
 
@@ -258,16 +262,21 @@ def _record(claimed: DocumentEmail, outcome, **fields) -> DocumentEmail:
     recorded = DocumentEmail.objects.filter(
         pk=claimed.pk, status=DocumentEmail.PENDING, attempts=claimed.attempts
     ).update(**fields)
-    if recorded:
+    if recorded and outcome is not None:
         outcome.inc()
     return DocumentEmail.objects.get(pk=claimed.pk)
 
 
-def document_email_send(*, email: DocumentEmail, now: datetime) -> DocumentEmail | None:
+def document_email_send(
+    *, email: DocumentEmail, now: datetime, claimant: str = ""
+) -> DocumentEmail | None:
     """Make the email's next attempt if one is due at `now`, and record how it
     went: sent; pending again, for the next attempt after the policy's wait, when
-    the mail server failed; failed when the attempts are spent, or for a credit
-    note whose PDF cannot be made yet.
+    the mail server failed; failed when the attempts are spent, or for a document
+    whose PDF renders were given up (render_claims.PdfRenderFailed). While its PDF
+    is being rendered, the email waits for it (pending, next_attempt_at a few
+    seconds on, the attempt not counted): it attaches the stored PDF, and renders
+    one itself (as `claimant`, the task's id) only when no render is under way.
 
     Safe to run twice and from several workers at once: the attempt is claimed
     under the row lock, so one makes it; a sent or failed email is not sent again.
@@ -276,7 +285,17 @@ def document_email_send(*, email: DocumentEmail, now: datetime) -> DocumentEmail
     if claimed is None:
         return None
     try:
-        _message(claimed, _attachment(claimed, now), now).send()
+        attachment = _attachment(claimed, now, claimant)
+    except render_claims.PdfRendering as rendering_now:
+        wait = timedelta(seconds=rendering_now.retry_after)
+        return _record(claimed, None, attempts=claimed.attempts - 1, next_attempt_at=now + wait)
+    except render_claims.PdfRenderFailed as failed:
+        return _failed_for_pdf(claimed, failed.message)
+    except SoftTimeLimitExceeded:
+        # This task rendered the PDF and ran out of time: the render is given up.
+        return _failed_for_pdf(claimed, "the PDF's render took longer than its time limit")
+    try:
+        _message(claimed, attachment, now).send()
     except OSError as error:
         return _failed_attempt(claimed, error=f"{type(error).__name__}: {error}", now=now)
     except Exception as error:
@@ -293,6 +312,16 @@ def document_email_send(*, email: DocumentEmail, now: datetime) -> DocumentEmail
         sent_at=now,
         next_attempt_at=None,
         last_error="",
+    )
+
+
+def _failed_for_pdf(claimed: DocumentEmail, why: str) -> DocumentEmail:
+    return _record(
+        claimed,
+        EMAIL_FAILED,
+        status=DocumentEmail.FAILED,
+        next_attempt_at=None,
+        last_error=why[:2000],
     )
 
 

@@ -59,6 +59,16 @@ def period_text(invoice: Invoice, start: datetime | None, end: datetime | None) 
 def pdf_link(url: str, document: Invoice | CreditNote, invoice: Invoice) -> str:
     """A numbered invoice's or credit note's Download PDF link, with when its PDF
     was stored (in `invoice`'s time zone), or that its first download stores it."""
+    given_up = selectors.pdf_render_given_up(document) if not document.pdf_file else ""
+    if given_up:
+        return format_html(
+            '<a href="{}">{}</a> <strong>{}</strong>',
+            url,
+            _("Download PDF"),
+            _("(its render was given up: {reason}; Re-render PDF tries again)").format(
+                reason=given_up
+            ),
+        )
     if not document.pdf_file:
         return format_html(
             '<a href="{}">{}</a> {}',

@@ -5,7 +5,7 @@ credit note on a purchase (a void's too), which takes its wallets' first
 (wallets.take_back), the order the sale took them; several rows in primary-key
 order."""
 
-from invoices.models import CreditNote, DocumentEmail, Invoice, Payment, StripeEvent
+from invoices.models import CreditNote, DocumentEmail, Invoice, Payment, PdfRender, StripeEvent
 
 
 def invoice_lock(invoice_id: int) -> Invoice:
@@ -93,3 +93,9 @@ def document_email_lock(email_id: int) -> DocumentEmail:
         .select_related("invoice__customer", "credit_note__customer", "credit_note__invoice")
         .get(pk=email_id)
     )
+
+
+def pdf_render_lock(render_id: int) -> PdfRender:
+    """Lock a document's PDF render row (invoices.render_claims) and return it fresh.
+    Taken alone, or after the document's own lock when a render is recorded."""
+    return PdfRender.objects.select_for_update().get(pk=render_id)

@@ -440,6 +440,7 @@ class CreditBalanceEntry(models.Model):
 from invoices.dunning_models import DunningPolicy, DunningRun, DunningStep  # noqa: E402
 from invoices.email_models import DocumentEmail  # noqa: E402
 from invoices.payment_models import Payment, Purchase, StripeEvent  # noqa: E402
+from invoices.render_models import PdfRender  # noqa: E402
 
 __all__ = [
     "AMOUNT",
@@ -455,6 +456,7 @@ __all__ = [
     "InvoiceSequence",
     "InvoiceTaxLine",
     "Payment",
+    "PdfRender",
     "Purchase",
     "StripeEvent",
 ]

@@ -24,6 +24,7 @@ from django.utils.http import content_disposition_header
 
 from billing.core.errors import Conflict
 from config.celery import enqueue_on_commit
+from invoices import render_claims
 from invoices.locks import credit_note_lock, invoice_lock
 from invoices.models import CreditNote, Invoice
 from invoices.pdf import (
@@ -109,24 +110,26 @@ def _voided(document) -> bool:
     )
 
 
-def invoice_render_pdf(*, invoice: Invoice, now: datetime, force: bool = False) -> Invoice:
+def invoice_render_pdf(
+    *, invoice: Invoice, now: datetime, force: bool = False, claimant: str = ""
+) -> Invoice:
     """Render the PDF of a numbered invoice as it stands (normally just after its
     finalization, or its void) and store it (document_render_pdf). A draft is
     refused (it has no stored PDF)."""
     invoice = Invoice.objects.get(pk=invoice.pk)
     if invoice.status == Invoice.DRAFT:
         raise Conflict(f"invoice {invoice} is a draft: its PDF is rendered on each download")
-    return _render_and_record(document=invoice, now=now, force=force)[0]
+    return _render_and_record(document=invoice, now=now, force=force, claimant=claimant)[0]
 
 
 def credit_note_render_pdf(
-    *, credit_note: CreditNote, now: datetime, force: bool = False
+    *, credit_note: CreditNote, now: datetime, force: bool = False, claimant: str = ""
 ) -> CreditNote:
     """Render and store a credit note's PDF (document_render_pdf)."""
-    return document_render_pdf(document=credit_note, now=now, force=force)
+    return document_render_pdf(document=credit_note, now=now, force=force, claimant=claimant)
 
 
-def document_render_pdf(*, document, now: datetime, force: bool = False):
+def document_render_pdf(*, document, now: datetime, force: bool = False, claimant: str = ""):
     """Render the PDF of an invoice or credit note as it stands, store it in the
     default storage and record its path, SHA-256 and render time on the row.
 
@@ -139,26 +142,51 @@ def document_render_pdf(*, document, now: datetime, force: bool = False):
     earlier file is kept. Renders are deterministic (same document, same state,
     same bytes), so a repair of an unchanged one lands on the same file.
 
-    Renders before taking any lock, then records under the row's lock: when two
-    runs race, the first to record wins and the other stores nothing (a render of
-    an invoice whose status changed meanwhile is made again under the lock)."""
+    One render of a document at a time (invoices.render_claims): the render is
+    claimed for `claimant` (the task's id; a call of its own when not told), then made
+    with no lock held, then recorded under the row's lock. A call that finds another
+    render under way raises PdfRendering and renders nothing; one whose renders were
+    given up (timed out, attempts spent) raises PdfRenderFailed, unless `force`. A
+    render of an invoice whose status changed meanwhile is made again under the lock."""
     return _render_and_record(
-        document=type(document).objects.get(pk=document.pk), now=now, force=force
+        document=type(document).objects.get(pk=document.pk),
+        now=now,
+        force=force,
+        claimant=claimant,
     )[0]
 
 
 def _render_and_record(
-    *, document, now: datetime, force: bool
+    *, document, now: datetime, force: bool, claimant: str = ""
 ) -> tuple[Invoice | CreditNote, bytes | None]:
-    """document_render_pdf for a document just read (no second read of the row).
-    Returns the document as recorded and the PDF this call stored, or None when it
-    stored nothing (the recorded one is current)."""
+    """document_render_pdf for a document just read (no second read of the row
+    when its PDF is current). Returns the document as recorded and the PDF this call
+    stored, or None when it stored nothing (the recorded one is current)."""
     kind = DOCUMENTS[type(document)]
     if not force and pdf_is_current(document):
         return document, None
+    claim = render_claims.render_claim(
+        document=document,
+        claimant=claimant or render_claims.new_claimant(),
+        now=now,
+        force=force,
+        is_current=pdf_is_current,
+    )
+    if claim is None:  # recorded by another render between the read and the claim
+        return type(document).objects.get(pk=document.pk), None
+    try:
+        return _render_claimed(document=document, kind=kind, now=now, force=force, claim=claim)
+    except BaseException as error:  # SoftTimeLimitExceeded, a worker's shutdown
+        render_claims.render_release(claim, now=now, error=error)
+        raise
+
+
+def _render_claimed(*, document, kind: _Document, now: datetime, force: bool, claim):
+    """Render the document under its claim, then record the PDF and free the claim."""
     content = kind.render(document)
     with transaction.atomic():
         locked = kind.lock(document.pk)
+        render_claims.render_done(claim)
         if not force and pdf_is_current(locked):
             return locked, None
         if _shown_state(locked) != _shown_state(document):
@@ -221,27 +249,28 @@ class DocumentPdf:
     stored: bool
 
 
-def invoice_pdf(*, invoice: Invoice, now: datetime) -> DocumentPdf:
+def invoice_pdf(*, invoice: Invoice, now: datetime, claimant: str = "") -> DocumentPdf:
     """The invoice's PDF for a download or an email: the stored one (_stored_pdf); a
     draft's is rendered for each download, watermarked DRAFT, and never stored."""
     if invoice.status == Invoice.DRAFT:
         return DocumentPdf(render_invoice_pdf(invoice), invoice_pdf_filename(invoice), False)
-    return _stored_pdf(document=invoice, now=now)
+    return _stored_pdf(document=invoice, now=now, claimant=claimant)
 
 
-def credit_note_pdf(*, credit_note: CreditNote, now: datetime) -> DocumentPdf:
+def credit_note_pdf(*, credit_note: CreditNote, now: datetime, claimant: str = "") -> DocumentPdf:
     """The credit note's PDF for a download or an email: the stored one (_stored_pdf)."""
-    return _stored_pdf(document=credit_note, now=now)
+    return _stored_pdf(document=credit_note, now=now, claimant=claimant)
 
 
-def _stored_pdf(*, document: Invoice | CreditNote, now: datetime) -> DocumentPdf:
+def _stored_pdf(*, document: Invoice | CreditNote, now: datetime, claimant: str) -> DocumentPdf:
     """A numbered document's stored PDF, as stored. One without a current stored
     PDF (pdf_is_current: issued before PDFs were stored, its render task not run
     yet, a void whose render has not run), or whose file the storage lost, gets
     it here first: rendered in the document's own language and time zone (its
     snapshot's, whoever asks), stored and recorded as the render task does it,
-    so that when they race, or two downloads do, one records and the other serves
-    that; then every later download reads the file."""
+    under the render's claim (document_render_pdf), so that while one renders, the
+    others render nothing (PdfRendering: ask again shortly); then every later download
+    reads the file. PdfRenderFailed when its renders were given up."""
     kind = DOCUMENTS[type(document)]
     force = False
     if pdf_is_current(document):
@@ -249,12 +278,17 @@ def _stored_pdf(*, document: Invoice | CreditNote, now: datetime) -> DocumentPdf
         if content is not None:
             return DocumentPdf(content, kind.filename(document), stored=True)
         force = True  # recorded, but the file is gone: store it again
-    document, content = _render_and_record(document=document, now=now, force=force)
+    claimant = claimant or render_claims.new_claimant()
+    document, content = _render_and_record(
+        document=document, now=now, force=force, claimant=claimant
+    )
     if content is None:
         # Recorded by another run between the read and the lock.
         content = _stored_content(document)
     if content is None:
-        document, content = _render_and_record(document=document, now=now, force=True)
+        document, content = _render_and_record(
+            document=document, now=now, force=True, claimant=claimant
+        )
     return DocumentPdf(content, kind.filename(document), stored=True)
 
 
@@ -276,7 +310,7 @@ def invoice_pdf_response(
 ) -> HttpResponse:
     """The invoice's PDF (invoice_pdf) as a download, for the API, the admin and the
     portal alike."""
-    return _download(invoice_pdf(invoice=invoice, now=now), headers)
+    return _download(lambda: invoice_pdf(invoice=invoice, now=now), headers)
 
 
 def credit_note_pdf_response(
@@ -284,10 +318,21 @@ def credit_note_pdf_response(
 ) -> HttpResponse:
     """The credit note's PDF (credit_note_pdf) as a download, for the API, the
     admin and the portal alike."""
-    return _download(credit_note_pdf(credit_note=credit_note, now=now), headers)
+    return _download(lambda: credit_note_pdf(credit_note=credit_note, now=now), headers)
 
 
-def _download(document: DocumentPdf, headers: dict | None) -> HttpResponse:
+def _download(make: Callable[[], DocumentPdf], headers: dict | None) -> HttpResponse:
+    try:
+        document = make()
+    except render_claims.PdfUnavailable as unavailable:
+        # Being rendered, or given up: said plainly, never a second render beside it.
+        retry = {"Retry-After": str(unavailable.retry_after)} if unavailable.retry_after else {}
+        return HttpResponse(
+            unavailable.message,
+            status=503,
+            content_type="text/plain; charset=utf-8",
+            headers={**(headers or {}), **retry, "Cache-Control": "no-store"},
+        )
     return HttpResponse(
         document.content,
         content_type="application/pdf",

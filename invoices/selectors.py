@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from django.db.models import F, Q, QuerySet
 
-from invoices.models import CreditNote, Invoice
+from invoices.models import CreditNote, Invoice, PdfRender
 
 
 def left_to_pay(invoices: QuerySet) -> QuerySet:
@@ -42,3 +42,11 @@ def documents_to_render() -> tuple[list[int], list[int]]:
     )
     notes = CreditNote.objects.filter(pdf_sha256="").order_by("pk").values_list("pk", flat=True)
     return list(invoices), list(notes)
+
+
+def pdf_render_given_up(document) -> str:
+    """Why the renders of an invoice's or credit note's PDF were given up
+    (invoices.render_claims), or "" when they were not."""
+    field = "invoice" if isinstance(document, Invoice) else "credit_note"
+    row = PdfRender.objects.filter(**{field: document}, failed_at__isnull=False).first()
+    return row.last_error if row is not None else ""

@@ -1,15 +1,19 @@
 """Celery tasks: thin, take ids, safe to run twice."""
 
+import logging
+
 import stripe
 from celery import shared_task
 from django.utils import timezone
 
+from config.celery import time_limits
 from customers.models import Customer
 from invoices import (
     collection,
     dunning,
     emails,
     refunds,
+    render_claims,
     rendering,
     stripe_client,
     stripe_customers,
@@ -17,21 +21,31 @@ from invoices import (
 )
 from invoices.models import CreditNote, DocumentEmail, Invoice, Payment
 
+logger = logging.getLogger(__name__)
 
-@shared_task(acks_late=True)
-def render_invoice_pdf(invoice_id: int, force: bool = False) -> str | None:
+
+@shared_task(bind=True, acks_late=True, **time_limits("pdf"))
+def render_invoice_pdf(self, invoice_id: int, force: bool = False) -> str | None:
     """Render and store an invoice's PDF (enqueued when it is finalized, or by the
     admin's repair with `force`). Run twice, the second run finds the PDF recorded
-    and does nothing; a forced one renders the same bytes again. Returns the PDF's
-    SHA-256, or None for an invoice that is gone or a draft."""
+    and does nothing; a forced one renders the same bytes again. One render of an
+    invoice at a time (invoices.render_claims): a run that finds another under way,
+    or the renders given up, renders nothing. Returns the PDF's SHA-256, or None for
+    an invoice that is gone or a draft, or when it rendered nothing."""
     invoice = Invoice.objects.filter(pk=invoice_id).first()
     if invoice is None or invoice.status == Invoice.DRAFT:
         return None
-    invoice = rendering.invoice_render_pdf(invoice=invoice, now=timezone.now(), force=force)
+    try:
+        invoice = rendering.invoice_render_pdf(
+            invoice=invoice, now=timezone.now(), force=force, claimant=self.request.id or ""
+        )
+    except render_claims.PdfUnavailable as unavailable:
+        logger.info("invoice %s: no render: %s", invoice_id, unavailable.message)
+        return None
     return invoice.pdf_sha256
 
 
-@shared_task(bind=True, acks_late=True, max_retries=None)
+@shared_task(bind=True, acks_late=True, max_retries=None, **time_limits("pdf"))
 def send_document_email(self, email_id: int) -> str | None:
     """Email an invoice or a credit note to its customer (enqueued when it is
     issued, by the admin's "Send again" and by the beat). A mail server that
@@ -43,7 +57,7 @@ def send_document_email(self, email_id: int) -> str | None:
     if email is None:
         return None
     now = timezone.now()
-    attempted = emails.document_email_send(email=email, now=now)
+    attempted = emails.document_email_send(email=email, now=now, claimant=self.request.id or "")
     if attempted is None:
         return None
     if attempted.status == DocumentEmail.PENDING and attempted.next_attempt_at is not None:
@@ -63,15 +77,21 @@ def send_due_document_emails() -> int:
     return len(due)
 
 
-@shared_task(acks_late=True)
-def render_credit_note_pdf(credit_note_id: int, force: bool = False) -> str | None:
-    """Render and store a credit note's PDF (enqueued when it is issued). Run
-    twice, the second run finds the PDF recorded and does nothing. Returns the
-    PDF's SHA-256, or None for a credit note that is gone."""
+@shared_task(bind=True, acks_late=True, **time_limits("pdf"))
+def render_credit_note_pdf(self, credit_note_id: int, force: bool = False) -> str | None:
+    """Render and store a credit note's PDF (enqueued when it is issued), as
+    render_invoice_pdf does an invoice's. Returns the PDF's SHA-256, or None for a
+    credit note that is gone, or when it rendered nothing."""
     note = CreditNote.objects.filter(pk=credit_note_id).first()
     if note is None:
         return None
-    note = rendering.credit_note_render_pdf(credit_note=note, now=timezone.now(), force=force)
+    try:
+        note = rendering.credit_note_render_pdf(
+            credit_note=note, now=timezone.now(), force=force, claimant=self.request.id or ""
+        )
+    except render_claims.PdfUnavailable as unavailable:
+        logger.info("credit note %s: no render: %s", credit_note_id, unavailable.message)
+        return None
     return note.pdf_sha256
 
 
@@ -181,7 +201,7 @@ def refund_due_credit_notes() -> int:
     return len(due)
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **time_limits("beat"))
 def run_dunning() -> dict:
     """Run the dunning steps that are due and work out the standings (idempotent)."""
     summary = dunning.dunning_run(now=timezone.now())

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's "run" command: installs requirements.lock into .venv if needed, migrates,
 # sets up the admin roles, loads the demo catalog, makes sure a dev superuser and a dev
-# API key exist, then runs the web server, two Celery workers (the urgent queue's and
-# the default one's), Celery beat, the folder (fold_usage --every 1, as in production)
+# API key exist, then runs the web server, three Celery workers (the urgent, default and
+# bulk queues'), Celery beat, the folder (fold_usage --every 1, as in production)
 # and the metrics server until Ctrl-C or SIGTERM, which stops them all. One that dies
 # (a worker when Redis restarts, a crash) is started again after a short backoff, with
 # a line here and in its log (scripts/_supervise.sh).
@@ -99,7 +99,8 @@ Usage billing is starting on $base_url
             curl -H "Authorization: Bearer $api_key" $base_url/api/v1/plans
   health:   $base_url/healthz, $base_url/readyz
   metrics:  http://127.0.0.1:$metrics_port/metrics (Prometheus; this machine only)
-  logs:     workers $log_dir/worker-urgent.log and $log_dir/worker-default.log,
+  logs:     workers $log_dir/worker-urgent.log, $log_dir/worker-default.log and
+            $log_dir/worker-bulk.log,
             beat $log_dir/beat.log, folder $log_dir/folder.log,
             metrics $log_dir/metrics.log
 Stop with Ctrl-C.
@@ -167,6 +168,10 @@ start worker-urgent .venv/bin/celery -A config worker -Q urgent -n urgent@%h -l 
     --concurrency 1 >>"$log_dir/worker-urgent.log" 2>&1
 start worker-default .venv/bin/celery -A config worker -Q default -n default@%h -l info \
     --concurrency 1 >>"$log_dir/worker-default.log" 2>&1
+# The bulk queue's (PDFs, their emails, plan migrations, simulations): a huge render
+# never holds up the beat's close on default.
+start worker-bulk .venv/bin/celery -A config worker -Q bulk -n bulk@%h -l info \
+    --concurrency 1 >>"$log_dir/worker-bulk.log" 2>&1
 start beat .venv/bin/celery -A config beat -l info >>"$log_dir/beat.log" 2>&1
 # The folder service (docs/running.md): the usage events into the rollups every second
 # on PostgreSQL; on SQLite, which writes the rollups as events are stored, it idles.

@@ -205,7 +205,7 @@ OUTCOMES = ("succeeded", "retried", "failed")
 
 
 def test_the_queues_are_read_from_celerys_configuration():
-    assert queue_names() == ["default", "urgent"]
+    assert queue_names() == ["bulk", "default", "urgent"]
     routes = {
         "billing.tasks.check_usage_alerts": {"queue": "urgent"},
         "invoices.tasks.*": "documents",

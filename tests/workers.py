@@ -59,11 +59,14 @@ def tasks_on_the_broker() -> Iterator[None]:
 
 
 @contextmanager
-def celery_worker(*queues: str, name: str, options: tuple = ()) -> Iterator[str]:
+def celery_worker(
+    *queues: str, name: str, options: tuple = (), env: dict | None = None
+) -> Iterator[str]:
     """A `celery worker` consuming `queues` as node `name@<host>` (one process unless
-    `options` say otherwise); yields its node name. Stopped on the way out as a
-    service manager stops it (SIGTERM: the task under way finishes, the tasks it
-    holds go back to the broker), its output printed for a failing test's report."""
+    `options` say otherwise), `env` added to its environment; yields its node name.
+    Stopped on the way out as a service manager stops it (SIGTERM: the task under way
+    finishes, the tasks it holds go back to the broker), its output printed for a
+    failing test's report."""
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
@@ -71,6 +74,7 @@ def celery_worker(*queues: str, name: str, options: tuple = ()) -> Iterator[str]
         "LOG_LEVEL": "WARNING",
         # Mail (alerts, invoices) printed to the worker's output, never sent.
         "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
+        **(env or {}),
     }
     with tempfile.TemporaryFile() as log:
         worker = subprocess.Popen(  # noqa: S603

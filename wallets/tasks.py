@@ -4,10 +4,11 @@ from datetime import UTC, datetime
 
 from celery import shared_task
 
+from config.celery import time_limits
 from wallets import ledger
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **time_limits("beat"))
 def expire_credits() -> int:
     """The beat task: expire every block whose time has come (idempotent)."""
     return ledger.credits_expire(now=datetime.now(UTC))

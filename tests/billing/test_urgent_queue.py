@@ -13,7 +13,7 @@ import pytest
 from billing.models import Alert
 from billing.rating.lines import LineInput
 from billing.usage.ingestion import events_ingest
-from config.celery import DEFAULT_QUEUE, URGENT_QUEUE, URGENT_TASKS, app
+from config.celery import BULK_QUEUE, URGENT_QUEUE, URGENT_TASKS, app
 from customers.services import customer_create
 from invoices.models import Invoice
 from invoices.services import invoice_write_draft, invoices_finalize_due
@@ -35,7 +35,7 @@ BACKLOG = 1000
 CHECK_SECONDS = 3
 
 
-def test_the_urgent_tasks_go_to_the_urgent_queue_and_the_rest_to_default():
+def test_the_urgent_tasks_go_to_the_urgent_queue_and_the_rest_elsewhere():
     app.loader.import_default_modules()
     router = app.amqp.router
 
@@ -55,8 +55,8 @@ def test_the_urgent_tasks_go_to_the_urgent_queue_and_the_rest_to_default():
             "billing.tasks.deliver_webhook",
         )
     } == {
-        "invoices.tasks.render_invoice_pdf": "default",
-        "invoices.tasks.send_document_email": "default",
+        "invoices.tasks.render_invoice_pdf": "bulk",
+        "invoices.tasks.send_document_email": "bulk",
         "invoices.tasks.collect_payment": "default",
         "billing.tasks.close_periods": "default",
         "billing.tasks.close_subscriptions": "default",
@@ -122,14 +122,14 @@ def test_alerts_and_a_threshold_invoice_come_within_the_check_interval_while_100
     with tasks_on_the_broker():
         # and: 1,000 PDFs queued
         backlog = pdf_backlog(BACKLOG, datetime.now(UTC))
-        assert (queue_size(DEFAULT_QUEUE), queue_size(URGENT_QUEUE)) == (BACKLOG, 0)
+        assert (queue_size(BULK_QUEUE), queue_size(URGENT_QUEUE)) == (BACKLOG, 0)
         unrendered = Invoice.objects.filter(pk__in=backlog, pdf_sha256="")
 
         with (
-            celery_worker(DEFAULT_QUEUE, name="default") as default_worker,
+            celery_worker(BULK_QUEUE, name="bulk") as bulk_worker,
             celery_worker(URGENT_QUEUE, name="urgent") as urgent_worker,
         ):
-            workers_wait(default_worker, urgent_worker)
+            workers_wait(bulk_worker, urgent_worker)
             # the PDF worker is at work on the backlog
             wait_for(
                 "5 PDFs rendered",
@@ -153,7 +153,7 @@ def test_alerts_and_a_threshold_invoice_come_within_the_check_interval_while_100
             wait_for("the threshold invoice", threshold_invoices.exists, deadline)
             came_after = time.monotonic() - crossed
             waiting = unrendered.count()
-            queued = queue_size(DEFAULT_QUEUE)
+            queued = queue_size(BULK_QUEUE)
 
     assert sorted(alerts_emailed.values_list("key", flat=True)) == ["runs:100", "runs:75"]
     invoice = threshold_invoices.get()

@@ -8,6 +8,8 @@ counts every render. Time is set; amounts are exact."""
 
 import hashlib
 import re
+import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal as D
@@ -399,40 +401,64 @@ def test_a_draft_is_rendered_on_each_download_and_never_stored(renders):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("first", ["render task", "download"])
-def test_a_render_and_a_download_that_race_store_one_file(monkeypatch, settings, first):
+def test_a_render_and_a_download_that_race_render_once(monkeypatch, settings, first):
+    """One render of a document at a time (issue 73: a PDF rendered twice at once, 2.3 GB
+    each): the second caller renders nothing while the first renders; a download is
+    told to ask again (503, Retry-After), a render task leaves it to the first."""
     settings.BILLING_INVOICE_PDFS = False
     settings.BILLING_INVOICE_EMAILS = False
     note = credit(issued_invoice())
-    # both have rendered before either records
-    from threading import Barrier
-
-    rendered = Barrier(2)
+    # the first render goes on until the second caller is done
+    second_done = threading.Event()
+    renders = []
     kind = rendering.DOCUMENTS[CreditNote]
 
     def render(document):
-        content = kind.render(document)
-        rendered.wait(timeout=30)
-        return content
+        renders.append(document.number)
+        assert second_done.wait(timeout=30)
+        return kind.render(document)
 
     monkeypatch.setitem(rendering.DOCUMENTS, CreditNote, replace(kind, render=render))
     stores = []
     store = rendering._store_pdf
     monkeypatch.setattr(rendering, "_store_pdf", lambda *a: stores.append(a[0]) or store(*a))
 
+    def task() -> str | None:
+        return render_credit_note_pdf(note.pk)
+
+    client = api_client()
+
+    def download():
+        response = client.get(f"/api/v1/credit-notes/{note.pk}/pdf")
+        return response.content if response.status_code == 200 else response
+
     def work(index: int):
-        mine = CreditNote.objects.get(pk=note.pk)
-        if (index == 0) == (first == "render task"):
-            return render_credit_note_pdf(mine.pk)
-        return rendering.credit_note_pdf(credit_note=mine, now=DEC_5).content
+        callers = (task, download) if first == "render task" else (download, task)
+        if index == 0:
+            return callers[0]()
+        while not renders:
+            time.sleep(0.05)
+        try:
+            return callers[1]()
+        finally:
+            second_done.set()
 
     results = run_at_once(work, clients=2)
 
     content = stored(note)
-    served = [result for result in results if isinstance(result, bytes)]
-    assert served == [content]
-    assert note.pdf_sha256 == hashlib.sha256(content).hexdigest()
+    assert renders == ["CN-2026-000001"]
     assert len(stores) == 1
     assert stored_files() == [note.pdf_file.name]
+    if first == "render task":
+        assert results[0] == note.pdf_sha256 == hashlib.sha256(content).hexdigest()
+        refused = results[1]
+        assert (refused.status_code, refused["Retry-After"]) == (503, "15")
+        assert b"being rendered" in refused.content
+    else:
+        assert results == [content, None]
+    # and the next download serves the stored file, rendering nothing
+    assert download() == content
+    assert renders == ["CN-2026-000001"]
 
 
 def test_the_admin_says_whether_a_pdf_is_stored_yet(admin_client, old_documents):
