@@ -1,6 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from billing.core.groups import OTHER_VALUE
 from billing.core.money import format_money, format_percentage
 from billing.core.vocabulary import CouponDuration
 from billing.models import Discount, Subscription
@@ -234,10 +235,23 @@ class RejectedEventSerializer(serializers.Serializer):
     error = ErrorDetailSerializer()
 
 
+class OtherGroupsSerializer(serializers.Serializer):
+    index = serializers.IntegerField(min_value=0)
+    id = serializers.CharField()
+    meter = serializers.CharField()
+    properties = serializers.ListField(child=serializers.CharField())
+
+
 class EventBatchResultSerializer(serializers.Serializer):
     accepted = serializers.IntegerField(min_value=0)
     duplicates = serializers.IntegerField(min_value=0)
     rejected = RejectedEventSerializer(many=True)
+    other = OtherGroupsSerializer(
+        many=True,
+        required=False,
+        help_text="Present when some are: stored events whose values of grouped properties "
+        'count under "other" (past the limit of distinct values per customer, meter and month).',
+    )
 
 
 # The answers of the usage read and of bulk migrations, for the OpenAPI schema; the
@@ -250,6 +264,13 @@ class UsageGroupSerializer(serializers.Serializer):
         help_text="Each property asked for and its value, null for events without it.",
     )
     quantity = DecimalString()
+    other = serializers.SerializerMethodField(
+        help_text='True for the group of the values counted as "other": those past the '
+        "limit of distinct values per customer, meter and month (its value is U+FFFF)."
+    )
+
+    def get_other(self, group) -> bool:
+        return OTHER_VALUE in group.key.values()
 
 
 class UsageRateSerializer(serializers.Serializer):

@@ -21,6 +21,7 @@ from config.environment import (
     env_int,
     env_list,
     env_minutes_list,
+    env_positive_int,
     env_rate,
 )
 
@@ -367,6 +368,8 @@ if BILLING_EDGE_CACHE_SIZE < 0:
     raise ImproperlyConfigured(
         f"BILLING_EDGE_CACHE_SIZE must be 0 or more, got {BILLING_EDGE_CACHE_SIZE}"
     )
+# Grouped property values with a group of their own per customer, meter, month.
+BILLING_GROUP_VALUES_LIMIT = env_positive_int("BILLING_GROUP_VALUES_LIMIT", 1000)
 BILLING_INVOICE_GRACE_HOURS = env_int("BILLING_INVOICE_GRACE_HOURS", 0)
 # Days from finalization to an invoice's due date, unless the customer has its own.
 BILLING_PAYMENT_TERMS_DAYS = env_int("BILLING_PAYMENT_TERMS_DAYS", 30)

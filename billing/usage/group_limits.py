@@ -1,0 +1,262 @@
+"""A bound on the groups a customer's events open: per customer, meter, UTC month
+and grouped property (and, for a meter grouping by two or more, their
+combination), the first BILLING_GROUP_VALUES_LIMIT distinct values get a group of
+their own; an event's later values count under OTHER_VALUE. Nothing is refused and
+nothing is lost: the event is stored as sent, its quantity counts in full, only
+the group it counts under is "other"; ingestion's 202 says so per event.
+
+The invoice stays right: a value a rate card row or a cost rate names (the
+catalog's, or the customer's deal) always keeps its own group, and matching a row
+compares named values only, so usage under "other" is priced by the row that would
+have priced its own value (the default row, or a row naming its other properties).
+
+OTHER_VALUE is U+FFFF, a Unicode noncharacter (kept for a program's internal
+use): an event that sends it as a value counts under "other" as well, which is what
+it says; the catalog refuses it in a `when`.
+
+The values given a group are rows of UsageGroupValue. Each process keeps the
+values it has read per key (they only ever grow within a month), so a batch whose
+values are all known reads nothing; a batch with a value not known reads its key's
+values again under a per-key advisory lock held to commit (PostgreSQL), so that two
+batches at once never give more than the limit."""
+
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Q
+
+from billing.breakdown_models import UsageGroupValue
+from billing.core.groups import OTHER_VALUE
+from billing.models import Subscription
+from billing.usage.metering import MeterDef, combination_text, meter_cache
+from billing.usage.rollups import PreparedEvent
+from plans.models import ChargeRate, CostRate
+
+# An arbitrary, fixed first key of the advisory locks on a (customer, meter, month,
+# property) whose values are being given groups.
+GROUP_VALUES_LOCK_CLASS = 7_310_624
+
+# Keys a process keeps the values of; past it, it forgets them all (they are read
+# again: a batch of a customer it forgot costs one query).
+CACHE_KEYS = 50_000
+
+Key = tuple[int, int, datetime, int]
+
+
+@dataclass(slots=True)
+class OtherGroups:
+    """An event whose values of `properties` count under "other" for `meter`."""
+
+    index: int
+    id: str
+    meter: str
+    properties: list[str]
+
+
+class GroupValueCache:
+    """(customer, meter, month, position) -> the values given a group, as last read."""
+
+    def __init__(self):
+        self._keys: dict[Key, set[str]] = {}
+
+    def clear(self) -> None:
+        self._keys = {}
+
+    def get(self, key: Key) -> set[str] | None:
+        return self._keys.get(key)
+
+    def put(self, key: Key, values: set[str]) -> None:
+        if len(self._keys) >= CACHE_KEYS:
+            self._keys = {}
+        self._keys[key] = values
+
+
+group_value_cache = GroupValueCache()
+
+
+def month_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _lock(keys: list[Key]) -> None:
+    if connection.vendor != "postgresql" or not keys:
+        return
+    # One lock per key, taken in one order: two batches never wait on each other in a cycle.
+    ids = sorted(
+        {zlib.crc32(f"{c}:{m}:{mo.isoformat()}:{p}".encode()) - 2**31 for c, m, mo, p in keys}
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, x) FROM unnest(%s::int[]) AS x",
+            [GROUP_VALUES_LOCK_CLASS, ids],
+        )
+
+
+def _admitted(wanted: dict[Key, list[str]]) -> dict[Key, set[str]]:
+    """The values of each key that have a group, giving one to each new value (in
+    order) while its key has fewer than the limit."""
+    limit = settings.BILLING_GROUP_VALUES_LIMIT
+    out: dict[Key, set[str]] = {}
+    unknown: list[Key] = []
+    for key, values in wanted.items():
+        known = group_value_cache.get(key)
+        if known is not None and (len(known) >= limit or all(v in known for v in values)):
+            out[key] = known
+        else:
+            unknown.append(key)
+    if not unknown:
+        return out
+    _lock(unknown)
+    where = Q()
+    for c, m, mo, p in unknown:
+        where |= Q(customer_id=c, meter_id=m, month=mo, position=p)
+    read: dict[Key, set[str]] = {key: set() for key in unknown}
+    for row in UsageGroupValue.objects.filter(where).values_list(
+        "customer_id", "meter_id", "month", "position", "group_value"
+    ):
+        read[(row[0], row[1], month_of(row[2]), row[3])].add(row[4])
+    new = []
+    for key in unknown:
+        known = read[key]
+        for value in wanted[key]:
+            if value not in known and len(known) < limit:
+                known.add(value)
+                c, m, mo, p = key
+                new.append(
+                    UsageGroupValue(
+                        customer_id=c, meter_id=m, month=mo, position=p, group_value=value
+                    )
+                )
+        group_value_cache.put(key, known)
+        out[key] = known
+    if new:
+        UsageGroupValue.objects.bulk_create(new, ignore_conflicts=True)
+    return out
+
+
+def _named_values(meter_ids: set[int], customer_ids: set[int]) -> set[tuple]:
+    """(meter id, property, value) that a rate card row or a cost rate of the
+    catalog names, and (customer id, meter id, property, value) that a deal of one
+    of these customers names: values that always keep their own group."""
+    named: set[tuple] = set()
+    rows = list(
+        ChargeRate.objects.filter(charge__meter_id__in=meter_ids).values_list(
+            "charge__meter_id", "when"
+        )
+    ) + list(CostRate.objects.filter(meter_id__in=meter_ids).values_list("meter_id", "when"))
+    for meter_id, when in rows:
+        named.update((meter_id, name, str(value)) for name, value in (when or {}).items())
+    by_code = meter_cache.by_id()
+    for customer_id, *documents in Subscription.objects.filter(
+        customer_id__in=customer_ids
+    ).values_list("customer_id", "overrides", "next_overrides"):
+        for document in documents:
+            for charge in (document or {}).get("charges", ()):
+                meter = next((d for d in by_code.values() if d.code == charge.get("meter")), None)
+                for rate in charge.get("rates") or () if meter else ():
+                    named.update(
+                        (customer_id, meter.id, name, str(value))
+                        for name, value in (rate.get("when") or {}).items()
+                    )
+    return named
+
+
+def group_values_limit(events: list[PreparedEvent]) -> list[OtherGroups]:
+    """Bound the groups the events open (see the module): each contribution's
+    group values past the limit become OTHER_VALUE, in place, before the events
+    are stored. Returns, per event and meter, the properties counted as "other"."""
+    meters = meter_cache.by_id()
+    grouped = [
+        (event, c, meters[c.meter_id])
+        for event in events
+        for c in event.contributions
+        if c.group is not None and c.meter_id in meters
+    ]
+    if not grouped:
+        return []
+    # The properties first, then the combinations of the values they kept.
+    wanted: dict[Key, list[str]] = {}
+    for event, c, meter in grouped:
+        month = month_of(event.timestamp)
+        for position in range(len(meter.group_by)):
+            value = c.group[position]
+            if value and value != OTHER_VALUE:
+                wanted.setdefault((event.customer_id, c.meter_id, month, position), []).append(
+                    value
+                )
+    admitted = _admitted(wanted)
+    named: set[tuple] | None = None
+    folded: dict[tuple[int, int], set[str]] = {}
+    combos: dict[Key, list[str]] = {}
+    for event, c, meter in grouped:
+        month = month_of(event.timestamp)
+        values = list(c.group[: len(meter.group_by)])
+        for position, value in enumerate(values):
+            key = (event.customer_id, c.meter_id, month, position)
+            if not value or value == OTHER_VALUE or value in admitted[key]:
+                continue
+            if named is None:
+                named = _named_values(
+                    {m.id for _, _, m in grouped}, {e.customer_id for e, _, _ in grouped}
+                )
+            if _is_named(named, event.customer_id, meter, position, value):
+                continue
+            values[position] = OTHER_VALUE
+            folded.setdefault((event.index, c.meter_id), set()).add(meter.group_by[position])
+        _regroup(c, meter, values)
+        if len(meter.group_by) > 1 and c.group[-1] and not _all_other(values):
+            key = (event.customer_id, c.meter_id, month, len(meter.group_by))
+            combos.setdefault(key, []).append(c.group[-1])
+    if combos:
+        admitted = _admitted(combos)
+        for event, c, meter in grouped:
+            count = len(meter.group_by)
+            key = (event.customer_id, c.meter_id, month_of(event.timestamp), count)
+            if count < 2 or not c.group[-1] or c.group[-1] in admitted.get(key, (c.group[-1],)):
+                continue
+            if named is None:
+                named = _named_values(
+                    {m.id for _, _, m in grouped}, {e.customer_id for e, _, _ in grouped}
+                )
+            # A combination past the limit keeps only the values a row names.
+            values = list(c.group[:count])
+            for position, value in enumerate(values):
+                if (
+                    value
+                    and value != OTHER_VALUE
+                    and not _is_named(named, event.customer_id, meter, position, value)
+                ):
+                    values[position] = OTHER_VALUE
+                    folded.setdefault((event.index, c.meter_id), set()).add(
+                        meter.group_by[position]
+                    )
+            _regroup(c, meter, values)
+    by_index = {event.index: event for event in events}
+    return [
+        OtherGroups(
+            index=index,
+            id=by_index[index].event_id,
+            meter=meters[meter_id].code,
+            properties=[name for name in meters[meter_id].group_by if name in names],
+        )
+        for (index, meter_id), names in sorted(folded.items())
+    ]
+
+
+def _is_named(
+    named: set[tuple], customer_id: int, meter: MeterDef, position: int, value: str
+) -> bool:
+    name = meter.group_by[position]
+    return (meter.id, name, value) in named or (customer_id, meter.id, name, value) in named
+
+
+def _all_other(values: list[str]) -> bool:
+    return all(value in ("", OTHER_VALUE) for value in values)
+
+
+def _regroup(c, meter: MeterDef, values: list[str]) -> None:
+    """Set a contribution's group texts (metering.group_of) to these values."""
+    c.group = (*values, combination_text(values)) if len(values) > 1 else tuple(values)
