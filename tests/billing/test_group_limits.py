@@ -17,6 +17,7 @@ from billing.invoicing.close import periods_close
 from billing.usage.breakdowns import usage_groups
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import meter_cache
+from billing.usage.rebuild import meter_usage_rebuild
 from customers.services import customer_create
 from invoices.models import Invoice, InvoiceLine
 from invoices.pdf import render_invoice_pdf
@@ -95,6 +96,31 @@ def test_values_past_the_limit_count_under_other_and_the_202_says_so(db, setting
     with time_machine.travel(december, tick=False):
         result = events_ingest(events=[event(9, "m9", at="2026-12-02T00:00:00Z")], now=december)
     assert result.other == []
+
+
+def test_a_rebuild_keeps_the_limit(db, settings):
+    # given: a limit of 2 and 4 models sent
+    settings.BILLING_GROUP_VALUES_LIMIT = 2
+    meter = tokens_meter()
+    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    events_ingest(events=[event(i, f"m{i}") for i in range(4)], now=NOV_20)
+
+    # when: the meter's rollups are rebuilt from the stored events
+    meter_usage_rebuild(meter_id=meter.pk)
+
+    # then: the two values given a group keep it, the rest are "other" again
+    groups = usage_groups(
+        customer_id=customer.pk,
+        meter=meter_cache.by_code("tokens"),
+        by="model",
+        start=NOV_1,
+        end=DEC_1,
+    )
+    assert [(g.key["model"], g.quantity) for g in groups] == [
+        (OTHER_VALUE, D(20)),
+        ("m0", D(10)),
+        ("m1", D(10)),
+    ]
 
 
 def test_a_value_a_rate_card_names_keeps_its_group_and_the_invoice_prices_it(db, settings):
