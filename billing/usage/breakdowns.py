@@ -17,6 +17,7 @@ from billing.models import UsagePropertyRollup, UsagePropertyUniqueValue
 from billing.rating.rate_cards import Combination
 from billing.usage.closed_days import closed_days_add
 from billing.usage.edges import edges_add
+from billing.usage.group_limits import edge_groups_bounded, month_of
 from billing.usage.metering import (
     MeterDef,
     combination_position,
@@ -228,7 +229,19 @@ def _quantities_read(
                     .order_by()
                 ):
                     tally.uniques.setdefault((meter.id, group), set()).add(value)
-    edges_add(tally, customer_id=customer_id, meters=meters, ranges=ranges, by=position)
+    for span in ranges:
+        # Read from the events as sent: their values past the limit made "other" again.
+        edge = Tally()
+        edges_add(edge, customer_id=customer_id, meters=meters, ranges=[span], by=position)
+        tally.add_tally(
+            edge_groups_bounded(
+                edge,
+                customer_id=customer_id,
+                meters=meters,
+                position=position,
+                month=month_of(span[0]),
+            )
+        )
     found: dict[int, list[tuple]] = {meter.id: [] for meter in meters}
     aggregation = {meter.id: meter.aggregation for meter in meters}
     for key in set(tally.counts) | set(tally.uniques):

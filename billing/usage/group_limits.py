@@ -31,7 +31,8 @@ from django.db.models import Q
 from billing.breakdown_models import UsageGroupValue
 from billing.core.groups import OTHER_VALUE
 from billing.models import Subscription
-from billing.usage.metering import MeterDef, combination_text, meter_cache
+from billing.usage.metering import MeterDef, combination_text, combination_values, meter_cache
+from billing.usage.reads import Tally
 from billing.usage.rollups import PreparedEvent
 from plans.models import ChargeRate, CostRate
 
@@ -260,3 +261,74 @@ def _all_other(values: list[str]) -> bool:
 def _regroup(c, meter: MeterDef, values: list[str]) -> None:
     """Set a contribution's group texts (metering.group_of) to these values."""
     c.group = (*values, combination_text(values)) if len(values) > 1 else tuple(values)
+
+
+def _known(key: Key) -> set[str]:
+    """The values of a key given a group, from the process's cache or read."""
+    known = group_value_cache.get(key)
+    if known is None:
+        c, m, mo, p = key
+        known = set(
+            UsageGroupValue.objects.filter(
+                customer_id=c, meter_id=m, month=mo, position=p
+            ).values_list("group_value", flat=True)
+        )
+        group_value_cache.put(key, known)
+    return known
+
+
+def edge_groups_bounded(
+    tally: Tally, *, customer_id: int, meters: list[MeterDef], position: dict[int, int], month
+) -> Tally:
+    """A tally of raw events' groups (the partial hours at a read's edges, metered
+    from the events as sent: billing.usage.edges), keyed (meter id, group text) at
+    each meter's `position`, with each value as ingestion counted it: past a full
+    key's values, and named by no row, as OTHER_VALUE. Unchanged when nothing is past."""
+    limit = settings.BILLING_GROUP_VALUES_LIMIT
+    by_id = {meter.id: meter for meter in meters}
+    named: set[tuple] | None = None
+
+    def kept(meter: MeterDef, at: int, value: str) -> bool:
+        nonlocal named
+        if not value or value == OTHER_VALUE:
+            return True
+        known = _known((customer_id, meter.id, month, at))
+        if len(known) < limit or value in known:
+            return True
+        if named is None:
+            named = _named_values({m.id for m in meters}, {customer_id})
+        return at < len(meter.group_by) and kept_named(meter, at, value)
+
+    def kept_named(meter: MeterDef, at: int, value: str) -> bool:
+        nonlocal named
+        if not value or value == OTHER_VALUE:
+            return True
+        if named is None:
+            named = _named_values({m.id for m in meters}, {customer_id})
+        return _is_named(named, customer_id, meter, at, value)
+
+    mapping = {}
+    for key in set(tally.counts) | set(tally.latest) | set(tally.uniques):
+        meter_id, text = key
+        meter, at = by_id[meter_id], position[meter_id]
+        count = len(meter.group_by)
+        if at < count:
+            mapping[key] = (meter_id, text if kept(meter, at, text) else OTHER_VALUE)
+            continue
+        values = [value or "" for _, value in combination_values(meter, text)]
+        values = [v if kept(meter, i, v) else OTHER_VALUE for i, v in enumerate(values)]
+        combined = combination_text(values) if text else text
+        if not kept(meter, count, combined):
+            values = [v if kept_named(meter, i, v) else OTHER_VALUE for i, v in enumerate(values)]
+            combined = combination_text(values)
+        mapping[key] = (meter_id, combined)
+    if all(mapping[key] == key for key in mapping):
+        return tally
+    out = Tally()
+    for key, n in tally.counts.items():
+        out.add_hours(mapping[key], n, tally.sums.get(key), tally.maxima.get(key))
+    for key, latest in tally.latest.items():
+        out.add_latest(mapping[key], *latest)
+    for key, values in tally.uniques.items():
+        out.uniques.setdefault(mapping[key], set()).update(values)
+    return out

@@ -98,6 +98,33 @@ def test_values_past_the_limit_count_under_other_and_the_202_says_so(db, setting
     assert result.other == []
 
 
+def test_a_read_of_part_of_an_hour_counts_the_same_values_as_other(db, settings):
+    # given: a limit of 2 and 4 models sent at 10:40
+    settings.BILLING_GROUP_VALUES_LIMIT = 2
+    tokens_meter()
+    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    sent = [event(i, f"m{i}", at="2026-11-05T10:40:00Z") for i in range(4)]
+    events_ingest(events=sent, now=NOV_20)
+
+    # when: a range inside the hour (read from the raw events, as sent), and one
+    # starting mid-hour (a period of a subscription started at 10:30)
+    inside, mid_hour = (
+        usage_groups(
+            customer_id=customer.pk,
+            meter=meter_cache.by_code("tokens"),
+            by="model",
+            start=datetime(2026, 11, 5, 10, 30, tzinfo=UTC),
+            end=end,
+        )
+        for end in (datetime(2026, 11, 5, 10, 50, tzinfo=UTC), DEC_1)
+    )
+
+    # then: the values ingestion counted as "other" are "other" here too
+    expected = [(OTHER_VALUE, D(20)), ("m0", D(10)), ("m1", D(10))]
+    assert [(g.key["model"], g.quantity) for g in inside] == expected
+    assert [(g.key["model"], g.quantity) for g in mid_hour] == expected
+
+
 def test_a_rebuild_keeps_the_limit(db, settings):
     # given: a limit of 2 and 4 models sent
     settings.BILLING_GROUP_VALUES_LIMIT = 2
