@@ -23,9 +23,10 @@ batches at once never give more than the limit."""
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Q
 
 from billing.breakdown_models import UsageGroupValue
@@ -131,7 +132,8 @@ def _admitted(wanted: dict[Key, list[str]]) -> dict[Key, set[str]]:
                         customer_id=c, meter_id=m, month=mo, position=p, group_value=value
                     )
                 )
-        group_value_cache.put(key, known)
+        # Kept once committed: a batch rolled back gave no value a group.
+        transaction.on_commit(partial(group_value_cache.put, key, known))
         out[key] = known
     if new:
         UsageGroupValue.objects.bulk_create(new, ignore_conflicts=True)
