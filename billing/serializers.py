@@ -1,7 +1,6 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.core.groups import OTHER_VALUE
 from billing.core.money import format_money, format_percentage
 from billing.core.vocabulary import CouponDuration
 from billing.models import Discount, Subscription
@@ -264,13 +263,11 @@ class UsageGroupSerializer(serializers.Serializer):
         help_text="Each property asked for and its value, null for events without it.",
     )
     quantity = DecimalString()
-    other = serializers.SerializerMethodField(
-        help_text='True for the group of the values counted as "other": those past the '
-        "limit of distinct values per customer, meter and month (its value is U+FFFF)."
+    other = serializers.BooleanField(
+        required=False,
+        help_text='Present, true, on the group of the values counted as "other": those past '
+        "the limit of distinct values per customer, meter and month (its value is U+FFFF).",
     )
-
-    def get_other(self, group) -> bool:
-        return OTHER_VALUE in group.key.values()
 
 
 class UsageRateSerializer(serializers.Serializer):

@@ -10,6 +10,8 @@ from decimal import Decimal as D
 
 import pytest
 import time_machine
+from django.test import Client
+from django.utils import timezone
 from pypdf import PdfReader
 
 from billing.core.groups import OTHER_VALUE, TOP_GROUPS
@@ -18,6 +20,7 @@ from billing.usage.breakdowns import usage_groups
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import meter_cache
 from billing.usage.rebuild import meter_usage_rebuild
+from customers.portal_links import portal_session_create
 from customers.services import customer_create
 from invoices.models import Invoice, InvoiceLine
 from invoices.pdf import render_invoice_pdf
@@ -284,6 +287,20 @@ def test_100000_distinct_values_of_one_customer_stay_bounded(db):
     )
     assert len(groups) == 1001
     assert sum(g.quantity for g in groups) == D(100_000)
+    # the API's read (on November 27: the current period) and the portal's page
+    with time_machine.travel(datetime(2026, 11, 27, tzinfo=UTC), tick=False):
+        read = api_client("read").get("/api/v1/customers/acme/usage?group_by=model").json()
+        token = portal_session_create(customer=customer, now=timezone.now()).token
+        page = Client().get(f"/portal/{token}/")
+    (line,) = [line for line in read["lines"] if line["meter"] == "tokens"]
+    assert len(line["groups"]) == 1001
+    assert [g["quantity"] for g in line["groups"] if g.get("other")] == ["99000"]
+    assert page.status_code == 200
+    html = page.content.decode()
+    table = html[html.index('<table class="breakdown" data-property="model"') :]
+    table = table[: table.index("</table>")]
+    assert table.count("<tr>") == TOP_GROUPS + 1
+    assert "<td>Other</td>" in table
     periods_close(as_of=DEC_1)
     invoice = Invoice.objects.get(subscription=subscription, reason="period")
     (line,) = invoice.lines.filter(meter="tokens")
