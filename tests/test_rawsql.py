@@ -161,7 +161,7 @@ def test_every_process_cache_is_listed_and_cleared():
     api_keys._key_cache["digest"] = (None, 0.0)
     customer_cache._ids["acme"] = (1, 0.0)
     edge_cache.put("key", {1: 1}, Tally())
-    group_value_cache.put((1, 1, None, 0), {"gpt-4o"})
+    group_value_cache.put((1, 1, None, 0), {"gpt-4o"}, 1)
     closed_days_cache.put("key", {1: (None, 1)}, Tally())
     assert key_leases.take("key:1", 6000, 60)[0]
     assert key_leases._held

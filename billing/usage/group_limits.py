@@ -16,18 +16,20 @@ it says; the catalog refuses it in a `when`.
 
 The values given a group are rows of UsageGroupValue. Each process keeps the
 values it has read per key (they only ever grow within a month), so a batch whose
-values are all known reads nothing; a batch with a value not known reads its key's
-values again under a per-key advisory lock held to commit (PostgreSQL), so that two
-batches at once never give more than the limit."""
+values are all known reads nothing; a batch with a value not known reads its keys'
+values again, in one query. No lock: a lock per key held to commit made batches of
+many customers wait on each other (ingestion's rate fell to a fraction), so batches in
+flight at once may each give a key's last free places, and a key can end past the
+limit by what they give together (at most a batch's events each): still bounded."""
 
-import zlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Count
 
 from billing.breakdown_models import UsageGroupValue
 from billing.core.groups import OTHER_VALUE
@@ -36,10 +38,6 @@ from billing.usage.metering import MeterDef, combination_text, combination_value
 from billing.usage.reads import Tally
 from billing.usage.rollups import PreparedEvent
 from plans.models import ChargeRate, CostRate
-
-# An arbitrary, fixed first key of the advisory locks on a (customer, meter, month,
-# property) whose values are being given groups.
-GROUP_VALUES_LOCK_CLASS = 7_310_624
 
 # Keys a process keeps the values of; past it, it forgets them all (they are read
 # again: a batch of a customer it forgot costs one query).
@@ -59,21 +57,22 @@ class OtherGroups:
 
 
 class GroupValueCache:
-    """(customer, meter, month, position) -> the values given a group, as last read."""
+    """(customer, meter, month, position) -> (values known to have a group, how many
+    have one), as last read: the values this process met, not all of them."""
 
     def __init__(self):
-        self._keys: dict[Key, set[str]] = {}
+        self._keys: dict[Key, tuple[set[str], int]] = {}
 
     def clear(self) -> None:
         self._keys = {}
 
-    def get(self, key: Key) -> set[str] | None:
+    def get(self, key: Key) -> tuple[set[str], int] | None:
         return self._keys.get(key)
 
-    def put(self, key: Key, values: set[str]) -> None:
+    def put(self, key: Key, values: set[str], count: int) -> None:
         if len(self._keys) >= CACHE_KEYS:
             self._keys = {}
-        self._keys[key] = values
+        self._keys[key] = (values, count)
 
 
 group_value_cache = GroupValueCache()
@@ -83,60 +82,94 @@ def month_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def _lock(keys: list[Key]) -> None:
-    if connection.vendor != "postgresql" or not keys:
-        return
-    # One lock per key, taken in one order: two batches never wait on each other in a cycle.
-    ids = sorted(
-        {zlib.crc32(f"{c}:{m}:{mo.isoformat()}:{p}".encode()) - 2**31 for c, m, mo, p in keys}
-    )
+_COLUMNS = "billing_usagegroupvalue (customer_id, meter_id, month, position, group_value)"
+_INSERT_JSON = (
+    f"INSERT INTO {_COLUMNS} SELECT (r->>0)::bigint, (r->>1)::bigint, "  # noqa: S608 (constants only)
+    "(r->>2)::timestamptz, (r->>3)::smallint, r->>4 FROM json_array_elements(%s::json) AS r "
+    "ORDER BY 1, 2, 3, 4, 5 ON CONFLICT DO NOTHING"
+)
+_INSERT_ROWS = f"INSERT INTO {_COLUMNS} VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"  # noqa: S608
+
+
+def _insert(rows: list[tuple]) -> None:
+    """Give these (customer, meter, month, position, value) a group: one statement on
+    PostgreSQL, in one order (two batches giving the same values wait, never in a
+    cycle)."""
+    rows.sort()
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s, x) FROM unnest(%s::int[]) AS x",
-            [GROUP_VALUES_LOCK_CLASS, ids],
-        )
+        if connection.vendor == "postgresql":
+            document = json.dumps([[c, m, mo.isoformat(), p, v] for c, m, mo, p, v in rows])
+            cursor.execute(_INSERT_JSON, [document])
+        else:
+            cursor.executemany(_INSERT_ROWS, rows)
 
 
-def _admitted(wanted: dict[Key, list[str]]) -> dict[Key, set[str]]:
+def _superset(keys) -> dict:
+    """A filter of the rows of these keys, by each column's few values (a superset of
+    the keys: read off by key)."""
+    return {
+        "customer_id__in": {key[0] for key in keys},
+        "meter_id__in": {key[1] for key in keys},
+        "month__in": {key[2] for key in keys},
+        "position__in": {key[3] for key in keys},
+    }
+
+
+def _read(keys: list[Key], values: set[str]) -> tuple[dict[Key, int], dict[Key, set[str]]]:
+    """How many values of each key not in the cache have a group, and which of
+    `values` have one, per key: two queries, the rows of `values` alone read."""
+    counts: dict[Key, int] = {}
+    uncached = [key for key in keys if group_value_cache.get(key) is None]
+    if uncached:
+        for c, m, mo, p, n in (
+            UsageGroupValue.objects.filter(**_superset(uncached))
+            .values("customer_id", "meter_id", "month", "position")
+            .annotate(n=Count("group_value"))
+            .values_list("customer_id", "meter_id", "month", "position", "n")
+            .order_by()
+        ):
+            counts[(c, m, month_of(mo), p)] = n
+    found: dict[Key, set[str]] = {}
+    for c, m, mo, p, v in UsageGroupValue.objects.filter(
+        **_superset(keys), group_value__in=values
+    ).values_list("customer_id", "meter_id", "month", "position", "group_value"):
+        found.setdefault((c, m, month_of(mo), p), set()).add(v)
+    return counts, found
+
+
+def _admitted(wanted: dict[Key, dict[str, None]]) -> dict[Key, set[str]]:
     """The values of each key that have a group, giving one to each new value (in
     order) while its key has fewer than the limit."""
     limit = settings.BILLING_GROUP_VALUES_LIMIT
     out: dict[Key, set[str]] = {}
     unknown: list[Key] = []
     for key, values in wanted.items():
-        known = group_value_cache.get(key)
-        if known is not None and (len(known) >= limit or all(v in known for v in values)):
-            out[key] = known
+        entry = group_value_cache.get(key)
+        if entry is not None and (entry[1] >= limit or all(v in entry[0] for v in values)):
+            out[key] = entry[0]
         else:
             unknown.append(key)
     if not unknown:
         return out
-    _lock(unknown)
-    where = Q()
-    for c, m, mo, p in unknown:
-        where |= Q(customer_id=c, meter_id=m, month=mo, position=p)
-    read: dict[Key, set[str]] = {key: set() for key in unknown}
-    for row in UsageGroupValue.objects.filter(where).values_list(
-        "customer_id", "meter_id", "month", "position", "group_value"
-    ):
-        read[(row[0], row[1], month_of(row[2]), row[3])].add(row[4])
+    counts, found = _read(unknown, {v for key in unknown for v in wanted[key]})
     new = []
     for key in unknown:
-        known = read[key]
+        entry = group_value_cache.get(key)
+        known = set(entry[0]) if entry else set()
+        seen = found.get(key, set())
+        # A cached count grows by the values other processes gave that this batch met.
+        count = entry[1] + len(seen - known) if entry else counts.get(key, 0)
+        known |= seen
         for value in wanted[key]:
-            if value not in known and len(known) < limit:
+            if value not in known and count < limit:
                 known.add(value)
-                c, m, mo, p = key
-                new.append(
-                    UsageGroupValue(
-                        customer_id=c, meter_id=m, month=mo, position=p, group_value=value
-                    )
-                )
+                count += 1
+                new.append((*key, value))
         # Kept once committed: a batch rolled back gave no value a group.
-        transaction.on_commit(partial(group_value_cache.put, key, known))
+        transaction.on_commit(partial(group_value_cache.put, key, known, count))
         out[key] = known
     if new:
-        UsageGroupValue.objects.bulk_create(new, ignore_conflicts=True)
+        _insert(new)
     return out
 
 
@@ -181,19 +214,19 @@ def group_values_limit(events: list[PreparedEvent]) -> list[OtherGroups]:
     if not grouped:
         return []
     # The properties first, then the combinations of the values they kept.
-    wanted: dict[Key, list[str]] = {}
+    wanted: dict[Key, dict[str, None]] = {}
     for event, c, meter in grouped:
         month = month_of(event.timestamp)
         for position in range(len(meter.group_by)):
             value = c.group[position]
             if value and value != OTHER_VALUE:
-                wanted.setdefault((event.customer_id, c.meter_id, month, position), []).append(
-                    value
+                wanted.setdefault((event.customer_id, c.meter_id, month, position), {})[value] = (
+                    None
                 )
     admitted = _admitted(wanted)
     named: set[tuple] | None = None
     folded: dict[tuple[int, int], set[str]] = {}
-    combos: dict[Key, list[str]] = {}
+    combos: dict[Key, dict[str, None]] = {}
     for event, c, meter in grouped:
         month = month_of(event.timestamp)
         values = list(c.group[: len(meter.group_by)])
@@ -212,7 +245,7 @@ def group_values_limit(events: list[PreparedEvent]) -> list[OtherGroups]:
         _regroup(c, meter, values)
         if len(meter.group_by) > 1 and c.group[-1] and not _all_other(values):
             key = (event.customer_id, c.meter_id, month, len(meter.group_by))
-            combos.setdefault(key, []).append(c.group[-1])
+            combos.setdefault(key, {})[c.group[-1]] = None
     if combos:
         admitted = _admitted(combos)
         for event, c, meter in grouped:
@@ -265,18 +298,19 @@ def _regroup(c, meter: MeterDef, values: list[str]) -> None:
     c.group = (*values, combination_text(values)) if len(values) > 1 else tuple(values)
 
 
-def _known(key: Key) -> set[str]:
-    """The values of a key given a group, from the process's cache or read."""
-    known = group_value_cache.get(key)
-    if known is None:
-        c, m, mo, p = key
-        known = set(
-            UsageGroupValue.objects.filter(
-                customer_id=c, meter_id=m, month=mo, position=p
-            ).values_list("group_value", flat=True)
-        )
-        group_value_cache.put(key, known)
-    return known
+def _kept(key: Key, value: str) -> bool:
+    """Whether a value of a key has a group, or the key has room (an edge's value
+    counted as ingestion would have)."""
+    limit = settings.BILLING_GROUP_VALUES_LIMIT
+    entry = group_value_cache.get(key)
+    if entry is not None and (entry[1] < limit or value in entry[0]):
+        return True
+    counts, found = _read([key], {value})
+    known = set(entry[0]) if entry else set()
+    seen = found.get(key, set())
+    count = entry[1] + len(seen - known) if entry else counts.get(key, 0)
+    group_value_cache.put(key, known | seen, count)
+    return count < limit or value in seen
 
 
 def edge_groups_bounded(
@@ -286,7 +320,6 @@ def edge_groups_bounded(
     from the events as sent: billing.usage.edges), keyed (meter id, group text) at
     each meter's `position`, with each value as ingestion counted it: past a full
     key's values, and named by no row, as OTHER_VALUE. Unchanged when nothing is past."""
-    limit = settings.BILLING_GROUP_VALUES_LIMIT
     by_id = {meter.id: meter for meter in meters}
     named: set[tuple] | None = None
 
@@ -294,8 +327,7 @@ def edge_groups_bounded(
         nonlocal named
         if not value or value == OTHER_VALUE:
             return True
-        known = _known((customer_id, meter.id, month, at))
-        if len(known) < limit or value in known:
+        if _kept((customer_id, meter.id, month, at), value):
             return True
         if named is None:
             named = _named_values({m.id for m in meters}, {customer_id})
