@@ -29,7 +29,6 @@ from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count
 
 from billing.breakdown_models import UsageGroupValue
 from billing.core.groups import OTHER_VALUE
@@ -101,7 +100,9 @@ def _insert(rows: list[tuple]) -> None:
             document = json.dumps([[c, m, mo.isoformat(), p, v] for c, m, mo, p, v in rows])
             cursor.execute(_INSERT_JSON, [document])
         else:
-            cursor.executemany(_INSERT_ROWS, rows)
+            # The month as the ORM writes it (sqlite3's own adapter writes another text).
+            adapt = connection.ops.adapt_datetimefield_value
+            cursor.executemany(_INSERT_ROWS, [(c, m, adapt(mo), p, v) for c, m, mo, p, v in rows])
 
 
 def _superset(keys) -> dict:
@@ -115,26 +116,58 @@ def _superset(keys) -> dict:
     }
 
 
-def _read(keys: list[Key], values: set[str]) -> tuple[dict[Key, int], dict[Key, set[str]]]:
-    """How many values of each key not in the cache have a group, and which of
-    `values` have one, per key: two queries, the rows of `values` alone read."""
-    counts: dict[Key, int] = {}
+# PostgreSQL: how many values each key has, and which (key, value) pairs have a group,
+# by exact keys sent as one JSON document (a key's index in it comes back).
+_COUNTS = (
+    "SELECT k.i, (SELECT count(*) FROM billing_usagegroupvalue g WHERE (g.customer_id, "
+    "g.meter_id, g.month, g.position) = (k.c, k.m, k.mo, k.p)) FROM json_to_recordset(%s::json) "
+    "AS k(i int, c bigint, m bigint, mo timestamptz, p smallint)"
+)
+_FOUND = (
+    "SELECT k.i, k.v FROM json_to_recordset(%s::json) AS k(i int, c bigint, m bigint, "
+    "mo timestamptz, p smallint, v text) WHERE EXISTS (SELECT 1 FROM billing_usagegroupvalue g "
+    "WHERE (g.customer_id, g.meter_id, g.month, g.position, g.group_value) "
+    "= (k.c, k.m, k.mo, k.p, k.v))"
+)
+
+
+def _read(
+    keys: list[Key], wanted: dict[Key, dict[str, None]]
+) -> tuple[dict[Key, int], dict[Key, set[str]]]:
+    """How many values of each key not in the cache have a group, and which of the
+    wanted values of each key have one: two queries, by exact keys and values."""
     uncached = [key for key in keys if group_value_cache.get(key) is None]
-    if uncached:
-        for c, m, mo, p, n in (
-            UsageGroupValue.objects.filter(**_superset(uncached))
-            .values("customer_id", "meter_id", "month", "position")
-            .annotate(n=Count("group_value"))
-            .values_list("customer_id", "meter_id", "month", "position", "n")
-            .order_by()
-        ):
-            counts[(c, m, month_of(mo), p)] = n
+    counts: dict[Key, int] = {}
     found: dict[Key, set[str]] = {}
-    for c, m, mo, p, v in UsageGroupValue.objects.filter(
-        **_superset(keys), group_value__in=values
-    ).values_list("customer_id", "meter_id", "month", "position", "group_value"):
-        found.setdefault((c, m, month_of(mo), p), set()).add(v)
-    return counts, found
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            if uncached:
+                document = [
+                    {"i": i, "c": c, "m": m, "mo": mo.isoformat(), "p": p}
+                    for i, (c, m, mo, p) in enumerate(uncached)
+                ]
+                cursor.execute(_COUNTS, [json.dumps(document)])
+                counts = {uncached[i]: n for i, n in cursor.fetchall()}
+            document = [
+                {"i": i, "c": c, "m": m, "mo": mo.isoformat(), "p": p, "v": v}
+                for i, (c, m, mo, p) in enumerate(keys)
+                for v in wanted[(c, m, mo, p)]
+            ]
+            cursor.execute(_FOUND, [json.dumps(document)])
+            for i, value in cursor.fetchall():
+                found.setdefault(keys[i], set()).add(value)
+        return counts, found
+    # SQLite (the embedded default): by each column's few values, read off by key.
+    rows = UsageGroupValue.objects.filter(**_superset(keys)).values_list(
+        "customer_id", "meter_id", "month", "position", "group_value"
+    )
+    for c, m, mo, p, v in rows:
+        key = (c, m, month_of(mo), p)
+        if key in wanted:
+            counts[key] = counts.get(key, 0) + 1
+            if v in wanted[key]:
+                found.setdefault(key, set()).add(v)
+    return {key: counts.get(key, 0) for key in uncached}, found
 
 
 def _admitted(wanted: dict[Key, dict[str, None]]) -> dict[Key, set[str]]:
@@ -151,7 +184,7 @@ def _admitted(wanted: dict[Key, dict[str, None]]) -> dict[Key, set[str]]:
             unknown.append(key)
     if not unknown:
         return out
-    counts, found = _read(unknown, {v for key in unknown for v in wanted[key]})
+    counts, found = _read(unknown, wanted)
     new = []
     for key in unknown:
         entry = group_value_cache.get(key)
@@ -305,7 +338,7 @@ def _kept(key: Key, value: str) -> bool:
     entry = group_value_cache.get(key)
     if entry is not None and (entry[1] < limit or value in entry[0]):
         return True
-    counts, found = _read([key], {value})
+    counts, found = _read([key], {key: {value: None}})
     known = set(entry[0]) if entry else set()
     seen = found.get(key, set())
     count = entry[1] + len(seen - known) if entry else counts.get(key, 0)
