@@ -249,6 +249,10 @@ def group_values_limit(events: list[PreparedEvent]) -> list[OtherGroups]:
     # The properties first, then the combinations of the values they kept.
     wanted: dict[Key, dict[str, None]] = {}
     for event, c, meter in grouped:
+        if c.combination_only:
+            # Only the combination is stored (and read, for one property too): its
+            # bound bounds the properties'.
+            continue
         month = month_of(event.timestamp)
         for position in range(len(meter.group_by)):
             value = c.group[position]
@@ -265,7 +269,7 @@ def group_values_limit(events: list[PreparedEvent]) -> list[OtherGroups]:
         values = list(c.group[: len(meter.group_by)])
         for position, value in enumerate(values):
             key = (event.customer_id, c.meter_id, month, position)
-            if not value or value == OTHER_VALUE or value in admitted[key]:
+            if c.combination_only or not value or value == OTHER_VALUE or value in admitted[key]:
                 continue
             if named is None:
                 named = _named_values(
