@@ -85,3 +85,21 @@ class UsagePropertyUniqueValue(GroupKey):
 
     def __str__(self) -> str:
         return self.value
+
+
+class UsageGroupValue(models.Model):
+    """A value of a grouped property that has its own group for a customer, meter and
+    UTC month: at most BILLING_GROUP_VALUES_LIMIT of them per property (and per
+    combination of the properties); an event's further values count under the
+    reserved "other" value (billing.usage.group_limits)."""
+
+    pk = models.CompositePrimaryKey("customer_id", "meter_id", "month", "position", "group_value")
+    customer = key_customer()
+    meter = key_meter()
+    # The first instant of the event's UTC month.
+    month = models.DateTimeField()
+    position = models.PositiveSmallIntegerField()
+    group_value = models.CharField(max_length=GROUP_VALUE_MAX_LENGTH, default="", blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}/{self.meter_id} {self.month:%Y-%m} {self.group_value}"

@@ -418,6 +418,7 @@ class AlertTeamRecipient(models.Model):
 # discounts, in modules of their own.
 from billing.billed_models import BilledPeriod, ThresholdBilling  # noqa: E402, F401
 from billing.breakdown_models import (  # noqa: E402, F401
+    UsageGroupValue,
     UsagePropertyDailyRollup,
     UsagePropertyRollup,
     UsagePropertyUniqueValue,

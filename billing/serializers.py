@@ -234,10 +234,23 @@ class RejectedEventSerializer(serializers.Serializer):
     error = ErrorDetailSerializer()
 
 
+class OtherGroupsSerializer(serializers.Serializer):
+    index = serializers.IntegerField(min_value=0)
+    id = serializers.CharField()
+    meter = serializers.CharField()
+    properties = serializers.ListField(child=serializers.CharField())
+
+
 class EventBatchResultSerializer(serializers.Serializer):
     accepted = serializers.IntegerField(min_value=0)
     duplicates = serializers.IntegerField(min_value=0)
     rejected = RejectedEventSerializer(many=True)
+    other = OtherGroupsSerializer(
+        many=True,
+        required=False,
+        help_text="Present when some are: stored events whose values of grouped properties "
+        'count under "other" (past the limit of distinct values per customer, meter and month).',
+    )
 
 
 # The answers of the usage read and of bulk migrations, for the OpenAPI schema; the
@@ -250,6 +263,11 @@ class UsageGroupSerializer(serializers.Serializer):
         help_text="Each property asked for and its value, null for events without it.",
     )
     quantity = DecimalString()
+    other = serializers.BooleanField(
+        required=False,
+        help_text='Present, true, on the group of the values counted as "other": those past '
+        "the limit of distinct values per customer, meter and month (its value is U+FFFF).",
+    )
 
 
 class UsageRateSerializer(serializers.Serializer):

@@ -24,6 +24,14 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}") from exc
 
 
+def env_int_at_least(name: str, default: int, least: int) -> int:
+    """env_int, `least` or more."""
+    value = env_int(name, default)
+    if value < least:
+        raise ImproperlyConfigured(f"{name} must be {least} or more, got {value}")
+    return value
+
+
 def env_count_or_off(name: str, default: int) -> int | None:
     """A whole number of 0 or more, or `off` as None."""
     value = (os.environ.get(name) or "").strip().lower()

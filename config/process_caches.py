@@ -20,6 +20,7 @@ from billing.rating.rate_cards import card_rows_clear
 from billing.usage.alerts import alert_check_throttle
 from billing.usage.closed_days import closed_days_cache
 from billing.usage.edge_cache import edge_cache
+from billing.usage.group_limits import group_value_cache
 from billing.usage.ingestion import customer_cache
 from billing.usage.metering import combination_values_clear, meter_cache
 from config.throttling import key_leases
@@ -77,6 +78,11 @@ PROCESS_CACHES = (
         "combination values",
         "the property values a group rollup's combination text stands for",
         combination_values_clear,
+    ),
+    ProcessCache(
+        "group values",
+        "per customer, meter, month and property, the values given a group of their own",
+        group_value_cache.clear,
     ),
     ProcessCache(
         "SQL converters",

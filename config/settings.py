@@ -19,6 +19,7 @@ from config.environment import (
     env_decimal,
     env_decimal_list,
     env_int,
+    env_int_at_least,
     env_list,
     env_minutes_list,
     env_rate,
@@ -365,11 +366,9 @@ BILLING_FOLD_MS = env_int("BILLING_FOLD_MS", 2000)
 # Per process: how much of the finished partial hours at the edges of usage reads
 # is kept aggregated (billing.usage.edge_cache): an entry weighs 1 plus its keys
 # (meters, or meters and groups) plus its distinct values; 0 keeps none.
-BILLING_EDGE_CACHE_SIZE = env_int("BILLING_EDGE_CACHE_SIZE", 100_000)
-if BILLING_EDGE_CACHE_SIZE < 0:
-    raise ImproperlyConfigured(
-        f"BILLING_EDGE_CACHE_SIZE must be 0 or more, got {BILLING_EDGE_CACHE_SIZE}"
-    )
+BILLING_EDGE_CACHE_SIZE = env_int_at_least("BILLING_EDGE_CACHE_SIZE", 100_000, 0)
+# Grouped property values with a group of their own per customer, meter, month.
+BILLING_GROUP_VALUES_LIMIT = env_int_at_least("BILLING_GROUP_VALUES_LIMIT", 1000, 1)
 BILLING_INVOICE_GRACE_HOURS = env_int("BILLING_INVOICE_GRACE_HOURS", 0)
 # Days from finalization to an invoice's due date, unless the customer has its own.
 BILLING_PAYMENT_TERMS_DAYS = env_int("BILLING_PAYMENT_TERMS_DAYS", 30)

@@ -114,15 +114,14 @@ def line_rows(invoice: Invoice) -> list[dict]:
     language = customer_text.language(translation.get_language())
     currency, write, rows = invoice.currency, replace(invoice.text, locale=language), []
     for line in invoice.lines.all():
-        groups = (line.breakdown or {}).get("groups") or []
         by = (line.breakdown or {}).get("by", "")
         rows.append(
             {
                 "description": line.description,
                 "kind": line.get_kind_display(),
                 "breakdown": [
-                    f"{by} {group.get('value') or 'other'}: {quantity_text(group['quantity'])}"
-                    for group in groups
+                    f"{by} {'Other' if rest else value or '(none)'}: {quantity_text(quantity)}"
+                    for value, rest, quantity in line.breakdown_rows
                 ],
                 # A line without a period of its own bills the invoice's.
                 "period": write.dates(

@@ -9,6 +9,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.customer_text import CustomerText, money_text, percent
+from billing.core.groups import OTHER_VALUE, top_and_rest
 from billing.core.money import AMOUNT
 from billing.core.vocabulary import LineKind
 
@@ -188,7 +189,8 @@ class InvoiceLine(models.Model):
     period_end = models.DateTimeField(null=True, blank=True, verbose_name=_("period end"))
     # A usage line of a meter with an invoice breakdown: the meter's quantity
     # split by the property's values, {"by": "model", "groups": [{"value":
-    # "gpt-4o" | null, "quantity": "1500"}]}; {} without one.
+    # "gpt-4o" | null, "quantity": "1500"}]}, the rest last as {"value": null,
+    # "other": true, "quantity": ...}; {} without one.
     breakdown = models.JSONField(default=dict, blank=True, verbose_name=_("breakdown"))
     # A line of a rate card's row: the row's `when`, {"model": "gpt-4o",
     # "token_type": "input"}, {} for its default row; null for no card.
@@ -210,6 +212,19 @@ class InvoiceLine(models.Model):
     def __str__(self) -> str:
         # "Chat Growth (Nov 2026): 89.00 USD", as the invoice reads it.
         return f"{self.description}: {money_text(self.amount, self.invoice.currency)}"
+
+    @property
+    def breakdown_rows(self) -> list[tuple[str | None, bool, Decimal]]:
+        """The breakdown as shown: (value, whether it is the rest, quantity) of the
+        largest groups then the rest (billing.core.groups.top_and_rest), so that a
+        breakdown stored whole, before that rule, prints a bounded table too."""
+        parts = [
+            (OTHER_VALUE if group.get("other") else group["value"], Decimal(group["quantity"]))
+            for group in (self.breakdown or {}).get("groups") or ()
+        ]
+        shown, rest = top_and_rest(parts, additive=True)
+        rows = [(value, False, quantity) for value, quantity in shown]
+        return rows + ([(None, True, rest)] if rest is not None else [])
 
 
 class InvoiceTaxLine(models.Model):

@@ -286,10 +286,14 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
                             amount=write.money(line.amount),
                             breakdown=tuple(
                                 (
-                                    part["value"] if part["value"] is not None else _("(none)"),
-                                    write.quantity(Decimal(part["quantity"])),
+                                    _("Other")
+                                    if rest
+                                    else value
+                                    if value is not None
+                                    else _("(none)"),
+                                    write.quantity(quantity),
                                 )
-                                for part in (line.breakdown or {}).get("groups", ())
+                                for value, rest, quantity in line.breakdown_rows
                             ),
                             breakdown_title=_("All usage by %(property)s")
                             % {"property": line.breakdown["by"]}

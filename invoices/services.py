@@ -18,8 +18,8 @@ from django.utils.translation import gettext as _
 from billing.core import aborts, rawsql
 from billing.core.errors import Conflict
 from billing.core.metrics import INVOICES_FINALIZED
-from billing.core.money import format_decimal
 from billing.journal.writer import journal_batch
+from billing.rating.lines import breakdown_as_stored
 from customers.billing_entities import customer_billing_entity, default_billing_entity
 from customers.locks import customers_lock
 from customers.models import BillingEntity
@@ -69,20 +69,6 @@ def customer_snapshot(customer) -> dict:
 def _group_json(group: tuple | None) -> dict | None:
     """A rate card row's `when` as the line stores it (None: no card)."""
     return None if group is None else dict(group)
-
-
-def _breakdown_json(breakdown: tuple) -> dict:
-    """A line's breakdown as stored: {"by": "model", "groups": [{"value":
-    "gpt-4o" | null, "quantity": "1500"}]}; {} without one."""
-    if not breakdown:
-        return {}
-    by, parts = breakdown
-    return {
-        "by": by,
-        "groups": [
-            {"value": value, "quantity": format_decimal(quantity)} for value, quantity in parts
-        ],
-    }
 
 
 def invoice_write_draft(
@@ -145,7 +131,7 @@ def invoice_write_draft(
                     amount=amount,
                     period_start=getattr(line, "period_start", None),
                     period_end=getattr(line, "period_end", None),
-                    breakdown=_breakdown_json(getattr(line, "breakdown", ())),
+                    breakdown=breakdown_as_stored(getattr(line, "breakdown", ())),
                     group=_group_json(getattr(line, "group", None)),
                     plan=getattr(line, "plan", "") or plan,
                 )

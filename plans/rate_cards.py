@@ -6,6 +6,7 @@ prices usage is billing.rating.rate_cards."""
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
+from billing.core.groups import OTHER_VALUE
 from billing.core.vocabulary import ConsumptionModel
 from billing.rating.rate_cards import RateSpec, properties_outside, ties
 from plans.field_checks import FieldErrors, check_absent, check_number
@@ -154,6 +155,10 @@ def check_when(
     for name, value in when:
         if not isinstance(value, str) or not value:
             errors.add(path, f'The value of {name} must be a text (e.g. "gpt-4o")')
+            ok = False
+        elif value == OTHER_VALUE:
+            # Usage counted as "other" is priced by the rows its own value would match.
+            errors.add(path, f"The value of {name} is the one usage counted as other has")
             ok = False
         elif len(value) > MAX_WHEN_VALUE_LENGTH:
             errors.add(

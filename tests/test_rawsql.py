@@ -139,6 +139,7 @@ def test_every_process_cache_is_listed_and_cleared():
     from billing.rating.rate_cards import RateSpec, card_rows
     from billing.usage.closed_days import closed_days_cache
     from billing.usage.edge_cache import edge_cache
+    from billing.usage.group_limits import group_value_cache
     from billing.usage.ingestion import customer_cache
     from billing.usage.metering import (
         MeterDef,
@@ -152,7 +153,7 @@ def test_every_process_cache_is_listed_and_cleared():
     from customers import api_keys
 
     names = [c.name for c in PROCESS_CACHES]
-    assert len(names) == len(set(names)) == 15
+    assert len(names) == len(set(names)) == 16
     meter_cache.by_id()
     card = (RateSpec(),)
     assert card_rows(card)(()) == 0
@@ -160,6 +161,7 @@ def test_every_process_cache_is_listed_and_cleared():
     api_keys._key_cache["digest"] = (None, 0.0)
     customer_cache._ids["acme"] = (1, 0.0)
     edge_cache.put("key", {1: 1}, Tally())
+    group_value_cache.put((1, 1, None, 0), {"gpt-4o"}, 1)
     closed_days_cache.put("key", {1: (None, 1)}, Tally())
     assert key_leases.take("key:1", 6000, 60)[0]
     assert key_leases._held
@@ -172,6 +174,7 @@ def test_every_process_cache_is_listed_and_cleared():
     assert api_keys._key_cache == {}
     assert customer_cache._ids == {}
     assert len(edge_cache) == len(closed_days_cache) == 0
+    assert group_value_cache.get((1, 1, None, 0)) is None
     assert key_leases._held == {}
     assert rawsql.ran_before.ahead("key") == ()
     assert rate_cards._CARDS == {}

@@ -71,18 +71,23 @@ class EventsApi(APIView):
                 f"{len(events)} events; at most {MAX_EVENTS_PER_BATCH} a request; none stored"
             )
         result = events_ingest(events=events, may_hold_unstorable=may_hold_unstorable_text(body))
-        return Response(
-            {
-                "accepted": result.accepted,
-                "duplicates": result.duplicates,
-                "rejected": [
-                    {
-                        "index": r.index,
-                        "id": r.id,
-                        "error": error_body("invalid_request", r.message)["error"],
-                    }
-                    for r in result.rejected
-                ],
-            },
-            status=status.HTTP_202_ACCEPTED,
-        )
+        body = {
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "rejected": [
+                {
+                    "index": r.index,
+                    "id": r.id,
+                    "error": error_body("invalid_request", r.message)["error"],
+                }
+                for r in result.rejected
+            ],
+        }
+        if result.other:
+            # Added in v1.4, when some are: stored events whose values of grouped
+            # properties count under "other" (billing.usage.group_limits).
+            body["other"] = [
+                {"index": o.index, "id": o.id, "meter": o.meter, "properties": o.properties}
+                for o in result.other
+            ]
+        return Response(body, status=status.HTTP_202_ACCEPTED)

@@ -21,7 +21,7 @@ from billing.rating import lines as rating
 from billing.rating.commits import CommitDraw
 from billing.rating.lines import LineInput
 from billing.usage.billed_parts import ThresholdBilled
-from billing.usage.breakdowns import usage_groups
+from billing.usage.breakdowns import ADDITIVE, top_and_rest, usage_groups
 from billing.usage.metering import meter_cache
 from billing.usage.statement import meter_names, period_statement, usage_part
 from plans.overrides import terms_spec
@@ -47,7 +47,8 @@ def with_breakdowns(
 ) -> list[LineInput]:
     """The first line of each meter with an invoice breakdown carries its
     quantity of [start, end) split by that property's values (shown on the
-    invoice as quantities; the amount stays priced on the whole quantity)."""
+    invoice as quantities; the amount stays priced on the whole quantity): the
+    largest groups and the rest as one "Other" row (breakdowns.top_and_rest)."""
     out, done = [], set()
     meters = meter_cache.by_codes(line.meter for line in rated if line.meter)
     for line in rated:
@@ -62,7 +63,11 @@ def with_breakdowns(
                 end=end,
             )
             key = meter.invoice_breakdown
-            parts = tuple((g.key[key], g.quantity) for g in groups)
+            # The portal's rule: the largest groups, the rest as one "Other" row.
+            shown, rest = top_and_rest(
+                [(g.key[key], g.quantity) for g in groups], additive=meter.aggregation in ADDITIVE
+            )
+            parts = (*shown, (rating.OTHER_GROUPS, rest)) if rest is not None else tuple(shown)
             line = replace(line, breakdown=(key, parts))
         out.append(line)
     return out

@@ -16,7 +16,7 @@ from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 
 from billing.core import customer_text
-from billing.core.money import quantize_money
+from billing.core.money import format_decimal, quantize_money
 from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, LineKind
 from billing.rating.pricing import (
     EXACT_PRECISION,
@@ -32,6 +32,10 @@ from billing.rating.rate_cards import rated_quantities
 from plans.validation import ChargeSpec, VersionSpec
 
 ZERO = Decimal(0)
+
+
+# The value of a line's breakdown row that holds the rest of the groups ("Other").
+OTHER_GROUPS = object()
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class LineInput:
     period_end: datetime | None = None
     # A usage line of a meter with an invoice breakdown: the meter's quantity
     # split by the property's values, (property, ((value or None, quantity),
-    # ...)); shown, not priced.
+    # ...)), the rest of the groups last as (OTHER_GROUPS, quantity); shown, not priced.
     breakdown: tuple = ()
     # How many units unit_price is for: 2.50 per 1,000,000 tokens.
     per: Decimal = Decimal(1)
@@ -63,6 +67,24 @@ class LineInput:
     # fees, a plan change's charge, late usage of an earlier version): "" for that.
     # The journal books a plan-level line's revenue on it (invoices.journal_entries).
     plan: str = ""
+
+
+def breakdown_as_stored(breakdown: tuple) -> dict:
+    """A line's breakdown as the invoice line stores it: {"by": "model", "groups":
+    [{"value": "gpt-4o" | null, "quantity": "1500"}]}, the rest of the groups last
+    as {"value": null, "other": true, "quantity": ...}; {} without one."""
+    if not breakdown:
+        return {}
+    by, parts = breakdown
+    return {
+        "by": by,
+        "groups": [
+            {"value": None, "other": True, "quantity": format_decimal(quantity)}
+            if value is OTHER_GROUPS
+            else {"value": value, "quantity": format_decimal(quantity)}
+            for value, quantity in parts
+        ],
+    }
 
 
 def _line(

@@ -12,10 +12,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from billing.core import rawsql
+from billing.core.groups import OTHER_VALUE, top_and_rest
 from billing.models import UsagePropertyRollup, UsagePropertyUniqueValue
 from billing.rating.rate_cards import Combination
 from billing.usage.closed_days import closed_days_add
 from billing.usage.edges import edges_add
+from billing.usage.group_limits import edge_groups_bounded, month_of
 from billing.usage.metering import (
     MeterDef,
     combination_position,
@@ -227,7 +229,19 @@ def _quantities_read(
                     .order_by()
                 ):
                     tally.uniques.setdefault((meter.id, group), set()).add(value)
-    edges_add(tally, customer_id=customer_id, meters=meters, ranges=ranges, by=position)
+    for span in ranges:
+        # Read from the events as sent: their values past the limit made "other" again.
+        edge = Tally()
+        edges_add(edge, customer_id=customer_id, meters=meters, ranges=[span], by=position)
+        tally.add_tally(
+            edge_groups_bounded(
+                edge,
+                customer_id=customer_id,
+                meters=meters,
+                position=position,
+                month=month_of(span[0]),
+            )
+        )
     found: dict[int, list[tuple]] = {meter.id: [] for meter in meters}
     aggregation = {meter.id: meter.aggregation for meter in meters}
     for key in set(tally.counts) | set(tally.uniques):
@@ -238,8 +252,6 @@ def _quantities_read(
     return found
 
 
-# A breakdown shown to people names this many groups, the rest as "Other".
-TOP_GROUPS = 5
 ADDITIVE = (Meter.COUNT, Meter.SUM)
 OTHER = "Other"
 NONE_LABEL = "(none)"
@@ -248,6 +260,8 @@ OTHER_KEY = object()
 
 
 def group_label(value: str | None) -> str:
+    if value == OTHER_VALUE:
+        return OTHER
     return value if value is not None else NONE_LABEL
 
 
@@ -256,8 +270,7 @@ def meter_breakdown(
 ) -> tuple[str, tuple[tuple[object, str, Decimal], ...]]:
     """A grouping meter's quantity in [start, end) by its first group_by
     property, as the portal and the admin show it: the property, and the
-    largest groups then the rest as "Other" (summed for count and sum meters;
-    left out for the others, whose groups do not add up), each row (its value,
+    largest groups then the rest as "Other" (top_and_rest), each row (its value,
     None or OTHER_KEY; its label; its quantity). ("", ()) for a meter that
     does not group."""
     meter = meter_cache.by_code(meter_code)
@@ -265,8 +278,10 @@ def meter_breakdown(
         return "", ()
     by = meter.group_by[0]
     groups = usage_groups(customer_id=customer_id, meter=meter, by=by, start=start, end=end)
-    rows = [(g.key[by], group_label(g.key[by]), g.quantity) for g in groups[:TOP_GROUPS]]
-    rest = groups[TOP_GROUPS:]
-    if rest and meter.aggregation in ADDITIVE:
-        rows.append((OTHER_KEY, OTHER, sum((g.quantity for g in rest), Decimal(0))))
+    shown, rest = top_and_rest(
+        [(g.key[by], g.quantity) for g in groups], additive=meter.aggregation in ADDITIVE
+    )
+    rows = [(value, group_label(value), quantity) for value, quantity in shown]
+    if rest is not None:
+        rows.append((OTHER_KEY, OTHER, rest))
     return by, tuple(rows)

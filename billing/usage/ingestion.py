@@ -29,6 +29,7 @@ from billing.core.storable import (
 from billing.usage.alerts import usage_alerts_enqueue
 from billing.usage.drawdown import usage_draw_for_events
 from billing.usage.folding import fold_clock
+from billing.usage.group_limits import OtherGroups, group_values_limit
 from billing.usage.metering import EventRejected, MeterDef, contributions, meter_cache
 from billing.usage.rollups import PreparedEvent, rollup_lock, store_groups, unique_values
 from billing.usage.rollups import writer as rollups_writer
@@ -61,6 +62,8 @@ class IngestResult:
     accepted: int = 0
     duplicates: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    # Stored events whose values of some grouped properties count under "other".
+    other: list[OtherGroups] = field(default_factory=list)
 
 
 class CustomerCache:
@@ -252,7 +255,7 @@ def events_prepare(
             continue
         seen.add(key)
         prepared.append(
-            PreparedEvent(customer_id, event_id, event_name, timestamp, properties, found)
+            PreparedEvent(customer_id, event_id, event_name, timestamp, properties, found, index)
         )
     return prepared, rejected, repeats
 
@@ -288,6 +291,8 @@ def events_ingest(
             result = IngestResult(rejected=rejected, duplicates=repeats)
             if not prepared:
                 return _counted(result)
+            # Before the store: the events are stored with the groups they count under.
+            other = group_values_limit(prepared)
             new = writer.store(prepared, received_at=now)
             # Every key new (no duplicate): the batch's events, without a pass over them.
             stored = (
@@ -304,6 +309,9 @@ def events_ingest(
                 usage_draw_for_events(events=metered, now=now)
                 usage_alerts_enqueue(customer_ids={e.customer_id for e in metered})
     result.accepted = len(stored)
+    if other:
+        indexes = {e.index for e in stored}
+        result.other = [o for o in other if o.index in indexes]
     result.duplicates += len(prepared) - len(stored)
     fold_clock.fold_if_due()
     return _counted(result)

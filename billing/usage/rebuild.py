@@ -18,6 +18,7 @@ from billing.models import (
     UsageUniqueValue,
 )
 from billing.usage.folding import committed_bound, days_added_up, fold_through, folds
+from billing.usage.group_limits import group_values_limit
 from billing.usage.metering import (
     PROPERTIES_DECODER,
     EventRejected,
@@ -99,7 +100,10 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
         for start in range(0, len(uniques), REBUILD_CHUNK):
             writer().insert_uniques(uniques[start : start + REBUILD_CHUNK])
         for start in range(0, len(events), REBUILD_CHUNK):
-            store_groups(events[start : start + REBUILD_CHUNK])
+            chunk = events[start : start + REBUILD_CHUNK]
+            # As at ingestion: values given a group keep it, the rest past the limit are "other".
+            group_values_limit(chunk)
+            store_groups(chunk)
     return counted
 
 

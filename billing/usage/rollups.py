@@ -45,6 +45,8 @@ class PreparedEvent:
     timestamp: datetime
     properties: dict
     contributions: list[Contribution]
+    # Its place in the batch (what the 202 names it by).
+    index: int = -1
 
 
 # Decimals written as the numbers they are (json.dumps refuses them, and floats

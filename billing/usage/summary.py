@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
+from billing.core.groups import OTHER_VALUE
 from billing.core.money import format_decimal, format_money
 from billing.core.periods import iso
 from billing.core.vocabulary import DRAWN_MODELS
@@ -136,6 +137,7 @@ def usage_body(usage: PeriodUsage) -> dict:
                     else {
                         "groups": [
                             {"key": group.key, "quantity": number(group.quantity)}
+                            | ({"other": True} if OTHER_VALUE in group.key.values() else {})
                             for group in row.groups
                         ]
                     }

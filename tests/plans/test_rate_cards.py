@@ -107,6 +107,15 @@ def test_a_card_is_stored_and_read_back(api, llm_tokens):
             "charges.0.rates.0.pricing",
             "needs its price",
         ),
+        (
+            # U+FFFF, the value of usage counted as "other" (issue 73)
+            [
+                {"when": {"model": "\uffff"}, "pricing": per_million("1")},
+                {"when": {}, "pricing": per_million("4")},
+            ],
+            "charges.0.rates.0.when",
+            "the one usage counted as other has",
+        ),
     ],
 )
 def test_a_card_that_cannot_price_usage_is_refused_naming_the_row(

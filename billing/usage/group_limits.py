@@ -1,0 +1,405 @@
+"""A bound on the groups a customer's events open: per customer, meter, UTC month
+and grouped property (and, for a meter grouping by two or more, their
+combination), the first BILLING_GROUP_VALUES_LIMIT distinct values get a group of
+their own; an event's later values count under OTHER_VALUE. Nothing is refused and
+nothing is lost: the event is stored as sent, its quantity counts in full, only
+the group it counts under is "other"; ingestion's 202 says so per event.
+
+The invoice stays right: a value a rate card row or a cost rate names (the
+catalog's, or the customer's deal) always keeps its own group, and matching a row
+compares named values only, so usage under "other" is priced by the row that would
+have priced its own value (the default row, or a row naming its other properties).
+
+OTHER_VALUE is U+FFFF, a Unicode noncharacter (kept for a program's internal
+use): an event that sends it as a value counts under "other" as well, which is what
+it says; the catalog refuses it in a `when`.
+
+The values given a group are rows of UsageGroupValue. Each process keeps the
+values it has read per key (they only ever grow within a month), so a batch whose
+values are all known reads nothing; a batch with a value not known reads its keys'
+values again, in one query. No lock: a lock per key held to commit made batches of
+many customers wait on each other (ingestion's rate fell to a fraction), so batches in
+flight at once may each give a key's last free places, and a key can end past the
+limit by what they give together (at most a batch's events each): still bounded."""
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from billing.breakdown_models import UsageGroupValue
+from billing.core.groups import OTHER_VALUE
+from billing.models import Subscription
+from billing.usage.metering import MeterDef, combination_text, combination_values, meter_cache
+from billing.usage.reads import Tally
+from billing.usage.rollups import PreparedEvent
+from plans.models import ChargeRate, CostRate
+
+# Keys a process keeps the values of; past it, it forgets them all (they are read
+# again: a batch of a customer it forgot costs one query).
+CACHE_KEYS = 50_000
+
+Key = tuple[int, int, datetime, int]
+
+
+@dataclass(slots=True)
+class OtherGroups:
+    """An event whose values of `properties` count under "other" for `meter`."""
+
+    index: int
+    id: str
+    meter: str
+    properties: list[str]
+
+
+class GroupValueCache:
+    """(customer, meter, month, position) -> (values known to have a group, how many
+    have one), as last read: the values this process met, not all of them."""
+
+    def __init__(self):
+        self._keys: dict[Key, tuple[set[str], int]] = {}
+
+    def clear(self) -> None:
+        self._keys = {}
+
+    def get(self, key: Key) -> tuple[set[str], int] | None:
+        return self._keys.get(key)
+
+    def put(self, key: Key, values: set[str], count: int) -> None:
+        if len(self._keys) >= CACHE_KEYS:
+            self._keys = {}
+        self._keys[key] = (values, count)
+
+
+group_value_cache = GroupValueCache()
+
+
+def month_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+_COLUMNS = "billing_usagegroupvalue (customer_id, meter_id, month, position, group_value)"
+_INSERT_JSON = (
+    f"INSERT INTO {_COLUMNS} SELECT (r->>0)::bigint, (r->>1)::bigint, "  # noqa: S608 (constants only)
+    "(r->>2)::timestamptz, (r->>3)::smallint, r->>4 FROM json_array_elements(%s::json) AS r "
+    "ORDER BY 1, 2, 3, 4, 5 ON CONFLICT DO NOTHING"
+)
+_INSERT_ROWS = f"INSERT INTO {_COLUMNS} VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"  # noqa: S608
+
+
+def _insert(rows: list[tuple]) -> None:
+    """Give these (customer, meter, month, position, value) a group: one statement on
+    PostgreSQL, in one order (two batches giving the same values wait, never in a
+    cycle)."""
+    rows.sort()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            document = json.dumps([[c, m, mo.isoformat(), p, v] for c, m, mo, p, v in rows])
+            cursor.execute(_INSERT_JSON, [document])
+        else:
+            # The month as the ORM writes it (sqlite3's own adapter writes another text).
+            adapt = connection.ops.adapt_datetimefield_value
+            cursor.executemany(_INSERT_ROWS, [(c, m, adapt(mo), p, v) for c, m, mo, p, v in rows])
+
+
+def _superset(keys) -> dict:
+    """A filter of the rows of these keys, by each column's few values (a superset of
+    the keys: read off by key)."""
+    return {
+        "customer_id__in": {key[0] for key in keys},
+        "meter_id__in": {key[1] for key in keys},
+        "month__in": {key[2] for key in keys},
+        "position__in": {key[3] for key in keys},
+    }
+
+
+# PostgreSQL: how many values each key has, and which (key, value) pairs have a group,
+# by exact keys sent as one JSON document (a key's index in it comes back).
+_COUNTS = (
+    "SELECT k.i, (SELECT count(*) FROM billing_usagegroupvalue g WHERE (g.customer_id, "
+    "g.meter_id, g.month, g.position) = (k.c, k.m, k.mo, k.p)) FROM json_to_recordset(%s::json) "
+    "AS k(i int, c bigint, m bigint, mo timestamptz, p smallint)"
+)
+_FOUND = (
+    "SELECT k.i, k.v FROM json_to_recordset(%s::json) AS k(i int, c bigint, m bigint, "
+    "mo timestamptz, p smallint, v text) WHERE EXISTS (SELECT 1 FROM billing_usagegroupvalue g "
+    "WHERE (g.customer_id, g.meter_id, g.month, g.position, g.group_value) "
+    "= (k.c, k.m, k.mo, k.p, k.v))"
+)
+
+
+def _read(
+    keys: list[Key], wanted: dict[Key, dict[str, None]]
+) -> tuple[dict[Key, int], dict[Key, set[str]]]:
+    """How many values of each key not in the cache have a group, and which of the
+    wanted values of each key have one: two queries, by exact keys and values."""
+    uncached = [key for key in keys if group_value_cache.get(key) is None]
+    counts: dict[Key, int] = {}
+    found: dict[Key, set[str]] = {}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            if uncached:
+                document = [
+                    {"i": i, "c": c, "m": m, "mo": mo.isoformat(), "p": p}
+                    for i, (c, m, mo, p) in enumerate(uncached)
+                ]
+                cursor.execute(_COUNTS, [json.dumps(document)])
+                counts = {uncached[i]: n for i, n in cursor.fetchall()}
+            document = [
+                {"i": i, "c": c, "m": m, "mo": mo.isoformat(), "p": p, "v": v}
+                for i, (c, m, mo, p) in enumerate(keys)
+                for v in wanted[(c, m, mo, p)]
+            ]
+            cursor.execute(_FOUND, [json.dumps(document)])
+            for i, value in cursor.fetchall():
+                found.setdefault(keys[i], set()).add(value)
+        return counts, found
+    # SQLite (the embedded default): by each column's few values, read off by key.
+    rows = UsageGroupValue.objects.filter(**_superset(keys)).values_list(
+        "customer_id", "meter_id", "month", "position", "group_value"
+    )
+    for c, m, mo, p, v in rows:
+        key = (c, m, month_of(mo), p)
+        if key in wanted:
+            counts[key] = counts.get(key, 0) + 1
+            if v in wanted[key]:
+                found.setdefault(key, set()).add(v)
+    return {key: counts.get(key, 0) for key in uncached}, found
+
+
+def _admitted(wanted: dict[Key, dict[str, None]]) -> dict[Key, set[str]]:
+    """The values of each key that have a group, giving one to each new value (in
+    order) while its key has fewer than the limit."""
+    limit = settings.BILLING_GROUP_VALUES_LIMIT
+    out: dict[Key, set[str]] = {}
+    unknown: list[Key] = []
+    for key, values in wanted.items():
+        entry = group_value_cache.get(key)
+        if entry is not None and (entry[1] >= limit or all(v in entry[0] for v in values)):
+            out[key] = entry[0]
+        else:
+            unknown.append(key)
+    if not unknown:
+        return out
+    counts, found = _read(unknown, wanted)
+    new = []
+    for key in unknown:
+        entry = group_value_cache.get(key)
+        known = set(entry[0]) if entry else set()
+        seen = found.get(key, set())
+        # A cached count grows by the values other processes gave that this batch met.
+        count = entry[1] + len(seen - known) if entry else counts.get(key, 0)
+        known |= seen
+        for value in wanted[key]:
+            if value not in known and count < limit:
+                known.add(value)
+                count += 1
+                new.append((*key, value))
+        # Kept once committed: a batch rolled back gave no value a group.
+        transaction.on_commit(partial(group_value_cache.put, key, known, count))
+        out[key] = known
+    if new:
+        _insert(new)
+    return out
+
+
+def _named_values(meter_ids: set[int], customer_ids: set[int]) -> set[tuple]:
+    """(meter id, property, value) that a rate card row or a cost rate of the
+    catalog names, and (customer id, meter id, property, value) that a deal of one
+    of these customers names: values that always keep their own group."""
+    named: set[tuple] = set()
+    rows = list(
+        ChargeRate.objects.filter(charge__meter_id__in=meter_ids).values_list(
+            "charge__meter_id", "when"
+        )
+    ) + list(CostRate.objects.filter(meter_id__in=meter_ids).values_list("meter_id", "when"))
+    for meter_id, when in rows:
+        named.update((meter_id, name, str(value)) for name, value in (when or {}).items())
+    by_code = meter_cache.by_id()
+    for customer_id, *documents in Subscription.objects.filter(
+        customer_id__in=customer_ids
+    ).values_list("customer_id", "overrides", "next_overrides"):
+        for document in documents:
+            for charge in (document or {}).get("charges", ()):
+                meter = next((d for d in by_code.values() if d.code == charge.get("meter")), None)
+                for rate in charge.get("rates") or () if meter else ():
+                    named.update(
+                        (customer_id, meter.id, name, str(value))
+                        for name, value in (rate.get("when") or {}).items()
+                    )
+    return named
+
+
+def group_values_limit(events: list[PreparedEvent]) -> list[OtherGroups]:
+    """Bound the groups the events open (see the module): each contribution's
+    group values past the limit become OTHER_VALUE, in place, before the events
+    are stored. Returns, per event and meter, the properties counted as "other"."""
+    meters = meter_cache.by_id()
+    grouped = [
+        (event, c, meters[c.meter_id])
+        for event in events
+        for c in event.contributions
+        if c.group is not None and c.meter_id in meters
+    ]
+    if not grouped:
+        return []
+    # The properties first, then the combinations of the values they kept.
+    wanted: dict[Key, dict[str, None]] = {}
+    for event, c, meter in grouped:
+        if c.combination_only:
+            # Only the combination is stored (and read, for one property too): its
+            # bound bounds the properties'.
+            continue
+        month = month_of(event.timestamp)
+        for position in range(len(meter.group_by)):
+            value = c.group[position]
+            if value and value != OTHER_VALUE:
+                wanted.setdefault((event.customer_id, c.meter_id, month, position), {})[value] = (
+                    None
+                )
+    admitted = _admitted(wanted)
+    named: set[tuple] | None = None
+    folded: dict[tuple[int, int], set[str]] = {}
+    combos: dict[Key, dict[str, None]] = {}
+    for event, c, meter in grouped:
+        month = month_of(event.timestamp)
+        values = list(c.group[: len(meter.group_by)])
+        for position, value in enumerate(values):
+            key = (event.customer_id, c.meter_id, month, position)
+            if c.combination_only or not value or value == OTHER_VALUE or value in admitted[key]:
+                continue
+            if named is None:
+                named = _named_values(
+                    {m.id for _, _, m in grouped}, {e.customer_id for e, _, _ in grouped}
+                )
+            if _is_named(named, event.customer_id, meter, position, value):
+                continue
+            values[position] = OTHER_VALUE
+            folded.setdefault((event.index, c.meter_id), set()).add(meter.group_by[position])
+        _regroup(c, meter, values)
+        if len(meter.group_by) > 1 and c.group[-1] and not _all_other(values):
+            key = (event.customer_id, c.meter_id, month, len(meter.group_by))
+            combos.setdefault(key, {})[c.group[-1]] = None
+    if combos:
+        admitted = _admitted(combos)
+        for event, c, meter in grouped:
+            count = len(meter.group_by)
+            key = (event.customer_id, c.meter_id, month_of(event.timestamp), count)
+            if count < 2 or not c.group[-1] or c.group[-1] in admitted.get(key, (c.group[-1],)):
+                continue
+            if named is None:
+                named = _named_values(
+                    {m.id for _, _, m in grouped}, {e.customer_id for e, _, _ in grouped}
+                )
+            # A combination past the limit keeps only the values a row names.
+            values = list(c.group[:count])
+            for position, value in enumerate(values):
+                if (
+                    value
+                    and value != OTHER_VALUE
+                    and not _is_named(named, event.customer_id, meter, position, value)
+                ):
+                    values[position] = OTHER_VALUE
+                    folded.setdefault((event.index, c.meter_id), set()).add(
+                        meter.group_by[position]
+                    )
+            _regroup(c, meter, values)
+    by_index = {event.index: event for event in events}
+    return [
+        OtherGroups(
+            index=index,
+            id=by_index[index].event_id,
+            meter=meters[meter_id].code,
+            properties=[name for name in meters[meter_id].group_by if name in names],
+        )
+        for (index, meter_id), names in sorted(folded.items())
+    ]
+
+
+def _is_named(
+    named: set[tuple], customer_id: int, meter: MeterDef, position: int, value: str
+) -> bool:
+    name = meter.group_by[position]
+    return (meter.id, name, value) in named or (customer_id, meter.id, name, value) in named
+
+
+def _all_other(values: list[str]) -> bool:
+    return all(value in ("", OTHER_VALUE) for value in values)
+
+
+def _regroup(c, meter: MeterDef, values: list[str]) -> None:
+    """Set a contribution's group texts (metering.group_of) to these values."""
+    c.group = (*values, combination_text(values)) if len(values) > 1 else tuple(values)
+
+
+def _kept(key: Key, value: str) -> bool:
+    """Whether a value of a key has a group, or the key has room (an edge's value
+    counted as ingestion would have)."""
+    limit = settings.BILLING_GROUP_VALUES_LIMIT
+    entry = group_value_cache.get(key)
+    if entry is not None and (entry[1] < limit or value in entry[0]):
+        return True
+    counts, found = _read([key], {key: {value: None}})
+    known = set(entry[0]) if entry else set()
+    seen = found.get(key, set())
+    count = entry[1] + len(seen - known) if entry else counts.get(key, 0)
+    group_value_cache.put(key, known | seen, count)
+    return count < limit or value in seen
+
+
+def edge_groups_bounded(
+    tally: Tally, *, customer_id: int, meters: list[MeterDef], position: dict[int, int], month
+) -> Tally:
+    """A tally of raw events' groups (the partial hours at a read's edges, metered
+    from the events as sent: billing.usage.edges), keyed (meter id, group text) at
+    each meter's `position`, with each value as ingestion counted it: past a full
+    key's values, and named by no row, as OTHER_VALUE. Unchanged when nothing is past."""
+    by_id = {meter.id: meter for meter in meters}
+    named: set[tuple] | None = None
+
+    def kept(meter: MeterDef, at: int, value: str) -> bool:
+        nonlocal named
+        if not value or value == OTHER_VALUE:
+            return True
+        if _kept((customer_id, meter.id, month, at), value):
+            return True
+        if named is None:
+            named = _named_values({m.id for m in meters}, {customer_id})
+        return at < len(meter.group_by) and kept_named(meter, at, value)
+
+    def kept_named(meter: MeterDef, at: int, value: str) -> bool:
+        nonlocal named
+        if not value or value == OTHER_VALUE:
+            return True
+        if named is None:
+            named = _named_values({m.id for m in meters}, {customer_id})
+        return _is_named(named, customer_id, meter, at, value)
+
+    mapping = {}
+    for key in set(tally.counts) | set(tally.latest) | set(tally.uniques):
+        meter_id, text = key
+        meter, at = by_id[meter_id], position[meter_id]
+        count = len(meter.group_by)
+        if at < count:
+            mapping[key] = (meter_id, text if kept(meter, at, text) else OTHER_VALUE)
+            continue
+        values = [value or "" for _, value in combination_values(meter, text)]
+        values = [v if kept(meter, i, v) else OTHER_VALUE for i, v in enumerate(values)]
+        combined = combination_text(values) if text else text
+        if not kept(meter, count, combined):
+            values = [v if kept_named(meter, i, v) else OTHER_VALUE for i, v in enumerate(values)]
+            combined = combination_text(values)
+        mapping[key] = (meter_id, combined)
+    if all(mapping[key] == key for key in mapping):
+        return tally
+    out = Tally()
+    for key, n in tally.counts.items():
+        out.add_hours(mapping[key], n, tally.sums.get(key), tally.maxima.get(key))
+    for key, latest in tally.latest.items():
+        out.add_latest(mapping[key], *latest)
+    for key, values in tally.uniques.items():
+        out.uniques.setdefault(mapping[key], set()).update(values)
+    return out

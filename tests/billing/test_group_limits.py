@@ -1,0 +1,310 @@
+"""Distinct values of grouped properties are bounded (issue 73): per customer, meter
+and month the first BILLING_GROUP_VALUES_LIMIT values get a group each, the rest
+count under "other" (the 202 says so per event); nothing is refused or lost, a value
+a rate card names keeps its own group, and the invoice's breakdown and its PDF show
+the largest groups and one "Other" row."""
+
+import io
+from datetime import UTC, datetime
+from decimal import Decimal as D
+
+import pytest
+import time_machine
+from django.test import Client
+from django.utils import timezone
+from pypdf import PdfReader
+
+from billing.core.groups import OTHER_VALUE, TOP_GROUPS
+from billing.invoicing.close import periods_close
+from billing.usage.breakdowns import usage_groups
+from billing.usage.ingestion import events_ingest
+from billing.usage.metering import meter_cache
+from billing.usage.rebuild import meter_usage_rebuild
+from customers.portal_links import portal_session_create
+from customers.services import customer_create
+from invoices.models import Invoice, InvoiceLine
+from invoices.pdf import render_invoice_pdf
+from plans.services import meter_create
+from tests.factories import api_client, overage, published_version, subscribe
+from tests.rate_cards import card_charge, llm_tokens
+
+pytestmark = pytest.mark.django_db
+
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+NOV_20 = datetime(2026, 11, 20, tzinfo=UTC)
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def tokens_meter():
+    return meter_create(
+        code="tokens",
+        name="Tokens",
+        event_name="llm",
+        aggregation="sum",
+        value_property="tokens",
+        group_by=["model"],
+        invoice_breakdown="model",
+    )
+
+
+def event(i: int, model: str, tokens: int = 10, *, at: str = "2026-11-05T10:00:00Z") -> dict:
+    return {
+        "id": f"e{i}",
+        "customer": "acme",
+        "event_name": "llm",
+        "timestamp": at,
+        "properties": {"model": model, "tokens": tokens},
+    }
+
+
+def test_values_past_the_limit_count_under_other_and_the_202_says_so(db, settings):
+    # given: a limit of 3 values a month
+    settings.BILLING_GROUP_VALUES_LIMIT = 3
+    tokens_meter()
+    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    events = [event(i, f"m{i}") for i in range(6)] + [event(6, "m1")]
+
+    # when
+    with time_machine.travel(NOV_20, tick=False):
+        response = api_client("events:write").post(
+            "/api/v1/events", {"events": events}, format="json"
+        )
+
+    # then: all stored; the 4th to 6th values count under "other", and the 202 says so
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (7, 0, [])
+    assert body["other"] == [
+        {"index": i, "id": f"e{i}", "meter": "tokens", "properties": ["model"]} for i in (3, 4, 5)
+    ]
+    groups = usage_groups(
+        customer_id=customer.pk,
+        meter=meter_cache.by_code("tokens"),
+        by="model",
+        start=NOV_1,
+        end=DEC_1,
+    )
+    assert [(g.key["model"], g.quantity) for g in groups] == [
+        (OTHER_VALUE, D(30)),
+        ("m1", D(20)),
+        ("m0", D(10)),
+        ("m2", D(10)),
+    ]
+    # a later batch with a known value and a new one: only the new one is "other"
+    with time_machine.travel(NOV_20, tick=False):
+        result = events_ingest(events=[event(7, "m2"), event(8, "m9")], now=NOV_20)
+    assert [(o.index, o.id, o.properties) for o in result.other] == [(1, "e8", ["model"])]
+    # a new month opens its own groups
+    december = datetime(2026, 12, 2, tzinfo=UTC)
+    with time_machine.travel(december, tick=False):
+        result = events_ingest(events=[event(9, "m9", at="2026-12-02T00:00:00Z")], now=december)
+    assert result.other == []
+
+
+def test_a_read_of_part_of_an_hour_counts_the_same_values_as_other(db, settings):
+    # given: a limit of 2 and 4 models sent at 10:40
+    settings.BILLING_GROUP_VALUES_LIMIT = 2
+    tokens_meter()
+    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    sent = [event(i, f"m{i}", at="2026-11-05T10:40:00Z") for i in range(4)]
+    events_ingest(events=sent, now=NOV_20)
+
+    # when: a range inside the hour (read from the raw events, as sent), and one
+    # starting mid-hour (a period of a subscription started at 10:30)
+    inside, mid_hour = (
+        usage_groups(
+            customer_id=customer.pk,
+            meter=meter_cache.by_code("tokens"),
+            by="model",
+            start=datetime(2026, 11, 5, 10, 30, tzinfo=UTC),
+            end=end,
+        )
+        for end in (datetime(2026, 11, 5, 10, 50, tzinfo=UTC), DEC_1)
+    )
+
+    # then: the values ingestion counted as "other" are "other" here too
+    expected = [(OTHER_VALUE, D(20)), ("m0", D(10)), ("m1", D(10))]
+    assert [(g.key["model"], g.quantity) for g in inside] == expected
+    assert [(g.key["model"], g.quantity) for g in mid_hour] == expected
+
+
+def test_a_rebuild_keeps_the_limit(db, settings):
+    # given: a limit of 2 and 4 models sent
+    settings.BILLING_GROUP_VALUES_LIMIT = 2
+    meter = tokens_meter()
+    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    events_ingest(events=[event(i, f"m{i}") for i in range(4)], now=NOV_20)
+
+    # when: the meter's rollups are rebuilt from the stored events
+    meter_usage_rebuild(meter_id=meter.pk)
+
+    # then: the two values given a group keep it, the rest are "other" again
+    groups = usage_groups(
+        customer_id=customer.pk,
+        meter=meter_cache.by_code("tokens"),
+        by="model",
+        start=NOV_1,
+        end=DEC_1,
+    )
+    assert [(g.key["model"], g.quantity) for g in groups] == [
+        (OTHER_VALUE, D(20)),
+        ("m0", D(10)),
+        ("m1", D(10)),
+    ]
+
+
+def test_a_value_a_rate_card_names_keeps_its_group_and_the_invoice_prices_it(db, settings):
+    # given: a limit of 1, and the token card (gpt-4o input 2.50, output 10.00,
+    # claude-sonnet 3.00, the default 4.00 per 1,000,000)
+    settings.BILLING_GROUP_VALUES_LIMIT = 1
+    llm_tokens()
+    published_version("chat", charges=(card_charge(),))
+    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    subscription = subscribe(customer, "chat")
+    sent = [
+        ("mistral", "input", 10_000),
+        ("gpt-4o", "input", 1_000_000),
+        ("llama", "output", 10_000),
+    ]
+    events = [
+        {
+            "id": f"t{i}",
+            "customer": "acme",
+            "event_name": "llm.tokens",
+            "timestamp": "2026-11-05T10:00:00Z",
+            "properties": {"model": model, "token_type": kind, "tokens": n},
+        }
+        for i, (model, kind, n) in enumerate(sent)
+    ]
+
+    # when
+    result = events_ingest(events=events, now=NOV_20)
+    periods_close(as_of=DEC_1)
+
+    # then: mistral had the one group; gpt-4o, named by the card, keeps its own;
+    # llama counts under "other" and is priced by the default row, as it would be
+    assert [(o.index, o.meter, o.properties) for o in result.other] == [
+        (2, "llm_tokens", ["model"])
+    ]
+    invoice = Invoice.objects.get(subscription=subscription, reason="period")
+    lines = {
+        tuple(sorted((line.group or {}).items())): (line.quantity, line.amount)
+        for line in invoice.lines.filter(meter="llm_tokens")
+    }
+    assert lines == {
+        (("model", "gpt-4o"), ("token_type", "input")): (D(1_000_000), D("2.50")),
+        (): (D(20_000), D("0.08")),
+    }
+
+
+def test_an_invoice_breakdown_shows_the_largest_groups_and_one_other_row(db, settings):
+    # given: 8 models (limit 6), 5 shown on invoices
+    settings.BILLING_GROUP_VALUES_LIMIT = 6
+    tokens_meter()
+    published_version("chat", charges=(overage("tokens", 0, "0.01"),))
+    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    subscription = subscribe(customer, "chat")
+    events_ingest(events=[event(i, f"m{i}", tokens=100 + i) for i in range(8)], now=NOV_20)
+
+    # when
+    periods_close(as_of=DEC_1)
+
+    # then: m5..m1 by size, then the rest (m0 and the two past the limit) as "Other"
+    invoice = Invoice.objects.get(subscription=subscription, reason="period")
+    (line,) = invoice.lines.filter(meter="tokens")
+    assert (line.quantity, line.amount) == (D(828), D("8.28"))
+    assert line.breakdown == {
+        "by": "model",
+        "groups": [
+            {"value": "m5", "quantity": "105"},
+            {"value": "m4", "quantity": "104"},
+            {"value": "m3", "quantity": "103"},
+            {"value": "m2", "quantity": "102"},
+            {"value": "m1", "quantity": "101"},
+            {"value": None, "other": True, "quantity": "313"},
+        ],
+    }
+    text = " ".join(
+        page.extract_text() for page in PdfReader(io.BytesIO(render_invoice_pdf(invoice))).pages
+    )
+    assert "m1 101 Other 313" in " ".join(text.split()), text
+
+
+def test_an_invoice_stored_with_100000_groups_prints_a_bounded_pdf(db):
+    # given: an invoice whose line was stored with 100,000 groups (before the limit)
+    tokens_meter()
+    published_version("chat", charges=(overage("tokens", 0, "0.01"),))
+    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    subscription = subscribe(customer, "chat")
+    events_ingest(events=[event(0, "m0")], now=NOV_20)
+    periods_close(as_of=DEC_1)
+    invoice = Invoice.objects.get(subscription=subscription, reason="period")
+    groups = [{"value": f"m{i:06d}", "quantity": "1"} for i in range(STORED_GROUPS)]
+    InvoiceLine.objects.filter(invoice=invoice, meter="tokens").update(
+        breakdown={"by": "model", "groups": groups}
+    )
+
+    # when
+    pdf = PdfReader(io.BytesIO(render_invoice_pdf(invoice)))
+
+    # then: the five first groups and one "Other" row, on at most two pages
+    text = " ".join(" ".join(page.extract_text() for page in pdf.pages).split())
+    assert len(pdf.pages) <= 2
+    assert f"m000004 1 Other {STORED_GROUPS - TOP_GROUPS:,}" in text, text
+    assert "m000005" not in text
+
+
+STORED_GROUPS = 100_000
+
+
+@pytest.mark.postgres
+def test_100000_distinct_values_of_one_customer_stay_bounded(db):
+    # given: the default limit (1,000), one customer sending 100,000 models
+    tokens_meter()
+    published_version("chat", charges=(overage("tokens", 0, "0.01"),))
+    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    subscription = subscribe(customer, "chat")
+
+    # when: 100 batches of 1,000 events, each a model of its own
+    other = []
+    for batch in range(100):
+        events = [
+            event(batch * 1000 + i, f"model-{batch * 1000 + i}", tokens=1) for i in range(1000)
+        ]
+        result = events_ingest(events=events, now=NOV_20)
+        assert (result.accepted, result.rejected) == (1000, [])
+        other.extend(result.other)
+
+    # then: 99,000 events were counted under "other", every one said so
+    assert len(other) == 99_000
+    assert {tuple(o.properties) for o in other} == {("model",)}
+    groups = usage_groups(
+        customer_id=customer.pk,
+        meter=meter_cache.by_code("tokens"),
+        by="model",
+        start=NOV_1,
+        end=DEC_1,
+    )
+    assert len(groups) == 1001
+    assert sum(g.quantity for g in groups) == D(100_000)
+    # the API's read (on November 27: the current period) and the portal's page
+    with time_machine.travel(datetime(2026, 11, 27, tzinfo=UTC), tick=False):
+        read = api_client("read").get("/api/v1/customers/acme/usage?group_by=model").json()
+        token = portal_session_create(customer=customer, now=timezone.now()).token
+        page = Client().get(f"/portal/{token}/")
+    (line,) = [line for line in read["lines"] if line["meter"] == "tokens"]
+    assert len(line["groups"]) == 1001
+    assert [g["quantity"] for g in line["groups"] if g.get("other")] == ["99000"]
+    assert page.status_code == 200
+    html = page.content.decode()
+    table = html[html.index('<table class="breakdown" data-property="model"') :]
+    table = table[: table.index("</table>")]
+    assert table.count("<tr>") == TOP_GROUPS + 1
+    assert "<td>Other</td>" in table
+    periods_close(as_of=DEC_1)
+    invoice = Invoice.objects.get(subscription=subscription, reason="period")
+    (line,) = invoice.lines.filter(meter="tokens")
+    assert (line.quantity, line.amount) == (D(100_000), D("1000.00"))
+    assert len(line.breakdown["groups"]) == TOP_GROUPS + 1
+    assert line.breakdown["groups"][-1] == {"value": None, "other": True, "quantity": "99995"}
+    assert len(PdfReader(io.BytesIO(render_invoice_pdf(invoice))).pages) <= 2
