@@ -29,12 +29,13 @@ import sys
 import time
 from datetime import UTC, datetime
 
+import hostile_bounds_cases
 import hostile_csv_cases
 import hostile_scope_cases
 from hostile_ingest import Client
 from hostile_world import Case, World
 
-SURFACES = [hostile_scope_cases, hostile_csv_cases]
+SURFACES = [hostile_scope_cases, hostile_csv_cases, hostile_bounds_cases]
 
 
 def main() -> int:
