@@ -178,7 +178,9 @@ def _admitted(wanted: dict[Key, dict[str, None]]) -> dict[Key, set[str]]:
     unknown: list[Key] = []
     for key, values in wanted.items():
         entry = group_value_cache.get(key)
-        if entry is not None and (entry[1] >= limit or all(v in entry[0] for v in values)):
+        # A full key still reads the values it does not know: another process (or an
+        # earlier one) may have given them their groups.
+        if entry is not None and all(v in entry[0] for v in values):
             out[key] = entry[0]
         else:
             unknown.append(key)

@@ -17,6 +17,7 @@ from pypdf import PdfReader
 from billing.core.groups import OTHER_VALUE, TOP_GROUPS
 from billing.invoicing.close import periods_close
 from billing.usage.breakdowns import usage_groups
+from billing.usage.group_limits import group_value_cache
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import meter_cache
 from billing.usage.rebuild import meter_usage_rebuild
@@ -98,6 +99,27 @@ def test_values_past_the_limit_count_under_other_and_the_202_says_so(db, setting
     december = datetime(2026, 12, 2, tzinfo=UTC)
     with time_machine.travel(december, tick=False):
         result = events_ingest(events=[event(9, "m9", at="2026-12-02T00:00:00Z")], now=december)
+    assert result.other == []
+
+
+def test_a_value_given_a_group_elsewhere_keeps_it_in_a_process_that_knows_the_key_full(
+    db, settings, django_capture_on_commit_callbacks
+):
+    # given: a limit of 2, both values given by another process (this one's cache
+    # cleared), then this process meets the full key through a third value
+    settings.BILLING_GROUP_VALUES_LIMIT = 2
+    tokens_meter()
+    customer_create(external_id="acme", name="Acme", currency="USD")
+    events_ingest(events=[event(0, "m0"), event(1, "m1")], now=NOV_20)
+    group_value_cache.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        third = events_ingest(events=[event(2, "m2")], now=NOV_20)
+    assert [o.id for o in third.other] == ["e2"]
+
+    # when: a value the other process gave a group comes again
+    result = events_ingest(events=[event(3, "m0")], now=NOV_20)
+
+    # then: it keeps its group (it counted under "other" while the key was full here)
     assert result.other == []
 
 
