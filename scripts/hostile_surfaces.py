@@ -1,5 +1,6 @@
 """Hostile cases beyond ingestion, against a live server: what a key of each scope may
-call, and what a spreadsheet would run in the CSV exports. scripts/hostile_ingest.py
+call, what a spreadsheet would run in the CSV exports, money and dates out of bounds,
+and distinct property values without end. scripts/hostile_ingest.py
 is the ingestion matrix; scripts/hostile_check.sh runs both in CI.
 
     .venv/bin/python scripts/hostile_surfaces.py --url http://127.0.0.1:8000 \
@@ -12,7 +13,7 @@ superuser's {"username", "password"}, for the admin's CSV downloads.
 
 A surface is a module of cases: a function of the World that returns Cases, each a
 name and a function that calls the server and returns its problems (an empty list
-when the server did as the contract says). To add one (cardinality, money bounds),
+when the server did as the contract says). To add one,
 write scripts/hostile_<surface>_cases.py with `def cases(world) -> list[Case]` and
 add it to SURFACES below. Every case runs, even after a failure; the table says
 which failed and why. Exit status: 0 clean; 1 on any failing case or 5xx; 2 when
@@ -31,11 +32,12 @@ from datetime import UTC, datetime
 
 import hostile_bounds_cases
 import hostile_csv_cases
+import hostile_groups_cases
 import hostile_scope_cases
 from hostile_ingest import Client
 from hostile_world import Case, World
 
-SURFACES = [hostile_scope_cases, hostile_csv_cases, hostile_bounds_cases]
+SURFACES = [hostile_scope_cases, hostile_csv_cases, hostile_bounds_cases, hostile_groups_cases]
 
 
 def main() -> int:
