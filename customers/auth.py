@@ -40,8 +40,9 @@ def bearer_secret(header: str) -> str | None:
 
 def accepted_scopes(view, method: str) -> tuple[str, ...]:
     """The scopes of which a key needs one to call `view` with `method`: the view's
-    `required_scopes` for the method, else `read` for reads and `admin` for writes."""
-    scope = getattr(view, "required_scopes", {}).get(method)
+    `required_scopes` for the method, else `read` for reads and `admin` for writes.
+    HEAD is GET without its body (Django runs the view's get): it needs what GET does."""
+    scope = getattr(view, "required_scopes", {}).get("GET" if method == "HEAD" else method)
     if scope is None:
         scope = ApiKey.SCOPE_READ if method in permissions.SAFE_METHODS else ApiKey.SCOPE_ADMIN
     # A view may accept any of several scopes (a tuple).
