@@ -134,12 +134,13 @@ def cost_rate_create(
 
 
 def cost_rate_supersede(
-    *, rate_id: int, unit_cost: Decimal | None = None, per: Decimal | None = Decimal(1)
+    *, rate_id: int, unit_cost: Decimal | None = None, per: Decimal | None = None
 ) -> CostRate:
     """Correct a wrong cost rate over every hour it covered: a row for the same
     meter, `when`, currency and `effective_from` at `unit_cost` for `per` units,
     which costs those hours from then on (billing.margins reads it instead); the
-    wrong row is kept, marked superseded by it. Checked as cost_rate_create checks
+    wrong row is kept, marked superseded by it; `per` not given is the wrong row's
+    (a correction of a price per million stays per million). Checked as cost_rate_create checks
     a row; 404 for an unknown rate, 409 for one superseded already (correct its
     correction). Under the meter's row lock, as the meter's other rate writes;
     the one-to-one `supersedes` keeps two corrections of one row out anyway."""
@@ -155,6 +156,7 @@ def cost_rate_supersede(
                 f"supersede {correction.pk} to correct it again",
                 words=f"This rate was corrected already, by rate {correction.pk}: correct that.",
             )
+        per = wrong.per if per is None else per
         pairs = check_cost_rate(
             meter=wrong.meter,
             meter_code=wrong.meter.code,

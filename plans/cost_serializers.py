@@ -67,7 +67,9 @@ class CostRateCorrectionSerializer(NoUnknownKeys, serializers.Serializer):
 
     unit_cost = DecimalString(help_text='What `per` units cost, e.g. "1.10".')
     per = DecimalString(
-        required=False, default=None, help_text="How many units unit_cost is for (default 1)."
+        required=False,
+        default=None,
+        help_text="How many units unit_cost is for (default: the wrong rate's per).",
     )
 
     def to_internal_value(self, data):

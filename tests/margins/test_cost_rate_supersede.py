@@ -75,6 +75,19 @@ def test_a_correction_costs_the_hours_the_wrong_rate_covered_and_the_history_sta
     assert CostRate.objects.filter(when=INPUT).count() == 4
 
 
+def test_a_correction_without_per_keeps_the_wrong_rates_per(s26):  # noqa: F811
+    s26_usage()
+    wrong = input_rate_from_the_16th()
+
+    # when: only the unit cost is corrected, of a rate per 1,000,000 tokens
+    response = supersede(wrong.pk, {"unit_cost": "0.80"})
+
+    # then: per 1,000,000 still (per 1 would have cost Nov 20's input a million times more)
+    assert response.status_code == 201, response.json()
+    assert (response.json()["unit_cost"], response.json()["per"]) == ("0.80", "1000000")
+    assert cost_of_november() == [("3.05", "0", None)]
+
+
 def test_the_broken_rate_is_superseded_and_the_report_computes_all_again(broken_rate):  # noqa: F811
     ((cost, uncosted, error),) = cost_of_november()
     assert (cost, uncosted) == ("2.25", "1000000")
