@@ -114,10 +114,12 @@ def render_claim(
 
 
 def render_done(claim: Claim) -> None:
-    """Free the claim of a render that recorded (in the transaction that records it)."""
-    PdfRender.objects.filter(pk=claim.render_id).update(
-        claimant="", claimed_until=None, attempts=0, failed_at=None, last_error=""
-    )
+    """Free the claim of a render that recorded (in the transaction that records it);
+    nothing when another took it over meanwhile (a download that outlived its lease):
+    that one frees it when it records."""
+    PdfRender.objects.filter(
+        pk=claim.render_id, claimant=claim.claimant, attempts=claim.attempt
+    ).update(claimant="", claimed_until=None, attempts=0, failed_at=None, last_error="")
 
 
 def render_release(claim: Claim, *, now: datetime, error: BaseException) -> None:

@@ -199,6 +199,22 @@ def test_a_claim_that_ran_out_is_a_render_that_died_and_the_next_asker_renders(r
     assert claim_of(invoice)["attempts"] == 0
 
 
+@time_machine.travel(DEC_5, tick=False)
+def test_a_render_that_outlived_its_lease_leaves_the_next_claim_held(renders):
+    invoice = issued_invoice()
+    late = claim(invoice, "call:late")
+    after_lease = DEC_5 + LEASE + timedelta(seconds=1)
+    taken_over = claim(invoice, "task-2", now=after_lease)
+
+    # when: the late render records and frees its claim
+    render_claims.render_done(late)
+
+    # then: the claim taken over still holds (freed, a third render could start)
+    assert (claim_of(invoice)["claimant"], claim_of(invoice)["attempts"]) == ("task-2", 2)
+    render_claims.render_done(taken_over)
+    assert (claim_of(invoice)["claimant"], claim_of(invoice)["attempts"]) == ("", 0)
+
+
 def test_the_email_waits_for_the_render_under_way_and_attaches_what_it_stored(
     renders, settings, mailoutbox
 ):
