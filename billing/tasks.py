@@ -92,7 +92,7 @@ def send_alert_email(alert_id: int) -> bool:
     return alert is not None and alerts.alert_email_send(alert=alert, now=datetime.now(UTC))
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, **time_limits("beat"))
 def send_unsent_alert_emails(grace_seconds: int | None = None) -> int:
     """The beat task: queue the emails of the alerts whose email task was lost (the
     broker out of reach or restarted empty), those `grace_seconds` old at least
