@@ -9,9 +9,10 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.customer_text import CustomerText, money_text, percent
-from billing.core.groups import OTHER_VALUE, top_and_rest
+from billing.core.groups import OTHER_VALUE, TOP_GROUPS, top_and_rest
 from billing.core.money import AMOUNT
 from billing.core.vocabulary import LineKind
+from plans.models import Meter
 
 
 class InvoiceSequence(models.Model):
@@ -217,12 +218,20 @@ class InvoiceLine(models.Model):
     def breakdown_rows(self) -> list[tuple[str | None, bool, Decimal]]:
         """The breakdown as shown: (value, whether it is the rest, quantity) of the
         largest groups then the rest (billing.core.groups.top_and_rest), so that a
-        breakdown stored whole, before that rule, prints a bounded table too."""
+        breakdown stored whole, before that rule, prints a bounded table too: its rest
+        summed only for a meter whose groups add up (a count or a sum), as the close
+        would have stored it."""
         parts = [
             (OTHER_VALUE if group.get("other") else group["value"], Decimal(group["quantity"]))
             for group in (self.breakdown or {}).get("groups") or ()
         ]
-        shown, rest = top_and_rest(parts, additive=True)
+        # A breakdown written under the rule has no more groups than it shows (a
+        # rest row only where it adds up): the meter is read only for an older one.
+        additive = sum(value != OTHER_VALUE for value, _ in parts) <= TOP_GROUPS or (
+            Meter.objects.filter(code=self.meter).values_list("aggregation", flat=True).first()
+            in (Meter.COUNT, Meter.SUM)
+        )
+        shown, rest = top_and_rest(parts, additive=additive)
         rows = [(value, False, quantity) for value, quantity in shown]
         return rows + ([(None, True, rest)] if rest is not None else [])
 

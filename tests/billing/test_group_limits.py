@@ -276,6 +276,30 @@ def test_an_invoice_stored_with_100000_groups_prints_a_bounded_pdf(db):
     assert "m000005" not in text
 
 
+def test_a_breakdown_stored_whole_sums_its_rest_only_for_a_meter_that_adds_up(db):
+    # given: lines stored with 8 groups each (before the limit), of a sum and a max meter
+    tokens_meter()
+    meter_create(
+        code="peak",
+        name="Peak",
+        event_name="llm",
+        aggregation="max",
+        value_property="tokens",
+        group_by=["model"],
+        invoice_breakdown="model",
+    )
+    groups = [{"value": f"m{i}", "quantity": str(80 - i)} for i in range(8)]
+    summed, peaked = (
+        InvoiceLine(meter=code, breakdown={"by": "model", "groups": groups})
+        for code in ("tokens", "peak")
+    )
+
+    # then: the five largest each; "Other" 73 + 74 + 75 for the sum, none for the max
+    top = [(f"m{i}", False, D(80 - i)) for i in range(5)]
+    assert summed.breakdown_rows == [*top, (None, True, D(222))]
+    assert peaked.breakdown_rows == top
+
+
 STORED_GROUPS = 100_000
 
 
