@@ -1,6 +1,6 @@
 """Distinct group values benchmark on PostgreSQL (issue 73): the reads of a customer
 who sent 100,000 different `model` values, against a customer who sent as many
-events over 5 models, with the limit of distinct values on (the default, 1,000) or
+events over 5 models, with the limit of distinct values on (the default, 500) or
 effectively off (`--limit 1000000`, what the code did before the limit).
 
 One meter `tokens` (sum, grouped by model, invoice breakdown by model) on a plan of

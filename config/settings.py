@@ -368,7 +368,7 @@ BILLING_FOLD_MS = env_int("BILLING_FOLD_MS", 2000)
 # (meters, or meters and groups) plus its distinct values; 0 keeps none.
 BILLING_EDGE_CACHE_SIZE = env_int_at_least("BILLING_EDGE_CACHE_SIZE", 100_000, 0)
 # Grouped property values with a group of their own per customer, meter, month.
-BILLING_GROUP_VALUES_LIMIT = env_int_at_least("BILLING_GROUP_VALUES_LIMIT", 1000, 1)
+BILLING_GROUP_VALUES_LIMIT = env_int_at_least("BILLING_GROUP_VALUES_LIMIT", 500, 1)
 BILLING_INVOICE_GRACE_HOURS = env_int("BILLING_INVOICE_GRACE_HOURS", 0)
 # Days from finalization to an invoice's due date, unless the customer has its own.
 BILLING_PAYMENT_TERMS_DAYS = env_int("BILLING_PAYMENT_TERMS_DAYS", 30)
