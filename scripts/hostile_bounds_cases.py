@@ -6,7 +6,7 @@ issued or in the future is a 400 and the invoice stays unpaid."""
 
 from datetime import UTC, datetime, timedelta
 
-from hostile_world import Case, World
+from hostile_world import Case, World, meter_made, plan_made
 
 # The attacker's rate: 99999999999999.99 per 0.0000000001 is 10^24 a unit.
 HUGE = {"unit_cost": "99999999999999.99", "per": "0.0000000001"}
@@ -22,37 +22,9 @@ def _setup(world: World) -> dict:
     customer moved from the first to the second at once: the change's invoice is
     finalized and left unpaid."""
     run = world.run
-    meter = f"{run}_bound"
-    world.made_with(
-        "all",
-        "POST",
-        "/api/v1/meters",
-        {
-            "code": meter,
-            "name": "bound",
-            "event_name": f"{run}.bound",
-            "aggregation": "count",
-            "group_by": ["model"],
-        },
-    )
-    free = {"scheme": "per_unit", "unit_price": "0"}
+    meter = meter_made(world, "bound")
     for code, fee in ((f"{run}_blow", "10.00"), (f"{run}_bhigh", "30.00")):
-        world.made_with(
-            "all",
-            "POST",
-            "/api/v1/plans",
-            {
-                "code": code,
-                "name": code,
-                "currency": "USD",
-                "interval": "month",
-                "base_fee": fee,
-                "publish": True,
-                "charges": [
-                    {"meter": meter, "model": "overage", "included_units": "0", "pricing": free}
-                ],
-            },
-        )
+        plan_made(world, code, meter, fee=fee)
     customer = f"{run}-bounds"
     world.made_with(
         "all",

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlencode
 
-from hostile_world import Case, World
+from hostile_world import Case, World, meter_made, plan_made
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
@@ -36,37 +36,9 @@ def _setup(world: World) -> list[dict]:
     first, moved at once to the second (an invoice finalized at the change), which
     is then paid with the hostile reference."""
     run = world.run
-    meter = f"{run}_csv"
-    world.made_with(
-        "all",
-        "POST",
-        "/api/v1/meters",
-        {
-            "code": meter,
-            "name": "csv",
-            "event_name": f"{run}.csv",
-            "aggregation": "count",
-            "group_by": ["model"],
-        },
-    )
-    free = {"scheme": "per_unit", "unit_price": "0"}
+    meter = meter_made(world, "csv")
     for code, fee in ((f"{run}_low", "10.00"), (f"{run}_high", "30.00")):
-        world.made_with(
-            "all",
-            "POST",
-            "/api/v1/plans",
-            {
-                "code": code,
-                "name": code,
-                "currency": "USD",
-                "interval": "month",
-                "base_fee": fee,
-                "publish": True,
-                "charges": [
-                    {"meter": meter, "model": "overage", "included_units": "0", "pricing": free}
-                ],
-            },
-        )
+        plan_made(world, code, meter, fee=fee)
     start = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     paid = []
     for index, (external_id, name, reference) in enumerate(CUSTOMERS):

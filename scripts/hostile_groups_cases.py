@@ -9,47 +9,15 @@ usage's total is every event's."""
 import os
 from datetime import UTC, datetime, timedelta
 
-from hostile_world import Case, World
+from hostile_world import Case, World, meter_made, plan_made
 
 BATCH = 1000  # the API's most events a batch
 
 
 def _send(world: World, limit: int) -> dict:
     run = world.run
-    meter = f"{run}_grp"
-    world.made_with(
-        "all",
-        "POST",
-        "/api/v1/meters",
-        {
-            "code": meter,
-            "name": "groups",
-            "event_name": f"{run}.grp",
-            "aggregation": "count",
-            "group_by": ["model"],
-        },
-    )
-    world.made_with(
-        "all",
-        "POST",
-        "/api/v1/plans",
-        {
-            "code": f"{run}_grp",
-            "name": "groups",
-            "currency": "USD",
-            "interval": "month",
-            "base_fee": "0",
-            "publish": True,
-            "charges": [
-                {
-                    "meter": meter,
-                    "model": "overage",
-                    "included_units": "0",
-                    "pricing": {"scheme": "per_unit", "unit_price": "0.01"},
-                }
-            ],
-        },
-    )
+    meter = meter_made(world, "grp")
+    plan_made(world, f"{run}_grp", meter, fee="0", unit_price="0.01")
     customer = f"{run}-groups"
     world.made_with(
         "all",

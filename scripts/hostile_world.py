@@ -102,3 +102,43 @@ class World:
 def path_id(text: str) -> str:
     """An id as a path segment (a customer's id may hold " & = + @)."""
     return quote(text, safe="")
+
+
+def meter_made(world: World, code: str) -> str:
+    """A count meter of the run's event `code` (event name "<run>.<code>"), grouped
+    by model: its code, "<run>_<code>"."""
+    meter = f"{world.run}_{code}"
+    world.made_with(
+        "all",
+        "POST",
+        "/api/v1/meters",
+        {
+            "code": meter,
+            "name": code,
+            "event_name": f"{world.run}.{code}",
+            "aggregation": "count",
+            "group_by": ["model"],
+        },
+    )
+    return meter
+
+
+def plan_made(world: World, code: str, meter: str, *, fee: str, unit_price: str = "0") -> None:
+    """A published monthly USD plan of this base fee, with one overage charge on the
+    meter at this unit price and nothing included."""
+    pricing = {"scheme": "per_unit", "unit_price": unit_price}
+    charge = {"meter": meter, "model": "overage", "included_units": "0", "pricing": pricing}
+    world.made_with(
+        "all",
+        "POST",
+        "/api/v1/plans",
+        {
+            "code": code,
+            "name": code,
+            "currency": "USD",
+            "interval": "month",
+            "base_fee": fee,
+            "publish": True,
+            "charges": [charge],
+        },
+    )
