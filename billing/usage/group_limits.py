@@ -220,13 +220,12 @@ def _named_values(meter_ids: set[int], customer_ids: set[int]) -> set[tuple]:
     ) + list(CostRate.objects.filter(meter_id__in=meter_ids).values_list("meter_id", "when"))
     for meter_id, when in rows:
         named.update((meter_id, name, str(value)) for name, value in (when or {}).items())
-    by_code = meter_cache.by_id()
     for customer_id, *documents in Subscription.objects.filter(
         customer_id__in=customer_ids
     ).values_list("customer_id", "overrides", "next_overrides"):
         for document in documents:
             for charge in (document or {}).get("charges", ()):
-                meter = next((d for d in by_code.values() if d.code == charge.get("meter")), None)
+                meter = meter_cache.by_code(charge.get("meter"))
                 for rate in charge.get("rates") or () if meter else ():
                     named.update(
                         (customer_id, meter.id, name, str(value))
