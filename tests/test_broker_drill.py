@@ -38,9 +38,7 @@ import pytest
 from config.celery import DEFAULT_QUEUE, URGENT_QUEUE
 from tests.test_outage_drill import (
     CLIENTS,
-    INCLUDED,
     ROOT,
-    THRESHOLDS,
     VENV,
     Tally,
     ThrowawayPostgres,
@@ -49,6 +47,7 @@ from tests.test_outage_drill import (
     post_batches,
     postgres_bindir,
     spawn,
+    stored_and_alerted,
     unavailable,
     wait_until,
 )
@@ -113,7 +112,6 @@ def test_workers_survive_two_redis_restarts_under_load(tmp_path, capsys):
     bindir = postgres_bindir()
     if not shutil.which("redis-server"):
         unavailable("the broker drill needs redis-server (apt-get install redis-server)")
-    import psycopg
 
     pg_dir = Path(tempfile.mkdtemp(prefix="billing-drill-pg-"))
     postgres = ThrowawayPostgres(bindir, pg_dir)
@@ -228,30 +226,7 @@ def test_workers_survive_two_redis_restarts_under_load(tmp_path, capsys):
             return {queue: match and match[1] for queue, match in found.items()}
 
         def figures():
-            with psycopg.connect(database_url, autocommit=True) as db:
-                stored_ids = {
-                    row[0] for row in db.execute("SELECT event_id FROM billing_usageevent")
-                }
-                usage = dict(
-                    db.execute(
-                        "SELECT c.external_id, count(e.*) FROM customers_customer c "
-                        "LEFT JOIN billing_usageevent e ON e.customer_id = c.id "
-                        "GROUP BY c.external_id"
-                    ).fetchall()
-                )
-                alerts = db.execute(
-                    "SELECT c.external_id, a.key, a.emailed_at IS NOT NULL, "
-                    "(a.payload->>'announced_with') IS NULL FROM billing_alert a "
-                    "JOIN customers_customer c ON c.id = a.customer_id "
-                    "WHERE a.kind = 'usage_threshold'"
-                ).fetchall()
-            expected = {
-                (customer, f"prompts:{p}")
-                for customer, count in usage.items()
-                for p in THRESHOLDS
-                if count * 100 >= INCLUDED * p
-            }
-            return stored_ids, expected, alerts
+            return stored_and_alerted(database_url)
 
         send(URGENT_QUEUE)
         deadline = time.monotonic() + SETTLE

@@ -351,6 +351,37 @@ def post_batches(index: int, port: int, key: str, stop: threading.Event, tally: 
                 tally.abandoned += 1
 
 
+def stored_and_alerted(database_url: str) -> tuple[set, set, list]:
+    """What a drill reads back: the stored events' ids, the (customer, threshold key)
+    pairs their usage crossed, and the usage alerts raised (customer, key, emailed,
+    announced: not a lower threshold recorded with a higher one passed in the same
+    crossing, announced_with, which alone is emailed)."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as db:
+        stored_ids = {row[0] for row in db.execute("SELECT event_id FROM billing_usageevent")}
+        usage = dict(
+            db.execute(
+                "SELECT c.external_id, count(e.*) FROM customers_customer c "
+                "LEFT JOIN billing_usageevent e ON e.customer_id = c.id "
+                "GROUP BY c.external_id"
+            ).fetchall()
+        )
+        alerts = db.execute(
+            "SELECT c.external_id, a.key, a.emailed_at IS NOT NULL, "
+            "(a.payload->>'announced_with') IS NULL FROM billing_alert a "
+            "JOIN customers_customer c ON c.id = a.customer_id "
+            "WHERE a.kind = 'usage_threshold'"
+        ).fetchall()
+    expected = {
+        (customer, f"prompts:{p}")
+        for customer, count in usage.items()
+        for p in THRESHOLDS
+        if count * 100 >= INCLUDED * p
+    }
+    return stored_ids, expected, alerts
+
+
 def test_a_database_restart_under_load_loses_nothing_and_answers_no_500(tmp_path, capsys):
     bindir = postgres_bindir()
     if not shutil.which("redis-server"):
@@ -474,31 +505,7 @@ def test_a_database_restart_under_load_loses_nothing_and_answers_no_500(tmp_path
         def figures():
             with psycopg.connect(database_url, autocommit=True) as db:
                 stored = db.execute("SELECT count(*) FROM billing_usageevent").fetchone()[0]
-                stored_ids = {
-                    row[0] for row in db.execute("SELECT event_id FROM billing_usageevent")
-                }
-                usage = dict(
-                    db.execute(
-                        "SELECT c.external_id, count(e.*) FROM customers_customer c "
-                        "LEFT JOIN billing_usageevent e ON e.customer_id = c.id "
-                        "GROUP BY c.external_id"
-                    ).fetchall()
-                )
-                alerts = db.execute(
-                    # Announced: not a lower threshold recorded with a higher one passed
-                    # in the same crossing (announced_with), which alone is emailed.
-                    "SELECT c.external_id, a.key, a.emailed_at IS NOT NULL, "
-                    "(a.payload->>'announced_with') IS NULL FROM billing_alert a "
-                    "JOIN customers_customer c ON c.id = a.customer_id "
-                    "WHERE a.kind = 'usage_threshold'"
-                ).fetchall()
-            expected = {
-                (customer, f"prompts:{p}")
-                for customer, count in usage.items()
-                for p in THRESHOLDS
-                if count * 100 >= INCLUDED * p
-            }
-            return stored, stored_ids, expected, alerts
+            return stored, *stored_and_alerted(database_url)
 
         deadline = time.monotonic() + SETTLE
         while True:
