@@ -23,7 +23,7 @@ For each, per request:
 - with --instructions: the instructions this process executes for a request
   (valgrind's callgrind, the difference between a run of 250 requests and one of 50,
   hash seed fixed; PostgreSQL's are not counted). Wall and CPU time vary from hour to
-  hour on a shared machine (docs/scaling.md: this development machine's p99 of fixed
+  hour on a shared machine (bench/RESULTS.md: this development machine's p99 of fixed
   work is 1.3 to 2 times its p50); the instruction count of the same code on the same
   data varies about 1% from run to run: the figure to compare two versions of the
   code with, on the same database. Needs valgrind; takes some minutes (Django starts

@@ -139,7 +139,7 @@ TARGET_RATED_RATIO = 0.9
 # The folder service beside the web server (docs/running.md): a fold every second.
 FOLDER_EVERY = 1.0
 # The HTTP run and the raw ceiling, in turn, this many times: on a shared machine either
-# may run a fifth faster or slower than the run before (docs/scaling.md).
+# may run a fifth faster or slower than the run before (bench/RESULTS.md).
 ROUNDS = 3
 # Warm-up batches a web worker before each round's HTTP phase (see warm_bodies).
 WARM_UP_PER_WORKER = 2

@@ -5,7 +5,7 @@
 
 The product asks `check` before every expensive call, and DRF's own work (its
 Request, authentication, permissions, negotiation, the Response rendered by the
-handler) was a third of a check's CPU (bench/check_cpu.py, docs/scaling.md). The
+handler) was a third of a check's CPU (bench/check_cpu.py, bench/RESULTS.md). The
 two views are FastAnswerApi: config/urls.py routes them like every other view,
 every middleware in settings.MIDDLEWARE runs for them, and their `dispatch` first
 tries the plain 200 with what it must do: the key, the scopes, the rate limit, the

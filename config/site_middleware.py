@@ -9,7 +9,7 @@ user either way (config.history: only a logged-in admin user is recorded, and
 /api/v1/ requests have none); and a DRF view that lost the database answers in
 the API's error envelope (config.api), never the outage page. As five entries,
 each skipping /api/v1/ on its own, they still cost the API a layer each: a
-wrapper and a call (bench/check_cpu.py --instructions, docs/scaling.md). As one,
+wrapper and a call (bench/check_cpu.py --instructions, bench/RESULTS.md). As one,
 the API pays one.
 
 For every other path SiteMiddleware runs SITE_ONLY as Django's handler runs

@@ -11,7 +11,7 @@ move (_partition_create says why).
 Few partitions are made ahead: a read of the events after the fold's watermark (every
 check's) runs a prepared plan that opens every partition, empty ones too (up to three
 times in a check of a period starting mid-hour; ten empty months more cost a few
-percent of PostgreSQL's time for a check, docs/scaling.md).
+percent of PostgreSQL's time for a check, bench/RESULTS.md).
 """
 
 from datetime import UTC, date, datetime
