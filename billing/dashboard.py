@@ -25,9 +25,9 @@ from billing.core.admin_forms import money_text
 from billing.core.money import quantize_money
 from billing.core.periods import month_start
 from billing.invoicing.discounts import projected_discount
-from billing.invoicing.period_lines import remaining_fraction
-from billing.models import Discount, Subscription
+from billing.models import Discount, Subscription, SubscriptionChange
 from billing.usage.metering import meter_cache
+from billing.usage.period_fees import remaining_fraction
 from billing.usage.priced import usage_summary
 from billing.usage.statement import PeriodStatement, statement_of
 from invoices import selectors as invoice_selectors
@@ -235,6 +235,16 @@ def _is_usage_priced(spec) -> bool:
 # running discount (a coupon): rated alone too.
 RATED_ALONE = (
     Q(usage_from__gt=F("current_period_start"))
+    # A seat change in the period: its seats are not the period's throughout.
+    | Q(
+        Exists(
+            SubscriptionChange.objects.filter(
+                subscription=OuterRef("pk"),
+                kind=SubscriptionChange.SEATS,
+                effective_at__gte=OuterRef("current_period_start"),
+            )
+        )
+    )
     | ~Q(overrides={})
     | Q(Exists(Discount.objects.filter(subscription=OuterRef("pk"), ended_at__isnull=True)))
 )
@@ -247,8 +257,8 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
     priced with any minimum commitment true-up. Wallet-drawn usage (credits,
     balance) is revenue of the purchases that funded it, not projected here.
 
-    A subscription whose version prices usage, whose plan changed immediately
-    in the period, or that has a deal or a running discount, is projected one by
+    A subscription whose version prices usage, whose plan or seats changed in
+    the period, or that has a deal or a running discount, is projected one by
     one at what usage_summary projects for it (less its projected discount),
     the figures /usage and the portal show:
     after a plan change, the part of the period before it at the earlier
@@ -288,7 +298,7 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
         if rate_each:
             grouped -= n if _is_usage_priced(spec) else changed
         statement = unused(version_id, seats)
-        if status != Subscription.TRIALING:
+        if Subscription.fixed_fees_billed_while(status):
             projection.committed += grouped * statement.fixed
         if not _is_usage_priced(spec):
             projection.committed += grouped * statement.usage_total

@@ -116,6 +116,17 @@ class Subscription(models.Model):
         status = self.get_status_display().lower()
         return f"{customer} — {version.plan.name} v{version.number} ({status})"
 
+    @staticmethod
+    def fixed_fees_billed_while(status: str) -> bool:
+        """The trial rule, once: a subscription in its trial is billed no fixed fee
+        (no base fee, no seats, no proration or seat change of either); its fees
+        are billed from the period after the trial, in advance as any other's."""
+        return status != Subscription.TRIALING
+
+    @property
+    def bills_fixed_fees(self) -> bool:
+        return self.fixed_fees_billed_while(self.status)
+
     def whole_period(
         self, start: datetime, end: datetime, *, interval: str
     ) -> tuple[datetime, datetime]:

@@ -95,7 +95,7 @@ def _taken_off(line: InvoiceLine, plan: str, subscription_id) -> list[Leg] | Non
     discount, on the plan's revenue). So each meter's revenue over a period
     billed progressively is what its usage billed, and a prepaid commit's
     drawdown is taken from deferred revenue once. The invoice is the one the line
-    was written from (period_lines.usage_invoiced_lines): of the subscription,
+    was written from (billed_parts.ThresholdBilled.lines): of the subscription,
     its part of the period starting at the line's start, billed at the line's
     end. None when none is found."""
     record = (

@@ -26,7 +26,6 @@ from billing.invoicing.period_lines import (
     next_period,
     next_period_fixed_lines,
     overrides_next,
-    remaining_fraction,
 )
 from billing.locks import subscription_lock, subscriptions_lock
 from billing.models import Subscription
@@ -35,6 +34,7 @@ from billing.rating import lines as rating
 from billing.rating.discounts import running_discount_none
 from billing.usage.billed_parts import threshold_billed_none
 from billing.usage.metering import meter_cache
+from billing.usage.period_fees import remaining_fraction
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft, invoices_finalize_due
 from plans.overrides import subscription_spec, terms_spec
@@ -97,7 +97,7 @@ def subscription_start_invoice(*, subscription: Subscription) -> Invoice | None:
     version = subscription.version
     spec = subscription_spec(subscription)
     grant_period_credits(subscription, spec)
-    if subscription.status == Subscription.TRIALING:
+    if not subscription.bills_fixed_fees:
         return None
     start, end = subscription.current_period_start, subscription.current_period_end
     zone = customer_text.customer_zone(subscription.customer)

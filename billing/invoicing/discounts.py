@@ -48,14 +48,7 @@ def period_discount_lines(
     discount = running_discount(subscription)
     if discount is None:
         return []
-    subtotal = invoice_totals(lines, rates=[], currency=currency).total
-    billed_earlier = -sum(
-        (quantize_money(line.amount, currency) for line in lines if line.kind == USAGE_INVOICED),
-        ZERO,
-    )
-    amount = discount_amount(
-        discount, subtotal=subtotal, currency=currency, billed_earlier=billed_earlier
-    )
+    amount = discount_of(discount, lines=lines, currency=currency)
     discount.periods_applied += 1
     if discount.periods_left is not None:
         discount.periods_left -= 1
@@ -76,6 +69,20 @@ def period_discount_lines(
     ]
 
 
+def discount_of(discount: Discount, *, lines: list[LineInput], currency: str) -> Decimal:
+    """What `discount` takes off the period invoice made of `lines`: of its
+    subtotal, with what the period's threshold invoices billed (the lines taking
+    them off say how much) as billed earlier (rating.discounts.discount_amount)."""
+    subtotal = invoice_totals(lines, rates=[], currency=currency).total
+    billed_earlier = -sum(
+        (quantize_money(line.amount, currency) for line in lines if line.kind == USAGE_INVOICED),
+        ZERO,
+    )
+    return discount_amount(
+        discount, subtotal=subtotal, currency=currency, billed_earlier=billed_earlier
+    )
+
+
 def discounts_end(*, subscription: Subscription, at: datetime) -> None:
     """End the subscription's running discount: the subscription ended."""
     Discount.objects.filter(subscription=subscription, ended_at__isnull=True).update(ended_at=at)
@@ -85,26 +92,22 @@ def projected_discount(
     *, subscription: Subscription, summary: UsageSummary, start: datetime
 ) -> Decimal:
     """What the running discount will take off the invoice closing the current
-    period, as the close will compute it: on the period's projected usage (its
-    threshold invoices' part included) and the next period's fixed fees, none
-    when the subscription ends with the period. Zero for another period than
-    the current one, and without a running discount."""
+    period, as the close will compute it (discount_of): on the lines the
+    projected statement's closing invoice bills (its usage with what it draws
+    from a commit, its seat changes, its threshold invoices taken off) and the
+    next period's fixed fees, none when the subscription ends with the period.
+    Zero for another period than the current one, and without a running
+    discount."""
     if start != subscription.current_period_start:
         return ZERO
     discount = running_discount(subscription)
     if discount is None:
         return ZERO
-    currency = subscription.customer.currency
-    fees = ZERO
+    lines = summary.projected.invoice_lines()
     if not subscription.cancel_at_period_end:
         version = subscription.scheduled_version or subscription.version
-        fixed = next_period_fixed_lines(subscription=subscription, version=version)
-        fees = invoice_totals(fixed, rates=[], currency=currency).total
-    return discount_amount(
-        discount,
-        subtotal=quantize_money(summary.projected_usage, currency) + fees,
-        currency=currency,
-    )
+        lines += next_period_fixed_lines(subscription=subscription, version=version)
+    return discount_of(discount, lines=lines, currency=subscription.customer.currency)
 
 
 def usage_discounted(usage: PeriodUsage) -> PeriodUsage:

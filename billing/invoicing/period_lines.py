@@ -13,14 +13,13 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from billing.core import customer_text, rawsql
-from billing.core.periods import period_containing, period_share
+from billing.core.periods import period_containing
 from billing.core.vocabulary import LineKind
 from billing.locks import billed_periods_lock
-from billing.models import BilledPeriod, Subscription, SubscriptionChange
+from billing.models import BilledPeriod, Subscription
 from billing.rating import lines as rating
 from billing.rating.commits import CommitDraw
 from billing.rating.lines import LineInput
-from billing.usage.billed_parts import ThresholdBilled
 from billing.usage.breakdowns import ADDITIVE, top_and_rest, usage_groups
 from billing.usage.metering import meter_cache
 from billing.usage.statement import meter_names, period_statement, usage_part
@@ -188,41 +187,18 @@ class UsageSoFar:
 
 
 def usage_so_far(subscription: Subscription, *, until: datetime) -> UsageSoFar:
-    """The period statement's lines for the current period's usage (and seat
-    changes) from where its billing stands up to `until` (the period's end, or an
-    immediate change), at the current version, with what it draws from a commit,
-    less what its threshold invoices billed; and what the usage bills per meter,
-    threshold invoices included. Reads only."""
+    """The lines the invoice ending the current period's part under way at
+    `until` (the period's end, or an immediate change) bills of it: the period
+    statement's (PeriodStatement.invoice_lines), with what it draws from a
+    commit; and what the usage bills per meter, threshold invoices included.
+    Reads only."""
     statement = period_statement(
         subscription,
         start=subscription.current_period_start,
         end=subscription.current_period_end,
         until=until,
     )
-    usage, usage_from = statement.usage, statement.usage_from
-    lines = line_inputs(usage + statement.commit_lines, usage_from, until)
-    lines += seat_change_lines(subscription, statement.part.spec, since=usage_from, until=until)
-    lines += usage_invoiced_lines(statement.thresholds)
-    return UsageSoFar(lines, statement.part.billed(), statement.commit)
-
-
-def usage_invoiced_lines(on_thresholds: ThresholdBilled) -> list[LineInput]:
-    """One line per threshold invoice of the part of a period, taking off the
-    usage it billed: the invoice after it rates the part's whole usage (its
-    tiers go on where they were) and bills the rest."""
-    return [
-        LineInput(
-            LineKind.USAGE_INVOICED,
-            _("Usage invoiced on {number}").format(number=record.invoice.number),
-            None,
-            ONE,
-            -record.amount,
-            -record.amount,
-            record.usage_from,
-            record.created_at,
-        )
-        for record in on_thresholds.records
-    ]
+    return UsageSoFar(statement.invoice_lines(), statement.part.billed(), statement.commit)
 
 
 def record_billed(subscription: Subscription, *, until: datetime, so_far: UsageSoFar) -> None:
@@ -257,63 +233,3 @@ def bill_usage(subscription: Subscription, *, until: datetime) -> UsageSoFar:
         so_far.lines, customer_id=subscription.customer_id, start=since, end=until
     )
     return replace(so_far, lines=lines)
-
-
-def seat_change_lines(
-    subscription: Subscription, spec: VersionSpec, *, since: datetime, until: datetime
-) -> list[LineInput]:
-    """The seat changes made in [since, until), each prorated from its moment to
-    the period's end at `spec`'s seat price. They are billed on the next invoice
-    written: the close, or an immediate plan change or cancel, whose credit then
-    covers the seats held for the rest of the period. None during a trial, which
-    has no fixed fees."""
-    if not spec.seat_price or subscription.status == Subscription.TRIALING:
-        return []
-    found = rawsql.ids(
-        "SELECT id FROM billing_subscriptionchange WHERE subscription_id = %s AND kind = %s "
-        "AND effective_at >= %s AND effective_at < %s",
-        [subscription.pk, SubscriptionChange.SEATS, since, until],
-    )
-    changes = SubscriptionChange.objects.filter(pk__in=found).order_by("id") if found else []
-    end = subscription.current_period_end
-    lines = []
-    for change in changes:
-        delta = change.details["to"] - change.details["from"]
-        quantity = delta * remaining_fraction(subscription, spec, change.effective_at)
-        lines.append(
-            LineInput(
-                LineKind.PRORATION_CHARGE if delta > 0 else LineKind.PRORATION_CREDIT,
-                _("Seats {old} to {new}, {days}").format(
-                    old=customer_text.quantity(change.details["from"]),
-                    new=customer_text.quantity(change.details["to"]),
-                    days=proration_text(subscription, spec, change.effective_at),
-                ),
-                None,
-                quantity,
-                spec.seat_price,
-                rating.quantize_money(quantity * spec.seat_price, spec.currency),
-                change.effective_at,
-                end,
-            )
-        )
-    return lines
-
-
-def proration_text(subscription: Subscription, spec: VersionSpec, at: datetime) -> str:
-    """What remaining_fraction prorates, as days in the customer's time zone:
-    '15 of 30 days (16 Nov - 30 Nov 2026)'."""
-    start, end = subscription.current_period_start, subscription.current_period_end
-    whole = subscription.whole_period(start, end, interval=spec.interval)
-    return customer_text.proration(
-        at, end, whole=whole, zone=customer_text.customer_zone(subscription.customer)
-    )
-
-
-def remaining_fraction(subscription: Subscription, spec: VersionSpec, at: datetime) -> Decimal:
-    """The part of a whole period at `spec` from `at` to the current period's end
-    (Subscription.whole_period: of a month in a calendar subscription's first).
-    From the period's start: the part its fixed fees are, less than 1 for a
-    calendar-anchored subscription's first period, the rest of a month."""
-    start, end = subscription.current_period_start, subscription.current_period_end
-    whole = subscription.whole_period(start, end, interval=spec.interval)
-    return period_share(at, end, whole=whole)

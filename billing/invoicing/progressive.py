@@ -22,7 +22,7 @@ from django.db.models import Q
 from billing.core import customer_text
 from billing.core.errors import Conflict
 from billing.core.vocabulary import LineKind
-from billing.invoicing.period_lines import line_inputs, usage_invoiced_lines
+from billing.invoicing.period_lines import line_inputs
 from billing.locks import subscription_lock
 from billing.models import BilledPeriod, Subscription, ThresholdBilling
 from billing.rating import lines as rating
@@ -101,7 +101,7 @@ def threshold_invoice_write(*, subscription: Subscription, now: datetime) -> Inv
             if found is None or not found.reached:
                 return None
             usage_from, usage, before = found.usage_from, found.usage, found.before
-            lines = line_inputs(usage, usage_from, now) + usage_invoiced_lines(before)
+            lines = line_inputs(usage, usage_from, now) + before.lines()
         invoice = invoice_write_draft(
             customer=subscription.customer,
             subscription=subscription,

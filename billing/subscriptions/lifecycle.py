@@ -17,9 +17,7 @@ from billing.invoicing.discounts import discounts_end
 from billing.invoicing.period_lines import (
     UsageSoFar,
     bill_usage,
-    proration_text,
     record_billed,
-    remaining_fraction,
     usage_so_far,
     version_name,
 )
@@ -42,6 +40,7 @@ from billing.subscriptions.checks import (
     subscription_create_check,
 )
 from billing.subscriptions.deals import overrides_check
+from billing.usage.period_fees import proration_text, remaining_fraction
 from customers.locks import customer_lock
 from customers.models import Customer
 from invoices.models import Invoice
@@ -196,7 +195,7 @@ def plan_change_lines(
         usage = usage_so_far(subscription, until=at)
         credit: list[LineInput] = []
         charge: list[LineInput] = []
-        if subscription.status != Subscription.TRIALING:
+        if subscription.bills_fixed_fees:
             old = subscription.version
             credit = _proration(
                 subscription,
@@ -300,7 +299,7 @@ def cancel_credit_lines(*, subscription: Subscription, at: datetime) -> list[Lin
     """The credit an immediate cancel at `at` gives for the unused part of the
     fixed fees (none in a trial), negative. Reads only: the admin's cancel page
     shows it with usage_so_far, the lines the cancel invoices."""
-    if subscription.status == Subscription.TRIALING:
+    if not subscription.bills_fixed_fees:
         return []
     with customer_text.speaking(subscription.customer.locale):
         return _proration(

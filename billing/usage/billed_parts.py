@@ -9,11 +9,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from django.utils.translation import gettext as _
+
 from billing.core import rawsql
+from billing.core.vocabulary import LineKind
 from billing.models import BilledPeriod, Subscription, ThresholdBilling
+from billing.rating.lines import LineInput
 from invoices.models import Invoice, InvoiceLine
 
 ZERO = Decimal(0)
+ONE = Decimal(1)
 
 
 def earlier_parts(
@@ -57,6 +62,24 @@ class ThresholdBilled:
     @property
     def total(self) -> Decimal:
         return sum((record.amount for record in self.records), ZERO)
+
+    def lines(self) -> list[LineInput]:
+        """One line per threshold invoice, taking off the usage it billed: the
+        invoice after them rates the part's whole usage (its tiers go on where
+        they were) and bills the rest."""
+        return [
+            LineInput(
+                LineKind.USAGE_INVOICED,
+                _("Usage invoiced on {number}").format(number=record.invoice.number),
+                None,
+                ONE,
+                -record.amount,
+                -record.amount,
+                record.usage_from,
+                record.created_at,
+            )
+            for record in self.records
+        ]
 
     @property
     def by_meter(self) -> dict[str, Decimal]:

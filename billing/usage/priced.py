@@ -7,6 +7,7 @@ spend limit (period_spend). Quantities come from billing.usage.reads."""
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 
 from billing.core.periods import period_share
 from billing.models import Subscription
@@ -17,6 +18,7 @@ from billing.rating.rate_cards import row_charge, row_quantity
 from billing.usage.metering import event_group_values, meter_cache
 from billing.usage.reads import UsageLine, usage_lines
 from billing.usage.statement import (
+    PeriodStatement,
     period_statement,
     statement_of,
     uncovered_usage,
@@ -32,42 +34,88 @@ ZERO = Decimal(0)
 
 @dataclass(frozen=True)
 class UsageSummary:
+    """The period's statement as /usage, the portal, the admin and the dashboard
+    read it, and the same statement at the usage projected to the period's end:
+    every figure is one of the two statements', none added up here."""
+
     lines: list[UsageLine]  # the usage not invoiced yet: from usage_from
-    amounts: dict[str, Decimal]  # meter code -> what the close will bill for it
-    base_fee: Decimal
-    subtotal: Decimal
-    projected_total: Decimal
-    # Where the usage not invoiced starts: the period's start, or an immediate
-    # plan change in it; and the period's usage invoiced already: before then,
-    # and on threshold invoices since (`amounts` are net of these).
-    usage_from: datetime | None = None
-    invoiced: Decimal = Decimal(0)
-    # All the period's invoices billed for it so far: its fixed fees (billed in
-    # advance) and the usage invoiced; of which `billed_issued` on invoices
-    # issued (the portal's "invoiced already") and `billed_upcoming` on drafts
-    # not issued yet (its "on your upcoming invoice"), adding up to it.
-    billed_already: Decimal = Decimal(0)
-    billed_issued: Decimal = Decimal(0)
-    billed_upcoming: Decimal = Decimal(0)
-    # The drafts billing part of the period, each with what it bills of it.
-    upcoming: tuple = ()
-    # Credits and balance charges: what their wallets could not pay for (billed
-    # at the close by a charge that bills when exhausted), by meter code.
-    uncovered: dict[str, Uncovered] | None = None
-    # The period's fixed fees in subtotal and projected_total (its parts before
-    # an immediate plan change at their own version).
-    fixed: Decimal = Decimal(0)
-    # The usage part of projected_total: the part under way's usage (its
-    # threshold invoices' too) extended to the period's end, priced with any
-    # true-up. A running discount is taken off it and the next period's fees
-    # (billing.invoicing.discounts.projected_discount).
-    projected_usage: Decimal = Decimal(0)
-    # Rate-card charges: each row that priced usage, (group, quantity, amount),
-    # by meter code (PeriodStatement.rated).
-    rated: dict | None = None
-    # The customer's commit over the period: what the usage not invoiced yet
-    # draws from (or counts toward) it; None without one.
-    commit: CommitDraw | None = None
+    statement: PeriodStatement
+    projected: PeriodStatement
+
+    @cached_property
+    def amounts(self) -> dict[str, Decimal]:
+        """Meter code -> what the close will bill for its usage not invoiced yet."""
+        amounts = self.statement.amounts()
+        return {line.meter: amounts.get(line.meter, ZERO) for line in self.lines}
+
+    @property
+    def base_fee(self) -> Decimal:
+        return self.statement.part.spec.base_fee
+
+    @property
+    def subtotal(self) -> Decimal:
+        """The period's fixed fees (seat changes included) and all its usage so far,
+        invoiced or not, with what it draws from a commit."""
+        return self.statement.subtotal
+
+    @property
+    def projected_total(self) -> Decimal:
+        """The same, with the usage not invoiced extended to the period's end."""
+        return self.projected.subtotal
+
+    @property
+    def usage_from(self) -> datetime:
+        """Where the usage not invoiced starts: the period's start, or an immediate
+        plan change in it."""
+        return self.statement.usage_from
+
+    @property
+    def invoiced(self) -> Decimal:
+        """The period's usage invoiced already: before usage_from, and on threshold
+        invoices since (`amounts` are net of these)."""
+        return self.statement.usage_invoiced
+
+    @property
+    def billed_already(self) -> Decimal:
+        """All the period's invoices billed for it so far; of which `billed_issued`
+        on invoices issued (the portal's "invoiced already") and `billed_upcoming`
+        on drafts not issued yet (its "on your upcoming invoice")."""
+        return self.statement.invoiced
+
+    @property
+    def billed_issued(self) -> Decimal:
+        return self.statement.issued
+
+    @property
+    def billed_upcoming(self) -> Decimal:
+        return self.statement.to_be_invoiced
+
+    @property
+    def upcoming(self) -> tuple:
+        """The drafts billing part of the period, each with what it bills of it."""
+        return self.statement.drafts.drafts
+
+    @property
+    def uncovered(self) -> dict[str, Uncovered]:
+        """Credits and balance charges: what their wallets could not pay for (billed
+        at the close by a charge that bills when exhausted), by meter code."""
+        return self.statement.part.uncovered
+
+    @property
+    def fixed(self) -> Decimal:
+        return self.statement.fixed
+
+    @cached_property
+    def rated(self) -> dict:
+        """Rate-card charges: each row that priced usage, (group, quantity, amount),
+        by meter code (PeriodStatement.rated)."""
+        return self.statement.rated()
+
+    @property
+    def commit(self) -> CommitDraw | None:
+        """What the usage not invoiced yet draws from (or counts toward) the
+        customer's commit; None without one."""
+        return self.statement.commit
 
 
 # Quantities that grow with time; a max, a latest value or a distinct count does not.
@@ -141,7 +189,7 @@ def period_spend(
         # A commit's access pays for its meters' usage first: spend is what goes beyond.
         commit_terms=commit_terms(customer_id=subscription.customer_id, start=start, end=end),
     )
-    return statement.fixed + statement.usage_total + statement.commit_total + drawn
+    return statement.subtotal + drawn
 
 
 def usage_summary(
@@ -166,7 +214,6 @@ def usage_summary(
         quantities={line.meter: line.quantity for line in lines},
         drafts=True,
     )
-    amounts = statement.amounts()
     # What is counted is this many times its part gone so far (by the second).
     scale = Decimal(1)
     if usage_from < now < end:
@@ -179,31 +226,7 @@ def usage_summary(
     )
     # Usage its wallet could not pay for is counted as it stands: the wallet
     # may be topped up before the rest of the period.
-    return UsageSummary(
-        lines=lines,
-        amounts={line.meter: amounts.get(line.meter, ZERO) for line in lines},
-        base_fee=statement.part.spec.base_fee,
-        subtotal=statement.fixed
-        + statement.usage_invoiced
-        + sum(amounts.values(), ZERO)
-        + statement.commit_not_invoiced,
-        # The projection prices the part's whole usage, its threshold invoices' too.
-        projected_total=statement.fixed
-        + statement.earlier_usage
-        + projected.usage_total
-        + projected.commit_total,
-        usage_from=usage_from,
-        invoiced=statement.usage_invoiced,
-        billed_already=statement.invoiced,
-        billed_issued=statement.issued,
-        billed_upcoming=statement.to_be_invoiced,
-        upcoming=statement.drafts.drafts,
-        uncovered=statement.part.uncovered,
-        fixed=statement.fixed,
-        projected_usage=projected.usage_total,
-        rated=statement.rated(),
-        commit=statement.commit,
-    )
+    return UsageSummary(lines, statement, projected)
 
 
 def marginal_cost(charge, used: Decimal, quantity: Decimal) -> Decimal:

@@ -32,6 +32,7 @@ from billing.usage.billed_parts import (
 )
 from billing.usage.breakdowns import usage_combinations
 from billing.usage.metering import meter_cache
+from billing.usage.period_fees import seat_change_lines, seat_changes, seats_at
 from billing.usage.reads import usage_quantities
 from invoices.totals import InvoiceTotals, invoice_totals
 from plans.overrides import subscription_spec, terms_spec
@@ -196,6 +197,10 @@ def usage_part(
     )
 
 
+def _total(lines: Iterable[LineInput]) -> Decimal:
+    return sum((line.amount for line in lines), ZERO)
+
+
 def _usage_billed(part: BilledPeriod) -> Decimal:
     return sum((Decimal(billed["amount"]) for billed in part.billed.values()), ZERO)
 
@@ -209,10 +214,10 @@ class PeriodStatement:
     currency: str
     # The part under way, from the period's start or an immediate plan change.
     part: UsagePart
-    # The period's fixed fees, billed in advance, for `seats`: terms, a part of a
-    # whole period, and 1 for a charge or -1 for a credit (none in a trial).
-    fees: tuple[tuple[VersionSpec, Decimal, int], ...]
-    seats: int
+    # The period's fixed fees, billed in advance (billing.usage.period_fees): terms,
+    # a part of a whole period, 1 for a charge or -1 for a credit, and the seats
+    # held then (none in a trial).
+    fees: tuple[tuple[VersionSpec, Decimal, int, int], ...]
     # The parts before an immediate plan change, billed on its invoice.
     earlier: list[BilledPeriod]
     # The part's threshold invoices.
@@ -220,6 +225,10 @@ class PeriodStatement:
     # What fixed fee lines name: the plan, the period.
     plan_name: str = ""
     label: str = ""
+    # The seat changes of the earlier parts, billed on their plan-change invoice,
+    # and of the part under way, billed on the invoice that ends it (prorated).
+    earlier_seat_changes: tuple[LineInput, ...] = ()
+    seat_changes: tuple[LineInput, ...] = ()
     # Of what the period's invoices billed (`invoiced`), the drafts' part: read
     # only when asked for (period_statement's `drafts`), the close needs none.
     drafts: DraftBilled = field(default_factory=DraftBilled)
@@ -255,13 +264,14 @@ class PeriodStatement:
 
     @cached_property
     def fixed_lines(self) -> list[LineInput]:
+        """The fees billed in advance, each part at the seats held when it began."""
         return [
             replace(line, amount=sign * line.amount)
-            for terms, fraction, sign in self.fees
+            for terms, fraction, sign, seats in self.fees
             for line in fixed_lines(
                 terms,
                 plan_name=self.plan_name,
-                seats=self.seats,
+                seats=seats,
                 label=self.label,
                 fraction=fraction,
             )
@@ -281,8 +291,16 @@ class PeriodStatement:
         return replace(self, part=self.part.at(quantities))
 
     @property
+    def fees_billed(self) -> Decimal:
+        """The fixed fees the period's invoices billed already: in advance, and the
+        earlier parts' seat changes on their plan-change invoice."""
+        return _total(self.fixed_lines) + _total(self.earlier_seat_changes)
+
+    @property
     def fixed(self) -> Decimal:
-        return sum((line.amount for line in self.fixed_lines), ZERO)
+        """The period's fixed fees: those billed already and the seat changes of
+        the part under way, which the invoice that ends it bills."""
+        return self.fees_billed + _total(self.seat_changes)
 
     @property
     def earlier_usage(self) -> Decimal:
@@ -299,7 +317,7 @@ class PeriodStatement:
     def invoiced(self) -> Decimal:
         """All the period's invoices billed for it so far: its fixed fees (in
         advance), the plan-change invoice's usage and the threshold invoices."""
-        return self.fixed + self.usage_invoiced
+        return self.fees_billed + self.usage_invoiced
 
     @property
     def to_be_invoiced(self) -> Decimal:
@@ -345,18 +363,50 @@ class PeriodStatement:
 
     @property
     def usage_total(self) -> Decimal:
-        return sum((line.amount for line in self.usage), ZERO)
+        return _total(self.usage)
 
     @property
     def lines(self) -> list[LineInput]:
-        """Every line of the period: fixed fees, the earlier parts' usage as one
-        line each, the part's usage, what it draws from a commit."""
+        """Every line of the period: fixed fees and seat changes, the earlier
+        parts' usage as one line each, the part's usage, what it draws from a
+        commit."""
         earlier = [
             LineInput(LineKind.USAGE, "", None, Decimal(1), None, amount, p.usage_from, p.usage_to)
             for p in self.earlier
             if (amount := _usage_billed(p))
         ]
-        return [*self.fixed_lines, *earlier, *self.usage, *self.commit_lines]
+        return [
+            *self.fixed_lines,
+            *self.earlier_seat_changes,
+            *self.seat_changes,
+            *earlier,
+            *self.usage,
+            *self.commit_lines,
+        ]
+
+    @property
+    def subtotal(self) -> Decimal:
+        """What the period bills in all, before discounts and tax: every line of
+        it, invoiced already or not (/usage's subtotal; of a projection, its
+        projected total)."""
+        return _total(self.lines)
+
+    def invoice_lines(self) -> list[LineInput]:
+        """What the invoice that ends the part under way (at `until`: the close,
+        an immediate plan change or cancel) bills of the period: the part's usage
+        with what it draws from a commit, its seat changes, and a line taking off
+        each of its threshold invoices. The close adds late usage, the next
+        period's fees and the discount (billing.invoicing)."""
+        usage = [
+            replace(line, period_start=self.usage_from, period_end=self.part.until)
+            for line in [*self.usage, *self.commit_lines]
+        ]
+        return [*usage, *self.seat_changes, *self.thresholds.lines()]
+
+    @property
+    def to_invoice(self) -> Decimal:
+        """What invoice_lines add up to (each line rounded, as an invoice)."""
+        return invoice_totals(self.invoice_lines(), rates=[], currency=self.currency).total
 
     def totals(self, rates: list) -> InvoiceTotals:
         """The period's totals with the tax it would carry at `rates`."""
@@ -390,14 +440,13 @@ def statement_of(
     part = UsagePart(
         spec, start, end, quantities, uncovered or {}, fraction, names or {}, combinations or {}
     )
-    fees = ((spec, fraction, 1),) if fixed_fees else ()
+    fees = ((spec, fraction, 1, seats),) if fixed_fees else ()
     return PeriodStatement(
         start,
         end,
         spec.currency,
         part,
         fees,
-        seats,
         [],
         ThresholdBilled(),
         plan_name,
@@ -435,18 +484,30 @@ def period_statement(
     )
     earlier = earlier_parts(subscription=subscription, start=start, end=end, usage_from=usage_from)
     fees: tuple = ()
-    # A trial carries no fixed fee (the close bills none for it).
-    if not (current and subscription.status == Subscription.TRIALING):
+    earlier_seats: list[LineInput] = []
+    part_seats: list[LineInput] = []
+    if not current or subscription.bills_fixed_fees:
         whole = subscription.whole_period(start, end, interval=spec.interval)
+        parts = [(terms_spec(version=p.version, overrides=p.overrides), p) for p in earlier]
+        seated = [terms for terms, _p in parts if terms.seat_price] + [spec] * bool(spec.seat_price)
+        changes = seat_changes(subscription, since=start) if seated else []
+
+        def seats(at: datetime) -> int:
+            return seats_at(subscription, changes, at)
+
         # As the invoices bill them, each rounded once: a part's fees charged from
-        # its start to the period's end, less the credit from its end (a change).
-        fees = ((spec, period_share(usage_from, end, whole=whole), 1),)
-        for p in earlier:
-            terms = terms_spec(version=p.version, overrides=p.overrides)
+        # its start to the period's end at the seats held then, less the credit
+        # from its end (a plan change) at the seats held then; its seat changes.
+        fees = ((spec, period_share(usage_from, end, whole=whole), 1, seats(usage_from)),)
+        for terms, p in parts:
             fees += (
-                (terms, period_share(p.usage_from, end, whole=whole), 1),
-                (terms, period_share(p.usage_to, end, whole=whole), -1),
+                (terms, period_share(p.usage_from, end, whole=whole), 1, seats(p.usage_from)),
+                (terms, period_share(p.usage_to, end, whole=whole), -1, seats(p.usage_to)),
             )
+            earlier_seats += seat_change_lines(
+                subscription, terms, changes, since=p.usage_from, until=p.usage_to
+            )
+        part_seats = seat_change_lines(subscription, spec, changes, since=usage_from, until=until)
     thresholds = threshold_billed(
         subscription=subscription, period_start=start, usage_from=usage_from
     )
@@ -456,11 +517,12 @@ def period_statement(
         spec.currency,
         part,
         fees,
-        subscription.seats,
         earlier,
         thresholds,
         drafts=drafts_billed(subscription=subscription, start=start, end=end)
         if drafts
         else DraftBilled(),
         commit_terms=commit_terms(customer_id=subscription.customer_id, start=start, end=end),
+        earlier_seat_changes=tuple(earlier_seats),
+        seat_changes=tuple(part_seats),
     )

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from billing import dashboard
 from billing.core.vocabulary import CouponDuration
 from billing.invoicing.close import periods_close
+from billing.invoicing.discounts import usage_discounted
 from billing.invoicing.progressive import threshold_invoice_write
 from billing.models import Subscription
 from billing.simulation.engine import simulation_rate_customer
@@ -30,9 +31,14 @@ from billing.subscriptions.bulk_migration import (
     plan_migration_run,
 )
 from billing.subscriptions.discounts import discount_redeem
-from billing.subscriptions.lifecycle import subscription_cancel, subscription_change_plan
+from billing.subscriptions.lifecycle import (
+    subscription_cancel,
+    subscription_change_plan,
+    subscription_set_seats,
+)
 from billing.usage.ingestion import events_ingest
 from billing.usage.priced import usage_summary
+from billing.usage.summary import period_usage
 from customers.portal import portal_session_create
 from invoices.models import Invoice, InvoiceLine
 from plans.coupons import coupon_create
@@ -48,6 +54,9 @@ from tests.factories import (
     published_version,
     subscribe,
 )
+from wallets.commit_models import Commit
+from wallets.commit_terms import CommitRequest
+from wallets.commits import commit_sign
 
 pytestmark = pytest.mark.django_db
 
@@ -63,6 +72,9 @@ class Case:
     # The subscription was on one version, at one price, for the whole period:
     # the simulation at that version and the sandbox price it alone.
     one_version: bool = True
+    # The customer has a commit: the price sandbox and the simulation price a
+    # plan on usage, not a customer's contract, so they bill what the commit pays.
+    commit: bool = False
 
 
 def prompts(customer: str, n: int, at: datetime) -> None:
@@ -175,7 +187,84 @@ def new_york_anniversary(pro):
     return Case(subscription)
 
 
+def mid_period_seat_change(pro):
+    version = published_version(
+        "seated",
+        base_fee=D("20.00"),
+        seat_price=D("10.00"),
+        charges=(overage("prompts", 100, "0.10"),),
+    )
+    subscription = subscribe(CustomerFactory(external_id="acme"), version, NOV_1, seats=2)
+    prompts("acme", 130, NOV_10)
+    # 2 seats to 5 on the 16th: 3 seats charged for 15 of 30 days at the close
+    subscription_set_seats(subscription=subscription, seats=5, at=NOV_16)
+    return Case(subscription, one_version=False)
+
+
+def seat_change_on_a_fixed_plan(pro):
+    # No usage priced: the dashboard would count its fees by version and seats.
+    version = published_version("seats-only", base_fee=D("20.00"), seat_price=D("10.00"))
+    subscription = subscribe(CustomerFactory(external_id="acme"), version, NOV_1, seats=4)
+    subscription_set_seats(subscription=subscription, seats=1, at=NOV_10)
+    return Case(subscription, one_version=False)
+
+
+def commit_on(subscription, billing: str, amount: str, at: datetime) -> Commit:
+    request = CommitRequest(
+        amount=D(amount),
+        currency="USD",
+        starts_at=subscription.current_period_start,
+        ends_at=datetime(2027, 11, 1, tzinfo=UTC),
+        billing=billing,
+        access="per_period" if billing == Commit.PREPAID else "",
+        applies_to=("prompts",),
+    )
+    return commit_sign(subscription=subscription, request=request, known_meters={"prompts"}, now=at)
+
+
+def prepaid_commit_with_a_coupon(pro):
+    # 120.00 a year prepaid: 10.00 of access a month, the prompts beyond it billed
+    subscription = subscribe(CustomerFactory(external_id="acme"), pro[0], NOV_1)
+    commit_on(subscription, Commit.PREPAID, "120.00", NOV_1)
+    coupon = coupon_create(
+        code="LAUNCH20", name="Launch", duration=CouponDuration.FOREVER, percent_off=D("20")
+    )
+    discount_redeem(subscription=subscription, coupon=coupon, now=NOV_10)
+    prompts("acme", 260, NOV_10)
+    return Case(subscription, commit=True)
+
+
+def postpaid_commit(pro):
+    subscription = subscribe(CustomerFactory(external_id="acme"), pro[0], NOV_1)
+    commit_on(subscription, Commit.POSTPAID, "600.00", NOV_1)
+    prompts("acme", 130, NOV_10)
+    return Case(subscription, commit=True)
+
+
+def threshold_beside_a_commit(pro):
+    version = published_version(
+        "metered",
+        base_fee=D("5.00"),
+        progressive_billing_threshold=D("5.00"),
+        charges=(overage("prompts", 100, "0.10"),),
+    )
+    subscription = subscribe(CustomerFactory(external_id="acme"), version, NOV_1)
+    commit_on(subscription, Commit.PREPAID, "60.00", NOV_1)
+    prompts("acme", 250, NOV_10)
+    assert (
+        threshold_invoice_write(subscription=subscription, now=NOV_10 + timedelta(hours=1))
+        is not None
+    )
+    prompts("acme", 40, NOV_20)
+    return Case(subscription, commit=True)
+
+
 CASES = [
+    mid_period_seat_change,
+    seat_change_on_a_fixed_plan,
+    prepaid_commit_with_a_coupon,
+    postpaid_commit,
+    threshold_beside_a_commit,
     plain_month,
     immediate_plan_change,
     bulk_migration,
@@ -235,7 +324,7 @@ def test_every_page_and_the_close_say_what_the_period_bills(setup, pro, client):
     projected_discount = D(usage["projected_discount"] or "0")
     assert projection.total == D(usage["projected_total"]) - projected_discount
 
-    if case.one_version:
+    if case.one_version and not case.commit:
         spec = subscription_spec(subscription)
         quantities = {line["meter"]: D(line["quantity"]) for line in usage["lines"]}
         # and the price sandbox with the same quantities, in the customer's zone
@@ -258,11 +347,21 @@ def test_every_page_and_the_close_say_what_the_period_bills(setup, pro, client):
             )
         assert simulated.current_total == simulated.simulated_total == so_far
 
+    # and what a running discount will take off, read at the period's end (the
+    # usage no longer projected beyond what it is)
+    at_end = usage_discounted(
+        period_usage(customer=customer, subscription=subscription, start=start, end=end, now=end)
+    )
+
     # when: the period closes
     periods_close(as_of=end)
 
     # then: its invoices bill for it what every page said
     assert billed(subscription, start, end) == so_far
+    # and the closing invoice's discount is the one projected
+    closing = Invoice.objects.get(subscription=subscription, reason=Invoice.PERIOD)
+    taken = closing.lines.filter(kind="discount").values_list("amount", flat=True)
+    assert -sum(taken, D(0)) == at_end.projected_discount
 
 
 # The same equalities over random plans, usage, plan changes, thresholds and deals.
