@@ -371,14 +371,24 @@ MONEY = st.integers(0, 10_000).map(lambda cents: D(cents) / 100)
 TERMS = st.fixed_dictionaries(
     {
         "base_fee": MONEY,
+        "seat_price": MONEY,
         "included": st.integers(0, 500),
         "price": st.integers(1, 1000).map(lambda m: D(m) / 1000),
     }
 )
+# A commit over a year from the period's start: prepaid (a twelfth of it each
+# month) or postpaid.
+COMMITS = st.one_of(
+    st.none(),
+    st.tuples(
+        st.sampled_from([Commit.PREPAID, Commit.POSTPAID]),
+        st.integers(1, 5000).map(lambda cents: D(cents * 12) / 100),
+    ),
+)
 
 
 @settings(
-    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=16, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     first=TERMS,
@@ -388,20 +398,38 @@ TERMS = st.fixed_dictionaries(
     change_day=st.one_of(st.none(), st.integers(2, 28)),
     threshold=st.one_of(st.none(), st.integers(1, 50).map(D)),
     base_fee_deal=st.one_of(st.none(), MONEY),
+    seats=st.tuples(
+        st.integers(1, 5), st.one_of(st.none(), st.tuples(st.integers(2, 28), st.integers(1, 9)))
+    ),
+    commit=COMMITS,
+    percent_off=st.one_of(st.none(), st.integers(1, 100).map(D)),
 )
 # Found by it: 0.01 charged on 1 Nov and half of it credited on the 16th (0.005,
 # rounded half up: 0.01) leave 0.00, not half a fee rounded up.
 @example(
-    first={"base_fee": D("0.01"), "included": 0, "price": D("0.001")},
-    second={"base_fee": D("0"), "included": 0, "price": D("0.001")},
+    first={"base_fee": D("0.01"), "seat_price": D(0), "included": 0, "price": D("0.001")},
+    second={"base_fee": D("0"), "seat_price": D(0), "included": 0, "price": D("0.001")},
     before=0,
     after=0,
     change_day=16,
     threshold=None,
     base_fee_deal=None,
+    seats=(1, None),
+    commit=None,
+    percent_off=None,
 )
 def test_the_statement_read_mid_period_is_what_the_invoices_bill(
-    db, first, second, before, after, change_day, threshold, base_fee_deal
+    db,
+    first,
+    second,
+    before,
+    after,
+    change_day,
+    threshold,
+    base_fee_deal,
+    seats,
+    commit,
+    percent_off,
 ):
     n = next(SERIAL)
     meter = MeterFactory(
@@ -410,13 +438,34 @@ def test_the_statement_read_mid_period_is_what_the_invoices_bill(
 
     def version(terms, **more):
         charge = overage(meter.code, terms["included"], str(terms["price"]))
-        return {"base_fee": terms["base_fee"], "charges": (charge,), **more}
+        fees = {"base_fee": terms["base_fee"], "seat_price": terms["seat_price"] or None}
+        return {**fees, "charges": (charge,), **more}
 
     v1 = published_version(f"plan{n}", **version(first, progressive_billing_threshold=threshold))
     v2 = PlanVersionFactory(plan=v1.plan, **version(second))
     deal = Overrides(base_fee=base_fee_deal) if base_fee_deal is not None else None
     customer = CustomerFactory(external_id=f"c{n}")
-    subscription = subscribe(customer, v1, NOV_1, overrides=deal)
+    held, seat_change = seats
+    subscription = subscribe(customer, v1, NOV_1, overrides=deal, seats=held)
+    if commit is not None:
+        billing, amount = commit
+        request = CommitRequest(
+            amount=amount,
+            currency="USD",
+            starts_at=NOV_1,
+            ends_at=datetime(2027, 11, 1, tzinfo=UTC),
+            billing=billing,
+            access="per_period" if billing == Commit.PREPAID else "",
+            applies_to=(meter.code,),
+        )
+        commit_sign(
+            subscription=subscription, request=request, known_meters={meter.code}, now=NOV_1
+        )
+    if percent_off is not None:
+        coupon = coupon_create(
+            code=f"OFF{n}", name="Off", duration=CouponDuration.FOREVER, percent_off=percent_off
+        )
+        discount_redeem(subscription=subscription, coupon=coupon, now=NOV_1)
 
     def use(quantity: int, at: datetime) -> None:
         event = {"id": f"{n}-{at:%d}", "customer": customer.external_id, "event_name": meter.code}
@@ -426,13 +475,21 @@ def test_the_statement_read_mid_period_is_what_the_invoices_bill(
     use(before, NOV_1 + timedelta(hours=5))
     if threshold is not None:
         threshold_invoice_write(subscription=subscription, now=NOV_1 + timedelta(hours=6))
+    moments = []
     if change_day is not None:
-        subscription_change_plan(
-            subscription=subscription,
-            version=v2,
-            effective="immediate",
-            at=NOV_1 + timedelta(days=change_day - 1),
-        )
+        moments.append((NOV_1 + timedelta(days=change_day - 1), "plan"))
+    if seat_change is not None:
+        day, to = seat_change
+        moments.append((NOV_1 + timedelta(days=day - 1, hours=12), "seats"))
+    for at, what in sorted(moments):
+        if what == "plan":
+            subscription_change_plan(
+                subscription=subscription, version=v2, effective="immediate", at=at
+            )
+        else:
+            subscription_set_seats(
+                subscription=Subscription.objects.get(pk=subscription.pk), seats=to, at=at
+            )
     use(after, datetime(2026, 11, 29, tzinfo=UTC))
 
     subscription = Subscription.objects.get(pk=subscription.pk)
@@ -440,5 +497,11 @@ def test_the_statement_read_mid_period_is_what_the_invoices_bill(
     at = end - timedelta(hours=1)
     summary = usage_summary(subscription=subscription, start=start, end=end, now=at)
     assert summary.billed_already == billed(subscription, start, end, by=at)
+    at_end = usage_discounted(
+        period_usage(customer=customer, subscription=subscription, start=start, end=end, now=end)
+    )
     periods_close(as_of=end)
     assert billed(subscription, start, end) == summary.subtotal
+    closing = Invoice.objects.get(subscription=subscription, reason=Invoice.PERIOD)
+    taken = closing.lines.filter(kind="discount").values_list("amount", flat=True)
+    assert -sum(taken, D(0)) == at_end.projected_discount
