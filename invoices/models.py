@@ -201,6 +201,9 @@ class InvoiceLine(models.Model):
     plan = models.CharField(
         max_length=64, blank=True, default="", db_default="", verbose_name=_("plan")
     )
+    # A prorated fee's share of a whole period (LineInput.share), printed as days:
+    # '3 seats x 7 of 30 days'. Null for any other line.
+    share = models.DecimalField(**AMOUNT, null=True, blank=True, verbose_name=_("share"))
 
     class Meta:
         verbose_name = _("invoice line")

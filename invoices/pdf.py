@@ -280,7 +280,11 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
                             description=line.description,
                             period=_line_period(line, invoice_period, write),
                             quantity=write.line_quantity(
-                                line.kind, line.quantity, line.period_start, line.period_end
+                                line.kind,
+                                line.quantity,
+                                line.period_start,
+                                line.period_end,
+                                share=line.share,
                             ),
                             unit_price=write.unit_price(line.unit_price, line.per),
                             amount=write.money(line.amount),

@@ -134,6 +134,7 @@ def invoice_write_draft(
                     breakdown=breakdown_as_stored(getattr(line, "breakdown", ())),
                     group=_group_json(getattr(line, "group", None)),
                     plan=getattr(line, "plan", "") or plan,
+                    share=getattr(line, "share", None),
                 )
                 for position, (line, amount) in enumerate(zip(lines, amounts, strict=True))
             ]

@@ -32,7 +32,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext, pgettext
 
 from billing.core.money import currency_exponent
-from billing.core.periods import add_months_clamped, month_start, period_share
+from billing.core.periods import month_start
 from billing.core.vocabulary import LineKind
 
 # The languages a customer is written to (the first one for any other), with
@@ -41,10 +41,9 @@ LANGUAGES = {"en": "English", "fr": "Français", "de": "Deutsch"}
 DEFAULT_LANGUAGE = "en"
 # French and German put a no-break space before the percent sign.
 PERCENT_SPACE = {"fr": "\N{NO-BREAK SPACE}", "de": "\N{NO-BREAK SPACE}"}
-# Fee lines whose quantity may be a share of a period (proration, a first period).
-PRORATED_KINDS = frozenset(
-    {LineKind.BASE_FEE, LineKind.SEATS, LineKind.PRORATION_CREDIT, LineKind.PRORATION_CHARGE}
-)
+# A prorated line's quantity is seats x its share, both to 10 decimal places:
+# seats read back within this of a whole number.
+SEATS_READ_EXACT = Decimal("0.0001")
 
 
 def language(value: object) -> str:
@@ -260,33 +259,12 @@ def proration_description(*, fee_kind: str, sign: int, name: str, seats: int, da
 def whole_period_of_share(
     start: datetime, end: datetime, share: Decimal
 ) -> tuple[datetime, datetime]:
-    """The whole period a prorated line's [start, end) is `share` of, read back
-    from its quantity: every proration's whole period ends where the part does
+    """The whole period a prorated line's [start, end) is `share` of (its
+    LineInput.share): every proration's whole period ends where the part does
     (billing.core.periods.whole_period), and a share has 10 decimal places, so
     its length comes back to the second for any part longer than a few minutes."""
     length = round((end - start).total_seconds() / float(share))
     return end - timedelta(seconds=length), end
-
-
-def seats_of_share(
-    quantity: Decimal, start: datetime, end: datetime, in_zone: ZoneInfo
-) -> tuple[int, tuple[datetime, datetime]] | None:
-    """A prorated seat line's seats and whole period, read back from its quantity
-    (seats x share) and its part [start, end): the whole period ends where the part
-    does and is a month, a quarter or a year long; the first whose share leaves a
-    whole number of seats. None when none does."""
-    local_end = end.astimezone(in_zone)
-    for months in (1, 3, 12):
-        whole_start = add_months_clamped(local_end, -months, day=local_end.day)
-        if whole_start > start.astimezone(in_zone):
-            continue
-        share = period_share(start, end, whole=(whole_start, end))
-        if not 0 < share < 1:
-            continue
-        seats = quantity / share
-        if seats >= 1 and abs(seats - seats.to_integral_value()) < Decimal("0.0001"):
-            return int(seats.to_integral_value()), (whole_start, end)
-    return None
 
 
 def _spoken(function, *, zoned: bool = False):
@@ -349,31 +327,32 @@ class CustomerText:
         with self.speaking():
             return day(moment, self.zone)
 
-    def line_quantity(self, kind: str, value: Decimal, start, end) -> str:
-        """A line's quantity: a prorated fee's share of its period as days ('7 of
-        30 days'), a prorated share of several seats (a seat line, a plan change's
-        seat proration) as seats and days ('3 seats x 7 of 30 days'), any other as
-        a number."""
+    def line_quantity(
+        self, kind: str, value: Decimal, start, end, share: Decimal | None = None
+    ) -> str:
+        """A line's quantity: a prorated fee's (`share` of a whole period) as days
+        ('7 of 30 days'), of several seats (a seat line, a seat change, a plan
+        change's proration of seats) as seats and days ('3 seats x 7 of 30
+        days'), any other as a number."""
         value = Decimal(value)
-        prorated = kind in PRORATED_KINDS and start and end and end > start and value > 0
-        if prorated and value != value.to_integral_value():
-            # Seats x a share: a seat line, or a plan change's proration of seats
-            # (whose kind a base fee's proration shares: one "seat" reads as days).
-            found = seats_of_share(value, start, end, self.zone)
-            if found is not None and (kind == LineKind.SEATS or found[0] > 1):
-                seats, whole = found
-                with self.speaking():
-                    days = days_of(start, end, whole=whole, in_zone=self.zone)
-                    return ngettext(
-                        "{count} seat × {days}",  # noqa: RUF001 (a multiplication sign)
-                        "{count} seats × {days}",  # noqa: RUF001
-                        seats,
-                    ).format(count=quantity(seats), days=days)
-        if prorated and value < 1:
-            whole = whole_period_of_share(start, end, value)
-            with self.speaking():
-                return days_of(start, end, whole=whole, in_zone=self.zone)
-        return self.quantity(value)
+        if not share or not (start and end and end > start):
+            return self.quantity(value)
+        seats = value / share
+        whole_seats = seats.to_integral_value()
+        if abs(seats - whole_seats) >= SEATS_READ_EXACT:
+            return self.quantity(value)
+        with self.speaking():
+            days = days_of(
+                start, end, whole=whole_period_of_share(start, end, share), in_zone=self.zone
+            )
+            # One seat reads as days, but on a seat line (a base fee's proration is one).
+            if kind != LineKind.SEATS and abs(whole_seats) == 1:
+                return days
+            return ngettext(
+                "{count} seat × {days}",  # noqa: RUF001 (a multiplication sign)
+                "{count} seats × {days}",  # noqa: RUF001
+                abs(int(whole_seats)),
+            ).format(count=quantity(whole_seats), days=days)
 
     def money(self, amount: Decimal | None, currency: str = "") -> str:
         """An amount in `currency`, the document's by default; '' for none."""

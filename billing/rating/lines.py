@@ -67,6 +67,10 @@ class LineInput:
     # fees, a plan change's charge, late usage of an earlier version): "" for that.
     # The journal books a plan-level line's revenue on it (invoices.journal_entries).
     plan: str = ""
+    # A prorated fee's share of a whole period (its quantity is seats x share for
+    # seats, a seat change or a plan change's proration of seats), None for a
+    # whole period and any other line: the writer prints it as days.
+    share: Decimal | None = None
 
 
 def breakdown_as_stored(breakdown: tuple) -> dict:
@@ -88,7 +92,16 @@ def breakdown_as_stored(breakdown: tuple) -> dict:
 
 
 def _line(
-    kind, description, meter, quantity, unit_price, exact, currency, per=Decimal(1), group=None
+    kind,
+    description,
+    meter,
+    quantity,
+    unit_price,
+    exact,
+    currency,
+    per=Decimal(1),
+    group=None,
+    share=None,
 ) -> LineInput:
     return LineInput(
         kind,
@@ -99,6 +112,7 @@ def _line(
         quantize_money(exact, currency),
         per=per,
         group=group,
+        share=share,
     )
 
 
@@ -106,7 +120,8 @@ def fixed_lines(
     version: VersionSpec, *, plan_name: str, seats: int, label: str, fraction: Decimal = Decimal(1)
 ) -> list[LineInput]:
     """Base fee and seats for a period (billed in advance), times `fraction` of it
-    for a prorated part."""
+    for a prorated part (each line's share)."""
+    share = None if fraction == 1 else fraction
     lines = []
     if version.base_fee:
         lines.append(
@@ -118,6 +133,7 @@ def fixed_lines(
                 version.base_fee,
                 version.base_fee * fraction,
                 version.currency,
+                share=share,
             )
         )
     if version.seat_price and seats:
@@ -131,6 +147,7 @@ def fixed_lines(
                 version.seat_price,
                 version.seat_price * quantity,
                 version.currency,
+                share=share,
             )
         )
     return lines

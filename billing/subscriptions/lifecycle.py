@@ -161,6 +161,7 @@ def _proration(
             end,
             per=line.per,
             plan=version.plan.code,
+            share=line.share,
         )
         for line in fixed
     ]

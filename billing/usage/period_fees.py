@@ -83,7 +83,8 @@ def seat_change_lines(
         if not since <= change.effective_at < until:
             continue
         delta = change.details["to"] - change.details["from"]
-        quantity = delta * remaining_fraction(subscription, spec, change.effective_at)
+        share = remaining_fraction(subscription, spec, change.effective_at)
+        quantity = delta * share
         lines.append(
             LineInput(
                 LineKind.PRORATION_CHARGE if delta > 0 else LineKind.PRORATION_CREDIT,
@@ -98,6 +99,7 @@ def seat_change_lines(
                 quantize_money(quantity * spec.seat_price, spec.currency),
                 change.effective_at,
                 end,
+                share=share,
             )
         )
     return lines
