@@ -1,4 +1,4 @@
-"""Customers and API keys in the admin; saves go through customers.services (the
+"""Customers in the admin; saves go through customers.services (the
 form: customers.admin.customer_form). A customer's page also shows its
 subscriptions with a button to add one, the current period's usage priced so far
 and projected, its wallets, and makes a fresh signed portal link. To Finance
