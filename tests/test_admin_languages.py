@@ -258,7 +258,6 @@ ADMIN_CODE = [
     "plans/models.py",
     "plans/feature_models.py",
     "wallets/models.py",
-    "billing/simulation/admin.py",
     "billing/core/admin_deletion.py",
     "billing/core/vocabulary.py",
     "config/models.py",

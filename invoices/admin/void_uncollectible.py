@@ -1,6 +1,6 @@
-"""Voiding invoices and marking them uncollectible in the admin (the invoice
-list's actions and the invoice page's buttons, invoices.admin.invoices): from the list, several at once, or from the invoice's page, a
-button each. Both go through the shared confirmation page
+"""Voiding invoices and marking them uncollectible in the admin (for
+invoices.admin.invoices): from the list, several at once, or from the invoice's
+page, a button each. Both go through the shared confirmation page
 (billing.core.admin_confirm), which says in words what will happen to each
 invoice (its credit note, its payment on Stripe, whether it can be undone);
 only its button calls invoices.services, and a refusal comes back as an error

@@ -30,6 +30,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from billing.admin.simulations import RUN_SIMULATIONS
 from billing.core.admin_confirm import Confirmation, confirmation_page, is_confirmed
 from billing.core.admin_deletion import RefusedDeletionMixin
 from billing.core.admin_fields import currency_choices
@@ -43,7 +44,6 @@ from billing.core.admin_forms import (
 )
 from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.errors import BillingError
-from billing.simulation.admin import RUN_SIMULATIONS
 from billing.simulation.sandbox import sandbox_invoice, start_of_day
 from billing.subscriptions.selectors import live_subscription_counts, with_live_subscription_count
 from billing.usage.statement import meter_names
