@@ -13,12 +13,15 @@ from billing.subscriptions.deals import features_named_by_deals
 from config.api import CursorPagination, request_data
 from customers.models import ApiKey
 from plans import cost_rules, coupons, features, selectors, services
-from plans.cost_serializers import CostRateCorrectionSerializer, CostRateSerializer
-from plans.coupon_serializers import CouponSerializer, CouponUpdateSerializer
-from plans.feature_serializers import FeatureSerializer, FeatureUpdateSerializer
 from plans.models import CostRate, Coupon, CreditPack, Feature, Meter, Plan, PlanVersion, TaxRate
 from plans.serializers import (
+    CostRateCorrectionSerializer,
+    CostRateSerializer,
+    CouponSerializer,
+    CouponUpdateSerializer,
     CreditPackSerializer,
+    FeatureSerializer,
+    FeatureUpdateSerializer,
     MeterSerializer,
     PlanCreateSerializer,
     PlanSerializer,
