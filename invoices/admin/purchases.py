@@ -11,10 +11,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_forms import (
-    ActionsRecordAdmin,
-    ExactDecimalField,
-)
+from billing.core.admin_forms import ActionsRecordAdmin, ExactDecimalField
 from billing.core.errors import BillingError
 from invoices import collection
 from invoices.admin.payments import amount_text

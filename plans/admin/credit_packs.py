@@ -22,9 +22,7 @@ from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.money import format_money
 from plans import services
 from plans.models import CreditPack, Meter
-from plans.validation import (
-    validate_credit_pack,
-)
+from plans.validation import validate_credit_pack
 
 
 class CreditPackForm(ServiceValidatedForm):

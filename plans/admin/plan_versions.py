@@ -67,11 +67,7 @@ from plans.credits_rollover import ADMIN_FIELDS as ROLLOVER_ADMIN_FIELDS
 from plans.models import Charge, Plan, PlanVersion
 from plans.price_history import price_history
 from plans.selectors import versions_by_plan_name
-from plans.validation import (
-    VERSION_TERMS,
-    validate_version,
-    version_terms_spec,
-)
+from plans.validation import VERSION_TERMS, validate_version, version_terms_spec
 
 
 def rollover_words(percent: Decimal | None, periods: int | None) -> str:
@@ -125,11 +121,7 @@ class PlanVersionForm(ServiceValidatedForm):
 
 
 @admin.register(PlanVersion)
-class PlanVersionAdmin(
-    RefusedDeletionMixin,
-    AuditHistoryAdmin,
-    nested_admin.NestedModelAdmin,
-):
+class PlanVersionAdmin(RefusedDeletionMixin, AuditHistoryAdmin, nested_admin.NestedModelAdmin):
     formfield_overrides = EXACT_DECIMALS
     form = PlanVersionForm
     inlines = [ChargeInline, FeatureInline]
