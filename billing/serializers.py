@@ -8,7 +8,7 @@ from billing.rating.discounts import running_discount
 from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, MAX_ID_LENGTH, MAX_NAME_LENGTH
 from config.api import AwareDateTimeField, DecimalString
 from config.schema import ErrorDetailSerializer
-from plans.deal_serializers import OverridesSerializer
+from plans.serializers import OverridesSerializer
 
 
 class SubscriptionCreateSerializer(serializers.Serializer):

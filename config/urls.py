@@ -20,7 +20,6 @@ from invoices import api as invoices_api
 from invoices import dunning_api, pay_views
 from invoices import views as invoices_views
 from plans import api as plans_api
-from plans import features_api
 from wallets import api as wallets_api
 from wallets import commits_api
 
@@ -54,8 +53,8 @@ api_v1 = [
     path("journal/periods/<str:month>/unlock", journal.JournalMonthUnlockApi.as_view()),
     path("coupons", plans_api.CouponListApi.as_view()),
     path("coupons/<str:code>", plans_api.CouponDetailApi.as_view()),
-    path("features", features_api.FeatureListApi.as_view()),
-    path("features/<str:code>", features_api.FeatureDetailApi.as_view()),
+    path("features", plans_api.FeatureListApi.as_view()),
+    path("features/<str:code>", plans_api.FeatureDetailApi.as_view()),
     path("customers", customers_api.CustomerListApi.as_view()),
     path("customers/<str:external_id>", customers_api.CustomerDetailApi.as_view()),
     path("customers/<str:external_id>/usage", usage.UsageApi.as_view()),

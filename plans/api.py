@@ -1,4 +1,5 @@
-"""Catalog endpoints: meters, plans and versions, credit packs."""
+"""Catalog endpoints: meters, plans and versions, credit packs, and the feature
+catalog (entitlements): /features."""
 
 from django.db.models import Model, QuerySet
 from django.shortcuts import get_object_or_404
@@ -8,14 +9,19 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
+from billing.subscriptions.deals import features_named_by_deals
 from config.api import CursorPagination, request_data
 from customers.models import ApiKey
-from plans import cost_rules, coupons, selectors, services
-from plans.cost_serializers import CostRateCorrectionSerializer, CostRateSerializer
-from plans.coupon_serializers import CouponSerializer, CouponUpdateSerializer
-from plans.models import CostRate, Coupon, CreditPack, Meter, Plan, PlanVersion, TaxRate
+from plans import cost_rules, coupons, features, selectors, services
+from plans.models import CostRate, Coupon, CreditPack, Feature, Meter, Plan, PlanVersion, TaxRate
 from plans.serializers import (
+    CostRateCorrectionSerializer,
+    CostRateSerializer,
+    CouponSerializer,
+    CouponUpdateSerializer,
     CreditPackSerializer,
+    FeatureSerializer,
+    FeatureUpdateSerializer,
     MeterSerializer,
     PlanCreateSerializer,
     PlanSerializer,
@@ -271,3 +277,24 @@ class CostRateSupersedeApi(APIView):
         data = request_data(CostRateCorrectionSerializer, request)
         correction = cost_rules.cost_rate_supersede(rate_id=rate_id, **data)
         return Response(CostRateSerializer(correction).data, status=status.HTTP_201_CREATED)
+
+
+class FeatureListApi(CatalogListApi):
+    model, serializer_class = Feature, FeatureSerializer
+    create = staticmethod(features.feature_create)
+
+
+class FeatureDetailApi(CatalogDetailApi):
+    model, serializer_class = Feature, FeatureSerializer
+
+    @extend_schema(request=FeatureUpdateSerializer, responses=FeatureSerializer)
+    def patch(self, request, code: str):
+        """Rename or describe a feature; its kind changes only while no version grants it."""
+        data = request_data(FeatureUpdateSerializer, request)
+        feature = get_object_or_404(Feature, code=code)
+        feature = features.feature_update(
+            feature=feature,
+            named_by_deals=bool(features_named_by_deals([feature.code])),
+            **data,
+        )
+        return Response(FeatureSerializer(feature).data)

@@ -1,21 +1,42 @@
-"""Catalog input parsing and output shapes. Serializers only parse types; the
-rules live in plans.validation and are applied by plans.services."""
+"""The catalog in the API: input parsing and output shapes of meters, plans and
+versions (with their credits rollover and feature grants), credit packs, tax
+rates, features, coupons, cost rates and a subscription's deal. Serializers
+only parse types; the rules live in plans.validation (coupons:
+plans.coupon_validation and plans.coupons; cost rates: plans.cost_rules; a
+deal: plans.overrides) and are applied by plans.services."""
 
 from decimal import Decimal
 
+from django.core.serializers.json import DjangoJSONEncoder
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.core.money import format_percentage
-from billing.core.vocabulary import DRAWN_MODELS, WhenExhausted
+from billing.core.money import format_decimal, format_money, format_percentage
+from billing.core.vocabulary import DRAWN_MODELS, CouponDuration, FeatureKind, WhenExhausted
 from billing.rating.pricing import PricingSpec, TierSpec
 from billing.rating.rate_cards import RateSpec
-from config.api import DecimalString, MoneyString, NoUnknownKeys
-from plans.credits_rollover import ROLLOVER_TERMS
-from plans.feature_serializers import FeatureGrantSerializer, grants_field, grants_from
-from plans.models import Charge, CreditPack, Meter, Plan, PlanVersion, TaxRate
+from config.api import (
+    AwareDateTimeField,
+    DecimalString,
+    MoneyString,
+    NoUnknownKeys,
+    StrictCharField,
+)
+from plans.credits_rollover import ROLLOVER_TERMS, rollover_to_json
+from plans.feature_grants import MAX_FEATURES, FeatureGrant
+from plans.models import (
+    Charge,
+    CostRate,
+    Coupon,
+    CreditPack,
+    Feature,
+    Meter,
+    Plan,
+    PlanVersion,
+    TaxRate,
+)
+from plans.overrides import TERMS, ChargeOverride, Overrides
 from plans.rate_cards import MAX_RATES, rate_of, rate_to_json
-from plans.rollover_serializer import CreditsRolloverSerializer
 from plans.services import METER_DEFINITION_FIELDS
 from plans.validation import VERSION_TERMS, ChargeSpec, VersionSpec
 
@@ -23,6 +44,89 @@ MAX_CHARGES = 100
 MAX_TIERS = 100
 
 PER_HELP = "How many units the price is for: 1000000 for a price per million tokens (default 1)."
+
+
+# The feature catalog and feature grants (entitlements).
+
+
+class FeatureSerializer(NoUnknownKeys, serializers.Serializer):
+    code = serializers.CharField(max_length=255)
+    name = serializers.CharField(max_length=255)
+    kind = serializers.ChoiceField(choices=FeatureKind.choices)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    created_at = serializers.DateTimeField(read_only=True)
+
+    def to_representation(self, feature: Feature):
+        return {
+            "code": feature.code,
+            "name": feature.name,
+            "kind": feature.kind,
+            "description": feature.description,
+            "created_at": serializers.DateTimeField().to_representation(feature.created_at),
+        }
+
+
+class FeatureUpdateSerializer(NoUnknownKeys, serializers.Serializer):
+    """A feature's code never changes; its kind only while no version grants it."""
+
+    name = serializers.CharField(max_length=255, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    kind = serializers.ChoiceField(choices=FeatureKind.choices, required=False)
+
+
+class FeatureGrantSerializer(NoUnknownKeys, serializers.Serializer):
+    feature = StrictCharField(max_length=255)
+    # The API's JSON arrives with exact decimals (2.5 as Decimal): encodable here.
+    value = serializers.JSONField(
+        encoder=DjangoJSONEncoder,
+        help_text="boolean features: true or false; config: a number, a text or a list of texts.",
+    )
+
+
+class FeatureOverrideSerializer(FeatureGrantSerializer):
+    value = serializers.JSONField(
+        encoder=DjangoJSONEncoder,
+        allow_null=True,
+        help_text="As a version grants it; null revokes a feature the version grants.",
+    )
+
+
+def grants_field(*, revocable: bool = False, **options) -> serializers.ListField:
+    return serializers.ListField(
+        child=FeatureOverrideSerializer() if revocable else FeatureGrantSerializer(),
+        required=False,
+        default=list,
+        max_length=MAX_FEATURES,
+        **options,
+    )
+
+
+def grants_from(data: list[dict]) -> tuple[FeatureGrant, ...]:
+    return tuple(FeatureGrant(item["feature"], item["value"]) for item in data)
+
+
+# A version's `credits_rollover` (plans.credits_rollover).
+
+
+class CreditsRolloverSerializer(NoUnknownKeys, serializers.Serializer):
+    """`credits_rollover` of a version: null, all a period's credits expire at its end."""
+
+    rollover_percent = DecimalString(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="the percent of a period's unused credits that rolls over: more than 0, "
+        "at most 100",
+    )
+    expires_after_periods = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="rolled-over credits expire at the end of this many periods after their own",
+    )
+
+    def to_representation(self, version):
+        return rollover_to_json(version.credits_rollover_percent, version.credits_rollover_periods)
 
 
 class MeterSerializer(serializers.ModelSerializer):
@@ -381,3 +485,215 @@ class TaxRateUpdateSerializer(serializers.Serializer):
             "country, or of none). Archiving a rate customers hold without it is a 409."
         ),
     )
+
+
+# Coupons.
+
+
+class CouponSerializer(serializers.Serializer):
+    """A coupon: exactly one of percent_off and amount_off (with its currency)."""
+
+    code = serializers.CharField(max_length=255)
+    name = serializers.CharField(max_length=255)
+    percent_off = DecimalString(
+        required=False, allow_null=True, default=None, help_text='e.g. "20" for 20 % off'
+    )
+    amount_off = DecimalString(required=False, allow_null=True, default=None)
+    currency = serializers.CharField(
+        max_length=8,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        default=None,
+        help_text="The currency of amount_off; null for a percent off.",
+    )
+    duration = serializers.ChoiceField(choices=CouponDuration.values)
+    duration_periods = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="repeating: how many periods"
+    )
+    max_redemptions = serializers.IntegerField(required=False, allow_null=True, default=None)
+    redeem_by = AwareDateTimeField(required=False, allow_null=True, default=None)
+    active = serializers.BooleanField(required=False, default=True)
+    times_redeemed = serializers.IntegerField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+    def to_representation(self, coupon: Coupon):
+        percent_off, amount_off = coupon.percent_off, coupon.amount_off
+        return {
+            "code": coupon.code,
+            "name": coupon.name,
+            "percent_off": None if percent_off is None else format_percentage(percent_off),
+            "amount_off": None if amount_off is None else format_money(amount_off, coupon.currency),
+            "currency": coupon.currency or None,
+            "duration": coupon.duration,
+            "duration_periods": coupon.duration_periods,
+            "max_redemptions": coupon.max_redemptions,
+            "redeem_by": serializers.DateTimeField().to_representation(coupon.redeem_by)
+            if coupon.redeem_by
+            else None,
+            "active": coupon.active,
+            "times_redeemed": coupon.times_redeemed,
+            "created_at": serializers.DateTimeField().to_representation(coupon.created_at),
+        }
+
+
+class CouponUpdateSerializer(serializers.Serializer):
+    """A coupon's terms never change: rename it, or archive it (active false)."""
+
+    name = serializers.CharField(max_length=255, required=False)
+    active = serializers.BooleanField(required=False)
+
+    def validate(self, attrs):
+        # Not ignored: a PATCH of percent_off must not answer 200 having changed nothing.
+        frozen = sorted(set(self.initial_data) - set(self.fields), key=str)
+        if frozen:
+            raise serializers.ValidationError(
+                {
+                    name: ["a coupon's terms never change; archive it and create another"]
+                    for name in frozen
+                }
+            )
+        return attrs
+
+
+# Cost rates (POST /api/v1/cost-rates).
+
+
+class CostRateSerializer(NoUnknownKeys, serializers.Serializer):
+    meter = serializers.CharField(max_length=64, help_text="The meter's code.")
+    when = serializers.JSONField(
+        required=False,
+        default=dict,
+        help_text='Values of group_by properties ({"model": "gpt-4o"}); {} is the default.',
+    )
+    unit_cost = DecimalString(help_text='What `per` units cost, e.g. "1.25".')
+    per = DecimalString(
+        required=False, default=None, help_text="How many units unit_cost is for (default 1)."
+    )
+    currency = serializers.CharField(max_length=8)
+    effective_from = AwareDateTimeField(help_text="On the hour, e.g. 2026-11-01T00:00:00Z.")
+    id = serializers.IntegerField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    supersedes = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="The wrong rate this one corrects, if any."
+    )
+    superseded_by = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="The correction that costs this rate's hours instead; null while it costs.",
+    )
+
+    def to_internal_value(self, data):
+        values = super().to_internal_value(data)
+        if values.get("per") is None:
+            values.pop("per", None)
+        return values
+
+    def to_representation(self, rate: CostRate):
+        moment = serializers.DateTimeField().to_representation
+        return {
+            "id": rate.pk,
+            "meter": rate.meter.code,
+            "when": rate.when,
+            "unit_cost": format_money(rate.unit_cost, rate.currency),
+            "per": format_decimal(rate.per),
+            "currency": rate.currency,
+            "effective_from": moment(rate.effective_from),
+            "created_at": moment(rate.created_at),
+            "supersedes": rate.supersedes_id,
+            "superseded_by": _correction_id(rate),
+        }
+
+
+def _correction_id(rate: CostRate) -> int | None:
+    try:
+        return rate.superseded_by.pk
+    except CostRate.superseded_by.RelatedObjectDoesNotExist:
+        return None
+
+
+class CostRateCorrectionSerializer(NoUnknownKeys, serializers.Serializer):
+    """POST /api/v1/cost-rates/{id}/supersede: the correct figures; the meter,
+    `when`, currency and effective_from are the wrong rate's."""
+
+    unit_cost = DecimalString(help_text='What `per` units cost, e.g. "1.10".')
+    per = DecimalString(
+        required=False,
+        default=None,
+        help_text="How many units unit_cost is for (default: the wrong rate's per).",
+    )
+
+    def to_internal_value(self, data):
+        values = super().to_internal_value(data)
+        if values.get("per") is None:
+            values.pop("per", None)
+        return values
+
+
+# A subscription's deal: the version's terms, charges and feature grants it
+# replaces (plans.overrides).
+
+
+class ChargeOverrideSerializer(NoUnknownKeys, serializers.Serializer):
+    meter = serializers.CharField(max_length=255)
+    included_units = DecimalString(required=False, allow_null=True, default=None)
+    pricing = PricingSerializer(required=False, allow_null=True, default=None)
+    price_by = serializers.ListField(
+        child=serializers.CharField(max_length=255),
+        required=False,
+        allow_null=True,
+        default=None,
+        max_length=3,
+        help_text="A rate card's: the version's charge's own (a deal cannot change it); not stored",
+    )
+    rates = serializers.ListField(
+        child=RateSerializer(),
+        required=False,
+        allow_null=True,
+        default=None,
+        max_length=MAX_RATES,
+        help_text="A rate card's rows in place of the version's (null or absent: the "
+        "version's), priced by the version's price_by",
+    )
+
+
+class OverridesSerializer(NoUnknownKeys, serializers.Serializer):
+    """A deal: the version's terms a subscription replaces (null or absent: the
+    version's own)."""
+
+    base_fee = DecimalString(required=False, allow_null=True, default=None)
+    seat_price = DecimalString(required=False, allow_null=True, default=None)
+    minimum_commitment = DecimalString(required=False, allow_null=True, default=None)
+    progressive_billing_threshold = DecimalString(required=False, allow_null=True, default=None)
+    charges = serializers.ListField(
+        child=ChargeOverrideSerializer(), required=False, default=list, max_length=MAX_CHARGES
+    )
+    features = grants_field(
+        revocable=True,
+        help_text="Features granted, changed or (value null) revoked for this subscription.",
+    )
+
+    def to_representation(self, stored: dict) -> dict:
+        return stored
+
+    @staticmethod
+    def overrides(data: dict | None) -> Overrides | None:
+        """Validated data as the catalog's value (None: none given)."""
+        if data is None:
+            return None
+        return Overrides(
+            **{name: data[name] for name in TERMS},
+            charges=tuple(
+                ChargeOverride(
+                    meter=charge["meter"],
+                    included_units=charge["included_units"],
+                    pricing=pricing_spec(charge["pricing"]),
+                    price_by=None if charge["price_by"] is None else tuple(charge["price_by"]),
+                    rates=None
+                    if charge["rates"] is None
+                    else tuple(rate_spec(rate) for rate in charge["rates"]),
+                )
+                for charge in data["charges"]
+            ),
+            features=grants_from(data["features"]),
+        )

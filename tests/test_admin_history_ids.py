@@ -166,7 +166,7 @@ def _delete(obj) -> None:
         obj.delete()
 
 
-# A plan version's History page is its price history (plans.price_history_admin),
+# A plan version's History page is its price history (plans.admin.plan_versions),
 # read from the live version: a deleted version has none. Its past states still show.
 DELETED_HISTORY_PAGE_STATUS = {"plans.PlanVersion": 404}
 

@@ -258,34 +258,15 @@ ADMIN_CODE = [
     "plans/models.py",
     "plans/feature_models.py",
     "wallets/models.py",
-    "billing/simulation/admin.py",
-    "customers/admin.py",
-    "customers/billing_entity_admin.py",
-    "invoices/admin.py",
-    "invoices/payments_admin.py",
-    "invoices/void_uncollectible_admin.py",
-    "invoices/credit_notes_admin.py",
-    "invoices/emails_admin.py",
-    "plans/admin.py",
-    "plans/charges_admin.py",
-    "plans/coupons_admin.py",
-    "plans/cost_rates_admin.py",
-    "plans/cost_rate_import.py",
-    "plans/features_admin.py",
-    "plans/meters_admin.py",
-    "plans/tax_rates_admin.py",
-    "plans/version_features_admin.py",
-    "plans/version_lifecycle_admin.py",
-    "plans/price_sandbox_admin.py",
-    "plans/price_history_admin.py",
-    "plans/version_compare_admin.py",
     "billing/core/admin_deletion.py",
     "billing/core/vocabulary.py",
     "config/models.py",
     "billing/discount_models.py",
-    "customers/customer_form_admin.py",
-    "wallets/admin.py",
-    *(str(path.relative_to(ROOT)) for path in (ROOT / "billing" / "admin").glob("*.py")),
+    *(
+        str(path.relative_to(ROOT))
+        for app in ("billing", "customers", "invoices", "plans", "wallets")
+        for path in sorted((ROOT / app / "admin").glob("*.py"))
+    ),
 ]
 
 

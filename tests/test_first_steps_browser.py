@@ -16,9 +16,9 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from playwright.sync_api import expect
 
+from billing.admin.simulations import last_month
 from billing.core.admin_forms import amount_text
 from billing.models import PlanMigration, Subscription
-from billing.simulation.admin import last_month
 from billing.simulation.engine import simulation_rate_customer
 from customers.models import Customer
 from customers.portal_links import portal_session_create

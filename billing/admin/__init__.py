@@ -2,14 +2,20 @@
 migrations, alerts and webhooks, price simulations and the margins report.
 Importing the package registers them all."""
 
-from billing.admin import journal, margins, notifications, plan_migrations, subscriptions
-from billing.simulation import admin as simulation_admin
+from billing.admin import (
+    journal,
+    margins,
+    notifications,
+    plan_migrations,
+    simulations,
+    subscriptions,
+)
 
 __all__ = [
     "journal",
     "margins",
     "notifications",
     "plan_migrations",
-    "simulation_admin",
+    "simulations",
     "subscriptions",
 ]

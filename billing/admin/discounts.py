@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from billing.models import Subscription
 from billing.rating.discounts import running_discount
 from billing.subscriptions import discounts
-from plans.coupons_admin import coupon_off
+from plans.admin.coupons import coupon_off
 from plans.models import Coupon
 
 

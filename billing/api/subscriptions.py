@@ -28,8 +28,8 @@ from config.schema import ErrorSerializer
 from customers.models import Customer
 from invoices.api import invoices_query
 from invoices.serializers import InvoiceSerializer
-from plans.deal_serializers import OverridesSerializer
 from plans.models import Plan, PlanVersion
+from plans.serializers import OverridesSerializer
 
 
 def plan_or_400(code: str) -> Plan:

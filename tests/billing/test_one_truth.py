@@ -25,6 +25,7 @@ from billing.invoicing.discounts import usage_discounted
 from billing.invoicing.progressive import threshold_invoice_write
 from billing.models import Subscription
 from billing.simulation.engine import simulation_rate_customer
+from billing.simulation.sandbox import sandbox_invoice
 from billing.subscriptions.bulk_migration import (
     plan_migration_create,
     plan_migration_preview,
@@ -44,7 +45,6 @@ from invoices.models import Invoice, InvoiceLine
 from plans.coupons import coupon_create
 from plans.models import Meter
 from plans.overrides import Overrides, subscription_spec
-from plans.price_sandbox_admin import sandbox_invoice
 from tests.factories import (
     CustomerFactory,
     MeterFactory,

@@ -188,7 +188,7 @@ def test_the_sidebar_offers_the_customers_and_plans(admin_client, invoices):
 
 
 def test_the_customer_chosen_is_offered_beyond_the_listed_ones(admin_client, invoices, monkeypatch):
-    from invoices.admin import CustomerFilter
+    from invoices.admin.invoices import CustomerFilter
 
     monkeypatch.setattr(CustomerFilter, "CHOICES", 1)
 

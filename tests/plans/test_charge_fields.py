@@ -1,4 +1,4 @@
-"""What the charge form shows (plans.charge_fields) against what validation asks
+"""What the charge form shows (plans.admin.charge_fields) against what validation asks
 for: for every consumption model, scheme and 'When exhausted', a charge with
 every shown field filled is valid (nothing hidden is needed), and filling any
 hidden field is refused on that field (nothing hidden would be kept)."""
@@ -11,7 +11,7 @@ import pytest
 from billing.core.errors import BillingError
 from billing.core.vocabulary import ConsumptionModel, WhenExhausted
 from billing.rating.pricing import SCHEMES, PricingSpec, TierSpec
-from plans.charge_fields import SWITCHED, charge_fields, field_table
+from plans.admin.charge_fields import SWITCHED, charge_fields, field_table
 from plans.validation import ChargeSpec, VersionSpec, validate_version
 
 TIERS = (TierSpec(up_to=D(100), unit_price=D("0.5")), TierSpec(up_to=None, unit_price=D("0.4")))

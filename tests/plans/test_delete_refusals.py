@@ -142,7 +142,7 @@ def test_a_redeemed_coupon_shows_why_it_stays(admin_client, db):
 
 
 def test_a_tax_rate_that_taxed_invoices_shows_why_it_stays(admin_client, db, monkeypatch):
-    from plans import tax_rates_admin
+    from plans.admin import tax_rates as tax_rates_admin
 
     rate = tax_rate_create(code="de_vat", name="MwSt", percentage=D(19), country="DE")
     monkeypatch.setattr(tax_rates_admin.services, "tax_rate_in_use", lambda rate: True)

@@ -13,8 +13,8 @@ import time_machine
 from django.core.management import call_command
 from pypdf import PdfReader
 
+from billing.admin.simulations import last_month
 from billing.models import Subscription
-from billing.simulation.admin import last_month
 from billing.simulation.engine import simulation_check, simulation_rate_customer
 from billing.subscriptions.lifecycle import subscription_change_plan
 from billing.usage.statement import usage_by_meter

@@ -7,8 +7,8 @@ import pytest
 from django.contrib import admin
 
 from billing.admin.plan_migrations import MigrationForm
+from billing.admin.simulations import SimulationForm
 from billing.admin.subscription_forms import SubscriptionCreateForm
-from billing.simulation.admin import SimulationForm
 from tests.factories import PlanFactory, PlanVersionFactory
 
 pytestmark = pytest.mark.django_db

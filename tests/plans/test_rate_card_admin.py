@@ -10,8 +10,8 @@ import pytest
 from django.utils import translation
 
 from plans import services
+from plans.admin.rate_card_grid import read_grid
 from plans.models import Charge, ChargeRate, Plan, PlanVersion
-from plans.rate_card_grid import read_grid
 from tests.factories import llm_tokens_meter
 from tests.plans.test_admin import version_post
 from tests.test_admin_languages import log_in

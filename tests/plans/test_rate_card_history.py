@@ -11,12 +11,12 @@ import time_machine
 
 from billing.rating.pricing import GRADUATED, PACKAGE, PricingSpec, TierSpec
 from billing.rating.rate_cards import RateSpec
+from plans.admin.version_compare import ADDED, REMOVED, CompareRow, compare_sections
 from plans.price_history import price_history
 from plans.price_wording import rate_text
 from plans.selectors import version_spec
 from plans.services import plan_create, plan_version_copy_as_draft, plan_version_update
 from plans.validation import ChargeSpec, VersionSpec
-from plans.version_compare_admin import ADDED, REMOVED, CompareRow, compare_sections
 from tests.rate_cards import CARD, GPT_INPUT, card_charge, llm_tokens, per_unit, rate
 
 pytestmark = pytest.mark.django_db

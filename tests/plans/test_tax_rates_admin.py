@@ -8,7 +8,8 @@ import pytest
 
 from billing.core.errors import InvalidRequest
 from customers.models import Customer
-from plans import services, tax_rates_admin
+from plans import services
+from plans.admin import tax_rates as tax_rates_admin
 from plans.models import TaxRate
 from tests.factories import CustomerFactory
 

@@ -8,12 +8,12 @@ import pytest
 from django.contrib.auth.models import Permission, User
 
 from billing.rating.pricing import PricingSpec, TierSpec
+from plans.admin.version_compare import ADDED, REMOVED, CompareRow, compare_sections
 from plans.feature_grants import FeatureGrant
 from plans.features import feature_create
 from plans.selectors import version_spec
 from plans.services import plan_version_copy_as_draft, plan_version_update
 from plans.validation import ChargeSpec
-from plans.version_compare_admin import ADDED, REMOVED, CompareRow, compare_sections
 from tests.factories import MeterFactory, PlanVersionFactory, overage, published_version
 
 pytestmark = pytest.mark.django_db

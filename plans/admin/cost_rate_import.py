@@ -1,5 +1,5 @@
 """A provider's price list as finance pastes it on the admin's import page
-(plans.cost_rates_admin): one line per cost rate, the values of the meter's
+(plans.admin.cost_rates): one line per cost rate, the values of the meter's
 group_by properties in order (empty: any value), then the cost and optionally
 `per` (the form's default `per` when left out, 1000000 for a "cost per 1M"
 list): `gpt-4o,input,2.50`. A first line without a number names the columns
@@ -9,7 +9,7 @@ spreadsheet), semicolons or commas; numbers are read as the user types them
 
 Only reading here: the rows are written, and checked, by
 plans.cost_rules.cost_rate_create. The preview is the rate-card grid's table
-(plans.rate_card_grid.grid_table)."""
+(plans.admin.rate_card_grid.grid_table)."""
 
 from decimal import Decimal
 
@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 
 from billing.core.money import DecimalRefused
 from billing.core.typed_numbers import typed_number_read
-from plans.rate_card_grid import Grid, GridRow, is_header, pasted_lines
+from plans.admin.rate_card_grid import Grid, GridRow, is_header, pasted_lines
 
 MAX_LINES = 500
 

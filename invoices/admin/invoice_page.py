@@ -1,5 +1,5 @@
 """What an invoice's page in the admin shows beyond its fields, as finance reads
-it (imported by invoices.admin and invoices.credit_notes_admin): its lines as a
+it (imported by invoices.admin.invoices and invoices.admin.credit_notes): its lines as a
 table, the credit notes issued on it and the payments recorded for it (through
 Stripe, by hand, from the customer's credit balance). Every amount goes through
 money_text, every quantity through quantity_text, and every date is read in the

@@ -1,14 +1,17 @@
 """Invoices in the admin: read-only (lines are written by the billing cycle);
 actions finalize, void with a credit note, mark uncollectible, record a payment
 and re-render the PDF, all through invoices.services (void and uncollectible
-after the shared confirmation page: invoices.void_uncollectible_admin). The
+after the shared confirmation page: invoices.admin.void_uncollectible). The
 invoice's page reads as finance reads an invoice: amounts with their currency,
 dates in the customer's time zone, its lines, credit notes and payments as
-tables (invoices.invoice_page_admin), and one link to its PDF, served by an
+tables (invoices.admin.invoice_page), and one link to its PDF, served by an
 admin view. The list filters by status, period, customer, plan and payments past
 due."""
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone, translation
 from django.utils.html import format_html, format_html_join
@@ -21,9 +24,9 @@ from billing.core.errors import BillingError
 from billing.core.money import format_decimal
 from customers.models import BillingEntity, Customer
 from invoices import credit_notes, rendering, selectors, sellers, services, settlement
-from invoices.credit_notes_admin import CreditNoteAdminViews
-from invoices.emails_admin import DocumentEmailInline
-from invoices.invoice_page_admin import (
+from invoices.admin.credit_notes import credit_note_view as credit_note_page
+from invoices.admin.emails import DocumentEmailInline
+from invoices.admin.invoice_page import (
     credit_note_rows,
     line_rows,
     list_day,
@@ -33,14 +36,13 @@ from invoices.invoice_page_admin import (
     pdf_link,
     period_text,
 )
-from invoices.models import Invoice
-from invoices.payments_admin import mark_paid_with_reference
-from invoices.pdf_parties import postal_address
-from invoices.void_uncollectible_admin import (
-    InvoiceStatusViews,
+from invoices.admin.payments import mark_paid_with_reference
+from invoices.admin.void_uncollectible import (
     mark_uncollectible_with_confirmation,
     void_with_confirmation,
 )
+from invoices.models import Invoice
+from invoices.pdf_parties import postal_address
 from plans.models import Plan
 
 TAX_TREATMENTS = dict(Customer.TAX_EXEMPTIONS)
@@ -122,7 +124,7 @@ class DueFilter(admin.SimpleListFilter):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
+class InvoiceAdmin(admin.ModelAdmin):
     # Narrow columns, so that the total shows next to the filters in a 1280 px
     # window: the period and reason are on the invoice's page (and filters).
     list_display = [
@@ -350,7 +352,22 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
             self.admin_site.admin_view(self.pdf_view),
             name="invoices_invoice_pdf",
         )
-        return [pdf, *self.credit_note_urls(), *self.invoice_status_urls(), *super().get_urls()]
+        view = self.admin_site.admin_view
+        return [
+            pdf,
+            path(
+                "<path:object_id>/credit-note/",
+                view(self.credit_note_view),
+                name="invoices_invoice_credit_note",
+            ),
+            path("<path:object_id>/void/", view(self.void_view), name="invoices_invoice_void"),
+            path(
+                "<path:object_id>/mark-uncollectible/",
+                view(self.mark_uncollectible_view),
+                name="invoices_invoice_mark_uncollectible",
+            ),
+            *super().get_urls(),
+        ]
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
@@ -369,6 +386,36 @@ class InvoiceAdmin(CreditNoteAdminViews, InvoiceStatusViews, admin.ModelAdmin):
                 ),
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    # The invoice page's "Issue credit note…" page (invoices.admin.credit_notes).
+
+    def _invoice(self, request, object_id: str) -> Invoice:
+        if not object_id.isdigit():
+            raise Http404("no such invoice")
+        invoice = get_object_or_404(Invoice.objects.select_related("customer"), pk=object_id)
+        if not self.has_view_permission(request, invoice):
+            raise PermissionDenied
+        return invoice
+
+    def credit_note_view(self, request, object_id):
+        if not request.user.has_perm("invoices.issue_creditnote"):
+            raise PermissionDenied
+        return credit_note_page(self, request, self._invoice(request, object_id))
+
+    # The invoice page's "Void…" and "Mark uncollectible…" buttons (after the shared
+    # confirmation page: invoices.admin.void_uncollectible).
+
+    def void_view(self, request, object_id):
+        if not request.user.has_perm("invoices.void_invoice"):
+            raise PermissionDenied
+        invoice = self._invoice(request, object_id)
+        return void_with_confirmation(self, request, None, single=invoice)
+
+    def mark_uncollectible_view(self, request, object_id):
+        if not request.user.has_perm("invoices.mark_uncollectible_invoice"):
+            raise PermissionDenied
+        invoice = self._invoice(request, object_id)
+        return mark_uncollectible_with_confirmation(self, request, None, single=invoice)
 
     def pdf_view(self, request, object_id):
         """The invoice's PDF, as the API and the portal serve it (rendering)."""

@@ -1,5 +1,5 @@
-"""Customers and API keys in the admin; saves go through customers.services (the
-form: customers.customer_form_admin). A customer's page also shows its
+"""Customers in the admin; saves go through customers.services (the
+form: customers.admin.customer_form). A customer's page also shows its
 subscriptions with a button to add one, the current period's usage priced so far
 and projected, its wallets, and makes a fresh signed portal link. To Finance
 (billing.view_margins), the list and the page show the month so far's margin
@@ -7,7 +7,6 @@ and projected, its wallets, and makes a fresh signed portal link. To Finance
 
 from dataclasses import replace
 
-from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
@@ -37,20 +36,19 @@ from billing.usage.breakdowns import meter_breakdown
 from billing.usage.metering import meter_cache
 from billing.usage.reads import subscription_live
 from billing.usage.summary import period_usage
-from customers import api_keys, services
+from customers import services
+from customers.admin.customer_form import ADDRESS_FIELDS, CustomerForm
+from customers.admin.customer_list import SPEND_LIMIT_MODE_WORDS, breakable_after
 from customers.billing_entities import vat_number_waited_for
-from customers.billing_entity_admin import BillingEntityAdmin  # noqa: F401 (registers it)
-from customers.customer_form_admin import ADDRESS_FIELDS, CustomerForm
-from customers.customer_list_admin import CustomerListColumns
-from customers.models import CUSTOMER_DETAILS, ApiKey, Customer
+from customers.models import CUSTOMER_DETAILS, Customer
 from customers.portal import portal_session_create
-from invoices.dunning_admin import (
+from invoices.admin.dunning import (
     dunning_fields,
     dunning_settings_save,
     dunning_text,
     standing_text,
 )
-from wallets.commits_admin import customer_commits
+from wallets.admin.commits import customer_commits
 from wallets.selectors import wallet_list
 
 CUSTOMER_FIELDS = list(CUSTOMER_DETAILS)
@@ -219,7 +217,7 @@ class CustomerChangeList(ChangeList):
 
 
 @admin.register(Customer)
-class CustomerAdmin(CustomerListColumns, RefusedDeletionMixin, AuditHistoryAdmin):
+class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     form = CustomerForm
     change_form_template = "admin/customers/customer/change_form.html"
     list_display = [
@@ -432,54 +430,24 @@ class CustomerAdmin(CustomerListColumns, RefusedDeletionMixin, AuditHistoryAdmin
             obj, choice=dunning, paused=paused, paused_before=paused_before, user=request.user
         )
 
+    # The list's columns of a customer's own fields.
+    @admin.display(description=_("email"), ordering="email")
+    def email_display(self, customer: Customer) -> str:
+        """The address with a line break allowed after its "@" and each ".", so
+        that a narrow column wraps it there rather than in the middle of a word."""
+        return breakable_after(customer.email, "@.") if customer.email else "—"
 
-class ApiKeyForm(forms.ModelForm):
-    scopes = forms.MultipleChoiceField(
-        choices=[(s, s) for s in ApiKey.SCOPES],
-        widget=forms.CheckboxSelectMultiple,
-        initial=list(ApiKey.SCOPES),
-        help_text=_(
-            "events:write posts usage and asks check; read reads (and asks check) all but "
-            "finance data; finance:read reads margins, cost rates and the journal; admin "
-            "writes (not events). No scope implies another: tick each the key needs."
-        ),
-        label=_("Scopes"),
-    )
+    @admin.display(description=_("timezone"), ordering="timezone")
+    def timezone_display(self, customer: Customer) -> str:
+        """The zone's name with a line break allowed after each "/"
+        (America/<wbr>New_York)."""
+        return breakable_after(customer.timezone, "/")
 
-    class Meta:
-        model = ApiKey
-        fields = ["name", "scopes"]
-
-
-@admin.register(ApiKey)
-class ApiKeyAdmin(AuditHistoryAdmin):
-    form = ApiKeyForm
-    list_display = ["name", "prefix", "scopes", "created_at", "revoked_at"]
-    list_filter = ["revoked_at"]
-    search_fields = ["name", "prefix"]
-    actions = ["revoke"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return ["scopes", "prefix", "created_at", "revoked_at"] if obj else []
-
-    def save_model(self, request, obj, form, change):
-        if change:
-            obj.save(update_fields=["name"])
-            return
-        key, secret = api_keys.api_key_create(
-            name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"]
-        )
-        adopt(obj, key)
-        self.message_user(
-            request,
-            gettext(
-                "Secret of {name!r}, shown this once (only its hash is stored): {secret}"
-            ).format(name=key.name, secret=secret),
-            messages.WARNING,
-        )
-
-    @admin.action(description=_("Revoke selected keys"), permissions=["change"])
-    def revoke(self, request, queryset):
-        for key in queryset:
-            api_keys.api_key_revoke(key=key)
-        self.message_user(request, gettext("{count} key(s) revoked").format(count=queryset.count()))
+    @admin.display(description=_("spend limit"), ordering="spend_limit")
+    def spend_limit_display(self, customer: Customer) -> str:
+        """The limit and, when there is one, whether it refuses or alerts: one
+        column, so that the list keeps its standing and dunning on a 1280 px screen."""
+        if customer.spend_limit is None:
+            return "—"
+        mode = SPEND_LIMIT_MODE_WORDS.get(customer.spend_limit_mode, customer.spend_limit_mode)
+        return f"{money_text(customer.spend_limit, customer.currency)} ({mode})"

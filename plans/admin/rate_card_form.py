@@ -1,6 +1,6 @@
 """A charge's rate card on its plan version's admin page: a 'Price by' box and a
 'Rate card' box holding the rows as text (pasted from a spreadsheet or typed as
-CSV, plans.rate_card_grid), shown above it as a grid with a column per property
+CSV, plans.admin.rate_card_grid), shown above it as a grid with a column per property
 and the price beside it. The card is saved with the version, in the same save
 as its other charges; a refused row is marked red in the grid, with its message.
 
@@ -8,15 +8,13 @@ A card whose rows the grid cannot hold (tiered or package rows, written through
 the API) is shown and kept as it is."""
 
 from django import forms
-from django.contrib import admin
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import admin_language
 from billing.core.vocabulary import ConsumptionModel
-from plans.models import Charge
-from plans.rate_card_grid import (
+from plans.admin.rate_card_grid import (
     GRID_STYLE,
     Grid,
     editable,
@@ -164,22 +162,3 @@ class RateCardFormMixin(forms.Form):
     def show_refused_rows(self) -> None:
         if self.rate_grid is not None and self.rate_grid.refused:
             self.add_error("rate_card", self.refused_words())
-
-
-class RateCardDisplayMixin:
-    """A published version's card, shown (the grid, read-only)."""
-
-    @admin.display(description=_("Price by"))
-    def price_by_words(self, charge: Charge) -> str:
-        return ", ".join(charge.price_by or ()) or "—"
-
-    @admin.display(description=_("Rate card"))
-    def rate_card_table(self, charge: Charge) -> str:
-        rows = list(charge.rates.all())
-        if not rows:
-            return "—"
-        credits = charge.model == ConsumptionModel.CREDITS
-        table = grid_table(
-            stored_grid(charge.price_by, rows), credits=credits, language=admin_language()
-        )
-        return format_html('{}<div class="rate-card-grid">{}</div>', GRID_STYLE, table)

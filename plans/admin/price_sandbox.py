@@ -1,21 +1,18 @@
-"""Try prices: a version's invoice for quantities typed in, rated by the code the
-period close bills with (billing.usage.statement, totalled and taxed by
-invoices.totals), for a draft before it is published or any version. It writes
-nothing; the simulation on real past usage is a link away."""
+"""Try prices on a plan version's admin page (plans.admin.plan_versions): the
+form of quantities typed in and the invoice in words. The invoice itself is
+billing.simulation.sandbox's, rated by the code the period close bills with,
+for a draft before it is published or any version. It writes nothing; the
+simulation on real past usage is a link away."""
 
-from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from django import forms
-from django.urls import path as url_path
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core import customer_text, periods
 from billing.core.admin_forms import (
     ExactDecimalField,
     ExactIntegerField,
@@ -26,13 +23,10 @@ from billing.core.admin_forms import (
 from billing.core.vocabulary import ConsumptionModel
 from billing.rating import lines as rating
 from billing.rating.rate_cards import Combination, row_combination
-from billing.simulation.admin import RUN_SIMULATIONS
-from billing.usage.statement import meter_names, statement_of
-from plans import selectors
-from plans.models import PlanVersion, TaxRate
+from billing.simulation.sandbox import SandboxInvoice, interval_end
+from plans.models import TaxRate
 from plans.taxes import tax_label
 from plans.validation import VersionSpec
-from plans.version_page_admin import VersionPageMixin
 
 # The charges whose usage is on the period's invoice; credits and balance charges
 # are paid from wallets as the usage arrives.
@@ -44,16 +38,6 @@ NUMBER_ERRORS = {
     "max_digits": "Too large a number.",
     "max_decimal_places": "At most 10 decimal places.",
 }
-
-
-def interval_end(day: date, interval: str) -> date:
-    """The day one billing interval after `day` (billing.core.periods.interval_end)."""
-    zone = timezone.get_current_timezone()
-    return periods.interval_end(start_of_day(day), zone, interval=interval).astimezone(zone).date()
-
-
-def start_of_day(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=timezone.get_current_timezone())
 
 
 class PriceSandboxForm(forms.Form):
@@ -156,52 +140,6 @@ def _quantity_field(label: str, help_text: str) -> ExactDecimalField:
     )
 
 
-@dataclass(frozen=True)
-class SandboxInvoice:
-    lines: list[rating.LineInput]
-    subtotal: Decimal
-    taxes: list
-    total: Decimal
-    label: str
-    fraction: Decimal
-
-
-def sandbox_invoice(
-    version: PlanVersion,
-    spec: VersionSpec,
-    *,
-    quantities: dict[str, Decimal],
-    seats: int,
-    start: datetime,
-    end: datetime,
-    tax_rate: TaxRate | None,
-    combinations: dict[str, dict[Combination, Decimal]] | None = None,
-) -> SandboxInvoice:
-    """The lines, tax and total of one period of `spec` as the close rates it: fixed
-    fees and minimum commitment for the part of a whole interval from `start` that
-    the period is, usage at the quantities given (by meter code), a rate card's
-    at its `combinations` (by meter code: one per row, row_combination)."""
-    zone = timezone.get_current_timezone()
-    fraction = periods.period_fraction(start, end, zone, interval=spec.interval)
-    label = customer_text.period(start, end, zone)
-    statement = statement_of(
-        spec,
-        start=start,
-        end=end,
-        seats=seats,
-        quantities=quantities,
-        fraction=fraction,
-        names=meter_names(c.meter for c in spec.charges),
-        plan_name=version.plan.name,
-        label=label,
-        combinations=combinations,
-    )
-    totals = statement.totals([tax_rate] if tax_rate else [])
-    return SandboxInvoice(
-        statement.lines, totals.subtotal, totals.taxes, totals.total, label, fraction
-    )
-
-
 # A prorated fee's quantity is the part of the interval billed (13/30 =
 # 0.4333...): a fraction below 1 is shown to 4 significant digits, marked as
 # rounded; every other quantity exactly. The amount stays exact either way.
@@ -243,61 +181,3 @@ def invoice_rows(invoice: SandboxInvoice, currency: str) -> dict:
         "period": invoice.label,
         "prorated": invoice.fraction != 1,
     }
-
-
-class PriceSandboxMixin(VersionPageMixin):
-    def get_urls(self):
-        return [
-            url_path(
-                "<path:object_id>/try-prices/",
-                self.admin_site.admin_view(self.try_prices_view),
-                name="plans_planversion_try_prices",
-            ),
-            *super().get_urls(),
-        ]
-
-    def try_prices_view(self, request, object_id):
-        version = self.viewable_version(request, object_id)
-        spec = selectors.version_spec(version=version)
-        names = meter_names(c.meter for c in spec.charges)
-        submitted = request.GET if "period_start" in request.GET else None
-        form = PriceSandboxForm(submitted, spec=spec, names=names, today=timezone.localdate())
-        result = None
-        if submitted is not None and form.is_valid():
-            data = form.cleaned_data
-            invoice = sandbox_invoice(
-                version,
-                spec,
-                quantities=form.quantities(),
-                seats=data["seats"],
-                start=start_of_day(data["period_start"]),
-                end=start_of_day(data["period_end"]),
-                tax_rate=data["tax_rate"],
-                combinations=form.combinations(),
-            )
-            result = invoice_rows(invoice, spec.currency)
-        drawn = [
-            names.get(c.meter, c.meter) for c in spec.charges if c.model not in INVOICED_MODELS
-        ]
-        # Their tiers' "up to" counts past the allowance, which readers used to other
-        # tools take for a count from zero: said beside the invoice.
-        tiered = [
-            names.get(c.meter, c.meter)
-            for c in spec.charges
-            if c.model == "overage" and c.included_units and c.pricing and c.pricing.tiers
-        ]
-        simulate_url = None
-        if request.user.has_perm(RUN_SIMULATIONS):
-            simulate_url = reverse("admin:plans_pricesimulation_simulate")
-            simulate_url += f"?version={version.pk}"
-        return self.render_version_page(
-            request,
-            version,
-            "try_prices.html",
-            gettext("Try the prices of {version}").format(version=version),
-            form=form,
-            result=result,
-            wallet_charges=drawn,
-            tiered_charges=tiered,
-            simulate_url=simulate_url,
-        )

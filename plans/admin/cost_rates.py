@@ -2,7 +2,7 @@
 property values, from an hour on. Rows are never edited or deleted (a later row
 takes over from its own hour, plans.cost_rules), so the list is read-only; they
 are added by importing a provider's price list: a meter, a currency, an hour,
-and lines pasted as CSV (plans.cost_rate_import), shown as a table before they
+and lines pasted as CSV (plans.admin.cost_rate_import), shown as a table before they
 are saved, all in one transaction through plans.cost_rules.cost_rate_create. A
 refused row is marked on its row and nothing is saved. A wrong row is corrected
 for the hours it covered by "Supersede…" on its line (a form of its unit cost
@@ -31,10 +31,10 @@ from billing.core.admin_forms import (
     unit_price_text,
 )
 from billing.core.errors import BillingError, Conflict
-from plans.cost_rate_import import read_price_list
+from plans.admin.cost_rate_import import read_price_list
+from plans.admin.rate_card_grid import GRID_STYLE, Grid, grid_table
 from plans.cost_rules import cost_rate_create, cost_rate_supersede
 from plans.models import CostRate, Meter
-from plans.rate_card_grid import GRID_STYLE, Grid, grid_table
 from plans.rate_cards import when_words
 
 PER_1M = Decimal(1000000)

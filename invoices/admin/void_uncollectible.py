@@ -1,6 +1,6 @@
-"""Voiding invoices and marking them uncollectible in the admin (imported by
-invoices.admin): from the list, several at once, or from the invoice's page, a
-button each. Both go through the shared confirmation page
+"""Voiding invoices and marking them uncollectible in the admin (for
+invoices.admin.invoices): from the list, several at once, or from the invoice's
+page, a button each. Both go through the shared confirmation page
 (billing.core.admin_confirm), which says in words what will happen to each
 invoice (its credit note, its payment on Stripe, whether it can be undone);
 only its button calls invoices.services, and a refusal comes back as an error
@@ -10,9 +10,8 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin import helpers
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy, ngettext
 
@@ -20,7 +19,7 @@ from billing.core.admin_confirm import Confirmation, confirmation_page, is_confi
 from billing.core.admin_forms import money_text
 from billing.core.errors import BillingError
 from invoices import credit_notes, emails, services
-from invoices.credit_notes_admin import taken_back_text
+from invoices.admin.credit_notes import taken_back_text
 from invoices.models import Invoice, Payment
 
 # The shared page with one input more: the reason printed on the credit note.
@@ -352,34 +351,3 @@ def mark_uncollectible_with_confirmation(
         hidden=_hidden(single, "mark_uncollectible", taken),
     )
     return _ask(modeladmin, request, confirmation, single)
-
-
-class InvoiceStatusViews:
-    """The invoice page's "Void…" and "Mark uncollectible…" buttons (InvoiceAdmin,
-    which loads the invoice with `_invoice`, checking it may be viewed)."""
-
-    def invoice_status_urls(self):
-        return [
-            path(
-                "<path:object_id>/void/",
-                self.admin_site.admin_view(self.void_view),
-                name="invoices_invoice_void",
-            ),
-            path(
-                "<path:object_id>/mark-uncollectible/",
-                self.admin_site.admin_view(self.mark_uncollectible_view),
-                name="invoices_invoice_mark_uncollectible",
-            ),
-        ]
-
-    def void_view(self, request, object_id):
-        if not request.user.has_perm("invoices.void_invoice"):
-            raise PermissionDenied
-        invoice = self._invoice(request, object_id)
-        return void_with_confirmation(self, request, None, single=invoice)
-
-    def mark_uncollectible_view(self, request, object_id):
-        if not request.user.has_perm("invoices.mark_uncollectible_invoice"):
-            raise PermissionDenied
-        invoice = self._invoice(request, object_id)
-        return mark_uncollectible_with_confirmation(self, request, None, single=invoice)

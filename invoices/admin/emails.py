@@ -1,4 +1,4 @@
-"""Invoice and credit note emails in the admin (imported by invoices.admin): each
+"""Invoice and credit note emails in the admin (inline on invoices.admin.invoices): each
 with its recipients, attempts and last error, on a list of their own and on the
 invoice's page, and the action that sends a failed one again (invoices.emails)."""
 

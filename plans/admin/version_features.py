@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.core.vocabulary import FeatureKind
 from plans import selectors
+from plans.admin.version_inline_rules import FrozenWhenPublishedMixin, is_frozen, kept_forms
 from plans.feature_grants import (
     MAX_FEATURES,
     MAX_LIST,
@@ -22,7 +23,6 @@ from plans.feature_grants import (
 )
 from plans.feature_text import VALUE_HELP, value_from_text, value_input, value_text
 from plans.models import Feature, PlanVersion, VersionFeature
-from plans.version_inline_rules import FrozenWhenPublishedMixin, is_frozen, kept_forms
 
 
 class FeatureChoiceField(forms.ModelChoiceField):

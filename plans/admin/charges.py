@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from billing.core.admin_forms import (
     EXACT_DECIMALS,
     ExactDecimalField,
+    admin_language,
     money_column,
     money_text,
     quantity_column,
@@ -22,8 +23,9 @@ from billing.core.admin_forms import (
     unit_price_text,
 )
 from billing.core.errors import BillingError
+from billing.core.vocabulary import ConsumptionModel
 from billing.rating.pricing import PricingSpec, TierSpec
-from plans.charge_fields import (
+from plans.admin.charge_fields import (
     CREDITS_PER_UNIT,
     INCLUDED_UNITS,
     PACKAGE_PRICE,
@@ -34,14 +36,15 @@ from plans.charge_fields import (
     WHEN_EXHAUSTED,
     charge_fields_of,
 )
+from plans.admin.rate_card_form import RateCardFormMixin
+from plans.admin.rate_card_grid import GRID_STYLE, grid_table, stored_grid
+from plans.admin.version_inline_rules import FrozenWhenPublishedMixin, is_frozen, kept_forms
 from plans.feature_grants import FeatureGrant
 from plans.field_checks import FieldErrors
 from plans.models import PER_HELP, Charge, Meter, PlanVersion, PriceTier
 from plans.pricing_validation import check_per
-from plans.rate_card_admin import RateCardDisplayMixin, RateCardFormMixin
 from plans.selectors import meter_groups_in
 from plans.validation import ChargeSpec, VersionSpec, validate_version, version_terms_spec
-from plans.version_inline_rules import FrozenWhenPublishedMixin, is_frozen, kept_forms
 
 AMOUNT_DIGITS = {"max_digits": 28, "decimal_places": 10}
 ONE = Decimal(1)
@@ -296,9 +299,7 @@ def term_html(name: str, label, value) -> str:
     )
 
 
-class ChargeInline(
-    RateCardDisplayMixin, FrozenWhenPublishedMixin, nested_admin.NestedStackedInline
-):
+class ChargeInline(FrozenWhenPublishedMixin, nested_admin.NestedStackedInline):
     formfield_overrides = EXACT_DECIMALS
     model = Charge
     form = ChargeForm
@@ -346,9 +347,25 @@ class ChargeInline(
             return [*flatten_fieldsets(FROZEN_CHARGE_FIELDSETS), *ChargeForm.Meta.fields]
         return super().get_readonly_fields(request, obj)
 
+    # A published version's card, shown (the grid, read-only).
+    @admin.display(description=_("Price by"))
+    def price_by_words(self, charge: Charge) -> str:
+        return ", ".join(charge.price_by or ()) or "—"
+
+    @admin.display(description=_("Rate card"))
+    def rate_card_table(self, charge: Charge) -> str:
+        rows = list(charge.rates.all())
+        if not rows:
+            return "—"
+        credits = charge.model == ConsumptionModel.CREDITS
+        table = grid_table(
+            stored_grid(charge.price_by, rows), credits=credits, language=admin_language()
+        )
+        return format_html('{}<div class="rate-card-grid">{}</div>', GRID_STYLE, table)
+
     @admin.display(description=_("Terms"))
     def charge_terms(self, charge: Charge) -> str:
-        """The terms that apply to this charge (plans.charge_fields), each with its label."""
+        """The terms that apply to this charge (plans.admin.charge_fields), each with its label."""
         shown = charge_fields_of(charge)
         currency = charge.version.currency
         terms = []

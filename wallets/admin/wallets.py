@@ -419,6 +419,3 @@ class LedgerEntryAdmin(UncoveredUsageAdmin):
     list_filter = ["kind", "wallet__kind", "occurred_at"]
     search_fields = ["wallet__customer__external_id", "meter"]
     list_select_related = ["wallet__customer"]
-
-
-from wallets.commits_admin import CommitAdmin  # noqa: E402, F401 (registers it)

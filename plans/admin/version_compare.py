@@ -5,12 +5,10 @@ and say what changed (in the words of plans.price_wording)."""
 
 from dataclasses import dataclass
 
-from django.urls import path as url_path
 from django.utils.translation import gettext, gettext_lazy
 
-from plans import selectors
 from plans.feature_text import value_text
-from plans.models import Feature, Meter, PlanVersion
+from plans.models import Feature, Meter
 from plans.price_wording import (
     NONE,
     changed,
@@ -24,7 +22,6 @@ from plans.price_wording import (
     tier_texts,
 )
 from plans.validation import VersionSpec
-from plans.version_page_admin import VersionPageMixin
 
 ADDED = gettext_lazy("Added in this draft")
 REMOVED = gettext_lazy("Removed in this draft")
@@ -135,35 +132,3 @@ def compare_sections(published: VersionSpec, draft: VersionSpec) -> list[Compare
         rows.append(CompareRow(features.get(code, code), was, now, change or _change(was, now)))
     sections.append(CompareSection(gettext("Features"), tuple(rows)))
     return sections
-
-
-class VersionCompareMixin(VersionPageMixin):
-    def get_urls(self):
-        return [
-            url_path(
-                "<path:object_id>/compare/",
-                self.admin_site.admin_view(self.compare_view),
-                name="plans_planversion_compare",
-            ),
-            *super().get_urls(),
-        ]
-
-    def compare_view(self, request, object_id):
-        version = self.viewable_version(request, object_id)
-        published = selectors.plan_version_latest_published(plan=version.plan)
-        sections = []
-        if published is not None:
-            sections = compare_sections(
-                selectors.version_spec(version=published), selectors.version_spec(version=version)
-            )
-        return self.render_version_page(
-            request,
-            version,
-            "compare.html",
-            gettext("{version} compared with the published version").format(version=version),
-            published=published,
-            sections=sections,
-            differences=sum(section.changed for section in sections),
-            same_version=published is not None and published.pk == version.pk,
-            draft_status=PlanVersion.DRAFT,
-        )

@@ -13,7 +13,7 @@ from billing.core.admin_forms import EXACT_DECIMALS, ServiceValidatedForm, adopt
 from billing.core.admin_history import AuditHistoryAdmin
 from billing.usage.metering import as_text
 from plans import services
-from plans.deletion_admin import meter_deletion_refusal
+from plans.admin.deletion_refusals import meter_deletion_refusal
 from plans.models import Meter
 from plans.validation import validate_meter
 

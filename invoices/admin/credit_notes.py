@@ -3,7 +3,7 @@ through a page that says what will happen before anything does (the credit
 note, its tax, where its money goes, what it takes back of what a purchase
 sold; refused as the API refuses), and the credit notes themselves,
 read-only, with their PDFs. (Voiding, which issues one for all of an invoice:
-invoices.void_uncollectible_admin.)"""
+invoices.admin.void_uncollectible.)"""
 
 from decimal import Decimal, InvalidOperation
 
@@ -23,7 +23,7 @@ from billing.core.errors import BillingError
 from billing.core.money import DecimalRefused
 from billing.core.typed_numbers import typed_number_read
 from invoices import credit_notes, refunds, rendering, sellers
-from invoices.invoice_page_admin import (
+from invoices.admin.invoice_page import (
     credit_note_destination,
     list_day,
     moment_text,
@@ -242,32 +242,6 @@ def credit_note_view(modeladmin, request, invoice: Invoice):
                     "refunded": bool(form.cleaned_data.get("refund")),
                 }
     return TemplateResponse(request, CREDIT_NOTE_TEMPLATE, context)
-
-
-class CreditNoteAdminViews:
-    """The invoice page's "Issue credit note…" view (InvoiceAdmin)."""
-
-    def credit_note_urls(self):
-        return [
-            path(
-                "<path:object_id>/credit-note/",
-                self.admin_site.admin_view(self.credit_note_view),
-                name="invoices_invoice_credit_note",
-            ),
-        ]
-
-    def _invoice(self, request, object_id: str) -> Invoice:
-        if not object_id.isdigit():
-            raise Http404("no such invoice")
-        invoice = get_object_or_404(Invoice.objects.select_related("customer"), pk=object_id)
-        if not self.has_view_permission(request, invoice):
-            raise PermissionDenied
-        return invoice
-
-    def credit_note_view(self, request, object_id):
-        if not request.user.has_perm("invoices.issue_creditnote"):
-            raise PermissionDenied
-        return credit_note_view(self, request, self._invoice(request, object_id))
 
 
 def titled(filter_class, title: str):
