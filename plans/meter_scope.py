@@ -1,7 +1,11 @@
 """Credits and money for some meters: a credit block, a pack or a money top-up
 `applies_to` a list of meter codes; empty, it pays for every meter. The one
 reading of such a list (checked against the catalog) and the one rule of
-whether it pays for a meter."""
+whether it pays for a meter, and the one greedy draw over blocks in order."""
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
 
 from billing.core.errors import InvalidRequest
 from plans.field_checks import CODE_RE
@@ -13,6 +17,27 @@ MAX_METERS = 100
 def applies(applies_to: list[str], meter_code: str) -> bool:
     """Whether a block (or pack) scoped to `applies_to` pays for this meter."""
     return not applies_to or meter_code in applies_to
+
+
+def draw_in_order(
+    blocks: Iterable[Any], wanted: Decimal, meter: str | None = None
+) -> list[tuple[Any, Decimal]]:
+    """What drawing `wanted` takes from blocks given in draw order, each as far
+    as its `remaining` goes: (block, taken) pairs, nothing changed. With a
+    `meter`, only from the blocks that apply to it; without, the caller chose
+    the blocks (a commit's, for the usage of its meters)."""
+    taken_from = []
+    for block in blocks:
+        if wanted <= 0:
+            break
+        if meter is not None and not applies(block.applies_to, meter):
+            continue
+        taken = min(block.remaining, wanted)
+        if taken <= 0:
+            continue
+        taken_from.append((block, taken))
+        wanted -= taken
+    return taken_from
 
 
 def meter_scope_errors(value: object) -> list[str]:

@@ -15,9 +15,17 @@ from config.api import AwareDateTimeField, DecimalString, StrictCharField, reque
 from customers.models import Customer
 from invoices.serializers import InvoiceSerializer
 from plans.models import Meter
-from wallets.commit_models import Commit, CommitAccess, CommitEntry
+from wallets.commit_models import Commit, CommitEntry
 from wallets.commit_terms import CommitRequest
-from wallets.commits import commit_list, commit_sign
+from wallets.commits import (
+    ACCESS_KINDS,
+    ENTRY_KINDS,
+    access_kind,
+    commit_accesses,
+    commit_ledger,
+    commit_list,
+    commit_sign,
+)
 
 
 class RolloverSerializer(serializers.Serializer):
@@ -41,40 +49,54 @@ class CommitInSerializer(serializers.Serializer):
     rollover = RolloverSerializer(required=False, allow_null=True, default=None)
 
 
-class AccessSerializer(serializers.ModelSerializer):
+class AccessSerializer(serializers.Serializer):
+    """A prepaid commit's access block."""
+
+    id = serializers.IntegerField()
+    kind = serializers.SerializerMethodField()
     amount = serializers.SerializerMethodField()
     remaining = serializers.SerializerMethodField()
+    available_from = serializers.DateTimeField(source="effective_at")
+    expires_at = serializers.DateTimeField()
+    expired_at = serializers.DateTimeField(allow_null=True)
 
-    class Meta:
-        model = CommitAccess
-        fields = ["id", "kind", "amount", "remaining", "available_from", "expires_at", "expired_at"]
+    @extend_schema_field(serializers.ChoiceField(choices=ACCESS_KINDS))
+    def get_kind(self, block) -> str:
+        return access_kind(block, self.context["commit"])
 
-    def get_amount(self, access) -> str:
-        return format_money(access.amount, access.commit.currency)
+    def get_amount(self, block) -> str:
+        return format_money(block.amount, block.currency)
 
-    def get_remaining(self, access) -> str:
-        return format_money(access.remaining, access.commit.currency)
+    def get_remaining(self, block) -> str:
+        return format_money(block.remaining, block.currency)
 
 
-class EntrySerializer(serializers.ModelSerializer):
+class EntrySerializer(serializers.Serializer):
+    """A commit's movement: a ledger entry of its access blocks, or a postpaid
+    commit's own (counted, true-up)."""
+
+    id = serializers.IntegerField()
+    kind = serializers.SerializerMethodField()
     amount = serializers.SerializerMethodField()
+    access = serializers.SerializerMethodField()
+    period_start = serializers.DateTimeField(allow_null=True)
+    period_end = serializers.DateTimeField(allow_null=True)
     invoice = serializers.SerializerMethodField()
+    occurred_at = serializers.DateTimeField()
 
-    class Meta:
-        model = CommitEntry
-        fields = [
-            "id",
-            "kind",
-            "amount",
-            "access",
-            "period_start",
-            "period_end",
-            "invoice",
-            "occurred_at",
-        ]
+    @extend_schema_field(
+        serializers.ChoiceField(
+            choices=[*dict.fromkeys(ENTRY_KINDS.values()), *dict(CommitEntry.KINDS)]
+        )
+    )
+    def get_kind(self, entry) -> str:
+        return ENTRY_KINDS.get(entry.kind, entry.kind)
 
     def get_amount(self, entry) -> str:
-        return format_money(entry.amount, entry.commit.currency)
+        return format_money(entry.amount, self.context["commit"].currency)
+
+    def get_access(self, entry) -> int | None:
+        return getattr(entry, "block_id", None)
 
     def get_invoice(self, entry) -> int | None:
         return entry.invoice_id
@@ -137,11 +159,21 @@ class CommitSerializer(serializers.ModelSerializer):
 
 
 class CommitDetailSerializer(CommitSerializer):
-    accesses = AccessSerializer(many=True, read_only=True)
-    entries = EntrySerializer(many=True, read_only=True)
+    accesses = serializers.SerializerMethodField()
+    entries = serializers.SerializerMethodField()
 
     class Meta(CommitSerializer.Meta):
         fields = [*CommitSerializer.Meta.fields, "accesses", "entries"]
+
+    @extend_schema_field(AccessSerializer(many=True))
+    def get_accesses(self, commit) -> list:
+        blocks = commit_accesses(commit)
+        return AccessSerializer(blocks, many=True, context={"commit": commit}).data
+
+    @extend_schema_field(EntrySerializer(many=True))
+    def get_entries(self, commit) -> list:
+        entries = commit_ledger(commit)
+        return EntrySerializer(entries, many=True, context={"commit": commit}).data
 
 
 def _request(data: dict) -> CommitRequest:
