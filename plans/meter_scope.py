@@ -3,9 +3,7 @@
 reading of such a list (checked against the catalog) and the one rule of
 whether it pays for a meter, and the one greedy draw over blocks in order."""
 
-from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any
 
 from billing.core.errors import InvalidRequest
 from plans.field_checks import CODE_RE
@@ -19,13 +17,10 @@ def applies(applies_to: list[str], meter_code: str) -> bool:
     return not applies_to or meter_code in applies_to
 
 
-def draw_in_order(
-    blocks: Iterable[Any], wanted: Decimal, meter: str | None = None
-) -> list[tuple[Any, Decimal]]:
-    """What drawing `wanted` takes from blocks given in draw order, each as far
-    as its `remaining` goes: (block, taken) pairs, nothing changed. With a
-    `meter`, only from the blocks that apply to it; without, the caller chose
-    the blocks (a commit's, for the usage of its meters)."""
+def draw_in_order(blocks, wanted: Decimal, meter: str | None = None) -> list:
+    """(block, taken) pairs of drawing `wanted` from blocks in draw order, each
+    as far as its `remaining` goes (nothing changed); with a `meter`, only from
+    those that apply to it (without, the caller chose them: a commit's)."""
     taken_from = []
     for block in blocks:
         if wanted <= 0:

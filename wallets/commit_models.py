@@ -1,13 +1,10 @@
 """Commits: an amount a customer signs for over a term of whole periods.
 
 A prepaid commit is invoiced in full when it starts; its access is blocks of
-the customer's commit wallet (wallets.models.CreditBlock, kind `commit`): one
-per period (or one for the term, up front), and the rollover blocks unused
-access becomes, drawn down by usage at each close and journaled by the
-wallet's ledger entries, so that for a commit at any moment drawn + expired +
-credited + remaining = amount (wallets.commits). A postpaid commit counts the
-usage billed along the way and bills what is missing at the term's end: those
-movements are its CommitEntry rows, append-only."""
+the customer's commit wallet (CreditBlock, kind `commit`: one per period, or
+one up front, and their rollovers), drawn down at each close (wallets.commits).
+A postpaid commit counts the usage billed along the way and bills what is
+missing at the term's end: those movements are its CommitEntry rows."""
 
 from django.db import models
 from django.db.models import F, Q
@@ -144,7 +141,6 @@ class CommitEntry(models.Model):
         verbose_name = _("commit entry")
         verbose_name_plural = _("commit entries")
         ordering = ["commit_id", "id"]
-        indexes = [models.Index(fields=["kind", "occurred_at"], name="commit_entry_kind_time")]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {format_decimal(self.amount)}"

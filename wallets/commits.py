@@ -1,20 +1,20 @@
 """Commits (services and reads): signing one, what a period's statement may
 draw from it, recording what the close drew, rolling over and expiring access
-at each period's end, the postpaid true-up, and a cancel.
+at each period's end, the postpaid true-up, and an early end (a cancel at
+once: the access left expires or is credited, as finance chooses).
 
-A prepaid commit's access is blocks of its customer's commit wallet (one per
-currency): drawn in the wallet's draw order (wallets.ledger.block_order),
-rolled over and expired by its functions (blocks_expire), taken back by its
-take-back (wallets.take_back), each movement a ledger entry. Every write
-happens under the commit's subscription's row lock (the close, a plan change
-and a cancel hold it already; signing takes it), then the wallet's, so a
-period's drawdown is recorded once, by the invoice that bills it. For each
-commit at any moment: drawn + expired + credited + remaining = amount."""
+A prepaid commit's access is blocks of its customer's commit wallet, drawn,
+rolled over, expired and taken back (wallets.take_back) as the wallet's are.
+Every write happens under the commit's subscription's row lock (the close, a
+plan change and a cancel hold it already; signing takes it), then the
+wallet's, so a period's drawdown is recorded once, by the invoice that bills
+it. For each commit: drawn + expired + credited + remaining = amount."""
 
 from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Sum
 
 from billing.core import rawsql
 from billing.core.errors import Conflict
@@ -22,6 +22,8 @@ from billing.locks import subscription_lock
 from billing.models import Subscription
 from billing.rating.commits import ROLLOVER, Access, CommitDraw, CommitTerms
 from customers.locks import customer_lock
+from invoices.credit_notes import CreditLineInput, credit_note_issue
+from invoices.models import CreditNote
 from wallets.commit_invoices import commit_invoice, true_up_invoice
 from wallets.commit_models import Commit, CommitEntry
 from wallets.commit_terms import CommitRequest, access_schedule, check_request
@@ -96,9 +98,8 @@ def commit_sign(
 def _access_create(
     wallet: Wallet, commit: Commit, periods: list[tuple[datetime, datetime]], now: datetime
 ) -> None:
-    """The commit's access blocks in its (locked) wallet, each with its rollover
-    terms: the percent, and the end of the period `rollover_periods` after its
-    own (not past the term; none for the term's last)."""
+    """The commit's access blocks in its (locked) wallet, each rolling over to
+    the end of the period `rollover_periods` after its own (not past the term)."""
     rows = access_schedule(
         access=commit.access, amount=commit.amount, currency=commit.currency, periods=periods
     )
@@ -156,35 +157,18 @@ def commit_of_period_none(periods: list[tuple[int, datetime, datetime]]) -> dict
     return rawsql.answers_where_none(_COMMIT_OF_PERIOD, Commit._meta.db_table, "customer_id", asked)
 
 
-def accesses_open(commit: Commit, *, start: datetime, end: datetime) -> list[CreditBlock]:
-    """The commit's access blocks usable by the period [start, end), in draw order."""
-    rows = commit.blocks.filter(
-        effective_at__lte=start, expires_at__gte=end, expired_at__isnull=True, remaining__gt=0
-    )
-    return sorted(rows, key=block_order)
-
-
-def _access(row: CreditBlock) -> Access:
-    kind = ROLLOVER if row.source == CreditBlock.ROLLOVER else row.source
-    return Access(row.id, kind, row.remaining, row.effective_at, row.expires_at)
-
-
-def drawn_entries(commit_ids):
-    """The ledger entries of what closes drew from these commits' access."""
-    return LedgerEntry.objects.filter(block__commit_id__in=commit_ids, kind=LedgerEntry.USAGE)
-
-
 def commit_terms(*, customer_id: int, start: datetime, end: datetime) -> CommitTerms | None:
     """What the statement of the period [start, end) draws from: the customer's
     commit holding it, with its open access in draw order; None without one."""
     commit = commit_of_period(customer_id=customer_id, start=start, end=end)
     if commit is None:
         return None
-    accesses = accesses_open(commit, start=start, end=end) if commit.prepaid else []
+    accesses, taken = [], commit.entries.filter(kind=CommitEntry.COUNTED)
     if commit.prepaid:
-        taken = drawn_entries([commit.pk])
-    else:
-        taken = commit.entries.filter(kind=CommitEntry.COUNTED)
+        accesses = commit.blocks.filter(
+            effective_at__lte=start, expires_at__gte=end, expired_at__isnull=True, remaining__gt=0
+        )
+        taken = LedgerEntry.objects.filter(block__commit=commit, kind=LedgerEntry.USAGE)
     taken = taken.filter(period_start__gte=start, period_end__lte=end)
     taken_earlier = sum((e.amount for e in taken), ZERO)
     return CommitTerms(
@@ -192,7 +176,10 @@ def commit_terms(*, customer_id: int, start: datetime, end: datetime) -> CommitT
         commit.prepaid,
         tuple(commit.applies_to),
         commit.overage_multiplier,
-        tuple(map(_access, accesses)),
+        tuple(
+            Access(b.id, access_kind(b, commit), b.remaining, b.effective_at, b.expires_at)
+            for b in sorted(accesses, key=block_order)
+        ),
         -taken_earlier if commit.prepaid else taken_earlier,
         ZERO if commit.prepaid else commit.amount - commit.counted,
     )
@@ -248,7 +235,7 @@ def commit_entries_invoiced(*, subscription: Subscription, until: datetime, invo
     `until` on its entries (record_billed writes them before the invoice)."""
     commits = Commit.objects.filter(subscription=subscription).values("pk")
     for entries in (
-        drawn_entries(commits),
+        LedgerEntry.objects.filter(block__commit__in=commits, kind=LedgerEntry.USAGE),
         CommitEntry.objects.filter(commit__in=commits, kind=CommitEntry.COUNTED),
     ):
         entries.filter(period_end=until, invoice__isnull=True).update(invoice=invoice)
@@ -297,12 +284,59 @@ def term_end(
     commit.save(update_fields=["status", "ended_at", "true_up_invoice"])
 
 
+EXPIRE = "expire"
+CREDIT = "credit"
+LEFTOVERS = (EXPIRE, CREDIT)
+
+
+def access_left(commit: Commit, *, drawn: Decimal = ZERO) -> Decimal:
+    """The commit's access not drawn nor expired, the term's future periods
+    included, less `drawn` (what an invoice about to be written draws): what
+    an immediate cancel expires or credits."""
+    left = commit.blocks.filter(expired_at__isnull=True).aggregate(left=Sum("remaining"))["left"]
+    return (left or ZERO) - drawn
+
+
+def commits_end_early(
+    *, subscription: Subscription, at: datetime, leftover: str = EXPIRE
+) -> list[Commit]:
+    """End the subscription's commits at `at` (its immediate cancel, under its
+    row lock): a postpaid one trued up now, a prepaid one's access left expired
+    now or, with `leftover` "credit", credited by a note on its invoice once the
+    cancel commits. The commits ended."""
+    ended = []
+    for commit in Commit.objects.filter(subscription=subscription, status=Commit.ACTIVE):
+        if commit.prepaid and leftover == CREDIT:
+            commit_id = commit.pk
+            transaction.on_commit(lambda c=commit_id: _credit_left(c, at), robust=True)
+        elif commit.prepaid:
+            expire_access(commit, until=commit.ends_at, now=at, rollover=False)
+        term_end(commit, subscription, now=at, status=Commit.CANCELED)
+        ended.append(commit)
+    return ended
+
+
+def _credit_left(commit_id: int, now: datetime) -> None:
+    """A credit note on the commit's invoice for all its access left."""
+    commit = Commit.objects.select_related("invoice").get(pk=commit_id)
+    left = access_left(commit)
+    if left <= 0 or commit.invoice is None:
+        return
+    line = commit.invoice.lines.order_by("position").first()
+    credit_note_issue(
+        invoice=commit.invoice,
+        lines=[CreditLineInput(invoice_line=line.pk, amount=left)],
+        reason=CreditNote.ORDER_CHANGE,
+        memo="Commit ended early: its access left is credited",
+        now=now,
+    )
+
+
 def commit_list(*, customer_id: int):
     return Commit.objects.filter(customer_id=customer_id).order_by("starts_at", "id")
 
 
-# What a commit's reader (the API, the admin) calls its access blocks and their
-# ledger entries.
+# What a commit's readers (the API, the admin) call its blocks and ledger entries.
 PERIOD, UPFRONT = "period", "upfront"
 ACCESS_KINDS = [PERIOD, UPFRONT, ROLLOVER]
 ENTRY_KINDS = {

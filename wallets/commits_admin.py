@@ -35,15 +35,7 @@ from billing.usage.statement import period_statement
 from customers.models import Customer
 from wallets.commit_models import Commit, CommitEntry
 from wallets.commit_sign_form import FIELD_MAP, CommitSignForm, term_text
-from wallets.commits import (
-    ENTRY_KINDS,
-    PERIOD,
-    ROLLOVER,
-    UPFRONT,
-    access_kind,
-    commit_ledger,
-    commit_list,
-)
+from wallets.commits import ENTRY_KINDS, access_kind, commit_ledger, commit_list
 from wallets.models import CreditBlock
 
 SIGN_PERMISSION = "wallets.add_commit"
@@ -76,9 +68,9 @@ def available_now(commit: Commit) -> str:
 
 
 ACCESS_LABELS = {
-    PERIOD: _("Period access"),
-    UPFRONT: _("Up-front access"),
-    ROLLOVER: _("Rollover"),
+    "period": _("Period access"),
+    "upfront": _("Up-front access"),
+    "rollover": _("Rollover"),
 }
 ENTRY_LABELS = {
     "drawdown": _("Drawdown"),
@@ -127,8 +119,7 @@ class AccessInline(RecordInline, admin.TabularInline):
 
 
 def ledger_table(commit: Commit) -> str:
-    """The commit's ledger, newest first: when, what, how much, the usage
-    period it paid for, the invoice, the access block."""
+    """The commit's ledger, newest first (commit_ledger)."""
     rows = [
         (
             customer_moment(commit, entry.occurred_at),

@@ -26,6 +26,9 @@ from wallets.commits import (
     commit_list,
     commit_sign,
 )
+from wallets.models import CreditBlock, LedgerEntry
+
+ENTRY_CHOICES = [*dict.fromkeys(ENTRY_KINDS.values()), *dict(CommitEntry.KINDS)]
 
 
 class RolloverSerializer(serializers.Serializer):
@@ -49,16 +52,15 @@ class CommitInSerializer(serializers.Serializer):
     rollover = RolloverSerializer(required=False, allow_null=True, default=None)
 
 
-class AccessSerializer(serializers.Serializer):
-    """A prepaid commit's access block."""
-
-    id = serializers.IntegerField()
+class AccessSerializer(serializers.ModelSerializer):
     kind = serializers.SerializerMethodField()
     amount = serializers.SerializerMethodField()
     remaining = serializers.SerializerMethodField()
     available_from = serializers.DateTimeField(source="effective_at")
-    expires_at = serializers.DateTimeField()
-    expired_at = serializers.DateTimeField(allow_null=True)
+
+    class Meta:
+        model = CreditBlock
+        fields = ["id", "kind", "amount", "remaining", "available_from", "expires_at", "expired_at"]
 
     @extend_schema_field(serializers.ChoiceField(choices=ACCESS_KINDS))
     def get_kind(self, block) -> str:
@@ -71,24 +73,28 @@ class AccessSerializer(serializers.Serializer):
         return format_money(block.remaining, block.currency)
 
 
-class EntrySerializer(serializers.Serializer):
-    """A commit's movement: a ledger entry of its access blocks, or a postpaid
-    commit's own (counted, true-up)."""
+class EntrySerializer(serializers.ModelSerializer):
+    """A ledger entry of the commit's access blocks, or a postpaid commit's own."""
 
-    id = serializers.IntegerField()
     kind = serializers.SerializerMethodField()
     amount = serializers.SerializerMethodField()
     access = serializers.SerializerMethodField()
-    period_start = serializers.DateTimeField(allow_null=True)
-    period_end = serializers.DateTimeField(allow_null=True)
     invoice = serializers.SerializerMethodField()
-    occurred_at = serializers.DateTimeField()
 
-    @extend_schema_field(
-        serializers.ChoiceField(
-            choices=[*dict.fromkeys(ENTRY_KINDS.values()), *dict(CommitEntry.KINDS)]
-        )
-    )
+    class Meta:
+        model = LedgerEntry
+        fields = [
+            "id",
+            "kind",
+            "amount",
+            "access",
+            "period_start",
+            "period_end",
+            "invoice",
+            "occurred_at",
+        ]
+
+    @extend_schema_field(serializers.ChoiceField(choices=ENTRY_CHOICES))
     def get_kind(self, entry) -> str:
         return ENTRY_KINDS.get(entry.kind, entry.kind)
 

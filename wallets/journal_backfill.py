@@ -70,8 +70,7 @@ def _block_consumption(block: CreditBlock, before: int | None, now: datetime) ->
         used -= entry.amount
 
 
-# The note of a block moved from a commit's access row (wallets migration
-# 0012): its expiry was journaled under the row's old entry when it expired.
+# Blocks moved from commits' access rows (migration 0013) were journaled as those.
 MOVED_NOTE = "Commit access #"
 
 

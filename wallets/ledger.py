@@ -310,12 +310,10 @@ def credits_expire(*, now: datetime) -> int:
 def blocks_expire(
     wallet: Wallet, blocks: list[CreditBlock], *, now: datetime, rollover: bool = True
 ) -> int:
-    """Expire these due blocks of a locked wallet (credits_expire's, and a
-    commit's at a close or when it ends early: at `now`, before their expiry
-    then): each carries its rollover first (rollover_carry; none when
-    `rollover` is off) and loses the rest, with a ledger entry of minus it at
-    its expiry (or `now`, when earlier) and its breakage journaled. The caller
-    stores the balance."""
+    """Expire these due blocks of a locked wallet (credits_expire's; a commit's at
+    its close, or at `now` when it ends early): each carries its rollover first
+    (unless `rollover` is off), loses the rest with a ledger entry, and its
+    breakage is journaled. The caller stores the balance."""
     expired = 0
     for block in blocks:
         left = block.remaining
@@ -335,11 +333,10 @@ def blocks_expire(
                 balance_after=wallet.balance,
                 occurred_at=min(block.expires_at, now),
             )
-        if block.kind == CreditBlock.COMMIT:
-            if entry is not None:
-                journal_commit_expired(block=block, entry=entry, now=now)
-        else:
+        if block.kind != CreditBlock.COMMIT:
             journal_credits_expired(customer_id=wallet.customer_id, block=block, left=left, now=now)
+        elif entry is not None:
+            journal_commit_expired(block=block, entry=entry, now=now)
         expired += 1
     return expired
 
@@ -358,21 +355,16 @@ def _goes_on_after(subscription: Subscription | None, moment: datetime) -> bool:
 
 
 def rollover_carry(wallet: Wallet, block: CreditBlock) -> Decimal:
-    """At the expiry of a period's plan credits (or a commit's period access)
-    that roll over (in blocks_expire, under the wallet's lock, the block not
-    yet marked expired): carry the block's rollover percent of what is left,
-    rounded down to what an amount stores (money: to its minor unit; nothing
-    is created), into a new block of its kind that takes effect at the
-    period's end and expires when the grant said. It is drawn before the next
-    periods' (one priority step ahead of its grant's) and never rolls over
-    again. Two ledger entries (out of the grant, into the new block), so the
-    balance does not move. Nothing for plan credits when the subscription
-    ended with the period (a commit's term says when its access rolls over).
-    Returns what was carried; the rest is the caller's to expire."""
-    if block.rollover_percent is None or block.source not in (
-        CreditBlock.PERIOD_GRANT,
-        CreditBlock.COMMIT,
-    ):
+    """At the expiry of a period's plan credits (or commit access) that roll over
+    (in blocks_expire, under the wallet's lock, the block not yet marked
+    expired): carry the block's rollover percent of what is left, rounded down
+    to what an amount (money: its minor unit) stores, into a new block of its
+    kind that takes effect at the period's end and expires when the grant said,
+    drawn before the next periods' (a priority step ahead) and never rolled
+    over again. Two ledger entries: the balance does not move. Nothing for plan
+    credits when the subscription ended with the period. Returns what was
+    carried; the rest is the caller's to expire."""
+    if block.rollover_percent is None:
         return ZERO
     if block.source == CreditBlock.PERIOD_GRANT and not _goes_on_after(
         block.subscription, block.expires_at

@@ -17,9 +17,8 @@ from config.history import audit_history
 class Wallet(models.Model):
     CREDITS = "credits"
     MONEY = "money"
-    # A prepaid commit's access, one wallet per currency: apart from the money
-    # wallet, as usage draws a money balance event by event at ingestion (and
-    # spend checks read it), while a commit is drawn by the close, by invoice.
+    # A prepaid commit's access, per currency: apart from the money wallet, which
+    # usage draws at ingestion and spend checks read (a commit is drawn at a close).
     COMMIT = "commit"
     KINDS = [(CREDITS, _("Credits")), (MONEY, _("Money")), (COMMIT, _("Commit"))]
 
@@ -78,8 +77,7 @@ class CreditBlock(models.Model):
 
     PAID = "paid"
     PROMOTIONAL = "promotional"
-    # A prepaid commit's access (a commit wallet's): invoiced with the commit,
-    # drawn by the closes (wallets.commits).
+    # A prepaid commit's access (a commit wallet's; wallets.commits).
     COMMIT = "commit"
     KINDS = [
         (PAID, pgettext_lazy("credits", "Paid")),
@@ -97,7 +95,6 @@ class CreditBlock(models.Model):
     AUTO_TOP_UP = "auto_top_up"
     # What a period's plan credits left unused and rolled over (plans.credits_rollover).
     ROLLOVER = "rollover"
-    # A prepaid commit's access for a period, or its whole term up front.
     COMMIT = "commit"
     SOURCES = [
         (PACK, _("Credit pack purchase")),

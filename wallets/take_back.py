@@ -1,7 +1,6 @@
-"""What a credit note on a purchase invoice (or a prepaid commit's) takes back
-of what the invoice sold (registered with invoices.reactions.TAKE_BACKS by
-wallets.apps): every credit note on it, the one a void issues for all that is
-left included.
+"""What a credit note on a purchase invoice takes back of what the invoice sold
+(registered with invoices.reactions.TAKE_BACKS by wallets.apps): every credit
+note on it, the one a void issues for all that is left included.
 
 A note's share is what it credits (before tax) over the invoice's taxable
 amount, the base the credit notes' limits use (a purchase invoice has one line,
@@ -13,11 +12,8 @@ block, never more. It leaves the block in the note's transaction, under the
 wallet's lock, with a ledger entry of its own (`credit_note`, or `void` for a
 void's note) linked to the block and the note. A share the block no longer
 holds (part of it was used or expired) is refused with the numbers and the most
-that can still be credited: the customer keeps what they used.
-
-A commit's invoice sold access over its term: a note takes the amount it
-credits (before tax) out of its access blocks left, latest first (the term's
-future periods); what was drawn or expired stays billed."""
+that can still be credited: the customer keeps what they used. (A prepaid
+commit's invoice sold its access blocks: _commit_plan.)"""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -182,8 +178,9 @@ def take_back_plan(
 
 
 def _commit_plan(invoice: Invoice, wanted: Decimal) -> list[BlockTakeBack]:
-    """What a note crediting `wanted` of a commit's invoice takes out of its
-    access left, latest first; Conflict with the numbers when less is left."""
+    """What a note crediting `wanted` (before tax) of a commit's invoice takes out
+    of its access blocks left, latest first (the term's future periods); what
+    was drawn or expired stays billed: Conflict with the numbers."""
     commit = Commit.objects.filter(invoice=invoice).first()
     if commit is None or wanted <= 0:
         return []

@@ -133,8 +133,7 @@ def _minor_unit(currency: str) -> Decimal:
 
 
 def quantize_money(amount: Decimal, currency: str, *, down: bool = False) -> Decimal:
-    """Round an exact amount to the currency's minor unit, half up; `down`:
-    towards zero (a rollover's share, as quantize_amount's)."""
+    """Round an exact amount to the currency's minor unit, half up (`down`: towards zero)."""
     rounding = ROUND_DOWN if down else ROUND_HALF_UP
     rounded = amount.quantize(_minor_unit(currency), rounding=rounding, context=_EXACT)
     # plus() (0 + the amount) folds -0.00 into 0.00.

@@ -32,7 +32,7 @@ from tests.wallets.test_commits import (
     sign,
 )
 from wallets.commit_models import Commit
-from wallets.commit_take_back import commits_end_early
+from wallets.commits import commits_end_early
 
 pytestmark = pytest.mark.django_db
 

@@ -28,6 +28,7 @@ class Migration(migrations.Migration):
                 verbose_name="kind",
             ),
         ),
+        migrations.RemoveIndex(model_name="commitentry", name="commit_entry_kind_time"),
         migrations.DeleteModel(
             name="CommitAccess",
         ),
