@@ -1,7 +1,9 @@
 """Credits and money for some meters: a credit block, a pack or a money top-up
 `applies_to` a list of meter codes; empty, it pays for every meter. The one
 reading of such a list (checked against the catalog) and the one rule of
-whether it pays for a meter."""
+whether it pays for a meter, and the one greedy draw over blocks in order."""
+
+from decimal import Decimal
 
 from billing.core.errors import InvalidRequest
 from plans.field_checks import CODE_RE
@@ -13,6 +15,24 @@ MAX_METERS = 100
 def applies(applies_to: list[str], meter_code: str) -> bool:
     """Whether a block (or pack) scoped to `applies_to` pays for this meter."""
     return not applies_to or meter_code in applies_to
+
+
+def draw_in_order(blocks, wanted: Decimal, meter: str | None = None) -> list:
+    """(block, taken) pairs of drawing `wanted` from blocks in draw order, each
+    as far as its `remaining` goes (nothing changed); with a `meter`, only from
+    those that apply to it (without, the caller chose them: a commit's)."""
+    taken_from = []
+    for block in blocks:
+        if wanted <= 0:
+            break
+        if meter is not None and not applies(block.applies_to, meter):
+            continue
+        taken = min(block.remaining, wanted)
+        if taken <= 0:
+            continue
+        taken_from.append((block, taken))
+        wanted -= taken
+    return taken_from
 
 
 def meter_scope_errors(value: object) -> list[str]:

@@ -12,26 +12,10 @@ class WalletsConfig(AppConfig):
         # takes back, are registered with invoices.reactions here.
         from invoices.models import Invoice
         from invoices.reactions import PURCHASE_PAID, TAKE_BACKS, PurchasePaid, TakeBack
-        from wallets.commit_take_back import (
-            commit_take_back_lock,
-            commit_take_back_plan,
-            commit_take_back_write,
-        )
         from wallets.purchases import purchase_fulfil
-        from wallets.take_back import (
-            purchase_take_back_lock,
-            purchase_take_back_plan,
-            purchase_take_back_write,
-        )
+        from wallets.take_back import take_back_lock, take_back_plan, take_back_write
 
-        TAKE_BACKS[Invoice.PURCHASE] = TakeBack(
-            lock=purchase_take_back_lock,
-            plan=purchase_take_back_plan,
-            write=purchase_take_back_write,
-        )
-        TAKE_BACKS[Invoice.COMMIT] = TakeBack(
-            lock=commit_take_back_lock,
-            plan=commit_take_back_plan,
-            write=commit_take_back_write,
-        )
+        take_back = TakeBack(lock=take_back_lock, plan=take_back_plan, write=take_back_write)
+        # A purchase sold credits or money; a prepaid commit, its access blocks.
+        TAKE_BACKS[Invoice.PURCHASE] = TAKE_BACKS[Invoice.COMMIT] = take_back
         PURCHASE_PAID[:] = [PurchasePaid(fulfil=purchase_fulfil)]

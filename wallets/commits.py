@@ -1,32 +1,43 @@
 """Commits (services and reads): signing one, what a period's statement may
 draw from it, recording what the close drew, rolling over and expiring access
-at each period's end, the postpaid true-up, and a cancel.
+at each period's end, the postpaid true-up, and an early end (a cancel at
+once: the access left expires or is credited, as finance chooses).
 
+A prepaid commit's access is blocks of its customer's commit wallet, drawn,
+rolled over, expired and taken back (wallets.take_back) as the wallet's are.
 Every write happens under the commit's subscription's row lock (the close, a
-plan change and a cancel hold it already; signing takes it), so a period's
-drawdown is recorded once, by the invoice that bills it. For each commit at
-any moment: drawn + expired + credited + remaining = amount."""
+plan change and a cancel hold it already; signing takes it), then the
+wallet's, so a period's drawdown is recorded once, by the invoice that bills
+it. For each commit: drawn + expired + credited + remaining = amount."""
 
 from datetime import datetime
-from decimal import ROUND_DOWN, Decimal, localcontext
+from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Sum
 
 from billing.core import rawsql
 from billing.core.errors import Conflict
-from billing.core.money import currency_exponent
 from billing.locks import subscription_lock
 from billing.models import Subscription
-from billing.rating.commits import Access, CommitDraw, CommitTerms, draw_order
-from billing.rating.pricing import EXACT_PRECISION
+from billing.rating.commits import ROLLOVER, Access, CommitDraw, CommitTerms
 from customers.locks import customer_lock
+from invoices.credit_notes import CreditLineInput, credit_note_issue
+from invoices.models import CreditNote
 from wallets.commit_invoices import commit_invoice, true_up_invoice
-from wallets.commit_models import Commit, CommitAccess, CommitEntry
+from wallets.commit_models import Commit, CommitEntry
 from wallets.commit_terms import CommitRequest, access_schedule, check_request
-from wallets.journal_entries import journal_commit_expired
+from wallets.ledger import (
+    add_block,
+    block_order,
+    blocks_expire,
+    store_balance,
+    wallet_get_or_create,
+)
+from wallets.locks import wallet_lock
+from wallets.models import CreditBlock, LedgerEntry, Wallet
 
 ZERO = Decimal(0)
-HUNDRED = Decimal(100)
 
 
 def commit_sign(
@@ -35,9 +46,9 @@ def commit_sign(
     """Sign a commit on the subscription's customer, refused in words when the
     request is wrong or its term overlaps another commit. A prepaid commit is
     invoiced in full at once (`reason: commit`, finalized) and gets its access
-    rows: one per period, or one for the term up front. Its invoice is finalized
-    under the subscription's lock: the customer's row is taken before it (the lock
-    order, billing.locks)."""
+    blocks: one per period, or one for the term up front. Its invoice is finalized
+    under the subscription's and the wallet's locks: the customer's row is taken
+    before them (the lock order, billing.locks)."""
     with transaction.atomic():
         customer_lock(subscription.customer_id)
         subscription = subscription_lock(subscription.pk)
@@ -74,32 +85,46 @@ def commit_sign(
             created_at=now,
         )
         if prepaid:
-            _access_create(commit, periods)
+            wallet = wallet_get_or_create(
+                customer=subscription.customer, kind=Wallet.COMMIT, currency=commit.currency
+            )
+            wallet = wallet_lock(wallet)
             commit.invoice = commit_invoice(commit, subscription, now)
             commit.save(update_fields=["invoice"])
+            _access_create(wallet, commit, periods, now)
     return commit
 
 
-def _access_create(commit: Commit, periods: list[tuple[datetime, datetime]]) -> None:
-    kind = CommitAccess.UPFRONT if commit.access == Commit.UPFRONT else CommitAccess.PERIOD
-    rows = [
-        (kind, a, s, e)
-        for s, e, a in access_schedule(
-            access=commit.access, amount=commit.amount, currency=commit.currency, periods=periods
-        )
-    ]
-    CommitAccess.objects.bulk_create(
-        CommitAccess(
-            commit=commit,
-            kind=kind,
-            amount=amount,
-            remaining=amount,
-            available_from=s,
-            expires_at=e,
-        )
-        for kind, amount, s, e in rows
-        if amount > 0
+def _access_create(
+    wallet: Wallet, commit: Commit, periods: list[tuple[datetime, datetime]], now: datetime
+) -> None:
+    """The commit's access blocks in its (locked) wallet, each rolling over to
+    the end of the period `rollover_periods` after its own (not past the term)."""
+    rows = access_schedule(
+        access=commit.access, amount=commit.amount, currency=commit.currency, periods=periods
     )
+    ends = [until for _from, until, _amount in rows]
+    for n, (since, until, amount) in enumerate(rows):
+        later = ends[n + 1 : n + 1 + (commit.rollover_periods or 0)]
+        rolls = commit.rollover_percent and commit.access == Commit.PER_PERIOD and later
+        add_block(
+            wallet,
+            entry_kind=LedgerEntry.COMMIT,
+            now=now,
+            amount=amount,
+            kind=CreditBlock.COMMIT,
+            source=CreditBlock.COMMIT,
+            price_paid=amount,
+            currency=commit.currency,
+            effective_at=since,
+            expires_at=until,
+            invoice=commit.invoice,
+            subscription=commit.subscription,
+            commit=commit,
+            applies_to=list(commit.applies_to),
+            rollover_percent=commit.rollover_percent if rolls else None,
+            rollover_expires_at=later[-1] if rolls else None,
+        )
 
 
 _COMMIT_FIELDS = tuple(Commit._meta.concrete_fields)
@@ -132,35 +157,29 @@ def commit_of_period_none(periods: list[tuple[int, datetime, datetime]]) -> dict
     return rawsql.answers_where_none(_COMMIT_OF_PERIOD, Commit._meta.db_table, "customer_id", asked)
 
 
-def accesses_open(commit: Commit, *, start: datetime, end: datetime) -> list[CommitAccess]:
-    """The commit's access usable by the period [start, end), in draw order."""
-    rows = commit.accesses.filter(
-        available_from__lte=start, expires_at__gte=end, expired_at__isnull=True, remaining__gt=0
-    )
-    order = {a.id: n for n, a in enumerate(draw_order(map(_access, rows)))}
-    return sorted(rows, key=lambda row: order[row.id])
-
-
-def _access(row: CommitAccess) -> Access:
-    return Access(row.id, row.kind, row.remaining, row.available_from, row.expires_at)
-
-
 def commit_terms(*, customer_id: int, start: datetime, end: datetime) -> CommitTerms | None:
     """What the statement of the period [start, end) draws from: the customer's
     commit holding it, with its open access in draw order; None without one."""
     commit = commit_of_period(customer_id=customer_id, start=start, end=end)
     if commit is None:
         return None
-    accesses = accesses_open(commit, start=start, end=end) if commit.prepaid else []
-    kind = CommitEntry.DRAWDOWN if commit.prepaid else CommitEntry.COUNTED
-    taken = commit.entries.filter(kind=kind, period_start__gte=start, period_end__lte=end)
+    accesses, taken = [], commit.entries.filter(kind=CommitEntry.COUNTED)
+    if commit.prepaid:
+        accesses = commit.blocks.filter(
+            effective_at__lte=start, expires_at__gte=end, expired_at__isnull=True, remaining__gt=0
+        )
+        taken = LedgerEntry.objects.filter(block__commit=commit, kind=LedgerEntry.USAGE)
+    taken = taken.filter(period_start__gte=start, period_end__lte=end)
     taken_earlier = sum((e.amount for e in taken), ZERO)
     return CommitTerms(
         commit.id,
         commit.prepaid,
         tuple(commit.applies_to),
         commit.overage_multiplier,
-        tuple(map(_access, accesses)),
+        tuple(
+            Access(b.id, access_kind(b, commit), b.remaining, b.effective_at, b.expires_at)
+            for b in sorted(accesses, key=block_order)
+        ),
         -taken_earlier if commit.prepaid else taken_earlier,
         ZERO if commit.prepaid else commit.amount - commit.counted,
     )
@@ -170,9 +189,9 @@ def commit_draw_record(
     *, draw: CommitDraw, usage_from: datetime, until: datetime, now: datetime
 ) -> None:
     """Record what an invoice's statement drew (prepaid) or counted (postpaid),
-    under the subscription's row lock its writer holds. The access rows are read
-    again: a draw stated on rows another invoice has drawn since is refused (the
-    caller's transaction fails whole)."""
+    under the subscription's row lock its writer holds, then the wallet's. The
+    access blocks are read again: a draw stated on blocks another invoice has
+    drawn since is refused (the caller's transaction fails whole)."""
     commit = Commit.objects.get(pk=draw.terms.id)
     if not commit.prepaid:
         if draw.usage:
@@ -187,47 +206,39 @@ def commit_draw_record(
                 occurred_at=now,
             )
         return
-    rows = {a.pk: a for a in CommitAccess.objects.filter(pk__in=[a for a, _x in draw.draws])}
-    for access_id, amount in draw.draws:
-        row = rows[access_id]
+    if not draw.draws:
+        return
+    wallet = wallet_lock(Wallet(pk=CreditBlock.objects.get(pk=draw.draws[0][0]).wallet_id))
+    rows = {b.pk: b for b in CreditBlock.objects.filter(pk__in=[b for b, _x in draw.draws])}
+    for block_id, amount in draw.draws:
+        row = rows[block_id]
         if row.remaining < amount:
-            raise Conflict(f"commit access {access_id} has {row.remaining} left, not {amount}")
+            raise Conflict(f"commit access {block_id} has {row.remaining} left, not {amount}")
         row.remaining -= amount
         row.save(update_fields=["remaining"])
-        CommitEntry.objects.create(
-            commit=commit,
-            access=row,
-            kind=CommitEntry.DRAWDOWN,
+        wallet.balance -= amount
+        LedgerEntry.objects.create(
+            wallet=wallet,
+            block=row,
+            kind=LedgerEntry.USAGE,
             amount=-amount,
+            balance_after=wallet.balance,
             period_start=usage_from,
             period_end=until,
             occurred_at=now,
         )
+    store_balance(wallet)
 
 
 def commit_entries_invoiced(*, subscription: Subscription, until: datetime, invoice) -> None:
     """Name the invoice that billed the drawdown (or count) just recorded up to
     `until` on its entries (record_billed writes them before the invoice)."""
-    CommitEntry.objects.filter(
-        commit__subscription=subscription,
-        kind__in=(CommitEntry.DRAWDOWN, CommitEntry.COUNTED),
-        period_end=until,
-        invoice__isnull=True,
-    ).update(invoice=invoice)
-
-
-def _rollover_expiry(commit: Commit, access: CommitAccess) -> datetime | None:
-    """When the rollover of a period's access expires: the end of the period
-    `rollover_periods` after it, not past the term; None when nothing rolls
-    over (no rollover, or the term's last period)."""
-    if not commit.rollover_percent or access.kind != CommitAccess.PERIOD:
-        return None
-    ends = list(
-        commit.accesses.filter(kind=CommitAccess.PERIOD, expires_at__gt=access.expires_at)
-        .order_by("expires_at")
-        .values_list("expires_at", flat=True)[: commit.rollover_periods]
-    )
-    return ends[-1] if ends else None
+    commits = Commit.objects.filter(subscription=subscription).values("pk")
+    for entries in (
+        LedgerEntry.objects.filter(block__commit__in=commits, kind=LedgerEntry.USAGE),
+        CommitEntry.objects.filter(commit__in=commits, kind=CommitEntry.COUNTED),
+    ):
+        entries.filter(period_end=until, invoice__isnull=True).update(invoice=invoice)
 
 
 def commit_period_end(*, subscription: Subscription, end: datetime, now: datetime) -> None:
@@ -245,59 +256,19 @@ def commit_period_end(*, subscription: Subscription, end: datetime, now: datetim
 
 
 def expire_access(commit: Commit, *, until: datetime, now: datetime, rollover: bool = True) -> None:
-    """Each access of the commit that expires by `until` rolls over (unless
-    `rollover` is off: the commit ends early) and expires, at its expiry or at
-    `now` when that is earlier."""
-    due = commit.accesses.filter(expires_at__lte=until, expired_at__isnull=True).order_by(
-        "expires_at", "id"
+    """Each access block of the commit that expires by `until` rolls over
+    (unless `rollover` is off: the commit ends early) and expires, at its
+    expiry or at `now` when that is earlier (wallets.ledger.blocks_expire)."""
+    due = list(
+        commit.blocks.filter(expires_at__lte=until, expired_at__isnull=True)
+        .select_related("commit")
+        .order_by("expires_at", "id")
     )
-    for access in due:
-        left = access.remaining
-        rolled = ZERO
-        expires = _rollover_expiry(commit, access) if rollover else None
-        when = min(access.expires_at, now)
-        if left > 0 and expires is not None:
-            with localcontext(prec=EXACT_PRECISION):
-                share = left * commit.rollover_percent / HUNDRED
-            minor = Decimal(1).scaleb(-currency_exponent(commit.currency))
-            rolled = share.quantize(minor, rounding=ROUND_DOWN)
-        if rolled > 0:
-            into = CommitAccess.objects.create(
-                commit=commit,
-                kind=CommitAccess.ROLLOVER,
-                amount=rolled,
-                remaining=rolled,
-                available_from=access.expires_at,
-                expires_at=expires,
-                rolled_from=access,
-            )
-            CommitEntry.objects.create(
-                commit=commit,
-                access=access,
-                kind=CommitEntry.ROLLOVER,
-                amount=-rolled,
-                occurred_at=access.expires_at,
-            )
-            CommitEntry.objects.create(
-                commit=commit,
-                access=into,
-                kind=CommitEntry.ROLLOVER,
-                amount=rolled,
-                occurred_at=access.expires_at,
-            )
-        if left - rolled > 0:
-            expiry = CommitEntry.objects.create(
-                commit=commit,
-                access=access,
-                kind=CommitEntry.EXPIRY,
-                amount=-(left - rolled),
-                occurred_at=when,
-            )
-            # Breakage, in the transaction that records it (billing.journal).
-            journal_commit_expired(entry=expiry, now=now)
-        access.remaining = ZERO
-        access.expired_at = now
-        access.save(update_fields=["remaining", "expired_at"])
+    if not due:
+        return
+    wallet = wallet_lock(Wallet(pk=due[0].wallet_id))
+    blocks_expire(wallet, due, now=now, rollover=rollover)
+    store_balance(wallet)
 
 
 def term_end(
@@ -313,5 +284,86 @@ def term_end(
     commit.save(update_fields=["status", "ended_at", "true_up_invoice"])
 
 
+EXPIRE = "expire"
+CREDIT = "credit"
+LEFTOVERS = (EXPIRE, CREDIT)
+
+
+def access_left(commit: Commit, *, drawn: Decimal = ZERO) -> Decimal:
+    """The commit's access not drawn nor expired, the term's future periods
+    included, less `drawn` (what an invoice about to be written draws): what
+    an immediate cancel expires or credits."""
+    left = commit.blocks.filter(expired_at__isnull=True).aggregate(left=Sum("remaining"))["left"]
+    return (left or ZERO) - drawn
+
+
+def commits_end_early(
+    *, subscription: Subscription, at: datetime, leftover: str = EXPIRE
+) -> list[Commit]:
+    """End the subscription's commits at `at` (its immediate cancel, under its
+    row lock): a postpaid one trued up now, a prepaid one's access left expired
+    now or, with `leftover` "credit", credited by a note on its invoice once the
+    cancel commits. The commits ended."""
+    ended = []
+    for commit in Commit.objects.filter(subscription=subscription, status=Commit.ACTIVE):
+        if commit.prepaid and leftover == CREDIT:
+            commit_id = commit.pk
+            transaction.on_commit(lambda c=commit_id: _credit_left(c, at), robust=True)
+        elif commit.prepaid:
+            expire_access(commit, until=commit.ends_at, now=at, rollover=False)
+        term_end(commit, subscription, now=at, status=Commit.CANCELED)
+        ended.append(commit)
+    return ended
+
+
+def _credit_left(commit_id: int, now: datetime) -> None:
+    """A credit note on the commit's invoice for all its access left."""
+    commit = Commit.objects.select_related("invoice").get(pk=commit_id)
+    left = access_left(commit)
+    if left <= 0 or commit.invoice is None:
+        return
+    line = commit.invoice.lines.order_by("position").first()
+    credit_note_issue(
+        invoice=commit.invoice,
+        lines=[CreditLineInput(invoice_line=line.pk, amount=left)],
+        reason=CreditNote.ORDER_CHANGE,
+        memo="Commit ended early: its access left is credited",
+        now=now,
+    )
+
+
 def commit_list(*, customer_id: int):
     return Commit.objects.filter(customer_id=customer_id).order_by("starts_at", "id")
+
+
+# What a commit's readers (the API, the admin) call its blocks and ledger entries.
+PERIOD, UPFRONT = "period", "upfront"
+ACCESS_KINDS = [PERIOD, UPFRONT, ROLLOVER]
+ENTRY_KINDS = {
+    LedgerEntry.USAGE: "drawdown",
+    LedgerEntry.ROLLOVER: "rollover",
+    LedgerEntry.EXPIRY: "expiry",
+    LedgerEntry.CREDIT_NOTE: "credited",
+    LedgerEntry.VOID: "credited",
+}
+
+
+def access_kind(block: CreditBlock, commit: Commit) -> str:
+    if block.source == CreditBlock.ROLLOVER:
+        return ROLLOVER
+    return UPFRONT if commit.access == Commit.UPFRONT else PERIOD
+
+
+def commit_accesses(commit: Commit) -> list[CreditBlock]:
+    """The commit's access blocks, each period's and their rollovers, in time order."""
+    return list(commit.blocks.order_by("effective_at", "id"))
+
+
+def commit_ledger(commit: Commit) -> list:
+    """The commit's movements, oldest first: its access blocks' ledger entries
+    (their grants left out: the commit's invoice says them), or a postpaid
+    commit's own entries (counted, trued up)."""
+    if not commit.prepaid:
+        return list(commit.entries.order_by("id"))
+    entries = LedgerEntry.objects.filter(block__commit=commit, kind__in=list(ENTRY_KINDS))
+    return list(entries.select_related("block", "invoice").order_by("id"))

@@ -15,9 +15,20 @@ from config.api import AwareDateTimeField, DecimalString, StrictCharField, reque
 from customers.models import Customer
 from invoices.serializers import InvoiceSerializer
 from plans.models import Meter
-from wallets.commit_models import Commit, CommitAccess, CommitEntry
+from wallets.commit_models import Commit, CommitEntry
 from wallets.commit_terms import CommitRequest
-from wallets.commits import commit_list, commit_sign
+from wallets.commits import (
+    ACCESS_KINDS,
+    ENTRY_KINDS,
+    access_kind,
+    commit_accesses,
+    commit_ledger,
+    commit_list,
+    commit_sign,
+)
+from wallets.models import CreditBlock, LedgerEntry
+
+ENTRY_CHOICES = [*dict.fromkeys(ENTRY_KINDS.values()), *dict(CommitEntry.KINDS)]
 
 
 class RolloverSerializer(serializers.Serializer):
@@ -42,26 +53,36 @@ class CommitInSerializer(serializers.Serializer):
 
 
 class AccessSerializer(serializers.ModelSerializer):
+    kind = serializers.SerializerMethodField()
     amount = serializers.SerializerMethodField()
     remaining = serializers.SerializerMethodField()
+    available_from = serializers.DateTimeField(source="effective_at")
 
     class Meta:
-        model = CommitAccess
+        model = CreditBlock
         fields = ["id", "kind", "amount", "remaining", "available_from", "expires_at", "expired_at"]
 
-    def get_amount(self, access) -> str:
-        return format_money(access.amount, access.commit.currency)
+    @extend_schema_field(serializers.ChoiceField(choices=ACCESS_KINDS))
+    def get_kind(self, block) -> str:
+        return access_kind(block, self.context["commit"])
 
-    def get_remaining(self, access) -> str:
-        return format_money(access.remaining, access.commit.currency)
+    def get_amount(self, block) -> str:
+        return format_money(block.amount, block.currency)
+
+    def get_remaining(self, block) -> str:
+        return format_money(block.remaining, block.currency)
 
 
 class EntrySerializer(serializers.ModelSerializer):
+    """A ledger entry of the commit's access blocks, or a postpaid commit's own."""
+
+    kind = serializers.SerializerMethodField()
     amount = serializers.SerializerMethodField()
+    access = serializers.SerializerMethodField()
     invoice = serializers.SerializerMethodField()
 
     class Meta:
-        model = CommitEntry
+        model = LedgerEntry
         fields = [
             "id",
             "kind",
@@ -73,8 +94,15 @@ class EntrySerializer(serializers.ModelSerializer):
             "occurred_at",
         ]
 
+    @extend_schema_field(serializers.ChoiceField(choices=ENTRY_CHOICES))
+    def get_kind(self, entry) -> str:
+        return ENTRY_KINDS.get(entry.kind, entry.kind)
+
     def get_amount(self, entry) -> str:
-        return format_money(entry.amount, entry.commit.currency)
+        return format_money(entry.amount, self.context["commit"].currency)
+
+    def get_access(self, entry) -> int | None:
+        return getattr(entry, "block_id", None)
 
     def get_invoice(self, entry) -> int | None:
         return entry.invoice_id
@@ -137,11 +165,21 @@ class CommitSerializer(serializers.ModelSerializer):
 
 
 class CommitDetailSerializer(CommitSerializer):
-    accesses = AccessSerializer(many=True, read_only=True)
-    entries = EntrySerializer(many=True, read_only=True)
+    accesses = serializers.SerializerMethodField()
+    entries = serializers.SerializerMethodField()
 
     class Meta(CommitSerializer.Meta):
         fields = [*CommitSerializer.Meta.fields, "accesses", "entries"]
+
+    @extend_schema_field(AccessSerializer(many=True))
+    def get_accesses(self, commit) -> list:
+        blocks = commit_accesses(commit)
+        return AccessSerializer(blocks, many=True, context={"commit": commit}).data
+
+    @extend_schema_field(EntrySerializer(many=True))
+    def get_entries(self, commit) -> list:
+        entries = commit_ledger(commit)
+        return EntrySerializer(entries, many=True, context={"commit": commit}).data
 
 
 def _request(data: dict) -> CommitRequest:

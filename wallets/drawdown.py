@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from customers.models import Customer
-from plans.meter_scope import applies
+from plans.meter_scope import applies, draw_in_order
 from wallets.alerts import auto_top_up_alert_raise, low_balance_alert_raise
 from wallets.journal_entries import journal_credits_consumed
 from wallets.ledger import (
@@ -102,14 +102,7 @@ class _Drawing:
         """Draw the event's cost from the blocks that apply to its meter, in draw
         order (wallets.ledger.block_order)."""
         wanted = draw.cost
-        for block in self.blocks:
-            if wanted <= 0:
-                break
-            if not applies(block.applies_to, draw.meter):
-                continue
-            taken = min(block.remaining, wanted)
-            if taken <= 0:
-                continue
+        for block, taken in draw_in_order(self.blocks, wanted, draw.meter):
             block.remaining -= taken
             wanted -= taken
             self.touched[block.pk] = block

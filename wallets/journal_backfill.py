@@ -14,8 +14,8 @@ from django.db import transaction
 
 from billing.journal.models import DocumentType, JournalEntry
 from billing.journal.writer import Document, journal_write, journal_written
-from wallets.commit_models import CommitEntry
 from wallets.journal_entries import (
+    commit_expiry_key,
     consumption_legs,
     journal_commit_expired,
     journal_credits_expired,
@@ -70,17 +70,25 @@ def _block_consumption(block: CreditBlock, before: int | None, now: datetime) ->
         used -= entry.amount
 
 
+# Blocks moved from commits' access rows (migration 0013) were journaled as those.
+MOVED_NOTE = "Commit access #"
+
+
 def _commit_expiries(now: datetime) -> None:
-    """The breakage of each commit expiry entry that has none."""
+    """The breakage of each commit block's expiry that has none."""
     last = 0
-    query = CommitEntry.objects.filter(kind=CommitEntry.EXPIRY).select_related("commit")
+    query = (
+        LedgerEntry.objects.filter(kind=LedgerEntry.EXPIRY, block__kind=CreditBlock.COMMIT)
+        .exclude(block__note__startswith=MOVED_NOTE)
+        .select_related("block", "wallet")
+    )
     while rows := list(query.filter(pk__gt=last).order_by("pk")[:CHUNK]):
         last = rows[-1].pk
-        done = journal_written([f"commit_expiry:{row.pk}" for row in rows])
+        done = journal_written([commit_expiry_key(row.block) for row in rows])
         with transaction.atomic():
             for row in rows:
-                if f"commit_expiry:{row.pk}" not in done:
-                    journal_commit_expired(entry=row, now=now)
+                if commit_expiry_key(row.block) not in done:
+                    journal_commit_expired(block=row.block, entry=row, now=now)
 
 
 def wallets_journal_backfill(*, now: datetime) -> None:

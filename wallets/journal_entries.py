@@ -4,8 +4,8 @@ what expires unused is breakage (Dr deferred revenue, Cr breakage). Valued as
 wallets.revenue values them, on each block's running totals, so that the
 journal and the revenue report say the same to the cent. Their sale (the
 purchase invoice) is journaled with the invoice (invoices.journal_entries).
-A prepaid commit's access that expires unused is breakage too, at face value;
-its drawdown is on the closing invoice."""
+A prepaid commit's access block that expires unused is breakage too, at face
+value; its drawdown is on the closing invoice."""
 
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -14,7 +14,6 @@ from django.db.models import Sum
 
 from billing.journal.models import AccountKind, DocumentType
 from billing.journal.writer import Document, Leg, journal_write
-from wallets.commit_models import CommitEntry
 from wallets.models import CreditBlock, LedgerEntry
 from wallets.valuation import block_recognized, block_undone
 
@@ -135,23 +134,26 @@ def journal_credits_expired(
     )
 
 
-def journal_commit_expired(*, entry: CommitEntry, now: datetime) -> None:
-    """The breakage of a prepaid commit's access expiring unused (`entry`, its
-    `expiry` CommitEntry, negative): Dr deferred revenue, Cr breakage, at its
-    face value (the commit's invoice deferred the amount committed, one for
-    one). A rollover stays deferred and writes nothing. Keyed by the entry:
-    written once."""
+def commit_expiry_key(block: CreditBlock) -> str:
+    """The journal key of a commit block's breakage (a block expires once)."""
+    return f"commit_expiry:block:{block.pk}"
+
+
+def journal_commit_expired(*, block: CreditBlock, entry: LedgerEntry, now: datetime) -> None:
+    """The breakage of a prepaid commit's access block expiring unused (`entry`,
+    its `expiry` ledger entry, negative): Dr deferred revenue, Cr breakage, at
+    its face value (the commit's invoice deferred the amount committed, one for
+    one). A rollover stays deferred and writes nothing. Written once."""
     expired = -entry.amount
     if expired <= 0:
         return
-    commit = entry.commit
     journal_write(
         document=Document(
             type=DocumentType.COMMIT_EXPIRY,
-            number=f"COMMIT-{commit.pk}",
-            key=f"commit_expiry:{entry.pk}",
-            customer_id=commit.customer_id,
-            currency=commit.currency,
+            number=f"COMMIT-{block.commit_id}",
+            key=commit_expiry_key(block),
+            customer_id=entry.wallet.customer_id,
+            currency=block.currency,
             # The day of the last instant before it: access that ends with a
             # period (Dec 1, 00:00) is November's breakage, as wallets.revenue has it.
             on=entry.occurred_at - timedelta(microseconds=1),

@@ -22,7 +22,7 @@ from customers.models import Customer
 from invoices.models import Invoice
 from invoices.services import invoice_create_purchase
 from plans.meter_scope import meter_scope_checked
-from wallets.journal_entries import journal_credits_expired
+from wallets.journal_entries import journal_commit_expired, journal_credits_expired
 from wallets.locks import wallet_lock
 from wallets.models import CreditBlock, LedgerEntry, Wallet
 from wallets.selectors import blocks_in_effect
@@ -175,7 +175,7 @@ def credits_grant(
     pay for (none: every meter)."""
     credits = positive("credits", credits)
     applies_to = meter_scope_checked(applies_to or [])
-    if kind not in dict(CreditBlock.KINDS):
+    if kind not in CreditBlock.GRANTED:
         raise InvalidRequest("kind must be paid or promotional", fields={"kind": ["unknown"]})
     if kind == CreditBlock.PROMOTIONAL and price not in (None, ZERO):
         raise InvalidRequest(
@@ -280,8 +280,10 @@ def credits_expire(*, now: datetime) -> int:
     (rollover_carry). Safe to run any number of times, at once (an expired
     block is marked under the lock and never expires twice). Returns the number
     of blocks expired."""
+    # A commit's access expires with the close of its period (wallets.commits), not here.
     wallet_ids = list(
         CreditBlock.objects.filter(expires_at__lte=now, remaining__gt=0, expired_at__isnull=True)
+        .exclude(kind=CreditBlock.COMMIT)
         .values_list("wallet_id", flat=True)
         .distinct()
         .order_by("wallet_id")
@@ -294,37 +296,47 @@ def credits_expire(*, now: datetime) -> int:
                 CreditBlock.objects.filter(
                     wallet=wallet, expires_at__lte=now, remaining__gt=0, expired_at__isnull=True
                 )
+                .exclude(kind=CreditBlock.COMMIT)
                 .select_related("subscription")
                 .order_by("expires_at", "id")
             )
             # Again while there are any: a rollover made here may be past its own expiry.
             while blocks := list(due.all()):
-                expired += _blocks_expire(wallet, blocks, now=now)
+                expired += blocks_expire(wallet, blocks, now=now)
             store_balance(wallet)
     return expired
 
 
-def _blocks_expire(wallet: Wallet, blocks: list[CreditBlock], *, now: datetime) -> int:
-    """credits_expire's work on a locked wallet's due blocks."""
+def blocks_expire(
+    wallet: Wallet, blocks: list[CreditBlock], *, now: datetime, rollover: bool = True
+) -> int:
+    """Expire these due blocks of a locked wallet (credits_expire's; a commit's at
+    its close, or at `now` when it ends early): each carries its rollover first
+    (unless `rollover` is off), loses the rest with a ledger entry, and its
+    breakage is journaled. The caller stores the balance."""
     expired = 0
     for block in blocks:
         left = block.remaining
-        rolled = rollover_carry(wallet, block)
+        rolled = rollover_carry(wallet, block) if rollover else ZERO
         lost = block.remaining - rolled
         wallet.balance -= lost
         block.remaining = ZERO
         block.expired_at = now
         block.save(update_fields=["remaining", "expired_at"])
+        entry = None
         if lost:
-            LedgerEntry.objects.create(
+            entry = LedgerEntry.objects.create(
                 wallet=wallet,
                 block=block,
                 kind=LedgerEntry.EXPIRY,
                 amount=-lost,
                 balance_after=wallet.balance,
-                occurred_at=block.expires_at,
+                occurred_at=min(block.expires_at, now),
             )
-        journal_credits_expired(customer_id=wallet.customer_id, block=block, left=left, now=now)
+        if block.kind != CreditBlock.COMMIT:
+            journal_credits_expired(customer_id=wallet.customer_id, block=block, left=left, now=now)
+        elif entry is not None:
+            journal_commit_expired(block=block, entry=entry, now=now)
         expired += 1
     return expired
 
@@ -343,21 +355,27 @@ def _goes_on_after(subscription: Subscription | None, moment: datetime) -> bool:
 
 
 def rollover_carry(wallet: Wallet, block: CreditBlock) -> Decimal:
-    """At the expiry of a period's plan credits that roll over (in credits_expire,
-    under the wallet's lock, the block not yet marked expired): carry the
-    block's rollover percent of what is left, rounded down to what an amount
-    stores (nothing is created), into a new promotional block that takes effect
-    at the period's end and expires when the grant said. It is drawn before the
-    next periods' credits (one priority step ahead of its grant's) and never
-    rolls over again. Two ledger entries (out of the grant, into the new block),
-    so the balance does not move. Nothing when the subscription ended with the
-    period. Returns the credits carried; the rest is the caller's to expire."""
-    if block.rollover_percent is None or block.source != CreditBlock.PERIOD_GRANT:
+    """At the expiry of a period's plan credits (or commit access) that roll over
+    (in blocks_expire, under the wallet's lock, the block not yet marked
+    expired): carry the block's rollover percent of what is left, rounded down
+    to what an amount (money: its minor unit) stores, into a new block of its
+    kind that takes effect at the period's end and expires when the grant said,
+    drawn before the next periods' (a priority step ahead) and never rolled
+    over again. Two ledger entries: the balance does not move. Nothing for plan
+    credits when the subscription ended with the period. Returns what was
+    carried; the rest is the caller's to expire."""
+    if block.rollover_percent is None:
         return ZERO
-    if not _goes_on_after(block.subscription, block.expires_at):
+    if block.source == CreditBlock.PERIOD_GRANT and not _goes_on_after(
+        block.subscription, block.expires_at
+    ):
         return ZERO
     with localcontext(prec=100):  # exact before the one rounding
-        rolled = quantize_amount(block.remaining * block.rollover_percent / 100, down=True)
+        share = block.remaining * block.rollover_percent / 100
+    if wallet.currency:
+        rolled = quantize_money(share, wallet.currency, down=True)
+    else:
+        rolled = quantize_amount(share, down=True)
     if rolled <= 0:
         return ZERO
     wallet.balance -= rolled
@@ -374,10 +392,13 @@ def rollover_carry(wallet: Wallet, block: CreditBlock) -> Decimal:
         entry_kind=LedgerEntry.ROLLOVER,
         now=block.expires_at,
         amount=rolled,
-        kind=CreditBlock.PROMOTIONAL,
+        kind=block.kind,
         source=CreditBlock.ROLLOVER,
         priority=block.priority - 1,
         subscription=block.subscription,
+        commit_id=block.commit_id,
+        currency=block.currency,
+        applies_to=block.applies_to,
         rolled_over_from=block,
         effective_at=block.expires_at,
         expires_at=block.rollover_expires_at,

@@ -21,7 +21,8 @@ def wallet_lock(wallet: Wallet) -> Wallet:
 def wallets_lock(*, keys: set[tuple[int, str, str]]) -> dict[tuple[int, str, str], Wallet]:
     """Lock the wallets of (customer id, kind, currency) keys, in id order."""
     customer_ids = {customer_id for customer_id, _, _ in keys}
-    wallets = Wallet.objects.select_for_update().filter(customer_id__in=customer_ids).order_by("pk")
+    wallets = Wallet.objects.select_for_update().filter(customer_id__in=customer_ids)
+    wallets = wallets.exclude(kind=Wallet.COMMIT).order_by("pk")
     return {
         key: wallet
         for wallet in wallets

@@ -17,7 +17,10 @@ from config.history import audit_history
 class Wallet(models.Model):
     CREDITS = "credits"
     MONEY = "money"
-    KINDS = [(CREDITS, _("Credits")), (MONEY, _("Money"))]
+    # A prepaid commit's access, per currency: apart from the money wallet, which
+    # usage draws at ingestion and spend checks read (a commit is drawn at a close).
+    COMMIT = "commit"
+    KINDS = [(CREDITS, _("Credits")), (MONEY, _("Money")), (COMMIT, _("Commit"))]
 
     customer = models.ForeignKey(
         "customers.Customer",
@@ -26,7 +29,7 @@ class Wallet(models.Model):
         verbose_name=_("customer"),
     )
     kind = models.CharField(max_length=8, choices=KINDS, verbose_name=_("kind"))
-    # Empty for the credit wallet; the ISO code of a money wallet.
+    # Empty for the credit wallet; the ISO code of a money (or commit) wallet.
     currency = models.CharField(max_length=3, blank=True, default="", verbose_name=_("currency"))
     balance = models.DecimalField(**AMOUNT, default=0, verbose_name=_("balance"))
     low_balance_threshold = models.DecimalField(
@@ -56,7 +59,7 @@ class Wallet(models.Model):
             ),
             models.CheckConstraint(
                 condition=(Q(kind="credits") & Q(currency=""))
-                | (Q(kind="money") & ~Q(currency="")),
+                | (Q(kind__in=("money", "commit")) & ~Q(currency="")),
                 name="wallet_money_has_currency",
             ),
         ]
@@ -74,7 +77,15 @@ class CreditBlock(models.Model):
 
     PAID = "paid"
     PROMOTIONAL = "promotional"
-    KINDS = [(PAID, pgettext_lazy("credits", "Paid")), (PROMOTIONAL, _("Promotional"))]
+    # A prepaid commit's access (a commit wallet's; wallets.commits).
+    COMMIT = "commit"
+    KINDS = [
+        (PAID, pgettext_lazy("credits", "Paid")),
+        (PROMOTIONAL, _("Promotional")),
+        (COMMIT, _("Commit")),
+    ]
+    # The kinds credits are granted (or sold) as.
+    GRANTED = [PAID, PROMOTIONAL]
 
     # Where the block came from.
     PACK = "pack"
@@ -84,6 +95,7 @@ class CreditBlock(models.Model):
     AUTO_TOP_UP = "auto_top_up"
     # What a period's plan credits left unused and rolled over (plans.credits_rollover).
     ROLLOVER = "rollover"
+    COMMIT = "commit"
     SOURCES = [
         (PACK, _("Credit pack purchase")),
         (GRANT, _("Grant")),
@@ -91,6 +103,7 @@ class CreditBlock(models.Model):
         (TOP_UP, _("Money top-up")),
         (AUTO_TOP_UP, _("Auto top-up")),
         (ROLLOVER, _("Rolled-over plan credits")),
+        (COMMIT, _("Commit access")),
     ]
 
     wallet = models.ForeignKey(
@@ -134,6 +147,14 @@ class CreditBlock(models.Model):
         related_name="+",
         verbose_name=_("subscription"),
     )
+    commit = models.ForeignKey(
+        "wallets.Commit",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="blocks",
+        verbose_name=_("commit"),
+    )
     # The meter codes the block pays for; empty: every meter (plans.meter_scope).
     applies_to = models.JSONField(
         default=list,
@@ -148,7 +169,7 @@ class CreditBlock(models.Model):
     # of what is left at their expiry that becomes a rollover block, and when that
     # block expires (the end of a later period of the subscription).
     rollover_percent = models.DecimalField(
-        max_digits=7, decimal_places=4, null=True, blank=True, verbose_name=_("rollover percent")
+        max_digits=14, decimal_places=10, null=True, blank=True, verbose_name=_("rollover percent")
     )
     rollover_expires_at = models.DateTimeField(
         null=True, blank=True, verbose_name=_("rollover expires at")
@@ -227,6 +248,8 @@ class LedgerEntry(models.Model):
     CREDIT_NOTE = "credit_note"
     # Unused plan credits carried into a rollover block when their period ended.
     ROLLOVER = "rollover"
+    # A prepaid commit's access, made available when it is signed.
+    COMMIT = "commit"
     # What credit notes took back of a sold block.
     TAKEN_BACK = (CREDIT_NOTE, VOID)
     KINDS = [
@@ -240,6 +263,7 @@ class LedgerEntry(models.Model):
         (VOID, _("Purchase voided")),
         (CREDIT_NOTE, _("Purchase credited")),
         (ROLLOVER, _("Rollover")),
+        (COMMIT, _("Commit access")),
     ]
 
     wallet = models.ForeignKey(
@@ -269,6 +293,17 @@ class LedgerEntry(models.Model):
     meter = models.CharField(max_length=255, blank=True, default="", verbose_name=_("meter"))
     # Units of the meter behind a usage entry (e.g. 80 runs for 80 credits).
     quantity = models.DecimalField(**AMOUNT, null=True, blank=True, verbose_name=_("quantity"))
+    # A commit's drawdown: the usage it was drawn for and the invoice that billed it.
+    period_start = models.DateTimeField(null=True, blank=True, verbose_name=_("period start"))
+    period_end = models.DateTimeField(null=True, blank=True, verbose_name=_("period end"))
+    invoice = models.ForeignKey(
+        "invoices.Invoice",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("invoice"),
+    )
     occurred_at = models.DateTimeField(verbose_name=_("occurred at"))
 
     class Meta:
@@ -345,4 +380,4 @@ class AutoTopUp(models.Model):
 
 
 # Commits are prepaid (or postpaid) value too; their models live in a module of their own.
-from wallets.commit_models import Commit, CommitAccess, CommitEntry  # noqa: E402, F401
+from wallets.commit_models import Commit, CommitEntry  # noqa: E402, F401

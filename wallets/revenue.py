@@ -22,7 +22,7 @@ from django.db.models.functions import TruncMonth
 
 from billing.core.money import format_money
 from billing.core.spreadsheet_csv import Figure, SpreadsheetCsv
-from wallets.commit_models import Commit, CommitEntry
+from wallets.commit_models import Commit
 from wallets.models import CreditBlock, LedgerEntry
 from wallets.take_back import TAKEN_BACK
 from wallets.valuation import block_recognized, block_undone, sale_value
@@ -201,15 +201,15 @@ def _commit_movements(row, *, until: datetime) -> None:
     money already, each as the ledger recorded it."""
     for commit in Commit.objects.filter(billing=Commit.PREPAID, created_at__lt=until):
         row(_month(commit.created_at), commit.currency).purchased += commit.amount
-    entries = CommitEntry.objects.filter(
-        commit__billing=Commit.PREPAID,
-        kind__in=(CommitEntry.DRAWDOWN, CommitEntry.EXPIRY, CommitEntry.CREDITED),
+    entries = LedgerEntry.objects.filter(
+        block__kind=CreditBlock.COMMIT,
+        kind__in=(LedgerEntry.USAGE, LedgerEntry.EXPIRY, *TAKEN_BACK),
         occurred_at__lt=until,
-    ).values_list("kind", "amount", "occurred_at", "period_end", "commit__currency")
+    ).values_list("kind", "amount", "occurred_at", "period_end", "block__currency")
     for kind, amount, occurred_at, period_end, currency in entries:
-        if kind == CommitEntry.DRAWDOWN:
+        if kind == LedgerEntry.USAGE:
             row(_before(period_end or occurred_at), currency).recognized -= amount
-        elif kind == CommitEntry.EXPIRY:
+        elif kind == LedgerEntry.EXPIRY:
             row(_before(occurred_at), currency).breakage -= amount
         else:
             row(_month(occurred_at), currency).purchased += amount

@@ -15,7 +15,9 @@ ZERO = Decimal(0)
 
 
 def wallet_list(*, customer_id: int) -> list[Wallet]:
-    return list(Wallet.objects.filter(customer_id=customer_id).select_related("auto_top_up__pack"))
+    # Not its commit wallets: its commits' access (wallets.commits).
+    wallets = Wallet.objects.filter(customer_id=customer_id).exclude(kind=Wallet.COMMIT)
+    return list(wallets.select_related("auto_top_up__pack"))
 
 
 def wallet_balance(*, customer_id: int, kind: str, currency: str = "") -> Decimal:

@@ -139,7 +139,7 @@ class CreditsAddSerializer(serializers.Serializer):
     pack = serializers.CharField(required=False, max_length=255)
     credits = DecimalString(required=False)
     kind = serializers.ChoiceField(
-        choices=[c for c, _ in CreditBlock.KINDS], required=False, default=CreditBlock.PROMOTIONAL
+        choices=CreditBlock.GRANTED, required=False, default=CreditBlock.PROMOTIONAL
     )
     price = DecimalString(required=False, allow_null=True, default=None)
     priority = serializers.IntegerField(

@@ -12,7 +12,8 @@ block, never more. It leaves the block in the note's transaction, under the
 wallet's lock, with a ledger entry of its own (`credit_note`, or `void` for a
 void's note) linked to the block and the note. A share the block no longer
 holds (part of it was used or expired) is refused with the numbers and the most
-that can still be credited: the customer keeps what they used."""
+that can still be credited: the customer keeps what they used. (A prepaid
+commit's invoice sold its access blocks: _commit_plan.)"""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +29,10 @@ from billing.core.money import (
     quantize_amount,
     quantize_money,
 )
+from billing.locks import subscription_lock
 from invoices.models import CreditNote, Invoice
+from plans.meter_scope import draw_in_order
+from wallets.commit_models import Commit
 from wallets.ledger import store_balance
 from wallets.locks import wallet_lock
 from wallets.models import CreditBlock, LedgerEntry, Wallet
@@ -48,20 +52,30 @@ class BlockTakeBack:
 
     def __str__(self) -> str:
         wallet = self.block.wallet
+        if wallet.kind == Wallet.COMMIT:
+            return f"{format_money(self.amount, wallet.currency)} of the commit's access"
         if wallet.kind == Wallet.MONEY:
             return f"{format_money(self.amount, wallet.currency)} {wallet.currency} of the balance"
         return f"{format_decimal(self.amount)} credits"
 
 
-def purchase_take_back_lock(*, invoice: Invoice) -> dict[int, Wallet]:
+def _sold(invoice: Invoice):
+    """The blocks the invoice sold: a commit's, its access and their rollovers."""
+    if invoice.reason == Invoice.COMMIT:
+        return CreditBlock.objects.filter(commit__invoice=invoice)
+    return CreditBlock.objects.filter(invoice=invoice)
+
+
+def take_back_lock(*, invoice: Invoice) -> dict[int, Wallet]:
     """Lock the wallets holding the blocks the invoice sold (one, as sold today)
     in id order, before the invoice's lock: the order a sale takes the wallet and
-    invoice locks in. The caller holds the customer's, which comes first
+    invoice locks in; a commit's subscription first, as every writer of a commit
+    holds it. The caller holds the customer's, which comes first
     (invoices.credit_notes.credit_note_locks, billing.locks). A block's wallet and
     invoice never change, so they are read before the lock."""
-    wallet_ids = sorted(
-        set(CreditBlock.objects.filter(invoice=invoice).values_list("wallet_id", flat=True))
-    )
+    if invoice.reason == Invoice.COMMIT and invoice.subscription_id:
+        subscription_lock(invoice.subscription_id)
+    wallet_ids = sorted(set(_sold(invoice).values_list("wallet_id", flat=True)))
     return {wallet_id: wallet_lock(Wallet(pk=wallet_id)) for wallet_id in wallet_ids}
 
 
@@ -134,7 +148,7 @@ def _refusal(block: CreditBlock, most: Decimal, currency: str) -> str:
     return f"{gone}; nothing more of this line can be credited"
 
 
-def purchase_take_back_plan(
+def take_back_plan(
     *, invoice: Invoice, credited_before: Decimal, credited_after: Decimal
 ) -> list[BlockTakeBack]:
     """What a credit note taking the invoice's credited amount (before tax) from
@@ -142,6 +156,8 @@ def purchase_take_back_plan(
     sold. Reads only; Conflict, with the numbers and the most that can still be
     credited, when a block no longer holds its share. An invoice that granted
     nothing (no block links to it) has nothing to take back."""
+    if invoice.reason == Invoice.COMMIT:
+        return _commit_plan(invoice, credited_after - credited_before)
     taxable = invoice.taxable_amount
     if taxable <= 0 or credited_after <= credited_before:
         return []
@@ -161,11 +177,36 @@ def purchase_take_back_plan(
     return [part for part in parts if part.amount > 0]
 
 
-def purchase_take_back_write(
+def _commit_plan(invoice: Invoice, wanted: Decimal) -> list[BlockTakeBack]:
+    """What a note crediting `wanted` (before tax) of a commit's invoice takes out
+    of its access blocks left, latest first (the term's future periods); what
+    was drawn or expired stays billed: Conflict with the numbers."""
+    commit = Commit.objects.filter(invoice=invoice).first()
+    if commit is None or wanted <= 0:
+        return []
+    rows = list(
+        _sold(invoice)
+        .filter(expired_at__isnull=True, remaining__gt=0)
+        .select_related("wallet")
+        .order_by("-expires_at", "-id")
+    )
+    left = sum((row.remaining for row in rows), ZERO)
+    if wanted > left:
+        currency = commit.currency
+        raise Conflict(
+            f"{format_money(commit.amount - left, currency)} of the "
+            f"{format_money(commit.amount, currency)} {currency} committed on this invoice "
+            f"was already drawn or expired; at most {format_money(left, currency)} can be "
+            "credited"
+        )
+    return [BlockTakeBack(block, taken) for block, taken in draw_in_order(rows, wanted)]
+
+
+def take_back_write(
     *, parts: list[BlockTakeBack], held: dict[int, Wallet], note: CreditNote, now: datetime
 ) -> None:
     """Take the planned parts out of their blocks and wallets, which the caller
-    holds locked (purchase_take_back_lock; the plan was read under those locks):
+    holds locked (take_back_lock; the plan was read under those locks):
     one ledger entry each, of minus the amount, with the balance after it and
     the credit note."""
     kind = LedgerEntry.VOID if note.voids_invoice else LedgerEntry.CREDIT_NOTE

@@ -25,7 +25,7 @@ from billing.invoicing.period_lines import UsageSoFar, usage_so_far
 from billing.models import Subscription
 from billing.subscriptions import lifecycle
 from wallets.commit_models import Commit
-from wallets.commit_take_back import CREDIT, EXPIRE, access_left
+from wallets.commits import CREDIT, EXPIRE, access_left
 
 NOW = "immediate"
 PERIOD_END = "period_end"

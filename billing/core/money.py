@@ -132,9 +132,10 @@ def _minor_unit(currency: str) -> Decimal:
     return Decimal(1).scaleb(-currency_exponent(currency))
 
 
-def quantize_money(amount: Decimal, currency: str) -> Decimal:
-    """Round an exact amount to the currency's minor unit, half up."""
-    rounded = amount.quantize(_minor_unit(currency), rounding=ROUND_HALF_UP, context=_EXACT)
+def quantize_money(amount: Decimal, currency: str, *, down: bool = False) -> Decimal:
+    """Round an exact amount to the currency's minor unit, half up (`down`: towards zero)."""
+    rounding = ROUND_DOWN if down else ROUND_HALF_UP
+    rounded = amount.quantize(_minor_unit(currency), rounding=rounding, context=_EXACT)
     # plus() (0 + the amount) folds -0.00 into 0.00.
     return _EXACT.plus(rounded)
 

@@ -40,8 +40,12 @@ from invoices.services import invoice_finalize, invoice_write_draft, invoices_fi
 from plans.overrides import subscription_spec, terms_spec
 from plans.taxes import customer_tax_rates_alike
 from plans.validation import VersionSpec
-from wallets.commit_take_back import commits_end_early
-from wallets.commits import commit_entries_invoiced, commit_of_period_none, commit_period_end
+from wallets.commits import (
+    commit_entries_invoiced,
+    commit_of_period_none,
+    commit_period_end,
+    commits_end_early,
+)
 from wallets.ledger import period_credits_grant
 
 logger = logging.getLogger(__name__)

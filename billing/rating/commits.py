@@ -1,8 +1,9 @@
 """A commit's drawdown of a period's usage, pure: what the usage of the
-commit's meters draws from its access (rollover first, soonest expiry first,
-then the period's), what goes beyond it and the overage uplift, and the
-invoice lines that say so. The period statement computes it after pricing,
-before discounts and tax; wallets.commits records what the close drew."""
+commit's meters draws from its access blocks (in the wallet's draw order, by
+its greedy draw: plans.meter_scope.draw_in_order), what goes beyond it and the
+overage uplift, and the invoice lines that say so. The period statement
+computes it after pricing, before discounts and tax; wallets.commits records
+what the close drew."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,16 +16,18 @@ from billing.core import customer_text
 from billing.core.money import quantize_money
 from billing.core.vocabulary import LineKind
 from billing.rating.lines import LineInput
+from plans.meter_scope import draw_in_order
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
-# The kind of access unused access rolls over into (wallets.commit_models.CommitAccess).
+# The kind of access unused access rolls over into (a block of source `rollover`).
 ROLLOVER = "rollover"
 
 
 @dataclass(frozen=True)
 class Access:
-    """One access row as it stands: its id, kind, what is left and its expiry."""
+    """One access block as it stands: its id, kind (its source: `commit`, or
+    `rollover`), what is left and its expiry."""
 
     id: int
     kind: str
@@ -54,12 +57,6 @@ class CommitTerms:
     @property
     def available(self) -> Decimal:
         return sum((a.remaining for a in self.accesses), ZERO)
-
-
-def draw_order(accesses: Iterable[Access]) -> tuple[Access, ...]:
-    """Rollover access first, soonest expiry first; then the rest (a period's,
-    or the whole term's), soonest expiry first."""
-    return tuple(sorted(accesses, key=lambda a: (a.kind != ROLLOVER, a.expires_at, a.id)))
 
 
 @dataclass(frozen=True)
@@ -148,16 +145,9 @@ class CommitDraw:
 
 def commit_draw(terms: CommitTerms, lines: Iterable[LineInput], currency: str) -> CommitDraw:
     """What `lines` (a part's usage lines, priced) draw from the commit: the
-    amount of its meters' lines, taken from its access in order up to what is
-    left."""
+    amount of its meters' lines, taken from its access blocks in draw order up
+    to what is left."""
     usage = sum((line.amount for line in lines if terms.covers(line.meter)), ZERO)
-    draws = []
     wanted = max(usage, ZERO) if terms.prepaid else ZERO
-    for access in terms.accesses:
-        if wanted <= 0:
-            break
-        taken = min(access.remaining, wanted)
-        if taken > 0:
-            draws.append((access.id, taken))
-            wanted -= taken
-    return CommitDraw(terms, usage, tuple(draws), currency)
+    draws = tuple((access.id, taken) for access, taken in draw_in_order(terms.accesses, wanted))
+    return CommitDraw(terms, usage, draws, currency)

@@ -48,8 +48,7 @@ from invoices.services import invoice_write_draft
 from plans.models import Plan
 from plans.overrides import Overrides, subscription_spec, terms_spec
 from plans.validation import VersionSpec
-from wallets.commit_take_back import EXPIRE, LEFTOVERS, commits_end_early
-from wallets.commits import commit_entries_invoiced
+from wallets.commits import EXPIRE, LEFTOVERS, commit_entries_invoiced, commits_end_early
 
 __all__ = [
     "MAX_SEATS",
@@ -320,7 +319,7 @@ def subscription_cancel(
     further fees. `immediate`: an invoice now with the usage so far and a credit
     for the unused part of the fixed fees, finalized once this commits when there
     is no grace; a commit ends with it (`commit_leftover`: its access left
-    expires, or is credited; wallets.commit_take_back). A history row either way."""
+    expires, or is credited; wallets.commits). A history row either way."""
     if commit_leftover not in LEFTOVERS:
         raise InvalidRequest(
             "commit_leftover must be expire or credit", fields={"commit_leftover": ["unknown"]}

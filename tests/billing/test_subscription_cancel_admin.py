@@ -21,10 +21,11 @@ from tests.wallets.test_commits import (
     catalog,  # noqa: F401 (the fixture)
     customer_on_plan,
     lines_of,
+    movements,
     post_usage,
     sign,
 )
-from wallets.commit_models import Commit, CommitEntry
+from wallets.commit_models import Commit
 
 pytestmark = pytest.mark.django_db
 
@@ -105,7 +106,7 @@ def test_cancel_now_expires_the_commits_access_left(
     assert "the 11,700.00 USD of access left expires (breakage), nothing is credited" in said
     commit = Commit.objects.get(customer=customer)
     assert commit.status == Commit.CANCELED
-    expired = CommitEntry.objects.filter(commit=commit, kind=CommitEntry.EXPIRY)
+    expired = movements(commit, "expiry")
     assert -sum(e.amount for e in expired) == D("11700.00")
     assert not commit.invoice.credit_notes.exists()
 

@@ -23,14 +23,16 @@ from invoices.models import Invoice
 from invoices.services import invoice_void
 from tests.wallets.test_commits import (
     NOV_1,
+    access_blocks,
     catalog,  # noqa: F401 (the fixture)
     customer_on_plan,
+    movements,
     period_invoice,
     post_usage,
     sign,
 )
-from wallets.commit_models import Commit, CommitAccess, CommitEntry
-from wallets.commit_take_back import commits_end_early
+from wallets.commit_models import Commit
+from wallets.commits import commits_end_early
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +62,7 @@ def balance(customer, kind: str) -> D:
 
 
 def held(commit: Commit) -> D:
-    return CommitAccess.objects.filter(commit=commit).aggregate(total=Sum("remaining"))["total"]
+    return sum((a.remaining for a in access_blocks(commit)), D(0))
 
 
 def close(customer, start: datetime, end: datetime) -> Invoice:
@@ -143,7 +145,7 @@ def test_a_prepaid_commit_with_rollover_through_its_closes(catalog):  # noqa: F8
     # 1,950.00 recognized as drawn, 1,050.00 breakage: the 3,000.00 committed.
     assert -balance(customer, AccountKind.REVENUE) == D("1950.00")
     assert -balance(customer, AccountKind.BREAKAGE) == D("1050.00")
-    expired = CommitEntry.objects.filter(commit=commit, kind=CommitEntry.EXPIRY)
+    expired = movements(commit, "expiry")
     assert -sum(e.amount for e in expired) == D("1050.00")
 
 
@@ -275,7 +277,7 @@ def test_deferred_revenue_is_what_any_commit_holds(
         )
         assert [row for row in per_document if row["debit"] != row["credit"]] == []
         assert -balance(customer, AccountKind.DEFERRED_REVENUE) == held(commit)
-        expired = CommitEntry.objects.filter(commit=commit, kind=CommitEntry.EXPIRY)
+        expired = movements(commit, "expiry")
         assert -balance(customer, AccountKind.BREAKAGE) == -sum((e.amount for e in expired), D(0))
         due = sum((i.amount_due for i in Invoice.objects.filter(customer=customer)), D(0))
         assert balance(customer, AccountKind.RECEIVABLE) == due

@@ -15,8 +15,14 @@ from billing.invoicing.close import periods_close
 from customers.services import customer_create
 from invoices.models import InvoiceLine
 from tests.factories import subscribe
-from tests.wallets.test_commits import assert_commit_adds_up, catalog, post_usage, sign
-from wallets.commit_models import Commit, CommitEntry
+from tests.wallets.test_commits import (
+    assert_commit_adds_up,
+    catalog,
+    movements,
+    post_usage,
+    sign,
+)
+from wallets.commit_models import Commit
 
 __all__ = ["catalog"]
 
@@ -70,8 +76,8 @@ def test_drawn_expired_and_remaining_add_up_to_the_commit(catalog, cents, access
     commit.refresh_from_db()
     assert commit.status == Commit.ENDED
     # Nothing is left once the term is over: all drawn or expired.
-    drawn = -sum(e.amount for e in CommitEntry.objects.filter(commit=commit, kind="drawdown"))
-    expired = -sum(e.amount for e in CommitEntry.objects.filter(commit=commit, kind="expiry"))
+    drawn = -sum(e.amount for e in movements(commit, "drawdown"))
+    expired = -sum(e.amount for e in movements(commit, "expiry"))
     assert drawn + expired == amount
     on_invoices = -sum(
         line.amount

@@ -22,7 +22,8 @@ from invoices.pdf import render_invoice_pdf
 from plans.models import Meter
 from plans.services import meter_create
 from tests.factories import api_client, subscribe
-from wallets.commit_models import Commit, CommitAccess, CommitEntry
+from wallets.commit_models import Commit
+from wallets.commits import ENTRY_KINDS, access_kind, commit_accesses, commit_ledger
 from wallets.revenue import credit_revenue
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("catalog")]
@@ -167,14 +168,14 @@ def test_s27_prepaid_commit_with_rollover(catalog):
     assert lines_of(november) == [("overage", "800.00"), ("commit_drawdown", "-800.00")]
     assert november.total == D("0.00")
     commit = Commit.objects.get(customer=customer)
-    rollover = CommitAccess.objects.get(commit=commit, kind=CommitAccess.ROLLOVER)
+    (rollover,) = access_blocks(commit, "rollover")
     # 100.00 rolls over, to the end of month 4 (February 2027); 100.00 expires.
-    assert (rollover.amount, rollover.available_from, rollover.expires_at) == (
+    assert (rollover.amount, rollover.effective_at, rollover.expires_at) == (
         D("100.00"),
         DEC_1,
         MAR_1,
     )
-    expired = CommitEntry.objects.filter(commit=commit, kind=CommitEntry.EXPIRY)
+    expired = movements(commit, "expiry")
     assert [e.amount for e in expired] == [D("-100.00")]
 
     # Month 2: 1,300.00 of tokens and 50.00 of storage.
@@ -189,19 +190,15 @@ def test_s27_prepaid_commit_with_rollover(catalog):
     ]
     assert december.total == D("270.00")
     # Drawn from the rollover first, then the period's access.
-    draws = CommitEntry.objects.filter(
-        commit=commit, kind=CommitEntry.DRAWDOWN, period_start=DEC_1
-    ).order_by("id")
-    assert [(e.access.kind, e.amount) for e in draws] == [
-        (CommitAccess.ROLLOVER, D("-100.00")),
-        (CommitAccess.PERIOD, D("-1000.00")),
+    draws = [e for e in movements(commit, "drawdown") if e.period_start == DEC_1]
+    assert [(access_kind(e.block, commit), e.amount) for e in draws] == [
+        ("rollover", D("-100.00")),
+        ("period", D("-1000.00")),
     ]
     assert {e.invoice for e in draws} == {december}
     # Nothing left of December's access: nothing rolls over, nothing expires.
-    assert not CommitAccess.objects.filter(
-        commit=commit, kind=CommitAccess.ROLLOVER, available_from=JAN_1
-    ).exists()
-    assert CommitEntry.objects.filter(commit=commit, kind=CommitEntry.EXPIRY).count() == 1
+    assert not [a for a in access_blocks(commit, "rollover") if a.effective_at == JAN_1]
+    assert len(movements(commit, "expiry")) == 1
 
     # The ledger adds up: drawn + expired + remaining = committed.
     assert_commit_adds_up(commit)
@@ -223,13 +220,21 @@ def test_s27_prepaid_commit_with_rollover(catalog):
     assert [e["kind"] for e in detail["entries"]][:2] == ["drawdown", "rollover"]
 
 
+def access_blocks(commit: Commit, kind: str | None = None) -> list:
+    """The commit's access blocks, of that kind (period, upfront, rollover)."""
+    return [b for b in commit_accesses(commit) if kind in (None, access_kind(b, commit))]
+
+
+def movements(commit: Commit, *kinds: str) -> list:
+    """The commit's ledger entries of these kinds (drawdown, rollover, expiry,
+    credited; counted, true_up), oldest first."""
+    return [e for e in commit_ledger(commit) if ENTRY_KINDS.get(e.kind, e.kind) in kinds]
+
+
 def assert_commit_adds_up(commit: Commit) -> None:
-    entries = CommitEntry.objects.filter(commit=commit)
-    drawn = -sum(e.amount for e in entries if e.kind == CommitEntry.DRAWDOWN)
-    expired = -sum(
-        e.amount for e in entries if e.kind in (CommitEntry.EXPIRY, CommitEntry.CREDITED)
-    )
-    remaining = sum(a.remaining for a in CommitAccess.objects.filter(commit=commit))
+    drawn = -sum(e.amount for e in movements(commit, "drawdown"))
+    expired = -sum(e.amount for e in movements(commit, "expiry", "credited"))
+    remaining = sum(a.remaining for a in access_blocks(commit))
     assert drawn + expired + remaining == commit.amount
 
 
@@ -282,7 +287,7 @@ def test_rollover_expires_on_the_period_end_in_the_customers_zone(catalog):
     assert signed.status_code == 201, signed.json()
     post_usage("paris", datetime(2026, 11, 10, tzinfo=UTC), tokens=600_000)
     periods_close(as_of=datetime(2026, 12, 1, tzinfo=paris))
-    rollover = CommitAccess.objects.get(kind=CommitAccess.ROLLOVER)
+    (rollover,) = access_blocks(Commit.objects.get(), "rollover")
     # 200.00 rolls over, for one period: to the end of December in Paris.
     assert rollover.amount == D("200.00")
     assert rollover.expires_at == datetime(2027, 1, 1, tzinfo=paris)
@@ -291,7 +296,7 @@ def test_rollover_expires_on_the_period_end_in_the_customers_zone(catalog):
     rollover.refresh_from_db()
     assert (rollover.remaining, rollover.expired_at) == (D("0"), datetime(2027, 1, 1, tzinfo=paris))
     commit = Commit.objects.get()
-    expired = CommitEntry.objects.filter(commit=commit, kind=CommitEntry.EXPIRY)
+    expired = movements(commit, "expiry")
     # November: 200 of 400 unused expired; December: 500 of its 1,000 (500 rolled)
     # and the 200 of November's rollover.
     assert sorted(e.amount for e in expired) == [D("-500.00"), D("-200.00"), D("-200.00")]
@@ -402,13 +407,13 @@ def test_a_migration_or_plan_change_during_a_commit_draws_nothing_twice(
     ]
     assert november.total == D("110.00")
     commit = Commit.objects.get(customer=customer)
-    drawn = CommitEntry.objects.filter(commit=commit, kind=CommitEntry.DRAWDOWN)
+    drawn = movements(commit, "drawdown")
     assert sorted((e.amount, e.invoice_id) for e in drawn) == [
         (D("-700.00"), november.pk),
         (D("-300.00"), change.pk),
     ]
     # Nothing of November's access is left to roll over or expire.
-    assert not CommitEntry.objects.filter(commit=commit, kind=CommitEntry.EXPIRY).exists()
+    assert not movements(commit, "expiry")
     assert_commit_adds_up(commit)
     # The commit belongs to the customer: it goes on on the new plan.
     assert commit.status == Commit.ACTIVE
@@ -460,7 +465,7 @@ def test_threshold_invoices_bill_only_what_goes_beyond_the_access(catalog):
     november = period_invoice(customer, NOV_1)
     assert november.total == D("0.00")
     commit = Commit.objects.get(customer=customer)
-    drawn = CommitEntry.objects.filter(commit=commit, kind=CommitEntry.DRAWDOWN)
+    drawn = movements(commit, "drawdown")
     assert [e.amount for e in drawn] == [D("-1000.00")]
     assert_commit_adds_up(commit)
 
@@ -530,9 +535,8 @@ def test_an_immediate_cancel_ends_the_commit_its_access_left_expired_or_credited
     assert ("commit_drawdown", "-300.00") in lines_of(cancel)
     commit = Commit.objects.get(customer=customer)
     assert commit.status == Commit.CANCELED
-    entries = CommitEntry.objects.filter(commit=commit)
-    kind = CommitEntry.EXPIRY if leftover == "expire" else CommitEntry.CREDITED
-    assert -sum(e.amount for e in entries if e.kind == kind) == D("11700.00")
+    kind = "expiry" if leftover == "expire" else "credited"
+    assert -sum(e.amount for e in movements(commit, kind)) == D("11700.00")
     assert_commit_adds_up(commit)
     notes = commit.invoice.credit_notes.all()
     if leftover == "credit":
@@ -568,7 +572,7 @@ def test_a_credit_note_on_the_commit_invoice_takes_back_only_access_left(catalog
         now=DEC_1,
     )
     # Taken from the term's last periods first.
-    last = CommitAccess.objects.get(commit=commit, expires_at=NEXT_NOV_1)
+    (last,) = [a for a in access_blocks(commit) if a.expires_at == NEXT_NOV_1]
     assert last.remaining == D("0.00")
     assert_commit_adds_up(commit)
 

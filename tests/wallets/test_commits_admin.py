@@ -22,12 +22,14 @@ from invoices.models import Invoice
 from tests.factories import subscribe
 from tests.wallets.test_commits import (  # noqa: F401 (the catalog fixture)
     S27_PREPAID,
+    access_blocks,
     catalog,
     customer_on_plan,
+    movements,
     post_usage,
     sign,
 )
-from wallets.commit_models import Commit, CommitAccess, CommitEntry
+from wallets.commit_models import Commit
 
 # The S27 catalog: AI plan, meters llm_tokens (1.00 per 1,000) and storage.
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("catalog")]
@@ -119,7 +121,7 @@ def test_finance_signs_a_prepaid_commit_through_the_confirmation():
     )
     assert (commit.rollover_percent, commit.rollover_periods) == (D("50"), 3)
     assert commit.applies_to == ["llm_tokens"]
-    assert [a.amount for a in commit.accesses.order_by("available_from")] == [D("1000.00")] * 12
+    assert [a.amount for a in access_blocks(commit)] == [D("1000.00")] * 12
     assert (commit.invoice.reason, commit.invoice.total) == (Invoice.COMMIT, D("12000.00"))
     # and the commit's page shows it to Finance, available now 1,000.00
     with time_machine.travel(NOV_5, tick=False):
@@ -246,7 +248,7 @@ def test_the_commit_page_shows_rollover_with_its_expiry_in_the_customers_zone():
     post_usage("paris", datetime(2026, 11, 10, tzinfo=UTC), tokens=600_000)
     periods_close(as_of=datetime(2026, 12, 1, tzinfo=paris))
     commit = Commit.objects.get()
-    rollover = CommitAccess.objects.get(kind=CommitAccess.ROLLOVER)
+    (rollover,) = access_blocks(commit, "rollover")
     assert rollover.expires_at == datetime(2027, 1, 1, tzinfo=paris)
 
     # when: a view-only user opens the commit's page in December
@@ -263,7 +265,7 @@ def test_the_commit_page_shows_rollover_with_its_expiry_in_the_customers_zone():
     assert f">{commit.invoice.number}</a>" in page
     assert "Nov 2026 (Europe/Paris)" in page
     assert "31 Dec 2026" not in page
-    assert CommitEntry.objects.filter(kind=CommitEntry.DRAWDOWN).count() == 1
+    assert len(movements(commit, "drawdown")) == 1
     # available now: December's 1,000.00 and the 200.00 rollover
     assert "1,200.00 USD" in page
 

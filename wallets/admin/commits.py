@@ -1,7 +1,7 @@
 """Commits in the admin (imported by wallets.admin): the list and a commit's page,
 read-only (a commit changes only at a close or a cancel: wallets.commits), with
-its access rows (each period's, the rollover blocks, with what is left and when
-it expires in the customer's zone) and its ledger; and signing one for a
+its access blocks (each period's, the rollover blocks, with what is left and
+when it expires in the customer's zone) and its ledger; and signing one for a
 customer: a form, then the shared confirmation page (billing.core.admin_confirm)
 stating the invoice and the schedule, whose button calls commit_sign. A refusal
 comes back on the form in words; nothing is written."""
@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -33,9 +33,10 @@ from billing.core.errors import BillingError
 from billing.models import Subscription
 from billing.usage.statement import period_statement
 from customers.models import Customer
-from wallets.commit_models import Commit, CommitAccess, CommitEntry
+from wallets.commit_models import Commit, CommitEntry
 from wallets.commit_sign_form import FIELD_MAP, CommitSignForm, term_text
-from wallets.commits import commit_list
+from wallets.commits import ENTRY_KINDS, access_kind, commit_ledger, commit_list
+from wallets.models import CreditBlock
 
 SIGN_PERMISSION = "wallets.add_commit"
 
@@ -66,65 +67,78 @@ def available_now(commit: Commit) -> str:
     return money_text(statement.commit.available, commit.currency)
 
 
+ACCESS_LABELS = {
+    "period": _("Period access"),
+    "upfront": _("Up-front access"),
+    "rollover": _("Rollover"),
+}
+ENTRY_LABELS = {
+    "drawdown": _("Drawdown"),
+    "rollover": _("Rollover"),
+    "expiry": _("Expiry"),
+    "credited": _("Credited at cancel"),
+    CommitEntry.COUNTED: _("Usage counted"),
+    CommitEntry.TRUE_UP: _("True-up"),
+}
+
+
 class AccessInline(RecordInline, admin.TabularInline):
-    model = CommitAccess
+    model = CreditBlock
     fk_name = "commit"
-    fields = ["kind", "amount_text", "remaining_text", "available", "expires", "expired"]
+    fields = ["kind_text", "amount_text", "remaining_text", "available", "expires", "expired"]
     readonly_fields = fields
+    ordering = ["effective_at", "id"]
     verbose_name_plural = _("access: each period's and the rollover blocks")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("commit__customer")
 
+    @admin.display(description=_("kind"))
+    def kind_text(self, block: CreditBlock) -> str:
+        return ACCESS_LABELS[access_kind(block, block.commit)]
+
     @admin.display(description=_("amount"))
-    def amount_text(self, access: CommitAccess) -> str:
-        return money_text(access.amount, access.commit.currency)
+    def amount_text(self, block: CreditBlock) -> str:
+        return money_text(block.amount, block.currency)
 
     @admin.display(description=_("remaining"))
-    def remaining_text(self, access: CommitAccess) -> str:
-        return money_text(access.remaining, access.commit.currency)
+    def remaining_text(self, block: CreditBlock) -> str:
+        return money_text(block.remaining, block.currency)
 
     @admin.display(description=_("available for"))
-    def available(self, access: CommitAccess) -> str:
-        return term_text(access.commit.customer, access.available_from, access.expires_at)
+    def available(self, block: CreditBlock) -> str:
+        return term_text(block.commit.customer, block.effective_at, block.expires_at)
 
     @admin.display(description=_("expires at (customer's zone)"))
-    def expires(self, access: CommitAccess) -> str:
-        return customer_moment(access.commit, access.expires_at)
+    def expires(self, block: CreditBlock) -> str:
+        return customer_moment(block.commit, block.expires_at)
 
     @admin.display(description=_("expired at"))
-    def expired(self, access: CommitAccess) -> str:
-        return customer_moment(access.commit, access.expired_at)
+    def expired(self, block: CreditBlock) -> str:
+        return customer_moment(block.commit, block.expired_at)
 
 
-class EntryInline(RecordInline, admin.TabularInline):
-    model = CommitEntry
-    fk_name = "commit"
-    fields = ["occurred", "kind", "amount_text", "usage_period", "invoice_link", "access"]
-    readonly_fields = fields
-    ordering = ["-id"]
-    verbose_name_plural = _("ledger (newest first)")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("commit__customer", "invoice", "access")
-
-    @admin.display(description=_("occurred at"))
-    def occurred(self, entry: CommitEntry) -> str:
-        return customer_moment(entry.commit, entry.occurred_at)
-
-    @admin.display(description=_("amount"))
-    def amount_text(self, entry: CommitEntry) -> str:
-        return money_text(entry.amount, entry.commit.currency)
-
-    @admin.display(description=_("usage period"))
-    def usage_period(self, entry: CommitEntry) -> str:
-        if entry.period_start is None or entry.period_end is None:
-            return "—"
-        return term_text(entry.commit.customer, entry.period_start, entry.period_end)
-
-    @admin.display(description=_("invoice"))
-    def invoice_link(self, entry: CommitEntry) -> str:
-        return invoice_link(entry.invoice)
+def ledger_table(commit: Commit) -> str:
+    """The commit's ledger, newest first (commit_ledger)."""
+    rows = [
+        (
+            customer_moment(commit, entry.occurred_at),
+            ENTRY_LABELS[ENTRY_KINDS.get(entry.kind, entry.kind)],
+            money_text(entry.amount, commit.currency),
+            term_text(commit.customer, entry.period_start, entry.period_end)
+            if entry.period_start and entry.period_end
+            else "—",
+            invoice_link(entry.invoice),
+            getattr(entry, "block_id", None) or "—",
+        )
+        for entry in reversed(commit_ledger(commit))
+    ]
+    heads = [_("occurred at"), _("kind"), _("amount"), _("usage period"), _("invoice"), _("access")]
+    head = format_html_join("", "<th>{}</th>", ((h,) for h in heads))
+    body = format_html_join(
+        "", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", ((c,) for c in r)),) for r in rows)
+    )
+    return format_html("<table><tr>{}</tr>{}</table>", head, body)
 
 
 class CommitAdmin(RecordAdmin):
@@ -157,11 +171,16 @@ class CommitAdmin(RecordAdmin):
         "status",
         "ended",
         "available_text",
+        "ledger",
     ]
     readonly_fields = fields
-    inlines = [AccessInline, EntryInline]
+    inlines = [AccessInline]
     change_list_template = "admin/wallets/commit/change_list.html"
     change_form_template = "admin/wallets/commit/change_form.html"
+
+    @admin.display(description=_("ledger (newest first)"))
+    def ledger(self, commit: Commit) -> str:
+        return ledger_table(commit)
 
     @admin.display(description=_("amount"), ordering="amount")
     def amount_text(self, commit: Commit) -> str:

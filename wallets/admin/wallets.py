@@ -139,6 +139,8 @@ class AutoTopUpInline(ReadOnlyInline):
 
 
 class WalletCreateForm(forms.ModelForm):
+    kind = forms.ChoiceField(choices=Wallet.KINDS[:2], label=_("kind"))
+
     class Meta:
         model = Wallet
         fields = ["customer", "kind", "currency", "low_balance_threshold"]

@@ -54,9 +54,9 @@ WALLETS_VIEW = view(
     "wallets.creditblock",
     "wallets.ledgerentry",
     "wallets.autotopup",
-    # Commits, with their access rows and ledger.
+    # Commits (their access is credit blocks and ledger entries), and a postpaid
+    # commit's own entries.
     "wallets.commit",
-    "wallets.commitaccess",
     "wallets.commitentry",
 )
 ALERTS_VIEW = view("billing.alert", "billing.webhookdelivery")
