@@ -11,7 +11,7 @@ from billing.invoicing.discounts import usage_discounted
 from billing.usage.breakdowns import ADDITIVE, OTHER_KEY, meter_breakdown, usage_groups
 from billing.usage.metering import meter_cache
 from billing.usage.reads import subscription_live, usage_quantities
-from billing.usage.summary import period_usage
+from billing.usage.summary import PeriodUsage, period_usage
 from customers.portal_links import (  # noqa: F401 (the names callers import from here)
     SALT,
     PortalSession,
@@ -64,32 +64,26 @@ class DailyChart:
 
 @dataclass(frozen=True)
 class PortalOverview:
+    """The portal's page: the period's usage as /usage reads it (its figures are
+    the period statement's: billing.usage.priced.UsageSummary), the features'
+    rows and charts drawn from it, the wallets and the invoices."""
+
     customer: object
-    subscription: object | None
-    period_start: datetime | None
-    period_end: datetime | None
+    # None without a live subscription.
+    usage: PeriodUsage | None
     features: list[FeatureUsage]
-    subtotal: Decimal | None
-    projected_total: Decimal | None
-    # Of the subtotal, what the period's invoices issued billed already (its fees
-    # in advance, a plan change, threshold invoices).
-    invoiced: Decimal | None
     wallets: list
     charts: list[DailyChart]
     invoices: list
-    # What a running discount will take off the invoice closing the period.
-    projected_discount: Decimal = Decimal(0)
     # The features the plan (with the deal) grants: (name, value) by name.
     features_granted: tuple[tuple[str, object], ...] = ()
-    # Of the subtotal, what drafts bill, written but not issued yet (listed
-    # among the invoices as upcoming); with `invoiced` and the usage not
-    # invoiced yet it adds up to the subtotal (the period statement's split).
-    upcoming: Decimal = Decimal(0)
     # Of a wallet's balance, what only some meters can draw: wallet id -> (meter
     # names, remainder) for each set of meters its blocks apply to.
     scoped: dict = field(default_factory=dict)
-    # The customer's commit over the period, as the period statement draws on it.
-    commit: object | None = None
+
+    @property
+    def subscription(self):
+        return self.usage.subscription if self.usage else None
 
 
 def _percent(quantity: Decimal, included: Decimal | None) -> int | None:
@@ -183,9 +177,7 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
     wallets = wallet_list(customer_id=customer.pk)
     scoped = _scoped_balances(wallets, now)
     if subscription is None:
-        return PortalOverview(
-            customer, None, None, None, [], None, None, None, wallets, [], invoices, scoped=scoped
-        )
+        return PortalOverview(customer, None, [], wallets, [], invoices, scoped=scoped)
     start, end = subscription.current_period_start, subscription.current_period_end
     names = dict(Meter.objects.values_list("code", "name"))
     usage = usage_discounted(
@@ -243,21 +235,13 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
         ]
     return PortalOverview(
         customer,
-        subscription,
-        start,
-        end,
+        usage,
         features,
-        summary.subtotal,
-        summary.projected_total,
-        summary.billed_issued,
         wallets,
         charts,
         invoices,
-        usage.projected_discount,
         _features_granted(subscription),
-        summary.billed_upcoming,
         scoped,
-        summary.commit,
     )
 
 

@@ -253,6 +253,9 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
     """What the portal page prints, every figure and day written by `write`
     (call it under the page's language)."""
     overview = portal_overview(customer=customer, now=now)
+    # The period's figures, as /usage reads them (the period statement's).
+    usage = overview.usage
+    summary = usage.summary if usage else None
     currency = customer.currency
     zone = write.zone
     overdue = set(
@@ -321,11 +324,7 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
         "languages": _switch(write.locale),
         "plan": overview.subscription.version.plan.name if overview.subscription else None,
         "zone": str(zone),
-        "period": (
-            write.named(write.dates(overview.period_start, overview.period_end))
-            if overview.subscription
-            else None
-        ),
+        "period": write.named(write.dates(usage.start, usage.end)) if usage else None,
         "features": [
             {
                 "name": f.name,
@@ -361,12 +360,12 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
             {"name": name, "value": _feature_value(value)}
             for name, value in overview.features_granted
         ],
-        "subtotal": money(overview.subtotal),
-        "invoiced": money(overview.invoiced) if overview.invoiced else None,
-        "upcoming": money(overview.upcoming) if overview.upcoming else None,
-        "projected_total": money(overview.projected_total),
-        "projected_after_discount": money(overview.projected_total - overview.projected_discount)
-        if overview.projected_discount
+        "subtotal": money(summary.subtotal) if summary else None,
+        "invoiced": money(summary.billed_issued) if summary and summary.billed_issued else None,
+        "upcoming": money(summary.billed_upcoming) if summary and summary.billed_upcoming else None,
+        "projected_total": money(summary.projected_total) if summary else None,
+        "projected_after_discount": money(usage.projected_after_discount)
+        if usage and usage.projected_discount
         else None,
         "wallets": [
             {
@@ -385,7 +384,7 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
             }
             for w in overview.wallets
         ],
-        "commit": _commit(overview.commit, write, currency),
+        "commit": _commit(summary.commit if summary else None, write, currency),
         "charts": [chart_context(c) for c in overview.charts],
         "invoices": [
             {

@@ -49,6 +49,10 @@ class PeriodUsage:
     # (billing.invoicing.discounts.usage_discounted sets it).
     projected_discount: Decimal = ZERO
 
+    @property
+    def projected_after_discount(self) -> Decimal | None:
+        return self.summary.projected_total - self.projected_discount if self.summary else None
+
 
 def period_usage(*, customer, subscription, start: datetime, end: datetime, now: datetime):
     """The customer's usage of [start, end): with a subscription, rated at its
