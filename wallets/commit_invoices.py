@@ -18,18 +18,33 @@ from wallets.commit_models import Commit, CommitEntry
 
 
 def _term_invoice(
-    commit: Commit, subscription: Subscription, *, reason: str, kind: str, amount, describe, now
+    commit: Commit,
+    subscription: Subscription,
+    *,
+    reason: str,
+    kind: str,
+    amount,
+    describe,
+    now,
+    plan: str = "",
 ) -> Invoice:
     """A draft of one line of `amount` for the commit's term, described by
-    `describe(term)` in the customer's language and zone. Of the subscription's
-    plan as it stands (invoice_write_draft): at a term's end the close writes it
-    before the subscription moves to a version scheduled for then."""
+    `describe(term)` in the customer's language and zone, priced by `plan` (a
+    code; "" for none)."""
     customer = subscription.customer
     zone = customer_text.customer_zone(customer)
     with customer_text.speaking(customer.locale):
         description = describe(customer_text.period(commit.starts_at, commit.ends_at, zone))
     line = LineInput(
-        kind, description, None, Decimal(1), amount, amount, commit.starts_at, commit.ends_at
+        kind,
+        description,
+        None,
+        Decimal(1),
+        amount,
+        amount,
+        commit.starts_at,
+        commit.ends_at,
+        plan=plan,
     )
     return invoice_write_draft(
         customer=customer,
@@ -79,4 +94,7 @@ def true_up_invoice(commit: Commit, subscription: Subscription, *, now: datetime
             counted=customer_text.money(commit.counted, commit.currency),
         ),
         now=now,
+        # Revenue of the plan the subscription is on when the term ends: the close
+        # writes it before the subscription moves to a version scheduled for then.
+        plan=subscription.version.plan.code,
     )

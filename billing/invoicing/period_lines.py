@@ -203,6 +203,8 @@ def usage_so_far(subscription: Subscription, *, until: datetime) -> UsageSoFar:
     lines = line_inputs(usage + statement.commit_lines, usage_from, until)
     lines += seat_change_lines(subscription, statement.part.spec, since=usage_from, until=until)
     lines += usage_invoiced_lines(statement.thresholds)
+    # All priced at the subscription's terms (the statement's, as period_statement reads them).
+    lines = rating.priced_by(lines, subscription.version.plan.code)
     return UsageSoFar(lines, statement.part.billed(), statement.commit)
 
 

@@ -243,10 +243,12 @@ class _View:
         for line in lines:
             if line.kind not in kinds:
                 continue
-            if self.by_view:
+            if name == "plan":
+                value = line.plan or None  # as stamped (InvoiceLine.plan); "" for no plan
+            elif self.by_view:
                 if name == "meter" and not line.meter:
                     continue
-                value = self.value(line.customer_id, line.meter, line.plan)
+                value = self.value(line.customer_id, line.meter)
             elif line.group is None or line.meter not in self.grouping:
                 continue
             else:
