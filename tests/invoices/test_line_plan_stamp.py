@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
+import time_machine
 from django.apps import apps
 from django.db.models import Sum
 
@@ -191,3 +192,32 @@ def test_a_credit_note_on_an_old_line_after_its_subscription_moved_books_the_pla
         .annotate(debit=Sum("debit"))
     )
     assert list(reversed_) == [{"plan": "pro", "debit": D("40.00")}]
+
+
+def test_a_prepaid_commit_s_invoice_names_no_plan_and_its_drawdown_the_plan_that_priced_it(db, api):
+    prompts_meter()
+    published_version("starter", base_fee=D("30.00"), charges=(overage("prompts", 0, "0.01"),))
+    customer = CustomerFactory(external_id="acme", currency="USD")
+    subscribe(customer, "starter", start=NOV_1)
+    body = {
+        "amount": "500.00",
+        "currency": "USD",
+        "starts_at": "2026-11-01T00:00:00Z",
+        "ends_at": "2026-12-01T00:00:00Z",
+        "billing": "prepaid",
+        "access": "upfront",
+        "applies_to": ["prompts"],
+    }
+    with time_machine.travel(NOV_1, tick=False):
+        signed = api.post("/api/v1/customers/acme/commits", body, format="json")
+    assert signed.status_code == 201, signed.json()
+    prompts(customer, 1000, at=NOV_10)
+
+    periods_close(as_of=DEC_1)
+
+    lines = InvoiceLine.objects.filter(kind__in=("commit", "commit_drawdown", "overage"))
+    assert sorted(lines.values_list("kind", "plan")) == [
+        ("commit", ""),  # sold by the commit's terms, priced by no plan
+        ("commit_drawdown", "starter"),
+        ("overage", "starter"),
+    ]
