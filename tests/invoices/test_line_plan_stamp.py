@@ -15,19 +15,23 @@ from django.apps import apps
 from django.db.models import Sum
 
 from billing.invoicing.close import periods_close
+from billing.invoicing.progressive import threshold_invoices_write
 from billing.journal.models import AccountKind, JournalEntry
 from billing.margins import report
+from billing.subscriptions.discounts import discount_redeem
 from billing.subscriptions.lifecycle import subscription_change_plan, subscription_set_seats
 from billing.usage.ingestion import events_ingest
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import InvoiceLine
 from plans.cost_rules import cost_rate_create
+from plans.coupons import coupon_create
 from tests.factories import CustomerFactory, overage, prompts_meter, published_version, subscribe
 
 pytestmark = pytest.mark.django_db
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 NOV_10 = datetime(2026, 11, 10, tzinfo=UTC)
+NOV_11 = datetime(2026, 11, 11, tzinfo=UTC)
 NOV_16 = datetime(2026, 11, 16, tzinfo=UTC)
 NOV_20 = datetime(2026, 11, 20, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -56,11 +60,13 @@ def prompts(customer, count: int, *, at: datetime, now: datetime | None = None) 
 
 @pytest.fixture
 def populated(db):
-    """Three customers over November and December: acme changes starter to pro
+    """Four customers over November and December: acme changes starter to pro
     on the 16th and back to starter on December 10th; beta moves to pro at
-    November's end and has November usage arriving late; gamma stays on starter
-    and adds seats. Starter: 30.00 a month, 5.00 a seat, prompts at 0.01; pro:
-    100.00, prompts at 0.02."""
+    November's end and has November usage arriving late; gamma stays on starter,
+    adds seats and has a 10 % discount; delta is billed progressively (a
+    threshold invoice on November 11th). Starter: 30.00 a month, 5.00 a seat,
+    prompts at 0.01; pro: 100.00, prompts at 0.02; metered: prompts at 0.01, a
+    threshold of 5.00."""
     prompts_meter()
     cost_rate_create(meter="prompts", unit_cost=D("0.004"), currency="USD", effective_from=NOV_1)
     catalog = {
@@ -73,6 +79,11 @@ def populated(db):
         "pro": published_version(
             "pro", base_fee=D("100.00"), charges=(overage("prompts", 0, "0.02"),)
         ),
+        "metered": published_version(
+            "metered",
+            charges=(overage("prompts", 0, "0.01"),),
+            progressive_billing_threshold=D("5.00"),
+        ),
     }
     acme = CustomerFactory(external_id="acme")
     beta = CustomerFactory(external_id="beta")
@@ -80,9 +91,16 @@ def populated(db):
     acme_on = subscribe(acme, "starter", start=NOV_1)
     beta_on = subscribe(beta, "starter", start=NOV_1)
     gamma_on = subscribe(gamma, "starter", start=NOV_1)
+    delta = CustomerFactory(external_id="delta")
+    subscribe(delta, "metered", start=NOV_1)
+    coupon = coupon_create(code="ten", name="Ten", percent_off=D("10"), duration="forever")
+    discount_redeem(subscription=gamma_on, coupon=coupon, now=NOV_1)
     prompts(acme, 1000, at=NOV_10)
     prompts(beta, 300, at=NOV_10)
     prompts(gamma, 200, at=NOV_10)
+    prompts(delta, 600, at=NOV_10)
+    assert len(threshold_invoices_write(customer_ids=[delta.pk], now=NOV_11)) == 1
+    prompts(delta, 100, at=NOV_20)
     subscription_set_seats(subscription=gamma_on, seats=3, at=NOV_10)
     subscription_change_plan(
         subscription=acme_on, version=catalog["pro"], effective="immediate", at=NOV_16
@@ -116,13 +134,19 @@ def test_the_raters_stamp_each_line_with_the_plan_that_priced_it(populated):
         ("overage", "starter", NOV_1.date()),
         ("seats", "starter", NOV_1.date()),
     ]
-    # Every line of the three subscriptions' invoices names the plan that priced it.
+    # Every line of the subscriptions' invoices names the plan that priced it: the
+    # discount and the threshold invoice's usage taken off too.
+    assert set(
+        InvoiceLine.objects.filter(kind__in=("discount", "usage_invoiced")).values_list(
+            "kind", "plan"
+        )
+    ) == {("discount", "starter"), ("usage_invoiced", "metered")}
     assert not InvoiceLine.objects.filter(plan="").exists()
 
 
 def test_the_migration_stamps_old_lines_as_their_raters_stamp_them(populated):
     written = stamps()
-    assert len(written) > 20 and set(written.values()) == {"starter", "pro"}
+    assert len(written) > 20 and set(written.values()) == {"starter", "pro", "metered"}
     InvoiceLine.objects.update(plan="")  # as lines written before invoices 0026 read
 
     line_plans_fill(apps, None)
