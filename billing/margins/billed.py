@@ -5,11 +5,11 @@ Void invoices bill nothing and threshold invoices are left out (the period
 invoice after them bills the period's whole usage again).
 
 The lines are read as tuples of the columns a report's views need (the plan
-that priced a line only for the plan view, the JSON group only for a property's), and
-`billed_totals` adds up windows' lines without a row a line where it can: the
-lines of invoices without a discount grouped by window and amount, each amount
-counted once with how many lines bill it. Both net each line the same way, so
-a total is the sum of the same figures."""
+stamped on a line only for the plan view, the JSON group only for a
+property's), and `billed_totals` adds up windows' lines without a row a line
+where it can: the lines of invoices without a discount grouped by window and
+amount, each amount counted once with how many lines bill it. Both net each
+line the same way, so a total is the sum of the same figures."""
 
 from datetime import datetime
 from decimal import Decimal, localcontext

@@ -41,7 +41,7 @@ def line_plans_fill(apps, schema_editor) -> None:
         kind__in=NOT_PRICED
     )
     subscription_ids = sorted(
-        set(empty.values_list("invoice__subscription_id", flat=True).order_by())
+        empty.values_list("invoice__subscription_id", flat=True).order_by().distinct()
     )
     for at in range(0, len(subscription_ids), CHUNK):
         chunk = subscription_ids[at : at + CHUNK]

@@ -12,6 +12,8 @@ from decimal import Decimal as D
 import pytest
 import time_machine
 from django.apps import apps
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Sum
 
 from billing.invoicing.close import periods_close
@@ -245,3 +247,15 @@ def test_a_prepaid_commit_s_invoice_names_no_plan_and_its_drawdown_the_plan_that
         ("commit_drawdown", "starter"),
         ("overage", "starter"),
     ]
+
+
+def test_migrating_to_invoices_0028_stamps_old_lines(populated):
+    written = stamps()
+    executor = MigrationExecutor(connection)
+    executor.migrate([("invoices", "0027_pdf_render_claims")])
+    InvoiceLine.objects.update(plan="")
+
+    executor.loader.build_graph()
+    executor.migrate([("invoices", "0028_line_plan_stamp")])
+
+    assert stamps() == written
