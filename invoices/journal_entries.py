@@ -12,9 +12,8 @@ from django.db.models import Prefetch
 from billing.core.vocabulary import LineKind
 from billing.journal.models import AccountKind, DocumentType
 from billing.journal.writer import Document, Leg, journal_write
-from billing.models import Subscription, ThresholdBilling
+from billing.models import ThresholdBilling
 from invoices.models import CreditNote, Invoice, InvoiceLine
-from plans.models import Plan
 from plans.taxes import tax_lines_read
 
 ZERO = Decimal(0)
@@ -32,20 +31,13 @@ DEFERRED_KINDS = frozenset(
 )
 
 
-# The relations from an invoice to its plan, read ahead for a batch (BATCH_READ_AHEAD).
-_TO_PLAN = ("subscription", "version", "plan")
-
 # What journal_invoice_finalized reads of each invoice of a batch, read once for the
 # batch (invoices_finalize_due): its lines and tax lines into lists of their own
 # (Django's cache of a reverse relation builds a filtered queryset for every
-# invoice, which cost more than the rows), and its subscription's version's plan.
+# invoice, which cost more than the rows).
 BATCH_READ_AHEAD = (
     Prefetch("lines", to_attr="lines_read"),
     Prefetch("tax_lines", to_attr="tax_lines_read"),
-    # Only the step to the version: a subscription row loaded whole cost more than
-    # the rest of the read.
-    Prefetch("subscription", queryset=Subscription.objects.only("pk", "version_id")),
-    "subscription__version__plan",
 )
 
 
@@ -55,40 +47,19 @@ def _read(invoice: Invoice, relation: str) -> list:
     return read if read is not None else list(getattr(invoice, relation).all())
 
 
-def _plan_code(invoice: Invoice) -> str:
-    if invoice.subscription_id is None:
-        return ""
-    # Read ahead with its batch: the subscription's version's plan, every step of it
-    # loaded (a subscription alone loaded would cost two queries instead of one).
-    found = invoice
-    for name in _TO_PLAN:
-        if not found._meta.get_field(name).is_cached(found):
-            break
-        found = getattr(found, name)
-    else:
-        return found.code
-    code = (
-        Plan.objects.filter(versions__subscriptions=invoice.subscription_id)
-        .values_list("code", flat=True)
-        .first()
-    )
-    return code or ""
-
-
-def line_leg(line: InvoiceLine, amount: Decimal, plan: str) -> Leg:
+def line_leg(line: InvoiceLine, amount: Decimal) -> Leg:
     """`amount` of the line as a debit (positive) on its account: revenue per
-    meter (else per the plan that priced it, LineInput.plan; `plan`, the
-    subscription's now, for a line written before lines said so), a discount, or
+    meter (else per the plan that priced it, InvoiceLine.plan), a discount, or
     deferred revenue."""
     if line.kind == LineKind.DISCOUNT:
         return Leg(AccountKind.DISCOUNTS, amount)
     if line.kind in DEFERRED_KINDS:
         return Leg(AccountKind.DEFERRED_REVENUE, amount)
-    plan = "" if line.meter else (line.plan or plan)
+    plan = "" if line.meter else line.plan
     return Leg(AccountKind.REVENUE, amount, meter=line.meter, plan=plan)
 
 
-def _taken_off(line: InvoiceLine, plan: str, subscription_id) -> list[Leg] | None:
+def _taken_off(line: InvoiceLine, subscription_id) -> list[Leg] | None:
     """What the invoice books for a line that takes off a threshold invoice's
     usage (usage_invoiced, of no account of its own): that invoice's revenue and
     deferred revenue legs, as it booked its lines, reversed (the rest, its
@@ -113,25 +84,25 @@ def _taken_off(line: InvoiceLine, plan: str, subscription_id) -> list[Leg] | Non
     taken = [
         replace(leg, amount=-leg.amount)
         for taken_line in record.invoice.lines.all()
-        for leg in _line_legs(taken_line, -taken_line.amount, plan, subscription_id)
+        for leg in _line_legs(taken_line, -taken_line.amount, subscription_id)
         if leg.kind in (AccountKind.REVENUE, AccountKind.DEFERRED_REVENUE)
     ]
     rest = -line.amount - sum((leg.amount for leg in taken), ZERO)
     if rest:
-        taken.append(Leg(AccountKind.REVENUE, rest, plan=line.plan or plan))
+        taken.append(Leg(AccountKind.REVENUE, rest, plan=line.plan))
     return taken
 
 
-def _line_legs(line: InvoiceLine, amount: Decimal, plan: str, subscription_id) -> list[Leg]:
+def _line_legs(line: InvoiceLine, amount: Decimal, subscription_id) -> list[Leg]:
     """line_leg, for a line that takes off a threshold invoice's usage too
     (_taken_off): `amount` of it (the invoice books -line.amount; a credit note
     what it credits, reversed) spread over its legs as the invoice booked them,
     the last taking what rounding leaves."""
     if line.kind != LineKind.USAGE_INVOICED or subscription_id is None:
-        return [line_leg(line, amount, plan)]
-    booked = _taken_off(line, plan, subscription_id)
+        return [line_leg(line, amount)]
+    booked = _taken_off(line, subscription_id)
     if booked is None:
-        return [line_leg(line, amount, plan)]
+        return [line_leg(line, amount)]
     if amount == -line.amount:
         return booked
     share = amount / -line.amount
@@ -156,12 +127,11 @@ def journal_invoice_finalized(*, invoice: Invoice, now: datetime) -> None:
     zero); Cr revenue per line, Dr discounts, Cr tax payable per rate; then the
     credit balance it spent, as a document of its own (Dr credit balance, Cr
     receivable)."""
-    plan = _plan_code(invoice)
     on = invoice.finalized_at or now
     legs = [
         leg
         for line in _read(invoice, "lines")
-        for leg in _line_legs(line, -line.amount, plan, invoice.subscription_id)
+        for leg in _line_legs(line, -line.amount, invoice.subscription_id)
     ]
     legs += [
         Leg(AccountKind.TAX_PAYABLE, -tax.amount, tax_rate=tax.code)
@@ -204,15 +174,15 @@ def journal_invoice_paid(
     )
 
 
-def _credited_legs(line: InvoiceLine, amount: Decimal, plan: str, subscription_id) -> list[Leg]:
+def _credited_legs(line: InvoiceLine, amount: Decimal, subscription_id) -> list[Leg]:
     """What crediting `amount` of the line reverses: what the invoice booked for
     it (_line_legs), in proportion. A commit's drawdown line (a void credits it,
     negative) is the exception: the void gives the commit nothing back (its
     access stays drawn), so what was drawn stays recognized, on the plan's
     revenue, and deferred revenue keeps equal to what the commit still holds."""
     if line.kind == LineKind.COMMIT_DRAWDOWN:
-        return [Leg(AccountKind.REVENUE, amount, plan=line.plan or plan)]
-    return _line_legs(line, amount, plan, subscription_id)
+        return [Leg(AccountKind.REVENUE, amount, plan=line.plan)]
+    return _line_legs(line, amount, subscription_id)
 
 
 def journal_credit_note(*, note: CreditNote, now: datetime) -> None:
@@ -221,11 +191,10 @@ def journal_credit_note(*, note: CreditNote, now: datetime) -> None:
     due and Cr the customer's credit balance what it gives back (a refund
     waits there until Stripe pays it: journal_refund)."""
     invoice = note.invoice
-    plan = _plan_code(invoice)
     legs = [
         leg
         for line in note.lines.select_related("invoice_line")
-        for leg in _credited_legs(line.invoice_line, line.amount, plan, invoice.subscription_id)
+        for leg in _credited_legs(line.invoice_line, line.amount, invoice.subscription_id)
     ]
     legs += [
         Leg(AccountKind.TAX_PAYABLE, tax.amount, tax_rate=tax.code)

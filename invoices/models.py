@@ -196,8 +196,17 @@ class InvoiceLine(models.Model):
     # A line of a rate card's row: the row's `when`, {"model": "gpt-4o",
     # "token_type": "input"}, {} for its default row; null for no card.
     group = models.JSONField(null=True, blank=True, verbose_name=_("group"))
-    # The code of the plan whose version priced the line ("" for none, and for a line
-    # written before this column): the journal books a plan-level line's revenue on it.
+    # The code of the plan whose version priced the line, stamped where the line is
+    # rated; the journal, margins and exports read only this. Per kind: fixed fees,
+    # seats, usage, overage, uncovered usage, the minimum-commitment true-up, seat
+    # changes, and a commit's drawdown and uplift: the version whose terms rated them
+    # (the next period's fees: the version of that period; late usage: the billed
+    # period's). A plan change's credit: the version left; its charge: the version
+    # taken. "Usage invoiced earlier" and a period invoice's discount: the version of
+    # the part of the period they close. A postpaid commit's true-up: the plan the
+    # subscription is on when the term ends. "" for a line no plan prices: credit
+    # packs, credits and top-ups bought, a prepaid commit's invoice, a line written
+    # by hand. Lines written before invoices 0026 were filled by 0028.
     plan = models.CharField(
         max_length=64, blank=True, default="", db_default="", verbose_name=_("plan")
     )

@@ -87,14 +87,13 @@ def invoice_write_draft(
     once per (subscription, reason, period); a unique constraint refuses a second
     (the caller's transaction then fails whole). Each line's amount is rounded
     once; the total is their sum: the subtotal (every line but the discount
-    lines), less the discount (those lines, negated), plus the tax on the two."""
+    lines), less the discount (those lines, negated), plus the tax on the two.
+    Each line keeps the plan its rater stamped on it (LineInput.plan)."""
     currency = customer.currency
     # The customer's rates now, unless the caller names the ones a sale was
     # priced with (a purchase paid through Stripe: tax charged at its order).
     rates = customer_tax_rates(customer) if tax_rates is None else tax_rates
     totals = invoice_totals(lines, rates=rates, currency=currency)
-    # A line that names no plan (LineInput.plan) was priced by the subscription's as it stands.
-    plan = subscription.version.plan.code if subscription is not None else ""
     amounts, taxes = totals.amounts, totals.taxes
     details = {
         "customer": customer,
@@ -133,7 +132,7 @@ def invoice_write_draft(
                     period_end=getattr(line, "period_end", None),
                     breakdown=breakdown_as_stored(getattr(line, "breakdown", ())),
                     group=_group_json(getattr(line, "group", None)),
-                    plan=getattr(line, "plan", "") or plan,
+                    plan=getattr(line, "plan", ""),
                     share=getattr(line, "share", None),
                 )
                 for position, (line, amount) in enumerate(zip(lines, amounts, strict=True))
@@ -355,8 +354,8 @@ def _finalize_batch(ids: list[int], now: datetime) -> int:
         numbers = _numbers_for(sellers, now.year)
         # Each statement once for the batch: the numbers and dates written.
         _stamp_finalized(batch, numbers, sellers, now)
-        # What the journal reads of each as it is finalized (its lines, taxes and
-        # plan) read once for the batch, and its accounts and locked months once.
+        # What the journal reads of each as it is finalized (its lines and taxes)
+        # read once for the batch, and its accounts and locked months once.
         prefetch_related_objects(batch, *BATCH_READ_AHEAD)
         with journal_batch():
             for invoice in batch:

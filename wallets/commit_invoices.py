@@ -21,16 +21,17 @@ def _term_invoice(
     commit: Commit, subscription: Subscription, *, reason: str, kind: str, amount, describe, now
 ) -> Invoice:
     """A draft of one line of `amount` for the commit's term, described by
-    `describe(term)` in the customer's language and zone. Of the subscription's
-    plan as it stands (invoice_write_draft): at a term's end the close writes it
-    before the subscription moves to a version scheduled for then."""
+    `describe(term)` in the customer's language and zone. A true-up is revenue of
+    the subscription's plan as it stands: at a term's end the close writes it
+    before the subscription moves to a version scheduled for then. No plan prices
+    a prepaid commit's invoice."""
     customer = subscription.customer
     zone = customer_text.customer_zone(customer)
     with customer_text.speaking(customer.locale):
         description = describe(customer_text.period(commit.starts_at, commit.ends_at, zone))
-    line = LineInput(
-        kind, description, None, Decimal(1), amount, amount, commit.starts_at, commit.ends_at
-    )
+    plan = subscription.version.plan.code if kind == LineKind.COMMIT_TRUE_UP else ""
+    term = (commit.starts_at, commit.ends_at)
+    line = LineInput(kind, description, None, Decimal(1), amount, amount, *term, plan=plan)
     return invoice_write_draft(
         customer=customer,
         subscription=subscription,

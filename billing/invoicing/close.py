@@ -119,7 +119,7 @@ def subscription_start_invoice(*, subscription: Subscription) -> Invoice | None:
         reason=Invoice.START,
         period_start=start,
         period_end=end,
-        lines=line_inputs(fixed, start, end),
+        lines=rating.priced_by(line_inputs(fixed, start, end), version.plan.code),
         now=start,
     )
     return invoice

@@ -198,7 +198,9 @@ def usage_so_far(subscription: Subscription, *, until: datetime) -> UsageSoFar:
         end=subscription.current_period_end,
         until=until,
     )
-    return UsageSoFar(statement.invoice_lines(), statement.part.billed(), statement.commit)
+    # All priced at the subscription's terms (the statement's, as period_statement reads them).
+    lines = rating.priced_by(statement.invoice_lines(), subscription.version.plan.code)
+    return UsageSoFar(lines, statement.part.billed(), statement.commit)
 
 
 def record_billed(subscription: Subscription, *, until: datetime, so_far: UsageSoFar) -> None:

@@ -102,6 +102,8 @@ def threshold_invoice_write(*, subscription: Subscription, now: datetime) -> Inv
                 return None
             usage_from, usage, before = found.usage_from, found.usage, found.before
             lines = line_inputs(usage, usage_from, now) + before.lines()
+            # Priced at the subscription's terms (_usage_due's statement).
+            lines = rating.priced_by(lines, subscription.version.plan.code)
         invoice = invoice_write_draft(
             customer=subscription.customer,
             subscription=subscription,

@@ -4,19 +4,18 @@ invoice's discount shared pro rata, less what credit notes gave back of them.
 Void invoices bill nothing and threshold invoices are left out (the period
 invoice after them bills the period's whole usage again).
 
-The lines are read as tuples of the columns a report's views need (a join to
-the plan only for the plan view, the JSON group only for a property's), and
-`billed_totals` adds up windows' lines without a row a line where it can: the
-lines of invoices without a discount grouped by window and amount, each amount
-counted once with how many lines bill it. Both net each line the same way, so
-a total is the sum of the same figures."""
+The lines are read as tuples of the columns a report's views need (the plan
+stamped on a line only for the plan view, the JSON group only for a
+property's), and `billed_totals` adds up windows' lines without a row a line
+where it can: the lines of invoices without a discount grouped by window and
+amount, each amount counted once with how many lines bill it. Both net each
+line the same way, so a total is the sum of the same figures."""
 
 from datetime import datetime
 from decimal import Decimal, localcontext
 from typing import NamedTuple
 
-from django.db.models import Case, Count, F, IntegerField, Value, When
-from django.db.models.functions import Coalesce, NullIf
+from django.db.models import Case, Count, IntegerField, Value, When
 
 from billing.core.money import quantize_money
 from billing.core.vocabulary import LineKind
@@ -76,16 +75,6 @@ def _net(amount: Decimal, discount: Decimal, base: Decimal) -> Decimal:
     return amount - discount * amount / base if discount and base > 0 else amount
 
 
-def _pricing_plan(prefix: str) -> Coalesce:
-    """The code of the plan that priced the line (its fields under `prefix`): its
-    own (InvoiceLine.plan), or for a line written before lines said so, its
-    subscription's plan now."""
-    return Coalesce(
-        NullIf(F(f"{prefix}plan"), Value("")),
-        F(f"{prefix}invoice__subscription__version__plan__code"),
-    )
-
-
 def billed_lines(
     *,
     start: datetime,
@@ -99,10 +88,9 @@ def billed_lines(
     """The window's lines of `kinds` billed in `currency` (of `customers` only,
     when given), net of discount, then what credit notes gave back of them as
     lines of negative net. `with_plan`: the code of the plan that priced each
-    line (InvoiceLine.plan; for a line written before lines said so, its
-    subscription's plan now); `with_group`: its rate card group."""
+    line (InvoiceLine.plan); `with_group`: its rate card group."""
     names = ["invoice_id", "invoice__discount", "invoice__customer_id", "meter", "kind", "amount"]
-    names += [_pricing_plan("")] if with_plan else []
+    names += ["plan"] if with_plan else []
     names += ["group"] if with_group else []
     plan_at, group_at = 6, 6 + with_plan
     rows = list(_window_lines(start, end, currency, kinds, customers).values_list(*names))
@@ -156,7 +144,7 @@ def credited_lines(
     threshold invoice billed, not what was credited of it."""
     names = ["invoice_line__invoice__customer_id", "invoice_line__meter", "invoice_line__kind"]
     names += ["amount"]
-    names += [_pricing_plan("invoice_line__")] if with_plan else []
+    names += ["invoice_line__plan"] if with_plan else []
     names += ["invoice_line__group"] if with_group else []
     plan_at, group_at = 4, 4 + with_plan
     lines = []

@@ -12,9 +12,12 @@ for (wallets.revenue). Void invoices bill nothing, and threshold invoices are
 left out: the period invoice after them rates the period's whole usage again
 (and takes theirs off), so its lines hold all of it. What credit notes gave
 back of those lines (a threshold invoice's too) is taken off, in the window of
-the line credited, whenever the note was issued. By a property, revenue
-is the lines' `group` (their rate card row's `when`): a row not naming the
-property (the default row) counts under null. Each figure is rounded once."""
+the line credited, whenever the note was issued. By plan, a line is under
+the plan stamped on it (InvoiceLine.plan), the cost of usage and the credits
+it drew under the plan in effect (billing.margins.plans_in_effect). By a
+property, revenue is the lines' `group` (their rate card row's `when`): a row
+not naming the property (the default row) counts under null. Each figure is
+rounded once."""
 
 import heapq
 import logging
@@ -243,10 +246,12 @@ class _View:
         for line in lines:
             if line.kind not in kinds:
                 continue
-            if self.by_view:
+            if name == "plan":
+                value = line.plan or None  # as stamped (InvoiceLine.plan); "" for no plan
+            elif self.by_view:
                 if name == "meter" and not line.meter:
                     continue
-                value = self.value(line.customer_id, line.meter, line.plan)
+                value = self.value(line.customer_id, line.meter)
             elif line.group is None or line.meter not in self.grouping:
                 continue
             else:

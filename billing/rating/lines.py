@@ -62,15 +62,18 @@ class LineInput:
     # A line of a rate card's row: the row's `when` as (property, value) pairs,
     # () for its default row; None for a line of no card.
     group: tuple | None = None
-    # The code of the plan whose version priced the line, where it is not the plan
-    # of the invoice's subscription when the invoice is written (the next version's
-    # fees, a plan change's charge, late usage of an earlier version): "" for that.
-    # The journal books a plan-level line's revenue on it (invoices.journal_entries).
+    # The code of the plan whose version priced the line (InvoiceLine.plan), set
+    # where the line is rated: "" for a line no plan prices.
     plan: str = ""
     # A prorated fee's share of a whole period (its quantity is seats x share for
     # seats, a seat change or a plan change's proration of seats), None for a
     # whole period and any other line: the writer prints it as days.
     share: Decimal | None = None
+
+
+def priced_by(lines: list[LineInput], plan: str) -> list[LineInput]:
+    """The lines, each stamped as priced by the version of `plan` (a code)."""
+    return [replace(line, plan=plan) for line in lines]
 
 
 def breakdown_as_stored(breakdown: tuple) -> dict:

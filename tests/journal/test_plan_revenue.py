@@ -4,14 +4,15 @@ priced it. This holds also when the subscription has moved to another plan by
 the time the invoice is journaled: an immediate change's invoice credits the
 old plan and charges the new one; the close after a change at period end trues
 up the old plan and bills the new one's fees. Lines written before lines said
-which plan priced them keep the old rule: the subscription's plan at
-journaling."""
+which plan priced them are stamped by invoices 0028."""
 
+import importlib
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
 import time_machine
+from django.apps import apps
 from django.db.models import Sum
 
 from billing.invoicing.close import periods_close
@@ -23,6 +24,10 @@ from invoices.services import invoice_finalize
 from tests.factories import CustomerFactory, overage, prompts_meter, published_version, subscribe
 
 pytestmark = pytest.mark.django_db
+
+line_plans_fill = importlib.import_module(
+    "invoices.migrations.0029_line_plan_stamp"
+).line_plans_fill
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 NOV_16 = datetime(2026, 11, 16, tzinfo=UTC)
@@ -130,15 +135,16 @@ def test_a_postpaid_commit_s_true_up_at_a_change_at_period_end_is_the_old_plan_s
     assert revenue_by_plan(true_up) == {"starter": D("500.00")}
 
 
-def test_a_line_written_before_lines_named_their_plan_books_as_before(catalog):
+def test_a_line_written_before_lines_named_their_plan_books_as_invoices_0028_stamped_it(catalog):
     customer = CustomerFactory(external_id="acme")
     subscription = subscribe(customer, "starter", start=NOV_1)
     _, invoice = subscription_change_plan(
         subscription=subscription, version=catalog["pro"], effective="immediate", at=NOV_16
     )
     invoice.lines.update(plan="")  # as the column's default fills lines of before
+    line_plans_fill(apps, None)
 
     invoice_finalize(invoice=invoice, now=NOV_16, collect=False)
 
-    # All on the subscription's plan at journaling, as every line was booked before.
-    assert revenue_by_plan(invoice) == {"pro": D("35.00") + D("50.00")}
+    # As stamped when written: not all on pro, the subscription's plan at journaling.
+    assert revenue_by_plan(invoice) == {"starter": D("50.00") - D("15.00"), "pro": D("50.00")}
