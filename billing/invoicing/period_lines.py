@@ -22,7 +22,7 @@ from billing.rating.commits import CommitDraw
 from billing.rating.lines import LineInput
 from billing.usage.breakdowns import ADDITIVE, top_and_rest, usage_groups
 from billing.usage.metering import meter_cache
-from billing.usage.statement import meter_names, period_statement, usage_part
+from billing.usage.statement import COMMIT_BILLED, meter_names, period_statement, usage_part
 from plans.overrides import terms_spec
 from plans.validation import VersionSpec
 from wallets.commits import commit_draw_record
@@ -92,6 +92,9 @@ def late_usage_lines(
             usage_from=billed_period.usage_from,
             until=billed_period.usage_to,
         ).billed()
+        # Late usage is billed at its full price: what the part drew from a commit stays.
+        if COMMIT_BILLED in billed_period.billed:
+            now_billed[COMMIT_BILLED] = billed_period.billed[COMMIT_BILLED]
         when = customer_text.period(billed_period.period_start, billed_period.period_end, zone)
         prices = {c.meter: c.pricing for c in spec.charges}
         for meter, now_values in now_billed.items():
@@ -200,7 +203,7 @@ def usage_so_far(subscription: Subscription, *, until: datetime) -> UsageSoFar:
     )
     # All priced at the subscription's terms (the statement's, as period_statement reads them).
     lines = rating.priced_by(statement.invoice_lines(), subscription.version.plan.code)
-    return UsageSoFar(lines, statement.part.billed(), statement.commit)
+    return UsageSoFar(lines, statement.billed(), statement.commit)
 
 
 def record_billed(subscription: Subscription, *, until: datetime, so_far: UsageSoFar) -> None:

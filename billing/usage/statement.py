@@ -42,6 +42,8 @@ from wallets.commits import commit_terms
 from wallets.models import Wallet
 
 ZERO = Decimal(0)
+# What a part's commit lines add, in its BilledPeriod record (PeriodStatement.billed).
+COMMIT_BILLED = LineKind.COMMIT_DRAWDOWN
 
 
 def meter_names(meter_codes: Iterable[str]) -> dict[str, str]:
@@ -248,6 +250,16 @@ class PeriodStatement:
     def commit_lines(self) -> list[LineInput]:
         """The drawdown and overage uplift lines (none without a prepaid commit)."""
         return self.commit.lines() if self.commit is not None else []
+
+    def billed(self) -> dict:
+        """What the part's invoice bills per meter and for the true-up, as a
+        BilledPeriod records it (UsagePart.billed), and what its commit lines add
+        (the drawdown and uplift, under COMMIT_BILLED): an earlier part's usage on
+        its plan-change invoice is both."""
+        billed = self.part.billed()
+        if self.commit_lines:
+            billed[COMMIT_BILLED] = {"amount": str(self.commit_total)}
+        return billed
 
     @property
     def commit_total(self) -> Decimal:

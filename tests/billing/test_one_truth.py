@@ -418,6 +418,20 @@ COMMITS = st.one_of(
     commit=None,
     percent_off=None,
 )
+# Found by it: a plan change's invoice drew its usage (0.01) from a prepaid commit,
+# but /usage counted the usage as invoiced without the drawdown (0.01, not 0.00).
+@example(
+    first={"base_fee": D(0), "seat_price": D(0), "included": 0, "price": D("0.001")},
+    second={"base_fee": D(0), "seat_price": D(0), "included": 0, "price": D("0.001")},
+    before=5,
+    after=0,
+    change_day=2,
+    threshold=None,
+    base_fee_deal=None,
+    seats=(1, None),
+    commit=(Commit.PREPAID, D("0.12")),
+    percent_off=None,
+)
 def test_the_statement_read_mid_period_is_what_the_invoices_bill(
     db,
     first,
