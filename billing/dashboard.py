@@ -352,12 +352,12 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
             )
             spec = specs[subscription.version_id]
             projection = of(spec.currency)
-            projected = summary.projected_total
+            projected = summary.projected.subtotal
             projection.discounts += projected_discount(
                 subscription=subscription, summary=summary, start=subscription.current_period_start
             )
             if _is_usage_priced(spec):
-                known = summary.fixed + summary.invoiced
+                known = summary.statement.known
                 projection.committed += known
                 projection.usage += projected - known
             else:

@@ -187,7 +187,7 @@ def portal_overview(*, customer, now: datetime) -> PortalOverview:
     billing_uncovered = {
         c.meter for c in subscription_spec(subscription).charges if c.bills_uncovered
     }
-    usage_start = summary.usage_from or start
+    usage_start = summary.statement.usage_from
     features = [
         FeatureUsage(
             meter=row.line.meter,

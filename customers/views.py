@@ -256,6 +256,7 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
     # The period's figures, as /usage reads them (the period statement's).
     usage = overview.usage
     summary = usage.summary if usage else None
+    statement = summary.statement if summary else None
     currency = customer.currency
     zone = write.zone
     overdue = set(
@@ -360,10 +361,12 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
             {"name": name, "value": _feature_value(value)}
             for name, value in overview.features_granted
         ],
-        "subtotal": money(summary.subtotal) if summary else None,
-        "invoiced": money(summary.billed_issued) if summary and summary.billed_issued else None,
-        "upcoming": money(summary.billed_upcoming) if summary and summary.billed_upcoming else None,
-        "projected_total": money(summary.projected_total) if summary else None,
+        "subtotal": money(statement.subtotal) if statement else None,
+        "invoiced": money(statement.issued) if statement and statement.issued else None,
+        "upcoming": money(statement.to_be_invoiced)
+        if statement and statement.to_be_invoiced
+        else None,
+        "projected_total": money(summary.projected.subtotal) if summary else None,
         "projected_after_discount": money(usage.projected_after_discount)
         if usage and usage.projected_discount
         else None,
@@ -384,7 +387,7 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
             }
             for w in overview.wallets
         ],
-        "commit": _commit(summary.commit if summary else None, write, currency),
+        "commit": _commit(statement.commit if statement else None, write, currency),
         "charts": [chart_context(c) for c in overview.charts],
         "invoices": [
             {

@@ -186,10 +186,11 @@ def commit_terms(*, customer_id: int, start: datetime, end: datetime) -> CommitT
 
 
 def commit_draw_record(
-    *, draw: CommitDraw, usage_from: datetime, until: datetime, now: datetime
+    *, draw: CommitDraw, usage_from: datetime, until: datetime, now: datetime, invoice
 ) -> None:
-    """Record what an invoice's statement drew (prepaid) or counted (postpaid),
-    under the subscription's row lock its writer holds, then the wallet's. The
+    """Record what `invoice`'s statement drew (prepaid) or counted (postpaid),
+    each entry naming it, under the subscription's row lock its writer holds,
+    then the wallet's. The
     access blocks are read again: a draw stated on blocks another invoice has
     drawn since is refused (the caller's transaction fails whole)."""
     commit = Commit.objects.get(pk=draw.terms.id)
@@ -203,6 +204,7 @@ def commit_draw_record(
                 amount=draw.usage,
                 period_start=usage_from,
                 period_end=until,
+                invoice=invoice,
                 occurred_at=now,
             )
         return
@@ -225,20 +227,10 @@ def commit_draw_record(
             balance_after=wallet.balance,
             period_start=usage_from,
             period_end=until,
+            invoice=invoice,
             occurred_at=now,
         )
     store_balance(wallet)
-
-
-def commit_entries_invoiced(*, subscription: Subscription, until: datetime, invoice) -> None:
-    """Name the invoice that billed the drawdown (or count) just recorded up to
-    `until` on its entries (record_billed writes them before the invoice)."""
-    commits = Commit.objects.filter(subscription=subscription).values("pk")
-    for entries in (
-        LedgerEntry.objects.filter(block__commit__in=commits, kind=LedgerEntry.USAGE),
-        CommitEntry.objects.filter(commit__in=commits, kind=CommitEntry.COUNTED),
-    ):
-        entries.filter(period_end=until, invoice__isnull=True).update(invoice=invoice)
 
 
 def commit_period_end(*, subscription: Subscription, end: datetime, now: datetime) -> None:

@@ -26,6 +26,7 @@ from billing.invoicing.period_lines import (
     next_period,
     next_period_fixed_lines,
     overrides_next,
+    record_billed,
 )
 from billing.locks import subscription_lock, subscriptions_lock
 from billing.models import Subscription
@@ -41,7 +42,6 @@ from plans.overrides import subscription_spec, terms_spec
 from plans.taxes import customer_tax_rates_alike
 from plans.validation import VersionSpec
 from wallets.commits import (
-    commit_entries_invoiced,
     commit_of_period_none,
     commit_period_end,
     commits_end_early,
@@ -172,11 +172,10 @@ def _close_locked(subscription: Subscription) -> Subscription:
         lines=lines,
         now=end,
     )
+    record_billed(subscription, until=end, so_far=so_far, invoice=invoice)
     if so_far.commit is not None:
-        # The period's commit: its drawdown names this invoice; its access that
-        # ends with the period rolls over or expires; a term that ends with it
-        # is ended (a postpaid one trued up).
-        commit_entries_invoiced(subscription=subscription, until=end, invoice=invoice)
+        # The period's commit: its access that ends with the period rolls over or
+        # expires; a term that ends with it is ended (a postpaid one trued up).
         commit_period_end(subscription=subscription, end=end, now=end)
     if subscription.cancel_at_period_end:
         subscription.status = Subscription.ENDED

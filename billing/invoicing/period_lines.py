@@ -206,33 +206,36 @@ def usage_so_far(subscription: Subscription, *, until: datetime) -> UsageSoFar:
     return UsageSoFar(lines, statement.billed(), statement.commit)
 
 
-def record_billed(subscription: Subscription, *, until: datetime, so_far: UsageSoFar) -> None:
+def record_billed(
+    subscription: Subscription, *, until: datetime, so_far: UsageSoFar, invoice
+) -> None:
     """A record of what the usage up to `until` billed, for late usage, and of
-    what it drew from a commit. Under the subscription's row lock, once per
-    segment (a unique constraint too). Fixed SQL (rawsql.insert): the close
-    writes one per period."""
+    what it drew from (or counted toward) a commit, naming `invoice`, which
+    billed it (written just before, in the same transaction). Under the
+    subscription's row lock, once per segment (a unique constraint too). Fixed
+    SQL (rawsql.insert): the close writes one per period."""
     usage_from = subscription.usage_from or subscription.current_period_start
     if so_far.commit is not None:
-        commit_draw_record(draw=so_far.commit, usage_from=usage_from, until=until, now=until)
-    billed = so_far.billed
+        commit_draw_record(
+            draw=so_far.commit, usage_from=usage_from, until=until, now=until, invoice=invoice
+        )
     record = BilledPeriod(
         subscription=subscription,
-        usage_from=subscription.usage_from or subscription.current_period_start,
+        usage_from=usage_from,
         usage_to=until,
         version=subscription.version,
         period_start=subscription.current_period_start,
         period_end=subscription.current_period_end,
-        billed=billed,
+        billed=so_far.billed,
         overrides=subscription.overrides,
     )
     rawsql.insert([record])
 
 
 def bill_usage(subscription: Subscription, *, until: datetime) -> UsageSoFar:
-    """usage_so_far, recorded as billed, its lines with their meters' invoice
-    breakdowns (the close's and a cancel's invoice)."""
+    """usage_so_far, its lines with their meters' invoice breakdowns (the close's
+    and a cancel's invoice); record_billed records it once the invoice is written."""
     so_far = usage_so_far(subscription, until=until)
-    record_billed(subscription, until=until, so_far=so_far)
     since = subscription.usage_from or subscription.current_period_start
     lines = with_breakdowns(
         so_far.lines, customer_id=subscription.customer_id, start=since, end=until

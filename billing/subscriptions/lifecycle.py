@@ -48,7 +48,7 @@ from invoices.services import invoice_write_draft
 from plans.models import Plan
 from plans.overrides import Overrides, subscription_spec, terms_spec
 from plans.validation import VersionSpec
-from wallets.commits import EXPIRE, LEFTOVERS, commit_entries_invoiced, commits_end_early
+from wallets.commits import EXPIRE, LEFTOVERS, commits_end_early
 
 __all__ = [
     "MAX_SEATS",
@@ -263,7 +263,6 @@ def subscription_change_plan(
         planned = plan_change_lines(
             subscription=subscription, version=version, at=at, overrides=stored_overrides
         )
-        record_billed(subscription, until=at, so_far=planned.usage)
         invoice = invoice_write_draft(
             customer=subscription.customer,
             subscription=subscription,
@@ -273,8 +272,7 @@ def subscription_change_plan(
             lines=planned.lines,
             now=at,
         )
-        if planned.usage.commit is not None:
-            commit_entries_invoiced(subscription=subscription, until=at, invoice=invoice)
+        record_billed(subscription, until=at, so_far=planned.usage, invoice=invoice)
         change_invoice_finalize_on_commit(invoice=invoice)
         subscription.version = version
         subscription.overrides, subscription.next_overrides = stored_overrides, None
@@ -360,8 +358,7 @@ def subscription_cancel(
             lines=lines,
             now=at,
         )
-        if so_far.commit is not None:
-            commit_entries_invoiced(subscription=subscription, until=at, invoice=invoice)
+        record_billed(subscription, until=at, so_far=so_far, invoice=invoice)
         change_invoice_finalize_on_commit(invoice=invoice)
         subscription.status = Subscription.CANCELED
         subscription.canceled_at = subscription.ended_at = at

@@ -11,7 +11,6 @@ from functools import cached_property
 
 from billing.core.periods import period_share
 from billing.models import Subscription
-from billing.rating.commits import CommitDraw
 from billing.rating.lines import Uncovered
 from billing.rating.pricing import price_units
 from billing.rating.rate_cards import row_charge, row_quantity
@@ -35,8 +34,9 @@ ZERO = Decimal(0)
 @dataclass(frozen=True)
 class UsageSummary:
     """The period's statement as /usage, the portal, the admin and the dashboard
-    read it, and the same statement at the usage projected to the period's end:
-    every figure is one of the two statements', none added up here."""
+    read it, and the same statement at the usage projected to the period's end
+    (`projected`): every figure they show is one of the two statements' (its
+    subtotal, what is invoiced, its commit), none added up by a reader."""
 
     lines: list[UsageLine]  # the usage not invoiced yet: from usage_from
     statement: PeriodStatement
@@ -47,75 +47,6 @@ class UsageSummary:
         """Meter code -> what the close will bill for its usage not invoiced yet."""
         amounts = self.statement.amounts()
         return {line.meter: amounts.get(line.meter, ZERO) for line in self.lines}
-
-    @property
-    def base_fee(self) -> Decimal:
-        return self.statement.part.spec.base_fee
-
-    @property
-    def subtotal(self) -> Decimal:
-        """The period's fixed fees (seat changes included) and all its usage so far,
-        invoiced or not, with what it draws from a commit."""
-        return self.statement.subtotal
-
-    @property
-    def projected_total(self) -> Decimal:
-        """The same, with the usage not invoiced extended to the period's end."""
-        return self.projected.subtotal
-
-    @property
-    def usage_from(self) -> datetime:
-        """Where the usage not invoiced starts: the period's start, or an immediate
-        plan change in it."""
-        return self.statement.usage_from
-
-    @property
-    def invoiced(self) -> Decimal:
-        """The period's usage invoiced already: before usage_from, and on threshold
-        invoices since (`amounts` are net of these)."""
-        return self.statement.usage_invoiced
-
-    @property
-    def billed_already(self) -> Decimal:
-        """All the period's invoices billed for it so far; of which `billed_issued`
-        on invoices issued (the portal's "invoiced already") and `billed_upcoming`
-        on drafts not issued yet (its "on your upcoming invoice")."""
-        return self.statement.invoiced
-
-    @property
-    def billed_issued(self) -> Decimal:
-        return self.statement.issued
-
-    @property
-    def billed_upcoming(self) -> Decimal:
-        return self.statement.to_be_invoiced
-
-    @property
-    def upcoming(self) -> tuple:
-        """The drafts billing part of the period, each with what it bills of it."""
-        return self.statement.drafts.drafts
-
-    @property
-    def uncovered(self) -> dict[str, Uncovered]:
-        """Credits and balance charges: what their wallets could not pay for (billed
-        at the close by a charge that bills when exhausted), by meter code."""
-        return self.statement.part.uncovered
-
-    @property
-    def fixed(self) -> Decimal:
-        return self.statement.fixed
-
-    @cached_property
-    def rated(self) -> dict:
-        """Rate-card charges: each row that priced usage, (group, quantity, amount),
-        by meter code (PeriodStatement.rated)."""
-        return self.statement.rated()
-
-    @property
-    def commit(self) -> CommitDraw | None:
-        """What the usage not invoiced yet draws from (or counts toward) the
-        customer's commit; None without one."""
-        return self.statement.commit
 
 
 # Quantities that grow with time; a max, a latest value or a distinct count does not.

@@ -326,6 +326,12 @@ class PeriodStatement:
         return self.earlier_usage + self.thresholds.total
 
     @property
+    def known(self) -> Decimal:
+        """What the period bills that no usage to come changes: its fixed fees and
+        the usage invoiced already (the dashboard's committed revenue)."""
+        return self.fixed + self.usage_invoiced
+
+    @property
     def invoiced(self) -> Decimal:
         """All the period's invoices billed for it so far: its fixed fees (in
         advance), the plan-change invoice's usage and the threshold invoices."""

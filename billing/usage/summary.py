@@ -51,7 +51,7 @@ class PeriodUsage:
 
     @property
     def projected_after_discount(self) -> Decimal | None:
-        return self.summary.projected_total - self.projected_discount if self.summary else None
+        return self.summary.projected.subtotal - self.projected_discount if self.summary else None
 
 
 def period_usage(*, customer, subscription, start: datetime, end: datetime, now: datetime):
@@ -66,8 +66,8 @@ def period_usage(*, customer, subscription, start: datetime, end: datetime, now:
             lines = reads.usage_lines(
                 customer_id=customer.pk, subscription=None, start=start, end=end
             )
-    uncovered = (summary.uncovered if summary else None) or {}
-    rated = (summary.rated if summary else None) or {}
+    uncovered = summary.statement.part.uncovered if summary else {}
+    rated = summary.statement.rated() if summary else {}
     rows = [
         SummaryLine(
             line=line,
@@ -85,7 +85,7 @@ def period_usage(*, customer, subscription, start: datetime, end: datetime, now:
 def usage_broken_down(usage: PeriodUsage, by: str) -> PeriodUsage:
     """The usage with each line of a meter grouping by `by` split by its
     values, over the range its quantity counts (from usage_from)."""
-    start = usage.summary.usage_from if usage.summary and usage.summary.usage_from else usage.start
+    start = usage.summary.statement.usage_from if usage.summary else usage.start
     meters = meter_cache.by_codes(row.line.meter for row in usage.lines)
     grouping = [meter for meter in meters.values() if by in meter.group_by]
     groups = usage_groups_of(
@@ -103,6 +103,7 @@ def usage_body(usage: PeriodUsage) -> dict:
     """The usage as the API answers it: quantities exact, money in the
     customer's currency."""
     customer, subscription, summary = usage.customer, usage.subscription, usage.summary
+    statement = summary.statement if summary else None
 
     def money(amount: Decimal | None) -> str | None:
         return None if amount is None else format_money(amount, customer.currency)
@@ -117,10 +118,8 @@ def usage_body(usage: PeriodUsage) -> dict:
         "period_end": iso(usage.end),
         # The lines count the usage not invoiced yet: from here (an immediate
         # plan change in the period), the earlier usage being on its invoice.
-        "usage_from": iso(summary.usage_from)
-        if summary and summary.usage_from
-        else iso(usage.start),
-        "invoiced": money(summary.invoiced) if summary else None,
+        "usage_from": iso(statement.usage_from if statement else usage.start),
+        "invoiced": money(statement.usage_invoiced) if statement else None,
         "currency": customer.currency,
         "lines": [
             {
@@ -156,13 +155,13 @@ def usage_body(usage: PeriodUsage) -> dict:
             }
             for row in usage.lines
         ],
-        "base_fee": money(summary.base_fee) if summary else None,
-        "subtotal": money(summary.subtotal) if summary else None,
-        "projected_total": money(summary.projected_total) if summary else None,
+        "base_fee": money(statement.part.spec.base_fee) if statement else None,
+        "subtotal": money(statement.subtotal) if statement else None,
+        "projected_total": money(summary.projected.subtotal) if summary else None,
         # What a running discount (coupon) will take off the invoice closing the
         # period, estimated on projected_total; "0.00" without one.
         "projected_discount": money(usage.projected_discount) if summary else None,
-        "commit": commit_body(summary.commit, money) if summary and summary.commit else None,
+        "commit": commit_body(statement.commit, money) if statement and statement.commit else None,
     }
 
 

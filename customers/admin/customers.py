@@ -93,6 +93,7 @@ def _usage_context(customer: Customer, live, now) -> dict:
         )
     )
     currency, summary = customer.currency, usage.summary
+    statement = summary.statement
     lines = []
     meters = meter_cache.by_codes(row.line.meter for row in usage.lines)
     for row in usage.lines:
@@ -134,10 +135,12 @@ def _usage_context(customer: Customer, live, now) -> dict:
         "subscription": live,
         "period": _period(customer, live.current_period_start, live.current_period_end),
         "lines": lines,
-        "base_fee": money_text(summary.base_fee, currency),
-        "subtotal": money_text(summary.subtotal, currency),
-        "invoiced": money_text(summary.invoiced, currency) if summary.invoiced else None,
-        "projected_total": money_text(summary.projected_total, currency),
+        "base_fee": money_text(statement.part.spec.base_fee, currency),
+        "subtotal": money_text(statement.subtotal, currency),
+        "invoiced": money_text(statement.usage_invoiced, currency)
+        if statement.usage_invoiced
+        else None,
+        "projected_total": money_text(summary.projected.subtotal, currency),
         "projected_discount": money_text(usage.projected_discount, currency)
         if usage.projected_discount > 0
         else None,

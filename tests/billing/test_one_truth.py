@@ -510,12 +510,12 @@ def test_the_statement_read_mid_period_is_what_the_invoices_bill(
     start, end = subscription.current_period_start, subscription.current_period_end
     at = end - timedelta(hours=1)
     summary = usage_summary(subscription=subscription, start=start, end=end, now=at)
-    assert summary.billed_already == billed(subscription, start, end, by=at)
+    assert summary.statement.invoiced == billed(subscription, start, end, by=at)
     at_end = usage_discounted(
         period_usage(customer=customer, subscription=subscription, start=start, end=end, now=end)
     )
     periods_close(as_of=end)
-    assert billed(subscription, start, end) == summary.subtotal
+    assert billed(subscription, start, end) == summary.statement.subtotal
     closing = Invoice.objects.get(subscription=subscription, reason=Invoice.PERIOD)
     taken = closing.lines.filter(kind="discount").values_list("amount", flat=True)
     assert -sum(taken, D(0)) == at_end.projected_discount
