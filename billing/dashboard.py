@@ -352,7 +352,7 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
             )
             spec = specs[subscription.version_id]
             projection = of(spec.currency)
-            projected = summary.projected.subtotal
+            projected = summary.projected.total
             projection.discounts += projected_discount(
                 subscription=subscription, summary=summary, start=subscription.current_period_start
             )

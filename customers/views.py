@@ -366,7 +366,7 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
         "upcoming": money(statement.to_be_invoiced)
         if statement and statement.to_be_invoiced
         else None,
-        "projected_total": money(summary.projected.subtotal) if summary else None,
+        "projected_total": money(summary.projected.total) if summary else None,
         "projected_after_discount": money(usage.projected_after_discount)
         if usage and usage.projected_discount
         else None,

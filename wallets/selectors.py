@@ -80,8 +80,8 @@ def wallet_usable_balance(
 _SCOPED = (
     "EXISTS (SELECT 1 FROM wallets_creditblock b "
     "JOIN wallets_wallet w ON w.id = b.wallet_id "
-    "WHERE w.customer_id = {customer} AND b.remaining > 0 AND b.expired_at IS NULL "
-    "AND b.applies_to <> '[]') "
+    "WHERE w.customer_id = {customer} AND w.kind <> 'commit' AND b.remaining > 0 "
+    "AND b.expired_at IS NULL AND b.applies_to <> '[]') "
     "OR EXISTS (SELECT 1 FROM wallets_autotopup a "
     "JOIN wallets_wallet w ON w.id = a.wallet_id "
     "JOIN plans_creditpack k ON k.id = a.pack_id "
@@ -93,7 +93,8 @@ def scoped_sql(*, customer: str = "%s") -> str:
     """The query (a boolean; `customer` is SQL, used twice, no other parameter) of
     whether a customer holds a block, or has an auto top-up whose pack sells one,
     for some meters only: then what it can pay depends on the meter
-    (wallet_usable_balance's `meter`). Expired and future blocks may count: a
+    (wallet_usable_balance's `meter`). A commit's blocks do not count: the close
+    draws them, never a check. Expired and future blocks may count: a
     customer counted by mistake is only read the longer way."""
     return _SCOPED.format(customer=customer)
 

@@ -40,7 +40,7 @@ from billing.subscriptions.checks import (
     subscription_create_check,
 )
 from billing.subscriptions.deals import overrides_check
-from billing.usage.period_fees import proration_text, remaining_fraction
+from billing.usage.period_fees import proration_text, remaining_fraction, seat_changes, seats_at
 from customers.locks import customer_lock
 from customers.models import Customer
 from invoices.models import Invoice
@@ -132,12 +132,14 @@ def _proration(
 ) -> list[LineInput]:
     """The fixed fees of `spec` (of `version`) for the rest of the period from
     `at`, as credit (sign -1) or charge (sign +1) lines, each rounded once. Each
-    names the plan's version: a plan change puts two on one invoice."""
+    names the plan's version: a plan change puts two on one invoice. At the seats
+    held at `at`: a seat change made from then on is billed as its own line."""
     end = subscription.current_period_end
+    seats = seats_at(subscription, seat_changes(subscription, since=at), at)
     fixed = rating.fixed_lines(
         spec,
         plan_name=version.plan.name,
-        seats=subscription.seats,
+        seats=seats,
         label="",
         fraction=remaining_fraction(subscription, spec, at),
     )
@@ -149,7 +151,7 @@ def _proration(
                 fee_kind=line.kind,
                 sign=sign,
                 name=version_name(version),
-                seats=subscription.seats,
+                seats=seats,
                 days=days,
             ),
             None,

@@ -20,20 +20,31 @@ from billing.rating.lines import LineInput
 from plans.validation import VersionSpec
 
 
-def remaining_fraction(subscription: Subscription, spec: VersionSpec, at: datetime) -> Decimal:
-    """The part of a whole period at `spec` from `at` to the current period's end
-    (Subscription.whole_period: of a month in a calendar subscription's first).
-    From the period's start: the part its fixed fees are, less than 1 for a
-    calendar-anchored subscription's first period, the rest of a month."""
-    start, end = subscription.current_period_start, subscription.current_period_end
+def _period(subscription: Subscription, period) -> tuple[datetime, datetime]:
+    if period is None:
+        return subscription.current_period_start, subscription.current_period_end
+    return period
+
+
+def remaining_fraction(
+    subscription: Subscription, spec: VersionSpec, at: datetime, *, period=None
+) -> Decimal:
+    """The part of a whole period at `spec` from `at` to the end of `period`
+    (start, end), the current one by default (Subscription.whole_period: of a
+    month in a calendar subscription's first). From the period's start: the part
+    its fixed fees are, less than 1 for a calendar-anchored subscription's first
+    period, the rest of a month."""
+    start, end = _period(subscription, period)
     whole = subscription.whole_period(start, end, interval=spec.interval)
     return period_share(at, end, whole=whole)
 
 
-def proration_text(subscription: Subscription, spec: VersionSpec, at: datetime) -> str:
+def proration_text(
+    subscription: Subscription, spec: VersionSpec, at: datetime, *, period=None
+) -> str:
     """What remaining_fraction prorates, as days in the customer's time zone:
     '15 of 30 days (16 Nov - 30 Nov 2026)'."""
-    start, end = subscription.current_period_start, subscription.current_period_end
+    start, end = _period(subscription, period)
     whole = subscription.whole_period(start, end, interval=spec.interval)
     return customer_text.proration(
         at, end, whole=whole, zone=customer_text.customer_zone(subscription.customer)
@@ -54,13 +65,12 @@ def seat_changes(subscription: Subscription, *, since: datetime) -> list[Subscri
 
 
 def seats_at(subscription: Subscription, changes: list[SubscriptionChange], at: datetime) -> int:
-    """The seats the subscription held at `at`: what the first of `changes` (all
-    its seat changes from before `at`, seat_changes) made at or after `at`
-    changed from; its seats now when none was."""
-    for change in changes:
-        if change.effective_at >= at:
-            return change.details["from"]
-    return subscription.seats
+    """The seats the subscription held at `at`: its seats now less what each of
+    `changes` (all its seat changes from `at` or before, seat_changes) effective
+    at or after `at` added, whatever order they were made in (one may be dated
+    before another made earlier)."""
+    later = (c.details["to"] - c.details["from"] for c in changes if c.effective_at >= at)
+    return subscription.seats - sum(later)
 
 
 def seat_change_lines(
@@ -70,20 +80,22 @@ def seat_change_lines(
     *,
     since: datetime,
     until: datetime,
+    period=None,
 ) -> list[LineInput]:
     """Of `changes`, those made in [since, until), each prorated from its moment
-    to the period's end at `spec`'s seat price. They are billed on the next
+    to the end of `period` (start, end; the current one by default) at `spec`'s
+    seat price. They are billed on the next
     invoice written: the close, or an immediate plan change or cancel, whose
     credit then covers the seats held for the rest of the period."""
     if not spec.seat_price:
         return []
-    end = subscription.current_period_end
+    end = _period(subscription, period)[1]
     lines = []
     for change in changes:
         if not since <= change.effective_at < until:
             continue
         delta = change.details["to"] - change.details["from"]
-        share = remaining_fraction(subscription, spec, change.effective_at)
+        share = remaining_fraction(subscription, spec, change.effective_at, period=period)
         quantity = delta * share
         lines.append(
             LineInput(
@@ -91,7 +103,7 @@ def seat_change_lines(
                 _("Seats {old} to {new}, {days}").format(
                     old=customer_text.quantity(change.details["from"]),
                     new=customer_text.quantity(change.details["to"]),
-                    days=proration_text(subscription, spec, change.effective_at),
+                    days=proration_text(subscription, spec, change.effective_at, period=period),
                 ),
                 None,
                 quantity,

@@ -120,7 +120,7 @@ def period_spend(
         # A commit's access pays for its meters' usage first: spend is what goes beyond.
         commit_terms=commit_terms(customer_id=subscription.customer_id, start=start, end=end),
     )
-    return statement.subtotal + drawn
+    return statement.total + drawn
 
 
 def usage_summary(

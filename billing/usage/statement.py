@@ -266,14 +266,6 @@ class PeriodStatement:
         """What the commit lines add (the drawdown negative, the uplift positive)."""
         return sum((line.amount for line in self.commit_lines), ZERO)
 
-    @property
-    def commit_not_invoiced(self) -> Decimal:
-        """Of `commit_total`, what no threshold invoice took yet: a threshold
-        invoice bills its part's usage beyond the access, so its lines other than
-        its meters' are its commit lines."""
-        on_thresholds = self.thresholds.total - sum(self.thresholds.by_meter.values(), ZERO)
-        return self.commit_total - on_thresholds
-
     @cached_property
     def fixed_lines(self) -> list[LineInput]:
         """The fees billed in advance, each part at the seats held when it began."""
@@ -403,11 +395,18 @@ class PeriodStatement:
         ]
 
     @property
-    def subtotal(self) -> Decimal:
+    def total(self) -> Decimal:
         """What the period bills in all, before discounts and tax: every line of
-        it, invoiced already or not (/usage's subtotal; of a projection, its
-        projected total)."""
+        it, invoiced already or not, the minimum commitment true-up included (of a
+        projection, /usage's projected total; the spend a check counts)."""
         return _total(self.lines)
+
+    @property
+    def subtotal(self) -> Decimal:
+        """What the period has billed so far (/usage's subtotal): `total` but the
+        part's minimum commitment true-up, which only the period's end settles."""
+        true_up = (line for line in self.usage if line.kind == LineKind.MINIMUM_COMMITMENT)
+        return self.total - _total(true_up)
 
     def invoice_lines(self) -> list[LineInput]:
         """What the invoice that ends the part under way (at `until`: the close,
@@ -420,11 +419,6 @@ class PeriodStatement:
             for line in [*self.usage, *self.commit_lines]
         ]
         return [*usage, *self.seat_changes, *self.thresholds.lines()]
-
-    @property
-    def to_invoice(self) -> Decimal:
-        """What invoice_lines add up to (each line rounded, as an invoice)."""
-        return invoice_totals(self.invoice_lines(), rates=[], currency=self.currency).total
 
     def totals(self, rates: list) -> InvoiceTotals:
         """The period's totals with the tax it would carry at `rates`."""
@@ -505,7 +499,7 @@ def period_statement(
     earlier_seats: list[LineInput] = []
     part_seats: list[LineInput] = []
     if not current or subscription.bills_fixed_fees:
-        whole = subscription.whole_period(start, end, interval=spec.interval)
+        period, whole = (start, end), subscription.whole_period(start, end, interval=spec.interval)
         parts = [(terms_spec(version=p.version, overrides=p.overrides), p) for p in earlier]
         seated = [terms for terms, _p in parts if terms.seat_price] + [spec] * bool(spec.seat_price)
         changes = seat_changes(subscription, since=start) if seated else []
@@ -523,9 +517,11 @@ def period_statement(
                 (terms, period_share(p.usage_to, end, whole=whole), -1, seats(p.usage_to)),
             )
             earlier_seats += seat_change_lines(
-                subscription, terms, changes, since=p.usage_from, until=p.usage_to
+                subscription, terms, changes, since=p.usage_from, until=p.usage_to, period=period
             )
-        part_seats = seat_change_lines(subscription, spec, changes, since=usage_from, until=until)
+        part_seats = seat_change_lines(
+            subscription, spec, changes, since=usage_from, until=until, period=period
+        )
     thresholds = threshold_billed(
         subscription=subscription, period_start=start, usage_from=usage_from
     )

@@ -51,7 +51,7 @@ class PeriodUsage:
 
     @property
     def projected_after_discount(self) -> Decimal | None:
-        return self.summary.projected.subtotal - self.projected_discount if self.summary else None
+        return self.summary.projected.total - self.projected_discount if self.summary else None
 
 
 def period_usage(*, customer, subscription, start: datetime, end: datetime, now: datetime):
@@ -157,7 +157,7 @@ def usage_body(usage: PeriodUsage) -> dict:
         ],
         "base_fee": money(statement.part.spec.base_fee) if statement else None,
         "subtotal": money(statement.subtotal) if statement else None,
-        "projected_total": money(summary.projected.subtotal) if summary else None,
+        "projected_total": money(summary.projected.total) if summary else None,
         # What a running discount (coupon) will take off the invoice closing the
         # period, estimated on projected_total; "0.00" without one.
         "projected_discount": money(usage.projected_discount) if summary else None,

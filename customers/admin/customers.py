@@ -140,7 +140,7 @@ def _usage_context(customer: Customer, live, now) -> dict:
         "invoiced": money_text(statement.usage_invoiced, currency)
         if statement.usage_invoiced
         else None,
-        "projected_total": money_text(summary.projected.subtotal, currency),
+        "projected_total": money_text(summary.projected.total, currency),
         "projected_discount": money_text(usage.projected_discount, currency)
         if usage.projected_discount > 0
         else None,

@@ -209,6 +209,29 @@ def seat_change_on_a_fixed_plan(pro):
     return Case(subscription, one_version=False)
 
 
+def seat_changes_out_of_order(pro):
+    version = published_version("seated", base_fee=D("0"), seat_price=D("10.00"))
+    subscription = subscribe(CustomerFactory(external_id="acme"), version, NOV_1, seats=5)
+    subscription_set_seats(subscription=subscription, seats=8, at=NOV_20)
+    # then one dated before it: 8 to 10 from the 10th (the 20th's change stays +3)
+    subscription = Subscription.objects.get(pk=subscription.pk)
+    subscription_set_seats(subscription=subscription, seats=10, at=NOV_10)
+    return Case(subscription, one_version=False)
+
+
+def seat_change_then_plan_change_at_once(pro):
+    # 2 seats at 10.00; 5 seats from the 16th, and at that moment a plan at 20.00 a
+    # seat: its credit and charge are for the 2 seats held until then, the change
+    # its own line at the new plan's price
+    a = published_version("seats-a", base_fee=D("0"), seat_price=D("10.00"))
+    b = PlanVersionFactory(plan=a.plan, base_fee=D("0"), seat_price=D("20.00"))
+    subscription = subscribe(CustomerFactory(external_id="acme"), a, NOV_1, seats=2)
+    subscription_set_seats(subscription=subscription, seats=5, at=NOV_16)
+    subscription = Subscription.objects.get(pk=subscription.pk)
+    subscription_change_plan(subscription=subscription, version=b, effective="immediate", at=NOV_16)
+    return Case(subscription, one_version=False)
+
+
 def commit_on(subscription, billing: str, amount: str, at: datetime) -> Commit:
     request = CommitRequest(
         amount=D(amount),
@@ -261,6 +284,8 @@ def threshold_beside_a_commit(pro):
 
 CASES = [
     mid_period_seat_change,
+    seat_changes_out_of_order,
+    seat_change_then_plan_change_at_once,
     seat_change_on_a_fixed_plan,
     prepaid_commit_with_a_coupon,
     postpaid_commit,
@@ -358,6 +383,11 @@ def test_every_page_and_the_close_say_what_the_period_bills(setup, pro, client):
 
     # then: its invoices bill for it what every page said
     assert billed(subscription, start, end) == so_far
+    # and read later, once closed, the period says so still (but with a commit: a
+    # closed period's statement draws on the access as it is now, drawn already)
+    if not case.commit:
+        after = usage_summary(subscription=subscription, start=start, end=end, now=end)
+        assert after.statement.subtotal == so_far
     # and the closing invoice's discount is the one projected
     closing = Invoice.objects.get(subscription=subscription, reason=Invoice.PERIOD)
     taken = closing.lines.filter(kind="discount").values_list("amount", flat=True)
