@@ -3,14 +3,15 @@ the version each was on and at another (usually draft) version, with the
 difference per customer and in sum. It writes simulation rows, never an invoice.
 
 A customer's period is rated as a period statement (billing.usage.statement),
-the one the close bills: the base fee and seats of the period, the priced usage of each
-charge and the minimum commitment true-up, every line rounded once as on an
-invoice. Left out: proration (plan and seat changes within the period) and late
-usage. A rate card prices each row's usage, read per combination of group
-values as the close reads it. Credit and balance charges are drawn from wallets
-as usage happens and are on no invoice, so they add nothing here, except what a
-charge that bills when its wallet runs dry bills for the usage the wallet could
-not pay for.
+the one the close bills: the base fee and seats of the period, the priced usage
+of each charge and the minimum commitment true-up, every line rounded once as on
+an invoice. Left out: proration (plan and seat changes within the period), late
+usage and a customer's commit (its drawdown pays for usage at any price: the
+simulation compares prices; the period's statement says what it bills). A rate
+card prices each row's usage, read per combination of group values as the close
+reads it. Credit and balance charges are drawn from wallets as usage happens and
+are on no invoice, so they add nothing here, except what a charge that bills
+when its wallet runs dry bills for the usage the wallet could not pay for.
 """
 
 import functools
