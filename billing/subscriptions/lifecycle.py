@@ -40,7 +40,7 @@ from billing.subscriptions.checks import (
     subscription_create_check,
 )
 from billing.subscriptions.deals import overrides_check
-from billing.usage.period_fees import proration_text, remaining_fraction, seat_changes, seats_at
+from billing.usage.period_fees import proration_text, remaining_fraction, seats_held
 from customers.locks import customer_lock
 from customers.models import Customer
 from invoices.models import Invoice
@@ -128,14 +128,21 @@ def subscription_create(
 
 
 def _proration(
-    subscription: Subscription, spec: VersionSpec, *, at: datetime, kind: str, sign: int, version
+    subscription: Subscription,
+    spec: VersionSpec,
+    *,
+    at: datetime,
+    kind: str,
+    sign: int,
+    version,
+    seats: int,
 ) -> list[LineInput]:
     """The fixed fees of `spec` (of `version`) for the rest of the period from
     `at`, as credit (sign -1) or charge (sign +1) lines, each rounded once. Each
-    names the plan's version: a plan change puts two on one invoice. At the seats
-    held at `at`: a seat change made from then on is billed as its own line."""
+    names the plan's version: a plan change puts two on one invoice. At `seats`,
+    those held at `at` (period_fees.seats_held): a seat change made from then on
+    is billed as its own line."""
     end = subscription.current_period_end
-    seats = seats_at(subscription, seat_changes(subscription, since=at), at)
     fixed = rating.fixed_lines(
         spec,
         plan_name=version.plan.name,
@@ -199,6 +206,7 @@ def plan_change_lines(
         charge: list[LineInput] = []
         if subscription.bills_fixed_fees:
             old = subscription.version
+            seats = seats_held(subscription, at)
             credit = _proration(
                 subscription,
                 subscription_spec(subscription),
@@ -206,6 +214,7 @@ def plan_change_lines(
                 kind=LineKind.PRORATION_CREDIT,
                 sign=-1,
                 version=old,
+                seats=seats,
             )
             charge = _proration(
                 subscription,
@@ -214,6 +223,7 @@ def plan_change_lines(
                 kind=LineKind.PRORATION_CHARGE,
                 sign=1,
                 version=version,
+                seats=seats,
             )
     return PlanChangeLines(usage.lines, credit, charge, usage)
 
@@ -309,6 +319,7 @@ def cancel_credit_lines(*, subscription: Subscription, at: datetime) -> list[Lin
             kind=LineKind.PRORATION_CREDIT,
             sign=-1,
             version=subscription.version,
+            seats=seats_held(subscription, at),
         )
 
 

@@ -73,6 +73,11 @@ def seats_at(subscription: Subscription, changes: list[SubscriptionChange], at: 
     return subscription.seats - sum(later)
 
 
+def seats_held(subscription: Subscription, at: datetime) -> int:
+    """The seats the subscription held at `at` (seats_at, its changes read)."""
+    return seats_at(subscription, seat_changes(subscription, since=at), at)
+
+
 def seat_change_lines(
     subscription: Subscription,
     spec: VersionSpec,

@@ -501,7 +501,7 @@ def period_statement(
     if not current or subscription.bills_fixed_fees:
         period, whole = (start, end), subscription.whole_period(start, end, interval=spec.interval)
         parts = [(terms_spec(version=p.version, overrides=p.overrides), p) for p in earlier]
-        seated = [terms for terms, _p in parts if terms.seat_price] + [spec] * bool(spec.seat_price)
+        seated = spec.seat_price or any(terms.seat_price for terms, _p in parts)
         changes = seat_changes(subscription, since=start) if seated else []
 
         def seats(at: datetime) -> int:
