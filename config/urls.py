@@ -10,6 +10,7 @@ from billing.api import (
     journal,
     margins,
     plan_migrations,
+    revenue,
     subscriptions,
     usage,
 )
@@ -46,6 +47,7 @@ api_v1 = [
     path("cost-rates", plans_api.CostRateListApi.as_view()),
     path("cost-rates/<int:rate_id>/supersede", plans_api.CostRateSupersedeApi.as_view()),
     path("margins", margins.MarginsApi.as_view()),
+    path("revenue", revenue.RevenueApi.as_view()),
     path("journal", journal.JournalListApi.as_view()),
     path("journal.csv", journal.JournalCsvApi.as_view()),
     path("journal/periods", journal.JournalPeriodsApi.as_view()),

@@ -153,3 +153,12 @@ def waiting_for_vat_number_words(entity: BillingEntity, waiting: list[Customer])
         "threshold invoices are not written). Add the VAT number under Tax and "
         "registration."
     )
+
+
+def billed_by(entity: BillingEntity):
+    """The customers `entity` bills: those naming it, and those naming none when
+    it is the default."""
+    named = Q(billing_entity=entity)
+    if entity.is_default:
+        named |= Q(billing_entity__isnull=True)
+    return Customer.objects.filter(named)

@@ -213,6 +213,11 @@ class InvoiceLine(models.Model):
     # A prorated fee's share of a whole period (LineInput.share), printed as days:
     # '3 seats x 7 of 30 days'. Null for any other line.
     share = models.DecimalField(**AMOUNT, null=True, blank=True, verbose_name=_("share"))
+    # The usage the line priced per combination of its meter's group_by values
+    # (LineInput.usage_groups): [{"values": {"model": "gpt-4o", "token_type":
+    # null}, "quantity": "1500"}]; [] for a line of no grouping meter and the lines
+    # written before invoices 0030. Earned revenue splits the line by it.
+    usage_groups = models.JSONField(default=list, blank=True, verbose_name=_("usage groups"))
 
     class Meta:
         verbose_name = _("invoice line")

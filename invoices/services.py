@@ -66,6 +66,15 @@ def customer_snapshot(customer) -> dict:
     }
 
 
+def usage_groups_as_stored(groups: tuple) -> list[dict]:
+    """A line's usage per combination (LineInput.usage_groups) as the line stores
+    it: [{"values": {"model": "gpt-4o"}, "quantity": "1500"}]."""
+    return [
+        {"values": dict(combination), "quantity": format(quantity, "f")}
+        for combination, quantity in groups
+    ]
+
+
 def _group_json(group: tuple | None) -> dict | None:
     """A rate card row's `when` as the line stores it (None: no card)."""
     return None if group is None else dict(group)
@@ -134,6 +143,7 @@ def invoice_write_draft(
                     group=_group_json(getattr(line, "group", None)),
                     plan=getattr(line, "plan", ""),
                     share=getattr(line, "share", None),
+                    usage_groups=usage_groups_as_stored(getattr(line, "usage_groups", ())),
                 )
                 for position, (line, amount) in enumerate(zip(lines, amounts, strict=True))
             ]

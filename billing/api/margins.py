@@ -1,71 +1,17 @@
 """Margins over a window: GET /api/v1/margins (billing.margins.report)."""
 
-import re
-from datetime import UTC, date, datetime
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from billing.api.report_queries import EXAMPLE, report_currency, report_group_by, report_window
 from billing.core.errors import InvalidRequest
-from billing.core.money import format_decimal, format_money, is_known_currency
-from billing.core.periods import on_the_hour, parse_instant
-from billing.margins.report import VIEWS, margins, price_by_properties, window_currencies
+from billing.core.money import format_decimal, format_money
+from billing.margins.report import margins
 from customers.models import ApiKey
 
-PARAMS = frozenset({"period_start", "period_end", "group_by", "currency"})
-DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
-EXAMPLE = "e.g. 2026-11-01 or 2026-11-01T00:00:00Z"
-
-
-def _moment(request, name: str) -> datetime:
-    """A window's edge: a date (its UTC midnight) or an ISO 8601 time on the hour."""
-    text = request.query_params.get(name)
-    if not text:
-        raise InvalidRequest(f"{name} is required", fields={name: [EXAMPLE]})
-    try:
-        if DATE.fullmatch(text):
-            return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
-        moment = parse_instant(text)
-    except ValueError as exc:
-        raise InvalidRequest(f"{name} {exc}", fields={name: [EXAMPLE]}) from exc
-    if not on_the_hour(moment):
-        raise InvalidRequest(
-            f"{name} must be on the hour: costs are computed per hour",
-            fields={name: ["costs are computed per hour: give a date or a time on the hour"]},
-        )
-    return moment
-
-
-def _group_by(request) -> str:
-    given = request.query_params.get("group_by") or "customer"
-    if given in VIEWS or given in price_by_properties():
-        return given
-    raise InvalidRequest(
-        f"group_by must be customer, plan, meter or a property some meter groups its usage "
-        f"by, not {given!r}",
-        fields={"group_by": ["customer, plan, meter, or a property such as model"]},
-    )
-
-
-def _currency(request, start: datetime, end: datetime) -> str:
-    """The currency asked; without one, the one currency of the window
-    (report.window_currencies), or a 400 naming the window's currencies."""
-    given = request.query_params.get("currency")
-    if given is not None:
-        if not is_known_currency(given):
-            raise InvalidRequest(f"unknown currency {given!r}", fields={"currency": ["e.g. USD"]})
-        return given
-    used = window_currencies(start, end)
-    if len(used) > 1:
-        named = ", ".join(used)
-        raise InvalidRequest(
-            f"customers are billed in several currencies in this window ({named}): give one "
-            f"(?currency={used[0]})",
-            fields={"currency": [f"One currency per answer: one of {named}"]},
-        )
-    return used[0] if used else "USD"
+PARAMS = frozenset({"period_start", "period_end", "group_by", "currency", "tz", "billing_entity"})
 
 
 MARGIN_ROWS = inline_serializer(
@@ -100,15 +46,20 @@ class MarginsApi(APIView):
             OpenApiParameter(
                 "currency", str, description="default: the one currency billed in the window"
             ),
+            OpenApiParameter(
+                "tz", str, description="the zone a date means midnight in (default: the seller's)"
+            ),
+            OpenApiParameter("billing_entity", str, description="only this seller's customers"),
         ],
         responses=inline_serializer(
             "Margins", {"currency": serializers.CharField(), "results": MARGIN_ROWS}
         ),
         description=(
-            "Revenue (usage lines net of discounts, before tax, fixed fees for customer and "
-            "plan, credits consumed at their sale price), cost at the cost rates in effect, "
-            "margin and margin percent (null without revenue), and the quantity no cost "
-            "rate matched."
+            "Revenue earned in the window (usage as it happened, fees straight-line over "
+            "their period, net of discounts, before tax, credit notes at their date, the "
+            "open periods as they stand, credits consumed at their sale price), cost at the "
+            "cost rates in effect, margin and margin percent (null without revenue), and the "
+            "quantity no cost rate matched."
         ),
     )
     def get(self, request):
@@ -119,14 +70,13 @@ class MarginsApi(APIView):
                 f"{', '.join(sorted(PARAMS))}",
                 fields={name: [f"not one of {', '.join(sorted(PARAMS))}"] for name in unknown},
             )
-        start, end = _moment(request, "period_start"), _moment(request, "period_end")
-        if end <= start:
-            raise InvalidRequest(
-                "period_end must be after period_start",
-                fields={"period_end": ["after period_start"]},
-            )
-        group_by, currency = _group_by(request), _currency(request, start, end)
-        rows = margins(start=start, end=end, group_by=group_by, currency=currency)
+        window = report_window(request, start="period_start", end="period_end", hourly=True)
+        start, end, customers = window.start, window.end, window.customers()
+        group_by = report_group_by(request)
+        currency = report_currency(request, start, end, customers)
+        rows = margins(
+            start=start, end=end, group_by=group_by, currency=currency, customers=customers
+        )
         return Response(
             {"currency": currency, "results": [margin_row(row, currency) for row in rows]}
         )

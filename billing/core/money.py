@@ -5,7 +5,8 @@ half up, to the currency's minor unit (2 for USD and EUR, 0 for JPY).
 """
 
 import re
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Context, Decimal, localcontext
+from collections.abc import Sequence
+from decimal import ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal, localcontext
 from functools import cache
 
 import moneyed
@@ -138,6 +139,37 @@ def quantize_money(amount: Decimal, currency: str, *, down: bool = False) -> Dec
     rounded = amount.quantize(_minor_unit(currency), rounding=rounding, context=_EXACT)
     # plus() (0 + the amount) folds -0.00 into 0.00.
     return _EXACT.plus(rounded)
+
+
+def split_money(
+    total: Decimal, weights: Sequence[Decimal], currency: str, *, ties: Sequence = ()
+) -> list[Decimal]:
+    """`total` (whole in the currency's minor unit) shared in proportion to
+    `weights`, each part in minor units and the parts adding up to `total`
+    exactly: each part's exact share rounded towards minus infinity, then the
+    minor units left over one each to the largest remainders, ties to the
+    largest weight, then to the smallest of `ties` (one sort key a part; by
+    default their order). Zero weights get nothing; when the weights add up to
+    nothing the whole goes to the first part of largest weight."""
+    if not weights:
+        return []
+    unit = _minor_unit(currency)
+    whole = sum(weights, Decimal(0))
+    if not whole:
+        parts = [Decimal(0)] * len(weights)
+        parts[max(range(len(weights)), key=lambda n: (weights[n], -n))] = total
+        return parts
+    keys = list(ties) or list(range(len(weights)))
+    exact = [_EXACT.divide(_EXACT.multiply(total, weight), whole) for weight in weights]
+    floors = [share.quantize(unit, rounding=ROUND_FLOOR, context=_EXACT) for share in exact]
+    left = int(_EXACT.divide(total - sum(floors, Decimal(0)), unit))
+    order = sorted(
+        (n for n in range(len(weights)) if weights[n]),
+        key=lambda n: (-(exact[n] - floors[n]), -abs(weights[n]), keys[n]),
+    )
+    for n in order[:left]:
+        floors[n] += unit
+    return [_EXACT.plus(part) for part in floors]
 
 
 def quantize_amount(value: Decimal, *, down: bool = False) -> Decimal:

@@ -1,23 +1,16 @@
-"""Margins: what was billed for usage in a window against what it cost
-(billing.margins.costs), by customer, plan, meter or a rate card's property.
+"""Margins: revenue earned in a window (billing.revenue.earned, the one
+function that says what was earned) against what the usage cost
+(billing.margins.costs), by customer, plan, meter, billing entity or a
+property some meter groups its usage by.
 
-Revenue is the contract's (API.md "Costs and margins"): the lines of kinds
-usage, overage, uncovered_usage and late_usage whose service period lies in
-the window, net of their invoice's discount shared pro rata over its lines
-(what the discount was taken from: every line but the discount lines and the
-"usage invoiced earlier" ones), before tax; the fixed fees (base_fee, seats,
-minimum_commitment) likewise for the customer and plan views; and what usage
-drew from paid credits and balances in the window, at what they were sold
-for (wallets.revenue). Void invoices bill nothing, and threshold invoices are
-left out: the period invoice after them rates the period's whole usage again
-(and takes theirs off), so its lines hold all of it. What credit notes gave
-back of those lines (a threshold invoice's too) is taken off, in the window of
-the line credited, whenever the note was issued. By plan, a line is under
-the plan stamped on it (InvoiceLine.plan), the cost of usage and the credits
-it drew under the plan in effect (billing.margins.plans_in_effect). By a
-property, revenue is the lines' `group` (their rate card row's `when`): a row
-not naming the property (the default row) counts under null. Each figure is
-rounded once."""
+Revenue is earned_window's: invoice lines net of their discount, usage as it
+happened, fees straight-line over their period, credit notes at their date,
+the open periods' statements for what is accruing, and what usage drew from
+paid credits and balances at what they were sold for. Every view adds up the
+same pieces (each in the currency's minor unit), so revenue totals are equal
+whatever the view and a view's rows add up to its total. Costs are summed
+exactly per row and rounded once; by plan, the cost of usage is under the
+plan in effect when it happened (billing.margins.plans_in_effect)."""
 
 import heapq
 import logging
@@ -26,20 +19,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Context, Decimal
 
+from django.utils import timezone
+
 from billing.core.money import format_decimal, format_money, quantize_money
 from billing.core.spreadsheet_csv import Figure, SpreadsheetCsv
-from billing.core.vocabulary import LineKind
-from billing.margins.billed import Billed, billed_lines, billed_totals
 from billing.margins.costs import usage_costs
 from billing.margins.plans_in_effect import plans_in_effect
 from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION
+from billing.revenue.earned import EarnedWindow, earned_window
 from billing.usage.metering import meter_cache
 from billing.usage.rollups import hour_of
 from customers.models import Customer
 from invoices.models import Invoice
 from plans.models import PlanVersion
-from wallets.revenue import consumed_at_sale_value
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +42,7 @@ CENT = Decimal("0.01")
 # margin_percent's exact division: a context passed to it rather than a
 # localcontext entered for each of 10,000 rows, sorted and ranked by it.
 _EXACT = Context(prec=EXACT_PRECISION)
-VIEWS = ("customer", "plan", "meter")
-USAGE_KINDS = (LineKind.USAGE, LineKind.OVERAGE, LineKind.UNCOVERED_USAGE, LineKind.LATE_USAGE)
-FEE_KINDS = (LineKind.BASE_FEE, LineKind.SEATS, LineKind.MINIMUM_COMMITMENT)
+VIEWS = ("customer", "plan", "meter", "billing_entity")
 
 
 @dataclass
@@ -90,7 +81,7 @@ def price_by_properties() -> set[str]:
     return {name for meter in meter_cache.by_id().values() for name in meter.group_by}
 
 
-def window_currencies(start: datetime, end: datetime) -> list[str]:
+def window_currencies(start: datetime, end: datetime, customers=None) -> list[str]:
     """The currencies a report over [start, end) may be asked in without naming
     one: those of the customers with a subscription or a (not void) invoice in
     the window; when there is none, the customers' one currency, or the one
@@ -102,6 +93,9 @@ def window_currencies(start: datetime, end: datetime) -> list[str]:
     billed = Invoice.objects.filter(period_start__lt=end, period_end__gt=start).exclude(
         status=Invoice.VOID
     )
+    if customers is not None:
+        subscribed = subscribed.filter(customer_id__in=customers)
+        billed = billed.filter(customer_id__in=customers)
     active = set(subscribed.values_list("customer__currency", flat=True).distinct()) | set(
         billed.order_by().values_list("currency", flat=True).distinct()
     )
@@ -121,73 +115,63 @@ def window_currencies(start: datetime, end: datetime) -> list[str]:
 
 
 def margins(
-    *, start: datetime, end: datetime, group_by: str, currency: str, customers=None
+    *,
+    start: datetime,
+    end: datetime,
+    group_by: str,
+    currency: str,
+    customers=None,
+    now: datetime | None = None,
 ) -> list[Margin]:
-    """Revenue, cost and margin in [start, end) (whole UTC hours) per key of
-    `group_by` (VIEWS or a property of price_by_properties), in `currency`,
-    largest revenue first; of these `customers` (ids) only, when given."""
+    """Revenue earned, cost and margin in [start, end) (whole UTC hours) per
+    key of `group_by` (VIEWS or a property of price_by_properties), in
+    `currency`, largest revenue first; of these `customers` (ids) only, when
+    given; as of `now` (default: now)."""
     views = margins_by(
-        start=start, end=end, views=(group_by,), currency=currency, customers=customers
+        start=start, end=end, views=(group_by,), currency=currency, customers=customers, now=now
     )
     return views[group_by]
 
 
 def margins_by(
-    *, start: datetime, end: datetime, views: tuple[str, ...], currency: str, customers=None
+    *,
+    start: datetime,
+    end: datetime,
+    views: tuple[str, ...],
+    currency: str,
+    customers=None,
+    now: datetime | None = None,
 ) -> dict[str, list[Margin]]:
-    """margins() of each of `views` over the same window, the window's lines,
-    consumption and costs read once for all of them (the admin page by plan
-    also lists the customers of lowest margin)."""
+    """margins() of each of `views` over the same window, what was earned and
+    the costs read once for all of them (the admin page by plan also lists the
+    customers of lowest margin)."""
+    now = now or timezone.now()
     found = plans_in_effect(start=start, end=end, customers=customers) if "plan" in views else None
     grouped = [_View(name, found.single if name == "plan" else {}) for name in views]
-    kinds = USAGE_KINDS + (FEE_KINDS if any(v.with_fees for v in grouped) else ())
-    lines = billed_lines(
-        start=start,
-        end=end,
-        currency=currency,
-        kinds=kinds,
-        customers=customers,
-        with_plan="plan" in views,
-        with_group=any(not view.by_view for view in grouped),
-    )
-    consumed = []
-    if any(view.by_view for view in grouped):
-        consumed = consumed_at_sale_value(
-            start=start, end=end, currency=currency, customers=customers
-        )
+    earned = earned_window(start=start, end=end, currency=currency, now=now, customers=customers)
     usages = usage_costs(start=start, end=end, currency=currency, customers=customers)
     for view in grouped:
-        view.add_lines(lines)
+        view.add_earned(earned)
         if view.name == "plan":
-            _add_by_plan(view, found.split, start, end, currency, consumed, usages)
+            _add_by_plan(view, found.split, start, end, currency, usages)
         else:
-            view.add_consumed(consumed)
-            view.add_usages(usages)
+            view.add_usages(usages, earned)
     return {view.name: view.rows_in(currency) for view in grouped}
 
 
-def _add_by_plan(view, split, start, end, currency, consumed, usages) -> None:
-    """Add the credits used and the usage's costs in [start, end) to the plan
-    view, each under the plan that priced it (plans_in_effect): the customers
-    one plan priced under theirs (view.plans), and those moved between plans in
-    the window (`split`) read again span by span."""
+def _add_by_plan(view, split, start, end, currency, usages) -> None:
+    """Add the usage's costs in [start, end) to the plan view, each under the
+    plan that priced it (plans_in_effect): the customers one plan priced under
+    theirs (view.plans), and those moved between plans in the window (`split`)
+    read again span by span."""
     if split:
-        consumed = [c for c in consumed if c.customer_id not in split]
         usages = [u for u in usages if u.customer_id not in split]
-    view.add_consumed(consumed)
     view.add_usages(usages)
     for customer_id, spans in split.items():
         # From the window's start to its end, cut at each change; costs by whole
         # hours: the hour a change falls in goes to the plan after it.
-        moments = [start, *(span.start for span in spans[1:]), end]
         cuts = [start, *(min(max(hour_of(s.start), start), end) for s in spans[1:]), end]
         for n, span in enumerate(spans):
-            view.add_consumed(
-                consumed_at_sale_value(
-                    start=moments[n], end=moments[n + 1], currency=currency, customers=[customer_id]
-                ),
-                plan=span.plan,
-            )
             if cuts[n] < cuts[n + 1]:
                 view.add_usages(
                     usage_costs(
@@ -222,8 +206,6 @@ class _View:
         window (plans_in_effect)."""
         self.name = name
         self.by_view = name in VIEWS
-        self.with_fees = name in ("customer", "plan")
-        self.kinds = set(USAGE_KINDS + (FEE_KINDS if self.with_fees else ()))
         self.plans = plans
         self.grouping = {m.code for m in meter_cache.by_id().values() if name in m.group_by}
         self.rows: dict[object, Margin] = {}  # by the view's value
@@ -234,49 +216,28 @@ class _View:
             found = self.rows[value] = Margin(key={self.name: value})
         return found
 
-    def value(self, customer_id: int, meter_code: str, plan: str | None = None):
-        if self.name == "customer":
-            return customer_id
-        if self.name == "plan":
-            return plan or self.plans.get(customer_id)
-        return meter_code
+    def add_earned(self, earned: EarnedWindow) -> None:
+        """What was earned, a row a value of the view (earned_window.rows_by)."""
+        for row in earned.rows_by(self.name):
+            self.row(row.key[self.name]).exact_revenue += row.earned
 
-    def add_lines(self, lines: list[Billed]) -> None:
-        kinds, name, row = self.kinds, self.name, self.row
-        for line in lines:
-            if line.kind not in kinds:
-                continue
-            if name == "plan":
-                value = line.plan or None  # as stamped (InvoiceLine.plan); "" for no plan
-            elif self.by_view:
-                if name == "meter" and not line.meter:
-                    continue
-                value = self.value(line.customer_id, line.meter)
-            elif line.group is None or line.meter not in self.grouping:
-                continue
-            else:
-                value = line.group.get(name)
-            row(value).exact_revenue += line.net
-
-    def add_consumed(self, consumed: list, plan: str | None = None) -> None:
-        """Credits used; `plan`: the plan that priced them all (else the customer's)."""
-        if not self.by_view:
-            return
-        for drawn in consumed:
-            if self.name == "meter" and not drawn.meter:
-                continue
-            self.row(self.value(drawn.customer_id, drawn.meter, plan)).exact_revenue += drawn.value
-
-    def add_usages(self, usages: list, plan: str | None = None) -> None:
-        """Usage costs; `plan`: the plan that priced them all (else the customer's)."""
+    def add_usages(self, usages: list, earned: EarnedWindow | None = None, plan=None) -> None:
+        """Usage costs; `plan`: the plan that priced them all (else the
+        customer's); `earned`: whose sellers the billing entity view reads."""
         name, row = self.name, self.row
         for usage in usages:
-            if self.by_view:
-                value = self.value(usage.customer_id, usage.meter.code, plan)
+            if name == "customer":
+                value = usage.customer_id
+            elif name == "plan":
+                value = plan or self.plans.get(usage.customer_id)
+            elif name == "meter":
+                value = usage.meter.code
+            elif name == "billing_entity":
+                value = earned.entity_of(usage.customer_id) if earned else None
             elif usage.meter.code in self.grouping:
                 value = dict(usage.values).get(name)
             else:
-                continue
+                value = None
             found = row(value)
             found.exact_cost += usage.cost
             found.uncosted_quantity += usage.uncosted
@@ -340,12 +301,12 @@ def window_totals(
 
 
 def _run_totals(windows: list[tuple[datetime, datetime]], totals: list[Margin], currency: str):
-    """window_totals' exact sums of windows each following the one before."""
-    revenue = billed_totals(windows=windows, currency=currency, kinds=USAGE_KINDS + FEE_KINDS)
-    for total, billed, (start, end) in zip(totals, revenue, windows, strict=True):
-        total.exact_revenue = billed
-        for drawn in consumed_at_sale_value(start=start, end=end, currency=currency):
-            total.exact_revenue += drawn.value
+    """window_totals' sums of windows each following the one before."""
+    now = timezone.now()
+    for total, (start, end) in zip(totals, windows, strict=True):
+        total.exact_revenue = earned_window(
+            start=start, end=end, currency=currency, now=now
+        ).total.earned
     # Window n+1 begins at splits[n]: usage of part n is window n's.
     splits = [start for start, _end in windows[1:]]
     for usage in usage_costs(

@@ -69,6 +69,12 @@ class LineInput:
     # seats, a seat change or a plan change's proration of seats), None for a
     # whole period and any other line: the writer prints it as days.
     share: Decimal | None = None
+    # The usage the line priced, per combination of its meter's group_by values:
+    # ((combination, quantity), ...), a rate card row's the combinations it
+    # priced, any other line of a grouping meter all of the meter's; () for a
+    # line of no grouping meter. What earned revenue splits a line by
+    # (billing.revenue.earned); stamped by the period statement.
+    usage_groups: tuple = ()
 
 
 def priced_by(lines: list[LineInput], plan: str) -> list[LineInput]:

@@ -22,7 +22,7 @@ from billing.models import BilledPeriod, Subscription
 from billing.rating.commits import CommitDraw, CommitTerms, commit_draw
 from billing.rating.lines import LineInput, Uncovered, fixed_lines, usage_and_true_up
 from billing.rating.pricing import EXACT_PRECISION
-from billing.rating.rate_cards import Combination, rated_quantities
+from billing.rating.rate_cards import Combination, card_rows, rated_quantities
 from billing.usage.billed_parts import (
     DraftBilled,
     ThresholdBilled,
@@ -44,6 +44,9 @@ from wallets.models import Wallet
 ZERO = Decimal(0)
 # What a part's commit lines add, in its BilledPeriod record (PeriodStatement.billed).
 COMMIT_BILLED = LineKind.COMMIT_DRAWDOWN
+# The charges whose lines are stamped with the usage per combination they priced
+# (a rate card's are too): those that write usage lines.
+GROUPS_STAMPED = (ConsumptionModel.OVERAGE, ConsumptionModel.BALANCE)
 
 
 def meter_names(meter_codes: Iterable[str]) -> dict[str, str]:
@@ -66,9 +69,11 @@ def usage_by_meter(
 def usage_combinations_by_meter(
     *, customer_id: int, spec: VersionSpec, start: datetime, end: datetime
 ) -> dict[str, dict[Combination, Decimal]]:
-    """The quantities in [start, end) of `spec`'s rate-card charges per
-    combination of group values, by meter code (none read without a card)."""
-    codes = [c.meter for c in spec.charges if c.rated]
+    """The quantities in [start, end) of `spec`'s charges that price usage on a
+    grouping meter (a rate card's, an overage or balance charge's) per
+    combination of group values, by meter code: what a card prices and what
+    the lines are stamped with (UsagePart.lines)."""
+    codes = [c.meter for c in spec.charges if c.rated or c.model in GROUPS_STAMPED]
     if not codes:
         return {}
     meters = [m for m in meter_cache.by_codes(codes).values() if m.group_by]
@@ -126,7 +131,9 @@ class UsagePart:
 
     @cached_property
     def lines(self) -> list[LineInput]:
-        return usage_and_true_up(
+        """The usage lines with the true-up, each line of a grouping meter stamped
+        with the combinations it priced (LineInput.usage_groups)."""
+        lines = usage_and_true_up(
             self.spec,
             quantities=self.quantities,
             share=self.share,
@@ -134,6 +141,25 @@ class UsagePart:
             uncovered=self.uncovered,
             rows=self.rows,
         )
+        return [self._stamped(line) for line in lines]
+
+    def _stamped(self, line: LineInput) -> LineInput:
+        """The line with the combinations of its meter it priced: a rate card
+        row's those its row prices, any other line's all of them."""
+        of_meter = self.combinations.get(line.meter or "")
+        if not of_meter or line.kind == LineKind.MINIMUM_COMMITMENT:
+            return line
+        if line.group is not None:
+            charge = next(c for c in self.spec.charges if c.meter == line.meter)
+            row_of = card_rows(charge.rates)
+            of_meter = {
+                combination: quantity
+                for combination, quantity in of_meter.items()
+                if (index := row_of(combination)) is not None
+                and charge.rates[index].when == line.group
+            }
+        groups = tuple((c, q) for c, q in sorted(of_meter.items(), key=_by_values) if q)
+        return replace(line, usage_groups=groups)
 
     def at(self, quantities: dict[str, Decimal]) -> "UsagePart":
         """The part at other quantities: a rate card's combinations each scaled
@@ -162,6 +188,11 @@ class UsagePart:
         true_up = (r.amount for r in lines if r.kind == LineKind.MINIMUM_COMMITMENT)
         billed[LineKind.MINIMUM_COMMITMENT] = {"amount": str(sum(true_up, ZERO))}
         return billed
+
+
+def _by_values(item: tuple[Combination, Decimal]) -> tuple:
+    """A combination's order among a line's usage groups: by its values, none first."""
+    return tuple((name, value is not None, value or "") for name, value in item[0])
 
 
 def usage_part(
