@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('invoices', '0029_line_plan_stamp'),
+        ("invoices", "0029_line_plan_stamp"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='invoiceline',
-            name='usage_groups',
-            field=models.JSONField(blank=True, default=list, verbose_name='usage groups'),
+            model_name="invoiceline",
+            name="usage_groups",
+            field=models.JSONField(blank=True, default=list, verbose_name="usage groups"),
         ),
     ]
