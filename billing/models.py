@@ -427,6 +427,7 @@ class AlertTeamRecipient(models.Model):
 # Webhook endpoints and their deliveries, in a module of their own.
 # The usage storage, the records of what was billed, the breakdowns and coupons'
 # discounts, in modules of their own.
+from billing.accrual_models import AccruedLine  # noqa: E402, F401
 from billing.billed_models import BilledPeriod, ThresholdBilling  # noqa: E402, F401
 from billing.breakdown_models import (  # noqa: E402, F401
     UsageGroupValue,

@@ -9,6 +9,7 @@ from billing.invoicing import close, progressive
 from billing.margins import alerts as margin_alerts
 from billing.models import Alert, WebhookDelivery
 from billing.notifications import alerts, webhooks
+from billing.revenue import accruals
 from billing.subscriptions import bulk_migration
 from billing.usage import alerts as usage_alerts
 from billing.usage import detaching, folding, partitions, rebuild
@@ -42,6 +43,13 @@ def detach_event_months() -> list[str]:
     kept as a plain table (billing.usage.detaching); nothing when
     BILLING_EVENT_MONTHS_ATTACHED is off. The names of the months detached."""
     return detaching.event_months_detach(now=datetime.now(UTC)).detached
+
+
+@shared_task(acks_late=True, **time_limits("beat"))
+def refresh_accruals() -> int:
+    """What the open periods bill and no invoice has yet, stored for earned
+    revenue over many subscriptions (billing.revenue.accruals)."""
+    return accruals.accruals_refresh(now=datetime.now(UTC))
 
 
 CLOSE_CHUNK = 500

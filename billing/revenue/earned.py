@@ -12,8 +12,9 @@ revenue", API.md v1.3). From what was billed and what is accruing:
   line without one at its invoice's date. What credit notes gave back of a
   line, at the credit note's date.
 - What is accruing: each live subscription's period statement for the part
-  not invoiced yet (PeriodStatement.invoice_lines, as of now), without the
-  minimum commitment true-up only the period's end settles.
+  not invoiced yet (PeriodStatement.invoice_lines), without the minimum
+  commitment true-up only the period's end settles: as of now, or as of the
+  beat's last refresh over many subscriptions (billing.revenue.accruals).
 - What usage drew from paid credits and balances in the window, at what they
   were sold for (wallets.revenue), each customer's and meter's rounded.
 
@@ -38,13 +39,11 @@ from django.db.models import Q
 
 from billing.core.money import quantize_money, split_money
 from billing.core.vocabulary import LineKind
-from billing.models import Subscription
-from billing.rating.lines import LineInput
 from billing.rating.pricing import EXACT_PRECISION
 from billing.rating.rate_cards import Combination
+from billing.revenue.accruals import accrued_lines
 from billing.revenue.usage_shares import Cut, additive, usage_shares
 from billing.usage.metering import meter_cache
-from billing.usage.statement import period_statement
 from customers.models import BillingEntity, Customer
 from invoices.models import CreditNoteLine, Invoice, InvoiceLine
 from wallets.revenue import consumed_at_sale_value
@@ -66,8 +65,6 @@ NOT_EARNED = (
 )
 # Earned as their usage happened; every other line straight-line.
 USAGE_KINDS = (LineKind.USAGE, LineKind.OVERAGE, LineKind.UNCOVERED_USAGE, LineKind.LATE_USAGE)
-# What accrues of an open period: not the true-up, which only its end settles.
-NOT_ACCRUED = (*NOT_EARNED, LineKind.MINIMUM_COMMITMENT)
 VIEWS = ("customer", "plan", "meter", "billing_entity")
 
 
@@ -121,6 +118,9 @@ class EarnedWindow:
     currency: str
     parts: list[_Part] = field(default_factory=list)
     entities: dict[int, str] = field(default_factory=dict)  # customer id -> entity code
+    # When what accrues was computed: None for now (the statements read), else the
+    # oldest refresh of the stored rows read (billing.revenue.accruals).
+    accrued_as_of: datetime | None = None
 
     @property
     def total(self) -> Earned:
@@ -186,7 +186,7 @@ def earned_window(
     pieces = [
         *_billed_pieces(start, end, currency, customers),
         *_credited_pieces(start, end, currency, customers),
-        *_accrued_pieces(start, end, currency, customers, now),
+        *_accrued_pieces(window, start, end, currency, customers, now),
     ]
     shares = usage_shares(
         cut for piece in pieces for at in (start, end) if (cut := _cut(piece, at)) is not None
@@ -428,54 +428,27 @@ def _credited_pieces(start, end, currency, customers) -> list[Piece]:
     return pieces
 
 
-def _accrued_pieces(start, end, currency, customers, now) -> list[Piece]:
+def _accrued_pieces(window: "EarnedWindow", start, end, currency, customers, now) -> list[Piece]:
     """The pieces of what live subscriptions' periods bill and no invoice has
-    yet: their statements' invoice lines as of now (the period's end, when it
-    ended and was not closed yet)."""
-    if start >= now:
-        return []
-    live = Subscription.objects.filter(
-        status__in=Subscription.LIVE,
-        customer__currency=currency,
-        current_period_start__lt=min(end, now),
-        current_period_end__gt=start,
-    ).select_related("customer", "version__plan")
-    if customers is not None:
-        live = live.filter(customer_id__in=customers)
-    pieces = []
-    for subscription in live:
-        until = min(now, subscription.current_period_end)
-        statement = period_statement(
-            subscription,
-            start=subscription.current_period_start,
-            end=subscription.current_period_end,
-            until=until,
-        )
-        plan = subscription.version.plan.code
-        for line in statement.invoice_lines():
-            if line.kind in NOT_ACCRUED or not line.amount:
-                continue
-            pieces += _accrued_line(line, subscription.customer_id, plan, statement, currency)
-    return pieces
-
-
-def _accrued_line(line: LineInput, customer_id: int, plan: str, statement, currency: str):
-    line_start = line.period_start or statement.usage_from
-    line_end = line.period_end or statement.part.until
-    if line_end <= line_start:
-        line_start = line_end = statement.part.until
-    return _line_pieces(
-        customer_id=customer_id,
-        plan=line.plan or plan,
-        meter=line.meter or "",
-        kind=line.kind,
-        amount=quantize_money(line.amount, currency),
-        start=line_start,
-        end=line_end,
-        groups=list(line.usage_groups),
-        currency=currency,
-        accrued=True,
+    yet (billing.revenue.accruals), noting as of when in `window`."""
+    lines, window.accrued_as_of = accrued_lines(
+        start=start, end=end, currency=currency, now=now, customers=customers
     )
+    pieces = []
+    for line in lines:
+        pieces += _line_pieces(
+            customer_id=line.customer_id,
+            plan=line.plan,
+            meter=line.meter,
+            kind=line.kind,
+            amount=line.amount,
+            start=line.start,
+            end=line.end,
+            groups=_stored_groups(line.usage_groups, line.group),
+            currency=currency,
+            accrued=True,
+        )
+    return pieces
 
 
 def earned_revenue(

@@ -265,3 +265,24 @@ def test_the_totals_are_the_same_in_every_view_and_the_rows_add_up(s32):
             earned = sum(Decimal(row["earned"]) for row in body["results"])
             totals.add(earned)
         assert len(totals) == 1, (currency, tz, totals)
+
+
+def test_over_many_subscriptions_the_stored_accruals_are_read_as_of_their_refresh(s32, monkeypatch):
+    from django.utils import timezone
+
+    from billing.revenue import accruals
+    from billing.revenue.earned import earned_window
+
+    now = timezone.now()
+    window = {"start": NOV_1_PARIS, "end": NOV_1_PARIS + (now - NOV_1_PARIS), "now": now}
+    live = earned_window(currency="EUR", **window)
+    assert live.accrued_as_of is None
+    assert live.total.accrued == Decimal("12.30")  # the usage; the fee was invoiced
+    monkeypatch.setattr(accruals, "ACCRUED_LIVE_LIMIT", 0)
+    assert earned_window(currency="EUR", **window).total.accrued == 0  # none stored yet
+    assert accruals.accruals_refresh(now=now) == 2
+    stored = earned_window(currency="EUR", **window)
+    assert stored.accrued_as_of == now
+    assert [(r.key, r.billed, r.accrued) for r in stored.rows_by("model")] == [
+        (r.key, r.billed, r.accrued) for r in live.rows_by("model")
+    ]

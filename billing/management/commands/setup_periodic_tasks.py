@@ -23,6 +23,8 @@ SCHEDULES = {
     ),
     # Margins are computed per hour; a no-op without BILLING_MARGIN_ALERT_PERCENT.
     "Raise low-margin alerts to the team": ("billing.tasks.check_margin_alerts", 60),
+    # Earned revenue over many subscriptions reads what accrues from these rows.
+    "Store what the open periods bill so far": ("billing.tasks.refresh_accruals", 10),
     "Expire credits past their expiry time": ("wallets.tasks.expire_credits", 5),
     # A no-op without STRIPE_API_KEY.
     "Send overdue Stripe payment attempts": ("invoices.tasks.collect_due_payments", 5),
