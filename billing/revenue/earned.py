@@ -29,13 +29,16 @@ Rounding is cumulative: what a piece earned up to a moment is rounded half up,
 and a window's part is the difference of two such amounts: adjacent windows
 add up exactly, and a piece's parts add up to the piece."""
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, localcontext
+from functools import lru_cache
 
-from django.db.models import Q
+from django.db.models import F, Q, Sum, TextField
+from django.db.models.functions import Cast
 
 from billing.core.money import quantize_money, split_money
 from billing.core.vocabulary import LineKind
@@ -183,10 +186,11 @@ def earned_window(
     given) earned in [start, end), as of `now`."""
     customers = None if customers is None else list(customers)
     window = EarnedWindow(currency)
+    adding = additive_meters()
     pieces = [
-        *_billed_pieces(start, end, currency, customers),
-        *_credited_pieces(start, end, currency, customers),
-        *_accrued_pieces(window, start, end, currency, customers, now),
+        *_billed_pieces(start, end, currency, customers, adding),
+        *_credited_pieces(start, end, currency, customers, adding),
+        *_accrued_pieces(window, start, end, currency, customers, now, adding),
     ]
     shares = usage_shares(
         cut for piece in pieces for at in (start, end) if (cut := _cut(piece, at)) is not None
@@ -261,13 +265,16 @@ def _line_pieces(
     end: datetime,
     groups: list[tuple[Combination, Decimal]],
     currency: str,
+    adding: frozenset[str],
     accrued: bool = False,
 ) -> list[Piece]:
-    """A line's amount cut by the usage it priced per combination."""
-    usage = kind in USAGE_KINDS and additive(meter_cache.by_code(meter) if meter else None)
+    """A line's amount cut by the usage it priced per combination; earned as
+    the usage happened when it is usage of a meter of `adding` (additive_meters)."""
+    usage = kind in USAGE_KINDS and meter in adding
     groups = [(combination, quantity) for combination, quantity in groups if quantity]
-    if not groups:
-        groups = [((), Decimal(1))]
+    if len(groups) < 2:
+        values = groups[0][0] if groups else ()
+        return [Piece(customer_id, plan, meter, values, amount, start, end, usage, accrued)]
     amounts = split_money(
         amount,
         [quantity for _c, quantity in groups],
@@ -281,45 +288,85 @@ def _line_pieces(
     ]
 
 
+def additive_meters() -> frozenset[str]:
+    """The codes of the meters whose quantities add up over time (usage_shares)."""
+    return frozenset(meter.code for meter in meter_cache.by_id().values() if additive(meter))
+
+
 def _values_key(combination: Combination) -> tuple:
     return tuple((name, value is not None, value or "") for name, value in combination)
 
 
-def _stored_groups(usage_groups: list, group: dict | None) -> list[tuple[Combination, Decimal]]:
+def _stored_groups(usage_groups, group) -> list[tuple[Combination, Decimal]]:
     """A line's usage per combination as stored (InvoiceLine.usage_groups); for a
-    line stamped before that, its rate card row's values as one group."""
+    line stamped before that, its rate card row's values as one group. Each as
+    its JSON or its JSON's text (parsed once per text: a card's rows repeat)."""
+    usage_groups, group = _parsed(usage_groups), _parsed(group)
     if usage_groups:
         return [(tuple(sorted(g["values"].items())), Decimal(g["quantity"])) for g in usage_groups]
     return [(tuple(sorted(group.items())), Decimal(1))] if group else []
 
 
-LINE_FIELDS = (
-    "id",
-    "invoice_id",
-    "invoice__customer_id",
-    "invoice__discount",
-    "invoice__finalized_at",
-    "invoice__created_at",
-    "kind",
-    "meter",
-    "plan",
-    "amount",
-    "period_start",
-    "period_end",
-    "usage_groups",
-    "group",
-)
+@lru_cache(maxsize=4096)
+def _parsed_text(text: str):
+    return json.loads(text)
 
 
-def _billed_pieces(start, end, currency, customers) -> list[Piece]:
-    """The pieces of the invoice lines earning in the window."""
+def _parsed(value):
+    if isinstance(value, str):
+        return _parsed_text(value) if len(value) < 512 else json.loads(value)
+    return value
+
+
+# A JSON column read as its text, parsed by _parsed.
+AS_TEXT = {name: Cast(name, output_field=TextField()) for name in ("usage_groups", "group")}
+
+
+def _billed_pieces(start, end, currency, customers, adding) -> list[Piece]:
+    """The pieces of the invoice lines earning in the window, read three ways:
+    the lines wholly in it that need no cutting (no discount to share, no
+    usage to split) added up per customer, plan and meter in the database;
+    the other lines wholly in it one by one; the lines across an edge or
+    without a service period with their periods and dates."""
     lines = InvoiceLine.objects.filter(invoice__currency=currency).exclude(
         invoice__status=Invoice.VOID
     )
-    lines = lines.exclude(invoice__reason=Invoice.THRESHOLD).order_by()
+    lines = lines.exclude(invoice__reason=Invoice.THRESHOLD).exclude(kind__in=NOT_EARNED)
     if customers is not None:
         lines = lines.filter(invoice__customer_id__in=customers)
-    # A line with a service period overlapping the window, or dated in it.
+    lines = lines.order_by()
+    grouping = [m.code for m in meter_cache.by_id().values() if m.group_by]
+    inside = Q(period_start__gte=start, period_end__lte=end, period_end__gt=F("period_start"))
+    whole = lines.filter(inside)
+    summed = (
+        whole.filter(invoice__discount=0)
+        .exclude(meter__in=grouping)
+        .values_list("invoice__customer_id", "plan", "meter")
+        .annotate(total=Sum("amount"))
+        .values_list("invoice__customer_id", "plan", "meter", "total")
+    )
+    pieces = [
+        Piece(customer_id, plan, meter, (), amount, start, start, False, False)
+        for customer_id, plan, meter, total in summed
+        if (amount := quantize_money(total, currency))
+    ]
+    cut = whole.filter(Q(meter__in=grouping) | ~Q(invoice__discount=0))
+    rows = [
+        (*row, start, start)
+        for row in cut.values_list(
+            "id",
+            "invoice_id",
+            "invoice__customer_id",
+            "invoice__discount",
+            "kind",
+            "meter",
+            "plan",
+            "amount",
+            AS_TEXT["usage_groups"],
+            AS_TEXT["group"],
+        )
+    ]
+    # A line with a service period across an edge, or dated in the window.
     dated = Q(period_start__isnull=True) & (
         Q(invoice__finalized_at__gte=start, invoice__finalized_at__lt=end)
         | Q(
@@ -329,39 +376,56 @@ def _billed_pieces(start, end, currency, customers) -> list[Piece]:
         )
     )
     spanning = Q(period_start__lt=end, period_end__gt=start)
-    earning = lines.filter(dated | spanning).exclude(kind__in=NOT_EARNED)
-    rows = list(earning.values_list(*LINE_FIELDS))
+    for row in (
+        lines.filter(dated | spanning)
+        .exclude(inside)
+        .values_list(
+            "id",
+            "invoice_id",
+            "invoice__customer_id",
+            "invoice__discount",
+            "kind",
+            "meter",
+            "plan",
+            "amount",
+            AS_TEXT["usage_groups"],
+            AS_TEXT["group"],
+            "period_start",
+            "period_end",
+            "invoice__finalized_at",
+            "invoice__created_at",
+        )
+    ):
+        *line, period_start, period_end, finalized, created = row
+        if period_start is None or period_end is None or period_end <= period_start:
+            period_start = period_end = finalized or created
+        rows.append((*line, period_start, period_end))
     discounts = _discount_shares({row[1] for row in rows if row[3]}, currency)
-    pieces = []
     for (
         pk,
         _invoice,
         customer_id,
         _discount,
-        finalized,
-        created,
         kind,
         meter,
         plan,
         amount,
-        period_start,
-        period_end,
         usage_groups,
         group,
+        period_start,
+        period_end,
     ) in rows:
-        net = quantize_money(amount, currency) - discounts.get(pk, ZERO)
-        if period_start is None or period_end is None or period_end <= period_start:
-            period_start = period_end = finalized or created
         pieces += _line_pieces(
             customer_id=customer_id,
             plan=plan,
             meter=meter,
             kind=kind,
-            amount=net,
+            amount=quantize_money(amount, currency) - discounts.get(pk, ZERO),
             start=period_start,
             end=period_end,
             groups=_stored_groups(usage_groups, group),
             currency=currency,
+            adding=adding,
         )
     return pieces
 
@@ -388,7 +452,7 @@ def _discount_shares(invoice_ids: set[int], currency: str) -> dict[int, Decimal]
     return shares
 
 
-def _credited_pieces(start, end, currency, customers) -> list[Piece]:
+def _credited_pieces(start, end, currency, customers, adding) -> list[Piece]:
     """What credit notes dated in the window gave back of earning lines (before
     tax, already net of the discount), as pieces at the credit note's date."""
     credited = (
@@ -424,11 +488,12 @@ def _credited_pieces(start, end, currency, customers) -> list[Piece]:
             end=at,
             groups=_stored_groups(usage_groups, group),
             currency=currency,
+            adding=adding,
         )
     return pieces
 
 
-def _accrued_pieces(window: "EarnedWindow", start, end, currency, customers, now) -> list[Piece]:
+def _accrued_pieces(window, start, end, currency, customers, now, adding) -> list[Piece]:
     """The pieces of what live subscriptions' periods bill and no invoice has
     yet (billing.revenue.accruals), noting as of when in `window`."""
     lines, window.accrued_as_of = accrued_lines(
@@ -446,6 +511,7 @@ def _accrued_pieces(window: "EarnedWindow", start, end, currency, customers, now
             end=line.end,
             groups=_stored_groups(line.usage_groups, line.group),
             currency=currency,
+            adding=adding,
             accrued=True,
         )
     return pieces
