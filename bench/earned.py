@@ -106,6 +106,9 @@ def main():
     from billing.revenue.earned import earned_window
     from billing.usage.metering import meter_cache
 
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)  # a database loaded before the accruals' table
     loaded_month(args.customers)
     now = datetime.now(UTC)
     added = this_months_usage(args.customers, args.events_per_customer, now)

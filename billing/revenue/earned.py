@@ -42,6 +42,7 @@ from django.db.models.functions import Cast
 
 from billing.core.money import quantize_money, split_money
 from billing.core.vocabulary import LineKind
+from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION
 from billing.rating.rate_cards import Combination
 from billing.revenue.accruals import accrued_lines
@@ -210,12 +211,25 @@ def earned_window(
                     piece.accrued,
                 )
             )
-    for drawn in consumed_at_sale_value(
-        start=start, end=end, currency=currency, customers=customers
-    ):
-        if amount := quantize_money(drawn.value, currency):
-            window.parts.append(_Part(drawn.customer_id, "", drawn.meter, (), amount))
+    drawn = consumed_at_sale_value(start=start, end=end, currency=currency, customers=customers)
+    plans = _plans_of({d.customer_id for d in drawn}, start, end) if drawn else {}
+    for d in drawn:
+        if amount := quantize_money(d.value, currency):
+            plan = plans.get(d.customer_id, "")
+            window.parts.append(_Part(d.customer_id, plan, d.meter, (), amount))
     return window
+
+
+def _plans_of(customer_ids: set[int], start: datetime, end: datetime) -> dict[int, str]:
+    """The plan (code) each customer was on in [start, end): of its latest
+    subscription begun before the end and not ended by the start; what credits
+    and balances drawn in the window are earned under."""
+    return dict(
+        Subscription.objects.filter(customer_id__in=customer_ids, started_at__lt=end)
+        .exclude(ended_at__lte=start)
+        .order_by("customer_id", "started_at", "pk")
+        .values_list("customer_id", "version__plan__code")
+    )
 
 
 def customer_entities(customer_ids: Iterable[int]) -> dict[int, str]:
