@@ -100,13 +100,13 @@ def main():
 
     os.environ["BILLING_INVOICE_PDFS"] = "0"
     django_setup(f"{PG}/{args.database}")
+    from django.core.management import call_command
+
     from billing.admin.margins_so_far import margin_tile
     from billing.core.periods import month_start
     from billing.revenue import accruals
     from billing.revenue.earned import earned_window
     from billing.usage.metering import meter_cache
-
-    from django.core.management import call_command
 
     call_command("migrate", verbosity=0)  # a database loaded before the accruals' table
     loaded_month(args.customers)
