@@ -305,7 +305,7 @@ def _run_totals(windows: list[tuple[datetime, datetime]], totals: list[Margin], 
     now = timezone.now()
     for total, (start, end) in zip(totals, windows, strict=True):
         total.exact_revenue = earned_window(
-            start=start, end=end, currency=currency, now=now
+            start=start, end=end, currency=currency, now=now, apart=False
         ).total.earned
     # Window n+1 begins at splits[n]: usage of part n is window n's.
     splits = [start for start, _end in windows[1:]]

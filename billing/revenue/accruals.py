@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import F, Min
+from django.db.models import F, Min, Q, Sum
 from django.db.models.functions import Coalesce
 
 from billing.core.money import quantize_money
@@ -119,12 +119,15 @@ def _accrued(line: LineInput, customer_id: int, plan: str, statement, currency: 
 
 
 def accrued_lines(
-    *, start: datetime, end: datetime, currency: str, now: datetime, customers=None
+    *, start: datetime, end: datetime, currency: str, now: datetime, customers=None, apart=True
 ) -> tuple[list[Accrued], datetime | None]:
     """What accrues in [start, end) for the customers billed in `currency`
     (these `customers` only, when given), and as of when: now, from the
     statements, when at most ACCRUED_LIVE_LIMIT subscriptions accrue; else the
-    stored rows of the parts still under way, as of their oldest refresh."""
+    stored rows of the parts still under way, as of their oldest refresh (not
+    `apart`: those wholly in the window added up per plan, kind and meter, as
+    customer 0, for a total; those across an edge each with its customer, whose
+    usage says how much of it the window earned)."""
     if start >= now:
         return [], None
     subscriptions = accruing(
@@ -140,19 +143,23 @@ def accrued_lines(
         line_end__gte=start,
     )
     as_of = rows.aggregate(oldest=Min("as_of"))["oldest"]
-    found = [
-        Accrued(*row)
-        for row in rows.values_list(
-            "customer_id",
-            "plan",
-            "kind",
-            "meter",
-            "group",
-            "usage_groups",
-            "amount",
-            "line_start",
-            "line_end",
-        ).iterator(chunk_size=5000)
+    fields = ("plan", "kind", "meter", "group", "usage_groups", "amount", "line_start", "line_end")
+    found = []
+    if not apart:
+        inside = Q(line_start__gte=start, line_end__lte=end)
+        summed = (
+            rows.filter(inside)
+            .values_list("plan", "kind", "meter")
+            .annotate(total=Sum("amount"))
+            .values_list("plan", "kind", "meter", "total")
+        )
+        found += [
+            Accrued(0, plan, kind, meter, None, [], total, start, start)
+            for plan, kind, meter, total in summed
+        ]
+        rows = rows.exclude(inside)
+    found += [
+        Accrued(*row) for row in rows.values_list("customer_id", *fields).iterator(chunk_size=5000)
     ]
     return found, as_of
 
