@@ -286,3 +286,28 @@ def test_over_many_subscriptions_the_stored_accruals_are_read_as_of_their_refres
     assert [(r.key, r.billed, r.accrued) for r in stored.rows_by("model")] == [
         (r.key, r.billed, r.accrued) for r in live.rows_by("model")
     ]
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)),
+        (NOV_1_PARIS, datetime(2026, 11, 30, 23, tzinfo=UTC)),
+        (datetime(2026, 11, 1, 3, tzinfo=UTC), datetime(2026, 11, 10, 10, 30, tzinfo=UTC)),
+    ],
+)
+def test_read_for_its_total_a_window_earns_the_same(s32, start, end):
+    from django.utils import timezone
+
+    from billing.revenue.earned import earned_window
+
+    now = timezone.now()
+    for currency in ("USD", "EUR"):
+        apart = earned_window(start=start, end=end, currency=currency, now=now)
+        together = earned_window(start=start, end=end, currency=currency, now=now, apart=False)
+        assert together.total == apart.total
+        assert apart.total.earned
+        for view in ("plan", "meter"):
+            assert [(r.key, r.billed, r.accrued) for r in together.rows_by(view)] == [
+                (r.key, r.billed, r.accrued) for r in apart.rows_by(view)
+            ]
