@@ -206,12 +206,29 @@ def earned_window(
                     piece.accrued,
                 )
             )
-    for drawn in consumed_at_sale_value(
-        start=start, end=end, currency=currency, customers=customers
-    ):
+    drawn_all = consumed_at_sale_value(start=start, end=end, currency=currency, customers=customers)
+    plans = _plans_drawn_under({drawn.customer_id for drawn in drawn_all}, start, end)
+    for drawn in drawn_all:
         if amount := quantize_money(drawn.value, currency):
-            window.parts.append(_Part(drawn.customer_id, "", drawn.meter, (), amount))
+            plan = plans.get(drawn.customer_id, "")
+            window.parts.append(_Part(drawn.customer_id, plan, drawn.meter, (), amount))
     return window
+
+
+def _plans_drawn_under(customer_ids: set[int], start: datetime, end: datetime) -> dict[int, str]:
+    """The plan whose charges drew each customer's credits in [start, end): that
+    of its latest subscription begun before the window's end and not ended by
+    its start (billing.margins.plans_in_effect's rule for a customer one plan
+    priced; one who moved between plans in the window has its draws under the
+    latest)."""
+    if not customer_ids:
+        return {}
+    subscriptions = (
+        Subscription.objects.filter(customer_id__in=customer_ids, started_at__lt=end)
+        .exclude(ended_at__lte=start)
+        .order_by("started_at", "id")
+    )
+    return dict(subscriptions.values_list("customer_id", "version__plan__code"))
 
 
 def customer_entities(customer_ids: Iterable[int]) -> dict[int, str]:
