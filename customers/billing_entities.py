@@ -45,6 +45,14 @@ def default_billing_entity() -> BillingEntity:
     return entity if entity is not None else BillingEntity(**seed_values(settings.BILLING_SELLER))
 
 
+def billing_entity_zone(entity: BillingEntity | None = None) -> str:
+    """The zone a seller's reports read their windows in (what "November" means
+    on its margins): the entity's `timezone` (the default entity's when none is
+    named), UTC while entities have none."""
+    seller = entity or default_billing_entity()
+    return getattr(seller, "timezone", "") or "UTC"
+
+
 def customer_billing_entity(customer) -> BillingEntity:
     """The entity that bills this customer now: its own, or the default."""
     if customer.billing_entity_id is None:

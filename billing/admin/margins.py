@@ -1,7 +1,9 @@
 """The margins page in the admin (Billing > Margins): revenue, cost and margin
-over a window by customer, plan, meter or a property some meter groups by, the
-customers of lowest margin, the last six months as a chart, and the table as
-CSV. The table comes a page of PAGE_ROWS rows at a time, sorted by revenue,
+over a window by customer, plan, meter, billing entity or a property some
+meter groups by, the customers of lowest margin, the last six months as a
+chart, and the table as CSV. The window's edges are typed in a time zone the
+page names (by default the default billing entity's), on the hour in UTC.
+The table comes a page of PAGE_ROWS rows at a time, sorted by revenue,
 margin or margin %, with the window's total under it; the lowest margins and
 the chart are on its first page; the CSV streams every row in the same order.
 Every figure comes from billing.margins.report and is shown through
@@ -9,6 +11,8 @@ billing.core.admin_forms; the page adds nothing up. Reading it needs
 billing.view_margins (Finance)."""
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib import admin, messages
@@ -17,6 +21,7 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -35,7 +40,10 @@ from billing.margins.report import (
     window_currencies,
 )
 from billing.models import MarginReport
+from billing.usage.rollups import hour_of
+from customers.billing_entities import billing_entity_zone
 from customers.models import Customer
+from plans.validation import available_timezones
 
 VIEW_MARGINS = "billing.view_margins"
 # What an <input type="datetime-local"> sends and shows.
@@ -59,20 +67,37 @@ def customer_currencies() -> list[str]:
     return list(used) or ["USD"]
 
 
-def month_so_far(now: datetime) -> tuple[datetime, datetime]:
-    """The current UTC month up to the hour after `now`."""
-    hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    return month_start(hour), hour + timedelta(hours=1)
+def month_so_far(now: datetime, zone: str) -> tuple[datetime, datetime]:
+    """The current month of `zone` up to the hour after `now`, in UTC. Costs are
+    hourly: in a zone not a whole number of hours from UTC the month begins at
+    the start of the UTC hour its midnight falls in."""
+    hour = hour_of(now.astimezone(UTC))
+    return hour_of(month_start(now.astimezone(ZoneInfo(zone)))), hour + timedelta(hours=1)
+
+
+def zone_choices() -> list[tuple[str, str]]:
+    """Every IANA zone, UTC first."""
+    return [("UTC", "UTC")] + [(z, z) for z in sorted(available_timezones()) if z != "UTC"]
+
+
+def local_input(moment: datetime, zone: str) -> str:
+    """A moment as the page's datetime-local inputs show it, in `zone`."""
+    return moment.astimezone(ZoneInfo(zone)).strftime(LOCAL_INPUT)
 
 
 class MarginsForm(forms.Form):
+    """The window's edges are typed in the zone chosen (`tz`) and cleaned into
+    UTC, where they must fall on the hour."""
+
+    tz = forms.ChoiceField(
+        label=_("Time zone"),
+        help_text=_("The zone the window's edges and months are in."),
+    )
     period_start = forms.DateTimeField(
-        label=_("From (UTC)"),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_INPUT),
         help_text=_("Included, on the hour."),
     )
     period_end = forms.DateTimeField(
-        label=_("To (UTC)"),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=LOCAL_INPUT),
         help_text=_("Excluded, on the hour."),
     )
@@ -80,21 +105,45 @@ class MarginsForm(forms.Form):
     currency = forms.ChoiceField(label=_("Currency"))
     sort = forms.ChoiceField(label=_("Sorted by"), choices=SORT_CHOICES)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, zone: str, **kwargs):
+        """`zone`: the zone shown when the data names none or an unknown one."""
         super().__init__(*args, **kwargs)
-        views = {"customer": _("Customer"), "plan": _("Plan"), "meter": _("Meter")}
+        given = self.data.get("tz")
+        self.zone = given if given in available_timezones() else zone
+        self.fields["tz"].choices = zone_choices()
+        self.fields["period_start"].label = gettext("From ({zone})").format(zone=self.zone)
+        self.fields["period_end"].label = gettext("To ({zone})").format(zone=self.zone)
+        views = {
+            "customer": _("Customer"),
+            "plan": _("Plan"),
+            "meter": _("Meter"),
+            "billing_entity": _("Billing entity"),
+        }
         self.fields["group_by"].choices = [(v, views[v]) for v in VIEWS] + [
             (name, gettext("Property: {name}").format(name=name))
             for name in sorted(price_by_properties())
         ]
         self.fields["currency"].choices = [(c, c) for c in customer_currencies()]
 
+    def full_clean(self):
+        # The edges are read as times of the zone chosen (Django's DateTimeField
+        # reads them in the current zone, and refuses a time a change of clocks
+        # skips or repeats there).
+        with timezone.override(ZoneInfo(self.zone)):
+            super().full_clean()
+
     def _on_the_hour(self, name: str) -> datetime | None:
         moment = self.cleaned_data.get(name)
-        if moment is not None and not on_the_hour(moment):
-            raise forms.ValidationError(
-                gettext("Give a time on the hour: costs are computed per hour.")
-            )
+        if moment is None:
+            return None
+        moment = moment.astimezone(UTC)
+        if not on_the_hour(moment):
+            refused = gettext("Give a time on the hour: costs are computed per hour.")
+            if self.zone != "UTC":
+                # A zone a half or quarter hour from UTC: say what the hour is.
+                utc = gettext("In UTC that is {time}.").format(time=moment.strftime("%H:%M"))
+                refused = f"{refused} {utc}"
+            raise forms.ValidationError(refused)
         return moment
 
     def clean_period_start(self):
@@ -128,13 +177,12 @@ def row_texts(row, group_by: str, currency: str) -> dict:
     return texts
 
 
-def chart_months(now: datetime) -> list[tuple[datetime, datetime]]:
-    """The last CHART_MONTHS UTC months, the current one (so far) last."""
-    first = month_start(now.astimezone(UTC), months=1 - CHART_MONTHS)
-    return [
-        (month_start(first, months=n), month_start(first, months=n + 1))
-        for n in range(CHART_MONTHS)
-    ]
+def chart_months(now: datetime, zone: str) -> list[tuple[datetime, datetime]]:
+    """The last CHART_MONTHS months of `zone`, the current one so far last (as
+    month_so_far: the page's default window), each edge on its UTC hour."""
+    local = now.astimezone(ZoneInfo(zone))
+    edges = [hour_of(month_start(local, months=n)) for n in range(1 - CHART_MONTHS, 1)]
+    return [*pairwise(edges), month_so_far(now, zone)]
 
 
 def default_currency(start: datetime, end: datetime) -> str:
@@ -220,12 +268,15 @@ class MarginReportAdmin(RecordAdmin):
         if not self.has_view_permission(request):
             messages.error(request, gettext("You may not view the margins report."))
             return redirect(reverse("admin:index"))
-        now = datetime.now(UTC)
-        start, end = month_so_far(now)
+        now = timezone.now()
         data = request.GET.copy()
+        given = data.get("tz")
+        zone = given if given in available_timezones() else billing_entity_zone()
+        start, end = month_so_far(now, zone)
         defaults = {
-            "period_start": start.strftime(LOCAL_INPUT),
-            "period_end": end.strftime(LOCAL_INPUT),
+            "tz": zone,
+            "period_start": local_input(start, zone),
+            "period_end": local_input(end, zone),
             "group_by": "customer",
             "sort": DEFAULT_SORT,
         }
@@ -233,7 +284,7 @@ class MarginReportAdmin(RecordAdmin):
             data.setdefault(name, value)
         if "currency" not in data:
             data["currency"] = default_currency(start, end)
-        form = MarginsForm(data)
+        form = MarginsForm(data, zone=zone)
         context = {
             **self.admin_site.each_context(request),
             "title": gettext("Margins"),
@@ -255,7 +306,7 @@ class MarginReportAdmin(RecordAdmin):
         # The page by another view lists the customers of lowest margin on its
         # first page too: both views from one read of the window.
         views = (group_by, "customer") if group_by != "customer" else (group_by,)
-        both = margins_by(**window, views=views, currency=currency)
+        both = margins_by(**window, views=views, currency=currency, now=now)
         computed = both[group_by]
         rows = sorted_margins(computed, sort=cleaned["sort"], group_by=group_by)
         if request.GET.get("format") == "csv":
@@ -277,7 +328,9 @@ class MarginReportAdmin(RecordAdmin):
             # The window's margins by customer, of every customer, when it is one
             # of the chart's months (the default window is): not read twice.
             known = {} if only else {(window["start"], window["end"]): by_customer}
-            months = month_margins(months=chart_months(now), currency=currency, known=known)
+            months = month_margins(
+                months=chart_months(now, form.zone), currency=currency, known=known
+            )
             chart = month_chart(months, currency)
         lowest_keys = {row.key["customer"] for row in lowest}
         texts = [row_texts(row, group_by, currency) for row in page.object_list]
@@ -288,6 +341,7 @@ class MarginReportAdmin(RecordAdmin):
             "group_by": group_by,
             "view_label": dict(form.fields["group_by"].choices)[group_by],
             "currency": currency,
+            "zone": form.zone,
             "rows": texts,
             "total": row_texts(total, group_by, currency) if computed else None,
             "page": page_links(data, page),

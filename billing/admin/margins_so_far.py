@@ -1,9 +1,10 @@
 """The month so far's margins outside the margins page: a column on the
 customer list and a line on a customer's page, and the admin dashboard's tile.
-The window is the current UTC month up to the hour after now (the margins
-page's default, billing.admin.margins.month_so_far); every figure is
-billing.margins.report's, written out through billing.core.admin_forms. Only
-for users with billing.view_margins (Finance)."""
+The window is the current month in the default billing entity's zone up to
+the hour after now (the margins page's default,
+billing.admin.margins.month_so_far); every figure is billing.margins.report's,
+written out through billing.core.admin_forms. Only for users with
+billing.view_margins (Finance)."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,9 +12,10 @@ from datetime import datetime
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from billing.admin.margins import LOCAL_INPUT, VIEW_MARGINS, customer_currencies, month_so_far
+from billing.admin.margins import VIEW_MARGINS, customer_currencies, local_input, month_so_far
 from billing.core.admin_forms import money_text, percent_text
 from billing.margins.report import Margin, margins, month_margins
+from customers.billing_entities import billing_entity_zone
 
 NONE = "—"
 
@@ -37,7 +39,7 @@ def customers_margin_texts(customers, *, now: datetime) -> dict[int, str]:
     """Each customer's margin of the month so far as margin_text, by id: one
     report call per currency among them (of these customers only), so one for
     a list of customers billed in one currency."""
-    start, end = month_so_far(now)
+    start, end = month_so_far(now, billing_entity_zone())
     by_currency: dict[str, list] = {}
     for customer in customers:
         by_currency.setdefault(customer.currency, []).append(customer)
@@ -49,6 +51,7 @@ def customers_margin_texts(customers, *, now: datetime) -> dict[int, str]:
             group_by="customer",
             currency=currency,
             customers=[customer.pk for customer in group],
+            now=now,
         )
         found = {row.key["customer"]: row for row in rows}
         for customer in group:
@@ -58,11 +61,13 @@ def customers_margin_texts(customers, *, now: datetime) -> dict[int, str]:
 
 def margins_page_url(now: datetime, *, currency: str, customer: str | None = None) -> str:
     """The margins page over the month so far in `currency`; of `customer`
-    (an external id) only, when given."""
-    start, end = month_so_far(now)
+    (an external id) only, when given. Its edges are in the default billing
+    entity's zone, the page's own default."""
+    zone = billing_entity_zone()
+    start, end = month_so_far(now, zone)
     query = {
-        "period_start": start.strftime(LOCAL_INPUT),
-        "period_end": end.strftime(LOCAL_INPUT),
+        "period_start": local_input(start, zone),
+        "period_end": local_input(end, zone),
         "group_by": "customer",
         "currency": currency,
     }
@@ -96,7 +101,7 @@ class MarginTile:
 def margin_tile(*, now: datetime) -> list[MarginTile]:
     """Every customer's revenue, cost and margin together in the month so far,
     per currency customers are billed in: one report call each."""
-    window = month_so_far(now)
+    window = month_so_far(now, billing_entity_zone())
     tiles = []
     for currency in customer_currencies():
         (total,) = month_margins(months=[window], currency=currency)

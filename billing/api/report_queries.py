@@ -13,7 +13,7 @@ from billing.core.errors import InvalidRequest
 from billing.core.money import is_known_currency
 from billing.core.periods import on_the_hour, parse_instant
 from billing.margins.report import VIEWS, price_by_properties, window_currencies
-from customers.billing_entities import billed_by, billing_entity_by_code, default_billing_entity
+from customers.billing_entities import billed_by, billing_entity_by_code, billing_entity_zone
 from customers.models import BillingEntity
 
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
@@ -39,8 +39,7 @@ class ReportWindow:
 def _zone(request, entity: BillingEntity | None) -> str:
     given = request.query_params.get("tz")
     if given is None:
-        seller = entity or default_billing_entity()
-        return getattr(seller, "timezone", "") or "UTC"
+        return billing_entity_zone(entity)
     try:
         if not given or "\x00" in given or len(given) > 64:
             raise ValueError(given)

@@ -70,17 +70,19 @@ def test_a_windows_total_is_its_customers_rows_added_up(month):  # noqa: F811
 
     # then: the customers' rows added up, to the last digit
     assert figures(november) == figures(customers_added_up(NOV_1, DEC_1))
-    # acme: 4.05 of usage net of the discount, less 1.00 credited (its fee
-    # voided); globex: 30.00 of credits. Cost: 2.25 before the cut, 2M input at
-    # 1.00 per 1M after it, 30 calls at 0.10; 700,000 cached tokens uncosted.
+    # acme: 4.05 of usage net of the discount (its fee voided; the 1.00 credited
+    # counts at the note's date, in December); globex: 30.00 of credits: 34.05.
+    # Cost: 2.25 before the cut, 2M input at 1.00 per 1M after it, 30 calls at
+    # 0.10; 700,000 cached tokens uncosted.
     assert (november.revenue, november.cost, november.uncosted_quantity) == (
-        D("33.05"),
+        D("34.05"),
         D("7.25"),
         D(700_000),
     )
     december_total = report.window_total(start=DEC_1, end=JAN_1, currency="USD", key={})
     assert figures(december_total) == figures(customers_added_up(DEC_1, JAN_1))
-    assert december_total.revenue == D("27.00")  # December's fee, billed ahead, 10 % off
+    # December's fee, billed ahead, 10 % off (27.00), less the note's 1.00
+    assert december_total.revenue == D("26.00")
 
 
 def test_the_chart_adds_up_the_known_month_and_reads_the_others_as_totals(month):  # noqa: F811

@@ -219,11 +219,14 @@ def test_month_margins_are_each_months_own(s26):  # noqa: F811
         ]
     )
     october = datetime(2026, 10, 1, tzinfo=UTC)
-    months = month_margins(months=[(october, NOV_1), (NOV_1, DEC_1)], currency="USD")
+    with time_machine.travel(DEC_1, tick=False):  # November not closed yet
+        months = month_margins(months=[(october, NOV_1), (NOV_1, DEC_1)], currency="USD")
 
+    # October's input came before acme's subscription (from Nov 1): no period
+    # bills it. November's 1M input accrues at 2.50 per 1M = 2.50, costs 1.25.
     assert [(m.key["month"], m.revenue, m.cost, m.margin, m.uncosted_quantity) for m in months] == [
         (october, D("0.00"), D("0.00"), D("0.00"), D(300_000)),
-        (NOV_1, D("0.00"), D("1.25"), D("-1.25"), D(0)),
+        (NOV_1, D("2.50"), D("1.25"), D("1.25"), D(0)),
     ]
 
 

@@ -7,6 +7,7 @@ import os
 from datetime import UTC, datetime
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.db import connection
 
@@ -19,6 +20,8 @@ from tests.factories import api_client, llm_tokens_meter, subscribe
 pytestmark = pytest.mark.django_db
 
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+# Before November closes: its usage accruing, nothing invoiced for it yet.
+NOV_25 = datetime(2026, 11, 25, tzinfo=UTC)
 MILLION = "1000000"
 NOVEMBER = "period_start=2026-11-01&period_end=2026-12-01"
 
@@ -164,14 +167,18 @@ def test_the_cost_reads_folded_rollups_and_the_events_not_folded_yet(s26, settin
     assert (row["key"], row["cost"]) == ({"token_type": "input"}, "3.50")  # 1.25 * 2 + 1.00
 
 
-def test_before_the_close_the_cost_is_there_and_the_revenue_not_yet(s26):
+def test_before_the_close_the_revenue_is_accruing_with_the_cost(s26):
     s26_usage()
-    (row,) = margins(f"{NOVEMBER}&group_by=customer")["results"]
+    with time_machine.travel(NOV_25, tick=False):
+        (row,) = margins(f"{NOVEMBER}&group_by=customer")["results"]
+    # Earned as the usage happened, from the open period's statement: 1M input
+    # at 2.50 (Nov 10), 1M input at 2.50 and 200,000 output at 10.00 per 1M
+    # (Nov 20) = 2.50 + 2.50 + 2.00 = 7.00, as the close will bill it.
     assert (row["revenue"], row["cost"], row["margin"], row["margin_percent"]) == (
-        "0.00",
+        "7.00",
         "3.25",
-        "-3.25",
-        None,
+        "3.75",
+        "53.57",
     )
 
 
@@ -201,10 +208,17 @@ def test_usage_before_the_first_cost_rate_is_uncosted(s26):
             tokens_event("cache", "2026-11-02T08:00:00Z", 40_000, "cache_read"),
         ]
     )
-    body = margins("period_start=2026-10-01&period_end=2026-12-01&group_by=token_type")
-    assert [(r["key"], r["cost"], r["uncosted_quantity"]) for r in body["results"]] == [
-        ({"token_type": "cache_read"}, "0.00", "40000"),
-        ({"token_type": "input"}, "1.25", "300000"),
+    with time_machine.travel(NOV_25, tick=False):
+        body = margins("period_start=2026-10-01&period_end=2026-12-01&group_by=token_type")
+    # Revenue accruing in November (October's input came before acme's
+    # subscription, from Nov 1: billed by no period): 1M input at 2.50 per 1M =
+    # 2.50; 40,000 cache reads at the card's default 4.00 per 1M = 0.16. Largest
+    # revenue first.
+    assert [
+        (r["key"], r["revenue"], r["cost"], r["uncosted_quantity"]) for r in body["results"]
+    ] == [
+        ({"token_type": "input"}, "2.50", "1.25", "300000"),
+        ({"token_type": "cache_read"}, "0.16", "0.00", "40000"),
     ]
 
 

@@ -55,7 +55,8 @@ def prompts(customer, count: int, *, at: datetime, tag: str) -> None:
 
 
 def by_plan() -> dict:
-    rows = report.margins(start=NOV_1, end=DEC_1, group_by="plan", currency="USD")
+    # As of November's end: what is not closed yet accrues in full.
+    rows = report.margins(start=NOV_1, end=DEC_1, group_by="plan", currency="USD", now=DEC_1)
     return {row.key["plan"]: (row.revenue, row.cost) for row in rows}
 
 
@@ -76,10 +77,12 @@ def test_an_immediate_change_splits_revenue_and_cost_between_the_two_plans(catal
         ("proration_charge", "pro", D("50.00")),
         ("proration_credit", "starter", D("-15.00")),
     ]
-    # Revenue: starter's fee and its 1,000 prompts at 0.01, pro's 500 prompts at
-    # 0.02 (the contract's fees are base_fee, seats and minimum_commitment: a
-    # proration is not one). Cost: 1,000 and 500 prompts at 0.004.
-    assert by_plan() == {"starter": (D("40.00"), D("4.00")), "pro": (D("10.00"), D("2.00"))}
+    # Revenue earned under each plan: starter's November fee 30.00 less the
+    # 15.00 its change credited back (its second half) = its first half, plus
+    # its 1,000 prompts at 0.01 = 15.00 + 10.00 = 25.00; pro's prorated fee for
+    # the second half 50.00 plus its 500 prompts at 0.02 = 60.00. Cost: 1,000
+    # and 500 prompts at 0.004.
+    assert by_plan() == {"starter": (D("25.00"), D("4.00")), "pro": (D("60.00"), D("2.00"))}
 
 
 def test_a_change_at_period_end_leaves_the_month_on_the_plan_it_was_on(catalog):
@@ -101,7 +104,9 @@ def test_a_customer_who_never_moved_is_under_its_plan(catalog):
     customer = CustomerFactory(external_id="acme")
     subscribe(customer, "pro", start=NOV_1)
     prompts(customer, 500, at=NOV_20, tag="november")
-    assert by_plan() == {"pro": (D("100.00"), D("2.00"))}
+    # November's fee (billed ahead) 100.00 and its 500 prompts at 0.02 = 10.00,
+    # accruing before the close: 110.00. Cost: 500 prompts at 0.004.
+    assert by_plan() == {"pro": (D("110.00"), D("2.00"))}
 
 
 def test_a_change_in_a_window_s_first_partial_hour_costs_nothing_from_before_it(catalog):
@@ -122,4 +127,15 @@ def test_a_change_in_a_window_s_first_partial_hour_costs_nothing_from_before_it(
     by_customer = report.margins(start=start, end=DEC_1, group_by="customer", currency="USD")
     by_plan = report.margins(start=start, end=DEC_1, group_by="plan", currency="USD")
     assert [r.cost for r in by_customer] == [D("2.00")]
-    assert {r.key["plan"]: r.cost for r in by_plan} == {"pro": D("2.00")}
+    # Starter earned its fee's quarter hour [10:30, 10:45) in the window: the
+    # fee's 30.00 earned by Dec 1 less by 10:30 Nov 16 (1,333,800 s of
+    # 2,592,000: 15.4375, 15.44) = 14.56, less the change's credit for
+    # [10:45, Dec 1) (30.00 x 1,257,300 / 2,592,000 = 14.552, 14.55) = 0.01;
+    # no cost (its prompts came at 10:10, before the window). Pro: its prorated
+    # fee for [10:45, Dec 1), 100.00 x 1,257,300 / 2,592,000 = 48.507, 48.51,
+    # and 500 prompts at 0.02 = 10.00: 58.51.
+    assert {r.key["plan"]: (r.revenue, r.cost) for r in by_plan} == {
+        "pro": (D("58.51"), D("2.00")),
+        "starter": (D("0.01"), D("0.00")),
+    }
+    assert sum(r.revenue for r in by_plan) == by_customer[0].revenue

@@ -2,7 +2,7 @@
 customer is their invoices' lines of that month net of the discount (before
 tax), plus the credits their usage drew, valued at what the credits were sold
 for; a void invoice bills nothing, and a credit note takes off what it gave
-back of a line from the line's month."""
+back of a line at its own date (issue 75: revenue earned in the window)."""
 
 from datetime import UTC, datetime
 from decimal import Decimal as D
@@ -14,6 +14,7 @@ from billing.core.vocabulary import CouponDuration
 from billing.invoicing.close import periods_close
 from billing.margins import report
 from billing.rating.pricing import PricingSpec, TierSpec
+from billing.revenue.earned import earned_revenue
 from billing.subscriptions.discounts import discount_redeem
 from billing.usage.ingestion import events_ingest
 from customers.services import customer_create
@@ -154,10 +155,22 @@ def test_revenue_by_customer_is_their_invoices_net_of_discount_plus_credits_used
         ({"plan": "pro"}, "34.05", "2.25", "31.80", "93.39"),
         ({"plan": "calls"}, "30.00", "3.00", "27.00", "90.00"),
     ]
-    # By meter: the fixed fee is no meter's.
+    # By meter: the fixed fee (acme's 30.00) is no meter's: the row null, so the
+    # view's total is the same 64.05.
     assert margins("group_by=meter") == [
         ({"meter": "api_calls"}, "30.00", "3.00", "27.00", "90.00"),
+        ({"meter": None}, "30.00", "0.00", "30.00", "100.00"),
         ({"meter": "llm_tokens"}, "4.05", "2.25", "1.80", "44.44"),
+    ]
+
+
+def test_credits_drawn_are_earned_under_the_plan_whose_charge_drew_them(month):
+    # globex's 60 credits used by calls' credits charge, sold at 0.50 each: 30.00
+    # under calls (where their cost is), not under no plan.
+    rows = earned_revenue(start=NOV_1, end=DEC_1, currency="USD", now=DEC_1, view="plan")
+    assert [(row.key, row.earned) for row in rows] == [
+        ({"plan": "pro"}, D("34.05")),
+        ({"plan": "calls"}, D("30.00")),
     ]
 
 
@@ -173,8 +186,10 @@ def test_views_read_together_equal_each_view_read_alone(month):
         assert [(m.key, m.revenue, m.cost, m.uncosted_quantity) for m in together[view]] == [
             (m.key, m.revenue, m.cost, m.uncosted_quantity) for m in alone
         ], view
-    # Fees count for customers and plans, never for a meter or a card's property.
+    # Revenue that is not usage of a meter grouping by model is the row null:
+    # acme's November fee 30.00 and globex's credits drawn by api_calls 30.00.
     assert [(m.key, m.revenue) for m in together["model"]] == [
+        ({"model": None}, D("60.00")),
         ({"model": "gpt-4o"}, D("4.05")),
     ]
 
@@ -270,7 +285,7 @@ def test_a_report_of_some_customers_has_their_rows_of_the_whole_report(month):
     assert rows(customers=[]) == []
 
 
-def test_a_credit_note_on_a_usage_line_takes_its_amount_off_the_lines_month(month):
+def test_a_credit_note_on_a_usage_line_takes_its_amount_off_at_its_own_date(month):
     acme, _ = month
     period = Invoice.objects.get(customer=acme, reason="period")
     (input_line,) = period.lines.filter(meter="llm_tokens", group__token_type="input")
@@ -282,30 +297,31 @@ def test_a_credit_note_on_a_usage_line_takes_its_amount_off_the_lines_month(mont
         reason=CreditNote.PRODUCT_UNSATISFACTORY,
         now=datetime(2026, 12, 3, 9, tzinfo=UTC),
     )
-    # then: November's revenue is 1.00 less where the line was (its customer,
-    # plan, meter, row); the cost is the same, and globex is untouched.
+    # then: November is untouched (what it earned stays earned), as before the note
     assert margins("group_by=customer") == [
-        ({"customer": "acme"}, "33.05", "2.25", "30.80", "93.19"),
+        ({"customer": "acme"}, "34.05", "2.25", "31.80", "93.39"),
         ({"customer": "globex"}, "30.00", "3.00", "27.00", "90.00"),
     ]
-    assert margins("group_by=plan")[0] == ({"plan": "pro"}, "33.05", "2.25", "30.80", "93.19")
-    assert margins("group_by=meter")[1] == (
-        {"meter": "llm_tokens"},
-        "3.05",
-        "2.25",
-        "0.80",
-        "26.23",
-    )
-    # By token type: input's 2.25 (net of the discount) less 1.00; output's 1.80.
     assert margins("group_by=token_type") == [
+        ({"token_type": None}, "60.00", "3.00", "57.00", "95.00"),
+        ({"token_type": "input"}, "2.25", "1.25", "1.00", "44.44"),
         ({"token_type": "output"}, "1.80", "1.00", "0.80", "44.44"),
-        ({"token_type": "input"}, "1.25", "1.25", "0.00", "0.00"),
     ]
-    # December is not touched by the note, issued in it: it credits November's
-    # usage. December's revenue is its base fee billed ahead, 10 % off.
-    response = api_client("finance:read").get(
-        "/api/v1/margins?period_start=2026-12-01&period_end=2027-01-01&currency=USD"
-    )
-    assert [(r["key"], r["revenue"]) for r in response.json()["results"]] == [
-        ({"customer": "acme"}, "27.00")
+
+    # and December, when the note was issued, earns 1.00 less where the line was
+    # (its customer, plan, meter, row): its base fee billed ahead, 30.00 less
+    # 10 % = 27.00, less 1.00 = 26.00.
+    def december(view: str) -> list[tuple]:
+        response = api_client("finance:read").get(
+            "/api/v1/margins?period_start=2026-12-01&period_end=2027-01-01&currency=USD"
+            f"&group_by={view}"
+        )
+        return [(r["key"], r["revenue"]) for r in response.json()["results"]]
+
+    assert december("customer") == [({"customer": "acme"}, "26.00")]
+    assert december("plan") == [({"plan": "pro"}, "26.00")]
+    assert december("meter") == [({"meter": None}, "27.00"), ({"meter": "llm_tokens"}, "-1.00")]
+    assert december("token_type") == [
+        ({"token_type": None}, "27.00"),
+        ({"token_type": "input"}, "-1.00"),
     ]

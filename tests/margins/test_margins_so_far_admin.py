@@ -64,11 +64,12 @@ def test_the_customer_list_shows_s26_with_one_report_call(november):
     assert '<td class="field-month_margin">—</td>' in html
 
 
-def test_before_the_close_the_month_so_far_is_its_cost(s26):  # noqa: F811
+def test_before_the_close_the_month_so_far_has_its_accruing_revenue(s26):  # noqa: F811
     s26_usage()
     html = get(staff("Finance"), CUSTOMERS, at=NOV_20_LATE).content.decode()
-    # Costed up to the hour (3.25 USD), nothing billed for it yet: no margin %.
-    assert '<td class="field-month_margin">-3.25 USD</td>' in html
+    # Nothing invoiced yet, the period's statement earning as the usage
+    # happened: 2.50 + 2.50 + 2.00 = 7.00, less 3.25 of cost = 3.75 (53.57 %).
+    assert '<td class="field-month_margin">3.75 USD (53.57%)</td>' in html
 
 
 def test_the_customer_page_shows_s26_and_links_to_its_margins(november):

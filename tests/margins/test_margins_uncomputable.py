@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
+import time_machine
 
 from billing.invoicing.close import periods_close
 from billing.margins.report import Margin, margins_csv_lines
@@ -138,15 +139,18 @@ def test_a_cost_more_than_an_amount_holds_is_uncosted_and_said(s26):  # noqa: F8
     assert response.status_code == 201, response.json()
     post_events([tokens_event("huge", "2026-11-20T14:05:00Z", 1_000_000_001, "output")])
 
-    rows = margins(f"{NOVEMBER}&group_by=token_type").json()["results"]
+    with time_machine.travel(DEC_1, tick=False):  # November not closed yet
+        rows = margins(f"{NOVEMBER}&group_by=token_type").json()["results"]
 
+    # The revenue accrues as priced (1,000,000,001 output tokens at 10.00 per 1M
+    # = 10,000.00000001, 10,000.00); only the cost is uncosted.
     assert rows == [
         {
             "key": {"token_type": "output"},
-            "revenue": "0.00",
+            "revenue": "10000.00",
             "cost": "0.00",
-            "margin": "0.00",
-            "margin_percent": None,
+            "margin": "10000.00",
+            "margin_percent": "100.00",
             "uncosted_quantity": "1000000001",
             "error": "the cost of llm_tokens is more than an amount holds: that usage is "
             "counted as uncosted",
