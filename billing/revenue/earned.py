@@ -192,11 +192,14 @@ def earned_window(
     apart: bool = True,
 ) -> EarnedWindow:
     """What the customers billed in `currency` (these `customers` only, when
-    given) earned in [start, end), as of `now`. `apart` False: for its total
+    given) earned in [start, end) up to `now` (a window reaching past it ends
+    then). `apart` False: for its total
     and its views by plan and meter only, the lines alike read together (the
     same figures, read faster: the dashboard's)."""
     customers = None if customers is None else list(customers)
     window = EarnedWindow(currency, apart=apart)
+    # Nothing is earned ahead of time: a window reaching past now ends now.
+    end = max(start, min(end, now))
     adding = additive_meters()
     pieces = [
         *_billed_pieces(start, end, currency, customers, adding, apart),

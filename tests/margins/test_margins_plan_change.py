@@ -124,8 +124,9 @@ def test_a_change_in_a_window_s_first_partial_hour_costs_nothing_from_before_it(
     )
     prompts(customer, 500, at=NOV_20, tag="after")
     periods_close(as_of=DEC_1)
-    by_customer = report.margins(start=start, end=DEC_1, group_by="customer", currency="USD")
-    by_plan = report.margins(start=start, end=DEC_1, group_by="plan", currency="USD")
+    window = {"start": start, "end": DEC_1, "currency": "USD", "now": DEC_1}
+    by_customer = report.margins(**window, group_by="customer")
+    by_plan = report.margins(**window, group_by="plan")
     assert [r.cost for r in by_customer] == [D("2.00")]
     # Starter earned its fee's quarter hour [10:30, 10:45) in the window: the
     # fee's 30.00 earned by Dec 1 less by 10:30 Nov 16 (1,333,800 s of

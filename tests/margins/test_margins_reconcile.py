@@ -32,11 +32,20 @@ pytestmark = pytest.mark.django_db
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 NOV_15 = datetime(2026, 11, 15, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+JAN_2 = datetime(2027, 1, 2, tzinfo=UTC)
 NOVEMBER = "period_start=2026-11-01&period_end=2026-12-01"
 
 
 @pytest.fixture
 def month(db):
+    """November of the reconciliation, read on 2 Jan 2027: the months read are
+    over, so what they earned is not cut at the clock."""
+    made = month_made()
+    with time_machine.travel(JAN_2, tick=False):
+        yield made
+
+
+def month_made():
     llm_tokens_meter()
     meter_create(code="api_calls", name="API calls", event_name="api.call", aggregation="count")
     admin = api_client("admin")

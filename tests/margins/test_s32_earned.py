@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+import time_machine
 
 from billing.invoicing.close import periods_close
 from customers.billing_entities import billing_entity_save
@@ -28,6 +29,7 @@ MILLION = "1000000"
 NOV_1_NY = datetime(2026, 11, 1, 4, tzinfo=UTC)  # midnight in New York (EDT)
 OCT_1_NY = datetime(2026, 10, 1, 4, tzinfo=UTC)
 NOV_1_PARIS = datetime(2026, 10, 31, 23, tzinfo=UTC)
+DEC_2 = datetime(2026, 12, 2, 12, tzinfo=UTC)
 
 
 def per_million(price: str) -> dict:
@@ -184,7 +186,10 @@ def _s32_once(module_transaction):
 
 @pytest.fixture
 def s32(_s32_once, db):
-    return _s32_once.for_test()
+    """made_s32, read on 2 Dec: November is over (and not closed yet, its usage
+    accruing), so a window of November earns all of it."""
+    with time_machine.travel(DEC_2, tick=False):
+        yield _s32_once.for_test()
 
 
 def margins(query: str) -> dict:
