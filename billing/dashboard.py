@@ -30,6 +30,7 @@ from billing.usage.metering import meter_cache
 from billing.usage.period_fees import remaining_fraction
 from billing.usage.priced import usage_summary
 from billing.usage.statement import PeriodStatement, statement_of
+from customers.billing_entities import billing_entity_zone
 from invoices import selectors as invoice_selectors
 from invoices.models import Invoice
 from plans.models import PlanVersion
@@ -420,4 +421,5 @@ def admin_index(request):
             with_credit_revenue=user.has_perm("wallets.view_credit_revenue"),
         )
     tile = margin_tile(now=now) if may_view_margins(user) else None
-    return admin.site.index(request, extra_context={"dashboard": dashboard, "margin_tile": tile})
+    context = {"dashboard": dashboard, "margin_tile": tile, "margin_zone": billing_entity_zone()}
+    return admin.site.index(request, extra_context=context)
