@@ -12,9 +12,11 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
+from django.utils.translation import gettext
 
 from billing.core.errors import Conflict
 from billing.core.money import format_decimal
+from billing.core.periods import EARLIEST_INSTANT, LATEST_INSTANT
 from plans.exchange_rate_models import MAX_RATE, RATE_PLACES
 from plans.field_checks import FieldErrors, check_currency, check_number
 from plans.models import ExchangeRate
@@ -29,18 +31,37 @@ def check_exchange_rate(errors: FieldErrors, fields: Mapping[str, object]) -> No
     check_currency(errors, "base", base)
     check_currency(errors, "quote", quote)
     if "quote" not in errors.errors and "base" not in errors.errors and base == quote:
-        errors.add("quote", "A rate converts between two currencies: quote must differ from base")
+        errors.add(
+            "quote",
+            "A rate converts between two currencies: quote must differ from base",
+            words=gettext("A rate converts between two currencies: choose another quote currency"),
+        )
     check_number(errors, "rate", rate, required=True, positive=True, max_places=RATE_PLACES)
     if "rate" not in errors.errors and rate > MAX_RATE:
-        errors.add("rate", f"At most {format_decimal(MAX_RATE)}: one unit of a currency in another")
+        errors.add(
+            "rate",
+            f"At most {format_decimal(MAX_RATE)}: one unit of a currency in another",
+            words=gettext("At most {max}: one unit of a currency in another").format(
+                max=format_decimal(MAX_RATE)
+            ),
+        )
     moment = fields.get("effective_from")
     if moment is None:
         errors.add("effective_from", "This field is required")
     elif not isinstance(moment, datetime) or moment.tzinfo is None:
         errors.add("effective_from", "A moment with its offset, e.g. 2026-11-01T00:00:00Z")
+    elif not EARLIEST_INSTANT <= moment < LATEST_INSTANT:
+        errors.add(
+            "effective_from",
+            f"Between {EARLIEST_INSTANT:%Y-%m-%d} and {LATEST_INSTANT:%Y-%m-%d}",
+        )
     source = fields.get("source")
     if not isinstance(source, str) or not source.strip():
-        errors.add("source", "Name where the rate comes from, e.g. ECB reference")
+        errors.add(
+            "source",
+            "Name where the rate comes from, e.g. ECB reference",
+            words=gettext("Name where the rate comes from, e.g. ECB reference"),
+        )
     elif len(source) > MAX_SOURCE:
         errors.add("source", f"At most {MAX_SOURCE} characters")
 
@@ -52,6 +73,14 @@ def _taken(base: str, quote: str, moment: datetime) -> Conflict:
         f"{base}->{quote} has a rate from {moment.isoformat()} already: {named}. A rate is "
         "never edited: add one from another moment to supersede it",
         fields={"effective_from": [f"The pair has a rate from this moment already: {named}"]},
+        field_words={
+            "effective_from": [
+                gettext(
+                    "The pair has a rate from this moment already: {rate}. Add one from "
+                    "another moment to supersede it."
+                ).format(rate=named)
+            ]
+        },
     )
 
 
@@ -105,6 +134,9 @@ def exchange_rates_create(
             errors.add(
                 f"{number}.effective_from",
                 f"Row {seen[key]} gives this pair a rate from the same moment",
+                words=gettext("Row {row} gives this pair a rate from the same moment").format(
+                    row=seen[key]
+                ),
             )
         seen.setdefault(key, number)
     errors.raise_if_any("invalid exchange rates")
@@ -123,6 +155,7 @@ def exchange_rates_create(
                 raise Conflict(
                     f"row {number}: {taken}",
                     fields={f"{number}.effective_from": taken.fields["effective_from"]},
+                    field_words={f"{number}.effective_from": taken.admin_fields["effective_from"]},
                 ) from None
     return made
 
