@@ -6,7 +6,7 @@ has a rate in effect (a report names the pair: pair_name). `rate_at` reads one
 moment from the database; a report converting many amounts loads a RateBook
 once and asks it, from memory. Both answer by the one rule, `_rate_of`."""
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal, localcontext
@@ -89,6 +89,16 @@ class RateBook:
             return None
         index = bisect_right(moments, at)
         return self._rates[(base, quote)][index - 1] if index else None
+
+    def changes(self, pairs: Iterable[Pair], start: datetime, end: datetime) -> set[datetime]:
+        """The moments in (start, end) at which a rate of one of `pairs`, or of its
+        inverse, begins: where a window is split so each part has one rate."""
+        found = set()
+        for base, quote in pairs:
+            for pair in ((base, quote), (quote, base)):
+                moments = self._moments.get(pair, ())
+                found.update(moments[bisect_right(moments, start) : bisect_left(moments, end)])
+        return found
 
     def rate(self, base: str, quote: str, at: datetime) -> Decimal | None:
         """1 `base` in `quote` at `at`, as rate_at answers it."""

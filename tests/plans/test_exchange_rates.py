@@ -84,3 +84,14 @@ def test_a_rate_book_reads_once_and_answers_from_memory(rates, django_assert_num
 
 def test_a_missing_pair_is_named_base_then_quote():
     assert pair_name("USD", "EUR") == "USD->EUR"
+
+
+def test_a_rate_book_names_where_a_pairs_rate_changes_inside_a_window(rates):
+    book = RateBook.load([("EUR", "USD")])
+    dec_1 = datetime(2026, 12, 1, tzinfo=UTC)
+
+    assert book.changes([("EUR", "USD")], OCT_1, dec_1) == {NOV_15}
+    assert book.changes([("USD", "EUR")], OCT_1 - SECOND, dec_1) == {OCT_1, NOV_15}
+    assert book.changes([("USD", "EUR")], NOV_15, dec_1) == set()  # the start is no change
+    assert book.changes([("USD", "EUR")], OCT_1, NOV_15) == set()  # nor the end
+    assert book.changes([("GBP", "EUR")], OCT_1 - SECOND, dec_1) == set()  # not loaded
