@@ -118,8 +118,9 @@ def exchange_rates_create(
 ) -> list[ExchangeRate]:
     """Add many rates at once (a pasted table), all or none: each row checked as
     exchange_rate_create checks one, its errors named "<row number>.<field>"
-    (from 1); a pair and moment given twice, or one the pair has already, is a
-    409 naming the row. Nothing is written unless every row is added."""
+    (from 1); a pair and moment given twice is refused on its second row, and
+    one the pair has already is a 409 naming the row and the rate. Nothing is
+    written unless every row is added."""
     errors = FieldErrors()
     seen: dict[tuple, int] = {}
     for number, fields in enumerate(rows, start=1):

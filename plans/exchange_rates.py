@@ -37,13 +37,12 @@ def _rate_of(direct: Decimal | None, inverse: Decimal | None) -> Decimal | None:
 
 
 def _in_effect(base: str, quote: str, at: datetime) -> Decimal | None:
-    row = (
+    return (
         ExchangeRate.objects.filter(base=base, quote=quote, effective_from__lte=at)
         .order_by("-effective_from")
         .values_list("rate", flat=True)
         .first()
     )
-    return row
 
 
 def rate_at(base: str, quote: str, at: datetime) -> Decimal | None:
