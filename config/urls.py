@@ -46,6 +46,7 @@ api_v1 = [
     path("tax-rates/<str:code>", plans_api.TaxRateDetailApi.as_view()),
     path("cost-rates", plans_api.CostRateListApi.as_view()),
     path("cost-rates/<int:rate_id>/supersede", plans_api.CostRateSupersedeApi.as_view()),
+    path("exchange-rates", plans_api.ExchangeRateListApi.as_view()),
     path("margins", margins.MarginsApi.as_view()),
     path("revenue", revenue.RevenueApi.as_view()),
     path("journal", journal.JournalListApi.as_view()),

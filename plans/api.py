@@ -3,23 +3,37 @@ catalog (entitlements): /features."""
 
 from django.db.models import Model, QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
+from billing.core.errors import InvalidRequest
+from billing.core.money import is_known_currency
+from billing.core.periods import parse_instant
 from billing.subscriptions.deals import features_named_by_deals
 from config.api import CursorPagination, request_data
 from customers.models import ApiKey
-from plans import cost_rules, coupons, features, selectors, services
-from plans.models import CostRate, Coupon, CreditPack, Feature, Meter, Plan, PlanVersion, TaxRate
+from plans import cost_rules, coupons, exchange_rate_rules, features, selectors, services
+from plans.models import (
+    CostRate,
+    Coupon,
+    CreditPack,
+    ExchangeRate,
+    Feature,
+    Meter,
+    Plan,
+    PlanVersion,
+    TaxRate,
+)
 from plans.serializers import (
     CostRateCorrectionSerializer,
     CostRateSerializer,
     CouponSerializer,
     CouponUpdateSerializer,
     CreditPackSerializer,
+    ExchangeRateSerializer,
     FeatureSerializer,
     FeatureUpdateSerializer,
     MeterSerializer,
@@ -277,6 +291,62 @@ class CostRateSupersedeApi(APIView):
         data = request_data(CostRateCorrectionSerializer, request)
         correction = cost_rules.cost_rate_supersede(rate_id=rate_id, **data)
         return Response(CostRateSerializer(correction).data, status=status.HTTP_201_CREATED)
+
+
+def _who(request) -> str:
+    """Who made a request, as a rate's created_by says it: the API key's name
+    and prefix."""
+    key = request.auth
+    return f"API key {key.name} ({key.prefix})" if isinstance(key, ApiKey) else ""
+
+
+def _rate_filters(request) -> dict:
+    """?base=&quote=&at= read, each refused with a 400 naming it."""
+    filters = {}
+    for name in ("base", "quote"):
+        code = request.query_params.get(name)
+        if code and not is_known_currency(code):
+            raise InvalidRequest(f"unknown currency {code!r}", fields={name: ["e.g. USD"]})
+        filters[name] = code or None
+    at = request.query_params.get("at")
+    if at:
+        try:
+            filters["at"] = parse_instant(at)
+        except ValueError as exc:
+            raise InvalidRequest(
+                f"at {exc}", fields={"at": ["ISO 8601 with an offset, e.g. 2026-11-01T00:00:00Z"]}
+            ) from exc
+    return filters
+
+
+class ExchangeRateListApi(CatalogListApi):
+    """What one unit of a currency is worth in another, per pair from a moment
+    until the pair's next rate; costs in another currency are converted with them."""
+
+    model, serializer_class = ExchangeRate, ExchangeRateSerializer
+    # Rates are finance's to read, as cost rates; writing one is `admin`'s.
+    required_scopes = {"GET": ApiKey.SCOPE_FINANCE_READ}
+
+    def rows(self):
+        return exchange_rate_rules.exchange_rates(**_rate_filters(self.request))
+
+    def create(self, **fields):
+        return exchange_rate_rules.exchange_rate_create(**fields, created_by=_who(self.request))
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("base", str, description="Only this base currency, e.g. USD."),
+            OpenApiParameter("quote", str, description="Only this quote currency, e.g. EUR."),
+            OpenApiParameter(
+                "at",
+                str,
+                description="ISO 8601 with an offset: each pair's rate in effect at that moment.",
+            ),
+        ],
+        responses=ExchangeRateSerializer(many=True),
+    )
+    def get(self, request):
+        return super().get(request)
 
 
 class FeatureListApi(CatalogListApi):

@@ -29,6 +29,7 @@ from plans.models import (
     CostRate,
     Coupon,
     CreditPack,
+    ExchangeRate,
     Feature,
     Meter,
     Plan,
@@ -628,6 +629,38 @@ class CostRateCorrectionSerializer(NoUnknownKeys, serializers.Serializer):
         if values.get("per") is None:
             values.pop("per", None)
         return values
+
+
+# Exchange rates (POST /api/v1/exchange-rates).
+
+
+class ExchangeRateSerializer(NoUnknownKeys, serializers.Serializer):
+    base = StrictCharField(max_length=8, help_text="The currency of which one unit, e.g. USD.")
+    quote = StrictCharField(max_length=8, help_text="The currency it is worth, e.g. EUR.")
+    rate = DecimalString(
+        help_text='1 base = rate quote, e.g. "0.9210": above 0, at most 1000000000, '
+        "10 decimal places."
+    )
+    effective_from = AwareDateTimeField(
+        help_text="From this moment until the pair's next rate, e.g. 2026-11-01T00:00:00Z."
+    )
+    source = StrictCharField(max_length=200, help_text='Where it comes from: "ECB reference".')
+    id = serializers.IntegerField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    created_by = serializers.CharField(read_only=True, help_text="Who entered it.")
+
+    def to_representation(self, rate: ExchangeRate):
+        moment = serializers.DateTimeField().to_representation
+        return {
+            "id": rate.pk,
+            "base": rate.base,
+            "quote": rate.quote,
+            "rate": format_decimal(rate.rate),
+            "effective_from": moment(rate.effective_from),
+            "source": rate.source,
+            "created_at": moment(rate.created_at),
+            "created_by": rate.created_by,
+        }
 
 
 # A subscription's deal: the version's terms, charges and feature grants it

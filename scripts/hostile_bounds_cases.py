@@ -2,7 +2,9 @@
 unit costs more than an amount holds is a 400 naming its field and stores nothing,
 and the margins still answer for every grouping; a month that has not ended cannot be
 locked, nor a lock lifted without a reason; a payment dated before its invoice was
-issued or in the future is a 400 and the invoice stays unpaid."""
+issued or in the future is a 400 and the invoice stays unpaid; an exchange rate of
+zero, negative, non-finite or over 1e9, of one currency to itself, or from a moment
+out of range is a 400 naming its field and stores nothing."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -82,6 +84,41 @@ def _cost_rate_case(world: World, made: dict) -> Case:
         return problems
 
     return Case("bounds: a unit costing 10^24 is refused, no rate stored", check)
+
+
+# A pair no case ever gives a rate: whatever a refused POST stored would show.
+UNUSED_PAIR = ("ISK", "HUF")
+BAD_EXCHANGE_RATES = [
+    ("rate", {"rate": "0"}),
+    ("rate", {"rate": "-0.5"}),
+    ("rate", {"rate": "NaN"}),
+    ("rate", {"rate": "Infinity"}),
+    ("rate", {"rate": "1000000000.5"}),
+    ("quote", {"quote": UNUSED_PAIR[0]}),
+    ("effective_from", {"effective_from": "9999-12-31T23:00:00-05:00"}),
+]
+
+
+def _exchange_rate_case(world: World, field: str, change: dict) -> Case:
+    def check() -> list[str]:
+        base, quote = UNUSED_PAIR
+        rate = {
+            "base": base,
+            "quote": quote,
+            "rate": "150",
+            "effective_from": "2026-11-01T00:00:00Z",
+            "source": "attacker",
+        } | change
+        status, answer = world.json("admin", "POST", "/api/v1/exchange-rates", rate)
+        problems = _field_refused(status, answer, field)
+        status, listed = world.json(
+            "finance:read", "GET", f"/api/v1/exchange-rates?base={base}&quote={quote}"
+        )
+        if status != 200 or (listed or {}).get("results"):
+            problems.append(f"exchange rates after: {status} {listed}")
+        return problems
+
+    return Case(f"bounds: an exchange rate with {change} is refused, none stored", check)
 
 
 def _price_case(world: World) -> Case:
@@ -170,6 +207,7 @@ def cases(world: World) -> list[Case]:
     return [
         _cost_rate_case(world, made),
         _price_case(world),
+        *(_exchange_rate_case(world, field, change) for field, change in BAD_EXCHANGE_RATES),
         *(_margins_case(world, grouping) for grouping in GROUPINGS),
         _month_case(world, this_month, "the current month"),
         _month_case(world, next_month, "next month"),

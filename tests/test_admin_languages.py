@@ -257,6 +257,8 @@ ADMIN_CODE = [
     "invoices/payment_models.py",
     "plans/models.py",
     "plans/feature_models.py",
+    "plans/exchange_rate_models.py",
+    "plans/exchange_rate_rules.py",
     "wallets/models.py",
     "billing/core/admin_deletion.py",
     "billing/core/vocabulary.py",

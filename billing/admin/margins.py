@@ -172,8 +172,16 @@ def row_texts(row, group_by: str, currency: str) -> dict:
         "uncosted": quantity_text(row.uncosted_quantity),
         "loss": row.margin < 0,
     }
-    if row.error:
-        texts["error"] = row.error  # part of its usage could not be costed: why
+    said = [row.error] if row.error else []  # part of its usage could not be costed: why
+    if row.missing_rates:
+        said.append(
+            gettext(
+                "No exchange rate {pairs} in effect: the usage costed in another currency "
+                "is counted as uncosted. Add the rate under Exchange rates."
+            ).format(pairs=", ".join(sorted(row.missing_rates)))
+        )
+    if said:
+        texts["error"] = "; ".join(said)
     return texts
 
 

@@ -28,6 +28,13 @@ MARGIN_ROWS = inline_serializer(
             help_text="Only on a row part of whose usage could not be costed, saying why "
             "(that quantity is in uncosted_quantity).",
         ),
+        "missing_rates": serializers.ListField(
+            child=serializers.CharField(),
+            required=False,
+            help_text="Only on a row part of whose usage has a cost in another currency and no "
+            'exchange rate in effect to convert it: the pairs, e.g. ["USD->EUR"] (that '
+            "quantity is in uncosted_quantity).",
+        ),
     },
     many=True,
 )
@@ -84,7 +91,8 @@ class MarginsApi(APIView):
 
 def margin_row(row, currency: str) -> dict:
     """One row of the answer; with `error` when part of its usage could not be
-    costed (that quantity is in uncosted_quantity)."""
+    costed, `missing_rates` when it lacked an exchange rate (that quantity is in
+    uncosted_quantity)."""
     answer = {
         "key": row.key,
         "revenue": format_money(row.revenue, currency),
@@ -95,4 +103,6 @@ def margin_row(row, currency: str) -> dict:
     }
     if row.error:
         answer["error"] = row.error
+    if row.missing_rates:
+        answer["missing_rates"] = sorted(row.missing_rates)
     return answer

@@ -5,9 +5,19 @@ each priced at the cost rate in effect at its hour that matches it best (the
 rate cards' matching: most properties wins, `{}` the default). Cost rates begin
 on the hour (plans.cost_rules), so a window is split at each one's
 effective_from and every hour lies wholly in one segment. Quantities no rate
-matches cost nothing and are counted as uncosted. Only meters whose quantities
-add up (count, sum) are costed; on PostgreSQL the rows not folded yet are read
-with the rollups (billing.usage.folding).
+matches cost nothing and are counted as uncosted.
+
+A cost rate in another currency than the report's costs its usage converted at
+the exchange rate in effect at the usage's hour (plans.exchange_rates, one
+RateBook read per call): the window is split at each rate of the pair too, so
+every hour lies in a segment of one exchange rate. Without a rate of the pair
+(or its inverse) in effect, the quantity is uncosted and the usage names the
+pair (`missing_rates`, "USD->EUR"), rather than counting it as costing nothing.
+Of a meter's rates for the same usage the latest in effect applies, whatever
+its currency (plans.cost_rules keeps one a usage and hour).
+
+Only meters whose quantities add up (count, sum) are costed; on PostgreSQL the
+rows not folded yet are read with the rollups (billing.usage.folding).
 
 A row stored before the bound on a unit's cost (billing.core.money.MAX_UNIT_PRICE),
 or a cost larger than an amount holds, costs nothing either: its quantity is
@@ -34,6 +44,7 @@ from billing.usage.metering import (
     meter_cache,
 )
 from customers.models import Customer
+from plans.exchange_rates import RateBook, pair_name
 from plans.models import CostRate, Meter
 from plans.rate_cards import RATED_AGGREGATIONS
 
@@ -71,6 +82,9 @@ class UsageCost:
     part: int = 0  # of the window, when usage_costs split it
     # Why some of the quantity could not be costed (counted in `uncosted`).
     problems: set[str] = field(default_factory=set)
+    # The exchange rates missing to cost some of it ({"USD->EUR"}; that quantity
+    # is in `uncosted`).
+    missing_rates: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,7 @@ class _Rate:
     effective_from: datetime
     id: int = 0
     meter: str = ""
+    currency: str = ""
 
     @cached_property
     def refused(self) -> str | None:
@@ -159,6 +174,7 @@ def usage_costs(
     customers: Sequence[int] | None = None,
     per_customer: bool = True,
     splits: Sequence[datetime] = (),
+    exchange_rates: RateBook | None = None,
 ) -> list[UsageCost]:
     """The cost of the usage in [start, end) (whole UTC hours) of every customer
     billed in `currency` (of these `customers` only, when given), at the cost
@@ -166,26 +182,41 @@ def usage_costs(
     all of them together per meter and combination (customer_id None), their
     quantities added up before they are costed (a total of the window).
     `splits`: hours inside the window that part it (a chart's months), each
-    part's usage apart, its `part` the index of the part (0 before the first)."""
+    part's usage apart, its `part` the index of the part (0 before the first).
+    `exchange_rates`: a RateBook of the cost rates' currencies to `currency`
+    (read here when not given, in one query, and only when some rate needs it)."""
     rates: dict[int, list[_Rate]] = {}
-    for meter_id, code, when, unit_cost, per, effective_from, pk in (
+    for meter_id, code, when, unit_cost, per, effective_from, pk, of_currency in (
         # A superseded row costs nothing: its correction costs its hours.
-        CostRate.objects.filter(
-            currency=currency, effective_from__lt=end, superseded_by__isnull=True
-        )
+        CostRate.objects.filter(effective_from__lt=end, superseded_by__isnull=True)
         .order_by("effective_from", "id")
-        .values_list("meter_id", "meter__code", "when", "unit_cost", "per", "effective_from", "id")
+        .values_list(
+            "meter_id",
+            "meter__code",
+            "when",
+            "unit_cost",
+            "per",
+            "effective_from",
+            "id",
+            "currency",
+        )
     ):
-        rate = _Rate(when_of(when), unit_cost, per, effective_from, pk, code)
+        rate = _Rate(when_of(when), unit_cost, per, effective_from, pk, code, of_currency)
         rates.setdefault(meter_id, []).append(rate)
     meters = _costed_meters()
     if not meters or start >= end or customers == []:
         return []
+    foreign = sorted(
+        {(r.currency, currency) for of in rates.values() for r in of} - {(currency,) * 2}
+    )
+    if exchange_rates is None:
+        exchange_rates = RateBook.load(foreign) if foreign else RateBook()
     # Each hour in one segment: segment i+1 begins at bounds[i].
     parts = sorted({moment for moment in splits if start < moment < end})
     bounds = sorted(
         {r.effective_from for of in rates.values() for r in of if start < r.effective_from < end}
         | set(parts)
+        | exchange_rates.changes(foreign, start, end)
     )
     grouping = [m for m in meters if m.group_by]
     plain = [m for m in meters if not m.group_by]
@@ -203,6 +234,7 @@ def usage_costs(
     priced: dict[tuple[int, int, str], tuple[int, Combination, _Rate | None, int]] = {}
     numbers: dict[tuple[int, Combination], int] = {}
     found: dict[tuple[int | None, int, int], UsageCost] = {}
+    converted: dict[tuple[str, int], Decimal | None] = {}  # by currency and segment
     with localcontext(prec=EXACT_PRECISION):
         for customer_id, meter_id, text, segment, count, total in rawsql.rows(sql, params, _FIELDS):
             quantity = Decimal(count or 0) if meter_id in counted else total or ZERO
@@ -226,8 +258,17 @@ def usage_costs(
             elif rate.refused:
                 usage.uncosted += quantity
                 usage.problems.add(rate.refused)
-            else:
+            elif rate.currency == currency:
                 usage.cost += quantity * rate.unit_cost / rate.per
+            else:
+                key = (rate.currency, segment)
+                if key not in converted:
+                    converted[key] = exchange_rates.rate(rate.currency, currency, starts[segment])
+                if converted[key] is None:
+                    usage.uncosted += quantity
+                    usage.missing_rates.add(pair_name(rate.currency, currency))
+                else:
+                    usage.cost += quantity * rate.unit_cost / rate.per * converted[key]
     usages = list(found.values())
     for usage in usages:
         if abs(usage.cost) >= TOO_LARGE:

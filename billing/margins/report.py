@@ -57,6 +57,9 @@ class Margin:
     # Why part of the row's usage could not be costed (billing.margins.costs):
     # the row is shown with what could be, and says so.
     problems: set[str] = field(default_factory=set, repr=False)
+    # The exchange rates missing to cost part of the row's usage ({"USD->EUR"}):
+    # that quantity is in uncosted_quantity.
+    missing_rates: set[str] = field(default_factory=set)
 
     @property
     def error(self) -> str | None:
@@ -243,6 +246,8 @@ class _View:
             found.uncosted_quantity += usage.uncosted
             if usage.problems:
                 found.problems |= usage.problems
+            if usage.missing_rates:
+                found.missing_rates |= usage.missing_rates
 
     def rows_in(self, currency: str) -> list[Margin]:
         """The rows, rounded once, largest revenue first (customers by their ID)."""
@@ -269,6 +274,7 @@ def margins_total(rows: list[Margin], *, key: dict, currency: str) -> Margin:
         total.exact_cost += row.exact_cost
         total.uncosted_quantity += row.uncosted_quantity
         total.problems |= row.problems
+        total.missing_rates |= row.missing_rates
     total.revenue = quantize_money(total.exact_revenue, currency)
     total.cost = quantize_money(total.exact_cost, currency)
     return total
@@ -319,6 +325,7 @@ def _run_totals(windows: list[tuple[datetime, datetime]], totals: list[Margin], 
         totals[usage.part].exact_cost += usage.cost
         totals[usage.part].uncosted_quantity += usage.uncosted
         totals[usage.part].problems |= usage.problems
+        totals[usage.part].missing_rates |= usage.missing_rates
 
 
 def window_total(*, start: datetime, end: datetime, currency: str, key: dict) -> Margin:
@@ -376,6 +383,7 @@ CSV_COLUMNS = [
     "uncosted_quantity",
     "currency",
     "error",
+    "missing_rates",
 ]
 # The last line of a download that failed midway: a reader sees it did not end.
 CSV_FAILED = "error: the export stopped here, after {count} of {total} rows; download it again"
@@ -411,6 +419,7 @@ def _csv_cells(row: Margin, group_by: str, currency: str) -> list:
         Figure(format_decimal(row.uncosted_quantity)),
         currency,
         row.error or "",
+        " ".join(sorted(row.missing_rates)),
     ]
 
 

@@ -21,6 +21,7 @@ WINDOW = "period_start=2026-11-01&period_end=2026-12-01"
 FINANCE_READS = [
     f"/api/v1/margins?{WINDOW}",
     "/api/v1/cost-rates",
+    "/api/v1/exchange-rates",
     "/api/v1/journal?from=2026-11-01&to=2026-12-01",
     "/api/v1/journal.csv?from=2026-11-01&to=2026-12-01",
 ]

@@ -128,9 +128,10 @@ def test_the_csv_has_the_tables_figures(closed_november):
     assert 'filename="margins-token_type-USD.csv"' in response["Content-Disposition"]
     assert response.streaming
     assert b"".join(response.streaming_content).decode() == (
-        "token_type,revenue,cost,margin,margin_percent,uncosted_quantity,currency,error\n"
-        "input,5.00,2.25,2.75,55.00,0,USD,\n"
-        "output,2.00,1.00,1.00,50.00,0,USD,\n"
+        "token_type,revenue,cost,margin,margin_percent,uncosted_quantity,currency,error,"
+        "missing_rates\n"
+        "input,5.00,2.25,2.75,55.00,0,USD,,\n"
+        "output,2.00,1.00,1.00,50.00,0,USD,,\n"
     )
     by_customer = get(staff("Operations"), "")  # Operations does not read margins
     assert by_customer.status_code == 302

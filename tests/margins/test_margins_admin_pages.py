@@ -146,11 +146,12 @@ def test_the_csv_streams_every_row_in_the_pages_order(report):
     lines = b"".join(response.streaming_content).decode().splitlines()
     assert len(lines) == 1 + 250
     assert lines[:3] == [
-        "customer,revenue,cost,margin,margin_percent,uncosted_quantity,currency,error",
-        "c000,1.00,3.00,-2.00,-200.00,0,USD,",
-        "c001,2.00,3.00,-1.00,-50.00,0,USD,",
+        "customer,revenue,cost,margin,margin_percent,uncosted_quantity,currency,error,"
+        "missing_rates",
+        "c000,1.00,3.00,-2.00,-200.00,0,USD,,",
+        "c001,2.00,3.00,-1.00,-50.00,0,USD,,",
     ]
-    assert lines[-1] == "c249,250.00,3.00,247.00,98.80,0,USD,"
+    assert lines[-1] == "c249,250.00,3.00,247.00,98.80,0,USD,,"
     # The page's link to it asks for every row: no page in it.
     page = get(client, "group_by=customer&p=2")
     assert "p=" not in page.context["csv_query"]

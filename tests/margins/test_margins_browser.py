@@ -128,7 +128,8 @@ def test_finance_reads_s26_on_the_margins_page(s26, live_server, browser_page, o
         download_info.value.save_as(path)
     with open(path, encoding="utf-8") as handle:
         assert handle.read() == (
-            "token_type,revenue,cost,margin,margin_percent,uncosted_quantity,currency,error\n"
-            "input,5.00,39.75,-34.75,-695.00,0,USD,\n"
-            "output,2.00,1.00,1.00,50.00,0,USD,\n"
+            "token_type,revenue,cost,margin,margin_percent,uncosted_quantity,currency,error,"
+            "missing_rates\n"
+            "input,5.00,39.75,-34.75,-695.00,0,USD,,\n"
+            "output,2.00,1.00,1.00,50.00,0,USD,,\n"
         )

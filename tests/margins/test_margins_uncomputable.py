@@ -96,9 +96,10 @@ def test_the_admin_page_and_its_csv_show_the_row_with_its_error(broken_rate):
     assert f'<div class="row-error errornote">{why(broken_rate)}</div>' in html
     csv = get(finance, f"{PAGE_NOVEMBER}&group_by=token_type&currency=USD&format=csv")
     assert b"".join(csv.streaming_content).decode() == (
-        "token_type,revenue,cost,margin,margin_percent,uncosted_quantity,currency,error\n"
-        f'input,5.00,1.25,3.75,75.00,1000000,USD,"{why(broken_rate)}"\n'
-        "output,2.00,1.00,1.00,50.00,0,USD,\n"
+        "token_type,revenue,cost,margin,margin_percent,uncosted_quantity,currency,error,"
+        "missing_rates\n"
+        f'input,5.00,1.25,3.75,75.00,1000000,USD,"{why(broken_rate)}",\n'
+        "output,2.00,1.00,1.00,50.00,0,USD,,\n"
     )
     # The dashboard's tile and the chart read the same totals: no failure either.
     assert get(finance, "").status_code == 200
@@ -115,8 +116,9 @@ def test_a_csv_that_cannot_write_a_row_ends_with_a_line_saying_so():
     lines = list(margins_csv_lines(rows, group_by="customer", currency="USD"))
 
     assert lines == [
-        "customer,revenue,cost,margin,margin_percent,uncosted_quantity,currency,error\n",
-        "a,2.00,1.00,1.00,50.00,0,USD,\n",
+        "customer,revenue,cost,margin,margin_percent,uncosted_quantity,currency,error,"
+        "missing_rates\n",
+        "a,2.00,1.00,1.00,50.00,0,USD,,\n",
         '"error: the export stopped here, after 1 of 3 rows; download it again"\n',
     ]
 

@@ -79,6 +79,9 @@ FINANCE = [
     # What usage costs (plans.CostRate): added by importing a price list, never
     # edited nor deleted (a later rate takes over). Finance's alone, as margins.
     *perms("plans.costrate", "add", "view"),
+    # What a currency is worth in another (plans.ExchangeRate): entered or pasted,
+    # never edited nor deleted (a later rate of the pair supersedes). Finance's alone.
+    *perms("plans.exchangerate", "add", "view"),
     # Price simulations (plans.PriceSimulation).
     "plans.view_pricesimulation",
     "plans.run_pricesimulation",
