@@ -175,6 +175,37 @@ def made_s32() -> None:
             tokens("e5", "embeddings", "e5-large", 500_000),
         ]
     )
+    # What the EUR seller's provider charges, in USD; 1 USD = 0.90 EUR from 1 Oct.
+    for when, cost in (
+        ({"model": "gpt-4o", "token_type": "input"}, "1.00"),
+        ({"model": "gpt-4o", "token_type": "output"}, "4.00"),
+        ({"model": "mistral-large"}, "0.50"),
+    ):
+        response = api_client("admin").post(
+            "/api/v1/cost-rates",
+            {
+                "meter": "llm_tokens",
+                "when": when,
+                "unit_cost": cost,
+                "per": MILLION,
+                "currency": "USD",
+                "effective_from": "2026-10-01T00:00:00Z",
+            },
+            format="json",
+        )
+        assert response.status_code == 201, response.json()
+    response = api_client("admin").post(
+        "/api/v1/exchange-rates",
+        {
+            "base": "USD",
+            "quote": "EUR",
+            "rate": "0.90",
+            "effective_from": "2026-10-01T00:00:00Z",
+            "source": "ECB reference",
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
     # October closes (New York's ends at 04:00 UTC on 1 Nov); November is open.
     periods_close(as_of=datetime(2026, 11, 1, 5, tzinfo=UTC))
 
@@ -259,6 +290,42 @@ def test_paris_in_its_november_by_every_view(s32):
         ("input", "8.00"),
         ("output", "4.00"),
     ]
+
+
+def figures(row: dict) -> tuple:
+    return (row["revenue"], row["cost"], row["margin"], row["margin_percent"])
+
+
+def test_paris_margins_by_model_with_usd_costs_at_the_rate_of_their_hour(s32):
+    body = margins(f"{NOVEMBER}&currency=EUR&tz=Europe/Paris&group_by=model")
+    rows = {row["key"]["model"]: row for row in body["results"]}
+    assert figures(rows["gpt-4o"]) == ("8.00", "3.60", "4.40", "55.00")  # 4.00 USD
+    assert figures(rows["mistral-large"]) == ("3.00", "1.35", "1.65", "55.00")
+    assert figures(rows["llama-3"]) == ("1.00", "0.00", "1.00", "100.00")
+    assert rows["llama-3"]["uncosted_quantity"] == "1000000"
+    assert figures(rows["text-embedding-3-small"])[:2] == ("0.23", "0.00")
+    assert figures(rows["e5-large"])[:2] == ("0.07", "0.00")
+    assert figures(rows[None]) == ("30.00", "0.00", "30.00", "100.00")
+    assert not any("missing_rates" in row for row in body["results"])
+
+
+def test_every_view_of_paris_november_has_the_same_totals(s32):
+    window = f"{NOVEMBER}&currency=EUR&tz=Europe/Paris"
+    for view in ("customer", "plan", "meter", "model", "token_type", "billing_entity"):
+        rows = margins(f"{window}&group_by={view}")["results"]
+        revenue = sum(Decimal(row["revenue"]) for row in rows)
+        cost = sum(Decimal(row["cost"]) for row in rows)
+        assert (revenue, cost, revenue - cost) == (
+            Decimal("42.30"),
+            Decimal("4.95"),
+            Decimal("37.35"),
+        ), view
+    (customer,) = margins(f"{window}&group_by=customer")["results"]
+    assert figures(customer) == ("42.30", "4.95", "37.35", "88.30")
+    # In UTC's November the period (from 23:00 UTC on 31 Oct) has earned its first
+    # hour already: 30.00 less 30 x 1/720 (0.04) = 29.96, and the usage 12.30.
+    (utc,) = margins(f"{NOVEMBER}&currency=EUR&tz=UTC&group_by=customer")["results"]
+    assert figures(utc) == ("42.26", "4.95", "37.31", "88.29")
 
 
 def test_the_totals_are_the_same_in_every_view_and_the_rows_add_up(s32):
