@@ -482,5 +482,6 @@ class TaxRate(models.Model):
 
 from plans.cost_models import CostRate  # noqa: E402, F401
 from plans.coupon_models import Coupon  # noqa: E402, F401
+from plans.exchange_rate_models import ExchangeRate  # noqa: E402, F401
 from plans.feature_models import Feature, VersionFeature  # noqa: E402, F401
 from plans.simulation_models import PriceSimulation, PriceSimulationRow  # noqa: E402, F401
