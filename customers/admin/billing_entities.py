@@ -12,6 +12,7 @@ from billing.core.admin_fields import country_choices
 from billing.core.admin_forms import ServiceValidatedForm
 from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.errors import Conflict
+from billing.journal.models import JournalEntry
 from customers.billing_entities import (
     billing_entity_save,
     customers_waiting_for_vat_number,
@@ -174,6 +175,8 @@ class BillingEntityAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
         fixed = []
         if obj is not None and (obj.invoices.exists() or obj.credit_notes.exists()):
             fixed += ["invoice_prefix", "credit_note_prefix"]
+        if obj is not None and JournalEntry.objects.filter(billing_entity=obj.code).exists():
+            fixed.append("functional_currency")
         return fixed
 
     def deletion_refusal(self, obj):
