@@ -48,6 +48,7 @@ api_v1 = [
     path("margins", margins.MarginsApi.as_view()),
     path("journal", journal.JournalListApi.as_view()),
     path("journal.csv", journal.JournalCsvApi.as_view()),
+    path("journal/trial-balance", journal.JournalTrialBalanceApi.as_view()),
     path("journal/periods", journal.JournalPeriodsApi.as_view()),
     path("journal/periods/<str:month>/lock", journal.JournalMonthLockApi.as_view()),
     path("journal/periods/<str:month>/unlock", journal.JournalMonthUnlockApi.as_view()),
