@@ -1,16 +1,13 @@
 """Reading the journal: entries of a date range in one order (date, then id),
 of one seller or currency if asked, as CSV or as Xero's manual-journal import
 CSV (one seller, in its functional currency), streamed row by row from a
-server-side cursor so that a month of any size is sent in constant memory;
-and the trial balance per account and month."""
+server-side cursor so that a month of any size is sent in constant memory.
+The trial balance is billing.journal.trial_balance."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-
-from django.db.models import Sum
-from django.db.models.functions import TruncMonth
 
 from billing.core.errors import InvalidRequest
 from billing.core.money import currency_exponent, format_decimal, format_money, is_known_currency
@@ -227,73 +224,5 @@ def _xero_lines(start: date, end: date, wanted: JournalFilter) -> Iterator[str]:
                 "",
                 "",
                 "",
-            ]
-        )
-
-
-@dataclass(frozen=True)
-class TrialBalanceRow:
-    month: date
-    account: str
-    account_name: str
-    currency: str
-    debit: Decimal
-    credit: Decimal
-
-    @property
-    def balance(self) -> Decimal:
-        """Debit balance (negative: a credit balance)."""
-        return self.debit - self.credit
-
-
-def trial_balance(start: date, end: date) -> list[TrialBalanceRow]:
-    """Debits and credits per month, account and currency of the entries in
-    [start, end), ordered by month, account code and currency (an account
-    renamed in the month shows once per name). Each month's debits equal its
-    credits per currency (every document balances)."""
-    rows = (
-        entries_between(start, end)
-        .annotate(month=TruncMonth("date"))
-        .values("month", "account", "account_name", "currency")
-        .annotate(debit=Sum("debit"), credit=Sum("credit"))
-        .order_by("month", "account", "account_name", "currency")
-    )
-    return [
-        TrialBalanceRow(
-            row["month"] if type(row["month"]) is date else row["month"].date(),
-            row["account"],
-            row["account_name"],
-            row["currency"],
-            row["debit"],
-            row["credit"],
-        )
-        for row in rows
-    ]
-
-
-TRIAL_BALANCE_COLUMNS = [
-    "month",
-    "account",
-    "account_name",
-    "currency",
-    "debit",
-    "credit",
-    "balance",
-]
-
-
-def trial_balance_lines(rows: list[TrialBalanceRow]) -> Iterator[str]:
-    writer = SpreadsheetCsv()
-    yield writer.row(TRIAL_BALANCE_COLUMNS)
-    for row in rows:
-        yield writer.row(
-            [
-                row.month.strftime("%Y-%m"),
-                row.account,
-                row.account_name,
-                row.currency,
-                Figure(format_money(row.debit, row.currency)),
-                Figure(format_money(row.credit, row.currency)),
-                Figure(format_money(row.balance, row.currency)),
             ]
         )

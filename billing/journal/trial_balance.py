@@ -3,6 +3,7 @@ range (opening), the debits and credits dated in it and its balance at the end
 (closing = opening + debit - credit), in the seller's functional currency. Every
 document balances in it, so the closings add up to zero."""
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -11,6 +12,8 @@ from django.db.models import Case, DecimalField, F, Max, Q, Sum, Value, When
 from django.db.models.functions import Coalesce
 
 from billing.core.errors import InvalidRequest
+from billing.core.money import format_money
+from billing.core.spreadsheet_csv import Figure, SpreadsheetCsv
 from billing.journal.entities import functional_currency_of
 from billing.journal.functional import functional_missing_refusal
 from billing.journal.models import MONEY, JournalEntry
@@ -92,3 +95,35 @@ def entity_trial_balance(*, billing_entity: str, start: date, end: date) -> Enti
     return EntityTrialBalance(
         billing_entity, functional_currency_of(billing_entity), start, end, lines
     )
+
+
+TRIAL_BALANCE_COLUMNS = [
+    "billing_entity",
+    "account",
+    "account_name",
+    "currency",
+    "opening",
+    "debit",
+    "credit",
+    "closing",
+]
+
+
+def trial_balance_lines(balance: EntityTrialBalance) -> Iterator[str]:
+    """The trial balance as CSV, one line an account."""
+    writer = SpreadsheetCsv()
+    yield writer.row(TRIAL_BALANCE_COLUMNS)
+    money = balance.currency
+    for line in balance.lines:
+        yield writer.row(
+            [
+                balance.billing_entity,
+                line.account,
+                line.account_name,
+                money,
+                Figure(format_money(line.opening, money)),
+                Figure(format_money(line.debit, money)),
+                Figure(format_money(line.credit, money)),
+                Figure(format_money(line.closing, money)),
+            ]
+        )
