@@ -56,6 +56,8 @@ api_v1 = [
     path("coupons/<str:code>", plans_api.CouponDetailApi.as_view()),
     path("features", plans_api.FeatureListApi.as_view()),
     path("features/<str:code>", plans_api.FeatureDetailApi.as_view()),
+    path("billing-entities", customers_api.BillingEntityListApi.as_view()),
+    path("billing-entities/<str:code>", customers_api.BillingEntityDetailApi.as_view()),
     path("customers", customers_api.CustomerListApi.as_view()),
     path("customers/<str:external_id>", customers_api.CustomerDetailApi.as_view()),
     path("customers/<str:external_id>/usage", usage.UsageApi.as_view()),
