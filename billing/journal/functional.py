@@ -89,12 +89,21 @@ def booked_receivable(rows: Iterable[tuple]) -> tuple[Decimal, Decimal | None]:
     return amount, functional
 
 
+def booking_waits(booked: tuple[Decimal, Decimal | None]) -> bool:
+    """Whether a receivable's booking has no functional amount yet (its rate was
+    missing): what settles it waits for it."""
+    booked_amount, booked_functional = booked
+    return bool(booked_amount) and booked_functional is None
+
+
 def settled_amount(
     booked: tuple[Decimal, Decimal | None], amount: Decimal, functional_currency: str
 ) -> Decimal | None:
     """What settling `amount` of a receivable booked at `booked` (transaction,
     functional) is in the functional currency: its share of what was booked,
-    rounded; None when the booking has no functional amount yet (or none)."""
+    rounded; None when nothing was booked (a document journaled before the
+    journal existed and not backfilled: settled at the day's rate) or the
+    booking waits (booking_waits)."""
     booked_amount, booked_functional = booked
     if booked_functional is None or not booked_amount:
         return None
@@ -175,17 +184,16 @@ def journal_functional_fill() -> int:
         for entry in sorted(entries, key=lambda e: e.line):
             fixed = None
             if entry.settles:
-                fixed = settled_amount(
-                    booked_receivable(
-                        JournalEntry.objects.filter(document_key=entry.settles).values_list(
-                            "kind", "debit", "credit", "functional_debit", "functional_credit"
-                        )
-                    ),
-                    entry.debit - entry.credit,
-                    entry.functional_currency,
+                booked = booked_receivable(
+                    JournalEntry.objects.filter(document_key=entry.settles).values_list(
+                        "kind", "debit", "credit", "functional_debit", "functional_credit"
+                    )
                 )
-                if fixed is None:
+                if booking_waits(booked):
                     break  # its invoice waits for a rate too
+                fixed = settled_amount(
+                    booked, entry.debit - entry.credit, entry.functional_currency
+                )
             legs.append((entry, FunctionalLeg(entry.kind, entry.debit - entry.credit, fixed)))
         else:
             amounts = functional_amounts(

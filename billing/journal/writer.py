@@ -12,6 +12,7 @@ from billing.journal.accounts import AccountBook
 from billing.journal.functional import (
     FunctionalLeg,
     booked_receivable,
+    booking_waits,
     functional_amounts,
     rate_moment,
     settled_amount,
@@ -181,9 +182,10 @@ def _functional(
     for leg in merged:
         fixed = None
         if leg.settles:
-            fixed = settled_amount(_booked(leg.settles), leg.amount, functional_currency)
-            if fixed is None:
+            booked = _booked(leg.settles)
+            if booking_waits(booked):
                 return None, None
+            fixed = settled_amount(booked, leg.amount, functional_currency)
         legs.append(FunctionalLeg(leg.kind, leg.amount, fixed))
     amounts = functional_amounts(
         legs, rate=rate, currency=document.currency, functional_currency=functional_currency

@@ -17,7 +17,16 @@ from billing.journal.functional import journal_functional_fill
 from billing.journal.models import JournalEntry
 from billing.journal.writer import Document, Leg, journal_write
 from tests.factories import CustomerFactory
-from tests.journal.books_support import NOV_5, rate, s32_books, s32_rates, sellers
+from tests.journal.books_support import (
+    NOV_5,
+    NOV_20,
+    invoice,
+    pay,
+    rate,
+    s32_books,
+    s32_rates,
+    sellers,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -163,3 +172,18 @@ def test_the_migration_gives_old_entries_their_seller_and_functional_amounts():
     assert journal_functional_fill() == 2
     assert JournalEntry.objects.filter(rate__isnull=True).count() == 0
     assert date(2026, 11, 20) in set(ny.values_list("document_date", flat=True))
+
+
+def test_a_payment_of_an_invoice_never_journaled_is_at_its_own_day_s_rate():
+    # given an invoice whose entries are not there (issued before the journal)
+    s32_rates()
+    sellers()
+    ny = invoice(CustomerFactory(external_id="ny", billing_entity="sas"), "100.00", on=NOV_5)
+    JournalEntry.objects.filter(document_key=f"invoice:{ny.pk}").delete()
+
+    pay(ny, on=NOV_20)
+
+    assert [(r[1], r[5], r[6], r[8]) for r in rows(f"payment:{ny.pk}")] == [
+        ("1200", D("92.00"), D(0), D("0.92")),
+        ("1100", D(0), D("92.00"), D("0.92")),
+    ]
