@@ -12,7 +12,8 @@ from rest_framework.views import APIView
 
 from config.api import CursorPagination, request_data
 from customers import services
-from customers.models import Customer
+from customers.billing_entities import billing_entity_create
+from customers.models import BillingEntity, Customer
 from customers.portal import portal_session_create
 from customers.serializers import CustomerSerializer, CustomerUpdateSerializer
 from invoices.dunning_policies import customer_policy_choice, customer_policy_set
@@ -86,3 +87,70 @@ class PortalSessionApi(APIView):
             {"url": url, "expires_at": session.expires_at.isoformat().replace("+00:00", "Z")},
             status=status.HTTP_201_CREATED,
         )
+
+
+class BillingEntityCreateSerializer(serializers.Serializer):
+    code = serializers.SlugField(max_length=64)
+    legal_name = serializers.CharField(max_length=255)
+    functional_currency = serializers.CharField(max_length=3, help_text="ISO 4217, e.g. EUR.")
+    number_prefix = serializers.CharField(
+        max_length=12, help_text="Its invoices' numbers: FR-2026-000001."
+    )
+    credit_note_prefix = serializers.CharField(
+        max_length=12, required=False, help_text="Default: the number prefix and CN."
+    )
+    timezone = serializers.CharField(max_length=64, required=False, default="UTC")
+    address = serializers.JSONField(
+        help_text="line1, line2, postal_code, city, state, country (ISO 3166-1, required)."
+    )
+    vat_id = serializers.CharField(max_length=64, required=False, default="", allow_blank=True)
+    default = serializers.BooleanField(required=False, default=False)
+
+
+class BillingEntitySerializer(serializers.Serializer):
+    code = serializers.CharField()
+    legal_name = serializers.CharField()
+    functional_currency = serializers.CharField()
+    timezone = serializers.CharField()
+    number_prefix = serializers.CharField(source="invoice_prefix")
+    credit_note_prefix = serializers.CharField()
+    address = serializers.SerializerMethodField()
+    vat_id = serializers.CharField(source="tax_id")
+    default = serializers.BooleanField(source="is_default")
+
+    def get_address(self, entity) -> dict:
+        """As printed: its lines and its country."""
+        return {"lines": entity.address, "country": entity.country}
+
+
+class BillingEntityListApi(APIView):
+    @extend_schema(
+        responses=inline_serializer(
+            "BillingEntities", {"results": BillingEntitySerializer(many=True)}
+        )
+    )
+    def get(self, request):
+        entities = BillingEntity.objects.order_by("code")
+        return Response({"results": BillingEntitySerializer(entities, many=True).data})
+
+    @extend_schema(
+        summary="Add a billing entity (a seller)",
+        description=(
+            "400 naming the field for a rule broken (an unknown currency, zone or country, "
+            "a prefix another entity numbers with); 409 when the code exists. Made the "
+            "default, it takes over from the former default."
+        ),
+        request=BillingEntityCreateSerializer,
+        responses={201: BillingEntitySerializer},
+    )
+    def post(self, request):
+        data = dict(request_data(BillingEntityCreateSerializer, request))
+        data["is_default"] = data.pop("default")
+        entity = billing_entity_create(**data)
+        return Response(BillingEntitySerializer(entity).data, status=status.HTTP_201_CREATED)
+
+
+class BillingEntityDetailApi(APIView):
+    @extend_schema(responses=BillingEntitySerializer)
+    def get(self, request, code: str):
+        return Response(BillingEntitySerializer(get_object_or_404(BillingEntity, code=code)).data)

@@ -11,6 +11,7 @@ from billing.core.countries import is_country_code
 from billing.core.customer_text import LANGUAGES
 from billing.core.money import is_known_currency
 from config.history import audit_history
+from plans.validation import available_timezones
 
 CODE_MAX_LENGTH = 255
 MAX_ALERT_THRESHOLD = Decimal(1000)
@@ -191,6 +192,21 @@ class BillingEntity(models.Model):
         unique=True,
         help_text=_("e.g. CN: CN-2026-000001."),
     )
+    functional_currency = models.CharField(
+        _("Functional currency"),
+        max_length=3,
+        default="USD",
+        help_text=_(
+            "ISO 4217 code, e.g. EUR: the currency its books are kept in. Journal entries "
+            "in another currency carry their amount in it too, at the document's rate."
+        ),
+    )
+    timezone = models.CharField(
+        _("Time zone"),
+        max_length=64,
+        default="UTC",
+        help_text=_("IANA name, e.g. Europe/Paris: where its reports' days and months begin."),
+    )
     is_default = models.BooleanField(
         _("Default seller"),
         default=False,
@@ -227,6 +243,14 @@ class BillingEntity(models.Model):
         errors = {}
         if self.country and not is_country_code(self.country):
             errors["country"] = f"unknown country {self.country!r}; use an ISO 3166-1 code"
+        if not is_known_currency(self.functional_currency or ""):
+            errors["functional_currency"] = (
+                f"unknown currency {self.functional_currency!r}; use an ISO 4217 code such as EUR"
+            )
+        if self.timezone not in available_timezones():
+            errors["timezone"] = (
+                f"unknown time zone {self.timezone!r}; use an IANA name such as 'Europe/Paris'"
+            )
         for field in ("invoice_prefix", "credit_note_prefix"):
             if problems := document_prefix_errors(getattr(self, field)):
                 errors[field] = problems

@@ -14,6 +14,7 @@ from billing.journal.models import AccountKind, DocumentType
 from billing.journal.writer import Document, Leg, journal_write
 from billing.models import ThresholdBilling
 from invoices.models import CreditNote, Invoice, InvoiceLine
+from invoices.sellers import invoice_billing_entity
 from plans.taxes import tax_lines_read
 
 ZERO = Decimal(0)
@@ -119,6 +120,9 @@ def _invoice_document(invoice: Invoice, type_: str, key: str, on: datetime) -> D
         customer_id=invoice.customer_id,
         currency=invoice.currency,
         on=on,
+        # Its issuer's books, the payment's and credit notes' too, whatever entity
+        # bills the customer later.
+        seller=invoice_billing_entity(invoice),
     )
 
 
@@ -162,13 +166,17 @@ def journal_invoice_paid(
 ) -> None:
     """What was left to pay, received: Dr payments clearing (Stripe or the
     bank), Cr receivable. An invoice the credit balance paid whole has nothing
-    left to pay and writes nothing."""
+    left to pay and writes nothing. In the seller's functional currency the
+    clearing is at the payment day's rate and the receivable at what the invoice
+    booked it at: the difference is an exchange difference (a credit a gain, a
+    debit a loss)."""
     document = _invoice_document(invoice, DocumentType.PAYMENT, f"payment:{invoice.pk}", paid_at)
     journal_write(
         document=Document(**{**document.__dict__, "memo": reference}),
         legs=[
             Leg(AccountKind.PAYMENTS_CLEARING, amount),
-            Leg(AccountKind.RECEIVABLE, -amount),
+            Leg(AccountKind.RECEIVABLE, -amount, settles=f"invoice:{invoice.pk}"),
+            Leg(AccountKind.EXCHANGE_DIFFERENCES, ZERO),
         ],
         now=now,
     )
@@ -183,6 +191,11 @@ def _credited_legs(line: InvoiceLine, amount: Decimal, subscription_id) -> list[
     if line.kind == LineKind.COMMIT_DRAWDOWN:
         return [Leg(AccountKind.REVENUE, amount, plan=line.plan)]
     return _line_legs(line, amount, subscription_id)
+
+
+def _note_seller(note: CreditNote):
+    """The entity that issued the note (its invoice's issuer for a draft-time one)."""
+    return note.billing_entity if note.billing_entity_id else invoice_billing_entity(note.invoice)
 
 
 def journal_credit_note(*, note: CreditNote, now: datetime) -> None:
@@ -211,6 +224,7 @@ def journal_credit_note(*, note: CreditNote, now: datetime) -> None:
             currency=note.currency,
             on=note.created_at,
             memo=invoice.number or "",
+            seller=_note_seller(note),
         ),
         legs=legs,
         now=now,
@@ -229,6 +243,7 @@ def journal_refund(*, note: CreditNote, now: datetime) -> None:
             currency=note.currency,
             on=now,
             memo=note.stripe_refund_id,
+            seller=_note_seller(note),
         ),
         legs=[
             Leg(AccountKind.CREDIT_BALANCE, note.paid_back),

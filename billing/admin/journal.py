@@ -1,9 +1,11 @@
 """The journal in the admin: finance's accounts (the mapping of our account
 kinds, and of meters, plans and tax rates, to its chart), the entries (read
-only: never edited), the locked months (locked and lifted, with a reason, through
-the services) and the trial balance per account and month, with its CSV."""
+only: never edited; exported as CSV or for Xero per seller and date range, and
+their functional amounts filled once a missing rate is entered), the locked
+months (locked and lifted, with a reason, through the services) and a seller's
+trial balance for a date range (opening, debit, credit, closing), with its CSV."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from django import forms
 from django.contrib import admin, messages
@@ -17,9 +19,12 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.core.admin_forms import RecordAdmin, amount_text
 from billing.core.errors import BillingError
-from billing.journal.export import trial_balance, trial_balance_lines
+from billing.journal import export
+from billing.journal.entities import books_entities
+from billing.journal.functional import functional_missing, journal_functional_fill
 from billing.journal.models import JournalAccount, JournalEntry, JournalPeriodLock, TrialBalance
 from billing.journal.periods import REASON_MAX, journal_month_lock, journal_month_unlock
+from billing.journal.trial_balance import entity_trial_balance, trial_balance_lines
 from billing.journal.writer import month_start, next_month
 
 VIEW_JOURNAL = "billing.view_journalentry"
@@ -48,8 +53,58 @@ class JournalAccountAdmin(AccountingAdmin, admin.ModelAdmin):
     fields = ("kind", "meter", "plan", "tax_rate", "code", "name")
 
 
+class BooksRangeForm(forms.Form):
+    """A seller and a range of days (the last one included), for an export or the
+    trial balance."""
+
+    billing_entity = forms.ChoiceField(label=_("Billing entity"), choices=[])
+    start = forms.DateField(label=_("First day"), widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label=_("Last day"), widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["billing_entity"].choices = [(code, code) for code in books_entities()]
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("start"), cleaned.get("end")
+        if start and end and start > end:
+            raise forms.ValidationError(gettext("The first day is after the last."))
+        return cleaned
+
+    def range(self) -> tuple[str, date, date]:
+        """(seller, first day, the day after the last)."""
+        data = self.cleaned_data
+        return data["billing_entity"], data["start"], data["end"] + timedelta(days=1)
+
+
+def this_month_range(request) -> dict:
+    """The form's defaults: the month or year the entries' list shows (its date
+    filter), else this month (UTC); the seller it is filtered on, else the first."""
+    first = month_start(datetime.now(UTC).date())
+    after = next_month(first)
+    try:
+        year = int(request.GET.get("date__year", ""))
+        month = int(request.GET.get("date__month", "0"))
+        first = date(year, month or 1, 1)
+        after = next_month(first) if month else date(year + 1, 1, 1)
+    except ValueError:
+        pass
+    data = {
+        "start": first.isoformat(),
+        "end": (after - timedelta(days=1)).isoformat(),
+        "billing_entity": request.GET.get("billing_entity")
+        or request.GET.get("billing_entity__exact", ""),
+    }
+    if not data["billing_entity"]:
+        entities = books_entities()
+        data["billing_entity"] = entities[0] if entities else ""
+    return data
+
+
 @admin.register(JournalEntry)
 class JournalEntryAdmin(AccountingAdmin, RecordAdmin):
+    change_list_template = "admin/accounting/journalentry_change_list.html"
     list_display = (
         "date",
         "document_type",
@@ -61,12 +116,90 @@ class JournalEntryAdmin(AccountingAdmin, RecordAdmin):
         "credit",
         "currency",
         "memo",
+        "billing_entity",
+        "functional_debit",
+        "functional_credit",
+        "functional_currency",
+        "rate",
     )
-    list_filter = ("document_type", "kind", "currency", "date")
+    list_filter = ("billing_entity", "document_type", "kind", "currency", "date")
     search_fields = ("document", "customer__external_id", "account")
     list_select_related = ("customer",)
     date_hierarchy = "date"
     show_full_result_count = False
+
+    def get_urls(self):
+        return [
+            path(
+                "export/",
+                self.admin_site.admin_view(self.export_view),
+                name="billing_journalentry_export",
+            ),
+            path(
+                "fill-rates/",
+                self.admin_site.admin_view(self.fill_view),
+                name="billing_journalentry_fill",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        waiting = functional_missing(JournalEntry.objects.all())
+        if waiting:
+            pairs = "; ".join(
+                f"{pair} ({', '.join(day.isoformat() for day in days[:5])})"
+                for pair, days in waiting.items()
+            )
+            messages.warning(
+                request,
+                gettext(
+                    "Some entries wait for an exchange rate: {pairs}. Enter the rates, then "
+                    "fill their functional amounts."
+                ).format(pairs=pairs),
+            )
+        extra = {
+            "export_form": BooksRangeForm(initial=this_month_range(request)),
+            "rates_missing": bool(waiting),
+        }
+        return super().changelist_view(request, extra_context={**(extra_context or {}), **extra})
+
+    def export_view(self, request):
+        """The entries of a seller and range, as CSV or Xero's CSV (the API's files)."""
+        if not self.has_view_permission(request):
+            messages.error(request, gettext("You may not view the journal."))
+            return redirect(reverse("admin:index"))
+        back = redirect(reverse("admin:billing_journalentry_changelist"))
+        form = BooksRangeForm(request.GET)
+        if not form.is_valid():
+            for errors in form.errors.values():
+                messages.error(request, " ".join(errors))
+            return back
+        code, start, end = form.range()
+        xero = request.GET.get("format") == "xero"
+        wanted = export.JournalFilter(billing_entity=code)
+        try:
+            lines = (export.xero_lines if xero else export.csv_lines)(start, end, wanted)
+        except BillingError as error:
+            messages.error(request, error.words)
+            return back
+        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+        suffix = "-xero" if xero else ""
+        response["Content-Disposition"] = (
+            f'attachment; filename="journal-{code}-{start}-{end}{suffix}.csv"'
+        )
+        return response
+
+    def fill_view(self, request):
+        """Fill the functional amounts of entries whose missing rate was entered
+        since (journal_functional_fill); a POST, from the list's button."""
+        if request.method != "POST" or not self.has_view_permission(request):
+            return redirect(reverse("admin:billing_journalentry_changelist"))
+        filled = journal_functional_fill()
+        messages.info(
+            request,
+            gettext("Functional amounts filled for {count} document(s).").format(count=filled),
+        )
+        return redirect(reverse("admin:billing_journalentry_changelist"))
 
 
 class LockForm(forms.ModelForm):
@@ -174,29 +307,9 @@ class JournalPeriodLockAdmin(AccountingAdmin, admin.ModelAdmin):
         obj.locked_by = lock.locked_by
 
 
-class TrialBalanceForm(forms.Form):
-    start = forms.DateField(
-        label=_("First month"),
-        widget=forms.DateInput(attrs={"type": "month"}, format="%Y-%m"),
-        input_formats=["%Y-%m", "%Y-%m-%d"],
-    )
-    end = forms.DateField(
-        label=_("Last month"),
-        widget=forms.DateInput(attrs={"type": "month"}, format="%Y-%m"),
-        input_formats=["%Y-%m", "%Y-%m-%d"],
-    )
-
-    def clean(self):
-        cleaned = super().clean()
-        start, end = cleaned.get("start"), cleaned.get("end")
-        if start and end and start > end:
-            raise forms.ValidationError(gettext("The first month is after the last."))
-        return cleaned
-
-
 @admin.register(TrialBalance)
 class TrialBalanceAdmin(AccountingAdmin, RecordAdmin):
-    """No records: the list page is the trial balance."""
+    """No records: the list page is a seller's trial balance for a range of days."""
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm(VIEW_JOURNAL)
@@ -214,11 +327,10 @@ class TrialBalanceAdmin(AccountingAdmin, RecordAdmin):
         if not self.has_view_permission(request):
             messages.error(request, gettext("You may not view the journal."))
             return redirect(reverse("admin:index"))
-        this_month = month_start(datetime.now(UTC).date()).strftime("%Y-%m")
         data = request.GET.copy()
-        data.setdefault("start", this_month)
-        data.setdefault("end", this_month)
-        form = TrialBalanceForm(data)
+        for name, value in this_month_range(request).items():
+            data.setdefault(name, value)
+        form = BooksRangeForm(data)
         context = {
             **self.admin_site.each_context(request),
             "title": gettext("Trial balance"),
@@ -228,29 +340,36 @@ class TrialBalanceAdmin(AccountingAdmin, RecordAdmin):
         if not form.is_valid():
             messages.error(request, gettext("Please correct the errors below."))
             return TemplateResponse(request, "admin/billing/trial_balance.html", context)
-        first = month_start(form.cleaned_data["start"])
-        after: date = next_month(month_start(form.cleaned_data["end"]))
-        rows = trial_balance(first, after)
+        code, first, after = form.range()
+        try:
+            balance = entity_trial_balance(billing_entity=code, start=first, end=after)
+        except BillingError as error:
+            messages.error(request, error.words)
+            return TemplateResponse(request, "admin/billing/trial_balance.html", context)
         if request.GET.get("format") == "csv":
             response = StreamingHttpResponse(
-                trial_balance_lines(rows), content_type="text/csv; charset=utf-8"
+                trial_balance_lines(balance), content_type="text/csv; charset=utf-8"
             )
             response["Content-Disposition"] = (
-                f'attachment; filename="trial-balance-{first:%Y-%m}-{after:%Y-%m}.csv"'
+                f'attachment; filename="trial-balance-{code}-{first}-{after}.csv"'
             )
             return response
+        money = balance.currency
         context |= {
+            "billing_entity": code,
+            "currency": money,
+            "first": first,
+            "last": after - timedelta(days=1),
             "rows": [
                 {
-                    "month": row.month.strftime("%Y-%m"),
-                    "account": row.account,
-                    "account_name": row.account_name,
-                    "currency": row.currency,
-                    "debit": amount_text(row.debit, row.currency),
-                    "credit": amount_text(row.credit, row.currency),
-                    "balance": amount_text(row.balance, row.currency),
+                    "account": line.account,
+                    "account_name": line.account_name,
+                    "opening": amount_text(line.opening, money),
+                    "debit": amount_text(line.debit, money),
+                    "credit": amount_text(line.credit, money),
+                    "closing": amount_text(line.closing, money),
                 }
-                for row in rows
+                for line in balance.lines
             ],
             "csv_query": data.urlencode(),
             "shown": True,

@@ -1,5 +1,7 @@
 """The accounting journal: GET /api/v1/journal (JSON, a page at a time),
 GET /api/v1/journal.csv (CSV, or Xero's manual-journal CSV with ?format=xero),
+both of one seller (billing_entity=) or transaction currency (currency=) if asked,
+GET /api/v1/journal/trial-balance (a seller's, in its functional currency),
 GET /api/v1/journal/periods (the locks, lifted ones too: their history),
 POST /api/v1/journal/periods/{YYYY-MM}/lock and .../unlock (billing.journal)."""
 
@@ -20,10 +22,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.core.errors import InvalidRequest, NotFound
-from billing.core.money import format_money
+from billing.core.money import format_decimal, format_money
 from billing.journal import export
+from billing.journal.entities import books_entity
 from billing.journal.models import JournalEntry, JournalPeriodLock
 from billing.journal.periods import journal_month_lock, journal_month_unlock, month_parse
+from billing.journal.trial_balance import entity_trial_balance
 from config.api import CursorPagination, request_data
 from customers.models import ApiKey
 from plans.api import paginated
@@ -33,6 +37,14 @@ FORMATS = ("csv", "xero")
 RANGE = [
     OpenApiParameter("from", OpenApiTypes.DATE, required=True, description="first day"),
     OpenApiParameter("to", OpenApiTypes.DATE, required=True, description="the day after the last"),
+]
+FILTERS = [
+    OpenApiParameter(
+        "billing_entity", str, description="a seller's code: its entries only (400 if unknown)"
+    ),
+    OpenApiParameter(
+        "currency", str, description="a transaction currency (ISO 4217): its entries only"
+    ),
 ]
 
 
@@ -51,13 +63,24 @@ def _day(request, name: str) -> date:
         ) from exc
 
 
+# How the parameters are named to a caller who gave an unknown one.
+PARAMETER_ORDER = ("from", "to", "billing_entity", "currency", "format")
+
+
+def _filter(request) -> export.JournalFilter:
+    return export.journal_filter(
+        billing_entity=request.query_params.get("billing_entity"),
+        currency=request.query_params.get("currency"),
+    )
+
+
 def _range(request, allowed: frozenset) -> tuple[date, date]:
     """[from, to): both required, from not after to; other parameters refused."""
     unknown = sorted(set(request.query_params) - allowed)
     if unknown:
+        named = [name for name in PARAMETER_ORDER if name in allowed]
         raise InvalidRequest(
-            f"unknown parameter {unknown[0]!r}: give from, to"
-            + (" and format" if "format" in allowed else ""),
+            f"unknown parameter {unknown[0]!r}: give {', '.join(named[:-1])} and {named[-1]}",
             fields={unknown[0]: ["unknown parameter"]},
         )
     start, end = _day(request, "from"), _day(request, "to")
@@ -72,6 +95,13 @@ class JournalEntrySerializer(serializers.ModelSerializer):
     customer = serializers.CharField(source="customer.external_id")
     debit = serializers.SerializerMethodField()
     credit = serializers.SerializerMethodField()
+    functional_debit = serializers.SerializerMethodField(
+        help_text="In the seller's functional currency; null while the day's rate is missing."
+    )
+    functional_credit = serializers.SerializerMethodField()
+    rate = serializers.SerializerMethodField(
+        help_text="1 `currency` in `functional_currency` on the document's day (1 when the same)."
+    )
 
     class Meta:
         model = JournalEntry
@@ -88,7 +118,25 @@ class JournalEntrySerializer(serializers.ModelSerializer):
             "credit",
             "currency",
             "memo",
+            "billing_entity",
+            "functional_debit",
+            "functional_credit",
+            "rate",
+            "functional_currency",
         ]
+
+    def get_functional_debit(self, entry) -> str | None:
+        if entry.functional_debit is None:
+            return None
+        return format_money(entry.functional_debit, entry.functional_currency)
+
+    def get_functional_credit(self, entry) -> str | None:
+        if entry.functional_credit is None:
+            return None
+        return format_money(entry.functional_credit, entry.functional_currency)
+
+    def get_rate(self, entry) -> str | None:
+        return None if entry.rate is None else format_decimal(entry.rate)
 
     def get_debit(self, entry) -> str:
         return format_money(entry.debit, entry.currency)
@@ -120,12 +168,14 @@ class JournalListApi(APIView):
 
     @extend_schema(
         summary="Journal entries of a date range",
-        parameters=RANGE,
+        parameters=[*RANGE, *FILTERS],
         responses=JournalEntrySerializer(many=True),
     )
     def get(self, request):
-        start, end = _range(request, frozenset({"from", "to", "cursor", "limit"}))
-        query = export.entries_between(start, end).select_related("customer")
+        start, end = _range(
+            request, frozenset({"from", "to", "billing_entity", "currency", "cursor", "limit"})
+        )
+        query = export.entries_between(start, end, _filter(request)).select_related("customer")
         return paginated(self, request, query, JournalEntrySerializer)
 
 
@@ -136,28 +186,108 @@ class JournalCsvApi(APIView):
     @extend_schema(
         summary="Journal entries of a date range as CSV",
         description=(
-            "Ordered by date then id: the same range gives the same bytes. "
+            "Ordered by date then id: the same range gives the same bytes. The columns "
+            "billing_entity, functional_debit, functional_credit, rate and "
+            "functional_currency come last. "
             "`format=xero` gives Xero's manual journal import columns (Narration, Date, "
             "Description, AccountCode, TaxRate, Amount, TrackingName1/2, "
-            "TrackingOption1/2), one journal per document."
+            "TrackingOption1/2), one journal per document, of one billing entity in its "
+            "functional currency: `billing_entity` is required when more than one has "
+            "entries in the range (400 naming them), and an entry still waiting for its "
+            "exchange rate is a 400 naming the pair and days (`missing_rates`)."
         ),
-        parameters=[*RANGE, OpenApiParameter("format", str, enum=list(FORMATS))],
+        parameters=[*RANGE, *FILTERS, OpenApiParameter("format", str, enum=list(FORMATS))],
         responses={(200, "text/csv"): OpenApiResponse(response=OpenApiTypes.STR)},
     )
     def get(self, request):
-        start, end = _range(request, frozenset({"from", "to", "format"}))
+        start, end = _range(
+            request, frozenset({"from", "to", "billing_entity", "currency", "format"})
+        )
         wanted = request.query_params.get("format", "csv")
         if wanted not in FORMATS:
             raise InvalidRequest(
                 f"format must be csv or xero, not {wanted!r}", fields={"format": ["csv or xero"]}
             )
         lines = export.xero_lines if wanted == "xero" else export.csv_lines
-        response = StreamingHttpResponse(lines(start, end), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(
+            lines(start, end, _filter(request)), content_type="text/csv; charset=utf-8"
+        )
         suffix = "-xero" if wanted == "xero" else ""
         response["Content-Disposition"] = (
             f'attachment; filename="journal-{start}-{end}{suffix}.csv"'
         )
         return response
+
+
+class TrialBalanceLineSerializer(serializers.Serializer):
+    account = serializers.CharField()
+    account_name = serializers.CharField()
+    opening = serializers.CharField(help_text="Debit balance at `from` (negative: a credit).")
+    debit = serializers.CharField()
+    credit = serializers.CharField()
+    closing = serializers.CharField(help_text="opening + debit - credit.")
+
+
+class JournalTrialBalanceApi(APIView):
+    content_negotiation_class = AnyAccept
+    required_scopes = {"GET": ApiKey.SCOPE_FINANCE_READ}
+
+    @extend_schema(
+        summary="A billing entity's trial balance",
+        description=(
+            "Per account, in the entity's functional currency: its balance at `from` "
+            "(opening), the debits and credits dated in [from, to), and its balance at "
+            "`to` (closing = opening + debit - credit); the closings add up to zero. "
+            "`billing_entity` may be left out when there is one entity. 400 naming the "
+            "field for a bad day, `to` before `from` or an unknown entity, and naming "
+            "the pairs and days (`missing_rates`) while an entry waits for its rate."
+        ),
+        parameters=[
+            OpenApiParameter("billing_entity", str, description="the entity's code"),
+            *RANGE,
+        ],
+        responses=inline_serializer(
+            "JournalTrialBalance",
+            {
+                "billing_entity": serializers.CharField(),
+                "currency": serializers.CharField(),
+                "results": TrialBalanceLineSerializer(many=True),
+            },
+        ),
+    )
+    def get(self, request):
+        allowed = frozenset({"from", "to", "billing_entity"})
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            raise InvalidRequest(
+                f"unknown parameter {unknown[0]!r}: give billing_entity, from and to",
+                fields={unknown[0]: ["unknown parameter"]},
+            )
+        start, end = _day(request, "from"), _day(request, "to")
+        if end < start:
+            raise InvalidRequest(
+                f"to ({end}) is before from ({start})", fields={"to": ["not before from"]}
+            )
+        code = books_entity(request.query_params.get("billing_entity"))
+        balance = entity_trial_balance(billing_entity=code, start=start, end=end)
+        money = balance.currency
+        return Response(
+            {
+                "billing_entity": balance.billing_entity,
+                "currency": money,
+                "results": [
+                    {
+                        "account": line.account,
+                        "account_name": line.account_name,
+                        "opening": format_money(line.opening, money),
+                        "debit": format_money(line.debit, money),
+                        "credit": format_money(line.credit, money),
+                        "closing": format_money(line.closing, money),
+                    }
+                    for line in balance.lines
+                ],
+            }
+        )
 
 
 def _who(request) -> str:

@@ -124,8 +124,10 @@ def currency_exponent(currency: str) -> int:
 
 # Where an exact amount is rounded (quantize_money): 100 digits, a context of its
 # own passed to each operation. Entering a localcontext on every call was most of
-# what a call cost, and a report rounds tens of thousands of lines.
-_EXACT = Context(prec=100)
+# what a call cost, and a report rounds tens of thousands of lines. EXACT_DIGITS:
+# the precision an exact product or share is computed at before it is rounded.
+EXACT_DIGITS = 100
+_EXACT = Context(prec=EXACT_DIGITS)
 
 
 @cache

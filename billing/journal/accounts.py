@@ -17,6 +17,7 @@ DEFAULT_ACCOUNTS = {
     AccountKind.REVENUE: ("4000", "Revenue"),
     AccountKind.BREAKAGE: ("4100", "Breakage revenue"),
     AccountKind.DISCOUNTS: ("4900", "Discounts"),
+    AccountKind.EXCHANGE_DIFFERENCES: ("7900", "Exchange differences"),
 }
 
 

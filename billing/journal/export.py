@@ -1,18 +1,19 @@
 """Reading the journal: entries of a date range in one order (date, then id),
-as CSV or as Xero's manual-journal import CSV, streamed row by row from a
-server-side cursor so that a month of any size is sent in constant memory;
-and the trial balance per account and month."""
+of one seller or currency if asked, as CSV or as Xero's manual-journal import
+CSV (one seller, in its functional currency), streamed row by row from a
+server-side cursor so that a month of any size is sent in constant memory.
+The trial balance is billing.journal.trial_balance."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from django.db.models import Sum
-from django.db.models.functions import TruncMonth
-
-from billing.core.money import currency_exponent, format_money
+from billing.core.errors import InvalidRequest
+from billing.core.money import currency_exponent, format_decimal, format_money, is_known_currency
 from billing.core.spreadsheet_csv import Figure, SpreadsheetCsv
+from billing.journal.entities import books_entity
+from billing.journal.functional import functional_missing_refusal
 from billing.journal.models import JournalEntry
 
 CSV_COLUMNS = [
@@ -27,6 +28,12 @@ CSV_COLUMNS = [
     "credit",
     "currency",
     "memo",
+    # Added with books per seller (API v1.3), after the columns readers know.
+    "billing_entity",
+    "functional_debit",
+    "functional_credit",
+    "rate",
+    "functional_currency",
 ]
 # Xero's manual journal import template (help.xero.com, "Enter multiple manual
 # journals using an import template"): rows with the same Narration and Date are
@@ -58,12 +65,67 @@ FIELDS = (
     "credit",
     "currency",
     "memo",
+    "billing_entity",
+    "functional_debit",
+    "functional_credit",
+    "rate",
+    "functional_currency",
 )
 
 
-def entries_between(start: date, end: date):
-    """The entries dated in [start, end), in the export's one order."""
-    return JournalEntry.objects.filter(date__gte=start, date__lt=end).order_by("date", "id")
+@dataclass(frozen=True)
+class JournalFilter:
+    """Which entries a reader asked for: of one seller (its code) and of one
+    transaction currency, each optional."""
+
+    billing_entity: str = ""
+    currency: str = ""
+
+
+def journal_filter(*, billing_entity: str | None, currency: str | None) -> JournalFilter:
+    """The filter asked for, checked: an unknown seller (neither an entity nor
+    named by an entry) or currency is refused (400 naming the field)."""
+    billing_entity, currency = billing_entity or "", currency or ""
+    if billing_entity:
+        books_entity(billing_entity)
+    if currency and not is_known_currency(currency):
+        raise InvalidRequest(
+            f"unknown currency {currency!r}; use an ISO 4217 code such as EUR",
+            fields={"currency": [f"unknown currency {currency!r}"]},
+        )
+    return JournalFilter(billing_entity, currency)
+
+
+def entries_between(start: date, end: date, wanted: JournalFilter = JournalFilter()):
+    """The entries dated in [start, end) (of the seller and currency wanted), in
+    the export's one order."""
+    entries = JournalEntry.objects.filter(date__gte=start, date__lt=end)
+    if wanted.billing_entity:
+        entries = entries.filter(billing_entity=wanted.billing_entity)
+    if wanted.currency:
+        entries = entries.filter(currency=wanted.currency)
+    return entries.order_by("date", "id")
+
+
+def xero_filter(start: date, end: date, wanted: JournalFilter) -> JournalFilter:
+    """The seller of a Xero export: Xero's manual journal has no currency column,
+    so a file is one seller's, in its functional currency. Without one asked for,
+    the only seller with entries in the range; 400 naming them when there are
+    more, and naming the pairs and days of any entry still waiting for its rate."""
+    if not wanted.billing_entity:
+        sellers = sorted(
+            set(entries_between(start, end, wanted).values_list("billing_entity", flat=True))
+        )
+        if len(sellers) > 1:
+            raise InvalidRequest(
+                f"the range has entries of {len(sellers)} billing entities "
+                f"({', '.join(sellers)}): give billing_entity, a Xero file is one entity's "
+                "books in its functional currency",
+                fields={"billing_entity": [f"required: one of {', '.join(sellers)}"]},
+            )
+        wanted = JournalFilter(sellers[0] if sellers else "", wanted.currency)
+    functional_missing_refusal(entries_between(start, end, wanted), what="the Xero export")
+    return wanted
 
 
 def _money_text():
@@ -93,25 +155,28 @@ def _batched(lines: Iterator[str], size: int = 500) -> Iterator[str]:
         yield "".join(batch)
 
 
-def _rows(start: date, end: date) -> Iterator[tuple]:
-    return entries_between(start, end).values_list(*FIELDS).iterator(chunk_size=2000)
+def _rows(start: date, end: date, wanted: JournalFilter) -> Iterator[tuple]:
+    return entries_between(start, end, wanted).values_list(*FIELDS).iterator(chunk_size=2000)
 
 
-def csv_lines(start: date, end: date) -> Iterator[str]:
-    return _batched(_csv_lines(start, end))
+def csv_lines(start: date, end: date, wanted: JournalFilter = JournalFilter()) -> Iterator[str]:
+    return _batched(_csv_lines(start, end, wanted))
 
 
-def xero_lines(start: date, end: date) -> Iterator[str]:
-    return _batched(_xero_lines(start, end))
+def xero_lines(start: date, end: date, wanted: JournalFilter = JournalFilter()) -> Iterator[str]:
+    """Checked first (xero_filter): a refusal comes before the response starts."""
+    return _batched(_xero_lines(start, end, xero_filter(start, end, wanted)))
 
 
-def _csv_lines(start: date, end: date) -> Iterator[str]:
+def _csv_lines(start: date, end: date, wanted: JournalFilter) -> Iterator[str]:
+    """The entries' columns; a functional amount still waiting for its rate is empty."""
     money = _money_text()
     writer = SpreadsheetCsv()
     yield writer.row(CSV_COLUMNS)
-    for pk, day, doc_type, doc, customer, account, name, debit, credit, cur, memo in _rows(
-        start, end
-    ):
+    for row in _rows(start, end, wanted):
+        pk, day, doc_type, doc, customer, account, name, debit, credit, cur, memo = row[:11]
+        entity, f_debit, f_credit, rate, f_cur = row[11:]
+        waiting = rate is None
         yield writer.row(
             [
                 pk,
@@ -125,18 +190,27 @@ def _csv_lines(start: date, end: date) -> Iterator[str]:
                 money(credit, cur),
                 cur,
                 memo,
+                entity,
+                "" if waiting else money(f_debit, f_cur),
+                "" if waiting else money(f_credit, f_cur),
+                "" if waiting else Figure(format_decimal(rate)),
+                f_cur,
             ]
         )
 
 
-def _xero_lines(start: date, end: date) -> Iterator[str]:
-    """Xero's columns; each document is a journal, narrated by its type and number."""
+def _xero_lines(start: date, end: date, wanted: JournalFilter) -> Iterator[str]:
+    """Xero's columns, amounts in the seller's functional currency (an entry of
+    none there, left out); each document is a journal, narrated by its type and
+    number."""
     money = _money_text()
     writer = SpreadsheetCsv()
     yield writer.row(XERO_COLUMNS)
-    for _pk, day, doc_type, doc, customer, account, name, debit, credit, cur, memo in _rows(
-        start, end
-    ):
+    for row in _rows(start, end, wanted):
+        _pk, day, doc_type, doc, customer, account, name, _d, _c, _cur, memo = row[:11]
+        _entity, f_debit, f_credit, _rate, f_cur = row[11:]
+        if f_debit == f_credit:
+            continue
         description = f"{name} ({customer})" + (f": {memo}" if memo else "")
         yield writer.row(
             [
@@ -145,78 +219,10 @@ def _xero_lines(start: date, end: date) -> Iterator[str]:
                 description,
                 account,
                 XERO_TAX_RATE,
-                money(debit - credit, cur),
+                money(f_debit - f_credit, f_cur),
                 "",
                 "",
                 "",
                 "",
-            ]
-        )
-
-
-@dataclass(frozen=True)
-class TrialBalanceRow:
-    month: date
-    account: str
-    account_name: str
-    currency: str
-    debit: Decimal
-    credit: Decimal
-
-    @property
-    def balance(self) -> Decimal:
-        """Debit balance (negative: a credit balance)."""
-        return self.debit - self.credit
-
-
-def trial_balance(start: date, end: date) -> list[TrialBalanceRow]:
-    """Debits and credits per month, account and currency of the entries in
-    [start, end), ordered by month, account code and currency (an account
-    renamed in the month shows once per name). Each month's debits equal its
-    credits per currency (every document balances)."""
-    rows = (
-        entries_between(start, end)
-        .annotate(month=TruncMonth("date"))
-        .values("month", "account", "account_name", "currency")
-        .annotate(debit=Sum("debit"), credit=Sum("credit"))
-        .order_by("month", "account", "account_name", "currency")
-    )
-    return [
-        TrialBalanceRow(
-            row["month"] if type(row["month"]) is date else row["month"].date(),
-            row["account"],
-            row["account_name"],
-            row["currency"],
-            row["debit"],
-            row["credit"],
-        )
-        for row in rows
-    ]
-
-
-TRIAL_BALANCE_COLUMNS = [
-    "month",
-    "account",
-    "account_name",
-    "currency",
-    "debit",
-    "credit",
-    "balance",
-]
-
-
-def trial_balance_lines(rows: list[TrialBalanceRow]) -> Iterator[str]:
-    writer = SpreadsheetCsv()
-    yield writer.row(TRIAL_BALANCE_COLUMNS)
-    for row in rows:
-        yield writer.row(
-            [
-                row.month.strftime("%Y-%m"),
-                row.account,
-                row.account_name,
-                row.currency,
-                Figure(format_money(row.debit, row.currency)),
-                Figure(format_money(row.credit, row.currency)),
-                Figure(format_money(row.balance, row.currency)),
             ]
         )

@@ -20,6 +20,9 @@ class AccountKind(models.TextChoices):
     CREDIT_BALANCE = "credit_balance", _("Customer credit balance")
     BREAKAGE = "breakage", _("Breakage")
     PAYMENTS_CLEARING = "payments_clearing", _("Payments clearing")
+    # A functional amount only: what settling a receivable at another rate than it
+    # was booked at gains (a credit) or loses (a debit), billing.journal.functional.
+    EXCHANGE_DIFFERENCES = "exchange_differences", _("Exchange differences")
 
 
 class DocumentType(models.TextChoices):
@@ -74,7 +77,12 @@ class JournalAccount(models.Model):
 class JournalEntry(models.Model):
     """One line of a document's journal: a debit or a credit on an account.
     Never edited: a correction is a reversing document. The lines of one
-    document (`document_key`) balance per currency (billing.journal.writer)."""
+    document (`document_key`) balance per currency (billing.journal.writer),
+    in the transaction currency and in the seller's functional currency.
+
+    The functional amounts and the rate are null while the exchange rate of the
+    document's day is missing; journal_functional_fill sets them (and nothing
+    else) once finance has entered it (billing.journal.functional)."""
 
     date = models.DateField(db_index=True, verbose_name=_("date"))
     # The document's own day; `date` is the next open month's first day when
@@ -110,12 +118,38 @@ class JournalEntry(models.Model):
     currency = models.CharField(max_length=3, verbose_name=_("currency"))
     memo = models.CharField(max_length=255, blank=True, default="", verbose_name=_("memo"))
     written_at = models.DateTimeField(verbose_name=_("written at"))
+    # The seller whose books the entry is in (its code, as when written), and its
+    # functional currency then.
+    billing_entity = models.CharField(max_length=64, default="", verbose_name=_("billing entity"))
+    functional_currency = models.CharField(
+        max_length=3, default="", verbose_name=_("functional currency")
+    )
+    functional_debit = models.DecimalField(
+        **MONEY, null=True, blank=True, verbose_name=_("functional debit")
+    )
+    functional_credit = models.DecimalField(
+        **MONEY, null=True, blank=True, verbose_name=_("functional credit")
+    )
+    # 1 `currency` in `functional_currency` on the document's day.
+    rate = models.DecimalField(**MONEY, null=True, blank=True, verbose_name=_("rate"))
+    # The document whose receivable this entry settles ("invoice:42"): credited at
+    # what that document booked it at, not at this document's rate.
+    settles = models.CharField(max_length=80, blank=True, default="", verbose_name=_("settles"))
 
     class Meta:
         verbose_name = _("journal entry")
         verbose_name_plural = _("journal entries")
         ordering = ["date", "id"]
-        indexes = [models.Index(fields=["date", "id"], name="journal_entry_date_id")]
+        indexes = [
+            models.Index(fields=["date", "id"], name="journal_entry_date_id"),
+            models.Index(fields=["billing_entity", "date", "id"], name="journal_entry_entity_date"),
+            # The entries waiting for a rate (journal_functional_fill), few.
+            models.Index(
+                fields=["document_date"],
+                condition=models.Q(rate__isnull=True),
+                name="journal_entry_rate_missing",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["document_key", "line"], name="journal_entry_once_per_document_line"
@@ -123,6 +157,18 @@ class JournalEntry(models.Model):
             models.CheckConstraint(
                 condition=(models.Q(debit__gte=0, credit=0) | models.Q(debit=0, credit__gte=0)),
                 name="journal_entry_debit_or_credit",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(
+                        rate__isnull=True,
+                        functional_debit__isnull=True,
+                        functional_credit__isnull=True,
+                    )
+                    | models.Q(rate__gt=0, functional_debit__gte=0, functional_credit=0)
+                    | models.Q(rate__gt=0, functional_debit=0, functional_credit__gte=0)
+                ),
+                name="journal_entry_functional_debit_or_credit",
             ),
         ]
 

@@ -9,7 +9,20 @@ from decimal import Decimal
 
 from billing.core.errors import Conflict
 from billing.journal.accounts import AccountBook
+from billing.journal.functional import (
+    FunctionalLeg,
+    booked_receivable,
+    booking_waits,
+    functional_amounts,
+    rate_moment,
+    settled_amount,
+    split,
+    stored_rate,
+)
 from billing.journal.models import AccountKind, JournalEntry, JournalPeriodLock
+from customers.billing_entities import customer_billing_entity
+from customers.models import BillingEntity, Customer
+from plans.exchange_rates import rate_at
 
 ZERO = Decimal(0)
 
@@ -28,12 +41,18 @@ class Leg:
     plan: str = ""
     tax_rate: str = ""
     memo: str = ""
+    # The document whose receivable this leg settles ("invoice:42"): credited in
+    # the functional currency at what that document booked, the difference to
+    # the document's exchange differences leg (billing.journal.functional).
+    settles: str = ""
 
 
 @dataclass(frozen=True)
 class Document:
     """What the entries are of: its type, its number (or reference), the key
-    that makes them written once, its customer, currency and day."""
+    that makes them written once, its customer, currency and day, and its seller
+    (the entity whose books they are in: an invoice's issuer; None, the
+    customer's entity, or the default one when it names none)."""
 
     type: str
     number: str
@@ -42,6 +61,7 @@ class Document:
     currency: str
     on: datetime | date
     memo: str = ""
+    seller: BillingEntity | None = None
 
 
 @dataclass
@@ -51,6 +71,8 @@ class _Batch:
     book: AccountBook | None = None
     locked: frozenset[date] | None = None
     rows: list = field(default_factory=list)
+    rates: dict = field(default_factory=dict)
+    sellers: dict = field(default_factory=dict)
 
 
 _batch: ContextVar[_Batch | None] = ContextVar("journal_batch", default=None)
@@ -100,6 +122,77 @@ def _locked_months(since: date) -> set[date]:
     return {month for month in batch.locked if month >= since}
 
 
+def _seller(document: Document) -> BillingEntity:
+    """The entity whose books the document is in (Document.seller)."""
+    if document.seller is not None:
+        return document.seller
+    batch = _batch.get()
+    if batch is not None and document.customer_id in batch.sellers:
+        return batch.sellers[document.customer_id]
+    customer = Customer.objects.select_related("billing_entity").get(pk=document.customer_id)
+    seller = customer_billing_entity(customer)
+    if batch is not None:
+        batch.sellers[document.customer_id] = seller
+    return seller
+
+
+def _rate(currency: str, functional_currency: str, day: date) -> Decimal | None:
+    """1 `currency` in the functional currency on the document's day (a batch
+    asks the database once a pair and day)."""
+    if currency == functional_currency:
+        return Decimal(1)
+    batch = _batch.get()
+    key = (currency, functional_currency, day)
+    if batch is not None and key in batch.rates:
+        return batch.rates[key]
+    rate = rate_at(currency, functional_currency, rate_moment(day))
+    if batch is not None:
+        batch.rates[key] = rate
+    return rate
+
+
+def _booked(key: str) -> tuple[Decimal, Decimal | None]:
+    """What a document's receivable was booked at (transaction, functional):
+    its written entries, and its batch's pending ones."""
+    batch = _batch.get()
+    pending = [row for row in batch.rows if row.document_key == key] if batch is not None else []
+    return booked_receivable(
+        [
+            *JournalEntry.objects.filter(document_key=key).values_list(
+                "kind", "debit", "credit", "functional_debit", "functional_credit"
+            ),
+            *(
+                (r.kind, r.debit, r.credit, r.functional_debit, r.functional_credit)
+                for r in pending
+            ),
+        ]
+    )
+
+
+def _functional(
+    merged: list[Leg], document: Document, functional_currency: str, day: date
+) -> tuple[list[Decimal] | None, Decimal | None]:
+    """Each leg's functional amount and the rate (billing.journal.functional);
+    (None, None) while the day's rate, or the booking of a receivable it
+    settles, is missing."""
+    rate = _rate(document.currency, functional_currency, day)
+    if rate is None:
+        return None, None
+    legs = []
+    for leg in merged:
+        fixed = None
+        if leg.settles:
+            booked = _booked(leg.settles)
+            if booking_waits(booked):
+                return None, None
+            fixed = settled_amount(booked, leg.amount, functional_currency)
+        legs.append(FunctionalLeg(leg.kind, leg.amount, fixed))
+    amounts = functional_amounts(
+        legs, rate=rate, currency=document.currency, functional_currency=functional_currency
+    )
+    return amounts, rate
+
+
 def month_start(day: date) -> date:
     return date(day.year, day.month, 1)
 
@@ -128,12 +221,17 @@ def booking_date(day: date) -> date:
 
 def _merged(legs: list[Leg]) -> list[Leg]:
     """Legs on the same account with the same memo netted, in first-seen order;
-    zero legs dropped."""
+    zero legs dropped, but an exchange differences leg (a functional amount
+    only)."""
     totals: dict[tuple, Decimal] = {}
     for leg in legs:
-        key = (leg.kind, leg.meter, leg.plan, leg.tax_rate, leg.memo)
+        key = (leg.kind, leg.meter, leg.plan, leg.tax_rate, leg.memo, leg.settles)
         totals[key] = totals.get(key, ZERO) + leg.amount
-    return [Leg(k[0], amount, k[1], k[2], k[3], k[4]) for k, amount in totals.items() if amount]
+    return [
+        Leg(k[0], amount, k[1], k[2], k[3], k[4], k[5])
+        for k, amount in totals.items()
+        if amount or k[0] == AccountKind.EXCHANGE_DIFFERENCES
+    ]
 
 
 def journal_write(*, document: Document, legs: list[Leg], now: datetime) -> list[JournalEntry]:
@@ -141,9 +239,14 @@ def journal_write(*, document: Document, legs: list[Leg], now: datetime) -> list
     Refused with JournalUnbalanced, so the caller's transaction fails whole,
     when debits and credits differ. A document written already (its key) is
     refused by the unique constraint (IntegrityError); writers that may run again ask
-    journal_written first. A document whose legs net to nothing writes nothing."""
+    journal_written first. A document whose legs net to nothing writes nothing.
+
+    Each entry carries the seller (Document.seller) and its amount in the
+    seller's functional currency at the rate of the document's day, the document
+    balanced in both currencies (billing.journal.functional); null functional
+    amounts while that rate is missing (journal_functional_fill sets them)."""
     merged = _merged(legs)
-    if not merged:
+    if not any(leg.amount for leg in merged):
         return []
     total = sum((leg.amount for leg in merged), ZERO)
     if total != 0:
@@ -154,9 +257,22 @@ def journal_write(*, document: Document, legs: list[Leg], now: datetime) -> list
     book = _account_book({leg.kind for leg in merged})
     day = document_day(document.on)
     booked = booking_date(day)
+    seller = _seller(document)
+    functional, rate = _functional(merged, document, seller.functional_currency, day)
+    if functional is not None:
+        # An exchange differences leg settling at the booked rate is written when
+        # there is a difference.
+        kept = [
+            (leg, amount)
+            for leg, amount in zip(merged, functional, strict=True)
+            if leg.amount or amount
+        ]
+    else:
+        kept = [(leg, None) for leg in merged]
     rows = []
-    for line, leg in enumerate(merged):
+    for line, (leg, amount) in enumerate(kept):
         account = book.resolve(leg.kind, meter=leg.meter, plan=leg.plan, tax_rate=leg.tax_rate)
+        f_debit, f_credit = split(amount) if amount is not None else (None, None)
         rows.append(
             JournalEntry(
                 date=booked,
@@ -177,6 +293,12 @@ def journal_write(*, document: Document, legs: list[Leg], now: datetime) -> list
                 currency=document.currency,
                 memo=(leg.memo or document.memo)[:255],
                 written_at=now,
+                billing_entity=seller.code,
+                functional_currency=seller.functional_currency,
+                functional_debit=f_debit,
+                functional_credit=f_credit,
+                rate=None if rate is None else stored_rate(rate),
+                settles=leg.settles,
             )
         )
     # A second write of the same document fails the caller's transaction on the

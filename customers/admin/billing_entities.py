@@ -12,6 +12,7 @@ from billing.core.admin_fields import country_choices
 from billing.core.admin_forms import ServiceValidatedForm
 from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.errors import Conflict
+from billing.journal.models import JournalEntry
 from customers.billing_entities import (
     billing_entity_save,
     customers_waiting_for_vat_number,
@@ -53,6 +54,8 @@ class BillingEntityForm(ServiceValidatedForm):
             "invoice_footer",
             "invoice_prefix",
             "credit_note_prefix",
+            "functional_currency",
+            "timezone",
             "is_default",
         ]
         widgets = {
@@ -74,6 +77,12 @@ class BillingEntityForm(ServiceValidatedForm):
 
     def clean_credit_note_prefix(self):
         return (self.cleaned_data.get("credit_note_prefix") or "").strip().upper()
+
+    def clean_functional_currency(self):
+        return (self.cleaned_data.get("functional_currency") or "").strip().upper()
+
+    def clean_timezone(self):
+        return (self.cleaned_data.get("timezone") or "").strip()
 
     def clean_iban(self):
         return "".join((self.cleaned_data.get("iban") or "").split()).upper()
@@ -106,6 +115,7 @@ class BillingEntityAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
         "tax_id",
         "invoice_prefix",
         "credit_note_prefix",
+        "functional_currency",
         "is_default",
         "customer_count",
     ]
@@ -115,6 +125,16 @@ class BillingEntityAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
         (_("Address"), {"fields": ["address_lines", "country"]}),
         (_("Tax and registration"), {"fields": ["tax_id", "registration_id"]}),
         (_("Bank details"), {"fields": ["bank_name", "iban", "bic", "payment_instructions"]}),
+        (
+            _("Books"),
+            {
+                "fields": ["functional_currency", "timezone"],
+                "description": _(
+                    "The currency its journal is kept in (fixed once it has journal "
+                    "entries) and the zone its reports' days begin in."
+                ),
+            },
+        ),
         (
             _("Documents"),
             {
@@ -149,10 +169,15 @@ class BillingEntityAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_readonly_fields(self, request, obj=None):
-        # A prefix names a sequence its documents were numbered in: fixed once used.
+        # A prefix names a sequence its documents were numbered in: fixed once used;
+        # the functional currency is what its journal's amounts are in: fixed once
+        # one is written (a change would leave the books in two currencies).
+        fixed = []
         if obj is not None and (obj.invoices.exists() or obj.credit_notes.exists()):
-            return ["invoice_prefix", "credit_note_prefix"]
-        return []
+            fixed += ["invoice_prefix", "credit_note_prefix"]
+        if obj is not None and JournalEntry.objects.filter(billing_entity=obj.code).exists():
+            fixed.append("functional_currency")
+        return fixed
 
     def deletion_refusal(self, obj):
         """The default is never deleted (another is made default first); one that

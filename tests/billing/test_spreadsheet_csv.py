@@ -10,8 +10,8 @@ from decimal import Decimal as D
 import pytest
 
 from billing.core.spreadsheet_csv import Figure, SpreadsheetCsv
-from billing.journal.export import trial_balance, trial_balance_lines
 from billing.journal.models import JournalEntry
+from billing.journal.trial_balance import entity_trial_balance, trial_balance_lines
 from billing.margins.report import Margin, margins_csv
 from tests.factories import CustomerFactory, api_client
 from wallets.revenue import RevenueMonth, credit_revenue_csv
@@ -89,6 +89,11 @@ def journal_rows(count: int = 6) -> None:
                 currency="USD",
                 memo=external_id,
                 written_at=written,
+                billing_entity="default",
+                functional_currency="USD",
+                functional_debit=debit,
+                functional_credit=credit,
+                rate=D(1),
             )
 
 
@@ -136,12 +141,15 @@ def test_the_trial_balance_csv_neutralises_account_names_and_keeps_amounts():
     journal_rows(1)
     JournalEntry.objects.filter(account="4000").update(account="-4000")
 
-    rows = trial_balance(date(2026, 11, 1), date(2026, 12, 1))
-    found = cells("".join(trial_balance_lines(rows)))
+    code = "default"
+    balance = entity_trial_balance(
+        billing_entity=code, start=date(2026, 11, 1), end=date(2026, 12, 1)
+    )
+    found = cells("".join(trial_balance_lines(balance)))
 
     assert found[1:] == [
-        ["2026-11", "'-4000", "'" + HOSTILE[0], "USD", "0.00", "8.47", "-8.47"],
-        ["2026-11", "1100", "'" + HOSTILE[0], "USD", "8.47", "0.00", "8.47"],
+        [code, "'-4000", "'" + HOSTILE[0], "USD", "0.00", "0.00", "8.47", "-8.47"],
+        [code, "1100", "'" + HOSTILE[0], "USD", "0.00", "8.47", "0.00", "8.47"],
     ]
 
 

@@ -24,8 +24,15 @@ FINANCE_READS = [
     "/api/v1/exchange-rates",
     "/api/v1/journal?from=2026-11-01&to=2026-12-01",
     "/api/v1/journal.csv?from=2026-11-01&to=2026-12-01",
+    "/api/v1/journal/trial-balance?from=2026-11-01&to=2026-12-01",
 ]
-READS = ["/api/v1/customers", "/api/v1/plans", "/api/v1/meters", "/api/v1/invoices"]
+READS = [
+    "/api/v1/customers",
+    "/api/v1/plans",
+    "/api/v1/meters",
+    "/api/v1/invoices",
+    "/api/v1/billing-entities",
+]
 EVENT = {
     "id": "e1",
     "customer": "acme",

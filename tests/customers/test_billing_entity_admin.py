@@ -41,6 +41,8 @@ def form(**changes) -> dict:
         "invoice_footer": "",
         "invoice_prefix": "fr",
         "credit_note_prefix": "AV",
+        "functional_currency": "EUR",
+        "timezone": "Europe/Paris",
     } | changes
 
 

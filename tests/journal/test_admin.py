@@ -56,16 +56,19 @@ def test_entries_are_read_only_and_the_trial_balance_shows_and_exports(admin_cli
     assert page.status_code == 200
     assert b'name="debit"' not in page.content
 
-    page = admin_client.get("/admin/billing/trialbalance/?start=2026-11&end=2026-11")
+    november = "billing_entity=default&start=2026-11-01&end=2026-11-30"
+    page = admin_client.get(f"/admin/billing/trialbalance/?{november}")
     assert page.status_code == 200
     assert "Breakage revenue" in page.content.decode()
-    csv_page = admin_client.get("/admin/billing/trialbalance/?start=2026-11&end=2026-11&format=csv")
+    csv_page = admin_client.get(f"/admin/billing/trialbalance/?{november}&format=csv")
     lines = b"".join(csv_page.streaming_content).decode().splitlines()
-    assert lines[0] == "month,account,account_name,currency,debit,credit,balance"
-    assert "2026-11,4100,Breakage revenue,USD,0.00,10.00,-10.00" in lines
-    bad = admin_client.get("/admin/billing/trialbalance/?start=2026-12&end=2026-11")
+    assert lines[0] == "billing_entity,account,account_name,currency,opening,debit,credit,closing"
+    assert "default,4100,Breakage revenue,USD,0.00,0.00,10.00,-10.00" in lines
+    bad = admin_client.get(
+        "/admin/billing/trialbalance/?billing_entity=default&start=2026-12-01&end=2026-11-01"
+    )
     assert bad.status_code == 200
-    assert "The first month is after the last." in bad.content.decode()
+    assert "The first day is after the last." in bad.content.decode()
 
 
 def test_a_month_is_locked_in_the_admin_once(admin_client):

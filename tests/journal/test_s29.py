@@ -9,7 +9,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.journal.export import XERO_COLUMNS, trial_balance
+from billing.journal.export import XERO_COLUMNS
+from billing.journal.trial_balance import entity_trial_balance
 from tests.factories import api_client
 from tests.journal.support import s29_month
 
@@ -75,18 +76,22 @@ def test_s29_the_journal_balances(api):
         ("2400", "0.00", "12.00", "a"),
     ]
 
-    # the trial balance of the month says the same, per account
-    rows = trial_balance(date(2026, 11, 1), date(2026, 12, 1))
-    assert [(r.month, r.account, r.debit, r.credit) for r in rows] == [
-        (date(2026, 11, 1), "1100", D("170.00"), D("170.00")),
-        (date(2026, 11, 1), "1200", D("170.00"), D("0")),
-        (date(2026, 11, 1), "2200", D("2.00"), D("20.00")),
-        (date(2026, 11, 1), "2300", D("40.00"), D("50.00")),
-        (date(2026, 11, 1), "2400", D("0"), D("12.00")),
-        (date(2026, 11, 1), "4000", D("10.00"), D("130.00")),
-        (date(2026, 11, 1), "4100", D("0"), D("10.00")),
+    # the seller's trial balance of the month says the same, per account
+    balance = entity_trial_balance(
+        billing_entity="default", start=date(2026, 11, 1), end=date(2026, 12, 1)
+    )
+    rows = balance.lines
+    assert [(r.account, r.opening, r.debit, r.credit, r.closing) for r in rows] == [
+        ("1100", D(0), D("170.00"), D("170.00"), D("0")),
+        ("1200", D(0), D("170.00"), D("0"), D("170.00")),
+        ("2200", D(0), D("2.00"), D("20.00"), D("-18.00")),
+        ("2300", D(0), D("40.00"), D("50.00"), D("-10.00")),
+        ("2400", D(0), D("0"), D("12.00"), D("-12.00")),
+        ("4000", D(0), D("10.00"), D("130.00"), D("-120.00")),
+        ("4100", D(0), D("0"), D("10.00"), D("-10.00")),
     ]
     assert sum(r.debit for r in rows) == sum(r.credit for r in rows) == D("392.00")
+    assert sum(r.closing for r in rows) == 0
 
 
 def body(response) -> bytes:
