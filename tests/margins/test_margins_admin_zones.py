@@ -4,11 +4,10 @@ the page saying which zone it shows, the default window the month so far
 there, every edge on a UTC hour; and the page by billing entity."""
 
 from datetime import UTC, datetime
-from unittest import mock
 
 import pytest
 
-from customers.models import BillingEntity
+from customers.billing_entities import billing_entity_save, default_billing_entity
 from tests.margins.test_margins_admin import NOVEMBER, closed_november, get, staff  # noqa: F401
 from tests.margins.test_margins_api import _s26_once, s26  # noqa: F401 (fixtures)
 
@@ -35,9 +34,11 @@ def test_november_in_paris_is_read_from_its_midnight_and_says_so(closed_november
 def test_the_default_zone_is_the_default_entitys_and_the_window_its_month_so_far(
     closed_november,  # noqa: F811
 ):
-    # The entity's `timezone` (another change adds the field): read where it exists.
-    with mock.patch.object(BillingEntity, "timezone", "America/New_York", create=True):
-        response = get(staff("Finance"))
+    # The default entity's `timezone`.
+    entity = default_billing_entity()
+    entity.timezone = "America/New_York"
+    billing_entity_save(entity=entity)
+    response = get(staff("Finance"))
 
     form = response.context["form"]
     assert form.cleaned_data["tz"] == "America/New_York"

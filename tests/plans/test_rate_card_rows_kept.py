@@ -139,6 +139,10 @@ def test_a_cards_lines_are_priced_as_each_row_alone(rates, combinations):
     assert rated_lines(charge, rated_quantities(rates, combinations), **words) == expected
 
 
+def unstamped(lines: list) -> list:
+    return [replace(line, usage_groups=()) for line in lines]
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     rates=cards(),
@@ -167,8 +171,12 @@ def test_the_projection_prices_each_row_at_its_projected_quantity(rates, combina
     # a tiered row is not a scaled line
     scaled = projected.part.combinations["tokens"]
     words = {"kind": "overage", "meter_name": "Tokens", "currency": "USD"}
-    assert statement.usage == old_rated_lines(charge, combinations, **words)
-    assert projected.usage == old_rated_lines(charge, scaled, **words)
+    # (the statement stamps each line with the combinations its row priced, which
+    # the lines rated before the stamp do not carry)
+    assert unstamped(statement.usage) == old_rated_lines(charge, combinations, **words)
+    assert unstamped(projected.usage) == old_rated_lines(charge, scaled, **words)
+    for line in statement.usage:
+        assert {dict(c).get("model") for c, _q in line.usage_groups} <= set(MODELS)
     assert projected.usage_total == sum(
         (line.amount for line in old_rated_lines(charge, scaled, **words)), ZERO
     )
