@@ -431,9 +431,8 @@ def _credited_pieces(start, end, currency, customers) -> list[Piece]:
 def _accrued_pieces(start, end, currency, customers, now) -> list[Piece]:
     """The pieces of what live subscriptions' periods bill and no invoice has
     yet: their statements' invoice lines as of now (the period's end, when it
-    ended and was not closed yet)."""
-    if start >= now:
-        return []
+    ended and was not closed yet). Also for a window after now: a seat change
+    accrues its charge to the period's end, past now."""
     live = Subscription.objects.filter(
         status__in=Subscription.LIVE,
         customer__currency=currency,

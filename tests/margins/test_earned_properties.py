@@ -40,11 +40,11 @@ from billing.invoicing.progressive import threshold_invoice_write
 from billing.models import Subscription
 from billing.revenue.earned import EarnedWindow, earned_window
 from billing.subscriptions.discounts import discount_redeem
-from billing.subscriptions.lifecycle import subscription_change_plan
+from billing.subscriptions.lifecycle import subscription_change_plan, subscription_set_seats
 from billing.usage.ingestion import events_ingest
 from customers.services import customer_create
 from invoices.credit_notes import CreditLineInput, credit_note_issue
-from invoices.models import CreditNote, Invoice
+from invoices.models import CreditNote, Invoice, InvoiceLine
 from plans.coupons import coupon_create
 from plans.models import Meter, PlanVersion
 from tests.factories import api_client, llm_tokens_meter, prompts_meter, subscribe
@@ -124,9 +124,15 @@ class Scenario:
     start: datetime
     seats: int
     usage: tuple[Usage, ...]
+    # Usage that arrives after the closes (late for a closed period), and a close at NOW.
+    late: tuple[Usage, ...]
+    # The beat closes each period as it ends: due periods are closed before a threshold
+    # check or a plan change (else only at the closes' moments).
+    punctual: bool
     coupon_percent: Decimal | None
     commit: Decimal | None  # a prepaid commit of this much over 3 periods
     change: tuple[Terms, datetime] | None  # to these terms, at this moment
+    seat_change: tuple[int, datetime] | None  # to this many seats, at this moment
     threshold_checks: tuple[datetime, ...]
     closes: tuple[datetime, ...]
     credit: tuple[float, float, datetime] | None  # which invoice, how much of a line, when
@@ -186,19 +192,13 @@ def scenarios(draw) -> Scenario:
     start = draw(moment(EARLIEST_START, NOW - timedelta(days=2)))
     usage_from = max(start, USAGE_FROM)
     quantity = (1, 40) if terms.meter == "prompts" else (1, 60_000)
-    usage = draw(
-        st.lists(
-            st.builds(
-                Usage,
-                at=moment(usage_from, NOW - timedelta(seconds=1)),
-                quantity=st.integers(*quantity),
-                model=st.sampled_from((*MODELS, None))
-                if terms.meter == "llm_tokens"
-                else st.none(),
-            ),
-            max_size=10,
-        )
+    used = st.builds(
+        Usage,
+        at=moment(usage_from, NOW - timedelta(seconds=1)),
+        quantity=st.integers(*quantity),
+        model=st.sampled_from((*MODELS, None)) if terms.meter == "llm_tokens" else st.none(),
     )
+    usage = draw(st.lists(used, max_size=10))
     change = None
     if draw(st.booleans()):
         change = (draw(plan_terms()), draw(moment(start, NOW)))
@@ -221,9 +221,12 @@ def scenarios(draw) -> Scenario:
         start=start,
         seats=draw(st.integers(1, 5)),
         usage=tuple(usage),
+        late=tuple(draw(st.lists(used, max_size=3))),
+        punctual=draw(st.booleans()),
         coupon_percent=draw(st.one_of(st.none(), money(1, 100, per=1))),
         commit=draw(st.one_of(st.none(), money(100, 30000))),
         change=change,
+        seat_change=draw(st.one_of(st.none(), st.tuples(st.integers(1, 6), moment(start, NOW)))),
         threshold_checks=tuple(checks),
         closes=tuple(sorted(closes)),
         credit=draw(
@@ -263,14 +266,14 @@ def plan_create(terms: Terms, code: str) -> PlanVersion:
     return PlanVersion.objects.get(plan__code=code)
 
 
-def usage_events(customer: str, meter: str, usage: tuple[Usage, ...]) -> list[dict]:
+def usage_events(customer: str, meter: str, usage: tuple[Usage, ...], tag: str) -> list[dict]:
     events = []
     for n, used in enumerate(usage):
         if meter == "prompts":
             for k in range(used.quantity):
                 events.append(
                     {
-                        "id": f"e{n}-{k}",
+                        "id": f"{tag}{n}-{k}",
                         "customer": customer,
                         "event_name": "prompt",
                         "timestamp": used.at.isoformat(),
@@ -282,7 +285,7 @@ def usage_events(customer: str, meter: str, usage: tuple[Usage, ...]) -> list[di
                 properties["model"] = used.model
             events.append(
                 {
-                    "id": f"e{n}",
+                    "id": f"{tag}{n}",
                     "customer": customer,
                     "event_name": "llm.tokens",
                     "timestamp": used.at.isoformat(),
@@ -339,12 +342,7 @@ def built(scenario: Scenario) -> int:
             known_meters={scenario.terms.meter},
             now=scenario.start,
         )
-    if scenario.usage:
-        ingested = events_ingest(
-            events=usage_events(customer.external_id, scenario.terms.meter, scenario.usage),
-            now=NOW,
-        )
-        assert not ingested.rejected, ingested.rejected
+    usage_ingest(customer.external_id, scenario.terms.meter, scenario.usage, "e")
     # What happens after the usage, in the order of its moments.
     steps = [(at, "close") for at in scenario.closes]
     steps += [(at, "threshold") for at in scenario.threshold_checks]
@@ -352,21 +350,39 @@ def built(scenario: Scenario) -> int:
         new_terms, at = scenario.change
         steps.append((at, "change"))
         new_version = plan_create(new_terms, f"prop{n}b")
+    if scenario.seat_change is not None:
+        steps.append((scenario.seat_change[1], "seats"))
     for at, step in sorted(steps):
+        if scenario.punctual and step != "close":
+            subscriptions_close_and_finalize(subscription_ids=[subscription.pk], as_of=at)
         subscription.refresh_from_db()
         if step == "close":
             subscriptions_close_and_finalize(subscription_ids=[subscription.pk], as_of=at)
         elif step == "threshold":
             threshold_invoice_write(subscription=subscription, now=at)
+        elif step == "seats":
+            with contextlib.suppress(BillingError):  # not in the current period
+                subscription_set_seats(
+                    subscription=subscription, seats=scenario.seat_change[0], at=at
+                )
         else:
             # Refused when not in the current period, or before a threshold invoice's end.
             with contextlib.suppress(BillingError):
                 subscription_change_plan(
                     subscription=subscription, version=new_version, effective="immediate", at=at
                 )
+    if scenario.late:
+        usage_ingest(customer.external_id, scenario.terms.meter, scenario.late, "late")
+        subscriptions_close_and_finalize(subscription_ids=[subscription.pk], as_of=NOW)
     if scenario.credit is not None:
         credit_note_made(customer.pk, *scenario.credit)
     return customer.pk
+
+
+def usage_ingest(customer: str, meter: str, usage: tuple[Usage, ...], tag: str) -> None:
+    if usage:
+        ingested = events_ingest(events=usage_events(customer, meter, usage, tag), now=NOW)
+        assert not ingested.rejected, ingested.rejected
 
 
 def credit_note_made(customer_id: int, which: float, part: float, at: datetime) -> None:
@@ -488,6 +504,11 @@ def test_windows_add_up_and_the_whole_life_earns_what_was_billed(db, scenario):
     invoiced = Invoice.objects.filter(customer_id=customer_id).values_list("reason", flat=True)
     for reason in set(invoiced):
         event(f"invoice: {reason}")
+    kinds = InvoiceLine.objects.filter(invoice__customer_id=customer_id).values_list(
+        "kind", flat=True
+    )
+    for kind in set(kinds):
+        event(f"line: {kind}")
     if CreditNote.objects.filter(customer_id=customer_id).exists():
         event("credit note")
     terms = scenario.terms
@@ -495,4 +516,49 @@ def test_windows_add_up_and_the_whole_life_earns_what_was_billed(db, scenario):
     for name in ("seat_price", "minimum", "threshold"):
         if getattr(terms, name) is not None:
             event(name)
+    check_properties(customer_id, scenario)
+
+
+def test_a_seat_change_accruing_past_now_adds_up_across_now(db):
+    """A seat change in the open period charges the seats for the rest of the
+    period on the invoice that closes it: until then the charge accrues,
+    straight-line to the period's end, past NOW; the window after NOW earns its
+    part as the window across NOW counts it."""
+    seat_price = Terms(
+        base_fee=ZERO,
+        meter="prompts",
+        pricing={"scheme": "per_unit", "unit_price": "1", "per": "1"},
+        included=0,
+        seat_price=Decimal("30.00"),
+        minimum=None,
+        threshold=None,
+    )
+    scenario = Scenario(
+        terms=seat_price,
+        zone="UTC",
+        anchor=Subscription.CALENDAR,
+        start=datetime(2026, 11, 1, tzinfo=UTC),
+        seats=1,
+        usage=(),
+        late=(),
+        punctual=True,
+        coupon_percent=None,
+        commit=None,
+        change=None,
+        seat_change=(2, datetime(2026, 11, 16, tzinfo=UTC)),
+        threshold_checks=(),
+        closes=(),
+        credit=None,
+        windows=(
+            datetime(2026, 11, 1, tzinfo=UTC),
+            datetime(2026, 11, 28, tzinfo=UTC),  # after NOW
+            datetime(2026, 12, 1, tzinfo=UTC),
+        ),
+    )
+    customer_id = built(scenario)
+    # 30.00 for 15 of November's 30 days: 15.00, 1.00 a day.
+    assert earned(customer_id, *EVERYTHING).total.accrued == Decimal("15.00")
+    assert earned(customer_id, scenario.windows[1], scenario.windows[2]).total.accrued == Decimal(
+        "3.00"
+    )
     check_properties(customer_id, scenario)
