@@ -491,8 +491,16 @@ def check_properties(customer_id: int, scenario: Scenario) -> None:
             rows = window.rows_by(view)
             assert sum((r.billed for r in rows), ZERO) == total.billed, view
             assert sum((r.accrued for r in rows), ZERO) == total.accrued, view
-    # 2. The window covering everything earns from invoiced lines what they billed.
-    whole = earned(customer_id, *EVERYTHING)
+    # 2. The window covering everything earns from invoiced lines what they billed,
+    # once every period they bill has passed (nothing is earned ahead of time: read
+    # as of the window's end, what was invoiced by NOW).
+    whole = earned_window(
+        start=EVERYTHING[0],
+        end=EVERYTHING[1],
+        currency="USD",
+        now=EVERYTHING[1],
+        customers=[customer_id],
+    )
     assert whole.total.billed == billed_net(customer_id)
 
 
@@ -524,11 +532,12 @@ def test_windows_add_up_and_the_whole_life_earns_what_was_billed(db, scenario):
     check_properties(customer_id, scenario)
 
 
-def test_a_seat_change_accruing_past_now_adds_up_across_now(db):
+def test_a_seat_change_accrues_up_to_now_never_ahead(db):
     """A seat change in the open period charges the seats for the rest of the
     period on the invoice that closes it: until then the charge accrues,
-    straight-line to the period's end, past NOW; the window after NOW earns its
-    part as the window across NOW counts it."""
+    straight-line over the rest of the period, but only up to NOW (nothing is
+    earned ahead of time): a window after NOW earns none of it, and windows
+    across NOW still add up."""
     seat_price = Terms(
         base_fee=ZERO,
         meter="prompts",
@@ -561,11 +570,11 @@ def test_a_seat_change_accruing_past_now_adds_up_across_now(db):
         ),
     )
     customer_id = built(scenario)
-    # 30.00 for 15 of November's 30 days: 15.00, 1.00 a day.
-    assert earned(customer_id, *EVERYTHING).total.accrued == Decimal("15.00")
-    assert earned(customer_id, scenario.windows[1], scenario.windows[2]).total.accrued == Decimal(
-        "3.00"
-    )
+    # 30.00 for 15 of November's 30 days: 15.00, 1.00 a day, of which the 11 days
+    # from 16 Nov to NOW (27 Nov) are earned.
+    assert earned(customer_id, *EVERYTHING).total.accrued == Decimal("11.00")
+    after_now = earned(customer_id, scenario.windows[1], scenario.windows[2])
+    assert after_now.total.accrued == Decimal("0.00")
     check_properties(customer_id, scenario)
 
 
