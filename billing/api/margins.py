@@ -5,8 +5,13 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.api.report_queries import EXAMPLE, report_currency, report_group_by, report_window
-from billing.core.errors import InvalidRequest
+from billing.api.report_queries import (
+    EXAMPLE,
+    refuse_unknown,
+    report_currency,
+    report_group_by,
+    report_window,
+)
 from billing.core.money import format_decimal, format_money
 from billing.margins.report import margins
 from customers.models import ApiKey
@@ -70,13 +75,7 @@ class MarginsApi(APIView):
         ),
     )
     def get(self, request):
-        unknown = sorted(set(request.query_params) - PARAMS)
-        if unknown:
-            raise InvalidRequest(
-                f"unknown query parameter {unknown[0]!r}; /margins takes "
-                f"{', '.join(sorted(PARAMS))}",
-                fields={name: [f"not one of {', '.join(sorted(PARAMS))}"] for name in unknown},
-            )
+        refuse_unknown(request, PARAMS, "/margins")
         window = report_window(request, start="period_start", end="period_end", hourly=True)
         start, end, customers = window.start, window.end, window.customers()
         group_by = report_group_by(request)

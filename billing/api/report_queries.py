@@ -72,6 +72,17 @@ def _edge(request, name: str, zone: str, hourly: bool) -> datetime:
     return moment
 
 
+def refuse_unknown(request, known: frozenset, path: str) -> None:
+    """A 400 naming the query parameters `path` does not take."""
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        taken = ", ".join(sorted(known))
+        raise InvalidRequest(
+            f"unknown query parameter {unknown[0]!r}; {path} takes {taken}",
+            fields={name: [f"not one of {taken}"] for name in unknown},
+        )
+
+
 def report_window(request, *, start: str, end: str, hourly: bool) -> ReportWindow:
     """The window the request names by its `start` and `end` parameters;
     `hourly`: its edges must fall on the hour (costs are read per hour)."""

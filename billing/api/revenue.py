@@ -8,8 +8,13 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.api.report_queries import EXAMPLE, report_currency, report_group_by, report_window
-from billing.core.errors import InvalidRequest
+from billing.api.report_queries import (
+    EXAMPLE,
+    refuse_unknown,
+    report_currency,
+    report_group_by,
+    report_window,
+)
 from billing.core.money import format_money
 from billing.revenue.earned import earned_window
 from customers.models import ApiKey, Customer
@@ -59,13 +64,7 @@ class RevenueApi(APIView):
         ),
     )
     def get(self, request):
-        unknown = sorted(set(request.query_params) - PARAMS)
-        if unknown:
-            raise InvalidRequest(
-                f"unknown query parameter {unknown[0]!r}; /revenue takes "
-                f"{', '.join(sorted(PARAMS))}",
-                fields={name: [f"not one of {', '.join(sorted(PARAMS))}"] for name in unknown},
-            )
+        refuse_unknown(request, PARAMS, "/revenue")
         window = report_window(request, start="from", end="to", hourly=False)
         customers = window.customers()
         group_by = report_group_by(request)
