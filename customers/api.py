@@ -125,9 +125,10 @@ class BillingEntitySerializer(serializers.Serializer):
 
 class BillingEntityListApi(APIView):
     @extend_schema(
+        operation_id="v1_billing_entities_list",
         responses=inline_serializer(
             "BillingEntities", {"results": BillingEntitySerializer(many=True)}
-        )
+        ),
     )
     def get(self, request):
         entities = BillingEntity.objects.order_by("code")
