@@ -155,7 +155,12 @@ def journal_invoice_finalized(*, invoice: Invoice, now: datetime) -> None:
             ),
             legs=[
                 Leg(AccountKind.CREDIT_BALANCE, invoice.credits_applied),
-                Leg(AccountKind.RECEIVABLE, -invoice.credits_applied),
+                Leg(
+                    AccountKind.RECEIVABLE,
+                    -invoice.credits_applied,
+                    settles=f"invoice:{invoice.pk}",
+                ),
+                Leg(AccountKind.EXCHANGE_DIFFERENCES, ZERO),
             ],
             now=now,
         )
@@ -213,8 +218,12 @@ def journal_credit_note(*, note: CreditNote, now: datetime) -> None:
         Leg(AccountKind.TAX_PAYABLE, tax.amount, tax_rate=tax.code)
         for tax in tax_lines_read(note.tax_lines)
     ]
-    legs.append(Leg(AccountKind.RECEIVABLE, -note.to_amount_due))
+    # What it takes off the amount due settles that part of the invoice's
+    # receivable at what the invoice booked it at (an exchange difference for the
+    # rest in the seller's currency).
+    legs.append(Leg(AccountKind.RECEIVABLE, -note.to_amount_due, settles=f"invoice:{invoice.pk}"))
     legs.append(Leg(AccountKind.CREDIT_BALANCE, -note.paid_back))
+    legs.append(Leg(AccountKind.EXCHANGE_DIFFERENCES, ZERO))
     journal_write(
         document=Document(
             type=DocumentType.CREDIT_NOTE,

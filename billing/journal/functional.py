@@ -1,8 +1,10 @@
 """The journal in each seller's functional currency: one rule turns a document's
 legs into functional amounts, at the exchange rate of the document's day
 (plans.exchange_rates), each leg rounded, the document balanced; a receivable
-settled by a payment is credited at what its invoice booked it at, the
-difference going to exchange differences.
+settled (by a payment, a credit note, the credit balance applied) is credited
+at its share of what is left of it as the invoice booked it, the difference
+going to exchange differences, so that a receivable settled whole is nothing in
+either currency.
 
 A rate missing when a document is written leaves its functional amounts and
 rate null (a finance user would rather wait for the real rate than book a
@@ -18,6 +20,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal, localcontext
 
 from django.db import transaction
+from django.db.models import Q
 
 from billing.core.errors import InvalidRequest
 from billing.core.money import EXACT_DIGITS, quantize_amount, quantize_money
@@ -89,6 +92,18 @@ def booked_receivable(rows: Iterable[tuple]) -> tuple[Decimal, Decimal | None]:
     return amount, functional
 
 
+def receivable_rows(key: str, *, excluding: str):
+    """The receivable entries (kind, debit, credit, functional debit and credit)
+    of document `key` and of the documents settling part of it (`settles`), but
+    those of document `excluding`: what is left of it to settle."""
+    return (
+        JournalEntry.objects.filter(Q(document_key=key) | Q(settles=key))
+        .filter(kind=AccountKind.RECEIVABLE)
+        .exclude(document_key=excluding)
+        .values_list("kind", "debit", "credit", "functional_debit", "functional_credit")
+    )
+
+
 def booking_waits(booked: tuple[Decimal, Decimal | None]) -> bool:
     """Whether a receivable's booking has no functional amount yet (its rate was
     missing): what settles it waits for it."""
@@ -99,11 +114,11 @@ def booking_waits(booked: tuple[Decimal, Decimal | None]) -> bool:
 def settled_amount(
     booked: tuple[Decimal, Decimal | None], amount: Decimal, functional_currency: str
 ) -> Decimal | None:
-    """What settling `amount` of a receivable booked at `booked` (transaction,
-    functional) is in the functional currency: its share of what was booked,
-    rounded; None when nothing was booked (a document journaled before the
-    journal existed and not backfilled: settled at the day's rate) or the
-    booking waits (booking_waits)."""
+    """What settling `amount` of a receivable of which `booked` (transaction,
+    functional) is left is in the functional currency: its share of what is
+    left, rounded (all of it when it settles the rest); None when nothing was
+    booked (a document journaled before the journal existed and not backfilled:
+    settled at the day's rate) or the booking waits (booking_waits)."""
     booked_amount, booked_functional = booked
     if booked_functional is None or not booked_amount:
         return None
@@ -185,9 +200,7 @@ def journal_functional_fill() -> int:
             fixed = None
             if entry.settles:
                 booked = booked_receivable(
-                    JournalEntry.objects.filter(document_key=entry.settles).values_list(
-                        "kind", "debit", "credit", "functional_debit", "functional_credit"
-                    )
+                    receivable_rows(entry.settles, excluding=entry.document_key)
                 )
                 if booking_waits(booked):
                     break  # its invoice waits for a rate too

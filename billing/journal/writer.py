@@ -15,6 +15,7 @@ from billing.journal.functional import (
     booking_waits,
     functional_amounts,
     rate_moment,
+    receivable_rows,
     settled_amount,
     split,
     stored_rate,
@@ -151,16 +152,20 @@ def _rate(currency: str, functional_currency: str, day: date) -> Decimal | None:
     return rate
 
 
-def _booked(key: str) -> tuple[Decimal, Decimal | None]:
-    """What a document's receivable was booked at (transaction, functional):
-    its written entries, and its batch's pending ones."""
+def _booked(key: str, *, excluding: str) -> tuple[Decimal, Decimal | None]:
+    """What is left of a document's receivable (transaction, functional): its
+    entries and those of the documents that settled part of it since (credit
+    notes, credit balance applied, payments), written or pending in the batch,
+    but the document `excluding` (the one being written)."""
     batch = _batch.get()
-    pending = [row for row in batch.rows if row.document_key == key] if batch is not None else []
+    pending = [
+        row
+        for row in (batch.rows if batch is not None else ())
+        if (row.document_key == key or row.settles == key) and row.document_key != excluding
+    ]
     return booked_receivable(
         [
-            *JournalEntry.objects.filter(document_key=key).values_list(
-                "kind", "debit", "credit", "functional_debit", "functional_credit"
-            ),
+            *receivable_rows(key, excluding=excluding),
             *(
                 (r.kind, r.debit, r.credit, r.functional_debit, r.functional_credit)
                 for r in pending
@@ -182,7 +187,7 @@ def _functional(
     for leg in merged:
         fixed = None
         if leg.settles:
-            booked = _booked(leg.settles)
+            booked = _booked(leg.settles, excluding=document.key)
             if booking_waits(booked):
                 return None, None
             fixed = settled_amount(booked, leg.amount, functional_currency)
