@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.db.models.functions import TruncMonth
 
-from billing.core.money import format_money
+from billing.core.money import format_money, quantize_money
 from billing.core.spreadsheet_csv import Figure, SpreadsheetCsv
 from wallets.commit_models import Commit
 from wallets.models import CreditBlock, LedgerEntry
@@ -81,7 +81,7 @@ def _next_month(month: date) -> date:
 class Consumed:
     customer_id: int
     meter: str
-    value: Decimal  # exact
+    value: Decimal  # in the currency's minor unit (rounded on running totals)
 
 
 def consumed_at_sale_value(
@@ -89,13 +89,14 @@ def consumed_at_sale_value(
 ) -> list[Consumed]:
     """What usage drew from paid blocks (credits and money balances) in [start,
     end), per customer (of these `customers` only, when given) and meter, valued
-    at what the blocks were sold for in `currency` (sale_value): revenue
-    recognized by consumption. Promotional credits were sold for nothing and
-    carry none."""
+    at what the blocks were sold for in `currency`: revenue recognized by
+    consumption. Rounded on running totals, as block_recognized rounds: what a
+    block's draws for a meter were worth up to a moment is rounded to the cent,
+    and a window's part is the difference, so that adjacent windows add up.
+    Promotional credits were sold for nothing and carry none."""
     drawn: dict[tuple[int, str], Decimal] = {}
     entries = LedgerEntry.objects.filter(
         kind=LedgerEntry.USAGE,
-        occurred_at__gte=start,
         occurred_at__lt=end,
         block__kind=CreditBlock.PAID,
         block__price_paid__gt=0,
@@ -103,13 +104,23 @@ def consumed_at_sale_value(
     )
     if customers is not None:
         entries = entries.filter(wallet__customer_id__in=list(customers))
-    for customer_id, meter, used, price, amount in (
-        entries.values("wallet__customer_id", "meter", "block__price_paid", "block__amount")
-        .annotate(used=Sum("amount"))
-        .values_list("wallet__customer_id", "meter", "used", "block__price_paid", "block__amount")
+    for customer_id, meter, before, until, price, amount in (
+        entries.values("wallet__customer_id", "meter", "block_id")
+        .annotate(
+            before=Sum("amount", filter=Q(occurred_at__lt=start), default=ZERO),
+            until=Sum("amount"),
+        )
+        .values_list(
+            "wallet__customer_id", "meter", "before", "until", "block__price_paid", "block__amount"
+        )
     ):
+        if before == until:
+            continue
+        value = quantize_money(sale_value(price, -until, amount), currency) - quantize_money(
+            sale_value(price, -before, amount), currency
+        )
         key = (customer_id, meter)
-        drawn[key] = drawn.get(key, ZERO) + sale_value(price, -used, amount)
+        drawn[key] = drawn.get(key, ZERO) + value
     return [Consumed(c, m, value) for (c, m), value in drawn.items()]
 
 

@@ -228,6 +228,8 @@ class _View:
         """Usage costs; `plan`: the plan that priced them all (else the
         customer's); `earned`: whose sellers the billing entity view reads."""
         name, row = self.name, self.row
+        if name == "billing_entity" and earned is not None:
+            earned.entities_for({usage.customer_id for usage in usages})
         for usage in usages:
             if name == "customer":
                 value = usage.customer_id

@@ -160,6 +160,12 @@ class EarnedWindow:
                 row.billed += part.amount
         return sorted(rows.values(), key=lambda r: (-r.earned, r.key[view] is None, str(r.key)))
 
+    def entities_for(self, customer_ids: Iterable[int]) -> None:
+        """Read the sellers of these customers not read yet, in one query."""
+        missing = set(customer_ids) - set(self.entities)
+        if missing:
+            self.entities.update(customer_entities(missing))
+
     def entity_of(self, customer_id: int) -> str | None:
         """The customer's seller (its billing entity's code), read with those of
         every customer in the window the first time one is asked."""
