@@ -67,13 +67,19 @@ def usage_by_meter(
 
 
 def usage_combinations_by_meter(
-    *, customer_id: int, spec: VersionSpec, start: datetime, end: datetime
+    *,
+    customer_id: int,
+    spec: VersionSpec,
+    start: datetime,
+    end: datetime,
+    stamped: bool = False,
 ) -> dict[str, dict[Combination, Decimal]]:
-    """The quantities in [start, end) of `spec`'s charges that price usage on a
-    grouping meter (a rate card's, an overage or balance charge's) per
-    combination of group values, by meter code: what a card prices and what
-    the lines are stamped with (UsagePart.lines)."""
-    codes = [c.meter for c in spec.charges if c.rated or c.model in GROUPS_STAMPED]
+    """The quantities in [start, end) of `spec`'s rate-card charges per
+    combination of group values, by meter code: what a card prices. With
+    `stamped`, of every charge that prices usage on a grouping meter (an overage
+    or balance charge's too): what the period's lines are stamped with
+    (UsagePart.lines); a check or a simulation needs only the cards'."""
+    codes = [c.meter for c in spec.charges if c.rated or (stamped and c.model in GROUPS_STAMPED)]
     if not codes:
         return {}
     meters = [m for m in meter_cache.by_codes(codes).values() if m.group_by]
@@ -225,7 +231,7 @@ def usage_part(
         period_share(usage_from, until, whole=whole),
         meter_names(codes),
         usage_combinations_by_meter(
-            customer_id=customer_id, spec=spec, start=usage_from, end=until
+            customer_id=customer_id, spec=spec, start=usage_from, end=until, stamped=True
         ),
     )
 
