@@ -6,7 +6,8 @@ subscriptions, last month closed, this month open), adds this month's usage
 (--events-per-customer, before now), then times, in rounds:
 - earned_window over the month so far in UTC, what accrues read from the rows
   the beat keeps (billing.revenue.accruals: beyond ACCRUED_LIVE_LIMIT
-  subscriptions), and the refresh that writes them;
+  subscriptions), and the refresh that writes them; customer by customer, and
+  for its total (apart=False, as the dashboard's tile and the chart read it);
 - the same from every subscription's period statement, once (what a question
   over at most ACCRUED_LIVE_LIMIT subscriptions does, here over all of them);
 - the dashboard's margin tile (earned revenue and the usage's costs).
@@ -129,6 +130,12 @@ def main():
         f"  earned {total.earned} USD (billed {total.billed}, accrued {total.accrued}), "
         f"accrued as of {stored.accrued_as_of:%H:%M:%S}"
     )
+    with meter_cache.pinned():
+        times, together = rounds_of(
+            args.rounds, lambda: earned_window(currency="USD", apart=False, **window)
+        )
+    line("earned_window for its total (apart=False: the tile's)", times, TARGET_SECONDS)
+    print(f"  earned {together.total.earned} USD, the same: {together.total == stored.total}")
     times, _tile = rounds_of(args.rounds, lambda: margin_tile(now=now))
     line("dashboard margin tile (earned and costs)", times)
     if not args.no_live:
