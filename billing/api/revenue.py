@@ -16,7 +16,7 @@ from billing.api.report_queries import (
     report_window,
 )
 from billing.core.money import format_money
-from billing.revenue.earned import earned_window
+from billing.revenue.earned import VIEWS, earned_window
 from customers.models import ApiKey, Customer
 
 PARAMS = frozenset({"from", "to", "tz", "group_by", "currency", "billing_entity"})
@@ -75,6 +75,7 @@ class RevenueApi(APIView):
             currency=currency,
             now=timezone.now(),
             customers=customers,
+            by_property=group_by not in VIEWS,
         )
         rows = earned.rows_by(group_by)
         if group_by == "customer":

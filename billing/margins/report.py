@@ -27,7 +27,7 @@ from billing.margins.costs import usage_costs
 from billing.margins.plans_in_effect import plans_in_effect
 from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION
-from billing.revenue.earned import EarnedWindow, earned_window
+from billing.revenue.earned import VIEWS, EarnedWindow, earned_window
 from billing.usage.metering import meter_cache
 from billing.usage.rollups import hour_of
 from customers.models import Customer
@@ -42,7 +42,6 @@ CENT = Decimal("0.01")
 # margin_percent's exact division: a context passed to it rather than a
 # localcontext entered for each of 10,000 rows, sorted and ranked by it.
 _EXACT = Context(prec=EXACT_PRECISION)
-VIEWS = ("customer", "plan", "meter", "billing_entity")
 
 
 @dataclass
@@ -151,7 +150,14 @@ def margins_by(
     now = now or timezone.now()
     found = plans_in_effect(start=start, end=end, customers=customers) if "plan" in views else None
     grouped = [_View(name, found.single if name == "plan" else {}) for name in views]
-    earned = earned_window(start=start, end=end, currency=currency, now=now, customers=customers)
+    earned = earned_window(
+        start=start,
+        end=end,
+        currency=currency,
+        now=now,
+        customers=customers,
+        by_property=any(view not in VIEWS for view in views),
+    )
     usages = usage_costs(start=start, end=end, currency=currency, customers=customers)
     for view in grouped:
         view.add_earned(earned)

@@ -130,6 +130,9 @@ class EarnedWindow:
     # False: read for its total and its plans and meters only, lines alike read
     # together whoever they bill (no customer, seller or property view).
     apart: bool = True
+    # False: read for no view by a property (the lines wholly in the window left
+    # whole: split or not, they add up to the same in every other view).
+    by_property: bool = True
 
     @property
     def total(self) -> Earned:
@@ -147,6 +150,8 @@ class EarnedWindow:
         names them), largest first."""
         if not self.apart and view not in ("plan", "meter"):
             raise ValueError(f"a window read for its total has no {view} view")
+        if not self.by_property and view not in VIEWS:
+            raise ValueError(f"a window read for no property has no {view} view")
         grouping = {m.code for m in meter_cache.by_id().values() if view in m.group_by}
         rows: dict[object, Earned] = {}
         for part in self.parts:
@@ -196,6 +201,7 @@ def earned_window(
     now: datetime,
     customers: Iterable[int] | None = None,
     apart: bool = True,
+    by_property: bool = True,
 ) -> EarnedWindow:
     """What the customers billed in `currency` (these `customers` only, when
     given) earned in [start, end) up to `now` (a window reaching past it ends
@@ -203,12 +209,13 @@ def earned_window(
     and its views by plan and meter only, the lines alike read together (the
     same figures, read faster: the dashboard's)."""
     customers = None if customers is None else list(customers)
-    window = EarnedWindow(currency, apart=apart)
+    by_property = by_property and apart
+    window = EarnedWindow(currency, apart=apart, by_property=by_property)
     # Nothing is earned ahead of time: a window reaching past now ends now.
     end = max(start, min(end, now))
     adding = additive_meters()
     pieces = [
-        *_billed_pieces(start, end, currency, customers, adding, apart),
+        *_billed_pieces(start, end, currency, customers, adding, apart, by_property),
         *_credited_pieces(start, end, currency, customers, adding),
         *_accrued_pieces(window, start, end, currency, customers, now, adding),
     ]
@@ -358,14 +365,16 @@ def _parsed(value):
 AS_TEXT = {name: Cast(name, output_field=TextField()) for name in ("usage_groups", "group")}
 
 
-def _billed_pieces(start, end, currency, customers, adding, apart) -> list[Piece]:
+def _billed_pieces(start, end, currency, customers, adding, apart, by_property) -> list[Piece]:
     """The pieces of the invoice lines earning in the window, read three ways:
     the lines wholly in it that need no cutting (no discount to share, no
     usage to split) added up per customer, plan and meter in the database;
     the other lines wholly in it one by one; the lines across an edge or
     without a service period with their periods and dates. Not `apart`: the
     lines of every customer together (customer 0), those alike across an edge
-    read once with how many they are."""
+    read once with how many they are. Not `by_property`: a line of a grouping
+    meter wholly in the window is not split either (only across an edge, where
+    each part is rounded, does the split change a total: those always are)."""
     customer = F("invoice__customer_id") if apart else Value(0, output_field=IntegerField())
     lines = InvoiceLine.objects.filter(invoice__currency=currency).exclude(
         invoice__status=Invoice.VOID
@@ -374,7 +383,7 @@ def _billed_pieces(start, end, currency, customers, adding, apart) -> list[Piece
     if customers is not None:
         lines = lines.filter(invoice__customer_id__in=customers)
     lines = lines.order_by()
-    grouping = [m.code for m in meter_cache.by_id().values() if m.group_by]
+    grouping = [m.code for m in meter_cache.by_id().values() if m.group_by and by_property]
     inside = Q(period_start__gte=start, period_end__lte=end, period_end__gt=F("period_start"))
     whole = lines.filter(inside)
     summed = (

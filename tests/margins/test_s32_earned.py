@@ -383,3 +383,9 @@ def test_read_for_its_total_a_window_earns_the_same(s32, start, end):
             assert [(r.key, r.billed, r.accrued) for r in together.rows_by(view)] == [
                 (r.key, r.billed, r.accrued) for r in apart.rows_by(view)
             ]
+        # Read for no property view, the lines wholly in the window left whole.
+        whole = earned_window(start=start, end=end, currency=currency, now=now, by_property=False)
+        for view in ("customer", "plan", "meter", "billing_entity"):
+            assert [(r.key, r.billed, r.accrued) for r in whole.rows_by(view)] == [
+                (r.key, r.billed, r.accrued) for r in apart.rows_by(view)
+            ]
