@@ -107,6 +107,11 @@ def row_finder(rates: Sequence[RateSpec]) -> Callable[[Mapping[str, str | None]]
 Combination = tuple[tuple[str, str | None], ...]
 
 
+def combination_order(combination: Combination) -> tuple:
+    """A combination's place among others: by its values, none first."""
+    return tuple((name, value is not None, value or "") for name, value in combination)
+
+
 class _CardRows:
     """row_finder on one card, with the row it found for each combination kept:
     a /usage read assigned its card's combinations to rows three times (the

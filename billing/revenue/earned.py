@@ -44,11 +44,12 @@ from billing.core.money import quantize_money, split_money
 from billing.core.vocabulary import LineKind
 from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION
-from billing.rating.rate_cards import Combination
+from billing.rating.rate_cards import Combination, combination_order
 from billing.revenue.accruals import accrued_lines
 from billing.revenue.usage_shares import Cut, additive, usage_shares
 from billing.usage.metering import meter_cache
-from customers.models import BillingEntity, Customer
+from customers.billing_entities import default_billing_entity
+from customers.models import Customer
 from invoices.models import CreditNoteLine, Invoice, InvoiceLine
 from wallets.revenue import consumed_at_sale_value
 
@@ -266,8 +267,7 @@ def customer_entities(customer_ids: Iterable[int]) -> dict[int, str]:
         Customer.objects.filter(pk__in=list(customer_ids)).values_list("pk", "billing_entity__code")
     )
     if any(code is None for code in found.values()):
-        default = BillingEntity.objects.filter(is_default=True).values_list("code", flat=True)
-        fallback = default.first()
+        fallback = default_billing_entity().code
         found = {pk: code or fallback for pk, code in found.items()}
     return found
 
@@ -322,7 +322,7 @@ def _line_pieces(
         amount,
         [quantity for _c, quantity in groups],
         currency,
-        ties=[_values_key(c) for c, _q in groups],
+        ties=[combination_order(c) for c, _q in groups],
     )
     return [
         Piece(customer_id, plan, meter, combination, part, start, end, usage, accrued, count)
@@ -334,10 +334,6 @@ def _line_pieces(
 def additive_meters() -> frozenset[str]:
     """The codes of the meters whose quantities add up over time (usage_shares)."""
     return frozenset(meter.code for meter in meter_cache.by_id().values() if additive(meter))
-
-
-def _values_key(combination: Combination) -> tuple:
-    return tuple((name, value is not None, value or "") for name, value in combination)
 
 
 def _stored_groups(usage_groups, group) -> list[tuple[Combination, Decimal]]:

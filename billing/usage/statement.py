@@ -22,7 +22,12 @@ from billing.models import BilledPeriod, Subscription
 from billing.rating.commits import CommitDraw, CommitTerms, commit_draw
 from billing.rating.lines import LineInput, Uncovered, fixed_lines, usage_and_true_up
 from billing.rating.pricing import EXACT_PRECISION
-from billing.rating.rate_cards import Combination, card_rows, rated_quantities
+from billing.rating.rate_cards import (
+    Combination,
+    card_rows,
+    combination_order,
+    rated_quantities,
+)
 from billing.usage.billed_parts import (
     DraftBilled,
     ThresholdBilled,
@@ -164,7 +169,8 @@ class UsagePart:
                 if (index := row_of(combination)) is not None
                 and charge.rates[index].when == line.group
             }
-        groups = tuple((c, q) for c, q in sorted(of_meter.items(), key=_by_values) if q)
+        ordered = sorted(of_meter.items(), key=lambda item: combination_order(item[0]))
+        groups = tuple((c, q) for c, q in ordered if q)
         return replace(line, usage_groups=groups)
 
     def at(self, quantities: dict[str, Decimal]) -> "UsagePart":
@@ -194,11 +200,6 @@ class UsagePart:
         true_up = (r.amount for r in lines if r.kind == LineKind.MINIMUM_COMMITMENT)
         billed[LineKind.MINIMUM_COMMITMENT] = {"amount": str(sum(true_up, ZERO))}
         return billed
-
-
-def _by_values(item: tuple[Combination, Decimal]) -> tuple:
-    """A combination's order among a line's usage groups: by its values, none first."""
-    return tuple((name, value is not None, value or "") for name, value in item[0])
 
 
 def usage_part(
