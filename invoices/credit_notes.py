@@ -29,6 +29,7 @@ from billing.core.money import has_minor_unit_precision, quantize_money
 from customers.locks import customer_lock
 from invoices import collection, emails, refunds
 from invoices.credit_balance import credit_balance_add
+from invoices.issue_dates import issue_moment
 from invoices.journal_entries import journal_credit_note
 from invoices.locks import invoice_lock
 from invoices.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
@@ -40,7 +41,6 @@ from invoices.standing import standing_refresh_on_commit
 from plans.taxes import TaxLine, tax_credit_lines, tax_lines_read
 
 ZERO = Decimal(0)
-ONE = Decimal(1)
 CREDITABLE = (Invoice.FINALIZED, Invoice.UNCOLLECTIBLE, Invoice.PAID)
 MAX_LINES = 500
 
@@ -49,6 +49,8 @@ MAX_LINES = 500
 class CreditLineInput:
     invoice_line: int
     amount: Decimal
+    # What the note's line says; the invoice line's description when empty.
+    description: str = ""
 
 
 def credited_by_line(invoice: Invoice) -> dict[int, Decimal]:
@@ -80,6 +82,25 @@ def _tax_credit(
     )
 
 
+def line_left_to_credit(
+    invoice: Invoice, invoice_line: InvoiceLine, credited: dict[int, Decimal]
+) -> Decimal:
+    """What is left to credit on an invoice line (`credited`: credited_by_line): a
+    discounted invoice charged each line its share of what is left after the
+    discount, and no more than that share of a line is credited."""
+    charged = invoice_line.amount
+    if invoice.discount and invoice.subtotal > 0 and charged > 0:
+        charged = quantize_money(charged * invoice.taxable_amount / invoice.subtotal, invoice.currency)
+    return charged - credited.get(invoice_line.pk, ZERO)
+
+
+def invoice_left_to_credit(invoice: Invoice, credited: dict[int, Decimal]) -> Decimal:
+    """What is left to credit on the invoice in all, before tax: an invoice with
+    negative lines (a plan change's proration credit) charges less than its
+    positive lines, and is never credited more than it charges."""
+    return invoice.taxable_amount - sum(credited.values(), ZERO)
+
+
 def _check_lines(
     invoice: Invoice, lines: list[CreditLineInput], credited: dict[int, Decimal]
 ) -> list[tuple[InvoiceLine, Decimal]]:
@@ -92,11 +113,6 @@ def _check_lines(
     if len(lines) > MAX_LINES:
         raise InvalidRequest(f"at most {MAX_LINES} lines", fields={"lines": ["too many"]})
     by_id = {line.pk: line for line in invoice.lines.all()}
-    # A discounted invoice charged each line its share of what is left after the
-    # discount: no more than that share of a line is credited.
-    share = ONE
-    if invoice.discount and invoice.subtotal > 0:
-        share = invoice.taxable_amount / invoice.subtotal
     errors: dict[str, list[str]] = {}
     seen: set[int] = set()
     chosen = []
@@ -110,10 +126,7 @@ def _check_lines(
             errors[f"{path}.invoice_line"] = ["listed twice"]
             continue
         seen.add(line.invoice_line)
-        charged = invoice_line.amount
-        if share != ONE and charged > 0:
-            charged = quantize_money(charged * share, invoice.currency)
-        left = charged - credited.get(invoice_line.pk, ZERO)
+        left = line_left_to_credit(invoice, invoice_line, credited)
         amount = line.amount
         if not amount.is_finite() or amount <= 0:
             errors[f"{path}.amount"] = ["must be greater than zero"]
@@ -220,9 +233,7 @@ def credit_note_preview(*, invoice: Invoice, lines: list[CreditLineInput]) -> Cr
     _check_creditable(invoice)
     credited = credited_by_line(invoice)
     chosen = _check_lines(invoice, lines, credited)
-    # An invoice with negative lines (a plan change's proration credit) charges
-    # less than its positive lines: never credit more than it charges in all.
-    left = invoice.taxable_amount - sum(credited.values(), ZERO)
+    left = invoice_left_to_credit(invoice, credited)
     asked = sum((amount for _, amount in chosen), ZERO)
     if asked > left:
         most = quantize_money(max(left, ZERO), invoice.currency)
@@ -259,8 +270,10 @@ def credit_note_issue(
     when that share is no longer there. Nothing changes when it is refused. With
     `refund`, what was paid goes back to the card through Stripe
     (invoices.refunds) rather than to the credit balance: for an invoice Stripe
-    collected only, and only ever for what this note takes back."""
+    collected only, and only ever for what this note takes back. Dated when it is
+    issued (invoices.issue_dates)."""
     _check_reason(reason)
+    now = issue_moment(now)
     with transaction.atomic():
         held = credit_note_locks(invoice)
         invoice = invoice_lock(invoice.pk)
@@ -268,7 +281,14 @@ def credit_note_issue(
         if refund:
             refunds.refund_check(invoice=invoice, amount=preview.to_credit_balance)
         note = _issue(
-            preview, reason=reason, memo=memo, voids=False, held=held, now=now, refund=refund
+            preview,
+            reason=reason,
+            memo=memo,
+            voids=False,
+            held=held,
+            now=now,
+            refund=refund,
+            descriptions={line.invoice_line: line.description for line in lines},
         )
         # Sent to the customer's invoice addresses once this commits.
         emails.document_email_schedule(credit_note=note, now=now)
@@ -293,8 +313,10 @@ def _issue(
     held: Any,
     now: datetime,
     refund: bool = False,
+    descriptions: dict[int, str] | None = None,
 ) -> CreditNote:
     invoice = preview.invoice
+    descriptions = descriptions or {}
     currency = invoice.currency
     paid_back = preview.to_credit_balance
     refunded = refund and paid_back > 0
@@ -331,7 +353,7 @@ def _issue(
             credit_note=note,
             position=position,
             invoice_line=line,
-            description=line.description,
+            description=(descriptions.get(line.pk) or line.description)[:500],
             amount=amount,
         )
         for position, (line, amount) in enumerate(preview.lines)

@@ -110,7 +110,15 @@ class Invoice(models.Model):
     credits_applied = models.DecimalField(**AMOUNT, default=0, verbose_name=_("credits applied"))
     # The sum of its credit notes' totals.
     credited = models.DecimalField(**AMOUNT, default=0, verbose_name=_("credited"))
-    created_at = models.DateTimeField(verbose_name=_("created at"))
+    # The moment the invoice bills as of: a period's end, a change's moment, a
+    # subscription's start. What decides when a draft is due; never printed as
+    # its issue date (finalized_at is: invoices.issue_dates).
+    created_at = models.DateTimeField(verbose_name=_("bills as of"))
+    # When the draft was really written (invoices.issue_dates.issue_moment);
+    # null only for invoices written before invoices 0031, which filled it from
+    # created_at.
+    written_at = models.DateTimeField(null=True, blank=True, verbose_name=_("written at"))
+    # When it was issued (numbered): the real moment, whatever the close's --as-of.
     finalized_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finalized at"))
     due_at = models.DateTimeField(null=True, blank=True, verbose_name=_("due at"))
     paid_at = models.DateTimeField(null=True, blank=True, verbose_name=_("paid at"))

@@ -82,7 +82,14 @@ class InvoiceSerializer(serializers.ModelSerializer):
     amount_credited = DecimalString(help_text="The sum of its credit notes.")
     customer_snapshot = serializers.DictField(help_text="The billing details as invoiced.")
     finalized_at = serializers.DateTimeField(allow_null=True)
-    issued_at = serializers.DateTimeField(allow_null=True, help_text="When it was finalized.")
+    issued_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When it was finalized and numbered: the real moment, whatever a "
+        "back-dated close's --as-of.",
+    )
+    written_at = serializers.DateTimeField(
+        allow_null=True, help_text="When it was written (a draft's too), beside the period it bills."
+    )
     due_at = serializers.DateTimeField(
         allow_null=True, help_text="Issued plus the customer's payment terms."
     )
@@ -134,6 +141,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "customer_snapshot": invoice.customer_snapshot,
             "finalized_at": invoice.finalized_at,
             "issued_at": invoice.finalized_at,
+            "written_at": invoice.written_at or invoice.created_at,
             "due_at": invoice.due_at,
             "paid_at": invoice.paid_at,
             "payment_reference": invoice.payment_reference or None,
@@ -165,6 +173,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "customer_snapshot",
             "finalized_at",
             "issued_at",
+            "written_at",
             "due_at",
             "paid_at",
             "payment_reference",
@@ -199,6 +208,15 @@ class CreditNoteLineSerializer(serializers.Serializer):
     amount = DecimalString()
 
 
+# A credit note's `applied_to`: where its total went (what was not off the
+# invoice's amount due went to the balance or the card).
+APPLIED_TO = {
+    CreditNote.TO_AMOUNT_DUE: "invoice",
+    CreditNote.TO_CREDIT_BALANCE: "credit_balance",
+    CreditNote.TO_REFUND: "refund",
+}
+
+
 class CreditNoteSerializer(serializers.Serializer):
     # The fields describe the answer for the OpenAPI schema; to_representation writes it.
     id = serializers.IntegerField()
@@ -221,6 +239,11 @@ class CreditNoteSerializer(serializers.Serializer):
     )
     refund_status = serializers.ChoiceField(
         choices=CreditNote.REFUND_STATUSES, allow_null=True, help_text="null: no refund."
+    )
+    applied_to = serializers.ChoiceField(
+        choices=["invoice", "credit_balance", "refund"],
+        help_text="Where the money went: off the invoice's amount due, to the customer's "
+        "credit balance, or back to the card (the part not off the amount due).",
     )
     voids_invoice = serializers.BooleanField()
     issued_at = serializers.DateTimeField()
@@ -259,6 +282,7 @@ class CreditNoteSerializer(serializers.Serializer):
                 currency,
             ),
             "refund_status": note.refund_status or None,
+            "applied_to": APPLIED_TO[note.paid_back_to or CreditNote.TO_AMOUNT_DUE],
             "voids_invoice": note.voids_invoice,
             "issued_at": note.created_at,
             "pdf_url": reverse("credit-note-pdf", kwargs={"credit_note_id": note.pk}),

@@ -30,6 +30,7 @@ from invoices.credit_balance import (
     customers_with_credit_balance,
 )
 from invoices.credit_notes import credit_note_for_void, credit_note_locks
+from invoices.issue_dates import issue_moment
 from invoices.journal_entries import BATCH_READ_AHEAD, journal_invoice_finalized
 from invoices.locks import draft_invoices_claim, invoice_lock, invoices_lock
 from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceTaxLine
@@ -109,6 +110,8 @@ def invoice_write_draft(
         "currency": currency,
         "customer_snapshot": customer_snapshot(customer),
         "created_at": now,
+        # When it is really written: a close back-dated writes today.
+        "written_at": issue_moment(now),
         "subtotal": totals.subtotal,
         "discount": totals.discount,
         "tax": totals.tax,
@@ -255,10 +258,14 @@ def invoice_finalize(*, invoice: Invoice, now: datetime, collect: bool = True) -
     its subscription wrote before it and dated by `now` are finalized first, in
     this transaction, as the beat would have finalized them: a document is never
     numbered before one it credits. Locks the customers, then the drafts in
-    primary-key order, then the sequence."""
+    primary-key order, then the sequence.
+
+    Numbered and dated at the moment it is issued (invoices.issue_dates), whatever
+    `now` it was asked at: `now` decides which earlier drafts are due."""
     invoice_id = invoice.pk
     with transaction.atomic():
         earlier = _earlier_drafts(invoice, now)
+        now = issue_moment(now)
         with_balance = _credit_balance_customers_lock(
             [(invoice.customer_id, invoice.total, invoice.reason)]
             + [(draft.customer_id, draft.total, draft.reason) for draft in earlier]
@@ -346,7 +353,9 @@ def invoices_finalize_due(
 
 
 def _finalize_batch(ids: list[int], now: datetime) -> int:
-    """Finalize these drafts (those still drafts) in one transaction; how many."""
+    """Finalize these drafts (those still drafts) in one transaction, each dated
+    and numbered at the moment it is issued (invoices.issue_dates); how many."""
+    now = issue_moment(now)
     with transaction.atomic():
         # The customers first (those whose credit balance is touched), then
         # their drafts, then the sequence: billing.locks' order.
@@ -412,8 +421,10 @@ def invoice_void(*, invoice: Invoice, reason: str, now: datetime) -> CreditNote:
     note a purchase invoice takes back all that is left of what it sold, in the
     same transaction (invoices.credit_notes); an invoice of a reason with a
     VOID_CHECKS entry is checked first. When either is refused (part of what was
-    sold was used; a threshold invoice's period is closed), nothing changes."""
+    sold was used; a threshold invoice's period is closed), nothing changes. The
+    note is dated when it is issued (invoices.issue_dates)."""
     check = VOID_CHECKS.get(invoice.reason)
+    now = issue_moment(now)
     with transaction.atomic():
         held = credit_note_locks(invoice)
         checked = check.lock(invoice=invoice) if check else None

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.core.errors import InvalidRequest
-from billing.models import Subscription
+from billing.models import Subscription, SubscriptionChange
 from billing.serializers import (
     CancelSerializer,
     ChangePlanSerializer,
@@ -26,8 +26,8 @@ from billing.subscriptions import deals, discounts, lifecycle
 from config.api import request_data
 from config.schema import ErrorSerializer
 from customers.models import Customer
-from invoices.api import invoices_query
-from invoices.serializers import InvoiceSerializer
+from invoices.api import credit_notes_query, invoices_query
+from invoices.serializers import CreditNoteSerializer, InvoiceSerializer
 from plans.models import Plan, PlanVersion
 from plans.serializers import OverridesSerializer
 
@@ -124,18 +124,26 @@ class SubscriptionDetailApi(APIView):
 
 class SubscriptionChangeSerializer(SubscriptionSerializer):
     """The subscription after a plan change or a cancellation, with the invoice the
-    change wrote at once (proration, a final invoice), if any."""
+    change wrote at once (usage so far, the new plan's fees), if any, and the
+    credit note for the unused time of the fees already invoiced, if any."""
 
     invoice = InvoiceSerializer(allow_null=True, read_only=True)
+    credit_note = CreditNoteSerializer(allow_null=True, read_only=True)
 
     class Meta(SubscriptionSerializer.Meta):
-        fields = [*SubscriptionSerializer.Meta.fields, "invoice"]
+        fields = [*SubscriptionSerializer.Meta.fields, "invoice", "credit_note"]
 
 
 def _with_invoice(subscription_id: int, invoice) -> Response:
     body = SubscriptionSerializer(subscriptions_with_plans().get(pk=subscription_id)).data
     body["invoice"] = (
         InvoiceSerializer(invoices_query().get(pk=invoice.pk)).data if invoice else None
+    )
+    # The change just recorded names its credit note (billing.invoicing.unused_time).
+    change = SubscriptionChange.objects.filter(subscription_id=subscription_id).latest("pk")
+    note = (change.details or {}).get("credit_note")
+    body["credit_note"] = (
+        CreditNoteSerializer(credit_notes_query().get(pk=note)).data if note else None
     )
     return Response(body)
 

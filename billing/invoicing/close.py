@@ -259,23 +259,32 @@ def _finalize_if_due(invoice_id: int) -> None:
 
 
 def periods_close(
-    *, as_of: datetime, fail_at: int | None = None, processes: int = 1
+    *, as_of: datetime, fail_at: int | None = None, processes: int = 1, sweep: bool = True
 ) -> CloseResult:
     """Close every period that ended at or before `as_of`, a group of
     subscriptions per transaction (subscriptions_close), then finalize drafts
     past their grace. Safe to run any number of times, and to run again after a
     failure part way. With `processes` > 1 the due subscriptions are shared out
     among that many forked processes (the row locks keep them apart), each
-    finalizing its share's drafts as it goes."""
+    finalizing its share's drafts as it goes.
+
+    `as_of` decides which periods close and what they bill, never the date of
+    what is issued: that is the moment it is issued (invoices.issue_dates).
+    Without `sweep` (a run back-dated: close_periods --as-of) only the drafts of
+    the subscriptions it closes are finalized; any other draft, even one billing
+    before `as_of`, is left to its own schedule (the beat's)."""
+    due = due_subscription_ids(as_of=as_of)
+    only = None if sweep else due
     if processes > 1:
-        shared = _close_in_processes(as_of=as_of, processes=processes)
+        shared = _close_in_processes(ids=due, as_of=as_of, processes=processes)
         # What the processes left: drafts of other subscriptions, and those of a
         # subscription whose closing drafts are still in their grace.
         return CloseResult(
-            shared.periods_closed, shared.invoices_finalized + drafts_finalize(as_of=as_of)
+            shared.periods_closed,
+            shared.invoices_finalized + drafts_finalize(as_of=as_of, subscription_ids=only),
         )
-    closed = _close_due(as_of=as_of, fail_at=fail_at)
-    return CloseResult(closed, drafts_finalize(as_of=as_of))
+    closed = _close_due(due, as_of=as_of, fail_at=fail_at)
+    return CloseResult(closed, drafts_finalize(as_of=as_of, subscription_ids=only))
 
 
 def due_subscription_ids(*, as_of: datetime) -> list[int]:
@@ -411,7 +420,7 @@ def _close_shard(subscription_ids: list[int], as_of: datetime, results) -> None:
         results.put(answer)
 
 
-def _close_in_processes(*, as_of: datetime, processes: int) -> CloseResult:
+def _close_in_processes(*, ids: list[int], as_of: datetime, processes: int) -> CloseResult:
     """The due subscriptions shared out among `processes` forked processes, each
     finalizing the drafts due of what it closed as it goes
     (subscriptions_close_and_finalize). It returns once every process has ended,
@@ -422,7 +431,6 @@ def _close_in_processes(*, as_of: datetime, processes: int) -> CloseResult:
 
     from django.db import connections
 
-    ids = due_subscription_ids(as_of=as_of)
     connections.close_all()  # each child opens its own connection
     context = multiprocessing.get_context("fork")
     results = context.Queue()
@@ -452,8 +460,7 @@ def _close_in_processes(*, as_of: datetime, processes: int) -> CloseResult:
     )
 
 
-def _close_due(*, as_of: datetime, fail_at: int | None) -> int:
-    due = due_subscription_ids(as_of=as_of)
+def _close_due(due: list[int], *, as_of: datetime, fail_at: int | None) -> int:
     if fail_at is None:
         return subscriptions_close(subscription_ids=due, as_of=as_of)
     # A test's failure, after the first `fail_at` subscriptions have closed.

@@ -14,6 +14,12 @@ from billing.core.periods import period_boundary
 from billing.core.vocabulary import LineKind
 from billing.invoicing.close import change_invoice_finalize_on_commit, subscription_start_invoice
 from billing.invoicing.discounts import discounts_end
+from billing.invoicing.unused_time import (
+    CANCEL,
+    PLAN_CHANGE,
+    issue_unused_credit,
+    plan_unused_credit,
+)
 from billing.invoicing.period_lines import (
     UsageSoFar,
     bill_usage,
@@ -250,6 +256,9 @@ def subscription_change_plan(
             "effective must be immediate or period_end", fields={"effective": ["unknown"]}
         )
     with transaction.atomic():
+        # The customer before its subscription: the credit note for unused time
+        # locks it (billing.locks).
+        customer_lock(subscription.customer_id)
         subscription = subscription_lock(subscription.pk)
         # The version as stored now, not as the caller last saw it.
         version = type(version).objects.select_related("plan").get(pk=version.pk)
@@ -275,17 +284,14 @@ def subscription_change_plan(
         planned = plan_change_lines(
             subscription=subscription, version=version, at=at, overrides=stored_overrides
         )
-        invoice = invoice_write_draft(
-            customer=subscription.customer,
-            subscription=subscription,
+        unused = plan_unused_credit(subscription=subscription, credit=planned.credit, at=at)
+        invoice = _change_invoice(
+            subscription,
             reason=Invoice.PLAN_CHANGE,
-            period_start=at,
-            period_end=end,
-            lines=planned.lines,
-            now=at,
+            lines=[*planned.so_far, *unused.left, *planned.charge],
+            usage=planned.usage,
+            at=at,
         )
-        record_billed(subscription, until=at, so_far=planned.usage, invoice=invoice)
-        change_invoice_finalize_on_commit(invoice=invoice)
         subscription.version = version
         subscription.overrides, subscription.next_overrides = stored_overrides, None
         subscription.usage_from = at
@@ -293,7 +299,6 @@ def subscription_change_plan(
         changed = ["version", "overrides", "next_overrides", "usage_from", "scheduled_version"]
         subscription.save(update_fields=changed)
         change.effective_at = at
-        change.details = {"invoice": invoice.pk, "total": str(invoice.total)}
         change.save()
         entitlements_announce(
             subscription=subscription,
@@ -302,7 +307,44 @@ def subscription_change_plan(
             now=at,
             change_id=change.pk,
         )
+        _change_documents(change, invoice, unused, cause=PLAN_CHANGE, at=at)
     return subscription, invoice
+
+
+def _change_invoice(
+    subscription: Subscription, *, reason: str, lines: list[LineInput], usage: UsageSoFar, at
+) -> Invoice | None:
+    """The invoice of an immediate change at `at` (usage so far, the new fees,
+    what no credit note can take), finalized once this commits when there is no
+    grace; None when it has nothing to bill (no line, no commit drawn from): the
+    unused time is then only a credit note. Records what the usage billed."""
+    invoice = None
+    if lines or usage.commit is not None:
+        invoice = invoice_write_draft(
+            customer=subscription.customer,
+            subscription=subscription,
+            reason=reason,
+            period_start=at,
+            period_end=subscription.current_period_end,
+            lines=lines,
+            now=at,
+        )
+        change_invoice_finalize_on_commit(invoice=invoice)
+    record_billed(subscription, until=at, so_far=usage, invoice=invoice)
+    return invoice
+
+
+def _change_documents(change, invoice, unused, *, cause: str, at) -> None:
+    """The credit note of the unused time (billing.invoicing.unused_time), last in
+    the change's transaction, and the documents named on the change's history row."""
+    note = issue_unused_credit(credit=unused, cause=cause, now=at)
+    change.details = {
+        **change.details,
+        "invoice": invoice.pk if invoice else None,
+        "total": str(invoice.total) if invoice else None,
+        "credit_note": note.pk if note else None,
+    }
+    change.save(update_fields=["details"])
 
 
 def cancel_credit_lines(*, subscription: Subscription, at: datetime) -> list[LineInput]:
@@ -340,6 +382,9 @@ def subscription_cancel(
             "effective must be immediate or period_end", fields={"effective": ["unknown"]}
         )
     with transaction.atomic():
+        # The customer before its subscription: the credit note for unused time
+        # locks it (billing.locks).
+        customer_lock(subscription.customer_id)
         subscription = subscription_lock(subscription.pk)
         if subscription.status not in Subscription.LIVE:
             raise Conflict(f"subscription {subscription.pk} is {subscription.status}")
@@ -361,31 +406,26 @@ def subscription_cancel(
         before = entitlements_of(subscription)
         with customer_text.speaking(subscription.customer.locale):
             so_far = bill_usage(subscription, until=at)
-            lines = so_far.lines + cancel_credit_lines(subscription=subscription, at=at)
-        invoice = invoice_write_draft(
-            customer=subscription.customer,
-            subscription=subscription,
+            credit = cancel_credit_lines(subscription=subscription, at=at)
+        unused = plan_unused_credit(subscription=subscription, credit=credit, at=at)
+        invoice = _change_invoice(
+            subscription,
             reason=Invoice.CANCEL,
-            period_start=at,
-            period_end=subscription.current_period_end,
-            lines=lines,
-            now=at,
+            lines=[*so_far.lines, *unused.left],
+            usage=so_far,
+            at=at,
         )
-        record_billed(subscription, until=at, so_far=so_far, invoice=invoice)
-        change_invoice_finalize_on_commit(invoice=invoice)
         subscription.status = Subscription.CANCELED
         subscription.canceled_at = subscription.ended_at = at
         subscription.save(update_fields=["status", "canceled_at", "ended_at"])
         discounts_end(subscription=subscription, at=at)  # nothing left to discount
         commits_end_early(subscription=subscription, at=at, leftover=commit_leftover)
-        change.effective_at, change.details = (
-            at,
-            {"invoice": invoice.pk, "total": str(invoice.total)},
-        )
+        change.effective_at = at
         change.save()
         entitlements_announce(
             subscription=subscription, before=before, reason="ended", now=at, change_id=change.pk
         )
+        _change_documents(change, invoice, unused, cause=CANCEL, at=at)
     return subscription, invoice
 
 

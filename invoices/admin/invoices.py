@@ -198,6 +198,7 @@ class InvoiceAdmin(admin.ModelAdmin):
             {
                 "fields": [
                     "created_display",
+                    "written_display",
                     "issued_display",
                     "due_display",
                     "paid_display",
@@ -289,9 +290,13 @@ class InvoiceAdmin(admin.ModelAdmin):
     def amount_paid_display(self, invoice):
         return self._money(invoice, selectors.amount_paid(invoice))
 
-    @admin.display(description=_("Created"))
+    @admin.display(description=_("Bills as of"))
     def created_display(self, invoice):
         return moment_text(invoice, invoice.created_at)
+
+    @admin.display(description=_("Written"))
+    def written_display(self, invoice):
+        return moment_text(invoice, invoice.written_at or invoice.created_at)
 
     @admin.display(description=_("Issued"))
     def issued_display(self, invoice):

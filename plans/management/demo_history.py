@@ -5,7 +5,8 @@ real close, so that last month has real usage and finalized, numbered invoices (
 
 Everything goes through the services a real install uses: subscription_create,
 events_ingest (each day's events sent at the end of that day, as the product would
-have sent them), periods_close at each moment the beat would have closed a period, and
+have sent them), periods_close at each moment the beat would have closed a period (recording history
+on purpose: invoices.issue_dates.history_recorded dates each invoice then), and
 invoice_mark_paid for what the customers paid by now. Safe to run again: a customer
 who has ever had a subscription is not subscribed again, and the usage of a day has
 fixed event ids, so a second run stores no event twice; a later run adds the days since.
@@ -22,6 +23,7 @@ from billing.models import Subscription, SubscriptionChange
 from billing.subscriptions.lifecycle import subscription_create
 from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, events_ingest
 from customers.models import Customer
+from invoices.issue_dates import history_recorded
 from invoices.models import Invoice
 from invoices.settlement import invoice_mark_paid
 from plans.models import Plan
@@ -197,9 +199,12 @@ def demo_history_load(*, now: datetime) -> list[str]:
     events = _send_usage(now)
     if events:
         created.append(f"{events} usage events")
-    closed = _close_as_the_beat_would(
-        since=max((s.started_at for s in subscribed), default=None), now=now
-    )
+    # The past months recorded on purpose: each invoice dated when the beat would
+    # have issued it (invoices.issue_dates), which no close does on its own.
+    with history_recorded():
+        closed = _close_as_the_beat_would(
+            since=max((s.started_at for s in subscribed), default=None), now=now
+        )
     if closed.periods_closed:
         created.append(f"{closed.periods_closed} periods closed")
     if closed.invoices_finalized:

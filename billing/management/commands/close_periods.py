@@ -10,7 +10,9 @@ from billing.invoicing.close import periods_close
 class Command(BaseCommand):
     help = (
         "Close every billing period that ended at or before --as-of (default now), "
-        "then finalize drafts past their grace. Safe to run any number of times."
+        "then finalize drafts past their grace. What it issues is dated and numbered "
+        "now, whatever --as-of says; with --as-of, only the drafts of the periods it "
+        "closes are finalized. Safe to run any number of times."
     )
 
     def add_arguments(self, parser):
@@ -36,7 +38,9 @@ class Command(BaseCommand):
             if moment > now:
                 raise CommandError("--as-of is in the future: periods close only once they end")
         try:
-            result = periods_close(as_of=moment, processes=processes)
+            # Back-dated (--as-of): it finalizes only what it closes; the other
+            # drafts keep their own schedule (invoices.issue_dates).
+            result = periods_close(as_of=moment, processes=processes, sweep=as_of is None)
         except DatabaseError as error:
             # A transaction the database aborted was tried again already
             # (billing.core.aborts): what committed stays, a rerun does the rest.
@@ -46,5 +50,6 @@ class Command(BaseCommand):
             ) from error
         self.stdout.write(
             f"closed {result.periods_closed} period(s), finalized "
-            f"{result.invoices_finalized} invoice(s) as of {moment.isoformat()}"
+            f"{result.invoices_finalized} invoice(s) as of {moment.isoformat()}; "
+            f"what it issued is dated {datetime.now(UTC).date().isoformat()}"
         )
