@@ -90,7 +90,9 @@ def line_left_to_credit(
     discount, and no more than that share of a line is credited."""
     charged = invoice_line.amount
     if invoice.discount and invoice.subtotal > 0 and charged > 0:
-        charged = quantize_money(charged * invoice.taxable_amount / invoice.subtotal, invoice.currency)
+        charged = quantize_money(
+            charged * invoice.taxable_amount / invoice.subtotal, invoice.currency
+        )
     return charged - credited.get(invoice_line.pk, ZERO)
 
 

@@ -88,7 +88,8 @@ class InvoiceSerializer(serializers.ModelSerializer):
         "back-dated close's --as-of.",
     )
     written_at = serializers.DateTimeField(
-        allow_null=True, help_text="When it was written (a draft's too), beside the period it bills."
+        allow_null=True,
+        help_text="When it was written (a draft's too), beside the period it bills.",
     )
     due_at = serializers.DateTimeField(
         allow_null=True, help_text="Issued plus the customer's payment terms."

@@ -22,6 +22,7 @@ from billing.core.admin_fields import moment_text
 from billing.core.admin_forms import money_text
 from billing.core.errors import BillingError
 from billing.invoicing.period_lines import UsageSoFar, usage_so_far
+from billing.invoicing.unused_time import plan_unused_credit
 from billing.models import Subscription
 from billing.subscriptions import lifecycle
 from wallets.commit_models import Commit
@@ -113,15 +114,30 @@ def cancel_consequences(
     currency = subscription.customer.currency
     with customer_text.speaking(subscription.customer.locale):  # the invoice's words
         so_far = usage_so_far(subscription, until=at)
-        lines = so_far.lines + lifecycle.cancel_credit_lines(subscription=subscription, at=at)
+        credit = lifecycle.cancel_credit_lines(subscription=subscription, at=at)
+    # What subscription_cancel does with the credit (billing.invoicing.unused_time).
+    unused = plan_unused_credit(subscription=subscription, credit=credit, at=at)
+    lines = so_far.lines + list(unused.left)
     said = [
         gettext("%(subscription)s ends now (%(at)s); its features stop at once.")
         % {"subscription": subscription, "at": moment_text(at)},
-        gettext("A cancel invoice is written with these lines (before tax):"),
     ]
-    said += [f"{line.description}: {money_text(line.amount, currency)}" for line in lines]
-    if not lines:
-        said.append(gettext("(no lines: no usage so far and no fixed fee to credit)"))
+    if lines:
+        said.append(gettext("A cancel invoice is written with these lines (before tax):"))
+        said += [f"{line.description}: {money_text(line.amount, currency)}" for line in lines]
+    else:
+        said.append(gettext("No cancel invoice: no usage so far to bill."))
+    if unused.invoice is not None:
+        said.append(
+            gettext(
+                "The unused time is a credit note against %(invoice)s, which charged it "
+                "(before tax; tax is credited in proportion):"
+            )
+            % {"invoice": unused.invoice}
+        )
+        said += [
+            f"{words}: {money_text(-amount, currency)}" for _line, amount, words in unused.parts
+        ]
     if prepaid is not None:
         left = money_text(leftover_at(subscription, prepaid, so_far), prepaid.currency)
         words = {"left": left, "currency": prepaid.currency}

@@ -14,18 +14,18 @@ from billing.core.periods import period_boundary
 from billing.core.vocabulary import LineKind
 from billing.invoicing.close import change_invoice_finalize_on_commit, subscription_start_invoice
 from billing.invoicing.discounts import discounts_end
-from billing.invoicing.unused_time import (
-    CANCEL,
-    PLAN_CHANGE,
-    issue_unused_credit,
-    plan_unused_credit,
-)
 from billing.invoicing.period_lines import (
     UsageSoFar,
     bill_usage,
     record_billed,
     usage_so_far,
     version_name,
+)
+from billing.invoicing.unused_time import (
+    CANCEL,
+    PLAN_CHANGE,
+    issue_unused_credit,
+    plan_unused_credit,
 )
 from billing.locks import subscription_lock
 from billing.models import (
@@ -279,7 +279,6 @@ def subscription_change_plan(
             change.effective_at = subscription.current_period_end
             change.save()
             return subscription, None
-        end = subscription.current_period_end
         before = entitlements_of(subscription)
         planned = plan_change_lines(
             subscription=subscription, version=version, at=at, overrides=stored_overrides

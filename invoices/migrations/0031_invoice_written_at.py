@@ -5,21 +5,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('invoices', '0030_line_usage_groups'),
+        ("invoices", "0030_line_usage_groups"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='invoice',
-            name='written_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='written at'),
+            model_name="invoice",
+            name="written_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="written at"),
         ),
         migrations.AlterField(
-            model_name='invoice',
-            name='created_at',
-            field=models.DateTimeField(verbose_name='bills as of'),
+            model_name="invoice",
+            name="created_at",
+            field=models.DateTimeField(verbose_name="bills as of"),
         ),
         migrations.RunSQL(
             "UPDATE invoices_invoice SET written_at = created_at WHERE written_at IS NULL",

@@ -169,18 +169,10 @@ def test_s10_immediate_upgrade_answers_the_subscription_and_its_proration_invoic
         "2026-11-01T00:00:00Z",
         "2026-12-01T00:00:00Z",
     )
-    # and the invoice credits unused starter time and charges the rest of the period on pro
+    # and the invoice charges the rest of the period on pro (API v1.3: the credit
+    # for unused starter time is a credit note, not a negative line)
     invoice = body["invoice"]
     assert without_ids(invoice["lines"]) == [
-        {
-            "kind": "proration_credit",
-            "description": "Unused time on Starter (v1), 15 of 30 days (16 Nov \u2013 30 Nov 2026)",
-            "meter": None,
-            "quantity": "0.5",
-            "unit_price": "20.00",
-            "per": "1",
-            "amount": "-10.00",
-        },
         {
             "kind": "proration_charge",
             "description": "Remaining time on Pro (v1), 15 of 30 days (16 Nov \u2013 30 Nov 2026)",
@@ -199,10 +191,19 @@ def test_s10_immediate_upgrade_answers_the_subscription_and_its_proration_invoic
         "status": "draft",
         "number": None,
         "currency": "USD",
-        "subtotal": "15.00",
-        "total": "15.00",
+        "subtotal": "25.00",
+        "total": "25.00",
         "period_start": "2026-11-16T00:00:00Z",
     }
+    # and the unused starter time, 10.00, is a credit note against the start
+    # invoice (finalized first), off its amount due: 15.00 net, as S10 says
+    note = body["credit_note"]
+    start = Invoice.objects.get(reason="start")
+    assert (start.status, note["invoice"], note["applied_to"]) == ("finalized", start.pk, "invoice")
+    assert [(line["description"], line["amount"]) for line in note["lines"]] == [
+        ("Unused time on Starter (v1), 15 of 30 days (16 Nov \u2013 30 Nov 2026)", "10.00")
+    ]
+    assert (note["total"], invoice_body(api, start)["amount_due"]) == ("10.00", "10.00")
     change = SubscriptionChange.objects.get(kind="plan_change")
     assert (change.how, change.effective_at, change.to_version.plan.code) == (
         "immediate",
@@ -215,7 +216,7 @@ def test_s10_immediate_upgrade_answers_the_subscription_and_its_proration_invoic
     output = close(DEC_1)
 
     # then: pro usage at pro prices and December's base fee of pro
-    assert output.startswith("closed 1 period(s), finalized 3 invoice(s)")
+    assert output.startswith("closed 1 period(s), finalized 2 invoice(s)")
     december = invoice_body(api, closing_invoice())
     assert [(line["kind"], line["description"], line["amount"]) for line in december["lines"]] == [
         ("overage", "Prompts over 0 included", "1.00"),
@@ -350,32 +351,37 @@ def test_an_unknown_subscription_is_not_found(api, catalog, method, path, body):
 
 
 def test_two_immediate_changes_bill_each_change(api, catalog):
-    # given: starter to pro on the 16th
+    # given: starter to pro on the 16th: 25.00 for pro, 10.00 credited on the start invoice
     subscription = subscribe(api)
     url = f"/api/v1/subscriptions/{subscription['id']}/change-plan"
-    assert post(api, url, CHANGE).json()["invoice"]["total"] == "15.00"
+    first = post(api, url, CHANGE).json()
+    assert (first["invoice"]["total"], first["credit_note"]["total"]) == ("25.00", "10.00")
 
     # when: back to starter on the 21st (10 of 30 days left)
     response = post(api, url, CHANGE | {"plan": "starter", "at": "2026-11-21T00:00:00Z"})
 
-    # then: pro credited and starter charged for the last 10 days
+    # then: starter charged for the last 10 days; the unused pro time credited by a
+    # credit note against the invoice that charged it (the first change's)
     body = response.json()
     assert body["plan"] == "starter"
-    assert line_amounts(body["invoice"]) == [
-        ("proration_credit", "-16.67"),
-        ("proration_charge", "6.67"),
-    ]
-    assert body["invoice"]["total"] == "-10.00"
+    assert line_amounts(body["invoice"]) == [("proration_charge", "6.67")]
+    assert body["invoice"]["total"] == "6.67"
+    note = body["credit_note"]
+    assert (note["invoice"], note["total"], note["applied_to"]) == (
+        first["invoice"]["id"],
+        "16.67",
+        "invoice",
+    )
+    assert invoice_body(api, Invoice.objects.get(pk=note["invoice"]))["amount_due"] == "8.33"
 
-    # and what that invoice owes the customer, once finalized, pays the next one
+    # and no invoice is ever negative; the close bills December in full
     close(DEC_1)
-    credit = Invoice.objects.get(pk=body["invoice"]["id"])
-    assert credit.balance_entry.amount == D("10.00")
+    assert not Invoice.objects.filter(total__lt=0).exists()
     period = Invoice.objects.get(reason="period")
     assert (period.total, period.credits_applied, period.amount_due) == (
         D("20.00"),
-        D("10.00"),
-        D("10.00"),
+        D("0.00"),
+        D("20.00"),
     )
 
 
@@ -467,18 +473,25 @@ def test_cancel_immediately_bills_usage_so_far_and_credits_the_unused_part(api, 
         "2026-11-16T00:00:00Z",
         "2026-11-16T00:00:00Z",
     )
+    # the cancel's invoice bills the usage so far; the unused time is a credit note
+    # of 10.00 against the start invoice, never a negative invoice
     invoice = body["invoice"]
     assert [(line["kind"], line["quantity"], line["amount"]) for line in invoice["lines"]] == [
         ("overage", "100", "1.00"),
-        ("proration_credit", "0.5", "-10.00"),
     ]
-    assert (invoice["reason"], invoice["total"]) == ("cancel", "-9.00")
+    assert (invoice["reason"], invoice["total"]) == ("cancel", "1.00")
+    note = body["credit_note"]
+    assert (note["invoice_number"], note["total"], note["applied_to"]) == (
+        Invoice.objects.get(reason="start").number,
+        "10.00",
+        "invoice",
+    )
     change = SubscriptionChange.objects.get(kind="cancel")
     assert (change.how, change.effective_at) == ("immediate", NOV_16)
 
     # and usage after the cancellation is stored but never billed; no period closes
     prompts(50, day=datetime(2026, 11, 20, tzinfo=UTC), prefix="late")
-    assert close(DEC_1).startswith("closed 0 period(s), finalized 2 invoice(s)")
+    assert close(DEC_1).startswith("closed 0 period(s), finalized 1 invoice(s)")
     assert set(Invoice.objects.values_list("reason", flat=True)) == {"start", "cancel"}
 
 
@@ -662,7 +675,9 @@ def test_no_change_may_reach_back_before_an_immediate_plan_change(api, catalog):
 
 
 def billed_in_all() -> D:
-    return sum(Invoice.objects.values_list("total", flat=True), D(0))
+    """What the invoices charge less what their credit notes give back."""
+    charged = sum(Invoice.objects.values_list("total", flat=True), D(0))
+    return charged - sum(CreditNote.objects.values_list("total", flat=True), D(0))
 
 
 def test_seats_added_then_canceled_immediately_bill_the_seats_used(api, catalog):

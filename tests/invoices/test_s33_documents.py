@@ -71,8 +71,8 @@ def lumiere():
     )
 
 
-def the_story(client):
-    """Everything up to the cancel, as S33 tells it; the API's answers."""
+def up_to_the_close(client) -> int:
+    """S33 up to the back-dated close at 10:05; Lumière's subscription id."""
     french_seller()
     published_version("studio", base_fee=D("39.90"), currency="EUR")
     published_version("octo_plan", base_fee=D("10.00"))
@@ -93,11 +93,17 @@ def the_story(client):
             format="json",
         )
         assert created.status_code == 201, created.content
+    return created.json()["id"]
+
+
+def the_story(client) -> dict:
+    """Everything up to the cancel at 12:00, as S33 tells it; the cancel's answer."""
+    subscription_id = up_to_the_close(client)
     with time_machine.travel(NOV_27_1005, tick=False):
         call_command("close_periods", "--as-of", "2026-11-01T00:00:00Z")
     with time_machine.travel(NOV_27_1200, tick=False):
         cancelled = client.post(
-            f"/api/v1/subscriptions/{created.json()['id']}/cancel",
+            f"/api/v1/subscriptions/{subscription_id}/cancel",
             {"effective": "immediate"},
             format="json",
         )
@@ -107,23 +113,7 @@ def the_story(client):
 
 def test_s33_a_back_dated_close_dates_what_it_issues_today_and_leaves_other_drafts():
     client = api_client()
-    french_seller()
-    published_version("studio", base_fee=D("39.90"), currency="EUR")
-    published_version("octo_plan", base_fee=D("10.00"))
-    with time_machine.travel(NOV_26_NOON, tick=False):
-        early = customer_create(external_id="early", name="Early Ltd", currency="USD")
-        subscribe(early, "octo_plan", start=NOV_26_NOON)
-        call_command("close_periods")
-    with time_machine.travel(NOV_27_0900, tick=False):
-        octo = customer_create(external_id="octo", name="Octo Inc", currency="USD")
-        subscribe(octo, "octo_plan", start=OCT_1)
-    lumiere()
-    with time_machine.travel(NOV_27_1000, tick=False):
-        created = client.post(
-            "/api/v1/subscriptions",
-            {"customer": "lumiere", "plan": "studio", "start": "2026-11-01T00:00:00+01:00"},
-            format="json",
-        )
+    up_to_the_close(client)
     draft = Invoice.objects.get(customer__external_id="lumiere")
     # The draft bills 1-30 Nov in Paris and says when it was written.
     body = client.get(f"/api/v1/invoices/{draft.pk}").json()
@@ -153,9 +143,9 @@ def test_s33_a_back_dated_close_dates_what_it_issues_today_and_leaves_other_draf
     octo_invoices = Invoice.objects.filter(customer__external_id="octo")
     assert {invoice.due_at.date().isoformat() for invoice in octo_invoices} == {"2026-12-27"}
     assert set(
-        JournalEntry.objects.filter(document__startswith="INV-2026-00000").exclude(
-            document="INV-2026-000001"
-        ).values_list("date", flat=True)
+        JournalEntry.objects.filter(document__startswith="INV-2026-00000")
+        .exclude(document="INV-2026-000001")
+        .values_list("date", flat=True)
     ) == {NOV_27_1005.date()}
     # Lumière's draft bills from before 1 Nov but belongs to a period the run did
     # not close: left to its own schedule.

@@ -11,8 +11,8 @@ class Command(BaseCommand):
     help = (
         "Close every billing period that ended at or before --as-of (default now), "
         "then finalize drafts past their grace. What it issues is dated and numbered "
-        "now, whatever --as-of says; with --as-of, only the drafts of the periods it "
-        "closes are finalized. Safe to run any number of times."
+        "now, whatever --as-of says; back-dated, it finalizes only the drafts of the "
+        "periods it closes. Safe to run any number of times."
     )
 
     def add_arguments(self, parser):
@@ -38,9 +38,9 @@ class Command(BaseCommand):
             if moment > now:
                 raise CommandError("--as-of is in the future: periods close only once they end")
         try:
-            # Back-dated (--as-of): it finalizes only what it closes; the other
-            # drafts keep their own schedule (invoices.issue_dates).
-            result = periods_close(as_of=moment, processes=processes, sweep=as_of is None)
+            # Back-dated (--as-of before now): it finalizes only what it closes;
+            # the other drafts keep their own schedule (invoices.issue_dates).
+            result = periods_close(as_of=moment, processes=processes, sweep=moment >= now)
         except DatabaseError as error:
             # A transaction the database aborted was tried again already
             # (billing.core.aborts): what committed stays, a rerun does the rest.
