@@ -241,6 +241,12 @@ class OtherGroupsSerializer(serializers.Serializer):
     properties = serializers.ListField(child=serializers.CharField())
 
 
+class UnmeteredEventSerializer(serializers.Serializer):
+    index = serializers.IntegerField(min_value=0, help_text="Its position in `events`.")
+    id = serializers.CharField()
+    event_name = serializers.CharField()
+
+
 class EventBatchResultSerializer(serializers.Serializer):
     accepted = serializers.IntegerField(min_value=0)
     duplicates = serializers.IntegerField(min_value=0)
@@ -250,6 +256,12 @@ class EventBatchResultSerializer(serializers.Serializer):
         required=False,
         help_text="Present when some are: stored events whose values of grouped properties "
         'count under "other" (past the limit of distinct values per customer, meter and month).',
+    )
+    unmetered = UnmeteredEventSerializer(
+        many=True,
+        required=False,
+        help_text="Present when some are: stored events whose event_name no meter reads "
+        "(billed as nothing: a misspelt event_name?).",
     )
 
 

@@ -15,6 +15,7 @@ from customers import services
 from customers.billing_entities import billing_entity_create
 from customers.models import BillingEntity, Customer
 from customers.portal import portal_session_create
+from customers.selectors import customer_get
 from customers.serializers import CustomerSerializer, CustomerUpdateSerializer
 from invoices.dunning_policies import customer_policy_choice, customer_policy_set
 from plans.api import paginated
@@ -47,13 +48,11 @@ class CustomerListApi(APIView):
 class CustomerDetailApi(APIView):
     @extend_schema(responses=CustomerSerializer)
     def get(self, request, external_id: str):
-        return Response(
-            CustomerSerializer(get_object_or_404(Customer, external_id=external_id)).data
-        )
+        return Response(CustomerSerializer(customer_get(external_id=external_id)).data)
 
     @extend_schema(request=CustomerUpdateSerializer, responses=CustomerSerializer)
     def patch(self, request, external_id: str):
-        customer = get_object_or_404(Customer, external_id=external_id)
+        customer = customer_get(external_id=external_id)
         data = dict(request_data(CustomerUpdateSerializer, request))
         changes_dunning = "dunning_policy" in data
         dunning = customer_policy_choice(data.pop("dunning_policy", None))
@@ -80,7 +79,7 @@ class PortalSessionApi(APIView):
         },
     )
     def post(self, request, external_id: str):
-        customer = get_object_or_404(Customer, external_id=external_id)
+        customer = customer_get(external_id=external_id)
         session = portal_session_create(customer=customer, now=datetime.now(UTC))
         url = request.build_absolute_uri(reverse("portal", args=[session.token]))
         return Response(

@@ -85,6 +85,16 @@ class PortalOverview:
     def subscription(self):
         return self.usage.subscription if self.usage else None
 
+    @property
+    def usage_since(self) -> datetime | None:
+        """Where the features' usage starts when it is not the period's start (after
+        an immediate plan change, the usage before it was billed already); None when
+        it is the whole period so far. The charts show the whole period."""
+        summary = self.usage.summary if self.usage else None
+        if summary is None or summary.statement.usage_from <= self.usage.start:
+            return None
+        return summary.statement.usage_from
+
 
 def _percent(quantity: Decimal, included: Decimal | None) -> int | None:
     if not included:

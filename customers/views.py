@@ -326,6 +326,8 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
         "plan": overview.subscription.version.plan.name if overview.subscription else None,
         "zone": str(zone),
         "period": write.named(write.dates(usage.start, usage.end)) if usage else None,
+        # The day an immediate plan change started the usage the table shows.
+        "usage_since": write.day(overview.usage_since) if overview.usage_since else None,
         "features": [
             {
                 "name": f.name,

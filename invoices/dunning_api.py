@@ -1,7 +1,6 @@
 """Dunning endpoints (API.md, "Dunning and account standing"): policies, and a
 customer's pause."""
 
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -10,7 +9,7 @@ from rest_framework.views import APIView
 
 from billing.core.periods import iso
 from config.api import AwareDateTimeField, CursorPagination, StrictCharField, request_data
-from customers.models import Customer
+from customers.selectors import customer_get
 from invoices.dunning_models import MAX_STEPS, DunningPolicy, DunningStep
 from invoices.dunning_policies import (
     StepInput,
@@ -107,7 +106,7 @@ class DunningPauseApi(APIView):
 
     @extend_schema(request=DunningPauseSerializer, responses=DunningPauseSerializer)
     def post(self, request, external_id: str):
-        customer = get_object_or_404(Customer, external_id=external_id)
+        customer = customer_get(external_id=external_id)
         data = request_data(DunningPauseSerializer, request)
         key = getattr(request, "auth", None)
         by = f"API key {key.name}" if key is not None else "API"

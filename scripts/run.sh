@@ -74,21 +74,9 @@ echo "== creating the periodic tasks (Celery beat)"
 admin_password=$("$py" manage.py ensure_dev_admin --username admin \
     --password-file "$var_dir/admin-password.txt")
 
-# The secret is printed once by create_api_key; keep it, and make a new key only when
-# there is none yet or the saved one is unknown to this database (a reset or another DB).
-dev_key_valid() {
-    [[ -s "$key_file" ]] || return 1
-    DEV_API_KEY=$(<"$key_file") "$py" manage.py shell --no-imports -c '
-import os, sys
-from customers.selectors import api_key_for_secret
-sys.exit(api_key_for_secret(os.environ["DEV_API_KEY"]) is None)'
-}
-if ! dev_key_valid; then
-    echo "== creating the API key 'dev'"
-    (umask 077 && "$py" manage.py create_api_key --name dev >"$key_file.new")
-    mv -f -- "$key_file.new" "$key_file"
-fi
-api_key=$(<"$key_file")
+# The dev key's secret is kept in the key file (only its digest is stored): reused while
+# this database knows it, made again only after a reset or on another database.
+api_key=$("$py" manage.py ensure_dev_api_key --name dev --key-file "$key_file")
 
 cat <<EOF
 

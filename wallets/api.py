@@ -1,7 +1,6 @@
 """Wallet endpoints: balances with their blocks, credit grants and pack purchases,
 money top-ups, auto top-up, and the ledger."""
 
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -13,10 +12,11 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.core.errors import InvalidRequest
+from billing.core.errors import InvalidRequest, NotFound
 from billing.core.money import format_decimal, format_money
 from config.api import CursorPagination, request_data
 from customers.models import Customer
+from customers.selectors import customer_get
 from invoices import collection
 from invoices.models import Purchase
 from invoices.serializers import InvoiceSerializer
@@ -161,7 +161,7 @@ def _checkout_needs_stripe(data: dict) -> None:
 class WalletListApi(APIView):
     @extend_schema(responses=inline_serializer("Wallets", {"results": WalletSerializer(many=True)}))
     def get(self, request, external_id: str):
-        customer = get_object_or_404(Customer, external_id=external_id)
+        customer = customer_get(external_id=external_id)
         return Response({"results": wallets_body(customer)})
 
 
@@ -177,7 +177,7 @@ class CreditsAddApi(APIView):
         ),
     )
     def post(self, request, external_id: str):
-        customer = get_object_or_404(Customer, external_id=external_id)
+        customer = customer_get(external_id=external_id)
         data = request_data(CreditsOrderSerializer, request)
         _checkout_needs_stripe(data)
         now = timezone.now()
@@ -221,7 +221,7 @@ class MoneyAddApi(APIView):
         ),
     )
     def post(self, request, external_id: str):
-        customer = get_object_or_404(Customer, external_id=external_id)
+        customer = customer_get(external_id=external_id)
         data = request_data(MoneyOrderSerializer, request)
         _checkout_needs_stripe(data)
         if purchases.paid_through_stripe(data["amount"]):
@@ -249,7 +249,7 @@ class MoneyAddApi(APIView):
 class AutoTopUpApi(APIView):
     @extend_schema(request=AutoTopUpSerializer, responses=AutoTopUpSerializer)
     def put(self, request, external_id: str):
-        customer = get_object_or_404(Customer, external_id=external_id)
+        customer = customer_get(external_id=external_id)
         data = request_data(AutoTopUpSerializer, request)
         setting = purchases.auto_top_up_set(
             customer=customer,
@@ -279,11 +279,14 @@ class LedgerApi(APIView):
         responses=LedgerEntrySerializer(many=True),
     )
     def get(self, request, external_id: str, kind: str):
-        customer = get_object_or_404(Customer, external_id=external_id)
+        customer = customer_get(external_id=external_id)
         currency = ""
         if kind == Wallet.MONEY:
             currency = request.query_params.get("currency", customer.currency).upper()
-        wallet = get_object_or_404(Wallet, customer=customer, kind=kind, currency=currency)
+        wallet = Wallet.objects.filter(customer=customer, kind=kind, currency=currency).first()
+        if wallet is None:
+            what = f"{currency} money" if currency else kind
+            raise NotFound(f"customer {external_id!r} has no {what} wallet")
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.ledger(wallet=wallet), request, view=self)
         data = LedgerEntrySerializer(page, many=True, context={"wallet": wallet}).data

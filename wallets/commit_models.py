@@ -11,6 +11,7 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from billing.core import customer_text
 from billing.core.money import AMOUNT, format_decimal
 
 
@@ -104,7 +105,11 @@ class Commit(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_billing_display()} {format_decimal(self.amount)} {self.currency}"
+        # Written as every page writes the amount ("Prepaid 12,000.00 USD"), in the
+        # active language.
+        return (
+            f"{self.get_billing_display()} {customer_text.money_text(self.amount, self.currency)}"
+        )
 
     @property
     def prepaid(self) -> bool:

@@ -1,18 +1,17 @@
 """Commit endpoints: sign one for a customer, list them, read one with its
 drawdown ledger and access (API.md, "Commits")."""
 
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.core.errors import Conflict
+from billing.core.errors import Conflict, NotFound
 from billing.core.money import format_decimal, format_money
 from billing.models import Subscription
 from config.api import AwareDateTimeField, DecimalString, StrictCharField, request_data
-from customers.models import Customer
+from customers.selectors import customer_get
 from invoices.serializers import InvoiceSerializer
 from plans.models import Meter
 from wallets.commit_models import Commit, CommitEntry
@@ -201,7 +200,7 @@ def _request(data: dict) -> CommitRequest:
 class CommitListApi(APIView):
     @extend_schema(responses=inline_serializer("Commits", {"results": CommitSerializer(many=True)}))
     def get(self, request, external_id: str):
-        customer = get_object_or_404(Customer, external_id=external_id)
+        customer = customer_get(external_id=external_id)
         return Response(
             {"results": CommitSerializer(commit_list(customer_id=customer.pk), many=True).data}
         )
@@ -220,7 +219,7 @@ class CommitListApi(APIView):
         ),
     )
     def post(self, request, external_id: str):
-        customer = get_object_or_404(Customer, external_id=external_id)
+        customer = customer_get(external_id=external_id)
         data = request_data(CommitInSerializer, request)
         subscription = (
             Subscription.objects.filter(customer=customer, status__in=Subscription.LIVE)
@@ -253,6 +252,8 @@ class CommitListApi(APIView):
 class CommitDetailApi(APIView):
     @extend_schema(responses=CommitDetailSerializer, operation_id="v1_customers_commit_retrieve")
     def get(self, request, external_id: str, commit_id: int):
-        customer = get_object_or_404(Customer, external_id=external_id)
-        commit = get_object_or_404(Commit, customer=customer, pk=commit_id)
+        customer = customer_get(external_id=external_id)
+        commit = Commit.objects.filter(customer=customer, pk=commit_id).first()
+        if commit is None:
+            raise NotFound(f"customer {external_id!r} has no commit {commit_id}")
         return Response(CommitDetailSerializer(commit).data)

@@ -3,12 +3,12 @@ gate its UI (billing.usage.entitlements)."""
 
 from datetime import UTC, datetime
 
-from django.http import Http404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from billing.core import rawsql
+from billing.core.errors import CustomerNotFound
 from billing.core.money import format_decimal, format_money
 from billing.core.periods import iso
 from billing.usage import check
@@ -74,7 +74,7 @@ class EntitlementsApi(FastAnswerApi):
 
 
 def entitlements_answer(external_id: str) -> dict:
-    """The entitlements' answer; Http404 for an unknown customer. Shared by
+    """The entitlements' answer; CustomerNotFound for an unknown customer. Shared by
     EntitlementsApi's handler and its fast answer."""
     now = datetime.now(UTC)
     # The same statements every time: the usage read goes in the round trip of
@@ -83,7 +83,7 @@ def entitlements_answer(external_id: str) -> dict:
         live = check.live_read(external_id=external_id, now=now)
         customer = live.customer
         if customer is None:
-            raise Http404
+            raise CustomerNotFound(external_id)
         found = customer_entitlements(
             customer=customer, subscription=live.subscription, now=now, balances=live.balances
         )

@@ -90,4 +90,10 @@ class EventsApi(APIView):
                 {"index": o.index, "id": o.id, "meter": o.meter, "properties": o.properties}
                 for o in result.other
             ]
+        if result.unmetered:
+            # Present when some are: stored events no meter reads, so billed as
+            # nothing (a misspelt event_name, or a meter not made yet).
+            body["unmetered"] = [
+                {"index": u.index, "id": u.id, "event_name": u.event_name} for u in result.unmetered
+            ]
         return Response(body, status=status.HTTP_202_ACCEPTED)

@@ -3,7 +3,6 @@
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from django.http import Http404
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
@@ -15,7 +14,7 @@ from rest_framework.views import APIView
 
 from billing.core import rawsql
 from billing.core.customer_text import customer_zone
-from billing.core.errors import InvalidRequest
+from billing.core.errors import CustomerNotFound, InvalidRequest
 from billing.core.money import format_decimal, format_money
 from billing.core.periods import iso, month_start, parse_instant, period_containing
 from billing.invoicing.discounts import usage_discounted
@@ -117,7 +116,7 @@ class UsageApi(APIView):
     def _usage(request, external_id: str, by) -> dict:
         customer, subscription = check.customer_with_live_subscription(external_id=external_id)
         if customer is None:
-            raise Http404
+            raise CustomerNotFound(external_id)
         start = parse_time_param(request, "period_start")
         end = parse_time_param(request, "period_end")
         zone = customer_zone(customer)
@@ -184,7 +183,11 @@ class CheckApi(FastAnswerApi):
                 "reason": serializers.CharField(),
                 "used": serializers.CharField(allow_null=True),
                 "included": serializers.CharField(allow_null=True),
-                "remaining": serializers.CharField(allow_null=True),
+                "remaining": serializers.CharField(
+                    allow_null=True,
+                    help_text="Units left; in a spend_limit_reached refusal, the money left "
+                    "under the spend limit, in the customer's currency.",
+                ),
                 "balance": serializers.CharField(allow_null=True),
                 "message": serializers.CharField(help_text="The reason, in words."),
                 "period_start": serializers.DateTimeField(allow_null=True),
@@ -206,21 +209,21 @@ class CheckApi(FastAnswerApi):
         except exceptions.APIException:
             # An unknown customer is a 404, whatever the body holds.
             if check.live_read(external_id=external_id).customer is None:
-                raise Http404 from None
+                raise CustomerNotFound(external_id) from None
             raise
         return Response(check_answer(external_id, asked))
 
 
 def check_answer(external_id: str, asked: dict) -> dict:
     """The answer of a check: `asked` is the body CheckSerializer validated. Raises
-    Http404 for an unknown customer and InvalidRequest for a quantity that is not
+    CustomerNotFound for an unknown customer and InvalidRequest for a quantity that is not
     positive. Shared by CheckApi's handler and its fast answer."""
     now = datetime.now(UTC)
     if "feature" in asked:
         # One query for the customer, its subscription and whether the feature exists.
         live = check.live_read(external_id=external_id, feature=asked["feature"])
         if live.customer is None:
-            raise Http404
+            raise CustomerNotFound(external_id)
         return _feature_answer(live, feature=asked["feature"], now=now)
     # A meter's check sends the same statements every time: its usage read goes
     # in the round trip of the customer's (rawsql.read_ahead).
@@ -229,7 +232,7 @@ def check_answer(external_id: str, asked: dict) -> dict:
         live = check.live_read(external_id=external_id, now=now)
         customer, subscription = live.customer, live.subscription
         if customer is None:
-            raise Http404
+            raise CustomerNotFound(external_id)
         quantity = asked["quantity"]
         if quantity is None:
             quantity = Decimal(1)
@@ -271,7 +274,10 @@ def check_answer(external_id: str, asked: dict) -> dict:
         "message": check.check_message(result, meter_code=asked["meter"]),
         "used": text(result.used),
         "included": text(result.included),
-        "remaining": text(result.remaining),
+        # A spend-limit refusal's is money, what is left under the limit.
+        "remaining": format_money(result.remaining, result.currency)
+        if result.spend_before is not None
+        else text(result.remaining),
         "balance": balance,
         # The period the answer counts usage in (the one the clock is in).
         "period_start": iso(result.period_start) if result.period_start else None,

@@ -37,8 +37,17 @@ class InvalidRequest(BillingError):
 
 
 class NotFound(BillingError):
+    """What the request names does not exist (404); the message says what."""
+
     status_code = 404
     error_type = "not_found"
+
+
+class CustomerNotFound(NotFound):
+    """No customer has the external_id a customer-scoped request names."""
+
+    def __init__(self, external_id: str):
+        super().__init__(f"no customer {external_id!r}")
 
 
 class Conflict(BillingError):

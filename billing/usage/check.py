@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, localcontext
 
+from billing.core.money import format_money
 from billing.core.vocabulary import ALLOWANCE_MODELS, ConsumptionModel
 from billing.models import (
     Subscription,
@@ -57,6 +58,9 @@ class CheckResult:
     # Set when a soft spend limit is passed: allowed, but finance is alerted.
     spend: Decimal | None = None
     spend_limit: Decimal | None = None
+    # A spend-limit refusal: the period's spend before this use. `remaining` is
+    # then the money left under the limit (in `currency`), not units.
+    spend_before: Decimal | None = None
     subscription: Subscription | None = None
     # The period the answer counts usage in (the one the clock is in).
     period_start: datetime | None = None
@@ -92,11 +96,32 @@ METER_REFUSED = {RESTRICTED: "account_restricted", SUSPENDED: "account_suspended
 FEATURE_REFUSED = {SUSPENDED: "account_suspended"}
 
 
+def spend_limit_reached(result: CheckResult) -> bool:
+    """Whether a spend-limit refusal's limit is reached already (else this use
+    alone would exceed it)."""
+    return result.spend_before >= result.spend_limit
+
+
+def spend_limit_message(result: CheckResult) -> str:
+    """A spend-limit refusal in words: reached, or would be exceeded by this use,
+    with the limit and what is left under it."""
+    limit = f"{format_money(result.spend_limit, result.currency)} {result.currency}"
+    left = f"{format_money(result.remaining, result.currency)} {result.currency}"
+    if spend_limit_reached(result):
+        return f"the customer's spend limit for this period ({limit}) is reached: {left} left"
+    return (
+        f"this use would exceed the customer's spend limit for this period ({limit}): "
+        f"{left} left under it"
+    )
+
+
 def check_message(result: CheckResult, *, meter_code: str) -> str:
     """The reason of a check in words; for a meter the plan does not charge, whether
     the meter exists at all (a typo in the product's code) or the plan lacks it."""
     if result.billed_when_exhausted:
         return "allowed: what the wallet cannot pay for is billed on the period's invoice"
+    if result.reason == "spend_limit_reached" and result.spend_before is not None:
+        return spend_limit_message(result)
     if result.reason != "meter_not_in_plan":
         return REASON_MESSAGES.get(result.reason, result.reason)
     version = result.subscription.version if result.subscription is not None else None
@@ -191,12 +216,24 @@ def usage_check(
         return result
     if customer.spend_limit_mode == "soft":
         return replace(result, spend=spend, spend_limit=customer.spend_limit)
+    # Read again without this use (refusals only): whether the limit is reached
+    # already, and what is left under it.
+    with localcontext(prec=EXACT_PRECISION):
+        spend_before = period_spend(
+            subscription=subscription,
+            start=start,
+            end=end,
+            quantities={m.code: quantities[m.id] for m in meters.values()},
+        )
     return replace(
         result,
         allowed=False,
         reason="spend_limit_reached",
         spend=spend,
         spend_limit=customer.spend_limit,
+        spend_before=spend_before,
+        remaining=max(ZERO, customer.spend_limit - spend_before),
+        currency=customer.currency,
     )
 
 

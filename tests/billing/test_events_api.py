@@ -422,7 +422,7 @@ def test_a_bad_event_is_rejected_with_its_index_and_id_and_nothing_stored_for_it
         "2026-W47-6T10:30:00Z",  # a week date: Saturday of week 47
     ],
 )
-def test_a_timestamp_in_each_form_iso_8601_allows_is_read(api, acme, timestamp):
+def test_a_timestamp_in_each_form_iso_8601_allows_is_read(api, acme, meters, timestamp):
     event = {**llm("a", 4), "timestamp": timestamp}
 
     assert accepted(post(api, [event])) == {"accepted": 1, "duplicates": 0, "rejected": []}

@@ -429,11 +429,33 @@ def test_a_hard_spend_limit_refuses_what_would_pass_it(api, catalog, acme):
 
     # 29.99 + 0.05 = 30.04: at the limit, allowed.
     assert answer(api, "prompts", 1) == result(True, "overage", "ok", "400", "200", "0")
-    # 29.99 + 0.10 passes it.
+    # 29.99 + 0.10 passes it: 0.05 is left under the limit.
     assert answer(api, "prompts", 2) == result(
-        False, "overage", "spend_limit_reached", "400", "200", "0"
+        False, "overage", "spend_limit_reached", "400", "200", "0.05"
     )
     assert Alert.objects.count() == 0
+
+
+def test_a_spend_limit_refusal_says_whether_it_is_reached_and_what_is_left(api, catalog, acme):
+    subscribe(acme, "ai_assistant", NOV_1)
+    limit(acme, "30.04", "hard")
+    ingest(repeat(400, "prompt", NOW, prefix="p"), now=NOW)
+
+    # 29.99 spent: 2 more prompts (0.10) would exceed the limit, 0.05 is left.
+    would_exceed = check(api, "prompts", 2).json()
+    assert would_exceed["remaining"] == "0.05"
+    assert would_exceed["message"] == (
+        "this use would exceed the customer's spend limit for this period (30.04 USD): "
+        "0.05 USD left under it"
+    )
+
+    # 30.04 spent: the limit is reached, nothing is left.
+    ingest(repeat(1, "prompt", NOW, prefix="q"), now=NOW)
+    reached = check(api, "prompts", 1).json()
+    assert (reached["reason"], reached["remaining"]) == ("spend_limit_reached", "0.00")
+    assert reached["message"] == (
+        "the customer's spend limit for this period (30.04 USD) is reached: 0.00 USD left"
+    )
 
 
 def test_a_hard_spend_limit_counts_the_allowance_as_free(api, catalog, acme):
@@ -451,7 +473,7 @@ def test_a_hard_spend_limit_below_the_base_fee_refuses_everything(api, catalog, 
     assert answer(api, "sms", 1)["reason"] == "ok"
     limit(acme, "9.98", "hard")
     assert answer(api, "sms", 1) == result(
-        False, "hard_cap", "spend_limit_reached", "0", "500", "500"
+        False, "hard_cap", "spend_limit_reached", "0", "500", "0.00"
     )
 
 

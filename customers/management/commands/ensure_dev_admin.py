@@ -15,6 +15,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from customers.management.private_files import read_text, write_private
+
 
 class Command(BaseCommand):
     help = (
@@ -35,7 +37,7 @@ class Command(BaseCommand):
     def handle(self, *args, username, password_file, **options):
         password_file = password_file or Path(settings.VAR_DIR) / "admin-password.txt"
         from_env = os.environ.get("ADMIN_PASSWORD", "")
-        password = from_env or _read(password_file)
+        password = from_env or read_text(password_file)
         User = get_user_model()
         with transaction.atomic():
             user = User.objects.select_for_update().filter(username=username).first()
@@ -53,20 +55,6 @@ class Command(BaseCommand):
                     "set ADMIN_PASSWORD to reset it"
                 )
                 return
-            if _read(password_file) != password:
-                _write_private(password_file, password)
+            if read_text(password_file) != password:
+                write_private(password_file, password)
         self.stdout.write(password)
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        return ""
-
-
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text + "\n")
