@@ -174,21 +174,25 @@ def test_s10_immediate_upgrade_answers_the_subscription_and_its_proration_invoic
     assert without_ids(invoice["lines"]) == [
         {
             "kind": "proration_credit",
-            "description": "Unused time on Starter (v1), 15 of 30 days (16 Nov \u2013 30 Nov 2026)",
+            "description": (
+                "Unused time on Starter (v1), 16 Nov \u2013 30 Nov 2026, 0.5 of Nov 2026"
+            ),
             "meter": None,
             "quantity": "0.5",
             "unit_price": "20.00",
             "per": "1",
             "amount": "-10.00",
+            "share": "0.5000",
         },
         {
             "kind": "proration_charge",
-            "description": "Remaining time on Pro (v1), 15 of 30 days (16 Nov \u2013 30 Nov 2026)",
+            "description": "Remaining time on Pro (v1), 16 Nov \u2013 30 Nov 2026, 0.5 of Nov 2026",
             "meter": None,
             "quantity": "0.5",
             "unit_price": "50.00",
             "per": "1",
             "amount": "25.00",
+            "share": "0.5000",
         },
     ]
     assert {
@@ -554,12 +558,13 @@ def test_added_seats_are_prorated_on_the_invoice_that_closes_the_period(api, cat
     assert without_ids(body["lines"]) == [
         {
             "kind": "proration_charge",
-            "description": "Seats 2 to 5, 15 of 30 days (16 Nov \u2013 30 Nov 2026)",
+            "description": "Seats 2 to 5, 16 Nov \u2013 30 Nov 2026, 0.5 of Nov 2026",
             "meter": None,
             "quantity": "1.5",
             "unit_price": "10.00",
             "per": "1",
             "amount": "15.00",
+            "share": "0.5000",
         },
         {
             "kind": "seats",
@@ -569,6 +574,7 @@ def test_added_seats_are_prorated_on_the_invoice_that_closes_the_period(api, cat
             "unit_price": "10.00",
             "per": "1",
             "amount": "50.00",
+            "share": None,
         },
     ]
     assert body["total"] == "65.00"
