@@ -154,3 +154,30 @@ def test_the_share_takes_more_places_where_four_would_not_give_the_amount():
         amount=D("115.16"),
     )
     assert text == "3 Nutzerpl\u00e4tze \u00d7 0,11528"
+
+
+def test_seats_added_mid_afternoon_say_the_share_they_charge():
+    # given: 2 seats at 10.00 from 1 Nov (UTC), 5 from 26 Nov 14:05
+    from billing.invoicing.close import periods_close
+    from billing.subscriptions.lifecycle import subscription_set_seats
+
+    customer = CustomerFactory(external_id="seats")
+    with time_machine.travel(NOW, tick=False):
+        subscription = subscribe(
+            customer, published_version("team", seat_price=D("10.00")), NOV_1, seats=2
+        )
+        subscription_set_seats(
+            subscription=subscription, seats=5, at=datetime(2026, 11, 26, 14, 5, tzinfo=UTC)
+        )
+
+    # when: November closes
+    dec_1 = datetime(2026, 12, 1, tzinfo=UTC)
+    with time_machine.travel(dec_1, tick=False):
+        periods_close(as_of=dec_1)
+
+    # then: 3 seats for 6355 of 43,200 minutes (0.14710...) of 10.00 is 4.41, and
+    # 3 x 0.1471 x 10.00 is 4.41 too
+    line = Invoice.objects.get(reason=Invoice.PERIOD).lines.get(kind="proration_charge")
+    assert line.amount == D("4.41")
+    assert line.description == "Seats 2 to 5, 26 Nov 14:05 \u2013 30 Nov 2026, 0.1471 of Nov 2026"
+    assert quantity_column(line) == "3 seats \u00d7 0.1471"
