@@ -218,8 +218,8 @@ class InvoiceLine(models.Model):
     plan = models.CharField(
         max_length=64, blank=True, default="", db_default="", verbose_name=_("plan")
     )
-    # A prorated fee's share of a whole period (LineInput.share), printed as days:
-    # '3 seats x 7 of 30 days'. Null for any other line.
+    # A prorated fee's share of a whole period (LineInput.share), printed as it
+    # bills: '3 seats x 0.2333' (customer_text.shown_share). Null for any other line.
     share = models.DecimalField(**AMOUNT, null=True, blank=True, verbose_name=_("share"))
     # The usage the line priced per combination of its meter's group_by values
     # (LineInput.usage_groups): [{"values": {"model": "gpt-4o", "token_type":

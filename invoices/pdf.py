@@ -285,6 +285,8 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
                                 line.period_start,
                                 line.period_end,
                                 share=line.share,
+                                unit_price=line.unit_price,
+                                amount=line.amount,
                             ),
                             unit_price=write.unit_price(line.unit_price, line.per),
                             amount=write.money(line.amount),

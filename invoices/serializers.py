@@ -1,4 +1,4 @@
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.urls import reverse
 from rest_framework import serializers
@@ -14,6 +14,16 @@ def _money(amount, currency):
     return None if amount is None else format_money(amount, currency)
 
 
+# A prorated line's share of its whole period, to 4 places.
+SHARE_PLACES = Decimal("0.0001")
+
+
+def line_share(share: Decimal | None) -> str | None:
+    """A line's share of a whole period as the API gives it: "0.1153" (to 4
+    places, rounded half up) for a line that bills part of one, null for any other."""
+    return None if share is None else str(share.quantize(SHARE_PLACES, rounding=ROUND_HALF_UP))
+
+
 class InvoiceLineSerializer(serializers.Serializer):
     """An invoice line's shape (the schema's); InvoiceSerializer writes it."""
 
@@ -27,6 +37,11 @@ class InvoiceLineSerializer(serializers.Serializer):
         help_text="How many units unit_price is for: 1000000 for a price per million tokens."
     )
     amount = DecimalString()
+    share = serializers.CharField(
+        allow_null=True,
+        help_text="A line that bills part of a period (a proration, a partial first period): "
+        'its share of the whole period, to 4 places ("0.1153"); null for any other line.',
+    )
     breakdown = serializers.DictField(
         required=False,
         help_text="A meter with an invoice breakdown: all its usage by the property's values, "
@@ -127,6 +142,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
                     "unit_price": _money(line.unit_price, currency),
                     "per": format_decimal(line.per),
                     "amount": format_money(line.amount, currency),
+                    "share": line_share(line.share),
                     **({"breakdown": line.breakdown} if line.breakdown else {}),
                     **({} if line.group is None else {"group": line.group}),
                 }

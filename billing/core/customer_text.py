@@ -14,6 +14,10 @@ One rule per thing written:
   the day holding `end` belongs to the next period, so consecutive periods
   never share a day in print. [1 Nov 00:00, 1 Dec 00:00) reads "1 Nov - 30 Nov
   2026"; one ending 20 Nov 14:00 ends "19 Nov" (the next starts "20 Nov").
+- A prorated fee is written as billed, by the second: where its part starts
+  (to the minute when not at midnight) and its share of the whole period, the
+  same share its quantity reads as: "26 Nov 16:38 - 30 Nov 2026, 0.1436 of Nov
+  2026", "3 seats x 0.1436" (shown_share: share x price gives the amount).
 - Numbers are grouped by thousands, exact, without trailing zeros: 1,000,000
   (en), 1 000 000 (fr), 1.000.000 (de); amounts keep their currency's minor digits.
 - Functions write in the active language: callers write under `speaking(...)`
@@ -22,8 +26,8 @@ One rule per thing written:
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
@@ -31,8 +35,8 @@ from django.utils import dateformat, formats, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext, pgettext
 
-from billing.core.money import currency_exponent
-from billing.core.periods import month_start
+from billing.core.money import currency_exponent, quantize_money
+from billing.core.periods import month_start, period_share
 from billing.core.vocabulary import LineKind
 
 # The languages a customer is written to (the first one for any other), with
@@ -44,6 +48,10 @@ PERCENT_SPACE = {"fr": "\N{NO-BREAK SPACE}", "de": "\N{NO-BREAK SPACE}"}
 # A prorated line's quantity is seats x its share, both to 10 decimal places:
 # seats read back within this of a whole number.
 SEATS_READ_EXACT = Decimal("0.0001")
+# A prorated line's share of its whole period is written to 4 places (as the API
+# gives it), more where those would not give its amount, up to the 10 stored.
+SHARE_PLACES = 4
+SHARE_STORED_PLACES = 10
 
 
 def language(value: object) -> str:
@@ -212,31 +220,79 @@ def named_zone(text: str, in_zone: ZoneInfo | str) -> str:
     return _("{dates} ({zone})").format(dates=text, zone=str(in_zone))
 
 
-def day_count(start: datetime, end: datetime, in_zone: ZoneInfo) -> int:
-    """The number of days date_range prints for [start, end)."""
-    return (last_day(start, end, in_zone) - local_day(start, in_zone)).days + 1
-
-
-def days_of(start: datetime, end: datetime, *, whole: tuple[datetime, datetime], in_zone) -> str:
-    """The part [start, end) of the whole period `whole` as days: '15 of 30 days'."""
-    whole_days = day_count(*whole, in_zone)
-    days = min(day_count(start, end, in_zone), whole_days)
-    return ngettext("{days} of {whole_days} day", "{days} of {whole_days} days", whole_days).format(
-        days=quantity(days), whole_days=quantity(whole_days)
+def part_range(start: datetime, end: datetime, in_zone: ZoneInfo) -> str:
+    """A part [start, end) of a period in `in_zone` as date_range writes it, its
+    start to the minute where it is not a local midnight: '26 Nov 14:05 - 30
+    Nov 2026'. Its end is the period's, written as the period's days are (the
+    day holding it belongs to the next period)."""
+    local_start = start.astimezone(in_zone)
+    if local_start.time() == time(0):
+        return date_range(start, end, in_zone)
+    first, last = local_start.date(), last_day(start, end, in_zone)
+    if first.year == last.year:
+        first_text = dateformat.format(first, pgettext("a day in a range, its year follows", "j M"))
+    else:
+        first_text = day(first)
+    first_text = pgettext("a day, then a time of day", "{day} {time}").format(
+        day=first_text, time=dateformat.format(local_start, "H:i")
     )
+    return _("{first} – {last}").format(first=first_text, last=day(last))  # noqa: RUF001
 
 
-def proration(start: datetime, end: datetime, *, whole: tuple[datetime, datetime], zone) -> str:
-    """The part [start, end) of the whole period `whole`, as days: '15 of 30 days
-    (16 Nov - 30 Nov 2026)'. Words only: the amount is prorated by the second."""
-    return _("{days} ({dates})").format(
-        days=days_of(start, end, whole=whole, in_zone=zone), dates=date_range(start, end, zone)
+def shown_share(
+    share: Decimal,
+    whole_price: Decimal | None = None,
+    currency: str = "",
+    amount: Decimal | None = None,
+) -> Decimal:
+    """A prorated line's share of its whole period as every text writes it: to 4
+    places (the API's), or the fewest more for which it times `whole_price` (the
+    line's fees for the whole period: its unit price times its seats) rounds to
+    the amount billed, `amount` or else that price times the exact share,
+    rounded: 0.1436 of 59.00 is 8.47, as billed for 4.3068 of 30 days."""
+    share = Decimal(share)
+    billed = None
+    if whole_price is not None:
+        whole_price = abs(Decimal(whole_price))
+        billed = quantize_money(share * whole_price, currency) if amount is None else abs(amount)
+    for places in range(SHARE_PLACES, SHARE_STORED_PLACES + 1):
+        shown = share.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+        if billed is None or quantize_money(shown * whole_price, currency) == billed:
+            break
+    return shown
+
+
+def share_text(share: Decimal, *, whole_price=None, currency: str = "", amount=None) -> str:
+    """A prorated line's share as written (shown_share): '0.1436'."""
+    return quantity(shown_share(share, whole_price, currency, amount))
+
+
+def proration(
+    start: datetime,
+    end: datetime,
+    *,
+    whole: tuple[datetime, datetime],
+    zone,
+    whole_price: Decimal | None = None,
+    currency: str = "",
+) -> str:
+    """The part [start, end) of the whole period `whole` as billed, by the
+    second: its ends in the zone (part_range) and its share of the whole
+    period (share_text, of `whole_price` in `currency` when given), naming that
+    period: '26 Nov 14:05 - 30 Nov 2026, 0.1436 of Nov 2026'. A part that is
+    not whole says so, to the minute and in its share."""
+    share = period_share(start, end, whole=whole)
+    return _("{dates}, {share} of {period}").format(
+        dates=part_range(start, end, zone),
+        share=share_text(share, whole_price=whole_price, currency=currency),
+        period=period(*whole, zone),
     )
 
 
 def proration_description(*, fee_kind: str, sign: int, name: str, seats: int, days: str) -> str:
-    """'Unused time on Chat Growth (v1), 15 of 30 days (16 Nov - 30 Nov 2026)', or
-    the same for the seats of that version."""
+    """'Unused time on Chat Growth (v1), 16 Nov - 30 Nov 2026, 0.5 of Nov 2026'
+    (`days`: the proration's text, proration()), or the same for the seats of
+    that version."""
     if fee_kind == LineKind.SEATS:
         if sign < 0:
             text = ngettext(
@@ -254,17 +310,6 @@ def proration_description(*, fee_kind: str, sign: int, name: str, seats: int, da
     if sign < 0:
         return _("Unused time on {plan}, {days}").format(plan=name, days=days)
     return _("Remaining time on {plan}, {days}").format(plan=name, days=days)
-
-
-def whole_period_of_share(
-    start: datetime, end: datetime, share: Decimal
-) -> tuple[datetime, datetime]:
-    """The whole period a prorated line's [start, end) is `share` of (its
-    LineInput.share): every proration's whole period ends where the part does
-    (billing.core.periods.whole_period), and a share has 10 decimal places, so
-    its length comes back to the second for any part longer than a few minutes."""
-    length = round((end - start).total_seconds() / float(share))
-    return end - timedelta(seconds=length), end
 
 
 def _spoken(function, *, zoned: bool = False):
@@ -328,31 +373,38 @@ class CustomerText:
             return day(moment, self.zone)
 
     def line_quantity(
-        self, kind: str, value: Decimal, start, end, share: Decimal | None = None
+        self,
+        kind: str,
+        value: Decimal,
+        start=None,
+        end=None,
+        share: Decimal | None = None,
+        unit_price: Decimal | None = None,
+        amount: Decimal | None = None,
     ) -> str:
-        """A line's quantity: a prorated fee's (`share` of a whole period) as days
-        ('7 of 30 days'), of several seats (a seat line, a seat change, a plan
-        change's proration of seats) as seats and days ('3 seats x 7 of 30
-        days'), any other as a number."""
+        """A line's quantity: a prorated fee's its `share` of a whole period as
+        billed ('0.1436', share_text: times `unit_price` it gives `amount`), of
+        several seats (a seat line, a seat change, a plan change's proration of
+        seats) as seats and share ('3 seats x 0.1436'), any other as a number.
+        (`start` and `end`, the line's period, are no longer read.)"""
         value = Decimal(value)
-        if not share or not (start and end and end > start):
+        if not share:
             return self.quantity(value)
         seats = value / share
         whole_seats = seats.to_integral_value()
         if abs(seats - whole_seats) >= SEATS_READ_EXACT:
             return self.quantity(value)
+        whole_price = None if unit_price is None else Decimal(unit_price) * whole_seats
         with self.speaking():
-            days = days_of(
-                start, end, whole=whole_period_of_share(start, end, share), in_zone=self.zone
-            )
-            # One seat reads as days, but on a seat line (a base fee's proration is one).
+            part = share_text(share, whole_price=whole_price, currency=self.currency, amount=amount)
+            # One seat reads as its share, but on a seat line (a base fee's proration is one).
             if kind != LineKind.SEATS and abs(whole_seats) == 1:
-                return days
+                return part
             return ngettext(
-                "{count} seat × {days}",  # noqa: RUF001 (a multiplication sign)
-                "{count} seats × {days}",  # noqa: RUF001
+                "{count} seat × {share}",  # noqa: RUF001 (a multiplication sign)
+                "{count} seats × {share}",  # noqa: RUF001
                 abs(int(whole_seats)),
-            ).format(count=quantity(whole_seats), days=days)
+            ).format(count=quantity(whole_seats), share=part)
 
     def money(self, amount: Decimal | None, currency: str = "") -> str:
         """An amount in `currency`, the document's by default; '' for none."""

@@ -35,7 +35,7 @@ from billing.rating import lines as rating
 from billing.rating.discounts import running_discount_none
 from billing.usage.billed_parts import threshold_billed_none
 from billing.usage.metering import meter_cache
-from billing.usage.period_fees import remaining_fraction
+from billing.usage.period_fees import proration_text, remaining_fraction
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft, invoices_finalize_due
 from plans.overrides import subscription_spec, terms_spec
@@ -105,13 +105,18 @@ def subscription_start_invoice(*, subscription: Subscription) -> Invoice | None:
         return None
     start, end = subscription.current_period_start, subscription.current_period_end
     zone = customer_text.customer_zone(subscription.customer)
+    fraction = remaining_fraction(subscription, spec, start)
+
+    def part(whole_price):  # a calendar month's first period: the part of it billed
+        return proration_text(subscription, spec, start, whole_price=whole_price)
+
     with customer_text.speaking(subscription.customer.locale):
         fixed = rating.fixed_lines(
             spec,
             plan_name=version.plan.name,
             seats=subscription.seats,
-            label=customer_text.period(start, end, zone),
-            fraction=remaining_fraction(subscription, spec, start),
+            label=customer_text.period(start, end, zone) if fraction == 1 else part,
+            fraction=fraction,
         )
     invoice = invoice_write_draft(
         customer=subscription.customer,

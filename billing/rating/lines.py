@@ -6,7 +6,7 @@ total is the sum of rounded lines. Graduated pricing gives one line per tier
 reached, so every amount can be explained line by line.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, localcontext
@@ -67,7 +67,7 @@ class LineInput:
     plan: str = ""
     # A prorated fee's share of a whole period (its quantity is seats x share for
     # seats, a seat change or a plan change's proration of seats), None for a
-    # whole period and any other line: the writer prints it as days.
+    # whole period and any other line: the writer prints it (shown_share).
     share: Decimal | None = None
     # The usage the line priced, per combination of its meter's group_by values:
     # ((combination, quantity), ...), a rate card row's the combinations it
@@ -126,17 +126,28 @@ def _line(
 
 
 def fixed_lines(
-    version: VersionSpec, *, plan_name: str, seats: int, label: str, fraction: Decimal = Decimal(1)
+    version: VersionSpec,
+    *,
+    plan_name: str,
+    seats: int,
+    label: str | Callable[[Decimal], str],
+    fraction: Decimal = Decimal(1),
 ) -> list[LineInput]:
     """Base fee and seats for a period (billed in advance), times `fraction` of it
-    for a prorated part (each line's share)."""
+    for a prorated part (each line's share). `label` names the period, or writes
+    a prorated part for a line's fees over the whole period (the base fee, seats
+    x seat price; customer_text.proration), so that its share gives its amount."""
     share = None if fraction == 1 else fraction
+
+    def named(whole_price: Decimal) -> str:
+        return label(whole_price) if callable(label) else label
+
     lines = []
     if version.base_fee:
         lines.append(
             _line(
                 LineKind.BASE_FEE,
-                base_fee_description(plan_name, label),
+                base_fee_description(plan_name, named(version.base_fee)),
                 None,
                 fraction,
                 version.base_fee,
@@ -150,7 +161,7 @@ def fixed_lines(
         lines.append(
             _line(
                 LineKind.SEATS,
-                seats_description(seats, label),
+                seats_description(seats, named(version.seat_price * seats)),
                 None,
                 quantity,
                 version.seat_price,

@@ -156,7 +156,6 @@ def _proration(
         label="",
         fraction=remaining_fraction(subscription, spec, at),
     )
-    days = proration_text(subscription, spec, at)
     return [
         LineInput(
             kind,
@@ -165,7 +164,13 @@ def _proration(
                 sign=sign,
                 name=version_name(version),
                 seats=seats,
-                days=days,
+                # Its share written to give its amount: of seats x seat price, or the base fee.
+                days=proration_text(
+                    subscription,
+                    spec,
+                    at,
+                    whole_price=line.unit_price * (seats if line.kind == LineKind.SEATS else 1),
+                ),
             ),
             None,
             line.quantity,

@@ -40,14 +40,26 @@ def remaining_fraction(
 
 
 def proration_text(
-    subscription: Subscription, spec: VersionSpec, at: datetime, *, period=None
+    subscription: Subscription,
+    spec: VersionSpec,
+    at: datetime,
+    *,
+    period=None,
+    whole_price: Decimal | None = None,
 ) -> str:
-    """What remaining_fraction prorates, as days in the customer's time zone:
-    '15 of 30 days (16 Nov - 30 Nov 2026)'."""
+    """What remaining_fraction prorates, as billed, in the customer's time zone
+    (customer_text.proration): '16 Nov 14:05 - 30 Nov 2026, 0.4803 of Nov 2026',
+    its share written so that it times `whole_price` (the line's fee for the
+    whole period) gives the line's amount."""
     start, end = _period(subscription, period)
     whole = subscription.whole_period(start, end, interval=spec.interval)
     return customer_text.proration(
-        at, end, whole=whole, zone=customer_text.customer_zone(subscription.customer)
+        at,
+        end,
+        whole=whole,
+        zone=customer_text.customer_zone(subscription.customer),
+        whole_price=whole_price,
+        currency=spec.currency,
     )
 
 
@@ -108,7 +120,13 @@ def seat_change_lines(
                 _("Seats {old} to {new}, {days}").format(
                     old=customer_text.quantity(change.details["from"]),
                     new=customer_text.quantity(change.details["to"]),
-                    days=proration_text(subscription, spec, change.effective_at, period=period),
+                    days=proration_text(
+                        subscription,
+                        spec,
+                        change.effective_at,
+                        period=period,
+                        whole_price=delta * spec.seat_price,
+                    ),
                 ),
                 None,
                 quantity,

@@ -82,10 +82,11 @@ def test_a_period_ending_at_midnight_ends_the_day_before():
         assert customer_text.date_range(start, end, NEW_YORK) == "1 Nov \u2013 30 Nov 2026"
 
 
-def test_proration_reads_as_days_of_the_whole_period():
+def test_proration_reads_as_its_start_and_its_share_of_the_whole_period():
+    # 358 of 745 hours: the period runs from 20 Oct to 20 Nov, 10:00 in New York
     with customer_text.speaking("en"):
         text = customer_text.proration(NOV_5_NOON, NOV_20, whole=(OCT_20, NOV_20), zone=NEW_YORK)
-    assert text == "15 of 31 days (5 Nov \u2013 19 Nov 2026)"
+    assert text == "5 Nov 12:00 \u2013 19 Nov 2026, 0.4805 of 20 Oct \u2013 19 Nov 2026"
 
 
 # ---- invoice lines ----
@@ -128,7 +129,7 @@ def test_usage_lines_are_written_in_the_language_given():
 
 
 @pytest.mark.django_db
-def test_a_plan_change_names_both_versions_and_prorates_in_days_in_the_customers_zone():
+def test_a_plan_change_names_both_versions_and_prorates_in_the_customers_zone():
     # given: Chat Growth v1 (30.00 a month) and v2 (45.00), a New York customer on
     # v1 from 20 Oct, 10:00 local
     v1 = published_version("chat_growth", base_fee=D("30.00"))
@@ -148,7 +149,7 @@ def test_a_plan_change_names_both_versions_and_prorates_in_days_in_the_customers
 
     # then: each side names its version; the money is prorated by the second,
     # 358 of 745 hours (-14.4161... and 21.6241...), as before
-    days = "15 of 31 days (5 Nov \u2013 19 Nov 2026)"
+    days = "5 Nov 12:00 \u2013 19 Nov 2026, 0.4805 of 20 Oct \u2013 19 Nov 2026"
     assert lines_of(invoice) == [
         ("proration_credit", f"Unused time on Chat Growth (v1), {days}", D("-14.42")),
         ("proration_charge", f"Remaining time on Chat Growth (v2), {days}", D("21.62")),

@@ -175,12 +175,13 @@ def test_s10_immediate_upgrade_answers_the_subscription_and_its_proration_invoic
     assert without_ids(invoice["lines"]) == [
         {
             "kind": "proration_charge",
-            "description": "Remaining time on Pro (v1), 15 of 30 days (16 Nov \u2013 30 Nov 2026)",
+            "description": "Remaining time on Pro (v1), 16 Nov \u2013 30 Nov 2026, 0.5 of Nov 2026",
             "meter": None,
             "quantity": "0.5",
             "unit_price": "50.00",
             "per": "1",
             "amount": "25.00",
+            "share": "0.5000",
         },
     ]
     assert {
@@ -201,7 +202,7 @@ def test_s10_immediate_upgrade_answers_the_subscription_and_its_proration_invoic
     start = Invoice.objects.get(reason="start")
     assert (start.status, note["invoice"], note["applied_to"]) == ("finalized", start.pk, "invoice")
     assert [(line["description"], line["amount"]) for line in note["lines"]] == [
-        ("Unused time on Starter (v1), 15 of 30 days (16 Nov \u2013 30 Nov 2026)", "10.00")
+        ("Unused time on Starter (v1), 16 Nov \u2013 30 Nov 2026, 0.5 of Nov 2026", "10.00")
     ]
     assert (note["total"], invoice_body(api, start)["amount_due"]) == ("10.00", "10.00")
     change = SubscriptionChange.objects.get(kind="plan_change")
@@ -567,12 +568,13 @@ def test_added_seats_are_prorated_on_the_invoice_that_closes_the_period(api, cat
     assert without_ids(body["lines"]) == [
         {
             "kind": "proration_charge",
-            "description": "Seats 2 to 5, 15 of 30 days (16 Nov \u2013 30 Nov 2026)",
+            "description": "Seats 2 to 5, 16 Nov \u2013 30 Nov 2026, 0.5 of Nov 2026",
             "meter": None,
             "quantity": "1.5",
             "unit_price": "10.00",
             "per": "1",
             "amount": "15.00",
+            "share": "0.5000",
         },
         {
             "kind": "seats",
@@ -582,6 +584,7 @@ def test_added_seats_are_prorated_on_the_invoice_that_closes_the_period(api, cat
             "unit_price": "10.00",
             "per": "1",
             "amount": "50.00",
+            "share": None,
         },
     ]
     assert body["total"] == "65.00"

@@ -163,17 +163,18 @@ def test_a_tokyo_plan_change_reads_the_same_days_on_the_pdf_and_in_the_admin(
         )
 
     # then: the PDF prints the lines' period as the admin does, 25 to 30 Nov (was
-    # "25 Nov - 1 Dec" on the PDF), and the prorated quantity as days
+    # "25 Nov - 1 Dec" on the PDF), and the prorated quantity as the share it
+    # bills: 6 of 30 days, 0.2 (not the 6 days it once read as)
     content = render_invoice_pdf(invoice)
     Path(output_dir, "plan-change.pdf").write_bytes(content)  # to look at
     text = pdf_text(content)
     assert f"25 Nov {DASH} 30 Nov 2026" in text, text
     assert "1 Dec" not in text.split("Period", 1)[1].split("Subtotal")[0]
-    assert "6 of 30 days" in text
-    assert "0.2" not in text  # no share of a period as a number
+    assert f"Unused time on Small (v1), 25 Nov 09:00 {DASH} 30 Nov 2026, 0.2 of 1 Nov" in text
+    assert "6 of 30 days" not in text
     page = words(admin_client.get(f"/admin/invoices/invoice/{invoice.pk}/change/").content.decode())
     assert f"<td>25 Nov {DASH} 30 Nov 2026</td>" in page
-    assert "6 of 30 days" in page
+    assert '<td class="numeric">0.2</td>' in page
 
 
 def test_a_french_credit_note_for_a_void_is_written_in_french(settings):
@@ -263,12 +264,12 @@ def test_an_email_reads_the_zone_and_language_saved_with_its_invoice(settings):
 @pytest.mark.parametrize(
     ("locale", "expected"),
     [
-        ("en", "7 seats × 7 of 30 days"),  # noqa: RUF001
-        ("fr", "7 utilisateurs × 7 jours sur 30"),  # noqa: RUF001
-        ("de", "7 Nutzerplätze × 7 von 30 Tagen"),  # noqa: RUF001
+        ("en", "7 seats × 0.2333"),  # noqa: RUF001
+        ("fr", "7 utilisateurs × 0,2333"),  # noqa: RUF001
+        ("de", "7 Nutzerplätze × 0,2333"),  # noqa: RUF001
     ],
 )
-def test_a_prorated_seat_line_reads_as_seats_times_days(locale, expected):
+def test_a_prorated_seat_line_reads_as_seats_times_its_share(locale, expected):
     # given: 7 seats for the last 7 days of November (a 30-day month), stored as
     # 7 x 7/30 to the 10 decimal places of a line's quantity
     from zoneinfo import ZoneInfo
@@ -280,7 +281,7 @@ def test_a_prorated_seat_line_reads_as_seats_times_days(locale, expected):
     stored = (7 * share).quantize(D("0.0000000001"))
     write = CustomerText(locale, ZoneInfo("UTC"), "USD")
 
-    # then: seats and days, never "1.6333333333"
+    # then: seats and the share to 4 places, never "1.6333333333"
     assert write.line_quantity("seats", stored, start, end, share=share) == expected
     assert write.line_quantity("seats", D(7), datetime(2026, 11, 1, tzinfo=UTC), end) == "7"
     # a quantity that no whole number of seats explains stays a number
@@ -293,7 +294,7 @@ def test_a_prorated_seat_line_reads_as_seats_times_days(locale, expected):
     assert minus_three == expected.replace("7 ", "-3 ", 1)
 
 
-def test_a_seat_plan_change_reads_seats_times_days_on_the_pdf_and_in_the_admin(admin_client):
+def test_a_seat_plan_change_reads_seats_times_its_share_on_the_pdf_and_in_the_admin(admin_client):
     # given: 3 seats on a plan at 10.00 a seat, moved on 24 Nov to one at 20.00
     small = published_version("seats_small", seat_price=D("10.00"))
     large = published_version("seats_large", seat_price=D("20.00"))
@@ -309,11 +310,12 @@ def test_a_seat_plan_change_reads_seats_times_days_on_the_pdf_and_in_the_admin(a
             invoice=invoice, now=datetime(2026, 11, 24, 1, tzinfo=UTC), collect=False
         )
 
-    # then: the seat lines' quantity (3 x 7/30) reads as seats and days, never a share
+    # then: the seat lines' quantity (3 x 7/30) reads as seats and the share
+    # (0.2333 x 3 x 10.00 is 7.00 as billed), never as its product
     text = pdf_text(render_invoice_pdf(invoice))
     page = words(admin_client.get(f"/admin/invoices/invoice/{invoice.pk}/change/").content.decode())
-    assert "3 seats × 7 of 30 days" in text, text  # noqa: RUF001
-    assert "3 seats × 7 of 30 days" in page  # noqa: RUF001
+    assert "3 seats × 0.2333 10.00 -7.00" in text, text  # noqa: RUF001
+    assert "3 seats × 0.2333" in page  # noqa: RUF001
     assert "0.7" not in text.split("Period", 1)[1].split("Subtotal")[0]
 
 

@@ -216,6 +216,7 @@ def test_an_invoice_has_its_lines_and_totals(api, closed_november):
             "unit_price": "0.05",
             "per": "1",
             "amount": "10.00",
+            "share": None,
         },
         {
             "kind": "base_fee",
@@ -225,6 +226,7 @@ def test_an_invoice_has_its_lines_and_totals(api, closed_november):
             "unit_price": "19.99",
             "per": "1",
             "amount": "19.99",
+            "share": None,
         },
     ]
 
