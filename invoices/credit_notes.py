@@ -51,6 +51,8 @@ class CreditLineInput:
     amount: Decimal
     # What the note's line says; the invoice line's description when empty.
     description: str = ""
+    # The share of a whole period it credits (unused time), None for any other.
+    share: Decimal | None = None
 
 
 def credited_by_line(invoice: Invoice) -> dict[int, Decimal]:
@@ -290,7 +292,7 @@ def credit_note_issue(
             held=held,
             now=now,
             refund=refund,
-            descriptions={line.invoice_line: line.description for line in lines},
+            described={line.invoice_line: line for line in lines},
         )
         # Sent to the customer's invoice addresses once this commits.
         emails.document_email_schedule(credit_note=note, now=now)
@@ -315,10 +317,11 @@ def _issue(
     held: Any,
     now: datetime,
     refund: bool = False,
-    descriptions: dict[int, str] | None = None,
+    described: dict[int, CreditLineInput] | None = None,
 ) -> CreditNote:
+    """`described`: the lines as asked, by invoice line, for their words and share."""
     invoice = preview.invoice
-    descriptions = descriptions or {}
+    described = described or {}
     currency = invoice.currency
     paid_back = preview.to_credit_balance
     refunded = refund and paid_back > 0
@@ -355,8 +358,11 @@ def _issue(
             credit_note=note,
             position=position,
             invoice_line=line,
-            description=(descriptions.get(line.pk) or line.description)[:500],
+            description=(getattr(described.get(line.pk), "description", "") or line.description)[
+                :500
+            ],
             amount=amount,
+            share=getattr(described.get(line.pk), "share", None),
         )
         for position, (line, amount) in enumerate(preview.lines)
     )

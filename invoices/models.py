@@ -416,6 +416,9 @@ class CreditNoteLine(models.Model):
     )
     description = models.CharField(max_length=500, verbose_name=_("description"))
     amount = models.DecimalField(**AMOUNT, verbose_name=_("amount"))
+    # The share of a whole period the line credits (unused time of a prorated
+    # fee: billing.invoicing.unused_time), as an invoice line's share; null else.
+    share = models.DecimalField(**AMOUNT, null=True, blank=True, verbose_name=_("share"))
 
     class Meta:
         verbose_name = _("credit note line")

@@ -223,6 +223,10 @@ class CreditNoteLineSerializer(serializers.Serializer):
     invoice_line = serializers.IntegerField()
     description = serializers.CharField()
     amount = DecimalString()
+    share = serializers.CharField(
+        allow_null=True,
+        help_text="The share of a whole period it credits (unused time), to 4 places.",
+    )
 
 
 # A credit note's `applied_to`: where its total went (what was not off the
@@ -282,6 +286,7 @@ class CreditNoteSerializer(serializers.Serializer):
                     "invoice_line": line.invoice_line_id,
                     "description": line.description,
                     "amount": format_money(line.amount, currency),
+                    "share": line_share(line.share),
                 }
                 for line in note.lines.all()
             ],

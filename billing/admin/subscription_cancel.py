@@ -136,7 +136,7 @@ def cancel_consequences(
             % {"invoice": unused.invoice}
         )
         said += [
-            f"{words}: {money_text(-amount, currency)}" for _line, amount, words in unused.parts
+            f"{words}: {money_text(-amount, currency)}" for _line, amount, words, _ in unused.parts
         ]
     if prepaid is not None:
         left = money_text(leftover_at(subscription, prepaid, so_far), prepaid.currency)

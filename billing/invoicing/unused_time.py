@@ -60,13 +60,13 @@ class UnusedCredit:
     for the change's own invoice."""
 
     invoice: Invoice | None
-    parts: tuple[tuple[InvoiceLine, Decimal, str], ...]
+    parts: tuple[tuple[InvoiceLine, Decimal, str, Decimal | None], ...]
     left: tuple[LineInput, ...]
 
     @property
     def amount(self) -> Decimal:
         """What the note credits, before tax."""
-        return sum((amount for _, amount, _ in self.parts), ZERO)
+        return sum((part[1] for part in self.parts), ZERO)
 
 
 def _charging_lines(subscription: Subscription, plan: str, at: datetime) -> list[InvoiceLine]:
@@ -125,7 +125,7 @@ def plan_unused_credit(
             free.remove(match)
             amount = max(ZERO, min(wanted, line_left_to_credit(invoice, match, credited), room))
         if amount > 0:
-            parts.append((match, amount, line.description))
+            parts.append((match, amount, line.description, line.share))
             room -= amount
         if amount < wanted:
             left.append(replace(line, amount=amount - wanted))
@@ -153,8 +153,8 @@ def issue_unused_credit(*, credit: UnusedCredit, cause: str, now: datetime) -> C
     return credit_note_issue(
         invoice=invoice,
         lines=[
-            CreditLineInput(line.pk, amount, description)
-            for line, amount, description in credit.parts
+            CreditLineInput(line.pk, amount, description, share)
+            for line, amount, description, share in credit.parts
         ],
         reason=CreditNote.ORDER_CHANGE,
         memo=memo,

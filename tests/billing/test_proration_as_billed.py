@@ -14,7 +14,7 @@ import time_machine
 from billing.core.money import quantize_money
 from billing.models import Subscription
 from billing.subscriptions.lifecycle import subscription_cancel
-from invoices.models import Invoice
+from invoices.models import CreditNoteLine, Invoice
 from tests.factories import CustomerFactory, published_version, subscribe
 
 pytestmark = pytest.mark.django_db
@@ -33,9 +33,11 @@ def growth(base_fee: str, *, currency: str = "USD"):
 
 
 def cancel_line(subscription, at: datetime):
+    """The line of the credit note an immediate cancel at `at` issues for the
+    unused time (billing.invoicing.unused_time)."""
     with time_machine.travel(NOW, tick=False):
-        _, invoice = subscription_cancel(subscription=subscription, effective="immediate", at=at)
-    return invoice.lines.get(kind="proration_credit")
+        subscription_cancel(subscription=subscription, effective="immediate", at=at)
+    return CreditNoteLine.objects.get(credit_note__invoice__subscription=subscription)
 
 
 def quantity_column(line) -> str:
@@ -62,12 +64,12 @@ def test_a_cancel_after_4_3_days_says_the_share_it_credits():
 
     # then: 6202 of 43,200 minutes (0.14356...) of 59.00 is 8.47; the words say
     # 0.1436 (not "5 of 30 days", which is 9.83), and 0.1436 x 59.00 is 8.47 too
-    assert line.amount == D("-8.47")
+    assert line.amount == D("8.47")
     assert line.description == (
         "Unused time on Chat Growth (v1), 26 Nov 16:38 \u2013 30 Nov 2026, 0.1436 of Nov 2026"
     )
     assert quantize_money(D("0.1436") * D("59.00"), "USD") == D("8.47")
-    assert quantity_column(line) == "0.1436"
+    assert line.share.quantize(D("0.0001")) == D("0.1436")
 
 
 def test_a_paris_start_typed_in_utc_is_not_a_whole_month():
@@ -118,13 +120,11 @@ def test_s33_a_paris_cancel_credits_83_of_720_hours(api, locale, words):
     line = cancel_line(subscription, NOW)
 
     # then: 13:00 27 Nov to 1 Dec in Paris is 83 of 720 hours, 0.1153: 4.60 credited
-    assert line.amount == D("-4.60")
+    assert line.amount == D("4.60")
     assert line.description == words
     # and the API gives the share to 4 places, null on a line of a whole period
-    body = api.get(f"/api/v1/invoices/{line.invoice_id}").json()
-    assert [(row["kind"], row["share"]) for row in body["lines"]] == [
-        ("proration_credit", "0.1153")
-    ]
+    body = api.get(f"/api/v1/credit-notes/{line.credit_note_id}").json()
+    assert [(row["amount"], row["share"]) for row in body["lines"]] == [("4.60", "0.1153")]
     start = Invoice.objects.get(subscription=subscription, reason=Invoice.START)
     body = api.get(f"/api/v1/invoices/{start.pk}").json()
     assert [(row["kind"], row["share"]) for row in body["lines"]] == [("base_fee", None)]
