@@ -26,7 +26,6 @@ from invoices import credit_notes, refunds, rendering, sellers
 from invoices.admin.invoice_page import (
     credit_note_destination,
     list_day,
-    list_period,
     moment_text,
     pdf_fonts_text,
     pdf_link,
@@ -280,7 +279,6 @@ class CreditNoteAdmin(admin.ModelAdmin):
         "invoice",
         "customer_name",
         "reason",
-        "period_list",
         "issued_day",
         "total_display",
     ]
@@ -320,10 +318,6 @@ class CreditNoteAdmin(admin.ModelAdmin):
     @admin.display(description=_("Billing entity (seller)"))
     def seller_display(self, note):
         return sellers.seller_words(sellers.credit_note_seller(note), issued=True)
-
-    @admin.display(description=_("Invoice's period"), ordering="invoice__period_start")
-    def period_list(self, note):
-        return list_period(note.invoice)
 
     @admin.display(description=_("Invoice's period"))
     def period_display(self, note):

@@ -52,11 +52,6 @@ def period_text(invoice: Invoice, start: datetime | None, end: datetime | None) 
     return admin_fields.period_text(start, end, invoice.text.zone)
 
 
-def list_period(invoice: Invoice) -> str:
-    """The invoice's period's days in a list, its zone under them."""
-    return admin_fields.period_cell(invoice.period_start, invoice.period_end, invoice.text.zone)
-
-
 def pdf_link(url: str, document: Invoice | CreditNote, invoice: Invoice) -> str:
     """A numbered invoice's or credit note's Download PDF link, with when its PDF
     was stored (in `invoice`'s time zone), or that its first download stores it."""

@@ -30,7 +30,6 @@ from invoices.admin.invoice_page import (
     credit_note_rows,
     line_rows,
     list_day,
-    list_period,
     moment_text,
     payment_rows,
     pdf_fonts_text,
@@ -132,7 +131,6 @@ class InvoiceAdmin(admin.ModelAdmin):
         "number_display",
         "customer_name",
         "status",
-        "period_list",
         "issued_day",
         "due_day",
         "total_display",
@@ -227,10 +225,6 @@ class InvoiceAdmin(admin.ModelAdmin):
         return sellers.seller_words(
             sellers.invoice_seller(invoice), issued=bool(invoice.seller_snapshot)
         )
-
-    @admin.display(description=_("Period"), ordering="period_start")
-    def period_list(self, invoice):
-        return list_period(invoice)
 
     @admin.display(description=_("Issued"), ordering="finalized_at")
     def issued_day(self, invoice):
