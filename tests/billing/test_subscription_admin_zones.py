@@ -3,7 +3,8 @@ zone (issue 76): a Tokyo customer's start typed "2026-11-01 00:00" is midnight
 in Tokyo, labelled "Start (Asia/Tokyo)"; the subscription list and page show
 the period as the customer's invoices do, inclusive days in their zone
 ("1 Nov - 30 Nov 2026", with an en dash), not the exclusive instant in UTC; a credit note's
-page shows its invoice's period the same way."""
+page shows its invoice's period the same way; a wallet grant's expiry is typed
+in the customer's zone."""
 
 from datetime import UTC, datetime
 from decimal import Decimal as D
@@ -11,9 +12,12 @@ from decimal import Decimal as D
 import pytest
 
 from billing.models import Subscription
+from billing.rating.lines import LineInput
 from invoices.models import Invoice
+from invoices.services import invoice_finalize, invoice_void, invoice_write_draft
 from plans.models import PlanVersion
 from tests.factories import CustomerFactory, published_version, subscribe
+from wallets.models import CreditBlock, Wallet
 
 pytestmark = pytest.mark.django_db
 
@@ -133,3 +137,45 @@ def test_an_immediate_change_is_typed_in_the_customer_zone(admin_client, tokyo, 
     html = response.content.decode()
     assert "Current period" in html
     assert "1 Nov – 30 Nov 2026 (Asia/Tokyo)" in html  # noqa: RUF001
+
+
+def test_a_credit_note_page_shows_its_invoice_period_in_the_invoice_zone(admin_client, tokyo):
+    # given: a Tokyo customer's November invoice, voided by a credit note
+    draft = invoice_write_draft(
+        customer=tokyo,
+        subscription=None,
+        reason=Invoice.PERIOD,
+        period_start=TOKYO_NOV_1,
+        period_end=TOKYO_DEC_1,
+        lines=[LineInput("base_fee", "Pro", None, D(1), D("20.00"), D("20.00"))],
+        now=TOKYO_DEC_1,
+    )
+    invoice = invoice_finalize(invoice=draft, now=TOKYO_DEC_1, collect=False)
+    note = invoice_void(invoice=invoice, reason="billed twice", now=TOKYO_DEC_1)
+
+    html = admin_client.get(f"/admin/invoices/creditnote/{note.pk}/change/").content.decode()
+
+    assert "Invoice&#x27;s period" in html
+    assert "1 Nov – 30 Nov 2026 (Asia/Tokyo)" in html  # noqa: RUF001
+
+
+def test_a_grant_expiry_is_typed_in_the_customer_zone(admin_client, tokyo):
+    wallet = Wallet.objects.create(customer=tokyo, kind="credits")
+    url = f"/admin/wallets/wallet/{wallet.pk}/operation/"
+
+    form = admin_client.get(url).context["form"]
+    assert form.fields["expires_at"].label == "Expires at (Asia/Tokyo)"
+    response = admin_client.post(
+        url,
+        {
+            "operation": "grant",
+            "credits": "25",
+            "priority": 10,
+            "expires_at_0": "2026-12-01",
+            "expires_at_1": "00:00:00",
+        },
+    )
+
+    assert response.status_code == 302
+    # Midnight in Tokyo: the customer's 1 Dec.
+    assert CreditBlock.objects.get(wallet=wallet).expires_at == TOKYO_DEC_1

@@ -55,3 +55,6 @@ def test_a_french_user_types_a_tokyo_start_in_tokyo(live_server, browser_page, o
     assert Subscription.objects.get().started_at == datetime(2026, 10, 31, 15, tzinfo=UTC)
     assert "1 nov. – 30 nov. 2026 (Asia/Tokyo)" in page.locator(".field-period").inner_text()  # noqa: RUF001
     assert "Changement immédiat le (Asia/Tokyo)" in page.locator(".field-at").inner_text()
+    # and its history reads the start in Tokyo, nowhere in UTC
+    history = page.locator(".inline-group").inner_text()
+    assert "1 nov. 2026, 00:00 (Asia/Tokyo)" in history and "UTC" not in history
