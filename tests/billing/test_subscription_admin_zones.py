@@ -179,3 +179,13 @@ def test_a_grant_expiry_is_typed_in_the_customer_zone(admin_client, tokyo):
     assert response.status_code == 302
     # Midnight in Tokyo: the customer's 1 Dec.
     assert CreditBlock.objects.get(wallet=wallet).expires_at == TOKYO_DEC_1
+
+
+def test_the_cancel_form_reads_the_period_end_in_the_customer_zone(admin_client, tokyo, pro):
+    subscription = subscribe(tokyo, pro.plan, TOKYO_NOV_1, billing_anchor="calendar")
+
+    response = admin_client.get(f"{LIST_URL}{subscription.pk}/cancel/")
+
+    html = response.content.decode()
+    assert "At the end of the current period (1 Dec 2026, 00:00 (Asia/Tokyo))" in html
+    assert "(UTC)" not in html
