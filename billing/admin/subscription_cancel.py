@@ -42,7 +42,7 @@ class CancelForm(forms.Form):
 
     def __init__(self, *args, subscription: Subscription, prepaid: Commit | None, **kwargs):
         super().__init__(*args, **kwargs)
-        end = moment_text(subscription.current_period_end)
+        end = moment_text(subscription.current_period_end, _zone(subscription))
         self.fields["effective"].choices = [
             (PERIOD_END, gettext("At the end of the current period (%(end)s)") % {"end": end}),
             (NOW, gettext("Now")),
@@ -74,6 +74,11 @@ class CancelForm(forms.Form):
         return cleaned
 
 
+def _zone(subscription: Subscription):
+    """The customer's time zone: the moments of their subscription are read in it."""
+    return customer_text.customer_zone(subscription.customer)
+
+
 def active_commits(subscription: Subscription) -> tuple[Commit | None, Commit | None]:
     """The subscription's active prepaid commit and its active postpaid one."""
     commits = list(Commit.objects.filter(subscription=subscription, status=Commit.ACTIVE))
@@ -98,7 +103,10 @@ def cancel_consequences(
                 "%(subscription)s ends with its current period, on %(end)s: the close bills "
                 "the period's usage and no further fees."
             )
-            % {"subscription": subscription, "end": moment_text(subscription.current_period_end)}
+            % {
+                "subscription": subscription,
+                "end": moment_text(subscription.current_period_end, _zone(subscription)),
+            }
         ]
         # The close ends the commits then (billing.invoicing.close: commits_end_early).
         if prepaid is not None:
@@ -120,7 +128,7 @@ def cancel_consequences(
     lines = so_far.lines + list(unused.left)
     said = [
         gettext("%(subscription)s ends now (%(at)s); its features stop at once.")
-        % {"subscription": subscription, "at": moment_text(at)},
+        % {"subscription": subscription, "at": moment_text(at, _zone(subscription))},
     ]
     if lines:
         said.append(gettext("A cancel invoice is written with these lines (before tax):"))

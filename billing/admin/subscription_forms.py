@@ -1,6 +1,8 @@
 """The subscription forms of the admin: the add form (customer, a published
 version named with its price, the start with the date and time pickers) and the
-changes to a live subscription. They validate with the check-only functions of
+changes to a live subscription. The moments typed are in the customer's time
+zone, which their labels name ('Start (Asia/Tokyo)'), as the customer's
+invoices read their days. They validate with the check-only functions of
 billing.subscriptions and show the domain's refusals on the field they concern;
 the save runs the service once."""
 
@@ -12,11 +14,13 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.admin.deals import DealFields, deal_from, deal_setup, stored_deal
 from billing.admin.discounts import DiscountFields
+from billing.core import customer_text
 from billing.core.admin_fields import ZonedDateTimeField
 from billing.core.admin_forms import ExactIntegerField, add_billing_error, money_text
 from billing.core.errors import BillingError
 from billing.models import Subscription
 from billing.subscriptions import deals, lifecycle
+from customers.models import Customer
 from plans.models import PlanVersion
 from plans.selectors import versions_by_plan_name
 
@@ -83,7 +87,10 @@ class SubscriptionCreateForm(forms.ModelForm):
     )
     start = ZonedDateTimeField(
         label=_("Start"),
-        help_text=_("May be in the past: the first period starts then."),
+        help_text=_(
+            "In the customer's time zone (that of the customer chosen above). "
+            "May be in the past: the first period starts then."
+        ),
     )
 
     # The domain's refusals about the plan concern the version picked.
@@ -99,6 +106,23 @@ class SubscriptionCreateForm(forms.ModelForm):
                 "calendar month: periods follow the months of the customer's time zone."
             ),
         }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The start is read in the zone of the customer the form is submitted
+        # with (or drawn for: ?customer=): the customer is picked on this form.
+        customer = self._customer()
+        self.fields["start"].read_in(
+            customer_text.customer_zone(customer) if customer is not None else None,
+            unknown=gettext("the customer's time zone"),
+        )
+
+    def _customer(self) -> Customer | None:
+        """The customer the form is bound to or drawn for, if it is one."""
+        key = self.data.get("customer") if self.is_bound else self.initial.get("customer")
+        if key is None or not str(key).isdigit():
+            return None
+        return Customer.objects.filter(pk=int(key)).first()
 
     def clean(self):
         cleaned = super().clean()
@@ -150,6 +174,8 @@ class SubscriptionChangeForm(DealFields, DiscountFields, forms.ModelForm):
                 del self.fields[name]
         if self.instance.pk is not None and "deal_meter" in self.fields:
             deal_setup(self, self.instance)
+        if self.instance.pk is not None and "at" in self.fields:
+            self.fields["at"].read_in(customer_text.customer_zone(self.instance.customer))
 
     new_version = PublishedVersionField(
         required=False,
@@ -171,7 +197,7 @@ class SubscriptionChangeForm(DealFields, DiscountFields, forms.ModelForm):
     at = ZonedDateTimeField(
         label=_("Immediate change at"),
         required=False,
-        help_text=_("When an immediate change applies; empty: now."),
+        help_text=_("When an immediate change applies, in the customer's time zone; empty: now."),
     )
 
     class Meta:

@@ -21,7 +21,8 @@ from billing.admin.subscription_forms import (
     SubscriptionCreateForm,
     version_choice_text,
 )
-from billing.core.admin_fields import moment_text
+from billing.core import customer_text
+from billing.core.admin_fields import moment_text, period_cell, period_text
 from billing.core.admin_forms import quantity_text
 from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.errors import BillingError
@@ -62,7 +63,7 @@ class SubscriptionChangeInline(admin.TabularInline):
 
     def get_queryset(self, request):
         versions = ("from_version__plan", "to_version__plan")
-        return super().get_queryset(request).select_related(*versions)
+        return super().get_queryset(request).select_related(*versions, "subscription__customer")
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -77,7 +78,7 @@ class SubscriptionChangeInline(admin.TabularInline):
 
     @admin.display(description=_("effective"))
     def effective(self, change: SubscriptionChange) -> str:
-        return moment_text(change.effective_at)
+        return moment_text(change.effective_at, _zone(change.subscription))
 
     @admin.display(description=_("details"))
     def details_text(self, change: SubscriptionChange) -> str:
@@ -85,14 +86,20 @@ class SubscriptionChangeInline(admin.TabularInline):
 
     @admin.display(description=_("recorded"))
     def created(self, change: SubscriptionChange) -> str:
-        return moment_text(change.created_at)
+        return moment_text(change.created_at, _zone(change.subscription))
+
+
+def _zone(subscription: Subscription):
+    """The customer's time zone: a subscription's moments are typed and read in it."""
+    return customer_text.customer_zone(subscription.customer)
 
 
 def _moment(field: str, description: str):
-    """A read-only date of the subscription, naming the admin's zone: '1 Nov 2026, 00:00 (UTC)'."""
+    """A read-only moment of the subscription in the customer's zone, which it
+    names: '1 Nov 2026, 00:00 (Asia/Tokyo)'."""
 
     def show(admin_self, subscription: Subscription) -> str:
-        return moment_text(getattr(subscription, field))
+        return moment_text(getattr(subscription, field), _zone(subscription))
 
     show.short_description = description
     show.admin_order_field = field
@@ -108,8 +115,7 @@ class SubscriptionAdmin(CancelActions, MigrationActions, AuditHistoryAdmin):
         "deal_badge",
         "status",
         "seats",
-        "period_start",
-        "period_end",
+        "period_list",
     ]
     list_filter = ["status", "billing_anchor", "version__plan"]
     search_fields = ["customer__external_id", "customer__name", "version__plan__code"]
@@ -128,8 +134,7 @@ class SubscriptionAdmin(CancelActions, MigrationActions, AuditHistoryAdmin):
         "started",
         "anchor",
         "trial_ends",
-        "period_start",
-        "period_end",
+        "period",
         "seats",
         "discount",
         "usage_since",
@@ -145,8 +150,6 @@ class SubscriptionAdmin(CancelActions, MigrationActions, AuditHistoryAdmin):
     started = _moment("started_at", _("Started"))
     anchor = _moment("anchor_at", _("Periods counted from"))
     trial_ends = _moment("trial_end", _("Trial ends"))
-    period_start = _moment("current_period_start", _("Current period start"))
-    period_end = _moment("current_period_end", _("Current period end"))
     usage_since = _moment("usage_from", _("Usage billed on this version since"))
     canceled = _moment("canceled_at", _("Canceled"))
     ended = _moment("ended_at", _("Ended"))
@@ -158,6 +161,15 @@ class SubscriptionAdmin(CancelActions, MigrationActions, AuditHistoryAdmin):
             .get_queryset(request)
             .select_related("customer", "version__plan", "scheduled_version__plan")
         )
+
+    @admin.display(description=_("Current period"), ordering="current_period_start")
+    def period_list(self, obj: Subscription) -> str:
+        """Its days, as the customer's invoices print them, the zone under them."""
+        return period_cell(obj.current_period_start, obj.current_period_end, _zone(obj))
+
+    @admin.display(description=_("Current period"))
+    def period(self, obj: Subscription) -> str:
+        return period_text(obj.current_period_start, obj.current_period_end, _zone(obj))
 
     @admin.display(description=_("plan version"), ordering="version__plan__name")
     def plan_version(self, obj: Subscription) -> str:

@@ -13,6 +13,7 @@ from django.contrib.admin import AllValuesFieldListFilter
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.utils import timezone, translation
 from django.utils.functional import lazy
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from billing.core import customer_text
@@ -120,8 +121,12 @@ def zone_name() -> str:
     return timezone.get_current_timezone_name()
 
 
+def _with_zone_named(label: str, zone: str) -> str:
+    return f"{label} ({zone})"
+
+
 def _with_zone(label: str) -> str:
-    return f"{label} ({zone_name()})"
+    return _with_zone_named(label, zone_name())
 
 
 # A label naming the zone active when the page is drawn: 'Start (UTC)'.
@@ -145,11 +150,54 @@ def moment_text(moment: datetime | None, zone: tzinfo | None = None) -> str:
     return customer_text.named_zone(local_moment_text(moment, zone), zone or zone_name())
 
 
+def period_text(start: datetime | None, end: datetime | None, zone: tzinfo) -> str:
+    """'1 Nov - 30 Nov 2026 (Asia/Tokyo)': the days of [start, end) in `zone` (a
+    customer's or an invoice's), inclusive, as the customer's invoices print them;
+    '—' for none."""
+    if start is None or end is None:
+        return "—"
+    return customer_text.named_zone(customer_text.date_range(start, end, zone), zone)
+
+
+def period_cell(start: datetime | None, end: datetime | None, zone: tzinfo) -> str:
+    """A period's days in a list, its zone under them: a list mixes customers' zones."""
+    if start is None or end is None:
+        return "—"
+    return format_html(
+        '{}<br><span class="zone">{}</span>', customer_text.date_range(start, end, zone), zone
+    )
+
+
 class ZonedDateTimeField(forms.SplitDateTimeField):
     """A date and a time, each with the admin's picker, labelled with the zone
-    they are read in: 'Start (UTC)'."""
+    they are read in: 'Start (UTC)' in the admin's zone, or 'Start (Asia/Tokyo)'
+    once the form gives it a customer's (`read_in`): what ops type for a customer
+    is in that customer's zone, as their invoices' days are."""
 
     widget = AdminSplitDateTime
 
     def __init__(self, *, label: str, **kwargs):
+        self.base_label = label
+        self.zone: tzinfo | None = None
         super().__init__(label=label_with_zone(label), **kwargs)
+
+    def read_in(self, zone: tzinfo | None, *, unknown: str = "") -> None:
+        """Read (and label) the value in `zone`; with none, in the words `unknown`
+        ('the customer's time zone') if given, else the admin's zone."""
+        self.zone = zone
+        if zone is not None:
+            self.label = _with_zone_named(self.base_label, str(zone))
+        elif unknown:
+            self.label = _with_zone_named(self.base_label, unknown)
+
+    def compress(self, data_list):
+        if self.zone is None:
+            return super().compress(data_list)
+        # Django's own reading (it refuses a time the zone skips or repeats), in the zone.
+        with timezone.override(self.zone):
+            return super().compress(data_list)
+
+    def prepare_value(self, value):
+        if isinstance(value, datetime) and self.zone is not None:
+            return timezone.localtime(value, self.zone).replace(tzinfo=None)
+        return value

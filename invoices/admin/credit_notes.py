@@ -29,6 +29,7 @@ from invoices.admin.invoice_page import (
     moment_text,
     pdf_fonts_text,
     pdf_link,
+    period_text,
 )
 from invoices.models import CreditNote, CreditNoteLine, Invoice
 from plans.taxes import tax_label, tax_lines_read
@@ -273,7 +274,14 @@ class CreditNoteLineInline(admin.TabularInline):
 @admin.register(CreditNote)
 class CreditNoteAdmin(admin.ModelAdmin):
     # Narrow columns, so that the total shows next to the filters in a 1280 px window.
-    list_display = ["number", "invoice", "customer_name", "reason", "issued_day", "total_display"]
+    list_display = [
+        "number",
+        "invoice",
+        "customer_name",
+        "reason",
+        "issued_day",
+        "total_display",
+    ]
     list_filter = [
         "reason",
         ("paid_back_to", titled(admin.ChoicesFieldListFilter, "where the money went")),
@@ -290,6 +298,7 @@ class CreditNoteAdmin(admin.ModelAdmin):
         "seller_display",
         "reason",
         "memo",
+        "period_display",
         "voids_invoice",
         "subtotal_display",
         "tax_display",
@@ -309,6 +318,10 @@ class CreditNoteAdmin(admin.ModelAdmin):
     @admin.display(description=_("Billing entity (seller)"))
     def seller_display(self, note):
         return sellers.seller_words(sellers.credit_note_seller(note), issued=True)
+
+    @admin.display(description=_("Invoice's period"))
+    def period_display(self, note):
+        return period_text(note.invoice, note.invoice.period_start, note.invoice.period_end)
 
     @admin.display(description=_("Issued"), ordering="created_at")
     def issued_day(self, note):

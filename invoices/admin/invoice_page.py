@@ -48,12 +48,8 @@ def list_day(invoice: Invoice, moment: datetime | None) -> str | None:
 
 
 def period_text(invoice: Invoice, start: datetime | None, end: datetime | None) -> str:
-    """'1 Nov - 30 Nov 2026 (Europe/Paris)', with an en dash: the days of [start, end)."""
-    if start is None or end is None:
-        return "—"
-    return customer_text.named_zone(
-        customer_text.date_range(start, end, invoice.text.zone), invoice.text.zone
-    )
+    """'1 Nov - 30 Nov 2026 (Europe/Paris)': the days of [start, end) in the invoice's zone."""
+    return admin_fields.period_text(start, end, invoice.text.zone)
 
 
 def pdf_link(url: str, document: Invoice | CreditNote, invoice: Invoice) -> str:

@@ -104,7 +104,8 @@ def test_after_saving_ops_land_on_the_subscription_named_in_words(admin_client, 
     html = response.content.decode()
     assert "Acme Inc — Pro v1 (active)" in html
     assert "1 Nov 2026, 00:00 (UTC)" in html
-    assert "1 Dec 2026, 00:00 (UTC)" in html
+    # The period as the customer's invoices print it: inclusive days in their zone.
+    assert "1 Nov \u2013 30 Nov 2026 (UTC)" in html
 
 
 def test_a_draft_version_is_refused_on_its_field_in_words(admin_client, acme, pro):

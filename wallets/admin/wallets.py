@@ -14,6 +14,8 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from billing.core import customer_text
+from billing.core.admin_fields import ZonedDateTimeField
 from billing.core.admin_forms import (
     EXACT_DECIMALS,
     ExactDecimalField,
@@ -200,8 +202,10 @@ class WalletOperationForm(forms.Form):
     priority = ExactIntegerField(
         initial=50, min_value=-1_000_000, max_value=1_000_000, label=_("Priority")
     )
-    expires_at = forms.DateTimeField(
-        required=False, help_text=_("UTC; empty: never."), label=_("Expires at")
+    expires_at = ZonedDateTimeField(
+        required=False,
+        help_text=_("In the customer's time zone; empty: never."),
+        label=_("Expires at"),
     )
     # A pack's credits pay for the pack's meters.
     applies_to = meters_field()
@@ -209,6 +213,8 @@ class WalletOperationForm(forms.Form):
     def __init__(self, *args, wallet: Wallet, **kwargs):
         super().__init__(*args, **kwargs)
         self.wallet = wallet
+        # Typed for the customer: read in their zone, as their invoices' days are.
+        self.fields["expires_at"].read_in(customer_text.customer_zone(wallet.customer))
 
     def clean(self):
         cleaned = super().clean()
