@@ -16,11 +16,16 @@ import pytest
 import time_machine
 from pypdf import PdfReader
 
+from config.models import UserLanguage
+from config.user_language import LanguageForm, visitor_language
+from customers.models import Customer
 from customers.portal import portal_session_create
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.emails import document_email_body, document_email_subject
 from invoices.models import CreditNote, Invoice
+from invoices.pay_links import pay_path
 from invoices.pdf import render_credit_note_pdf, render_invoice_pdf
+from invoices.reminders import reminder_body, reminder_subject
 from invoices.services import invoice_finalize
 from plans.services import tax_rate_create
 from tests.factories import (
@@ -84,7 +89,7 @@ ENGLISH = [
 # Words that are that language's own too.
 OWN_WORDS = {
     "fr": {"Total", "Page", "Description", "Date"},
-    "de": {"Status", "Nov"},
+    "de": {"Status", "Nov", "per"},
     "es": {"Total", "Subtotal"},
     "ja": set(),
 }
@@ -190,10 +195,24 @@ def english_left(text: str, locale: str) -> list[str]:
 
 def portal_page(client, customer) -> str:
     token = portal_session_create(customer=customer, now=NOV_11).token
+    return page(client, f"/portal/{token}/")
+
+
+def page(client, path: str) -> str:
     with time_machine.travel(NOV_11, tick=False):
-        response = client.get(f"/portal/{token}/")
+        response = client.get(path)
     assert response.status_code == 200
     return response.content.decode()
+
+
+def reminders(invoice: Invoice) -> str:
+    """The dunning reminders' subjects and bodies, before and after the due date."""
+    return "\n".join(
+        reminder_subject(invoice, overdue=overdue)
+        + "\n"
+        + reminder_body(invoice, overdue=overdue, now=NOV_11)
+        for overdue in (False, True)
+    )
 
 
 @pytest.mark.parametrize("locale", ["fr", "de", "es", "ja"])
@@ -210,6 +229,8 @@ def test_no_english_is_left_on_what_a_customer_reads(client, locale):
         + "\n"
         + document_email_body(note, now=NOV_11),
         "portal": page_text(portal_page(client, invoice.customer)),
+        "pay page": page_text(page(client, pay_path(invoice_id=invoice.pk, now=NOV_11))),
+        "reminder emails": reminders(invoice),
     }
 
     left = {where: english_left(text, locale) for where, text in texts.items()}
@@ -242,7 +263,7 @@ JAPANESE_INVOICE = [
     "消費税 10%（課税対象額 123,456） 12,346",
     "税額 12,346",
     "合計 JPY 135,802",
-    "返金額 -11,000",
+    "クレジット額 -11,000",
     "請求金額 JPY 124,802",
     "クレジットノート CN-2026-000001（2026年11月5日）：11,000 JPY。",
     "INV-2026-000001 1 / 1 ページ",
@@ -316,3 +337,15 @@ def test_the_email_and_the_portal_in_japanese(client):
         "INV-2026-000001 契約開始 11月1日～2026年11月30日 2026年11月1日 2026年12月1日 未払い"
         in page
     )
+
+
+def test_customers_take_spanish_and_japanese_and_the_admin_stays_as_it_was(rf):
+    def codes(choices):
+        return [code for code, _name in choices]
+
+    assert codes(Customer._meta.get_field("locale").choices) == ["en", "fr", "de", "es", "ja"]
+    assert codes(UserLanguage._meta.get_field("language").choices) == ["en", "fr", "de"]
+    assert codes(LanguageForm().fields["language"].choices) == ["en", "fr", "de"]
+    # a browser asking for Spanish reads the admin's login page in English
+    assert visitor_language(rf.get("/admin/login/", HTTP_ACCEPT_LANGUAGE="es")) == "en"
+    assert visitor_language(rf.get("/admin/login/", HTTP_ACCEPT_LANGUAGE="de")) == "de"
