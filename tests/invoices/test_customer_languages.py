@@ -24,7 +24,13 @@ from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.emails import document_email_body, document_email_subject
 from invoices.models import CreditNote, Invoice
 from invoices.pay_links import pay_path
-from invoices.pdf import render_credit_note_pdf, render_invoice_pdf
+from invoices.pdf import (
+    credit_note_pdf_missing_scripts,
+    invoice_pdf_missing_scripts,
+    render_credit_note_pdf,
+    render_invoice_pdf,
+)
+from invoices.pdf_fonts import installed_fonts
 from invoices.reminders import reminder_body, reminder_subject
 from invoices.services import invoice_finalize
 from plans.services import tax_rate_create
@@ -349,3 +355,14 @@ def test_customers_take_spanish_and_japanese_and_the_admin_stays_as_it_was(rf):
     # a browser asking for Spanish reads the admin's login page in English
     assert visitor_language(rf.get("/admin/login/", HTTP_ACCEPT_LANGUAGE="es")) == "en"
     assert visitor_language(rf.get("/admin/login/", HTTP_ACCEPT_LANGUAGE="de")) == "de"
+
+
+@pytest.mark.skipif(
+    bool(installed_fonts().missing("請求書 クレジットノート")),
+    reason="fonts-noto-cjk is not installed on this machine (CI installs it: scripts/_fonts.sh)",
+)
+def test_every_character_of_a_japanese_document_has_a_font():
+    invoice, note = documents("ja")
+
+    assert invoice_pdf_missing_scripts(invoice) == ()
+    assert credit_note_pdf_missing_scripts(note) == ()
