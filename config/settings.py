@@ -435,11 +435,13 @@ BILLING_WEBHOOK_ALLOWED_HOSTS = env_list("BILLING_WEBHOOK_ALLOWED_HOSTS", [])
 # (without a mail server an invoice email is recorded failed, in the admin).
 # EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend keeps them as
 # files under EMAIL_FILE_PATH instead.
+# The SMTP backend is Django's, sending to internationalized addresses
+# (経理@sakura.jp) with SMTPUTF8 (config.email_backend).
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",
     "django.core.mail.backends.console.EmailBackend"
     if DEBUG
-    else "django.core.mail.backends.smtp.EmailBackend",
+    else "config.email_backend.EmailBackend",
 )
 EMAIL_FILE_PATH = Path(os.environ.get("EMAIL_FILE_PATH", VAR_DIR / "mail"))
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")

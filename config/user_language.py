@@ -17,7 +17,8 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from billing.core.customer_text import DEFAULT_LANGUAGE, LANGUAGES
+from billing.core.customer_text import ADMIN_LANGUAGES as LANGUAGES
+from billing.core.customer_text import DEFAULT_LANGUAGE
 from billing.core.customer_text import language as supported_language
 from config.models import UserLanguage
 from config.outage import database_unavailable
@@ -36,7 +37,9 @@ def visitor_language(request) -> str:
     """The language of a page before logging in: the browser's (Accept-Language)
     when it is English, French or German (fr-CA reads French), else English. It
     tells nothing about the account being logged into."""
-    return supported_language(translation.get_language_from_request(request))
+    chosen = supported_language(translation.get_language_from_request(request))
+    # A customer's language the admin is not written in (Spanish, Japanese) reads English.
+    return chosen if chosen in LANGUAGES else DEFAULT_LANGUAGE
 
 
 def user_language_set(*, user, language: str) -> UserLanguage:

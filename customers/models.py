@@ -3,12 +3,13 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, validate_email
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.countries import is_country_code
 from billing.core.customer_text import LANGUAGES
+from billing.core.email_addresses import validate_email_address
 from billing.core.money import is_known_currency
 from config.history import audit_history
 from plans.validation import available_timezones
@@ -65,7 +66,8 @@ LOCALES = list(LANGUAGES.items())
 
 def invoice_emails_errors(value: object) -> list[str]:
     """What is wrong with the addresses invoices are emailed to: a list of at most
-    MAX_INVOICE_EMAILS distinct email addresses."""
+    MAX_INVOICE_EMAILS distinct email addresses (internationalized ones too:
+    billing.core.email_addresses)."""
     if not isinstance(value, list):
         return ["must be a list of email addresses"]
     if len(value) > MAX_INVOICE_EMAILS:
@@ -73,7 +75,7 @@ def invoice_emails_errors(value: object) -> list[str]:
     errors = []
     for address in value:
         try:
-            validate_email(address)
+            validate_email_address(address)
         except ValidationError:
             errors.append(f"{address!r} is not an email address")
     if len({str(address).lower() for address in value}) != len(value):
@@ -284,6 +286,18 @@ STANDINGS = [
 ]
 
 
+class EmailAddressField(models.EmailField):
+    """A customer's email address, internationalized ones too (`経理@sakura.jp`:
+    billing.core.email_addresses), which Django's EmailField refuses."""
+
+    default_validators = [validate_email_address]
+
+    def formfield(self, **kwargs):
+        # A text field: the model's validator checks it (forms.EmailField would
+        # refuse a non-ASCII local part first).
+        return models.CharField.formfield(self, **kwargs)
+
+
 class Customer(models.Model):
     """A customer of the AI product, addressed in the API by `external_id`."""
 
@@ -291,7 +305,7 @@ class Customer(models.Model):
         max_length=CODE_MAX_LENGTH, unique=True, verbose_name=_("external id")
     )
     name = models.CharField(max_length=255, verbose_name=_("name"))
-    email = models.EmailField(blank=True, verbose_name=_("email"))
+    email = EmailAddressField(blank=True, verbose_name=_("email"))
     currency = models.CharField(
         max_length=3, help_text=_("ISO 4217 code, e.g. USD"), verbose_name=_("currency")
     )

@@ -3,6 +3,7 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from billing.core.email_addresses import validate_email_address
 from billing.core.money import format_decimal, format_money
 from config.api import DecimalString, MoneyString
 from customers.models import CUSTOMER_DETAILS, LOCALES, MAX_PAYMENT_TERMS_DAYS, Customer
@@ -21,11 +22,21 @@ def payment_terms_field(**default) -> serializers.IntegerField:
     )
 
 
+@extend_schema_field({"type": "string", "format": "email"})
+class EmailAddressField(serializers.CharField):
+    """An email address, internationalized ones too (`経理@sakura.jp`:
+    billing.core.email_addresses), which DRF's EmailField refuses."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=254, required=False, allow_blank=True, **kwargs)
+        self.validators.append(validate_email_address)
+
+
 class CustomerSerializer(serializers.ModelSerializer):
     external_id = serializers.CharField(max_length=255)
     currency = serializers.CharField(max_length=8)
     timezone = serializers.CharField(max_length=64, required=False, default="UTC")
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    email = EmailAddressField(default="")
     address = serializers.JSONField(required=False, default=dict)
     tax_id = serializers.CharField(max_length=64, required=False, allow_null=True, default=None)
     spend_limit = DecimalString(required=False, allow_null=True, default=None)
@@ -126,7 +137,7 @@ class CustomerUpdateSerializer(serializers.Serializer):
         max_length=64, required=False, allow_null=True, allow_blank=True
     )
     name = serializers.CharField(max_length=255, required=False)
-    email = serializers.EmailField(required=False, allow_blank=True)
+    email = EmailAddressField()
     currency = serializers.CharField(max_length=8, required=False)
     timezone = serializers.CharField(max_length=64, required=False)
     address = serializers.JSONField(required=False)

@@ -9,7 +9,8 @@ is read in the locale and zone saved with it (its customer snapshot,
 the customer moved.
 
 One rule per thing written:
-- A day is "16 Nov 2026" (en), "16 nov. 2026" (fr), "16. Nov. 2026" (de).
+- A day is "16 Nov 2026" (en), "16 nov. 2026" (fr), "16. Nov. 2026" (de),
+  "16 nov 2026" (es), "2026年11月16日" (ja).
 - A period is the half-open [start, end) read as inclusive days in the zone:
   the day holding `end` belongs to the next period, so consecutive periods
   never share a day in print. [1 Nov 00:00, 1 Dec 00:00) reads "1 Nov - 30 Nov
@@ -19,7 +20,9 @@ One rule per thing written:
   same share its quantity reads as: "26 Nov 16:38 - 30 Nov 2026, 0.1436 of Nov
   2026", "3 seats x 0.1436" (shown_share: share x price gives the amount).
 - Numbers are grouped by thousands, exact, without trailing zeros: 1,000,000
-  (en), 1 000 000 (fr), 1.000.000 (de); amounts keep their currency's minor digits.
+  (en, ja), 1 000 000 (fr), 1.000.000 (de, es: config/formats/es); amounts keep
+  their currency's minor digits (none for JPY: 1,235) and are followed by its
+  ISO code where the currency is not said beside them: "1.234,50 EUR".
 - Functions write in the active language: callers write under `speaking(...)`
   or through a `CustomerText`, whose methods switch to its language themselves.
 """
@@ -39,12 +42,17 @@ from billing.core.money import currency_exponent, quantize_money
 from billing.core.periods import month_start, period_share
 from billing.core.vocabulary import LineKind
 
-# The languages a customer is written to (the first one for any other), with
-# their names in themselves: the customer form's choices.
-LANGUAGES = {"en": "English", "fr": "Français", "de": "Deutsch"}
+# The languages the admin is written in (config.user_language), with their names
+# in themselves.
+ADMIN_LANGUAGES = {"en": "English", "fr": "Français", "de": "Deutsch"}
+# The languages a customer is written to (the first one for any other): the
+# admin's, and Spanish and Japanese, which only customers read (their documents,
+# emails and portal: locale/es and locale/ja hold those words only). The
+# customer form's choices.
+LANGUAGES = {**ADMIN_LANGUAGES, "es": "Español", "ja": "日本語"}
 DEFAULT_LANGUAGE = "en"
-# French and German put a no-break space before the percent sign.
-PERCENT_SPACE = {"fr": "\N{NO-BREAK SPACE}", "de": "\N{NO-BREAK SPACE}"}
+# French, German and Spanish put a no-break space before the percent sign.
+PERCENT_SPACE = dict.fromkeys(("fr", "de", "es"), "\N{NO-BREAK SPACE}")
 # A prorated line's quantity is seats x its share, both to 10 decimal places:
 # seats read back within this of a whole number.
 SEATS_READ_EXACT = Decimal("0.0001")

@@ -316,7 +316,7 @@ def portal_phrases() -> set[str]:
     return phrases
 
 
-@pytest.mark.parametrize("locale", ["fr", "de"])
+@pytest.mark.parametrize("locale", ["fr", "de", "es", "ja"])
 def test_every_phrase_of_the_portal_is_in_the_catalog(locale):
     catalog = (ROOT / "locale" / locale / "LC_MESSAGES" / "django.po").read_text(encoding="utf-8")
     msgids = set(re.findall(r'^msgid "(.*)"$', catalog, re.M))

@@ -45,7 +45,14 @@ def _text(locale, zone="UTC"):
 
 @pytest.mark.parametrize(
     ("locale", "expected"),
-    [("en", "1,234.50"), ("fr", f"1{NBSP}234,50"), ("de", "1.234,50"), ("it", "1,234.50")],
+    [
+        ("en", "1,234.50"),
+        ("fr", f"1{NBSP}234,50"),
+        ("de", "1.234,50"),
+        ("es", "1.234,50"),
+        ("ja", "1,234.50"),
+        ("it", "1,234.50"),
+    ],
 )
 def test_an_amount_is_grouped_and_pointed_as_the_language_writes_it(locale, expected):
     assert _text(locale).money(D("1234.5"), "EUR") == expected
@@ -57,6 +64,8 @@ def test_amounts_keep_their_currencys_digits_and_their_sign():
     assert _text("fr").money(D("0.0000025"), "USD") == "0,0000025"
     assert _text("en").money(D("-0.00"), "USD") == "0.00"
     assert _text("en").money_text(D("1234.5"), "USD") == f"1,234.50{NBSP}USD"
+    assert _text("ja").money_text(D(1235), "JPY") == f"1,235{NBSP}JPY"
+    assert _text("es").money_text(D("1234.5"), "EUR") == f"1.234,50{NBSP}EUR"
 
 
 def test_numbers_and_percentages():
@@ -65,6 +74,9 @@ def test_numbers_and_percentages():
     assert _text("en").percent(D("20.00")) == "20%"
     assert _text("fr").percent(D("5.5000")) == f"5,5{NBSP}%"
     assert _text("de").percent(D("19")) == f"19{NBSP}%"
+    assert _text("es").percent(D("21")) == f"21{NBSP}%"
+    assert _text("ja").percent(D("10")) == "10%"
+    assert _text("es").quantity(D("13800000")) == "13.800.000"
 
 
 def test_a_date_is_the_customers_day_in_its_language():
@@ -78,14 +90,22 @@ def test_a_date_is_the_customers_day_in_its_language():
     assert _text("fr").day(datetime(2026, 6, 2, tzinfo=UTC)) == "2 juin 2026"
     assert _text("fr").day(datetime(2026, 7, 2, tzinfo=UTC)) == "2 juil. 2026"
     assert _text("en", "America/Los_Angeles").day(None) == ""
+    # Spanish and Japanese, which only customers read.
+    assert _text("es", "Europe/Madrid").day(moment) == "1 dic 2026"
+    assert _text("ja", "Asia/Tokyo").day(datetime(2026, 11, 27, tzinfo=UTC)) == "2026年11月27日"
+    november = (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
+    assert _text("ja").dates(*november) == "11月1日～2026年11月30日"  # noqa: RUF001
+    assert _text("es").dates(*november) == "1 nov \N{EN DASH} 30 nov 2026"
 
 
 def test_the_document_language_falls_back_to_english():
-    values = ("fr", "de-AT", "FR_ca", "es", None, 3)
+    values = ("fr", "de-AT", "FR_ca", "es-MX", "ja_JP", "it", None, 3)
     assert [customer_text.language(value) for value in values] == [
         "fr",
         "de",
         "fr",
+        "es",
+        "ja",
         "en",
         "en",
         "en",
@@ -183,8 +203,8 @@ CATALOGS = sorted((ROOT / "locale").glob("*/LC_MESSAGES/django.po"))
 PLACEHOLDER = re.compile(r"%\(\w+\)[sd]|\{\w+\}")
 
 
-def test_french_and_german_catalogs_exist():
-    assert [path.parts[-3] for path in CATALOGS] == ["de", "fr"]
+def test_french_german_spanish_and_japanese_catalogs_exist():
+    assert [path.parts[-3] for path in CATALOGS] == ["de", "es", "fr", "ja"]
 
 
 @pytest.mark.parametrize("path", CATALOGS, ids=lambda path: path.parts[-3])
