@@ -279,15 +279,7 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
                         PdfLine(
                             description=line.description,
                             period=_line_period(line, invoice_period, write),
-                            quantity=write.line_quantity(
-                                line.kind,
-                                line.quantity,
-                                line.period_start,
-                                line.period_end,
-                                share=line.share,
-                                unit_price=line.unit_price,
-                                amount=line.amount,
-                            ),
+                            quantity=write.quantity_of(line),
                             unit_price=write.unit_price(line.unit_price, line.per),
                             amount=write.money(line.amount),
                             breakdown=tuple(

@@ -380,12 +380,22 @@ class CustomerText:
         with self.speaking():
             return day(moment, self.zone)
 
+    def quantity_of(self, line) -> str:
+        """An invoice line's quantity as its PDF and the admin print it
+        (line_quantity of its kind, quantity, share, unit price and amount)."""
+        return self.line_quantity(
+            line.kind,
+            line.quantity,
+            share=line.share,
+            unit_price=line.unit_price,
+            amount=line.amount,
+        )
+
     def line_quantity(
         self,
         kind: str,
         value: Decimal,
-        start=None,
-        end=None,
+        *,
         share: Decimal | None = None,
         unit_price: Decimal | None = None,
         amount: Decimal | None = None,
@@ -393,8 +403,7 @@ class CustomerText:
         """A line's quantity: a prorated fee's its `share` of a whole period as
         billed ('0.1436', share_text: times `unit_price` it gives `amount`), of
         several seats (a seat line, a seat change, a plan change's proration of
-        seats) as seats and share ('3 seats x 0.1436'), any other as a number.
-        (`start` and `end`, the line's period, are no longer read.)"""
+        seats) as seats and share ('3 seats x 0.1436'), any other as a number."""
         value = Decimal(value)
         if not share:
             return self.quantity(value)

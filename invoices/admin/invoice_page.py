@@ -124,15 +124,7 @@ def line_rows(invoice: Invoice) -> list[dict]:
                     line.period_start or invoice.period_start,
                     line.period_end or invoice.period_end,
                 ),
-                "quantity": write.line_quantity(
-                    line.kind,
-                    line.quantity,
-                    line.period_start,
-                    line.period_end,
-                    share=line.share,
-                    unit_price=line.unit_price,
-                    amount=line.amount,
-                ),
+                "quantity": write.quantity_of(line),
                 "unit_price": unit_price_text(line.unit_price, line.per, currency),
                 "amount": money_text(line.amount, currency),
             }

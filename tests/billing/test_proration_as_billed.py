@@ -42,15 +42,7 @@ def cancel_line(subscription, at: datetime):
 
 def quantity_column(line) -> str:
     """The line's quantity as its PDF and the admin print it."""
-    return line.invoice.text.line_quantity(
-        line.kind,
-        line.quantity,
-        line.period_start,
-        line.period_end,
-        share=line.share,
-        unit_price=line.unit_price,
-        amount=line.amount,
-    )
+    return line.invoice.text.quantity_of(line)
 
 
 def test_a_cancel_after_4_3_days_says_the_share_it_credits():
@@ -147,8 +139,6 @@ def test_the_share_takes_more_places_where_four_would_not_give_the_amount():
     text = write.line_quantity(
         "seats",
         3 * stored_share,
-        None,
-        None,
         share=stored_share,
         unit_price=D("333.00"),
         amount=D("115.16"),

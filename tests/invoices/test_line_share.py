@@ -26,9 +26,7 @@ JAN_1 = datetime(2027, 1, 1, tzinfo=UTC)
 
 def printed() -> dict[int, str]:
     return {
-        line.pk: line.invoice.text.line_quantity(
-            line.kind, line.quantity, line.period_start, line.period_end, share=line.share
-        )
+        line.pk: line.invoice.text.line_quantity(line.kind, line.quantity, share=line.share)
         for line in InvoiceLine.objects.select_related("invoice")
     }
 
