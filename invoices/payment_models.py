@@ -246,7 +246,7 @@ class ReceivedPayment(models.Model):
         (CHECK, _("Cheque")),
         (CASH, _("Cash")),
         (CARD_OUTSIDE_STRIPE, _("Card, outside Stripe")),
-        (OTHER, pgettext_lazy("payment method", "Other")),
+        (OTHER, _("Other")),
         (STRIPE, _("Stripe")),
     ]
     # What a person records (the API, the admin); a Stripe payment only comes
