@@ -8,9 +8,11 @@ than is due (for real on PostgreSQL)."""
 
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
+from importlib import import_module
 
 import pytest
 import time_machine
+from django.apps import apps
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
@@ -19,6 +21,8 @@ from billing.journal.models import JournalEntry
 from billing.rating.lines import LineInput
 from customers.services import customer_create
 from invoices.admin.record_payment import received_moment
+from invoices.credit_balance import credit_balance
+from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import Invoice, ReceivedPayment
 from invoices.payments_received import invoice_payment_record
 from invoices.services import invoice_finalize, invoice_void
@@ -29,6 +33,8 @@ from tests.journal.books_support import NOV_5, s32_rates, sellers
 from tests.threads import run_at_once
 
 pytestmark = pytest.mark.django_db
+
+received_migration = import_module("invoices.migrations.0031_received_payments_pay")
 
 OCT_1 = datetime(2026, 10, 1, tzinfo=UTC)
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -452,3 +458,46 @@ def test_the_lists_mark_paid_still_pays_the_whole_amount_due(invoice, admin_clie
         (D("40.00"), "bank_transfer"),
         (D("60.00"), "other"),
     ]
+
+
+# With credit notes, and the payments of invoices paid before parts existed
+
+
+def test_a_credit_note_after_a_part_takes_off_what_is_left_and_credits_the_rest(invoice):
+    record(invoice, amount="60.00")
+
+    note = credit_note_issue(
+        invoice=invoice,
+        lines=[CreditLineInput(invoice.lines.get().pk, D("50.00"))],
+        reason="other",
+        now=NOW,
+    )
+
+    invoice.refresh_from_db()
+    assert (note.to_amount_due, note.paid_back) == (D("40.00"), D("10.00"))
+    assert (invoice.amount_paid, invoice.amount_due) == (D("60.00"), D(0))
+    assert credit_balance(invoice.customer) == D("10.00")
+    assert record(invoice, amount="0.01").status_code == 409
+
+
+def test_the_migration_gives_each_invoice_paid_before_it_its_payment(invoice):
+    invoice_mark_paid(
+        invoice=invoice,
+        reference="wire 9",
+        now=NOW,
+        paid_at=datetime(2026, 11, 3, tzinfo=UTC),
+    )
+    ReceivedPayment.objects.all().delete()
+    Invoice.objects.filter(pk=invoice.pk).update(amount_paid=0)
+
+    received_migration.paid_invoices_received(apps, None)
+
+    payment = ReceivedPayment.objects.get()
+    assert (payment.amount, payment.method, payment.reference, payment.received_at) == (
+        D("100.00"),
+        "other",
+        "wire 9",
+        datetime(2026, 11, 3, tzinfo=UTC),
+    )
+    assert payment.completed_invoice
+    assert Invoice.objects.get(pk=invoice.pk).amount_paid == D("100.00")
