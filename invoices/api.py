@@ -176,7 +176,7 @@ class InvoicePaymentsApi(APIView):
     `invoice.paid`. 400 for an amount not above zero, finer than the currency's
     minor unit, in another currency, or a received_at in the future or before
     the invoice was issued; 409 for more than is due, or a draft, void or paid
-    invoice; nothing is recorded then. Scope `admin`."""
+    invoice; nothing is recorded then."""
 
     pagination_class = CursorPagination
 
