@@ -18,10 +18,10 @@ from django.utils.translation import gettext_lazy as _
 from billing.core import customer_text
 from billing.core.admin_forms import money_text, typed_value
 from billing.core.customer_text import local_day
-from billing.core.errors import BillingError
+from billing.core.errors import BillingError, Conflict
 from billing.core.money import format_money
 from invoices import payments_received
-from invoices.admin.invoice_page import payment_rows
+from invoices.admin.invoice_page import moment_text, payment_rows
 from invoices.models import Invoice, ReceivedPayment
 
 RECORD_PAYMENT_TEMPLATE = "admin/invoices/invoice/record_payment.html"
@@ -84,6 +84,36 @@ class RecordPaymentForm(forms.Form):
         return typed_value(self.cleaned_data["amount"])
 
 
+def refusal_words(refused: BillingError, invoice: Invoice, amount: Decimal, now) -> str:
+    """The settlement's refusal as finance reads it, in their language (the API
+    keeps its English envelope); one this page cannot meet keeps its words."""
+    fields, currency = refused.fields, invoice.currency
+    if fields.get("received_at") == ["in the future"]:
+        return gettext("The payment is dated in the future (now: {now}).").format(
+            now=moment_text(invoice, now)
+        )
+    if fields.get("received_at") == ["before the invoice was issued"]:
+        return gettext("The payment is dated before the invoice was issued ({issued}).").format(
+            issued=moment_text(invoice, invoice.finalized_at)
+        )
+    if "amount" in fields and isinstance(refused, Conflict):
+        return gettext("{amount} is more than the amount due ({due}).").format(
+            amount=money_text(amount, currency),
+            due=money_text(Invoice.objects.get(pk=invoice.pk).amount_due, currency),
+        )
+    if "amount" in fields:
+        return gettext(
+            "Type an amount above zero, with no more decimals than {currency} has."
+        ).format(currency=currency)
+    if "invoice" in fields:
+        return gettext(
+            "{invoice} is {status}: only a finalized or uncollectible invoice can be paid."
+        ).format(
+            invoice=invoice, status=Invoice.objects.get(pk=invoice.pk).get_status_display().lower()
+        )
+    return refused.words
+
+
 def record_payment_view(modeladmin, request, invoice: Invoice):
     """The form, prefilled with the amount due and today; posted, the payment is
     recorded (or refused, saying why, with nothing recorded) and the invoice's
@@ -113,7 +143,7 @@ def record_payment_view(modeladmin, request, invoice: Invoice):
                 now=now,
             )
         except BillingError as refused:
-            error = refused.words
+            error = refusal_words(refused, invoice, data["amount"], now)
         else:
             modeladmin.message_user(
                 request,

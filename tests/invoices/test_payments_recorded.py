@@ -6,6 +6,7 @@ day; the journal books each on the day it was received, in the seller's books.
 Whatever is refused records nothing, and two payments at once never take more
 than is due (for real on PostgreSQL)."""
 
+import html
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
 from importlib import import_module
@@ -19,6 +20,7 @@ from django.test import Client
 from billing.core.errors import Conflict
 from billing.journal.models import JournalEntry
 from billing.rating.lines import LineInput
+from config.user_language import user_language_set
 from customers.services import customer_create
 from invoices.admin.record_payment import received_moment
 from invoices.credit_balance import credit_balance
@@ -402,7 +404,32 @@ def test_the_invoice_page_refuses_a_payment_before_the_issue_saying_why(invoice,
     )
 
     assert response.status_code == 200
-    assert "before invoice" in response.content.decode()
+    assert (
+        "The payment is dated before the invoice was issued (2 Nov 2026, 09:00 (UTC))."
+        in html.unescape(response.content.decode())
+    )
+    nothing_recorded(invoice)
+
+
+def test_a_french_user_reads_the_form_and_its_refusals_in_french(invoice, client):
+    user = User.objects.create_superuser("comptable", password="x")
+    user_language_set(user=user, language="fr")
+    client.force_login(user)
+    url = f"/admin/invoices/invoice/{invoice.pk}/record-payment/"
+
+    form = html.unescape(client.get(url).content.decode())
+    refused = " ".join(
+        html.unescape(
+            client.post(
+                url, {"amount": "100,01", "received_on": "2026-11-20", "method": "bank_transfer"}
+            ).content.decode()
+        ).split()
+    )
+
+    assert "Date de réception (UTC)" in form
+    assert 'value="100,00"' in form
+    assert "Virement bancaire" in form
+    assert "100,01 USD dépasse le montant dû (100,00 USD)." in refused
     nothing_recorded(invoice)
 
 
