@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from billing.core.errors import InvalidRequest
+from billing.core.errors import Conflict, InvalidRequest
 from invoices import collection
 from invoices.models import Invoice, ReceivedPayment
 from invoices.settlement import Receipt, payment_receive
@@ -49,5 +49,12 @@ def invoice_payment_record(
             currency=currency,
         )
         if receipt.invoice.status != Invoice.PAID:
-            collection.collection_amount_changed(invoice=receipt.invoice, now=now)
+            try:
+                collection.collection_amount_changed(invoice=receipt.invoice, now=now)
+            except Conflict:
+                raise Conflict(
+                    f"a payment of invoice {invoice} is under way at Stripe; record this "
+                    "payment once it settles",
+                    fields={"stripe_payment": ["under way"]},
+                ) from None
     return receipt

@@ -25,7 +25,7 @@ from customers.services import customer_create
 from invoices.admin.record_payment import received_moment
 from invoices.credit_balance import credit_balance
 from invoices.credit_notes import CreditLineInput, credit_note_issue
-from invoices.models import Invoice, ReceivedPayment
+from invoices.models import Invoice, Payment, ReceivedPayment
 from invoices.payments_received import invoice_payment_record
 from invoices.services import invoice_finalize, invoice_void
 from invoices.settlement import invoice_mark_paid
@@ -528,3 +528,38 @@ def test_the_migration_gives_each_invoice_paid_before_it_its_payment(invoice):
     )
     assert payment.completed_invoice
     assert Invoice.objects.get(pk=invoice.pk).amount_paid == D("100.00")
+
+
+def stripe_collection(invoice: Invoice, status: str) -> Payment:
+    return Payment.objects.create(
+        customer=invoice.customer,
+        invoice=invoice,
+        amount=D("100.00"),
+        currency="USD",
+        status=status,
+        max_attempts=3,
+        next_attempt_at=NOW,
+        created_at=ISSUED,
+        updated_at=ISSUED,
+    )
+
+
+def test_a_part_asks_a_waiting_stripe_payment_for_what_is_left(invoice):
+    waiting = stripe_collection(invoice, Payment.PENDING)
+
+    assert record(invoice, amount="40.00").status_code == 201
+
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.amount) == (Payment.PENDING, D("60.00"))
+
+
+def test_a_part_waits_while_a_stripe_payment_is_under_way(invoice):
+    under_way = stripe_collection(invoice, Payment.PROCESSING)
+
+    response = record(invoice, amount="40.00")
+
+    assert response.status_code == 409
+    assert "under way at Stripe" in response.json()["error"]["message"]
+    nothing_recorded(invoice)
+    under_way.refresh_from_db()
+    assert under_way.amount == D("100.00")
