@@ -27,6 +27,7 @@ from invoices.credit_balance import credit_balance
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import Invoice, Payment, ReceivedPayment
 from invoices.payments_received import invoice_payment_record
+from invoices.pdf import invoice_pdf_context
 from invoices.services import invoice_finalize, invoice_void
 from invoices.settlement import invoice_mark_paid
 from tests.factories import CustomerFactory, api_client, period_draft
@@ -563,3 +564,12 @@ def test_a_part_waits_while_a_stripe_payment_is_under_way(invoice):
     nothing_recorded(invoice)
     under_way.refresh_from_db()
     assert under_way.amount == D("100.00")
+
+
+def test_a_pdf_rendered_after_a_part_shows_what_was_paid_and_what_is_left(invoice):
+    record(invoice, amount="40.00")
+    invoice.refresh_from_db()
+
+    totals = [(row.label, row.value) for row in invoice_pdf_context(invoice)["totals"]]
+
+    assert totals[-2:] == [("Amount paid", "-40.00"), ("Amount due USD", "60.00")]
