@@ -8,7 +8,7 @@ from django.db import models
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.money import AMOUNT
+from billing.core.money import AMOUNT, format_money
 
 
 class Purchase(models.Model):
@@ -284,7 +284,9 @@ class ReceivedPayment(models.Model):
 
     def __str__(self) -> str:
         return gettext("{amount} {currency} received ({method})").format(
-            amount=self.amount, currency=self.currency, method=self.get_method_display()
+            amount=format_money(self.amount, self.currency),
+            currency=self.currency,
+            method=self.get_method_display(),
         )
 
 
