@@ -108,6 +108,7 @@ api_v1 = [
     path("invoices/<int:invoice_id>/pdf", invoices_api.InvoicePdfApi.as_view(), name="invoice-pdf"),
     path("invoices/<int:invoice_id>/void", invoices_api.InvoiceVoidApi.as_view()),
     path("invoices/<int:invoice_id>/pay", invoices_api.InvoicePayApi.as_view()),
+    path("invoices/<int:invoice_id>/payments", invoices_api.InvoicePaymentsApi.as_view()),
     path("invoices/<int:invoice_id>/credit-notes", invoices_api.InvoiceCreditNotesApi.as_view()),
     path("credit-notes", invoices_api.CreditNoteListApi.as_view()),
     path("credit-notes/<int:credit_note_id>", invoices_api.CreditNoteDetailApi.as_view()),

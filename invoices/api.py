@@ -1,4 +1,4 @@
-"""Invoice endpoints: list, detail, PDF, void, pay; credit notes."""
+"""Invoice endpoints: list, detail, PDF, void, pay, payments received; credit notes."""
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -15,12 +15,14 @@ from rest_framework.views import APIView
 
 from billing.core.errors import InvalidRequest
 from config.api import AwareDateTimeField, CursorPagination, request_data
-from invoices import credit_notes, rendering, selectors, services, settlement
-from invoices.models import CreditNote, Invoice
+from invoices import credit_notes, payments_received, rendering, selectors, services, settlement
+from invoices.models import CreditNote, Invoice, ReceivedPayment
 from invoices.serializers import (
     CreditNoteCreateSerializer,
     CreditNoteSerializer,
     InvoiceSerializer,
+    ReceivedPaymentCreateSerializer,
+    ReceivedPaymentSerializer,
 )
 from plans.api import paginated
 
@@ -145,8 +147,9 @@ class InvoicePaySerializer(serializers.Serializer):
 
 
 class InvoicePayApi(APIView):
-    """Record a payment made outside Stripe (a bank transfer): the invoice becomes
-    `paid` with that reference, and `invoice.paid` is published. 409 for a draft,
+    """Record a payment made outside Stripe (a bank transfer) of the whole amount
+    due (a part: POST /invoices/{id}/payments): the invoice becomes `paid` with
+    that reference, and `invoice.paid` is published. 409 for a draft,
     void or already paid invoice; 400 for a paid_at in the future or before the
     invoice was issued. Scope `admin`."""
 
@@ -162,6 +165,44 @@ class InvoicePayApi(APIView):
             paid_at=data["paid_at"],
         )
         return Response(InvoiceSerializer(invoices_query().get(pk=invoice_id)).data)
+
+
+class InvoicePaymentsApi(APIView):
+    """The payments received for an invoice (GET, oldest first), and one more
+    recorded by hand (POST): a bank transfer, a cheque, cash, a card charged
+    outside Stripe, whole or a part of the amount due, dated when the money
+    arrived (the journal books it on that day). The payment that leaves nothing
+    due makes the invoice `paid` (paid_at: its received_at) and publishes
+    `invoice.paid`. 400 for an amount not above zero, finer than the currency's
+    minor unit, in another currency, or a received_at in the future or before
+    the invoice was issued; 409 for more than is due, or a draft, void or paid
+    invoice; nothing is recorded then."""
+
+    pagination_class = CursorPagination
+
+    @extend_schema(responses=ReceivedPaymentSerializer(many=True))
+    def get(self, request, invoice_id: int):
+        get_object_or_404(Invoice, pk=invoice_id)
+        query = ReceivedPayment.objects.filter(invoice_id=invoice_id).select_related("invoice")
+        return paginated(self, request, query, ReceivedPaymentSerializer)
+
+    @extend_schema(
+        request=ReceivedPaymentCreateSerializer, responses={201: ReceivedPaymentSerializer}
+    )
+    def post(self, request, invoice_id: int):
+        invoice = get_object_or_404(Invoice, pk=invoice_id)
+        data = request_data(ReceivedPaymentCreateSerializer, request)
+        receipt = payments_received.invoice_payment_record(
+            invoice=invoice,
+            amount=data["amount"],
+            received_at=data["received_at"],
+            method=data["method"],
+            reference=data["reference"],
+            currency=data["currency"],
+            now=timezone.now(),
+        )
+        payment = ReceivedPayment.objects.select_related("invoice").get(pk=receipt.payment.pk)
+        return Response(ReceivedPaymentSerializer(payment).data, status=201)
 
 
 def credit_notes_query():

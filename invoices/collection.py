@@ -44,7 +44,7 @@ from invoices.locks import (
     payment_to_attempt_lock,
     waiting_payments_lock,
 )
-from invoices.models import Invoice, Payment, Purchase
+from invoices.models import Invoice, Payment, Purchase, ReceivedPayment
 from invoices.stripe_customers import default_payment_method, stripe_customer_ensure
 
 logger = logging.getLogger(__name__)
@@ -381,7 +381,10 @@ def _invoice_paid(payment: Payment, *, reference: str, now: datetime) -> None:
     money is to be refunded, which the payment's last error says."""
     try:
         payment.invoice = settlement.invoice_mark_paid(
-            invoice=payment.invoice, reference=reference, now=now
+            invoice=payment.invoice,
+            reference=reference,
+            now=now,
+            method=ReceivedPayment.STRIPE,
         )
     except Conflict:
         invoice = Invoice.objects.get(pk=payment.invoice_id)

@@ -167,15 +167,26 @@ def journal_invoice_finalized(*, invoice: Invoice, now: datetime) -> None:
 
 
 def journal_invoice_paid(
-    *, invoice: Invoice, amount: Decimal, reference: str, paid_at: datetime, now: datetime
+    *,
+    invoice: Invoice,
+    amount: Decimal,
+    reference: str,
+    paid_at: datetime,
+    now: datetime,
+    part: int | None = None,
 ) -> None:
-    """What was left to pay, received: Dr payments clearing (Stripe or the
-    bank), Cr receivable. An invoice the credit balance paid whole has nothing
-    left to pay and writes nothing. In the seller's functional currency the
-    clearing is at the payment day's rate and the receivable at what the invoice
-    booked it at: the difference is an exchange difference (a credit a gain, a
-    debit a loss)."""
-    document = _invoice_document(invoice, DocumentType.PAYMENT, f"payment:{invoice.pk}", paid_at)
+    """A payment received, on the day it was received (`paid_at`): Dr payments
+    clearing (Stripe or the bank), Cr receivable. An invoice the credit balance
+    paid whole has nothing left to pay and writes nothing. In the seller's
+    functional currency the clearing is at the payment day's rate and the
+    receivable at its share of what the invoice booked it at: the difference is
+    an exchange difference (a credit a gain, a debit a loss).
+
+    The payment that leaves nothing due is document `payment:<invoice>` (as
+    every payment was before invoices took parts: the backfill reads it so); a
+    part received before it, `payment:<invoice>:<part>` (its ReceivedPayment id)."""
+    key = f"payment:{invoice.pk}" if part is None else f"payment:{invoice.pk}:{part}"
+    document = _invoice_document(invoice, DocumentType.PAYMENT, key, paid_at)
     journal_write(
         document=Document(**{**document.__dict__, "memo": reference}),
         legs=[

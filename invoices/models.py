@@ -110,6 +110,12 @@ class Invoice(models.Model):
     credits_applied = models.DecimalField(**AMOUNT, default=0, verbose_name=_("credits applied"))
     # The sum of its credit notes' totals.
     credited = models.DecimalField(**AMOUNT, default=0, verbose_name=_("credited"))
+    # The money received for it: the sum of its received payments (ReceivedPayment),
+    # kept under its row lock (invoices.settlement), so that a list reads what is
+    # due from the row alone.
+    amount_paid = models.DecimalField(
+        **AMOUNT, default=0, db_default=0, verbose_name=_("amount paid")
+    )
     # The moment the invoice bills as of: a period's end, a change's moment, a
     # subscription's start. What decides when a draft is due; never printed as
     # its issue date (finalized_at is: invoices.issue_dates).
@@ -156,6 +162,16 @@ class Invoice(models.Model):
                 condition=models.Q(number__isnull=True) | ~models.Q(status="draft"),
                 name="invoice_draft_has_no_number",
             ),
+            # The last line of defence under the settlement's own check: never
+            # more received than the invoice asked for.
+            models.CheckConstraint(
+                condition=models.Q(amount_paid=0)
+                | models.Q(
+                    amount_paid__gt=0,
+                    amount_paid__lte=models.F("total") - models.F("credits_applied"),
+                ),
+                name="invoice_amount_paid_within_total",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -170,11 +186,12 @@ class Invoice(models.Model):
 
     @property
     def amount_due(self) -> Decimal:
-        """What is left to pay: the total less credits applied and credit notes;
-        nothing once paid or void. A draft's is its total."""
+        """What is left to pay: the total less credits applied, credit notes and
+        the payments received so far (amount_paid); nothing once paid or void. A
+        draft's is its total."""
         if self.status in (self.PAID, self.VOID):
             return Decimal(0)
-        return max(Decimal(0), self.total - self.credits_applied - self.credited)
+        return max(Decimal(0), self.total - self.credits_applied - self.credited - self.amount_paid)
 
     @property
     def taxable_amount(self) -> Decimal:
@@ -491,7 +508,12 @@ class CreditBalanceEntry(models.Model):
 # Each document emailed to its customer: invoices.email_models.
 from invoices.dunning_models import DunningPolicy, DunningRun, DunningStep  # noqa: E402
 from invoices.email_models import DocumentEmail  # noqa: E402
-from invoices.payment_models import Payment, Purchase, StripeEvent  # noqa: E402
+from invoices.payment_models import (  # noqa: E402
+    Payment,
+    Purchase,
+    ReceivedPayment,
+    StripeEvent,
+)
 from invoices.render_models import PdfRender  # noqa: E402
 
 __all__ = [
@@ -510,5 +532,6 @@ __all__ = [
     "Payment",
     "PdfRender",
     "Purchase",
+    "ReceivedPayment",
     "StripeEvent",
 ]

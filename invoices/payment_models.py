@@ -8,7 +8,7 @@ from django.db import models
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.money import AMOUNT
+from billing.core.money import AMOUNT, format_money
 
 
 class Purchase(models.Model):
@@ -224,6 +224,69 @@ class Payment(models.Model):
             target = gettext("purchase #{number}").format(number=self.purchase_id)
         return gettext("payment #{number} for {target} ({status})").format(
             number=self.pk, target=target, status=self.get_status_display().lower()
+        )
+
+
+class ReceivedPayment(models.Model):
+    """Money received for one invoice, as recorded: by hand (a bank transfer, a
+    cheque, cash, a card charged outside Stripe: the API's POST
+    /invoices/{id}/payments and /pay, the admin's invoice page and Mark paid), or
+    through Stripe (invoices.collection). Append-only: the invoice's amount_paid
+    is their sum, kept under the invoice's row lock (invoices.settlement). An
+    invoice its customer's credit balance paid whole has none."""
+
+    BANK_TRANSFER = "bank_transfer"
+    CHECK = "check"
+    CASH = "cash"
+    CARD_OUTSIDE_STRIPE = "card_outside_stripe"
+    OTHER = "other"
+    STRIPE = "stripe"
+    METHODS = [
+        (BANK_TRANSFER, _("Bank transfer")),
+        (CHECK, _("Cheque")),
+        (CASH, _("Cash")),
+        (CARD_OUTSIDE_STRIPE, _("Card, outside Stripe")),
+        (OTHER, _("Other")),
+        (STRIPE, _("Stripe")),
+    ]
+    # What a person records (the API, the admin); a Stripe payment only comes
+    # from Stripe.
+    RECORDED_BY_HAND = (BANK_TRANSFER, CHECK, CASH, CARD_OUTSIDE_STRIPE, OTHER)
+
+    invoice = models.ForeignKey(
+        "invoices.Invoice",
+        on_delete=models.PROTECT,
+        related_name="received_payments",
+        verbose_name=_("invoice"),
+    )
+    amount = models.DecimalField(**AMOUNT, verbose_name=_("amount"))
+    currency = models.CharField(max_length=3, verbose_name=_("currency"))
+    method = models.CharField(max_length=32, choices=METHODS, verbose_name=_("method"))
+    reference = models.CharField(
+        max_length=255, blank=True, default="", verbose_name=_("reference")
+    )
+    # When the money arrived (the journal's date for it); recorded_at: when we
+    # were told.
+    received_at = models.DateTimeField(verbose_name=_("received at"))
+    recorded_at = models.DateTimeField(verbose_name=_("recorded at"))
+    # Whether it left nothing to pay: the invoice became paid with it.
+    completed_invoice = models.BooleanField(default=False, verbose_name=_("completed the invoice"))
+
+    class Meta:
+        verbose_name = _("received payment")
+        verbose_name_plural = _("received payments")
+        ordering = ["invoice", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(amount__gt=0), name="received_payment_amount"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return gettext("{amount} {currency} received ({method})").format(
+            amount=format_money(self.amount, self.currency),
+            currency=self.currency,
+            method=self.get_method_display(),
         )
 
 

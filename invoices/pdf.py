@@ -364,6 +364,9 @@ def _invoice_totals(invoice: Invoice, write: CustomerText) -> list[PdfRow]:
         paid = Decimal(invoice.total) - Decimal(invoice.credits_applied) - invoice.credited
         if paid > 0:
             rows.append(PdfRow(_("Amount paid"), write.money(-paid)))
+    elif invoice.status != Invoice.VOID and invoice.amount_paid > 0:
+        # Parts received so far (a PDF first rendered after them).
+        rows.append(PdfRow(_("Amount paid"), write.money(-Decimal(invoice.amount_paid))))
     rows.append(
         PdfRow(
             _("Amount due %(currency)s") % {"currency": currency},

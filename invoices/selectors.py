@@ -11,7 +11,7 @@ from invoices.models import CreditNote, Invoice, PdfRender
 def left_to_pay(invoices: QuerySet) -> QuerySet:
     """The invoices with something still to pay on them (Invoice.amount_due > 0
     for a finalized or uncollectible one), in SQL."""
-    return invoices.filter(total__gt=F("credits_applied") + F("credited"))
+    return invoices.filter(total__gt=F("credits_applied") + F("credited") + F("amount_paid"))
 
 
 def past_due(invoices: QuerySet, *, now: datetime) -> QuerySet:
@@ -21,13 +21,10 @@ def past_due(invoices: QuerySet, *, now: datetime) -> QuerySet:
 
 
 def amount_paid(invoice: Invoice) -> Decimal:
-    """The money a paid invoice was settled with (by hand or through Stripe): its
-    total less the credit balance it spent and what its credit notes took off the
-    amount due before it was paid; nothing while it is not paid."""
-    if invoice.status != Invoice.PAID:
-        return Decimal(0)
-    taken_off = sum((note.to_amount_due for note in invoice.credit_notes.all()), Decimal(0))
-    return max(Decimal(0), invoice.total - invoice.credits_applied - taken_off)
+    """The money received for the invoice so far (by hand or through Stripe; its
+    ReceivedPayment rows): not the credit balance it spent, nor what its credit
+    notes took off the amount due."""
+    return invoice.amount_paid
 
 
 def documents_to_render() -> tuple[list[int], list[int]]:

@@ -5,8 +5,8 @@ from rest_framework import serializers
 
 from billing.core.money import format_decimal, format_money, format_percentage
 from billing.core.vocabulary import LineKind
-from config.api import DecimalString
-from invoices.models import CreditNote, Invoice
+from config.api import AwareDateTimeField, DecimalString, NoUnknownKeys
+from invoices.models import CreditNote, Invoice, ReceivedPayment
 from plans.taxes import tax_lines_read
 
 
@@ -111,8 +111,14 @@ class InvoiceSerializer(serializers.ModelSerializer):
     )
     paid_at = serializers.DateTimeField(allow_null=True)
     payment_reference = serializers.CharField(allow_null=True)
+    amount_paid = DecimalString(
+        help_text="The money received for it so far (GET /api/v1/invoices/{id}/payments)."
+    )
     amount_due = DecimalString(
-        help_text="The total less credits applied and credit notes; 0 once paid or void."
+        help_text=(
+            "The total less credits applied, credit notes and payments received; 0 once "
+            "paid or void."
+        )
     )
     credit_notes = serializers.ListField(
         child=serializers.IntegerField(),
@@ -162,6 +168,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "due_at": invoice.due_at,
             "paid_at": invoice.paid_at,
             "payment_reference": invoice.payment_reference or None,
+            "amount_paid": format_money(invoice.amount_paid, currency),
             "amount_due": format_money(invoice.amount_due, currency),
             "credit_notes": sorted(note.pk for note in invoice.credit_notes.all()),
             "pdf_url": reverse("invoice-pdf", kwargs={"invoice_id": invoice.pk}),
@@ -194,6 +201,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "due_at",
             "paid_at",
             "payment_reference",
+            "amount_paid",
             "amount_due",
             "credit_notes",
             "pdf_url",
@@ -308,4 +316,66 @@ class CreditNoteSerializer(serializers.Serializer):
             "voids_invoice": note.voids_invoice,
             "issued_at": note.created_at,
             "pdf_url": reverse("credit-note-pdf", kwargs={"credit_note_id": note.pk}),
+        }
+
+
+class ReceivedPaymentCreateSerializer(NoUnknownKeys, serializers.Serializer):
+    amount = DecimalString(
+        help_text=(
+            "Above zero, at most the amount due, with no more decimals than the "
+            "currency's minor unit."
+        )
+    )
+    currency = serializers.CharField(
+        required=False,
+        default=None,
+        help_text="Optional; when given, it must be the invoice's currency.",
+    )
+    received_at = AwareDateTimeField(
+        help_text=(
+            "When the money arrived (the journal's date for it): not in the future, not "
+            "before the invoice was issued."
+        )
+    )
+    method = serializers.ChoiceField(choices=ReceivedPayment.RECORDED_BY_HAND)
+    reference = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="What identifies the payment, e.g. the bank transfer's reference.",
+    )
+
+
+class ReceivedPaymentSerializer(serializers.Serializer):
+    """A payment received for an invoice, with where the invoice stands now."""
+
+    id = serializers.IntegerField()
+    invoice = serializers.IntegerField()
+    amount = DecimalString()
+    currency = serializers.CharField()
+    method = serializers.ChoiceField(choices=ReceivedPayment.METHODS)
+    reference = serializers.CharField()
+    received_at = serializers.DateTimeField()
+    recorded_at = serializers.DateTimeField()
+    completed_invoice = serializers.BooleanField(
+        help_text="Whether it left nothing to pay (the invoice became paid with it)."
+    )
+    invoice_status = serializers.CharField(help_text="The invoice's status now.")
+    invoice_amount_due = DecimalString(help_text="What is left to pay on the invoice now.")
+
+    def to_representation(self, payment: ReceivedPayment):
+        invoice = payment.invoice
+        return {
+            "id": payment.pk,
+            "invoice": payment.invoice_id,
+            "amount": format_money(payment.amount, payment.currency),
+            "currency": payment.currency,
+            "method": payment.method,
+            "reference": payment.reference,
+            "received_at": payment.received_at,
+            "recorded_at": payment.recorded_at,
+            "completed_invoice": payment.completed_invoice,
+            "invoice_status": invoice.status,
+            "invoice_amount_due": format_money(invoice.amount_due, invoice.currency),
         }

@@ -33,7 +33,7 @@ from invoices.credit_notes import credit_note_for_void, credit_note_locks
 from invoices.issue_dates import issue_moment
 from invoices.journal_entries import BATCH_READ_AHEAD, journal_invoice_finalized
 from invoices.locks import draft_invoices_claim, invoice_lock, invoices_lock
-from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceTaxLine
+from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceTaxLine, ReceivedPayment
 from invoices.reactions import VOID_CHECKS
 from invoices.rendering import render_pdf_after_commit
 from invoices.sellers import seller_check, seller_snapshot
@@ -483,7 +483,9 @@ def invoice_create_purchase(
         if not paid_reference:
             return invoice_finalize(invoice=invoice, now=now)
         invoice = invoice_finalize(invoice=invoice, now=now, collect=False)
-        return invoice_mark_paid(invoice=invoice, reference=paid_reference, now=now)
+        return invoice_mark_paid(
+            invoice=invoice, reference=paid_reference, now=now, method=ReceivedPayment.STRIPE
+        )
 
 
 def invoice_mark_uncollectible(*, invoice: Invoice, now: datetime) -> Invoice:

@@ -16,10 +16,9 @@ from django.utils.translation import gettext as _
 from billing.core import admin_fields, customer_text
 from billing.core.admin_forms import money_text, quantity_text, unit_price_text
 from invoices import selectors
-from invoices.models import CreditNote, Invoice, Payment
+from invoices.models import CreditNote, Invoice, Payment, ReceivedPayment
 from invoices.pdf import credit_note_pdf_missing_scripts, invoice_pdf_missing_scripts
 from invoices.pdf_fonts import missing_scripts_text
-from invoices.services import CREDIT_BALANCE_REFERENCE
 
 
 def moment_text(invoice: Invoice, moment: datetime | None) -> str:
@@ -170,10 +169,29 @@ def credit_note_rows(invoice: Invoice) -> list[dict]:
     return rows
 
 
+def received_row(invoice: Invoice, received: ReceivedPayment) -> dict:
+    """A payment received, as the payments table shows it: its method (but
+    "other") and reference as details."""
+    details = [] if received.method == ReceivedPayment.OTHER else [received.get_method_display()]
+    if received.reference:
+        details.append(_("Reference: {reference}").format(reference=received.reference))
+    return {
+        "what": _("Paid through Stripe")
+        if received.method == ReceivedPayment.STRIPE
+        else _("Payment recorded by hand"),
+        "amount": money_text(received.amount, received.currency),
+        "status": _("Received"),
+        "when": local_moment_text(invoice, received.received_at),
+        "detail": "; ".join(str(detail) for detail in details),
+        "url": "",
+    }
+
+
 def payment_rows(invoice: Invoice, *, may_view_payments: bool) -> list[dict]:
     """What paid the invoice, or tries to: the customer's credit balance spent when
-    it was issued, its payment through Stripe (with its attempts), and a payment
-    recorded by hand (Mark paid, the API)."""
+    it was issued, its payment through Stripe (with its attempts), and each
+    payment received (recorded by hand: its page, Mark paid, the API; or a
+    purchase paid through Stripe), on the day it was received."""
     currency, rows = invoice.currency, []
     if invoice.credits_applied:
         rows.append(
@@ -205,22 +223,8 @@ def payment_rows(invoice: Invoice, *, may_view_payments: bool) -> list[dict]:
                 ),
             }
         )
-    collected_by_stripe = stripe is not None and stripe.status == Payment.SUCCEEDED
-    if (
-        invoice.status == Invoice.PAID
-        and not collected_by_stripe
-        and invoice.payment_reference != CREDIT_BALANCE_REFERENCE
-    ):
-        rows.append(
-            {
-                "what": _("Payment recorded by hand"),
-                "amount": money_text(selectors.amount_paid(invoice), currency),
-                "status": _("Received"),
-                "when": local_moment_text(invoice, invoice.paid_at),
-                "detail": _("Reference: {reference}").format(reference=invoice.payment_reference)
-                if invoice.payment_reference
-                else "",
-                "url": "",
-            }
-        )
+    for received in invoice.received_payments.all():
+        if received.method == ReceivedPayment.STRIPE and stripe is not None:
+            continue  # the Stripe payment's row says it
+        rows.append(received_row(invoice, received))
     return rows

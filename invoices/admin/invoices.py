@@ -1,12 +1,12 @@
 """Invoices in the admin: read-only (lines are written by the billing cycle);
 actions finalize, void with a credit note, mark uncollectible, record a payment
-and re-render the PDF, all through invoices.services (void and uncollectible
-after the shared confirmation page: invoices.admin.void_uncollectible). The
-invoice's page reads as finance reads an invoice: amounts with their currency,
-dates in the customer's time zone, its lines, credit notes and payments as
-tables (invoices.admin.invoice_page), and one link to its PDF, served by an
-admin view. The list filters by status, period, customer, plan and payments past
-due."""
+(whole or a part, on its page: invoices.admin.record_payment) and re-render the
+PDF, all through invoices.services (void and uncollectible after the shared
+confirmation page: invoices.admin.void_uncollectible). The invoice's page reads
+as finance reads an invoice: amounts with their currency, dates in the
+customer's time zone, its lines, credit notes and payments as tables
+(invoices.admin.invoice_page), and one link to its PDF, served by an admin view.
+The list filters by status, period, customer, plan and payments past due."""
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -37,6 +37,7 @@ from invoices.admin.invoice_page import (
     period_text,
 )
 from invoices.admin.payments import mark_paid_with_reference
+from invoices.admin.record_payment import record_payment_view as record_payment_page
 from invoices.admin.void_uncollectible import (
     mark_uncollectible_with_confirmation,
     void_with_confirmation,
@@ -367,6 +368,11 @@ class InvoiceAdmin(admin.ModelAdmin):
             ),
             path("<path:object_id>/void/", view(self.void_view), name="invoices_invoice_void"),
             path(
+                "<path:object_id>/record-payment/",
+                view(self.record_payment_view),
+                name="invoices_invoice_record_payment",
+            ),
+            path(
                 "<path:object_id>/mark-uncollectible/",
                 view(self.mark_uncollectible_view),
                 name="invoices_invoice_mark_uncollectible",
@@ -381,6 +387,8 @@ class InvoiceAdmin(admin.ModelAdmin):
                 may_void=obj.status in services.VOIDABLE and user.has_perm("invoices.void_invoice"),
                 may_mark_uncollectible=obj.status in services.UNCOLLECTIBLE_FROM
                 and user.has_perm("invoices.mark_uncollectible_invoice"),
+                may_record_payment=obj.status in settlement.PAYABLE
+                and user.has_perm("invoices.mark_paid_invoice"),
                 may_credit=obj.status in credit_notes.CREDITABLE
                 and user.has_perm("invoices.issue_creditnote"),
                 zone=obj.text.zone,
@@ -406,6 +414,13 @@ class InvoiceAdmin(admin.ModelAdmin):
         if not request.user.has_perm("invoices.issue_creditnote"):
             raise PermissionDenied
         return credit_note_page(self, request, self._invoice(request, object_id))
+
+    # The invoice page's "Record a payment…" (invoices.admin.record_payment).
+
+    def record_payment_view(self, request, object_id):
+        if not request.user.has_perm("invoices.mark_paid_invoice"):
+            raise PermissionDenied
+        return record_payment_page(self, request, self._invoice(request, object_id))
 
     # The invoice page's "Void…" and "Mark uncollectible…" buttons (after the shared
     # confirmation page: invoices.admin.void_uncollectible).
