@@ -198,3 +198,39 @@ def test_s33_a_cancellation_credits_the_start_invoice_with_a_credit_note():
         "FR-2026-000001": (D("47.88"), D("47.88")),
         "AV-2026-000001": (D("5.52"), D("5.52")),
     }
+
+
+def test_s33_a_bank_transfer_received_on_the_29th_is_dated_then():
+    client = api_client()
+    the_story(client)
+    start = Invoice.objects.get(customer__external_id="lumiere", reason=Invoice.START)
+
+    # when: 42.36 received on 29 Nov, recorded on 2 Dec
+    with time_machine.travel(datetime(2026, 12, 2, 9, tzinfo=UTC), tick=False):
+        answer = client.post(
+            f"/api/v1/invoices/{start.pk}/payments",
+            {
+                "amount": "42.36",
+                "received_at": "2026-11-29T00:00:00Z",
+                "method": "bank_transfer",
+                "reference": "VIR-LUMIERE-1129",
+            },
+            format="json",
+        )
+    assert answer.status_code == 201, answer.content
+
+    # then: the invoice is paid, on the day received
+    invoice = client.get(f"/api/v1/invoices/{start.pk}").json()
+    assert (invoice["status"], invoice["amount_due"], invoice["paid_at"]) == (
+        "paid",
+        "0.00",
+        "2026-11-29T00:00:00Z",
+    )
+    # and the journal dates the payment 29 Nov: the receivable cleared by 42.36
+    payment = JournalEntry.objects.filter(
+        customer__external_id="lumiere", document_type="payment"
+    )
+    assert {entry.date.isoformat() for entry in payment} == {"2026-11-29"}
+    assert sum(e.debit for e in payment) == sum(e.credit for e in payment) == D("42.36")
+    receivable = JournalEntry.objects.filter(customer__external_id="lumiere", kind="receivable")
+    assert sum(e.debit - e.credit for e in receivable) == D("0.00")
