@@ -19,10 +19,13 @@ import time_machine
 from django.contrib.auth.models import User
 
 from billing.rating.pricing import PricingSpec, TierSpec
+from billing.simulation import engine
+from billing.subscriptions.deals import subscription_set_overrides
 from config.user_language import user_language_set
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditNote, Invoice
 from invoices.services import invoice_finalize
+from plans.overrides import Overrides
 from plans.services import plan_version_copy_as_draft, tax_rate_create
 from plans.validation import ChargeSpec
 from tests.factories import CustomerFactory, MeterFactory, published_version, subscribe
@@ -62,12 +65,24 @@ def urls(settings):
         vat = tax_rate_create(code="fr_vat", name="TVA", percentage=D("20"))
         acme = CustomerFactory(external_id="acme", name="Acme SARL", currency="EUR")
         subscription = subscribe(acme, version.plan, NOV_1)
+        subscription_set_overrides(
+            subscription=subscription, overrides=Overrides(seat_price=D("12.5"))
+        )
         invoice = Invoice.objects.get(customer=acme, reason=Invoice.START)
         invoice = invoice_finalize(invoice=invoice, now=NOV_11, collect=False)
         note = credit_note_issue(
             invoice=invoice,
             lines=[CreditLineInput(invoice.lines.first().pk, D("5.00"))],
             reason=CreditNote.DUPLICATE,
+            now=NOV_11,
+        )
+        simulation = engine.simulation_request(
+            version=draft,
+            period_start=NOV_1,
+            period_end=NOV_11,
+            customers=[acme],
+            selection="acme",
+            user=None,
             now=NOV_11,
         )
     versions = "/admin/plans/planversion"
@@ -83,6 +98,9 @@ def urls(settings):
         "new version": f"{versions}/add/?plan={version.plan_id}",
         "try prices": f"{versions}/{version.pk}/try-prices/{tried}",
         "simulate": f"/admin/plans/pricesimulation/simulate/?version={version.pk}",
+        "simulation": f"/admin/plans/pricesimulation/{simulation.pk}/result/",
+        "compare": f"{versions}/{draft.pk}/compare/",
+        "price history": f"{versions}/{version.pk}/history/",
         "subscriptions": "/admin/billing/subscription/",
         "new subscription": "/admin/billing/subscription/add/",
         "subscription": f"/admin/billing/subscription/{subscription.pk}/change/",
@@ -125,7 +143,7 @@ UNGRAMMATICAL = {
     "de": ["Der Version", "Neues "],
 }
 # A time of day not followed by its zone ("11 novembre 2026 09:30").
-ZONELESS_TIME = re.compile(r"\b\d{1,2}:\d{2}(?::\d{2})?\b(?!\s*\(?(?:UTC|[A-Z]{3,5})\b)")
+ZONELESS_TIME = re.compile(r"\b\d{1,2}:\d{2}(?::\d{2})?(?![:\d])(?!\s*\(?(?:UTC|[A-Z]{3,5})\b)")
 
 
 def visible_text(page: str) -> str:
@@ -207,3 +225,7 @@ def test_an_amount_shows_as_typed_with_its_currencys_digits(client, urls, langua
     assert threshold.group(1) == ("500,00" if language != "en" else "500.00")
     # and: a unit price keeps its own digits
     assert 'value="0,002"' in page if language != "en" else 'value="0.002"' in page
+    # and: a subscription's deal (a seat price of 12.5) shows the same way
+    page = html.unescape(client.get(urls["subscription"]).content.decode())
+    deal = re.search(r'name="deal_seat_price" value="([^"]*)"', page).group(1)
+    assert deal == ("12,50" if language != "en" else "12.50")
