@@ -126,13 +126,18 @@ ENGLISH_WORDS = [
     *["Published", "archived", "Archived", "Simulate", "Try", "margin", "revenue"],
     *["cost", "Remaining", "included", "Included", "Up", "limit", "Flat", "fee", "fees"],
 ]
-# English phrases a word list cannot catch: "on" and "Tier" are French and German words.
-ENGLISH_PHRASES = ["% on", "Tier 1", "Tier 2", "per unit", "Per unit", "No limit"]
+# English phrases a word list cannot catch: "on" and "Tier" are French and German
+# words; "Nov 2026" is English's month (French and German write "nov." and "Nov.").
+ENGLISH_PHRASES = ["% on", "Tier 1", "Tier 2", "per unit", "Per unit", "No limit", "Nov 2026"]
 SAME_SPELLING = {
     "fr": {"progressive", "Progressive", "due"},
     "de": {"Tier", "tier"},
 }
-DATA = ["Acme SARL", "acme", "LLM tokens", "llm_tokens", "Usage Billing Inc.", "Isle of Man"]
+# (An invoice line's description is the invoice's, in its customer's language.)
+DATA = [
+    *["Acme SARL", "acme", "LLM tokens", "llm_tokens", "Usage Billing Inc.", "Isle of Man"],
+    "Pro (Nov 2026)",
+]
 # Django's phrases made ungrammatical by a noun ("Ajout de abonnement") or by
 # nested_admin's title case ("Palier De Prix").
 UNGRAMMATICAL = {
