@@ -7,6 +7,7 @@ and the admin shows it read-only. New prices are a new version.
 from decimal import Decimal
 
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from djmoney.models.fields import MoneyField
 
@@ -384,7 +385,8 @@ class PriceTier(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Tier {self.position + 1}"
+        # Shown on the version's page, in the admin user's language.
+        return gettext("Tier %(number)s") % {"number": self.position + 1}
 
 
 class CreditPack(models.Model):

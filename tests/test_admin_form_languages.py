@@ -51,7 +51,7 @@ def admin_pages(client, draft) -> dict[str, str]:
 
 
 FRENCH = {
-    "plan": ["Ajout de offre", "Code :", "Nom :", "Description :"],
+    "plan": ["Ajout : offre", "Code :", "Nom :", "Description :"],
     "new version": [
         "Offre :",
         "Devise :",

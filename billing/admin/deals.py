@@ -11,7 +11,12 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.admin.entitlements import deal_features_text
 from billing.core import customer_text
-from billing.core.admin_forms import ExactDecimalField, amount_text, quantity_text
+from billing.core.admin_forms import (
+    ExactDecimalField,
+    amount_text,
+    amounts_in_currency,
+    quantity_text,
+)
 from billing.core.vocabulary import ALLOWANCE_MODELS
 from billing.models import Subscription
 from billing.rating.pricing import PER_UNIT, PricingSpec
@@ -134,6 +139,7 @@ def deal_setup(form, subscription: Subscription) -> None:
     charges = [c for c in version_spec(version=version).charges if c.model in ALLOWANCE_MODELS]
     form.fields["deal_meter"].choices = [("", "-")] + [(c.meter, c.meter) for c in charges]
     overrides = overrides_from_json(stored_deal(subscription))
+    amounts_in_currency(form, version.currency, [*TERM_FIELDS, "deal_unit_price"])
     form.initial.update({field: getattr(overrides, name) for field, name in TERM_FIELDS.items()})
     if overrides.charges:
         charge = overrides.charges[0]

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.admin.deals import DealFields, deal_text
@@ -39,17 +39,24 @@ OPS_CHANGES = ["new_version", "effective", "new_seats", "at"]
 
 
 def change_details_text(change: SubscriptionChange) -> str:
-    """What a history row's details say, in words: '1 seat, anniversary of the
-    start', 'from 3 to 5 seats'."""
+    """What a history row's details say, in the admin user's language: '1 seat,
+    billing anchor: Anniversary of the start', 'from 3 to 5 seats'. The anchor's
+    label is quoted as it is (a German noun keeps its capital)."""
     details = change.details or {}
     if change.kind == SubscriptionChange.SEATS and {"from", "to"} <= set(details):
-        return f"from {quantity_text(details['from'])} to {quantity_text(details['to'])} seats"
+        return ngettext(
+            "from {before} to {after} seat", "from {before} to {after} seats", details["to"]
+        ).format(before=quantity_text(details["from"]), after=quantity_text(details["to"]))
     parts = []
     if "seats" in details:
         seats = details["seats"]
-        parts.append(f"{quantity_text(seats)} seat{'' if seats == 1 else 's'}")
+        parts.append(
+            ngettext("{count} seat", "{count} seats", seats).format(count=quantity_text(seats))
+        )
     if details.get("billing_anchor") in dict(Subscription.ANCHORS):
-        parts.append(dict(Subscription.ANCHORS)[details["billing_anchor"]].lower())
+        anchor = Subscription._meta.get_field("billing_anchor").verbose_name
+        label = dict(Subscription.ANCHORS)[details["billing_anchor"]]
+        parts.append(f"{anchor}: {label}")
     return ", ".join(parts) or "—"
 
 

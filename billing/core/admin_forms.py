@@ -90,19 +90,35 @@ def typed_value(value: object) -> Decimal | None:
 
 class TypedNumberInput(forms.TextInput):
     """A text box for a number, shown in the user's convention without trailing
-    zeros ('19,99' in German for a stored 19.9900000000). Not <input type=number>:
-    a browser reads that one in its own locale and drops what it cannot read."""
+    zeros ('19,99' in German for a stored 19.9900000000); an amount in a currency
+    (`currency` set, amounts_in_currency) with its currency's digits at least
+    ('39,90', as typed). Not <input type=number>: a browser reads that one in its
+    own locale and drops what it cannot read."""
 
     def __init__(self, attrs=None, *, trim: bool = True):
         super().__init__({"inputmode": "decimal", "autocomplete": "off", **(attrs or {})})
         self.trim = trim
+        self.currency: str | None = None
 
     def format_value(self, value):
         if isinstance(value, Decimal | int) and not isinstance(value, bool):
-            value = Decimal(value).normalize() if self.trim else Decimal(value)
             with customer_text.speaking(admin_language()):
+                if self.currency:
+                    return customer_text.typed_money(Decimal(value), self.currency)
+                value = Decimal(value).normalize() if self.trim else Decimal(value)
                 return customer_text.typed_number(value)
         return super().format_value(value)
+
+
+def amounts_in_currency(form: forms.BaseForm, currency: str | None, names) -> None:
+    """Show the form's amount fields `names` (those it has) with `currency`'s
+    digits at least: a base fee typed "39,90" shows back as "39,90", not "39,9"."""
+    if not currency:
+        return
+    for name in names:
+        field = form.fields.get(name)
+        if field is not None and isinstance(field.widget, TypedNumberInput):
+            field.widget.currency = currency
 
 
 class ExactDecimalField(forms.DecimalField):

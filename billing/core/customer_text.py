@@ -108,8 +108,13 @@ def money(amount: Decimal, currency: str) -> str:
     """An amount with at least its currency's minor digits, grouped: '1,234.50'
     (en), '1 234,50' (fr), '1.234,50' (de), '6,700' (JPY), '0.0000025'."""
     amount = Decimal(amount) + 0  # folds -0 into 0
-    digits = max(currency_exponent(currency), -amount.normalize().as_tuple().exponent)
+    digits = _money_digits(amount, currency)
     return formats.number_format(amount, decimal_pos=digits, use_l10n=True, force_grouping=True)
+
+
+def _money_digits(amount: Decimal, currency: str) -> int:
+    """The currency's minor digits, or the amount's own where it has more (a price)."""
+    return max(currency_exponent(currency), -amount.normalize().as_tuple().exponent)
 
 
 MILLION = Decimal(1_000_000)
@@ -145,6 +150,15 @@ def typed_number(value: Decimal, *, grouped: bool = False) -> str:
     value = Decimal(value) + 0
     places = max(0, -value.as_tuple().exponent)
     return formats.number_format(value, decimal_pos=places, use_l10n=True, force_grouping=grouped)
+
+
+def typed_money(amount: Decimal, currency: str) -> str:
+    """An amount as someone types it, with at least its currency's minor digits
+    (what was typed "39,90" shows back so): '39.90', '1234.50' (en), '39,90' (fr,
+    de), '6700' (JPY), '0.002'."""
+    amount = Decimal(amount) + 0
+    digits = _money_digits(amount, currency)
+    return formats.number_format(amount, decimal_pos=digits, use_l10n=True, force_grouping=False)
 
 
 def money_text(amount: Decimal, currency: str) -> str:

@@ -135,18 +135,26 @@ def credit_note_destination(note: CreditNote) -> str:
     """Where the credit note's money went, in words."""
     parts = []
     if note.to_amount_due:
-        parts.append(f"{money_text(note.to_amount_due, note.currency)} off the amount due")
+        parts.append(
+            _("{amount} off the amount due").format(
+                amount=money_text(note.to_amount_due, note.currency)
+            )
+        )
     if note.paid_back and note.paid_back_to == CreditNote.TO_REFUND:
         parts.append(
-            f"{money_text(note.paid_back, note.currency)} refunded to the card through Stripe "
-            f"({note.get_refund_status_display().lower()})"
+            _("{amount} refunded to the card through Stripe ({status})").format(
+                amount=money_text(note.paid_back, note.currency),
+                status=note.get_refund_status_display(),
+            )
         )
     elif note.paid_back:
         parts.append(
-            f"{money_text(note.paid_back, note.currency)} to the customer's credit balance"
+            _("{amount} to the customer's credit balance").format(
+                amount=money_text(note.paid_back, note.currency)
+            )
         )
         if note.refund_status == CreditNote.REFUND_FAILED:
-            parts.append(f"Stripe refused the refund: {note.refund_error}")
+            parts.append(_("Stripe refused the refund: {error}").format(error=note.refund_error))
     return "; ".join(parts) or "—"
 
 

@@ -16,6 +16,7 @@ from billing.core.admin_forms import (
     EXACT_DECIMALS,
     ExactDecimalField,
     admin_language,
+    amounts_in_currency,
     money_column,
     money_text,
     quantity_column,
@@ -94,6 +95,11 @@ class TierForm(forms.ModelForm):
         model = PriceTier
         fields = ["up_to", "unit_price", "per", "flat_fee"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        charge = self.instance.charge if self.instance.charge_id else None
+        amounts_in_currency(self, charge and charge.version.currency, ["unit_price", "flat_fee"])
+
     def clean_per(self) -> Decimal:
         return clean_per_field(self)
 
@@ -106,7 +112,9 @@ class TierInline(FrozenWhenPublishedMixin, nested_admin.NestedTabularInline):
     # A published version's tiers are shown, not edited: as finance reads amounts.
     frozen_fields = ["up_to_text", "unit_price_text", "per_text", "flat_fee_text"]
     extra = 0
-    verbose_name = _("price tier")
+    # One word in every language: nested_admin title-cases it in "Add another
+    # %(verbose_name)s" ("Palier De Prix" from "palier de prix").
+    verbose_name = _("tier")
     verbose_name_plural = _("price tiers (graduated and volume prices)")
 
     def get_queryset(self, request):
@@ -152,6 +160,11 @@ class ChargeForm(RateCardFormMixin, forms.ModelForm):
             "package_price",
         ]
         labels = {"model": _("Consumption model")}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        currency = self.instance.version.currency if self.instance.version_id else None
+        amounts_in_currency(self, currency, ["unit_price", "package_price"])
 
     def clean_per(self) -> Decimal:
         return clean_per_field(self)

@@ -6,7 +6,7 @@ and when a price changed, in the admin's time zone."""
 from django.core.exceptions import FieldDoesNotExist
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
 from billing.core.errors import BillingError
@@ -168,6 +168,8 @@ def selected_words(action: str, versions: list[PlanVersion]) -> tuple[str, str]:
 
 
 def when_text(moment) -> str:
-    """'22 Nov 2026, 21:15:04 UTC': in the admin's time zone, which it names."""
+    """'22 Nov 2026, 21:15:04 UTC' ('22 nov. 2026, …' in French): in the admin's
+    time zone, which it names; the format is the history pages' (audit_history_list)."""
     local = timezone.localtime(moment)
-    return f"{date_format(local, 'j M Y, H:i:s')} {timezone.get_current_timezone_name()}"
+    shown = pgettext("a moment on a history page: day, month, year, time", "j M Y, H:i:s")
+    return f"{date_format(local, shown)} {timezone.get_current_timezone_name()}"

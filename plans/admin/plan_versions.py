@@ -38,6 +38,7 @@ from billing.core.admin_forms import (
     EXACT_DECIMALS,
     ServiceValidatedForm,
     adopt,
+    amounts_in_currency,
     money_column,
     percent_text,
     quantity_column,
@@ -93,6 +94,10 @@ class CurrencyField(forms.ChoiceField):
         self.choices = currency_choices(current=code or "")
 
 
+# The version's terms that are amounts in its currency.
+VERSION_AMOUNTS = ["base_fee", "seat_price", "minimum_commitment", "progressive_billing_threshold"]
+
+
 class PlanVersionForm(ServiceValidatedForm):
     currency = CurrencyField()
     # The rollover's refusals name the API's object (plans.credits_rollover).
@@ -106,8 +111,10 @@ class PlanVersionForm(ServiceValidatedForm):
         super().__init__(*args, **kwargs)
         if "plan" in self.fields:
             self.fields["plan"].label_from_instance = lambda plan: f"{plan.name} ({plan.code})"
+        currency = self.instance.currency or self.initial.get("currency")
         if "currency" in self.fields:  # not on a published version's view page
-            self.fields["currency"].offer(self.instance.currency or self.initial.get("currency"))
+            self.fields["currency"].offer(currency)
+        amounts_in_currency(self, currency, VERSION_AMOUNTS)
 
     def validate_domain(self, cleaned):
         terms = version_terms_spec(SimpleNamespace(**cleaned))
@@ -173,7 +180,7 @@ class PlanVersionAdmin(RefusedDeletionMixin, AuditHistoryAdmin, nested_admin.Nes
     seat_price_display = money_column("seat_price", _("seat price"))
     minimum_commitment_display = money_column("minimum_commitment", _("minimum commitment"))
     progressive_billing_threshold_display = money_column(
-        "progressive_billing_threshold", "progressive billing threshold"
+        "progressive_billing_threshold", _("progressive billing threshold")
     )
 
     credits_per_period_text = quantity_column("credits_per_period", _("credits per period"))

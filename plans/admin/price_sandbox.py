@@ -17,6 +17,7 @@ from billing.core.admin_forms import (
     ExactDecimalField,
     ExactIntegerField,
     money_text,
+    percent_text,
     quantity_text,
     unit_price_text,
 )
@@ -25,7 +26,6 @@ from billing.rating import lines as rating
 from billing.rating.rate_cards import Combination, row_combination
 from billing.simulation.sandbox import SandboxInvoice, interval_end
 from plans.models import TaxRate
-from plans.taxes import tax_label
 from plans.validation import VersionSpec
 
 # The charges whose usage is on the period's invoice; credits and balance charges
@@ -172,7 +172,13 @@ def invoice_rows(invoice: SandboxInvoice, currency: str) -> dict:
         "subtotal": money_text(invoice.subtotal, currency),
         "taxes": [
             {
-                "label": f"{tax_label(tax.rate)} on {money_text(tax.taxable_amount, currency)}",
+                # The invoice's own words for a tax line, in the admin user's language.
+                "label": gettext("%(name)s %(percentage)s on %(taxable_amount)s")
+                % {
+                    "name": tax.rate.name,
+                    "percentage": percent_text(tax.rate.percentage),
+                    "taxable_amount": money_text(tax.taxable_amount, currency),
+                },
                 "amount": money_text(tax.amount, currency),
             }
             for tax in invoice.taxes

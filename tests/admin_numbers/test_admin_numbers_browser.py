@@ -63,7 +63,7 @@ def test_a_french_user_types_1_comma_50_as_a_base_fee_and_1_50_is_saved(
     assert page.locator("html").get_attribute("lang") == "fr"
     assert page.locator("#admin-language-link").text_content() == "Langue: français"
     base_fee = page.locator("#id_base_fee")
-    assert base_fee.input_value() == "20,5"
+    assert base_fee.input_value() == "20,50"  # with the currency's two digits
     assert base_fee.get_attribute("type") == "text"
 
     # when: she types 1,50 and saves
@@ -72,9 +72,9 @@ def test_a_french_user_types_1_comma_50_as_a_base_fee_and_1_50_is_saved(
     page.click("input[name=_continue]")
     page.wait_for_selector(".messagelist .success")
 
-    # then: 1.50 is saved, and shown back as 1,5
+    # then: 1.50 is saved, and shown back as typed, 1,50
     assert PlanVersion.objects.get(pk=version.pk).base_fee == D("1.50")
-    assert page.locator("#id_base_fee").input_value() == "1,5"
+    assert page.locator("#id_base_fee").input_value() == "1,50"
     page.screenshot(path=os.path.join(output_dir, "2-fr-saved.png"), full_page=True)
 
 
@@ -88,7 +88,7 @@ def test_an_english_user_typing_1_comma_50_is_asked_and_nothing_is_saved(
     page, base = browser_page, live_server.url
     change = f"/admin/plans/planversion/{version.pk}/change/"
     log_in(page, base, "ann", change)
-    assert page.locator("#id_base_fee").input_value() == "20.5"
+    assert page.locator("#id_base_fee").input_value() == "20.50"
 
     # when: she types 1,50 and saves
     page.fill("#id_base_fee", "1,50")
@@ -125,7 +125,7 @@ def test_an_english_user_typing_1_comma_50_is_asked_and_nothing_is_saved(
     assert page.locator("#admin-language-link").text_content() == "Sprache: Deutsch"
     assert "Die Verwaltung ist jetzt auf Deutsch." in text_of(page, ".messagelist")
     page.goto(f"{base}{change}")
-    assert page.locator("#id_base_fee").input_value() == "20,5"
+    assert page.locator("#id_base_fee").input_value() == "20,50"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -221,12 +221,12 @@ def test_the_admin_reads_a_german_users_base_fee_in_german(client, draft):
 
     page = client.get(url)
     assert page["Content-Language"] == "de"
-    assert 'name="base_fee" value="20"' in page.content.decode()
+    assert 'name="base_fee" value="20,00"' in page.content.decode()
     page = client.post(url, version_post(draft, "1.234,50"))
 
     assert page.status_code == 302, page.context["adminform"].form.errors
     assert PlanVersion.objects.get(pk=draft.pk).base_fee == D("1234.50")
-    assert 'value="1234,5"' in client.get(url).content.decode()
+    assert 'value="1234,50"' in client.get(url).content.decode()
 
 
 def test_an_english_users_ambiguous_base_fee_saves_nothing(client, draft):

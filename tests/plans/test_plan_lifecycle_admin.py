@@ -489,7 +489,7 @@ def test_tiers_show_their_numbers_as_typed_and_their_labels(finance_client, pro)
     # then
     assert 'name="charges-0-tiers-0-up_to" value="1000000"' in page
     assert 'name="charges-0-tiers-0-unit_price" value="0.000002"' in page
-    assert 'name="charges-0-tiers-0-flat_fee" value="0"' in page
+    assert 'name="charges-0-tiers-0-flat_fee" value="0.00"' in page  # an amount: 2 digits
     assert 'name="charges-0-tiers-1-up_to"' in page
     assert 'name="charges-0-tiers-1-up_to" value' not in page
     assert "0E-10" not in page

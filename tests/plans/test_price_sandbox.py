@@ -168,7 +168,7 @@ def test_the_page_shows_the_invoice_and_writes_nothing(pro, sales_tax, client):
     assert "Invoice for Nov 2026" in html
     assert f'<td class="amount">{usd("2,000.00")}</td>' in html
     assert f'<td class="amount">{usd("748.50")}</td>' in html
-    assert f"Sales tax 8.25 % on {usd('2,835.00')}" in html
+    assert f"Sales tax 8.25% on {usd('2,835.00')}" in html
     assert (
         f'<tr class="total" id="sandbox-total"><td colspan="3">Total</td>'
         f'<td class="amount">{usd("3,068.89")}</td></tr>'
