@@ -27,6 +27,7 @@ from decimal import Decimal
 from django.utils.translation import gettext as _
 
 from billing.core.errors import Conflict
+from billing.core.money import quantize_money
 from billing.core.vocabulary import LineKind
 from billing.models import Subscription
 from billing.rating.lines import LineInput
@@ -119,7 +120,9 @@ def plan_unused_credit(
     parts, left, free = [], [], list(charged)
     for line in credit:
         match = next((c for c in free if c.unit_price == line.unit_price), None)
-        wanted = -line.amount
+        # What the invoice charged for that time: a discounted invoice charged
+        # each line its share after the discount (credit_notes.line_left_to_credit).
+        wanted = _after_discount(invoice, -line.amount)
         amount = ZERO
         if match is not None:
             free.remove(match)
@@ -130,6 +133,12 @@ def plan_unused_credit(
         if amount < wanted:
             left.append(replace(line, amount=amount - wanted))
     return UnusedCredit(invoice if parts else None, tuple(parts), tuple(left))
+
+
+def _after_discount(invoice: Invoice, amount: Decimal) -> Decimal:
+    if not invoice.discount or invoice.subtotal <= 0:
+        return amount
+    return quantize_money(amount * invoice.taxable_amount / invoice.subtotal, invoice.currency)
 
 
 def issue_unused_credit(*, credit: UnusedCredit, cause: str, now: datetime) -> CreditNote | None:

@@ -58,8 +58,15 @@ def statuses() -> dict[str, str]:
 def test_close_as_of_a_past_time_closes_and_finalizes(subscribed):
     output = close("--as-of", "2026-12-01T00:00:00Z", now=datetime(2026, 12, 3, tzinfo=UTC))
 
-    assert output == "closed 1 period(s), finalized 2 invoice(s) as of 2026-12-01T00:00:00+00:00"
+    # what it issues is dated when issued (the 3rd), not as of the 1st
+    assert output == (
+        "closed 1 period(s), finalized 2 invoice(s) as of 2026-12-01T00:00:00+00:00; "
+        "issued on 2026-12-03"
+    )
     assert statuses() == {"start": "finalized", "period": "finalized"}
+    assert set(Invoice.objects.values_list("finalized_at", flat=True)) == {
+        datetime(2026, 12, 3, tzinfo=UTC)
+    }
     subscribed.refresh_from_db()
     assert (subscribed.current_period_start, subscribed.current_period_end) == (
         DEC_1,
@@ -77,7 +84,7 @@ def test_close_as_of_an_offset_time_reads_it_in_utc(subscribed):
     output = close("--as-of", "2026-12-01T01:00:00+01:00", now=datetime(2026, 12, 2, tzinfo=UTC))
 
     assert output.startswith("closed 1 period(s)")
-    assert output.endswith("as of 2026-12-01T00:00:00+00:00")
+    assert output.endswith("as of 2026-12-01T00:00:00+00:00; issued on 2026-12-02")
 
 
 @pytest.mark.parametrize(

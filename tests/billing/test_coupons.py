@@ -17,7 +17,7 @@ from billing.rating.pricing import PricingSpec, TierSpec
 from billing.subscriptions.discounts import discount_redeem
 from billing.subscriptions.lifecycle import subscription_cancel, subscription_change_plan
 from billing.usage.ingestion import events_ingest
-from invoices.models import Invoice
+from invoices.models import CreditNote, Invoice
 from plans.coupons import coupon_create
 from plans.models import Coupon
 from plans.services import tax_rate_create
@@ -379,9 +379,14 @@ def test_plan_change_and_cancel_invoices_are_not_discounted(pro):
 
     # then: only the period invoice has a discount (half of December's 80.00)
     assert (change.discount, discount_lines(change)) == (D("0"), [])
-    assert (cancel.discount, discount_lines(cancel)) == (D("0"), [])
     assert figures(period_invoice(pro, NOV_1))[:2] == (D("80.00"), D("40.00"))
     assert Discount.objects.get(subscription=pro).periods_applied == 1
+    # and the cancel bills nothing (no usage): its unused time, half of December,
+    # is a credit note of half of what December's invoice charged after the
+    # discount (20.00 of the 40.00), not of the 80.00 list price
+    assert cancel is None
+    note = CreditNote.objects.get(invoice=period_invoice(pro, NOV_1))
+    assert list(note.lines.values_list("amount", flat=True)) == [D("20.00")]
 
 
 def test_a_subscription_ending_at_period_end_ends_its_discount(pro):

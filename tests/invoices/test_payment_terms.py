@@ -50,6 +50,13 @@ def draft_for(external_id: str, *, terms: int | None, timezone: str = "UTC") -> 
     return Invoice.objects.get(customer=customer)
 
 
+def finalized(draft: Invoice, now: datetime) -> Invoice:
+    """The draft finalized at `now`, the clock moved there: a document is dated
+    when it is issued (invoices.issue_dates)."""
+    with time_machine.travel(now, tick=False):
+        return invoice_finalize(invoice=draft, now=now, collect=False)
+
+
 def pdf_text(invoice: Invoice) -> str:
     """The PDF's words, whitespace folded."""
     reader = PdfReader(io.BytesIO(render_invoice_pdf(invoice)))
@@ -73,7 +80,7 @@ def test_due_date_is_the_terms_after_finalization_in_the_customers_calendar(
     draft = draft_for("acme", terms=terms, timezone="America/Los_Angeles")
 
     # when
-    invoice = invoice_finalize(invoice=draft, now=NOV_30_LATE_IN_LA, collect=False)
+    invoice = finalized(draft, NOV_30_LATE_IN_LA)
 
     # then: due `terms` days later; printed as the customer's date, not UTC's
     assert (invoice.finalized_at, invoice.due_at) == (NOV_30_LATE_IN_LA, due_at)
@@ -86,14 +93,14 @@ def test_without_terms_of_its_own_a_customer_gets_the_setting(plan, settings):
     settings.BILLING_PAYMENT_TERMS_DAYS = 14
     draft = draft_for("acme", terms=None)
 
-    invoice = invoice_finalize(invoice=draft, now=NOV_1, collect=False)
+    invoice = finalized(draft, NOV_1)
 
     assert invoice.due_at == NOV_1 + timedelta(days=14)
 
 
 def test_the_api_shows_issue_and_due_dates_and_what_is_due(api, plan):
     draft = draft_for("acme", terms=30)
-    invoice_finalize(invoice=draft, now=NOV_1, collect=False)
+    finalized(draft, NOV_1)
 
     body = api.get(f"/api/v1/invoices/{draft.pk}").json()
 
@@ -107,8 +114,8 @@ def test_the_api_shows_issue_and_due_dates_and_what_is_due(api, plan):
 
 def test_an_invoice_is_past_due_only_after_its_due_date(api, plan, admin_client):
     # given: acme's invoice due December 1st, beta's due at once (terms 0)
-    invoice_finalize(invoice=draft_for("acme", terms=30), now=NOV_1, collect=False)
-    invoice_finalize(invoice=draft_for("beta", terms=0), now=NOV_1, collect=False)
+    finalized(draft_for("acme", terms=30), NOV_1)
+    finalized(draft_for("beta", terms=0), NOV_1)
 
     def past_due_numbers(now: datetime) -> list[str]:
         with time_machine.travel(now, tick=False):
@@ -127,8 +134,8 @@ def test_an_invoice_is_past_due_only_after_its_due_date(api, plan, admin_client)
 
 
 def test_a_paid_or_void_invoice_is_not_past_due(api, plan):
-    paid = invoice_finalize(invoice=draft_for("acme", terms=0), now=NOV_1, collect=False)
-    void = invoice_finalize(invoice=draft_for("beta", terms=0), now=NOV_1, collect=False)
+    paid = finalized(draft_for("acme", terms=0), NOV_1)
+    void = finalized(draft_for("beta", terms=0), NOV_1)
     api.post(f"/api/v1/invoices/{paid.pk}/pay", {"reference": "wire 1"}, format="json")
     invoice_void(invoice=void, reason="", now=NOV_1)
 
@@ -153,7 +160,7 @@ def test_a_bank_transfer_pays_the_invoice_with_its_reference(api, plan):
     from billing.models import WebhookEndpoint
 
     WebhookEndpoint.objects.create(url="https://hooks.acme.test/x", event_types=["invoice.paid"])
-    invoice = invoice_finalize(invoice=draft_for("acme", terms=30), now=NOV_1, collect=False)
+    invoice = finalized(draft_for("acme", terms=30), NOV_1)
 
     # when
     with time_machine.travel(datetime(2026, 11, 20, tzinfo=UTC), tick=False):
@@ -176,7 +183,7 @@ def test_a_bank_transfer_pays_the_invoice_with_its_reference(api, plan):
 
 
 def test_paid_at_defaults_to_now(api, plan):
-    invoice = invoice_finalize(invoice=draft_for("acme", terms=30), now=NOV_1, collect=False)
+    invoice = finalized(draft_for("acme", terms=30), NOV_1)
 
     with time_machine.travel(datetime(2026, 11, 20, 10, tzinfo=UTC), tick=False):
         body = api.post(
@@ -190,7 +197,7 @@ def test_paid_at_defaults_to_now(api, plan):
 def test_only_a_finalized_invoice_can_be_paid(api, plan, state):
     invoice = draft_for("acme", terms=30)
     if state != "draft":
-        invoice = invoice_finalize(invoice=invoice, now=NOV_1, collect=False)
+        invoice = finalized(invoice, NOV_1)
     if state == "void":
         invoice_void(invoice=invoice, reason="", now=NOV_1)
     if state == "paid":
@@ -220,7 +227,7 @@ def test_only_a_finalized_invoice_can_be_paid(api, plan, state):
     ],
 )
 def test_a_bad_payment_is_refused_and_changes_nothing(api, plan, body, field):
-    invoice = invoice_finalize(invoice=draft_for("acme", terms=30), now=NOV_1, collect=False)
+    invoice = finalized(draft_for("acme", terms=30), NOV_1)
     before = Invoice.objects.values().get(pk=invoice.pk)
 
     response = api.post(f"/api/v1/invoices/{invoice.pk}/pay", body, format="json")
@@ -231,7 +238,7 @@ def test_a_bad_payment_is_refused_and_changes_nothing(api, plan, body, field):
 
 
 def test_paying_needs_the_admin_scope_and_an_existing_invoice(plan):
-    invoice = invoice_finalize(invoice=draft_for("acme", terms=30), now=NOV_1, collect=False)
+    invoice = finalized(draft_for("acme", terms=30), NOV_1)
 
     read_only = api_client("read").post(
         f"/api/v1/invoices/{invoice.pk}/pay", {"reference": "wire"}, format="json"

@@ -50,6 +50,7 @@ class Command(BaseCommand):
             ) from error
         self.stdout.write(
             f"closed {result.periods_closed} period(s), finalized "
-            f"{result.invoices_finalized} invoice(s) as of {moment.isoformat()}; "
-            f"what it issued is dated {datetime.now(UTC).date().isoformat()}"
+            f"{result.invoices_finalized} invoice(s) as of {moment.isoformat()}"
+            # Back-dated, what it issued is still dated when issued: it says so.
+            + (f"; issued on {now.date().isoformat()}" if moment < now else "")
         )
