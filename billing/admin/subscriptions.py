@@ -31,6 +31,7 @@ from billing.models import (
     SubscriptionChange,
 )
 from billing.subscriptions import lifecycle
+from invoices.models import CreditNote, Invoice
 
 # Finance's permission for a subscription's deal and discount (ops change the
 # plan and seats with change_subscription).
@@ -57,12 +58,26 @@ def change_details_text(change: SubscriptionChange) -> str:
         anchor = Subscription._meta.get_field("billing_anchor").verbose_name
         label = dict(Subscription.ANCHORS)[details["billing_anchor"]]
         parts.append(f"{anchor}: {label}")
+    # An immediate change's documents (billing.subscriptions.lifecycle._change_documents).
+    documents = (
+        (_("invoice {number}"), Invoice, details.get("invoice")),
+        (_("credit note {number}"), CreditNote, details.get("credit_note")),
+    )
+    for words, model, pk in documents:
+        if pk:
+            document = model.objects.filter(pk=pk).first()
+            if document is not None:
+                parts.append(str(words).format(number=document))
     return ", ".join(parts) or "—"
+
+
+# How a change applies, in the admin user's words (SubscriptionChange.how).
+HOW = {"immediate": _("immediately"), "period_end": _("at the period's end")}
 
 
 class SubscriptionChangeInline(admin.TabularInline):
     model = SubscriptionChange
-    fields = ["kind", "from_name", "to_name", "effective", "how", "details_text", "created"]
+    fields = ["kind", "from_name", "to_name", "effective", "how_text", "details_text", "created"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -86,6 +101,10 @@ class SubscriptionChangeInline(admin.TabularInline):
     @admin.display(description=_("effective"))
     def effective(self, change: SubscriptionChange) -> str:
         return moment_text(change.effective_at, _zone(change.subscription))
+
+    @admin.display(description=_("how"))
+    def how_text(self, change: SubscriptionChange) -> str:
+        return str(HOW.get(change.how, change.how or "—"))
 
     @admin.display(description=_("details"))
     def details_text(self, change: SubscriptionChange) -> str:
