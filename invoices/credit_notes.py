@@ -53,6 +53,9 @@ class CreditLineInput:
     description: str = ""
     # The share of a whole period it credits (unused time), None for any other.
     share: Decimal | None = None
+    # The service it credits (unused time: [the change, the period's end)).
+    period_start: datetime | None = None
+    period_end: datetime | None = None
 
 
 def credited_by_line(invoice: Invoice) -> dict[int, Decimal]:
@@ -363,6 +366,8 @@ def _issue(
             ],
             amount=amount,
             share=getattr(described.get(line.pk), "share", None),
+            period_start=getattr(described.get(line.pk), "period_start", None),
+            period_end=getattr(described.get(line.pk), "period_end", None),
         )
         for position, (line, amount) in enumerate(preview.lines)
     )

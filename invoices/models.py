@@ -436,6 +436,11 @@ class CreditNoteLine(models.Model):
     # The share of a whole period the line credits (unused time of a prorated
     # fee: billing.invoicing.unused_time), as an invoice line's share; null else.
     share = models.DecimalField(**AMOUNT, null=True, blank=True, verbose_name=_("share"))
+    # The service it credits, for unused time: earned revenue takes it off over
+    # that time, as the fee it credits would have earned it (billing.revenue.earned);
+    # null for any other line, taken off at the note's date.
+    period_start = models.DateTimeField(null=True, blank=True, verbose_name=_("period start"))
+    period_end = models.DateTimeField(null=True, blank=True, verbose_name=_("period end"))
 
     class Meta:
         verbose_name = _("credit note line")

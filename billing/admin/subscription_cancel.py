@@ -144,7 +144,8 @@ def cancel_consequences(
             % {"invoice": unused.invoice}
         )
         said += [
-            f"{words}: {money_text(-amount, currency)}" for _line, amount, words, _ in unused.parts
+            f"{credit.description}: {money_text(-amount, currency)}"
+            for _line, amount, credit in unused.parts
         ]
     if prepaid is not None:
         left = money_text(leftover_at(subscription, prepaid, so_far), prepaid.currency)

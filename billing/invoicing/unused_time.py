@@ -61,7 +61,7 @@ class UnusedCredit:
     for the change's own invoice."""
 
     invoice: Invoice | None
-    parts: tuple[tuple[InvoiceLine, Decimal, str, Decimal | None], ...]
+    parts: tuple[tuple[InvoiceLine, Decimal, LineInput], ...]
     left: tuple[LineInput, ...]
 
     @property
@@ -128,7 +128,7 @@ def plan_unused_credit(
             free.remove(match)
             amount = max(ZERO, min(wanted, line_left_to_credit(invoice, match, credited), room))
         if amount > 0:
-            parts.append((match, amount, line.description, line.share))
+            parts.append((match, amount, line))
             room -= amount
         if amount < wanted:
             left.append(replace(line, amount=amount - wanted))
@@ -162,8 +162,15 @@ def issue_unused_credit(*, credit: UnusedCredit, cause: str, now: datetime) -> C
     return credit_note_issue(
         invoice=invoice,
         lines=[
-            CreditLineInput(line.pk, amount, description, share)
-            for line, amount, description, share in credit.parts
+            CreditLineInput(
+                charged.pk,
+                amount,
+                given.description,
+                given.share,
+                given.period_start,
+                given.period_end,
+            )
+            for charged, amount, given in credit.parts
         ],
         reason=CreditNote.ORDER_CHANGE,
         memo=memo,

@@ -10,7 +10,8 @@ revenue", API.md v1.3). From what was billed and what is accruing:
   every other line with a service period (fixed fees, seats, proration, the
   true-up, a commit and what it draws) straight-line over it, by the second; a
   line without one at its invoice's date. What credit notes gave back of a
-  line, at the credit note's date.
+  line, at the credit note's date; the unused time a cancel or plan change
+  credits (billing.invoicing.unused_time), over that time, straight-line.
 - What is accruing: each live subscription's period statement for the part
   not invoiced yet (PeriodStatement.invoice_lines), without the minimum
   commitment true-up only the period's end settles: as of now, or as of the
@@ -507,13 +508,21 @@ def _discount_shares(invoice_ids: set[int], currency: str) -> dict[int, Decimal]
 
 
 def _credited_pieces(start, end, currency, customers, adding) -> list[Piece]:
-    """What credit notes dated in the window gave back of earning lines (before
-    tax, already net of the discount), as pieces at the credit note's date."""
+    """What credit notes gave back of earning lines (before tax, already net of
+    the discount): a line crediting unused time (its service period stored:
+    billing.invoicing.unused_time) over that time, straight-line, as the fee it
+    credits would have earned it; any other at the credit note's date, in the
+    window."""
+    at_their_date = Q(
+        period_start__isnull=True,
+        credit_note__created_at__gte=start,
+        credit_note__created_at__lt=end,
+    )
+    over_the_time = Q(period_start__lt=end, period_end__gt=start)
     credited = (
         CreditNoteLine.objects.filter(
+            at_their_date | over_the_time,
             invoice_line__invoice__currency=currency,
-            credit_note__created_at__gte=start,
-            credit_note__created_at__lt=end,
         )
         .exclude(invoice_line__invoice__status=Invoice.VOID)
         .exclude(invoice_line__kind__in=NOT_EARNED)
@@ -522,24 +531,27 @@ def _credited_pieces(start, end, currency, customers, adding) -> list[Piece]:
     if customers is not None:
         credited = credited.filter(invoice_line__invoice__customer_id__in=customers)
     pieces = []
-    for customer_id, plan, meter, kind, amount, at, usage_groups, group in credited.values_list(
+    rows = credited.values_list(
         "invoice_line__invoice__customer_id",
         "invoice_line__plan",
         "invoice_line__meter",
         "invoice_line__kind",
         "amount",
         "credit_note__created_at",
+        "period_start",
+        "period_end",
         "invoice_line__usage_groups",
         "invoice_line__group",
-    ):
+    )
+    for customer_id, plan, meter, kind, amount, at, since, until, usage_groups, group in rows:
         pieces += _line_pieces(
             customer_id=customer_id,
             plan=plan,
             meter=meter,
             kind=kind,
             amount=-quantize_money(amount, currency),
-            start=at,
-            end=at,
+            start=since or at,
+            end=until or at,
             groups=_stored_groups(usage_groups, group),
             currency=currency,
             adding=adding,
