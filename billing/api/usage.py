@@ -183,10 +183,11 @@ class CheckApi(FastAnswerApi):
                 "reason": serializers.CharField(),
                 "used": serializers.CharField(allow_null=True),
                 "included": serializers.CharField(allow_null=True),
-                "remaining": serializers.CharField(
-                    allow_null=True,
-                    help_text="Units left; in a spend_limit_reached refusal, the money left "
-                    "under the spend limit, in the customer's currency.",
+                "remaining": serializers.CharField(allow_null=True),
+                "spend_remaining": serializers.CharField(
+                    required=False,
+                    help_text="In a spend_limit_reached refusal only: the money left under "
+                    "the spend limit this period, in the customer's currency.",
                 ),
                 "balance": serializers.CharField(allow_null=True),
                 "message": serializers.CharField(help_text="The reason, in words."),
@@ -274,14 +275,17 @@ def check_answer(external_id: str, asked: dict) -> dict:
         "message": check.check_message(result, meter_code=asked["meter"]),
         "used": text(result.used),
         "included": text(result.included),
-        # A spend-limit refusal's is money, what is left under the limit.
-        "remaining": format_money(result.remaining, result.currency)
-        if result.spend_before is not None
-        else text(result.remaining),
+        "remaining": text(result.remaining),
         "balance": balance,
         # The period the answer counts usage in (the one the clock is in).
         "period_start": iso(result.period_start) if result.period_start else None,
         "period_end": iso(result.period_end) if result.period_end else None,
+        # A spend-limit refusal says what is left under the limit, in money.
+        **(
+            {"spend_remaining": format_money(result.spend_remaining, result.currency)}
+            if result.spend_remaining is not None
+            else {}
+        ),
     }
 
 

