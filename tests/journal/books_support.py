@@ -7,6 +7,8 @@ it bills an EUR customer 50.00 on 6 Nov; the USD seller bills its USD customer
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
+import time_machine
+
 from billing.rating.lines import LineInput
 from customers.billing_entities import billing_entity_save
 from customers.models import BillingEntity, Customer
@@ -57,18 +59,21 @@ def sellers() -> tuple[BillingEntity, BillingEntity]:
 
 
 def invoice(customer: Customer, amount: str, *, on: datetime) -> Invoice:
-    """An October usage invoice of `amount`, issued `on`."""
+    """An October usage invoice of `amount`, issued `on` (the clock moved there:
+    a document is dated when it is issued, invoices.issue_dates)."""
     draft = period_draft(
         customer,
         [LineInput("usage", "API calls", "api_calls", D(1000), D("0.1"), D(amount))],
         start=OCT_1,
         end=NOV_1,
     )
-    return invoice_finalize(invoice=draft, now=on, collect=False)
+    with time_machine.travel(on, tick=False):
+        return invoice_finalize(invoice=draft, now=on, collect=False)
 
 
 def pay(paid: Invoice, *, on: datetime) -> None:
-    invoice_mark_paid(invoice=paid, reference=f"bank-{paid.number}", now=on, paid_at=on)
+    with time_machine.travel(on, tick=False):
+        invoice_mark_paid(invoice=paid, reference=f"bank-{paid.number}", now=on, paid_at=on)
 
 
 def s32_books(*, with_rates: bool = True) -> dict:

@@ -35,7 +35,8 @@ def usage_invoice(customer: Customer, amount: str, *, now: datetime) -> Invoice:
         customer,
         [LineInput("usage", "API calls", "api_calls", D(1000), D("0.1"), D(amount))],
     )
-    return invoice_finalize(invoice=draft, now=now, collect=False)
+    with time_machine.travel(now, tick=False):
+        return invoice_finalize(invoice=draft, now=now, collect=False)
 
 
 def s29_month(api) -> dict:
@@ -53,18 +54,19 @@ def s29_month(api) -> dict:
     subscribe(b, "runs_b", start=NOV_1)
 
     invoice = usage_invoice(a, "100.00", now=NOV_10)
-    kept, _invoice = credits_grant(
-        customer=b, credits=D(40), kind=CreditBlock.PAID, price=D("40.00"), now=NOV_10
-    )
-    expiring, _invoice = credits_grant(
-        customer=b,
-        credits=D(10),
-        kind=CreditBlock.PAID,
-        price=D("10.00"),
-        priority=90,
-        expires_at=NOV_25,
-        now=NOV_10,
-    )
+    with time_machine.travel(NOV_10, tick=False):
+        kept, _invoice = credits_grant(
+            customer=b, credits=D(40), kind=CreditBlock.PAID, price=D("40.00"), now=NOV_10
+        )
+        expiring, _invoice = credits_grant(
+            customer=b,
+            credits=D(10),
+            kind=CreditBlock.PAID,
+            price=D("10.00"),
+            priority=90,
+            expires_at=NOV_25,
+            now=NOV_10,
+        )
     with time_machine.travel(NOV_28, tick=False):
         for paid in (invoice, kept.invoice, expiring.invoice):
             response = api.post(

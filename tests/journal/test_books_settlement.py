@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
+import time_machine
 from django.db.models import Sum
 
 from billing.journal.models import AccountKind, JournalEntry
@@ -17,6 +18,8 @@ from tests.factories import CustomerFactory
 from tests.journal.books_support import NOV_5, NOV_20, invoice, pay, s32_rates, sellers
 
 pytestmark = pytest.mark.django_db
+
+NOV_16 = datetime(2026, 11, 16, tzinfo=UTC)
 
 
 def functional(document_key: str, kind: str) -> D:
@@ -30,12 +33,13 @@ def test_a_credit_note_then_a_payment_clear_the_receivable_in_eur():
     sellers()
     customer = CustomerFactory(external_id="ny", name="New York Inc", billing_entity="sas")
     billed = invoice(customer, "100.00", on=NOV_5)  # receivable 90.00 EUR
-    note = credit_note_issue(
-        invoice=billed,
-        lines=[CreditLineInput(invoice_line=billed.lines.get().pk, amount=D("20.00"))],
-        reason=CreditNote.REASONS[0][0],
-        now=datetime(2026, 11, 16, tzinfo=UTC),
-    )
+    with time_machine.travel(NOV_16, tick=False):
+        note = credit_note_issue(
+            invoice=billed,
+            lines=[CreditLineInput(invoice_line=billed.lines.get().pk, amount=D("20.00"))],
+            reason=CreditNote.REASONS[0][0],
+            now=NOV_16,
+        )
     billed.refresh_from_db()
     pay(billed, on=NOV_20)  # the 80.00 USD left, at 0.92
 

@@ -1,9 +1,10 @@
 """Revenue per plan in the journal: a plan-level line (base fee, seats, a
 proration, the minimum-commitment true-up) is booked on the plan whose version
 priced it. This holds also when the subscription has moved to another plan by
-the time the invoice is journaled: an immediate change's invoice credits the
-old plan and charges the new one; the close after a change at period end trues
-up the old plan and bills the new one's fees. Lines written before lines said
+the time the invoice is journaled: an immediate change's invoice charges the
+new plan and its credit note for unused time (against the start invoice) takes
+back from the old one; the close after a change at period end trues up the old
+plan and bills the new one's fees. Lines written before lines said
 which plan priced them are stamped by invoices 0028."""
 
 import importlib
@@ -19,7 +20,7 @@ from billing.invoicing.close import periods_close
 from billing.journal.models import AccountKind, JournalEntry
 from billing.subscriptions.lifecycle import subscription_change_plan
 from invoices.credit_notes import CreditLineInput, credit_note_issue
-from invoices.models import Invoice
+from invoices.models import CreditNote, Invoice
 from invoices.services import invoice_finalize
 from tests.factories import CustomerFactory, overage, prompts_meter, published_version, subscribe
 
@@ -35,11 +36,12 @@ DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 DEC_5 = datetime(2026, 12, 5, tzinfo=UTC)
 
 
-def revenue_by_plan(invoice: Invoice) -> dict[str, D]:
-    """The invoice's revenue booked per plan (credit less debit), plan-level legs only."""
+def revenue_by_plan(document: Invoice | CreditNote) -> dict[str, D]:
+    """The document's revenue booked per plan (credit less debit), plan-level legs only."""
+    kind = "credit_note" if isinstance(document, CreditNote) else "invoice"
     rows = (
         JournalEntry.objects.filter(
-            document_key=f"invoice:{invoice.pk}", kind=AccountKind.REVENUE, meter=""
+            document_key=f"{kind}:{document.pk}", kind=AccountKind.REVENUE, meter=""
         )
         .values("plan")
         .annotate(debit=Sum("debit"), credit=Sum("credit"))
@@ -65,20 +67,24 @@ def test_an_immediate_change_credits_the_old_plan_and_charges_the_new_one(catalo
     customer = CustomerFactory(external_id="acme")
     subscription = subscribe(customer, "starter", start=NOV_1)
 
-    _, invoice = subscription_change_plan(
-        subscription=subscription, version=catalog["pro"], effective="immediate", at=NOV_16
-    )
-    # Journaled after the change: the subscription is on pro by now.
-    invoice_finalize(invoice=invoice, now=NOV_16, collect=False)
+    with time_machine.travel(NOV_16, tick=False):
+        _, invoice = subscription_change_plan(
+            subscription=subscription, version=catalog["pro"], effective="immediate", at=NOV_16
+        )
+        # Journaled after the change: the subscription is on pro by now.
+        invoice_finalize(invoice=invoice, now=NOV_16, collect=False)
 
-    # The minimum commitment of starter's first half, half of the base fee back
-    # (15 of 30 days), and half of pro's base fee.
-    assert revenue_by_plan(invoice) == {"starter": D("50.00") - D("15.00"), "pro": D("50.00")}
+    # The minimum commitment of starter's first half, and half of pro's base fee.
+    assert revenue_by_plan(invoice) == {"starter": D("50.00"), "pro": D("50.00")}
     assert dict(invoice.lines.values_list("kind", "plan")) == {
         "minimum_commitment": "starter",
-        "proration_credit": "starter",
         "proration_charge": "pro",
     }
+    # Half of starter's base fee back (15 of 30 days): a credit note against the
+    # start invoice that charged it, taken from starter's revenue.
+    note = CreditNote.objects.get(invoice__subscription=subscription)
+    assert note.invoice.reason == Invoice.START
+    assert revenue_by_plan(note) == {"starter": -D("15.00")}
 
 
 def test_the_close_after_a_change_at_period_end_trues_up_the_old_plan(catalog):
@@ -138,13 +144,15 @@ def test_a_postpaid_commit_s_true_up_at_a_change_at_period_end_is_the_old_plan_s
 def test_a_line_written_before_lines_named_their_plan_books_as_invoices_0028_stamped_it(catalog):
     customer = CustomerFactory(external_id="acme")
     subscription = subscribe(customer, "starter", start=NOV_1)
-    _, invoice = subscription_change_plan(
-        subscription=subscription, version=catalog["pro"], effective="immediate", at=NOV_16
-    )
-    invoice.lines.update(plan="")  # as the column's default fills lines of before
-    line_plans_fill(apps, None)
+    with time_machine.travel(NOV_16, tick=False):
+        _, invoice = subscription_change_plan(
+            subscription=subscription, version=catalog["pro"], effective="immediate", at=NOV_16
+        )
+        invoice.lines.update(plan="")  # as the column's default fills lines of before
+        line_plans_fill(apps, None)
 
-    invoice_finalize(invoice=invoice, now=NOV_16, collect=False)
+        invoice_finalize(invoice=invoice, now=NOV_16, collect=False)
 
-    # As stamped when written: not all on pro, the subscription's plan at journaling.
-    assert revenue_by_plan(invoice) == {"starter": D("50.00") - D("15.00"), "pro": D("50.00")}
+    # As stamped when written: not all on pro, the subscription's plan at journaling
+    # (the unused time of starter is a credit note against the start invoice).
+    assert revenue_by_plan(invoice) == {"starter": D("50.00"), "pro": D("50.00")}
