@@ -83,7 +83,9 @@ def test_a_partial_credit_note_credits_one_line_with_its_tax(api, customer):
         "memo": "outage on Nov 12",
         "currency": "EUR",
     }
-    assert note["lines"] == [{"invoice_line": first, "description": "Line 1", "amount": "5.00"}]
+    assert note["lines"] == [
+        {"invoice_line": first, "description": "Line 1", "amount": "5.00", "share": None}
+    ]
     assert note["tax_lines"] == [
         {
             "code": "vat",

@@ -154,20 +154,24 @@ def documents(locale: str) -> tuple[Invoice, CreditNote]:
     version.plan.name = "Pro Plan"
     version.plan.save()
     subscribe(customer, version, NOV_1)
-    invoice = invoice_finalize(
-        invoice=Invoice.objects.get(customer=customer, reason=Invoice.START),
-        now=NOV_1,
-        collect=False,
-    )
+    # The clock moved to each issue: a document is dated when it is issued
+    # (invoices.issue_dates).
+    with time_machine.travel(NOV_1, tick=False):
+        invoice = invoice_finalize(
+            invoice=Invoice.objects.get(customer=customer, reason=Invoice.START),
+            now=NOV_1,
+            collect=False,
+        )
     base = invoice.lines.get()
-    note = credit_note_issue(
-        invoice=invoice,
-        lines=[
-            CreditLineInput(invoice_line=base.pk, amount=D(100 if currency == "EUR" else 10000))
-        ],
-        reason=CreditNote.ORDER_CHANGE,
-        now=NOV_5,
-    )
+    with time_machine.travel(NOV_5, tick=False):
+        note = credit_note_issue(
+            invoice=invoice,
+            lines=[
+                CreditLineInput(invoice_line=base.pk, amount=D(100 if currency == "EUR" else 10000))
+            ],
+            reason=CreditNote.ORDER_CHANGE,
+            now=NOV_5,
+        )
     return Invoice.objects.get(pk=invoice.pk), note
 
 

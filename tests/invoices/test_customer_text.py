@@ -17,7 +17,7 @@ from billing.subscriptions.lifecycle import subscription_change_plan
 from customers.portal import portal_session_create
 from customers.services import customer_update
 from invoices.emails import document_email_body
-from invoices.models import Invoice
+from invoices.models import CreditNote, Invoice
 from invoices.pdf import render_credit_note_pdf, render_invoice_pdf
 from invoices.services import invoice_finalize, invoice_void, invoice_write_draft
 from tests.factories import CustomerFactory, api_client, published_version, subscribe
@@ -32,6 +32,13 @@ def pdf_text(content: bytes) -> str:
     """The PDF's text as one line of words (no-break spaces read as spaces)."""
     text = " ".join(page.extract_text() for page in PdfReader(BytesIO(content)).pages)
     return " ".join(text.replace("\N{NO-BREAK SPACE}", " ").split())
+
+
+def finalized_at(draft: Invoice, now: datetime) -> Invoice:
+    """The draft finalized at `now`, the clock moved there: a document is dated
+    when it is issued (invoices.issue_dates)."""
+    with time_machine.travel(now, tick=False):
+        return invoice_finalize(invoice=draft, now=now, collect=False)
 
 
 def words(html: str) -> str:
@@ -151,16 +158,16 @@ def test_a_tokyo_plan_change_reads_the_same_days_on_the_pdf_and_in_the_admin(
     large = published_version("large", base_fee=D("60.00"))
     customer = CustomerFactory(external_id="tokyo", timezone_name="Asia/Tokyo")
     subscription = subscribe(customer, small, NOV_1)
-    _, invoice = subscription_change_plan(
-        subscription=subscription,
-        version=large,
-        effective="immediate",
-        at=datetime(2026, 11, 25, tzinfo=UTC),
-    )
-    if invoice.status == Invoice.DRAFT:
-        invoice = invoice_finalize(
-            invoice=invoice, now=datetime(2026, 11, 25, 1, tzinfo=UTC), collect=False
+    with time_machine.travel(datetime(2026, 11, 25, tzinfo=UTC), tick=False):
+        _, invoice = subscription_change_plan(
+            subscription=subscription,
+            version=large,
+            effective="immediate",
+            at=datetime(2026, 11, 25, tzinfo=UTC),
         )
+    if invoice.status == Invoice.DRAFT:
+        invoice = finalized_at(invoice, datetime(2026, 11, 25, 1, tzinfo=UTC))
+    note = CreditNote.objects.get(invoice__customer=customer)
 
     # then: the PDF prints the lines' period as the admin does, 25 to 30 Nov (was
     # "25 Nov - 1 Dec" on the PDF), and the prorated quantity as the share it
@@ -170,8 +177,10 @@ def test_a_tokyo_plan_change_reads_the_same_days_on_the_pdf_and_in_the_admin(
     text = pdf_text(content)
     assert f"25 Nov {DASH} 30 Nov 2026" in text, text
     assert "1 Dec" not in text.split("Period", 1)[1].split("Subtotal")[0]
-    assert f"Unused time on Small (v1), 25 Nov 09:00 {DASH} 30 Nov 2026, 0.2 of 1 Nov" in text
     assert "6 of 30 days" not in text
+    # the unused time on Small is given back by a credit note, in the same words
+    credited = pdf_text(render_credit_note_pdf(note))
+    assert f"Unused time on Small (v1), 25 Nov 09:00 {DASH} 30 Nov 2026, 0.2 of 1 Nov" in credited
     page = words(admin_client.get(f"/admin/invoices/invoice/{invoice.pk}/change/").content.decode())
     assert f"<td>25 Nov {DASH} 30 Nov 2026</td>" in page
     assert '<td class="numeric">0.2</td>' in page
@@ -218,7 +227,7 @@ def test_the_invoice_list_names_the_zone_of_each_day(admin_client, settings):
             lines=[LineInput("base_fee", "Flat", None, D(1), D(10), D(10))],
             now=datetime(2026, 11, 24, tzinfo=UTC),
         )
-        invoice_finalize(invoice=draft, now=datetime(2026, 11, 24, 20, tzinfo=UTC), collect=False)
+        finalized_at(draft, datetime(2026, 11, 24, 20, tzinfo=UTC))
 
     listing = admin_client.get("/admin/invoices/invoice/").content.decode()
 
@@ -296,22 +305,26 @@ def test_a_seat_plan_change_reads_seats_times_its_share_on_the_pdf_and_in_the_ad
     small = published_version("seats_small", seat_price=D("10.00"))
     large = published_version("seats_large", seat_price=D("20.00"))
     subscription = subscribe(CustomerFactory(external_id="seats"), small, NOV_1, seats=3)
-    _, invoice = subscription_change_plan(
-        subscription=subscription,
-        version=large,
-        effective="immediate",
-        at=datetime(2026, 11, 24, tzinfo=UTC),
-    )
-    if invoice.status == Invoice.DRAFT:
-        invoice = invoice_finalize(
-            invoice=invoice, now=datetime(2026, 11, 24, 1, tzinfo=UTC), collect=False
+    with time_machine.travel(datetime(2026, 11, 24, tzinfo=UTC), tick=False):
+        _, invoice = subscription_change_plan(
+            subscription=subscription,
+            version=large,
+            effective="immediate",
+            at=datetime(2026, 11, 24, tzinfo=UTC),
         )
+    if invoice.status == Invoice.DRAFT:
+        invoice = finalized_at(invoice, datetime(2026, 11, 24, 1, tzinfo=UTC))
 
-    # then: the seat lines' quantity (3 x 7/30) reads as seats and the share
-    # (0.2333 x 3 x 10.00 is 7.00 as billed), never as its product
+    # then: the seat line's quantity (3 x 7/30) reads as seats and the share
+    # (0.2333 x 3 x 20.00 is 14.00 as billed), never as its product; the unused
+    # 7.00 of the small plan's seats is given back by a credit note
     text = pdf_text(render_invoice_pdf(invoice))
     page = words(admin_client.get(f"/admin/invoices/invoice/{invoice.pk}/change/").content.decode())
-    assert "3 seats × 0.2333 10.00 -7.00" in text, text  # noqa: RUF001
+    assert "3 seats × 0.2333 20.00 14.00" in text, text  # noqa: RUF001
+    note = CreditNote.objects.get(invoice__customer__external_id="seats")
+    assert [(line.share, line.amount) for line in note.lines.all()] == [
+        (D("0.2333333333"), D("7.00"))
+    ]
     assert "3 seats × 0.2333" in page  # noqa: RUF001
     assert "0.7" not in text.split("Period", 1)[1].split("Subtotal")[0]
 

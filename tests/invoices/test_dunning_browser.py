@@ -61,9 +61,12 @@ def test_a_restricted_customer_reads_what_is_owed_and_finance_pauses_it(
         payment_terms_days=0,
     )
     line = LineInput("usage", "Prompts", None, D(1), D("250.00"), D("250.00"))
-    invoice = invoice_finalize(
-        invoice=period_draft(acme, [line], start=OCT_1, end=NOV_1), now=NOV_1
-    )
+    # finalized on Nov 1, the clock moved there (a document is dated when it is
+    # issued: invoices.issue_dates)
+    with time_machine.travel(NOV_1, tick=False):
+        invoice = invoice_finalize(
+            invoice=period_draft(acme, [line], start=OCT_1, end=NOV_1), now=NOV_1
+        )
     dunning_run(now=NOV_12)
     acme.refresh_from_db()
     assert acme.standing == "restricted"

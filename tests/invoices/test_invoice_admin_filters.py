@@ -53,16 +53,20 @@ def made_invoices() -> dict[str, Invoice]:
         subscription_create(
             customer=customers[external_id], plan=Plan.objects.get(code=plan), start=OCT_1
         )
-    periods_close(as_of=NOV_1)
+    # Each document issued at its moment, the clock moved there (a document is
+    # dated when it is issued: invoices.issue_dates).
+    with time_machine.travel(NOV_1, tick=False):
+        periods_close(as_of=NOV_1)
     by_customer = Invoice.objects.select_related("customer")
     found = {
         f"{i.customer.external_id}_{i.reason}": i
         for i in by_customer.filter(reason__in=[Invoice.START, Invoice.PERIOD])
     }
     invoice_mark_paid(invoice=found["acme_start"], reference="bank", now=NOV_2)
-    _, top_up = money_top_up(
-        customer=customers["beta"], amount=D("20.00"), currency="USD", now=NOV_5
-    )
+    with time_machine.travel(NOV_5, tick=False):
+        _, top_up = money_top_up(
+            customer=customers["beta"], amount=D("20.00"), currency="USD", now=NOV_5
+        )
     found["beta_purchase"] = invoice_mark_paid(invoice=top_up, reference="card", now=NOV_5)
     subscription_create(
         customer=customers["gamma"], plan=Plan.objects.get(code="flat"), start=NOV_10

@@ -202,14 +202,15 @@ def test_a_credit_note_on_an_old_line_after_its_subscription_moved_books_the_pla
 ):
     InvoiceLine.objects.update(plan="")
     line_plans_fill(apps, None)
-    # acme's December fee on pro, billed in advance by November's close; acme is
-    # on starter again since December 10th.
+    # acme's December fee on pro (100.00), billed in advance by November's close;
+    # acme is on starter again since December 10th, and that change's credit
+    # note gave back the 22 unused days of 31 (70.97): 29.03 is left to credit.
     fee = InvoiceLine.objects.get(
         invoice__customer__external_id="acme", kind="base_fee", period_start=DEC_1
     )
 
     note = credit_note_issue(
-        invoice=fee.invoice, lines=[CreditLineInput(fee.pk, D("40.00"))], reason="other", now=DEC_12
+        invoice=fee.invoice, lines=[CreditLineInput(fee.pk, D("29.03"))], reason="other", now=DEC_12
     )
 
     reversed_ = (
@@ -217,7 +218,7 @@ def test_a_credit_note_on_an_old_line_after_its_subscription_moved_books_the_pla
         .values("plan")
         .annotate(debit=Sum("debit"))
     )
-    assert list(reversed_) == [{"plan": "pro", "debit": D("40.00")}]
+    assert list(reversed_) == [{"plan": "pro", "debit": D("29.03")}]
 
 
 def test_a_prepaid_commit_s_invoice_names_no_plan_and_its_drawdown_the_plan_that_priced_it(db, api):

@@ -13,7 +13,7 @@ from django.apps import apps
 from billing.invoicing.close import periods_close
 from billing.models import Subscription
 from billing.subscriptions.lifecycle import subscription_change_plan, subscription_set_seats
-from invoices.models import InvoiceLine
+from invoices.models import CreditNoteLine, InvoiceLine
 from tests.factories import CustomerFactory, PlanVersionFactory, published_version, subscribe
 
 pytestmark = pytest.mark.django_db
@@ -51,9 +51,13 @@ def test_old_lines_get_the_share_they_were_printed_with():
     written = dict(shared.values_list("pk", "share"))
     before = printed()
     # every kind of prorated line is there: the first month's fees, the seat
-    # change, the plan change's credit and charge of fees and seats
+    # change, the plan change's charge of fees and seats; its credit for the
+    # unused December fees and seats is a credit note, its lines shared too
     kinds = set(shared.values_list("kind", flat=True))
-    assert kinds == {"base_fee", "seats", "proration_charge", "proration_credit"}
+    assert kinds == {"base_fee", "seats", "proration_charge"}
+    credited = list(CreditNoteLine.objects.values_list("invoice_line__kind", "share"))
+    assert sorted(kind for kind, _ in credited) == ["base_fee", "seats"]
+    assert None not in {share for _, share in credited}
     assert any("seats ×" in text for text in before.values())  # noqa: RUF001
 
     # when: the lines lose their share, as lines written before the column, and

@@ -46,12 +46,14 @@ NOW = datetime(2026, 11, 25, 15, tzinfo=UTC)
 
 
 def issued_invoice(customer=None, *, amount: str = "100.00") -> Invoice:
-    """An October invoice of `amount` USD, issued Nov 2 09:00 (not collected)."""
+    """An October invoice of `amount` USD, issued Nov 2 09:00 (not collected), the
+    clock moved there: a document is dated when it is issued (invoices.issue_dates)."""
     customer = customer or customer_create(
         external_id="acme", name="Acme Inc", currency="USD", email="billing@acme.test"
     )
     draft = period_draft(customer, base_fee_lines(amount), start=OCT_1, end=NOV_1)
-    return invoice_finalize(invoice=draft, now=ISSUED, collect=False)
+    with time_machine.travel(ISSUED, tick=False):
+        return invoice_finalize(invoice=draft, now=ISSUED, collect=False)
 
 
 @pytest.fixture
@@ -281,7 +283,8 @@ def test_a_part_is_booked_in_the_sellers_currency_and_the_rest_with_its_exchange
         start=OCT_1,
         end=NOV_1,
     )
-    issued = invoice_finalize(invoice=draft, now=NOV_5, collect=False)
+    with time_machine.travel(NOV_5, tick=False):
+        issued = invoice_finalize(invoice=draft, now=NOV_5, collect=False)
 
     part = invoice_payment_record(
         invoice=issued,

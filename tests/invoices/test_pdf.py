@@ -80,13 +80,17 @@ def draft(lines: list[LineInput], *, owner=None) -> Invoice:
 
 @pytest.fixture
 def finalize(django_capture_on_commit_callbacks):
-    """Finalize a draft on December 2nd and run what its commit enqueues (the
-    render task, eagerly)."""
+    """Finalize a draft on December 2nd, the clock moved there (a document is
+    dated when it is issued: invoices.issue_dates), and run what its commit
+    enqueues (the render task, eagerly) five seconds later."""
 
     def run(invoice: Invoice) -> Invoice:
+        # Left in reverse: the clock is back at DEC_2_RENDERED when the
+        # callbacks run.
         with (
             time_machine.travel(DEC_2_RENDERED, tick=False),
             django_capture_on_commit_callbacks(execute=True),
+            time_machine.travel(DEC_2, tick=False),
         ):
             invoice_finalize(invoice=invoice, now=DEC_2)
         return Invoice.objects.get(pk=invoice.pk)

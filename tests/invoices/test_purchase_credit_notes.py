@@ -70,12 +70,15 @@ def note_on(api, invoice_id: int, line_id: int, amount: str, *, at: datetime = N
 
 
 def issue(invoice: Invoice, amount: str, *, at: datetime = NOV_12) -> CreditNote:
-    return credit_note_issue(
-        invoice=invoice,
-        lines=[CreditLineInput(only_line(invoice), D(amount))],
-        reason=CreditNote.ORDER_CHANGE,
-        now=at,
-    )
+    """A note crediting `amount` of the line, issued at `at`, the clock moved there:
+    a document is dated when it is issued (invoices.issue_dates)."""
+    with time_machine.travel(at, tick=False):
+        return credit_note_issue(
+            invoice=invoice,
+            lines=[CreditLineInput(only_line(invoice), D(amount))],
+            reason=CreditNote.ORDER_CHANGE,
+            now=at,
+        )
 
 
 def entries(wallet: Wallet, *kinds: str) -> list[tuple]:
