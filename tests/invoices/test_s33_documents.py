@@ -227,7 +227,9 @@ def test_s33_a_bank_transfer_received_on_the_29th_is_dated_then():
         "2026-11-29T00:00:00Z",
     )
     # and the journal dates the payment 29 Nov: the receivable cleared by 42.36
-    payment = JournalEntry.objects.filter(customer__external_id="lumiere", document_type="payment")
+    payment = JournalEntry.objects.filter(
+        customer__external_id="lumiere", document_type="payment"
+    )
     assert {entry.date.isoformat() for entry in payment} == {"2026-11-29"}
     assert sum(e.debit for e in payment) == sum(e.credit for e in payment) == D("42.36")
     receivable = JournalEntry.objects.filter(customer__external_id="lumiere", kind="receivable")
