@@ -429,18 +429,28 @@ def test_billed_this_month_is_net_of_credit_notes_with_the_gross_beside_it(admin
     # given: in November, 100.00 and 50.00 issued, 30.00 of the first credited, the
     # second paid; a 20.00 one voided (its credit note with it); October's 70.00
     # credited 10.00 in November (another month's invoice: not this month's)
+    # (each document issued on its day: the clock moved there, invoices.issue_dates)
     customer = CustomerFactory(external_id="acme", currency="USD")
-    october = invoice_finalize(invoice=standalone(customer, "70.00", OCT_5), now=OCT_5)
-    first = invoice_finalize(invoice=standalone(customer, "100.00", NOV_2), now=NOV_2)
-    second = invoice_finalize(invoice=standalone(customer, "50.00", NOV_3), now=NOV_3)
-    voided = invoice_finalize(invoice=standalone(customer, "20.00", NOV_4), now=NOV_4)
-    for invoice, amount in ((first, "30.00"), (october, "10.00")):
-        (line,) = invoice.lines.all()
-        credit_note_issue(
-            invoice=invoice, lines=[CreditLineInput(line.pk, D(amount))], reason="other", now=NOV_5
-        )
-    invoice_mark_paid(invoice=second, reference="bank", now=NOV_5)
-    invoice_void(invoice=voided, reason="billed twice", now=NOV_5)
+
+    def issued(amount: str, at: datetime):
+        with time_machine.travel(at, tick=False):
+            return invoice_finalize(invoice=standalone(customer, amount, at), now=at)
+
+    october = issued("70.00", OCT_5)
+    first = issued("100.00", NOV_2)
+    second = issued("50.00", NOV_3)
+    voided = issued("20.00", NOV_4)
+    with time_machine.travel(NOV_5, tick=False):
+        for invoice, amount in ((first, "30.00"), (october, "10.00")):
+            (line,) = invoice.lines.all()
+            credit_note_issue(
+                invoice=invoice,
+                lines=[CreditLineInput(line.pk, D(amount))],
+                reason="other",
+                now=NOV_5,
+            )
+        invoice_mark_paid(invoice=second, reference="bank", now=NOV_5)
+        invoice_void(invoice=voided, reason="billed twice", now=NOV_5)
 
     # when
     with time_machine.travel(NOW, tick=False):
