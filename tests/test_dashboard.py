@@ -108,16 +108,19 @@ def book(db, settings):
     - delta: trial (30 days) from Nov 1: trialing;
     - zeta: flat, calendar-anchored from Nov 10 (first period 21 of 30 days), its
       start invoice still a draft;
-    - epsilon: flat from Oct 1, cancelled Oct 15, its invoices paid in October."""
+    - epsilon: flat from Oct 1, cancelled Oct 15 (no usage: no cancel invoice, its
+      unused time a credit note against its start invoice), that invoice paid in
+      October."""
     settings.BILLING_PAYMENT_TERMS_DAYS = 0
     plans()
     _, subscription = subscribe("epsilon", "flat", OCT_1)
-    _, cancel_invoice = subscription_cancel(
-        subscription=subscription, effective="immediate", at=OCT_15
-    )
-    for invoice in (start_invoice(subscription), cancel_invoice):
-        invoice_finalize(invoice=invoice, now=OCT_20)
-        invoice_mark_paid(invoice=invoice, reference="bank", now=OCT_20)
+    with time_machine.travel(OCT_15, tick=False):
+        _, cancel_invoice = subscription_cancel(
+            subscription=subscription, effective="immediate", at=OCT_15
+        )
+    assert cancel_invoice is None
+    with time_machine.travel(OCT_20, tick=False):
+        invoice_mark_paid(invoice=start_invoice(subscription), reference="bank", now=OCT_20)
 
     acme, acme_subscription = subscribe("acme", "assistant", NOV_1)
     beta, beta_subscription = subscribe("beta", "flat", NOV_1)
@@ -125,33 +128,35 @@ def book(db, settings):
     subscribe("delta", "trial", NOV_1)
     subscribe("zeta", "flat", NOV_10, billing_anchor=Subscription.CALENDAR)
 
-    invoice_finalize(invoice=start_invoice(acme_subscription), now=NOV_2)
-    invoice_mark_paid(
-        invoice=invoice_finalize(invoice=start_invoice(beta_subscription), now=NOV_2),
-        reference="bank",
-        now=NOV_3,
-    )
-    invoice_finalize(invoice=start_invoice(gamma_subscription), now=NOV_2)
-
-    given_up = invoice_finalize(invoice=standalone(beta, "7.50", NOV_3), now=NOV_3)
-    invoice_mark_uncollectible(invoice=given_up, now=NOV_4)
-    voided = invoice_finalize(invoice=standalone(acme, "4.00", NOV_3), now=NOV_3)
-    invoice_void(invoice=voided, reason="billed twice", now=NOV_4)
+    # Each document issued on its day: the clock moved there (invoices.issue_dates).
+    with time_machine.travel(NOV_2, tick=False):
+        invoice_finalize(invoice=start_invoice(acme_subscription), now=NOV_2)
+        beta_start = invoice_finalize(invoice=start_invoice(beta_subscription), now=NOV_2)
+        invoice_finalize(invoice=start_invoice(gamma_subscription), now=NOV_2)
+    with time_machine.travel(NOV_3, tick=False):
+        invoice_mark_paid(invoice=beta_start, reference="bank", now=NOV_3)
+        given_up = invoice_finalize(invoice=standalone(beta, "7.50", NOV_3), now=NOV_3)
+        voided = invoice_finalize(invoice=standalone(acme, "4.00", NOV_3), now=NOV_3)
+    with time_machine.travel(NOV_4, tick=False):
+        invoice_mark_uncollectible(invoice=given_up, now=NOV_4)
+        invoice_void(invoice=voided, reason="billed twice", now=NOV_4)
     standalone(beta, "5.00", NOV_3)
 
-    _, october_credits = credits_grant(
-        customer=beta,
-        credits=D(50),
-        kind=CreditBlock.PAID,
-        price=D("40.00"),
-        expires_at=NOV_10,
-        now=OCT_5,
-    )
-    invoice_mark_paid(invoice=october_credits, reference="card", now=OCT_5)
-    _, november_credits = credits_grant(
-        customer=acme, credits=D(100), kind=CreditBlock.PAID, price=D("99.00"), now=NOV_5
-    )
-    invoice_mark_paid(invoice=november_credits, reference="card", now=NOV_5)
+    with time_machine.travel(OCT_5, tick=False):
+        _, october_credits = credits_grant(
+            customer=beta,
+            credits=D(50),
+            kind=CreditBlock.PAID,
+            price=D("40.00"),
+            expires_at=NOV_10,
+            now=OCT_5,
+        )
+        invoice_mark_paid(invoice=october_credits, reference="card", now=OCT_5)
+    with time_machine.travel(NOV_5, tick=False):
+        _, november_credits = credits_grant(
+            customer=acme, credits=D(100), kind=CreditBlock.PAID, price=D("99.00"), now=NOV_5
+        )
+        invoice_mark_paid(invoice=november_credits, reference="card", now=NOV_5)
     credits_expire(now=NOV_10)
 
     events = [
@@ -429,18 +434,28 @@ def test_billed_this_month_is_net_of_credit_notes_with_the_gross_beside_it(admin
     # given: in November, 100.00 and 50.00 issued, 30.00 of the first credited, the
     # second paid; a 20.00 one voided (its credit note with it); October's 70.00
     # credited 10.00 in November (another month's invoice: not this month's)
+    # (each document issued on its day: the clock moved there, invoices.issue_dates)
     customer = CustomerFactory(external_id="acme", currency="USD")
-    october = invoice_finalize(invoice=standalone(customer, "70.00", OCT_5), now=OCT_5)
-    first = invoice_finalize(invoice=standalone(customer, "100.00", NOV_2), now=NOV_2)
-    second = invoice_finalize(invoice=standalone(customer, "50.00", NOV_3), now=NOV_3)
-    voided = invoice_finalize(invoice=standalone(customer, "20.00", NOV_4), now=NOV_4)
-    for invoice, amount in ((first, "30.00"), (october, "10.00")):
-        (line,) = invoice.lines.all()
-        credit_note_issue(
-            invoice=invoice, lines=[CreditLineInput(line.pk, D(amount))], reason="other", now=NOV_5
-        )
-    invoice_mark_paid(invoice=second, reference="bank", now=NOV_5)
-    invoice_void(invoice=voided, reason="billed twice", now=NOV_5)
+
+    def issued(amount: str, at: datetime):
+        with time_machine.travel(at, tick=False):
+            return invoice_finalize(invoice=standalone(customer, amount, at), now=at)
+
+    october = issued("70.00", OCT_5)
+    first = issued("100.00", NOV_2)
+    second = issued("50.00", NOV_3)
+    voided = issued("20.00", NOV_4)
+    with time_machine.travel(NOV_5, tick=False):
+        for invoice, amount in ((first, "30.00"), (october, "10.00")):
+            (line,) = invoice.lines.all()
+            credit_note_issue(
+                invoice=invoice,
+                lines=[CreditLineInput(line.pk, D(amount))],
+                reason="other",
+                now=NOV_5,
+            )
+        invoice_mark_paid(invoice=second, reference="bank", now=NOV_5)
+        invoice_void(invoice=voided, reason="billed twice", now=NOV_5)
 
     # when
     with time_machine.travel(NOW, tick=False):

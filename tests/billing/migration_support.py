@@ -82,13 +82,32 @@ def billing_state() -> dict:
     }
 
 
+def unused_credit_note(invoice: Invoice) -> CreditNote | None:
+    """The credit note the change that wrote `invoice` issued for the unused time
+    (billing.invoicing.unused_time: against the invoice that charged the fees)."""
+    change = SubscriptionChange.objects.get(details__invoice=invoice.pk)
+    note = change.details.get("credit_note")
+    return CreditNote.objects.get(pk=note) if note else None
+
+
+def billed_net(invoice: Invoice) -> D:
+    """What a change billed in all: its invoice less its credit note."""
+    note = unused_credit_note(invoice)
+    return invoice.total - (note.total if note else D(0))
+
+
 def line_sums(invoice: Invoice) -> dict[str, D]:
+    """A change's figures as its preview shows them: the usage so far and the new
+    fees on its invoice; the credit for the unused time, negative, from its credit
+    note (and any credit line left on the invoice); the total net of the note."""
     lines = list(invoice.lines.all())
-    credit = sum((line.amount for line in lines if line.kind == "proration_credit"), D(0))
+    left = sum((line.amount for line in lines if line.kind == "proration_credit"), D(0))
     charge = sum((line.amount for line in lines if line.kind == "proration_charge"), D(0))
+    note = unused_credit_note(invoice)
+    credited = note.total if note else D(0)
     return {
-        "usage": invoice.total - credit - charge,
-        "credit": credit,
+        "usage": invoice.total - left - charge,
+        "credit": left - credited,
         "charge": charge,
-        "total": invoice.total,
+        "total": invoice.total - credited,
     }

@@ -173,15 +173,17 @@ def test_change_plan_and_seats_from_the_subscription_page(admin_client, acme, fl
         },
     )
 
-    # then: prorated by the second, like the API
+    # then: prorated by the second, like the API: big charged for the rest of the
+    # period, the unused half of flat a credit note against the start invoice
     assert response.status_code == 302, response.content.decode()[:2000]
     subscription.refresh_from_db()
     assert subscription.version == big
     change = Invoice.objects.get(reason="plan_change")
     assert [(line.kind, line.amount) for line in change.lines.all()] == [
-        ("proration_credit", D("-4.50")),
         ("proration_charge", D("19.50")),
     ]
+    note = CreditNote.objects.get(invoice__subscription=subscription)
+    assert (note.invoice.reason, note.total) == ("start", D("4.50"))
     assert SubscriptionChange.objects.filter(kind="plan_change").count() == 1
 
 

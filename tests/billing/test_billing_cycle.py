@@ -13,7 +13,7 @@ from billing.models import Subscription
 from billing.rating.pricing import PricingSpec, TierSpec
 from billing.subscriptions.lifecycle import subscription_change_plan
 from billing.usage.ingestion import events_ingest
-from invoices.models import Invoice
+from invoices.models import CreditNote, Invoice
 from plans.models import Plan
 from plans.validation import ChargeSpec
 from tests.factories import (
@@ -345,13 +345,17 @@ def test_s10_upgrade_mid_period_prorated(acme, starter_pro):
         subscription=subscription, version=pro, effective="immediate", at=change_at
     )
 
-    # then: credit for unused starter, charge for pro, starter usage at starter prices
+    # then: charge for pro, starter usage at starter prices; the credit for unused
+    # starter, 10.00, a credit note against the start invoice: 15.00 plus the 1.00
+    # of usage in all (billing.invoicing.unused_time)
     assert lines(change) == [
         ("overage", D("1.00")),
-        ("proration_credit", D("-10.00")),
         ("proration_charge", D("25.00")),
     ]
-    assert change.total == D("16.00")  # 15.00 plus the 1.00 of usage
+    assert change.total == D("26.00")
+    note = CreditNote.objects.get(invoice=invoice("start"))
+    assert note.total == D("10.00")
+    assert change.total - note.total == D("16.00")
 
     # and the close bills pro usage from the 16th and December's 50.00
     usage("prompt", 200, day=datetime(2026, 11, 20, tzinfo=UTC), prefix="b", now=DEC_1)

@@ -23,6 +23,7 @@ from billing.tasks import run_plan_migration
 from invoices.models import Invoice
 from plans.models import Plan, PlanVersion
 from tests.billing.migration_support import (
+    billed_net,
     billing_state,
     line_sums,
     migration_catalog,
@@ -198,7 +199,8 @@ def test_an_immediate_migration_invoices_exactly_the_preview(
         beta.pk: "done",
         gamma.pk: "done",
     }
-    # and each invoice is its preview, to the cent
+    # and each invoice, with its credit note for the unused time against the start
+    # invoice (billing.invoicing.unused_time), is its preview, to the cent
     expected = {
         acme.pk: {
             "usage": D("2.50"),
@@ -229,11 +231,11 @@ def test_an_immediate_migration_invoices_exactly_the_preview(
         assert previewed == expected[pk]
         assert (item.invoice.reason, item.invoice.subscription_id) == ("plan_change", pk)
         assert line_sums(item.invoice) == expected[pk]
-        assert item.message == f"invoiced {expected[pk]['total']} USD"
-    assert sum(item.invoice.total for item in items.values()) == D("54.00")
+        invoiced = expected[pk]["usage"] + expected[pk]["charge"]
+        assert item.message == f"invoiced {invoiced} USD"
+    assert sum(billed_net(item.invoice) for item in items.values()) == D("54.00")
     assert [(line.kind, line.amount) for line in items[acme.pk].invoice.lines.all()] == [
         ("overage", D("2.50")),
-        ("proration_credit", D("-10.00")),
         ("proration_charge", D("25.00")),
     ]
     # and the subscriptions are on pro from the 16th, with a history row each
@@ -565,7 +567,7 @@ def test_a_failed_item_is_tried_again_and_done_items_are_left_alone(
     assert (migration.status, migration.done_count) == ("done", 3)
     items = {i.subscription_id: i for i in migration.items.select_related("invoice")}
     assert items[beta.pk].status == "done"
-    assert items[beta.pk].invoice.total == items[beta.pk].preview_total == D("15.00")
+    assert billed_net(items[beta.pk].invoice) == items[beta.pk].preview_total == D("15.00")
     assert {items[acme.pk].invoice_id, items[gamma.pk].invoice_id} == done_invoices
     assert Invoice.objects.filter(reason="plan_change").count() == 3
 
@@ -595,9 +597,9 @@ def test_figures_that_changed_since_the_preview_are_shown_again_before_anything_
     # when: those are confirmed
     confirm(admin_client, shown_again, django_capture_on_commit_callbacks)
 
-    # then: invoiced as shown
+    # then: invoiced as shown (the unused time credited by a credit note)
     item = PlanMigrationItem.objects.get(subscription=acme)
-    assert item.invoice.total == item.preview_total == D("22.50")
+    assert billed_net(item.invoice) == item.preview_total == D("22.50")
 
 
 # permissions
@@ -731,7 +733,8 @@ def test_two_runs_of_one_migration_at_once_apply_each_item_once(catalog, monkeyp
         2, lambda: bulk_migration.plan_migration_run(migration_id=migration.pk, now=DEC_1)
     )
 
-    # then: each subscription moved once, with one invoice of 15.00
+    # then: each subscription moved once, with one invoice of 25.00 and one credit
+    # note of 10.00 for the unused time: 15.00 in all
     assert errors == []
     migration.refresh_from_db()
     assert (migration.status, migration.done_count) == ("done", 12)
@@ -740,5 +743,6 @@ def test_two_runs_of_one_migration_at_once_apply_each_item_once(catalog, monkeyp
     assert sorted(changes.values_list("subscription_id", flat=True)) == sorted(
         s.pk for s in subscriptions
     )
-    assert set(changes.values_list("total", flat=True)) == {D("15.00")}
+    assert set(changes.values_list("total", flat=True)) == {D("25.00")}
+    assert {billed_net(invoice) for invoice in changes} == {D("15.00")}
     assert SubscriptionChange.objects.filter(kind="plan_change").count() == 12

@@ -120,10 +120,16 @@ def test_ops_migrates_three_subscriptions_with_a_preview(
     assert page.inner_text("#migration-finished") == "3 of 3"
     bar = page.locator("#migration-progress-bar")
     assert (bar.get_attribute("max"), bar.get_attribute("value")) == ("3", "3")
-    for subscription, invoiced in ((acme, "17.50"), (beta, "15.00"), (gamma, "21.50")):
+    # (the previewed total is net of the credit note for the unused time; the
+    # invoice bills the usage so far and the new fees)
+    for subscription, total, invoiced in (
+        (acme, "17.50", "27.50"),
+        (beta, "15.00", "25.00"),
+        (gamma, "21.50", "34.83"),
+    ):
         row = f'#migration-items tr[data-subscription="{subscription.pk}"]'
         assert page.inner_text(f"{row} td.status") == "Done"
-        assert page.inner_text(f"{row} td.total") == usd(invoiced)
+        assert page.inner_text(f"{row} td.total") == usd(total)
         assert page.inner_text(f"{row} td.invoiced a") == usd(invoiced)
         invoice = Invoice.objects.get(subscription=subscription, reason="plan_change")
         assert invoice.status == "finalized"

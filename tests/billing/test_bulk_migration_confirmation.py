@@ -13,7 +13,12 @@ from billing.admin.plan_migration_words import count_text
 from billing.models import PlanMigration
 from billing.subscriptions.lifecycle import subscription_cancel
 from invoices.models import Invoice
-from tests.billing.migration_support import billing_state, migration_catalog, three_subscribed
+from tests.billing.migration_support import (
+    billed_net,
+    billing_state,
+    migration_catalog,
+    three_subscribed,
+)
 from tests.billing.test_bulk_migration import (
     CONFIRM_PAGE,
     MIGRATE,
@@ -92,22 +97,26 @@ def test_the_confirmation_page_says_what_happens_and_only_its_button_starts_it(
     with django_capture_on_commit_callbacks(execute=True):
         done = admin_client.post(MIGRATE, confirmed_data(page))
 
-    # then: the migration ran, each invoice finalized with its previewed total
+    # then: the migration ran, each invoice finalized with its usage and the new
+    # fees, and with the credit note for the unused time its previewed total
     migration = PlanMigration.objects.get()
     assert done.status_code == 302
     assert done.url == f"/admin/billing/planmigration/{migration.pk}/change/"
     assert (migration.status, migration.total) == ("done", 3)
     invoices = Invoice.objects.filter(reason="plan_change").order_by("subscription_id")
     assert [(i.status, i.total) for i in invoices] == [
-        ("finalized", D("17.50")),
-        ("finalized", D("15.00")),
-        ("finalized", D("21.50")),
+        ("finalized", D("27.50")),
+        ("finalized", D("25.00")),
+        ("finalized", D("34.83")),
     ]
+    assert [billed_net(i) for i in invoices] == [D("17.50"), D("15.00"), D("21.50")]
     # and the migration's page shows them numbered
     shown = admin_client.get(done.url).content.decode()
     for invoice in invoices:
         assert f'<span class="invoice-number">{invoice.number}</span>' in shown
+    # the previewed total, and the invoice's
     assert "17.50 USD" in shown
+    assert "27.50 USD" in shown
 
 
 def test_with_a_grace_the_confirmation_says_the_invoices_wait_as_drafts(

@@ -15,7 +15,7 @@ from billing.invoicing.close import drafts_finalize
 from billing.models import PlanMigration, Subscription
 from billing.subscriptions import bulk_migration
 from invoices.models import Invoice
-from tests.billing.migration_support import migration_catalog, three_subscribed
+from tests.billing.migration_support import billed_net, migration_catalog, three_subscribed
 from tests.billing.test_admin import history_inline
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,6 +61,7 @@ def test_with_no_grace_the_change_plan_answer_shows_the_invoice_finalized(
 ):
     # given: no grace; acme's move to pro on the 16th previewed: 2.50 of usage over
     # the 200 included, -10.00 for half of 19.99 unused, 25.00 for half of 49.99
+    # (the credit a credit note against the start invoice: the invoice is 27.50)
     settings.BILLING_INVOICE_GRACE_HOURS = 0
     acme, _ = acme_on_ai_assistant
     assert preview_total(api, acme) == "17.50"
@@ -69,19 +70,22 @@ def test_with_no_grace_the_change_plan_answer_shows_the_invoice_finalized(
     response = change_plan(api, acme)
 
     # then: the answer's invoice is finalized, numbered, with the previewed total
+    # once its credit note is taken off
     assert response.status_code == 200, response.content
     answered = response.json()["invoice"]
-    assert (answered["status"], answered["total"]) == ("finalized", "17.50")
+    assert (answered["status"], answered["total"]) == ("finalized", "27.50")
+    assert response.json()["credit_note"]["total"] == "10.00"
     assert answered["number"].startswith("INV-2026-")
     # and so is the invoice read right after, its PDF rendered as the beat's would be
     read = api.get(f"/api/v1/invoices/{answered['id']}").json()
     assert (read["status"], read["total"], read["number"]) == (
         "finalized",
-        "17.50",
+        "27.50",
         answered["number"],
     )
     invoice = Invoice.objects.get(pk=answered["id"])
-    assert (invoice.total, invoice.finalized_at) == (D("17.50"), NOV_16)
+    assert (invoice.total, invoice.finalized_at) == (D("27.50"), NOV_16)
+    assert billed_net(invoice) == D("17.50")
     assert invoice.pdf_file.name != ""
     # and the beat, run next, finds nothing more to finalize of it
     # (acme's start invoice was numbered before it: the beat finalizes the two others)
@@ -102,7 +106,7 @@ def test_with_a_grace_the_change_plan_invoice_stays_a_draft_for_the_beat(
 
     # then: a draft, as before, finalized by the beat once the grace is over
     answered = response.json()["invoice"]
-    assert (answered["status"], answered["total"], answered["number"]) == ("draft", "17.50", None)
+    assert (answered["status"], answered["total"], answered["number"]) == ("draft", "27.50", None)
     invoice = Invoice.objects.get(pk=answered["id"])
     assert api.get(f"/api/v1/invoices/{invoice.pk}").json()["status"] == "draft"
     drafts_finalize(as_of=datetime(2026, 11, 16, 1, 59, tzinfo=UTC))
@@ -159,7 +163,8 @@ def test_the_admin_plan_change_invoice_is_finalized_at_once_without_grace(
     admin_change_plan(admin_client, acme, catalog["pro"])
 
     invoice = Invoice.objects.get(subscription=acme, reason="plan_change")
-    assert (invoice.status, invoice.total) == (status, D("17.50"))
+    assert (invoice.status, invoice.total) == (status, D("27.50"))
+    assert billed_net(invoice) == D("17.50")
     assert (invoice.number is not None) is (status == "finalized")
 
 
@@ -179,16 +184,17 @@ def test_each_invoice_of_a_migration_is_finalized_at_once_without_grace(
         )
         migration, _ = bulk_migration.plan_migration_create(token=uuid.uuid4(), preview=preview)
 
-    # then: every item done, each invoice with its previewed total, finalized or a draft
+    # then: every item done, each invoice finalized or a draft, with its previewed
+    # total once its credit note for the unused time is taken off
     migration.refresh_from_db()
     assert migration.status == PlanMigration.DONE
     items = list(migration.items.select_related("invoice").order_by("id"))
     assert [(i.status, i.invoice.status, i.invoice.total) for i in items] == [
-        ("done", status, D("17.50")),
-        ("done", status, D("15.00")),
-        ("done", status, D("21.50")),
+        ("done", status, D("27.50")),
+        ("done", status, D("25.00")),
+        ("done", status, D("34.83")),
     ]
-    assert [i.invoice.total for i in items] == [i.preview_total for i in items]
+    assert [billed_net(i.invoice) for i in items] == [i.preview_total for i in items]
 
 
 @pytest.mark.parametrize(("grace", "status"), [(0, "finalized"), (2, "draft")])

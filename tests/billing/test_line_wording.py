@@ -19,7 +19,7 @@ from billing.rating.lines import charge_lines
 from billing.rating.pricing import GRADUATED, PricingSpec, TierSpec
 from billing.subscriptions.lifecycle import subscription_change_plan
 from customers.portal import portal_session_create
-from invoices.models import Invoice
+from invoices.models import CreditNote, Invoice
 from invoices.pdf import render_invoice_pdf
 from plans.validation import ChargeSpec
 from tests.factories import (
@@ -148,17 +148,21 @@ def test_a_plan_change_names_both_versions_and_prorates_in_the_customers_zone():
     )
 
     # then: each side names its version; the money is prorated by the second,
-    # 358 of 745 hours (-14.4161... and 21.6241...), as before
+    # 358 of 745 hours (14.4161... and 21.6241...), as before: the unused v1 time
+    # is a credit note against the start invoice (billing.invoicing.unused_time)
     days = "5 Nov 12:00 \u2013 19 Nov 2026, 0.4805 of 20 Oct \u2013 19 Nov 2026"
     assert lines_of(invoice) == [
-        ("proration_credit", f"Unused time on Chat Growth (v1), {days}", D("-14.42")),
         ("proration_charge", f"Remaining time on Chat Growth (v2), {days}", D("21.62")),
     ]
-    # The quantity is stored as before: 358/745 of a month, to 10 places.
-    assert [line.quantity for line in invoice.lines.order_by("position")] == [
-        D("0.4805369128"),
-        D("0.4805369128"),
-    ]
+    note = CreditNote.objects.get(invoice=start)
+    [credited] = note.lines.all()
+    assert (credited.description, credited.amount) == (
+        f"Unused time on Chat Growth (v1), {days}",
+        D("14.42"),
+    )
+    # The share is stored as before: 358/745 of a month, to 10 places.
+    assert [line.quantity for line in invoice.lines.order_by("position")] == [D("0.4805369128")]
+    assert credited.share == D("0.4805369128")
 
 
 @pytest.mark.django_db
@@ -201,7 +205,9 @@ def test_the_portal_reads_dates_in_the_customers_zone_as_the_pdf_prints_them(cli
     customer = CustomerFactory(external_id="ny", timezone_name="America/New_York")
     subscribe(customer, plan, OCT_20)
     # Finalized at 22 Oct 03:00 UTC: still 21 Oct in New York.
-    periods_close(as_of=datetime(2026, 10, 22, 3, tzinfo=UTC))
+    finalized_at = datetime(2026, 10, 22, 3, tzinfo=UTC)
+    with time_machine.travel(finalized_at, tick=False):
+        periods_close(as_of=finalized_at)
     invoice = Invoice.objects.get(customer=customer)
     assert invoice.status == Invoice.FINALIZED
 

@@ -14,7 +14,7 @@ from billing.subscriptions.lifecycle import subscription_change_plan
 from billing.usage.alerts import usage_alerts_check
 from billing.usage.ingestion import events_ingest
 from customers.portal import portal_session_create
-from invoices.models import Invoice
+from invoices.models import CreditNote, Invoice
 from invoices.services import invoice_finalize
 from tests.factories import (
     CustomerFactory,
@@ -70,12 +70,15 @@ def test_after_an_immediate_plan_change_usage_counts_from_the_change_and_equals_
     )
     tokens("acme", 250_000, datetime(2026, 11, 20, tzinfo=UTC), "after")
 
-    # then: the plan-change invoice billed the 300,000 before it at v1: 200,000 x 0.00002
+    # then: the plan-change invoice billed the 300,000 before it at v1: 200,000 x 0.00002,
+    # and v2 for the rest of the period; the unused half of v1's fee is a credit
+    # note against the start invoice (billing.invoicing.unused_time)
     assert {line.kind: line.amount for line in change.lines.all()} == {
         "overage": D("4.00"),
-        "proration_credit": D("-15.00"),
         "proration_charge": D("22.50"),
     }
+    note = CreditNote.objects.get(invoice__subscription=subscription)
+    assert (note.invoice.reason, note.total) == (Invoice.START, D("15.00"))
 
     # and /usage counts the 250,000 since the change at v2: 150,000 x 0.00001 = 1.50
     api = api_client("read")
@@ -227,18 +230,24 @@ def test_after_an_immediate_plan_change_the_portal_counts_every_invoice_of_the_p
         subscription=subscription, version=v2, effective="immediate", at=NOV_16
     )
 
-    # then: the period's two invoices bill 30.00 (start) + 4.00 - 15.00 + 22.50
+    # then: the period's two invoices bill 30.00 (start) + 4.00 + 22.50, and the
+    # credit note for v1's unused half gives back 15.00: 41.50
     invoices = Invoice.objects.filter(subscription=subscription)
-    assert sum(invoice.total for invoice in invoices) == D("41.50")
-    # and the portal counts all of it as billed, as much as it has so far: on
-    # upcoming invoices while both are drafts (within the grace), then invoiced
+    credited = CreditNote.objects.get(invoice__subscription=subscription).total
+    assert sum(invoice.total for invoice in invoices) - credited == D("41.50")
+    # and the portal counts all of it as billed, as much as it has so far: the
+    # start invoice, finalized for its credit note, less that note (15.00)
+    # invoiced; the change's invoice upcoming while a draft (within the grace),
+    # then invoiced
     token = portal_session_create(customer=acme, now=NOV_25).token
     with time_machine.travel(NOV_25, tick=False):
         page = client.get(f"/portal/{token}/")
     figures = ("subtotal", "invoiced", "upcoming")
-    assert [page.context[figure] for figure in figures] == ["41.50", None, "41.50"]
-    for invoice in invoices.order_by("id"):
-        invoice_finalize(invoice=invoice, now=NOV_25, collect=False)
+    assert [page.context[figure] for figure in figures] == ["41.50", "15.00", "26.50"]
+    [draft] = invoices.filter(status=Invoice.DRAFT)
+    assert draft.reason == Invoice.PLAN_CHANGE
+    with time_machine.travel(NOV_25, tick=False):
+        invoice_finalize(invoice=draft, now=NOV_25, collect=False)
     with time_machine.travel(NOV_25, tick=False):
         page = client.get(f"/portal/{token}/")
     assert [page.context[figure] for figure in figures] == ["41.50", "41.50", None]

@@ -16,7 +16,7 @@ import time_machine
 from billing.invoicing.close import drafts_finalize
 from billing.subscriptions import bulk_migration
 from billing.subscriptions.lifecycle import subscription_cancel, subscription_change_plan
-from invoices.models import Invoice
+from invoices.models import CreditNote, Invoice
 from invoices.services import invoice_finalize
 from tests.billing.migration_support import migration_catalog, three_subscribed
 
@@ -66,15 +66,19 @@ def test_a_migration_numbers_the_start_invoice_before_the_credit_of_its_fee(cata
         )
         bulk_migration.plan_migration_create(token=uuid.uuid4(), preview=preview)
 
-    # then: the start invoice (19.99 for November) is numbered first, the invoice
-    # crediting 10.00 of it after, the two numbers the first of the year, gap-free
+    # then: the start invoice (19.99 for November) is numbered first, then the
+    # change's (2.50 of usage, 25.00 of pro), the two numbers the first of the year,
+    # gap-free; the credit note of 10.00 for the unused half of its fee is against
+    # the start invoice, issued once it was numbered (billing.invoicing.unused_time)
     assert numbered(acme) == [
         ("INV-2026-000001", "start", "finalized", D("19.99")),
-        ("INV-2026-000002", "plan_change", "finalized", D("17.50")),
+        ("INV-2026-000002", "plan_change", "finalized", D("27.50")),
     ]
-    change = Invoice.objects.get(subscription=acme, reason="plan_change")
-    credit = change.lines.get(kind="proration_credit")
-    assert credit.amount == D("-10.00")
+    start = Invoice.objects.get(subscription=acme, reason="start")
+    note = CreditNote.objects.get(invoice__subscription=acme)
+    assert (note.invoice_id, note.total) == (start.pk, D("10.00"))
+    assert note.number.startswith("CN-2026-")
+    assert note.created_at >= start.finalized_at
     # and the other subscribers' start invoices are left to the beat, numbered after
     assert Invoice.objects.filter(status="draft").count() == 2
     with time_machine.travel(NOV_16, tick=False):

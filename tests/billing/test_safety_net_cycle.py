@@ -32,7 +32,7 @@ from billing.subscriptions.lifecycle import (
 )
 from billing.usage.ingestion import events_ingest
 from customers.models import Customer
-from invoices.models import Invoice
+from invoices.models import CreditNote, Invoice
 from plans.models import PlanVersion
 from plans.validation import ChargeSpec
 from tests.factories import (
@@ -80,6 +80,16 @@ def post(event_name: str, *, at: datetime, now: datetime, count: int = 1, prefix
 
 def lines(invoice: Invoice) -> list[tuple[str, D]]:
     return [(line.kind, line.amount) for line in invoice.lines.all()]
+
+
+def unused_time(subscription) -> tuple[str, list[tuple[str, D]]]:
+    """The credit note an immediate cancel or plan change issued for the unused
+    time (billing.invoicing.unused_time): the reason of the invoice it credits (the
+    one that charged the fees), and the kind and amount of each line it credits."""
+    note = CreditNote.objects.get(invoice__subscription=subscription)
+    return note.invoice.reason, [
+        (line.invoice_line.kind, line.amount) for line in note.lines.order_by("position")
+    ]
 
 
 def period_invoice(period_start: datetime) -> Invoice:
@@ -139,7 +149,8 @@ def starter_pro(db):
 def test_a_plan_change_is_prorated_by_the_second(acme, starter_pro):
     """Rule: an immediate change credits the unused part of the old fixed fees and
     charges the rest of the period on the new ones, by the second: at Nov 16 12:00
-    (14.5 of 30 days left) -20.00 x 14.5/30 = -9.67 and 50.00 x 14.5/30 = 24.17."""
+    (14.5 of 30 days left) 20.00 x 14.5/30 = 9.67 credited by a credit note against
+    the start invoice, and 50.00 x 14.5/30 = 24.17 charged."""
     # given: starter from November 1st, 100 prompts by the 10th
     starter, pro = starter_pro
     subscription = subscribe(acme, starter)
@@ -153,10 +164,10 @@ def test_a_plan_change_is_prorated_by_the_second(acme, starter_pro):
     # then
     assert lines(change) == [
         ("overage", D("1.00")),
-        ("proration_credit", D("-9.67")),
         ("proration_charge", D("24.17")),
     ]
-    assert change.total == D("15.50")
+    assert change.total == D("25.17")
+    assert unused_time(subscription) == ("start", [("base_fee", D("9.67"))])
 
 
 def test_an_immediate_cancel_credits_by_the_second(acme, starter_pro):
@@ -167,7 +178,9 @@ def test_an_immediate_cancel_credits_by_the_second(acme, starter_pro):
         subscription=subscription, effective="immediate", at=NOV_16_NOON
     )
 
-    assert lines(cancel) == [("proration_credit", D("-9.67"))]
+    # no usage to bill: no cancel invoice, only the credit note
+    assert cancel is None
+    assert unused_time(subscription) == ("start", [("base_fee", D("9.67"))])
 
 
 def test_a_seat_change_is_prorated_by_the_second(acme):
@@ -402,8 +415,9 @@ def test_a_plan_change_in_a_first_partial_calendar_period_prorates_against_the_m
     acme, starter_pro
 ):
     """Rule: starter was billed 20.00 x 14.5/30 = 9.67 for its first period; a change
-    at Nov 24 credits its 7 unused days, -20.00 x 7/30 = -4.67 (starter kept 5.00,
-    20.00 x 7.5/30), and charges pro for them, 50.00 x 7/30 = 11.67."""
+    at Nov 24 credits its 7 unused days, 20.00 x 7/30 = 4.67 against the start
+    invoice (starter kept 5.00, 20.00 x 7.5/30), and charges pro for them, 50.00 x
+    7/30 = 11.67."""
     # given: starter, calendar-anchored from Nov 16 12:00; 100 prompts by Nov 20
     starter, pro = starter_pro
     subscription = subscribe(acme, starter, start=NOV_16_NOON, billing_anchor="calendar")
@@ -419,10 +433,10 @@ def test_a_plan_change_in_a_first_partial_calendar_period_prorates_against_the_m
     # then: the change; the close bills December's pro base fee whole
     assert lines(change) == [
         ("overage", D("1.00")),
-        ("proration_credit", D("-4.67")),
         ("proration_charge", D("11.67")),
     ]
-    assert change.total == D("8.00")
+    assert change.total == D("12.67")
+    assert unused_time(subscription) == ("start", [("base_fee", D("4.67"))])
     assert lines(period_invoice(NOV_16_NOON)) == [("base_fee", D("50.00"))]
 
 
@@ -435,14 +449,16 @@ def test_an_immediate_cancel_in_a_first_partial_calendar_period_credits_against_
 
     _, cancel = subscription_cancel(subscription=subscription, effective="immediate", at=NOV_24)
 
-    assert lines(cancel) == [("proration_credit", D("-4.67"))]
+    assert cancel is None
+    assert unused_time(subscription) == ("start", [("base_fee", D("4.67"))])
 
 
 def test_a_cancel_in_a_first_partial_calendar_period_counts_the_seconds_of_a_local_month(db):
     """Rule: against the customer's month, by the second: in New York the first
     period (Nov 16 12:00 UTC to Dec 1 05:00 UTC) was billed 9.79 (see above); a
     cancel at Nov 24 05:00 UTC (midnight EST) leaves 7 days, 604,800 of November's
-    2,595,600 seconds there: -20.00 x 604,800 / 2,595,600 = -4.6601.. -> -4.66."""
+    2,595,600 seconds there: 20.00 x 604,800 / 2,595,600 = 4.6601.. -> 4.66,
+    credited against the start invoice."""
     customer = CustomerFactory(external_id="acme", timezone_name="America/New_York")
     flat = published_version("flat", base_fee=D("20.00"))
     subscription = subscribe(customer, flat, start=NOV_16_NOON, billing_anchor="calendar")
@@ -453,14 +469,15 @@ def test_a_cancel_in_a_first_partial_calendar_period_counts_the_seconds_of_a_loc
         at=datetime(2026, 11, 24, 5, tzinfo=UTC),
     )
 
-    assert lines(cancel) == [("proration_credit", D("-4.66"))]
+    assert cancel is None
+    assert unused_time(subscription) == ("start", [("base_fee", D("4.66"))])
 
 
 def test_after_a_trial_a_calendar_period_is_prorated_against_itself(acme):
     """Rule (as billed today): a subscription that began with a trial (Nov 2 to Nov
     16) has its calendar periods anchored at the trial's end, and the close bills
     the fees of [Nov 16, Dec 1) whole, 20.00; a cancel at Nov 24 credits the
-    unused 7 of those 15 days: -20.00 x 7/15 = -9.33."""
+    unused 7 of those 15 days against that close's invoice: 20.00 x 7/15 = 9.33."""
     # given
     trial = published_version("trial", base_fee=D("20.00"), trial_days=14)
     subscription = subscribe(
@@ -474,7 +491,8 @@ def test_after_a_trial_a_calendar_period_is_prorated_against_itself(acme):
     _, cancel = subscription_cancel(subscription=subscription, effective="immediate", at=NOV_24)
 
     # then
-    assert lines(cancel) == [("proration_credit", D("-9.33"))]
+    assert cancel is None
+    assert unused_time(subscription) == ("period", [("base_fee", D("9.33"))])
 
 
 def test_a_seat_change_in_a_first_partial_calendar_period_prorates_against_the_month(acme):

@@ -20,7 +20,7 @@ from billing.subscriptions.lifecycle import (
     subscription_change_plan,
     subscription_set_seats,
 )
-from invoices.models import Invoice
+from invoices.models import CreditNote, Invoice
 from plans.models import Plan
 from tests.factories import PlanFactory, subscribe
 
@@ -87,8 +87,10 @@ def invoice_json(api, invoice: Invoice) -> dict:
 
 @pytest.mark.django_db
 def test_a_proration_of_zero_is_stored_and_shown_as_zero(api, acme, starter_pro):
-    """Rule: a plan change in the period's last second credits 0.00 and charges
-    0.00: stored as 0, shown as "0.00", never "-0.00"."""
+    """Rule: a plan change in the period's last second charges 0.00: stored as 0,
+    shown as "0.00", never "-0.00". Its credit for unused time, 0.00, credits
+    nothing: no credit note, and no line on the change's invoice
+    (billing.invoicing.unused_time)."""
     # given
     subscription = subscribe(acme, "starter")
     pro = Plan.objects.get(code="pro").versions.get()
@@ -100,11 +102,11 @@ def test_a_proration_of_zero_is_stored_and_shown_as_zero(api, acme, starter_pro)
 
     # then
     stored = list(change.lines.values_list("kind", "amount"))
-    assert stored == [("proration_credit", D("0.00")), ("proration_charge", D("0.00"))]
-    assert [amount.is_signed() for _, amount in stored] == [False, False]
+    assert stored == [("proration_charge", D("0.00"))]
+    assert [amount.is_signed() for _, amount in stored] == [False]
+    assert not CreditNote.objects.exists()
     body = invoice_json(api, change)
     assert [(line["kind"], line["amount"]) for line in body["lines"]] == [
-        ("proration_credit", "0.00"),
         ("proration_charge", "0.00"),
     ]
     assert (body["subtotal"], body["total"]) == ("0.00", "0.00")

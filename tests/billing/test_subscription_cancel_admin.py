@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils.html import escape
 
 from billing.models import Subscription
-from invoices.models import Invoice
+from invoices.models import CreditNote, Invoice
 from plans.services import plan_create
 from plans.validation import VersionSpec
 from tests.factories import subscribe
@@ -186,8 +186,18 @@ def test_the_confirmation_states_the_lines_the_cancel_invoice_then_has(admin_cli
             cancel_url(subscription),
             {"effective": "immediate", "at": NOV_16.isoformat(), "confirmed": "yes"},
         )
-    # then: the invoice has the one line the confirmation stated, 15 of 30 days credited
-    cancel = Invoice.objects.get(customer=acme, reason=Invoice.CANCEL)
-    (line,) = cancel.lines.all()
-    assert (line.kind, line.amount) == ("proration_credit", D("-4.50"))
+    # then: no usage to bill, so no cancel invoice, as the confirmation stated; the
+    # unused 15 of 30 days are the credit note's one line against the start
+    # invoice it named, which charged them (billing.invoicing.unused_time)
+    assert "No cancel invoice: no usage so far to bill." in said
+    assert not Invoice.objects.filter(customer=acme, reason=Invoice.CANCEL).exists()
+    start = Invoice.objects.get(customer=acme, reason=Invoice.START)
+    note = CreditNote.objects.get(invoice=start)
+    (line,) = note.lines.all()
+    assert (line.invoice_line.kind, line.amount) == ("base_fee", D("4.50"))
+    stated = (
+        f"The unused time is a credit note against draft #{start.pk}, which charged it "
+        "(before tax; tax is credited in proportion):"
+    )
+    assert escape(stated) in said
     assert escape(f"{line.description}: -4.50 USD") in said

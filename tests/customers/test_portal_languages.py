@@ -127,9 +127,12 @@ def test_invoiced_upcoming_and_usage_not_invoiced_add_up_to_the_subtotal(client)
     )
     acme = CustomerFactory(external_id="acme")
     subscription = subscribe(acme, v1, NOV_1)
-    invoice_finalize(
-        invoice=Invoice.objects.get(customer=acme, reason=Invoice.START), now=NOV_1, collect=False
-    )
+    with time_machine.travel(NOV_1, tick=False):
+        invoice_finalize(
+            invoice=Invoice.objects.get(customer=acme, reason=Invoice.START),
+            now=NOV_1,
+            collect=False,
+        )
     at = datetime(2026, 11, 5, tzinfo=UTC)
     events = [
         {"id": f"a{i}", "customer": "acme", "event_name": "prompt", "timestamp": at.isoformat()}
@@ -137,9 +140,10 @@ def test_invoiced_upcoming_and_usage_not_invoiced_add_up_to_the_subtotal(client)
     ]
     assert events_ingest(events=events, now=at).accepted == 14
     change = datetime(2026, 11, 6, tzinfo=UTC)
-    subscription_change_plan(
-        subscription=subscription, version=v2, effective="immediate", at=change
-    )
+    with time_machine.travel(change, tick=False):
+        subscription_change_plan(
+            subscription=subscription, version=v2, effective="immediate", at=change
+        )
     later = datetime(2026, 11, 8, tzinfo=UTC)
     events = [
         {"id": f"b{i}", "customer": "acme", "event_name": "prompt", "timestamp": later.isoformat()}
@@ -150,17 +154,18 @@ def test_invoiced_upcoming_and_usage_not_invoiced_add_up_to_the_subtotal(client)
     # when: the portal is read on 11 Nov
     page = open_portal(client, acme)
 
-    # then: 30.00 invoiced (start); the plan change's draft bills 4 over 10 at 0.50
-    # = 2.00, less 25 of 30 days of 30.00 = -25.00, plus 25 days of 45.00 = 37.50:
-    # 14.50 upcoming; 2 over 10 at 0.25 = 0.50 not invoiced yet; 45.00 in all
+    # then: 5.00 invoiced (the start's 30.00 less the credit note for 25 of 30 days
+    # unused, 25.00: billing.invoicing.unused_time); the plan change's draft bills
+    # 4 over 10 at 0.50 = 2.00 plus 25 days of 45.00 = 37.50: 39.50 upcoming; 2 over
+    # 10 at 0.25 = 0.50 not invoiced yet; 45.00 in all
     context = page.context
     figures = [context[figure] for figure in ("subtotal", "invoiced", "upcoming")]
-    assert figures == ["45.00", "30.00", "14.50"]
+    assert figures == ["45.00", "5.00", "39.50"]
     [usage] = context["features"]
     assert usage["amount"] == "0.50"
     assert D(figures[1]) + D(figures[2]) + D(usage["amount"]) == D(figures[0])
     [draft] = [row for row in context["invoices"] if row["status"] == "Upcoming, not yet issued"]
-    assert (draft["reason"], draft["total"]) == ("Plan change", "14.50")
+    assert (draft["reason"], draft["total"]) == ("Plan change", "39.50")
 
 
 # issue 49: the portal in the customer's language, as its PDF

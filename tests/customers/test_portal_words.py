@@ -39,7 +39,11 @@ def extra(customer, amount: str, at: datetime, *, finalize: bool = True) -> Invo
         lines=[LineInput("base_fee", "Extra", None, D(1), D(amount), D(amount))],
         now=at,
     )
-    return invoice_finalize(invoice=draft, now=at, collect=False) if finalize else draft
+    if not finalize:
+        return draft
+    # Issued on `at`: documents are dated when issued (invoices.issue_dates).
+    with time_machine.travel(at, tick=False):
+        return invoice_finalize(invoice=draft, now=at, collect=False)
 
 
 @pytest.fixture
@@ -80,7 +84,8 @@ def acme(db, settings, tmp_path):
         "void": extra(customer, "40.00", NOV_5 + timedelta(hours=2)),
     }
     invoice_mark_paid(invoice=invoices["paid"], reference="bank", now=NOV_5)
-    invoice_void(invoice=invoices["void"], reason="billed twice", now=NOV_5)
+    with time_machine.travel(NOV_5, tick=False):
+        invoice_void(invoice=invoices["void"], reason="billed twice", now=NOV_5)
     return customer, invoices
 
 

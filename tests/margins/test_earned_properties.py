@@ -29,6 +29,7 @@ from decimal import ROUND_DOWN, Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -43,7 +44,12 @@ from billing.subscriptions.discounts import discount_redeem
 from billing.subscriptions.lifecycle import subscription_change_plan, subscription_set_seats
 from billing.usage.ingestion import events_ingest
 from customers.services import customer_create
-from invoices.credit_notes import CreditLineInput, credit_note_issue
+from invoices.credit_notes import (
+    CreditLineInput,
+    credit_note_issue,
+    credited_by_line,
+    invoice_left_to_credit,
+)
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from plans.coupons import coupon_create
 from plans.models import Meter, PlanVersion
@@ -386,9 +392,10 @@ def usage_ingest(customer: str, meter: str, usage: tuple[Usage, ...], tag: str) 
 
 
 def credit_note_made(customer_id: int, which: float, part: float, at: datetime) -> None:
-    """A credit note for `part` of one positive line of one of the customer's
-    issued invoices (not a commit's), dated `at` (or when the invoice was issued,
-    if later)."""
+    """A credit note for `part` of what is left to credit on one positive line of
+    one of the customer's issued invoices (not a commit's; an immediate change may
+    have credited some of it already, billing.invoicing.unused_time), dated `at`
+    (or when the invoice was issued, if later)."""
     invoices = list(
         Invoice.objects.filter(
             customer_id=customer_id,
@@ -404,16 +411,21 @@ def credit_note_made(customer_id: int, which: float, part: float, at: datetime) 
         return
     line = lines[min(int(which * len(lines) * 7) % len(lines), len(lines) - 1)]
     share = invoice.taxable_amount / invoice.subtotal if invoice.subtotal > 0 else Decimal(1)
-    most = min((line.amount * share).quantize(CENT, ROUND_DOWN), invoice.total)
+    credited = credited_by_line(invoice)
+    left = (line.amount * share).quantize(CENT, ROUND_DOWN) - credited.get(line.pk, ZERO)
+    most = min(left, invoice.total, invoice_left_to_credit(invoice, credited))
     amount = (most * Decimal(str(part))).quantize(CENT, ROUND_DOWN)
     if amount <= 0:
         return
-    credit_note_issue(
-        invoice=invoice,
-        lines=[CreditLineInput(line.pk, amount)],
-        reason=CreditNote.OTHER,
-        now=max(at, invoice.finalized_at or at),
-    )
+    # Issued at that moment: a document is dated when issued (invoices.issue_dates).
+    issued_at = max(at, invoice.finalized_at or at)
+    with time_machine.travel(issued_at, tick=False):
+        credit_note_issue(
+            invoice=invoice,
+            lines=[CreditLineInput(line.pk, amount)],
+            reason=CreditNote.OTHER,
+            now=issued_at,
+        )
 
 
 def earned(customer_id: int, start: datetime, end: datetime) -> EarnedWindow:

@@ -52,13 +52,14 @@ def test_a_windows_total_is_its_customers_rows_added_up(month):  # noqa: F811
     period = Invoice.objects.get(customer=acme, reason="period")
     (input_line,) = period.lines.filter(meter="llm_tokens", group__token_type="input")
     december = datetime(2026, 12, 3, 9, tzinfo=UTC)
-    credit_note_issue(
-        invoice=period,
-        lines=[CreditLineInput(invoice_line=input_line.pk, amount=D("1.00"))],
-        reason=CreditNote.PRODUCT_UNSATISFACTORY,
-        now=december,
-    )
+    # issued on 3 Dec (a document is dated when issued: the clock moved there)
     with time_machine.travel(december, tick=False):
+        credit_note_issue(
+            invoice=period,
+            lines=[CreditLineInput(invoice_line=input_line.pk, amount=D("1.00"))],
+            reason=CreditNote.PRODUCT_UNSATISFACTORY,
+            now=december,
+        )
         invoice_void(
             invoice=Invoice.objects.get(customer=acme, reason="start"),
             reason="duplicate",

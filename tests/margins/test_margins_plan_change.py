@@ -7,12 +7,13 @@ from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
+import time_machine
 
 from billing.invoicing.close import periods_close
 from billing.margins import report
 from billing.subscriptions.lifecycle import subscription_change_plan
 from billing.usage.ingestion import events_ingest
-from invoices.models import InvoiceLine
+from invoices.models import CreditNoteLine, InvoiceLine
 from plans.cost_rules import cost_rate_create
 from tests.factories import CustomerFactory, overage, prompts_meter, published_version, subscribe
 
@@ -64,9 +65,10 @@ def test_an_immediate_change_splits_revenue_and_cost_between_the_two_plans(catal
     customer = CustomerFactory(external_id="acme")
     subscription = subscribe(customer, "starter", start=NOV_1)
     prompts(customer, 1000, at=NOV_10, tag="before")
-    subscription_change_plan(
-        subscription=subscription, version=catalog["pro"], effective="immediate", at=NOV_16
-    )
+    with time_machine.travel(NOV_16, tick=False):
+        subscription_change_plan(
+            subscription=subscription, version=catalog["pro"], effective="immediate", at=NOV_16
+        )
     prompts(customer, 500, at=NOV_20, tag="after")
     periods_close(as_of=DEC_1)
     lines = InvoiceLine.objects.filter(period_start__gte=NOV_1, period_end__lte=DEC_1)
@@ -75,7 +77,12 @@ def test_an_immediate_change_splits_revenue_and_cost_between_the_two_plans(catal
         ("overage", "pro", D("10.00")),
         ("overage", "starter", D("10.00")),
         ("proration_charge", "pro", D("50.00")),
-        ("proration_credit", "starter", D("-15.00")),
+    ]
+    # the unused half of starter's fee is a credit note on its base fee line
+    # (billing.invoicing.unused_time)
+    credited = CreditNoteLine.objects.select_related("invoice_line")
+    assert [(x.invoice_line.kind, x.invoice_line.plan, x.amount) for x in credited] == [
+        ("base_fee", "starter", D("15.00"))
     ]
     # Revenue earned under each plan: starter's November fee 30.00 less the
     # 15.00 its change credited back (its second half) = its first half, plus

@@ -299,13 +299,16 @@ def test_a_credit_note_on_a_usage_line_takes_its_amount_off_at_its_own_date(mont
     period = Invoice.objects.get(customer=acme, reason="period")
     (input_line,) = period.lines.filter(meter="llm_tokens", group__token_type="input")
     # The input line's 2.50 less its share of the discount: 2.25 may be credited.
-    # when: 1.00 of it is credited in December, after the month closed
-    credit_note_issue(
-        invoice=period,
-        lines=[CreditLineInput(invoice_line=input_line.pk, amount=D("1.00"))],
-        reason=CreditNote.PRODUCT_UNSATISFACTORY,
-        now=datetime(2026, 12, 3, 9, tzinfo=UTC),
-    )
+    # when: 1.00 of it is credited in December (on the 3rd: the clock moved
+    # there, a document is dated when issued), after the month closed
+    december_3 = datetime(2026, 12, 3, 9, tzinfo=UTC)
+    with time_machine.travel(december_3, tick=False):
+        credit_note_issue(
+            invoice=period,
+            lines=[CreditLineInput(invoice_line=input_line.pk, amount=D("1.00"))],
+            reason=CreditNote.PRODUCT_UNSATISFACTORY,
+            now=december_3,
+        )
     # then: November is untouched (what it earned stays earned), as before the note
     assert margins("group_by=customer") == [
         ({"customer": "acme"}, "34.05", "2.25", "31.80", "93.39"),

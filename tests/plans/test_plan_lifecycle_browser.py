@@ -82,7 +82,8 @@ def test_finance_adds_a_plan_prices_it_and_publishes_it(live_server, browser_pag
     page.screenshot(path=os.path.join(output_dir, "2-version-form.png"), full_page=True)
     page.click("input[name=_continue]")
 
-    # then: saved, the tiers shown as typed
+    # then: saved, the tiers shown as typed; the flat fee left empty is an amount,
+    # shown with its currency's decimals (0.00 EUR)
     page.wait_for_selector(".messagelist .success")
     assert page.locator(".errorlist").count() == 0
     version = PlanVersion.objects.get(plan=plan)
@@ -92,7 +93,7 @@ def test_finance_adds_a_plan_prices_it_and_publishes_it(live_server, browser_pag
         for k in range(2)
         for name in ("up_to", "unit_price", "flat_fee")
     ]
-    assert tiers == ["1000000", "0.000002", "0", "", "0.000001", "0"]
+    assert tiers == ["1000000", "0.000002", "0.00", "", "0.000001", "0.00"]
     assert list(PriceTier.objects.values_list("up_to", "unit_price")) == [
         (1000000, PriceTier.objects.first().unit_price),
         (None, PriceTier.objects.last().unit_price),
