@@ -83,13 +83,15 @@ def migration_consequences(preview: bulk_migration.MigrationPreview, *, now: dat
             sentence = gettext(
                 "{who} moves from {source} to {target} now, prorated from {start}: each gets "
                 "an invoice for its usage so far and the rest of this period, {finalized} "
-                "({invoices}, {total} in all)."
+                "({invoices}, {total} in all before tax, net of the credit notes for the "
+                "unused time)."
             )
         else:
             sentence = gettext(
                 "{who} move from {source} to {target} now, prorated from {start}: each gets "
                 "an invoice for its usage so far and the rest of this period, {finalized} "
-                "({invoices}, {total} in all)."
+                "({invoices}, {total} in all before tax, net of the credit notes for the "
+                "unused time)."
             )
         words |= {
             "start": moment_text(preview.at),

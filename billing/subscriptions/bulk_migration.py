@@ -22,6 +22,7 @@ from billing.core.customer_text import DEFAULT_LANGUAGE, day_time
 from billing.core.errors import BillingError, Conflict, InvalidRequest
 from billing.core.stored_words import said_in_other_languages
 from billing.invoicing.period_lines import next_period_fixed_lines
+from billing.invoicing.unused_time import plan_unused_credit
 from billing.locks import plan_migration_item_lock, plan_migration_lock, subscription_lock
 from billing.models import (
     PlanMigration,
@@ -38,6 +39,7 @@ from billing.usage.metering import (
     meter_cache,
 )
 from config.celery import enqueue_on_commit
+from invoices.models import CreditNote
 from invoices.totals import invoice_totals
 from plans.feature_grants import features_compared, granted
 from plans.models import PlanVersion
@@ -54,10 +56,14 @@ class MigrationRow:
 
     subscription: Subscription
     skipped: str = ""
-    # Immediate: the lines of the change's invoice, rounded as the invoice rounds them.
+    # Immediate: what the change bills and credits, rounded as the documents round
+    # them, before tax: `credit` is the unused time given back (negative), by a
+    # credit note against the invoice that charged it (`credited` of it) and, for
+    # what no line of that invoice can take, on the change's invoice.
     usage: Decimal | None = None
     credit: Decimal | None = None
     charge: Decimal | None = None
+    credited: Decimal = Decimal(0)
     # Period end: the next period's base fee and seats on the new version.
     next_fees: Decimal | None = None
     lines: tuple[LineInput, ...] = ()
@@ -71,11 +77,18 @@ class MigrationRow:
 
     @property
     def total(self) -> Decimal | None:
+        """What the move bills, net of the unused time it credits."""
         if self.skipped:
             return None
         if self.next_fees is not None:
             return self.next_fees
         return self.usage + self.credit + self.charge
+
+    @property
+    def invoiced(self) -> Decimal | None:
+        """The change's invoice before tax: the net and what the credit note gives back."""
+        total = self.total
+        return None if total is None or self.next_fees is not None else total + self.credited
 
 
 @dataclass(frozen=True)
@@ -186,11 +199,14 @@ def _migration_row(
     currency = subscription.customer.currency
     if effective == PlanMigration.IMMEDIATE:
         planned = plan_change_lines(subscription=subscription, version=version, at=at)
+        # As subscription_change_plan gives the credit (billing.invoicing.unused_time).
+        unused = plan_unused_credit(subscription=subscription, credit=planned.credit, at=at)
         return MigrationRow(
             subscription,
             usage=_rounded(planned.so_far, currency),
-            credit=_rounded(planned.credit, currency),
+            credit=_rounded(list(unused.left), currency) - unused.amount,
             charge=_rounded(planned.charge, currency),
+            credited=unused.amount,
             lines=tuple(planned.lines),
         )
     fixed = next_period_fixed_lines(subscription=subscription, version=version)
@@ -384,4 +400,13 @@ def _done_message(subscription: Subscription, invoice) -> str:
         return gettext("moves at {moment}").format(
             moment=day_time(subscription.current_period_end, UTC)
         )
-    return gettext("invoiced {amount}").format(amount=money_text(invoice.total, invoice.currency))
+    said = gettext("invoiced {amount}").format(amount=money_text(invoice.total, invoice.currency))
+    # The unused time it credited (billing.invoicing.unused_time), by its credit note.
+    change = subscription.changes.order_by("pk").last()
+    note = (change.details or {}).get("credit_note") if change else None
+    if note:
+        credited = CreditNote.objects.get(pk=note)
+        said += gettext(", credit note {number} of {amount}").format(
+            number=credited.number, amount=money_text(credited.total, credited.currency)
+        )
+    return said

@@ -20,7 +20,7 @@ from billing.models import (
 from billing.subscriptions import bulk_migration
 from billing.subscriptions.lifecycle import subscription_cancel
 from billing.tasks import run_plan_migration
-from invoices.models import Invoice
+from invoices.models import CreditNote, Invoice
 from plans.models import Plan, PlanVersion
 from tests.billing.migration_support import (
     billed_net,
@@ -232,7 +232,12 @@ def test_an_immediate_migration_invoices_exactly_the_preview(
         assert (item.invoice.reason, item.invoice.subscription_id) == ("plan_change", pk)
         assert line_sums(item.invoice) == expected[pk]
         invoiced = expected[pk]["usage"] + expected[pk]["charge"]
-        assert item.message == f"invoiced {invoiced} USD"
+        note = CreditNote.objects.get(invoice__subscription_id=pk)
+        assert -note.total == expected[pk]["credit"]
+        assert (
+            item.message
+            == f"invoiced {invoiced} USD, credit note {note.number} of {note.total} USD"
+        )
     assert sum(billed_net(item.invoice) for item in items.values()) == D("54.00")
     assert [(line.kind, line.amount) for line in items[acme.pk].invoice.lines.all()] == [
         ("overage", D("2.50")),

@@ -101,7 +101,8 @@ def test_ops_migrates_three_subscriptions_with_a_preview(
     assert page.locator("ul.consequences li").all_inner_texts() == [
         "3 customers move from Ai Assistant v1 to Pro v1 now, prorated from 16 Nov 2026, "
         "00:00 (UTC): each gets an invoice for its usage so far and the rest of this period, "
-        f"finalized at once (3 invoices, {usd('54.00')} in all).",
+        f"finalized at once (3 invoices, {usd('54.00')} in all before tax, net of the credit "
+        "notes for the unused time).",
         "To move them back, run another migration.",
     ]
     assert "This cannot be undone." in page.inner_text("#content")

@@ -69,7 +69,8 @@ def test_the_confirmation_page_says_what_happens_and_only_its_button_starts_it(
     assert confirmation.consequences == [
         "3 customers move from Ai Assistant v1 to Pro v1 now, prorated from 16 Nov 2026, "
         "00:00 (UTC): each gets an invoice for its usage so far and the rest of this period, "
-        "finalized at once (3 invoices, 54.00 USD in all).",
+        "finalized at once (3 invoices, 54.00 USD in all before tax, net of the credit notes "
+        "for the unused time).",
         "To move them back, run another migration.",
     ]
     html = page.content.decode()
@@ -128,7 +129,10 @@ def test_with_a_grace_the_confirmation_says_the_invoices_wait_as_drafts(
     assert (
         page.context["confirmation"]
         .consequences[0]
-        .endswith("kept as a draft for 2 hours, then finalized (3 invoices, 54.00 USD in all).")
+        .endswith(
+            "kept as a draft for 2 hours, then finalized (3 invoices, 54.00 USD in all before "
+            "tax, net of the credit notes for the unused time)."
+        )
     )
 
 
