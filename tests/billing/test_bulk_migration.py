@@ -236,7 +236,7 @@ def test_an_immediate_migration_invoices_exactly_the_preview(
         assert -note.total == expected[pk]["credit"]
         assert (
             item.message
-            == f"invoiced {invoiced} USD, credit note {note.number} of {note.total} USD"
+            == f"invoiced {invoiced} USD, credit note {note.number} of {note.total:.2f} USD"
         )
     assert sum(billed_net(item.invoice) for item in items.values()) == D("54.00")
     assert [(line.kind, line.amount) for line in items[acme.pk].invoice.lines.all()] == [
