@@ -16,12 +16,12 @@ from django.urls import path, reverse
 from django.utils import timezone, translation
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_forms import money_column, money_text
+from billing.core.admin_forms import money_column, money_text, percent_text
 from billing.core.customer_text import language as customer_language
 from billing.core.errors import BillingError
-from billing.core.money import format_decimal
 from customers.models import BillingEntity, Customer
 from invoices import credit_notes, rendering, selectors, sellers, services, settlement
 from invoices.admin.credit_notes import credit_note_view as credit_note_page
@@ -264,16 +264,22 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("Tax"))
     def tax_display(self, invoice):
+        # The invoice's own words for a tax line, in the admin user's language.
         lines = [
-            f"{line.name} {format_decimal(line.percentage)} % of "
-            f"{self._money(invoice, line.taxable_amount)}: {self._money(invoice, line.amount)}"
+            gettext("%(name)s %(percentage)s on %(taxable_amount)s")
+            % {
+                "name": line.name,
+                "percentage": percent_text(line.percentage),
+                "taxable_amount": self._money(invoice, line.taxable_amount),
+            }
+            + f": {self._money(invoice, line.amount)}"
             for line in invoice.tax_lines.all()
         ]
         if lines:
             return f"{self._money(invoice, invoice.tax)} ({'; '.join(lines)})"
         exempt = (invoice.customer_snapshot or {}).get("tax_exempt")
-        why = {"reverse_charge": " (reverse charge)", "exempt": " (exempt)"}.get(exempt, "")
-        return f"{self._money(invoice, invoice.tax)}{why}"
+        why = {"reverse_charge": _("reverse charge"), "exempt": _("exempt")}.get(exempt)
+        return f"{self._money(invoice, invoice.tax)}" + (f" ({why})" if why else "")
 
     @admin.display(description=_("Paid from the credit balance"))
     def credits_applied_display(self, invoice):
