@@ -115,7 +115,14 @@ def _subscription_lock_sql(vendor: str, count: int) -> tuple[str, tuple, tuple]:
         columns += [f"{alias}.{quote(field.column)}" for field in fields]
         if join:
             tables.append(join.format(t=quote(model._meta.db_table)))
-    lock = " FOR UPDATE OF s" if connection.features.has_select_for_update_of else ""
+    # FOR NO KEY UPDATE, as the customer's lock (customers.locks): it excludes every
+    # other holder of the lock, and no key share waits for it. A finalization
+    # committing an invoice of the subscription it updated twice checks the
+    # invoice's keys again (a key share of the subscription): under FOR UPDATE it
+    # deadlocked with a cancel holding the subscription and waiting for that draft,
+    # the start invoice whose unused time it credits
+    # (tests/invoices/test_lock_order_concurrency.py).
+    lock = " FOR NO KEY UPDATE OF s" if connection.features.has_select_for_update_of else ""
     sql = (
         f"SELECT {', '.join(columns)} FROM {quote(subscription.db_table)} s "  # noqa: S608 (names from the models; the id is a parameter)
         f"{' '.join(tables)} WHERE s.id IN ({', '.join(['%s'] * count)}) ORDER BY s.id{lock}"

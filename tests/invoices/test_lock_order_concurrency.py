@@ -15,6 +15,7 @@ from django.db import connection, transaction
 
 from billing.invoicing.progressive import threshold_invoice_write
 from billing.rating.pricing import PricingSpec, TierSpec
+from billing.subscriptions.lifecycle import subscription_cancel
 from billing.usage.ingestion import events_ingest
 from customers.locks import customer_lock
 from customers.services import customer_create
@@ -304,3 +305,40 @@ def test_finalizing_spends_credit_balances_while_a_close_writes_the_same_custome
             D("15.00"),
         )
     assert Invoice.objects.filter(period_start=JAN_1, status=Invoice.DRAFT).count() == 2
+
+
+def test_a_cancel_credits_its_start_draft_while_the_beat_finalizes_it(acme):
+    # given: acme on 31.00 a month from Dec 1, its start invoice still a draft, and
+    # a paid invoice of 20.00
+    published_version("monthly_31", base_fee=D("31.00"))
+    subscription = subscribe(acme, "monthly_31", DEC_1)
+    draft = Invoice.objects.get(subscription=subscription, reason=Invoice.START)
+    paid = paid_invoice(acme, "20.00")
+    dec_16 = datetime(2026, 12, 16, tzinfo=UTC)
+
+    # when: the beat's finalization claims the draft and waits for the invoice
+    # sequence; the cancel (the customer, the subscription, then the draft it
+    # credits: billing.invoicing.unused_time) lines up behind it; then a note on the
+    # paid invoice (the customer)
+    (
+        Lineup(sequence_row("INV-2026"))
+        .then("beat", lambda: invoices_finalize_due(cutoff=DEC_3, now=DEC_3))
+        .then(
+            "cancel",
+            lambda: subscription_cancel(
+                subscription=subscription, effective="immediate", at=dec_16
+            ),
+        )
+        .then("note", lambda: note(paid, "5.00", dec_16))
+        .let_go()
+    )
+
+    # then: the beat numbered the draft, the cancel credited 16 of 31 days of it
+    # (16.00) by a credit note off its amount due, and the note followed
+    start = Invoice.objects.get(pk=draft.pk)
+    assert (start.status, start.finalized_at) == (Invoice.FINALIZED, DEC_3)
+    unused = CreditNote.objects.get(invoice=start)
+    assert (unused.subtotal, unused.to_amount_due) == (D("16.00"), D("16.00"))
+    assert start.amount_due == D("15.00")
+    assert CreditNote.objects.get(invoice=paid).total == D("5.00")
+    assert not Invoice.objects.filter(reason=Invoice.CANCEL).exists()
