@@ -69,7 +69,7 @@ def test_a_group_is_locked_by_one_statement_in_id_order(subscriptions):
     ]
     assert len(captured.captured_queries) == 1
     if connection.features.has_select_for_update_of:
-        assert captured.captured_queries[0]["sql"].endswith("ORDER BY s.id FOR UPDATE OF s")
+        assert captured.captured_queries[0]["sql"].endswith("ORDER BY s.id FOR NO KEY UPDATE OF s")
 
 
 def test_subscriptions_close_in_groups_each_with_one_lock(subscriptions, monkeypatch):
