@@ -311,6 +311,27 @@ def credit_note_for_void(*, invoice: Invoice, memo: str, held: Any, now: datetim
     )
 
 
+def _note_line(
+    note: CreditNote,
+    position: int,
+    line: InvoiceLine,
+    amount: Decimal,
+    asked: CreditLineInput | None,
+) -> CreditNoteLine:
+    """A note's line crediting `amount` of an invoice line, in the words, share
+    and service period it was asked with (the invoice line's words when none)."""
+    return CreditNoteLine(
+        credit_note=note,
+        position=position,
+        invoice_line=line,
+        description=((asked and asked.description) or line.description)[:500],
+        amount=amount,
+        share=asked and asked.share,
+        period_start=asked and asked.period_start,
+        period_end=asked and asked.period_end,
+    )
+
+
 def _issue(
     preview: CreditNotePreview,
     *,
@@ -357,18 +378,7 @@ def _issue(
         created_at=now,
     )
     CreditNoteLine.objects.bulk_create(
-        CreditNoteLine(
-            credit_note=note,
-            position=position,
-            invoice_line=line,
-            description=(getattr(described.get(line.pk), "description", "") or line.description)[
-                :500
-            ],
-            amount=amount,
-            share=getattr(described.get(line.pk), "share", None),
-            period_start=getattr(described.get(line.pk), "period_start", None),
-            period_end=getattr(described.get(line.pk), "period_end", None),
-        )
+        _note_line(note, position, line, amount, described.get(line.pk))
         for position, (line, amount) in enumerate(preview.lines)
     )
     journal_credit_note(note=note, now=now)

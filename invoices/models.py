@@ -5,6 +5,7 @@ the next invoice (late usage) or a credit note."""
 from decimal import Decimal
 
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -120,10 +121,9 @@ class Invoice(models.Model):
     # subscription's start. What decides when a draft is due; never printed as
     # its issue date (finalized_at is: invoices.issue_dates).
     created_at = models.DateTimeField(verbose_name=_("bills as of"))
-    # When the draft was really written (invoices.issue_dates.issue_moment);
-    # null only for invoices written before invoices 0031, which filled it from
-    # created_at.
-    written_at = models.DateTimeField(null=True, blank=True, verbose_name=_("written at"))
+    # When the draft was really written (invoices.issue_dates.issue_moment; those
+    # written before invoices 0031 were taken as written at their created_at).
+    written_at = models.DateTimeField(default=timezone.now, verbose_name=_("written at"))
     # When it was issued (numbered): the real moment, whatever the close's --as-of.
     finalized_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finalized at"))
     due_at = models.DateTimeField(null=True, blank=True, verbose_name=_("due at"))

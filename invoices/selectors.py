@@ -1,7 +1,6 @@
 """Reads for invoices."""
 
 from datetime import datetime
-from decimal import Decimal
 
 from django.db.models import F, Q, QuerySet
 
@@ -18,13 +17,6 @@ def past_due(invoices: QuerySet, *, now: datetime) -> QuerySet:
     """The finalized invoices whose due date has passed with something still to pay:
     the dashboard's "past due", the admin's filter and the API's ?past_due=true."""
     return left_to_pay(invoices.filter(status=Invoice.FINALIZED, due_at__lt=now))
-
-
-def amount_paid(invoice: Invoice) -> Decimal:
-    """The money received for the invoice so far (by hand or through Stripe; its
-    ReceivedPayment rows): not the credit balance it spent, nor what its credit
-    notes took off the amount due."""
-    return invoice.amount_paid
 
 
 def documents_to_render() -> tuple[list[int], list[int]]:

@@ -103,8 +103,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
         "back-dated close's --as-of.",
     )
     written_at = serializers.DateTimeField(
-        allow_null=True,
-        help_text="When it was written (a draft's too), beside the period it bills.",
+        help_text="When it was written (a draft's too), beside the period it bills."
     )
     due_at = serializers.DateTimeField(
         allow_null=True, help_text="Issued plus the customer's payment terms."
@@ -164,7 +163,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "customer_snapshot": invoice.customer_snapshot,
             "finalized_at": invoice.finalized_at,
             "issued_at": invoice.finalized_at,
-            "written_at": invoice.written_at or invoice.created_at,
+            "written_at": invoice.written_at,
             "due_at": invoice.due_at,
             "paid_at": invoice.paid_at,
             "payment_reference": invoice.payment_reference or None,

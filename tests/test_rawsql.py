@@ -225,6 +225,7 @@ def test_insert_writes_what_bulk_create_writes(acme):
             subtotal=D("12.34"),
             total=D("12.34"),
             created_at=NOW,
+            written_at=NOW,
         )
         lines = [
             InvoiceLine(

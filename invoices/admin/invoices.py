@@ -295,7 +295,7 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("Amount paid"))
     def amount_paid_display(self, invoice):
-        return self._money(invoice, selectors.amount_paid(invoice))
+        return self._money(invoice, invoice.amount_paid)
 
     @admin.display(description=_("Bills as of"))
     def created_display(self, invoice):
@@ -303,7 +303,7 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("Written"))
     def written_display(self, invoice):
-        return moment_text(invoice, invoice.written_at or invoice.created_at)
+        return moment_text(invoice, invoice.written_at)
 
     @admin.display(description=_("Issued"))
     def issued_display(self, invoice):
