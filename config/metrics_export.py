@@ -2,8 +2,9 @@
 (docs/running.md: keep it private):
 
 - every process's counts (billing.core.metrics), added up from their files in
-  METRICS_DIR (prometheus-client's MultiProcessCollector): the web server's
-  workers, Celery's, the beat, the folder, on this host;
+  METRICS_DIR and its folders (prometheus-client's MultiProcessCollector): the web
+  server's workers, Celery's, the beat, the folder, on this host, or in the
+  containers sharing the metrics volume, a folder each (compose.yaml);
 - what describes the system as a whole, read as the scrape asks (SystemCollector):
   the fold's lag behind the newest event (the database) and the messages waiting in
   each queue (the broker). A source that cannot be read leaves its gauges out and
@@ -14,6 +15,7 @@ scrape's database and broker round trips, and nothing needs a token, since the
 port is not the one the load balancer forwards."""
 
 import logging
+from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
@@ -83,9 +85,21 @@ class SystemCollector:
         yield up
 
 
+class FoldersCollector(MultiProcessCollector):
+    """The files of METRICS_DIR and of its folders, one level down: a container's
+    processes are numbered from 1 like every other container's, so each container
+    writes in a folder of its own (scripts/container_entrypoint.sh), and their
+    files are added up here as one host's are."""
+
+    def collect(self):
+        root = Path(self._path)
+        files = sorted(str(path) for path in (*root.glob("*.db"), *root.glob("*/*.db")))
+        return self.merge(files, accumulate=True)
+
+
 def metrics_registry() -> CollectorRegistry:
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(settings.METRICS_DIR))
+    FoldersCollector(registry, path=str(settings.METRICS_DIR))
     registry.register(SystemCollector())
     return registry
 

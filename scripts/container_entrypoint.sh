@@ -1,0 +1,120 @@
+#!/bin/sh
+# The image's entrypoint (Containerfile): one image, a role per container.
+#
+#   migrate          migrate, setup_roles, setup_periodic_tasks, then exit (run once,
+#                    before the others, at every install and upgrade)
+#   web              granian on $PORT (default 8000), serving /static/ too
+#   worker-urgent    the Celery worker of the urgent queue (checks, alerts, payments)
+#   worker-default   the Celery worker of the default queue
+#   worker-bulk      the Celery worker of the bulk queue (PDFs, closes, migrations)
+#   beat             Celery beat: run exactly one
+#   folder           manage.py fold_usage --every 1
+#   metrics          manage.py serve_metrics on 0.0.0.0:9464 (keep it private)
+#   manage ARGS...   manage.py ARGS (createsuperuser, create_api_key, close_periods, ...)
+#   anything else    run as given
+#
+# Every role but migrate and manage waits until the database has every migration
+# this image knows (the migrate container applies them), so an upgrade never serves
+# from a half-migrated database and a first boot needs no start order.
+set -eu
+
+role=${1:-web}
+[ "$#" -gt 0 ] && shift
+
+# What must be set: compose.yaml names the secrets of its .env; by default, what the
+# settings need with DEBUG off.
+missing=""
+for name in ${BILLING_REQUIRED_ENV:-SECRET_KEY DATABASE_URL CELERY_BROKER_URL ALLOWED_HOSTS}; do
+    eval "value=\${$name:-}"
+    [ -n "$value" ] || missing="$missing $name"
+done
+if [ -n "$missing" ]; then
+    echo "error: not set:$missing. With compose: cp .env.example .env, fill it in, then" \
+        "'podman-compose up -d' (docs/running.md, With compose). Without it, pass them" \
+        "with -e or --env-file." >&2
+    exit 64
+fi
+
+# Each container counts its processes' metrics in a folder of its own on the shared
+# metrics volume; the metrics server adds up every folder (config.metrics_export).
+metrics_root=${BILLING_METRICS_ROOT:-/var/lib/billing/metrics}
+if [ "$role" = metrics ]; then
+    export PROMETHEUS_MULTIPROC_DIR="$metrics_root"
+else
+    export PROMETHEUS_MULTIPROC_DIR="$metrics_root/$(hostname)"
+    rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+fi
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+echo "$role" > /tmp/billing-role
+
+manage() {
+    python /app/manage.py "$@"
+}
+
+wait_for_database() {
+    waited=0
+    until python -c 'import django; django.setup(); from django.db import connection; connection.ensure_connection()' >/dev/null 2>&1; do
+        if [ "$waited" -ge "${BILLING_DATABASE_WAIT:-120}" ]; then
+            echo "error: the database does not answer at DATABASE_URL after ${waited}s" >&2
+            exit 75
+        fi
+        sleep 2
+        waited=$((waited + 2))
+    done
+}
+
+wait_for_migrations() {
+    waited=0
+    until manage migrate --check >/dev/null 2>&1; do
+        if [ "$waited" -ge "${BILLING_MIGRATE_WAIT:-600}" ]; then
+            echo "error: the database still lacks this image's migrations after ${waited}s;" \
+                "did the migrate container fail? (its log: podman-compose logs migrate)" >&2
+            exit 75
+        fi
+        [ "$waited" -eq 0 ] && echo "waiting for the migrate container to apply this image's migrations"
+        sleep 2
+        waited=$((waited + 2))
+    done
+}
+
+case "$role" in
+migrate)
+    wait_for_database
+    manage migrate --noinput
+    manage setup_roles
+    manage setup_periodic_tasks
+    echo "migrations applied; roles and periodic tasks set"
+    ;;
+manage)
+    exec python /app/manage.py "$@"
+    ;;
+web)
+    wait_for_migrations
+    exec granian --interface wsgi --host 0.0.0.0 --port "${PORT:-8000}" \
+        --workers "${WEB_WORKERS:-2}" --blocking-threads 1 \
+        --blocking-threads-idle-timeout 600 \
+        --static-path-route /static --static-path-mount /var/lib/billing/static \
+        "$@" config.wsgi:application
+    ;;
+worker-urgent | worker-default | worker-bulk)
+    queue=${role#worker-}
+    wait_for_migrations
+    concurrency=${WORKER_CONCURRENCY:-2}
+    exec celery -A config worker -Q "$queue" -n "$queue@%h" --concurrency "$concurrency" -l info "$@"
+    ;;
+beat)
+    wait_for_migrations
+    exec celery -A config beat -l info "$@"
+    ;;
+folder)
+    wait_for_migrations
+    exec python /app/manage.py fold_usage --every 1 "$@"
+    ;;
+metrics)
+    wait_for_migrations
+    exec python /app/manage.py serve_metrics --host 0.0.0.0 --port "${METRICS_PORT:-9464}" "$@"
+    ;;
+*)
+    exec "$role" "$@"
+    ;;
+esac
