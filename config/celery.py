@@ -2,7 +2,7 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-from celery import Celery, Task
+from celery import Celery, Task, signals
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
@@ -103,6 +103,15 @@ app.conf.task_routes = {
     **{name: {"queue": BULK_QUEUE} for name in BULK_TASKS},
 }
 app.autodiscover_tasks()
+
+
+@signals.celeryd_init.connect(dispatch_uid="config.celery.catalogs")
+def _refuse_stale_catalogs(**_) -> None:
+    """A worker with DEBUG off starts only with the translation catalogs compiled: its
+    PDFs and emails would come out in English (config.catalogs)."""
+    from config.catalogs import refuse_stale_catalogs
+
+    refuse_stale_catalogs()
 
 
 def time_limits(kind: str) -> dict[str, int]:

@@ -8,6 +8,11 @@ from django.urls import get_resolver
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_application = get_wsgi_application()
 
+from config.catalogs import refuse_stale_catalogs  # noqa: E402 (reads the settings)
+
+# With DEBUG off, no server that would answer in English what should be French.
+refuse_stale_catalogs()
+
 from config.middleware import SizedBodies  # noqa: E402 (imports DRF: after Django's setup)
 
 # A body sent chunked, without a Content-Length, read (config.middleware.SizedBodies).

@@ -4,8 +4,10 @@ into the .mo file next to it, which Django's gettext reads.
 
 Our own compiler, on the standard library alone, so that neither a developer's
 machine nor CI needs GNU gettext (Django's compilemessages runs its msgfmt). The
-.mo files are build output (.gitignore'd): scripts/test.sh, scripts/run.sh and
-.ci/run run this first. A .mo is rewritten only when its content changes.
+.mo files are build output (.gitignore'd): scripts/test.sh, scripts/run.sh, .ci/run
+and the production steps (docs/running.md) run this first. A .mo is rewritten only
+when its content changes; one left as it was is dated after its .po, as the check
+that refuses a production start with stale catalogs (config.catalogs) expects.
 
 What it reads is the PO subset that makemessages writes and translators edit:
 comments (a "#, fuzzy" flag leaves an entry out, as msgfmt does), msgctxt, msgid,
@@ -151,6 +153,10 @@ def compile_catalog(po_path: Path) -> bool:
     content = mo_bytes(parse_po(po_path.read_text(encoding="utf-8"), str(po_path)))
     mo_path = po_path.with_suffix(".mo")
     if mo_path.exists() and mo_path.read_bytes() == content:
+        # The .po was edited where the .mo does not look (a comment, an entry not yet
+        # translated), or checked out after it: compiled all the same.
+        if mo_path.stat().st_mtime_ns < po_path.stat().st_mtime_ns:
+            mo_path.touch()
         return False
     temporary = mo_path.with_suffix(".mo.tmp")
     temporary.write_bytes(content)
