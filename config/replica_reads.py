@@ -197,11 +197,11 @@ def _write_keys(request, view_kwargs) -> list[str]:
 
 def _streamed_from(alias: str, chunks):
     """A streamed answer (a CSV export) read from the replica as it is sent too."""
-    token = reading_from.set(alias)
+    reading_from.set(alias)
     try:
         yield from chunks
     finally:
-        reading_from.reset(token)
+        reading_from.set(None)
 
 
 class ReplicaReadsMiddleware:

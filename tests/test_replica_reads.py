@@ -196,6 +196,19 @@ def test_the_reports_read_the_replica(replicas):
     assert reads.counted == {"replica": 2}
 
 
+def test_a_streamed_export_reads_the_replica_as_it_is_sent(replicas):
+    api = api_client()
+    response = api.get("/api/v1/journal.csv", {"from": "2026-11-01", "to": "2026-12-01"})
+    assert response.status_code == 200 and response.streaming
+
+    with Reads() as reads:
+        body = b"".join(response.streaming_content)
+
+    assert body.startswith(b"id,date,")
+    assert reads.replica_queries > 0
+    assert reading_from.get() is None
+
+
 def test_a_lagging_replica_is_left_out_until_it_catches_up(replicas, monkeypatch):
     acme = CustomerFactory()
     lag = {"seconds": 3.5}
