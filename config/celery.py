@@ -10,6 +10,7 @@ from django.db import transaction
 from kombu.exceptions import ChannelError
 
 from config import outage, redis_transport
+from config.recent_writes import customer_writes_noted
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Before any connection: a Redis restart must end no worker (config/redis_transport.py).
@@ -36,7 +37,10 @@ class BillingTask(Task):
 
     def __call__(self, *args, **kwargs):
         try:
-            return super().__call__(*args, **kwargs)
+            # What it wrote for a customer is read from the primary for a while
+            # after, beside read replicas (config.recent_writes).
+            with customer_writes_noted():
+                return super().__call__(*args, **kwargs)
         except Exception as exc:
             if not outage.database_unavailable(exc) or _met_stopping(exc):
                 raise

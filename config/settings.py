@@ -189,6 +189,48 @@ if DATABASES["default"]["ENGINE"] == "config.sqlite3":
     DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", ":memory:")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Read replicas (docs/scaling.md, step 3): PostgreSQL hot standbys, comma-separated
+# URLs, aliases replica_0, replica_1, ... The reports, the portal page and the admin's
+# lists read from one (config.replica_reads); everything else, and every write, uses
+# the primary. Unset: no router, every read on the primary.
+DATABASE_REPLICA_URLS = env_list("DATABASE_REPLICA_URLS", [])
+DATABASE_REPLICAS = []
+for _index, _url in enumerate(DATABASE_REPLICA_URLS):
+    _replica = dj_database_url.parse(_url, conn_max_age=60, conn_health_checks=True)
+    if _replica["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(f"DATABASE_REPLICA_URLS: {_url!r} is not a postgres:// URL")
+    _replica["ENGINE"] = DATABASES["default"]["ENGINE"]
+    _replica["OPTIONS"] = {
+        **DATABASES["default"].get("OPTIONS", {}),
+        # A replica host that drops packets costs a request 2 s, then the primary.
+        "connect_timeout": 2,
+        **_replica.get("OPTIONS", {}),
+    }
+    # Tests and migrations run on the primary only: in tests the alias is the primary.
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES[f"replica_{_index}"] = _replica
+    DATABASE_REPLICAS.append(f"replica_{_index}")
+# A replica further behind than this (ms) is not read until it catches up; its lag is
+# measured at most once in this many ms per process. A customer's, an admin user's or
+# an API client's reads stay on the primary this long (ms) after they wrote: at least
+# the lag bound plus the check's interval, so that the replica read then has the write.
+DATABASE_REPLICA_MAX_LAG_MS = env_int_at_least("DATABASE_REPLICA_MAX_LAG_MS", 2000, 0)
+DATABASE_REPLICA_CHECK_MS = env_int_at_least("DATABASE_REPLICA_CHECK_MS", 1000, 0)
+DATABASE_REPLICA_READ_YOUR_WRITES_MS = env_int(
+    "DATABASE_REPLICA_READ_YOUR_WRITES_MS",
+    max(5000, DATABASE_REPLICA_MAX_LAG_MS + DATABASE_REPLICA_CHECK_MS),
+)
+if DATABASE_REPLICA_READ_YOUR_WRITES_MS < DATABASE_REPLICA_MAX_LAG_MS + DATABASE_REPLICA_CHECK_MS:
+    raise ImproperlyConfigured(
+        "DATABASE_REPLICA_READ_YOUR_WRITES_MS must be at least DATABASE_REPLICA_MAX_LAG_MS "
+        "plus DATABASE_REPLICA_CHECK_MS, or a write could be read back missing from a replica"
+    )
+DATABASE_ROUTERS = []
+if DATABASE_REPLICAS:
+    DATABASE_ROUTERS = ["config.db_routers.ReplicaRouter"]
+    # Last: which view is called is known (its process_view), the user too.
+    MIDDLEWARE.append("config.replica_reads.ReplicaReadsMiddleware")
+
 # django-axes first: it refuses a locked-out login before the password is checked.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",

@@ -67,6 +67,20 @@ DOCUMENT_EMAILS, EMAIL_SENT, EMAIL_RETRYING, EMAIL_FAILED = _by_outcome(
     "failed",
 )
 
+REPLICA_READS, *_ = _by_outcome(
+    "billing_replica_reads",
+    "Requests of the views that may read from a read replica (config.replica_reads), by "
+    "outcome: replica (read from one); or read from the primary: recent_write (the "
+    "customer, user or API client wrote within the read-your-writes window), lagging "
+    "(every replica behind the bound), unavailable (none answered), failed (the replica "
+    "failed during the request, which was answered again from the primary)",
+    "replica",
+    "recent_write",
+    "lagging",
+    "unavailable",
+    "failed",
+)
+
 TASKS = Counter(
     "billing_tasks",
     "Celery tasks run, by task and outcome: succeeded; retried (a retry scheduled: the "
