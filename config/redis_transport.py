@@ -25,6 +25,18 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 
 class Channel(kombu_redis.Channel):
+    # kombu's defaults are None: no bound on a connect or a read. In the compose
+    # drill (scripts/compose_check.sh) one worker, holding a message when Redis's
+    # container stopped, logged "Restoring 2 unacknowledged message(s)" and then
+    # nothing, missing heartbeats, while the others reconnected: an unbounded socket
+    # call is the one wait that can last that long. Bounded, such a wait ends as a
+    # lost connection, which the worker handles by reconnecting. The BRPOP reads
+    # poll every second (kombu), far inside the read bound. Transport options
+    # override these.
+    socket_connect_timeout = 5
+    socket_timeout = 30
+    socket_keepalive = True
+
     def _connparams(self, asynchronous=False):
         transport = self.connection
         if transport is None or transport.client is None:

@@ -94,6 +94,10 @@ cleanup() {
             podman logs --tail 15 "${project}_${service}_1" 2>&1 | grep -v '^time=' || true
         done
     fi
+    if ((status != 0)) && [[ -n ${COMPOSE_CHECK_KEEP:-} ]]; then
+        echo "kept for a look (COMPOSE_CHECK_KEEP): $tools/bin/podman-compose -f $work/compose.yaml -p $project ..."
+        return
+    fi
     compose down -v >/dev/null 2>&1 || true
     rm -rf "$work"
 }
@@ -242,7 +246,7 @@ for ((i = 0; i < 300; i += 3)); do
 done
 [[ $code == 200 ]] || fail "the invoice closed during the outage has no PDF after 300 s (answered $code)"
 grep -q Rechnung <<<"$(pdf_text "$work/outage.pdf")" || fail "the outage invoice's PDF is not the German one"
-echo "the invoice closed during the outage: PDF rendered after Redis came back (${i}s)"
+echo "the invoice closed during the outage: its PDF rendered once Redis was back (there ${i}s after the load ended)"
 replies=$(compose exec -T worker-default celery -A config inspect ping --timeout 10 2>/dev/null | grep -c 'pong' || true)
 echo "workers answering a ping after the outage: $replies of 3"
 ((replies == 3)) || fail "only $replies of 3 workers consume again"

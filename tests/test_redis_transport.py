@@ -87,3 +87,20 @@ def test_a_redis_broker_uses_it_and_a_filesystem_one_does_not(tmp_path):
         assert connection.as_uri().startswith("redis://")
     with Connection("filesystem://", transport_options={"data_folder_in": str(tmp_path)}) as fs:
         assert not isinstance(fs.transport, Transport)
+
+
+def test_the_channels_connections_bound_their_connects_and_reads(broker):
+    # given: a channel of the project's transport, no transport options
+    url, _ = broker
+    connection = Connection(url, transport="config.redis_transport:Transport")
+    try:
+        # when: the parameters its connections are made with are read
+        params = connection.default_channel._connparams()
+
+        # then: a connect and a read each end within a bound (kombu leaves both
+        # unbounded), and dead peers are found by keepalive
+        assert params["socket_connect_timeout"] == 5
+        assert params["socket_timeout"] == 30
+        assert params["socket_keepalive"] is True
+    finally:
+        connection.release()
