@@ -54,18 +54,20 @@ class Command(BaseCommand):
             lost_by_sequence[NUMBER.match(lost.number)["sequence"]].append(lost)
         for move in report.sequences:
             lost = lost_by_sequence[move.name]
+            unseen = move.skipped - len(lost)
             write(
                 f"numbers: {move.name} next {move.was} -> {move.now}: {move.skipped} number(s) "
                 f"skipped ({number_ranges(range(move.was, move.now))}), never to be issued; "
                 f"{len(lost)} of them held by customers (a stored PDF or a sent email) for "
-                "documents this database lost; the others were taken after the backup "
-                "and not seen to leave"
+                "documents this database lost"
+                + (f", {unseen} taken after the backup and not seen to leave" if unseen else "")
             )
         if report.lost:
             write(
-                "  documents customers may hold that this database does not have (their "
-                "usage is billed again under new numbers: tell those customers which "
-                "number replaces which):"
+                "  documents customers may hold that this database does not have (a close "
+                "under way at the backup bills their periods again, under new numbers: "
+                "tell those customers which number replaces which; a purchase or credit "
+                "note made after the backup must be made again):"
             )
             for lost in report.lost[:SHOWN]:
                 emailed = f", emailed {lost.emailed_at}" if lost.emailed_at else ""
