@@ -22,7 +22,8 @@ from billing.notifications.alerts import alert_email_send
 from billing.rating.lines import LineInput
 from customers.services import customer_create
 from invoices.after_restore import restore_reconcile
-from invoices.models import DocumentEmail, Invoice, InvoiceSequence
+from invoices.models import DocumentEmail, Invoice, InvoiceSequence, ReceivedPayment
+from invoices.payments_received import invoice_payment_record
 from invoices.services import invoice_finalize, invoice_write_draft
 
 pytestmark = pytest.mark.django_db
@@ -121,6 +122,7 @@ def test_the_restore_step_skips_held_numbers_marks_sent_emails_and_renders_lost_
     DocumentEmail.objects.filter(invoice=second).update(
         status=DocumentEmail.PENDING, sent_at=None, attempts=0
     )
+    Invoice.objects.filter(pk=second.pk).update(pdf_file="", pdf_sha256="", pdf_rendered_at=None)
     third_email = DocumentEmail.objects.get(invoice=third)
     DocumentEmail.objects.filter(invoice=third).delete()
     Invoice.objects.filter(pk=third.pk).delete()
@@ -137,9 +139,17 @@ def test_the_restore_step_skips_held_numbers_marks_sent_emails_and_renders_lost_
     assert hashlib.sha256(first_bytes).hexdigest() == first.pdf_sha256
     email = DocumentEmail.objects.get(invoice=second)
     assert (email.status, email.sent_at) == (DocumentEmail.SENT, DEC_2)
+    # the second's PDF, stored after the snapshot, is its own again (not rendered)
+    adopted = Invoice.objects.get(pk=second.pk)
+    assert (adopted.pdf_file.name, adopted.pdf_sha256, adopted.pdf_rendered_at) == (
+        second.pdf_file.name,
+        second.pdf_sha256,
+        DEC_2,
+    )
     assert InvoiceSequence.objects.get(name="INV-2026").next_number == 4
     printed = out.getvalue()
     assert "1 missing and rendered again byte-identical" in printed
+    assert "1 stored after the backup and given their file" in printed
     assert "INV-2026 next 3 -> 4: 1 number(s) skipped (3)" in printed
     assert f"INV-2026-000003 (customer id {third.customer_id}, emailed " in printed
     assert "emails: 1 marked sent (sent after the backup), 1 already sent here, 1 sent" in printed
@@ -167,6 +177,36 @@ def test_the_restore_step_skips_held_numbers_marks_sent_emails_and_renders_lost_
     assert "emails: 0 marked sent" in again.getvalue()
     gaps = [e for e in outbound_record.record_read() if e["what"] == "numbers_skipped"]
     assert len(gaps) == 1
+
+
+def test_a_lost_file_of_an_invoice_paid_since_is_stored_as_it_renders_now_and_said(
+    django_capture_on_commit_callbacks,
+):
+    # given: the PDF was stored unpaid; the invoice was paid later; the file is lost
+    invoice = issued(customer("acme"), django_capture_on_commit_callbacks)
+    as_issued = (invoice.pdf_file.name, invoice.pdf_sha256)
+    invoice_payment_record(
+        invoice=invoice,
+        amount=D("29.99"),
+        received_at=DEC_9,
+        method=ReceivedPayment.BANK_TRANSFER,
+        reference="wire 1",
+        now=DEC_9,
+    )
+    default_storage.delete(invoice.pdf_file.name)
+
+    # when
+    report = restore_reconcile(now=DEC_9)
+
+    # then: it cannot be the bytes sent (it says PAID now): stored under a name of
+    # its own, recorded, and said
+    assert (report.rendered_identical, report.rendered_different) == ([], ["INV-2026-000001"])
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.PAID
+    assert (invoice.pdf_file.name, invoice.pdf_sha256) != as_issued
+    stored = content(invoice.pdf_file.name)
+    assert hashlib.sha256(stored).hexdigest() == invoice.pdf_sha256
+    assert not default_storage.exists(as_issued[0])
 
 
 def test_an_email_id_taken_again_by_another_document_is_not_marked(
