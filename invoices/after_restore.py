@@ -14,6 +14,10 @@ the restored database agree with that:
   record says was sent is marked sent (as of the record's time) and never sent
   again. An email is matched by its id and by its document's number (or its
   alert's customer and key): ids taken again after a restore never match;
+- ids: the ids the record names (documents, emails, alerts) are never taken again by
+  other rows: their tables' id sequences are moved past them, so a Stripe idempotency
+  key made from a document's id (invoice-<id>-..., credit-note-<id>-refund) and an
+  email's id in the record each name one row;
 - documents: a numbered document whose recorded PDF file is missing is rendered
   again and stored under its name when the render is byte-identical to what was
   recorded (its SHA-256; renders are deterministic, invoices.pdf); one that is not
@@ -34,7 +38,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import connection, transaction
 
 from billing.core import outbound_record
 from billing.models import Alert
@@ -87,6 +91,8 @@ class RestoreReport:
     rendered_identical: list[str] = field(default_factory=list)
     rendered_different: list[str] = field(default_factory=list)
     adopted: list[str] = field(default_factory=list)
+    # Tables whose next id was moved past the record's: (table, highest id recorded).
+    ids: list[tuple[str, int]] = field(default_factory=list)
 
 
 def restore_reconcile(*, now: datetime, record: Path | None = None) -> RestoreReport:
@@ -100,6 +106,7 @@ def restore_reconcile(*, now: datetime, record: Path | None = None) -> RestoreRe
     _sequences_advance(entries, report, now)
     _emails_mark_sent(entries, report)
     _alerts_mark_emailed(entries, report)
+    _ids_advance(entries, report)
     return report
 
 
@@ -165,6 +172,51 @@ def _sequences_advance(entries: list[dict], report: RestoreReport, now: datetime
             held_by_customers=in_gap,
             reason="database restored from a backup taken before these numbers were issued",
         )
+
+
+# Ids.
+
+
+def _ids_advance(entries: list[dict], report: RestoreReport) -> None:
+    recorded: dict[type, int] = {}
+    for entry in entries:
+        if entry["what"] == outbound_record.DOCUMENT_STORED and entry.get("kind") in MODELS:
+            model = MODELS[entry["kind"]]
+        elif entry["what"] == outbound_record.DOCUMENT_EMAILED:
+            model = DocumentEmail
+        elif entry["what"] == outbound_record.ALERT_EMAILED:
+            model = Alert
+        else:
+            continue
+        recorded[model] = max(recorded.get(model, 0), int(entry["id"]))
+    for model, highest in recorded.items():
+        table = model._meta.db_table
+        if _id_sequence_advance(table, highest):
+            report.ids.append((table, highest))
+
+
+def _id_sequence_advance(table: str, highest: int) -> bool:
+    """Have the table's next id be above `highest`; True when it was not."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+            (sequence,) = cursor.fetchone()
+            cursor.execute(
+                f"SELECT last_value, is_called FROM {sequence}"  # noqa: S608 (a sequence's name)
+            )
+            last, called = cursor.fetchone()
+            if (last if called else last - 1) >= highest:
+                return False
+            cursor.execute("SELECT setval(%s, %s)", [sequence, highest])
+            return True
+        # SQLite's AUTOINCREMENT keeps the highest id given in sqlite_sequence.
+        cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
+        row = cursor.fetchone()
+        if row is not None and row[0] >= highest:
+            return False
+        cursor.execute("DELETE FROM sqlite_sequence WHERE name = %s", [table])
+        cursor.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (%s, %s)", [table, highest])
+        return True
 
 
 # Emails.

@@ -249,3 +249,33 @@ def test_an_alert_emailed_after_the_snapshot_is_marked_and_not_sent_again(mailou
     assert Alert.objects.get(pk=alert.pk).emailed_at == DEC_2
     assert not alert_email_send(alert=Alert.objects.get(pk=alert.pk), now=DEC_9)
     assert len(mailoutbox) == sent
+
+
+def test_ids_the_record_names_are_not_given_to_other_rows(django_capture_on_commit_callbacks):
+    # given: the record names invoice 700 and email 500, issued after the snapshot
+    outbound_record.record_append(
+        what="document_stored",
+        at=DEC_2,
+        kind="invoices",
+        id=700,
+        number="INV-2026-000001",
+        customer=1,
+        file="invoices/INV-2026/INV-2026-000001-0123456789abcdef.pdf",
+        sha256="0" * 64,
+    )
+    outbound_record.record_append(
+        what="document_emailed", at=DEC_2, id=500, number="INV-2026-000001", customer=1
+    )
+
+    # when
+    report = restore_reconcile(now=DEC_9)
+    again = restore_reconcile(now=DEC_9)
+
+    # then: the next invoice and its email take ids above them (so a Stripe key
+    # invoice-<id>-... names one invoice); a second run moves nothing
+    assert report.ids == [("invoices_invoice", 700), ("invoices_documentemail", 500)]
+    assert again.ids == []
+    invoice = issued(customer("acme"), django_capture_on_commit_callbacks)
+    assert invoice.pk == 701
+    assert invoice.number == "INV-2026-000002"
+    assert DocumentEmail.objects.get().pk == 501

@@ -81,6 +81,15 @@ class Command(BaseCommand):
             "for documents this database does not have"
         )
         write(
+            "ids: "
+            + (
+                "; ".join(f"{table} next id above {highest}" for table, highest in report.ids)
+                if report.ids
+                else "every id the record names is already taken here or behind the next"
+            )
+            + " (ids the record names are never given to other rows)"
+        )
+        write(
             f"alert emails: {report.alerts_marked} marked emailed, "
             f"{report.alerts_were_emailed} already emailed here, {report.alerts_not_here} "
             "for alerts this database does not have"
