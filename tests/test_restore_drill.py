@@ -13,7 +13,9 @@ event batch acknowledged before the snapshot is there; each missing PDF is rende
 again byte-identical to the source's file; no email the source sent is sent again
 (every email and alert task is sent to the restored copy's worker once more); every
 invoice the restored copy numbers (the rest of the close, a new purchase) has a
-number above every number the source issued. Prints the figures. Takes a few minutes
+number above every number the source issued, and no invoice or email it writes takes
+an id the source gave after the snapshot (Stripe's idempotency keys are made of them);
+its /readyz answers ready. Prints the figures. Takes a few minutes
 (most of it migrations and PDF renders).
 
     bash scripts/test.sh -m drill tests/test_restore_drill.py
@@ -41,6 +43,7 @@ from tests.test_outage_drill import (
     VENV,
     Tally,
     ThrowawayPostgres,
+    answers,
     free_port,
     listening,
     post_batches,
@@ -425,6 +428,10 @@ def test_a_backup_taken_mid_close_restores_without_reissuing_or_resending(tmp_pa
                 "WHERE e.status = 'pending'"
             )
         }
+        max_snapshot_ids = snapshot_db.execute(
+            "SELECT (SELECT max(id) FROM invoices_invoice), "
+            "(SELECT max(id) FROM invoices_documentemail)"
+        ).fetchone()
         snapshot_events = snapshot_db.execute("SELECT count(*) FROM billing_usageevent").fetchone()[
             0
         ]
@@ -445,6 +452,10 @@ def test_a_backup_taken_mid_close_restores_without_reissuing_or_resending(tmp_pa
         settle(database_url, "the source's PDFs and emails")
         stop(source_worker)
         with psycopg.connect(database_url, autocommit=True) as db:
+            source_ids = db.execute(
+                "SELECT (SELECT max(id) FROM invoices_invoice), "
+                "(SELECT max(id) FROM invoices_documentemail)"
+            ).fetchone()
             source_numbers = {
                 row[0]
                 for row in db.execute(
@@ -503,6 +514,18 @@ def test_a_backup_taken_mid_close_restores_without_reissuing_or_resending(tmp_pa
             if (restored_media / name).exists()
         }
 
+        restored_port = free_port()
+        processes.append(
+            spawn(
+                *(str(VENV / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{restored_port}"),
+                *("--workers", "1", "--log-level", "warning"),
+                *("--error-logfile", str(tmp_path / "restored-gunicorn.log")),
+                cwd=ROOT,
+                env=restored,
+            )
+        )
+        wait_until("gunicorn on the restored copy", lambda: listening(restored_port))
+        restored_ready = answers(restored_port, 200)
         restored_worker = worker(restored, "restored")
         call(restored, "from tests.test_restore_drill import send_everything_again as s; s()")
         restored_close = run(restored, "manage.py", "close_periods")
@@ -510,6 +533,21 @@ def test_a_backup_taken_mid_close_restores_without_reissuing_or_resending(tmp_pa
         settle(restored_url, "the restored copy's PDFs and emails")
         stop(restored_worker)
         with psycopg.connect(restored_url, autocommit=True) as db:
+            # Rows written on the copy: none with an id the source gave after the snapshot.
+            reused_ids, new_rows = db.execute(
+                "SELECT (SELECT count(*) FROM invoices_invoice WHERE id > %s AND id <= %s) "
+                "+ (SELECT count(*) FROM invoices_documentemail WHERE id > %s AND id <= %s), "
+                "(SELECT count(*) FROM invoices_invoice WHERE id > %s) "
+                "+ (SELECT count(*) FROM invoices_documentemail WHERE id > %s)",
+                [
+                    max_snapshot_ids[0],
+                    source_ids[0],
+                    max_snapshot_ids[1],
+                    source_ids[1],
+                    source_ids[0],
+                    source_ids[1],
+                ],
+            ).fetchone()
             restored_numbers = {
                 row[0]
                 for row in db.execute(
@@ -565,7 +603,10 @@ def test_a_backup_taken_mid_close_restores_without_reissuing_or_resending(tmp_pa
             f"  numbered on the restored copy: {len(new_on_restored)} "
             f"({', '.join(sorted(new_on_restored)[:3])} ...), reissued: {len(reissued)}, "
             f"at or below the source's highest: {len(below)}\n"
-            f"  restored copy's close: {restored_close.strip()}\n"
+            f"  ids: invoices and emails written on the restored copy {new_rows}, with an id "
+            f"the source gave after the snapshot {reused_ids}\n"
+            f"  restored copy: /readyz {restored_ready['status']}; its close: "
+            f"{restored_close.strip()}\n"
             "  after_restore said:\n    " + step.strip().replace("\n", "\n    ") + "\n"
             "  and run again:\n    " + step_again.strip().replace("\n", "\n    ") + "\n"
         )
@@ -584,5 +625,9 @@ def test_a_backup_taken_mid_close_restores_without_reissuing_or_resending(tmp_pa
     assert reissued == set()
     assert below == []
     assert new_on_restored, "the restored copy numbered nothing"
+    # the rows it wrote since take ids the source never gave (Stripe keys, the record)
+    assert new_rows > 0
+    assert reused_ids == 0
+    assert restored_ready["status"] == "ready"
     assert "every sequence is already past" in step_again
     assert "0 missing" in step_again
