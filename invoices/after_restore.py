@@ -39,10 +39,11 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
+from django.db.models.functions import Length
 
 from billing.core import outbound_record
 from billing.models import Alert
-from invoices.models import CreditNote, DocumentEmail, Invoice, InvoiceSequence
+from invoices.models import DocumentEmail, InvoiceSequence
 from invoices.rendering import DOCUMENTS, pdf_file_store, pdf_storage_name
 
 # A stored PDF's name: <number>-<first 16 hex digits of its SHA-256>.pdf
@@ -133,33 +134,29 @@ def _held_numbers(entries: list[dict]) -> dict[str, dict]:
 
 
 def _sequences_advance(entries: list[dict], report: RestoreReport, now: datetime) -> None:
-    held = _held_numbers(entries)
-    highest: dict[str, int] = {}
-    for number in held:
+    held: dict[str, dict[int, dict]] = {}
+    for number, facts in _held_numbers(entries).items():
         match = NUMBER.match(number)
-        sequence, position = match["sequence"], int(match["position"])
-        highest[sequence] = max(highest.get(sequence, 0), position)
-    known = set(
-        Invoice.objects.filter(number__in=list(held)).values_list("number", flat=True)
-    ) | set(CreditNote.objects.filter(number__in=list(held)).values_list("number", flat=True))
+        held.setdefault(match["sequence"], {})[int(match["position"])] = facts
     with transaction.atomic():
-        for name, position in sorted(highest.items()):
+        for name, positions in sorted(held.items()):
             InvoiceSequence.objects.get_or_create(name=name)
             sequence = InvoiceSequence.objects.select_for_update().get(name=name)
-            if sequence.next_number > position:
+            # Numbers are gap-free up to the highest this database issued: a number
+            # held above it is a document the database lost.
+            issued = _highest_issued(name)
+            report.lost += [
+                LostDocument(f"{name}-{at:06d}", facts.get("customer"), facts.get("emailed_at"))
+                for at, facts in sorted(positions.items())
+                if at > issued
+            ]
+            if sequence.next_number > max(positions):
                 continue
-            move = SequenceMove(name=name, was=sequence.next_number, now=position + 1)
+            move = SequenceMove(name=name, was=sequence.next_number, now=max(positions) + 1)
             sequence.next_number = move.now
             sequence.save(update_fields=["next_number"])
             report.sequences.append(move)
-    lost = sorted(
-        (number for number in held if number not in known),
-        key=lambda n: (NUMBER.match(n)["sequence"], int(NUMBER.match(n)["position"])),
-    )
-    report.lost = [
-        LostDocument(number, held[number].get("customer"), held[number].get("emailed_at"))
-        for number in lost
-    ]
+    lost = [document.number for document in report.lost]
     for move in report.sequences:
         in_gap = [number for number in lost if NUMBER.match(number)["sequence"] == move.name]
         # The gap is explained where the documents are kept: the record.
@@ -217,6 +214,21 @@ def _id_sequence_advance(table: str, highest: int) -> bool:
         cursor.execute("DELETE FROM sqlite_sequence WHERE name = %s", [table])
         cursor.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (%s, %s)", [table, highest])
         return True
+
+
+def _highest_issued(sequence: str) -> int:
+    """The highest position of the sequence among this database's documents (0 for
+    none). Positions are written with 6 digits or more: the longest is the highest."""
+    highest = 0
+    for model in MODELS.values():
+        numbers = model.objects.filter(number__startswith=f"{sequence}-").values_list(
+            "number", flat=True
+        )
+        for number in numbers.order_by(Length("number").desc(), "-number")[:1]:
+            match = NUMBER.match(number)
+            if match and match["sequence"] == sequence:
+                highest = max(highest, int(match["position"]))
+    return highest
 
 
 # Emails.
