@@ -29,6 +29,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
+from billing.core import outbound_record
 from billing.core.metrics import EMAIL_FAILED, EMAIL_RETRYING, EMAIL_SENT
 from config.celery import enqueue_on_commit
 from customers.billing_entities import seller_from_email
@@ -305,6 +306,16 @@ def document_email_send(
             last_error=f"{type(error).__name__}: {error}"[:2000]
         )
         raise
+    # Sent: said outside the database before it is recorded in it, so that a
+    # database restored from before now does not send it again (after_restore).
+    outbound_record.record_append(
+        what=outbound_record.DOCUMENT_EMAILED,
+        at=now,
+        id=claimed.pk,
+        number=claimed.document.number,
+        customer=claimed.document.customer_id,
+        dunning_run=claimed.dunning_run_id,
+    )
     return _record(
         claimed,
         EMAIL_SENT,

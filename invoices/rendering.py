@@ -22,6 +22,7 @@ from django.db import models, transaction
 from django.http import HttpResponse
 from django.utils.http import content_disposition_header
 
+from billing.core import outbound_record
 from billing.core.errors import Conflict
 from config.celery import enqueue_on_commit
 from invoices import render_claims
@@ -195,11 +196,14 @@ def _render_claimed(*, document, kind: _Document, now: datetime, force: bool, cl
         document = locked
         sha256 = hashlib.sha256(content).hexdigest()
         previous = (document.pdf_file.name, document.pdf_sha256)
-        name = _store_pdf(pdf_storage_name(document=document, sha256=sha256), content)
+        name = pdf_file_store(pdf_storage_name(document=document, sha256=sha256), content)
         document.pdf_file.name = name
         document.pdf_sha256 = sha256
         document.pdf_rendered_at = _rendered_at(document, now)
         document.save(update_fields=["pdf_file", "pdf_sha256", "pdf_rendered_at"])
+        # Stored, so its number may reach the customer: said outside the database
+        # before the row commits (billing.core.outbound_record).
+        document_record_stored(document=document, now=now)
     if previous[1] and previous != (name, sha256):
         # The earlier file is kept: it may be what the customer was sent.
         logger.warning(
@@ -210,6 +214,21 @@ def _render_claimed(*, document, kind: _Document, now: datetime, force: bool, cl
             *previous,
         )
     return document, content
+
+
+def document_record_stored(*, document, now: datetime) -> None:
+    """Append to the outbound record that the document's PDF is stored (its number,
+    file and SHA-256), for the restore step (invoices.after_restore)."""
+    outbound_record.record_append(
+        what=outbound_record.DOCUMENT_STORED,
+        at=now,
+        kind=DOCUMENTS[type(document)].folder,
+        id=document.pk,
+        number=document.number,
+        customer=document.customer_id,
+        file=document.pdf_file.name,
+        sha256=document.pdf_sha256,
+    )
 
 
 def _shown_state(document) -> str:
@@ -227,7 +246,7 @@ def _rendered_at(document, now: datetime) -> datetime:
     return now
 
 
-def _store_pdf(name: str, content: bytes) -> str:
+def pdf_file_store(name: str, content: bytes) -> str:
     """Write the file unless the storage holds these very bytes under that name
     already; a damaged file under it is replaced. Returns the name stored under."""
     if default_storage.exists(name):

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
 
+from billing.core import outbound_record
 from billing.core.customer_text import CustomerText
 from billing.core.errors import InvalidRequest
 from billing.core.money import format_money
@@ -229,6 +230,14 @@ def alert_email_send(*, alert: Alert, now: datetime) -> bool:
             sender,
             team,
         )
+    # Sent: said outside the database first (billing.core.outbound_record).
+    outbound_record.record_append(
+        what=outbound_record.ALERT_EMAILED,
+        at=now,
+        id=alert.pk,
+        customer=customer.pk,
+        key=alert.key,
+    )
     Alert.objects.filter(pk=alert.pk, emailed_at__isnull=True).update(emailed_at=now)
     return True
 

@@ -420,8 +420,8 @@ def test_a_render_and_a_download_that_race_render_once(monkeypatch, settings, fi
 
     monkeypatch.setitem(rendering.DOCUMENTS, CreditNote, replace(kind, render=render))
     stores = []
-    store = rendering._store_pdf
-    monkeypatch.setattr(rendering, "_store_pdf", lambda *a: stores.append(a[0]) or store(*a))
+    store = rendering.pdf_file_store
+    monkeypatch.setattr(rendering, "pdf_file_store", lambda *a: stores.append(a[0]) or store(*a))
 
     def task() -> str | None:
         return render_credit_note_pdf(note.pk)
