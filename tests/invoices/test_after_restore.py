@@ -15,6 +15,7 @@ import pytest
 import time_machine
 from django.core.files.storage import default_storage
 from django.core.management import call_command
+from django.db import connection
 
 from billing.core import outbound_record
 from billing.models import Alert
@@ -251,20 +252,35 @@ def test_an_alert_emailed_after_the_snapshot_is_marked_and_not_sent_again(mailou
     assert len(mailoutbox) == sent
 
 
+def next_id(model) -> int:
+    """The id the table would give its next row (taking it, on PostgreSQL)."""
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id'))", [table])
+            return cursor.fetchone()[0]
+        cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
+        row = cursor.fetchone()
+        return (row[0] if row else 0) + 1
+
+
 def test_ids_the_record_names_are_not_given_to_other_rows(django_capture_on_commit_callbacks):
-    # given: the record names invoice 700 and email 500, issued after the snapshot
+    # given: the record names an invoice and an email issued after the snapshot, their
+    # ids above any this database gave (on PostgreSQL the sequences outlive each test's
+    # rollback: earlier tests may have taken hundreds)
+    invoice_id, email_id = next_id(Invoice) + 700, next_id(DocumentEmail) + 500
     outbound_record.record_append(
         what="document_stored",
         at=DEC_2,
         kind="invoices",
-        id=700,
+        id=invoice_id,
         number="INV-2026-000001",
         customer=1,
         file="invoices/INV-2026/INV-2026-000001-0123456789abcdef.pdf",
         sha256="0" * 64,
     )
     outbound_record.record_append(
-        what="document_emailed", at=DEC_2, id=500, number="INV-2026-000001", customer=1
+        what="document_emailed", at=DEC_2, id=email_id, number="INV-2026-000001", customer=1
     )
 
     # when
@@ -273,9 +289,9 @@ def test_ids_the_record_names_are_not_given_to_other_rows(django_capture_on_comm
 
     # then: the next invoice and its email take ids above them (so a Stripe key
     # invoice-<id>-... names one invoice); a second run moves nothing
-    assert report.ids == [("invoices_invoice", 700), ("invoices_documentemail", 500)]
+    assert report.ids == [("invoices_invoice", invoice_id), ("invoices_documentemail", email_id)]
     assert again.ids == []
     invoice = issued(customer("acme"), django_capture_on_commit_callbacks)
-    assert invoice.pk == 701
+    assert invoice.pk == invoice_id + 1
     assert invoice.number == "INV-2026-000002"
-    assert DocumentEmail.objects.get().pk == 501
+    assert DocumentEmail.objects.get().pk == email_id + 1
