@@ -246,6 +246,32 @@ def sent_ahead(monkeypatch):
 
 
 @pytest.fixture
+def delayed_sends(monkeypatch):
+    """The tasks sent with a delay (a countdown or an eta, by apply_async or a task's
+    retry), eager or not, as (task name, countdown, eta): what would wait in a real
+    broker. A retry due later than config.celery.COUNTDOWN_LIMIT_SECONDS must be a
+    row that a beat sweep sends, never one of these."""
+    from config.celery import BillingTask
+
+    sent = []
+    send, retry = BillingTask.apply_async, BillingTask.retry
+
+    def apply_async(self, args=None, kwargs=None, *rest, **options):
+        if options.get("countdown") or options.get("eta"):
+            sent.append((self.name, options.get("countdown"), options.get("eta")))
+        return send(self, args, kwargs, *rest, **options)
+
+    def retry_spied(self, *args, **options):
+        if options.get("countdown") or options.get("eta"):
+            sent.append((self.name, options.get("countdown"), options.get("eta")))
+        return retry(self, *args, **options)
+
+    monkeypatch.setattr(BillingTask, "apply_async", apply_async)
+    monkeypatch.setattr(BillingTask, "retry", retry_spied)
+    return sent
+
+
+@pytest.fixture
 def api_key_secret(db):
     from tests.factories import ApiKeyFactory
 
