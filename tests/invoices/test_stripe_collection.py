@@ -21,6 +21,7 @@ from invoices.services import invoice_finalize, invoice_mark_uncollectible, invo
 from invoices.settlement import invoice_mark_paid
 from tests.beat import scheduled
 from tests.invoices.stripe_fake import DROP, Answer, card_declined, stripe_error
+from tests.threads import run_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -283,6 +284,32 @@ def test_a_declined_charge_is_a_row_the_beat_sends_once_when_due(
         2,
     )
     assert delayed_sends == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_four_sweeps_at_once_charge_a_due_retry_once(
+    fake_stripe, django_capture_on_commit_callbacks
+):
+    # given: a payment whose first charge was declined, its retry due in an hour
+    fake_stripe.queue("POST", "/v1/payment_intents", card_declined("pi_no_1"))
+    invoice = finalized(django_capture_on_commit_callbacks)
+    assert invoice.payment.next_attempt_at == DEC_2 + timedelta(minutes=60)
+
+    # when: four beats sweep at the same moment once it is due (each sends what it
+    # finds to a worker, here run where it is sent)
+    with time_machine.travel(DEC_2 + timedelta(minutes=60), tick=False):
+        run_at_once(lambda index: tasks.collect_due_payments())
+
+    # then: one charge for the retry, the invoice paid
+    keys = [c.idempotency_key for c in fake_stripe.to("POST", "/v1/payment_intents")]
+    assert keys == [f"invoice-{invoice.pk}-collect-1", f"invoice-{invoice.pk}-collect-2"]
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.payment.status, invoice.payment.attempts) == (
+        "paid",
+        "succeeded",
+        2,
+    )
 
 
 def test_the_sweep_leaves_an_attempt_under_way_to_its_worker(
