@@ -109,44 +109,38 @@ def send_unsent_alert_emails(grace_seconds: int | None = None) -> int:
     return alerts.unsent_alert_emails_enqueue(now=datetime.now(UTC), grace=grace)
 
 
-def _webhook_attempt(task, delivery_id: int) -> str | None:
+def _webhook_attempt(delivery_id: int) -> str | None:
     delivery = WebhookDelivery.objects.filter(pk=delivery_id).first()
     if delivery is None:
         return None
-    now = datetime.now(UTC)
-    attempted = webhooks.webhook_deliver(delivery=delivery, now=now)
-    if attempted is None:
-        return None
-    if attempted.status == WebhookDelivery.PENDING:
-        # Scheduled only after an attempt, so an eager run (tests) that comes back
-        # at once finds nothing due and stops, instead of looping.
-        countdown = max(0.0, (attempted.next_attempt_at - now).total_seconds())
-        task.apply_async((delivery_id,), countdown=countdown)
-    return attempted.status
+    attempted = webhooks.webhook_deliver(delivery=delivery, now=datetime.now(UTC))
+    return attempted.status if attempted is not None else None
 
 
-@shared_task(bind=True, acks_late=True)
-def deliver_webhook(self, delivery_id: int) -> str | None:
-    """Make a delivery's attempt if one is due, and schedule the next after a
-    failure. Safe to run twice: a run that finds nothing due does nothing."""
-    return _webhook_attempt(self, delivery_id)
+@shared_task(acks_late=True)
+def deliver_webhook(delivery_id: int) -> str | None:
+    """Make a delivery's attempt if one is due (after a failure, its next_attempt_at
+    says when the next is: retry_due_webhooks sends it then). Safe to run twice: a
+    run that finds nothing due does nothing."""
+    return _webhook_attempt(delivery_id)
 
 
-@shared_task(bind=True, acks_late=True)
-def deliver_alert_webhook(self, delivery_id: int) -> str | None:
+@shared_task(acks_late=True)
+def deliver_alert_webhook(delivery_id: int) -> str | None:
     """deliver_webhook for an alert's deliveries: on the urgent queue (config.celery),
     it and its retries, so that an alert never waits behind the invoices' events."""
-    return _webhook_attempt(self, delivery_id)
+    return _webhook_attempt(delivery_id)
 
 
 @shared_task(acks_late=True)
 def retry_due_webhooks() -> int:
-    """The beat's safety net: send the pending deliveries whose attempt is overdue
-    (a retry a broker lost, a worker that died while sending)."""
-    # Past a grace, so that the countdown retry normally comes first.
-    due = webhooks.webhook_deliveries_due(before=datetime.now(UTC) - webhooks.SWEEP_GRACE)
-    for delivery_id in due:
-        deliver_webhook.delay(delivery_id)
+    """The beat's sweep, every minute: send the pending deliveries whose attempt is
+    due (a retry, an enqueue the broker lost, a worker that died while sending), an
+    alert's on the urgent queue. Safe to run twice and at once: each attempt is
+    claimed under its row's lock, so a delivery sent twice is attempted once."""
+    due = webhooks.webhook_deliveries_due(now=datetime.now(UTC))
+    for delivery_id, is_alert in due:
+        (deliver_alert_webhook if is_alert else deliver_webhook).delay(delivery_id)
     return len(due)
 
 

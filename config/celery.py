@@ -17,6 +17,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 redis_transport.register()
 
 
+# The longest a task may wait in the broker for its countdown, in seconds. Anything
+# due later is a row with its due time that a beat sweep sends when due (a payment's,
+# a webhook's or an email's retry): a worker holds a task with a countdown unacked
+# until it runs, which RabbitMQ ends at its consumer timeout (30 minutes by default:
+# the channel closed, the task delivered again) and which Redis delivers a second time
+# past its visibility timeout; a broker restarted empty loses it outright.
+COUNTDOWN_LIMIT_SECONDS = 300
+
+
 class BillingTask(Task):
     """Every task of the project (the app's default task class): a task that finds
     the database out of reach (config.outage.database_unavailable: a restart, a
@@ -31,8 +40,11 @@ class BillingTask(Task):
     worker closes each task's connections before and after it (Celery's Django
     fixup), so a retry connects afresh."""
 
+    # A task's own autoretry (retry_backoff: OSError for SMTP and Stripe) waits at most
+    # this long too, jitter included.
+    retry_backoff_max = COUNTDOWN_LIMIT_SECONDS
     database_retry_backoff = 2  # seconds before the first retry, at most; doubles
-    database_retry_backoff_max = 300
+    database_retry_backoff_max = COUNTDOWN_LIMIT_SECONDS
     database_max_retries = 10
 
     def __call__(self, *args, **kwargs):
@@ -141,8 +153,15 @@ def enqueue_on_commit(
     tests apply as if it were called directly. `robust` (the default): a broker out
     of reach is logged, not raised, and never undoes what committed; each caller
     says what finds the work later (a beat task, the next batch, the first download).
-    An unknown name raises KeyError at once, inside the transaction."""
+    An unknown name raises KeyError at once, inside the transaction, and so does a
+    `countdown` over COUNTDOWN_LIMIT_SECONDS (ValueError: work due later is a row a
+    beat sweep sends, never a task waiting in the broker)."""
     task = _registered(name)
+    if countdown > COUNTDOWN_LIMIT_SECONDS:
+        raise ValueError(
+            f"{name}: a countdown of {countdown} s is over {COUNTDOWN_LIMIT_SECONDS} s; "
+            "work due later is a row that a beat sweep sends when due"
+        )
 
     def send() -> None:
         task.apply_async(args, kwargs, countdown=countdown or None)

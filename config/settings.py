@@ -344,6 +344,19 @@ if not CELERY_BROKER_URL:
         "control_folder": str(broker_dir / "control"),
         "store_processed": False,
     }
+# RabbitMQ (docs/running.md, "RabbitMQ"): the queues (default, urgent, bulk) quorum
+# queues, replicated and kept across a restart; their exchanges topic ones, so that a
+# countdown (seconds: config.celery.COUNTDOWN_LIMIT_SECONDS) waits in RabbitMQ's delay
+# queues (Celery's native delayed delivery), not unacknowledged in a worker, which
+# quorum queues could not prefetch past (no global QoS; the worker detects them); and
+# publisher confirms, so that a task is sent once RabbitMQ has it, not once written.
+if CELERY_BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://")):
+    CELERY_TASK_DEFAULT_QUEUE_TYPE = "quorum"
+    CELERY_TASK_CREATE_MISSING_QUEUE_TYPE = "quorum"
+    CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
+    CELERY_TASK_CREATE_MISSING_QUEUE_EXCHANGE_TYPE = "topic"
+    CELERY_WORKER_DETECT_QUORUM_QUEUES = True
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -9,7 +9,9 @@ STRIPE_API_KEY is set; without it payments are recorded by hand
 - A failed off-session charge raises a `payment_failed` alert and is tried again
   after each of STRIPE_PAYMENT_RETRY_MINUTES (an API purchase charged at once:
   not tried again). When they are spent the invoice is uncollectible, the
-  purchase failed.
+  purchase failed. A retry is the row's next_attempt_at, which the beat's sweep
+  (tasks.collect_due_payments, every minute) sends when due: never a task
+  waiting in the broker for an hour or a day (config.celery.COUNTDOWN_LIMIT_SECONDS).
 - A payment that succeeds pays its invoice (invoices.settlement) or grants its
   purchase (invoices.reactions.purchase_paid).
 
@@ -55,7 +57,8 @@ logger = logging.getLogger(__name__)
 ATTEMPT_LEASE = timedelta(minutes=10)
 
 
-# The beat leaves a due payment this long to the task enqueued for it.
+# The beat leaves a payment this long to the task enqueued for it (its first attempt,
+# or one asked for in the admin); a retry has no task and is swept once due.
 SWEEP_GRACE = timedelta(minutes=2)
 
 
@@ -98,13 +101,13 @@ def invoice_collection_schedule(*, invoice: Invoice, now: datetime) -> Payment |
     return payment
 
 
-def attempt_after_commit(payment_id: int, countdown: float = 0, *, urgent: bool = False) -> None:
+def attempt_after_commit(payment_id: int, *, urgent: bool = False) -> None:
     """A worker attempts the payment once the transaction commits; `urgent` (a
     purchase's first attempt) on the urgent queue (collect_purchase_payment)."""
     task = "invoices.tasks.collect_purchase_payment" if urgent else "invoices.tasks.collect_payment"
     # A broker that is down must not undo the commit (robust); the beat
     # (collect_due_payments) finds the payment due.
-    enqueue_on_commit(task, payment_id, countdown=countdown)
+    enqueue_on_commit(task, payment_id)
 
 
 def payment_save(payment: Payment, now: datetime) -> None:
@@ -275,8 +278,9 @@ def hard_declined(payment: Payment) -> bool:
 
 def payment_fail(payment: Payment, *, error: str, now: datetime, decline_code: str = "") -> None:
     """Record a failed attempt of a locked payment: alert, then try again after the
-    next delay of the policy, or give up (the invoice uncollectible, the purchase
-    failed); at once after a hard decline."""
+    next delay of the policy (its next_attempt_at: the beat's sweep sends it then),
+    or give up (the invoice uncollectible, the purchase failed); at once after a
+    hard decline."""
     payment.last_error = error
     payment.decline_code = decline_code
     checkout = payment.purchase_id is not None and payment.purchase.channel == Purchase.CHECKOUT
@@ -287,7 +291,6 @@ def payment_fail(payment: Payment, *, error: str, now: datetime, decline_code: s
         payment.status = Payment.PENDING
         payment.next_attempt_at = now + delay
         payment_save(payment, now)
-        attempt_after_commit(payment.pk, countdown=delay.total_seconds())
     else:
         payment_close(payment, Payment.FAILED, error=error, now=now)
         if payment.invoice_id is not None and payment.invoice.status == Invoice.FINALIZED:
@@ -461,13 +464,18 @@ def payment_cancel(*, payment: Payment, now: datetime) -> bool:
     return True
 
 
-def payments_due(*, before: datetime) -> list[int]:
-    """Payments whose attempt is overdue (an enqueue a broker lost, a worker that
-    died during an attempt): the beat sends them to the workers again."""
+def payments_due(*, now: datetime) -> list[int]:
+    """Payments whose attempt is due at `now`, which the beat sends to the workers: a
+    retry, and an attempt whose lease ran out (its worker died), once next_attempt_at
+    has come; one sent to a worker when written or retried from the admin (no
+    next_attempt_at) only SWEEP_GRACE after that, when the broker lost it. Never one
+    whose attempt is under way (its lease runs). Sending one twice attempts it once
+    (payment_attempt claims it under the row lock)."""
     return list(
         Payment.objects.filter(status__in=(Payment.PENDING, Payment.ATTEMPTING))
         .filter(
-            Q(next_attempt_at__lte=before) | Q(next_attempt_at__isnull=True, updated_at__lte=before)
+            Q(next_attempt_at__lte=now)
+            | Q(next_attempt_at__isnull=True, updated_at__lte=now - SWEEP_GRACE)
         )
         .order_by("id")
         .values_list("id", flat=True)[:1000]

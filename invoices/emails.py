@@ -11,7 +11,9 @@
   after which the beat (tasks.send_due_document_emails) sends it again.
 - A mail server that refuses or cannot be reached (SMTPException is an OSError)
   is tried again after each wait of BILLING_INVOICE_EMAIL_RETRY_MINUTES, then the
-  email is recorded failed; the admin's "Send again" makes one more attempt.
+  email is recorded failed; the admin's "Send again" makes one more attempt. A
+  retry is the row's next_attempt_at, which the beat's sweep (every minute) sends
+  when due: never a task waiting in the broker.
 - Subject and body are in the customer's locale (gettext), amounts and dates
   formatted for it, dates in its time zone.
 
@@ -44,7 +46,8 @@ logger = logging.getLogger(__name__)
 
 # How long an attempt may take before the beat makes it again.
 SEND_LEASE = timedelta(minutes=10)
-# The beat leaves a pending email this long to the task enqueued for it.
+# The beat leaves an email not yet attempted this long to the task enqueued for it;
+# a retry has no task and is swept once due.
 SWEEP_GRACE = timedelta(minutes=2)
 
 
@@ -116,7 +119,7 @@ def reminder_email_schedule(*, run, now: datetime) -> DocumentEmail | None:
     return email
 
 
-def send_after_commit(email_id: int, countdown: float = 0) -> None:
+def send_after_commit(email_id: int, *, countdown: float = 0) -> None:
     # A broker that is down must not undo the commit (robust); the beat
     # (send_due_document_emails) finds the email pending.
     enqueue_on_commit("invoices.tasks.send_document_email", email_id, countdown=countdown)
@@ -276,8 +279,10 @@ def document_email_send(
     the mail server failed; failed when the attempts are spent, or for a document
     whose PDF renders were given up (render_claims.PdfRenderFailed). While its PDF
     is being rendered, the email waits for it (pending, next_attempt_at a few
-    seconds on, the attempt not counted): it attaches the stored PDF, and renders
-    one itself (as `claimant`, the task's id) only when no render is under way.
+    seconds on, the attempt not counted, a task sent for then): it attaches the
+    stored PDF, and renders one itself (as `claimant`, the task's id) only when no
+    render is under way. A retry after a failure is only its next_attempt_at, which
+    the beat's sweep (document_emails_due) sends.
 
     Safe to run twice and from several workers at once: the attempt is claimed
     under the row lock, so one makes it; a sent or failed email is not sent again.
@@ -288,8 +293,12 @@ def document_email_send(
     try:
         attachment = _attachment(claimed, now, claimant)
     except render_claims.PdfRendering as rendering_now:
-        wait = timedelta(seconds=rendering_now.retry_after)
-        return _record(claimed, None, attempts=claimed.attempts - 1, next_attempt_at=now + wait)
+        wait = rendering_now.retry_after
+        after = now + timedelta(seconds=wait)
+        waiting = _record(claimed, None, attempts=claimed.attempts - 1, next_attempt_at=after)
+        # Seconds (render_claims.ASK_AGAIN at most), well within the broker's bound.
+        send_after_commit(claimed.pk, countdown=wait)
+        return waiting
     except render_claims.PdfRenderFailed as failed:
         return _failed_for_pdf(claimed, failed.message)
     except SoftTimeLimitExceeded:
@@ -380,14 +389,21 @@ def document_email_send_again(*, email: DocumentEmail, now: datetime) -> bool:
     return True
 
 
-def document_emails_due(*, before: datetime) -> list[int]:
-    """Pending emails whose attempt is overdue (an enqueue the broker lost, a
-    worker that died during an attempt): the beat sends them to the workers again."""
+def document_emails_due(*, now: datetime) -> list[int]:
+    """Pending emails whose attempt is due at `now`, which the beat sends to the
+    workers: a retry, and an attempt whose lease ran out (its worker died), once
+    next_attempt_at has come; one a task was sent for (when it was written or sent
+    again from the admin: no next_attempt_at; while it waited for its PDF, not yet
+    attempted) only SWEEP_GRACE after that, when the broker lost it. Never one whose
+    attempt is under way (its lease runs). Sending one twice sends it once
+    (document_email_send claims it under the row lock)."""
+    before = now - SWEEP_GRACE
+    retried = Q(attempts__gt=0, next_attempt_at__lte=now)
+    sent = Q(attempts=0, next_attempt_at__lte=before)
+    sent_at_once = Q(next_attempt_at__isnull=True, created_at__lte=before)
     return list(
         DocumentEmail.objects.filter(status=DocumentEmail.PENDING)
-        .filter(
-            Q(next_attempt_at__lte=before) | Q(next_attempt_at__isnull=True, created_at__lte=before)
-        )
+        .filter(retried | sent | sent_at_once)
         .order_by("id")
         .values_list("id", flat=True)[:1000]
     )

@@ -45,33 +45,30 @@ def render_invoice_pdf(self, invoice_id: int, force: bool = False) -> str | None
     return invoice.pdf_sha256
 
 
-@shared_task(bind=True, acks_late=True, max_retries=None, **time_limits("pdf"))
+@shared_task(bind=True, acks_late=True, **time_limits("pdf"))
 def send_document_email(self, email_id: int) -> str | None:
     """Email an invoice or a credit note to its customer (enqueued when it is
     issued, by the admin's "Send again" and by the beat). A mail server that
-    fails gets the same task again after the policy's wait; the row counts the
-    attempts and records the last error, so the retries stop there. Safe to run
-    twice: a run that finds nothing due sends nothing. Returns the email's status
-    after the attempt, or None when nothing was due."""
+    fails leaves the email pending with the policy's wait as its next_attempt_at,
+    when send_due_document_emails sends it again; the row counts the attempts and
+    records the last error, so the retries stop there. Safe to run twice: a run
+    that finds nothing due sends nothing. Returns the email's status after the
+    attempt, or None when nothing was due."""
     email = DocumentEmail.objects.filter(pk=email_id).first()
     if email is None:
         return None
     now = timezone.now()
     attempted = emails.document_email_send(email=email, now=now, claimant=self.request.id or "")
-    if attempted is None:
-        return None
-    if attempted.status == DocumentEmail.PENDING and attempted.next_attempt_at is not None:
-        wait = (attempted.next_attempt_at - now).total_seconds()
-        raise self.retry(countdown=max(0.0, wait))
-    return attempted.status
+    return attempted.status if attempted is not None else None
 
 
 @shared_task(acks_late=True)
 def send_due_document_emails() -> int:
-    """The beat's safety net: send the invoice and credit note emails left pending
-    past their time (an enqueue the broker lost, a worker that died while
-    sending) to the workers again."""
-    due = emails.document_emails_due(before=timezone.now() - emails.SWEEP_GRACE)
+    """The beat's sweep, every minute: send the invoice and credit note emails whose
+    attempt is due (a retry, an enqueue the broker lost, a worker that died while
+    sending) to the workers. Safe to run twice and at once: each attempt is claimed
+    under its row's lock, so an email sent twice is sent once."""
+    due = emails.document_emails_due(now=timezone.now())
     for email_id in due:
         send_document_email.delay(email_id)
     return len(due)
@@ -109,8 +106,8 @@ def _payment_attempt(payment_id: int) -> str | None:
 @shared_task(acks_late=True)
 def collect_payment(payment_id: int) -> str | None:
     """Make a payment's attempt if one is due (enqueued after the invoice's
-    finalization, and again after each failure with the policy's delay as
-    countdown). Safe to run twice: a run that finds nothing due does nothing.
+    finalization; a retry is sent by collect_due_payments when due). Safe to run
+    twice: a run that finds nothing due does nothing.
     Returns the payment's status after the attempt."""
     return _payment_attempt(payment_id)
 
@@ -125,11 +122,13 @@ def collect_purchase_payment(payment_id: int) -> str | None:
 
 @shared_task(acks_late=True)
 def collect_due_payments() -> int:
-    """The beat's safety net: send the payments whose attempt is overdue (an
-    enqueue the broker lost, a worker that died during an attempt) to the workers."""
+    """The beat's sweep, every minute: send the payments whose attempt is due (a
+    retry, an enqueue the broker lost, a worker that died during an attempt) to the
+    workers. Safe to run twice and at once: each attempt is claimed under its row's
+    lock, so a payment sent twice is attempted once."""
     if not collection.enabled():
         return 0
-    due = collection.payments_due(before=timezone.now() - collection.SWEEP_GRACE)
+    due = collection.payments_due(now=timezone.now())
     for payment_id in due:
         collect_payment.delay(payment_id)
     return len(due)

@@ -3,6 +3,7 @@ import os
 import re
 import shutil
 import tempfile
+from urllib.parse import quote, unquote
 
 import pytest
 from django.db import connection
@@ -108,24 +109,54 @@ def _seeds_after_a_flush() -> None:
 
 
 def _broker_of_this_worker() -> None:
-    """Under pytest-xdist (scripts/test.sh), each test process has its own Redis
-    database for the broker: worker gwN takes the run's database number plus N, so
-    that the real workers one process's tests start never take another's tasks, nor
-    a purge empty its queues. In the environment, which the Celery workers a test
+    """Under pytest-xdist (scripts/test.sh), each test process has a broker of its own,
+    so that the real workers one process's tests start never take another's tasks,
+    nor a purge empty its queues: on Redis worker gwN takes the run's database number
+    plus N; on RabbitMQ the virtual host `<the run's>-gwN`, made here (rabbitmqctl)
+    if it is not there yet. In the environment, which the Celery workers a test
     starts inherit, and in this process's settings, read before this runs."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     broker = os.environ.get("CELERY_BROKER_URL", "")
-    match = re.fullmatch(r"(redis://[^/]*)/(\d+)", broker)
-    if not worker.startswith("gw") or not match:
+    if not worker.startswith("gw"):
         return
-    database = (int(match[2]) + int(worker[2:])) % 16
-    broker = os.environ["CELERY_BROKER_URL"] = f"{match[1]}/{database}"
+    redis = re.fullmatch(r"(redis://[^/]*)/(\d+)", broker)
+    rabbitmq = re.fullmatch(r"((?:py)?amqps?://(?:([^:@/]*)(?::[^@/]*)?@)?[^/]*)/?([^/?]*)", broker)
+    if redis:
+        broker = f"{redis[1]}/{(int(redis[2]) + int(worker[2:])) % 16}"
+    elif rabbitmq:
+        run_vhost = unquote(rabbitmq[3]).strip("/") or "billing-tests"
+        vhost = f"{run_vhost}-{worker}"
+        _rabbitmq_vhost_ensure(vhost, user=unquote(rabbitmq[2] or "guest"))
+        broker = f"{rabbitmq[1]}/{quote(vhost, safe='')}"
+    else:
+        return
+    os.environ["CELERY_BROKER_URL"] = broker
 
     from django.conf import settings
 
     from config.celery import app
 
     settings.CELERY_BROKER_URL = app.conf.broker_url = broker
+
+
+def _rabbitmq_vhost_ensure(vhost: str, *, user: str) -> None:
+    """The virtual host on the local RabbitMQ, `user` allowed everything in it."""
+    import subprocess
+
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        raise pytest.UsageError(
+            "a RabbitMQ broker under pytest-xdist needs rabbitmqctl (a virtual host per "
+            "test process); or run in one process (TEST_WORKERS=0)"
+        )
+    listed = subprocess.run([ctl, "-q", "list_vhosts"], capture_output=True, text=True)  # noqa: S603
+    if vhost not in listed.stdout.split():
+        subprocess.run([ctl, "-q", "add_vhost", vhost], capture_output=True, check=True)  # noqa: S603
+    subprocess.run(  # noqa: S603
+        [ctl, "-q", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
+        capture_output=True,
+        check=True,
+    )
 
 
 # Files whose tests take seconds each (a browser, a migration back and forth, real
@@ -242,6 +273,32 @@ def sent_ahead(monkeypatch):
         return together(db, statements)
 
     monkeypatch.setattr(rawsql, "_fetched_together", spy)
+    return sent
+
+
+@pytest.fixture
+def delayed_sends(monkeypatch):
+    """The tasks sent with a delay (a countdown or an eta, by apply_async or a task's
+    retry), eager or not, as (task name, countdown, eta): what would wait in a real
+    broker. A retry due later than config.celery.COUNTDOWN_LIMIT_SECONDS must be a
+    row that a beat sweep sends, never one of these."""
+    from config.celery import BillingTask
+
+    sent = []
+    send, retry = BillingTask.apply_async, BillingTask.retry
+
+    def apply_async(self, args=None, kwargs=None, *rest, **options):
+        if options.get("countdown") or options.get("eta"):
+            sent.append((self.name, options.get("countdown"), options.get("eta")))
+        return send(self, args, kwargs, *rest, **options)
+
+    def retry_spied(self, *args, **options):
+        if options.get("countdown") or options.get("eta"):
+            sent.append((self.name, options.get("countdown"), options.get("eta")))
+        return retry(self, *args, **options)
+
+    monkeypatch.setattr(BillingTask, "apply_async", apply_async)
+    monkeypatch.setattr(BillingTask, "retry", retry_spied)
     return sent
 
 

@@ -240,3 +240,54 @@ with app.connection_for_write() as connection:
     # then: the message went through, with no "No hostname was supplied" on the way
     assert (done.returncode, done.stdout) == (0, "{'n': 1} filesystem://:**@localhost//\n")
     assert done.stderr == ""
+
+
+CELERY_QUEUES_SHOWN = """
+import json
+import django
+django.setup()
+from config.celery import QUEUES, app
+queues = {name: app.amqp.queues[name] for name in QUEUES}
+print(json.dumps({
+    "queues": {n: [q.exchange.type, q.queue_arguments] for n, q in queues.items()},
+    "detect_quorum_queues": app.conf.worker_detect_quorum_queues,
+    "transport_options": app.conf.broker_transport_options,
+    "acks_late": app.conf.task_acks_late,
+}))
+"""
+
+
+@pytest.mark.parametrize("url", ["amqp://guest:guest@rabbit:5672/billing", "pyamqp://rabbit//"])
+def test_a_rabbitmq_broker_has_quorum_queues_on_topic_exchanges_and_confirms(tmp_path, url):
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", CELERY_QUEUES_SHOWN],
+        cwd=ROOT,
+        env=production(tmp_path, CELERY_BROKER_URL=url),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    quorum = ["topic", {"x-queue-type": "quorum"}]
+    assert json.loads(done.stdout) == {
+        "queues": {"urgent": quorum, "default": quorum, "bulk": quorum},
+        "detect_quorum_queues": True,
+        "transport_options": {"confirm_publish": True},
+        "acks_late": True,
+    }
+
+
+def test_a_redis_broker_keeps_celerys_classic_queues(tmp_path):
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", CELERY_QUEUES_SHOWN],
+        cwd=ROOT,
+        env=production(tmp_path, CELERY_BROKER_URL="redis://redis-host:6379/0"),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    classic = ["direct", None]
+    shown = json.loads(done.stdout)
+    assert shown["queues"] == {"urgent": classic, "default": classic, "bulk": classic}
+    assert shown["transport_options"] == {}

@@ -244,12 +244,12 @@ def test_queue_depths_on_the_filesystem_broker(tmp_path):
 
 
 @pytest.mark.skipif(
-    not os.environ.get("CELERY_BROKER_URL", "").startswith("redis://"),
-    reason="needs Redis (CELERY_BROKER_URL=redis://...)",
+    not os.environ.get("CELERY_BROKER_URL", "").startswith(("redis://", "amqp://")),
+    reason="needs Redis or RabbitMQ (CELERY_BROKER_URL=redis://... or amqp://...)",
 )
-def test_queue_depths_on_redis():
-    # given: a queue of this test's own on the broker's Redis database, and one
-    # never sent to
+def test_queue_depths_on_redis_or_rabbitmq():
+    # given: a queue of this test's own on the broker (Redis's database, RabbitMQ's
+    # virtual host), and one never sent to
     url = os.environ["CELERY_BROKER_URL"]
     urgent, unused = f"urgent-{uuid.uuid4().hex}", f"unused-{uuid.uuid4().hex}"
     routes = {"invoices.tasks.*": {"queue": urgent}, "billing.tasks.*": {"queue": unused}}
@@ -261,7 +261,7 @@ def test_queue_depths_on_redis():
         assert (depths[urgent], depths[unused]) == (4, 0)
     finally:
         with Connection(url) as conn:
-            conn.SimpleQueue(urgent).clear()
+            conn.SimpleQueue(urgent).queue.delete()
 
 
 @pytest.mark.postgres

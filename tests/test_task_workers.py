@@ -1,7 +1,8 @@
 """Time limits on a real worker (issue 73: a render ran 720 s and held a worker for
 12 minutes, tasks having no limit): a task over its soft limit rolls back and fails, one
 over its hard limit is killed; neither is delivered again, and the worker goes on with
-the next task. Redis, PostgreSQL and a `celery worker` as docs/running.md runs it."""
+the next task. Redis or RabbitMQ, PostgreSQL and a `celery worker` as docs/running.md
+runs it."""
 
 import os
 import signal
@@ -19,7 +20,7 @@ from invoices.models import Invoice, PdfRender
 from invoices.services import invoice_finalize
 from invoices.tasks import render_invoice_pdf
 from tests.factories import period_draft
-from tests.workers import celery_worker, redis_broker, tasks_on_the_broker, workers_wait
+from tests.workers import celery_worker, tasks_on_the_broker, worker_broker, workers_wait
 
 SOFT, HARD = 1, 3
 
@@ -40,7 +41,7 @@ def wait_for_note(label: str, timeout: float) -> float:
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_task_over_its_time_limits_is_stopped_not_redelivered_and_the_worker_goes_on():
-    redis_broker()
+    worker_broker()
     limits = {"CELERY_TASK_SOFT_TIME_LIMIT": str(SOFT), "CELERY_TASK_TIME_LIMIT": str(HARD)}
     with (
         tasks_on_the_broker(),
@@ -104,7 +105,7 @@ def wait_until(what: str, condition, timeout: float) -> None:
 def test_a_huge_render_over_its_time_limit_is_given_up_once_and_the_bulk_worker_goes_on(
     tmp_path, settings
 ):
-    redis_broker()
+    worker_broker()
     # the renders sent by hand below, none on finalization
     settings.BILLING_INVOICE_PDFS = False
     acme = customer_create(external_id="acme", name="Acme", currency="USD")
@@ -146,7 +147,7 @@ def test_a_huge_render_over_its_time_limit_is_given_up_once_and_the_bulk_worker_
 def test_a_render_whose_process_is_killed_is_delivered_again_three_times_then_given_up(
     tmp_path,
 ):
-    redis_broker()
+    worker_broker()
     # given: a customer without an address (no email), an invoice that takes a minute
     acme = customer_create(external_id="acme", name="Acme", currency="USD")
     with (

@@ -1,6 +1,7 @@
 """Real Celery workers for the tests about the worker: `celery worker` processes on
-the test's database and the Redis broker the run was given, each consuming the
-queues it is told (config.celery), as docs/running.md runs them."""
+the test's database and the broker the run was given (Redis, or RabbitMQ with the
+settings' RabbitMQ profile: quorum queues, native delayed delivery), each consuming
+the queues it is told (config.celery), as docs/running.md runs them."""
 
 import os
 import socket
@@ -28,21 +29,36 @@ def redis_broker() -> str:
     return broker
 
 
+def worker_broker() -> str:
+    """The run's broker, for a test that starts workers: Redis or RabbitMQ (CI runs
+    these tests on both); skipped on the filesystem broker."""
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    if not broker.startswith(("redis://", "amqp://", "pyamqp://")):
+        pytest.skip("needs a Redis or RabbitMQ broker (CELERY_BROKER_URL); runs in CI")
+    return broker
+
+
 def _database_url() -> str:
     db = connection.settings_dict
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def queues_purge() -> None:
+    """Each queue declared as the app declares it (on RabbitMQ a purge of a queue
+    that is not there closes the channel), then emptied."""
     with app.connection_for_write() as broker:
-        for queue in QUEUES:
-            broker.default_channel.queue_purge(queue)
+        for name in QUEUES:
+            queue = app.amqp.queues[name].bind(broker.default_channel)
+            queue.declare()
+            queue.purge()
 
 
-def queue_size(queue: str) -> int:
-    """The tasks waiting in `queue`, none of them taken by a worker yet."""
+def queue_size(name: str) -> int:
+    """The tasks waiting in queue `name`, none of them taken by a worker yet (declared
+    with the app's arguments: RabbitMQ refuses a quorum queue declared without)."""
     with app.connection_for_read() as broker:
-        return broker.default_channel.queue_declare(queue=queue).message_count
+        queue = app.amqp.queues[name].bind(broker.default_channel)
+        return queue.queue_declare().message_count
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models import Q
 
 from billing.core.errors import WebhookSignatureError
 from billing.core.periods import iso
@@ -43,7 +44,8 @@ SIGNATURE_TOLERANCE_SECONDS = 300
 TIMEOUT_SECONDS = 5
 MAX_ATTEMPTS = 8
 FIRST_RETRY = timedelta(seconds=30)
-# The beat sends what a broker lost; the countdown retry normally comes first.
+# The beat leaves a delivery not yet attempted this long to the task enqueued for it
+# (webhook_deliveries_enqueue); a retry has no task and is swept once due.
 SWEEP_GRACE = timedelta(minutes=1)
 USER_AGENT = "usage-billing-webhooks/1"
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
@@ -343,11 +345,16 @@ def webhook_delivery_retry(*, delivery: WebhookDelivery, now: datetime) -> bool:
     return bool(updated)
 
 
-def webhook_deliveries_due(*, before: datetime, limit: int = 1000) -> list[int]:
-    """The ids of the pending deliveries whose next attempt was due by `before`,
-    oldest first."""
-    return list(
-        WebhookDelivery.objects.filter(status=WebhookDelivery.PENDING, next_attempt_at__lte=before)
-        .order_by("next_attempt_at", "id")
-        .values_list("id", flat=True)[:limit]
-    )
+def webhook_deliveries_due(*, now: datetime, limit: int = 1000) -> list[tuple[int, bool]]:
+    """The pending deliveries whose attempt is due at `now`, oldest first, each as
+    (id, whether it is an alert's), for the beat to send: a retry, and an attempt
+    whose lease ran out (its worker died), once next_attempt_at has come; one never
+    attempted, which a task was sent for when it was written, only SWEEP_GRACE after
+    that, when the broker lost it. Never one whose attempt is under way (its lease
+    runs). Sending one twice attempts it once (webhook_deliver claims it under the
+    row lock)."""
+    retried = Q(attempts__gt=0, next_attempt_at__lte=now)
+    lost = Q(attempts=0, next_attempt_at__lte=now - SWEEP_GRACE)
+    due = WebhookDelivery.objects.filter(retried | lost, status=WebhookDelivery.PENDING)
+    rows = due.order_by("next_attempt_at", "id").values_list("id", "alert_id")[:limit]
+    return [(delivery_id, alert_id is not None) for delivery_id, alert_id in rows]

@@ -1,5 +1,5 @@
 """The close and invoice numbering under concurrency, on PostgreSQL, and the
-close run by a real Celery worker on Redis."""
+close run by a real Celery worker on Redis or RabbitMQ."""
 
 import os
 import signal
@@ -19,7 +19,7 @@ from config.celery import DEFAULT_QUEUE
 from invoices.models import Invoice
 from invoices.services import invoice_finalize, invoice_write_draft
 from tests.factories import CustomerFactory, PlanFactory, subscribe
-from tests.workers import celery_worker, redis_broker, tasks_on_the_broker
+from tests.workers import celery_worker, tasks_on_the_broker, worker_broker
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -184,8 +184,8 @@ def test_numbers_stay_gap_free_under_concurrent_finalization(db, settings):
     assert_gap_free("INV-2026", 80)
 
 
-def test_the_close_runs_in_a_real_celery_worker_on_redis(db):
-    broker = redis_broker()
+def test_the_close_runs_in_a_real_celery_worker(db):
+    broker = worker_broker()
 
     # given: subscriptions whose October ended (the task closes what ended by now)
     subscribers(3)

@@ -1,8 +1,8 @@
 """Queues by urgency (config.celery): the usage check that writes threshold invoices
 and raises alerts has a queue and a worker of its own, so a backlog of PDFs never
-holds it up. For real: Redis, PostgreSQL and two `celery worker` processes, one a
-queue, as docs/running.md runs them (issue 47: after a close the one queue was 932
-tasks deep, and a threshold invoice came about 4 minutes late)."""
+holds it up. For real: Redis or RabbitMQ, PostgreSQL and two `celery worker`
+processes, one a queue, as docs/running.md runs them (issue 47: after a close the one
+queue was 932 tasks deep, and a threshold invoice came about 4 minutes late)."""
 
 import time
 from datetime import UTC, datetime, timedelta
@@ -22,8 +22,8 @@ from tests.factories import overage, published_version, subscribe
 from tests.workers import (
     celery_worker,
     queue_size,
-    redis_broker,
     tasks_on_the_broker,
+    worker_broker,
     workers_wait,
 )
 
@@ -105,7 +105,7 @@ def wait_for(what: str, condition, deadline: float) -> None:
 def test_alerts_and_a_threshold_invoice_come_within_the_check_interval_while_1000_pdfs_wait(
     settings,
 ):
-    redis_broker()
+    worker_broker()
     settings.BILLING_ALERT_CHECK_SECONDS = CHECK_SECONDS
     # given: acme's 40 agent runs included, 0.10 each beyond, billed at once from 5.00 on
     meter_create(code="runs", name="Agent runs", event_name="agent.run", aggregation="count")

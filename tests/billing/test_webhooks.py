@@ -22,10 +22,11 @@ from ipaddress import ip_address
 import pytest
 import time_machine
 
+from billing import tasks as billing_tasks
 from billing.core import webhook_targets
 from billing.core.errors import WebhookSignatureError
 from billing.core.webhook_targets import address_is_public
-from billing.models import WebhookDelivery, WebhookEndpoint
+from billing.models import Alert, WebhookDelivery, WebhookEndpoint
 from billing.notifications import webhooks
 from billing.notifications.webhooks import (
     SWEEP_GRACE,
@@ -309,9 +310,9 @@ def test_a_succeeded_delivery_is_not_sent_again(endpoint, webhook_receiver):
     assert (delivery.status, delivery.attempts) == ("succeeded", 1)
 
 
-def test_the_task_makes_one_attempt_and_schedules_the_next(endpoint, webhook_receiver):
-    """Run eagerly, the retry the task schedules comes back at once: it finds
-    nothing due and stops, so a test drives the next attempts with the clock."""
+def test_the_task_makes_one_attempt_and_leaves_the_next_to_the_beat(
+    endpoint, webhook_receiver, delayed_sends
+):
     webhook_receiver.statuses = [500]
     delivery = publish()
     webhook_receiver.now = T0
@@ -321,23 +322,83 @@ def test_the_task_makes_one_attempt_and_schedules_the_next(endpoint, webhook_rec
 
     assert len(webhook_receiver.received) == 1
     delivery.refresh_from_db()
+    # the next attempt is the row's due time, not a task waiting in the broker
     assert (delivery.attempts, delivery.next_attempt_at) == (1, T0 + timedelta(seconds=30))
+    assert delayed_sends == []
 
 
-def test_the_beat_sends_deliveries_overdue_past_the_grace(endpoint, webhook_receiver):
-    webhook_receiver.statuses = [500]
+def test_a_failed_delivery_is_a_row_the_beat_sends_once_when_due(
+    endpoint, webhook_receiver, delayed_sends
+):
+    # given: four failed attempts (at T0, then 30 s, 1 and 2 minutes apart): the next
+    # is due 4 minutes after the fourth
+    webhook_receiver.statuses = [500, 500, 500, 500]
     delivery = publish()
-    deliver(delivery, webhook_receiver, T0)  # next attempt due at T0 + 30 s
-    due = T0 + timedelta(seconds=30)
+    fourth = T0 + timedelta(seconds=30 + 60 + 120)
+    for at in (T0, T0 + timedelta(seconds=30), T0 + timedelta(seconds=90), fourth):
+        deliver(delivery, webhook_receiver, at)
+    delivery.refresh_from_db()
+    due = fourth + timedelta(minutes=4)
+    assert (delivery.attempts, delivery.next_attempt_at) == (4, due)
 
-    with time_machine.travel(due + SWEEP_GRACE - timedelta(seconds=1), tick=False):
+    def sweep(at: datetime) -> int:
+        webhook_receiver.now = at
+        with time_machine.travel(at, tick=False):
+            return retry_due_webhooks.delay().get()
+
+    # when: the beat sweeps (every minute); not before it is due
+    assert sweep(due - timedelta(seconds=1)) == 0
+    assert len(webhook_receiver.received) == 4
+    # then: once due it is sent, once, and no task waited in the broker for it
+    assert sweep(due) == 1
+    assert sweep(due) == 0
+    assert sweep(due + timedelta(hours=1)) == 0
+    assert len(webhook_receiver.received) == 5
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("succeeded", 5)
+    assert delayed_sends == []
+
+
+def test_the_beat_leaves_a_new_delivery_to_its_task_for_the_grace(endpoint, webhook_receiver):
+    # given: published at T0, its task lost by the broker
+    delivery = publish()
+
+    # when: the beat sweeps within the grace, then past it
+    with time_machine.travel(T0 + SWEEP_GRACE - timedelta(seconds=1), tick=False):
         assert retry_due_webhooks.delay().get() == 0
-    webhook_receiver.now = due + SWEEP_GRACE
-    with time_machine.travel(due + SWEEP_GRACE, tick=False):
+    webhook_receiver.now = T0 + SWEEP_GRACE
+    with time_machine.travel(T0 + SWEEP_GRACE, tick=False):
         assert retry_due_webhooks.delay().get() == 1
 
+    # then: sent once, past the grace
+    assert len(webhook_receiver.received) == 1
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.attempts) == ("succeeded", 2)
+    assert (delivery.status, delivery.attempts) == ("succeeded", 1)
+
+
+def test_the_beat_sends_an_alert_delivery_on_the_urgent_queue(endpoint, acme, monkeypatch):
+    # given: an alert's delivery whose retry is due, and an invoice event's
+    alert = Alert.objects.create(
+        customer=acme, kind="usage_threshold", period_start=T0, key="k", payload={}, created_at=T0
+    )
+    ids = webhooks.webhook_deliveries_create(
+        event_type="alert.usage_threshold", body="{}", event_id="evt_a", alert=alert, now=T0
+    )
+    publish()
+    WebhookDelivery.objects.update(attempts=1)
+    sent = []
+    monkeypatch.setattr(billing_tasks.deliver_webhook, "delay", lambda pk: sent.append(("", pk)))
+    monkeypatch.setattr(
+        billing_tasks.deliver_alert_webhook, "delay", lambda pk: sent.append(("urgent", pk))
+    )
+
+    # when: the beat sweeps
+    with time_machine.travel(T0, tick=False):
+        assert retry_due_webhooks() == 2
+
+    # then: the alert's by the task of the urgent queue
+    other = WebhookDelivery.objects.get(event_id="evt_invoice_7").pk
+    assert sorted(sent) == [("", other), ("urgent", ids[0])]
 
 
 def test_an_unreachable_receiver_is_a_failed_attempt(db, settings):

@@ -266,6 +266,42 @@ def test_the_beat_sends_an_email_whose_enqueue_was_lost(
     assert len(mailoutbox) == 1
 
 
+def test_a_failed_email_is_a_row_the_beat_sends_once_when_due(
+    settings, django_capture_on_commit_callbacks, mailoutbox, delayed_sends
+):
+    # given: the mail server is down at the first attempt; the policy waits 30 minutes
+    settings.BILLING_INVOICE_EMAIL_RETRY_MINUTES = [30]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = closed_port()
+    settings.EMAIL_TIMEOUT = 2
+
+    # when: finalized (the first attempt fails)
+    finalize(draft(customer()), django_capture_on_commit_callbacks)
+
+    # then: the retry is the email's row, due in 30 minutes, and nothing waits in the
+    # broker for it
+    email = DocumentEmail.objects.get()
+    due = DEC_2 + timedelta(minutes=30)
+    assert (email.status, email.attempts, email.next_attempt_at) == ("pending", 1, due)
+    assert delayed_sends == []
+
+    # the mail server is back; the beat's sweep (every minute) sends nothing before
+    # the email is due, then sends it once
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    sweep = tasks.send_due_document_emails
+    capture = django_capture_on_commit_callbacks
+    assert run_at(due - timedelta(seconds=1), capture, sweep).get() == 0
+    assert mailoutbox == []
+    assert run_at(due, capture, sweep).get() == 1
+    assert run_at(due, capture, sweep).get() == 0
+    assert run_at(due + timedelta(days=1), capture, sweep).get() == 0
+    assert [m.subject for m in mailoutbox] == [SUBJECT]
+    email.refresh_from_db()
+    assert (email.status, email.attempts) == ("sent", 2)
+    assert delayed_sends == []
+
+
 def test_a_mail_server_that_is_down_is_tried_again_then_the_email_is_failed(
     settings, django_capture_on_commit_callbacks, mailoutbox, admin_client
 ):
@@ -287,8 +323,7 @@ def test_a_mail_server_that_is_down_is_tried_again_then_the_email_is_failed(
     )
     assert email.last_error.startswith("ConnectionRefusedError")
 
-    # not before it is due: the task (retried at once by the eager runner, or
-    # delivered twice) makes no attempt
+    # not before it is due: the task (delivered twice) makes no attempt
     send = tasks.send_document_email
     run_at(DEC_2 + timedelta(seconds=59), django_capture_on_commit_callbacks, send, email.pk)
     email.refresh_from_db()
@@ -382,6 +417,6 @@ def test_an_email_is_for_one_document():
 def test_setup_periodic_tasks_schedules_the_email_safety_net(db):
     assert scheduled("Send invoice and credit note emails left pending") == (
         "invoices.tasks.send_due_document_emails",
-        5,
+        1,
         "minutes",
     )

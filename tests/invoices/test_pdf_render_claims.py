@@ -216,7 +216,7 @@ def test_a_render_that_outlived_its_lease_leaves_the_next_claim_held(renders):
 
 
 def test_the_email_waits_for_the_render_under_way_and_attaches_what_it_stored(
-    renders, settings, mailoutbox
+    renders, settings, mailoutbox, delayed_sends, django_capture_on_commit_callbacks
 ):
     invoice = issued_invoice()
     email = email_of(invoice, settings)
@@ -224,11 +224,16 @@ def test_the_email_waits_for_the_render_under_way_and_attaches_what_it_stored(
     claim(invoice, "render-task")
 
     # when: the email's task comes meanwhile
-    with time_machine.travel(DEC_5 + timedelta(seconds=5), tick=False):
+    with (
+        time_machine.travel(DEC_5 + timedelta(seconds=5), tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         waiting = emails.document_email_send(email=email, now=DEC_5 + timedelta(seconds=5))
 
-    # then: it renders nothing, waits 15 s, and its attempt is not counted
+    # then: it renders nothing, waits 15 s (a task sent for then: seconds, within the
+    # broker's bound), and its attempt is not counted
     assert renders == []
+    assert delayed_sends == [("invoices.tasks.send_document_email", 15, None)]
     assert (waiting.status, waiting.attempts, waiting.next_attempt_at) == (
         DocumentEmail.PENDING,
         0,

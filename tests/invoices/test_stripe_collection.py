@@ -21,6 +21,7 @@ from invoices.services import invoice_finalize, invoice_mark_uncollectible, invo
 from invoices.settlement import invoice_mark_paid
 from tests.beat import scheduled
 from tests.invoices.stripe_fake import DROP, Answer, card_declined, stripe_error
+from tests.threads import run_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -244,6 +245,88 @@ def test_a_declined_charge_is_tried_again_per_the_policy_then_uncollectible(
         run_collection(payment, third + timedelta(days=7), django_capture_on_commit_callbacks)
         is None
     )
+
+
+def test_a_declined_charge_is_a_row_the_beat_sends_once_when_due(
+    fake_stripe, django_capture_on_commit_callbacks, delayed_sends
+):
+    # given: the first charge is declined, the next succeeds
+    fake_stripe.queue("POST", "/v1/payment_intents", card_declined("pi_no_1"))
+
+    # when: finalized (the first attempt)
+    invoice = finalized(django_capture_on_commit_callbacks)
+
+    # then: the retry is the payment's row, due in an hour, and nothing waits in the
+    # broker for it
+    payment = invoice.payment
+    assert (payment.status, payment.next_attempt_at) == ("pending", DEC_2 + timedelta(minutes=60))
+    assert delayed_sends == []
+
+    def sweep(at: datetime) -> int:
+        with time_machine.travel(at, tick=False), django_capture_on_commit_callbacks(execute=True):
+            return tasks.collect_due_payments()
+
+    # the beat's sweep (every minute) sends nothing before it is due
+    assert sweep(DEC_2 + timedelta(minutes=60) - timedelta(seconds=1)) == 0
+    assert len(fake_stripe.to("POST", "/v1/payment_intents")) == 1
+    # and sends it once it is, at once (no grace: no task was sent for it)
+    assert sweep(DEC_2 + timedelta(minutes=60)) == 1
+    # run again, it finds nothing more to send
+    assert sweep(DEC_2 + timedelta(minutes=60)) == 0
+    assert sweep(DEC_2 + timedelta(days=2)) == 0
+
+    keys = [c.idempotency_key for c in fake_stripe.to("POST", "/v1/payment_intents")]
+    assert keys == [f"invoice-{invoice.pk}-collect-1", f"invoice-{invoice.pk}-collect-2"]
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.payment.status, invoice.payment.attempts) == (
+        "paid",
+        "succeeded",
+        2,
+    )
+    assert delayed_sends == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_four_sweeps_at_once_charge_a_due_retry_once(
+    fake_stripe, django_capture_on_commit_callbacks
+):
+    # given: a payment whose first charge was declined, its retry due in an hour
+    fake_stripe.queue("POST", "/v1/payment_intents", card_declined("pi_no_1"))
+    invoice = finalized(django_capture_on_commit_callbacks)
+    assert invoice.payment.next_attempt_at == DEC_2 + timedelta(minutes=60)
+
+    # when: four beats sweep at the same moment once it is due (each sends what it
+    # finds to a worker, here run where it is sent)
+    with time_machine.travel(DEC_2 + timedelta(minutes=60), tick=False):
+        run_at_once(lambda index: tasks.collect_due_payments())
+
+    # then: one charge for the retry, the invoice paid
+    keys = [c.idempotency_key for c in fake_stripe.to("POST", "/v1/payment_intents")]
+    assert keys == [f"invoice-{invoice.pk}-collect-1", f"invoice-{invoice.pk}-collect-2"]
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.payment.status, invoice.payment.attempts) == (
+        "paid",
+        "succeeded",
+        2,
+    )
+
+
+def test_the_sweep_leaves_an_attempt_under_way_to_its_worker(
+    fake_stripe, django_capture_on_commit_callbacks
+):
+    # given: an attempt claimed by a worker, which has not reported yet
+    invoice = finalized(django_capture_on_commit_callbacks, execute=False)
+    with time_machine.travel(DEC_2, tick=False):
+        claimed = collection._claim(invoice.payment.pk, DEC_2)
+    assert claimed.status == "attempting"
+
+    # when: the beat sweeps while it is under way, to the end of its lease
+    with time_machine.travel(DEC_2 + collection.ATTEMPT_LEASE - timedelta(seconds=1), tick=False):
+        assert tasks.collect_due_payments() == 0
+
+    # then: nothing was charged beside it
+    assert fake_stripe.to("POST", "/v1/payment_intents") == []
 
 
 def test_marking_an_invoice_uncollectible_stops_its_collection(
@@ -519,6 +602,6 @@ def test_the_payment_admin_retries_now_and_stops_collecting(
 def test_setup_periodic_tasks_schedules_the_payment_safety_net(db):
     assert scheduled("Send overdue Stripe payment attempts") == (
         "invoices.tasks.collect_due_payments",
-        5,
+        1,
         "minutes",
     )

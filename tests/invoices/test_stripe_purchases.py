@@ -786,7 +786,7 @@ def test_a_failed_auto_top_up_grants_nothing_alerts_and_is_retried_then_fails(
     assert len(fake_stripe.to("POST", "/v1/payment_intents")) == 1
 
     # when the retries come due and are declined too
-    # (the beat sends them, past its grace for the countdown task)
+    # (the beat sends them: a retry is the payment's row, no task waits for it)
     for minutes in (60 + 3, 60 + 3 + 1440 + 3):
         with (
             time_machine.travel(NOW + timedelta(minutes=minutes), tick=False),

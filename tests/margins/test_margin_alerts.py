@@ -22,7 +22,7 @@ from plans.services import credit_pack_create, meter_create
 from plans.validation import ChargeSpec
 from tests.beat import scheduled
 from tests.factories import api_client, published_version, subscribe
-from tests.workers import celery_worker, redis_broker, tasks_on_the_broker, workers_wait
+from tests.workers import celery_worker, tasks_on_the_broker, worker_broker, workers_wait
 from wallets.purchases import credit_pack_purchase
 
 pytestmark = pytest.mark.django_db
@@ -272,9 +272,9 @@ def test_setup_periodic_tasks_schedules_the_margin_check(db):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_the_beat_task_runs_on_a_worker(monkeypatch):
-    """For real: Redis, PostgreSQL and a `celery worker` per queue, the setting
+    """For real: Redis or RabbitMQ, PostgreSQL and a `celery worker` per queue, the setting
     read from the worker's environment."""
-    redis_broker()
+    worker_broker()
     monkeypatch.setenv("BILLING_MARGIN_ALERT_PERCENT", "25")
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     meter_create(code="api_calls", name="API calls", event_name="api.call", aggregation="count")

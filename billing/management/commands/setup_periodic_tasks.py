@@ -2,6 +2,9 @@ from django.core.management.base import BaseCommand
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 # name -> (task, every N minutes). Editable afterwards in the admin (Periodic tasks).
+# The sweeps of what is due (payments, webhook deliveries, emails) run every minute:
+# a retry is a row with its due time that they send, never a task in the broker
+# (config.celery.COUNTDOWN_LIMIT_SECONDS); invoices 0036 moved existing ones from 5.
 SCHEDULES = {
     "Close billing periods and finalize invoices": ("billing.tasks.close_periods", 5),
     "Send overdue webhook deliveries": ("billing.tasks.retry_due_webhooks", 1),
@@ -27,7 +30,7 @@ SCHEDULES = {
     "Store what the open periods bill so far": ("billing.tasks.refresh_accruals", 10),
     "Expire credits past their expiry time": ("wallets.tasks.expire_credits", 5),
     # A no-op without STRIPE_API_KEY.
-    "Send overdue Stripe payment attempts": ("invoices.tasks.collect_due_payments", 5),
+    "Send overdue Stripe payment attempts": ("invoices.tasks.collect_due_payments", 1),
     "Ask Stripe about payments no webhook settled": ("invoices.tasks.reconcile_payments", 30),
     "Send credit note refunds left pending to Stripe": (
         "invoices.tasks.refund_due_credit_notes",
@@ -37,7 +40,7 @@ SCHEDULES = {
     "Run dunning steps on unpaid invoices": ("invoices.tasks.run_dunning", 15),
     "Send invoice and credit note emails left pending": (
         "invoices.tasks.send_due_document_emails",
-        5,
+        1,
     ),
 }
 
