@@ -45,7 +45,7 @@ else
     rm -rf "$PROMETHEUS_MULTIPROC_DIR"
 fi
 mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
-echo "$role" > /tmp/billing-role
+echo "$role" >"${BILLING_VAR_DIR:-/var/lib/billing}/role"
 
 manage() {
     python /app/manage.py "$@"

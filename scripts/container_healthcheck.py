@@ -1,21 +1,27 @@
 """The image's health check (Containerfile HEALTHCHECK): the web role is healthy when
 /readyz answers 200 (the database, the broker and the migrations: config/health.py),
-the metrics role when /metrics answers; the other roles while their process runs."""
+the metrics role when /metrics answers; the other roles while their process runs.
+The role is the one scripts/container_entrypoint.sh wrote as the container started."""
 
+import http.client
 import os
 import sys
-import urllib.request
 from pathlib import Path
 
-role = Path("/tmp/billing-role").read_text().strip() if Path("/tmp/billing-role").exists() else ""
-urls = {
-    "web": f"http://127.0.0.1:{os.environ.get('PORT', '8000')}/readyz",
-    "metrics": f"http://127.0.0.1:{os.environ.get('METRICS_PORT', '9464')}/metrics",
+ROLE_FILE = Path(os.environ.get("BILLING_VAR_DIR", "/var/lib/billing")) / "role"
+PATHS = {
+    "web": (int(os.environ.get("PORT", "8000")), "/readyz"),
+    "metrics": (int(os.environ.get("METRICS_PORT", "9464")), "/metrics"),
 }
-if role in urls:
+
+role = ROLE_FILE.read_text().strip() if ROLE_FILE.exists() else ""
+if role in PATHS:
+    port, path = PATHS[role]
     try:
-        with urllib.request.urlopen(urls[role], timeout=4) as answer:
-            sys.exit(0 if answer.status == 200 else 1)
-    except Exception as exc:  # any failure to answer is "unhealthy"
-        print(f"{urls[role]}: {exc}", file=sys.stderr)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=4)
+        connection.request("GET", path)
+        status = connection.getresponse().status
+    except OSError as exc:
+        print(f"{path} on port {port}: {exc}", file=sys.stderr)
         sys.exit(1)
+    sys.exit(0 if status == 200 else 1)

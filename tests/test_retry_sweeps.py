@@ -15,9 +15,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from config.celery import COUNTDOWN_LIMIT_SECONDS, app, enqueue_on_commit
 from tests.beat import scheduled
 
-every_minute = importlib.import_module(
-    "invoices.migrations.0036_sweeps_every_minute_sweeps"
-).every_minute
+every_minute = importlib.import_module("invoices.migrations.0036_sweeps_every_minute").every_minute
 
 
 def test_a_countdown_within_the_bound_is_sent_with_it(
