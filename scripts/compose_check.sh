@@ -69,12 +69,11 @@ if ! podman image exists docker.io/library/debian:bookworm-slim; then
     tar -C "$rootfs" -c . | podman import - docker.io/library/debian:bookworm-slim >/dev/null
     rm -rf "$rootfs"
 fi
+# Built every run (cached layers make it seconds), so a change to a stand-in applies.
 for name in postgres:15-bookworm redis:7-bookworm; do
-    if ! podman image exists "docker.io/library/$name"; then
-        say "$name: the stand-in of .ci/images (no registry here)"
-        podman build -q --format docker -f ".ci/images/${name%%:*}.Containerfile" \
-            -t "docker.io/library/$name" .ci/images >/dev/null
-    fi
+    say "$name: the stand-in of .ci/images (no registry here)"
+    podman build -q --format docker -f ".ci/images/${name%%:*}.Containerfile" \
+        -t "docker.io/library/$name" .ci/images >/dev/null
 done
 
 # ---- the image -------------------------------------------------------------------

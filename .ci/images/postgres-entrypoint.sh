@@ -1,12 +1,13 @@
 #!/bin/sh
 # The stand-in's entrypoint (postgres.Containerfile): on an empty data folder, a
 # cluster whose POSTGRES_USER (a superuser) has POSTGRES_PASSWORD and owns
-# POSTGRES_DB, reachable over the network with a password; then the server.
+# POSTGRES_DB, reachable over the network with a password and inside the container
+# without one (as the official image: pg_dump and pg_restore by exec); then the server.
 set -eu
 : "${POSTGRES_USER:=postgres}" "${POSTGRES_DB:=$POSTGRES_USER}"
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
     printf '%s\n' "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required}" > /tmp/pwfile
-    initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile=/tmp/pwfile -A scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+    initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile=/tmp/pwfile --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >/dev/null
     rm -f /tmp/pwfile
     echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
     pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
