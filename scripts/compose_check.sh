@@ -302,11 +302,13 @@ for ((i = 0; i < 120; i += 2)); do
     sleep 2
 done
 compose exec -T db pg_restore -U billing -d billing --exit-on-error --no-owner <"$work/billing.dump"
-podman run --rm -v "${project}_documents:/data" -v "$work:/backup:ro" "$image" \
-    tar -C /data -xf /backup/documents.tar
+media=/var/lib/billing/media
+podman run --rm --user root -v "${project}_documents:$media" -v "$work:/backup:ro" --entrypoint tar "$image" \
+    -C "$media" -xf /backup/documents.tar
 # Drop one PDF, as a documents copy older than the last render would lack it.
-podman run --rm -v "${project}_documents:/data" "$image" sh -c \
-    'rm -f "$(find /data -name "*.pdf" | sort | head -n 1)"'
+dropped=$(podman run --rm -v "${project}_documents:$media" --entrypoint sh "$image" -c \
+    "find $media -name '*.pdf' | sort | head -n 1 | while read -r f; do rm -f \"\$f\"; echo \"\$f\"; done" 2>/dev/null)
+echo "dropped from the documents: ${dropped#"$media/"}"
 compose run --rm --no-deps web manage after_restore 2>&1 | grep -v '^time=' | tail -n 6
 compose up -d 2>&1 | grep -v '^time=' | tail -n 1
 ready 900 || fail "the restored stack never became ready"
