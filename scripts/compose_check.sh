@@ -305,11 +305,16 @@ compose exec -T db pg_restore -U billing -d billing --exit-on-error --no-owner <
 media=/var/lib/billing/media
 podman run --rm --user root -v "${project}_documents:$media" -v "$work:/backup:ro" --entrypoint tar "$image" \
     -C "$media" -xf /backup/documents.tar
-# Drop one PDF, as a documents copy older than the last render would lack it.
-dropped=$(podman run --rm -v "${project}_documents:$media" --entrypoint sh "$image" -c \
-    "find $media -name '*.pdf' | sort | head -n 1 | while read -r f; do rm -f \"\$f\"; echo \"\$f\"; done" 2>/dev/null)
-echo "dropped from the documents: ${dropped#"$media/"}"
-compose run --rm --no-deps web manage after_restore 2>&1 | grep -v '^time=' | tail -n 6
+# Drop the invoice's PDF, as a documents copy older than its render would lack it.
+stored=$(compose exec -T db psql -U billing -d billing -Atc \
+    "SELECT pdf_file FROM invoices_invoice WHERE id = $invoice")
+[[ -n $stored ]] || fail "the invoice has no stored PDF to drop"
+podman run --rm -v "${project}_documents:$media" --entrypoint rm "$image" "$media/$stored"
+echo "dropped from the documents: $stored"
+restored=$(compose run --rm --no-deps web manage after_restore 2>&1 | grep -v '^time=')
+echo "$restored" | tail -n 7
+grep -q "1 missing and rendered again byte-identical" <<<"$restored" ||
+    fail "after_restore did not render the dropped PDF again, identical"
 compose up -d 2>&1 | grep -v '^time=' | tail -n 1
 ready 900 || fail "the restored stack never became ready"
 after=$(fingerprint)
