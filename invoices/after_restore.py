@@ -45,11 +45,11 @@ from billing.core import outbound_record
 from billing.models import Alert
 from invoices.models import DocumentEmail, InvoiceSequence
 from invoices.rendering import DOCUMENTS, pdf_file_store, pdf_storage_name
+from invoices.sequences import number_of, number_parts
 
 # A stored PDF's name: <number>-<first 16 hex digits of its SHA-256>.pdf
 # (rendering.pdf_storage_name); a number is <sequence>-<digits>.
 STORED_NAME = re.compile(r"^(?P<number>(?P<sequence>.+)-(?P<position>\d+))-[0-9a-f]{16}\.pdf$")
-NUMBER = re.compile(r"^(?P<sequence>.+)-(?P<position>\d+)$")
 MODELS = {kind.folder: model for model, kind in DOCUMENTS.items()}
 
 
@@ -125,7 +125,7 @@ def _held_numbers(entries: list[dict]) -> dict[str, dict]:
     told = (outbound_record.DOCUMENT_STORED, outbound_record.DOCUMENT_EMAILED)
     for entry in entries:
         number = entry.get("number")
-        if entry["what"] in told and isinstance(number, str) and NUMBER.match(number):
+        if entry["what"] in told and isinstance(number, str) and number_parts(number):
             facts = held.setdefault(number, {})
             facts.setdefault("customer", entry.get("customer"))
             if entry["what"] == outbound_record.DOCUMENT_EMAILED:
@@ -136,8 +136,8 @@ def _held_numbers(entries: list[dict]) -> dict[str, dict]:
 def _sequences_advance(entries: list[dict], report: RestoreReport, now: datetime) -> None:
     held: dict[str, dict[int, dict]] = {}
     for number, facts in _held_numbers(entries).items():
-        match = NUMBER.match(number)
-        held.setdefault(match["sequence"], {})[int(match["position"])] = facts
+        sequence, position = number_parts(number)
+        held.setdefault(sequence, {})[position] = facts
     with transaction.atomic():
         for name, positions in sorted(held.items()):
             InvoiceSequence.objects.get_or_create(name=name)
@@ -146,7 +146,7 @@ def _sequences_advance(entries: list[dict], report: RestoreReport, now: datetime
             # held above it is a document the database lost.
             issued = _highest_issued(name)
             report.lost += [
-                LostDocument(f"{name}-{at:06d}", facts.get("customer"), facts.get("emailed_at"))
+                LostDocument(number_of(name, at), facts.get("customer"), facts.get("emailed_at"))
                 for at, facts in sorted(positions.items())
                 if at > issued
             ]
@@ -158,7 +158,7 @@ def _sequences_advance(entries: list[dict], report: RestoreReport, now: datetime
             report.sequences.append(move)
     lost = [document.number for document in report.lost]
     for move in report.sequences:
-        in_gap = [number for number in lost if NUMBER.match(number)["sequence"] == move.name]
+        in_gap = [number for number in lost if number_parts(number)[0] == move.name]
         # The gap is explained where the documents are kept: the record.
         outbound_record.record_append(
             what=outbound_record.NUMBERS_SKIPPED,
@@ -225,9 +225,9 @@ def _highest_issued(sequence: str) -> int:
             "number", flat=True
         )
         for number in numbers.order_by(Length("number").desc(), "-number")[:1]:
-            match = NUMBER.match(number)
-            if match and match["sequence"] == sequence:
-                highest = max(highest, int(match["position"]))
+            parts = number_parts(number)
+            if parts and parts[0] == sequence:
+                highest = max(highest, parts[1])
     return highest
 
 

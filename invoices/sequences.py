@@ -1,9 +1,26 @@
 """Gap-free document numbers: INV-2026-000001 for invoices, CN-2026-000001 for
 credit notes, one sequence per prefix and year."""
 
+import re
+
 from django.db import connection
 
 from invoices.models import InvoiceSequence
+
+# A number: the sequence's name, a dash, the position (6 digits, more past 999,999).
+NUMBER = re.compile(r"^(?P<sequence>.+)-(?P<position>\d+)$")
+
+
+def number_of(sequence: str, position: int) -> str:
+    """The number at `position` of the sequence named `sequence` (INV-2026-000001)."""
+    return f"{sequence}-{position:06d}"
+
+
+def number_parts(number: str) -> tuple[str, int] | None:
+    """The sequence's name and the position of a number (number_of's inverse), or
+    None for what is no number."""
+    match = NUMBER.match(number)
+    return (match["sequence"], int(match["position"])) if match else None
 
 
 def next_number(prefix: str, year: int) -> str:
@@ -26,6 +43,6 @@ def next_numbers(prefix: str, year: int, count: int) -> list[str]:
             )
             row = cursor.fetchone()
         if row is not None:
-            return [f"{name}-{number:06d}" for number in range(row[0], row[0] + count)]
+            return [number_of(name, number) for number in range(row[0], row[0] + count)]
         InvoiceSequence.objects.get_or_create(name=name)
     raise RuntimeError(f"sequence {name} could not be created")

@@ -5,7 +5,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand
 
 from billing.core import outbound_record
-from invoices.after_restore import NUMBER, number_ranges, restore_reconcile
+from invoices.after_restore import number_ranges, restore_reconcile
+from invoices.sequences import number_parts
 
 SHOWN = 20  # documents named at most, per list
 
@@ -51,7 +52,7 @@ class Command(BaseCommand):
             write("numbers: every sequence is already past the numbers customers may hold")
         lost_by_sequence = defaultdict(list)
         for lost in report.lost:
-            lost_by_sequence[NUMBER.match(lost.number)["sequence"]].append(lost)
+            lost_by_sequence[number_parts(lost.number)[0]].append(lost)
         for move in report.sequences:
             lost = lost_by_sequence[move.name]
             unseen = move.skipped - len(lost)
