@@ -341,6 +341,8 @@ class Alert(models.Model):
     SPEND_LIMIT = "spend_limit"
     PAYMENT_FAILED = "payment_failed"
     MARGIN_LOW = "margin_low"
+    # A threshold of the budget the customer set itself (customers.limits).
+    BUDGET_THRESHOLD = "budget_threshold"
     KINDS = [
         (USAGE_THRESHOLD, _("Usage threshold")),
         (LOW_BALANCE, _("Low balance")),
@@ -348,6 +350,7 @@ class Alert(models.Model):
         (SPEND_LIMIT, _("Spend limit")),
         (PAYMENT_FAILED, _("Payment failed")),
         (MARGIN_LOW, _("Margin low")),
+        (BUDGET_THRESHOLD, _("Budget threshold")),
     ]
     # The webhook event of a kind, when it is not alert.<kind>.
     EVENT_TYPES = {MARGIN_LOW: "customer.margin_low"}

@@ -397,6 +397,16 @@ class Customer(models.Model):
         ),
         verbose_name=_("alert thresholds"),
     )
+    # The limits the customer sets itself (customers.limits: budget, caps, alert
+    # thresholds of the budget, channels), as customers.limits.limits_normalized
+    # writes them; {}: none. Read with the customer by `check` (billing.usage.live).
+    limits = models.JSONField(
+        default=dict,
+        db_default=models.Value("{}", output_field=models.JSONField()),
+        blank=True,
+        editable=False,
+        verbose_name=_("limits set by the customer"),
+    )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     # The Stripe customer (cus_...) payments are collected from; created once, on
     # first use, by invoices.collection. Empty without Stripe.
@@ -483,6 +493,45 @@ class Customer(models.Model):
             errors["alert_thresholds"] = threshold_errors
         if errors:
             raise ValidationError(errors)
+
+
+class CustomerLimitChange(models.Model):
+    """One change of a customer's own limits (customers.limits.limits_set): who
+    made it (a manage link's holder as the merchant named them, an API key, an
+    admin user), through what, when, and the limits before and after. Never
+    edited; the portal, the API and the admin show them."""
+
+    VIA_PORTAL = "portal"
+    VIA_API = "api"
+    VIA_ADMIN = "admin"
+    VIAS = [
+        (VIA_PORTAL, _("Portal")),
+        (VIA_API, _("API")),
+        (VIA_ADMIN, _("Admin")),
+    ]
+
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.CASCADE,
+        related_name="limit_changes",
+        verbose_name=_("customer"),
+    )
+    changed_at = models.DateTimeField(verbose_name=_("changed at"))
+    by = models.CharField(max_length=255, verbose_name=_("by"))
+    via = models.CharField(max_length=8, choices=VIAS, verbose_name=_("through"))
+    before = models.JSONField(default=dict, verbose_name=_("before"))
+    after = models.JSONField(default=dict, verbose_name=_("after"))
+
+    class Meta:
+        verbose_name = _("limit change")
+        verbose_name_plural = _("limit changes")
+        ordering = ["-changed_at", "-id"]
+        indexes = [
+            models.Index(fields=["customer", "-changed_at"], name="limit_change_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.changed_at:%Y-%m-%d %H:%M} {self.by}"
 
 
 class ApiKey(models.Model):

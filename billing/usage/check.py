@@ -16,6 +16,13 @@ from billing.models import (
 from billing.rating.pricing import EXACT_PRECISION, PER_UNIT
 from billing.rating.rate_cards import row_charge, row_for, row_quantity
 from billing.usage.breakdowns import combination_quantity, usage_combinations
+from billing.usage.customer_limits import (
+    BUDGET,
+    LimitSpent,
+    applicable_caps,
+    limit_refused,
+    meter_combinations,
+)
 from billing.usage.live import (  # noqa: F401 (read through this module by the API)
     AUTO_TOP_UP,
     SCOPED,
@@ -27,13 +34,14 @@ from billing.usage.metering import (
     event_group_values,
     meter_cache,
 )
-from billing.usage.priced import marginal_cost, period_spend
+from billing.usage.priced import marginal_cost, spend_statement
 from billing.usage.reads import (
     exact_quantity,
     period_now,
     units_covered,
     usage_quantities,
 )
+from customers.limits import limits_of
 from customers.models import RESTRICTED, SUSPENDED
 from plans.feature_grants import granted
 from plans.models import Feature, Meter
@@ -71,6 +79,10 @@ class CheckResult:
     billed_when_exhausted: bool = False
     # A feature check: the value the plan (or the deal) grants; None: not granted.
     value: object = None
+    # A refusal by a limit the customer set (customer_budget_reached,
+    # customer_cap_reached): the limit and what was spent against it before this
+    # use; `remaining` is what is left under it (money, or units of a quantity cap).
+    customer_limit: LimitSpent | None = None
 
 
 REASON_MESSAGES = {
@@ -79,6 +91,8 @@ REASON_MESSAGES = {
     "insufficient_credits": "the credit wallet cannot pay for this usage",
     "insufficient_balance": "the prepaid balance cannot pay for this usage",
     "spend_limit_reached": "the customer's spend limit for this period is reached",
+    "customer_budget_reached": "the budget the customer set for this period is reached",
+    "customer_cap_reached": "a cap the customer set for this period is reached",
     "no_subscription": "the customer has no live subscription",
     "feature_not_in_plan": "the customer's plan does not grant this feature",
     "account_restricted": (
@@ -167,17 +181,25 @@ def usage_check(
         return CheckResult(False, None, "no_subscription")
     start, end = period
     meters = {meter.id: meter}
-    if customer.spend_limit is not None:
+    properties = properties or {}
+    # The limits the customer set itself that count this use (customers.limits).
+    limits = limits_of(customer)
+    caps = applicable_caps(limits, meter_code, properties) if limits.caps else []
+    spends = (
+        customer.spend_limit is not None
+        or limits.stops
+        or any(cap.amount is not None for cap in caps)
+    )
+    if spends or caps:
         # The spend prices every meter the version charges: one read for them all.
         for other in spec.charges:
             found = meter_cache.by_code_frozen(other.meter)
             if found is not None:
                 meters[found.id] = found
-    properties = properties or {}
     # A rate-card row in tiers counts its own usage (priced_row reads it): the
-    # meter's total is read only where the spend limit needs the quantities.
+    # meter's total is read only where a limit needs the quantities.
     quantities = None
-    if customer.spend_limit is not None or not _row_counts_its_own(charge, meter, properties):
+    if spends or caps or not _row_counts_its_own(charge, meter, properties):
         quantities = usage_quantities(
             customer_id=customer.pk, meters=list(meters.values()), start=start, end=end
         )
@@ -202,39 +224,68 @@ def usage_check(
         )
         if not result.allowed:
             return result
-        if customer.spend_limit is None:
+        if not (spends or caps):
             return result
-        spend = period_spend(
-            subscription=subscription,
-            start=start,
-            end=end,
-            adding=(meter_code, quantity),
-            adding_uncovered=uncovered_units,
-            quantities={m.code: quantities[m.id] for m in meters.values()},
-            properties=properties,
+        by_code = {m.code: quantities[m.id] for m in meters.values()}
+
+        def spend_of(**adding):
+            return spend_statement(
+                subscription=subscription,
+                start=start,
+                end=end,
+                quantities=by_code,
+                **adding,
+            )
+
+        # The period's spend with this use: what a spend limit, a stop budget and
+        # an amount cap count.
+        after = None
+        if spends:
+            after = spend_of(
+                adding=(meter_code, quantity),
+                adding_uncovered=uncovered_units,
+                properties=properties,
+            )
+        spend = after.total if after is not None else None
+        if customer.spend_limit is not None and spend > customer.spend_limit:
+            if customer.spend_limit_mode == "soft":
+                result = replace(result, spend=spend, spend_limit=customer.spend_limit)
+            else:
+                # Whether the limit is reached already, and what is left under it.
+                spend_before = spend_of().total
+                return replace(
+                    result,
+                    allowed=False,
+                    reason="spend_limit_reached",
+                    spend=spend,
+                    spend_limit=customer.spend_limit,
+                    spend_before=spend_before,
+                    spend_remaining=max(ZERO, customer.spend_limit - spend_before),
+                    currency=customer.currency,
+                )
+        if not (limits.stops or caps):
+            return result
+        refused = limit_refused(
+            limits=limits,
+            caps=caps,
+            quantity=quantity,
+            quantities=by_code,
+            after=after,
+            before=spend_of,
+            combinations=meter_combinations(
+                customer_id=customer.pk, caps=caps, start=start, end=end
+            ),
+            adding=(meter_code, event_group_values(meter, properties)),
         )
-    if spend <= customer.spend_limit:
+    if refused is None:
         return result
-    if customer.spend_limit_mode == "soft":
-        return replace(result, spend=spend, spend_limit=customer.spend_limit)
-    # Read again without this use (refusals only): whether the limit is reached
-    # already, and what is left under it.
-    with localcontext(prec=EXACT_PRECISION):
-        spend_before = period_spend(
-            subscription=subscription,
-            start=start,
-            end=end,
-            quantities={m.code: quantities[m.id] for m in meters.values()},
-        )
     return replace(
         result,
         allowed=False,
-        reason="spend_limit_reached",
-        spend=spend,
-        spend_limit=customer.spend_limit,
-        spend_before=spend_before,
-        spend_remaining=max(ZERO, customer.spend_limit - spend_before),
-        currency=customer.currency,
+        reason="customer_budget_reached" if refused.kind == BUDGET else "customer_cap_reached",
+        remaining=refused.remaining,
+        currency=customer.currency if refused.money else result.currency,
+        customer_limit=refused,
     )
 
 

@@ -35,6 +35,8 @@ _LIVE_PARTS = (
                 "spend_limit",
                 "spend_limit_mode",
                 "standing",
+                # The limits the customer set (customers.limits): {} for most.
+                "limits",
             ),
         ),
     ),

@@ -53,7 +53,27 @@ class UsageSummary:
 EXTRAPOLATED = (Meter.COUNT, Meter.SUM)
 
 
-def period_spend(
+@dataclass(frozen=True)
+class Spend:
+    """What a customer spends in part of its period (spend_statement): the
+    statement of its fees and priced usage, and the money its prepaid balance
+    paid for usage; `combinations` the rate cards' quantities it priced."""
+
+    statement: PeriodStatement
+    drawn: Decimal
+    combinations: dict
+
+    @property
+    def total(self) -> Decimal:
+        return self.statement.total + self.drawn
+
+
+def period_spend(**kwargs) -> Decimal:
+    """spend_statement's total: what a spend limit and a budget count."""
+    return spend_statement(**kwargs).total
+
+
+def spend_statement(
     *,
     subscription: Subscription,
     start: datetime,
@@ -62,7 +82,7 @@ def period_spend(
     adding_uncovered: Decimal = ZERO,
     quantities: dict[str, Decimal] | None = None,
     properties: dict | None = None,
-) -> Decimal:
+) -> Spend:
     """What the customer spends in [start, end) of its period: fixed fees, priced
     usage with any minimum commitment true-up (as the close would rate it), the
     money its prepaid balance paid for usage, and the usage wallets could not pay
@@ -70,7 +90,8 @@ def period_spend(
     more were used now, with these event `properties` (a rate card's row),
     `adding_uncovered` units of it beyond what a credit wallet that bills when
     exhausted can pay. `quantities` (meter code -> quantity in the range) when
-    the caller has read them already."""
+    the caller has read them already. The statement's lines say what each meter
+    (and each rate-card row) adds (billing.usage.customer_limits reads caps off them)."""
     version = subscription_spec(subscription)
     if quantities is None:
         lines = usage_lines(
@@ -120,7 +141,7 @@ def period_spend(
         # A commit's access pays for its meters' usage first: spend is what goes beyond.
         commit_terms=commit_terms(customer_id=subscription.customer_id, start=start, end=end),
     )
-    return statement.total + drawn
+    return Spend(statement, drawn, combinations)
 
 
 def usage_summary(

@@ -1,0 +1,203 @@
+"""What the limits a customer set itself (customers.limits) allow, and what was
+spent against each this period: the one reading of them for `check` (which
+refuses with customer_budget_reached or customer_cap_reached), the portal, the
+API's GET and the budget's alerts (billing.usage.alerts).
+
+A budget counts what a spend limit counts (billing.usage.priced: the period's
+fees, priced usage, the money its prepaid balance paid). A cap counts one meter's
+usage this period whose properties match its `when`: in units (a quantity cap),
+or in money (an amount cap): what the period statement's lines bill for that
+usage, a line's amount shared among the values it priced in proportion to their
+quantities (a rate-card row prices its own values only). Reads only."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, localcontext
+
+from billing.core.vocabulary import LineKind
+from billing.models import Subscription
+from billing.rating.pricing import EXACT_PRECISION
+from billing.usage.breakdowns import usage_combinations
+from billing.usage.metering import event_group_values, meter_cache
+from billing.usage.priced import Spend, spend_statement
+from billing.usage.reads import period_now, usage_quantities
+from customers.limits import Cap, Limits, limits_of
+from plans.overrides import subscription_spec
+
+ZERO = Decimal(0)
+BUDGET = "budget"
+CAP = "cap"
+
+
+@dataclass(frozen=True)
+class LimitSpent:
+    """One limit and what was spent against it in the period: money in the
+    customer's currency (a budget, an amount cap) or the meter's units (a
+    quantity cap)."""
+
+    kind: str  # BUDGET or CAP
+    limit: Decimal
+    spent: Decimal
+    money: bool
+    cap: Cap | None = None
+    # A budget's: "stop" or "alert".
+    action: str = ""
+
+    @property
+    def remaining(self) -> Decimal:
+        return max(ZERO, self.limit - self.spent)
+
+    @property
+    def percent(self) -> Decimal:
+        """How much of the limit is spent, in percent (may pass 100)."""
+        return self.spent * 100 / self.limit if self.limit else ZERO
+
+
+def applicable_caps(limits: Limits, meter_code: str, properties: dict) -> list[Cap]:
+    """The caps that count usage of this meter with these event properties."""
+    caps = [cap for cap in limits.caps if cap.meter == meter_code]
+    if not caps:
+        return []
+    meter = meter_cache.by_code(meter_code)
+    values = event_group_values(meter, properties) if meter is not None else {}
+    return [cap for cap in caps if cap.matches(values)]
+
+
+def _matching(of_meter: dict, cap: Cap) -> Decimal:
+    """The quantity of a meter's combinations (tuples of (name, value)) that match
+    the cap."""
+    return sum((q for key, q in of_meter.items() if cap.matches(dict(key))), ZERO)
+
+
+def cap_amount(cap: Cap, spend: Spend, of_meter: dict | None) -> Decimal:
+    """What the spend's statement bills for the usage the cap counts: each usage
+    line of its meter, in the share of the line's quantities (its stamped rate-card
+    combinations, else `of_meter`, the meter's combinations) that match the cap."""
+    total = ZERO
+    with localcontext(prec=EXACT_PRECISION):
+        for line in spend.statement.usage:
+            if line.meter != cap.meter or line.kind == LineKind.MINIMUM_COMMITMENT:
+                continue
+            if not cap.when:
+                total += line.amount
+                continue
+            groups = dict(line.usage_groups) if line.usage_groups else (of_meter or {})
+            whole = sum(groups.values(), ZERO)
+            if whole:
+                total += line.amount * _matching(groups, cap) / whole
+    return total
+
+
+def cap_quantity(cap: Cap, *, quantities: dict, of_meter: dict | None) -> Decimal:
+    """The usage the cap counts, in the meter's units."""
+    if not cap.when:
+        return quantities.get(cap.meter, ZERO)
+    return _matching(of_meter or {}, cap)
+
+
+def meter_combinations(
+    *, customer_id: int, caps: list[Cap], start: datetime, end: datetime
+) -> dict[str, dict]:
+    """The combinations of the meters caps with a `when` count, by meter code."""
+    meters = [m for m in {meter_cache.by_code(c.meter) for c in caps if c.when} if m and m.group_by]
+    if not meters:
+        return {}
+    found = usage_combinations(customer_id=customer_id, meters=meters, start=start, end=end)
+    return {meter.code: found[meter.id] for meter in meters}
+
+
+def limits_spent(*, customer, subscription: Subscription | None, now: datetime) -> list[LimitSpent]:
+    """Each limit the customer set and what was spent against it in the period
+    the clock is in (none spent without a live subscription): the budget first,
+    then the caps in the order set."""
+    limits = limits_of(customer)
+    if not limits.any:
+        return []
+    period = period_now(subscription=subscription, now=now) if subscription else None
+    if period is None:
+        return _nothing_spent(limits)
+    start, end = period
+    spec = subscription_spec(subscription)
+    meters = list(meter_cache.by_codes(c.meter for c in spec.charges).values())
+    by_id = usage_quantities(customer_id=customer.pk, meters=meters, start=start, end=end)
+    quantities = {m.code: by_id[m.id] for m in meters}
+    with localcontext(prec=EXACT_PRECISION):
+        spend = spend_statement(
+            subscription=subscription, start=start, end=end, quantities=quantities
+        )
+    combinations = meter_combinations(
+        customer_id=customer.pk, caps=list(limits.caps), start=start, end=end
+    )
+    found = []
+    if limits.budget is not None:
+        found.append(LimitSpent(BUDGET, limits.budget, spend.total, True, action=limits.action))
+    for cap in limits.caps:
+        of_meter = combinations.get(cap.meter) or spend.combinations.get(cap.meter)
+        if cap.amount is not None:
+            found.append(LimitSpent(CAP, cap.amount, cap_amount(cap, spend, of_meter), True, cap))
+        else:
+            used = cap_quantity(cap, quantities=quantities, of_meter=of_meter)
+            found.append(LimitSpent(CAP, cap.quantity, used, False, cap))
+    return found
+
+
+def _nothing_spent(limits: Limits) -> list[LimitSpent]:
+    found = []
+    if limits.budget is not None:
+        found.append(LimitSpent(BUDGET, limits.budget, ZERO, True, action=limits.action))
+    for cap in limits.caps:
+        limit = cap.amount if cap.amount is not None else cap.quantity
+        found.append(LimitSpent(CAP, limit, ZERO, cap.amount is not None, cap))
+    return found
+
+
+def limit_refused(
+    *,
+    limits: Limits,
+    caps: list[Cap],
+    quantity: Decimal,
+    quantities: dict,
+    after: Spend | None,
+    before,
+    combinations: dict,
+    adding: tuple[str, dict] | None = None,
+) -> LimitSpent | None:
+    """The first of the customer's limits that `quantity` more of the meter would
+    pass (its caps that count it, then a `stop` budget), with what was spent
+    against it before this use; None when all allow it. `after` is the period's
+    spend with this use (needed when a stop budget or an amount cap applies),
+    `before()` the same without it (built for a refusal only), `quantities` the
+    meters' usage before it, `combinations` meter_combinations' for `caps`;
+    `adding` (meter code, the event's group values) counts this use into them."""
+    spent_before: Spend | None = None
+
+    def without() -> Spend:
+        nonlocal spent_before
+        if spent_before is None:
+            spent_before = before()
+        return spent_before
+
+    for cap in caps:
+        of_meter = combinations.get(cap.meter)
+        if of_meter is None and after is not None:
+            of_meter = after.combinations.get(cap.meter)
+        if cap.quantity is not None:
+            used = cap_quantity(cap, quantities=quantities, of_meter=combinations.get(cap.meter))
+            if used + quantity > cap.quantity:
+                return LimitSpent(CAP, cap.quantity, used, False, cap)
+            continue
+        if cap_amount(cap, after, _with(of_meter, adding, quantity)) > cap.amount:
+            previous = without()
+            spent = cap_amount(cap, previous, combinations.get(cap.meter))
+            return LimitSpent(CAP, cap.amount, spent, True, cap)
+    if limits.stops and after.total > limits.budget:
+        return LimitSpent(BUDGET, limits.budget, without().total, True, action=limits.action)
+    return None
+
+
+def _with(of_meter: dict | None, adding: tuple[str, dict] | None, quantity: Decimal):
+    """A meter's combinations with this use counted under its values."""
+    if of_meter is None or adding is None:
+        return of_meter
+    key = tuple(adding[1].items())
+    return {**of_meter, key: of_meter.get(key, ZERO) + quantity}
