@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from billing import dashboard
 from billing.api import (
+    customer_limits,
     entitlements,
     events,
     journal,
@@ -67,6 +68,7 @@ api_v1 = [
     path("customers/<str:external_id>/dunning/pause", dunning_api.DunningPauseApi.as_view()),
     path("dunning-policies", dunning_api.DunningPolicyListApi.as_view()),
     path("dunning-policies/<str:code>", dunning_api.DunningPolicyDetailApi.as_view()),
+    path("customers/<str:external_id>/limits", customer_limits.CustomerLimitsApi.as_view()),
     path(
         "customers/<str:external_id>/portal-session",
         customers_api.PortalSessionApi.as_view(),

@@ -191,6 +191,13 @@ class CheckApi(FastAnswerApi):
                 ),
                 "balance": serializers.CharField(allow_null=True),
                 "message": serializers.CharField(help_text="The reason, in words."),
+                "limit": serializers.JSONField(
+                    required=False,
+                    help_text="In a customer_budget_reached or customer_cap_reached refusal "
+                    'only: {"kind": "budget"|"cap", "amount" or "quantity", "spent", and a '
+                    'cap\'s "meter" and "when"}; `remaining` is then what is left under it '
+                    "(money, or units of a quantity cap).",
+                ),
                 "period_start": serializers.DateTimeField(allow_null=True),
                 "period_end": serializers.DateTimeField(allow_null=True),
                 "value": serializers.JSONField(
@@ -203,7 +210,8 @@ class CheckApi(FastAnswerApi):
     )
     def post(self, request, external_id: str):
         """Reasons: ok, cap_reached, insufficient_credits, insufficient_balance,
-        spend_limit_reached, no_subscription, meter_not_in_plan, and for a feature
+        spend_limit_reached, customer_budget_reached, customer_cap_reached,
+        no_subscription, meter_not_in_plan, and for a feature
         (`{"feature": "sso"}`) feature_not_in_plan."""
         try:
             asked = validated(self.body_serializer, request.data)
@@ -261,6 +269,11 @@ def check_answer(external_id: str, asked: dict) -> dict:
     def text(value):
         return None if value is None else format_decimal(value)
 
+    remaining = text(result.remaining)
+    limit = result.customer_limit
+    if limit is not None and limit.money:
+        # What is left under a budget or an amount cap the customer set: money.
+        remaining = format_money(result.remaining, result.currency)
     balance = None
     if result.balance is not None:
         balance = (
@@ -275,7 +288,7 @@ def check_answer(external_id: str, asked: dict) -> dict:
         "message": check.check_message(result, meter_code=asked["meter"]),
         "used": text(result.used),
         "included": text(result.included),
-        "remaining": text(result.remaining),
+        "remaining": remaining,
         "balance": balance,
         # The period the answer counts usage in (the one the clock is in).
         "period_start": iso(result.period_start) if result.period_start else None,
@@ -286,6 +299,8 @@ def check_answer(external_id: str, asked: dict) -> dict:
             if result.spend_remaining is not None
             else {}
         ),
+        # A refusal by a limit the customer set: which, and what was spent against it.
+        **({"limit": check.customer_limit_body(limit, result.currency)} if limit else {}),
     }
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, localcontext
 
-from billing.core.money import format_money
+from billing.core.money import format_decimal, format_money
 from billing.core.vocabulary import ALLOWANCE_MODELS, ConsumptionModel
 from billing.models import (
     Subscription,
@@ -130,6 +130,44 @@ def spend_limit_message(result: CheckResult) -> str:
     )
 
 
+def customer_limit_body(limit: LimitSpent, currency: str) -> dict:
+    """A refusal's limit the customer set, as the check's answer says it (JSON)."""
+
+    def amount(value: Decimal) -> str:
+        return format_money(value, currency) if limit.money else format_decimal(value)
+
+    body: dict = {"kind": limit.kind}
+    if limit.cap is not None:
+        body |= {"meter": limit.cap.meter, "when": dict(limit.cap.when)}
+    body["amount" if limit.money else "quantity"] = amount(limit.limit)
+    body["spent"] = amount(limit.spent)
+    if limit.kind == BUDGET:
+        body["action"] = limit.action
+    return body
+
+
+def customer_limit_message(result: CheckResult) -> str:
+    """A refusal by a limit the customer set, in words: which limit, reached or
+    would be passed by this use, and what is left under it."""
+    limit = result.customer_limit
+    currency = result.currency
+
+    def amount(value: Decimal) -> str:
+        if limit.money:
+            return f"{format_money(value, currency)} {currency}"
+        return format_decimal(value)
+
+    if limit.cap is None:
+        what = f"the budget the customer set for this period ({amount(limit.limit)})"
+    else:
+        values = ", ".join(f"{name} {value}" for name, value in limit.cap.when)
+        meter = f"{limit.cap.meter} ({values})" if values else limit.cap.meter
+        what = f"the customer's cap on {meter} this period ({amount(limit.limit)})"
+    if limit.spent >= limit.limit:
+        return f"{what} is reached: {amount(limit.remaining)} left"
+    return f"this use would pass {what}: {amount(limit.remaining)} left under it"
+
+
 def check_message(result: CheckResult, *, meter_code: str) -> str:
     """The reason of a check in words; for a meter the plan does not charge, whether
     the meter exists at all (a typo in the product's code) or the plan lacks it."""
@@ -137,6 +175,8 @@ def check_message(result: CheckResult, *, meter_code: str) -> str:
         return "allowed: what the wallet cannot pay for is billed on the period's invoice"
     if result.reason == "spend_limit_reached" and result.spend_before is not None:
         return spend_limit_message(result)
+    if result.customer_limit is not None:
+        return customer_limit_message(result)
     if result.reason != "meter_not_in_plan":
         return REASON_MESSAGES.get(result.reason, result.reason)
     version = result.subscription.version if result.subscription is not None else None

@@ -163,8 +163,9 @@ def limit_refused(
     adding: tuple[str, dict] | None = None,
 ) -> LimitSpent | None:
     """The first of the customer's limits that `quantity` more of the meter would
-    pass (its caps that count it, then a `stop` budget), with what was spent
-    against it before this use; None when all allow it. `after` is the period's
+    pass, or that is reached already (its caps that count it, then a `stop`
+    budget), with what was spent against it before this use; None when all allow
+    it. Money is what the period's lines bill (rounded as billed). `after` is the period's
     spend with this use (needed when a stop budget or an amount cap applies),
     `before()` the same without it (built for a refusal only), `quantities` the
     meters' usage before it, `combinations` meter_combinations' for `caps`;
@@ -186,12 +187,17 @@ def limit_refused(
             if used + quantity > cap.quantity:
                 return LimitSpent(CAP, cap.quantity, used, False, cap)
             continue
-        if cap_amount(cap, after, _with(of_meter, adding, quantity)) > cap.amount:
-            previous = without()
-            spent = cap_amount(cap, previous, combinations.get(cap.meter))
-            return LimitSpent(CAP, cap.amount, spent, True, cap)
-    if limits.stops and after.total > limits.budget:
-        return LimitSpent(BUDGET, limits.budget, without().total, True, action=limits.action)
+        amount = cap_amount(cap, after, _with(of_meter, adding, quantity))
+        if amount >= cap.amount:
+            spent = cap_amount(cap, without(), combinations.get(cap.meter))
+            # At the limit exactly: refused only once it is reached already (a use
+            # that costs less than a cent adds nothing to the lines billed).
+            if amount > cap.amount or spent >= cap.amount:
+                return LimitSpent(CAP, cap.amount, spent, True, cap)
+    if limits.stops and after.total >= limits.budget:
+        spent = without().total
+        if after.total > limits.budget or spent >= limits.budget:
+            return LimitSpent(BUDGET, limits.budget, spent, True, action=limits.action)
     return None
 
 
