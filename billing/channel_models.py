@@ -6,6 +6,7 @@ channels), as webhook deliveries are."""
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from customers.models import Customer, CustomerLimitChange
 
@@ -23,7 +24,7 @@ class ChannelMessage(models.Model):
     TEAMS = "teams"
     DISCORD = "discord"
     KINDS = [
-        (EMAIL, _("E-mail")),
+        (EMAIL, pgettext_lazy("channel kind", "E-mail")),
         (SLACK, "Slack"),
         (TEAMS, "Microsoft Teams"),
         (DISCORD, "Discord"),

@@ -103,7 +103,15 @@ class WebhookDeliveryInline(admin.TabularInline):
 class ChannelMessageInline(admin.TabularInline):
     model = ChannelMessage
     fk_name = "alert"
-    fields = ["kind", "name", "status", "attempts", "last_status_code", "last_error", "delivered_at"]
+    fields = [
+        "kind",
+        "name",
+        "status",
+        "attempts",
+        "last_status_code",
+        "last_error",
+        "delivered_at",
+    ]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -226,7 +234,7 @@ class ChannelMessageAdmin(ActionsRecordAdmin):
     readonly_fields = fields
     actions = ["retry_now"]
 
-    @admin.display(description=_("about"))
+    @admin.display(description=_("sent for"))
     def source(self, obj):
         if obj.alert_id:
             return obj.alert.key

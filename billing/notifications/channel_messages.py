@@ -17,10 +17,13 @@ from decimal import Decimal
 from urllib.parse import urlsplit
 
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from billing.core.customer_text import CustomerText
 
 STOP = "stop"
+# The context of the short words of limits, which other pages may say otherwise.
+LIMITS = "customer limits"
 # The colour of a Discord embed's edge: amber below the budget, red at it.
 AMBER = 0xE8A317
 RED = 0xD83B01
@@ -70,8 +73,8 @@ def budget_words(*, write: CustomerText, data: dict, customer_name: str) -> Budg
             title = _("You have used %(percentage)s of your budget") % names
         summary = (
             _(
-                "%(customer)s has spent %(spend)s of its %(budget)s budget in the period "
-                "%(period)s (%(percentage)s): %(remaining)s left."
+                "%(customer)s has spent %(spend)s (%(percentage)s) of its %(budget)s budget "
+                "in the period %(period)s: %(remaining)s left."
             )
             % names
         )
@@ -81,11 +84,11 @@ def budget_words(*, write: CustomerText, data: dict, customer_name: str) -> Budg
             else _("Usage goes on past the budget: this budget only alerts.")
         )
         facts = (
-            (_("Spent"), names["spend"]),
-            (_("Budget"), names["budget"]),
-            (_("Left"), names["remaining"]),
-            (_("Alert threshold"), write.percent(Decimal(data["threshold"]))),
-            (_("Period"), period),
+            (pgettext(LIMITS, "Spent"), names["spend"]),
+            (pgettext(LIMITS, "Budget"), names["budget"]),
+            (pgettext(LIMITS, "Left"), names["remaining"]),
+            (pgettext(LIMITS, "Alert threshold"), write.percent(Decimal(data["threshold"]))),
+            (pgettext(LIMITS, "Period"), period),
         )
         return BudgetWords(
             title=title,
@@ -243,10 +246,10 @@ def limit_change_email(
             "moment": write.day_time(changed_at),
         }
         labels = {
-            "budget": _("Budget"),
-            "caps": _("Caps"),
-            "alert_thresholds": _("Alert thresholds"),
-            "channels": _("Alert channels"),
+            "budget": pgettext(LIMITS, "Budget"),
+            "caps": pgettext(LIMITS, "Caps"),
+            "alert_thresholds": pgettext(LIMITS, "Alert thresholds"),
+            "channels": pgettext(LIMITS, "Alert channels"),
         }
         lines = []
         for key, label in labels.items():
@@ -268,7 +271,11 @@ def _limit_text(key: str, value, write: CustomerText, currency: str) -> str:
     if not value:
         return _("none")
     if key == "budget":
-        action = _("stop") if value.get("action", STOP) == STOP else _("alert")
+        action = (
+            pgettext(LIMITS, "stop")
+            if value.get("action", STOP) == STOP
+            else pgettext(LIMITS, "alert")
+        )
         return f"{write.money_text(Decimal(value['amount']), currency)} ({action})"
     if key == "caps":
         return "; ".join(_cap_text(cap, write, currency) for cap in value)

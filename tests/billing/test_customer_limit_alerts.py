@@ -1,0 +1,432 @@
+"""The alerts of the budget a customer sets itself (issue 78, SCENARIOS S34), to the
+channels it chose: a rate card by model (gpt-4o 5.00, o3 20.00 per 1M tokens), a
+budget of 300.00 (stop) with thresholds at 50 and 80 %, a Slack and a Teams
+incoming webhook (real HTTP receivers on 127.0.0.1) and an e-mail address. Usage
+is ingested for real, the check after ingestion raises the alerts, the tasks and
+the beat's sweep send them: each once per threshold, period and channel, in the
+customer's language, through the webhooks' outbound guard, retried when a
+receiver fails. Also the e-mail of a change of the limits, and the admin."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+
+import pytest
+import time_machine
+from django.core import mail
+
+from billing.models import Alert, AlertTeamRecipient, ChannelMessage
+from billing.rating.pricing import PER_UNIT, PricingSpec
+from billing.rating.rate_cards import RateSpec
+from billing.tasks import (
+    check_usage_alerts,
+    retry_due_channel_messages,
+)
+from billing.usage.ingestion import events_ingest
+from customers.limits import limits_set
+from customers.models import Customer
+from customers.portal_links import portal_email_url
+from plans.services import meter_create
+from plans.validation import ChargeSpec
+from tests.billing.channel_receiver import ChannelReceiver
+from tests.factories import CustomerFactory, published_version, subscribe
+
+pytestmark = pytest.mark.django_db
+
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+NOV_10 = datetime(2026, 11, 10, 12, tzinfo=UTC)
+DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
+MILLION = D(1_000_000)
+NBSP = "\xa0"
+
+
+@pytest.fixture
+def slack(settings):
+    settings.BILLING_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    receiver = ChannelReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def teams(slack):
+    receiver = ChannelReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def s34_plan(db):
+    meter_create(
+        code="llm_tokens",
+        name="LLM tokens",
+        event_name="llm.tokens",
+        aggregation="sum",
+        value_property="tokens",
+        group_by=["model"],
+    )
+
+    def rate(model: str | None, price: str) -> RateSpec:
+        return RateSpec(
+            when=(("model", model),) if model else (),
+            pricing=PricingSpec(PER_UNIT, unit_price=D(price), per=MILLION),
+        )
+
+    return published_version(
+        "s34",
+        charges=(
+            ChargeSpec(
+                "llm_tokens",
+                "overage",
+                D(0),
+                price_by=("model",),
+                # Any other model (the default row, required) at gpt-4o's price.
+                rates=(rate("gpt-4o", "5.00"), rate("o3", "20.00"), rate(None, "5.00")),
+            ),
+        ),
+    )
+
+
+def s34_limits(slack, teams, *, email: str = "ops@acme.test") -> dict:
+    return {
+        "budget": {"amount": "300.00", "action": "stop"},
+        "caps": [{"meter": "llm_tokens", "when": {"model": "o3"}, "amount": "50.00"}],
+        "alert_thresholds": ["50", "80"],
+        "channels": [
+            {"kind": "slack", "url": slack.url("/services/T0/B0/x"), "name": "#ops"},
+            {"kind": "teams", "url": teams.url("/workflows/1")},
+            {"kind": "email", "to": email},
+        ],
+    }
+
+
+def make_customer(s34_plan, *, locale: str = "en", external_id: str = "acme") -> Customer:
+    customer = CustomerFactory(
+        external_id=external_id,
+        name="Acme Inc",
+        email="billing@acme.test",
+        spend_limit=D("500.00"),
+        locale=locale,
+    )
+    subscribe(customer, s34_plan)
+    return customer
+
+
+@pytest.fixture
+def acme(s34_plan, slack, teams, django_capture_on_commit_callbacks):
+    customer = make_customer(s34_plan)
+    with django_capture_on_commit_callbacks(execute=True):
+        limits_set(
+            customer=customer,
+            document=s34_limits(slack, teams),
+            by="Jane (CTO)",
+            via="portal",
+            now=NOV_1 + timedelta(hours=1),
+        )
+    return customer
+
+
+class Usage:
+    """Ingests llm.tokens events at a set time and runs what the commit enqueues, as
+    the workers would (the alert check, then the channel messages' tasks)."""
+
+    def __init__(self, capture):
+        self.capture = capture
+        self.sent = 0
+
+    def send(self, at: datetime, *tokens: tuple[str, int], customer: str = "acme") -> None:
+        events = []
+        for model, count in tokens:
+            self.sent += 1
+            events.append(
+                {
+                    "id": f"e{self.sent}",
+                    "customer": customer,
+                    "event_name": "llm.tokens",
+                    "timestamp": (at - timedelta(minutes=1)).isoformat(),
+                    "properties": {"model": model, "tokens": count},
+                }
+            )
+        with time_machine.travel(at, tick=False), self.capture(execute=True):
+            result = events_ingest(events=events, now=at)
+        assert (result.rejected, result.duplicates) == ([], 0)
+
+
+@pytest.fixture
+def usage(django_capture_on_commit_callbacks):
+    return Usage(django_capture_on_commit_callbacks)
+
+
+def sweep(at: datetime, capture) -> int:
+    with time_machine.travel(at, tick=False), capture(execute=True):
+        return retry_due_channel_messages.delay().get()
+
+
+def check_again(customer: Customer, at: datetime, capture) -> int:
+    with time_machine.travel(at, tick=False), capture(execute=True):
+        return check_usage_alerts.delay([customer.pk]).get()
+
+
+def budget_keys(customer: Customer) -> list[str]:
+    return list(
+        Alert.objects.filter(customer=customer, kind="budget_threshold")
+        .order_by("id")
+        .values_list("key", flat=True)
+    )
+
+
+def portal_link(customer: Customer, at: datetime) -> str:
+    """The read-only portal link an alert raised at `at` carries (its token is signed
+    with the clock's time)."""
+    with time_machine.travel(at, tick=False):
+        return portal_email_url(customer=customer, now=at)
+
+
+def alert_emails() -> list:
+    return [m for m in mail.outbox if m.to == ["ops@acme.test"]]
+
+
+T1 = NOV_10 + timedelta(minutes=1)
+
+
+def slack_50(url: str) -> dict:
+    """What the Slack receiver gets at 170.00 of 300.00 (S34's 50 % alert)."""
+    summary = (
+        f"Acme Inc has spent 170.00{NBSP}USD (56%) of its 300.00{NBSP}USD budget in the period "
+        f"1 Nov \u2013 30 Nov 2026 (UTC): 130.00{NBSP}USD left."
+    )
+    return {
+        "text": f"You have used 56% of your budget: {summary}",
+        "blocks": [
+            {
+                "type": "header",
+                "text": {"type": "plain_text", "text": "You have used 56% of your budget"},
+            },
+            {"type": "section", "text": {"type": "mrkdwn", "text": summary}},
+            {
+                "type": "section",
+                "fields": [
+                    {"type": "mrkdwn", "text": f"*Spent*\n170.00{NBSP}USD"},
+                    {"type": "mrkdwn", "text": f"*Budget*\n300.00{NBSP}USD"},
+                    {"type": "mrkdwn", "text": f"*Left*\n130.00{NBSP}USD"},
+                    {"type": "mrkdwn", "text": "*Alert threshold*\n50%"},
+                    {"type": "mrkdwn", "text": "*Period*\n1 Nov \u2013 30 Nov 2026 (UTC)"},
+                ],
+            },
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": "Usage that would go past the budget is refused until the next "
+                        "period.",
+                    }
+                ],
+            },
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "See your usage and limits"},
+                        "url": url,
+                    }
+                ],
+            },
+        ],
+    }
+
+
+def teams_50(url: str) -> dict:
+    """What the Teams receiver gets for the same alert: an Adaptive Card 1.4."""
+    return {
+        "type": "message",
+        "attachments": [
+            {
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": None,
+                "content": {
+                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                    "type": "AdaptiveCard",
+                    "version": "1.4",
+                    "body": [
+                        {
+                            "type": "TextBlock",
+                            "text": "You have used 56% of your budget",
+                            "weight": "Bolder",
+                            "size": "Medium",
+                            "color": "Warning",
+                            "wrap": True,
+                        },
+                        {
+                            "type": "TextBlock",
+                            "text": f"Acme Inc has spent 170.00{NBSP}USD (56%) of its "
+                            f"300.00{NBSP}USD budget in the period 1 Nov \u2013 30 Nov 2026 "
+                            f"(UTC): 130.00{NBSP}USD left.",
+                            "wrap": True,
+                        },
+                        {
+                            "type": "FactSet",
+                            "facts": [
+                                {"title": "Spent", "value": f"170.00{NBSP}USD"},
+                                {"title": "Budget", "value": f"300.00{NBSP}USD"},
+                                {"title": "Left", "value": f"130.00{NBSP}USD"},
+                                {"title": "Alert threshold", "value": "50%"},
+                                {"title": "Period", "value": "1 Nov \u2013 30 Nov 2026 (UTC)"},
+                            ],
+                        },
+                        {
+                            "type": "TextBlock",
+                            "text": "Usage that would go past the budget is refused until the "
+                            "next period.",
+                            "wrap": True,
+                            "isSubtle": True,
+                        },
+                    ],
+                    "actions": [
+                        {"type": "Action.OpenUrl", "title": "See your usage and limits", "url": url}
+                    ],
+                },
+            }
+        ],
+    }
+
+
+def test_s34_each_budget_threshold_is_sent_once_on_each_channel(
+    acme, usage, slack, teams, django_capture_on_commit_callbacks
+):
+    capture = django_capture_on_commit_callbacks
+    AlertTeamRecipient.objects.create(email="team@seller.test", kinds=["budget_threshold"])
+    mail.outbox.clear()  # the limits' change, e-mailed (test_the_limit_change_is_emailed...)
+
+    # when: 20M gpt-4o (100.00) and 2M o3 (40.00): 140.00 of 300.00
+    usage.send(NOV_10, ("gpt-4o", 20_000_000), ("o3", 2_000_000))
+
+    # then: nothing
+    assert budget_keys(acme) == []
+    assert (slack.received, teams.received, mail.outbox) == ([], [], [])
+
+    # when: 6M gpt-4o (30.00): 170.00, past 50 %
+    usage.send(T1, ("gpt-4o", 6_000_000))
+
+    # then: the 50 % alert, once on each channel
+    assert budget_keys(acme) == ["budget:50"]
+    url = portal_link(acme, T1)
+    alert = Alert.objects.get(key="budget:50")
+    assert alert.payload == {
+        "threshold": "50",
+        "percentage": "56",
+        "spend": "170.00",
+        "budget": "300.00",
+        "remaining": "130.00",
+        "currency": "USD",
+        "action": "stop",
+        "portal_url": url,
+        "period_start": "2026-11-01T00:00:00Z",
+        "period_end": "2026-12-01T00:00:00Z",
+        "period": "1 Nov \u2013 30 Nov 2026 (UTC)",
+    }
+    assert slack.accepted == [slack_50(url)]
+    assert [p.path for p in slack.received] == ["/services/T0/B0/x"]
+    assert slack.received[0].headers["Content-Type"] == "application/json"
+    assert teams.accepted == [teams_50(url)]
+    assert [p.path for p in teams.received] == ["/workflows/1"]
+    # the e-mail channel; the merchant's team its copy; not the billing contact
+    assert [(m.to, m.subject) for m in mail.outbox] == [
+        (["ops@acme.test"], "You have used 56% of your budget"),
+        (["team@seller.test"], "[Acme Inc] You have used 56% of your budget"),
+    ]
+    assert mail.outbox[0].body == (
+        "Hello,\n\n"
+        f"Acme Inc has spent 170.00{NBSP}USD (56%) of its 300.00{NBSP}USD budget in the period "
+        f"1 Nov \u2013 30 Nov 2026 (UTC): 130.00{NBSP}USD left.\n\n"
+        f"Spent: 170.00{NBSP}USD\n"
+        f"Budget: 300.00{NBSP}USD\n"
+        f"Left: 130.00{NBSP}USD\n"
+        "Alert threshold: 50%\n"
+        "Period: 1 Nov \u2013 30 Nov 2026 (UTC)\n\n"
+        "Usage that would go past the budget is refused until the next period.\n\n"
+        f"See your usage and limits: {url}\n"
+    )
+    assert set(ChannelMessage.objects.filter(alert=alert).values_list("kind", "status")) == {
+        ("slack", "succeeded"),
+        ("teams", "succeeded"),
+        ("email", "succeeded"),
+    }
+
+    # when: the check and the sweep run again, later
+    assert check_again(acme, T1 + timedelta(minutes=5), capture) == 0
+    assert sweep(T1 + timedelta(hours=1), capture) == 0
+
+    # then: nothing is sent twice
+    assert (len(slack.received), len(teams.received), len(mail.outbox)) == (1, 1, 2)
+
+    # when: o3 500,000 (10.00): 180.00; then 20M gpt-4o (100.00): 280.00, past 80 %
+    usage.send(T1 + timedelta(hours=2), ("o3", 500_000))
+    assert len(slack.received) == 1
+    at = T1 + timedelta(hours=3)
+    usage.send(at, ("gpt-4o", 20_000_000))
+
+    # then: the 80 % alert on each channel, saying 280.00 spent and 20.00 left
+    assert budget_keys(acme) == ["budget:50", "budget:80"]
+    assert len(slack.accepted) == len(teams.accepted) == 2
+    later = slack.accepted[1]
+    assert later["blocks"][0]["text"]["text"] == "You have used 93% of your budget"
+    assert [f["text"] for f in later["blocks"][2]["fields"]] == [
+        f"*Spent*\n280.00{NBSP}USD",
+        f"*Budget*\n300.00{NBSP}USD",
+        f"*Left*\n20.00{NBSP}USD",
+        "*Alert threshold*\n80%",
+        "*Period*\n1 Nov \u2013 30 Nov 2026 (UTC)",
+    ]
+    assert teams.accepted[1]["attachments"][0]["content"]["body"][2]["facts"][2] == {
+        "title": "Left",
+        "value": f"20.00{NBSP}USD",
+    }
+    assert [m.subject for m in alert_emails()] == [
+        "You have used 56% of your budget",
+        "You have used 93% of your budget",
+    ]
+    assert sweep(at + timedelta(hours=1), capture) == 0
+    assert check_again(acme, at + timedelta(hours=1), capture) == 0
+    assert (len(slack.received), len(teams.received), len(alert_emails())) == (2, 2, 2)
+    assert not any(m.to == ["billing@acme.test"] for m in mail.outbox)
+
+
+def test_one_crossing_over_both_thresholds_announces_the_highest_only(acme, usage, slack, teams):
+    # when: 250.00 at once
+    usage.send(NOV_10, ("gpt-4o", 50_000_000))
+
+    # then: 80 % announced, 50 % recorded with it so that it never fires later
+    assert budget_keys(acme) == ["budget:50", "budget:80"]
+    assert Alert.objects.get(key="budget:50").payload["announced_with"] == "budget:80"
+    assert [m["blocks"][0]["text"]["text"] for m in slack.accepted] == [
+        "You have used 83% of your budget"
+    ]
+    assert len(teams.accepted) == 1
+    assert ChannelMessage.objects.filter(alert__key="budget:50").count() == 0
+
+
+def test_a_budget_that_only_alerts_alerts_at_100_percent_unlisted(
+    s34_plan, slack, usage, django_capture_on_commit_callbacks
+):
+    customer = make_customer(s34_plan)
+    limits_set(
+        customer=customer,
+        document={
+            "budget": {"amount": "150.00", "action": "alert"},
+            "channels": [{"kind": "slack", "url": slack.url()}],
+        },
+        by="API key ops",
+        via="api",
+        now=NOV_1,
+    )
+
+    usage.send(NOV_10, ("gpt-4o", 34_000_000))
+
+    assert budget_keys(customer) == ["budget:100"]
+    (posted,) = slack.accepted
+    assert posted["blocks"][0]["text"]["text"] == f"Your budget of 150.00{NBSP}USD is reached"
+    assert posted["blocks"][2]["fields"][2]["text"] == f"*Left*\n0.00{NBSP}USD"
+    assert posted["blocks"][3]["elements"][0]["text"] == (
+        "Usage goes on past the budget: this budget only alerts."
+    )
