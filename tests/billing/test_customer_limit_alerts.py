@@ -14,6 +14,7 @@ import pytest
 import time_machine
 from django.core import mail
 
+from billing.core.errors import InvalidRequest
 from billing.models import Alert, AlertTeamRecipient, ChannelMessage
 from billing.rating.pricing import PER_UNIT, PricingSpec
 from billing.rating.rate_cards import RateSpec
@@ -430,3 +431,219 @@ def test_a_budget_that_only_alerts_alerts_at_100_percent_unlisted(
     assert posted["blocks"][3]["elements"][0]["text"] == (
         "Usage goes on past the budget: this budget only alerts."
     )
+
+
+def test_a_receiver_answering_500_is_retried_by_the_sweep_then_sent_once(
+    acme, usage, slack, teams, delayed_sends, django_capture_on_commit_callbacks
+):
+    capture = django_capture_on_commit_callbacks
+    # given: Slack answers 500 once
+    slack.statuses = [500]
+
+    # when: 170.00 is reached
+    usage.send(T1, ("gpt-4o", 26_000_000), ("o3", 2_000_000))
+
+    # then: one failed attempt, its retry a row due in 30 s
+    message = ChannelMessage.objects.get(kind="slack")
+    assert (
+        message.status,
+        message.attempts,
+        message.last_status_code,
+        message.last_error,
+        message.next_attempt_at,
+    ) == ("pending", 1, 500, "receiver answered HTTP 500", T1 + timedelta(seconds=30))
+    assert [p.answered for p in slack.received] == [500]
+    assert len(teams.accepted) == 1
+
+    # when: the beat sweeps before it is due, then when due, then again
+    assert sweep(T1 + timedelta(seconds=29), capture) == 0
+    assert len(slack.received) == 1
+    assert sweep(T1 + timedelta(seconds=30), capture) == 1
+    assert sweep(T1 + timedelta(minutes=1), capture) == 0
+    assert check_again(acme, T1 + timedelta(minutes=2), capture) == 0
+
+    # then: sent once more, the same message, and nothing waited in the broker
+    assert [p.answered for p in slack.received] == [500, 200]
+    assert slack.received[0].body == slack.received[1].body
+    message.refresh_from_db()
+    assert (message.status, message.attempts, message.delivered_at, message.last_error) == (
+        "succeeded",
+        2,
+        T1 + timedelta(seconds=30),
+        "",
+    )
+    assert len(teams.received) == 1
+    assert delayed_sends == []
+
+
+def test_a_receiver_that_never_recovers_fails_after_the_webhooks_attempts(
+    acme, usage, slack, teams, django_capture_on_commit_callbacks
+):
+    slack.statuses = [503] * 20
+    usage.send(T1, ("gpt-4o", 34_000_000))
+
+    at = T1
+    for _ in range(7):
+        at = ChannelMessage.objects.get(kind="slack").next_attempt_at
+        assert sweep(at, django_capture_on_commit_callbacks) == 1
+
+    message = ChannelMessage.objects.get(kind="slack")
+    assert (message.status, message.attempts, message.next_attempt_at) == ("failed", 8, None)
+    # 30 s, then 1, 2, 4, 8, 16 and 32 minutes apart, as webhooks
+    assert at - T1 == timedelta(seconds=30) + timedelta(minutes=63)
+    assert sweep(at + timedelta(days=1), django_capture_on_commit_callbacks) == 0
+    assert len(slack.received) == 8
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed", "error"),
+    [
+        ("http://127.0.0.1:{port}/hook", [], "refused: must be an https:// URL"),
+        ("https://127.0.0.1:{port}/hook", [], "refused: address 127.0.0.1 is not public"),
+        (
+            "https://localhost:{port}/hook",
+            [],
+            "refused: the host resolves to an address that is not public",
+        ),
+        (
+            "https://169.254.169.254/latest/meta-data",
+            ["127.0.0.1"],
+            "refused: address 169.254.169.254 is not public",
+        ),
+    ],
+)
+def test_a_channel_to_a_private_address_is_refused_at_send(
+    s34_plan, slack, usage, settings, url, allowed, error
+):
+    # given: a channel that passed when it was set (its host allowed then, or its DNS
+    # public then), stored as limits_set stores it
+    customer = make_customer(s34_plan)
+    Customer.objects.filter(pk=customer.pk).update(
+        limits={
+            "budget": {"amount": "300.00", "action": "stop"},
+            "alert_thresholds": ["50"],
+            "channels": [{"kind": "slack", "url": url.format(port=slack.port)}],
+        }
+    )
+    settings.BILLING_WEBHOOK_ALLOWED_HOSTS = allowed
+
+    # when
+    usage.send(T1, ("gpt-4o", 34_000_000))
+
+    # then: a failed attempt with a fixed text, retried later; nothing reached
+    message = ChannelMessage.objects.get()
+    assert (message.status, message.attempts, message.last_status_code, message.last_error) == (
+        "pending",
+        1,
+        None,
+        error,
+    )
+    assert slack.connections == 0
+
+
+def test_limits_refuse_a_channel_to_a_private_address(s34_plan, slack, settings):
+    customer = make_customer(s34_plan)
+    settings.BILLING_WEBHOOK_ALLOWED_HOSTS = []
+
+    for url in (slack.url(), "https://169.254.169.254/latest"):
+        with pytest.raises(InvalidRequest) as refused:
+            limits_set(
+                customer=customer,
+                document={"channels": [{"kind": "teams", "url": url}]},
+                by="x",
+                via="api",
+                now=NOV_1,
+            )
+        assert list(refused.value.fields) == ["channels.0.url"]
+
+    customer.refresh_from_db()
+    assert customer.limits == {}
+    assert ChannelMessage.objects.count() == 0
+
+
+def test_a_redirect_is_not_followed(acme, usage, slack, teams):
+    slack.statuses = [302]
+
+    usage.send(T1, ("gpt-4o", 34_000_000))
+
+    message = ChannelMessage.objects.get(kind="slack")
+    assert (message.status, message.last_status_code, message.last_error) == (
+        "pending",
+        302,
+        "receiver answered HTTP 302",
+    )
+    assert len(slack.received) == 1
+
+
+def test_a_discord_channel_gets_content_and_an_embed_that_mentions_nobody(s34_plan, slack, usage):
+    customer = make_customer(s34_plan)
+    Customer.objects.filter(pk=customer.pk).update(name="Acme @everyone <!channel>")
+    customer.refresh_from_db()
+    limits_set(
+        customer=customer,
+        document={
+            "budget": {"amount": "300.00"},
+            "alert_thresholds": ["50"],
+            "channels": [{"kind": "discord", "url": slack.url("/api/webhooks/1/x")}],
+        },
+        by="x",
+        via="api",
+        now=NOV_1,
+    )
+
+    usage.send(T1, ("gpt-4o", 34_000_000))
+
+    url = portal_link(customer, T1)
+    assert slack.accepted == [
+        {
+            "content": "You have used 56% of your budget",
+            "embeds": [
+                {
+                    "title": "You have used 56% of your budget",
+                    "description": f"Acme @everyone <!channel> has spent 170.00{NBSP}USD (56%) "
+                    f"of its 300.00{NBSP}USD budget in the period 1 Nov \u2013 30 Nov 2026 "
+                    f"(UTC): 130.00{NBSP}USD left.\n\nUsage that would go past the budget is "
+                    "refused until the next period.",
+                    "color": 0xE8A317,
+                    "fields": [
+                        {"name": "Spent", "value": f"170.00{NBSP}USD", "inline": True},
+                        {"name": "Budget", "value": f"300.00{NBSP}USD", "inline": True},
+                        {"name": "Left", "value": f"130.00{NBSP}USD", "inline": True},
+                        {"name": "Alert threshold", "value": "50%", "inline": True},
+                        {
+                            "name": "Period",
+                            "value": "1 Nov \u2013 30 Nov 2026 (UTC)",
+                            "inline": True,
+                        },
+                    ],
+                    "url": url,
+                }
+            ],
+            "allowed_mentions": {"parse": []},
+        }
+    ]
+
+
+def test_slack_reads_a_customers_name_as_text(s34_plan, slack, usage):
+    customer = make_customer(s34_plan)
+    Customer.objects.filter(pk=customer.pk).update(name="<!channel> & <https://x.test|Acme>")
+    customer.refresh_from_db()
+    limits_set(
+        customer=customer,
+        document={
+            "budget": {"amount": "300.00"},
+            "alert_thresholds": ["50"],
+            "channels": [{"kind": "slack", "url": slack.url()}],
+        },
+        by="x",
+        via="api",
+        now=NOV_1,
+    )
+
+    usage.send(T1, ("gpt-4o", 34_000_000))
+
+    (posted,) = slack.accepted
+    assert posted["blocks"][1]["text"]["text"].startswith(
+        "&lt;!channel&gt; &amp; &lt;https://x.test|Acme&gt; has spent"
+    )
+    assert posted["text"].startswith("You have used 56% of your budget: &lt;!channel&gt;")
