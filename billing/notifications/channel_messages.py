@@ -103,9 +103,14 @@ def budget_words(*, write: CustomerText, data: dict, customer_name: str) -> Budg
 
 def email_text(words: BudgetWords) -> tuple[str, str]:
     """An e-mail's subject and text (its greeting is alert_email's)."""
-    facts = "\n".join(f"{label}: {value}" for label, value in words.facts)
-    link = f"\n\n{words.link_label}: {words.url}" if words.url else ""
+    facts = "\n".join(_labelled(label, value) for label, value in words.facts)
+    link = f"\n\n{_labelled(words.link_label, words.url)}" if words.url else ""
     return words.title, f"{words.summary}\n\n{facts}\n\n{words.then}{link}"
+
+
+def _labelled(label: str, value: str) -> str:
+    """'Spent: 170.00 USD' ('Dépensé : 170,00 USD'), in the active language."""
+    return _("%(label)s: %(value)s") % {"label": label, "value": value}
 
 
 def slack_message(words: BudgetWords) -> dict:
@@ -136,7 +141,7 @@ def slack_message(words: BudgetWords) -> dict:
                 ],
             }
         )
-    return {"text": _slack(f"{words.title}: {words.summary}"), "blocks": blocks}
+    return {"text": _slack(f"{words.title}\n{words.summary}"), "blocks": blocks}
 
 
 def teams_message(words: BudgetWords) -> dict:
@@ -258,7 +263,7 @@ def limit_change_email(
                 continue
             was_text = _limit_text(key, was, write, currency)
             now_text = _limit_text(key, now, write, currency)
-            lines.append(f"- {label}: {was_text} {ARROW} {now_text}")
+            lines.append("- " + _labelled(label, f"{was_text} {ARROW} {now_text}"))
         text = f"{opening}\n\n" + "\n".join(lines)
         if url:
             text += "\n\n" + _("See your limits and what was spent: %(url)s") % {"url": url}

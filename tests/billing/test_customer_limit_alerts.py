@@ -38,6 +38,7 @@ NOV_10 = datetime(2026, 11, 10, 12, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 MILLION = D(1_000_000)
 NBSP = "\xa0"
+SET_AT = NOV_1 + timedelta(hours=1)
 
 
 @pytest.fixture
@@ -100,12 +101,14 @@ def s34_limits(slack, teams, *, email: str = "ops@acme.test") -> dict:
     }
 
 
-def make_customer(s34_plan, *, locale: str = "en", external_id: str = "acme") -> Customer:
+def make_customer(
+    s34_plan, *, locale: str = "en", email: str = "billing@acme.test", spend_limit="500.00"
+) -> Customer:
     customer = CustomerFactory(
-        external_id=external_id,
+        external_id="acme",
         name="Acme Inc",
-        email="billing@acme.test",
-        spend_limit=D("500.00"),
+        email=email,
+        spend_limit=D(spend_limit),
         locale=locale,
     )
     subscribe(customer, s34_plan)
@@ -115,13 +118,16 @@ def make_customer(s34_plan, *, locale: str = "en", external_id: str = "acme") ->
 @pytest.fixture
 def acme(s34_plan, slack, teams, django_capture_on_commit_callbacks):
     customer = make_customer(s34_plan)
-    with django_capture_on_commit_callbacks(execute=True):
+    with (
+        time_machine.travel(SET_AT, tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         limits_set(
             customer=customer,
             document=s34_limits(slack, teams),
             by="Jane (CTO)",
             via="portal",
-            now=NOV_1 + timedelta(hours=1),
+            now=SET_AT,
         )
     return customer
 
@@ -196,7 +202,7 @@ def slack_50(url: str) -> dict:
         f"1 Nov \u2013 30 Nov 2026 (UTC): 130.00{NBSP}USD left."
     )
     return {
-        "text": f"You have used 56% of your budget: {summary}",
+        "text": f"You have used 56% of your budget\n{summary}",
         "blocks": [
             {
                 "type": "header",
@@ -646,4 +652,172 @@ def test_slack_reads_a_customers_name_as_text(s34_plan, slack, usage):
     assert posted["blocks"][1]["text"]["text"].startswith(
         "&lt;!channel&gt; &amp; &lt;https://x.test|Acme&gt; has spent"
     )
-    assert posted["text"].startswith("You have used 56% of your budget: &lt;!channel&gt;")
+    assert posted["text"].startswith("You have used 56% of your budget\n&lt;!channel&gt;")
+
+
+def test_a_french_customer_reads_its_alerts_in_french(
+    s34_plan, slack, teams, usage, django_capture_on_commit_callbacks
+):
+    customer = make_customer(s34_plan, locale="fr")
+    limits_set(
+        customer=customer,
+        document=s34_limits(slack, teams),
+        by="Jeanne",
+        via="portal",
+        now=NOV_1,
+    )
+
+    usage.send(T1, ("gpt-4o", 26_000_000), ("o3", 2_000_000))
+
+    # then: Slack, Teams and the e-mail in French, figures and days as the French write them
+    summary = (
+        f"Acme Inc a dépensé 170,00{NBSP}USD (56{NBSP}%) de son budget de 300,00{NBSP}USD sur la "
+        f"période 1 nov. \u2013 30 nov. 2026 (UTC) : il reste 130,00{NBSP}USD."
+    )
+    title = f"Vous avez utilisé 56{NBSP}% de votre budget"
+    (posted,) = slack.accepted
+    assert posted["text"] == f"{title}\n{summary}"
+    assert [f["text"] for f in posted["blocks"][2]["fields"]] == [
+        f"*Dépensé*\n170,00{NBSP}USD",
+        f"*Budget*\n300,00{NBSP}USD",
+        f"*Restant*\n130,00{NBSP}USD",
+        f"*Seuil d'alerte*\n50{NBSP}%",
+        "*Période*\n1 nov. \u2013 30 nov. 2026 (UTC)",
+    ]
+    assert posted["blocks"][4]["elements"][0]["text"]["text"] == (
+        "Voir votre consommation et vos limites"
+    )
+    (card,) = teams.accepted
+    body = card["attachments"][0]["content"]["body"]
+    assert [body[0]["text"], body[1]["text"], body[3]["text"]] == [
+        title,
+        summary,
+        "L'utilisation qui dépasserait le budget est refusée jusqu'à la prochaine période.",
+    ]
+    (email,) = alert_emails()
+    assert email.subject == title
+    assert email.body == (
+        f"Bonjour,\n\n{summary}\n\n"
+        f"Dépensé : 170,00{NBSP}USD\n"
+        f"Budget : 300,00{NBSP}USD\n"
+        f"Restant : 130,00{NBSP}USD\n"
+        f"Seuil d'alerte : 50{NBSP}%\n"
+        "Période : 1 nov. \u2013 30 nov. 2026 (UTC)\n\n"
+        "L'utilisation qui dépasserait le budget est refusée jusqu'à la prochaine période.\n\n"
+        f"Voir votre consommation et vos limites : {portal_link(customer, T1)}\n"
+    )
+
+
+# The e-mail of a change of the limits
+
+
+def change_limits(customer, document, at, capture=None, *, by="Jane (CTO)", via="portal"):
+    """limits_set at `at`, and what its commit enqueues run (unless `capture` is None:
+    the broker lost the task)."""
+    with time_machine.travel(at, tick=False):
+        if capture is None:
+            return limits_set(customer=customer, document=document, by=by, via=via, now=at)
+        with capture(execute=True):
+            return limits_set(customer=customer, document=document, by=by, via=via, now=at)
+
+
+def test_a_change_of_the_limits_is_emailed_to_the_billing_contact_once(
+    acme, slack, teams, django_capture_on_commit_callbacks
+):
+    capture = django_capture_on_commit_callbacks
+    # the acme fixture set them (from nothing) in the portal
+    (first,) = mail.outbox
+    assert (first.to, first.subject) == (["billing@acme.test"], "Your usage limits were changed")
+    assert first.body == (
+        "Hello,\n\n"
+        "Jane (CTO) changed the usage limits of Acme Inc in the portal on 1 Nov 2026, "
+        "01:00 UTC:\n\n"
+        f"- Budget: none \u2192 300.00{NBSP}USD (stop)\n"
+        f"- Caps: none \u2192 llm_tokens where model = o3: 50.00{NBSP}USD\n"
+        "- Alert thresholds: none \u2192 50%, 80%\n"
+        "- Alert channels: none \u2192 Slack (#ops), Microsoft Teams (127.0.0.1), "
+        "e-mail to ops@acme.test\n\n"
+        f"See your limits and what was spent: {portal_link(acme, SET_AT)}\n"
+    )
+
+    # when: the budget alone changes, through the API
+    document = s34_limits(slack, teams) | {"budget": {"amount": "250.00", "action": "alert"}}
+    change = change_limits(acme, document, NOV_10, capture, by="API key ops", via="api")
+
+    # then: that change, once, and the sweep sends nothing again
+    assert mail.outbox[1].body == (
+        "Hello,\n\n"
+        "API key ops changed the usage limits of Acme Inc through the API on 10 Nov 2026, "
+        "12:00 UTC:\n\n"
+        f"- Budget: 300.00{NBSP}USD (stop) \u2192 250.00{NBSP}USD (alert)\n\n"
+        f"See your limits and what was spent: {portal_link(acme, NOV_10)}\n"
+    )
+    assert sweep(NOV_10 + timedelta(hours=1), capture) == 0
+    assert len(mail.outbox) == 2
+    message = ChannelMessage.objects.get(limit_change=change)
+    assert (message.kind, message.target, message.status, message.attempts) == (
+        "email",
+        "billing@acme.test",
+        "succeeded",
+        1,
+    )
+    # a webhook URL is a secret: never written in the e-mail
+    assert "/services/T0/B0/x" not in first.body and "/workflows/1" not in first.body
+
+
+def test_a_french_customer_reads_the_change_in_french(
+    s34_plan, slack, teams, django_capture_on_commit_callbacks
+):
+    customer = make_customer(s34_plan, locale="fr", spend_limit="5000.00")
+    change_limits(customer, {"budget": {"amount": "300.00"}}, NOV_1)
+    mail.outbox.clear()
+
+    change_limits(
+        customer,
+        {"budget": {"amount": "1234.50"}, "alert_thresholds": ["80"]},
+        NOV_10,
+        django_capture_on_commit_callbacks,
+        via="admin",
+        by="support@seller.test",
+    )
+
+    (email,) = mail.outbox
+    assert email.subject == "Vos limites de consommation ont été modifiées"
+    assert email.body == (
+        "Bonjour,\n\n"
+        "support@seller.test a modifié les limites de consommation de Acme Inc dans "
+        "l'administration le 10 nov. 2026, 12:00 UTC :\n\n"
+        f"- Budget : 300,00{NBSP}USD (blocage) \u2192 1{NBSP}234,50{NBSP}USD (blocage)\n"
+        f"- Seuils d'alerte : aucun \u2192 80{NBSP}%\n\n"
+        f"Voir vos limites et ce qui a été dépensé : {portal_link(customer, NOV_10)}\n"
+    )
+
+
+def test_a_change_whose_task_was_lost_is_emailed_by_the_sweep(
+    s34_plan, django_capture_on_commit_callbacks
+):
+    capture = django_capture_on_commit_callbacks
+    customer = make_customer(s34_plan)
+    change = change_limits(customer, {"budget": {"amount": "300.00"}}, NOV_10)
+    assert mail.outbox == []
+
+    assert sweep(NOV_10 + timedelta(seconds=59), capture) == 0
+    assert mail.outbox == []
+    sweep(NOV_10 + timedelta(minutes=1), capture)
+    sweep(NOV_10 + timedelta(minutes=2), capture)
+
+    assert [m.subject for m in mail.outbox] == ["Your usage limits were changed"]
+    assert ChannelMessage.objects.get().limit_change == change
+
+
+def test_a_customer_without_an_address_is_not_emailed_its_changes(
+    s34_plan, django_capture_on_commit_callbacks
+):
+    customer = make_customer(s34_plan, email="")
+    change_limits(
+        customer, {"budget": {"amount": "300.00"}}, NOV_10, django_capture_on_commit_callbacks
+    )
+    sweep(NOV_10 + timedelta(minutes=5), django_capture_on_commit_callbacks)
+
+    assert mail.outbox == []
+    assert ChannelMessage.objects.count() == 0
