@@ -7,15 +7,18 @@ the beat's sweep send them: each once per threshold, period and channel, in the
 customer's language, through the webhooks' outbound guard, retried when a
 receiver fails. Also the e-mail of a change of the limits, and the admin."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
 import time_machine
 from django.core import mail
+from django.db import connections
 
 from billing.core.errors import InvalidRequest
 from billing.models import Alert, AlertTeamRecipient, ChannelMessage
+from billing.notifications import channels
 from billing.rating.pricing import PER_UNIT, PricingSpec
 from billing.rating.rate_cards import RateSpec
 from billing.tasks import (
@@ -23,11 +26,13 @@ from billing.tasks import (
     retry_due_channel_messages,
 )
 from billing.usage.ingestion import events_ingest
+from config.celery import URGENT_QUEUE, app
 from customers.limits import limits_set
 from customers.models import Customer
 from customers.portal_links import portal_email_url
 from plans.services import meter_create
 from plans.validation import ChargeSpec
+from tests.beat import scheduled
 from tests.billing.channel_receiver import ChannelReceiver
 from tests.factories import CustomerFactory, published_version, subscribe
 
@@ -821,3 +826,118 @@ def test_a_customer_without_an_address_is_not_emailed_its_changes(
 
     assert mail.outbox == []
     assert ChannelMessage.objects.count() == 0
+
+
+# The admin, the beat, the queues
+
+
+def test_the_admin_lists_the_messages_and_retries_a_failed_one_now(
+    admin_client, acme, usage, slack, teams, django_capture_on_commit_callbacks
+):
+    # given: Slack was down for every attempt
+    slack.statuses = [500]
+    usage.send(T1, ("gpt-4o", 34_000_000))
+    ChannelMessage.objects.filter(kind="slack").update(status="failed", next_attempt_at=None)
+    failed = ChannelMessage.objects.get(kind="slack")
+    alert = Alert.objects.get()
+
+    # then: the pages load, read-only
+    for url in [
+        "/admin/billing/channelmessage/",
+        "/admin/billing/channelmessage/?status__exact=failed",
+        "/admin/billing/channelmessage/?kind__exact=teams",
+        "/admin/billing/channelmessage/?q=acme",
+        f"/admin/billing/channelmessage/{failed.pk}/change/",
+        f"/admin/billing/alert/{alert.pk}/change/",
+    ]:
+        assert admin_client.get(url).status_code == 200, url
+    assert admin_client.get("/admin/billing/channelmessage/add/").status_code == 403
+    listing = admin_client.get("/admin/billing/channelmessage/").content.decode()
+    assert "receiver answered HTTP 500" in listing and "budget:50" in listing
+    # the list names a webhook channel, never its URL (the customer's secret)
+    assert "/services/T0/B0/x" not in listing
+
+    # when: ops retries the failed one and a succeeded one
+    sent = ChannelMessage.objects.get(kind="teams")
+    later = T1 + timedelta(days=1)
+    with time_machine.travel(later, tick=False), django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            "/admin/billing/channelmessage/",
+            {"action": "retry_now", "_selected_action": [failed.pk, sent.pk]},
+            follow=True,
+        )
+
+    # then: the failed one is sent, the other left alone
+    assert "1 message(s) sent again; 1 already succeeded, left alone" in response.content.decode()
+    failed.refresh_from_db()
+    assert (failed.status, failed.attempts, failed.delivered_at) == ("succeeded", 2, later)
+    assert [p.answered for p in slack.received] == [500, 200]
+    assert len(teams.received) == 1
+
+
+def test_the_sweep_runs_every_minute_and_messages_go_on_the_urgent_queue(db):
+    assert scheduled("Send overdue messages to customers' channels") == (
+        "billing.tasks.retry_due_channel_messages",
+        1,
+        "minutes",
+    )
+    app.loader.import_default_modules()
+    assert app.amqp.router.route({}, "billing.tasks.deliver_channel_message")["queue"].name == (
+        URGENT_QUEUE
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_sweeps_at_once_send_a_message_once(transactional_db, settings):
+    # given: a Slack message due, and a receiver
+    settings.BILLING_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    receiver = ChannelReceiver().start()
+    customer = CustomerFactory(external_id="acme", name="Acme Inc")
+    alert = Alert.objects.create(
+        customer=customer,
+        kind="budget_threshold",
+        period_start=NOV_1,
+        key="budget:50",
+        payload={},
+        created_at=NOV_10,
+    )
+    message = ChannelMessage.objects.create(
+        customer=customer,
+        alert=alert,
+        kind="slack",
+        target=receiver.url(),
+        target_digest=channels.target_digest(receiver.url()),
+        body='{"text": "hi"}',
+        next_attempt_at=NOV_10,
+        created_at=NOV_10,
+    )
+    threads = 6
+    barrier = threading.Barrier(threads)
+    results, errors = [], []
+
+    def send():
+        try:
+            barrier.wait()
+            sent = channels.channel_message_send(message=message, now=NOV_10 + timedelta(minutes=2))
+            results.append(sent.status if sent else None)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    workers = [threading.Thread(target=send) for _ in range(threads)]
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        receiver.stop()
+
+    # then: one attempt between them
+    assert errors == []
+    assert sorted(results, key=str) == [*[None] * (threads - 1), "succeeded"]
+    assert len(receiver.received) == 1
+    message.refresh_from_db()
+    assert (message.status, message.attempts) == ("succeeded", 1)
