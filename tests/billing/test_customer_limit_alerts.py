@@ -941,3 +941,23 @@ def test_two_sweeps_at_once_send_a_message_once(transactional_db, settings):
     assert len(receiver.received) == 1
     message.refresh_from_db()
     assert (message.status, message.attempts) == ("succeeded", 1)
+
+
+def test_the_spend_is_read_once_for_the_spend_limit_and_the_budget(
+    acme, usage, monkeypatch, django_capture_on_commit_callbacks
+):
+    # given: the spend limit (500.00) and the budget's thresholds both still to fire
+    from billing.usage import priced
+
+    statements = []
+    build = priced.spend_statement
+    monkeypatch.setattr(
+        priced, "spend_statement", lambda **kw: statements.append(kw) or build(**kw)
+    )
+
+    # when: a check after ingestion
+    usage.send(T1, ("gpt-4o", 34_000_000))
+
+    # then: one statement between them
+    assert len(statements) == 1
+    assert budget_keys(acme) == ["budget:50"]
