@@ -10,15 +10,19 @@ receiver fails. Also the e-mail of a change of the limits, and the admin."""
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
 from django.core import mail
 from django.db import connections
 
+from billing.core.customer_text import CustomerText
 from billing.core.errors import InvalidRequest
+from billing.invoicing.close import periods_close
 from billing.models import Alert, AlertTeamRecipient, ChannelMessage
 from billing.notifications import channels
+from billing.notifications.channel_messages import budget_words, email_text
 from billing.rating.pricing import PER_UNIT, PricingSpec
 from billing.rating.rate_cards import RateSpec
 from billing.tasks import (
@@ -961,3 +965,55 @@ def test_the_spend_is_read_once_for_the_spend_limit_and_the_budget(
     # then: one statement between them
     assert len(statements) == 1
     assert budget_keys(acme) == ["budget:50"]
+
+
+def test_the_next_period_arms_the_budget_alerts_again(acme, usage, slack, teams):
+    usage.send(T1, ("gpt-4o", 34_000_000))
+    periods_close(as_of=DEC_1)
+
+    usage.send(DEC_1 + timedelta(days=1), ("gpt-4o", 34_000_000))
+
+    assert list(
+        Alert.objects.filter(kind="budget_threshold")
+        .order_by("id")
+        .values_list("period_start", "key")
+    ) == [(NOV_1, "budget:50"), (DEC_1, "budget:50")]
+    assert [m["blocks"][2]["fields"][4]["text"] for m in slack.accepted] == [
+        "*Period*\n1 Nov \u2013 30 Nov 2026 (UTC)",
+        "*Period*\n1 Dec \u2013 31 Dec 2026 (UTC)",
+    ]
+
+
+PAYLOAD = {
+    "threshold": "80",
+    "percentage": "93",
+    "spend": "1234.50",
+    "budget": "1300.00",
+    "remaining": "65.50",
+    "currency": "EUR",
+    "action": "alert",
+    "portal_url": "https://billing.example/portal/t/",
+    "period_start": "2026-11-01T00:00:00Z",
+    "period_end": "2026-12-01T00:00:00Z",
+}
+
+
+@pytest.mark.parametrize(
+    ("locale", "title", "spent", "then"),
+    [
+        ("en", "You have used 93% of your budget", f"1,234.50{NBSP}EUR", "Usage goes on"),
+        ("fr", f"Vous avez utilisé 93{NBSP}% de votre budget", f"1{NBSP}234,50{NBSP}EUR", "L'util"),
+        ("de", f"Sie haben 93{NBSP}% Ihres Budgets verbraucht", f"1.234,50{NBSP}EUR", "Die Nutz"),
+        ("es", f"Ha utilizado el 93{NBSP}% de su presupuesto", f"1.234,50{NBSP}EUR", "El uso"),
+        ("ja", "予算の 93% を使用しました", f"1,234.50{NBSP}EUR", "予算を超えても"),
+    ],
+)
+def test_each_language_writes_the_budget_alert_in_its_words(locale, title, spent, then):
+    write = CustomerText(locale, ZoneInfo("UTC"))
+
+    words = budget_words(write=write, data=PAYLOAD, customer_name="Acme")
+
+    assert words.title == title
+    assert words.facts[0][1] == spent
+    assert spent in words.summary and words.then.startswith(then)
+    assert email_text(words)[0] == title
