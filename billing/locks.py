@@ -42,6 +42,7 @@ from django.db import connection
 from billing.core import rawsql
 from billing.models import (
     BilledPeriod,
+    ChannelMessage,
     PlanMigration,
     PlanMigrationItem,
     Subscription,
@@ -154,6 +155,16 @@ def plan_migration_lock(migration_id: int) -> PlanMigration:
 
 def plan_migration_item_lock(item_id: int) -> PlanMigrationItem:
     return PlanMigrationItem.objects.select_for_update().get(pk=item_id)
+
+
+def channel_message_claim(message_id: int) -> ChannelMessage | None:
+    """Lock a pending channel message unless another worker holds it (then None)."""
+    return (
+        ChannelMessage.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("customer")
+        .filter(pk=message_id, status=ChannelMessage.PENDING)
+        .first()
+    )
 
 
 def webhook_delivery_claim(delivery_id: int) -> WebhookDelivery | None:

@@ -7,13 +7,14 @@ from celery import shared_task
 from billing.core.periods import parse_instant
 from billing.invoicing import close, progressive
 from billing.margins import alerts as margin_alerts
-from billing.models import Alert, WebhookDelivery
-from billing.notifications import alerts, webhooks
+from billing.models import Alert, ChannelMessage, WebhookDelivery
+from billing.notifications import alerts, channels, webhooks
 from billing.revenue import accruals
 from billing.subscriptions import bulk_migration
 from billing.usage import alerts as usage_alerts
 from billing.usage import detaching, folding, partitions, rebuild
 from config.celery import time_limits
+from customers.models import CustomerLimitChange
 
 
 @shared_task(acks_late=True, **time_limits("bulk"))
@@ -141,6 +142,42 @@ def retry_due_webhooks() -> int:
     due = webhooks.webhook_deliveries_due(now=datetime.now(UTC))
     for delivery_id, is_alert in due:
         (deliver_alert_webhook if is_alert else deliver_webhook).delay(delivery_id)
+    return len(due)
+
+
+@shared_task(acks_late=True)
+def deliver_channel_message(message_id: int) -> str | None:
+    """Make a message's attempt to one of the customer's channels if one is due (on
+    the urgent queue; a failure's next attempt is the sweep's). Safe to run twice."""
+    message = ChannelMessage.objects.filter(pk=message_id).first()
+    if message is None:
+        return None
+    attempted = channels.channel_message_send(message=message, now=datetime.now(UTC))
+    return attempted.status if attempted is not None else None
+
+
+@shared_task(acks_late=True)
+def email_limit_change(change_id: int) -> int | None:
+    """After a change of a customer's limits commits (customers.limits.limits_set):
+    write its e-mail to the billing contact and send it. Idempotent."""
+    change = CustomerLimitChange.objects.select_related("customer").filter(pk=change_id).first()
+    if change is None:
+        return None
+    return channels.limit_change_message_create(change=change, now=datetime.now(UTC))
+
+
+@shared_task(acks_late=True, **time_limits("beat"))
+def retry_due_channel_messages() -> int:
+    """The beat's sweep, every minute: send the channel messages whose attempt is
+    due (a retry, a task the broker lost, a worker that died while sending), and
+    write the e-mails of the limit changes whose task was lost. Safe to run twice
+    and at once: each attempt is claimed under its row's lock. How many were sent."""
+    now = datetime.now(UTC)
+    for change_id in channels.limit_changes_unsent(now=now):
+        email_limit_change.delay(change_id)
+    due = channels.channel_messages_due(now=now)
+    for message_id in due:
+        deliver_channel_message.delay(message_id)
     return len(due)
 
 

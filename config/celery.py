@@ -100,6 +100,7 @@ URGENT_TASKS = (
     "billing.tasks.check_usage_alerts",
     "billing.tasks.send_alert_email",
     "billing.tasks.deliver_alert_webhook",
+    "billing.tasks.deliver_channel_message",
     "invoices.tasks.collect_purchase_payment",
 )
 BULK_TASKS = (

@@ -34,6 +34,7 @@ from billing.core.money import (
     has_minor_unit_precision,
 )
 from billing.core.webhook_targets import WebhookTargetRefused, webhook_target_resolve
+from config.celery import enqueue_on_commit
 from customers.locks import customer_lock
 from customers.models import Customer, CustomerLimitChange
 from plans.models import Meter
@@ -402,6 +403,8 @@ def limits_set(
             before=before,
             after=stored,
         )
+        # E-mailed to the billing contact by a task (billing.notifications.channels).
+        enqueue_on_commit("billing.tasks.email_limit_change", change.pk)
     return change
 
 

@@ -1,5 +1,5 @@
-"""Alerts and webhook deliveries in the admin (read-only records); webhook
-endpoints are edited here."""
+"""Alerts, webhook deliveries and the messages to customers' own channels in the
+admin (read-only records, with a "retry now"); webhook endpoints are edited here."""
 
 from django import forms
 from django.contrib import admin
@@ -12,10 +12,11 @@ from billing.models import (
     WEBHOOK_EVENT_TYPES,
     Alert,
     AlertTeamRecipient,
+    ChannelMessage,
     WebhookDelivery,
     WebhookEndpoint,
 )
-from billing.notifications import webhooks
+from billing.notifications import channels, webhooks
 
 
 class WebhookEndpointForm(forms.ModelForm):
@@ -99,6 +100,27 @@ class WebhookDeliveryInline(admin.TabularInline):
         return False
 
 
+class ChannelMessageInline(admin.TabularInline):
+    model = ChannelMessage
+    fk_name = "alert"
+    fields = [
+        "kind",
+        "name",
+        "status",
+        "attempts",
+        "last_status_code",
+        "last_error",
+        "delivered_at",
+    ]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Alert)
 class AlertAdmin(ActionsRecordAdmin):
     list_display = ["created_at", "customer", "kind", "key", "period_start", "emailed_at"]
@@ -108,7 +130,7 @@ class AlertAdmin(ActionsRecordAdmin):
     date_hierarchy = "created_at"
     fields = ["customer", "kind", "key", "period_start", "payload", "created_at", "emailed_at"]
     readonly_fields = fields
-    inlines = [WebhookDeliveryInline]
+    inlines = [WebhookDeliveryInline, ChannelMessageInline]
 
 
 @admin.register(WebhookDelivery)
@@ -160,6 +182,78 @@ class WebhookDeliveryAdmin(ActionsRecordAdmin):
         self.message_user(
             request,
             gettext("%(retried)s delivery(ies) sent again") % {"retried": retried}
+            + (
+                gettext("; %(skipped)s already succeeded, left alone") % {"skipped": skipped}
+                if skipped
+                else ""
+            ),
+        )
+
+
+@admin.register(ChannelMessage)
+class ChannelMessageAdmin(ActionsRecordAdmin):
+    """What was sent to the channels customers chose for their budgets' alerts, and
+    the e-mails of their limits' changes. Webhook URLs are secrets of the customer's:
+    listed by the channel's name only, shown on the record."""
+
+    list_display = [
+        "id",
+        "customer",
+        "source",
+        "kind",
+        "name",
+        "status",
+        "attempts",
+        "last_status_code",
+        "last_error_short",
+        "next_attempt_at",
+        "delivered_at",
+        "created_at",
+    ]
+    list_filter = ["status", "kind"]
+    search_fields = ["customer__external_id", "customer__name", "name"]
+    list_select_related = ["customer", "alert"]
+    date_hierarchy = "created_at"
+    fields = [
+        "customer",
+        "alert",
+        "limit_change",
+        "kind",
+        "name",
+        "target",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_status_code",
+        "last_error",
+        "delivered_at",
+        "created_at",
+        "subject",
+        "body",
+    ]
+    readonly_fields = fields
+    actions = ["retry_now"]
+
+    @admin.display(description=_("sent for"))
+    def source(self, obj):
+        if obj.alert_id:
+            return obj.alert.key
+        return gettext("limit change")
+
+    @admin.display(description=_("last error"))
+    def last_error_short(self, obj):
+        return short_text(obj.last_error)
+
+    @admin.action(description=_("Retry now"), permissions=["change"])
+    def retry_now(self, request, queryset):
+        now = timezone.now()
+        retried = sum(
+            channels.channel_message_retry(message=message, now=now) for message in queryset
+        )
+        skipped = len(queryset) - retried
+        self.message_user(
+            request,
+            gettext("%(retried)s message(s) sent again") % {"retried": retried}
             + (
                 gettext("; %(skipped)s already succeeded, left alone") % {"skipped": skipped}
                 if skipped

@@ -16,6 +16,7 @@ from billing.core import customer_text
 from billing.core.customer_text import CustomerText
 from billing.core.vocabulary import ConsumptionModel
 from billing.models import Alert
+from billing.notifications import channel_messages
 from customers.models import Customer
 
 SUBJECTS = {
@@ -25,6 +26,7 @@ SUBJECTS = {
     Alert.AUTO_TOP_UP: gettext_lazy("Your balance was topped up automatically"),
     Alert.PAYMENT_FAILED: gettext_lazy("A payment failed"),
     Alert.MARGIN_LOW: gettext_lazy("A customer's margin is below the threshold"),
+    Alert.BUDGET_THRESHOLD: gettext_lazy("A budget threshold is reached"),
 }
 
 
@@ -261,6 +263,14 @@ def _margin_low(facts: Facts) -> tuple[str, str] | None:
     return str(SUBJECTS[Alert.MARGIN_LOW]), text
 
 
+def _budget_threshold(facts: Facts) -> tuple[str, str] | None:
+    # The words the customer's channels read (billing.notifications.channel_messages).
+    words = channel_messages.budget_words(
+        write=facts.write, data=facts.data, customer_name=facts.customer.name
+    )
+    return None if words is None else channel_messages.email_text(words)
+
+
 _SENTENCES = {
     Alert.USAGE_THRESHOLD: _usage_threshold,
     Alert.SPEND_LIMIT: _spend_limit,
@@ -268,4 +278,5 @@ _SENTENCES = {
     Alert.AUTO_TOP_UP: _auto_top_up,
     Alert.PAYMENT_FAILED: _payment_failed,
     Alert.MARGIN_LOW: _margin_low,
+    Alert.BUDGET_THRESHOLD: _budget_threshold,
 }

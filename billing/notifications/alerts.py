@@ -19,7 +19,7 @@ from billing.core.errors import InvalidRequest
 from billing.core.money import format_money
 from billing.core.periods import iso
 from billing.models import Alert, AlertTeamRecipient
-from billing.notifications import webhooks
+from billing.notifications import channels, webhooks
 from billing.notifications.alert_emails import alert_email
 from config.celery import enqueue_on_commit
 from customers.billing_entities import customer_billing_entity, seller_from_email
@@ -36,11 +36,16 @@ PAYMENT_FAILED = Alert.PAYMENT_FAILED
 KINDS = {kind for kind, _ in Alert.KINDS}
 # Kinds about the seller's business, never emailed to the customer they are about.
 TEAM_ONLY = frozenset({Alert.MARGIN_LOW})
+# Kinds of the limits the customer set itself: sent to the channels it chose there
+# (billing.notifications.channels, an e-mail address among them), not to its
+# billing contact's address as well; the seller's team still takes its copy.
+CUSTOMER_CHANNELS = frozenset({Alert.BUDGET_THRESHOLD})
 
 
 def customer_emailed(*, kind: str, customer: Customer) -> bool:
-    """Whether an alert of this kind is emailed to the customer it is about."""
-    return bool(customer.email) and kind not in TEAM_ONLY
+    """Whether an alert of this kind is emailed to the customer it is about (at
+    its address: a budget's alerts go to the channels of its limits instead)."""
+    return bool(customer.email) and kind not in TEAM_ONLY | CUSTOMER_CHANNELS
 
 
 def _insert_once(alert: Alert) -> int | None:
@@ -81,8 +86,10 @@ def alert_raise(
     callers raise it once between them.
 
     In the same transaction: one pending webhook delivery of `alert.<kind>` per
-    enabled endpoint that takes it. After commit: the deliveries are sent and the
-    customer (if it has an email address) is emailed. `payload` is the event's
+    enabled endpoint that takes it, and for a budget's alert one pending message
+    per channel of the customer's limits (billing.notifications.channels). After
+    commit: the deliveries and messages are sent and the customer (if it has an
+    email address, but for a budget's alert) is emailed. `payload` is the event's
     `data` and must be JSON (amounts and quantities as strings)."""
     if kind not in KINDS:
         raise InvalidRequest(f"unknown alert kind {kind!r}", fields={"kind": ["unknown"]})
@@ -115,6 +122,8 @@ def alert_raise(
             alert=alert,
         )
         webhooks.webhook_deliveries_enqueue(delivery_ids=delivery_ids, urgent=True)
+        if kind in CUSTOMER_CHANNELS:
+            channels.alert_channel_messages_create(alert=alert, now=now)
         if customer_emailed(kind=kind, customer=customer) or team_recipients(kind):
             enqueue_on_commit("billing.tasks.send_alert_email", alert.pk)
     return alert

@@ -231,11 +231,14 @@ def _connect(addresses, timeout: float) -> socket.socket:
     raise error
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
-    """POST the body; the status code (None when no answer came) and, when it
-    went wrong, one of a few fixed texts. Nothing the receiver sent is kept
-    beyond its status code: its answer, reason phrase or a garbled status line
-    could be the reply of an internal service. Redirects are not followed."""
+def webhook_post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
+    """POST the body where the outbound guard allows (webhook_target_resolve, to
+    the addresses it checked): merchants' endpoints and customers' channels
+    (billing.notifications.channels) alike. The status code (None when no answer
+    came) and, when it went wrong, one of a few fixed texts. Nothing the receiver
+    sent is kept beyond its status code: its answer, reason phrase or a garbled
+    status line could be the reply of an internal service. Redirects are not
+    followed."""
     try:
         target = webhook_target_resolve(url=url)
     except WebhookTargetRefused as refused:
@@ -294,7 +297,7 @@ def webhook_deliver(*, delivery: WebhookDelivery, now: datetime) -> WebhookDeliv
 
     endpoint = claimed.endpoint
     body = claimed.body.encode()
-    status_code, error = _post(
+    status_code, error = webhook_post(
         endpoint.url,
         body,
         {

@@ -1,6 +1,7 @@
 """Usage threshold alerts: after an ingest, which customers crossed which of
 their thresholds of a metered allowance (overage and hard-cap charges), once per
-period, meter and threshold; and the spend limit passed. Raised through
+period, meter and threshold; the spend limit passed; and the thresholds of the
+budget the customer set itself (customers.limits), once per period and threshold. Raised through
 billing.notifications.alerts.
 
 Ingestion calls usage_alerts_enqueue inside its transaction, so this module
@@ -15,7 +16,7 @@ from decimal import ROUND_DOWN, Decimal
 
 from django.conf import settings
 
-from billing.core.money import format_decimal
+from billing.core.money import format_decimal, format_money
 from billing.core.vocabulary import ALLOWANCE_MODELS
 from billing.models import Alert, Subscription
 from billing.notifications.alerts import (
@@ -26,7 +27,9 @@ from billing.notifications.alerts import (
 )
 from billing.usage.metering import meter_cache
 from config.celery import enqueue_on_commit
+from customers.limits import ALERT, Limits, limits_of
 from customers.models import Customer
+from customers.portal_links import portal_email_url
 from plans.overrides import subscription_spec
 from plans.validation import VersionSpec
 
@@ -122,8 +125,10 @@ def usage_alerts_check(*, customer_ids, now: datetime) -> list[Alert]:
     `usage_threshold` for each threshold percentage of an overage or hard-cap
     charge's included units (key "<meter>:<percentage>"), and `spend_limit` when
     the period's spend (billing.usage.priced.period_spend: fixed fees, rated usage and money
-    drawn from the prepaid balance) reaches the customer's spend limit. Each fires
-    once per period; the next period arms them again. Idempotent.
+    drawn from the prepaid balance) reaches the customer's spend limit, and
+    `budget_threshold` for each percentage of the budget the customer set itself
+    that the same spend reaches (key "budget:<percentage>", budget_thresholds).
+    Each fires once per period; the next period arms them again. Idempotent.
 
     Cost: three queries for all the customers (subscriptions, the alerts already
     fired, the meters' freshness), then the usage reads of the customers that
@@ -144,7 +149,7 @@ def usage_alerts_check(*, customer_ids, now: datetime) -> list[Alert]:
     fired = set(
         Alert.objects.filter(
             customer_id__in=[s.customer_id for s, _, _ in checks],
-            kind__in=(Alert.USAGE_THRESHOLD, Alert.SPEND_LIMIT),
+            kind__in=(Alert.USAGE_THRESHOLD, Alert.SPEND_LIMIT, Alert.BUDGET_THRESHOLD),
             period_start__in=list({w.period_start for _, _, w in checks}),
         ).values_list("customer_id", "kind", "period_start", "key")
     )
@@ -190,19 +195,24 @@ def _check_subscription(
         and any(unfired(Alert.USAGE_THRESHOLD, _threshold_key(c.meter, p)) for p in thresholds)
     ]
     spend_due = customer.spend_limit is not None and unfired(Alert.SPEND_LIMIT, SPEND_LIMIT_KEY)
-    if not charges and not spend_due:
+    limits = limits_of(customer)
+    budget_due = [
+        p for p in budget_thresholds(limits) if unfired(Alert.BUDGET_THRESHOLD, _budget_key(p))
+    ]
+    if not charges and not spend_due and not budget_due:
         return []
     meters = [by_code[c.meter] for c in charges]
     by_id = reads.usage_quantities(
         customer_id=customer.pk, meters=meters, start=window.usage_from, end=window.period_end
     )
     quantities = {m.code: by_id[m.id] for m in meters}
-    # What counts as spend is what the check endpoint counts (billing.usage.priced.period_spend).
+    # What counts as spend is what the check endpoint counts (billing.usage.priced.period_spend):
+    # one statement for the spend limit and the budget the customer set.
     spend = (
         priced.period_spend(
             subscription=subscription, start=window.usage_from, end=window.period_end
         )
-        if spend_due
+        if spend_due or budget_due
         else None
     )
 
@@ -249,7 +259,9 @@ def _check_subscription(
             )
             if percentage == highest:
                 raised.append(alert)
-    if spend is not None and spend >= customer.spend_limit:
+    if budget_due:
+        raised += _budget_alerts(customer, limits, budget_due, spend, window, now)
+    if spend_due and spend >= customer.spend_limit:
         raised.append(
             spend_limit_alert_raise(
                 customer=customer,
@@ -261,6 +273,96 @@ def _check_subscription(
         )
     # None: a concurrent check raised it first.
     return [alert for alert in raised if alert is not None]
+
+
+def budget_thresholds(limits: Limits) -> list[Decimal]:
+    """The percentages of the customer's budget that alert, ascending: those it
+    set, and 100 for a budget that only alerts (a `stop` budget refuses instead)."""
+    if limits.budget is None:
+        return []
+    found = set(limits.thresholds)
+    if limits.action == ALERT:
+        found.add(HUNDRED)
+    return sorted(found)
+
+
+def _budget_alerts(
+    customer: Customer,
+    limits: Limits,
+    due: list[Decimal],
+    spend: Decimal,
+    window: _Window,
+    now: datetime,
+) -> list[Alert | None]:
+    """The budget_threshold alerts the spend reached among those `due`: the highest
+    announced (to the customer's channels), the lower ones recorded with it."""
+    crossed = [p for p in due if spend * HUNDRED >= limits.budget * p]
+    if not crossed:
+        return []
+    highest = crossed[-1]
+    payload = budget_threshold_payload(
+        customer=customer,
+        limits=limits,
+        threshold=highest,
+        spend=spend,
+        period_start=window.period_start,
+        period_end=window.period_end,
+        now=now,
+    )
+    raised = []
+    for percentage in crossed:
+        alert = alert_raise(
+            customer=customer,
+            kind=Alert.BUDGET_THRESHOLD,
+            period_start=window.period_start,
+            key=_budget_key(percentage),
+            payload=payload
+            if percentage == highest
+            else {
+                **payload,
+                "threshold": format_decimal(percentage),
+                "announced_with": _budget_key(highest),
+            },
+            now=now,
+            announce=percentage == highest,
+        )
+        if percentage == highest:
+            raised.append(alert)
+    return raised
+
+
+def budget_threshold_payload(
+    *,
+    customer: Customer,
+    limits: Limits,
+    threshold: Decimal,
+    spend: Decimal,
+    period_start: datetime,
+    period_end: datetime,
+    now: datetime,
+) -> dict:
+    """The data of a `budget_threshold` alert: the threshold reached, the true
+    percentage of the budget spent (whole, rounded down), the spend, the budget
+    and what is left of it in the customer's currency, the budget's action, a
+    read-only portal link, and the period."""
+    currency = customer.currency
+    return alert_payload(
+        customer=customer,
+        period_start=period_start,
+        period_end=period_end,
+        threshold=format_decimal(threshold),
+        percentage=format_decimal((spend * HUNDRED / limits.budget).to_integral_value(ROUND_DOWN)),
+        spend=format_money(spend, currency),
+        budget=format_money(limits.budget, currency),
+        remaining=format_money(max(ZERO, limits.budget - spend), currency),
+        currency=currency,
+        action=limits.action,
+        portal_url=portal_email_url(customer=customer, now=now),
+    )
+
+
+def _budget_key(percentage: Decimal) -> str:
+    return f"budget:{format_decimal(percentage)}"
 
 
 def usage_threshold_payload(

@@ -8,6 +8,12 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 SCHEDULES = {
     "Close billing periods and finalize invoices": ("billing.tasks.close_periods", 5),
     "Send overdue webhook deliveries": ("billing.tasks.retry_due_webhooks", 1),
+    # The customers' own channels (Slack, Teams, Discord, e-mail): alerts of their
+    # budgets and the e-mails of their limits' changes.
+    "Send overdue messages to customers' channels": (
+        "billing.tasks.retry_due_channel_messages",
+        1,
+    ),
     # An alert whose email task the broker lost (down at the alert's commit).
     "Send alert emails left unsent": ("billing.tasks.send_unsent_alert_emails", 1),
     # The folder (every second) or the batches (every two) fold while ingestion
