@@ -36,7 +36,11 @@ class PortalTokenExpired(Exception):
 
 class PortalLinkRevoked(Exception):
     """A stored link's genuine token, but the merchant revoked the link (or it is
-    gone)."""
+    gone). Names the customer the token was for (its refusal is in its language)."""
+
+    def __init__(self, customer_id: int):
+        super().__init__(customer_id)
+        self.customer_id = customer_id
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ def portal_access(*, token: str, now: datetime) -> PortalAccess:
         return PortalAccess(customer_id)
     link = PortalLink.objects.filter(pk=link_id).first()
     if link is None or link.revoked_at is not None:
-        raise PortalLinkRevoked
+        raise PortalLinkRevoked(customer_id)
     if link.customer_id != customer_id:
         raise PortalTokenInvalid
     if now >= link.expires_at:

@@ -51,9 +51,10 @@ HEADERS = {
 
 
 class _Denied(Exception):
-    def __init__(self, status: int, reason: str = ""):
+    def __init__(self, status: int, reason: str = "", customer: Customer | None = None):
         self.status = status
         self.reason = reason
+        self.customer = customer
 
 
 # What each invoice is for, as the portal's invoice list says it.
@@ -124,7 +125,8 @@ def _opened(token: str) -> tuple[Customer, PortalAccess]:
     except PortalTokenExpired as exc:
         raise _Denied(410) from exc
     except PortalLinkRevoked as exc:
-        raise _Denied(410, "revoked") from exc
+        customer = Customer.objects.filter(pk=exc.customer_id).first()
+        raise _Denied(410, "revoked", customer) from exc
     except PortalTokenInvalid as exc:
         raise _Denied(403) from exc
     customer = Customer.objects.filter(pk=access.customer_id).first()
@@ -199,7 +201,7 @@ def portal_page(request, token: str):
     try:
         customer, access = _opened(token)
     except _Denied as denied:
-        return _denied(request, denied.status, reason=denied.reason)
+        return _denied(request, denied.status, denied.customer, reason=denied.reason)
     write = _writer(request, customer)
     response = _page(request, customer, access, token=token, write=write, now=datetime.now(UTC))
     return _remember_language(request, response)
@@ -214,7 +216,7 @@ def portal_limits_save(request, token: str):
     try:
         customer, access = _opened(token)
     except _Denied as denied:
-        return _denied(request, denied.status, reason=denied.reason)
+        return _denied(request, denied.status, denied.customer, reason=denied.reason)
     if not access.manage:
         return _denied(request, 403, customer, reason="read_only")
     now = datetime.now(UTC)
@@ -504,7 +506,7 @@ def _portal_download(request, token: str, documents, respond):
     try:
         customer = _customer(token)
     except _Denied as denied:
-        return _denied(request, denied.status, reason=denied.reason)
+        return _denied(request, denied.status, denied.customer, reason=denied.reason)
     document = documents(customer)
     if document is None:
         return _denied(request, 404, customer)
