@@ -146,7 +146,15 @@ def change_words(
                 )
             )
     old_t, new_t = before.get("alert_thresholds") or [], after.get("alert_thresholds") or []
-    if old_t != new_t:
+    if old_t != new_t and not old_t:
+        words.append(_("Alert thresholds set to {after}").format(after=_percents(new_t, write)))
+    elif old_t != new_t and not new_t:
+        words.append(
+            _("Alert thresholds removed (they were {before})").format(
+                before=_percents(old_t, write)
+            )
+        )
+    elif old_t != new_t:
         words.append(
             _("Alert thresholds changed from {before} to {after}").format(
                 before=_percents(old_t, write), after=_percents(new_t, write)

@@ -193,6 +193,10 @@ def _page(request, customer, access, *, token, write, now, forms=None, status=20
         response = render(request, "portal/portal.html", context, status=status)
     for name, value in HEADERS.items():
         response[name] = value
+    if access.manage:
+        # The limits form posts back here: a browser sends "Origin: null" under
+        # no-referrer, which CSRF refuses. The token still never leaves the site.
+        response["Referrer-Policy"] = "same-origin"
     return response
 
 
