@@ -6,12 +6,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from billing.core import customer_text
 from billing.core.customer_text import LANGUAGES, CustomerText
@@ -211,16 +211,18 @@ def portal_page(request, token: str):
     return _remember_language(request, response)
 
 
-@require_POST
 def portal_limits_save(request, token: str):
     """The limits form of a manage link: saved through limits_set under the
     link's holder's name, then back to the page ("saved"); refused, the page
     again with the errors on their fields, nothing changed. A read-only link
-    (a session, or a link without `manage`) is refused (403), nothing changed."""
+    (a session, or a link without `manage`) is refused (403), nothing changed.
+    The link is read first: a bad one answers as on the page, whatever the method."""
     try:
         customer, access = _opened(token)
     except _Denied as denied:
         return _denied(request, denied.status, denied.customer, reason=denied.reason)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     if not access.manage:
         return _denied(request, 403, customer, reason="read_only")
     now = datetime.now(UTC)

@@ -40,9 +40,9 @@ from customers import services
 from customers.admin.customer_form import ADDRESS_FIELDS, CustomerForm
 from customers.admin.customer_list import SPEND_LIMIT_MODE_WORDS, breakable_after
 from customers.admin.portal_links import (
-    PortalLinkInline,
     portal_link_issue_view,
     portal_link_revoke_view,
+    portal_link_rows,
 )
 from customers.billing_entities import vat_number_waited_for
 from customers.models import CUSTOMER_DETAILS, Customer
@@ -241,11 +241,6 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     list_filter = ["standing", "currency", "spend_limit_mode"]
     search_fields = ["external_id", "name", "email"]
     date_hierarchy = "created_at"
-    # The stored portal links (customers.admin.portal_links), on a saved customer.
-    inlines = [PortalLinkInline]
-
-    def get_inlines(self, request, obj):
-        return self.inlines if obj is not None else []
 
     def get_changelist(self, request, **kwargs):
         return CustomerChangeList
@@ -375,6 +370,8 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
             context["billing"] = customer_billing(
                 customer=obj, user=request.user, now=timezone.now()
             )
+            context["portal_links"] = portal_link_rows(obj, now=timezone.now())
+            context["may_revoke_links"] = self.has_change_permission(request, obj)
         context["zone"] = zone_name()
         return super().render_change_form(request, context, add, change, form_url, obj)
 

@@ -1,10 +1,12 @@
 """A customer's stored portal links in the admin (customers.portal_links): listed
 on the customer's page (read-only, with a button revoking each one that still
-works), and issued from "Issue a portal link…": read-only or managing the limits
-the customer sets, for a named holder, for 1 to 90 days; the URL is shown once."""
+works: it posts the customer's form, with its CSRF token, to the revoke view, so
+that the list is no inline formset every save of the customer must carry), and
+issued from "Issue a portal link…": read-only or managing the limits the
+customer sets, for a named holder, for 1 to 90 days; the URL is shown once."""
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
@@ -12,7 +14,6 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -26,48 +27,39 @@ from customers.portal_links import (
     portal_link_revoke,
 )
 
+# The links listed on a customer's page, newest first.
+LINKS_SHOWN = 20
 
-class PortalLinkInline(admin.TabularInline):
-    model = PortalLink
-    fields = ["holder", "manage", "created_text", "expires_text", "created_by", "state"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    verbose_name_plural = _("portal links")
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    @admin.display(description=_("created at"))
-    def created_text(self, link: PortalLink) -> str:
-        return moment_text(link.created_at)
-
-    @admin.display(description=_("expires at"))
-    def expires_text(self, link: PortalLink) -> str:
-        return moment_text(link.expires_at)
-
-    @admin.display(description=_("state"))
-    def state(self, link: PortalLink) -> str:
+def portal_link_rows(customer, *, now) -> list[dict]:
+    """The customer's stored links as its page lists them (never their URLs): who
+    for, whether they manage, when made and until when, by whom, and their state;
+    a link that still works has the URL of its revoke button."""
+    rows = []
+    for link in customer.portal_links.order_by("-created_at", "-id")[:LINKS_SHOWN]:
         if link.revoked_at is not None:
-            return gettext("Revoked {moment}").format(moment=moment_text(link.revoked_at))
-        if not link.works_at(timezone.now()):
-            return gettext("Expired")
-        url = reverse(
-            "admin:customers_customer_portal_link_revoke", args=[link.customer_id, link.pk]
+            state = gettext("Revoked {moment}").format(moment=moment_text(link.revoked_at))
+        elif not link.works_at(now):
+            state = gettext("Expired")
+        else:
+            state = gettext("Works")
+        rows.append(
+            {
+                "id": link.pk,
+                "holder": link.holder or "—",
+                "manage": link.manage,
+                "created": moment_text(link.created_at),
+                "expires": moment_text(link.expires_at),
+                "created_by": link.created_by,
+                "state": state,
+                "revoke_url": reverse(
+                    "admin:customers_customer_portal_link_revoke", args=[customer.pk, link.pk]
+                )
+                if link.works_at(now)
+                else "",
+            }
         )
-        # The customer's change form holds this button: it posts the form (and its
-        # CSRF token) to the revoke view instead of saving the customer.
-        return format_html(
-            '{} <button type="submit" class="button revoke-portal-link" formaction="{}" '
-            'data-link="{}">{}</button>',
-            gettext("Works"),
-            url,
-            link.pk,
-            gettext("Revoke"),
-        )
+    return rows
 
 
 class PortalLinkIssueForm(forms.Form):
