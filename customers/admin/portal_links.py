@@ -118,7 +118,11 @@ def portal_link_issue_view(model_admin, request, object_id):
         "expires_text": moment_text(link.expires_at) if link else "",
     }
     response = TemplateResponse(request, "admin/customers/customer/portal_link_issue.html", context)
-    response["Referrer-Policy"] = "no-referrer"
+    if url:
+        # The page holds a credential: never a referrer (the form's page may send
+        # one: a browser posts a no-referrer page's form with "Origin: null", which
+        # CSRF refuses).
+        response["Referrer-Policy"] = "no-referrer"
     return response
 
 

@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
+from django.contrib.auth.models import User
 
 from billing.models import Alert
-from customers.models import CustomerLimitChange
+from customers.models import CustomerLimitChange, PortalLink
 from customers.portal import portal_session_create
 from customers.portal_links import portal_link_create
 from tests.factories import CustomerFactory, overage, prompts_meter, published_version, subscribe
@@ -125,3 +126,54 @@ def test_a_french_customer_sets_its_budget_through_a_manage_link(live_server, br
     assert page.locator("#limit-history tbody tr").count() == 2
     assert page.locator("#limits-form").count() == 0
     page.locator("#limits").screenshot(path=os.path.join(SHOTS, "read-only-fr-section.png"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_support_issues_a_manage_link_and_revokes_it_in_the_admin(live_server, browser_page):
+    # given: a customer, and a superuser of the admin
+    os.makedirs(SHOTS, exist_ok=True)
+    customer = CustomerFactory(external_id="acme", name="Acme", locale="en")
+    User.objects.create_superuser("support", password="support-password-1")
+    page = browser_page
+    page.set_viewport_size({"width": 1366, "height": 900})
+    change = f"{live_server.url}/admin/customers/customer/{customer.pk}/change/"
+    page.goto(
+        f"{live_server.url}/admin/login/?next=/admin/customers/customer/{customer.pk}/change/"
+    )
+    page.fill("#id_username", "support")
+    page.fill("#id_password", "support-password-1")
+    page.click("input[type=submit]")
+    page.wait_for_url(change)
+
+    # when: support issues a manage link for Jane
+    page.click("#portal-link-issue")
+    page.check("#id_manage")
+    page.fill("#id_holder", "Jane (CTO)")
+    page.fill("#id_expires_in_days", "30")
+    with page.expect_navigation():
+        page.click("input[type=submit]")
+
+    # then: its URL shown once, and it opens the portal with the form
+    url = page.locator("#portal-url").input_value()
+    page.screenshot(path=os.path.join(SHOTS, "admin-issued.png"))
+    link = PortalLink.objects.get()
+    assert (link.holder, link.manage, link.created_by) == ("Jane (CTO)", True, "support")
+    page.goto(url)
+    assert page.locator("#limits-form").count() == 1
+
+    # when: support revokes it from the customer's page
+    page.goto(change)
+    row = page.locator(f'#customer-portal-links tr[data-link="{link.pk}"]')
+    assert row.locator("td").nth(0).inner_text() == "Jane (CTO)"
+    page.locator("#customer-portal-links").screenshot(path=os.path.join(SHOTS, "admin-links.png"))
+    with page.expect_navigation():
+        row.locator("button.revoke-portal-link").click()
+
+    # then: revoked, the customer untouched, and the link no longer opens the portal
+    link.refresh_from_db()
+    assert link.revoked_at is not None
+    assert row.locator("td").nth(5).inner_text().startswith("Revoked")
+    customer_before = CustomerFactory._meta.model.objects.get(pk=customer.pk)
+    assert (customer_before.name, customer_before.external_id) == ("Acme", "acme")
+    page.goto(url)
+    assert page.locator("h1").inner_text() == "This link is no longer valid"
