@@ -265,3 +265,27 @@ def test_an_expired_or_revoked_manage_link_changes_nothing(client, acme):
     acme.refresh_from_db()
     assert acme.limits == before
     assert not CustomerLimitChange.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("locale", "typed", "heading", "shown"),
+    [
+        ("es", "1.234,50", "Límites y alertas", f"1.234,50{NBSP}USD"),
+        ("ja", "1,234.50", "上限とアラート", f"1,234.50{NBSP}USD"),
+        ("de", "1.234,50", "Limits und Alarme", f"1.234,50{NBSP}USD"),
+    ],
+)
+def test_the_section_and_its_amounts_read_in_the_customers_language(
+    client, acme, locale, typed, heading, shown
+):
+    acme.locale = locale
+    acme.save(update_fields=["locale"])
+    link = manage_link(acme)
+    with time_machine.travel(NOV_11, tick=False):
+        saved = client.post(f"{link}limits", form(budget=typed))
+        page = client.get(link).content.decode()
+    assert saved.status_code == 302
+    acme.refresh_from_db()
+    assert acme.limits["budget"] == {"amount": "1234.50", "action": "stop"}
+    assert f"<h2>{heading}</h2>" in page
+    assert f'<td class="num limit">{shown}</td>' in page
