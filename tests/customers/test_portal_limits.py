@@ -16,7 +16,13 @@ from billing.usage.ingestion import events_ingest
 from customers.models import CustomerLimitChange, PortalLink
 from customers.portal import portal_session_create
 from customers.portal_links import portal_link_create, portal_link_revoke
-from tests.factories import CustomerFactory, ai_assistant_plan, prompts_meter, subscribe
+from tests.factories import (
+    CustomerFactory,
+    ai_assistant_plan,
+    llm_tokens_meter,
+    prompts_meter,
+    subscribe,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -289,3 +295,66 @@ def test_the_section_and_its_amounts_read_in_the_customers_language(
     assert acme.limits["budget"] == {"amount": "1234.50", "action": "stop"}
     assert f"<h2>{heading}</h2>" in page
     assert f'<td class="num limit">{shown}</td>' in page
+
+
+def test_a_cap_on_one_model_is_set_from_the_form(client, db):
+    # given: a customer without a subscription yet (every meter may be capped)
+    llm_tokens_meter()
+    beta = CustomerFactory(external_id="beta", currency="USD", locale="en")
+    link = manage_link(beta)
+    # when: a cap of 50.00 on o3 and one of 2,000,000 tokens on the whole meter
+    with time_machine.travel(NOV_11, tick=False):
+        saved = client.post(
+            f"{link}limits",
+            form(
+                budget="300",
+                caps=[
+                    {
+                        "meter": "llm_tokens",
+                        "property": "model",
+                        "value": "o3",
+                        "measure": "amount",
+                        "limit": "50",
+                    },
+                    {
+                        "meter": "llm_tokens",
+                        "property": "",
+                        "value": "",
+                        "measure": "quantity",
+                        "limit": "2,000,000",
+                    },
+                ],
+            ),
+        )
+        page = client.get(link).content.decode()
+    # then
+    assert saved.status_code == 302
+    beta.refresh_from_db()
+    assert beta.limits["caps"] == [
+        {"meter": "llm_tokens", "when": {"model": "o3"}, "amount": "50.00"},
+        {"meter": "llm_tokens", "when": {}, "quantity": "2000000"},
+    ]
+    # nothing spent without a subscription: all of each limit is left
+    assert '<td class="name">Cap on LLM tokens, model o3</td>' in page
+    assert '<td class="num remaining">50.00\N{NO-BREAK SPACE}USD</td>' in page
+    assert '<td class="num remaining">2,000,000</td>' in page
+    assert "Cap added on LLM tokens, model o3: 50.00\N{NO-BREAK SPACE}USD" in page
+
+    # when: a cap for one model names no model
+    with time_machine.travel(NOV_11, tick=False):
+        refused = client.post(
+            f"{link}limits",
+            form(
+                caps=[
+                    {
+                        "meter": "llm_tokens",
+                        "property": "model",
+                        "value": "",
+                        "measure": "amount",
+                        "limit": "5",
+                    }
+                ]
+            ),
+        )
+    assert refused.status_code == 400
+    assert "Type the value the cap is for." in refused.content.decode()
