@@ -358,3 +358,22 @@ def test_a_cap_on_one_model_is_set_from_the_form(client, db):
         )
     assert refused.status_code == 400
     assert "Type the value the cap is for." in refused.content.decode()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {**form(budget="50"), "caps-TOTAL_FORMS": "100000"},
+        {**form(budget="50"), "caps-TOTAL_FORMS": "x"},
+        {**form(budget="50"), "limits-budget_action": "explode"},
+    ],
+)
+def test_a_tampered_post_is_refused_without_a_500_and_changes_nothing(client, acme, data):
+    before = dict(acme.limits)
+    with time_machine.travel(NOV_11, tick=False):
+        response = client.post(f"{manage_link(acme)}limits", data)
+    assert response.status_code == 400
+    acme.refresh_from_db()
+    assert acme.limits == before
+    assert not CustomerLimitChange.objects.exists()
