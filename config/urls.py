@@ -73,6 +73,11 @@ api_v1 = [
         "customers/<str:external_id>/portal-session",
         customers_api.PortalSessionApi.as_view(),
     ),
+    path("customers/<str:external_id>/portal-link", customers_api.PortalLinkListApi.as_view()),
+    path(
+        "customers/<str:external_id>/portal-link/<int:link_id>",
+        customers_api.PortalLinkDetailApi.as_view(),
+    ),
     path("customers/<str:external_id>/wallets", wallets_api.WalletListApi.as_view()),
     path("customers/<str:external_id>/commits", commits_api.CommitListApi.as_view()),
     path(
@@ -155,6 +160,7 @@ urlpatterns = [
     path("pay/<str:token>/", pay_views.pay_page, name="invoice-pay"),
     path("pay/<str:token>/pdf", pay_views.pay_page_pdf, name="invoice-pay-pdf"),
     path("portal/<str:token>/", portal_views.portal_page, name="portal"),
+    path("portal/<str:token>/limits", portal_views.portal_limits_save, name="portal-limits"),
     path(
         "portal/<str:token>/invoices/<int:invoice_id>/pdf",
         portal_views.portal_invoice_pdf,

@@ -13,8 +13,14 @@ from rest_framework.views import APIView
 from config.api import CursorPagination, request_data
 from customers import services
 from customers.billing_entities import billing_entity_create
-from customers.models import BillingEntity, Customer
+from customers.models import ApiKey, BillingEntity, Customer, PortalLink
 from customers.portal import portal_session_create
+from customers.portal_links import (
+    LINK_DAYS_DEFAULT,
+    LINK_DAYS_MOST,
+    portal_link_create,
+    portal_link_revoke,
+)
 from customers.selectors import customer_get
 from customers.serializers import CustomerSerializer, CustomerUpdateSerializer
 from invoices.dunning_policies import customer_policy_choice, customer_policy_set
@@ -86,6 +92,115 @@ class PortalSessionApi(APIView):
             {"url": url, "expires_at": session.expires_at.isoformat().replace("+00:00", "Z")},
             status=status.HTTP_201_CREATED,
         )
+
+
+def _moment(moment) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class PortalLinkCreateSerializer(serializers.Serializer):
+    manage = serializers.BooleanField(
+        required=False, default=False, help_text="Whether the link may change the limits."
+    )
+    holder = serializers.CharField(
+        max_length=PortalLink.HOLDER_MAX_LENGTH,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Who the link is for (required for a manage link): its changes are "
+        "recorded under this name.",
+    )
+    expires_in_days = serializers.IntegerField(
+        min_value=1, max_value=LINK_DAYS_MOST, required=False, default=LINK_DAYS_DEFAULT
+    )
+
+
+class PortalLinkSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    manage = serializers.BooleanField()
+    holder = serializers.CharField()
+    created_at = serializers.SerializerMethodField()
+    expires_at = serializers.SerializerMethodField()
+    revoked_at = serializers.SerializerMethodField()
+    created_by = serializers.CharField()
+
+    def get_created_at(self, link) -> str:
+        return _moment(link.created_at)
+
+    def get_expires_at(self, link) -> str:
+        return _moment(link.expires_at)
+
+    def get_revoked_at(self, link) -> str | None:
+        return _moment(link.revoked_at)
+
+
+PORTAL_LINK_CREATED = inline_serializer(
+    "PortalLinkCreated",
+    {
+        "id": serializers.IntegerField(),
+        "url": serializers.URLField(),
+        "manage": serializers.BooleanField(),
+        "holder": serializers.CharField(),
+        "expires_at": serializers.DateTimeField(),
+        "created_at": serializers.DateTimeField(),
+    },
+)
+
+
+class PortalLinkListApi(APIView):
+    """Stored portal links (API.md "Customer limits"): unlike a portal session,
+    revocable, lasting 1 to 90 days, and a `manage` link may change the limits the
+    customer sets in the portal, recorded under its holder's name. The list never
+    shows a link's URL: it is given once, when the link is made."""
+
+    required_scopes = {"GET": ApiKey.SCOPE_ADMIN}
+
+    @extend_schema(
+        responses=inline_serializer("PortalLinks", {"results": PortalLinkSerializer(many=True)})
+    )
+    def get(self, request, external_id: str):
+        customer = customer_get(external_id=external_id)
+        links = customer.portal_links.order_by("-created_at", "-id")
+        return Response({"results": PortalLinkSerializer(links, many=True).data})
+
+    @extend_schema(
+        summary="Issue a portal link (read-only, or managing the customer's limits)",
+        description="400 naming the field: a manage link without its holder, a holder "
+        "over 100 characters, days outside 1 to 90.",
+        request=PortalLinkCreateSerializer,
+        responses={201: PORTAL_LINK_CREATED},
+    )
+    def post(self, request, external_id: str):
+        customer = customer_get(external_id=external_id)
+        data = request_data(PortalLinkCreateSerializer, request)
+        link, token = portal_link_create(
+            customer=customer,
+            manage=data["manage"],
+            holder=data["holder"],
+            expires_in_days=data["expires_in_days"],
+            created_by=f"API key {request.user.key.name}",
+            now=datetime.now(UTC),
+        )
+        return Response(
+            {
+                "id": link.pk,
+                "url": request.build_absolute_uri(reverse("portal", args=[token])),
+                "manage": link.manage,
+                "holder": link.holder,
+                "expires_at": _moment(link.expires_at),
+                "created_at": _moment(link.created_at),
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class PortalLinkDetailApi(APIView):
+    @extend_schema(summary="Revoke a portal link", request=None, responses={204: None})
+    def delete(self, request, external_id: str, link_id: int):
+        customer = customer_get(external_id=external_id)
+        link = get_object_or_404(PortalLink, pk=link_id, customer=customer)
+        portal_link_revoke(link=link, now=datetime.now(UTC))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class BillingEntityCreateSerializer(serializers.Serializer):

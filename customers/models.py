@@ -577,3 +577,49 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class PortalLink(models.Model):
+    """A portal link the merchant issued and can revoke (customers.portal_links):
+    its signed token carries the row's id, and opens the portal only while the
+    row is neither revoked nor expired. A `manage` link may change the limits the
+    customer sets (customers.limits) in the portal, recorded under its holder's
+    name as the merchant gave it; any other reads only."""
+
+    HOLDER_MAX_LENGTH = 100
+
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.CASCADE,
+        related_name="portal_links",
+        verbose_name=_("customer"),
+    )
+    holder = models.CharField(
+        max_length=HOLDER_MAX_LENGTH,
+        blank=True,
+        help_text=_("Who the link is for, as its changes are signed: “Jane (CTO)”."),
+        verbose_name=_("holder"),
+    )
+    manage = models.BooleanField(
+        default=False,
+        help_text=_("Whether the link may change the limits the customer sets."),
+        verbose_name=_("may manage limits"),
+    )
+    created_at = models.DateTimeField(verbose_name=_("created at"))
+    expires_at = models.DateTimeField(verbose_name=_("expires at"))
+    revoked_at = models.DateTimeField(null=True, blank=True, verbose_name=_("revoked at"))
+    # The API key's name or the admin user that issued it.
+    created_by = models.CharField(max_length=255, blank=True, verbose_name=_("created by"))
+
+    class Meta:
+        verbose_name = _("portal link")
+        verbose_name_plural = _("portal links")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["customer", "-created_at"], name="portal_link_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} #{self.pk} {self.holder}"
+
+    def works_at(self, now) -> bool:
+        """Whether the link opens the portal at `now`: not revoked, not expired."""
+        return self.revoked_at is None and now < self.expires_at

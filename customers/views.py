@@ -6,25 +6,30 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.http import require_GET
 
 from billing.core import customer_text
 from billing.core.customer_text import LANGUAGES, CustomerText
+from billing.core.errors import InvalidRequest
 from billing.rating.discounts import running_discount
 from billing.usage.alerts import alert_thresholds
 from customers import models as standings
-from customers.models import Customer
+from customers.limits import limits_set
+from customers.limits_form import LimitsForms
+from customers.models import Customer, CustomerLimitChange
 from customers.portal import (
     PortalTokenExpired,
     PortalTokenInvalid,
-    portal_customer_id,
     portal_overview,
 )
 from customers.portal_chart import chart_context
+from customers.portal_limits import limits_section, meter_choices
+from customers.portal_links import PortalAccess, PortalLinkRevoked, portal_access
 from invoices.credit_balance import credit_balance
 from invoices.models import CreditNote, Invoice
 from invoices.pay_links import pay_path
@@ -46,8 +51,10 @@ HEADERS = {
 
 
 class _Denied(Exception):
-    def __init__(self, status: int):
+    def __init__(self, status: int, reason: str = "", customer: Customer | None = None):
         self.status = status
+        self.reason = reason
+        self.customer = customer
 
 
 # What each invoice is for, as the portal's invoice list says it.
@@ -110,25 +117,38 @@ def _switch(current: str) -> list[dict]:
     ]
 
 
-def _customer(token: str) -> Customer:
+def _opened(token: str) -> tuple[Customer, PortalAccess]:
+    """The customer a token opens, and how (a session, or a stored link that may
+    manage the limits). A revoked link is refused as an expired one (410)."""
     try:
-        customer_id = portal_customer_id(token=token, now=datetime.now(UTC))
+        access = portal_access(token=token, now=datetime.now(UTC))
     except PortalTokenExpired as exc:
         raise _Denied(410) from exc
+    except PortalLinkRevoked as exc:
+        customer = Customer.objects.filter(pk=exc.customer_id).first()
+        raise _Denied(410, "revoked", customer) from exc
     except PortalTokenInvalid as exc:
         raise _Denied(403) from exc
-    customer = Customer.objects.filter(pk=customer_id).first()
+    customer = Customer.objects.filter(pk=access.customer_id).first()
     if customer is None:
         raise _Denied(403)
-    return customer
+    return customer, access
 
 
-def _denied(request, status: int, customer: Customer | None = None) -> HttpResponse:
+def _customer(token: str) -> Customer:
+    return _opened(token)[0]
+
+
+def _denied(
+    request, status: int, customer: Customer | None = None, reason: str = ""
+) -> HttpResponse:
     """The refusal, in the reader's chosen language, else the customer's (a
     document not found), else English (a link that opens no customer)."""
     locale = _chosen_language(request) or (customer.locale if customer else None)
     with customer_text.speaking(locale):
-        response = render(request, "portal/denied.html", {"status": status}, status=status)
+        response = render(
+            request, "portal/denied.html", {"status": status, "reason": reason}, status=status
+        )
     for name, value in HEADERS.items():
         response[name] = value
     return response
@@ -156,24 +176,84 @@ def _feature_value(value) -> str | None:
     return value_text(value)
 
 
+def _writer(request, customer: Customer) -> CustomerText:
+    """The page's writer: its numbers, dates and words in the language read (the
+    customer's, or the one chosen), the customer's zone."""
+    write = CustomerText.of_customer(customer)
+    return replace(write, locale=_chosen_language(request) or write.locale)
+
+
+def _page(request, customer, access, *, token, write, now, forms=None, status=200):
+    with write.speaking():
+        context = _portal_context(customer, token=token, write=write, now=now)
+        context["limits"] = limits_section(
+            customer, write=write, now=now, manage=access.manage, forms=forms
+        )
+        context["limits_saved"] = request.GET.get("saved") if status == 200 else None
+        response = render(request, "portal/portal.html", context, status=status)
+    for name, value in HEADERS.items():
+        response[name] = value
+    if access.manage:
+        # The limits form posts back here: a browser sends "Origin: null" under
+        # no-referrer, which CSRF refuses. The token still never leaves the site.
+        response["Referrer-Policy"] = "same-origin"
+    return response
+
+
 @require_GET
 def portal_page(request, token: str):
     try:
-        customer = _customer(token)
+        customer, access = _opened(token)
     except _Denied as denied:
-        return _denied(request, denied.status)
-    now = datetime.now(UTC)
-    # Its numbers, dates and words in the language read (the customer's, or the
-    # one chosen), the customer's zone; an invoice's in the zone it was issued in.
-    write = CustomerText.of_customer(customer)
-    language = _chosen_language(request) or write.locale
-    write = replace(write, locale=language)
-    with write.speaking():
-        context = _portal_context(customer, token=token, write=write, now=now)
-        response = render(request, "portal/portal.html", context)
-    for name, value in HEADERS.items():
-        response[name] = value
+        return _denied(request, denied.status, denied.customer, reason=denied.reason)
+    write = _writer(request, customer)
+    response = _page(request, customer, access, token=token, write=write, now=datetime.now(UTC))
     return _remember_language(request, response)
+
+
+def portal_limits_save(request, token: str):
+    """The limits form of a manage link: saved through limits_set under the
+    link's holder's name, then back to the page ("saved"); refused, the page
+    again with the errors on their fields, nothing changed. A read-only link
+    (a session, or a link without `manage`) is refused (403), nothing changed.
+    The link is read first: a bad one answers as on the page, whatever the method."""
+    try:
+        customer, access = _opened(token)
+    except _Denied as denied:
+        return _denied(request, denied.status, denied.customer, reason=denied.reason)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    if not access.manage:
+        return _denied(request, 403, customer, reason="read_only")
+    now = datetime.now(UTC)
+    write = _writer(request, customer)
+    with write.speaking():
+        forms = LimitsForms(
+            request.POST,
+            stored=customer.limits or {},
+            currency=customer.currency,
+            meters=meter_choices(customer),
+            language=write.locale,
+        )
+        change = None
+        if forms.is_valid():
+            try:
+                change = limits_set(
+                    customer=customer,
+                    document=forms.document(),
+                    by=access.holder,
+                    via=CustomerLimitChange.VIA_PORTAL,
+                    now=now,
+                )
+            except InvalidRequest as refusal:
+                forms.refused(refusal)
+        if not forms.errors_any:
+            saved = "1" if change is not None else "0"
+            url = reverse("portal", args=[token]) + f"?saved={saved}#limits"
+            return HttpResponseRedirect(url)
+    return _page(
+        request, customer, access, token=token, write=write, now=now, forms=forms, status=400
+    )
 
 
 def _expiring_credits(wallet, *, write: CustomerText, now) -> list[str]:
@@ -432,7 +512,7 @@ def _portal_download(request, token: str, documents, respond):
     try:
         customer = _customer(token)
     except _Denied as denied:
-        return _denied(request, denied.status)
+        return _denied(request, denied.status, denied.customer, reason=denied.reason)
     document = documents(customer)
     if document is None:
         return _denied(request, 404, customer)

@@ -2,7 +2,8 @@
 convention of the language they chose (their admin language, config.user_language):
 
 - English: a decimal point, commas between thousands: "1,234.50", "1.50".
-- French and German: a decimal comma, points between thousands: "1.234,50", "1,50".
+- French, German and Spanish: a decimal comma, points between thousands:
+  "1.234,50", "1,50" (Japanese writes as English does).
 - Every language: spaces between thousands, the no-break and narrow no-break
   spaces too ("1 234,50" as French writes it).
 
@@ -34,7 +35,12 @@ from billing.core.money import DecimalRefused, is_known_currency
 
 # The marks of each language's convention: (decimal mark, thousands mark).
 POINT, COMMA = ".", ","
-CONVENTIONS = {"en": (POINT, COMMA), "fr": (COMMA, POINT), "de": (COMMA, POINT)}
+CONVENTIONS = {
+    "en": (POINT, COMMA),
+    "fr": (COMMA, POINT),
+    "de": (COMMA, POINT),
+    "es": (COMMA, POINT),
+}
 # Spaces separate thousands in every convention; French writes a narrow no-break space.
 SPACES = "\N{SPACE}\N{NO-BREAK SPACE}\N{NARROW NO-BREAK SPACE}\N{THIN SPACE}"
 _SPACES = re.compile(f"[{SPACES}]")

@@ -39,6 +39,11 @@ from billing.usage.summary import period_usage
 from customers import services
 from customers.admin.customer_form import ADDRESS_FIELDS, CustomerForm
 from customers.admin.customer_list import SPEND_LIMIT_MODE_WORDS, breakable_after
+from customers.admin.portal_links import (
+    portal_link_issue_view,
+    portal_link_revoke_view,
+    portal_link_rows,
+)
 from customers.billing_entities import vat_number_waited_for
 from customers.models import CUSTOMER_DETAILS, Customer
 from customers.portal import portal_session_create
@@ -365,6 +370,8 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
             context["billing"] = customer_billing(
                 customer=obj, user=request.user, now=timezone.now()
             )
+            context["portal_links"] = portal_link_rows(obj, now=timezone.now())
+            context["may_revoke_links"] = self.has_change_permission(request, obj)
         context["zone"] = zone_name()
         return super().render_change_form(request, context, add, change, form_url, obj)
 
@@ -374,7 +381,21 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
             self.admin_site.admin_view(self.portal_link_view),
             name="customers_customer_portal_link",
         )
-        return [portal_link, *super().get_urls()]
+        issue = path(
+            "<path:object_id>/portal-link/issue/",
+            self.admin_site.admin_view(
+                lambda r, object_id: portal_link_issue_view(self, r, object_id)
+            ),
+            name="customers_customer_portal_link_issue",
+        )
+        revoke = path(
+            "<path:object_id>/portal-link/<int:link_id>/revoke/",
+            self.admin_site.admin_view(
+                lambda r, object_id, link_id: portal_link_revoke_view(self, r, object_id, link_id)
+            ),
+            name="customers_customer_portal_link_revoke",
+        )
+        return [issue, revoke, portal_link, *super().get_urls()]
 
     def portal_link_view(self, request, object_id):
         """A fresh signed link to the customer's portal, shown to copy and hand on

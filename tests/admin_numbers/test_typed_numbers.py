@@ -53,6 +53,10 @@ READ = [
     ("de", "\N{MINUS SIGN}2,5", D("-2.5")),
     ("de", "0,0000025", D("0.0000025")),
     ("de-AT", "1,50", D("1.50")),
+    # Spanish as a Spanish customer types it in the portal (customers.limits_form)
+    ("es", "1.234,50", D("1234.50")),
+    ("es", "1 234,50", D("1234.50")),
+    ("es", "1,5", D("1.5")),
     ("ja", "1,234.50", D("1234.50")),  # any other language: English's convention
 ]
 
