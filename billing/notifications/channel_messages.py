@@ -14,12 +14,12 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from urllib.parse import urlsplit
 
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
 from billing.core.customer_text import CustomerText
+from customers.limits_text import change_words
 
 STOP = "stop"
 # The context of the short words of limits, which other pages may say otherwise.
@@ -232,12 +232,14 @@ def limit_change_email(
     changed_at: datetime,
     before: dict,
     after: dict,
+    names: dict,
     url: str,
 ) -> tuple[str, str]:
     """The subject and text of the e-mail that tells the billing contact who
-    changed its limits, when, through what, and each limit from what to what
-    ("Budget: 300.00 USD (stop) → 1 234,50 USD (stop)"). Webhook URLs are never
-    written (they are secrets): a channel reads as its kind and name or host."""
+    changed its limits, when, through what, and what changed, in the words the
+    portal's history uses (customers.limits_text.change_words: "Budget changed
+    from 300.00 USD to 1 234,50 USD"; `names` the meters' names by code). Webhook
+    URLs are never written (they are secrets)."""
     with write.speaking():
         through = {
             "portal": _("in the portal"),
@@ -250,66 +252,10 @@ def limit_change_email(
             "via": through,
             "moment": write.day_time(changed_at),
         }
-        labels = {
-            "budget": pgettext(LIMITS, "Budget"),
-            "caps": pgettext(LIMITS, "Caps"),
-            "alert_thresholds": pgettext(LIMITS, "Alert thresholds"),
-            "channels": pgettext(LIMITS, "Alert channels"),
-        }
-        lines = []
-        for key, label in labels.items():
-            was, now = before.get(key), after.get(key)
-            if (was or None) == (now or None):
-                continue
-            was_text = _limit_text(key, was, write, currency)
-            now_text = _limit_text(key, now, write, currency)
-            lines.append("- " + _labelled(label, f"{was_text} {ARROW} {now_text}"))
+        words = change_words(before, after, write=write, currency=currency, names=names)
+        lines = [f"- {sentence}" for sentence in words]
         text = f"{opening}\n\n" + "\n".join(lines)
         if url:
             text += "\n\n" + _("See your limits and what was spent: %(url)s") % {"url": url}
         subject = _("Your usage limits were changed")
         return subject, f"{_('Hello,')}\n\n{text}\n"
-
-
-def _limit_text(key: str, value, write: CustomerText, currency: str) -> str:
-    """One limit of a stored document (customers.limits_normalized's shape) in words."""
-    if not value:
-        return _("none")
-    if key == "budget":
-        action = (
-            pgettext(LIMITS, "stop")
-            if value.get("action", STOP) == STOP
-            else pgettext(LIMITS, "alert")
-        )
-        return f"{write.money_text(Decimal(value['amount']), currency)} ({action})"
-    if key == "caps":
-        return "; ".join(_cap_text(cap, write, currency) for cap in value)
-    if key == "alert_thresholds":
-        return ", ".join(write.percent(Decimal(t)) for t in value)
-    return ", ".join(_channel_text(channel) for channel in value)
-
-
-def _cap_text(cap: dict, write: CustomerText, currency: str) -> str:
-    if "amount" in cap:
-        limit = write.money_text(Decimal(cap["amount"]), currency)
-    else:
-        limit = _("%(quantity)s units") % {"quantity": write.quantity(Decimal(cap["quantity"]))}
-    when = ", ".join(f"{name} = {value}" for name, value in (cap.get("when") or {}).items())
-    if when:
-        return _("%(meter)s where %(values)s: %(limit)s") % {
-            "meter": cap["meter"],
-            "values": when,
-            "limit": limit,
-        }
-    return f"{cap['meter']}: {limit}"
-
-
-KIND_NAMES = {"slack": "Slack", "teams": "Microsoft Teams", "discord": "Discord"}
-
-
-def _channel_text(channel: dict) -> str:
-    if channel.get("kind") == "email":
-        return _("e-mail to %(address)s") % {"address": channel.get("to", "")}
-    name = channel.get("name") or urlsplit(channel.get("url", "")).hostname or ""
-    kind = KIND_NAMES.get(channel.get("kind"), channel.get("kind", ""))
-    return f"{kind} ({name})" if name else kind

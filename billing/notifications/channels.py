@@ -37,6 +37,7 @@ from customers.billing_entities import customer_billing_entity, seller_from_emai
 from customers.limits import EMAIL, limits_of
 from customers.models import CustomerLimitChange
 from customers.portal_links import portal_email_url
+from plans.models import Meter
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ def limit_change_message_create(*, change: CustomerLimitChange, now: datetime) -
         changed_at=change.changed_at,
         before=change.before or {},
         after=change.after or {},
+        names=dict(Meter.objects.values_list("code", "name")),
         url=portal_email_url(customer=customer, now=now),
     )
     with transaction.atomic():

@@ -741,11 +741,12 @@ def test_a_change_of_the_limits_is_emailed_to_the_billing_contact_once(
         "Hello,\n\n"
         "Jane (CTO) changed the usage limits of Acme Inc in the portal on 1 Nov 2026, "
         "01:00 UTC:\n\n"
-        f"- Budget: none \u2192 300.00{NBSP}USD (stop)\n"
-        f"- Caps: none \u2192 llm_tokens where model = o3: 50.00{NBSP}USD\n"
-        "- Alert thresholds: none \u2192 50%, 80%\n"
-        "- Alert channels: none \u2192 Slack (#ops), Microsoft Teams (127.0.0.1), "
-        "e-mail to ops@acme.test\n\n"
+        f"- Budget set to 300.00{NBSP}USD (usage refused beyond it)\n"
+        f"- Cap added on LLM tokens, model o3: 50.00{NBSP}USD\n"
+        "- Alert thresholds set to 50%, 80%\n"
+        "- Alerts now also sent to Slack (#ops)\n"
+        "- Alerts now also sent to Microsoft Teams (127.0.0.1)\n"
+        "- Alerts now also sent to ops@acme.test\n\n"
         f"See your limits and what was spent: {portal_link(acme, SET_AT)}\n"
     )
 
@@ -758,7 +759,8 @@ def test_a_change_of_the_limits_is_emailed_to_the_billing_contact_once(
         "Hello,\n\n"
         "API key ops changed the usage limits of Acme Inc through the API on 10 Nov 2026, "
         "12:00 UTC:\n\n"
-        f"- Budget: 300.00{NBSP}USD (stop) \u2192 250.00{NBSP}USD (alert)\n\n"
+        f"- Budget changed from 300.00{NBSP}USD to 250.00{NBSP}USD\n"
+        "- When the budget is reached: usage refused beyond it, now alert only\n\n"
         f"See your limits and what was spent: {portal_link(acme, NOV_10)}\n"
     )
     assert sweep(NOV_10 + timedelta(hours=1), capture) == 0
@@ -796,8 +798,8 @@ def test_a_french_customer_reads_the_change_in_french(
         "Bonjour,\n\n"
         "support@seller.test a modifié les limites de consommation de Acme Inc dans "
         "l'administration le 10 nov. 2026, 12:00 UTC :\n\n"
-        f"- Budget : 300,00{NBSP}USD (blocage) \u2192 1{NBSP}234,50{NBSP}USD (blocage)\n"
-        f"- Seuils d'alerte : aucun \u2192 80{NBSP}%\n\n"
+        f"- Budget modifié de 300,00{NBSP}USD à 1{NBSP}234,50{NBSP}USD\n"
+        f"- Seuils d\u2019alerte fixés à 80{NBSP}%\n\n"
         f"Voir vos limites et ce qui a été dépensé : {portal_link(customer, NOV_10)}\n"
     )
 
