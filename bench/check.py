@@ -29,6 +29,24 @@ features), with the feature each one's feature check asks for:
   card_credits  the same card as credits (credits per 1,000 tokens a row); the
             check carries the same properties; sso
 
+And customers with limits they set themselves (issue 78, customers.limits, set as
+through the API), each the twin of a case above with limits added, measured after
+those (their rows come after the "all" row, which stays the cases above, as before):
+  limits    spend's shape (ai_assistant, spend limit 1,000,000.00) with a stop
+            budget of 500,000.00 (below the spend limit, far above the spend:
+            checks are allowed); priority_support
+  card_limits  card_balance's shape (the same plan, money topped up, the same
+            properties) with a stop budget of 1,000,000.00, an amount cap of
+            100,000.00 on card_tokens {"model": "model-07"} (the row checked) and a
+            quantity cap of 10^12 tokens on {"model": "model-08"}; sso
+  card_spend  card_balance's shape with a spend limit of 1,000,000.00 and no limits
+            of its own: its checks build the period's spend on the card as
+            card_limits' do (card_balance's build none), so that what the limits
+            add beyond that shows; measured before the limits cases
+At the end, each limits case beside its twin (and card_limits beside card_spend too):
+p99 against the target, and CPU per request against theirs (issue 78 asks for within
+10% of the twin's).
+
 Each row also gives the server's CPU per request (its processes', from /proc), the
 figure to compare on a machine that other work shares.
 
@@ -98,12 +116,44 @@ CASES = {
 CARDS = {"card_balance": ("balance", "graduated"), "card_credits": ("credits", "credits")}
 # What their meter checks ask about: one row of the card (output tokens of one model).
 CARD_PROPERTIES = {"model": "model-07", "token_type": "output"}
+# card_balance's customer with a spend limit (no limits of its own): what building
+# the period's spend on the card costs, beside card_limits (which builds it too).
+SPEND_CARD = {"card_spend": "card_balance"}
+# Customers with limits they set themselves (issue 78): name -> (the case above it is
+# the twin of, its limits as set through the API: customers.limits.limits_set).
+LIMIT_CASES = {
+    "limits": ("spend", {"budget": {"amount": "500000.00", "action": "stop"}}),
+    "card_limits": (
+        "card_balance",
+        {
+            "budget": {"amount": "1000000.00", "action": "stop"},
+            "caps": [
+                {"meter": RATED_METER, "when": {"model": "model-07"}, "amount": "100000.00"},
+                {"meter": RATED_METER, "when": {"model": "model-08"}, "quantity": "1000000000000"},
+            ],
+        },
+    ),
+}
+# Every customer loaded: the cases, then card_spend and the limits cases.
+NAMES = (*CASES, *SPEND_CARD, *LIMIT_CASES)
+# The customers with a spend limit (1,000,000.00).
+SPEND_LIMITED = ("spend", "card_spend", "limits")
+# What each limits case's CPU is compared with: its twin (issue 78), and for
+# card_limits also card_spend (the same statement built, without the limits).
+COMPARED = {"limits": ("spend",), "card_limits": ("card_balance", "card_spend")}
 # What is measured: kind -> its title in the output.
 KINDS = {
     "meter": "meter check",
     "feature": "feature check",
     "entitlements": "entitlements",
 }
+
+
+def shape(name: str) -> str:
+    """The case whose customer this one is made as (itself, or the twin it is made as)."""
+    if name in SPEND_CARD:
+        return SPEND_CARD[name]
+    return LIMIT_CASES[name][0] if name in LIMIT_CASES else name
 
 
 def load(events_per_customer: int) -> str:
@@ -113,6 +163,7 @@ def load(events_per_customer: int) -> str:
     from billing.subscriptions.lifecycle import subscription_create
     from billing.usage.ingestion import events_ingest
     from customers.api_keys import api_key_create
+    from customers.limits import limits_set
     from customers.services import customer_create
     from plans.models import CreditPack, Plan
     from wallets.ledger import credits_grant
@@ -128,26 +179,32 @@ def load(events_per_customer: int) -> str:
     if now - start < timedelta(hours=2):
         start -= timedelta(days=1)  # enough room before now for the events
     rng = random.Random(7)
-    for name, (plan, _, event_name, properties, _) in CASES.items():
+    for name in NAMES:
+        kind = shape(name)
+        plan, _, event_name, properties, _ = CASES[kind]
         customer = customer_create(
             external_id=f"bench_{name}",
             name=name,
             currency="USD",
-            spend_limit=Decimal("1000000") if name == "spend" else None,
+            spend_limit=Decimal("1000000") if name in SPEND_LIMITED else None,
         )
-        subscribed = start + timedelta(minutes=30) if name == "mid_hour" else start
+        if name in LIMIT_CASES:
+            limits_set(
+                customer=customer, document=LIMIT_CASES[name][1], by="bench", via="api", now=now
+            )
+        subscribed = start + timedelta(minutes=30) if kind == "mid_hour" else start
         subscription_create(customer=customer, plan=Plan.objects.get(code=plan), start=subscribed)
-        if name == "credits":
+        if kind == "credits":
             for _ in range(events_per_customer // 100 + 2):
                 credit_pack_purchase(
                     customer=customer, pack=CreditPack.objects.get(code="runs_100"), now=now
                 )
-        if name in ("balance", "card_balance"):
+        if kind in ("balance", "card_balance"):
             money_top_up(customer=customer, amount=Decimal("10000000.00"), currency="USD", now=now)
-        if name == "card_credits":
+        if kind == "card_credits":
             credits_grant(customer=customer, credits=Decimal(10**9), now=now)
         # Hard caps stay under their cap so that every check reads the counter.
-        count = 400 if name == "hard_cap" else events_per_customer
+        count = 400 if kind == "hard_cap" else events_per_customer
         span = (now - subscribed).total_seconds() - 60
         events = [
             {
@@ -184,11 +241,11 @@ def load(events_per_customer: int) -> str:
 
 def request_of(kind: str, name: str) -> tuple[str, str, str | None]:
     """The method, path and body of one request of this kind to this customer."""
-    _, meter, _, _, feature = CASES[name]
+    _, meter, _, _, feature = CASES[shape(name)]
     customer = f"/api/v1/customers/bench_{name}"
     if kind == "meter":
         body = {"meter": meter, "quantity": "1"}
-        if name in CARDS:
+        if shape(name) in CARDS:
             body["properties"] = CARD_PROPERTIES
         return "POST", f"{customer}/check", json.dumps(body)
     if kind == "feature":
@@ -259,7 +316,7 @@ def main():
     t0 = time.perf_counter()
     key = load(args.events_per_customer)
     print(
-        f"loaded {len(CASES)} customers, {args.events_per_customer:,} events each "
+        f"loaded {len(NAMES)} customers, {args.events_per_customer:,} events each "
         f"in the current period ({time.perf_counter() - t0:.1f} s)"
     )
     server = Server(
@@ -274,6 +331,8 @@ def main():
     # The meter checks with properties on the rate cards, on their own too.
     carded: list[float] = []
     carded_cpu = 0.0
+    # (kind, customer) -> its latencies and the server's CPU seconds per request.
+    cases: dict[tuple[str, str], tuple[list[float], float]] = {}
     try:
         print(
             server.describe() + f"; {args.requests:,} sequential requests "
@@ -287,13 +346,15 @@ def main():
             )
             every[kind] = []
             spent = 0.0
-            for name in CASES:
+            for name in NAMES:
                 measure(key, kind, name, 50, port=args.port)  # warm the workers' caches
                 before = cpu_seconds(server.pids())
                 latencies, answer = measure(key, kind, name, args.requests, port=args.port)
                 used = cpu_seconds(server.pids()) - before
-                spent += used
-                every[kind] += latencies
+                cases[kind, name] = (latencies, used / len(latencies))
+                if name in CASES:
+                    spent += used
+                    every[kind] += latencies
                 if kind == "meter" and name in CARDS:
                     carded += latencies
                     carded_cpu += used
@@ -301,8 +362,10 @@ def main():
                     f"{row(name, latencies)} {used / len(latencies) * 1000:>7.2f}  "
                     f"{answer_text(kind, answer)}"
                 )
-            cpu[kind] = spent / len(every[kind])
-            print(f"{row('all', every[kind])} {cpu[kind] * 1000:>7.2f}")
+                if name == list(CASES)[-1]:
+                    # "all": the cases as before issue 78, so that it compares.
+                    cpu[kind] = spent / len(every[kind])
+                    print(f"{row('all', every[kind])} {cpu[kind] * 1000:>7.2f}")
     finally:
         server.stop()
     summary(every, cpu)
@@ -315,6 +378,32 @@ def main():
         f"{carded_cpu / len(carded) * 1000:>7.2f}  {met.replace('target ', 'p99 ')} "
         f"(meter check with properties, {', '.join(CARDS)})"
     )
+    limits_summary(cases)
+
+
+def limits_summary(cases: dict[tuple[str, str], tuple[list[float], float]]) -> None:
+    """Each limits case beside what it is compared with (COMPARED): p99 against the
+    target, CPU per request against theirs (issue 78: within 10% of its twin's)."""
+    print(
+        f"\n{'customer limits':<26} {'p99 ms':>8} {'CPU ms':>7}  {'vs':<12} {'p99 ms':>8} "
+        f"{'CPU ms':>7} {'CPU':>7}  target"
+    )
+    for kind, title in KINDS.items():
+        for name, twins in COMPARED.items():
+            latencies, cpu = cases[kind, name]
+            p99 = figures(latencies)[2]
+            met = record(
+                f"{title} {name} p99", p99, "ms", target=TARGET_P99_MS, higher=False
+            ).replace("target ", "p99 ")
+            for twin in twins:
+                twin_latencies, twin_cpu = cases[kind, twin]
+                ratio = cpu / twin_cpu - 1 if twin_cpu else float("nan")
+                within = "within" if ratio <= 0.10 else "more than"
+                print(
+                    f"{title + ' ' + name:<26} {p99:>8.2f} {cpu * 1000:>7.2f}  {twin:<12} "
+                    f"{figures(twin_latencies)[2]:>8.2f} {twin_cpu * 1000:>7.2f} {ratio:>+7.1%}  "
+                    f"{met}; CPU {within} 10% of {twin}'s"
+                )
 
 
 def summary(every: dict[str, list[float]], cpu: dict[str, float]) -> None:

@@ -21,7 +21,6 @@ from billing.usage.customer_limits import (
     LimitSpent,
     applicable_caps,
     limit_refused,
-    meter_combinations,
 )
 from billing.usage.live import (  # noqa: F401 (read through this module by the API)
     AUTO_TOP_UP,
@@ -224,7 +223,7 @@ def usage_check(
     properties = properties or {}
     # The limits the customer set itself that count this use (customers.limits).
     limits = limits_of(customer)
-    caps = applicable_caps(limits, meter_code, properties) if limits.caps else []
+    caps = applicable_caps(limits, meter_code, properties, meter=meter) if limits.caps else []
     spends = (
         customer.spend_limit is not None
         or limits.stops
@@ -243,6 +242,15 @@ def usage_check(
         quantities = usage_quantities(
             customer_id=customer.pk, meters=list(meters.values()), start=start, end=end
         )
+    # The combinations the spend's rate cards price and the caps with a `when`
+    # count, read once for the row's usage, the spend and the caps.
+    rated = {c.meter for c in spec.charges if c.rated} if spends else set()
+    capped = {cap.meter for cap in caps if cap.when}
+    grouped = [m for m in meters.values() if m.group_by and m.code in rated | capped]
+    combinations = {}
+    if grouped:
+        found = usage_combinations(customer_id=customer.pk, meters=grouped, start=start, end=end)
+        combinations = {m.code: found[m.id] for m in grouped}
     charge, used = priced_row(
         charge,
         meter,
@@ -250,6 +258,7 @@ def usage_check(
         used=None if quantities is None else exact_quantity(quantities[meter.id]),
         customer_id=customer.pk,
         span=(start, end),
+        combinations=combinations.get(meter.code),
     )
     with localcontext(prec=EXACT_PRECISION):
         result, uncovered_units = charge_standing(
@@ -274,6 +283,7 @@ def usage_check(
                 start=start,
                 end=end,
                 quantities=by_code,
+                combinations={c: of_meter for c, of_meter in combinations.items() if c in rated},
                 **adding,
             )
 
@@ -312,9 +322,7 @@ def usage_check(
             quantities=by_code,
             after=after,
             before=spend_of,
-            combinations=meter_combinations(
-                customer_id=customer.pk, caps=caps, start=start, end=end
-            ),
+            combinations={c: of_meter for c, of_meter in combinations.items() if c in capped},
             adding=(meter_code, event_group_values(meter, properties)),
         )
     if refused is None:
@@ -330,17 +338,30 @@ def usage_check(
 
 
 def priced_row(
-    charge, meter, properties: dict, *, used: Decimal | None, customer_id: int, span
+    charge,
+    meter,
+    properties: dict,
+    *,
+    used: Decimal | None,
+    customer_id: int,
+    span,
+    combinations: dict | None = None,
 ) -> tuple[object, Decimal]:
     """A rate-card charge as the row of these properties prices it (its default
     row without them: rate_cards.row_charge), with the usage that row's tiers
     count (that row's alone); any other charge as it is, with `used` (the meter's
-    usage so far; None only where the row counts its own: _row_counts_its_own)."""
+    usage so far; None only where the row counts its own: _row_counts_its_own).
+    `combinations`: the meter's usage_combinations in the span, when read already
+    (the row's usage is then counted from them, not read)."""
     if not charge.rated:
         return charge, used
-    row = row_charge(charge, event_group_values(meter, properties))
+    values = event_group_values(meter, properties)
+    row = row_charge(charge, values)
     if _tiered(row):
-        used = row_used(charge, meter, properties, customer_id=customer_id, span=span)
+        if combinations is not None:
+            used = row_quantity(charge.rates, combinations, values)
+        else:
+            used = row_used(charge, meter, properties, customer_id=customer_id, span=span)
     return row, used
 
 

@@ -18,7 +18,7 @@ from billing.core.vocabulary import LineKind
 from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION
 from billing.usage.breakdowns import usage_combinations
-from billing.usage.metering import event_group_values, meter_cache
+from billing.usage.metering import MeterDef, event_group_values, meter_cache
 from billing.usage.priced import Spend, spend_statement
 from billing.usage.reads import period_now, usage_quantities
 from customers.limits import Cap, Limits, limits_of
@@ -53,12 +53,16 @@ class LimitSpent:
         return self.spent * 100 / self.limit if self.limit else ZERO
 
 
-def applicable_caps(limits: Limits, meter_code: str, properties: dict) -> list[Cap]:
-    """The caps that count usage of this meter with these event properties."""
+def applicable_caps(
+    limits: Limits, meter_code: str, properties: dict, *, meter: MeterDef | None = None
+) -> list[Cap]:
+    """The caps that count usage of this meter with these event properties;
+    `meter` its definition when read already."""
     caps = [cap for cap in limits.caps if cap.meter == meter_code]
     if not caps:
         return []
-    meter = meter_cache.by_code(meter_code)
+    if meter is None:
+        meter = meter_cache.by_code(meter_code)
     values = event_group_values(meter, properties) if meter is not None else {}
     return [cap for cap in caps if cap.matches(values)]
 

@@ -63,8 +63,9 @@ class Spend:
     drawn: Decimal
     combinations: dict
 
-    @property
+    @cached_property
     def total(self) -> Decimal:
+        # Kept: a check compares it with the spend limit and the budget.
         return self.statement.total + self.drawn
 
 
@@ -82,6 +83,7 @@ def spend_statement(
     adding_uncovered: Decimal = ZERO,
     quantities: dict[str, Decimal] | None = None,
     properties: dict | None = None,
+    combinations: dict | None = None,
 ) -> Spend:
     """What the customer spends in [start, end) of its period: fixed fees, priced
     usage with any minimum commitment true-up (as the close would rate it), the
@@ -89,8 +91,9 @@ def spend_statement(
     for that the close bills. With `adding` (meter, quantity): as if that much
     more were used now, with these event `properties` (a rate card's row),
     `adding_uncovered` units of it beyond what a credit wallet that bills when
-    exhausted can pay. `quantities` (meter code -> quantity in the range) when
-    the caller has read them already. The statement's lines say what each meter
+    exhausted can pay. `quantities` (meter code -> quantity in the range) and
+    `combinations` (the rate cards', as usage_combinations_by_meter reads them)
+    when the caller has read them already. The statement's lines say what each meter
     (and each rate-card row) adds (billing.usage.customer_limits reads caps off them)."""
     version = subscription_spec(subscription)
     if quantities is None:
@@ -106,9 +109,12 @@ def spend_statement(
     uncovered = uncovered_usage(
         customer_id=subscription.customer_id, spec=version, start=start, end=end
     )
-    combinations = usage_combinations_by_meter(
-        customer_id=subscription.customer_id, spec=version, start=start, end=end
-    )
+    if combinations is None:
+        combinations = usage_combinations_by_meter(
+            customer_id=subscription.customer_id, spec=version, start=start, end=end
+        )
+    else:
+        combinations = dict(combinations)
     if adding is not None:
         meter, extra = adding
         used = quantities.get(meter, ZERO)
@@ -116,7 +122,8 @@ def spend_statement(
         charge = next((c for c in version.charges if c.meter == meter), None)
         if charge is not None and charge.rated:
             # A rate card: the row of the event's values, its tiers counting its usage.
-            values = event_group_values(meter_cache.by_code(meter), properties or {})
+            # A meter a published version charges is frozen: the cached definition is it.
+            values = event_group_values(meter_cache.by_code_frozen(meter), properties or {})
             of_meter = combinations.get(meter, {})
             used = row_quantity(charge.rates, of_meter, values)
             key = tuple(values.items())
