@@ -23,6 +23,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from billing.core import customer_text
 from billing.core.email_addresses import validate_email_address
 from billing.core.errors import InvalidRequest
 from billing.core.money import (
@@ -186,11 +187,11 @@ def _budget(value, errors: _Errors, customer: Customer) -> dict | None:
     if amount is None:
         return None
     if customer.spend_limit is not None and Decimal(amount) > customer.spend_limit:
-        limit = format_money(customer.spend_limit, customer.currency)
+        # In the reader's convention (the portal's "500,00 USD" in French).
         errors.add(
             "budget.amount",
-            _("must be at most the spend limit your provider set, {limit} {currency}").format(
-                limit=limit, currency=customer.currency
+            _("must be at most the spend limit your provider set, {limit}").format(
+                limit=customer_text.money_text(customer.spend_limit, customer.currency)
             ),
         )
         return None

@@ -71,7 +71,7 @@ def test_numbers_json_cannot_hold_are_refused(client):
 def test_a_budget_above_the_merchants_limit_names_it(client):
     error = refused(client, budget("600.00"))
     assert error["fields"]["budget.amount"] == [
-        "must be at most the spend limit your provider set, 500.00 USD"
+        "must be at most the spend limit your provider set, 500.00\N{NO-BREAK SPACE}USD"
     ]
 
 

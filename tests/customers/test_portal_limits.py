@@ -214,7 +214,10 @@ def test_the_history_shows_the_budget_alerts_that_fired_newest_first(client, acm
         ({"budget": "1e400"}, "Tapez le nombre en entier, sans exposant"),
         ({"budget": "-5"}, "Tapez un nombre supérieur à zéro."),
         ({"budget": "NaN"}, "NaN » n\N{RIGHT SINGLE QUOTATION MARK}en est pas un."),
-        ({"budget": "600"}, "la limite de dépenses fixée par votre fournisseur, 500.00 USD"),
+        (
+            {"budget": "600"},
+            "la limite de dépenses fixée par votre fournisseur, 500,00\N{NO-BREAK SPACE}USD",
+        ),
         (
             {"channels": [{"kind": "slack", "target": "https://127.0.0.1/hook", "name": ""}]},
             PUBLIC_ONLY,

@@ -172,7 +172,7 @@ def test_s34_check_answers_against_the_limits_the_customer_set(s34):
         format="json",
     )
     assert above.status_code == 400
-    assert "500.00 USD" in above.json()["error"]["fields"]["budget.amount"][0]
+    assert "500.00\N{NO-BREAK SPACE}USD" in above.json()["error"]["fields"]["budget.amount"][0]
     assert Customer.objects.get(external_id="acme").limits["budget"]["amount"] == "300.00"
 
     history = settings_page.get("/api/v1/customers/acme/limits").json()["history"]
@@ -241,3 +241,139 @@ def test_limits_survive_a_top_up_and_a_plan_change(s34):
     )
     assert Customer.objects.get(external_id="acme").limits == stored
     assert CustomerLimitChange.objects.filter(customer=s34).count() == 1
+
+
+def test_s34_end_to_end_through_the_portal_with_alerts_on_slack_and_teams(
+    s34, client, settings, django_capture_on_commit_callbacks
+):
+    """The whole scenario as its people live it: the customer's CTO sets the limits
+    through a manage link, the product posts usage and asks before each call, the
+    alerts reach a Slack-shaped and a Teams-shaped receiver once each, a read-only
+    link cannot change anything, and the history names the holder."""
+    from django.core import mail
+
+    from billing.models import Alert
+    from billing.tasks import check_usage_alerts
+    from customers.portal_links import portal_link_create, portal_session_create
+    from tests.billing.channel_receiver import ChannelReceiver
+    from tests.customers.test_portal_limits import form
+
+    settings.BILLING_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    slack, teams = ChannelReceiver().start(), ChannelReceiver().start()
+    capture = django_capture_on_commit_callbacks
+    try:
+        _, token = portal_link_create(
+            customer=s34,
+            manage=True,
+            holder="Jane (CTO)",
+            expires_in_days=30,
+            created_by="tests",
+            now=NOW,
+        )
+        with capture(execute=True):
+            saved = client.post(
+                f"/portal/{token}/limits",
+                form(
+                    budget="300.00",
+                    action="stop",
+                    thresholds="50, 80",
+                    caps=[
+                        {
+                            "meter": "llm_tokens",
+                            "property": "model",
+                            "value": "o3",
+                            "measure": "amount",
+                            "limit": "50.00",
+                        }
+                    ],
+                    channels=[
+                        {"kind": "slack", "target": slack.url("/services/T0/B0/x"), "name": "#ai"},
+                        {"kind": "teams", "target": teams.url("/workflows/1"), "name": ""},
+                        {"kind": "email", "target": "ops@acme.example", "name": ""},
+                    ],
+                ),
+            )
+        assert saved.status_code == 302, saved.content.decode()[:2000]
+        assert Customer.objects.get(pk=s34.pk).limits == {
+            "budget": {"amount": "300.00", "action": "stop"},
+            "caps": [{"meter": "llm_tokens", "when": {"model": "o3"}, "amount": "50.00"}],
+            "alert_thresholds": ["50", "80"],
+            "channels": [
+                {"kind": "slack", "url": slack.url("/services/T0/B0/x"), "name": "#ai"},
+                {"kind": "teams", "url": teams.url("/workflows/1")},
+                {"kind": "email", "to": "ops@acme.example"},
+            ],
+        }
+        product = Product()
+
+        def use(model: str, tokens: int) -> None:
+            # The worker's check after the ingest, and the messages it queues.
+            with capture(execute=True):
+                product.use(model, tokens)
+            with capture(execute=True):
+                check_usage_alerts.delay([s34.pk]).get()
+
+        def thresholds() -> list[str]:
+            return sorted(
+                Alert.objects.filter(customer=s34, kind="budget_threshold").values_list(
+                    "key", flat=True
+                )
+            )
+
+        use("gpt-4o", 20 * MILLION)
+        use("o3", 2 * MILLION)  # 140.00: no alert
+        assert (thresholds(), slack.received, teams.received) == ([], [], [])
+
+        use("gpt-4o", 6 * MILLION)  # 170.00: the 50 % alert once on each channel
+        assert thresholds() == ["budget:50"]
+        assert [b["blocks"][0]["text"]["text"] for b in slack.accepted] == [
+            "You have used 56% of your budget"
+        ]
+        assert len(teams.accepted) == 1
+        facts = teams.accepted[0]["attachments"][0]["content"]["body"][2]["facts"]
+        assert [(f["title"], f["value"]) for f in facts[:3]] == [
+            ("Spent", "170.00\N{NO-BREAK SPACE}USD"),
+            ("Budget", "300.00\N{NO-BREAK SPACE}USD"),
+            ("Left", "130.00\N{NO-BREAK SPACE}USD"),
+        ]
+        assert [m.subject for m in mail.outbox if m.to == ["ops@acme.example"]] == [
+            "You have used 56% of your budget"
+        ]
+
+        refused = product.check("o3", MILLION)
+        assert (refused["allowed"], refused["reason"], refused["remaining"]) == (
+            False,
+            "customer_cap_reached",
+            "10.00",
+        )
+        assert product.check("o3", 500_000)["allowed"] is True
+        use("o3", 500_000)  # o3 at 50.00; 180.00 in all
+        use("gpt-4o", 20 * MILLION)  # 280.00: the 80 % alert
+        assert thresholds() == ["budget:50", "budget:80"]
+        assert len(slack.accepted) == len(teams.accepted) == 2
+        assert [f["text"] for f in slack.accepted[1]["blocks"][2]["fields"]][:3] == [
+            "*Spent*\n280.00\N{NO-BREAK SPACE}USD",
+            "*Budget*\n300.00\N{NO-BREAK SPACE}USD",
+            "*Left*\n20.00\N{NO-BREAK SPACE}USD",
+        ]
+        refused = product.check("gpt-4o", 5 * MILLION)
+        assert (refused["allowed"], refused["reason"], refused["remaining"]) == (
+            False,
+            "customer_budget_reached",
+            "20.00",
+        )
+
+        # A read-only link cannot change anything.
+        read_only = portal_session_create(customer=s34, now=NOW).token
+        answer = client.post(f"/portal/{read_only}/limits", form(budget="1000.00"))
+        assert answer.status_code == 403
+        assert Customer.objects.get(pk=s34.pk).limits["budget"]["amount"] == "300.00"
+        # Nor can the manage link pass the merchant's 500.00.
+        answer = client.post(f"/portal/{token}/limits", form(budget="600.00"))
+        assert answer.status_code == 400
+        assert "500.00\N{NO-BREAK SPACE}USD" in answer.content.decode()
+        history = api_client("read").get("/api/v1/customers/acme/limits").json()["history"]
+        assert [(h["by"], h["via"]) for h in history] == [("Jane (CTO)", "portal")]
+    finally:
+        slack.stop()
+        teams.stop()
