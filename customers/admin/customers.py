@@ -38,6 +38,7 @@ from billing.usage.reads import subscription_live
 from billing.usage.summary import period_usage
 from customers import services
 from customers.admin.customer_form import ADDRESS_FIELDS, CustomerForm
+from customers.admin.customer_limits import customer_limits_view
 from customers.admin.customer_list import SPEND_LIMIT_MODE_WORDS, breakable_after
 from customers.admin.portal_links import (
     portal_link_issue_view,
@@ -395,7 +396,14 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
             ),
             name="customers_customer_portal_link_revoke",
         )
-        return [issue, revoke, portal_link, *super().get_urls()]
+        limits = path(
+            "<path:object_id>/limits/",
+            self.admin_site.admin_view(
+                lambda r, object_id: customer_limits_view(self, r, object_id)
+            ),
+            name="customers_customer_limits",
+        )
+        return [issue, revoke, portal_link, limits, *super().get_urls()]
 
     def portal_link_view(self, request, object_id):
         """A fresh signed link to the customer's portal, shown to copy and hand on
