@@ -177,3 +177,58 @@ def test_support_issues_a_manage_link_and_revokes_it_in_the_admin(live_server, b
     assert (customer_before.name, customer_before.external_id) == ("Acme", "acme")
     page.goto(url)
     assert page.locator("h1").inner_text() == "This link is no longer valid"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_support_sets_a_customers_limits_in_the_admin_in_german(live_server, browser_page):
+    """Finance and support set the limits in the admin with the portal's form,
+    amounts typed in their own convention ("1.234,50" in German); the history
+    names the user, beside the customer's own change."""
+    from config.user_language import user_language_set
+    from customers.limits import limits_set
+
+    os.makedirs(SHOTS, exist_ok=True)
+    prompts_meter()
+    customer = CustomerFactory(
+        external_id="acme", name="Acme", currency="EUR", spend_limit=D("5000.00")
+    )
+    now = datetime.now(UTC)
+    plan = published_version(
+        "pro", base_fee=D("19.99"), currency="EUR", charges=(overage("prompts", 200, "0.05"),)
+    )
+    subscribe(customer, plan, now - timedelta(days=3))
+    limits_set(
+        customer=customer,
+        document={"budget": {"amount": "300.00", "action": "stop"}},
+        by="Jane (CTO)",
+        via="portal",
+        now=now - timedelta(hours=1),
+    )
+    user = User.objects.create_superuser("finanz", password="finanz-password-1")
+    user_language_set(user=user, language="de")
+    page = browser_page
+    page.set_viewport_size({"width": 1366, "height": 900})
+    limits = f"{live_server.url}/admin/customers/customer/{customer.pk}/limits/"
+    page.goto(
+        f"{live_server.url}/admin/login/?next=/admin/customers/customer/{customer.pk}/limits/"
+    )
+    page.fill("#id_username", "finanz")
+    page.fill("#id_password", "finanz-password-1")
+    page.click("input[type=submit]")
+    page.wait_for_url(limits)
+
+    page.fill("#id_limits-budget_amount", "1.234,50")
+    page.fill("#id_limits-thresholds", "80")
+    with page.expect_navigation():
+        page.click("#limits-save")
+
+    assert page.locator("ul.messagelist li").inner_text() == "Die Limits sind gespeichert."
+    budget = page.locator('#limit-rows tr[data-limit="budget"]')
+    assert budget.locator("td.limit").inner_text() == f"1.234,50{NBSP}EUR"
+    assert budget.locator("td.spent").inner_text() == f"19,99{NBSP}EUR"
+    who = page.locator("#limit-history td.who").all_inner_texts()
+    assert who == ["finanz", "Jane (CTO)"]
+    page.screenshot(path=os.path.join(SHOTS, "admin-limits-de.png"), full_page=True)
+    customer.refresh_from_db()
+    assert customer.limits["budget"] == {"amount": "1234.50", "action": "stop"}
+    assert CustomerLimitChange.objects.order_by("-id").first().via == "admin"
