@@ -186,16 +186,20 @@ def _budget(value, errors: _Errors, customer: Customer) -> dict | None:
     amount = _amount(value["amount"], "budget.amount", errors, customer.currency)
     if amount is None:
         return None
-    if customer.spend_limit is not None and Decimal(amount) > customer.spend_limit:
-        # In the reader's convention (the portal's "500,00 USD" in French).
-        errors.add(
-            "budget.amount",
-            _("must be at most the spend limit your provider set, {limit}").format(
-                limit=customer_text.money_text(customer.spend_limit, customer.currency)
-            ),
-        )
+    if above := _above_spend_limit(Decimal(amount), customer):
+        errors.add("budget.amount", above)
         return None
     return {"amount": amount, "action": action}
+
+
+def _above_spend_limit(amount: Decimal, customer: Customer) -> str:
+    """Why a budget of `amount` is refused by the merchant's spend limit ('' if not),
+    the limit in the reader's convention (the portal's "500,00 USD" in French)."""
+    if customer.spend_limit is None or amount <= customer.spend_limit:
+        return ""
+    return _("must be at most the spend limit your provider set, {limit}").format(
+        limit=customer_text.money_text(customer.spend_limit, customer.currency)
+    )
 
 
 def _cap(value, path: str, errors: _Errors, customer: Customer, meters: dict) -> dict | None:
@@ -387,9 +391,14 @@ def limits_set(
     user), `via` through what (CustomerLimitChange.VIAS). None when nothing
     changed (nothing recorded). Under the customer's row lock: two changes at
     once are recorded one after the other, each from what the other left."""
+    # Checked before the lock: a webhook's host is resolved (DNS) while checking.
+    stored = limits_normalized(document, customer=customer)
     with transaction.atomic():
         locked = customer_lock(customer.pk)
-        stored = limits_normalized(document, customer=locked)
+        # The spend limit again, as it is now: finance may have lowered it since.
+        budget = stored.get("budget")
+        if budget and (above := _above_spend_limit(Decimal(budget["amount"]), locked)):
+            raise InvalidRequest(f"budget.amount: {above}", fields={"budget.amount": [above]})
         before = locked.limits or {}
         if stored == before:
             return None

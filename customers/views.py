@@ -18,8 +18,8 @@ from billing.core.customer_text import LANGUAGES, CustomerText
 from billing.core.errors import InvalidRequest
 from billing.rating.discounts import running_discount
 from billing.usage.alerts import alert_thresholds
+from billing.usage.customer_limits import limits_save
 from customers import models as standings
-from customers.limits import limits_set
 from customers.limits_form import LimitsForms
 from customers.models import Customer, CustomerLimitChange
 from customers.portal import (
@@ -238,7 +238,7 @@ def portal_limits_save(request, token: str):
         change = None
         if forms.is_valid():
             try:
-                change = limits_set(
+                change = limits_save(
                     customer=customer,
                     document=forms.document(),
                     by=access.holder,

@@ -12,9 +12,9 @@ from rest_framework.views import APIView
 from billing.core.errors import InvalidRequest
 from billing.core.money import format_decimal, format_money
 from billing.core.periods import iso
-from billing.usage.customer_limits import BUDGET, limits_spent
+from billing.usage.customer_limits import BUDGET, limits_save, limits_spent
 from billing.usage.reads import period_now, subscription_live
-from customers.limits import limits_history, limits_set
+from customers.limits import limits_history
 from customers.models import CustomerLimitChange
 from customers.selectors import customer_get
 
@@ -149,7 +149,7 @@ class CustomerLimitsApi(APIView):
             )
         key = f"API key {request.user.key.name}"
         now = datetime.now(UTC)
-        limits_set(
+        limits_save(
             customer=customer,
             document=document,
             by=f"{changed_by.strip()} ({key})" if changed_by.strip() else key,

@@ -10,18 +10,23 @@ or in money (an amount cap): what the period statement's lines bill for that
 usage, a line's amount shared among the values it priced in proportion to their
 quantities (a rate-card row prices its own values only). Reads only."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, localcontext
 
-from billing.core.vocabulary import LineKind
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
+from billing.core.errors import InvalidRequest
+from billing.core.vocabulary import ConsumptionModel, LineKind
 from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION
 from billing.usage.breakdowns import usage_combinations
 from billing.usage.metering import MeterDef, event_group_values, meter_cache
 from billing.usage.priced import Spend, spend_statement
-from billing.usage.reads import period_now, usage_quantities
-from customers.limits import Cap, Limits, limits_of
+from billing.usage.reads import period_now, subscription_live, usage_quantities
+from billing.usage.statement import statement_of
+from customers.limits import Cap, Limits, limits_normalized, limits_of, limits_set
 from plans.overrides import subscription_spec
 
 ZERO = Decimal(0)
@@ -73,13 +78,35 @@ def _matching(of_meter: dict, cap: Cap) -> Decimal:
     return sum((q for key, q in of_meter.items() if cap.matches(dict(key))), ZERO)
 
 
+def _priced_usage(spend: Spend, meter: str) -> list:
+    """The usage lines that price a meter's usage in the spend: the statement's, or
+    for a balance charge (drawn from the prepaid balance as it happens, so no line
+    bills it) the lines its pricing gives the period's usage, which is what it drew
+    (the tier walk over the period's usage, covered or not)."""
+    part = spend.statement.part
+    charge = next((c for c in part.spec.charges if c.meter == meter), None)
+    if charge is None or charge.model != ConsumptionModel.BALANCE:
+        return spend.statement.usage
+    priced = replace(charge, model=ConsumptionModel.OVERAGE, included_units=ZERO)
+    drawn = statement_of(
+        replace(part.spec, charges=(priced,), minimum_commitment=None),
+        seats=0,
+        quantities={meter: part.quantities.get(meter, ZERO)},
+        fixed_fees=False,
+        combinations={meter: part.combinations[meter]} if meter in part.combinations else {},
+    )
+    return drawn.usage
+
+
 def cap_amount(cap: Cap, spend: Spend, of_meter: dict | None) -> Decimal:
-    """What the spend's statement bills for the usage the cap counts: each usage
-    line of its meter, in the share of the line's quantities (its stamped rate-card
-    combinations, else `of_meter`, the meter's combinations) that match the cap."""
+    """What the spend bills (or draws from the prepaid balance) for the usage the
+    cap counts: each usage line of its meter, in the share of the line's quantities
+    (its stamped rate-card combinations, else `of_meter`, the meter's combinations)
+    that match the cap. Usage paid in credits or under a hard cap has no amount (the
+    plan's check refuses such a cap: amount_cap_refusals)."""
     total = ZERO
     with localcontext(prec=EXACT_PRECISION):
-        for line in spend.statement.usage:
+        for line in _priced_usage(spend, cap.meter):
             if line.meter != cap.meter or line.kind == LineKind.MINIMUM_COMMITMENT:
                 continue
             if not cap.when:
@@ -211,3 +238,43 @@ def _with(of_meter: dict | None, adding: tuple[str, dict] | None, quantity: Deci
         return of_meter
     key = tuple(adding[1].items())
     return {**of_meter, key: of_meter.get(key, ZERO) + quantity}
+
+
+# Charges whose usage has no amount a cap could count.
+NO_AMOUNT = {
+    ConsumptionModel.CREDITS: gettext_noop("is paid in credits on your plan"),
+    ConsumptionModel.HARD_CAP: gettext_noop("is never billed past its included units on your plan"),
+}
+
+
+def amount_cap_refusals(customer, stored: dict) -> dict[str, list[str]]:
+    """The amount caps (of a stored document) on a meter the customer's live plan
+    counts in credits or stops at a hard cap: usage that has no amount to count, so
+    such a cap could never refuse anything; cap it by quantity."""
+    caps = stored.get("caps") or ()
+    if not any("amount" in cap for cap in caps):
+        return {}
+    subscription = subscription_live(customer_id=customer.pk)
+    if subscription is None:
+        return {}
+    models = {c.meter: c.model for c in subscription_spec(subscription).charges}
+    refusals = {}
+    for index, cap in enumerate(caps):
+        why = NO_AMOUNT.get(models.get(cap["meter"]))
+        if "amount" in cap and why:
+            refusals[f"caps.{index}.amount"] = [
+                _("meter {meter} {why}: cap it by quantity").format(meter=cap["meter"], why=_(why))
+            ]
+    return refusals
+
+
+def limits_save(*, customer, document: object, by: str, via: str, now: datetime):
+    """Set the customer's limits (customers.limits.limits_set) after checking them
+    against its plan too (amount_cap_refusals): the one way the API, the portal and
+    the admin save them. Raises InvalidRequest naming each field; nothing changed."""
+    stored = limits_normalized(document, customer=customer)
+    refusals = amount_cap_refusals(customer, stored)
+    if refusals:
+        path, messages = next(iter(refusals.items()))
+        raise InvalidRequest(f"{path}: {messages[0]}", fields=refusals)
+    return limits_set(customer=customer, document=stored, by=by, via=via, now=now)

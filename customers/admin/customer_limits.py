@@ -17,7 +17,7 @@ from django.utils.translation import get_language, gettext
 
 from billing.core.customer_text import CustomerText, customer_zone, language
 from billing.core.errors import InvalidRequest
-from customers.limits import limits_set
+from billing.usage.customer_limits import limits_save
 from customers.limits_form import LimitsForms
 from customers.models import CustomerLimitChange
 from customers.portal_limits import limits_section, meter_choices
@@ -49,7 +49,7 @@ def customer_limits_view(model_admin, request, object_id):
         )
         if forms.is_valid():
             try:
-                change = limits_set(
+                change = limits_save(
                     customer=customer,
                     document=forms.document(),
                     by=request.user.get_username(),
