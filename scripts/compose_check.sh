@@ -107,7 +107,9 @@ cp compose.yaml .env.example "$work/"
 
 say "First boot without .env: refused, saying what to set"
 set +e
-refusal=$(compose run --rm --no-deps migrate 2>&1)
+# The image built above (compose.yaml's default name may not exist on this machine: then
+# compose would build it, from a folder holding only compose.yaml).
+refusal=$(BILLING_IMAGE=$image compose run --rm --no-deps migrate 2>&1)
 code=$?
 set -e
 echo "$refusal" | grep -v '^time=' | tail -n 2
