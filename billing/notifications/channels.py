@@ -31,7 +31,12 @@ from billing.notifications.channel_messages import (
     limit_change_email,
     webhook_body,
 )
-from billing.notifications.webhooks import MAX_ATTEMPTS, USER_AGENT, retry_delay, webhook_post
+from billing.notifications.webhooks import (
+    USER_AGENT,
+    attempt_recorded,
+    retry_delay,
+    webhook_post,
+)
 from config.celery import enqueue_on_commit
 from customers.billing_entities import customer_billing_entity, seller_from_email
 from customers.limits import EMAIL, limits_of
@@ -172,32 +177,13 @@ def channel_message_send(*, message: ChannelMessage, now: datetime) -> ChannelMe
             {"Content-Type": "application/json", "User-Agent": USER_AGENT},
         )
         sent = status_code is not None and 200 <= status_code < 300
-    claimed.last_status_code = status_code
-    if sent:
-        claimed.status = ChannelMessage.SUCCEEDED
-        claimed.delivered_at = now
-        claimed.next_attempt_at = None
-        claimed.last_error = ""
-    else:
-        claimed.last_error = error
-        if claimed.attempts >= MAX_ATTEMPTS:
-            claimed.status = ChannelMessage.FAILED
-            claimed.next_attempt_at = None
-        logger.warning(
-            "channel message %s (%s) failed (attempt %s): %s",
-            claimed.pk,
-            claimed.kind,
-            claimed.attempts,
-            claimed.last_error,
-        )
-    claimed.save(
-        update_fields=[
-            "status",
-            "last_status_code",
-            "last_error",
-            "delivered_at",
-            "next_attempt_at",
-        ]
+    attempt_recorded(
+        claimed,
+        sent=sent,
+        status_code=status_code,
+        error=error,
+        now=now,
+        what=f"channel message ({claimed.kind})",
     )
     return claimed
 

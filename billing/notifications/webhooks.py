@@ -269,6 +269,36 @@ def webhook_post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | 
     return status, f"receiver answered HTTP {status}"
 
 
+def attempt_recorded(
+    row, *, sent: bool, status_code: int | None, error: str, now: datetime, what: str
+) -> None:
+    """Record an attempt's outcome on a row sent with retries (a webhook delivery, a
+    channel message: the same status, attempts and next_attempt_at fields): sent,
+    it succeeded; not, its error is kept, and after MAX_ATTEMPTS attempts it failed
+    (else it waits for the lease set when it was claimed: retry_delay)."""
+    row.last_status_code = status_code
+    if sent:
+        row.status = row.SUCCEEDED
+        row.delivered_at = now
+        row.next_attempt_at = None
+        row.last_error = ""
+    else:
+        row.last_error = error
+        if row.attempts >= MAX_ATTEMPTS:
+            row.status = row.FAILED
+            row.next_attempt_at = None
+        logger.warning("%s %s failed (attempt %s): %s", what, row.pk, row.attempts, error)
+    row.save(
+        update_fields=[
+            "status",
+            "last_status_code",
+            "last_error",
+            "delivered_at",
+            "next_attempt_at",
+        ]
+    )
+
+
 def webhook_deliver(*, delivery: WebhookDelivery, now: datetime) -> WebhookDelivery | None:
     """Make the delivery's next attempt if one is due at `now`: POST its body,
     signed with a timestamp of `now`, and record the outcome. A 2xx answer marks
@@ -306,32 +336,9 @@ def webhook_deliver(*, delivery: WebhookDelivery, now: datetime) -> WebhookDeliv
             SIGNATURE_HEADER: webhook_signature_header(secret=endpoint.secret, body=body, now=now),
         },
     )
-    claimed.last_status_code = status_code
-    if status_code is not None and 200 <= status_code < 300:
-        claimed.status = WebhookDelivery.SUCCEEDED
-        claimed.delivered_at = now
-        claimed.next_attempt_at = None
-        claimed.last_error = ""
-    else:
-        claimed.last_error = error
-        if claimed.attempts >= MAX_ATTEMPTS:
-            claimed.status = WebhookDelivery.FAILED
-            claimed.next_attempt_at = None
-        logger.warning(
-            "webhook delivery %s to %s failed (attempt %s): %s",
-            claimed.pk,
-            endpoint.url,
-            claimed.attempts,
-            claimed.last_error,
-        )
-    claimed.save(
-        update_fields=[
-            "status",
-            "last_status_code",
-            "last_error",
-            "delivered_at",
-            "next_attempt_at",
-        ]
+    sent = status_code is not None and 200 <= status_code < 300
+    attempt_recorded(
+        claimed, sent=sent, status_code=status_code, error=error, now=now, what="webhook delivery"
     )
     return claimed
 
