@@ -193,7 +193,10 @@ def queue_names() -> list[str]:
     """The queues tasks are sent to, read from the configuration: the default queue,
     the declared ones (task_queues) and those task_routes sends tasks to. A router
     given as a function is not read: declare its queues in task_queues."""
-    names = {app.conf.task_default_queue, *app.amqp.queues}
+    # Declared in the configuration, not app.amqp.queues: that grows with every queue
+    # this process has sent a task to (a test's, a one-off's) and would then be read.
+    declared = app.conf.task_queues or ()
+    names = {app.conf.task_default_queue, *(getattr(q, "name", q) for q in declared)}
     routes = app.conf.task_routes
     for router in routes if isinstance(routes, list | tuple) else [routes]:
         if isinstance(router, Mapping):
