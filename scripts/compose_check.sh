@@ -239,7 +239,11 @@ server_errors=$(awk '$2 ~ /^5/ {n++} END {print n + 0}' "$drill_log")
 stored=$(compose exec -T web python manage.py shell -c \
     "from billing.usage_models import UsageEvent; print(UsageEvent.objects.filter(event_id__startswith='drill-').count())" 2>/dev/null | tail -n 1)
 echo "events acknowledged $acknowledged, stored $stored; batches refused $refused; checks answered 200: $checks_ok; 5xx: $server_errors"
-((stored == acknowledged)) || fail "$((acknowledged - stored)) acknowledged events lost"
+# Every acknowledged event is stored. A batch refused or left unanswered (curl's 20 s)
+# may have been stored all the same (its answer lost, not its events): a client sends it
+# again and its ids make it a duplicate. Beyond those, nothing more may be stored.
+((stored >= acknowledged)) || fail "$((acknowledged - stored)) acknowledged events lost"
+((stored <= acknowledged + 20 * refused)) || fail "$((stored - acknowledged)) events stored that no batch sent"
 ((acknowledged > 0)) || fail "no event acknowledged during the drill"
 outage_invoice=$(api GET "/invoices?customer=outage" | json "[i['id'] for i in d['results'] if i['status'] == 'finalized'][0]")
 for ((i = 0; i < 300; i += 3)); do
