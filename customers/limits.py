@@ -15,6 +15,7 @@ it, records the change (CustomerLimitChange: who, through what, from what to wha
 and has it e-mailed to the customer's billing contact. `check` enforces them
 (billing.usage.customer_limits); billing.usage.alerts raises the thresholds."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -384,15 +385,26 @@ def _target(channel: dict) -> tuple[str, str]:
 
 
 def limits_set(
-    *, customer: Customer, document: object, by: str, via: str, now: datetime
+    *,
+    customer: Customer,
+    document: object,
+    by: str,
+    via: str,
+    now: datetime,
+    refusals: Callable[[dict], dict[str, list[str]]] | None = None,
 ) -> CustomerLimitChange | None:
     """Set the customer's limits to `document` (limits_normalized) and record the
     change: `by` says who (a manage link's holder, "API key <name>", an admin
-    user), `via` through what (CustomerLimitChange.VIAS). None when nothing
-    changed (nothing recorded). Under the customer's row lock: two changes at
-    once are recorded one after the other, each from what the other left."""
+    user), `via` through what (CustomerLimitChange.VIAS). `refusals` says what else
+    refuses the normalized limits (field path -> messages: the plan's check, which
+    this layer cannot read). None when nothing changed (nothing recorded). Under
+    the customer's row lock: two changes at once are recorded one after the other,
+    each from what the other left."""
     # Checked before the lock: a webhook's host is resolved (DNS) while checking.
     stored = limits_normalized(document, customer=customer)
+    if refusals is not None and (refused := refusals(stored)):
+        path, messages = next(iter(refused.items()))
+        raise InvalidRequest(f"{path}: {messages[0]}", fields=refused)
     with transaction.atomic():
         locked = customer_lock(customer.pk)
         # The spend limit again, as it is now: finance may have lowered it since.

@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Q
 
 from billing.core.customer_text import CustomerText
 from billing.locks import channel_message_claim
@@ -32,8 +31,11 @@ from billing.notifications.channel_messages import (
     webhook_body,
 )
 from billing.notifications.webhooks import (
+    SWEEP_GRACE,
     USER_AGENT,
     attempt_recorded,
+    attempts_due,
+    due_again,
     retry_delay,
     webhook_post,
 )
@@ -46,8 +48,6 @@ from plans.models import Meter
 
 logger = logging.getLogger(__name__)
 
-# A message not yet attempted is left this long to the task sent for it.
-SWEEP_GRACE = timedelta(minutes=1)
 # A limit change whose e-mail task was lost is found by the sweep this long after.
 CHANGE_WINDOW = timedelta(days=1)
 MAIL_FAILED = "the mail server could not be reached or refused the message"
@@ -207,12 +207,10 @@ def channel_message_retry(*, message: ChannelMessage, now: datetime) -> bool:
     """Send a pending or failed message again now (the admin's "retry now"); a
     failed one gets one more attempt. False for one that already succeeded."""
     with transaction.atomic():
-        updated = ChannelMessage.objects.filter(
-            pk=message.pk, status__in=(ChannelMessage.PENDING, ChannelMessage.FAILED)
-        ).update(status=ChannelMessage.PENDING, next_attempt_at=now)
+        updated = due_again(ChannelMessage, pk=message.pk, now=now)
         if updated:
             enqueue_on_commit(TASK, message.pk)
-    return bool(updated)
+    return updated
 
 
 def channel_messages_due(*, now: datetime, limit: int = 1000) -> list[int]:
@@ -220,10 +218,7 @@ def channel_messages_due(*, now: datetime, limit: int = 1000) -> list[int]:
     beat to send: a retry, an attempt whose lease ran out, and one never attempted
     SWEEP_GRACE after it was written (its task lost). Sending one twice attempts
     it once (channel_message_send claims it under the row lock)."""
-    retried = Q(attempts__gt=0, next_attempt_at__lte=now)
-    lost = Q(attempts=0, next_attempt_at__lte=now - SWEEP_GRACE)
-    due = ChannelMessage.objects.filter(retried | lost, status=ChannelMessage.PENDING)
-    return list(due.order_by("next_attempt_at", "id").values_list("id", flat=True)[:limit])
+    return list(attempts_due(ChannelMessage, now=now).values_list("id", flat=True)[:limit])
 
 
 def limit_changes_unsent(*, now: datetime) -> list[int]:

@@ -347,12 +347,33 @@ def webhook_delivery_retry(*, delivery: WebhookDelivery, now: datetime) -> bool:
     """Send a pending or failed delivery again now (the admin's "retry now"); a
     failed one gets one more attempt. False for one that already succeeded."""
     with transaction.atomic():
-        updated = WebhookDelivery.objects.filter(
-            pk=delivery.pk, status__in=(WebhookDelivery.PENDING, WebhookDelivery.FAILED)
-        ).update(status=WebhookDelivery.PENDING, next_attempt_at=now)
+        updated = due_again(WebhookDelivery, pk=delivery.pk, now=now)
         if updated:
             webhook_deliveries_enqueue(delivery_ids=[delivery.pk])
-    return bool(updated)
+    return updated
+
+
+def due_again(model, *, pk: int, now: datetime) -> bool:
+    """Make a pending or failed row sent with retries (a webhook delivery, a channel
+    message) due now, pending; False for one that already succeeded."""
+    return bool(
+        model.objects.filter(pk=pk, status__in=(model.PENDING, model.FAILED)).update(
+            status=model.PENDING, next_attempt_at=now
+        )
+    )
+
+
+def attempts_due(model, *, now: datetime):
+    """The pending rows sent with retries whose attempt is due at `now`: a retry,
+    and an attempt whose lease ran out (its worker died), once next_attempt_at has
+    come; one never attempted, which a task was sent for when it was written, only
+    SWEEP_GRACE after that, when the broker lost it. Never one whose attempt is under
+    way (its lease runs). Oldest first."""
+    retried = Q(attempts__gt=0, next_attempt_at__lte=now)
+    lost = Q(attempts=0, next_attempt_at__lte=now - SWEEP_GRACE)
+    return model.objects.filter(retried | lost, status=model.PENDING).order_by(
+        "next_attempt_at", "id"
+    )
 
 
 def webhook_deliveries_due(*, now: datetime, limit: int = 1000) -> list[tuple[int, bool]]:
@@ -363,8 +384,5 @@ def webhook_deliveries_due(*, now: datetime, limit: int = 1000) -> list[tuple[in
     that, when the broker lost it. Never one whose attempt is under way (its lease
     runs). Sending one twice attempts it once (webhook_deliver claims it under the
     row lock)."""
-    retried = Q(attempts__gt=0, next_attempt_at__lte=now)
-    lost = Q(attempts=0, next_attempt_at__lte=now - SWEEP_GRACE)
-    due = WebhookDelivery.objects.filter(retried | lost, status=WebhookDelivery.PENDING)
-    rows = due.order_by("next_attempt_at", "id").values_list("id", "alert_id")[:limit]
+    rows = attempts_due(WebhookDelivery, now=now).values_list("id", "alert_id")[:limit]
     return [(delivery_id, alert_id is not None) for delivery_id, alert_id in rows]

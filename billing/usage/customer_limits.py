@@ -17,7 +17,6 @@ from decimal import Decimal, localcontext
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from billing.core.errors import InvalidRequest
 from billing.core.vocabulary import ConsumptionModel, LineKind
 from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION
@@ -26,7 +25,7 @@ from billing.usage.metering import MeterDef, event_group_values, meter_cache
 from billing.usage.priced import Spend, spend_statement
 from billing.usage.reads import period_now, subscription_live, usage_quantities
 from billing.usage.statement import statement_of
-from customers.limits import Cap, Limits, limits_normalized, limits_of, limits_set
+from customers.limits import Cap, Limits, limits_of, limits_set
 from plans.overrides import subscription_spec
 
 ZERO = Decimal(0)
@@ -272,9 +271,11 @@ def limits_save(*, customer, document: object, by: str, via: str, now: datetime)
     """Set the customer's limits (customers.limits.limits_set) after checking them
     against its plan too (amount_cap_refusals): the one way the API, the portal and
     the admin save them. Raises InvalidRequest naming each field; nothing changed."""
-    stored = limits_normalized(document, customer=customer)
-    refusals = amount_cap_refusals(customer, stored)
-    if refusals:
-        path, messages = next(iter(refusals.items()))
-        raise InvalidRequest(f"{path}: {messages[0]}", fields=refusals)
-    return limits_set(customer=customer, document=stored, by=by, via=via, now=now)
+    return limits_set(
+        customer=customer,
+        document=document,
+        by=by,
+        via=via,
+        now=now,
+        refusals=lambda stored: amount_cap_refusals(customer, stored),
+    )
