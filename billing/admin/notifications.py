@@ -133,8 +133,41 @@ class AlertAdmin(ActionsRecordAdmin):
     inlines = [WebhookDeliveryInline, ChannelMessageInline]
 
 
+class RetriedRecordAdmin(ActionsRecordAdmin):
+    """The admin of rows sent with retries (webhook deliveries, channel messages):
+    the last error shortened, and "Retry now" (each subclass's retry_one, and its
+    words for what was sent again)."""
+
+    actions = ["retry_now"]
+
+    def retry_one(self, obj, now) -> bool:
+        raise NotImplementedError
+
+    def sent_again_words(self, retried: int) -> str:
+        raise NotImplementedError
+
+    @admin.display(description=_("last error"))
+    def last_error_short(self, obj):
+        return short_text(obj.last_error)
+
+    @admin.action(description=_("Retry now"), permissions=["change"])
+    def retry_now(self, request, queryset):
+        now = timezone.now()
+        retried = sum(self.retry_one(obj, now) for obj in queryset)
+        skipped = len(queryset) - retried
+        self.message_user(
+            request,
+            self.sent_again_words(retried)
+            + (
+                gettext("; %(skipped)s already succeeded, left alone") % {"skipped": skipped}
+                if skipped
+                else ""
+            ),
+        )
+
+
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ActionsRecordAdmin):
+class WebhookDeliveryAdmin(RetriedRecordAdmin):
     list_display = [
         "id",
         "event_type",
@@ -166,32 +199,16 @@ class WebhookDeliveryAdmin(ActionsRecordAdmin):
         "body",
     ]
     readonly_fields = fields
-    actions = ["retry_now"]
 
-    @admin.display(description=_("last error"))
-    def last_error_short(self, obj):
-        return short_text(obj.last_error)
+    def retry_one(self, obj, now) -> bool:
+        return webhooks.webhook_delivery_retry(delivery=obj, now=now)
 
-    @admin.action(description=_("Retry now"), permissions=["change"])
-    def retry_now(self, request, queryset):
-        now = timezone.now()
-        retried = sum(
-            webhooks.webhook_delivery_retry(delivery=delivery, now=now) for delivery in queryset
-        )
-        skipped = len(queryset) - retried
-        self.message_user(
-            request,
-            gettext("%(retried)s delivery(ies) sent again") % {"retried": retried}
-            + (
-                gettext("; %(skipped)s already succeeded, left alone") % {"skipped": skipped}
-                if skipped
-                else ""
-            ),
-        )
+    def sent_again_words(self, retried: int) -> str:
+        return gettext("%(retried)s delivery(ies) sent again") % {"retried": retried}
 
 
 @admin.register(ChannelMessage)
-class ChannelMessageAdmin(ActionsRecordAdmin):
+class ChannelMessageAdmin(RetriedRecordAdmin):
     """What was sent to the channels customers chose for their budgets' alerts, and
     the e-mails of their limits' changes. Webhook URLs are secrets of the customer's:
     listed by the channel's name only, shown on the record."""
@@ -232,7 +249,6 @@ class ChannelMessageAdmin(ActionsRecordAdmin):
         "body",
     ]
     readonly_fields = fields
-    actions = ["retry_now"]
 
     @admin.display(description=_("sent for"))
     def source(self, obj):
@@ -240,23 +256,8 @@ class ChannelMessageAdmin(ActionsRecordAdmin):
             return obj.alert.key
         return gettext("limit change")
 
-    @admin.display(description=_("last error"))
-    def last_error_short(self, obj):
-        return short_text(obj.last_error)
+    def retry_one(self, obj, now) -> bool:
+        return channels.channel_message_retry(message=obj, now=now)
 
-    @admin.action(description=_("Retry now"), permissions=["change"])
-    def retry_now(self, request, queryset):
-        now = timezone.now()
-        retried = sum(
-            channels.channel_message_retry(message=message, now=now) for message in queryset
-        )
-        skipped = len(queryset) - retried
-        self.message_user(
-            request,
-            gettext("%(retried)s message(s) sent again") % {"retried": retried}
-            + (
-                gettext("; %(skipped)s already succeeded, left alone") % {"skipped": skipped}
-                if skipped
-                else ""
-            ),
-        )
+    def sent_again_words(self, retried: int) -> str:
+        return gettext("%(retried)s message(s) sent again") % {"retried": retried}
