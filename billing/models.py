@@ -440,6 +440,7 @@ from billing.breakdown_models import (  # noqa: E402, F401
 )
 from billing.channel_models import ChannelMessage  # noqa: E402, F401
 from billing.discount_models import Discount  # noqa: E402, F401
+from billing.integration_models import IntegrationSource  # noqa: E402, F401
 from billing.journal.models import (  # noqa: E402, F401
     JournalAccount,
     JournalEntry,

@@ -326,6 +326,10 @@ SPECTACULAR_SETTINGS = {
 
 # Request bodies: the events endpoint takes up to 1 MiB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# A gateway's or an exporter's request (billing.api.integrations): LiteLLM's logging
+# payloads carry each call's messages and answer, so its batches are larger than
+# POST /events'; a gzip body is held to this size unpacked too.
+BILLING_INTEGRATION_MAX_BODY = 8 * 1024 * 1024
 
 # Celery: Redis (or any broker) when set; the filesystem transport otherwise,
 # which needs no server and is shared by the web process, worker and beat.

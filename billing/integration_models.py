@@ -1,0 +1,59 @@
+"""Where usage arrives from besides POST /events: an LLM gateway (LiteLLM's
+generic_api callback, OpenRouter) or OpenTelemetry spans (billing.integrations).
+One row per source: the mapping finance reads and changes (which event name the
+calls become, where the customer is found, how the source's model names map onto
+the rate card's values, which token kinds are billed and under which
+`token_type`), and what the last calls received became (a preview, kept short)."""
+
+from django.db import models
+from django.db.models import CharField, DateTimeField, JSONField
+from django.utils.translation import gettext_lazy as _
+
+# How many of the last calls a source keeps for its preview.
+RECENT_CALLS = 20
+# How many distinct model names a source remembers having received.
+MODELS_SEEN = 200
+
+
+class IntegrationSource(models.Model):
+    LITELLM = "litellm"
+    OPENROUTER = "openrouter"
+    OTLP = "otlp"
+    SOURCES = [
+        (LITELLM, "LiteLLM"),
+        (OPENROUTER, "OpenRouter"),
+        (OTLP, _("OpenTelemetry (OTLP)")),
+    ]
+
+    source = CharField(max_length=16, choices=SOURCES, unique=True, verbose_name=_("source"))
+    event_name = CharField(
+        max_length=255,
+        default="llm.tokens",
+        verbose_name=_("event name"),
+        help_text=_("The events each call becomes; a meter reading this event name bills them."),
+    )
+    customer_from = CharField(
+        max_length=255,
+        verbose_name=_("customer from"),
+        help_text=_("Where a call names the customer (its external id)."),
+    )
+    # The source's model name -> the rate card's value ("openai/gpt-4o-2024-08-06" ->
+    # "gpt-4o"). A model not listed is taken as the source names it.
+    models = JSONField(default=dict, blank=True, verbose_name=_("model names"))
+    # A token kind (billing.integrations.calls.TOKEN_KINDS) -> the token_type the
+    # events carry, or null: that kind is not billed. A kind not listed keeps its name.
+    token_types = JSONField(default=dict, blank=True, verbose_name=_("token types"))
+    # The last calls received and what they became, newest first (RECENT_CALLS).
+    recent = JSONField(default=list, blank=True, editable=False)
+    # Model name as received -> {"mapped", "calls", "last_seen"}: the names received,
+    # so that a model the card does not know shows up (MODELS_SEEN at most).
+    models_seen = JSONField(default=dict, blank=True, editable=False)
+    updated_at = DateTimeField(auto_now=True, verbose_name=_("updated at"))
+    updated_by = CharField(max_length=255, blank=True, verbose_name=_("updated by"))
+
+    class Meta:
+        verbose_name = _("usage source")
+        verbose_name_plural = _("usage sources")
+
+    def __str__(self) -> str:
+        return self.get_source_display()

@@ -1,0 +1,206 @@
+"""A model call as a gateway or a trace reports it, and the usage events it
+becomes: one event per token kind the call carries (`<call id>:<kind>`, so that a
+resend or a retry of the same call is a duplicate), of the source's event name,
+with the model as the source's mapping names it on the rate card. Every reader of
+a source (billing.integrations.litellm, .openrouter, .otlp) turns what it received
+into Calls or RecordRejected; this module alone turns Calls into events.
+
+Token kinds are disjoint: `input` is the prompt's tokens that are neither read
+from nor written to a cache, `output` the completion's tokens that are not
+reasoning (gateways count cached tokens inside the prompt's and reasoning tokens
+inside the completion's; each reader subtracts them once, here: split_prompt,
+split_completion)."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+
+from billing.core.storable import unstorable_text_reason
+
+INPUT = "input"
+OUTPUT = "output"
+CACHED_INPUT = "cached_input"
+CACHE_WRITE = "cache_write"
+REASONING = "reasoning"
+AUDIO_INPUT = "audio_input"
+AUDIO_OUTPUT = "audio_output"
+TOKEN_KINDS = (INPUT, CACHED_INPUT, CACHE_WRITE, OUTPUT, REASONING, AUDIO_INPUT, AUDIO_OUTPUT)
+
+# The event a call's provider-reported cost becomes (OpenRouter's own charge), beside
+# its token events: `<call id>:provider_cost`, properties model, cost and currency.
+PROVIDER_COST_EVENT = "llm.provider_cost"
+PROVIDER_COST_KIND = "provider_cost"
+
+# More tokens than any call carries: a count past it is a mistake, not usage.
+MAX_TOKENS = 10**12
+MAX_TEXT = 255
+# Calls a request may carry (each becomes up to eight events; they are stored in
+# batches of billing.usage.ingestion.MAX_EVENTS_PER_BATCH, a call never split).
+MAX_CALLS_PER_REQUEST = 2000
+
+
+class RecordRejected(Exception):
+    """A received record that cannot be billed: the reason, in words."""
+
+
+class RecordSkipped(Exception):
+    """A received record that is rightly not billed (a failed call, a span that is
+    not a model call): counted, never an error."""
+
+
+@dataclass(slots=True)
+class Call:
+    """One model call: its id at the source, the customer's external id, the model
+    as the source names it, when it started, its tokens by kind (disjoint, see the
+    module's note) and, where the source reports one, its own cost."""
+
+    id: str
+    customer: str
+    model: str
+    moment: datetime
+    tokens: dict[str, int]
+    provider_cost: Decimal | None = None
+    # The index of the record it came from in the request (the answer names it).
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SourceMapping:
+    """A source's mapping (billing.integration_models.IntegrationSource), read once
+    a request."""
+
+    source: str
+    event_name: str
+    customer_from: str
+    models: Mapping[str, str] = field(default_factory=dict)
+    token_types: Mapping[str, str | None] = field(default_factory=dict)
+
+    def model_of(self, model: str) -> str:
+        return self.models.get(model, model)
+
+    def token_type_of(self, kind: str) -> str | None:
+        return self.token_types.get(kind, kind)
+
+
+def token_count(value: object, name: str) -> int:
+    """A token count as a record carries it: a non-negative whole number (a JSON
+    integer, or a float or string that is one, as some exporters send), at most
+    MAX_TOKENS. Raises RecordRejected naming the field."""
+    if isinstance(value, bool) or value is None:
+        raise RecordRejected(f"{name} must be a whole number of tokens")
+    if isinstance(value, int):
+        count = value
+    elif isinstance(value, (float, Decimal, str)):
+        try:
+            number = Decimal(str(value).strip()) if isinstance(value, (str, float)) else value
+        except (InvalidOperation, ValueError):
+            raise RecordRejected(f"{name} must be a whole number of tokens") from None
+        if not number.is_finite() or number != number.to_integral_value():
+            raise RecordRejected(f"{name} must be a whole number of tokens")
+        if abs(number) > MAX_TOKENS:
+            raise RecordRejected(f"{name} must be at most {MAX_TOKENS:,} tokens")
+        count = int(number)
+    else:
+        raise RecordRejected(f"{name} must be a whole number of tokens")
+    if count < 0:
+        raise RecordRejected(f"{name} must not be negative")
+    if count > MAX_TOKENS:
+        raise RecordRejected(f"{name} must be at most {MAX_TOKENS:,} tokens")
+    return count
+
+
+def optional_count(record: Mapping, key: str, name: str | None = None) -> int:
+    """record[key] as a token count, 0 when absent or null."""
+    value = record.get(key)
+    return 0 if value is None else token_count(value, name or key)
+
+
+def text_field(value: object, name: str) -> str:
+    """A non-empty storable string of at most MAX_TEXT characters."""
+    if not isinstance(value, str) or not value.strip():
+        raise RecordRejected(f"{name} must be a non-empty string")
+    if len(value) > MAX_TEXT:
+        raise RecordRejected(f"{name} must be at most {MAX_TEXT} characters")
+    reason = unstorable_text_reason(value)
+    if reason is not None:
+        raise RecordRejected(f"{name}: {reason}")
+    return value
+
+
+def epoch_moment(value: object, name: str, *, scale: int = 1) -> datetime:
+    """A moment given as seconds (or nanoseconds, scale 10**9) since the epoch."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
+        raise RecordRejected(f"{name} must be a time since the epoch")
+    try:
+        number = Decimal(str(value))
+        if not number.is_finite():
+            raise InvalidOperation
+        return datetime.fromtimestamp(float(number / scale), UTC)
+    except (InvalidOperation, ValueError, OverflowError, OSError):
+        raise RecordRejected(f"{name} must be a time since the epoch") from None
+
+
+def split_prompt(prompt: int, *, cached: int, cache_write: int, audio: int = 0) -> int:
+    """The prompt's tokens billed as plain input: the prompt's count less what it
+    holds of cached reads, cache writes and audio."""
+    plain = prompt - cached - cache_write - audio
+    if plain < 0:
+        raise RecordRejected(
+            f"the prompt's {prompt} tokens are fewer than its cached, cache-write and "
+            f"audio tokens ({cached + cache_write + audio})"
+        )
+    return plain
+
+
+def split_completion(completion: int, *, reasoning: int, audio: int = 0) -> int:
+    """The completion's tokens billed as plain output: less its reasoning and audio."""
+    plain = completion - reasoning - audio
+    if plain < 0:
+        raise RecordRejected(
+            f"the completion's {completion} tokens are fewer than its reasoning and audio "
+            f"tokens ({reasoning + audio})"
+        )
+    return plain
+
+
+def call_events(call: Call, mapping: SourceMapping) -> list[dict]:
+    """The usage events of one call, as POST /events takes them."""
+    model = mapping.model_of(call.model)
+    timestamp = call.moment.isoformat()
+    events = []
+    for kind in TOKEN_KINDS:
+        count = call.tokens.get(kind, 0)
+        token_type = mapping.token_type_of(kind)
+        if not count or not token_type:
+            continue
+        events.append(
+            {
+                "id": f"{call.id}:{kind}",
+                "customer": call.customer,
+                "event_name": mapping.event_name,
+                "timestamp": timestamp,
+                "properties": {
+                    "model": model,
+                    "token_type": token_type,
+                    "tokens": count,
+                    "source": mapping.source,
+                },
+            }
+        )
+    if call.provider_cost is not None:
+        events.append(
+            {
+                "id": f"{call.id}:{PROVIDER_COST_KIND}",
+                "customer": call.customer,
+                "event_name": PROVIDER_COST_EVENT,
+                "timestamp": timestamp,
+                "properties": {
+                    "model": model,
+                    "cost": str(call.provider_cost),
+                    "currency": "USD",
+                    "source": mapping.source,
+                },
+            }
+        )
+    return events

@@ -1,0 +1,191 @@
+"""Calls from a gateway or a trace, stored as usage events through the one
+ingestion of POST /events (billing.usage.ingestion.events_ingest: validation,
+per-event errors, draw-down, alerts), and remembered for the source's preview.
+
+A request's calls are stored in batches of at most MAX_EVENTS_PER_BATCH events,
+each batch in its own transaction, a call's events never split between two: a
+call is stored whole or, when any of its events is refused, the rest are refused
+with it before anything is written (its events share the customer, the time and
+the event name, the only fields ingestion refuses an event for besides those
+checked here), so nothing of a call is half stored."""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from billing.integration_models import MODELS_SEEN, RECENT_CALLS, IntegrationSource
+from billing.integrations.calls import (
+    PROVIDER_COST_EVENT,
+    Call,
+    SourceMapping,
+    call_events,
+)
+from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, events_ingest
+
+DEFAULT_EVENT_NAME = "llm.tokens"
+# Where each source names the customer unless finance says otherwise: LiteLLM's
+# end user (the `user` of the request), OpenRouter's `user`, and for OpenTelemetry
+# the span's or its resource's `enduser.id`.
+DEFAULT_CUSTOMER_FROM = {
+    IntegrationSource.LITELLM: "end_user",
+    IntegrationSource.OPENROUTER: "user",
+    IntegrationSource.OTLP: "enduser.id",
+}
+
+
+@dataclass(slots=True)
+class RecordRejection:
+    index: int
+    id: str | None
+    message: str
+
+
+@dataclass(slots=True)
+class Received:
+    """What a reader made of a request: the calls to bill, the records refused
+    and how many were rightly not billed (failed calls, spans that are not model
+    calls)."""
+
+    calls: list[Call] = field(default_factory=list)
+    rejected: list[RecordRejection] = field(default_factory=list)
+    skipped: int = 0
+
+
+@dataclass(slots=True)
+class IntegrationResult:
+    accepted: int = 0
+    duplicates: int = 0
+    calls: int = 0
+    skipped: int = 0
+    rejected: list[RecordRejection] = field(default_factory=list)
+    unmetered: list[dict] = field(default_factory=list)
+
+
+def source_row(source: str) -> IntegrationSource:
+    """The source's row, made with its defaults the first time it is asked for."""
+    row = IntegrationSource.objects.filter(source=source).first()
+    if row is not None:
+        return row
+    row, _ = IntegrationSource.objects.get_or_create(
+        source=source,
+        defaults={
+            "event_name": DEFAULT_EVENT_NAME,
+            "customer_from": DEFAULT_CUSTOMER_FROM[source],
+        },
+    )
+    return row
+
+
+def mapping_of(row: IntegrationSource) -> SourceMapping:
+    return SourceMapping(
+        source=row.source,
+        event_name=row.event_name,
+        customer_from=row.customer_from,
+        models=dict(row.models or {}),
+        token_types=dict(row.token_types or {}),
+    )
+
+
+def calls_ingest(
+    row: IntegrationSource, received: Received, *, now: datetime | None = None
+) -> IntegrationResult:
+    """Store the calls' events; the answer names refused records by their index in
+    the request and their call id."""
+    now = now or datetime.now(UTC)
+    mapping = mapping_of(row)
+    result = IntegrationResult(skipped=received.skipped, rejected=list(received.rejected))
+    refused_calls: dict[int, str] = {}
+    for batch in _batches(received.calls, mapping):
+        events = [event for _, call_events_ in batch for event in call_events_]
+        owners = [call for call, call_events_ in batch for _ in call_events_]
+        ingested = events_ingest(events=events, now=now, may_hold_unstorable=False)
+        result.accepted += ingested.accepted
+        result.duplicates += ingested.duplicates
+        for rejection in ingested.rejected:
+            call = owners[rejection.index]
+            refused_calls.setdefault(id(call), rejection.message)
+        for unmetered in ingested.unmetered:
+            if unmetered.event_name != PROVIDER_COST_EVENT:
+                call = owners[unmetered.index]
+                result.unmetered.append(
+                    {"index": call.index, "id": unmetered.id, "event_name": unmetered.event_name}
+                )
+    for call in received.calls:
+        message = refused_calls.get(id(call))
+        if message is not None:
+            result.rejected.append(RecordRejection(call.index, call.id, message))
+        else:
+            result.calls += 1
+    result.rejected.sort(key=lambda r: r.index)
+    _remember(row, mapping, received, result, now=now)
+    return result
+
+
+def _batches(calls: list[Call], mapping: SourceMapping):
+    """The calls with their events, in batches of at most MAX_EVENTS_PER_BATCH
+    events, a call's events never split."""
+    batch: list[tuple[Call, list[dict]]] = []
+    size = 0
+    for call in calls:
+        events = call_events(call, mapping)
+        if not events:
+            continue
+        if size + len(events) > MAX_EVENTS_PER_BATCH and batch:
+            yield batch
+            batch, size = [], 0
+        batch.append((call, events))
+        size += len(events)
+    if batch:
+        yield batch
+
+
+def _remember(
+    row: IntegrationSource,
+    mapping: SourceMapping,
+    received: Received,
+    result: IntegrationResult,
+    *,
+    now: datetime,
+) -> None:
+    """Keep the request's last calls (and refusals) in the source's preview, and
+    the model names it received: one UPDATE. Two requests at once may each keep
+    its own view of the preview (the last to write wins); no usage depends on it."""
+    refused = {(r.index, r.id): r.message for r in result.rejected}
+    entries = []
+    for call in received.calls[-RECENT_CALLS:]:
+        entries.append(
+            {
+                "at": now.isoformat(),
+                "id": call.id,
+                "customer": call.customer,
+                "model": call.model,
+                "mapped": mapping.model_of(call.model),
+                "tokens": {
+                    mapping.token_type_of(kind) or f"({kind})": count
+                    for kind, count in call.tokens.items()
+                    if count
+                },
+                "provider_cost": None if call.provider_cost is None else str(call.provider_cost),
+                "error": refused.get((call.index, call.id)),
+            }
+        )
+    called = {(c.index, c.id) for c in received.calls}
+    for rejection in received.rejected[-RECENT_CALLS:]:
+        if (rejection.index, rejection.id) not in called:
+            entries.append({"at": now.isoformat(), "id": rejection.id, "error": rejection.message})
+    if not entries:
+        return
+    seen = dict(row.models_seen or {})
+    for call in received.calls:
+        entry = seen.get(call.model)
+        calls = (entry or {}).get("calls", 0) + 1
+        seen[call.model] = {
+            "mapped": mapping.model_of(call.model),
+            "calls": calls,
+            "last_seen": now.isoformat(),
+        }
+    if len(seen) > MODELS_SEEN:
+        newest = sorted(seen.items(), key=lambda item: item[1]["last_seen"], reverse=True)
+        seen = dict(newest[:MODELS_SEEN])
+    recent = (list(reversed(entries)) + list(row.recent or []))[:RECENT_CALLS]
+    IntegrationSource.objects.filter(pk=row.pk).update(recent=recent, models_seen=seen)
+    row.recent, row.models_seen = recent, seen

@@ -1,0 +1,172 @@
+"""What LiteLLM's `generic_api` logging callback sends: its StandardLoggingPayload,
+one per call, as a JSON array (its default), NDJSON, or one object a request. A
+successful call becomes a Call; a failed one (`status` "failure") is not billed.
+
+Its tokens come from the payload's usage object (`metadata.usage_object`, as the
+provider answered, normalized by LiteLLM to OpenAI's shape) or, without one, its
+`prompt_tokens` and `completion_tokens`. OpenAI's counts hold the cached and audio
+tokens inside the prompt's and the reasoning and audio tokens inside the
+completion's; LiteLLM counts Anthropic's cache reads and writes inside the prompt's
+too: each is billed once, under its own kind (billing.integrations.calls)."""
+
+from collections.abc import Mapping
+
+from billing.core.nesting import TOO_DEEP
+from billing.integrations.calls import (
+    AUDIO_INPUT,
+    AUDIO_OUTPUT,
+    CACHE_WRITE,
+    CACHED_INPUT,
+    INPUT,
+    OUTPUT,
+    REASONING,
+    Call,
+    RecordRejected,
+    RecordSkipped,
+    SourceMapping,
+    epoch_moment,
+    optional_count,
+    split_completion,
+    split_prompt,
+    text_field,
+    token_count,
+)
+from billing.integrations.ingest import Received, RecordRejection
+from billing.usage.ingestion import batch_parse
+
+# customer_from -> where the payload names the customer: its end user (the
+# request's `user`), or the LiteLLM key's team, alias, user or organization.
+# "metadata.<name>" reads the request's own metadata (requester_metadata, then
+# spend_logs_metadata).
+CUSTOMER_FIELDS = {
+    "end_user": None,
+    "team_id": "user_api_key_team_id",
+    "team_alias": "user_api_key_team_alias",
+    "key_alias": "user_api_key_alias",
+    "user_id": "user_api_key_user_id",
+    "org_id": "user_api_key_org_id",
+}
+METADATA_PREFIX = "metadata."
+
+
+def customer_from_valid(name: str) -> bool:
+    return name in CUSTOMER_FIELDS or (
+        name.startswith(METADATA_PREFIX) and len(name) > len(METADATA_PREFIX)
+    )
+
+
+def records_of(body: bytes) -> list:
+    """The payloads of a body: a JSON array, one object, or NDJSON (one object a
+    line). Raises ValueError for a body that is none of them."""
+    try:
+        parsed = batch_parse(body)
+    except (ValueError, UnicodeDecodeError):
+        parsed = None
+        lines = [line for line in body.splitlines() if line.strip()]
+        if len(lines) < 2:
+            raise
+        # NDJSON: each line its own record; a line that is not JSON is refused alone.
+        records = []
+        for line in lines:
+            try:
+                records.append(batch_parse(line))
+            except (ValueError, UnicodeDecodeError):
+                records.append(_Unreadable())
+        return records
+    if isinstance(parsed, list):
+        return parsed
+    return [parsed]
+
+
+class _Unreadable:
+    """An NDJSON line that is not JSON."""
+
+
+def received_of(records: list, mapping: SourceMapping) -> Received:
+    received = Received()
+    for index, record in enumerate(records):
+        try:
+            received.calls.append(call_of(record, mapping, index))
+        except RecordSkipped:
+            received.skipped += 1
+        except RecordRejected as exc:
+            received.rejected.append(RecordRejection(index, _id_of(record), str(exc)))
+    return received
+
+
+def _id_of(record: object) -> str | None:
+    if isinstance(record, dict) and isinstance(record.get("id"), str):
+        try:
+            return text_field(record["id"], "id")
+        except RecordRejected:
+            return None
+    return None
+
+
+def _mapping(record: Mapping, key: str) -> Mapping:
+    value = record.get(key)
+    if value is None or value is TOO_DEEP:
+        return {}
+    if not isinstance(value, dict):
+        raise RecordRejected(f"{key} must be an object")
+    return value
+
+
+def customer_of(record: Mapping, customer_from: str) -> str:
+    metadata = _mapping(record, "metadata")
+    if customer_from == "end_user":
+        value = record.get("end_user") or metadata.get("user_api_key_end_user_id")
+    elif customer_from.startswith(METADATA_PREFIX):
+        key = customer_from[len(METADATA_PREFIX) :]
+        value = _mapping(metadata, "requester_metadata").get(key)
+        if value is None:
+            value = _mapping(metadata, "spend_logs_metadata").get(key)
+    else:
+        value = metadata.get(CUSTOMER_FIELDS.get(customer_from) or customer_from)
+    if value is None or value == "":
+        raise RecordRejected(f"the call names no customer (customer_from {customer_from!r})")
+    return text_field(value, f"customer ({customer_from})")
+
+
+def call_of(record: object, mapping: SourceMapping, index: int) -> Call:
+    if not isinstance(record, dict):
+        raise RecordRejected("each record must be a JSON object (LiteLLM's logging payload)")
+    status = record.get("status")
+    if status == "failure" or record.get("error_str"):
+        raise RecordSkipped
+    if status not in (None, "success"):
+        raise RecordRejected(f"status must be 'success' or 'failure', not {status!r}")
+    call_id = text_field(record.get("id") or record.get("litellm_call_id"), "id")
+    customer = customer_of(record, mapping.customer_from)
+    model = text_field(record.get("model"), "model")
+    moment = epoch_moment(record.get("startTime"), "startTime")
+    usage = _mapping(_mapping(record, "metadata"), "usage_object")
+    if not usage:
+        if record.get("prompt_tokens") is None and record.get("completion_tokens") is None:
+            raise RecordRejected("the call carries no token usage")
+        usage = record
+    prompt_details = _mapping(usage, "prompt_tokens_details")
+    completion_details = _mapping(usage, "completion_tokens_details")
+    prompt = token_count(usage.get("prompt_tokens", 0), "prompt_tokens")
+    completion = token_count(usage.get("completion_tokens", 0), "completion_tokens")
+    cached = optional_count(prompt_details, "cached_tokens", "prompt_tokens_details.cached_tokens")
+    if not cached:
+        cached = optional_count(usage, "cache_read_input_tokens")
+    cache_write = optional_count(usage, "cache_creation_input_tokens")
+    audio_in = optional_count(prompt_details, "audio_tokens", "prompt_tokens_details.audio_tokens")
+    reasoning = optional_count(
+        completion_details, "reasoning_tokens", "completion_tokens_details.reasoning_tokens"
+    )
+    audio_out = optional_count(
+        completion_details, "audio_tokens", "completion_tokens_details.audio_tokens"
+    )
+    tokens = {
+        INPUT: split_prompt(prompt, cached=cached, cache_write=cache_write, audio=audio_in),
+        CACHED_INPUT: cached,
+        CACHE_WRITE: cache_write,
+        AUDIO_INPUT: audio_in,
+        OUTPUT: split_completion(completion, reasoning=reasoning, audio=audio_out),
+        REASONING: reasoning,
+        AUDIO_OUTPUT: audio_out,
+    }
+    return Call(call_id, customer, model, moment, tokens, index=index)

@@ -1,0 +1,57 @@
+"""S35's rate card (../shared/SCENARIOS.md) on `llm_tokens`, by model and
+token_type, per 1M tokens, and its customer: what every test of the gateway
+ingestion bills against."""
+
+import pytest
+
+from customers.services import customer_create
+from tests.factories import api_client, llm_tokens_meter, subscribe
+
+MILLION = "1000000"
+
+
+def per_million(price: str) -> dict:
+    return {"scheme": "per_unit", "unit_price": price, "per": MILLION}
+
+
+def row(price: str, **when: str) -> dict:
+    return {"when": when, "pricing": per_million(price)}
+
+
+S35_CARD = {
+    "meter": "llm_tokens",
+    "model": "overage",
+    "included_units": "0",
+    "price_by": ["model", "token_type"],
+    "rates": [
+        row("2.50", model="gpt-4o", token_type="input"),
+        row("1.25", model="gpt-4o", token_type="cached_input"),
+        row("10.00", model="gpt-4o", token_type="output"),
+        row("2.00", model="o3", token_type="input"),
+        row("8.00", model="o3", token_type="output"),
+        row("8.00", model="o3", token_type="reasoning"),
+        row("1.00"),
+    ],
+}
+
+
+@pytest.fixture
+def s35(db):
+    """The S35 plan published, customer `acme` (USD) subscribed: its subscription."""
+    llm_tokens_meter()
+    plan = {"code": "tokens", "name": "Tokens", "currency": "USD", "base_fee": "0"}
+    response = api_client("admin").post(
+        "/api/v1/plans", plan | {"publish": True, "charges": [S35_CARD]}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    return subscribe(customer, "tokens")
+
+
+def usage_rates(period_start: str = "2026-11-01T00:00:00Z") -> tuple[str, list]:
+    """acme's llm_tokens line on /usage: its amount and its rows."""
+    body = (
+        api_client("read").get(f"/api/v1/customers/acme/usage?period_start={period_start}").json()
+    )
+    (line,) = [line for line in body["lines"] if line["meter"] == "llm_tokens"]
+    return line["amount"], line["rates"]
