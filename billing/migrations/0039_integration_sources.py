@@ -4,29 +4,66 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0038_channel_messages'),
+        ("billing", "0038_channel_messages"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='IntegrationSource',
+            name="IntegrationSource",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(choices=[('litellm', 'LiteLLM'), ('openrouter', 'OpenRouter'), ('otlp', 'OpenTelemetry (OTLP)')], max_length=16, unique=True, verbose_name='source')),
-                ('event_name', models.CharField(default='llm.tokens', help_text='The events each call becomes; a meter reading this event name bills them.', max_length=255, verbose_name='event name')),
-                ('customer_from', models.CharField(help_text='Where a call names the customer (its external id).', max_length=255, verbose_name='customer from')),
-                ('models', models.JSONField(blank=True, default=dict, verbose_name='model names')),
-                ('token_types', models.JSONField(blank=True, default=dict, verbose_name='token types')),
-                ('recent', models.JSONField(blank=True, default=list, editable=False)),
-                ('models_seen', models.JSONField(blank=True, default=dict, editable=False)),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
-                ('updated_by', models.CharField(blank=True, max_length=255, verbose_name='updated by')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("litellm", "LiteLLM"),
+                            ("openrouter", "OpenRouter"),
+                            ("otlp", "OpenTelemetry (OTLP)"),
+                        ],
+                        max_length=16,
+                        unique=True,
+                        verbose_name="source",
+                    ),
+                ),
+                (
+                    "event_name",
+                    models.CharField(
+                        default="llm.tokens",
+                        help_text="The events each call becomes; a meter reading this event name bills them.",
+                        max_length=255,
+                        verbose_name="event name",
+                    ),
+                ),
+                (
+                    "customer_from",
+                    models.CharField(
+                        help_text="Where a call names the customer (its external id).",
+                        max_length=255,
+                        verbose_name="customer from",
+                    ),
+                ),
+                ("models", models.JSONField(blank=True, default=dict, verbose_name="model names")),
+                (
+                    "token_types",
+                    models.JSONField(blank=True, default=dict, verbose_name="token types"),
+                ),
+                ("recent", models.JSONField(blank=True, default=list, editable=False)),
+                ("models_seen", models.JSONField(blank=True, default=dict, editable=False)),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
+                (
+                    "updated_by",
+                    models.CharField(blank=True, max_length=255, verbose_name="updated by"),
+                ),
             ],
             options={
-                'verbose_name': 'usage source',
-                'verbose_name_plural': 'usage sources',
+                "verbose_name": "usage source",
+                "verbose_name_plural": "usage sources",
             },
         ),
     ]
