@@ -11,9 +11,16 @@ from rest_framework.views import APIView
 from billing.api.events import PayloadTooLarge, read_body
 from billing.core.errors import InvalidRequest
 from billing.integration_models import IntegrationSource
-from billing.integrations import litellm
+from billing.integrations import litellm, openrouter
 from billing.integrations.calls import MAX_CALLS_PER_REQUEST
-from billing.integrations.ingest import IntegrationResult, calls_ingest, mapping_of, source_row
+from billing.integrations.ingest import (
+    IntegrationResult,
+    Received,
+    calls_ingest,
+    json_records,
+    mapping_of,
+    source_row,
+)
 from config.api import error_body
 from customers.models import ApiKey
 
@@ -53,24 +60,54 @@ def too_many_calls(count: int) -> PayloadTooLarge:
     )
 
 
-class LiteLLMIngestApi(APIView):
-    """POST what LiteLLM's generic_api callback sends (scope events:write)."""
+class GatewayIngestApi(APIView):
+    """POST a gateway's records (scope events:write): read once, each record a
+    call or a refusal, the calls stored through ingest.calls_ingest."""
 
     required_scopes = {"POST": ApiKey.SCOPE_EVENTS_WRITE}
     parser_classes = []  # the body is read and parsed here, once
-    schema_may_conflict = False
+    schema_may_conflict = False  # a repeated call is a duplicate, not a conflict
+    source: str
+
+    def records(self, body: bytes) -> list:
+        return json_records(body)
+
+    def received(self, records: list, mapping) -> Received:
+        raise NotImplementedError
 
     def post(self, request):
         if content_type_of(request) not in JSON_TYPES:
             raise exceptions.UnsupportedMediaType(content_type_of(request) or "none")
         body = read_body(request, limit=settings.BILLING_INTEGRATION_MAX_BODY)
         try:
-            records = litellm.records_of(body)
+            records = self.records(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidRequest(f"malformed JSON: {exc}") from exc
         if len(records) > MAX_CALLS_PER_REQUEST:
             raise too_many_calls(len(records))
-        row = source_row(IntegrationSource.LITELLM)
-        received = litellm.received_of(records, mapping_of(row))
-        result = calls_ingest(row, received)
+        row = source_row(self.source)
+        result = calls_ingest(row, self.received(records, mapping_of(row)))
         return Response(result_body(result), status=status.HTTP_202_ACCEPTED)
+
+
+class LiteLLMIngestApi(GatewayIngestApi):
+    """What LiteLLM's generic_api callback sends: a JSON array, NDJSON or one
+    StandardLoggingPayload (billing.integrations.litellm)."""
+
+    source = IntegrationSource.LITELLM
+
+    def received(self, records: list, mapping) -> Received:
+        return litellm.received_of(records, mapping)
+
+
+class OpenRouterIngestApi(GatewayIngestApi):
+    """OpenRouter's generations or completions with usage accounting
+    (billing.integrations.openrouter)."""
+
+    source = IntegrationSource.OPENROUTER
+
+    def records(self, body: bytes) -> list:
+        return openrouter.unwrapped(json_records(body))
+
+    def received(self, records: list, mapping) -> Received:
+        return openrouter.received_of(records, mapping)

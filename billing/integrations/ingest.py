@@ -19,7 +19,7 @@ from billing.integrations.calls import (
     SourceMapping,
     call_events,
 )
-from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, events_ingest
+from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, batch_parse, events_ingest
 
 DEFAULT_EVENT_NAME = "llm.tokens"
 # Where each source names the customer unless finance says otherwise: LiteLLM's
@@ -30,6 +30,10 @@ DEFAULT_CUSTOMER_FROM = {
     IntegrationSource.OPENROUTER: "user",
     IntegrationSource.OTLP: "enduser.id",
 }
+
+
+# An NDJSON line that is not JSON (json_records): refused as a record, alone.
+UNREADABLE = object()
 
 
 @dataclass(slots=True)
@@ -58,6 +62,30 @@ class IntegrationResult:
     skipped: int = 0
     rejected: list[RecordRejection] = field(default_factory=list)
     unmetered: list[dict] = field(default_factory=list)
+
+
+def json_records(body: bytes) -> list:
+    """The records of a gateway's body: a JSON array, one object, or NDJSON (one
+    object a line, a line that is not JSON kept as UNREADABLE for the reader to
+    refuse alone). Raises ValueError for a body that is none of them."""
+    try:
+        parsed = batch_parse(body)
+    except (ValueError, UnicodeDecodeError):
+        parsed = None
+        lines = [line for line in body.splitlines() if line.strip()]
+        if len(lines) < 2:
+            raise
+        # NDJSON: each line its own record; a line that is not JSON is refused alone.
+        records = []
+        for line in lines:
+            try:
+                records.append(batch_parse(line))
+            except (ValueError, UnicodeDecodeError):
+                records.append(UNREADABLE)
+        return records
+    if isinstance(parsed, list):
+        return parsed
+    return [parsed]
 
 
 def source_row(source: str) -> IntegrationSource:

@@ -31,8 +31,7 @@ from billing.integrations.calls import (
     text_field,
     token_count,
 )
-from billing.integrations.ingest import Received, RecordRejection
-from billing.usage.ingestion import batch_parse
+from billing.integrations.ingest import UNREADABLE, Received, RecordRejection
 
 # customer_from -> where the payload names the customer: its end user (the
 # request's `user`), or the LiteLLM key's team, alias, user or organization.
@@ -53,33 +52,6 @@ def customer_from_valid(name: str) -> bool:
     return name in CUSTOMER_FIELDS or (
         name.startswith(METADATA_PREFIX) and len(name) > len(METADATA_PREFIX)
     )
-
-
-def records_of(body: bytes) -> list:
-    """The payloads of a body: a JSON array, one object, or NDJSON (one object a
-    line). Raises ValueError for a body that is none of them."""
-    try:
-        parsed = batch_parse(body)
-    except (ValueError, UnicodeDecodeError):
-        parsed = None
-        lines = [line for line in body.splitlines() if line.strip()]
-        if len(lines) < 2:
-            raise
-        # NDJSON: each line its own record; a line that is not JSON is refused alone.
-        records = []
-        for line in lines:
-            try:
-                records.append(batch_parse(line))
-            except (ValueError, UnicodeDecodeError):
-                records.append(_Unreadable())
-        return records
-    if isinstance(parsed, list):
-        return parsed
-    return [parsed]
-
-
-class _Unreadable:
-    """An NDJSON line that is not JSON."""
 
 
 def received_of(records: list, mapping: SourceMapping) -> Received:
@@ -129,6 +101,8 @@ def customer_of(record: Mapping, customer_from: str) -> str:
 
 
 def call_of(record: object, mapping: SourceMapping, index: int) -> Call:
+    if record is UNREADABLE:
+        raise RecordRejected("this line is not JSON")
     if not isinstance(record, dict):
         raise RecordRejected("each record must be a JSON object (LiteLLM's logging payload)")
     status = record.get("status")
