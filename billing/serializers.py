@@ -265,6 +265,37 @@ class EventBatchResultSerializer(serializers.Serializer):
     )
 
 
+class RejectedRecordSerializer(serializers.Serializer):
+    index = serializers.IntegerField(min_value=0, help_text="Its position in the request.")
+    id = serializers.CharField(allow_null=True, help_text="The call's id at the source.")
+    error = ErrorDetailSerializer()
+
+
+class UnmeteredCallSerializer(serializers.Serializer):
+    index = serializers.IntegerField(min_value=0, help_text="The call's position in the request.")
+    id = serializers.CharField(help_text="The event's id, `<call id>:<token kind>`.")
+    event_name = serializers.CharField()
+
+
+class GatewayResultSerializer(serializers.Serializer):
+    """The answer of POST /api/v1/integrations/{litellm|openrouter} (billing.api.integrations)."""
+
+    accepted = serializers.IntegerField(min_value=0, help_text="Events stored.")
+    duplicates = serializers.IntegerField(
+        min_value=0, help_text="Events already stored (a resent or retried call)."
+    )
+    calls = serializers.IntegerField(min_value=0, help_text="Calls billed.")
+    skipped = serializers.IntegerField(
+        min_value=0, help_text="Records rightly not billed: failed or cancelled calls."
+    )
+    rejected = RejectedRecordSerializer(many=True)
+    unmetered = UnmeteredCallSerializer(
+        many=True,
+        required=False,
+        help_text="Present when some are: stored events whose event_name no meter reads.",
+    )
+
+
 # The answers of the usage read and of bulk migrations, for the OpenAPI schema; the
 # views in billing.api write them.
 

@@ -4,6 +4,8 @@ POST /v1/traces (OTLP/HTTP), each with our API key (scope events:write), each
 stored through the ingestion of POST /events (billing.integrations.ingest)."""
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,6 +23,7 @@ from billing.integrations.ingest import (
     mapping_of,
     source_row,
 )
+from billing.serializers import GatewayResultSerializer
 from config.api import error_body
 from customers.models import ApiKey
 
@@ -75,6 +78,13 @@ class GatewayIngestApi(APIView):
     def received(self, records: list, mapping) -> Received:
         raise NotImplementedError
 
+    @extend_schema(
+        request={
+            "application/json": OpenApiTypes.ANY,
+            "application/x-ndjson": OpenApiTypes.STR,
+        },
+        responses={202: GatewayResultSerializer},
+    )
     def post(self, request):
         if content_type_of(request) not in JSON_TYPES:
             raise exceptions.UnsupportedMediaType(content_type_of(request) or "none")
