@@ -167,7 +167,7 @@ class IntegrationSourceAdmin(admin.ModelAdmin):
     def get_form(self, request, obj=None, change=False, **kwargs):
         # The form's fields are its own (the token kinds' are made per kind), none
         # written to the row by the form: save_model stores the checked changes.
-        return super().get_form(request, obj, change=change, fields=[], **kwargs)
+        return super().get_form(request, obj, change=change, **{**kwargs, "fields": []})
 
     def changelist_view(self, request, extra_context=None):
         # Every source is listed before its first call: finance maps models first.
