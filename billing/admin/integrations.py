@@ -87,11 +87,7 @@ class IntegrationSourceForm(forms.ModelForm):
         row = self.instance
         token_types = row.token_types or {}
         for kind in TOKEN_KINDS:
-            self.fields[TOKEN_FIELD.format(kind)] = forms.CharField(
-                required=False,
-                label=kind,
-                help_text=_("Empty: not billed."),
-            )
+            self.fields[TOKEN_FIELD.format(kind)] = forms.CharField(required=False, label=kind)
             self.initial.setdefault(TOKEN_FIELD.format(kind), token_types.get(kind, kind) or "")
         self.initial.setdefault("event_name", row.event_name)
         self.initial.setdefault("customer_from", row.customer_from)
@@ -134,9 +130,14 @@ def _moment(text: str | None) -> str:
 
 
 def _tokens(tokens: dict) -> str:
-    return ", ".join(
-        f"{token_type} {formats.number_format(count, force_grouping=True)}"
-        for token_type, count in (tokens or {}).items()
+    """'input 1,000,000, output 40', a kind and its count never split over two lines."""
+    return format_html_join(
+        ", ",
+        '<span class="name">{} {}</span>',
+        (
+            (token_type, formats.number_format(count, force_grouping=True))
+            for token_type, count in (tokens or {}).items()
+        ),
     )
 
 
@@ -155,7 +156,8 @@ class IntegrationSourceAdmin(admin.ModelAdmin):
                 {
                     "fields": [TOKEN_FIELD.format(kind) for kind in TOKEN_KINDS],
                     "description": _(
-                        "The token_type each kind of token is billed under on the rate card."
+                        "The token_type each kind of token is billed under on the rate "
+                        "card. Empty: that kind is not billed."
                     ),
                 },
             ),
@@ -193,15 +195,16 @@ class IntegrationSourceAdmin(admin.ModelAdmin):
         unknown = gettext("not on the rate card: priced at the default row")
         rows = format_html_join(
             "",
-            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            '<tr{}><td class="name">{}</td><td class="name">{}</td><td class="figure">{}</td>'
+            '<td>{}</td><td class="flag">{}</td></tr>',
             (
                 (
                     "" if entry["known"] else format_html(' class="{}"', "unknown-model"),
                     model,
                     entry["mapped"],
-                    entry.get("calls", 0),
+                    formats.number_format(entry.get("calls", 0), force_grouping=True),
                     _moment(entry.get("last_seen")),
-                    format_html("<strong>{}</strong>", unknown) if not entry["known"] else "",
+                    "" if entry["known"] else unknown,
                 )
                 for model, entry in sorted(seen.items(), key=lambda item: item[1]["known"])
             ),
@@ -223,15 +226,20 @@ class IntegrationSourceAdmin(admin.ModelAdmin):
             return gettext("No call received yet.")
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-            "</tr>",
+            '<tr><td class="name">{}</td><td class="name">{}</td><td>{}</td><td>{}</td>'
+            '<td>{}</td><td class="figure">{}</td><td>{}</td></tr>',
             (
                 (
                     _moment(call.get("at")),
                     call.get("id") or "",
                     call.get("customer") or "",
                     (
-                        f"{call['model']} \N{RIGHTWARDS ARROW} {call.get('mapped')}"
+                        format_html(
+                            '<span class="name">{}</span> \N{RIGHTWARDS ARROW} '
+                            '<span class="name">{}</span>',
+                            call["model"],
+                            call.get("mapped"),
+                        )
                         if call.get("model")
                         else ""
                     ),
