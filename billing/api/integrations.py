@@ -109,7 +109,7 @@ class IntegrationSourceApi(APIView):
     the customer, the source's model names -> the rate card's values, and the
     token kinds -> token_type (null: not billed). Scope `read` to read, `admin` to
     change. A source receiving calls on the same path subclasses this with its
-    `post` (LiteLLMIngestApi)."""
+    `post` (SourceIngestApi)."""
 
     required_scopes = {"GET": ApiKey.SCOPE_READ, "PUT": ApiKey.SCOPE_ADMIN}
     # The source this path is for; None: named by the URL (`source`).
@@ -150,11 +150,10 @@ class IntegrationSourceApi(APIView):
         return Response(mapping_body(row))
 
 
-class LiteLLMIngestApi(IntegrationSourceApi):
-    """POST what LiteLLM's generic_api callback sends (scope events:write); GET and
-    PUT its mapping."""
+class SourceIngestApi(IntegrationSourceApi):
+    """A source whose calls arrive on its own path: its subclass names the source
+    and reads the calls in `post` (scope events:write), parsing the body itself."""
 
-    source = IntegrationSource.LITELLM
     required_scopes = {**IntegrationSourceApi.required_scopes, "POST": ApiKey.SCOPE_EVENTS_WRITE}
     schema_may_conflict = False
 
@@ -162,6 +161,13 @@ class LiteLLMIngestApi(IntegrationSourceApi):
         # A call's body is read and parsed by post, once; PUT's mapping is JSON.
         method = getattr(self.request, "method", None)
         return [] if method == "POST" else super().get_parsers()
+
+
+class LiteLLMIngestApi(SourceIngestApi):
+    """POST what LiteLLM's generic_api callback sends (scope events:write); GET and
+    PUT its mapping."""
+
+    source = IntegrationSource.LITELLM
 
     def post(self, request):
         if content_type_of(request) not in JSON_TYPES:
