@@ -16,6 +16,8 @@ WRITES_WITHOUT_CONFLICT = {
     "/api/v1/events",
     "/api/v1/customers/{external_id}/check",
     "/api/v1/plan-migrations/preview",
+    "/api/v1/integrations/litellm",
+    "/api/v1/integrations/openrouter",
 }
 
 LIST_OPERATIONS = [

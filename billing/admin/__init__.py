@@ -3,6 +3,7 @@ migrations, alerts and webhooks, price simulations and the margins report.
 Importing the package registers them all."""
 
 from billing.admin import (
+    integrations,
     journal,
     margins,
     notifications,
@@ -12,6 +13,7 @@ from billing.admin import (
 )
 
 __all__ = [
+    "integrations",
     "journal",
     "margins",
     "notifications",

@@ -1,17 +1,21 @@
 """Usage from where AI teams already have it: POST /api/v1/integrations/litellm
 (LiteLLM's generic_api callback), .../openrouter (OpenRouter's usage records) and
 POST /v1/traces (OTLP/HTTP), each with our API key (scope events:write), each
-stored through the ingestion of POST /events (billing.integrations.ingest)."""
+stored through the ingestion of POST /events (billing.integrations.ingest).
+
+GET and PUT on /api/v1/integrations/<source> read and change the source's mapping
+(scopes read and admin): one view class per path, the source's ingestion its
+`post` where calls arrive on the same path."""
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, status
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.api.events import PayloadTooLarge, read_body
-from billing.core.errors import InvalidRequest
+from billing.core.errors import InvalidRequest, NotFound
 from billing.integration_models import IntegrationSource
 from billing.integrations import litellm, openrouter
 from billing.integrations.calls import MAX_CALLS_PER_REQUEST
@@ -22,6 +26,13 @@ from billing.integrations.ingest import (
     json_records,
     mapping_of,
     source_row,
+)
+from billing.integrations.mapping import (
+    mapping_checked,
+    mapping_save,
+    models_seen_of,
+    source_known,
+    unknown_source_words,
 )
 from billing.serializers import GatewayResultSerializer
 from config.api import error_body
@@ -63,14 +74,104 @@ def too_many_calls(count: int) -> PayloadTooLarge:
     )
 
 
-class GatewayIngestApi(APIView):
-    """POST a gateway's records (scope events:write): read once, each record a
-    call or a refusal, the calls stored through ingest.calls_ingest."""
+def mapping_body(row: IntegrationSource) -> dict:
+    """A source's mapping as GET and PUT answer it, with its preview: the last
+    calls as stored, and each model name received with what it maps to now and
+    whether the rate card knows it (billing.integrations.mapping.models_seen_of)."""
+    return {
+        "source": row.source,
+        "event_name": row.event_name,
+        "customer_from": row.customer_from,
+        "models": row.models or {},
+        "token_types": row.token_types or {},
+        "updated_at": row.updated_at.isoformat() if row.updated_at else None,
+        "updated_by": row.updated_by,
+        "recent": row.recent or [],
+        "models_seen": models_seen_of(row),
+    }
 
-    required_scopes = {"POST": ApiKey.SCOPE_EVENTS_WRITE}
-    parser_classes = []  # the body is read and parsed here, once
-    schema_may_conflict = False  # a repeated call is a duplicate, not a conflict
-    source: str
+
+_MAPPING = inline_serializer(
+    "IntegrationMapping",
+    {
+        "source": serializers.ChoiceField(choices=IntegrationSource.SOURCES),
+        "event_name": serializers.CharField(),
+        "customer_from": serializers.CharField(),
+        "models": serializers.DictField(child=serializers.CharField()),
+        "token_types": serializers.DictField(child=serializers.CharField(allow_null=True)),
+        "updated_at": serializers.DateTimeField(allow_null=True),
+        "updated_by": serializers.CharField(),
+        "recent": serializers.JSONField(
+            help_text='The last calls: [{"at", "id", "customer", "model", "mapped", "tokens", '
+            '"provider_cost", "error"}], newest first.'
+        ),
+        "models_seen": serializers.JSONField(
+            help_text='{model: {"mapped", "calls", "last_seen", "known"}}; known false: '
+            "the rate card does not name it, it is priced at the card's default row."
+        ),
+    },
+)
+
+
+class IntegrationSourceApi(APIView):
+    """A source's mapping: the event name its calls become, where a call names
+    the customer, the source's model names -> the rate card's values, and the
+    token kinds -> token_type (null: not billed). Scope `read` to read, `admin` to
+    change. A source receiving calls on the same path subclasses this with its
+    `post` (GatewayIngestApi)."""
+
+    required_scopes = {"GET": ApiKey.SCOPE_READ, "PUT": ApiKey.SCOPE_ADMIN}
+    # The source this path is for; None: named by the URL (`source`).
+    source: str | None = None
+
+    def source_of(self, source: str | None) -> str:
+        source = self.source or source or ""
+        if not source_known(source):
+            raise NotFound(unknown_source_words(source))
+        return source
+
+    @extend_schema(responses=_MAPPING)
+    def get(self, request, source: str | None = None):
+        return Response(mapping_body(source_row(self.source_of(source))))
+
+    @extend_schema(
+        request=inline_serializer(
+            "IntegrationMappingSet",
+            {
+                "event_name": serializers.CharField(required=False),
+                "customer_from": serializers.CharField(required=False),
+                "models": serializers.DictField(child=serializers.CharField(), required=False),
+                "token_types": serializers.DictField(
+                    child=serializers.CharField(allow_null=True), required=False
+                ),
+            },
+        ),
+        responses=_MAPPING,
+    )
+    def put(self, request, source: str | None = None):
+        """Changes the fields given (any of them); 400 naming each field that is
+        wrong or unknown, and nothing is changed then."""
+        source = self.source_of(source)
+        changes = mapping_checked(source, request.data)
+        row = source_row(source)
+        mapping_save(row, changes, by=f"API key {request.user.key.name}")
+        row.refresh_from_db()
+        return Response(mapping_body(row))
+
+
+class GatewayIngestApi(IntegrationSourceApi):
+    """A gateway whose calls arrive on its own path (GET and PUT its mapping): POST
+    its records (scope events:write), read once, each record a call or a refusal,
+    the calls stored through ingest.calls_ingest. A subclass names the source and
+    how its records are read."""
+
+    required_scopes = {**IntegrationSourceApi.required_scopes, "POST": ApiKey.SCOPE_EVENTS_WRITE}
+    schema_may_conflict = False
+
+    def get_parsers(self):
+        # A call's body is read and parsed by post, once; PUT's mapping is JSON.
+        method = getattr(self.request, "method", None)
+        return [] if method == "POST" else super().get_parsers()
 
     def records(self, body: bytes) -> list:
         return json_records(body)
@@ -102,7 +203,7 @@ class GatewayIngestApi(APIView):
 
 class LiteLLMIngestApi(GatewayIngestApi):
     """What LiteLLM's generic_api callback sends: a JSON array, NDJSON or one
-    StandardLoggingPayload (billing.integrations.litellm)."""
+    StandardLoggingPayload (billing.integrations.litellm); GET and PUT its mapping."""
 
     source = IntegrationSource.LITELLM
 
@@ -112,7 +213,7 @@ class LiteLLMIngestApi(GatewayIngestApi):
 
 class OpenRouterIngestApi(GatewayIngestApi):
     """OpenRouter's generations or completions with usage accounting
-    (billing.integrations.openrouter)."""
+    (billing.integrations.openrouter); GET and PUT its mapping."""
 
     source = IntegrationSource.OPENROUTER
 

@@ -128,6 +128,9 @@ FINANCE = [
     *SUBSCRIPTIONS_VIEW,
     # Deals (overrides of a plan for one subscription) and coupons redeemed on one.
     "billing.set_deal_subscription",
+    # Usage sources (LiteLLM, OpenRouter, OpenTelemetry): how their model names
+    # map onto the rate card; rows made by the ingestion, never added nor deleted.
+    *perms("billing.integrationsource", "change", "view"),
 ]
 
 OPERATIONS = [
@@ -147,6 +150,7 @@ OPERATIONS = [
     *INVOICES_VIEW,
     *CATALOG_VIEW,
     *view("billing.usageevent", "billing.usagerollup", "wallets.uncoveredusage"),
+    *view("billing.integrationsource"),
 ]
 
 SUPPORT = [
