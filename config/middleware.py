@@ -33,6 +33,10 @@ from config.api import error_body, handler404
 SIZE_LIMITED_PREFIXES = ("/api/", "/webhooks/")
 
 
+# Paths whose views take larger bodies, each up to its own limit (read_body): an
+# OpenTelemetry exporter's trace export (billing.api.integrations.OtlpTracesApi).
+LARGE_BODY_PATHS = ("/v1/traces",)
+
 # SizedBodies reads a body without a length in pieces of at most this many bytes.
 READ_SIZE = 64 * 1024
 
@@ -65,9 +69,11 @@ class SizedBodies:
     most DATA_UPLOAD_MAX_MEMORY_SIZE + 1 bytes are read, never the whole stream. A
     body past the limit is handed on as those limit + 1 bytes, so InputGuardMiddleware
     answers it 413 as it answers one declared that long (and a form elsewhere is refused
-    by Django as too large). An error while reading (chunks framed wrong, a client gone)
-    is the server's to answer: gunicorn and the development server answer 400. Where
-    the server does not end the body, it is left unread: 411 (InputGuardMiddleware)."""
+    by Django as too large); on LARGE_BODY_PATHS, BILLING_INTEGRATION_MAX_BODY + 1
+    bytes, for the view to refuse past its limit. An error while reading (chunks framed
+    wrong, a client gone) is the server's to answer: gunicorn and the development
+    server answer 400. Where the server does not end the body, it is left unread: 411
+    (InputGuardMiddleware)."""
 
     def __init__(self, application):
         self.application = application
@@ -78,7 +84,10 @@ class SizedBodies:
             and not environ.get("CONTENT_LENGTH")
             and environ.get("wsgi.input_terminated")
         ):
-            body = read_at_most(environ["wsgi.input"], settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            if environ.get("PATH_INFO", "").startswith(LARGE_BODY_PATHS):
+                limit = settings.BILLING_INTEGRATION_MAX_BODY
+            body = read_at_most(environ["wsgi.input"], limit)
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
         return self.application(environ, start_response)
