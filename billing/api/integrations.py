@@ -7,6 +7,7 @@ import zlib
 
 from django.conf import settings
 from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -141,6 +142,10 @@ class OtlpTracesApi(APIView):
     parser_classes = []  # the body is read and decoded here, once
     schema_may_conflict = False
 
+    # Not in the API's schema: its bodies and answers are OTLP's (the
+    # opentelemetry-proto messages), not this API's JSON and error envelope;
+    # docs/api-tour.md says how to point an exporter at it.
+    @extend_schema(exclude=True)
     def post(self, request):
         content_type = content_type_of(request)
         if content_type not in (otlp.PROTOBUF, otlp.JSON):
