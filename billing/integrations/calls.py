@@ -94,11 +94,13 @@ def token_count(value: object, name: str) -> int:
     elif isinstance(value, (float, Decimal, str)):
         try:
             number = Decimal(str(value).strip()) if isinstance(value, (str, float)) else value
-        except (InvalidOperation, ValueError):
+            # An exponent past the context's ("1e999999999") overflows: not a count.
+            whole = number.is_finite() and number == number.to_integral_value()
+        except (ArithmeticError, ValueError):
             raise RecordRejected(f"{name} must be a whole number of tokens") from None
-        if not number.is_finite() or number != number.to_integral_value():
+        if not whole:
             raise RecordRejected(f"{name} must be a whole number of tokens")
-        if abs(number) > MAX_TOKENS:
+        if not -MAX_TOKENS <= number <= MAX_TOKENS:  # abs() would round, and overflow
             raise RecordRejected(f"{name} must be at most {MAX_TOKENS:,} tokens")
         count = int(number)
     else:
@@ -137,7 +139,9 @@ def epoch_moment(value: object, name: str, *, scale: int = 1) -> datetime:
         if not number.is_finite():
             raise InvalidOperation
         return datetime.fromtimestamp(float(number / scale), UTC)
-    except (InvalidOperation, ValueError, OverflowError, OSError):
+    except (ArithmeticError, ValueError, OSError):
+        # ArithmeticError: OverflowError, and decimal's InvalidOperation and Overflow
+        # (an exponent past the context's, "1e999999999").
         raise RecordRejected(f"{name} must be a time since the epoch") from None
 
 

@@ -87,6 +87,8 @@ READ = USAGE | frozenset(
 
 # More than any one call costs, in USD: a cost past it is a mistake, not a charge.
 MAX_COST = Decimal(10**9)
+# A double's shortest text has at most 17 digits: a cost of 1e-13 USD still has room.
+MAX_COST_PLACES = 30
 # How many refused spans an answer's errorMessage names (the count covers them all).
 NAMED_REJECTIONS = 5
 
@@ -266,7 +268,11 @@ def cost_of(value: object) -> Decimal:
         raise RecordRejected(f"{COST} must not be negative")
     if cost >= MAX_COST:
         raise RecordRejected(f"{COST} must be less than {MAX_COST}")
-    return cost + 0  # -0 as 0
+    if not cost:
+        return Decimal(0)  # -0, 0E-1000026: 0
+    if cost.as_tuple().exponent < -MAX_COST_PLACES:
+        raise RecordRejected(f"{COST} must have at most {MAX_COST_PLACES} decimal places")
+    return cost
 
 
 _HEX = re.compile(r"[0-9a-fA-F]+")

@@ -439,3 +439,31 @@ def test_a_chunked_export_is_read_up_to_the_integration_limit():
         }
         SizedBodies(app)(environ, None)
     assert seen == {"/v1/traces": 3 * MIB, "/api/v1/events": MIB + 1}
+
+
+def test_numbers_past_decimals_range_refuse_their_span_only(mapped):
+    """Text with an exponent past decimal's context overflowed (a 500) where a count
+    or a time is read (billing.integrations.calls)."""
+    late = model_span(2)
+    late["startTimeUnixNano"] = "1e999999999"
+    body = export(
+        model_span(1, gen_ai__usage__input_tokens={"intValue": "1e999999999"}),
+        late,
+        model_span(3, gen_ai__usage__cost={"doubleValue": "1e-999999999"}),
+        model_span(4, gen_ai__usage__cost=0.0),
+        model_span(5),
+    )
+    answer = post(body)
+    assert answer.status_code == 200
+    assert answer.json()["partialSuccess"] == {
+        "rejectedSpans": "3",
+        "errorMessage": (
+            f"3 spans rejected: span 0 ({TRACE}:{span_id(1)}): gen_ai.usage.input_tokens "
+            f"must be at most 1,000,000,000,000 tokens; span 1 ({TRACE}:{span_id(2)}): "
+            f"startTimeUnixNano must be a time since the epoch; span 2 ({TRACE}:{span_id(3)}): "
+            "gen_ai.usage.cost must be a number"
+        ),
+    }
+    events = stored()
+    assert events[f"{TRACE}:{span_id(4)}:provider_cost"].properties["cost"] == "0"
+    assert len(events) == 5
