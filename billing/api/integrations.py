@@ -164,7 +164,7 @@ class OtlpTracesApi(APIView):
             received = otlp.received_of_export(export, mapping_of(row))
         except otlp.MalformedExport as exc:
             raise InvalidRequest(str(exc)) from None
-        except otlp.TooManyCalls as exc:
+        except otlp.TooManySpans as exc:
             raise PayloadTooLarge(str(exc)) from None
         result = calls_ingest(row, received)
         if content_type == otlp.PROTOBUF:

@@ -92,6 +92,11 @@ MAX_COST_PLACES = 30
 # How many refused spans an answer's errorMessage names (the count covers them all).
 NAMED_REJECTIONS = 5
 
+# Spans of any kind a request may carry: far more than 8 MB of real spans hold
+# (a few hundred bytes each), far fewer than 8 MB of empty ones (two bytes each in
+# protobuf), whose reading would take seconds.
+MAX_SPANS_PER_REQUEST = 100_000
+
 TRACE_ID_BYTES = 16
 SPAN_ID_BYTES = 8
 
@@ -100,8 +105,9 @@ class MalformedExport(ValueError):
     """A body that is not an OTLP trace export: the whole request is refused."""
 
 
-class TooManyCalls(Exception):
-    """More model spans in one request than a request may carry: none are stored."""
+class TooManySpans(Exception):
+    """More spans, or model spans, in one request than a request may carry: none
+    are stored."""
 
 
 class _Other:
@@ -162,7 +168,12 @@ def received_of_export(
 ) -> Received:
     """The calls of an export (decoded), the spans refused and how many were not
     model calls or failed. Raises MalformedExport for JSON whose structure above
-    the spans is not OTLP's, TooManyCalls past `max_calls` model spans."""
+    the spans is not OTLP's, TooManySpans past `max_calls` model spans."""
+    count = span_count(export)
+    if count > MAX_SPANS_PER_REQUEST:
+        raise TooManySpans(
+            f"{count} spans; at most {MAX_SPANS_PER_REQUEST:,} a request; none stored"
+        )
     wanted = READ | {mapping.customer_from}
     if isinstance(export, ExportTraceServiceRequest):
         spans = _protobuf_spans(export, wanted, mapping.customer_from)
@@ -185,10 +196,33 @@ def received_of_export(
                 received.rejected.append(RecordRejection(index, _id_of(span), str(exc)))
                 model_spans += 1
         if model_spans > max_calls:
-            raise TooManyCalls(
+            raise TooManySpans(
                 f"more than {max_calls} model spans; at most {max_calls} a request; none stored"
             )
     return received
+
+
+def span_count(export: ExportTraceServiceRequest | Mapping) -> int:
+    """How many spans an export holds, counted without reading them (in JSON, those
+    in lists where OTLP puts them)."""
+    if isinstance(export, ExportTraceServiceRequest):
+        return sum(
+            len(scope_spans.spans)
+            for resource_spans in export.resource_spans
+            for scope_spans in resource_spans.scope_spans
+        )
+    count = 0
+    for resource_spans in _lenient_list(export, "resourceSpans", "resource_spans"):
+        for scope_spans in _lenient_list(resource_spans, "scopeSpans", "scope_spans"):
+            count += len(_lenient_list(scope_spans, "spans", "spans"))
+    return count
+
+
+def _lenient_list(message: object, name: str, proto_name: str) -> list:
+    if not isinstance(message, dict):
+        return []
+    value = _field(message, name, proto_name)
+    return value if isinstance(value, list) else []
 
 
 def call_of(span: SpanRead, mapping: SourceMapping, index: int) -> Call:

@@ -23,6 +23,7 @@ from rest_framework.test import APIClient
 from billing.integration_models import IntegrationSource
 from billing.integrations.calls import MAX_CALLS_PER_REQUEST
 from billing.integrations.ingest import source_row
+from billing.integrations.otlp import MAX_SPANS_PER_REQUEST
 from billing.models import UsageEvent
 from config.middleware import SizedBodies
 from tests.factories import api_client
@@ -397,6 +398,16 @@ def test_too_many_model_spans_store_none(mapped):
     plain = [{"traceId": TRACE, "spanId": span_id(n)} for n in range(1, 3000)]
     assert post(export(model_span(1), *plain)).json() == {}
     assert len(stored()) == 2
+    # Past MAX_SPANS_PER_REQUEST spans of any kind (here empty ones, two bytes each),
+    # refused before any is read.
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    scope.spans.extend(Span() for _ in range(MAX_SPANS_PER_REQUEST + 1))
+    crowded = post(request.SerializeToString(), "application/x-protobuf")
+    assert crowded.status_code == 413
+    assert rpc_status(crowded).message == (
+        f"{MAX_SPANS_PER_REQUEST + 1} spans; at most 100,000 a request; none stored"
+    )
 
 
 def test_refusals_before_the_body(mapped):
