@@ -174,6 +174,11 @@ class OtlpTracesApi(APIView):
             )
         return Response(otlp.export_response_json(result.rejected))
 
+    def perform_content_negotiation(self, request, force=False):
+        """Whatever the Accept header asks (`application/x-protobuf`, say): the answer's
+        encoding is the request's, never a 406."""
+        return super().perform_content_negotiation(request, force=True)
+
     def handle_exception(self, exc):
         """The API's refusal, as OTLP/HTTP gives one: a google.rpc.Status, in
         protobuf for a protobuf request; in JSON its code and message beside the

@@ -305,7 +305,11 @@ def test_protobuf_export_answers_in_protobuf(mapped):
     failed.attributes.append(KeyValue(key="gen_ai.usage.input_tokens", value=AnyValue(int_value=9)))
     failed.status.code = Status.STATUS_CODE_ERROR
     spans.append(failed)
-    answer = post(request.SerializeToString(), "application/x-protobuf")
+    answer = post(
+        request.SerializeToString(),
+        "application/x-protobuf",
+        HTTP_ACCEPT="application/x-protobuf",
+    )
     assert answer.status_code == 200
     assert answer["Content-Type"] == "application/x-protobuf"
     response = ExportTraceServiceResponse.FromString(answer.content)
