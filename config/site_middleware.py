@@ -1,7 +1,7 @@
 """The middleware only the site (the admin, the portal) needs, in one entry of
-MIDDLEWARE that passes the REST API under /api/v1/ straight on: the session, the
-logged-in user, messages, the audit history's request, the outage page and the
-admin user's language.
+MIDDLEWARE that passes the REST API under /api/v1/ (and OTLP's /v1/traces) straight
+on: the session, the logged-in user, messages, the audit history's request, the
+outage page and the admin user's language.
 
 The API authenticates each request by its API key (customers.auth), keeps no
 session and shows no messages; an audit row written by an API request has no
@@ -30,7 +30,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.handlers.exception import convert_exception_to_response
 from django.utils.module_loading import import_string
 
-API_PREFIX = "/api/v1/"
+# The REST API, and OTLP/HTTP's path for traces (an API view at the site's root).
+API_PREFIX = ("/api/v1/", "/v1/traces")
 
 # Run for the site only, in this order, where SiteMiddleware stands in MIDDLEWARE.
 SITE_ONLY = [

@@ -150,6 +150,9 @@ urlpatterns = [
     ),
     # Then the rest of the API's routes, the ones called most after those.
     path("api/v1/", include(api_v1)),
+    # OTLP/HTTP's own path, where an OpenTelemetry exporter posts traces: its
+    # endpoint is the site's root (billing.api.integrations.OtlpTracesApi).
+    path("v1/traces", integrations.OtlpTracesApi.as_view()),
     path("", home.home, name="home"),
     # Ahead of the admin site's own index, which it calls with the dashboard's figures.
     path("admin/", admin.site.admin_view(dashboard.admin_index)),

@@ -7,7 +7,10 @@ GET and PUT on /api/v1/integrations/<source> read and change the source's mappin
 (scopes read and admin): one view class per path, the source's ingestion its
 `post` where calls arrive on the same path."""
 
+import zlib
+
 from django.conf import settings
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
@@ -17,7 +20,7 @@ from rest_framework.views import APIView
 from billing.api.events import PayloadTooLarge, read_body
 from billing.core.errors import InvalidRequest, NotFound
 from billing.integration_models import IntegrationSource
-from billing.integrations import litellm, openrouter
+from billing.integrations import litellm, openrouter, otlp
 from billing.integrations.calls import MAX_CALLS_PER_REQUEST
 from billing.integrations.ingest import (
     IntegrationResult,
@@ -173,11 +176,22 @@ class GatewayIngestApi(IntegrationSourceApi):
         method = getattr(self.request, "method", None)
         return [] if method == "POST" else super().get_parsers()
 
-    def records(self, body: bytes) -> list:
-        return json_records(body)
-
     def received(self, records: list, mapping) -> Received:
         raise NotImplementedError
+
+    def received_of_body(self, body: bytes, mapping) -> Received:
+        """The calls of a body of JSON records (ingest.json_records)."""
+        return self.received(self.records_of(body), mapping)
+
+    @staticmethod
+    def records_of(body: bytes) -> list:
+        try:
+            records = json_records(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidRequest(f"malformed JSON: {exc}") from exc
+        if len(records) > MAX_CALLS_PER_REQUEST:
+            raise too_many_calls(len(records))
+        return records
 
     @extend_schema(
         request={
@@ -189,15 +203,9 @@ class GatewayIngestApi(IntegrationSourceApi):
     def post(self, request):
         if content_type_of(request) not in JSON_TYPES:
             raise exceptions.UnsupportedMediaType(content_type_of(request) or "none")
-        body = read_body(request, limit=settings.BILLING_INTEGRATION_MAX_BODY)
-        try:
-            records = self.records(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidRequest(f"malformed JSON: {exc}") from exc
-        if len(records) > MAX_CALLS_PER_REQUEST:
-            raise too_many_calls(len(records))
+        body = unpacked_body(request)
         row = source_row(self.source)
-        result = calls_ingest(row, self.received(records, mapping_of(row)))
+        result = calls_ingest(row, self.received_of_body(body, mapping_of(row)))
         return Response(result_body(result), status=status.HTTP_202_ACCEPTED)
 
 
@@ -217,8 +225,143 @@ class OpenRouterIngestApi(GatewayIngestApi):
 
     source = IntegrationSource.OPENROUTER
 
-    def records(self, body: bytes) -> list:
-        return openrouter.unwrapped(json_records(body))
+    def received_of_body(self, body: bytes, mapping) -> Received:
+        """Its records, or the OTLP JSON export its Broadcast's webhook destination
+        sends (read as POST /v1/traces reads one, with this source's mapping)."""
+        records = self.records_of(body)
+        if len(records) == 1 and isinstance(records[0], dict) and "resourceSpans" in records[0]:
+            return export_received(records[0], mapping)
+        return openrouter.received_of(openrouter.unwrapped(records), mapping)
 
-    def received(self, records: list, mapping) -> Received:
-        return openrouter.received_of(records, mapping)
+
+# Content-Encoding -> zlib's wbits for it.
+PACKED = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def unpacked_body(request) -> bytes:
+    """The body, unpacked when sent gzip (or deflate) compressed, as OTLP exporters
+    may send it: never more than BILLING_INTEGRATION_MAX_BODY bytes read, nor
+    unpacked, so that a few kilobytes unpacking to gigabytes are a 413, not memory
+    spent. Several gzip members follow one another as gzip allows."""
+    limit = settings.BILLING_INTEGRATION_MAX_BODY
+    body = read_body(request, limit=limit)
+    encoding = request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in PACKED:
+        raise exceptions.UnsupportedMediaType(
+            content_type_of(request), f"unsupported Content-Encoding {encoding!r}; gzip or none"
+        )
+    unpacked = bytearray()
+    rest = body
+    while True:
+        unpacker = zlib.decompressobj(PACKED[encoding])
+        try:
+            unpacked += unpacker.decompress(rest, limit + 1 - len(unpacked))
+        except zlib.error as exc:
+            raise InvalidRequest(f"malformed {encoding} body: {exc}") from None
+        if len(unpacked) > limit:
+            raise PayloadTooLarge(f"request body over {limit} bytes unpacked; nothing was stored")
+        if not unpacker.eof:
+            raise InvalidRequest(f"malformed {encoding} body: it ends before its data does")
+        rest = unpacker.unused_data
+        if not rest:
+            return bytes(unpacked)
+        if encoding != "gzip":
+            raise InvalidRequest(f"malformed {encoding} body: bytes after its end")
+
+
+def export_received(export, mapping) -> Received:
+    """The calls of a decoded OTLP export (billing.integrations.otlp), its
+    refusals as the API's: a structure that is not OTLP's a 400, too many spans a
+    413."""
+    try:
+        return otlp.received_of_export(export, mapping)
+    except otlp.MalformedExport as exc:
+        raise InvalidRequest(str(exc)) from None
+    except otlp.TooManySpans as exc:
+        raise PayloadTooLarge(str(exc)) from None
+
+
+# An HTTP refusal -> the google.rpc code its OTLP answer carries.
+RPC_CODES = {
+    401: otlp.UNAUTHENTICATED,
+    403: otlp.PERMISSION_DENIED,
+    404: otlp.NOT_FOUND,
+    413: otlp.RESOURCE_EXHAUSTED,
+    429: otlp.RESOURCE_EXHAUSTED,
+    503: otlp.UNAVAILABLE,
+}
+# What a refusal's answer keeps of its headers.
+KEPT_HEADERS = ("Retry-After", "WWW-Authenticate")
+
+
+class OtlpTracesApi(APIView):
+    """POST an OTLP/HTTP trace export, as an OpenTelemetry SDK's or collector's
+    exporter sends it (scope events:write): protobuf or JSON, gzip or not. Spans
+    carrying gen_ai.usage tokens are billed (billing.integrations.otlp). Answered
+    as OTLP/HTTP asks, in the request's encoding: 200 with an
+    ExportTraceServiceResponse (a partial success naming the spans refused), or a
+    google.rpc.Status for a refused request (in JSON, beside the API's error)."""
+
+    required_scopes = {"POST": ApiKey.SCOPE_EVENTS_WRITE}
+    parser_classes = []  # the body is read and decoded here, once
+    schema_may_conflict = False
+
+    # Not in the API's schema: its bodies and answers are OTLP's (the
+    # opentelemetry-proto messages), not this API's JSON and error envelope;
+    # docs/api-tour.md says how to point an exporter at it.
+    @extend_schema(exclude=True)
+    def post(self, request):
+        content_type = content_type_of(request)
+        if content_type not in (otlp.PROTOBUF, otlp.JSON):
+            raise exceptions.UnsupportedMediaType(
+                content_type or "none",
+                f"unsupported Content-Type {content_type or 'none'!r}; "
+                f"{otlp.PROTOBUF} or {otlp.JSON}",
+            )
+        body = unpacked_body(request)
+        try:
+            if content_type == otlp.PROTOBUF:
+                export = otlp.decode_protobuf(body)
+            else:
+                export = otlp.decode_json(body)
+        except otlp.MalformedExport as exc:
+            raise InvalidRequest(str(exc)) from None
+        row = source_row(IntegrationSource.OTLP)
+        result = calls_ingest(row, export_received(export, mapping_of(row)))
+        if content_type == otlp.PROTOBUF:
+            return HttpResponse(
+                otlp.export_response(result.rejected).SerializeToString(),
+                content_type=otlp.PROTOBUF,
+            )
+        return Response(otlp.export_response_json(result.rejected))
+
+    def perform_content_negotiation(self, request, force=False):
+        """Whatever the Accept header asks (`application/x-protobuf`, say): the answer's
+        encoding is the request's, never a 406."""
+        return super().perform_content_negotiation(request, force=True)
+
+    def handle_exception(self, exc):
+        """The API's refusal, as OTLP/HTTP gives one: a google.rpc.Status, in
+        protobuf for a protobuf request; in JSON its code and message beside the
+        API's error envelope."""
+        response = super().handle_exception(exc)
+        error = (response.data or {}).get("error", {}) if isinstance(response, Response) else {}
+        message = error.get("message") or response.reason_phrase
+        code = RPC_CODES.get(response.status_code, otlp.INVALID_ARGUMENT)
+        if content_type_of(self.request) == otlp.PROTOBUF:
+            answer = HttpResponse(
+                otlp.status_protobuf(code, message),
+                status=response.status_code,
+                content_type=otlp.PROTOBUF,
+            )
+        else:
+            answer = Response(
+                {"code": code, "message": message, **(response.data or {})},
+                status=response.status_code,
+            )
+        for header in KEPT_HEADERS:
+            if header in response:
+                answer[header] = response[header]
+        return answer

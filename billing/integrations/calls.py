@@ -32,6 +32,10 @@ TOKEN_KINDS = (INPUT, CACHED_INPUT, CACHE_WRITE, OUTPUT, REASONING, AUDIO_INPUT,
 PROVIDER_COST_EVENT = "llm.provider_cost"
 PROVIDER_COST_KIND = "provider_cost"
 
+# More than any one call costs, in USD: a cost past it is a mistake, not a charge.
+MAX_COST = Decimal(10**9)
+# A double's shortest text has at most 17 digits: a cost of 1e-13 USD still has room.
+MAX_COST_PLACES = 30
 # More tokens than any call carries: a count past it is a mistake, not usage.
 MAX_TOKENS = 10**12
 MAX_TEXT = 255
@@ -94,11 +98,13 @@ def token_count(value: object, name: str) -> int:
     elif isinstance(value, (float, Decimal, str)):
         try:
             number = Decimal(str(value).strip()) if isinstance(value, (str, float)) else value
-        except (InvalidOperation, ValueError):
+            # An exponent past the context's ("1e999999999") overflows: not a count.
+            whole = number.is_finite() and number == number.to_integral_value()
+        except (ArithmeticError, ValueError):
             raise RecordRejected(f"{name} must be a whole number of tokens") from None
-        if not number.is_finite() or number != number.to_integral_value():
+        if not whole:
             raise RecordRejected(f"{name} must be a whole number of tokens")
-        if abs(number) > MAX_TOKENS:
+        if not -MAX_TOKENS <= number <= MAX_TOKENS:  # abs() would round, and overflow
             raise RecordRejected(f"{name} must be at most {MAX_TOKENS:,} tokens")
         count = int(number)
     else:
@@ -137,8 +143,34 @@ def epoch_moment(value: object, name: str, *, scale: int = 1) -> datetime:
         if not number.is_finite():
             raise InvalidOperation
         return datetime.fromtimestamp(float(number / scale), UTC)
-    except (InvalidOperation, ValueError, OverflowError, OSError):
+    except (ArithmeticError, ValueError, OSError):
+        # ArithmeticError: OverflowError, and decimal's InvalidOperation and Overflow
+        # (an exponent past the context's, "1e999999999").
         raise RecordRejected(f"{name} must be a time since the epoch") from None
+
+
+def provider_cost(value: object, name: str) -> Decimal:
+    """A source's own cost of a call (OpenRouter's `usage.cost`, a span's
+    gen_ai.usage.cost) as an exact Decimal: a number (a double as its shortest
+    text), finite, not negative, below MAX_COST. Raises RecordRejected naming the
+    field."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise RecordRejected(f"{name} must be a number")
+    try:
+        cost = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    except (InvalidOperation, ValueError):
+        raise RecordRejected(f"{name} must be a number") from None
+    if not cost.is_finite():
+        raise RecordRejected(f"{name} must be a finite number")
+    if cost < 0:
+        raise RecordRejected(f"{name} must not be negative")
+    if cost >= MAX_COST:
+        raise RecordRejected(f"{name} must be less than {MAX_COST}")
+    if not cost:
+        return Decimal(0)  # -0, 0E-1000026: 0
+    if cost.as_tuple().exponent < -MAX_COST_PLACES:
+        raise RecordRejected(f"{name} must have at most {MAX_COST_PLACES} decimal places")
+    return cost
 
 
 def split_prompt(prompt: int, *, cached: int, cache_write: int, audio: int = 0) -> int:

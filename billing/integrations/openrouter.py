@@ -14,7 +14,7 @@ OpenRouter bills by them; the prompt holds its cached tokens and the completion
 its reasoning tokens, each billed once under its own kind."""
 
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from billing.core.periods import parse_instant
 from billing.integrations.calls import (
@@ -29,6 +29,7 @@ from billing.integrations.calls import (
     SourceMapping,
     epoch_moment,
     optional_count,
+    provider_cost,
     split_completion,
     split_prompt,
     text_field,
@@ -36,9 +37,6 @@ from billing.integrations.calls import (
 )
 from billing.integrations.ingest import UNREADABLE, Received, RecordRejection
 from billing.integrations.litellm import METADATA_PREFIX
-
-# The most a call may cost by OpenRouter's word: more is a mistake, not a charge.
-MAX_COST = Decimal(10) ** 9
 
 
 def unwrapped(records: list) -> list:
@@ -89,18 +87,9 @@ def customer_of(record: Mapping, customer_from: str) -> str:
     return text_field(value, f"customer ({customer_from})")
 
 
-def cost_of(value: object) -> Decimal | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
-        raise RecordRejected("cost must be a number")
-    try:
-        cost = Decimal(str(value))
-    except InvalidOperation:
-        raise RecordRejected("cost must be a number") from None
-    if not cost.is_finite() or cost < 0 or cost > MAX_COST:
-        raise RecordRejected(f"cost must be a number from 0 to {MAX_COST:,}")
-    return cost
+def _cost(record: Mapping, key: str, name: str) -> Decimal | None:
+    value = record.get(key)
+    return None if value is None else provider_cost(value, name)
 
 
 def _moment(record: Mapping):
@@ -140,7 +129,7 @@ def call_of(record: object, mapping: SourceMapping, index: int) -> Call:
             "reasoning_tokens",
             "usage.completion_tokens_details.reasoning_tokens",
         )
-        cost = cost_of(usage.get("cost"))
+        cost = _cost(usage, "cost", "usage.cost")
     elif any(key in record for key in ("native_tokens_prompt", "tokens_prompt")):
         native = "native_tokens_prompt" in record
         prefix = "native_tokens_" if native else "tokens_"
@@ -149,7 +138,7 @@ def call_of(record: object, mapping: SourceMapping, index: int) -> Call:
         cached = optional_count(record, "native_tokens_cached")
         cache_write = 0
         reasoning = optional_count(record, "native_tokens_reasoning")
-        cost = cost_of(record.get("total_cost"))
+        cost = _cost(record, "total_cost", "total_cost")
     else:
         raise RecordRejected("the record carries no token usage")
     tokens = {

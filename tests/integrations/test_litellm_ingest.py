@@ -100,3 +100,14 @@ def test_ndjson_and_a_single_object_and_failures_not_billed(s35):
     assert (answer["calls"], answer["skipped"], answer["accepted"]) == (1, 1, 3)
     single = post(payload("c")).json()
     assert (single["calls"], single["accepted"]) == (1, 3)
+
+
+def test_a_batch_larger_than_the_apis_one_megabyte_is_read_up_to_eight(s35):
+    """LiteLLM's payloads carry each call's messages: a batch of 300 calls of 6 KB
+    of prompt each (about 2 MB) is billed, not refused as POST /events would."""
+    calls = [payload(f"big-{n}") | {"messages": [{"content": "x" * 6000}]} for n in range(300)]
+    body = json.dumps(calls)
+    assert 1024 * 1024 < len(body) < 8 * 1024 * 1024
+    answer = post(body)
+    assert answer.status_code == 202, answer.content[:300]
+    assert (answer.json()["calls"], answer.json()["accepted"]) == (300, 900)

@@ -116,7 +116,7 @@ def test_bad_records_are_named_and_the_good_one_stored(o3_mapped):
     answer = post([completion("gen-a"), bad_cost, reasoning_over, {"id": "gen-d"}]).json()
     assert answer["calls"] == 1
     assert [(r["index"], r["id"], r["error"]["message"]) for r in answer["rejected"]] == [
-        (1, "gen-b", "cost must be a number"),
+        (1, "gen-b", "usage.cost must be a number"),
         (
             2,
             "gen-c",
