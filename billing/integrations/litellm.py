@@ -35,7 +35,9 @@ from billing.integrations.ingest import Received, RecordRejection
 from billing.usage.ingestion import batch_parse
 
 # customer_from -> where the payload names the customer: its end user (the
-# request's `user`), or the LiteLLM key's team, alias, user or organization.
+# request's `user`: LiteLLM's proxy puts it in `end_user` and the metadata's
+# user_api_key_end_user_id, the SDK only in `model_parameters`), or the LiteLLM
+# key's team, alias, user or organization.
 # "metadata.<name>" reads the request's own metadata (requester_metadata, then
 # spend_logs_metadata).
 CUSTOMER_FIELDS = {
@@ -115,7 +117,11 @@ def _mapping(record: Mapping, key: str) -> Mapping:
 def customer_of(record: Mapping, customer_from: str) -> str:
     metadata = _mapping(record, "metadata")
     if customer_from == "end_user":
-        value = record.get("end_user") or metadata.get("user_api_key_end_user_id")
+        value = (
+            record.get("end_user")
+            or metadata.get("user_api_key_end_user_id")
+            or _mapping(record, "model_parameters").get("user")
+        )
     elif customer_from.startswith(METADATA_PREFIX):
         key = customer_from[len(METADATA_PREFIX) :]
         value = _mapping(metadata, "requester_metadata").get(key)
