@@ -31,6 +31,18 @@ from config.api import error_body, handler404
 # Where a body over the limit is answered 413 without being read. Elsewhere (the
 # admin's forms) Django refuses it itself when the form is read.
 SIZE_LIMITED_PREFIXES = ("/api/", "/webhooks/")
+# Where a gateway or an exporter posts its batches (billing.api.integrations), each
+# endpoint holding its body to BILLING_INTEGRATION_MAX_BODY itself: LiteLLM's batches
+# (512 calls of 5 KB or more each) are past POST /events' limit, and LiteLLM drops a
+# batch answered 413.
+INTEGRATION_PREFIXES = ("/api/v1/integrations/", "/v1/traces")
+
+
+def body_limit(path: str) -> int | None:
+    """The most bytes a request body to `path` may hold."""
+    if path.startswith(INTEGRATION_PREFIXES):
+        return settings.BILLING_INTEGRATION_MAX_BODY
+    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 
 
 # SizedBodies reads a body without a length in pieces of at most this many bytes.
@@ -78,7 +90,7 @@ class SizedBodies:
             and not environ.get("CONTENT_LENGTH")
             and environ.get("wsgi.input_terminated")
         ):
-            body = read_at_most(environ["wsgi.input"], settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+            body = read_at_most(environ["wsgi.input"], body_limit(environ.get("PATH_INFO", "")))
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
         return self.application(environ, start_response)
@@ -99,7 +111,7 @@ class InputGuardMiddleware:
     def __call__(self, request):
         if "HTTP_TRANSFER_ENCODING" in request.META and not request.META.get("CONTENT_LENGTH"):
             return self._length_required(request)
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        limit = body_limit(request.path_info)
         if (
             limit is not None
             and request.path_info.startswith(SIZE_LIMITED_PREFIXES)

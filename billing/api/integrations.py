@@ -65,11 +65,11 @@ class LiteLLMIngestApi(APIView):
             raise exceptions.UnsupportedMediaType(content_type_of(request) or "none")
         body = read_body(request, limit=settings.BILLING_INTEGRATION_MAX_BODY)
         try:
-            records = litellm.records_of(body)
+            records = litellm.records_of(body, limit=MAX_CALLS_PER_REQUEST)
+        except litellm.TooManyRecords as exc:
+            raise too_many_calls(exc.count) from exc
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidRequest(f"malformed JSON: {exc}") from exc
-        if len(records) > MAX_CALLS_PER_REQUEST:
-            raise too_many_calls(len(records))
         row = source_row(IntegrationSource.LITELLM)
         received = litellm.received_of(records, mapping_of(row))
         result = calls_ingest(row, received)

@@ -24,6 +24,7 @@ from billing.integrations.calls import (
     RecordRejected,
     RecordSkipped,
     SourceMapping,
+    call_id,
     epoch_moment,
     optional_count,
     split_completion,
@@ -57,31 +58,49 @@ def customer_from_valid(name: str) -> bool:
     )
 
 
-def records_of(body: bytes) -> list:
+class TooManyRecords(Exception):
+    """A body holding more records than a request may carry (`count` of them)."""
+
+    def __init__(self, count: int):
+        super().__init__(count)
+        self.count = count
+
+
+def records_of(body: bytes, *, limit: int) -> list:
     """The payloads of a body: a JSON array, one object, or NDJSON (one object a
-    line). Raises ValueError for a body that is none of them."""
+    line). Raises ValueError for a body that is none of them, TooManyRecords past
+    `limit` records (NDJSON's lines counted before any is read: a line that is not
+    JSON costs a second reading, and a body of millions of them took a minute)."""
     try:
         parsed = batch_parse(body)
     except (ValueError, UnicodeDecodeError):
-        parsed = None
         lines = [line for line in body.splitlines() if line.strip()]
         if len(lines) < 2:
             raise
-        # NDJSON: each line its own record; a line that is not JSON is refused alone.
+        if len(lines) > limit:
+            raise TooManyRecords(len(lines)) from None
+        # NDJSON: each line its own record; a line that is not JSON is refused alone,
+        # and a body none of whose lines is JSON is no NDJSON (a broken JSON document).
         records = []
         for line in lines:
             try:
                 records.append(batch_parse(line))
             except (ValueError, UnicodeDecodeError):
-                records.append(_Unreadable())
+                records.append(_UNREADABLE)
+        if all(record is _UNREADABLE for record in records):
+            raise
         return records
-    if isinstance(parsed, list):
-        return parsed
-    return [parsed]
+    records = parsed if isinstance(parsed, list) else [parsed]
+    if len(records) > limit:
+        raise TooManyRecords(len(records))
+    return records
 
 
 class _Unreadable:
     """An NDJSON line that is not JSON."""
+
+
+_UNREADABLE = _Unreadable()
 
 
 def received_of(records: list, mapping: SourceMapping) -> Received:
@@ -135,22 +154,23 @@ def customer_of(record: Mapping, customer_from: str) -> str:
 
 
 def call_of(record: object, mapping: SourceMapping, index: int) -> Call:
+    if record is _UNREADABLE:
+        raise RecordRejected("the line is not JSON")
     if not isinstance(record, dict):
         raise RecordRejected("each record must be a JSON object (LiteLLM's logging payload)")
     status = record.get("status")
     if status == "failure" or record.get("error_str"):
         raise RecordSkipped
     if status not in (None, "success"):
-        raise RecordRejected(f"status must be 'success' or 'failure', not {status!r}")
-    call_id = text_field(record.get("id") or record.get("litellm_call_id"), "id")
+        # Not repeated in the answer: it may be anything, of any size.
+        raise RecordRejected("status must be 'success' or 'failure'")
+    id_ = call_id(record.get("id") or record.get("litellm_call_id"))
     customer = customer_of(record, mapping.customer_from)
     model = text_field(record.get("model"), "model")
     moment = epoch_moment(record.get("startTime"), "startTime")
-    usage = _mapping(_mapping(record, "metadata"), "usage_object")
-    if not usage:
-        if record.get("prompt_tokens") is None and record.get("completion_tokens") is None:
-            raise RecordRejected("the call carries no token usage")
-        usage = record
+    usage = _mapping(_mapping(record, "metadata"), "usage_object") or record
+    if usage.get("prompt_tokens") is None and usage.get("completion_tokens") is None:
+        raise RecordRejected("the call carries no token usage")
     prompt_details = _mapping(usage, "prompt_tokens_details")
     completion_details = _mapping(usage, "completion_tokens_details")
     prompt = token_count(usage.get("prompt_tokens", 0), "prompt_tokens")
@@ -175,4 +195,4 @@ def call_of(record: object, mapping: SourceMapping, index: int) -> Call:
         REASONING: reasoning,
         AUDIO_OUTPUT: audio_out,
     }
-    return Call(call_id, customer, model, moment, tokens, index=index)
+    return Call(id_, customer, model, moment, tokens, index=index)
