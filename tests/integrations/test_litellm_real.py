@@ -4,9 +4,13 @@ sends is priced by S35's card exactly, a failed call is not billed, and the same
 batch flushed twice is billed once, in each of its batch formats."""
 
 import asyncio
+import http.server
+import json
+import threading
 from datetime import UTC
 
 import pytest
+from django.conf import settings
 
 from billing.integrations.ingest import source_row
 from billing.models import UsageEvent
@@ -208,3 +212,122 @@ def test_litellm_logs_calls_priced_by_s35_failures_free_resends_once(
         ({"model": "o3", "token_type": "reasoning"}, "2.00"),
     ]
     assert amount == "7.15"
+
+
+class AnthropicStub(http.server.BaseHTTPRequestHandler):
+    """Anthropic's Messages API answering one call with cache reads and writes, so
+    that litellm's own Anthropic translation makes the usage it logs."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        answer = {
+            "id": "msg_cached",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-5",
+            "content": [{"type": "text", "text": "hello"}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": 100_000,
+                "output_tokens": 20_000,
+                "cache_creation_input_tokens": 300_000,
+                "cache_read_input_tokens": 600_000,
+            },
+        }
+        body = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def anthropic_url():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), AnthropicStub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_an_anthropic_call_bills_its_cache_reads_and_writes_apart(
+    sdk, live_server, s35, anthropic_url
+):
+    """litellm counts Anthropic's cache reads and writes inside prompt_tokens (its
+    input_tokens are neither): each is billed once, under its own kind."""
+    secret = ApiKeyFactory(name="litellm", scopes=["events:write"]).secret
+    url = f"{live_server.url}/api/v1/integrations/litellm"
+
+    async def session():
+        gateway = Gateway(sdk, url, secret, "json_array")
+        await sdk.acompletion(
+            model="anthropic/claude-sonnet-4-5",
+            api_base=anthropic_url,
+            api_key="not-a-key",
+            messages=[{"role": "user", "content": "hi"}],
+            user="acme",
+        )
+        (logged,) = await gateway.logged(1)
+        return logged, await gateway.flush()
+
+    logged, answer = asyncio.run(session())
+
+    # litellm names the call by an id of its own, not Anthropic's message id.
+    call = logged["id"]
+    assert call.startswith("chatcmpl-") and call != logged["litellm_call_id"]
+    usage = logged["metadata"]["usage_object"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (1_000_000, 20_000)
+    assert usage["prompt_tokens_details"]["cached_tokens"] == 600_000
+    assert usage["cache_creation_input_tokens"] == 300_000
+    assert answer == (
+        202,
+        {"accepted": 4, "duplicates": 0, "calls": 1, "skipped": 0, "rejected": []},
+    )
+    events = {
+        e.event_id: (e.properties["token_type"], e.properties["tokens"])
+        for e in UsageEvent.objects.all()
+    }
+    assert events == {
+        f"{call}:input": ("input", 100_000),
+        f"{call}:cached_input": ("cached_input", 600_000),
+        f"{call}:cache_write": ("cache_write", 300_000),
+        f"{call}:output": ("output", 20_000),
+    }
+
+
+def test_a_batch_as_large_as_litellm_sends_is_taken(sdk, live_server, s35):
+    """300 calls of a one-word prompt: 1.5 MB in LiteLLM's payloads, past the 1 MiB
+    of POST /events (a batch answered 413 is dropped by LiteLLM)."""
+    secret = ApiKeyFactory(name="litellm", scopes=["events:write"]).secret
+    url = f"{live_server.url}/api/v1/integrations/litellm"
+    calls = 300
+
+    async def session():
+        gateway = Gateway(sdk, url, secret, "json_array")
+        for index in range(calls):
+            await sdk.acompletion(
+                model="gpt-4o",
+                messages=[{"role": "user", "content": "hi"}],
+                user="acme",
+                mock_response=mocked(
+                    sdk, f"chatcmpl-{index}", "gpt-4o", prompt=1_000, cached=200, completion=50
+                ),
+            )
+        payloads = await gateway.logged(calls)
+        return payloads, await gateway.flush()
+
+    payloads, answer = asyncio.run(session())
+
+    assert len(json.dumps(payloads, default=str)) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    assert answer == (
+        202,
+        {"accepted": 3 * calls, "duplicates": 0, "calls": calls, "skipped": 0, "rejected": []},
+    )
+    assert UsageEvent.objects.count() == 3 * calls
