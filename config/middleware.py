@@ -1,7 +1,7 @@
 """Input no endpoint can serve, refused before any view runs, the same way everywhere:
 
 - a body declared larger than DATA_UPLOAD_MAX_MEMORY_SIZE (BILLING_INTEGRATION_MAX_BODY
-  on LARGE_BODY_PATHS), on the API and the Stripe webhook: 413, before anything reads it or checks a signature (a body sent
+  on INTEGRATION_PREFIXES), on the API and the Stripe webhook: 413, before anything reads it or checks a signature (a body sent
   chunked, without a Content-Length, arrives here with its length: SizedBodies);
 - a body sent without a Content-Length that the server could not end for us
   (SizedBodies): 411 Length Required, rather than a body read as empty;
@@ -31,19 +31,19 @@ from config.api import error_body, handler404
 # Where a body over the limit is answered 413 without being read. Elsewhere (the
 # admin's forms) Django refuses it itself when the form is read.
 SIZE_LIMITED_PREFIXES = ("/api/", "/webhooks/")
-
-
-# Paths whose views take larger bodies, up to BILLING_INTEGRATION_MAX_BODY: an
-# OpenTelemetry exporter's trace export and a gateway's batch of logged calls
-# (billing.api.integrations; LiteLLM's payloads carry each call's messages).
-LARGE_BODY_PATHS = ("/v1/traces", "/api/v1/integrations/")
+# Where a gateway or an exporter posts its batches (billing.api.integrations), each
+# endpoint holding its body to BILLING_INTEGRATION_MAX_BODY itself: LiteLLM's batches
+# (512 calls of 5 KB or more each) are past POST /events' limit, and LiteLLM drops a
+# batch answered 413.
+INTEGRATION_PREFIXES = ("/api/v1/integrations/", "/v1/traces")
 
 
 def body_limit(path: str) -> int | None:
-    """The most bytes a request's body to `path` may hold."""
-    if path.startswith(LARGE_BODY_PATHS):
+    """The most bytes a request body to `path` may hold."""
+    if path.startswith(INTEGRATION_PREFIXES):
         return settings.BILLING_INTEGRATION_MAX_BODY
     return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
 
 # SizedBodies reads a body without a length in pieces of at most this many bytes.
 READ_SIZE = 64 * 1024
@@ -77,7 +77,7 @@ class SizedBodies:
     most DATA_UPLOAD_MAX_MEMORY_SIZE + 1 bytes are read, never the whole stream. A
     body past the limit is handed on as those limit + 1 bytes, so InputGuardMiddleware
     answers it 413 as it answers one declared that long (and a form elsewhere is refused
-    by Django as too large); on LARGE_BODY_PATHS, BILLING_INTEGRATION_MAX_BODY + 1
+    by Django as too large); on INTEGRATION_PREFIXES, BILLING_INTEGRATION_MAX_BODY + 1
     bytes, for the view to refuse past its limit. An error while reading (chunks framed
     wrong, a client gone) is the server's to answer: gunicorn and the development
     server answer 400. Where the server does not end the body, it is left unread: 411

@@ -15,6 +15,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
+from config.middleware import body_limit
 from customers.models import Customer
 
 pytestmark = pytest.mark.django_db
@@ -243,8 +244,10 @@ def acme(db):
 # Body size
 
 
-def _json_over_the_limit() -> str:
-    return json.dumps({"external_id": "big", "name": "x" * TWO_MIB, "currency": "USD"})
+def _json_over_the_limit(path: str) -> str:
+    """A body past the path's limit: 1 MiB, or a gateway's (config.middleware.body_limit)."""
+    size = max(TWO_MIB, body_limit(path) + 1)
+    return json.dumps({"external_id": "big", "name": "x" * size, "currency": "USD"})
 
 
 @pytest.mark.parametrize(("route", "method"), API_WRITE_CASES)
@@ -252,9 +255,10 @@ def test_a_json_body_over_1_mib_is_a_413_in_the_envelope_on_every_write(
     client, row_counts, route, method
 ):
     before = row_counts()
+    path = _url(route, "acme")
 
     response = getattr(client, method)(
-        _url(route, "acme"), data=_json_over_the_limit(), content_type="application/json"
+        path, data=_json_over_the_limit(path), content_type="application/json"
     )
 
     assert response.status_code == 413, response.content[:300]

@@ -25,6 +25,7 @@ from billing.integrations.calls import MAX_CALLS_PER_REQUEST
 from billing.integrations.ingest import (
     IntegrationResult,
     Received,
+    TooManyRecords,
     calls_ingest,
     json_records,
     mapping_of,
@@ -186,12 +187,11 @@ class GatewayIngestApi(IntegrationSourceApi):
     @staticmethod
     def records_of(body: bytes) -> list:
         try:
-            records = json_records(body)
+            return json_records(body, limit=MAX_CALLS_PER_REQUEST)
+        except TooManyRecords as exc:
+            raise too_many_calls(exc.count) from exc
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidRequest(f"malformed JSON: {exc}") from exc
-        if len(records) > MAX_CALLS_PER_REQUEST:
-            raise too_many_calls(len(records))
-        return records
 
     @extend_schema(
         request={

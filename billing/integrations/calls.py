@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from billing.core.storable import unstorable_text_reason
+from billing.usage.ingestion import MAX_ID_LENGTH
 
 INPUT = "input"
 OUTPUT = "output"
@@ -36,6 +37,11 @@ PROVIDER_COST_KIND = "provider_cost"
 MAX_COST = Decimal(10**9)
 # A double's shortest text has at most 17 digits: a cost of 1e-13 USD still has room.
 MAX_COST_PLACES = 30
+# A call's events are named `<call id>:<kind>`, each id at most MAX_ID_LENGTH: a call
+# id leaves room for the longest kind, or its events with a long kind would be refused
+# while those with a short one were stored (half a call).
+MAX_CALL_ID = MAX_ID_LENGTH - 1 - max(len(kind) for kind in (*TOKEN_KINDS, PROVIDER_COST_KIND))
+
 # More tokens than any call carries: a count past it is a mistake, not usage.
 MAX_TOKENS = 10**12
 MAX_TEXT = 255
@@ -132,6 +138,14 @@ def text_field(value: object, name: str) -> str:
     if reason is not None:
         raise RecordRejected(f"{name}: {reason}")
     return value
+
+
+def call_id(value: object, name: str = "id") -> str:
+    """A call's id at its source: a text_field short enough for each of its event ids."""
+    text = text_field(value, name)
+    if len(text) > MAX_CALL_ID:
+        raise RecordRejected(f"{name} must be at most {MAX_CALL_ID} characters")
+    return text
 
 
 def epoch_moment(value: object, name: str, *, scale: int = 1) -> datetime:

@@ -64,28 +64,42 @@ class IntegrationResult:
     unmetered: list[dict] = field(default_factory=list)
 
 
-def json_records(body: bytes) -> list:
+class TooManyRecords(Exception):
+    """A body holding more records than a request may carry (`count` of them)."""
+
+    def __init__(self, count: int):
+        super().__init__(count)
+        self.count = count
+
+
+def json_records(body: bytes, *, limit: int) -> list:
     """The records of a gateway's body: a JSON array, one object, or NDJSON (one
     object a line, a line that is not JSON kept as UNREADABLE for the reader to
-    refuse alone). Raises ValueError for a body that is none of them."""
+    refuse alone). Raises ValueError for a body that is none of them (a body none
+    of whose lines is JSON is a broken document, not NDJSON), TooManyRecords past
+    `limit` records (NDJSON's lines counted before any is read: a line that is not
+    JSON costs a second reading, and a body of millions of them took a minute)."""
     try:
         parsed = batch_parse(body)
     except (ValueError, UnicodeDecodeError):
-        parsed = None
         lines = [line for line in body.splitlines() if line.strip()]
         if len(lines) < 2:
             raise
-        # NDJSON: each line its own record; a line that is not JSON is refused alone.
+        if len(lines) > limit:
+            raise TooManyRecords(len(lines)) from None
         records = []
         for line in lines:
             try:
                 records.append(batch_parse(line))
             except (ValueError, UnicodeDecodeError):
                 records.append(UNREADABLE)
+        if all(record is UNREADABLE for record in records):
+            raise
         return records
-    if isinstance(parsed, list):
-        return parsed
-    return [parsed]
+    records = parsed if isinstance(parsed, list) else [parsed]
+    if len(records) > limit:
+        raise TooManyRecords(len(records))
+    return records
 
 
 def source_row(source: str) -> IntegrationSource:

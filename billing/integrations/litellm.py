@@ -24,6 +24,7 @@ from billing.integrations.calls import (
     RecordRejected,
     RecordSkipped,
     SourceMapping,
+    call_id,
     epoch_moment,
     optional_count,
     split_completion,
@@ -34,7 +35,9 @@ from billing.integrations.calls import (
 from billing.integrations.ingest import UNREADABLE, Received, RecordRejection
 
 # customer_from -> where the payload names the customer: its end user (the
-# request's `user`), or the LiteLLM key's team, alias, user or organization.
+# request's `user`: LiteLLM's proxy puts it in `end_user` and the metadata's
+# user_api_key_end_user_id, the SDK only in `model_parameters`), or the LiteLLM
+# key's team, alias, user or organization.
 # "metadata.<name>" reads the request's own metadata (requester_metadata, then
 # spend_logs_metadata).
 CUSTOMER_FIELDS = {
@@ -87,7 +90,11 @@ def _mapping(record: Mapping, key: str) -> Mapping:
 def customer_of(record: Mapping, customer_from: str) -> str:
     metadata = _mapping(record, "metadata")
     if customer_from == "end_user":
-        value = record.get("end_user") or metadata.get("user_api_key_end_user_id")
+        value = (
+            record.get("end_user")
+            or metadata.get("user_api_key_end_user_id")
+            or _mapping(record, "model_parameters").get("user")
+        )
     elif customer_from.startswith(METADATA_PREFIX):
         key = customer_from[len(METADATA_PREFIX) :]
         value = _mapping(metadata, "requester_metadata").get(key)
@@ -109,16 +116,15 @@ def call_of(record: object, mapping: SourceMapping, index: int) -> Call:
     if status == "failure" or record.get("error_str"):
         raise RecordSkipped
     if status not in (None, "success"):
-        raise RecordRejected(f"status must be 'success' or 'failure', not {status!r}")
-    call_id = text_field(record.get("id") or record.get("litellm_call_id"), "id")
+        # Not repeated in the answer: it may be anything, of any size.
+        raise RecordRejected("status must be 'success' or 'failure'")
+    id_ = call_id(record.get("id") or record.get("litellm_call_id"))
     customer = customer_of(record, mapping.customer_from)
     model = text_field(record.get("model"), "model")
     moment = epoch_moment(record.get("startTime"), "startTime")
-    usage = _mapping(_mapping(record, "metadata"), "usage_object")
-    if not usage:
-        if record.get("prompt_tokens") is None and record.get("completion_tokens") is None:
-            raise RecordRejected("the call carries no token usage")
-        usage = record
+    usage = _mapping(_mapping(record, "metadata"), "usage_object") or record
+    if usage.get("prompt_tokens") is None and usage.get("completion_tokens") is None:
+        raise RecordRejected("the call carries no token usage")
     prompt_details = _mapping(usage, "prompt_tokens_details")
     completion_details = _mapping(usage, "completion_tokens_details")
     prompt = token_count(usage.get("prompt_tokens", 0), "prompt_tokens")
@@ -143,4 +149,4 @@ def call_of(record: object, mapping: SourceMapping, index: int) -> Call:
         REASONING: reasoning,
         AUDIO_OUTPUT: audio_out,
     }
-    return Call(call_id, customer, model, moment, tokens, index=index)
+    return Call(id_, customer, model, moment, tokens, index=index)

@@ -27,6 +27,7 @@ from billing.integrations.calls import (
     RecordRejected,
     RecordSkipped,
     SourceMapping,
+    call_id,
     epoch_moment,
     optional_count,
     provider_cost,
@@ -108,7 +109,7 @@ def call_of(record: object, mapping: SourceMapping, index: int) -> Call:
         raise RecordRejected("each record must be a JSON object (an OpenRouter generation)")
     if record.get("cancelled") is True or record.get("error"):
         raise RecordSkipped
-    call_id = text_field(record.get("id"), "id")
+    identifier = call_id(record.get("id"))
     customer = customer_of(record, mapping.customer_from)
     model = text_field(record.get("model"), "model")
     moment = _moment(record)
@@ -148,4 +149,4 @@ def call_of(record: object, mapping: SourceMapping, index: int) -> Call:
         OUTPUT: split_completion(completion, reasoning=reasoning),
         REASONING: reasoning,
     }
-    return Call(call_id, customer, model, moment, tokens, provider_cost=cost, index=index)
+    return Call(identifier, customer, model, moment, tokens, provider_cost=cost, index=index)
