@@ -1,8 +1,9 @@
 """Input no endpoint can serve, refused before any view runs, the same way everywhere:
 
 - a body declared larger than DATA_UPLOAD_MAX_MEMORY_SIZE (BILLING_INTEGRATION_MAX_BODY
-  on INTEGRATION_PREFIXES), on the API and the Stripe webhook: 413, before anything reads it or checks a signature (a body sent
-  chunked, without a Content-Length, arrives here with its length: SizedBodies);
+  on INTEGRATION_PREFIXES), on the API and the Stripe webhook: 413, before anything
+  reads it or checks a signature (a body sent chunked, without a Content-Length,
+  arrives here with its length: SizedBodies);
 - a body sent without a Content-Length that the server could not end for us
   (SizedBodies): 411 Length Required, rather than a body read as empty;
 - a query parameter holding text no database column can store: 400 naming it;

@@ -265,7 +265,7 @@ def test_ndjson_lines_that_are_not_json_are_refused_alone(s35):
     lines = [json.dumps(payload("a")), "{not json", json.dumps(payload("b")), '"\\ud800"']
     answer = post("\n".join(lines), "application/x-ndjson").json()
     assert refusals(answer) == [
-        (1, None, "the line is not JSON"),
+        (1, None, "this line is not JSON"),
         (3, None, "each record must be a JSON object (LiteLLM's logging payload)"),
     ]
     assert (events_of("a"), events_of("b")) == (3, 3)
