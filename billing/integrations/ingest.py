@@ -9,6 +9,7 @@ with it before anything is written (its events share the customer, the time and
 the event name, the only fields ingestion refuses an event for besides those
 checked here), so nothing of a call is half stored."""
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -192,11 +193,12 @@ def _remember(
     the model names it received: one UPDATE. Two requests at once may each keep
     its own view of the preview (the last to write wins); no usage depends on it."""
     refused = {(r.index, r.id): r.message for r in result.rejected}
+    stamp = now.isoformat()
     entries = []
     for call in received.calls[-RECENT_CALLS:]:
         entries.append(
             {
-                "at": now.isoformat(),
+                "at": stamp,
                 "id": call.id,
                 "customer": call.customer,
                 "model": call.model,
@@ -213,17 +215,16 @@ def _remember(
     called = {(c.index, c.id) for c in received.calls}
     for rejection in received.rejected[-RECENT_CALLS:]:
         if (rejection.index, rejection.id) not in called:
-            entries.append({"at": now.isoformat(), "id": rejection.id, "error": rejection.message})
+            entries.append({"at": stamp, "id": rejection.id, "error": rejection.message})
     if not entries:
         return
     seen = dict(row.models_seen or {})
-    for call in received.calls:
-        entry = seen.get(call.model)
-        calls = (entry or {}).get("calls", 0) + 1
-        seen[call.model] = {
-            "mapped": mapping.model_of(call.model),
-            "calls": calls,
-            "last_seen": now.isoformat(),
+    for model, calls in Counter(call.model for call in received.calls).items():
+        earlier = seen.get(model) or {}
+        seen[model] = {
+            "mapped": mapping.model_of(model),
+            "calls": earlier.get("calls", 0) + calls,
+            "last_seen": stamp,
         }
     if len(seen) > MODELS_SEEN:
         newest = sorted(seen.items(), key=lambda item: item[1]["last_seen"], reverse=True)

@@ -171,14 +171,22 @@ def check_properties(properties: dict, *, may_hold_unstorable: bool) -> None:
 
 
 def parse_timestamp(value: object, *, earliest: datetime, latest: datetime) -> datetime:
-    if not isinstance(value, str) or len(value) > 64:
+    """An event's moment: ISO 8601 text with an offset, or (from a caller that
+    read it elsewhere: billing.integrations) an aware datetime; within the
+    window of late and future events either way."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        moment = value
+    elif not isinstance(value, str) or len(value) > 64:
         raise EventRejected(
             "timestamp must be an ISO 8601 string with an offset, e.g. 2026-11-03T10:00:00Z"
         )
-    try:
-        moment = parse_instant(value)
-    except ValueError as exc:
-        raise EventRejected(f"timestamp {value!r} {exc}") from exc
+    else:
+        try:
+            moment = parse_instant(value)
+        except ValueError as exc:
+            raise EventRejected(f"timestamp {value!r} {exc}") from exc
+    if moment < earliest or moment > latest:
+        value = value if isinstance(value, str) else moment.isoformat()
     if moment < earliest:
         raise EventRejected(
             f"timestamp {value} is older than {settings.BILLING_LATE_EVENT_DAYS} days"
