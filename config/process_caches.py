@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from billing.core import rawsql
+from billing.integrations.ingest import preview_buffer
 from billing.rating.rate_cards import card_rows_clear
 from billing.usage.alerts import alert_check_throttle
 from billing.usage.closed_days import closed_days_cache
@@ -101,6 +102,11 @@ PROCESS_CACHES = (
     ),
     ProcessCache(
         "PDF renderer", "fonts and the stylesheet", pdf_renderer.renderer_cache_clear, constant=True
+    ),
+    ProcessCache(
+        "usage sources' previews",
+        "calls received since the preview was last written",
+        preview_buffer.clear,
     ),
 )
 

@@ -330,6 +330,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 # payloads carry each call's messages and answer, so its batches are larger than
 # POST /events'; a gzip body is held to this size unpacked too.
 BILLING_INTEGRATION_MAX_BODY = 8 * 1024 * 1024
+# A usage source's preview (its last calls, the models it received) is written by a
+# process at most this often, and at once when a request brings a model it does not
+# show or a refused record (billing.integrations.ingest.PreviewBuffer).
+BILLING_INTEGRATION_PREVIEW_SECONDS = float(
+    os.environ.get("BILLING_INTEGRATION_PREVIEW_SECONDS", "2")
+)
 
 # Celery: Redis (or any broker) when set; the filesystem transport otherwise,
 # which needs no server and is shared by the web process, worker and beat.

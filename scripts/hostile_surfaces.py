@@ -1,7 +1,7 @@
 """Hostile cases beyond ingestion, against a live server: what a key of each scope may
 call, what a spreadsheet would run in the CSV exports, money and dates out of bounds,
-and distinct property values without end. scripts/hostile_ingest.py
-is the ingestion matrix; scripts/hostile_check.sh runs both in CI.
+distinct property values without end, and what gateways and exporters send.
+scripts/hostile_ingest.py is the ingestion matrix; scripts/hostile_check.sh runs both in CI.
 
     .venv/bin/python scripts/hostile_surfaces.py --url http://127.0.0.1:8000 \
         --keys-file var/hostile-keys.json
@@ -32,12 +32,19 @@ from datetime import UTC, datetime
 
 import hostile_bounds_cases
 import hostile_csv_cases
+import hostile_gateway_cases
 import hostile_groups_cases
 import hostile_scope_cases
 from hostile_ingest import Client
 from hostile_world import Case, World
 
-SURFACES = [hostile_scope_cases, hostile_csv_cases, hostile_bounds_cases, hostile_groups_cases]
+SURFACES = [
+    hostile_scope_cases,
+    hostile_csv_cases,
+    hostile_bounds_cases,
+    hostile_groups_cases,
+    hostile_gateway_cases,
+]
 
 
 def main() -> int:

@@ -9,9 +9,13 @@ with it before anything is written (its events share the customer, the time and
 the event name, the only fields ingestion refuses an event for besides those
 checked here), so nothing of a call is half stored."""
 
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from django.conf import settings
 
 from billing.integration_models import MODELS_SEEN, RECENT_CALLS, IntegrationSource
 from billing.integrations.calls import (
@@ -181,6 +185,60 @@ def _batches(calls: list[Call], mapping: SourceMapping):
         yield batch
 
 
+class PreviewBuffer:
+    """What this process received since it last wrote a source's preview: its last
+    calls and refusals, and the calls of each model. A request writes the preview
+    (one UPDATE of the source's row) when it brings what the preview does not show
+    yet (a model name not in models_seen, a refused record) or when
+    BILLING_INTEGRATION_PREVIEW_SECONDS have passed since this process last wrote
+    it; else it only adds to the buffer, so that busy workers do not queue on the
+    row's lock a request each. What a process holds when it stops is not written:
+    the preview's counts are a preview's, no usage depends on them."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries: dict[str, list[dict]] = {}
+        self._calls: dict[str, Counter] = {}
+        self._mapped: dict[str, dict[str, str]] = {}
+        self._written: dict[str, float] = {}
+        self.clock = time.monotonic
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries, self._calls, self._mapped, self._written = {}, {}, {}, {}
+
+    def add(
+        self,
+        row: IntegrationSource,
+        mapping: SourceMapping,
+        entries: list[dict],
+        calls: Counter,
+        *,
+        urgent: bool,
+        now: datetime,
+    ) -> None:
+        source = row.source
+        with self._lock:
+            held = self._entries.setdefault(source, [])
+            held.extend(entries)
+            del held[:-RECENT_CALLS]
+            self._calls.setdefault(source, Counter()).update(calls)
+            self._mapped.setdefault(source, {}).update(
+                {model: mapping.model_of(model) for model in calls}
+            )
+            due = self.clock() - self._written.get(source, float("-inf"))
+            if not urgent and due < settings.BILLING_INTEGRATION_PREVIEW_SECONDS:
+                return
+            entries = self._entries.pop(source)
+            calls = self._calls.pop(source)
+            mapped = self._mapped.pop(source)
+            self._written[source] = self.clock()
+        _preview_write(row, entries, calls, mapped, stamp=now.isoformat())
+
+
+preview_buffer = PreviewBuffer()
+
+
 def _remember(
     row: IntegrationSource,
     mapping: SourceMapping,
@@ -189,9 +247,8 @@ def _remember(
     *,
     now: datetime,
 ) -> None:
-    """Keep the request's last calls (and refusals) in the source's preview, and
-    the model names it received: one UPDATE. Two requests at once may each keep
-    its own view of the preview (the last to write wins); no usage depends on it."""
+    """Add the request's last calls (and refusals) and the model names it received
+    to the source's preview (PreviewBuffer)."""
     refused = {(r.index, r.id): r.message for r in result.rejected}
     stamp = now.isoformat()
     entries = []
@@ -218,12 +275,24 @@ def _remember(
             entries.append({"at": stamp, "id": rejection.id, "error": rejection.message})
     if not entries:
         return
+    calls = Counter(call.model for call in received.calls)
+    seen = row.models_seen or {}
+    urgent = bool(result.rejected) or any(model not in seen for model in calls)
+    preview_buffer.add(row, mapping, entries, calls, urgent=urgent, now=now)
+
+
+def _preview_write(
+    row: IntegrationSource, entries: list[dict], calls: Counter, mapped: dict, *, stamp: str
+) -> None:
+    """One UPDATE: the entries before the row's last calls, the calls added to its
+    models. Two processes writing at once may each keep its own view (the last to
+    write wins)."""
     seen = dict(row.models_seen or {})
-    for model, calls in Counter(call.model for call in received.calls).items():
+    for model, count in calls.items():
         earlier = seen.get(model) or {}
         seen[model] = {
-            "mapped": mapping.model_of(model),
-            "calls": earlier.get("calls", 0) + calls,
+            "mapped": mapped[model],
+            "calls": earlier.get("calls", 0) + count,
             "last_seen": stamp,
         }
     if len(seen) > MODELS_SEEN:

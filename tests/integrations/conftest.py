@@ -55,3 +55,11 @@ def usage_rates(period_start: str = "2026-11-01T00:00:00Z") -> tuple[str, list]:
     )
     (line,) = [line for line in body["lines"] if line["meter"] == "llm_tokens"]
     return line["amount"], line["rates"]
+
+
+@pytest.fixture(autouse=True)
+def _preview_at_once(settings):
+    """Every request writes its source's preview (a process writes it at most every
+    BILLING_INTEGRATION_PREVIEW_SECONDS otherwise): the tests read it after each.
+    tests/integrations/test_preview_buffer.py tests the wait."""
+    settings.BILLING_INTEGRATION_PREVIEW_SECONDS = 0
