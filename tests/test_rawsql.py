@@ -135,6 +135,7 @@ def test_an_ended_subscription_is_not_live(acme):
 def test_every_process_cache_is_listed_and_cleared():
     """config.process_caches lists each cache a process keeps; clearing them all
     empties the ones that hold rows."""
+    from billing.integrations.ingest import preview_buffer
     from billing.rating import rate_cards
     from billing.rating.rate_cards import RateSpec, card_rows
     from billing.usage.closed_days import closed_days_cache
@@ -153,7 +154,7 @@ def test_every_process_cache_is_listed_and_cleared():
     from customers import api_keys
 
     names = [c.name for c in PROCESS_CACHES]
-    assert len(names) == len(set(names)) == 16
+    assert len(names) == len(set(names)) == 17
     meter_cache.by_id()
     card = (RateSpec(),)
     assert card_rows(card)(()) == 0
@@ -168,6 +169,7 @@ def test_every_process_cache_is_listed_and_cleared():
     for _ in range(2):
         rawsql.ran_before.note("key", {("SELECT 1", ()): ("SELECT 1", ())})
     assert rawsql.ran_before.ahead("key")
+    preview_buffer._entries["litellm"] = [{"id": "call-1"}]
 
     process_caches_clear()
 
@@ -179,6 +181,7 @@ def test_every_process_cache_is_listed_and_cleared():
     assert rawsql.ran_before.ahead("key") == ()
     assert rate_cards._CARDS == {}
     assert _combination_values.cache_info().currsize == 0
+    assert preview_buffer._entries == {}
 
 
 def test_between_tests_the_caches_of_rows_are_cleared_and_the_constant_ones_kept():
