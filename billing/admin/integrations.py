@@ -4,15 +4,16 @@ and changes a source's mapping, checked by the API's own validation
 became, with the model names the rate card does not know flagged."""
 
 from datetime import datetime
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin
-from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from billing.core.admin_forms import add_billing_error
+from billing.core.admin_fields import moment_text
+from billing.core.admin_forms import add_billing_error, money_text, quantity_text
 from billing.core.errors import InvalidRequest
 from billing.integration_models import IntegrationSource
 from billing.integrations.calls import TOKEN_KINDS
@@ -120,13 +121,13 @@ class IntegrationSourceForm(forms.ModelForm):
 
 
 def _moment(text: str | None) -> str:
+    """A preview's stored moment (ISO text) as the admin writes moments."""
     if not text:
         return ""
     try:
-        moment = datetime.fromisoformat(text)
+        return moment_text(datetime.fromisoformat(text))
     except ValueError:
         return text
-    return formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT")
 
 
 def _tokens(tokens: dict) -> str:
@@ -134,11 +135,13 @@ def _tokens(tokens: dict) -> str:
     return format_html_join(
         ", ",
         '<span class="name">{} {}</span>',
-        (
-            (token_type, formats.number_format(count, force_grouping=True))
-            for token_type, count in (tokens or {}).items()
-        ),
+        ((token_type, quantity_text(count)) for token_type, count in (tokens or {}).items()),
     )
+
+
+def _cost(text: str | None) -> str:
+    """A call's provider cost (USD, as the source gave it, to its own precision)."""
+    return money_text(Decimal(text), "USD") if text else ""
 
 
 @admin.register(IntegrationSource)
@@ -202,7 +205,7 @@ class IntegrationSourceAdmin(admin.ModelAdmin):
                     "" if entry["known"] else format_html(' class="{}"', "unknown-model"),
                     model,
                     entry["mapped"],
-                    formats.number_format(entry.get("calls", 0), force_grouping=True),
+                    quantity_text(entry.get("calls", 0)),
                     _moment(entry.get("last_seen")),
                     "" if entry["known"] else unknown,
                 )
@@ -244,7 +247,7 @@ class IntegrationSourceAdmin(admin.ModelAdmin):
                         else ""
                     ),
                     _tokens(call.get("tokens")),
-                    call.get("provider_cost") or "",
+                    _cost(call.get("provider_cost")),
                     call.get("error") or "",
                 )
                 for call in recent

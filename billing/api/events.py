@@ -39,6 +39,15 @@ def read_body(request, *, limit: int) -> bytes:
     return body
 
 
+def rejected_body(rejected) -> list[dict]:
+    """What was refused, as an ingestion answer names it: each by its index in the
+    request and its id, with the reason in the error envelope."""
+    return [
+        {"index": r.index, "id": r.id, "error": error_body("invalid_request", r.message)["error"]}
+        for r in rejected
+    ]
+
+
 class EventsApi(APIView):
     """POST a batch of usage events (scope events:write)."""
 
@@ -74,14 +83,7 @@ class EventsApi(APIView):
         body = {
             "accepted": result.accepted,
             "duplicates": result.duplicates,
-            "rejected": [
-                {
-                    "index": r.index,
-                    "id": r.id,
-                    "error": error_body("invalid_request", r.message)["error"],
-                }
-                for r in result.rejected
-            ],
+            "rejected": rejected_body(result.rejected),
         }
         if result.other:
             # Added in v1.4, when some are: stored events whose values of grouped

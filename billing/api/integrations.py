@@ -17,7 +17,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.api.events import PayloadTooLarge, read_body
+from billing.api.events import PayloadTooLarge, read_body, rejected_body
 from billing.core.errors import InvalidRequest, NotFound
 from billing.integration_models import IntegrationSource
 from billing.integrations import litellm, openrouter, otlp
@@ -29,6 +29,7 @@ from billing.integrations.ingest import (
     calls_ingest,
     json_records,
     mapping_of,
+    records_received,
     source_row,
 )
 from billing.integrations.mapping import (
@@ -39,7 +40,6 @@ from billing.integrations.mapping import (
     unknown_source_words,
 )
 from billing.serializers import GatewayResultSerializer
-from config.api import error_body
 from customers.models import ApiKey
 
 JSON_TYPES = {"application/json", "application/x-ndjson", "application/jsonl", "text/plain"}
@@ -58,14 +58,7 @@ def result_body(result: IntegrationResult) -> dict:
         "duplicates": result.duplicates,
         "calls": result.calls,
         "skipped": result.skipped,
-        "rejected": [
-            {
-                "index": r.index,
-                "id": r.id,
-                "error": error_body("invalid_request", r.message)["error"],
-            }
-            for r in result.rejected
-        ],
+        "rejected": rejected_body(result.rejected),
     }
     if result.unmetered:
         body["unmetered"] = result.unmetered
@@ -216,7 +209,7 @@ class LiteLLMIngestApi(GatewayIngestApi):
     source = IntegrationSource.LITELLM
 
     def received(self, records: list, mapping) -> Received:
-        return litellm.received_of(records, mapping)
+        return records_received(records, mapping, litellm.call_of)
 
 
 class OpenRouterIngestApi(GatewayIngestApi):
@@ -231,7 +224,7 @@ class OpenRouterIngestApi(GatewayIngestApi):
         records = self.records_of(body)
         if len(records) == 1 and isinstance(records[0], dict) and "resourceSpans" in records[0]:
             return export_received(records[0], mapping)
-        return openrouter.received_of(openrouter.unwrapped(records), mapping)
+        return records_received(openrouter.unwrapped(records), mapping, openrouter.call_of)
 
 
 # Content-Encoding -> zlib's wbits for it.

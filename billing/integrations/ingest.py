@@ -21,8 +21,11 @@ from billing.integration_models import MODELS_SEEN, RECENT_CALLS, IntegrationSou
 from billing.integrations.calls import (
     PROVIDER_COST_EVENT,
     Call,
+    RecordRejected,
+    RecordSkipped,
     SourceMapping,
     call_events,
+    text_field,
 )
 from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, batch_parse, events_ingest
 
@@ -105,6 +108,31 @@ def json_records(body: bytes, *, limit: int) -> list:
     if len(records) > limit:
         raise TooManyRecords(len(records))
     return records
+
+
+def records_received(records: list, mapping: SourceMapping, call_of) -> Received:
+    """The calls of a gateway's records, each read by the source's `call_of(record,
+    mapping, index)`: a Call, or skipped, or refused by its index and id."""
+    received = Received()
+    for index, record in enumerate(records):
+        try:
+            received.calls.append(call_of(record, mapping, index))
+        except RecordSkipped:
+            received.skipped += 1
+        except RecordRejected as exc:
+            received.rejected.append(RecordRejection(index, _record_id(record), str(exc)))
+    return received
+
+
+def _record_id(record: object) -> str | None:
+    """The id to name a refused record by: its `id`, where that is text the answer
+    can hold."""
+    if not isinstance(record, dict):
+        return None
+    try:
+        return text_field(record.get("id"), "id")
+    except RecordRejected:
+        return None
 
 
 def source_row(source: str) -> IntegrationSource:

@@ -32,7 +32,7 @@ from billing.integrations.calls import (
     text_field,
     token_count,
 )
-from billing.integrations.ingest import UNREADABLE, Received, RecordRejection
+from billing.integrations.ingest import UNREADABLE
 
 # customer_from -> where the payload names the customer: its end user (the
 # request's `user`: LiteLLM's proxy puts it in `end_user` and the metadata's
@@ -55,27 +55,6 @@ def customer_from_valid(name: str) -> bool:
     return name in CUSTOMER_FIELDS or (
         name.startswith(METADATA_PREFIX) and len(name) > len(METADATA_PREFIX)
     )
-
-
-def received_of(records: list, mapping: SourceMapping) -> Received:
-    received = Received()
-    for index, record in enumerate(records):
-        try:
-            received.calls.append(call_of(record, mapping, index))
-        except RecordSkipped:
-            received.skipped += 1
-        except RecordRejected as exc:
-            received.rejected.append(RecordRejection(index, _id_of(record), str(exc)))
-    return received
-
-
-def _id_of(record: object) -> str | None:
-    if isinstance(record, dict) and isinstance(record.get("id"), str):
-        try:
-            return text_field(record["id"], "id")
-        except RecordRejected:
-            return None
-    return None
 
 
 def _mapping(record: Mapping, key: str) -> Mapping:

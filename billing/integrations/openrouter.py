@@ -36,7 +36,7 @@ from billing.integrations.calls import (
     text_field,
     token_count,
 )
-from billing.integrations.ingest import UNREADABLE, Received, RecordRejection
+from billing.integrations.ingest import UNREADABLE
 from billing.integrations.litellm import METADATA_PREFIX
 
 
@@ -47,26 +47,6 @@ def unwrapped(records: list) -> list:
         data = records[0]["data"]
         return data if isinstance(data, list) else [data]
     return records
-
-
-def received_of(records: list, mapping: SourceMapping) -> Received:
-    received = Received()
-    for index, record in enumerate(records):
-        try:
-            received.calls.append(call_of(record, mapping, index))
-        except RecordSkipped:
-            received.skipped += 1
-        except RecordRejected as exc:
-            call_id = record.get("id") if isinstance(record, dict) else None
-            received.rejected.append(RecordRejection(index, _storable(call_id), str(exc)))
-    return received
-
-
-def _storable(value: object) -> str | None:
-    try:
-        return text_field(value, "id")
-    except RecordRejected:
-        return None
 
 
 def _object(record: Mapping, key: str) -> Mapping:
