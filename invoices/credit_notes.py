@@ -29,6 +29,7 @@ from billing.core.money import has_minor_unit_precision, quantize_money
 from customers.locks import customer_lock
 from invoices import collection, emails, refunds
 from invoices.credit_balance import credit_balance_add
+from invoices.e_invoices.issuing import credit_note_issue_xml
 from invoices.issue_dates import issue_moment
 from invoices.journal_entries import journal_credit_note
 from invoices.locks import invoice_lock
@@ -381,6 +382,13 @@ def _issue(
         _note_line(note, position, line, amount, described.get(line.pk))
         for position, (line, amount) in enumerate(preview.lines)
     )
+    # The note of an e-invoiced invoice is one too, validated before it is
+    # issued: refused (EInvoiceInvalid), nothing of it is written.
+    xml = credit_note_issue_xml(note)
+    if xml:
+        note.e_invoice_format = invoice.e_invoice_format
+        note.e_invoice_xml = xml
+        note.save(update_fields=["e_invoice_format", "e_invoice_xml"])
     journal_credit_note(note=note, now=now)
     if preview.taken_back:
         TAKE_BACKS[invoice.reason].write(parts=preview.taken_back, held=held, note=note, now=now)

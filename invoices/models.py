@@ -139,6 +139,21 @@ class Invoice(models.Model):
         max_length=64, blank=True, default="", verbose_name=_("pdf sha256")
     )
     pdf_rendered_at = models.DateTimeField(null=True, blank=True, verbose_name=_("pdf rendered at"))
+    # Its EN 16931 e-invoice (invoices.e_invoices): the profile it was issued in
+    # (facturx, xrechnung, peppol; '' for none), the XML as validated and issued,
+    # and, on a draft its validation refused, the failed rules
+    # ([{rule, message, field, location}]; [] once it passes).
+    e_invoice_format = models.CharField(
+        max_length=16, blank=True, default="", verbose_name=_("e-invoice format")
+    )
+    e_invoice_xml = models.TextField(blank=True, default="", verbose_name=_("e-invoice XML"))
+    e_invoice_errors = models.JSONField(
+        default=list, blank=True, verbose_name=_("e-invoice errors")
+    )
+    # When the Peppol access point took it (invoices.e_invoices.access_points).
+    e_invoice_sent_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("e-invoice sent at")
+    )
 
     class Meta:
         verbose_name = _("invoice")
@@ -407,6 +422,17 @@ class CreditNote(models.Model):
         max_length=64, blank=True, default="", verbose_name=_("pdf sha256")
     )
     pdf_rendered_at = models.DateTimeField(null=True, blank=True, verbose_name=_("pdf rendered at"))
+    # Its EN 16931 e-invoice (invoices.e_invoices), for a note crediting an
+    # e-invoiced invoice: the profile and the XML as validated and issued (a note
+    # whose e-invoice fails validation is not issued at all).
+    e_invoice_format = models.CharField(
+        max_length=16, blank=True, default="", verbose_name=_("e-invoice format")
+    )
+    e_invoice_xml = models.TextField(blank=True, default="", verbose_name=_("e-invoice XML"))
+    # When the Peppol access point took it (invoices.e_invoices.access_points).
+    e_invoice_sent_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("e-invoice sent at")
+    )
 
     class Meta:
         verbose_name = _("credit note")

@@ -12,6 +12,19 @@ from customers.billing_entities import customer_billing_entity
 from customers.models import BillingEntity
 from plans.taxes import is_eu_cross_border_business
 
+# The seller's details only e-invoices carry, and their values where it has none.
+E_INVOICE_KEYS = {
+    "e_invoicing": False,
+    "street": "",
+    "postal_code": "",
+    "city": "",
+    "peppol_id": "",
+    "contact_name": "",
+    "contact_phone": "",
+    "payment_means": "credit_transfer",
+    "sepa_creditor_id": "",
+}
+
 
 def seller_snapshot(entity) -> dict:
     """What documents print of an entity (a BillingEntity, or its historical model
@@ -31,6 +44,9 @@ def seller_snapshot(entity) -> dict:
         "footer": entity.invoice_footer,
         # The stored file's name: an entity given a new logo keeps the old file.
         "logo": entity.logo.name if entity.logo else "",
+        # What its e-invoices carry besides (invoices.e_invoices); a historical
+        # model in an earlier migration has none of them.
+        **{key: getattr(entity, key, default) for key, default in E_INVOICE_KEYS.items()},
     }
 
 

