@@ -19,6 +19,7 @@ from django.utils.translation import gettext
 from billing.core.customer_text import CustomerText
 from billing.core.errors import Conflict
 from invoices.e_invoices.cii import document_cii
+from invoices.e_invoices.cius import cius_failures
 from invoices.e_invoices.document import (
     CREDIT_NOTE,
     FACTURX,
@@ -96,7 +97,7 @@ def xml_of(document: Document) -> tuple[bytes, str]:
 def checked_xml(document: Document, *, name: str, invoice_id: int | None = None) -> bytes:
     """The document's XML, validated; EInvoiceInvalid naming `name` when it fails."""
     xml, kind = xml_of(document)
-    failures = validation_failures(xml, kind, document)
+    failures = cius_failures(document) + validation_failures(xml, kind, document)
     if failures:
         raise EInvoiceInvalid(failures, document=name, invoice_id=invoice_id)
     return xml

