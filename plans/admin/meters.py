@@ -28,6 +28,7 @@ def meter_values(cleaned: dict) -> dict:
         p.strip() for p in (cleaned.get("group_by") or "").split(",") if p.strip()
     ]
     values["invoice_breakdown"] = cleaned.get("invoice_breakdown") or ""
+    values["unit_code"] = cleaned.get("unit_code") or ""
     return values
 
 
@@ -101,7 +102,7 @@ class MeterForm(ServiceValidatedForm):
 
     class Meta:
         model = Meter
-        fields = [*METER_FIELDS, "filters", "group_by", "invoice_breakdown"]
+        fields = [*METER_FIELDS, "filters", "group_by", "invoice_breakdown", "unit_code"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
