@@ -308,6 +308,13 @@ class VersionInputSerializer(serializers.Serializer):
         child=ChargeSerializer(), required=False, default=list, max_length=MAX_CHARGES
     )
     features = grants_field()
+    fee_unit_code = serializers.CharField(
+        max_length=8,
+        required=False,
+        default=DEFAULT_UNIT_CODE,
+        help_text="UN/ECE Recommendation 20 unit of the base fee and seats on e-invoices, "
+        "e.g. C62 (one), MON (month).",
+    )
 
     def to_spec(self) -> VersionSpec:
         data = self.validated_data
@@ -324,6 +331,7 @@ class VersionInputSerializer(serializers.Serializer):
             progressive_billing_threshold=data["progressive_billing_threshold"],
             charges=tuple(_charge_spec(c) for c in data["charges"]),
             features=grants_from(data["features"]),
+            fee_unit_code=data["fee_unit_code"],
         )
 
 

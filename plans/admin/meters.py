@@ -112,11 +112,16 @@ class MeterForm(ServiceValidatedForm):
             if not writable_as_lines(self.instance.filters):
                 self.fields["filters"].disabled = True
                 self.fields["filters"].help_text = FILTERS_FIXED_HELP
+        self.fields["unit_code"].required = False
         self.fields["invoice_breakdown"].help_text = _(
             "One of the properties in 'Break usage down by': invoices then list the meter's "
             "quantity by its values (the amount is still priced on the whole quantity). "
             "Empty: not split."
         )
+
+    def clean_unit_code(self):
+        # Left out of a post, it stays as it is (C62 for a new meter).
+        return self.cleaned_data.get("unit_code") or self.instance.unit_code
 
     def clean_filters(self):
         text = self.cleaned_data.get("filters") or ""

@@ -51,9 +51,14 @@ class TaxRateForm(ServiceValidatedForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["vat_category"].required = False
         if self.instance.pk:
             field = self.fields["replaced_by"]
             field.queryset = field.queryset.exclude(pk=self.instance.pk)
+
+    def clean_vat_category(self):
+        # Left out of a post, it stays as it is (S for a new rate).
+        return self.cleaned_data.get("vat_category") or self.instance.vat_category
 
     def validate_domain(self, cleaned):
         if self.instance.pk:
