@@ -219,6 +219,35 @@ class BillingEntityCreateSerializer(serializers.Serializer):
     )
     vat_id = serializers.CharField(max_length=64, required=False, default="", allow_blank=True)
     default = serializers.BooleanField(required=False, default=False)
+    e_invoicing = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Also issue its invoices and credit notes as EN 16931 e-invoices.",
+    )
+    registration_id = serializers.CharField(
+        max_length=64, required=False, default="", allow_blank=True
+    )
+    iban = serializers.CharField(max_length=42, required=False, default="", allow_blank=True)
+    bic = serializers.CharField(max_length=11, required=False, default="", allow_blank=True)
+    peppol_id = serializers.CharField(
+        max_length=104,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="Peppol endpoint scheme:id, e.g. 0009:12345678200077.",
+    )
+    contact_name = serializers.CharField(
+        max_length=128, required=False, default="", allow_blank=True
+    )
+    contact_phone = serializers.CharField(
+        max_length=64, required=False, default="", allow_blank=True
+    )
+    payment_means = serializers.ChoiceField(
+        choices=BillingEntity.PAYMENT_MEANS, required=False, default=BillingEntity.CREDIT_TRANSFER
+    )
+    sepa_creditor_id = serializers.CharField(
+        max_length=35, required=False, default="", allow_blank=True
+    )
 
 
 class BillingEntitySerializer(serializers.Serializer):
@@ -231,10 +260,25 @@ class BillingEntitySerializer(serializers.Serializer):
     address = serializers.SerializerMethodField()
     vat_id = serializers.CharField(source="tax_id")
     default = serializers.BooleanField(source="is_default")
+    e_invoicing = serializers.BooleanField()
+    registration_id = serializers.CharField()
+    iban = serializers.CharField()
+    bic = serializers.CharField()
+    peppol_id = serializers.CharField()
+    contact_name = serializers.CharField()
+    contact_phone = serializers.CharField()
+    payment_means = serializers.CharField()
+    sepa_creditor_id = serializers.CharField()
 
     def get_address(self, entity) -> dict:
-        """As printed: its lines and its country."""
-        return {"lines": entity.address, "country": entity.country}
+        """As printed (its lines and its country), and as e-invoices carry it."""
+        return {
+            "lines": entity.address,
+            "country": entity.country,
+            "street": entity.street,
+            "postal_code": entity.postal_code,
+            "city": entity.city,
+        }
 
 
 class BillingEntityListApi(APIView):

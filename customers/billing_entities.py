@@ -193,6 +193,12 @@ def address_lines_of(address: dict) -> str:
     return "\n".join(line.strip() for line in lines if line and line.strip())
 
 
+def street_of(address: dict) -> str:
+    """The street an e-invoice carries (BT-35): line1, and line2 after a comma."""
+    lines = [address.get("line1"), address.get("line2")]
+    return ", ".join(line.strip() for line in lines if line and line.strip())
+
+
 def billing_entity_create(
     *,
     code: str,
@@ -204,6 +210,15 @@ def billing_entity_create(
     vat_id: str = "",
     credit_note_prefix: str | None = None,
     is_default: bool = False,
+    e_invoicing: bool = False,
+    registration_id: str = "",
+    iban: str = "",
+    bic: str = "",
+    peppol_id: str = "",
+    contact_name: str = "",
+    contact_phone: str = "",
+    payment_means: str = BillingEntity.CREDIT_TRANSFER,
+    sepa_creditor_id: str = "",
 ) -> BillingEntity:
     """Create an entity as the API names it (POST /api/v1/billing-entities):
     invoices numbered NUMBER_PREFIX-YYYY-NNNNNN, credit notes in a sequence of
@@ -228,6 +243,18 @@ def billing_entity_create(
         country=address.get("country") or "",
         tax_id=vat_id,
         is_default=is_default,
+        street=street_of(address),
+        postal_code=address.get("postal_code") or "",
+        city=address.get("city") or "",
+        e_invoicing=e_invoicing,
+        registration_id=registration_id,
+        iban=iban,
+        bic=bic,
+        peppol_id=peppol_id,
+        contact_name=contact_name,
+        contact_phone=contact_phone,
+        payment_means=payment_means,
+        sepa_creditor_id=sepa_creditor_id,
     )
     try:
         return billing_entity_save(entity=entity)

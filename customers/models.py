@@ -9,6 +9,13 @@ from django.utils.translation import gettext_lazy as _
 
 from billing.core.countries import is_country_code
 from billing.core.customer_text import LANGUAGES
+from billing.core.e_invoice_codes import (
+    bic_errors,
+    iban_errors,
+    leitweg_id_errors,
+    peppol_id_errors,
+    vat_id_errors,
+)
 from billing.core.email_addresses import validate_email_address
 from billing.core.money import is_known_currency
 from config.history import audit_history
@@ -42,6 +49,51 @@ def alert_threshold_errors(value: object) -> list[str]:
     return errors
 
 
+# The buyer's e-invoice details (EN 16931): copied on its invoices as they are
+# issued (invoices.services.customer_snapshot), read by invoices.e_invoices.
+E_INVOICE_DETAILS = (
+    "buyer_reference",
+    "order_reference",
+    "leitweg_id",
+    "peppol_id",
+    "e_invoice_format",
+    "sepa_mandate_reference",
+)
+FACTURX = "facturx"
+XRECHNUNG = "xrechnung"
+PEPPOL = "peppol"
+E_INVOICE_FORMATS = [
+    (FACTURX, _("Factur-X (PDF/A-3 with CII XML)")),
+    (XRECHNUNG, _("XRechnung (UBL)")),
+    (PEPPOL, _("Peppol BIS Billing 3.0 (UBL)")),
+]
+
+
+def customer_e_invoice_errors(
+    *, tax_id: str, leitweg_id: str, peppol_id: str, buyer_reference: str, e_invoice_format: str
+) -> dict[str, list[str]]:
+    """What is wrong with a customer's e-invoice details, by field: its VAT number,
+    Leitweg-ID and Peppol endpoint each well formed; an XRechnung buyer names a
+    Leitweg-ID or a buyer reference (BR-DE-15), a Peppol buyer its endpoint."""
+    fields = {}
+    if errors := vat_id_errors(tax_id or ""):
+        fields["tax_id"] = errors
+    if leitweg_id and (errors := leitweg_id_errors(leitweg_id)):
+        fields["leitweg_id"] = errors
+    if peppol_id and (errors := peppol_id_errors(peppol_id)):
+        fields["peppol_id"] = errors
+    formats = dict(E_INVOICE_FORMATS)
+    if e_invoice_format and e_invoice_format not in formats:
+        fields["e_invoice_format"] = [f"must be one of {', '.join(formats)} or empty"]
+    elif e_invoice_format == XRECHNUNG and not (leitweg_id or buyer_reference):
+        fields.setdefault("leitweg_id", []).append(
+            "XRechnung needs a Leitweg-ID or a buyer reference"
+        )
+    elif e_invoice_format == PEPPOL and not peppol_id:
+        fields.setdefault("peppol_id", []).append("Peppol needs the buyer's Peppol endpoint")
+    return fields
+
+
 # What may change on a customer after it is created (its currency may not).
 CUSTOMER_DETAILS = (
     "name",
@@ -56,6 +108,7 @@ CUSTOMER_DETAILS = (
     "locale",
     "tax_exempt",
     "invoice_emails",
+    *E_INVOICE_DETAILS,
 )
 MAX_PAYMENT_TERMS_DAYS = 365
 MAX_INVOICE_EMAILS = 10
@@ -150,6 +203,64 @@ class BillingEntity(models.Model):
     )
     iban = models.CharField("IBAN", max_length=42, blank=True, default="")
     bic = models.CharField("BIC", max_length=11, blank=True, default="")
+    # E-invoicing (EN 16931): the seller's structured address, endpoint, contact
+    # and payment means, read by invoices.e_invoices.
+    e_invoicing = models.BooleanField(
+        _("Issue e-invoices"),
+        default=False,
+        db_default=False,
+        help_text=_(
+            "Finalized invoices and credit notes of this seller are also issued as "
+            "EN 16931 e-invoices, validated before they are issued."
+        ),
+    )
+    street = models.CharField(
+        max_length=255, blank=True, default="", db_default="", verbose_name=_("street")
+    )
+    postal_code = models.CharField(
+        max_length=16, blank=True, default="", db_default="", verbose_name=_("postal code")
+    )
+    city = models.CharField(
+        max_length=128, blank=True, default="", db_default="", verbose_name=_("city")
+    )
+    peppol_id = models.CharField(
+        _("Peppol endpoint (scheme:id)"),
+        max_length=104,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_("e.g. 0009:12345678200077"),
+    )
+    contact_name = models.CharField(
+        max_length=128, blank=True, default="", db_default="", verbose_name=_("contact name")
+    )
+    contact_phone = models.CharField(
+        max_length=64, blank=True, default="", db_default="", verbose_name=_("contact phone")
+    )
+    CREDIT_TRANSFER = "credit_transfer"
+    CARD = "card"
+    DIRECT_DEBIT = "direct_debit"
+    PAYMENT_MEANS = [
+        (CREDIT_TRANSFER, _("Credit transfer")),
+        (CARD, _("Card")),
+        (DIRECT_DEBIT, _("Direct debit")),
+    ]
+    payment_means = models.CharField(
+        max_length=16,
+        choices=PAYMENT_MEANS,
+        default=CREDIT_TRANSFER,
+        db_default=CREDIT_TRANSFER,
+        help_text=_("How its e-invoices ask to be paid."),
+        verbose_name=_("payment means"),
+    )
+    sepa_creditor_id = models.CharField(
+        max_length=35,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_("SEPA creditor identifier, for direct debit."),
+        verbose_name=_("SEPA creditor id"),
+    )
     logo = models.ImageField(
         upload_to="billing_entities/",
         blank=True,
@@ -268,8 +379,35 @@ class BillingEntity(models.Model):
                 ).first()
                 if taken is not None:
                     errors[field] = f"{value} already numbers the documents of {taken}"
+        errors = self.e_invoice_errors() | errors
         if errors:
             raise ValidationError(errors)
+
+    def e_invoice_errors(self) -> dict[str, list[str]]:
+        """What is wrong with its identifiers (VAT number, IBAN, BIC, Peppol
+        endpoint), and, when it issues e-invoices, what EN 16931 and XRechnung
+        need of a seller that it lacks; by field."""
+        errors = {}
+        checks = [("tax_id", vat_id_errors), ("iban", iban_errors), ("bic", bic_errors)]
+        checks.append(("peppol_id", peppol_id_errors))
+        for field, check in checks:
+            if (value := getattr(self, field)) and (problems := check(value)):
+                errors[field] = problems
+        if not self.e_invoicing:
+            return errors
+        needed = ["legal_name", "street", "city", "postal_code", "country"]
+        for field in needed:
+            if not getattr(self, field):
+                errors.setdefault(field, ["required to issue e-invoices"])
+        if not (self.tax_id or self.registration_id):
+            errors.setdefault("tax_id", ["e-invoices need a VAT number or a registration number"])
+        if self.payment_means == self.CREDIT_TRANSFER and not self.iban:
+            errors.setdefault("iban", ["e-invoices paid by credit transfer need an IBAN"])
+        if self.payment_means == self.DIRECT_DEBIT and not self.sepa_creditor_id:
+            errors.setdefault(
+                "sepa_creditor_id", ["e-invoices paid by direct debit need a SEPA creditor id"]
+            )
+        return errors
 
 
 # A customer's standing, moved by the dunning steps run on its unpaid invoices
@@ -386,6 +524,56 @@ class Customer(models.Model):
         ),
         verbose_name=_("invoice emails"),
     )
+    # E-invoicing (EN 16931): what the buyer's e-invoices carry.
+    buyer_reference = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_("The reference the buyer asked its invoices to carry (BT-10)."),
+        verbose_name=_("buyer reference"),
+    )
+    order_reference = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_("The buyer's purchase order number (BT-13)."),
+        verbose_name=_("purchase order reference"),
+    )
+    leitweg_id = models.CharField(
+        max_length=46,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_("German public buyers' routing id, e.g. 04011000-12345-67."),
+        verbose_name=_("Leitweg-ID"),
+    )
+    peppol_id = models.CharField(
+        max_length=104,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_("The buyer's Peppol endpoint (scheme:id), e.g. 0208:0123456749."),
+        verbose_name=_("Peppol endpoint (scheme:id)"),
+    )
+    e_invoice_format = models.CharField(
+        max_length=16,
+        blank=True,
+        default="",
+        db_default="",
+        choices=E_INVOICE_FORMATS,
+        help_text=_("The e-invoice its invoices are also issued as. Empty: none."),
+        verbose_name=_("e-invoice format"),
+    )
+    sepa_mandate_reference = models.CharField(
+        max_length=35,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_("The SEPA direct debit mandate its invoices are collected under."),
+        verbose_name=_("SEPA mandate reference"),
+    )
     alert_thresholds = models.JSONField(
         default=list,
         blank=True,
@@ -491,6 +679,13 @@ class Customer(models.Model):
             errors["currency"] = f"unknown currency {self.currency!r}"
         if threshold_errors := alert_threshold_errors(self.alert_thresholds):
             errors["alert_thresholds"] = threshold_errors
+        errors |= customer_e_invoice_errors(
+            tax_id=self.tax_id,
+            leitweg_id=self.leitweg_id,
+            peppol_id=self.peppol_id,
+            buyer_reference=self.buyer_reference,
+            e_invoice_format=self.e_invoice_format,
+        )
         if errors:
             raise ValidationError(errors)
 

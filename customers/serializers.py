@@ -3,10 +3,17 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from billing.core.e_invoice_codes import vat_id_errors
 from billing.core.email_addresses import validate_email_address
 from billing.core.money import format_decimal, format_money
 from config.api import DecimalString, MoneyString
-from customers.models import CUSTOMER_DETAILS, LOCALES, MAX_PAYMENT_TERMS_DAYS, Customer
+from customers.models import (
+    CUSTOMER_DETAILS,
+    E_INVOICE_FORMATS,
+    LOCALES,
+    MAX_PAYMENT_TERMS_DAYS,
+    Customer,
+)
 from invoices.credit_balance import credit_balance
 from invoices.dunning_policies import customer_policy_code
 
@@ -32,13 +39,85 @@ class EmailAddressField(serializers.CharField):
         self.validators.append(validate_email_address)
 
 
-class CustomerSerializer(serializers.ModelSerializer):
+def e_invoice_text_field(max_length: int, help_text: str, **default) -> serializers.CharField:
+    return serializers.CharField(
+        max_length=max_length,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        help_text=help_text,
+        **default,
+    )
+
+
+class EInvoiceFields(serializers.Serializer):
+    """The customer's e-invoice details as the API takes them, and `vat_id`, the
+    synonym of `tax_id` (API.md v1.3 "E-invoices"): one of the two, or both alike."""
+
+    vat_id = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="The VAT number (same as tax_id), e.g. FR40303265045.",
+    )
+    buyer_reference = e_invoice_text_field(255, "The buyer's reference (BT-10).")
+    order_reference = e_invoice_text_field(255, "The buyer's purchase order (BT-13).")
+    leitweg_id = e_invoice_text_field(
+        46, "German public buyer's routing id, e.g. 04011000-12345-67."
+    )
+    peppol_id = e_invoice_text_field(104, "Peppol endpoint scheme:id, e.g. 0208:0123456749.")
+    e_invoice_format = serializers.ChoiceField(
+        choices=E_INVOICE_FORMATS,
+        required=False,
+        allow_null=True,
+        help_text="The e-invoice its invoices are also issued as; null: none.",
+    )
+    sepa_mandate_reference = e_invoice_text_field(35, "SEPA direct debit mandate reference.")
+
+    def validate_tax_id(self, value):
+        if errors := vat_id_errors(value or ""):
+            raise serializers.ValidationError(errors)
+        return value
+
+    def validate_vat_id(self, value):
+        return self.validate_tax_id(value)
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if "vat_id" in attrs:
+            vat_id = attrs.pop("vat_id")
+            if "tax_id" in self.initial_data and (attrs.get("tax_id") or "") != (vat_id or ""):
+                raise serializers.ValidationError({"vat_id": ["differs from tax_id"]})
+            attrs["tax_id"] = vat_id
+        return attrs
+
+
+class CustomerSerializer(EInvoiceFields, serializers.ModelSerializer):
     external_id = serializers.CharField(max_length=255)
     currency = serializers.CharField(max_length=8)
     timezone = serializers.CharField(max_length=64, required=False, default="UTC")
     email = EmailAddressField(default="")
     address = serializers.JSONField(required=False, default=dict)
     tax_id = serializers.CharField(max_length=64, required=False, allow_null=True, default=None)
+    buyer_reference = e_invoice_text_field(255, "The buyer's reference (BT-10).", default="")
+    order_reference = e_invoice_text_field(255, "The buyer's purchase order (BT-13).", default="")
+    leitweg_id = e_invoice_text_field(
+        46, "German public buyer's routing id, e.g. 04011000-12345-67.", default=""
+    )
+    peppol_id = e_invoice_text_field(
+        104, "Peppol endpoint scheme:id, e.g. 0208:0123456749.", default=""
+    )
+    e_invoice_format = serializers.ChoiceField(
+        choices=E_INVOICE_FORMATS,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The e-invoice its invoices are also issued as; null: none.",
+    )
+    sepa_mandate_reference = e_invoice_text_field(
+        35, "SEPA direct debit mandate reference.", default=""
+    )
     spend_limit = DecimalString(required=False, allow_null=True, default=None)
     spend_limit_mode = serializers.ChoiceField(
         choices=["hard", "soft"], required=False, default="hard"
@@ -93,6 +172,7 @@ class CustomerSerializer(serializers.ModelSerializer):
             "external_id",
             "currency",
             *CUSTOMER_DETAILS,
+            "vat_id",
             "tax_rates",
             "billing_entity",
             "dunning_policy",
@@ -111,7 +191,8 @@ class CustomerSerializer(serializers.ModelSerializer):
 
     def to_representation(self, customer):
         data = super().to_representation(customer)
-        data["tax_id"] = customer.tax_id or None
+        data["tax_id"] = data["vat_id"] = customer.tax_id or None
+        data["e_invoice_format"] = customer.e_invoice_format or None
         data["spend_limit"] = MoneyString(allow_null=True).to_representation(
             (customer.spend_limit, customer.currency)
         )
@@ -132,7 +213,7 @@ class CustomerSerializer(serializers.ModelSerializer):
         return data
 
 
-class CustomerUpdateSerializer(serializers.Serializer):
+class CustomerUpdateSerializer(EInvoiceFields):
     billing_entity = serializers.CharField(
         max_length=64, required=False, allow_null=True, allow_blank=True
     )

@@ -10,9 +10,11 @@ from customers.billing_entities import billing_entity_by_code
 from customers.locks import customer_lock
 from customers.models import (
     CUSTOMER_DETAILS,
+    E_INVOICE_DETAILS,
     LOCALES,
     Customer,
     alert_threshold_errors,
+    customer_e_invoice_errors,
     invoice_emails_errors,
     payment_terms_errors,
 )
@@ -50,6 +52,20 @@ def validate_customer_settings(
         fields["spend_limit_mode"] = [f"must be one of {', '.join(modes)}"]
     if fields:
         raise InvalidRequest("invalid customer", fields=fields)
+
+
+def validate_customer_e_invoicing(values: dict) -> None:
+    """The customer's VAT number and e-invoice details (customer_e_invoice_errors):
+    400 naming each field wrong, nothing written."""
+    if fields := customer_e_invoice_errors(
+        tax_id=values.get("tax_id") or "",
+        leitweg_id=values.get("leitweg_id") or "",
+        peppol_id=values.get("peppol_id") or "",
+        buyer_reference=values.get("buyer_reference") or "",
+        e_invoice_format=values.get("e_invoice_format") or "",
+    ):
+        first, texts = next(iter(fields.items()))
+        raise InvalidRequest(f"invalid customer: {first}: {texts[0]}", fields=fields)
 
 
 def tax_rates_by_code(codes: object) -> list[TaxRate]:
@@ -99,9 +115,24 @@ def customer_create(
     tax_rates: list[str] | None = None,
     invoice_emails: list[str] | None = None,
     billing_entity: str | None = None,
+    buyer_reference: str | None = "",
+    order_reference: str | None = "",
+    leitweg_id: str | None = "",
+    peppol_id: str | None = "",
+    e_invoice_format: str | None = "",
+    sepa_mandate_reference: str | None = "",
 ) -> Customer:
     """Create a customer. `billing_entity`: the code of the entity that bills it;
-    None, the default entity (whichever is the default when it is invoiced)."""
+    None, the default entity (whichever is the default when it is invoiced).
+    The e-invoice details (E_INVOICE_DETAILS): None or "" for none."""
+    e_invoicing = {
+        "buyer_reference": buyer_reference or "",
+        "order_reference": order_reference or "",
+        "leitweg_id": leitweg_id or "",
+        "peppol_id": peppol_id or "",
+        "e_invoice_format": e_invoice_format or "",
+        "sepa_mandate_reference": sepa_mandate_reference or "",
+    }
     address = {} if address is None else address
     invoice_emails = [] if invoice_emails is None else invoice_emails
     alert_thresholds = [] if alert_thresholds is None else alert_thresholds
@@ -120,6 +151,7 @@ def customer_create(
         tax_exempt=tax_exempt,
         invoice_emails=invoice_emails,
     )
+    validate_customer_e_invoicing({"tax_id": tax_id, **e_invoicing})
     seller = billing_entity_by_code(billing_entity)
     try:
         with transaction.atomic():
@@ -140,6 +172,7 @@ def customer_create(
                 tax_exempt=tax_exempt,
                 invoice_emails=invoice_emails,
                 billing_entity=seller,
+                **e_invoicing,
             )
             customer.tax_rates.set(rates)
             return customer
@@ -181,10 +214,12 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
         tax_exempt=values["tax_exempt"],
         invoice_emails=values["invoice_emails"],
     )
+    validate_customer_e_invoicing(values)
     with transaction.atomic():
         rates = None if tax_rate_codes is None else tax_rates_by_code(tax_rate_codes)
         customer = customer_lock(customer.pk)
-        values["tax_id"] = values["tax_id"] or ""
+        for name in ("tax_id", *E_INVOICE_DETAILS):
+            values[name] = values[name] or ""
         values["alert_thresholds"] = _as_json_numbers(values["alert_thresholds"])
         for name in fields:
             setattr(customer, name, values[name])

@@ -22,7 +22,7 @@ from billing.journal.writer import journal_batch
 from billing.rating.lines import breakdown_as_stored
 from customers.billing_entities import customer_billing_entity, default_billing_entity
 from customers.locks import customers_lock
-from customers.models import BillingEntity
+from customers.models import E_INVOICE_DETAILS, BillingEntity
 from invoices import collection, emails
 from invoices.credit_balance import (
     credit_balance_apply,
@@ -70,6 +70,8 @@ def customer_snapshot(customer) -> dict:
         "timezone": customer.timezone,
         "locale": customer.locale,
         "tax_exempt": customer.tax_exempt,
+        # What its e-invoice carries of the buyer (invoices.e_invoices): "" for none.
+        **{name: getattr(customer, name) for name in E_INVOICE_DETAILS},
     }
 
 

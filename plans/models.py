@@ -11,12 +11,15 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from djmoney.models.fields import MoneyField
 
+from billing.core.e_invoice_codes import STANDARD, VAT_CATEGORIES
 from billing.core.money import AMOUNT, format_decimal
 from billing.core.vocabulary import ConsumptionModel, WhenExhausted
 from billing.rating.pricing import GRADUATED, PACKAGE, PER_UNIT, VOLUME, PricingSpec, TierSpec
 from config.history import audit_history
 
 CODE_MAX_LENGTH = 64
+# UN/ECE Recommendation 20 "one": the unit of a count (billing.core.e_invoice_codes).
+DEFAULT_UNIT_CODE = "C62"
 
 
 class Meter(models.Model):
@@ -66,6 +69,16 @@ class Meter(models.Model):
             "by its values (the amount is still priced on the whole quantity). Empty: not split."
         ),
         verbose_name=_("invoice breakdown"),
+    )
+    unit_code = models.CharField(
+        max_length=3,
+        default=DEFAULT_UNIT_CODE,
+        db_default=DEFAULT_UNIT_CODE,
+        help_text=_(
+            "UN/ECE Recommendation 20 code of its unit on e-invoices, e.g. C62 (one), "
+            "HUR (hour), SEC (second)."
+        ),
+        verbose_name=_("unit code"),
     )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     # Ingestion caches meters per process and reloads them when this moves.
@@ -170,6 +183,16 @@ class PlanVersion(models.Model):
         blank=True,
         help_text=_("Rolled-over credits expire at the end of this many periods after their own."),
         verbose_name=_("rollover expires after periods"),
+    )
+    fee_unit_code = models.CharField(
+        max_length=3,
+        default=DEFAULT_UNIT_CODE,
+        db_default=DEFAULT_UNIT_CODE,
+        help_text=_(
+            "UN/ECE Recommendation 20 code of the unit of its base fee and seats on "
+            "e-invoices, e.g. C62 (one), MON (month)."
+        ),
+        verbose_name=_("fee unit code"),
     )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
     published_at = models.DateTimeField(null=True, blank=True, verbose_name=_("published at"))
@@ -459,6 +482,22 @@ class TaxRate(models.Model):
         _("default"),
         default=False,
         help_text=_("Charged to every customer without tax rates of its own."),
+    )
+    vat_category = models.CharField(
+        max_length=2,
+        choices=VAT_CATEGORIES,
+        default=STANDARD,
+        db_default=STANDARD,
+        help_text=_("Its VAT category on e-invoices (EN 16931 BT-118)."),
+        verbose_name=_("VAT category"),
+    )
+    exemption_reason = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_("Why no VAT is charged, printed on e-invoices; required for Exempt."),
+        verbose_name=_("exemption reason"),
     )
     active = models.BooleanField(
         default=True, help_text=_("Off: archived, charged no more."), verbose_name=_("active")

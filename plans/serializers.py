@@ -11,6 +11,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from billing.core.e_invoice_codes import STANDARD, VAT_CATEGORIES
 from billing.core.money import format_decimal, format_money, format_percentage
 from billing.core.vocabulary import DRAWN_MODELS, CouponDuration, FeatureKind, WhenExhausted
 from billing.rating.pricing import PricingSpec, TierSpec
@@ -25,6 +26,7 @@ from config.api import (
 from plans.credits_rollover import ROLLOVER_TERMS, rollover_to_json
 from plans.feature_grants import MAX_FEATURES, FeatureGrant
 from plans.models import (
+    DEFAULT_UNIT_CODE,
     Charge,
     CostRate,
     Coupon,
@@ -155,10 +157,23 @@ class MeterSerializer(serializers.ModelSerializer):
     aggregation = serializers.CharField(
         max_length=32, help_text="count | sum | max | unique_count | latest"
     )
+    unit_code = serializers.CharField(
+        max_length=8,
+        required=False,
+        default=DEFAULT_UNIT_CODE,
+        help_text="UN/ECE Recommendation 20 unit on e-invoices, e.g. C62 (one), HUR (hour).",
+    )
 
     class Meta:
         model = Meter
-        fields = ["code", "name", *METER_DEFINITION_FIELDS, "invoice_breakdown", "created_at"]
+        fields = [
+            "code",
+            "name",
+            *METER_DEFINITION_FIELDS,
+            "invoice_breakdown",
+            "unit_code",
+            "created_at",
+        ]
         read_only_fields = ["created_at"]
         # Uniqueness is the database's and the service's to enforce (409).
         extra_kwargs = {"code": {"validators": []}}
@@ -293,6 +308,13 @@ class VersionInputSerializer(serializers.Serializer):
         child=ChargeSerializer(), required=False, default=list, max_length=MAX_CHARGES
     )
     features = grants_field()
+    fee_unit_code = serializers.CharField(
+        max_length=8,
+        required=False,
+        default=DEFAULT_UNIT_CODE,
+        help_text="UN/ECE Recommendation 20 unit of the base fee and seats on e-invoices, "
+        "e.g. C62 (one), MON (month).",
+    )
 
     def to_spec(self) -> VersionSpec:
         data = self.validated_data
@@ -309,6 +331,7 @@ class VersionInputSerializer(serializers.Serializer):
             progressive_billing_threshold=data["progressive_billing_threshold"],
             charges=tuple(_charge_spec(c) for c in data["charges"]),
             features=grants_from(data["features"]),
+            fee_unit_code=data["fee_unit_code"],
         )
 
 
@@ -459,6 +482,19 @@ class TaxRateSerializer(serializers.Serializer):
     )
     default = serializers.BooleanField(required=False, default=False)
     active = serializers.BooleanField(required=False, default=True)
+    vat_category = serializers.ChoiceField(
+        choices=VAT_CATEGORIES,
+        required=False,
+        default=STANDARD,
+        help_text="EN 16931 VAT category: S above 0 %; Z, E, AE, K, G, O at 0 %.",
+    )
+    exemption_reason = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Why no VAT is charged (required for E).",
+    )
 
     def to_representation(self, rate: TaxRate):
         return {
@@ -468,6 +504,8 @@ class TaxRateSerializer(serializers.Serializer):
             "country": rate.country or None,
             "default": rate.is_default,
             "active": rate.active,
+            "vat_category": rate.vat_category,
+            "exemption_reason": rate.exemption_reason,
         }
 
 
@@ -477,6 +515,8 @@ class TaxRateUpdateSerializer(serializers.Serializer):
     country = serializers.CharField(max_length=2, required=False, allow_blank=True, allow_null=True)
     default = serializers.BooleanField(required=False)
     active = serializers.BooleanField(required=False)
+    vat_category = serializers.ChoiceField(choices=VAT_CATEGORIES, required=False)
+    exemption_reason = serializers.CharField(max_length=255, required=False, allow_blank=True)
     replaced_by = serializers.CharField(
         max_length=64,
         required=False,

@@ -25,6 +25,7 @@ from plans.locks import (
     plan_version_lock,
 )
 from plans.models import (
+    DEFAULT_UNIT_CODE,
     Charge,
     ChargeRate,
     CreditPack,
@@ -78,6 +79,7 @@ def meter_create(
     filters: dict | None = None,
     group_by: list | None = None,
     invoice_breakdown: str = "",
+    unit_code: str = DEFAULT_UNIT_CODE,
 ) -> Meter:
     definition = {
         "code": code,
@@ -89,6 +91,7 @@ def meter_create(
         "filters": {} if filters is None else filters,
         "group_by": [] if group_by is None else list(group_by),
         "invoice_breakdown": invoice_breakdown or "",
+        "unit_code": unit_code,
     }
     validate_meter(**definition)
     try:
@@ -130,7 +133,7 @@ def meter_update(*, meter: Meter, **changes) -> Meter:
         meter = meter_lock(meter.pk)
         values = {
             f: getattr(meter, f)
-            for f in ("code", "name", "invoice_breakdown", *METER_DEFINITION_FIELDS)
+            for f in ("code", "name", "invoice_breakdown", "unit_code", *METER_DEFINITION_FIELDS)
         }
         values.update(changes)
         meter_check_update(meter=meter, values=values)

@@ -9,6 +9,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
+from billing.core.e_invoice_codes import STANDARD
 from billing.core.errors import Conflict, InvalidRequest
 from billing.core.money import format_decimal
 from plans.locks import tax_rate_lock, tax_rates_lock
@@ -16,6 +17,9 @@ from plans.models import TaxRate
 from plans.validation import validate_tax_rate
 
 TAX_RATE_TERMS = ("code", "name", "percentage", "country")
+# How a rate is classified on e-invoices: changeable even once it taxed invoices
+# (no amount moves with them).
+TAX_RATE_CLASSIFICATION = ("vat_category", "exemption_reason")
 
 
 def tax_rate_create(
@@ -26,9 +30,19 @@ def tax_rate_create(
     country: str = "",
     is_default: bool = False,
     active: bool = True,
+    vat_category: str = STANDARD,
+    exemption_reason: str = "",
 ) -> TaxRate:
     country = country or ""
-    validate_tax_rate(code=code, name=name, percentage=percentage, country=country)
+    exemption_reason = exemption_reason or ""
+    validate_tax_rate(
+        code=code,
+        name=name,
+        percentage=percentage,
+        country=country,
+        vat_category=vat_category,
+        exemption_reason=exemption_reason,
+    )
     try:
         with transaction.atomic():
             return TaxRate.objects.create(
@@ -38,6 +52,8 @@ def tax_rate_create(
                 country=country,
                 is_default=is_default,
                 active=active,
+                vat_category=vat_category,
+                exemption_reason=exemption_reason,
             )
     except IntegrityError as exc:
         raise Conflict(
@@ -126,24 +142,30 @@ def _holders_move(rate: TaxRate, replacement: TaxRate | None) -> int:
 
 
 def tax_rate_update(*, rate: TaxRate, replaced_by: str | None = None, **changes) -> TaxRate:
-    """Change a tax rate. Once an invoice was taxed at it, only `active` and
-    `is_default` may change: archive it and create another for a new percentage.
+    """Change a tax rate. Once an invoice was taxed at it, only `active`,
+    `is_default` and its classification (`vat_category`, `exemption_reason`) may
+    change: archive it and create another for a new percentage. Its category is
+    checked against its percentage when either changes (validate_tax_rate).
     Archiving a rate customers hold as their own moves them, in the same
     transaction, to `replaced_by` (the code of the rate they hold instead; what is
     refused: tax_rate_archive_check), or without it leaves them without it (the
     defaults apply to one left with no rate of its own); `rate.released` says how
     many held it. Locks the rate and its replacement, then its holders."""
-    unknown = set(changes) - {*TAX_RATE_TERMS, "is_default", "active"}
+    unknown = set(changes) - {*TAX_RATE_TERMS, *TAX_RATE_CLASSIFICATION, "is_default", "active"}
     if unknown:
         raise InvalidRequest(f"cannot change {', '.join(sorted(unknown))}")
     with transaction.atomic():
         codes = [replaced_by] if isinstance(replaced_by, str) else []
         locked = {r.pk: r for r in tax_rates_lock(ids=[rate.pk], codes=codes)}
         rate = locked[rate.pk]
-        values = {name: getattr(rate, name) for name in TAX_RATE_TERMS} | {
-            name: value for name, value in changes.items() if name in TAX_RATE_TERMS
+        described = (*TAX_RATE_TERMS, *TAX_RATE_CLASSIFICATION)
+        values = {name: getattr(rate, name) for name in described} | {
+            name: value for name, value in changes.items() if name in described
         }
         values["country"] = values["country"] or ""
+        values["exemption_reason"] = values["exemption_reason"] or ""
+        classified = ("percentage", *TAX_RATE_CLASSIFICATION)
+        reclassified = any(values[name] != getattr(rate, name) for name in classified)
         changed = [name for name in TAX_RATE_TERMS if values[name] != getattr(rate, name)]
         if changed and tax_rate_in_use(rate):
             raise Conflict(
@@ -154,7 +176,7 @@ def tax_rate_update(*, rate: TaxRate, replaced_by: str | None = None, **changes)
         replacement = tax_rate_archive_check(
             rate=rate, active=changes.get("active"), replaced_by=replaced_by
         )
-        validate_tax_rate(**values)
+        validate_tax_rate(**values, check_category=reclassified)
         for name, value in values.items():
             setattr(rate, name, value)
         rate.is_default = changes.get("is_default", rate.is_default)

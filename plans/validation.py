@@ -16,6 +16,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from billing.core.countries import is_country_code
+from billing.core.e_invoice_codes import (
+    EXEMPTION_REASON_NEEDED,
+    STANDARD,
+    VAT_CATEGORIES,
+    unit_code_errors,
+    vat_category_errors,
+)
 from billing.core.money import is_known_currency
 from billing.core.vocabulary import DRAWN_MODELS, ConsumptionModel, WhenExhausted
 from billing.rating.pricing import PricingSpec
@@ -122,6 +129,8 @@ class VersionSpec:
     progressive_billing_threshold: Decimal | None = None
     # The features the version grants (entitlements), values normalized.
     features: tuple[FeatureGrant, ...] = field(default_factory=tuple)
+    # UN/ECE Recommendation 20 unit of the base fee and seats on e-invoices.
+    fee_unit_code: str = "C62"
 
 
 # The terms of a version besides its charges, named alike on the model and the spec.
@@ -136,6 +145,7 @@ VERSION_TERMS = (
     "credits_rollover_percent",
     "credits_rollover_periods",
     "progressive_billing_threshold",
+    "fee_unit_code",
 )
 
 
@@ -148,6 +158,7 @@ def version_terms_spec(
     terms["interval"] = terms["interval"] or ""
     terms["base_fee"] = Decimal(0) if terms["base_fee"] is None else terms["base_fee"]
     terms["trial_days"] = 0 if terms["trial_days"] is None else terms["trial_days"]
+    terms["fee_unit_code"] = terms["fee_unit_code"] or VersionSpec.fee_unit_code
     return VersionSpec(**terms, charges=tuple(charges), features=tuple(features))
 
 
@@ -298,6 +309,8 @@ def validate_version(
         positive=True,
         currency=money_currency,
     )
+    for message in unit_code_errors(spec.fee_unit_code):
+        errors.add("fee_unit_code", message)
     if isinstance(spec.trial_days, bool) or not isinstance(spec.trial_days, int):
         errors.add("trial_days", "Enter a whole number of days")
     elif not 0 <= spec.trial_days <= MAX_TRIAL_DAYS:
@@ -335,9 +348,12 @@ def validate_meter(
     filters: object,
     group_by: object = (),
     invoice_breakdown: object = "",
+    unit_code: object = "C62",
 ) -> None:
     errors = FieldErrors()
     check_code(errors, "code", code)
+    for message in unit_code_errors(unit_code):
+        errors.add("unit_code", message)
     if not name or not name.strip():
         errors.add("name", "Give the meter a name")
     if not event_name or not event_name.strip():
@@ -456,8 +472,26 @@ def check_address(errors: FieldErrors, path: str, address: object) -> None:
 MAX_TAX_PERCENTAGE = Decimal(100)
 
 
-def validate_tax_rate(*, code: object, name: object, percentage: object, country: object) -> None:
+def validate_tax_rate(
+    *,
+    code: object,
+    name: object,
+    percentage: object,
+    country: object,
+    vat_category: object = STANDARD,
+    exemption_reason: object = "",
+    check_category: bool = True,
+) -> None:
+    """A tax rate's terms. `check_category`: whether its VAT category is checked
+    against its percentage (vat_category_errors); False when neither changes,
+    so a rate written before categories (0 % and the default S) saves as before."""
     errors = FieldErrors()
+    if vat_category not in dict(VAT_CATEGORIES):
+        errors.add("vat_category", f"must be one of {', '.join(dict(VAT_CATEGORIES))}")
+    elif check_category and isinstance(percentage, Decimal) and percentage.is_finite():
+        for message in vat_category_errors(vat_category, percentage, exemption_reason or ""):
+            field = "exemption_reason" if message == EXEMPTION_REASON_NEEDED else "vat_category"
+            errors.add(field, message)
     check_code(errors, "code", code)
     if not isinstance(name, str) or not name.strip():
         errors.add("name", "must not be empty")

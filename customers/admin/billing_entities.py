@@ -57,6 +57,15 @@ class BillingEntityForm(ServiceValidatedForm):
             "functional_currency",
             "timezone",
             "is_default",
+            "e_invoicing",
+            "street",
+            "postal_code",
+            "city",
+            "peppol_id",
+            "contact_name",
+            "contact_phone",
+            "payment_means",
+            "sepa_creditor_id",
         ]
         widgets = {
             "legal_name": WIDE,
@@ -71,6 +80,11 @@ class BillingEntityForm(ServiceValidatedForm):
             ("", _("Pick a country")),
             *country_choices(current=self.instance.country or ""),
         ]
+        self.fields["payment_means"].required = False
+
+    def clean_payment_means(self):
+        # Left out of a post, it keeps what it was (credit transfer by default).
+        return self.cleaned_data.get("payment_means") or self.instance.payment_means
 
     def clean_invoice_prefix(self):
         return (self.cleaned_data.get("invoice_prefix") or "").strip().upper()
@@ -125,6 +139,26 @@ class BillingEntityAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
         (_("Address"), {"fields": ["address_lines", "country"]}),
         (_("Tax and registration"), {"fields": ["tax_id", "registration_id"]}),
         (_("Bank details"), {"fields": ["bank_name", "iban", "bic", "payment_instructions"]}),
+        (
+            _("E-invoicing"),
+            {
+                "fields": [
+                    "e_invoicing",
+                    "street",
+                    "postal_code",
+                    "city",
+                    "peppol_id",
+                    "contact_name",
+                    "contact_phone",
+                    "payment_means",
+                    "sepa_creditor_id",
+                ],
+                "description": _(
+                    "What its EN 16931 e-invoices carry: the address in parts, its Peppol "
+                    "endpoint, a contact (its email is the contact email) and how to pay."
+                ),
+            },
+        ),
         (
             _("Books"),
             {

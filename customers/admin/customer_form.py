@@ -19,7 +19,7 @@ from billing.core.admin_forms import ExactDecimalField, ServiceValidatedForm, ad
 from billing.core.money import DecimalRefused
 from billing.core.typed_numbers import convention, typed_number_read
 from customers import services
-from customers.models import Customer
+from customers.models import E_INVOICE_DETAILS, Customer
 from plans.models import TaxRate
 from plans.validation import validate_customer
 
@@ -181,6 +181,7 @@ class CustomerForm(ServiceValidatedForm):
             "dunning_policy",
             "dunning_off",
             "dunning_paused_until",
+            *E_INVOICE_DETAILS,
         ]
         labels = {
             "billing_entity": _("Billed by"),

@@ -46,7 +46,7 @@ from customers.admin.portal_links import (
     portal_link_rows,
 )
 from customers.billing_entities import vat_number_waited_for
-from customers.models import CUSTOMER_DETAILS, Customer
+from customers.models import CUSTOMER_DETAILS, E_INVOICE_DETAILS, Customer
 from customers.portal import portal_session_create
 from invoices.admin.dunning import (
     dunning_fields,
@@ -322,6 +322,16 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
                         "invoice_emails",
                         "billing_entity",
                     ]
+                },
+            ),
+            (
+                _("E-invoicing"),
+                {
+                    "fields": list(E_INVOICE_DETAILS),
+                    "description": _(
+                        "What its EN 16931 e-invoices carry of it; its VAT number is the "
+                        "Tax ID above."
+                    ),
                 },
             ),
             (_("Dunning"), {"fields": dunning_fields(obj)}),

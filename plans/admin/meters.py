@@ -28,6 +28,7 @@ def meter_values(cleaned: dict) -> dict:
         p.strip() for p in (cleaned.get("group_by") or "").split(",") if p.strip()
     ]
     values["invoice_breakdown"] = cleaned.get("invoice_breakdown") or ""
+    values["unit_code"] = cleaned.get("unit_code") or ""
     return values
 
 
@@ -101,7 +102,7 @@ class MeterForm(ServiceValidatedForm):
 
     class Meta:
         model = Meter
-        fields = [*METER_FIELDS, "filters", "group_by", "invoice_breakdown"]
+        fields = [*METER_FIELDS, "filters", "group_by", "invoice_breakdown", "unit_code"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -111,11 +112,16 @@ class MeterForm(ServiceValidatedForm):
             if not writable_as_lines(self.instance.filters):
                 self.fields["filters"].disabled = True
                 self.fields["filters"].help_text = FILTERS_FIXED_HELP
+        self.fields["unit_code"].required = False
         self.fields["invoice_breakdown"].help_text = _(
             "One of the properties in 'Break usage down by': invoices then list the meter's "
             "quantity by its values (the amount is still priced on the whole quantity). "
             "Empty: not split."
         )
+
+    def clean_unit_code(self):
+        # Left out of a post, it stays as it is (C62 for a new meter).
+        return self.cleaned_data.get("unit_code") or self.instance.unit_code
 
     def clean_filters(self):
         text = self.cleaned_data.get("filters") or ""

@@ -107,10 +107,15 @@ class PlanVersionForm(ServiceValidatedForm):
         model = PlanVersion
         fields = ["plan", *VERSION_TERMS]
 
+    def clean_fee_unit_code(self):
+        return self.cleaned_data.get("fee_unit_code") or self.instance.fee_unit_code
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if "plan" in self.fields:
             self.fields["plan"].label_from_instance = lambda plan: f"{plan.name} ({plan.code})"
+        if "fee_unit_code" in self.fields:  # left out of a post: it stays as it is (C62)
+            self.fields["fee_unit_code"].required = False
         currency = self.instance.currency or self.initial.get("currency")
         if "currency" in self.fields:  # not on a published version's view page
             self.fields["currency"].offer(currency)

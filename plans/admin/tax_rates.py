@@ -16,6 +16,7 @@ from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.money import format_decimal
 from plans import services
 from plans.models import TaxRate
+from plans.tax_rates import TAX_RATE_CLASSIFICATION
 from plans.validation import validate_tax_rate
 
 
@@ -36,14 +37,28 @@ class TaxRateForm(ServiceValidatedForm):
 
     class Meta:
         model = TaxRate
-        fields = ["code", "name", "percentage", "country", "is_default", "active"]
+        fields = [
+            "code",
+            "name",
+            "percentage",
+            "country",
+            "vat_category",
+            "exemption_reason",
+            "is_default",
+            "active",
+        ]
         help_texts = {"percentage": _("e.g. 20 for 20 %; frozen once an invoice is taxed at it.")}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["vat_category"].required = False
         if self.instance.pk:
             field = self.fields["replaced_by"]
             field.queryset = field.queryset.exclude(pk=self.instance.pk)
+
+    def clean_vat_category(self):
+        # Left out of a post, it stays as it is (S for a new rate).
+        return self.cleaned_data.get("vat_category") or self.instance.vat_category
 
     def validate_domain(self, cleaned):
         if self.instance.pk:
@@ -52,13 +67,21 @@ class TaxRateForm(ServiceValidatedForm):
                 active=cleaned.get("active"),
                 replaced_by=replaced_by_code(cleaned),
             )
-        if self.instance.pk and services.tax_rate_in_use(self.instance):
-            return
+        rate = self.instance
+        terms = {
+            name: cleaned.get(name, getattr(rate, name))
+            for name in ("code", "name", "percentage", "country", *TAX_RATE_CLASSIFICATION)
+        }
+        classified = ("percentage", *TAX_RATE_CLASSIFICATION)
         validate_tax_rate(
-            code=cleaned.get("code"),
-            name=cleaned.get("name") or "",
-            percentage=cleaned.get("percentage"),
-            country=cleaned.get("country") or "",
+            code=terms["code"],
+            name=terms["name"] or "",
+            percentage=terms["percentage"],
+            country=terms["country"] or "",
+            vat_category=terms["vat_category"],
+            exemption_reason=terms["exemption_reason"] or "",
+            check_category=rate.pk is None
+            or any(terms[name] != getattr(rate, name) for name in classified),
         )
 
 
@@ -112,9 +135,8 @@ class TaxRateAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         flags = {"is_default": data["is_default"], "active": data["active"]}
-        terms = {
-            name: data[name] for name in ("code", "name", "percentage", "country") if name in data
-        }
+        described = ("code", "name", "percentage", "country", *TAX_RATE_CLASSIFICATION)
+        terms = {name: data[name] for name in described if name in data}
         if change:
             replaced_by = replaced_by_code(data)
             updated = services.tax_rate_update(rate=obj, replaced_by=replaced_by, **terms, **flags)

@@ -28,9 +28,24 @@ SAS_READ = {
     "timezone": "Europe/Paris",
     "number_prefix": "FR",
     "credit_note_prefix": "FRCN",
-    "address": {"lines": ["5 rue de la Paix", "75002 Paris"], "country": "FR"},
+    "address": {
+        "lines": ["5 rue de la Paix", "75002 Paris"],
+        "country": "FR",
+        "street": "5 rue de la Paix",
+        "postal_code": "75002",
+        "city": "Paris",
+    },
     "vat_id": "FR40303265045",
     "default": False,
+    "e_invoicing": False,
+    "registration_id": "",
+    "iban": "",
+    "bic": "",
+    "peppol_id": "",
+    "contact_name": "",
+    "contact_phone": "",
+    "payment_means": "credit_transfer",
+    "sepa_creditor_id": "",
 }
 
 

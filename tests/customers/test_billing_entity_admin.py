@@ -214,7 +214,7 @@ def test_finalize_in_the_admin_says_why_the_vat_rule_refuses(admin_client, setti
         name="Acme GmbH",
         currency="EUR",
         address={"city": "Berlin", "country": "DE"},
-        tax_id="DE999999999",
+        tax_id="DE811907980",
         billing_entity=paris.code,
     )
     line = LineInput("base_fee", "Base", None, D(1), D("10.00"), D("10.00"))
@@ -268,8 +268,8 @@ def test_the_entity_and_customer_pages_say_whose_invoices_wait_for_its_vat_numbe
             billing_entity=paris.code,
         )
 
-    acme = client_of_paris("acme", "Acme GmbH", "DE", "DE999999999")
-    client_of_paris("kunde", "Kunde AG", "AT", "ATU99999999")
+    acme = client_of_paris("acme", "Acme GmbH", "DE", "DE811907980")
+    client_of_paris("kunde", "Kunde AG", "AT", "ATU13585627")
     french = client_of_paris("client", "Client SARL", "FR", "FR40303265045")  # same country
     client_of_paris("person", "Jo Person", "DE", "")  # not a business
 

@@ -15,7 +15,7 @@ ACME = {
     "currency": "USD",
     "timezone": "Europe/Paris",
     "address": {"line1": "1 Main St", "city": "Springfield", "country": "US"},
-    "tax_id": "FR123456789",
+    "tax_id": "FR40303265045",
     "spend_limit": "500.00",
     "spend_limit_mode": "soft",
     "alert_thresholds": ["80", "100"],
@@ -26,6 +26,12 @@ ACME = {
     "tax_rates": [],
     # Billed by the default entity.
     "billing_entity": None,
+    "buyer_reference": "Einkauf 7",
+    "order_reference": "PO-4711",
+    "leitweg_id": "04011000-12345-67",
+    "peppol_id": "0208:0123456749",
+    "e_invoice_format": "xrechnung",
+    "sepa_mandate_reference": "MANDATE-1",
 }
 
 
@@ -68,6 +74,7 @@ def test_create_customer_with_every_field(api):
     shown = {k: v for k, v in body.items() if k not in ("created_at", "credit_balance")}
     # and its dunning: the default policy, in good standing
     assert shown == ACME | {
+        "vat_id": "FR40303265045",
         "dunning_policy": None,
         "standing": "good",
         "standing_since": None,

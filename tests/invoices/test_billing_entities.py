@@ -173,7 +173,7 @@ def test_editing_an_entity_changes_the_next_pdf_not_those_issued(gmbh):
 def test_an_eu_business_abroad_is_not_invoiced_by_an_entity_without_a_vat_number(gmbh):
     # given Example SAS (France) without a VAT number, and Acme GmbH (Germany) with one
     paris = sas(tax_id="")
-    owner = customer("acme", name="Acme GmbH", country="DE", entity=paris, tax_id="DE999999999")
+    owner = customer("acme", name="Acme GmbH", country="DE", entity=paris, tax_id="DE811907980")
     draft = period_draft(owner, LINES)
 
     # when it is finalized, alone or by the run that finalizes due drafts
@@ -211,7 +211,7 @@ def test_other_customers_are_invoiced_by_an_entity_without_a_vat_number(gmbh, co
 
 def test_the_api_answers_the_vat_rule_in_its_error_envelope_and_changes_nothing(gmbh):
     paris = sas(tax_id="")
-    customer("acme", name="Acme GmbH", country="DE", entity=paris, tax_id="DE999999999")
+    customer("acme", name="Acme GmbH", country="DE", entity=paris, tax_id="DE811907980")
 
     response = api_client("admin").post(
         "/api/v1/customers/acme/wallets/money",

@@ -257,6 +257,7 @@ def test_create_meter_for_each_aggregation(api, meter):
         "unique_property": "",
         "group_by": [],
         "invoice_breakdown": "",
+        "unit_code": "C62",
     } | body
     assert {k: v for k, v in response.json().items() if k != "created_at"} == expected
     stored = Meter.objects.get(code="m1")

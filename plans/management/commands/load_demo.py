@@ -226,7 +226,7 @@ CUSTOMER_DETAILS = {
             "country": "DE",
         },
         "locale": "de",
-        "tax_id": "DE123456789",
+        "tax_id": "DE811907980",
     },
 }
 
