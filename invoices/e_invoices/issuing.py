@@ -174,7 +174,9 @@ def invoice_check(invoice, *, seller: dict, buyer: dict, now: datetime, number: 
     e-invoiced, else its profile; EInvoiceInvalid when it fails. `number`: a
     provisional number of its sequence's form."""
     profile = e_invoice_profile(seller=seller, buyer=buyer)
-    if not profile:
+    if not profile or not invoice.lines.exists():
+        # An invoice without lines (a free plan's start) bills no supply: EN 16931
+        # has no form for it (BR-16: at least one line), and none is issued.
         return ""
     due_at = now + timedelta(days=invoice.customer.payment_terms)
     issue = Issue(number=number, issued_at=now, due_at=due_at, prepaid=ZERO)
