@@ -28,6 +28,13 @@ from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from billing.core.customer_text import CustomerText
 from billing.core.vocabulary import LineKind
+from invoices.e_invoices.facturx_pdf import (
+    PDF_VARIANT,
+    PdfMetadata,
+    facturx_pdf_embed,
+    is_facturx,
+    without_producer,
+)
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from invoices.pdf_fonts import MissingScript, installed_fonts, missing_scripts_text
 from invoices.pdf_parties import document_parties
@@ -110,15 +117,23 @@ def credit_note_pdf_filename(note: CreditNote) -> str:
 
 def render_invoice_pdf(invoice: Invoice) -> bytes:
     """The invoice as a PDF, as it stands now (watermarked DRAFT, PAID or VOID by
-    its status), in the customer's language. Reads the invoice's lines; writes
-    nothing. Logs a warning when some of its text has no installed font."""
-    return _write_pdf(invoice, _invoice_html(invoice))
+    its status), in the customer's language; a Factur-X one as PDF/A-3b with its
+    XML embedded (_write_pdf). Reads the invoice's lines; writes nothing. Logs a
+    warning when some of its text has no installed font."""
+    with invoice.text.speaking():
+        context = invoice_pdf_context(invoice)
+        html = render_to_string(INVOICE_TEMPLATE, context)
+    return _write_pdf(invoice, html, context)
 
 
 def render_credit_note_pdf(note: CreditNote) -> bytes:
-    """The credit note as a PDF, in the language of the invoice it credits. Writes
-    nothing. Logs a warning when some of its text has no installed font."""
-    return _write_pdf(note, _credit_note_html(note))
+    """The credit note as a PDF, in the language of the invoice it credits (a
+    Factur-X one as the invoice's is). Writes nothing. Logs a warning when some
+    of its text has no installed font."""
+    with note.invoice.text.speaking():
+        context = credit_note_pdf_context(note)
+        html = render_to_string(CREDIT_NOTE_TEMPLATE, context)
+    return _write_pdf(note, html, context)
 
 
 def invoice_pdf_missing_scripts(invoice: Invoice) -> tuple[MissingScript, ...]:
@@ -142,7 +157,10 @@ def _credit_note_html(note: CreditNote) -> str:
         return render_to_string(CREDIT_NOTE_TEMPLATE, credit_note_pdf_context(note))
 
 
-def _write_pdf(document: Invoice | CreditNote, html: str) -> bytes:
+def _write_pdf(document: Invoice | CreditNote, html: str, context: dict) -> bytes:
+    """The document's HTML as a PDF; for a Factur-X document (facturx_pdf.is_facturx),
+    a PDF/A-3b with its e-invoice's XML embedded, titled, dated and in the language
+    its page is."""
     # Checked before it is laid out (a set of the document's characters against the
     # fonts, known once per process): boxes are said, never printed silently.
     missing = installed_fonts().missing(html)
@@ -153,7 +171,16 @@ def _write_pdf(document: Invoice | CreditNote, html: str) -> bytes:
             "/".join(script.name for script in missing),
             missing_scripts_text(missing),
         )
-    return renderer().write_pdf(html)
+    if not is_facturx(document):
+        return renderer().write_pdf(html)
+    pdf = renderer().write_pdf(html, pdf_variant=PDF_VARIANT, finisher=without_producer)
+    metadata = PdfMetadata(
+        title=context["title"],
+        lang=context["lang"],
+        author=context["seller"]["name"],
+        modified=datetime.fromisoformat(context["modified"]),
+    )
+    return facturx_pdf_embed(pdf=pdf, xml=document.e_invoice_xml, metadata=metadata)
 
 
 def _taxed_rows(write: CustomerText, document, tax_lines, discount=0) -> list[PdfRow]:
