@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from billing.core.errors import InvalidRequest
 from config.api import AwareDateTimeField, CursorPagination, request_data
+from config.schema import ErrorSerializer
 from invoices import credit_notes, payments_received, rendering, selectors, services, settlement
 from invoices.e_invoice_delivery import (
     credit_note_e_invoice_response,
@@ -143,7 +144,14 @@ class InvoiceEInvoiceApi(APIView):
             "does not e-invoice or its customer chose no format); 409 for a draft, with "
             "the rules its e-invoice failed if it was refused."
         ),
-        responses=E_INVOICE_RESPONSES,
+        responses={
+            **E_INVOICE_RESPONSES,
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="A draft: it is e-invoiced when it is finalized (the message "
+                "names the rules its e-invoice failed, if it was refused).",
+            ),
+        },
     )
     def get(self, request, invoice_id: int):
         invoice = get_object_or_404(Invoice.objects.select_related("customer"), pk=invoice_id)

@@ -120,41 +120,38 @@ def render_invoice_pdf(invoice: Invoice) -> bytes:
     its status), in the customer's language; a Factur-X one as PDF/A-3b with its
     XML embedded (_write_pdf). Reads the invoice's lines; writes nothing. Logs a
     warning when some of its text has no installed font."""
-    with invoice.text.speaking():
-        context = invoice_pdf_context(invoice)
-        html = render_to_string(INVOICE_TEMPLATE, context)
-    return _write_pdf(invoice, html, context)
+    return _write_pdf(invoice, *_invoice_page(invoice))
 
 
 def render_credit_note_pdf(note: CreditNote) -> bytes:
     """The credit note as a PDF, in the language of the invoice it credits (a
     Factur-X one as the invoice's is). Writes nothing. Logs a warning when some
     of its text has no installed font."""
-    with note.invoice.text.speaking():
-        context = credit_note_pdf_context(note)
-        html = render_to_string(CREDIT_NOTE_TEMPLATE, context)
-    return _write_pdf(note, html, context)
+    return _write_pdf(note, *_credit_note_page(note))
 
 
 def invoice_pdf_missing_scripts(invoice: Invoice) -> tuple[MissingScript, ...]:
     """The scripts of the invoice's PDF text that no font installed here draws
     (they would print as empty boxes); nothing when every character has a font."""
-    return installed_fonts().missing(_invoice_html(invoice))
+    return installed_fonts().missing(_invoice_page(invoice)[0])
 
 
 def credit_note_pdf_missing_scripts(note: CreditNote) -> tuple[MissingScript, ...]:
     """invoice_pdf_missing_scripts for a credit note."""
-    return installed_fonts().missing(_credit_note_html(note))
+    return installed_fonts().missing(_credit_note_page(note)[0])
 
 
-def _invoice_html(invoice: Invoice) -> str:
+def _invoice_page(invoice: Invoice) -> tuple[str, dict]:
+    """The invoice's HTML, and the context it was written from."""
     with invoice.text.speaking():
-        return render_to_string(INVOICE_TEMPLATE, invoice_pdf_context(invoice))
+        context = invoice_pdf_context(invoice)
+        return render_to_string(INVOICE_TEMPLATE, context), context
 
 
-def _credit_note_html(note: CreditNote) -> str:
+def _credit_note_page(note: CreditNote) -> tuple[str, dict]:
     with note.invoice.text.speaking():
-        return render_to_string(CREDIT_NOTE_TEMPLATE, credit_note_pdf_context(note))
+        context = credit_note_pdf_context(note)
+        return render_to_string(CREDIT_NOTE_TEMPLATE, context), context
 
 
 def _write_pdf(document: Invoice | CreditNote, html: str, context: dict) -> bytes:
