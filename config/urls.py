@@ -117,6 +117,11 @@ api_v1 = [
     path("invoices", invoices_api.InvoiceListApi.as_view()),
     path("invoices/<int:invoice_id>", invoices_api.InvoiceDetailApi.as_view()),
     path("invoices/<int:invoice_id>/pdf", invoices_api.InvoicePdfApi.as_view(), name="invoice-pdf"),
+    path(
+        "invoices/<int:invoice_id>/e-invoice",
+        invoices_api.InvoiceEInvoiceApi.as_view(),
+        name="invoice-e-invoice",
+    ),
     path("invoices/<int:invoice_id>/void", invoices_api.InvoiceVoidApi.as_view()),
     path("invoices/<int:invoice_id>/pay", invoices_api.InvoicePayApi.as_view()),
     path("invoices/<int:invoice_id>/payments", invoices_api.InvoicePaymentsApi.as_view()),
@@ -127,6 +132,11 @@ api_v1 = [
         "credit-notes/<int:credit_note_id>/pdf",
         invoices_api.CreditNotePdfApi.as_view(),
         name="credit-note-pdf",
+    ),
+    path(
+        "credit-notes/<int:credit_note_id>/e-invoice",
+        invoices_api.CreditNoteEInvoiceApi.as_view(),
+        name="credit-note-e-invoice",
     ),
 ]
 
@@ -177,6 +187,16 @@ urlpatterns = [
         "portal/<str:token>/credit-notes/<int:credit_note_id>/pdf",
         portal_views.portal_credit_note_pdf,
         name="portal-credit-note-pdf",
+    ),
+    path(
+        "portal/<str:token>/invoices/<int:invoice_id>/e-invoice",
+        portal_views.portal_invoice_e_invoice,
+        name="portal-invoice-e-invoice",
+    ),
+    path(
+        "portal/<str:token>/credit-notes/<int:credit_note_id>/e-invoice",
+        portal_views.portal_credit_note_e_invoice,
+        name="portal-credit-note-e-invoice",
     ),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -31,6 +31,11 @@ from customers.portal_chart import chart_context
 from customers.portal_limits import limits_section, meter_choices
 from customers.portal_links import PortalAccess, PortalLinkRevoked, portal_access
 from invoices.credit_balance import credit_balance
+from invoices.e_invoice_delivery import (
+    UBL_FORMATS,
+    credit_note_e_invoice_response,
+    invoice_e_invoice_response,
+)
 from invoices.models import CreditNote, Invoice
 from invoices.pay_links import pay_path
 from invoices.pdf import STATUS_LABELS
@@ -486,6 +491,8 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
                 "reason": str(INVOICE_REASONS.get(i.reason, i.get_reason_display())),
                 # Where to pay what is left of it (its payment page).
                 "pay_url": pay_path(invoice_id=i.pk, now=now) if i.pk in owed else "",
+                # An XML e-invoice, a download beside the PDF (a Factur-X one is the PDF).
+                "e_invoice": i.e_invoice_format in UBL_FORMATS and bool(i.e_invoice_xml),
             }
             for i in overview.invoices
         ],
@@ -498,6 +505,7 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
                 "invoice": i.number,
                 "total": write.money(note.total, note.currency),
                 "currency": note.currency,
+                "e_invoice": note.e_invoice_format in UBL_FORMATS and bool(note.e_invoice_xml),
             }
             for i in overview.invoices
             for note in i.credit_notes.all()
@@ -547,6 +555,46 @@ def portal_credit_note_pdf(request, token: str, credit_note_id: int):
             .first()
         ),
         lambda note: credit_note_pdf_response(
+            credit_note=note, now=datetime.now(UTC), headers=HEADERS
+        ),
+    )
+
+
+@require_GET
+def portal_invoice_e_invoice(request, token: str, invoice_id: int):
+    """The e-invoice of one of the customer's issued invoices (its XML; a Factur-X
+    one's PDF); 404 for one without."""
+    return _portal_download(
+        request,
+        token,
+        lambda customer: (
+            Invoice.objects.filter(pk=invoice_id, customer=customer)
+            .exclude(status=Invoice.DRAFT)
+            .exclude(e_invoice_format="")
+            .exclude(e_invoice_xml="")
+            .select_related("customer")
+            .first()
+        ),
+        lambda invoice: invoice_e_invoice_response(
+            invoice=invoice, now=datetime.now(UTC), headers=HEADERS
+        ),
+    )
+
+
+@require_GET
+def portal_credit_note_e_invoice(request, token: str, credit_note_id: int):
+    """portal_invoice_e_invoice for a credit note."""
+    return _portal_download(
+        request,
+        token,
+        lambda customer: (
+            CreditNote.objects.filter(pk=credit_note_id, customer=customer)
+            .exclude(e_invoice_format="")
+            .exclude(e_invoice_xml="")
+            .select_related("invoice", "customer")
+            .first()
+        ),
+        lambda note: credit_note_e_invoice_response(
             credit_note=note, now=datetime.now(UTC), headers=HEADERS
         ),
     )

@@ -1,4 +1,5 @@
-"""Invoice endpoints: list, detail, PDF, void, pay, payments received; credit notes."""
+"""Invoice endpoints: list, detail, PDF, e-invoice, void, pay, payments received;
+credit notes."""
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -15,7 +16,12 @@ from rest_framework.views import APIView
 
 from billing.core.errors import InvalidRequest
 from config.api import AwareDateTimeField, CursorPagination, request_data
+from config.schema import ErrorSerializer
 from invoices import credit_notes, payments_received, rendering, selectors, services, settlement
+from invoices.e_invoice_delivery import (
+    credit_note_e_invoice_response,
+    invoice_e_invoice_response,
+)
 from invoices.models import CreditNote, Invoice, ReceivedPayment
 from invoices.serializers import (
     CreditNoteCreateSerializer,
@@ -110,6 +116,46 @@ class InvoicePdfApi(APIView):
     def get(self, request, invoice_id: int):
         invoice = get_object_or_404(Invoice.objects.select_related("customer"), pk=invoice_id)
         return rendering.invoice_pdf_response(invoice=invoice, now=timezone.now())
+
+
+# One description for the status: drf-spectacular keeps one per status code.
+E_INVOICE_200 = (
+    "The e-invoice as an attachment: for XRechnung and Peppol BIS, the UBL 2.1 XML as "
+    "issued (<number>.xml); for Factur-X, the stored PDF/A-3 with the CII XML embedded "
+    "(<number>.pdf)."
+)
+E_INVOICE_RESPONSES = {
+    (200, "application/xml"): OpenApiResponse(response=OpenApiTypes.STR, description=E_INVOICE_200),
+    (200, "application/pdf"): OpenApiResponse(
+        response=OpenApiTypes.BINARY, description=E_INVOICE_200
+    ),
+}
+
+
+class InvoiceEInvoiceApi(APIView):
+    content_negotiation_class = AnyAccept
+
+    @extend_schema(
+        summary="Download an invoice's e-invoice",
+        description=(
+            "The EN 16931 e-invoice the invoice was issued as: for XRechnung and Peppol, "
+            "its XML; for Factur-X, its PDF (the one the PDF endpoint serves), a PDF/A-3 "
+            "with the XML embedded. 404 for an invoice without an e-invoice (its seller "
+            "does not e-invoice or its customer chose no format); 409 for a draft, with "
+            "the rules its e-invoice failed if it was refused."
+        ),
+        responses={
+            **E_INVOICE_RESPONSES,
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="A draft: it is e-invoiced when it is finalized (the message "
+                "names the rules its e-invoice failed, if it was refused).",
+            ),
+        },
+    )
+    def get(self, request, invoice_id: int):
+        invoice = get_object_or_404(Invoice.objects.select_related("customer"), pk=invoice_id)
+        return invoice_e_invoice_response(invoice=invoice, now=timezone.now())
 
 
 class InvoiceVoidApi(APIView):
@@ -289,3 +335,21 @@ class CreditNotePdfApi(APIView):
         # Its lines are read only if it has no stored PDF yet (the render reads them).
         note = get_object_or_404(CreditNote.objects.select_related("invoice"), pk=credit_note_id)
         return rendering.credit_note_pdf_response(credit_note=note, now=timezone.now())
+
+
+class CreditNoteEInvoiceApi(APIView):
+    content_negotiation_class = AnyAccept
+
+    @extend_schema(
+        summary="Download a credit note's e-invoice",
+        description=(
+            "The EN 16931 e-invoice the credit note was issued as, in the format of the "
+            "invoice it credits: for XRechnung and Peppol, its XML; for Factur-X, its "
+            "PDF/A-3 with the XML embedded. 404 when the invoice it credits was not "
+            "e-invoiced."
+        ),
+        responses=E_INVOICE_RESPONSES,
+    )
+    def get(self, request, credit_note_id: int):
+        note = get_object_or_404(CreditNote.objects.select_related("invoice"), pk=credit_note_id)
+        return credit_note_e_invoice_response(credit_note=note, now=timezone.now())

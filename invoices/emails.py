@@ -1,4 +1,5 @@
-"""Invoices and credit notes emailed to their customers, the PDF attached (services).
+"""Invoices and credit notes emailed to their customers, the PDF attached (services),
+and beside it an XML e-invoice (XRechnung, Peppol BIS; a Factur-X is the PDF).
 
 - When a document is issued, document_email_schedule writes its DocumentEmail row
   in the issuing transaction (one per document: a unique constraint) and a worker
@@ -37,6 +38,7 @@ from config.celery import enqueue_on_commit
 from customers.billing_entities import seller_from_email
 from customers.portal_links import portal_email_url
 from invoices import render_claims, rendering
+from invoices.e_invoice_delivery import e_invoice_xml_file
 from invoices.locks import document_email_lock
 from invoices.models import CreditNote, DocumentEmail, Invoice
 from invoices.reminders import reminder_body, reminder_subject
@@ -234,6 +236,11 @@ def _message(email: DocumentEmail, attachment: Attachment, now: datetime) -> Ema
         reply_to=[reply_to] if reply_to else None,
     )
     message.attach(attachment.filename, attachment.content, "application/pdf")
+    # An XML e-invoice (XRechnung, Peppol BIS) travels beside the PDF with the
+    # document's own email, not with its reminders; a Factur-X one is the PDF.
+    e_invoice = e_invoice_xml_file(email.document) if email.dunning_run_id is None else None
+    if e_invoice is not None:
+        message.attach(e_invoice.filename, e_invoice.content, "application/xml")
     return message
 
 

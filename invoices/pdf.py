@@ -28,6 +28,13 @@ from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from billing.core.customer_text import CustomerText
 from billing.core.vocabulary import LineKind
+from invoices.e_invoices.facturx_pdf import (
+    PDF_VARIANT,
+    PdfMetadata,
+    facturx_pdf_embed,
+    is_facturx,
+    without_producer,
+)
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from invoices.pdf_fonts import MissingScript, installed_fonts, missing_scripts_text
 from invoices.pdf_parties import document_parties
@@ -110,39 +117,47 @@ def credit_note_pdf_filename(note: CreditNote) -> str:
 
 def render_invoice_pdf(invoice: Invoice) -> bytes:
     """The invoice as a PDF, as it stands now (watermarked DRAFT, PAID or VOID by
-    its status), in the customer's language. Reads the invoice's lines; writes
-    nothing. Logs a warning when some of its text has no installed font."""
-    return _write_pdf(invoice, _invoice_html(invoice))
+    its status), in the customer's language; a Factur-X one as PDF/A-3b with its
+    XML embedded (_write_pdf). Reads the invoice's lines; writes nothing. Logs a
+    warning when some of its text has no installed font."""
+    return _write_pdf(invoice, *_invoice_page(invoice))
 
 
 def render_credit_note_pdf(note: CreditNote) -> bytes:
-    """The credit note as a PDF, in the language of the invoice it credits. Writes
-    nothing. Logs a warning when some of its text has no installed font."""
-    return _write_pdf(note, _credit_note_html(note))
+    """The credit note as a PDF, in the language of the invoice it credits (a
+    Factur-X one as the invoice's is). Writes nothing. Logs a warning when some
+    of its text has no installed font."""
+    return _write_pdf(note, *_credit_note_page(note))
 
 
 def invoice_pdf_missing_scripts(invoice: Invoice) -> tuple[MissingScript, ...]:
     """The scripts of the invoice's PDF text that no font installed here draws
     (they would print as empty boxes); nothing when every character has a font."""
-    return installed_fonts().missing(_invoice_html(invoice))
+    return installed_fonts().missing(_invoice_page(invoice)[0])
 
 
 def credit_note_pdf_missing_scripts(note: CreditNote) -> tuple[MissingScript, ...]:
     """invoice_pdf_missing_scripts for a credit note."""
-    return installed_fonts().missing(_credit_note_html(note))
+    return installed_fonts().missing(_credit_note_page(note)[0])
 
 
-def _invoice_html(invoice: Invoice) -> str:
+def _invoice_page(invoice: Invoice) -> tuple[str, dict]:
+    """The invoice's HTML, and the context it was written from."""
     with invoice.text.speaking():
-        return render_to_string(INVOICE_TEMPLATE, invoice_pdf_context(invoice))
+        context = invoice_pdf_context(invoice)
+        return render_to_string(INVOICE_TEMPLATE, context), context
 
 
-def _credit_note_html(note: CreditNote) -> str:
+def _credit_note_page(note: CreditNote) -> tuple[str, dict]:
     with note.invoice.text.speaking():
-        return render_to_string(CREDIT_NOTE_TEMPLATE, credit_note_pdf_context(note))
+        context = credit_note_pdf_context(note)
+        return render_to_string(CREDIT_NOTE_TEMPLATE, context), context
 
 
-def _write_pdf(document: Invoice | CreditNote, html: str) -> bytes:
+def _write_pdf(document: Invoice | CreditNote, html: str, context: dict) -> bytes:
+    """The document's HTML as a PDF; for a Factur-X document (facturx_pdf.is_facturx),
+    a PDF/A-3b with its e-invoice's XML embedded, titled, dated and in the language
+    its page is."""
     # Checked before it is laid out (a set of the document's characters against the
     # fonts, known once per process): boxes are said, never printed silently.
     missing = installed_fonts().missing(html)
@@ -153,7 +168,16 @@ def _write_pdf(document: Invoice | CreditNote, html: str) -> bytes:
             "/".join(script.name for script in missing),
             missing_scripts_text(missing),
         )
-    return renderer().write_pdf(html)
+    if not is_facturx(document):
+        return renderer().write_pdf(html)
+    pdf = renderer().write_pdf(html, pdf_variant=PDF_VARIANT, finisher=without_producer)
+    metadata = PdfMetadata(
+        title=context["title"],
+        lang=context["lang"],
+        author=context["seller"]["name"],
+        modified=datetime.fromisoformat(context["modified"]),
+    )
+    return facturx_pdf_embed(pdf=pdf, xml=document.e_invoice_xml, metadata=metadata)
 
 
 def _taxed_rows(write: CustomerText, document, tax_lines, discount=0) -> list[PdfRow]:

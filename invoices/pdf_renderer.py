@@ -253,12 +253,20 @@ class _Renderer:
         characters = self.trimmed_characters
         return characters.issuperset(html) and characters.issuperset(html.upper())
 
-    def write_pdf(self, html: str) -> bytes:
+    def write_pdf(self, html: str, *, pdf_variant: str | None = None, finisher=None) -> bytes:
+        """The document as a PDF; as the PDF `pdf_variant` says when told (WeasyPrint's
+        name: "pdf/a-3b" for a Factur-X invoice, its fonts embedded as every PDF's
+        are here), `finisher(document, pdf)` called on WeasyPrint's PDF before it is
+        written."""
+        variant = {"pdf_variant": pdf_variant} if pdf_variant else {}
+        if finisher is not None:
+            variant["finisher"] = finisher
         with self.lock, _fixed_font_timestamps():
             return self.document_class(string=html, url_fetcher=self.fetcher).write_pdf(
                 stylesheets=[self.stylesheet],
                 font_config=self.font_config,
                 full_fonts=self.embeds_whole_font(html),
+                **variant,
             )
 
 

@@ -74,6 +74,22 @@ def tax_line_data(line, currency: str) -> dict:
     }
 
 
+E_INVOICE_FORMATS = ["facturx", "xrechnung", "peppol"]
+
+
+class EInvoiceErrorSerializer(serializers.Serializer):
+    rule = serializers.CharField(help_text='The EN 16931 rule that failed ("BR-CO-10"), or XSD.')
+    message = serializers.CharField()
+    field = serializers.CharField(
+        allow_null=True, help_text="Where it is fixed, when the rule names one (customer.vat_id)."
+    )
+    location = serializers.CharField(allow_null=True, help_text="Where in the XML it fired.")
+
+
+def e_invoice_format_field(**options) -> serializers.ChoiceField:
+    return serializers.ChoiceField(choices=E_INVOICE_FORMATS, allow_null=True, **options)
+
+
 class InvoiceSerializer(serializers.ModelSerializer):
     # The fields describe the answer for the OpenAPI schema; to_representation writes it.
     id = serializers.IntegerField()
@@ -124,6 +140,15 @@ class InvoiceSerializer(serializers.ModelSerializer):
         help_text="Its credit notes' ids, oldest first (GET /api/v1/credit-notes/{id}).",
     )
     pdf_url = serializers.CharField()
+    e_invoice_format = e_invoice_format_field(
+        help_text="The EN 16931 e-invoice it was issued as (GET /api/v1/invoices/{id}/e-invoice); "
+        "null: none."
+    )
+    e_invoice_errors = EInvoiceErrorSerializer(
+        many=True,
+        help_text="On a draft whose e-invoice was refused at finalization: the rules it "
+        "failed; empty otherwise.",
+    )
 
     def to_representation(self, invoice: Invoice):
         currency = invoice.currency
@@ -171,6 +196,8 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "amount_due": format_money(invoice.amount_due, currency),
             "credit_notes": sorted(note.pk for note in invoice.credit_notes.all()),
             "pdf_url": reverse("invoice-pdf", kwargs={"invoice_id": invoice.pk}),
+            "e_invoice_format": invoice.e_invoice_format or None,
+            "e_invoice_errors": invoice.e_invoice_errors or [],
         }
 
     class Meta:
@@ -204,6 +231,8 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "amount_due",
             "credit_notes",
             "pdf_url",
+            "e_invoice_format",
+            "e_invoice_errors",
         ]
 
 
@@ -276,6 +305,10 @@ class CreditNoteSerializer(serializers.Serializer):
     voids_invoice = serializers.BooleanField()
     issued_at = serializers.DateTimeField()
     pdf_url = serializers.CharField()
+    e_invoice_format = e_invoice_format_field(
+        help_text="The EN 16931 e-invoice it was issued as, its invoice's format "
+        "(GET /api/v1/credit-notes/{id}/e-invoice); null: none."
+    )
 
     def to_representation(self, note: CreditNote):
         currency = note.currency
@@ -315,6 +348,7 @@ class CreditNoteSerializer(serializers.Serializer):
             "voids_invoice": note.voids_invoice,
             "issued_at": note.created_at,
             "pdf_url": reverse("credit-note-pdf", kwargs={"credit_note_id": note.pk}),
+            "e_invoice_format": note.e_invoice_format or None,
         }
 
 

@@ -280,8 +280,8 @@ def test_the_pdf_marks_right_to_left_and_cjk_text_and_leaves_latin_text_alone():
         now=DEC_2,
     )
 
-    html = pdf._invoice_html(arabic)
-    latin_html = pdf._invoice_html(latin_invoice)
+    html = pdf._invoice_page(arabic)[0]
+    latin_html = pdf._invoice_page(latin_invoice)[0]
 
     assert f'<p class="name" dir="rtl">{ARABIC["name"]}</p>' in html
     assert f'<td dir="rtl">{ARABIC["description"]}</td>' in html
