@@ -245,16 +245,17 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     total_display = money_column("total", _("Total"))
 
-    @admin.display(description=_("E-invoice"))
+    @admin.display(description=_("E-invoice"), empty_value="")
     def e_invoice_column(self, invoice):
         """The format it was issued in, or "refused" for a draft whose e-invoice
-        failed validation (read off the row: no query)."""
+        failed validation (read off the row: no query); empty for the invoices that
+        are not e-invoiced (most), not a dash on each."""
         if invoice.status == Invoice.DRAFT and invoice.e_invoice_errors:
             return format_html(
                 '<strong class="e-invoice-refused-tag" style="color: var(--error-fg)">{}</strong>',
                 gettext("refused"),
             )
-        return E_INVOICE_FORMATS.get(invoice.e_invoice_format) or None
+        return E_INVOICE_FORMATS.get(invoice.e_invoice_format, "")
 
     # The page: amounts in words and figures finance reads, dates in the customer's zone.
 

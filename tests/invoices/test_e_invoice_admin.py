@@ -264,7 +264,7 @@ def test_the_list_shows_the_format_or_refused(admin_client):
         draft.pk: '<strong class="e-invoice-refused-tag" style="color: var(--error-fg)">'
         "refused</strong>",
         invoice.pk: "Peppol BIS 3",
-        plain.pk: "None",
+        plain.pk: "",
     }
 
 
