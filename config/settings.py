@@ -451,6 +451,18 @@ BILLING_PAY_LINK_DAYS = env_int("BILLING_PAY_LINK_DAYS", 45)
 # be revoked before then; the API's and the admin's links last
 # BILLING_PORTAL_TTL_SECONDS).
 BILLING_PORTAL_EMAIL_LINK_DAYS = env_int("BILLING_PORTAL_EMAIL_LINK_DAYS", 45)
+# Where issued UBL e-invoices (XRechnung, Peppol BIS 3) go (invoices.e_invoices.
+# access_points): "" nowhere (nothing is sent), "folder" into BILLING_PEPPOL_FOLDER
+# for an external Peppol access point (Oxalis, phase4) to pick up, "fake" (tests).
+BILLING_PEPPOL_ACCESS_POINT = os.environ.get("BILLING_PEPPOL_ACCESS_POINT", "").strip()
+if BILLING_PEPPOL_ACCESS_POINT not in ("", "folder", "fake"):
+    raise ImproperlyConfigured(
+        "BILLING_PEPPOL_ACCESS_POINT must be empty, folder or fake, "
+        f"got {BILLING_PEPPOL_ACCESS_POINT!r}"
+    )
+BILLING_PEPPOL_FOLDER = Path(
+    os.environ.get("BILLING_PEPPOL_FOLDER", "") or VAR_DIR / "peppol-outbox"
+)
 # Render and store each invoice's PDF (a Celery task) once it is finalized.
 BILLING_INVOICE_PDFS = env_bool("BILLING_INVOICE_PDFS", True)
 # The first billing entity (the seller on invoices), created from these when the

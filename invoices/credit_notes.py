@@ -29,6 +29,7 @@ from billing.core.money import has_minor_unit_precision, quantize_money
 from customers.locks import customer_lock
 from invoices import collection, emails, refunds
 from invoices.credit_balance import credit_balance_add
+from invoices.e_invoices.access_points import e_invoice_send_on_commit
 from invoices.e_invoices.issuing import credit_note_issue_xml
 from invoices.issue_dates import issue_moment
 from invoices.journal_entries import journal_credit_note
@@ -383,12 +384,14 @@ def _issue(
         for position, (line, amount) in enumerate(preview.lines)
     )
     # The note of an e-invoiced invoice is one too, validated before it is
-    # issued: refused (EInvoiceInvalid), nothing of it is written.
+    # issued: refused (EInvoiceInvalid), nothing of it is written; a UBL one goes
+    # to the Peppol access point once this commits.
     xml = credit_note_issue_xml(note)
     if xml:
         note.e_invoice_format = invoice.e_invoice_format
         note.e_invoice_xml = xml
         note.save(update_fields=["e_invoice_format", "e_invoice_xml"])
+        e_invoice_send_on_commit("creditnote", note.pk, note.e_invoice_format)
     journal_credit_note(note=note, now=now)
     if preview.taken_back:
         TAKE_BACKS[invoice.reason].write(parts=preview.taken_back, held=held, note=note, now=now)

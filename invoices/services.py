@@ -30,6 +30,7 @@ from invoices.credit_balance import (
     customers_with_credit_balance,
 )
 from invoices.credit_notes import credit_note_for_void, credit_note_locks
+from invoices.e_invoices.access_points import e_invoice_send_on_commit
 from invoices.e_invoices.issuing import (
     EInvoiceInvalid,
     buyer_refreshed,
@@ -278,7 +279,8 @@ def _e_invoice_check(invoice: Invoice, seller: BillingEntity, now: datetime) -> 
 
 def _e_invoice_issue(invoice: Invoice) -> None:
     """Write the finalized invoice's e-invoice (numbered, dated, its credits
-    applied), validated again: what it is issued as."""
+    applied), validated again: what it is issued as; a UBL one is sent to the
+    Peppol access point once this commits (e_invoices.access_points)."""
     invoice.e_invoice_xml = invoice_issue(invoice, profile=invoice.e_invoice_format)
     invoice.e_invoice_errors = []
     Invoice.objects.filter(pk=invoice.pk).update(
@@ -287,6 +289,7 @@ def _e_invoice_issue(invoice: Invoice) -> None:
         e_invoice_xml=invoice.e_invoice_xml,
         e_invoice_errors=[],
     )
+    e_invoice_send_on_commit("invoice", invoice.pk, invoice.e_invoice_format)
 
 
 def _e_invoice_refused(refused: EInvoiceInvalid) -> None:

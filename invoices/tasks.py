@@ -19,6 +19,7 @@ from invoices import (
     stripe_customers,
     stripe_events,
 )
+from invoices.e_invoices import access_points
 from invoices.models import CreditNote, DocumentEmail, Invoice, Payment
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,25 @@ def render_credit_note_pdf(self, credit_note_id: int, force: bool = False) -> st
         logger.info("credit note %s: no render: %s", credit_note_id, unavailable.message)
         return None
     return note.pdf_sha256
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=60, max_retries=5)
+def e_invoice_send(model: str, document_id: int) -> str | None:
+    """Send an issued invoice's or credit note's UBL e-invoice to the Peppol access
+    point (enqueued when it is issued; model "invoice" or "creditnote"). An access
+    point out of reach (OSError) is tried again; run twice, the second run finds
+    it sent and sends nothing. Returns the access point's message id."""
+    return access_points.e_invoice_send(model=model, pk=document_id, now=timezone.now())
+
+
+@shared_task(acks_late=True)
+def send_unsent_e_invoices() -> int:
+    """The beat's safety net: the UBL e-invoices no access point took (an enqueue
+    the broker lost, retries spent), sent again."""
+    unsent = access_points.e_invoices_unsent(now=timezone.now())
+    for model, document_id in unsent:
+        e_invoice_send.delay(model, document_id)
+    return len(unsent)
 
 
 # Payments through Stripe (invoices.collection): no-ops without STRIPE_API_KEY.

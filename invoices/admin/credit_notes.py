@@ -2,7 +2,7 @@
 through a page that says what will happen before anything does (the credit
 note, its tax, where its money goes, what it takes back of what a purchase
 sold; refused as the API refuses), and the credit notes themselves,
-read-only, with their PDFs. (Voiding, which issues one for all of an invoice:
+read-only, with their PDFs and e-invoices. (Voiding, which issues one for all of an invoice:
 invoices.admin.void_uncollectible.)"""
 
 from decimal import Decimal, InvalidOperation
@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -25,6 +26,8 @@ from billing.core.typed_numbers import typed_number_read
 from invoices import credit_notes, refunds, rendering, sellers
 from invoices.admin.invoice_page import (
     credit_note_destination,
+    e_invoice_facts,
+    e_invoice_response,
     list_day,
     moment_text,
     pdf_fonts_text,
@@ -308,8 +311,16 @@ class CreditNoteAdmin(admin.ModelAdmin):
         "issued_display",
         "pdf_download",
         "pdf_fonts",
+        "e_invoice_display",
     ]
     readonly_fields = fields
+
+    def get_fields(self, request, obj=None):
+        # The e-invoice's row only on a note that has one.
+        fields = super().get_fields(request, obj)
+        if obj is None or not obj.e_invoice_format:
+            return [name for name in fields if name != "e_invoice_display"]
+        return fields
 
     @admin.display(description=_("Customer"), ordering="customer__name")
     def customer_name(self, note):
@@ -360,21 +371,49 @@ class CreditNoteAdmin(admin.ModelAdmin):
     def pdf_fonts(self, note):
         return pdf_fonts_text(note)
 
-    def get_urls(self):
-        pdf = path(
-            "<path:object_id>/pdf/",
-            self.admin_site.admin_view(self.pdf_view),
-            name="invoices_creditnote_pdf",
+    @admin.display(description=_("E-invoice"))
+    def e_invoice_display(self, note):
+        url = reverse("admin:invoices_creditnote_e_invoice", args=[note.pk])
+        facts = e_invoice_facts(note, note.invoice, url)
+        if facts is None:
+            return "—"
+        return format_html(
+            '{} <span class="quiet">({})</span><br>{}: {}<br><a href="{}">{}</a>',
+            facts["format"],
+            facts["status"],
+            gettext("Sent to the access point"),
+            facts["sent"],
+            facts["url"],
+            facts["file_name"],
         )
-        return [pdf, *super().get_urls()]
 
-    def pdf_view(self, request, object_id):
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/pdf/", view(self.pdf_view), name="invoices_creditnote_pdf"),
+            path(
+                "<path:object_id>/e-invoice/",
+                view(self.e_invoice_view),
+                name="invoices_creditnote_e_invoice",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _note(self, request, object_id: str) -> CreditNote:
         if not object_id.isdigit():
             raise Http404("no such credit note")
         note = get_object_or_404(CreditNote.objects.select_related("invoice"), pk=object_id)
         if not self.has_view_permission(request, note):
             raise PermissionDenied
+        return note
+
+    def pdf_view(self, request, object_id):
+        note = self._note(request, object_id)
         return rendering.credit_note_pdf_response(credit_note=note, now=timezone.now())
+
+    def e_invoice_view(self, request, object_id):
+        """The credit note's e-invoice as it was issued (<number>.xml)."""
+        return e_invoice_response(self._note(request, object_id))
 
     def has_add_permission(self, request):
         return False

@@ -1,24 +1,32 @@
 """What an invoice's page in the admin shows beyond its fields, as finance reads
 it (imported by invoices.admin.invoices and invoices.admin.credit_notes): its lines as a
 table, the credit notes issued on it and the payments recorded for it (through
-Stripe, by hand, from the customer's credit balance). Every amount goes through
-money_text, every quantity through quantity_text, and every date is read in the
-invoice's time zone (its PDF's), which is named."""
+Stripe, by hand, from the customer's credit balance), and its e-invoice (its
+format, whether the access point took it; on a draft, the rules that refused it
+and where to fix them). Every amount goes through money_text, every quantity
+through quantity_text, and every date is read in the invoice's time zone (its
+PDF's), which is named."""
 
+import re
 from dataclasses import replace
 from datetime import datetime
 
+from django.conf import settings
+from django.http import Http404, HttpResponse
 from django.urls import reverse
 from django.utils import translation
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from billing.core import admin_fields, customer_text
 from billing.core.admin_forms import money_text, quantity_text, unit_price_text
 from invoices import selectors
+from invoices.e_invoices.access_points import SENT_FORMATS
 from invoices.models import CreditNote, Invoice, Payment, ReceivedPayment
 from invoices.pdf import credit_note_pdf_missing_scripts, invoice_pdf_missing_scripts
 from invoices.pdf_fonts import missing_scripts_text
+from invoices.sellers import invoice_billing_entity
 
 
 def moment_text(invoice: Invoice, moment: datetime | None) -> str:
@@ -236,3 +244,109 @@ def payment_rows(invoice: Invoice, *, may_view_payments: bool) -> list[dict]:
             continue  # the Stripe payment's row says it
         rows.append(received_row(invoice, received))
     return rows
+
+
+# E-invoices (invoices.e_invoices): the format a document was issued in, whether
+# the access point took it, and on a draft its validation refused, what to fix.
+
+E_INVOICE_FORMATS = {"facturx": "Factur-X", "xrechnung": "XRechnung", "peppol": "Peppol BIS 3"}
+# A validation failure's field (validation.FIELDS) in finance's words: the object
+# it is set on, and the field's name on that object's page.
+_CUSTOMER, _ENTITY, _TAX_RATE = (
+    gettext_lazy("Customer"),
+    gettext_lazy("Billing entity"),
+    gettext_lazy("Tax rate"),
+)
+FIELD_WORDS = {
+    "customer.vat_id": (_CUSTOMER, gettext_lazy("VAT number")),
+    "customer.peppol_id": (_CUSTOMER, gettext_lazy("Peppol ID")),
+    "customer.buyer_reference": (_CUSTOMER, gettext_lazy("Buyer reference")),
+    "billing_entity.vat_id": (_ENTITY, gettext_lazy("VAT number")),
+    "billing_entity.peppol_id": (_ENTITY, gettext_lazy("Peppol ID")),
+    "billing_entity.iban": (_ENTITY, gettext_lazy("IBAN")),
+    "billing_entity.bic": (_ENTITY, gettext_lazy("BIC")),
+    "tax_rate.vat_category": (_TAX_RATE, gettext_lazy("VAT category")),
+    "tax_rate.exemption_reason": (_TAX_RATE, gettext_lazy("Exemption reason")),
+}
+_COMPUTED = re.compile(r"BT-\d+")
+
+
+def e_invoice_field_words(field: str) -> str:
+    """'customer.vat_id' in words: the object, a right-pointing angle quote, the
+    field ('Customer \u203a VAT number'); a business term we compute ('BT-117')
+    as 'BT-117 (computed)'; any other field as it is named."""
+    if field in FIELD_WORDS:
+        owner, name = FIELD_WORDS[field]
+        return f"{owner} \u203a {name}"
+    if _COMPUTED.fullmatch(field):
+        return _("{term} (computed)").format(term=field)
+    return field
+
+
+def e_invoice_field_url(invoice: Invoice, field: str, user) -> str:
+    """The admin page where `field` of the draft's e-invoice is set (its
+    customer's, its seller's, its tax rate's), when the user may view it; else ''."""
+    owner = field.split(".", 1)[0]
+    if owner == "customer" and user.has_perm("customers.view_customer"):
+        return reverse("admin:customers_customer_change", args=[invoice.customer_id])
+    if owner == "billing_entity" and user.has_perm("customers.view_billingentity"):
+        entity = invoice_billing_entity(invoice)
+        return reverse("admin:customers_billingentity_change", args=[entity.pk])
+    if owner == "tax_rate" and user.has_perm("plans.view_taxrate"):
+        rate_id = invoice.tax_lines.values_list("tax_rate_id", flat=True).first()
+        if rate_id is not None:
+            return reverse("admin:plans_taxrate_change", args=[rate_id])
+    return ""
+
+
+def e_invoice_refusal_rows(invoice: Invoice, user) -> list[dict]:
+    """A draft's refused e-invoice (Invoice.e_invoice_errors), one row a failed
+    rule: the rule, what it says, and the field to fix in words, linked."""
+    if invoice.status != Invoice.DRAFT:
+        return []
+    rows = []
+    for error in invoice.e_invoice_errors or []:
+        field = error.get("field") or ""
+        rows.append(
+            {
+                "rule": error.get("rule") or "",
+                "message": error.get("message") or "",
+                "field": e_invoice_field_words(field) if field else "—",
+                "url": e_invoice_field_url(invoice, field, user) if field else "",
+            }
+        )
+    return rows
+
+
+def e_invoice_sent_text(document: Invoice | CreditNote, invoice: Invoice) -> str:
+    """Whether the Peppol access point took the document, and when (in `invoice`'s
+    time zone); a Factur-X document is not sent through one."""
+    if document.e_invoice_format not in SENT_FORMATS:
+        return _("Not sent through Peppol (Factur-X)")
+    if document.e_invoice_sent_at is not None:
+        return moment_text(invoice, document.e_invoice_sent_at)
+    if not settings.BILLING_PEPPOL_ACCESS_POINT:
+        return _("Not sent: no Peppol access point is set up (BILLING_PEPPOL_ACCESS_POINT)")
+    return _("Not yet: waiting for the access point")
+
+
+def e_invoice_facts(document: Invoice | CreditNote, invoice: Invoice, url: str) -> dict | None:
+    """An issued document's e-invoice as its page shows it; None when it has none."""
+    if not document.e_invoice_format or not document.e_invoice_xml:
+        return None
+    return {
+        "format": E_INVOICE_FORMATS.get(document.e_invoice_format, document.e_invoice_format),
+        "status": _("Validated against EN 16931 and issued"),
+        "sent": e_invoice_sent_text(document, invoice),
+        "url": url,
+        "file_name": f"{document.number}.xml",
+    }
+
+
+def e_invoice_response(document: Invoice | CreditNote) -> HttpResponse:
+    """The document's e-invoice XML as issued, as a download named <number>.xml."""
+    if not document.e_invoice_format or not document.e_invoice_xml or not document.number:
+        raise Http404("no e-invoice")
+    response = HttpResponse(document.e_invoice_xml.encode("utf-8"), content_type="application/xml")
+    response["Content-Disposition"] = f'attachment; filename="{document.number}.xml"'
+    return response

@@ -5,7 +5,9 @@ PDF, all through invoices.services (void and uncollectible after the shared
 confirmation page: invoices.admin.void_uncollectible). The invoice's page reads
 as finance reads an invoice: amounts with their currency, dates in the
 customer's time zone, its lines, credit notes and payments as tables
-(invoices.admin.invoice_page), and one link to its PDF, served by an admin view.
+(invoices.admin.invoice_page), one link to its PDF and one to its e-invoice
+(or, on a draft whose e-invoice was refused, the rules to fix), each served by
+an admin view.
 The list filters by status, period, customer, plan and payments past due."""
 
 from django.contrib import admin, messages
@@ -27,7 +29,11 @@ from invoices import credit_notes, rendering, selectors, sellers, services, sett
 from invoices.admin.credit_notes import credit_note_view as credit_note_page
 from invoices.admin.emails import DocumentEmailInline
 from invoices.admin.invoice_page import (
+    E_INVOICE_FORMATS,
     credit_note_rows,
+    e_invoice_facts,
+    e_invoice_refusal_rows,
+    e_invoice_response,
     line_rows,
     list_day,
     moment_text,
@@ -135,6 +141,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         "issued_day",
         "due_day",
         "total_display",
+        "e_invoice_column",
     ]
     list_display_links = ["number_display"]
     empty_value_display = "—"
@@ -237,6 +244,18 @@ class InvoiceAdmin(admin.ModelAdmin):
         return list_day(invoice, invoice.due_at)
 
     total_display = money_column("total", _("Total"))
+
+    @admin.display(description=_("E-invoice"), empty_value="")
+    def e_invoice_column(self, invoice):
+        """The format it was issued in, or "refused" for a draft whose e-invoice
+        failed validation (read off the row: no query); empty for the invoices that
+        are not e-invoiced (most), not a dash on each."""
+        if invoice.status == Invoice.DRAFT and invoice.e_invoice_errors:
+            return format_html(
+                '<strong class="e-invoice-refused-tag" style="color: var(--error-fg)">{}</strong>',
+                gettext("refused"),
+            )
+        return E_INVOICE_FORMATS.get(invoice.e_invoice_format, "")
 
     # The page: amounts in words and figures finance reads, dates in the customer's zone.
 
@@ -383,6 +402,11 @@ class InvoiceAdmin(admin.ModelAdmin):
                 view(self.mark_uncollectible_view),
                 name="invoices_invoice_mark_uncollectible",
             ),
+            path(
+                "<path:object_id>/e-invoice/",
+                view(self.e_invoice_view),
+                name="invoices_invoice_e_invoice",
+            ),
             *super().get_urls(),
         ]
 
@@ -402,6 +426,10 @@ class InvoiceAdmin(admin.ModelAdmin):
                 credit_note_rows=credit_note_rows(obj),
                 payment_rows=payment_rows(
                     obj, may_view_payments=user.has_perm("invoices.view_payment")
+                ),
+                e_invoice_refusal_rows=e_invoice_refusal_rows(obj, user),
+                e_invoice=e_invoice_facts(
+                    obj, obj, reverse("admin:invoices_invoice_e_invoice", args=[obj.pk])
                 ),
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
@@ -447,6 +475,11 @@ class InvoiceAdmin(admin.ModelAdmin):
         """The invoice's PDF, as the API and the portal serve it (rendering)."""
         invoice = self._invoice(request, object_id)
         return rendering.invoice_pdf_response(invoice=invoice, now=timezone.now())
+
+    def e_invoice_view(self, request, object_id):
+        """The invoice's e-invoice as it was issued (<number>.xml), for whoever may
+        view the invoice."""
+        return e_invoice_response(self._invoice(request, object_id))
 
     def has_add_permission(self, request):
         return False

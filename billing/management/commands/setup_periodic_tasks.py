@@ -48,6 +48,11 @@ SCHEDULES = {
         "invoices.tasks.send_due_document_emails",
         1,
     ),
+    # E-invoices the Peppol access point did not take; a no-op without one.
+    "Send e-invoices left unsent to the Peppol access point": (
+        "invoices.tasks.send_unsent_e_invoices",
+        10,
+    ),
 }
 
 
