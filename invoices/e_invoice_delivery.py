@@ -13,8 +13,8 @@ from django.http import HttpResponse
 from django.utils.http import content_disposition_header
 
 from billing.core.errors import Conflict, NotFound
+from customers.models import FACTURX
 from invoices import rendering
-from invoices.e_invoices.facturx_pdf import FACTURX
 from invoices.models import CreditNote, Invoice
 
 # The profiles written as UBL 2.1, whose e-invoice is an XML file of its own.

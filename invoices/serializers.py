@@ -6,6 +6,7 @@ from rest_framework import serializers
 from billing.core.money import format_decimal, format_money, format_percentage
 from billing.core.vocabulary import LineKind
 from config.api import AwareDateTimeField, DecimalString, NoUnknownKeys
+from customers.models import E_INVOICE_FORMATS
 from invoices.models import CreditNote, Invoice, ReceivedPayment
 from plans.taxes import tax_lines_read
 
@@ -72,9 +73,6 @@ def tax_line_data(line, currency: str) -> dict:
         "taxable_amount": format_money(line.taxable_amount, currency),
         "amount": format_money(line.amount, currency),
     }
-
-
-E_INVOICE_FORMATS = ["facturx", "xrechnung", "peppol"]
 
 
 class EInvoiceErrorSerializer(serializers.Serializer):

@@ -5,7 +5,8 @@ receiver of ours would most often refuse are kept here, under their official
 identifiers. A Peppol access point or the German public platforms (ZRE, OZG-RE)
 run the full rule sets on receipt."""
 
-from invoices.e_invoices.document import PEPPOL, XRECHNUNG, Document
+from customers.models import PEPPOL, XRECHNUNG
+from invoices.e_invoices.document import Document
 from invoices.e_invoices.validation import FIELDS, TERM_READERS, Failure
 
 # Payment means that pay by transfer to the seller's account (UNTDID 4461).

@@ -26,6 +26,7 @@ from decimal import Decimal
 
 from billing.core.customer_text import CustomerText, local_day
 from billing.core.vocabulary import LineKind
+from customers.models import E_INVOICE_FORMATS, XRECHNUNG
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -36,10 +37,8 @@ EU = frozenset(
 # The document type codes (UNTDID 1001) and profiles.
 INVOICE = "380"
 CREDIT_NOTE = "381"
-FACTURX = "facturx"
-XRECHNUNG = "xrechnung"
-PEPPOL = "peppol"
-FORMATS = (FACTURX, XRECHNUNG, PEPPOL)
+# The formats a customer chooses (Customer.e_invoice_format).
+FORMATS = tuple(dict(E_INVOICE_FORMATS))
 
 # The exemption reason code (VATEX) a category is given when its rate names none.
 DEFAULT_EXEMPTION_CODES = {

@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-FACTURX = "facturx"
+from customers.models import FACTURX
+
 # WeasyPrint's name for the PDF/A variant Factur-X requires.
 PDF_VARIANT = "pdf/a-3b"
 # The factur-x package's own name for what it embeds.

@@ -4,7 +4,8 @@ or as Peppol BIS Billing 3.0. Elements in the order the schema wants them."""
 
 from lxml import etree
 
-from invoices.e_invoices.document import XRECHNUNG, Document, Party
+from customers.models import XRECHNUNG
+from invoices.e_invoices.document import Document, Party
 from invoices.e_invoices.xml_text import amount_text, number_text, serialized, sub
 
 CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
