@@ -179,7 +179,10 @@ def exception_handler(exc, context):
         outage.log_unavailable(context["request"], exc)
         return _unavailable(Response)
     if isinstance(exc, BillingError):
-        return Response(error_body(exc.error_type, exc.message, exc.fields), status=exc.status_code)
+        body = error_body(exc.error_type, exc.message, exc.fields)
+        # What a refusal carries besides (an e-invoice's failed rules).
+        body["error"].update(exc.details)
+        return Response(body, status=exc.status_code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

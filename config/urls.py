@@ -122,6 +122,7 @@ api_v1 = [
         invoices_api.InvoiceEInvoiceApi.as_view(),
         name="invoice-e-invoice",
     ),
+    path("invoices/<int:invoice_id>/finalize", invoices_api.InvoiceFinalizeApi.as_view()),
     path("invoices/<int:invoice_id>/void", invoices_api.InvoiceVoidApi.as_view()),
     path("invoices/<int:invoice_id>/pay", invoices_api.InvoicePayApi.as_view()),
     path("invoices/<int:invoice_id>/payments", invoices_api.InvoicePaymentsApi.as_view()),

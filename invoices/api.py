@@ -177,6 +177,20 @@ class InvoiceVoidApi(APIView):
         return Response(InvoiceSerializer(invoices_query().get(pk=invoice_id)).data)
 
 
+class InvoiceFinalizeApi(APIView):
+    """Finalize a draft now: numbered in its seller's sequence and dated today, its
+    credit balance applied, collected as the beat would. A draft whose e-invoice
+    fails validation stays a draft, unnumbered: 409 `e_invoice_invalid` with
+    `e_invoice_errors` (each failed rule, its message and the field to fix), kept
+    on the draft too. 409 for an invoice that is not a draft."""
+
+    @extend_schema(request=None, responses=InvoiceSerializer)
+    def post(self, request, invoice_id: int):
+        invoice = get_object_or_404(Invoice, pk=invoice_id)
+        services.invoice_finalize(invoice=invoice, now=timezone.now())
+        return Response(InvoiceSerializer(invoices_query().get(pk=invoice_id)).data)
+
+
 class InvoicePaySerializer(serializers.Serializer):
     reference = serializers.CharField(
         max_length=255, help_text="What identifies the payment, e.g. the bank transfer's."

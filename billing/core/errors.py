@@ -27,6 +27,11 @@ class BillingError(Exception):
         self.field_words = field_words or {}
 
     @property
+    def details(self) -> dict:
+        """What the API's error object carries besides type, message and fields."""
+        return {}
+
+    @property
     def admin_fields(self) -> dict[str, list[str]]:
         """The field messages the admin shows: `field_words` where given, else the API's."""
         return {path: self.field_words.get(path, texts) for path, texts in self.fields.items()}

@@ -68,6 +68,10 @@ class EInvoiceInvalid(Conflict):
     def records(self) -> list[dict]:
         return [failure.record() for failure in self.failures]
 
+    @property
+    def details(self) -> dict:
+        return {"e_invoice_errors": self.records}
+
 
 def e_invoice_profile(*, seller: dict, buyer: dict) -> str:
     """The format a document from `seller` (a seller snapshot) to `buyer` (a

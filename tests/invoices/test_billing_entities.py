@@ -52,7 +52,7 @@ def gmbh() -> BillingEntity:
             "name": "Example Billing GmbH",
             "address": ["Hauptstraße 1", "10115 Berlin"],
             "email": "invoices@example.de",
-            "tax_id": "DE123456789",
+            "tax_id": "DE811907980",
             "country": "DE",
             "bank": {
                 "bank_name": "Berliner Bank",
@@ -120,7 +120,7 @@ def test_customers_of_two_entities_get_their_entitys_seller_and_numbers(gmbh):
         "FR-2026-000001",
     ]
     german_pdf, french_pdf = text(render_invoice_pdf(first)), text(render_invoice_pdf(french))
-    for printed in ("Example Billing GmbH", "DE123456789", "Berliner Bank"):
+    for printed in ("Example Billing GmbH", "DE811907980", "Berliner Bank"):
         assert printed in german_pdf
     assert "DE89 3704 0044 0532 0130 00" in german_pdf and "COBADEFFXXX" in german_pdf
     for printed in (
@@ -134,7 +134,7 @@ def test_customers_of_two_entities_get_their_entitys_seller_and_numbers(gmbh):
     ):
         assert printed in french_pdf
     assert "Example SAS" not in german_pdf and "FR40303265045" not in german_pdf
-    assert "Example Billing GmbH" not in french_pdf and "DE123456789" not in french_pdf
+    assert "Example Billing GmbH" not in french_pdf and "DE811907980" not in french_pdf
     assert first.billing_entity == gmbh and french.billing_entity == paris
 
 
@@ -199,7 +199,7 @@ def test_an_eu_business_abroad_is_not_invoiced_by_an_entity_without_a_vat_number
 
 @pytest.mark.parametrize(
     ("country", "tax_id"),
-    [("FR", "FR11111111111"), ("DE", ""), ("US", "US-123")],
+    [("FR", "FR83404833048"), ("DE", ""), ("US", "US-123")],
     ids=["same-country business", "EU consumer", "business outside the EU"],
 )
 def test_other_customers_are_invoiced_by_an_entity_without_a_vat_number(gmbh, country, tax_id):

@@ -322,6 +322,9 @@ def test_s36_reverse_charge_without_the_buyers_vat_id_is_refused_then_issued_nex
     assert refused.status_code == 409, refused.json()
     assert refused.json()["error"]["type"] == "e_invoice_invalid"
     assert "BR-AE-02" in refused.json()["error"]["message"]
+    assert [(e["rule"], e["field"]) for e in refused.json()["error"]["e_invoice_errors"]] == [
+        ("BR-AE-02", "customer.vat_id")
+    ]
     draft.refresh_from_db()
     assert (draft.status, draft.number) == (Invoice.DRAFT, None)
 

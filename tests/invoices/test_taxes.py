@@ -135,6 +135,8 @@ def test_tax_rates_are_created_listed_and_validated(api):
         "country": "FR",
         "default": False,
         "active": True,
+        "vat_category": "S",
+        "exemption_reason": "",
     }
     assert [r["code"] for r in api.get("/api/v1/tax-rates").json()["results"]] == ["fr_vat"]
 
