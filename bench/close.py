@@ -3,10 +3,15 @@ their ended periods, invoices per second (PDFs excluded), then the no-op rerun.
 
     .venv/bin/python bench/close.py [--subscriptions 10000] [--events-per-customer 5]
                                      [--processes 2] [--profile] [--database NAME]
+                                     [--e-invoices]
 
 Needs PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432); it
 creates and drops its own database (--database, default `billing_bench_close`).
-Prints figures, the target beside them, only. With --profile, BENCH_PROFILE_OUT=FILE
+Prints figures, the target beside them, only. With --e-invoices the seller issues
+e-invoices and every customer chose Peppol BIS 3 (issue 80): each invoice the close
+finalizes is also written as UBL and validated (XSD, EN 16931 Schematron) twice,
+before it is numbered and once issued: run it beside a run without to read their
+cost. With --profile, BENCH_PROFILE_OUT=FILE
 also writes the close's cProfile stats to FILE (for pstats: callers, callees).
 """
 
@@ -18,6 +23,7 @@ import random
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -73,7 +79,29 @@ def python_cpu() -> float:
 TARGET_PER_SECOND = 300  # closing invoices per second on 2 processes (issue 21)
 
 
-def populate(count: int, events_per_customer: int) -> datetime:
+def e_invoicing_seller() -> None:
+    """The default seller issues e-invoices, at a default VAT rate of 20 %."""
+    from customers.billing_entities import billing_entity_save, default_billing_entity
+    from plans.tax_rates import tax_rate_create
+
+    seller = default_billing_entity()
+    for name, value in {
+        "legal_name": "Bench SAS",
+        "street": "1 rue de la Paix",
+        "postal_code": "75002",
+        "city": "Paris",
+        "country": "FR",
+        "tax_id": "FR40303265045",
+        "peppol_id": "0009:30326504500014",
+        "iban": "FR7630006000011234567890189",
+        "e_invoicing": True,
+    }.items():
+        setattr(seller, name, value)
+    billing_entity_save(entity=seller)
+    tax_rate_create(code="bench_vat", name="VAT", percentage=Decimal(20), is_default=True)
+
+
+def populate(count: int, events_per_customer: int, e_invoices: bool = False) -> datetime:
     """The load: customers in bulk, subscriptions (with their start invoices) one by
     one through the service, as the API creates them, on the demo plans, then a
     month of usage for each. Returns the moment their periods close."""
@@ -93,9 +121,22 @@ def populate(count: int, events_per_customer: int) -> datetime:
     period_start = month_start(close_at, months=-1)  # the first of the previous month
     plans = {p.code: p for p in Plan.objects.filter(code__in=[c for c, _, _ in PLANS])}
 
+    buyer = {}
+    if e_invoices:
+        e_invoicing_seller()
+        buyer = {
+            "address": {
+                "line1": "2 av. Foch",
+                "city": "Lyon",
+                "postal_code": "69006",
+                "country": "FR",
+            },
+            "e_invoice_format": "peppol",
+            "peppol_id": "0009:12345678200077",
+        }
     t0 = time.perf_counter()
     customers = Customer.objects.bulk_create(
-        Customer(external_id=f"cust_{i:05d}", name=f"Customer {i}", currency="USD")
+        Customer(external_id=f"cust_{i:05d}", name=f"Customer {i}", currency="USD", **buyer)
         for i in range(count)
     )
     assignment = []  # (external_id, event name) per customer
@@ -165,6 +206,11 @@ def main():
     parser.add_argument(
         "--database", default=DB_NAME, help=f"created and dropped (default {DB_NAME})"
     )
+    parser.add_argument(
+        "--e-invoices",
+        action="store_true",
+        help="the seller e-invoices, every customer by Peppol BIS 3 (issue 80)",
+    )
     args = parser.parse_args()
     count = args.subscriptions
 
@@ -180,7 +226,7 @@ def main():
     from invoices.models import Invoice
 
     try:
-        close_at = populate(count, args.events_per_customer)
+        close_at = populate(count, args.events_per_customer, args.e_invoices)
 
         # The close.
         closing_before = Invoice.objects.filter(reason=Invoice.PERIOD).count()
@@ -221,11 +267,15 @@ def main():
             f"{result.invoices_finalized / elapsed:,.0f} invoices finalized "
             f"(target: at least {TARGET_PER_SECOND} closing invoices/s on 2 processes)"
         )
+        if args.e_invoices:
+            issued = Invoice.objects.exclude(e_invoice_format="").count()
+            print(f"  e-invoices issued (Peppol UBL, validated): {issued:,}")
         record(
-            f"closing invoices/s, {processes} process{'es' if processes > 1 else ''}",
+            f"closing invoices/s, {processes} process{'es' if processes > 1 else ''}"
+            + (", e-invoices" if args.e_invoices else ""),
             closing / elapsed,
             "invoices/s",
-            target=TARGET_PER_SECOND if processes == 2 else None,
+            target=TARGET_PER_SECOND if processes == 2 and not args.e_invoices else None,
             higher=True,
         )
         # The close processes' database backends exit with them: the postmaster has
