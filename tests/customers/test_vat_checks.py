@@ -17,6 +17,7 @@ from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 
 from billing.core.errors import InvalidRequest
+from config.user_language import user_language_set
 from customers.models import BillingEntity, Customer, VatCheck
 from customers.vat_checks import FakeVatChecker, ViesChecker, vat_id_check
 from tests.factories import CustomerFactory, api_client
@@ -440,3 +441,19 @@ def test_finance_checks_a_billing_entity_from_its_page(client, vies, acme):
     ]
     assert VatCheck.objects.get().billing_entity == entity
     assert "Consultation id: WAPIAAAAZ3xk1abc" in done.content.decode()
+
+
+def test_a_french_user_reads_the_check_and_its_outcome_in_french(client, vies, acme):
+    user = User.objects.create_superuser("marie", password="x")
+    user_language_set(user=user, language="fr")
+    client.force_login(user)
+    page = client.get(f"/admin/customers/customer/{acme.pk}/change/").content.decode()
+    assert "Pas encore vérifié." in page
+    assert "Vérifier le numéro de TVA auprès de VIES" in page
+
+    done = client.post(check_url(acme), follow=True)
+
+    assert [str(m) for m in done.context["messages"]] == [
+        "FR40303265045 est valide selon VIES (identifiant de consultation WAPIAAAAZ3xk1abc)."
+    ]
+    assert "Identifiant de consultation : WAPIAAAAZ3xk1abc" in done.content.decode()
