@@ -818,3 +818,6 @@ class PortalLink(models.Model):
     def works_at(self, now) -> bool:
         """Whether the link opens the portal at `now`: not revoked, not expired."""
         return self.revoked_at is None and now < self.expires_at
+
+
+from customers.vat_check_models import VatCheck  # noqa: E402, F401
