@@ -321,7 +321,7 @@ SPECTACULAR_SETTINGS = {
         "CommitBillingEnum": "wallets.commit_models.Commit.BILLINGS",
         "CommitAccessEnum": "wallets.commit_models.Commit.ACCESSES",
         "CommitStatusEnum": "wallets.commit_models.Commit.STATUSES",
-        "EInvoiceFormatEnum": "customers.models.E_INVOICE_FORMATS",
+        "EInvoiceFormatEnum": "customers.e_invoice_details.E_INVOICE_FORMATS",
     },
 }
 

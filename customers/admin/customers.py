@@ -47,7 +47,8 @@ from customers.admin.portal_links import (
 )
 from customers.admin.vat_checks import may_check_vat, vat_check_html, vat_check_view
 from customers.billing_entities import vat_number_waited_for
-from customers.models import CUSTOMER_DETAILS, E_INVOICE_DETAILS, Customer
+from customers.e_invoice_details import E_INVOICE_DETAILS
+from customers.models import CUSTOMER_DETAILS, Customer
 from customers.portal import portal_session_create
 from invoices.admin.dunning import (
     dunning_fields,
