@@ -321,7 +321,7 @@ SPECTACULAR_SETTINGS = {
         "CommitBillingEnum": "wallets.commit_models.Commit.BILLINGS",
         "CommitAccessEnum": "wallets.commit_models.Commit.ACCESSES",
         "CommitStatusEnum": "wallets.commit_models.Commit.STATUSES",
-        "EInvoiceFormatEnum": "customers.models.E_INVOICE_FORMATS",
+        "EInvoiceFormatEnum": "customers.e_invoice_details.E_INVOICE_FORMATS",
     },
 }
 
@@ -507,6 +507,16 @@ BILLING_MARGIN_ALERT_PERCENT = env_decimal("BILLING_MARGIN_ALERT_PERCENT")
 # (a receiver on localhost in development, the tests' receiver). Empty in production:
 # webhooks then go only to https:// URLs whose host resolves to public addresses.
 BILLING_WEBHOOK_ALLOWED_HOSTS = env_list("BILLING_WEBHOOK_ALLOWED_HOSTS", [])
+# Who checks VAT numbers (customers.vat_checks): "" none (a check is refused),
+# "vies" the EU's VIES service at BILLING_VIES_URL, "fake" a deterministic stand-in.
+BILLING_VAT_CHECKER = os.environ.get("BILLING_VAT_CHECKER", "").strip().lower()
+if BILLING_VAT_CHECKER not in ("", "vies", "fake"):
+    raise ImproperlyConfigured(
+        f'BILLING_VAT_CHECKER must be "", "vies" or "fake", got {BILLING_VAT_CHECKER!r}'
+    )
+BILLING_VIES_URL = os.environ.get(
+    "BILLING_VIES_URL", "https://ec.europa.eu/taxation_customs/vies/rest-api"
+).rstrip("/")
 
 # Email (alerts, invoices and credit notes). Embedded and DEBUG: printed to the
 # console; otherwise SMTP, so that an email recorded "sent" has left the machine

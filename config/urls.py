@@ -73,6 +73,7 @@ api_v1 = [
     path("dunning-policies", dunning_api.DunningPolicyListApi.as_view()),
     path("dunning-policies/<str:code>", dunning_api.DunningPolicyDetailApi.as_view()),
     path("customers/<str:external_id>/limits", customer_limits.CustomerLimitsApi.as_view()),
+    path("customers/<str:external_id>/vat-check", customers_api.CustomerVatCheckApi.as_view()),
     path(
         "customers/<str:external_id>/portal-session",
         customers_api.PortalSessionApi.as_view(),

@@ -21,8 +21,13 @@ from customers.portal_links import (
     portal_link_create,
     portal_link_revoke,
 )
-from customers.selectors import customer_get
-from customers.serializers import CustomerSerializer, CustomerUpdateSerializer
+from customers.selectors import customer_get, vat_checks_newest_first
+from customers.serializers import (
+    CustomerSerializer,
+    CustomerUpdateSerializer,
+    VatCheckSerializer,
+)
+from customers.vat_checks import vat_id_check
 from invoices.dunning_policies import customer_policy_choice, customer_policy_set
 from plans.api import paginated
 
@@ -35,7 +40,9 @@ class CustomerListApi(APIView):
         return paginated(
             self,
             request,
-            Customer.objects.select_related("billing_entity").prefetch_related("tax_rates"),
+            Customer.objects.select_related("billing_entity").prefetch_related(
+                "tax_rates", "vat_checks"
+            ),
             CustomerSerializer,
         )
 
@@ -201,6 +208,34 @@ class PortalLinkDetailApi(APIView):
         link = get_object_or_404(PortalLink, pk=link_id, customer=customer)
         portal_link_revoke(link=link, now=datetime.now(UTC))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CustomerVatCheckApi(APIView):
+    """The customer's VAT number (tax_id) checked with the VAT number service
+    (BILLING_VAT_CHECKER: VIES), and the checks recorded."""
+
+    @extend_schema(
+        summary="The checks of the customer's VAT number, newest first",
+        responses=inline_serializer("VatChecks", {"results": VatCheckSerializer(many=True)}),
+    )
+    def get(self, request, external_id: str):
+        customer = customer_get(external_id=external_id)
+        checks = vat_checks_newest_first(customer=customer)
+        return Response({"results": VatCheckSerializer(checks, many=True).data})
+
+    @extend_schema(
+        summary="Check the customer's VAT number with VIES",
+        description="Records the answer: valid, invalid, or valid null with the error when "
+        "VIES could not answer (a member state unavailable, a timeout). 400 naming "
+        "`vat_id` for no VAT number, one whose form or check digits are wrong, or one "
+        "outside the EU (VIES is not asked); 409 when no checker is configured.",
+        request=None,
+        responses={201: VatCheckSerializer},
+    )
+    def post(self, request, external_id: str):
+        customer = customer_get(external_id=external_id)
+        check = vat_id_check(customer=customer, now=datetime.now(UTC))
+        return Response(VatCheckSerializer(check).data, status=status.HTTP_201_CREATED)
 
 
 class BillingEntityCreateSerializer(serializers.Serializer):

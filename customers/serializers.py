@@ -1,3 +1,4 @@
+from datetime import UTC
 from decimal import Decimal
 
 from drf_spectacular.utils import extend_schema_field
@@ -13,6 +14,7 @@ from customers.models import (
     LOCALES,
     MAX_PAYMENT_TERMS_DAYS,
     Customer,
+    VatCheck,
 )
 from invoices.credit_balance import credit_balance
 from invoices.dunning_policies import customer_policy_code
@@ -93,6 +95,33 @@ class EInvoiceFields(serializers.Serializer):
         return attrs
 
 
+class VatCheckSerializer(serializers.ModelSerializer):
+    """A VAT number check as recorded (customers.vat_checks): valid null when the
+    service could not answer (`error` says why); `consultation_id`, VIES's
+    requestIdentifier, proves the consultation."""
+
+    valid = serializers.BooleanField(
+        allow_null=True, help_text="null: the service could not answer (see error)."
+    )
+    checked_at = serializers.SerializerMethodField()
+
+    class Meta:
+        model = VatCheck
+        fields = [
+            "vat_id",
+            "valid",
+            "name",
+            "address",
+            "consultation_id",
+            "checked_at",
+            "checker",
+            "error",
+        ]
+
+    def get_checked_at(self, check) -> str:
+        return check.checked_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 class CustomerSerializer(EInvoiceFields, serializers.ModelSerializer):
     external_id = serializers.CharField(max_length=255)
     currency = serializers.CharField(max_length=8)
@@ -165,6 +194,9 @@ class CustomerSerializer(EInvoiceFields, serializers.ModelSerializer):
     credit_balance = serializers.SerializerMethodField(
         help_text="Owed to the customer (credit notes on paid invoices); pays its next invoices."
     )
+    vat_check = serializers.SerializerMethodField(
+        help_text="The latest check of its VAT number (POST .../vat-check); null: none."
+    )
 
     class Meta:
         model = Customer
@@ -181,6 +213,7 @@ class CustomerSerializer(EInvoiceFields, serializers.ModelSerializer):
             "standing_since",
             "standing_invoice",
             "dunning_paused_until",
+            "vat_check",
             "created_at",
         ]
         read_only_fields = ["created_at", "standing", "standing_since", "dunning_paused_until"]
@@ -188,6 +221,12 @@ class CustomerSerializer(EInvoiceFields, serializers.ModelSerializer):
     @extend_schema_field({"type": "string", "example": "12.00"})
     def get_credit_balance(self, customer) -> str:
         return format_money(credit_balance(customer), customer.currency)
+
+    @extend_schema_field(VatCheckSerializer(allow_null=True))
+    def get_vat_check(self, customer) -> dict | None:
+        # Newest first: the list prefetches them so (customers.api), one query a page.
+        latest = next(iter(customer.vat_checks.all()[:1]), None)
+        return None if latest is None else VatCheckSerializer(latest).data
 
     def to_representation(self, customer):
         data = super().to_representation(customer)

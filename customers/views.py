@@ -527,17 +527,30 @@ def _portal_download(request, token: str, documents, respond):
     return respond(document)
 
 
+def _issued_invoices(customer):
+    """The customer's invoices it may download: those issued (not drafts)."""
+    return (
+        Invoice.objects.filter(customer=customer)
+        .exclude(status=Invoice.DRAFT)
+        .select_related("customer")
+    )
+
+
+def _credit_notes(customer):
+    return CreditNote.objects.filter(customer=customer).select_related("invoice", "customer")
+
+
+def _e_invoiced(documents):
+    """Those of `documents` issued with an e-invoice."""
+    return documents.exclude(e_invoice_format="").exclude(e_invoice_xml="")
+
+
 @require_GET
 def portal_invoice_pdf(request, token: str, invoice_id: int):
     return _portal_download(
         request,
         token,
-        lambda customer: (
-            Invoice.objects.filter(pk=invoice_id, customer=customer)
-            .exclude(status=Invoice.DRAFT)
-            .select_related("customer")
-            .first()
-        ),
+        lambda customer: _issued_invoices(customer).filter(pk=invoice_id).first(),
         lambda invoice: invoice_pdf_response(
             invoice=invoice, now=datetime.now(UTC), headers=HEADERS
         ),
@@ -549,11 +562,7 @@ def portal_credit_note_pdf(request, token: str, credit_note_id: int):
     return _portal_download(
         request,
         token,
-        lambda customer: (
-            CreditNote.objects.filter(pk=credit_note_id, customer=customer)
-            .select_related("invoice", "customer")
-            .first()
-        ),
+        lambda customer: _credit_notes(customer).filter(pk=credit_note_id).first(),
         lambda note: credit_note_pdf_response(
             credit_note=note, now=datetime.now(UTC), headers=HEADERS
         ),
@@ -567,14 +576,7 @@ def portal_invoice_e_invoice(request, token: str, invoice_id: int):
     return _portal_download(
         request,
         token,
-        lambda customer: (
-            Invoice.objects.filter(pk=invoice_id, customer=customer)
-            .exclude(status=Invoice.DRAFT)
-            .exclude(e_invoice_format="")
-            .exclude(e_invoice_xml="")
-            .select_related("customer")
-            .first()
-        ),
+        lambda customer: _e_invoiced(_issued_invoices(customer)).filter(pk=invoice_id).first(),
         lambda invoice: invoice_e_invoice_response(
             invoice=invoice, now=datetime.now(UTC), headers=HEADERS
         ),
@@ -587,13 +589,7 @@ def portal_credit_note_e_invoice(request, token: str, credit_note_id: int):
     return _portal_download(
         request,
         token,
-        lambda customer: (
-            CreditNote.objects.filter(pk=credit_note_id, customer=customer)
-            .exclude(e_invoice_format="")
-            .exclude(e_invoice_xml="")
-            .select_related("invoice", "customer")
-            .first()
-        ),
+        lambda customer: _e_invoiced(_credit_notes(customer)).filter(pk=credit_note_id).first(),
         lambda note: credit_note_e_invoice_response(
             credit_note=note, now=datetime.now(UTC), headers=HEADERS
         ),

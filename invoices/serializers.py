@@ -6,7 +6,7 @@ from rest_framework import serializers
 from billing.core.money import format_decimal, format_money, format_percentage
 from billing.core.vocabulary import LineKind
 from config.api import AwareDateTimeField, DecimalString, NoUnknownKeys
-from customers.models import E_INVOICE_FORMATS
+from customers.e_invoice_details import E_INVOICE_FORMATS
 from invoices.models import CreditNote, Invoice, ReceivedPayment
 from plans.taxes import tax_lines_read
 

@@ -21,8 +21,9 @@ from billing.core.metrics import INVOICES_FINALIZED
 from billing.journal.writer import journal_batch
 from billing.rating.lines import breakdown_as_stored
 from customers.billing_entities import customer_billing_entity, default_billing_entity
+from customers.e_invoice_details import E_INVOICE_DETAILS
 from customers.locks import customers_lock
-from customers.models import E_INVOICE_DETAILS, BillingEntity
+from customers.models import BillingEntity
 from invoices import collection, emails
 from invoices.credit_balance import (
     credit_balance_apply,

@@ -11,7 +11,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.core.e_invoice_codes import STANDARD, VAT_CATEGORIES
+from billing.core.e_invoice_codes import VAT_CATEGORIES
 from billing.core.money import format_decimal, format_money, format_percentage
 from billing.core.vocabulary import DRAWN_MODELS, CouponDuration, FeatureKind, WhenExhausted
 from billing.rating.pricing import PricingSpec, TierSpec
@@ -485,8 +485,12 @@ class TaxRateSerializer(serializers.Serializer):
     vat_category = serializers.ChoiceField(
         choices=VAT_CATEGORIES,
         required=False,
-        default=STANDARD,
-        help_text="EN 16931 VAT category: S above 0 %; Z, E, AE, K, G, O at 0 %.",
+        allow_null=True,
+        default=None,
+        help_text=(
+            "EN 16931 VAT category: S above 0 %; Z, E, AE, K, G, O at 0 %. Default: S above "
+            "0 %, Z at 0 %."
+        ),
     )
     exemption_reason = serializers.CharField(
         max_length=255,

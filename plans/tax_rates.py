@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from billing.core.e_invoice_codes import STANDARD
+from billing.core.e_invoice_codes import STANDARD, ZERO_RATED
 from billing.core.errors import Conflict, InvalidRequest
 from billing.core.money import format_decimal
 from plans.locks import tax_rate_lock, tax_rates_lock
@@ -30,10 +30,16 @@ def tax_rate_create(
     country: str = "",
     is_default: bool = False,
     active: bool = True,
-    vat_category: str = STANDARD,
+    vat_category: str | None = None,
     exemption_reason: str = "",
 ) -> TaxRate:
+    """Create a rate. Without a VAT category, one above 0 % is standard-rated (S)
+    and one at 0 % zero-rated (Z): a client that names none, as before e-invoices,
+    keeps creating the rates it did."""
     country = country or ""
+    if not vat_category:
+        positive = isinstance(percentage, Decimal) and percentage.is_finite() and percentage > 0
+        vat_category = STANDARD if positive else ZERO_RATED
     exemption_reason = exemption_reason or ""
     validate_tax_rate(
         code=code,

@@ -210,6 +210,24 @@ def test_the_margin_alert_percent_is_a_number_or_unset(tmp_path):
     ]
 
 
+def test_the_vat_checker_is_none_vies_or_fake_and_nothing_else_starts(tmp_path):
+    show = "from config import settings as s; print(s.BILLING_VAT_CHECKER, s.BILLING_VIES_URL)"
+
+    shown = [
+        python("-c", show, env=development(tmp_path, BILLING_VAT_CHECKER=value))
+        for value in ("", "VIES", "fake", "vise")
+    ]
+
+    vies = "https://ec.europa.eu/taxation_customs/vies/rest-api"
+    assert [(done.returncode, done.stdout.strip()) for done in shown[:3]] == [
+        (0, vies),
+        (0, f"vies {vies}"),
+        (0, f"fake {vies}"),
+    ]
+    assert shown[3].returncode == 1
+    assert 'BILLING_VAT_CHECKER must be "", "vies" or "fake", got \'vise\'' in (shown[3].stderr)
+
+
 @pytest.mark.parametrize("value", ["twenty", "20%", "NaN", "Infinity"])
 def test_a_malformed_margin_alert_percent_refuses_to_start(tmp_path, value):
     done = python("-c", SHOW, env=development(tmp_path, BILLING_MARGIN_ALERT_PERCENT=value))

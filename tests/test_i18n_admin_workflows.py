@@ -133,8 +133,10 @@ SAME_SPELLING = {
     "fr": {"progressive", "Progressive", "due"},
     "de": {"Tier", "tier"},
 }
-# (An invoice line's description is the invoice's, in its customer's language.)
+# (An invoice line's description is the invoice's, in its customer's language;
+# "Peppol BIS Billing 3.0" is a standard's name, never translated.)
 DATA = [
+    "Peppol BIS Billing 3.0",
     *["Acme SARL", "acme", "LLM tokens", "llm_tokens", "Usage Billing Inc.", "Isle of Man"],
     "Pro (Nov 2026)",
 ]

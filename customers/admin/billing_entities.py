@@ -4,6 +4,7 @@ default."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.urls import path
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -13,6 +14,7 @@ from billing.core.admin_forms import ServiceValidatedForm
 from billing.core.admin_history import AuditHistoryAdmin
 from billing.core.errors import Conflict
 from billing.journal.models import JournalEntry
+from customers.admin.vat_checks import may_check_vat, vat_check_html, vat_check_view
 from customers.billing_entities import (
     billing_entity_save,
     customers_waiting_for_vat_number,
@@ -119,6 +121,9 @@ class BillingEntityForm(ServiceValidatedForm):
             )
 
 
+VAT_CHECK = "vat_check_display"
+
+
 @admin.register(BillingEntity)
 class BillingEntityAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     form = BillingEntityForm
@@ -137,7 +142,7 @@ class BillingEntityAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
     fieldsets = [
         (None, {"fields": ["legal_name", "code", "is_default"]}),
         (_("Address"), {"fields": ["address_lines", "country"]}),
-        (_("Tax and registration"), {"fields": ["tax_id", "registration_id"]}),
+        (_("Tax and registration"), {"fields": ["tax_id", "vat_check_display", "registration_id"]}),
         (_("Bank details"), {"fields": ["bank_name", "iban", "bic", "payment_instructions"]}),
         (
             _("E-invoicing"),
@@ -202,11 +207,38 @@ class BillingEntityAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
             messages.warning(request, waiting_for_vat_number_words(entity, waiting))
         return super().change_view(request, object_id, form_url, extra_context)
 
+    def get_fieldsets(self, request, obj=None):
+        # An entity not saved yet has no check to show.
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None:
+            return fieldsets
+        return [
+            (name, {**options, "fields": [f for f in options["fields"] if f != VAT_CHECK]})
+            for name, options in fieldsets
+        ]
+
+    @admin.display(description=_("VAT number check"))
+    def vat_check_display(self, entity: BillingEntity) -> str:
+        return vat_check_html(entity)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            obj.may_check_vat = may_check_vat(request.user)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self):
+        vat_check = path(
+            "<path:object_id>/vat-check/",
+            self.admin_site.admin_view(lambda r, object_id: vat_check_view(self, r, object_id)),
+            name="customers_billingentity_vat_check",
+        )
+        return [vat_check, *super().get_urls()]
+
     def get_readonly_fields(self, request, obj=None):
         # A prefix names a sequence its documents were numbered in: fixed once used;
         # the functional currency is what its journal's amounts are in: fixed once
         # one is written (a change would leave the books in two currencies).
-        fixed = []
+        fixed = ["vat_check_display"]
         if obj is not None and (obj.invoices.exists() or obj.credit_notes.exists()):
             fixed += ["invoice_prefix", "credit_note_prefix"]
         if obj is not None and JournalEntry.objects.filter(billing_entity=obj.code).exists():

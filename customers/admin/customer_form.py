@@ -19,7 +19,8 @@ from billing.core.admin_forms import ExactDecimalField, ServiceValidatedForm, ad
 from billing.core.money import DecimalRefused
 from billing.core.typed_numbers import convention, typed_number_read
 from customers import services
-from customers.models import E_INVOICE_DETAILS, Customer
+from customers.e_invoice_details import E_INVOICE_DETAILS
+from customers.models import Customer
 from plans.models import TaxRate
 from plans.validation import validate_customer
 

@@ -45,8 +45,10 @@ from customers.admin.portal_links import (
     portal_link_revoke_view,
     portal_link_rows,
 )
+from customers.admin.vat_checks import may_check_vat, vat_check_html, vat_check_view
 from customers.billing_entities import vat_number_waited_for
-from customers.models import CUSTOMER_DETAILS, E_INVOICE_DETAILS, Customer
+from customers.e_invoice_details import E_INVOICE_DETAILS
+from customers.models import CUSTOMER_DETAILS, Customer
 from customers.portal import portal_session_create
 from invoices.admin.dunning import (
     dunning_fields,
@@ -315,6 +317,7 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
                 {
                     "fields": [
                         "tax_id",
+                        *(["vat_check_display"] if obj is not None else []),
                         "tax_exempt",
                         "tax_rates",
                         "payment_terms_days",
@@ -348,7 +351,12 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
             "month_margin_display",
             "standing_display",
             "dunning_paused_by",
+            "vat_check_display",
         ]
+
+    @admin.display(description=_("VAT number check"))
+    def vat_check_display(self, customer: Customer) -> str:
+        return vat_check_html(customer)
 
     @admin.display(description=_("Standing"), ordering="standing")
     def standing_display(self, customer: Customer) -> str:
@@ -378,6 +386,7 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
                 ).format(customer=obj.name or obj.external_id, entity=entity.legal_name),
             )
         if obj is not None:
+            obj.may_check_vat = may_check_vat(request.user)
             context["billing"] = customer_billing(
                 customer=obj, user=request.user, now=timezone.now()
             )
@@ -413,7 +422,12 @@ class CustomerAdmin(RefusedDeletionMixin, AuditHistoryAdmin):
             ),
             name="customers_customer_limits",
         )
-        return [issue, revoke, portal_link, limits, *super().get_urls()]
+        vat_check = path(
+            "<path:object_id>/vat-check/",
+            self.admin_site.admin_view(lambda r, object_id: vat_check_view(self, r, object_id)),
+            name="customers_customer_vat_check",
+        )
+        return [issue, revoke, portal_link, limits, vat_check, *super().get_urls()]
 
     def portal_link_view(self, request, object_id):
         """A fresh signed link to the customer's portal, shown to copy and hand on

@@ -24,7 +24,7 @@ from django.db import transaction
 from lxml import etree
 
 from config.celery import enqueue_on_commit
-from customers.models import XRECHNUNG
+from customers.e_invoice_details import XRECHNUNG
 from invoices.e_invoices.ubl import CBC, PEPPOL_PROFILE
 from invoices.models import CreditNote, Invoice
 

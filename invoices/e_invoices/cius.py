@@ -5,7 +5,7 @@ receiver of ours would most often refuse are kept here, under their official
 identifiers. A Peppol access point or the German public platforms (ZRE, OZG-RE)
 run the full rule sets on receipt."""
 
-from customers.models import PEPPOL, XRECHNUNG
+from customers.e_invoice_details import PEPPOL, XRECHNUNG
 from invoices.e_invoices.document import Document
 from invoices.e_invoices.validation import FIELDS, TERM_READERS, Failure
 

@@ -26,7 +26,7 @@ from decimal import Decimal
 
 from billing.core.customer_text import CustomerText, local_day
 from billing.core.vocabulary import LineKind
-from customers.models import E_INVOICE_FORMATS, XRECHNUNG
+from customers.e_invoice_details import E_INVOICE_FORMATS, XRECHNUNG
 
 ZERO = Decimal(0)
 ONE = Decimal(1)

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from customers.models import FACTURX
+from customers.e_invoice_details import FACTURX
 
 # WeasyPrint's name for the PDF/A variant Factur-X requires.
 PDF_VARIANT = "pdf/a-3b"

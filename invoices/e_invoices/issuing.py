@@ -18,7 +18,7 @@ from django.utils.translation import gettext
 
 from billing.core.customer_text import CustomerText
 from billing.core.errors import Conflict
-from customers.models import FACTURX
+from customers.e_invoice_details import FACTURX
 from invoices.e_invoices.cii import document_cii
 from invoices.e_invoices.cius import cius_failures
 from invoices.e_invoices.document import (

@@ -4,7 +4,7 @@ or as Peppol BIS Billing 3.0. Elements in the order the schema wants them."""
 
 from lxml import etree
 
-from customers.models import XRECHNUNG
+from customers.e_invoice_details import XRECHNUNG
 from invoices.e_invoices.document import Document, Party
 from invoices.e_invoices.xml_text import amount_text, number_text, serialized, sub
 

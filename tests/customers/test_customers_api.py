@@ -80,6 +80,7 @@ def test_create_customer_with_every_field(api):
         "standing_since": None,
         "standing_invoice": None,
         "dunning_paused_until": None,
+        "vat_check": None,
     }
     assert body["credit_balance"] == "0.00"
     assert body["created_at"]

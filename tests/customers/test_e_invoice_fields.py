@@ -8,7 +8,8 @@ from django.core.exceptions import ValidationError
 
 from billing.core.errors import InvalidRequest
 from customers.billing_entities import billing_entity_save
-from customers.models import E_INVOICE_DETAILS, BillingEntity, Customer
+from customers.e_invoice_details import E_INVOICE_DETAILS
+from customers.models import BillingEntity, Customer
 from customers.services import customer_create
 from invoices.services import customer_snapshot
 from tests.customers.test_billing_entity_admin import form as entity_form

@@ -116,6 +116,8 @@ FINANCE = [
     *perms("billing.journalperiodlock", "add", "view", "lift"),
     # API keys: Finance's alone.
     *perms("customers.apikey", "add", "change", "view"),
+    # VAT numbers checked with VIES (customers.vat_checks): recorded, never changed.
+    *perms("customers.vatcheck", "add", "view"),
     # Webhooks: endpoints edited, deliveries retried; alerts read.
     *perms("billing.webhookendpoint", "add", "change", "view"),
     *perms("billing.alertteamrecipient", "add", "change", "view", "delete"),
