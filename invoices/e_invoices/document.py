@@ -27,6 +27,7 @@ from decimal import Decimal
 from billing.core.customer_text import CustomerText, local_day
 from billing.core.vocabulary import LineKind
 from customers.e_invoice_details import E_INVOICE_FORMATS, XRECHNUNG
+from invoices.e_invoices.validation import Failure
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -66,7 +67,7 @@ SEPA_DIRECT_DEBIT = "59"
 
 class EInvoiceRefused(Exception):
     """A document that cannot be written as EN 16931 at all (before any schema or
-    Schematron check): `failures` as validation.Failure gives them."""
+    Schematron check): `failures` (validation.Failure) say why."""
 
     def __init__(self, failures: list):
         super().__init__("; ".join(f"{f.rule}: {f.message}" for f in failures))
@@ -171,17 +172,6 @@ class Document:
         return self.period[1] if self.period is not None else self.issue_date
 
 
-@dataclass(frozen=True)
-class Refusal:
-    """A failure found before any XML is written, shaped as validation.Failure."""
-
-    rule: str
-    message: str
-    field: str
-    location: str = ""
-    flag: str = "fatal"
-
-
 def endpoint_of(value: str, *, email: str = "", email_fallback: bool = False) -> Endpoint | None:
     """A Peppol id `scheme:id` as an endpoint; else, where the profile takes one
     (XRechnung), the email address (scheme EM); else None."""
@@ -247,7 +237,7 @@ def document_vat(
         names = ", ".join(f"{line[0]} {line[1].normalize():f} %" for line in tax_lines)
         raise EInvoiceRefused(
             [
-                Refusal(
+                Failure(
                     "EINV-VAT-STACKED",
                     f"An e-invoice charges one VAT rate per line; this document stacks "
                     f"{len(tax_lines)} rates on the same amount ({names}). Give the "
@@ -280,7 +270,7 @@ def document_vat(
         return Vat("O", ZERO, DEFAULT_EXEMPTION_REASONS["O"], DEFAULT_EXEMPTION_CODES["O"])
     raise EInvoiceRefused(
         [
-            Refusal(
+            Failure(
                 "EINV-VAT-CATEGORY",
                 "The document charges no VAT and gives no reason: give the customer a VAT "
                 "rate, or mark it exempt or reverse-charged.",
@@ -407,7 +397,7 @@ def build_document(
     if line_total - allowance_total != taxable:
         raise EInvoiceRefused(
             [
-                Refusal(
+                Failure(
                     "EINV-TOTALS",
                     f"The lines ({line_total}) less allowances ({allowance_total}) are not "
                     f"the document's taxable amount ({taxable}).",

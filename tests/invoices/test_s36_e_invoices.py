@@ -344,3 +344,47 @@ def test_s36_reverse_charge_without_the_buyers_vat_id_is_refused_then_issued_nex
     assert draft.customer_snapshot["tax_id"] == "BE0123456749"
     assert_valid(draft.e_invoice_xml.encode(), UBL_INVOICE)
     assert "BE0123456749" in draft.e_invoice_xml
+
+
+def test_a_document_with_no_en16931_form_is_refused_on_finalize_and_in_the_close():
+    """Stacked rates (two taxes on the same amount) refused before any XML: the
+    single finalize answers why, the close leaves the draft with the failure kept
+    and goes on with the others."""
+    from billing.rating.lines import LineInput
+    from invoices.e_invoices.issuing import EInvoiceInvalid
+    from invoices.services import invoice_finalize, invoices_finalize_due
+    from tests.factories import period_draft
+
+    sellers()
+    tax_rate_create(code="state", name="State tax", percentage=D(6))
+    tax_rate_create(code="county", name="County tax", percentage=D(1))
+    stacked = customer_create(
+        external_id="stacked",
+        name="Stacked Ltd",
+        currency="EUR",
+        address={"line1": "2 av. Foch", "postal_code": "69006", "city": "Lyon", "country": "FR"},
+        tax_id="FR83404833048",
+        tax_rates=["state", "county"],
+        billing_entity="exemple_sas",
+        e_invoice_format="facturx",
+    )
+    line = LineInput("base_fee", "Plan", None, D(1), D("10.00"), D("10.00"))
+    first, second = (
+        period_draft(stacked, [line]),
+        period_draft(
+            stacked,
+            [line],
+            start=datetime(2026, 12, 1, tzinfo=UTC),
+            end=datetime(2027, 1, 1, tzinfo=UTC),
+        ),
+    )
+    with pytest.raises(EInvoiceInvalid) as refused:
+        invoice_finalize(invoice=first, now=NOV_2)
+    assert [f.rule for f in refused.value.failures] == ["EINV-VAT-STACKED"]
+    assert invoices_finalize_due(cutoff=datetime(2027, 1, 2, tzinfo=UTC), now=NOV_2) == 0
+    for draft in (first, second):
+        draft.refresh_from_db()
+        assert (draft.status, draft.number) == (Invoice.DRAFT, None)
+        assert [(e["rule"], e["field"]) for e in draft.e_invoice_errors] == [
+            ("EINV-VAT-STACKED", "customer.tax_rates")
+        ]
