@@ -270,11 +270,13 @@ def _e_invoice_check(invoice: Invoice, seller: BillingEntity, now: datetime) -> 
         return
     buyer = buyer_refreshed(invoice.customer_snapshot or {}, customer_snapshot(invoice.customer))
     provisional = f"{seller.invoice_prefix}-{now.year}-000000"
-    profile = invoice_check(
+    checked = invoice_check(
         invoice, seller=seller_snapshot(seller), buyer=buyer, now=now, number=provisional
     )
-    invoice.e_invoice_format = profile
-    if profile:
+    # The document checked, kept on the instance until it is issued (_e_invoice_issue).
+    invoice.e_invoice_checked = checked
+    if checked is not None:
+        invoice.e_invoice_format = checked.profile
         invoice.customer_snapshot = buyer
 
 
@@ -282,7 +284,11 @@ def _e_invoice_issue(invoice: Invoice) -> None:
     """Write the finalized invoice's e-invoice (numbered, dated, its credits
     applied), validated again: what it is issued as; a UBL one is sent to the
     Peppol access point once this commits (e_invoices.access_points)."""
-    invoice.e_invoice_xml = invoice_issue(invoice, profile=invoice.e_invoice_format)
+    invoice.e_invoice_xml = invoice_issue(
+        invoice,
+        profile=invoice.e_invoice_format,
+        checked=getattr(invoice, "e_invoice_checked", None),
+    )
     invoice.e_invoice_errors = []
     Invoice.objects.filter(pk=invoice.pk).update(
         customer_snapshot=invoice.customer_snapshot,

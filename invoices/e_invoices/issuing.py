@@ -11,6 +11,7 @@ credit balance, the document is written again and validated again
 (invoice_issue), and that XML is the one issued. A credit note is built and
 validated inside its issue: refused, nothing of it is written."""
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -35,6 +36,7 @@ from invoices.e_invoices.validation import (
     CII,
     UBL_CREDIT_NOTE,
     UBL_INVOICE,
+    schema_failures,
     validation_failures,
 )
 from plans.models import Meter, TaxRate
@@ -98,10 +100,18 @@ def xml_of(document: Document) -> tuple[bytes, str]:
     return document_ubl(document), UBL_CREDIT_NOTE if document.is_credit_note else UBL_INVOICE
 
 
-def checked_xml(document: Document, *, name: str, invoice_id: int | None = None) -> bytes:
-    """The document's XML, validated; EInvoiceInvalid naming `name` when it fails."""
+def checked_xml(
+    document: Document, *, name: str, invoice_id: int | None = None, rules: bool = True
+) -> bytes:
+    """The document's XML, validated; EInvoiceInvalid naming `name` when it fails.
+    Without `rules`, against its schema and its profile's own rules only (the
+    Schematron's EN 16931 rules ran on the same document before it was numbered:
+    issued_as_checked)."""
     xml, kind = xml_of(document)
-    failures = cius_failures(document) + validation_failures(xml, kind, document)
+    if rules:
+        failures = cius_failures(document) + validation_failures(xml, kind, document)
+    else:
+        failures = cius_failures(document) + schema_failures(xml, kind)
     if failures:
         raise EInvoiceInvalid(failures, document=name, invoice_id=invoice_id)
     return xml
@@ -173,25 +183,52 @@ def invoice_document(invoice, *, profile: str, seller: dict, buyer: dict, issue:
         ) from refused
 
 
-def invoice_check(invoice, *, seller: dict, buyer: dict, now: datetime, number: str) -> str:
-    """Check a draft's e-invoice before it is numbered: '' when it is not
-    e-invoiced, else its profile; EInvoiceInvalid when it fails. `number`: a
-    provisional number of its sequence's form."""
+def invoice_check(
+    invoice, *, seller: dict, buyer: dict, now: datetime, number: str
+) -> Document | None:
+    """Check a draft's e-invoice before it is numbered: None when it is not
+    e-invoiced, else the document checked; EInvoiceInvalid when it fails.
+    `number`: a provisional number of its sequence's form."""
     profile = e_invoice_profile(seller=seller, buyer=buyer)
     if not profile or not invoice.lines.exists():
         # An invoice without lines (a free plan's start) bills no supply: EN 16931
         # has no form for it (BR-16: at least one line), and none is issued.
-        return ""
+        return None
     due_at = now + timedelta(days=invoice.customer.payment_terms)
     issue = Issue(number=number, issued_at=now, due_at=due_at, prepaid=ZERO)
     document = invoice_document(invoice, profile=profile, seller=seller, buyer=buyer, issue=issue)
     checked_xml(document, name=str(invoice), invoice_id=invoice.pk)
-    return profile
+    return document
 
 
-def invoice_issue(invoice, *, profile: str) -> str:
+def issued_as_checked(checked: Document | None, issued: Document) -> bool:
+    """Whether `issued` is the document `checked` before it was numbered, but for
+    what finalization alone sets: its number (and payment reference), its days
+    and what the credit balance paid of it (prepaid and payable, BR-CO-16 holding
+    by construction). Its Schematron rules then need not run again."""
+    if checked is None:
+        return False
+    return (
+        replace(
+            checked,
+            number=issued.number,
+            issue_date=issued.issue_date,
+            due_date=issued.due_date,
+            prepaid=issued.prepaid,
+            payable=issued.payable,
+            payment=issued.payment,
+        )
+        == issued
+        and replace(checked.payment, reference=issued.payment.reference) == issued.payment
+    )
+
+
+def invoice_issue(invoice, *, profile: str, checked: Document | None = None) -> str:
     """The XML of a just finalized invoice (numbered, dated, its credits
-    applied), validated; EInvoiceInvalid when it fails."""
+    applied), validated; EInvoiceInvalid when it fails. `checked`: the document
+    invoice_check validated before numbering it: when this is that document but
+    for its number, days and prepaid amount, only its schema and profile rules
+    are checked again (the Schematron is most of a validation's time)."""
     issue = Issue(
         number=invoice.number,
         issued_at=invoice.finalized_at,
@@ -205,7 +242,9 @@ def invoice_issue(invoice, *, profile: str) -> str:
         buyer=invoice.customer_snapshot,
         issue=issue,
     )
-    return checked_xml(document, name=str(invoice), invoice_id=invoice.pk).decode("utf-8")
+    again = not issued_as_checked(checked, document)
+    xml = checked_xml(document, name=str(invoice), invoice_id=invoice.pk, rules=again)
+    return xml.decode("utf-8")
 
 
 def credit_note_issue_xml(note) -> str:

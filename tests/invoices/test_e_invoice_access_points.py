@@ -11,8 +11,9 @@ import pytest
 
 from billing.rating.lines import LineInput
 from config.celery import DEFAULT_QUEUE
+from customers.models import Customer
 from customers.services import customer_create
-from invoices import services, tasks
+from invoices import tasks
 from invoices.e_invoices.access_points import (
     FakeAccessPoint,
     FolderAccessPoint,
@@ -23,6 +24,7 @@ from invoices.e_invoices.ubl import document_ubl
 from invoices.models import CreditNote, Invoice
 from invoices.services import invoice_finalize
 from tests.factories import period_draft
+from tests.invoices import test_s36_e_invoices as s36
 from tests.invoices.test_e_invoice_documents import belgian_reverse_charge
 from tests.workers import celery_worker, tasks_on_the_broker, worker_broker, workers_wait
 
@@ -218,16 +220,11 @@ def test_a_credit_note_is_sent_as_an_invoice_is(quiet):
 def test_finalizing_an_e_invoiced_draft_sends_it_after_commit(
     quiet, monkeypatch, django_capture_on_commit_callbacks
 ):
-    # given: a draft finalization issues as Peppol BIS 3 (the seller's and the
-    # customer's e-invoice settings are another change's: their result stands in)
+    # given: a French seller e-invoicing a Belgian company by Peppol BIS 3 (S36's)
     quiet.BILLING_PEPPOL_ACCESS_POINT = "fake"
-
-    def check(invoice, seller, now):
-        invoice.e_invoice_format = "peppol"
-
-    monkeypatch.setattr(services, "_e_invoice_check", check)
-    monkeypatch.setattr(services, "invoice_issue", lambda invoice, profile: XML.decode())
-    customer = customer_create(external_id="be-1", name="Société Belge SA", currency="EUR")
+    s36.sellers()
+    s36.customers()
+    customer = Customer.objects.get(external_id="bruxelles")
     line = LineInput("base_fee", "Base", None, D(1), D("250.00"), D("250.00"))
     draft = period_draft(customer, [line])
 
@@ -237,6 +234,7 @@ def test_finalizing_an_e_invoiced_draft_sends_it_after_commit(
         assert FakeAccessPoint.sent == []  # not before it commits
 
     # then
+    assert invoice.e_invoice_format == "peppol"
     assert [sent["number"] for sent in FakeAccessPoint.sent] == [invoice.number]
     assert Invoice.objects.get(pk=invoice.pk).e_invoice_sent_at is not None
 

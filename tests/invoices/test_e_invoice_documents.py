@@ -339,3 +339,26 @@ def test_the_profiles_own_rules_are_checked_before_issue():
         ("BR-DE-6", "billing_entity.contact_phone"),
         ("BR-DE-15", "customer.buyer_reference"),
     ]
+
+
+def test_the_issued_document_is_checked_again_only_where_numbering_changed_it():
+    from dataclasses import replace
+
+    from invoices.e_invoices.issuing import issued_as_checked
+
+    checked = french_invoice()
+    numbered = replace(
+        checked,
+        number="INV-2026-000042",
+        payment=replace(checked.payment, reference="INV-2026-000042"),
+        prepaid=D("7.88"),
+        payable=D("160.00"),
+    )
+    assert issued_as_checked(checked, numbered)
+    assert not issued_as_checked(None, numbered)
+    # Anything else changed since the check (a line, a total, the terms): all again.
+    assert not issued_as_checked(checked, replace(numbered, lines=numbered.lines[:1]))
+    assert not issued_as_checked(checked, replace(numbered, tax=D("27.99")))
+    assert not issued_as_checked(
+        checked, replace(numbered, payment=replace(numbered.payment, terms="Other"))
+    )

@@ -388,3 +388,35 @@ def test_a_document_with_no_en16931_form_is_refused_on_finalize_and_in_the_close
         assert [(e["rule"], e["field"]) for e in draft.e_invoice_errors] == [
             ("EINV-VAT-STACKED", "customer.tax_rates")
         ]
+
+
+def test_a_finalized_invoice_runs_the_schematron_once(monkeypatch):
+    """Checked before it is numbered, then issued as checked: its Schematron rules
+    run once; its schema is checked again on the XML issued."""
+    from invoices.e_invoices import issuing, validation
+
+    sellers()
+    customers()
+    plans(api_client())
+    subscribe_and_use(api_client(), "bruxelles", "gpu", 2_500_000)
+    draft = Invoice.objects.filter(customer__external_id="bruxelles", status=Invoice.DRAFT)
+    calls = {"rules": 0, "schema": 0}
+    rules, schema = validation.validation_failures, issuing.schema_failures
+
+    def counted_rules(*args, **kwargs):
+        calls["rules"] += 1
+        return rules(*args, **kwargs)
+
+    def counted_schema(*args, **kwargs):
+        calls["schema"] += 1
+        return schema(*args, **kwargs)
+
+    monkeypatch.setattr(issuing, "validation_failures", counted_rules)
+    monkeypatch.setattr(issuing, "schema_failures", counted_schema)
+    with time_machine.travel(NOV_1_0600, tick=False):
+        call_command("close_periods")
+    invoice = period_invoice("bruxelles")
+    assert (invoice.status, invoice.e_invoice_format) == (Invoice.FINALIZED, "peppol")
+    assert calls == {"rules": 1, "schema": 1}
+    assert not draft.exists()
+    assert_valid(invoice.e_invoice_xml.encode(), UBL_INVOICE)
