@@ -28,12 +28,10 @@ from billing.core.customer_text import CustomerText, local_day
 from billing.core.vocabulary import LineKind
 from customers.e_invoice_details import E_INVOICE_FORMATS, XRECHNUNG
 from invoices.e_invoices.validation import Failure
+from plans.taxes import EU_COUNTRIES
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
-EU = frozenset(
-    "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split()  # noqa: SIM905
-)
 
 # The document type codes (UNTDID 1001) and profiles.
 INVOICE = "380"
@@ -264,7 +262,7 @@ def document_vat(
         return Vat("E", ZERO, DEFAULT_EXEMPTION_REASONS["E"])
     seller_country = (seller.get("country") or "").upper()
     buyer_country = ((buyer.get("address") or {}).get("country") or "").upper()
-    if seller_country in EU and buyer_country and buyer_country not in EU:
+    if seller_country in EU_COUNTRIES and buyer_country and buyer_country not in EU_COUNTRIES:
         return Vat("G", ZERO, DEFAULT_EXEMPTION_REASONS["G"], DEFAULT_EXEMPTION_CODES["G"])
     if not seller.get("tax_id"):
         return Vat("O", ZERO, DEFAULT_EXEMPTION_REASONS["O"], DEFAULT_EXEMPTION_CODES["O"])
