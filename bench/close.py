@@ -80,8 +80,9 @@ TARGET_PER_SECOND = 300  # closing invoices per second on 2 processes (issue 21)
 
 
 def e_invoicing_seller() -> None:
-    """The default seller issues e-invoices, at a default VAT rate of 20 %."""
+    """The default seller issues e-invoices, at one default VAT rate."""
     from customers.billing_entities import billing_entity_save, default_billing_entity
+    from plans.models import TaxRate
     from plans.tax_rates import tax_rate_create
 
     seller = default_billing_entity()
@@ -98,7 +99,9 @@ def e_invoicing_seller() -> None:
     }.items():
         setattr(seller, name, value)
     billing_entity_save(entity=seller)
-    tax_rate_create(code="bench_vat", name="VAT", percentage=Decimal(20), is_default=True)
+    # The demo catalog's default rate when it has one (two would stack: no e-invoice).
+    if not TaxRate.objects.filter(is_default=True, active=True).exists():
+        tax_rate_create(code="bench_vat", name="VAT", percentage=Decimal(20), is_default=True)
 
 
 def populate(count: int, events_per_customer: int, e_invoices: bool = False) -> datetime:
