@@ -101,9 +101,18 @@ class Limits:
 NO_LIMITS = Limits(None, STOP, (), (), ())
 
 
+def limits_stored(customer) -> dict:
+    """The document of the limits a customer set, as Customer.limits stores it ({}
+    when none). Whatever else a row may hold (the JSON string "{}" that migration
+    0018 gave every customer before it, JSON null, an array) was never set by the
+    customer: it reads as no limits, never as an error."""
+    document = customer.limits
+    return document if isinstance(document, dict) else {}
+
+
 def limits_of(customer) -> Limits:
     """The limits a customer set, as stored on it (NO_LIMITS when none)."""
-    document = customer.limits or {}
+    document = limits_stored(customer)
     if not document:
         return NO_LIMITS
     budget = document.get("budget") or {}
@@ -411,7 +420,7 @@ def limits_set(
         budget = stored.get("budget")
         if budget and (above := _above_spend_limit(Decimal(budget["amount"]), locked)):
             raise InvalidRequest(f"budget.amount: {above}", fields={"budget.amount": [above]})
-        before = locked.limits or {}
+        before = limits_stored(locked)
         if stored == before:
             return None
         locked.limits = stored

@@ -547,9 +547,12 @@ class Customer(models.Model):
     # The limits the customer sets itself (customers.limits: budget, caps, alert
     # thresholds of the budget, channels), as customers.limits.limits_normalized
     # writes them; {}: none. Read with the customer by `check` (billing.usage.live).
+    # The column's default is the empty object (0022); rows that 0018 gave the JSON
+    # string "{}" were turned into it there, and customers.limits reads any value
+    # that is not an object as "no limits".
     limits = models.JSONField(
         default=dict,
-        db_default=models.Value("{}", output_field=models.JSONField()),
+        db_default=models.Value({}, output_field=models.JSONField()),
         blank=True,
         editable=False,
         verbose_name=_("limits set by the customer"),

@@ -16,7 +16,7 @@ from billing.core.customer_text import CustomerText
 from billing.models import Alert
 from billing.usage.customer_limits import BUDGET, limits_spent
 from billing.usage.reads import subscription_live
-from customers.limits import limits_history
+from customers.limits import limits_history, limits_stored
 from customers.limits_form import LimitsForms, MeterChoice
 from customers.limits_text import action_words, cap_name, change_words, channel_text, percents
 from customers.models import Customer, CustomerLimitChange
@@ -178,7 +178,7 @@ def limits_section(
 ) -> dict:
     """The section's context: `forms` (bound to a refused POST) or, for a manage
     link, the form showing the limits as stored."""
-    limits = customer.limits or {}
+    limits = limits_stored(customer)
     if manage and forms is None:
         forms = LimitsForms(
             stored=limits,

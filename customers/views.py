@@ -20,6 +20,7 @@ from billing.rating.discounts import running_discount
 from billing.usage.alerts import alert_thresholds
 from billing.usage.customer_limits import limits_save
 from customers import models as standings
+from customers.limits import limits_stored
 from customers.limits_form import LimitsForms
 from customers.models import Customer, CustomerLimitChange
 from customers.portal import (
@@ -235,7 +236,7 @@ def portal_limits_save(request, token: str):
     with write.speaking():
         forms = LimitsForms(
             request.POST,
-            stored=customer.limits or {},
+            stored=limits_stored(customer),
             currency=customer.currency,
             meters=meter_choices(customer),
             language=write.locale,

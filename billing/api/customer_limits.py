@@ -14,7 +14,7 @@ from billing.core.money import format_decimal, format_money
 from billing.core.periods import iso
 from billing.usage.customer_limits import BUDGET, limits_save, limits_spent
 from billing.usage.reads import period_now, subscription_live
-from customers.limits import limits_history
+from customers.limits import limits_history, limits_stored
 from customers.models import CustomerLimitChange
 from customers.selectors import customer_get
 
@@ -31,7 +31,7 @@ def limits_body(customer, *, now: datetime) -> dict:
     """The customer's limits as the API shows them: the stored document, each limit
     with `spent` and `remaining` this period, the merchant's spend limit the budget
     must stay under, the period counted, and the latest changes."""
-    document = customer.limits or {}
+    document = limits_stored(customer)
     subscription = subscription_live(customer_id=customer.pk)
     spent = limits_spent(customer=customer, subscription=subscription, now=now)
     currency = customer.currency

@@ -18,6 +18,7 @@ from django.utils.translation import get_language, gettext
 from billing.core.customer_text import CustomerText, customer_zone, language
 from billing.core.errors import InvalidRequest
 from billing.usage.customer_limits import limits_save
+from customers.limits import limits_stored
 from customers.limits_form import LimitsForms
 from customers.models import CustomerLimitChange
 from customers.portal_limits import limits_section, meter_choices
@@ -42,7 +43,7 @@ def customer_limits_view(model_admin, request, object_id):
             raise PermissionDenied
         forms = LimitsForms(
             request.POST,
-            stored=customer.limits or {},
+            stored=limits_stored(customer),
             currency=customer.currency,
             meters=meter_choices(customer),
             language=write.locale,
