@@ -15,7 +15,9 @@
 #
 # Every role but migrate and manage waits until the database has every migration
 # this image knows (the migrate container applies them), so an upgrade never serves
-# from a half-migrated database and a first boot needs no start order.
+# from a half-migrated database and a first boot needs no start order. The image
+# knows its migrations: the leaf of each app, written at build time
+# (/app/migration-leaves.txt, scripts/container_wait.py).
 set -eu
 
 role=${1:-web}
@@ -51,30 +53,15 @@ manage() {
     python /app/manage.py "$@"
 }
 
+# The waits: one cheap query at a time with a backoff (scripts/container_wait.py),
+# never a Django start-up, so that the services waiting on a first boot or an upgrade
+# leave the CPU to the migrations they wait for.
 wait_for_database() {
-    waited=0
-    until python -c 'import django; django.setup(); from django.db import connection; connection.ensure_connection()' >/dev/null 2>&1; do
-        if [ "$waited" -ge "${BILLING_DATABASE_WAIT:-120}" ]; then
-            echo "error: the database does not answer at DATABASE_URL after ${waited}s" >&2
-            exit 75
-        fi
-        sleep 2
-        waited=$((waited + 2))
-    done
+    python /app/scripts/container_wait.py database
 }
 
 wait_for_migrations() {
-    waited=0
-    until manage migrate --check >/dev/null 2>&1; do
-        if [ "$waited" -ge "${BILLING_MIGRATE_WAIT:-600}" ]; then
-            echo "error: the database still lacks this image's migrations after ${waited}s;" \
-                "did the migrate container fail? (its log: podman-compose logs migrate)" >&2
-            exit 75
-        fi
-        [ "$waited" -eq 0 ] && echo "waiting for the migrate container to apply this image's migrations"
-        sleep 2
-        waited=$((waited + 2))
-    done
+    python /app/scripts/container_wait.py migrations
 }
 
 case "$role" in

@@ -1,0 +1,177 @@
+"""What a container waits for before it starts its role (scripts/container_entrypoint.sh),
+with one cheap query at a time and a backoff, so that the waiting services of a first
+boot or an upgrade leave the CPU to the migrations they wait for:
+
+    python3 container_wait.py database      the database at DATABASE_URL answers
+    python3 container_wait.py migrations    it holds every migration of this image
+
+Every wait is a plain connection and a query (psycopg, or sqlite3 for a SQLite
+DATABASE_URL), never a Django start-up and never the migration graph: the image knows
+its migrations, written at build time (the Containerfile) by
+
+    python scripts/container_wait.py write-leaves
+
+as the leaf migration of each app (app and name a line, in MIGRATION_LEAVES). A leaf
+is applied only after every migration it depends on, so "every leaf is in
+django_migrations" is "every migration is applied". The waits back off from 1 s to
+BILLING_WAIT_MAX_INTERVAL (default 10 s) and give up, exiting 75 with what to look
+at, after BILLING_DATABASE_WAIT (default 120 s) or BILLING_MIGRATE_WAIT (default
+600 s)."""
+
+import os
+import sys
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+MIGRATION_LEAVES = Path(os.environ.get("BILLING_MIGRATION_LEAVES", "/app/migration-leaves.txt"))
+FIRST_INTERVAL = 1.0
+GROWTH = 1.5
+CONNECT_TIMEOUT = 5
+
+
+def leaves_write(path: Path = MIGRATION_LEAVES) -> list[tuple[str, str]]:
+    """At build time, with Django set up: the leaf migration of each app, written to
+    `path` (no database is read)."""
+    from django.db.migrations.loader import MigrationLoader
+
+    leaves = sorted(MigrationLoader(None, ignore_no_migrations=True).graph.leaf_nodes())
+    path.write_text("".join(f"{app} {name}\n" for app, name in leaves))
+    return leaves
+
+
+def leaves_read(path: Path = MIGRATION_LEAVES) -> list[tuple[str, str]]:
+    leaves = []
+    for line in path.read_text().splitlines():
+        app, name = line.split()
+        leaves.append((app, name))
+    if not leaves:
+        raise ValueError(f"{path} names no migration")
+    return leaves
+
+
+def connect(url: str):
+    """A connection to DATABASE_URL (PostgreSQL, or the SQLite file it names)."""
+    parts = urlsplit(url)
+    if parts.scheme in ("sqlite", "sqlite3"):
+        import sqlite3
+
+        return sqlite3.connect(
+            unquote(parts.path[1:] if parts.path.startswith("//") else parts.path)
+        )
+    import psycopg
+
+    return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, autocommit=True)
+
+
+def missing_leaves(url: str, leaves: list[tuple[str, str]]) -> int | None:
+    """How many of `leaves` the database lacks; None while it does not answer."""
+    try:
+        connection = connect(url)
+    except Exception:
+        return None
+    try:
+        cursor = connection.cursor()
+        try:
+            cursor.execute("SELECT app, name FROM django_migrations")
+        except Exception:
+            return len(leaves)  # no migration applied yet: the table is not there
+        applied = set(map(tuple, cursor.fetchall()))
+        return sum(1 for leaf in leaves if leaf not in applied)
+    finally:
+        connection.close()
+
+
+def answers(url: str) -> bool:
+    try:
+        connection = connect(url)
+    except Exception:
+        return False
+    connection.close()
+    return True
+
+
+def wait(ready, *, limit: float, max_interval: float) -> float | None:
+    """Call `ready()` until it is true, waiting 1 s, then half as long again each
+    time, at most `max_interval`; the seconds waited, or None after `limit`."""
+    began = time.monotonic()
+    interval = FIRST_INTERVAL
+    attempt = 0
+    while True:
+        if ready(attempt):
+            return time.monotonic() - began
+        waited = time.monotonic() - began
+        if waited >= limit:
+            return None
+        time.sleep(min(interval, max(0.0, limit - waited)))
+        interval = min(interval * GROWTH, max_interval)
+        attempt += 1
+
+
+def main(argv: list[str]) -> int:
+    what = argv[1] if len(argv) > 1 else ""
+    if what not in ("database", "migrations", "write-leaves"):
+        print("usage: container_wait.py database|migrations|write-leaves", file=sys.stderr)
+        return 64
+    if what == "write-leaves":
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+        import django
+
+        django.setup()
+        leaves = leaves_write()
+        print(f"{MIGRATION_LEAVES}: {len(leaves)} apps' leaf migrations")
+        return 0
+    url = os.environ.get("DATABASE_URL", "")
+    if not url:
+        print("error: DATABASE_URL is not set", file=sys.stderr)
+        return 64
+    max_interval = float(os.environ.get("BILLING_WAIT_MAX_INTERVAL", "10"))
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    if what == "database":
+        limit = float(os.environ.get("BILLING_DATABASE_WAIT", "120"))
+        waited = wait(lambda _: answers(url), limit=limit, max_interval=max_interval)
+        if waited is None:
+            print(
+                f"error: the database does not answer at DATABASE_URL after {limit:.0f}s",
+                file=sys.stderr,
+            )
+            return 75
+        return 0
+
+    leaves = leaves_read()
+    limit = float(os.environ.get("BILLING_MIGRATE_WAIT", "600"))
+
+    def applied(attempt: int) -> bool:
+        missing = missing_leaves(url, leaves)
+        if missing == 0:
+            return True
+        if attempt == 0:
+            say(
+                "waiting for the migrate container to apply this image's migrations"
+                + (
+                    f" ({missing} of {len(leaves)} apps behind)"
+                    if missing
+                    else " (the database does not answer yet)"
+                )
+            )
+        return False
+
+    waited = wait(applied, limit=limit, max_interval=max_interval)
+    if waited is None:
+        print(
+            f"error: the database still lacks this image's migrations after {limit:.0f}s; "
+            "did the migrate container fail? (its log: podman-compose logs migrate)",
+            file=sys.stderr,
+        )
+        return 75
+    if waited >= 1:
+        say(f"this image's migrations are applied (waited {waited:.0f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
