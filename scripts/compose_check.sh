@@ -36,45 +36,14 @@ fail() {
     exit 1
 }
 
-# ---- tools -----------------------------------------------------------------------
-if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v debootstrap >/dev/null; then
-    [[ $(id -u) == 0 ]] || fail "podman, runc and debootstrap are needed (apt-get install podman runc debootstrap)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman runc debootstrap </dev/null ||
-        { apt-get update -q </dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman runc debootstrap </dev/null; }
-fi
-tools=$root/var/compose-tools
-if [[ ! -x $tools/bin/podman-compose ]]; then
-    python3 -m venv "$tools"
-    "$tools/bin/pip" install -q "podman-compose==1.6.0"
-fi
-# runc, not Debian's crun (which refuses these machines' mixed cgroups), and limits
-# below the machine's (root here cannot raise them): ../CONTAINERS.md.
-if [[ -z ${CONTAINERS_CONF:-} ]]; then
-    export CONTAINERS_CONF=$root/var/containers.conf
-    cat >"$CONTAINERS_CONF" <<'CONF'
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
-[engine]
-runtime = "runc"
-CONF
-fi
+# ---- tools and base images (scripts/_podman.sh) ------------------------------------
+# shellcheck source=scripts/_podman.sh
+. scripts/_podman.sh
+say "Tools and base images: podman, podman-compose, the stand-ins of .ci/images"
+podman_setup
+tools=$(dirname "$(dirname "$compose_tool")")
 podman --version
-"$tools/bin/podman-compose" --version | tail -n 1
-
-# ---- base images -----------------------------------------------------------------
-if ! podman image exists docker.io/library/debian:bookworm-slim; then
-    say "debian:bookworm-slim from Debian's packages (debootstrap; no registry here)"
-    rootfs=$(mktemp -d /tmp/bookworm-rootfs.XXXXXX)
-    debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >/dev/null
-    tar -C "$rootfs" -c . | podman import - docker.io/library/debian:bookworm-slim >/dev/null
-    rm -rf "$rootfs"
-fi
-# Built every run (cached layers make it seconds), so a change to a stand-in applies.
-for name in postgres:15-bookworm redis:7-bookworm; do
-    say "$name: the stand-in of .ci/images (no registry here)"
-    podman build -q --format docker -f ".ci/images/${name%%:*}.Containerfile" \
-        -t "docker.io/library/$name" .ci/images >/dev/null
-done
+"$compose_tool" --version | tail -n 1
 
 # ---- the image -------------------------------------------------------------------
 say "Image: podman build (the proxy's CA given as a build secret)"
