@@ -1,7 +1,8 @@
 """Health checks for a load balancer, an orchestrator or a deploy script, without
 authentication:
 
-    GET /healthz  200: the process answers (nothing else is looked at).
+    GET /healthz  200: the process answers (nothing else is looked at), with the
+                  version it runs (config.version).
     GET /readyz   200 when this instance can serve: the database answers, every
                   migration the code knows is applied, the broker and the cache
                   answer; 503 naming what does not.
@@ -27,6 +28,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpResponse
 
 from config.celery import broker_channel
+from config.version import VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +119,7 @@ def _answer(status: int, body: dict) -> HttpResponse:
 
 
 def healthz() -> HttpResponse:
-    return _answer(200, {"status": "ok"})
+    return _answer(200, {"status": "ok", "version": VERSION})
 
 
 def readyz() -> HttpResponse:

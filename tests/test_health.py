@@ -5,7 +5,9 @@ fails. The outage drill (tests/test_outage_drill.py) stops a real PostgreSQL."""
 
 import json
 import socket
+import tomllib
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from django.db import OperationalError
@@ -15,6 +17,8 @@ from django.test import Client, override_settings
 from config import health
 from config.celery import app
 from tests.test_outage import database_fails
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +57,9 @@ def get(path: str, **headers):
 def test_healthz_answers_without_the_database(django_assert_num_queries):
     with database_fails(OperationalError("the database is down")), django_assert_num_queries(0):
         status, body, response = get("/healthz")
-    assert (status, body) == (200, {"status": "ok"})
+    with open(ROOT / "pyproject.toml", "rb") as file:
+        version = tomllib.load(file)["project"]["version"]
+    assert (status, body) == (200, {"status": "ok", "version": version})
     assert response["Cache-Control"] == "no-store"
 
 
