@@ -44,7 +44,7 @@ DATA_COMMANDS = frozenset(
         "ensure_dev_api_key",
     }
 )
-INTERACTIVE_COMMANDS = frozenset({"shell", "dbshell"})
+INTERACTIVE_COMMANDS = frozenset({"shell", "dbshell", "createsuperuser", "changepassword"})
 
 # Logged at WARNING by default: dozens of lines per PDF, or a line per request.
 QUIET_LOGGERS = {
