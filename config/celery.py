@@ -1,3 +1,4 @@
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -9,8 +10,10 @@ from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import ChannelError
 
-from config import outage, redis_transport
+from config import log_setup, outage, redis_transport
 from config.recent_writes import customer_writes_noted
+
+logger = logging.getLogger(__name__)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Before any connection: a Redis restart must end no worker (config/redis_transport.py).
@@ -129,6 +132,38 @@ def _refuse_stale_catalogs(**_) -> None:
     from config.catalogs import refuse_stale_catalogs
 
     refuse_stale_catalogs()
+
+
+@signals.after_setup_logger.connect(dispatch_uid="config.celery.logs")
+@signals.after_setup_task_logger.connect(dispatch_uid="config.celery.task_logs")
+def _adapt_log_handlers(logger=None, **_) -> None:
+    """Celery's handlers, which it sets after Django's (on the root logger, in the
+    worker and the beat, celery.task's and billiard's): LOG_FORMAT's (config.log_setup)."""
+    from celery.utils.log import get_multiprocessing_logger
+
+    loggers = [logger, get_multiprocessing_logger()]
+    log_setup.celery_handlers_adapted(
+        [each for each in loggers if each is not None], log_format=settings.LOG_FORMAT
+    )
+
+
+@signals.celeryd_after_setup.connect(dispatch_uid="config.celery.worker_line")
+def _worker_line(sender=None, instance=None, **_) -> None:
+    """With LOG_FORMAT=json, what Celery's banner (left out: -q) said that its log
+    lines do not: the worker's queues and concurrency."""
+    if settings.LOG_FORMAT == "json":
+        queues = ", ".join(sorted(instance.app.amqp.queues.consume_from or ()))
+        logger.info("worker %s: queues %s, concurrency %s", sender, queues, instance.concurrency)
+
+
+@signals.task_prerun.connect(dispatch_uid="config.celery.task_log_context")
+def _task_log_context(task_id=None, task=None, args=None, kwargs=None, **_) -> None:
+    log_setup.task_started(task_id=task_id, task=task, args=args, kwargs=kwargs)
+
+
+@signals.task_postrun.connect(dispatch_uid="config.celery.task_log_context_end")
+def _task_log_context_end(task_id=None, **_) -> None:
+    log_setup.task_ended(task_id=task_id)
 
 
 def time_limits(kind: str) -> dict[str, int]:

@@ -5,12 +5,17 @@ leaves the chunks on the connection, where the next request would begin. Here th
 application reads the chunks' data up to the last chunk, told by
 `wsgi.input_terminated` that the body ends there (config.middleware.SizedBodies reads
 it); chunks framed wrong are a 400, and a body not read to its end closes the
-connection rather than being read through."""
+connection rather than being read through. And each request's line (the logger
+django.server) carries the request's id, which the application made
+(config.request_log), as the application's own records do."""
 
 import io
 import sys
 
 from django.core.servers import basehttp
+
+from billing.core import logs
+from config.request_log import HEADER, SERVER_LOGS_REQUESTS
 
 # A chunk's size line or a trailer line longer than this is refused.
 MAX_LINE = 4096
@@ -73,6 +78,8 @@ class ServerHandler(basehttp.ServerHandler):
     """Django's, with a chunked body as wsgi.input."""
 
     def __init__(self, stdin, stdout, stderr, environ, **kwargs):
+        # This server logs each request itself (the application does not, then).
+        environ[SERVER_LOGS_REQUESTS] = True
         super().__init__(stdin, stdout, stderr, environ, **kwargs)
         self.chunks = None
         if _chunked(environ):
@@ -84,6 +91,9 @@ class ServerHandler(basehttp.ServerHandler):
             self.stdin = io.BufferedReader(self.chunks)
 
     def close(self):
+        # Read by the request's line, which the close below writes.
+        if self.headers is not None:
+            self.request_handler.request_id = self.headers.get(HEADER)
         if self.chunks is None:
             super().close()  # Django's: reads what is left of a body with a length
             return
@@ -108,6 +118,16 @@ class ServerHandler(basehttp.ServerHandler):
 
 
 class WSGIRequestHandler(basehttp.WSGIRequestHandler):
+    request_id = None  # the id of the request whose line is written next
+
+    def log_message(self, format, *args):
+        token = logs.request_id.set(self.request_id)
+        try:
+            super().log_message(format, *args)
+        finally:
+            logs.request_id.reset(token)
+            self.request_id = None
+
     def handle_one_request(self):
         """Django's, with this module's ServerHandler."""
         self.raw_requestline = self.rfile.readline(65537)

@@ -96,6 +96,7 @@ def readiness() -> dict[str, str]:
     """Each check's outcome: "ok", what failed (an error's type, not its message,
     which may name hosts and users: that is logged), or NOT_CHECKED."""
     outcomes = {}
+    failures = []
     for name, check in CHECKS.items():
         if name == "migrations" and outcomes["database"] != "ok":
             outcomes[name] = NOT_CHECKED
@@ -105,10 +106,18 @@ def readiness() -> dict[str, str]:
         except Unready as finding:
             outcomes[name] = str(finding)
         except Exception as exc:
-            logger.warning("readiness: %s unavailable: %s: %s", name, type(exc).__name__, exc)
+            failures.append((name, type(exc).__name__, exc))
             outcomes[name] = f"unavailable ({type(exc).__name__})"
         else:
             outcomes[name] = "ok"
+    if failures:
+        # One line a readiness check (Redis down fails the broker and the cache), the
+        # errors as its arguments: a broker out of reach is written once a second
+        # (billing.core.logs.BrokerOutageFilter).
+        logger.warning(
+            "readiness: " + "; ".join(["%s unavailable: %s: %s"] * len(failures)),
+            *(part for failure in failures for part in failure),
+        )
     return outcomes
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from billing.core.logs import log_format_from
 from config.environment import (
     env_bool,
     env_count_or_off,
@@ -25,6 +26,7 @@ from config.environment import (
     env_rate,
     env_task_limits,
 )
+from config.log_setup import logging_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("BILLING_VAR_DIR", BASE_DIR / "var"))
@@ -89,7 +91,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: every request counted and timed by route and status, whatever answers it.
+    # First: each request's id (X-Request-ID) and customer on the records it writes,
+    # and in JSON its line (config.request_log).
+    "config.request_log.RequestLogMiddleware",
+    # Then every request counted and timed by route and status, whatever answers it.
     "config.request_metrics.RequestMetricsMiddleware",
     # /healthz and /readyz, before anything redirects to https or reads the Host
     # header (a load balancer's check may name the instance's IP): config.health.
@@ -572,18 +577,14 @@ STRIPE_PAYMENT_RETRY_MINUTES = env_minutes_list("STRIPE_PAYMENT_RETRY_MINUTES", 
 STRIPE_CHECKOUT_SUCCESS_URL = os.environ.get("STRIPE_CHECKOUT_SUCCESS_URL", "")
 STRIPE_CHECKOUT_CANCEL_URL = os.environ.get("STRIPE_CHECKOUT_CANCEL_URL", "")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    # PDF rendering: WeasyPrint's progress steps and fontTools' subsetting report
-    # dozens of lines per document at INFO.
-    "loggers": {
-        "weasyprint.progress": {"level": "WARNING"},
-        "fontTools": {"level": "WARNING"},
-        # The stripe library logs each request at INFO; invoices.stripe_client logs
-        # the retries and invoices.collection the failures.
-        "stripe": {"level": "WARNING"},
-    },
-}
+# Logs (docs/running.md, Logs): LOG_FORMAT=plain (the default) writes each record's
+# message, for a person at a terminal; json writes one JSON object a line (time,
+# level, logger, message, and where known the request id, the customer, the task),
+# for a log shipper, from every process (config.log_setup). Either way a broker out
+# of reach is one line a second at most.
+try:
+    LOG_FORMAT = log_format_from(os.environ.get("LOG_FORMAT"))
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+LOGGING_CONFIG = "config.log_setup.configure_logging"
+LOGGING = logging_settings(log_format=LOG_FORMAT, level=os.environ.get("LOG_LEVEL", "INFO"))

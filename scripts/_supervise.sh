@@ -5,8 +5,11 @@
 # scripts/run.sh redirects it) and on descriptor 3 when that is open and elsewhere
 # (run.sh's terminal). SIGTERM stops COMMAND (SIGTERM, waiting for it) and then this
 # script. How run.sh keeps a worker, beat or the folder running when one dies (a Redis
-# restart, a crash); in production a service manager does it (docs/running.md).
+# restart, a crash); in production a service manager does it (docs/running.md). The
+# lines are JSON objects with LOG_FORMAT=json (scripts/_log.sh).
 set -uo pipefail
+# shellcheck source=scripts/_log.sh
+. "$(dirname "${BASH_SOURCE[0]}")/_log.sh"
 
 name=$1
 shift
@@ -17,7 +20,11 @@ trap '' INT # Ctrl-C is run.sh's, which stops every process with SIGTERM
 
 say() {
     local line
-    line="$(date '+%Y-%m-%d %H:%M:%S') supervise: $*"
+    if [[ $log_format == json ]]; then
+        line=$(log_line WARNING supervise "$*")
+    else
+        line="$(date '+%Y-%m-%d %H:%M:%S') supervise: $*"
+    fi
     echo "$line" >&2
     if { true >&3; } 2>/dev/null && ! [[ /dev/fd/2 -ef /dev/fd/3 ]]; then
         echo "$line" >&3

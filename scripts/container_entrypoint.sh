@@ -49,6 +49,12 @@ fi
 mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 echo "$role" >"${BILLING_VAR_DIR:-/var/lib/billing}/role"
 
+# LOG_FORMAT=json (docs/running.md, Logs): granian's own lines through the project's
+# JSON formatter (config/json_logging.json), and Celery's banner left out (-q).
+json_logs() {
+    [ "$(printf %s "${LOG_FORMAT:-}" | tr -d '[:space:]' | tr '[:upper:]' '[:lower:]')" = json ]
+}
+
 manage() {
     python /app/manage.py "$@"
 }
@@ -81,17 +87,18 @@ web)
         --workers "${WEB_WORKERS:-2}" --blocking-threads 1 \
         --blocking-threads-idle-timeout 600 \
         --static-path-route /static --static-path-mount /var/lib/billing/static \
+        $(json_logs && echo --log-config /app/config/json_logging.json) \
         "$@" config.wsgi:application
     ;;
 worker-urgent | worker-default | worker-bulk)
     queue=${role#worker-}
     wait_for_migrations
     concurrency=${WORKER_CONCURRENCY:-2}
-    exec celery -A config worker -Q "$queue" -n "$queue@%h" --concurrency "$concurrency" -l info "$@"
+    exec celery -A config $(json_logs && echo -q) worker -Q "$queue" -n "$queue@%h" --concurrency "$concurrency" -l info "$@"
     ;;
 beat)
     wait_for_migrations
-    exec celery -A config beat -l info "$@"
+    exec celery -A config $(json_logs && echo -q) beat -l info "$@"
     ;;
 folder)
     wait_for_migrations

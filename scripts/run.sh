@@ -7,18 +7,24 @@
 # (a worker when Redis restarts, a crash) is started again after a short backoff, with
 # a line here and in its log (scripts/_supervise.sh).
 # The environment passes through: DATABASE_URL, CELERY_BROKER_URL, ... (see README.md).
+# With LOG_FORMAT=json every line it and they write is a JSON object (docs/running.md,
+# Logs): its own messages (scripts/_log.sh), the setup's, the services' logs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/_log.sh
+. scripts/_log.sh
+log_format_check
 # shellcheck source=scripts/_venv.sh
 . scripts/_venv.sh
-venv_setup
 # shellcheck source=scripts/_fonts.sh
 . scripts/_fonts.sh
-fonts_setup
+# What pip and apt-get say, if they run, as the format asks.
+log_output INFO setup venv_setup >&2
+log_output INFO setup fonts_setup >&2
 
 py=.venv/bin/python
 # The translation catalogs (.mo) are build output: compiled from the .po files.
-"$py" scripts/compilemessages.py
+log_output INFO compilemessages "$py" scripts/compilemessages.py
 port=${PORT:-8000}
 base_url="http://127.0.0.1:$port"
 # The same directory settings.py uses for the SQLite file and the broker.
@@ -62,13 +68,13 @@ case "${DEBUG,,}" in
     ;;
 esac
 
-echo "== migrating the database"
+log_line INFO run.sh "== migrating the database"
 "$py" manage.py migrate --noinput
-echo "== setting up the admin roles (Finance, Operations, Support)"
+log_line INFO run.sh "== setting up the admin roles (Finance, Operations, Support)"
 "$py" manage.py setup_roles
-echo "== loading the demo catalog"
+log_line INFO run.sh "== loading the demo catalog"
 "$py" manage.py load_demo
-echo "== creating the periodic tasks (Celery beat)"
+log_line INFO run.sh "== creating the periodic tasks (Celery beat)"
 "$py" manage.py setup_periodic_tasks
 
 admin_password=$("$py" manage.py ensure_dev_admin --username admin \
@@ -78,8 +84,8 @@ admin_password=$("$py" manage.py ensure_dev_admin --username admin \
 # this database knows it, made again only after a reset or on another database.
 api_key=$("$py" manage.py ensure_dev_api_key --name dev --key-file "$key_file")
 
-cat <<EOF
-
+banner=$(
+    cat <<EOF
 Usage billing is starting on $base_url
   admin:    $base_url/admin/  user admin, password ${admin_password:-(unknown, see above)}
   API docs: $base_url/api/docs/ (Swagger UI), $base_url/api/redoc/ (ReDoc)
@@ -92,8 +98,13 @@ Usage billing is starting on $base_url
             beat $log_dir/beat.log, folder $log_dir/folder.log,
             metrics $log_dir/metrics.log
 Stop with Ctrl-C.
-
 EOF
+)
+if [[ $log_format == json ]]; then
+    printf '%s\n' "$banner" | json_lines INFO run.sh
+else
+    printf '\n%s\n\n' "$banner"
+fi
 
 # Each service runs under its supervisor (scripts/_supervise.sh: started again when it
 # exits), the two in a session of their own (setsid), so that Ctrl-C reaches only this
@@ -139,28 +150,31 @@ stop_all() {
 
 on_signal() {
     trap '' INT TERM
-    echo
-    echo "== stopping the web server, workers, beat, folder and metrics server"
+    [[ $log_format == json ]] || echo
+    log_line INFO run.sh "== stopping the web server, workers, beat, folder and metrics server"
     stop_all
     exit "$1"
 }
 trap 'on_signal 130' INT
 trap 'on_signal 143' TERM
 
+# Celery's banner (its ASCII art and settings) is no log line: left out with json.
+celery=(.venv/bin/celery -A config)
+[[ $log_format == json ]] && celery+=(-q)
 # --insecure: runserver serves the static files (the admin's CSS, the API docs'
 # Swagger UI and ReDoc) with DEBUG off too; production serves them from collectstatic.
 start web "$py" manage.py runserver --noreload --insecure "127.0.0.1:$port"
 # Two workers, a queue each (config.celery; docs/running.md, Queues): the urgent one
 # (usage checks, alerts, threshold invoices) never waits behind PDFs, emails or the close.
-start worker-urgent .venv/bin/celery -A config worker -Q urgent -n urgent@%h -l info \
+start worker-urgent "${celery[@]}" worker -Q urgent -n urgent@%h -l info \
     --concurrency 1 >>"$log_dir/worker-urgent.log" 2>&1
-start worker-default .venv/bin/celery -A config worker -Q default -n default@%h -l info \
+start worker-default "${celery[@]}" worker -Q default -n default@%h -l info \
     --concurrency 1 >>"$log_dir/worker-default.log" 2>&1
 # The bulk queue's (PDFs, their emails, plan migrations, simulations): a huge render
 # never holds up the beat's close on default.
-start worker-bulk .venv/bin/celery -A config worker -Q bulk -n bulk@%h -l info \
+start worker-bulk "${celery[@]}" worker -Q bulk -n bulk@%h -l info \
     --concurrency 1 >>"$log_dir/worker-bulk.log" 2>&1
-start beat .venv/bin/celery -A config beat -l info >>"$log_dir/beat.log" 2>&1
+start beat "${celery[@]}" beat -l info >>"$log_dir/beat.log" 2>&1
 # The folder service (docs/running.md): the usage events into the rollups every second
 # on PostgreSQL; on SQLite, which writes the rollups as events are stored, it idles.
 start folder "$py" manage.py fold_usage --every 1 >>"$log_dir/folder.log" 2>&1
@@ -173,7 +187,8 @@ wait -n || status=$?
 trap '' INT TERM
 for i in "${!pids[@]}"; do
     if ! kill -0 "${pids[$i]}" 2>/dev/null; then
-        echo "error: the supervisor of ${names[$i]} exited (status $status); stopping the others" >&2
+        log_line ERROR run.sh "error: the supervisor of ${names[$i]} exited (status $status);" \
+            "stopping the others" >&2
     fi
 done
 stop_all

@@ -142,6 +142,8 @@ def send(*, fast: bool, secret: str | None, method: str, path: str, body=None, *
     """One request to the views as they are, or with their fast answer turned off
     (DRF's dispatch answers everything); the response."""
     off = nullcontext() if fast else mock.patch.object(FastAnswerApi, "fast_response", no_fast)
+    # One request id for both, which the answer carries back (config.request_log).
+    extra.setdefault("HTTP_X_REQUEST_ID", "fast-answer-test")
     with off, time_machine.travel(NOW, tick=False):
         client = APIClient(raise_request_exception=False)
         if secret is not None:
