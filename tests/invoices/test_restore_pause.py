@@ -514,9 +514,10 @@ def test_a_staff_user_without_the_role_sees_neither_page_nor_link(rebilled):
     assert f'href="{PAGE}"' not in index
 
 
+APOSTROPHE = "\N{RIGHT SINGLE QUOTATION MARK}"
 FRENCH = [
-    "L’envoi des e-mails et des webhooks est suspendu après une restauration : 1 e-mail, "
-    "0 webhook en attente.",
+    f"L{APOSTROPHE}envoi des e-mails et des webhooks est suspendu après une restauration : "
+    "1 e-mail, 0 webhook en attente.",
     "Lire les périodes facturées à nouveau, puis reprendre les envois",
 ]
 FRENCH_PAGE = [
@@ -524,7 +525,7 @@ FRENCH_PAGE = [
     "Périodes facturées à nouveau",
     "Numéro que le client peut détenir",
     "pas encore facturée à nouveau",
-    "E-mails de factures, d’avoirs et de relances 1",
+    f"E-mails de factures, d{APOSTROPHE}avoirs et de relances 1",
     "1 nov. – 30 nov. 2026 (UTC)",  # noqa: RUF001
 ]
 GERMAN_PAGE = [
