@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from billing.admin.margins_so_far import margin_tile, may_view_margins
+from billing.admin.outbound_pause import outbound_pause_banner
 from billing.core.admin_forms import money_text
 from billing.core.money import quantize_money
 from billing.core.periods import month_start
@@ -411,7 +412,8 @@ def admin_index(request):
     routes /admin/ here, ahead of the admin site's own index). Shown to whoever may
     view invoices; the deferred credit revenue to whoever may read its report, and
     the month so far's margins (billing.admin.margins_so_far) to whoever may read
-    the margins report."""
+    the margins report; to everyone, while sending is paused after a restore, a
+    banner saying so (billing.admin.outbound_pause)."""
     user = request.user
     now = timezone.now()
     dashboard = None
@@ -421,5 +423,10 @@ def admin_index(request):
             with_credit_revenue=user.has_perm("wallets.view_credit_revenue"),
         )
     tile = margin_tile(now=now) if may_view_margins(user) else None
-    context = {"dashboard": dashboard, "margin_tile": tile, "margin_zone": billing_entity_zone()}
+    context = {
+        "dashboard": dashboard,
+        "margin_tile": tile,
+        "margin_zone": billing_entity_zone(),
+        "outbound_pause": outbound_pause_banner(request),
+    }
     return admin.site.index(request, extra_context=context)

@@ -447,6 +447,7 @@ from billing.journal.models import (  # noqa: E402, F401
     JournalPeriodLock,
     TrialBalance,
 )
+from billing.outbound_pause_models import OutboundPause  # noqa: E402, F401
 from billing.report_models import MarginReport  # noqa: E402, F401
 from billing.usage_models import (  # noqa: E402, F401
     EventKey,

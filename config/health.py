@@ -5,7 +5,10 @@ authentication:
                   version it runs (config.version).
     GET /readyz   200 when this instance can serve: the database answers, every
                   migration the code knows is applied, the broker and the cache
-                  answer; 503 naming what does not.
+                  answer; 503 naming what does not. Its `outbound` check says
+                  "paused" while sending is paused after a restore
+                  (billing.notifications.outbound_pause), and stays 200: the
+                  application runs, and must, to bill again what the backup lost.
 
 Answered by the first middleware after the metrics' (HealthMiddleware), ahead of
 the rest of the chain: no https redirect (a health check comes over plain http
@@ -27,6 +30,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpResponse
 
+from billing.notifications.outbound_pause import outbound_paused
 from config.celery import broker_channel
 from config.version import VERSION
 
@@ -78,38 +82,57 @@ def cache_check() -> None:
     cache.get("readyz")
 
 
+PAUSED = "paused"
+
+
+def outbound_check() -> str | None:
+    """PAUSED while sending is paused after a restore: said, and ready all the same."""
+    return PAUSED if outbound_paused() else None
+
+
 migrations_check = MigrationsCheck()
 
-# In order: the migrations are looked at only with the database answering.
+# In order: the migrations are looked at only with the database answering, the pause
+# only with every migration applied (its table may be a migration away).
 CHECKS = {
     "database": database_check,
     "migrations": migrations_check,
     "broker": broker_check,
     "cache": cache_check,
+    "outbound": outbound_check,
 }
+# A check -> the check whose "ok" it needs.
+NEEDS = {"migrations": "database", "outbound": "migrations"}
 
 
 NOT_CHECKED = "not checked: the database is unavailable"
+# What a check says when the one it needs is not ok.
+NOT_CHECKED_WITHOUT = {"database": NOT_CHECKED, "migrations": "not checked: migrations missing"}
+# Outcomes that leave the instance ready (one missing is a failure of its own).
+READY = ("ok", PAUSED, *NOT_CHECKED_WITHOUT.values())
 
 
 def readiness() -> dict[str, str]:
     """Each check's outcome: "ok", what failed (an error's type, not its message,
-    which may name hosts and users: that is logged), or NOT_CHECKED."""
+    which may name hosts and users: that is logged), NOT_CHECKED, or PAUSED."""
     outcomes = {}
     failures = []
     for name, check in CHECKS.items():
-        if name == "migrations" and outcomes["database"] != "ok":
-            outcomes[name] = NOT_CHECKED
+        needed = NEEDS.get(name)
+        if needed and outcomes[needed] != "ok":
+            # Not checked since the one it needs was not, or was and failed.
+            unchecked = outcomes[needed] in NOT_CHECKED_WITHOUT.values()
+            outcomes[name] = outcomes[needed] if unchecked else NOT_CHECKED_WITHOUT[needed]
             continue
         try:
-            check()
+            said = check()
         except Unready as finding:
             outcomes[name] = str(finding)
         except Exception as exc:
             failures.append((name, type(exc).__name__, exc))
             outcomes[name] = f"unavailable ({type(exc).__name__})"
         else:
-            outcomes[name] = "ok"
+            outcomes[name] = said or "ok"
     if failures:
         # One line a readiness check (Redis down fails the broker and the cache), the
         # errors as its arguments: a broker out of reach is written once a second
@@ -133,7 +156,7 @@ def healthz() -> HttpResponse:
 
 def readyz() -> HttpResponse:
     checks = readiness()
-    failed = [name for name, outcome in checks.items() if outcome not in ("ok", NOT_CHECKED)]
+    failed = [name for name, outcome in checks.items() if outcome not in READY]
     if failed:
         return _answer(503, {"status": "unavailable", "failed": failed, "checks": checks})
     return _answer(200, {"status": "ready", "checks": checks})

@@ -6,9 +6,10 @@
   server's workers, Celery's, the beat, the folder, on this host, or in the
   containers sharing the metrics volume, a folder each (compose.yaml);
 - what describes the system as a whole, read as the scrape asks (SystemCollector):
-  the fold's lag behind the newest event (the database) and the messages waiting in
-  each queue (the broker). A source that cannot be read leaves its gauges out and
-  says so in billing_metrics_source_up, so a scrape always answers.
+  the fold's lag behind the newest event and whether sending is paused after a
+  restore (the database), and the messages waiting in each queue (the broker). A
+  source that cannot be read leaves its gauges out and says so in
+  billing_metrics_source_up, so a scrape always answers.
 
 A process of its own rather than a path of the web server: no web worker spends a
 scrape's database and broker round trips, and nothing needs a token, since the
@@ -23,6 +24,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from billing.notifications.outbound_pause import outbound_paused
 from billing.usage.folding import fold_lag_seconds
 from config.celery import queue_depths
 
@@ -33,7 +35,8 @@ logger = logging.getLogger(__name__)
 READ_TIMEOUT_SECONDS = 2
 
 
-def _fold_lag() -> float:
+def _database_gauges() -> tuple[float, bool]:
+    """The fold's lag, and whether sending is paused, read within READ_TIMEOUT_SECONDS."""
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
@@ -41,7 +44,7 @@ def _fold_lag() -> float:
                     "SELECT set_config('statement_timeout', %s, true)",
                     [f"{READ_TIMEOUT_SECONDS}s"],
                 )
-        return fold_lag_seconds()
+        return fold_lag_seconds(), outbound_paused()
 
 
 class SystemCollector:
@@ -51,13 +54,13 @@ class SystemCollector:
         up = GaugeMetricFamily(
             "billing_metrics_source_up",
             "Whether this scrape could read its gauges from the source (database: the "
-            "fold's lag; broker: the queues), 1 or 0",
+            "fold's lag and the pause of sending; broker: the queues), 1 or 0",
             labels=["source"],
         )
         try:
-            lag = _fold_lag()
+            lag, paused = _database_gauges()
         except DatabaseError as exc:
-            logger.warning("metrics: the fold's lag not read: %s: %s", type(exc).__name__, exc)
+            logger.warning("metrics: the database not read: %s: %s", type(exc).__name__, exc)
             up.add_metric(["database"], 0)
         else:
             up.add_metric(["database"], 1)
@@ -66,6 +69,13 @@ class SystemCollector:
                 "Seconds from the arrival of the oldest usage event not folded into the "
                 "rollups yet to that of the newest event (0: all folded)",
                 value=lag,
+            )
+            yield GaugeMetricFamily(
+                "billing_outbound_paused",
+                "1 while sending (e-mails, webhooks, Peppol e-invoices, Stripe charges of "
+                "invoices) is paused after a restore until someone resumes it "
+                "(manage.py after_restore --resume), else 0",
+                value=1 if paused else 0,
             )
         try:
             depths = queue_depths(timeout=READ_TIMEOUT_SECONDS)

@@ -23,16 +23,20 @@ the restored database agree with that:
   recorded (its SHA-256; renders are deterministic, invoices.pdf); one that is not
   is stored as it renders now, under a name of its own, and said. A document the
   snapshot has no PDF for, whose PDF was stored after it (the record and the file
-  agree), is given that file.
+  agree), is given that file;
+- sending: paused (billing.notifications.outbound_pause), with the documents lost
+  kept on the pause: e-mails, webhooks, Peppol e-invoices and charges of invoices
+  are held until an operator has read which periods were billed again under which
+  new numbers (invoices.restore_pause) and resumes.
 
-Safe to run twice: a second run finds every sequence past, every email marked and
-every file present, and changes nothing.
+Safe to run twice: a second run finds every sequence past, every email marked,
+every file present and sending paused, and changes nothing.
 """
 
 import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -43,6 +47,7 @@ from django.db.models.functions import Length
 
 from billing.core import outbound_record
 from billing.models import Alert
+from billing.notifications.outbound_pause import outbound_pause_set
 from invoices.models import DocumentEmail, InvoiceSequence
 from invoices.rendering import DOCUMENTS, pdf_file_store, pdf_storage_name
 from invoices.sequences import number_of, number_parts
@@ -51,6 +56,8 @@ from invoices.sequences import number_of, number_parts
 # (rendering.pdf_storage_name); a number is <sequence>-<digits>.
 STORED_NAME = re.compile(r"^(?P<number>(?P<sequence>.+)-(?P<position>\d+))-[0-9a-f]{16}\.pdf$")
 MODELS = {kind.folder: model for model, kind in DOCUMENTS.items()}
+# What an invoice billed, as the record says it (rendering.document_billed).
+BILLED = ("subscription", "reason", "period_start", "period_end")
 
 
 @dataclass
@@ -69,11 +76,24 @@ class SequenceMove:
 
 @dataclass
 class LostDocument:
-    """A number a customer may hold that the restored database does not have."""
+    """A number a customer may hold that the restored database does not have, with
+    what the record says of it: its kind (the storage's folder) and id, its
+    customer's id, when it was emailed, and for an invoice what it billed (its
+    subscription, reason and period, ISO instants: rendering.document_billed; None
+    in a record written before they were recorded)."""
 
     number: str
     customer: int | None
     emailed_at: str | None
+    kind: str | None = None
+    document: int | None = None
+    subscription: int | None = None
+    reason: str | None = None
+    period_start: str | None = None
+    period_end: str | None = None
+
+
+PAUSED_BECAUSE = "database restored from a backup (manage.py after_restore)"
 
 
 @dataclass
@@ -94,13 +114,16 @@ class RestoreReport:
     adopted: list[str] = field(default_factory=list)
     # Tables whose next id was moved past the record's: (table, highest id recorded).
     ids: list[tuple[str, int]] = field(default_factory=list)
+    # Since when sending is paused (billing.notifications.outbound_pause).
+    paused_since: datetime | None = None
 
 
 def restore_reconcile(*, now: datetime, record: Path | None = None) -> RestoreReport:
     """The restore step (the module's docstring). Reads the outbound record (at
     `record`, else the documents folder's) and the documents folder; writes the
     sequences, the emails' and alerts' sent marks, missing PDF files, and a line of
-    the record for each gap. Idempotent. Meant for a database no service is using."""
+    the record for each gap; pauses sending, keeping the documents lost on the
+    pause. Idempotent. Meant for a database no service is using."""
     entries = list(outbound_record.record_read(record))
     report = RestoreReport()
     _documents_restore(entries, report)
@@ -108,6 +131,10 @@ def restore_reconcile(*, now: datetime, record: Path | None = None) -> RestoreRe
     _emails_mark_sent(entries, report)
     _alerts_mark_emailed(entries, report)
     _ids_advance(entries, report)
+    pause = outbound_pause_set(
+        now=now, reason=PAUSED_BECAUSE, lost=[asdict(lost) for lost in report.lost]
+    )
+    report.paused_since = pause.paused_at
     return report
 
 
@@ -128,8 +155,15 @@ def _held_numbers(entries: list[dict]) -> dict[str, dict]:
         if entry["what"] in told and isinstance(number, str) and number_parts(number):
             facts = held.setdefault(number, {})
             facts.setdefault("customer", entry.get("customer"))
+            for fact in BILLED:
+                if entry.get(fact) is not None:
+                    facts.setdefault(fact, entry[fact])
             if entry["what"] == outbound_record.DOCUMENT_EMAILED:
                 facts.setdefault("emailed_at", entry["at"])
+            elif entry.get("kind") in MODELS:
+                # A stored document's id is its own (an email's is the email's).
+                facts.setdefault("kind", entry["kind"])
+                facts.setdefault("document", entry.get("id"))
     return held
 
 
@@ -146,7 +180,14 @@ def _sequences_advance(entries: list[dict], report: RestoreReport, now: datetime
             # held above it is a document the database lost.
             issued = _highest_issued(name)
             report.lost += [
-                LostDocument(number_of(name, at), facts.get("customer"), facts.get("emailed_at"))
+                LostDocument(
+                    number=number_of(name, at),
+                    customer=facts.get("customer"),
+                    emailed_at=facts.get("emailed_at"),
+                    kind=facts.get("kind"),
+                    document=facts.get("document"),
+                    **{fact: facts.get(fact) for fact in BILLED},
+                )
                 for at, facts in sorted(positions.items())
                 if at > issued
             ]

@@ -34,6 +34,7 @@ from billing.core.money import format_decimal, format_money, to_minor_units
 from billing.core.periods import iso
 from billing.models import PURCHASE_PAID
 from billing.notifications import alerts, webhooks
+from billing.notifications.outbound_pause import outbound_paused
 from config.celery import enqueue_on_commit
 
 # invoices.services imports this module too (an invoice finalized is collected
@@ -131,6 +132,10 @@ def _claim(payment_id: int, now: datetime) -> Payment | None:
         payment = payment_to_attempt_lock(payment_id)
         if payment is None or (payment.next_attempt_at and payment.next_attempt_at > now):
             return None
+        if payment.invoice_id is not None and outbound_paused():
+            # Held after a restore: a period billed again under a new number must
+            # not be charged before someone has read which number replaces which.
+            return None
         if payment.purchase_id and payment.purchase.channel == Purchase.CHECKOUT:
             return None
         reason = _not_collectable(payment)
@@ -213,8 +218,11 @@ def payment_attempt(*, payment: Payment, now: datetime) -> Payment | None:
     Safe to call twice and from several workers at once: the attempt is claimed
     under the row lock, so only one makes it; an outcome a webhook recorded
     meanwhile is kept. An invoice paid or voided in the meantime, or a purchase no
-    longer pending, is not charged (the payment is canceled). Returns the payment
-    after the attempt, or None when nothing was due."""
+    longer pending, is not charged (the payment is canceled). An invoice's payment
+    is not attempted while sending is paused after a restore
+    (billing.notifications.outbound_pause): it is left as it is, its attempts
+    untouched; a purchase's is (the buyer waits for its credits). Returns the
+    payment after the attempt, or None when nothing was due."""
     claimed = _claim(payment.pk, now)
     if claimed is None or claimed.status != Payment.ATTEMPTING:
         return claimed
@@ -470,16 +478,15 @@ def payments_due(*, now: datetime) -> list[int]:
     has come; one sent to a worker when written or retried from the admin (no
     next_attempt_at) only SWEEP_GRACE after that, when the broker lost it. Never one
     whose attempt is under way (its lease runs). Sending one twice attempts it once
-    (payment_attempt claims it under the row lock)."""
-    return list(
-        Payment.objects.filter(status__in=(Payment.PENDING, Payment.ATTEMPTING))
-        .filter(
-            Q(next_attempt_at__lte=now)
-            | Q(next_attempt_at__isnull=True, updated_at__lte=now - SWEEP_GRACE)
-        )
-        .order_by("id")
-        .values_list("id", flat=True)[:1000]
+    (payment_attempt claims it under the row lock). Invoices' payments are left out
+    while sending is paused after a restore."""
+    due = Payment.objects.filter(status__in=(Payment.PENDING, Payment.ATTEMPTING)).filter(
+        Q(next_attempt_at__lte=now)
+        | Q(next_attempt_at__isnull=True, updated_at__lte=now - SWEEP_GRACE)
     )
+    if outbound_paused():
+        due = due.filter(invoice__isnull=True)
+    return list(due.order_by("id").values_list("id", flat=True)[:1000])
 
 
 def purchase_description(purchase: Purchase) -> str:

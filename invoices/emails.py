@@ -34,6 +34,7 @@ from django.utils.translation import gettext as _
 
 from billing.core import outbound_record
 from billing.core.metrics import EMAIL_FAILED, EMAIL_RETRYING, EMAIL_SENT
+from billing.notifications.outbound_pause import outbound_paused
 from config.celery import enqueue_on_commit
 from customers.billing_entities import seller_from_email
 from customers.portal_links import portal_email_url
@@ -293,7 +294,11 @@ def document_email_send(
 
     Safe to run twice and from several workers at once: the attempt is claimed
     under the row lock, so one makes it; a sent or failed email is not sent again.
+    While sending is paused after a restore (billing.notifications.outbound_pause)
+    nothing is due: the email is left pending as it is, its attempts untouched.
     Returns the email after the attempt, or None when nothing was due."""
+    if outbound_paused():
+        return None
     claimed = _claim(email.pk, now)
     if claimed is None:
         return None
@@ -331,6 +336,7 @@ def document_email_send(
         number=claimed.document.number,
         customer=claimed.document.customer_id,
         dunning_run=claimed.dunning_run_id,
+        **rendering.document_billed(claimed.document),
     )
     return _record(
         claimed,
@@ -403,7 +409,10 @@ def document_emails_due(*, now: datetime) -> list[int]:
     again from the admin: no next_attempt_at; while it waited for its PDF, not yet
     attempted) only SWEEP_GRACE after that, when the broker lost it. Never one whose
     attempt is under way (its lease runs). Sending one twice sends it once
-    (document_email_send claims it under the row lock)."""
+    (document_email_send claims it under the row lock). None while sending is
+    paused after a restore."""
+    if outbound_paused():
+        return []
     before = now - SWEEP_GRACE
     retried = Q(attempts__gt=0, next_attempt_at__lte=now)
     sent = Q(attempts=0, next_attempt_at__lte=before)

@@ -218,7 +218,8 @@ def _render_claimed(*, document, kind: _Document, now: datetime, force: bool, cl
 
 def document_record_stored(*, document, now: datetime) -> None:
     """Append to the outbound record that the document's PDF is stored (its number,
-    file and SHA-256), for the restore step (invoices.after_restore)."""
+    file and SHA-256, and what an invoice bills: document_billed), for the restore
+    step (invoices.after_restore)."""
     outbound_record.record_append(
         what=outbound_record.DOCUMENT_STORED,
         at=now,
@@ -228,7 +229,23 @@ def document_record_stored(*, document, now: datetime) -> None:
         customer=document.customer_id,
         file=document.pdf_file.name,
         sha256=document.pdf_sha256,
+        **document_billed(document),
     )
+
+
+def document_billed(document) -> dict:
+    """What an invoice bills, as the outbound record keeps it: its subscription,
+    reason and period (ISO instants), by which a restored database finds the
+    invoice that bills the same period again (the close's unique key); {} for a
+    credit note."""
+    if not isinstance(document, Invoice):
+        return {}
+    return {
+        "subscription": document.subscription_id,
+        "reason": document.reason,
+        "period_start": document.period_start.isoformat(),
+        "period_end": document.period_end.isoformat(),
+    }
 
 
 def _shown_state(document) -> str:

@@ -272,32 +272,46 @@ echo "backup: dump $(wc -c <"$work/billing.dump") bytes, documents $(tar -tf "$w
 before=$(fingerprint)
 compose down -v 2>&1 | grep -v '^time=' | tail -n 1
 compose up -d db redis 2>&1 | grep -v '^time=' | tail -n 1
-for ((i = 0; i < 120; i += 2)); do
-    compose exec -T db pg_isready -q -U billing -d billing 2>/dev/null && break
-    sleep 2
+# The docs' `until ... pg_isready -h 127.0.0.1 ...; do sleep 1; done`, given up after 120 s.
+# Over TCP: the image's first start answers on its socket alone while it creates the
+# database, then restarts.
+for ((i = 0; i < 120; i++)); do
+    compose exec -T db pg_isready -h 127.0.0.1 -U billing -d billing >/dev/null 2>&1 && break
+    sleep 1
 done
 compose exec -T db pg_restore -U billing -d billing --exit-on-error --no-owner <"$work/billing.dump"
 media=/var/lib/billing/media
-podman run --rm --user root -v "${project}_documents:$media" -v "$work:/backup:ro" --entrypoint tar "$image" \
+# Into the volume compose makes (its labels on it: a later `down -v` removes it).
+compose run --rm --no-deps --user root -v "$work:/backup:ro" --entrypoint tar web \
     -C "$media" -xf /backup/documents.tar
 # Drop the invoice's PDF, as a documents copy older than its render would lack it.
 stored=$(compose exec -T db psql -U billing -d billing -Atc \
     "SELECT pdf_file FROM invoices_invoice WHERE id = $invoice")
 [[ -n $stored ]] || fail "the invoice has no stored PDF to drop"
-podman run --rm -v "${project}_documents:$media" --entrypoint rm "$image" "$media/$stored"
+compose run --rm --no-deps --entrypoint rm web "$media/$stored"
 echo "dropped from the documents: $stored"
 restored=$(compose run --rm --no-deps web manage after_restore 2>&1 | grep -v '^time=')
-echo "$restored" | tail -n 7
+echo "$restored" | tail -n 8
 grep -q "1 missing and rendered again byte-identical" <<<"$restored" ||
     fail "after_restore did not render the dropped PDF again, identical"
+grep -q "sending: PAUSED since" <<<"$restored" || fail "after_restore did not pause sending"
 compose up -d 2>&1 | grep -v '^time=' | tail -n 1
 ready 900 || fail "the restored stack never became ready"
+curl -s "$base/readyz" | grep -q '"outbound": "paused"' || fail "/readyz does not say sending is paused"
 after=$(fingerprint)
 [[ $before == "$after" ]] || fail "the restore changed what was stored: $before / $after"
 code=$(curl -s -o "$work/restored.pdf" -w '%{http_code}' -H "Authorization: Bearer $key" "$base/api/v1/invoices/$invoice/pdf")
 [[ $code == 200 && $(sha256sum "$work/restored.pdf" | cut -d' ' -f1) == "$pdf_sum" ]] ||
     fail "the invoice's PDF differs after the restore ($code)"
 echo "restored: the same rows, numbers and totals; the invoice's PDF the same bytes"
+status=$(compose exec -T web python manage.py after_restore --status 2>&1 | grep -v '^time=')
+echo "$status" | head -n 2
+grep -q "sending: PAUSED since" <<<"$status" || fail "after_restore --status does not say sending is paused"
+resumed=$(compose exec -T web python manage.py after_restore --resume 2>&1 | grep -v '^time=')
+echo "$resumed" | tail -n 1
+grep -q "sending: RESUMED at" <<<"$resumed" || fail "after_restore --resume did not resume sending"
+curl -s "$base/readyz" | grep -q '"outbound": "ok"' || fail "/readyz still says sending is paused"
+echo "sending resumed after the periods billed again were listed"
 
 printf '\ncompose check passed in %ss (image built in %ss, %s MB)\n' \
     "$((SECONDS - started))" "$build_seconds" "$((size / 1000000))"

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.django_db
 
-READY = {"database": "ok", "migrations": "ok", "broker": "ok", "cache": "ok"}
+READY = {"database": "ok", "migrations": "ok", "broker": "ok", "cache": "ok", "outbound": "ok"}
 
 
 def closed_port() -> int:
@@ -81,6 +81,7 @@ def test_readyz_names_the_database_without_its_error_message(caplog):
                 "migrations": health.NOT_CHECKED,
                 "broker": "ok",
                 "cache": "ok",
+                "outbound": health.NOT_CHECKED,
             },
         },
     )
@@ -99,6 +100,7 @@ def test_readyz_names_the_migrations_not_applied_and_knows_once_they_are():
     assert status == 503
     assert body["failed"] == ["migrations"]
     assert body["checks"]["migrations"] == f"1 not applied: billing.{latest}"
+    assert body["checks"]["outbound"] == "not checked: migrations missing"
 
     # when it is applied (recorded), ready; and then not asked again in this process
     MigrationRecorder.Migration.objects.create(app="billing", name=latest)

@@ -4,7 +4,8 @@ finalization waiting for the invoice sequence the drill holds for that moment), 
 a worker rendering PDFs and sending emails; the source goes on (the close numbers its
 invoices, more credit purchases are invoiced, PDFs are stored, emails sent); the dump is
 restored into a new database, the documents folder copied beside it with PDFs missing,
-the restore step run (manage.py after_restore), and the application started on it.
+the restore step run (manage.py after_restore), and the application started on it,
+with sending paused until `after_restore --resume`.
 
 It holds when: every table of invoices, wallets, their ledger, the journal and the
 usage events is, row for row, what the source held at the snapshot (read in the
@@ -15,8 +16,13 @@ again byte-identical to the source's file; no email the source sent is sent agai
 invoice the restored copy numbers (the rest of the close, a new purchase) has a
 number above every number the source issued, and no invoice or email it writes takes
 an id the source gave after the snapshot (Stripe's idempotency keys are made of them);
-its /readyz answers ready. Prints the figures. Takes a few minutes
-(most of it migrations and PDF renders).
+its /readyz answers ready. And while sending is paused after the restore step, the
+restored copy's worker and close run (the close bills again what the backup lost)
+and not one e-mail leaves; `after_restore --status` lists each number the backup
+lost beside the one replacing it, by the customer's own id; after
+`after_restore --resume`, each new number is e-mailed exactly once, and no number the
+source e-mailed. Prints the figures. Takes a few minutes (most of it migrations and
+PDF renders).
 
     bash scripts/test.sh -m drill tests/test_restore_drill.py
 
@@ -32,6 +38,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -190,6 +197,33 @@ def mailed_numbers(folder: Path) -> list[str]:
         for subject in re.findall(r"(?m)^Subject: (.*)$", path.read_text(errors="replace")):
             numbers += ["-".join(m) for m in NUMBER.findall(subject)]
     return numbers
+
+
+def messages_written(folder: Path) -> int:
+    """The messages the file backend wrote in `folder` (a file per connection, each
+    message with its Subject header); 0 for no folder."""
+    return sum(
+        len(re.findall(r"(?m)^Subject: ", path.read_text(errors="replace")))
+        for path in sorted(folder.glob("*.log"))
+    )
+
+
+def numbered_by_id(db) -> dict[int, tuple[str, str]]:
+    """Each numbered invoice's id -> (number, its customer's external id)."""
+    return {
+        row[0]: (row[1], row[2])
+        for row in db.execute(
+            "SELECT i.id, i.number, c.external_id FROM invoices_invoice i "
+            "JOIN customers_customer c ON c.id = i.customer_id WHERE i.number IS NOT NULL"
+        )
+    }
+
+
+def broker_idle(client) -> bool:
+    """No task waits in a queue of this Redis database, nor is held by a worker
+    (kombu's lists, and its hash of unacknowledged messages)."""
+    waiting = sum(client.llen(key) for key in client.scan_iter() if client.type(key) == b"list")
+    return waiting == 0 and client.hlen("unacked") == 0
 
 
 def position(number: str) -> tuple[str, int]:
@@ -452,6 +486,7 @@ def test_a_backup_taken_mid_close_restores_without_reissuing_or_resending(tmp_pa
         settle(database_url, "the source's PDFs and emails")
         stop(source_worker)
         with psycopg.connect(database_url, autocommit=True) as db:
+            source_invoices = numbered_by_id(db)
             source_ids = db.execute(
                 "SELECT (SELECT max(id) FROM invoices_invoice), "
                 "(SELECT max(id) FROM invoices_documentemail)"
@@ -530,9 +565,39 @@ def test_a_backup_taken_mid_close_restores_without_reissuing_or_resending(tmp_pa
         call(restored, "from tests.test_restore_drill import send_everything_again as s; s()")
         restored_close = run(restored, "manage.py", "close_periods")
         call(restored, "from tests.test_restore_drill import buy_credits; buy_credits(0, 1)")
+
+        # sending paused: the worker renders, and takes every task, e-mails included
+        restored_redis = redis.Redis.from_url(restored_broker)
+
+        def rendered_and_idle():
+            with psycopg.connect(restored_url, autocommit=True) as db:
+                unrendered = db.execute(
+                    "SELECT count(*) FROM invoices_invoice WHERE status <> 'draft' "
+                    "AND pdf_sha256 = ''"
+                ).fetchone()[0]
+            return unrendered == 0 and broker_idle(restored_redis)
+
+        wait_until("the restored copy's PDFs, sending paused", rendered_and_idle, timeout=SETTLE)
+        stop(restored_worker)
+        mailed_while_paused = messages_written(restored_mail)
+        email_tasks_while_paused = len(
+            re.findall(
+                r"Task invoices\.tasks\.send_document_email\[[^]]+\] succeeded",
+                (tmp_path / "restored.log").read_text(),
+            )
+        )
+        with psycopg.connect(restored_url, autocommit=True) as db:
+            held_emails = db.execute(
+                "SELECT count(*) FROM invoices_documentemail WHERE status = 'pending'"
+            ).fetchone()[0]
+        status = run(restored, "manage.py", "after_restore", "--status")
+        resume = run(restored, "manage.py", "after_restore", "--resume")
+        restored_after_resume = answers(restored_port, 200)
+        restored_worker = worker(restored, "restored-resumed")
         settle(restored_url, "the restored copy's PDFs and emails")
         stop(restored_worker)
         with psycopg.connect(restored_url, autocommit=True) as db:
+            restored_invoices = numbered_by_id(db)
             # Rows written on the copy: none with an id the source gave after the snapshot.
             reused_ids, new_rows = db.execute(
                 "SELECT (SELECT count(*) FROM invoices_invoice WHERE id > %s AND id <= %s) "
@@ -580,6 +645,19 @@ def test_a_backup_taken_mid_close_restores_without_reissuing_or_resending(tmp_pa
     identical = [n for n, content in rendered_again.items() if content == originals[n]]
     differing = {t for t in tables if at_snapshot[t] != after_step[t]}
     lost_events = acked_before - restored_events
+    # Each number the source issued after the snapshot, as the list must say it: the
+    # number the restored copy gave the same invoice (its draft was in the backup), or
+    # not billed again (a purchase made after the backup).
+    lost_lines = {
+        old: f"  {old} -> {restored_invoices[i][0]}: {customer} ("
+        if i in restored_invoices
+        else f"  {old} -> not billed again yet: {customer} ("
+        for i, (old, customer) in source_invoices.items()
+        if old in issued_after_snapshot
+    }
+    billed_again = {old for old, line in lost_lines.items() if "not billed again" not in line}
+    unlisted = sorted(old for old, line in lost_lines.items() if line not in status)
+    mailed_after_resume = Counter(restored_mailed)
     with capsys.disabled():
         print(
             f"\n\nRestore drill: pg_dump of an exported snapshot in {dump_seconds:.1f} s, "
@@ -605,10 +683,19 @@ def test_a_backup_taken_mid_close_restores_without_reissuing_or_resending(tmp_pa
             f"at or below the source's highest: {len(below)}\n"
             f"  ids: invoices and emails written on the restored copy {new_rows}, with an id "
             f"the source gave after the snapshot {reused_ids}\n"
-            f"  restored copy: /readyz {restored_ready['status']}; its close: "
+            f"  restored copy: /readyz {restored_ready['status']} (sending "
+            f"{restored_ready['checks']['outbound']}, after the resume "
+            f"{restored_after_resume['checks']['outbound']}); its close: "
             f"{restored_close.strip()}\n"
+            f"  sending paused: {email_tasks_while_paused} email tasks run, "
+            f"{mailed_while_paused} messages written, {held_emails} emails held; the list "
+            f"names {len(billed_again)} of the {len(lost_lines)} lost numbers billed again, "
+            f"{len(unlisted)} missing from it; after the resume {len(restored_mailed)} "
+            f"messages, {len(mailed_after_resume)} numbers, each "
+            f"{sorted(set(mailed_after_resume.values()))} time(s)\n"
             "  after_restore said:\n    " + step.strip().replace("\n", "\n    ") + "\n"
             "  and run again:\n    " + step_again.strip().replace("\n", "\n    ") + "\n"
+            "  after_restore --resume said:\n    " + resume.strip().replace("\n", "\n    ") + "\n"
         )
 
     # the drill proved something: the snapshot fell mid-close, things left after it
@@ -631,3 +718,18 @@ def test_a_backup_taken_mid_close_restores_without_reissuing_or_resending(tmp_pa
     assert restored_ready["status"] == "ready"
     assert "every sequence is already past" in step_again
     assert "0 missing" in step_again
+    # sending paused after the restore: the worker ran the email tasks, none left
+    assert restored_ready["checks"]["outbound"] == "paused"
+    assert email_tasks_while_paused > 0
+    assert mailed_while_paused == 0
+    assert held_emails == len(new_on_restored)
+    # the list: each lost number with the customer's own id, and the number replacing
+    # it where the close billed its period again
+    assert billed_again, "the restored close billed nothing again"
+    assert unlisted == []
+    assert all(line in resume for line in lost_lines.values())
+    assert "sending: RESUMED at " in resume
+    assert restored_after_resume["checks"]["outbound"] == "ok"
+    # after the resume: each new number e-mailed once, nothing the source had mailed
+    assert mailed_after_resume == Counter(new_on_restored)
+    assert billed_again <= set(source_mailed)

@@ -1,12 +1,13 @@
 """The billing admin: subscriptions (with the bulk migration action), plan
-migrations, alerts and webhooks, price simulations and the margins report.
-Importing the package registers them all."""
+migrations, alerts and webhooks, price simulations, the margins report and
+sending after a restore. Importing the package registers them all."""
 
 from billing.admin import (
     integrations,
     journal,
     margins,
     notifications,
+    outbound_pause,
     plan_migrations,
     simulations,
     subscriptions,
@@ -17,6 +18,7 @@ __all__ = [
     "journal",
     "margins",
     "notifications",
+    "outbound_pause",
     "plan_migrations",
     "simulations",
     "subscriptions",

@@ -21,6 +21,7 @@ from billing.core.periods import iso
 from billing.models import Alert, AlertTeamRecipient
 from billing.notifications import channels, webhooks
 from billing.notifications.alert_emails import alert_email
+from billing.notifications.outbound_pause import outbound_paused
 from config.celery import enqueue_on_commit
 from customers.billing_entities import customer_billing_entity, seller_from_email
 from customers.models import Customer
@@ -210,7 +211,11 @@ def alert_email_send(*, alert: Alert, now: datetime) -> bool:
     """Email the alert to its customer (customer_emailed), and a copy to the
     seller's team addresses that take its kind (AlertTeamRecipient), unless it was
     emailed already or has nobody to go to; True when sent. Safe to run twice in a
-    row; two runs at the same moment may both send (an alert email is at least once)."""
+    row; two runs at the same moment may both send (an alert email is at least once).
+    While sending is paused after a restore (billing.notifications.outbound_pause)
+    nothing is sent: the alert stays unemailed, for the resume to send."""
+    if outbound_paused():
+        return False
     customer = alert.customer
     to_customer = customer_emailed(kind=alert.kind, customer=customer)
     team = team_recipients(alert.kind)
@@ -262,17 +267,25 @@ def unsent_alert_emails_enqueue(*, now: datetime, grace: timedelta = UNSENT_EMAI
     """Queue the email (send_alert_email) of each announced alert raised between a
     day and `grace` ago that has somebody to go to and is not emailed yet: its task
     was never queued (the broker was out of reach when the alert committed) or was
-    lost with the broker. Not announced, so never emailed: a threshold passed with
-    a higher one (payload `announced_with`) and a low margin's end (`above:N`), as
-    billing.usage.alerts and billing.margins.alerts raise them. An email still
-    waiting in a queue longer than `grace` may be queued twice, and alert_email_send
-    sends it once unless both run at the same moment. How many were queued."""
+    lost with the broker. An email still waiting in a queue longer than `grace` may
+    be queued twice, and alert_email_send sends it once unless both run at the same
+    moment. Nothing while sending is paused after a restore (the resume queues what
+    was held). How many were queued."""
+    if outbound_paused():
+        return 0
+    unsent = unsent_alert_emails(since=now - UNSENT_EMAIL_WINDOW, until=now - grace)
+    for alert_id in unsent:
+        enqueue_on_commit("billing.tasks.send_alert_email", alert_id)
+    return len(unsent)
+
+
+def unsent_alert_emails(*, since: datetime, until: datetime) -> list[int]:
+    """The announced alerts raised between `since` and `until` that have somebody to
+    go to and are not emailed yet, oldest first. Not announced, so never emailed: a
+    threshold passed with a higher one (payload `announced_with`) and a low margin's
+    end (`above:N`), as billing.usage.alerts and billing.margins.alerts raise them."""
     unsent = (
-        Alert.objects.filter(
-            emailed_at__isnull=True,
-            created_at__gte=now - UNSENT_EMAIL_WINDOW,
-            created_at__lte=now - grace,
-        )
+        Alert.objects.filter(emailed_at__isnull=True, created_at__gte=since, created_at__lte=until)
         .exclude(payload__has_key="announced_with")
         .exclude(kind=Alert.MARGIN_LOW, key__startswith="above:")
         .select_related("customer")
@@ -283,9 +296,8 @@ def unsent_alert_emails_enqueue(*, now: datetime, grace: timedelta = UNSENT_EMAI
         for recipient in AlertTeamRecipient.objects.filter(active=True)
         for kind in recipient.kinds or []
     }
-    queued = 0
-    for alert in unsent:
-        if customer_emailed(kind=alert.kind, customer=alert.customer) or alert.kind in team_kinds:
-            enqueue_on_commit("billing.tasks.send_alert_email", alert.pk)
-            queued += 1
-    return queued
+    return [
+        alert.pk
+        for alert in unsent
+        if customer_emailed(kind=alert.kind, customer=alert.customer) or alert.kind in team_kinds
+    ]

@@ -30,6 +30,7 @@ from billing.notifications.channel_messages import (
     limit_change_email,
     webhook_body,
 )
+from billing.notifications.outbound_pause import outbound_paused
 from billing.notifications.webhooks import (
     SWEEP_GRACE,
     USER_AGENT,
@@ -158,7 +159,10 @@ def channel_message_send(*, message: ChannelMessage, now: datetime) -> ChannelMe
     Safe to call twice and from several workers at once: the attempt is claimed
     under the row's lock by moving `next_attempt_at` on (a lease: a worker that
     dies sending leaves it to the sweep then), so a concurrent call finds nothing
-    due. None when no attempt was due."""
+    due. None when no attempt was due, as while sending is paused after a restore
+    (billing.notifications.outbound_pause): the message is left as it is."""
+    if outbound_paused():
+        return None
     with transaction.atomic():
         claimed = channel_message_claim(message.pk)
         if claimed is None or (claimed.next_attempt_at and claimed.next_attempt_at > now):
@@ -217,7 +221,10 @@ def channel_messages_due(*, now: datetime, limit: int = 1000) -> list[int]:
     """The pending messages whose attempt is due at `now`, oldest first, for the
     beat to send: a retry, an attempt whose lease ran out, and one never attempted
     SWEEP_GRACE after it was written (its task lost). Sending one twice attempts
-    it once (channel_message_send claims it under the row lock)."""
+    it once (channel_message_send claims it under the row lock). None while
+    sending is paused after a restore."""
+    if outbound_paused():
+        return []
     return list(attempts_due(ChannelMessage, now=now).values_list("id", flat=True)[:limit])
 
 

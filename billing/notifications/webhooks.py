@@ -34,6 +34,7 @@ from billing.core.periods import iso
 from billing.core.webhook_targets import WebhookTarget, WebhookTargetRefused, webhook_target_resolve
 from billing.locks import webhook_delivery_claim
 from billing.models import Alert, WebhookDelivery, WebhookEndpoint
+from billing.notifications.outbound_pause import outbound_paused
 from config.celery import enqueue_on_commit
 from customers.models import Customer
 
@@ -308,7 +309,11 @@ def webhook_deliver(*, delivery: WebhookDelivery, now: datetime) -> WebhookDeliv
     Safe to call twice and from several workers at once: the attempt is claimed
     under a row lock by moving `next_attempt_at` on, so a concurrent call finds
     nothing due; a succeeded or failed delivery is never sent again. Returns the
-    delivery after the attempt, or None when no attempt was due."""
+    delivery after the attempt, or None when no attempt was due, as while sending
+    is paused after a restore (billing.notifications.outbound_pause): the delivery
+    is left as it is."""
+    if outbound_paused():
+        return None
     with transaction.atomic():
         claimed = webhook_delivery_claim(delivery.pk)
         if claimed is None or (claimed.next_attempt_at and claimed.next_attempt_at > now):
@@ -383,6 +388,8 @@ def webhook_deliveries_due(*, now: datetime, limit: int = 1000) -> list[tuple[in
     attempted, which a task was sent for when it was written, only SWEEP_GRACE after
     that, when the broker lost it. Never one whose attempt is under way (its lease
     runs). Sending one twice attempts it once (webhook_deliver claims it under the
-    row lock)."""
+    row lock). None while sending is paused after a restore."""
+    if outbound_paused():
+        return []
     rows = attempts_due(WebhookDelivery, now=now).values_list("id", "alert_id")[:limit]
     return [(delivery_id, alert_id is not None) for delivery_id, alert_id in rows]

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from lxml import etree
 
+from billing.notifications.outbound_pause import outbound_paused
 from config.celery import enqueue_on_commit
 from customers.e_invoice_details import XRECHNUNG
 from invoices.e_invoices.ubl import CBC, PEPPOL_PROFILE
@@ -156,9 +157,11 @@ def e_invoice_send(*, model: str, pk: int, now: datetime) -> str | None:
     """Send an issued document's e-invoice to the access point and record when it
     took it. Under the document's row lock, so two runs at once send it once; a
     document already sent, not found, not sent by an access point, or with none
-    set, is left as it is (None). Returns the access point's message id."""
+    set, is left as it is (None), and so is every document while sending is paused
+    after a restore (billing.notifications.outbound_pause). Returns the access
+    point's message id."""
     point = access_point()
-    if point is None:
+    if point is None or outbound_paused():
         return None
     with transaction.atomic():
         document = MODELS[model].objects.select_for_update().filter(pk=pk).first()
@@ -180,16 +183,27 @@ def e_invoice_send(*, model: str, pk: int, now: datetime) -> str | None:
 
 def e_invoices_unsent(*, now: datetime) -> list[tuple[str, int]]:
     """The issued UBL documents no access point took, issued between SWEEP_WITHIN
-    and SWEEP_AFTER ago (the beat sends them again); none when no access point is set."""
+    and SWEEP_AFTER ago (the beat sends them again); none when no access point is
+    set, or while sending is paused after a restore."""
+    if access_point() is None or outbound_paused():
+        return []
+    return e_invoices_not_sent(since=now - SWEEP_WITHIN, until=now - SWEEP_AFTER)
+
+
+def e_invoices_not_sent(
+    *, since: datetime, until: datetime, limit: int | None = SWEEP_BATCH
+) -> list[tuple[str, int]]:
+    """The issued UBL documents no access point took, issued between `since` and
+    `until`, as (model, id), at most `limit` of each model (None: all); none when
+    no access point is set."""
     if access_point() is None:
         return []
-    since, until = now - SWEEP_WITHIN, now - SWEEP_AFTER
     unsent = {"e_invoice_format__in": SENT_FORMATS, "e_invoice_sent_at": None}
     invoices = Invoice.objects.filter(**unsent, finalized_at__range=(since, until))
     notes = CreditNote.objects.filter(**unsent, created_at__range=(since, until))
     invoice_ids = invoices.order_by("pk").values_list("pk", flat=True)
     note_ids = notes.order_by("pk").values_list("pk", flat=True)
     return [
-        *(("invoice", pk) for pk in invoice_ids[:SWEEP_BATCH]),
-        *(("creditnote", pk) for pk in note_ids[:SWEEP_BATCH]),
+        *(("invoice", pk) for pk in invoice_ids[:limit]),
+        *(("creditnote", pk) for pk in note_ids[:limit]),
     ]

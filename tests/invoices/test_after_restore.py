@@ -33,6 +33,14 @@ DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 DEC_2 = datetime(2026, 12, 2, 3, tzinfo=UTC)
 DEC_9 = datetime(2026, 12, 9, 8, tzinfo=UTC)
 LINES = [LineInput("base_fee", "AI Assistant (Dec 2026)", None, D(1), D("29.99"), D("29.99"))]
+# What an invoice of issued() bills, as the record keeps it (a restore matches the
+# period billed again by it).
+BILLED = {
+    "subscription": None,
+    "reason": "period",
+    "period_start": "2026-11-01T00:00:00+00:00",
+    "period_end": "2026-12-01T00:00:00+00:00",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -88,6 +96,7 @@ def test_a_stored_pdf_and_a_sent_email_are_recorded_outside_the_database(
         "customer": invoice.customer_id,
         "file": invoice.pdf_file.name,
         "sha256": invoice.pdf_sha256,
+        **BILLED,
     }
     assert emailed == {
         "what": "document_emailed",
@@ -96,6 +105,7 @@ def test_a_stored_pdf_and_a_sent_email_are_recorded_outside_the_database(
         "number": "INV-2026-000001",
         "customer": invoice.customer_id,
         "dunning_run": None,
+        **BILLED,
     }
     assert len(mailoutbox) == 1
 
@@ -163,10 +173,22 @@ def test_the_restore_step_skips_held_numbers_marks_sent_emails_and_renders_lost_
         3,
     )
     assert gap["held_by_customers"] == ["INV-2026-000003"]
-    # the next invoice issued takes the number after every number customers hold
+    assert "sending: PAUSED since " in printed
+    # the next invoice issued takes the number after every number customers hold;
+    # its email waits while sending is paused, and is sent once when it resumes
     fourth = issued(customer("umbrella"), django_capture_on_commit_callbacks)
     assert fourth.number == "INV-2026-000004"
+    assert len(mailoutbox) == sent_before
+    resumed = StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("after_restore", "--resume", stdout=resumed)
     assert len(mailoutbox) == sent_before + 1  # its own email, nothing sent again
+    assert mailoutbox[-1].subject.startswith("Invoice INV-2026-000004 ")
+    assert "held: 1 document e-mails, 0 alert e-mails" in resumed.getvalue()
+    assert (
+        "INV-2026-000003 -> not billed again yet: initech (Initech), 1 Nov – 30 Nov 2026 (UTC)"  # noqa: RUF001
+        in resumed.getvalue()
+    )
 
     # and run twice, it changes nothing (no second gap is recorded)
     again = StringIO()

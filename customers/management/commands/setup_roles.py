@@ -133,6 +133,9 @@ FINANCE = [
     # Usage sources (LiteLLM, OpenRouter, OpenTelemetry): how their model names
     # map onto the rate card; rows made by the ingestion, never added nor deleted.
     *perms("billing.integrationsource", "change", "view"),
+    # Sending paused after a restore: read the periods billed again, and resume.
+    *view("billing.outboundpause"),
+    "billing.resume_outbound",
 ]
 
 OPERATIONS = [
@@ -153,6 +156,8 @@ OPERATIONS = [
     *CATALOG_VIEW,
     *view("billing.usageevent", "billing.usagerollup", "wallets.uncoveredusage"),
     *view("billing.integrationsource"),
+    # Sending paused after a restore: the periods billed again (Finance resumes).
+    *view("billing.outboundpause"),
 ]
 
 SUPPORT = [
@@ -163,6 +168,7 @@ SUPPORT = [
     *WALLETS_VIEW,
     *CATALOG_VIEW,
     *ALERTS_VIEW,
+    *view("billing.outboundpause"),
 ]
 
 ROLES: dict[str, list[str]] = {

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand
 
 from billing.core import outbound_record
 from invoices.after_restore import number_ranges, restore_reconcile
+from invoices.restore_pause import PauseState, outbound_pause_state, outbound_resume
 from invoices.sequences import number_parts
 
 SHOWN = 20  # documents named at most, per list
@@ -16,8 +17,12 @@ class Command(BaseCommand):
         "Run once after restoring the database from a backup (and the documents folder, "
         "MEDIA_ROOT, beside it), before starting the services: moves each document "
         "sequence past the numbers customers may hold, marks sent the emails the "
-        "documents folder's outbound record says were sent, and renders again the "
-        "PDFs whose files are missing. Prints what it did. Safe to run twice."
+        "documents folder's outbound record says were sent, renders again the PDFs "
+        "whose files are missing, and pauses sending (e-mails, webhooks, Peppol, "
+        "charges of invoices). Prints what it did. Safe to run twice. Then, once the "
+        "services have billed again what the backup lost: --status lists the periods "
+        "billed again (the number a customer may hold, the number replacing it) and "
+        "what is held; --resume lists them and sends what was held."
     )
 
     def add_arguments(self, parser):
@@ -25,8 +30,23 @@ class Command(BaseCommand):
             "--record",
             help=f"the outbound record to read (default MEDIA_ROOT/{outbound_record.FILENAME})",
         )
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument(
+            "--status",
+            action="store_true",
+            help="print the periods billed again and what is held, change nothing",
+        )
+        mode.add_argument(
+            "--resume",
+            action="store_true",
+            help="print the periods billed again and what is held, then send it: lift the "
+            "pause the restore step set",
+        )
 
-    def handle(self, *args, record=None, **options):
+    def handle(self, *args, record=None, status=False, resume=False, **options):
+        if status or resume:
+            self._pause(resume=resume)
+            return
         path = Path(record) if record else outbound_record.record_path()
         entries = sum(1 for _ in outbound_record.record_read(path))
         self.stdout.write(f"outbound record {path}: {entries} line(s)")
@@ -95,6 +115,63 @@ class Command(BaseCommand):
             f"{report.alerts_were_emailed} already emailed here, {report.alerts_not_here} "
             "for alerts this database does not have"
         )
+        write(
+            f"sending: PAUSED since {report.paused_since.isoformat()}: e-mails, webhooks, "
+            "Peppol e-invoices and Stripe charges of invoices wait. Start the services, "
+            "let the close bill again what the backup lost, then read the periods billed "
+            "again with `manage.py after_restore --status` and send with "
+            "`manage.py after_restore --resume` (or the admin's Sending after a restore)"
+        )
+
+    def _pause(self, *, resume: bool) -> None:
+        """--status and --resume: the pause's state, then (--resume) the resume."""
+        write = self.stdout.write
+        now = datetime.now(UTC)
+        state = outbound_pause_state(now=now)
+        if state is None:
+            write("sending: never paused (no restore step was run on this database)")
+            return
+        self._state(state)
+        if not resume:
+            return
+        held = outbound_resume(now=now, by="manage.py after_restore --resume")
+        if held is None:
+            write("sending was not paused: nothing to resume")
+            return
+        write(
+            f"sending: RESUMED at {now.isoformat()}; queued "
+            + ", ".join(f"{count} {kind}" for kind, count in held.counts().items())
+        )
+
+    def _state(self, state: PauseState) -> None:
+        write = self.stdout.write
+        if state.paused_since is None:
+            write(
+                f"sending: not paused (resumed at {state.resumed_at.isoformat()} by "
+                f"{state.resumed_by or '?'})"
+            )
+        else:
+            write(
+                f"sending: PAUSED since {state.paused_since.isoformat()}; held: "
+                + ", ".join(f"{count} {kind}" for kind, count in state.held.counts().items())
+            )
+        again = [period for period in state.periods if period.new_number]
+        write(
+            f"periods billed again: {len(again)} of the {len(state.periods)} document(s) "
+            "customers may hold that the backup lost (number held -> number replacing it, "
+            "customer id as the customer knows it, name, period):"
+        )
+        for period in state.periods:
+            if period.customer_external_id is None:
+                customer = f"customer id {period.customer_id} (not in this database)"
+            else:
+                customer = f"{period.customer_external_id} ({period.customer_name})"
+            when = period.period_text()
+            emailed = f", emailed {period.emailed_at}" if period.emailed_at else ""
+            write(
+                f"  {period.lost_number} -> {period.new_number or 'not billed again yet'}: "
+                f"{customer}" + (f", {when}" if when else "") + emailed
+            )
 
     @staticmethod
     def _some(numbers: list[str]) -> str:
