@@ -71,8 +71,9 @@ ready=""
 while ((SECONDS - began < 1200)); do
     status=$(podman inspect -f '{{.State.Status}}' "${project}_migrate_1" 2>/dev/null || echo missing)
     if [[ -z $migrated ]]; then
+        # A container's CPU only grows; an exited one reads 0: keep the most seen.
         while read -r name time; do
-            [[ -n $name ]] && cpu[$name]=$time
+            [[ -n $name && $time =~ ^[0-9]+$ ]] && ((time > ${cpu[$name]:-0})) && cpu[$name]=$time
         done < <(podman stats --no-stream --format '{{.Name}} {{.CPUNano}}' 2>/dev/null |
             awk -v p="${project}_" 'index($1, p) == 1' || true)
         if [[ $status == exited ]]; then

@@ -246,13 +246,47 @@ class Migration(migrations.Migration):
         )
     ]
 PY
-printf 'FROM %s\nCOPY 0999_upgrade_probe.py /app/customers/migrations/\n' "$image" >"$work/next/Containerfile"
+# The image knows its migrations (scripts/container_wait.py): written again with it.
+cat >"$work/next/Containerfile" <<CONTAINERFILE
+FROM $image
+USER root
+COPY 0999_upgrade_probe.py /app/customers/migrations/
+RUN DEBUG=1 BILLING_VAR_DIR=/tmp/build-var CELERY_BROKER_URL=memory:// \\
+    python scripts/container_wait.py write-leaves && rm -rf /tmp/build-var
+USER billing
+CONTAINERFILE
 podman build -q --format docker -t "$next_image" "$work/next" >/dev/null
 sed -i "s|^BILLING_IMAGE=.*|BILLING_IMAGE=$next_image|" "$work/.env"
+# As docs/running.md's upgrade has it: scripts/compose_upgrade.sh, the app's services
+# one at a time, the database and Redis left running; the API asked twice a second
+# throughout, from outside.
+availability=$work/availability.log
+: >"$availability"
+(
+    while [[ -e $availability ]]; do
+        printf '%s %s\n' "$(date +%s.%N)" "$(curl -s -m 2 -o /dev/null -w '%{http_code}' "$base/healthz" || true)" >>"$availability"
+        sleep 0.5
+    done
+) &
+prober=$!
+started() { for service in "$@"; do podman inspect -f '{{.State.StartedAt}}' "${project}_${service}_1"; done | tr '\n' ' '; }
+kept_running=$(started db redis)
 upgrade_started=$SECONDS
-compose up -d --force-recreate 2>&1 | grep -v '^time=' | tail -n 2
+COMPOSE="$compose_tool" bash scripts/compose_upgrade.sh -f "$work/compose.yaml" -p "$project" 2>&1 |
+    grep -v '^time=' || fail "scripts/compose_upgrade.sh failed"
 ready 900 || fail "the upgraded stack never became ready"
-echo "upgraded: /readyz 200 $((SECONDS - upgrade_started))s after up"
+upgrade_seconds=$((SECONDS - upgrade_started))
+cp "$availability" "$work/availability.done"
+rm -f "$availability"
+wait "$prober" 2>/dev/null || true
+read -r probes failed longest < <(awk '
+    { n++; if ($2 == 200) { if (down) { gap = $1 - since; if (gap > longest) longest = gap; down = 0 } }
+      else { bad++; if (!down) { down = 1; since = $1 } } }
+    END { if (down) { gap = $1 - since; if (gap > longest) longest = gap }; printf "%d %d %.1f\n", n, bad, longest }' \
+    "$work/availability.done")
+echo "upgraded in ${upgrade_seconds}s: /healthz asked $probes times, $failed not 200, the longest gap ${longest}s (the web container's restart)"
+[[ $(started db redis) == "$kept_running" ]] || fail "the upgrade restarted the database or Redis"
+echo "the database and Redis kept running (started $kept_running)"
 applied=$(compose exec -T web python manage.py showmigrations customers 2>/dev/null | grep -c '\[X\] 0999_upgrade_probe' || true)
 ((applied == 1)) || fail "the new migration is not applied"
 after=$(fingerprint)
