@@ -4,7 +4,10 @@ authentication:
     GET /healthz  200: the process answers (nothing else is looked at).
     GET /readyz   200 when this instance can serve: the database answers, every
                   migration the code knows is applied, the broker and the cache
-                  answer; 503 naming what does not.
+                  answer; 503 naming what does not. It also reports the PDF renders
+                  overdue (a render whose process died), without failing on them: the
+                  instance serves all the same, and taking it out of rotation would
+                  mend nothing.
 
 Answered by the first middleware after the metrics' (HealthMiddleware), ahead of
 the rest of the chain: no https redirect (a health check comes over plain http
@@ -25,8 +28,10 @@ from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpResponse
+from django.utils import timezone
 
 from config.celery import broker_channel
+from invoices.selectors import pdf_renders_overdue
 
 logger = logging.getLogger(__name__)
 
@@ -76,15 +81,25 @@ def cache_check() -> None:
     cache.get("readyz")
 
 
+def pdf_renders_check() -> None:
+    overdue = pdf_renders_overdue(now=timezone.now())
+    if overdue:
+        raise Unready(f"{overdue} PDF render{'s' if overdue > 1 else ''} overdue")
+
+
 migrations_check = MigrationsCheck()
 
-# In order: the migrations are looked at only with the database answering.
+# In order: the migrations and the PDF renders are looked at only with the database
+# answering.
 CHECKS = {
     "database": database_check,
     "migrations": migrations_check,
     "broker": broker_check,
     "cache": cache_check,
+    "pdf_renders": pdf_renders_check,
 }
+# Reported in the answer, never a reason for a 503.
+REPORTED_ONLY = frozenset({"pdf_renders"})
 
 
 NOT_CHECKED = "not checked: the database is unavailable"
@@ -95,7 +110,7 @@ def readiness() -> dict[str, str]:
     which may name hosts and users: that is logged), or NOT_CHECKED."""
     outcomes = {}
     for name, check in CHECKS.items():
-        if name == "migrations" and outcomes["database"] != "ok":
+        if name in ("migrations", "pdf_renders") and outcomes["database"] != "ok":
             outcomes[name] = NOT_CHECKED
             continue
         try:
@@ -122,7 +137,11 @@ def healthz() -> HttpResponse:
 
 def readyz() -> HttpResponse:
     checks = readiness()
-    failed = [name for name, outcome in checks.items() if outcome not in ("ok", NOT_CHECKED)]
+    failed = [
+        name
+        for name, outcome in checks.items()
+        if outcome not in ("ok", NOT_CHECKED) and name not in REPORTED_ONLY
+    ]
     if failed:
         return _answer(503, {"status": "unavailable", "failed": failed, "checks": checks})
     return _answer(200, {"status": "ready", "checks": checks})

@@ -6,9 +6,10 @@
   server's workers, Celery's, the beat, the folder, on this host, or in the
   containers sharing the metrics volume, a folder each (compose.yaml);
 - what describes the system as a whole, read as the scrape asks (SystemCollector):
-  the fold's lag behind the newest event (the database) and the messages waiting in
-  each queue (the broker). A source that cannot be read leaves its gauges out and
-  says so in billing_metrics_source_up, so a scrape always answers.
+  the fold's lag behind the newest event and the PDF renders overdue (the database)
+  and the messages waiting in each queue (the broker). A source that cannot be read
+  leaves its gauges out and says so in billing_metrics_source_up, so a scrape always
+  answers.
 
 A process of its own rather than a path of the web server: no web worker spends a
 scrape's database and broker round trips, and nothing needs a token, since the
@@ -19,12 +20,14 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.utils import timezone
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from billing.usage.folding import fold_lag_seconds
 from config.celery import queue_depths
+from invoices.selectors import pdf_renders_overdue
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +36,8 @@ logger = logging.getLogger(__name__)
 READ_TIMEOUT_SECONDS = 2
 
 
-def _fold_lag() -> float:
+def _database_gauges() -> tuple[float, int]:
+    """The fold's lag and the PDF renders overdue, each read given up after the timeout."""
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
@@ -41,7 +45,7 @@ def _fold_lag() -> float:
                     "SELECT set_config('statement_timeout', %s, true)",
                     [f"{READ_TIMEOUT_SECONDS}s"],
                 )
-        return fold_lag_seconds()
+        return fold_lag_seconds(), pdf_renders_overdue(now=timezone.now())
 
 
 class SystemCollector:
@@ -51,13 +55,15 @@ class SystemCollector:
         up = GaugeMetricFamily(
             "billing_metrics_source_up",
             "Whether this scrape could read its gauges from the source (database: the "
-            "fold's lag; broker: the queues), 1 or 0",
+            "fold's lag, the PDF renders overdue; broker: the queues), 1 or 0",
             labels=["source"],
         )
         try:
-            lag = _fold_lag()
+            lag, overdue = _database_gauges()
         except DatabaseError as exc:
-            logger.warning("metrics: the fold's lag not read: %s: %s", type(exc).__name__, exc)
+            logger.warning(
+                "metrics: the database's gauges not read: %s: %s", type(exc).__name__, exc
+            )
             up.add_metric(["database"], 0)
         else:
             up.add_metric(["database"], 1)
@@ -66,6 +72,13 @@ class SystemCollector:
                 "Seconds from the arrival of the oldest usage event not folded into the "
                 "rollups yet to that of the newest event (0: all folded)",
                 value=lag,
+            )
+            yield GaugeMetricFamily(
+                "billing_pdf_renders_overdue",
+                "PDF renders claimed longer ago than the render task's hard time limit and "
+                "not recorded: their process died (killed, out of memory); each is rendered "
+                "again once its claim runs out and it is asked for",
+                value=overdue,
             )
         try:
             depths = queue_depths(timeout=READ_TIMEOUT_SECONDS)
