@@ -75,9 +75,10 @@ class SystemCollector:
             )
             yield GaugeMetricFamily(
                 "billing_pdf_renders_overdue",
-                "PDF renders claimed longer ago than the render task's hard time limit and "
-                "not recorded: their process died (killed, out of memory); each is rendered "
-                "again once its claim runs out and it is asked for",
+                "PDF renders claimed longer ago than the render task's hard time limit, "
+                "their document's PDF still missing or out of date: their process died "
+                "(killed, out of memory); each is rendered again once its claim runs out "
+                "and it is asked for",
                 value=overdue,
             )
         try:

@@ -14,10 +14,12 @@ from django.test import Client
 from prometheus_client import CollectorRegistry
 
 from config.metrics_export import SystemCollector
-from invoices import render_claims
+from invoices import render_claims, rendering
 from invoices.models import Invoice
 from invoices.selectors import pdf_renders_overdue
-from tests.invoices.test_pdf_downloads import DEC_5, customer, issued_invoice
+from invoices.services import invoice_void
+from invoices.tasks import render_credit_note_pdf, render_invoice_pdf
+from tests.invoices.test_pdf_downloads import DEC_5, credit, customer, issued_invoice
 from tests.invoices.test_pdf_render_claims import LEASE, claim, claim_of, download
 
 pytestmark = pytest.mark.django_db
@@ -58,6 +60,49 @@ def test_a_claim_is_overdue_from_the_hard_time_limit_until_its_render_records():
 
     # then: none overdue
     assert Invoice.objects.get(pk=invoice.pk).pdf_sha256 != ""
+    assert pdf_renders_overdue(now=DEC_5 + LEASE + timedelta(hours=1)) == 0
+
+
+def test_a_voided_invoices_render_and_a_credit_notes_are_overdue_too():
+    # given: an invoice whose PDF was stored, then voided (its PDF must say VOID), and
+    # a credit note never rendered; both renders claimed at DEC_5 and killed
+    voided = issued_invoice()
+    render_invoice_pdf(voided.pk)
+    invoice_void(invoice=voided, reason="billed twice", now=DEC_5)
+    note = credit(issued_invoice(customer("globex")))
+    claim(Invoice.objects.get(pk=voided.pk), "task-1")
+    render_claims.render_claim(
+        document=note,
+        claimant="task-2",
+        now=DEC_5,
+        force=False,
+        is_current=rendering.pdf_is_current,
+    )
+
+    assert pdf_renders_overdue(now=DEC_5 + HARD_LIMIT) == 2
+
+    # when: each rendered again
+    with time_machine.travel(DEC_5 + LEASE + SECOND, tick=False):
+        render_invoice_pdf(voided.pk)
+        render_credit_note_pdf(note.pk)
+    assert pdf_renders_overdue(now=DEC_5 + LEASE + timedelta(hours=1)) == 0
+
+
+def test_a_claim_left_on_a_document_whose_pdf_is_current_is_not_overdue():
+    # given: an invoice with its PDF stored, whose repair (a forced render) was killed
+    invoice = issued_invoice()
+    render_invoice_pdf(invoice.pk)
+    render_claims.render_claim(
+        document=invoice,
+        claimant="repair-1",
+        now=DEC_5,
+        force=True,
+        is_current=rendering.pdf_is_current,
+    )
+
+    # then: its claim is left, and the stored PDF serves: nothing is missing
+    assert claim_of(invoice)["claimant"] == "repair-1"
+    assert download(invoice).status_code == 200
     assert pdf_renders_overdue(now=DEC_5 + LEASE + timedelta(hours=1)) == 0
 
 
