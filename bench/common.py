@@ -1,6 +1,7 @@
 """Shared pieces of the benchmarks: a fresh PostgreSQL database, a web server
 (granian or gunicorn), percentiles. Benchmarks print figures; they assert nothing."""
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -24,7 +25,22 @@ def fresh_database(name: str) -> str:
     return f"{PG}/{name}"
 
 
+def translations_compile(locale_dirs: list[Path] | None = None) -> None:
+    """Compile the translation catalogs (the project's unless given) as scripts/run.sh
+    does: the .mo files are build output, and with DEBUG off the benchmark's process
+    (its checks) and its web server refuse to start while one is missing
+    (config.catalogs). Cheap when they are compiled: a .mo is rewritten only when its
+    content changes."""
+    spec = importlib.util.spec_from_file_location(
+        "compilemessages", ROOT / "scripts" / "compilemessages.py"
+    )
+    compilemessages = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compilemessages)
+    compilemessages.compile_all(locale_dirs or [ROOT / "locale"])
+
+
 def django_setup(database_url: str) -> None:
+    translations_compile()
     os.environ["DATABASE_URL"] = database_url
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"  # no worker beside a benchmark
     os.environ["LOG_LEVEL"] = "WARNING"

@@ -9,6 +9,9 @@ authentication:
                   "paused" while sending is paused after a restore
                   (billing.notifications.outbound_pause), and stays 200: the
                   application runs, and must, to bill again what the backup lost.
+                  It also reports the PDF renders overdue (a render whose process
+                  died), without failing on them: the instance serves all the same,
+                  and taking it out of rotation would mend nothing.
 
 Answered by the first middleware after the metrics' (HealthMiddleware), ahead of
 the rest of the chain: no https redirect (a health check comes over plain http
@@ -29,10 +32,12 @@ from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpResponse
+from django.utils import timezone
 
 from billing.notifications.outbound_pause import outbound_paused
 from config.celery import broker_channel
 from config.version import VERSION
+from invoices.selectors import pdf_renders_overdue
 
 logger = logging.getLogger(__name__)
 
@@ -90,19 +95,29 @@ def outbound_check() -> str | None:
     return PAUSED if outbound_paused() else None
 
 
+def pdf_renders_check() -> None:
+    overdue = pdf_renders_overdue(now=timezone.now())
+    if overdue:
+        raise Unready(f"{overdue} PDF render{'s' if overdue > 1 else ''} overdue")
+
+
 migrations_check = MigrationsCheck()
 
 # In order: the migrations are looked at only with the database answering, the pause
-# only with every migration applied (its table may be a migration away).
+# and the PDF renders only with every migration applied (their tables may be a
+# migration away).
 CHECKS = {
     "database": database_check,
     "migrations": migrations_check,
     "broker": broker_check,
     "cache": cache_check,
     "outbound": outbound_check,
+    "pdf_renders": pdf_renders_check,
 }
 # A check -> the check whose "ok" it needs.
-NEEDS = {"migrations": "database", "outbound": "migrations"}
+NEEDS = {"migrations": "database", "outbound": "migrations", "pdf_renders": "migrations"}
+# Reported in the answer, never a reason for a 503.
+REPORTED_ONLY = frozenset({"pdf_renders"})
 
 
 NOT_CHECKED = "not checked: the database is unavailable"
@@ -156,7 +171,11 @@ def healthz() -> HttpResponse:
 
 def readyz() -> HttpResponse:
     checks = readiness()
-    failed = [name for name, outcome in checks.items() if outcome not in READY]
+    failed = [
+        name
+        for name, outcome in checks.items()
+        if outcome not in READY and name not in REPORTED_ONLY
+    ]
     if failed:
         return _answer(503, {"status": "unavailable", "failed": failed, "checks": checks})
     return _answer(200, {"status": "ready", "checks": checks})

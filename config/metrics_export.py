@@ -6,8 +6,9 @@
   server's workers, Celery's, the beat, the folder, on this host, or in the
   containers sharing the metrics volume, a folder each (compose.yaml);
 - what describes the system as a whole, read as the scrape asks (SystemCollector):
-  the fold's lag behind the newest event and whether sending is paused after a
-  restore (the database), and the messages waiting in each queue (the broker). A
+  the fold's lag behind the newest event, whether sending is paused after a restore
+  and the PDF renders overdue (the database), and the messages waiting in each queue
+  (the broker). A
   source that cannot be read leaves its gauges out and says so in
   billing_metrics_source_up, so a scrape always answers.
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.utils import timezone
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -27,6 +29,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from billing.notifications.outbound_pause import outbound_paused
 from billing.usage.folding import fold_lag_seconds
 from config.celery import queue_depths
+from invoices.selectors import pdf_renders_overdue
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +38,9 @@ logger = logging.getLogger(__name__)
 READ_TIMEOUT_SECONDS = 2
 
 
-def _database_gauges() -> tuple[float, bool]:
-    """The fold's lag, and whether sending is paused, read within READ_TIMEOUT_SECONDS."""
+def _database_gauges() -> tuple[float, bool, int]:
+    """The fold's lag, whether sending is paused and the PDF renders overdue, read
+    within READ_TIMEOUT_SECONDS."""
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
@@ -44,7 +48,7 @@ def _database_gauges() -> tuple[float, bool]:
                     "SELECT set_config('statement_timeout', %s, true)",
                     [f"{READ_TIMEOUT_SECONDS}s"],
                 )
-        return fold_lag_seconds(), outbound_paused()
+        return fold_lag_seconds(), outbound_paused(), pdf_renders_overdue(now=timezone.now())
 
 
 class SystemCollector:
@@ -54,11 +58,12 @@ class SystemCollector:
         up = GaugeMetricFamily(
             "billing_metrics_source_up",
             "Whether this scrape could read its gauges from the source (database: the "
-            "fold's lag and the pause of sending; broker: the queues), 1 or 0",
+            "fold's lag, the pause of sending, the PDF renders overdue; broker: the "
+            "queues), 1 or 0",
             labels=["source"],
         )
         try:
-            lag, paused = _database_gauges()
+            lag, paused, overdue = _database_gauges()
         except DatabaseError as exc:
             logger.warning("metrics: the database not read: %s: %s", type(exc).__name__, exc)
             up.add_metric(["database"], 0)
@@ -76,6 +81,14 @@ class SystemCollector:
                 "invoices) is paused after a restore until someone resumes it "
                 "(manage.py after_restore --resume), else 0",
                 value=1 if paused else 0,
+            )
+            yield GaugeMetricFamily(
+                "billing_pdf_renders_overdue",
+                "PDF renders claimed longer ago than the render task's hard time limit, "
+                "their document's PDF still missing or out of date: their process died "
+                "(killed, out of memory); each is rendered again once its claim runs out "
+                "and it is asked for",
+                value=overdue,
             )
         try:
             depths = queue_depths(timeout=READ_TIMEOUT_SECONDS)

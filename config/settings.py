@@ -36,18 +36,23 @@ VAR_DIR = Path(os.environ.get("BILLING_VAR_DIR", BASE_DIR / "var"))
 DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
+# Both named at once: who sets the first is not sent back for the second.
+_unset = [
+    name
+    for name, unset in (
+        ("SECRET_KEY", not SECRET_KEY),
+        ("ALLOWED_HOSTS", "ALLOWED_HOSTS" not in os.environ),
+    )
+    if unset
+]
+if not DEBUG and _unset:
+    raise ImproperlyConfigured(
+        f"{' and '.join(_unset)} must be set when DEBUG is off (DEBUG=1 for development)"
+    )
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured(
-            "SECRET_KEY must be set when DEBUG is off (DEBUG=1 for development)"
-        )
     SECRET_KEY = "dev-only-insecure-key-never-use-in-production"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
-if not DEBUG and "ALLOWED_HOSTS" not in os.environ:
-    raise ImproperlyConfigured(
-        "ALLOWED_HOSTS must be set when DEBUG is off (DEBUG=1 for development)"
-    )
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 # HTTPS only when DEBUG is off (`check --deploy` passes), each overridable. Behind a

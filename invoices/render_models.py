@@ -46,6 +46,15 @@ class PdfRender(models.Model):
                 name="pdf_render_for_invoice_or_credit_note",
             ),
         ]
+        # The renders under way, a handful among a row per document ever rendered: what
+        # /readyz and the metrics count overdue (invoices.selectors.pdf_renders_overdue).
+        indexes = [
+            models.Index(
+                fields=["claimed_until"],
+                condition=~models.Q(claimant=""),
+                name="pdf_render_claimed",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"PDF render of {self.invoice or self.credit_note}"

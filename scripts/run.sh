@@ -27,6 +27,8 @@ py=.venv/bin/python
 log_output INFO compilemessages "$py" scripts/compilemessages.py
 port=${PORT:-8000}
 base_url="http://127.0.0.1:$port"
+# The links in e-mails (the portal's, a reminder's pay link) lead to this run's port.
+export BILLING_PUBLIC_URL=${BILLING_PUBLIC_URL:-$base_url}
 # The same directory settings.py uses for the SQLite file and the broker.
 var_dir=${BILLING_VAR_DIR:-var}
 log_dir="$var_dir/log"

@@ -148,7 +148,31 @@ def test_nothing_set_refuses_to_start_and_names_the_development_switch(tmp_path)
     done = python("-c", SHOW, env=environment(tmp_path))
 
     assert done.returncode == 1
-    assert "SECRET_KEY must be set when DEBUG is off (DEBUG=1 for development)" in done.stderr
+    assert (
+        "SECRET_KEY and ALLOWED_HOSTS must be set when DEBUG is off (DEBUG=1 for development)"
+        in done.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "variables", "error"),
+    [
+        # A fresh clone, nothing set: the command an operator ran first (issue 90).
+        (["close_periods"], {}, "SECRET_KEY and ALLOWED_HOSTS must be set"),
+        (["migrate", "--check"], {"ALLOWED_HOSTS": "b.example"}, "SECRET_KEY must be set"),
+        (["help"], {"SECRET_KEY": "k" * 50}, "ALLOWED_HOSTS must be set"),
+        (["check"], {"DEBUG": "1", "API_THROTTLE_RATE": "many"}, "API_THROTTLE_RATE must be"),
+    ],
+)
+def test_a_management_command_without_its_settings_says_what_to_set_in_one_line(
+    tmp_path, command, variables, error
+):
+    done = python("manage.py", *command, env=environment(tmp_path, **variables))
+
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"error: {error}")
+    assert done.stderr.count("\n") == 1, done.stderr
 
 
 def test_development_mode_keeps_plain_http_and_local_memory(tmp_path):

@@ -1,7 +1,9 @@
 """/healthz and /readyz (config.health): no authentication, no secret in the
 answer, answered ahead of the https redirect and the Host check; /readyz 503
 naming the database, a migration not applied, the broker or the cache when one
-fails. The outage drill (tests/test_outage_drill.py) stops a real PostgreSQL."""
+fails (the PDF renders overdue are named, never failed on:
+tests/invoices/test_pdf_renders_overdue.py). The outage drill
+(tests/test_outage_drill.py) stops a real PostgreSQL."""
 
 import json
 import socket
@@ -22,7 +24,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.django_db
 
-READY = {"database": "ok", "migrations": "ok", "broker": "ok", "cache": "ok", "outbound": "ok"}
+READY = {
+    "database": "ok",
+    "migrations": "ok",
+    "broker": "ok",
+    "cache": "ok",
+    "outbound": "ok",
+    "pdf_renders": "ok",
+}
 
 
 def closed_port() -> int:
@@ -82,6 +91,7 @@ def test_readyz_names_the_database_without_its_error_message(caplog):
                 "broker": "ok",
                 "cache": "ok",
                 "outbound": health.NOT_CHECKED,
+                "pdf_renders": health.NOT_CHECKED,
             },
         },
     )

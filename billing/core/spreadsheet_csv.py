@@ -5,6 +5,14 @@ simulations) writes its rows through SpreadsheetCsv.
 A text cell that begins with =, +, -, @, a tab or a carriage return is what a
 spreadsheet runs as a formula (=HYPERLINK(...) sending the sheet away), so it is
 written with a ' in front (OWASP's "CSV injection" rule) and shows as the text it is.
+The file is comma-separated, but a spreadsheet set for French or German splits a line
+at ';', pasted text splits at tabs, and a line break inside a quoted cell ends the line
+for a reader whose split left the quote mid-cell: `a;=HYPERLINK(...)` is one quoted-or-
+not cell here and two cells there, the second a formula. So the same ' goes before a
+formula's first character after any ',', ';', tab or line break in the text too, and
+past spaces and double quotes (a cell a reader trims or unquotes): every piece of the
+text any of those splits makes starts as text (OWASP: "take care of the field
+separator ... and quotes"). `a;=1+1` is written `a;'=1+1`.
 
 The writer knows a cell by its type, never by its content: a `str` is text (ids,
 references, names, memos, property values: whatever a user or an API client typed)
@@ -15,10 +23,17 @@ looks like a number is left alone) would let a customer's id choose how it is wr
 """
 
 import csv
+import re
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
 FORMULA_STARTS = frozenset("=+-@\t\r")
+# Where a piece of the text begins for some spreadsheet's split.
+SEPARATORS = ",;\t\r\n"
+# A formula's first character where a piece begins, past spaces and double quotes.
+_FORMULA = re.compile(r'(?:^|(?<=[,;\t\r\n]))[ "]*[=+\-@\t\r]')
+# What a text needs to begin with, or hold, for _FORMULA to find anything in it.
+_RISKY_FIRST = FORMULA_STARTS | frozenset(' "')
 
 
 class Figure(str):
@@ -27,9 +42,23 @@ class Figure(str):
     __slots__ = ()
 
 
+def _quoted(match: re.Match) -> str:
+    return "'" + match[0]
+
+
 def text_cell(text: str) -> str:
-    """Text as a spreadsheet must show it: with a ' before a formula's first character."""
-    return "'" + text if text[:1] in FORMULA_STARTS else text
+    """Text as a spreadsheet must show it: with a ' before a formula's first character,
+    at its start and after each separator."""
+    if (
+        text[:1] in _RISKY_FIRST
+        or "," in text
+        or ";" in text
+        or "\t" in text
+        or "\n" in text
+        or "\r" in text
+    ):
+        return _FORMULA.sub(_quoted, text)
+    return text
 
 
 def _cell(cell) -> str:
@@ -66,15 +95,9 @@ class SpreadsheetCsv:
         self._end = lineterminator
 
     def row(self, cells: Iterable) -> str:
-        starts = FORMULA_STARTS
         return (
             self._writer.writerow(
-                [
-                    ("'" + cell if cell[:1] in starts else cell)
-                    if type(cell) is str
-                    else _cell(cell)
-                    for cell in cells
-                ]
+                [text_cell(cell) if type(cell) is str else _cell(cell) for cell in cells]
             )[:-2]
             + self._end
         )

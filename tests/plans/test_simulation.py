@@ -264,8 +264,8 @@ def test_the_csv_neutralises_names_a_spreadsheet_would_run_and_keeps_amounts(cat
     lines = list(csv.reader(io.StringIO(report.simulation_csv(simulation=result), newline="")))
 
     assert lines[1:] == [
-        ["acme", "'\t=1+1", "AI Assistant v1", "57.74", "54.99", "-2.75", "USD", ""],
-        ["beta", "'\r=1+1", "AI Assistant v1", "24.99", "49.99", "25.00", "USD", ""],
+        ["acme", "'\t'=1+1", "AI Assistant v1", "57.74", "54.99", "-2.75", "USD", ""],
+        ["beta", "'\r'=1+1", "AI Assistant v1", "24.99", "49.99", "25.00", "USD", ""],
         ["gamma", "'@SUM(1+1)", "AI Assistant v1", "37.49", "59.99", "22.50", "USD", ""],
     ]
 
