@@ -144,6 +144,7 @@ def test_readyz_names_the_renders_overdue_and_stays_200():
                     "migrations": "ok",
                     "broker": "ok",
                     "cache": "ok",
+                    "outbound": "ok",
                     "pdf_renders": "2 PDF renders overdue",
                 },
             },
