@@ -347,5 +347,11 @@ grep -q "sending: RESUMED at" <<<"$resumed" || fail "after_restore --resume did 
 curl -s "$base/readyz" | grep -q '"outbound": "ok"' || fail "/readyz still says sending is paused"
 echo "sending resumed after the periods billed again were listed"
 
+say "Down with its volumes, as docs/running.md has it: nothing of the project left"
+compose down -v 2>&1 | grep -v '^time=' | tail -n 1
+left=$(podman volume ls --format '{{.Name}}' | grep -c "^${project}_" || true)
+((left == 0)) || fail "down -v left $left volume(s) of the project: $(podman volume ls --format '{{.Name}}' | grep "^${project}_" | tr '\n' ' ')"
+echo "no volume of the project left (the documents volume made by the restore included)"
+
 printf '\ncompose check passed in %ss (image built in %ss, %s MB)\n' \
     "$((SECONDS - started))" "$build_seconds" "$((size / 1000000))"
