@@ -170,6 +170,19 @@ def spawn(*command: str, **options) -> subprocess.Popen:
     return subprocess.Popen(command, **options)  # noqa: S603
 
 
+def processes_stop(processes: list[subprocess.Popen]) -> None:
+    """Stop a drill's servers, the last started first: SIGTERM to each, then each
+    waited for, killed after 30 s."""
+    for process in reversed(processes):
+        process.send_signal(signal.SIGTERM)
+    for process in reversed(processes):
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def wait_until(what: str, ready, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -519,14 +532,7 @@ def test_a_database_restart_under_load_loses_nothing_and_answers_no_500(tmp_path
         settled = time.monotonic() - started - load_seconds
         metrics = scrape(metrics_port)
     finally:
-        for process in reversed(processes):
-            process.send_signal(signal.SIGTERM)
-        for process in reversed(processes):
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        processes_stop(processes)
         postgres.stop()
         shutil.rmtree(pg_dir, ignore_errors=True)
 

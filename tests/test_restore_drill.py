@@ -55,6 +55,7 @@ from tests.test_outage_drill import (
     listening,
     post_batches,
     postgres_bindir,
+    processes_stop,
     spawn,
     unavailable,
     wait_until,
@@ -625,14 +626,7 @@ def test_a_backup_taken_mid_close_restores_without_reissuing_or_resending(tmp_pa
         for connection in (held, snapshot_db):
             if connection is not None:
                 connection.close()
-        for process in reversed(processes):
-            process.send_signal(signal.SIGTERM)
-        for process in reversed(processes):
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        processes_stop(processes)
         postgres.stop()
         shutil.rmtree(pg_dir, ignore_errors=True)
 

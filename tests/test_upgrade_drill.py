@@ -60,6 +60,7 @@ from tests.test_outage_drill import (
     listening,
     post_batches,
     postgres_bindir,
+    processes_stop,
     spawn,
     unavailable,
     wait_until,
@@ -991,14 +992,7 @@ def test_the_previous_release_upgrades_with_its_data(tmp_path, capsys):
         by_head = closed_after(url, next_invoice_id, compared)
         head_numbers = numbers(url)
     finally:
-        for process in reversed(processes):
-            process.send_signal(signal.SIGTERM)
-        for process in reversed(processes):
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        processes_stop(processes)
         postgres.stop()
         shutil.rmtree(pg_dir, ignore_errors=True)
 
