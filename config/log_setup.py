@@ -39,9 +39,11 @@ DATA_COMMANDS = frozenset(
         "sqlsequencereset",
         "inspectdb",
         "diffsettings",
-        # scripts/run.sh reads the dev admin's password and the dev API key from these.
+        # scripts/run.sh reads the dev admin's password and the dev API key from these;
+        # an operator's script reads a new key's secret.
         "ensure_dev_admin",
         "ensure_dev_api_key",
+        "create_api_key",
     }
 )
 INTERACTIVE_COMMANDS = frozenset({"shell", "dbshell", "createsuperuser", "changepassword"})

@@ -95,6 +95,8 @@ secret() { od -An -N24 -tx1 /dev/urandom | tr -d ' \n'; }
     echo "BILLING_IMAGE=$image"
     echo "BILLING_HTTP_PORT=$http_port"
     echo "BILLING_METRICS_PORT=$metrics_port"
+    # Logs as an operator ships them: a JSON object a line from every container.
+    echo "LOG_FORMAT=json"
 } >"$work/.env"
 up_started=$SECONDS
 compose up -d 2>&1 | grep -v '^time=' | tail -n 3
@@ -226,6 +228,28 @@ echo "the invoice closed during the outage: its PDF rendered once Redis was back
 replies=$(compose exec -T worker-default celery -A config inspect ping --timeout 10 2>/dev/null | grep -c 'pong' || true)
 echo "workers answering a ping after the outage: $replies of 3"
 ((replies == 3)) || fail "only $replies of 3 workers consume again"
+
+say "Logs: LOG_FORMAT=json, every line every container wrote a JSON object (the Redis restart included)"
+for service in migrate web worker-urgent worker-default worker-bulk beat folder metrics; do
+    podman logs "${project}_${service}_1" >"$work/log-$service.txt" 2>&1
+done
+python3 - "$work" <<'PY' || fail "a container wrote lines that are not JSON objects"
+import json, pathlib, sys
+bad, counts = [], {}
+for path in sorted(pathlib.Path(sys.argv[1]).glob("log-*.txt")):
+    lines = path.read_text(errors="replace").splitlines()
+    counts[path.stem[4:]] = len(lines)
+    for line in lines:
+        try:
+            record = json.loads(line)
+            assert isinstance(record, dict) and {"time", "level", "logger", "message"} <= set(record)
+        except (ValueError, AssertionError):
+            bad.append(f"{path.stem[4:]}: {line[:160]}")
+print("lines by container:", ", ".join(f"{name} {n}" for name, n in counts.items()), f"; not JSON: {len(bad)}")
+for line in bad[:5]:
+    print("  not JSON:", line)
+sys.exit(1 if bad or not all(counts.values()) else 0)
+PY
 
 say "Upgrade: an image from the same tree with one more migration"
 before=$(fingerprint)

@@ -30,10 +30,15 @@ for name in ${BILLING_REQUIRED_ENV:-SECRET_KEY DATABASE_URL CELERY_BROKER_URL AL
     eval "value=\${$name:-}"
     [ -n "$value" ] || missing="$missing $name"
 done
+# The entrypoint's own lines, as LOG_FORMAT says (plain, or a JSON object a line).
+say() {
+    python /app/scripts/container_wait.py say "$@"
+}
+
 if [ -n "$missing" ]; then
-    echo "error: not set:$missing. With compose: cp .env.example .env, fill it in, then" \
-        "'podman-compose up -d' (docs/running.md, With compose). Without it, pass them" \
-        "with -e or --env-file." >&2
+    say error "error: not set:$missing. With compose: cp .env.example .env, fill it in," \
+        "then 'podman-compose up -d' (docs/running.md, With compose). Without it, pass" \
+        "them with -e or --env-file."
     exit 64
 fi
 
@@ -76,7 +81,7 @@ migrate)
     manage migrate --noinput
     manage setup_roles
     manage setup_periodic_tasks
-    echo "migrations applied; roles and periodic tasks set"
+    say info "migrations applied; roles and periodic tasks set"
     ;;
 manage)
     exec python /app/manage.py "$@"

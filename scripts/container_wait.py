@@ -4,6 +4,10 @@ boot or an upgrade leave the CPU to the migrations they wait for:
 
     python3 container_wait.py database      the database at DATABASE_URL answers
     python3 container_wait.py migrations    it holds every migration of this image
+    python3 container_wait.py say LEVEL MESSAGE...   the entrypoint's own lines
+
+Its lines, and the entrypoint's (`say`), are written as LOG_FORMAT says, as every
+process's are: plain, or a JSON object a line (billing.core.logs).
 
 Every wait is a plain connection and a query (psycopg, or sqlite3 for a SQLite
 DATABASE_URL), never a Django start-up and never the migration graph: the image knows
@@ -18,11 +22,16 @@ BILLING_WAIT_MAX_INTERVAL (default 10 s) and give up, exiting 75 with what to lo
 at, after BILLING_DATABASE_WAIT (default 120 s) or BILLING_MIGRATE_WAIT (default
 600 s)."""
 
+import logging
 import os
 import sys
 import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+# The project's log format (billing.core.logs: the standard library only).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from billing.core.logs import JsonFormatter, log_format_from
 
 MIGRATION_LEAVES = Path(os.environ.get("BILLING_MIGRATION_LEAVES", "/app/migration-leaves.txt"))
 FIRST_INTERVAL = 1.0
@@ -108,37 +117,49 @@ def wait(ready, *, limit: float, max_interval: float) -> float | None:
         attempt += 1
 
 
+def logger_made() -> logging.Logger:
+    """The container's own logger, writing to standard error as LOG_FORMAT says."""
+    handler = logging.StreamHandler(sys.stderr)
+    try:
+        json_lines = log_format_from(os.environ.get("LOG_FORMAT")) == "json"
+    except ValueError:
+        json_lines = False  # the settings refuse it, saying so, as the role starts
+    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter("%(message)s"))
+    logger = logging.getLogger("container")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger
+
+
 def main(argv: list[str]) -> int:
     what = argv[1] if len(argv) > 1 else ""
+    log = logger_made()
+    if what == "say" and len(argv) > 3:
+        log.log(logging.getLevelName(argv[2].upper()), " ".join(argv[3:]))
+        return 0
     if what not in ("database", "migrations", "write-leaves"):
-        print("usage: container_wait.py database|migrations|write-leaves", file=sys.stderr)
+        log.error("usage: container_wait.py database|migrations|write-leaves|say LEVEL MESSAGE")
         return 64
     if what == "write-leaves":
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
         import django
 
         django.setup()
         leaves = leaves_write()
-        print(f"{MIGRATION_LEAVES}: {len(leaves)} apps' leaf migrations")
+        log.info("%s: %d apps' leaf migrations", MIGRATION_LEAVES, len(leaves))
         return 0
     url = os.environ.get("DATABASE_URL", "")
     if not url:
-        print("error: DATABASE_URL is not set", file=sys.stderr)
+        log.error("error: DATABASE_URL is not set")
         return 64
     max_interval = float(os.environ.get("BILLING_WAIT_MAX_INTERVAL", "10"))
-
-    def say(text: str) -> None:
-        print(text, flush=True)
 
     if what == "database":
         limit = float(os.environ.get("BILLING_DATABASE_WAIT", "120"))
         waited = wait(lambda _: answers(url), limit=limit, max_interval=max_interval)
         if waited is None:
-            print(
-                f"error: the database does not answer at DATABASE_URL after {limit:.0f}s",
-                file=sys.stderr,
-            )
+            log.error("error: the database does not answer at DATABASE_URL after %.0fs", limit)
             return 75
         return 0
 
@@ -150,7 +171,7 @@ def main(argv: list[str]) -> int:
         if missing == 0:
             return True
         if attempt == 0:
-            say(
+            log.info(
                 "waiting for the migrate container to apply this image's migrations"
                 + (
                     f" ({missing} of {len(leaves)} apps behind)"
@@ -162,14 +183,14 @@ def main(argv: list[str]) -> int:
 
     waited = wait(applied, limit=limit, max_interval=max_interval)
     if waited is None:
-        print(
-            f"error: the database still lacks this image's migrations after {limit:.0f}s; "
-            "did the migrate container fail? (its log: podman-compose logs migrate)",
-            file=sys.stderr,
+        log.error(
+            "error: the database still lacks this image's migrations after %.0fs; did the "
+            "migrate container fail? (its log: podman-compose logs migrate)",
+            limit,
         )
         return 75
     if waited >= 1:
-        say(f"this image's migrations are applied (waited {waited:.0f}s)")
+        log.info("this image's migrations are applied (waited %.0fs)", waited)
     return 0
 
 
