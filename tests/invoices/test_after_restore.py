@@ -21,6 +21,7 @@ from billing.core import outbound_record
 from billing.models import Alert
 from billing.notifications.alerts import alert_email_send
 from billing.rating.lines import LineInput
+from customers.models import Customer
 from customers.services import customer_create
 from invoices.after_restore import restore_reconcile
 from invoices.models import DocumentEmail, Invoice, InvoiceSequence, ReceivedPayment
@@ -162,7 +163,8 @@ def test_the_restore_step_skips_held_numbers_marks_sent_emails_and_renders_lost_
     assert "1 missing and rendered again byte-identical" in printed
     assert "1 stored after the backup and given their file" in printed
     assert "INV-2026 next 3 -> 4: 1 number(s) skipped (3)" in printed
-    assert f"INV-2026-000003 (customer id {third.customer_id}, emailed " in printed
+    held_by = Customer.objects.get(pk=third.customer_id).external_id
+    assert f"INV-2026-000003 (customer {held_by}, emailed " in printed
     assert "emails: 1 marked sent (sent after the backup), 1 already sent here, 1 sent" in printed
     assert third_email.pk not in set(DocumentEmail.objects.values_list("pk", flat=True))
     *_, gap = outbound_record.record_read()

@@ -5,6 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand
 
 from billing.core import outbound_record
+from customers.models import Customer
 from invoices.after_restore import number_ranges, restore_reconcile
 from invoices.restore_pause import PauseState, outbound_pause_state, outbound_resume
 from invoices.sequences import number_parts
@@ -90,9 +91,20 @@ class Command(BaseCommand):
                 "tell those customers which number replaces which; a purchase or credit "
                 "note made after the backup must be made again):"
             )
+            # The customer as it knows itself (its external id), where this database has it.
+            known = dict(
+                Customer.objects.filter(pk__in={lost.customer for lost in report.lost}).values_list(
+                    "pk", "external_id"
+                )
+            )
             for lost in report.lost[:SHOWN]:
                 emailed = f", emailed {lost.emailed_at}" if lost.emailed_at else ""
-                write(f"    {lost.number} (customer id {lost.customer}{emailed})")
+                customer = (
+                    f"customer {known[lost.customer]}"
+                    if lost.customer in known
+                    else f"customer id {lost.customer}, not in this database"
+                )
+                write(f"    {lost.number} ({customer}{emailed})")
             if len(report.lost) > SHOWN:
                 write(f"    ... and {len(report.lost) - SHOWN} more")
 
