@@ -26,6 +26,8 @@ def run_until_migrate(tmp_path: Path, **variables: str) -> list[str]:
     copy = tmp_path / "checkout"
     (copy / "scripts").mkdir(parents=True)
     shutil.copy(ROOT / "scripts" / "run.sh", copy / "scripts" / "run.sh")
+    # Its log format helpers, as they are (LOG_FORMAT unset: plain lines).
+    shutil.copy(ROOT / "scripts" / "_log.sh", copy / "scripts" / "_log.sh")
     # What run.sh sources before it starts anything: nothing to install here.
     (copy / "scripts" / "_venv.sh").write_text("venv_setup() { :; }\n")
     (copy / "scripts" / "_fonts.sh").write_text("fonts_setup() { :; }\n")
