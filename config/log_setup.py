@@ -136,11 +136,20 @@ def log_uncaught_exceptions() -> None:
 def capture_output(argv: list[str]) -> None:
     """sys.stdout and sys.stderr as log records (billing.core.logs.LogStream), but
     for the commands that print data or talk to a person (DATA_COMMANDS,
-    INTERACTIVE_COMMANDS). The handlers keep the streams they were given."""
+    INTERACTIVE_COMMANDS): what is printed to standard output stays there, as JSON
+    lines; the other handlers keep the streams they were given."""
     command = argv[1] if len(argv) > 1 and Path(argv[0]).name == "manage.py" else None
     if command in INTERACTIVE_COMMANDS:
         return
     if command not in DATA_COMMANDS and not isinstance(sys.stdout, logs.LogStream):
+        # Its records stay on standard output, where a pipe or a script reads what a
+        # command prints (`manage.py showmigrations | grep`), as JSON lines.
+        printed = logging.getLogger("stdout")
+        handler = logging.StreamHandler(sys.__stdout__)
+        handler.setFormatter(logs.JsonFormatter())
+        handler.addFilter(logs.BrokerOutageFilter())
+        printed.handlers = [handler]
+        printed.propagate = False
         sys.stdout = logs.LogStream("stdout", logging.INFO, sys.stdout)
     if not isinstance(sys.stderr, logs.LogStream):
         sys.stderr = logs.LogStream("stderr", logging.WARNING, sys.stderr)
