@@ -95,10 +95,10 @@ def outbound_check() -> str | None:
     return PAUSED if outbound_paused() else None
 
 
-def pdf_renders_check() -> None:
+def pdf_renders_check() -> str | None:
+    """The PDF renders overdue, when there are: said, and ready all the same."""
     overdue = pdf_renders_overdue(now=timezone.now())
-    if overdue:
-        raise Unready(f"{overdue} PDF render{'s' if overdue > 1 else ''} overdue")
+    return f"{overdue} PDF render{'s' if overdue > 1 else ''} overdue" if overdue else None
 
 
 migrations_check = MigrationsCheck()
@@ -116,20 +116,22 @@ CHECKS = {
 }
 # A check -> the check whose "ok" it needs.
 NEEDS = {"migrations": "database", "outbound": "migrations", "pdf_renders": "migrations"}
-# Reported in the answer, never a reason for a 503.
-REPORTED_ONLY = frozenset({"pdf_renders"})
+# Reported in the answer, never a reason for a 503: what they say is for the
+# operator, and taking the instance out of rotation would mend none of it.
+REPORTED_ONLY = frozenset({"outbound", "pdf_renders"})
 
 
 NOT_CHECKED = "not checked: the database is unavailable"
 # What a check says when the one it needs is not ok.
 NOT_CHECKED_WITHOUT = {"database": NOT_CHECKED, "migrations": "not checked: migrations missing"}
 # Outcomes that leave the instance ready (one missing is a failure of its own).
-READY = ("ok", PAUSED, *NOT_CHECKED_WITHOUT.values())
+READY = ("ok", *NOT_CHECKED_WITHOUT.values())
 
 
 def readiness() -> dict[str, str]:
     """Each check's outcome: "ok", what failed (an error's type, not its message,
-    which may name hosts and users: that is logged), NOT_CHECKED, or PAUSED."""
+    which may name hosts and users: that is logged), NOT_CHECKED, or what a
+    REPORTED_ONLY check says (PAUSED, the renders overdue)."""
     outcomes = {}
     failures = []
     for name, check in CHECKS.items():

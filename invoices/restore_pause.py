@@ -258,8 +258,11 @@ def outbound_resume(*, now: datetime, by: str) -> Held | None:
             enqueue_on_commit("billing.tasks.send_alert_email", alert_id)
         for message_id in (*held.channel_emails, *held.channel_webhooks):
             enqueue_on_commit(channels.TASK, message_id)
-        for delivery_id, is_alert in held.webhooks:
-            webhooks.webhook_deliveries_enqueue(delivery_ids=[delivery_id], urgent=is_alert)
+        for urgent in (True, False):
+            webhooks.webhook_deliveries_enqueue(
+                delivery_ids=[pk for pk, is_alert in held.webhooks if is_alert is urgent],
+                urgent=urgent,
+            )
         for model, document_id in held.e_invoices:
             enqueue_on_commit("invoices.tasks.e_invoice_send", model, document_id)
         for payment_id in held.charges:

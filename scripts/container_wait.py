@@ -9,8 +9,8 @@ boot or an upgrade leave the CPU to the migrations they wait for:
 Its lines, and the entrypoint's (`say`), are written as LOG_FORMAT says, as every
 process's are: plain, or a JSON object a line (billing.core.logs).
 
-Every wait is a plain connection and a query (psycopg, or sqlite3 for a SQLite
-DATABASE_URL), never a Django start-up and never the migration graph: the image knows
+Every wait is a plain connection and a query (psycopg), never a Django start-up
+and never the migration graph: the image knows
 its migrations, written at build time (the Containerfile) by
 
     python scripts/container_wait.py write-leaves
@@ -27,7 +27,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 # The project's log format (billing.core.logs: the standard library only).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -60,14 +59,7 @@ def leaves_read(path: Path = MIGRATION_LEAVES) -> list[tuple[str, str]]:
 
 
 def connect(url: str):
-    """A connection to DATABASE_URL (PostgreSQL, or the SQLite file it names)."""
-    parts = urlsplit(url)
-    if parts.scheme in ("sqlite", "sqlite3"):
-        import sqlite3
-
-        return sqlite3.connect(
-            unquote(parts.path[1:] if parts.path.startswith("//") else parts.path)
-        )
+    """A connection to DATABASE_URL (the containers' PostgreSQL)."""
     import psycopg
 
     return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, autocommit=True)
