@@ -167,7 +167,7 @@ def test_discarded_the_next_close_bills_the_period_again_same_amounts(refused):
 
 
 def test_the_close_does_not_check_a_refusal_again_until_it_changed(refused, checks):
-    client, draft = refused
+    _client, draft = refused
     with time_machine.travel(NOV_3, tick=False):
         call_command("close_periods")
         call_command("close_periods")
