@@ -124,6 +124,8 @@ api_v1 = [
         name="invoice-e-invoice",
     ),
     path("invoices/<int:invoice_id>/finalize", invoices_api.InvoiceFinalizeApi.as_view()),
+    path("invoices/<int:invoice_id>/rebuild", invoices_api.InvoiceRebuildApi.as_view()),
+    path("invoices/<int:invoice_id>/discard", invoices_api.InvoiceDiscardApi.as_view()),
     path("invoices/<int:invoice_id>/void", invoices_api.InvoiceVoidApi.as_view()),
     path("invoices/<int:invoice_id>/pay", invoices_api.InvoicePayApi.as_view()),
     path("invoices/<int:invoice_id>/payments", invoices_api.InvoicePaymentsApi.as_view()),

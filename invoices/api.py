@@ -15,9 +15,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.core.errors import InvalidRequest
+from billing.invoicing.refused_drafts import invoice_discard
 from config.api import AwareDateTimeField, CursorPagination, request_data
 from config.schema import ErrorSerializer
-from invoices import credit_notes, payments_received, rendering, selectors, services, settlement
+from invoices import (
+    credit_notes,
+    payments_received,
+    refused_drafts,
+    rendering,
+    selectors,
+    services,
+    settlement,
+)
 from invoices.e_invoice_delivery import (
     credit_note_e_invoice_response,
     invoice_e_invoice_response,
@@ -189,6 +198,35 @@ class InvoiceFinalizeApi(APIView):
         invoice = get_object_or_404(Invoice, pk=invoice_id)
         services.invoice_finalize(invoice=invoice, now=timezone.now())
         return Response(InvoiceSerializer(invoices_query().get(pk=invoice_id)).data)
+
+
+class InvoiceRebuildApi(APIView):
+    """Rebuild a draft whose e-invoice was refused from its customer's settings
+    now (tax rates, tax status, address, identifiers: what a fix changed) and
+    finalize it: the invoice, finalized. Refused again: 409 `e_invoice_invalid`
+    with `e_invoice_errors`, the draft kept rebuilt. 409 for an invoice that is
+    not a refused draft (nothing changes). Scope `admin`."""
+
+    @extend_schema(request=None, responses=InvoiceSerializer)
+    def post(self, request, invoice_id: int):
+        get_object_or_404(Invoice.objects.only("pk"), pk=invoice_id)
+        refused_drafts.invoice_rebuild(invoice_id=invoice_id, now=timezone.now())
+        return Response(InvoiceSerializer(invoices_query().get(pk=invoice_id)).data)
+
+
+class InvoiceDiscardApi(APIView):
+    """Discard a period's draft whose e-invoice was refused: deleted, and its
+    subscription back on that period, so the next close bills it again from
+    the settings then. 204. 409 for a numbered invoice, a draft that was not
+    refused, or one that cannot be put back exactly (not the subscription's
+    last, a plan change or a discount applied at its close...): rebuild it
+    instead. Scope `admin`."""
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request, invoice_id: int):
+        get_object_or_404(Invoice.objects.only("pk"), pk=invoice_id)
+        invoice_discard(invoice_id=invoice_id, now=timezone.now())
+        return Response(status=204)
 
 
 class InvoicePaySerializer(serializers.Serializer):

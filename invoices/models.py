@@ -150,6 +150,15 @@ class Invoice(models.Model):
     e_invoice_errors = models.JSONField(
         default=list, blank=True, verbose_name=_("e-invoice errors")
     )
+    # What the refused check depended on (invoices.e_invoices.issuing.check_fingerprint):
+    # the close checks the draft again only once it differs.
+    e_invoice_refused_for = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",
+        verbose_name=_("e-invoice refused for"),
+    )
     # When the Peppol access point took it (invoices.e_invoices.access_points).
     e_invoice_sent_at = models.DateTimeField(
         null=True, blank=True, verbose_name=_("e-invoice sent at")

@@ -34,6 +34,7 @@ from invoices.credit_notes import credit_note_for_void, credit_note_locks
 from invoices.e_invoices.access_points import e_invoice_send_on_commit
 from invoices.e_invoices.issuing import (
     EInvoiceInvalid,
+    EInvoiceUnchanged,
     buyer_refreshed,
     invoice_check,
     invoice_issue,
@@ -161,20 +162,25 @@ def invoice_write_draft(
                 for position, (line, amount) in enumerate(zip(lines, amounts, strict=True))
             ]
         )
-        InvoiceTaxLine.objects.bulk_create(
-            InvoiceTaxLine(
-                invoice=invoice,
-                position=position,
-                tax_rate=line.rate,
-                code=line.rate.code,
-                name=line.rate.name,
-                percentage=line.rate.percentage,
-                taxable_amount=line.taxable_amount,
-                amount=line.amount,
-            )
-            for position, line in enumerate(taxes)
-        )
+        tax_lines_write(invoice, taxes)
     return invoice
+
+
+def tax_lines_write(invoice: Invoice, taxes: list) -> None:
+    """The draft's tax lines, one per rate (invoices.totals' TaxLineInput)."""
+    InvoiceTaxLine.objects.bulk_create(
+        InvoiceTaxLine(
+            invoice=invoice,
+            position=position,
+            tax_rate=line.rate,
+            code=line.rate.code,
+            name=line.rate.name,
+            percentage=line.rate.percentage,
+            taxable_amount=line.taxable_amount,
+            amount=line.amount,
+        )
+        for position, line in enumerate(taxes)
+    )
 
 
 def _stamp_finalized(
@@ -290,21 +296,24 @@ def _e_invoice_issue(invoice: Invoice) -> None:
         checked=getattr(invoice, "e_invoice_checked", None),
     )
     invoice.e_invoice_errors = []
+    invoice.e_invoice_refused_for = ""
     Invoice.objects.filter(pk=invoice.pk).update(
         customer_snapshot=invoice.customer_snapshot,
         e_invoice_format=invoice.e_invoice_format,
         e_invoice_xml=invoice.e_invoice_xml,
         e_invoice_errors=[],
+        e_invoice_refused_for="",
     )
     e_invoice_send_on_commit("invoice", invoice.pk, invoice.e_invoice_format)
 
 
 def _e_invoice_refused(refused: EInvoiceInvalid) -> None:
     """Keep on the draft why its e-invoice was refused (the admin and the API show
-    it) once the finalization that refused it is rolled back."""
-    if refused.invoice_id is not None:
+    it), and what the check depended on (its fingerprint), once the finalization
+    that refused it is rolled back. A refusal unchanged is kept as it is."""
+    if refused.invoice_id is not None and not isinstance(refused, EInvoiceUnchanged):
         Invoice.objects.filter(pk=refused.invoice_id, status=Invoice.DRAFT).update(
-            e_invoice_errors=refused.records
+            e_invoice_errors=refused.records, e_invoice_refused_for=refused.fingerprint
         )
 
 
@@ -469,6 +478,10 @@ def _sellers_of(batch: list[Invoice], now: datetime) -> tuple[list[Invoice], lis
         try:
             seller_check(invoice=invoice, entity=seller)
             _e_invoice_check(invoice, seller, now)
+        except EInvoiceUnchanged:
+            # Refused before, and nothing its check depends on changed since.
+            logger.debug("draft invoice %s still refused: unchanged", invoice.pk)
+            continue
         except EInvoiceInvalid as refused:
             logger.warning("draft invoice %s not finalized: %s", invoice.pk, refused.message)
             _e_invoice_refused(refused)

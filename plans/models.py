@@ -515,6 +515,13 @@ class TaxRate(models.Model):
                 condition=models.Q(percentage__gte=0, percentage__lte=100),
                 name="tax_rate_percentage_0_100",
             ),
+            # One active default rate per country (and one without a country):
+            # two would both be charged to the same customers (plans.tax_rates).
+            models.UniqueConstraint(
+                fields=["country"],
+                condition=models.Q(is_default=True, active=True),
+                name="tax_rate_one_default_per_country",
+            ),
         ]
 
     def __str__(self) -> str:

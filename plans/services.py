@@ -41,6 +41,7 @@ from plans.rate_cards import rate_rows
 # The tax rates' writes, in a module of their own (callers name them here too).
 from plans.tax_rates import (  # noqa: F401
     TAX_RATE_TERMS,
+    default_rate_check,
     rate_name,
     tax_rate_archive_check,
     tax_rate_create,

@@ -49,6 +49,7 @@ def tax_rate_create(
         vat_category=vat_category,
         exemption_reason=exemption_reason,
     )
+    default_rate_check(pk=None, country=country, is_default=is_default, active=active)
     try:
         with transaction.atomic():
             return TaxRate.objects.create(
@@ -62,9 +63,49 @@ def tax_rate_create(
                 exemption_reason=exemption_reason,
             )
     except IntegrityError as exc:
+        if refused := _default_refused(exc, country=country):
+            raise refused from exc
         raise Conflict(
             f"a tax rate with code {code!r} already exists", fields={"code": ["already exists"]}
         ) from exc
+
+
+def default_rate_check(*, pk: int | None, country: str, is_default: bool, active: bool) -> None:
+    """A second active default rate for one country (or a second one without a
+    country) is refused (400): both would be charged to the same customers, a
+    stacked VAT no e-invoice can carry. The database refuses it too
+    (tax_rate_one_default_per_country)."""
+    if not (is_default and active):
+        return
+    other = (
+        TaxRate.objects.filter(is_default=True, active=True, country=country or "")
+        .exclude(pk=pk)
+        .order_by("code")
+        .first()
+    )
+    if other is None:
+        return
+    where = f"for {country}" if country else "without a country"
+    problem = f"tax rate {other.code!r} is already the default {where}"
+    if country:
+        words = _("{rate} is already the default rate for {country}: untick its Default first.")
+    else:
+        words = _("{rate} is already the default rate without a country: untick its Default first.")
+    raise InvalidRequest(
+        f"invalid default: {problem}",
+        fields={"default": [problem]},
+        words=words.format(rate=rate_name(other), country=country),
+    )
+
+
+def _default_refused(exc: IntegrityError, *, country: str) -> InvalidRequest | None:
+    """The database's refusal of a second default rate (a race past
+    default_rate_check) as the 400 it would have given; None for another."""
+    if "tax_rate_one_default_per_country" not in str(exc) and "is_default" not in str(exc):
+        return None
+    where = f"for {country}" if country else "without a country"
+    problem = f"another tax rate is already the default {where}"
+    return InvalidRequest(f"invalid default: {problem}", fields={"default": [problem]})
 
 
 def tax_rate_in_use(rate: TaxRate) -> bool:
@@ -188,7 +229,16 @@ def tax_rate_update(*, rate: TaxRate, replaced_by: str | None = None, **changes)
         rate.is_default = changes.get("is_default", rate.is_default)
         archiving = rate.active and changes.get("active") is False
         rate.active = changes.get("active", rate.active)
-        rate.save()
+        default_rate_check(
+            pk=rate.pk, country=rate.country, is_default=rate.is_default, active=rate.active
+        )
+        try:
+            with transaction.atomic():
+                rate.save()
+        except IntegrityError as exc:
+            if refused := _default_refused(exc, country=rate.country):
+                raise refused from exc
+            raise
         moving = archiving or replacement is not None
         rate.released = _holders_move(rate, replacement) if moving else 0
     return rate

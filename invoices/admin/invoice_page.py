@@ -22,7 +22,12 @@ from django.utils.translation import gettext_lazy
 from billing.core import admin_fields, customer_text
 from billing.core.admin_forms import money_text, quantity_text, unit_price_text
 from invoices import selectors
-from invoices.e_invoices.access_points import SENT_FORMATS
+from invoices.e_invoices.access_points import (
+    SENT_FORMATS,
+    NotSendable,
+    endpoints,
+    peppol_unreachable,
+)
 from invoices.models import CreditNote, Invoice, Payment, ReceivedPayment
 from invoices.pdf import credit_note_pdf_missing_scripts, invoice_pdf_missing_scripts
 from invoices.pdf_fonts import missing_scripts_text
@@ -325,6 +330,12 @@ def e_invoice_sent_text(document: Invoice | CreditNote, invoice: Invoice) -> str
         return _("Not sent through Peppol (Factur-X)")
     if document.e_invoice_sent_at is not None:
         return moment_text(invoice, document.e_invoice_sent_at)
+    try:
+        unreachable = peppol_unreachable(*endpoints(document.e_invoice_xml.encode("utf-8")))
+    except NotSendable:
+        unreachable = "no endpoint"
+    if unreachable:
+        return _("For upload or e-mail: no Peppol address")
     if not settings.BILLING_PEPPOL_ACCESS_POINT:
         return _("Not sent: no Peppol access point is set up (BILLING_PEPPOL_ACCESS_POINT)")
     return _("Not yet: waiting for the access point")

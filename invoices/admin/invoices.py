@@ -24,8 +24,17 @@ from django.utils.translation import gettext_lazy as _
 from billing.core.admin_forms import money_column, money_text, percent_text
 from billing.core.customer_text import language as customer_language
 from billing.core.errors import BillingError
+from billing.invoicing.refused_drafts import invoice_discard
 from customers.models import BillingEntity, Customer
-from invoices import credit_notes, rendering, selectors, sellers, services, settlement
+from invoices import (
+    credit_notes,
+    refused_drafts,
+    rendering,
+    selectors,
+    sellers,
+    services,
+    settlement,
+)
 from invoices.admin.credit_notes import credit_note_view as credit_note_page
 from invoices.admin.emails import DocumentEmailInline
 from invoices.admin.invoice_page import (
@@ -162,6 +171,8 @@ class InvoiceAdmin(admin.ModelAdmin):
     inlines = [DocumentEmailInline]
     actions = [
         "finalize",
+        "rebuild_refused",
+        "discard_refused",
         "void",
         "mark_paid",
         mark_paid_with_reference,
@@ -531,6 +542,38 @@ class InvoiceAdmin(admin.ModelAdmin):
             lambda i: services.invoice_finalize(invoice=i, now=now),
             _("{invoice} finalized"),
         )
+
+    @admin.action(
+        description=_("Rebuild a refused e-invoice draft from current settings, and finalize"),
+        permissions=["finalize"],
+    )
+    def rebuild_refused(self, request, queryset):
+        now = timezone.now()
+        self._each(
+            request,
+            queryset,
+            lambda i: refused_drafts.invoice_rebuild(invoice_id=i.pk, now=now),
+            _("{invoice} rebuilt and finalized"),
+        )
+
+    @admin.action(
+        description=_("Discard a refused e-invoice draft (the next close bills its period again)"),
+        permissions=["finalize"],
+    )
+    def discard_refused(self, request, queryset):
+        now = timezone.now()
+        for invoice in queryset:
+            try:
+                invoice_discard(invoice_id=invoice.pk, now=now)
+            except BillingError as error:
+                self.message_user(request, f"{invoice}: {error.words}", messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    gettext("{invoice} discarded: the next close bills its period again").format(
+                        invoice=invoice
+                    ),
+                )
 
     @admin.action(description=_("Void, with a credit note…"), permissions=["void"])
     def void(self, request, queryset):

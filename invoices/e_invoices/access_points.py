@@ -13,9 +13,12 @@ set is not sent again, and the folder takes the same bytes twice as one file."""
 
 import hashlib
 import json
+import logging
 import os
+import re
 import tempfile
-from datetime import datetime, timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar, Protocol
 
@@ -40,6 +43,25 @@ SWEEP_WITHIN = timedelta(days=2)
 SWEEP_BATCH = 500
 
 CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
+# The Peppol envelope (Business Message Envelope: the SBDH an Oxalis or phase4
+# outbox reads): its namespace and the schemes of the identifiers it carries.
+SBDH = "http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader"
+PARTICIPANT_SCHEME = "iso6523-actorid-upis"
+DOCUMENT_TYPE_SCHEME = "busdox-docid-qns"
+PROCESS_SCHEME = "cenbii-procid-ubl"
+# A Peppol participant id: a four-digit ICD (EAS) scheme and an identifier. An
+# e-mail address (EM) is a valid BT-49 for XRechnung but routes on no network.
+PEPPOL_ADDRESS = re.compile(r"^\d{4}:\S.*$")
+NO_PEPPOL_ADDRESS = "for upload or e-mail: no Peppol address"
+# What the folder's files suit (said in the sidecar, for whoever sets up the pickup).
+FOLDER_SUITS = (
+    "<number>.sbd.xml: the document in its Peppol SBDH envelope, as Oxalis(-standalone) "
+    "and phase4 take an outbound message; <number>.xml with this sidecar: the bare UBL "
+    "with its routing ids, for a file-drop service that reads the document itself "
+    "(Storecove, ecosio and alike)"
+)
+
+logger = logging.getLogger(__name__)
 
 
 class AccessPoint(Protocol):
@@ -83,12 +105,84 @@ def endpoints(xml: bytes) -> tuple[str, str]:
     return found[0], found[1]
 
 
+def is_peppol_address(address: str) -> bool:
+    """Whether "scheme:id" is a Peppol participant id an access point can route."""
+    return bool(PEPPOL_ADDRESS.match(address or ""))
+
+
+def peppol_unreachable(sender: str, receiver: str) -> str:
+    """'' when both parties have a Peppol address; else what the operator is told
+    (the document is for upload or e-mail), naming the party without one."""
+    missing = [
+        f"{who} {address or 'none'}"
+        for who, address in (("seller", sender), ("buyer", receiver))
+        if not is_peppol_address(address)
+    ]
+    return f"{NO_PEPPOL_ADDRESS} ({', '.join(missing)})" if missing else ""
+
+
+def sbd(xml: bytes, *, sender: str, receiver: str, country: str, now: datetime) -> bytes:
+    """The document in its Peppol envelope (a StandardBusinessDocument: its SBDH,
+    then the UBL document as it was issued): the sender's and receiver's
+    participant ids, the document type and process ids, the sender's country
+    (COUNTRY_C1). Its instance id is derived from the document's bytes, so the same
+    document enveloped again is the same message to the access point."""
+    kind = document_type(xml)
+    document = etree.fromstring(xml, etree.XMLParser(resolve_entities=False, no_network=True))
+    root = etree.Element(etree.QName(SBDH, "StandardBusinessDocument"), nsmap={None: SBDH})
+    header = etree.SubElement(root, etree.QName(SBDH, "StandardBusinessDocumentHeader"))
+
+    def add(parent, name: str, text: str | None = None, **attributes):
+        element = etree.SubElement(parent, etree.QName(SBDH, name), **attributes)
+        if text is not None:
+            element.text = text
+        return element
+
+    add(header, "HeaderVersion", "1.0")
+    for role, participant in (("Sender", sender), ("Receiver", receiver)):
+        add(add(header, role), "Identifier", participant, Authority=PARTICIPANT_SCHEME)
+    identification = add(header, "DocumentIdentification")
+    add(identification, "Standard", etree.QName(document).namespace)
+    add(identification, "TypeVersion", "2.1")
+    instance = uuid.uuid5(uuid.NAMESPACE_URL, f"sha256:{hashlib.sha256(xml).hexdigest()}")
+    add(identification, "InstanceIdentifier", str(instance))
+    add(identification, "Type", kind["root"])
+    moment = now.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    add(identification, "CreationDateAndTime", moment)
+    scope = add(header, "BusinessScope")
+    for scope_type, value, scheme in (
+        ("DOCUMENTID", kind["document_type"], DOCUMENT_TYPE_SCHEME),
+        ("PROCESSID", kind["process"], PROCESS_SCHEME),
+        ("COUNTRY_C1", country, None),
+    ):
+        each = add(scope, "Scope")
+        add(each, "Type", scope_type)
+        add(each, "InstanceIdentifier", value)
+        if scheme:
+            add(each, "Identifier", scheme)
+    root.append(document)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def seller_country(xml: bytes) -> str:
+    """The seller's country (BT-40) as the document was issued."""
+    root = etree.fromstring(xml, etree.XMLParser(resolve_entities=False, no_network=True))
+    path = (
+        f"{{{CAC}}}AccountingSupplierParty/{{{CAC}}}Party/{{{CAC}}}PostalAddress/"
+        f"{{{CAC}}}Country/{{{CBC}}}IdentificationCode"
+    )
+    return (root.findtext(path) or "").strip()
+
+
 class FolderAccessPoint:
-    """Writes <folder>/<number>.xml (and <number>.json: sender, receiver, document
-    type) for an external access point to pick up. Each file appears whole: written
-    under a temporary name in the same folder, synced, then renamed. The sidecar is
-    written first, so an XML that appears has its sidecar. The same bytes sent
-    again change nothing; different bytes under the same number raise OutboxConflict."""
+    """Writes, for an external access point to pick up, <folder>/<number>.json (the
+    sidecar: sender, receiver, document type and process ids, their schemes, and
+    which file suits which access point: FOLDER_SUITS), <number>.xml (the UBL
+    document as issued) and <number>.sbd.xml (the same in its Peppol SBDH
+    envelope). Each file appears whole: written under a temporary name in the same
+    folder, synced, then renamed, in that order, so a file that appears has the
+    ones before it. The same bytes sent again change nothing; different bytes
+    under the same number raise OutboxConflict."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -99,14 +193,33 @@ class FolderAccessPoint:
         self.path.mkdir(parents=True, exist_ok=True)
         target = self.path / f"{number}.xml"
         digest = hashlib.sha256(xml).hexdigest()
+        envelope = self.path / f"{number}.sbd.xml"
         if target.exists():
             if target.read_bytes() != xml:
                 raise OutboxConflict(f"{target} holds another document")
+            if not envelope.exists():  # the run that wrote the XML stopped before it
+                self._write(envelope, self._envelope(xml, sender, receiver))
             return digest
-        sidecar = {"number": number, "sender": sender, "receiver": receiver, **document_type(xml)}
+        sidecar = {
+            "number": number,
+            "sender": sender,
+            "receiver": receiver,
+            **document_type(xml),
+            "participant_scheme": PARTICIPANT_SCHEME,
+            "document_type_scheme": DOCUMENT_TYPE_SCHEME,
+            "process_scheme": PROCESS_SCHEME,
+            "envelope": envelope.name,
+            "suits": FOLDER_SUITS,
+        }
         self._write(self.path / f"{number}.json", json.dumps(sidecar, indent=2).encode())
         self._write(target, xml)
+        self._write(envelope, self._envelope(xml, sender, receiver))
         return digest
+
+    @staticmethod
+    def _envelope(xml: bytes, sender: str, receiver: str) -> bytes:
+        country = seller_country(xml)
+        return sbd(xml, sender=sender, receiver=receiver, country=country, now=datetime.now(UTC))
 
     def _write(self, target: Path, content: bytes) -> None:
         descriptor, temporary = tempfile.mkstemp(dir=self.path, prefix=".", suffix=".tmp")
@@ -175,6 +288,10 @@ def e_invoice_send(*, model: str, pk: int, now: datetime) -> str | None:
             return None
         xml = document.e_invoice_xml.encode("utf-8")
         sender, receiver = endpoints(xml)
+        if unreachable := peppol_unreachable(sender, receiver):
+            # Not put in the Peppol folder: no access point could route it.
+            logger.warning("%s %s not sent: %s", model, document.number, unreachable)
+            return None
         message_id = point.send(number=document.number, xml=xml, sender=sender, receiver=receiver)
         document.e_invoice_sent_at = now
         document.save(update_fields=["e_invoice_sent_at"])
@@ -199,8 +316,11 @@ def e_invoices_not_sent(
     if access_point() is None:
         return []
     unsent = {"e_invoice_format__in": SENT_FORMATS, "e_invoice_sent_at": None}
+    # A document addressed by e-mail (EM) is for upload or e-mail: never sent here.
+    by_email = {"e_invoice_xml__contains": 'schemeID="EM"'}
     invoices = Invoice.objects.filter(**unsent, finalized_at__range=(since, until))
     notes = CreditNote.objects.filter(**unsent, created_at__range=(since, until))
+    invoices, notes = invoices.exclude(**by_email), notes.exclude(**by_email)
     invoice_ids = invoices.order_by("pk").values_list("pk", flat=True)
     note_ids = notes.order_by("pk").values_list("pk", flat=True)
     return [

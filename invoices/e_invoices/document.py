@@ -204,6 +204,19 @@ def seller_party(seller: dict, *, profile: str) -> Party:
     )
 
 
+# The Peppol scheme of a Leitweg-ID (EAS 0204): how a German public buyer is
+# addressed on Peppol, 0204:<Leitweg-ID>.
+LEITWEG_SCHEME = "0204"
+
+
+def leitweg_address(buyer: dict, *, profile: str) -> str:
+    """An XRechnung buyer's Peppol address from its Leitweg-ID ('' without one,
+    or in another profile): its BT-49 when it has no Peppol id of its own, so an
+    access point can route it (an e-mail address it cannot)."""
+    leitweg = (buyer.get("leitweg_id") or "").strip()
+    return f"{LEITWEG_SCHEME}:{leitweg}" if profile == XRECHNUNG and leitweg else ""
+
+
 def buyer_party(buyer: dict, *, profile: str) -> Party:
     """The buyer as the invoice's customer snapshot holds it."""
     address = buyer.get("address") or {}
@@ -217,7 +230,7 @@ def buyer_party(buyer: dict, *, profile: str) -> Party:
         vat_id=buyer.get("tax_id") or "",
         registration_id="",
         endpoint=endpoint_of(
-            buyer.get("peppol_id") or "",
+            buyer.get("peppol_id") or leitweg_address(buyer, profile=profile),
             email=buyer.get("email") or "",
             email_fallback=profile == XRECHNUNG,
         ),

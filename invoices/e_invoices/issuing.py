@@ -11,9 +11,13 @@ credit balance, the document is written again and validated again
 (invoice_issue), and that XML is the one issued. A credit note is built and
 validated inside its issue: refused, nothing of it is written."""
 
+import hashlib
+import json
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cache
+from pathlib import Path
 
 from django.utils.translation import gettext
 
@@ -36,6 +40,7 @@ from invoices.e_invoices.validation import (
     CII,
     UBL_CREDIT_NOTE,
     UBL_INVOICE,
+    Failure,
     schema_failures,
     validation_failures,
 )
@@ -55,10 +60,20 @@ class EInvoiceInvalid(Conflict):
 
     error_type = "e_invoice_invalid"
 
-    def __init__(self, failures: list, *, document: str, invoice_id: int | None = None):
+    def __init__(
+        self,
+        failures: list,
+        *,
+        document: str,
+        invoice_id: int | None = None,
+        fingerprint: str = "",
+    ):
         self.failures = failures
         # The draft it refused (None for a credit note, which has no draft).
         self.invoice_id = invoice_id
+        # What the check of the draft depended on (check_fingerprint): kept with
+        # the refusal, so the close checks it again only once that changed.
+        self.fingerprint = fingerprint
         first = failures[0]
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
         super().__init__(
@@ -73,6 +88,28 @@ class EInvoiceInvalid(Conflict):
     @property
     def details(self) -> dict:
         return {"e_invoice_errors": self.records}
+
+
+class EInvoiceUnchanged(EInvoiceInvalid):
+    """A refused draft checked again with nothing its check depends on changed
+    (its fingerprint is the refusal's): refused again as it was, not validated."""
+
+    def __init__(self, invoice):
+        failures = [
+            Failure(
+                rule=record.get("rule", ""),
+                message=record.get("message", ""),
+                field=record.get("field", ""),
+                location=record.get("location", ""),
+            )
+            for record in invoice.e_invoice_errors
+        ]
+        super().__init__(
+            failures,
+            document=str(invoice),
+            invoice_id=invoice.pk,
+            fingerprint=invoice.e_invoice_refused_for,
+        )
 
 
 def e_invoice_profile(*, seller: dict, buyer: dict) -> str:
@@ -137,67 +174,115 @@ def _terms(text: CustomerText, due_at: datetime | None) -> str:
         return gettext("Payment due by {day}").format(day=text.day(due_at))
 
 
-def invoice_document(invoice, *, profile: str, seller: dict, buyer: dict, issue: Issue) -> Document:
-    """The EN 16931 document of an invoice (a draft being finalized)."""
+def _invoice_content(invoice, *, profile: str, seller: dict, buyer: dict) -> dict:
+    """What build_document takes of an invoice but for its issue (number, days,
+    prepaid) and payment terms."""
     lines = list(invoice.lines.all())
     taxes = [
         (line.name, line.percentage, line.tax_rate.vat_category, line.tax_rate.exemption_reason)
         for line in invoice.tax_lines.select_related("tax_rate")
     ]
+    return {
+        "profile": profile,
+        "type_code": INVOICE,
+        "currency": invoice.currency,
+        "seller": seller,
+        "buyer": buyer,
+        "lines": [
+            (
+                line.position,
+                line.kind,
+                line.description,
+                line.meter,
+                line.quantity,
+                line.unit_price,
+                line.per,
+                line.amount,
+                line.period_start,
+                line.period_end,
+            )
+            for line in lines
+        ],
+        "tax_lines": taxes,
+        "units": _units({line.meter for line in lines if line.meter}),
+        "fee_unit": _fee_unit(invoice),
+        "taxable": invoice.subtotal - invoice.discount,
+        "tax": invoice.tax,
+        "total": invoice.total,
+        "period": (invoice.period_start, invoice.period_end),
+    }
+
+
+def invoice_document(
+    invoice, *, profile: str, seller: dict, buyer: dict, issue: Issue, content: dict | None = None
+) -> Document:
+    """The EN 16931 document of an invoice (a draft being finalized). `content`:
+    its _invoice_content when already read."""
+    content = content or _invoice_content(invoice, profile=profile, seller=seller, buyer=buyer)
     text = CustomerText.of_snapshot(buyer, invoice.currency)
     try:
-        return build_document(
-            profile=profile,
-            type_code=INVOICE,
-            issue=issue,
-            currency=invoice.currency,
-            seller=seller,
-            buyer=buyer,
-            lines=[
-                (
-                    line.position,
-                    line.kind,
-                    line.description,
-                    line.meter,
-                    line.quantity,
-                    line.unit_price,
-                    line.per,
-                    line.amount,
-                    line.period_start,
-                    line.period_end,
-                )
-                for line in lines
-            ],
-            tax_lines=taxes,
-            units=_units({line.meter for line in lines if line.meter}),
-            fee_unit=_fee_unit(invoice),
-            taxable=invoice.subtotal - invoice.discount,
-            tax=invoice.tax,
-            total=invoice.total,
-            period=(invoice.period_start, invoice.period_end),
-            terms=_terms(text, issue.due_at),
-        )
+        return build_document(**content, issue=issue, terms=_terms(text, issue.due_at))
     except EInvoiceRefused as refused:
         raise EInvoiceInvalid(
             refused.failures, document=str(invoice), invoice_id=invoice.pk
         ) from refused
 
 
+# The modules whose code decides a check's answer: a refused draft is checked
+# again once they change (a release with other rules), as once its content does.
+CHECKING_MODULES = ("document.py", "ubl.py", "cii.py", "cius.py", "validation.py", "issuing.py")
+
+
+@cache
+def _checking_code() -> str:
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for name in CHECKING_MODULES:
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()
+
+
+def check_fingerprint(content: dict, *, payment_terms: int) -> str:
+    """A digest of all a draft's check depends on: the document's content (its
+    seller and buyer as the check reads them, its lines, tax rates with their
+    VAT categories, amounts, period, format), the customer's payment terms, and
+    the checking code itself. Equal fingerprints check alike (but for the day)."""
+    payload = json.dumps(
+        [content, payment_terms, _checking_code()], sort_keys=True, default=str
+    ).encode()
+    return hashlib.sha256(payload).hexdigest()
+
+
 def invoice_check(
     invoice, *, seller: dict, buyer: dict, now: datetime, number: str
 ) -> Document | None:
     """Check a draft's e-invoice before it is numbered: None when it is not
-    e-invoiced, else the document checked; EInvoiceInvalid when it fails.
+    e-invoiced, else the document checked; EInvoiceInvalid when it fails, with
+    the check's fingerprint (check_fingerprint). A draft refused before whose
+    fingerprint is the same (Invoice.e_invoice_refused_for) is refused again as
+    it was, unchecked (EInvoiceUnchanged): the close tries it once it changed.
     `number`: a provisional number of its sequence's form."""
     profile = e_invoice_profile(seller=seller, buyer=buyer)
     if not profile or not invoice.lines.exists():
         # An invoice without lines (a free plan's start) bills no supply: EN 16931
         # has no form for it (BR-16: at least one line), and none is issued.
         return None
-    due_at = now + timedelta(days=invoice.customer.payment_terms)
+    payment_terms = invoice.customer.payment_terms
+    content = _invoice_content(invoice, profile=profile, seller=seller, buyer=buyer)
+    fingerprint = check_fingerprint(content, payment_terms=payment_terms)
+    refused_for = getattr(invoice, "e_invoice_refused_for", "")
+    if refused_for and refused_for == fingerprint and invoice.e_invoice_errors:
+        raise EInvoiceUnchanged(invoice)
+    due_at = now + timedelta(days=payment_terms)
     issue = Issue(number=number, issued_at=now, due_at=due_at, prepaid=ZERO)
-    document = invoice_document(invoice, profile=profile, seller=seller, buyer=buyer, issue=issue)
-    checked_xml(document, name=str(invoice), invoice_id=invoice.pk)
+    try:
+        document = invoice_document(
+            invoice, profile=profile, seller=seller, buyer=buyer, issue=issue, content=content
+        )
+        checked_xml(document, name=str(invoice), invoice_id=invoice.pk)
+    except EInvoiceInvalid as refused:
+        refused.fingerprint = fingerprint
+        raise
     return document
 
 

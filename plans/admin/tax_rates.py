@@ -21,6 +21,7 @@ from plans.validation import validate_tax_rate
 
 
 class TaxRateForm(ServiceValidatedForm):
+    field_map = {"default": "is_default"}
     replaced_by = forms.ModelChoiceField(
         queryset=TaxRate.objects.filter(active=True),
         to_field_name="code",
@@ -82,6 +83,12 @@ class TaxRateForm(ServiceValidatedForm):
             exemption_reason=terms["exemption_reason"] or "",
             check_category=rate.pk is None
             or any(terms[name] != getattr(rate, name) for name in classified),
+        )
+        services.default_rate_check(
+            pk=rate.pk,
+            country=terms["country"] or "",
+            is_default=bool(cleaned.get("is_default", rate.is_default)),
+            active=bool(cleaned.get("active", rate.active)),
         )
 
 
