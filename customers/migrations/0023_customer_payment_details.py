@@ -4,40 +4,81 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('customers', '0022_customer_limits_object'),
+        ("customers", "0022_customer_limits_object"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='customer',
-            name='card_holder_name',
-            field=models.CharField(blank=True, db_default='', default='', help_text='The name on that card (BT-88).', max_length=128, verbose_name='card holder'),
+            model_name="customer",
+            name="card_holder_name",
+            field=models.CharField(
+                blank=True,
+                db_default="",
+                default="",
+                help_text="The name on that card (BT-88).",
+                max_length=128,
+                verbose_name="card holder",
+            ),
         ),
         migrations.AddField(
-            model_name='customer',
-            name='card_last_digits',
-            field=models.CharField(blank=True, db_default='', default='', help_text='The last 4 digits of the card its invoices are paid with (BT-87), never the whole number.', max_length=4, verbose_name="card's last 4 digits"),
+            model_name="customer",
+            name="card_last_digits",
+            field=models.CharField(
+                blank=True,
+                db_default="",
+                default="",
+                help_text="The last 4 digits of the card its invoices are paid with (BT-87), never the whole number.",
+                max_length=4,
+                verbose_name="card's last 4 digits",
+            ),
         ),
         migrations.AddField(
-            model_name='customer',
-            name='debtor_iban',
-            field=models.CharField(blank=True, db_default='', default='', help_text='The account its direct debits are collected from (BT-91).', max_length=42, verbose_name='IBAN debited'),
+            model_name="customer",
+            name="debtor_iban",
+            field=models.CharField(
+                blank=True,
+                db_default="",
+                default="",
+                help_text="The account its direct debits are collected from (BT-91).",
+                max_length=42,
+                verbose_name="IBAN debited",
+            ),
         ),
         migrations.AddField(
-            model_name='historicalcustomer',
-            name='card_holder_name',
-            field=models.CharField(blank=True, db_default='', default='', help_text='The name on that card (BT-88).', max_length=128, verbose_name='card holder'),
+            model_name="historicalcustomer",
+            name="card_holder_name",
+            field=models.CharField(
+                blank=True,
+                db_default="",
+                default="",
+                help_text="The name on that card (BT-88).",
+                max_length=128,
+                verbose_name="card holder",
+            ),
         ),
         migrations.AddField(
-            model_name='historicalcustomer',
-            name='card_last_digits',
-            field=models.CharField(blank=True, db_default='', default='', help_text='The last 4 digits of the card its invoices are paid with (BT-87), never the whole number.', max_length=4, verbose_name="card's last 4 digits"),
+            model_name="historicalcustomer",
+            name="card_last_digits",
+            field=models.CharField(
+                blank=True,
+                db_default="",
+                default="",
+                help_text="The last 4 digits of the card its invoices are paid with (BT-87), never the whole number.",
+                max_length=4,
+                verbose_name="card's last 4 digits",
+            ),
         ),
         migrations.AddField(
-            model_name='historicalcustomer',
-            name='debtor_iban',
-            field=models.CharField(blank=True, db_default='', default='', help_text='The account its direct debits are collected from (BT-91).', max_length=42, verbose_name='IBAN debited'),
+            model_name="historicalcustomer",
+            name="debtor_iban",
+            field=models.CharField(
+                blank=True,
+                db_default="",
+                default="",
+                help_text="The account its direct debits are collected from (BT-91).",
+                max_length=42,
+                verbose_name="IBAN debited",
+            ),
         ),
     ]
