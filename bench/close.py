@@ -93,7 +93,7 @@ def e_invoicing_seller() -> None:
         "city": "Paris",
         "country": "FR",
         "tax_id": "FR40303265045",
-        "peppol_id": "0009:30326504500014",
+        "peppol_id": "0009:30326504500011",
         "iban": "FR7630006000011234567890189",
         "e_invoicing": True,
     }.items():

@@ -283,6 +283,34 @@ class BillingEntityCreateSerializer(serializers.Serializer):
     sepa_creditor_id = serializers.CharField(
         max_length=35, required=False, default="", allow_blank=True
     )
+    email = serializers.EmailField(
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="Contact email: on its documents, and its e-invoices' BT-43 (XRechnung BR-DE-7).",
+    )
+    sender_email = serializers.EmailField(
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="The From address of its emails; empty: the configured one.",
+    )
+    bank_name = serializers.CharField(max_length=128, required=False, default="", allow_blank=True)
+    payment_instructions = serializers.CharField(required=False, default="", allow_blank=True)
+    invoice_footer = serializers.CharField(required=False, default="", allow_blank=True)
+
+    def validate(self, attrs):
+        # A field it does not take is refused, never dropped unseen.
+        if isinstance(self.initial_data, dict):
+            unknown = sorted(set(self.initial_data) - set(self.fields), key=str)
+            if unknown:
+                raise serializers.ValidationError(
+                    {
+                        str(name): ["unknown field; a billing entity does not take it"]
+                        for name in unknown
+                    }
+                )
+        return attrs
 
 
 class BillingEntitySerializer(serializers.Serializer):
@@ -304,6 +332,11 @@ class BillingEntitySerializer(serializers.Serializer):
     contact_phone = serializers.CharField()
     payment_means = serializers.CharField()
     sepa_creditor_id = serializers.CharField()
+    email = serializers.CharField()
+    sender_email = serializers.CharField()
+    bank_name = serializers.CharField()
+    payment_instructions = serializers.CharField()
+    invoice_footer = serializers.CharField()
 
     def get_address(self, entity) -> dict:
         """As printed (its lines and its country), and as e-invoices carry it."""

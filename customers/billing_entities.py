@@ -14,7 +14,7 @@ from billing.core.errors import Conflict, InvalidRequest
 from customers.models import BillingEntity, Customer
 from plans.field_checks import FieldErrors
 from plans.taxes import is_eu_cross_border_business
-from plans.validation import check_address
+from plans.validation import address_trimmed, check_address
 
 
 def seed_values(seller: dict) -> dict:
@@ -219,6 +219,11 @@ def billing_entity_create(
     contact_phone: str = "",
     payment_means: str = BillingEntity.CREDIT_TRANSFER,
     sepa_creditor_id: str = "",
+    email: str = "",
+    sender_email: str = "",
+    bank_name: str = "",
+    payment_instructions: str = "",
+    invoice_footer: str = "",
 ) -> BillingEntity:
     """Create an entity as the API names it (POST /api/v1/billing-entities):
     invoices numbered NUMBER_PREFIX-YYYY-NNNNNN, credit notes in a sequence of
@@ -226,6 +231,7 @@ def billing_entity_create(
     taken is a 409; any other rule broken, a 400 naming the API's field;
     nothing is written on a refusal (billing_entity_save)."""
     errors = FieldErrors()
+    address = address_trimmed(address)
     check_address(errors, "address", address)
     errors.raise_if_any("invalid billing entity")
     if BillingEntity.objects.filter(code=code).exists():
@@ -255,6 +261,11 @@ def billing_entity_create(
         contact_phone=contact_phone,
         payment_means=payment_means,
         sepa_creditor_id=sepa_creditor_id,
+        email=email,
+        sender_email=sender_email,
+        bank_name=bank_name,
+        payment_instructions=payment_instructions,
+        invoice_footer=invoice_footer,
     )
     try:
         return billing_entity_save(entity=entity)

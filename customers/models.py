@@ -13,6 +13,7 @@ from billing.core.e_invoice_codes import (
     bic_errors,
     iban_errors,
     peppol_id_errors,
+    text_part_errors,
     vat_id_errors,
 )
 from billing.core.email_addresses import validate_email_address
@@ -22,6 +23,7 @@ from customers.e_invoice_details import (
     E_INVOICE_DETAILS,
     E_INVOICE_FORMATS,
     customer_e_invoice_errors,
+    seller_payment_means,
 )
 from plans.validation import available_timezones
 
@@ -52,6 +54,19 @@ def alert_threshold_errors(value: object) -> list[str]:
         seen.add(percentage)
     return errors
 
+
+# The customer's fields customer_e_invoice_errors checks.
+E_INVOICE_CHECKED = (
+    "tax_id",
+    "leitweg_id",
+    "peppol_id",
+    "buyer_reference",
+    "e_invoice_format",
+    "sepa_mandate_reference",
+    "debtor_iban",
+    "card_last_digits",
+    "card_holder_name",
+)
 
 # What may change on a customer after it is created (its currency may not).
 CUSTOMER_DETAILS = (
@@ -116,6 +131,11 @@ def document_prefix_errors(value: object) -> list[str]:
     if not isinstance(value, str) or not DOCUMENT_PREFIX.fullmatch(value):
         return ["1 to 12 capital letters or digits, e.g. INV"]
     return []
+
+
+# The entity's fields an e-invoice carries as text: each not only spaces, without
+# control characters (e_invoice_codes.text_part_errors).
+E_INVOICE_TEXTS = ("legal_name", "street", "city", "postal_code", "contact_name", "contact_phone")
 
 
 class BillingEntity(models.Model):
@@ -352,8 +372,14 @@ class BillingEntity(models.Model):
         for field, check in checks:
             if (value := getattr(self, field)) and (problems := check(value)):
                 errors[field] = problems
+        # What its e-invoices carry as text (PEPPOL-EN16931-R008: no empty element).
+        for field in E_INVOICE_TEXTS:
+            if problems := text_part_errors(getattr(self, field)):
+                errors[field] = problems
         if not self.e_invoicing:
             return errors
+        if problems := self.customers_lacking_payment_details():
+            errors.setdefault("payment_means", problems)
         needed = ["legal_name", "street", "city", "postal_code", "country"]
         for field in needed:
             if not getattr(self, field):
@@ -367,6 +393,37 @@ class BillingEntity(models.Model):
                 "sepa_creditor_id", ["e-invoices paid by direct debit need a SEPA creditor id"]
             )
         return errors
+
+    def customers_lacking_payment_details(self) -> list[str]:
+        """Paid by direct debit or by card, the e-invoiced customers it bills that
+        lack what their e-invoices would then need (customer_e_invoice_errors:
+        a mandate and the account debited, an XRechnung buyer's card digits):
+        a refusal naming up to 5 of them; [] when none does."""
+        if self.pk is None or self.payment_means == self.CREDIT_TRANSFER:
+            return []
+        billed = Customer.objects.filter(billing_entity=self)
+        if self.is_default:
+            billed = Customer.objects.filter(
+                models.Q(billing_entity=self) | models.Q(billing_entity__isnull=True)
+            )
+        lacking = [
+            customer
+            for customer in billed.exclude(e_invoice_format="").order_by("external_id")
+            if set(customer.payment_detail_errors(self.payment_means))
+        ]
+        if not lacking:
+            return []
+        names = ", ".join(customer.external_id for customer in lacking[:5])
+        more = f" and {len(lacking) - 5} more" if len(lacking) > 5 else ""
+        needs = (
+            "a SEPA mandate reference and the IBAN debited"
+            if self.payment_means == self.DIRECT_DEBIT
+            else "(XRechnung) the card's last 4 digits"
+        )
+        return [
+            f"{len(lacking)} e-invoiced customer(s) it bills lack {needs}: {names}{more}; "
+            "give them theirs first"
+        ]
 
 
 # A customer's standing, moved by the dunning steps run on its unpaid invoices
@@ -533,6 +590,33 @@ class Customer(models.Model):
         help_text=_("The SEPA direct debit mandate its invoices are collected under."),
         verbose_name=_("SEPA mandate reference"),
     )
+    debtor_iban = models.CharField(
+        max_length=42,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_("The account its direct debits are collected from (BT-91)."),
+        verbose_name=_("IBAN debited"),
+    )
+    card_last_digits = models.CharField(
+        max_length=4,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_(
+            "The last 4 digits of the card its invoices are paid with (BT-87), never "
+            "the whole number."
+        ),
+        verbose_name=_("card's last 4 digits"),
+    )
+    card_holder_name = models.CharField(
+        max_length=128,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=_("The name on that card (BT-88)."),
+        verbose_name=_("card holder"),
+    )
     alert_thresholds = models.JSONField(
         default=list,
         blank=True,
@@ -642,14 +726,27 @@ class Customer(models.Model):
         if threshold_errors := alert_threshold_errors(self.alert_thresholds):
             errors["alert_thresholds"] = threshold_errors
         errors |= customer_e_invoice_errors(
-            tax_id=self.tax_id,
-            leitweg_id=self.leitweg_id,
-            peppol_id=self.peppol_id,
-            buyer_reference=self.buyer_reference,
-            e_invoice_format=self.e_invoice_format,
+            **{name: getattr(self, name) or "" for name in E_INVOICE_CHECKED},
+            seller_means=seller_payment_means(self.seller()),
         )
         if errors:
             raise ValidationError(errors)
+
+    def seller(self) -> BillingEntity | None:
+        """The entity that bills it: its own, else the default (None without any)."""
+        if self.billing_entity_id is not None:
+            return self.billing_entity
+        return BillingEntity.objects.filter(is_default=True).first()
+
+    def payment_detail_errors(self, seller_means: str) -> dict[str, list[str]]:
+        """What its e-invoices would lack were its seller paid by `seller_means`."""
+        values = {name: getattr(self, name) or "" for name in E_INVOICE_CHECKED}
+        errors = customer_e_invoice_errors(**values, seller_means=seller_means)
+        return {
+            name: texts
+            for name, texts in errors.items()
+            if name in ("sepa_mandate_reference", "debtor_iban", "card_last_digits")
+        }
 
 
 class CustomerLimitChange(models.Model):

@@ -76,6 +76,11 @@ class EInvoiceFields(serializers.Serializer):
         help_text="The e-invoice its invoices are also issued as; null: none.",
     )
     sepa_mandate_reference = e_invoice_text_field(35, "SEPA direct debit mandate reference.")
+    debtor_iban = e_invoice_text_field(42, "The IBAN its direct debits are collected from (BT-91).")
+    card_last_digits = e_invoice_text_field(
+        32, "The last 4 digits of the card it pays with (BT-87)."
+    )
+    card_holder_name = e_invoice_text_field(128, "The name on that card (BT-88).")
 
     def validate_tax_id(self, value):
         if errors := vat_id_errors(value or ""):
@@ -147,6 +152,13 @@ class CustomerSerializer(EInvoiceFields, serializers.ModelSerializer):
     sepa_mandate_reference = e_invoice_text_field(
         35, "SEPA direct debit mandate reference.", default=""
     )
+    debtor_iban = e_invoice_text_field(
+        42, "The IBAN its direct debits are collected from (BT-91).", default=""
+    )
+    card_last_digits = e_invoice_text_field(
+        32, "The last 4 digits of the card it pays with (BT-87).", default=""
+    )
+    card_holder_name = e_invoice_text_field(128, "The name on that card (BT-88).", default="")
     spend_limit = DecimalString(required=False, allow_null=True, default=None)
     spend_limit_mode = serializers.ChoiceField(
         choices=["hard", "soft"], required=False, default="hard"

@@ -6,12 +6,15 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 
 from billing.core.errors import Conflict, InvalidRequest
-from customers.billing_entities import billing_entity_by_code
+from customers.billing_entities import billing_entity_by_code, default_billing_entity
+from customers.e_invoice_details import seller_payment_means
 from customers.locks import customer_lock
 from customers.models import (
     CUSTOMER_DETAILS,
+    E_INVOICE_CHECKED,
     E_INVOICE_DETAILS,
     LOCALES,
+    BillingEntity,
     Customer,
     alert_threshold_errors,
     customer_e_invoice_errors,
@@ -21,7 +24,7 @@ from customers.models import (
 from customers.reactions import customer_changed
 from plans.locks import tax_rates_lock
 from plans.models import TaxRate
-from plans.validation import validate_customer
+from plans.validation import address_trimmed, validate_customer
 
 
 def validate_customer_settings(
@@ -54,15 +57,14 @@ def validate_customer_settings(
         raise InvalidRequest("invalid customer", fields=fields)
 
 
-def validate_customer_e_invoicing(values: dict) -> None:
-    """The customer's VAT number and e-invoice details (customer_e_invoice_errors):
-    400 naming each field wrong, nothing written."""
+def validate_customer_e_invoicing(values: dict, seller: BillingEntity | None = None) -> None:
+    """The customer's VAT number and e-invoice details (customer_e_invoice_errors)
+    as `seller` (its entity; None: the default) bills it: 400 naming each field
+    wrong, nothing written."""
+    seller = seller if seller is not None else default_billing_entity()
     if fields := customer_e_invoice_errors(
-        tax_id=values.get("tax_id") or "",
-        leitweg_id=values.get("leitweg_id") or "",
-        peppol_id=values.get("peppol_id") or "",
-        buyer_reference=values.get("buyer_reference") or "",
-        e_invoice_format=values.get("e_invoice_format") or "",
+        **{name: values.get(name) or "" for name in E_INVOICE_CHECKED},
+        seller_means=seller_payment_means(seller),
     ):
         first, texts = next(iter(fields.items()))
         raise InvalidRequest(f"invalid customer: {first}: {texts[0]}", fields=fields)
@@ -121,6 +123,9 @@ def customer_create(
     peppol_id: str | None = "",
     e_invoice_format: str | None = "",
     sepa_mandate_reference: str | None = "",
+    debtor_iban: str | None = "",
+    card_last_digits: str | None = "",
+    card_holder_name: str | None = "",
 ) -> Customer:
     """Create a customer. `billing_entity`: the code of the entity that bills it;
     None, the default entity (whichever is the default when it is invoiced).
@@ -132,8 +137,11 @@ def customer_create(
         "peppol_id": peppol_id or "",
         "e_invoice_format": e_invoice_format or "",
         "sepa_mandate_reference": sepa_mandate_reference or "",
+        "debtor_iban": debtor_iban or "",
+        "card_last_digits": card_last_digits or "",
+        "card_holder_name": card_holder_name or "",
     }
-    address = {} if address is None else address
+    address = {} if address is None else address_trimmed(address)
     invoice_emails = [] if invoice_emails is None else invoice_emails
     alert_thresholds = [] if alert_thresholds is None else alert_thresholds
     validate_customer(
@@ -151,8 +159,8 @@ def customer_create(
         tax_exempt=tax_exempt,
         invoice_emails=invoice_emails,
     )
-    validate_customer_e_invoicing({"tax_id": tax_id, **e_invoicing})
     seller = billing_entity_by_code(billing_entity)
+    validate_customer_e_invoicing({"tax_id": tax_id, **e_invoicing}, seller)
     try:
         with transaction.atomic():
             rates = tax_rates_by_code(tax_rates or [])
@@ -199,6 +207,7 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
     if unknown:
         raise InvalidRequest(f"cannot change {', '.join(sorted(unknown))}")
     values = {f: getattr(customer, f) for f in fields} | changes
+    values["address"] = address_trimmed(values["address"])
     validate_customer(
         external_id=customer.external_id,
         currency=customer.currency,
@@ -214,7 +223,7 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
         tax_exempt=values["tax_exempt"],
         invoice_emails=values["invoice_emails"],
     )
-    validate_customer_e_invoicing(values)
+    validate_customer_e_invoicing(values, seller if new_seller else customer.billing_entity)
     with transaction.atomic():
         rates = None if tax_rate_codes is None else tax_rates_by_code(tax_rate_codes)
         customer = customer_lock(customer.pk)

@@ -20,6 +20,7 @@ from billing.core.e_invoice_codes import (
     EXEMPTION_REASON_NEEDED,
     STANDARD,
     VAT_CATEGORIES,
+    text_part_errors,
     unit_code_errors,
     vat_category_errors,
 )
@@ -447,9 +448,22 @@ ADDRESS_KEYS = ("line1", "line2", "city", "state", "postal_code", "country")
 ADDRESS_MAX_LENGTH = 200
 
 
+def address_trimmed(address: object) -> object:
+    """An address object with each of its strings trimmed of the spaces around it
+    (what is stored and printed); anything else as given, for check_address."""
+    if not isinstance(address, Mapping):
+        return address
+    return {
+        key: value.strip() if isinstance(value, str) and value.strip() else value
+        for key, value in address.items()
+    }
+
+
 def check_address(errors: FieldErrors, path: str, address: object) -> None:
     """A postal address: an object of these keys only (ADDRESS_KEYS), each a string
-    or null, `country` an ISO 3166-1 alpha-2 code such as 'FR'."""
+    or null, `country` an ISO 3166-1 alpha-2 code such as 'FR'. A part is never
+    only spaces nor holds a control character (an e-invoice would carry it as
+    an empty element: PEPPOL-EN16931-R008); '' is no part."""
     if not isinstance(address, Mapping):
         errors.add(path, f"must be an object with the keys {', '.join(ADDRESS_KEYS)}")
         return
@@ -461,6 +475,8 @@ def check_address(errors: FieldErrors, path: str, address: object) -> None:
             continue
         if not isinstance(value, str):
             errors.add(f"{path}.{key}", "must be a string or null")
+        elif problems := text_part_errors(value):
+            errors.add(f"{path}.{key}", problems[0])
         elif len(value) > ADDRESS_MAX_LENGTH:
             errors.add(f"{path}.{key}", f"must be at most {ADDRESS_MAX_LENGTH} characters")
         elif key == "country" and not is_country_code(value):

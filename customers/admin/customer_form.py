@@ -282,3 +282,7 @@ class CustomerForm(ServiceValidatedForm):
             tax_exempt=cleaned.get("tax_exempt"),
             invoice_emails=cleaned.get("invoice_emails") or [],
         )
+        # The e-invoice details as the seller chosen here bills the customer.
+        services.validate_customer_e_invoicing(
+            {**cleaned, "tax_id": cleaned.get("tax_id") or ""}, cleaned.get("billing_entity")
+        )

@@ -127,6 +127,14 @@ def document_cii(document: Document) -> bytes:
     sub(settlement, _r("InvoiceCurrencyCode"), currency)
     means = sub(settlement, _r("SpecifiedTradeSettlementPaymentMeans"))
     sub(means, _r("TypeCode"), payment.means_code)
+    if payment.card_digits:
+        card = sub(means, _r("ApplicableTradeSettlementFinancialCard"))
+        sub(card, _r("ID"), payment.card_digits)
+        if payment.card_holder:
+            sub(card, _r("CardholderName"), payment.card_holder)
+    if payment.debtor_iban:
+        debited = sub(means, _r("PayerPartyDebtorFinancialAccount"))
+        sub(debited, _r("IBANID"), payment.debtor_iban)
     if payment.iban:
         account = sub(means, _r("PayeePartyCreditorFinancialAccount"))
         sub(account, _r("IBANID"), payment.iban)

@@ -5,9 +5,11 @@ receiver of ours would most often refuse are kept here, under their official
 identifiers. A Peppol access point or the German public platforms (ZRE, OZG-RE)
 run the full rule sets on receipt."""
 
+from billing.core.e_invoice_codes import PEPPOL_EAS, peppol_scheme_id_errors
 from customers.e_invoice_details import PEPPOL, XRECHNUNG
-from invoices.e_invoices.document import Document
+from invoices.e_invoices.document import Document, Party
 from invoices.e_invoices.validation import FIELDS, TERM_READERS, Failure
+from invoices.e_invoices.xml_text import xml_safe
 
 # Payment means that pay by transfer to the seller's account (UNTDID 4461).
 TRANSFERS = ("30", "58")
@@ -17,9 +19,90 @@ def _failure(rule: str, message: str, term: str) -> Failure:
     return Failure(rule, message, FIELDS.get(term, term), "", "fatal")
 
 
+# Payment means that debit the buyer's account (UNTDID 4461: 49 direct debit, 59 SEPA).
+DEBITS = ("49", "59")
+# The Peppol rule (PEPPOL-COMMON-R0nn) that checks a scheme's ids, where one does.
+COMMON_RULES = {
+    "0088": "PEPPOL-COMMON-R040",
+    "0192": "PEPPOL-COMMON-R041",
+    "0184": "PEPPOL-COMMON-R042",
+    "0208": "PEPPOL-COMMON-R043",
+    "0007": "PEPPOL-COMMON-R049",
+    "0151": "PEPPOL-COMMON-R050",
+}
+# A party's texts a document carries, and the field each is set in.
+_PARTY_TEXTS = {
+    "seller": {
+        "name": "billing_entity.legal_name",
+        "street": "billing_entity.street",
+        "city": "billing_entity.city",
+        "postal_code": "billing_entity.postal_code",
+        "contact_name": "billing_entity.contact_name",
+        "contact_phone": "billing_entity.contact_phone",
+    },
+    "buyer": {
+        "name": "customer.name",
+        "street": "customer.address.line1",
+        "street_2": "customer.address.line2",
+        "city": "customer.address.city",
+        "postal_code": "customer.address.postal_code",
+    },
+}
+
+
+def _party_failures(party: Party, role: str) -> list[Failure]:
+    """A party's texts that its XML would carry as empty elements (PEPPOL-EN16931-R008:
+    only spaces, or only characters XML cannot hold), and its endpoint's scheme and
+    id as Peppol checks them (CL008, COMMON-R040...): data saved before these were
+    refused on save."""
+    failures = []
+    for attribute, field in _PARTY_TEXTS[role].items():
+        value = getattr(party, attribute)
+        if value and not xml_safe(value).strip():
+            failures.append(
+                _failure(
+                    "PEPPOL-EN16931-R008",
+                    f"Document MUST not contain empty elements: the {role}'s {field} is "
+                    "only spaces or control characters.",
+                    field,
+                )
+            )
+    endpoint = party.endpoint
+    if endpoint is None:
+        return failures
+    field = "billing_entity.peppol_id" if role == "seller" else "customer.peppol_id"
+    if endpoint.scheme not in PEPPOL_EAS:
+        failures.append(
+            _failure(
+                "PEPPOL-EN16931-CL008",
+                f'Electronic address identifier scheme must be from the codelist "Electronic '
+                f"Address Identifier Scheme\": the {role}'s {endpoint.scheme!r} is not.",
+                field,
+            )
+        )
+    elif problems := peppol_scheme_id_errors(endpoint.scheme, endpoint.identifier):
+        rule = COMMON_RULES.get(endpoint.scheme, "EINV-PEPPOL-ID")
+        failures.append(
+            _failure(rule, f"The {role}'s endpoint {endpoint.scheme}: {problems[0]}", field)
+        )
+    return failures
+
+
 def peppol_failures(document: Document) -> list[Failure]:
     """Peppol BIS Billing 3.0's rules of the ones below EN 16931's."""
-    failures = []
+    failures = [
+        *_party_failures(document.seller, "seller"),
+        *_party_failures(document.buyer, "buyer"),
+    ]
+    if document.payment.means_code in DEBITS and not document.payment.mandate_reference:
+        failures.append(
+            _failure(
+                "PEPPOL-EN16931-R061",
+                "Mandate reference MUST be provided for direct debit: the customer's SEPA "
+                "mandate reference (BT-89).",
+                "BT-89",
+            )
+        )
     if not (document.buyer_reference or document.order_reference):
         failures.append(
             _failure(

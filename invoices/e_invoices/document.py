@@ -130,6 +130,9 @@ class Payment:
     creditor_id: str  # BT-90
     mandate_reference: str  # BT-89
     terms: str  # BT-20
+    debtor_iban: str = ""  # BT-91
+    card_digits: str = ""  # BT-87
+    card_holder: str = ""  # BT-88
 
 
 @dataclass(frozen=True)
@@ -353,6 +356,11 @@ def payment_of(seller: dict, buyer: dict, *, currency: str, reference: str, term
             buyer.get("sepa_mandate_reference") or "" if code == SEPA_DIRECT_DEBIT else ""
         ),
         terms=terms,
+        debtor_iban=(
+            (buyer.get("debtor_iban") or "").replace(" ", "") if code == SEPA_DIRECT_DEBIT else ""
+        ),
+        card_digits=buyer.get("card_last_digits") or "" if code == CARD else "",
+        card_holder=buyer.get("card_holder_name") or "" if code == CARD else "",
     )
 
 

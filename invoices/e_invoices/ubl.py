@@ -137,6 +137,13 @@ def document_ubl(document: Document) -> bytes:
         sub(means, _b("PaymentDueDate"), document.due_date.isoformat())
     if payment.reference:
         sub(means, _b("PaymentID"), payment.reference)
+    if payment.card_digits:
+        card = sub(means, _a("CardAccount"))
+        sub(card, _b("PrimaryAccountNumberID"), payment.card_digits)
+        # Required by the UBL schema, no business term: Peppol's syntax binding says NA.
+        sub(card, _b("NetworkID"), "NA")
+        if payment.card_holder:
+            sub(card, _b("HolderName"), payment.card_holder)
     if payment.iban:
         account = sub(means, _a("PayeeFinancialAccount"))
         sub(account, _b("ID"), payment.iban)
@@ -148,6 +155,9 @@ def document_ubl(document: Document) -> bytes:
     if payment.mandate_reference:
         mandate = sub(means, _a("PaymentMandate"))
         sub(mandate, _b("ID"), payment.mandate_reference)
+        if payment.debtor_iban:
+            debited = sub(mandate, _a("PayerFinancialAccount"))
+            sub(debited, _b("ID"), payment.debtor_iban)
     if payment.terms:
         terms = sub(root, _a("PaymentTerms"))
         sub(terms, _b("Note"), payment.terms)

@@ -88,13 +88,14 @@ def test_good_peppol_ids(value):
 
 def test_bad_peppol_ids():
     assert peppol_id_errors("9999:123") == [
-        "unknown Peppol scheme '9999': not in the CEF EAS code list"
+        "unknown Peppol scheme '9999': not in Peppol's EAS code list (PEPPOL-EN16931-CL008), "
+        "e.g. 0208, 0088, 0009, 9930"
     ]
     assert peppol_id_errors("0208:12") == [
-        "'12' is not the form of scheme 0208: a Belgian enterprise number: 10 digits"
+        "'12' is not the form of a Belgian enterprise number: 10 digits"
     ]
     assert peppol_id_errors("0002:12345678") == [
-        "'12345678' is not the form of scheme 0002: a SIREN number: 9 digits"
+        "'12345678' is not the form of a SIREN number: 9 digits"
     ]
     assert peppol_id_errors("9925:BE0123456748") == [
         "'BE0123456748': check digits do not match (not a valid Belgian VAT number)"

@@ -46,6 +46,11 @@ SAS_READ = {
     "contact_phone": "",
     "payment_means": "credit_transfer",
     "sepa_creditor_id": "",
+    "email": "",
+    "sender_email": "",
+    "bank_name": "",
+    "payment_instructions": "",
+    "invoice_footer": "",
 }
 
 

@@ -32,6 +32,9 @@ ACME = {
     "peppol_id": "0208:0123456749",
     "e_invoice_format": "xrechnung",
     "sepa_mandate_reference": "MANDATE-1",
+    "debtor_iban": "DE89370400440532013000",
+    "card_last_digits": "4242",
+    "card_holder_name": "Anna Muster",
 }
 
 

@@ -61,8 +61,8 @@ BAD_VALUES = [
     ("vat_id", "BE0123456748", "check digits do not match"),
     ("leitweg_id", "04011000_12345", "is not the form of a Leitweg-ID"),
     ("leitweg_id", "ABC-12", "is not the form of a Leitweg-ID"),
-    ("peppol_id", "9999:123", "not in the CEF EAS code list"),
-    ("peppol_id", "0208:12", "is not the form of scheme 0208"),
+    ("peppol_id", "9999:123", "not in Peppol's EAS code list"),
+    ("peppol_id", "0208:12", "is not the form of a Belgian enterprise number"),
 ]
 
 
@@ -214,6 +214,9 @@ def test_the_invoice_copies_the_buyers_e_invoice_details(kunde):
         "peppol_id": "",
         "e_invoice_format": "xrechnung",
         "sepa_mandate_reference": "",
+        "debtor_iban": "",
+        "card_last_digits": "",
+        "card_holder_name": "",
     }
 
 
@@ -261,7 +264,7 @@ def test_an_e_invoicing_entity_is_created_with_its_address_in_parts(api):
     [
         ({"iban": "DE89370400440532013001"}, "iban", "IBAN check digits do not match"),
         ({"vat_id": "BE0123456748"}, "vat_id", "check digits do not match"),
-        ({"peppol_id": "9999:123"}, "peppol_id", "not in the CEF EAS code list"),
+        ({"peppol_id": "9999:123"}, "peppol_id", "not in Peppol's EAS code list"),
         ({"bic": "XX1"}, "bic", "is not the form of a BIC"),
         ({"iban": ""}, "iban", "e-invoices paid by credit transfer need an IBAN"),
         (

@@ -30,7 +30,7 @@ from tests.workers import celery_worker, tasks_on_the_broker, worker_broker, wor
 
 DEC_2 = datetime(2026, 12, 2, 9, tzinfo=UTC)
 XML = document_ubl(belgian_reverse_charge())
-SENDER, RECEIVER = "0009:30326504500014", "0208:0123456749"
+SENDER, RECEIVER = "0009:30326504500011", "0208:0123456749"
 
 
 @pytest.fixture(autouse=True)

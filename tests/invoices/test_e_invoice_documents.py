@@ -37,7 +37,7 @@ FRENCH_SELLER = {
     "country": "FR",
     "tax_id": "FR40303265045",
     "registration_id": "303265045",
-    "peppol_id": "0009:30326504500014",
+    "peppol_id": "0009:30326504500011",
     "email": "factures@exemple.fr",
     "bank": {"iban": "FR7630006000011234567890189", "bic": "AGRIFRPP"},
 }
@@ -243,7 +243,7 @@ def test_s36_reverse_charge_to_a_belgian_company_by_peppol():
     assert text_of(xml, ".//cbc:TaxExemptionReason", cbc) == ["Reverse charge"]
     assert text_of(xml, "cac:TaxTotal/cbc:TaxAmount", {**cbc, "cac": CAC}) == ["0.00"]
     assert text_of(xml, ".//cbc:PayableAmount", cbc) == ["250.00"]
-    assert text_of(xml, ".//cbc:EndpointID", cbc) == ["30326504500014", "0123456749"]
+    assert text_of(xml, ".//cbc:EndpointID", cbc) == ["30326504500011", "0123456749"]
 
 
 CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"

@@ -27,7 +27,7 @@ from tests.invoices.test_e_invoice_documents import BELGIAN_COMPANY, FRENCH_BUYE
 
 NOW = datetime(2026, 11, 28, 9, tzinfo=UTC)
 PERIOD = (datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
-SELLER = {**FRENCH_SELLER, "peppol_id": "0009:30326504500014"}
+SELLER = {**FRENCH_SELLER, "peppol_id": "0009:30326504500011"}
 BUYERS = {
     "S": {**FRENCH_BUYER, "peppol_id": "0009:12345678200077"},
     "AE": BELGIAN_COMPANY,

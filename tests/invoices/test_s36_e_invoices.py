@@ -68,7 +68,7 @@ def sellers() -> None:
             country="FR",
             tax_id="FR40303265045",
             registration_id="303265045",
-            peppol_id="0009:30326504500014",
+            peppol_id="0009:30326504500011",
             email="factures@exemple.fr",
             iban="FR7630006000011234567890189",
             bic="AGRIFRPP",
@@ -297,7 +297,7 @@ def test_s36_reverse_charge_to_a_belgian_company_by_peppol(closed):
     assert texts(xml, ".//cbc:TaxExemptionReasonCode", cbc) == ["VATEX-EU-AE"]
     assert set(texts(xml, ".//cbc:ID", cbc)) >= {"AE"}
     assert texts(xml, ".//cbc:PayableAmount", cbc) == ["250.00"]
-    assert texts(xml, ".//cbc:EndpointID", cbc) == ["30326504500014", "0123456749"]
+    assert texts(xml, ".//cbc:EndpointID", cbc) == ["30326504500011", "0123456749"]
 
 
 def test_s36_a_breakdown_that_does_not_add_up_fails_naming_the_rule(closed):
