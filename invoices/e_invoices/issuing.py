@@ -25,7 +25,7 @@ from billing.core.customer_text import CustomerText
 from billing.core.errors import Conflict
 from customers.e_invoice_details import FACTURX
 from invoices.e_invoices.cii import document_cii
-from invoices.e_invoices.cius import cius_failures
+from invoices.e_invoices.cius import cius_failures, merged
 from invoices.e_invoices.document import (
     CREDIT_NOTE,
     FORMATS,
@@ -142,13 +142,12 @@ def checked_xml(
 ) -> bytes:
     """The document's XML, validated; EInvoiceInvalid naming `name` when it fails.
     Without `rules`, against its schema and its profile's own rules only (the
-    Schematron's EN 16931 rules ran on the same document before it was numbered:
-    issued_as_checked)."""
+    official Schematron rules ran on the same document before it was numbered:
+    issued_as_checked). A rule both the hand-written checks and the official
+    ones report is named once, in the hand-written words (cius.merged)."""
     xml, kind = xml_of(document)
-    if rules:
-        failures = cius_failures(document) + validation_failures(xml, kind, document)
-    else:
-        failures = cius_failures(document) + schema_failures(xml, kind)
+    official = validation_failures(xml, kind, document) if rules else schema_failures(xml, kind)
+    failures = merged(cius_failures(document), official)
     if failures:
         raise EInvoiceInvalid(failures, document=name, invoice_id=invoice_id)
     return xml

