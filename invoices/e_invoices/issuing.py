@@ -174,7 +174,7 @@ def invoice_document(invoice, *, profile: str, seller: dict, buyer: dict, issue:
             taxable=invoice.subtotal - invoice.discount,
             tax=invoice.tax,
             total=invoice.total,
-            period=(invoice.period_start, invoice.period_end),
+            period=invoice.document_period,
             terms=_terms(text, issue.due_at),
         )
     except EInvoiceRefused as refused:

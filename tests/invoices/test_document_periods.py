@@ -1,0 +1,285 @@
+"""Issue 91: a document's period is the span its lines bill (API.md, "Spend,
+revenue and periods from the one statement"), on every page and in its
+e-invoice's invoice period (BG-14), whose end is the period's last day.
+
+- A cancellation on 28 Nov bills the usage of 1-28 Nov: its API, PDF, portal,
+  admin page and e-invoices (Peppol UBL, Factur-X CII) say 1-28 Nov (they said
+  the unused days 28-30 Nov, Peppol's PEPPOL-EN16931-R110).
+- October's closing invoice bills October's usage and November's fee in
+  advance: it spans 1 Oct - 30 Nov, each line keeps its own period inside it
+  (the fee's November was outside the invoice period October, R111).
+
+Driven as finance drives it (test_s36's sellers, customers and plans, usage
+through the API, the close command, the cancel through the API), the clock
+moved by time_machine; the e-invoices are those the issue wrote and validated
+against the EN 16931 rules."""
+
+from datetime import UTC, date, datetime
+from decimal import Decimal as D
+from io import BytesIO
+
+import pytest
+import time_machine
+from django.core.management import call_command
+from lxml import etree
+from pypdf import PdfReader
+
+from customers.portal import portal_session_create
+from invoices.e_invoices.cii import RAM, RSM, UDT
+from invoices.e_invoices.ubl import CAC, CBC
+from invoices.e_invoices.validation import CII, UBL_INVOICE, validation_failures
+from invoices.models import Invoice
+from invoices.pdf import render_invoice_pdf
+from tests.factories import api_client
+from tests.invoices.test_s36_e_invoices import customers, plans, sellers
+
+pytestmark = pytest.mark.django_db
+
+DASH = "\N{EN DASH}"
+NOV_10 = datetime(2026, 11, 10, 12, tzinfo=UTC)
+# 13:00 in Paris and Brussels: the usage of 1-28 Nov is billed, 28-30 Nov is not used.
+NOV_28 = datetime(2026, 11, 28, 12, tzinfo=UTC)
+OCT_1 = datetime(2026, 10, 1, tzinfo=UTC)
+OCT_20 = datetime(2026, 10, 20, 12, tzinfo=UTC)
+NOV_1_0600 = datetime(2026, 11, 1, 6, tzinfo=UTC)
+NS = {"cac": CAC, "cbc": CBC, "ram": RAM, "rsm": RSM, "udt": UDT}
+
+
+@pytest.fixture(autouse=True)
+def quiet(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.BILLING_INVOICE_PDFS = False
+    settings.BILLING_INVOICE_EMAILS = False
+    settings.BILLING_INVOICE_GRACE_HOURS = 0
+
+
+def subscribe(client, customer: str, start: str, when: datetime) -> int:
+    with time_machine.travel(when, tick=False):
+        created = client.post(
+            "/api/v1/subscriptions",
+            {"customer": customer, "plan": "studio", "start": start},
+            format="json",
+        )
+    assert created.status_code == 201, created.content
+    return created.json()["id"]
+
+
+def use(client, customer: str, at: datetime, tokens: int) -> None:
+    event = {
+        "id": f"{customer}-{at.isoformat()}",
+        "customer": customer,
+        "event_name": "llm.tokens",
+        "timestamp": at.isoformat(),
+        "properties": {"tokens": tokens, "model": "gpt-4o", "token_type": "input"},
+    }
+    with time_machine.travel(at, tick=False):
+        posted = client.post("/api/v1/events", {"events": [event]}, format="json")
+    assert posted.status_code == 202 and posted.json()["accepted"] == 1, posted.json()
+
+
+def pdf_text(content: bytes) -> str:
+    text = " ".join(page.extract_text() for page in PdfReader(BytesIO(content)).pages)
+    return " ".join(text.replace("\N{NO-BREAK SPACE}", " ").split())
+
+
+def words(html: str) -> str:
+    return " ".join(html.replace("&nbsp;", " ").split())
+
+
+def ubl_periods(xml: bytes) -> tuple[tuple[date, date], list[tuple[date, date]]]:
+    """The UBL invoice's period (cac:InvoicePeriod, BG-14) and each line's (BG-26)."""
+    root = etree.fromstring(xml)
+
+    def period(element) -> tuple[date, date]:
+        return (
+            date.fromisoformat(element.findtext("cbc:StartDate", namespaces=NS)),
+            date.fromisoformat(element.findtext("cbc:EndDate", namespaces=NS)),
+        )
+
+    [header] = root.findall("cac:InvoicePeriod", NS)
+    lines = root.findall("cac:InvoiceLine/cac:InvoicePeriod", NS)
+    assert len(lines) == len(root.findall("cac:InvoiceLine", NS))
+    return period(header), [period(line) for line in lines]
+
+
+def cii_periods(xml: bytes) -> tuple[tuple[date, date], list[tuple[date, date]]]:
+    """The CII invoice's BillingSpecifiedPeriod (BG-14) and each line's (BG-26)."""
+    root = etree.fromstring(xml)
+
+    def day(element, name: str) -> date:
+        text = element.findtext(f"ram:{name}/udt:DateTimeString", namespaces=NS)
+        return datetime.strptime(text, "%Y%m%d").date()
+
+    def period(element) -> tuple[date, date]:
+        return day(element, "StartDateTime"), day(element, "EndDateTime")
+
+    transaction = "rsm:SupplyChainTradeTransaction/"
+    [header] = root.findall(
+        transaction + "ram:ApplicableHeaderTradeSettlement/ram:BillingSpecifiedPeriod", NS
+    )
+    items = root.findall(transaction + "ram:IncludedSupplyChainTradeLineItem", NS)
+    lines = [
+        item.find("ram:SpecifiedLineTradeSettlement/ram:BillingSpecifiedPeriod", NS)
+        for item in items
+    ]
+    assert all(line is not None for line in lines)
+    return period(header), [period(line) for line in lines]
+
+
+def assert_lines_inside(header: tuple[date, date], lines: list[tuple[date, date]]) -> None:
+    """PEPPOL-EN16931-R110 / R111: no line's period starts before the invoice
+    period's start or ends after its end."""
+    for start, end in lines:
+        assert header[0] <= start <= end <= header[1], (header, (start, end))
+
+
+@pytest.fixture
+def cancelled(django_capture_on_commit_callbacks):
+    """Lumière (Factur-X) and Bruxelles (Peppol) on Studio from 1 Nov (Paris and
+    Brussels), 1,000,000 tokens on 10 Nov (100.00), each cancelled at once on
+    28 Nov: their cancellation invoices."""
+    client = api_client()
+    sellers()
+    customers()
+    plans(client)
+    cancelled = {}
+    for customer in ("lumiere", "bruxelles"):
+        subscription = subscribe(client, customer, "2026-11-01T00:00:00+01:00", NOV_10)
+        use(client, customer, NOV_10, 1_000_000)
+        # Finalized once the cancel commits, as it is without a grace.
+        with (
+            time_machine.travel(NOV_28, tick=False),
+            django_capture_on_commit_callbacks(execute=True),
+        ):
+            answer = client.post(
+                f"/api/v1/subscriptions/{subscription}/cancel",
+                {"effective": "immediate"},
+                format="json",
+            )
+        assert answer.status_code == 200, answer.content
+        cancelled[customer] = Invoice.objects.get(
+            customer__external_id=customer, reason=Invoice.CANCEL
+        )
+    return client, cancelled
+
+
+def test_a_cancellation_on_the_28th_says_1_to_28_nov_everywhere(cancelled, admin_client, client):
+    api, invoices = cancelled
+    invoice = invoices["lumiere"]
+    assert (invoice.status, invoice.subtotal) == (Invoice.FINALIZED, D("100.00"))
+    # What the close keys it by stays the cancel's moment to the period's end.
+    paris_dec_1 = datetime(2026, 11, 30, 23, tzinfo=UTC)
+    assert (invoice.period_start, invoice.period_end) == (NOV_28, paris_dec_1)
+    paris_nov_1 = datetime(2026, 10, 31, 23, tzinfo=UTC)
+    [usage] = invoice.lines.all()
+    assert (usage.period_start, usage.period_end) == (paris_nov_1, NOV_28)
+
+    # the API: the span its lines bill
+    body = api.get(f"/api/v1/invoices/{invoice.pk}").json()
+    assert (body["period_start"], body["period_end"]) == (
+        "2026-10-31T23:00:00Z",
+        "2026-11-28T12:00:00Z",
+    )
+    # the PDF, read back (in French, as the customer reads it)
+    text = pdf_text(render_invoice_pdf(invoice))
+    assert f"Période 1 nov. {DASH} 28 nov. 2026" in text, text
+    assert f"28 nov. {DASH} 30 nov." not in text
+    # the portal's invoice list
+    token = portal_session_create(customer=invoice.customer, now=NOV_28).token
+    with time_machine.travel(NOV_28, tick=False):
+        portal = client.get(f"/portal/{token}/")
+    [row] = [row for row in portal.context["invoices"] if row["number"] == invoice.number]
+    assert row["period"] == f"1 nov. {DASH} 28 nov. 2026"
+    assert f'<td class="period">1 nov. {DASH} 28 nov. 2026</td>' in portal.content.decode()
+    # the admin's invoice page
+    page = words(admin_client.get(f"/admin/invoices/invoice/{invoice.pk}/change/").content.decode())
+    assert f"1 Nov {DASH} 28 Nov 2026 (Europe/Paris)" in page
+    assert f"28 Nov {DASH} 30 Nov 2026 (Europe/Paris)" not in page
+
+    # the Factur-X (CII) e-invoice: 1-28 Nov, the last day inclusive
+    xml = invoice.e_invoice_xml.encode()
+    assert invoice.e_invoice_format == "facturx"
+    assert validation_failures(xml, CII) == []
+    header, lines = cii_periods(xml)
+    assert header == (date(2026, 11, 1), date(2026, 11, 28))
+    assert lines == [header]
+    # the Peppol (UBL) e-invoice the same, in Brussels
+    peppol = invoices["bruxelles"]
+    assert peppol.e_invoice_format == "peppol"
+    xml = peppol.e_invoice_xml.encode()
+    assert validation_failures(xml, UBL_INVOICE) == []
+    header, lines = ubl_periods(xml)
+    assert header == (date(2026, 11, 1), date(2026, 11, 28))
+    assert lines == [header]
+
+
+@pytest.fixture
+def closed():
+    """Lumière and Bruxelles on Studio from 1 Oct, 1,000,000 tokens on 20 Oct,
+    October closed on 1 Nov: usage 100.00 in arrears, November's 39.90 in advance."""
+    client = api_client()
+    sellers()
+    customers()
+    plans(client)
+    for customer in ("lumiere", "bruxelles"):
+        subscribe(client, customer, "2026-10-01T00:00:00+02:00", OCT_1)
+        use(client, customer, OCT_20, 1_000_000)
+    with time_machine.travel(NOV_1_0600, tick=False):
+        call_command("close_periods")
+    return client
+
+
+def closing_invoice(customer: str) -> Invoice:
+    return Invoice.objects.get(customer__external_id=customer, reason=Invoice.PERIOD)
+
+
+def test_a_closing_invoice_spans_its_usage_and_the_fee_in_advance(closed, admin_client):
+    invoice = closing_invoice("lumiere")
+    assert (invoice.status, invoice.subtotal, invoice.total) == (
+        Invoice.FINALIZED,
+        D("139.90"),
+        D("167.88"),
+    )
+    paris_oct_1 = datetime(2026, 9, 30, 22, tzinfo=UTC)
+    paris_nov_1 = datetime(2026, 10, 31, 23, tzinfo=UTC)
+    paris_dec_1 = datetime(2026, 11, 30, 23, tzinfo=UTC)
+    # The close's key is October; each line keeps its own period.
+    assert (invoice.period_start, invoice.period_end) == (paris_oct_1, paris_nov_1)
+    periods = {line.kind: (line.period_start, line.period_end) for line in invoice.lines.all()}
+    assert periods == {
+        "overage": (paris_oct_1, paris_nov_1),
+        "base_fee": (paris_nov_1, paris_dec_1),
+    }
+    # the API says the span: October and November
+    body = closed.get(f"/api/v1/invoices/{invoice.pk}").json()
+    assert (body["period_start"], body["period_end"]) == (
+        "2026-09-30T22:00:00Z",
+        "2026-11-30T23:00:00Z",
+    )
+    # the PDF's period, and each line's own under it
+    text = pdf_text(render_invoice_pdf(invoice))
+    assert f"Période 1 oct. {DASH} 30 nov. 2026" in text, text
+    assert f"1 nov. {DASH} 30 nov. 2026" in text
+    page = words(admin_client.get(f"/admin/invoices/invoice/{invoice.pk}/change/").content.decode())
+    assert f"1 Oct {DASH} 30 Nov 2026 (Europe/Paris)" in page
+
+    # the CII: 1 Oct - 30 Nov (not 1 Dec), the lines inside it
+    header, lines = cii_periods(invoice.e_invoice_xml.encode())
+    assert header == (date(2026, 10, 1), date(2026, 11, 30))
+    assert sorted(lines) == [
+        (date(2026, 10, 1), date(2026, 10, 31)),
+        (date(2026, 11, 1), date(2026, 11, 30)),
+    ]
+    assert_lines_inside(header, lines)
+    # the Peppol UBL the same (R111: November's fee was outside October)
+    peppol = closing_invoice("bruxelles")
+    assert peppol.e_invoice_format == "peppol"
+    xml = peppol.e_invoice_xml.encode()
+    assert validation_failures(xml, UBL_INVOICE) == []
+    header, lines = ubl_periods(xml)
+    assert header == (date(2026, 10, 1), date(2026, 11, 30))
+    assert sorted(lines) == [
+        (date(2026, 10, 1), date(2026, 10, 31)),
+        (date(2026, 11, 1), date(2026, 11, 30)),
+    ]
+    assert_lines_inside(header, lines)
