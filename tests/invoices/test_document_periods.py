@@ -163,54 +163,62 @@ def cancelled(django_capture_on_commit_callbacks):
     return client, cancelled
 
 
+def period_in_pdf(text: str) -> str:
+    """The PDF's header period: what follows "Période" up to "Client"."""
+    return text.split("Période ", 1)[1].split(" Client ", 1)[0]
+
+
+def period_in_admin(page: str) -> str:
+    """The admin page's Period field, its zone named."""
+    return page.split("<label>Period:</label>", 1)[1].split("</div>", 1)[0].split(">")[-1].strip()
+
+
 def test_a_cancellation_on_the_28th_says_1_to_28_nov_everywhere(cancelled, admin_client, client):
     api, invoices = cancelled
-    invoice = invoices["lumiere"]
+    invoice, peppol = invoices["lumiere"], invoices["bruxelles"]
     assert (invoice.status, invoice.subtotal) == (Invoice.FINALIZED, D("100.00"))
-    # What the close keys it by stays the cancel's moment to the period's end.
+    assert (invoice.e_invoice_format, peppol.e_invoice_format) == ("facturx", "peppol")
+    # What the close keys it by stays the cancel's moment to the period's end;
+    # its one line bills the usage of 1 Nov (Paris) to the cancel.
+    paris_nov_1 = datetime(2026, 10, 31, 23, tzinfo=UTC)
     paris_dec_1 = datetime(2026, 11, 30, 23, tzinfo=UTC)
     assert (invoice.period_start, invoice.period_end) == (NOV_28, paris_dec_1)
-    paris_nov_1 = datetime(2026, 10, 31, 23, tzinfo=UTC)
     [usage] = invoice.lines.all()
     assert (usage.period_start, usage.period_end) == (paris_nov_1, NOV_28)
 
-    # the API: the span its lines bill
+    # when: each surface is read
     body = api.get(f"/api/v1/invoices/{invoice.pk}").json()
-    assert (body["period_start"], body["period_end"]) == (
-        "2026-10-31T23:00:00Z",
-        "2026-11-28T12:00:00Z",
-    )
-    # the PDF, read back (in French, as the customer reads it)
-    text = pdf_text(render_invoice_pdf(invoice))
-    assert f"Période 1 nov. {DASH} 28 nov. 2026" in text, text
-    assert f"28 nov. {DASH} 30 nov." not in text
-    # the portal's invoice list
+    pdf = pdf_text(render_invoice_pdf(invoice))
     token = portal_session_create(customer=invoice.customer, now=NOV_28).token
     with time_machine.travel(NOV_28, tick=False):
         portal = client.get(f"/portal/{token}/")
     [row] = [row for row in portal.context["invoices"] if row["number"] == invoice.number]
-    assert row["period"] == f"1 nov. {DASH} 28 nov. 2026"
-    assert f'<td class="period">1 nov. {DASH} 28 nov. 2026</td>' in portal.content.decode()
-    # the admin's invoice page
-    page = words(admin_client.get(f"/admin/invoices/invoice/{invoice.pk}/change/").content.decode())
-    assert f"1 Nov {DASH} 28 Nov 2026 (Europe/Paris)" in page
-    assert f"28 Nov {DASH} 30 Nov 2026 (Europe/Paris)" not in page
+    admin = words(
+        admin_client.get(f"/admin/invoices/invoice/{invoice.pk}/change/").content.decode()
+    )
+    cii, ubl = invoice.e_invoice_xml.encode(), peppol.e_invoice_xml.encode()
+    assert validation_failures(cii, CII) == []
+    assert validation_failures(ubl, UBL_INVOICE) == []
 
-    # the Factur-X (CII) e-invoice: 1-28 Nov, the last day inclusive
-    xml = invoice.e_invoice_xml.encode()
-    assert invoice.e_invoice_format == "facturx"
-    assert validation_failures(xml, CII) == []
-    header, lines = cii_periods(xml)
-    assert header == (date(2026, 11, 1), date(2026, 11, 28))
-    assert lines == [header]
-    # the Peppol (UBL) e-invoice the same, in Brussels
-    peppol = invoices["bruxelles"]
-    assert peppol.e_invoice_format == "peppol"
-    xml = peppol.e_invoice_xml.encode()
-    assert validation_failures(xml, UBL_INVOICE) == []
-    header, lines = ubl_periods(xml)
-    assert header == (date(2026, 11, 1), date(2026, 11, 28))
-    assert lines == [header]
+    # then: each says 1-28 Nov (they said the unused 28-30 Nov), the e-invoices'
+    # periods ending on the 28th (inclusive), their line inside it
+    nov_1_28 = (date(2026, 11, 1), date(2026, 11, 28))
+    assert {
+        "api": (body["period_start"], body["period_end"]),
+        "pdf": period_in_pdf(pdf),
+        "portal": row["period"],
+        "admin": period_in_admin(admin),
+        "cii": cii_periods(cii),
+        "ubl": ubl_periods(ubl),
+    } == {
+        "api": ("2026-10-31T23:00:00Z", "2026-11-28T12:00:00Z"),
+        "pdf": f"1 nov. {DASH} 28 nov. 2026",
+        "portal": f"1 nov. {DASH} 28 nov. 2026",
+        "admin": f"1 Nov {DASH} 28 Nov 2026 (Europe/Paris)",
+        "cii": (nov_1_28, [nov_1_28]),
+        "ubl": (nov_1_28, [nov_1_28]),
+    }
+    assert f'<td class="period">1 nov. {DASH} 28 nov. 2026</td>' in portal.content.decode()
 
 
 @pytest.fixture
@@ -234,12 +242,13 @@ def closing_invoice(customer: str) -> Invoice:
 
 
 def test_a_closing_invoice_spans_its_usage_and_the_fee_in_advance(closed, admin_client):
-    invoice = closing_invoice("lumiere")
+    invoice, peppol = closing_invoice("lumiere"), closing_invoice("bruxelles")
     assert (invoice.status, invoice.subtotal, invoice.total) == (
         Invoice.FINALIZED,
         D("139.90"),
         D("167.88"),
     )
+    assert (invoice.e_invoice_format, peppol.e_invoice_format) == ("facturx", "peppol")
     paris_oct_1 = datetime(2026, 9, 30, 22, tzinfo=UTC)
     paris_nov_1 = datetime(2026, 10, 31, 23, tzinfo=UTC)
     paris_dec_1 = datetime(2026, 11, 30, 23, tzinfo=UTC)
@@ -250,36 +259,39 @@ def test_a_closing_invoice_spans_its_usage_and_the_fee_in_advance(closed, admin_
         "overage": (paris_oct_1, paris_nov_1),
         "base_fee": (paris_nov_1, paris_dec_1),
     }
-    # the API says the span: October and November
-    body = closed.get(f"/api/v1/invoices/{invoice.pk}").json()
-    assert (body["period_start"], body["period_end"]) == (
-        "2026-09-30T22:00:00Z",
-        "2026-11-30T23:00:00Z",
-    )
-    # the PDF's period, and each line's own under it
-    text = pdf_text(render_invoice_pdf(invoice))
-    assert f"Période 1 oct. {DASH} 30 nov. 2026" in text, text
-    assert f"1 nov. {DASH} 30 nov. 2026" in text
-    page = words(admin_client.get(f"/admin/invoices/invoice/{invoice.pk}/change/").content.decode())
-    assert f"1 Oct {DASH} 30 Nov 2026 (Europe/Paris)" in page
 
-    # the CII: 1 Oct - 30 Nov (not 1 Dec), the lines inside it
-    header, lines = cii_periods(invoice.e_invoice_xml.encode())
-    assert header == (date(2026, 10, 1), date(2026, 11, 30))
-    assert sorted(lines) == [
-        (date(2026, 10, 1), date(2026, 10, 31)),
-        (date(2026, 11, 1), date(2026, 11, 30)),
-    ]
-    assert_lines_inside(header, lines)
-    # the Peppol UBL the same (R111: November's fee was outside October)
-    peppol = closing_invoice("bruxelles")
-    assert peppol.e_invoice_format == "peppol"
-    xml = peppol.e_invoice_xml.encode()
-    assert validation_failures(xml, UBL_INVOICE) == []
-    header, lines = ubl_periods(xml)
-    assert header == (date(2026, 10, 1), date(2026, 11, 30))
-    assert sorted(lines) == [
-        (date(2026, 10, 1), date(2026, 10, 31)),
-        (date(2026, 11, 1), date(2026, 11, 30)),
-    ]
-    assert_lines_inside(header, lines)
+    # when: each surface is read
+    body = closed.get(f"/api/v1/invoices/{invoice.pk}").json()
+    pdf = pdf_text(render_invoice_pdf(invoice))
+    admin = words(
+        admin_client.get(f"/admin/invoices/invoice/{invoice.pk}/change/").content.decode()
+    )
+    cii, ubl = invoice.e_invoice_xml.encode(), peppol.e_invoice_xml.encode()
+    assert validation_failures(cii, CII) == []
+    assert validation_failures(ubl, UBL_INVOICE) == []
+
+    # then: the document spans October and November (its end the 30th, not 1
+    # Dec), each line keeps its own period inside it (R111: November's fee was
+    # outside the invoice period October)
+    october = (date(2026, 10, 1), date(2026, 10, 31))
+    november = (date(2026, 11, 1), date(2026, 11, 30))
+    both = (date(2026, 10, 1), date(2026, 11, 30))
+    cii_header, cii_lines = cii_periods(cii)
+    ubl_header, ubl_lines = ubl_periods(ubl)
+    assert {
+        "api": (body["period_start"], body["period_end"]),
+        "pdf": period_in_pdf(pdf),
+        "admin": period_in_admin(admin),
+        "cii": (cii_header, sorted(cii_lines)),
+        "ubl": (ubl_header, sorted(ubl_lines)),
+    } == {
+        "api": ("2026-09-30T22:00:00Z", "2026-11-30T23:00:00Z"),
+        "pdf": f"1 oct. {DASH} 30 nov. 2026",
+        "admin": f"1 Oct {DASH} 30 Nov 2026 (Europe/Paris)",
+        "cii": (both, [october, november]),
+        "ubl": (both, [october, november]),
+    }
+    assert_lines_inside(cii_header, cii_lines)
+    assert_lines_inside(ubl_header, ubl_lines)
+    # the fee's own period is printed under it on the PDF
+    assert f"1 nov. {DASH} 30 nov. 2026" in pdf
