@@ -9,7 +9,7 @@ from django.db import migrations, models
 from django.db.models import Max, Min, OuterRef, Subquery
 
 
-def _lines_span(apps, schema_editor):
+def service_period_fill(apps, schema_editor):
     Invoice = apps.get_model("invoices", "Invoice")
     InvoiceLine = apps.get_model("invoices", "InvoiceLine")
     dated = (
@@ -19,9 +19,7 @@ def _lines_span(apps, schema_editor):
         .order_by()
         .values("invoice")
     )
-    Invoice.objects.using(schema_editor.connection.alias).filter(
-        service_start__isnull=True
-    ).update(
+    Invoice.objects.filter(service_start__isnull=True).update(
         service_start=Subquery(dated.annotate(first=Min("period_start")).values("first")[:1]),
         service_end=Subquery(dated.annotate(last=Max("period_end")).values("last")[:1]),
     )
@@ -43,5 +41,5 @@ class Migration(migrations.Migration):
             name="service_end",
             field=models.DateTimeField(blank=True, null=True, verbose_name="service end"),
         ),
-        migrations.RunPython(_lines_span, migrations.RunPython.noop, elidable=True),
+        migrations.RunPython(service_period_fill, migrations.RunPython.noop, elidable=True),
     ]

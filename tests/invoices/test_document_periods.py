@@ -16,24 +16,35 @@ against the EN 16931 rules."""
 
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
+from importlib import import_module
 from io import BytesIO
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.apps import apps
 from django.core.management import call_command
 from lxml import etree
 from pypdf import PdfReader
 
+from billing.core.customer_text import CustomerText, last_day
+from billing.rating.lines import LineInput
 from customers.portal import portal_session_create
 from invoices.e_invoices.cii import RAM, RSM, UDT
+from invoices.e_invoices.document import period_days
 from invoices.e_invoices.ubl import CAC, CBC
 from invoices.e_invoices.validation import CII, UBL_INVOICE, validation_failures
 from invoices.models import Invoice
 from invoices.pdf import render_invoice_pdf
-from tests.factories import api_client
+from invoices.services import lines_span
+from tests.factories import CustomerFactory, api_client, period_draft
 from tests.invoices.test_s36_e_invoices import customers, plans, sellers
 
 pytestmark = pytest.mark.django_db
+
+service_period_fill = import_module(
+    "invoices.migrations.0039_invoice_service_period"
+).service_period_fill
 
 DASH = "\N{EN DASH}"
 NOV_10 = datetime(2026, 11, 10, 12, tzinfo=UTC)
@@ -295,3 +306,52 @@ def test_a_closing_invoice_spans_its_usage_and_the_fee_in_advance(closed, admin_
     assert_lines_inside(ubl_header, ubl_lines)
     # the fee's own period is printed under it on the PDF
     assert f"1 nov. {DASH} 30 nov. 2026" in pdf
+
+
+# The last day a document, a page and an e-invoice say for [start, end): one rule.
+PARIS = ZoneInfo("Europe/Paris")
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "zone", "last"),
+    [
+        # a whole month: the last day is the 30th, never the day after (1 Dec)
+        (datetime(2026, 10, 31, 23, tzinfo=UTC), datetime(2026, 11, 30, 23, tzinfo=UTC), PARIS, 30),
+        # usage up to a cancel at 13:00 on the 28th bills part of the 28th
+        (datetime(2026, 10, 31, 23, tzinfo=UTC), NOV_28, PARIS, 28),
+        # a period cut at its anchor (20:00 in New York): the day holding its end
+        # starts the next period
+        (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, 1, tzinfo=UTC), NEW_YORK, 29),
+    ],
+    ids=["whole-month", "cancel-mid-day", "anchored-period"],
+)
+def test_the_last_day_is_the_same_on_pages_and_e_invoices(start, end, zone, last):
+    text = CustomerText(locale="en", zone=zone, currency="EUR")
+    assert last_day(start, end, zone) == date(2026, 11, last)
+    assert period_days(start, end, text)[1] == date(2026, 11, last)
+
+
+def test_an_invoice_stamps_the_span_of_its_lines_and_0039_fills_those_before():
+    customer = CustomerFactory(external_id="span", timezone_name="Europe/Paris")
+    oct_1, nov_1 = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+    dec_1 = datetime(2026, 12, 1, tzinfo=UTC)
+    usage = LineInput("usage", "Tokens", "tokens", D(10), D(1), D(10), oct_1, nov_1)
+    fee = LineInput("base_fee", "Pro", None, D(1), D("39.90"), D("39.90"), nov_1, dec_1)
+    undated = LineInput("base_fee", "Pack", None, D(1), D(5), D(5))
+    closing = period_draft(customer, [usage, fee, undated], start=oct_1, end=nov_1)
+    purchase = period_draft(customer, [undated], start=NOV_28, end=NOV_28)
+    # written: the span of the lines that name a period; none for a purchase
+    assert (closing.service_start, closing.service_end) == (oct_1, dec_1)
+    assert closing.document_period == (oct_1, dec_1)
+    assert (closing.period_start, closing.period_end) == (oct_1, nov_1)
+    assert (purchase.service_start, purchase.service_end) == (None, None)
+    assert purchase.document_period == (NOV_28, NOV_28)
+    assert lines_span([usage, fee, undated]) == (oct_1, dec_1)
+    # invoices written before 0039 get the same from their stored lines
+    Invoice.objects.update(service_start=None, service_end=None)
+    service_period_fill(apps, None)
+    assert list(Invoice.objects.order_by("pk").values_list("service_start", "service_end")) == [
+        (oct_1, dec_1),
+        (None, None),
+    ]
