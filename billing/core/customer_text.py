@@ -194,16 +194,9 @@ def local_day(moment: datetime, in_zone: ZoneInfo) -> date:
 
 def last_day(start: datetime, end: datetime, in_zone: ZoneInfo) -> date:
     """The last day a person reads in [start, end) (documents, pages and
-    e-invoices alike), never before the first day: the day before the one
-    holding `end` when `end` is a local midnight or falls at the time of day
-    `start` does (a period, or a part of one, cut at its anchor: that day starts
-    the next one); else the day holding `end`, which it bills part of (the
-    usage up to a cancel at 13:00 on the 28th ends on the 28th)."""
-    local_start, local_end = start.astimezone(in_zone), end.astimezone(in_zone)
-    last = local_end.date()
-    if local_end.time() in (time(0), local_start.time()):
-        last -= timedelta(days=1)
-    return max(local_start.date(), last)
+    e-invoices alike): the day before the one holding `end`, never before the
+    first day."""
+    return max(local_day(start, in_zone), local_day(end, in_zone) - timedelta(days=1))
 
 
 def day(moment: datetime | date, in_zone: ZoneInfo | None = None) -> str:

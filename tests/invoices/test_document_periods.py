@@ -48,8 +48,9 @@ service_period_fill = import_module(
 
 DASH = "\N{EN DASH}"
 NOV_10 = datetime(2026, 11, 10, 12, tzinfo=UTC)
-# 13:00 in Paris and Brussels: the usage of 1-28 Nov is billed, 28-30 Nov is not used.
-NOV_28 = datetime(2026, 11, 28, 12, tzinfo=UTC)
+# The end of the 28th in Paris and Brussels: the usage of 1-28 Nov is billed,
+# 29-30 Nov is not used.
+NOV_28 = datetime(2026, 11, 28, 23, tzinfo=UTC)
 OCT_1 = datetime(2026, 10, 1, tzinfo=UTC)
 OCT_20 = datetime(2026, 10, 20, 12, tzinfo=UTC)
 NOV_1_0600 = datetime(2026, 11, 1, 6, tzinfo=UTC)
@@ -211,7 +212,7 @@ def test_a_cancellation_on_the_28th_says_1_to_28_nov_everywhere(cancelled, admin
     assert validation_failures(cii, CII) == []
     assert validation_failures(ubl, UBL_INVOICE) == []
 
-    # then: each says 1-28 Nov (they said the unused 28-30 Nov), the e-invoices'
+    # then: each says 1-28 Nov (they said the unused 29-30 Nov), the e-invoices'
     # periods ending on the 28th (inclusive), their line inside it
     nov_1_28 = (date(2026, 11, 1), date(2026, 11, 28))
     assert {
@@ -222,7 +223,7 @@ def test_a_cancellation_on_the_28th_says_1_to_28_nov_everywhere(cancelled, admin
         "cii": cii_periods(cii),
         "ubl": ubl_periods(ubl),
     } == {
-        "api": ("2026-10-31T23:00:00Z", "2026-11-28T12:00:00Z"),
+        "api": ("2026-10-31T23:00:00Z", "2026-11-28T23:00:00Z"),
         "pdf": f"1 nov. {DASH} 28 nov. 2026",
         "portal": f"1 nov. {DASH} 28 nov. 2026",
         "admin": f"1 Nov {DASH} 28 Nov 2026 (Europe/Paris)",
@@ -318,13 +319,15 @@ NEW_YORK = ZoneInfo("America/New_York")
     [
         # a whole month: the last day is the 30th, never the day after (1 Dec)
         (datetime(2026, 10, 31, 23, tzinfo=UTC), datetime(2026, 11, 30, 23, tzinfo=UTC), PARIS, 30),
-        # usage up to a cancel at 13:00 on the 28th bills part of the 28th
+        # usage up to a cancel at the end of the 28th
         (datetime(2026, 10, 31, 23, tzinfo=UTC), NOV_28, PARIS, 28),
+        # an end within a day: that day belongs to what follows (as issue 48 set)
+        (datetime(2026, 10, 31, 23, tzinfo=UTC), datetime(2026, 11, 28, 12, tzinfo=UTC), PARIS, 27),
         # a period cut at its anchor (20:00 in New York): the day holding its end
         # starts the next period
         (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, 1, tzinfo=UTC), NEW_YORK, 29),
     ],
-    ids=["whole-month", "cancel-mid-day", "anchored-period"],
+    ids=["whole-month", "cancel-end-of-day", "end-within-a-day", "anchored-period"],
 )
 def test_the_last_day_is_the_same_on_pages_and_e_invoices(start, end, zone, last):
     text = CustomerText(locale="en", zone=zone, currency="EUR")
