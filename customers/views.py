@@ -374,9 +374,7 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
         return "" if moment is None else as_issued(invoice, issued(invoice).day(moment))
 
     def invoice_period(invoice):
-        if invoice.period_start is None or invoice.period_end is None:
-            return ""
-        return as_issued(invoice, issued(invoice).dates(invoice.period_start, invoice.period_end))
+        return as_issued(invoice, issued(invoice).dates(*invoice.document_period))
 
     def wallet_amount(wallet, amount):
         if wallet.kind == "money":

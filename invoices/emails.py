@@ -172,11 +172,10 @@ def document_email_body(document: Invoice | CreditNote, *, now: datetime) -> str
             lines.append(
                 _("Please find attached invoice %(number)s.") % {"number": document.number}
             )
-            if invoice.period_start is not None and invoice.period_end is not None:
-                lines.append(
-                    _("Period: %(dates)s")
-                    % {"dates": write.named(write.dates(invoice.period_start, invoice.period_end))}
-                )
+            lines.append(
+                _("Period: %(dates)s")
+                % {"dates": write.named(write.dates(*invoice.document_period))}
+            )
             due = document.amount_due
             if due > 0:
                 lines.append(_("Amount due: %(amount)s") % {"amount": write.money_text(due)})

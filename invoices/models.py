@@ -2,6 +2,7 @@
 paid, voided with a credit note, or marked uncollectible, and corrections go on
 the next invoice (late usage) or a credit note."""
 
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import models
@@ -87,8 +88,18 @@ class Invoice(models.Model):
         max_length=32, null=True, blank=True, unique=True, verbose_name=_("number")
     )
     currency = models.CharField(_("currency"), max_length=3)
+    # The period the invoice bills as of: the close's (with subscription and
+    # reason, its unique key: a rerun writes it once), a change's moment to the
+    # period's end. What a reader shows is document_period, not these.
     period_start = models.DateTimeField(_("period start"))
     period_end = models.DateTimeField(verbose_name=_("period end"))
+    # The span its lines bill (from the first line's period start to the last
+    # line's period end), stamped when it is written (invoices.services.
+    # lines_span): a closing invoice's usage and the next period's fees billed in
+    # advance, a cancellation's usage up to its moment. Null when no line names a
+    # period (a purchase): the document then bills period_start/period_end.
+    service_start = models.DateTimeField(null=True, blank=True, verbose_name=_("service start"))
+    service_end = models.DateTimeField(null=True, blank=True, verbose_name=_("service end"))
     # The customer's billing details when the invoice was written.
     customer_snapshot = models.JSONField(default=dict, verbose_name=_("customer snapshot"))
     # The seller (its billing entity) as it was when the invoice was finalized
@@ -207,6 +218,17 @@ class Invoice(models.Model):
         they are shown: its PDF, emails, the portal, the admin. In the customer's
         language and time zone as invoiced (its snapshot), so all print the same."""
         return CustomerText.of_snapshot(self.customer_snapshot, self.currency)
+
+    @property
+    def document_period(self) -> tuple[datetime, datetime]:
+        """The [start, end) the document says it bills, wherever it is shown (the
+        API's period_start/period_end, its PDF, the portal, the admin, its email
+        and its e-invoice's invoice period BG-14): the span its lines bill, so
+        that every line's own period lies inside it."""
+        return (
+            self.service_start or self.period_start,
+            self.service_end or self.period_end,
+        )
 
     @property
     def amount_due(self) -> Decimal:

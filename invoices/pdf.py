@@ -255,7 +255,7 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
     """What the invoice template prints; call it under the document's language."""
     currency = invoice.currency
     write = invoice.text
-    invoice_period = (invoice.period_start, invoice.period_end)
+    invoice_period = invoice.document_period
     groups: dict[str, list[InvoiceLine]] = {}
     for line in sorted(invoice.lines.all(), key=lambda line: line.position):
         groups.setdefault(line.kind, []).append(line)
@@ -365,7 +365,7 @@ def _invoice_facts(invoice: Invoice, write: CustomerText) -> list[PdfRow]:
             else translation.ngettext("%(days)d day", "%(days)d days", days) % {"days": days}
         )
         facts.append(PdfRow(_("Payment terms"), terms))
-    facts.append(PdfRow(_("Period"), write.dates(invoice.period_start, invoice.period_end)))
+    facts.append(PdfRow(_("Period"), write.dates(*invoice.document_period)))
     external_id = (invoice.customer_snapshot or {}).get("external_id")
     if external_id:
         facts.append(PdfRow(_("Customer"), external_id))

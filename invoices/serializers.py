@@ -97,8 +97,14 @@ class InvoiceSerializer(serializers.ModelSerializer):
     reason = serializers.ChoiceField(choices=Invoice.REASONS)
     status = serializers.ChoiceField(choices=Invoice.STATUSES)
     currency = serializers.CharField()
-    period_start = serializers.DateTimeField()
-    period_end = serializers.DateTimeField()
+    period_start = serializers.DateTimeField(
+        help_text="Where the span its lines bill starts (the earliest line's period "
+        "start): no line's period lies outside period_start-period_end."
+    )
+    period_end = serializers.DateTimeField(
+        help_text="Where the span its lines bill ends (the latest line's period end, "
+        "the next period's fees billed in advance included); exclusive."
+    )
     lines = InvoiceLineSerializer(many=True)
     subtotal = DecimalString()
     discount = DecimalString(help_text="Taken off the subtotal before tax.")
@@ -150,6 +156,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
 
     def to_representation(self, invoice: Invoice):
         currency = invoice.currency
+        start, end = invoice.document_period
         return {
             "id": invoice.pk,
             "number": invoice.number,
@@ -158,8 +165,8 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "reason": invoice.reason,
             "status": invoice.status,
             "currency": currency,
-            "period_start": invoice.period_start.isoformat().replace("+00:00", "Z"),
-            "period_end": invoice.period_end.isoformat().replace("+00:00", "Z"),
+            "period_start": start.isoformat().replace("+00:00", "Z"),
+            "period_end": end.isoformat().replace("+00:00", "Z"),
             "lines": [
                 {
                     "id": line.pk,

@@ -92,6 +92,26 @@ def _group_json(group: tuple | None) -> dict | None:
     return None if group is None else dict(group)
 
 
+def lines_span(lines: list) -> tuple[datetime | None, datetime | None]:
+    """The span a document's lines bill: from the earliest start to the latest
+    end of the lines that name a period ([start, end), as they do); (None, None)
+    when none does. An invoice stores it (Invoice.service_start/service_end) and
+    says it as its period (Invoice.document_period): a closing invoice spans its
+    usage and the next period's fees billed in advance, a cancellation's its
+    usage up to the cancel."""
+    periods = [
+        (start, end)
+        for start, end in (
+            (getattr(line, "period_start", None), getattr(line, "period_end", None))
+            for line in lines
+        )
+        if start is not None and end is not None
+    ]
+    if not periods:
+        return None, None
+    return min(start for start, _ in periods), max(end for _, end in periods)
+
+
 def invoice_write_draft(
     *,
     customer,
@@ -115,6 +135,7 @@ def invoice_write_draft(
     # priced with (a purchase paid through Stripe: tax charged at its order).
     rates = customer_tax_rates(customer) if tax_rates is None else tax_rates
     totals = invoice_totals(lines, rates=rates, currency=currency)
+    service_start, service_end = lines_span(lines)
     amounts, taxes = totals.amounts, totals.taxes
     details = {
         "customer": customer,
@@ -136,6 +157,8 @@ def invoice_write_draft(
             reason=reason,
             period_start=period_start,
             period_end=period_end,
+            service_start=service_start,
+            service_end=service_end,
             **details,
         )
         rawsql.insert([invoice])

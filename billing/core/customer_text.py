@@ -193,8 +193,9 @@ def local_day(moment: datetime, in_zone: ZoneInfo) -> date:
 
 
 def last_day(start: datetime, end: datetime, in_zone: ZoneInfo) -> date:
-    """The last day a person reads in [start, end): the day before the one
-    holding `end`, never before the first day."""
+    """The last day a person reads in [start, end) (documents, pages and
+    e-invoices alike): the day before the one holding `end`, never before the
+    first day."""
     return max(local_day(start, in_zone), local_day(end, in_zone) - timedelta(days=1))
 
 

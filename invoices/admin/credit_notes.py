@@ -332,7 +332,7 @@ class CreditNoteAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("Invoice's period"))
     def period_display(self, note):
-        return period_text(note.invoice, note.invoice.period_start, note.invoice.period_end)
+        return period_text(note.invoice, *note.invoice.document_period)
 
     @admin.display(description=_("Issued"), ordering="created_at")
     def issued_day(self, note):

@@ -279,7 +279,7 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("Period"))
     def period_display(self, invoice):
-        return period_text(invoice, invoice.period_start, invoice.period_end)
+        return period_text(invoice, *invoice.document_period)
 
     def _money(self, invoice, amount):
         return money_text(amount, invoice.currency)

@@ -21,10 +21,10 @@ total, credits applied), so an e-invoice pays exactly what its invoice asks.
   BT-115 = total less that."""
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 
-from billing.core.customer_text import CustomerText, local_day
+from billing.core.customer_text import CustomerText, last_day, local_day
 from billing.core.vocabulary import LineKind
 from customers.e_invoice_details import E_INVOICE_FORMATS, XRECHNUNG
 from invoices.e_invoices.validation import Failure
@@ -314,12 +314,11 @@ def priced(quantity: Decimal, unit_price: Decimal | None, per: Decimal, amount: 
 
 def period_days(start: datetime | None, end: datetime | None, text: CustomerText):
     """A [start, end) period as the first and last days it covers in the
-    customer's zone (EN 16931's end date is inclusive)."""
+    customer's zone (EN 16931's end date is inclusive: the last day, never the
+    day after), read as the customer's text reads them (customer_text.last_day)."""
     if start is None or end is None:
         return None
-    first = local_day(start, text.zone)
-    last = local_day(end - timedelta(microseconds=1), text.zone) if end > start else first
-    return first, max(first, last)
+    return local_day(start, text.zone), last_day(start, end, text.zone)
 
 
 @dataclass(frozen=True)

@@ -208,7 +208,7 @@ def _invoice_content(invoice, *, profile: str, seller: dict, buyer: dict) -> dic
         "taxable": invoice.subtotal - invoice.discount,
         "tax": invoice.tax,
         "total": invoice.total,
-        "period": (invoice.period_start, invoice.period_end),
+        "period": invoice.document_period,
     }
 
 

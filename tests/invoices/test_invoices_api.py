@@ -196,8 +196,9 @@ def test_an_invoice_has_its_lines_and_totals(api, closed_november):
         "reason": "period",
         "status": "finalized",
         "currency": "USD",
+        # the span its lines bill: November's usage and December's fee (API.md)
         "period_start": "2026-11-01T00:00:00Z",
-        "period_end": "2026-12-01T00:00:00Z",
+        "period_end": "2027-01-01T00:00:00Z",
         "subtotal": "29.99",
         "credits_applied": "0.00",
         "tax": "0.00",
