@@ -192,11 +192,26 @@ def local_day(moment: datetime, in_zone: ZoneInfo) -> date:
     return moment.astimezone(in_zone).date()
 
 
-def last_day(start: datetime, end: datetime, in_zone: ZoneInfo) -> date:
+def last_day(
+    start: datetime, end: datetime, in_zone: ZoneInfo, anchor: datetime | None = None
+) -> date:
     """The last day a person reads in [start, end) (documents, pages and
-    e-invoices alike): the day before the one holding `end`, never before the
-    first day."""
-    return max(local_day(start, in_zone), local_day(end, in_zone) - timedelta(days=1))
+    e-invoices alike), never before the first day. A period that ends where the
+    next one begins ends the day before the one holding `end` (that day starts
+    the next period): `end` at a midnight of `in_zone` or of UTC, or at the time
+    of day of the period's `anchor` (its start unless given: a line of a
+    document is read with the document's start), across a change of summer time
+    too. A period cut during a day (a cancellation or a plan change at 13:00 on
+    the 28th) billed that day too, and ends on it."""
+    anchor = start if anchor is None else anchor
+    local_end, utc_end = end.astimezone(in_zone), end.astimezone(UTC)
+    boundary = (
+        time(0) in (local_end.time(), utc_end.time())
+        or local_end.time() == anchor.astimezone(in_zone).time()
+        or utc_end.time() == anchor.astimezone(UTC).time()
+    )
+    last = local_end.date() - timedelta(days=1) if boundary else local_end.date()
+    return max(local_day(start, in_zone), last)
 
 
 def day(moment: datetime | date, in_zone: ZoneInfo | None = None) -> str:
@@ -251,7 +266,8 @@ def part_range(start: datetime, end: datetime, in_zone: ZoneInfo) -> str:
     local_start = start.astimezone(in_zone)
     if local_start.time() == time(0):
         return date_range(start, end, in_zone)
-    first, last = local_start.date(), last_day(start, end, in_zone)
+    # Its end is the period's: read with the period's anchor, the end itself.
+    first, last = local_start.date(), last_day(start, end, in_zone, anchor=end)
     if first.year == last.year:
         first_text = dateformat.format(first, pgettext("a day in a range, its year follows", "j M"))
     else:

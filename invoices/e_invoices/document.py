@@ -312,13 +312,20 @@ def priced(quantity: Decimal, unit_price: Decimal | None, per: Decimal, amount: 
     return abs(quantity) * sign, abs(amount), abs(quantity)
 
 
-def period_days(start: datetime | None, end: datetime | None, text: CustomerText):
+def period_days(
+    start: datetime | None,
+    end: datetime | None,
+    text: CustomerText,
+    anchor: datetime | None = None,
+):
     """A [start, end) period as the first and last days it covers in the
     customer's zone (EN 16931's end date is inclusive: the last day, never the
-    day after), read as the customer's text reads them (customer_text.last_day)."""
+    day after), read as the customer's text reads them (customer_text.last_day),
+    a line's with the document's start as its anchor (so it lies inside the
+    document's period)."""
     if start is None or end is None:
         return None
-    return local_day(start, text.zone), last_day(start, end, text.zone)
+    return local_day(start, text.zone), last_day(start, end, text.zone, anchor)
 
 
 @dataclass(frozen=True)
@@ -407,7 +414,7 @@ def build_document(
                 price=price,
                 base_quantity=base,
                 net_amount=amount,
-                period=period_days(start, end, text),
+                period=period_days(start, end, text, period[0] if period else None),
             )
         )
     line_total = sum((line.net_amount for line in doc_lines), ZERO)

@@ -50,7 +50,7 @@ DASH = "\N{EN DASH}"
 NOV_10 = datetime(2026, 11, 10, 12, tzinfo=UTC)
 # The end of the 28th in Paris and Brussels: the usage of 1-28 Nov is billed,
 # 29-30 Nov is not used.
-NOV_28 = datetime(2026, 11, 28, 23, tzinfo=UTC)
+NOV_28 = datetime(2026, 11, 28, 13, tzinfo=UTC)  # 14:00 in Paris
 OCT_1 = datetime(2026, 10, 1, tzinfo=UTC)
 OCT_20 = datetime(2026, 10, 20, 12, tzinfo=UTC)
 NOV_1_0600 = datetime(2026, 11, 1, 6, tzinfo=UTC)
@@ -223,7 +223,7 @@ def test_a_cancellation_on_the_28th_says_1_to_28_nov_everywhere(cancelled, admin
         "cii": cii_periods(cii),
         "ubl": ubl_periods(ubl),
     } == {
-        "api": ("2026-10-31T23:00:00Z", "2026-11-28T23:00:00Z"),
+        "api": ("2026-10-31T23:00:00Z", "2026-11-28T13:00:00Z"),
         "pdf": f"1 nov. {DASH} 28 nov. 2026",
         "portal": f"1 nov. {DASH} 28 nov. 2026",
         "admin": f"1 Nov {DASH} 28 Nov 2026 (Europe/Paris)",
@@ -319,20 +319,30 @@ NEW_YORK = ZoneInfo("America/New_York")
     [
         # a whole month: the last day is the 30th, never the day after (1 Dec)
         (datetime(2026, 10, 31, 23, tzinfo=UTC), datetime(2026, 11, 30, 23, tzinfo=UTC), PARIS, 30),
-        # usage up to a cancel at the end of the 28th
+        # usage up to a cancel at 14:00 on the 28th: the 28th was billed
         (datetime(2026, 10, 31, 23, tzinfo=UTC), NOV_28, PARIS, 28),
-        # an end within a day: that day belongs to what follows (as issue 48 set)
-        (datetime(2026, 10, 31, 23, tzinfo=UTC), datetime(2026, 11, 28, 12, tzinfo=UTC), PARIS, 27),
+        # usage up to a cancel at the end of the 28th (midnight in Paris)
+        (datetime(2026, 10, 31, 23, tzinfo=UTC), datetime(2026, 11, 28, 23, tzinfo=UTC), PARIS, 28),
+        # a whole month cut at UTC midnights, read in Paris across the end of
+        # summer time (02:00 to 01:00): the month ends on its last day
+        (datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC), PARIS, None),
         # a period cut at its anchor (20:00 in New York): the day holding its end
         # starts the next period
         (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, 1, tzinfo=UTC), NEW_YORK, 29),
     ],
-    ids=["whole-month", "cancel-end-of-day", "end-within-a-day", "anchored-period"],
+    ids=[
+        "whole-month",
+        "cancel-during-a-day",
+        "cancel-end-of-day",
+        "utc-month-in-paris",
+        "anchored-period",
+    ],
 )
 def test_the_last_day_is_the_same_on_pages_and_e_invoices(start, end, zone, last):
     text = CustomerText(locale="en", zone=zone, currency="EUR")
-    assert last_day(start, end, zone) == date(2026, 11, last)
-    assert period_days(start, end, text)[1] == date(2026, 11, last)
+    expected = date(2026, 11, last) if last else date(2026, 10, 31)
+    assert last_day(start, end, zone) == expected
+    assert period_days(start, end, text)[1] == expected
 
 
 def test_an_invoice_stamps_the_span_of_its_lines_and_0039_fills_those_before():

@@ -221,17 +221,7 @@ def kind_of(xml: bytes, profile: str, credit_note: bool) -> str:
     return UBL_CREDIT_NOTE if credit_note else UBL_INVOICE
 
 
-# Today KoSIT's copies of Peppol's PEPPOL-EN16931-R110 and R111 (a line's period
-# within the invoice's period, BG-26 within BG-14) refuse XRechnung's period, plan
-# change and cancellation invoices: their lines carry periods outside the
-# invoice's. Another change (the invoice periods) fixes it; then this marker goes.
-PERIODS_OUTSIDE = pytest.mark.xfail(
-    strict=True,
-    reason="PEPPOL-EN16931-R110/R111 (KoSIT 2.6.0): line periods outside the invoice period",
-)
-
-
-@pytest.fixture(params=["facturx", pytest.param("xrechnung", marks=PERIODS_OUTSIDE), "peppol"])
+@pytest.fixture(params=FORMATS)
 def issued(request, django_capture_on_commit_callbacks):
     """A format's documents of every kind, issued through the API and the close."""
     client = api_client()
