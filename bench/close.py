@@ -306,14 +306,14 @@ def main():
             f"(target: at least {TARGET_PER_SECOND} closing invoices/s on 2 processes)"
         )
         if args.e_invoices:
-            from invoices.e_invoices.rule_sets import RULE_SETS
+            from invoices.e_invoices.rule_sets import rule_sets
 
             issued = Invoice.objects.exclude(e_invoice_format="").count()
             refused = Invoice.objects.filter(status=Invoice.DRAFT).exclude(e_invoice_errors=[])
             rules = Counter(e["rule"] for i in refused for e in i.e_invoice_errors)
             print(f"  e-invoices issued ({args.e_invoice_format}, validated): {issued:,}")
             print(f"  refused by the rules (left drafts): {refused.count():,} {dict(rules)}")
-            for rule_set in RULE_SETS:
+            for rule_set in rule_sets():
                 print(f"  rules: {rule_set.describe()}")
         record(
             f"closing invoices/s, {processes} process{'es' if processes > 1 else ''}"

@@ -471,6 +471,13 @@ if BILLING_PEPPOL_ACCESS_POINT not in ("", "folder", "fake"):
         "BILLING_PEPPOL_ACCESS_POINT must be empty, folder or fake, "
         f"got {BILLING_PEPPOL_ACCESS_POINT!r}"
     )
+# OpenPeppol's Peppol BIS 3 Schematron, which no package ships (its licence): an
+# operator who holds the release compiles PEPPOL-EN16931-UBL.sch to XSLT and names
+# the file, its sha256 and the release; those rules then run before a Peppol
+# document is numbered (invoices.e_invoices.rule_sets.peppol_rule_set).
+BILLING_PEPPOL_RULES = os.environ.get("BILLING_PEPPOL_RULES", "").strip()
+BILLING_PEPPOL_RULES_SHA256 = os.environ.get("BILLING_PEPPOL_RULES_SHA256", "").strip()
+BILLING_PEPPOL_RULES_VERSION = os.environ.get("BILLING_PEPPOL_RULES_VERSION", "").strip()
 BILLING_PEPPOL_FOLDER = Path(
     os.environ.get("BILLING_PEPPOL_FOLDER", "") or VAR_DIR / "peppol-outbox"
 )

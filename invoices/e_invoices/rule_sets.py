@@ -10,10 +10,15 @@ its syntax, then against its CIUS's set when one is installed (validation.py).
   2.0; the rules themselves Apache 2.0, KoSIT). That package is installed without
   its dependencies from requirements-rules.lock, and never imported (its own code
   is an MCP server): its files are found through its installed metadata.
-- OpenPeppol's Peppol BIS Billing 3 rules: not installed. No package of a
-  registry we install from ships them (OpenPeppol's licence forbids passing them
-  on without its consent), so a Peppol document is checked against EN 16931 and
-  the hand-written Peppol rules (cius.peppol_failures); its slot is kept below.
+- OpenPeppol's Peppol BIS Billing 3 rules: no package of a registry we install
+  from ships them (OpenPeppol's licence forbids passing them on without its
+  consent), so by default a Peppol document is checked against EN 16931 and the
+  hand-written Peppol rules (cius.peppol_failures). An operator who holds
+  OpenPeppol's release compiles its PEPPOL-EN16931-UBL.sch to XSLT (SchXslt;
+  docs/e-invoices.md says how) and names the file and its sha256 in
+  BILLING_PEPPOL_RULES and BILLING_PEPPOL_RULES_SHA256 (and the release in
+  BILLING_PEPPOL_RULES_VERSION): then those rules run before a Peppol document
+  is numbered, pinned as the others are (peppol_rule_set).
 
 The files are checked against their pinned sha256 (and their package against
 its pinned version) by the system check (`manage.py check`, invoices.E001) and
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from django.conf import settings
 from django.core import checks
 
 CII = "cii"
@@ -69,6 +75,8 @@ class RuleSet:
     def describe(self) -> str:
         if not self.installed:
             return f"{self.title}: not installed ({self.missing_because})"
+        if self.distribution == OPERATOR:
+            return f"{self.title} {self.version}, supplied by the operator: {self.path}"
         return (
             f"{self.title} {self.version}, from {self.distribution} "
             f"{self.distribution_version} ({self.licence})"
@@ -105,9 +113,10 @@ XRECHNUNG_UBL = RuleSet(
     sha256="e32d831668facbbd5136cc0119bf1dd6f92ac20738aa3b3f021586f5a305c738",
     licence="Apache-2.0; the rules: KoSIT, Apache-2.0",
 )
+PEPPOL_TITLE = "OpenPeppol Peppol BIS Billing 3.0 rules for UBL"
 PEPPOL_BIS3_UBL = RuleSet(
     code="peppol-bis3-ubl",
-    title="OpenPeppol Peppol BIS Billing 3.0 rules for UBL",
+    title=PEPPOL_TITLE,
     version="",
     distribution="",
     distribution_version="",
@@ -119,20 +128,47 @@ PEPPOL_BIS3_UBL = RuleSet(
         "no package of PyPI, npm or Debian ships OpenPeppol's Schematron, whose licence "
         "forbids passing it on without consent; the hand-written Peppol rules "
         "(invoices.e_invoices.cius.peppol_failures) run instead, and a Peppol access "
-        "point runs the full set on receipt"
+        "point runs the full set on receipt; an operator who holds the rules names them "
+        "in BILLING_PEPPOL_RULES"
     ),
 )
+OPERATOR = "operator"
+
+
+def peppol_rule_set() -> RuleSet:
+    """OpenPeppol's rules as the operator supplies them (BILLING_PEPPOL_RULES: a
+    compiled PEPPOL-EN16931-UBL stylesheet, pinned by BILLING_PEPPOL_RULES_SHA256),
+    or the slot that says they are not installed."""
+    path = getattr(settings, "BILLING_PEPPOL_RULES", "")
+    if not path:
+        return PEPPOL_BIS3_UBL
+    return RuleSet(
+        code=PEPPOL_BIS3_UBL.code,
+        title=PEPPOL_TITLE,
+        version=getattr(settings, "BILLING_PEPPOL_RULES_VERSION", "") or "as supplied",
+        distribution=OPERATOR,
+        distribution_version="",
+        path=path,
+        sha256=(getattr(settings, "BILLING_PEPPOL_RULES_SHA256", "") or "").lower(),
+        licence="OpenPeppol, supplied by the operator",
+    )
+
 
 # The CIUS a UBL document claims (its CustomizationID, BT-24), and the rule set
 # its publisher checks it with.
 XRECHNUNG_CUSTOMIZATION = "urn:cen.eu:en16931:2017#compliant#urn:xeinkauf.de:kosit:xrechnung_3.0"
 PEPPOL_CUSTOMIZATION = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
 CIUS_RULE_SETS = {
-    XRECHNUNG_CUSTOMIZATION: XRECHNUNG_UBL,
-    PEPPOL_CUSTOMIZATION: PEPPOL_BIS3_UBL,
+    XRECHNUNG_CUSTOMIZATION: lambda: XRECHNUNG_UBL,
+    PEPPOL_CUSTOMIZATION: peppol_rule_set,
 }
 EN16931_RULE_SETS = {CII: EN16931_CII, UBL_INVOICE: EN16931_UBL, UBL_CREDIT_NOTE: EN16931_UBL}
 RULE_SETS = (EN16931_CII, EN16931_UBL, XRECHNUNG_UBL, PEPPOL_BIS3_UBL)
+
+
+def rule_sets() -> tuple[RuleSet, ...]:
+    """Every rule set, Peppol's as this installation has it."""
+    return (EN16931_CII, EN16931_UBL, XRECHNUNG_UBL, peppol_rule_set())
 
 
 def rule_sets_of(kind: str, customization: str) -> tuple[RuleSet, ...]:
@@ -140,7 +176,7 @@ def rule_sets_of(kind: str, customization: str) -> tuple[RuleSet, ...]:
     (BT-24) is checked against, in order: EN 16931's, then its CIUS's."""
     sets = [EN16931_RULE_SETS[kind]]
     if kind != CII:
-        cius = CIUS_RULE_SETS.get(customization)
+        cius = CIUS_RULE_SETS[customization]() if customization in CIUS_RULE_SETS else None
         if cius is not None and cius.installed:
             sets.append(cius)
     return tuple(sets)
@@ -148,7 +184,9 @@ def rule_sets_of(kind: str, customization: str) -> tuple[RuleSet, ...]:
 
 def _installed_file(rule_set: RuleSet) -> Path:
     """Where the rule set's file is installed (its distribution's metadata says;
-    the package is not imported)."""
+    the package is not imported; an operator's file where it names it)."""
+    if rule_set.distribution == OPERATOR:
+        return Path(rule_set.path)
     want = f"{rule_set.distribution}=={rule_set.distribution_version}"
     try:
         distribution = importlib.metadata.distribution(rule_set.distribution)
@@ -178,10 +216,19 @@ def rule_set_problem(rule_set: RuleSet) -> str:
     try:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as error:
+        if rule_set.distribution == OPERATOR:
+            return (
+                f"{rule_set.title}: BILLING_PEPPOL_RULES {path} cannot be read ({error.strerror})"
+            )
         return (
             f"{rule_set.title} {rule_set.version}: {path} cannot be read ({error.strerror}); "
             f"reinstall {rule_set.distribution}=={rule_set.distribution_version}: "
             f"{rule_set.install_hint}"
+        )
+    if digest != rule_set.sha256 and rule_set.distribution == OPERATOR:
+        return (
+            f"{rule_set.title} {rule_set.version}: BILLING_PEPPOL_RULES {path} has sha256 "
+            f"{digest}, BILLING_PEPPOL_RULES_SHA256 pins {rule_set.sha256 or '(nothing)'}"
         )
     if digest != rule_set.sha256:
         return (
@@ -194,7 +241,7 @@ def rule_set_problem(rule_set: RuleSet) -> str:
 
 def rule_set_problems() -> list[str]:
     """Each installed rule set whose file is not the pinned one, saying why."""
-    return [problem for rule_set in RULE_SETS if (problem := rule_set_problem(rule_set))]
+    return [problem for rule_set in rule_sets() if (problem := rule_set_problem(rule_set))]
 
 
 @cache
