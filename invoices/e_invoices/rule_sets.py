@@ -15,7 +15,7 @@ its syntax, then against its CIUS's set when one is installed (validation.py).
   consent), so by default a Peppol document is checked against EN 16931 and the
   hand-written Peppol rules (cius.peppol_failures). An operator who holds
   OpenPeppol's release compiles its PEPPOL-EN16931-UBL.sch to XSLT (SchXslt;
-  docs/e-invoices.md says how) and names the file and its sha256 in
+  docs/billing.md says how) and names the file and its sha256 in
   BILLING_PEPPOL_RULES and BILLING_PEPPOL_RULES_SHA256 (and the release in
   BILLING_PEPPOL_RULES_VERSION): then those rules run before a Peppol document
   is numbered, pinned as the others are (peppol_rule_set).
