@@ -12,7 +12,7 @@ The list filters by status, period, customer, plan and payments past due."""
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone, translation
@@ -418,6 +418,16 @@ class InvoiceAdmin(admin.ModelAdmin):
                 view(self.e_invoice_view),
                 name="invoices_invoice_e_invoice",
             ),
+            path(
+                "<path:object_id>/rebuild/",
+                view(self.rebuild_view),
+                name="invoices_invoice_rebuild",
+            ),
+            path(
+                "<path:object_id>/discard/",
+                view(self.discard_view),
+                name="invoices_invoice_discard",
+            ),
             *super().get_urls(),
         ]
 
@@ -439,6 +449,9 @@ class InvoiceAdmin(admin.ModelAdmin):
                     obj, may_view_payments=user.has_perm("invoices.view_payment")
                 ),
                 e_invoice_refusal_rows=e_invoice_refusal_rows(obj, user),
+                may_resolve_refusal=bool(obj.e_invoice_errors)
+                and obj.status == Invoice.DRAFT
+                and self.has_finalize_permission(request),
                 e_invoice=e_invoice_facts(
                     obj, obj, reverse("admin:invoices_invoice_e_invoice", args=[obj.pk])
                 ),
@@ -486,6 +499,29 @@ class InvoiceAdmin(admin.ModelAdmin):
         """The invoice's PDF, as the API and the portal serve it (rendering)."""
         invoice = self._invoice(request, object_id)
         return rendering.invoice_pdf_response(invoice=invoice, now=timezone.now())
+
+    def rebuild_view(self, request, object_id):
+        """The refused draft's page's button: rebuild_refused for this one draft,
+        back on its page (now issued, or refused again with the new rules)."""
+        return self._refused_draft_button(request, object_id, self.rebuild_refused)
+
+    def discard_view(self, request, object_id):
+        """The refused draft's page's button: discard_refused for this one draft;
+        back to the invoices once it is gone."""
+        return self._refused_draft_button(request, object_id, self.discard_refused)
+
+    def _refused_draft_button(self, request, object_id, action):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_finalize_permission(request):
+            raise PermissionDenied
+        invoice = self._invoice(request, object_id)
+        action(request, Invoice.objects.filter(pk=invoice.pk))
+        if Invoice.objects.filter(pk=invoice.pk).exists():
+            return HttpResponseRedirect(
+                reverse("admin:invoices_invoice_change", args=[invoice.pk])
+            )
+        return HttpResponseRedirect(reverse("admin:invoices_invoice_changelist"))
 
     def e_invoice_view(self, request, object_id):
         """The invoice's e-invoice as it was issued (<number>.xml), for whoever may
