@@ -186,33 +186,55 @@ def test_a_credit_note_is_numbered_in_the_year_it_is_issued(berlin):
 
 @pytest.fixture
 def plans(db):
-    """basic (20.00 a month, 0.05 a prompt) and pro (50.00)."""
+    """basic (usage only: 0.05 a prompt) and pro (50.00 a month). On basic no fee
+    is charged in advance, so a change credits no earlier invoice (which
+    billing.invoicing.unused_time would finalize first for its credit note): the
+    earlier drafts are numbered first by the finalization's own rule
+    (invoices.services._earlier_drafts) and by the beat's order alone."""
     prompts_meter()
     return {
-        "basic": published_version(
-            "basic", base_fee=D("20.00"), charges=[overage("prompts", 0, "0.05")]
-        ),
+        "basic": published_version("basic", base_fee=D(0), charges=[overage("prompts", 0, "0.05")]),
         "pro": published_version("pro", base_fee=D("50.00")),
     }
 
 
+def prompts(customer: str, at: datetime, count: int) -> None:
+    events = [
+        {
+            "id": f"{customer}-{at:%d}-{n}",
+            "customer": customer,
+            "event_name": "prompt",
+            "timestamp": at.isoformat(),
+        }
+        for n in range(count)
+    ]
+    assert events_ingest(events=events, now=at).accepted == count
+
+
 def in_grace(plans, settings) -> Subscription:
-    """acme on basic from 1 November: its start invoice finalized, then with two
-    hours of grace December's close writes its period draft (December's fee in
-    advance), still a draft at 01:00, beside a second customer's. Then acme sends a prompt in December (what a cancellation
-    bills)."""
+    """acme on basic from 1 November, 10 prompts in November: with two hours of
+    grace, December's close writes its period draft (0.50), still a draft at
+    01:00, beside a second customer's; acme's start invoice was finalized
+    before. Then acme sends a prompt in December (what its change bills)."""
     settings.BILLING_INVOICE_GRACE_HOURS = 0
     acme = subscribed(CustomerFactory(external_id="acme"), "basic", NOV_1)
     periods_close(as_of=NOV_1)
     settings.BILLING_INVOICE_GRACE_HOURS = 2
-    subscribed(CustomerFactory(external_id="other"), "basic", NOV_1)
+    other = subscribed(CustomerFactory(external_id="other"), "basic", NOV_1)
+    for customer in ("acme", "other"):
+        prompts(customer, datetime(2026, 11, 20, tzinfo=UTC), 10)
     periods_close(as_of=DEC_1)
     assert list(
-        Invoice.objects.filter(subscription=acme).order_by("pk").values_list("reason", "status")
-    ) == [("start", "finalized"), ("period", "draft")]
-    at = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
-    prompt = {"id": "p", "customer": "acme", "event_name": "prompt", "timestamp": at.isoformat()}
-    assert events_ingest(events=[prompt], now=at).accepted == 1
+        Invoice.objects.filter(subscription__in=[acme, other])
+        .order_by("pk")
+        .values_list("customer__external_id", "reason", "status", "total")
+    ) == [
+        ("acme", "start", "finalized", 0),
+        ("other", "start", "finalized", 0),
+        ("acme", "period", "draft", D("0.50")),
+        ("other", "period", "draft", D("0.50")),
+    ]
+    prompts("acme", datetime(2026, 12, 1, 0, 30, tzinfo=UTC), 1)
     return acme
 
 
@@ -241,6 +263,7 @@ def test_a_change_finalized_alone_numbers_the_last_close_draft_first(plans, sett
     with time_machine.travel(at, tick=False):
         _, invoice = CHANGES[change](acme, plans, at)
         assert invoice.status == Invoice.DRAFT
+        assert Invoice.objects.get(subscription=acme, reason="period").status == Invoice.DRAFT
 
         # when: an operator finalizes the change's invoice alone
         invoice_finalize(invoice=invoice, now=at)
