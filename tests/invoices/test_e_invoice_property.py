@@ -1,8 +1,9 @@
 """A property of e-invoices: whatever an invoice bills (usage priced per unit, by
 package, graduated or volume tiers, fees, a proration credit, a discount, one
 VAT rate among several, reverse charge or exemption) and whatever a credit note
-gives back of it, its CII and its UBL validate against the official EN 16931
-rules and pay exactly what the invoice (or note) totals. The amounts come from
+gives back of it, and whatever its customer's credit balance paid of it, its CII
+and its UBL validate against the official EN 16931 rules, say that as prepaid
+and ask exactly what the invoice (or note) totals less that. The amounts come from
 the project's own rules: the tier walk (billing.rating.pricing), the invoice's
 one sum (invoices.totals), the tax credited (plans.taxes.tax_credit_lines)."""
 
@@ -87,11 +88,13 @@ def invoices(draw):
     return lines, category, rate
 
 
-def as_document(lines, category, rate, *, type_code=INVOICE, profile, totals, preceding=None):
+def as_document(
+    lines, category, rate, *, type_code=INVOICE, profile, totals, preceding=None, prepaid=D(0)
+):
     return build_document(
         profile=profile,
         type_code=type_code,
-        issue=Issue("X-2026-000001", NOW, NOW, D(0)),
+        issue=Issue("X-2026-000001", NOW, NOW, prepaid),
         currency="EUR",
         seller=SELLER,
         buyer=BUYERS[category],
@@ -118,6 +121,15 @@ def payable(xml: bytes, kind: str) -> D:
     return D(tree.findtext(f".//{{{CBC}}}PayableAmount"))
 
 
+def prepaid_amount(xml: bytes, kind: str) -> D:
+    """BT-113, written only when something was prepaid."""
+    tree = etree.fromstring(xml)
+    found = tree.findtext(
+        f".//{{{RAM}}}TotalPrepaidAmount" if kind == CII else f".//{{{CBC}}}PrepaidAmount"
+    )
+    return D(0) if found is None else D(found)
+
+
 def ubl_lines(xml: bytes) -> list[tuple[D, D, D, D]]:
     """Each UBL line's quantity, price, base quantity and net amount."""
     found = []
@@ -138,10 +150,11 @@ def ubl_lines(xml: bytes) -> list[tuple[D, D, D, D]]:
     return found
 
 
-def assert_valid_and_paying(document, total: D, kinds: tuple[str, str]) -> None:
+def assert_valid_and_paying(document, total: D, kinds: tuple[str, str], prepaid: D = D(0)) -> None:
     for xml, kind in ((document_cii(document), kinds[0]), (document_ubl(document), kinds[1])):
         assert validation_failures(xml, kind, document) == []
-        assert payable(xml, kind) == total
+        assert prepaid_amount(xml, kind) == prepaid
+        assert payable(xml, kind) == total - prepaid
     # Each line's quantity x price / base quantity is its amount exactly (Peppol's
     # PEPPOL-EN16931-R120, which the EN 16931 rules alone do not check), its
     # price never negative (BR-27).
@@ -163,8 +176,11 @@ def test_every_invoice_and_credit_note_validates_and_pays_its_total(invoice, dat
     summed = SimpleNamespace(
         taxable=totals.subtotal - totals.discount, tax=totals.tax, total=totals.total
     )
-    document = as_document(lines, category, rate, profile="peppol", totals=summed)
-    assert_valid_and_paying(document, totals.total, (CII, UBL_INVOICE))
+    # What the credit balance paid of it: nothing, part or all.
+    share = data.draw(st.sampled_from([D(0), D("0.5"), D(1)])) if totals.total > 0 else D(0)
+    prepaid = quantize_money(totals.total * share, "EUR")
+    document = as_document(lines, category, rate, profile="peppol", totals=summed, prepaid=prepaid)
+    assert_valid_and_paying(document, totals.total, (CII, UBL_INVOICE), prepaid)
 
     # A credit note for part of each positive line (as invoices.credit_notes lets one).
     credited = [
