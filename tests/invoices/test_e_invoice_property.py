@@ -1,10 +1,11 @@
 """A property of e-invoices: whatever an invoice bills (usage priced per unit, by
 package, graduated or volume tiers, fees, a proration credit, a discount, one
 VAT rate among several, reverse charge or exemption) and whatever a credit note
-gives back of it, its CII and its UBL validate against the official EN 16931
-rules and pay exactly what the invoice (or note) totals; written as an XRechnung,
-its UBL passes KoSIT's XRechnung rules too (the pinned rule_sets.XRECHNUNG_UBL).
-The amounts come from
+gives back of it, and whatever its customer's credit balance paid of it, its CII
+and its UBL validate against the official EN 16931 rules, say that as prepaid
+and ask exactly what the invoice (or note) totals less that; written as an
+XRechnung, its UBL passes KoSIT's XRechnung rules too (the pinned
+rule_sets.XRECHNUNG_UBL). The amounts come from
 the project's own rules: the tier walk (billing.rating.pricing), the invoice's
 one sum (invoices.totals), the tax credited (plans.taxes.tax_credit_lines)."""
 
@@ -102,11 +103,13 @@ def invoices(draw):
     return lines, category, rate
 
 
-def as_document(lines, category, rate, *, type_code=INVOICE, profile, totals, preceding=None):
+def as_document(
+    lines, category, rate, *, type_code=INVOICE, profile, totals, preceding=None, prepaid=D(0)
+):
     return build_document(
         profile=profile,
         type_code=type_code,
-        issue=Issue("X-2026-000001", NOW, NOW, D(0)),
+        issue=Issue("X-2026-000001", NOW, NOW, prepaid),
         currency="EUR",
         seller=GERMAN_SELLER if profile == "xrechnung" else SELLER,
         buyer=(GERMAN_BUYERS if profile == "xrechnung" else BUYERS)[category],
@@ -133,6 +136,15 @@ def payable(xml: bytes, kind: str) -> D:
     return D(tree.findtext(f".//{{{CBC}}}PayableAmount"))
 
 
+def prepaid_amount(xml: bytes, kind: str) -> D:
+    """BT-113, written only when something was prepaid."""
+    tree = etree.fromstring(xml)
+    found = tree.findtext(
+        f".//{{{RAM}}}TotalPrepaidAmount" if kind == CII else f".//{{{CBC}}}PrepaidAmount"
+    )
+    return D(0) if found is None else D(found)
+
+
 def ubl_lines(xml: bytes) -> list[tuple[D, D, D, D]]:
     """Each UBL line's quantity, price, base quantity and net amount."""
     found = []
@@ -153,15 +165,18 @@ def ubl_lines(xml: bytes) -> list[tuple[D, D, D, D]]:
     return found
 
 
-def assert_valid_and_paying(document, total: D, kinds: tuple[str, str], xrechnung=None) -> None:
+def assert_valid_and_paying(
+    document, total: D, kinds: tuple[str, str], prepaid: D = D(0), xrechnung=None
+) -> None:
     for xml, kind in ((document_cii(document), kinds[0]), (document_ubl(document), kinds[1])):
         assert validation_failures(xml, kind, document) == []
-        assert payable(xml, kind) == total
+        assert prepaid_amount(xml, kind) == prepaid
+        assert payable(xml, kind) == total - prepaid
     if xrechnung is not None:
         # The same as an XRechnung: CEN's rules, then KoSIT's (rule_sets.XRECHNUNG_UBL).
         xml = document_ubl(xrechnung)
         assert validation_failures(xml, kinds[1], xrechnung) == []
-        assert payable(xml, kinds[1]) == total
+        assert payable(xml, kinds[1]) == total - prepaid
     # Each line's quantity x price / base quantity is its amount exactly (Peppol's
     # PEPPOL-EN16931-R120, which the EN 16931 rules alone do not check), its
     # price never negative (BR-27).
@@ -183,9 +198,14 @@ def test_every_invoice_and_credit_note_validates_and_pays_its_total(invoice, dat
     summed = SimpleNamespace(
         taxable=totals.subtotal - totals.discount, tax=totals.tax, total=totals.total
     )
-    document = as_document(lines, category, rate, profile="peppol", totals=summed)
-    xrechnung = as_document(lines, category, rate, profile="xrechnung", totals=summed)
-    assert_valid_and_paying(document, totals.total, (CII, UBL_INVOICE), xrechnung)
+    # What the credit balance paid of it: nothing, part or all.
+    share = data.draw(st.sampled_from([D(0), D("0.5"), D(1)])) if totals.total > 0 else D(0)
+    prepaid = quantize_money(totals.total * share, "EUR")
+    document = as_document(lines, category, rate, profile="peppol", totals=summed, prepaid=prepaid)
+    xrechnung = as_document(
+        lines, category, rate, profile="xrechnung", totals=summed, prepaid=prepaid
+    )
+    assert_valid_and_paying(document, totals.total, (CII, UBL_INVOICE), prepaid, xrechnung)
 
     # A credit note for part of each positive line (as invoices.credit_notes lets one).
     credited = [
@@ -232,4 +252,4 @@ def test_every_invoice_and_credit_note_validates_and_pays_its_total(invoice, dat
         )
         for profile in ("peppol", "xrechnung")
     ]
-    assert_valid_and_paying(notes[0], subtotal + tax, (CII, UBL_CREDIT_NOTE), notes[1])
+    assert_valid_and_paying(notes[0], subtotal + tax, (CII, UBL_CREDIT_NOTE), xrechnung=notes[1])
