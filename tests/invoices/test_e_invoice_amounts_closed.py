@@ -76,7 +76,7 @@ BUYERS = {
         "address": {"line1": "2 av. Foch", "postal_code": "69006", "city": "Lyon", "country": "FR"},
         "tax_id": "FR83404833048",
         "tax_rates": ["fr_vat"],
-        "peppol_id": "0009:40483304800010",
+        "peppol_id": "0009:40483304800014",
     },
     "xrechnung": {
         "seller": "beispiel_gmbh",
@@ -109,7 +109,7 @@ def sellers() -> None:
             country="FR",
             tax_id="FR40303265045",
             registration_id="303265045",
-            peppol_id="0009:30326504500014",
+            peppol_id="0009:30326504500011",
             email="factures@exemple.fr",
             iban="FR7630006000011234567890189",
             bic="AGRIFRPP",
