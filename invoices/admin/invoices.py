@@ -518,9 +518,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         invoice = self._invoice(request, object_id)
         action(request, Invoice.objects.filter(pk=invoice.pk))
         if Invoice.objects.filter(pk=invoice.pk).exists():
-            return HttpResponseRedirect(
-                reverse("admin:invoices_invoice_change", args=[invoice.pk])
-            )
+            return HttpResponseRedirect(reverse("admin:invoices_invoice_change", args=[invoice.pk]))
         return HttpResponseRedirect(reverse("admin:invoices_invoice_changelist"))
 
     def e_invoice_view(self, request, object_id):
