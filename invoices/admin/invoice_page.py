@@ -12,15 +12,18 @@ from dataclasses import replace
 from datetime import datetime
 
 from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist
 from django.http import Http404, HttpResponse
 from django.urls import reverse
 from django.utils import translation
 from django.utils.html import format_html
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from billing.core import admin_fields, customer_text
 from billing.core.admin_forms import money_text, quantity_text, unit_price_text
+from customers.models import BillingEntity, Customer
 from invoices import selectors
 from invoices.e_invoices.access_points import (
     SENT_FORMATS,
@@ -32,6 +35,7 @@ from invoices.models import CreditNote, Invoice, Payment, ReceivedPayment
 from invoices.pdf import credit_note_pdf_missing_scripts, invoice_pdf_missing_scripts
 from invoices.pdf_fonts import missing_scripts_text
 from invoices.sellers import invoice_billing_entity
+from plans.models import Meter, TaxRate
 
 
 def moment_text(invoice: Invoice, moment: datetime | None) -> str:
@@ -276,16 +280,46 @@ FIELD_WORDS = {
 _COMPUTED = re.compile(r"BT-\d+")
 
 
+# The objects a field is set on, and an address's parts (customer.address.city).
+_OWNERS = {
+    "customer": (_CUSTOMER, Customer),
+    "billing_entity": (_ENTITY, BillingEntity),
+    "tax_rate": (_TAX_RATE, TaxRate),
+    "meter": (gettext_lazy("Meter"), Meter),
+}
+_ADDRESS_PARTS = {
+    "line1": gettext_lazy("Address line 1"),
+    "line2": gettext_lazy("Address line 2"),
+    "city": gettext_lazy("City"),
+    "postal_code": gettext_lazy("Postal code"),
+    "country": gettext_lazy("Country"),
+}
+
+
 def e_invoice_field_words(field: str) -> str:
     """'customer.vat_id' in words: the object, a right-pointing angle quote, the
-    field ('Customer \u203a VAT number'); a business term we compute ('BT-117')
-    as 'BT-117 (computed)'; any other field as it is named."""
+    field ('Customer \u203a VAT number'), named as the object's page names it
+    ('customer.address.city': 'Customer \u203a Address \u203a City'); a business
+    term we compute ('BT-117') as 'BT-117 (computed)'; any other field as it is
+    named."""
     if field in FIELD_WORDS:
         owner, name = FIELD_WORDS[field]
         return f"{owner} \u203a {name}"
     if _COMPUTED.fullmatch(field):
         return _("{term} (computed)").format(term=field)
-    return field
+    owner, _dot, rest = field.partition(".")
+    name, _dot, part = rest.partition(".")
+    if owner not in _OWNERS or not name:
+        return field
+    words, model = _OWNERS[owner]
+    try:
+        label = capfirst(model._meta.get_field(name).verbose_name)
+    except FieldDoesNotExist:
+        return field
+    parts = [str(words), str(label)]
+    if part:
+        parts.append(str(_ADDRESS_PARTS.get(part, part)))
+    return " \u203a ".join(parts)
 
 
 def e_invoice_field_url(invoice: Invoice, field: str, user) -> str:

@@ -139,13 +139,26 @@ def test_the_fields_in_finance_words():
             "tax_rate.vat_category",
             "BT-117",
             "customer.address.city",
+            "customer.tax_rates",
+            "billing_entity.contact_phone",
+            "customer.debtor_iban",
+            "meter.unit_code",
+            "lines",
+            "billing_entity.no_such_field",
         )
     ] == [
         "Customer \u203a VAT number",
         "Billing entity \u203a IBAN",
         "Tax rate \u203a VAT category",
         "BT-117 (computed)",
-        "customer.address.city",
+        # Any other field as its object's page names it.
+        "Customer \u203a Address \u203a City",
+        "Customer \u203a Tax rates",
+        "Billing entity \u203a Contact phone",
+        "Customer \u203a IBAN debited",
+        "Meter \u203a Unit code",
+        "lines",
+        "billing_entity.no_such_field",
     ]
 
 
