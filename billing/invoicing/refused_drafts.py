@@ -15,14 +15,14 @@ and buyer."""
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import ProtectedError
+from django.db.models import ProtectedError, Q
 
 from billing.billed_models import BilledPeriod
 from billing.core import rawsql
 from billing.core.errors import Conflict, NotFound
 from billing.core.vocabulary import LineKind
 from billing.locks import subscription_lock
-from billing.models import Subscription
+from billing.models import Discount, Subscription
 from invoices.locks import invoice_lock
 from invoices.models import Invoice
 from invoices.refused_drafts import refused_draft_check
@@ -79,9 +79,15 @@ def _discardable(invoice: Invoice, subscription: Subscription) -> BilledPeriod:
         raise refuse("its subscription was billed after it")
     if subscription.trial_end is not None and subscription.trial_end >= invoice.period_end:
         raise refuse("the close that wrote it ended a trial")
+    # The close counts a period of a running discount whether or not it took
+    # anything off (billing.invoicing.discounts): billing the period again would
+    # count it twice, or end the discount early.
+    counted = Discount.objects.filter(subscription_id=subscription.pk).filter(
+        Q(ended_at__isnull=True) | Q(ended_at__gte=invoice.period_end)
+    )
+    if counted.exists():
+        raise refuse("it counted a period of its subscription's discount")
     kinds = set(invoice.lines.values_list("kind", flat=True))
-    if LineKind.DISCOUNT in kinds:
-        raise refuse("it counted a period of a running discount")
     if LineKind.LATE_USAGE in kinds:
         raise refuse("it bills late usage of earlier periods")
     billed = (

@@ -15,16 +15,20 @@ from django.core.management import call_command
 from django.db import IntegrityError, transaction
 
 from billing.billed_models import BilledPeriod
-from billing.models import Subscription
+from billing.core.vocabulary import CouponDuration
+from billing.models import Discount, Subscription
+from billing.subscriptions.discounts import discount_redeem
 from customers.services import customer_create, customer_update
 from invoices.e_invoices import issuing
 from invoices.e_invoices.validation import CII, validation_failures
 from invoices.models import Invoice
+from plans.coupons import coupon_create
 from plans.models import TaxRate
 from plans.tax_rates import tax_rate_create
 from tests.factories import api_client
 from tests.invoices.test_s36_e_invoices import (
     NOV_1_0600,
+    OCT_20,
     plans,
     sellers,
     subscribe_and_use,
@@ -66,6 +70,11 @@ def checks(monkeypatch):
 @pytest.fixture
 def refused():
     """October closed on 1 November: the draft refused for two stacked default rates."""
+    return refused_draft()
+
+
+def refused_draft(coupon=None):
+    """As `refused`; with `coupon`, redeemed on the subscription before the close."""
     client = api_client()
     sellers()
     tax_rate_create(code="fr_vat", name="TVA", percentage=D(20), country="FR", is_default=True)
@@ -83,6 +92,9 @@ def refused():
     )
     plans(client)
     subscribe_and_use(client, "lumiere", "studio", 1_000_000)
+    if coupon is not None:
+        subscription = Subscription.objects.get(customer__external_id="lumiere")
+        discount_redeem(subscription=subscription, coupon=coupon, now=OCT_20)
     with time_machine.travel(NOV_1_0600, tick=False):
         call_command("close_periods")
     draft = Invoice.objects.get(customer__external_id="lumiere", reason=Invoice.PERIOD)
@@ -210,6 +222,31 @@ def test_a_draft_not_the_subscriptions_last_is_not_discarded(refused):
     assert answer.status_code == 409
     assert "rebuild it instead" in answer.json()["error"]["message"]
     assert Invoice.objects.filter(pk=draft.pk).exists()
+
+
+@pytest.mark.parametrize("percent_off", [D(20), D("0.0001")], ids=["takes-off", "takes-nothing"])
+def test_a_draft_that_counted_a_discount_period_is_not_discarded(percent_off):
+    """The close counts a period of the running discount, whatever it took off:
+    billing the period again would count a second one (the customer would lose
+    a period of its discount)."""
+    coupon = coupon_create(
+        code="THREE",
+        name="Three months",
+        percent_off=percent_off,
+        duration=CouponDuration.REPEATING,
+        duration_periods=3,
+    )
+    client, draft = refused_draft(coupon)
+    discount = Discount.objects.get(subscription=draft.subscription)
+    assert (discount.periods_applied, discount.periods_left) == (1, 2)
+
+    answer = client.post(f"/api/v1/invoices/{draft.pk}/discard")
+
+    assert answer.status_code == 409, answer.json()
+    assert "discount" in answer.json()["error"]["message"]
+    assert Invoice.objects.filter(pk=draft.pk).exists()
+    discount.refresh_from_db()
+    assert (discount.periods_applied, discount.periods_left) == (1, 2)
 
 
 # One default rate per country.
