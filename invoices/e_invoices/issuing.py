@@ -21,6 +21,7 @@ from pathlib import Path
 
 from django.utils.translation import gettext
 
+from billing.core import customer_text, e_invoice_codes
 from billing.core.customer_text import CustomerText
 from billing.core.errors import Conflict
 from customers.e_invoice_details import FACTURX
@@ -35,6 +36,7 @@ from invoices.e_invoices.document import (
     Issue,
     build_document,
 )
+from invoices.e_invoices.rule_sets import rule_sets
 from invoices.e_invoices.ubl import document_ubl
 from invoices.e_invoices.validation import (
     CII,
@@ -227,27 +229,40 @@ def invoice_document(
         ) from refused
 
 
-# The modules whose code decides a check's answer: a refused draft is checked
-# again once they change (a release with other rules), as once its content does.
-CHECKING_MODULES = ("document.py", "ubl.py", "cii.py", "cius.py", "validation.py", "issuing.py")
+# The code that decides a check's answer: every module of this package, and the
+# codes and texts it writes with (billing.core): a refused draft is checked again
+# once one of them changes (a release with other rules), as once its content does.
+CHECKING_CODE = (
+    *sorted(Path(__file__).parent.glob("*.py")),
+    Path(e_invoice_codes.__file__),
+    Path(customer_text.__file__),
+)
 
 
 @cache
 def _checking_code() -> str:
-    here = Path(__file__).parent
     digest = hashlib.sha256()
-    for name in CHECKING_MODULES:
-        digest.update((here / name).read_bytes())
+    for path in CHECKING_CODE:
+        digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def _checking_rules() -> list[str]:
+    """The rule files a check runs, as pinned: another release of KoSIT's rules
+    or of OpenPeppol's (the operator's BILLING_PEPPOL_RULES) checks again."""
+    return [f"{rule_set.code}:{rule_set.sha256}" for rule_set in rule_sets()]
 
 
 def check_fingerprint(content: dict, *, payment_terms: int) -> str:
     """A digest of all a draft's check depends on: the document's content (its
     seller and buyer as the check reads them, its lines, tax rates with their
     VAT categories, amounts, period, format), the customer's payment terms, and
-    the checking code itself. Equal fingerprints check alike (but for the day)."""
+    the checking code itself and the rule files it runs. Equal fingerprints
+    check alike (but for the day)."""
     payload = json.dumps(
-        [content, payment_terms, _checking_code()], sort_keys=True, default=str
+        [content, payment_terms, _checking_code(), _checking_rules()],
+        sort_keys=True,
+        default=str,
     ).encode()
     return hashlib.sha256(payload).hexdigest()
 

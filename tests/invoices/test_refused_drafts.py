@@ -6,6 +6,7 @@ unticks the stray default and rebuilds the draft in one action, or discards it
 and the next close bills October again: 139.90 + 27.98 VAT = 167.88 either way.
 The close does not check a refusal again until something it depends on changed."""
 
+import hashlib
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
@@ -200,6 +201,19 @@ def test_the_close_does_not_check_a_refusal_again_until_it_changed(refused, chec
     assert checks["checked"] == 2
     draft.refresh_from_db()
     assert draft.status == Invoice.DRAFT
+
+
+def test_other_rule_files_check_a_refusal_again(refused, checks, settings, tmp_path):
+    """An operator who supplies OpenPeppol's rules (or a release with another
+    KoSIT file) has each refused draft checked again by the next close, once."""
+    rules = tmp_path / "PEPPOL-EN16931-UBL.xslt"
+    rules.write_text("<xsl:stylesheet/>", encoding="utf-8")
+    settings.BILLING_PEPPOL_RULES = str(rules)
+    settings.BILLING_PEPPOL_RULES_SHA256 = hashlib.sha256(rules.read_bytes()).hexdigest()
+    with time_machine.travel(NOV_3, tick=False):
+        call_command("close_periods")
+        call_command("close_periods")
+    assert checks["checked"] == 2
 
 
 def test_only_a_refused_draft_is_rebuilt_or_discarded(refused):
