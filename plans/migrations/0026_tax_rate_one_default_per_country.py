@@ -16,7 +16,9 @@ def one_default_per_country(apps, schema_editor):
     stacked = {country: rates for country, rates in by_country.items() if len(rates) > 1}
     if not stacked:
         return
-    without_own = Customer.objects.filter(tax_rates__isnull=True)
+    # Charged the defaults: those with no active rate of their own (an archived
+    # one of theirs charges nothing, plans.taxes.customer_tax_rates).
+    without_own = Customer.objects.exclude(tax_rates__active=True)
     for customer in without_own.iterator():
         country = (
             (customer.address or {}).get("country") if isinstance(customer.address, dict) else ""
@@ -25,7 +27,7 @@ def one_default_per_country(apps, schema_editor):
         if "" not in stacked and country not in stacked:
             continue
         charged = [rate for rate in defaults if (rate.country or "") in ("", country)]
-        customer.tax_rates.set(charged)
+        customer.tax_rates.add(*charged)
     for rates in stacked.values():
         TaxRate.objects.filter(pk__in=[rate.pk for rate in rates[1:]]).update(is_default=False)
 

@@ -345,7 +345,7 @@ def test_the_last_day_is_the_same_on_pages_and_e_invoices(start, end, zone, last
     assert period_days(start, end, text)[1] == expected
 
 
-def test_an_invoice_stamps_the_span_of_its_lines_and_0039_fills_those_before():
+def test_an_invoice_stamps_the_span_of_its_lines_and_0040_fills_the_drafts_before():
     customer = CustomerFactory(external_id="span", timezone_name="Europe/Paris")
     oct_1, nov_1 = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
     dec_1 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -361,10 +361,16 @@ def test_an_invoice_stamps_the_span_of_its_lines_and_0039_fills_those_before():
     assert (purchase.service_start, purchase.service_end) == (None, None)
     assert purchase.document_period == (NOV_28, NOV_28)
     assert lines_span([usage, fee, undated]) == (oct_1, dec_1)
-    # invoices written before 0039 get the same from their stored lines
+    # drafts written before 0040 get the same from their stored lines; an issued
+    # document keeps the period it was issued with
+    issued = period_draft(customer, [usage, fee], start=oct_1, end=nov_1)
+    Invoice.objects.filter(pk=issued.pk).update(status=Invoice.FINALIZED)
     Invoice.objects.update(service_start=None, service_end=None)
     service_period_fill(apps, None)
     assert list(Invoice.objects.order_by("pk").values_list("service_start", "service_end")) == [
         (oct_1, dec_1),
         (None, None),
+        (None, None),
     ]
+    issued.refresh_from_db()
+    assert issued.document_period == (oct_1, nov_1)

@@ -48,12 +48,18 @@ def test_stacked_defaults_become_the_customers_own_and_one_default_stays():
     nowhere = customer_create(external_id="nowhere", name="N", currency="EUR")
     own = customer_create(external_id="own", name="O", currency="EUR", address={"country": "DE"})
     own.tax_rates.set([de_a])
-    before = {c.external_id: codes(c) for c in (berlin, paris, nowhere, own)}
+    # Holding only an archived rate of its own, charged the defaults.
+    archived = customer_create(
+        external_id="archived", name="A", currency="EUR", address={"country": "DE"}
+    )
+    archived.tax_rates.set([rate("old", "16", "DE", active=False)])
+    before = {c.external_id: codes(c) for c in (berlin, paris, nowhere, own, archived)}
+    assert before["archived"] == ["de_a", "de_b", "eu", "eu_b"]
     assert before["berlin"] == ["de_a", "de_b", "eu", "eu_b"]
 
     migration.one_default_per_country(apps, None)
 
-    after = {c.external_id: codes(c) for c in (berlin, paris, nowhere, own)}
+    after = {c.external_id: codes(c) for c in (berlin, paris, nowhere, own, archived)}
     assert after == before
     assert sorted(TaxRate.objects.filter(is_default=True).values_list("code", flat=True)) == [
         "de_a",
