@@ -374,7 +374,8 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
         return "" if moment is None else as_issued(invoice, issued(invoice).day(moment))
 
     def invoice_period(invoice):
-        return as_issued(invoice, issued(invoice).dates(*invoice.document_period))
+        dates = issued(invoice).dates(*invoice.document_period, anchor=invoice.period_anchor)
+        return as_issued(invoice, dates)
 
     def wallet_amount(wallet, amount):
         if wallet.kind == "money":

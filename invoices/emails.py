@@ -174,7 +174,11 @@ def document_email_body(document: Invoice | CreditNote, *, now: datetime) -> str
             )
             lines.append(
                 _("Period: %(dates)s")
-                % {"dates": write.named(write.dates(*invoice.document_period))}
+                % {
+                    "dates": write.named(
+                        write.dates(*invoice.document_period, anchor=invoice.period_anchor)
+                    )
+                }
             )
             due = document.amount_due
             if due > 0:

@@ -220,6 +220,14 @@ class Invoice(models.Model):
         return CustomerText.of_snapshot(self.customer_snapshot, self.currency)
 
     @property
+    def period_anchor(self) -> datetime:
+        """A boundary of the schedule the invoice bills by (the end of the period
+        it is keyed by): every period it shows is read with it, so that a line cut
+        during a day and one ending where the next period begins read alike on
+        its PDF, its pages and its e-invoice (customer_text.last_day)."""
+        return self.period_end
+
+    @property
     def document_period(self) -> tuple[datetime, datetime]:
         """The [start, end) the document says it bills, wherever it is shown (the
         API's period_start/period_end, its PDF, the portal, the admin, its email

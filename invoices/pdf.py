@@ -365,7 +365,9 @@ def _invoice_facts(invoice: Invoice, write: CustomerText) -> list[PdfRow]:
             else translation.ngettext("%(days)d day", "%(days)d days", days) % {"days": days}
         )
         facts.append(PdfRow(_("Payment terms"), terms))
-    facts.append(PdfRow(_("Period"), write.dates(*invoice.document_period)))
+    facts.append(
+        PdfRow(_("Period"), write.dates(*invoice.document_period, anchor=invoice.period_anchor))
+    )
     external_id = (invoice.customer_snapshot or {}).get("external_id")
     if external_id:
         facts.append(PdfRow(_("Customer"), external_id))
@@ -465,7 +467,7 @@ def _line_period(line: InvoiceLine, invoice_period: tuple, write: CustomerText) 
         return ""
     if (line.period_start, line.period_end) == invoice_period:
         return ""
-    return write.dates(line.period_start, line.period_end)
+    return write.dates(line.period_start, line.period_end, anchor=line.invoice.period_anchor)
 
 
 def _w3c(moment: datetime) -> str:

@@ -150,13 +150,16 @@ def moment_text(moment: datetime | None, zone: tzinfo | None = None) -> str:
     return customer_text.named_zone(local_moment_text(moment, zone), zone or zone_name())
 
 
-def period_text(start: datetime | None, end: datetime | None, zone: tzinfo) -> str:
+def period_text(
+    start: datetime | None, end: datetime | None, zone: tzinfo, anchor: datetime | None = None
+) -> str:
     """'1 Nov - 30 Nov 2026 (Asia/Tokyo)': the days of [start, end) in `zone` (a
-    customer's or an invoice's), inclusive, as the customer's invoices print them;
-    '—' for none."""
+    customer's or an invoice's), inclusive, as the customer's invoices print them
+    (an invoice's with its schedule's `anchor`); '—' for none."""
     if start is None or end is None:
         return "—"
-    return customer_text.named_zone(customer_text.date_range(start, end, zone), zone)
+    dates = customer_text.date_range(start, end, zone, anchor)
+    return customer_text.named_zone(dates, zone)
 
 
 def period_cell(start: datetime | None, end: datetime | None, zone: tzinfo) -> str:

@@ -198,15 +198,16 @@ def last_day(
     """The last day a person reads in [start, end) (documents, pages and
     e-invoices alike), never before the first day. A period that ends where the
     next one begins ends the day before the one holding `end` (that day starts
-    the next period): `end` at a midnight of `in_zone` or of UTC, or at the time
-    of day of the period's `anchor` (its start unless given: a line of a
-    document is read with the document's start), across a change of summer time
-    too. A period cut during a day (a cancellation or a plan change at 13:00 on
-    the 28th) billed that day too, and ends on it."""
+    the next period): `end` at a midnight of `in_zone`, or at the time of day of
+    the schedule's `anchor` in `in_zone` or in UTC (across a change of summer
+    time too). `anchor` is the period's start unless given: each period a
+    document shows is read with a boundary of its schedule (Invoice.
+    period_anchor). A period cut during a day (a cancellation or a plan change at
+    13:00 on the 28th) billed that day too, and ends on it."""
     anchor = start if anchor is None else anchor
     local_end, utc_end = end.astimezone(in_zone), end.astimezone(UTC)
     boundary = (
-        time(0) in (local_end.time(), utc_end.time())
+        local_end.time() == time(0)
         or local_end.time() == anchor.astimezone(in_zone).time()
         or utc_end.time() == anchor.astimezone(UTC).time()
     )
@@ -240,9 +241,12 @@ def day_range(first: date, last: date) -> str:
     return _("{first} – {last}").format(first=text, last=day(last))  # noqa: RUF001 (a date range takes an en dash)
 
 
-def date_range(start: datetime, end: datetime, in_zone: ZoneInfo) -> str:
-    """The period [start, end) as inclusive days in `in_zone`."""
-    return day_range(local_day(start, in_zone), last_day(start, end, in_zone))
+def date_range(
+    start: datetime, end: datetime, in_zone: ZoneInfo, anchor: datetime | None = None
+) -> str:
+    """The period [start, end) as inclusive days in `in_zone` (last_day: a
+    document's periods are read with its schedule's `anchor`)."""
+    return day_range(local_day(start, in_zone), last_day(start, end, in_zone, anchor))
 
 
 def period(start: datetime, end: datetime, in_zone: ZoneInfo) -> str:
@@ -354,9 +358,9 @@ def proration_description(*, fee_kind: str, sign: int, name: str, seats: int, da
 def _spoken(function, *, zoned: bool = False):
     """A function of this module as a writer's method, in its language (and zone)."""
 
-    def method(self, *args):
+    def method(self, *args, **keywords):
         with self.speaking():
-            return function(*args, self.zone) if zoned else function(*args)
+            return function(*args, self.zone, **keywords) if zoned else function(*args)
 
     method.__doc__ = function.__doc__
     return method

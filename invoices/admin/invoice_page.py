@@ -64,8 +64,9 @@ def list_day(invoice: Invoice, moment: datetime | None) -> str | None:
 
 
 def period_text(invoice: Invoice, start: datetime | None, end: datetime | None) -> str:
-    """'1 Nov - 30 Nov 2026 (Europe/Paris)': the days of [start, end) in the invoice's zone."""
-    return admin_fields.period_text(start, end, invoice.text.zone)
+    """'1 Nov - 30 Nov 2026 (Europe/Paris)': the days of [start, end) in the
+    invoice's zone, read with its schedule's anchor."""
+    return admin_fields.period_text(start, end, invoice.text.zone, invoice.period_anchor)
 
 
 def pdf_link(url: str, document: Invoice | CreditNote, invoice: Invoice) -> str:
@@ -139,6 +140,7 @@ def line_rows(invoice: Invoice) -> list[dict]:
                 "period": write.dates(
                     line.period_start or invoice.period_start,
                     line.period_end or invoice.period_end,
+                    anchor=invoice.period_anchor,
                 ),
                 "quantity": write.quantity_of(line),
                 "unit_price": unit_price_text(line.unit_price, line.per, currency),

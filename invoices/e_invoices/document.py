@@ -320,12 +320,22 @@ def period_days(
 ):
     """A [start, end) period as the first and last days it covers in the
     customer's zone (EN 16931's end date is inclusive: the last day, never the
-    day after), read as the customer's text reads them (customer_text.last_day),
-    a line's with the document's start as its anchor (so it lies inside the
-    document's period)."""
+    day after), read as the customer's text reads them (customer_text.last_day,
+    with the schedule's `anchor`: the PDF's days)."""
     if start is None or end is None:
         return None
     return local_day(start, text.zone), last_day(start, end, text.zone, anchor)
+
+
+def invoice_period(period, lines: list, text: CustomerText, anchor: datetime | None):
+    """The invoice period (BG-14): the document's period as its PDF says it,
+    widened to hold every line's (PEPPOL-EN16931-R110/R111: no line period lies
+    outside it, whatever day a line cut during a day ends on); None without one."""
+    days = [period_days(*period, text, anchor)] if period else []
+    days += [line.period for line in lines if line.period]
+    if not days:
+        return None
+    return min(first for first, _last in days), max(last for _first, last in days)
 
 
 @dataclass(frozen=True)
@@ -388,12 +398,15 @@ def build_document(
     period: tuple[datetime, datetime] | None,
     preceding: tuple[str, datetime] | None = None,
     terms: str = "",
+    anchor: datetime | None = None,
 ) -> Document:
     """The EN 16931 document of an invoice's or a credit note's stored amounts.
     `lines`: (position, kind, description, meter, quantity, unit price, per,
     amount, period start, period end) of each line, in order; `taxable`: what
     the document stored as taxed (an invoice's subtotal less its discount),
-    which its lines less its allowances must make."""
+    which its lines less its allowances must make; `anchor`: a boundary of the
+    schedule its periods are read with (Invoice.period_anchor), as its PDF reads
+    them."""
     text = CustomerText.of_snapshot(buyer, currency)
     vat = document_vat(tax_lines, buyer=buyer, seller=seller)
     doc_lines, allowances = [], []
@@ -414,7 +427,7 @@ def build_document(
                 price=price,
                 base_quantity=base,
                 net_amount=amount,
-                period=period_days(start, end, text, period[0] if period else None),
+                period=period_days(start, end, text, anchor),
             )
         )
     line_total = sum((line.net_amount for line in doc_lines), ZERO)
@@ -444,7 +457,7 @@ def build_document(
         ),
         order_reference=buyer.get("order_reference") or "",
         preceding=(preceding[0], local_day(preceding[1], text.zone)) if preceding else None,
-        period=period_days(*period, text) if period else None,
+        period=invoice_period(period, doc_lines, text, anchor),
         seller=seller_party(seller, profile=profile),
         buyer=buyer_party(buyer, profile=profile),
         payment=payment_of(seller, buyer, currency=currency, reference=issue.number, terms=terms),

@@ -211,6 +211,7 @@ def _invoice_content(invoice, *, profile: str, seller: dict, buyer: dict) -> dic
         "tax": invoice.tax,
         "total": invoice.total,
         "period": invoice.document_period,
+        "anchor": invoice.period_anchor,
     }
 
 
@@ -401,6 +402,7 @@ def credit_note_issue_xml(note) -> str:
             tax=note.tax,
             total=note.total,
             period=None,
+            anchor=invoice.period_anchor,
             preceding=(invoice.number, invoice.finalized_at),
             terms=terms,
         )

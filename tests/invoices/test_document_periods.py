@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal as D
 from importlib import import_module
 from io import BytesIO
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -27,11 +28,11 @@ from django.core.management import call_command
 from lxml import etree
 from pypdf import PdfReader
 
-from billing.core.customer_text import CustomerText, last_day
+from billing.core.customer_text import CustomerText, last_day, part_range
 from billing.rating.lines import LineInput
 from customers.portal import portal_session_create
 from invoices.e_invoices.cii import RAM, RSM, UDT
-from invoices.e_invoices.document import period_days
+from invoices.e_invoices.document import invoice_period, period_days
 from invoices.e_invoices.ubl import CAC, CBC
 from invoices.e_invoices.validation import CII, UBL_INVOICE, validation_failures
 from invoices.models import Invoice
@@ -374,3 +375,44 @@ def test_an_invoice_stamps_the_span_of_its_lines_and_0040_fills_the_drafts_befor
     ]
     issued.refresh_from_db()
     assert issued.document_period == (oct_1, nov_1)
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def test_a_document_reads_its_periods_with_its_schedules_anchor():
+    """A schedule anchored at 09:00 in Berlin, cut at 14:00 on 28 Nov: the part
+    after the cut ends where the next period begins (14 Dec, as the line's own
+    description says it), the part before it on the day of the cut, on the PDF,
+    the pages and the e-invoice alike."""
+    anchor = datetime(2026, 12, 15, 8, tzinfo=UTC)  # 09:00 in Berlin
+    start = datetime(2026, 11, 15, 8, tzinfo=UTC)
+    cut = datetime(2026, 11, 28, 13, tzinfo=UTC)  # 14:00
+    text = CustomerText(locale="en", zone=BERLIN, currency="EUR")
+
+    assert period_days(cut, anchor, text, anchor) == (date(2026, 11, 28), date(2026, 12, 14))
+    assert part_range(cut, anchor, BERLIN) == f"28 Nov 14:00 {DASH} 14 Dec 2026"
+    assert text.dates(cut, anchor, anchor=anchor) == f"28 Nov {DASH} 14 Dec 2026"
+    assert period_days(start, cut, text, anchor) == (date(2026, 11, 15), date(2026, 11, 28))
+    assert text.dates(start, cut, anchor=anchor) == f"15 Nov {DASH} 28 Nov 2026"
+
+
+def test_the_invoice_period_holds_every_line():
+    """BG-14 is the document's days widened to hold each line's: a line cut on
+    the morning its schedule's period ends (08:00, before the 09:00 anchor) ends
+    on that day, after the document's last day."""
+    anchor = datetime(2026, 12, 15, 8, tzinfo=UTC)
+    start = datetime(2026, 11, 15, 8, tzinfo=UTC)
+    text = CustomerText(locale="en", zone=BERLIN, currency="EUR")
+    morning = datetime(2026, 12, 15, 7, tzinfo=UTC)
+    lines = [
+        SimpleNamespace(period=period_days(start, morning, text, anchor)),
+        SimpleNamespace(period=None),
+    ]
+
+    assert period_days(start, anchor, text, anchor) == (date(2026, 11, 15), date(2026, 12, 14))
+    assert invoice_period((start, anchor), lines, text, anchor) == (
+        date(2026, 11, 15),
+        date(2026, 12, 15),
+    )
+    assert invoice_period(None, [SimpleNamespace(period=None)], text, anchor) is None
