@@ -77,24 +77,39 @@ def default_rate_check(*, pk: int | None, country: str, is_default: bool, active
     (tax_rate_one_default_per_country)."""
     if not (is_default and active):
         return
-    other = (
-        TaxRate.objects.filter(is_default=True, active=True, country=country or "")
-        .exclude(pk=pk)
-        .order_by("code")
-        .first()
-    )
-    if other is None:
-        return
-    where = f"for {country}" if country else "without a country"
-    problem = f"tax rate {other.code!r} is already the default {where}"
-    if country:
-        words = _("{rate} is already the default rate for {country}: untick its Default first.")
+    defaults = TaxRate.objects.filter(is_default=True, active=True).exclude(pk=pk).order_by("code")
+    other = defaults.filter(country=country or "").first()
+    if other is not None:
+        where = f"for {country}" if country else "without a country"
+        problem = f"tax rate {other.code!r} is already the default {where}"
+        if country:
+            words = _("{rate} is already the default rate for {country}: untick its Default first.")
+        else:
+            words = _(
+                "{rate} is already the default rate without a country: untick its Default first."
+            )
     else:
-        words = _("{rate} is already the default rate without a country: untick its Default first.")
+        # A default without a country is charged in every country beside that
+        # country's own default (plans.taxes.customer_tax_rates): stacked too.
+        other = (defaults.filter(country="") if country else defaults.exclude(country="")).first()
+        if other is None:
+            return
+        if country:
+            problem = f"tax rate {other.code!r} is the default of every country, {country} too"
+            words = _(
+                "{rate} is the default rate of every country, {country} too: both would be "
+                "charged. Untick its Default first."
+            )
+        else:
+            problem = f"tax rate {other.code!r} is the default for {other.country}"
+            words = _(
+                "{rate} is the default rate for {other_country}: a default of every country "
+                "would be charged beside it. Untick its Default first."
+            )
     raise InvalidRequest(
         f"invalid default: {problem}",
         fields={"default": [problem]},
-        words=words.format(rate=rate_name(other), country=country),
+        words=words.format(rate=rate_name(other), country=country, other_country=other.country),
     )
 
 

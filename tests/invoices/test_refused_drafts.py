@@ -79,7 +79,9 @@ def refused_draft(coupon=None):
     client = api_client()
     sellers()
     tax_rate_create(code="fr_vat", name="TVA", percentage=D(20), country="FR", is_default=True)
-    tax_rate_create(code="world", name="Sales tax", percentage=D(6), is_default=True)
+    # Beside it a default of every country, as an earlier release let finance save
+    # (refused on save now: test_a_default_of_every_country_and_one_of_a_country_stack).
+    TaxRate.objects.create(code="world", name="Sales tax", percentage=D(6), is_default=True)
     customer_create(
         external_id="lumiere",
         name="Lumière & Fils",
@@ -286,6 +288,27 @@ def test_a_second_default_rate_for_one_country_is_refused():
     assert archived.status_code == 200
     made = client.patch("/api/v1/tax-rates/fr_low", {"default": True}, format="json")
     assert made.status_code == 200, made.json()
+
+
+def test_a_default_of_every_country_and_one_of_a_country_stack_and_are_refused():
+    client = api_client()
+    tax_rate_create(code="fr_vat", name="TVA", percentage=D(20), country="FR", is_default=True)
+    world = {"code": "world", "name": "Sales tax", "percentage": "6", "default": True}
+    refused = client.post("/api/v1/tax-rates", world, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["fields"]["default"] == [
+        "tax rate 'fr_vat' is the default for FR"
+    ]
+    assert not TaxRate.objects.filter(code="world").exists()
+    # The other way round: a country's default beside a default of every country.
+    client.patch("/api/v1/tax-rates/fr_vat", {"default": False}, format="json")
+    assert client.post("/api/v1/tax-rates", world, format="json").status_code == 201
+    made = client.patch("/api/v1/tax-rates/fr_vat", {"default": True}, format="json")
+    assert made.status_code == 400
+    assert made.json()["error"]["fields"]["default"] == [
+        "tax rate 'world' is the default of every country, FR too"
+    ]
+    assert not TaxRate.objects.get(code="fr_vat").is_default
 
 
 def test_two_defaults_without_a_country_are_refused_and_the_database_refuses_them_too():
