@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from lxml import etree
 
+from billing.core.e_invoice_codes import PEPPOL_EAS
 from billing.notifications.outbound_pause import outbound_paused
 from config.celery import enqueue_on_commit
 from customers.e_invoice_details import XRECHNUNG
@@ -49,9 +49,6 @@ SBDH = "http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader"
 PARTICIPANT_SCHEME = "iso6523-actorid-upis"
 DOCUMENT_TYPE_SCHEME = "busdox-docid-qns"
 PROCESS_SCHEME = "cenbii-procid-ubl"
-# A Peppol participant id: a four-digit ICD (EAS) scheme and an identifier. An
-# e-mail address (EM) is a valid BT-49 for XRechnung but routes on no network.
-PEPPOL_ADDRESS = re.compile(r"^\d{4}:\S.*$")
 NO_PEPPOL_ADDRESS = "for upload or e-mail: no Peppol address"
 # What the folder's files suit (said in the sidecar, for whoever sets up the pickup).
 FOLDER_SUITS = (
@@ -106,8 +103,12 @@ def endpoints(xml: bytes) -> tuple[str, str]:
 
 
 def is_peppol_address(address: str) -> bool:
-    """Whether "scheme:id" is a Peppol participant id an access point can route."""
-    return bool(PEPPOL_ADDRESS.match(address or ""))
+    """Whether "scheme:id" is a Peppol participant id an access point can route:
+    its scheme on Peppol's EAS list (e_invoice_codes.PEPPOL_EAS, the one list), an
+    identifier after it. An e-mail address (EM) is a valid BT-49 for XRechnung
+    but routes on no network."""
+    scheme, _colon, identifier = (address or "").partition(":")
+    return scheme in PEPPOL_EAS and bool(identifier.strip())
 
 
 def peppol_unreachable(sender: str, receiver: str) -> str:

@@ -149,3 +149,14 @@ def test_a_buyer_without_a_peppol_address_is_not_put_in_the_folder(settings, tmp
     assert e_invoices_not_sent(since=since, until=until) == []
     reachable = issued("xrechnung", xml=xrechnung(GERMAN_PUBLIC_BODY), external_id="amt-2")
     assert e_invoices_not_sent(since=since, until=until) == [("invoice", reachable.pk)]
+
+
+def test_a_peppol_address_is_a_scheme_of_peppols_list_and_an_identifier():
+    from invoices.e_invoices.access_points import is_peppol_address
+
+    assert is_peppol_address("0204:04011000-12345-03")
+    assert is_peppol_address("9930:DE811907980")
+    assert not is_peppol_address("EM:eingang@amt.example")
+    assert not is_peppol_address("0242:123456")  # four digits, not on Peppol's EAS list
+    assert not is_peppol_address("0088:")
+    assert not is_peppol_address("")
