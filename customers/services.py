@@ -57,17 +57,30 @@ def validate_customer_settings(
         raise InvalidRequest("invalid customer", fields=fields)
 
 
-def validate_customer_e_invoicing(values: dict, seller: BillingEntity | None = None) -> None:
+def validate_customer_e_invoicing(
+    values: dict, seller: BillingEntity | None = None, *, before: dict | None = None
+) -> None:
     """The customer's VAT number and e-invoice details (customer_e_invoice_errors)
     as `seller` (its entity; None: the default) bills it: 400 naming each field
-    wrong, nothing written."""
-    seller = seller if seller is not None else default_billing_entity()
-    if fields := customer_e_invoice_errors(
-        **{name: values.get(name) or "" for name in E_INVOICE_CHECKED},
-        seller_means=seller_payment_means(seller),
-    ):
+    wrong, nothing written. `before`: what an update changes, and the seller of
+    then: only what the update makes wrong is refused, so that a customer saved
+    before a rule existed (a check digit, a mandate for direct debit) can still
+    have its other details changed; the check before numbering names the rest."""
+    fields = _e_invoice_errors(values, seller)
+    if before is not None and fields:
+        earlier = _e_invoice_errors(before["values"], before["seller"])
+        fields = {name: texts for name, texts in fields.items() if earlier.get(name) != texts}
+    if fields:
         first, texts = next(iter(fields.items()))
         raise InvalidRequest(f"invalid customer: {first}: {texts[0]}", fields=fields)
+
+
+def _e_invoice_errors(values: dict, seller: BillingEntity | None) -> dict:
+    seller = seller if seller is not None else default_billing_entity()
+    return customer_e_invoice_errors(
+        **{name: values.get(name) or "" for name in E_INVOICE_CHECKED},
+        seller_means=seller_payment_means(seller),
+    )
 
 
 def tax_rates_by_code(codes: object) -> list[TaxRate]:
@@ -206,7 +219,8 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
     unknown = set(changes) - set(fields) - {"currency"}
     if unknown:
         raise InvalidRequest(f"cannot change {', '.join(sorted(unknown))}")
-    values = {f: getattr(customer, f) for f in fields} | changes
+    stored = {f: getattr(customer, f) for f in fields}
+    values = stored | changes
     values["address"] = address_trimmed(values["address"])
     validate_customer(
         external_id=customer.external_id,
@@ -223,7 +237,11 @@ def customer_update(*, customer: Customer, **changes) -> Customer:
         tax_exempt=values["tax_exempt"],
         invoice_emails=values["invoice_emails"],
     )
-    validate_customer_e_invoicing(values, seller if new_seller else customer.billing_entity)
+    validate_customer_e_invoicing(
+        values,
+        seller if new_seller else customer.billing_entity,
+        before={"values": stored, "seller": customer.billing_entity},
+    )
     with transaction.atomic():
         rates = None if tax_rate_codes is None else tax_rates_by_code(tax_rate_codes)
         customer = customer_lock(customer.pk)

@@ -253,6 +253,24 @@ def test_a_seller_turning_to_direct_debit_is_refused_while_a_buyer_lacks_its_man
     assert entity.payment_means == BillingEntity.CREDIT_TRANSFER
 
 
+def test_a_customer_saved_before_a_rule_can_still_change_its_other_details(api):
+    """A customer stored without the mandate an earlier release did not ask for:
+    its e-mail changes; what the update would make wrong is still refused."""
+    entity = paid_by(BillingEntity.CREDIT_TRANSFER)
+    kunde(e_invoice_format="xrechnung")
+    # Its seller turned to direct debit as an earlier release let it.
+    BillingEntity.objects.filter(pk=entity.pk).update(payment_means=BillingEntity.DIRECT_DEBIT)
+
+    changed = api.patch(f"{CUSTOMERS}/kunde", {"email": "neu@kunde.example"}, format="json")
+    assert changed.status_code == 200, changed.content
+    assert Customer.objects.get(external_id="kunde").email == "neu@kunde.example"
+
+    bad_iban = {"debtor_iban": "DE89370400440532013001"}
+    refused = api.patch(f"{CUSTOMERS}/kunde", bad_iban, format="json")
+    assert "IBAN check digits do not match" in refusal(refused, "debtor_iban")
+    assert Customer.objects.get(external_id="kunde").debtor_iban == ""
+
+
 def test_the_customer_admin_asks_for_the_mandate_on_its_field(admin_client):
     paid_by(BillingEntity.DIRECT_DEBIT)
     customer = kunde(
