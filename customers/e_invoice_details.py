@@ -26,6 +26,9 @@ E_INVOICE_DETAILS = (
     "card_last_digits",
     "card_holder_name",
 )
+# The customer's fields customer_e_invoice_errors checks (its parameters, but the
+# seller's payment means): the details but the order reference, and the VAT number.
+E_INVOICE_CHECKED = ("tax_id", *(name for name in E_INVOICE_DETAILS if name != "order_reference"))
 FACTURX = "facturx"
 XRECHNUNG = "xrechnung"
 PEPPOL = "peppol"

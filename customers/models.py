@@ -20,6 +20,7 @@ from billing.core.email_addresses import validate_email_address
 from billing.core.money import is_known_currency
 from config.history import audit_history
 from customers.e_invoice_details import (
+    E_INVOICE_CHECKED,
     E_INVOICE_DETAILS,
     E_INVOICE_FORMATS,
     customer_e_invoice_errors,
@@ -54,19 +55,6 @@ def alert_threshold_errors(value: object) -> list[str]:
         seen.add(percentage)
     return errors
 
-
-# The customer's fields customer_e_invoice_errors checks.
-E_INVOICE_CHECKED = (
-    "tax_id",
-    "leitweg_id",
-    "peppol_id",
-    "buyer_reference",
-    "e_invoice_format",
-    "sepa_mandate_reference",
-    "debtor_iban",
-    "card_last_digits",
-    "card_holder_name",
-)
 
 # What may change on a customer after it is created (its currency may not).
 CUSTOMER_DETAILS = (

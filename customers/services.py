@@ -7,11 +7,10 @@ from django.db import IntegrityError, transaction
 
 from billing.core.errors import Conflict, InvalidRequest
 from customers.billing_entities import billing_entity_by_code, default_billing_entity
-from customers.e_invoice_details import seller_payment_means
+from customers.e_invoice_details import E_INVOICE_CHECKED, seller_payment_means
 from customers.locks import customer_lock
 from customers.models import (
     CUSTOMER_DETAILS,
-    E_INVOICE_CHECKED,
     E_INVOICE_DETAILS,
     LOCALES,
     BillingEntity,

@@ -374,8 +374,7 @@ def _portal_context(customer: Customer, *, token: str, write: CustomerText, now)
         return "" if moment is None else as_issued(invoice, issued(invoice).day(moment))
 
     def invoice_period(invoice):
-        dates = issued(invoice).dates(*invoice.document_period, anchor=invoice.period_anchor)
-        return as_issued(invoice, dates)
+        return as_issued(invoice, invoice.document_dates(issued(invoice)))
 
     def wallet_amount(wallet, amount):
         if wallet.kind == "money":

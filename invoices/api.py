@@ -225,7 +225,7 @@ class InvoiceDiscardApi(APIView):
     @extend_schema(request=None, responses={204: None})
     def post(self, request, invoice_id: int):
         get_object_or_404(Invoice.objects.only("pk"), pk=invoice_id)
-        invoice_discard(invoice_id=invoice_id, now=timezone.now())
+        invoice_discard(invoice_id=invoice_id)
         return Response(status=204)
 
 

@@ -173,12 +173,7 @@ def document_email_body(document: Invoice | CreditNote, *, now: datetime) -> str
                 _("Please find attached invoice %(number)s.") % {"number": document.number}
             )
             lines.append(
-                _("Period: %(dates)s")
-                % {
-                    "dates": write.named(
-                        write.dates(*invoice.document_period, anchor=invoice.period_anchor)
-                    )
-                }
+                _("Period: %(dates)s") % {"dates": write.named(invoice.document_dates(write))}
             )
             due = document.amount_due
             if due > 0:

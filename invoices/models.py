@@ -227,6 +227,11 @@ class Invoice(models.Model):
         its PDF, its pages and its e-invoice (customer_text.last_day)."""
         return self.period_end
 
+    def document_dates(self, write: CustomerText | None = None) -> str:
+        """Its document_period's days as `write` writes them (its own text unless
+        given), read with its schedule's anchor: '1 Nov - 28 Nov 2026'."""
+        return (write or self.text).dates(*self.document_period, anchor=self.period_anchor)
+
     @property
     def document_period(self) -> tuple[datetime, datetime]:
         """The [start, end) the document says it bills, wherever it is shown (the

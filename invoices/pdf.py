@@ -365,9 +365,7 @@ def _invoice_facts(invoice: Invoice, write: CustomerText) -> list[PdfRow]:
             else translation.ngettext("%(days)d day", "%(days)d days", days) % {"days": days}
         )
         facts.append(PdfRow(_("Payment terms"), terms))
-    facts.append(
-        PdfRow(_("Period"), write.dates(*invoice.document_period, anchor=invoice.period_anchor))
-    )
+    facts.append(PdfRow(_("Period"), invoice.document_dates(write)))
     external_id = (invoice.customer_snapshot or {}).get("external_id")
     if external_id:
         facts.append(PdfRow(_("Customer"), external_id))

@@ -19,7 +19,7 @@ from billing.core import aborts, rawsql
 from billing.core.errors import Conflict
 from billing.core.metrics import INVOICES_FINALIZED
 from billing.journal.writer import journal_batch
-from billing.rating.lines import breakdown_as_stored
+from billing.rating.lines import LineInput, breakdown_as_stored
 from customers.billing_entities import customer_billing_entity, default_billing_entity
 from customers.e_invoice_details import E_INVOICE_DETAILS
 from customers.locks import customers_lock
@@ -92,7 +92,7 @@ def _group_json(group: tuple | None) -> dict | None:
     return None if group is None else dict(group)
 
 
-def lines_span(lines: list) -> tuple[datetime | None, datetime | None]:
+def lines_span(lines: list[LineInput]) -> tuple[datetime | None, datetime | None]:
     """The span a document's lines bill: from the earliest start to the latest
     end of the lines that name a period ([start, end), as they do); (None, None)
     when none does. An invoice stores it (Invoice.service_start/service_end) and
@@ -100,12 +100,9 @@ def lines_span(lines: list) -> tuple[datetime | None, datetime | None]:
     usage and the next period's fees billed in advance, a cancellation's its
     usage up to the cancel."""
     periods = [
-        (start, end)
-        for start, end in (
-            (getattr(line, "period_start", None), getattr(line, "period_end", None))
-            for line in lines
-        )
-        if start is not None and end is not None
+        (line.period_start, line.period_end)
+        for line in lines
+        if line.period_start is not None and line.period_end is not None
     ]
     if not periods:
         return None, None

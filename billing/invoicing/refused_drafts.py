@@ -12,8 +12,6 @@ usage of earlier periods billed on it). Anything else is refused (409): rebuild
 the draft instead (invoices.refused_drafts), which keeps it and fixes its tax
 and buyer."""
 
-from datetime import datetime
-
 from django.db import transaction
 from django.db.models import ProtectedError, Q
 
@@ -30,11 +28,11 @@ from invoices.refused_drafts import refused_draft_check
 REBUILD_INSTEAD = "rebuild it instead"
 
 
-def invoice_discard(*, invoice_id: int, now: datetime) -> None:
+def invoice_discard(*, invoice_id: int) -> None:
     """Delete a refused period draft and put its subscription back on its period
     (see the module); Conflict (409) saying why when it cannot be, and nothing
-    changes. Locks the subscription, then the draft, as the close takes them."""
-    del now  # the subscription goes back as it was; nothing is dated
+    changes. Locks the subscription, then the draft, as the close takes them.
+    Nothing is dated: the subscription goes back as it was."""
     found = Invoice.objects.filter(pk=invoice_id).values_list("subscription_id", flat=True)
     if not found:
         raise NotFound(f"no invoice {invoice_id}")

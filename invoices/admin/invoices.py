@@ -595,10 +595,10 @@ class InvoiceAdmin(admin.ModelAdmin):
         permissions=["finalize"],
     )
     def discard_refused(self, request, queryset):
-        now = timezone.now()
+        # Not _each: a discarded draft is gone, its message names it as it was.
         for invoice in queryset:
             try:
-                invoice_discard(invoice_id=invoice.pk, now=now)
+                invoice_discard(invoice_id=invoice.pk)
             except BillingError as error:
                 self.message_user(request, f"{invoice}: {error.words}", messages.ERROR)
             else:

@@ -23,6 +23,7 @@ from typing import ClassVar, Protocol
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from lxml import etree
 
 from billing.core.e_invoice_codes import PEPPOL_EAS
@@ -122,14 +123,23 @@ def peppol_unreachable(sender: str, receiver: str) -> str:
     return f"{NO_PEPPOL_ADDRESS} ({', '.join(missing)})" if missing else ""
 
 
-def sbd(xml: bytes, *, sender: str, receiver: str, country: str, now: datetime) -> bytes:
+# The seller's country (BT-40) in a UBL document.
+SELLER_COUNTRY = (
+    f"{{{CAC}}}AccountingSupplierParty/{{{CAC}}}Party/{{{CAC}}}PostalAddress/"
+    f"{{{CAC}}}Country/{{{CBC}}}IdentificationCode"
+)
+
+
+def sbd(xml: bytes, *, sender: str, receiver: str, now: datetime) -> bytes:
     """The document in its Peppol envelope (a StandardBusinessDocument: its SBDH,
     then the UBL document as it was issued): the sender's and receiver's
-    participant ids, the document type and process ids, the sender's country
-    (COUNTRY_C1). Its instance id is derived from the document's bytes, so the same
-    document enveloped again is the same message to the access point."""
+    participant ids, the document type and process ids, the seller's country as
+    the document says it (COUNTRY_C1). Its instance id is derived from the
+    document's bytes, so the same document enveloped again is the same message to
+    the access point."""
     kind = document_type(xml)
     document = etree.fromstring(xml, etree.XMLParser(resolve_entities=False, no_network=True))
+    country = (document.findtext(SELLER_COUNTRY) or "").strip()
     root = etree.Element(etree.QName(SBDH, "StandardBusinessDocument"), nsmap={None: SBDH})
     header = etree.SubElement(root, etree.QName(SBDH, "StandardBusinessDocumentHeader"))
 
@@ -165,16 +175,6 @@ def sbd(xml: bytes, *, sender: str, receiver: str, country: str, now: datetime) 
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
-def seller_country(xml: bytes) -> str:
-    """The seller's country (BT-40) as the document was issued."""
-    root = etree.fromstring(xml, etree.XMLParser(resolve_entities=False, no_network=True))
-    path = (
-        f"{{{CAC}}}AccountingSupplierParty/{{{CAC}}}Party/{{{CAC}}}PostalAddress/"
-        f"{{{CAC}}}Country/{{{CBC}}}IdentificationCode"
-    )
-    return (root.findtext(path) or "").strip()
-
-
 class FolderAccessPoint:
     """Writes, for an external access point to pick up, <folder>/<number>.json (the
     sidecar: sender, receiver, document type and process ids, their schemes, and
@@ -199,7 +199,8 @@ class FolderAccessPoint:
             if target.read_bytes() != xml:
                 raise OutboxConflict(f"{target} holds another document")
             if not envelope.exists():  # the run that wrote the XML stopped before it
-                self._write(envelope, self._envelope(xml, sender, receiver))
+                enveloped = sbd(xml, sender=sender, receiver=receiver, now=timezone.now())
+                self._write(envelope, enveloped)
             return digest
         sidecar = {
             "number": number,
@@ -214,13 +215,8 @@ class FolderAccessPoint:
         }
         self._write(self.path / f"{number}.json", json.dumps(sidecar, indent=2).encode())
         self._write(target, xml)
-        self._write(envelope, self._envelope(xml, sender, receiver))
+        self._write(envelope, sbd(xml, sender=sender, receiver=receiver, now=timezone.now()))
         return digest
-
-    @staticmethod
-    def _envelope(xml: bytes, sender: str, receiver: str) -> bytes:
-        country = seller_country(xml)
-        return sbd(xml, sender=sender, receiver=receiver, country=country, now=datetime.now(UTC))
 
     def _write(self, target: Path, content: bytes) -> None:
         descriptor, temporary = tempfile.mkstemp(dir=self.path, prefix=".", suffix=".tmp")

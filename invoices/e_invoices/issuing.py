@@ -285,8 +285,7 @@ def invoice_check(
     payment_terms = invoice.customer.payment_terms
     content = _invoice_content(invoice, profile=profile, seller=seller, buyer=buyer)
     fingerprint = check_fingerprint(content, payment_terms=payment_terms)
-    refused_for = getattr(invoice, "e_invoice_refused_for", "")
-    if refused_for and refused_for == fingerprint and invoice.e_invoice_errors:
+    if invoice.e_invoice_refused_for == fingerprint and invoice.e_invoice_errors:
         raise EInvoiceUnchanged(invoice)
     due_at = now + timedelta(days=payment_terms)
     issue = Issue(number=number, issued_at=now, due_at=due_at, prepaid=ZERO)
