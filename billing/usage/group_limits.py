@@ -16,11 +16,14 @@ it says; the catalog refuses it in a `when`.
 
 The values given a group are rows of UsageGroupValue. Each process keeps the
 values it has read per key (they only ever grow within a month), so a batch whose
-values are all known reads nothing; a batch with a value not known reads its keys'
-values again, in one query. No lock: a lock per key held to commit made batches of
-many customers wait on each other (ingestion's rate fell to a fraction), so batches in
-flight at once may each give a key's last free places, and a key can end past the
-limit by what they give together (at most a batch's events each): still bounded."""
+values are all known reads nothing; a batch with a value not known reads which of
+its values have a group, and how many values its keys have, in one query each. A
+count this process cached is trusted only once it reached the limit: below it,
+other processes may have given places since, so it is counted again. No lock: a
+lock per key held to commit made batches of many customers wait on each other
+(ingestion's rate fell to a fraction), so batches in flight at once may each give
+a key's last free places, and a key can end past the limit by what they give
+together (at most a batch's events each): still bounded."""
 
 import json
 from dataclasses import dataclass
@@ -134,9 +137,10 @@ _FOUND = (
 def _read(
     keys: list[Key], wanted: dict[Key, dict[str, None]]
 ) -> tuple[dict[Key, int], dict[Key, set[str]]]:
-    """How many values of each key not in the cache have a group, and which of the
-    wanted values of each key have one: two queries, by exact keys and values."""
-    uncached = [key for key in keys if group_value_cache.get(key) is None]
+    """How many values have a group for each key whose count this process does not
+    know to be full (see the module), and which of the wanted values of each key
+    have one: two queries, by exact keys and values."""
+    uncached = [key for key in keys if not _known_full(key)]
     counts: dict[Key, int] = {}
     found: dict[Key, set[str]] = {}
     if connection.vendor == "postgresql":
@@ -170,6 +174,21 @@ def _read(
     return {key: counts.get(key, 0) for key in uncached}, found
 
 
+def _known_full(key: Key) -> bool:
+    """Whether this process knows the key to have the limit's values (a count that
+    only grows: another process cannot make it wrong)."""
+    entry = group_value_cache.get(key)
+    return entry is not None and entry[1] >= settings.BILLING_GROUP_VALUES_LIMIT
+
+
+def _count(key: Key, counts: dict[Key, int], known: set[str], seen: set[str]) -> int:
+    """A key's count after a read: the one read, else (a key known full) the cached
+    count grown by the values other processes gave that this read met."""
+    if key in counts:
+        return counts[key]
+    return group_value_cache.get(key)[1] + len(seen - known)
+
+
 def _admitted(wanted: dict[Key, dict[str, None]]) -> dict[Key, set[str]]:
     """The values of each key that have a group, giving one to each new value (in
     order) while its key has fewer than the limit."""
@@ -192,8 +211,7 @@ def _admitted(wanted: dict[Key, dict[str, None]]) -> dict[Key, set[str]]:
         entry = group_value_cache.get(key)
         known = set(entry[0]) if entry else set()
         seen = found.get(key, set())
-        # A cached count grows by the values other processes gave that this batch met.
-        count = entry[1] + len(seen - known) if entry else counts.get(key, 0)
+        count = _count(key, counts, known, seen)
         known |= seen
         for value in wanted[key]:
             if value not in known and count < limit:
@@ -338,15 +356,16 @@ def _regroup(c, meter: MeterDef, values: list[str]) -> None:
 
 def _kept(key: Key, value: str) -> bool:
     """Whether a value of a key has a group, or the key has room (an edge's value
-    counted as ingestion would have)."""
+    counted as ingestion would have). A value this process does not know reads its key
+    again: a count cached below the limit may be past it by now (see the module)."""
     limit = settings.BILLING_GROUP_VALUES_LIMIT
     entry = group_value_cache.get(key)
-    if entry is not None and (entry[1] < limit or value in entry[0]):
+    if entry is not None and value in entry[0]:
         return True
     counts, found = _read([key], {key: {value: None}})
     known = set(entry[0]) if entry else set()
     seen = found.get(key, set())
-    count = entry[1] + len(seen - known) if entry else counts.get(key, 0)
+    count = _count(key, counts, known, seen)
     group_value_cache.put(key, known | seen, count)
     return count < limit or value in seen
 

@@ -123,6 +123,45 @@ def test_a_value_given_a_group_elsewhere_keeps_it_in_a_process_that_knows_the_ke
     assert result.other == []
 
 
+def test_a_process_whose_cached_count_is_below_the_limit_counts_again(
+    db, settings, django_capture_on_commit_callbacks
+):
+    # given: a limit of 3; this process gave m0 a group (its cache: 1 value), then
+    # another process (simulated by forgetting and restoring this one's cache) gave
+    # m1 and m2 the last places
+    settings.BILLING_GROUP_VALUES_LIMIT = 3
+    tokens_meter()
+    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    with django_capture_on_commit_callbacks(execute=True):
+        events_ingest(events=[event(0, "m0")], now=NOV_20)
+    mine = dict(group_value_cache._keys)
+    group_value_cache.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        events_ingest(events=[event(1, "m1"), event(2, "m2")], now=NOV_20)
+    group_value_cache._keys = mine
+
+    # when: this process meets two new values, in a batch and in a read of the hour
+    with django_capture_on_commit_callbacks(execute=True):
+        result = events_ingest(events=[event(3, "m3"), event(4, "m4")], now=NOV_20)
+    group_value_cache._keys = dict(mine)
+    inside = usage_groups(
+        customer_id=customer.pk,
+        meter=meter_cache.by_code("tokens"),
+        by="model",
+        start=datetime(2026, 11, 5, 10, 0, tzinfo=UTC),
+        end=datetime(2026, 11, 5, 10, 30, tzinfo=UTC),
+    )
+
+    # then: both count under "other": the key was full, whatever this process cached
+    assert [o.id for o in result.other] == ["e3", "e4"]
+    assert sorted((g.key["model"], g.quantity) for g in inside) == [
+        ("m0", D(10)),
+        ("m1", D(10)),
+        ("m2", D(10)),
+        (OTHER_VALUE, D(20)),
+    ]
+
+
 def test_a_read_of_part_of_an_hour_counts_the_same_values_as_other(db, settings):
     # given: a limit of 2 and 4 models sent at 10:40
     settings.BILLING_GROUP_VALUES_LIMIT = 2
