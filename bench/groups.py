@@ -21,8 +21,16 @@ machine):
 then the period is closed (December 1) and each invoice's PDF rendered: its time,
 pages and the breakdown's rows.
 
+`--edge` (issue 92): the subscriptions start on November 20 at 10:30 (an
+anniversary period) and every event falls in that partial first hour, so each read
+meters it from the raw events (billing.usage.edges), the values past the limit
+included; the clock stands at 12:00. Besides the reads above, the margins report of
+every customer (`GET /margins`, by customer and by model) is timed with "normal"
+alone and again once "wide" has sent its events (one customer must not slow the
+others' report). No close in this mode.
+
     .venv/bin/python bench/groups.py [--events 100000] [--repeat 15] [--limit N]
-        [--database billing_bench_groups]
+        [--edge] [--database billing_bench_groups]
 
 Needs PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432); creates
 its own database (dropped first). Prints figures only.
@@ -49,16 +57,18 @@ DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 BATCH = 1000
 MODELS = ["gpt-4o", "o1", "mini", "llama", "claude"]
+# --edge: the period starts mid-hour; the events fall in its partial first hour.
+EDGE_START = datetime(2026, 11, 20, 10, 30, tzinfo=UTC)
+EDGE_NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
+MARGINS = "/api/v1/margins?period_start=2026-11-01&period_end=2026-12-01&group_by="
 
 
-def load(events: int) -> dict:
+def catalog() -> object:
+    """The meter and the plan (see the module); returns the plan."""
     from django.core.management import call_command
 
     from billing.rating.pricing import PER_UNIT, PricingSpec
     from billing.rating.rate_cards import RateSpec
-    from billing.subscriptions.lifecycle import subscription_create
-    from billing.usage.ingestion import events_ingest
-    from customers.services import customer_create
     from plans.services import meter_create, plan_create
     from plans.validation import ChargeSpec, VersionSpec
 
@@ -86,38 +96,51 @@ def load(events: int) -> dict:
         version=VersionSpec(currency="USD", charges=(charge,)),
         publish=True,
     )
-    plan = version.plan
-    customers = {}
-    for name in ("normal", "wide"):
-        customer = customer_create(external_id=name, name=name.title(), currency="USD")
-        subscription_create(customer=customer, plan=plan, start=NOV_1)
-        customers[name] = customer
-        started = time.perf_counter()
-        other = 0
-        for first in range(0, events, BATCH):
-            batch = [
-                {
-                    "id": f"{name}-{i}",
-                    "customer": name,
-                    "event_name": "llm",
-                    # whole hours from November 20, 00:00 to 26, 23:00
-                    "timestamp": (NOV_20 + timedelta(hours=i % 168, seconds=i % 3600)).isoformat(),
-                    "properties": {
-                        "model": MODELS[i % 5] if name == "normal" else f"model-{i:06d}",
-                        "tokens": 100,
-                    },
-                }
-                for i in range(first, min(first + BATCH, events))
-            ]
-            result = events_ingest(events=batch, now=NOW)
-            assert not result.rejected, result.rejected[:3]
-            other += len(result.other)
-        print(
-            f"  loaded {name}: {events:,} events in {time.perf_counter() - started:.1f} s, "
-            f"{other:,} counted under other"
-        )
+    return version.plan
+
+
+def load(plan, name: str, events: int, *, edge: bool):
+    """A customer subscribed to the plan, and its events (see the module)."""
+    from django.core.management import call_command
+
+    from billing.subscriptions.lifecycle import subscription_create
+    from billing.usage.ingestion import events_ingest
+    from customers.services import customer_create
+
+    customer = customer_create(external_id=name, name=name.title(), currency="USD")
+    subscription_create(customer=customer, plan=plan, start=EDGE_START if edge else NOV_1)
+    now = EDGE_NOW if edge else NOW
+    started = time.perf_counter()
+    other = 0
+    for first in range(0, events, BATCH):
+        batch = [
+            {
+                "id": f"{name}-{i}",
+                "customer": name,
+                "event_name": "llm",
+                # edge: 10:30:00 to 10:59:59 on November 20; else whole hours from
+                # November 20, 00:00 to 26, 23:00
+                "timestamp": (
+                    EDGE_START + timedelta(seconds=i % 1800)
+                    if edge
+                    else NOV_20 + timedelta(hours=i % 168, seconds=i % 3600)
+                ).isoformat(),
+                "properties": {
+                    "model": MODELS[i % 5] if name == "normal" else f"model-{i:06d}",
+                    "tokens": 100,
+                },
+            }
+            for i in range(first, min(first + BATCH, events))
+        ]
+        result = events_ingest(events=batch, now=now)
+        assert not result.rejected, result.rejected[:3]
+        other += len(result.other)
     call_command("fold_usage", verbosity=0)
-    return customers
+    print(
+        f"  loaded {name}: {events:,} events in {time.perf_counter() - started:.1f} s, "
+        f"{other:,} counted under other"
+    )
+    return customer
 
 
 def calls_of(client, name: str, token: str) -> dict:
@@ -140,21 +163,44 @@ def calls_of(client, name: str, token: str) -> dict:
     }
 
 
-def measure(customers: dict, repeat: int) -> None:
-    """Each read of the two customers in turn, `repeat` times."""
-    import time_machine
+def client_of():
     from django.test import Client
 
     from customers.api_keys import api_key_create
-    from customers.portal_links import portal_session_create
 
     _, secret = api_key_create(name="bench")
-    client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}", HTTP_HOST="127.0.0.1")
+    return Client(HTTP_AUTHORIZATION=f"Bearer {secret}", HTTP_HOST="127.0.0.1")
+
+
+def margins_times(client, repeat: int, now: datetime) -> dict[str, float]:
+    """The margins report of every customer, by customer and by model: medians, ms."""
+    import time_machine
+
+    times = {}
+    with time_machine.travel(now, tick=True):
+        for by in ("customer", "model"):
+            answer = client.get(MARGINS + by)  # warm
+            assert answer.status_code == 200, (by, answer.status_code, answer.content[:300])
+            runs = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                client.get(MARGINS + by)
+                runs.append((time.perf_counter() - started) * 1000)
+            times[by] = statistics.median(runs)
+    return times
+
+
+def measure(client, customers: dict, repeat: int, now: datetime) -> None:
+    """Each read of the two customers in turn, `repeat` times."""
+    import time_machine
+
+    from customers.portal_links import portal_session_create
+
     times: dict[tuple[str, str], list[float]] = {}
     extra: dict[str, str] = {}
-    with time_machine.travel(NOW, tick=True):
+    with time_machine.travel(now, tick=True):
         calls = {
-            name: calls_of(client, name, portal_session_create(customer=c, now=NOW).token)
+            name: calls_of(client, name, portal_session_create(customer=c, now=now).token)
             for name, c in customers.items()
         }
         for kind in calls["normal"]:
@@ -208,6 +254,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--limit", type=int, default=None, help="BILLING_GROUP_VALUES_LIMIT")
+    parser.add_argument("--edge", action="store_true", help="events in a partial first hour")
     parser.add_argument("--database", default=DB_NAME)
     args = parser.parse_args()
     if args.limit is not None:
@@ -216,10 +263,22 @@ def main() -> None:
     from django.conf import settings
 
     limit = settings.BILLING_GROUP_VALUES_LIMIT
-    print(f"groups benchmark: {args.events:,} events a customer, limit {limit:,}")
-    customers = load(args.events)
-    measure(customers, args.repeat)
-    close_and_render(customers)
+    where = "the partial first hour of a period" if args.edge else "whole hours"
+    print(f"groups benchmark: {args.events:,} events a customer in {where}, limit {limit:,}")
+    plan = catalog()
+    now = EDGE_NOW if args.edge else NOW
+    client = client_of()
+    customers = {"normal": load(plan, "normal", args.events, edge=args.edge)}
+    alone = margins_times(client, args.repeat, now) if args.edge else {}
+    customers["wide"] = load(plan, "wide", args.events, edge=args.edge)
+    measure(client, customers, args.repeat, now)
+    if args.edge:
+        beside = margins_times(client, args.repeat, now)
+        print(f"  {'margins by':15} {'normal ms':>10} {'+ wide ms':>10} {'ratio':>12}  (medians)")
+        for by, ms in alone.items():
+            print(f"  {by:15} {ms:10.1f} {beside[by]:10.1f} {beside[by] / ms:11.2f}x")
+    else:
+        close_and_render(customers)
 
 
 if __name__ == "__main__":

@@ -60,21 +60,30 @@ class OtherGroups:
 
 class GroupValueCache:
     """(customer, meter, month, position) -> (values known to have a group, how many
-    have one), as last read: the values this process met, not all of them."""
+    have one), as last read: the values this process met, not all of them; or, for
+    a key an edge read read whole (`complete`), all of them as they were then."""
 
     def __init__(self):
         self._keys: dict[Key, tuple[set[str], int]] = {}
+        self._complete: set[Key] = set()
 
     def clear(self) -> None:
-        self._keys = {}
+        self._keys, self._complete = {}, set()
 
     def get(self, key: Key) -> tuple[set[str], int] | None:
         return self._keys.get(key)
 
-    def put(self, key: Key, values: set[str], count: int) -> None:
+    def complete(self, key: Key) -> bool:
+        return key in self._complete
+
+    def put(self, key: Key, values: set[str], count: int, *, complete: bool = False) -> None:
         if len(self._keys) >= CACHE_KEYS:
-            self._keys = {}
+            self.clear()
         self._keys[key] = (values, count)
+        if complete:
+            self._complete.add(key)
+        else:
+            self._complete.discard(key)
 
 
 group_value_cache = GroupValueCache()
@@ -132,6 +141,37 @@ _FOUND = (
     "WHERE (g.customer_id, g.meter_id, g.month, g.position, g.group_value) "
     "= (k.c, k.m, k.mo, k.p, k.v))"
 )
+
+
+_VALUES = (
+    "SELECT k.i, g.group_value FROM json_to_recordset(%s::json) AS k(i int, c bigint, "
+    "m bigint, mo timestamptz, p smallint) JOIN billing_usagegroupvalue g ON (g.customer_id, "
+    "g.meter_id, g.month, g.position) = (k.c, k.m, k.mo, k.p)"
+)
+
+
+def _values_of(keys: list[Key]) -> dict[Key, set[str]]:
+    """Every value of these keys that has a group (a key's are at most the limit's,
+    and what batches in flight at once gave past it), in one query."""
+    values: dict[Key, set[str]] = {key: set() for key in keys}
+    if connection.vendor == "postgresql":
+        document = [
+            {"i": i, "c": c, "m": m, "mo": mo.isoformat(), "p": p}
+            for i, (c, m, mo, p) in enumerate(keys)
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(_VALUES, [json.dumps(document)])
+            for i, value in cursor.fetchall():
+                values[keys[i]].add(value)
+        return values
+    rows = UsageGroupValue.objects.filter(**_superset(keys)).values_list(
+        "customer_id", "meter_id", "month", "position", "group_value"
+    )
+    for c, m, mo, p, v in rows:
+        key = (c, m, month_of(mo), p)
+        if key in values:
+            values[key].add(v)
+    return values
 
 
 def _read(
@@ -354,20 +394,31 @@ def _regroup(c, meter: MeterDef, values: list[str]) -> None:
     c.group = (*values, combination_text(values)) if len(values) > 1 else tuple(values)
 
 
-def _kept(key: Key, value: str) -> bool:
-    """Whether a value of a key has a group, or the key has room (an edge's value
-    counted as ingestion would have). A value this process does not know reads its key
-    again: a count cached below the limit may be past it by now (see the module)."""
+def _kept_values(wanted: dict[Key, dict[str, None]]) -> dict[Key, set[str]]:
+    """Of each key's wanted values, those that have a group, or all of them while the
+    key has room (an edge's values counted as ingestion would have). A key whose
+    values this process does not all know is read whole, all the keys in one query:
+    at most the limit's values each, however many an edge holds past it. A full key
+    read whole is answered from memory from then on (a full key gains no value
+    but those batches in flight at once give past it, see the module); one with
+    room is read again when it meets a value it does not know."""
     limit = settings.BILLING_GROUP_VALUES_LIMIT
-    entry = group_value_cache.get(key)
-    if entry is not None and value in entry[0]:
-        return True
-    counts, found = _read([key], {key: {value: None}})
-    known = set(entry[0]) if entry else set()
-    seen = found.get(key, set())
-    count = _count(key, counts, known, seen)
-    group_value_cache.put(key, known | seen, count)
-    return count < limit or value in seen
+    out: dict[Key, set[str]] = {}
+    unknown: list[Key] = []
+    for key, values in wanted.items():
+        entry = group_value_cache.get(key)
+        if entry is None:
+            unknown.append(key)
+        elif (entry[1] >= limit and group_value_cache.complete(key)) or all(
+            value in entry[0] for value in values
+        ):
+            out[key] = {value for value in values if value in entry[0]}
+        else:
+            unknown.append(key)
+    for key, known in _values_of(unknown).items() if unknown else ():
+        group_value_cache.put(key, known, len(known), complete=True)
+        out[key] = set(wanted[key]) if len(known) < limit else known & wanted[key].keys()
+    return out
 
 
 def edge_groups_bounded(
@@ -376,19 +427,11 @@ def edge_groups_bounded(
     """A tally of raw events' groups (the partial hours at a read's edges, metered
     from the events as sent: billing.usage.edges), keyed (meter id, group text) at
     each meter's `position`, with each value as ingestion counted it: past a full
-    key's values, and named by no row, as OTHER_VALUE. Unchanged when nothing is past."""
+    key's values, and named by no row, as OTHER_VALUE. Unchanged when nothing is past.
+    The values are read in two queries at most (the properties', then their
+    combinations'), whatever their number."""
     by_id = {meter.id: meter for meter in meters}
     named: set[tuple] | None = None
-
-    def kept(meter: MeterDef, at: int, value: str) -> bool:
-        nonlocal named
-        if not value or value == OTHER_VALUE:
-            return True
-        if _kept((customer_id, meter.id, month, at), value):
-            return True
-        if named is None:
-            named = _named_values({m.id for m in meters}, {customer_id})
-        return at < len(meter.group_by) and kept_named(meter, at, value)
 
     def kept_named(meter: MeterDef, at: int, value: str) -> bool:
         nonlocal named
@@ -398,21 +441,61 @@ def edge_groups_bounded(
             named = _named_values({m.id for m in meters}, {customer_id})
         return _is_named(named, customer_id, meter, at, value)
 
-    mapping = {}
-    for key in set(tally.counts) | set(tally.latest) | set(tally.uniques):
+    def bounded(pairs: list[tuple[MeterDef, int, str]]):
+        """kept(meter, at, value) for these values, read at once."""
+        wanted: dict[Key, dict[str, None]] = {}
+        for meter, at, value in pairs:
+            if value and value != OTHER_VALUE:
+                wanted.setdefault((customer_id, meter.id, month, at), {})[value] = None
+        have = _kept_values(wanted) if wanted else {}
+
+        def kept(meter: MeterDef, at: int, value: str) -> bool:
+            if not value or value == OTHER_VALUE:
+                return True
+            if value in have.get((customer_id, meter.id, month, at), ()):
+                return True
+            return at < len(meter.group_by) and kept_named(meter, at, value)
+
+        return kept
+
+    keys = set(tally.counts) | set(tally.latest) | set(tally.uniques)
+    split: dict[tuple, list[str]] = {}
+    pairs = []
+    for key in keys:
         meter_id, text = key
         meter, at = by_id[meter_id], position[meter_id]
-        count = len(meter.group_by)
-        if at < count:
-            mapping[key] = (meter_id, text if kept(meter, at, text) else OTHER_VALUE)
+        if at < len(meter.group_by):
+            pairs.append((meter, at, text))
+        else:
+            split[key] = [value or "" for _, value in combination_values(meter, text)]
+            pairs += [(meter, i, v) for i, v in enumerate(split[key])]
+    kept = bounded(pairs)
+    for key, values in split.items():
+        meter = by_id[key[0]]
+        split[key] = [v if kept(meter, i, v) else OTHER_VALUE for i, v in enumerate(values)]
+    combined = {
+        key: combination_text(values) if key[1] else key[1] for key, values in split.items()
+    }
+    kept_combined = bounded(
+        [(by_id[key[0]], len(by_id[key[0]].group_by), text) for key, text in combined.items()]
+    )
+    mapping = {}
+    for key in keys:
+        meter_id, text = key
+        meter = by_id[meter_id]
+        if key not in split:
+            mapping[key] = (
+                meter_id,
+                text if kept(meter, position[meter_id], text) else OTHER_VALUE,
+            )
             continue
-        values = [value or "" for _, value in combination_values(meter, text)]
-        values = [v if kept(meter, i, v) else OTHER_VALUE for i, v in enumerate(values)]
-        combined = combination_text(values) if text else text
-        if not kept(meter, count, combined):
-            values = [v if kept_named(meter, i, v) else OTHER_VALUE for i, v in enumerate(values)]
-            combined = combination_text(values)
-        mapping[key] = (meter_id, combined)
+        text = combined[key]
+        if not kept_combined(meter, len(meter.group_by), text):
+            values = [
+                v if kept_named(meter, i, v) else OTHER_VALUE for i, v in enumerate(split[key])
+            ]
+            text = combination_text(values)
+        mapping[key] = (meter_id, text)
     if all(mapping[key] == key for key in mapping):
         return tally
     out = Tally()

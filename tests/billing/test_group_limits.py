@@ -10,7 +10,9 @@ from decimal import Decimal as D
 
 import pytest
 import time_machine
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from pypdf import PdfReader
 
@@ -21,6 +23,7 @@ from billing.usage.group_limits import group_value_cache
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import meter_cache
 from billing.usage.rebuild import meter_usage_rebuild
+from customers.models import Customer
 from customers.portal_links import portal_session_create
 from customers.services import customer_create
 from invoices.models import Invoice, InvoiceLine
@@ -187,6 +190,40 @@ def test_a_read_of_part_of_an_hour_counts_the_same_values_as_other(db, settings)
     expected = [(OTHER_VALUE, D(20)), ("m0", D(10)), ("m1", D(10))]
     assert [(g.key["model"], g.quantity) for g in inside] == expected
     assert [(g.key["model"], g.quantity) for g in mid_hour] == expected
+
+
+def test_an_edge_read_reads_the_values_past_the_limit_at_once_whatever_their_number(db, settings):
+    # given: a limit of 2; one customer sent 4 models at 10:40, another 40
+    settings.BILLING_GROUP_VALUES_LIMIT = 2
+    tokens_meter()
+    for name, models in (("few", 4), ("many", 40)):
+        customer_create(external_id=name, name=name, currency="USD")
+        sent = [
+            {**event(i, f"m{i}", at="2026-11-05T10:40:00Z"), "id": f"{name}{i}", "customer": name}
+            for i in range(models)
+        ]
+        events_ingest(events=sent, now=NOV_20)
+
+    def read(name: str) -> tuple[int, list]:
+        """The queries of a read of part of the hour (from the raw events) by a
+        process that knows none of the values, and its groups."""
+        group_value_cache.clear()
+        with CaptureQueriesContext(connection) as queries:
+            groups = usage_groups(
+                customer_id=Customer.objects.get(external_id=name).pk,
+                meter=meter_cache.by_code("tokens"),
+                by="model",
+                start=datetime(2026, 11, 5, 10, 30, tzinfo=UTC),
+                end=datetime(2026, 11, 5, 10, 50, tzinfo=UTC),
+            )
+        return len(queries), sorted((g.key["model"], g.quantity) for g in groups)
+
+    # when
+    few, many = read("few"), read("many")
+
+    # then: 38 values past the limit cost what 2 do, and count under "other"
+    assert many[0] == few[0]
+    assert many[1] == [("m0", D(10)), ("m1", D(10)), (OTHER_VALUE, D(380))]
 
 
 def test_a_rebuild_keeps_the_limit(db, settings):
