@@ -17,7 +17,7 @@ from billing.models import UsagePropertyRollup, UsagePropertyUniqueValue
 from billing.rating.rate_cards import Combination
 from billing.usage.closed_days import closed_days_add
 from billing.usage.edges import edges_add
-from billing.usage.group_limits import edge_groups_bounded, month_of
+from billing.usage.group_limits import edge_groups_bounded, edge_values_kept, month_of
 from billing.usage.metering import (
     MeterDef,
     combination_position,
@@ -230,18 +230,16 @@ def _quantities_read(
                 ):
                     tally.uniques.setdefault((meter.id, group), set()).add(value)
     for span in ranges:
-        # Read from the events as sent: their values past the limit made "other" again.
+        # Read from the events as sent: their values past the limit made "other" again
+        # (by the statement where no meter keeps them, then each meter's as it keeps).
+        month = month_of(span[0])
+        bound = {"customer_id": customer_id, "meters": meters, "position": position}
         edge = Tally()
-        edges_add(edge, customer_id=customer_id, meters=meters, ranges=[span], by=position)
-        tally.add_tally(
-            edge_groups_bounded(
-                edge,
-                customer_id=customer_id,
-                meters=meters,
-                position=position,
-                month=month_of(span[0]),
-            )
+        kept = edge_values_kept(**bound, month=month)
+        edges_add(
+            edge, customer_id=customer_id, meters=meters, ranges=[span], by=position, kept=kept
         )
+        tally.add_tally(edge_groups_bounded(edge, **bound, month=month))
     found: dict[int, list[tuple]] = {meter.id: [] for meter in meters}
     aggregation = {meter.id: meter.aggregation for meter in meters}
     for key in set(tally.counts) | set(tally.uniques):

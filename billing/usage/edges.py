@@ -13,6 +13,7 @@ by `contributions`, as is every edge event on SQLite."""
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -21,6 +22,7 @@ from django.db import connection
 from django.utils import timezone
 
 from billing.core import rawsql
+from billing.core.groups import OTHER_VALUE
 from billing.core.money import MAX_INTEGER_DIGITS, MAX_PLACES
 from billing.models import UsageEvent
 from billing.usage.edge_cache import (
@@ -96,10 +98,14 @@ def edges_add(
     meters: list[MeterDef],
     ranges: list[tuple[datetime, datetime]],
     by: dict[int, int] | None = None,
+    kept: Mapping[int, frozenset[str] | None] | None = None,
 ) -> None:
     """Add the raw events of `ranges` to `tally` (billing.usage.reads.Tally):
     keyed by meter id; with `by` (meter id -> the position in its group_by of
-    the one property grouped by), by (meter id, the event's value of it). The
+    the one property grouped by), by (meter id, the event's value of it); with
+    `kept` too (billing.usage.group_limits.edge_values_kept), a value no meter
+    keeps is counted under OTHER_VALUE by the statement, not as a group of its
+    own (the caller bounds the groups as ever: only what it costs changes). The
     rollups' counts of the ranges' hours are read first (one statement): a range
     none of the meters counts an event in is skipped, and a range in an hour
     that has ended, read before, is read through the edge cache
@@ -119,11 +125,13 @@ def edges_add(
             continue
 
         def compute(piece, span=span):
-            _edges_add(piece, customer_id=customer_id, meters=meters, ranges=[span], by=by)
+            _edges_add(
+                piece, customer_id=customer_id, meters=meters, ranges=[span], by=by, kept=kept
+            )
 
         kept_edge_add(tally, compute, key=key, counts=counts, kept_before=kept_before)
     if rest:
-        _edges_add(tally, customer_id=customer_id, meters=meters, ranges=rest, by=by)
+        _edges_add(tally, customer_id=customer_id, meters=meters, ranges=rest, by=by, kept=kept)
 
 
 def _edges_add(
@@ -133,6 +141,7 @@ def _edges_add(
     meters: list[MeterDef],
     ranges: list[tuple[datetime, datetime]],
     by: dict[int, int] | None,
+    kept: Mapping[int, frozenset[str] | None] | None = None,
 ) -> None:
     """edges_add without the counts and the cache: one statement for the ranges."""
     if not ranges or not meters:
@@ -152,12 +161,19 @@ def _edges_add(
             by_name.setdefault(meter.group_by[by[meter.id]], []).append(meter)
         if len(by_name) > 1:
             for same in by_name.values():
-                _edges_add(tally, customer_id=customer_id, meters=same, ranges=ranges, by=by)
+                _edges_add(
+                    tally, customer_id=customer_id, meters=same, ranges=ranges, by=by, kept=kept
+                )
             return
     grouped = None if by is None else meters[0].group_by[by[meters[0].id]]
-    sql, fixed = _aggregate_sql(tuple(meters), len(ranges), grouped)
+    keep = [(kept or {}).get(meter.id) for meter in meters]
+    bounded = grouped is not None and kept is not None and None not in keep
+    sql, before, after = _aggregate_sql(tuple(meters), len(ranges), grouped, bounded)
     names = list(_by_event(meters))
-    params = [*(p for span in ranges for p in (customer_id, *names, *span)), *fixed]
+    params = [*(p for span in ranges for p in (customer_id, *names, *span)), *before]
+    if bounded:
+        params += [sorted(frozenset().union(*keep)), OTHER_VALUE]
+    params += after
     left_to_python = []
     width = len(_PER_METER)
     for group, *row in rawsql.rows(sql, params, (None,) * (1 + len(meters) * width + 4)):
@@ -383,17 +399,21 @@ def _meter_sql(columns: _Columns, meter: MeterDef, grouped: str | None, index: i
 
 
 @lru_cache(maxsize=256)
-def _aggregate_sql(meters: tuple[MeterDef, ...], ranges: int, grouped: str | None) -> Sql:
+def _aggregate_sql(
+    meters: tuple[MeterDef, ...], ranges: int, grouped: str | None, bounded: bool = False
+) -> tuple[str, tuple, tuple]:
     """The statement for these meters over `ranges` ranges (by the values of
     the property `grouped`, if given), and its parameters after the ranges'
-    (customer, event names, start, end)."""
+    (customer, event names, start, end): those before and after, `bounded`, the
+    values kept (an array) and OTHER_VALUE, which the rest of the values become."""
     columns = _Columns()
     group = "NULL"
     if grouped is not None:
         text, _ = columns.text(grouped)
+        value = f"CASE WHEN {text} = ANY(%s::text[]) THEN {text} ELSE %s END" if bounded else text
         group = (
             f"CASE WHEN length({text}) BETWEEN 1 AND {MAX_UNIQUE_VALUE_LENGTH} "
-            f"THEN {text} ELSE '' END"
+            f"THEN {value} ELSE '' END"
         )
     flags, pythons, aggregates = [], [], []
     for index, meter in enumerate(meters):
@@ -426,10 +446,6 @@ def _aggregate_sql(meters: tuple[MeterDef, ...], ranges: int, grouped: str | Non
         f"ARRAY_AGG(p::text) {left}, ARRAY_AGG(ts) {left}, ARRAY_AGG(id) {left} "
         f"FROM flagged{group_by}"
     )
-    params = (
-        *extracted[1],
-        *typed[1],
-        *(p for _, ps in flags for p in ps),
-        *(p for _, ps in pythons for p in ps),
-    )
-    return statement, params
+    before = (*extracted[1], *typed[1])
+    after = (*(p for _, ps in flags for p in ps), *(p for _, ps in pythons for p in ps))
+    return statement, before, after

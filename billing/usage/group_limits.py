@@ -421,6 +421,47 @@ def _kept_values(wanted: dict[Key, dict[str, None]]) -> dict[Key, set[str]]:
     return out
 
 
+def edge_values_kept(
+    *, customer_id: int, meters: list[MeterDef], position: dict[int, int], month
+) -> dict[int, frozenset[str] | None]:
+    """Per meter, when its key (at its `position`) is full, the values an edge may
+    count under a group of their own: those given a group, and those a row names;
+    every other value counts under "other". None where the key has room, or the
+    position is a combination: any value may keep its own. The edge's statement
+    counts the rest under "other" itself, so that a customer's values past the
+    limit cost it no group each (edge_groups_bounded then decides the kept ones as
+    before: what it answers is the same)."""
+    limit = settings.BILLING_GROUP_VALUES_LIMIT
+    keys = {
+        meter.id: (customer_id, meter.id, month, position[meter.id])
+        for meter in meters
+        if position[meter.id] < len(meter.group_by)
+    }
+    unread = [
+        key
+        for key in keys.values()
+        if not group_value_cache.complete(key) or group_value_cache.get(key) is None
+    ]
+    for key, known in _values_of(unread).items() if unread else ():
+        group_value_cache.put(key, known, len(known), complete=True)
+    kept: dict[int, frozenset[str] | None] = {meter.id: None for meter in meters}
+    full = {}
+    for meter_id, key in keys.items():
+        entry = group_value_cache.get(key)
+        if entry is not None and entry[1] >= limit:
+            full[meter_id] = entry[0]
+    if full:
+        named = _named_values(set(full), {customer_id})
+        for meter in meters:
+            if meter.id in full:
+                name = meter.group_by[position[meter.id]]
+                # (meter, property, value) of the catalog, (customer, ...) of the deal
+                kept[meter.id] = frozenset(full[meter.id]) | {
+                    entry[-1] for entry in named if entry[-3:-1] == (meter.id, name)
+                }
+    return kept
+
+
 def edge_groups_bounded(
     tally: Tally, *, customer_id: int, meters: list[MeterDef], position: dict[int, int], month
 ) -> Tally:

@@ -18,10 +18,14 @@ from pypdf import PdfReader
 
 from billing.core.groups import OTHER_VALUE, TOP_GROUPS
 from billing.invoicing.close import periods_close
+from billing.rating.pricing import PER_UNIT, PricingSpec
+from billing.rating.rate_cards import RateSpec
 from billing.usage.breakdowns import usage_groups
-from billing.usage.group_limits import group_value_cache
+from billing.usage.edges import edges_add
+from billing.usage.group_limits import edge_values_kept, group_value_cache
 from billing.usage.ingestion import events_ingest
 from billing.usage.metering import meter_cache
+from billing.usage.reads import Tally
 from billing.usage.rebuild import meter_usage_rebuild
 from customers.models import Customer
 from customers.portal_links import portal_session_create
@@ -29,6 +33,7 @@ from customers.services import customer_create
 from invoices.models import Invoice, InvoiceLine
 from invoices.pdf import render_invoice_pdf
 from plans.services import meter_create
+from plans.validation import ChargeSpec
 from tests.factories import api_client, overage, published_version, subscribe
 from tests.rate_cards import card_charge, llm_tokens
 
@@ -224,6 +229,44 @@ def test_an_edge_read_reads_the_values_past_the_limit_at_once_whatever_their_num
     # then: 38 values past the limit cost what 2 do, and count under "other"
     assert many[0] == few[0]
     assert many[1] == [("m0", D(10)), ("m1", D(10)), (OTHER_VALUE, D(380))]
+
+
+@pytest.mark.postgres
+def test_the_edge_statement_counts_the_values_no_meter_keeps_under_other(db, settings):
+    # given: a limit of 2, a card naming m30, and 40 models sent at 10:40
+    settings.BILLING_GROUP_VALUES_LIMIT = 2
+    tokens_meter()
+    million = D(1_000_000)
+    rates = (
+        RateSpec(when=(("model", "m30"),), pricing=PricingSpec(PER_UNIT, D("2.50"), per=million)),
+        RateSpec(when=(), pricing=PricingSpec(PER_UNIT, D("4.00"), per=million)),
+    )
+    published_version(
+        "chat", charges=(ChargeSpec("tokens", "overage", D(0), price_by=("model",), rates=rates),)
+    )
+    customer = customer_create(external_id="acme", name="Acme", currency="USD")
+    events_ingest(
+        events=[event(i, f"m{i}", at="2026-11-05T10:40:00Z") for i in range(40)], now=NOV_20
+    )
+    meter = meter_cache.by_code("tokens")
+    span = (datetime(2026, 11, 5, 10, 30, tzinfo=UTC), datetime(2026, 11, 5, 10, 50, tzinfo=UTC))
+    bound = {"customer_id": customer.pk, "meters": [meter], "position": {meter.id: 0}}
+
+    # when: the edge read with the values kept, as a read of part of the hour makes it
+    kept = edge_values_kept(**bound, month=NOV_1)
+    edge = Tally()
+    edges_add(
+        edge, customer_id=customer.pk, meters=[meter], ranges=[span], by={meter.id: 0}, kept=kept
+    )
+
+    # then: the statement answers 4 groups, not 40: the 2 given a group, the card's, other
+    assert kept == {meter.id: frozenset({"m0", "m1", "m30"})}
+    assert {key[1]: edge.counts[key] for key in edge.counts} == {
+        "m0": 1,
+        "m1": 1,
+        "m30": 1,
+        OTHER_VALUE: 37,
+    }
 
 
 def test_a_rebuild_keeps_the_limit(db, settings):
