@@ -129,7 +129,10 @@ class BillingLogger(CustomLogger):
             if response.status_code != 202:
                 problem = f"HTTP {response.status_code}: {response.text[:500]}"
                 break
-            rejected = response.json().get("rejected") or []
+            try:
+                rejected = response.json().get("rejected") or []
+            except (ValueError, AttributeError):
+                rejected = []  # a 202 without our answer (a proxy in front): taken
             if rejected:
                 self.unbilled += len(rejected)
                 self._report(f"{len(rejected)} of {len(batch)} calls refused: {rejected[:5]}")
