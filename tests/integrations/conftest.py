@@ -2,6 +2,8 @@
 token_type, per 1M tokens, and its customer: what every test of the gateway
 ingestion bills against."""
 
+from datetime import UTC
+
 import pytest
 
 from customers.services import customer_create
@@ -55,6 +57,25 @@ def usage_rates(period_start: str = "2026-11-01T00:00:00Z") -> tuple[str, list]:
     )
     (line,) = [line for line in body["lines"] if line["meter"] == "llm_tokens"]
     return line["amount"], line["rates"]
+
+
+# S35's six rows on /usage, a gpt-4o and an o3 call (7.15): what a client that sent
+# them both must read.
+S35_TWO_CALLS = [
+    ({"model": "gpt-4o", "token_type": "input"}, "2.50"),
+    ({"model": "gpt-4o", "token_type": "cached_input"}, "0.25"),
+    ({"model": "gpt-4o", "token_type": "output"}, "1.00"),
+    ({"model": "o3", "token_type": "input"}, "1.00"),
+    ({"model": "o3", "token_type": "output"}, "0.40"),
+    ({"model": "o3", "token_type": "reasoning"}, "2.00"),
+]
+
+
+def month_usage_rates(moment) -> tuple[str, list]:
+    """usage_rates of the UTC month `moment` falls in, each row (group, amount)."""
+    start = moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    amount, rates = usage_rates(start.isoformat().replace("+00:00", "Z"))
+    return amount, [(r["group"], r["amount"]) for r in rates]
 
 
 @pytest.fixture(autouse=True)

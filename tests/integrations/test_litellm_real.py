@@ -7,7 +7,6 @@ import asyncio
 import http.server
 import json
 import threading
-from datetime import UTC
 
 import pytest
 from django.conf import settings
@@ -15,7 +14,7 @@ from django.conf import settings
 from billing.integrations.ingest import source_row
 from billing.models import UsageEvent
 from tests.factories import ApiKeyFactory
-from tests.integrations.conftest import usage_rates
+from tests.integrations.conftest import S35_TWO_CALLS, month_usage_rates
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -201,17 +200,7 @@ def test_litellm_logs_calls_priced_by_s35_failures_free_resends_once(
     }
 
     moment = UsageEvent.objects.filter(event_id="chatcmpl-s35:input").get().timestamp
-    period_start = moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    amount, rates = usage_rates(period_start.isoformat().replace("+00:00", "Z"))
-    assert [(r["group"], r["amount"]) for r in rates] == [
-        ({"model": "gpt-4o", "token_type": "input"}, "2.50"),
-        ({"model": "gpt-4o", "token_type": "cached_input"}, "0.25"),
-        ({"model": "gpt-4o", "token_type": "output"}, "1.00"),
-        ({"model": "o3", "token_type": "input"}, "1.00"),
-        ({"model": "o3", "token_type": "output"}, "0.40"),
-        ({"model": "o3", "token_type": "reasoning"}, "2.00"),
-    ]
-    assert amount == "7.15"
+    assert month_usage_rates(moment) == ("7.15", S35_TWO_CALLS)
 
 
 class AnthropicStub(http.server.BaseHTTPRequestHandler):

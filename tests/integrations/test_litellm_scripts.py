@@ -10,14 +10,13 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import UTC
 from pathlib import Path
 
 import pytest
 
 from billing.models import UsageEvent
 from tests.factories import ApiKeyFactory
-from tests.integrations.conftest import usage_rates
+from tests.integrations.conftest import S35_TWO_CALLS, month_usage_rates
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -155,17 +154,7 @@ def assert_every_call_billed_once(ids: list[str]) -> None:
         assert sorted(kinds[call]) == sorted(expected), call
 
     moment = events.first().timestamp
-    period_start = moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    amount, rates = usage_rates(period_start.isoformat().replace("+00:00", "Z"))
-    assert [(r["group"], r["amount"]) for r in rates] == [
-        ({"model": "gpt-4o", "token_type": "input"}, "2.50"),
-        ({"model": "gpt-4o", "token_type": "cached_input"}, "0.25"),
-        ({"model": "gpt-4o", "token_type": "output"}, "1.00"),
-        ({"model": "o3", "token_type": "input"}, "1.00"),
-        ({"model": "o3", "token_type": "output"}, "0.40"),
-        ({"model": "o3", "token_type": "reasoning"}, "2.00"),
-    ]
-    assert amount == "7.15"
+    assert month_usage_rates(moment) == ("7.15", S35_TWO_CALLS)
 
 
 def test_a_synchronous_script_with_the_docs_logger_bills_every_call_once(
