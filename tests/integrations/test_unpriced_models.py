@@ -22,14 +22,6 @@ from tests.threads import run_at_once
 FINE_TUNED = "acme-ft-gpt-4o-2025"
 
 
-@pytest.fixture(autouse=True)
-def _nothing_announced_yet():
-    """Each test starts with a process that knows of no announcement."""
-    announced.clear()
-    yield
-    announced.clear()
-
-
 def call(call_id: str, model: str, **fields) -> dict:
     return payload(call_id, model=model, cached=0, prompt=1_000, completion=0) | fields
 
