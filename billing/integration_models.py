@@ -3,10 +3,12 @@ generic_api callback, OpenRouter) or OpenTelemetry spans (billing.integrations).
 One row per source: the mapping finance reads and changes (which event name the
 calls become, where the customer is found, how the source's model names map onto
 the rate card's values, which token kinds are billed and under which
-`token_type`), and what the last calls received became (a preview, kept short)."""
+`token_type`), and what the last calls received became (a preview, kept short).
+And the model names a source sent that no rate card priced, each once: finance is
+told the first time (UnpricedModel)."""
 
 from django.db import models
-from django.db.models import CharField, DateTimeField, JSONField
+from django.db.models import CharField, DateTimeField, JSONField, UniqueConstraint
 from django.utils.translation import gettext_lazy as _
 
 # How many of the last calls a source keeps for its preview.
@@ -57,3 +59,24 @@ class IntegrationSource(models.Model):
 
     def __str__(self) -> str:
         return self.get_source_display()
+
+
+class UnpricedModel(models.Model):
+    """A model a source's calls were priced as at the card's default row, or no row,
+    the first time that happened (billing.integrations.unpriced_alerts): its unique
+    key makes finance's notice go once, whichever process saw the model first.
+    Kept once the model is mapped: a model is new once."""
+
+    source = CharField(max_length=16, choices=IntegrationSource.SOURCES)
+    # The model as priced (billing.integrations.model_names.priced_model): the name the
+    # caller asked for, else the name sent, else what the mapping made of it.
+    model = CharField(max_length=255)
+    first_seen_at = DateTimeField()
+
+    class Meta:
+        constraints = [
+            UniqueConstraint(fields=["source", "model"], name="unpriced_model_once_per_source")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.model}"

@@ -331,8 +331,8 @@ class PlanMigrationItem(models.Model):
 
 class Alert(models.Model):
     """A notice that fired once: a usage threshold, a low balance, an automatic
-    top-up or the spend limit, to the customer; a customer's low margin, to the
-    seller's team only. The unique key makes it fire once per period and
+    top-up or the spend limit, to the customer; a customer's low margin or a model
+    no rate card prices, to the seller's team only. The unique key makes it fire once per period and
     threshold, however many checks race to raise it."""
 
     USAGE_THRESHOLD = "usage_threshold"
@@ -343,6 +343,9 @@ class Alert(models.Model):
     MARGIN_LOW = "margin_low"
     # A threshold of the budget the customer set itself (customers.limits).
     BUDGET_THRESHOLD = "budget_threshold"
+    # A usage source sent a model no rate card names (billing.integrations.unpriced_alerts):
+    # to the seller's team only; `customer` is the one whose call first carried it.
+    UNPRICED_MODEL = "unpriced_model"
     KINDS = [
         (USAGE_THRESHOLD, _("Usage threshold")),
         (LOW_BALANCE, _("Low balance")),
@@ -351,6 +354,7 @@ class Alert(models.Model):
         (PAYMENT_FAILED, _("Payment failed")),
         (MARGIN_LOW, _("Margin low")),
         (BUDGET_THRESHOLD, _("Budget threshold")),
+        (UNPRICED_MODEL, _("Unpriced model")),
     ]
     # The webhook event of a kind, when it is not alert.<kind>.
     EVENT_TYPES = {MARGIN_LOW: "customer.margin_low"}
@@ -440,7 +444,7 @@ from billing.breakdown_models import (  # noqa: E402, F401
 )
 from billing.channel_models import ChannelMessage  # noqa: E402, F401
 from billing.discount_models import Discount  # noqa: E402, F401
-from billing.integration_models import IntegrationSource  # noqa: E402, F401
+from billing.integration_models import IntegrationSource, UnpricedModel  # noqa: E402, F401
 from billing.journal.models import (  # noqa: E402, F401
     JournalAccount,
     JournalEntry,

@@ -294,6 +294,13 @@ class GatewayResultSerializer(serializers.Serializer):
         required=False,
         help_text="Present when some are: stored events whose event_name no meter reads.",
     )
+    unpriced_models = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The models of the calls billed that no rate card names, priced at the "
+        "card's default row (or no row), sorted, each once: the name asked for (LiteLLM's "
+        "model_group), else the name sent, else what the mapping made of it. Empty when "
+        "every model is priced, and when no rate card prices by model at all.",
+    )
 
 
 # The answers of the usage read and of bulk migrations, for the OpenAPI schema; the

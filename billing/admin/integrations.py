@@ -1,7 +1,8 @@
 """Usage sources in the admin (LiteLLM, OpenRouter, OpenTelemetry): finance reads
 and changes a source's mapping, checked by the API's own validation
 (billing.integrations.mapping.mapping_checked), and sees what the last calls
-became, with the model names the rate card does not know flagged."""
+became, with the model names the rate card does not price flagged and listed first
+(priced as ingestion prices them: billing.integrations.mapping.models_seen_of)."""
 
 from datetime import datetime
 from decimal import Decimal
@@ -74,8 +75,9 @@ class IntegrationSourceForm(forms.ModelForm):
         label=_("Model names"),
         help_text=_(
             "One a line: the model as the source names it = the rate card's model value, "
-            "e.g. openai/gpt-4o-2024-08-06 = gpt-4o. A model not listed is billed under "
-            "the name the source gives it."
+            "e.g. acme-ft-gpt-4o-2025 = gpt-4o. A model not listed is priced under the "
+            "first name the card knows: the name sent, the name asked for, or either "
+            "without provider prefix and date (openai/gpt-4o-2024-08-06 as gpt-4o)."
         ),
     )
 
@@ -136,6 +138,18 @@ def _tokens(tokens: dict) -> str:
         ", ",
         '<span class="name">{} {}</span>',
         ((token_type, quantity_text(count)) for token_type, count in (tokens or {}).items()),
+    )
+
+
+def _received(model: str, requested: str | None) -> str:
+    """A model name received, with the name the caller asked for when the source
+    gives another (LiteLLM's model group, a span's request model)."""
+    if not requested:
+        return model
+    return format_html(
+        '{} <span class="help">({})</span>',
+        model,
+        gettext("asked for as {model}").format(model=requested),
     )
 
 
@@ -203,7 +217,7 @@ class IntegrationSourceAdmin(admin.ModelAdmin):
             (
                 (
                     "" if entry["known"] else format_html(' class="{}"', "unknown-model"),
-                    model,
+                    _received(model, entry.get("requested")),
                     entry["mapped"],
                     quantity_text(entry.get("calls", 0)),
                     _moment(entry.get("last_seen")),

@@ -52,13 +52,15 @@ def content_type_of(request) -> str:
 def result_body(result: IntegrationResult) -> dict:
     """The answer of a gateway's POST, as POST /events answers (accepted and
     duplicates count events; rejected names records by index and call id), with
-    the calls billed and the records rightly not billed."""
+    the calls billed, the records rightly not billed and the models priced at a
+    card's default row."""
     body = {
         "accepted": result.accepted,
         "duplicates": result.duplicates,
         "calls": result.calls,
         "skipped": result.skipped,
         "rejected": rejected_body(result.rejected),
+        "unpriced_models": result.unpriced_models,
     }
     if result.unmetered:
         body["unmetered"] = result.unmetered
@@ -103,8 +105,11 @@ _MAPPING = inline_serializer(
             '"provider_cost", "error"}], newest first.'
         ),
         "models_seen": serializers.JSONField(
-            help_text='{model: {"mapped", "calls", "last_seen", "known"}}; known false: '
-            "the rate card does not name it, it is priced at the card's default row."
+            help_text='{model as sent: {"mapped", "requested", "calls", "last_seen", '
+            '"known"}}; mapped: what it is priced as now (the mapping, the name asked for '
+            "(requested, when the source gives another), the name without provider prefix "
+            "and dated suffix); known false: no rate card names that, it is priced at the "
+            "card's default row."
         ),
     },
 )

@@ -88,6 +88,24 @@ TASKS = Counter(
     ["task", "outcome"],
 )
 
+UNPRICED_MODEL_CALLS = Counter(
+    "billing_unpriced_model_calls",
+    "Calls from a usage source (litellm, openrouter, otlp) priced at a rate card's default "
+    "row, or no row, because no card names their model (the gateways' answers list the "
+    "models as unpriced_models; the admin's Usage sources shows them)",
+    ["source"],
+)
+# Each source's series made now, scraped as 0 before its first count (an alert on its
+# increase sees the first one): billing.integration_models.IntegrationSource's names.
+for _source in ("litellm", "openrouter", "otlp"):
+    UNPRICED_MODEL_CALLS.labels(_source)
+
+
+def unpriced_model_calls_counted(*, source: str, calls: int) -> None:
+    """A request's calls priced at a card's default row (a count of 0 costs no write)."""
+    if calls:
+        UNPRICED_MODEL_CALLS.labels(source).inc(calls)
+
 
 def usage_events_counted(*, accepted: int, duplicates: int, rejected: int) -> None:
     """A batch's events, by outcome (a count of 0 costs no write)."""

@@ -1,7 +1,10 @@
 """A model call as a gateway or a trace reports it, and the usage events it
 becomes: one event per token kind the call carries (`<call id>:<kind>`, so that a
 resend or a retry of the same call is a duplicate), of the source's event name,
-with the model as the source's mapping names it on the rate card. Every reader of
+with the model the rate card prices it as (billing.integrations.model_names: the
+source's mapping, the name the caller asked for, the bare name) and the names the
+source gave (`source_model`, `requested_model`), so that re-rating can name it again
+under a later mapping. Every reader of
 a source (billing.integrations.litellm, .openrouter, .otlp) turns what it received
 into Calls or RecordRejected; this module alone turns Calls into events.
 
@@ -11,12 +14,13 @@ reasoning (gateways count cached tokens inside the prompt's and reasoning tokens
 inside the completion's; each reader subtracts them once, here: split_prompt,
 split_completion)."""
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from billing.core.storable import unstorable_text_reason
+from billing.integrations.model_names import PricedModel, priced_model
 from billing.usage.ingestion import MAX_ID_LENGTH
 
 INPUT = "input"
@@ -59,11 +63,18 @@ class RecordSkipped(Exception):
     not a model call): counted, never an error."""
 
 
+# A reader's mark for an NDJSON line that is not JSON (ingest.json_records): refused
+# as a record, alone.
+UNREADABLE = object()
+
+
 @dataclass(slots=True)
 class Call:
     """One model call: its id at the source, the customer's external id, the model
-    as the source names it, when it started, its tokens by kind (disjoint, see the
-    module's note) and, where the source reports one, its own cost."""
+    as the source sent it, when it started, its tokens by kind (disjoint, see the
+    module's note), where the source reports one its own cost, and where it reports
+    it the name the caller asked for (LiteLLM's `model_group`, a span's
+    gen_ai.request.model)."""
 
     id: str
     customer: str
@@ -71,6 +82,7 @@ class Call:
     moment: datetime
     tokens: dict[str, int]
     provider_cost: Decimal | None = None
+    requested_model: str | None = None
     # The index of the record it came from in the request (the answer names it).
     index: int = 0
 
@@ -86,8 +98,12 @@ class SourceMapping:
     models: Mapping[str, str] = field(default_factory=dict)
     token_types: Mapping[str, str | None] = field(default_factory=dict)
 
-    def model_of(self, model: str) -> str:
-        return self.models.get(model, model)
+    def priced(self, call: Call, card: Collection[str]) -> PricedModel:
+        """The rate-card model the call is priced as, `card` the model values the
+        rate cards name for the event name (billing.integrations.mapping.card_models)."""
+        return priced_model(
+            sent=call.model, requested=call.requested_model, models=self.models, card=card
+        )
 
     def token_type_of(self, kind: str) -> str | None:
         return self.token_types.get(kind, kind)
@@ -217,9 +233,20 @@ def split_completion(completion: int, *, reasoning: int, audio: int = 0) -> int:
     return plain
 
 
-def call_events(call: Call, mapping: SourceMapping) -> list[dict]:
-    """The usage events of one call, as POST /events takes them."""
-    model = mapping.model_of(call.model)
+def model_properties(call: Call, priced: PricedModel) -> dict:
+    """The model properties of a call's events: the model priced (what meters group
+    by and cards price by), the name the source sent and, where it differs, the name
+    the caller asked for (what re-rating names the model from again)."""
+    properties = {"model": priced.model, "source_model": call.model}
+    if call.requested_model and call.requested_model != call.model:
+        properties["requested_model"] = call.requested_model
+    return properties
+
+
+def call_events(call: Call, mapping: SourceMapping, *, card: Collection[str]) -> list[dict]:
+    """The usage events of one call, as POST /events takes them, its model priced
+    by the source's mapping and the card's model values (SourceMapping.priced)."""
+    names = model_properties(call, mapping.priced(call, card))
     # The moment itself, not its text: ingestion takes a datetime from its callers
     # (billing.usage.ingestion.parse_timestamp) and checks it as it checks a text's.
     timestamp = call.moment
@@ -236,7 +263,7 @@ def call_events(call: Call, mapping: SourceMapping) -> list[dict]:
                 "event_name": mapping.event_name,
                 "timestamp": timestamp,
                 "properties": {
-                    "model": model,
+                    **names,
                     "token_type": token_type,
                     "tokens": count,
                     "source": mapping.source,
@@ -251,7 +278,7 @@ def call_events(call: Call, mapping: SourceMapping) -> list[dict]:
                 "event_name": PROVIDER_COST_EVENT,
                 "timestamp": timestamp,
                 "properties": {
-                    "model": model,
+                    **names,
                     "cost": str(call.provider_cost),
                     "currency": "USD",
                     "source": mapping.source,

@@ -7,7 +7,12 @@ each batch in its own transaction, a call's events never split between two: a
 call is stored whole or, when any of its events is refused, the rest are refused
 with it before anything is written (its events share the customer, the time and
 the event name, the only fields ingestion refuses an event for besides those
-checked here), so nothing of a call is half stored."""
+checked here), so nothing of a call is half stored.
+
+Each call's model is priced by the rate cards' model values read once a request
+(billing.integrations.mapping.card_models); the answer lists the models priced at a
+card's default row (`unpriced_models`), the metric counts their calls, and finance
+is told of each new one (billing.integrations.unpriced_alerts)."""
 
 import threading
 import time
@@ -17,9 +22,11 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 
+from billing.core import metrics
 from billing.integration_models import MODELS_SEEN, RECENT_CALLS, IntegrationSource
 from billing.integrations.calls import (
     PROVIDER_COST_EVENT,
+    UNREADABLE,
     Call,
     RecordRejected,
     RecordSkipped,
@@ -27,6 +34,9 @@ from billing.integrations.calls import (
     call_events,
     text_field,
 )
+from billing.integrations.mapping import card_models
+from billing.integrations.model_names import PricedModel, unpriced
+from billing.integrations.unpriced_alerts import UnpricedCall, unpriced_models_announce
 from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, batch_parse, events_ingest
 
 DEFAULT_EVENT_NAME = "llm.tokens"
@@ -38,10 +48,6 @@ DEFAULT_CUSTOMER_FROM = {
     IntegrationSource.OPENROUTER: "user",
     IntegrationSource.OTLP: "enduser.id",
 }
-
-
-# An NDJSON line that is not JSON (json_records): refused as a record, alone.
-UNREADABLE = object()
 
 
 @dataclass(slots=True)
@@ -70,6 +76,9 @@ class IntegrationResult:
     skipped: int = 0
     rejected: list[RecordRejection] = field(default_factory=list)
     unmetered: list[dict] = field(default_factory=list)
+    # The models the calls billed are priced as at a card's default row, or no row
+    # (model_names.unpriced): sorted, each once.
+    unpriced_models: list[str] = field(default_factory=list)
 
 
 class TooManyRecords(Exception):
@@ -164,12 +173,13 @@ def calls_ingest(
     row: IntegrationSource, received: Received, *, now: datetime | None = None
 ) -> IntegrationResult:
     """Store the calls' events; the answer names refused records by their index in
-    the request and their call id."""
+    the request and their call id, and the models priced at a card's default row."""
     now = now or datetime.now(UTC)
     mapping = mapping_of(row)
+    card = card_models(mapping.event_name)
     result = IntegrationResult(skipped=received.skipped, rejected=list(received.rejected))
     refused_calls: dict[int, str] = {}
-    for batch in _batches(received.calls, mapping):
+    for batch in _batches(received.calls, mapping, card):
         events = [event for _, call_events_ in batch for event in call_events_]
         owners = [call for call, call_events_ in batch for _ in call_events_]
         ingested = events_ingest(events=events, now=now, may_hold_unstorable=False)
@@ -191,17 +201,61 @@ def calls_ingest(
         else:
             result.calls += 1
     result.rejected.sort(key=lambda r: r.index)
-    _remember(row, mapping, received, result, now=now)
+    names = _names_priced(received.calls, mapping, card)
+    billed = [call for call in received.calls if id(call) not in refused_calls]
+    _unpriced_note(row, billed, names, card, result, now=now)
+    _remember(row, mapping, received, result, names=names, now=now)
     return result
 
 
-def _batches(calls: list[Call], mapping: SourceMapping):
+def _names_priced(
+    calls: list[Call], mapping: SourceMapping, card: set[str]
+) -> dict[tuple[str, str | None], PricedModel]:
+    """What each pair of names (sent, asked for) the calls carry is priced as."""
+    names: dict[tuple[str, str | None], PricedModel] = {}
+    for call in calls:
+        key = (call.model, call.requested_model)
+        if key not in names:
+            names[key] = mapping.priced(call, card)
+    return names
+
+
+def _unpriced_note(
+    row: IntegrationSource,
+    billed: list[Call],
+    names: dict[tuple[str, str | None], PricedModel],
+    card: set[str],
+    result: IntegrationResult,
+    *,
+    now: datetime,
+) -> None:
+    """The models the billed calls are priced as at a card's default row: listed in
+    the answer, their calls counted (billing_unpriced_model_calls_total), and each
+    new one announced to finance (unpriced_alerts)."""
+    first: dict[str, UnpricedCall] = {}
+    count = 0
+    for call in billed:
+        priced = names[(call.model, call.requested_model)]
+        if unpriced(priced, card):
+            count += 1
+            if priced.model not in first:
+                first[priced.model] = UnpricedCall(
+                    priced.model, call.model, call.requested_model, call.customer
+                )
+    if not first:
+        return
+    result.unpriced_models = sorted(first)
+    metrics.unpriced_model_calls_counted(source=row.source, calls=count)
+    unpriced_models_announce(source=row.source, calls=list(first.values()), now=now)
+
+
+def _batches(calls: list[Call], mapping: SourceMapping, card: set[str]):
     """The calls with their events, in batches of at most MAX_EVENTS_PER_BATCH
     events, a call's events never split."""
     batch: list[tuple[Call, list[dict]]] = []
     size = 0
     for call in calls:
-        events = call_events(call, mapping)
+        events = call_events(call, mapping, card=card)
         if not events:
             continue
         if size + len(events) > MAX_EVENTS_PER_BATCH and batch:
@@ -227,41 +281,41 @@ class PreviewBuffer:
         self._lock = threading.Lock()
         self._entries: dict[str, list[dict]] = {}
         self._calls: dict[str, Counter] = {}
-        self._mapped: dict[str, dict[str, str]] = {}
+        self._names: dict[str, dict[str, dict]] = {}
         self._written: dict[str, float] = {}
         self.clock = time.monotonic
 
     def clear(self) -> None:
         with self._lock:
-            self._entries, self._calls, self._mapped, self._written = {}, {}, {}, {}
+            self._entries, self._calls, self._names, self._written = {}, {}, {}, {}
 
     def add(
         self,
         row: IntegrationSource,
-        mapping: SourceMapping,
         entries: list[dict],
         calls: Counter,
+        names: dict[str, dict],
         *,
         urgent: bool,
         now: datetime,
     ) -> None:
+        """`calls`: the calls of each model name sent; `names`: what each was priced
+        as ("mapped") and the name it was asked for by, if another ("requested")."""
         source = row.source
         with self._lock:
             held = self._entries.setdefault(source, [])
             held.extend(entries)
             del held[:-RECENT_CALLS]
             self._calls.setdefault(source, Counter()).update(calls)
-            self._mapped.setdefault(source, {}).update(
-                {model: mapping.model_of(model) for model in calls}
-            )
+            self._names.setdefault(source, {}).update(names)
             due = self.clock() - self._written.get(source, float("-inf"))
             if not urgent and due < settings.BILLING_INTEGRATION_PREVIEW_SECONDS:
                 return
             entries = self._entries.pop(source)
             calls = self._calls.pop(source)
-            mapped = self._mapped.pop(source)
+            names = self._names.pop(source)
             self._written[source] = self.clock()
-        _preview_write(row, entries, calls, mapped, stamp=now.isoformat())
+        _preview_write(row, entries, calls, names, stamp=now.isoformat())
 
 
 preview_buffer = PreviewBuffer()
@@ -273,10 +327,12 @@ def _remember(
     received: Received,
     result: IntegrationResult,
     *,
+    names: dict[tuple[str, str | None], PricedModel],
     now: datetime,
 ) -> None:
     """Add the request's last calls (and refusals) and the model names it received
-    to the source's preview (PreviewBuffer)."""
+    (`names`: what each pair of them is priced as) to the source's preview
+    (PreviewBuffer)."""
     refused = {(r.index, r.id): r.message for r in result.rejected}
     stamp = now.isoformat()
     entries = []
@@ -287,7 +343,7 @@ def _remember(
                 "id": call.id,
                 "customer": call.customer,
                 "model": call.model,
-                "mapped": mapping.model_of(call.model),
+                "mapped": names[(call.model, call.requested_model)].model,
                 "tokens": {
                     mapping.token_type_of(kind) or f"({kind})": count
                     for kind, count in call.tokens.items()
@@ -304,22 +360,29 @@ def _remember(
     if not entries:
         return
     calls = Counter(call.model for call in received.calls)
+    # A name sent under several names asked for keeps the last (a preview's).
+    named = {}
+    for (sent, requested), priced in names.items():
+        named[sent] = {"mapped": priced.model}
+        if requested and requested != sent:
+            named[sent]["requested"] = requested
     seen = row.models_seen or {}
     urgent = bool(result.rejected) or any(model not in seen for model in calls)
-    preview_buffer.add(row, mapping, entries, calls, urgent=urgent, now=now)
+    preview_buffer.add(row, entries, calls, named, urgent=urgent, now=now)
 
 
 def _preview_write(
-    row: IntegrationSource, entries: list[dict], calls: Counter, mapped: dict, *, stamp: str
+    row: IntegrationSource, entries: list[dict], calls: Counter, names: dict, *, stamp: str
 ) -> None:
     """One UPDATE: the entries before the row's last calls, the calls added to its
-    models. Two processes writing at once may each keep its own view (the last to
-    write wins)."""
+    models (each with what it was priced as and the name it was asked for by).
+    Two processes writing at once may each keep its own view (the last to write
+    wins)."""
     seen = dict(row.models_seen or {})
     for model, count in calls.items():
         earlier = seen.get(model) or {}
         seen[model] = {
-            "mapped": mapped[model],
+            **names[model],
             "calls": earlier.get("calls", 0) + count,
             "last_seen": stamp,
         }

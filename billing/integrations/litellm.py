@@ -7,7 +7,13 @@ provider answered, normalized by LiteLLM to OpenAI's shape) or, without one, its
 `prompt_tokens` and `completion_tokens`. OpenAI's counts hold the cached and audio
 tokens inside the prompt's and the reasoning and audio tokens inside the
 completion's; LiteLLM counts Anthropic's cache reads and writes inside the prompt's
-too: each is billed once, under its own kind (billing.integrations.calls)."""
+too: each is billed once, under its own kind (billing.integrations.calls).
+
+Its `model` is the model sent to the provider: through the proxy (its Router) the
+deployment's (`openai/o3`, `azure/my-o3-deployment`), the name the caller asked for
+being the payload's `model_group` (`o3`); from the SDK alone the model called, with
+no model_group. Both are kept, and the model is priced by
+billing.integrations.model_names."""
 
 from collections.abc import Mapping
 
@@ -20,6 +26,7 @@ from billing.integrations.calls import (
     INPUT,
     OUTPUT,
     REASONING,
+    UNREADABLE,
     Call,
     RecordRejected,
     RecordSkipped,
@@ -32,7 +39,6 @@ from billing.integrations.calls import (
     text_field,
     token_count,
 )
-from billing.integrations.ingest import UNREADABLE
 
 # customer_from -> where the payload names the customer: its end user (the
 # request's `user`: LiteLLM's proxy puts it in `end_user` and the metadata's
@@ -100,6 +106,9 @@ def call_of(record: object, mapping: SourceMapping, index: int) -> Call:
     id_ = call_id(record.get("id") or record.get("litellm_call_id"))
     customer = customer_of(record, mapping.customer_from)
     model = text_field(record.get("model"), "model")
+    # The router's model group (the proxy's public model name); "" or absent without one.
+    group = record.get("model_group")
+    requested = None if group in (None, "") else text_field(group, "model_group")
     moment = epoch_moment(record.get("startTime"), "startTime")
     usage = _mapping(_mapping(record, "metadata"), "usage_object") or record
     if usage.get("prompt_tokens") is None and usage.get("completion_tokens") is None:
@@ -128,4 +137,4 @@ def call_of(record: object, mapping: SourceMapping, index: int) -> Call:
         REASONING: reasoning,
         AUDIO_OUTPUT: audio_out,
     }
-    return Call(id_, customer, model, moment, tokens, index=index)
+    return Call(id_, customer, model, moment, tokens, requested_model=requested, index=index)

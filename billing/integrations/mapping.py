@@ -1,8 +1,9 @@
 """A source's mapping as finance reads and changes it, through the API (GET/PUT
 /api/v1/integrations/<source>) or the admin: one validation for both
 (mapping_checked), and which of the model names received the rate card knows
-(card_models): a model the card does not name is priced at the card's default
-row, which finance must see before the invoice does."""
+(card_models, models_seen_of, priced as ingestion prices them:
+billing.integrations.model_names): a model the card does not name is priced at the
+card's default row, which finance must see before the invoice does."""
 
 from collections.abc import Mapping
 
@@ -10,6 +11,7 @@ from billing.core.errors import InvalidRequest
 from billing.integration_models import IntegrationSource
 from billing.integrations import litellm
 from billing.integrations.calls import TOKEN_KINDS, RecordRejected, text_field
+from billing.integrations.model_names import priced_model, unpriced
 from plans.models import ChargeRate, PlanVersion
 
 FIELDS = ("event_name", "customer_from", "models", "token_types")
@@ -135,13 +137,17 @@ def card_models(event_name: str) -> set[str]:
 
 
 def models_seen_of(row: IntegrationSource) -> dict[str, dict]:
-    """The model names received, each with what the mapping makes of it now
-    (`mapped`: the next call is billed so) and whether the card knows that name
-    (`known`: false is priced at the card's default row)."""
-    known = card_models(row.event_name)
+    """The model names received (as sent; `requested`: the name they were asked
+    for by, where another), each with what it is priced as now (`mapped`: the next
+    call is billed so, by the mapping, the name asked for or the bare name) and
+    whether that prices it (`known`: false is priced at the card's default row, and
+    listed as unpriced; true too when no card names any model)."""
+    card = card_models(row.event_name)
     models = row.models or {}
     seen = {}
     for model, entry in (row.models_seen or {}).items():
-        mapped = models.get(model, model)
-        seen[model] = {**entry, "mapped": mapped, "known": mapped in known}
+        priced = priced_model(
+            sent=model, requested=entry.get("requested"), models=models, card=card
+        )
+        seen[model] = {**entry, "mapped": priced.model, "known": not unpriced(priced, card)}
     return seen

@@ -8,8 +8,10 @@ a name the card knows (sent, then asked for); that name without its provider pre
 (`openai/`, `anthropic/`) and its dated snapshot suffix (`-2024-08-06`,
 `-20250514`, `@20250514`). A call none of them prices keeps the name the caller
 asked for, else the name sent (what finance maps): the card's default row prices
-it, and the answer lists it as unpriced. One rule, read at ingestion and again when stored usage is
-re-rated (events keep `source_model` and `requested_model` as sent)."""
+it, and the answer lists it as unpriced (unless no card names any model: then
+every model is priced alike, see `unpriced`). One rule, read at ingestion and again
+when stored usage is re-rated (events keep `source_model` and `requested_model` as
+sent)."""
 
 import re
 from collections.abc import Collection, Mapping
@@ -58,3 +60,11 @@ def priced_model(
         if bare in card:
             return PricedModel(bare, True)
     return PricedModel(requested or sent, False)
+
+
+def unpriced(priced: PricedModel, card: Collection[str]) -> bool:
+    """Whether a call priced so is one finance must see (a gateway's
+    `unpriced_models`, the admin's flag, the alert): no card names its model while
+    some card names models. Where no card names any model, every model is priced
+    alike (by token type, or one price), and there is nothing to map."""
+    return not priced.priced and bool(card)

@@ -7,8 +7,10 @@ is a model call that failed (status ERROR).
 A call's id is its span's, `<traceId>:<spanId>` in hex, so that an exporter's retry
 of the same span is a duplicate. Its customer is the attribute the source's mapping
 names (customer_from, `enduser.id` unless finance changed it), on the span or else
-on its resource; its model is the model that answered (gen_ai.response.model), else
-the one asked for (gen_ai.request.model); its moment is the span's start.
+on its resource; its model is the model that answered (gen_ai.response.model, often a
+dated snapshot: gpt-4o-2024-08-06), else the one asked for (gen_ai.request.model),
+which is kept too (Call.requested_model) for billing.integrations.model_names to
+price the call by; its moment is the span's start.
 
 The conventions count cached and cache-written tokens inside input_tokens and
 reasoning tokens inside output_tokens: each is billed once, under its own kind
@@ -241,12 +243,12 @@ def call_of(span: SpanRead, mapping: SourceMapping, index: int) -> Call:
     if isinstance(customer, int) and not isinstance(customer, bool):
         customer = str(customer)
     customer = text_field(customer, f"customer ({mapping.customer_from})")
-    model_from = (
-        RESPONSE_MODEL if attributes.get(RESPONSE_MODEL) not in (None, "") else REQUEST_MODEL
-    )
-    if attributes.get(model_from) in (None, ""):
+    requested = attributes.get(REQUEST_MODEL)
+    requested = None if requested in (None, "") else text_field(requested, REQUEST_MODEL)
+    answered = attributes.get(RESPONSE_MODEL)
+    model = requested if answered in (None, "") else text_field(answered, RESPONSE_MODEL)
+    if model is None:
         raise RecordRejected(f"the span names no model ({RESPONSE_MODEL} or {REQUEST_MODEL})")
-    model = text_field(attributes[model_from], model_from)
     if span.start in (None, 0, "0", ""):
         raise RecordRejected("the span has no startTimeUnixNano")
     moment = epoch_moment(span.start, "startTimeUnixNano", scale=10**9)
@@ -270,6 +272,7 @@ def call_of(span: SpanRead, mapping: SourceMapping, index: int) -> Call:
         moment,
         tokens,
         provider_cost=None if cost is None else provider_cost(cost, COST),
+        requested_model=requested,
         index=index,
     )
 

@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy
 from billing.core import customer_text
 from billing.core.customer_text import CustomerText
 from billing.core.vocabulary import ConsumptionModel
+from billing.integration_models import IntegrationSource
 from billing.models import Alert
 from billing.notifications import channel_messages
 from customers.models import Customer
@@ -27,6 +28,7 @@ SUBJECTS = {
     Alert.PAYMENT_FAILED: gettext_lazy("A payment failed"),
     Alert.MARGIN_LOW: gettext_lazy("A customer's margin is below the threshold"),
     Alert.BUDGET_THRESHOLD: gettext_lazy("A budget threshold is reached"),
+    Alert.UNPRICED_MODEL: gettext_lazy("A model no rate card prices"),
 }
 
 
@@ -271,6 +273,29 @@ def _budget_threshold(facts: Facts) -> tuple[str, str] | None:
     return None if words is None else channel_messages.email_text(words)
 
 
+def _unpriced_model(facts: Facts) -> tuple[str, str] | None:
+    if not facts.has("source", "model", "source_model"):
+        return None
+    data = facts.data
+    sent = data["source_model"]
+    if data.get("requested_model") and data["requested_model"] != sent:
+        sent = _("%(sent)s, asked for as %(requested)s") % {
+            "sent": sent,
+            "requested": data["requested_model"],
+        }
+    text = _(
+        "%(source)s sent a call of model %(model)s (%(sent)s), first for %(customer)s, "
+        "and no rate card names that model: its usage is priced at the card's default row. "
+        "Map it to a model the card prices (Usage sources), or add it to the card."
+    ) % {
+        "source": dict(IntegrationSource.SOURCES).get(data["source"], data["source"]),
+        "model": data["model"],
+        "sent": sent,
+        "customer": facts.customer.name,
+    }
+    return str(SUBJECTS[Alert.UNPRICED_MODEL]), text
+
+
 _SENTENCES = {
     Alert.USAGE_THRESHOLD: _usage_threshold,
     Alert.SPEND_LIMIT: _spend_limit,
@@ -279,4 +304,5 @@ _SENTENCES = {
     Alert.PAYMENT_FAILED: _payment_failed,
     Alert.MARGIN_LOW: _margin_low,
     Alert.BUDGET_THRESHOLD: _budget_threshold,
+    Alert.UNPRICED_MODEL: _unpriced_model,
 }

@@ -1,10 +1,11 @@
 """Alerts: usage thresholds, low balance, auto top-up done, spend limit reached,
-payment failed, margin low. An alert fires once per customer, kind, period and
-key; it is announced by a signed webhook to each endpoint that takes its type
-and an email to the customer (not for TEAM_ONLY kinds) and to the seller's team
-addresses that take its kind, both sent after commit. Which alerts to raise is
-decided where the fact is known (billing.usage.alerts, wallets,
-invoices.collection, billing.margins.alerts)."""
+payment failed, margin low, a model no rate card prices. An alert fires once per
+customer, kind, period and key; it is announced by a signed webhook to each
+endpoint that takes its type and an email to the customer (not for TEAM_ONLY
+kinds) and to the seller's team addresses that take its kind, both sent after
+commit. Which alerts to raise is decided where the fact is known
+(billing.usage.alerts, wallets, invoices.collection, billing.margins.alerts,
+billing.integrations.unpriced_alerts)."""
 
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -36,7 +37,7 @@ PAYMENT_FAILED = Alert.PAYMENT_FAILED
 
 KINDS = {kind for kind, _ in Alert.KINDS}
 # Kinds about the seller's business, never emailed to the customer they are about.
-TEAM_ONLY = frozenset({Alert.MARGIN_LOW})
+TEAM_ONLY = frozenset({Alert.MARGIN_LOW, Alert.UNPRICED_MODEL})
 # Kinds of the limits the customer set itself: sent to the channels it chose there
 # (billing.notifications.channels, an e-mail address among them), not to its
 # billing contact's address as well; the seller's team still takes its copy.

@@ -6,6 +6,7 @@ from datetime import UTC
 
 import pytest
 
+from billing.integrations.unpriced_alerts import announced
 from customers.services import customer_create
 from tests.factories import api_client, llm_tokens_meter, subscribe
 
@@ -84,3 +85,12 @@ def _preview_at_once(settings):
     BILLING_INTEGRATION_PREVIEW_SECONDS otherwise): the tests read it after each.
     tests/integrations/test_preview_buffer.py tests the wait."""
     settings.BILLING_INTEGRATION_PREVIEW_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
+def _no_model_announced_yet():
+    """A process remembers the unpriced models finance was told of (the database
+    rows it read are gone after a test): each test starts knowing none."""
+    announced.clear()
+    yield
+    announced.clear()

@@ -15,6 +15,7 @@ from tests.test_admin_languages import words
 pytestmark = pytest.mark.django_db
 
 DATED = "openai/gpt-4o-2024-08-06"
+FINE_TUNED = "acme-ft-gpt-4o-2025"
 LIST = "/admin/billing/integrationsource/"
 
 
@@ -101,20 +102,29 @@ def test_a_wrong_mapping_is_shown_and_nothing_is_stored(finance, changes, messag
 
 
 def test_the_preview_shows_the_last_calls_and_flags_a_model_the_card_does_not_know(finance, s35):
-    post([payload("call-1", model=DATED, cached=0, prompt=1_000_000, completion=5)])
+    post([payload("call-1", model=FINE_TUNED, cached=0, prompt=1_000_000, completion=5)])
     post([payload("call-2", model="gpt-4o", cached=250_000, prompt=1_000_000, completion=5)])
+    # Priced without a mapping: a dated name with its provider, and a proxy's
+    # deployment by the model group it was asked for by.
+    post([payload("call-3", model=DATED, cached=0, prompt=10, completion=0)])
+    deployment = payload("call-4", model="azure/o3-eastus", cached=0, prompt=10, completion=0)
+    post([deployment | {"model_group": "o3"}])
     url = change_url("litellm")
     # Each token type and its count is a tag of its own: read without the space before a comma.
     page = words(finance.get(url).content.decode()).replace(" ,", ",")
     assert "Last calls received" in page and "Models received" in page
-    assert f"call-1 acme {DATED} \N{RIGHTWARDS ARROW} {DATED} input 1,000,000, output 5" in page
+    assert f"call-1 acme {FINE_TUNED} \N{RIGHTWARDS ARROW} {FINE_TUNED} input 1,000,000" in page
     assert "call-2 acme gpt-4o \N{RIGHTWARDS ARROW} gpt-4o input 750,000" in page
-    assert (
-        f"{DATED} {DATED} 1" in page and "not on the rate card: priced at the default row" in page
-    )
+    assert f"call-3 acme {DATED} \N{RIGHTWARDS ARROW} gpt-4o input 10" in page
+    assert "call-4 acme azure/o3-eastus \N{RIGHTWARDS ARROW} o3 input 10" in page
+    # The unpriced model first, flagged; the others as they are priced.
+    models = page[page.index("Model received") : page.index("Last calls received")]
+    assert models.index(f"{FINE_TUNED} {FINE_TUNED} 1") < models.index(f"{DATED} gpt-4o 1")
+    assert "not on the rate card: priced at the default row" in models
     assert page.count("not on the rate card") == 1
+    assert "azure/o3-eastus (asked for as o3) o3 1" in models
 
-    finance.post(url, form_data(models=f"{DATED} = gpt-4o"))
+    finance.post(url, form_data(models=f"{FINE_TUNED} = gpt-4o"))
     page = words(finance.get(url).content.decode())
     assert "not on the rate card" not in page
-    assert f"{DATED} gpt-4o 1" in page
+    assert f"{FINE_TUNED} gpt-4o 1" in page

@@ -10,8 +10,10 @@ import time_machine
 from billing.core.errors import InvalidRequest
 from billing.integration_models import IntegrationSource
 from billing.integrations.mapping import mapping_checked
+from billing.models import Alert
+from plans.services import meter_create
 from tests.factories import api_client
-from tests.integrations.conftest import usage_rates
+from tests.integrations.conftest import S35_CARD, row, usage_rates
 from tests.integrations.test_litellm_ingest import NOW, payload, post
 
 pytestmark = pytest.mark.django_db
@@ -156,7 +158,8 @@ def test_an_unknown_source_is_404():
 
 
 def test_an_unmapped_model_is_flagged_then_mapping_it_bills_the_next_call_at_its_row(s35):
-    dated = "openai/gpt-4o-2024-08-06"
+    # A fine-tuned model: neither its name nor its bare name is on the card.
+    dated = "openai/acme-ft-gpt-4o-2025"
     first = post([payload("call-1", model=dated, cached=0, prompt=1_000_000, completion=0)])
     assert first.status_code == 202 and first.json()["calls"] == 1, first.json()
     post([payload("call-2", model="gpt-4o", cached=0, prompt=1_000_000, completion=0)])
@@ -190,5 +193,49 @@ def test_an_unmapped_model_is_flagged_then_mapping_it_bills_the_next_call_at_its
 
 
 def test_a_model_on_a_card_of_another_event_name_is_not_known(s35):
+    # given: a card on other.tokens that prices o3 alone
+    meter_create(
+        code="other_tokens",
+        name="Other tokens",
+        event_name="other.tokens",
+        aggregation="sum",
+        value_property="tokens",
+        group_by=["model"],
+    )
+    card = {**S35_CARD, "meter": "other_tokens", "price_by": ["model"]}
+    card["rates"] = [row("3.00", model="o3"), row("1.00")]
+    plan = {"code": "other", "name": "Other", "currency": "USD", "base_fee": "0"}
+    created = api_client("admin").post(
+        "/api/v1/plans", plan | {"publish": True, "charges": [card]}, format="json"
+    )
+    assert created.status_code == 201, created.json()
     post([payload("call-1", model="gpt-4o", cached=0, prompt=10, completion=0)])
+
     assert put({"event_name": "other.tokens"}).json()["models_seen"]["gpt-4o"]["known"] is False
+
+
+def test_where_no_card_prices_by_model_every_model_is_known(s35):
+    """A card priced by token type alone prices every model alike: nothing to map,
+    no model flagged, listed as unpriced or announced."""
+    meter_create(
+        code="flat_tokens",
+        name="Flat tokens",
+        event_name="flat.tokens",
+        aggregation="sum",
+        value_property="tokens",
+        group_by=["token_type"],
+    )
+    card = {**S35_CARD, "meter": "flat_tokens", "price_by": ["token_type"]}
+    card["rates"] = [row("2.00", token_type="input"), row("1.00")]
+    plan = {"code": "flat", "name": "Flat", "currency": "USD", "base_fee": "0"}
+    created = api_client("admin").post(
+        "/api/v1/plans", plan | {"publish": True, "charges": [card]}, format="json"
+    )
+    assert created.status_code == 201, created.json()
+    put({"event_name": "flat.tokens"})
+
+    answer = post([payload("call-1", model="acme-ft-gpt-4o-2025", prompt=10, cached=0)])
+
+    assert answer.json()["calls"] == 1 and answer.json()["unpriced_models"] == []
+    assert get().json()["models_seen"]["acme-ft-gpt-4o-2025"]["known"] is True
+    assert not Alert.objects.filter(kind=Alert.UNPRICED_MODEL).exists()

@@ -1,6 +1,6 @@
 """Mapping a gateway's model name in a real browser (Debian's Chromium through
-Playwright), at 1366 px: a LiteLLM call arrives with a dated model name S35's card
-does not know; Finance opens the source, sees it flagged as priced at the default
+Playwright), at 1366 px: a LiteLLM call arrives with a fine-tuned model's name S35's
+card does not know; Finance opens the source, sees it flagged as priced at the default
 row, maps it onto gpt-4o and saves; the flag is gone. Screenshots in the test's
 output directory."""
 
@@ -14,13 +14,14 @@ from billing.integration_models import IntegrationSource
 from tests.integrations.test_litellm_ingest import payload, post
 
 PASSWORD = "map-the-models-1"
-DATED = "openai/gpt-4o-2024-08-06"
+# Neither the card nor its bare name (without provider and date) knows it.
+DATED = "openai/acme-ft-gpt-4o-2025"
 UNKNOWN = "not on the rate card: priced at the default row"
 
 
 @pytest.mark.django_db(transaction=True)
 def test_finance_maps_a_model_the_card_does_not_know(s35, live_server, browser_page, output_dir):
-    # given: a call with the dated model name, and a Finance user
+    # given: a call with the fine-tuned model's name, and a Finance user
     received = post([payload("call-1", model=DATED, cached=0, prompt=1_000_000, completion=40)])
     assert received.status_code == 202 and received.json()["calls"] == 1, received.json()
     call_command("setup_roles", verbosity=0)

@@ -70,6 +70,7 @@ def test_s35_litellm_call_bills_input_cached_and_output_once(s35):
         "calls": 1,
         "skipped": 0,
         "rejected": [],
+        "unpriced_models": [],
     }
     again = post([payload()])
     assert again.json()["accepted"] == 0 and again.json()["duplicates"] == 3
@@ -80,6 +81,7 @@ def test_s35_litellm_call_bills_input_cached_and_output_once(s35):
     assert events["call-1:cached_input"]["tokens"] == 200_000
     assert events["call-1:output"] == {
         "model": "gpt-4o",
+        "source_model": "gpt-4o",
         "token_type": "output",
         "tokens": 100_000,
         "source": "litellm",

@@ -180,11 +180,25 @@ def test_litellm_logs_calls_priced_by_s35_failures_free_resends_once(
 
     assert first == (
         202,
-        {"accepted": 6, "duplicates": 0, "calls": 2, "skipped": 1, "rejected": []},
+        {
+            "accepted": 6,
+            "duplicates": 0,
+            "calls": 2,
+            "skipped": 1,
+            "rejected": [],
+            "unpriced_models": [],
+        },
     )
     assert again == (
         202,
-        {"accepted": 0, "duplicates": 6, "calls": 2, "skipped": 1, "rejected": []},
+        {
+            "accepted": 0,
+            "duplicates": 6,
+            "calls": 2,
+            "skipped": 1,
+            "rejected": [],
+            "unpriced_models": [],
+        },
     )
     events = {
         e.event_id: (e.properties["model"], e.properties["token_type"], e.properties["tokens"])
@@ -277,7 +291,15 @@ def test_an_anthropic_call_bills_its_cache_reads_and_writes_apart(
     assert usage["cache_creation_input_tokens"] == 300_000
     assert answer == (
         202,
-        {"accepted": 4, "duplicates": 0, "calls": 1, "skipped": 0, "rejected": []},
+        {
+            "accepted": 4,
+            "duplicates": 0,
+            "calls": 1,
+            "skipped": 0,
+            "rejected": [],
+            # S35's card has no Claude row: priced at its default.
+            "unpriced_models": ["claude-sonnet-4-5"],
+        },
     )
     events = {
         e.event_id: (e.properties["token_type"], e.properties["tokens"])
@@ -317,6 +339,13 @@ def test_a_batch_as_large_as_litellm_sends_is_taken(sdk, live_server, s35):
     assert len(json.dumps(payloads, default=str)) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     assert answer == (
         202,
-        {"accepted": 3 * calls, "duplicates": 0, "calls": calls, "skipped": 0, "rejected": []},
+        {
+            "accepted": 3 * calls,
+            "duplicates": 0,
+            "calls": calls,
+            "skipped": 0,
+            "rejected": [],
+            "unpriced_models": [],
+        },
     )
     assert UsageEvent.objects.count() == 3 * calls

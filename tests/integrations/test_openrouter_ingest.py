@@ -84,6 +84,7 @@ def test_s35_openrouter_o3_with_reasoning_bills_3_40_and_keeps_its_cost(o3_mappe
         "calls": 1,
         "skipped": 0,
         "rejected": [],
+        "unpriced_models": [],
     }
     assert post(completion()).json()["duplicates"] == 4
     with time_machine.travel(NOW, tick=False):
@@ -97,7 +98,13 @@ def test_s35_openrouter_o3_with_reasoning_bills_3_40_and_keeps_its_cost(o3_mappe
     cost = UsageEvent.objects.get(event_id="gen-1:provider_cost")
     assert (cost.event_name, cost.properties) == (
         "llm.provider_cost",
-        {"model": "o3", "cost": "2.9", "currency": "USD", "source": "openrouter"},
+        {
+            "model": "o3",
+            "source_model": "openai/o3",
+            "cost": "2.9",
+            "currency": "USD",
+            "source": "openrouter",
+        },
     )
 
 

@@ -132,8 +132,11 @@ def test_json_export_bills_the_model_span_once_and_skips_the_rest(mapped):
     events = stored()
     assert sorted(events) == [f"{TRACE}:{span_id(1)}:input", f"{TRACE}:{span_id(1)}:output"]
     event = events[f"{TRACE}:{span_id(1)}:input"]
+    # Priced as the mapping says; the names the span gave kept for re-rating.
     assert event.properties == {
         "model": "gpt-4o",
+        "source_model": "gpt-4o-2024-08-06",
+        "requested_model": "gpt-4o",
         "token_type": "input",
         "tokens": 400_000,
         "source": "otlp",
@@ -191,6 +194,8 @@ def test_cached_reasoning_deprecated_names_span_customer_and_cost(mapped):
     }
     assert events[f"{call}:provider_cost"].properties == {
         "model": "o3",
+        "source_model": "o3",
+        "requested_model": "gpt-4o",
         "cost": "0.0123",
         "currency": "USD",
         "source": "otlp",
