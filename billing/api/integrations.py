@@ -228,7 +228,7 @@ class OpenRouterIngestApi(GatewayIngestApi):
         sends (read as POST /v1/traces reads one, with this source's mapping)."""
         records = self.records_of(body)
         if len(records) == 1 and isinstance(records[0], dict) and "resourceSpans" in records[0]:
-            return export_received(records[0], mapping)
+            return export_received(records[0], openrouter.broadcast_mapping(mapping))
         return records_received(openrouter.unwrapped(records), mapping, openrouter.call_of)
 
 
