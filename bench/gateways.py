@@ -254,8 +254,8 @@ def run(way: str, bodies_per_client: list[list[bytes]], key: str, port: int) -> 
     return max(o[2] for o in outcomes) - min(o[1] for o in outcomes)
 
 
-# About 210,000 gzip members of nothing, 20 bytes each: 4 MB a gateway's endpoint
-# once took 90 s and more to refuse (each member copied the rest of the body).
+# About 210,000 gzip members of nothing, 20 bytes each: 4 MiB a gateway's endpoint
+# once took 16 s to refuse (each member copied the rest of the body).
 EMPTY_MEMBERS_SIZE = 4 * 1024 * 1024
 # LiteLLM's default batch, each call with a prompt of about 62 KB: 31.5 MiB.
 BIG_BATCH_CALLS = 512
