@@ -497,7 +497,7 @@ def test_bad_records_are_named_and_the_good_one_stored(o3_mapped):
     ]
 
 
-migration = import_module("billing.migrations.0041_openrouter_customer_per_kind")
+migration = import_module("billing.migrations.0042_openrouter_customer_per_kind")
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ def customer_user(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0040_outbound_pause"),
+        ("billing", "0041_unpriced_models"),
     ]
 
     operations = [
