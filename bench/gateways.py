@@ -18,9 +18,18 @@ last one's rows are folded (untimed, so no way pays for another's folds), with
 --clients processes posting their share of requests, each on a connection of its
 own. Reported: each way's events a second (the median of the rounds), its ratio to
 POST /events' in the same round (the target: at least 0.8), and the server's CPU
-milliseconds a thousand events. Prints figures only."""
+milliseconds a thousand events.
+
+Then the bodies a gateway endpoint must survive (issue 92), each posted alone to an
+idle server: 4 MiB of empty gzip members (about 210,000 of them, 20 bytes each) to
+LiteLLM's path and to /v1/traces, timed (the target: answered within a second, a
+4xx: they unpack to nothing, which is no batch); and LiteLLM's default batch of 512
+calls with long prompts, 31.5 MiB, timed, with what it added to the server's peak
+memory (the target: accepted, every call billed). --bodies-only runs these alone.
+Prints figures only."""
 
 import argparse
+import gzip
 import http.client
 import json
 import multiprocessing as mp
@@ -245,6 +254,80 @@ def run(way: str, bodies_per_client: list[list[bytes]], key: str, port: int) -> 
     return max(o[2] for o in outcomes) - min(o[1] for o in outcomes)
 
 
+# About 210,000 gzip members of nothing, 20 bytes each: 4 MiB a gateway's endpoint
+# once took 16 s to refuse (each member copied the rest of the body).
+EMPTY_MEMBERS_SIZE = 4 * 1024 * 1024
+# LiteLLM's default batch, each call with a prompt of about 62 KB: 31.5 MiB.
+BIG_BATCH_CALLS = 512
+BIG_BATCH_SIZE = 31 * 1024 * 1024 + 512 * 1024
+
+
+def empty_gzip_members() -> bytes:
+    member = gzip.compress(b"", mtime=0)
+    return member * (EMPTY_MEMBERS_SIZE // len(member))
+
+
+def big_litellm_batch(first: int, stamp: datetime) -> bytes:
+    """LiteLLM's default batch (BIG_BATCH_CALLS calls) padded with long prompts to
+    BIG_BATCH_SIZE bytes, as a proxy logging its messages sends it."""
+    calls = range(first, first + BIG_BATCH_CALLS)
+    base = litellm_body(calls, stamp)
+    prompt = "x" * ((BIG_BATCH_SIZE - len(base)) // BIG_BATCH_CALLS)
+    payloads = json.loads(base)
+    for payload in payloads:
+        payload["messages"].append({"role": "user", "content": prompt})
+    return json.dumps(payloads).encode()
+
+
+def timed_post(port: int, path: str, body: bytes, headers: dict) -> tuple[int, bytes, float]:
+    """(status, answer, seconds); status 0 when the server closed the connection
+    before taking the whole body (a body refused unread)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    started = time.perf_counter()
+    try:
+        conn.request("POST", path, body=body, headers=headers)
+        response = conn.getresponse()
+        status, payload = response.status, response.read()
+    except OSError as exc:
+        status, payload = 0, str(exc).encode()
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return status, payload, elapsed
+
+
+def body_checks(server: "Server", key: str, port: int, first: int) -> None:
+    """The bodies a gateway's endpoint must take or refuse in linear time (the
+    module's note), each alone on an idle server."""
+    auth = {"Authorization": f"Bearer {key}"}
+    members = empty_gzip_members()
+    for way in ("litellm", "otlp"):
+        headers = auth | {"Content-Type": CONTENT_TYPES[way], "Content-Encoding": "gzip"}
+        status, payload, elapsed = timed_post(port, PATHS[way], members, headers)
+        print(
+            f"{way:8} {len(members) / 2**20:.1f} MiB of empty gzip members: {status} in "
+            f"{elapsed:.2f} s; "
+            + record(f"4 MB of empty gzip members ({way})", elapsed, "s", target=1, higher=False),
+            flush=True,
+        )
+        if status >= 500:
+            print(f"  answer: {payload[:200]!r}")
+    batch = big_litellm_batch(first, datetime.now(UTC))
+    _, peak_before = server.memory_mib()
+    headers = auth | {"Content-Type": CONTENT_TYPES["litellm"]}
+    status, payload, elapsed = timed_post(port, PATHS["litellm"], batch, headers)
+    _, peak_after = server.memory_mib()
+    answer = json.loads(payload) if status == 202 else {}
+    grown = peak_after - peak_before
+    print(
+        f"litellm  {BIG_BATCH_CALLS} calls, {len(batch) / 2**20:.1f} MiB: {status} in "
+        f"{elapsed:.2f} s, {answer.get('calls', 0)} calls billed, server peak memory "
+        f"+{grown:.0f} MiB",
+        flush=True,
+    )
+    if status != 202:
+        print(f"  answer: {payload[:200]!r}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=60_000, help="calls a way a round")
@@ -254,6 +337,9 @@ def main():
     add_server_arguments(parser, workers=len(os.sched_getaffinity(0)) + 1)
     parser.add_argument("--database", default=DB_NAME)
     parser.add_argument("--port", type=int, default=PORT)
+    parser.add_argument(
+        "--bodies-only", action="store_true", help="only the bodies' figures (the module's note)"
+    )
     args = parser.parse_args()
 
     database_url = fresh_database(args.database)
@@ -288,6 +374,8 @@ def main():
     rates: dict[str, list[float]] = {way: [] for way in WAYS}
     ratios: dict[str, list[float]] = {way: [] for way in WAYS}
     cpu: dict[str, list[float]] = {way: [] for way in WAYS}
+    if args.bodies_only:
+        args.rounds = 0
     try:
         # A request each way from every client first: the workers' caches and
         # connections warm, on ids of their own.
@@ -326,8 +414,12 @@ def main():
             for way in WAYS:
                 rates[way].append(round_rates[way])
                 ratios[way].append(round_rates[way] / round_rates["events"])
+        settle(database_url)
+        body_checks(server, key, args.port, first)
     finally:
         server.stop()
+    if args.bodies_only:
+        return
 
     print(f"\n{server.describe()}, {args.clients} clients, {args.per_request} calls a request")
     for way in WAYS:

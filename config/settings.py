@@ -339,8 +339,11 @@ SPECTACULAR_SETTINGS = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 # A gateway's or an exporter's request (billing.api.integrations): LiteLLM's logging
 # payloads carry each call's messages and answer, so its batches are larger than
-# POST /events'; a gzip body is held to this size unpacked too.
-BILLING_INTEGRATION_MAX_BODY = 8 * 1024 * 1024
+# POST /events': its default batch of 512 calls with long prompts passes 8 MB, and
+# LiteLLM drops a batch answered 413. A gzip body is held to this size unpacked too.
+BILLING_INTEGRATION_MAX_BODY = env_int_at_least(
+    "BILLING_INTEGRATION_MAX_BODY", 32 * 1024 * 1024, DATA_UPLOAD_MAX_MEMORY_SIZE
+)
 # A usage source's preview (its last calls, the models it received) is written by a
 # process at most this often, and at once when a request brings a model it does not
 # show or a refused record (billing.integrations.ingest.PreviewBuffer).

@@ -17,7 +17,11 @@ from hostile_world import Case, World
 LITELLM = "/api/v1/integrations/litellm"
 OPENROUTER = "/api/v1/integrations/openrouter"
 TRACES = "/v1/traces"
-TEN_MB = 10 * 1024 * 1024
+# Past the gateway endpoints' 32 MiB (BILLING_INTEGRATION_MAX_BODY).
+OVER_LIMIT = 33 * 1024 * 1024
+# 4 MiB of empty gzip members: a worker busy for 16 s and more when each member
+# copied the rest of the body.
+EMPTY_MEMBERS = gzip.compress(b"", mtime=0) * (4 * 1024 * 1024 // 20)
 
 
 class Setup:
@@ -68,7 +72,7 @@ class Setup:
         )
         for source, customer_from in (
             ("litellm", "end_user"),
-            ("openrouter", "user"),
+            ("openrouter", "per_kind"),
             ("otlp", "enduser.id"),
         ):
             world.made_with(
@@ -249,14 +253,24 @@ def _litellm_cases(setup: Setup) -> list[Case]:
     def deep_body(customer):
         return setup.send(LITELLM, b"[" * 100_000 + b"]" * 100_000, "application/json")
 
-    def ten_mb(customer):
+    def over_limit(customer):
         good = json.dumps(call(customer, 1))
-        padding = "x" * TEN_MB
+        padding = "x" * OVER_LIMIT
         body = f'[{good}, {{"id": "pad", "messages": "{padding}"}}]'.encode()
         return setup.send(LITELLM, body, "application/json")
 
     def malformed(customer):
         return setup.send(LITELLM, b'[{"id": "a",', "application/json")
+
+    gzipped = {"Content-Encoding": "gzip"}
+
+    def members(customer):
+        return setup.send(LITELLM, EMPTY_MEMBERS, "application/json", **gzipped)
+
+    def members_batch(customer):
+        batch = gzip.compress(json.dumps([call(customer, 1), call(customer, 2)]).encode())
+        body = EMPTY_MEMBERS + batch
+        return setup.send(LITELLM, body, "application/json", **gzipped)
 
     def ndjson_garbage(customer):
         lines = [json.dumps(call(customer, 1)), "{not json", json.dumps(call(customer, 2))]
@@ -272,7 +286,16 @@ def _litellm_cases(setup: Setup) -> list[Case]:
 
     cases += [
         _case(setup, "litellm body 100,000 levels deep", deep_body, statuses={202, 400}, tokens=0),
-        _case(setup, "litellm 10 MB body", ten_mb, statuses={0, 413}, tokens=0),
+        _case(setup, "litellm body over 32 MiB", over_limit, statuses={0, 413}, tokens=0),
+        _case(setup, "litellm 4 MiB of empty gzip members", members, statuses={400}, tokens=0),
+        _case(
+            setup,
+            "litellm a batch after 4 MiB of empty gzip members",
+            members_batch,
+            statuses={202},
+            tokens=two,
+            rejected=[],
+        ),
         _case(setup, "litellm malformed JSON", malformed, statuses={400}, tokens=0),
         _case(
             setup,
@@ -289,6 +312,9 @@ def _litellm_cases(setup: Setup) -> list[Case]:
 
 
 def _openrouter_cases(setup: Setup) -> list[Case]:
+    """Completions (usage accounting, the customer in `user`) and generations as
+    GET /generation answers them (`usage` a number, the customer in
+    `external_user`), the source's customer_from per kind of record."""
     run, now = setup.run, setup.now
 
     def record(customer, n, **usage):
@@ -300,15 +326,29 @@ def _openrouter_cases(setup: Setup) -> list[Case]:
             "usage": {"prompt_tokens": 500, "completion_tokens": 300, "cost": 0.01} | usage,
         }
 
-    def batch(*bad):
+    def generation(customer, n, **changes):
+        return {
+            "id": f"{run}-gen-{customer}-{n}",
+            "model": "openai/o3",
+            "created_at": now.isoformat(),
+            "external_user": customer,
+            "native_tokens_prompt": 500,
+            "native_tokens_completion": 300,
+            "native_tokens_cached": 100,
+            "native_tokens_reasoning": 50,
+            "total_cost": 0.01,
+            "usage": 0.01,
+        } | changes
+
+    def batch(*bad, make=record):
         def send(customer):
-            body = [record(customer, 1), *[record(customer, 9, **b) for b in bad]]
+            body = [record(customer, 1), *[make(customer, 9, **b) for b in bad]]
             body.append(record(customer, 2))
             return setup.send(OPENROUTER, json.dumps(body).encode(), "application/json")
 
         return send
 
-    return [
+    cases = [
         _case(
             setup,
             f"openrouter {name}",
@@ -325,6 +365,34 @@ def _openrouter_cases(setup: Setup) -> list[Case]:
             ("negative prompt", {"prompt_tokens": -1}),
         )
     ]
+    cases += [
+        _case(
+            setup,
+            f"openrouter generation {name}",
+            batch(bad, make=generation),
+            statuses={202},
+            tokens=1600,
+            rejected=[1],
+        )
+        for name, bad in (
+            ("negative native prompt", {"native_tokens_prompt": -1}),
+            ("native counts that are not numbers", {"native_tokens_completion": "many"}),
+            ("more cached than prompt", {"native_tokens_cached": 501}),
+            ("usage a number, total_cost text", {"total_cost": "free"}),
+            ("naming no external_user", {"external_user": None}),
+        )
+    ]
+    cases.append(
+        _case(
+            setup,
+            "openrouter generation as GET /generation answers it",
+            batch({}, make=generation),
+            statuses={202},
+            tokens=2400,
+            rejected=[],
+        )
+    )
+    return cases
 
 
 def _varint(n: int) -> bytes:

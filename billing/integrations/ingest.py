@@ -40,12 +40,16 @@ from billing.integrations.unpriced_alerts import UnpricedCall, unpriced_models_a
 from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, batch_parse, events_ingest
 
 DEFAULT_EVENT_NAME = "llm.tokens"
+# customer_from naming no one field: each kind of record the source sends names the
+# customer by a field of its own (billing.integrations.openrouter.CUSTOMER_FIELDS).
+PER_KIND = "per_kind"
 # Where each source names the customer unless finance says otherwise: LiteLLM's
-# end user (the `user` of the request), OpenRouter's `user`, and for OpenTelemetry
-# the span's or its resource's `enduser.id`.
+# end user (the `user` of the request), OpenRouter's per kind of record (a
+# generation's `external_user`, a completion's `user`), and for OpenTelemetry the
+# span's or its resource's `enduser.id`.
 DEFAULT_CUSTOMER_FROM = {
     IntegrationSource.LITELLM: "end_user",
-    IntegrationSource.OPENROUTER: "user",
+    IntegrationSource.OPENROUTER: PER_KIND,
     IntegrationSource.OTLP: "enduser.id",
 }
 

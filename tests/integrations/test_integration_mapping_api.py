@@ -39,7 +39,7 @@ def put(body, source="litellm", scope="admin"):
 
 @pytest.mark.parametrize(
     "source, customer_from",
-    [("litellm", "end_user"), ("openrouter", "user"), ("otlp", "enduser.id")],
+    [("litellm", "end_user"), ("openrouter", "per_kind"), ("otlp", "enduser.id")],
 )
 def test_get_answers_each_sources_defaults_before_any_call(source, customer_from):
     response = get(source)

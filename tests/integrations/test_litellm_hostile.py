@@ -83,7 +83,7 @@ def test_wrong_content_type_is_415_a_read_only_key_403_no_key_401(s35):
 
 def test_a_body_over_the_limit_is_413_nothing_stored(s35):
     record = payload("big")
-    record["messages"] = [{"role": "user", "content": "x" * (10 * 1024 * 1024)}]
+    record["messages"] = [{"role": "user", "content": "x" * settings.BILLING_INTEGRATION_MAX_BODY}]
     body = json.dumps([record])
     assert len(body) > settings.BILLING_INTEGRATION_MAX_BODY
     response = post(body)

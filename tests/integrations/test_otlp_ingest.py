@@ -378,15 +378,15 @@ def test_malformed_json_and_deep_nesting_are_a_400(mapped):
 
 
 def test_bodies_too_large_are_413_unread_or_unpacked_no_further(mapped):
-    big = post(b"\x0a" * (10 * MIB), "application/x-protobuf")
+    big = post(b"\x0a" * (33 * MIB), "application/x-protobuf")
     assert big.status_code == 413
     assert rpc_status(big).code == 8
-    # 20 MB of zeros in about 20 KB of gzip: refused once 8 MB are unpacked.
+    # 40 MB of zeros in about 40 KB of gzip: refused once 32 MB are unpacked.
     bomb = io.BytesIO()
     with gzip.GzipFile(fileobj=bomb, mode="wb") as packer:
-        for _ in range(20):
+        for _ in range(40):
             packer.write(b"\x00" * MIB)
-    assert len(bomb.getvalue()) < 100_000
+    assert len(bomb.getvalue()) < 200_000
     answer = post(bomb.getvalue(), "application/x-protobuf", HTTP_CONTENT_ENCODING="gzip")
     assert answer.status_code == 413
     assert "unpacked" in rpc_status(answer).message
@@ -442,7 +442,7 @@ def test_refusals_before_the_body(mapped):
 
 
 def test_a_chunked_export_is_read_up_to_the_integration_limit():
-    """A body sent chunked reaches /v1/traces whole up to 8 MB, where other API
+    """A body sent chunked reaches /v1/traces whole up to 32 MiB, where other API
     paths stop at DATA_UPLOAD_MAX_MEMORY_SIZE (config.middleware.SizedBodies)."""
     seen = {}
 
