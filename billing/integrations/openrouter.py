@@ -18,9 +18,12 @@ from decimal import Decimal
 
 from billing.core.periods import parse_instant
 from billing.integrations.calls import (
+    BAD_TOKENS,
     CACHE_WRITE,
     CACHED_INPUT,
     INPUT,
+    NO_CUSTOMER,
+    NOT_JSON,
     OUTPUT,
     REASONING,
     Call,
@@ -64,7 +67,9 @@ def customer_of(record: Mapping, customer_from: str) -> str:
     else:
         value = record.get(customer_from)
     if value is None or value == "":
-        raise RecordRejected(f"the record names no customer (customer_from {customer_from!r})")
+        raise RecordRejected(
+            f"the record names no customer (customer_from {customer_from!r})", code=NO_CUSTOMER
+        )
     return text_field(value, f"customer ({customer_from})")
 
 
@@ -84,7 +89,7 @@ def _moment(record: Mapping):
 
 def call_of(record: object, mapping: SourceMapping, index: int) -> Call:
     if record is UNREADABLE:
-        raise RecordRejected("this line is not JSON")
+        raise RecordRejected("this line is not JSON", code=NOT_JSON)
     if not isinstance(record, dict):
         raise RecordRejected("each record must be a JSON object (an OpenRouter generation)")
     if record.get("cancelled") is True or record.get("error"):
@@ -121,7 +126,7 @@ def call_of(record: object, mapping: SourceMapping, index: int) -> Call:
         reasoning = optional_count(record, "native_tokens_reasoning")
         cost = _cost(record, "total_cost", "total_cost")
     else:
-        raise RecordRejected("the record carries no token usage")
+        raise RecordRejected("the record carries no token usage", code=BAD_TOKENS)
     tokens = {
         INPUT: split_prompt(prompt, cached=cached, cache_write=cache_write),
         CACHED_INPUT: cached,
