@@ -14,13 +14,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from prometheus_client import make_wsgi_app
 from prometheus_client.parser import text_string_to_metric_families
 
 from billing.integration_models import RefusedRecord
 from billing.integrations.refused_records import LONG_TEXT, record_text, refused_records_purge
 from billing.models import UsageEvent
 from billing.tasks import purge_refused_records
-from config.metrics_export import metrics_application, metrics_registry
+from config.metrics_export import metrics_registry
 from customers.services import customer_create
 from tests.factories import api_client, subscribe
 from tests.integrations import test_otlp_ingest as otlp_test
@@ -51,12 +52,13 @@ def usage_amount(customer: str) -> str:
 
 
 def scrape() -> dict:
-    """GET /metrics as Prometheus reads it (manage.py serve_metrics' application):
-    every process's counts, by name and labels."""
+    """GET /metrics as Prometheus reads it from manage.py serve_metrics (its registry:
+    every process's counts, by name and labels; without the application's closing of
+    the database connection, which the test's transaction holds)."""
     environ = {"PATH_INFO": "/metrics"}
     setup_testing_defaults(environ)
     answer = {}
-    body = b"".join(metrics_application(metrics_registry())(environ, lambda *_: None))
+    body = b"".join(make_wsgi_app(metrics_registry())(environ, lambda *_: None))
     for family in text_string_to_metric_families(body.decode()):
         for sample in family.samples:
             answer[(sample.name, frozenset(sample.labels.items()))] = sample.value
@@ -347,3 +349,26 @@ def test_a_refused_span_is_kept_as_an_export_of_it_alone_and_replayed(s35):
     # then: billed once: gpt-4o, 400,000 in at 2.50 and 50,000 out at 10.00 a million
     assert (first["accepted"], first["calls"], second["duplicates"]) == (2, 1, 2)
     assert usage_amount("initech") == "1.50"
+
+
+def test_a_span_openrouters_broadcast_sent_is_replayed_as_a_span(s35):
+    # given: OpenRouter's Broadcast posts an OTLP export to OpenRouter's path; its span
+    # names `user` hooli (OpenRouter's customer field), whom billing does not know yet
+    span = otlp_test.model_span(9, user="hooli", gen_ai__response__model="gpt-4o")
+    with time_machine.travel(NOW, tick=False):
+        answer = api_client("events:write").post(
+            "/api/v1/integrations/openrouter",
+            data=json.dumps(otlp_test.export(span, customer=None)),
+            content_type="application/json",
+        )
+    assert answer.json()["rejected"][0]["error"]["message"] == "unknown customer 'hooli'"
+    (row,) = refused("openrouter").json()["results"]
+    assert row["record"]["resourceSpans"][0]["scopeSpans"][0]["spans"] == [span]
+
+    # when: hooli is created and the span replayed
+    subscribe(customer_create(external_id="hooli", name="Hooli", currency="USD"), "tokens")
+    body = replay(row["id"], source="openrouter").json()
+
+    # then: read as a span again, billed (400,000 in, 50,000 out of gpt-4o)
+    assert (body["accepted"], body["calls"]) == (2, 1)
+    assert usage_amount("hooli") == "1.50"
