@@ -80,3 +80,39 @@ class UnpricedModel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source}: {self.model}"
+
+
+class RefusedRecord(models.Model):
+    """A record a source sent that could not be billed (no customer, a customer we do
+    not know, tokens that do not add up...), kept as received for
+    BILLING_REFUSED_RECORD_DAYS so that an operator sees it and, once the mapping or
+    the customer is fixed, replays it (billing.integrations.refused). `record` is its
+    JSON text, numbers as sent; a record kept cut (see refused.record_text) is not
+    replayable. One row per refusal: a record sent and refused twice is two rows."""
+
+    source = CharField(max_length=16, choices=IntegrationSource.SOURCES, verbose_name=_("source"))
+    received_at = DateTimeField(verbose_name=_("received at"))
+    # RecordRejected.code (billing.integrations.calls.REFUSAL_CODES): why, for machines.
+    reason = CharField(max_length=32, verbose_name=_("reason"))
+    message = models.TextField(verbose_name=_("message"))
+    # The call's id as the answer named it ("" when the record had none readable).
+    call_id = CharField(max_length=255, blank=True, verbose_name=_("call id"))
+    record = models.TextField(blank=True, verbose_name=_("record"))
+    replayable = models.BooleanField(default=True, verbose_name=_("replayable"))
+    replayed_at = DateTimeField(null=True, blank=True, verbose_name=_("replayed at"))
+    # accepted, duplicate, skipped or refused (then reason and message say why now).
+    replay_outcome = CharField(max_length=16, blank=True, verbose_name=_("replay outcome"))
+
+    class Meta:
+        verbose_name = _("refused record")
+        verbose_name_plural = _("refused records")
+        permissions = [("replay_refusedrecord", _("Can replay refused records"))]
+        indexes = [
+            # A source's list, newest first (the API pages by id).
+            models.Index(fields=["source", "-id"], name="refused_source_newest"),
+            # The purge, oldest first.
+            models.Index(fields=["received_at"], name="refused_received_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} #{self.pk} ({self.reason})"

@@ -444,7 +444,11 @@ from billing.breakdown_models import (  # noqa: E402, F401
 )
 from billing.channel_models import ChannelMessage  # noqa: E402, F401
 from billing.discount_models import Discount  # noqa: E402, F401
-from billing.integration_models import IntegrationSource, UnpricedModel  # noqa: E402, F401
+from billing.integration_models import (  # noqa: E402, F401
+    IntegrationSource,
+    RefusedRecord,
+    UnpricedModel,
+)
 from billing.journal.models import (  # noqa: E402, F401
     JournalAccount,
     JournalEntry,

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from celery import shared_task
 
 from billing.core.periods import parse_instant
+from billing.integrations import refused_records, replay
 from billing.invoicing import close, progressive
 from billing.margins import alerts as margin_alerts
 from billing.models import Alert, ChannelMessage, WebhookDelivery
@@ -51,6 +52,20 @@ def refresh_accruals() -> int:
     """What the open periods bill and no invoice has yet, stored for earned
     revenue over many subscriptions (billing.revenue.accruals)."""
     return accruals.accruals_refresh(now=datetime.now(UTC))
+
+
+@shared_task(acks_late=True, **time_limits("beat"))
+def purge_refused_records() -> int:
+    """Hourly: the refused gateway records kept past BILLING_REFUSED_RECORD_DAYS
+    deleted, in batches (billing.integrations.refused_records). The rows deleted."""
+    return refused_records.refused_records_purge(now=datetime.now(UTC))
+
+
+@shared_task(acks_late=True, **time_limits("bulk"))
+def replay_refused_records(record_ids: list[int]) -> dict[str, int]:
+    """The admin's replay of more rows than it replays while the page waits
+    (billing.integrations.replay). Safe twice: a replayed call is a duplicate."""
+    return replay.refused_records_replay(record_ids=record_ids, now=datetime.now(UTC))
 
 
 CLOSE_CHUNK = 500

@@ -112,6 +112,7 @@ BULK_TASKS = (
     "invoices.tasks.send_document_email",
     "billing.tasks.run_plan_migration",
     "billing.tasks.rebuild_meter_usage",
+    "billing.tasks.replay_refused_records",
     "plans.tasks.run_price_simulation",
 )
 

@@ -350,6 +350,13 @@ BILLING_INTEGRATION_MAX_BODY = env_int_at_least(
 BILLING_INTEGRATION_PREVIEW_SECONDS = float(
     os.environ.get("BILLING_INTEGRATION_PREVIEW_SECONDS", "2")
 )
+# A record a source sent and we refused is kept this many days, to be read and
+# replayed (billing.integrations.refused); a record whose JSON is larger than
+# BILLING_REFUSED_RECORD_MAX_BYTES (its long texts shortened) is kept cut, not replayable.
+BILLING_REFUSED_RECORD_DAYS = env_int_at_least("BILLING_REFUSED_RECORD_DAYS", 30, 1)
+BILLING_REFUSED_RECORD_MAX_BYTES = env_int_at_least(
+    "BILLING_REFUSED_RECORD_MAX_BYTES", 64 * 1024, 1024
+)
 
 # Celery: Redis (or any broker) when set; the filesystem transport otherwise,
 # which needs no server and is shared by the web process, worker and beat.

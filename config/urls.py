@@ -31,6 +31,11 @@ api_v1 = [
     path("integrations/litellm", integrations.LiteLLMIngestApi.as_view()),
     path("integrations/openrouter", integrations.OpenRouterIngestApi.as_view()),
     path("integrations/<str:source>", integrations.IntegrationSourceApi.as_view()),
+    path("integrations/<str:source>/refused", integrations.RefusedRecordsApi.as_view()),
+    path(
+        "integrations/<str:source>/refused/<str:record_id>/replay",
+        integrations.RefusedRecordReplayApi.as_view(),
+    ),
     path("meters", plans_api.MeterListApi.as_view()),
     path("meters/<str:code>", plans_api.MeterDetailApi.as_view()),
     path("plans", plans_api.PlanListApi.as_view()),

@@ -1,6 +1,7 @@
 """The billing admin: subscriptions (with the bulk migration action), plan
-migrations, alerts and webhooks, price simulations, the margins report and
-sending after a restore. Importing the package registers them all."""
+migrations, alerts and webhooks, price simulations, the margins report, sending
+after a restore, and the records usage sources sent that were refused. Importing
+the package registers them all."""
 
 from billing.admin import (
     integrations,
@@ -9,6 +10,7 @@ from billing.admin import (
     notifications,
     outbound_pause,
     plan_migrations,
+    refused_records,
     simulations,
     subscriptions,
 )
@@ -20,6 +22,7 @@ __all__ = [
     "notifications",
     "outbound_pause",
     "plan_migrations",
+    "refused_records",
     "simulations",
     "subscriptions",
 ]

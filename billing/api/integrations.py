@@ -5,23 +5,33 @@ stored through the ingestion of POST /events (billing.integrations.ingest).
 
 GET and PUT on /api/v1/integrations/<source> read and change the source's mapping
 (scopes read and admin): one view class per path, the source's ingestion its
-`post` where calls arrive on the same path."""
+`post` where calls arrive on the same path. GET .../<source>/refused lists the
+records refused (kept BILLING_REFUSED_RECORD_DAYS), POST .../refused/<id>/replay
+takes one again (billing.integrations.refused_records, .replay)."""
 
 import zlib
 
 from django.conf import settings
 from django.http import HttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.api.events import PayloadTooLarge, read_body, rejected_body
+from billing.api.report_queries import refuse_unknown
+from billing.api.usage import parse_time_param
 from billing.core.errors import InvalidRequest, NotFound
-from billing.integration_models import IntegrationSource
+from billing.integration_models import IntegrationSource, RefusedRecord
 from billing.integrations import litellm, openrouter, otlp
-from billing.integrations.calls import MAX_CALLS_PER_REQUEST
+from billing.integrations.calls import MAX_CALLS_PER_REQUEST, REFUSAL_CODES
 from billing.integrations.ingest import (
     IntegrationResult,
     Received,
@@ -39,8 +49,12 @@ from billing.integrations.mapping import (
     source_known,
     unknown_source_words,
 )
+from billing.integrations.refused_records import record_value, refused_records_of
+from billing.integrations.replay import refused_record_replay
 from billing.serializers import GatewayResultSerializer
+from config.api import CursorPagination
 from customers.models import ApiKey
+from plans.api import paginated
 
 JSON_TYPES = {"application/json", "application/x-ndjson", "application/jsonl", "text/plain"}
 
@@ -392,3 +406,116 @@ class OtlpTracesApi(APIView):
             if header in response:
                 answer[header] = response[header]
         return answer
+
+
+# Refused records
+
+
+def _source_named(source: str) -> str:
+    if not source_known(source):
+        raise NotFound(unknown_source_words(source))
+    return source
+
+
+@extend_schema_field(OpenApiTypes.ANY)
+class RecordField(serializers.Field):
+    """The record as received (its JSON), or, kept cut (replayable false), the start
+    of its JSON text as a string."""
+
+    def to_representation(self, row):
+        return record_value(row)
+
+
+class RefusedRecordSerializer(serializers.ModelSerializer):
+    record = RecordField(
+        source="*",
+        help_text="The record as received (its texts over 1,000 characters shortened); "
+        "when replayable is false, the start of its JSON text, kept cut.",
+    )
+    reason = serializers.ChoiceField(choices=REFUSAL_CODES)
+
+    class Meta:
+        model = RefusedRecord
+        fields = [
+            "id",
+            "received_at",
+            "reason",
+            "message",
+            "call_id",
+            "record",
+            "replayable",
+            "replayed_at",
+            "replay_outcome",
+        ]
+
+
+class RefusedRecordReplaySerializer(GatewayResultSerializer):
+    refused_record = RefusedRecordSerializer(help_text="The row replayed, as it is now.")
+
+
+class RefusedPagination(CursorPagination):
+    ordering = "-id"
+
+
+REFUSED_PARAMS = frozenset({"from", "reason", "cursor", "limit"})
+
+
+class RefusedRecordsApi(APIView):
+    """A source's refused records, newest first: the records a request carried that
+    could not be billed (no customer, a customer we do not know, tokens that do not
+    add up...), each as received, kept 30 days. Scope `read`."""
+
+    required_scopes = {"GET": ApiKey.SCOPE_READ}
+    pagination_class = RefusedPagination
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "from", str, description="received at or after (ISO 8601 with an offset)"
+            ),
+            OpenApiParameter("reason", str, enum=list(REFUSAL_CODES), description="one reason"),
+            OpenApiParameter("limit", int, description="rows a page (at most 500)"),
+        ],
+        responses=RefusedRecordSerializer(many=True),
+    )
+    def get(self, request, source: str):
+        source = _source_named(source)
+        refuse_unknown(request, REFUSED_PARAMS, f"/integrations/{source}/refused")
+        since = parse_time_param(request, "from")
+        reason = request.query_params.get("reason")
+        if reason is not None and reason not in REFUSAL_CODES:
+            raise InvalidRequest(
+                f"reason must be one of {', '.join(REFUSAL_CODES)}",
+                fields={"reason": [f"one of {', '.join(REFUSAL_CODES)}"]},
+            )
+        rows = refused_records_of(source=source, since=since, reason=reason)
+        return paginated(self, request, rows, RefusedRecordSerializer)
+
+
+class RefusedRecordReplayApi(APIView):
+    """Take a refused record again, through its source's reader and the same
+    ingestion, with the source's mapping as it is now (once the mapping or the
+    customer is fixed). Answered as the gateway's POST is, with the record's row:
+    replayed_at and replay_outcome (accepted, duplicate, skipped, refused: then
+    reason and message say why now). A call already stored is a duplicate: replaying
+    twice bills once. 409 for a record kept cut (replayable false). Scope
+    `events:write` or `admin`."""
+
+    required_scopes = {"POST": (ApiKey.SCOPE_EVENTS_WRITE, ApiKey.SCOPE_ADMIN)}
+    parser_classes = []  # no body
+
+    @extend_schema(
+        request=None,
+        responses=RefusedRecordReplaySerializer,
+    )
+    def post(self, request, source: str, record_id: str):
+        source = _source_named(source)
+        row = None
+        if record_id.isascii() and record_id.isdigit() and len(record_id) <= 18:
+            row = RefusedRecord.objects.filter(source=source, pk=int(record_id)).first()
+        if row is None:
+            raise NotFound(f"no refused record {record_id!r} of {source}")
+        replayed = refused_record_replay(row=row, now=timezone.now())
+        return Response(
+            {**result_body(replayed.result), "refused_record": RefusedRecordSerializer(row).data}
+        )

@@ -12,6 +12,8 @@ would need a rule for adding it up with the others'.
 A count is one write to a memory-mapped file (about 2 us): counted per request
 and per batch of events, never per event."""
 
+from collections.abc import Mapping
+
 from django.core.exceptions import ImproperlyConfigured
 from prometheus_client import Counter, Histogram, values
 
@@ -112,3 +114,37 @@ def usage_events_counted(*, accepted: int, duplicates: int, rejected: int) -> No
     for child, count in ((_ACCEPTED, accepted), (_DUPLICATE, duplicates), (_REJECTED, rejected)):
         if count:
             child.inc(count)
+
+
+GATEWAY_RECORDS = Counter(
+    "billing_gateway_records",
+    "Records received from a usage source (LiteLLM, OpenRouter, OpenTelemetry spans that "
+    "are model calls or refused), by source and outcome: accepted (its events stored), "
+    "duplicate (every event of it already stored), skipped (rightly not billed: a failed "
+    "call, a span that is no model call), refused (kept to be replayed; reason says why: "
+    "no_customer, unknown_customer, bad_tokens, not_json, invalid). A replayed record is "
+    "counted again, by what its replay became",
+    ["source", "outcome", "reason"],
+)
+
+
+def gateway_records_prepare(*, sources, reasons) -> None:
+    """Every series made now, so that each is scraped as 0 before its first count."""
+    for source in sources:
+        for outcome in ("accepted", "duplicate", "skipped"):
+            GATEWAY_RECORDS.labels(source, outcome, "")
+        for reason in reasons:
+            GATEWAY_RECORDS.labels(source, "refused", reason)
+
+
+def gateway_records_counted(
+    *, source: str, accepted: int, duplicates: int, skipped: int, refused: Mapping[str, int]
+) -> None:
+    """A request's records, by outcome, the refused ones by reason (a count of 0 costs
+    no write)."""
+    for outcome, count in (("accepted", accepted), ("duplicate", duplicates), ("skipped", skipped)):
+        if count:
+            GATEWAY_RECORDS.labels(source, outcome, "").inc(count)
+    for reason, count in refused.items():
+        if count:
+            GATEWAY_RECORDS.labels(source, "refused", reason).inc(count)

@@ -21,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 
 from billing.core.storable import unstorable_text_reason
 from billing.integrations.model_names import PricedModel, priced_model
-from billing.usage.ingestion import MAX_ID_LENGTH
+from billing.usage.ingestion import INVALID, MAX_ID_LENGTH, UNKNOWN_CUSTOMER
 
 INPUT = "input"
 OUTPUT = "output"
@@ -54,8 +54,22 @@ MAX_TEXT = 255
 MAX_CALLS_PER_REQUEST = 2000
 
 
+# Why a record was refused, for machines (RecordRejected.code, the metrics' and the
+# kept refusals' reason); its message says it in words. UNKNOWN_CUSTOMER and INVALID
+# are ingestion's own (billing.usage.ingestion.Rejection.code): a call refused there.
+NOT_JSON = "not_json"
+NO_CUSTOMER = "no_customer"
+BAD_TOKENS = "bad_tokens"
+REFUSAL_CODES = (NO_CUSTOMER, UNKNOWN_CUSTOMER, BAD_TOKENS, NOT_JSON, INVALID)
+
+
 class RecordRejected(Exception):
-    """A received record that cannot be billed: the reason, in words."""
+    """A received record that cannot be billed: the reason, in words, and its
+    `code` (REFUSAL_CODES)."""
+
+    def __init__(self, message: str, *, code: str = INVALID):
+        super().__init__(message)
+        self.code = code
 
 
 class RecordSkipped(Exception):
@@ -114,7 +128,7 @@ def token_count(value: object, name: str) -> int:
     integer, or a float or string that is one, as some exporters send), at most
     MAX_TOKENS. Raises RecordRejected naming the field."""
     if isinstance(value, bool) or value is None:
-        raise RecordRejected(f"{name} must be a whole number of tokens")
+        raise RecordRejected(f"{name} must be a whole number of tokens", code=BAD_TOKENS)
     if isinstance(value, int):
         count = value
     elif isinstance(value, (float, Decimal, str)):
@@ -123,18 +137,20 @@ def token_count(value: object, name: str) -> int:
             # An exponent past the context's ("1e999999999") overflows: not a count.
             whole = number.is_finite() and number == number.to_integral_value()
         except (ArithmeticError, ValueError):
-            raise RecordRejected(f"{name} must be a whole number of tokens") from None
+            raise RecordRejected(
+                f"{name} must be a whole number of tokens", code=BAD_TOKENS
+            ) from None
         if not whole:
-            raise RecordRejected(f"{name} must be a whole number of tokens")
+            raise RecordRejected(f"{name} must be a whole number of tokens", code=BAD_TOKENS)
         if not -MAX_TOKENS <= number <= MAX_TOKENS:  # abs() would round, and overflow
-            raise RecordRejected(f"{name} must be at most {MAX_TOKENS:,} tokens")
+            raise RecordRejected(f"{name} must be at most {MAX_TOKENS:,} tokens", code=BAD_TOKENS)
         count = int(number)
     else:
-        raise RecordRejected(f"{name} must be a whole number of tokens")
+        raise RecordRejected(f"{name} must be a whole number of tokens", code=BAD_TOKENS)
     if count < 0:
-        raise RecordRejected(f"{name} must not be negative")
+        raise RecordRejected(f"{name} must not be negative", code=BAD_TOKENS)
     if count > MAX_TOKENS:
-        raise RecordRejected(f"{name} must be at most {MAX_TOKENS:,} tokens")
+        raise RecordRejected(f"{name} must be at most {MAX_TOKENS:,} tokens", code=BAD_TOKENS)
     return count
 
 
@@ -217,7 +233,8 @@ def split_prompt(prompt: int, *, cached: int, cache_write: int, audio: int = 0) 
     if plain < 0:
         raise RecordRejected(
             f"the prompt's {prompt} tokens are fewer than its cached, cache-write and "
-            f"audio tokens ({cached + cache_write + audio})"
+            f"audio tokens ({cached + cache_write + audio})",
+            code=BAD_TOKENS,
         )
     return plain
 
@@ -228,7 +245,8 @@ def split_completion(completion: int, *, reasoning: int, audio: int = 0) -> int:
     if plain < 0:
         raise RecordRejected(
             f"the completion's {completion} tokens are fewer than its reasoning and audio "
-            f"tokens ({reasoning + audio})"
+            f"tokens ({reasoning + audio})",
+            code=BAD_TOKENS,
         )
     return plain
 

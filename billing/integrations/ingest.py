@@ -17,6 +17,7 @@ is told of each new one (billing.integrations.unpriced_alerts)."""
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -25,7 +26,9 @@ from django.conf import settings
 from billing.core import metrics
 from billing.integration_models import MODELS_SEEN, RECENT_CALLS, IntegrationSource
 from billing.integrations.calls import (
+    INVALID,
     PROVIDER_COST_EVENT,
+    REFUSAL_CODES,
     UNREADABLE,
     Call,
     RecordRejected,
@@ -36,8 +39,9 @@ from billing.integrations.calls import (
 )
 from billing.integrations.mapping import card_models
 from billing.integrations.model_names import PricedModel, unpriced
+from billing.integrations.refused_records import refused_records_keep
 from billing.integrations.unpriced_alerts import UnpricedCall, unpriced_models_announce
-from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, batch_parse, events_ingest
+from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, Rejection, batch_parse, events_ingest
 
 DEFAULT_EVENT_NAME = "llm.tokens"
 # customer_from naming no one field: each kind of record the source sends names the
@@ -52,6 +56,7 @@ DEFAULT_CUSTOMER_FROM = {
     IntegrationSource.OPENROUTER: PER_KIND,
     IntegrationSource.OTLP: "enduser.id",
 }
+metrics.gateway_records_prepare(sources=list(DEFAULT_CUSTOMER_FROM), reasons=REFUSAL_CODES)
 
 
 @dataclass(slots=True)
@@ -59,17 +64,26 @@ class RecordRejection:
     index: int
     id: str | None
     message: str
+    # RecordRejected.code (billing.integrations.calls.REFUSAL_CODES).
+    code: str = INVALID
+    # The record as received, kept (billing.integrations.refused_records).
+    record: object = None
+
+
+def _no_record(index: int) -> object:
+    return None
 
 
 @dataclass(slots=True)
 class Received:
     """What a reader made of a request: the calls to bill, the records refused
     and how many were rightly not billed (failed calls, spans that are not model
-    calls)."""
+    calls); and the record of a call by its index, kept should ingestion refuse it."""
 
     calls: list[Call] = field(default_factory=list)
     rejected: list[RecordRejection] = field(default_factory=list)
     skipped: int = 0
+    record_of: Callable[[int], object] = _no_record
 
 
 @dataclass(slots=True)
@@ -125,15 +139,19 @@ def json_records(body: bytes, *, limit: int) -> list:
 
 def records_received(records: list, mapping: SourceMapping, call_of) -> Received:
     """The calls of a gateway's records, each read by the source's `call_of(record,
-    mapping, index)`: a Call, or skipped, or refused by its index and id."""
-    received = Received()
+    mapping, index)`: a Call, or skipped, or refused by its index and id (with the
+    record, kept)."""
+    received = Received(record_of=records.__getitem__)
     for index, record in enumerate(records):
         try:
             received.calls.append(call_of(record, mapping, index))
         except RecordSkipped:
             received.skipped += 1
         except RecordRejected as exc:
-            received.rejected.append(RecordRejection(index, _record_id(record), str(exc)))
+            kept = None if record is UNREADABLE else record  # nothing to keep
+            received.rejected.append(
+                RecordRejection(index, _record_id(record), str(exc), exc.code, kept)
+            )
     return received
 
 
@@ -174,37 +192,69 @@ def mapping_of(row: IntegrationSource) -> SourceMapping:
 
 
 def calls_ingest(
-    row: IntegrationSource, received: Received, *, now: datetime | None = None
+    row: IntegrationSource,
+    received: Received,
+    *,
+    now: datetime | None = None,
+    keep_refused: bool = True,
 ) -> IntegrationResult:
     """Store the calls' events; the answer names refused records by their index in
-    the request and their call id, and the models priced at a card's default row."""
+    the request and their call id, and the models priced at a card's default row.
+    Every record is counted in the metrics (billing_gateway_records); the refused
+    ones are kept (refused_records_keep, one insert after the events are stored)
+    unless `keep_refused` is False (a replay, which marks the row it replays
+    instead)."""
     now = now or datetime.now(UTC)
     mapping = mapping_of(row)
     card = card_models(mapping.event_name)
     result = IntegrationResult(skipped=received.skipped, rejected=list(received.rejected))
-    refused_calls: dict[int, str] = {}
+    refused_calls: dict[int, Rejection] = {}
+    # The calls with events, and of those the calls with an event stored now (the
+    # others were all duplicates), by id().
+    batched: set[int] = set()
+    stored: set[int] = set()
     for batch in _batches(received.calls, mapping, card):
         events = [event for _, call_events_ in batch for event in call_events_]
         owners = [call for call, call_events_ in batch for _ in call_events_]
         ingested = events_ingest(events=events, now=now, may_hold_unstorable=False)
         result.accepted += ingested.accepted
         result.duplicates += ingested.duplicates
+        batch_calls = {id(call) for call, _ in batch}
+        batched |= batch_calls
+        if not ingested.duplicates:
+            stored |= batch_calls
+        else:
+            stored.update(id(owners[event.index]) for event in ingested.stored)
         for rejection in ingested.rejected:
             call = owners[rejection.index]
-            refused_calls.setdefault(id(call), rejection.message)
+            refused_calls.setdefault(id(call), rejection)
         for unmetered in ingested.unmetered:
             if unmetered.event_name != PROVIDER_COST_EVENT:
                 call = owners[unmetered.index]
                 result.unmetered.append(
                     {"index": call.index, "id": unmetered.id, "event_name": unmetered.event_name}
                 )
+    duplicate_calls = 0
     for call in received.calls:
-        message = refused_calls.get(id(call))
-        if message is not None:
-            result.rejected.append(RecordRejection(call.index, call.id, message))
+        rejection = refused_calls.get(id(call))
+        if rejection is not None:
+            record = received.record_of(call.index)
+            result.rejected.append(
+                RecordRejection(call.index, call.id, rejection.message, rejection.code, record)
+            )
         else:
             result.calls += 1
+            duplicate_calls += id(call) in batched and id(call) not in stored
     result.rejected.sort(key=lambda r: r.index)
+    metrics.gateway_records_counted(
+        source=row.source,
+        accepted=result.calls - duplicate_calls,
+        duplicates=duplicate_calls,
+        skipped=result.skipped,
+        refused=Counter(r.code for r in result.rejected),
+    )
+    if keep_refused and result.rejected:
+        refused_records_keep(source=row.source, rejections=result.rejected, now=now)
     names = _names_priced(received.calls, mapping, card)
     billed = [call for call in received.calls if id(call) not in refused_calls]
     _unpriced_note(row, billed, names, card, result, now=now)

@@ -21,9 +21,12 @@ from billing.core.nesting import TOO_DEEP
 from billing.integrations.calls import (
     AUDIO_INPUT,
     AUDIO_OUTPUT,
+    BAD_TOKENS,
     CACHE_WRITE,
     CACHED_INPUT,
     INPUT,
+    NO_CUSTOMER,
+    NOT_JSON,
     OUTPUT,
     REASONING,
     UNREADABLE,
@@ -88,13 +91,15 @@ def customer_of(record: Mapping, customer_from: str) -> str:
     else:
         value = metadata.get(CUSTOMER_FIELDS.get(customer_from) or customer_from)
     if value is None or value == "":
-        raise RecordRejected(f"the call names no customer (customer_from {customer_from!r})")
+        raise RecordRejected(
+            f"the call names no customer (customer_from {customer_from!r})", code=NO_CUSTOMER
+        )
     return text_field(value, f"customer ({customer_from})")
 
 
 def call_of(record: object, mapping: SourceMapping, index: int) -> Call:
     if record is UNREADABLE:
-        raise RecordRejected("this line is not JSON")
+        raise RecordRejected("this line is not JSON", code=NOT_JSON)
     if not isinstance(record, dict):
         raise RecordRejected("each record must be a JSON object (LiteLLM's logging payload)")
     status = record.get("status")
@@ -112,7 +117,7 @@ def call_of(record: object, mapping: SourceMapping, index: int) -> Call:
     moment = epoch_moment(record.get("startTime"), "startTime")
     usage = _mapping(_mapping(record, "metadata"), "usage_object") or record
     if usage.get("prompt_tokens") is None and usage.get("completion_tokens") is None:
-        raise RecordRejected("the call carries no token usage")
+        raise RecordRejected("the call carries no token usage", code=BAD_TOKENS)
     prompt_details = _mapping(usage, "prompt_tokens_details")
     completion_details = _mapping(usage, "completion_tokens_details")
     prompt = token_count(usage.get("prompt_tokens", 0), "prompt_tokens")

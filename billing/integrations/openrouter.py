@@ -35,9 +35,12 @@ from decimal import Decimal
 
 from billing.core.periods import parse_instant
 from billing.integrations.calls import (
+    BAD_TOKENS,
     CACHE_WRITE,
     CACHED_INPUT,
     INPUT,
+    NO_CUSTOMER,
+    NOT_JSON,
     OUTPUT,
     REASONING,
     Call,
@@ -103,9 +106,12 @@ def customer_of(record: Mapping, customer_from: str, kind: str) -> str:
     if value is None or value == "":
         if customer_from == PER_KIND:
             raise RecordRejected(
-                f"the {kind} names no customer (no {field!r}; customer_from {PER_KIND!r})"
+                f"the {kind} names no customer (no {field!r}; customer_from {PER_KIND!r})",
+                code=NO_CUSTOMER,
             )
-        raise RecordRejected(f"the record names no customer (customer_from {customer_from!r})")
+        raise RecordRejected(
+            f"the record names no customer (customer_from {customer_from!r})", code=NO_CUSTOMER
+        )
     return text_field(value, f"customer ({field})")
 
 
@@ -134,9 +140,10 @@ def kind_of(record: Mapping) -> str:
     if usage is not None:
         raise RecordRejected(
             "usage must be an object (a completion's usage accounting), or the record a "
-            "generation with native_tokens_prompt and native_tokens_completion"
+            "generation with native_tokens_prompt and native_tokens_completion",
+            code=BAD_TOKENS,
         )
-    raise RecordRejected("the record carries no token usage")
+    raise RecordRejected("the record carries no token usage", code=BAD_TOKENS)
 
 
 def _generation_count(record: Mapping, kind: str) -> int:
@@ -182,7 +189,7 @@ def _generation_counts(record: Mapping) -> tuple[int, int, int, int, int, Decima
 
 def call_of(record: object, mapping: SourceMapping, index: int) -> Call:
     if record is UNREADABLE:
-        raise RecordRejected("this line is not JSON")
+        raise RecordRejected("this line is not JSON", code=NOT_JSON)
     if not isinstance(record, dict):
         raise RecordRejected(
             "each record must be a JSON object (an OpenRouter generation or completion)"

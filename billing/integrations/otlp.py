@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -35,6 +35,7 @@ from billing.integrations.calls import (
     CACHED_INPUT,
     INPUT,
     MAX_CALLS_PER_REQUEST,
+    NO_CUSTOMER,
     OUTPUT,
     REASONING,
     Call,
@@ -134,6 +135,11 @@ class SpanRead:
     resource: dict
     start: object
     failed: bool
+    # The span, and the resource and scope it came in, as received (protobuf messages,
+    # or JSON objects): a span refused is kept as span_record makes it
+    # (billing.integrations.refused_records).
+    raw: object = None
+    raw_from: tuple = (None, None)
 
 
 def decode_protobuf(body: bytes) -> ExportTraceServiceRequest:
@@ -177,7 +183,9 @@ def received_of_export(
         spans = _protobuf_spans(export, wanted, mapping.customer_from)
     else:
         spans = _json_spans(export, wanted, mapping.customer_from)
-    received = Received()
+    # The spans of the calls, should ingestion refuse one (Received.record_of).
+    calls: dict[int, SpanRead] = {}
+    received = Received(record_of=lambda index: span_record(calls[index]))
     model_spans = 0
     for index, span in enumerate(spans):
         if isinstance(span, RecordRejection):
@@ -186,12 +194,15 @@ def received_of_export(
         else:
             try:
                 received.calls.append(call_of(span, mapping, index))
+                calls[index] = span
                 model_spans += 1
             except RecordSkipped:
                 received.skipped += 1
                 continue
             except RecordRejected as exc:
-                received.rejected.append(RecordRejection(index, _id_of(span), str(exc)))
+                received.rejected.append(
+                    RecordRejection(index, _id_of(span), str(exc), exc.code, span_record(span))
+                )
                 model_spans += 1
         if model_spans > max_calls:
             raise TooManySpans(
@@ -238,7 +249,8 @@ def call_of(span: SpanRead, mapping: SourceMapping, index: int) -> Call:
     if customer is None or customer == "":
         raise RecordRejected(
             f"the span names no customer: no attribute {mapping.customer_from!r} on the span "
-            "or its resource"
+            "or its resource",
+            code=NO_CUSTOMER,
         )
     if isinstance(customer, int) and not isinstance(customer, bool):
         customer = str(customer)
@@ -305,6 +317,34 @@ def _hex_id(value: object, name: str, size: int) -> str:
     return text
 
 
+def span_record(span: SpanRead) -> dict:
+    """A span as a refused record is kept: an export of it alone, in OTLP's JSON
+    encoding, with its resource and scope (from protobuf: ids in hex, as that
+    encoding writes them), which received_of_export reads again when it is replayed."""
+    raw, (resource, scope) = span.raw, span.raw_from
+    if isinstance(raw, Message):
+        raw = _json_of_protobuf(raw)
+        resource, scope = json_format.MessageToDict(resource), json_format.MessageToDict(scope)
+    scope_spans = {"scope": scope, "spans": [raw]} if scope else {"spans": [raw]}
+    return {"resourceSpans": [{"resource": resource or {}, "scopeSpans": [scope_spans]}]}
+
+
+def _json_of_protobuf(span) -> dict:
+    """A protobuf span in OTLP's JSON encoding: protobuf's own JSON but for the ids,
+    hex there (protobuf writes bytes in base64)."""
+    as_json = json_format.MessageToDict(span)
+    for name, value in (
+        ("traceId", span.trace_id),
+        ("spanId", span.span_id),
+        ("parentSpanId", span.parent_span_id),
+    ):
+        if value:
+            as_json[name] = value.hex()
+    for link, linked in zip(as_json.get("links", []), span.links, strict=True):
+        link["traceId"], link["spanId"] = linked.trace_id.hex(), linked.span_id.hex()
+    return as_json
+
+
 def _id_of(span: SpanRead) -> str | None:
     try:
         trace_id = _hex_id(span.trace_id, "traceId", TRACE_ID_BYTES)
@@ -347,6 +387,8 @@ def _protobuf_spans(
                     resource=resource,
                     start=span.start_time_unix_nano,
                     failed=span.status.code == Status.STATUS_CODE_ERROR,
+                    raw=span,
+                    raw_from=(resource_spans.resource, scope_spans.scope),
                 )
 
 
@@ -441,15 +483,21 @@ def _json_spans(
             scope_where = f"{where}.scopeSpans[{s}]"
             if not isinstance(scope_spans, dict):
                 raise MalformedExport(f"{scope_where} must be an object")
+            raw_from = (resource, scope_spans.get("scope"))
             for span in _json_list(scope_spans, "spans", "spans", scope_where):
-                yield _json_span(span, wanted, resource_attributes, index)
+                yield _json_span(span, wanted, resource_attributes, index, raw_from)
                 index += 1
 
 
-def _json_span(span: object, wanted, resource: dict, index: int) -> SpanRead | RecordRejection:
+def _json_span(
+    span: object, wanted, resource: dict, index: int, raw_from: tuple
+) -> SpanRead | RecordRejection:
     """The span read, or its refusal when it is not an OTLP span."""
     if not isinstance(span, dict):
-        return RecordRejection(index, None, "each span must be a JSON object")
+        kept = SpanRead(None, None, {}, resource, None, False, raw=span, raw_from=raw_from)
+        return RecordRejection(
+            index, None, "each span must be a JSON object", record=span_record(kept)
+        )
     read = SpanRead(
         trace_id=_field(span, "traceId", "trace_id"),
         span_id=_field(span, "spanId", "span_id"),
@@ -457,6 +505,8 @@ def _json_span(span: object, wanted, resource: dict, index: int) -> SpanRead | R
         resource=resource,
         start=_field(span, "startTimeUnixNano", "start_time_unix_nano"),
         failed=False,
+        raw=span,
+        raw_from=raw_from,
     )
     try:
         read.attributes = _json_attributes(span.get("attributes"), wanted, "attributes")
@@ -465,7 +515,7 @@ def _json_span(span: object, wanted, resource: dict, index: int) -> SpanRead | R
             raise RecordRejected("status must be an object {code, message}")
         read.failed = status.get("code") in _ERROR_CODES
     except RecordRejected as exc:
-        return RecordRejection(index, _id_of(read), str(exc))
+        return RecordRejection(index, _id_of(read), str(exc), exc.code, span_record(read))
     return read
 
 

@@ -49,12 +49,22 @@ CUSTOMER_CACHE_SECONDS = 60
 
 MAX_PROPERTY_DEPTH = 32
 
+# Why an event was refused, for a caller that acts on it (billing.integrations keeps
+# a gateway's refused records by reason): its customer is not known (yet), or else.
+INVALID = "invalid"
+UNKNOWN_CUSTOMER = "unknown_customer"
+
+
+class UnknownCustomer(EventRejected):
+    """An event naming an external id no customer has."""
+
 
 @dataclass(slots=True)
 class Rejection:
     index: int
     id: str | None
     message: str
+    code: str = INVALID
 
 
 @dataclass(slots=True)
@@ -75,6 +85,8 @@ class IngestResult:
     other: list[OtherGroups] = field(default_factory=list)
     # Stored events that no meter reads (by their event_name).
     unmetered: list[Unmetered] = field(default_factory=list)
+    # The events stored (new), for a caller that tells them from the duplicates.
+    stored: list[PreparedEvent] = field(default_factory=list)
 
 
 class CustomerCache:
@@ -246,7 +258,7 @@ def events_prepare(
                 _check_text(external_id)
             customer_id = customers.get(external_id)
             if customer_id is None:
-                raise EventRejected(f"unknown customer {external_id[:MAX_ID_LENGTH]!r}")
+                raise UnknownCustomer(f"unknown customer {external_id[:MAX_ID_LENGTH]!r}")
             event_name = raw.get("event_name")
             if (
                 not isinstance(event_name, str)
@@ -266,7 +278,8 @@ def events_prepare(
             meters = meters_by_event.get(event_name)
             found = contributions(meters, properties) if meters else []
         except EventRejected as exc:
-            rejected.append(Rejection(index, _event_id_of(raw), str(exc)))
+            code = UNKNOWN_CUSTOMER if isinstance(exc, UnknownCustomer) else INVALID
+            rejected.append(Rejection(index, _event_id_of(raw), str(exc), code))
             continue
         key = (customer_id, event_id)
         if key in seen:
@@ -330,6 +343,7 @@ def events_ingest(
             if len(metered) < len(stored):
                 result.unmetered = unmetered_of(stored)
     result.accepted = len(stored)
+    result.stored = stored
     if other:
         indexes = {e.index for e in stored}
         result.other = [o for o in other if o.index in indexes]

@@ -30,6 +30,11 @@ SCHEDULES = {
         "billing.tasks.detach_event_months",
         60,
     ),
+    # Refused gateway records are kept BILLING_REFUSED_RECORD_DAYS, to be replayed.
+    "Delete refused gateway records past their keeping": (
+        "billing.tasks.purge_refused_records",
+        60,
+    ),
     # Margins are computed per hour; a no-op without BILLING_MARGIN_ALERT_PERCENT.
     "Raise low-margin alerts to the team": ("billing.tasks.check_margin_alerts", 60),
     # Earned revenue over many subscriptions reads what accrues from these rows.

@@ -133,6 +133,8 @@ FINANCE = [
     # Usage sources (LiteLLM, OpenRouter, OpenTelemetry): how their model names
     # map onto the rate card; rows made by the ingestion, never added nor deleted.
     *perms("billing.integrationsource", "change", "view"),
+    # The records they sent that were refused: read, and replayed once fixed.
+    *perms("billing.refusedrecord", "view", "replay"),
     # Sending paused after a restore: read the periods billed again, and resume.
     *view("billing.outboundpause"),
     "billing.resume_outbound",
@@ -156,6 +158,9 @@ OPERATIONS = [
     *CATALOG_VIEW,
     *view("billing.usageevent", "billing.usagerollup", "wallets.uncoveredusage"),
     *view("billing.integrationsource"),
+    # The records usage sources sent that were refused: read, and replayed once the
+    # customer is created (ingestion is operations' too).
+    *perms("billing.refusedrecord", "view", "replay"),
     # Sending paused after a restore: the periods billed again (Finance resumes).
     *view("billing.outboundpause"),
 ]
