@@ -50,6 +50,8 @@ def _received(source: str, record: object, mapping) -> Received:
     broadcast = source == IntegrationSource.OPENROUTER and (
         isinstance(record, dict) and "resourceSpans" in record
     )
+    if broadcast:
+        mapping = openrouter.broadcast_mapping(mapping)
     if source == IntegrationSource.OTLP or broadcast:
         try:
             return otlp.received_of_export(record, mapping)

@@ -353,8 +353,8 @@ def test_a_refused_span_is_kept_as_an_export_of_it_alone_and_replayed(s35):
 
 def test_a_span_openrouters_broadcast_sent_is_replayed_as_a_span(s35):
     # given: OpenRouter's Broadcast posts an OTLP export to OpenRouter's path; its span
-    # names `user` hooli (OpenRouter's customer field), whom billing does not know yet
-    span = otlp_test.model_span(9, user="hooli", gen_ai__response__model="gpt-4o")
+    # names `user.id` hooli (its customer, per kind), whom billing does not know yet
+    span = otlp_test.model_span(9, user__id="hooli", gen_ai__response__model="gpt-4o")
     with time_machine.travel(NOW, tick=False):
         answer = api_client("events:write").post(
             "/api/v1/integrations/openrouter",
