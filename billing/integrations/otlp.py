@@ -34,7 +34,6 @@ from billing.integrations.calls import (
     CACHE_WRITE,
     CACHED_INPUT,
     INPUT,
-    MAX_CALLS_PER_REQUEST,
     NO_CUSTOMER,
     OUTPUT,
     REASONING,
@@ -95,6 +94,10 @@ NAMED_REJECTIONS = 5
 # (a few hundred bytes each), far fewer than 8 MB of empty ones (two bytes each in
 # protobuf), whose reading would take seconds.
 MAX_SPANS_PER_REQUEST = 100_000
+# Model spans a request may carry: an OpenTelemetry Collector's batch processor sends
+# 8,192 spans a request by default (send_batch_size), all model calls in a gateway's
+# traces, and an exporter whose request is refused drops it: more than that is taken.
+MAX_MODEL_SPANS_PER_REQUEST = 10_000
 
 TRACE_ID_BYTES = 16
 SPAN_ID_BYTES = 8
@@ -168,7 +171,7 @@ def received_of_export(
     export: ExportTraceServiceRequest | Mapping,
     mapping: SourceMapping,
     *,
-    max_calls: int = MAX_CALLS_PER_REQUEST,
+    max_calls: int = MAX_MODEL_SPANS_PER_REQUEST,
 ) -> Received:
     """The calls of an export (decoded), the spans refused and how many were not
     model calls or failed. Raises MalformedExport for JSON whose structure above

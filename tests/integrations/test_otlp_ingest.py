@@ -21,9 +21,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from rest_framework.test import APIClient
 
 from billing.integration_models import IntegrationSource
-from billing.integrations.calls import MAX_CALLS_PER_REQUEST
 from billing.integrations.ingest import source_row
-from billing.integrations.otlp import MAX_SPANS_PER_REQUEST
+from billing.integrations.otlp import MAX_MODEL_SPANS_PER_REQUEST, MAX_SPANS_PER_REQUEST
 from billing.models import UsageEvent
 from config.middleware import SizedBodies
 from tests.factories import api_client
@@ -394,13 +393,26 @@ def test_bodies_too_large_are_413_unread_or_unpacked_no_further(mapped):
     assert json_bomb.status_code == 413 and json_bomb.json()["code"] == 8
 
 
+def test_a_collectors_default_batch_of_8192_model_spans_is_billed_whole(mapped):
+    # given: what an OpenTelemetry Collector's batch processor sends by default
+    spans = [model_span(n) for n in range(1, 8193)]
+
+    # when
+    answer = post(export(*spans))
+
+    # then: every span billed, its input and its output
+    assert answer.status_code == 200, answer.content[:300]
+    assert answer.json() == {}
+    assert len(stored()) == 2 * 8192
+
+
 def test_too_many_model_spans_store_none(mapped):
-    spans = [model_span(n) for n in range(1, MAX_CALLS_PER_REQUEST + 2)]
+    spans = [model_span(n) for n in range(1, MAX_MODEL_SPANS_PER_REQUEST + 2)]
     answer = post(export(*spans))
     assert answer.status_code == 413
     assert answer.json()["message"] == (
-        f"more than {MAX_CALLS_PER_REQUEST} model spans; at most {MAX_CALLS_PER_REQUEST} "
-        "a request; none stored"
+        f"more than {MAX_MODEL_SPANS_PER_REQUEST} model spans; at most "
+        f"{MAX_MODEL_SPANS_PER_REQUEST} a request; none stored"
     )
     assert not stored()
     # As many spans that are not model calls are only skipped.
