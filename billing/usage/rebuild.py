@@ -2,7 +2,8 @@
 or redefined after its events arrived; and the daily rollups (of the meters and of
 the groups) from the hourly ones."""
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import F, TextField
@@ -56,7 +57,6 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
     if meter is None:
         return 0
     definition = meter_def(meter)
-    counted = 0
     with transaction.atomic():
         rollup_lock(shared=False)
         if folds():
@@ -78,32 +78,87 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
         UsagePropertyRollup.objects.filter(**hours).delete()
         UsagePropertyUniqueValue.objects.filter(**hours).delete()
         events = {"event_name": meter.event_name} | ({"timestamp__gte": since} if since else {})
-        rows = (
-            UsageEvent.objects.filter(**events)
-            .annotate(raw=Cast("properties", TextField()))
-            .values_list("customer_id", "event_id", "timestamp", "raw")
-            .order_by()
-            .iterator(chunk_size=REBUILD_CHUNK)
+        counted = _rollups_write(definition, UsageEvent.objects.filter(**events))
+    return counted
+
+
+def _rollups_write(definition, events) -> int:
+    """Add these stored events (a queryset) to the rollups of the meter `definition`
+    describes, as ingestion would meter them now: hourly and daily rows, distinct
+    values and groups (past the group limit as at ingestion). The caller deleted the
+    rollups they add to and holds the rollup lock exclusively. How many it counted."""
+    rows = (
+        events.annotate(raw=Cast("properties", TextField()))
+        .values_list("customer_id", "event_id", "timestamp", "raw")
+        .order_by()
+        .iterator(chunk_size=REBUILD_CHUNK)
+    )
+    prepared: list[PreparedEvent] = []
+    for customer_id, event_id, timestamp, raw in rows:
+        try:
+            found = contributions([definition], PROPERTIES_DECODER.decode(raw))
+        except EventRejected:
+            continue
+        if found:
+            prepared.append(PreparedEvent(customer_id, event_id, "", timestamp, {}, found))
+    rollups, uniques = rollup_deltas(prepared), unique_values(prepared)
+    for start in range(0, len(rollups), REBUILD_CHUNK):
+        writer().upsert_rollups(rollups[start : start + REBUILD_CHUNK])
+    for start in range(0, len(uniques), REBUILD_CHUNK):
+        writer().insert_uniques(uniques[start : start + REBUILD_CHUNK])
+    for start in range(0, len(prepared), REBUILD_CHUNK):
+        chunk = prepared[start : start + REBUILD_CHUNK]
+        # As at ingestion: values given a group keep it, the rest past the limit are "other".
+        group_values_limit(chunk)
+        store_groups(chunk)
+    return len(prepared)
+
+
+@dataclass(frozen=True)
+class UsageSpan:
+    """The UTC days [start, end) of one customer's usage of one meter."""
+
+    customer_id: int
+    meter_id: int
+    start: datetime
+    end: datetime
+
+
+def usage_spans_rebuild(*, spans: list[UsageSpan]) -> int:
+    """Recompute the rollups of these spans of usage (whole UTC days, so that no
+    hourly or daily row straddles an edge) from their stored events, e.g. after
+    re-rating rewrote some of their properties (billing.usage.restated_events): the
+    rest of each meter's rollups stay as they are. The caller's transaction holds the
+    rollup lock exclusively and, on PostgreSQL, has folded every stored event
+    (fold_through(committed_bound())), so that no event of a span is counted again by
+    the next fold. The meters get a new revision (meters_revise), so that nothing
+    kept from their rollups before is used again. A span before the first attached
+    month keeps its rollups (its events were detached). Returns the events counted."""
+    since = attached_events_start()
+    counted = 0
+    meters = meter_cache.by_id()
+    for span in spans:
+        definition = meters.get(span.meter_id)
+        start = max(span.start, since) if since else span.start
+        if definition is None or start >= span.end:
+            continue
+        hours = {"customer_id": span.customer_id, "meter_id": span.meter_id}
+        within = hours | {"hour__gte": start, "hour__lt": span.end}
+        days = hours | {"day__gte": start, "day__lt": span.end}
+        UsageRollup.objects.filter(**within).delete()
+        UsageDailyRollup.objects.filter(**days).delete()
+        UsagePropertyDailyRollup.objects.filter(**days).delete()
+        UsageUniqueValue.objects.filter(**within).delete()
+        UsagePropertyRollup.objects.filter(**within).delete()
+        UsagePropertyUniqueValue.objects.filter(**within).delete()
+        events = UsageEvent.objects.filter(
+            customer_id=span.customer_id,
+            event_name=definition.event_name,
+            timestamp__gte=start,
+            timestamp__lt=span.end,
         )
-        events: list[PreparedEvent] = []
-        for customer_id, event_id, timestamp, raw in rows:
-            try:
-                found = contributions([definition], PROPERTIES_DECODER.decode(raw))
-            except EventRejected:
-                continue
-            if found:
-                events.append(PreparedEvent(customer_id, event_id, "", timestamp, {}, found))
-        counted = len(events)
-        rollups, uniques = rollup_deltas(events), unique_values(events)
-        for start in range(0, len(rollups), REBUILD_CHUNK):
-            writer().upsert_rollups(rollups[start : start + REBUILD_CHUNK])
-        for start in range(0, len(uniques), REBUILD_CHUNK):
-            writer().insert_uniques(uniques[start : start + REBUILD_CHUNK])
-        for start in range(0, len(events), REBUILD_CHUNK):
-            chunk = events[start : start + REBUILD_CHUNK]
-            # As at ingestion: values given a group keep it, the rest past the limit are "other".
-            group_values_limit(chunk)
-            store_groups(chunk)
+        counted += _rollups_write(definition, events)
+    meters_revise(Meter.objects.filter(pk__in={span.meter_id for span in spans}))
     return counted
 
 
