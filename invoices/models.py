@@ -198,6 +198,7 @@ class Invoice(models.Model):
             ("mark_paid_invoice", "Can mark invoices paid"),
             ("mark_uncollectible_invoice", "Can mark invoices uncollectible"),
             ("render_invoice", "Can re-render invoice PDFs"),
+            ("rerate_invoice", "Can re-rate the usage invoices billed, and correct them"),
         ]
         constraints = [
             # A close run twice, or resumed after a crash, writes each invoice once.

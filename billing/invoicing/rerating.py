@@ -399,3 +399,39 @@ def _credit_note(row: RerateRow, keys, *, names, now: datetime) -> CreditNote:
     return credit_note_issue(
         invoice=invoice, lines=parts, reason=CreditNote.OTHER, memo=memo, now=now
     )
+
+
+def invoice_billed_part(invoice: Invoice) -> BilledPeriod | None:
+    """The part of a period whose usage `invoice` billed (billed_part_invoice's
+    other way): a close's, or a plan change's or cancel's; None for any other."""
+    found = BilledPeriod.objects.filter(
+        subscription_id=invoice.subscription_id, period_end=invoice.period_end
+    )
+    if invoice.subscription_id is None:
+        return None
+    if invoice.reason == Invoice.PERIOD:
+        found = found.filter(period_start=invoice.period_start, usage_to=invoice.period_end)
+    elif invoice.reason in CHANGE_REASONS:
+        found = found.filter(usage_to=invoice.period_start)
+    else:
+        return None
+    return found.first()
+
+
+def invoice_rerate(*, invoice: Invoice, now: datetime, dry_run: bool = True) -> RerateRow | None:
+    """Re-rate the part of a period `invoice` billed (usage_rerate over that part,
+    of its customer): its row, or None when the invoice billed no part's usage."""
+    record = invoice_billed_part(invoice)
+    if record is None:
+        return None
+    rerating = usage_rerate(
+        start=record.usage_from,
+        end=record.usage_to,
+        now=now,
+        customer=invoice.customer,
+        dry_run=dry_run,
+    )
+    return next(
+        (row for row in rerating.rows if row.billed_period and row.billed_period.pk == record.pk),
+        None,
+    )

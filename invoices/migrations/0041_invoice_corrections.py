@@ -1,6 +1,7 @@
 """A correction invoice (re-rating, issue 92): a period billed too little is
 corrected by an invoice of its own for the difference, naming the invoice it
-corrects (`corrects`). A new column, null on every invoice written before."""
+corrects (`corrects`; null on every invoice written before); and the permission
+to re-rate the usage invoices billed (Finance's: setup_roles)."""
 
 import django.db.models.deletion
 from django.db import migrations, models
@@ -12,6 +13,22 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AlterModelOptions(
+            name="invoice",
+            options={
+                "ordering": ["-id"],
+                "permissions": [
+                    ("finalize_invoice", "Can finalize invoices"),
+                    ("void_invoice", "Can void invoices (with a credit note)"),
+                    ("mark_paid_invoice", "Can mark invoices paid"),
+                    ("mark_uncollectible_invoice", "Can mark invoices uncollectible"),
+                    ("render_invoice", "Can re-render invoice PDFs"),
+                    ("rerate_invoice", "Can re-rate the usage invoices billed, and correct them"),
+                ],
+                "verbose_name": "invoice",
+                "verbose_name_plural": "invoices",
+            },
+        ),
         migrations.AddField(
             model_name="invoice",
             name="corrects",

@@ -7,11 +7,13 @@ mapping taken back bills less, corrected by a credit note on October's invoice.
 The events carry what the gateway sent (`source_model`, `requested_model`) as
 ingestion stores them, posted through POST /events."""
 
+import html
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
 import time_machine
+from django.contrib.auth.models import Permission
 
 from billing.invoicing.close import periods_close
 from billing.models import BilledPeriod, UsageEvent
@@ -262,3 +264,66 @@ def test_a_key_without_admin_may_not_rerate(october):
             "/api/v1/rerate", OCTOBER | {"dry_run": True}, format="json"
         )
     assert response.status_code == 403
+
+
+INVOICES = "/admin/invoices/invoice/"
+
+
+def test_the_admin_previews_the_rerating_of_octobers_invoice_then_applies_it(october, admin_client):
+    october_invoice = send_and_close(FINE_TUNE)
+    map_models({FINE_TUNE: "gpt-4o"})
+    before = state()
+
+    # when: "Re-rate usage…" is chosen for October's invoice
+    with time_machine.travel(NOV_5, tick=False):
+        page = admin_client.post(
+            INVOICES, {"action": "rerate_usage", "_selected_action": [october_invoice.pk]}
+        )
+
+    # then: what it finds, and nothing changed yet
+    text = " ".join(html.unescape(page.content.decode()).replace("\xa0", " ").split())
+    assert page.status_code == 200
+    assert (
+        f"{october_invoice.number} for Acme (Oct 2026) billed 4.50 USD; at today's mappings "
+        f"it bills 7.50 USD: an invoice of 3.00 USD before tax, naming "
+        f"{october_invoice.number}, is issued now."
+    ) in text
+    assert state() == before
+
+    # when: confirmed
+    with time_machine.travel(NOV_5, tick=False):
+        done = admin_client.post(
+            INVOICES,
+            {
+                "action": "rerate_usage",
+                "_selected_action": [october_invoice.pk],
+                "confirmed": "yes",
+            },
+            follow=True,
+        )
+
+    # then: the correction is issued, and said so
+    correction = Invoice.objects.get(reason=Invoice.CORRECTION)
+    assert (correction.corrects, correction.subtotal) == (october_invoice, D("3.00"))
+    assert f"{october_invoice.number} re-rated: invoice {correction.number} issued." in (
+        html.unescape(done.content.decode())
+    )
+
+
+def test_the_rerating_action_needs_its_own_permission(october, client, django_user_model):
+    october_invoice = send_and_close(FINE_TUNE)
+    map_models({FINE_TUNE: "gpt-4o"})
+    user = django_user_model.objects.create_user(username="viewer", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_invoice"))
+    client.force_login(user)
+
+    page = client.get(INVOICES)
+    assert page.status_code == 200
+    assert "rerate_usage" not in page.content.decode()
+
+    refused = client.post(
+        INVOICES,
+        {"action": "rerate_usage", "_selected_action": [october_invoice.pk], "confirmed": "yes"},
+    )
+    assert refused.status_code in (200, 302, 403)
+    assert not Invoice.objects.filter(reason=Invoice.CORRECTION).exists()
