@@ -2,7 +2,7 @@
 or redefined after its events arrived; and the daily rollups (of the meters and of
 the groups) from the hourly ones."""
 
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
@@ -114,51 +114,48 @@ def _rollups_write(definition, events) -> int:
     return len(prepared)
 
 
-@dataclass(frozen=True)
-class UsageSpan:
-    """The UTC days [start, end) of one customer's usage of one meter."""
-
-    customer_id: int
-    meter_id: int
-    start: datetime
-    end: datetime
-
-
-def usage_spans_rebuild(*, spans: list[UsageSpan]) -> int:
-    """Recompute the rollups of these spans of usage (whole UTC days, so that no
-    hourly or daily row straddles an edge) from their stored events, e.g. after
-    re-rating rewrote some of their properties (billing.usage.restated_events): the
-    rest of each meter's rollups stay as they are. The caller's transaction holds the
-    rollup lock exclusively and, on PostgreSQL, has folded every stored event
-    (fold_through(committed_bound())), so that no event of a span is counted again by
-    the next fold. The meters get a new revision (meters_revise), so that nothing
-    kept from their rollups before is used again. A span before the first attached
-    month keeps its rollups (its events were detached). Returns the events counted."""
+def usage_window_rebuild(
+    *, meter_ids: Iterable[int], customer_ids: list[int], start: datetime, end: datetime
+) -> int:
+    """Recompute these customers' rollups of these meters over [start, end) (whole
+    UTC days, so that no hourly or daily row straddles an edge) from their stored
+    events, e.g. after re-rating rewrote some of their properties
+    (billing.usage.restated_events): the rest of each meter's rollups stay as they
+    are. A few statements a meter, whatever the number of customers. The caller's
+    transaction holds the rollup lock exclusively and, on PostgreSQL, has folded
+    every stored event (fold_through(committed_bound())), so that no event of the
+    window is counted again by the next fold. The meters get a new revision
+    (meters_revise), so that nothing kept from their rollups before is used again.
+    The days before the first attached month keep their rollups (their events were
+    detached). Returns the events counted."""
     since = attached_events_start()
-    counted = 0
+    start = max(start, since) if since else start
+    meter_ids = sorted(set(meter_ids))
+    if start >= end or not meter_ids or not customer_ids:
+        return 0
     meters = meter_cache.by_id()
-    for span in spans:
-        definition = meters.get(span.meter_id)
-        start = max(span.start, since) if since else span.start
-        if definition is None or start >= span.end:
+    counted = 0
+    for meter_id in meter_ids:
+        definition = meters.get(meter_id)
+        if definition is None:
             continue
-        hours = {"customer_id": span.customer_id, "meter_id": span.meter_id}
-        within = hours | {"hour__gte": start, "hour__lt": span.end}
-        days = hours | {"day__gte": start, "day__lt": span.end}
-        UsageRollup.objects.filter(**within).delete()
+        keys = {"customer_id__in": customer_ids, "meter_id": meter_id}
+        hours = keys | {"hour__gte": start, "hour__lt": end}
+        days = keys | {"day__gte": start, "day__lt": end}
+        UsageRollup.objects.filter(**hours).delete()
         UsageDailyRollup.objects.filter(**days).delete()
         UsagePropertyDailyRollup.objects.filter(**days).delete()
-        UsageUniqueValue.objects.filter(**within).delete()
-        UsagePropertyRollup.objects.filter(**within).delete()
-        UsagePropertyUniqueValue.objects.filter(**within).delete()
+        UsageUniqueValue.objects.filter(**hours).delete()
+        UsagePropertyRollup.objects.filter(**hours).delete()
+        UsagePropertyUniqueValue.objects.filter(**hours).delete()
         events = UsageEvent.objects.filter(
-            customer_id=span.customer_id,
+            customer_id__in=customer_ids,
             event_name=definition.event_name,
             timestamp__gte=start,
-            timestamp__lt=span.end,
+            timestamp__lt=end,
         )
         counted += _rollups_write(definition, events)
-    meters_revise(Meter.objects.filter(pk__in={span.meter_id for span in spans}))
+    meters_revise(Meter.objects.filter(pk__in=meter_ids))
     return counted
 
 

@@ -5,7 +5,7 @@ stays in each event (its `source_model`, `requested_model`); only what was deriv
 from it changes: the properties the meters read, the contributions stored with the
 event (what a fold adds to the rollups, and what reads count of the events not
 folded yet: billing.usage.folding), and the rollups of the days it lies in, rebuilt
-from the stored events (billing.usage.rebuild.usage_spans_rebuild). The one
+from the stored events (billing.usage.rebuild.usage_window_rebuild). The one
 write to a stored event besides its insert."""
 
 from collections import defaultdict
@@ -18,7 +18,7 @@ from billing.usage.folding import committed_bound, fold_through, folds
 from billing.usage.group_limits import group_values_limit
 from billing.usage.metering import EventRejected, contributions, meter_cache
 from billing.usage.partitions import EVENTS_TABLE
-from billing.usage.rebuild import UsageSpan, usage_spans_rebuild
+from billing.usage.rebuild import usage_window_rebuild
 from billing.usage.rollups import (
     PreparedEvent,
     contributions_json,
@@ -58,11 +58,11 @@ def _update_sql() -> str:
 def events_restate(*, restatements: list[Restatement]) -> int:
     """Give these stored events their new properties, metered again as ingestion
     would meter them now (the group limit included), and rebuild the rollups of
-    each day of each customer's usage they lie in, of every meter of their event
-    names. In the caller's transaction: takes the rollup lock exclusively until it
-    ends (ingestion and folds wait), folding every stored event first on
-    PostgreSQL. An event whose new properties a meter cannot read is left as it
-    is. Returns the number of events rewritten."""
+    their customers, of every meter of their event names, over the UTC days from
+    the first to the last of them. In the caller's transaction: takes the rollup
+    lock exclusively until it ends (ingestion and folds wait), folding every stored
+    event first on PostgreSQL. An event whose new properties a meter cannot read is
+    left as it is. Returns the number of events rewritten."""
     if not restatements:
         return 0
     with transaction.atomic():
@@ -103,19 +103,23 @@ def events_restate(*, restatements: list[Restatement]) -> int:
         with connection.cursor() as cursor:
             for start in range(0, len(rows), CHUNK):
                 cursor.executemany(_update_sql(), rows[start : start + CHUNK])
-        usage_spans_rebuild(spans=_spans(restated for restated, _ in prepared))
+        _windows_rebuild(restated for restated, _ in prepared)
     return len(prepared)
 
 
-def _spans(restated) -> list[UsageSpan]:
-    """The UTC days from the first to the last of each customer's restated events,
-    for each meter of their event names."""
-    days: dict[tuple[int, str], list[datetime]] = defaultdict(list)
+def _windows_rebuild(restated) -> None:
+    """Rebuild, per event name, the rollups of every meter of it for the customers
+    of the restated events, over the UTC days from the first to the last of them."""
+    windows: dict[str, tuple[set[int], list[datetime]]] = defaultdict(lambda: (set(), []))
     for event in restated:
-        days[event.customer_id, event.event_name].append(day_of(event.timestamp))
+        customers, days = windows[event.event_name]
+        customers.add(event.customer_id)
+        days.append(day_of(event.timestamp))
     meters = meter_cache.by_event_name()
-    return [
-        UsageSpan(customer_id, meter.id, min(moments), max(moments) + DAY)
-        for (customer_id, event_name), moments in sorted(days.items())
-        for meter in meters.get(event_name, [])
-    ]
+    for event_name, (customers, days) in sorted(windows.items()):
+        usage_window_rebuild(
+            meter_ids=[meter.id for meter in meters.get(event_name, [])],
+            customer_ids=sorted(customers),
+            start=min(days),
+            end=max(days) + DAY,
+        )
