@@ -200,11 +200,11 @@ def _rerate(start, end, now, customer, meter, *, dry_run: bool) -> Rerating:
     keys = _keys(meter)
     rows: list[RerateRow] = []
     for subscription in subscriptions:
-        rows += _parts(subscription, start, end, now, keys, lock=not dry_run)
+        rows += _parts(subscription, start, end, now, meter, lock=not dry_run)
     renamed = gateway_models_rename(
         start=start,
         end=end,
-        customer_ids=ids,
+        customer_ids=None if customer is None else ids,
         event_names=None if meter is None else [meter.event_name],
     )
     for row in rows:
@@ -222,10 +222,11 @@ def _rerate(start, end, now, customer, meter, *, dry_run: bool) -> Rerating:
     return Rerating(dry_run, rows, renamed)
 
 
-def _parts(subscription, start, end, now, keys, *, lock: bool) -> list[RerateRow]:
-    """The subscription's parts of periods overlapping [start, end), each with
-    what it billed (billed parts, with the invoice that billed them) or bills so
-    far (the open part under way), of `keys`."""
+def _parts(subscription, start, end, now, meter, *, lock: bool) -> list[RerateRow]:
+    """The subscription's parts of periods overlapping [start, end) (those whose
+    terms charge `meter`, when given), each with what it billed (billed parts, with
+    the invoice that billed them) or bills so far (the open part under way)."""
+    keys = _keys(meter)
     customer = subscription.customer
     currency = customer.currency
     if lock:
@@ -237,7 +238,7 @@ def _parts(subscription, start, end, now, keys, *, lock: bool) -> list[RerateRow
             subscription=subscription, period_end__gt=start
         ).select_related("version__plan")
     parts = []
-    meter_code = next(iter(keys - {LineKind.MINIMUM_COMMITMENT})) if keys else None
+    meter_code = None if meter is None else meter.code
     for record in sorted(billed, key=lambda r: r.usage_from):
         if record.usage_from >= end or record.usage_to <= start:
             continue
