@@ -20,8 +20,8 @@ from billing.models import BilledPeriod, UsageEvent
 from customers.services import customer_create
 from invoices.models import CreditNote, Invoice
 from plans.tax_rates import tax_rate_create
-from tests.factories import api_client, llm_tokens_meter, subscribe
-from tests.integrations.conftest import row
+from tests.factories import api_client, llm_tokens_meter, prompts_meter, subscribe
+from tests.integrations.conftest import row, usage_rates
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +46,15 @@ S38_CARD = {
 }
 
 
-def call_event(event_id: str, *, model: str, sent: str, requested: str | None, tokens: int):
+def call_event(
+    event_id: str,
+    *,
+    model: str,
+    sent: str,
+    requested: str | None,
+    tokens: int,
+    at: datetime = OCT_10,
+):
     """An input-token event of a LiteLLM call as ingestion stores it: the model it
     was priced as, and the names the proxy sent."""
     properties = {
@@ -62,7 +70,7 @@ def call_event(event_id: str, *, model: str, sent: str, requested: str | None, t
         "id": event_id,
         "customer": "acme",
         "event_name": "llm.tokens",
-        "timestamp": OCT_10.isoformat(),
+        "timestamp": at.isoformat(),
         "properties": properties,
     }
 
@@ -327,3 +335,66 @@ def test_the_rerating_action_needs_its_own_permission(october, client, django_us
     )
     assert refused.status_code in (200, 302, 403)
     assert not Invoice.objects.filter(reason=Invoice.CORRECTION).exists()
+
+
+NOV_10 = datetime(2026, 11, 10, 12, tzinfo=UTC)
+NOV_20 = datetime(2026, 11, 20, tzinfo=UTC)
+NOVEMBER = OCTOBER | {"from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"}
+
+
+def test_the_open_period_reads_the_new_figures_and_nothing_is_issued(october):
+    # given: October closed without usage; November's calls, the period under way
+    with time_machine.travel(NOV_1, tick=False):
+        periods_close(as_of=NOV_1)
+    events = [
+        call_event(
+            "n1:input", model="gpt-4o", sent="gpt-4o", requested=None, tokens=1_000_000, at=NOV_10
+        ),
+        call_event(
+            "n2:input", model=FINE_TUNE, sent=FINE_TUNE, requested=None, tokens=2_000_000, at=NOV_10
+        ),
+    ]
+    with time_machine.travel(NOV_10, tick=False):
+        api_client("events:write").post("/api/v1/events", {"events": events}, format="json")
+    map_models({FINE_TUNE: "gpt-4o"})
+    documents = Invoice.objects.count()
+
+    preview = rerate(NOVEMBER | {"dry_run": True}, at=NOV_20).json()
+    applied = rerate(NOVEMBER | {"dry_run": False}, at=NOV_20).json()
+
+    expected = {
+        "customer": "acme",
+        "period_start": "2026-11-01T00:00:00Z",
+        "period_end": "2026-12-01T00:00:00Z",
+        "invoice": None,
+        "billed": "4.50",
+        "rerated": "7.50",
+        "difference": "3.00",
+        "currency": "USD",
+        "issued": None,
+    }
+    assert preview["results"] == applied["results"] == [expected]
+    assert Invoice.objects.count() == documents
+    assert not CreditNote.objects.exists()
+    # /usage reads the new figures, and November's close bills them
+    with time_machine.travel(NOV_20, tick=False):
+        assert usage_rates()[0] == "7.50"
+    with time_machine.travel(DEC_1, tick=False):
+        periods_close(as_of=DEC_1)
+    november = Invoice.objects.get(reason=Invoice.PERIOD, period_start=NOV_1)
+    assert november.subtotal == D("7.50")
+
+
+def test_with_a_meter_only_its_usage_is_rerated(october):
+    send_and_close(FINE_TUNE)
+    map_models({FINE_TUNE: "gpt-4o"})
+    prompts_meter()  # a meter of another event name, which the plan does not charge
+    before = state()
+
+    other = rerate(OCTOBER | {"meter": "prompts", "dry_run": False}).json()
+
+    assert (other["results"], other["renamed_events"], other["total_difference"]) == ([], 0, {})
+    assert state() == before
+    tokens = rerate(OCTOBER | {"meter": "llm_tokens", "dry_run": True}).json()
+    assert [(r["billed"], r["rerated"]) for r in tokens["results"]] == [("4.50", "7.50")]
+    assert tokens["renamed_events"] == 1
