@@ -3,7 +3,7 @@
 OpenTelemetry) keeps the name its source sent (`source_model`) and the name the
 caller asked for (`requested_model`), so the one rule that named its model at
 ingestion (billing.integrations.model_names.priced_model) names it again with the
-source's mapping and the rate cards as they are now. An event whose model comes
+source's mapping and the rate cards of its event name as they are now. An event whose model comes
 out otherwise is restated (billing.usage.restated_events): its `model` rewritten,
 its usage counted again."""
 
@@ -52,8 +52,12 @@ def gateway_models_rename(
     ends). Events without `source_model` (stored before ingestion kept it, or
     sent to POST /events) keep their model. Idempotent: a second call finds
     nothing to change."""
-    mappings = {row.source: dict(row.models or {}) for row in IntegrationSource.objects.all()}
-    cards: dict[str, set[str]] = {}
+    # Each source's mapping, and the card's model values for its event name, as
+    # ingestion reads them (its provider-cost events are named by its tokens' card).
+    mappings = {
+        row.source: (dict(row.models or {}), card_models(row.event_name))
+        for row in IntegrationSource.objects.all()
+    }
     events = UsageEvent.objects.filter(
         timestamp__gte=start,
         timestamp__lt=end,
@@ -75,15 +79,14 @@ def gateway_models_rename(
     for row_id, customer_id, event_id, event_name, timestamp, raw in rows:
         properties = PROPERTIES_DECODER.decode(raw)
         sent, source = _text(properties.get("source_model")), properties.get("source")
-        if sent is None or source not in SOURCE_NAMES:
+        if sent is None or source not in mappings:
             continue
-        if event_name not in cards:
-            cards[event_name] = card_models(event_name)
+        models, card = mappings[source]
         now = priced_model(
             sent=sent,
             requested=_text(properties.get("requested_model")),
-            models=mappings.get(source, {}),
-            card=cards[event_name],
+            models=models,
+            card=card,
         ).model
         before = properties.get("model")
         if now == before:

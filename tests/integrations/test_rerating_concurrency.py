@@ -44,7 +44,7 @@ def october():
     assert response.status_code == 201, response.json()
     customer = customer_create(external_id="acme", name="Acme", currency="USD")
     subscribe(customer, "tokens", start=OCT_1)
-    invoice = send_and_close(FINE_TUNE)
+    invoice = send_and_close()
     map_models({FINE_TUNE: "gpt-4o"})
     return invoice
 

@@ -4,8 +4,9 @@ difference, applies it as an invoice naming October's, and finds nothing the
 second time; the next close bills no late usage for it. And the other way: a
 mapping taken back bills less, corrected by a credit note on October's invoice.
 
-The events carry what the gateway sent (`source_model`, `requested_model`) as
-ingestion stores them, posted through POST /events."""
+October's calls come through LiteLLM's endpoint, which keeps on each event what
+the proxy sent (`source_model`, `requested_model`); a few tests post such events
+to POST /events directly."""
 
 import html
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from invoices.models import CreditNote, Invoice
 from plans.tax_rates import tax_rate_create
 from tests.factories import api_client, llm_tokens_meter, prompts_meter, subscribe
 from tests.integrations.conftest import row, usage_rates
+from tests.integrations.test_litellm_ingest import payload
 
 pytestmark = pytest.mark.django_db
 
@@ -102,20 +104,31 @@ def october(db):
     return subscribe(customer, "tokens", start=OCT_1)
 
 
-def send_and_close(fine_tune_priced_as: str) -> Invoice:
-    events = [
-        call_event(
-            "c1:input", model="gpt-4o", sent="openai/gpt-4o", requested="gpt-4o", tokens=1_000_000
-        ),
-        call_event(
-            "c2:input", model=fine_tune_priced_as, sent=FINE_TUNE, requested=None, tokens=2_000_000
-        ),
+def litellm_call(call_id: str, model: str, prompt: int, **fields) -> dict:
+    """A LiteLLM record of a call of `prompt` input tokens and nothing else, on 10 Oct."""
+    record = payload(call_id, model=model, prompt=prompt, cached=0, completion=0)
+    return record | {"startTime": OCT_10.timestamp(), "endTime": OCT_10.timestamp() + 2} | fields
+
+
+def send_calls() -> dict:
+    """S38's two calls through the LiteLLM endpoint; its answer."""
+    calls = [
+        litellm_call("c1", "openai/gpt-4o", 1_000_000, model_group="gpt-4o"),
+        litellm_call("c2", FINE_TUNE, 2_000_000),
     ]
     with time_machine.travel(OCT_10, tick=False):
-        posted = api_client("events:write").post(
-            "/api/v1/events", {"events": events}, format="json"
+        answer = api_client("events:write").post(
+            "/api/v1/integrations/litellm", calls, format="json"
         )
-    assert posted.status_code in (200, 202), posted.json()
+    assert answer.status_code == 202, answer.json()
+    assert (answer.json()["calls"], answer.json()["rejected"]) == (2, [])
+    return answer.json()
+
+
+def send_and_close() -> Invoice:
+    """October's calls sent (priced at the mapping of the moment), October closed
+    and issued: its invoice."""
+    send_calls()
     with time_machine.travel(NOV_1, tick=False):
         periods_close(as_of=NOV_1)
     invoice = Invoice.objects.get(reason=Invoice.PERIOD, period_start=OCT_1)
@@ -135,9 +148,17 @@ def state() -> tuple:
 
 
 def test_s38_too_little_billed_is_invoiced_once_naming_october(october):
-    # given: October billed 1,000,000 gpt-4o input (2.50) and 2,000,000 of the
-    # fine-tune at the default row (2.00): usage 4.50, VAT 0.90
-    october_invoice = send_and_close(FINE_TUNE)
+    # given: through LiteLLM, a call of "openai/gpt-4o" asked as "gpt-4o" (1,000,000
+    # input tokens: the gpt-4o row) and one of the fine-tune (2,000,000: the default
+    # row, listed as unpriced)
+    answer = send_calls()
+    assert answer["unpriced_models"] == [FINE_TUNE]
+    fine_tune = UsageEvent.objects.get(event_id="c2:input").properties
+    assert (fine_tune["model"], fine_tune["source_model"]) == (FINE_TUNE, FINE_TUNE)
+    # October closes: 2.50 + 2.00 = usage 4.50, VAT 0.90
+    with time_machine.travel(NOV_1, tick=False):
+        periods_close(as_of=NOV_1)
+    october_invoice = Invoice.objects.get(reason=Invoice.PERIOD, period_start=OCT_1)
     assert (october_invoice.subtotal, october_invoice.tax) == (D("4.50"), D("0.90"))
     # when: finance maps the fine-tune to gpt-4o
     map_models({FINE_TUNE: "gpt-4o"})
@@ -218,7 +239,7 @@ def test_s38_too_little_billed_is_invoiced_once_naming_october(october):
 def test_a_mapping_taken_back_is_credited_on_octobers_invoice(october):
     # given: the fine-tune was mapped to gpt-4o when October was billed: 7.50
     map_models({FINE_TUNE: "gpt-4o"})
-    october_invoice = send_and_close("gpt-4o")
+    october_invoice = send_and_close()
     assert october_invoice.subtotal == D("7.50")
     # when: the mapping is taken back (the fine-tune is priced at the default row)
     map_models({})
@@ -254,7 +275,7 @@ def test_a_mapping_taken_back_is_credited_on_octobers_invoice(october):
     ],
 )
 def test_bad_input_is_refused_and_changes_nothing(october, change, status, field):
-    send_and_close(FINE_TUNE)
+    send_and_close()
     map_models({FINE_TUNE: "gpt-4o"})
     before = state()
 
@@ -278,7 +299,7 @@ INVOICES = "/admin/invoices/invoice/"
 
 
 def test_the_admin_previews_the_rerating_of_octobers_invoice_then_applies_it(october, admin_client):
-    october_invoice = send_and_close(FINE_TUNE)
+    october_invoice = send_and_close()
     map_models({FINE_TUNE: "gpt-4o"})
     before = state()
 
@@ -319,7 +340,7 @@ def test_the_admin_previews_the_rerating_of_octobers_invoice_then_applies_it(oct
 
 
 def test_the_rerating_action_needs_its_own_permission(october, client, django_user_model):
-    october_invoice = send_and_close(FINE_TUNE)
+    october_invoice = send_and_close()
     map_models({FINE_TUNE: "gpt-4o"})
     user = django_user_model.objects.create_user(username="viewer", is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="view_invoice"))
@@ -386,7 +407,7 @@ def test_the_open_period_reads_the_new_figures_and_nothing_is_issued(october):
 
 
 def test_with_a_meter_only_its_usage_is_rerated(october):
-    send_and_close(FINE_TUNE)
+    send_and_close()
     map_models({FINE_TUNE: "gpt-4o"})
     prompts_meter()  # a meter of another event name, which the plan does not charge
     before = state()
@@ -398,3 +419,40 @@ def test_with_a_meter_only_its_usage_is_rerated(october):
     tokens = rerate(OCTOBER | {"meter": "llm_tokens", "dry_run": True}).json()
     assert [(r["billed"], r["rerated"]) for r in tokens["results"]] == [("4.50", "7.50")]
     assert tokens["renamed_events"] == 1
+
+
+def test_a_provider_cost_is_named_again_by_its_sources_card_as_its_tokens_are(october):
+    # given: an OpenRouter call of a dated snapshot, priced as the card's gpt-4o (its
+    # bare name), its tokens and its own cost stored as ingestion stores them
+    names = {"model": "gpt-4o", "source_model": "openai/gpt-4o-2024-08-06"}
+    events = [
+        {
+            "id": "g1:input",
+            "customer": "acme",
+            "event_name": "llm.tokens",
+            "timestamp": OCT_10.isoformat(),
+            "properties": names
+            | {"token_type": "input", "tokens": 1_000_000, "source": "openrouter"},
+        },
+        {
+            "id": "g1:provider_cost",
+            "customer": "acme",
+            "event_name": "llm.provider_cost",
+            "timestamp": OCT_10.isoformat(),
+            "properties": names | {"cost": "2.10", "currency": "USD", "source": "openrouter"},
+        },
+    ]
+    with time_machine.travel(OCT_10, tick=False):
+        api_client("events:write").post("/api/v1/events", {"events": events}, format="json")
+    with time_machine.travel(NOV_1, tick=False):
+        periods_close(as_of=NOV_1)
+    api_client("admin").put("/api/v1/integrations/openrouter", {"models": {}}, format="json")
+    before = state()
+
+    # when: October is re-rated: nothing is named otherwise (no card names the
+    # provider cost's event name; the source's tokens' card does)
+    answer = rerate(OCTOBER | {"dry_run": False}).json()
+
+    assert answer["renamed_events"] == 0
+    assert [(r["billed"], r["difference"]) for r in answer["results"]] == [("2.50", "0.00")]
+    assert state() == before
