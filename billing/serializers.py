@@ -6,7 +6,7 @@ from billing.core.vocabulary import CouponDuration
 from billing.models import Discount, Subscription
 from billing.rating.discounts import running_discount
 from billing.usage.ingestion import MAX_EVENTS_PER_BATCH, MAX_ID_LENGTH, MAX_NAME_LENGTH
-from config.api import AwareDateTimeField, DecimalString
+from config.api import AwareDateTimeField, DecimalString, NoUnknownKeys
 from config.schema import ErrorDetailSerializer
 from plans.serializers import OverridesSerializer
 
@@ -441,3 +441,44 @@ class PlanMigrationSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
     items = MigrationItemSerializer(many=True)
+
+
+class RerateSerializer(NoUnknownKeys, serializers.Serializer):
+    """A re-rating: the window [from, to), a customer (its external id) or every
+    customer with usage in it (null), a meter (its code) or every meter (null),
+    and whether to preview only (dry_run, the default) or apply."""
+
+    # `from` is a Python keyword: the field is set by name.
+    locals()["from"] = AwareDateTimeField(
+        help_text="The window's start, e.g. 2026-10-01T00:00:00Z."
+    )
+    to = AwareDateTimeField(help_text="The window's end (after from; at most 400 days).")
+    customer = serializers.CharField(max_length=255, required=False, allow_null=True, default=None)
+    meter = serializers.CharField(max_length=64, required=False, allow_null=True, default=None)
+    dry_run = serializers.BooleanField(required=False, default=True)
+
+
+class RerateRowSerializer(serializers.Serializer):
+    customer = serializers.CharField()
+    period_start = serializers.DateTimeField()
+    period_end = serializers.DateTimeField()
+    invoice = serializers.CharField(
+        allow_null=True, help_text="The invoice that billed the period; null for the open period."
+    )
+    billed = DecimalString()
+    rerated = DecimalString()
+    difference = DecimalString()
+    currency = serializers.CharField()
+    issued = serializers.CharField(
+        allow_null=True,
+        help_text="Applied: the number of the invoice or credit note correcting the period.",
+    )
+
+
+class RerateResultSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField()
+    results = RerateRowSerializer(many=True)
+    total_difference = serializers.DictField(child=DecimalString())
+    renamed_events = serializers.IntegerField(
+        help_text="The stored gateway calls whose model today's mapping names otherwise."
+    )

@@ -15,7 +15,9 @@ from customers.models import Customer
 
 
 class UsageEvent(models.Model):
-    """One billable action as the product reported it. Never updated or deleted."""
+    """One billable action as the product reported it. Never deleted; updated only
+    by re-rating, which rewrites what was derived from what a gateway sent (its
+    `model`, and the contributions) and keeps what it sent (billing.usage.restated_events)."""
 
     id = models.BigAutoField(primary_key=True)
     # No database FK: customers are never deleted, and the check would cost every insert.

@@ -96,11 +96,17 @@ def line_left_to_credit(
     discounted invoice charged each line its share of what is left after the
     discount, and no more than that share of a line is credited."""
     charged = invoice_line.amount
-    if invoice.discount and invoice.subtotal > 0 and charged > 0:
-        charged = quantize_money(
-            charged * invoice.taxable_amount / invoice.subtotal, invoice.currency
-        )
+    if charged > 0:
+        charged = charged_after_discount(invoice, charged)
     return charged - credited.get(invoice_line.pk, ZERO)
+
+
+def charged_after_discount(invoice: Invoice, amount: Decimal) -> Decimal:
+    """What the invoice charged for `amount` of its lines: a discounted invoice
+    charged each line its share of what is left after the discount."""
+    if not invoice.discount or invoice.subtotal <= 0:
+        return amount
+    return quantize_money(amount * invoice.taxable_amount / invoice.subtotal, invoice.currency)
 
 
 def invoice_left_to_credit(invoice: Invoice, credited: dict[int, Decimal]) -> Decimal:

@@ -51,6 +51,8 @@ class Invoice(models.Model):
     THRESHOLD = "threshold"
     COMMIT = "commit"
     COMMIT_TRUE_UP = "commit_true_up"
+    # What a period billed too little, found by re-rating it (billing.invoicing.rerating).
+    CORRECTION = "correction"
     REASONS = [
         (START, _("Subscription start")),
         (PERIOD, _("Period close")),
@@ -60,6 +62,7 @@ class Invoice(models.Model):
         (THRESHOLD, _("Usage threshold reached (progressive billing)")),
         (COMMIT, _("Commit")),
         (COMMIT_TRUE_UP, _("Commit true-up")),
+        (CORRECTION, _("Correction of an earlier invoice (re-rating)")),
     ]
 
     customer = models.ForeignKey(
@@ -77,6 +80,15 @@ class Invoice(models.Model):
         verbose_name=_("subscription"),
     )
     reason = models.CharField(_("reason"), max_length=16, choices=REASONS)
+    # A correction's invoice: the one whose period it bills the difference of.
+    corrects = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="corrections",
+        verbose_name=_("corrects"),
+    )
     status = models.CharField(
         _("status"),
         max_length=16,
@@ -186,6 +198,7 @@ class Invoice(models.Model):
             ("mark_paid_invoice", "Can mark invoices paid"),
             ("mark_uncollectible_invoice", "Can mark invoices uncollectible"),
             ("render_invoice", "Can re-render invoice PDFs"),
+            ("rerate_invoice", "Can re-rate the usage invoices billed, and correct them"),
         ]
         constraints = [
             # A close run twice, or resumed after a crash, writes each invoice once.

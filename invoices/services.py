@@ -119,6 +119,7 @@ def invoice_write_draft(
     lines: list,
     now: datetime,
     tax_rates: list | None = None,
+    corrects: Invoice | None = None,
 ) -> Invoice:
     """Write a draft invoice with its lines. Callers hold the subscription's row
     lock and move its period on in the same transaction, so an invoice is written
@@ -126,7 +127,8 @@ def invoice_write_draft(
     (the caller's transaction then fails whole). Each line's amount is rounded
     once; the total is their sum: the subtotal (every line but the discount
     lines), less the discount (those lines, negated), plus the tax on the two.
-    Each line keeps the plan its rater stamped on it (LineInput.plan)."""
+    Each line keeps the plan its rater stamped on it (LineInput.plan). A
+    correction names the invoice it `corrects`."""
     currency = customer.currency
     # The customer's rates now, unless the caller names the ones a sale was
     # priced with (a purchase paid through Stripe: tax charged at its order).
@@ -156,6 +158,7 @@ def invoice_write_draft(
             period_end=period_end,
             service_start=service_start,
             service_end=service_end,
+            corrects=corrects,
             **details,
         )
         rawsql.insert([invoice])

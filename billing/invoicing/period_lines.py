@@ -72,6 +72,99 @@ def with_breakdowns(
     return out
 
 
+@dataclass(frozen=True)
+class RatedAgain:
+    """A billed part of a period (BilledPeriod) rated again from its stored usage at
+    the terms that billed it (its version and overrides): what it bills now per
+    meter and for the true-up (`now`, shaped as BilledPeriod.billed), beside what
+    it billed. What it drew from a commit stays as billed: usage found later is
+    billed at its full price."""
+
+    billed_period: BilledPeriod
+    spec: VersionSpec
+    now: dict
+
+    def differences(self, keys=None) -> list[tuple[str, Decimal, Decimal]]:
+        """(meter code or "minimum_commitment", amount, billable units) by which
+        each one (of `keys`, when given) bills otherwise now than it billed."""
+        found = []
+        for key, now_values in self.now.items():
+            if keys is not None and key not in keys:
+                continue
+            was = self.billed_period.billed.get(key, {"amount": "0", "billable": "0"})
+            delta = Decimal(now_values["amount"]) - Decimal(was["amount"])
+            if delta:
+                units = Decimal(now_values.get("billable", "0")) - Decimal(was.get("billable", "0"))
+                found.append((key, delta, units))
+        return found
+
+
+def billed_period_rated_again(
+    subscription: Subscription, billed_period: BilledPeriod
+) -> RatedAgain:
+    """The one rule pricing a billed part of a period again (late usage, re-rating):
+    its usage as stored now, at the version and overrides that billed it. Reads only."""
+    spec = terms_spec(version=billed_period.version, overrides=billed_period.overrides)
+    now = usage_part(
+        subscription,
+        spec,
+        start=billed_period.period_start,
+        end=billed_period.period_end,
+        usage_from=billed_period.usage_from,
+        until=billed_period.usage_to,
+    ).billed()
+    if COMMIT_BILLED in billed_period.billed:
+        now[COMMIT_BILLED] = billed_period.billed[COMMIT_BILLED]
+    return RatedAgain(billed_period, spec, now)
+
+
+def difference_lines(
+    rated: RatedAgain, *, words: str, names: dict[str, str], zone: ZoneInfo, keys=None
+) -> list[LineInput]:
+    """The lines billing what a part rated again bills more (or less) than it
+    billed (of `keys` only, when given), at its prices: a line per meter, and one
+    for the minimum commitment's adjustment. `words` says each, with {period} and
+    {charge}."""
+    billed_period = rated.billed_period
+    when = customer_text.period(billed_period.period_start, billed_period.period_end, zone)
+    prices = {c.meter: c.pricing for c in rated.spec.charges}
+    lines = []
+    for meter, delta, units in rated.differences(keys):
+        true_up = meter == LineKind.MINIMUM_COMMITMENT
+        pricing = prices.get(meter)
+        per_unit = pricing is not None and pricing.scheme == "per_unit"
+        unit_price = pricing.unit_price if per_unit else None
+        what = _("minimum commitment adjustment") if true_up else names.get(meter, meter)
+        lines.append(
+            LineInput(
+                LineKind.LATE_USAGE,
+                words.format(period=when, charge=what),
+                None if true_up else meter,
+                Decimal(1) if true_up else units,
+                delta if true_up else unit_price,
+                delta,
+                billed_period.period_start,
+                billed_period.period_end,
+                per=pricing.per if per_unit else ONE,
+                plan=billed_period.version.plan.code,
+            )
+        )
+    return lines
+
+
+def rated_again_record(rated: RatedAgain, keys=None) -> None:
+    """Record what the part bills now (of `keys` only, when given) as what it
+    billed, once the lines billing the difference are written: the same
+    difference is never billed twice."""
+    billed_period = rated.billed_period
+    now = rated.now if keys is None else {**billed_period.billed}
+    if keys is not None:
+        now.update({key: values for key, values in rated.now.items() if key in keys})
+    if now != billed_period.billed:
+        billed_period.billed = now
+        billed_period.save(update_fields=["billed"])
+
+
 def late_usage_lines(
     *, subscription: Subscription, before: datetime, zone: ZoneInfo
 ) -> list[LineInput]:
@@ -83,51 +176,11 @@ def late_usage_lines(
     lines: list[LineInput] = []
     periods = billed_periods_lock(subscription=subscription, ended_after=horizon, ended_by=before)
     for billed_period in periods:
-        spec = terms_spec(version=billed_period.version, overrides=billed_period.overrides)
-        now_billed = usage_part(
-            subscription,
-            spec,
-            start=billed_period.period_start,
-            end=billed_period.period_end,
-            usage_from=billed_period.usage_from,
-            until=billed_period.usage_to,
-        ).billed()
-        # Late usage is billed at its full price: what the part drew from a commit stays.
-        if COMMIT_BILLED in billed_period.billed:
-            now_billed[COMMIT_BILLED] = billed_period.billed[COMMIT_BILLED]
-        when = customer_text.period(billed_period.period_start, billed_period.period_end, zone)
-        prices = {c.meter: c.pricing for c in spec.charges}
-        for meter, now_values in now_billed.items():
-            was = billed_period.billed.get(meter, {"amount": "0", "billable": "0"})
-            delta = Decimal(now_values["amount"]) - Decimal(was["amount"])
-            if delta == 0:
-                continue
-            units = Decimal(now_values.get("billable", "0")) - Decimal(was.get("billable", "0"))
-            pricing = prices.get(meter)
-            per_unit = pricing is not None and pricing.scheme == "per_unit"
-            unit_price = pricing.unit_price if per_unit else None
-            what = (
-                _("minimum commitment adjustment")
-                if meter == LineKind.MINIMUM_COMMITMENT
-                else names.get(meter, meter)
-            )
-            lines.append(
-                LineInput(
-                    LineKind.LATE_USAGE,
-                    _("Late usage for {period}: {charge}").format(period=when, charge=what),
-                    None if meter == LineKind.MINIMUM_COMMITMENT else meter,
-                    units if meter != LineKind.MINIMUM_COMMITMENT else Decimal(1),
-                    unit_price if meter != LineKind.MINIMUM_COMMITMENT else delta,
-                    delta,
-                    billed_period.period_start,
-                    billed_period.period_end,
-                    per=pricing.per if per_unit else ONE,
-                    plan=billed_period.version.plan.code,
-                )
-            )
-        if now_billed != billed_period.billed:
-            billed_period.billed = now_billed
-            billed_period.save(update_fields=["billed"])
+        rated = billed_period_rated_again(subscription, billed_period)
+        lines += difference_lines(
+            rated, words=_("Late usage for {period}: {charge}"), names=names, zone=zone
+        )
+        rated_again_record(rated)
     return lines
 
 

@@ -27,13 +27,13 @@ from decimal import Decimal
 from django.utils.translation import gettext as _
 
 from billing.core.errors import Conflict
-from billing.core.money import quantize_money
 from billing.core.vocabulary import LineKind
 from billing.models import Subscription
 from billing.rating.lines import LineInput
 from customers.billing_entities import customer_billing_entity
 from invoices.credit_notes import (
     CreditLineInput,
+    charged_after_discount,
     credit_note_issue,
     credited_by_line,
     invoice_left_to_credit,
@@ -122,7 +122,7 @@ def plan_unused_credit(
         match = next((c for c in free if c.unit_price == line.unit_price), None)
         # What the invoice charged for that time: a discounted invoice charged
         # each line its share after the discount (credit_notes.line_left_to_credit).
-        wanted = _after_discount(invoice, -line.amount)
+        wanted = charged_after_discount(invoice, -line.amount)
         amount = ZERO
         if match is not None:
             free.remove(match)
@@ -133,12 +133,6 @@ def plan_unused_credit(
         if amount < wanted:
             left.append(replace(line, amount=amount - wanted))
     return UnusedCredit(invoice if parts else None, tuple(parts), tuple(left))
-
-
-def _after_discount(invoice: Invoice, amount: Decimal) -> Decimal:
-    if not invoice.discount or invoice.subtotal <= 0:
-        return amount
-    return quantize_money(amount * invoice.taxable_amount / invoice.subtotal, invoice.currency)
 
 
 def issue_unused_credit(*, credit: UnusedCredit, cause: str, now: datetime) -> CreditNote | None:

@@ -2,7 +2,8 @@
 or redefined after its events arrived; and the daily rollups (of the meters and of
 the groups) from the hourly ones."""
 
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import F, TextField
@@ -56,7 +57,6 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
     if meter is None:
         return 0
     definition = meter_def(meter)
-    counted = 0
     with transaction.atomic():
         rollup_lock(shared=False)
         if folds():
@@ -78,32 +78,84 @@ def meter_usage_rebuild(*, meter_id: int) -> int:
         UsagePropertyRollup.objects.filter(**hours).delete()
         UsagePropertyUniqueValue.objects.filter(**hours).delete()
         events = {"event_name": meter.event_name} | ({"timestamp__gte": since} if since else {})
-        rows = (
-            UsageEvent.objects.filter(**events)
-            .annotate(raw=Cast("properties", TextField()))
-            .values_list("customer_id", "event_id", "timestamp", "raw")
-            .order_by()
-            .iterator(chunk_size=REBUILD_CHUNK)
+        counted = _rollups_write(definition, UsageEvent.objects.filter(**events))
+    return counted
+
+
+def _rollups_write(definition, events) -> int:
+    """Add these stored events (a queryset) to the rollups of the meter `definition`
+    describes, as ingestion would meter them now: hourly and daily rows, distinct
+    values and groups (past the group limit as at ingestion). The caller deleted the
+    rollups they add to and holds the rollup lock exclusively. How many it counted."""
+    rows = (
+        events.annotate(raw=Cast("properties", TextField()))
+        .values_list("customer_id", "event_id", "timestamp", "raw")
+        .order_by()
+        .iterator(chunk_size=REBUILD_CHUNK)
+    )
+    prepared: list[PreparedEvent] = []
+    for customer_id, event_id, timestamp, raw in rows:
+        try:
+            found = contributions([definition], PROPERTIES_DECODER.decode(raw))
+        except EventRejected:
+            continue
+        if found:
+            prepared.append(PreparedEvent(customer_id, event_id, "", timestamp, {}, found))
+    rollups, uniques = rollup_deltas(prepared), unique_values(prepared)
+    for start in range(0, len(rollups), REBUILD_CHUNK):
+        writer().upsert_rollups(rollups[start : start + REBUILD_CHUNK])
+    for start in range(0, len(uniques), REBUILD_CHUNK):
+        writer().insert_uniques(uniques[start : start + REBUILD_CHUNK])
+    for start in range(0, len(prepared), REBUILD_CHUNK):
+        chunk = prepared[start : start + REBUILD_CHUNK]
+        # As at ingestion: values given a group keep it, the rest past the limit are "other".
+        group_values_limit(chunk)
+        store_groups(chunk)
+    return len(prepared)
+
+
+def usage_window_rebuild(
+    *, meter_ids: Iterable[int], customer_ids: list[int], start: datetime, end: datetime
+) -> int:
+    """Recompute these customers' rollups of these meters over [start, end) (whole
+    UTC days, so that no hourly or daily row straddles an edge) from their stored
+    events, e.g. after re-rating rewrote some of their properties
+    (billing.usage.restated_events): the rest of each meter's rollups stay as they
+    are. A few statements a meter, whatever the number of customers. The caller's
+    transaction holds the rollup lock exclusively and, on PostgreSQL, has folded
+    every stored event (fold_through(committed_bound())), so that no event of the
+    window is counted again by the next fold. The meters get a new revision
+    (meters_revise), so that nothing kept from their rollups before is used again.
+    The days before the first attached month keep their rollups (their events were
+    detached). Returns the events counted."""
+    since = attached_events_start()
+    start = max(start, since) if since else start
+    meter_ids = sorted(set(meter_ids))
+    if start >= end or not meter_ids or not customer_ids:
+        return 0
+    meters = meter_cache.by_id()
+    counted = 0
+    for meter_id in meter_ids:
+        definition = meters.get(meter_id)
+        if definition is None:
+            continue
+        keys = {"customer_id__in": customer_ids, "meter_id": meter_id}
+        hours = keys | {"hour__gte": start, "hour__lt": end}
+        days = keys | {"day__gte": start, "day__lt": end}
+        UsageRollup.objects.filter(**hours).delete()
+        UsageDailyRollup.objects.filter(**days).delete()
+        UsagePropertyDailyRollup.objects.filter(**days).delete()
+        UsageUniqueValue.objects.filter(**hours).delete()
+        UsagePropertyRollup.objects.filter(**hours).delete()
+        UsagePropertyUniqueValue.objects.filter(**hours).delete()
+        events = UsageEvent.objects.filter(
+            customer_id__in=customer_ids,
+            event_name=definition.event_name,
+            timestamp__gte=start,
+            timestamp__lt=end,
         )
-        events: list[PreparedEvent] = []
-        for customer_id, event_id, timestamp, raw in rows:
-            try:
-                found = contributions([definition], PROPERTIES_DECODER.decode(raw))
-            except EventRejected:
-                continue
-            if found:
-                events.append(PreparedEvent(customer_id, event_id, "", timestamp, {}, found))
-        counted = len(events)
-        rollups, uniques = rollup_deltas(events), unique_values(events)
-        for start in range(0, len(rollups), REBUILD_CHUNK):
-            writer().upsert_rollups(rollups[start : start + REBUILD_CHUNK])
-        for start in range(0, len(uniques), REBUILD_CHUNK):
-            writer().insert_uniques(uniques[start : start + REBUILD_CHUNK])
-        for start in range(0, len(events), REBUILD_CHUNK):
-            chunk = events[start : start + REBUILD_CHUNK]
-            # As at ingestion: values given a group keep it, the rest past the limit are "other".
-            group_values_limit(chunk)
-            store_groups(chunk)
+        counted += _rollups_write(definition, events)
+    meters_revise(Meter.objects.filter(pk__in=meter_ids))
     return counted
 
 

@@ -53,6 +53,7 @@ from invoices.admin.invoice_page import (
 )
 from invoices.admin.payments import mark_paid_with_reference
 from invoices.admin.record_payment import record_payment_view as record_payment_page
+from invoices.admin.rerating import rerate_with_preview
 from invoices.admin.void_uncollectible import (
     mark_uncollectible_with_confirmation,
     void_with_confirmation,
@@ -178,6 +179,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         mark_paid_with_reference,
         "mark_uncollectible",
         "rerender_pdf",
+        "rerate_usage",
     ]
     fieldsets = [
         (
@@ -567,6 +569,9 @@ class InvoiceAdmin(admin.ModelAdmin):
     def has_render_permission(self, request):
         return request.user.has_perm("invoices.render_invoice")
 
+    def has_rerate_permission(self, request):
+        return request.user.has_perm("invoices.rerate_invoice")
+
     @admin.action(description=_("Finalize (number and freeze)"), permissions=["finalize"])
     def finalize(self, request, queryset):
         now = timezone.now()
@@ -628,6 +633,10 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.action(description=_("Mark uncollectible…"), permissions=["mark_uncollectible"])
     def mark_uncollectible(self, request, queryset):
         return mark_uncollectible_with_confirmation(self, request, queryset)
+
+    @admin.action(description=_("Re-rate usage at today's mappings…"), permissions=["rerate"])
+    def rerate_usage(self, request, queryset):
+        return rerate_with_preview(self, request, queryset)
 
     @admin.action(description=_("Re-render PDF (repair)"), permissions=["render"])
     def rerender_pdf(self, request, queryset):

@@ -183,7 +183,11 @@ def _invoice_content(invoice, *, profile: str, seller: dict, buyer: dict) -> dic
         (line.name, line.percentage, line.tax_rate.vat_category, line.tax_rate.exemption_reason)
         for line in invoice.tax_lines.select_related("tax_rate")
     ]
+    # A correction (re-rating) names the invoice it corrects as its preceding invoice (BG-3).
+    corrected = invoice.corrects if invoice.corrects_id else None
+    preceding = {"preceding": (corrected.number, corrected.finalized_at)} if corrected else {}
     return {
+        **preceding,
         "profile": profile,
         "type_code": INVOICE,
         "currency": invoice.currency,

@@ -93,6 +93,9 @@ FINANCE = [
     "invoices.mark_paid_invoice",
     "invoices.mark_uncollectible_invoice",
     "invoices.render_invoice",
+    # Re-rating: stored usage priced again at today's mappings, corrected by an
+    # invoice for the difference or a credit note.
+    "invoices.rerate_invoice",
     # Payments through Stripe: retry or stop collecting; purchases by Checkout link.
     *perms("invoices.payment", "change"),
     *perms("invoices.purchase", "add", "change", "view"),
