@@ -90,18 +90,36 @@ class RefusedRecord(models.Model):
     JSON text, numbers as sent; a record kept cut (see refused.record_text) is not
     replayable. One row per refusal: a record sent and refused twice is two rows."""
 
+    # RecordRejected.code (billing.integrations.calls.REFUSAL_CODES): why, for machines;
+    # its words for people.
+    REASONS = [
+        ("no_customer", _("Names no customer")),
+        ("unknown_customer", _("Unknown customer")),
+        ("bad_tokens", _("Token counts unusable")),
+        ("not_json", _("Not JSON")),
+        ("invalid", _("Not a record billing reads")),
+    ]
+    # What a replay became (billing.integrations.replay).
+    OUTCOMES = [
+        ("accepted", _("Billed")),
+        ("duplicate", _("Already billed")),
+        ("skipped", _("Not billable (a failed call)")),
+        ("refused", _("Refused again")),
+    ]
+
     source = CharField(max_length=16, choices=IntegrationSource.SOURCES, verbose_name=_("source"))
     received_at = DateTimeField(verbose_name=_("received at"))
-    # RecordRejected.code (billing.integrations.calls.REFUSAL_CODES): why, for machines.
-    reason = CharField(max_length=32, verbose_name=_("reason"))
+    reason = CharField(max_length=32, choices=REASONS, verbose_name=_("reason"))
     message = models.TextField(verbose_name=_("message"))
     # The call's id as the answer named it ("" when the record had none readable).
     call_id = CharField(max_length=255, blank=True, verbose_name=_("call id"))
     record = models.TextField(blank=True, verbose_name=_("record"))
     replayable = models.BooleanField(default=True, verbose_name=_("replayable"))
     replayed_at = DateTimeField(null=True, blank=True, verbose_name=_("replayed at"))
-    # accepted, duplicate, skipped or refused (then reason and message say why now).
-    replay_outcome = CharField(max_length=16, blank=True, verbose_name=_("replay outcome"))
+    # Refused again: reason and message say why now.
+    replay_outcome = CharField(
+        max_length=16, blank=True, choices=OUTCOMES, verbose_name=_("replay outcome")
+    )
 
     class Meta:
         verbose_name = _("refused record")

@@ -18,6 +18,8 @@ from prometheus_client import make_wsgi_app
 from prometheus_client.parser import text_string_to_metric_families
 
 from billing.integration_models import RefusedRecord
+from billing.integrations import replay as replays
+from billing.integrations.calls import REFUSAL_CODES
 from billing.integrations.refused_records import LONG_TEXT, record_text, refused_records_purge
 from billing.models import UsageEvent
 from billing.tasks import purge_refused_records
@@ -372,3 +374,13 @@ def test_a_span_openrouters_broadcast_sent_is_replayed_as_a_span(s35):
     # then: read as a span again, billed (400,000 in, 50,000 out of gpt-4o)
     assert (body["accepted"], body["calls"]) == (2, 1)
     assert usage_amount("hooli") == "1.50"
+
+
+def test_every_reason_and_replay_outcome_has_its_words():
+    assert [code for code, _ in RefusedRecord.REASONS] == list(REFUSAL_CODES)
+    assert [code for code, _ in RefusedRecord.OUTCOMES] == [
+        replays.ACCEPTED,
+        replays.DUPLICATE,
+        replays.SKIPPED,
+        replays.REFUSED,
+    ]
