@@ -2,7 +2,7 @@
 preview (dry_run) or applied (billing.invoicing.rerating)."""
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -12,6 +12,7 @@ from billing.core.periods import iso
 from billing.invoicing.rerating import Rerating, usage_rerate
 from billing.serializers import RerateResultSerializer, RerateSerializer
 from config.api import request_data
+from config.schema import ErrorSerializer
 from customers.models import ApiKey, Customer
 from plans.models import Meter
 
@@ -48,7 +49,10 @@ class RerateApi(APIView):
 
     @extend_schema(
         request=RerateSerializer,
-        responses=RerateResultSerializer,
+        responses={
+            200: RerateResultSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="No such customer."),
+        },
         description=(
             "Each part of a period overlapping [from, to) priced again from its stored "
             "events at today's mappings (a gateway's model names) and at the prices in "
