@@ -210,7 +210,7 @@ def _check_subscription(
     # one statement for the spend limit and the budget the customer set.
     spend = (
         priced.period_spend(
-            subscription=subscription, start=window.usage_from, end=window.period_end
+            subscription=subscription, start=window.period_start, end=window.period_end
         )
         if spend_due or budget_due
         else None

@@ -4,7 +4,7 @@ not invoiced yet (usage_summary: /usage, the portal, the admin's customer page,
 the dashboard's projection), and the spend a check or an alert counts against a
 spend limit (period_spend). Quantities come from billing.usage.reads."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
@@ -18,15 +18,13 @@ from billing.usage.metering import event_group_values, meter_cache
 from billing.usage.reads import UsageLine, usage_lines
 from billing.usage.statement import (
     PeriodStatement,
+    part_from,
     period_statement,
-    statement_of,
-    uncovered_usage,
     usage_combinations_by_meter,
 )
 from plans.models import Meter
 from plans.overrides import subscription_spec
 from wallets import selectors as wallet_selectors
-from wallets.commits import commit_terms
 
 ZERO = Decimal(0)
 
@@ -85,70 +83,74 @@ def spend_statement(
     properties: dict | None = None,
     combinations: dict | None = None,
 ) -> Spend:
-    """What the customer spends in [start, end) of its period: fixed fees, priced
-    usage with any minimum commitment true-up (as the close would rate it), the
-    money its prepaid balance paid for usage, and the usage wallets could not pay
-    for that the close bills. With `adding` (meter, quantity): as if that much
-    more were used now, with these event `properties` (a rate card's row),
-    `adding_uncovered` units of it beyond what a credit wallet that bills when
-    exhausted can pay. `quantities` (meter code -> quantity in the range) and
-    `combinations` (the rate cards', as usage_combinations_by_meter reads them)
-    when the caller has read them already. The statement's lines say what each meter
-    (and each rate-card row) adds (billing.usage.customer_limits reads caps off them)."""
+    """What the customer spends in its period [start, end): the period statement
+    (billing.usage.statement.period_statement: the fees billed in advance at the
+    seats held at each moment, the seat changes, the parts before an immediate
+    plan change, the usage of the part under way priced as the close will price
+    it with any minimum commitment true-up, what a commit pays), so that the
+    spend is what the period's invoices bill; and the money its prepaid balance
+    paid for usage, which no invoice bills. With `adding` (meter, quantity): as
+    if that much more were used now, with these event `properties` (a rate
+    card's row), `adding_uncovered` units of it beyond what a credit wallet that
+    bills when exhausted can pay. `quantities` (meter code -> quantity of the
+    part under way) and `combinations` (the rate cards', as
+    usage_combinations_by_meter reads them) when the caller has read them
+    already. The statement's lines say what each meter (and each rate-card row)
+    adds (billing.usage.customer_limits reads caps off them)."""
     version = subscription_spec(subscription)
+    usage_from = part_from(subscription, start=start, end=end)
+    if usage_from != start:
+        # The caller read the whole period's usage: the part under way is less.
+        quantities = combinations = None
     if quantities is None:
         lines = usage_lines(
-            customer_id=subscription.customer_id, subscription=subscription, start=start, end=end
+            customer_id=subscription.customer_id,
+            subscription=subscription,
+            start=usage_from,
+            end=end,
         )
         quantities = {line.meter: line.quantity for line in lines}
-    else:
-        quantities = dict(quantities)
+    if combinations is None:
+        combinations = usage_combinations_by_meter(
+            customer_id=subscription.customer_id, spec=version, start=usage_from, end=end
+        )
+    statement = period_statement(
+        subscription,
+        start=start,
+        end=end,
+        spec=version,
+        quantities=quantities,
+        combinations=combinations,
+    )
     drawn = wallet_selectors.money_drawn(
         customer_id=subscription.customer_id, currency=version.currency, start=start, end=end
     )
-    uncovered = uncovered_usage(
-        customer_id=subscription.customer_id, spec=version, start=start, end=end
-    )
-    if combinations is None:
-        combinations = usage_combinations_by_meter(
-            customer_id=subscription.customer_id, spec=version, start=start, end=end
-        )
-    else:
-        combinations = dict(combinations)
-    if adding is not None:
-        meter, extra = adding
-        used = quantities.get(meter, ZERO)
-        quantities[meter] = used + extra
-        charge = next((c for c in version.charges if c.meter == meter), None)
-        if charge is not None and charge.rated:
-            # A rate card: the row of the event's values, its tiers counting its usage.
-            # A meter a published version charges is frozen: the cached definition is it.
-            values = event_group_values(meter_cache.by_code_frozen(meter), properties or {})
-            of_meter = combinations.get(meter, {})
-            used = row_quantity(charge.rates, of_meter, values)
-            key = tuple(values.items())
-            combinations[meter] = {**of_meter, key: of_meter.get(key, ZERO) + extra}
-            charge = row_charge(charge, values)
-        if charge is not None and charge.model == "balance":
-            drawn += marginal_cost(charge, used, extra)
-        if charge is not None and charge.bills_uncovered and adding_uncovered > 0:
-            was = uncovered.get(meter, Uncovered(ZERO, ZERO))
-            uncovered[meter] = Uncovered(was.units + adding_uncovered, was.shortfall)
-    # Fees and commitment for the part of a whole period the range is, as the close.
-    share = period_share(
-        start, end, whole=subscription.whole_period(start, end, interval=version.interval)
-    )
-    statement = statement_of(
-        version,
-        seats=subscription.seats,
-        quantities=quantities,
-        fraction=share,
-        uncovered=uncovered,
-        combinations=combinations,
-        # A commit's access pays for its meters' usage first: spend is what goes beyond.
-        commit_terms=commit_terms(customer_id=subscription.customer_id, start=start, end=end),
-    )
-    return Spend(statement, drawn, combinations)
+    if adding is None:
+        return Spend(statement, drawn, combinations)
+    meter, extra = adding
+    part = statement.part
+    quantities = dict(part.quantities)
+    combinations = dict(part.combinations)
+    uncovered = dict(part.uncovered)
+    used = quantities.get(meter, ZERO)
+    quantities[meter] = used + extra
+    charge = next((c for c in version.charges if c.meter == meter), None)
+    if charge is not None and charge.rated:
+        # A rate card: the row of the event's values, its tiers counting its usage.
+        # A meter a published version charges is frozen: the cached definition is it.
+        values = event_group_values(meter_cache.by_code_frozen(meter), properties or {})
+        of_meter = combinations.get(meter, {})
+        used = row_quantity(charge.rates, of_meter, values)
+        key = tuple(values.items())
+        combinations[meter] = {**of_meter, key: of_meter.get(key, ZERO) + extra}
+        charge = row_charge(charge, values)
+    if charge is not None and charge.model == "balance":
+        drawn += marginal_cost(charge, used, extra)
+    if charge is not None and charge.bills_uncovered and adding_uncovered > 0:
+        was = uncovered.get(meter, Uncovered(ZERO, ZERO))
+        uncovered[meter] = Uncovered(was.units + adding_uncovered, was.shortfall)
+    part = replace(part, quantities=quantities, combinations=combinations, uncovered=uncovered)
+    return Spend(replace(statement, part=part), drawn, combinations)
 
 
 def usage_summary(
@@ -161,8 +163,7 @@ def usage_summary(
     all its usage so far, invoiced or not) and the projected total (the same
     statement with the usage not invoiced extended linearly to the period's
     end, with any true-up)."""
-    current = (start, end) == (subscription.current_period_start, subscription.current_period_end)
-    usage_from = subscription.usage_from if current and subscription.usage_from else start
+    usage_from = part_from(subscription, start=start, end=end)
     lines = usage_lines(
         customer_id=subscription.customer_id, subscription=subscription, start=usage_from, end=end
     )

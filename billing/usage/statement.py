@@ -211,11 +211,12 @@ def usage_part(
     usage_from: datetime,
     until: datetime,
     quantities: dict[str, Decimal] | None = None,
+    combinations: dict[str, dict[Combination, Decimal]] | None = None,
 ) -> UsagePart:
     """The usage of [usage_from, until) of the subscription's period [start, end)
-    at `spec` (`quantities` by meter code when the caller has them), with the
-    minimum commitment counted for the part of the whole period it covers
-    (Subscription.whole_period)."""
+    at `spec` (`quantities` by meter code, and the rate cards' `combinations`,
+    when the caller has them), with the minimum commitment counted for the part
+    of the whole period it covers (Subscription.whole_period)."""
     codes = [c.meter for c in spec.charges]
     customer_id = subscription.customer_id
     if quantities is None:
@@ -233,7 +234,9 @@ def usage_part(
         meter_names(codes),
         usage_combinations_by_meter(
             customer_id=customer_id, spec=spec, start=usage_from, end=until, stamped=True
-        ),
+        )
+        if combinations is None
+        else combinations,
     )
 
 
@@ -505,6 +508,13 @@ def statement_of(
     )
 
 
+def part_from(subscription: Subscription, *, start: datetime, end: datetime) -> datetime:
+    """Where the part of the period [start, end) under way begins: the period's
+    start, or the current period's immediate plan change."""
+    current = (start, end) == (subscription.current_period_start, subscription.current_period_end)
+    return subscription.usage_from if current and subscription.usage_from else start
+
+
 def period_statement(
     subscription: Subscription,
     *,
@@ -513,16 +523,18 @@ def period_statement(
     until: datetime | None = None,
     spec: VersionSpec | None = None,
     quantities: dict[str, Decimal] | None = None,
+    combinations: dict[str, dict[Combination, Decimal]] | None = None,
     drafts: bool = False,
 ) -> PeriodStatement:
     """The statement of the subscription's period [start, end) as of `until` (by
     default its end): at its current terms, or `spec` (other prices); its usage
-    as stored, or `quantities` (by meter code) of the part under way. With
-    `drafts`, what of it the drafts bill, not issued yet (for a person to read)."""
+    as stored, or `quantities` (by meter code) of the part under way, with its
+    rate cards' `combinations` when the caller has them. With `drafts`, what of
+    it the drafts bill, not issued yet (for a person to read)."""
     spec = spec or subscription_spec(subscription)
     until = until or end
     current = (start, end) == (subscription.current_period_start, subscription.current_period_end)
-    usage_from = subscription.usage_from if current and subscription.usage_from else start
+    usage_from = part_from(subscription, start=start, end=end)
     part = usage_part(
         subscription,
         spec,
@@ -531,6 +543,7 @@ def period_statement(
         usage_from=usage_from,
         until=until,
         quantities=quantities,
+        combinations=combinations,
     )
     earlier = earlier_parts(subscription=subscription, start=start, end=end, usage_from=usage_from)
     fees: tuple = ()
