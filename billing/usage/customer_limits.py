@@ -99,12 +99,25 @@ def _priced_usage(spend: Spend, meter: str) -> list:
 
 def cap_amount(cap: Cap, spend: Spend, of_meter: dict | None) -> Decimal:
     """What the spend bills (or draws from the prepaid balance) for the usage the
-    cap counts: each usage line of its meter, in the share of the line's quantities
+    cap counts: what the parts before an immediate plan change billed for its
+    meter, and each usage line of its meter, in the share of the line's quantities
     (its stamped rate-card combinations, else `of_meter`, the meter's combinations)
     that match the cap. Usage paid in credits or under a hard cap has no amount (the
     plan's check refuses such a cap: amount_cap_refusals)."""
     total = ZERO
     with localcontext(prec=EXACT_PRECISION):
+        # The parts before an immediate plan change: what their invoice billed for
+        # the meter (its values shared in the period's proportions).
+        for part in spend.statement.earlier:
+            billed = part.billed.get(cap.meter)
+            if not billed or not Decimal(billed["amount"]):
+                continue
+            amount = Decimal(billed["amount"])
+            whole = sum((of_meter or {}).values(), ZERO)
+            if not cap.when:
+                total += amount
+            elif whole:
+                total += amount * _matching(of_meter, cap) / whole
         for line in _priced_usage(spend, cap.meter):
             if line.meter != cap.meter or line.kind == LineKind.MINIMUM_COMMITMENT:
                 continue

@@ -23,7 +23,7 @@ from billing.core.vocabulary import CouponDuration
 from billing.invoicing.close import periods_close
 from billing.invoicing.discounts import usage_discounted
 from billing.invoicing.progressive import threshold_invoice_write
-from billing.models import Subscription
+from billing.models import Alert, Subscription
 from billing.simulation.engine import simulation_rate_customer
 from billing.simulation.sandbox import sandbox_invoice
 from billing.subscriptions.bulk_migration import (
@@ -37,9 +37,11 @@ from billing.subscriptions.lifecycle import (
     subscription_change_plan,
     subscription_set_seats,
 )
+from billing.usage.alerts import usage_alerts_check
 from billing.usage.ingestion import events_ingest
 from billing.usage.priced import usage_summary
 from billing.usage.summary import period_usage
+from customers.models import Customer
 from customers.portal import portal_session_create
 from invoices.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from plans.coupons import coupon_create
@@ -305,19 +307,30 @@ CASES = [
 
 
 def billed(
-    subscription: Subscription, start: datetime, end: datetime, *, by=None, drafts=None
+    subscription: Subscription,
+    start: datetime,
+    end: datetime,
+    *,
+    by=None,
+    drafts=None,
+    meter: str | None = None,
 ) -> D:
     """What the subscription's invoices (written by `by`, all by default) billed
     for service in [start, end): each line whose service period lies in it, less
     what credit notes (issued by `by`) gave back on those lines, as the unused
     time of an immediate change (billing.invoicing.unused_time); with `drafts`
     True only the drafts' lines, False only the issued invoices' (a credit note
-    is only ever against an issued one)."""
+    is only ever against an issued one); with `meter`, only what its usage lines
+    bill (before a commit pays for them)."""
     lines = InvoiceLine.objects.filter(
         invoice__subscription=subscription,
         period_start__gte=start,
         period_end__lte=end,
     ).exclude(invoice__status=Invoice.VOID)
+    if meter is not None:
+        # the invoice after a threshold invoice rates the part's whole usage again
+        lines = lines.filter(meter=meter).exclude(kind__startswith="commit")
+        lines = lines.exclude(invoice__reason=Invoice.THRESHOLD)
     credited = CreditNoteLine.objects.filter(invoice_line__in=lines)
     if by is not None:
         lines = lines.filter(invoice__created_at__lte=by)
@@ -339,12 +352,32 @@ def test_every_page_and_the_close_say_what_the_period_bills(setup, pro, client):
     start, end = subscription.current_period_start, subscription.current_period_end
     at = end - timedelta(hours=1)
 
-    # when: /usage, the portal and the dashboard are read an hour before the end
+    # the customer set itself a budget and a cap on the prompts' amount, far above
+    # what it spends: they only count
+    api = api_client()
+    limits_url = f"/api/v1/customers/{customer.external_id}/limits"
+    with time_machine.travel(at - timedelta(hours=1), tick=False):
+        limits = {
+            "budget": {"amount": "100000.00", "action": "alert"},
+            "caps": [{"meter": "prompts", "amount": "100000.00"}],
+        }
+        assert api.put(limits_url, limits, format="json").status_code == 200
+
+    # when: /usage, its limits, the portal and the dashboard are read an hour
+    # before the end
     with time_machine.travel(at, tick=False):
         usage = api_client("read").get(f"/api/v1/customers/{customer.external_id}/usage").json()
+        limits = api.get(limits_url).json()
         token = portal_session_create(customer=customer, now=at).token
         page = client.get(f"/portal/{token}/")
     (projection,) = dashboard.projected_revenue(now=at)[0]
+    # and a spend limit (soft) of exactly what /usage says is spent alerts once
+    # it is reached, not only once passed, with what was spent
+    Customer.objects.filter(pk=customer.pk).update(
+        spend_limit=D(usage["subtotal"]), spend_limit_mode="soft"
+    )
+    spend_alerts = usage_alerts_check(customer_ids=[customer.pk], now=at)
+    spend_alerts = [a for a in spend_alerts if a.kind == Alert.SPEND_LIMIT]
 
     # then: the portal says what /usage says
     assert page.context["subtotal"] == usage["subtotal"]
@@ -381,6 +414,12 @@ def test_every_page_and_the_close_say_what_the_period_bills(setup, pro, client):
             )
         assert simulated.current_total == simulated.simulated_total == so_far
 
+    # and the budget, the spend alert and the cap count what the period bills
+    # (before its discount): what /usage calls its subtotal
+    assert limits["budget"]["spent"] == usage["subtotal"]
+    (spend_alert,) = spend_alerts
+    assert spend_alert.payload["spend"] == usage["subtotal"]
+
     # and what a running discount will take off, read at the period's end (the
     # usage no longer projected beyond what it is)
     at_end = usage_discounted(
@@ -392,6 +431,9 @@ def test_every_page_and_the_close_say_what_the_period_bills(setup, pro, client):
 
     # then: its invoices bill for it what every page said
     assert billed(subscription, start, end) == so_far
+    # and for its prompts what the cap counted
+    (cap,) = limits["caps"]
+    assert D(cap["spent"]) == billed(subscription, start, end, meter="prompts")
     # and read later, once closed, the period says so still (but with a commit: a
     # closed period's statement draws on the access as it is now, drawn already)
     if not case.commit:
