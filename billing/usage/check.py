@@ -33,7 +33,7 @@ from billing.usage.metering import (
     event_group_values,
     meter_cache,
 )
-from billing.usage.priced import marginal_cost, spend_statement
+from billing.usage.priced import marginal_cost, spend_adding, spend_statement
 from billing.usage.reads import (
     exact_quantity,
     period_now,
@@ -276,25 +276,23 @@ def usage_check(
         if not (spends or caps):
             return result
         by_code = {m.code: quantities[m.id] for m in meters.values()}
-
-        def spend_of(**adding):
-            return spend_statement(
+        # The period's spend before this use and with it: what a spend limit, a
+        # stop budget and an amount cap count.
+        before = after = None
+        if spends:
+            before = spend_statement(
                 subscription=subscription,
                 start=start,
                 end=end,
                 quantities=by_code,
                 combinations={c: of_meter for c, of_meter in combinations.items() if c in rated},
-                **adding,
             )
-
-        # The period's spend with this use: what a spend limit, a stop budget and
-        # an amount cap count.
-        after = None
-        if spends:
-            after = spend_of(
-                adding=(meter_code, quantity),
-                adding_uncovered=uncovered_units,
+            after = spend_adding(
+                before,
+                meter=meter_code,
+                quantity=quantity,
                 properties=properties,
+                uncovered_units=uncovered_units,
             )
         spend = after.total if after is not None else None
         if customer.spend_limit is not None and spend > customer.spend_limit:
@@ -302,7 +300,7 @@ def usage_check(
                 result = replace(result, spend=spend, spend_limit=customer.spend_limit)
             else:
                 # Whether the limit is reached already, and what is left under it.
-                spend_before = spend_of().total
+                spend_before = before.total
                 return replace(
                     result,
                     allowed=False,
@@ -321,7 +319,7 @@ def usage_check(
             quantity=quantity,
             quantities=by_code,
             after=after,
-            before=spend_of,
+            before=before,
             combinations={c: of_meter for c, of_meter in combinations.items() if c in capped},
             adding=(meter_code, event_group_values(meter, properties)),
         )

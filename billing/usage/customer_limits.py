@@ -201,26 +201,18 @@ def limit_refused(
     quantity: Decimal,
     quantities: dict,
     after: Spend | None,
-    before,
+    before: Spend | None,
     combinations: dict,
     adding: tuple[str, dict] | None = None,
 ) -> LimitSpent | None:
     """The first of the customer's limits that `quantity` more of the meter would
     pass, or that is reached already (its caps that count it, then a `stop`
     budget), with what was spent against it before this use; None when all allow
-    it. Money is what the period's lines bill (rounded as billed). `after` is the period's
-    spend with this use (needed when a stop budget or an amount cap applies),
-    `before()` the same without it (built for a refusal only), `quantities` the
-    meters' usage before it, `combinations` meter_combinations' for `caps`;
+    it. Money is what the period's lines bill (rounded as billed). `after` is the
+    period's spend with this use and `before` without it (needed when a stop
+    budget or an amount cap applies), `quantities` the meters' usage before it,
+    `combinations` meter_combinations' for `caps`;
     `adding` (meter code, the event's group values) counts this use into them."""
-    spent_before: Spend | None = None
-
-    def without() -> Spend:
-        nonlocal spent_before
-        if spent_before is None:
-            spent_before = before()
-        return spent_before
-
     for cap in caps:
         of_meter = combinations.get(cap.meter)
         if of_meter is None and after is not None:
@@ -232,13 +224,13 @@ def limit_refused(
             continue
         amount = cap_amount(cap, after, _with(of_meter, adding, quantity))
         if amount >= cap.amount:
-            spent = cap_amount(cap, without(), combinations.get(cap.meter))
+            spent = cap_amount(cap, before, combinations.get(cap.meter))
             # At the limit exactly: refused only once it is reached already (a use
             # that costs less than a cent adds nothing to the lines billed).
             if amount > cap.amount or spent >= cap.amount:
                 return LimitSpent(CAP, cap.amount, spent, True, cap)
     if limits.stops and after.total >= limits.budget:
-        spent = without().total
+        spent = before.total
         if after.total > limits.budget or spent >= limits.budget:
             return LimitSpent(BUDGET, limits.budget, spent, True, action=limits.action)
     return None

@@ -77,10 +77,7 @@ def spend_statement(
     subscription: Subscription,
     start: datetime,
     end: datetime,
-    adding: tuple[str, Decimal] | None = None,
-    adding_uncovered: Decimal = ZERO,
     quantities: dict[str, Decimal] | None = None,
-    properties: dict | None = None,
     combinations: dict | None = None,
 ) -> Spend:
     """What the customer spends in its period [start, end): the period statement
@@ -89,14 +86,12 @@ def spend_statement(
     plan change, the usage of the part under way priced as the close will price
     it with any minimum commitment true-up, what a commit pays), so that the
     spend is what the period's invoices bill; and the money its prepaid balance
-    paid for usage, which no invoice bills. With `adding` (meter, quantity): as
-    if that much more were used now, with these event `properties` (a rate
-    card's row), `adding_uncovered` units of it beyond what a credit wallet that
-    bills when exhausted can pay. `quantities` (meter code -> quantity of the
-    part under way) and `combinations` (the rate cards', as
-    usage_combinations_by_meter reads them) when the caller has read them
-    already. The statement's lines say what each meter (and each rate-card row)
-    adds (billing.usage.customer_limits reads caps off them)."""
+    paid for usage, which no invoice bills (spend_adding: with more usage).
+    `quantities` (meter code -> quantity of the part under way) and
+    `combinations` (the rate cards', as usage_combinations_by_meter reads them)
+    when the caller has read them already. The statement's lines say what each
+    meter (and each rate-card row) adds (billing.usage.customer_limits reads caps
+    off them)."""
     version = subscription_spec(subscription)
     usage_from = part_from(subscription, start=start, end=end)
     if usage_from != start:
@@ -125,15 +120,29 @@ def spend_statement(
     drawn = wallet_selectors.money_drawn(
         customer_id=subscription.customer_id, currency=version.currency, start=start, end=end
     )
-    if adding is None:
-        return Spend(statement, drawn, combinations)
-    meter, extra = adding
+    return Spend(statement, drawn, combinations)
+
+
+def spend_adding(
+    spend: Spend,
+    *,
+    meter: str,
+    quantity: Decimal,
+    properties: dict | None = None,
+    uncovered_units: Decimal = ZERO,
+) -> Spend:
+    """The spend as if `quantity` more of `meter` were used now, with these event
+    `properties` (a rate card's row), `uncovered_units` of it beyond what a
+    credit wallet that bills when exhausted can pay: the same statement at the
+    quantities with it (nothing read again)."""
+    statement, drawn = spend.statement, spend.drawn
+    version = statement.part.spec
     part = statement.part
     quantities = dict(part.quantities)
     combinations = dict(part.combinations)
     uncovered = dict(part.uncovered)
     used = quantities.get(meter, ZERO)
-    quantities[meter] = used + extra
+    quantities[meter] = used + quantity
     charge = next((c for c in version.charges if c.meter == meter), None)
     if charge is not None and charge.rated:
         # A rate card: the row of the event's values, its tiers counting its usage.
@@ -142,13 +151,13 @@ def spend_statement(
         of_meter = combinations.get(meter, {})
         used = row_quantity(charge.rates, of_meter, values)
         key = tuple(values.items())
-        combinations[meter] = {**of_meter, key: of_meter.get(key, ZERO) + extra}
+        combinations[meter] = {**of_meter, key: of_meter.get(key, ZERO) + quantity}
         charge = row_charge(charge, values)
     if charge is not None and charge.model == "balance":
-        drawn += marginal_cost(charge, used, extra)
-    if charge is not None and charge.bills_uncovered and adding_uncovered > 0:
+        drawn += marginal_cost(charge, used, quantity)
+    if charge is not None and charge.bills_uncovered and uncovered_units > 0:
         was = uncovered.get(meter, Uncovered(ZERO, ZERO))
-        uncovered[meter] = Uncovered(was.units + adding_uncovered, was.shortfall)
+        uncovered[meter] = Uncovered(was.units + uncovered_units, was.shortfall)
     part = replace(part, quantities=quantities, combinations=combinations, uncovered=uncovered)
     return Spend(replace(statement, part=part), drawn, combinations)
 
