@@ -110,3 +110,40 @@ def test_a_soft_spend_limit_reached_by_money_drawn_alerts(api, drawn_2_50):
         "period_end": "2026-12-01T00:00:00Z",
         "period": "1 Nov \u2013 30 Nov 2026 (UTC)",
     }
+
+
+def test_a_stop_budget_counts_money_drawn_from_the_balance_as_the_spend_limit(api, drawn_2_50):
+    """Rule: a budget the customer set counts what the prepaid balance paid, as the
+    spend limit does: 2.50 drawn, a stop budget of 3.00 takes 200,000 tokens more
+    (0.50, at it) and refuses 400,000 (1.00) with 0.50 left; the portal's and the
+    API's budget says 2.50 spent."""
+    # given
+    with time_machine.travel(NOW, tick=False):
+        response = api.put(
+            "/api/v1/customers/acme/limits",
+            {"budget": {"amount": "3.00", "action": "stop"}},
+            format="json",
+        )
+        assert response.status_code == 200, response.content
+        spent = api.get("/api/v1/customers/acme/limits").json()["budget"]
+
+    # when
+    allowed = check(api, 200_000)
+    with time_machine.travel(NOW, tick=False):
+        refused = api.post(
+            "/api/v1/customers/acme/check",
+            {"meter": "gpt4o_input_tokens", "quantity": 400_000},
+            format="json",
+        ).json()
+
+    # then
+    assert (spent["spent"], spent["remaining"]) == ("2.50", "0.50")
+    assert allowed["allowed"] is True
+    assert (refused["allowed"], refused["reason"]) == (False, "customer_budget_reached")
+    assert refused["limit"] == {
+        "kind": "budget",
+        "amount": "3.00",
+        "spent": "2.50",
+        "action": "stop",
+    }
+    assert refused["remaining"] == "0.50"
