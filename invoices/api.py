@@ -304,7 +304,9 @@ class InvoicePaymentsApi(APIView):
 
 
 def credit_notes_query():
-    return CreditNote.objects.select_related("customer", "invoice").prefetch_related("lines")
+    return CreditNote.objects.select_related("customer", "invoice").prefetch_related(
+        "lines__invoice_line"
+    )
 
 
 class InvoiceCreditNotesApi(APIView):

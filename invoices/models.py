@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from billing.core.customer_text import CustomerText, money_text, percent
 from billing.core.groups import OTHER_VALUE, TOP_GROUPS, top_and_rest
 from billing.core.money import AMOUNT
+from billing.core.periods import lines_span
 from billing.core.vocabulary import LineKind
 from plans.models import Meter
 
@@ -499,6 +500,19 @@ class CreditNote(models.Model):
 
     def __str__(self) -> str:
         return self.number
+
+    @property
+    def document_period(self) -> tuple[datetime | None, datetime | None]:
+        """The [start, end) the note says it credits (the API's period_start/
+        period_end, its e-invoice's invoice period BG-14): the span of what its
+        lines credit (lines_span, the invoices' rule), each line's own period
+        (the unused time a cancel or plan change gives back: 28 Nov - 1 Dec),
+        else the period of the invoice line it credits; (None, None) when none
+        names one."""
+        return lines_span(
+            line if line.period_start is not None else line.invoice_line
+            for line in self.lines.all()
+        )
 
 
 class CreditNoteLine(models.Model):

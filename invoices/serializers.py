@@ -4,6 +4,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from billing.core.money import format_decimal, format_money, format_percentage
+from billing.core.periods import iso
 from billing.core.vocabulary import LineKind
 from config.api import AwareDateTimeField, DecimalString, NoUnknownKeys
 from customers.e_invoice_details import E_INVOICE_FORMATS
@@ -290,6 +291,16 @@ class CreditNoteSerializer(serializers.Serializer):
     memo = serializers.CharField()
     currency = serializers.CharField()
     lines = CreditNoteLineSerializer(many=True)
+    period_start = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Where the span its lines credit starts: the earliest of their periods "
+        "(a line crediting unused time its own, any other its invoice line's); null when "
+        "none has one.",
+    )
+    period_end = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Where the span its lines credit ends (exclusive); null when none has one.",
+    )
     subtotal = DecimalString()
     tax_lines = TaxLineSerializer(many=True)
     tax = DecimalString()
@@ -317,6 +328,7 @@ class CreditNoteSerializer(serializers.Serializer):
 
     def to_representation(self, note: CreditNote):
         currency = note.currency
+        start, end = note.document_period
         return {
             "id": note.pk,
             "number": note.number,
@@ -335,6 +347,8 @@ class CreditNoteSerializer(serializers.Serializer):
                 }
                 for line in note.lines.all()
             ],
+            "period_start": start and iso(start),
+            "period_end": end and iso(end),
             "subtotal": format_money(note.subtotal, currency),
             "tax_lines": [tax_line_data(line, currency) for line in tax_lines_read(note.tax_lines)],
             "tax": format_money(note.tax, currency),

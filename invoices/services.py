@@ -18,8 +18,9 @@ from django.utils.translation import gettext as _
 from billing.core import aborts, rawsql
 from billing.core.errors import Conflict
 from billing.core.metrics import INVOICES_FINALIZED
+from billing.core.periods import lines_span
 from billing.journal.writer import journal_batch
-from billing.rating.lines import LineInput, breakdown_as_stored
+from billing.rating.lines import breakdown_as_stored
 from customers.billing_entities import customer_billing_entity, default_billing_entity
 from customers.e_invoice_details import E_INVOICE_DETAILS
 from customers.locks import customers_lock
@@ -90,23 +91,6 @@ def usage_groups_as_stored(groups: tuple) -> list[dict]:
 def _group_json(group: tuple | None) -> dict | None:
     """A rate card row's `when` as the line stores it (None: no card)."""
     return None if group is None else dict(group)
-
-
-def lines_span(lines: list[LineInput]) -> tuple[datetime | None, datetime | None]:
-    """The span a document's lines bill: from the earliest start to the latest
-    end of the lines that name a period ([start, end), as they do); (None, None)
-    when none does. An invoice stores it (Invoice.service_start/service_end) and
-    says it as its period (Invoice.document_period): a closing invoice spans its
-    usage and the next period's fees billed in advance, a cancellation's its
-    usage up to the cancel."""
-    periods = [
-        (line.period_start, line.period_end)
-        for line in lines
-        if line.period_start is not None and line.period_end is not None
-    ]
-    if not periods:
-        return None, None
-    return min(start for start, _ in periods), max(end for _, end in periods)
 
 
 def invoice_write_draft(

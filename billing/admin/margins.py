@@ -10,7 +10,7 @@ Every figure comes from billing.margins.report and is shown through
 billing.core.admin_forms; the page adds nothing up. Reading it needs
 billing.view_margins (Finance)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
@@ -185,6 +185,18 @@ def row_texts(row, group_by: str, currency: str) -> dict:
     return texts
 
 
+def chart_month_firsts(now: datetime, zone: str) -> list[date]:
+    """The first day of each of the last CHART_MONTHS months of `zone`: what the
+    chart names its months by. Not read from a month's start in UTC, which lies
+    in the month before in any zone east of UTC (Paris's October starts at
+    22:00 UTC on 30 Sep)."""
+    local = now.astimezone(ZoneInfo(zone))
+    return [
+        month_start(local, months=n).astimezone(local.tzinfo).date()
+        for n in range(1 - CHART_MONTHS, 1)
+    ]
+
+
 def chart_months(now: datetime, zone: str) -> list[tuple[datetime, datetime]]:
     """The last CHART_MONTHS months of `zone`, the current one so far last (as
     month_so_far: the page's default window), each edge on its UTC hour."""
@@ -339,7 +351,7 @@ class MarginReportAdmin(RecordAdmin):
             months = month_margins(
                 months=chart_months(now, form.zone), currency=currency, known=known
             )
-            chart = month_chart(months, currency)
+            chart = month_chart(months, currency, firsts=chart_month_firsts(now, form.zone))
         lowest_keys = {row.key["customer"] for row in lowest}
         texts = [row_texts(row, group_by, currency) for row in page.object_list]
         for text, row in zip(texts, page.object_list, strict=True):

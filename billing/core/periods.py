@@ -179,3 +179,23 @@ def parse_instant(text: str) -> datetime:
 def iso(moment: datetime) -> str:
     """An instant as the API and webhooks write it: ISO 8601 in UTC, with "Z"."""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def lines_span(lines) -> tuple[datetime | None, datetime | None]:
+    """The span a document's lines bill: from the earliest start to the latest
+    end of the lines that name a period ([start, end), as they do: anything
+    with period_start and period_end); (None, None) when none does. The one
+    rule for every document's period: an invoice stores it when written
+    (Invoice.service_start/service_end, invoices.services) and says it as its
+    period (Invoice.document_period): a closing invoice spans its usage and the
+    next period's fees billed in advance, a cancellation's its usage up to the
+    cancel; a credit note says the span of what it credits
+    (CreditNote.document_period)."""
+    periods = [
+        (line.period_start, line.period_end)
+        for line in lines
+        if line.period_start is not None and line.period_end is not None
+    ]
+    if not periods:
+        return None, None
+    return min(start for start, _ in periods), max(end for _, end in periods)

@@ -358,6 +358,7 @@ def credit_note_issue_xml(note) -> str:
     if not profile:
         return ""
     lines = list(note.lines.select_related("invoice_line"))
+    credited = note.document_period
     records = note.tax_lines or []
     categories = {
         rate.code: (rate.vat_category, rate.exemption_reason)
@@ -404,7 +405,8 @@ def credit_note_issue_xml(note) -> str:
             taxable=note.subtotal,
             tax=note.tax,
             total=note.total,
-            period=None,
+            # BG-14: what its lines credit
+            period=None if credited[0] is None else credited,
             anchor=invoice.period_anchor,
             preceding=(invoice.number, invoice.finalized_at),
             terms=terms,

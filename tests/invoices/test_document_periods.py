@@ -34,8 +34,8 @@ from customers.portal import portal_session_create
 from invoices.e_invoices.cii import RAM, RSM, UDT
 from invoices.e_invoices.document import invoice_period, period_days
 from invoices.e_invoices.ubl import CAC, CBC
-from invoices.e_invoices.validation import CII, UBL_INVOICE, validation_failures
-from invoices.models import Invoice
+from invoices.e_invoices.validation import CII, UBL_CREDIT_NOTE, UBL_INVOICE, validation_failures
+from invoices.models import CreditNote, Invoice
 from invoices.pdf import render_invoice_pdf
 from invoices.services import lines_span
 from tests.factories import CustomerFactory, api_client, period_draft
@@ -416,3 +416,114 @@ def test_the_invoice_period_holds_every_line():
         date(2026, 12, 15),
     )
     assert invoice_period(None, [SimpleNamespace(period=None)], text, anchor) is None
+
+
+def ubl_credit_note_periods(xml: bytes) -> tuple[tuple[date, date], list[tuple[date, date]]]:
+    """The UBL credit note's period (cac:InvoicePeriod, BG-14) and each line's
+    that names one (BG-26)."""
+    root = etree.fromstring(xml)
+
+    def period(element) -> tuple[date, date]:
+        return (
+            date.fromisoformat(element.findtext("cbc:StartDate", namespaces=NS)),
+            date.fromisoformat(element.findtext("cbc:EndDate", namespaces=NS)),
+        )
+
+    [header] = root.findall("cac:InvoicePeriod", NS)
+    return period(header), [
+        period(line) for line in root.findall("cac:CreditNoteLine/cac:InvoicePeriod", NS)
+    ]
+
+
+def test_a_cancellations_credit_note_says_the_unused_days_it_credits(cancelled):
+    """Issue 93: a credit note's period is the span its lines credit, as an
+    invoice's is the span its lines bill: the cancel on 28 Nov (14:00 in Paris)
+    gives back Studio's fee for the rest of November (28-30 Nov), while its
+    invoice bills the usage of 1-28 Nov."""
+    api, invoices = cancelled
+    notes = {
+        customer: CreditNote.objects.get(invoice__customer__external_id=customer)
+        for customer in ("lumiere", "bruxelles")
+    }
+    note = notes["lumiere"]
+    paris_dec_1 = datetime(2026, 11, 30, 23, tzinfo=UTC)
+    # 39.90 x 58 h / 720 h (28 Nov 13:00 UTC to 1 Dec in Paris, of November)
+    [line] = note.lines.all()
+    assert (line.amount, line.period_start, line.period_end) == (D("3.21"), NOV_28, paris_dec_1)
+    assert note.document_period == (NOV_28, paris_dec_1)
+
+    body = api.get(f"/api/v1/credit-notes/{note.pk}").json()
+    cii, ubl = note.e_invoice_xml.encode(), notes["bruxelles"].e_invoice_xml.encode()
+    assert validation_failures(cii, CII) == []
+    assert validation_failures(ubl, UBL_CREDIT_NOTE) == []
+
+    nov_28_30 = (date(2026, 11, 28), date(2026, 11, 30))
+    assert {
+        "api": (body["period_start"], body["period_end"], body["subtotal"]),
+        "cii": cii_periods(cii),
+        "ubl": ubl_credit_note_periods(ubl),
+    } == {
+        "api": ("2026-11-28T13:00:00Z", "2026-11-30T23:00:00Z", "3.21"),
+        "cii": (nov_28_30, [nov_28_30]),
+        "ubl": (nov_28_30, [nov_28_30]),
+    }
+    # the invoice still says the days it bills
+    invoice = api.get(f"/api/v1/invoices/{invoices['lumiere'].pk}").json()
+    assert (invoice["period_start"], invoice["period_end"]) == (
+        "2026-10-31T23:00:00Z",
+        "2026-11-28T13:00:00Z",
+    )
+
+
+def cii_header_period(xml: bytes) -> tuple[date, date]:
+    """The CII document's BillingSpecifiedPeriod (BG-14) alone."""
+    [period] = etree.fromstring(xml).findall(
+        "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/"
+        "ram:BillingSpecifiedPeriod",
+        NS,
+    )
+    return tuple(
+        datetime.strptime(
+            period.findtext(f"ram:{name}/udt:DateTimeString", namespaces=NS), "%Y%m%d"
+        ).date()
+        for name in ("StartDateTime", "EndDateTime")
+    )
+
+
+def test_a_credit_note_of_usage_says_the_period_of_the_line_it_credits(closed):
+    """A credit note of part of October's usage line (no period of its own)
+    says October, the period of the line it credits, as its API period and its
+    e-invoices' invoice period (BG-14; it had none)."""
+    credited = {}
+    for customer in ("lumiere", "bruxelles"):
+        invoice = closing_invoice(customer)
+        usage = invoice.lines.get(kind="overage")
+        with time_machine.travel(datetime(2026, 11, 3, 9, tzinfo=UTC), tick=False):
+            answer = closed.post(
+                f"/api/v1/invoices/{invoice.pk}/credit-notes",
+                {
+                    "reason": "product_unsatisfactory",
+                    "lines": [{"invoice_line": usage.pk, "amount": "10.00"}],
+                },
+                format="json",
+            )
+        assert answer.status_code == 201, answer.content
+        credited[customer] = answer.json()
+    body = credited["lumiere"]
+    note = CreditNote.objects.get(pk=body["id"])
+    peppol = CreditNote.objects.get(pk=credited["bruxelles"]["id"])
+    cii, ubl = note.e_invoice_xml.encode(), peppol.e_invoice_xml.encode()
+    assert validation_failures(cii, CII) == []
+    assert validation_failures(ubl, UBL_CREDIT_NOTE) == []
+
+    october = (date(2026, 10, 1), date(2026, 10, 31))
+    assert {
+        "api": (body["period_start"], body["period_end"], body["subtotal"], body["total"]),
+        "cii": cii_header_period(cii),
+        "ubl": ubl_credit_note_periods(ubl),
+    } == {
+        "api": ("2026-09-30T22:00:00Z", "2026-10-31T23:00:00Z", "10.00", "12.00"),
+        "cii": october,
+        # the line names no period of its own: the header holds it
+        "ubl": (october, []),
+    }

@@ -3,6 +3,7 @@ zone chosen (by default the default billing entity's, UTC while it has none),
 the page saying which zone it shows, the default window the month so far
 there, every edge on a UTC hour; and the page by billing entity."""
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -118,3 +119,38 @@ def test_the_chart_reads_the_zones_months(closed_november):  # noqa: F811
         datetime(2026, 11, 30, 23, tzinfo=UTC),
     ]
     assert (months[4]["revenue"], months[4]["cost"]) == ("7.00 USD", "3.25 USD")
+
+
+MONTH_ROW = re.compile(
+    r'<tr data-month="([0-9-]+)"><td>([^<]+)</td><td class="figure revenue">([^<]+)</td>'
+    r'<td class="figure cost">([^<]+)</td>'
+)
+
+
+@pytest.mark.parametrize(
+    "zone", ["Europe/Paris", "Asia/Tokyo", "Asia/Kolkata", "America/New_York", "UTC"]
+)
+def test_the_months_are_labelled_in_the_zone_the_page_names(closed_november, zone):  # noqa: F811
+    """Issue 93: each month is named as the zone the page says it uses reads it.
+    A month of a zone east of UTC starts the evening before in UTC (Paris's
+    October at 22:00 UTC on 30 Sep): it was labelled the month before ("Sep
+    2026" for Paris's October), the labels of every month one early."""
+    response = get(staff("Finance"), f"tz={zone}")
+    html = response.content.decode()
+
+    rows = MONTH_ROW.findall(html)
+    # Dec 5 10:30 UTC is in December in each zone: its six months are July to
+    # December; S26's November usage (Nov 10 and Nov 20) in November.
+    assert rows == [
+        ("2026-07", "Jul 2026", "0.00 USD", "0.00 USD"),
+        ("2026-08", "Aug 2026", "0.00 USD", "0.00 USD"),
+        ("2026-09", "Sep 2026", "0.00 USD", "0.00 USD"),
+        ("2026-10", "Oct 2026", "0.00 USD", "0.00 USD"),
+        ("2026-11", "Nov 2026", "7.00 USD", "3.25 USD"),
+        ("2026-12", "Dec 2026", "0.00 USD", "0.00 USD"),
+    ]
+    # the chart's labels and the bars' titles name the same months
+    labels = re.findall(r'text-anchor="middle">([^<]+)</text>', html)
+    assert labels == [label for _month, label, _revenue, _cost in rows]
+    assert "<title>Nov 2026, Revenue: 7.00 USD</title>" in html
+    assert "<title>Oct 2026, Revenue: 0.00 USD</title>" in html

@@ -133,3 +133,57 @@ def test_finance_reads_s26_on_the_margins_page(s26, live_server, browser_page, o
             "input,5.00,39.75,-34.75,-695.00,0,USD,,\n"
             "output,2.00,1.00,1.00,50.00,0,USD,,\n"
         )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_paris_reads_its_months_on_the_margins_page(s26, live_server, browser_page, output_dir):  # noqa: F811
+    """Issue 93: the page in Europe/Paris names Paris's months ("Oct 2026" for
+    October, which starts at 22:00 UTC on 30 Sep and was labelled "Sep 2026")."""
+    # given: S26's November closed and a Finance user
+    s26_usage()
+    periods_close(as_of=DEC_1)
+    call_command("setup_roles", stdout=open(os.devnull, "w"), stderr=open(os.devnull, "w"))  # noqa: SIM115
+    user = User.objects.create_user("finance", password=PASSWORD, is_staff=True)
+    user.groups.add(Group.objects.get(name="Finance"))
+    page, base = browser_page, live_server.url
+
+    with time_machine.travel(DEC_5):
+        # when: Finance opens Margins and chooses Europe/Paris
+        page.goto(f"{base}/admin/login/?next=/admin/billing/marginreport/")
+        page.fill("#id_username", "finance")
+        page.fill("#id_password", PASSWORD)
+        page.click('input[type="submit"]')
+        page.wait_for_selector("#margins-form")
+        page.select_option("#id_tz", "Europe/Paris")
+        page.fill("#id_period_start", "2026-11-01T00:00")
+        page.fill("#id_period_end", "2026-12-01T00:00")
+        with page.expect_navigation():
+            page.click('#margins-form input[type="submit"]')
+
+        # then: the chart says it is in Paris and names July to December there
+        chart = page.locator("#margins-chart")
+        assert chart.locator("h2").inner_text() == (
+            "Revenue, cost and margin by month (Europe/Paris), USD"
+        )
+        months = page.locator("#margins-months tbody tr")
+        assert [
+            [months.nth(n).get_attribute("data-month")]
+            + [cell.inner_text() for cell in months.nth(n).locator("td").all()]
+            for n in range(months.count())
+        ] == [
+            ["2026-07", "Jul 2026", "0.00 USD", "0.00 USD", "0.00 USD"],
+            ["2026-08", "Aug 2026", "0.00 USD", "0.00 USD", "0.00 USD"],
+            ["2026-09", "Sep 2026", "0.00 USD", "0.00 USD", "0.00 USD"],
+            ["2026-10", "Oct 2026", "0.00 USD", "0.00 USD", "0.00 USD"],
+            ["2026-11", "Nov 2026", "7.00 USD", "3.25 USD", "3.75 USD"],
+            ["2026-12", "Dec 2026", "0.00 USD", "0.00 USD", "0.00 USD"],
+        ]
+        assert chart.locator("svg text").all_text_contents() == [
+            "Jul 2026",
+            "Aug 2026",
+            "Sep 2026",
+            "Oct 2026",
+            "Nov 2026",
+            "Dec 2026",
+        ]
+        chart.screenshot(path=os.path.join(output_dir, "margins-months-in-paris.png"))

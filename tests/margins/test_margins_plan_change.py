@@ -3,7 +3,7 @@ is under the plan that priced it (InvoiceLine.plan, as the journal books it),
 and the cost of the usage under the plan in effect when it was used
 (billing.margins.plans_in_effect), so each plan's margin is its own."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -11,7 +11,8 @@ import time_machine
 
 from billing.invoicing.close import periods_close
 from billing.margins import report
-from billing.subscriptions.lifecycle import subscription_change_plan
+from billing.margins.plans_in_effect import plans_in_effect
+from billing.subscriptions.lifecycle import subscription_cancel, subscription_change_plan
 from billing.usage.ingestion import events_ingest
 from invoices.models import CreditNoteLine, InvoiceLine
 from plans.cost_rules import cost_rate_create
@@ -147,3 +148,26 @@ def test_a_change_in_a_window_s_first_partial_hour_costs_nothing_from_before_it(
         "starter": (D("0.01"), D("0.00")),
     }
     assert sum(r.revenue for r in by_plan) == by_customer[0].revenue
+
+
+def test_a_customer_with_two_subscriptions_is_under_the_plan_begun_last(catalog):
+    """Issue 93, a rule no test guarded: a customer with several subscriptions
+    in the window is under the plan of the one begun last, for all of its usage
+    there (its usage is not told apart by subscription): Starter from the 1st,
+    cancelled on the 10th, then Pro from the 16th."""
+    customer = CustomerFactory(external_id="acme")
+    starter = subscribe(customer, "starter", start=NOV_1)
+    prompts(customer, 1000, at=NOV_1 + timedelta(days=4), tag="starter")
+    with time_machine.travel(NOV_10, tick=False):
+        subscription_cancel(subscription=starter, effective="immediate", at=NOV_10)
+    subscribe(customer, "pro", start=NOV_16)
+    prompts(customer, 500, at=NOV_20, tag="pro")
+
+    in_effect = plans_in_effect(start=NOV_1, end=DEC_1)
+
+    assert (in_effect.single, in_effect.split) == ({customer.pk: "pro"}, {})
+    # the cost of its 1,500 prompts (6.00) is Pro's, none Starter's
+    costs = {plan: cost for plan, (_revenue, cost) in by_plan().items()}
+    assert costs == {"pro": D("6.00"), "starter": D("0.00")}
+    # a window of Starter's days alone is Starter's
+    assert plans_in_effect(start=NOV_1, end=NOV_10).single == {customer.pk: "starter"}
