@@ -154,6 +154,23 @@ class UsagePart:
         )
         return [self._stamped(line) for line in lines]
 
+    @cached_property
+    def _by_row(self) -> dict[str, dict]:
+        """Each rate-card charge's combinations by the `when` of the row that
+        prices them, by meter code: found once a part, not once a line."""
+        found: dict[str, dict] = {}
+        for charge in self.spec.charges:
+            of_meter = self.combinations.get(charge.meter)
+            if not charge.rated or not of_meter:
+                continue
+            row_of = card_rows(charge.rates)
+            by_when: dict = {}
+            for combination, quantity in of_meter.items():
+                if (index := row_of(combination)) is not None:
+                    by_when.setdefault(charge.rates[index].when, {})[combination] = quantity
+            found[charge.meter] = by_when
+        return found
+
     def _stamped(self, line: LineInput) -> LineInput:
         """The line with the combinations of its meter it priced: a rate card
         row's those its row prices, any other line's all of them."""
@@ -161,14 +178,7 @@ class UsagePart:
         if not of_meter or line.kind == LineKind.MINIMUM_COMMITMENT:
             return line
         if line.group is not None:
-            charge = next(c for c in self.spec.charges if c.meter == line.meter)
-            row_of = card_rows(charge.rates)
-            of_meter = {
-                combination: quantity
-                for combination, quantity in of_meter.items()
-                if (index := row_of(combination)) is not None
-                and charge.rates[index].when == line.group
-            }
+            of_meter = self._by_row.get(line.meter, {}).get(line.group, {})
         ordered = sorted(of_meter.items(), key=lambda item: combination_order(item[0]))
         groups = tuple((c, q) for c, q in ordered if q)
         return replace(line, usage_groups=groups)
