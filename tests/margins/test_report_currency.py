@@ -21,6 +21,7 @@ from billing.revenue.earned import earned_converted
 from customers.services import customer_create
 from plans.exchange_rate_rules import exchange_rate_create
 from tests.factories import api_client, llm_tokens_meter, subscribe
+from tests.margins.test_margins_admin import staff
 
 pytestmark = pytest.mark.django_db
 
@@ -42,6 +43,22 @@ CUSTOMERS = {
 
 def usd_to(quote: str, rate: str, at: datetime = SEP_1) -> None:
     exchange_rate_create(base="USD", quote=quote, rate=D(rate), effective_from=at, source="ECB")
+
+
+def usd_cost_per_million(cost: str) -> None:
+    created = api_client("admin").post(
+        "/api/v1/cost-rates",
+        {
+            "meter": "llm_tokens",
+            "when": {},
+            "unit_cost": cost,
+            "per": MILLION,
+            "currency": "USD",
+            "effective_from": "2026-09-01T00:00:00Z",
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
 
 
 def tokens(customer: str, count: int, at: str) -> dict:
@@ -170,19 +187,7 @@ def test_s41_margins_in_usd_convert_revenue_and_keep_costs():
     s41()
     usd_to("EUR", "0.92")
     usd_to("JPY", "156")
-    created = api_client("admin").post(
-        "/api/v1/cost-rates",
-        {
-            "meter": "llm_tokens",
-            "when": {},
-            "unit_cost": "1.00",
-            "per": MILLION,
-            "currency": "USD",
-            "effective_from": "2026-09-01T00:00:00Z",
-        },
-        format="json",
-    )
-    assert created.status_code == 201, created.json()
+    usd_cost_per_million("1.00")
 
     with time_machine.travel(OCT_25, tick=False):
         answer = api_client("finance:read").get(
@@ -196,7 +201,7 @@ def test_s41_margins_in_usd_convert_revenue_and_keep_costs():
     assert {
         row["key"]["customer"]: (row["revenue"], row["cost"], row["margin"], row["margin_percent"])
         for row in body["results"]
-    } == {name: ("25.00", "10.00", "15.00", "60.00") for name in CUSTOMERS}
+    } == dict.fromkeys(CUSTOMERS, ("25.00", "10.00", "15.00", "60.00"))
 
 
 def test_a_missing_rate_is_named_and_its_amount_left_out():
@@ -325,3 +330,59 @@ def test_an_unknown_report_currency_is_a_400_naming_it(path, code):
 
     assert answer.status_code == 400
     assert answer.json()["error"]["fields"] == {"report_currency": ["a currency code, e.g. USD"]}
+
+
+def dashboard(client, query: str = ""):
+    with time_machine.travel(OCT_25, tick=False):
+        return client.get(f"/admin/{query}")
+
+
+def test_the_dashboard_tile_in_a_report_currency_is_the_reports():
+    # given: S41 on 25 Oct, nothing invoiced yet, the yen without a rate
+    s41()
+    usd_to("EUR", "0.92")
+    client = staff("Finance")
+
+    # when: the tile is asked in each currency, then in USD
+    apart = dashboard(client)
+    converted = dashboard(client, "?report_currency=USD")
+
+    # then: apart, a row a currency; in USD, one row: 25.00 + 23.00 / 0.92,
+    # the yen's 3,900 left out and named
+    assert apart.status_code == 200
+    assert [(row.currency, row.revenue, row.converted) for row in apart.context["margin_tile"]] == [
+        ("EUR", "23.00 EUR", False),
+        ("JPY", "3,900 JPY", False),
+        ("USD", "25.00 USD", False),
+    ]
+    assert apart.context["report_currency_choices"] == ["EUR", "JPY", "USD"]
+    assert converted.status_code == 200
+    (row,) = converted.context["margin_tile"]
+    assert (row.currency, row.revenue, row.cost, row.converted, row.url) == (
+        "USD",
+        "50.00 USD",
+        "0.00 USD",
+        True,
+        None,
+    )
+    assert row.missing == ["JPY->USD from 2026-10-01"]
+    html = converted.content.decode()
+    assert '<option value="USD" selected>USD</option>' in html
+    assert "USD, every customer converted" in html
+    assert "No exchange rate for JPY-&gt;USD from 2026-10-01" in html
+    # the same figure as the report's total
+    with time_machine.travel(OCT_25, tick=False):
+        total = window_total(
+            start=OCT_1, end=NOV_1, currency="USD", key={}, billed_in=["EUR", "JPY", "USD"]
+        )
+    assert total.revenue == D("50.00")
+
+
+def test_an_unknown_report_currency_on_the_dashboard_is_a_400_saying_so():
+    s41()
+    response = dashboard(staff("Finance"), "?report_currency=XYZ")
+
+    assert response.status_code == 400
+    assert "Unknown currency code: XYZ. Choose one in the list." in response.content.decode()
+    # the tile is shown in each currency, as without a choice
+    assert [row.currency for row in response.context["margin_tile"]] == ["EUR", "JPY", "USD"]
