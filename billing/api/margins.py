@@ -32,6 +32,9 @@ MARGIN_ROWS = inline_serializer(
         "margin": serializers.CharField(),
         "margin_percent": serializers.CharField(allow_null=True),
         "uncosted_quantity": serializers.CharField(),
+        "currency": serializers.CharField(
+            required=False, help_text="With report_currency: the report currency."
+        ),
         "error": serializers.CharField(
             required=False,
             help_text="Only on a row part of whose usage could not be costed, saying why "
@@ -100,8 +103,11 @@ class MarginsApi(APIView):
             customers=customers,
             billed_in=asked.billed_in,
         )
-        answer = {"currency": currency, "results": [margin_row(row, currency) for row in rows]}
+        results = [margin_row(row, currency) for row in rows]
+        answer = {"currency": currency, "results": results}
         if asked.billed_in is not None:
+            for result in results:
+                result["currency"] = currency
             missing = set().union(*(row.missing_days for row in rows))
             answer["missing_rates"] = [m.as_json() for m in sorted(missing)]
         return Response(answer)

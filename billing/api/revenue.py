@@ -49,6 +49,9 @@ EARNED_ROWS = inline_serializer(
         "earned": serializers.CharField(),
         "billed": serializers.CharField(),
         "accrued": serializers.CharField(),
+        "currency": serializers.CharField(
+            required=False, help_text="With report_currency: the report currency."
+        ),
         "missing_rates": serializers.ListField(
             child=serializers.CharField(),
             required=False,
@@ -123,19 +126,23 @@ class RevenueApi(APIView):
             )
             for row in rows:
                 row.key = {"customer": names.get(row.key["customer"])}
-        answer = {"currency": currency, "results": [_row(row, currency) for row in rows]}
-        if asked.billed_in is not None:
+        converted = asked.billed_in is not None
+        answer = {"currency": currency, "results": [_row(row, currency, converted) for row in rows]}
+        if converted:
             answer["missing_rates"] = [m.as_json() for m in sorted(earned.missing_rates)]
         return Response(answer)
 
 
-def _row(row, currency: str) -> dict:
+def _row(row, currency: str, converted: bool) -> dict:
+    """One row; converted into a report currency, it names the currency too."""
     answer = {
         "key": row.key,
         "earned": format_money(row.earned, currency),
         "billed": format_money(row.billed, currency),
         "accrued": format_money(row.accrued, currency),
     }
+    if converted:
+        answer["currency"] = currency
     if row.missing_rates:
         answer["missing_rates"] = sorted({missing.pair for missing in row.missing_rates})
     return answer

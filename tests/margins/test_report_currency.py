@@ -151,7 +151,9 @@ def test_s41_october_in_usd_is_75_00_whatever_the_view():
         "paris": "25.00",
         "tokyo": "25.00",
     }
-    assert [row["billed"] for row in by_customer["results"]] == ["25.00"] * 3
+    assert [(row["billed"], row["currency"]) for row in by_customer["results"]] == [
+        ("25.00", "USD")
+    ] * 3
     assert earned_by_key(by_plan, "plan") == {
         "pro-usd": "25.00",
         "pro-eur": "25.00",
@@ -169,7 +171,10 @@ def test_s41_october_in_usd_is_75_00_whatever_the_view():
         {"paris": "25.00"},
     )
     # without report_currency the answer is as before: one currency, unconverted
-    assert earned_by_key(revenue("currency=JPY"), "customer") == {"tokyo": "3900"}
+    unconverted = revenue("currency=JPY")
+    assert earned_by_key(unconverted, "customer") == {"tokyo": "3900"}
+    assert "missing_rates" not in unconverted
+    assert "currency" not in unconverted["results"][0]
     # in EUR: 25.00 x 0.92 = 23.00; the yen has no rate to the euro (no cross
     # rate through the dollar is made up): named, left out
     in_euros = revenue("report_currency=EUR")
@@ -198,10 +203,18 @@ def test_s41_margins_in_usd_convert_revenue_and_keep_costs():
     body = answer.json()
     assert body["currency"] == "USD"
     assert body["missing_rates"] == []
+    assert {row["currency"] for row in body["results"]} == {"USD"}
     assert {
         row["key"]["customer"]: (row["revenue"], row["cost"], row["margin"], row["margin_percent"])
         for row in body["results"]
     } == dict.fromkeys(CUSTOMERS, ("25.00", "10.00", "15.00", "60.00"))
+    with time_machine.travel(OCT_25, tick=False):
+        by_plan = api_client("finance:read").get(
+            f"/api/v1/margins?{MARGINS_OCTOBER}&report_currency=USD&group_by=plan"
+        )
+    assert {
+        row["key"]["plan"]: (row["revenue"], row["cost"]) for row in by_plan.json()["results"]
+    } == dict.fromkeys(("pro-usd", "pro-eur", "pro-jpy"), ("25.00", "10.00"))
 
 
 def test_a_missing_rate_is_named_and_its_amount_left_out():
