@@ -20,10 +20,10 @@ from django.db.models import Count, Exists, F, Min, OuterRef, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from billing.admin.margins_so_far import margin_tile, may_view_margins
+from billing.admin.margins_so_far import margin_tile, may_view_margins, report_currency_choices
 from billing.admin.outbound_pause import outbound_pause_banner
 from billing.core.admin_forms import money_text
-from billing.core.money import quantize_money
+from billing.core.money import is_known_currency, quantize_money
 from billing.core.periods import month_start
 from billing.invoicing.discounts import projected_discount
 from billing.models import Discount, Subscription, SubscriptionChange
@@ -412,21 +412,37 @@ def admin_index(request):
     routes /admin/ here, ahead of the admin site's own index). Shown to whoever may
     view invoices; the deferred credit revenue to whoever may read its report, and
     the month so far's margins (billing.admin.margins_so_far) to whoever may read
-    the margins report; to everyone, while sending is paused after a restore, a
-    banner saying so (billing.admin.outbound_pause)."""
+    the margins report, in each currency or converted into the one the page's
+    selector asks (`report_currency`; an unknown code: the page says so, 400); to
+    everyone, while sending is paused after a restore, a banner saying so
+    (billing.admin.outbound_pause)."""
     user = request.user
     now = timezone.now()
+    asked = request.GET.get("report_currency") or None
+    refused = asked is not None and not is_known_currency(asked)
     dashboard = None
     if user.has_perm("invoices.view_invoice") or user.has_perm("invoices.change_invoice"):
         dashboard = dashboard_figures(
             now=now,
             with_credit_revenue=user.has_perm("wallets.view_credit_revenue"),
         )
-    tile = margin_tile(now=now) if may_view_margins(user) else None
+    tile = None
+    if may_view_margins(user):
+        tile = margin_tile(now=now, report_currency=None if refused else asked)
     context = {
         "dashboard": dashboard,
         "margin_tile": tile,
         "margin_zone": billing_entity_zone(),
+        "report_currency": None if refused else asked,
+        "report_currency_choices": sorted(
+            {*report_currency_choices(), *([asked] if asked and not refused else [])}
+        )
+        if tile is not None
+        else [],
+        "report_currency_refused": asked if refused else None,
         "outbound_pause": outbound_pause_banner(request),
     }
-    return admin.site.index(request, extra_context=context)
+    response = admin.site.index(request, extra_context=context)
+    if refused:
+        response.status_code = 400
+    return response

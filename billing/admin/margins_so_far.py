@@ -4,18 +4,21 @@ The window is the current month in the default billing entity's zone up to
 the hour after now (the margins page's default,
 billing.admin.margins.month_so_far); every figure is billing.margins.report's,
 written out through billing.core.admin_forms. Only for users with
-billing.view_margins (Finance)."""
+billing.view_margins (Finance). The tile may be asked in a report currency:
+one row of every customer, converted by the report (billing.revenue.conversion)."""
 
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.utils.translation import gettext
 
 from billing.admin.margins import VIEW_MARGINS, customer_currencies, local_input, month_so_far
 from billing.core.admin_forms import money_text, percent_text
 from billing.margins.report import Margin, margins, month_margins
 from customers.billing_entities import billing_entity_zone
+from customers.models import BillingEntity
 
 NONE = "—"
 
@@ -95,25 +98,49 @@ class MarginTile:
     margin: str
     percent: str
     loss: bool
-    url: str
+    url: str | None
+    # In a report currency: every customer's figures converted into `currency`,
+    # and the rates missing to convert some ("JPY->USD from 2026-10-01").
+    converted: bool = False
+    missing: list[str] | None = None
 
 
-def margin_tile(*, now: datetime) -> list[MarginTile]:
+def report_currency_choices() -> list[str]:
+    """The currencies the tile may be asked in: those customers are billed in
+    and the sellers' functional currencies."""
+    functional = BillingEntity.objects.order_by().values_list("functional_currency", flat=True)
+    return sorted(set(customer_currencies()) | {code for code in functional if code})
+
+
+def margin_tile(*, now: datetime, report_currency: str | None = None) -> list[MarginTile]:
     """Every customer's revenue, cost and margin together in the month so far,
-    per currency customers are billed in: one report call each."""
+    per currency customers are billed in: one report call each; in
+    `report_currency`, one row of them all converted into it (one call)."""
     window = month_so_far(now, billing_entity_zone())
+    if report_currency is not None:
+        (total,) = month_margins(
+            months=[window], currency=report_currency, billed_in=customer_currencies()
+        )
+        missing = [
+            gettext("{pair} from {day}").format(pair=rate.pair, day=rate.day.isoformat())
+            for rate in sorted(total.missing_days)
+        ]
+        return [_tile(total, report_currency, None, converted=True, missing=missing)]
     tiles = []
     for currency in customer_currencies():
         (total,) = month_margins(months=[window], currency=currency)
-        tiles.append(
-            MarginTile(
-                currency=currency,
-                revenue=money_text(total.revenue, currency),
-                cost=money_text(total.cost, currency),
-                margin=money_text(total.margin, currency),
-                percent=percent_text(total.margin_percent),
-                loss=total.margin < 0,
-                url=margins_page_url(now, currency=currency),
-            )
-        )
+        tiles.append(_tile(total, currency, margins_page_url(now, currency=currency)))
     return tiles
+
+
+def _tile(total: Margin, currency: str, url: str | None, **converted) -> MarginTile:
+    return MarginTile(
+        currency=currency,
+        revenue=money_text(total.revenue, currency),
+        cost=money_text(total.cost, currency),
+        margin=money_text(total.margin, currency),
+        percent=percent_text(total.margin_percent),
+        loss=total.margin < 0,
+        url=url,
+        **converted,
+    )

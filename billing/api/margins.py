@@ -8,15 +8,19 @@ from rest_framework.views import APIView
 from billing.api.report_queries import (
     EXAMPLE,
     refuse_unknown,
-    report_currency,
+    report_currencies,
     report_group_by,
     report_window,
 )
+from billing.api.revenue import MISSING_RATES, REPORT_CURRENCY
 from billing.core.money import format_decimal, format_money
 from billing.margins.report import margins
 from customers.models import ApiKey
 
-PARAMS = frozenset({"period_start", "period_end", "group_by", "currency", "tz", "billing_entity"})
+PARAMS = frozenset(
+    {"period_start", "period_end", "group_by", "currency", "tz", "billing_entity"}
+    | {"report_currency"}
+)
 
 
 MARGIN_ROWS = inline_serializer(
@@ -28,6 +32,9 @@ MARGIN_ROWS = inline_serializer(
         "margin": serializers.CharField(),
         "margin_percent": serializers.CharField(allow_null=True),
         "uncosted_quantity": serializers.CharField(),
+        "currency": serializers.CharField(
+            required=False, help_text="With report_currency: the report currency."
+        ),
         "error": serializers.CharField(
             required=False,
             help_text="Only on a row part of whose usage could not be costed, saying why "
@@ -38,7 +45,8 @@ MARGIN_ROWS = inline_serializer(
             required=False,
             help_text="Only on a row part of whose usage has a cost in another currency and no "
             'exchange rate in effect to convert it: the pairs, e.g. ["USD->EUR"] (that '
-            "quantity is in uncosted_quantity).",
+            "quantity is in uncosted_quantity); with report_currency, also a pair missing to "
+            "convert part of its revenue (that revenue left out).",
         ),
     },
     many=True,
@@ -62,9 +70,15 @@ class MarginsApi(APIView):
                 "tz", str, description="the zone a date means midnight in (default: the seller's)"
             ),
             OpenApiParameter("billing_entity", str, description="only this seller's customers"),
+            OpenApiParameter("report_currency", str, description=REPORT_CURRENCY),
         ],
         responses=inline_serializer(
-            "Margins", {"currency": serializers.CharField(), "results": MARGIN_ROWS}
+            "Margins",
+            {
+                "currency": serializers.CharField(),
+                "results": MARGIN_ROWS,
+                "missing_rates": MISSING_RATES,
+            },
         ),
         description=(
             "Revenue earned in the window (usage as it happened, fees straight-line over "
@@ -79,13 +93,24 @@ class MarginsApi(APIView):
         window = report_window(request, start="period_start", end="period_end", hourly=True)
         start, end, customers = window.start, window.end, window.customers()
         group_by = report_group_by(request)
-        currency = report_currency(request, start, end, customers)
+        asked = report_currencies(request, start, end, customers)
+        currency = asked.currency
         rows = margins(
-            start=start, end=end, group_by=group_by, currency=currency, customers=customers
+            start=start,
+            end=end,
+            group_by=group_by,
+            currency=currency,
+            customers=customers,
+            billed_in=asked.billed_in,
         )
-        return Response(
-            {"currency": currency, "results": [margin_row(row, currency) for row in rows]}
-        )
+        results = [margin_row(row, currency) for row in rows]
+        answer = {"currency": currency, "results": results}
+        if asked.billed_in is not None:
+            for result in results:
+                result["currency"] = currency
+            missing = set().union(*(row.missing_days for row in rows))
+            answer["missing_rates"] = [m.as_json() for m in sorted(missing)]
+        return Response(answer)
 
 
 def margin_row(row, currency: str) -> dict:

@@ -127,3 +127,31 @@ def report_currency(request, start: datetime, end: datetime, customers=None) -> 
             fields={"currency": [f"One currency per answer: one of {named}"]},
         )
     return used[0] if used else "USD"
+
+
+@dataclass(frozen=True)
+class ReportCurrency:
+    """The currency of a report's answer, and, when converted into it
+    (`report_currency`), the currencies of the customers it covers."""
+
+    currency: str
+    billed_in: list[str] | None  # None: not converted, the customers billed in `currency`
+
+
+def report_currencies(request, start: datetime, end: datetime, customers=None) -> ReportCurrency:
+    """`report_currency`: every amount converted into it, of the customers
+    billed in `currency` when given (a filter), else in any currency of the
+    window (report.window_currencies); without it, report_currency's one
+    currency. An unknown code is a 400 naming the field."""
+    given = request.query_params.get("report_currency")
+    if given is None:
+        return ReportCurrency(report_currency(request, start, end, customers), None)
+    if not is_known_currency(given):
+        raise InvalidRequest(
+            f"unknown report currency {given!r}",
+            fields={"report_currency": ["a currency code, e.g. USD"]},
+        )
+    filtered = request.query_params.get("currency")
+    if filtered is not None:
+        return ReportCurrency(given, [report_currency(request, start, end, customers)])
+    return ReportCurrency(given, window_currencies(start, end, customers=customers))

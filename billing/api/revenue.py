@@ -1,6 +1,8 @@
 """Revenue earned over a window: GET /api/v1/revenue (billing.revenue.earned),
 the margins' revenue without costs, split into what invoiced lines earned
-(`billed`) and what the part not invoiced yet earned (`accrued`)."""
+(`billed`) and what the part not invoiced yet earned (`accrued`); with
+`report_currency`, of every currency's customers converted into it
+(billing.revenue.conversion)."""
 
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -11,15 +13,34 @@ from rest_framework.views import APIView
 from billing.api.report_queries import (
     EXAMPLE,
     refuse_unknown,
-    report_currency,
+    report_currencies,
     report_group_by,
     report_window,
 )
 from billing.core.money import format_money
-from billing.revenue.earned import VIEWS, earned_window
+from billing.revenue.earned import VIEWS, earned_converted, earned_window
 from customers.models import ApiKey, Customer
 
-PARAMS = frozenset({"from", "to", "tz", "group_by", "currency", "billing_entity"})
+PARAMS = frozenset(
+    {"from", "to", "tz", "group_by", "currency", "billing_entity", "report_currency"}
+)
+REPORT_CURRENCY = (
+    "convert every amount into this currency at the exchange rate in effect at the start "
+    "of the (UTC) day it was earned; `currency` then filters the customers converted"
+)
+MISSING_RATES = serializers.ListField(
+    child=inline_serializer(
+        "MissingRate",
+        {
+            "from": serializers.CharField(),
+            "to": serializers.CharField(),
+            "date": serializers.DateField(),
+        },
+    ),
+    required=False,
+    help_text="With report_currency only: the exchange rates missing, each with the first "
+    "(UTC) day it is missing on; what they would have converted is left out of the amounts.",
+)
 
 EARNED_ROWS = inline_serializer(
     "EarnedRevenue",
@@ -28,6 +49,15 @@ EARNED_ROWS = inline_serializer(
         "earned": serializers.CharField(),
         "billed": serializers.CharField(),
         "accrued": serializers.CharField(),
+        "currency": serializers.CharField(
+            required=False, help_text="With report_currency: the report currency."
+        ),
+        "missing_rates": serializers.ListField(
+            child=serializers.CharField(),
+            required=False,
+            help_text="With report_currency, only on a row part of whose revenue could not be "
+            'converted: the pairs, e.g. ["JPY->USD"] (that revenue left out).',
+        ),
     },
     many=True,
 )
@@ -52,9 +82,15 @@ class RevenueApi(APIView):
                 "currency", str, description="default: the one currency billed in the window"
             ),
             OpenApiParameter("billing_entity", str, description="only this seller's customers"),
+            OpenApiParameter("report_currency", str, description=REPORT_CURRENCY),
         ],
         responses=inline_serializer(
-            "Revenue", {"currency": serializers.CharField(), "results": EARNED_ROWS}
+            "Revenue",
+            {
+                "currency": serializers.CharField(),
+                "results": EARNED_ROWS,
+                "missing_rates": MISSING_RATES,
+            },
         ),
         description=(
             "Revenue earned in [from, to): usage as it happened, fees, seats, true-ups and "
@@ -68,15 +104,19 @@ class RevenueApi(APIView):
         window = report_window(request, start="from", end="to", hourly=False)
         customers = window.customers()
         group_by = report_group_by(request)
-        currency = report_currency(request, window.start, window.end, customers)
-        earned = earned_window(
-            start=window.start,
-            end=window.end,
-            currency=currency,
-            now=timezone.now(),
-            customers=customers,
-            by_property=group_by not in VIEWS,
-        )
+        asked = report_currencies(request, window.start, window.end, customers)
+        currency = asked.currency
+        read = {
+            "start": window.start,
+            "end": window.end,
+            "now": timezone.now(),
+            "customers": customers,
+            "by_property": group_by not in VIEWS,
+        }
+        if asked.billed_in is None:
+            earned = earned_window(currency=currency, **read)
+        else:
+            earned = earned_converted(report_currency=currency, billed_in=asked.billed_in, **read)
         rows = earned.rows_by(group_by)
         if group_by == "customer":
             names = dict(
@@ -86,17 +126,23 @@ class RevenueApi(APIView):
             )
             for row in rows:
                 row.key = {"customer": names.get(row.key["customer"])}
-        return Response(
-            {
-                "currency": currency,
-                "results": [
-                    {
-                        "key": row.key,
-                        "earned": format_money(row.earned, currency),
-                        "billed": format_money(row.billed, currency),
-                        "accrued": format_money(row.accrued, currency),
-                    }
-                    for row in rows
-                ],
-            }
-        )
+        converted = asked.billed_in is not None
+        answer = {"currency": currency, "results": [_row(row, currency, converted) for row in rows]}
+        if converted:
+            answer["missing_rates"] = [m.as_json() for m in sorted(earned.missing_rates)]
+        return Response(answer)
+
+
+def _row(row, currency: str, converted: bool) -> dict:
+    """One row; converted into a report currency, it names the currency too."""
+    answer = {
+        "key": row.key,
+        "earned": format_money(row.earned, currency),
+        "billed": format_money(row.billed, currency),
+        "accrued": format_money(row.accrued, currency),
+    }
+    if converted:
+        answer["currency"] = currency
+    if row.missing_rates:
+        answer["missing_rates"] = sorted({missing.pair for missing in row.missing_rates})
+    return answer

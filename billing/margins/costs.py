@@ -16,6 +16,11 @@ pair (`missing_rates`, "USD->EUR"), rather than counting it as costing nothing.
 Of a meter's rates for the same usage the latest in effect applies, whatever
 its currency (plans.cost_rules keeps one a usage and hour).
 
+In a report currency (`billed_in`: the customers billed in those currencies),
+a cost rate is converted straight into the report's currency the same way,
+and a missing rate is named with the day it is missing from
+(billing.revenue.conversion.MissingRate).
+
 Only meters whose quantities add up (count, sum) are costed; on PostgreSQL the
 rows not folded yet are read with the rollups (billing.usage.folding).
 
@@ -36,6 +41,7 @@ from billing.core.money import MAX_INTEGER_DIGITS, unit_price_too_large
 from billing.models import UsagePropertyRollup
 from billing.rating.pricing import EXACT_PRECISION
 from billing.rating.rate_cards import Combination, RateSpec, row_index, when_of
+from billing.revenue.conversion import MissingRate, missing_rate
 from billing.usage.folding import GROUPS, HOURLY
 from billing.usage.metering import (
     MeterDef,
@@ -60,10 +66,10 @@ _FIELDS = (
     UsagePropertyRollup._meta.get_field("value_sum"),
 )
 _COLUMNS = "customer_id, meter_id, {group} AS group_value, hour, event_count, value_sum"
-# The window's hours of the customers billed in a currency.
+# The window's hours of the customers billed in some currencies.
 _WINDOW = (
     "hour >= %s AND hour < %s AND customer_id IN "  # noqa: S608 (constants only)
-    f"(SELECT id FROM {Customer._meta.db_table} WHERE currency = %s)"
+    f"(SELECT id FROM {Customer._meta.db_table} WHERE currency IN ({{currencies}}))"
 )
 
 
@@ -85,6 +91,8 @@ class UsageCost:
     # The exchange rates missing to cost some of it ({"USD->EUR"}; that quantity
     # is in `uncosted`).
     missing_rates: set[str] = field(default_factory=set)
+    # The same with the (UTC) day each is missing from.
+    missing_days: set[MissingRate] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -130,16 +138,17 @@ def _usage_sql(
     plain: list[MeterDef],
     bounds: list[datetime],
     span,
-    currency: str,
+    billed_in: Sequence[str],
     customers: Sequence[int] | None,
     per_customer: bool,
 ) -> tuple[str, list]:
     """One aggregate of the window's hourly rows of the customers billed in
-    `currency` (of `customers` only, when given), per customer (all together,
+    `billed_in` (of `customers` only, when given), per customer (all together,
     a null customer, unless `per_customer`), meter, group text and segment (the
     index of the cost-rate boundary each hour follows)."""
     start, end = span
-    window, window_params = _WINDOW, [start, end, currency]
+    window = _WINDOW.format(currencies=", ".join(["%s"] * len(billed_in)))
+    window_params = [start, end, *billed_in]
     if customers is not None:
         window += f" AND customer_id IN ({', '.join(['%s'] * len(customers))})"
         window_params += list(customers)
@@ -175,6 +184,7 @@ def usage_costs(
     per_customer: bool = True,
     splits: Sequence[datetime] = (),
     exchange_rates: RateBook | None = None,
+    billed_in: Sequence[str] | None = None,
 ) -> list[UsageCost]:
     """The cost of the usage in [start, end) (whole UTC hours) of every customer
     billed in `currency` (of these `customers` only, when given), at the cost
@@ -184,7 +194,9 @@ def usage_costs(
     `splits`: hours inside the window that part it (a chart's months), each
     part's usage apart, its `part` the index of the part (0 before the first).
     `exchange_rates`: a RateBook of the cost rates' currencies to `currency`
-    (read here when not given, in one query, and only when some rate needs it)."""
+    (read here when not given, in one query, and only when some rate needs it).
+    `billed_in`: the usage of the customers billed in these currencies instead,
+    costed in `currency` (a report currency)."""
     rates: dict[int, list[_Rate]] = {}
     for meter_id, code, when, unit_cost, per, effective_from, pk, of_currency in (
         # A superseded row costs nothing: its correction costs its hours.
@@ -221,7 +233,7 @@ def usage_costs(
     grouping = [m for m in meters if m.group_by]
     plain = [m for m in meters if not m.group_by]
     sql, params = _usage_sql(
-        grouping, plain, bounds, (start, end), currency, customers, per_customer
+        grouping, plain, bounds, (start, end), billed_in or [currency], customers, per_customer
     )
     by_id = {m.id: m for m in meters}
     counted = {m.id for m in meters if m.aggregation == Meter.COUNT}
@@ -267,6 +279,7 @@ def usage_costs(
                 if converted[key] is None:
                     usage.uncosted += quantity
                     usage.missing_rates.add(pair_name(rate.currency, currency))
+                    usage.missing_days.add(missing_rate(rate.currency, currency, starts[segment]))
                 else:
                     usage.cost += quantity * rate.unit_cost / rate.per * converted[key]
     usages = list(found.values())

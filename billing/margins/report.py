@@ -10,7 +10,14 @@ paid credits and balances at what they were sold for. Every view adds up the
 same pieces (each in the currency's minor unit), so revenue totals are equal
 whatever the view and a view's rows add up to its total. Costs are summed
 exactly per row and rounded once; by plan, the cost of usage is under the
-plan in effect when it happened (billing.margins.plans_in_effect)."""
+plan in effect when it happened (billing.margins.plans_in_effect).
+
+In a report currency (`billed_in`: the customers billed in those currencies,
+every figure in `currency`): revenue is earned_converted's (each piece at the
+rate of the start of its UTC day, billing.revenue.conversion) and costs
+usage_costs' converted straight into it; a rate missing is named on the row
+(`missing_rates`, "JPY->USD") and with its day (`missing_days`), and what it
+would have converted is left out (revenue) or uncosted (cost)."""
 
 import heapq
 import logging
@@ -27,7 +34,8 @@ from billing.margins.costs import usage_costs
 from billing.margins.plans_in_effect import plans_in_effect
 from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION
-from billing.revenue.earned import VIEWS, EarnedWindow, earned_window
+from billing.revenue.conversion import MissingRate
+from billing.revenue.earned import VIEWS, EarnedWindow, earned_converted, earned_window
 from billing.usage.metering import meter_cache
 from billing.usage.rollups import hour_of
 from customers.models import Customer
@@ -59,6 +67,9 @@ class Margin:
     # The exchange rates missing to cost part of the row's usage ({"USD->EUR"}):
     # that quantity is in uncosted_quantity.
     missing_rates: set[str] = field(default_factory=set)
+    # The rates missing (to cost, or in a report currency to convert revenue),
+    # each with the day it is missing from.
+    missing_days: set[MissingRate] = field(default_factory=set, repr=False)
 
     @property
     def error(self) -> str | None:
@@ -124,13 +135,21 @@ def margins(
     currency: str,
     customers=None,
     now: datetime | None = None,
+    billed_in: list[str] | None = None,
 ) -> list[Margin]:
     """Revenue earned, cost and margin in [start, end) (whole UTC hours) per
     key of `group_by` (VIEWS or a property of price_by_properties), in
     `currency`, largest revenue first; of these `customers` (ids) only, when
-    given; as of `now` (default: now)."""
+    given; as of `now` (default: now). `billed_in`: of the customers billed in
+    these currencies, converted into `currency` (a report currency)."""
     views = margins_by(
-        start=start, end=end, views=(group_by,), currency=currency, customers=customers, now=now
+        start=start,
+        end=end,
+        views=(group_by,),
+        currency=currency,
+        customers=customers,
+        now=now,
+        billed_in=billed_in,
     )
     return views[group_by]
 
@@ -143,6 +162,7 @@ def margins_by(
     currency: str,
     customers=None,
     now: datetime | None = None,
+    billed_in: list[str] | None = None,
 ) -> dict[str, list[Margin]]:
     """margins() of each of `views` over the same window, what was earned and
     the costs read once for all of them (the admin page by plan also lists the
@@ -150,25 +170,36 @@ def margins_by(
     now = now or timezone.now()
     found = plans_in_effect(start=start, end=end, customers=customers) if "plan" in views else None
     grouped = [_View(name, found.single if name == "plan" else {}) for name in views]
-    earned = earned_window(
+    earned = _earned(
         start=start,
         end=end,
         currency=currency,
         now=now,
         customers=customers,
         by_property=any(view not in VIEWS for view in views),
+        billed_in=billed_in,
     )
-    usages = usage_costs(start=start, end=end, currency=currency, customers=customers)
+    usages = usage_costs(
+        start=start, end=end, currency=currency, customers=customers, billed_in=billed_in
+    )
     for view in grouped:
         view.add_earned(earned)
         if view.name == "plan":
-            _add_by_plan(view, found.split, start, end, currency, usages)
+            _add_by_plan(view, found.split, start, end, currency, usages, billed_in)
         else:
             view.add_usages(usages, earned)
     return {view.name: view.rows_in(currency) for view in grouped}
 
 
-def _add_by_plan(view, split, start, end, currency, usages) -> None:
+def _earned(*, billed_in: list[str] | None, currency: str, **window) -> EarnedWindow:
+    """earned_window in `currency`, or earned_converted of the customers billed
+    in `billed_in` into it."""
+    if billed_in is None:
+        return earned_window(currency=currency, **window)
+    return earned_converted(report_currency=currency, billed_in=billed_in, **window)
+
+
+def _add_by_plan(view, split, start, end, currency, usages, billed_in=None) -> None:
     """Add the usage's costs in [start, end) to the plan view, each under the
     plan that priced it (plans_in_effect): the customers one plan priced under
     theirs (view.plans), and those moved between plans in the window (`split`)
@@ -184,7 +215,11 @@ def _add_by_plan(view, split, start, end, currency, usages) -> None:
             if cuts[n] < cuts[n + 1]:
                 view.add_usages(
                     usage_costs(
-                        start=cuts[n], end=cuts[n + 1], currency=currency, customers=[customer_id]
+                        start=cuts[n],
+                        end=cuts[n + 1],
+                        currency=currency,
+                        customers=[customer_id],
+                        billed_in=billed_in,
                     ),
                     plan=span.plan,
                 )
@@ -228,7 +263,11 @@ class _View:
     def add_earned(self, earned: EarnedWindow) -> None:
         """What was earned, a row a value of the view (earned_window.rows_by)."""
         for row in earned.rows_by(self.name):
-            self.row(row.key[self.name]).exact_revenue += row.earned
+            found = self.row(row.key[self.name])
+            found.exact_revenue += row.earned
+            if row.missing_rates:
+                found.missing_days |= row.missing_rates
+                found.missing_rates |= {missing.pair for missing in row.missing_rates}
 
     def add_usages(self, usages: list, earned: EarnedWindow | None = None, plan=None) -> None:
         """Usage costs; `plan`: the plan that priced them all (else the
@@ -256,6 +295,7 @@ class _View:
                 found.problems |= usage.problems
             if usage.missing_rates:
                 found.missing_rates |= usage.missing_rates
+                found.missing_days |= usage.missing_days
 
     def rows_in(self, currency: str) -> list[Margin]:
         """The rows, rounded once, largest revenue first (customers by their ID)."""
@@ -283,13 +323,18 @@ def margins_total(rows: list[Margin], *, key: dict, currency: str) -> Margin:
         total.uncosted_quantity += row.uncosted_quantity
         total.problems |= row.problems
         total.missing_rates |= row.missing_rates
+        total.missing_days |= row.missing_days
     total.revenue = quantize_money(total.exact_revenue, currency)
     total.cost = quantize_money(total.exact_cost, currency)
     return total
 
 
 def window_totals(
-    *, windows: list[tuple[datetime, datetime]], currency: str, keys: list[dict]
+    *,
+    windows: list[tuple[datetime, datetime]],
+    currency: str,
+    keys: list[dict],
+    billed_in: list[str] | None = None,
 ) -> list[Margin]:
     """Every customer's revenue, cost and margin together in each [start, end)
     of `windows` (in order, none overlapping), under its key of `keys`:
@@ -298,7 +343,8 @@ def window_totals(
     cost), each rounded once; the lines and the usage of windows that follow
     each other read in one pass, the lines a row an amount where they can be
     and the usage a row a meter, combination and window (the customers'
-    quantities added up before they are costed)."""
+    quantities added up before they are costed). `billed_in`: of the customers
+    billed in these currencies, in `currency` (a report currency)."""
     totals = [Margin(key=key) for key in keys]
     runs: list[list[int]] = []  # the windows by runs of each following the one before
     for n, (start, _end) in enumerate(windows):
@@ -307,20 +353,28 @@ def window_totals(
         else:
             runs.append([n])
     for run in runs:
-        _run_totals([windows[n] for n in run], [totals[n] for n in run], currency)
+        _run_totals([windows[n] for n in run], [totals[n] for n in run], currency, billed_in)
     for total in totals:
         total.revenue = quantize_money(total.exact_revenue, currency)
         total.cost = quantize_money(total.exact_cost, currency)
     return totals
 
 
-def _run_totals(windows: list[tuple[datetime, datetime]], totals: list[Margin], currency: str):
+def _run_totals(
+    windows: list[tuple[datetime, datetime]],
+    totals: list[Margin],
+    currency: str,
+    billed_in: list[str] | None = None,
+):
     """window_totals' sums of windows each following the one before."""
     now = timezone.now()
     for total, (start, end) in zip(totals, windows, strict=True):
-        total.exact_revenue = earned_window(
-            start=start, end=end, currency=currency, now=now, apart=False
-        ).total.earned
+        earned = _earned(
+            start=start, end=end, currency=currency, now=now, apart=False, billed_in=billed_in
+        ).total
+        total.exact_revenue = earned.earned
+        total.missing_days |= earned.missing_rates
+        total.missing_rates |= {missing.pair for missing in earned.missing_rates}
     # Window n+1 begins at splits[n]: usage of part n is window n's.
     splits = [start for start, _end in windows[1:]]
     for usage in usage_costs(
@@ -329,16 +383,22 @@ def _run_totals(windows: list[tuple[datetime, datetime]], totals: list[Margin], 
         currency=currency,
         per_customer=False,
         splits=splits,
+        billed_in=billed_in,
     ):
         totals[usage.part].exact_cost += usage.cost
         totals[usage.part].uncosted_quantity += usage.uncosted
         totals[usage.part].problems |= usage.problems
         totals[usage.part].missing_rates |= usage.missing_rates
+        totals[usage.part].missing_days |= usage.missing_days
 
 
-def window_total(*, start: datetime, end: datetime, currency: str, key: dict) -> Margin:
+def window_total(
+    *, start: datetime, end: datetime, currency: str, key: dict, billed_in: list[str] | None = None
+) -> Margin:
     """window_totals of the one window [start, end)."""
-    (total,) = window_totals(windows=[(start, end)], currency=currency, keys=[key])
+    (total,) = window_totals(
+        windows=[(start, end)], currency=currency, keys=[key], billed_in=billed_in
+    )
     return total
 
 
@@ -347,16 +407,21 @@ def month_margins(
     months: list[tuple[datetime, datetime]],
     currency: str,
     known: dict[tuple[datetime, datetime], list[Margin]] | None = None,
+    billed_in: list[str] | None = None,
 ) -> list[Margin]:
     """Every customer's revenue, cost and margin together in each [start, end)
     of `months` (in order; key {"month": start}), from their exact sums rounded
     once: window_totals, the months read in one pass. `known`: margins by
     customer of every customer in `currency` already read for some of these
-    windows, by (start, end), added up instead of read again."""
+    windows, by (start, end), added up instead of read again (in `currency`
+    and, with `billed_in`, of the customers billed in those, converted)."""
     known = known or {}
     unread = [month for month in months if month not in known]
     read = window_totals(
-        windows=unread, currency=currency, keys=[{"month": start} for start, _end in unread]
+        windows=unread,
+        currency=currency,
+        keys=[{"month": start} for start, _end in unread],
+        billed_in=billed_in,
     )
     totals = dict(zip(unread, read, strict=True))
     return [

@@ -28,7 +28,12 @@ window adds up the same pieces, so totals are the same whatever the view.
 
 Rounding is cumulative: what a piece earned up to a moment is rounded half up,
 and a window's part is the difference of two such amounts: adjacent windows
-add up exactly, and a piece's parts add up to the piece."""
+add up exactly, and a piece's parts add up to the piece.
+
+In a report currency (earned_converted): each currency's window read as
+above, every piece converted by billing.revenue.conversion (at the rate of the
+start of its UTC day, rounded there), a rate missing named on the window and on
+its rows, that amount left out."""
 
 import json
 from collections import defaultdict
@@ -37,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, localcontext
 from functools import lru_cache
+from itertools import pairwise
 
 from django.db.models import Count, F, IntegerField, Q, Sum, TextField, Value
 from django.db.models.functions import Cast
@@ -47,6 +53,7 @@ from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION
 from billing.rating.rate_cards import Combination, combination_order
 from billing.revenue.accruals import accrued_lines
+from billing.revenue.conversion import Conversion, MissingRate
 from billing.revenue.usage_shares import Cut, additive, usage_shares
 from billing.usage.metering import meter_cache
 from customers.billing_entities import default_billing_entity
@@ -96,11 +103,13 @@ class Piece:
 @dataclass
 class Earned:
     """One row of a view: what was earned from invoiced lines (`billed`) and
-    from the part not invoiced yet (`accrued`)."""
+    from the part not invoiced yet (`accrued`); in a report currency, the
+    rates missing to convert what it leaves out."""
 
     key: dict
     billed: Decimal = ZERO
     accrued: Decimal = ZERO
+    missing_rates: set[MissingRate] = field(default_factory=set)
 
     @property
     def earned(self) -> Decimal:
@@ -117,6 +126,8 @@ class _Part:
     values: Combination
     amount: Decimal
     accrued: bool = False
+    # In a report currency: the rates missing to convert what it left out.
+    missing: frozenset[MissingRate] = frozenset()
 
 
 @dataclass
@@ -135,10 +146,13 @@ class EarnedWindow:
     # False: read for no view by a property (the lines wholly in the window left
     # whole: split or not, they add up to the same in every other view).
     by_property: bool = True
+    # In a report currency (earned_converted): every rate missing to convert
+    # some of what was earned (left out of the amounts).
+    missing_rates: set[MissingRate] = field(default_factory=set)
 
     @property
     def total(self) -> Earned:
-        total = Earned(key={})
+        total = Earned(key={}, missing_rates=set(self.missing_rates))
         for part in self.parts:
             if part.accrued:
                 total.accrued += part.amount
@@ -161,6 +175,8 @@ class EarnedWindow:
             row = rows.get(value)
             if row is None:
                 row = rows[value] = Earned(key={view: value})
+            if part.missing:
+                row.missing_rates |= part.missing
             if part.accrued:
                 row.accrued += part.amount
             else:
@@ -204,33 +220,58 @@ def earned_window(
     customers: Iterable[int] | None = None,
     apart: bool = True,
     by_property: bool = True,
+    conversion: Conversion | None = None,
 ) -> EarnedWindow:
     """What the customers billed in `currency` (these `customers` only, when
     given) earned in [start, end) up to `now` (a window reaching past it ends
     then). `apart` False: for its total
     and its views by plan and meter only, the lines alike read together (the
-    same figures, read faster: the dashboard's)."""
+    same figures, read faster: the dashboard's). `conversion`: in its currency
+    (billing.revenue.conversion), each line read with its own period and
+    date, the rates missing named on the window and its parts."""
     customers = None if customers is None else list(customers)
     by_property = by_property and apart
+    if conversion is not None and conversion.currency == currency:
+        conversion = None
     window = EarnedWindow(currency, apart=apart, by_property=by_property)
     # Nothing is earned ahead of time: a window reaching past now ends now.
     end = max(start, min(end, now))
     adding = additive_meters()
     pieces = [
-        *_billed_pieces(start, end, currency, customers, adding, apart, by_property),
+        *_billed_pieces(
+            start, end, currency, customers, adding, apart, by_property, bool(conversion)
+        ),
         *_credited_pieces(start, end, currency, customers, adding),
         *_accrued_pieces(window, start, end, currency, customers, now, adding),
     ]
+    # In a report currency, where each piece is cut to convert it (its rates' days).
+    edges = [
+        conversion.cuts(currency, piece.start, min(piece.end, end)) if conversion else ()
+        for piece in pieces
+    ]
     shares = usage_shares(
-        cut for piece in pieces for at in (start, end) if (cut := _cut(piece, at)) is not None
+        cut
+        for piece, cuts in zip(pieces, edges, strict=True)
+        for at in (start, end, *cuts)
+        if (cut := _cut(piece, at)) is not None
     )
-    for piece in pieces:
-        amount = _earned_by(piece, end, shares, currency) - _earned_by(
-            piece, start, shares, currency
-        )
+    for piece, cuts in zip(pieces, edges, strict=True):
+        missing = frozenset()
+        if conversion is None:
+            amount = _earned_by(piece, end, shares, currency) - _earned_by(
+                piece, start, shares, currency
+            )
+        else:
+            amount, missing = conversion.window_part(
+                currency,
+                span=(piece.start, piece.end),
+                cuts=cuts,
+                window=(start, end),
+                earned_by=lambda at, piece=piece: _earned_by(piece, at, shares, currency),
+            )
         if amount and piece.count != 1:
             amount *= piece.count
-        if amount:
+        if amount or missing:
             window.parts.append(
                 _Part(
                     piece.customer_id,
@@ -239,15 +280,76 @@ def earned_window(
                     piece.values,
                     amount,
                     piece.accrued,
+                    missing,
                 )
             )
-    drawn = consumed_at_sale_value(start=start, end=end, currency=currency, customers=customers)
-    plans = _plans_of({d.customer_id for d in drawn}, start, end) if drawn else {}
-    for d in drawn:
-        if amount := quantize_money(d.value, currency):
-            plan = plans.get(d.customer_id, "")
-            window.parts.append(_Part(d.customer_id, plan, d.meter, (), amount))
+    _drawn_parts(window, start, end, currency, customers, conversion)
+    if conversion is not None:
+        window.currency = conversion.currency
+        window.missing_rates = {part for p in window.parts for part in p.missing}
     return window
+
+
+def _drawn_parts(window, start, end, currency, customers, conversion) -> None:
+    """What usage drew from paid credits and balances in the window (at what
+    they were sold for), a part each customer and meter; in a report currency,
+    the window cut where its rate changes and each part converted at its own."""
+    edges = [start, *(conversion.cuts(currency, start, end) if conversion else ()), end]
+    for since, until in pairwise(edges):
+        drawn = consumed_at_sale_value(
+            start=since, end=until, currency=currency, customers=customers
+        )
+        plans = _plans_of({d.customer_id for d in drawn}, start, end) if drawn else {}
+        for d in drawn:
+            amount, missing = quantize_money(d.value, currency), frozenset()
+            if amount and conversion is not None:
+                converted = conversion.amount(currency, amount, since)
+                if converted is None:
+                    missing = frozenset({conversion.missed(currency, since)})
+                amount = converted or ZERO
+            if amount or missing:
+                plan = plans.get(d.customer_id, "")
+                window.parts.append(_Part(d.customer_id, plan, d.meter, (), amount, False, missing))
+
+
+def earned_converted(
+    *,
+    start: datetime,
+    end: datetime,
+    report_currency: str,
+    billed_in: Iterable[str],
+    now: datetime,
+    customers: Iterable[int] | None = None,
+    apart: bool = True,
+    by_property: bool = True,
+) -> EarnedWindow:
+    """earned_window of the customers billed in each of `billed_in` together, in
+    `report_currency` (billing.revenue.conversion): one window, its parts all in
+    that currency, its `missing_rates` the rates it lacked (their amounts left
+    out)."""
+    customers = None if customers is None else list(customers)
+    billed_in = sorted(set(billed_in))
+    conversion = Conversion.load(report_currency, billed_in)
+    together = EarnedWindow(report_currency, apart=apart, by_property=by_property and apart)
+    for currency in billed_in:
+        window = earned_window(
+            start=start,
+            end=end,
+            currency=currency,
+            now=now,
+            customers=customers,
+            apart=apart,
+            by_property=by_property,
+            conversion=conversion,
+        )
+        together.parts += window.parts
+        together.missing_rates |= window.missing_rates
+        together.entities.update(window.entities)
+        if window.accrued_as_of is not None:
+            together.accrued_as_of = min(
+                filter(None, (together.accrued_as_of, window.accrued_as_of))
+            )
+    return together
 
 
 def _plans_of(customer_ids: set[int], start: datetime, end: datetime) -> dict[int, str]:
@@ -362,7 +464,9 @@ def _parsed(value):
 AS_TEXT = {name: Cast(name, output_field=TextField()) for name in ("usage_groups", "group")}
 
 
-def _billed_pieces(start, end, currency, customers, adding, apart, by_property) -> list[Piece]:
+def _billed_pieces(
+    start, end, currency, customers, adding, apart, by_property, own_periods=False
+) -> list[Piece]:
     """The pieces of the invoice lines earning in the window, read three ways:
     the lines wholly in it that need no cutting (no discount to share, no
     usage to split) added up per customer, plan and meter in the database;
@@ -371,7 +475,9 @@ def _billed_pieces(start, end, currency, customers, adding, apart, by_property) 
     lines of every customer together (customer 0), those alike across an edge
     read once with how many they are. Not `by_property`: a line of a grouping
     meter wholly in the window is not split either (only across an edge, where
-    each part is rounded, does the split change a total: those always are)."""
+    each part is rounded, does the split change a total: those always are).
+    `own_periods`: every line read with its own period and date (to convert each at
+    its rates: billing.revenue.conversion), none added up or put at the start."""
     customer = F("invoice__customer_id") if apart else Value(0, output_field=IntegerField())
     lines = InvoiceLine.objects.filter(invoice__currency=currency).exclude(
         invoice__status=Invoice.VOID
@@ -382,7 +488,7 @@ def _billed_pieces(start, end, currency, customers, adding, apart, by_property) 
     lines = lines.order_by()
     grouping = [m.code for m in meter_cache.by_id().values() if m.group_by and by_property]
     inside = Q(period_start__gte=start, period_end__lte=end, period_end__gt=F("period_start"))
-    whole = lines.filter(inside)
+    whole = lines.none() if own_periods else lines.filter(inside)
     summed = (
         whole.filter(invoice__discount=0)
         .exclude(meter__in=grouping)
@@ -422,7 +528,9 @@ def _billed_pieces(start, end, currency, customers, adding, apart, by_property) 
         )
     )
     spanning = Q(period_start__lt=end, period_end__gt=start)
-    across = lines.filter(dated | spanning).exclude(inside)
+    across = lines.filter(dated | spanning)
+    if not own_periods:
+        across = across.exclude(inside)
     fields = (
         "kind",
         "meter",
