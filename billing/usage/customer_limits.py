@@ -20,6 +20,7 @@ from django.utils.translation import gettext_noop
 from billing.core.vocabulary import ConsumptionModel, LineKind
 from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION
+from billing.rating.rate_cards import card_rows
 from billing.usage.breakdowns import usage_combinations
 from billing.usage.metering import MeterDef, event_group_values, meter_cache
 from billing.usage.priced import Spend, spend_statement
@@ -77,22 +78,32 @@ def _matching(of_meter: dict, cap: Cap) -> Decimal:
     return sum((q for key, q in of_meter.items() if cap.matches(dict(key))), ZERO)
 
 
-def _priced_usage(spend: Spend, meter: str) -> list:
-    """The usage lines that price a meter's usage in the spend: the statement's, or
-    for a balance charge (drawn from the prepaid balance as it happens, so no line
-    bills it) the lines its pricing gives the period's usage, which is what it drew
-    (the tier walk over the period's usage, covered or not)."""
+def _priced_usage(spend: Spend, cap: Cap) -> list:
+    """The usage lines that price the cap's meter's usage in the spend: the
+    statement's, or for a balance charge (drawn from the prepaid balance as it
+    happens, so no line bills it) the lines its pricing gives the period's usage,
+    which is what it drew (the tier walk over the period's usage, covered or
+    not): of a rate card, only the rows that price values the cap counts (a row's
+    tiers count the row's own usage)."""
+    meter = cap.meter
     part = spend.statement.part
     charge = next((c for c in part.spec.charges if c.meter == meter), None)
     if charge is None or charge.model != ConsumptionModel.BALANCE:
         return spend.statement.usage
     priced = replace(charge, model=ConsumptionModel.OVERAGE, included_units=ZERO)
+    quantity = part.quantities.get(meter, ZERO)
+    combinations = part.combinations.get(meter)
+    if charge.rated and combinations is not None and cap.when:
+        row_of = card_rows(charge.rates)
+        rows = {row_of(key) for key in combinations if cap.matches(dict(key))}
+        combinations = {key: q for key, q in combinations.items() if row_of(key) in rows}
+        quantity = sum(combinations.values(), ZERO)
     drawn = statement_of(
         replace(part.spec, charges=(priced,), minimum_commitment=None),
         seats=0,
-        quantities={meter: part.quantities.get(meter, ZERO)},
+        quantities={meter: quantity},
         fixed_fees=False,
-        combinations={meter: part.combinations[meter]} if meter in part.combinations else {},
+        combinations={} if combinations is None else {meter: combinations},
     )
     return drawn.usage
 
@@ -118,7 +129,7 @@ def cap_amount(cap: Cap, spend: Spend, of_meter: dict | None) -> Decimal:
                 total += amount
             elif whole:
                 total += amount * _matching(of_meter, cap) / whole
-        for line in _priced_usage(spend, cap.meter):
+        for line in _priced_usage(spend, cap):
             if line.meter != cap.meter or line.kind == LineKind.MINIMUM_COMMITMENT:
                 continue
             if not cap.when:
