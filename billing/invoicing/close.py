@@ -18,13 +18,12 @@ from django.db import transaction
 from billing.core import customer_text, rawsql
 from billing.core.aborts import retried_when_aborted
 from billing.core.errors import Conflict
-from billing.invoicing.discounts import discounts_end, period_discount_lines
+from billing.invoicing.discounts import closing_lines, discounts_end, period_discount_lines
 from billing.invoicing.period_lines import (
     bill_usage,
     late_usage_lines,
     line_inputs,
     next_period,
-    next_period_fixed_lines,
     overrides_next,
     record_billed,
 )
@@ -157,10 +156,8 @@ def _close_locked(subscription: Subscription) -> Subscription:
     next_start, next_end = next_period(subscription, next_spec)
     with customer_text.speaking(subscription.customer.locale):
         so_far = bill_usage(subscription, until=end)
-        lines = so_far.lines
-        lines += late_usage_lines(subscription=subscription, before=usage_from, zone=zone)
-        if not subscription.cancel_at_period_end:
-            lines += next_period_fixed_lines(subscription=subscription, version=next_version)
+        late = late_usage_lines(subscription=subscription, before=usage_from, zone=zone)
+        lines = closing_lines(subscription=subscription, lines=[*so_far.lines, *late])
         # Then the discount, before tax (invoice_write_draft taxes what is left).
         lines += period_discount_lines(
             subscription=subscription,

@@ -72,6 +72,18 @@ def period_discount_lines(
     ]
 
 
+def closing_lines(*, subscription: Subscription, lines: list[LineInput]) -> list[LineInput]:
+    """What the invoice closing the subscription's current period bills before
+    its discount, from `lines` (the period statement's closing lines, and the
+    close's late usage): those, then the next period's fixed fees in advance (at
+    the version it runs on next), none when the subscription ends with the
+    period. The close writes them and the projection discounts them alike."""
+    if subscription.cancel_at_period_end:
+        return list(lines)
+    version = subscription.scheduled_version or subscription.version
+    return [*lines, *next_period_fixed_lines(subscription=subscription, version=version)]
+
+
 def discount_of(discount: Discount, *, lines: list[LineInput], currency: str) -> Decimal:
     """What `discount` takes off the period invoice made of `lines`: of its
     subtotal, with what the period's threshold invoices billed (the lines taking
@@ -106,10 +118,7 @@ def projected_discount(
     discount = running_discount(subscription)
     if discount is None:
         return ZERO
-    lines = summary.projected.invoice_lines()
-    if not subscription.cancel_at_period_end:
-        version = subscription.scheduled_version or subscription.version
-        lines += next_period_fixed_lines(subscription=subscription, version=version)
+    lines = closing_lines(subscription=subscription, lines=summary.projected.invoice_lines())
     return discount_of(discount, lines=lines, currency=subscription.customer.currency)
 
 
