@@ -10,7 +10,7 @@ paid credits and balances at what they were sold for. Every view adds up the
 same pieces (each in the currency's minor unit), so revenue totals are equal
 whatever the view and a view's rows add up to its total. Costs are summed
 exactly per row and rounded once; by plan, the cost of usage is under the
-plan in effect when it happened (billing.margins.plans_in_effect).
+plan in effect when it happened (billing.revenue.plans_in_effect).
 
 In a report currency (`billed_in`: the customers billed in those currencies,
 every figure in `currency`): revenue is earned_converted's (each piece at the
@@ -31,11 +31,11 @@ from django.utils import timezone
 from billing.core.money import format_decimal, format_money, quantize_money
 from billing.core.spreadsheet_csv import Figure, SpreadsheetCsv
 from billing.margins.costs import usage_costs
-from billing.margins.plans_in_effect import plans_in_effect
 from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION
 from billing.revenue.conversion import MissingRate
 from billing.revenue.earned import VIEWS, EarnedWindow, earned_converted, earned_window
+from billing.revenue.plans_in_effect import plans_in_effect
 from billing.usage.metering import meter_cache
 from billing.usage.rollups import hour_of
 from customers.models import Customer

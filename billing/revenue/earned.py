@@ -49,11 +49,11 @@ from django.db.models.functions import Cast
 
 from billing.core.money import quantize_money, split_money
 from billing.core.vocabulary import LineKind
-from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION
 from billing.rating.rate_cards import Combination, combination_order
 from billing.revenue.accruals import accrued_lines
 from billing.revenue.conversion import Conversion, MissingRate
+from billing.revenue.plans_in_effect import plans_in_effect
 from billing.revenue.usage_shares import Cut, additive, usage_shares
 from billing.usage.metering import meter_cache
 from customers.billing_entities import default_billing_entity
@@ -292,15 +292,32 @@ def earned_window(
 
 def _drawn_parts(window, start, end, currency, customers, conversion) -> None:
     """What usage drew from paid credits and balances in the window (at what
-    they were sold for), a part each customer and meter; in a report currency,
+    they were sold for), a part each customer and meter, under the plan in
+    effect when it was drawn (billing.revenue.plans_in_effect: a customer moved
+    between plans in the window read again span by span); in a report currency,
     the window cut where its rate changes and each part converted at its own."""
     edges = [start, *(conversion.cuts(currency, start, end) if conversion else ()), end]
     for since, until in pairwise(edges):
         drawn = consumed_at_sale_value(
             start=since, end=until, currency=currency, customers=customers
         )
-        plans = _plans_of({d.customer_id for d in drawn}, start, end) if drawn else {}
-        for d in drawn:
+        if not drawn:
+            continue
+        plans = plans_in_effect(start=since, end=until, customers={d.customer_id for d in drawn})
+        found = [(d, plans.single.get(d.customer_id, "")) for d in drawn]
+        found = [(d, plan) for d, plan in found if d.customer_id not in plans.split]
+        for customer_id, spans in plans.split.items():
+            # From the window's start to its end, cut at each change of plan.
+            cuts = [since, *(min(max(s.start, since), until) for s in spans[1:]), until]
+            for (cut_from, cut_to), span in zip(pairwise(cuts), spans, strict=True):
+                found += [
+                    (d, span.plan)
+                    for d in consumed_at_sale_value(
+                        start=cut_from, end=cut_to, currency=currency, customers=[customer_id]
+                    )
+                    if cut_from < cut_to
+                ]
+        for d, plan in found:
             amount, missing = quantize_money(d.value, currency), frozenset()
             if amount and conversion is not None:
                 converted = conversion.amount(currency, amount, since)
@@ -308,7 +325,6 @@ def _drawn_parts(window, start, end, currency, customers, conversion) -> None:
                     missing = frozenset({conversion.missed(currency, since)})
                 amount = converted or ZERO
             if amount or missing:
-                plan = plans.get(d.customer_id, "")
                 window.parts.append(_Part(d.customer_id, plan, d.meter, (), amount, False, missing))
 
 
@@ -350,18 +366,6 @@ def earned_converted(
                 filter(None, (together.accrued_as_of, window.accrued_as_of))
             )
     return together
-
-
-def _plans_of(customer_ids: set[int], start: datetime, end: datetime) -> dict[int, str]:
-    """The plan (code) each customer was on in [start, end): of its latest
-    subscription begun before the end and not ended by the start; what credits
-    and balances drawn in the window are earned under."""
-    return dict(
-        Subscription.objects.filter(customer_id__in=customer_ids, started_at__lt=end)
-        .exclude(ended_at__lte=start)
-        .order_by("customer_id", "started_at", "pk")
-        .values_list("customer_id", "version__plan__code")
-    )
 
 
 def customer_entities(customer_ids: Iterable[int]) -> dict[int, str]:

@@ -1,7 +1,7 @@
 """Margins by plan when a customer moves between plans: the revenue of each line
 is under the plan that priced it (InvoiceLine.plan, as the journal books it),
 and the cost of the usage under the plan in effect when it was used
-(billing.margins.plans_in_effect), so each plan's margin is its own."""
+(billing.revenue.plans_in_effect), so each plan's margin is its own."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
@@ -11,7 +11,7 @@ import time_machine
 
 from billing.invoicing.close import periods_close
 from billing.margins import report
-from billing.margins.plans_in_effect import plans_in_effect
+from billing.revenue.plans_in_effect import plans_in_effect
 from billing.subscriptions.lifecycle import subscription_cancel, subscription_change_plan
 from billing.usage.ingestion import events_ingest
 from invoices.models import CreditNoteLine, InvoiceLine
