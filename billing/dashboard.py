@@ -7,7 +7,10 @@ a deal or a running discount, with billing.usage.priced.usage_summary, three or
 so queries each, so that it is
 computed only while there are at most PROJECTION_RATING_LIMIT of them. Every
 other subscription's projection does not depend on its usage and is computed
-once per (version, status, seats).
+once per (version, status, seats), but that of a calendar month's first period,
+part of a whole one: its share of the fees is the one the period statement bills
+(billing.usage.statement.period_statement: period_share against
+Subscription.whole_period), computed for each, with no query.
 """
 
 from collections import defaultdict
@@ -24,11 +27,10 @@ from billing.admin.margins_so_far import margin_tile, may_view_margins, report_c
 from billing.admin.outbound_pause import outbound_pause_banner
 from billing.core.admin_forms import money_text
 from billing.core.money import is_known_currency, quantize_money
-from billing.core.periods import month_start
+from billing.core.periods import month_start, period_share
 from billing.invoicing.discounts import projected_discount
 from billing.models import Discount, Subscription, SubscriptionChange
 from billing.usage.metering import meter_cache
-from billing.usage.period_fees import remaining_fraction
 from billing.usage.priced import usage_summary
 from billing.usage.statement import PeriodStatement, statement_of
 from customers.billing_entities import billing_entity_zone
@@ -255,8 +257,9 @@ RATED_ALONE = (
 def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
     """Each currency's revenue for the live subscriptions' current periods, as the
     close will bill it: fixed fees (none during a trial; a calendar month's first
-    partial period prorated), and usage extended linearly to the period's end and
-    priced with any minimum commitment true-up. Wallet-drawn usage (credits,
+    period for its share of a month, as period_statement bills it), and usage
+    extended linearly to the period's end and priced with any minimum commitment
+    true-up. Wallet-drawn usage (credits,
     balance) is revenue of the purchases that funded it, not projected here.
 
     A subscription whose version prices usage, whose plan or seats changed in
@@ -281,9 +284,17 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
     def of(currency: str) -> Projection:
         return projections.setdefault(currency, Projection(currency))
 
+    statements: dict[tuple, PeriodStatement] = {}
+
     def unused(version_id: int, seats: int, fraction: Decimal = Decimal(1)) -> PeriodStatement:
-        """The statement of a period at the version with no usage."""
-        return statement_of(specs[version_id], seats=seats, quantities={}, fraction=fraction)
+        """The statement of a period at the version with no usage (pure: each
+        computed once a page, as subscriptions started together share one)."""
+        key = (version_id, seats, fraction)
+        if key not in statements:
+            statements[key] = statement_of(
+                specs[version_id], seats=seats, quantities={}, fraction=fraction
+            )
+        return statements[key]
 
     to_rate: dict[str, int] = defaultdict(int)
     for version_id, _, _, n, changed in groups:
@@ -306,29 +317,26 @@ def projected_revenue(*, now: datetime) -> tuple[list[Projection], str | None]:
             projection.committed += grouped * statement.usage_total
 
     usage_priced_versions = [pk for pk, spec in specs.items() if _is_usage_priced(spec)]
-    # A calendar month's first period, when not a trial, was billed a prorated share
-    # of the fixed fees, and commits to that share of the minimum commitment.
-    first_partial = live.filter(
-        status=Subscription.ACTIVE,
-        billing_anchor=Subscription.CALENDAR,
-        trial_end__isnull=True,
-        current_period_start=F("started_at"),
-    ).select_related("customer")
+    # A calendar month's first period is part of a whole one: its fees are billed,
+    # and its minimum commitment counted, for the share period_statement gives it
+    # (period_share against Subscription.whole_period), not the whole counted above.
+    first_periods = live.filter(Subscription.first_calendar_period()).select_related("customer")
     if rate_each:
-        first_partial = first_partial.exclude(version_id__in=usage_priced_versions).exclude(
+        first_periods = first_periods.exclude(version_id__in=usage_priced_versions).exclude(
             RATED_ALONE
         )
-    for subscription in first_partial:
+    for subscription in first_periods:
         spec = specs[subscription.version_id]
-        whole = unused(subscription.version_id, subscription.seats)
-        prorated = unused(
-            subscription.version_id,
-            subscription.seats,
-            remaining_fraction(subscription, spec, subscription.current_period_start),
+        start, end = subscription.current_period_start, subscription.current_period_end
+        share = period_share(
+            start, end, whole=subscription.whole_period(start, end, interval=spec.interval)
         )
-        of(spec.currency).committed += prorated.fixed - whole.fixed
+        whole = unused(subscription.version_id, subscription.seats)
+        part = unused(subscription.version_id, subscription.seats, share)
+        if subscription.bills_fixed_fees:
+            of(spec.currency).committed += part.fixed - whole.fixed
         if not _is_usage_priced(spec):
-            of(spec.currency).committed += prorated.usage_total - whole.usage_total
+            of(spec.currency).committed += part.usage_total - whole.usage_total
 
     if not rate_each:
         for currency, n in to_rate.items():

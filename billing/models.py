@@ -127,6 +127,17 @@ class Subscription(models.Model):
     def bills_fixed_fees(self) -> bool:
         return self.fixed_fees_billed_while(self.status)
 
+    @classmethod
+    def first_calendar_period(cls) -> models.Q:
+        """The subscriptions whose current period whole_period makes part of a
+        whole one (its `calendar_first`, as a filter): a calendar subscription's
+        first, from its start. Keep the two together."""
+        return models.Q(
+            billing_anchor=cls.CALENDAR,
+            current_period_start=models.F("anchor_at"),
+            started_at=models.F("anchor_at"),
+        )
+
     def whole_period(
         self, start: datetime, end: datetime, *, interval: str
     ) -> tuple[datetime, datetime]:

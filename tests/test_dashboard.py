@@ -12,13 +12,18 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from billing import dashboard
+from billing.invoicing.close import periods_close
 from billing.models import Subscription
 from billing.rating.lines import LineInput
-from billing.subscriptions.lifecycle import subscription_cancel, subscription_change_plan
+from billing.subscriptions.lifecycle import (
+    subscription_cancel,
+    subscription_change_plan,
+    subscription_set_seats,
+)
 from billing.usage.ingestion import events_ingest
 from customers.portal import portal_session_create
 from invoices.credit_notes import CreditLineInput, credit_note_issue
-from invoices.models import Invoice
+from invoices.models import Invoice, InvoiceLine
 from invoices.services import (
     invoice_finalize,
     invoice_mark_uncollectible,
@@ -55,6 +60,7 @@ NOV_3 = datetime(2026, 11, 3, tzinfo=UTC)
 NOV_4 = datetime(2026, 11, 4, tzinfo=UTC)
 NOV_5 = datetime(2026, 11, 5, tzinfo=UTC)
 NOV_10 = datetime(2026, 11, 10, tzinfo=UTC)
+NOV_20 = datetime(2026, 11, 20, tzinfo=UTC)
 NOW = datetime(2026, 11, 16, tzinfo=UTC)
 
 
@@ -477,3 +483,83 @@ def test_billed_this_month_is_net_of_credit_notes_with_the_gross_beside_it(admin
         '<span class="billed-net">120.00 USD</span> <span class="help '
         'billed-gross">invoiced 150.00 USD, less credit notes 30.00 USD</span>'
     ) in html
+
+
+# Issue 93: the dashboard's share of a first calendar period is the period
+# statement's; these read it and then close the period.
+PARIS_NOV_10 = datetime(2026, 11, 10, 8, 30, tzinfo=UTC)  # 09:30 in Paris
+PARIS_NOV_30 = datetime(2026, 11, 30, 23, tzinfo=UTC)  # 1 Dec 00:00 in Paris
+
+
+def paris_calendar_subscription() -> Subscription:
+    """20.00 a month and 3 seats at 10.00, no usage priced; a Paris customer's
+    calendar subscription from 10 Nov 09:30 (local): its first period runs to the
+    end of Paris's November, 494.5 of its 720 hours."""
+    version = published_version("seats-only", base_fee=D("20.00"), seat_price=D("10.00"))
+    customer = CustomerFactory(external_id="paris", timezone_name="Europe/Paris")
+    subscription = SubscriptionFactory(
+        customer=customer,
+        plan=version,
+        start=PARIS_NOV_10,
+        seats=3,
+        billing_anchor=Subscription.CALENDAR,
+    )
+    assert (subscription.current_period_start, subscription.current_period_end) == (
+        PARIS_NOV_10,
+        PARIS_NOV_30,
+    )
+    return subscription
+
+
+def period_billed(subscription, start: datetime, end: datetime) -> D:
+    """What the subscription's invoices bill for service in [start, end)."""
+    lines = InvoiceLine.objects.filter(
+        invoice__subscription=subscription, period_start__gte=start, period_end__lte=end
+    ).exclude(invoice__status=Invoice.VOID)
+    return sum(lines.values_list("amount", flat=True), D(0))
+
+
+def test_a_first_calendar_period_on_fixed_fees_is_projected_as_its_invoices_bill_it(
+    db, monkeypatch
+):
+    """Rule: 494.5/720 of a month, grouped (no subscription rated one by one): the
+    base fee 20.00 x 494.5/720 = 13.74 and 3 seats at 10.00 x 494.5/720 = 20.60,
+    34.34 (not 50.00), and the period's invoices bill 34.34."""
+    # given
+    subscription = paris_calendar_subscription()
+
+    def not_rated(**_):
+        raise AssertionError("a fixed-fee subscription is projected by its group")
+
+    monkeypatch.setattr(dashboard, "usage_summary", not_rated)
+
+    # when
+    projected, note = dashboard.projected_revenue(now=NOV_25)
+
+    # then
+    assert note is None
+    assert [(p.currency, p.subscriptions, p.committed, p.usage, p.total) for p in projected] == [
+        ("USD", 1, D("34.34"), D(0), D("34.34"))
+    ]
+    periods_close(as_of=PARIS_NOV_30)
+    assert period_billed(subscription, PARIS_NOV_10, PARIS_NOV_30) == D("34.34")
+
+
+def test_a_seat_change_in_a_first_calendar_period_is_projected_as_its_invoices_bill_it(db):
+    """Rule: 3 seats to 5 on 20 Nov 00:00 UTC, 263 of the month's 720 hours before
+    its end: the start invoice's 34.34 and 2 seats x 10.00 x 263/720 = 7.31 at the
+    close, 41.65 (not 5 seats for the whole first period, 48.08)."""
+    # given
+    subscription = paris_calendar_subscription()
+    subscription_set_seats(subscription=subscription, seats=5, at=NOV_20)
+
+    # when
+    projected, note = dashboard.projected_revenue(now=NOV_25)
+
+    # then
+    assert note is None
+    assert [(p.currency, p.subscriptions, p.committed, p.usage, p.total) for p in projected] == [
+        ("USD", 1, D("41.65"), D(0), D("41.65"))
+    ]
+    periods_close(as_of=PARIS_NOV_30)
+    assert period_billed(subscription, PARIS_NOV_10, PARIS_NOV_30) == D("41.65")
