@@ -12,7 +12,6 @@ from django.db.models import Prefetch
 from billing.core.vocabulary import LineKind
 from billing.journal.models import AccountKind, DocumentType
 from billing.journal.writer import Document, Leg, journal_write
-from billing.models import ThresholdBilling
 from invoices.models import CreditNote, Invoice, InvoiceLine
 from invoices.sellers import invoice_billing_entity
 from plans.taxes import tax_lines_read
@@ -60,32 +59,21 @@ def line_leg(line: InvoiceLine, amount: Decimal) -> Leg:
     return Leg(AccountKind.REVENUE, amount, meter=line.meter, plan=plan)
 
 
-def _taken_off(line: InvoiceLine, subscription_id) -> list[Leg] | None:
+def _taken_off(line: InvoiceLine) -> list[Leg] | None:
     """What the invoice books for a line that takes off a threshold invoice's
     usage (usage_invoiced, of no account of its own): that invoice's revenue and
     deferred revenue legs, as it booked its lines, reversed (the rest, its
     discount, on the plan's revenue). So each meter's revenue over a period
     billed progressively is what its usage billed, and a prepaid commit's
     drawdown is taken from deferred revenue once. The invoice is the one the line
-    was written from (billed_parts.ThresholdBilled.lines): of the subscription,
-    its part of the period starting at the line's start, billed at the line's
-    end. None when none is found."""
-    record = (
-        ThresholdBilling.objects.filter(
-            subscription_id=subscription_id,
-            usage_from=line.period_start,
-            created_at=line.period_end,
-        )
-        .exclude(invoice__status=Invoice.VOID)
-        .select_related("invoice")
-        .first()
-    )
-    if record is None or record.amount != -line.amount:
+    names (InvoiceLine.takes_off); None when it names none or that one is void."""
+    taken_off = line.takes_off
+    if taken_off is None or taken_off.status == Invoice.VOID:
         return None
     taken = [
         replace(leg, amount=-leg.amount)
-        for taken_line in record.invoice.lines.all()
-        for leg in _line_legs(taken_line, -taken_line.amount, subscription_id)
+        for taken_line in taken_off.lines.all()
+        for leg in _line_legs(taken_line, -taken_line.amount)
         if leg.kind in (AccountKind.REVENUE, AccountKind.DEFERRED_REVENUE)
     ]
     rest = -line.amount - sum((leg.amount for leg in taken), ZERO)
@@ -94,14 +82,14 @@ def _taken_off(line: InvoiceLine, subscription_id) -> list[Leg] | None:
     return taken
 
 
-def _line_legs(line: InvoiceLine, amount: Decimal, subscription_id) -> list[Leg]:
+def _line_legs(line: InvoiceLine, amount: Decimal) -> list[Leg]:
     """line_leg, for a line that takes off a threshold invoice's usage too
     (_taken_off): `amount` of it (the invoice books -line.amount; a credit note
     what it credits, reversed) spread over its legs as the invoice booked them,
     the last taking what rounding leaves."""
-    if line.kind != LineKind.USAGE_INVOICED or subscription_id is None:
+    if line.takes_off_id is None:
         return [line_leg(line, amount)]
-    booked = _taken_off(line, subscription_id)
+    booked = _taken_off(line)
     if booked is None:
         return [line_leg(line, amount)]
     if amount == -line.amount:
@@ -132,11 +120,7 @@ def journal_invoice_finalized(*, invoice: Invoice, now: datetime) -> None:
     credit balance it spent, as a document of its own (Dr credit balance, Cr
     receivable)."""
     on = invoice.finalized_at or now
-    legs = [
-        leg
-        for line in _read(invoice, "lines")
-        for leg in _line_legs(line, -line.amount, invoice.subscription_id)
-    ]
+    legs = [leg for line in _read(invoice, "lines") for leg in _line_legs(line, -line.amount)]
     legs += [
         Leg(AccountKind.TAX_PAYABLE, -tax.amount, tax_rate=tax.code)
         for tax in _read(invoice, "tax_lines")
@@ -198,7 +182,7 @@ def journal_invoice_paid(
     )
 
 
-def _credited_legs(line: InvoiceLine, amount: Decimal, subscription_id) -> list[Leg]:
+def _credited_legs(line: InvoiceLine, amount: Decimal) -> list[Leg]:
     """What crediting `amount` of the line reverses: what the invoice booked for
     it (_line_legs), in proportion. A commit's drawdown line (a void credits it,
     negative) is the exception: the void gives the commit nothing back (its
@@ -206,7 +190,7 @@ def _credited_legs(line: InvoiceLine, amount: Decimal, subscription_id) -> list[
     revenue, and deferred revenue keeps equal to what the commit still holds."""
     if line.kind == LineKind.COMMIT_DRAWDOWN:
         return [Leg(AccountKind.REVENUE, amount, plan=line.plan)]
-    return _line_legs(line, amount, subscription_id)
+    return _line_legs(line, amount)
 
 
 def _note_seller(note: CreditNote):
@@ -223,7 +207,7 @@ def journal_credit_note(*, note: CreditNote, now: datetime) -> None:
     legs = [
         leg
         for line in note.lines.select_related("invoice_line")
-        for leg in _credited_legs(line.invoice_line, line.amount, invoice.subscription_id)
+        for leg in _credited_legs(line.invoice_line, line.amount)
     ]
     legs += [
         Leg(AccountKind.TAX_PAYABLE, tax.amount, tax_rate=tax.code)

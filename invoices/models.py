@@ -294,19 +294,55 @@ class InvoiceLine(models.Model):
     # A line of a rate card's row: the row's `when`, {"model": "gpt-4o",
     # "token_type": "input"}, {} for its default row; null for no card.
     group = models.JSONField(null=True, blank=True, verbose_name=_("group"))
-    # The code of the plan whose version priced the line, stamped where the line is
-    # rated; the journal, margins and exports read only this. Per kind: fixed fees,
-    # seats, usage, overage, uncovered usage, the minimum-commitment true-up, seat
-    # changes, and a commit's drawdown and uplift: the version whose terms rated them
-    # (the next period's fees: the version of that period; late usage: the billed
-    # period's). A plan change's credit: the version left; its charge: the version
-    # taken. "Usage invoiced earlier" and a period invoice's discount: the version of
-    # the part of the period they close. A postpaid commit's true-up: the plan the
-    # subscription is on when the term ends. "" for a line no plan prices: credit
+    # The plan version whose terms priced the line, stamped by the invoice writer
+    # (invoices.services.invoice_write_draft: the version its caller passes, or the
+    # line's own, LineInput.version). Per kind: fixed fees, seats, usage, overage,
+    # uncovered usage, the minimum-commitment true-up, seat changes, and a commit's
+    # drawdown and uplift: the version whose terms rated them (the next period's
+    # fees: the version of that period; late usage: the billed period's). A plan
+    # change's credit: the version left; its charge: the version taken. "Usage
+    # invoiced earlier" and a period invoice's discount: the version of the part of
+    # the period they close. A postpaid commit's true-up: the version the
+    # subscription is on when the term ends. Null for a line no plan prices: credit
     # packs, credits and top-ups bought, a prepaid commit's invoice, a line written
-    # by hand. Lines written before invoices 0026 were filled by 0028.
+    # by hand. Lines written before invoices 0042 were filled by it.
+    plan_version = models.ForeignKey(
+        "plans.PlanVersion",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("plan version"),
+    )
+    # The code of plan_version's plan, written with it by the invoice writer (what
+    # the journal's accounts and revenue by plan are keyed by); "" without one.
+    # Lines written before invoices 0026 were filled by 0029.
     plan = models.CharField(
         max_length=64, blank=True, default="", db_default="", verbose_name=_("plan")
+    )
+    # The part of its invoice's discount taken from this line (positive, in the
+    # currency's minor unit): the discount shared among the lines it was taken from
+    # (all but the discount lines and the lines taking off a threshold invoice) in
+    # proportion to their amounts, the shares adding up to the discount exactly
+    # (billing.core.money.split_money). Written with the discount line; 0 for a
+    # line of an invoice without a discount and for the lines it was not taken
+    # from. Earned revenue reads the line net of it.
+    discount_share = models.DecimalField(
+        **AMOUNT,
+        default=Decimal(0),
+        db_default=Decimal(0),
+        verbose_name=_("share of the discount"),
+    )
+    # A line taking off what a threshold invoice billed (kind usage_invoiced): that
+    # invoice (billing.usage.billed_parts.ThresholdBilled.lines); null for any
+    # other line. The journal reverses what that invoice booked.
+    takes_off = models.ForeignKey(
+        Invoice,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="taken_off_by",
+        verbose_name=_("takes off"),
     )
     # A prorated fee's share of a whole period (LineInput.share), printed as it
     # bills: '3 seats x 0.2333' (customer_text.shown_share). Null for any other line.

@@ -49,7 +49,7 @@ from invoices.rendering import render_pdf_after_commit
 from invoices.sellers import seller_check, seller_snapshot
 from invoices.sequences import next_number, next_numbers
 from invoices.settlement import invoice_mark_paid
-from invoices.totals import invoice_totals
+from invoices.totals import discount_shares, invoice_totals
 from plans.taxes import customer_tax_rates
 
 logger = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ def invoice_write_draft(
     now: datetime,
     tax_rates: list | None = None,
     corrects: Invoice | None = None,
+    version=None,
 ) -> Invoice:
     """Write a draft invoice with its lines. Callers hold the subscription's row
     lock and move its period on in the same transaction, so an invoice is written
@@ -111,8 +112,14 @@ def invoice_write_draft(
     (the caller's transaction then fails whole). Each line's amount is rounded
     once; the total is their sum: the subtotal (every line but the discount
     lines), less the discount (those lines, negated), plus the tax on the two.
-    Each line keeps the plan its rater stamped on it (LineInput.plan). A
-    correction names the invoice it `corrects`."""
+    A correction names the invoice it `corrects`.
+
+    Each line is stamped as it is written (what earned revenue, margins and the
+    journal read): the plan version that priced it, `version` (the plan version
+    whose terms rated the invoice's lines; None for an invoice no plan prices)
+    unless the line names its own (LineInput.version); its share of the
+    invoice's discount (totals.discount_shares); and, for a line taking off a
+    threshold invoice, that invoice (LineInput.takes_off)."""
     currency = customer.currency
     # The customer's rates now, unless the caller names the ones a sale was
     # priced with (a purchase paid through Stripe: tax charged at its order).
@@ -120,6 +127,9 @@ def invoice_write_draft(
     totals = invoice_totals(lines, rates=rates, currency=currency)
     service_start, service_end = lines_span(lines)
     amounts, taxes = totals.amounts, totals.taxes
+    shares = discount_shares([line.kind for line in lines], amounts, currency=currency)
+    priced = [getattr(line, "version", None) or version for line in lines]
+    codes = {v.pk: v.plan.code for v in {v.pk: v for v in priced if v is not None}.values()}
     details = {
         "customer": customer,
         "currency": currency,
@@ -162,11 +172,16 @@ def invoice_write_draft(
                     period_end=getattr(line, "period_end", None),
                     breakdown=breakdown_as_stored(getattr(line, "breakdown", ())),
                     group=_group_json(getattr(line, "group", None)),
-                    plan=getattr(line, "plan", ""),
+                    plan_version=priced_by,
+                    plan=codes[priced_by.pk] if priced_by is not None else "",
+                    discount_share=discount_share,
+                    takes_off_id=getattr(line, "takes_off", None),
                     share=getattr(line, "share", None),
                     usage_groups=usage_groups_as_stored(getattr(line, "usage_groups", ())),
                 )
-                for position, (line, amount) in enumerate(zip(lines, amounts, strict=True))
+                for position, (line, amount, discount_share, priced_by) in enumerate(
+                    zip(lines, amounts, shares, priced, strict=True)
+                )
             ]
         )
         tax_lines_write(invoice, taxes)

@@ -29,9 +29,8 @@ def _term_invoice(
     zone = customer_text.customer_zone(customer)
     with customer_text.speaking(customer.locale):
         description = describe(customer_text.period(commit.starts_at, commit.ends_at, zone))
-    plan = subscription.version.plan.code if kind == LineKind.COMMIT_TRUE_UP else ""
     term = (commit.starts_at, commit.ends_at)
-    line = LineInput(kind, description, None, Decimal(1), amount, amount, *term, plan=plan)
+    line = LineInput(kind, description, None, Decimal(1), amount, amount, *term)
     return invoice_write_draft(
         customer=customer,
         subscription=subscription,
@@ -40,6 +39,7 @@ def _term_invoice(
         period_end=commit.ends_at,
         lines=[line],
         now=now,
+        version=subscription.version if kind == LineKind.COMMIT_TRUE_UP else None,
     )
 
 

@@ -123,8 +123,9 @@ def subscription_start_invoice(*, subscription: Subscription) -> Invoice | None:
         reason=Invoice.START,
         period_start=start,
         period_end=end,
-        lines=rating.priced_by(line_inputs(fixed, start, end), version.plan.code),
+        lines=line_inputs(fixed, start, end),
         now=start,
+        version=version,
     )
     return invoice
 
@@ -173,6 +174,8 @@ def _close_locked(subscription: Subscription) -> Subscription:
         period_end=end,
         lines=lines,
         now=end,
+        # The terms of the period it closes (the next period's fees say their own).
+        version=subscription.version,
     )
     record_billed(subscription, until=end, so_far=so_far, invoice=invoice)
     if so_far.commit is not None:

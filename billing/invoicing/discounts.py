@@ -65,9 +65,6 @@ def period_discount_lines(
             quantity=Decimal(1),
             unit_price=None,
             amount=-amount,
-            # The plan of the period the invoice closes (its subscription's terms
-            # until the close moves it on).
-            plan=subscription.version.plan.code,
         )
     ]
 

@@ -146,7 +146,7 @@ def difference_lines(
                 billed_period.period_start,
                 billed_period.period_end,
                 per=pricing.per if per_unit else ONE,
-                plan=billed_period.version.plan.code,
+                version=billed_period.version,
             )
         )
     return lines
@@ -228,7 +228,7 @@ def next_period_fixed_lines(*, subscription: Subscription, version) -> list[Line
         label=customer_text.period(start, end, customer_text.customer_zone(subscription.customer)),
     )
     # Priced by `version`, which the subscription moves to only after the invoice is written.
-    return [replace(line, plan=version.plan.code) for line in line_inputs(fixed, start, end)]
+    return [replace(line, version=version) for line in line_inputs(fixed, start, end)]
 
 
 @dataclass(frozen=True)
@@ -254,9 +254,9 @@ def usage_so_far(subscription: Subscription, *, until: datetime) -> UsageSoFar:
         end=subscription.current_period_end,
         until=until,
     )
-    # All priced at the subscription's terms (the statement's, as period_statement reads them).
-    lines = rating.priced_by(statement.invoice_lines(), subscription.version.plan.code)
-    return UsageSoFar(lines, statement.billed(), statement.commit)
+    # All priced at the subscription's terms (the statement's, as period_statement
+    # reads them): the version its invoice's writer is given.
+    return UsageSoFar(statement.invoice_lines(), statement.billed(), statement.commit)
 
 
 def record_billed(

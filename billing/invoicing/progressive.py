@@ -102,8 +102,6 @@ def threshold_invoice_write(*, subscription: Subscription, now: datetime) -> Inv
                 return None
             usage_from, usage, before = found.usage_from, found.usage, found.before
             lines = line_inputs(usage, usage_from, now) + before.lines()
-            # Priced at the subscription's terms (_usage_due's statement).
-            lines = rating.priced_by(lines, subscription.version.plan.code)
         invoice = invoice_write_draft(
             customer=subscription.customer,
             subscription=subscription,
@@ -112,6 +110,8 @@ def threshold_invoice_write(*, subscription: Subscription, now: datetime) -> Inv
             period_end=now,
             lines=lines,
             now=now,
+            # Priced at the subscription's terms (_usage_due's statement).
+            version=subscription.version,
         )
         # What this invoice bills of each meter: the meter's usage so far less what
         # the part's earlier threshold invoices billed of it.

@@ -70,15 +70,15 @@ class UnusedCredit:
         return sum((part[1] for part in self.parts), ZERO)
 
 
-def _charging_lines(subscription: Subscription, plan: str, at: datetime) -> list[InvoiceLine]:
+def _charging_lines(subscription: Subscription, version, at: datetime) -> list[InvoiceLine]:
     """The fee lines of the most recent invoice of the subscription that charged
-    the fees of `plan` for a service period holding `at`, in their order."""
+    the fees of `version`'s plan for a service period holding `at`, in their order."""
     lines = list(
         InvoiceLine.objects.filter(
             invoice__subscription_id=subscription.pk,
             invoice__status__in=CHARGING,
             kind__in=FEE_KINDS,
-            plan=plan,
+            plan=version.plan.code,
             amount__gt=0,
             period_start__lte=at,
             period_end__gt=at,
@@ -111,7 +111,7 @@ def plan_unused_credit(
     on its invoice in all. Reads only."""
     if not credit:
         return UnusedCredit(None, (), ())
-    charged = _charging_lines(subscription, credit[0].plan, at)
+    charged = _charging_lines(subscription, credit[0].version, at)
     invoice = charged[0].invoice if charged else None
     if invoice is None or not _issuable(invoice):
         return UnusedCredit(None, (), tuple(credit))

@@ -62,9 +62,12 @@ class LineInput:
     # A line of a rate card's row: the row's `when` as (property, value) pairs,
     # () for its default row; None for a line of no card.
     group: tuple | None = None
-    # The code of the plan whose version priced the line (InvoiceLine.plan), set
-    # where the line is rated: "" for a line no plan prices.
-    plan: str = ""
+    # The plan version (plans.PlanVersion) that priced the line, where it is not
+    # the one its invoice's writer is given (invoices.services.invoice_write_draft
+    # stamps InvoiceLine.plan_version with that one): a plan change's credit and
+    # charge, the next period's fees on another version, late usage at the billed
+    # period's. None: the invoice's.
+    version: object | None = None
     # A prorated fee's share of a whole period (its quantity is seats x share for
     # seats, a seat change or a plan change's proration of seats), None for a
     # whole period and any other line: the writer prints it (shown_share).
@@ -75,11 +78,14 @@ class LineInput:
     # line of no grouping meter. What earned revenue splits a line by
     # (billing.revenue.earned); stamped by the period statement.
     usage_groups: tuple = ()
+    # A line taking off what a threshold invoice billed (LineKind.USAGE_INVOICED):
+    # that invoice's id (InvoiceLine.takes_off); None for any other line.
+    takes_off: int | None = None
 
-
-def priced_by(lines: list[LineInput], plan: str) -> list[LineInput]:
-    """The lines, each stamped as priced by the version of `plan` (a code)."""
-    return [replace(line, plan=plan) for line in lines]
+    @property
+    def plan(self) -> str:
+        """The code of the plan of `version`, when the line says its own ("")."""
+        return self.version.plan.code if self.version is not None else ""
 
 
 def breakdown_as_stored(breakdown: tuple) -> dict:

@@ -3,9 +3,9 @@ dashboard, the customer page and the revenue reports read (DESIGN.md "Earned
 revenue", API.md v1.3). From what was billed and what is accruing:
 
 - Invoice lines (not void, not a threshold invoice's: the period invoice after
-  it rates the period's whole usage again), each net of its invoice's discount
-  (the discount shared among the lines it was taken from, in proportion,
-  to the cent: billing.core.money.split_money). A usage line is earned as its
+  it rates the period's whole usage again), each net of its share of its
+  invoice's discount, as stamped when it was written (InvoiceLine.discount_share,
+  invoices.totals.discount_shares). A usage line is earned as its
   usage happened within its service period (billing.revenue.usage_shares);
   every other line with a service period (fixed fees, seats, proration, the
   true-up, a commit and what it draws) straight-line over it, by the second; a
@@ -36,7 +36,6 @@ start of its UTC day, rounded there), a rate missing named on the window and on
 its rows, that amount left out."""
 
 import json
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,11 +58,10 @@ from billing.usage.metering import meter_cache
 from customers.billing_entities import default_billing_entity
 from customers.models import Customer
 from invoices.models import CreditNoteLine, Invoice, InvoiceLine
+from invoices.totals import NOT_DISCOUNTED
 from wallets.revenue import consumed_at_sale_value
 
 ZERO = Decimal(0)
-# What an invoice's discount was not taken from.
-NOT_DISCOUNTED = (LineKind.DISCOUNT, LineKind.USAGE_INVOICED)
 # Lines that earn nothing themselves: the discount (shared among the lines it
 # discounts), what threshold invoices billed (their usage is on the period
 # invoice), tax, the credit balance applied (a payment), and what is bought in
@@ -513,7 +511,7 @@ def _billed_pieces(
             "id",
             "invoice_id",
             customer,
-            "invoice__discount",
+            "discount_share",
             "kind",
             "meter",
             "plan",
@@ -548,14 +546,14 @@ def _billed_pieces(
         "invoice__created_at",
     )
     if apart:
-        found = across.values_list("id", "invoice_id", customer, "invoice__discount", *fields)
+        found = across.values_list("id", "invoice_id", customer, "discount_share", *fields)
         alike = [(*row, 1) for row in found]
     else:
         # Lines alike read once, but usage, which is earned as the customer's
         # usage happened, and discounted lines, each with its share.
         alone = Q(kind__in=USAGE_KINDS) | ~Q(invoice__discount=0)
         found = across.filter(alone).values_list(
-            "id", "invoice_id", "invoice__customer_id", "invoice__discount", *fields
+            "id", "invoice_id", "invoice__customer_id", "discount_share", *fields
         )
         alike = [(*row, 1) for row in found]
         together = across.exclude(alone).values_list(*fields).annotate(n=Count("id"))
@@ -565,12 +563,11 @@ def _billed_pieces(
         if period_start is None or period_end is None or period_end <= period_start:
             period_start = period_end = finalized or created
         rows.append((*line, period_start, period_end, count))
-    discounts = _discount_shares({row[1] for row in rows if row[3]}, currency)
     for (
-        pk,
+        _pk,
         _invoice,
         customer_id,
-        _discount,
+        discount_share,
         kind,
         meter,
         plan,
@@ -586,7 +583,7 @@ def _billed_pieces(
             plan=plan,
             meter=meter,
             kind=kind,
-            amount=quantize_money(amount, currency) - discounts.get(pk, ZERO),
+            amount=quantize_money(amount, currency) - discount_share,
             start=period_start,
             end=period_end,
             groups=_stored_groups(usage_groups, group),
@@ -595,28 +592,6 @@ def _billed_pieces(
             count=count,
         )
     return pieces
-
-
-def _discount_shares(invoice_ids: set[int], currency: str) -> dict[int, Decimal]:
-    """Each discounted line's share of its invoice's discount (by line id): the
-    discount shared among the lines it was taken from (all but the discount and
-    the threshold invoices taken off) in proportion to their amounts, to the cent."""
-    by_invoice: dict[int, list[tuple[int, Decimal]]] = defaultdict(list)
-    discounts: dict[int, Decimal] = {}
-    rows = (
-        InvoiceLine.objects.filter(invoice_id__in=invoice_ids)
-        .exclude(kind__in=NOT_DISCOUNTED)
-        .order_by("invoice_id", "position")
-        .values_list("invoice_id", "id", "amount", "invoice__discount")
-    )
-    for invoice_id, pk, amount, discount in rows:
-        by_invoice[invoice_id].append((pk, quantize_money(amount, currency)))
-        discounts[invoice_id] = quantize_money(discount, currency)
-    shares = {}
-    for invoice_id, lines in by_invoice.items():
-        parts = split_money(discounts[invoice_id], [amount for _pk, amount in lines], currency)
-        shares.update({pk: part for (pk, _amount), part in zip(lines, parts, strict=True)})
-    return shares
 
 
 def _credited_pieces(start, end, currency, customers, adding) -> list[Piece]:

@@ -179,7 +179,7 @@ def _proration(
             at,
             end,
             per=line.per,
-            plan=version.plan.code,
+            version=version,
             share=line.share,
         )
         for line in fixed
@@ -332,6 +332,8 @@ def _change_invoice(
             period_end=subscription.current_period_end,
             lines=lines,
             now=at,
+            # The terms the usage so far was priced at (the new fees say their own).
+            version=subscription.version,
         )
         change_invoice_finalize_on_commit(invoice=invoice)
     record_billed(subscription, until=at, so_far=usage, invoice=invoice)

@@ -66,7 +66,7 @@ class ThresholdBilled:
     def lines(self) -> list[LineInput]:
         """One line per threshold invoice, taking off the usage it billed: the
         invoice after them rates the part's whole usage (its tiers go on where
-        they were) and bills the rest."""
+        they were) and bills the rest. Each names the invoice it takes off."""
         return [
             LineInput(
                 LineKind.USAGE_INVOICED,
@@ -77,6 +77,7 @@ class ThresholdBilled:
                 -record.amount,
                 record.usage_from,
                 record.created_at,
+                takes_off=record.invoice_id,
             )
             for record in self.records
         ]

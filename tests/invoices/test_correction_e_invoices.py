@@ -72,9 +72,7 @@ def lumiere():
 
 
 def usage(amount: str, *, start=datetime(2026, 10, 1, tzinfo=UTC), end=NOV_1) -> LineInput:
-    return LineInput(
-        "overage", "Jetons", "llm_tokens", D(1), D(amount), D(amount), start, end, plan="pro"
-    )
+    return LineInput("overage", "Jetons", "llm_tokens", D(1), D(amount), D(amount), start, end)
 
 
 def test_a_correction_names_the_invoice_it_corrects_in_its_e_invoice(lumiere):

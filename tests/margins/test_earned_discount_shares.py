@@ -12,7 +12,7 @@ import pytest
 from billing.core.money import split_money
 from billing.rating.lines import LineInput
 from billing.revenue.earned import earned_revenue
-from tests.factories import CustomerFactory, period_draft
+from tests.factories import CustomerFactory, period_draft, published_version
 
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -46,12 +46,29 @@ def test_the_lines_earn_what_the_invoice_bills_net_of_its_discount():
     earn 20.01, a cent the invoice never billed."""
     customer = CustomerFactory(external_id="shares", currency="USD")
     fees = [
-        LineInput("base_fee", name, None, D(1), D("10.00"), D("10.00"), NOV_1, DEC_1, plan=name)
+        LineInput(
+            "base_fee",
+            name,
+            None,
+            D(1),
+            D("10.00"),
+            D("10.00"),
+            NOV_1,
+            DEC_1,
+            version=published_version(name, base_fee=D("10.00")),
+        )
         for name in ("alpha", "beta", "gamma")
     ]
     discount = LineInput("discount", "Launch", None, D(1), D("-10.00"), D("-10.00"))
     invoice = period_draft(customer, [*fees, discount])
     assert (invoice.subtotal, invoice.discount) == (D("30.00"), D("10.00"))
+    # each line's share stamped as the invoice is written
+    assert list(invoice.lines.values_list("plan", "discount_share")) == [
+        ("alpha", D("3.34")),
+        ("beta", D("3.33")),
+        ("gamma", D("3.33")),
+        ("", D(0)),
+    ]
 
     rows = earned_revenue(start=NOV_1, end=DEC_1, currency="USD", now=DEC_1, view="plan")
 
