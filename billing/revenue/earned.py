@@ -18,6 +18,13 @@ revenue", API.md v1.3). From what was billed and what is accruing:
   beat's last refresh over many subscriptions (billing.revenue.accruals).
 - What usage drew from paid credits and balances in the window, at what they
   were sold for (wallets.revenue), each customer's and meter's rounded.
+- A prepaid commit as drawn, plus breakage at expiry: its invoice's commit line
+  and its closing invoices' drawdown lines earn nothing themselves (the usage
+  they draw for is earned as it happened); what its access blocks leave
+  unused when they expire (what expired, which is what credit notes did not
+  take back) is earned at the last instant before the expiry, as the journal
+  books it (wallets.journal_entries.journal_commit_expired). One rule for the
+  report and the books (billing.journal.deferral, billing.revenue.recognition).
 
 A line is cut into pieces by the usage it priced per combination of its
 meter's group_by values (InvoiceLine.usage_groups), its amount shared among
@@ -34,7 +41,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 from functools import lru_cache
 
@@ -43,6 +50,7 @@ from django.db.models.functions import Cast
 
 from billing.core.money import quantize_money, split_money
 from billing.core.vocabulary import LineKind
+from billing.journal.deferral import USAGE_KINDS, billed_in_advance
 from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION
 from billing.rating.rate_cards import Combination, combination_order
@@ -52,6 +60,7 @@ from billing.usage.metering import meter_cache
 from customers.billing_entities import default_billing_entity
 from customers.models import Customer
 from invoices.models import CreditNoteLine, Invoice, InvoiceLine
+from wallets.models import CreditBlock, LedgerEntry
 from wallets.revenue import consumed_at_sale_value
 
 ZERO = Decimal(0)
@@ -60,7 +69,9 @@ NOT_DISCOUNTED = (LineKind.DISCOUNT, LineKind.USAGE_INVOICED)
 # Lines that earn nothing themselves: the discount (shared among the lines it
 # discounts), what threshold invoices billed (their usage is on the period
 # invoice), tax, the credit balance applied (a payment), and what is bought in
-# advance (credits and balances earn as they are drawn).
+# advance (credits and balances earn as they are drawn, a prepaid commit as
+# drawn plus breakage: its drawdown lines take off the usage it paid for, which
+# earns as it happened).
 NOT_EARNED = (
     *NOT_DISCOUNTED,
     LineKind.TAX,
@@ -68,9 +79,15 @@ NOT_EARNED = (
     LineKind.CREDIT_PACK,
     LineKind.CREDITS,
     LineKind.TOP_UP,
+    LineKind.COMMIT,
+    LineKind.COMMIT_DRAWDOWN,
 )
-# Earned as their usage happened; every other line straight-line.
-USAGE_KINDS = (LineKind.USAGE, LineKind.OVERAGE, LineKind.UNCOVERED_USAGE, LineKind.LATE_USAGE)
+# What a credit note gives back of a drawdown line is earned at its date: a void
+# gives the commit nothing back, so what was drawn stays earned (as the journal
+# books it, invoices.journal_entries._credited_legs).
+NOT_EARNED_CREDITED = tuple(kind for kind in NOT_EARNED if kind != LineKind.COMMIT_DRAWDOWN)
+# USAGE_KINDS (billing.journal.deferral): earned as their usage happened; every
+# other line straight-line.
 VIEWS = ("customer", "plan", "meter", "billing_entity")
 
 
@@ -91,6 +108,12 @@ class Piece:
     accrued: bool
     # How many lines alike it stands for (read together for a total: apart=False).
     count: int = 1
+    # Read for the books (earned_window's `books`): when the journal booked it
+    # (its invoice issued, its credit note dated; None: not yet, a draft or what
+    # accrues), and whether it was booked to deferred revenue then, a fee billed
+    # in advance (billing.journal.deferral), recognized by the recognition entries.
+    booked_at: datetime | None = None
+    in_advance: bool = False
 
 
 @dataclass
@@ -117,6 +140,9 @@ class _Part:
     values: Combination
     amount: Decimal
     accrued: bool = False
+    # As Piece's (read for the books only).
+    booked_at: datetime | None = None
+    in_advance: bool = False
 
 
 @dataclass
@@ -204,21 +230,32 @@ def earned_window(
     customers: Iterable[int] | None = None,
     apart: bool = True,
     by_property: bool = True,
+    books: bool = False,
+    unbooked_at: datetime | None = None,
 ) -> EarnedWindow:
     """What the customers billed in `currency` (these `customers` only, when
     given) earned in [start, end) up to `now` (a window reaching past it ends
     then). `apart` False: for its total
     and its views by plan and meter only, the lines alike read together (the
-    same figures, read faster: the dashboard's)."""
+    same figures, read faster: the dashboard's).
+
+    `books`: each part says when the journal booked what earned it and whether
+    it was a fee billed in advance (_Part.booked_at, in_advance; the same
+    figures, every line read one by one), for the recognition entries and the
+    bridge (billing.revenue.recognition). `unbooked_at`: only what the journal
+    had not booked before that moment (invoices issued then or later or not
+    yet, credit notes dated then or later, what accrues), read for the books."""
     customers = None if customers is None else list(customers)
+    books = books or unbooked_at is not None
     by_property = by_property and apart
     window = EarnedWindow(currency, apart=apart, by_property=by_property)
     # Nothing is earned ahead of time: a window reaching past now ends now.
     end = max(start, min(end, now))
     adding = additive_meters()
+    read = _Read(books=books, unbooked_at=unbooked_at)
     pieces = [
-        *_billed_pieces(start, end, currency, customers, adding, apart, by_property),
-        *_credited_pieces(start, end, currency, customers, adding),
+        *_billed_pieces(start, end, currency, customers, adding, apart, by_property, read),
+        *_credited_pieces(start, end, currency, customers, adding, read),
         *_accrued_pieces(window, start, end, currency, customers, now, adding),
     ]
     shares = usage_shares(
@@ -239,21 +276,71 @@ def earned_window(
                     piece.values,
                     amount,
                     piece.accrued,
+                    piece.booked_at,
+                    piece.in_advance,
                 )
             )
+    if unbooked_at is not None:
+        # What credits drawn and breakage earn the journal books as it happens.
+        return window
     drawn = consumed_at_sale_value(start=start, end=end, currency=currency, customers=customers)
-    plans = _plans_of({d.customer_id for d in drawn}, start, end) if drawn else {}
+    expired = commit_breakage(start=start, end=end, currency=currency, customers=customers)
+    plans = _plans_of({d.customer_id for d in drawn} | set(expired), start, end)
     for d in drawn:
         if amount := quantize_money(d.value, currency):
             plan = plans.get(d.customer_id, "")
             window.parts.append(_Part(d.customer_id, plan, d.meter, (), amount))
+    for customer_id, (amount, at) in expired.items():
+        if amount:
+            plan = plans.get(customer_id, "")
+            window.parts.append(_Part(customer_id, plan, "", (), amount, booked_at=at))
     return window
+
+
+@dataclass(frozen=True)
+class _Read:
+    """How the invoice lines and credit notes are read (earned_window's `books`
+    and `unbooked_at`)."""
+
+    books: bool = False
+    unbooked_at: datetime | None = None
+
+
+def commit_breakage(
+    *, start: datetime, end: datetime, currency: str, customers=None
+) -> dict[int, tuple[Decimal, datetime]]:
+    """Customer id -> the breakage of its prepaid commits in [start, end) and the
+    moment of the last one: what each access block had left when it expired (its
+    `expiry` ledger entry: what was neither drawn nor rolled over nor taken back
+    by a credit note), at the last instant before the expiry (access that ends
+    with a period, Dec 1 00:00, is November's breakage, as the journal has it)."""
+    entries = LedgerEntry.objects.filter(
+        kind=LedgerEntry.EXPIRY,
+        block__kind=CreditBlock.COMMIT,
+        block__currency=currency,
+        occurred_at__gt=start,
+        occurred_at__lte=end,
+    )
+    if customers is not None:
+        entries = entries.filter(wallet__customer_id__in=list(customers))
+    found: dict[int, tuple[Decimal, datetime]] = {}
+    for customer_id, amount, occurred_at in entries.order_by("occurred_at", "pk").values_list(
+        "wallet__customer_id", "amount", "occurred_at"
+    ):
+        total, _last = found.get(customer_id, (ZERO, occurred_at))
+        found[customer_id] = (
+            total + quantize_money(-amount, currency),
+            occurred_at - timedelta(microseconds=1),
+        )
+    return found
 
 
 def _plans_of(customer_ids: set[int], start: datetime, end: datetime) -> dict[int, str]:
     """The plan (code) each customer was on in [start, end): of its latest
     subscription begun before the end and not ended by the start; what credits
-    and balances drawn in the window are earned under."""
+    and balances drawn, and commits' breakage, in the window are earned under."""
+    if not customer_ids:
+        return {}
     return dict(
         Subscription.objects.filter(customer_id__in=customer_ids, started_at__lt=end)
         .exclude(ended_at__lte=start)
@@ -311,6 +398,8 @@ def _line_pieces(
     adding: frozenset[str],
     accrued: bool = False,
     count: int = 1,
+    booked_at: datetime | None = None,
+    in_advance: bool = False,
 ) -> list[Piece]:
     """A line's amount cut by the usage it priced per combination; earned as
     the usage happened when it is usage of a meter of `adding` (additive_meters)."""
@@ -318,7 +407,22 @@ def _line_pieces(
     groups = [(combination, quantity) for combination, quantity in groups if quantity]
     if len(groups) < 2:
         values = groups[0][0] if groups else ()
-        return [Piece(customer_id, plan, meter, values, amount, start, end, usage, accrued, count)]
+        return [
+            Piece(
+                customer_id,
+                plan,
+                meter,
+                values,
+                amount,
+                start,
+                end,
+                usage,
+                accrued,
+                count,
+                booked_at,
+                in_advance,
+            )
+        ]
     amounts = split_money(
         amount,
         [quantity for _c, quantity in groups],
@@ -326,7 +430,20 @@ def _line_pieces(
         ties=[combination_order(c) for c, _q in groups],
     )
     return [
-        Piece(customer_id, plan, meter, combination, part, start, end, usage, accrued, count)
+        Piece(
+            customer_id,
+            plan,
+            meter,
+            combination,
+            part,
+            start,
+            end,
+            usage,
+            accrued,
+            count,
+            booked_at,
+            in_advance,
+        )
         for (combination, _q), part in zip(groups, amounts, strict=True)
         if part
     ]
@@ -362,7 +479,9 @@ def _parsed(value):
 AS_TEXT = {name: Cast(name, output_field=TextField()) for name in ("usage_groups", "group")}
 
 
-def _billed_pieces(start, end, currency, customers, adding, apart, by_property) -> list[Piece]:
+def _billed_pieces(
+    start, end, currency, customers, adding, apart, by_property, read: _Read = _Read()
+) -> list[Piece]:
     """The pieces of the invoice lines earning in the window, read three ways:
     the lines wholly in it that need no cutting (no discount to share, no
     usage to split) added up per customer, plan and meter in the database;
@@ -371,7 +490,9 @@ def _billed_pieces(start, end, currency, customers, adding, apart, by_property) 
     lines of every customer together (customer 0), those alike across an edge
     read once with how many they are. Not `by_property`: a line of a grouping
     meter wholly in the window is not split either (only across an edge, where
-    each part is rounded, does the split change a total: those always are)."""
+    each part is rounded, does the split change a total: those always are).
+    Read for the books (`read`): every line one by one, with when it was booked
+    and whether it was billed in advance."""
     customer = F("invoice__customer_id") if apart else Value(0, output_field=IntegerField())
     lines = InvoiceLine.objects.filter(invoice__currency=currency).exclude(
         invoice__status=Invoice.VOID
@@ -379,10 +500,17 @@ def _billed_pieces(start, end, currency, customers, adding, apart, by_property) 
     lines = lines.exclude(invoice__reason=Invoice.THRESHOLD).exclude(kind__in=NOT_EARNED)
     if customers is not None:
         lines = lines.filter(invoice__customer_id__in=customers)
+    if read.unbooked_at is not None:
+        lines = lines.filter(
+            Q(invoice__finalized_at__isnull=True) | Q(invoice__finalized_at__gte=read.unbooked_at)
+        )
     lines = lines.order_by()
     grouping = [m.code for m in meter_cache.by_id().values() if m.group_by and by_property]
     inside = Q(period_start__gte=start, period_end__lte=end, period_end__gt=F("period_start"))
     whole = lines.filter(inside)
+    if read.books:
+        # Read one by one below, with the lines across an edge.
+        whole = whole.none()
     summed = (
         whole.filter(invoice__discount=0)
         .exclude(meter__in=grouping)
@@ -398,7 +526,7 @@ def _billed_pieces(start, end, currency, customers, adding, apart, by_property) 
     ]
     cut = whole.filter(Q(meter__in=grouping) | ~Q(invoice__discount=0))
     rows = [
-        (*row, start, start, 1)
+        (*row, start, start, 1, None, False)
         for row in cut.values_list(
             "id",
             "invoice_id",
@@ -422,7 +550,9 @@ def _billed_pieces(start, end, currency, customers, adding, apart, by_property) 
         )
     )
     spanning = Q(period_start__lt=end, period_end__gt=start)
-    across = lines.filter(dated | spanning).exclude(inside)
+    across = lines.filter(dated | spanning)
+    if not read.books:
+        across = across.exclude(inside)
     fields = (
         "kind",
         "meter",
@@ -450,9 +580,12 @@ def _billed_pieces(start, end, currency, customers, adding, apart, by_property) 
         alike += [(0, 0, 0, 0, *row) for row in together]
     for row in alike:
         *line, period_start, period_end, finalized, created, count = row
+        in_advance = read.books and billed_in_advance(
+            kind=line[4], period_start=period_start, period_end=period_end, issued_at=finalized
+        )
         if period_start is None or period_end is None or period_end <= period_start:
             period_start = period_end = finalized or created
-        rows.append((*line, period_start, period_end, count))
+        rows.append((*line, period_start, period_end, count, finalized, in_advance))
     discounts = _discount_shares({row[1] for row in rows if row[3]}, currency)
     for (
         pk,
@@ -468,6 +601,8 @@ def _billed_pieces(start, end, currency, customers, adding, apart, by_property) 
         period_start,
         period_end,
         count,
+        booked_at,
+        in_advance,
     ) in rows:
         pieces += _line_pieces(
             customer_id=customer_id,
@@ -481,6 +616,8 @@ def _billed_pieces(start, end, currency, customers, adding, apart, by_property) 
             currency=currency,
             adding=adding,
             count=count,
+            booked_at=booked_at,
+            in_advance=in_advance,
         )
     return pieces
 
@@ -507,12 +644,14 @@ def _discount_shares(invoice_ids: set[int], currency: str) -> dict[int, Decimal]
     return shares
 
 
-def _credited_pieces(start, end, currency, customers, adding) -> list[Piece]:
+def _credited_pieces(start, end, currency, customers, adding, read: _Read = _Read()) -> list[Piece]:
     """What credit notes gave back of earning lines (before tax, already net of
     the discount): a line crediting unused time (its service period stored:
     billing.invoicing.unused_time) over that time, straight-line, as the fee it
     credits would have earned it; any other at the credit note's date, in the
-    window."""
+    window. What it gives back of a drawdown line is earned (NOT_EARNED_CREDITED).
+    Read for the books, each says when it was booked (its date) and whether the
+    line it credits was billed in advance."""
     at_their_date = Q(
         period_start__isnull=True,
         credit_note__created_at__gte=start,
@@ -525,11 +664,13 @@ def _credited_pieces(start, end, currency, customers, adding) -> list[Piece]:
             invoice_line__invoice__currency=currency,
         )
         .exclude(invoice_line__invoice__status=Invoice.VOID)
-        .exclude(invoice_line__kind__in=NOT_EARNED)
+        .exclude(invoice_line__kind__in=NOT_EARNED_CREDITED)
         .order_by()
     )
     if customers is not None:
         credited = credited.filter(invoice_line__invoice__customer_id__in=customers)
+    if read.unbooked_at is not None:
+        credited = credited.filter(credit_note__created_at__gte=read.unbooked_at)
     pieces = []
     rows = credited.values_list(
         "invoice_line__invoice__customer_id",
@@ -542,8 +683,28 @@ def _credited_pieces(start, end, currency, customers, adding) -> list[Piece]:
         "period_end",
         "invoice_line__usage_groups",
         "invoice_line__group",
+        "invoice_line__period_start",
+        "invoice_line__period_end",
+        "invoice_line__invoice__finalized_at",
     )
-    for customer_id, plan, meter, kind, amount, at, since, until, usage_groups, group in rows:
+    for (
+        customer_id,
+        plan,
+        meter,
+        kind,
+        amount,
+        at,
+        since,
+        until,
+        usage_groups,
+        group,
+        line_start,
+        line_end,
+        issued_at,
+    ) in rows:
+        in_advance = read.books and billed_in_advance(
+            kind=kind, period_start=line_start, period_end=line_end, issued_at=issued_at
+        )
         pieces += _line_pieces(
             customer_id=customer_id,
             plan=plan,
@@ -555,6 +716,8 @@ def _credited_pieces(start, end, currency, customers, adding) -> list[Piece]:
             groups=_stored_groups(usage_groups, group),
             currency=currency,
             adding=adding,
+            booked_at=at if read.books else None,
+            in_advance=in_advance,
         )
     return pieces
 
@@ -567,6 +730,8 @@ def _accrued_pieces(window, start, end, currency, customers, now, adding) -> lis
     )
     pieces = []
     for line in lines:
+        if line.kind in NOT_EARNED:
+            continue  # a drawdown from a prepaid commit: its usage earns
         pieces += _line_pieces(
             customer_id=line.customer_id,
             plan=line.plan,
