@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -72,19 +72,15 @@ class RevenueBridgeApi(APIView):
                 "to", OpenApiTypes.DATE, required=True, description="the day after the last"
             ),
         ],
-        responses={
-            200: RevenueBridgeSerializer,
-            400: OpenApiResponse(
-                description="a day missing or malformed, to not after from, "
-                "a window too long, an unknown or missing billing entity"
-            ),
-        },
+        responses=RevenueBridgeSerializer,
         description=(
             "The revenue report and the books side by side for whole days in the seller's "
             "zone, in its functional currency: earned revenue, the journal's revenue, its "
             "deferred revenue at both ends, and what was earned but not booked yet at both "
             "ends. Fees billed in advance and prepaid commits are deferred when issued and "
-            "recognized as earned (commits as drawn, breakage at expiry)."
+            "recognized as earned (commits as drawn, breakage at expiry). 400: a day missing "
+            "or malformed, `to` not after `from`, a window over 400 days, an unknown "
+            "billing entity, or none named when there are several."
         ),
     )
     def get(self, request):
