@@ -10,7 +10,7 @@ from decimal import Decimal
 from django.db.models import Prefetch
 
 from billing.core.vocabulary import LineKind
-from billing.journal.deferral import deferred_at_issue
+from billing.journal.deferral import billed_in_advance, deferred_at_issue, discount_shares
 from billing.journal.models import AccountKind, DocumentType
 from billing.journal.writer import Document, Leg, journal_write
 from billing.models import ThresholdBilling
@@ -127,15 +127,32 @@ def _invoice_document(invoice: Invoice, type_: str, key: str, on: datetime) -> D
 
 def journal_invoice_finalized(*, invoice: Invoice, now: datetime) -> None:
     """Dr receivable the total (Cr the customer's credit balance when below
-    zero); Cr revenue per line, Dr discounts, Cr tax payable per rate; then the
+    zero); Cr revenue per line (deferred revenue for what is sold for later and
+    fees billed in advance, net of their share of the discount), Dr discounts,
+    Cr tax payable per rate; then the
     credit balance it spent, as a document of its own (Dr credit balance, Cr
     receivable)."""
     on = invoice.finalized_at or now
-    legs = [
-        leg
-        for line in _read(invoice, "lines")
-        for leg in _line_legs(line, -line.amount, invoice.subscription_id, on)
-    ]
+    lines = sorted(_read(invoice, "lines"), key=lambda line: line.position)
+    shares = (
+        discount_shares(
+            ((line.pk, line.kind, line.amount) for line in lines),
+            invoice.discount,
+            invoice.currency,
+        )
+        if invoice.discount
+        else {}
+    )
+    legs = []
+    for line in lines:
+        legs += _line_legs(line, -line.amount, invoice.subscription_id, on)
+        share = shares.get(line.pk)
+        if share and billed_in_advance(
+            kind=line.kind, period_start=line.period_start, period_end=line.period_end, issued_at=on
+        ):
+            # Deferred net of its share of the discount, recognized with it as
+            # earned revenue earns it (billing.journal.deferral.discount_shares).
+            legs += [Leg(AccountKind.DEFERRED_REVENUE, share), Leg(AccountKind.DISCOUNTS, -share)]
     legs += [
         Leg(AccountKind.TAX_PAYABLE, -tax.amount, tax_rate=tax.code)
         for tax in _read(invoice, "tax_lines")

@@ -12,10 +12,16 @@ the revenue report and the books recognize alike:
   the invoice is issued. Recognized as it is earned by the recognition entries
   (deferred revenue -> revenue, per seller and day or month)."""
 
+from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 
+from billing.core.money import quantize_money, split_money
 from billing.core.vocabulary import LineKind
 
+# What an invoice's discount was not taken from: the discount itself and the
+# threshold invoices taken off.
+NOT_DISCOUNTED = (LineKind.DISCOUNT, LineKind.USAGE_INVOICED)
 # Earned as the usage happened, billed after it.
 USAGE_KINDS = (LineKind.USAGE, LineKind.OVERAGE, LineKind.UNCOVERED_USAGE, LineKind.LATE_USAGE)
 # Sold to be used later: deferred at issue, earned as drawn (and breakage).
@@ -73,3 +79,22 @@ def deferred_at_issue(
     return kind in SOLD_FOR_LATER or billed_in_advance(
         kind=kind, period_start=period_start, period_end=period_end, issued_at=issued_at
     )
+
+
+def discount_shares(
+    lines: Iterable[tuple[int, str, Decimal]], discount: Decimal, currency: str
+) -> dict[int, Decimal]:
+    """Each line's share of its invoice's `discount` (line id -> share): the
+    discount shared among the lines it was taken from (`lines`: id, kind and
+    amount, in the invoice's order; all but NOT_DISCOUNTED) in proportion to
+    their amounts, to the cent (split_money). Earned revenue earns each line net
+    of its share; the journal defers a fee billed in advance net of it."""
+    taken = [
+        (pk, quantize_money(amount, currency))
+        for pk, kind, amount in lines
+        if kind not in NOT_DISCOUNTED
+    ]
+    parts = split_money(
+        quantize_money(discount, currency), [amount for _pk, amount in taken], currency
+    )
+    return {pk: part for (pk, _amount), part in zip(taken, parts, strict=True)}

@@ -50,7 +50,12 @@ from django.db.models.functions import Cast
 
 from billing.core.money import quantize_money, split_money
 from billing.core.vocabulary import LineKind
-from billing.journal.deferral import USAGE_KINDS, billed_in_advance
+from billing.journal.deferral import (
+    NOT_DISCOUNTED,
+    USAGE_KINDS,
+    billed_in_advance,
+    discount_shares,
+)
 from billing.models import Subscription
 from billing.rating.pricing import EXACT_PRECISION
 from billing.rating.rate_cards import Combination, combination_order
@@ -64,8 +69,7 @@ from wallets.models import CreditBlock, LedgerEntry
 from wallets.revenue import consumed_at_sale_value
 
 ZERO = Decimal(0)
-# What an invoice's discount was not taken from.
-NOT_DISCOUNTED = (LineKind.DISCOUNT, LineKind.USAGE_INVOICED)
+# NOT_DISCOUNTED (billing.journal.deferral): what an invoice's discount was not taken from.
 # Lines that earn nothing themselves: the discount (shared among the lines it
 # discounts), what threshold invoices billed (their usage is on the period
 # invoice), tax, the credit balance applied (a payment), and what is bought in
@@ -626,21 +630,20 @@ def _discount_shares(invoice_ids: set[int], currency: str) -> dict[int, Decimal]
     """Each discounted line's share of its invoice's discount (by line id): the
     discount shared among the lines it was taken from (all but the discount and
     the threshold invoices taken off) in proportion to their amounts, to the cent."""
-    by_invoice: dict[int, list[tuple[int, Decimal]]] = defaultdict(list)
+    by_invoice: dict[int, list[tuple[int, str, Decimal]]] = defaultdict(list)
     discounts: dict[int, Decimal] = {}
     rows = (
         InvoiceLine.objects.filter(invoice_id__in=invoice_ids)
         .exclude(kind__in=NOT_DISCOUNTED)
         .order_by("invoice_id", "position")
-        .values_list("invoice_id", "id", "amount", "invoice__discount")
+        .values_list("invoice_id", "id", "kind", "amount", "invoice__discount")
     )
-    for invoice_id, pk, amount, discount in rows:
-        by_invoice[invoice_id].append((pk, quantize_money(amount, currency)))
-        discounts[invoice_id] = quantize_money(discount, currency)
+    for invoice_id, pk, kind, amount, discount in rows:
+        by_invoice[invoice_id].append((pk, kind, amount))
+        discounts[invoice_id] = discount
     shares = {}
     for invoice_id, lines in by_invoice.items():
-        parts = split_money(discounts[invoice_id], [amount for _pk, amount in lines], currency)
-        shares.update({pk: part for (pk, _amount), part in zip(lines, parts, strict=True)})
+        shares.update(discount_shares(lines, discounts[invoice_id], currency))
     return shares
 
 

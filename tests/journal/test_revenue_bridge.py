@@ -15,15 +15,18 @@ from django.core.management import call_command
 from django.db.models import Sum
 from django.test import override_settings
 
+from billing.core.vocabulary import CouponDuration
 from billing.invoicing.close import periods_close
 from billing.journal.models import AccountKind, DocumentType, JournalEntry, JournalPeriodLock
 from billing.revenue.recognition import revenue_recognize_closed
+from billing.subscriptions.discounts import discount_redeem
 from customers.billing_entities import billing_entity_save
 from customers.models import BillingEntity
 from customers.services import customer_create
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditNote, Invoice
 from invoices.services import invoice_finalize
+from plans.coupons import coupon_create
 from plans.models import Meter
 from plans.services import meter_create
 from tests.factories import api_client, default_seller, subscribe
@@ -391,3 +394,42 @@ def test_the_bridge_needs_the_finance_scope(catalog):
         {"from": "2026-10-01", "to": "2026-11-01", "billing_entity": "default"},
     )
     assert response.status_code == 403
+
+
+def test_a_discount_on_a_fee_billed_in_advance_is_recognized_with_it(catalog):
+    # given: 10 % off every period invoice from October's close on
+    sellers()
+    with time_machine.travel(OCT_1, tick=False):
+        customer = customer_create(
+            external_id="acme", name="Acme", currency="USD", timezone_name="UTC"
+        )
+        subscription = subscribe(customer, "pro", start=OCT_1)
+        coupon = coupon_create(
+            code="TEN", name="Ten", duration=CouponDuration.FOREVER, percent_off=D("10")
+        )
+        discount_redeem(subscription=subscription, coupon=coupon, now=OCT_1)
+        start = Invoice.objects.get(customer=customer, reason=Invoice.START)
+        invoice_finalize(invoice=start, now=OCT_1, collect=False)
+    post_usage("acme", OCT_10, tokens=0, gb=20)
+    # when: October closes on time: 20.00 of storage and November's fee (31.00),
+    # 5.10 off: 2.00 of the storage's, 3.10 of the fee's
+    with time_machine.travel(NOV_1, tick=False):
+        periods_close(as_of=NOV_1)
+    closing = Invoice.objects.get(customer=customer, reason=Invoice.PERIOD)
+    assert (closing.subtotal, closing.discount) == (D("51.00"), D("5.10"))
+    booked = JournalEntry.objects.filter(document_key=f"invoice:{closing.pk}")
+    assert sum_of(AccountKind.DEFERRED_REVENUE, document_key=f"invoice:{closing.pk}") == D("27.90")
+    assert sum_of(AccountKind.DISCOUNTS, document_key=f"invoice:{closing.pk}") == D("-2.00")
+    assert booked.filter(kind=AccountKind.REVENUE).count() == 1
+    # then: November recognizes the fee net of its discount, and the bridge is 0.00
+    dec_2 = datetime(2026, 12, 2, tzinfo=UTC)
+    with time_machine.travel(dec_2, tick=False):
+        # October's fee (31.00), November's (27.90)
+        assert revenue_recognize_closed(now=dec_2, since=date(2026, 10, 1)) == 2
+        november = bridge("default", "2026-11-01", "2026-12-01")
+    # November earned its fee net of its discount; the books booked October's
+    # storage net of its (18.00, issued November 1: accrued until then) and
+    # recognized the fee
+    assert (november["earned"], november["journal_revenue"]) == ("27.90", "45.90")
+    assert (november["accrued_opening"], november["accrued_closing"]) == ("18.00", "0.00")
+    assert (november["deferred_closing"], november["difference"]) == ("0.00", "0.00")
