@@ -85,14 +85,17 @@ def discount_shares(
     lines: Iterable[tuple[int, str, Decimal]], discount: Decimal, currency: str
 ) -> dict[int, Decimal]:
     """Each line's share of its invoice's `discount` (line id -> share): the
-    discount shared among the lines it was taken from (`lines`: id, kind and
-    amount, in the invoice's order; all but NOT_DISCOUNTED) in proportion to
-    their amounts, to the cent (split_money). Earned revenue earns each line net
-    of its share; the journal defers a fee billed in advance net of it."""
+    discount shared among the lines that earn it (`lines`: id, kind and amount,
+    in the invoice's order; all but NOT_DISCOUNTED and a commit's drawdown,
+    which earns nothing itself: the usage it pays for does, and what it drew is
+    the commit's) in proportion to their amounts, to the cent (split_money), so
+    that the shares add up to the discount the journal books. Earned revenue
+    earns each line net of its share; the journal defers a fee billed in
+    advance net of it."""
     taken = [
         (pk, quantize_money(amount, currency))
         for pk, kind, amount in lines
-        if kind not in NOT_DISCOUNTED
+        if kind not in NOT_DISCOUNTED and kind != LineKind.COMMIT_DRAWDOWN
     ]
     parts = split_money(
         quantize_money(discount, currency), [amount for _pk, amount in taken], currency
