@@ -123,14 +123,16 @@ def earned_in_advance(
     return found
 
 
-def _recognized(unit: str, first: date, currency: str, customer_ids) -> dict:
+def _recognized(unit: str, first: date, currency: str, customer_ids) -> tuple[dict, dict]:
     """Customer id -> (plan, meter) -> what recognition entries recognized for
-    the period so far; and customer id -> how many documents they are."""
+    the period so far (of these customers; None: all); and customer id -> how
+    many documents they are."""
     entries = JournalEntry.objects.filter(
         document_type=DocumentType.RECOGNITION,
         document_key__startswith=f"recognition:{unit}:{first.isoformat()}:{currency}:",
-        customer_id__in=list(customer_ids),
     )
+    if customer_ids is not None:
+        entries = entries.filter(customer_id__in=list(customer_ids))
     done: dict[int, dict[tuple[str, str], Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for customer_id, plan, meter, credit, debit in (
         entries.filter(kind=AccountKind.REVENUE)
@@ -140,7 +142,8 @@ def _recognized(unit: str, first: date, currency: str, customer_ids) -> dict:
     ):
         done[customer_id][(plan, meter)] += credit - debit
     documents: dict[int, int] = defaultdict(int)
-    for customer_id, _key in entries.values_list("customer_id", "document_key").distinct():
+    keys = entries.order_by().values_list("customer_id", "document_key").distinct()
+    for customer_id, _key in keys:
         documents[customer_id] += 1
     return done, documents
 
@@ -160,8 +163,10 @@ def revenue_recognize(*, seller: Seller, first: date, after: date, unit: str, no
         earned = earned_in_advance(
             seller=seller, first=first, after=after, currency=currency, now=now
         )
-        done, documents = _recognized(unit, first, currency, earned.keys())
-        for customer_id in sorted(earned):
+        # Those recognized before too: what they earned may have changed since
+        # (a void: their recognition is taken back).
+        done, documents = _recognized(unit, first, currency, seller.customers)
+        for customer_id in sorted(set(earned) | set(done)):
             legs = []
             for (plan, meter), amount in sorted(earned[customer_id].items()):
                 left = amount - done[customer_id].get((plan, meter), ZERO)

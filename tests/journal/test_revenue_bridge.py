@@ -26,7 +26,7 @@ from customers.models import BillingEntity
 from customers.services import customer_create
 from invoices.credit_notes import CreditLineInput, credit_note_issue
 from invoices.models import CreditNote, Invoice
-from invoices.services import invoice_finalize
+from invoices.services import invoice_finalize, invoice_void
 from plans.coupons import coupon_create
 from plans.models import Meter
 from plans.services import meter_create
@@ -434,3 +434,35 @@ def test_a_discount_on_a_fee_billed_in_advance_is_recognized_with_it(catalog):
     assert (november["earned"], november["journal_revenue"]) == ("27.90", "45.90")
     assert (november["accrued_opening"], november["accrued_closing"]) == ("18.00", "0.00")
     assert (november["deferred_closing"], november["difference"]) == ("0.00", "0.00")
+
+
+def test_a_void_after_recognition_takes_the_recognition_back(catalog):
+    sellers()
+    with time_machine.travel(OCT_1, tick=False):
+        customer = customer_create(
+            external_id="acme", name="Acme", currency="USD", timezone_name="UTC"
+        )
+        subscribe(customer, "pro", start=OCT_1)
+        start = Invoice.objects.get(customer=customer, reason=Invoice.START)
+        invoice_finalize(invoice=start, now=OCT_1, collect=False)
+    # given: October's fee recognized
+    with time_machine.travel(NOV_3, tick=False):
+        assert revenue_recognize_closed(now=NOV_3) == 1
+    # when: its invoice is voided, then the recognition runs again
+    nov_5 = datetime(2026, 11, 5, tzinfo=UTC)
+    with time_machine.travel(nov_5, tick=False):
+        invoice_void(invoice=start, reason="", now=nov_5)
+        assert revenue_recognize_closed(now=nov_5) == 1
+        october_bridge = bridge("default", "2026-10-01", "2026-11-01")
+    # then: a second document takes October's 31.00 back; nothing is left deferred
+    assert list(
+        JournalEntry.objects.filter(document_type=DocumentType.RECOGNITION, kind="revenue")
+        .order_by("id")
+        .values_list("document_key", "date", "debit", "credit")
+    ) == [
+        (f"recognition:month:2026-10-01:USD:{customer.pk}:1", date(2026, 10, 31), D(0), D("31")),
+        (f"recognition:month:2026-10-01:USD:{customer.pk}:2", date(2026, 10, 31), D("31"), D(0)),
+    ]
+    assert sum_of(AccountKind.DEFERRED_REVENUE) == D(0)
+    assert october_bridge["earned"] == october_bridge["journal_revenue"] == "0.00"
+    assert october_bridge["difference"] == "0.00"
