@@ -8,7 +8,7 @@ revenue", API.md v1.3). From what was billed and what is accruing:
   to the cent: billing.core.money.split_money). A usage line is earned as its
   usage happened within its service period (billing.revenue.usage_shares);
   every other line with a service period (fixed fees, seats, proration, the
-  true-up, a commit and what it draws) straight-line over it, by the second; a
+  true-up) straight-line over it, by the second; a
   line without one at its invoice's date. What credit notes gave back of a
   line, at the credit note's date; the unused time a cancel or plan change
   credits (billing.invoicing.unused_time), over that time, straight-line.
