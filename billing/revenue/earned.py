@@ -40,12 +40,16 @@ add up exactly, and a piece's parts add up to the piece.
 In a report currency (earned_converted): each currency's window read as
 above, every piece converted by billing.revenue.conversion (at the rate of the
 start of its UTC day, rounded there), a rate missing named on the window and on
-its rows, that amount left out."""
+its rows, that amount left out.
+
+It stays whole: it is the one earned-revenue function, every source of what
+was earned (lines, credit notes, accruals, wallet draws, breakage) read into the
+same pieces and parts, so that every view and every window adds up alike."""
 
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, localcontext
 from functools import lru_cache
 from itertools import pairwise
@@ -67,8 +71,7 @@ from customers.billing_entities import default_billing_entity
 from customers.models import Customer
 from invoices.models import CreditNoteLine, Invoice, InvoiceLine
 from invoices.totals import NOT_DISCOUNTED
-from wallets.models import CreditBlock, LedgerEntry
-from wallets.revenue import consumed_at_sale_value
+from wallets.revenue import commit_breakage, consumed_at_sale_value
 
 ZERO = Decimal(0)
 # Lines that earn nothing themselves: the discount (shared among the lines it
@@ -401,35 +404,6 @@ class _Read:
 
     books: bool = False
     unbooked_at: datetime | None = None
-
-
-def commit_breakage(
-    *, start: datetime, end: datetime, currency: str, customers=None
-) -> dict[int, tuple[Decimal, datetime]]:
-    """Customer id -> the breakage of its prepaid commits in [start, end) and the
-    moment of the last one: what each access block had left when it expired (its
-    `expiry` ledger entry: what was neither drawn nor rolled over nor taken back
-    by a credit note), at the last instant before the expiry (access that ends
-    with a period, Dec 1 00:00, is November's breakage, as the journal has it)."""
-    entries = LedgerEntry.objects.filter(
-        kind=LedgerEntry.EXPIRY,
-        block__kind=CreditBlock.COMMIT,
-        block__currency=currency,
-        occurred_at__gt=start,
-        occurred_at__lte=end,
-    )
-    if customers is not None:
-        entries = entries.filter(wallet__customer_id__in=list(customers))
-    found: dict[int, tuple[Decimal, datetime]] = {}
-    for customer_id, amount, occurred_at in entries.order_by("occurred_at", "pk").values_list(
-        "wallet__customer_id", "amount", "occurred_at"
-    ):
-        total, _last = found.get(customer_id, (ZERO, occurred_at))
-        found[customer_id] = (
-            total + quantize_money(-amount, currency),
-            occurred_at - timedelta(microseconds=1),
-        )
-    return found
 
 
 def earned_converted(

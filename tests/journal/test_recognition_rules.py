@@ -10,7 +10,7 @@ import time_machine
 from billing.invoicing.close import periods_close
 from billing.journal.models import AccountKind, DocumentType, JournalEntry
 from billing.journal.writer import Document, JournalUnbalanced, Leg, journal_write
-from billing.revenue.earned import commit_breakage, earned_window
+from billing.revenue.earned import earned_window
 from billing.revenue.recognition import revenue_recognize_closed
 from customers.services import customer_create
 from invoices.credit_notes import CreditLineInput, credit_note_issue
@@ -29,6 +29,7 @@ from tests.journal.test_revenue_bridge import (
     sellers,
 )
 from wallets.models import LedgerEntry
+from wallets.revenue import commit_breakage
 
 pytestmark = pytest.mark.django_db
 
